@@ -1,0 +1,139 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings every Swift target shares (STYLE.md "Package-wide settings"): Swift 6 mode, no implicit
+/// re-exports, no existential without `any`.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "trigger-gateway",
+    products: [
+        .executable(name: "trigger-gateway", targets: ["trigger-gateway"]),
+        .executable(name: "demo-runner", targets: ["demo-runner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .target(
+            name: "CTriggerProtos",
+            cSettings: [.unsafeFlags(["-Wno-unused-parameter"])],
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+
+        // The model: no I/O, no protocol types.
+        .target(name: "TriggerModel", dependencies: [nioCore], swiftSettings: swiftSettings),
+
+        // Codecs and engines.
+        .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
+        .target(name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .target(
+            name: "WireCodecs",
+            dependencies: [
+                "TriggerModel", "ProtoCodec", nioCore,
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Configuration, routing, backends, modes.
+        .target(
+            name: "GatewayConfig",
+            dependencies: ["TriggerModel", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "Routing", dependencies: ["TriggerModel", "GatewayConfig"], swiftSettings: swiftSettings),
+        .target(
+            name: "Backends",
+            dependencies: [
+                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "GatewayConfig",
+                nioCore, nioPosix, nioHTTP1, logging,
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Dispatch",
+            dependencies: ["TriggerModel", "Routing", "Backends", "GatewayConfig", logging],
+            swiftSettings: swiftSettings
+        ),
+
+        // The listener and its frontends.
+        .target(
+            name: "GatewayServer",
+            dependencies: [
+                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "Dispatch", "Routing", "GatewayConfig",
+                nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The bundled demo pipelines, in-process and as a separate runner process.
+        .target(
+            name: "DemoRunner",
+            dependencies: [
+                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "Backends",
+                nioCore, nioPosix, nioHTTP1, logging,
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "demo-runner",
+            dependencies: ["DemoRunner", argumentParser, nioPosix, logging],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "trigger-gateway",
+            dependencies: [
+                "GatewayServer", "GatewayConfig", "Routing", "Backends", "Dispatch", "DemoRunner", "TriggerModel",
+                argumentParser, nioPosix, logging, lifecycle,
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Test support and tests.
+        .target(
+            name: "GatewayTestSupport",
+            dependencies: [
+                "GatewayServer", "GatewayConfig", "Routing", "Backends", "Dispatch", "DemoRunner", "TriggerModel",
+                nioCore, nioPosix, nioHTTP1, logging,
+            ],
+            path: "Tests/GatewayTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Routing", "TriggerModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "WireCodecs", nioCore], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GatewayE2ETests",
+            dependencies: [
+                "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "WireCodecs",
+                "Backends", nioCore, nioPosix, nioHTTP1,
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

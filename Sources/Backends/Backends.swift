@@ -1,0 +1,1 @@
+// Backends: placeholder until its owner lands it.

@@ -1,0 +1,1 @@
+// Placeholder until protoc-c output lands (scripts/regen-protos.sh).

@@ -1,0 +1,1 @@
+// DemoRunner: placeholder until its owner lands it.

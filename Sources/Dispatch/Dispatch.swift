@@ -1,0 +1,1 @@
+// Dispatch: placeholder until its owner lands it.

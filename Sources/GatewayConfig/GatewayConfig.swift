@@ -1,0 +1,1 @@
+// GatewayConfig: placeholder until its owner lands it.

@@ -1,0 +1,1 @@
+// GatewayServer: placeholder until its owner lands it.

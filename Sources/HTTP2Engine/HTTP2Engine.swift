@@ -1,0 +1,1 @@
+// HTTP2Engine: placeholder until its owner lands it.

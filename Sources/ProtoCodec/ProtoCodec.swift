@@ -1,0 +1,1 @@
+// ProtoCodec: placeholder until its owner lands it.

@@ -1,0 +1,1 @@
+// Routing: placeholder until its owner lands it.

@@ -1,0 +1,123 @@
+/// The one error vocabulary of the gateway: every failure, wherever it happens, becomes a `GatewayError`,
+/// and the frontend renders it in the client's protocol (HTTP status + JSON body, or gRPC status).
+///
+/// `Code` is a struct over a private enum (as GRPCCore's `RPCError.Code`), so adding a code is not a
+/// source-breaking change for `switch`es, and each code knows both of its renderings.
+package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var code: Code
+    package var message: String
+    /// Extra structured details for the JSON `details` array (each a small object).
+    package var details: [ValueObject]
+
+    package init(_ code: Code, _ message: String, details: [ValueObject] = []) {
+        self.code = code
+        self.message = message
+        self.details = details
+    }
+
+    package var description: String { "\(code): \(message)" }
+
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Wrapped: Hashable, Sendable {
+            case invalidArgument, unauthenticated, permissionDenied, notFound, methodNotAllowed
+            case conflict, failedPrecondition, payloadTooLarge, unsupportedMediaType, headersTooLarge
+            case tooManyRequests, overloaded, backendFailed, deadlineExceeded, unavailable
+            case cancelled, unimplemented, internalError
+        }
+
+        private let wrapped: Wrapped
+        private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
+
+        /// Malformed input: bad JSON, multipart, base64, protobuf, batch too large, nesting too deep.
+        package static let invalidArgument = Code(.invalidArgument)
+        /// No or unknown credentials.
+        package static let unauthenticated = Code(.unauthenticated)
+        package static let permissionDenied = Code(.permissionDenied)
+        /// Unknown pipeline, route, operation or path.
+        package static let notFound = Code(.notFound)
+        /// A known path with the wrong HTTP method.
+        package static let methodNotAllowed = Code(.methodNotAllowed)
+        /// Idempotency key reused with another body.
+        package static let conflict = Code(.conflict)
+        /// The operation is in a state that does not allow the request (e.g. cancelling a finished one).
+        package static let failedPrecondition = Code(.failedPrecondition)
+        /// Body or message over the configured cap.
+        package static let payloadTooLarge = Code(.payloadTooLarge)
+        package static let unsupportedMediaType = Code(.unsupportedMediaType)
+        package static let headersTooLarge = Code(.headersTooLarge)
+        /// Per-client rate limit.
+        package static let tooManyRequests = Code(.tooManyRequests)
+        /// The pool's concurrency limit and queue are full.
+        package static let overloaded = Code(.overloaded)
+        /// The backend failed, refused the connection or answered garbage.
+        package static let backendFailed = Code(.backendFailed)
+        /// The client's deadline or the backend timeout passed.
+        package static let deadlineExceeded = Code(.deadlineExceeded)
+        /// A dependency of the gateway (the store, every endpoint of a pool) is unavailable.
+        package static let unavailable = Code(.unavailable)
+        /// The client went away or cancelled.
+        package static let cancelled = Code(.cancelled)
+        package static let unimplemented = Code(.unimplemented)
+        package static let internalError = Code(.internalError)
+
+        /// The HTTP status a REST client sees.
+        package var httpStatus: Int {
+            switch wrapped {
+            case .invalidArgument: 400
+            case .unauthenticated: 401
+            case .permissionDenied: 403
+            case .notFound: 404
+            case .methodNotAllowed: 405
+            case .conflict, .failedPrecondition: 409
+            case .payloadTooLarge: 413
+            case .unsupportedMediaType: 415
+            case .headersTooLarge: 431
+            case .tooManyRequests: 429
+            case .cancelled: 499
+            case .internalError: 500
+            case .unimplemented: 501
+            case .backendFailed: 502
+            case .overloaded, .unavailable: 503
+            case .deadlineExceeded: 504
+            }
+        }
+
+        /// The google.rpc code number: the JSON body's `code`, and the gRPC status a gRPC client sees.
+        package var rpcCode: Int {
+            switch wrapped {
+            case .cancelled: 1
+            case .invalidArgument, .unsupportedMediaType: 3
+            case .deadlineExceeded: 4
+            case .notFound: 5
+            case .conflict: 6  // ALREADY_EXISTS
+            case .permissionDenied: 7
+            case .payloadTooLarge, .headersTooLarge, .tooManyRequests, .overloaded: 8  // RESOURCE_EXHAUSTED
+            case .failedPrecondition: 9
+            case .methodNotAllowed, .unimplemented: 12
+            case .internalError: 13
+            case .backendFailed, .unavailable: 14  // UNAVAILABLE, as gRPC maps HTTP 502/503
+            case .unauthenticated: 16
+            }
+        }
+
+        /// The inverse of `rpcCode` for statuses received from a gRPC backend.
+        package static func fromRPCCode(_ code: Int) -> Code {
+            switch code {
+            case 1: .cancelled
+            case 3, 11: .invalidArgument
+            case 4: .deadlineExceeded
+            case 5: .notFound
+            case 6, 10: .conflict
+            case 7: .permissionDenied
+            case 8: .overloaded
+            case 9: .failedPrecondition
+            case 12: .unimplemented
+            case 14: .unavailable
+            case 16: .unauthenticated
+            default: .backendFailed
+            }
+        }
+
+        package var description: String { "\(wrapped)" }
+    }
+}

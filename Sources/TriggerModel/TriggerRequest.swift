@@ -1,0 +1,71 @@
+package import NIOCore
+
+/// How the client wants its answer.
+package enum TriggerMode: String, Sendable, Equatable {
+    /// Outputs in the response.
+    case sync
+    /// An operation id at once; the outputs are fetched later.
+    case async
+    /// Events as the backend produces them (SSE on HTTP/1.1, server-streaming on gRPC).
+    case stream
+}
+
+/// One element of a trigger's batch: the variables of `data[i]` (or legacy `inputs[i]`) and its secrets.
+package struct TriggerInput: Sendable, Equatable {
+    package var variables: ValueObject
+    package var secrets: [String: String]
+
+    package init(variables: ValueObject = ValueObject(), secrets: [String: String] = [:]) {
+        self.variables = variables
+        self.secrets = secrets
+    }
+}
+
+/// The one internal model every ingress shape (REST JSON, multipart, gRPC protobuf) becomes.
+///
+/// It carries no protocol types; frontends fill the transport-level fields (principal, deadline, request
+/// id, trace context) from headers or metadata, and backends render it onto their own wire.
+package struct TriggerRequest: Sendable, Equatable {
+    package var ref: PipelineRef
+    package var mode: TriggerMode
+    /// The batch, one element per `data[i]`; never more than the configured batch limit.
+    package var inputs: [TriggerInput]
+    /// Who sent it, as resolved from the token by routing; nil when auth is off.
+    package var principal: String?
+    /// When the client stops waiting (from `grpc-timeout`, or the gateway's request timeout).
+    package var deadline: NIODeadline?
+    /// Echoed to the client and passed to the backend; made by the frontend when the client sent none.
+    package var requestID: String
+    /// W3C trace context as received, passed through untouched.
+    package var traceParent: String?
+    package var traceState: String?
+    /// For async triggers: the same key and body give the same operation. For backend calls made by the
+    /// async dispatcher: the operation id, so a backend can deduplicate a retried run.
+    package var idempotencyKey: String?
+    /// `Instill-Return-Traces: true`: ask the backend for per-step traces.
+    package var returnTraces: Bool
+
+    package init(
+        ref: PipelineRef,
+        mode: TriggerMode = .sync,
+        inputs: [TriggerInput],
+        principal: String? = nil,
+        deadline: NIODeadline? = nil,
+        requestID: String = "",
+        traceParent: String? = nil,
+        traceState: String? = nil,
+        idempotencyKey: String? = nil,
+        returnTraces: Bool = false
+    ) {
+        self.ref = ref
+        self.mode = mode
+        self.inputs = inputs
+        self.principal = principal
+        self.deadline = deadline
+        self.requestID = requestID
+        self.traceParent = traceParent
+        self.traceState = traceState
+        self.idempotencyKey = idempotencyKey
+        self.returnTraces = returnTraces
+    }
+}

@@ -1,0 +1,1 @@
+// WireCodecs: placeholder until its owner lands it.
