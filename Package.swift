@@ -74,7 +74,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "Dispatch",
+            name: "TriggerDispatch",
             dependencies: ["TriggerModel", "Routing", "Backends", "GatewayConfig", logging],
             swiftSettings: swiftSettings
         ),
@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "GatewayServer",
             dependencies: [
-                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "Dispatch", "Routing", "GatewayConfig",
+                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing", "GatewayConfig",
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle,
             ],
             swiftSettings: swiftSettings
@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "trigger-gateway",
             dependencies: [
-                "GatewayServer", "GatewayConfig", "Routing", "Backends", "Dispatch", "DemoRunner", "TriggerModel",
+                "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "DemoRunner", "TriggerModel",
                 argumentParser, nioPosix, logging, lifecycle,
             ],
             swiftSettings: swiftSettings
@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "GatewayTestSupport",
             dependencies: [
-                "GatewayServer", "GatewayConfig", "Routing", "Backends", "Dispatch", "DemoRunner", "TriggerModel",
+                "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "DemoRunner", "TriggerModel",
                 nioCore, nioPosix, nioHTTP1, logging,
             ],
             path: "Tests/GatewayTestSupport",

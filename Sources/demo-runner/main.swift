@@ -1,1 +1,46 @@
-print("demo-runner")
+import ArgumentParser
+import DemoRunner
+import NIOCore
+import NIOPosix
+
+/// `demo-runner --listen HOST:PORT --transport grpc|http`: the demo pipelines as a separate backend process.
+///
+/// Prints `listening on HOST:PORT` once bound, so a test can start it on port 0 and read the port.
+@main
+struct DemoRunnerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo-runner",
+        abstract: "Serve the demo pipelines (echo, upper, tokens, sleep, fail, blob-info) as a backend."
+    )
+
+    enum Transport: String, ExpressibleByArgument {
+        case http
+        case grpc
+    }
+
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
+    var listen: String = "127.0.0.1:9090"
+
+    @Option(help: "Backend transport to serve: http or grpc.")
+    var transport: Transport = .http
+
+    func run() async throws {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+            throw ValidationError("--listen must be HOST:PORT, got \"\(listen)\"")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let group = MultiThreadedEventLoopGroup.singleton
+        let pipelines = DemoPipelines()
+        let channel: any Channel
+        switch transport {
+        case .http:
+            channel = try await DemoHTTPServer.bind(host: host, port: port, runner: pipelines, group: group)
+        case .grpc:
+            channel = try await DemoGRPCServer.bind(host: host, port: port, runner: pipelines, group: group)
+        }
+        let address = channel.localAddress!
+        print("listening on \(address.ipAddress ?? host):\(address.port ?? port) (\(transport.rawValue))")
+        try await channel.closeFuture.get()
+    }
+}

@@ -1,0 +1,54 @@
+package import NIOCore
+
+/// What the backend layer needs to know about one pool, independent of how the config file spells it.
+package struct BackendPoolConfiguration: Sendable {
+    package enum Transport: String, Sendable {
+        /// Pipelines run inside the gateway process (the embedded default's demo runner).
+        case inProcess = "inprocess"
+        /// HTTP/1.1 keep-alive `POST {base}/run` with the model as JSON.
+        case http
+        /// h2c to a runner serving `trigger.runner.v1.Runner`.
+        case grpc
+    }
+
+    package struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        package var host: String
+        package var port: Int
+        package init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    package var name: String
+    package var transport: Transport
+    package var endpoints: [Endpoint]
+    package var connectTimeout: TimeAmount
+    package var requestTimeout: TimeAmount
+    package var maxConcurrency: Int
+    package var maxQueue: Int
+    /// The largest response body accepted from a backend: the request cap grown by base64's 4/3 plus slack,
+    /// since blobs come back as data URIs.
+    package var maxResponseBytes: Int
+
+    package init(
+        name: String,
+        transport: Transport,
+        endpoints: [Endpoint] = [],
+        connectTimeout: TimeAmount = .seconds(2),
+        requestTimeout: TimeAmount = .seconds(60),
+        maxConcurrency: Int = 256,
+        maxQueue: Int = 1024,
+        maxResponseBytes: Int = (32 << 20) / 3 * 4 + (1 << 20)
+    ) {
+        self.name = name
+        self.transport = transport
+        self.endpoints = endpoints
+        self.connectTimeout = connectTimeout
+        self.requestTimeout = requestTimeout
+        self.maxConcurrency = maxConcurrency
+        self.maxQueue = maxQueue
+        self.maxResponseBytes = maxResponseBytes
+    }
+}

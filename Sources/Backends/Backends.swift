@@ -1,1 +1,0 @@
-// Backends: placeholder until its owner lands it.

@@ -1,0 +1,125 @@
+import NIOCore
+import NIOHTTP1
+import TriggerModel
+
+/// The answer of an HTTP backend to one `POST /run`, before it is decoded.
+struct HTTPBackendResponse: Sendable {
+    var status: Int
+    var contentType: String?
+    var body: ByteBuffer
+    /// False when the backend said `Connection: close` (or HTTP/1.0 without keep-alive).
+    var keepAlive: Bool
+}
+
+/// One keep-alive HTTP/1.1 connection to a backend endpoint, carrying one request at a time.
+///
+/// The `Channel` owns the socket; this object is a thin handle the pool keeps while the connection is idle.
+/// All pipeline work happens on the channel's event loop; the handle itself only holds immutable fields.
+final class HTTPBackendConnection: Sendable {
+    let channel: any Channel
+    private let handler: NIOLoopBound<HTTPBackendClientHandler>
+
+    init(channel: any Channel, handler: HTTPBackendClientHandler) {
+        self.channel = channel
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+    }
+
+    var isActive: Bool { channel.isActive }
+
+    /// Sends one request and completes with the backend's full response (bounded by `maxResponseBytes`).
+    func execute(
+        head: HTTPRequestHead,
+        body: ByteBuffer,
+        maxResponseBytes: Int
+    ) -> EventLoopFuture<HTTPBackendResponse> {
+        let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
+        let handler = self.handler
+        let channel = self.channel
+        channel.eventLoop.execute {
+            handler.value.start(promise: promise, maxResponseBytes: maxResponseBytes)
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in
+                handler.value.fail(error)
+            }
+        }
+        return promise.futureResult
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// Collects one response at a time from a backend connection and completes the waiting promise.
+///
+/// A response that is too large, a decoder error, or the connection closing mid-response fails the promise;
+/// the pool then drops the connection instead of reusing it.
+final class HTTPBackendClientHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    enum Failure: Error {
+        case closedBeforeResponse
+        case responseTooLarge(Int)
+    }
+
+    private var promise: EventLoopPromise<HTTPBackendResponse>?
+    private var response: HTTPBackendResponse?
+    private var maxResponseBytes = 0
+
+    func start(promise: EventLoopPromise<HTTPBackendResponse>, maxResponseBytes: Int) {
+        precondition(self.promise == nil, "one request at a time per backend connection")
+        self.promise = promise
+        self.maxResponseBytes = maxResponseBytes
+        self.response = nil
+    }
+
+    func fail(_ error: any Error) {
+        let promise = self.promise
+        self.promise = nil
+        self.response = nil
+        promise?.fail(error)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            response = HTTPBackendResponse(
+                status: Int(head.status.code),
+                contentType: head.headers.first(name: "content-type"),
+                body: context.channel.allocator.buffer(capacity: 0),
+                keepAlive: head.isKeepAlive
+            )
+        case .body(var chunk):
+            guard response != nil else { return }
+            if response!.body.readableBytes + chunk.readableBytes > maxResponseBytes {
+                fail(Failure.responseTooLarge(maxResponseBytes))
+                context.close(promise: nil)
+                return
+            }
+            if response!.body.readableBytes == 0 {
+                response!.body = chunk
+            } else {
+                response!.body.writeBuffer(&chunk)
+            }
+        case .end:
+            guard let response, let promise else { return }
+            self.promise = nil
+            self.response = nil
+            promise.succeed(response)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(Failure.closedBeforeResponse)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error)
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension HTTPBackendClientHandler: Sendable {}

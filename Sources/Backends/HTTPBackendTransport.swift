@@ -1,0 +1,184 @@
+import Synchronization
+package import NIOCore
+import NIOPosix
+import NIOHTTP1
+package import TriggerModel
+package import WireCodecs
+
+/// The `http` transport: `POST {base}/run` over keep-alive HTTP/1.1, the model as JSON (API.md §5).
+///
+/// Connections are kept per endpoint in an idle list and reused; a connection that failed, timed out, or
+/// was told `Connection: close` is dropped. Endpoints are picked by least outstanding calls, ties broken
+/// round robin, so one slow endpoint does not keep getting new work.
+package final class HTTPBackendTransport: TriggerRunner {
+    private let configuration: BackendPoolConfiguration
+    private let group: any EventLoopGroup
+    private let endpoints: [EndpointState]
+    private let roundRobin = Atomic<Int>(0)
+    private let codecLimits: CodecLimits
+
+    final class EndpointState: Sendable {
+        let endpoint: BackendPoolConfiguration.Endpoint
+        let idle = Mutex<[HTTPBackendConnection]>([])
+        let outstanding = Atomic<Int>(0)
+        init(_ endpoint: BackendPoolConfiguration.Endpoint) { self.endpoint = endpoint }
+    }
+
+    package init(configuration: BackendPoolConfiguration, group: any EventLoopGroup, codecLimits: CodecLimits) {
+        precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
+        self.configuration = configuration
+        self.group = group
+        self.endpoints = configuration.endpoints.map(EndpointState.init)
+        self.codecLimits = codecLimits
+    }
+
+    package func run(_ request: TriggerRequest) async throws -> TriggerResult {
+        let endpoint = pickEndpoint()
+        endpoint.outstanding.add(1, ordering: .relaxed)
+        defer { endpoint.outstanding.subtract(1, ordering: .relaxed) }
+
+        var body = ByteBufferAllocator().buffer(capacity: 256)
+        BackendHTTPBody.encode(request: request, into: &body)
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: endpoint.endpoint.description)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.readableBytes))
+        headers.add(name: "accept", value: "application/json")
+        if !request.requestID.isEmpty { headers.add(name: "request-id", value: request.requestID) }
+        if let traceParent = request.traceParent { headers.add(name: "traceparent", value: traceParent) }
+        if let traceState = request.traceState { headers.add(name: "tracestate", value: traceState) }
+        if let key = request.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
+        if let principal = request.principal { headers.add(name: "x-trigger-principal", value: principal) }
+        if let deadline = request.deadline {
+            let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
+            headers.add(name: "x-trigger-deadline-ms", value: String(ms))
+        }
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/run", headers: headers)
+
+        let connection = try await acquire(endpoint, deadline: request.deadline)
+        let response: HTTPBackendResponse
+        do {
+            response = try await withTaskCancellationHandler {
+                try await connection.execute(
+                    head: head,
+                    body: body,
+                    maxResponseBytes: configuration.maxResponseBytes
+                ).get()
+            } onCancel: {
+                // The caller gave up (deadline or client gone): the response will never be read, so the
+                // connection cannot be reused; closing it also tells the backend to stop.
+                connection.close()
+            }
+        } catch let error as HTTPBackendClientHandler.Failure {
+            connection.close()
+            switch error {
+            case .closedBeforeResponse:
+                throw BackendErrors.connectionLost(pool: configuration.name, endpoint: endpoint.endpoint.description)
+            case .responseTooLarge(let limit):
+                throw BackendErrors.badResponse(
+                    pool: configuration.name,
+                    endpoint: endpoint.endpoint.description,
+                    reason: "response larger than \(limit) bytes"
+                )
+            }
+        } catch {
+            connection.close()
+            if Task.isCancelled { throw CancellationError() }
+            throw BackendErrors.badResponse(
+                pool: configuration.name,
+                endpoint: endpoint.endpoint.description,
+                reason: "\(error)"
+            )
+        }
+        if response.keepAlive {
+            release(connection, to: endpoint)
+        } else {
+            connection.close()
+        }
+        guard (200..<300).contains(response.status) else {
+            throw BackendHTTPBody.decodeError(status: response.status, body: response.body)
+        }
+        do {
+            return try BackendHTTPBody.decodeResult(response.body, limits: codecLimits)
+        } catch let error as GatewayError {
+            throw GatewayError(.backendFailed, "backend pool \"\(configuration.name)\": \(error.message)")
+        }
+    }
+
+    package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+        // Until the SSE relay lands, a stream over the http transport is one unary call reported as events.
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    let result = try await self.run(request)
+                    continuation.yield(.end(result))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func pickEndpoint() -> EndpointState {
+        if endpoints.count == 1 { return endpoints[0] }
+        let start = roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue
+        var best = endpoints[start % endpoints.count]
+        var bestLoad = best.outstanding.load(ordering: .relaxed)
+        for offset in 1..<endpoints.count {
+            let candidate = endpoints[(start + offset) % endpoints.count]
+            let load = candidate.outstanding.load(ordering: .relaxed)
+            if load < bestLoad {
+                best = candidate
+                bestLoad = load
+            }
+        }
+        return best
+    }
+
+    private func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
+        while let idle = endpoint.idle.withLock({ $0.popLast() }) {
+            if idle.isActive { return idle }
+        }
+        var connectTimeout = configuration.connectTimeout
+        if let deadline {
+            connectTimeout = min(connectTimeout, max(deadline - .now(), .milliseconds(1)))
+        }
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(HTTPBackendClientHandler())
+                }
+            }
+        do {
+            let channel = try await bootstrap.connect(host: endpoint.endpoint.host, port: endpoint.endpoint.port).get()
+            return try await channel.eventLoop.submit {
+                HTTPBackendConnection(
+                    channel: channel,
+                    handler: try channel.pipeline.syncOperations.handler(type: HTTPBackendClientHandler.self)
+                )
+            }.get()
+        } catch let error as ChannelError {
+            if case .connectTimeout = error {
+                throw GatewayError(
+                    .deadlineExceeded,
+                    "backend pool \"\(configuration.name)\": connecting to \(endpoint.endpoint) timed out after \(describe(connectTimeout))"
+                )
+            }
+            throw BackendErrors.connectFailed(
+                pool: configuration.name, endpoint: endpoint.endpoint.description, reason: "\(error)")
+        } catch {
+            throw BackendErrors.connectFailed(
+                pool: configuration.name, endpoint: endpoint.endpoint.description, reason: "\(error)")
+        }
+    }
+
+    private func release(_ connection: HTTPBackendConnection, to endpoint: EndpointState) {
+        guard connection.isActive else { return }
+        endpoint.idle.withLock { $0.append(connection) }
+    }
+}

@@ -1,0 +1,190 @@
+import Logging
+package import NIOCore
+import NIOHTTP1
+import NIOPosix
+package import TriggerModel
+package import WireCodecs
+
+/// Serves the demo pipelines over the `http` backend transport: `POST /run` (API.md §5).
+///
+/// This is the backend side of the hop, so it is deliberately plain: one request at a time per
+/// connection, the body gathered up to the cap, the answer written whole (or as SSE when asked).
+package enum DemoHTTPServer {
+    /// Binds and returns the server channel; close it to stop.
+    package static func bind(
+        host: String,
+        port: Int,
+        runner: any TriggerRunner,
+        group: any EventLoopGroup,
+        limits: CodecLimits = .defaults
+    ) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(DemoHTTPHandler(runner: runner, limits: limits))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+}
+
+/// One connection of the demo runner's HTTP server.
+final class DemoHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let runner: any TriggerRunner
+    private let limits: CodecLimits
+    private var head: HTTPRequestHead?
+    private var body: ByteBuffer?
+    private var tooLarge = false
+    private var task: Task<Void, Never>?
+
+    init(runner: any TriggerRunner, limits: CodecLimits) {
+        self.runner = runner
+        self.limits = limits
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.body = nil
+            self.tooLarge = false
+        case .body(var chunk):
+            let size = (body?.readableBytes ?? 0) + chunk.readableBytes
+            if size > limits.maxBodyBytes / 3 * 4 + (1 << 20) {
+                tooLarge = true
+                body = nil
+            } else if body == nil {
+                body = chunk
+            } else {
+                body!.writeBuffer(&chunk)
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            handle(head, context: context)
+        }
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard head.method == .POST, head.uri.split(separator: "?").first == "/run" else {
+            respond(error: GatewayError(.notFound, "the demo runner serves POST /run only"), context: context)
+            return
+        }
+        guard !tooLarge else {
+            respond(error: GatewayError(.payloadTooLarge, "request body too large"), context: context)
+            return
+        }
+        var request: TriggerRequest
+        do {
+            request = try BackendHTTPBody.decodeRequest(body ?? ByteBuffer(), limits: limits)
+        } catch {
+            respond(error: error as? GatewayError ?? GatewayError(.invalidArgument, "\(error)"), context: context)
+            return
+        }
+        request.requestID = head.headers.first(name: "request-id") ?? request.requestID
+        request.idempotencyKey = head.headers.first(name: "idempotency-key")
+        request.traceParent = head.headers.first(name: "traceparent")
+        if let ms = head.headers.first(name: "x-trigger-deadline-ms").flatMap(Int64.init) {
+            request.deadline = .now() + .milliseconds(ms)
+        }
+        let runner = self.runner
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let streaming = head.headers.first(name: "accept")?.contains("text/event-stream") ?? false
+        if streaming {
+            startStream(request, context: context)
+            return
+        }
+        task = Task {
+            let outcome: Result<TriggerResult, GatewayError>
+            do {
+                outcome = .success(try await runner.run(request))
+            } catch let error as GatewayError {
+                outcome = .failure(error)
+            } catch {
+                outcome = .failure(GatewayError(.cancelled, "run cancelled"))
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.task = nil
+                switch outcome {
+                case .success(let result):
+                    var buffer = context.channel.allocator.buffer(capacity: 256)
+                    RESTResponseBody.encode(result: result, into: &buffer)
+                    handler.respond(status: .ok, body: buffer, context: context)
+                case .failure(let error):
+                    handler.respond(error: error, context: context)
+                }
+            }
+        }
+    }
+
+    private func startStream(_ request: TriggerRequest, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/event-stream")
+        headers.add(name: "cache-control", value: "no-cache")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        let events = runner.runStreaming(request)
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let allocator = context.channel.allocator
+        task = Task {
+            do {
+                for try await event in events {
+                    var encoded = allocator.buffer(capacity: 256)
+                    SSEEncoder.encode(event, into: &encoded)
+                    let buffer = encoded
+                    try await eventLoop.flatSubmit {
+                        let (handler, context) = bound.value
+                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))))
+                    }.get()
+                }
+            } catch {
+                var encoded = allocator.buffer(capacity: 256)
+                SSEEncoder.encode(.error(error as? GatewayError ?? GatewayError(.backendFailed, "\(error)")), into: &encoded)
+                let buffer = encoded
+                _ = try? await eventLoop.flatSubmit {
+                    let (handler, context) = bound.value
+                    return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))))
+                }.get()
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.task = nil
+                context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        }
+    }
+
+    private func respond(error: GatewayError, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 128)
+        RESTResponseBody.encode(error: error, into: &buffer)
+        respond(status: HTTPResponseStatus(statusCode: error.code.httpStatus), body: buffer, context: context)
+    }
+
+    private func respond(status: HTTPResponseStatus, body: ByteBuffer, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.readableBytes))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        task?.cancel()  // the gateway hung up: stop the run (the `tokens` pipeline counts this)
+        task = nil
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension DemoHTTPHandler: Sendable {}

@@ -1,1 +1,0 @@
-// DemoRunner: placeholder until its owner lands it.

@@ -1,1 +1,0 @@
-// Dispatch: placeholder until its owner lands it.

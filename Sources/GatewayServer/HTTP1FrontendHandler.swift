@@ -1,0 +1,252 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import TriggerDispatch
+import TriggerModel
+import WireCodecs
+
+/// Serves REST over HTTP/1.1 keep-alive on one connection: reads a request, runs it, writes the answer.
+///
+/// `HTTPServerPipelineHandler` sits in front and hands over one request at a time, so this handler has a
+/// single request in flight. The backend call runs in a `Task`; its outcome comes back to the event loop,
+/// and a connection that closes first cancels the task (and with it the backend call).
+final class HTTP1FrontendHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        /// Reading the body of a trigger.
+        case collecting(RESTBodyCollector, RESTTriggerPlan, keepAlive: Bool)
+        /// An answer was (or is being) sent early; the rest of this request's body is ignored.
+        case discarding(keepAlive: Bool)
+        /// The backend call is running.
+        case running(Task<Void, Never>)
+        /// Streaming SSE to the client.
+        case streaming(Task<Void, Never>)
+        case closed
+    }
+
+    private let services: FrontendServices
+    private var state = State.idle
+
+    init(services: FrontendServices) {
+        self.services = services
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receivedHead(head, context: context)
+        case .body(let chunk):
+            receivedBody(chunk, context: context)
+        case .end:
+            receivedEnd(context: context)
+        }
+    }
+
+    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard case .idle = state else { return }
+        let requestID = head.headers.first(name: "request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.make()
+        let restHead = RESTRequestHead(
+            method: head.method.rawValue,
+            target: head.uri,
+            headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) }
+        )
+        switch restHead.start(services: services, requestID: requestID) {
+        case .respond(let response, let close):
+            state = .discarding(keepAlive: head.isKeepAlive && !close)
+            write(response, keepAlive: head.isKeepAlive && !close, context: context)
+        case .readBody(let collector, let plan):
+            state = .collecting(collector, plan, keepAlive: head.isKeepAlive)
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                // curl asks before sending bodies over 1 MiB and otherwise waits a full second.
+                let interim = HTTPResponseHead(version: head.version, status: .continue)
+                context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+            }
+        }
+    }
+
+    private func receivedBody(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
+        guard case .collecting(var collector, let plan, let keepAlive) = state else { return }
+        state = .idle  // leave the collector uniquely referenced while it grows
+        do {
+            try collector.append(chunk)
+            state = .collecting(collector, plan, keepAlive: keepAlive)
+        } catch {
+            // The rest of the body would still be on its way; closing is the only way not to read it.
+            state = .discarding(keepAlive: false)
+            write(.error(gatewayError(from: error), requestID: plan.requestID), keepAlive: false, context: context)
+        }
+    }
+
+    private func receivedEnd(context: ChannelHandlerContext) {
+        switch state {
+        case .discarding(let keepAlive):
+            state = keepAlive ? .idle : .closed
+        case .collecting(var collector, let plan, let keepAlive):
+            state = .idle
+            let inputs: [TriggerInput]
+            do {
+                inputs = try collector.finish()
+            } catch {
+                state = keepAlive ? .idle : .closed
+                write(.error(gatewayError(from: error), requestID: plan.requestID), keepAlive: keepAlive, context: context)
+                return
+            }
+            let request = plan.makeRequest(inputs: inputs, timeout: services.requestTimeout)
+            if plan.mode == .stream {
+                startStream(request, keepAlive: keepAlive, context: context)
+            } else {
+                startSync(request, keepAlive: keepAlive, context: context)
+            }
+        default:
+            break
+        }
+    }
+
+    private func startSync(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
+        let dispatcher = services.dispatcher
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let task = Task {
+            let response: RESTResponse
+            do {
+                response = .result(try await dispatcher.runSync(request), requestID: request.requestID)
+            } catch {
+                response = .error(gatewayError(from: error), requestID: request.requestID)
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.finished(response, keepAlive: keepAlive, context: context)
+            }
+        }
+        state = .running(task)
+    }
+
+    private func finished(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard case .running = state else { return }  // the connection closed meanwhile
+        state = keepAlive ? .idle : .closed
+        write(response, keepAlive: keepAlive, context: context)
+    }
+
+    /// SSE (API.md §2): one `event:`/`data:` block per backend event, flushed as it arrives. Writes wait
+    /// for the channel to be writable again, so a slow reader slows the relay instead of growing memory.
+    private func startStream(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
+        let events: AsyncThrowingStream<TriggerEvent, any Error>
+        do {
+            events = try services.dispatcher.runStream(request)
+        } catch {
+            write(.error(gatewayError(from: error), requestID: request.requestID), keepAlive: keepAlive, context: context)
+            return
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/event-stream")
+        headers.add(name: "cache-control", value: "no-cache")
+        headers.add(name: "request-id", value: request.requestID)
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let channel = context.channel
+        let task = Task {
+            do {
+                for try await event in events {
+                    var encoded = channel.allocator.buffer(capacity: 256)
+                    SSEEncoder.encode(event, into: &encoded)
+                    let buffer = encoded
+                    try await eventLoop.flatSubmit {
+                        let (handler, context) = bound.value
+                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))))
+                    }.get()
+                }
+            } catch {
+                if Task.isCancelled { return }
+                var encoded = channel.allocator.buffer(capacity: 256)
+                SSEEncoder.encode(.error(gatewayError(from: error)), into: &encoded)
+                let buffer = encoded
+                _ = try? await eventLoop.flatSubmit {
+                    let (handler, context) = bound.value
+                    return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))))
+                }.get()
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                guard case .streaming = handler.state else { return }
+                handler.state = keepAlive ? .idle : .closed
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: promise)
+                if !keepAlive { promise.futureResult.whenComplete { _ in channel.close(promise: nil) } }
+            }
+        }
+        state = .streaming(task)
+    }
+
+    private func write(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
+        headers.add(name: "content-length", value: String(response.body.readableBytes))
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        let head = HTTPResponseHead(
+            version: .http1_1,
+            status: HTTPResponseStatus(statusCode: response.status),
+            headers: headers
+        )
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if response.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        if !keepAlive {
+            let channel = context.channel
+            promise.futureResult.whenComplete { _ in Self.lingeringClose(channel) }
+        }
+    }
+
+    /// Closes our side first and lets the client's unread body drain for a moment before closing fully:
+    /// closing a socket with unread input makes the kernel send RST, and a client still uploading would
+    /// lose the error response we just wrote (the reason nginx has `lingering_close`).
+    private static func lingeringClose(_ channel: any Channel) {
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch state {
+        case .running(let task), .streaming(let task):
+            task.cancel()  // the client is gone: stop the backend call
+        default:
+            break
+        }
+        state = .closed
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent, case .idle = state {
+            // Keep-alive connection with nothing in flight for the idle timeout: reclaim it.
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Parser errors (malformed request line, headers over llhttp's own cap): answer in JSON and close;
+        // this connection's stream of bytes can no longer be trusted.
+        if error is HTTPParserError, case .idle = state {
+            let gatewayError: GatewayError =
+                (error as? HTTPParserError) == .headerOverflow
+                ? GatewayError(.headersTooLarge, "request headers exceed the parser's limit")
+                : GatewayError(.invalidArgument, "malformed HTTP/1.1 request: \(error)")
+            state = .closed
+            write(.error(gatewayError, requestID: RequestID.make()), keepAlive: false, context: context)
+            return
+        }
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension HTTP1FrontendHandler: Sendable {}

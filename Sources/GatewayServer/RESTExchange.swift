@@ -1,0 +1,233 @@
+import NIOCore
+import Routing
+import TriggerModel
+import WireCodecs
+
+/// The request line and headers of one REST request, as either HTTP version delivers them.
+struct RESTRequestHead {
+    var method: String
+    var target: String
+    /// Names lowercased (HTTP/2 requires it; HTTP/1.1 names are folded by the frontend).
+    var headers: [(name: String, value: String)]
+
+    func first(_ name: String) -> String? {
+        headers.first(where: { $0.name == name })?.value
+    }
+
+    /// Approximate on-the-wire size of the head: what the header-size cap is measured against.
+    var wireSize: Int {
+        headers.reduce(method.utf8.count + target.utf8.count + 12) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+    }
+}
+
+/// What the frontend should do after seeing a request head.
+enum RESTStart {
+    /// Answer at once. `closeConnection` when the body that may follow cannot be skipped safely
+    /// (e.g. it is over the cap).
+    case respond(RESTResponse, closeConnection: Bool)
+    /// Read the body into the collector, then run the plan.
+    case readBody(RESTBodyCollector, RESTTriggerPlan)
+}
+
+/// Everything about a trigger that the head decided; the body adds the inputs.
+struct RESTTriggerPlan {
+    var ref: PipelineRef
+    var mode: TriggerMode
+    var principal: String?
+    var requestID: String
+    var traceParent: String?
+    var traceState: String?
+    var idempotencyKey: String?
+    var returnTraces: Bool
+
+    func makeRequest(inputs: [TriggerInput], timeout: TimeAmount) -> TriggerRequest {
+        TriggerRequest(
+            ref: ref,
+            mode: mode,
+            inputs: inputs,
+            principal: principal,
+            deadline: .now() + timeout,
+            requestID: requestID,
+            traceParent: traceParent,
+            traceState: traceState,
+            idempotencyKey: idempotencyKey,
+            returnTraces: returnTraces
+        )
+    }
+}
+
+/// Accumulates a request body with the cap enforced as bytes arrive, and decodes it at the end.
+///
+/// JSON needs the whole document, so it is gathered into one buffer; multipart is decoded as it streams,
+/// so file parts are copied once, into their blob.
+struct RESTBodyCollector {
+    private enum Storage {
+        case json(ByteBuffer?)
+        case multipart(MultipartFormDecoder)
+    }
+
+    private var storage: Storage
+    private var received = 0
+    private let limits: CodecLimits
+
+    static func json(limits: CodecLimits) -> RESTBodyCollector {
+        RESTBodyCollector(storage: .json(nil), limits: limits)
+    }
+
+    static func multipart(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
+        RESTBodyCollector(storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits)), limits: limits)
+    }
+
+    private init(storage: Storage, limits: CodecLimits) {
+        self.storage = storage
+        self.limits = limits
+    }
+
+    /// Takes the next chunk; throws `.payloadTooLarge` as soon as the total passes the cap, so a chunked
+    /// body with no declared length is refused while it streams, not after it was buffered.
+    mutating func append(_ chunk: ByteBuffer) throws {
+        received += chunk.readableBytes
+        if received > limits.maxBodyBytes {
+            throw RESTErrors.bodyTooLarge(size: received, limit: limits.maxBodyBytes, declared: false)
+        }
+        switch storage {
+        case .json(var buffer):
+            if buffer == nil {
+                buffer = chunk
+            } else {
+                var chunk = chunk
+                buffer!.writeBuffer(&chunk)
+            }
+            storage = .json(buffer)
+        case .multipart(var decoder):
+            storage = .json(nil)  // drop the reference so `feed` mutates a unique copy
+            try decoder.feed(chunk)
+            storage = .multipart(decoder)
+        }
+    }
+
+    mutating func finish() throws -> [TriggerInput] {
+        switch storage {
+        case .json(let buffer):
+            guard let buffer, buffer.readableBytes > 0 else {
+                throw GatewayError(.invalidArgument, "request body is empty: expected a JSON object with \"data\"")
+            }
+            return try RESTTriggerBody.decode(json: buffer, limits: limits)
+        case .multipart(var decoder):
+            storage = .json(nil)
+            return try decoder.finish()
+        }
+    }
+}
+
+/// REST error wording shared by both HTTP versions.
+enum RESTErrors {
+    static func bodyTooLarge(size: Int, limit: Int, declared: Bool) -> GatewayError {
+        let what = declared ? "declared request body of \(size) bytes" : "request body of at least \(size) bytes"
+        return GatewayError(.payloadTooLarge, "\(what) exceeds the limit of \(limit) bytes")
+    }
+}
+
+extension RESTRequestHead {
+    /// Decides what a request head asks for: an immediate answer (health, errors) or a body to read.
+    func start(services: FrontendServices, requestID: String) -> RESTStart {
+        func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
+            .respond(.error(error, requestID: requestID), closeConnection: close)
+        }
+        if wireSize > services.maxHeaderBytes {
+            return fail(
+                GatewayError(
+                    .headersTooLarge,
+                    "request headers of \(wireSize) bytes exceed the limit of \(services.maxHeaderBytes) bytes"
+                ),
+                close: true
+            )
+        }
+        guard let path = RESTPath.parse(target) else {
+            return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
+        }
+        guard method == path.allowedMethod else {
+            var response = RESTResponse.error(
+                GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(path.allowedMethod)"),
+                requestID: requestID
+            )
+            response.headers.append(("allow", path.allowedMethod))
+            return .respond(response, closeConnection: false)
+        }
+        switch path {
+        case .liveness, .readiness:
+            return .respond(
+                .json(
+                    status: 200,
+                    body: ByteBuffer(string: #"{"health_check_response":{"status":"SERVING_STATUS_SERVING"}}"#),
+                    requestID: requestID
+                ),
+                closeConnection: false
+            )
+        case .metrics:
+            return .respond(.text(status: 200, "# trigger-gateway metrics\n", contentType: "text/plain; version=0.0.4"), closeConnection: false)
+        case .operation, .cancelOperation, .listOperations:
+            return fail(GatewayError(.unimplemented, "operations are not available on this gateway yet"))
+        case .trigger(let ref, let kind):
+            let principal: String?
+            do {
+                principal = try services.authenticator.authenticate(authorization: first("authorization"))
+            } catch {
+                return fail(gatewayError(from: error))
+            }
+            let mode: TriggerMode
+            switch kind {
+            case .async: mode = .async
+            case .stream: mode = .stream
+            case .trigger: mode = (first("accept")?.contains("text/event-stream") ?? false) ? .stream : .sync
+            }
+            if mode == .async {
+                return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway yet"))
+            }
+            if let declared = first("content-length").flatMap(Int.init), declared > services.limits.maxBodyBytes {
+                return fail(RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true), close: true)
+            }
+            let collector: RESTBodyCollector
+            let contentType = first("content-type").map { MediaType.parse($0) }
+            switch contentType?.type {
+            case nil, "application/json":
+                collector = .json(limits: services.limits)
+            case "multipart/form-data":
+                guard let boundary = contentType?.parameters["boundary"], !boundary.isEmpty else {
+                    return fail(GatewayError(.invalidArgument, "multipart/form-data without a boundary parameter"))
+                }
+                do {
+                    collector = try .multipart(boundary: boundary, limits: services.limits)
+                } catch {
+                    return fail(gatewayError(from: error))
+                }
+            case let other?:
+                if other.hasSuffix("+json") {
+                    collector = .json(limits: services.limits)
+                } else {
+                    return fail(
+                        GatewayError(
+                            .unsupportedMediaType,
+                            "content type \"\(other)\" is not supported; send application/json or multipart/form-data"
+                        )
+                    )
+                }
+            }
+            let plan = RESTTriggerPlan(
+                ref: ref,
+                mode: mode,
+                principal: principal,
+                requestID: requestID,
+                traceParent: first("traceparent"),
+                traceState: first("tracestate"),
+                idempotencyKey: first("idempotency-key"),
+                returnTraces: first("instill-return-traces")?.lowercased() == "true"
+            )
+            return .readBody(collector, plan)
+        }
+    }
+
+    private var pathOnly: Substring {
+        target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    }
+}

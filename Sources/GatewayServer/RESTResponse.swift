@@ -1,0 +1,48 @@
+import NIOCore
+import TriggerModel
+import WireCodecs
+
+/// A complete REST answer, protocol-neutral so HTTP/1.1 and HTTP/2 write it the same way.
+struct RESTResponse {
+    var status: Int
+    var headers: [(name: String, value: String)]
+    var body: ByteBuffer
+
+    static func json(status: Int, body: ByteBuffer, requestID: String) -> RESTResponse {
+        RESTResponse(
+            status: status,
+            headers: [("content-type", "application/json"), ("request-id", requestID)],
+            body: body
+        )
+    }
+
+    /// The error body of API.md §2: `{"code": <google.rpc code>, "message": ..., "details": [...]}`.
+    static func error(_ error: GatewayError, requestID: String) -> RESTResponse {
+        var body = ByteBufferAllocator().buffer(capacity: 128 + error.message.utf8.count)
+        RESTResponseBody.encode(error: error, into: &body)
+        var response = json(status: error.code.httpStatus, body: body, requestID: requestID)
+        if error.code == .overloaded || error.code == .tooManyRequests {
+            response.headers.append(("retry-after", "1"))
+        }
+        return response
+    }
+
+    static func result(_ result: TriggerResult, requestID: String) -> RESTResponse {
+        var body = ByteBufferAllocator().buffer(capacity: 256)
+        RESTResponseBody.encode(result: result, into: &body)
+        return json(status: 200, body: body, requestID: requestID)
+    }
+
+    static func text(status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> RESTResponse {
+        RESTResponse(status: status, headers: [("content-type", contentType)], body: ByteBuffer(string: text))
+    }
+}
+
+/// Maps anything thrown below the frontend to the error the client sees.
+func gatewayError(from error: any Error) -> GatewayError {
+    switch error {
+    case let error as GatewayError: error
+    case is CancellationError: GatewayError(.cancelled, "the request was cancelled")
+    default: GatewayError(.internalError, "internal error: \(error)")
+    }
+}

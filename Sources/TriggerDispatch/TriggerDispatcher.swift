@@ -1,0 +1,36 @@
+package import Backends
+package import Routing
+package import TriggerModel
+
+/// Runs triggers in the client's mode: resolves the route, picks the pool, and calls it.
+///
+/// Built once at start-up from the frozen route table and the pools; immutable afterwards, so every
+/// frontend connection shares one instance without locking.
+package final class TriggerDispatcher: Sendable {
+    private let routes: RouteTable
+    private let pools: [String: BackendPool]
+
+    package init(routes: RouteTable, pools: [String: BackendPool]) {
+        self.routes = routes
+        self.pools = pools
+    }
+
+    /// The pool a pipeline is routed to, or `.notFound` naming the pipeline.
+    package func pool(for ref: PipelineRef) throws -> BackendPool {
+        guard let route = routes.resolve(ref), let pool = pools[route.pool] else {
+            throw GatewayError(.notFound, "pipeline \"\(ref)\" not found: no route matches it")
+        }
+        return pool
+    }
+
+    /// Sync mode: forwards, waits, returns the outputs.
+    package func runSync(_ request: TriggerRequest) async throws -> TriggerResult {
+        try await pool(for: request.ref).run(request)
+    }
+
+    /// Stream mode: the backend's events as they come. Throws before the first event only for routing
+    /// errors, so a frontend can still answer those with a plain error response.
+    package func runStream(_ request: TriggerRequest) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
+        try pool(for: request.ref).runStreaming(request)
+    }
+}

@@ -1,0 +1,133 @@
+package import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A minimal keep-alive HTTP/1.1 client for end-to-end tests: one connection, one request at a time, the
+/// whole response returned. Using the same connection for several requests is how keep-alive is tested.
+package final class TestHTTPClient: Sendable {
+    package struct Response: Sendable {
+        package var status: Int
+        package var headers: [(name: String, value: String)]
+        package var body: ByteBuffer
+
+        package func header(_ name: String) -> String? {
+            headers.first(where: { $0.name.lowercased() == name.lowercased() })?.value
+        }
+
+        package var bodyString: String { String(buffer: body) }
+    }
+
+    private let channel: any Channel
+    private let collector: NIOLoopBound<ResponseCollector>
+
+    private init(channel: any Channel, collector: ResponseCollector) {
+        self.channel = channel
+        self.collector = NIOLoopBound(collector, eventLoop: channel.eventLoop)
+    }
+
+    package static func connect(host: String = "127.0.0.1", port: Int) async throws -> TestHTTPClient {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ResponseCollector())
+                }
+            }
+            .connect(host: host, port: port)
+            .get()
+        return try await channel.eventLoop.submit {
+            TestHTTPClient(
+                channel: channel,
+                collector: try channel.pipeline.syncOperations.handler(type: ResponseCollector.self)
+            )
+        }.get()
+    }
+
+    package var isActive: Bool { channel.isActive }
+
+    /// Sends one request; `body` is sent with Content-Length unless `chunks` is given (then chunked).
+    package func request(
+        _ method: String,
+        _ path: String,
+        headers: [(String, String)] = [],
+        body: ByteBuffer? = nil,
+        chunks: [ByteBuffer]? = nil
+    ) async throws -> Response {
+        var httpHeaders = HTTPHeaders(headers)
+        if !httpHeaders.contains(name: "host") { httpHeaders.add(name: "host", value: "localhost") }
+        if let body, chunks == nil, !httpHeaders.contains(name: "content-length") {
+            httpHeaders.add(name: "content-length", value: String(body.readableBytes))
+        }
+        if chunks != nil { httpHeaders.add(name: "transfer-encoding", value: "chunked") }
+        let head = HTTPRequestHead(
+            version: .http1_1,
+            method: HTTPMethod(rawValue: method),
+            uri: path,
+            headers: httpHeaders
+        )
+        let promise = channel.eventLoop.makePromise(of: Response.self)
+        let collector = self.collector
+        let channel = self.channel
+        channel.eventLoop.execute {
+            collector.value.promise = promise
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            if let chunks {
+                for chunk in chunks { channel.write(HTTPClientRequestPart.body(.byteBuffer(chunk)), promise: nil) }
+            } else if let body {
+                channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+            }
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        }
+        return try await promise.futureResult.get()
+    }
+
+    package func close() async {
+        try? await channel.close()
+    }
+
+    /// Waits until the server closes the connection (or the timeout passes); true when it closed.
+    package func waitForClose(timeout: TimeAmount = .seconds(5)) async -> Bool {
+        let closed = channel.eventLoop.makePromise(of: Bool.self)
+        channel.closeFuture.whenComplete { _ in closed.succeed(true) }
+        channel.eventLoop.scheduleTask(in: timeout) { closed.succeed(false) }
+        return (try? await closed.futureResult.get()) ?? false
+    }
+}
+
+private final class ResponseCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    enum Failure: Error { case closed }
+
+    var promise: EventLoopPromise<TestHTTPClient.Response>?
+    private var response: TestHTTPClient.Response?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if head.status.code < 200 { return }  // 100 Continue
+            response = .init(
+                status: Int(head.status.code),
+                headers: head.headers.map { ($0.name, $0.value) },
+                body: ByteBuffer()
+            )
+        case .body(var chunk):
+            response?.body.writeBuffer(&chunk)
+        case .end:
+            if let response { promise?.succeed(response) }
+            promise = nil
+            response = nil
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise?.fail(Failure.closed)
+        promise = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise?.fail(error)
+        promise = nil
+        context.close(promise: nil)
+    }
+}

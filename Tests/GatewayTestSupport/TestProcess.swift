@@ -1,0 +1,116 @@
+package import Foundation
+import Synchronization
+
+/// Runs the project's executables and independent peers (curl, nghttp, python) from tests.
+package enum TestProcess {
+    package struct Output: Sendable {
+        package var status: Int32
+        package var stdout: Data
+        package var stderr: String
+        package var stdoutString: String { String(decoding: stdout, as: UTF8.self) }
+    }
+
+    /// Directory holding the built products (`demo-runner`, `trigger-gateway`) next to the test bundle.
+    package static var productsDirectory: URL {
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.pathComponents.count > 1 {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("demo-runner").path) { return url }
+        }
+        fatalError("cannot find built products near \(CommandLine.arguments[0])")
+    }
+
+    /// `PATH` lookup, so tests can skip a peer only when it is genuinely absent (the test script installs
+    /// them, so in CI they never are).
+    package static func which(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for dir in path.split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// Runs to completion and collects output.
+    package static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) async throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        try process.run()
+        if let stdin {
+            try input.fileHandleForWriting.write(contentsOf: stdin)
+            try input.fileHandleForWriting.close()
+        }
+        // Read both pipes concurrently so a chatty child cannot fill one and block.
+        async let stdoutData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+        async let stderrData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        let (o, e) = await (stdoutData, stderrData)
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: o, stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// A long-running child (demo-runner, a gateway) that prints `listening on HOST:PORT` when ready.
+    package final class Server: Sendable {
+        package let process: Process
+        package let port: Int
+        private let stderrPipe: Pipe
+
+        private init(process: Process, port: Int, stderrPipe: Pipe) {
+            self.process = process
+            self.port = port
+            self.stderrPipe = stderrPipe
+        }
+
+        package static func start(_ executable: String, _ arguments: [String]) async throws -> Server {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let port: Int = try await Task.detached {
+                var seen = Data()
+                while true {
+                    let chunk = out.fileHandleForReading.availableData
+                    if chunk.isEmpty { throw CocoaError(.fileReadUnknown) }
+                    seen.append(chunk)
+                    let text = String(decoding: seen, as: UTF8.self)
+                    if let range = text.range(of: "listening on ") {
+                        let rest = text[range.upperBound...]
+                        guard let lineEnd = rest.firstIndex(where: { $0 == "\n" || $0 == " " }) else { continue }
+                        let address = rest[..<lineEnd]
+                        if let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) {
+                            return port
+                        }
+                    }
+                }
+            }.value
+            // Keep draining stdout so the child never blocks on a full pipe.
+            out.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
+            return Server(process: process, port: port, stderrPipe: err)
+        }
+
+        package var pid: Int32 { process.processIdentifier }
+
+        package func signal(_ signal: Int32) {
+            kill(process.processIdentifier, signal)
+        }
+
+        /// Sends SIGTERM (or `signal`) and waits for exit; returns the exit status.
+        @discardableResult
+        package func stop(signal: Int32 = SIGTERM) async -> Int32 {
+            if process.isRunning { kill(process.processIdentifier, signal) }
+            let process = self.process
+            await Task.detached { process.waitUntilExit() }.value
+            return process.terminationStatus
+        }
+    }
+}

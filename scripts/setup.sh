@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing trigger-gateway need on Debian 12; idempotent.
+#   scripts/setup.sh          system packages for building and running
+#   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio in .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler)
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+if [ "$want_test" = 1 ]; then
+    packages+=(curl nghttp2-client python3-venv)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    # A fresh machine's package lists may be stale or empty: update before installing.
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ "$want_test" = 1 ]; then
+    venv=.venv
+    stamp="$venv/.installed-v1"
+    if [ ! -f "$stamp" ]; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check grpcio==1.* grpcio-tools==1.* protobuf
+        touch "$stamp"
+    fi
+fi
