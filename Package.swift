@@ -89,6 +89,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Assembly: config → pools, dispatcher, server. Shared by the executable and the test harness.
+        .target(
+            name: "GatewayApp",
+            dependencies: [
+                "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
+                nioCore, nioPosix, logging,
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The bundled demo pipelines, in-process and as a separate runner process.
         .target(
             name: "DemoRunner",
@@ -106,8 +116,8 @@ let package = Package(
         .executableTarget(
             name: "trigger-gateway",
             dependencies: [
-                "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "DemoRunner", "TriggerModel",
-                argumentParser, nioPosix, logging, lifecycle,
+                "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel",
+                argumentParser, nioCore, nioPosix, logging, lifecycle,
             ],
             swiftSettings: swiftSettings
         ),
@@ -116,8 +126,8 @@ let package = Package(
         .target(
             name: "GatewayTestSupport",
             dependencies: [
-                "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "DemoRunner", "TriggerModel",
-                nioCore, nioPosix, nioHTTP1, logging,
+                "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel",
+                nioCore, nioPosix, nioHTTP1, logging, lifecycle,
             ],
             path: "Tests/GatewayTestSupport",
             swiftSettings: swiftSettings

@@ -14,9 +14,12 @@ package struct BackendPoolConfiguration: Sendable {
     package struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         package var host: String
         package var port: Int
-        package init(host: String, port: Int) {
+        /// A path prefix for the http transport: requests go to `{basePath}/run`.
+        package var basePath: String
+        package init(host: String, port: Int, basePath: String = "") {
             self.host = host
             self.port = port
+            self.basePath = basePath
         }
         package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }

@@ -53,7 +53,7 @@ package final class HTTPBackendTransport: TriggerRunner {
             let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
             headers.add(name: "x-trigger-deadline-ms", value: String(ms))
         }
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/run", headers: headers)
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.endpoint.basePath + "/run", headers: headers)
 
         let connection = try await acquire(endpoint, deadline: request.deadline)
         let response: HTTPBackendResponse

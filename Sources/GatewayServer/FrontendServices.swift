@@ -11,6 +11,8 @@ package struct FrontendServices: Sendable {
     package var limits: CodecLimits
     /// Request line + headers, in bytes, over which a request is refused with 431.
     package var maxHeaderBytes: Int
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise on HTTP/2.
+    package var maxConcurrentStreams: Int
     /// How long a sync trigger may take end to end, unless the client asks for less.
     package var requestTimeout: TimeAmount
     /// How long a connection may sit with nothing to do before it is closed.
@@ -22,6 +24,7 @@ package struct FrontendServices: Sendable {
         authenticator: TokenAuthenticator,
         limits: CodecLimits,
         maxHeaderBytes: Int,
+        maxConcurrentStreams: Int,
         requestTimeout: TimeAmount,
         idleTimeout: TimeAmount,
         logger: Logger
@@ -30,6 +33,7 @@ package struct FrontendServices: Sendable {
         self.authenticator = authenticator
         self.limits = limits
         self.maxHeaderBytes = maxHeaderBytes
+        self.maxConcurrentStreams = maxConcurrentStreams
         self.requestTimeout = requestTimeout
         self.idleTimeout = idleTimeout
         self.logger = logger

@@ -1,0 +1,105 @@
+package import Backends
+package import GatewayConfig
+package import GatewayServer
+package import Logging
+package import NIOCore
+import Routing
+import TriggerDispatch
+package import TriggerModel
+import WireCodecs
+
+/// Turns a validated configuration into running parts: backend pools, the dispatcher, and the listener.
+///
+/// The executable and the test harness both assemble the gateway through here, so what the tests run is
+/// what users run. The in-process runner is injected (the demo pipelines for the embedded default) so
+/// this module does not depend on the demo runner.
+package struct GatewayApp: Sendable {
+    package let server: GatewayServer
+    package let pools: [String: BackendPool]
+
+    package init(
+        configuration config: GatewayConfiguration,
+        group: any EventLoopGroup,
+        inProcessRunner: any TriggerRunner,
+        logger: Logger
+    ) {
+        let limits = CodecLimits(configuration: config.limits)
+        var pools: [String: BackendPool] = [:]
+        for poolConfig in config.pools {
+            let backendConfig = BackendPoolConfiguration(configuration: poolConfig, limits: config.limits)
+            let transport: any TriggerRunner
+            switch backendConfig.transport {
+            case .inProcess:
+                transport = inProcessRunner
+            case .http:
+                transport = HTTPBackendTransport(configuration: backendConfig, group: group, codecLimits: limits)
+            case .grpc:
+                transport = GRPCBackendTransport(configuration: backendConfig, group: group)
+            }
+            pools[poolConfig.name] = BackendPool(configuration: backendConfig, transport: transport)
+        }
+        let dispatcher = TriggerDispatcher(routes: RouteTable(routes: config.routes), pools: pools)
+        let services = FrontendServices(
+            dispatcher: dispatcher,
+            authenticator: TokenAuthenticator(
+                tokens: config.tokens.map { (name: $0.name, token: $0.token) },
+                authRequired: config.authRequired
+            ),
+            limits: limits,
+            maxHeaderBytes: config.limits.maxHeaderBytes,
+            maxConcurrentStreams: config.limits.maxConcurrentStreams,
+            requestTimeout: TimeAmount(config.timeouts.request),
+            idleTimeout: TimeAmount(config.timeouts.idle),
+            logger: logger
+        )
+        self.pools = pools
+        self.server = GatewayServer(
+            configuration: .init(
+                host: config.listenHost,
+                port: config.listenPort,
+                shutdownGrace: TimeAmount(config.timeouts.shutdownGrace)
+            ),
+            services: services,
+            group: group
+        )
+    }
+}
+
+extension CodecLimits {
+    init(configuration limits: LimitsConfiguration) {
+        var codecLimits = CodecLimits.defaults
+        codecLimits.maxBodyBytes = limits.maxBodyBytes
+        codecLimits.maxBatch = limits.maxBatch
+        codecLimits.maxDepth = limits.maxDepth
+        self = codecLimits
+    }
+}
+
+extension BackendPoolConfiguration {
+    init(configuration pool: PoolConfiguration, limits: LimitsConfiguration) {
+        let transport: Transport =
+            switch pool.transport {
+            case .inprocess: .inProcess
+            case .http: .http
+            case .grpc: .grpc
+            }
+        self.init(
+            name: pool.name,
+            transport: transport,
+            endpoints: pool.endpoints.map { Endpoint(host: $0.host, port: $0.port, basePath: $0.basePath) },
+            connectTimeout: TimeAmount(pool.connectTimeout),
+            requestTimeout: TimeAmount(pool.requestTimeout),
+            maxConcurrency: pool.maxConcurrency,
+            maxQueue: pool.maxQueue,
+            maxResponseBytes: limits.maxBodyBytes / 3 * 4 + (1 << 20)
+        )
+    }
+}
+
+extension TimeAmount {
+    /// Config durations are Swift `Duration`s; NIO schedules with `TimeAmount`.
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

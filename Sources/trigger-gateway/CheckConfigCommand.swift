@@ -1,0 +1,25 @@
+import ArgumentParser
+import Foundation
+import GatewayConfig
+
+/// `check-config FILE`: validates and exits non-zero with a path-precise message.
+struct CheckConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate a configuration file; prints what is wrong and where."
+    )
+
+    @Argument(help: "The YAML configuration file.")
+    var file: String
+
+    func run() throws {
+        do {
+            let configuration = try GatewayConfiguration.load(path: file)
+            try configuration.validateListenPolicy()
+            print("\(file): ok (\(configuration.pools.count) pools, \(configuration.routes.count) routes)")
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

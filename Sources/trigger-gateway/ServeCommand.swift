@@ -1,0 +1,65 @@
+import ArgumentParser
+import DemoRunner
+import Foundation
+import GatewayApp
+import GatewayConfig
+import GatewayServer
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+/// `serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]` (API.md §6).
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the gateway. With no config: the embedded default on 127.0.0.1:8080."
+    )
+
+    @Option(help: "YAML configuration file; every field has a default.")
+    var config: String?
+
+    @Option(help: "Address to listen on, HOST:PORT (overrides the file; port 0 picks a free one).")
+    var listen: String?
+
+    @Option(help: "Directory for the embedded store and spilled blobs (overrides the file).")
+    var dataDir: String?
+
+    func run() async throws {
+        var configuration: GatewayConfiguration
+        do {
+            configuration = try config.map { try GatewayConfiguration.load(path: $0) } ?? .defaults
+            if let listen { configuration.listen = try ListenAddress(parsing: listen) }
+            if let dataDir { configuration.dataDir = dataDir }
+            try configuration.validateListenPolicy()
+        } catch {
+            FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+
+        var logger = Logger(label: "trigger-gateway")
+        logger.logLevel = .info
+        let app = GatewayApp(
+            configuration: configuration,
+            group: MultiThreadedEventLoopGroup.singleton,
+            inProcessRunner: DemoPipelines(),
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app.server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                // Tests and scripts start us on port 0 and read the port from this line.
+                let address = try await app.server.localAddress()
+                print("listening on \(address.ipAddress ?? configuration.listenHost):\(address.port ?? 0)")
+                fflush(stdout)
+            }
+            try await tasks.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite("REST frontend to the http backend transport")
+struct HTTPBackendTests {
+    @Test("h1JSONToHTTPBackendSync: the gateway relays to a separate demo-runner process")
+    func h1JSONToHTTPBackendSync() async throws {
+        try await withDemoRunnerProcess(transport: "http") { runnerPort in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
+                let client = try await gateway.client()
+                for _ in 0..<3 {
+                    let response = try await client.request(
+                        "POST", "/v1beta/namespaces/demo/pipelines/upper/releases/r1/trigger", headers: jsonHeaders,
+                        body: ByteBuffer(string: #"{"data":[{"variable":{"w":"abc","l":["x"]}}]}"#)
+                    )
+                    #expect(response.status == 200, "\(response.bodyString)")
+                    let out = try outputs(response.body).first
+                    #expect(out?["w"] as? String == "ABC")
+                    #expect(out?["l"] as? [String] == ["X"])
+                }
+                await client.close()
+            }
+        }
+    }
+
+    @Test("h1MultipartToHTTPBackendSync: a ~30 MiB upload reaches demo-runner with the same sha256")
+    func largeUpload() async throws {
+        try await withDemoRunnerProcess(transport: "http") { runnerPort in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
+                let bytes = randomBytes(30 << 20, seed: 7)
+                var form = MultipartBody()
+                form.file("variables[0].blob", filename: "big.bin", contentType: "application/octet-stream", bytes: bytes)
+                let client = try await gateway.client()
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/blob-info/trigger",
+                    headers: [("content-type", form.contentType)], body: form.finished()
+                )
+                #expect(response.status == 200, "\(response.bodyString.prefix(300))")
+                let info = try outputs(response.body).first?["blob"] as? [String: Any]
+                #expect(info?["size"] as? Int == bytes.count)
+                #expect(info?["sha256"] as? String == (try sha256Hex(bytes)))
+                await client.close()
+            }
+        }
+    }
+
+    @Test("a backend error status passes through with its message")
+    func backendError() async throws {
+        try await withDemoRunnerProcess(transport: "http") { runnerPort in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
+                let client = try await gateway.client()
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"message":"remote boom"}}]}"#)
+                )
+                #expect(response.status == 502)
+                #expect((try json(response.body)["message"] as? String)?.contains("remote boom") == true)
+                await client.close()
+            }
+        }
+    }
+
+    @Test("the pool's request timeout gives 504; the connection still serves the next request")
+    func requestTimeout() async throws {
+        try await withDemoRunnerProcess(transport: "http") { runnerPort in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort, requestTimeout: "300ms")) { gateway in
+                let client = try await gateway.client()
+                var response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":3000}}]}"#)
+                )
+                #expect(response.status == 504)
+                #expect(try json(response.body)["code"] as? Int == 4)
+                response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":10}}]}"#)
+                )
+                #expect(response.status == 200)
+                await client.close()
+            }
+        }
+    }
+
+    @Test("a refused connection is 502 naming the endpoint")
+    func connectionRefused() async throws {
+        // Bind and close a socket to get a port nobody listens on.
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let deadPort = probe.localAddress!.port!
+        try await probe.close()
+        try await withTestGateway(yaml: httpPoolConfig(port: deadPort)) { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+            )
+            #expect(response.status == 502)
+            #expect((try json(response.body)["message"] as? String)?.contains("127.0.0.1:\(deadPort)") == true)
+            await client.close()
+        }
+    }
+
+    @Test("a backend that answers garbage is 502", arguments: [
+        "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nnot json!",
+        "SSH-2.0-OpenSSH_9.2\r\n",
+    ])
+    func garbageBackend(reply: String) async throws {
+        try await withCannedBackend(reply: reply) { port in
+            try await withTestGateway(yaml: httpPoolConfig(port: port)) { gateway in
+                let client = try await gateway.client()
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+                )
+                #expect(response.status == 502, "\(response.bodyString)")
+                await client.close()
+            }
+        }
+    }
+}
+
+func httpPoolConfig(port: Int, requestTimeout: String = "30s") -> String {
+    """
+    pools:
+      - name: runner
+        transport: http
+        endpoints: ["127.0.0.1:\(port)"]
+        connect_timeout: 1s
+        request_timeout: \(requestTimeout)
+    routes:
+      - {namespace: demo, pipeline: "*", pool: runner}
+    """
+}
+
+/// Starts the `demo-runner` executable on an ephemeral port and stops it afterwards.
+func withDemoRunnerProcess<T>(transport: String, _ body: (Int) async throws -> T) async throws -> T {
+    let runner = try await TestProcess.Server.start(
+        TestProcess.productsDirectory.appendingPathComponent("demo-runner").path,
+        ["--listen", "127.0.0.1:0", "--transport", transport]
+    )
+    do {
+        let result = try await body(runner.port)
+        await runner.stop()
+        return result
+    } catch {
+        await runner.stop()
+        throw error
+    }
+}
+
+/// A backend that reads a request and answers with fixed bytes, then closes.
+func withCannedBackend<T>(reply: String, _ body: (Int) async throws -> T) async throws -> T {
+    let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(CannedReplyHandler(reply: reply))
+            }
+        }
+        .bind(host: "127.0.0.1", port: 0).get()
+    do {
+        let result = try await body(server.localAddress!.port!)
+        try? await server.close()
+        return result
+    } catch {
+        try? await server.close()
+        throw error
+    }
+}
+
+private final class CannedReplyHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let reply: String
+    var replied = false
+    init(reply: String) { self.reply = reply }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !replied else { return }
+        replied = true
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(ByteBuffer(string: reply))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// The `trigger-gateway` executable as users run it, driven by independent clients.
+@Suite("trigger-gateway executable")
+struct ProcessTests {
+    static var gatewayPath: String { TestProcess.productsDirectory.appendingPathComponent("trigger-gateway").path }
+
+    static func withGatewayProcess<T>(_ arguments: [String] = [], _ body: (TestProcess.Server) async throws -> T) async throws -> T {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-data-\(UUID().uuidString)").path
+        let server = try await TestProcess.Server.start(
+            gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir] + arguments
+        )
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        do {
+            let result = try await body(server)
+            await server.stop()
+            return result
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
+    @Test("curl, an independent client, triggers JSON and multipart through the real executable")
+    func curlClient() async throws {
+        let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
+        try await Self.withGatewayProcess { server in
+            let base = "http://127.0.0.1:\(server.port)/v1beta/namespaces/demo/pipelines"
+            var out = try await TestProcess.run(curl, [
+                "-sS", "-H", "content-type: application/json",
+                "-d", #"{"data":[{"variable":{"prompt":"hi there"}}]}"#, "\(base)/upper/trigger",
+            ])
+            #expect(out.status == 0, "\(out.stderr)")
+            #expect(try outputs(ByteBuffer(data: out.stdout)).first?["prompt"] as? String == "HI THERE")
+
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-curl-\(UUID().uuidString).bin")
+            let bytes = randomBytes(2_000_000, seed: 3)
+            try Data(bytes).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            out = try await TestProcess.run(curl, [
+                "-sS", "-F", "variables[0].f=@\(file.path);type=image/jpeg", "-F", "variables[0].note=plain text",
+                "\(base)/blob-info/trigger",
+            ])
+            #expect(out.status == 0, "\(out.stderr)")
+            let info = try outputs(ByteBuffer(data: out.stdout)).first?["f"] as? [String: Any]
+            #expect(info?["sha256"] as? String == (try sha256Hex(bytes)), "\(out.stdoutString)")
+            #expect(info?["content_type"] as? String == "image/jpeg")
+
+            // Over the cap: curl sees a 413 JSON error, not a reset.
+            let big = FileManager.default.temporaryDirectory.appendingPathComponent("tg-big-\(UUID().uuidString).bin")
+            try Data(count: (32 << 20) + 1024).write(to: big)
+            defer { try? FileManager.default.removeItem(at: big) }
+            out = try await TestProcess.run(curl, [
+                "-sS", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-H", "content-type: application/json",
+                "--data-binary", "@\(big.path)", "\(base)/echo/trigger",
+            ])
+            #expect(out.stdoutString.hasSuffix("\n413"), "\(out.stdoutString.suffix(200)) \(out.stderr)")
+        }
+    }
+
+    @Test("SIGTERM lets an in-flight request finish, then the process exits 0")
+    func gracefulShutdown() async throws {
+        try await Self.withGatewayProcess { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            async let response = client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{"ms":800}}]}"#)
+            )
+            try await Task.sleep(for: .milliseconds(200))
+            server.signal(SIGTERM)
+            let finished = try await response
+            #expect(finished.status == 200)
+            let status = await server.stop(signal: 0)
+            #expect(status == 0)
+            // New connections are refused once it has stopped.
+            await #expect(throws: (any Error).self) { _ = try await TestHTTPClient.connect(port: server.port) }
+        }
+    }
+
+    @Test("check-config exits non-zero with a path-precise message; a good file passes")
+    func checkConfig() async throws {
+        let dir = FileManager.default.temporaryDirectory
+        let bad = dir.appendingPathComponent("tg-bad-\(UUID().uuidString).yaml")
+        try """
+            pools:
+              - {name: cpu, transport: http, endpoints: ["127.0.0.1:9000"]}
+            routes:
+              - {namespace: a, pipeline: b, pool: cpu}
+              - {namespace: a, pipeline: c, pool: cpu}
+              - {namespace: a, pipeline: d, pool: gpu}
+            """.write(to: bad, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        var out = try await TestProcess.run(Self.gatewayPath, ["check-config", bad.path])
+        #expect(out.status != 0)
+        #expect(out.stderr.contains(#"routes[2].pool: unknown pool "gpu""#), "\(out.stderr)")
+
+        let good = dir.appendingPathComponent("tg-good-\(UUID().uuidString).yaml")
+        try "pools:\n  - {name: cpu, transport: http, endpoints: [\"127.0.0.1:9000\"]}\nroutes:\n  - {namespace: a, pipeline: \"*\", pool: cpu}\n"
+            .write(to: good, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: good) }
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", good.path])
+        #expect(out.status == 0, "\(out.stderr)")
+    }
+
+    @Test("without tokens the gateway refuses a non-loopback address unless auth: none")
+    func nonLoopbackPolicy() async throws {
+        let out = try await TestProcess.run(Self.gatewayPath, ["serve", "--listen", "0.0.0.0:0"])
+        #expect(out.status != 0)
+        #expect(out.stderr.contains("token"), "\(out.stderr)")
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// A JSON trigger body of exactly `size` bytes (one string variable padded to fit).
+func paddedBody(size: Int) -> ByteBuffer {
+    let prefix = #"{"data":[{"variable":{"s":""#
+    let suffix = #""}}]}"#
+    let padding = size - prefix.utf8.count - suffix.utf8.count
+    precondition(padding >= 0)
+    var buffer = ByteBuffer()
+    buffer.reserveCapacity(size)
+    buffer.writeString(prefix)
+    buffer.writeRepeatingByte(UInt8(ascii: "a"), count: padding)
+    buffer.writeString(suffix)
+    return buffer
+}
+
+@Suite("REST limits: each at its edge and just past it")
+struct RESTLimitsTests {
+    static let smallCap = 65_536
+    static let smallCapConfig = """
+        limits:
+          max_body_bytes: \(smallCap)
+        """
+
+    @Test("declared Content-Length at the cap is accepted; one byte more is 413 before the body is read",
+          arguments: [(smallCap, 200), (smallCap + 1, 413)])
+    func contentLengthCap(size: Int, status: Int) async throws {
+        try await withTestGateway(yaml: Self.smallCapConfig) { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: paddedBody(size: size)
+            )
+            #expect(response.status == status)
+            if status == 413 {
+                let message = try json(response.body)["message"] as? String ?? ""
+                #expect(message.contains("\(Self.smallCap)") && message.contains("\(size)"), "\(message)")
+                #expect(try json(response.body)["code"] as? Int == 8)
+            }
+            await client.close()
+        }
+    }
+
+    @Test("a chunked body is refused while it streams once it passes the cap", arguments: [(smallCap, 200), (smallCap + 1, 413)])
+    func chunkedCap(size: Int, status: Int) async throws {
+        try await withTestGateway(yaml: Self.smallCapConfig) { gateway in
+            let client = try await gateway.client()
+            var body = paddedBody(size: size)
+            var chunks: [ByteBuffer] = []
+            while body.readableBytes > 0 { chunks.append(body.readSlice(length: min(7000, body.readableBytes))!) }
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, chunks: chunks
+            )
+            #expect(response.status == status)
+            if status == 413 {
+                #expect((try json(response.body)["message"] as? String)?.contains("\(Self.smallCap)") == true)
+            }
+            await client.close()
+        }
+    }
+
+    @Test("the default cap is 32 MiB: exactly 32 MiB is accepted, 32 MiB + 1 is refused", arguments: [(32 << 20, 200), ((32 << 20) + 1, 413)])
+    func defaultCap(size: Int, status: Int) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/blob-info/trigger", headers: jsonHeaders, body: paddedBody(size: size)
+            )
+            #expect(response.status == status)
+            await client.close()
+        }
+    }
+
+    @Test("batch of 32 runs; 33 is 400 naming the limit", arguments: [(32, 200), (33, 400)])
+    func batchLimit(count: Int, status: Int) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let items = (0..<count).map { ["variable": ["i": $0]] }
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: try jsonBody(["data": items])
+            )
+            #expect(response.status == status)
+            if status == 200 { #expect(try outputs(response.body).count == count) }
+            if status == 400 { #expect((try json(response.body)["message"] as? String)?.contains("32") == true) }
+            await client.close()
+        }
+    }
+
+    @Test("nesting depth 64 is accepted, 65 is 400", arguments: [(64, 200), (65, 400)])
+    func depthLimit(depth: Int, status: Int) async throws {
+        try await withTestGateway { gateway in
+            // {"data":[{"variable":{...}}]} already nests 4 containers; the rest are lists.
+            let inner = String(repeating: "[", count: depth - 4) + "1" + String(repeating: "]", count: depth - 4)
+            let body = ByteBuffer(string: #"{"data":[{"variable":{"v":"# + inner + "}}]}")
+            let client = try await gateway.client()
+            let response = try await client.request("POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: body)
+            #expect(response.status == status, "\(response.bodyString.prefix(200))")
+            await client.close()
+        }
+    }
+
+    @Test("headers up to the limit pass; past it the answer is 431")
+    func headerLimit() async throws {
+        try await withTestGateway(yaml: "limits:\n  max_header_bytes: 4096\n") { gateway in
+            for (padding, status) in [(2000, 200), (5000, 431)] {
+                let client = try await gateway.client()
+                let response = try await client.request(
+                    "GET", "/healthz", headers: [("x-padding", String(repeating: "p", count: padding))]
+                )
+                #expect(response.status == status)
+                await client.close()
+            }
+        }
+    }
+
+    @Test("malformed JSON, multipart and base64 are 400 with a message saying what is wrong",
+          arguments: [
+            ("application/json", #"{"data":[{"variable":{"a":}}]}"#, "JSON"),
+            ("application/json", #"{"data":[{"variable":{"img":"data:image/png;base64,@@@@"}}]}"#, "base64"),
+            ("application/json", #"{"data":{"variable":{}}}"#, "data"),
+            ("multipart/form-data; boundary=xyz", "--xyz\r\nContent-Disposition: form-data; name=\"variables[0].a\"\r\n\r\nvalue", "multipart"),
+          ])
+    func malformed(contentType: String, body: String, mentions: String) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                headers: [("content-type", contentType)], body: ByteBuffer(string: body)
+            )
+            #expect(response.status == 400)
+            let message = try json(response.body)["message"] as? String ?? ""
+            #expect(message.lowercased().contains(mentions.lowercased()), "\(message)")
+            #expect(try json(response.body)["code"] as? Int == 3)
+            await client.close()
+        }
+    }
+
+    @Test("garbage on one connection does not disturb a request on another")
+    func isolation() async throws {
+        try await withTestGateway { gateway in
+            let good = try await gateway.client()
+            let garbage = try await RawTCPClient.exchange(port: gateway.port, sending: [Array("GARBAGE \u{1}\u{2}\r\n\r\n".utf8)])
+            #expect(String(decoding: garbage, as: UTF8.self).hasPrefix("HTTP/1.1 400"))
+            let response = try await good.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{"ok":true}}]}"#)
+            )
+            #expect(response.status == 200)
+            await good.close()
+        }
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Structural checks the compiler does not make: each C module is imported by exactly one Swift module.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+check_owner() {
+    local cmodule=$1 owner=$2
+    local offenders
+    offenders=$(grep -rlE "^(@_implementationOnly |package |public |internal )?import $cmodule\$" Sources Tests \
+        | grep -v "^Sources/$owner/" || true)
+    if [ -n "$offenders" ]; then
+        echo "lint: $cmodule may only be imported by $owner, found in:" >&2
+        echo "$offenders" >&2
+        fail=1
+    fi
+}
+check_owner CNghttp2 HTTP2Engine
+check_owner CTriggerProtos ProtoCodec
+exit $fail
