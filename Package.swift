@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -76,6 +78,19 @@ let package = Package(
         .target(
             name: "TriggerDispatch",
             dependencies: ["TriggerModel", "Routing", "Backends", "GatewayConfig", logging],
+            swiftSettings: swiftSettings
+        ),
+
+        // Durable async operations: one protocol, two stores.
+        .target(name: "OperationStore", dependencies: ["TriggerModel", "WireCodecs", nioCore, logging], swiftSettings: swiftSettings),
+        .target(
+            name: "SQLiteOperationStore",
+            dependencies: ["OperationStore", "TriggerModel", nioCore, logging, .product(name: "SQLiteNIO", package: "sqlite-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PostgresOperationStore",
+            dependencies: ["OperationStore", "TriggerModel", nioCore, logging, .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: swiftSettings
         ),
 
@@ -130,6 +145,11 @@ let package = Package(
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle,
             ],
             path: "Tests/GatewayTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OperationStoreTests",
+            dependencies: ["OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, nioPosix, logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel"], swiftSettings: swiftSettings),

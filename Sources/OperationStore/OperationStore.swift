@@ -1,0 +1,1 @@
+// OperationStore: placeholder until its owner lands it.

@@ -1,0 +1,1 @@
+// PostgresOperationStore: placeholder until its owner lands it.

@@ -1,0 +1,1 @@
+// SQLiteOperationStore: placeholder until its owner lands it.
