@@ -56,7 +56,7 @@ enum Base64 {
     }
 
     /// Decodes into `target`, which must hold `decodedCount(source)` bytes. False when a byte is not in the
-    /// alphabet (or unused bits of the last quantum are set, which canonical encoders never emit).
+    /// alphabet. Unused bits of the last quantum are ignored, as Go's and Python's default decoders do.
     static func decode(_ source: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer) -> Bool {
         guard let decoded = decodedCount(source), target.count >= decoded else { return false }
         let significant = decoded / 3 * 4 + (decoded % 3 == 0 ? 0 : decoded % 3 + 1)
@@ -84,11 +84,8 @@ enum Base64 {
             if (a | b | c) & 0xC0 != 0 { return false }
             let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
             target[o] = UInt8(truncatingIfNeeded: n >> 16)
-            if rest == 3 {
-                target[o + 1] = UInt8(truncatingIfNeeded: n >> 8)
-                return n & 0xFF == 0
-            }
-            return n & 0xFFFF == 0
+            if rest == 3 { target[o + 1] = UInt8(truncatingIfNeeded: n >> 8) }
+            return true
         }
     }
 }

@@ -1,5 +1,5 @@
 package import NIOCore
-package import TriggerModel
+import TriggerModel
 
 /// Cuts a gRPC request or response body into messages: the 5-byte prefix (compressed flag, big-endian
 /// length) of gRPC PROTOCOL-HTTP2.md "Length-Prefixed-Message", then the message.
