@@ -3,11 +3,11 @@ import NIOCore
 import TriggerModel
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `google.protobuf.Struct` / `Value` / `ListValue` ↔ the model's `ValueObject` / `Value`.

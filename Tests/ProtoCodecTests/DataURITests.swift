@@ -5,10 +5,13 @@ import TriggerModel
 
 @Suite("Data URIs")
 struct DataURITests {
-    @Test("RFC 4648 test vectors decode", arguments: [
-        ("", ""), ("Zg==", "f"), ("Zm8=", "fo"), ("Zm9v", "foo"), ("Zm9vYg==", "foob"), ("Zm9vYmE=", "fooba"),
-        ("Zm9vYmFy", "foobar"), ("Zm9vYg", "foob"), ("Zm9vYmE", "fooba"),
-    ])
+    @Test(
+        "RFC 4648 test vectors decode",
+        arguments: [
+            ("", ""), ("Zg==", "f"), ("Zm8=", "fo"), ("Zm9v", "foo"), ("Zm9vYg==", "foob"), ("Zm9vYmE=", "fooba"),
+            ("Zm9vYmFy", "foobar"), ("Zm9vYg", "foob"), ("Zm9vYmE", "fooba"),
+        ]
+    )
     func decodesVectors(encoded: String, plain: String) throws {
         let blob = try #require(try DataURI.decode("data:text/plain;base64,\(encoded)"))
         #expect(String(buffer: blob.bytes) == plain)

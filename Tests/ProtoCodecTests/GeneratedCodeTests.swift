@@ -4,11 +4,14 @@ import Testing
 @Suite("Generated protobuf-c code")
 struct GeneratedCodeTests {
     static let script = Protoc.repositoryRoot.appendingPathComponent("scripts/check-generated.sh").path
-    static let canRegenerate = FileManager.default.isExecutableFile(atPath: "/usr/bin/protoc-c")
+    static let canRegenerate =
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/protoc-c")
         && FileManager.default.fileExists(atPath: "/usr/include/google/protobuf/struct.proto")
 
-    @Test("Sources/CTriggerProtos matches what scripts/regen-protos.sh generates from protos/",
-          .enabled(if: canRegenerate))
+    @Test(
+        "Sources/CTriggerProtos matches what scripts/regen-protos.sh generates from protos/",
+        .enabled(if: canRegenerate)
+    )
     func generatedCodeIsFresh() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")

@@ -21,8 +21,10 @@ struct InstillTriggerRequestTests {
         #expect(inputs[0].secrets.isEmpty)
     }
 
-    @Test("protoc encodes the SDK's request to the same bytes, so protos/ matches the real field numbers",
-          .enabled(if: Protoc.isAvailable))
+    @Test(
+        "protoc encodes the SDK's request to the same bytes, so protos/ matches the real field numbers",
+        .enabled(if: Protoc.isAvailable)
+    )
     func protocAgreesWithSDK() throws {
         let bytes = try Protoc.encode(
             "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest",

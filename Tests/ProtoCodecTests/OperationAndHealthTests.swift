@@ -74,8 +74,11 @@ struct OperationAndHealthTests {
         }
     }
 
-    @Test("Readiness answers decode as Instill and mgmt health responses", .enabled(if: Protoc.isAvailable),
-          arguments: [true, false])
+    @Test(
+        "Readiness answers decode as Instill and mgmt health responses",
+        .enabled(if: Protoc.isAvailable),
+        arguments: [true, false]
+    )
     func instillHealth(serving: Bool) throws {
         let bytes = InstillCodec.encodeHealthCheckResponse(serving: serving)
         let status = serving ? "SERVING_STATUS_SERVING" : "SERVING_STATUS_NOT_SERVING"

@@ -70,12 +70,15 @@ struct RunnerCodecTests {
         #expect(try RunnerCodec.decodeRunResponse(RunnerCodec.encodeRunResponse(result)) == result)
     }
 
-    @Test("every event kind round-trips", arguments: [
-        TriggerEvent.status(name: "PIPELINE_STATUS_UPDATED", data: ["status": .string("RUNNING")]),
-        .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [["word": .string("hello")], [:]]),
-        .end(TriggerResult(outputs: [["text": .string("hello world")]])),
-        .error(GatewayError(.deadlineExceeded, "too slow")),
-    ])
+    @Test(
+        "every event kind round-trips",
+        arguments: [
+            TriggerEvent.status(name: "PIPELINE_STATUS_UPDATED", data: ["status": .string("RUNNING")]),
+            .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [["word": .string("hello")], [:]]),
+            .end(TriggerResult(outputs: [["text": .string("hello world")]])),
+            .error(GatewayError(.deadlineExceeded, "too slow")),
+        ]
+    )
     func eventRoundTrip(event: TriggerEvent) throws {
         #expect(try RunnerCodec.decodeRunEvent(RunnerCodec.encodeRunEvent(event)) == event)
     }
@@ -86,7 +89,10 @@ struct RunnerCodecTests {
             try RunnerCodec.decodeRunEvent(ByteBuffer())
         }
         for (depth, ok) in [(64, true), (65, false)] {
-            let event = TriggerEvent.output(name: "o", outputs: [StructConversionTests.nested(depth: depth, useLists: true)])
+            let event = TriggerEvent.output(
+                name: "o",
+                outputs: [StructConversionTests.nested(depth: depth, useLists: true)]
+            )
             let bytes = RunnerCodec.encodeRunEvent(event)
             if ok {
                 #expect(try RunnerCodec.decodeRunEvent(bytes) == event)

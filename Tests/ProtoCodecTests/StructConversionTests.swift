@@ -46,9 +46,12 @@ struct StructConversionTests {
         #expect(result.outputs == [["file": .blob(blob)]])
     }
 
-    @Test("a non-base64 or malformed data URI stays a string", arguments: [
-        "data:text/plain,hello", "data:", "database: postgres", "data:image/png;base64", "DATA but not a URI",
-    ])
+    @Test(
+        "a non-base64 or malformed data URI stays a string",
+        arguments: [
+            "data:text/plain,hello", "data:", "database: postgres", "data:image/png;base64", "DATA but not a URI",
+        ]
+    )
     func plainStringsStayStrings(s: String) throws {
         let decoded = try roundTrip([TriggerInput(variables: ["s": .string(s)])])
         #expect(decoded[0].variables["s"] == .string(s))
@@ -75,9 +78,12 @@ struct StructConversionTests {
         return ["root": value]
     }
 
-    @Test("nesting at the limit is accepted and one more level is rejected", arguments: [
-        (64, false), (64, true), (65, false), (65, true),
-    ])
+    @Test(
+        "nesting at the limit is accepted and one more level is rejected",
+        arguments: [
+            (64, false), (64, true), (65, false), (65, true),
+        ]
+    )
     func depthLimit(depth: Int, useLists: Bool) throws {
         let variables = Self.nested(depth: depth, useLists: useLists)
         let bytes = InstillCodec.encodeTriggerRequest(ref: Self.ref, inputs: [TriggerInput(variables: variables)])

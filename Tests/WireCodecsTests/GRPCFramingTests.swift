@@ -13,8 +13,10 @@ struct GRPCFramingTests {
         return buffer
     }
 
-    @Test("a message at the cap is accepted; one byte over is rejected from the prefix alone",
-          arguments: [(16, true), (17, false)])
+    @Test(
+        "a message at the cap is accepted; one byte over is rejected from the prefix alone",
+        arguments: [(16, true), (17, false)]
+    )
     func capEdge(length: Int, accepted: Bool) throws {
         var deframer = GRPCMessageDeframer(maxMessageBytes: 16)
         if accepted {
@@ -104,45 +106,61 @@ struct GRPCFramingTests {
         #expect(try deframer.next() == message)
     }
 
-    @Test("grpc-timeout parses", arguments: [
-        ("1H", TimeAmount.hours(1)), ("2M", .minutes(2)), ("30S", .seconds(30)), ("100m", .milliseconds(100)),
-        ("5u", .microseconds(5)), ("7n", .nanoseconds(7)), ("0S", .zero), ("99999999n", .nanoseconds(99_999_999)),
-        ("00000001S", .seconds(1)), ("99999999H", .nanoseconds(.max)),
-    ])
+    @Test(
+        "grpc-timeout parses",
+        arguments: [
+            ("1H", TimeAmount.hours(1)), ("2M", .minutes(2)), ("30S", .seconds(30)), ("100m", .milliseconds(100)),
+            ("5u", .microseconds(5)), ("7n", .nanoseconds(7)), ("0S", .zero), ("99999999n", .nanoseconds(99_999_999)),
+            ("00000001S", .seconds(1)), ("99999999H", .nanoseconds(.max)),
+        ]
+    )
     func timeoutParses(header: String, amount: TimeAmount) {
         #expect(GRPCTimeout.parse(header) == amount)
     }
 
-    @Test("malformed grpc-timeout values are rejected", arguments: [
-        "", "S", "1", "100", "123456789S", "-1S", "+1S", " 1S", "1S ", "1s", "1h", "1.5S", "1x", "１S",
-    ])
+    @Test(
+        "malformed grpc-timeout values are rejected",
+        arguments: [
+            "", "S", "1", "100", "123456789S", "-1S", "+1S", " 1S", "1S ", "1s", "1h", "1.5S", "1x", "１S",
+        ]
+    )
     func timeoutRejects(header: String) {
         #expect(GRPCTimeout.parse(header) == nil)
     }
 
-    @Test("grpc-timeout encodes in the finest unit that fits 8 digits, rounding up", arguments: [
-        (TimeAmount.nanoseconds(7), "7n"), (.nanoseconds(99_999_999), "99999999n"), (.milliseconds(100), "100000u"), (.seconds(1), "1000000u"),
-        (.nanoseconds(100_000_001), "100001u"), (.hours(2000), "7200000S"), (.hours(30_000), "1800000M"),
-        (.nanoseconds(.max), "2562048H"),
-        (.nanoseconds(-5), "0n"),
-    ])
+    @Test(
+        "grpc-timeout encodes in the finest unit that fits 8 digits, rounding up",
+        arguments: [
+            (TimeAmount.nanoseconds(7), "7n"), (.nanoseconds(99_999_999), "99999999n"), (.milliseconds(100), "100000u"),
+            (.seconds(1), "1000000u"),
+            (.nanoseconds(100_000_001), "100001u"), (.hours(2000), "7200000S"), (.hours(30_000), "1800000M"),
+            (.nanoseconds(.max), "2562048H"),
+            (.nanoseconds(-5), "0n"),
+        ]
+    )
     func timeoutEncodes(amount: TimeAmount, header: String) {
         #expect(GRPCTimeout.encode(amount) == header)
         #expect(GRPCTimeout.parse(header).map { $0 >= amount } == true)
     }
 
-    @Test("grpc-message percent-encoding round-trips UTF-8 and escapes only what the spec says", arguments: [
-        ("plain ascii stays", "plain ascii stays"), ("50% off", "50%25 off"), ("tab\there", "tab%09here"),
-        ("héllo 👋", "h%C3%A9llo %F0%9F%91%8B"), ("~}", "~}"), ("\u{7F}", "%7F"),
-    ])
+    @Test(
+        "grpc-message percent-encoding round-trips UTF-8 and escapes only what the spec says",
+        arguments: [
+            ("plain ascii stays", "plain ascii stays"), ("50% off", "50%25 off"), ("tab\there", "tab%09here"),
+            ("héllo 👋", "h%C3%A9llo %F0%9F%91%8B"), ("~}", "~}"), ("\u{7F}", "%7F"),
+        ]
+    )
     func percentEncoding(plain: String, encoded: String) {
         #expect(GRPCStatusMessage.percentEncode(plain) == encoded)
         #expect(GRPCStatusMessage.percentDecode(encoded) == plain)
     }
 
-    @Test("invalid percent sequences are kept literally", arguments: [
-        ("100%", "100%"), ("%zz", "%zz"), ("%4", "%4"), ("%C3", "\u{FFFD}"), ("a%41b", "aAb"),
-    ])
+    @Test(
+        "invalid percent sequences are kept literally",
+        arguments: [
+            ("100%", "100%"), ("%zz", "%zz"), ("%4", "%4"), ("%C3", "\u{FFFD}"), ("a%41b", "aAb"),
+        ]
+    )
     func percentDecodeTolerates(encoded: String, plain: String) {
         #expect(GRPCStatusMessage.percentDecode(encoded) == plain)
     }
