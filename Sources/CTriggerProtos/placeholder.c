@@ -1,1 +1,0 @@
-// Placeholder until protoc-c output lands (scripts/regen-protos.sh).

@@ -1,0 +1,208 @@
+import CTriggerProtos
+package import NIOCore
+package import TriggerModel
+
+/// The Instill gRPC messages the gateway serves (`pipeline.pipeline.v1beta.PipelinePublicService`, the
+/// health methods, `grpc.health.v1.Health`) ↔ the trigger model.
+///
+/// Every decoder is total: any input either decodes or throws a `GatewayError` (`.invalidArgument` for
+/// malformed bytes, nesting deeper than `ProtoLimits.maxNestingDepth`, a missing id or a batch over the
+/// limit). The sync, stream and async request messages of one kind share their field numbers, so one
+/// decoder serves all three; likewise the sync and stream responses.
+package enum InstillCodec {
+    typealias PipelineRequest = Pipeline__Pipeline__V1beta__TriggerNamespacePipelineRequest
+    typealias ReleaseRequest = Pipeline__Pipeline__V1beta__TriggerNamespacePipelineReleaseRequest
+    typealias TriggerData = Pipeline__Pipeline__V1beta__TriggerData
+    typealias PipelineResponse = Pipeline__Pipeline__V1beta__TriggerNamespacePipelineResponse
+
+    /// The `google.protobuf.Any` type URL of a finished operation's response.
+    package static let triggerResponseTypeURL =
+        "type.googleapis.com/pipeline.pipeline.v1beta.TriggerNamespacePipelineResponse"
+
+    // MARK: Trigger requests
+
+    /// Decodes `TriggerNamespacePipeline{,WithStream,Async}Request` (`release: false`) or
+    /// `Trigger{,Async}NamespacePipelineReleaseRequest` (`release: true`).
+    ///
+    /// The batch is `data` when it has elements, else the legacy `inputs`; more than `maxBatch` elements is
+    /// `.invalidArgument` naming the limit. `connection_references` are not part of the model and dropped.
+    package static func decodeTriggerRequest(
+        _ bytes: ByteBuffer,
+        release: Bool,
+        maxBatch: Int
+    ) throws -> (ref: PipelineRef, inputs: [TriggerInput]) {
+        let what = release ? "TriggerNamespacePipelineReleaseRequest" : "TriggerNamespacePipelineRequest"
+        try WireDepthGuard.check(bytes, as: .triggerRequest(release: release), what: what)
+        if release {
+            return try ProtoMessage.withUnpacked(
+                bytes,
+                as: what,
+                unpack: pipeline__pipeline__v1beta__trigger_namespace_pipeline_release_request__unpack,
+                free: pipeline__pipeline__v1beta__trigger_namespace_pipeline_release_request__free_unpacked
+            ) { m in
+                let releaseID = StructCodec.string(m.pointee.release_id)
+                guard !releaseID.isEmpty else { throw GatewayError(.invalidArgument, "release_id is required") }
+                let ref = try pipelineRef(m.pointee.namespace_id, m.pointee.pipeline_id, release: releaseID)
+                let inputs = try batch(
+                    data: (m.pointee.n_data, m.pointee.data),
+                    inputs: (m.pointee.n_inputs, m.pointee.inputs),
+                    maxBatch: maxBatch
+                )
+                return (ref, inputs)
+            }
+        }
+        return try ProtoMessage.withUnpacked(
+            bytes,
+            as: what,
+            unpack: pipeline__pipeline__v1beta__trigger_namespace_pipeline_request__unpack,
+            free: pipeline__pipeline__v1beta__trigger_namespace_pipeline_request__free_unpacked
+        ) { m in
+            let ref = try pipelineRef(m.pointee.namespace_id, m.pointee.pipeline_id, release: nil)
+            let inputs = try batch(
+                data: (m.pointee.n_data, m.pointee.data),
+                inputs: (m.pointee.n_inputs, m.pointee.inputs),
+                maxBatch: maxBatch
+            )
+            return (ref, inputs)
+        }
+    }
+
+    /// Encodes the request a client sends (the `data` form); the release form when `ref.release` is set.
+    /// For test clients and tools: the gateway itself only decodes these.
+    package static func encodeTriggerRequest(ref: PipelineRef, inputs: [TriggerInput]) -> ByteBuffer {
+        withProtoArena { arena in
+            let data = arena.array(of: UnsafeMutablePointer<TriggerData>?.self, count: inputs.count)
+            for (i, input) in inputs.enumerated() { data![i] = encode(input, in: arena) }
+            if let release = ref.release {
+                let m: UnsafeMutablePointer<ReleaseRequest> = arena.message(
+                    pipeline__pipeline__v1beta__trigger_namespace_pipeline_release_request__init
+                )
+                m.pointee.namespace_id = arena.cString(ref.namespace)
+                m.pointee.pipeline_id = arena.cString(ref.pipeline)
+                m.pointee.release_id = arena.cString(release)
+                m.pointee.n_data = inputs.count
+                m.pointee.data = data
+                return ProtoMessage.pack(m)
+            }
+            let m: UnsafeMutablePointer<PipelineRequest> = arena.message(
+                pipeline__pipeline__v1beta__trigger_namespace_pipeline_request__init
+            )
+            m.pointee.namespace_id = arena.cString(ref.namespace)
+            m.pointee.pipeline_id = arena.cString(ref.pipeline)
+            m.pointee.n_data = inputs.count
+            m.pointee.data = data
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    // MARK: Trigger responses
+
+    /// `TriggerNamespacePipeline{,WithStream,Release}Response`: one output per batch item, and the traces
+    /// in `metadata` (omitted when there are none).
+    package static func encodeTriggerResponse(_ result: TriggerResult) -> ByteBuffer {
+        withProtoArena { arena in ProtoMessage.pack(encode(result, in: arena)) }
+    }
+
+    /// The inverse of `encodeTriggerResponse`, for test clients and tools.
+    package static func decodeTriggerResponse(_ bytes: ByteBuffer) throws -> TriggerResult {
+        try bytes.withUnsafeReadableBytes { try decodeTriggerResponse(raw: $0) }
+    }
+
+    static func decodeTriggerResponse(raw bytes: UnsafeRawBufferPointer) throws -> TriggerResult {
+        let what = "TriggerNamespacePipelineResponse"
+        try WireDepthGuard.check(bytes, as: .triggerResponse, what: what)
+        return try ProtoMessage.withUnpacked(
+            raw: bytes,
+            as: what,
+            unpack: pipeline__pipeline__v1beta__trigger_namespace_pipeline_response__unpack,
+            free: pipeline__pipeline__v1beta__trigger_namespace_pipeline_response__free_unpacked
+        ) { m in
+            var outputs: [ValueObject] = []
+            outputs.reserveCapacity(m.pointee.n_outputs)
+            for i in 0..<m.pointee.n_outputs { outputs.append(try StructCodec.object(m.pointee.outputs[i])) }
+            return TriggerResult(outputs: outputs, metadata: try InstillTraceCodec.metadata(m.pointee.metadata))
+        }
+    }
+
+    static func encode(_ result: TriggerResult, in arena: ProtoArena) -> UnsafeMutablePointer<PipelineResponse> {
+        let m: UnsafeMutablePointer<PipelineResponse> = arena.message(
+            pipeline__pipeline__v1beta__trigger_namespace_pipeline_response__init
+        )
+        (m.pointee.n_outputs, m.pointee.outputs) = StructCodec.encode(result.outputs, in: arena)
+        if !result.metadata.traces.isEmpty {
+            m.pointee.metadata = InstillTraceCodec.encode(result.metadata, in: arena)
+        }
+        return m
+    }
+
+    // MARK: Helpers
+
+    private static func pipelineRef(
+        _ namespace: UnsafePointer<CChar>?,
+        _ pipeline: UnsafePointer<CChar>?,
+        release: String?
+    ) throws -> PipelineRef {
+        let namespace = StructCodec.string(namespace)
+        let pipeline = StructCodec.string(pipeline)
+        guard !namespace.isEmpty else { throw GatewayError(.invalidArgument, "namespace_id is required") }
+        guard !pipeline.isEmpty else { throw GatewayError(.invalidArgument, "pipeline_id is required") }
+        return PipelineRef(namespace: namespace, pipeline: pipeline, release: release)
+    }
+
+    private static func batch(
+        data: (Int, UnsafeMutablePointer<UnsafeMutablePointer<TriggerData>?>?),
+        inputs: (Int, UnsafeMutablePointer<UnsafeMutablePointer<Google__Protobuf__Struct>?>?),
+        maxBatch: Int
+    ) throws -> [TriggerInput] {
+        let useData = data.0 > 0
+        let count = useData ? data.0 : inputs.0
+        guard count <= maxBatch else {
+            throw GatewayError(.invalidArgument, "batch of \(count) inputs exceeds the limit of \(maxBatch)")
+        }
+        var batch: [TriggerInput] = []
+        batch.reserveCapacity(count)
+        for i in 0..<count {
+            if useData {
+                let item = data.1![i]
+                batch.append(
+                    TriggerInput(
+                        variables: try StructCodec.object(item?.pointee.variable),
+                        secrets: secrets(item)
+                    )
+                )
+            } else {
+                batch.append(TriggerInput(variables: try StructCodec.object(inputs.1![i])))
+            }
+        }
+        return batch
+    }
+
+    private static func secrets(_ item: UnsafeMutablePointer<TriggerData>?) -> [String: String] {
+        guard let item, item.pointee.n_secret > 0 else { return [:] }
+        var secrets: [String: String] = [:]
+        for i in 0..<item.pointee.n_secret {
+            guard let entry = item.pointee.secret[i] else { continue }
+            secrets[StructCodec.string(entry.pointee.key)] = StructCodec.string(entry.pointee.value)
+        }
+        return secrets
+    }
+
+    private static func encode(_ input: TriggerInput, in arena: ProtoArena) -> UnsafeMutablePointer<TriggerData> {
+        typealias SecretEntry = Pipeline__Pipeline__V1beta__TriggerData__SecretEntry
+        let m: UnsafeMutablePointer<TriggerData> = arena.message(pipeline__pipeline__v1beta__trigger_data__init)
+        m.pointee.variable = StructCodec.encode(input.variables, in: arena)
+        let secrets = input.secrets.sorted { $0.key < $1.key }
+        let entries = arena.array(of: UnsafeMutablePointer<SecretEntry>?.self, count: secrets.count)
+        for (i, (key, value)) in secrets.enumerated() {
+            let entry: UnsafeMutablePointer<SecretEntry> = arena.message(
+                pipeline__pipeline__v1beta__trigger_data__secret_entry__init
+            )
+            entry.pointee.key = arena.cString(key)
+            entry.pointee.value = arena.cString(value)
+            entries![i] = entry
+        }
+        m.pointee.n_secret = secrets.count
+        m.pointee.secret = entries
+        return m
+    }
+}

@@ -1,0 +1,73 @@
+import CTriggerProtos
+import NIOCore
+
+/// Owns every piece of C memory behind one protobuf-c message tree that Swift builds for packing.
+///
+/// Who frees what: protobuf-c never frees a message it did not unpack, so each struct, pointer array and
+/// C string allocated here is freed in `deinit`, after the last `pack`. Blob bytes are not copied in: the
+/// tree points into the `ByteBuffer`s' own storage, which the arena keeps alive by retaining it
+/// (`withUnsafeReadableBytesWithStorageManagement`, NIO's sanctioned way to keep those bytes valid beyond
+/// the closure) and releases in `deinit`. Use one arena per encode, through `withProtoArena`.
+final class ProtoArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+    private var storages: [Unmanaged<AnyObject>] = []
+
+    fileprivate init() {}
+
+    deinit {
+        for block in blocks { block.deallocate() }
+        for storage in storages { storage.release() }
+    }
+
+    /// A message struct, initialised by its generated `…__init` (which sets the descriptor and defaults).
+    func message<M>(_ initialize: (UnsafeMutablePointer<M>?) -> Void) -> UnsafeMutablePointer<M> {
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: MemoryLayout<M>.stride,
+            alignment: MemoryLayout<M>.alignment
+        )
+        blocks.append(raw)
+        let typed = raw.bindMemory(to: M.self, capacity: 1)
+        initialize(typed)
+        return typed
+    }
+
+    /// An array of `count` elements for a repeated field, zero-filled; nil for an empty field (protobuf-c
+    /// reads nothing when the count is 0).
+    func array<E>(of _: E.Type, count: Int) -> UnsafeMutablePointer<E>? {
+        guard count > 0 else { return nil }
+        let byteCount = MemoryLayout<E>.stride * count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: MemoryLayout<E>.alignment)
+        blocks.append(raw)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+        return raw.bindMemory(to: E.self, capacity: count)
+    }
+
+    /// A NUL-terminated copy of `s`. protobuf-c measures strings with `strlen`, so an embedded NUL ends
+    /// the string on the wire.
+    func cString(_ s: String) -> UnsafeMutablePointer<CChar> {
+        var s = s
+        return s.withUTF8 { utf8 in
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: utf8.count + 1, alignment: 1)
+            blocks.append(raw)
+            if let base = utf8.baseAddress { raw.copyMemory(from: base, byteCount: utf8.count) }
+            raw.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
+            return raw.bindMemory(to: CChar.self, capacity: utf8.count + 1)
+        }
+    }
+
+    /// A `bytes` field that points at `buffer`'s readable bytes without copying them.
+    func binary(_ buffer: ByteBuffer) -> ProtobufCBinaryData {
+        guard buffer.readableBytes > 0 else { return ProtobufCBinaryData(len: 0, data: nil) }
+        return buffer.withUnsafeReadableBytesWithStorageManagement { bytes, storage in
+            storages.append(storage.retain())
+            let data = UnsafeMutablePointer(mutating: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            return ProtobufCBinaryData(len: bytes.count, data: data)
+        }
+    }
+}
+
+/// Runs `body` with a fresh arena, freed when `body` returns.
+func withProtoArena<T>(_ body: (ProtoArena) throws -> T) rethrows -> T {
+    let arena = ProtoArena()
+    return try withExtendedLifetime(arena) { try body(arena) }
+}

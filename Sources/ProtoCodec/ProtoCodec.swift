@@ -1,1 +1,0 @@
-// ProtoCodec: placeholder until its owner lands it.

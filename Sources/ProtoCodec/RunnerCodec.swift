@@ -1,0 +1,246 @@
+import CTriggerProtos
+package import NIOCore
+package import TriggerModel
+
+/// `trigger.runner.v1` (protos/trigger/runner/v1/runner.proto) ↔ the trigger model: the gateway encodes
+/// requests and decodes responses and events; a runner (the demo runner) does the opposite.
+///
+/// Only the message-borne fields cross here: ref, inputs, request id and `returnTraces`. Deadline, trace
+/// context, principal and idempotency key travel as gRPC metadata (see runner.proto) and are the
+/// transport's business. Decoders are total and throw `.invalidArgument` for malformed bytes or
+/// over-deep nesting; a caller decoding a backend's answer should report that as `.backendFailed`.
+package enum RunnerCodec {
+    typealias PBRequest = Trigger__Runner__V1__RunRequest
+    typealias PBInput = Trigger__Runner__V1__Input
+    typealias PBSecret = Trigger__Runner__V1__Input__SecretsEntry
+    typealias PBResponse = Trigger__Runner__V1__RunResponse
+    typealias PBTraceEntry = Trigger__Runner__V1__RunResponse__TracesEntry
+    typealias PBTrace = Trigger__Runner__V1__Trace
+    typealias PBEvent = Trigger__Runner__V1__RunEvent
+
+    // MARK: RunRequest
+
+    package static func encodeRunRequest(_ request: TriggerRequest) -> ByteBuffer {
+        withProtoArena { arena in
+            let m: UnsafeMutablePointer<PBRequest> = arena.message(trigger__runner__v1__run_request__init)
+            m.pointee.namespace_ = arena.cString(request.ref.namespace)
+            m.pointee.pipeline = arena.cString(request.ref.pipeline)
+            if let release = request.ref.release { m.pointee.release = arena.cString(release) }
+            m.pointee.request_id = arena.cString(request.requestID)
+            m.pointee.return_traces = request.returnTraces ? 1 : 0
+            let inputs = arena.array(of: UnsafeMutablePointer<PBInput>?.self, count: request.inputs.count)
+            for (i, input) in request.inputs.enumerated() { inputs![i] = encode(input, in: arena) }
+            m.pointee.n_inputs = request.inputs.count
+            m.pointee.inputs = inputs
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    /// A `TriggerRequest` with the message-borne fields set and the rest at their defaults (`mode` is
+    /// `.sync`; the runner knows from the method whether it streams).
+    package static func decodeRunRequest(_ bytes: ByteBuffer) throws -> TriggerRequest {
+        try WireDepthGuard.check(bytes, as: .runRequest, what: "RunRequest")
+        return try ProtoMessage.withUnpacked(
+            bytes,
+            as: "RunRequest",
+            unpack: trigger__runner__v1__run_request__unpack,
+            free: trigger__runner__v1__run_request__free_unpacked
+        ) { m in
+            let release = StructCodec.string(m.pointee.release)
+            let ref = PipelineRef(
+                namespace: StructCodec.string(m.pointee.namespace_),
+                pipeline: StructCodec.string(m.pointee.pipeline),
+                release: release.isEmpty ? nil : release
+            )
+            guard !ref.namespace.isEmpty, !ref.pipeline.isEmpty else {
+                throw GatewayError(.invalidArgument, "RunRequest needs a namespace and a pipeline")
+            }
+            var inputs: [TriggerInput] = []
+            inputs.reserveCapacity(m.pointee.n_inputs)
+            for i in 0..<m.pointee.n_inputs { inputs.append(try decode(m.pointee.inputs[i])) }
+            return TriggerRequest(
+                ref: ref,
+                inputs: inputs,
+                requestID: StructCodec.string(m.pointee.request_id),
+                returnTraces: m.pointee.return_traces != 0
+            )
+        }
+    }
+
+    // MARK: RunResponse
+
+    package static func encodeRunResponse(_ result: TriggerResult) -> ByteBuffer {
+        withProtoArena { arena in ProtoMessage.pack(encode(result, in: arena)) }
+    }
+
+    package static func decodeRunResponse(_ bytes: ByteBuffer) throws -> TriggerResult {
+        try WireDepthGuard.check(bytes, as: .runResponse, what: "RunResponse")
+        return try ProtoMessage.withUnpacked(
+            bytes,
+            as: "RunResponse",
+            unpack: trigger__runner__v1__run_response__unpack,
+            free: trigger__runner__v1__run_response__free_unpacked
+        ) { try decode(UnsafePointer($0)) }
+    }
+
+    // MARK: RunEvent
+
+    /// `.error` becomes an `ErrorEvent` carrying the google.rpc code of the error.
+    package static func encodeRunEvent(_ event: TriggerEvent) -> ByteBuffer {
+        withProtoArena { arena in
+            let m: UnsafeMutablePointer<PBEvent> = arena.message(trigger__runner__v1__run_event__init)
+            switch event {
+            case .status(let name, let data):
+                let status: UnsafeMutablePointer<Trigger__Runner__V1__StatusEvent> =
+                    arena.message(trigger__runner__v1__status_event__init)
+                status.pointee.name = arena.cString(name)
+                status.pointee.data = RunnerValueCodec.encode(data, in: arena)
+                m.pointee.event_case = TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_STATUS
+                m.pointee.status = status
+            case .output(let name, let outputs):
+                let output: UnsafeMutablePointer<Trigger__Runner__V1__OutputEvent> =
+                    arena.message(trigger__runner__v1__output_event__init)
+                output.pointee.name = arena.cString(name)
+                (output.pointee.n_outputs, output.pointee.outputs) = RunnerValueCodec.encode(outputs, in: arena)
+                m.pointee.event_case = TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_OUTPUT
+                m.pointee.output = output
+            case .end(let result):
+                let end: UnsafeMutablePointer<Trigger__Runner__V1__EndEvent> =
+                    arena.message(trigger__runner__v1__end_event__init)
+                end.pointee.result = encode(result, in: arena)
+                m.pointee.event_case = TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_END
+                m.pointee.end = end
+            case .error(let error):
+                let pb: UnsafeMutablePointer<Trigger__Runner__V1__ErrorEvent> =
+                    arena.message(trigger__runner__v1__error_event__init)
+                pb.pointee.code = Int32(error.code.rpcCode)
+                pb.pointee.message = arena.cString(error.message)
+                m.pointee.event_case = TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_ERROR
+                m.pointee.error = pb
+            }
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    /// An `ErrorEvent` becomes `.error` with `GatewayError.Code.fromRPCCode(code)`; an event with no case
+    /// set is `.invalidArgument`.
+    package static func decodeRunEvent(_ bytes: ByteBuffer) throws -> TriggerEvent {
+        try WireDepthGuard.check(bytes, as: .runEvent, what: "RunEvent")
+        return try ProtoMessage.withUnpacked(
+            bytes,
+            as: "RunEvent",
+            unpack: trigger__runner__v1__run_event__unpack,
+            free: trigger__runner__v1__run_event__free_unpacked
+        ) { m in
+            switch m.pointee.event_case {
+            case TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_STATUS:
+                let status = m.pointee.status
+                return .status(
+                    name: StructCodec.string(status?.pointee.name),
+                    data: try RunnerValueCodec.object(status?.pointee.data)
+                )
+            case TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_OUTPUT:
+                let output = m.pointee.output
+                return .output(
+                    name: StructCodec.string(output?.pointee.name),
+                    outputs: try RunnerValueCodec.objects(output?.pointee.n_outputs ?? 0, output?.pointee.outputs)
+                )
+            case TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_END:
+                return .end(try decode(UnsafePointer(m.pointee.end?.pointee.result)))
+            case TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_ERROR:
+                let error = m.pointee.error
+                return .error(
+                    GatewayError(
+                        .fromRPCCode(Int(error?.pointee.code ?? 2)),
+                        StructCodec.string(error?.pointee.message)
+                    )
+                )
+            default:
+                throw GatewayError(.invalidArgument, "RunEvent has no event set")
+            }
+        }
+    }
+
+    // MARK: Pieces
+
+    private static func encode(_ input: TriggerInput, in arena: ProtoArena) -> UnsafeMutablePointer<PBInput> {
+        let m: UnsafeMutablePointer<PBInput> = arena.message(trigger__runner__v1__input__init)
+        m.pointee.variables = RunnerValueCodec.encode(input.variables, in: arena)
+        let secrets = input.secrets.sorted { $0.key < $1.key }
+        let entries = arena.array(of: UnsafeMutablePointer<PBSecret>?.self, count: secrets.count)
+        for (i, (key, value)) in secrets.enumerated() {
+            let entry: UnsafeMutablePointer<PBSecret> = arena.message(trigger__runner__v1__input__secrets_entry__init)
+            entry.pointee.key = arena.cString(key)
+            entry.pointee.value = arena.cString(value)
+            entries![i] = entry
+        }
+        m.pointee.n_secrets = secrets.count
+        m.pointee.secrets = entries
+        return m
+    }
+
+    private static func decode(_ m: UnsafeMutablePointer<PBInput>?) throws -> TriggerInput {
+        guard let m else { return TriggerInput() }
+        var secrets: [String: String] = [:]
+        for i in 0..<m.pointee.n_secrets {
+            guard let entry = m.pointee.secrets[i] else { continue }
+            secrets[StructCodec.string(entry.pointee.key)] = StructCodec.string(entry.pointee.value)
+        }
+        return TriggerInput(variables: try RunnerValueCodec.object(m.pointee.variables), secrets: secrets)
+    }
+
+    private static func encode(_ result: TriggerResult, in arena: ProtoArena) -> UnsafeMutablePointer<PBResponse> {
+        let m: UnsafeMutablePointer<PBResponse> = arena.message(trigger__runner__v1__run_response__init)
+        (m.pointee.n_outputs, m.pointee.outputs) = RunnerValueCodec.encode(result.outputs, in: arena)
+        let traces = result.metadata.traces.sorted { $0.key < $1.key }
+        let entries = arena.array(of: UnsafeMutablePointer<PBTraceEntry>?.self, count: traces.count)
+        for (i, (key, trace)) in traces.enumerated() {
+            let entry: UnsafeMutablePointer<PBTraceEntry> =
+                arena.message(trigger__runner__v1__run_response__traces_entry__init)
+            entry.pointee.key = arena.cString(key)
+            entry.pointee.value = encode(trace, in: arena)
+            entries![i] = entry
+        }
+        m.pointee.n_traces = traces.count
+        m.pointee.traces = entries
+        return m
+    }
+
+    private static func decode(_ m: UnsafePointer<PBResponse>?) throws -> TriggerResult {
+        guard let m else { return TriggerResult(outputs: []) }
+        let outputs = try RunnerValueCodec.objects(m.pointee.n_outputs, m.pointee.outputs)
+        var traces: [String: Trace] = [:]
+        for i in 0..<m.pointee.n_traces {
+            guard let entry = m.pointee.traces[i] else { continue }
+            traces[StructCodec.string(entry.pointee.key)] = try decode(entry.pointee.value)
+        }
+        return TriggerResult(outputs: outputs, metadata: TriggerMetadata(traces: traces))
+    }
+
+    private static func encode(_ trace: Trace, in arena: ProtoArena) -> UnsafeMutablePointer<PBTrace> {
+        let m: UnsafeMutablePointer<PBTrace> = arena.message(trigger__runner__v1__trace__init)
+        let statuses = arena.array(of: Trigger__Runner__V1__Trace__Status.self, count: trace.statuses.count)
+        for (i, status) in trace.statuses.enumerated() {
+            statuses![i] = Trigger__Runner__V1__Trace__Status(rawValue: numericCast(status.rawValue))
+        }
+        m.pointee.n_statuses = trace.statuses.count
+        m.pointee.statuses = statuses
+        (m.pointee.n_inputs, m.pointee.inputs) = RunnerValueCodec.encode(trace.inputs, in: arena)
+        (m.pointee.n_outputs, m.pointee.outputs) = RunnerValueCodec.encode(trace.outputs, in: arena)
+        if let error = trace.error { m.pointee.error = RunnerValueCodec.encode(error, in: arena) }
+        m.pointee.compute_time_in_seconds = trace.computeTimeInSeconds
+        return m
+    }
+
+    private static func decode(_ m: UnsafeMutablePointer<PBTrace>?) throws -> Trace {
+        guard let m else { return Trace() }
+        var trace = Trace(computeTimeInSeconds: m.pointee.compute_time_in_seconds)
+        for i in 0..<m.pointee.n_statuses {
+            trace.statuses.append(Trace.Status(rawValue: Int(m.pointee.statuses[i].rawValue)) ?? .unspecified)
+        }
+        trace.inputs = try RunnerValueCodec.objects(m.pointee.n_inputs, m.pointee.inputs)
+        trace.outputs = try RunnerValueCodec.objects(m.pointee.n_outputs, m.pointee.outputs)
+        if let error = m.pointee.error { trace.error = try RunnerValueCodec.object(error) }
+        return trace
+    }
+}

@@ -1,0 +1,149 @@
+import CTriggerProtos
+import NIOCore
+import TriggerModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// `google.protobuf.Struct` / `Value` / `ListValue` ↔ the model's `ValueObject` / `Value`.
+///
+/// Decoding keeps the entries in the order they arrived (protobuf-c unpacks a map as its repeated entries,
+/// in wire order); a key sent twice keeps its first position and its last value. A string that is a base64
+/// data URI becomes `.blob`, decoded straight from protobuf-c's C string. A `Value` with no kind set is
+/// read as null. Encoding writes a blob back as a data-URI string, and entries in the object's order.
+///
+/// Depth is counted as `ProtoLimits.maxNestingDepth` documents; `WireDepthGuard` has already refused deeper
+/// input before unpacking, and the check here keeps the recursion bounded on its own.
+enum StructCodec {
+    typealias PBStruct = Google__Protobuf__Struct
+    typealias PBValue = Google__Protobuf__Value
+    typealias PBList = Google__Protobuf__ListValue
+    typealias PBEntry = Google__Protobuf__Struct__FieldsEntry
+
+    // MARK: Decoding
+
+    /// The object of a `Struct` at nesting level `depth` (1 for a batch item's variables or an output).
+    static func object(_ message: UnsafePointer<PBStruct>?, depth: Int = 1) throws -> ValueObject {
+        guard let message else { return ValueObject() }
+        guard depth <= ProtoLimits.maxNestingDepth else { throw tooDeep() }
+        var entries: [(key: String, value: Value)] = []
+        entries.reserveCapacity(message.pointee.n_fields)
+        for i in 0..<message.pointee.n_fields {
+            guard let entry = message.pointee.fields[i] else { continue }
+            entries.append((key: string(entry.pointee.key), value: try value(entry.pointee.value, depth: depth)))
+        }
+        return ValueObject(entries)
+    }
+
+    /// A `Value` found inside a container at level `depth`.
+    static func value(_ message: UnsafePointer<PBValue>?, depth: Int) throws -> Value {
+        guard let message else { return .null }
+        let v = message.pointee
+        switch v.kind_case {
+        case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE:
+            return .number(v.number_value)
+        case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
+            return try stringOrBlob(v.string_value)
+        case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE:
+            return .bool(v.bool_value != 0)
+        case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE:
+            return .object(try object(v.struct_value, depth: depth + 1))
+        case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE:
+            return .list(try list(v.list_value, depth: depth + 1))
+        default:
+            return .null
+        }
+    }
+
+    static func list(_ message: UnsafePointer<PBList>?, depth: Int) throws -> [Value] {
+        guard let message else { return [] }
+        guard depth <= ProtoLimits.maxNestingDepth else { throw tooDeep() }
+        var values: [Value] = []
+        values.reserveCapacity(message.pointee.n_values)
+        for i in 0..<message.pointee.n_values {
+            values.append(try value(message.pointee.values[i], depth: depth))
+        }
+        return values
+    }
+
+    /// A protobuf-c string as a Swift `String` (NULL reads as empty; invalid UTF-8 is repaired with U+FFFD).
+    static func string(_ cString: UnsafePointer<CChar>?) -> String {
+        guard let cString else { return "" }
+        return String(cString: cString)
+    }
+
+    private static func stringOrBlob(_ cString: UnsafePointer<CChar>?) throws -> Value {
+        guard let cString else { return .string("") }
+        let bytes = UnsafeRawBufferPointer(start: cString, count: strlen(cString))
+        if let blob = try DataURI.decode(utf8: bytes) { return .blob(blob) }
+        return .string(String(decoding: bytes, as: UTF8.self))
+    }
+
+    private static func tooDeep() -> GatewayError {
+        GatewayError(.invalidArgument, "values nest deeper than the limit of \(ProtoLimits.maxNestingDepth) levels")
+    }
+
+    // MARK: Encoding
+
+    static func encode(_ object: ValueObject, in arena: ProtoArena) -> UnsafeMutablePointer<PBStruct> {
+        let message: UnsafeMutablePointer<PBStruct> = arena.message(google__protobuf__struct__init)
+        let fields = arena.array(of: UnsafeMutablePointer<PBEntry>?.self, count: object.count)
+        for (i, (key, value)) in object.enumerated() {
+            let entry: UnsafeMutablePointer<PBEntry> = arena.message(google__protobuf__struct__fields_entry__init)
+            entry.pointee.key = arena.cString(key)
+            entry.pointee.value = encode(value, in: arena)
+            fields![i] = entry
+        }
+        message.pointee.n_fields = object.count
+        message.pointee.fields = fields
+        return message
+    }
+
+    static func encode(_ value: Value, in arena: ProtoArena) -> UnsafeMutablePointer<PBValue> {
+        let message: UnsafeMutablePointer<PBValue> = arena.message(google__protobuf__value__init)
+        switch value {
+        case .null:
+            message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE
+            message.pointee.null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE
+        case .bool(let b):
+            message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE
+            message.pointee.bool_value = b ? 1 : 0
+        case .number(let n):
+            message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE
+            message.pointee.number_value = n
+        case .string(let s):
+            message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE
+            message.pointee.string_value = arena.cString(s)
+        case .blob(let blob):
+            message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE
+            message.pointee.string_value = DataURI.encode(blob, in: arena)
+        case .object(let object):
+            message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE
+            message.pointee.struct_value = encode(object, in: arena)
+        case .list(let values):
+            let list: UnsafeMutablePointer<PBList> = arena.message(google__protobuf__list_value__init)
+            let elements = arena.array(of: UnsafeMutablePointer<PBValue>?.self, count: values.count)
+            for (i, element) in values.enumerated() { elements![i] = encode(element, in: arena) }
+            list.pointee.n_values = values.count
+            list.pointee.values = elements
+            message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE
+            message.pointee.list_value = list
+        }
+        return message
+    }
+
+    /// A repeated `Struct` field: the pointer array and its count.
+    static func encode(
+        _ objects: [ValueObject],
+        in arena: ProtoArena
+    ) -> (count: Int, items: UnsafeMutablePointer<UnsafeMutablePointer<PBStruct>?>?) {
+        let items = arena.array(of: UnsafeMutablePointer<PBStruct>?.self, count: objects.count)
+        for (i, object) in objects.enumerated() { items![i] = encode(object, in: arena) }
+        return (objects.count, items)
+    }
+}

@@ -1,0 +1,168 @@
+import NIOCore
+import TriggerModel
+
+/// Checks the nesting of a serialized message on the wire, before protobuf-c unpacks it.
+///
+/// protobuf-c unpacks recursively with no depth limit (about 1 KiB of stack per level), and
+/// `google.protobuf.Struct`/`Value`/`ListValue` (and the runner's `Object`/`Value`/`ListValue`) nest without
+/// bound, so a few megabytes of `2a 0x 0a 0x …` would overflow the stack. This walk knows, for each message
+/// kind, which fields hold which sub-message (`WireSchema`), descends only into those, and rejects more than
+/// `ProtoLimits.maxNestingDepth` objects/lists. It touches each byte once (a parent skips over what its
+/// child walked) and recurses at most a few frames per container level.
+///
+/// It also rejects what no protobuf parser accepts (truncated fields, 11-byte varints, field number 0,
+/// group wire types, which protobuf-c 1.4 does not support either), all as `.invalidArgument`.
+enum WireDepthGuard {
+    static func check(_ bytes: ByteBuffer, as schema: WireSchema, what: String) throws {
+        try bytes.withUnsafeReadableBytes { try check($0, as: schema, what: what) }
+    }
+
+    static func check(_ bytes: UnsafeRawBufferPointer, as schema: WireSchema, what: String) throws {
+        do {
+            try walk(bytes, schema, depth: 0)
+        } catch {
+            switch error {
+            case .tooDeep:
+                throw GatewayError(
+                    .invalidArgument,
+                    "\(what): values nest deeper than the limit of \(ProtoLimits.maxNestingDepth) levels"
+                )
+            case .invalid(let reason):
+                throw GatewayError(.invalidArgument, "malformed protobuf: not a valid \(what) (\(reason))")
+            }
+        }
+    }
+
+    private enum Malformed: Error {
+        case tooDeep
+        case invalid(String)
+    }
+
+    private static func walk(_ bytes: UnsafeRawBufferPointer, _ schema: WireSchema, depth: Int) throws(Malformed) {
+        var depth = depth
+        if schema.isContainer {
+            depth += 1
+            guard depth <= ProtoLimits.maxNestingDepth else { throw .tooDeep }
+        }
+        var i = 0
+        while i < bytes.count {
+            let key = try varint(bytes, &i)
+            let field = key >> 3
+            guard field > 0, field <= 0x1FFF_FFFF else { throw .invalid("field number \(field)") }
+            switch key & 7 {
+            case 0:
+                _ = try varint(bytes, &i)
+            case 1:
+                try skip(8, bytes, &i)
+            case 5:
+                try skip(4, bytes, &i)
+            case 2:
+                let declared = try varint(bytes, &i)
+                guard declared <= UInt64(bytes.count - i) else { throw .invalid("truncated field \(field)") }
+                let length = Int(declared)
+                if let child = schema.child(field: field) {
+                    try walk(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)]), child, depth: depth)
+                }
+                i += length
+            default:
+                throw .invalid("wire type \(key & 7) of field \(field)")
+            }
+        }
+    }
+
+    private static func varint(_ bytes: UnsafeRawBufferPointer, _ i: inout Int) throws(Malformed) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < bytes.count, shift < 64 {
+            let byte = bytes[i]
+            i += 1
+            result |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+        throw .invalid(i >= bytes.count ? "truncated varint" : "varint longer than 10 bytes")
+    }
+
+    private static func skip(_ n: Int, _ bytes: UnsafeRawBufferPointer, _ i: inout Int) throws(Malformed) {
+        guard bytes.count - i >= n else { throw .invalid("truncated fixed-width field") }
+        i += n
+    }
+}
+
+/// The message kinds `WireDepthGuard` walks, and which of their fields hold which sub-message. Field
+/// numbers are those of protos/ (and must change with them; the round-trip tests catch a mismatch).
+enum WireSchema {
+    // pipeline.pipeline.v1beta
+    case triggerRequest(release: Bool)
+    case triggerData
+    case triggerResponse
+    case triggerMetadata
+    case triggerTraceEntry
+    case trace
+    // google.protobuf
+    case pbStruct
+    case pbStructEntry
+    case pbValue
+    case pbList
+    // trigger.runner.v1
+    case runRequest
+    case runInput
+    case runResponse
+    case runTraceEntry
+    case runTrace
+    case runEvent
+    case runStatusEvent
+    case runOutputEvent
+    case runEndEvent
+    case runObject
+    case runEntry
+    case runValue
+    case runList
+
+    var isContainer: Bool {
+        switch self {
+        case .pbStruct, .pbList, .runObject, .runList: true
+        default: false
+        }
+    }
+
+    func child(field: UInt64) -> WireSchema? {
+        switch (self, field) {
+        case (.triggerRequest(let release), _):
+            switch field {
+            case release ? 4 : 3: .pbStruct
+            case release ? 5 : 4: .triggerData
+            default: nil
+            }
+        case (.triggerData, 1): .pbStruct
+        case (.triggerResponse, 1): .pbStruct
+        case (.triggerResponse, 2): .triggerMetadata
+        case (.triggerMetadata, 1): .triggerTraceEntry
+        case (.triggerTraceEntry, 2): .trace
+        case (.trace, 2), (.trace, 3), (.trace, 4): .pbStruct
+        case (.pbStruct, 1): .pbStructEntry
+        case (.pbStructEntry, 2): .pbValue
+        case (.pbValue, 5): .pbStruct
+        case (.pbValue, 6): .pbList
+        case (.pbList, 1): .pbValue
+        case (.runRequest, 6): .runInput
+        case (.runInput, 1): .runObject
+        case (.runResponse, 1): .runObject
+        case (.runResponse, 2): .runTraceEntry
+        case (.runTraceEntry, 2): .runTrace
+        case (.runTrace, 2), (.runTrace, 3), (.runTrace, 4): .runObject
+        case (.runEvent, 1): .runStatusEvent
+        case (.runEvent, 2): .runOutputEvent
+        case (.runEvent, 3): .runEndEvent
+        case (.runStatusEvent, 2): .runObject
+        case (.runOutputEvent, 2): .runObject
+        case (.runEndEvent, 1): .runResponse
+        case (.runObject, 1): .runEntry
+        case (.runEntry, 2): .runValue
+        case (.runValue, 5): .runList
+        case (.runValue, 6): .runObject
+        case (.runList, 1): .runValue
+        default: nil
+        }
+    }
+}

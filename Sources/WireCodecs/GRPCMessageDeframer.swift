@@ -1,0 +1,102 @@
+package import NIOCore
+import TriggerModel
+
+/// Cuts a gRPC request or response body into messages: the 5-byte prefix (compressed flag, big-endian
+/// length) of gRPC PROTOCOL-HTTP2.md "Length-Prefixed-Message", then the message.
+///
+/// Incremental: feed whatever DATA arrives with `append(_:)` and drain with `next()` until it returns nil.
+/// The declared length is checked against `maxMessageBytes` as soon as the prefix is complete, before any
+/// of the body is buffered, so an oversized message costs nothing but its 5-byte prefix (STYLE.md habit 10).
+/// Returned messages are slices of the received buffers, not copies.
+///
+/// Compression is not supported: a message with the compressed flag set is refused with `.unimplemented`,
+/// which is what gRPC's compression.md prescribes for a message "compressed by an algorithm that is not
+/// supported" (we support none, so `grpc-encoding` other than `identity` is never negotiated). A flag value
+/// other than 0 or 1 is malformed: `.invalidArgument`. Errors are sticky: after one, `next()` throws it
+/// again, so a caller cannot resynchronise on garbage.
+package struct GRPCMessageDeframer {
+    package let maxMessageBytes: Int
+    private var buffered: ByteBuffer?
+    /// The length of the message whose prefix has been read, while its body is still incomplete.
+    private var pendingLength: Int?
+    private var failure: GatewayError?
+
+    private static let prefixBytes = 5
+
+    package init(maxMessageBytes: Int) {
+        precondition(maxMessageBytes >= 0, "maxMessageBytes must not be negative")
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    /// Adds received bytes. The first buffer is adopted without a copy; later ones are appended.
+    package mutating func append(_ buffer: ByteBuffer) {
+        guard failure == nil, buffer.readableBytes > 0 else { return }
+        if buffered == nil || buffered!.readableBytes == 0 {
+            buffered = buffer
+        } else {
+            buffered!.writeImmutableBuffer(buffer)
+        }
+    }
+
+    /// The next complete message, or nil when more bytes are needed.
+    ///
+    /// Throws `.payloadTooLarge` when a declared length exceeds the cap, `.unimplemented` for a compressed
+    /// message and `.invalidArgument` for a malformed flag byte.
+    package mutating func next() throws -> ByteBuffer? {
+        if let failure { throw failure }
+        guard var buffer = buffered else { return nil }
+        // Own the only reference while mutating, or every read would copy the storage (CoW).
+        buffered = nil
+        defer { buffered = buffer.readableBytes > 0 ? buffer : nil }
+
+        let length: Int
+        if let pendingLength {
+            length = pendingLength
+        } else {
+            guard buffer.readableBytes >= Self.prefixBytes,
+                let flag = buffer.readInteger(as: UInt8.self),
+                let declared = buffer.readInteger(endianness: .big, as: UInt32.self)
+            else { return nil }
+            do {
+                length = try validatePrefix(flag: flag, declared: declared)
+            } catch let error as GatewayError {
+                failure = error
+                buffer.clear()
+                throw error
+            }
+            pendingLength = length
+            // Reserve room for the rest once, so a body arriving in many DATA frames is not regrown each time.
+            if buffer.readableBytes < length {
+                buffer.reserveCapacity(minimumWritableBytes: length - buffer.readableBytes)
+            }
+        }
+        guard let message = buffer.readSlice(length: length) else { return nil }
+        pendingLength = nil
+        return message
+    }
+
+    /// True while a message has been started but not completed: at end of stream this means the peer sent a
+    /// truncated message (gRPC: INTERNAL / our `.invalidArgument`, the caller decides).
+    package var hasPartialMessage: Bool {
+        pendingLength != nil || (buffered?.readableBytes ?? 0) > 0
+    }
+
+    private func validatePrefix(flag: UInt8, declared: UInt32) throws -> Int {
+        switch flag {
+        case 0: break
+        case 1:
+            throw GatewayError(.unimplemented, "compressed gRPC messages are not supported (only identity encoding)")
+        default:
+            throw GatewayError(.invalidArgument, "invalid gRPC message prefix: compressed flag \(flag)")
+        }
+        // UInt32 always fits in Int on the 64-bit platforms we build for.
+        let length = Int(declared)
+        guard length <= maxMessageBytes else {
+            throw GatewayError(
+                .payloadTooLarge,
+                "message of \(length) bytes exceeds the limit of \(maxMessageBytes) bytes"
+            )
+        }
+        return length
+    }
+}

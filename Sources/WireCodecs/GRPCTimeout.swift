@@ -1,0 +1,51 @@
+package import NIOCore
+
+/// The `grpc-timeout` header of gRPC PROTOCOL-HTTP2.md: `TimeoutValue TimeoutUnit`, where the value is an
+/// ASCII integer of at most 8 digits and the unit one of `H M S m u n` (hours … nanoseconds).
+package enum GRPCTimeout {
+    private static let maxDigits = 8
+    private static let maxValue: Int64 = 99_999_999
+
+    /// The timeout, or nil when the header is malformed (empty, a sign, whitespace, more than 8 digits, an
+    /// unknown unit). Values too large for `TimeAmount` (99999999H) are clamped to the largest one.
+    package static func parse(_ header: String) -> TimeAmount? {
+        let utf8 = header.utf8
+        guard utf8.count >= 2, utf8.count <= maxDigits + 1, let unitByte = utf8.last,
+            let nanosPerUnit = nanoseconds(perUnit: unitByte)
+        else { return nil }
+        var value: Int64 = 0
+        for byte in utf8.dropLast() {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+        }
+        let (nanos, overflow) = value.multipliedReportingOverflow(by: nanosPerUnit)
+        return .nanoseconds(overflow ? .max : nanos)
+    }
+
+    /// The header value for `amount`, in the finest unit whose value fits in 8 digits. Rounded up, so a
+    /// backend is never told less time than it has (as grpc-swift does); negative amounts become `0n`.
+    package static func encode(_ amount: TimeAmount) -> String {
+        let nanos = max(amount.nanoseconds, 0)
+        let units: [(Int64, Character)] = [
+            (1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"),
+            (3_600_000_000_000, "H"),
+        ]
+        for (perUnit, symbol) in units {
+            let value = nanos / perUnit + (nanos % perUnit == 0 ? 0 : 1)
+            if value <= maxValue { return "\(value)\(symbol)" }
+        }
+        return "\(maxValue)H"
+    }
+
+    private static func nanoseconds(perUnit unit: UInt8) -> Int64? {
+        switch unit {
+        case UInt8(ascii: "H"): 3_600_000_000_000
+        case UInt8(ascii: "M"): 60_000_000_000
+        case UInt8(ascii: "S"): 1_000_000_000
+        case UInt8(ascii: "m"): 1_000_000
+        case UInt8(ascii: "u"): 1_000
+        case UInt8(ascii: "n"): 1
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import NIOCore
+import ProtoCodec
+import Testing
+import TriggerModel
+
+@Suite("Runner messages")
+struct RunnerCodecTests {
+    static func megabyteBlob() -> Blob {
+        var rng = SplitMix64(seed: 42)
+        var bytes = ByteBufferAllocator().buffer(capacity: 1 << 20)
+        for _ in 0..<(1 << 17) { bytes.writeInteger(rng.next()) }
+        return Blob(contentType: "image/png", fileName: "big.png", bytes: bytes)
+    }
+
+    @Test("a run request round-trips, including a 1 MiB blob byte for byte")
+    func requestRoundTrip() throws {
+        let blob = Self.megabyteBlob()
+        let request = TriggerRequest(
+            ref: PipelineRef(namespace: "demo", pipeline: "blob-info", release: "v2"),
+            inputs: [
+                TriggerInput(
+                    variables: [
+                        "image": .blob(blob), "z": .number(-3.5), "a": .list([.null, .bool(true), .string("s")]),
+                        "empty": .blob(Blob(bytes: ByteBuffer())),
+                        "nested": .object(["x": .object([:]), "data:text": .string("data:;base64,AA==")]),
+                    ],
+                    secrets: ["token": "t", "other": "o"]
+                ),
+                TriggerInput(),
+            ],
+            requestID: "req-1",
+            returnTraces: true
+        )
+        let bytes = RunnerCodec.encodeRunRequest(request)
+        #expect(bytes.readableBytes > 1 << 20)
+        let decoded = try RunnerCodec.decodeRunRequest(bytes)
+        #expect(decoded == request)
+        #expect(decoded.inputs[0].variables.keys == ["image", "z", "a", "empty", "nested"])
+        let image = try #require(decoded.inputs[0].variables["image"]?.blobValue)
+        #expect(image.bytes == blob.bytes)
+        // On this hop a data-URI-looking string is just a string.
+        #expect(decoded.inputs[0].variables["nested"]?.objectValue?["data:text"] == .string("data:;base64,AA=="))
+    }
+
+    @Test("a request without a release decodes to a ref without one", .enabled(if: Protoc.isAvailable))
+    func requestFromProtoc() throws {
+        let bytes = try Protoc.encode(
+            "trigger.runner.v1.RunRequest",
+            #"namespace: "demo" pipeline: "echo" request_id: "r" inputs { variables { entries { key: "b" value { blob_value { data: "\001\002" } } } } }"#
+        )
+        let decoded = try RunnerCodec.decodeRunRequest(bytes)
+        #expect(decoded.ref == PipelineRef(namespace: "demo", pipeline: "echo"))
+        #expect(decoded.requestID == "r")
+        #expect(decoded.returnTraces == false)
+        let blob = try #require(decoded.inputs.first?.variables["b"]?.blobValue)
+        #expect(blob.contentType == Blob.defaultContentType)
+        #expect(blob.fileName == nil)
+        #expect(Array(blob.bytes.readableBytesView) == [1, 2])
+    }
+
+    @Test("a run response round-trips with traces")
+    func responseRoundTrip() throws {
+        let result = TriggerResult(
+            outputs: [["out": .blob(Self.megabyteBlob())], ["n": .number(1)]],
+            metadata: TriggerMetadata(traces: [
+                "a": Trace(statuses: [.completed, .skipped], error: ["message": .string("x")]),
+                "b": Trace(statuses: [.error], inputs: [["i": .null]], outputs: [], computeTimeInSeconds: 1.5),
+            ])
+        )
+        #expect(try RunnerCodec.decodeRunResponse(RunnerCodec.encodeRunResponse(result)) == result)
+    }
+
+    @Test(
+        "every event kind round-trips",
+        arguments: [
+            TriggerEvent.status(name: "PIPELINE_STATUS_UPDATED", data: ["status": .string("RUNNING")]),
+            .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [["word": .string("hello")], [:]]),
+            .end(TriggerResult(outputs: [["text": .string("hello world")]])),
+            .error(GatewayError(.deadlineExceeded, "too slow")),
+        ]
+    )
+    func eventRoundTrip(event: TriggerEvent) throws {
+        #expect(try RunnerCodec.decodeRunEvent(RunnerCodec.encodeRunEvent(event)) == event)
+    }
+
+    @Test("an event with nothing set, or nesting past the limit, is rejected")
+    func badEvents() throws {
+        #expect(throws: GatewayError(.invalidArgument, "RunEvent has no event set")) {
+            try RunnerCodec.decodeRunEvent(ByteBuffer())
+        }
+        for (depth, ok) in [(64, true), (65, false)] {
+            let event = TriggerEvent.output(
+                name: "o",
+                outputs: [StructConversionTests.nested(depth: depth, useLists: true)]
+            )
+            let bytes = RunnerCodec.encodeRunEvent(event)
+            if ok {
+                #expect(try RunnerCodec.decodeRunEvent(bytes) == event)
+            } else {
+                #expect(throws: GatewayError.self) { try RunnerCodec.decodeRunEvent(bytes) }
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import NIOCore
+import ProtoCodec
+import Testing
+import TriggerModel
+
+@Suite("google.protobuf.Struct conversion")
+struct StructConversionTests {
+    static let ref = PipelineRef(namespace: "n", pipeline: "p")
+
+    private func roundTrip(_ inputs: [TriggerInput]) throws -> [TriggerInput] {
+        let bytes = InstillCodec.encodeTriggerRequest(ref: Self.ref, inputs: inputs)
+        return try InstillCodec.decodeTriggerRequest(bytes, release: false, maxBatch: 32).inputs
+    }
+
+    @Test("values round-trip with key order, nesting, numbers, bools and null")
+    func roundTripsValues() throws {
+        let variables: ValueObject = [
+            "zeta": .string("last letter first"),
+            "alpha": .number(1),
+            "neg": .number(-0.5),
+            "big": .number(1e300),
+            "flags": .list([.bool(true), .bool(false), .null]),
+            "nested": .object(["b": .list([.object(["y": .number(2), "x": .string("")])]), "a": .object([:])]),
+            "emoji": .string("héllo 👋"),
+        ]
+        let decoded = try roundTrip([TriggerInput(variables: variables, secrets: ["k": "v"])])
+        #expect(decoded == [TriggerInput(variables: variables, secrets: ["k": "v"])])
+        #expect(decoded[0].variables.keys == ["zeta", "alpha", "neg", "big", "flags", "nested", "emoji"])
+        #expect(decoded[0].variables["nested"]?.objectValue?.keys == ["b", "a"])
+    }
+
+    @Test("a base64 data URI string becomes a blob, and a blob goes back as a data URI")
+    func dataURIBecomesBlob() throws {
+        let inputs = [TriggerInput(variables: ["file": .string("data:image/png;filename=a%20b.png;base64,iVBORw0K")])]
+        let decoded = try roundTrip(inputs)
+        let blob = try #require(decoded[0].variables["file"]?.blobValue)
+        #expect(blob.contentType == "image/png")
+        #expect(blob.fileName == "a b.png")
+        #expect(Array(blob.bytes.readableBytesView) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A])
+
+        // Encoding the blob yields a data URI string that decodes to the same blob.
+        let again = try roundTrip(decoded)
+        #expect(again == decoded)
+        let response = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: [["file": .blob(blob)]]))
+        let result = try InstillCodec.decodeTriggerResponse(response)
+        #expect(result.outputs == [["file": .blob(blob)]])
+    }
+
+    @Test(
+        "a non-base64 or malformed data URI stays a string",
+        arguments: [
+            "data:text/plain,hello", "data:", "database: postgres", "data:image/png;base64", "DATA but not a URI",
+        ]
+    )
+    func plainStringsStayStrings(s: String) throws {
+        let decoded = try roundTrip([TriggerInput(variables: ["s": .string(s)])])
+        #expect(decoded[0].variables["s"] == .string(s))
+    }
+
+    @Test("a base64 data URI with a broken payload is an invalid argument")
+    func brokenDataURI() throws {
+        let bytes = InstillCodec.encodeTriggerRequest(
+            ref: Self.ref,
+            inputs: [TriggerInput(variables: ["f": .string("data:image/png;base64,!!!!")])]
+        )
+        let error = #expect(throws: GatewayError.self) {
+            try InstillCodec.decodeTriggerRequest(bytes, release: false, maxBatch: 32)
+        }
+        #expect(error?.code == .invalidArgument)
+    }
+
+    /// `depth` containers: the variables object is level 1, each nested object or list adds one.
+    static func nested(depth: Int, useLists: Bool) -> ValueObject {
+        var value = Value.number(1)
+        for level in stride(from: depth, to: 1, by: -1) {
+            value = useLists && level % 2 == 0 ? .list([value]) : .object(["k": value])
+        }
+        return ["root": value]
+    }
+
+    @Test(
+        "nesting at the limit is accepted and one more level is rejected",
+        arguments: [
+            (64, false), (64, true), (65, false), (65, true),
+        ]
+    )
+    func depthLimit(depth: Int, useLists: Bool) throws {
+        let variables = Self.nested(depth: depth, useLists: useLists)
+        let bytes = InstillCodec.encodeTriggerRequest(ref: Self.ref, inputs: [TriggerInput(variables: variables)])
+        if depth <= ProtoLimits.maxNestingDepth {
+            let decoded = try InstillCodec.decodeTriggerRequest(bytes, release: false, maxBatch: 32)
+            #expect(decoded.inputs[0].variables == variables)
+        } else {
+            let error = #expect(throws: GatewayError.self) {
+                try InstillCodec.decodeTriggerRequest(bytes, release: false, maxBatch: 32)
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.contains("64") == true)
+        }
+    }
+
+    @Test("hostile nesting far past the limit is rejected without recursing into it")
+    func hostileNesting() throws {
+        // A request whose first input is a Struct with one entry whose value is 200 000 nested ListValues:
+        // unpacked naively this would exhaust the stack.
+        let levels = 200_000
+        // Sizes from the inside out: Value{list_value: ListValue{values: Value{…}}}.
+        var valueSizes = [Int](repeating: 0, count: levels + 1)
+        for i in 1...levels {
+            let list = 1 + varintSize(valueSizes[i - 1]) + valueSizes[i - 1]
+            valueSizes[i] = 1 + varintSize(list) + list
+        }
+        var body: [UInt8] = []
+        body.reserveCapacity(valueSizes[levels] + 64)
+        let entry = 3 + 1 + varintSize(valueSizes[levels]) + valueSizes[levels]
+        let structSize = 1 + varintSize(entry) + entry
+        body += [0x0A, 0x01, UInt8(ascii: "n"), 0x12, 0x01, UInt8(ascii: "p")]
+        body += [0x1A] + varint(structSize)
+        body += [0x0A] + varint(entry) + [0x0A, 0x01, UInt8(ascii: "k"), 0x12] + varint(valueSizes[levels])
+        for i in stride(from: levels, to: 0, by: -1) {
+            let list = 1 + varintSize(valueSizes[i - 1]) + valueSizes[i - 1]
+            body += [0x32] + varint(list) + [0x0A] + varint(valueSizes[i - 1])
+        }
+        let error = #expect(throws: GatewayError.self) {
+            try InstillCodec.decodeTriggerRequest(ByteBuffer(bytes: body), release: false, maxBatch: 32)
+        }
+        #expect(error?.code == .invalidArgument)
+    }
+
+    private func varintSize(_ n: Int) -> Int { varint(n).count }
+
+    private func varint(_ n: Int) -> [UInt8] {
+        var n = UInt64(n)
+        var out: [UInt8] = []
+        while n >= 0x80 {
+            out.append(UInt8(n & 0x7F) | 0x80)
+            n >>= 7
+        }
+        out.append(UInt8(n))
+        return out
+    }
+}

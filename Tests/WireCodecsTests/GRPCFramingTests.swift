@@ -1,0 +1,167 @@
+import NIOCore
+import Testing
+import TriggerModel
+import WireCodecs
+
+@Suite("gRPC framing")
+struct GRPCFramingTests {
+    private func framed(_ bytes: [UInt8], flag: UInt8 = 0, declared: UInt32? = nil) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(flag)
+        buffer.writeInteger(declared ?? UInt32(bytes.count), endianness: .big)
+        buffer.writeBytes(bytes)
+        return buffer
+    }
+
+    @Test(
+        "a message at the cap is accepted; one byte over is rejected from the prefix alone",
+        arguments: [(16, true), (17, false)]
+    )
+    func capEdge(length: Int, accepted: Bool) throws {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 16)
+        if accepted {
+            deframer.append(framed([UInt8](repeating: 7, count: length)))
+            let message = try #require(try deframer.next())
+            #expect(Array(message.readableBytesView) == [UInt8](repeating: 7, count: length))
+            #expect(try deframer.next() == nil)
+            #expect(!deframer.hasPartialMessage)
+        } else {
+            // Only the 5-byte prefix has arrived: the body is never waited for.
+            deframer.append(framed([], declared: UInt32(length)))
+            let error = #expect(throws: GatewayError.self) { try deframer.next() }
+            #expect(error?.code == .payloadTooLarge)
+            #expect(error?.message == "message of 17 bytes exceeds the limit of 16 bytes")
+            // Sticky: the stream cannot be resynchronised.
+            deframer.append(framed([1]))
+            #expect(throws: GatewayError.self) { try deframer.next() }
+        }
+    }
+
+    @Test("a 4 GiB declared length is rejected before buffering")
+    func hugeDeclaredLength() {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 32 << 20)
+        deframer.append(framed([], declared: .max))
+        #expect(throws: GatewayError.self) { try deframer.next() }
+    }
+
+    @Test("messages fed one byte at a time come out whole, including an empty one")
+    func byteAtATime() throws {
+        var stream = framed(Array("hello".utf8))
+        stream.writeImmutableBuffer(framed([]))
+        stream.writeImmutableBuffer(framed(Array("world!".utf8)))
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 1024)
+        var messages: [String] = []
+        for byte in stream.readableBytesView {
+            deframer.append(ByteBuffer(bytes: [byte]))
+            while let message = try deframer.next() { messages.append(String(buffer: message)) }
+        }
+        #expect(messages == ["hello", "", "world!"])
+        #expect(!deframer.hasPartialMessage)
+    }
+
+    @Test("several messages in one buffer, and a message split across two")
+    func severalInOneBuffer() throws {
+        var stream = framed([1, 2, 3])
+        stream.writeImmutableBuffer(framed([4]))
+        let third = framed([5, 6, 7, 8])
+        stream.writeImmutableBuffer(third.getSlice(at: 0, length: 7)!)
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 8)
+        deframer.append(stream)
+        #expect(try deframer.next().map { Array($0.readableBytesView) } == [1, 2, 3])
+        #expect(try deframer.next().map { Array($0.readableBytesView) } == [4])
+        #expect(try deframer.next() == nil)
+        #expect(deframer.hasPartialMessage)
+        deframer.append(third.getSlice(at: 7, length: 2)!)
+        #expect(try deframer.next().map { Array($0.readableBytesView) } == [5, 6, 7, 8])
+        #expect(!deframer.hasPartialMessage)
+    }
+
+    @Test("a truncated message is visible at end of stream", arguments: [1, 4, 5, 7])
+    func truncated(prefix: Int) throws {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 8)
+        deframer.append(framed([1, 2, 3]).getSlice(at: 0, length: prefix)!)
+        #expect(try deframer.next() == nil)
+        #expect(deframer.hasPartialMessage)
+    }
+
+    @Test("a compressed message is unimplemented, a bad flag byte is invalid")
+    func compressionFlag() {
+        var compressed = GRPCMessageDeframer(maxMessageBytes: 8)
+        compressed.append(framed([1], flag: 1))
+        let error = #expect(throws: GatewayError.self) { try compressed.next() }
+        #expect(error?.code == .unimplemented)
+        var bad = GRPCMessageDeframer(maxMessageBytes: 8)
+        bad.append(framed([1], flag: 2))
+        let badError = #expect(throws: GatewayError.self) { try bad.next() }
+        #expect(badError?.code == .invalidArgument)
+    }
+
+    @Test("the framer writes what the deframer reads")
+    func framerRoundTrip() throws {
+        let message = ByteBuffer(bytes: (0..<300).map { UInt8(truncatingIfNeeded: $0) })
+        let frame = GRPCMessageFramer.frame(message)
+        #expect(Array(frame.readableBytesView.prefix(5)) == [0, 0, 0, 1, 44])
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 300)
+        deframer.append(frame)
+        #expect(try deframer.next() == message)
+    }
+
+    @Test(
+        "grpc-timeout parses",
+        arguments: [
+            ("1H", TimeAmount.hours(1)), ("2M", .minutes(2)), ("30S", .seconds(30)), ("100m", .milliseconds(100)),
+            ("5u", .microseconds(5)), ("7n", .nanoseconds(7)), ("0S", .zero), ("99999999n", .nanoseconds(99_999_999)),
+            ("00000001S", .seconds(1)), ("99999999H", .nanoseconds(.max)),
+        ]
+    )
+    func timeoutParses(header: String, amount: TimeAmount) {
+        #expect(GRPCTimeout.parse(header) == amount)
+    }
+
+    @Test(
+        "malformed grpc-timeout values are rejected",
+        arguments: [
+            "", "S", "1", "100", "123456789S", "-1S", "+1S", " 1S", "1S ", "1s", "1h", "1.5S", "1x", "１S",
+        ]
+    )
+    func timeoutRejects(header: String) {
+        #expect(GRPCTimeout.parse(header) == nil)
+    }
+
+    @Test(
+        "grpc-timeout encodes in the finest unit that fits 8 digits, rounding up",
+        arguments: [
+            (TimeAmount.nanoseconds(7), "7n"), (.nanoseconds(99_999_999), "99999999n"), (.milliseconds(100), "100000u"),
+            (.seconds(1), "1000000u"),
+            (.nanoseconds(100_000_001), "100001u"), (.hours(2000), "7200000S"), (.hours(30_000), "1800000M"),
+            (.nanoseconds(.max), "2562048H"),
+            (.nanoseconds(-5), "0n"),
+        ]
+    )
+    func timeoutEncodes(amount: TimeAmount, header: String) {
+        #expect(GRPCTimeout.encode(amount) == header)
+        #expect(GRPCTimeout.parse(header).map { $0 >= amount } == true)
+    }
+
+    @Test(
+        "grpc-message percent-encoding round-trips UTF-8 and escapes only what the spec says",
+        arguments: [
+            ("plain ascii stays", "plain ascii stays"), ("50% off", "50%25 off"), ("tab\there", "tab%09here"),
+            ("héllo 👋", "h%C3%A9llo %F0%9F%91%8B"), ("~}", "~}"), ("\u{7F}", "%7F"),
+        ]
+    )
+    func percentEncoding(plain: String, encoded: String) {
+        #expect(GRPCStatusMessage.percentEncode(plain) == encoded)
+        #expect(GRPCStatusMessage.percentDecode(encoded) == plain)
+    }
+
+    @Test(
+        "invalid percent sequences are kept literally",
+        arguments: [
+            ("100%", "100%"), ("%zz", "%zz"), ("%4", "%4"), ("%C3", "\u{FFFD}"), ("a%41b", "aAb"),
+        ]
+    )
+    func percentDecodeTolerates(encoded: String, plain: String) {
+        #expect(GRPCStatusMessage.percentDecode(encoded) == plain)
+    }
+}
