@@ -152,6 +152,11 @@ final class ConnectionPair {
                 writes.server += 1
                 try Self.deliver(bytes, to: self.client, chunkSize: chunkSize)
             }
+            // A side that closed is an EOF for the other, as a TCP FIN would be.
+            if self.client.isActive != self.server.isActive {
+                try (self.client.isActive ? self.client : self.server).close().wait()
+                moved = true
+            }
         }
         return writes
     }
