@@ -41,7 +41,12 @@ final class RecordingDelegate: HTTP2SessionDelegate {
     var onClosed: ((NGHTTP2Session, HTTP2StreamID, HTTP2ErrorCode) -> Void)?
     var onSessionClosed: ((NGHTTP2Session) -> Void)?
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveHeaders headers: HTTP2Headers,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
         self.events.append(.headers(stream.rawValue, headers, endStream: endStream))
         self.onHeaders?(session, stream, headers, endStream)
     }

@@ -61,12 +61,14 @@ struct ErrorHandlingTests {
         try pair.interact()
 
         if accepted {
-            #expect(pair.serverDelegate.events(for: stream.rawValue).first.map { event in
-                if case .headers(_, let headers, endStream: true) = event {
-                    return headers.first(name: "x")?.utf8.count == padding
-                }
-                return false
-            } == true)
+            #expect(
+                pair.serverDelegate.events(for: stream.rawValue).first.map { event in
+                    if case .headers(_, let headers, endStream: true) = event {
+                        return headers.first(name: "x")?.utf8.count == padding
+                    }
+                    return false
+                } == true
+            )
             #expect(pair.clientDelegate.events(for: stream.rawValue).last == .closed(stream.rawValue, .noError))
         } else {
             #expect(pair.serverDelegate.events(for: stream.rawValue).isEmpty)

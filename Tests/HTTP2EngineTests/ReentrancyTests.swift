@@ -58,7 +58,9 @@ struct ReentrancyTests {
         try pair.interact(chunkSize: 3)
 
         #expect(pair.clientDelegate.body(1) == "ack;one;two")
-        #expect(pair.clientDelegate.events(for: 1).suffix(2) == [.trailers(1, ["grpc-status": "0"]), .closed(1, .noError)])
+        #expect(
+            pair.clientDelegate.events(for: 1).suffix(2) == [.trailers(1, ["grpc-status": "0"]), .closed(1, .noError)]
+        )
         #expect(afterClose == 1)
         #expect(pair.server.isActive)
     }
