@@ -1,9 +1,19 @@
+import HTTP2Engine
 import NIOCore
 import TriggerModel
 
 extension GatewayServer {
     /// Installs the HTTP/2 frontend (REST over h2c and gRPC) on a connection that sent the preface.
+    ///
+    /// The sniffer re-fires the preface with the rest of the bytes, so the session checks it itself.
     static func configureHTTP2(_ channel: any Channel, services: FrontendServices) throws {
-        throw GatewayError(.unimplemented, "HTTP/2 is not available on this gateway yet")
+        let frontend = HTTP2FrontendConnection(services: services, eventLoop: channel.eventLoop)
+        var configuration = HTTP2SessionConfiguration.defaults
+        configuration.maxConcurrentStreams = services.maxConcurrentStreams
+        configuration.maxHeaderListSize = services.maxHeaderBytes
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
+        frontend.session = try sync.configureHTTP2Session(role: .server, configuration: configuration, delegate: frontend)
+        try sync.addHandler(frontend)
     }
 }

@@ -1,0 +1,246 @@
+import HTTP2Engine
+import NIOCore
+import ProtoCodec
+import Routing
+import TriggerDispatch
+import TriggerModel
+import WireCodecs
+
+/// One gRPC call as decided from its headers.
+struct GRPCCall {
+    enum Method {
+        case trigger(release: Bool)
+        case triggerStream
+        case triggerAsync(release: Bool)
+        case getOperation
+        case instillHealth
+        case grpcHealthCheck
+        case grpcHealthWatch
+    }
+
+    var method: Method
+    var principal: String?
+    var deadline: NIODeadline?
+    var requestID: String
+    var traceParent: String?
+    var traceState: String?
+
+    static let pipelineService = "/pipeline.pipeline.v1beta.PipelinePublicService/"
+
+    /// The methods of API.md §3 by `:path`; nil → UNIMPLEMENTED.
+    static func method(path: String) -> Method? {
+        switch path {
+        case pipelineService + "TriggerNamespacePipeline": .trigger(release: false)
+        case pipelineService + "TriggerNamespacePipelineRelease": .trigger(release: true)
+        case pipelineService + "TriggerNamespacePipelineWithStream": .triggerStream
+        case pipelineService + "TriggerAsyncNamespacePipeline": .triggerAsync(release: false)
+        case pipelineService + "TriggerAsyncNamespacePipelineRelease": .triggerAsync(release: true)
+        case pipelineService + "GetOperation": .getOperation
+        case pipelineService + "Readiness", pipelineService + "Liveness",
+            "/core.mgmt.v1beta.MgmtPublicService/Readiness", "/core.mgmt.v1beta.MgmtPublicService/Liveness":
+            .instillHealth
+        case "/grpc.health.v1.Health/Check": .grpcHealthCheck
+        case "/grpc.health.v1.Health/Watch": .grpcHealthWatch
+        default: nil
+        }
+    }
+
+    /// Health checks answer without a token: load balancers and the SDK's readiness probe call them first.
+    var needsAuth: Bool {
+        switch method {
+        case .instillHealth, .grpcHealthCheck, .grpcHealthWatch: false
+        default: true
+        }
+    }
+}
+
+/// gRPC over HTTP/2 (PROTOCOL-HTTP2.md): 5-byte framed messages, status in trailers, Trailers-Only for
+/// errors before any message.
+extension HTTP2FrontendConnection {
+    func grpcReceivedHeaders(_ headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+        let requestID = headers.first(name: "request-id") ?? RequestID.make()
+        let state = StreamState(phase: .done)
+        streams[stream] = state
+        guard headers.first(name: ":method") == "POST" else {
+            grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"), peerDone: endStream)
+            return
+        }
+        let path = headers.first(name: ":path") ?? ""
+        guard let method = GRPCCall.method(path: path) else {
+            grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"), peerDone: endStream)
+            return
+        }
+        if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+            grpcFinish(
+                stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"), peerDone: endStream)
+            return
+        }
+        var call = GRPCCall(
+            method: method,
+            principal: nil,
+            deadline: nil,
+            requestID: requestID,
+            traceParent: headers.first(name: "traceparent"),
+            traceState: headers.first(name: "tracestate")
+        )
+        if call.needsAuth {
+            do {
+                call.principal = try services.authenticator.authenticate(authorization: headers.first(name: "authorization"))
+            } catch {
+                grpcFinish(stream, error: gatewayError(from: error), peerDone: endStream)
+                return
+            }
+        }
+        if let timeout = headers.first(name: "grpc-timeout") {
+            guard let amount = GRPCTimeout.parse(timeout) else {
+                grpcFinish(stream, error: GatewayError(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""), peerDone: endStream)
+                return
+            }
+            call.deadline = .now() + amount
+            // The deadline ends the call whatever it is doing (PROTOCOL-HTTP2.md: the server cancels too).
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            state.deadlineTimer = eventLoop.scheduleTask(in: amount) {
+                bound.value.grpcFinish(
+                    stream, error: GatewayError(.deadlineExceeded, "deadline of \(timeout) exceeded"), peerDone: false)
+            }
+        }
+        state.phase = .grpcCollecting(GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes), call, nil)
+        if endStream {
+            session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
+        }
+    }
+
+    func grpcReceivedRequest(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {
+        switch call.method {
+        case .instillHealth:
+            grpcRespond(stream, message: InstillCodec.encodeHealthCheckResponse(serving: true))
+        case .grpcHealthCheck:
+            grpcRespond(stream, message: InstillCodec.encodeGRPCHealthResponse(serving: true))
+        case .grpcHealthWatch:
+            // Server-streaming: report SERVING once and keep the stream open until the client leaves.
+            grpcSendHeaders(stream)
+            session.sendData(stream: stream, GRPCMessageFramer.frame(InstillCodec.encodeGRPCHealthResponse(serving: true)), endStream: false)
+        case .triggerAsync, .getOperation:
+            grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway yet"), peerDone: true)
+        case .trigger(let release):
+            grpcTrigger(message, release: release, stream: call, on: stream, mode: .sync)
+        case .triggerStream:
+            grpcTrigger(message, release: false, stream: call, on: stream, mode: .stream)
+        }
+    }
+
+    private func grpcTrigger(_ message: ByteBuffer, release: Bool, stream call: GRPCCall, on stream: HTTP2StreamID, mode: TriggerMode) {
+        let request: TriggerRequest
+        do {
+            let decoded = try InstillCodec.decodeTriggerRequest(message, release: release, maxBatch: services.limits.maxBatch)
+            request = TriggerRequest(
+                ref: decoded.ref,
+                mode: mode,
+                inputs: decoded.inputs,
+                principal: call.principal,
+                deadline: call.deadline ?? (mode == .sync ? .now() + services.requestTimeout : nil),
+                requestID: call.requestID,
+                traceParent: call.traceParent,
+                traceState: call.traceState
+            )
+        } catch {
+            grpcFinish(stream, error: gatewayError(from: error), peerDone: true)
+            return
+        }
+        let dispatcher = services.dispatcher
+        if mode == .stream {
+            grpcStream(request, stream: stream)
+            return
+        }
+        startTask(stream: stream) {
+            do {
+                return Result<TriggerResult, GatewayError>.success(try await dispatcher.runSync(request))
+            } catch {
+                return .failure(gatewayError(from: error))
+            }
+        } deliver: { connection, outcome in
+            switch outcome {
+            case .success(let result):
+                connection.grpcRespond(stream, message: InstillCodec.encodeTriggerResponse(result))
+            case .failure(let error):
+                connection.grpcFinish(stream, error: error, peerDone: true)
+            }
+        }
+    }
+
+    /// Server-streaming trigger: one response message per output event, then trailers. Each message waits
+    /// for the stream to be writable, so a slow client slows the backend relay.
+    private func grpcStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
+        let events: AsyncThrowingStream<TriggerEvent, any Error>
+        do {
+            events = try services.dispatcher.runStream(request)
+        } catch {
+            grpcFinish(stream, error: gatewayError(from: error), peerDone: true)
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let eventLoop = self.eventLoop
+        let task = Task {
+            do {
+                for try await event in events {
+                    let message: ByteBuffer
+                    switch event {
+                    case .status: continue  // Instill's stream response has no status message
+                    case .output(_, let outputs): message = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: outputs))
+                    case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
+                    case .error(let error): throw error
+                    }
+                    let framed = GRPCMessageFramer.frame(message)
+                    try await eventLoop.flatSubmit {
+                        let connection = bound.value
+                        connection.grpcSendHeaders(stream)
+                        connection.session.sendData(stream: stream, framed, endStream: false)
+                        return connection.waitUntilWritable(stream)
+                    }.get()
+                }
+                eventLoop.execute { bound.value.grpcFinish(stream, error: nil, peerDone: true) }
+            } catch {
+                if Task.isCancelled { return }
+                let gatewayError = gatewayError(from: error)
+                eventLoop.execute { bound.value.grpcFinish(stream, error: gatewayError, peerDone: true) }
+            }
+        }
+        streams[stream]?.task = task
+    }
+
+    /// A unary success: headers, the one framed message, `grpc-status: 0`.
+    func grpcRespond(_ stream: HTTP2StreamID, message: ByteBuffer) {
+        grpcSendHeaders(stream)
+        session.sendData(stream: stream, GRPCMessageFramer.frame(message), endStream: false)
+        grpcFinish(stream, error: nil, peerDone: true)
+    }
+
+    func grpcSendHeaders(_ stream: HTTP2StreamID) {
+        guard let state = streams[stream], !state.sentHeaders else { return }
+        state.sentHeaders = true
+        session.sendResponseHeaders(stream: stream, headers: [":status": "200", "content-type": "application/grpc"], endStream: false)
+    }
+
+    /// Ends the call with its status: in trailers after headers went out, or Trailers-Only before.
+    func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?, peerDone: Bool) {
+        guard let state = streams[stream] else { return }
+        if case .done = state.phase, state.task == nil, state.sentHeaders == false, error == nil { return }
+        state.phase = .done
+        state.task?.cancel()
+        state.task = nil
+        state.deadlineTimer?.cancel()
+        state.deadlineTimer = nil
+        var status = HTTP2Headers()
+        status.add(name: "grpc-status", value: String(error?.code.rpcCode ?? 0))
+        if let error { status.add(name: "grpc-message", value: GRPCStatusMessage.percentEncode(error.message)) }
+        if state.sentHeaders {
+            session.sendTrailers(stream: stream, status)
+        } else {
+            state.sentHeaders = true
+            var headers: HTTP2Headers = [":status": "200", "content-type": "application/grpc"]
+            for field in status { headers.add(name: field.name, value: field.value) }
+            session.sendResponseHeaders(stream: stream, headers: headers, endStream: true)
+        }
+        if !peerDone { session.resetStream(stream, errorCode: .noError) }
+    }
+}

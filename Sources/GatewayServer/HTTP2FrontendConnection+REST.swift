@@ -1,0 +1,105 @@
+import HTTP2Engine
+import NIOCore
+import TriggerDispatch
+import TriggerModel
+import WireCodecs
+
+/// REST over h2c: the same routes and rules as HTTP/1.1 (`RESTRequestHead.start`), written as HTTP/2
+/// frames.
+extension HTTP2FrontendConnection {
+    func restReceivedHeaders(_ headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(headers.count)
+        for field in headers where !field.name.hasPrefix(":") {
+            fields.append((field.name, field.value))
+        }
+        let head = RESTRequestHead(
+            method: headers.first(name: ":method") ?? "GET",
+            target: headers.first(name: ":path") ?? "/",
+            headers: fields
+        )
+        let requestID = head.first("request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.make()
+        switch head.start(services: services, requestID: requestID) {
+        case .respond(let response, _):
+            streams[stream] = StreamState(phase: .done)
+            restRespond(response, stream: stream, peerDone: endStream)
+        case .readBody(let collector, let plan):
+            streams[stream] = StreamState(phase: .restCollecting(collector, plan))
+            if endStream {
+                session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
+            }
+        }
+    }
+
+    /// Writes a complete response. When the client is still sending (an early error), the rest of its body
+    /// is refused with RST_STREAM(NO_ERROR) after the response, as RFC 9113 §8.1 allows.
+    func restRespond(_ response: RESTResponse, stream: HTTP2StreamID, peerDone: Bool) {
+        var headers = HTTP2Headers()
+        headers.add(name: ":status", value: String(response.status))
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        headers.add(name: "content-length", value: String(response.body.readableBytes))
+        streams[stream]?.phase = .done
+        let empty = response.body.readableBytes == 0
+        session.sendResponseHeaders(stream: stream, headers: headers, endStream: empty)
+        if !empty { session.sendData(stream: stream, response.body, endStream: true) }
+        if !peerDone { session.resetStream(stream, errorCode: .noError) }
+    }
+
+    func restRun(_ request: TriggerRequest, stream: HTTP2StreamID) {
+        let dispatcher = services.dispatcher
+        if request.mode == .stream {
+            restStream(request, stream: stream)
+            return
+        }
+        startTask(stream: stream) {
+            do {
+                return RESTResponse.result(try await dispatcher.runSync(request), requestID: request.requestID)
+            } catch {
+                return RESTResponse.error(gatewayError(from: error), requestID: request.requestID)
+            }
+        } deliver: { connection, response in
+            connection.restRespond(response, stream: stream, peerDone: true)
+        }
+    }
+
+    /// SSE over HTTP/2: each event is one DATA frame, sent only while the stream can take more.
+    private func restStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
+        let events: AsyncThrowingStream<TriggerEvent, any Error>
+        do {
+            events = try services.dispatcher.runStream(request)
+        } catch {
+            restRespond(.error(gatewayError(from: error), requestID: request.requestID), stream: stream, peerDone: true)
+            return
+        }
+        session.sendResponseHeaders(
+            stream: stream,
+            headers: [
+                ":status": "200", "content-type": "text/event-stream", "cache-control": "no-cache",
+                "request-id": request.requestID,
+            ],
+            endStream: false
+        )
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let eventLoop = self.eventLoop
+        let task = Task {
+            func send(_ event: TriggerEvent, last: Bool) async throws {
+                var encoded = ByteBuffer()
+                SSEEncoder.encode(event, into: &encoded)
+                let buffer = encoded
+                try await eventLoop.flatSubmit {
+                    let connection = bound.value
+                    connection.session.sendData(stream: stream, buffer, endStream: last)
+                    return last ? eventLoop.makeSucceededVoidFuture() : connection.waitUntilWritable(stream)
+                }.get()
+            }
+            do {
+                for try await event in events { try await send(event, last: false) }
+                try await eventLoop.submit { bound.value.session.sendData(stream: stream, ByteBuffer(), endStream: true) }.get()
+            } catch {
+                if Task.isCancelled { return }
+                try? await send(.error(gatewayError(from: error)), last: true)
+            }
+        }
+        streams[stream]?.task = task
+    }
+}

@@ -1,0 +1,211 @@
+import HTTP2Engine
+import Logging
+import NIOCore
+import ProtoCodec
+import TriggerDispatch
+import TriggerModel
+import WireCodecs
+
+/// The HTTP/2 frontend of one connection: routes each stream to gRPC or REST and answers it.
+///
+/// It is the session's delegate (stream events in) and a channel handler placed after the engine (to see
+/// quiesce and idle events). Everything runs on the connection's event loop; backend calls run in tasks
+/// whose outcomes hop back here. Per-stream state lives in `streams` until the engine reports the stream
+/// closed, which is also when a still-running task is cancelled (client RST_STREAM or connection loss).
+final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler {
+    typealias InboundIn = Never
+
+    let services: FrontendServices
+    let eventLoop: any EventLoop
+    /// Set right after the engine is configured; the session keeps its delegate until the connection ends.
+    var session: NGHTTP2Session!
+    var streams: [HTTP2StreamID: StreamState] = [:]
+
+    /// What one stream is doing.
+    final class StreamState {
+        enum Phase {
+            /// REST: reading the body.
+            case restCollecting(RESTBodyCollector, RESTTriggerPlan)
+            /// gRPC: reading the request message (the one message of a unary call, once complete).
+            case grpcCollecting(GRPCMessageDeframer, GRPCCall, ByteBuffer?)
+            /// The answer is computed in a task.
+            case running
+            /// Answered, waiting for the engine to report the stream closed.
+            case done
+        }
+
+        var phase: Phase
+        var task: Task<Void, Never>?
+        /// gRPC: response headers went out, so errors must go in trailers, not Trailers-Only.
+        var sentHeaders = false
+        /// Fulfilled when the stream's outbound queue drains below its watermark.
+        var writableWaiters: [EventLoopPromise<Void>] = []
+        var deadlineTimer: Scheduled<Void>?
+
+        init(phase: Phase) { self.phase = phase }
+    }
+
+    init(services: FrontendServices, eventLoop: any EventLoop) {
+        self.services = services
+        self.eventLoop = eventLoop
+    }
+
+    // MARK: Session events
+
+    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+        let contentType = headers.first(name: "content-type") ?? ""
+        if contentType.hasPrefix("application/grpc") {
+            grpcReceivedHeaders(headers, stream: stream, endStream: endStream)
+        } else {
+            restReceivedHeaders(headers, stream: stream, endStream: endStream)
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
+        guard let state = streams[stream] else {
+            session.consume(stream: stream, bytes: data.readableBytes)
+            return
+        }
+        // Bodies are gathered (JSON needs the whole document; the cap bounds it), so bytes are released to
+        // the peer as they are appended: that is when they have left the connection's buffers.
+        let size = data.readableBytes
+        switch state.phase {
+        case .restCollecting(var collector, let plan):
+            state.phase = .running  // keep the collector uniquely referenced while it grows
+            do {
+                try collector.append(data)
+                state.phase = .restCollecting(collector, plan)
+            } catch {
+                state.phase = .done
+                restRespond(.error(gatewayError(from: error), requestID: plan.requestID), stream: stream, peerDone: endStream)
+            }
+        case .grpcCollecting(var deframer, let call, var message):
+            state.phase = .running
+            deframer.append(data)
+            // Pull complete messages as they arrive: an oversized one is refused from its 5-byte prefix,
+            // before its body is buffered.
+            do {
+                while let next = try deframer.next() {
+                    guard message == nil else {
+                        throw GatewayError(.invalidArgument, "a unary call carries exactly one request message")
+                    }
+                    message = next
+                }
+                state.phase = .grpcCollecting(deframer, call, message)
+            } catch {
+                session.consume(stream: stream, bytes: size)
+                grpcFinish(stream, error: gatewayError(from: error), peerDone: endStream)
+                return
+            }
+        case .running, .done:
+            break
+        }
+        session.consume(stream: stream, bytes: size)
+        if endStream { receivedEndStream(stream) }
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID) {
+        receivedEndStream(stream)
+    }
+
+    func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
+        guard let state = streams.removeValue(forKey: stream) else { return }
+        state.task?.cancel()  // RST_STREAM from the client, or the connection went away: stop the backend call
+        state.deadlineTimer?.cancel()
+        for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
+        state.writableWaiters = []
+    }
+
+    func session(_ session: NGHTTP2Session, streamWritabilityChanged stream: HTTP2StreamID, isWritable: Bool) {
+        guard isWritable, let state = streams[stream] else { return }
+        let waiters = state.writableWaiters
+        state.writableWaiters = []
+        for waiter in waiters { waiter.succeed() }
+    }
+
+    func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {
+        for (_, state) in streams {
+            state.task?.cancel()
+            state.deadlineTimer?.cancel()
+            for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
+        }
+        streams = [:]
+    }
+
+    private func receivedEndStream(_ stream: HTTP2StreamID) {
+        guard let state = streams[stream] else { return }
+        switch state.phase {
+        case .restCollecting(var collector, let plan):
+            state.phase = .running
+            let inputs: [TriggerInput]
+            do {
+                inputs = try collector.finish()
+            } catch {
+                state.phase = .done
+                restRespond(.error(gatewayError(from: error), requestID: plan.requestID), stream: stream, peerDone: true)
+                return
+            }
+            restRun(plan.makeRequest(inputs: inputs, timeout: services.requestTimeout), stream: stream)
+        case .grpcCollecting(let deframer, let call, let message):
+            state.phase = .running
+            guard let message, !deframer.hasPartialMessage else {
+                let reason = deframer.hasPartialMessage ? "truncated gRPC message" : "missing request message"
+                grpcFinish(stream, error: GatewayError(.invalidArgument, reason), peerDone: true)
+                return
+            }
+            grpcReceivedRequest(message, call: call, stream: stream)
+        case .running, .done:
+            break
+        }
+    }
+
+    // MARK: Channel events
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            // Graceful shutdown: GOAWAY after a notice; open streams finish, new ones are refused.
+            session.initiateGracefulShutdown()
+        case is IdleStateHandler.IdleStateEvent where streams.isEmpty:
+            session.initiateGracefulShutdown()
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    // MARK: Helpers shared by REST and gRPC
+
+    /// Completes when `stream` can take more bytes: how a slow reader slows the producer (no unbounded
+    /// queue between the backend and the client).
+    func waitUntilWritable(_ stream: HTTP2StreamID) -> EventLoopFuture<Void> {
+        guard let state = streams[stream] else { return eventLoop.makeFailedFuture(CancellationError()) }
+        if session.isWritable(stream: stream) { return eventLoop.makeSucceededVoidFuture() }
+        let promise = eventLoop.makePromise(of: Void.self)
+        state.writableWaiters.append(promise)
+        return promise.futureResult
+    }
+
+    /// Runs `work` off the loop and hands its result back to `deliver` on the loop, if the stream is still
+    /// open by then.
+    func startTask<T: Sendable>(
+        stream: HTTP2StreamID,
+        _ work: @escaping @Sendable () async -> T,
+        deliver: @escaping (HTTP2FrontendConnection, T) -> Void
+    ) {
+        // `deliver` is not Sendable: it only ever runs on this loop, so it travels loop-bound.
+        let bound = NIOLoopBound((connection: self, deliver: deliver), eventLoop: eventLoop)
+        let eventLoop = self.eventLoop
+        let task = Task {
+            let value = await work()
+            eventLoop.execute {
+                let (connection, deliver) = bound.value
+                guard connection.streams[stream] != nil else { return }
+                deliver(connection, value)
+            }
+        }
+        streams[stream]?.task = task
+    }
+}
+
+@available(*, unavailable)
+extension HTTP2FrontendConnection: Sendable {}
