@@ -81,3 +81,13 @@ package struct ValueObject: Sendable, Equatable, Sequence, ExpressibleByDictiona
         return true
     }
 }
+
+extension ValueObject {
+    /// Builds an object from entries whose keys are already unique, skipping the per-key scan of `init(_:)`
+    /// (quadratic in the key count, which a hostile 32 MiB body of tiny keys would exploit). Codecs that
+    /// deduplicate while parsing use this; passing duplicate keys is a programmer error.
+    package init(uniqueKeyEntries entries: [(key: String, value: Value)]) {
+        self.init()
+        self.entries = entries
+    }
+}

@@ -1,0 +1,121 @@
+package import NIOCore
+package import TriggerModel
+
+/// The JSON bodies of the HTTP backend hop (API.md §5, `POST {base}/run`).
+///
+/// Request: `{"namespace":"demo","pipeline":"echo","release":"v1","request_id":"...","return_traces":false,
+/// "data":[{"variable":{...},"secret":{...}}]}` (`release` omitted when nil; blobs as data URIs). Response: the
+/// REST sync-response shape; a failure is a non-2xx status with the REST error body. Everything else a
+/// `TriggerRequest` carries (deadline, trace context, principal, idempotency key) travels in HTTP headers.
+package enum BackendHTTPBody {
+    /// Appends the run request for `request`.
+    package static func encode(request: TriggerRequest, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"namespace\":")
+        JSONValueCodec.writeString(request.ref.namespace, into: &buffer)
+        buffer.writeStaticString(",\"pipeline\":")
+        JSONValueCodec.writeString(request.ref.pipeline, into: &buffer)
+        if let release = request.ref.release {
+            buffer.writeStaticString(",\"release\":")
+            JSONValueCodec.writeString(release, into: &buffer)
+        }
+        buffer.writeStaticString(",\"request_id\":")
+        JSONValueCodec.writeString(request.requestID, into: &buffer)
+        buffer.writeStaticString(request.returnTraces ? ",\"return_traces\":true" : ",\"return_traces\":false")
+        buffer.writeStaticString(",\"data\":[")
+        for (i, input) in request.inputs.enumerated() {
+            if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeStaticString("{\"variable\":")
+            JSONValueCodec.write(input.variables, into: &buffer)
+            buffer.writeStaticString(",\"secret\":{")
+            // Sorted so the same request always renders the same bytes.
+            for (j, name) in input.secrets.keys.sorted().enumerated() {
+                if j > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                JSONValueCodec.writeString(name, into: &buffer)
+                buffer.writeInteger(UInt8(ascii: ":"))
+                JSONValueCodec.writeString(input.secrets[name]!, into: &buffer)
+            }
+            buffer.writeStaticString("}}")
+        }
+        buffer.writeStaticString("]}")
+    }
+
+    /// The run request as a runner (the demo runner) receives it: mode `.sync`, other transport fields default.
+    ///
+    /// - Throws: `GatewayError(.invalidArgument)` for bad JSON, a missing `namespace`/`pipeline`, or a bad batch.
+    package static func decodeRequest(_ body: ByteBuffer, limits: CodecLimits) throws -> TriggerRequest {
+        let object = try JSONValueCodec.decodeObject(body, limits: limits, what: "run request")
+        guard case .string(let namespace)? = object["namespace"], !namespace.isEmpty else {
+            throw GatewayError(.invalidArgument, "run request: \"namespace\" must be a non-empty string")
+        }
+        guard case .string(let pipeline)? = object["pipeline"], !pipeline.isEmpty else {
+            throw GatewayError(.invalidArgument, "run request: \"pipeline\" must be a non-empty string")
+        }
+        var release: String?
+        switch object["release"] {
+        case nil, .null?: break
+        case .string(let r)?: release = r
+        default: throw GatewayError(.invalidArgument, "run request: \"release\" must be a string")
+        }
+        var requestID = ""
+        switch object["request_id"] {
+        case nil, .null?: break
+        case .string(let id)?: requestID = id
+        default: throw GatewayError(.invalidArgument, "run request: \"request_id\" must be a string")
+        }
+        var returnTraces = false
+        switch object["return_traces"] {
+        case nil, .null?: break
+        case .bool(let b)?: returnTraces = b
+        default: throw GatewayError(.invalidArgument, "run request: \"return_traces\" must be a boolean")
+        }
+        return TriggerRequest(
+            ref: PipelineRef(namespace: namespace, pipeline: pipeline, release: release),
+            mode: .sync,
+            inputs: try RESTTriggerBody.inputs(of: object, limits: limits),
+            requestID: requestID,
+            returnTraces: returnTraces
+        )
+    }
+
+    /// The result in a 2xx response body.
+    ///
+    /// - Throws: `GatewayError(.backendFailed)` when the body is not JSON or not a sync-response object.
+    package static func decodeResult(_ body: ByteBuffer, limits: CodecLimits) throws -> TriggerResult {
+        let value: Value
+        do {
+            value = try JSONValueCodec.parse(body, limits: limits, path: "")
+        } catch {
+            throw GatewayError(.backendFailed, "backend answered invalid JSON: \(error.error.message)")
+        }
+        guard case .object(let object) = value else {
+            throw GatewayError(.backendFailed, "backend answered \(RESTTriggerBody.describe(value)), not an object")
+        }
+        do {
+            return try RESTResponseBody.result(of: object)
+        } catch {
+            throw GatewayError(.backendFailed, "backend answered an unexpected body: \(error.message)")
+        }
+    }
+
+    /// The error a non-2xx response stands for: the body's `{code, message, details}` when it has them (the code
+    /// mapped with `GatewayError.Code.fromRPCCode`), otherwise `.backendFailed` naming the status.
+    package static func decodeError(status: Int, body: ByteBuffer) -> GatewayError {
+        if body.readableBytes > 0, case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults, path: ""),
+            let error = RESTResponseBody.error(of: object)
+        {
+            return error
+        }
+        var message = "backend answered HTTP \(status)"
+        let snippet = String(decoding: body.readableBytesView.prefix(200), as: UTF8.self)
+            .filter { !$0.isNewline }
+            .trimmingPrefixWhitespace()
+        if !snippet.isEmpty { message += ": \(snippet)" }
+        return GatewayError(.backendFailed, message)
+    }
+}
+
+extension String {
+    fileprivate func trimmingPrefixWhitespace() -> String {
+        String(self.drop { $0.isWhitespace })
+    }
+}

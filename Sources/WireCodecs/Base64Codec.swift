@@ -1,0 +1,157 @@
+package import NIOCore
+
+/// Table-driven base64 over raw bytes, writing straight into `ByteBuffer`s: the data-URI path of the JSON codec
+/// and the blob writer both go through here, so no base64 payload is ever turned into a Swift `String`.
+///
+/// Decoding accepts the standard alphabet and the URL-safe one (`-`, `_`), with or without `=` padding; it
+/// rejects whitespace and any other byte. swift-extras-base64 uses the same four-table technique (after
+/// Chromium's), but its decoder only writes into arrays/spans and reports no offset, so this one is ours.
+package enum Base64Codec {
+    /// Why a decode failed; `offset` is the index of the first offending byte in the input.
+    package struct Failure: Error, Equatable, Sendable {
+        package var offset: Int
+        package var reason: String
+    }
+
+    /// The number of characters `encode` writes for `byteCount` bytes (always padded).
+    package static func encodedLength(_ byteCount: Int) -> Int { (byteCount + 2) / 3 * 4 }
+
+    /// Appends the padded standard-alphabet encoding of `input` to `output`.
+    package static func encode(_ input: UnsafeRawBufferPointer, into output: inout ByteBuffer) {
+        let count = input.count
+        guard count > 0, let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        let length = encodedLength(count)
+        output.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
+            let dst = out.baseAddress!
+            pairTable.withUnsafeBufferPointer { pairs in
+                let pairs = pairs.baseAddress!
+                var i = 0
+                var o = 0
+                // Two 12-bit halves of each 24-bit group map to two characters each: 2 lookups per 3 bytes.
+                while i + 3 <= count {
+                    let v = UInt32(src[i]) << 16 | UInt32(src[i + 1]) << 8 | UInt32(src[i + 2])
+                    (dst + o).storeBytes(of: pairs[Int(v >> 12)], as: UInt16.self)
+                    (dst + o + 2).storeBytes(of: pairs[Int(v & 0xFFF)], as: UInt16.self)
+                    i += 3
+                    o += 4
+                }
+                let rest = count - i
+                if rest > 0 {
+                    let b0 = UInt32(src[i])
+                    let b1 = rest == 2 ? UInt32(src[i + 1]) : 0
+                    let v = b0 << 16 | b1 << 8
+                    (dst + o).storeBytes(of: pairs[Int(v >> 12)], as: UInt16.self)
+                    let low = pairs[Int(v & 0xFFF)]
+                    // `low`'s first byte (in memory order) is the third character.
+                    (dst + o + 2).storeBytes(of: rest == 2 ? UInt8(truncatingIfNeeded: low.littleEndian) : pad, as: UInt8.self)
+                    (dst + o + 3).storeBytes(of: pad, as: UInt8.self)
+                }
+            }
+            return length
+        }
+    }
+
+    /// Appends the bytes `input` encodes to `output`.
+    ///
+    /// - Throws: `Failure` naming the offset of the first byte that is not base64, or a length no encoding has.
+    package static func decode(_ input: UnsafeRawBufferPointer, into output: inout ByteBuffer) throws {
+        var n = input.count
+        guard n > 0, let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        if n % 4 == 0 && src[n - 1] == pad {
+            n -= 1
+            if src[n - 1] == pad { n -= 1 }
+        }
+        let rest = n % 4
+        if rest == 1 {
+            // One leftover character cannot encode a byte: the input was truncated or has a stray character.
+            throw firstInvalid(src, count: n) ?? Failure(offset: n - 1, reason: "truncated (length \(input.count))")
+        }
+        let quads = n / 4
+        // Each full group stores 4 bytes and advances 3, so reserve one byte of slack past the decoded length.
+        let capacity = quads * 3 + 3
+        _ = try output.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { out -> Int in
+            let dst = out.baseAddress!
+            return try decodeTables.withUnsafeBufferPointer { tables -> Int in
+                let t0 = tables.baseAddress!
+                let t1 = t0 + 256
+                let t2 = t0 + 512
+                let t3 = t0 + 768
+                var bad: UInt32 = 0
+                var i = 0
+                var o = 0
+                for _ in 0..<quads {
+                    let x = t0[Int(src[i])] | t1[Int(src[i + 1])] | t2[Int(src[i + 2])] | t3[Int(src[i + 3])]
+                    bad |= x
+                    (dst + o).storeBytes(of: x.littleEndian, as: UInt32.self)
+                    i += 4
+                    o += 3
+                }
+                if rest >= 2 {
+                    var x = t0[Int(src[i])] | t1[Int(src[i + 1])]
+                    if rest == 3 { x |= t2[Int(src[i + 2])] }
+                    bad |= x
+                    dst.storeBytes(of: UInt8(truncatingIfNeeded: x), toByteOffset: o, as: UInt8.self)
+                    o += 1
+                    if rest == 3 {
+                        dst.storeBytes(of: UInt8(truncatingIfNeeded: x >> 8), toByteOffset: o, as: UInt8.self)
+                        o += 1
+                    }
+                }
+                // Invalid characters map to values with bit 24 set; checking once keeps the loop branch-free.
+                if bad >= invalidMarker {
+                    throw firstInvalid(src, count: n) ?? Failure(offset: 0, reason: "invalid character")
+                }
+                return o
+            }
+        }
+    }
+
+    private static let pad = UInt8(ascii: "=")
+    private static let invalidMarker: UInt32 = 0x0100_0000
+
+    private static func firstInvalid(_ src: UnsafePointer<UInt8>, count: Int) -> Failure? {
+        for i in 0..<count where sextet(src[i]) == nil {
+            let byte = src[i]
+            let shown = byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+            return Failure(offset: i, reason: "invalid character \(shown)")
+        }
+        return nil
+    }
+
+    private static func sextet(_ c: UInt8) -> UInt32? {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): UInt32(c - UInt8(ascii: "A"))
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): UInt32(c - UInt8(ascii: "a") + 26)
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(c - UInt8(ascii: "0") + 52)
+        case UInt8(ascii: "+"), UInt8(ascii: "-"): 62
+        case UInt8(ascii: "/"), UInt8(ascii: "_"): 63
+        default: nil
+        }
+    }
+
+    /// Four 256-entry tables; entry `c` of table `k` is character `c`'s sextet already shifted to where it lands
+    /// when position `k` of a group is stored little-endian as 3 bytes; invalid characters carry bit 24.
+    private static let decodeTables: [UInt32] = {
+        var tables = [UInt32](repeating: 0xFF00_0000, count: 1024)
+        for c in 0...255 {
+            guard let v = sextet(UInt8(c)) else { continue }
+            tables[c] = v << 2
+            tables[256 + c] = (v >> 4) | ((v & 0x0F) << 12)
+            tables[512 + c] = ((v >> 2) << 8) | ((v & 0x03) << 22)
+            tables[768 + c] = v << 16
+        }
+        return tables
+    }()
+
+    /// 4096 entries: each 12-bit value's two characters, laid out to be stored as one `UInt16`.
+    private static let pairTable: [UInt16] = {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var table = [UInt16](repeating: 0, count: 4096)
+        for v in 0..<4096 {
+            let first = UInt16(alphabet[v >> 6])
+            let second = UInt16(alphabet[v & 0x3F])
+            table[v] = (first | second << 8).littleEndian
+        }
+        return table
+    }()
+}

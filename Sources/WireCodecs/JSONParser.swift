@@ -1,0 +1,410 @@
+import NIOCore
+import TriggerModel
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The RFC 8259 recursive-descent parser behind `JSONValueCodec`; lives only for one call of
+/// `withUnsafeReadableBytes`, so it may hold the raw pointer.
+///
+/// It tracks the path to the current value (keys and indices) only so that error messages can name it.
+struct JSONParser {
+    private enum PathComponent {
+        case key(String)
+        case index(Int)
+    }
+
+    private let bytes: UnsafePointer<UInt8>
+    private let count: Int
+    private let maxDepth: Int
+    private let pathPrefix: String
+    private var pos = 0
+    private var depth = 0
+    private var path: [PathComponent] = []
+
+    /// Objects up to this many keys find duplicates by scanning; larger ones build a dictionary index.
+    private static let linearKeyLimit = 8
+
+    /// `raw` must not be empty (an empty buffer may have no base address); callers reject empty documents.
+    init(_ raw: UnsafeRawBufferPointer, maxDepth: Int, pathPrefix: String) {
+        precondition(raw.count > 0, "JSONParser needs at least one byte")
+        self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        self.count = raw.count
+        self.maxDepth = maxDepth
+        self.pathPrefix = pathPrefix
+    }
+
+    mutating func parseDocument() throws(JSONParseFailure) -> Value {
+        skipWhitespace()
+        guard pos < count else { throw syntax("empty document, expected a JSON value") }
+        let value = try parseValue()
+        skipWhitespace()
+        guard pos == count else { throw syntax("unexpected \(describeByte()) after the JSON value") }
+        return value
+    }
+
+    // MARK: Values
+
+    private mutating func parseValue() throws(JSONParseFailure) -> Value {
+        guard pos < count else { throw syntax("unexpected end of input, expected a value") }
+        switch bytes[pos] {
+        case UInt8(ascii: "{"): return .object(try parseObject())
+        case UInt8(ascii: "["): return .list(try parseArray())
+        case UInt8(ascii: "\""): return try parseStringValue()
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return .number(try parseNumber())
+        default:
+            throw syntax("unexpected \(describeByte()), expected a value")
+        }
+    }
+
+    private mutating func enterContainer() throws(JSONParseFailure) {
+        depth += 1
+        if depth > maxDepth {
+            throw content("nesting deeper than the limit of \(maxDepth) levels")
+        }
+    }
+
+    private mutating func parseObject() throws(JSONParseFailure) -> ValueObject {
+        try enterContainer()
+        pos += 1
+        var entries: [(key: String, value: Value)] = []
+        var index: [String: Int]? = nil
+        skipWhitespace()
+        if pos < count && bytes[pos] == UInt8(ascii: "}") {
+            pos += 1
+            depth -= 1
+            return ValueObject()
+        }
+        while true {
+            guard pos < count, bytes[pos] == UInt8(ascii: "\"") else {
+                throw syntax("expected a string key, found \(describeByte())")
+            }
+            let key = try parseString()
+            skipWhitespace()
+            guard pos < count, bytes[pos] == UInt8(ascii: ":") else {
+                throw syntax("expected ':' after object key, found \(describeByte())")
+            }
+            pos += 1
+            skipWhitespace()
+            path.append(.key(key))
+            let value = try parseValue()
+            path.removeLast()
+            // A repeated key keeps its first position and takes the last value, as `ValueObject`'s setter does.
+            if let existing = index?[key] ?? (index == nil ? entries.firstIndex(where: { $0.key == key }) : nil) {
+                entries[existing].value = value
+            } else {
+                index?[key] = entries.count
+                entries.append((key: key, value: value))
+                if index == nil && entries.count > Self.linearKeyLimit {
+                    var built: [String: Int] = [:]
+                    for (i, entry) in entries.enumerated() { built[entry.key] = i }
+                    index = built
+                }
+            }
+            skipWhitespace()
+            guard pos < count else { throw syntax("unexpected end of input in an object") }
+            let c = bytes[pos]
+            pos += 1
+            if c == UInt8(ascii: ",") {
+                skipWhitespace()
+                continue
+            }
+            if c == UInt8(ascii: "}") { break }
+            pos -= 1
+            throw syntax("expected ',' or '}' after an object member, found \(describeByte())")
+        }
+        depth -= 1
+        return ValueObject(uniqueKeyEntries: entries)
+    }
+
+    private mutating func parseArray() throws(JSONParseFailure) -> [Value] {
+        try enterContainer()
+        pos += 1
+        var elements: [Value] = []
+        skipWhitespace()
+        if pos < count && bytes[pos] == UInt8(ascii: "]") {
+            pos += 1
+            depth -= 1
+            return elements
+        }
+        path.append(.index(0))
+        while true {
+            path[path.count - 1] = .index(elements.count)
+            elements.append(try parseValue())
+            skipWhitespace()
+            guard pos < count else { throw syntax("unexpected end of input in an array") }
+            let c = bytes[pos]
+            pos += 1
+            if c == UInt8(ascii: ",") {
+                skipWhitespace()
+                continue
+            }
+            if c == UInt8(ascii: "]") { break }
+            pos -= 1
+            throw syntax("expected ',' or ']' after an array element, found \(describeByte())")
+        }
+        path.removeLast()
+        depth -= 1
+        return elements
+    }
+
+    private mutating func expectLiteral(_ literal: StaticString) throws(JSONParseFailure) {
+        let n = literal.utf8CodeUnitCount
+        guard count - pos >= n, memcmp(bytes + pos, literal.utf8Start, n) == 0 else {
+            throw syntax("invalid literal, expected '\(literal)'")
+        }
+        pos += n
+    }
+
+    // MARK: Numbers
+
+    private mutating func parseNumber() throws(JSONParseFailure) -> Double {
+        let start = pos
+        var negative = false
+        if bytes[pos] == UInt8(ascii: "-") {
+            negative = true
+            pos += 1
+        }
+        guard pos < count, isDigit(bytes[pos]) else { throw syntax("invalid number: expected a digit") }
+        if bytes[pos] == UInt8(ascii: "0") {
+            pos += 1
+            if pos < count && isDigit(bytes[pos]) { throw syntax("invalid number: leading zero") }
+        } else {
+            while pos < count && isDigit(bytes[pos]) { pos += 1 }
+        }
+        let integerEnd = pos
+        var isInteger = true
+        if pos < count && bytes[pos] == UInt8(ascii: ".") {
+            isInteger = false
+            pos += 1
+            guard pos < count, isDigit(bytes[pos]) else { throw syntax("invalid number: expected a digit after '.'") }
+            while pos < count && isDigit(bytes[pos]) { pos += 1 }
+        }
+        if pos < count && (bytes[pos] | 0x20) == UInt8(ascii: "e") {
+            isInteger = false
+            pos += 1
+            if pos < count && (bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-")) { pos += 1 }
+            guard pos < count, isDigit(bytes[pos]) else { throw syntax("invalid number: expected exponent digits") }
+            while pos < count && isDigit(bytes[pos]) { pos += 1 }
+        }
+        let digitsStart = negative ? start + 1 : start
+        // Up to 15 digits an integer is exact in a Double: skip strtod for the common case.
+        if isInteger && integerEnd - digitsStart <= 15 {
+            var v: Int64 = 0
+            for i in digitsStart..<integerEnd { v = v * 10 + Int64(bytes[i] &- UInt8(ascii: "0")) }
+            return negative ? -Double(v) : Double(v)
+        }
+        let text = String(decoding: UnsafeBufferPointer(start: bytes + start, count: pos - start), as: UTF8.self)
+        guard let value = Double(text), value.isFinite else {
+            throw syntax("number \(text.prefix(40)) is out of range")
+        }
+        return value
+    }
+
+    @inline(__always)
+    private func isDigit(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 }
+
+    // MARK: Strings
+
+    /// A string in value position: a base64 data URI becomes a blob, decoded from the body bytes directly.
+    private mutating func parseStringValue() throws(JSONParseFailure) -> Value {
+        let start = pos + 1
+        if count - start >= 5, bytes[start] | 0x20 == UInt8(ascii: "d"),
+            let blob = try parseDataURIFast(from: start)
+        {
+            return .blob(blob)
+        }
+        let string = try parseString()
+        if string.utf8.count >= 5, string.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "d") {
+            // Rare: a data URI with escapes in it (e.g. `\/` from encoders that escape slashes).
+            var copy = string
+            let result = copy.withUTF8 { utf8 in
+                Result { () throws(JSONParseFailure) -> Blob? in try makeBlob(UnsafeRawBufferPointer(utf8)) }
+            }
+            if let blob = try result.get() { return .blob(blob) }
+        }
+        return .string(string)
+    }
+
+    /// The data-URI fast path: find the closing quote with `memchr` (a data URI has no escapes), then decode the
+    /// payload in place. Returns nil, leaving `pos` alone, when this is not a data URI or holds an escape.
+    private mutating func parseDataURIFast(from start: Int) throws(JSONParseFailure) -> Blob? {
+        guard let found = memchr(bytes + start, Int32(UInt8(ascii: "\"")), count - start) else { return nil }
+        let end = bytes.distance(to: found.assumingMemoryBound(to: UInt8.self))
+        let raw = UnsafeRawBufferPointer(start: bytes + start, count: end - start)
+        if memchr(raw.baseAddress!, Int32(UInt8(ascii: "\\")), raw.count) != nil { return nil }
+        guard let blob = try makeBlob(raw) else { return nil }
+        pos = end + 1
+        return blob
+    }
+
+    /// A blob for a complete data URI, nil if `text` is not one; bad base64 in a real data URI is an error.
+    private func makeBlob(_ text: UnsafeRawBufferPointer) throws(JSONParseFailure) -> Blob? {
+        do {
+            return try DataURI.decodeBlob(text)
+        } catch {
+            throw content(DataURI.message(for: error))
+        }
+    }
+
+    /// Parses the string at `pos` (an opening quote) and leaves `pos` after its closing quote.
+    private mutating func parseString() throws(JSONParseFailure) -> String {
+        pos += 1
+        let start = pos
+        while pos < count {
+            let c = bytes[pos]
+            if c == UInt8(ascii: "\"") {
+                let text = UnsafeBufferPointer(start: bytes + start, count: pos - start)
+                pos += 1
+                guard let string = String(validating: text, as: UTF8.self) else {
+                    throw syntax("invalid UTF-8 in string", at: start)
+                }
+                return string
+            }
+            if c == UInt8(ascii: "\\") { return try parseEscapedString(from: start) }
+            if c < 0x20 { throw syntax("unescaped control character in string") }
+            pos += 1
+        }
+        throw syntax("unterminated string", at: start - 1)
+    }
+
+    private mutating func parseEscapedString(from start: Int) throws(JSONParseFailure) -> String {
+        var utf8 = [UInt8](UnsafeBufferPointer(start: bytes + start, count: pos - start))
+        while pos < count {
+            let c = bytes[pos]
+            if c == UInt8(ascii: "\"") {
+                pos += 1
+                guard let string = String(validating: utf8, as: UTF8.self) else {
+                    throw syntax("invalid UTF-8 in string", at: start)
+                }
+                return string
+            }
+            if c < 0x20 { throw syntax("unescaped control character in string") }
+            if c != UInt8(ascii: "\\") {
+                utf8.append(c)
+                pos += 1
+                continue
+            }
+            guard pos + 1 < count else { break }
+            let escape = bytes[pos + 1]
+            pos += 2
+            switch escape {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escape)
+            case UInt8(ascii: "b"): utf8.append(0x08)
+            case UInt8(ascii: "f"): utf8.append(0x0C)
+            case UInt8(ascii: "n"): utf8.append(0x0A)
+            case UInt8(ascii: "r"): utf8.append(0x0D)
+            case UInt8(ascii: "t"): utf8.append(0x09)
+            case UInt8(ascii: "u"):
+                let scalar = try parseUnicodeEscape()
+                utf8.append(contentsOf: UTF8.encode(scalar)!)
+            default:
+                pos -= 1
+                throw syntax("invalid escape '\\\(Character(Unicode.Scalar(escape)))' in string")
+            }
+        }
+        throw syntax("unterminated string", at: start - 1)
+    }
+
+    /// After `\u`: four hex digits, and for a high surrogate the `\uDC00`–`\uDFFF` that must follow it
+    /// (RFC 8259 §7); lone surrogates are errors since they cannot be UTF-8.
+    private mutating func parseUnicodeEscape() throws(JSONParseFailure) -> Unicode.Scalar {
+        let first = try parseHex4()
+        if first >= 0xDC00 && first <= 0xDFFF {
+            throw syntax("invalid \\u escape: lone low surrogate \\u\(String(first, radix: 16, uppercase: true))")
+        }
+        if first >= 0xD800 && first <= 0xDBFF {
+            guard count - pos >= 6, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") else {
+                throw syntax("invalid \\u escape: high surrogate not followed by a low surrogate")
+            }
+            pos += 2
+            let second = try parseHex4()
+            guard second >= 0xDC00 && second <= 0xDFFF else {
+                throw syntax("invalid \\u escape: high surrogate not followed by a low surrogate")
+            }
+            let combined = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+            return Unicode.Scalar(combined)!
+        }
+        return Unicode.Scalar(first)!
+    }
+
+    private mutating func parseHex4() throws(JSONParseFailure) -> UInt32 {
+        guard count - pos >= 4 else { throw syntax("invalid \\u escape: expected 4 hex digits") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[pos]
+            let digit: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = c - UInt8(ascii: "A") + 10
+            default: throw syntax("invalid \\u escape: expected 4 hex digits")
+            }
+            v = v << 4 | UInt32(digit)
+            pos += 1
+        }
+        return v
+    }
+
+    // MARK: Whitespace and errors
+
+    @inline(__always)
+    private mutating func skipWhitespace() {
+        while pos < count {
+            switch bytes[pos] {
+            case 0x20, 0x0A, 0x0D, 0x09: pos += 1
+            default: return
+            }
+        }
+    }
+
+    private func describeByte() -> String {
+        guard pos < count else { return "end of input" }
+        let c = bytes[pos]
+        if c >= 0x21 && c < 0x7F { return "'\(Character(Unicode.Scalar(c)))'" }
+        return "byte 0x\(String(c, radix: 16, uppercase: true))"
+    }
+
+    private var pathDescription: String {
+        var text = pathPrefix
+        for component in path {
+            switch component {
+            case .key(let key): text += text.isEmpty ? key : ".\(key)"
+            case .index(let i): text += "[\(i)]"
+            }
+        }
+        return text
+    }
+
+    private func syntax(_ message: String, at offset: Int? = nil) -> JSONParseFailure {
+        let location = pathDescription
+        let suffix = location.isEmpty ? "" : " (in \(location))"
+        return JSONParseFailure(
+            isSyntax: true,
+            error: GatewayError(.invalidArgument, "invalid JSON at byte \(offset ?? pos): \(message)\(suffix)")
+        )
+    }
+
+    private func content(_ message: String) -> JSONParseFailure {
+        let location = pathDescription
+        return JSONParseFailure(
+            isSyntax: false,
+            error: GatewayError(.invalidArgument, "\(location.isEmpty ? "body" : location): \(message)")
+        )
+    }
+}

@@ -1,0 +1,124 @@
+package import NIOCore
+package import TriggerModel
+
+extension JSONValueCodec {
+    /// Appends `value` as compact JSON: objects in their key order, blobs as `data:<type>;base64,...` URIs,
+    /// integral numbers without a fraction, non-finite numbers as `null` (JSON has no NaN or infinity).
+    package static func write(_ value: Value, into buffer: inout ByteBuffer) {
+        switch value {
+        case .null: buffer.writeStaticString("null")
+        case .bool(let b): buffer.writeStaticString(b ? "true" : "false")
+        case .number(let n): writeNumber(n, into: &buffer)
+        case .string(let s): writeString(s, into: &buffer)
+        case .list(let elements):
+            buffer.writeInteger(UInt8(ascii: "["))
+            for (i, element) in elements.enumerated() {
+                if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                write(element, into: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        case .object(let object): write(object, into: &buffer)
+        case .blob(let blob): writeBlob(blob, into: &buffer)
+        }
+    }
+
+    /// Appends `object` as a JSON object in its key order.
+    package static func write(_ object: ValueObject, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "{"))
+        var first = true
+        for (key, value) in object {
+            if !first { buffer.writeInteger(UInt8(ascii: ",")) }
+            first = false
+            writeString(key, into: &buffer)
+            buffer.writeInteger(UInt8(ascii: ":"))
+            write(value, into: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    /// Appends `blob` as a JSON string holding a base64 data URI.
+    package static func writeBlob(_ blob: Blob, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("\"data:")
+        buffer.writeString(DataURI.mediaType(for: blob.contentType))
+        buffer.writeStaticString(";base64,")
+        blob.bytes.withUnsafeReadableBytes { Base64Codec.encode($0, into: &buffer) }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// Appends `string` quoted and escaped per RFC 8259 §7: `"`, `\` and control characters only; everything else
+    /// (including non-ASCII) is written as UTF-8.
+    package static func writeString(_ string: String, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        var string = string
+        string.withUTF8 { utf8 in
+            var runStart = 0
+            for i in 0..<utf8.count {
+                let c = utf8[i]
+                guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+                if runStart < i { buffer.writeBytes(UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+                runStart = i + 1
+                switch c {
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case 0x0A: buffer.writeStaticString("\\n")
+                case 0x0D: buffer.writeStaticString("\\r")
+                case 0x09: buffer.writeStaticString("\\t")
+                case 0x08: buffer.writeStaticString("\\b")
+                case 0x0C: buffer.writeStaticString("\\f")
+                default:
+                    let hex: StaticString = "0123456789abcdef"
+                    buffer.writeStaticString("\\u00")
+                    buffer.writeInteger(hex.utf8Start[Int(c >> 4)])
+                    buffer.writeInteger(hex.utf8Start[Int(c & 0xF)])
+                }
+            }
+            if runStart < utf8.count { buffer.writeBytes(UnsafeBufferPointer(rebasing: utf8[runStart...])) }
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// Appends `number`: integral values below 2^53 as plain integers (`1`, not `1.0`), others in Swift's
+    /// shortest round-trip form (which is valid JSON: `0.1`, `1e-05`, `1e+300`).
+    package static func writeNumber(_ number: Double, into buffer: inout ByteBuffer) {
+        guard number.isFinite else {
+            buffer.writeStaticString("null")
+            return
+        }
+        if number == number.rounded(.towardZero) && abs(number) < 9_007_199_254_740_992 {
+            writeInteger(Int64(number), into: &buffer)
+        } else {
+            buffer.writeString(number.description)
+        }
+    }
+
+    /// Appends `float` in its own shortest form, so a `Float` 0.1 prints as `0.1` rather than its `Double` widening.
+    static func writeFloat(_ float: Float, into buffer: inout ByteBuffer) {
+        guard float.isFinite else {
+            buffer.writeStaticString("null")
+            return
+        }
+        if float == float.rounded(.towardZero) && abs(float) < 16_777_216 {
+            writeInteger(Int64(float), into: &buffer)
+        } else {
+            buffer.writeString(float.description)
+        }
+    }
+
+    static func writeInteger(_ value: Int64, into buffer: inout ByteBuffer) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            var magnitude = value.magnitude
+            var i = scratch.count
+            repeat {
+                i -= 1
+                scratch[i] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 {
+                i -= 1
+                scratch[i] = UInt8(ascii: "-")
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[i...]))
+        }
+    }
+}

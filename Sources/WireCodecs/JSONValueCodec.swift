@@ -1,0 +1,72 @@
+package import NIOCore
+package import TriggerModel
+
+/// JSON bytes ↔ `Value`: the one JSON implementation of the gateway's wire codecs (REST bodies, multipart
+/// fields, the HTTP backend hop, SSE data lines).
+///
+/// Decoding is a hand-written RFC 8259 parser over the buffer's bytes: objects keep their key order, nesting is
+/// capped by `CodecLimits.maxDepth`, and a string that is a base64 data URI becomes a `.blob` whose payload is
+/// decoded straight from the body bytes. Errors are `GatewayError(.invalidArgument)` naming the byte offset
+/// (syntax) or the JSON path (content, e.g. `data[0].variable.image: invalid base64 ...`).
+package enum JSONValueCodec {
+    /// Decodes one JSON document; anything but whitespace after it is an error.
+    ///
+    /// - Parameter path: prepended to the paths in error messages (e.g. a multipart field name).
+    package static func decode(_ bytes: ByteBuffer, limits: CodecLimits = .defaults, path: String = "") throws
+        -> Value
+    {
+        do {
+            return try parse(bytes, limits: limits, path: path)
+        } catch {
+            throw error.error
+        }
+    }
+
+    /// Decodes a document that must be an object; `what` names it in the error ("request body").
+    package static func decodeObject(
+        _ bytes: ByteBuffer,
+        limits: CodecLimits = .defaults,
+        what: String = "body"
+    ) throws -> ValueObject {
+        guard case .object(let object) = try decode(bytes, limits: limits) else {
+            throw GatewayError(.invalidArgument, "\(what) must be a JSON object")
+        }
+        return object
+    }
+
+    /// Like `decode`, but keeps syntax failures apart from content failures (bad base64, too deep), so that a
+    /// caller can fall back to treating the text as a plain string only when it was not JSON at all.
+    static func parse(_ bytes: ByteBuffer, limits: CodecLimits, path: String) throws(JSONParseFailure) -> Value {
+        guard bytes.readableBytes > 0 else {
+            let suffix = path.isEmpty ? "" : " (in \(path))"
+            throw JSONParseFailure(
+                isSyntax: true,
+                error: GatewayError(.invalidArgument, "invalid JSON at byte 0: empty document, expected a JSON value\(suffix)")
+            )
+        }
+        let result = bytes.withUnsafeReadableBytes { raw -> Result<Value, JSONParseFailure> in
+            var parser = JSONParser(raw, maxDepth: limits.maxDepth, pathPrefix: path)
+            do {
+                return .success(try parser.parseDocument())
+            } catch let failure as JSONParseFailure {
+                return .failure(failure)
+            } catch {
+                return .failure(JSONParseFailure(isSyntax: false, error: GatewayError(.invalidArgument, "\(error)")))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Renders `value` as compact JSON text (no newlines), appending to `buffer`.
+    package static func encode(_ value: Value) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        write(value, into: &buffer)
+        return buffer
+    }
+}
+
+/// A decode failure before it becomes the client-facing error: `isSyntax` is true when the text was not JSON.
+struct JSONParseFailure: Error {
+    var isSyntax: Bool
+    var error: GatewayError
+}

@@ -1,0 +1,247 @@
+import NIOCore
+import TriggerModel
+
+/// The headers of one multipart part that matter for a trigger: its field name, file name and content type.
+struct PartHeaders {
+    var name: String
+    var fileName: String?
+    var contentType: String?
+
+    /// Parses a header block (CRLF-terminated lines, ending with an empty line).
+    init(parsing block: [UInt8], partNumber: Int) throws {
+        var name: String?
+        var fileName: String?
+        var contentType: String?
+        var lineStart = 0
+        var i = 0
+        while i + 1 < block.count {
+            guard block[i] == 0x0D, block[i + 1] == 0x0A else {
+                i += 1
+                continue
+            }
+            let line = block[lineStart..<i]
+            i += 2
+            lineStart = i
+            if line.isEmpty { break }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon != line.startIndex,
+                line.first != 0x20, line.first != 0x09
+            else {
+                throw GatewayError(.invalidArgument, "multipart part \(partNumber) has a malformed header line")
+            }
+            let headerName = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+            let value = String(decoding: line[(colon + 1)...], as: UTF8.self)
+            switch headerName {
+            case "content-disposition":
+                let parsed = MediaType.parse(value)
+                guard parsed.type == "form-data" else {
+                    throw GatewayError(
+                        .invalidArgument,
+                        "multipart part \(partNumber): Content-Disposition must be form-data, found \"\(parsed.type)\""
+                    )
+                }
+                name = parsed.parameters["name"]
+                fileName =
+                    parsed.parameters["filename*"].flatMap(MediaType.decodeExtendedValue)
+                    ?? parsed.parameters["filename"]
+            case "content-type":
+                contentType = value.trimmingBlanks()
+            default:
+                break
+            }
+        }
+        guard let name, !name.isEmpty else {
+            throw GatewayError(
+                .invalidArgument,
+                "multipart part \(partNumber) has no name (Content-Disposition: form-data; name=\"...\")"
+            )
+        }
+        self.name = name
+        self.fileName = fileName
+        self.contentType = contentType
+    }
+
+    /// A file (kept as bytes) rather than a field whose text is JSON-decoded: it has a file name, or a content
+    /// type other than text (`text/plain`) or JSON (`application/json`, decoded strictly as JSON).
+    var isFile: Bool {
+        if fileName != nil { return true }
+        guard let contentType else { return false }
+        let type = MediaType.parse(contentType).type
+        return type != "text/plain" && type != "application/json" && !type.isEmpty
+    }
+
+    var isJSON: Bool {
+        contentType.map { MediaType.parse($0).type == "application/json" } ?? false
+    }
+}
+
+/// Where one field goes: batch element `batchIndex`, variable `key`, and for `key[j]` the array position `j`.
+struct MultipartFieldName: Equatable {
+    var batchIndex: Int
+    var key: String
+    var element: Int?
+
+    /// Parses `variables[i].key`, `inputs[i].key`, `variables[i].key[j]`. The key is everything after `].`
+    /// (dots included) up to an optional trailing `[j]`.
+    init?(_ name: String) {
+        let bytes = Array(name.utf8)
+        var rest: ArraySlice<UInt8>
+        if bytes.starts(with: "variables[".utf8) {
+            rest = bytes[10...]
+        } else if bytes.starts(with: "inputs[".utf8) {
+            rest = bytes[7...]
+        } else {
+            return nil
+        }
+        guard let close = rest.firstIndex(of: UInt8(ascii: "]")), let i = Self.index(rest[..<close]) else {
+            return nil
+        }
+        rest = rest[(close + 1)...]
+        guard rest.first == UInt8(ascii: "."), rest.count > 1 else { return nil }
+        rest = rest.dropFirst()
+        var element: Int?
+        if rest.last == UInt8(ascii: "]"), let open = rest.lastIndex(of: UInt8(ascii: "[")),
+            let j = Self.index(rest[(open + 1)..<(rest.endIndex - 1)])
+        {
+            element = j
+            rest = rest[..<open]
+        }
+        guard !rest.isEmpty else { return nil }
+        self.batchIndex = i
+        self.key = String(decoding: rest, as: UTF8.self)
+        self.element = element
+    }
+
+    private static func index(_ digits: ArraySlice<UInt8>) -> Int? {
+        guard !digits.isEmpty, digits.count <= 9 else { return nil }
+        var v = 0
+        for c in digits {
+            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
+            v = v * 10 + Int(c - UInt8(ascii: "0"))
+        }
+        return v
+    }
+}
+
+/// Collects decoded fields into batch elements, then checks the batch is dense and in limits.
+struct MultipartFieldAssembler {
+    private enum Slot {
+        case single(Value)
+        /// `key[j]` elements in arrival order; sorted by `j` when the batch is built.
+        case list([(position: Int, value: Value)])
+    }
+
+    private struct Element {
+        var slots: [(key: String, slot: Slot)] = []
+        var index: [String: Int] = [:]
+    }
+
+    private let limits: CodecLimits
+    private var elements: [Int: Element] = [:]
+
+    init(limits: CodecLimits) {
+        self.limits = limits
+    }
+
+    mutating func add(part: PartHeaders, body: ByteBuffer) throws {
+        guard let field = MultipartFieldName(part.name) else {
+            throw GatewayError(
+                .invalidArgument,
+                "multipart field \"\(part.name)\": expected a name like variables[0].key, inputs[0].key or variables[0].key[0]"
+            )
+        }
+        guard field.batchIndex < limits.maxBatch else {
+            throw GatewayError(
+                .invalidArgument,
+                "multipart field \"\(part.name)\": batch index \(field.batchIndex) is over the batch limit of \(limits.maxBatch) (indices 0 to \(limits.maxBatch - 1))"
+            )
+        }
+        let value = try Self.value(of: part, body: body, limits: limits)
+        var element = elements[field.batchIndex] ?? Element()
+        defer { elements[field.batchIndex] = element }
+        guard let at = element.index[field.key] else {
+            element.index[field.key] = element.slots.count
+            let slot: Slot = field.element.map { .list([($0, value)]) } ?? .single(value)
+            element.slots.append((field.key, slot))
+            return
+        }
+        switch (element.slots[at].slot, field.element) {
+        case (.single, nil):
+            element.slots[at].slot = .single(value)
+        case (.list(var list), let position?):
+            list.append((position, value))
+            element.slots[at].slot = .list(list)
+        default:
+            throw GatewayError(
+                .invalidArgument,
+                "multipart field \"\(part.name)\": \(field.key) is sent both as a value and as array elements"
+            )
+        }
+    }
+
+    /// The batch, in index order; indices must run from 0 without gaps.
+    func inputs() throws -> [TriggerInput] {
+        guard let highest = elements.keys.max() else {
+            throw GatewayError(
+                .invalidArgument,
+                "multipart body has no variables[i].key fields: a trigger needs at least one batch element"
+            )
+        }
+        var inputs: [TriggerInput] = []
+        inputs.reserveCapacity(highest + 1)
+        for i in 0...highest {
+            guard let element = elements[i] else {
+                throw GatewayError(
+                    .invalidArgument,
+                    "multipart body has variables[\(highest)] but no variables[\(i)]: batch indices must start at 0 without gaps"
+                )
+            }
+            let entries = element.slots.map { entry -> (key: String, value: Value) in
+                switch entry.slot {
+                case .single(let value):
+                    return (entry.key, value)
+                case .list(let list):
+                    // Stable sort: for a repeated position the later part wins, as for a repeated field.
+                    var last: [Int: Value] = [:]
+                    for (position, value) in list { last[position] = value }
+                    return (entry.key, .list(last.keys.sorted().map { last[$0]! }))
+                }
+            }
+            inputs.append(TriggerInput(variables: ValueObject(uniqueKeyEntries: entries)))
+        }
+        return inputs
+    }
+
+    /// A file part's bytes as a blob; a field's text JSON-decoded, or as a string when it is not JSON (a data URI
+    /// string still becomes a blob).
+    private static func value(of part: PartHeaders, body: ByteBuffer, limits: CodecLimits) throws -> Value {
+        if part.isFile {
+            return .blob(
+                Blob(contentType: part.contentType ?? Blob.defaultContentType, fileName: part.fileName, bytes: body)
+            )
+        }
+        do {
+            return try JSONValueCodec.parse(body, limits: limits, path: part.name)
+        } catch where error.isSyntax && !part.isJSON {
+            let blob = body.withUnsafeReadableBytes { raw in
+                Result { () throws(Base64Codec.Failure) -> Blob? in try DataURI.decodeBlob(raw) }
+            }
+            do {
+                if let blob = try blob.get() { return .blob(blob) }
+            } catch {
+                throw GatewayError(.invalidArgument, "\(part.name): \(DataURI.message(for: error))")
+            }
+            return .string(String(buffer: body))
+        } catch {
+            throw error.error
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingBlanks() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,244 @@
+package import NIOCore
+package import TriggerModel
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A streaming `multipart/form-data` decoder (RFC 7578 over RFC 2046 §5.1) that turns the parts of a REST
+/// trigger into its batch: `variables[i].key` / `inputs[i].key` fields, arrays as `key[j]`.
+///
+/// Feed it the body in chunks of any size (one byte at a time works; a delimiter may straddle chunks), then call
+/// `finish()`. The delimiter is found with `memchr` for its leading CR plus `memcmp`, and part data is copied
+/// once, from the chunk into the part's buffer; only the few bytes that might start a delimiter are held back
+/// between chunks. Caps (parts, part header bytes, body bytes, batch index) are checked as bytes arrive.
+package struct MultipartFormDecoder {
+    private enum State {
+        /// Before the first delimiter: bytes are discarded.
+        case preamble
+        /// Right after a delimiter: `--` closes the body, transport padding + CRLF starts a part's headers.
+        case afterDelimiter
+        case headers
+        case body
+        /// After the closing delimiter: bytes are discarded.
+        case epilogue
+    }
+
+    private let boundary: String
+    /// `CRLF--boundary`: the delimiter as it appears before every part and before the close (RFC 2046 §5.1.1).
+    private let delimiter: [UInt8]
+    private let limits: CodecLimits
+    private var state = State.preamble
+    /// Trailing bytes of the data seen so far that are a proper prefix of `delimiter`. It starts as CRLF so that
+    /// a delimiter at the very start of the body (which has no CRLF before it) is found like any other.
+    private var carry: [UInt8] = [0x0D, 0x0A]
+    /// The bytes after a delimiter, then the header block of the current part.
+    private var headerBytes: [UInt8] = []
+    private var partCount = 0
+    private var receivedBytes = 0
+    private var part: PartHeaders?
+    private var partBody = ByteBuffer()
+    private var assembler: MultipartFieldAssembler
+
+    /// - Parameter boundary: the `boundary` parameter of the request's `Content-Type`
+    ///   (see `MediaType.parse`).
+    /// - Throws: `GatewayError(.invalidArgument)` if the boundary is empty, longer than 70 characters or holds
+    ///   characters RFC 2046 §5.1.1 does not allow.
+    package init(boundary: String, limits: CodecLimits) throws {
+        let bytes = Array(boundary.utf8)
+        guard !bytes.isEmpty, bytes.count <= 70 else {
+            throw GatewayError(.invalidArgument, "multipart boundary must be 1 to 70 characters long")
+        }
+        // bchars are printable ASCII; CR and LF in particular must not appear, which the scanner relies on.
+        guard bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
+            throw GatewayError(.invalidArgument, "multipart boundary has characters RFC 2046 does not allow")
+        }
+        self.boundary = boundary
+        self.delimiter = [0x0D, 0x0A, UInt8(ascii: "-"), UInt8(ascii: "-")] + bytes
+        self.limits = limits
+        self.assembler = MultipartFieldAssembler(limits: limits)
+    }
+
+    /// Consumes the next piece of the body.
+    ///
+    /// - Throws: `GatewayError(.payloadTooLarge)` past `limits.maxBodyBytes`, `.invalidArgument` for a malformed
+    ///   body or a field that breaks a limit.
+    package mutating func feed(_ chunk: ByteBuffer) throws {
+        receivedBytes += chunk.readableBytes
+        guard receivedBytes <= limits.maxBodyBytes else {
+            throw GatewayError(.payloadTooLarge, "multipart body is larger than \(limits.maxBodyBytes) bytes")
+        }
+        try chunk.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                switch state {
+                case .preamble, .body:
+                    if try scanForDelimiter(raw, &offset) {
+                        if state == .body { try finishPart() }
+                        state = .afterDelimiter
+                        headerBytes.removeAll(keepingCapacity: true)
+                    }
+                case .afterDelimiter:
+                    try readAfterDelimiter(raw, &offset)
+                case .headers:
+                    try readHeaders(raw, &offset)
+                case .epilogue:
+                    offset = raw.count
+                }
+            }
+        }
+    }
+
+    /// Ends the body and returns the batch.
+    ///
+    /// - Throws: `GatewayError(.invalidArgument)` if the closing `--boundary--` never came, or the fields do not
+    ///   make a valid batch (none, or gaps in the batch indices).
+    package mutating func finish() throws -> [TriggerInput] {
+        guard state == .epilogue else {
+            throw GatewayError(
+                .invalidArgument,
+                "multipart body ended before its closing boundary \"--\(boundary)--\""
+            )
+        }
+        return try assembler.inputs()
+    }
+
+    // MARK: Scanning
+
+    /// Looks for the delimiter from `offset`, handing the data before it to the current part (or dropping it in
+    /// the preamble). Returns true with `offset` just past the delimiter when it was found.
+    private mutating func scanForDelimiter(_ raw: UnsafeRawBufferPointer, _ offset: inout Int) throws -> Bool {
+        let base = raw.baseAddress!
+        let end = raw.count
+        // A local copy: the closure mutates `self`, which must not overlap a borrow of `self.delimiter`.
+        let delimiter = self.delimiter
+        return delimiter.withUnsafeBytes { delimiterBytes -> Bool in
+            let d = delimiterBytes.count
+            if !carry.isEmpty {
+                let need = d - carry.count
+                let available = min(need, end - offset)
+                if memcmp(base + offset, delimiterBytes.baseAddress! + carry.count, available) == 0 {
+                    if available == need {
+                        offset += available
+                        carry.removeAll(keepingCapacity: true)
+                        return true
+                    }
+                    carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+                    offset = end
+                    return false
+                }
+                // The held-back bytes were data after all. The delimiter's only CR is its first byte, so no
+                // delimiter can start inside them past that CR: they can all go.
+                emit(carry)
+                carry.removeAll(keepingCapacity: true)
+            }
+            var searchFrom = offset
+            while let hit = memchr(base + searchFrom, 0x0D, end - searchFrom) {
+                let i = base.distance(to: UnsafeRawPointer(hit))
+                let remaining = end - i
+                if remaining >= d {
+                    if memcmp(hit, delimiterBytes.baseAddress!, d) == 0 {
+                        emit(UnsafeRawBufferPointer(rebasing: raw[offset..<i]))
+                        offset = i + d
+                        return true
+                    }
+                } else if memcmp(hit, delimiterBytes.baseAddress!, remaining) == 0 {
+                    emit(UnsafeRawBufferPointer(rebasing: raw[offset..<i]))
+                    carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[i..<end]))
+                    offset = end
+                    return false
+                }
+                searchFrom = i + 1
+                if searchFrom == end { break }
+            }
+            emit(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+            offset = end
+            return false
+        }
+    }
+
+    private mutating func emit(_ bytes: UnsafeRawBufferPointer) {
+        if state == .body && bytes.count > 0 { partBody.writeBytes(bytes) }
+    }
+
+    private mutating func emit(_ bytes: [UInt8]) {
+        if state == .body { partBody.writeBytes(bytes) }
+    }
+
+    /// After a delimiter: `--` (the close), or optional blanks then CRLF (a part follows).
+    private mutating func readAfterDelimiter(_ raw: UnsafeRawBufferPointer, _ offset: inout Int) throws {
+        while offset < raw.count {
+            let c = raw[offset]
+            offset += 1
+            headerBytes.append(c)
+            if headerBytes == [UInt8(ascii: "-"), UInt8(ascii: "-")] {
+                state = .epilogue
+                return
+            }
+            if headerBytes.count == 1 && c == UInt8(ascii: "-") { continue }
+            if c == 0x0A && headerBytes.count >= 2 && headerBytes[headerBytes.count - 2] == 0x0D {
+                try startPart()
+                return
+            }
+            let isPadding = c == 0x20 || c == 0x09 || c == 0x0D
+            guard isPadding, headerBytes.count <= 256 else {
+                throw GatewayError(.invalidArgument, "malformed multipart body: unexpected bytes after a boundary")
+            }
+        }
+    }
+
+    private mutating func startPart() throws {
+        partCount += 1
+        guard partCount <= limits.maxMultipartParts else {
+            throw GatewayError(
+                .invalidArgument,
+                "multipart body has more than the limit of \(limits.maxMultipartParts) parts"
+            )
+        }
+        state = .headers
+        headerBytes.removeAll(keepingCapacity: true)
+    }
+
+    /// Collects the header block up to its blank line, line by line with `memchr`.
+    private mutating func readHeaders(_ raw: UnsafeRawBufferPointer, _ offset: inout Int) throws {
+        let base = raw.baseAddress!
+        while offset < raw.count {
+            let lineEnd: Int
+            if let hit = memchr(base + offset, 0x0A, raw.count - offset) {
+                lineEnd = base.distance(to: UnsafeRawPointer(hit)) + 1
+            } else {
+                lineEnd = raw.count
+            }
+            headerBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[offset..<lineEnd]))
+            offset = lineEnd
+            guard headerBytes.count <= limits.maxMultipartPartHeaderBytes else {
+                throw GatewayError(
+                    .invalidArgument,
+                    "multipart part \(partCount) has more than \(limits.maxMultipartPartHeaderBytes) bytes of headers"
+                )
+            }
+            guard headerBytes.last == 0x0A else { return }
+            let n = headerBytes.count
+            let blankLine = n == 2 ? headerBytes == [0x0D, 0x0A] : n >= 4 && headerBytes[(n - 4)...] == [0x0D, 0x0A, 0x0D, 0x0A]
+            if blankLine {
+                part = try PartHeaders(parsing: headerBytes, partNumber: partCount)
+                headerBytes.removeAll(keepingCapacity: true)
+                partBody = ByteBuffer()
+                state = .body
+                return
+            }
+        }
+    }
+
+    private mutating func finishPart() throws {
+        guard let part else { return }
+        self.part = nil
+        let body = partBody
+        partBody = ByteBuffer()
+        try assembler.add(part: part, body: body)
+    }
+}

@@ -1,0 +1,96 @@
+package import NIOCore
+package import TriggerModel
+
+/// The JSON body of a REST trigger (API.md §2): `{"data":[{"variable":{...},"secret":{...}}]}`, or the legacy
+/// `{"inputs":[{...}]}` whose elements are the variables themselves. `data` wins when both are present; other
+/// top-level keys are ignored.
+///
+/// Also used for the `data` array of the HTTP backend hop, which has the same element shape.
+package enum RESTTriggerBody {
+    /// Decodes the batch of a trigger body.
+    ///
+    /// - Throws: `GatewayError(.invalidArgument)` for malformed JSON, a body that is not an object, a missing,
+    ///   empty or non-array batch, a batch over `limits.maxBatch`, or elements of the wrong shape.
+    package static func decode(json body: ByteBuffer, limits: CodecLimits) throws -> [TriggerInput] {
+        let object = try JSONValueCodec.decodeObject(body, limits: limits, what: "request body")
+        return try inputs(of: object, limits: limits)
+    }
+
+    /// The batch of an already decoded body object.
+    package static func inputs(of body: ValueObject, limits: CodecLimits) throws -> [TriggerInput] {
+        let key: String
+        let value: Value
+        if let data = body["data"], data != .null {
+            (key, value) = ("data", data)
+        } else if let inputs = body["inputs"], inputs != .null {
+            (key, value) = ("inputs", inputs)
+        } else {
+            throw GatewayError(.invalidArgument, "request body has no \"data\" array (nor a legacy \"inputs\" array)")
+        }
+        guard case .list(let elements) = value else {
+            throw GatewayError(.invalidArgument, "\(key) must be an array, found \(describe(value))")
+        }
+        guard !elements.isEmpty else {
+            throw GatewayError(.invalidArgument, "\(key) is empty: a trigger needs at least one batch element")
+        }
+        guard elements.count <= limits.maxBatch else {
+            throw GatewayError(
+                .invalidArgument,
+                "\(key) has \(elements.count) elements, more than the batch limit of \(limits.maxBatch)"
+            )
+        }
+        var inputs: [TriggerInput] = []
+        inputs.reserveCapacity(elements.count)
+        for (i, element) in elements.enumerated() {
+            guard case .object(let item) = element else {
+                throw GatewayError(.invalidArgument, "\(key)[\(i)] must be an object, found \(describe(element))")
+            }
+            if key == "inputs" {
+                inputs.append(TriggerInput(variables: item))
+            } else {
+                inputs.append(try dataElement(item, path: "data[\(i)]"))
+            }
+        }
+        return inputs
+    }
+
+    /// One `{"variable":{...},"secret":{"k":"v"}}`; either member may be absent or null.
+    static func dataElement(_ item: ValueObject, path: String) throws -> TriggerInput {
+        var input = TriggerInput()
+        switch item["variable"] {
+        case nil, .null?: break
+        case .object(let variables)?: input.variables = variables
+        case let other?:
+            throw GatewayError(.invalidArgument, "\(path).variable must be an object, found \(describe(other))")
+        }
+        switch item["secret"] {
+        case nil, .null?: break
+        case .object(let secrets)?:
+            for (name, value) in secrets {
+                guard case .string(let secret) = value else {
+                    throw GatewayError(
+                        .invalidArgument,
+                        "\(path).secret.\(name) must be a string, found \(describe(value))"
+                    )
+                }
+                input.secrets[name] = secret
+            }
+        case let other?:
+            throw GatewayError(.invalidArgument, "\(path).secret must be an object, found \(describe(other))")
+        }
+        return input
+    }
+
+    /// "an object", "a string", ... for error messages.
+    static func describe(_ value: Value) -> String {
+        switch value {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .list: "an array"
+        case .object: "an object"
+        case .blob: "a binary (data URI)"
+        }
+    }
+}

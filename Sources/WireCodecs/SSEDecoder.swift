@@ -1,0 +1,139 @@
+package import NIOCore
+package import TriggerModel
+
+/// An incremental Server-Sent Events parser (WHATWG HTML §9.2.6) for the HTTP backend's streaming answers: feed
+/// it chunks, get back the complete events they finished.
+///
+/// Lines may end in CRLF, LF or CR (a CRLF split across chunks counts once); `data:` lines join with `\n`;
+/// comments, `id:` and `retry:` are ignored; an event with no data is not dispatched; an unterminated event at
+/// the end of the stream is dropped, as the spec says.
+package struct SSEDecoder {
+    private let maxEventBytes: Int
+    private var line: [UInt8] = []
+    private var eventName: String?
+    private var data = ByteBuffer()
+    private var hasData = false
+    /// The previous chunk ended in CR: an LF that starts the next chunk belongs to that line break.
+    private var skipLeadingLF = false
+
+    /// - Parameter maxEventBytes: the most one event (its lines and data) may take before `feed` throws.
+    package init(maxEventBytes: Int = CodecLimits.defaults.maxBodyBytes) {
+        self.maxEventBytes = maxEventBytes
+    }
+
+    /// Parses `chunk` and returns the events it completed, in order.
+    ///
+    /// - Throws: `GatewayError(.backendFailed)` when one event grows past `maxEventBytes`.
+    package mutating func feed(_ chunk: ByteBuffer) throws -> [(event: String, data: ByteBuffer)] {
+        var events: [(event: String, data: ByteBuffer)] = []
+        try chunk.withUnsafeReadableBytes { raw in
+            var i = 0
+            if skipLeadingLF && raw.count > 0 {
+                skipLeadingLF = false
+                if raw[0] == 0x0A { i = 1 }
+            }
+            var lineStart = i
+            while i < raw.count {
+                let c = raw[i]
+                guard c == 0x0A || c == 0x0D else {
+                    i += 1
+                    continue
+                }
+                try endLine(UnsafeRawBufferPointer(rebasing: raw[lineStart..<i]), events: &events)
+                i += 1
+                if c == 0x0D {
+                    if i < raw.count {
+                        if raw[i] == 0x0A { i += 1 }
+                    } else {
+                        skipLeadingLF = true
+                    }
+                }
+                lineStart = i
+            }
+            if lineStart < raw.count {
+                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[lineStart...]))
+                try checkSize()
+            }
+        }
+        return events
+    }
+
+    private mutating func endLine(
+        _ tail: UnsafeRawBufferPointer,
+        events: inout [(event: String, data: ByteBuffer)]
+    ) throws {
+        if line.isEmpty {
+            try processLine(tail, events: &events)
+        } else {
+            line.append(contentsOf: tail)
+            let whole = line
+            line.removeAll(keepingCapacity: true)
+            try whole.withUnsafeBytes { try processLine($0, events: &events) }
+        }
+    }
+
+    private mutating func processLine(
+        _ line: UnsafeRawBufferPointer,
+        events: inout [(event: String, data: ByteBuffer)]
+    ) throws {
+        if line.isEmpty {
+            if hasData {
+                events.append((eventName ?? "message", data))
+            }
+            eventName = nil
+            data = ByteBuffer()
+            hasData = false
+            return
+        }
+        if line[0] == UInt8(ascii: ":") { return }
+        let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.count
+        let field = UnsafeRawBufferPointer(rebasing: line[0..<colon])
+        var valueStart = min(colon + 1, line.count)
+        if valueStart < line.count && line[valueStart] == 0x20 { valueStart += 1 }
+        let value = UnsafeRawBufferPointer(rebasing: line[valueStart...])
+        if field.elementsEqual("data".utf8) {
+            if hasData { data.writeInteger(UInt8(0x0A)) }
+            data.writeBytes(value)
+            hasData = true
+            try checkSize()
+        } else if field.elementsEqual("event".utf8) {
+            eventName = String(decoding: value, as: UTF8.self)
+        }
+    }
+
+    private func checkSize() throws {
+        guard line.count + data.readableBytes <= maxEventBytes else {
+            throw GatewayError(.backendFailed, "backend sent an SSE event larger than \(maxEventBytes) bytes")
+        }
+    }
+
+    /// The `TriggerEvent` an event of the HTTP backend hop stands for (the inverse of `SSEEncoder.encode`):
+    /// `PIPELINE_ERROR_UPDATED` → `.error`; data with `outputs` and `metadata` → `.end`; with `outputs` only →
+    /// `.output`; any other object → `.status` under the event's name.
+    ///
+    /// - Throws: `GatewayError(.backendFailed)` when the data is not a JSON object of the expected shape.
+    package static func triggerEvent(event: String, data: ByteBuffer, limits: CodecLimits) throws -> TriggerEvent {
+        let object: ValueObject
+        do {
+            guard case .object(let o) = try JSONValueCodec.parse(data, limits: limits, path: "") else {
+                throw GatewayError(.backendFailed, "backend SSE event \(event) has data that is not a JSON object")
+            }
+            object = o
+        } catch let error as JSONParseFailure {
+            throw GatewayError(.backendFailed, "backend SSE event \(event) has invalid JSON: \(error.error.message)")
+        }
+        if event == SSEEncoder.errorEvent {
+            return .error(
+                RESTResponseBody.error(of: object)
+                    ?? GatewayError(.backendFailed, object["message"]?.stringValue ?? "backend reported an error")
+            )
+        }
+        guard object["outputs"] != nil else { return .status(name: event, data: object) }
+        do {
+            let result = try RESTResponseBody.result(of: object)
+            return object["metadata"] != nil ? .end(result) : .output(name: event, outputs: result.outputs)
+        } catch {
+            throw GatewayError(.backendFailed, "backend SSE event \(event) has an unexpected body: \(error.message)")
+        }
+    }
+}

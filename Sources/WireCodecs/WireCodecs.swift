@@ -1,1 +1,0 @@
-// WireCodecs: placeholder until its owner lands it.

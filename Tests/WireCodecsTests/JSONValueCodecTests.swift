@@ -1,0 +1,183 @@
+import NIOCore
+import Testing
+import TriggerModel
+import WireCodecs
+
+@Suite("JSONValueCodec")
+struct JSONValueCodecTests {
+    private func decode(_ text: String, limits: CodecLimits = .defaults) throws -> Value {
+        try JSONValueCodec.decode(buffer(text), limits: limits)
+    }
+
+    @Test("Objects keep their key order through decode and encode")
+    func keyOrder() throws {
+        let text = #"{"zeta":1,"alpha":[true,false,null],"mid":{"b":"x","a":-2.5},"empty":{},"list":[]}"#
+        let value = try decode(text)
+        #expect(value.objectValue?.keys == ["zeta", "alpha", "mid", "empty", "list"])
+        #expect(value.objectValue?["mid"]?.objectValue?.keys == ["b", "a"])
+        #expect(encodeJSON(value) == text)
+    }
+
+    @Test("Scalars decode to the right cases")
+    func scalars() throws {
+        let value = try decode(#" [ 0 , -0.5 , 1e3 , 12345678901234567890 , "s" , true , null ] "#)
+        #expect(
+            value
+                == .list([
+                    .number(0), .number(-0.5), .number(1000), .number(12_345_678_901_234_567_890), .string("s"),
+                    .bool(true), .null,
+                ])
+        )
+    }
+
+    @Test("Numbers print integral values without a fraction and others in shortest form", arguments: [
+        (1.0, "1"), (-3.0, "-3"), (0.1, "0.1"), (1e-5, "1e-05"), (123456789012.0, "123456789012"),
+        (1.5e300, "1.5e+300"), (Double.nan, "null"), (Double.infinity, "null"),
+    ])
+    func numberWriting(number: Double, expected: String) throws {
+        #expect(encodeJSON(.number(number)) == expected)
+        if number.isFinite { #expect(try decode(expected) == .number(number)) }
+    }
+
+    @Test("String escapes decode, including surrogate pairs")
+    func escapes() throws {
+        let value = try decode(#""a\"b\\c\/d\b\f\n\r\t\u00e9\u4e2d\ud83d\ude00""#)
+        #expect(value == .string("a\"b\\c/d\u{8}\u{c}\n\r\t\u{e9}\u{4e2d}\u{1F600}"))
+    }
+
+    @Test("Raw UTF-8 passes through and encodes unescaped")
+    func utf8() throws {
+        let value = try decode(#"{"clé":"naïve 😀"}"#)
+        #expect(value == .object(["clé": .string("naïve 😀")]))
+        #expect(encodeJSON(value) == #"{"clé":"naïve 😀"}"#)
+    }
+
+    @Test("Strings encode with RFC 8259 escapes and round-trip")
+    func stringWriting() throws {
+        let original = "q\"b\\s/\n\t\u{1}\u{1f}é"
+        let text = encodeJSON(.string(original))
+        #expect(text == #""q\"b\\s/\n\t\u0001\u001fé""#)
+        #expect(try decode(text) == .string(original))
+    }
+
+    @Test("Duplicate keys keep the first position and the last value")
+    func duplicateKeys() throws {
+        let small = try decode(#"{"a":1,"b":2,"a":3}"#)
+        #expect(small.objectValue?.keys == ["a", "b"])
+        #expect(small.objectValue?["a"] == .number(3))
+        // Past the linear-scan threshold the parser indexes keys; the semantics must not change.
+        let keys = (0..<20).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
+        let large = try decode("{\(keys),\"k3\":99}")
+        #expect(large.objectValue?.count == 20)
+        #expect(large.objectValue?.keys.first == "k0")
+        #expect(large.objectValue?["k3"] == .number(99))
+    }
+
+    @Test("Nesting is accepted at the depth limit and rejected one past it", arguments: [63, 64, 65])
+    func depthLimit(depth: Int) throws {
+        let text = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        if depth <= CodecLimits.defaults.maxDepth {
+            _ = try decode(text)
+        } else {
+            let error = gatewayError { _ = try decode(text) }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.contains("nesting deeper than the limit of 64") == true)
+        }
+    }
+
+    @Test("Depth counts objects and arrays alike and the error names the path")
+    func depthPath() {
+        var limits = CodecLimits.defaults
+        limits.maxDepth = 3
+        let error = gatewayError { _ = try decode(#"{"a":[{"b":{}}]}"#, limits: limits) }
+        #expect(error?.message == "a[0].b: nesting deeper than the limit of 3 levels")
+    }
+
+    @Test("Malformed JSON fails with a clear message", arguments: [
+        ("", "invalid JSON at byte 0: empty document"),
+        ("   ", "invalid JSON at byte 3: empty document"),
+        ("{", "invalid JSON at byte 1: expected a string key, found end of input"),
+        (#"{"a" 1}"#, "invalid JSON at byte 5: expected ':' after object key, found '1'"),
+        (#"{"a":1,}"#, "invalid JSON at byte 7: expected a string key, found '}'"),
+        (#"{"a":1 "b":2}"#, "invalid JSON at byte 7: expected ',' or '}' after an object member"),
+        ("[1,]", "invalid JSON at byte 3: unexpected ']', expected a value (in [1])"),
+        ("[1 2]", "invalid JSON at byte 3: expected ',' or ']' after an array element"),
+        ("01", "invalid JSON at byte 1: invalid number: leading zero"),
+        ("-", "invalid JSON at byte 1: invalid number: expected a digit"),
+        ("1.", "invalid JSON at byte 2: invalid number: expected a digit after '.'"),
+        ("1e", "invalid JSON at byte 2: invalid number: expected exponent digits"),
+        ("NaN", "invalid JSON at byte 0: unexpected 'N', expected a value"),
+        ("Infinity", "invalid JSON at byte 0: unexpected 'I', expected a value"),
+        ("1e999", "invalid JSON at byte 5: number 1e999 is out of range"),
+        ("tru", "invalid JSON at byte 0: invalid literal, expected 'true'"),
+        (#"{"a":1} x"#, "invalid JSON at byte 8: unexpected 'x' after the JSON value"),
+        (#""abc"#, "invalid JSON at byte 0: unterminated string"),
+        ("\"a\u{1}\"", "invalid JSON at byte 2: unescaped control character in string"),
+        (#""\x""#, #"invalid JSON at byte 2: invalid escape '\x' in string"#),
+        (#""\u12G4""#, #"invalid JSON at byte 5: invalid \u escape: expected 4 hex digits"#),
+        (#""\ud83d""#, #"invalid \u escape: high surrogate not followed by a low surrogate"#),
+        (#""\ude00""#, #"invalid \u escape: lone low surrogate \uDE00"#),
+        (#"{"data":[{"variable":{"x":tru}}]}"#, "(in data[0].variable.x)"),
+    ])
+    func malformed(text: String, message: String) {
+        let error = gatewayError { _ = try decode(text) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains(message) == true, "\(error?.message ?? "nil")")
+    }
+
+    @Test("Invalid UTF-8 in a string is rejected")
+    func invalidUTF8() {
+        let error = gatewayError { _ = try JSONValueCodec.decode(buffer([0x22, 0x61, 0xC3, 0x28, 0x22])) }
+        #expect(error?.message.contains("invalid UTF-8 in string") == true)
+    }
+
+    @Test("A data URI string becomes a blob with the exact bytes and content type")
+    func dataURI() throws {
+        let bytes = pseudoRandomBytes(1000)
+        var encoded = ByteBuffer()
+        bytes.withUnsafeBytes { Base64Codec.encode($0, into: &encoded) }
+        let text = #"{"image":"data:image/png;base64,\#(encoded.text)","note":"data: not a uri"}"#
+        let object = try #require(try decode(text).objectValue)
+        let blob = try #require(object["image"]?.blobValue)
+        #expect(blob.contentType == "image/png")
+        #expect(blob.fileName == nil)
+        #expect(Array(blob.bytes.readableBytesView) == bytes)
+        #expect(object["note"] == .string("data: not a uri"))
+        // And back: the writer renders the blob as the same data URI.
+        #expect(encodeJSON(.object(object)) == text)
+    }
+
+    @Test("Data URIs: parameters kept, empty type defaulted, escapes handled by the slow path")
+    func dataURIVariants() throws {
+        let withParams = try decode(#""data:text/plain;charset=utf-8;base64,aGk=""#).blobValue
+        #expect(withParams?.contentType == "text/plain;charset=utf-8")
+        #expect(withParams.map { String(buffer: $0.bytes) } == "hi")
+        let untyped = try decode(#""data:;base64,aGk=""#).blobValue
+        #expect(untyped?.contentType == Blob.defaultContentType)
+        let escaped = try decode(#""data:image\/png;base64,aGk\/""#).blobValue
+        #expect(escaped?.contentType == "image/png")
+        #expect(escaped.map { Array($0.bytes.readableBytesView) } == [0x68, 0x69, 0x3F])
+        // Not base64 data URIs: stay strings.
+        #expect(try decode(#""data:text/plain,hello""#) == .string("data:text/plain,hello"))
+        #expect(try decode(#""database""#) == .string("database"))
+    }
+
+    @Test("Invalid base64 in a data URI names the field path")
+    func invalidBase64() {
+        let text = #"{"data":[{"variable":{"image":"data:image/png;base64,iVBO!!=="}}]}"#
+        let error = gatewayError { _ = try decode(text) }
+        #expect(error?.code == .invalidArgument)
+        #expect(
+            error?.message
+                == "data[0].variable.image: invalid base64 in data URI at payload offset 4: invalid character '!'"
+        )
+    }
+
+    @Test("Blob content types that are not URI-safe are reduced to type/subtype")
+    func blobContentTypeSanitized() {
+        let blob = Blob(contentType: "text/plain; charset=\"utf-8\"", bytes: buffer("hi"))
+        #expect(encodeJSON(.blob(blob)) == #""data:text/plain;base64,aGk=""#)
+        let spaced = Blob(contentType: "text/plain; charset=utf-8", bytes: buffer("hi"))
+        #expect(encodeJSON(.blob(spaced)) == #""data:text/plain;charset=utf-8;base64,aGk=""#)
+    }
+}

@@ -1,0 +1,260 @@
+import NIOCore
+import Testing
+import TriggerModel
+import WireCodecs
+
+@Suite("MultipartFormDecoder")
+struct MultipartFormDecoderTests {
+    static let boundary = "----formBoundary7MA4YWxk"
+
+    /// One part: name, optional file name and content type, raw body bytes.
+    struct Part {
+        var name: String
+        var fileName: String? = nil
+        var contentType: String? = nil
+        var body: [UInt8]
+    }
+
+    static func body(_ parts: [Part], preamble: String = "", epilogue: String = "", close: Bool = true) -> [UInt8] {
+        var out = Array(preamble.utf8)
+        for part in parts {
+            out += Array("--\(boundary)\r\n".utf8)
+            var disposition = "Content-Disposition: form-data; name=\"\(part.name)\""
+            if let fileName = part.fileName { disposition += "; filename=\"\(fileName)\"" }
+            out += Array("\(disposition)\r\n".utf8)
+            if let type = part.contentType { out += Array("Content-Type: \(type)\r\n".utf8) }
+            out += Array("\r\n".utf8) + part.body + Array("\r\n".utf8)
+        }
+        if close { out += Array("--\(boundary)--\r\n\(epilogue)".utf8) }
+        return out
+    }
+
+    enum Feeding: String, CaseIterable, CustomTestStringConvertible {
+        case whole, byteByByte, sevenByteChunks
+        var testDescription: String { rawValue }
+    }
+
+    static func decode(
+        _ bytes: [UInt8],
+        feeding: Feeding = .whole,
+        limits: CodecLimits = .defaults,
+        boundary: String = boundary
+    ) throws -> [TriggerInput] {
+        var decoder = try MultipartFormDecoder(boundary: boundary, limits: limits)
+        switch feeding {
+        case .whole:
+            try decoder.feed(ByteBuffer(bytes: bytes))
+        case .byteByByte:
+            for byte in bytes { try decoder.feed(ByteBuffer(bytes: [byte])) }
+        case .sevenByteChunks:
+            var i = 0
+            while i < bytes.count {
+                try decoder.feed(ByteBuffer(bytes: bytes[i..<min(i + 7, bytes.count)]))
+                i += 7
+            }
+        }
+        return try decoder.finish()
+    }
+
+    /// File data that contains things that look like a delimiter but are not one.
+    static let trickyFile: [UInt8] =
+        Array("\r\n--\(boundary.dropLast())X\r\n--\r\n-\r\r\n--".utf8) + pseudoRandomBytes(3000)
+        + Array("\r\n--\(boundary.prefix(10))".utf8) + [0x0D]
+
+    @Test("Fields, files and arrays decode the same however the body is chunked", arguments: Feeding.allCases)
+    func fullBody(feeding: Feeding) throws {
+        let bytes = Self.body(
+            [
+                Part(name: "variables[0].prompt", body: Array("hello world".utf8)),
+                Part(name: "variables[0].count", body: Array("42".utf8)),
+                Part(name: "variables[0].options", body: Array(#"{"a":[1,"x"]}"#.utf8)),
+                Part(name: "variables[0].image", fileName: "cat.png", contentType: "image/png", body: Self.trickyFile),
+                Part(name: "variables[0].tags[1]", body: Array("second".utf8)),
+                Part(name: "variables[0].tags[0]", body: Array("first".utf8)),
+                Part(name: "inputs[1].prompt", body: Array("\"quoted\"".utf8)),
+                Part(name: "variables[1].empty", body: []),
+            ],
+            preamble: "This is the preamble.\r\n",
+            epilogue: "epilogue --\(Self.boundary) ignored"
+        )
+        let inputs = try Self.decode(bytes, feeding: feeding)
+        #expect(inputs.count == 2)
+        let first = inputs[0].variables
+        #expect(first.keys == ["prompt", "count", "options", "image", "tags"])
+        #expect(first["prompt"] == .string("hello world"))
+        #expect(first["count"] == .number(42))
+        #expect(first["options"] == .object(["a": .list([.number(1), .string("x")])]))
+        let image = try #require(first["image"]?.blobValue)
+        #expect(image.contentType == "image/png")
+        #expect(image.fileName == "cat.png")
+        #expect(Array(image.bytes.readableBytesView) == Self.trickyFile)
+        #expect(first["tags"] == .list([.string("first"), .string("second")]))
+        #expect(inputs[1].variables == ["prompt": .string("quoted"), "empty": .string("")])
+    }
+
+    @Test("Array positions may be sparse and are ordered by position")
+    func sparseArray() throws {
+        let bytes = Self.body([
+            Part(name: "variables[0].xs[10]", body: Array("c".utf8)),
+            Part(name: "variables[0].xs[2]", body: Array("a".utf8)),
+            Part(name: "variables[0].xs[5]", body: Array("b".utf8)),
+        ])
+        #expect(try Self.decode(bytes)[0].variables["xs"] == .list([.string("a"), .string("b"), .string("c")]))
+    }
+
+    @Test("A delimiter at the very start, no preamble, no trailing CRLF after the close")
+    func minimalBody() throws {
+        let text = "--b\r\nContent-Disposition: form-data; name=\"variables[0].x\"\r\n\r\n1\r\n--b--"
+        let inputs = try Self.decode(Array(text.utf8), feeding: .byteByByte, boundary: "b")
+        #expect(inputs[0].variables == ["x": .number(1)])
+    }
+
+    @Test("Plain-text data URIs become blobs; text/plain fields stay fields; application/json is strict")
+    func fieldKinds() throws {
+        let bytes = Self.body([
+            Part(name: "variables[0].uri", body: Array("data:text/plain;base64,aGk=".utf8)),
+            Part(name: "variables[0].text", contentType: "text/plain; charset=utf-8", body: Array("true".utf8)),
+            Part(name: "variables[0].bin", contentType: "application/octet-stream", body: [0, 1, 2]),
+        ])
+        let variables = try Self.decode(bytes)[0].variables
+        #expect(variables["uri"]?.blobValue.map { String(buffer: $0.bytes) } == "hi")
+        #expect(variables["text"] == .bool(true))
+        #expect(variables["bin"]?.blobValue?.fileName == nil)
+        #expect(variables["bin"]?.blobValue.map { Array($0.bytes.readableBytesView) } == [0, 1, 2])
+
+        let strict = Self.body([Part(name: "variables[0].j", contentType: "application/json", body: Array("{x".utf8))])
+        let error = gatewayError { _ = try Self.decode(strict) }
+        #expect(error?.message.contains("(in variables[0].j)") == true)
+    }
+
+    @Test("Bad base64 in a field data URI is an error naming the field")
+    func badDataURIField() {
+        let bytes = Self.body([Part(name: "variables[0].img", body: Array(#""data:image/png;base64,@@@@""#.utf8))])
+        let error = gatewayError { _ = try Self.decode(bytes) }
+        #expect(error?.message == "variables[0].img: invalid base64 in data URI at payload offset 0: invalid character '@'")
+    }
+
+    @Test("Batch index is accepted at the limit and rejected one past it", arguments: [31, 32])
+    func batchIndexLimit(index: Int) throws {
+        var parts = (0..<index).map { Part(name: "variables[\($0)].x", body: Array("1".utf8)) }
+        parts.append(Part(name: "variables[\(index)].x", body: Array("1".utf8)))
+        let bytes = Self.body(parts)
+        if index < 32 {
+            #expect(try Self.decode(bytes).count == index + 1)
+        } else {
+            let error = gatewayError { _ = try Self.decode(bytes) }
+            #expect(
+                error?.message
+                    == "multipart field \"variables[32].x\": batch index 32 is over the batch limit of 32 (indices 0 to 31)"
+            )
+        }
+    }
+
+    @Test("Part count is accepted at the limit and rejected one past it", arguments: [4, 5])
+    func partLimit(count: Int) throws {
+        var limits = CodecLimits.defaults
+        limits.maxMultipartParts = 4
+        let bytes = Self.body((0..<count).map { Part(name: "variables[0].x\($0)", body: Array("1".utf8)) })
+        if count <= 4 {
+            #expect(try Self.decode(bytes, limits: limits)[0].variables.count == count)
+        } else {
+            let error = gatewayError { _ = try Self.decode(bytes, feeding: .byteByByte, limits: limits) }
+            #expect(error?.message == "multipart body has more than the limit of 4 parts")
+        }
+    }
+
+    @Test("Part headers are accepted at the size limit and rejected one past it", arguments: [0, 1])
+    func headerLimit(extra: Int) throws {
+        let start = "--b\r\n"
+        let disposition = "Content-Disposition: form-data; name=\"variables[0].x\"\r\n"
+        // Pad with an ignored header so the block (including the blank line) is exactly limit + extra bytes.
+        let limit = 200
+        let padLength = limit + extra - disposition.utf8.count - "X-Pad: \r\n".utf8.count - 2
+        let text = start + disposition + "X-Pad: " + String(repeating: "p", count: padLength) + "\r\n\r\n1\r\n--b--"
+        var limits = CodecLimits.defaults
+        limits.maxMultipartPartHeaderBytes = limit
+        if extra == 0 {
+            #expect(try Self.decode(Array(text.utf8), limits: limits, boundary: "b")[0].variables == ["x": .number(1)])
+        } else {
+            let error = gatewayError { _ = try Self.decode(Array(text.utf8), limits: limits, boundary: "b") }
+            #expect(error?.message == "multipart part 1 has more than 200 bytes of headers")
+        }
+    }
+
+    @Test("Malformed bodies fail with clear messages", arguments: [
+        (
+            "--b\r\nContent-Disposition: form-data; name=\"variables[0].x\"\r\n\r\n1\r\n",
+            #"multipart body ended before its closing boundary "--b--""#
+        ),
+        ("no delimiter at all", #"multipart body ended before its closing boundary "--b--""#),
+        (
+            "--b\r\nContent-Type: text/plain\r\n\r\n1\r\n--b--",
+            #"multipart part 1 has no name (Content-Disposition: form-data; name="...")"#
+        ),
+        (
+            "--b\r\nContent-Disposition: attachment; name=\"x\"\r\n\r\n1\r\n--b--",
+            #"multipart part 1: Content-Disposition must be form-data, found "attachment""#
+        ),
+        ("--b\r\nbroken header\r\n\r\n1\r\n--b--", "multipart part 1 has a malformed header line"),
+        ("--bX\r\n", "malformed multipart body: unexpected bytes after a boundary"),
+        (
+            "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--",
+            #"multipart field "x": expected a name like variables[0].key, inputs[0].key or variables[0].key[0]"#
+        ),
+        ("--b--", "multipart body has no variables[i].key fields: a trigger needs at least one batch element"),
+        (
+            "--b\r\nContent-Disposition: form-data; name=\"variables[1].x\"\r\n\r\n1\r\n--b--",
+            "multipart body has variables[1] but no variables[0]: batch indices must start at 0 without gaps"
+        ),
+        (
+            "--b\r\nContent-Disposition: form-data; name=\"variables[0].x\"\r\n\r\n1\r\n"
+                + "--b\r\nContent-Disposition: form-data; name=\"variables[0].x[0]\"\r\n\r\n2\r\n--b--",
+            #"multipart field "variables[0].x[0]": x is sent both as a value and as array elements"#
+        ),
+    ])
+    func malformed(text: String, message: String) {
+        for feeding in Feeding.allCases {
+            let error = gatewayError { _ = try Self.decode(Array(text.utf8), feeding: feeding, boundary: "b") }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message == message, "\(feeding)")
+        }
+    }
+
+    @Test("Invalid boundaries are rejected up front", arguments: ["", String(repeating: "b", count: 71), "a\r\nb"])
+    func invalidBoundary(boundary: String) {
+        #expect(throws: GatewayError.self) { _ = try MultipartFormDecoder(boundary: boundary, limits: .defaults) }
+    }
+
+    @Test("A body over maxBodyBytes is payloadTooLarge")
+    func bodyLimit() {
+        var limits = CodecLimits.defaults
+        limits.maxBodyBytes = 10
+        let error = gatewayError {
+            var decoder = try MultipartFormDecoder(boundary: "b", limits: limits)
+            try decoder.feed(buffer("0123456789"))
+            try decoder.feed(buffer("x"))
+        }
+        #expect(error?.code == .payloadTooLarge)
+    }
+
+    @Test("filename* (RFC 8187) wins over filename")
+    func extendedFileName() throws {
+        let text =
+            "--b\r\nContent-Disposition: form-data; name=\"variables[0].f\"; filename=\"naive.txt\"; "
+            + "filename*=UTF-8''na%C3%AFve.txt\r\n\r\nabc\r\n--b--"
+        let blob = try Self.decode(Array(text.utf8), boundary: "b")[0].variables["f"]?.blobValue
+        #expect(blob?.fileName == "naïve.txt")
+        #expect(blob?.contentType == Blob.defaultContentType)
+    }
+}
+
+@Suite("MediaType")
+struct MediaTypeTests {
+    @Test("Type is lowercased and parameters unquoted")
+    func parse() {
+        let parsed = MediaType.parse(#"Multipart/Form-Data; boundary="a b\"c" ; Charset=utf-8;bad; x="#)
+        #expect(parsed.type == "multipart/form-data")
+        #expect(parsed.parameters == ["boundary": "a b\"c", "charset": "utf-8", "x": ""])
+        #expect(MediaType.parse("application/json").parameters.isEmpty)
+    }
+}

@@ -1,0 +1,75 @@
+import NIOCore
+import Testing
+import TriggerModel
+import WireCodecs
+
+@Suite("SSE")
+struct SSETests {
+    static let events: [TriggerEvent] = [
+        .status(name: "PIPELINE_STATUS_UPDATED", data: ["status": .string("RUNNING")]),
+        .output(name: "", outputs: [["text": .string("line one\nline two")]]),
+        .output(name: "COMPONENT_OUTPUT_UPDATED", outputs: [["partial": .number(1)]]),
+        .end(TriggerResult(outputs: [["text": .string("done")]], metadata: TriggerMetadata(traces: ["c": Trace(statuses: [.completed])]))),
+    ]
+
+    @Test("Events encode as one event/data block each")
+    func encode() {
+        var out = ByteBuffer()
+        for event in Self.events { SSEEncoder.encode(event, into: &out) }
+        SSEEncoder.encode(.error(GatewayError(.deadlineExceeded, "too slow")), into: &out)
+        #expect(
+            out.text
+                == "event: PIPELINE_STATUS_UPDATED\ndata: {\"status\":\"RUNNING\"}\n\n"
+                + "event: PIPELINE_OUTPUT_UPDATED\ndata: {\"outputs\":[{\"text\":\"line one\\nline two\"}]}\n\n"
+                + "event: COMPONENT_OUTPUT_UPDATED\ndata: {\"outputs\":[{\"partial\":1}]}\n\n"
+                + "event: PIPELINE_OUTPUT_UPDATED\ndata: {\"outputs\":[{\"text\":\"done\"}],\"metadata\":{\"traces\":"
+                + "{\"c\":{\"statuses\":[\"COMPLETED\"],\"inputs\":[],\"outputs\":[],\"computeTimeInSeconds\":0}}}}\n\n"
+                + "event: PIPELINE_ERROR_UPDATED\ndata: {\"code\":4,\"message\":\"too slow\",\"details\":[]}\n\n"
+        )
+    }
+
+    @Test("Encoded events decode back to the same TriggerEvents, fed whole or byte by byte", arguments: [0, 1])
+    func roundTrip(byteByByte: Int) throws {
+        // An empty output name is sent as PIPELINE_OUTPUT_UPDATED, so name it here to compare.
+        var all = Self.events + [.error(GatewayError(.invalidArgument, "bad", details: [["k": .string("v")]]))]
+        all[1] = .output(name: SSEEncoder.outputEvent, outputs: [["text": .string("line one\nline two")]])
+        var stream = ByteBuffer()
+        for event in all { SSEEncoder.encode(event, into: &stream) }
+        var decoder = SSEDecoder()
+        var raw: [(event: String, data: ByteBuffer)] = []
+        if byteByByte == 1 {
+            for byte in stream.readableBytesView { raw += try decoder.feed(ByteBuffer(bytes: [byte])) }
+        } else {
+            raw = try decoder.feed(stream)
+        }
+        let decoded = try raw.map { try SSEDecoder.triggerEvent(event: $0.event, data: $0.data, limits: .defaults) }
+        #expect(decoded == all)
+    }
+
+    @Test("The decoder handles CR, CRLF split across chunks, comments, multi-line data and data-less events")
+    func decoderEdges() throws {
+        var decoder = SSEDecoder()
+        var events = try decoder.feed(buffer(": comment\r\nevent: a\r"))
+        events += try decoder.feed(buffer("\ndata: one\rdata:two\n\nevent: skipped\nid: 7\n\ndata:  x\n"))
+        events += try decoder.feed(buffer("\n"))
+        #expect(events.map(\.event) == ["a", "message"])
+        #expect(events.map { String(buffer: $0.data) } == ["one\ntwo", " x"])
+        // An unterminated event at the end is never dispatched.
+        #expect(try decoder.feed(buffer("data: partial\n")).isEmpty)
+    }
+
+    @Test("An event past the size cap fails")
+    func sizeCap() {
+        var decoder = SSEDecoder(maxEventBytes: 16)
+        let error = gatewayError { _ = try decoder.feed(buffer("data: 0123456789abcdefXYZ")) }
+        #expect(error?.code == .backendFailed)
+    }
+
+    @Test("Event data that is not JSON is a backend failure")
+    func badData() {
+        let error = gatewayError {
+            _ = try SSEDecoder.triggerEvent(event: "PIPELINE_OUTPUT_UPDATED", data: buffer("nope"), limits: .defaults)
+        }
+        #expect(error?.code == .backendFailed)
+    }
+}
