@@ -1,0 +1,181 @@
+import Yams
+
+/// Reads typed values out of a composed YAML tree while tracking the key path, so that every error names
+/// the exact place (`pools[1].endpoints[0]`) and the line it is on.
+///
+/// Working on Yams' `Node` tree rather than `Decodable` is deliberate: the decoder's errors name coding
+/// keys, not YAML paths, it cannot report unknown keys, and it would turn `token: 0123` into the number 83.
+struct ConfigNodeReader {
+    let source: String
+
+    func error(_ path: String, _ node: Node?, _ message: String) -> ConfigError {
+        ConfigError(source: source, path: path, message: message, line: node?.mark?.line)
+    }
+
+    /// A mapping's entries, after refusing keys outside `allowed` (typos are errors, never ignored).
+    /// A null node (`limits:` with nothing after it) reads as an empty mapping.
+    func mapping(_ node: Node, at path: String, allowed: [String]) throws(ConfigError) -> ConfigMapping {
+        if isNull(node) { return ConfigMapping(path: path, node: node, entries: []) }
+        guard case .mapping(let mapping) = node else {
+            throw error(path, node, "expected a mapping, got \(describe(node))")
+        }
+        var entries: [(key: String, value: Node)] = []
+        for (keyNode, value) in mapping {
+            guard case .scalar(let scalar) = keyNode else {
+                throw error(path, keyNode, "keys must be plain strings, got \(describe(keyNode))")
+            }
+            let key = scalar.string
+            let keyPath = ConfigMapping.join(path, key)
+            guard allowed.contains(key) else {
+                var message = "unknown key"
+                if let guess = Self.closest(to: key, in: allowed) { message += " (did you mean \"\(guess)\"?)" }
+                message += "; expected one of: " + allowed.joined(separator: ", ")
+                throw error(keyPath, keyNode, message)
+            }
+            // Yams already refuses duplicate keys; this guards the merge-key (`<<`) case it lets through.
+            guard !entries.contains(where: { $0.key == key }) else { throw error(keyPath, keyNode, "duplicate key") }
+            entries.append((key, value))
+        }
+        return ConfigMapping(path: path, node: node, entries: entries)
+    }
+
+    /// A list's elements; a null node reads as an empty list.
+    func sequence(_ node: Node, at path: String) throws(ConfigError) -> [Node] {
+        if isNull(node) { return [] }
+        guard case .sequence(let sequence) = node else {
+            throw error(path, node, "expected a list, got \(describe(node))")
+        }
+        return Array(sequence)
+    }
+
+    /// A scalar's text as written (so `0123` stays `"0123"`). Null and collections are refused.
+    func string(_ node: Node, at path: String) throws(ConfigError) -> String {
+        guard case .scalar(let scalar) = node, !isNull(node) else {
+            throw error(path, node, "expected a string, got \(describe(node))")
+        }
+        return scalar.string
+    }
+
+    /// A non-empty string.
+    func nonEmptyString(_ node: Node, at path: String) throws(ConfigError) -> String {
+        let text = try string(node, at: path)
+        guard !text.isEmpty else { throw error(path, node, "must not be empty") }
+        return text
+    }
+
+    /// An integer inside `range`.
+    func int(_ node: Node, at path: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        // A quoted "32" is accepted too: people quote numbers in YAML out of habit.
+        guard case .scalar(let scalar) = node, let value = node.tag.rawValue == Tag.Name.int.rawValue ? node.int : Int(scalar.string) else {
+            throw error(path, node, "expected an integer, got \(describe(node))")
+        }
+        guard range.contains(value) else { throw error(path, node, "\(value) is out of range \(range)") }
+        return value
+    }
+
+    /// A byte count (`33554432`, `"32MiB"`, `"512KiB"`) inside `range`.
+    func byteSize(_ node: Node, at path: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        let value: Int
+        if node.tag.rawValue == Tag.Name.int.rawValue, let int = node.int {
+            value = int
+        } else if case .scalar(let scalar) = node, !isNull(node), let parsed = ConfigUnits.parseByteSize(scalar.string) {
+            value = parsed
+        } else {
+            throw error(path, node, "expected a size such as 1048576, \"512KiB\" or \"32MiB\", got \(describe(node))")
+        }
+        guard range.contains(value) else {
+            throw error(path, node, "\(value) bytes is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    /// A duration (`"500ms"`, `"30s"`, `"2m"`, `"1h"`, or a number of seconds); at least `minimum`.
+    func duration(_ node: Node, at path: String, minimum: Duration) throws(ConfigError) -> Duration {
+        let parsed: Duration?
+        switch node {
+        case .scalar(let scalar) where !isNull(node):
+            parsed = ConfigUnits.parseDuration(scalar.string)
+        default:
+            parsed = nil
+        }
+        guard let value = parsed else {
+            throw error(
+                path,
+                node,
+                "expected a duration such as \"500ms\", \"30s\", \"2m\", \"1h\" or a number of seconds, "
+                    + "got \(describe(node))"
+            )
+        }
+        guard value >= minimum else {
+            let bound = minimum == .zero ? "must not be negative" : "must be at least \(ConfigUnits.format(minimum))"
+            throw error(path, node, "\(ConfigUnits.format(value)) is too short: \(bound)")
+        }
+        return value
+    }
+
+    /// One of an enum's raw values.
+    func choice<E: RawRepresentable & CaseIterable>(_ node: Node, at path: String, as _: E.Type) throws(ConfigError)
+        -> E where E.RawValue == String
+    {
+        let text = try string(node, at: path)
+        guard let value = E(rawValue: text) else {
+            let names = E.allCases.map(\.rawValue).joined(separator: " | ")
+            throw error(path, node, "unknown value \"\(text)\"; expected \(names)")
+        }
+        return value
+    }
+
+    func isNull(_ node: Node) -> Bool {
+        if case .scalar = node { return node.tag.rawValue == Tag.Name.null.rawValue }
+        return false
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let scalar): isNull(node) ? "null" : "\"\(scalar.string)\""
+        case .mapping: "a mapping"
+        case .sequence: "a list"
+        case .alias: "an alias"
+        }
+    }
+
+    /// The allowed key nearest to a typo (edit distance ≤ 2), for the "did you mean" hint.
+    static func closest(to key: String, in allowed: [String]) -> String? {
+        let target = Array(key.utf8)
+        var best: (String, Int)?
+        for candidate in allowed {
+            let d = editDistance(target, Array(candidate.utf8))
+            if d <= 2, d < (best?.1 ?? .max) { best = (candidate, d) }
+        }
+        return best?.0
+    }
+
+    private static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        var previous = Array(0...b.count)
+        var current = previous
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            current[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            }
+            swap(&previous, &current)
+        }
+        return a.isEmpty ? b.count : previous[b.count]
+    }
+}
+
+/// A mapping's checked entries plus its path, so lookups can build child paths.
+struct ConfigMapping {
+    let path: String
+    let node: Node
+    let entries: [(key: String, value: Node)]
+
+    subscript(key: String) -> Node? { entries.first { $0.key == key }?.value }
+
+    func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
+
+    func path(_ key: String) -> String { Self.join(path, key) }
+
+    static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+}

@@ -1,0 +1,139 @@
+/// The unit grammars of the config file: durations (`500ms`, `30s`, `1m30s`) and byte sizes (`32MiB`).
+///
+/// Both parse exactly in integer arithmetic (no `Double` rounding, so `0.1s` is 100 ms, not 99.99…) and
+/// reject overflow rather than wrapping. They are `package` so the command line (`--wait 30s`) and the
+/// REST layer (`?wait=30s`) can share the grammar.
+package enum ConfigUnits {
+    /// The longest duration any setting accepts; anything longer is almost surely a unit mistake.
+    package static let maxDuration = Duration.seconds(366 * 24 * 3600)
+
+    /// Parses `"500ms"`, `"30s"`, `"2m"`, `"1h"`, `"1.5s"`, compounds such as `"1m30s"` (Go's syntax), and a bare
+    /// number of seconds (`"30"`, `"0.25"`). Units: `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`. Negative values,
+    /// empty text and durations over `maxDuration` give nil.
+    package static func parseDuration(_ text: String) -> Duration? {
+        let utf8 = Array(text.utf8)
+        guard !utf8.isEmpty else { return nil }
+        var index = 0
+        var totalNanos = 0
+        var sawComponent = false
+        while index < utf8.count {
+            guard let (scaled, next) = parseDecimal(utf8, from: index) else { return nil }
+            index = next
+            let unitStart = index
+            while index < utf8.count, !isDigit(utf8[index]), utf8[index] != UInt8(ascii: ".") { index += 1 }
+            let unit = String(decoding: utf8[unitStart..<index], as: UTF8.self)
+            let nanosPerUnit: Int
+            switch unit {
+            case "" where !sawComponent && index == utf8.count: nanosPerUnit = 1_000_000_000
+            case "ns": nanosPerUnit = 1
+            case "us", "µs": nanosPerUnit = 1_000
+            case "ms": nanosPerUnit = 1_000_000
+            case "s": nanosPerUnit = 1_000_000_000
+            case "m": nanosPerUnit = 60_000_000_000
+            case "h": nanosPerUnit = 3_600_000_000_000
+            default: return nil
+            }
+            guard let nanos = scaled.times(nanosPerUnit) else { return nil }
+            let (sum, overflow) = totalNanos.addingReportingOverflow(nanos)
+            guard !overflow else { return nil }
+            totalNanos = sum
+            sawComponent = true
+        }
+        let duration = Duration.nanoseconds(totalNanos)
+        return duration <= maxDuration ? duration : nil
+    }
+
+    /// Parses a byte count: a plain integer, or an integer with a unit. `KiB`/`MiB`/`GiB` (and the
+    /// shorthands `K`/`M`/`G`) are powers of 1024; `KB`/`MB`/`GB` are powers of 1000 as their SI names
+    /// say; `B` is bytes. Units are case-insensitive and may follow a space. Fractions are refused
+    /// because a fractional byte count is always a mistake somewhere.
+    package static func parseByteSize(_ text: String) -> Int? {
+        let utf8 = Array(text.utf8)
+        var index = 0
+        var value = 0
+        while index < utf8.count, isDigit(utf8[index]) {
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(Int(utf8[index] - UInt8(ascii: "0")))
+            guard !o1, !o2 else { return nil }
+            value = sum
+            index += 1
+        }
+        guard index > 0 else { return nil }
+        while index < utf8.count, utf8[index] == UInt8(ascii: " ") { index += 1 }
+        let unit = String(decoding: utf8[index...], as: UTF8.self).lowercased()
+        let multiplier: Int
+        switch unit {
+        case "", "b": multiplier = 1
+        case "k", "kib": multiplier = 1 << 10
+        case "m", "mib": multiplier = 1 << 20
+        case "g", "gib": multiplier = 1 << 30
+        case "kb": multiplier = 1_000
+        case "mb": multiplier = 1_000_000
+        case "gb": multiplier = 1_000_000_000
+        default: return nil
+        }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : bytes
+    }
+
+    /// `Duration` in the shortest exact config spelling (`1m30s` → "90s", 500 ms → "500ms"), for messages.
+    package static func format(_ duration: Duration) -> String {
+        let (seconds, attos) = duration.components
+        if attos == 0 { return "\(seconds)s" }
+        let nanos = seconds * 1_000_000_000 + attos / 1_000_000_000
+        if nanos % 1_000_000 == 0 { return "\(nanos / 1_000_000)ms" }
+        return "\(nanos)ns"
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+    /// A decimal number `123` or `1.25` read as a fixed-point value, returned with the index after it.
+    private static func parseDecimal(_ utf8: [UInt8], from start: Int) -> (FixedPoint, Int)? {
+        var index = start
+        var integer = 0
+        var fraction = 0
+        var fractionDigits = 0
+        var digits = 0
+        while index < utf8.count, isDigit(utf8[index]) {
+            let (times10, o1) = integer.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(Int(utf8[index] - UInt8(ascii: "0")))
+            guard !o1, !o2 else { return nil }
+            integer = sum
+            index += 1
+            digits += 1
+        }
+        if index < utf8.count, utf8[index] == UInt8(ascii: ".") {
+            index += 1
+            while index < utf8.count, isDigit(utf8[index]) {
+                // Digits past nanosecond precision of the smallest unit cannot matter; drop them.
+                if fractionDigits < 9 {
+                    fraction = fraction * 10 + Int(utf8[index] - UInt8(ascii: "0"))
+                    fractionDigits += 1
+                }
+                index += 1
+                digits += 1
+            }
+        }
+        guard digits > 0 else { return nil }
+        return (FixedPoint(integer: integer, fraction: fraction, fractionDigits: fractionDigits), index)
+    }
+
+    private struct FixedPoint {
+        var integer: Int
+        var fraction: Int
+        var fractionDigits: Int
+
+        /// `self × unit`, truncated to an integer, or nil on overflow.
+        func times(_ unit: Int) -> Int? {
+            let (whole, overflow) = integer.multipliedReportingOverflow(by: unit)
+            guard !overflow else { return nil }
+            var scale = 1
+            for _ in 0..<fractionDigits { scale *= 10 }
+            // fraction < 10^9 and unit ≤ 3.6e12 could overflow Int64 when multiplied directly, so split the
+            // unit into its quotient and remainder by the scale (each product then stays below 10^18).
+            let part = (unit / scale) * fraction + ((unit % scale) * fraction) / scale
+            let (sum, o2) = whole.addingReportingOverflow(part)
+            return o2 ? nil : sum
+        }
+    }
+}

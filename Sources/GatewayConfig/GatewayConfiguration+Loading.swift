@@ -1,0 +1,307 @@
+import Foundation
+import Yams
+
+extension GatewayConfiguration {
+    /// Reads and validates a config file. Errors name the file as given (`config.yaml: routes[2].pool: …`).
+    package static func load(path: String) throws(ConfigError) -> GatewayConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? "\(error)"
+            throw ConfigError(source: path, path: "", message: "cannot read the file: \(reason)")
+        }
+        return try parse(yaml: text, source: path)
+    }
+
+    /// Parses and validates YAML text. An empty document is the embedded default. Listen policy is not
+    /// checked here (`--listen` may still change the address): call `validateListenPolicy()` afterwards.
+    package static func parse(yaml: String, source: String) throws(ConfigError) -> GatewayConfiguration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw ConfigError(source: source, path: "", message: Self.describe(error), line: Self.line(of: error))
+        } catch {
+            throw ConfigError(source: source, path: "", message: "invalid YAML: \(error)")
+        }
+        var config = GatewayConfiguration.defaults
+        config.source = source
+        guard let root else { return config }
+        let reader = ConfigNodeReader(source: source)
+        let top = try reader.mapping(root, at: "", allowed: Self.topLevelKeys)
+
+        if let node = top["listen"] {
+            let text = try reader.string(node, at: "listen")
+            do {
+                config.listen = try ListenAddress(parsing: text)
+            } catch {
+                throw reader.error("listen", node, "bad address \"\(text)\": \(error.message)")
+            }
+        }
+        if let node = top["data_dir"] { config.dataDir = try reader.nonEmptyString(node, at: "data_dir") }
+        if let node = top["auth"] { config.auth = try reader.choice(node, at: "auth", as: AuthMode.self) }
+        if let node = top["tokens"] { config.tokens = try readTokens(node, reader) }
+        if let node = top["limits"] { config.limits = try readLimits(node, reader) }
+        if let node = top["timeouts"] { config.timeouts = try readTimeouts(node, reader) }
+        if top.has("pools") || top.has("routes") {
+            config.pools = try top["pools"].map { node throws(ConfigError) in try readPools(node, reader) } ?? []
+            let routesPath = "routes"
+            let poolsFromFile = top.has("pools")
+            config.routes = []
+            if let node = top["routes"] {
+                for (i, item) in try reader.sequence(node, at: routesPath).enumerated() {
+                    let route = try readRoute(item, at: "\(routesPath)[\(i)]", pools: config.pools, reader)
+                    config.routes.append(route.route)
+                    guard route.poolKnown else {
+                        var message = "unknown pool \"\(route.route.pool)\""
+                        if !poolsFromFile {
+                            // Say why the embedded `demo` pool is not there: the rule surprises people once.
+                            message += " (this file lists routes but no pools, so the embedded demo pool is "
+                                + "not added; list it under pools)"
+                        }
+                        throw reader.error("\(routesPath)[\(i)].pool", route.poolNode, message)
+                    }
+                }
+            }
+            try checkDuplicateRoutes(config.routes, node: top["routes"], reader)
+        }
+        return config
+    }
+
+    static let topLevelKeys = ["listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes"]
+
+    private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> [TokenConfiguration]
+    {
+        var tokens: [TokenConfiguration] = []
+        for (i, item) in try reader.sequence(node, at: "tokens").enumerated() {
+            let path = "tokens[\(i)]"
+            let entry = try reader.mapping(item, at: path, allowed: ["name", "token"])
+            let name = try reader.nonEmptyString(try require(entry, "name", reader), at: entry.path("name"))
+            let tokenNode = try require(entry, "token", reader)
+            let token = try reader.nonEmptyString(tokenNode, at: entry.path("token"))
+            // Tokens travel in `Authorization: Bearer <t>`; whitespace or control bytes could never match.
+            guard token.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+                throw reader.error(entry.path("token"), tokenNode, "must not contain spaces or control characters")
+            }
+            if let first = tokens.firstIndex(where: { $0.token == token }) {
+                // Never echo the secret itself.
+                throw reader.error(entry.path("token"), tokenNode, "duplicate token (same as tokens[\(first)].token)")
+            }
+            tokens.append(TokenConfiguration(name: name, token: token))
+        }
+        return tokens
+    }
+
+    private static func readLimits(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> LimitsConfiguration
+    {
+        typealias L = LimitsConfiguration
+        let m = try reader.mapping(
+            node,
+            at: "limits",
+            allowed: ["max_body_bytes", "max_batch", "max_header_bytes", "max_depth", "max_concurrent_streams"]
+        )
+        var limits = L.defaults
+        if let n = m["max_body_bytes"] {
+            limits.maxBodyBytes = try reader.byteSize(n, at: m.path("max_body_bytes"), in: L.maxBodyBytesRange)
+        }
+        if let n = m["max_batch"] { limits.maxBatch = try reader.int(n, at: m.path("max_batch"), in: L.maxBatchRange) }
+        if let n = m["max_header_bytes"] {
+            limits.maxHeaderBytes = try reader.byteSize(n, at: m.path("max_header_bytes"), in: L.maxHeaderBytesRange)
+        }
+        if let n = m["max_depth"] { limits.maxDepth = try reader.int(n, at: m.path("max_depth"), in: L.maxDepthRange) }
+        if let n = m["max_concurrent_streams"] {
+            limits.maxConcurrentStreams = try reader.int(
+                n,
+                at: m.path("max_concurrent_streams"),
+                in: L.maxConcurrentStreamsRange
+            )
+        }
+        return limits
+    }
+
+    private static func readTimeouts(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> TimeoutsConfiguration
+    {
+        let m = try reader.mapping(node, at: "timeouts", allowed: ["request", "idle", "shutdown_grace"])
+        var timeouts = TimeoutsConfiguration.defaults
+        let oneMillisecond = Duration.milliseconds(1)
+        if let n = m["request"] { timeouts.request = try reader.duration(n, at: m.path("request"), minimum: oneMillisecond) }
+        if let n = m["idle"] { timeouts.idle = try reader.duration(n, at: m.path("idle"), minimum: oneMillisecond) }
+        if let n = m["shutdown_grace"] {
+            timeouts.shutdownGrace = try reader.duration(n, at: m.path("shutdown_grace"), minimum: .zero)
+        }
+        return timeouts
+    }
+
+    private static func readPools(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> [PoolConfiguration] {
+        var pools: [PoolConfiguration] = []
+        for (i, item) in try reader.sequence(node, at: "pools").enumerated() {
+            let m = try reader.mapping(
+                item,
+                at: "pools[\(i)]",
+                allowed: [
+                    "name", "transport", "endpoints", "connect_timeout", "request_timeout", "max_concurrency",
+                    "max_queue",
+                ]
+            )
+            let nameNode = try require(m, "name", reader)
+            let name = try reader.nonEmptyString(nameNode, at: m.path("name"))
+            guard name.utf8.allSatisfy({ isNameByte($0) }) else {
+                throw reader.error(m.path("name"), nameNode, "pool names may only use letters, digits, \".\", \"_\" and \"-\"")
+            }
+            if let first = pools.firstIndex(where: { $0.name == name }) {
+                throw reader.error(m.path("name"), nameNode, "duplicate pool name \"\(name)\" (also pools[\(first)].name)")
+            }
+            let transportNode = try require(m, "transport", reader)
+            var pool = PoolConfiguration(
+                name: name,
+                transport: try reader.choice(transportNode, at: m.path("transport"), as: PoolConfiguration.Transport.self)
+            )
+            let endpointsNode = m["endpoints"]
+            if let endpointsNode {
+                for (j, endpointNode) in try reader.sequence(endpointsNode, at: m.path("endpoints")).enumerated() {
+                    let path = "\(m.path("endpoints"))[\(j)]"
+                    let text = try reader.string(endpointNode, at: path)
+                    do {
+                        pool.endpoints.append(try BackendEndpoint(parsing: text))
+                    } catch {
+                        throw reader.error(path, endpointNode, "bad endpoint \"\(text)\": \(error.message)")
+                    }
+                    if pool.transport == .grpc, !pool.endpoints[j].basePath.isEmpty {
+                        throw reader.error(path, endpointNode, "a grpc endpoint takes no path (got \"\(text)\")")
+                    }
+                }
+            }
+            if pool.transport == .inprocess, !pool.endpoints.isEmpty {
+                throw reader.error(m.path("endpoints"), endpointsNode, "an inprocess pool takes no endpoints")
+            }
+            if pool.transport != .inprocess, pool.endpoints.isEmpty {
+                throw reader.error(
+                    m.path("endpoints"),
+                    endpointsNode ?? m.node,
+                    "\(pool.transport == .http ? "an" : "a") \(pool.transport.rawValue) pool needs at least one endpoint"
+                )
+            }
+            let oneMillisecond = Duration.milliseconds(1)
+            if let n = m["connect_timeout"] {
+                pool.connectTimeout = try reader.duration(n, at: m.path("connect_timeout"), minimum: oneMillisecond)
+            }
+            if let n = m["request_timeout"] {
+                pool.requestTimeout = try reader.duration(n, at: m.path("request_timeout"), minimum: oneMillisecond)
+            }
+            if let n = m["max_concurrency"] {
+                pool.maxConcurrency = try reader.int(
+                    n,
+                    at: m.path("max_concurrency"),
+                    in: PoolConfiguration.maxConcurrencyRange
+                )
+            }
+            if let n = m["max_queue"] {
+                pool.maxQueue = try reader.int(n, at: m.path("max_queue"), in: PoolConfiguration.maxQueueRange)
+            }
+            pools.append(pool)
+        }
+        return pools
+    }
+
+    private struct ReadRoute {
+        var route: RouteConfiguration
+        var poolNode: Node
+        var poolKnown: Bool
+    }
+
+    private static func readRoute(
+        _ node: Node,
+        at path: String,
+        pools: [PoolConfiguration],
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) -> ReadRoute {
+        let m = try reader.mapping(node, at: path, allowed: ["namespace", "pipeline", "release", "pool"])
+        let namespace = try routeName(try require(m, "namespace", reader), m.path("namespace"), reader)
+        let pipeline = try m["pipeline"].map { n throws(ConfigError) in try routeName(n, m.path("pipeline"), reader) }
+        var release = try m["release"].map { n throws(ConfigError) in try routeName(n, m.path("release"), reader) }
+        // `release: "*"` says the same as no release: every release.
+        if release == RouteConfiguration.wildcard { release = nil }
+        let poolNode = try require(m, "pool", reader)
+        let pool = try reader.nonEmptyString(poolNode, at: m.path("pool"))
+        return ReadRoute(
+            route: RouteConfiguration(namespace: namespace, pipeline: pipeline ?? "*", release: release, pool: pool),
+            poolNode: poolNode,
+            poolKnown: pools.contains { $0.name == pool }
+        )
+    }
+
+    /// A namespace, pipeline or release: non-empty, `*` or a name without `*`, `/` or whitespace.
+    private static func routeName(_ node: Node, _ path: String, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> String
+    {
+        let text = try reader.nonEmptyString(node, at: path)
+        if text == RouteConfiguration.wildcard { return text }
+        if text.contains("*") {
+            throw reader.error(path, node, "\"*\" matches only on its own (\"\(text)\" is not a pattern)")
+        }
+        guard text.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "/") }) else {
+            throw reader.error(path, node, "\"\(text)\" must not contain \"/\", spaces or control characters")
+        }
+        return text
+    }
+
+    private static func checkDuplicateRoutes(
+        _ routes: [RouteConfiguration],
+        node: Node?,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) {
+        for (i, route) in routes.enumerated() {
+            if let first = routes[..<i].firstIndex(where: {
+                $0.namespace == route.namespace && $0.pipeline == route.pipeline && $0.release == route.release
+            }) {
+                let itemNode = node.flatMap { n -> Node? in
+                    guard case .sequence(let s) = n, i < s.count else { return nil }
+                    return s[i]
+                }
+                throw reader.error(
+                    "routes[\(i)]",
+                    itemNode,
+                    "duplicate route (same namespace, pipeline and release as routes[\(first)]); it could never match"
+                )
+            }
+        }
+    }
+
+    private static func require(_ m: ConfigMapping, _ key: String, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> Node
+    {
+        guard let node = m[key] else { throw reader.error(m.path(key), m.node, "missing (required)") }
+        return node
+    }
+
+    private static func isNameByte(_ b: UInt8) -> Bool {
+        (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)
+            || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            return "invalid YAML at line \(mark.line), column \(mark.column): \(problem)"
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "invalid YAML: duplicate key " + duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")
+        case .reader(let problem, _, _, _):
+            return "invalid YAML text: \(problem)"
+        default:
+            return "invalid YAML: \(error)"
+        }
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
+        case .duplicatedKeysInMapping(_, let context): context.mark.line
+        default: nil
+        }
+    }
+}

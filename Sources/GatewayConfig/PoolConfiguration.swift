@@ -1,0 +1,47 @@
+/// One backend pool (`pools:`): a named set of endpoints sharing a transport and its limits.
+package struct PoolConfiguration: Sendable, Equatable {
+    package enum Transport: String, Sendable, Equatable, CaseIterable {
+        /// The demo runner inside the gateway process; takes no endpoints.
+        case inprocess
+        /// `POST {base}/run` over HTTP/1.1 keep-alive (API.md §5).
+        case http
+        /// The runner service of `protos/` over h2c.
+        case grpc
+    }
+
+    package var name: String
+    package var transport: Transport
+    /// Where the runners are; empty exactly when the transport is `inprocess`.
+    package var endpoints: [BackendEndpoint]
+    package var connectTimeout: Duration
+    /// Per-call timeout when the client's own deadline is later (or absent).
+    package var requestTimeout: Duration
+    /// Calls in flight to the pool at once.
+    package var maxConcurrency: Int
+    /// Calls allowed to wait for a slot; past that the gateway answers 503 / RESOURCE_EXHAUSTED.
+    package var maxQueue: Int
+
+    package init(
+        name: String,
+        transport: Transport,
+        endpoints: [BackendEndpoint] = [],
+        connectTimeout: Duration = .seconds(2),
+        requestTimeout: Duration = .seconds(60),
+        maxConcurrency: Int = 256,
+        maxQueue: Int = 1024
+    ) {
+        self.name = name
+        self.transport = transport
+        self.endpoints = endpoints
+        self.connectTimeout = connectTimeout
+        self.requestTimeout = requestTimeout
+        self.maxConcurrency = maxConcurrency
+        self.maxQueue = maxQueue
+    }
+
+    /// The embedded default's only pool: the in-process demo runner, named `demo`.
+    package static var defaultDemo: PoolConfiguration { PoolConfiguration(name: "demo", transport: .inprocess) }
+
+    package static let maxConcurrencyRange = 1...1_000_000
+    package static let maxQueueRange = 0...1_000_000
+}

@@ -1,1 +1,0 @@
-// Routing: placeholder until its owner lands it.

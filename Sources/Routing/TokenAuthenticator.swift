@@ -1,0 +1,83 @@
+package import GatewayConfig
+package import TriggerModel
+
+/// Turns an `Authorization` header (or a `?token=` query value) into a principal.
+///
+/// Accepted forms: `Bearer <t>` (scheme case-insensitive, as RFC 7235 §2.1 says), Craft AI's
+/// `EndpointToken <t>`, and a bare `<t>` (Instill clients send that). The token is compared with every
+/// configured token, each over the longest length, with no early exit, so the time taken does not reveal
+/// which token or how many leading bytes matched.
+package struct TokenAuthenticator: Sendable {
+    private let tokens: [(name: String, token: [UInt8])]
+    private let maxLength: Int
+    /// False means every request passes and `authenticate` returns nil.
+    package let authRequired: Bool
+
+    package init(tokens: [(name: String, token: String)], authRequired: Bool) {
+        self.tokens = tokens.map { (name: $0.name, token: Array($0.token.utf8)) }
+        self.maxLength = self.tokens.map(\.token.count).max() ?? 0
+        self.authRequired = authRequired
+    }
+
+    /// Auth is required when the config's `auth` is `tokens` and it lists at least one token.
+    package init(configuration: GatewayConfiguration) {
+        self.init(
+            tokens: configuration.tokens.map { (name: $0.name, token: $0.token) },
+            authRequired: configuration.authRequired
+        )
+    }
+
+    /// The principal named by the header's token; nil when auth is off. Throws
+    /// `GatewayError(.unauthenticated)` when auth is on and the token is missing or unknown.
+    package func authenticate(authorization: String?) throws(GatewayError) -> String? {
+        guard authRequired else { return nil }
+        return try authenticate(token: authorization.map(Self.credential(in:)))
+    }
+
+    /// The same check for a token that came without a scheme (Craft AI's `?token=` query parameter).
+    package func authenticate(token: String?) throws(GatewayError) -> String? {
+        guard authRequired else { return nil }
+        guard let token, !token.isEmpty else { throw GatewayError(.unauthenticated, "missing bearer token") }
+        guard let principal = match(Array(token.utf8)) else { throw GatewayError(.unauthenticated, "invalid token") }
+        return principal
+    }
+
+    /// Strips a `Bearer` / `EndpointToken` scheme and surrounding spaces; anything else is a bare token.
+    static func credential(in header: String) -> String {
+        let value = trimmed(Substring(header))
+        for scheme in ["bearer", "endpointtoken"] where value.prefix(scheme.count).lowercased() == scheme {
+            let rest = value.dropFirst(scheme.count)
+            if rest.isEmpty { return "" }
+            if let first = rest.first, first == " " || first == "\t" { return String(trimmed(rest)) }
+        }
+        return String(value)
+    }
+
+    private static func trimmed(_ s: Substring) -> Substring {
+        var s = s.drop { $0 == " " || $0 == "\t" }
+        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
+        return s
+    }
+
+    private func match(_ presented: [UInt8]) -> String? {
+        let length = max(maxLength, presented.count)
+        var found = -1
+        presented.withUnsafeBufferPointer { p in
+            for (index, candidate) in tokens.enumerated() {
+                // Different lengths must never compare equal, whatever the bytes say.
+                var difference = UInt(bitPattern: candidate.token.count ^ p.count)
+                candidate.token.withUnsafeBufferPointer { c in
+                    for i in 0..<length {
+                        let a = i < p.count ? p[i] : 0
+                        let b = i < c.count ? c[i] : 0
+                        difference |= UInt(a ^ b)
+                    }
+                }
+                // Tokens are unique (config validation), so at most one index can be found.
+                let isMatch = difference == 0
+                found = isMatch ? index : found
+            }
+        }
+        return found >= 0 ? tokens[found].name : nil
+    }
+}

@@ -1,0 +1,179 @@
+import GatewayConfig
+import Testing
+
+@Suite("GatewayConfiguration loading")
+struct GatewayConfigurationTests {
+    static let fullFile = """
+        listen: "[::1]:9090"
+        data_dir: /var/lib/tg
+        auth: tokens
+        tokens:
+          - {name: alice, token: s3cret}
+          - name: bob
+            token: 0123
+        limits:
+          max_body_bytes: 512KiB
+          max_batch: 8
+          max_header_bytes: 32768
+          max_depth: 16
+          max_concurrent_streams: 50
+        timeouts:
+          request: 1m30s
+          idle: 500ms
+          shutdown_grace: 0
+        pools:
+          - name: demo
+            transport: inprocess
+          - name: gpu
+            transport: grpc
+            endpoints: ["127.0.0.1:9000", "http://[::1]:9001"]
+            connect_timeout: 250ms
+            request_timeout: 2m
+            max_concurrency: 4
+            max_queue: 0
+          - name: web
+            transport: http
+            endpoints: ["http://runner.internal:8000/api/"]
+        routes:
+          - {namespace: demo, pipeline: "*", pool: demo}
+          - {namespace: acme, pipeline: chat, release: v2, pool: gpu}
+          - {namespace: "*", pool: web}
+        """
+
+    @Test("a full file parses into the values it states")
+    func fullFileParses() throws {
+        let config = try GatewayConfiguration.parse(yaml: Self.fullFile, source: "full.yaml")
+        #expect(config.source == "full.yaml")
+        #expect(config.listenHost == "::1")
+        #expect(config.listenPort == 9090)
+        #expect(config.listen.description == "[::1]:9090")
+        #expect(config.dataDir == "/var/lib/tg")
+        #expect(config.auth == .tokens)
+        #expect(config.tokens == [TokenConfiguration(name: "alice", token: "s3cret"), .init(name: "bob", token: "0123")])
+        #expect(config.authRequired)
+        #expect(
+            config.limits
+                == LimitsConfiguration(
+                    maxBodyBytes: 512 * 1024,
+                    maxBatch: 8,
+                    maxHeaderBytes: 32768,
+                    maxDepth: 16,
+                    maxConcurrentStreams: 50
+                )
+        )
+        #expect(config.timeouts == TimeoutsConfiguration(request: .seconds(90), idle: .milliseconds(500), shutdownGrace: .zero))
+        #expect(config.pools.map(\.name) == ["demo", "gpu", "web"])
+        #expect(config.pools[0] == PoolConfiguration(name: "demo", transport: .inprocess))
+        #expect(
+            config.pools[1]
+                == PoolConfiguration(
+                    name: "gpu",
+                    transport: .grpc,
+                    endpoints: [BackendEndpoint(host: "127.0.0.1", port: 9000), BackendEndpoint(host: "::1", port: 9001)],
+                    connectTimeout: .milliseconds(250),
+                    requestTimeout: .seconds(120),
+                    maxConcurrency: 4,
+                    maxQueue: 0
+                )
+        )
+        #expect(config.pools[2].endpoints == [BackendEndpoint(host: "runner.internal", port: 8000, basePath: "/api")])
+        #expect(config.pools[2].transport == .http)
+        #expect(
+            config.routes == [
+                RouteConfiguration(namespace: "demo", pipeline: "*", pool: "demo"),
+                RouteConfiguration(namespace: "acme", pipeline: "chat", release: "v2", pool: "gpu"),
+                RouteConfiguration(namespace: "*", pipeline: "*", pool: "web"),
+            ]
+        )
+        #expect(config.pool(named: "gpu")?.maxConcurrency == 4)
+    }
+
+    @Test("the embedded default is loopback, no tokens, and the demo pool serving demo/*")
+    func embeddedDefaults() {
+        let d = GatewayConfiguration.defaults
+        #expect(d.listen == ListenAddress(host: "127.0.0.1", port: 8080))
+        #expect(d.dataDir == "./.trigger-gateway")
+        #expect(d.auth == .tokens)
+        #expect(d.tokens.isEmpty)
+        #expect(!d.authRequired)
+        #expect(d.pools == [PoolConfiguration(name: "demo", transport: .inprocess)])
+        #expect(d.routes == [RouteConfiguration(namespace: "demo", pipeline: "*", release: nil, pool: "demo")])
+        #expect(d.limits.maxBodyBytes == 33_554_432)
+        #expect(d.limits.maxBatch == 32)
+        #expect(d.limits.maxHeaderBytes == 16384)
+        #expect(d.limits.maxDepth == 64)
+        #expect(d.limits.maxConcurrentStreams == 100)
+        #expect(d.timeouts == TimeoutsConfiguration(request: .seconds(60), idle: .seconds(60), shutdownGrace: .seconds(10)))
+        #expect(d.pools[0].connectTimeout == .seconds(2))
+        #expect(d.pools[0].requestTimeout == .seconds(60))
+        #expect(d.pools[0].maxConcurrency == 256)
+        #expect(d.pools[0].maxQueue == 1024)
+        #expect(throws: Never.self) { try d.validateListenPolicy() }
+    }
+
+    @Test("an empty file, or one with only comments, is the embedded default", arguments: ["", "# nothing\n", "---\n"])
+    func emptyFileIsDefault(yaml: String) throws {
+        var expected = GatewayConfiguration.defaults
+        expected.source = "empty.yaml"
+        #expect(try GatewayConfiguration.parse(yaml: yaml, source: "empty.yaml") == expected)
+    }
+
+    @Test("empty sections (`limits:` with nothing under it) keep their defaults")
+    func emptySections() throws {
+        let config = try GatewayConfiguration.parse(yaml: "limits:\ntimeouts: {}\n", source: "c.yaml")
+        #expect(config.limits == .defaults)
+        #expect(config.timeouts == .defaults)
+        #expect(config.pools == GatewayConfiguration.defaults.pools)
+    }
+
+    @Test("a file that lists pools but no routes gets no default route")
+    func poolsWithoutRoutes() throws {
+        let config = try GatewayConfiguration.parse(
+            yaml: "pools:\n  - {name: gpu, transport: http, endpoints: [\"10.0.0.1:80\"]}\n",
+            source: "c.yaml"
+        )
+        #expect(config.pools.map(\.name) == ["gpu"])
+        #expect(config.routes.isEmpty)
+    }
+
+    @Test("a file that lists routes but no pools does not get the demo pool, and says so")
+    func routesWithoutPools() {
+        let error = #expect(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: "routes:\n  - {namespace: acme, pool: demo}\n", source: "c.yaml")
+        }
+        #expect(error?.path == "routes[0].pool")
+        #expect(error?.message.hasPrefix("unknown pool \"demo\" (this file lists routes but no pools") == true)
+    }
+
+    @Test("`release: \"*\"` means every release, and pipeline defaults to *")
+    func releaseWildcard() throws {
+        let config = try GatewayConfiguration.parse(
+            yaml: "pools: [{name: p, transport: inprocess}]\nroutes: [{namespace: a, release: \"*\", pool: p}]\n",
+            source: "c.yaml"
+        )
+        #expect(config.routes == [RouteConfiguration(namespace: "a", pipeline: "*", release: nil, pool: "p")])
+    }
+
+    @Test("the description is `<source>: <path>: <message>` and the line is kept apart")
+    func errorDescription() {
+        let yaml = """
+            pools:
+              - {name: demo, transport: inprocess}
+            routes:
+              - {namespace: a, pool: demo}
+              - {namespace: b, pool: demo}
+              - {namespace: c, pool: gpu}
+            """
+        let error = #expect(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml, source: "config.yaml") }
+        #expect(error?.description == "config.yaml: routes[2].pool: unknown pool \"gpu\"")
+        #expect(error?.line == 6)
+    }
+
+    @Test("load(path:) reads a file and names it in errors")
+    func loadFromFile() throws {
+        let missing = #expect(throws: ConfigError.self) { try GatewayConfiguration.load(path: "/nonexistent/c.yaml") }
+        #expect(missing?.source == "/nonexistent/c.yaml")
+        #expect(missing?.path == "")
+        #expect(missing?.message.hasPrefix("cannot read the file") == true)
+    }
+}
