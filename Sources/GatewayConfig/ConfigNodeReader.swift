@@ -66,7 +66,9 @@ struct ConfigNodeReader {
     /// An integer inside `range`.
     func int(_ node: Node, at path: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
         // A quoted "32" is accepted too: people quote numbers in YAML out of habit.
-        guard case .scalar(let scalar) = node, let value = node.tag.rawValue == Tag.Name.int.rawValue ? node.int : Int(scalar.string) else {
+        guard case .scalar(let scalar) = node,
+            let value = node.tag.rawValue == Tag.Name.int.rawValue ? node.int : Int(scalar.string)
+        else {
             throw error(path, node, "expected an integer, got \(describe(node))")
         }
         guard range.contains(value) else { throw error(path, node, "\(value) is out of range \(range)") }
@@ -78,7 +80,8 @@ struct ConfigNodeReader {
         let value: Int
         if node.tag.rawValue == Tag.Name.int.rawValue, let int = node.int {
             value = int
-        } else if case .scalar(let scalar) = node, !isNull(node), let parsed = ConfigUnits.parseByteSize(scalar.string) {
+        } else if case .scalar(let scalar) = node, !isNull(node), let parsed = ConfigUnits.parseByteSize(scalar.string)
+        {
             value = parsed
         } else {
             throw error(path, node, "expected a size such as 1048576, \"512KiB\" or \"32MiB\", got \(describe(node))")

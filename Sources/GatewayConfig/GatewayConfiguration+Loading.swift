@@ -57,7 +57,8 @@ extension GatewayConfiguration {
                         var message = "unknown pool \"\(route.route.pool)\""
                         if !poolsFromFile {
                             // Say why the embedded `demo` pool is not there: the rule surprises people once.
-                            message += " (this file lists routes but no pools, so the embedded demo pool is "
+                            message +=
+                                " (this file lists routes but no pools, so the embedded demo pool is "
                                 + "not added; list it under pools)"
                         }
                         throw reader.error("\(routesPath)[\(i)].pool", route.poolNode, message)
@@ -128,7 +129,9 @@ extension GatewayConfiguration {
         let m = try reader.mapping(node, at: "timeouts", allowed: ["request", "idle", "shutdown_grace"])
         var timeouts = TimeoutsConfiguration.defaults
         let oneMillisecond = Duration.milliseconds(1)
-        if let n = m["request"] { timeouts.request = try reader.duration(n, at: m.path("request"), minimum: oneMillisecond) }
+        if let n = m["request"] {
+            timeouts.request = try reader.duration(n, at: m.path("request"), minimum: oneMillisecond)
+        }
         if let n = m["idle"] { timeouts.idle = try reader.duration(n, at: m.path("idle"), minimum: oneMillisecond) }
         if let n = m["shutdown_grace"] {
             timeouts.shutdownGrace = try reader.duration(n, at: m.path("shutdown_grace"), minimum: .zero)
@@ -150,15 +153,27 @@ extension GatewayConfiguration {
             let nameNode = try require(m, "name", reader)
             let name = try reader.nonEmptyString(nameNode, at: m.path("name"))
             guard name.utf8.allSatisfy({ isNameByte($0) }) else {
-                throw reader.error(m.path("name"), nameNode, "pool names may only use letters, digits, \".\", \"_\" and \"-\"")
+                throw reader.error(
+                    m.path("name"),
+                    nameNode,
+                    "pool names may only use letters, digits, \".\", \"_\" and \"-\""
+                )
             }
             if let first = pools.firstIndex(where: { $0.name == name }) {
-                throw reader.error(m.path("name"), nameNode, "duplicate pool name \"\(name)\" (also pools[\(first)].name)")
+                throw reader.error(
+                    m.path("name"),
+                    nameNode,
+                    "duplicate pool name \"\(name)\" (also pools[\(first)].name)"
+                )
             }
             let transportNode = try require(m, "transport", reader)
             var pool = PoolConfiguration(
                 name: name,
-                transport: try reader.choice(transportNode, at: m.path("transport"), as: PoolConfiguration.Transport.self)
+                transport: try reader.choice(
+                    transportNode,
+                    at: m.path("transport"),
+                    as: PoolConfiguration.Transport.self
+                )
             )
             let endpointsNode = m["endpoints"]
             if let endpointsNode {
@@ -179,10 +194,11 @@ extension GatewayConfiguration {
                 throw reader.error(m.path("endpoints"), endpointsNode, "an inprocess pool takes no endpoints")
             }
             if pool.transport != .inprocess, pool.endpoints.isEmpty {
+                let article = pool.transport == .http ? "an" : "a"
                 throw reader.error(
                     m.path("endpoints"),
                     endpointsNode ?? m.node,
-                    "\(pool.transport == .http ? "an" : "a") \(pool.transport.rawValue) pool needs at least one endpoint"
+                    "\(article) \(pool.transport.rawValue) pool needs at least one endpoint"
                 )
             }
             let oneMillisecond = Duration.milliseconds(1)

@@ -7,7 +7,11 @@ package struct TimeoutsConfiguration: Sendable, Equatable {
     /// How long shutdown waits for in-flight calls before closing what is left.
     package var shutdownGrace: Duration
 
-    package init(request: Duration = .seconds(60), idle: Duration = .seconds(60), shutdownGrace: Duration = .seconds(10)) {
+    package init(
+        request: Duration = .seconds(60),
+        idle: Duration = .seconds(60),
+        shutdownGrace: Duration = .seconds(10)
+    ) {
         self.request = request
         self.idle = idle
         self.shutdownGrace = shutdownGrace

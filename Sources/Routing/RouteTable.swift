@@ -67,12 +67,12 @@ package struct RouteTable: Sendable {
         }
         return score
     }
-}
 
-/// Where a trigger goes: the pool's name, and which route said so.
-package struct ResolvedRoute: Sendable, Equatable {
-    package var pool: String
-    /// The index of the winning line in the config's `routes`.
-    package var routeIndex: Int
-    package var route: RouteConfiguration
+    /// Where a trigger goes: the pool's name, and which route said so.
+    package struct ResolvedRoute: Sendable, Equatable {
+        package var pool: String
+        /// The index of the winning line in the config's `routes`.
+        package var routeIndex: Int
+        package var route: RouteConfiguration
+    }
 }

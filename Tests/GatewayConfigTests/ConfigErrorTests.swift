@@ -15,76 +15,242 @@ struct ConfigErrorTests {
 
     static let cases: [Case] = [
         // Unknown keys, at every level.
-        Case(yaml: "listne: 1.2.3.4:80\n", path: "listne", message: "unknown key (did you mean \"listen\"?); expected one of: listen, data_dir, auth, tokens, limits, timeouts, pools, routes"),
-        Case(yaml: "limits: {max_batchh: 3}\n", path: "limits.max_batchh", message: "unknown key (did you mean \"max_batch\"?)"),
-        Case(yaml: "timeouts: {grace: 1s}\n", path: "timeouts.grace", message: "unknown key; expected one of: request, idle, shutdown_grace"),
-        Case(yaml: "pools:\n  - {name: a, transport: inprocess, endpoint: []}\n", path: "pools[0].endpoint", message: "unknown key (did you mean \"endpoints\"?)"),
-        Case(yaml: pools + "routes:\n  - {namespace: a, pool: demo, version: v1}\n", path: "routes[0].version", message: "unknown key"),
+        Case(
+            yaml: "listne: 1.2.3.4:80\n",
+            path: "listne",
+            message:
+                "unknown key (did you mean \"listen\"?); expected one of: listen, data_dir, auth, tokens, limits, timeouts, pools, routes"
+        ),
+        Case(
+            yaml: "limits: {max_batchh: 3}\n",
+            path: "limits.max_batchh",
+            message: "unknown key (did you mean \"max_batch\"?)"
+        ),
+        Case(
+            yaml: "timeouts: {grace: 1s}\n",
+            path: "timeouts.grace",
+            message: "unknown key; expected one of: request, idle, shutdown_grace"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, endpoint: []}\n",
+            path: "pools[0].endpoint",
+            message: "unknown key (did you mean \"endpoints\"?)"
+        ),
+        Case(
+            yaml: pools + "routes:\n  - {namespace: a, pool: demo, version: v1}\n",
+            path: "routes[0].version",
+            message: "unknown key"
+        ),
         Case(yaml: "tokens:\n  - {name: a, token: b, role: admin}\n", path: "tokens[0].role", message: "unknown key"),
         // Wrong types.
         Case(yaml: "- a\n- b\n", path: "", message: "expected a mapping, got a list"),
         Case(yaml: "limits: [1]\n", path: "limits", message: "expected a mapping, got a list"),
         Case(yaml: "tokens: abc\n", path: "tokens", message: "expected a list, got \"abc\""),
-        Case(yaml: "limits: {max_batch: many}\n", path: "limits.max_batch", message: "expected an integer, got \"many\""),
+        Case(
+            yaml: "limits: {max_batch: many}\n",
+            path: "limits.max_batch",
+            message: "expected an integer, got \"many\""
+        ),
         Case(yaml: "limits: {max_depth: 1.5}\n", path: "limits.max_depth", message: "expected an integer, got \"1.5\""),
         Case(yaml: "listen: {host: a}\n", path: "listen", message: "expected a string, got a mapping"),
         Case(yaml: "data_dir: ~\n", path: "data_dir", message: "expected a string, got null"),
         Case(yaml: "data_dir: \"\"\n", path: "data_dir", message: "must not be empty"),
         // Durations and sizes.
-        Case(yaml: "timeouts: {request: 5 minutes}\n", path: "timeouts.request", message: "expected a duration such as \"500ms\""),
+        Case(
+            yaml: "timeouts: {request: 5 minutes}\n",
+            path: "timeouts.request",
+            message: "expected a duration such as \"500ms\""
+        ),
         Case(yaml: "timeouts: {idle: -1s}\n", path: "timeouts.idle", message: "expected a duration"),
-        Case(yaml: "timeouts: {request: 0s}\n", path: "timeouts.request", message: "0s is too short: must be at least 1ms"),
-        Case(yaml: "pools:\n  - {name: a, transport: inprocess, connect_timeout: 10x}\n", path: "pools[0].connect_timeout", message: "expected a duration"),
-        Case(yaml: "limits: {max_body_bytes: 32XB}\n", path: "limits.max_body_bytes", message: "expected a size such as"),
-        Case(yaml: "limits: {max_body_bytes: 1.5MiB}\n", path: "limits.max_body_bytes", message: "expected a size such as"),
+        Case(
+            yaml: "timeouts: {request: 0s}\n",
+            path: "timeouts.request",
+            message: "0s is too short: must be at least 1ms"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, connect_timeout: 10x}\n",
+            path: "pools[0].connect_timeout",
+            message: "expected a duration"
+        ),
+        Case(
+            yaml: "limits: {max_body_bytes: 32XB}\n",
+            path: "limits.max_body_bytes",
+            message: "expected a size such as"
+        ),
+        Case(
+            yaml: "limits: {max_body_bytes: 1.5MiB}\n",
+            path: "limits.max_body_bytes",
+            message: "expected a size such as"
+        ),
         // Limits out of range.
-        Case(yaml: "limits: {max_body_bytes: 1023}\n", path: "limits.max_body_bytes", message: "1023 bytes is out of range 1024...4294967295"),
-        Case(yaml: "limits: {max_body_bytes: 4GiB}\n", path: "limits.max_body_bytes", message: "4294967296 bytes is out of range"),
+        Case(
+            yaml: "limits: {max_body_bytes: 1023}\n",
+            path: "limits.max_body_bytes",
+            message: "1023 bytes is out of range 1024...4294967295"
+        ),
+        Case(
+            yaml: "limits: {max_body_bytes: 4GiB}\n",
+            path: "limits.max_body_bytes",
+            message: "4294967296 bytes is out of range"
+        ),
         Case(yaml: "limits: {max_batch: 0}\n", path: "limits.max_batch", message: "0 is out of range 1...4096"),
         Case(yaml: "limits: {max_batch: 4097}\n", path: "limits.max_batch", message: "4097 is out of range 1...4096"),
-        Case(yaml: "limits: {max_header_bytes: 1KB}\n", path: "limits.max_header_bytes", message: "1000 bytes is out of range 1024...1048576"),
+        Case(
+            yaml: "limits: {max_header_bytes: 1KB}\n",
+            path: "limits.max_header_bytes",
+            message: "1000 bytes is out of range 1024...1048576"
+        ),
         Case(yaml: "limits: {max_depth: 0}\n", path: "limits.max_depth", message: "0 is out of range"),
-        Case(yaml: "limits: {max_concurrent_streams: 0}\n", path: "limits.max_concurrent_streams", message: "0 is out of range"),
-        Case(yaml: "pools:\n  - {name: a, transport: inprocess, max_concurrency: 0}\n", path: "pools[0].max_concurrency", message: "0 is out of range 1...1000000"),
-        Case(yaml: "pools:\n  - {name: a, transport: inprocess, max_queue: -1}\n", path: "pools[0].max_queue", message: "-1 is out of range 0...1000000"),
+        Case(
+            yaml: "limits: {max_concurrent_streams: 0}\n",
+            path: "limits.max_concurrent_streams",
+            message: "0 is out of range"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, max_concurrency: 0}\n",
+            path: "pools[0].max_concurrency",
+            message: "0 is out of range 1...1000000"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, max_queue: -1}\n",
+            path: "pools[0].max_queue",
+            message: "-1 is out of range 0...1000000"
+        ),
         // Pools.
-        Case(yaml: "pools:\n  - {name: a, transport: inprocess}\n  - {name: a, transport: inprocess}\n", path: "pools[1].name", message: "duplicate pool name \"a\" (also pools[0].name)"),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess}\n  - {name: a, transport: inprocess}\n",
+            path: "pools[1].name",
+            message: "duplicate pool name \"a\" (also pools[0].name)"
+        ),
         Case(yaml: "pools:\n  - {transport: inprocess}\n", path: "pools[0].name", message: "missing (required)"),
         Case(yaml: "pools:\n  - {name: a}\n", path: "pools[0].transport", message: "missing (required)"),
-        Case(yaml: "pools:\n  - {name: \"my pool\", transport: inprocess}\n", path: "pools[0].name", message: "pool names may only use"),
-        Case(yaml: "pools:\n  - {name: a, transport: tcp}\n", path: "pools[0].transport", message: "unknown value \"tcp\"; expected inprocess | http | grpc"),
-        Case(yaml: "pools:\n  - {name: a, transport: http}\n", path: "pools[0].endpoints", message: "an http pool needs at least one endpoint"),
-        Case(yaml: "pools:\n  - {name: a, transport: grpc, endpoints: []}\n", path: "pools[0].endpoints", message: "a grpc pool needs at least one endpoint"),
-        Case(yaml: "pools:\n  - {name: a, transport: inprocess, endpoints: [\"1.2.3.4:5\"]}\n", path: "pools[0].endpoints", message: "an inprocess pool takes no endpoints"),
-        Case(yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"1.2.3.4:5\", \"host\"]}\n", path: "pools[0].endpoints[1]", message: "bad endpoint \"host\": missing port"),
-        Case(yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"https://h:443\"]}\n", path: "pools[0].endpoints[0]", message: "bad endpoint \"https://h:443\": TLS to backends is not supported yet"),
-        Case(yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"ftp://h:21\"]}\n", path: "pools[0].endpoints[0]", message: "bad endpoint \"ftp://h:21\": unsupported scheme \"ftp\""),
-        Case(yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:70000\"]}\n", path: "pools[0].endpoints[0]", message: "bad endpoint \"h:70000\": port \"70000\" is not a number from 0 to 65535"),
-        Case(yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"bad_host:80\"]}\n", path: "pools[0].endpoints[0]", message: "bad endpoint \"bad_host:80\": \"bad_host\" is not an IP address or host name"),
-        Case(yaml: "pools:\n  - {name: a, transport: grpc, endpoints: [\"h:80/x\"]}\n", path: "pools[0].endpoints[0]", message: "a grpc endpoint takes no path"),
+        Case(
+            yaml: "pools:\n  - {name: \"my pool\", transport: inprocess}\n",
+            path: "pools[0].name",
+            message: "pool names may only use"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: tcp}\n",
+            path: "pools[0].transport",
+            message: "unknown value \"tcp\"; expected inprocess | http | grpc"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http}\n",
+            path: "pools[0].endpoints",
+            message: "an http pool needs at least one endpoint"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: grpc, endpoints: []}\n",
+            path: "pools[0].endpoints",
+            message: "a grpc pool needs at least one endpoint"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, endpoints: [\"1.2.3.4:5\"]}\n",
+            path: "pools[0].endpoints",
+            message: "an inprocess pool takes no endpoints"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"1.2.3.4:5\", \"host\"]}\n",
+            path: "pools[0].endpoints[1]",
+            message: "bad endpoint \"host\": missing port"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"https://h:443\"]}\n",
+            path: "pools[0].endpoints[0]",
+            message: "bad endpoint \"https://h:443\": TLS to backends is not supported yet"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"ftp://h:21\"]}\n",
+            path: "pools[0].endpoints[0]",
+            message: "bad endpoint \"ftp://h:21\": unsupported scheme \"ftp\""
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:70000\"]}\n",
+            path: "pools[0].endpoints[0]",
+            message: "bad endpoint \"h:70000\": port \"70000\" is not a number from 0 to 65535"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"bad_host:80\"]}\n",
+            path: "pools[0].endpoints[0]",
+            message: "bad endpoint \"bad_host:80\": \"bad_host\" is not an IP address or host name"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: grpc, endpoints: [\"h:80/x\"]}\n",
+            path: "pools[0].endpoints[0]",
+            message: "a grpc endpoint takes no path"
+        ),
         // Routes.
-        Case(yaml: pools + "routes:\n  - {namespace: a, pool: demo}\n  - {namespace: b, pool: demo}\n  - {namespace: c, pool: gpu}\n", path: "routes[2].pool", message: "unknown pool \"gpu\""),
-        Case(yaml: pools + "routes:\n  - {namespace: \"\", pool: demo}\n", path: "routes[0].namespace", message: "must not be empty"),
-        Case(yaml: pools + "routes:\n  - {namespace: a, pipeline: \"\", pool: demo}\n", path: "routes[0].pipeline", message: "must not be empty"),
-        Case(yaml: pools + "routes:\n  - {pipeline: echo, pool: demo}\n", path: "routes[0].namespace", message: "missing (required)"),
+        Case(
+            yaml: pools
+                + "routes:\n  - {namespace: a, pool: demo}\n  - {namespace: b, pool: demo}\n  - {namespace: c, pool: gpu}\n",
+            path: "routes[2].pool",
+            message: "unknown pool \"gpu\""
+        ),
+        Case(
+            yaml: pools + "routes:\n  - {namespace: \"\", pool: demo}\n",
+            path: "routes[0].namespace",
+            message: "must not be empty"
+        ),
+        Case(
+            yaml: pools + "routes:\n  - {namespace: a, pipeline: \"\", pool: demo}\n",
+            path: "routes[0].pipeline",
+            message: "must not be empty"
+        ),
+        Case(
+            yaml: pools + "routes:\n  - {pipeline: echo, pool: demo}\n",
+            path: "routes[0].namespace",
+            message: "missing (required)"
+        ),
         Case(yaml: pools + "routes:\n  - {namespace: a}\n", path: "routes[0].pool", message: "missing (required)"),
-        Case(yaml: pools + "routes:\n  - {namespace: a, pipeline: \"ec*\", pool: demo}\n", path: "routes[0].pipeline", message: "\"*\" matches only on its own"),
-        Case(yaml: pools + "routes:\n  - {namespace: a/b, pool: demo}\n", path: "routes[0].namespace", message: "\"a/b\" must not contain \"/\""),
-        Case(yaml: pools + "routes:\n  - {namespace: a, pool: demo}\n  - {namespace: a, pipeline: \"*\", pool: demo}\n", path: "routes[1]", message: "duplicate route (same namespace, pipeline and release as routes[0])"),
+        Case(
+            yaml: pools + "routes:\n  - {namespace: a, pipeline: \"ec*\", pool: demo}\n",
+            path: "routes[0].pipeline",
+            message: "\"*\" matches only on its own"
+        ),
+        Case(
+            yaml: pools + "routes:\n  - {namespace: a/b, pool: demo}\n",
+            path: "routes[0].namespace",
+            message: "\"a/b\" must not contain \"/\""
+        ),
+        Case(
+            yaml: pools + "routes:\n  - {namespace: a, pool: demo}\n  - {namespace: a, pipeline: \"*\", pool: demo}\n",
+            path: "routes[1]",
+            message: "duplicate route (same namespace, pipeline and release as routes[0])"
+        ),
         // Tokens and auth.
-        Case(yaml: "tokens:\n  - {name: a, token: t1}\n  - {name: b, token: t1}\n", path: "tokens[1].token", message: "duplicate token (same as tokens[0].token)"),
+        Case(
+            yaml: "tokens:\n  - {name: a, token: t1}\n  - {name: b, token: t1}\n",
+            path: "tokens[1].token",
+            message: "duplicate token (same as tokens[0].token)"
+        ),
         Case(yaml: "tokens:\n  - {name: a}\n", path: "tokens[0].token", message: "missing (required)"),
         Case(yaml: "tokens:\n  - {name: \"\", token: x}\n", path: "tokens[0].name", message: "must not be empty"),
-        Case(yaml: "tokens:\n  - {name: a, token: \"two words\"}\n", path: "tokens[0].token", message: "must not contain spaces"),
+        Case(
+            yaml: "tokens:\n  - {name: a, token: \"two words\"}\n",
+            path: "tokens[0].token",
+            message: "must not contain spaces"
+        ),
         Case(yaml: "auth: basic\n", path: "auth", message: "unknown value \"basic\"; expected tokens | none"),
         // Listen address.
         Case(yaml: "listen: localhost\n", path: "listen", message: "bad address \"localhost\": missing port"),
-        Case(yaml: "listen: \"::1:8080\"\n", path: "listen", message: "bad address \"::1:8080\": an IPv6 address must be written in brackets"),
+        Case(
+            yaml: "listen: \"::1:8080\"\n",
+            path: "listen",
+            message: "bad address \"::1:8080\": an IPv6 address must be written in brackets"
+        ),
         Case(yaml: "listen: \"[::1:8080\"\n", path: "listen", message: "bad address \"[::1:8080\": missing \"]\""),
-        Case(yaml: "listen: \"[::g]:8080\"\n", path: "listen", message: "bad address \"[::g]:8080\": \"::g\" is not an IP address"),
+        Case(
+            yaml: "listen: \"[::g]:8080\"\n",
+            path: "listen",
+            message: "bad address \"[::g]:8080\": \"::g\" is not an IP address"
+        ),
         Case(yaml: "listen: 1.2.3.4:99999\n", path: "listen", message: "bad address \"1.2.3.4:99999\": port \"99999\""),
-        Case(yaml: "listen: 1.2.3.4:\n", path: "listen", message: "bad address \"1.2.3.4:\": port \"\""),
-        Case(yaml: "listen: 300.1.1.1:80\n", path: "listen", message: "bad address \"300.1.1.1:80\": \"300.1.1.1\" is not an IP address"),
+        Case(yaml: "listen: \"1.2.3.4:\"\n", path: "listen", message: "bad address \"1.2.3.4:\": port \"\""),
+        Case(
+            yaml: "listen: 300.1.1.1:80\n",
+            path: "listen",
+            message: "bad address \"300.1.1.1:80\": \"300.1.1.1\" is not an IP address"
+        ),
         Case(yaml: "listen: :80\n", path: "listen", message: "bad address \":80\": missing host"),
         // YAML itself.
         Case(yaml: "listen: [unclosed\n", path: "", message: "invalid YAML at line"),
@@ -93,7 +259,9 @@ struct ConfigErrorTests {
 
     @Test("each refusal names its path", arguments: cases)
     func refused(_ c: Case) {
-        let error = #expect(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: c.yaml, source: "config.yaml") }
+        let error = #expect(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: c.yaml, source: "config.yaml")
+        }
         #expect(error?.source == "config.yaml")
         #expect(error?.path == c.path)
         #expect(error?.message.hasPrefix(c.message) == true, "message was: \(error?.message ?? "-")")

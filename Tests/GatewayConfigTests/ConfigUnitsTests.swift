@@ -29,7 +29,9 @@ struct ConfigUnitsTests {
 
     @Test(
         "bad durations are refused",
-        arguments: ["", "s", "ms", "-1s", "1d", "1 s", "1s ", "30 seconds", "1.2.3s", "30s5", "8785h", "99999999999999999999s"]
+        arguments: [
+            "", "s", "ms", "-1s", "1d", "1 s", "1s ", "30 seconds", "1.2.3s", "30s5", "8785h", "99999999999999999999s",
+        ]
     )
     func badDurations(text: String) {
         #expect(ConfigUnits.parseDuration(text) == nil)
@@ -57,7 +59,10 @@ struct ConfigUnitsTests {
         #expect(ConfigUnits.parseByteSize(text) == expected)
     }
 
-    @Test("bad sizes are refused", arguments: ["", "MiB", "1.5MiB", "-1", "12XB", "1 2", "99999999999999999999", "9999999999999GiB"])
+    @Test(
+        "bad sizes are refused",
+        arguments: ["", "MiB", "1.5MiB", "-1", "12XB", "1 2", "99999999999999999999", "9999999999999GiB"]
+    )
     func badSizes(text: String) {
         #expect(ConfigUnits.parseByteSize(text) == nil)
     }

@@ -49,7 +49,9 @@ struct GatewayConfigurationTests {
         #expect(config.listen.description == "[::1]:9090")
         #expect(config.dataDir == "/var/lib/tg")
         #expect(config.auth == .tokens)
-        #expect(config.tokens == [TokenConfiguration(name: "alice", token: "s3cret"), .init(name: "bob", token: "0123")])
+        #expect(
+            config.tokens == [TokenConfiguration(name: "alice", token: "s3cret"), .init(name: "bob", token: "0123")]
+        )
         #expect(config.authRequired)
         #expect(
             config.limits
@@ -61,7 +63,10 @@ struct GatewayConfigurationTests {
                     maxConcurrentStreams: 50
                 )
         )
-        #expect(config.timeouts == TimeoutsConfiguration(request: .seconds(90), idle: .milliseconds(500), shutdownGrace: .zero))
+        #expect(
+            config.timeouts
+                == TimeoutsConfiguration(request: .seconds(90), idle: .milliseconds(500), shutdownGrace: .zero)
+        )
         #expect(config.pools.map(\.name) == ["demo", "gpu", "web"])
         #expect(config.pools[0] == PoolConfiguration(name: "demo", transport: .inprocess))
         #expect(
@@ -69,7 +74,9 @@ struct GatewayConfigurationTests {
                 == PoolConfiguration(
                     name: "gpu",
                     transport: .grpc,
-                    endpoints: [BackendEndpoint(host: "127.0.0.1", port: 9000), BackendEndpoint(host: "::1", port: 9001)],
+                    endpoints: [
+                        BackendEndpoint(host: "127.0.0.1", port: 9000), BackendEndpoint(host: "::1", port: 9001),
+                    ],
                     connectTimeout: .milliseconds(250),
                     requestTimeout: .seconds(120),
                     maxConcurrency: 4,
@@ -103,7 +110,9 @@ struct GatewayConfigurationTests {
         #expect(d.limits.maxHeaderBytes == 16384)
         #expect(d.limits.maxDepth == 64)
         #expect(d.limits.maxConcurrentStreams == 100)
-        #expect(d.timeouts == TimeoutsConfiguration(request: .seconds(60), idle: .seconds(60), shutdownGrace: .seconds(10)))
+        #expect(
+            d.timeouts == TimeoutsConfiguration(request: .seconds(60), idle: .seconds(60), shutdownGrace: .seconds(10))
+        )
         #expect(d.pools[0].connectTimeout == .seconds(2))
         #expect(d.pools[0].requestTimeout == .seconds(60))
         #expect(d.pools[0].maxConcurrency == 256)
@@ -164,7 +173,9 @@ struct GatewayConfigurationTests {
               - {namespace: b, pool: demo}
               - {namespace: c, pool: gpu}
             """
-        let error = #expect(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml, source: "config.yaml") }
+        let error = #expect(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: yaml, source: "config.yaml")
+        }
         #expect(error?.description == "config.yaml: routes[2].pool: unknown pool \"gpu\"")
         #expect(error?.line == 6)
     }

@@ -1,0 +1,159 @@
+package import TriggerModel
+
+/// The bundled demo pipelines (API.md §6), runnable in-process by the gateway's embedded default and by the
+/// `demo-runner` process over either backend transport.
+///
+/// Each works per batch element and ignores the namespace and release (routing already chose this runner):
+/// - `echo`: the variables come back unchanged as outputs;
+/// - `upper`: string values upper-cased, recursively through lists and objects;
+/// - `tokens`: one `PIPELINE_OUTPUT_UPDATED` event `{"token": word}` per whitespace-separated word of
+///   `prompt`, `delay_ms` apart (default 10), then `{"text": words joined by one space}`; with a batch of
+///   more than one, elements stream one after another and each event also carries `batch_index`;
+/// - `sleep`: waits `ms` milliseconds (cancellable), then echoes;
+/// - `fail`: fails with a backend error whose message is the `message` input (or "pipeline failed");
+/// - `blob-info`: every blob, wherever it sits in a variable, replaced by
+///   `{"size", "sha256", "content_type", "file_name"?}`; variables holding no blob are left out.
+///
+/// A cancelled run (the caller's task, or the consumer of `runStreaming`) stops at its next wait, is counted
+/// by `cancellations`, and ends with `GatewayError(.cancelled)`; tests use the probe to see that a client's
+/// disconnect really reached the backend.
+package struct DemoPipelines: TriggerRunner {
+    package let cancellations: CancellationProbe
+
+    package static let names = ["echo", "upper", "tokens", "sleep", "fail", "blob-info"]
+    package static let statusEvent = "PIPELINE_STATUS_UPDATED"
+    package static let outputEvent = "PIPELINE_OUTPUT_UPDATED"
+    /// Upper bounds on the waits a request can ask for, so a typo cannot park a runner for a day.
+    package static let maxDelayMilliseconds = 60_000
+    package static let maxSleepMilliseconds = 600_000
+
+    package init(cancellations: CancellationProbe = CancellationProbe()) {
+        self.cancellations = cancellations
+    }
+
+    package func run(_ request: TriggerRequest) async throws -> TriggerResult {
+        try await execute(request, emit: { _ in })
+    }
+
+    /// Every pipeline streams: a `RUNNING` status first, then its own events, then `.end` (or `.error`).
+    /// An unknown pipeline yields only the `.error`. Ending the consumption cancels the run.
+    package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: TriggerEvent.self)
+        guard Self.names.contains(request.ref.pipeline) else {
+            continuation.yield(.error(Self.unknownPipeline(request.ref)))
+            continuation.finish()
+            return stream
+        }
+        let task = Task {
+            continuation.yield(.status(name: Self.statusEvent, data: ["status": .string("RUNNING")]))
+            do {
+                let result = try await execute(request) { continuation.yield($0) }
+                continuation.yield(.end(result))
+            } catch let error as GatewayError {
+                continuation.yield(.error(error))
+            } catch {
+                continuation.yield(.error(GatewayError(.internalError, "demo runner: \(error)")))
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    private func execute(
+        _ request: TriggerRequest,
+        emit: @Sendable (TriggerEvent) -> Void
+    ) async throws(GatewayError) -> TriggerResult {
+        do {
+            switch request.ref.pipeline {
+            case "echo":
+                return TriggerResult(outputs: request.inputs.map(\.variables))
+            case "upper":
+                return TriggerResult(outputs: request.inputs.map { Self.uppercased($0.variables) })
+            case "tokens":
+                return try await tokens(request, emit: emit)
+            case "sleep":
+                for input in request.inputs {
+                    let ms = try Self.milliseconds(input.variables, "ms", default: 0, max: Self.maxSleepMilliseconds)
+                    try await Task.sleep(for: .milliseconds(ms))
+                }
+                return TriggerResult(outputs: request.inputs.map(\.variables))
+            case "fail":
+                let message = request.inputs.lazy.compactMap { $0.variables["message"]?.stringValue }.first
+                throw GatewayError(.backendFailed, message ?? "pipeline failed")
+            case "blob-info":
+                return TriggerResult(outputs: request.inputs.map { Self.blobInfo($0.variables) })
+            default:
+                throw Self.unknownPipeline(request.ref)
+            }
+        } catch let error as GatewayError {
+            throw error
+        } catch is CancellationError {
+            cancellations.record(request.ref)
+            throw GatewayError(.cancelled, "the run of \(request.ref) was cancelled")
+        } catch {
+            throw GatewayError(.internalError, "demo runner: \(error)")
+        }
+    }
+
+    private func tokens(_ request: TriggerRequest, emit: @Sendable (TriggerEvent) -> Void) async throws
+        -> TriggerResult
+    {
+        var outputs: [ValueObject] = []
+        for (index, input) in request.inputs.enumerated() {
+            guard case .string(let prompt) = input.variables["prompt"] else {
+                throw GatewayError(.invalidArgument, "the tokens pipeline needs a string input \"prompt\"")
+            }
+            let delay = try Self.milliseconds(input.variables, "delay_ms", default: 10, max: Self.maxDelayMilliseconds)
+            let words = prompt.split(whereSeparator: \.isWhitespace).map(String.init)
+            for (n, word) in words.enumerated() {
+                if n > 0 || index > 0 {
+                    try await Task.sleep(for: .milliseconds(delay))
+                } else {
+                    try Task.checkCancellation()
+                }
+                var event: ValueObject = ["token": .string(word)]
+                if request.inputs.count > 1 { event["batch_index"] = .number(Double(index)) }
+                emit(.output(name: Self.outputEvent, outputs: [event]))
+            }
+            outputs.append(["text": .string(words.joined(separator: " "))])
+        }
+        return TriggerResult(outputs: outputs)
+    }
+
+    static func unknownPipeline(_ ref: PipelineRef) -> GatewayError {
+        GatewayError(.notFound, "pipeline \"\(ref.pipeline)\" not found in the demo runner")
+    }
+
+    /// A whole number of milliseconds from a number (or numeric string) input, checked against `0...max`.
+    static func milliseconds(_ variables: ValueObject, _ key: String, default value: Int, max: Int) throws(GatewayError)
+        -> Int
+    {
+        let number: Double
+        switch variables[key] {
+        case nil, .null?: return value
+        case .number(let n)?: number = n
+        case .string(let s)?:
+            guard let n = Double(s) else { throw GatewayError(.invalidArgument, "\"\(key)\" must be a number") }
+            number = n
+        default: throw GatewayError(.invalidArgument, "\"\(key)\" must be a number")
+        }
+        guard number >= 0, number <= Double(max) else {
+            throw GatewayError(.invalidArgument, "\"\(key)\" must be between 0 and \(max)")
+        }
+        return Int(number)
+    }
+
+    static func uppercased(_ object: ValueObject) -> ValueObject {
+        ValueObject(object.map { (key: $0.key, value: uppercased($0.value)) })
+    }
+
+    static func uppercased(_ value: Value) -> Value {
+        switch value {
+        case .string(let s): .string(s.uppercased())
+        case .list(let items): .list(items.map(uppercased))
+        case .object(let object): .object(uppercased(object))
+        case .null, .bool, .number, .blob: value
+        }
+    }
+}
