@@ -5,8 +5,10 @@ import GatewayApp
 import GatewayConfig
 import GatewayServer
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 
 /// `serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]` (API.md §6).
 struct ServeCommand: AsyncParsableCommand {
@@ -51,13 +53,14 @@ struct ServeCommand: AsyncParsableCommand {
                 logger: logger
             )
         )
+        let listenHost = configuration.listenHost
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {
                 // Tests and scripts start us on port 0 and read the port from this line.
                 let address = try await app.server.localAddress()
-                print("listening on \(address.ipAddress ?? configuration.listenHost):\(address.port ?? 0)")
-                fflush(stdout)
+                let line = "listening on \(address.ipAddress ?? listenHost):\(address.port ?? 0)\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
             }
             try await tasks.waitForAll()
         }
