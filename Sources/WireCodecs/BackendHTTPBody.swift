@@ -100,7 +100,8 @@ package enum BackendHTTPBody {
     /// The error a non-2xx response stands for: the body's `{code, message, details}` when it has them (the code
     /// mapped with `GatewayError.Code.fromRPCCode`), otherwise `.backendFailed` naming the status.
     package static func decodeError(status: Int, body: ByteBuffer) -> GatewayError {
-        if body.readableBytes > 0, case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults, path: ""),
+        if body.readableBytes > 0,
+            case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults, path: ""),
             let error = RESTResponseBody.error(of: object)
         {
             return error

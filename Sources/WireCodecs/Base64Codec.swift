@@ -43,7 +43,10 @@ package enum Base64Codec {
                     (dst + o).storeBytes(of: pairs[Int(v >> 12)], as: UInt16.self)
                     let low = pairs[Int(v & 0xFFF)]
                     // `low`'s first byte (in memory order) is the third character.
-                    (dst + o + 2).storeBytes(of: rest == 2 ? UInt8(truncatingIfNeeded: low.littleEndian) : pad, as: UInt8.self)
+                    (dst + o + 2).storeBytes(
+                        of: rest == 2 ? UInt8(truncatingIfNeeded: low.littleEndian) : pad,
+                        as: UInt8.self
+                    )
                     (dst + o + 3).storeBytes(of: pad, as: UInt8.self)
                 }
             }
@@ -112,7 +115,9 @@ package enum Base64Codec {
     private static func firstInvalid(_ src: UnsafePointer<UInt8>, count: Int) -> Failure? {
         for i in 0..<count where sextet(src[i]) == nil {
             let byte = src[i]
-            let shown = byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+            let shown =
+                byte >= 0x20 && byte < 0x7F
+                ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
             return Failure(offset: i, reason: "invalid character \(shown)")
         }
         return nil

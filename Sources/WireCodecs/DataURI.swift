@@ -33,7 +33,8 @@ enum DataURI {
         if !type.isEmpty {
             // `type/subtype` at least; a bare word is more likely prose than a media type.
             let main = type.prefix { $0 != ";" }
-            guard let slash = main.firstIndex(of: "/"), slash != main.startIndex, main.index(after: slash) != main.endIndex
+            guard let slash = main.firstIndex(of: "/"), slash != main.startIndex,
+                main.index(after: slash) != main.endIndex
             else { return nil }
         }
         return (type, comma + 1)

@@ -2,11 +2,11 @@ import NIOCore
 import TriggerModel
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The RFC 8259 recursive-descent parser behind `JSONValueCodec`; lives only for one call of
@@ -266,16 +266,20 @@ struct JSONParser {
     private mutating func parseString() throws(JSONParseFailure) -> String {
         pos += 1
         let start = pos
+        var nonASCII: UInt8 = 0
         while pos < count {
             let c = bytes[pos]
             if c == UInt8(ascii: "\"") {
                 let text = UnsafeBufferPointer(start: bytes + start, count: pos - start)
                 pos += 1
+                // ASCII needs no validation; `String(decoding:)` is the cheaper initializer for it.
+                if nonASCII < 0x80 { return String(decoding: text, as: UTF8.self) }
                 guard let string = String(validating: text, as: UTF8.self) else {
                     throw syntax("invalid UTF-8 in string", at: start)
                 }
                 return string
             }
+            nonASCII |= c
             if c == UInt8(ascii: "\\") { return try parseEscapedString(from: start) }
             if c < 0x20 { throw syntax("unescaped control character in string") }
             pos += 1

@@ -41,7 +41,10 @@ package enum JSONValueCodec {
             let suffix = path.isEmpty ? "" : " (in \(path))"
             throw JSONParseFailure(
                 isSyntax: true,
-                error: GatewayError(.invalidArgument, "invalid JSON at byte 0: empty document, expected a JSON value\(suffix)")
+                error: GatewayError(
+                    .invalidArgument,
+                    "invalid JSON at byte 0: empty document, expected a JSON value\(suffix)"
+                )
             )
         }
         let result = bytes.withUnsafeReadableBytes { raw -> Result<Value, JSONParseFailure> in

@@ -146,13 +146,15 @@ struct MultipartFieldAssembler {
         guard let field = MultipartFieldName(part.name) else {
             throw GatewayError(
                 .invalidArgument,
-                "multipart field \"\(part.name)\": expected a name like variables[0].key, inputs[0].key or variables[0].key[0]"
+                "multipart field \"\(part.name)\": expected a name like variables[0].key, inputs[0].key"
+                    + " or variables[0].key[0]"
             )
         }
         guard field.batchIndex < limits.maxBatch else {
             throw GatewayError(
                 .invalidArgument,
-                "multipart field \"\(part.name)\": batch index \(field.batchIndex) is over the batch limit of \(limits.maxBatch) (indices 0 to \(limits.maxBatch - 1))"
+                "multipart field \"\(part.name)\": batch index \(field.batchIndex) is over the batch limit of "
+                    + "\(limits.maxBatch) (indices 0 to \(limits.maxBatch - 1))"
             )
         }
         let value = try Self.value(of: part, body: body, limits: limits)
@@ -192,7 +194,8 @@ struct MultipartFieldAssembler {
             guard let element = elements[i] else {
                 throw GatewayError(
                     .invalidArgument,
-                    "multipart body has variables[\(highest)] but no variables[\(i)]: batch indices must start at 0 without gaps"
+                    "multipart body has variables[\(highest)] but no variables[\(i)]: "
+                        + "batch indices must start at 0 without gaps"
                 )
             }
             let entries = element.slots.map { entry -> (key: String, value: Value) in
@@ -221,7 +224,7 @@ struct MultipartFieldAssembler {
         }
         do {
             return try JSONValueCodec.parse(body, limits: limits, path: part.name)
-        } catch where error.isSyntax && !part.isJSON {
+        } catch  where error.isSyntax && !part.isJSON {
             let blob = body.withUnsafeReadableBytes { raw in
                 Result { () throws(Base64Codec.Failure) -> Blob? in try DataURI.decodeBlob(raw) }
             }

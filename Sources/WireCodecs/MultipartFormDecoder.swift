@@ -2,11 +2,11 @@ package import NIOCore
 package import TriggerModel
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A streaming `multipart/form-data` decoder (RFC 7578 over RFC 2046 §5.1) that turns the parts of a REST
@@ -223,7 +223,8 @@ package struct MultipartFormDecoder {
             }
             guard headerBytes.last == 0x0A else { return }
             let n = headerBytes.count
-            let blankLine = n == 2 ? headerBytes == [0x0D, 0x0A] : n >= 4 && headerBytes[(n - 4)...] == [0x0D, 0x0A, 0x0D, 0x0A]
+            let blankLine =
+                n == 2 ? headerBytes == [0x0D, 0x0A] : n >= 4 && headerBytes[(n - 4)...] == [0x0D, 0x0A, 0x0D, 0x0A]
             if blankLine {
                 part = try PartHeaders(parsing: headerBytes, partNumber: partCount)
                 headerBytes.removeAll(keepingCapacity: true)

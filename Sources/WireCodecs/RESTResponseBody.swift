@@ -109,7 +109,9 @@ package enum RESTResponseBody {
             case nil, .null?: break
             case .object(let traces)?:
                 for (name, value) in traces {
-                    guard case .object(let t) = value else { throw ShapeProblem("metadata.traces.\(name) must be an object") }
+                    guard case .object(let t) = value else {
+                        throw ShapeProblem("metadata.traces.\(name) must be an object")
+                    }
                     metadata.traces[name] = try trace(of: t, path: "metadata.traces.\(name)")
                 }
             default: throw ShapeProblem("metadata.traces must be an object")
@@ -128,7 +130,9 @@ package enum RESTResponseBody {
             }
         }
         if case .list(let inputs)? = object["inputs"] { trace.inputs = try objects(inputs, path: "\(path).inputs") }
-        if case .list(let outputs)? = object["outputs"] { trace.outputs = try objects(outputs, path: "\(path).outputs") }
+        if case .list(let outputs)? = object["outputs"] {
+            trace.outputs = try objects(outputs, path: "\(path).outputs")
+        }
         if case .object(let error)? = object["error"] { trace.error = error }
         if case .number(let seconds)? = object["computeTimeInSeconds"] ?? object["compute_time_in_seconds"] {
             trace.computeTimeInSeconds = Float(seconds)

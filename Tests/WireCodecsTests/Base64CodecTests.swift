@@ -16,10 +16,13 @@ struct Base64CodecTests {
         return Array(out.readableBytesView)
     }
 
-    @Test("RFC 4648 test vectors encode and decode", arguments: [
-        ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
-        ("foobar", "Zm9vYmFy"),
-    ])
+    @Test(
+        "RFC 4648 test vectors encode and decode",
+        arguments: [
+            ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ]
+    )
     func vectors(plain: String, encoded: String) throws {
         #expect(encode(Array(plain.utf8)) == encoded)
         #expect(try decode(encoded) == Array(plain.utf8))
@@ -42,9 +45,12 @@ struct Base64CodecTests {
         #expect(try decode(encode(all)) == all)
     }
 
-    @Test("Invalid input reports the offending offset", arguments: [
-        ("Zm9v!mFy", 4), ("Zm 9v", 2), ("Zm9vY", 4), ("Zg=a", 2), ("Z===", 1),
-    ])
+    @Test(
+        "Invalid input reports the offending offset",
+        arguments: [
+            ("Zm9v!mFy", 4), ("Zm 9v", 2), ("Zm9vY", 4), ("Zg=a", 2), ("Z===", 1),
+        ]
+    )
     func invalid(text: String, offset: Int) {
         #expect(throws: Base64Codec.Failure.self) { try decode(text) }
         do {

@@ -30,10 +30,13 @@ struct JSONValueCodecTests {
         )
     }
 
-    @Test("Numbers print integral values without a fraction and others in shortest form", arguments: [
-        (1.0, "1"), (-3.0, "-3"), (0.1, "0.1"), (1e-5, "1e-05"), (123456789012.0, "123456789012"),
-        (1.5e300, "1.5e+300"), (Double.nan, "null"), (Double.infinity, "null"),
-    ])
+    @Test(
+        "Numbers print integral values without a fraction and others in shortest form",
+        arguments: [
+            (1.0, "1"), (-3.0, "-3"), (0.1, "0.1"), (1e-5, "1e-05"), (123456789012.0, "123456789012"),
+            (1.5e300, "1.5e+300"), (Double.nan, "null"), (Double.infinity, "null"),
+        ]
+    )
     func numberWriting(number: Double, expected: String) throws {
         #expect(encodeJSON(.number(number)) == expected)
         if number.isFinite { #expect(try decode(expected) == .number(number)) }
@@ -93,32 +96,35 @@ struct JSONValueCodecTests {
         #expect(error?.message == "a[0].b: nesting deeper than the limit of 3 levels")
     }
 
-    @Test("Malformed JSON fails with a clear message", arguments: [
-        ("", "invalid JSON at byte 0: empty document"),
-        ("   ", "invalid JSON at byte 3: empty document"),
-        ("{", "invalid JSON at byte 1: expected a string key, found end of input"),
-        (#"{"a" 1}"#, "invalid JSON at byte 5: expected ':' after object key, found '1'"),
-        (#"{"a":1,}"#, "invalid JSON at byte 7: expected a string key, found '}'"),
-        (#"{"a":1 "b":2}"#, "invalid JSON at byte 7: expected ',' or '}' after an object member"),
-        ("[1,]", "invalid JSON at byte 3: unexpected ']', expected a value (in [1])"),
-        ("[1 2]", "invalid JSON at byte 3: expected ',' or ']' after an array element"),
-        ("01", "invalid JSON at byte 1: invalid number: leading zero"),
-        ("-", "invalid JSON at byte 1: invalid number: expected a digit"),
-        ("1.", "invalid JSON at byte 2: invalid number: expected a digit after '.'"),
-        ("1e", "invalid JSON at byte 2: invalid number: expected exponent digits"),
-        ("NaN", "invalid JSON at byte 0: unexpected 'N', expected a value"),
-        ("Infinity", "invalid JSON at byte 0: unexpected 'I', expected a value"),
-        ("1e999", "invalid JSON at byte 5: number 1e999 is out of range"),
-        ("tru", "invalid JSON at byte 0: invalid literal, expected 'true'"),
-        (#"{"a":1} x"#, "invalid JSON at byte 8: unexpected 'x' after the JSON value"),
-        (#""abc"#, "invalid JSON at byte 0: unterminated string"),
-        ("\"a\u{1}\"", "invalid JSON at byte 2: unescaped control character in string"),
-        (#""\x""#, #"invalid JSON at byte 2: invalid escape '\x' in string"#),
-        (#""\u12G4""#, #"invalid JSON at byte 5: invalid \u escape: expected 4 hex digits"#),
-        (#""\ud83d""#, #"invalid \u escape: high surrogate not followed by a low surrogate"#),
-        (#""\ude00""#, #"invalid \u escape: lone low surrogate \uDE00"#),
-        (#"{"data":[{"variable":{"x":tru}}]}"#, "(in data[0].variable.x)"),
-    ])
+    @Test(
+        "Malformed JSON fails with a clear message",
+        arguments: [
+            ("", "invalid JSON at byte 0: empty document"),
+            ("   ", "invalid JSON at byte 3: empty document"),
+            ("{", "invalid JSON at byte 1: expected a string key, found end of input"),
+            (#"{"a" 1}"#, "invalid JSON at byte 5: expected ':' after object key, found '1'"),
+            (#"{"a":1,}"#, "invalid JSON at byte 7: expected a string key, found '}'"),
+            (#"{"a":1 "b":2}"#, "invalid JSON at byte 7: expected ',' or '}' after an object member"),
+            ("[1,]", "invalid JSON at byte 3: unexpected ']', expected a value (in [1])"),
+            ("[1 2]", "invalid JSON at byte 3: expected ',' or ']' after an array element"),
+            ("01", "invalid JSON at byte 1: invalid number: leading zero"),
+            ("-", "invalid JSON at byte 1: invalid number: expected a digit"),
+            ("1.", "invalid JSON at byte 2: invalid number: expected a digit after '.'"),
+            ("1e", "invalid JSON at byte 2: invalid number: expected exponent digits"),
+            ("NaN", "invalid JSON at byte 0: unexpected 'N', expected a value"),
+            ("Infinity", "invalid JSON at byte 0: unexpected 'I', expected a value"),
+            ("1e999", "invalid JSON at byte 5: number 1e999 is out of range"),
+            ("tru", "invalid JSON at byte 0: invalid literal, expected 'true'"),
+            (#"{"a":1} x"#, "invalid JSON at byte 8: unexpected 'x' after the JSON value"),
+            (#""abc"#, "invalid JSON at byte 0: unterminated string"),
+            ("\"a\u{1}\"", "invalid JSON at byte 2: unescaped control character in string"),
+            (#""\x""#, #"invalid JSON at byte 2: invalid escape '\x' in string"#),
+            (#""\u12G4""#, #"invalid JSON at byte 5: invalid \u escape: expected 4 hex digits"#),
+            (#""\ud83d""#, #"invalid \u escape: high surrogate not followed by a low surrogate"#),
+            (#""\ude00""#, #"invalid \u escape: lone low surrogate \uDE00"#),
+            (#"{"data":[{"variable":{"x":tru}}]}"#, "(in data[0].variable.x)"),
+        ]
+    )
     func malformed(text: String, message: String) {
         let error = gatewayError { _ = try decode(text) }
         #expect(error?.code == .invalidArgument)

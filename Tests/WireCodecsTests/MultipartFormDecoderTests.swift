@@ -131,7 +131,9 @@ struct MultipartFormDecoderTests {
     func badDataURIField() {
         let bytes = Self.body([Part(name: "variables[0].img", body: Array(#""data:image/png;base64,@@@@""#.utf8))])
         let error = gatewayError { _ = try Self.decode(bytes) }
-        #expect(error?.message == "variables[0].img: invalid base64 in data URI at payload offset 0: invalid character '@'")
+        #expect(
+            error?.message == "variables[0].img: invalid base64 in data URI at payload offset 0: invalid character '@'"
+        )
     }
 
     @Test("Batch index is accepted at the limit and rejected one past it", arguments: [31, 32])
@@ -181,37 +183,40 @@ struct MultipartFormDecoderTests {
         }
     }
 
-    @Test("Malformed bodies fail with clear messages", arguments: [
-        (
-            "--b\r\nContent-Disposition: form-data; name=\"variables[0].x\"\r\n\r\n1\r\n",
-            #"multipart body ended before its closing boundary "--b--""#
-        ),
-        ("no delimiter at all", #"multipart body ended before its closing boundary "--b--""#),
-        (
-            "--b\r\nContent-Type: text/plain\r\n\r\n1\r\n--b--",
-            #"multipart part 1 has no name (Content-Disposition: form-data; name="...")"#
-        ),
-        (
-            "--b\r\nContent-Disposition: attachment; name=\"x\"\r\n\r\n1\r\n--b--",
-            #"multipart part 1: Content-Disposition must be form-data, found "attachment""#
-        ),
-        ("--b\r\nbroken header\r\n\r\n1\r\n--b--", "multipart part 1 has a malformed header line"),
-        ("--bX\r\n", "malformed multipart body: unexpected bytes after a boundary"),
-        (
-            "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--",
-            #"multipart field "x": expected a name like variables[0].key, inputs[0].key or variables[0].key[0]"#
-        ),
-        ("--b--", "multipart body has no variables[i].key fields: a trigger needs at least one batch element"),
-        (
-            "--b\r\nContent-Disposition: form-data; name=\"variables[1].x\"\r\n\r\n1\r\n--b--",
-            "multipart body has variables[1] but no variables[0]: batch indices must start at 0 without gaps"
-        ),
-        (
-            "--b\r\nContent-Disposition: form-data; name=\"variables[0].x\"\r\n\r\n1\r\n"
-                + "--b\r\nContent-Disposition: form-data; name=\"variables[0].x[0]\"\r\n\r\n2\r\n--b--",
-            #"multipart field "variables[0].x[0]": x is sent both as a value and as array elements"#
-        ),
-    ])
+    @Test(
+        "Malformed bodies fail with clear messages",
+        arguments: [
+            (
+                "--b\r\nContent-Disposition: form-data; name=\"variables[0].x\"\r\n\r\n1\r\n",
+                #"multipart body ended before its closing boundary "--b--""#
+            ),
+            ("no delimiter at all", #"multipart body ended before its closing boundary "--b--""#),
+            (
+                "--b\r\nContent-Type: text/plain\r\n\r\n1\r\n--b--",
+                #"multipart part 1 has no name (Content-Disposition: form-data; name="...")"#
+            ),
+            (
+                "--b\r\nContent-Disposition: attachment; name=\"x\"\r\n\r\n1\r\n--b--",
+                #"multipart part 1: Content-Disposition must be form-data, found "attachment""#
+            ),
+            ("--b\r\nbroken header\r\n\r\n1\r\n--b--", "multipart part 1 has a malformed header line"),
+            ("--bX\r\n", "malformed multipart body: unexpected bytes after a boundary"),
+            (
+                "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--",
+                #"multipart field "x": expected a name like variables[0].key, inputs[0].key or variables[0].key[0]"#
+            ),
+            ("--b--", "multipart body has no variables[i].key fields: a trigger needs at least one batch element"),
+            (
+                "--b\r\nContent-Disposition: form-data; name=\"variables[1].x\"\r\n\r\n1\r\n--b--",
+                "multipart body has variables[1] but no variables[0]: batch indices must start at 0 without gaps"
+            ),
+            (
+                "--b\r\nContent-Disposition: form-data; name=\"variables[0].x\"\r\n\r\n1\r\n"
+                    + "--b\r\nContent-Disposition: form-data; name=\"variables[0].x[0]\"\r\n\r\n2\r\n--b--",
+                #"multipart field "variables[0].x[0]": x is sent both as a value and as array elements"#
+            ),
+        ]
+    )
     func malformed(text: String, message: String) {
         for feeding in Feeding.allCases {
             let error = gatewayError { _ = try Self.decode(Array(text.utf8), feeding: feeding, boundary: "b") }

@@ -8,7 +8,9 @@ struct RESTResponseBodyTests {
     @Test("Sync response without traces has an empty metadata object")
     func plainResult() {
         var out = ByteBuffer()
-        let result = TriggerResult(outputs: [["text": .string("HI")], ["blob": .blob(Blob(contentType: "image/png", bytes: buffer("hi")))]])
+        let result = TriggerResult(outputs: [
+            ["text": .string("HI")], ["blob": .blob(Blob(contentType: "image/png", bytes: buffer("hi")))],
+        ])
         RESTResponseBody.encode(result: result, into: &out)
         #expect(out.text == #"{"outputs":[{"text":"HI"},{"blob":"data:image/png;base64,aGk="}],"metadata":{}}"#)
     }
@@ -51,7 +53,9 @@ struct BackendHTTPBodyTests {
         mode: .sync,
         inputs: [
             TriggerInput(
-                variables: ["prompt": .string("hi"), "img": .blob(Blob(contentType: "image/png", bytes: buffer([0, 255])))],
+                variables: [
+                    "prompt": .string("hi"), "img": .blob(Blob(contentType: "image/png", bytes: buffer([0, 255]))),
+                ],
                 secrets: ["b": "2", "a": "1"]
             ),
             TriggerInput(variables: ["n": .number(3)]),
@@ -99,9 +103,17 @@ struct BackendHTTPBodyTests {
     @Test("A result round-trips through the sync-response shape, traces included")
     func resultRoundTrip() throws {
         let result = TriggerResult(
-            outputs: [["x": .list([.number(1.5), .null])], ["b": .blob(Blob(contentType: "audio/wav", bytes: buffer("RIFF")))]],
+            outputs: [
+                ["x": .list([.number(1.5), .null])],
+                ["b": .blob(Blob(contentType: "audio/wav", bytes: buffer("RIFF")))],
+            ],
             metadata: TriggerMetadata(traces: [
-                "c1": Trace(statuses: [.completed], inputs: [["a": .bool(true)]], outputs: [["b": .string("x")]], computeTimeInSeconds: 0.25),
+                "c1": Trace(
+                    statuses: [.completed],
+                    inputs: [["a": .bool(true)]],
+                    outputs: [["b": .string("x")]],
+                    computeTimeInSeconds: 0.25
+                ),
                 "c2": Trace(statuses: [.skipped], error: ["message": .string("skipped")]),
             ])
         )
@@ -110,12 +122,15 @@ struct BackendHTTPBodyTests {
         #expect(try BackendHTTPBody.decodeResult(out, limits: .defaults) == result)
     }
 
-    @Test("Results that are not JSON or have the wrong shape are backend failures", arguments: [
-        ("<html>oops", "backend answered invalid JSON: invalid JSON at byte 0: unexpected '<', expected a value"),
-        ("[]", "backend answered an array, not an object"),
-        (#"{"outputs":{}}"#, #"backend answered an unexpected body: "outputs" must be an array"#),
-        (#"{"outputs":[1]}"#, "backend answered an unexpected body: outputs[0] must be an object"),
-    ])
+    @Test(
+        "Results that are not JSON or have the wrong shape are backend failures",
+        arguments: [
+            ("<html>oops", "backend answered invalid JSON: invalid JSON at byte 0: unexpected '<', expected a value"),
+            ("[]", "backend answered an array, not an object"),
+            (#"{"outputs":{}}"#, #"backend answered an unexpected body: "outputs" must be an array"#),
+            (#"{"outputs":[1]}"#, "backend answered an unexpected body: outputs[0] must be an object"),
+        ]
+    )
     func badResult(text: String, message: String) {
         let error = gatewayError { _ = try BackendHTTPBody.decodeResult(buffer(text), limits: .defaults) }
         #expect(error?.code == .backendFailed)

@@ -42,18 +42,24 @@ struct RESTTriggerBodyTests {
         }
     }
 
-    @Test("Malformed bodies fail with clear messages", arguments: [
-        (#"[1]"#, "request body must be a JSON object"),
-        (#"{}"#, #"request body has no "data" array (nor a legacy "inputs" array)"#),
-        (#"{"data":{}}"#, "data must be an array, found an object"),
-        (#"{"data":[]}"#, "data is empty: a trigger needs at least one batch element"),
-        (#"{"data":[1]}"#, "data[0] must be an object, found a number"),
-        (#"{"data":[{"variable":{}},{"variable":"x"}]}"#, "data[1].variable must be an object, found a string"),
-        (#"{"data":[{"secret":{"k":1}}]}"#, "data[0].secret.k must be a string, found a number"),
-        (#"{"data":[{"secret":[]}]}"#, "data[0].secret must be an object, found an array"),
-        (#"{"inputs":[[]]}"#, "inputs[0] must be an object, found an array"),
-        (#"{"data":[{"variable":{"a":}}]}"#, "invalid JSON at byte 26: unexpected '}', expected a value (in data[0].variable.a)"),
-    ])
+    @Test(
+        "Malformed bodies fail with clear messages",
+        arguments: [
+            (#"[1]"#, "request body must be a JSON object"),
+            (#"{}"#, #"request body has no "data" array (nor a legacy "inputs" array)"#),
+            (#"{"data":{}}"#, "data must be an array, found an object"),
+            (#"{"data":[]}"#, "data is empty: a trigger needs at least one batch element"),
+            (#"{"data":[1]}"#, "data[0] must be an object, found a number"),
+            (#"{"data":[{"variable":{}},{"variable":"x"}]}"#, "data[1].variable must be an object, found a string"),
+            (#"{"data":[{"secret":{"k":1}}]}"#, "data[0].secret.k must be a string, found a number"),
+            (#"{"data":[{"secret":[]}]}"#, "data[0].secret must be an object, found an array"),
+            (#"{"inputs":[[]]}"#, "inputs[0] must be an object, found an array"),
+            (
+                #"{"data":[{"variable":{"a":}}]}"#,
+                "invalid JSON at byte 26: unexpected '}', expected a value (in data[0].variable.a)"
+            ),
+        ]
+    )
     func malformed(text: String, message: String) {
         let error = gatewayError { _ = try decode(text) }
         #expect(error?.code == .invalidArgument)

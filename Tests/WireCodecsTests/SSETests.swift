@@ -9,7 +9,12 @@ struct SSETests {
         .status(name: "PIPELINE_STATUS_UPDATED", data: ["status": .string("RUNNING")]),
         .output(name: "", outputs: [["text": .string("line one\nline two")]]),
         .output(name: "COMPONENT_OUTPUT_UPDATED", outputs: [["partial": .number(1)]]),
-        .end(TriggerResult(outputs: [["text": .string("done")]], metadata: TriggerMetadata(traces: ["c": Trace(statuses: [.completed])]))),
+        .end(
+            TriggerResult(
+                outputs: [["text": .string("done")]],
+                metadata: TriggerMetadata(traces: ["c": Trace(statuses: [.completed])])
+            )
+        ),
     ]
 
     @Test("Events encode as one event/data block each")
