@@ -118,6 +118,16 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             }
         }
 
+        /// A status a backend reported for its own run, as the gateway's client should see it: the backend's
+        /// own UNAVAILABLE / INTERNAL / UNKNOWN mean "the backend failed" (502), not that the gateway is
+        /// unavailable; the others (bad input, not found, deadline...) pass through.
+        package static func fromBackendRPCCode(_ code: Int) -> Code {
+            switch code {
+            case 2, 13, 14, 15: .backendFailed
+            default: fromRPCCode(code)
+            }
+        }
+
         package var description: String { "\(wrapped)" }
     }
 }

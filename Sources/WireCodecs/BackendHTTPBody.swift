@@ -102,8 +102,9 @@ package enum BackendHTTPBody {
     package static func decodeError(status: Int, body: ByteBuffer) -> GatewayError {
         if body.readableBytes > 0,
             case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults, path: ""),
-            let error = RESTResponseBody.error(of: object)
+            var error = RESTResponseBody.error(of: object)
         {
+            if case .number(let code)? = object["code"] { error.code = .fromBackendRPCCode(Int(code)) }
             return error
         }
         var message = "backend answered HTTP \(status)"

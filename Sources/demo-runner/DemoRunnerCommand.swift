@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import DemoRunner
 import NIOCore
 import NIOPosix
@@ -40,7 +41,9 @@ struct DemoRunnerCommand: AsyncParsableCommand {
             channel = try await DemoGRPCServer.bind(host: host, port: port, runner: pipelines, group: group)
         }
         let address = channel.localAddress!
-        print("listening on \(address.ipAddress ?? host):\(address.port ?? port) (\(transport.rawValue))")
+        // Written unbuffered: a pipe would otherwise hold the line back from the test that waits for it.
+        let line = "listening on \(address.ipAddress ?? host):\(address.port ?? port) (\(transport.rawValue))\n"
+        FileHandle.standardOutput.write(Data(line.utf8))
         try await channel.closeFuture.get()
     }
 }

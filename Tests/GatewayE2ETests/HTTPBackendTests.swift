@@ -66,17 +66,17 @@ struct HTTPBackendTests {
     @Test("the pool's request timeout gives 504; the connection still serves the next request")
     func requestTimeout() async throws {
         try await withDemoRunnerProcess(transport: "http") { runnerPort in
-            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort, requestTimeout: "300ms")) { gateway in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort, requestTimeout: "2s")) { gateway in
                 let client = try await gateway.client()
                 var response = try await client.request(
                     "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
-                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":3000}}]}"#)
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":60000}}]}"#)
                 )
                 #expect(response.status == 504)
                 #expect(try json(response.body)["code"] as? Int == 4)
                 response = try await client.request(
                     "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
-                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":10}}]}"#)
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":1}}]}"#)
                 )
                 #expect(response.status == 200)
                 await client.close()

@@ -11,7 +11,7 @@ func json(_ buffer: ByteBuffer) throws -> [String: Any] {
 }
 
 func jsonBody(_ object: Any) throws -> ByteBuffer {
-    ByteBuffer(data: try JSONSerialization.data(withJSONObject: object))
+    ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object))
 }
 
 enum JSONError: Error { case notAnObject(String) }

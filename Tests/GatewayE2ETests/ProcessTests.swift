@@ -34,7 +34,7 @@ struct ProcessTests {
                 "-d", #"{"data":[{"variable":{"prompt":"hi there"}}]}"#, "\(base)/upper/trigger",
             ])
             #expect(out.status == 0, "\(out.stderr)")
-            #expect(try outputs(ByteBuffer(data: out.stdout)).first?["prompt"] as? String == "HI THERE")
+            #expect(try outputs(ByteBuffer(bytes: out.stdout)).first?["prompt"] as? String == "HI THERE")
 
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-curl-\(UUID().uuidString).bin")
             let bytes = randomBytes(2_000_000, seed: 3)
@@ -45,7 +45,7 @@ struct ProcessTests {
                 "\(base)/blob-info/trigger",
             ])
             #expect(out.status == 0, "\(out.stderr)")
-            let info = try outputs(ByteBuffer(data: out.stdout)).first?["f"] as? [String: Any]
+            let info = try outputs(ByteBuffer(bytes: out.stdout)).first?["f"] as? [String: Any]
             #expect(info?["sha256"] as? String == (try sha256Hex(bytes)), "\(out.stdoutString)")
             #expect(info?["content_type"] as? String == "image/jpeg")
 

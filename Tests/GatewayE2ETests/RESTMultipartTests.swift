@@ -35,10 +35,12 @@ struct RESTMultipartTests {
     @Test("inputs[i].key is accepted like variables[i].key; a file part reaches blob-info byte-exact")
     func filePartIntact() async throws {
         try await withTestGateway { gateway in
-            // The file holds a line that looks like the boundary, to prove the parser does not split on it.
+            // The file holds CRLF + "--" + all but the last character of the boundary: a near-miss the
+            // delimiter search must step over (RFC 2046 forbids the full delimiter inside a part).
             var form = MultipartBody()
             var bytes = randomBytes(300_000)
-            bytes.replaceSubrange(1000..<1000 + 30, with: Array("\r\n--\(form.boundary)X".utf8).prefix(30))
+            let nearMiss = Array("\r\n--\(form.boundary.dropLast())Z".utf8)
+            bytes.replaceSubrange(1000..<1000 + nearMiss.count, with: nearMiss)
             form.file("inputs[0].doc", filename: "doc.bin", contentType: "application/pdf", bytes: bytes)
             let client = try await gateway.client()
             let response = try await client.request(
