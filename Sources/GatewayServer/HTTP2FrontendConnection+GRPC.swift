@@ -62,17 +62,17 @@ extension HTTP2FrontendConnection {
         let state = StreamState(phase: .done)
         streams[stream] = state
         guard headers.first(name: ":method") == "POST" else {
-            grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"), peerDone: endStream)
+            grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))
             return
         }
         let path = headers.first(name: ":path") ?? ""
         guard let method = GRPCCall.method(path: path) else {
-            grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"), peerDone: endStream)
+            grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"))
             return
         }
         if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
             grpcFinish(
-                stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"), peerDone: endStream)
+                stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"))
             return
         }
         var call = GRPCCall(
@@ -87,13 +87,13 @@ extension HTTP2FrontendConnection {
             do {
                 call.principal = try services.authenticator.authenticate(authorization: headers.first(name: "authorization"))
             } catch {
-                grpcFinish(stream, error: gatewayError(from: error), peerDone: endStream)
+                grpcFinish(stream, error: gatewayError(from: error))
                 return
             }
         }
         if let timeout = headers.first(name: "grpc-timeout") {
             guard let amount = GRPCTimeout.parse(timeout) else {
-                grpcFinish(stream, error: GatewayError(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""), peerDone: endStream)
+                grpcFinish(stream, error: GatewayError(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""))
                 return
             }
             call.deadline = .now() + amount
@@ -101,7 +101,7 @@ extension HTTP2FrontendConnection {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             state.deadlineTimer = eventLoop.scheduleTask(in: amount) {
                 bound.value.grpcFinish(
-                    stream, error: GatewayError(.deadlineExceeded, "deadline of \(timeout) exceeded"), peerDone: false)
+                    stream, error: GatewayError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
             }
         }
         state.phase = .grpcCollecting(GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes), call, nil)
@@ -121,7 +121,7 @@ extension HTTP2FrontendConnection {
             grpcSendHeaders(stream)
             session.sendData(stream: stream, GRPCMessageFramer.frame(InstillCodec.encodeGRPCHealthResponse(serving: true)), endStream: false)
         case .triggerAsync, .getOperation:
-            grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway yet"), peerDone: true)
+            grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway yet"))
         case .trigger(let release):
             grpcTrigger(message, release: release, stream: call, on: stream, mode: .sync)
         case .triggerStream:
@@ -144,7 +144,7 @@ extension HTTP2FrontendConnection {
                 traceState: call.traceState
             )
         } catch {
-            grpcFinish(stream, error: gatewayError(from: error), peerDone: true)
+            grpcFinish(stream, error: gatewayError(from: error))
             return
         }
         let dispatcher = services.dispatcher
@@ -163,7 +163,7 @@ extension HTTP2FrontendConnection {
             case .success(let result):
                 connection.grpcRespond(stream, message: InstillCodec.encodeTriggerResponse(result))
             case .failure(let error):
-                connection.grpcFinish(stream, error: error, peerDone: true)
+                connection.grpcFinish(stream, error: error)
             }
         }
     }
@@ -175,7 +175,7 @@ extension HTTP2FrontendConnection {
         do {
             events = try services.dispatcher.runStream(request)
         } catch {
-            grpcFinish(stream, error: gatewayError(from: error), peerDone: true)
+            grpcFinish(stream, error: gatewayError(from: error))
             return
         }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -198,11 +198,11 @@ extension HTTP2FrontendConnection {
                         return connection.waitUntilWritable(stream)
                     }.get()
                 }
-                eventLoop.execute { bound.value.grpcFinish(stream, error: nil, peerDone: true) }
+                eventLoop.execute { bound.value.grpcFinish(stream, error: nil) }
             } catch {
                 if Task.isCancelled { return }
                 let gatewayError = gatewayError(from: error)
-                eventLoop.execute { bound.value.grpcFinish(stream, error: gatewayError, peerDone: true) }
+                eventLoop.execute { bound.value.grpcFinish(stream, error: gatewayError) }
             }
         }
         streams[stream]?.task = task
@@ -212,7 +212,7 @@ extension HTTP2FrontendConnection {
     func grpcRespond(_ stream: HTTP2StreamID, message: ByteBuffer) {
         grpcSendHeaders(stream)
         session.sendData(stream: stream, GRPCMessageFramer.frame(message), endStream: false)
-        grpcFinish(stream, error: nil, peerDone: true)
+        grpcFinish(stream, error: nil)
     }
 
     func grpcSendHeaders(_ stream: HTTP2StreamID) {
@@ -222,7 +222,7 @@ extension HTTP2FrontendConnection {
     }
 
     /// Ends the call with its status: in trailers after headers went out, or Trailers-Only before.
-    func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?, peerDone: Bool) {
+    func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?) {
         guard let state = streams[stream] else { return }
         if case .done = state.phase, state.task == nil, state.sentHeaders == false, error == nil { return }
         state.phase = .done
@@ -241,6 +241,8 @@ extension HTTP2FrontendConnection {
             for field in status { headers.add(name: field.name, value: field.value) }
             session.sendResponseHeaders(stream: stream, headers: headers, endStream: true)
         }
-        if !peerDone { session.resetStream(stream, errorCode: .noError) }
+        // When the client is still sending, its remaining DATA is consumed and dropped (`.done`) rather than
+        // refused with RST_STREAM: nghttp2 sends RST_STREAM ahead of queued HEADERS, and clients such as
+        // grpcio then report INTERNAL instead of the status we just wrote.
     }
 }

@@ -22,7 +22,7 @@ extension HTTP2FrontendConnection {
         switch head.start(services: services, requestID: requestID) {
         case .respond(let response, _):
             streams[stream] = StreamState(phase: .done)
-            restRespond(response, stream: stream, peerDone: endStream)
+            restRespond(response, stream: stream)
         case .readBody(let collector, let plan):
             streams[stream] = StreamState(phase: .restCollecting(collector, plan))
             if endStream {
@@ -32,8 +32,9 @@ extension HTTP2FrontendConnection {
     }
 
     /// Writes a complete response. When the client is still sending (an early error), the rest of its body
-    /// is refused with RST_STREAM(NO_ERROR) after the response, as RFC 9113 §8.1 allows.
-    func restRespond(_ response: RESTResponse, stream: HTTP2StreamID, peerDone: Bool) {
+    /// is consumed and dropped (the stream is `.done`): an RST_STREAM would overtake the response in
+    /// nghttp2's queue and the client would see a reset instead of the error.
+    func restRespond(_ response: RESTResponse, stream: HTTP2StreamID) {
         var headers = HTTP2Headers()
         headers.add(name: ":status", value: String(response.status))
         for (name, value) in response.headers { headers.add(name: name, value: value) }
@@ -42,7 +43,6 @@ extension HTTP2FrontendConnection {
         let empty = response.body.readableBytes == 0
         session.sendResponseHeaders(stream: stream, headers: headers, endStream: empty)
         if !empty { session.sendData(stream: stream, response.body, endStream: true) }
-        if !peerDone { session.resetStream(stream, errorCode: .noError) }
     }
 
     func restRun(_ request: TriggerRequest, stream: HTTP2StreamID) {
@@ -58,7 +58,7 @@ extension HTTP2FrontendConnection {
                 return RESTResponse.error(gatewayError(from: error), requestID: request.requestID)
             }
         } deliver: { connection, response in
-            connection.restRespond(response, stream: stream, peerDone: true)
+            connection.restRespond(response, stream: stream)
         }
     }
 
@@ -68,7 +68,7 @@ extension HTTP2FrontendConnection {
         do {
             events = try services.dispatcher.runStream(request)
         } catch {
-            restRespond(.error(gatewayError(from: error), requestID: request.requestID), stream: stream, peerDone: true)
+            restRespond(.error(gatewayError(from: error), requestID: request.requestID), stream: stream)
             return
         }
         session.sendResponseHeaders(

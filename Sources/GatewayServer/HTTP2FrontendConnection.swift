@@ -77,7 +77,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 state.phase = .restCollecting(collector, plan)
             } catch {
                 state.phase = .done
-                restRespond(.error(gatewayError(from: error), requestID: plan.requestID), stream: stream, peerDone: endStream)
+                restRespond(.error(gatewayError(from: error), requestID: plan.requestID), stream: stream)
             }
         case .grpcCollecting(var deframer, let call, var message):
             state.phase = .running
@@ -94,7 +94,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 state.phase = .grpcCollecting(deframer, call, message)
             } catch {
                 session.consume(stream: stream, bytes: size)
-                grpcFinish(stream, error: gatewayError(from: error), peerDone: endStream)
+                grpcFinish(stream, error: gatewayError(from: error))
                 return
             }
         case .running, .done:
@@ -142,7 +142,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 inputs = try collector.finish()
             } catch {
                 state.phase = .done
-                restRespond(.error(gatewayError(from: error), requestID: plan.requestID), stream: stream, peerDone: true)
+                restRespond(.error(gatewayError(from: error), requestID: plan.requestID), stream: stream)
                 return
             }
             restRun(plan.makeRequest(inputs: inputs, timeout: services.requestTimeout), stream: stream)
@@ -150,7 +150,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             state.phase = .running
             guard let message, !deframer.hasPartialMessage else {
                 let reason = deframer.hasPartialMessage ? "truncated gRPC message" : "missing request message"
-                grpcFinish(stream, error: GatewayError(.invalidArgument, reason), peerDone: true)
+                grpcFinish(stream, error: GatewayError(.invalidArgument, reason))
                 return
             }
             grpcReceivedRequest(message, call: call, stream: stream)

@@ -9,6 +9,15 @@ package enum RawTCPClient {
         pauseBetweenChunks: Duration = .zero,
         timeout: Duration = .seconds(5)
     ) async throws -> [UInt8] {
+        try await blocking { try exchangeBlocking(port: port, sending: chunks, pauseBetweenChunks: pauseBetweenChunks, timeout: timeout) }
+    }
+
+    private static func exchangeBlocking(
+        port: Int,
+        sending chunks: [[UInt8]],
+        pauseBetweenChunks: Duration,
+        timeout: Duration
+    ) throws -> [UInt8] {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         precondition(fd >= 0)
         defer { close(fd) }
@@ -24,7 +33,10 @@ package enum RawTCPClient {
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
         for chunk in chunks {
             _ = chunk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if pauseBetweenChunks > .zero { try await Task.sleep(for: pauseBetweenChunks) }
+            if pauseBetweenChunks > .zero {
+                let (seconds, attoseconds) = pauseBetweenChunks.components
+                usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+            }
         }
         var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -32,10 +32,16 @@ package enum TestProcess {
     }
 
     /// Runs to completion and collects output.
-    package static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) async throws -> Output {
+    package static func run(
+        _ executable: String,
+        _ arguments: [String],
+        stdin: Data? = nil,
+        environment: [String: String]? = nil
+    ) async throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -48,10 +54,10 @@ package enum TestProcess {
             try input.fileHandleForWriting.close()
         }
         // Read both pipes concurrently so a chatty child cannot fill one and block.
-        async let stdoutData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let stderrData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-        let (o, e) = await (stdoutData, stderrData)
-        process.waitUntilExit()
+        async let stdoutData = blocking { out.fileHandleForReading.readDataToEndOfFile() }
+        async let stderrData = blocking { err.fileHandleForReading.readDataToEndOfFile() }
+        let (o, e) = try await (stdoutData, stderrData)
+        try await blocking { process.waitUntilExit() }
         return Output(status: process.terminationStatus, stdout: o, stderr: String(decoding: e, as: UTF8.self))
     }
 
@@ -76,7 +82,7 @@ package enum TestProcess {
             process.standardOutput = out
             process.standardError = err
             try process.run()
-            let port: Int = try await Task.detached {
+            let port: Int = try await blocking {
                 var seen = Data()
                 while true {
                     let chunk = out.fileHandleForReading.availableData
@@ -92,7 +98,7 @@ package enum TestProcess {
                         }
                     }
                 }
-            }.value
+            }
             // Keep draining stdout so the child never blocks on a full pipe.
             out.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
             return Server(process: process, port: port, stderrPipe: err)
@@ -109,7 +115,7 @@ package enum TestProcess {
         package func stop(signal: Int32 = SIGTERM) async -> Int32 {
             if process.isRunning { kill(process.processIdentifier, signal) }
             let process = self.process
-            await Task.detached { process.waitUntilExit() }.value
+            _ = try? await blocking { process.waitUntilExit() }
             return process.terminationStatus
         }
     }

@@ -1,0 +1,118 @@
+import Foundation
+import GatewayTestSupport
+import Testing
+
+/// gRPC on the shared port, exercised by grpcio (Python) with stubs generated from our protos.
+@Suite("gRPC frontend with a grpcio client")
+struct GRPCInteropTests {
+    @Test("grpcToInProcessSync: TriggerNamespacePipeline and the Release variant run the pipeline")
+    func triggerAndRelease() async throws {
+        try await withTestGateway { gateway in
+            var answer = try await Peers.grpcio("trigger", port: gateway.port, ["upper", #"[{"p":"hi","n":[1,"x"]}]"#])
+            let outputs = answer["outputs"] as? [[String: Any]]
+            #expect(outputs?.first?["p"] as? String == "HI", "\(answer)")
+            #expect(outputs?.first?["n"] as? [AnyHashable] == [1, "X"])
+            answer = try await Peers.grpcio("release", port: gateway.port, ["echo", "v7", #"[{"a":"b"},{"c":true}]"#])
+            #expect((answer["outputs"] as? [[String: Any]])?.count == 2, "\(answer)")
+        }
+    }
+
+    @Test("the exact bytes the Instill SDK sends for {\"prompt\":\"hello world\"} to ns1/pipe1 decode and route")
+    func instillSDKBytes() async throws {
+        try await withHTTPBackend(runner: EchoAnyRunner()) { port in
+            let yaml = """
+                pools:
+                  - {name: anything, transport: http, endpoints: ["127.0.0.1:\(port)"]}
+                routes:
+                  - {namespace: ns1, pipeline: pipe1, pool: anything}
+                """
+            try await withTestGateway(yaml: yaml) { gateway in
+                let answer = try await Peers.grpcio("sdk-bytes", port: gateway.port)
+                #expect((answer["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "hello world", "\(answer)")
+            }
+        }
+    }
+
+    @Test("Readiness and Liveness (pipeline and mgmt) and grpc.health.v1 answer SERVING")
+    func health() async throws {
+        try await withTestGateway(yaml: "tokens:\n  - {name: a, token: t0k}\n") { gateway in
+            // No token: health checks are open, as the SDK and load balancers call them first.
+            let answer = try await Peers.grpcio("health", port: gateway.port)
+            for key in ["pipeline_readiness", "mgmt_readiness", "pipeline_liveness", "grpc_health"] {
+                #expect(answer[key] as? Int == 1, "\(key): \(answer)")
+            }
+        }
+    }
+
+    @Test("unknown methods are UNIMPLEMENTED")
+    func unknownMethod() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.grpcio("unknown", port: gateway.port)
+            #expect(answer["code"] as? String == "UNIMPLEMENTED", "\(answer)")
+        }
+    }
+
+    @Test("with tokens configured: no token is UNAUTHENTICATED, a Bearer token passes", arguments: [
+        (nil, "UNAUTHENTICATED"), ("wrong", "UNAUTHENTICATED"), ("t0k", nil),
+    ] as [(String?, String?)])
+    func auth(token: String?, code: String?) async throws {
+        try await withTestGateway(yaml: "tokens:\n  - {name: a, token: t0k}\n") { gateway in
+            let answer = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"x":1}]"#], token: token)
+            #expect(answer["code"] as? String == code, "\(answer)")
+        }
+    }
+
+    @Test("grpc-timeout is honoured: DEADLINE_EXCEEDED when it passes")
+    func deadline() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.grpcio("deadline", port: gateway.port, ["0.5"])
+            #expect(answer["code"] as? String == "DEADLINE_EXCEEDED", "\(answer)")
+        }
+    }
+
+    @Test("max message = the body cap: a message at the cap passes, one byte over is RESOURCE_EXHAUSTED",
+          arguments: [(65_536, nil), (65_537, "RESOURCE_EXHAUSTED")] as [(Int, String?)])
+    func messageCap(size: Int, code: String?) async throws {
+        try await withTestGateway(yaml: "limits:\n  max_body_bytes: 65536\n") { gateway in
+            let answer = try await Peers.grpcio("sized", port: gateway.port, [String(size)])
+            #expect(answer["code"] as? String == code, "\(answer)")
+            if code == nil { #expect(answer["size"] as? Int == size) }
+        }
+    }
+
+    @Test("a data URI in a Struct is a binary: blob-info reports the sender's sha256")
+    func blob() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.grpcio("blob", port: gateway.port, ["300000"])
+            let info = (answer["outputs"] as? [[String: Any]])?.first?["f"] as? [String: Any]
+            #expect(info?["sha256"] as? String == answer["sha256"] as? String, "\(answer)")
+            #expect(info?["size"] as? Double == 300_000)
+        }
+    }
+
+    @Test("server streaming: one message per token, then the joined text")
+    func stream() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.grpcio("stream", port: gateway.port, ["one two three"])
+            let messages = answer["messages"] as? [[[String: Any]]] ?? []
+            #expect(messages.map { $0.first?["token"] as? String ?? $0.first?["text"] as? String } == ["one", "two", "three", "one two three"], "\(answer)")
+        }
+    }
+
+    @Test("100 concurrent calls multiplexed on one connection all complete")
+    func multiplexed() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.grpcio("many", port: gateway.port, ["100"])
+            #expect(answer["outputs"] as? [String] == (0..<100).map(String.init), "\(answer)")
+        }
+    }
+
+    @Test("a malformed request errors on its own stream; other streams on the connection are unaffected")
+    func streamScopedError() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.grpcio("mixed", port: gateway.port)
+            #expect((answer["bad"] as? [String: Any])?["code"] as? String == "INVALID_ARGUMENT", "\(answer)")
+            #expect(answer["good"] as? [String] == ["X0", "X1", "X2", "X3", "X4"])
+        }
+    }
+}

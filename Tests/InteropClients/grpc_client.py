@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""gRPC interop client for trigger-gateway tests: an independent peer (grpcio), stubs generated from protos/.
+
+Usage: grpc_client.py SCENARIO PORT [ARGS...]. Prints one JSON object on stdout; exits 0 unless the
+scenario itself could not run. gRPC errors are reported as {"code": "NAME", "details": "..."}.
+"""
+import json
+import os
+import sys
+import tempfile
+
+from grpc_tools import protoc
+import grpc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROTOS = os.path.join(HERE, "..", "..", "protos")
+GEN = os.path.join(tempfile.gettempdir(), "tg-grpc-gen-%d" % os.getuid())
+
+
+def generate():
+    """Compiles our .proto files into a private directory once (grpc_tools bundles google/protobuf)."""
+    marker = os.path.join(GEN, ".done")
+    sources = []
+    for root, _, files in os.walk(PROTOS):
+        for name in files:
+            # grpc/health/v1 would shadow the grpcio package itself; health is called with raw bytes below.
+            if name.endswith(".proto") and not root.startswith(os.path.join(PROTOS, "grpc")):
+                sources.append(os.path.relpath(os.path.join(root, name), PROTOS))
+    newest = max(os.path.getmtime(os.path.join(PROTOS, s)) for s in sources)
+    if not os.path.exists(marker) or os.path.getmtime(marker) < newest:
+        os.makedirs(GEN, exist_ok=True)
+        include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+        args = ["protoc", "-I", PROTOS, "-I", include, "--python_out", GEN, "--grpc_python_out", GEN] + sources
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc failed")
+        open(marker, "w").close()
+    sys.path.insert(0, GEN)
+
+
+generate()
+from google.protobuf import json_format, struct_pb2  # noqa: E402
+from pipeline.pipeline.v1beta import pipeline_public_service_pb2_grpc as pipeline_grpc  # noqa: E402
+from pipeline.pipeline.v1beta import pipeline_pb2  # noqa: E402
+from core.mgmt.v1beta import mgmt_public_service_pb2_grpc as mgmt_grpc  # noqa: E402
+from core.mgmt.v1beta import mgmt_pb2  # noqa: E402
+
+SDK_BYTES = bytes.fromhex(
+    "0a036e733112057069706531221b0a190a170a0670726f6d7074120d1a0b68656c6c6f20776f726c64"
+)
+
+
+def error(e):
+    return {"code": e.code().name, "details": e.details()}
+
+
+def struct(obj):
+    s = struct_pb2.Struct()
+    s.update(obj)
+    return s
+
+
+def outputs(response):
+    return [json_format.MessageToDict(o) for o in response.outputs]
+
+
+def trigger_request(ns, pipeline, variables, release=None):
+    data = [pipeline_pb2.TriggerData(variable=struct(v)) for v in variables]
+    if release is None:
+        return pipeline_pb2.TriggerNamespacePipelineRequest(namespace_id=ns, pipeline_id=pipeline, data=data)
+    return pipeline_pb2.TriggerNamespacePipelineReleaseRequest(
+        namespace_id=ns, pipeline_id=pipeline, release_id=release, data=data
+    )
+
+
+def main():
+    scenario, port = sys.argv[1], sys.argv[2]
+    extra = sys.argv[3:]
+    channel = grpc.insecure_channel(
+        "127.0.0.1:%s" % port,
+        options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 << 20)],
+    )
+    stub = pipeline_grpc.PipelinePublicServiceStub(channel)
+    metadata = []
+    token = os.environ.get("TG_TOKEN")
+    if token:
+        metadata.append(("authorization", "Bearer " + token))
+    out = {}
+    try:
+        if scenario == "trigger":
+            pipeline, variables = extra[0], json.loads(extra[1])
+            r = stub.TriggerNamespacePipeline(trigger_request("demo", pipeline, variables), metadata=metadata)
+            out = {"outputs": outputs(r)}
+        elif scenario == "release":
+            pipeline, release, variables = extra[0], extra[1], json.loads(extra[2])
+            r = stub.TriggerNamespacePipelineRelease(
+                trigger_request("demo", pipeline, variables, release), metadata=metadata
+            )
+            out = {"outputs": outputs(r)}
+        elif scenario == "blob":
+            # A data URI string in a Struct becomes a binary on the gateway, as on REST.
+            size = int(extra[0])
+            payload = bytes((i * 7 + 3) % 256 for i in range(size))
+            import base64
+            import hashlib
+            uri = "data:application/octet-stream;base64," + base64.b64encode(payload).decode()
+            r = stub.TriggerNamespacePipeline(
+                trigger_request("demo", "blob-info", [{"f": uri}]), metadata=metadata
+            )
+            out = {"outputs": outputs(r), "sha256": hashlib.sha256(payload).hexdigest()}
+        elif scenario == "sdk-bytes":
+            # The exact bytes the Instill Python SDK sends, through a raw (identity) serializer.
+            call = channel.unary_unary(
+                "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline",
+                request_serializer=lambda b: b,
+                response_deserializer=lambda b: b,
+            )
+            raw = call(SDK_BYTES, metadata=metadata)
+            r = pipeline_pb2.TriggerNamespacePipelineResponse.FromString(raw)
+            out = {"outputs": outputs(r)}
+        elif scenario == "health":
+            ready = stub.Readiness(pipeline_pb2.ReadinessRequest())
+            mgmt = mgmt_grpc.MgmtPublicServiceStub(channel).Readiness(mgmt_pb2.ReadinessRequest())
+            live = stub.Liveness(pipeline_pb2.LivenessRequest())
+            raw_check = channel.unary_unary(
+                "/grpc.health.v1.Health/Check", request_serializer=lambda b: b, response_deserializer=lambda b: b
+            )(b"")
+            # HealthCheckResponse { status = 1 (enum) }: b"\x08\x01" is SERVING.
+            check_status = raw_check[1] if len(raw_check) == 2 and raw_check[0] == 0x08 else -1
+            out = {
+                "pipeline_readiness": ready.health_check_response.status,
+                "mgmt_readiness": mgmt.health_check_response.status,
+                "pipeline_liveness": live.health_check_response.status,
+                "grpc_health": check_status,
+            }
+        elif scenario == "unknown":
+            call = channel.unary_unary(
+                "/pipeline.pipeline.v1beta.PipelinePublicService/NoSuchMethod",
+                request_serializer=lambda b: b,
+                response_deserializer=lambda b: b,
+            )
+            call(b"", metadata=metadata)
+        elif scenario == "deadline":
+            stub.TriggerNamespacePipeline(
+                trigger_request("demo", "sleep", [{"ms": 60000}]), metadata=metadata, timeout=float(extra[0])
+            )
+        elif scenario == "sized":
+            # A valid request of exactly N serialized bytes (padding in a string), to probe the size cap.
+            target = int(extra[0])
+            k = max(target - 64, 0)
+            while True:
+                req = trigger_request("demo", "blob-info", [{"s": "a" * k}])
+                size = req.ByteSize()
+                if size == target:
+                    break
+                k += target - size
+                if k < 0:
+                    raise SystemExit("cannot build a request of %d bytes" % target)
+            r = stub.TriggerNamespacePipeline(req, metadata=metadata)
+            out = {"outputs": outputs(r), "size": target}
+        elif scenario == "stream":
+            words = extra[0]
+            responses = stub.TriggerNamespacePipelineWithStream(
+                trigger_request("demo", "tokens", [{"prompt": words, "delay_ms": 1}]), metadata=metadata
+            )
+            out = {"messages": [outputs(r) for r in responses]}
+        elif scenario == "many":
+            # Concurrent calls multiplexed on one HTTP/2 connection.
+            count = int(extra[0])
+            futures = [
+                stub.TriggerNamespacePipeline.future(trigger_request("demo", "upper", [{"i": str(i)}]), metadata=metadata)
+                for i in range(count)
+            ]
+            out = {"outputs": [outputs(f.result())[0]["i"] for f in futures]}
+        elif scenario == "mixed":
+            # One malformed request and good ones on the same connection: the error stays on its stream.
+            raw = channel.unary_unary(
+                "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline",
+                request_serializer=lambda b: b,
+                response_deserializer=lambda b: b,
+            )
+            bad = raw.future(b"\xff\xff\xff\xff", metadata=metadata)
+            good = [
+                stub.TriggerNamespacePipeline.future(trigger_request("demo", "upper", [{"i": "x%d" % i}]), metadata=metadata)
+                for i in range(5)
+            ]
+            try:
+                bad.result()
+                bad_out = {"code": "OK"}
+            except grpc.RpcError as e:
+                bad_out = error(e)
+            out = {"bad": bad_out, "good": [outputs(f.result())[0]["i"] for f in good]}
+        else:
+            raise SystemExit("unknown scenario " + scenario)
+    except grpc.RpcError as e:
+        out = error(e)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
