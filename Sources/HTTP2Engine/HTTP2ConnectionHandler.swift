@@ -1,0 +1,106 @@
+package import NIOCore
+
+/// The NIO end of an HTTP/2 connection: feeds every inbound `ByteBuffer` to its ``NGHTTP2Session`` and
+/// writes what the session produces, one coalesced write + flush per drain.
+///
+/// It owns the session (the owner may keep a reference too, via ``session``). It sits last in the
+/// pipeline, after any TLS or sniffer handler: nothing is passed further inbound, and nothing is written
+/// through it by other handlers. The session starts (sends SETTINGS) as soon as the handler is in an active
+/// channel. `mem_send` pauses while the channel is not writable and resumes on `channelWritabilityChanged`.
+/// When the channel goes inactive (or the handler is removed), every open stream is reported closed and then
+/// the session.
+///
+/// Server behind the protocol sniffer: add this handler, then let the sniffer re-fire the buffered bytes,
+/// *including* the 24-byte preface; the default ``HTTP2SessionConfiguration/expectsClientPreface`` (true)
+/// makes the session check it. Set it to false only if the preface was dropped before re-firing.
+package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = Never
+    package typealias OutboundIn = Never
+    package typealias OutboundOut = ByteBuffer
+
+    /// The session this handler drives; call its operations on the channel's event loop.
+    package let session: NGHTTP2Session
+    private var context: ChannelHandlerContext?
+
+    package init(
+        role: HTTP2SessionRole,
+        configuration: HTTP2SessionConfiguration = .defaults,
+        delegate: (any HTTP2SessionDelegate)?
+    ) {
+        self.session = NGHTTP2Session(role: role, configuration: configuration, delegate: delegate)
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.session.attach(transport: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
+        if context.channel.isActive {
+            self.session.start()
+        }
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        self.session.transportClosed()
+        self.context = nil
+    }
+
+    package func channelActive(context: ChannelHandlerContext) {
+        self.session.start()
+        context.fireChannelActive()
+    }
+
+    package func channelInactive(context: ChannelHandlerContext) {
+        self.session.transportClosed()
+        context.fireChannelInactive()
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.session.receive(Self.unwrapInboundIn(data))
+    }
+
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.session.transportWritabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// A transport error (reset, TLS failure) ends the connection; it becomes the session's close reason.
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if self.session.closeError == nil { self.session.closeError = error }
+        context.close(promise: nil)
+    }
+}
+
+extension HTTP2ConnectionHandler: HTTP2SessionTransport {
+    var isWritable: Bool {
+        self.context?.channel.isWritable ?? false
+    }
+
+    func sessionWrite(_ bytes: ByteBuffer) {
+        guard let context = self.context else { return }
+        context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func sessionClose() {
+        self.context?.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension HTTP2ConnectionHandler: Sendable {}
+
+extension ChannelPipeline.SynchronousOperations {
+    /// Adds an ``HTTP2ConnectionHandler`` and returns its session, for the owner to keep.
+    ///
+    /// ```swift
+    /// let session = try channel.pipeline.syncOperations.configureHTTP2Session(role: .client, delegate: client)
+    /// ```
+    package func configureHTTP2Session(
+        role: HTTP2SessionRole,
+        configuration: HTTP2SessionConfiguration = .defaults,
+        delegate: (any HTTP2SessionDelegate)?
+    ) throws -> NGHTTP2Session {
+        let handler = HTTP2ConnectionHandler(role: role, configuration: configuration, delegate: delegate)
+        try self.addHandler(handler)
+        return handler.session
+    }
+}

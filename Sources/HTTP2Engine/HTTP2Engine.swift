@@ -1,1 +1,0 @@
-// HTTP2Engine: placeholder until its owner lands it.

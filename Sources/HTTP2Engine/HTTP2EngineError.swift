@@ -1,0 +1,48 @@
+/// Why an HTTP/2 connection (not a single stream) failed, or why an operation was refused.
+///
+/// Stream-level failures are not errors: they arrive as
+/// ``HTTP2SessionDelegate/session(_:streamClosed:errorCode:)`` with a non-`noError` code.
+package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The category; a struct over a private enum so new cases do not break exhaustive switches elsewhere.
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Wrapped: Hashable, Sendable {
+            case protocolError, goAwaySent, sessionClosing, streamIDsExhausted, connectionClosed, internalError
+        }
+
+        private var wrapped: Wrapped
+        private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
+
+        /// The peer broke the protocol (bad preface, malformed frame, HPACK failure, flooding).
+        package static let protocolError = Code(.protocolError)
+        /// nghttp2 closed the connection with a GOAWAY carrying an error code.
+        package static let goAwaySent = Code(.goAwaySent)
+        /// A new stream was asked for after a GOAWAY was sent or received.
+        package static let sessionClosing = Code(.sessionClosing)
+        /// The client used up the 2^31 stream ids of this connection; open a new one.
+        package static let streamIDsExhausted = Code(.streamIDsExhausted)
+        /// The transport went away before the session finished.
+        package static let connectionClosed = Code(.connectionClosed)
+        /// A bug or an allocation failure inside the engine or libnghttp2.
+        package static let internalError = Code(.internalError)
+
+        package var description: String { String(describing: self.wrapped) }
+    }
+
+    package var code: Code
+    package var message: String
+    /// The HTTP/2 error code sent or received in a GOAWAY, when one applies.
+    package var http2ErrorCode: HTTP2ErrorCode?
+
+    package init(_ code: Code, _ message: String, http2ErrorCode: HTTP2ErrorCode? = nil) {
+        self.code = code
+        self.message = message
+        self.http2ErrorCode = http2ErrorCode
+    }
+
+    package var description: String {
+        if let http2ErrorCode {
+            return "HTTP2EngineError(\(self.code), \(http2ErrorCode)): \(self.message)"
+        }
+        return "HTTP2EngineError(\(self.code)): \(self.message)"
+    }
+}

@@ -1,0 +1,94 @@
+/// An ordered HTTP/2 header block: pseudo-header fields first, then regular fields, names lowercase.
+///
+/// Order and duplicates are kept as sent (gRPC metadata may repeat a key). Adding a pseudo-header after a
+/// regular field inserts it after the last pseudo-header, so a block built in any order is still valid on
+/// the wire (RFC 9113 §8.3). Names are lower-cased on insertion; values are kept byte for byte, decoded as
+/// UTF-8 on receive (invalid sequences become U+FFFD, which is why binary gRPC metadata travels base64 in
+/// `-bin` keys).
+package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
+    /// One name/value pair.
+    package struct Field: Hashable, Sendable {
+        package var name: String
+        package var value: String
+
+        package init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    package private(set) var fields: [Field] = []
+    /// How many leading fields are pseudo-headers.
+    private var pseudoCount = 0
+
+    package init() {}
+
+    package init(_ pairs: [(String, String)]) {
+        self.fields.reserveCapacity(pairs.count)
+        for (name, value) in pairs { self.add(name: name, value: value) }
+    }
+
+    /// Duplicate keys are allowed and kept in order: `[":status": "200", "x": "1", "x": "2"]`.
+    package init(dictionaryLiteral elements: (String, String)...) {
+        self.init(elements)
+    }
+
+    package var count: Int { self.fields.count }
+    package var isEmpty: Bool { self.fields.isEmpty }
+
+    /// Appends a field, lower-casing its name and keeping pseudo-headers ahead of regular ones.
+    package mutating func add(name: String, value: String) {
+        let name = Self.lowercased(name)
+        if name.utf8.first == UInt8(ascii: ":") {
+            self.fields.insert(Field(name: name, value: value), at: self.pseudoCount)
+            self.pseudoCount += 1
+        } else {
+            self.fields.append(Field(name: name, value: value))
+        }
+    }
+
+    /// Replaces every field named `name` with one field (appended if there was none).
+    package mutating func replaceOrAdd(name: String, value: String) {
+        self.remove(name: name)
+        self.add(name: name, value: value)
+    }
+
+    package mutating func remove(name: String) {
+        let name = Self.lowercased(name)
+        self.fields.removeAll { $0.name == name }
+        self.pseudoCount = self.fields.prefix { $0.name.utf8.first == UInt8(ascii: ":") }.count
+    }
+
+    /// The first value of `name` (case-insensitive), e.g. `headers.first(name: ":path")`.
+    package func first(name: String) -> String? {
+        let name = Self.lowercased(name)
+        return self.fields.first { $0.name == name }?.value
+    }
+
+    /// Every value of `name` in order.
+    package func values(name: String) -> [String] {
+        let name = Self.lowercased(name)
+        return self.fields.filter { $0.name == name }.map(\.value)
+    }
+
+    package func makeIterator() -> IndexingIterator<[Field]> { self.fields.makeIterator() }
+
+    package var description: String {
+        "[" + self.fields.map { "\($0.name): \($0.value)" }.joined(separator: ", ") + "]"
+    }
+
+    /// Header names are short; only allocate when there is an upper-case ASCII byte to fold.
+    private static func lowercased(_ name: String) -> String {
+        name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? name.lowercased() : name
+    }
+
+    /// Adds a received field whose name nghttp2 has already validated as lowercase.
+    mutating func appendReceived(name: String, value: String) {
+        if name.utf8.first == UInt8(ascii: ":") {
+            self.fields.insert(Field(name: name, value: value), at: self.pseudoCount)
+            self.pseudoCount += 1
+        } else {
+            self.fields.append(Field(name: name, value: value))
+        }
+    }
+}

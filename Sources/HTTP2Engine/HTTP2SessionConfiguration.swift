@@ -1,0 +1,42 @@
+/// Which end of the connection a session plays.
+package enum HTTP2SessionRole: Hashable, Sendable {
+    /// Accepts streams (the gateway's frontend).
+    case server
+    /// Opens streams (the gateway's gRPC backend client).
+    case client
+}
+
+/// The knobs of one HTTP/2 session; what we announce in our first SETTINGS frame and how we buffer.
+package struct HTTP2SessionConfiguration: Hashable, Sendable {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we announce: how many streams the peer may open towards us.
+    package var maxConcurrentStreams: Int
+    /// SETTINGS_INITIAL_WINDOW_SIZE we announce: bytes the peer may send per stream before we ``NGHTTP2Session/consume(stream:bytes:)``.
+    package var initialWindowSize: Int
+    /// The connection-level receive window, raised from the protocol's 65,535 by a WINDOW_UPDATE at start.
+    /// It bounds the unconsumed bytes of all streams together.
+    package var connectionWindowSize: Int
+    /// SETTINGS_MAX_HEADER_LIST_SIZE we announce and enforce (RFC 9113 §6.5.2: name + value + 32 per field).
+    /// libnghttp2 1.52 only advertises it (nghttp2 issue #655), so the engine counts while decoding and
+    /// resets the stream (RST_STREAM INTERNAL_ERROR, like nghttpx) when a block exceeds it.
+    package var maxHeaderListSize: Int
+    /// Server only: whether the session expects the 24-byte client preface at the start of its input.
+    /// `true` (the default) fits the gateway's sniffer, which re-fires the preface bytes it buffered; set it to
+    /// `false` only when whoever installs the session has already swallowed the preface.
+    package var expectsClientPreface: Bool
+    /// Per-stream outbound buffering (bytes queued by `sendData` not yet taken by nghttp2) above which the
+    /// stream reports itself unwritable; it becomes writable again at half this value.
+    package var streamOutboundHighWatermark: Int
+
+    /// Defaults: 100 streams, 64 KiB − 1 stream window, 1 MiB connection window, 16 KiB header lists,
+    /// preface expected, 256 KiB outbound high watermark.
+    package static var defaults: HTTP2SessionConfiguration {
+        HTTP2SessionConfiguration(
+            maxConcurrentStreams: 100,
+            initialWindowSize: 65_535,
+            connectionWindowSize: 1 << 20,
+            maxHeaderListSize: 16 << 10,
+            expectsClientPreface: true,
+            streamOutboundHighWatermark: 256 << 10
+        )
+    }
+}

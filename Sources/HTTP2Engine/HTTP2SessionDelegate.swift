@@ -1,0 +1,63 @@
+package import NIOCore
+
+/// What the owner of an ``NGHTTP2Session`` (the gRPC/REST-over-h2 frontend, or the gRPC backend client) is
+/// told about its streams. Every call arrives on the channel's event loop.
+///
+/// Calls may arrive while the session is inside libnghttp2. The owner may call any operation of the
+/// session from inside them (answer a request, consume bytes, reset a stream, start a request); the session
+/// queues such operations and runs them as soon as libnghttp2 returns, in the same drain, so replies
+/// coalesce into one write.
+///
+/// Per stream the order is: `didReceiveHeaders`, zero or more `didReceiveData`, optionally
+/// `didReceiveTrailers`, then exactly one `streamClosed`. `endStream == true` (or trailers) means the peer
+/// finished sending; the stream is only gone at `streamClosed`. A server-side stream the owner never saw
+/// headers for (refused, or reset while decoding headers) produces no calls at all. A stream the client
+/// started always ends with `streamClosed`, even if it never reached the wire (`.refusedStream`).
+///
+/// The session holds its delegate strongly until the connection closes, then drops it; holding the session
+/// strongly from the delegate is therefore fine.
+package protocol HTTP2SessionDelegate: AnyObject {
+    /// A request (server) or the final response (client) header block. Informational 1xx blocks are skipped.
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveHeaders headers: HTTP2Headers,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    )
+
+    /// The payload of one DATA frame (possibly empty when it only carries END_STREAM).
+    ///
+    /// These bytes count against the flow-control windows until the owner calls
+    /// ``NGHTTP2Session/consume(stream:bytes:)``; that is the back-pressure: a peer stops after the window.
+    func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool)
+
+    /// A trailing header block; it always ends the peer's side of the stream (gRPC `grpc-status` lives here).
+    func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID)
+
+    /// The stream is gone. `noError` after both sides ended normally; otherwise the RST_STREAM code (ours
+    /// or the peer's), `refusedStream` for a client stream GOAWAY cut off, or `cancel` when the connection
+    /// closed under it. Later operations on this id are ignored; its unconsumed bytes are released.
+    func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode)
+
+    /// The stream's outbound queue crossed the high watermark (`false`) or drained below half of it
+    /// (`true`). Optional: default does nothing.
+    func session(_ session: NGHTTP2Session, streamWritabilityChanged stream: HTTP2StreamID, isWritable: Bool)
+
+    /// The peer sent GOAWAY: streams above `lastStreamID` were not processed (they close with
+    /// `refusedStream`); no new streams can be started. Optional: default does nothing.
+    func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: HTTP2StreamID, errorCode: HTTP2ErrorCode)
+
+    /// The connection is closed; every open stream has already been reported closed. `error` is nil after an
+    /// orderly end (both sides' GOAWAY, or EOF with nothing open). Optional: default does nothing.
+    func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?)
+}
+
+extension HTTP2SessionDelegate {
+    package func session(_ session: NGHTTP2Session, streamWritabilityChanged stream: HTTP2StreamID, isWritable: Bool) {}
+    package func session(
+        _ session: NGHTTP2Session,
+        didReceiveGoAway lastStreamID: HTTP2StreamID,
+        errorCode: HTTP2ErrorCode
+    ) {}
+    package func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {}
+}

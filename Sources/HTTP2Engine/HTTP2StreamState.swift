@@ -1,0 +1,72 @@
+import NIOCore
+
+/// The engine's book-keeping for one open stream: the inbound header block being decoded, inbound bytes
+/// not yet consumed, and the outbound queue the data provider reads from.
+///
+/// Owned by ``NGHTTP2Session/streams`` (keyed by stream id) and nothing else; libnghttp2 never holds a
+/// pointer to it (callbacks look it up by id), and it is removed only in `on_stream_close` (or when a
+/// client stream's HEADERS could not be sent), after its leftover inbound bytes are queued for consumption.
+final class HTTP2StreamState {
+    let id: Int32
+
+    // MARK: Inbound
+
+    /// The owner knows this stream (it started it, or it got its headers); only then is its close reported.
+    var announced: Bool
+    /// The initial (non-1xx) header block has been delivered; a later block is trailers.
+    var receivedHeaders = false
+    /// The block being decoded by `on_header` calls.
+    var headerBlock = HTTP2Headers()
+    /// RFC 9113 §6.5.2 size of `headerBlock` so far.
+    var headerBlockSize = 0
+    /// DATA payload of the frame being received; delivered whole at its `on_frame_recv`.
+    var inboundData: ByteBuffer?
+    /// Bytes received on this stream and not yet consumed by the owner (delivered or still in `inboundData`).
+    var unconsumedBytes = 0
+
+    // MARK: Outbound
+
+    /// Our initial HEADERS were submitted (`sendResponseHeaders` / `startRequest`).
+    var sentHeaders = false
+    /// HEADERS went out with a data provider attached, so DATA/trailers flow through ``readOutbound``.
+    var hasDataProvider = false
+    /// Bytes waiting for the data provider.
+    var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    var outboundBytes = 0
+    /// The owner ended its side (`endStream: true` on data, or trailers).
+    var outboundEnded = false
+    /// Trailers to submit once the data provider reports EOF.
+    var outboundTrailers: HTTP2Headers?
+    /// The data provider returned NGHTTP2_ERR_DEFERRED and needs `nghttp2_session_resume_data`.
+    var deferred = false
+    /// Whether queued outbound bytes are under the high watermark (see ``NGHTTP2Session/sendData``).
+    var isWritable = true
+    /// What the owner was last told about `isWritable`.
+    var reportedWritable = true
+
+    init(id: Int32, announced: Bool) {
+        self.id = id
+        self.announced = announced
+    }
+
+    /// Copies up to `capacity` queued bytes into `destination`; returns how many.
+    func readOutbound(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        var written = 0
+        while written < destination.count, var head = self.outbound.first {
+            let n = min(head.readableBytes, destination.count - written)
+            head.withUnsafeReadableBytes { source in
+                UnsafeMutableRawBufferPointer(rebasing: destination[written..<(written + n)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<n]))
+            }
+            head.moveReaderIndex(forwardBy: n)
+            written += n
+            if head.readableBytes == 0 {
+                self.outbound.removeFirst()
+            } else {
+                self.outbound[self.outbound.startIndex] = head
+            }
+        }
+        self.outboundBytes -= written
+        return written
+    }
+}

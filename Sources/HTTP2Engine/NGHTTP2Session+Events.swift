@@ -1,0 +1,182 @@
+import CNghttp2
+import NIOCore
+
+/// What libnghttp2 reports, one method per callback (the trampolines in `NGHTTP2Callbacks.swift` call
+/// exactly one of these). They run with libnghttp2 on the stack: they may update Swift state and call the
+/// delegate, but anything that needs libnghttp2 goes to ``pendingOperations``.
+extension NGHTTP2Session {
+    /// A HEADERS frame starts: a new peer stream (server) or a response/trailer block (client).
+    func receivedBeginHeaders(frame: UnsafePointer<nghttp2_frame>) throws {
+        let id = frame.pointee.hd.stream_id
+        if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST, self.role == .server, self.streams[id] == nil {
+            self.streams[id] = HTTP2StreamState(id: id, announced: false)
+        }
+        guard let stream = self.streams[id] else { return }
+        stream.headerBlock = HTTP2Headers()
+        stream.headerBlockSize = 0
+    }
+
+    /// One decoded header field (nghttp2 has validated it against RFC 9113 §8.2 already).
+    ///
+    /// - Returns: 0, or NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE when the block outgrows
+    ///   ``HTTP2SessionConfiguration/maxHeaderListSize``: libnghttp2 then resets the stream (INTERNAL_ERROR)
+    ///   and keeps decoding the block for HPACK's sake, the way nghttpx rejects oversized requests.
+    func receivedHeader(
+        frame: UnsafePointer<nghttp2_frame>,
+        name: UnsafeBufferPointer<UInt8>,
+        value: UnsafeBufferPointer<UInt8>
+    ) throws -> Int32 {
+        guard let stream = self.streams[frame.pointee.hd.stream_id] else { return 0 }
+        // RFC 9113 §6.5.2: the uncompressed size plus 32 bytes of overhead per field.
+        stream.headerBlockSize += name.count + value.count + 32
+        if stream.headerBlockSize > self.configuration.maxHeaderListSize {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+        }
+        stream.headerBlock.appendReceived(
+            name: String(decoding: name, as: UTF8.self),
+            value: String(decoding: value, as: UTF8.self)
+        )
+        return 0
+    }
+
+    /// A DATA payload chunk; kept until its frame completes so the owner gets the END_STREAM flag with it.
+    func receivedDataChunk(streamID: Int32, data: UnsafeBufferPointer<UInt8>) throws {
+        guard let stream = self.streams[streamID] else {
+            // Not a stream we track (it is closing): give the window back at once so it is not leaked.
+            self.pendingOperations.append(.consume(streamID, data.count))
+            return
+        }
+        if stream.inboundData == nil {
+            stream.inboundData = self.allocator.buffer(capacity: data.count)
+        }
+        stream.inboundData!.writeBytes(UnsafeRawBufferPointer(data))
+        stream.unconsumedBytes += data.count
+    }
+
+    /// A complete frame arrived.
+    func receivedFrame(_ frame: UnsafePointer<nghttp2_frame>) throws {
+        let header = frame.pointee.hd
+        let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(header.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            guard let stream = self.streams[header.stream_id] else { return }
+            let block = stream.headerBlock
+            stream.headerBlock = HTTP2Headers()
+            if self.role == .client, !stream.receivedHeaders, let status = block.first(name: ":status"),
+                status.utf8.first == UInt8(ascii: "1")
+            {
+                return  // informational response (RFC 9110 §15.2): wait for the final one
+            }
+            if !stream.receivedHeaders {
+                stream.receivedHeaders = true
+                stream.announced = true
+                self.delegate?.session(
+                    self,
+                    didReceiveHeaders: block,
+                    stream: HTTP2StreamID(header.stream_id),
+                    endStream: endStream
+                )
+            } else {
+                // nghttp2's HTTP messaging checks make a second block carry END_STREAM (trailers).
+                self.delegate?.session(self, didReceiveTrailers: block, stream: HTTP2StreamID(header.stream_id))
+            }
+
+        case NGHTTP2_DATA.rawValue:
+            guard let stream = self.streams[header.stream_id] else { return }
+            let data = stream.inboundData ?? self.allocator.buffer(capacity: 0)
+            stream.inboundData = nil
+            guard data.readableBytes > 0 || endStream else { return }
+            self.delegate?.session(self, didReceiveData: data, stream: HTTP2StreamID(header.stream_id), endStream: endStream)
+
+        case NGHTTP2_GOAWAY.rawValue:
+            self.goAwayReceived = true
+            self.delegate?.session(
+                self,
+                didReceiveGoAway: HTTP2StreamID(frame.pointee.goaway.last_stream_id),
+                errorCode: HTTP2ErrorCode(frame.pointee.goaway.error_code)
+            )
+
+        case NGHTTP2_PING.rawValue:
+            guard header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0,
+                case .awaitingPingAck(let payload) = self.shutdown
+            else { return }
+            var opaque = frame.pointee.ping.opaque_data
+            let received = withUnsafeBytes(of: &opaque) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+            if received == payload {
+                self.shutdown = .goAwaySubmitted
+                self.pendingOperations.append(.finalGoAway)
+            }
+
+        default:
+            break
+        }
+    }
+
+    /// A stream closed (both sides ended, or RST_STREAM either way, or GOAWAY cut it off).
+    func streamClosed(streamID: Int32, errorCode: UInt32) throws {
+        guard let stream = self.streams.removeValue(forKey: streamID) else { return }
+        // Bytes the owner will never consume now; without this the connection window would shrink for good.
+        if stream.unconsumedBytes > 0 {
+            self.pendingOperations.append(.consumeConnection(stream.unconsumedBytes))
+        }
+        if stream.announced {
+            self.delegate?.session(self, streamClosed: HTTP2StreamID(streamID), errorCode: HTTP2ErrorCode(errorCode))
+        }
+    }
+
+    /// A frame we queued will never be sent. For a request's HEADERS that means its stream never opened
+    /// (GOAWAY arrived, or it was reset while queued), so no `on_stream_close` follows: report it here.
+    func frameNotSent(_ frame: UnsafePointer<nghttp2_frame>, libraryError: Int32) throws {
+        let header = frame.pointee.hd
+        guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
+            let stream = self.streams.removeValue(forKey: header.stream_id)
+        else { return }
+        if stream.announced {
+            self.delegate?.session(self, streamClosed: HTTP2StreamID(header.stream_id), errorCode: .refusedStream)
+        }
+    }
+
+    /// A frame left; a GOAWAY with an error code is why the connection is about to close.
+    func frameSent(_ frame: UnsafePointer<nghttp2_frame>) throws {
+        guard UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue else { return }
+        let code = HTTP2ErrorCode(frame.pointee.goaway.error_code)
+        if code != .noError, self.closeError == nil {
+            self.closeError = HTTP2EngineError(.goAwaySent, "sent GOAWAY", http2ErrorCode: code)
+        }
+    }
+
+    /// The data provider of `streamID` asks for up to `buffer.count` bytes.
+    ///
+    /// - Returns: the bytes written, or NGHTTP2_ERR_DEFERRED when the queue is empty and the owner has not
+    ///   ended the stream (``resumeIfDeferred`` resumes it); NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE (reset
+    ///   the stream) for a stream we no longer track.
+    func readOutboundData(
+        streamID: Int32,
+        into buffer: UnsafeMutableRawBufferPointer,
+        flags: UnsafeMutablePointer<UInt32>
+    ) throws -> Int {
+        guard let stream = self.streams[streamID] else {
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        let written = stream.readOutbound(into: buffer)
+        if !stream.isWritable, stream.outboundBytes <= self.configuration.streamOutboundHighWatermark / 2 {
+            stream.isWritable = true
+            self.pendingWritabilityChanges.append(streamID)
+        }
+        if stream.outbound.isEmpty, stream.outboundEnded {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            if let trailers = stream.outboundTrailers {
+                // END_STREAM rides on the trailers' HEADERS instead (RFC 9113 §8.1).
+                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                stream.outboundTrailers = nil
+                self.pendingOperations.append(.submitTrailers(streamID, trailers))
+            }
+            return written
+        }
+        if written == 0 {
+            stream.deferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        return written
+    }
+}

@@ -1,0 +1,163 @@
+package import NIOCore
+
+/// The owner's operations. All must be called on the channel's event loop; all may be called from inside a
+/// delegate callback (they are queued and run once libnghttp2 returns). Operations on a stream that has
+/// already closed are ignored: the owner learns of the close through
+/// ``HTTP2SessionDelegate/session(_:streamClosed:errorCode:)``.
+extension NGHTTP2Session {
+    /// Server role: answers `stream` with a response header block (`:status` first).
+    ///
+    /// With `endStream: true` the HEADERS frame ends the stream (a gRPC trailers-only response). Otherwise
+    /// the body follows through ``sendData(stream:_:endStream:)`` and/or ``sendTrailers(stream:_:)``.
+    package func sendResponseHeaders(stream: HTTP2StreamID, headers: HTTP2Headers, endStream: Bool) {
+        self.preconditionInEventLoop()
+        precondition(self.role == .server, "sendResponseHeaders is for the server role")
+        guard self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
+        precondition(!state.sentHeaders, "response headers for stream \(stream) sent twice")
+        state.sentHeaders = true
+        state.hasDataProvider = !endStream
+        state.outboundEnded = endStream
+        self.pendingOperations.append(.submitResponse(stream.rawValue, headers, endStream: endStream))
+        self.drain()
+    }
+
+    /// Client role: opens a new stream with a request header block (`:method`, `:scheme`, `:authority`,
+    /// `:path`, then regular fields) and returns its id at once.
+    ///
+    /// With `endStream: true` the request has no body. Otherwise send it with
+    /// ``sendData(stream:_:endStream:)`` / ``sendTrailers(stream:_:)``. When the peer's concurrency limit
+    /// is reached, libnghttp2 holds the HEADERS until a stream frees up. A stream refused by a GOAWAY before
+    /// it was sent closes with `.refusedStream`.
+    ///
+    /// - Throws: ``HTTP2EngineError`` `.sessionClosing` after a GOAWAY was sent or received or the
+    ///   connection closed, `.streamIDsExhausted` when this connection has used all its ids.
+    package func startRequest(headers: HTTP2Headers, endStream: Bool) throws -> HTTP2StreamID {
+        self.preconditionInEventLoop()
+        precondition(self.role == .client, "startRequest is for the client role")
+        guard self.lifecycle != .closed, !self.goAwayReceived, self.shutdown == .none else {
+            throw HTTP2EngineError(.sessionClosing, "the connection is going away; open a new one")
+        }
+        let id = self.nextClientStreamID
+        guard id > 0 else {
+            throw HTTP2EngineError(.streamIDsExhausted, "no stream id left on this connection")
+        }
+        self.nextClientStreamID = id &+ 2
+        let state = HTTP2StreamState(id: id, announced: true)
+        state.sentHeaders = true
+        state.hasDataProvider = !endStream
+        state.outboundEnded = endStream
+        self.streams[id] = state
+        self.pendingOperations.append(.submitRequest(id, headers, endStream: endStream))
+        self.drain()
+        return HTTP2StreamID(id)
+    }
+
+    /// Queues body bytes on `stream` (after its headers) and, with `endStream`, ends our side.
+    ///
+    /// Bytes leave as the peer's flow-control windows allow; the queue is unbounded, so watch
+    /// ``isWritable(stream:)`` / ``HTTP2SessionDelegate/session(_:streamWritabilityChanged:isWritable:)``.
+    /// An empty `data` with `endStream: true` just ends the stream.
+    package func sendData(stream: HTTP2StreamID, _ data: ByteBuffer, endStream: Bool) {
+        self.preconditionInEventLoop()
+        guard self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
+        precondition(state.hasDataProvider, "sendData on stream \(stream) before headers, or after endStream headers")
+        precondition(!state.outboundEnded, "sendData on stream \(stream) after its end")
+        if data.readableBytes > 0 {
+            state.outbound.append(data)
+            state.outboundBytes += data.readableBytes
+            if state.isWritable, state.outboundBytes > self.configuration.streamOutboundHighWatermark {
+                state.isWritable = false
+                self.pendingWritabilityChanges.append(state.id)
+            }
+        }
+        if endStream { state.outboundEnded = true }
+        self.resumeIfDeferred(state)
+        self.drain()
+    }
+
+    /// Ends `stream` with a trailing header block (no pseudo-headers), e.g. gRPC's `grpc-status`.
+    ///
+    /// Sent after every queued byte: the data provider reports EOF with NGHTTP2_DATA_FLAG_NO_END_STREAM,
+    /// then the trailers go out with END_STREAM.
+    package func sendTrailers(stream: HTTP2StreamID, _ trailers: HTTP2Headers) {
+        self.preconditionInEventLoop()
+        guard self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
+        precondition(state.hasDataProvider, "sendTrailers on stream \(stream) before headers, or after endStream")
+        precondition(!state.outboundEnded, "sendTrailers on stream \(stream) after its end")
+        state.outboundTrailers = trailers
+        state.outboundEnded = true
+        self.resumeIfDeferred(state)
+        self.drain()
+    }
+
+    /// Sends RST_STREAM with `errorCode` (`.cancel` to abandon, `.refusedStream` to ask for a retry). The
+    /// stream then closes with that code; its unconsumed bytes are released.
+    package func resetStream(_ stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
+        self.preconditionInEventLoop()
+        guard self.lifecycle != .closed, self.streams[stream.rawValue] != nil else { return }
+        self.pendingOperations.append(.resetStream(stream.rawValue, errorCode))
+        self.drain()
+    }
+
+    /// Tells the peer that `bytes` of `stream`'s received DATA have been processed (forwarded to a backend,
+    /// decoded, stored): the stream and connection windows reopen by that much. Call it with the sizes
+    /// from ``HTTP2SessionDelegate/session(_:didReceiveData:stream:endStream:)``, as the bytes go, not
+    /// before; not consuming is how the peer is slowed down. Bytes left unconsumed when a stream closes are
+    /// released by the session.
+    package func consume(stream: HTTP2StreamID, bytes: Int) {
+        self.preconditionInEventLoop()
+        guard bytes > 0, self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
+        let bytes = min(bytes, state.unconsumedBytes)
+        guard bytes > 0 else { return }
+        state.unconsumedBytes -= bytes
+        self.pendingOperations.append(.consume(stream.rawValue, bytes))
+        self.drain()
+    }
+
+    /// Starts an orderly close; the connection closes by itself once no stream is left.
+    ///
+    /// Server: a shutdown-notice GOAWAY (last stream id 2^31−1, so in-flight requests still count) and a
+    /// PING; when the PING is acknowledged (one round trip later) the real GOAWAY with the last processed
+    /// stream id. Streams the peer opened before it still complete. Client: GOAWAY(0) at once; no new
+    /// request can start, open ones complete. A grace period, if any, is the owner's: close the channel.
+    package func initiateGracefulShutdown() {
+        self.preconditionInEventLoop()
+        guard self.lifecycle != .closed, self.shutdown == .none else { return }
+        switch self.role {
+        case .server:
+            self.shutdown = .awaitingPingAck(Self.shutdownPingPayload)
+            self.pendingOperations.append(.shutdownNotice)
+            self.pendingOperations.append(.ping(Self.shutdownPingPayload))
+        case .client:
+            self.shutdown = .goAwaySubmitted
+            self.pendingOperations.append(.clientGoAway)
+        }
+        self.drain()
+    }
+
+    /// False while `stream`'s queued outbound bytes are above the high watermark (see
+    /// ``HTTP2SessionConfiguration/streamOutboundHighWatermark``); true for unknown streams.
+    package func isWritable(stream: HTTP2StreamID) -> Bool {
+        self.streams[stream.rawValue]?.isWritable ?? true
+    }
+
+    /// Bytes queued on `stream` that libnghttp2 has not taken yet.
+    package func bufferedOutboundBytes(stream: HTTP2StreamID) -> Int {
+        self.streams[stream.rawValue]?.outboundBytes ?? 0
+    }
+
+    /// Streams currently open (including client streams whose HEADERS are still queued).
+    package var openStreamCount: Int { self.streams.count }
+
+    /// Whether a new request may be started (client role): false after GOAWAY either way or once closed.
+    package var canStartRequests: Bool {
+        self.role == .client && self.lifecycle != .closed && !self.goAwayReceived && self.shutdown == .none
+            && self.nextClientStreamID > 0
+    }
+
+    private func resumeIfDeferred(_ state: HTTP2StreamState) {
+        if state.deferred {
+            self.pendingOperations.append(.resumeData(state.id))
+        }
+    }
+}

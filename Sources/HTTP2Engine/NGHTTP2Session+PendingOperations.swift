@@ -1,0 +1,127 @@
+import CNghttp2
+
+/// A call into libnghttp2 that waits until libnghttp2 is off the stack (see ``NGHTTP2Session/drain()``).
+enum PendingOperation {
+    case submitRequest(Int32, HTTP2Headers, endStream: Bool)
+    case submitResponse(Int32, HTTP2Headers, endStream: Bool)
+    case submitTrailers(Int32, HTTP2Headers)
+    case resumeData(Int32)
+    case resetStream(Int32, HTTP2ErrorCode)
+    case consume(Int32, Int)
+    case consumeConnection(Int)
+    case shutdownNotice
+    case ping(UInt64)
+    /// The graceful GOAWAY: last stream id is read from libnghttp2 when it runs (the last one it processed).
+    case finalGoAway
+    /// A GOAWAY with `last_stream_id` 0 from a client: it accepts no server-initiated stream.
+    case clientGoAway
+    case terminate(HTTP2ErrorCode)
+}
+
+extension NGHTTP2Session {
+    /// Executes the queued operations in order. Only ``drain()`` calls this, with libnghttp2 off the stack.
+    func applyPendingOperations() {
+        precondition(!self.isInsideNghttp2, "re-entered nghttp2")
+        while let operation = self.pendingOperations.popFirst() {
+            self.apply(operation)
+        }
+    }
+
+    private func apply(_ operation: PendingOperation) {
+        let none = UInt8(NGHTTP2_FLAG_NONE.rawValue)
+        switch operation {
+        case .submitRequest(let id, let headers, let endStream):
+            guard self.streams[id] != nil else { return }
+            var provider = makeDataProvider()
+            let rc = headers.withNGHTTP2NVArray { nva, count in
+                // Returns the assigned stream id, or NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE
+                // (ids exhausted), NGHTTP2_ERR_INVALID_ARGUMENT (self-dependency: we pass no priority) or
+                // NGHTTP2_ERR_PROTO (server session: ruled out by startRequest's precondition).
+                endStream
+                    ? nghttp2_submit_request(self.nghttp2, nil, nva, count, nil, nil)
+                    : nghttp2_submit_request(self.nghttp2, nil, nva, count, &provider, nil)
+            }
+            if rc < 0 {
+                self.streams.removeValue(forKey: id)
+                self.delegate?.session(self, streamClosed: HTTP2StreamID(id), errorCode: .refusedStream)
+                return
+            }
+            precondition(rc == id, "nghttp2 assigned stream \(rc), expected \(id)")
+
+        case .submitResponse(let id, let headers, let endStream):
+            guard self.streams[id] != nil else { return }
+            var provider = makeDataProvider()
+            let rc = headers.withNGHTTP2NVArray { nva, count in
+                // Returns 0, NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_INVALID_ARGUMENT (stream 0), NGHTTP2_ERR_DATA_EXIST
+                // (response already submitted: sendResponseHeaders guards against it) or NGHTTP2_ERR_PROTO
+                // (client session: ruled out by a precondition).
+                endStream
+                    ? nghttp2_submit_response(self.nghttp2, id, nva, count, nil)
+                    : nghttp2_submit_response(self.nghttp2, id, nva, count, &provider)
+            }
+            precondition(rc == 0, "nghttp2_submit_response failed: \(nghttpErrorString(rc))")
+
+        case .submitTrailers(let id, let trailers):
+            guard self.streams[id] != nil else { return }
+            let rc = trailers.withNGHTTP2NVArray { nva, count in
+                // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0).
+                nghttp2_submit_trailer(self.nghttp2, id, nva, count)
+            }
+            precondition(rc == 0, "nghttp2_submit_trailer failed: \(nghttpErrorString(rc))")
+
+        case .resumeData(let id):
+            guard let stream = self.streams[id], stream.deferred else { return }
+            stream.deferred = false
+            // Returns 0, NGHTTP2_ERR_NOMEM, or NGHTTP2_ERR_INVALID_ARGUMENT when the stream is gone or has no
+            // deferred DATA (a race with its closing inside this drain: nothing to resume then).
+            _ = nghttp2_session_resume_data(self.nghttp2, id)
+
+        case .resetStream(let id, let code):
+            // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0: ids come from streams).
+            let rc = nghttp2_submit_rst_stream(self.nghttp2, none, id, code.rawValue)
+            precondition(rc == 0, "nghttp2_submit_rst_stream failed: \(nghttpErrorString(rc))")
+
+        case .consume(let id, let bytes):
+            // Returns 0, NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_INVALID_ARGUMENT (stream 0) or NGHTTP2_ERR_INVALID_STATE
+            // (automatic WINDOW_UPDATE on: our options turn it off). A closed stream only updates the
+            // connection window, which is what we want.
+            let rc = nghttp2_session_consume(self.nghttp2, id, bytes)
+            precondition(rc == 0, "nghttp2_session_consume failed: \(nghttpErrorString(rc))")
+
+        case .consumeConnection(let bytes):
+            // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_STATE (automatic WINDOW_UPDATE on: it is off).
+            let rc = nghttp2_session_consume_connection(self.nghttp2, bytes)
+            precondition(rc == 0, "nghttp2_session_consume_connection failed: \(nghttpErrorString(rc))")
+
+        case .shutdownNotice:
+            // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_STATE (client session: only servers queue it).
+            let rc = nghttp2_submit_shutdown_notice(self.nghttp2)
+            precondition(rc == 0, "nghttp2_submit_shutdown_notice failed: \(nghttpErrorString(rc))")
+
+        case .ping(let payload):
+            var opaque = payload.bigEndian
+            let rc = withUnsafeBytes(of: &opaque) { bytes in
+                // Returns 0 or NGHTTP2_ERR_NOMEM.
+                nghttp2_submit_ping(self.nghttp2, none, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+            precondition(rc == 0, "nghttp2_submit_ping failed: \(nghttpErrorString(rc))")
+
+        case .finalGoAway:
+            // The highest peer stream we handed to the owner (or refused); streams above it never started.
+            let lastStreamID = nghttp2_session_get_last_proc_stream_id(self.nghttp2)
+            // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (last_stream_id not a peer id).
+            let rc = nghttp2_submit_goaway(self.nghttp2, none, lastStreamID, HTTP2ErrorCode.noError.rawValue, nil, 0)
+            precondition(rc == 0, "nghttp2_submit_goaway failed: \(nghttpErrorString(rc))")
+
+        case .clientGoAway:
+            // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (0 is always valid).
+            let rc = nghttp2_submit_goaway(self.nghttp2, none, 0, HTTP2ErrorCode.noError.rawValue, nil, 0)
+            precondition(rc == 0, "nghttp2_submit_goaway failed: \(nghttpErrorString(rc))")
+
+        case .terminate(let code):
+            // Returns 0 or NGHTTP2_ERR_NOMEM. Queues GOAWAY(last processed stream, code); afterwards both
+            // want_read and want_write report 0, which closes the connection once it is written.
+            _ = nghttp2_session_terminate_session(self.nghttp2, code.rawValue)
+        }
+    }
+}

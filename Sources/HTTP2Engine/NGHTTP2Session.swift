@@ -1,0 +1,347 @@
+import CNghttp2
+import NIOCore
+
+/// One HTTP/2 connection's protocol state: owns the `nghttp2_session`, the open streams' book-keeping and
+/// the queue of operations waiting for libnghttp2 to return.
+///
+/// **Who frees what.** The `nghttp2_session*` is created in `init` and deleted in `deinit`, nowhere else.
+/// libnghttp2 gets `self` as `user_data` *unretained*: the session cannot outlive this object because only
+/// this object holds it. Per-stream state lives in ``streams`` and is never handed to libnghttp2; callbacks
+/// look it up by stream id. Borrowed bytes from callbacks (header names, DATA chunks, the send buffer) are
+/// copied before the callback returns.
+///
+/// **Never re-entered.** Every call into libnghttp2 happens from ``drain()`` or ``receive(_:)``. An operation
+/// requested while libnghttp2 is on the stack (from a delegate callback, which runs inside `mem_recv` or
+/// `mem_send`) is appended to ``pendingOperations`` and executed by the drain loop once libnghttp2 has
+/// returned. Read-only bookkeeping in Swift (stream queues) is updated at once.
+///
+/// **Output.** The drain loop runs `mem_send` until it returns 0, applying queued operations between calls,
+/// and hands everything produced to the transport as one buffer (one write + flush). While the transport is
+/// not writable it does not call `mem_send`; frames wait inside libnghttp2 until
+/// ``transportWritabilityChanged()``.
+///
+/// Not thread-safe: everything runs on the channel's event loop (checked at the entry points).
+package final class NGHTTP2Session {
+    /// What the session is doing with the connection.
+    enum Lifecycle {
+        /// Created; SETTINGS not sent yet (operations queue up).
+        case idle
+        /// SETTINGS sent; frames flow.
+        case active
+        /// The transport is gone; operations are ignored.
+        case closed
+    }
+
+    /// Where graceful shutdown stands (RFC 9113 §6.8: notice, one round trip, then the real GOAWAY).
+    enum Shutdown: Equatable {
+        case none
+        /// Server: shutdown-notice GOAWAY and a PING sent; the final GOAWAY goes when the PING is acked.
+        case awaitingPingAck(UInt64)
+        /// The final GOAWAY is queued or sent; the connection closes when no stream is left.
+        case goAwaySubmitted
+    }
+
+    /// The opaque payload of our shutdown PING, so its ACK is told apart from a keepalive's.
+    static let shutdownPingPayload: UInt64 = 0x7472_6967_6765_7221
+
+    package let role: HTTP2SessionRole
+    package let configuration: HTTP2SessionConfiguration
+    /// Receives stream events; dropped when the connection closes (which breaks any reference cycle).
+    package var delegate: (any HTTP2SessionDelegate)?
+
+    /// The libnghttp2 session.
+    ///
+    /// An implicitly unwrapped optional although it is never nil after `init`: libnghttp2 wants our
+    /// `user_data` pointer when the session is created, and Swift only lets us form
+    /// `Unmanaged.passUnretained(self)` once every stored property is initialized.
+    private(set) var nghttp2: OpaquePointer! = nil
+
+    /// The open streams we know about, by id. See ``HTTP2StreamState`` for the lifetime rules.
+    var streams: [Int32: HTTP2StreamState] = [:]
+    /// Operations waiting for libnghttp2 to be off the stack; FIFO so stream ids and frame order hold.
+    var pendingOperations = CircularBuffer<PendingOperation>(initialCapacity: 8)
+    /// Stream writability changes to report once the drain has finished.
+    var pendingWritabilityChanges: [Int32] = []
+    /// True while `mem_recv` or `mem_send` is on the stack.
+    var isInsideNghttp2 = false
+    private var isDraining = false
+    private var batchDepth = 0
+    /// The rich error a callback threw; it turned into NGHTTP2_ERR_CALLBACK_FAILURE for libnghttp2 and is
+    /// reported once `mem_recv`/`mem_send` has returned.
+    var parkedError: (any Error)?
+    /// The id the next `startRequest` gets; libnghttp2 assigns client ids the same way (1, 3, 5, …) at
+    /// `nghttp2_submit_request`, and ours are submitted in order, so we can hand the id out before submitting.
+    var nextClientStreamID: Int32 = 1
+    var lifecycle = Lifecycle.idle
+    var shutdown = Shutdown.none
+    var goAwayReceived = false
+    /// Why the connection ended badly, reported in ``HTTP2SessionDelegate/sessionDidClose(_:error:)``.
+    var closeError: (any Error)?
+
+    weak var transport: (any HTTP2SessionTransport)?
+    private var eventLoop: (any EventLoop)?
+    var allocator = ByteBufferAllocator()
+
+    /// Creates the libnghttp2 session. Nothing is sent until the transport is attached and ``start()`` runs
+    /// (``HTTP2ConnectionHandler`` does both).
+    package init(
+        role: HTTP2SessionRole,
+        configuration: HTTP2SessionConfiguration = .defaults,
+        delegate: (any HTTP2SessionDelegate)? = nil
+    ) {
+        self.role = role
+        self.configuration = configuration
+        self.delegate = delegate
+
+        let tables = NGHTTP2Tables.shared
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        var session: OpaquePointer?
+        let rc: Int32
+        switch role {
+        case .server:
+            let options = configuration.expectsClientPreface ? tables.options : tables.optionsWithoutClientMagic
+            // Returns 0 or NGHTTP2_ERR_NOMEM.
+            rc = nghttp2_session_server_new2(&session, tables.callbacks, userData, options)
+        case .client:
+            // Returns 0 or NGHTTP2_ERR_NOMEM; the client writes its own preface from the first mem_send.
+            rc = nghttp2_session_client_new2(&session, tables.callbacks, userData, tables.options)
+        }
+        precondition(rc == 0 && session != nil, "nghttp2_session_*_new2 failed: \(nghttpErrorString(rc))")
+        self.nghttp2 = session
+    }
+
+    deinit {
+        nghttp2_session_del(self.nghttp2)
+    }
+
+    // MARK: Transport side (called by HTTP2ConnectionHandler)
+
+    /// Connects the session to its channel.
+    func attach(transport: any HTTP2SessionTransport, eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
+        self.transport = transport
+        self.eventLoop = eventLoop
+        self.allocator = allocator
+    }
+
+    /// Queues our SETTINGS (peers such as gRPC clients wait for them) and the connection window increase,
+    /// then writes them together with any operation requested before the start.
+    func start() {
+        self.preconditionInEventLoop()
+        guard self.lifecycle == .idle else { return }
+        self.lifecycle = .active
+
+        var settings = [
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: UInt32(clamping: self.configuration.maxConcurrentStreams)
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: UInt32(clamping: min(self.configuration.initialWindowSize, Int(Int32.max)))
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(clamping: self.configuration.maxHeaderListSize)
+            ),
+        ]
+        if self.role == .client {
+            settings.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
+        }
+        // Returns 0, NGHTTP2_ERR_INVALID_ARGUMENT (a value out of range: our configuration is wrong) or
+        // NGHTTP2_ERR_NOMEM.
+        let rc = nghttp2_submit_settings(self.nghttp2, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        precondition(rc == 0, "nghttp2_submit_settings failed: \(nghttpErrorString(rc))")
+
+        let connectionWindow = min(self.configuration.connectionWindowSize, Int(Int32.max))
+        if connectionWindow > 65_535 {
+            // Returns 0, NGHTTP2_ERR_INVALID_ARGUMENT (negative size), NGHTTP2_ERR_FLOW_CONTROL (overflow) or
+            // NGHTTP2_ERR_NOMEM; the size is clamped above, so only NOMEM is possible.
+            let rc = nghttp2_session_set_local_window_size(
+                self.nghttp2,
+                UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                0,
+                Int32(connectionWindow)
+            )
+            precondition(rc == 0, "nghttp2_session_set_local_window_size failed: \(nghttpErrorString(rc))")
+        }
+        self.drain()
+    }
+
+    /// Feeds bytes read from the connection to libnghttp2, then drains what that produced.
+    ///
+    /// A protocol error nghttp2 can express (bad frame, HPACK failure) makes it queue a GOAWAY, which the
+    /// drain sends before closing. A fatal error (bad client preface, flooding, a failing callback) fails the
+    /// connection: GOAWAY(PROTOCOL_ERROR or INTERNAL_ERROR) best effort, then close.
+    func receive(_ buffer: ByteBuffer) {
+        self.preconditionInEventLoop()
+        guard self.lifecycle == .active, buffer.readableBytes > 0 else { return }
+        let rc = buffer.withUnsafeReadableBytes { bytes -> Int in
+            self.isInsideNghttp2 = true
+            defer { self.isInsideNghttp2 = false }
+            // Returns the bytes processed (all of them: no callback of ours returns NGHTTP2_ERR_PAUSE), or
+            // NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_CALLBACK_FAILURE, NGHTTP2_ERR_BAD_CLIENT_MAGIC, NGHTTP2_ERR_FLOODED.
+            return nghttp2_session_mem_recv(
+                self.nghttp2,
+                bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                bytes.count
+            )
+        }
+        if rc < 0 {
+            let code = Int32(truncatingIfNeeded: rc)
+            if let parked = self.parkedError {
+                self.parkedError = nil
+                self.failConnection(parked, goAwayCode: .internalError)
+            } else {
+                let error = HTTP2EngineError(.protocolError, "nghttp2_session_mem_recv: \(nghttpErrorString(code))")
+                self.failConnection(error, goAwayCode: .protocolError)
+            }
+            return
+        }
+        assert(rc == buffer.readableBytes, "mem_recv stopped early without NGHTTP2_ERR_PAUSE")
+        self.drain()
+    }
+
+    /// The channel's writability changed; resumes `mem_send` when it is writable again.
+    func transportWritabilityChanged() {
+        self.preconditionInEventLoop()
+        self.drain()
+    }
+
+    /// The channel is gone: every open stream the owner knows is reported closed (`.cancel`), then the
+    /// session itself. The delegate is released afterwards.
+    func transportClosed() {
+        guard self.lifecycle != .closed else { return }
+        self.lifecycle = .closed
+        self.pendingOperations.removeAll()
+        self.pendingWritabilityChanges.removeAll()
+        let open = self.streams.values.filter(\.announced).sorted { $0.id < $1.id }
+        self.streams.removeAll()
+        let delegate = self.delegate
+        for stream in open {
+            delegate?.session(self, streamClosed: HTTP2StreamID(stream.id), errorCode: .cancel)
+        }
+        var error = self.closeError
+        if error == nil, !open.isEmpty {
+            error = HTTP2EngineError(.connectionClosed, "connection closed with \(open.count) open stream(s)")
+        }
+        delegate?.sessionDidClose(self, error: error)
+        self.delegate = nil
+    }
+
+    /// Records `error` as the reason, asks libnghttp2 for a last GOAWAY, sends what it can and closes.
+    func failConnection(_ error: any Error, goAwayCode: HTTP2ErrorCode) {
+        if self.closeError == nil { self.closeError = error }
+        guard self.lifecycle == .active else { return }
+        self.pendingOperations.append(.terminate(goAwayCode))
+        self.drain()
+        self.transport?.sessionClose()
+    }
+
+    // MARK: The drain loop
+
+    /// Runs queued operations and `mem_send` until neither has anything left, writes the output once, reports
+    /// stream writability, and closes the connection when libnghttp2 wants neither to read nor to write.
+    ///
+    /// Safe to call from anywhere: inside libnghttp2, inside a batch or inside another drain it does nothing,
+    /// because the outer caller drains on its way out.
+    func drain() {
+        guard self.lifecycle == .active, !self.isInsideNghttp2, !self.isDraining, self.batchDepth == 0 else {
+            return
+        }
+        self.isDraining = true
+        var output: ByteBuffer? = nil
+        var fatal: (any Error)? = nil
+        while true {
+            self.applyPendingOperations()
+            guard let transport = self.transport, transport.isWritable else { break }
+            var chunk: UnsafePointer<UInt8>? = nil
+            self.isInsideNghttp2 = true
+            // Returns the length of the serialized bytes at `chunk` (valid until the next call), 0 when there is
+            // nothing to send, or NGHTTP2_ERR_NOMEM / NGHTTP2_ERR_CALLBACK_FAILURE (a callback of ours threw).
+            let produced = nghttp2_session_mem_send(self.nghttp2, &chunk)
+            self.isInsideNghttp2 = false
+            if produced < 0 {
+                fatal =
+                    self.parkedError
+                    ?? HTTP2EngineError(
+                        .internalError,
+                        "nghttp2_session_mem_send: \(nghttpErrorString(Int32(truncatingIfNeeded: produced)))"
+                    )
+                self.parkedError = nil
+                break
+            }
+            if produced == 0 {
+                if self.pendingOperations.isEmpty { break }
+                continue
+            }
+            if output == nil { output = self.allocator.buffer(capacity: produced) }
+            output!.writeBytes(UnsafeRawBufferPointer(start: chunk, count: produced))
+        }
+        self.isDraining = false
+
+        if let output, let transport = self.transport {
+            transport.sessionWrite(output)
+        }
+        if let fatal {
+            if self.closeError == nil { self.closeError = fatal }
+            self.transport?.sessionClose()
+            return
+        }
+        self.deliverWritabilityChanges()
+        // Both 0 once a terminating GOAWAY went out, or once a GOAWAY was sent or received and no stream is
+        // left (graceful shutdown done): the connection has nothing more to do.
+        if self.lifecycle == .active, nghttp2_session_want_read(self.nghttp2) == 0,
+            nghttp2_session_want_write(self.nghttp2) == 0
+        {
+            self.transport?.sessionClose()
+        }
+    }
+
+    /// Runs `body` with draining postponed, so operations issued together leave in one write.
+    ///
+    /// Use it when acting outside a delegate callback (inside one, batching is automatic):
+    /// `session.withBatchedWrites { session.sendResponseHeaders(...); session.sendData(...) }`.
+    package func withBatchedWrites<T>(_ body: () throws -> T) rethrows -> T {
+        self.preconditionInEventLoop()
+        self.batchDepth += 1
+        defer {
+            self.batchDepth -= 1
+            if self.batchDepth == 0 { self.drain() }
+        }
+        return try body()
+    }
+
+    private func deliverWritabilityChanges() {
+        while !self.pendingWritabilityChanges.isEmpty {
+            let changes = self.pendingWritabilityChanges
+            self.pendingWritabilityChanges.removeAll()
+            // A stream that went over and back under the watermark within one drain reports nothing.
+            for id in changes {
+                guard let stream = self.streams[id], stream.isWritable != stream.reportedWritable else { continue }
+                stream.reportedWritable = stream.isWritable
+                self.delegate?.session(self, streamWritabilityChanged: HTTP2StreamID(id), isWritable: stream.isWritable)
+            }
+        }
+    }
+
+    func preconditionInEventLoop() {
+        self.eventLoop?.preconditionInEventLoop()
+    }
+}
+
+/// What ``NGHTTP2Session`` needs from the channel: a place to write, a way to close, and writability.
+protocol HTTP2SessionTransport: AnyObject {
+    var isWritable: Bool { get }
+    /// Writes and flushes one coalesced buffer.
+    func sessionWrite(_ bytes: ByteBuffer)
+    /// Closes the connection (the channel's inactive event then reaches ``NGHTTP2Session/transportClosed()``).
+    func sessionClose()
+}
+
+/// libnghttp2's message for one of its negative return codes.
+func nghttpErrorString(_ code: Int32) -> String {
+    String(cString: nghttp2_strerror(code)) + " (\(code))"
+}
+
+@available(*, unavailable)
+extension NGHTTP2Session: Sendable {}
