@@ -61,12 +61,12 @@ struct GRPCBackendFailureTests {
     }
 
     /// Fake backends answering with bytes that are not a valid gRPC response.
-    static let garbageCases: [(name: String, answer: @Sendable (ByteBuffer) -> ByteBuffer?)] = [
-        ("HTTP/1.1 text", { _ in ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") }),
-        ("Trailers-Only without grpc-status", { received in
+    static let garbageCases: [(reason: String, answer: @Sendable (ByteBuffer) -> ByteBuffer?)] = [
+        ("HTTP2EngineError", { _ in ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") }),
+        ("no grpc-status", { received in
             H2Bytes.hasRequestHeaders(received) ? H2Bytes.answer(headerBlock: [0x88]) : nil
         }),
-        ("grpc-status that is not a number", { received in
+        ("grpc-status \"abc\"", { received in
             H2Bytes.hasRequestHeaders(received)
                 ? H2Bytes.answer(headerBlock: [0x88] + H2Bytes.literal("grpc-status", "abc")) : nil
         }),
@@ -81,11 +81,12 @@ struct GRPCBackendFailureTests {
         defer { server.close(promise: nil) }
         let transport = makeTransport(port: server.localAddress!.port!)
         defer { transport.close() }
-        let error = await #expect(throws: GatewayError.self, "\(Self.garbageCases[index].name)") {
+        let reason = Self.garbageCases[index].reason
+        let error = await #expect(throws: GatewayError.self, "\(reason)") {
             try await transport.run(makeRequest("echo", deadline: .now() + .seconds(10)))
         }
         #expect(error?.code == .backendFailed)
-        #expect(error?.message.contains("answered garbage") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("answered garbage: \(reason)") == true, "\(error?.message ?? "")")
     }
 
     @Test("a deadline ends the call with deadlineExceeded promptly and cancels the run on the backend")

@@ -70,13 +70,18 @@ struct GRPCBackendTransportTests {
         }
     }
 
-    @Test("100 concurrent calls are multiplexed on one connection and each gets its own answer")
-    func concurrentCallsShareOneConnection() async throws {
+    /// Calls at once → connections: a connection carries up to 100 streams (the peer's default
+    /// SETTINGS_MAX_CONCURRENT_STREAMS), one more opens a second connection.
+    @Test(
+        "concurrent calls are multiplexed: up to 100 share one connection, more open another",
+        arguments: [(1, 1), (100, 1), (101, 2)]
+    )
+    func concurrentCallsShareConnections(calls: Int, connections: Int) async throws {
         try await withGRPCBackend { backend in
             let answers = try await withThrowingTaskGroup(of: (Int, ValueObject?).self) { group in
-                for i in 0..<100 {
+                for i in 0..<calls {
                     group.addTask {
-                        let variables: ValueObject = ["i": .number(Double(i)), "delay_ms": .number(50)]
+                        let variables: ValueObject = ["i": .number(Double(i)), "delay_ms": .number(100)]
                         let result = try await backend.transport.run(makeRequest("echo", variables))
                         return (i, result.outputs.first)
                     }
@@ -85,9 +90,9 @@ struct GRPCBackendTransportTests {
                 for try await (i, output) in group { answers[i] = output }
                 return answers
             }
-            #expect(answers.count == 100)
+            #expect(answers.count == calls)
             for (i, output) in answers { #expect(output?["i"] == .number(Double(i))) }
-            #expect(backend.transport.connectionCount == 1)
+            #expect(backend.transport.connectionCount == connections)
         }
     }
 

@@ -9,7 +9,7 @@ import TriggerModel
 /// - `slow`: sleeps until cancelled (or `ms`), recording `slow.started` / `slow.cancelled`;
 /// - `fail`: throws `GatewayError(.fromRPCCode(code), message)`, or a plain Swift error when `code` is absent;
 /// - `stream`: `count` output events of `size` bytes (pulled lazily: production follows demand), then `.end`;
-///   `forever: true` keeps going until cancelled, recording `stream.cancelled`.
+///   `forever: true` keeps going; a stream given up before its end records `stream.cancelled`.
 ///
 /// The probe counts what happened on the runner's side, so tests can assert cancellation reached it.
 struct TestRunner: TriggerRunner {
@@ -70,26 +70,22 @@ struct TestRunner: TriggerRunner {
         let forever = first["forever"] == .bool(true)
         let delay = Int(first["delay_ms"]?.numberValue ?? 0)
         let state = Mutex(0)
-        let probe = self.probe
+        let tracker = StreamTracker(probe: probe)
         // Pull-based, so the number of events produced is the number the server asked for.
         return AsyncThrowingStream(unfolding: {
             let i = state.withLock { i in
                 defer { i += 1 }
                 return i
             }
-            do {
-                if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
-                try Task.checkCancellation()
-            } catch {
-                probe.bump("stream.cancelled")
-                throw error
-            }
+            if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
+            try Task.checkCancellation()
             if i == 0 { return .status(name: "PIPELINE_STATUS_UPDATED", data: ["state": .string("RUNNING")]) }
             if forever || i <= count {
-                probe.bump("stream.produced")
+                tracker.probe.bump("stream.produced")
                 return .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [Self.eventOutput(i, size: size)])
             }
             if i == count + 1 { return .end(TriggerResult(outputs: [["count": .number(Double(count))]])) }
+            tracker.finished()
             return nil
         })
     }
@@ -105,6 +101,21 @@ struct TestRunner: TriggerRunner {
 struct PlainError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
+}
+
+/// Notices a stream that was given up before its end: the stream's closure (and this object with it) is
+/// released when its consumer is cancelled or drops it, whether or not the closure was running then.
+final class StreamTracker: Sendable {
+    let probe: Probe
+    private let done = Atomic(false)
+
+    init(probe: Probe) { self.probe = probe }
+
+    func finished() { done.store(true, ordering: .relaxed) }
+
+    deinit {
+        if !done.load(ordering: .relaxed) { probe.bump("stream.cancelled") }
+    }
 }
 
 /// Counters the runner bumps and tests wait on.
