@@ -10,7 +10,8 @@ package enum HTTP2SessionRole: Hashable, Sendable {
 package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// SETTINGS_MAX_CONCURRENT_STREAMS we announce: how many streams the peer may open towards us.
     package var maxConcurrentStreams: Int
-    /// SETTINGS_INITIAL_WINDOW_SIZE we announce: bytes the peer may send per stream before we ``NGHTTP2Session/consume(stream:bytes:)``.
+    /// SETTINGS_INITIAL_WINDOW_SIZE we announce: bytes the peer may send on a stream before the owner
+    /// calls ``NGHTTP2Session/consume(stream:bytes:)``.
     package var initialWindowSize: Int
     /// The connection-level receive window, raised from the protocol's 65,535 by a WINDOW_UPDATE at start.
     /// It bounds the unconsumed bytes of all streams together.

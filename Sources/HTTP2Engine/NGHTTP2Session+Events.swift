@@ -86,7 +86,12 @@ extension NGHTTP2Session {
             let data = stream.inboundData ?? self.allocator.buffer(capacity: 0)
             stream.inboundData = nil
             guard data.readableBytes > 0 || endStream else { return }
-            self.delegate?.session(self, didReceiveData: data, stream: HTTP2StreamID(header.stream_id), endStream: endStream)
+            self.delegate?.session(
+                self,
+                didReceiveData: data,
+                stream: HTTP2StreamID(header.stream_id),
+                endStream: endStream
+            )
 
         case NGHTTP2_GOAWAY.rawValue:
             self.goAwayReceived = true

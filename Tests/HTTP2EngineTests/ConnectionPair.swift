@@ -41,7 +41,12 @@ final class RecordingDelegate: HTTP2SessionDelegate {
     var onClosed: ((NGHTTP2Session, HTTP2StreamID, HTTP2ErrorCode) -> Void)?
     var onSessionClosed: ((NGHTTP2Session) -> Void)?
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveHeaders headers: HTTP2Headers,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
         self.events.append(.headers(stream.rawValue, headers, endStream: endStream))
         self.onHeaders?(session, stream, headers, endStream)
     }
@@ -151,6 +156,11 @@ final class ConnectionPair {
                 moved = true
                 writes.server += 1
                 try Self.deliver(bytes, to: self.client, chunkSize: chunkSize)
+            }
+            // A side that closed is an EOF for the other, as a TCP FIN would be.
+            if self.client.isActive != self.server.isActive {
+                try (self.client.isActive ? self.client : self.server).close().wait()
+                moved = true
             }
         }
         return writes

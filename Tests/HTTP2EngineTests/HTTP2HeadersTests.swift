@@ -1,0 +1,28 @@
+import HTTP2Engine
+import Testing
+
+@Suite("HTTP2Headers")
+struct HTTP2HeadersTests {
+    @Test("names are lower-cased and pseudo-headers kept ahead of regular fields")
+    func ordering() {
+        var headers: HTTP2Headers = ["Content-Type": "application/grpc", ":method": "POST"]
+        headers.add(name: "X-Dup", value: "1")
+        headers.add(name: ":path", value: "/a")
+        headers.add(name: "x-dup", value: "2")
+        #expect(headers.fields.map(\.name) == [":method", ":path", "content-type", "x-dup", "x-dup"])
+        #expect(headers.values(name: "X-DUP") == ["1", "2"])
+        #expect(headers.first(name: "content-type") == "application/grpc")
+    }
+
+    @Test("replaceOrAdd and remove keep the pseudo-header prefix consistent")
+    func replaceAndRemove() {
+        var headers: HTTP2Headers = [":status": "200", "grpc-status": "0"]
+        headers.replaceOrAdd(name: ":status", value: "503")
+        headers.add(name: ":x", value: "y")
+        #expect(headers.fields.map(\.name) == [":status", ":x", "grpc-status"])
+        headers.remove(name: ":status")
+        headers.add(name: ":status", value: "204")
+        #expect(headers.fields.map(\.name) == [":x", ":status", "grpc-status"])
+        #expect(headers.first(name: ":status") == "204")
+    }
+}
