@@ -342,7 +342,8 @@ final class GRPCBackendCall {
     /// the client should read); UNKNOWN, INTERNAL and UNAVAILABLE say the backend failed, which the gateway
     /// reports as `.backendFailed` (502 / UNAVAILABLE) rather than as its own unavailability or bug.
     static func mapStatus(code: Int, message: String, peer: GRPCBackendPeer) -> GatewayError {
-        let text = message.isEmpty ? "backend pool \"\(peer.pool)\": \(peer.endpoint) answered grpc-status \(code)" : message
+        let text =
+            message.isEmpty ? "backend pool \"\(peer.pool)\": \(peer.endpoint) answered grpc-status \(code)" : message
         switch code {
         case 2, 13, 14: return GatewayError(.backendFailed, text)
         default: return GatewayError(.fromRPCCode(code), text)

@@ -28,7 +28,12 @@ final class GRPCBackendConnection: Sendable {
         return configuration
     }()
 
-    init(endpoint: BackendPoolConfiguration.Endpoint, peer: GRPCBackendPeer, eventLoop: any EventLoop, connectTimeout: TimeAmount) {
+    init(
+        endpoint: BackendPoolConfiguration.Endpoint,
+        peer: GRPCBackendPeer,
+        eventLoop: any EventLoop,
+        connectTimeout: TimeAmount
+    ) {
         self.eventLoop = eventLoop
         self.peer = peer
         let core = NIOLoopBoundBox.makeEmptyBox(valueType: GRPCBackendSession.self, eventLoop: eventLoop)
@@ -51,7 +56,8 @@ final class GRPCBackendConnection: Sendable {
             }
         let channel = bootstrap.connect(host: endpoint.host, port: endpoint.port)
         self.channel = channel
-        self.ready = channel
+        self.ready =
+            channel
             .flatMapErrorThrowing { error in
                 load.markUnusable()
                 throw Self.connectError(error, peer: peer, timeout: connectTimeout)
@@ -62,7 +68,12 @@ final class GRPCBackendConnection: Sendable {
     }
 
     /// Starts `call` on this connection (the caller holds a reservation from ``GRPCBackendConnectionLoad``).
-    func start(_ call: NIOLoopBoundBox<GRPCBackendCall>, headers: HTTP2Headers, message: ByteBuffer, deadline: NIODeadline?) {
+    func start(
+        _ call: NIOLoopBoundBox<GRPCBackendCall>,
+        headers: HTTP2Headers,
+        message: ByteBuffer,
+        deadline: NIODeadline?
+    ) {
         let core = self.core
         let load = self.load
         eventLoop.execute {

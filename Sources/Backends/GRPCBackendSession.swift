@@ -58,7 +58,12 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
 
     // MARK: HTTP2SessionDelegate
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveHeaders headers: HTTP2Headers,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
         calls[stream]?.receivedHeaders(headers, endStream: endStream)
     }
 

@@ -26,7 +26,12 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
 
     // MARK: Requests
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveHeaders headers: HTTP2Headers,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
         guard headers.first(name: ":method") == "POST",
             let contentType = headers.first(name: "content-type"), contentType.hasPrefix("application/grpc")
         else {

@@ -63,16 +63,25 @@ struct GRPCBackendFailureTests {
     /// Fake backends answering with bytes that are not a valid gRPC response.
     static let garbageCases: [(reason: String, answer: @Sendable (ByteBuffer) -> ByteBuffer?)] = [
         ("HTTP2EngineError", { _ in ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") }),
-        ("no grpc-status", { received in
-            H2Bytes.hasRequestHeaders(received) ? H2Bytes.answer(headerBlock: [0x88]) : nil
-        }),
-        ("grpc-status \"abc\"", { received in
-            H2Bytes.hasRequestHeaders(received)
-                ? H2Bytes.answer(headerBlock: [0x88] + H2Bytes.literal("grpc-status", "abc")) : nil
-        }),
-        ("HTTP status 500", { received in
-            H2Bytes.hasRequestHeaders(received) ? H2Bytes.answer(headerBlock: [0x8E]) : nil
-        }),
+        (
+            "no grpc-status",
+            { received in
+                H2Bytes.hasRequestHeaders(received) ? H2Bytes.answer(headerBlock: [0x88]) : nil
+            }
+        ),
+        (
+            "grpc-status \"abc\"",
+            { received in
+                H2Bytes.hasRequestHeaders(received)
+                    ? H2Bytes.answer(headerBlock: [0x88] + H2Bytes.literal("grpc-status", "abc")) : nil
+            }
+        ),
+        (
+            "HTTP status 500",
+            { received in
+                H2Bytes.hasRequestHeaders(received) ? H2Bytes.answer(headerBlock: [0x8E]) : nil
+            }
+        ),
     ]
 
     @Test("a backend answering garbage is backendFailed, not a hang", arguments: 0..<garbageCases.count)

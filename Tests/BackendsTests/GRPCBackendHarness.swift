@@ -143,7 +143,8 @@ enum H2Bytes {
         while buffer.readableBytes >= 9 {
             let bytes = buffer.readBytes(length: 9)!
             let length = Int(bytes[0]) << 16 | Int(bytes[1]) << 8 | Int(bytes[2])
-            let stream = UInt32(bytes[5] & 0x7F) << 24 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 8 | UInt32(bytes[8])
+            let stream =
+                UInt32(bytes[5] & 0x7F) << 24 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 8 | UInt32(bytes[8])
             if bytes[3] == 0x1, stream == 1 { return true }
             guard buffer.readableBytes >= length else { return false }
             buffer.moveReaderIndex(forwardBy: length)

@@ -11,9 +11,13 @@ struct GRPCBackendStreamingTests {
             var events: [TriggerEvent] = []
             let request = makeRequest("stream", ["count": .number(20), "size": .number(100)], mode: .stream)
             for try await event in backend.transport.runStreaming(request) { events.append(event) }
-            var expected: [TriggerEvent] = [.status(name: "PIPELINE_STATUS_UPDATED", data: ["state": .string("RUNNING")])]
+            var expected: [TriggerEvent] = [
+                .status(name: "PIPELINE_STATUS_UPDATED", data: ["state": .string("RUNNING")])
+            ]
             for i in 1...20 {
-                expected.append(.output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [TestRunner.eventOutput(i, size: 100)]))
+                expected.append(
+                    .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [TestRunner.eventOutput(i, size: 100)])
+                )
             }
             expected.append(.end(TriggerResult(outputs: [["count": .number(20)]])))
             #expect(events == expected)

@@ -28,7 +28,8 @@ struct TestRunner: TriggerRunner {
             out["tracestate"] = request.traceState.map(Value.string) ?? .null
             out["principal"] = request.principal.map(Value.string) ?? .null
             out["idempotency_key"] = request.idempotencyKey.map(Value.string) ?? .null
-            out["deadline_ms"] = request.deadline.map { .number(Double(($0 - .now()).nanoseconds / 1_000_000)) } ?? .null
+            out["deadline_ms"] =
+                request.deadline.map { .number(Double(($0 - .now()).nanoseconds / 1_000_000)) } ?? .null
             out["mode"] = .string(request.mode.rawValue)
             out["release"] = request.ref.release.map(Value.string) ?? .null
             return TriggerResult(outputs: [out])
