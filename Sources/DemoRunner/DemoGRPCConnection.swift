@@ -248,9 +248,16 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
     private static func statusBlock(code: Int, message: String, trailersOnly: Bool) -> HTTP2Headers {
         var block: HTTP2Headers = trailersOnly ? [":status": "200", "content-type": "application/grpc"] : [:]
         block.add(name: "grpc-status", value: String(code))
+        // Peers cap header lists (ours at 16 KiB) and reset a stream whose trailers exceed it, which would
+        // turn a clear error into an opaque reset; percent-encoding can triple the size.
+        let message =
+            message.utf8.count > maxMessageBytesInStatus
+            ? String(message.prefix(maxMessageBytesInStatus / 4)) + "…" : message
         if !message.isEmpty { block.add(name: "grpc-message", value: GRPCStatusMessage.percentEncode(message)) }
         return block
     }
+
+    private static let maxMessageBytesInStatus = 4096
 
     /// The gRPC status of a run's error: the gateway's own mapping for `GatewayError`, CANCELLED for a
     /// cancelled run, UNKNOWN for anything else.

@@ -35,6 +35,18 @@ struct GRPCBackendFailureTests {
         }
     }
 
+    @Test("a long error message is shortened to fit the trailers instead of resetting the stream")
+    func longErrorMessage() async throws {
+        try await withGRPCBackend { backend in
+            let long = String(repeating: "é", count: 20_000)
+            let error = await #expect(throws: GatewayError.self) {
+                try await backend.transport.run(makeRequest("fail", ["code": .number(3), "message": .string(long)]))
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message == String(repeating: "é", count: 1024) + "…")
+        }
+    }
+
     @Test("an unknown pipeline comes back as notFound through Trailers-Only")
     func trailersOnly() async throws {
         try await withGRPCBackend { backend in
