@@ -152,6 +152,11 @@ let package = Package(
             dependencies: ["OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, nioPosix, logging],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "BackendsTests",
+            dependencies: ["Backends", "DemoRunner", "TriggerModel", "WireCodecs", nioCore, nioPosix],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel"], swiftSettings: swiftSettings),
         .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),

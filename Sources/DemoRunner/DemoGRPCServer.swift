@@ -1,14 +1,84 @@
+import HTTP2Engine
 package import NIOCore
+import NIOPosix
+import Synchronization
 package import TriggerModel
 
-/// Serves the demo pipelines over the `grpc` backend transport (`trigger.runner.v1.Runner` over h2c).
+/// Serves a `TriggerRunner` (the demo pipelines) over the `grpc` backend transport:
+/// `trigger.runner.v1.Runner` over h2c with prior knowledge (API.md §5, protos/trigger/runner/v1).
+///
+/// The returned channel is the listener; closing it also closes every accepted connection, so "kill the
+/// runner" is one `close()` (the demo-runner process and the tests rely on that). Each connection is an
+/// HTTP/2 engine session driven by a ``DemoGRPCConnection``.
 package enum DemoGRPCServer {
+    /// The largest request message accepted: the gateway's 32 MiB request cap plus room for the protobuf
+    /// framing of many small values.
+    package static let defaultMaxMessageBytes = (32 << 20) + (1 << 20)
+
+    /// Binds and returns the server channel; close it to stop (accepted connections close with it).
     package static func bind(
         host: String,
         port: Int,
         runner: any TriggerRunner,
-        group: any EventLoopGroup
+        group: any EventLoopGroup,
+        maxMessageBytes: Int = DemoGRPCServer.defaultMaxMessageBytes
     ) async throws -> any Channel {
-        throw GatewayError(.unimplemented, "the grpc transport of the demo runner is not available yet")
+        let children = DemoGRPCChildChannels()
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                children.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    let connection = DemoGRPCConnection(
+                        runner: runner,
+                        eventLoop: channel.eventLoop,
+                        maxMessageBytes: maxMessageBytes
+                    )
+                    connection.session = try channel.pipeline.syncOperations.configureHTTP2Session(
+                        role: .server,
+                        delegate: connection
+                    )
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        server.closeFuture.whenComplete { _ in children.closeAll() }
+        return server
+    }
+}
+
+/// The accepted connections of one listener, so closing the listener can close them too.
+final class DemoGRPCChildChannels: Sendable {
+    private struct State {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let accepted = state.withLock { s in
+            if s.closed { return false }
+            s.channels[id] = channel
+            return true
+        }
+        guard accepted else {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.state.withLock { $0.channels.removeValue(forKey: id) }
+        }
+    }
+
+    func closeAll() {
+        let channels = state.withLock { s in
+            s.closed = true
+            return Array(s.channels.values)
+        }
+        for channel in channels { channel.close(promise: nil) }
     }
 }

@@ -1,0 +1,365 @@
+import HTTP2Engine
+import NIOCore
+import ProtoCodec
+import TriggerModel
+import WireCodecs
+
+/// One gRPC call to a backend, from its HEADERS to its close: collects the response headers, messages and
+/// trailers and turns them into a `TriggerResult` (unary) or a pulled sequence of `TriggerEvent`s
+/// (server streaming).
+///
+/// Lives on its connection's event loop and is only touched there (callers box it in a `NIOLoopBoundBox`).
+/// Its stream and session are known once ``GRPCBackendSession`` has started it; the session is held weakly
+/// because the session owns the call's bookkeeping, not the other way round.
+///
+/// Flow control is the back-pressure (STYLE.md habit 5): a unary call consumes DATA as it arrives (the
+/// message is buffered either way, bounded by the deframer's cap); a streaming call consumes only the bytes
+/// of messages the consumer has pulled, plus, while the consumer waits, the bytes of the message it waits
+/// for, so a backend can never run more than one stream window ahead of a slow consumer.
+final class GRPCBackendCall {
+    enum Kind {
+        case unary
+        case streaming
+    }
+
+    /// The stream was refused before the backend processed it (GOAWAY, REFUSED_STREAM, or the connection
+    /// was already closing): safe to retry on another connection.
+    struct Refused: Error {}
+
+    let kind: Kind
+    let peer: GRPCBackendPeer
+    private var deframer: GRPCMessageDeframer
+    private(set) var stream: HTTP2StreamID?
+    private weak var session: NGHTTP2Session?
+    private var deadlineTimer: Scheduled<Void>?
+
+    /// How the call ended: trailers (success or a status error), a reset, a lost connection, a
+    /// cancellation. Nil while it runs.
+    private(set) var outcome: Result<Void, any Error>?
+
+    // Unary.
+    private let unaryPromise: EventLoopPromise<TriggerResult>?
+    private var unaryMessage: ByteBuffer?
+
+    // Streaming.
+    private var pendingPull: EventLoopPromise<TriggerEvent?>?
+    /// Stream offsets, in DATA payload bytes: received, given back to the backend, and the end of the last
+    /// message handed to the consumer.
+    private var receivedBytes = 0
+    private var consumedBytes = 0
+    private var deliveredBytes = 0
+    /// A terminal event (`.end` / `.error`) reached the consumer: a clean stream may now end.
+    private var sawTerminalEvent = false
+    /// The consumer has seen the end (nil or an error): nothing more to hand out.
+    private(set) var isDrained = false
+
+    /// The 5-byte Length-Prefixed-Message prefix (gRPC PROTOCOL-HTTP2.md).
+    private static let prefixBytes = 5
+
+    init(unary promise: EventLoopPromise<TriggerResult>, peer: GRPCBackendPeer, maxMessageBytes: Int) {
+        self.kind = .unary
+        self.peer = peer
+        self.unaryPromise = promise
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
+    }
+
+    init(streamingPeer peer: GRPCBackendPeer, maxMessageBytes: Int) {
+        self.kind = .streaming
+        self.peer = peer
+        self.unaryPromise = nil
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
+    }
+
+    // MARK: Events from the session
+
+    /// The request's HEADERS are submitted on `stream`; a deadline, if any, is enforced locally too, so a
+    /// backend that ignores `grpc-timeout` cannot hold the caller past it.
+    func started(session: NGHTTP2Session, stream: HTTP2StreamID, deadline: NIODeadline?, eventLoop: any EventLoop) {
+        self.session = session
+        self.stream = stream
+        if let deadline {
+            let peer = self.peer
+            let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+            self.deadlineTimer = eventLoop.scheduleTask(deadline: deadline) {
+                loopBound.value.cancel(
+                    GatewayError(
+                        .deadlineExceeded,
+                        "backend pool \"\(peer.pool)\": \(peer.endpoint) did not answer before the deadline"
+                    )
+                )
+            }
+        }
+    }
+
+    func receivedHeaders(_ headers: HTTP2Headers, endStream: Bool) {
+        guard outcome == nil else { return }
+        guard headers.first(name: ":status") == "200" else {
+            garbage("HTTP status \(headers.first(name: ":status") ?? "(none)")")
+            return
+        }
+        // Trailers-Only (gRPC PROTOCOL-HTTP2.md): one HEADERS block carrying the status, typically an error.
+        if endStream || headers.first(name: "grpc-status") != nil {
+            receivedTrailers(headers)
+            return
+        }
+        guard let contentType = headers.first(name: "content-type"), contentType.hasPrefix("application/grpc")
+        else {
+            garbage("content-type \(headers.first(name: "content-type") ?? "(none)") is not application/grpc")
+            return
+        }
+    }
+
+    func receivedData(_ data: ByteBuffer, endStream: Bool) {
+        guard outcome == nil else { return }
+        deframer.append(data)
+        receivedBytes += data.readableBytes
+        switch kind {
+        case .unary:
+            giveBack(upTo: receivedBytes)
+            do {
+                while let message = try deframer.next() {
+                    guard unaryMessage == nil else {
+                        garbage("more than one message in a unary response")
+                        return
+                    }
+                    unaryMessage = message
+                }
+            } catch {
+                garbage(Self.describe(error))
+                return
+            }
+        case .streaming:
+            deliverIfPulled()
+        }
+        if endStream, outcome == nil {
+            garbage("the stream ended without trailers (no grpc-status)")
+        }
+    }
+
+    func receivedTrailers(_ trailers: HTTP2Headers) {
+        guard outcome == nil else { return }
+        let status: Result<Void, GatewayError>
+        switch parseStatus(trailers) {
+        case .ok: status = .success(())
+        case .failed(let error): status = .failure(error)
+        case .garbage(let reason):
+            garbage(reason)
+            return
+        }
+        switch kind {
+        case .unary:
+            switch status {
+            case .failure(let error):
+                finish(.failure(error))
+            case .success:
+                if deframer.hasPartialMessage {
+                    garbage("a truncated message before the trailers")
+                    return
+                }
+                guard let message = unaryMessage else {
+                    garbage("grpc-status 0 without a response message")
+                    return
+                }
+                do {
+                    let result = try RunnerCodec.decodeRunResponse(message)
+                    finish(.success(()))
+                    unaryPromise?.succeed(result)
+                } catch {
+                    garbage("undecodable RunResponse: \(Self.describe(error))")
+                }
+            }
+        case .streaming:
+            finish(status.mapError { $0 as any Error })
+        }
+    }
+
+    /// The stream closed while the connection stays up.
+    func closed(errorCode: HTTP2ErrorCode) {
+        guard outcome == nil else { return }
+        switch errorCode {
+        case .noError:
+            garbage("the stream closed without grpc-status")
+        case .refusedStream:
+            finish(.failure(Refused()))
+        default:
+            finish(
+                .failure(
+                    GatewayError(
+                        .backendFailed,
+                        "backend pool \"\(peer.pool)\": \(peer.endpoint) reset the stream (\(errorCode))"
+                    )
+                )
+            )
+        }
+    }
+
+    /// The connection closed under the stream; `error` is the session's reason, if any.
+    func connectionLost(_ error: (any Error)?) {
+        guard outcome == nil else { return }
+        if let error = error as? HTTP2EngineError, error.code == .protocolError || error.code == .goAwaySent {
+            garbage(error.description)
+        } else {
+            finish(.failure(BackendErrors.connectionLost(pool: peer.pool, endpoint: peer.endpoint)))
+        }
+    }
+
+    /// The caller gave up (task cancelled, local deadline, consumer gone): reset the stream, only this one,
+    /// so the backend stops working on it (RST_STREAM CANCEL, as gRPC clients do).
+    func cancel(_ error: any Error) {
+        guard outcome == nil else { return }
+        // Outcome first: outside a delegate callback the engine runs the reset at once and reports the
+        // stream closed (CANCEL) from inside `resetStream`, which must not count as the backend's doing.
+        finish(.failure(error))
+        resetStream()
+    }
+
+    /// The call could not be started on its connection.
+    func failedToStart(_ error: any Error) {
+        guard outcome == nil else { return }
+        finish(.failure(error))
+    }
+
+    // MARK: Streaming consumer side
+
+    /// The next event for the consumer: a decoded message, nil at a clean end, or the call's error.
+    func pull(eventLoop: any EventLoop) -> EventLoopFuture<TriggerEvent?> {
+        precondition(kind == .streaming && pendingPull == nil, "one pull at a time on a streaming call")
+        if isDrained { return eventLoop.makeSucceededFuture(nil) }
+        let promise = eventLoop.makePromise(of: TriggerEvent?.self)
+        pendingPull = promise
+        deliverIfPulled()
+        return promise.futureResult
+    }
+
+    private func deliverIfPulled() {
+        guard let promise = pendingPull else { return }
+        do {
+            if let message = try deframer.next() {
+                pendingPull = nil
+                deliveredBytes += message.readableBytes + Self.prefixBytes
+                giveBack(upTo: deliveredBytes)
+                do {
+                    let event = try RunnerCodec.decodeRunEvent(message)
+                    switch event {
+                    case .end, .error: sawTerminalEvent = true
+                    case .status, .output: break
+                    }
+                    promise.succeed(event)
+                } catch {
+                    garbage("undecodable RunEvent: \(Self.describe(error))")
+                    isDrained = true
+                    promise.fail(outcomeError)
+                }
+                return
+            }
+        } catch {
+            pendingPull = nil
+            garbage(Self.describe(error))
+            isDrained = true
+            promise.fail(outcomeError)
+            return
+        }
+        if let outcome {
+            pendingPull = nil
+            isDrained = true
+            switch outcome {
+            case .failure(let error):
+                promise.fail(error)
+            case .success where deframer.hasPartialMessage:
+                garbage("a truncated message before the trailers")
+                promise.fail(outcomeError)
+            case .success where !sawTerminalEvent:
+                garbage("the stream ended without an end event")
+                promise.fail(outcomeError)
+            case .success:
+                promise.succeed(nil)
+            }
+            return
+        }
+        // The consumer waits for a message still arriving: let the backend send the rest of it.
+        giveBack(upTo: receivedBytes)
+    }
+
+    // MARK: Helpers
+
+    private var outcomeError: any Error {
+        if case .failure(let error) = outcome { return error }
+        return GatewayError(.internalError, "gRPC call outcome queried before it ended")
+    }
+
+    /// Tells the session that the stream's bytes up to `offset` are processed (WINDOW_UPDATE as needed).
+    private func giveBack(upTo offset: Int) {
+        guard offset > consumedBytes else { return }
+        if let stream { session?.consume(stream: stream, bytes: offset - consumedBytes) }
+        consumedBytes = offset
+    }
+
+    private func garbage(_ reason: String) {
+        let error = BackendErrors.badResponse(pool: peer.pool, endpoint: peer.endpoint, reason: reason)
+        let wasRunning = outcome == nil
+        // A replacement deframer holds nothing, so no further message is handed out after garbage.
+        deframer = GRPCMessageDeframer(maxMessageBytes: 0)
+        finish(.failure(error))
+        // Streaming: the outcome was set after a failure to decode; make sure it is the garbage error.
+        if case .success = outcome { outcome = .failure(error) }
+        // Nothing more from this stream is of use; the reset also releases its window.
+        if wasRunning { resetStream() }
+    }
+
+    private func resetStream() {
+        if let stream { session?.resetStream(stream, errorCode: .cancel) }
+    }
+
+    private func finish(_ result: Result<Void, any Error>) {
+        guard outcome == nil else { return }
+        outcome = result
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        switch kind {
+        case .unary:
+            if case .failure(let error) = result { unaryPromise?.fail(error) }
+        case .streaming:
+            deliverIfPulled()
+        }
+    }
+
+    /// `grpc-status` / `grpc-message` → success, a mapped error, or a reason the block is garbage.
+    private func parseStatus(_ block: HTTP2Headers) -> ParsedStatus {
+        guard let raw = block.first(name: "grpc-status") else { return .garbage("no grpc-status") }
+        guard let code = Int(raw), code >= 0 else { return .garbage("grpc-status \"\(raw)\"") }
+        if code == 0 { return .ok }
+        let message = block.first(name: "grpc-message").map(GRPCStatusMessage.percentDecode) ?? ""
+        return .failed(Self.mapStatus(code: code, message: message, peer: peer))
+    }
+
+    private enum ParsedStatus {
+        case ok
+        case failed(GatewayError)
+        case garbage(String)
+    }
+
+    /// A backend's non-OK status as the gateway's error. The backend's message is kept as it is (it is what
+    /// the client should read); UNKNOWN, INTERNAL and UNAVAILABLE say the backend failed, which the gateway
+    /// reports as `.backendFailed` (502 / UNAVAILABLE) rather than as its own unavailability or bug.
+    static func mapStatus(code: Int, message: String, peer: GRPCBackendPeer) -> GatewayError {
+        let text =
+            message.isEmpty ? "backend pool \"\(peer.pool)\": \(peer.endpoint) answered grpc-status \(code)" : message
+        switch code {
+        case 2, 13, 14: return GatewayError(.backendFailed, text)
+        default: return GatewayError(.fromRPCCode(code), text)
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        (error as? GatewayError)?.message ?? "\(error)"
+    }
+}
+
+/// Names the far end of a call in error messages: the pool and the endpoint.
+struct GRPCBackendPeer: Sendable {
+    var pool: String
+    var endpoint: String
+}
+
+@available(*, unavailable)
+extension GRPCBackendCall: Sendable {}

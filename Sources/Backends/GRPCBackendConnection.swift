@@ -1,0 +1,123 @@
+import HTTP2Engine
+import NIOCore
+import NIOPosix
+import Synchronization
+import TriggerModel
+
+/// One h2c connection to one backend endpoint, shared by many concurrent calls (one stream each).
+///
+/// A `Sendable` handle: the channel and its ``GRPCBackendSession`` live on `eventLoop`; the handle only
+/// keeps immutable fields, the connect future and the ``GRPCBackendConnectionLoad`` that the endpoint reads
+/// to pick a connection. Connecting starts in `init`; `ready` fails with the gateway's error when it cannot.
+final class GRPCBackendConnection: Sendable {
+    let eventLoop: any EventLoop
+    let load: GRPCBackendConnectionLoad
+    let peer: GRPCBackendPeer
+    /// Succeeds once the TCP connection is up and the session installed (SETTINGS are on their way).
+    let ready: EventLoopFuture<Void>
+    private let core: NIOLoopBoundBox<GRPCBackendSession?>
+    private let channel: EventLoopFuture<any Channel>
+
+    /// The session's settings: stream windows bound what a backend may send ahead of a slow streaming
+    /// consumer; the connection window covers every stream's window so one stalled consumer never blocks
+    /// the other streams of the connection (flow control is per stream, the connection window is shared).
+    static let sessionConfiguration: HTTP2SessionConfiguration = {
+        var configuration = HTTP2SessionConfiguration.defaults
+        configuration.initialWindowSize = 128 << 10
+        configuration.connectionWindowSize = GRPCBackendConnectionLoad.maxStreams * configuration.initialWindowSize
+        return configuration
+    }()
+
+    init(
+        endpoint: BackendPoolConfiguration.Endpoint,
+        peer: GRPCBackendPeer,
+        eventLoop: any EventLoop,
+        connectTimeout: TimeAmount
+    ) {
+        self.eventLoop = eventLoop
+        self.peer = peer
+        let core = NIOLoopBoundBox.makeEmptyBox(valueType: GRPCBackendSession.self, eventLoop: eventLoop)
+        self.core = core
+        let load = GRPCBackendConnectionLoad()
+        self.load = load
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let delegate = GRPCBackendSession(channel: channel, load: load)
+                    delegate.session = try channel.pipeline.syncOperations.configureHTTP2Session(
+                        role: .client,
+                        configuration: Self.sessionConfiguration,
+                        delegate: delegate
+                    )
+                    core.value = delegate
+                }
+            }
+        let channel = bootstrap.connect(host: endpoint.host, port: endpoint.port)
+        self.channel = channel
+        self.ready =
+            channel
+            .flatMapErrorThrowing { error in
+                load.markUnusable()
+                throw Self.connectError(error, peer: peer, timeout: connectTimeout)
+            }
+            .map { channel in
+                channel.closeFuture.whenComplete { _ in load.markUnusable() }
+            }
+    }
+
+    /// Starts `call` on this connection (the caller holds a reservation from ``GRPCBackendConnectionLoad``).
+    func start(
+        _ call: NIOLoopBoundBox<GRPCBackendCall>,
+        headers: HTTP2Headers,
+        message: ByteBuffer,
+        deadline: NIODeadline?
+    ) {
+        let core = self.core
+        let load = self.load
+        eventLoop.execute {
+            guard let session = core.value else {
+                load.release()
+                call.value.failedToStart(GRPCBackendCall.Refused())
+                return
+            }
+            session.start(call.value, headers: headers, message: message, deadline: deadline)
+        }
+    }
+
+    func close() {
+        load.markUnusable()
+        channel.whenSuccess { $0.close(promise: nil) }
+    }
+
+    private static func connectError(_ error: any Error, peer: GRPCBackendPeer, timeout: TimeAmount) -> GatewayError {
+        if case .connectTimeout = error as? ChannelError {
+            return GatewayError(
+                .deadlineExceeded,
+                "backend pool \"\(peer.pool)\": connecting to \(peer.endpoint) timed out after \(describe(timeout))"
+            )
+        }
+        return BackendErrors.connectFailed(pool: peer.pool, endpoint: peer.endpoint, reason: "\(error)")
+    }
+}
+
+/// What an endpoint needs to know about a connection to pick one, readable from any thread: whether new
+/// streams may start on it, and how many streams are reserved (started or about to be).
+final class GRPCBackendConnectionLoad: Sendable {
+    /// Streams per connection before another connection is opened. libnghttp2 would queue requests above the
+    /// peer's SETTINGS_MAX_CONCURRENT_STREAMS rather than fail them, but the engine does not expose the
+    /// peer's value, so we use the common default (100: grpc-go, nghttpx, our own server).
+    static let maxStreams = 100
+
+    private let reserved = Atomic<Int>(0)
+    private let usable = Atomic<Bool>(true)
+
+    var isUsable: Bool { usable.load(ordering: .relaxed) }
+    var reservedStreams: Int { reserved.load(ordering: .relaxed) }
+    var hasCapacity: Bool { isUsable && reservedStreams < Self.maxStreams }
+
+    func reserve() { reserved.add(1, ordering: .relaxed) }
+    func release() { reserved.subtract(1, ordering: .relaxed) }
+    func markUnusable() { usable.store(false, ordering: .relaxed) }
+}

@@ -1,0 +1,58 @@
+import NIOCore
+import Synchronization
+
+/// One endpoint of a gRPC pool and its connections.
+///
+/// Picking a connection reserves a stream on it under the lock, so a burst of concurrent calls fills one
+/// connection (opening it once, everyone awaiting the same connect) before a second one is opened.
+final class GRPCBackendEndpoint: Sendable {
+    let endpoint: BackendPoolConfiguration.Endpoint
+    let peer: GRPCBackendPeer
+    /// Calls in flight here, for endpoint selection.
+    let outstanding = Atomic<Int>(0)
+    private let connections = Mutex<[GRPCBackendConnection]>([])
+
+    init(_ endpoint: BackendPoolConfiguration.Endpoint, peer: GRPCBackendPeer) {
+        self.endpoint = endpoint
+        self.peer = peer
+    }
+
+    var connectionCount: Int {
+        connections.withLock { $0.filter(\.load.isUsable).count }
+    }
+
+    /// A connected connection with one stream reserved for the caller (released by the session when the
+    /// stream closes, or here when connecting fails).
+    func acquire(group: any EventLoopGroup, connectTimeout: TimeAmount) async throws -> GRPCBackendConnection {
+        let connection: GRPCBackendConnection = connections.withLock { list in
+            list.removeAll { !$0.load.isUsable }
+            let candidate = list.filter(\.load.hasCapacity).min { $0.load.reservedStreams < $1.load.reservedStreams }
+            let connection =
+                candidate
+                ?? GRPCBackendConnection(
+                    endpoint: endpoint,
+                    peer: peer,
+                    eventLoop: group.next(),
+                    connectTimeout: connectTimeout
+                )
+            if candidate == nil { list.append(connection) }
+            connection.load.reserve()
+            return connection
+        }
+        do {
+            try await connection.ready.get()
+        } catch {
+            connection.load.release()
+            throw error
+        }
+        return connection
+    }
+
+    func closeAll() {
+        let all = connections.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        for connection in all { connection.close() }
+    }
+}

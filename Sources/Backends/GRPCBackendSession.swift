@@ -1,0 +1,111 @@
+import HTTP2Engine
+import NIOCore
+
+/// The client side of one h2c connection to a backend: the engine's delegate, owning the map from stream
+/// to ``GRPCBackendCall`` and starting new calls on the session.
+///
+/// Lives on the connection's event loop. The engine holds it (as delegate) until the connection closes;
+/// ``GRPCBackendConnection`` keeps it in a loop-bound box to start calls. Every stream it opens is released
+/// from the connection's ``GRPCBackendConnectionLoad`` exactly once: when the engine reports it closed, or
+/// when it could not be started.
+final class GRPCBackendSession: HTTP2SessionDelegate {
+    let channel: any Channel
+    let load: GRPCBackendConnectionLoad
+    var session: NGHTTP2Session?
+    private var calls: [HTTP2StreamID: GRPCBackendCall] = [:]
+    /// Calls whose stream closed because the connection did; they learn the reason in `sessionDidClose`.
+    private var orphans: [GRPCBackendCall] = []
+
+    init(channel: any Channel, load: GRPCBackendConnectionLoad) {
+        self.channel = channel
+        self.load = load
+    }
+
+    /// Opens a stream for `call` and sends the one request message (gRPC request streams are unary here).
+    ///
+    /// The stream id is known only once `startRequest` returns, and the engine may report the stream closed
+    /// (refused) from inside its drain; batching the writes keeps every callback until the call is
+    /// registered.
+    func start(
+        _ call: GRPCBackendCall,
+        headers: HTTP2Headers,
+        message: ByteBuffer,
+        deadline: NIODeadline?
+    ) {
+        guard call.outcome == nil else {
+            load.release()  // cancelled while waiting for the connection
+            return
+        }
+        guard let session, session.canStartRequests else {
+            load.release()
+            call.failedToStart(GRPCBackendCall.Refused())
+            return
+        }
+        do {
+            try session.withBatchedWrites {
+                let stream = try session.startRequest(headers: headers, endStream: false)
+                calls[stream] = call
+                call.started(session: session, stream: stream, deadline: deadline, eventLoop: channel.eventLoop)
+                session.sendData(stream: stream, message, endStream: true)
+            }
+        } catch {
+            // `.sessionClosing` or `.streamIDsExhausted`: nothing reached the backend, another connection may.
+            load.markUnusable()
+            load.release()
+            call.failedToStart(GRPCBackendCall.Refused())
+        }
+    }
+
+    // MARK: HTTP2SessionDelegate
+
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveHeaders headers: HTTP2Headers,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
+        calls[stream]?.receivedHeaders(headers, endStream: endStream)
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
+        calls[stream]?.receivedData(data, endStream: endStream)
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID) {
+        calls[stream]?.receivedTrailers(trailers)
+    }
+
+    func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
+        guard let call = calls.removeValue(forKey: stream) else { return }
+        load.release()
+        if errorCode == .cancel, !channel.isActive {
+            // The engine closes every stream with CANCEL when the connection goes, then reports the
+            // connection's own error; wait for it so the caller learns why.
+            orphans.append(call)
+            let loopBound = NIOLoopBound(self, eventLoop: channel.eventLoop)
+            channel.eventLoop.execute { loopBound.value.failOrphans(nil) }
+        } else {
+            call.closed(errorCode: errorCode)
+        }
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
+        // Streams above lastStreamID close as refused; no new ones may start here.
+        load.markUnusable()
+    }
+
+    func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {
+        load.markUnusable()
+        failOrphans(error)
+        self.session = nil
+    }
+
+    private func failOrphans(_ error: (any Error)?) {
+        let orphans = self.orphans
+        self.orphans.removeAll()
+        for call in orphans { call.connectionLost(error) }
+    }
+}
+
+@available(*, unavailable)
+extension GRPCBackendSession: Sendable {}

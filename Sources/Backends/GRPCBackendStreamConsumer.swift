@@ -1,0 +1,94 @@
+import HTTP2Engine
+import NIOCore
+import ProtoCodec
+import Synchronization
+import TriggerModel
+import WireCodecs
+
+/// The consumer's end of one `RunStream` call: what `runStreaming`'s stream pulls from.
+///
+/// The call starts on the first `next()` (so an unused stream costs nothing) and each `next()` fetches one
+/// event, which is when that event's bytes are given back to the backend's flow-control window. Cancelling
+/// the consuming task, or dropping the stream before its end (this object's `deinit`), resets the stream.
+final class GRPCBackendStreamConsumer: Sendable {
+    private enum State {
+        case idle
+        case running(NIOLoopBoundBox<GRPCBackendCall>)
+        case done
+    }
+
+    private let request: TriggerRequest
+    private let endpoint: GRPCBackendEndpoint
+    private let group: any EventLoopGroup
+    private let configuration: BackendPoolConfiguration
+    private let makeHeaders: @Sendable () throws -> HTTP2Headers
+    private let state = Mutex(State.idle)
+
+    init(
+        request: TriggerRequest,
+        endpoint: GRPCBackendEndpoint,
+        group: any EventLoopGroup,
+        configuration: BackendPoolConfiguration,
+        makeHeaders: @escaping @Sendable () throws -> HTTP2Headers
+    ) {
+        self.request = request
+        self.endpoint = endpoint
+        self.group = group
+        self.configuration = configuration
+        self.makeHeaders = makeHeaders
+    }
+
+    deinit {
+        if case .running(let call) = state.withLock({ $0 }) {
+            let error = cancelledError(endpoint.peer)
+            call.eventLoop.execute { call.value.cancel(error) }
+        }
+    }
+
+    /// The next event, nil after a clean end; throws the call's error once.
+    func next() async throws -> TriggerEvent? {
+        let call: NIOLoopBoundBox<GRPCBackendCall>
+        switch state.withLock({ $0 }) {
+        case .done:
+            return nil
+        case .running(let running):
+            call = running
+        case .idle:
+            do {
+                call = try await start()
+            } catch {
+                state.withLock { $0 = .done }
+                throw error
+            }
+        }
+        let peer = endpoint.peer
+        do {
+            let event = try await withTaskCancellationHandler {
+                try await call.eventLoop.flatSubmit { call.value.pull(eventLoop: call.eventLoop) }.get()
+            } onCancel: {
+                call.eventLoop.execute { call.value.cancel(cancelledError(peer)) }
+            }
+            if event == nil { state.withLock { $0 = .done } }
+            return event
+        } catch {
+            state.withLock { $0 = .done }
+            if error is GRPCBackendCall.Refused { throw refusedError(peer) }
+            throw error
+        }
+    }
+
+    private func start() async throws -> NIOLoopBoundBox<GRPCBackendCall> {
+        endpoint.outstanding.add(1, ordering: .relaxed)
+        defer { endpoint.outstanding.subtract(1, ordering: .relaxed) }
+        let headers = try makeHeaders()
+        let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
+        let connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
+        let call = NIOLoopBoundBox.makeBoxSendingValue(
+            GRPCBackendCall(streamingPeer: endpoint.peer, maxMessageBytes: configuration.maxResponseBytes),
+            eventLoop: connection.eventLoop
+        )
+        state.withLock { $0 = .running(call) }
+        connection.start(call, headers: headers, message: message, deadline: request.deadline)
+        return call
+    }
+}

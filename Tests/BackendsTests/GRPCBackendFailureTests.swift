@@ -1,0 +1,157 @@
+import Backends
+import NIOCore
+import NIOPosix
+import Testing
+import TriggerModel
+
+@Suite("gRPC backend transport: failures, deadlines and cancellation")
+struct GRPCBackendFailureTests {
+    /// What the runner throws (as a google.rpc code; nil: a plain Swift error → UNKNOWN) and what the
+    /// gateway reports after the hop.
+    static let statusCases: [(thrown: Int?, expected: GatewayError.Code)] = [
+        (3, .invalidArgument),
+        (5, .notFound),
+        (7, .permissionDenied),
+        (8, .overloaded),
+        (9, .failedPrecondition),
+        (12, .unimplemented),
+        (16, .unauthenticated),
+        (4, .deadlineExceeded),
+        (14, .backendFailed),  // UNAVAILABLE from a backend is the backend failing
+        (13, .backendFailed),  // INTERNAL
+        (nil, .backendFailed),  // UNKNOWN
+    ]
+
+    @Test("a backend's grpc-status maps to the gateway's error, message percent-decoded", arguments: statusCases)
+    func statusMapping(thrown: Int?, expected: GatewayError.Code) async throws {
+        try await withGRPCBackend { backend in
+            var variables: ValueObject = ["message": .string("nope: 100% ünïcode\nline 2")]
+            if let thrown { variables["code"] = .number(Double(thrown)) }
+            let error = await #expect(throws: GatewayError.self) {
+                try await backend.transport.run(makeRequest("fail", variables))
+            }
+            #expect(error?.code == expected)
+            #expect(error?.message == "nope: 100% ünïcode\nline 2")
+        }
+    }
+
+    @Test("a long error message is shortened to fit the trailers instead of resetting the stream")
+    func longErrorMessage() async throws {
+        try await withGRPCBackend { backend in
+            let long = String(repeating: "é", count: 20_000)
+            let error = await #expect(throws: GatewayError.self) {
+                try await backend.transport.run(makeRequest("fail", ["code": .number(3), "message": .string(long)]))
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message == String(repeating: "é", count: 1024) + "…")
+        }
+    }
+
+    @Test("an unknown pipeline comes back as notFound through Trailers-Only")
+    func trailersOnly() async throws {
+        try await withGRPCBackend { backend in
+            let error = await #expect(throws: GatewayError.self) {
+                try await backend.transport.run(makeRequest("missing"))
+            }
+            #expect(error?.code == .notFound)
+            #expect(error?.message == "no pipeline test/missing")
+        }
+    }
+
+    @Test("a refused port is backendFailed naming the endpoint")
+    func refusedPort() async throws {
+        let server = try await RawBackend.bind { _ in nil }
+        let port = server.localAddress!.port!
+        try await server.close()
+        let transport = makeTransport(port: port)
+        defer { transport.close() }
+        let error = await #expect(throws: GatewayError.self) {
+            try await transport.run(makeRequest("echo"))
+        }
+        #expect(error?.code == .backendFailed)
+        #expect(error?.message.contains("127.0.0.1:\(port)") == true)
+    }
+
+    /// Fake backends answering with bytes that are not a valid gRPC response.
+    static let garbageCases: [(reason: String, answer: @Sendable (ByteBuffer) -> ByteBuffer?)] = [
+        ("HTTP2EngineError", { _ in ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") }),
+        (
+            "no grpc-status",
+            { received in
+                H2Bytes.hasRequestHeaders(received) ? H2Bytes.answer(headerBlock: [0x88]) : nil
+            }
+        ),
+        (
+            "grpc-status \"abc\"",
+            { received in
+                H2Bytes.hasRequestHeaders(received)
+                    ? H2Bytes.answer(headerBlock: [0x88] + H2Bytes.literal("grpc-status", "abc")) : nil
+            }
+        ),
+        (
+            "HTTP status 500",
+            { received in
+                H2Bytes.hasRequestHeaders(received) ? H2Bytes.answer(headerBlock: [0x8E]) : nil
+            }
+        ),
+    ]
+
+    @Test("a backend answering garbage is backendFailed, not a hang", arguments: 0..<garbageCases.count)
+    func garbage(index: Int) async throws {
+        let server = try await RawBackend.bind(answer: Self.garbageCases[index].answer)
+        defer { server.close(promise: nil) }
+        let transport = makeTransport(port: server.localAddress!.port!)
+        defer { transport.close() }
+        let reason = Self.garbageCases[index].reason
+        let error = await #expect(throws: GatewayError.self, "\(reason)") {
+            try await transport.run(makeRequest("echo", deadline: .now() + .seconds(10)))
+        }
+        #expect(error?.code == .backendFailed)
+        #expect(error?.message.contains("answered garbage: \(reason)") == true, "\(error?.message ?? "")")
+    }
+
+    @Test("a deadline ends the call with deadlineExceeded promptly and cancels the run on the backend")
+    func deadline() async throws {
+        try await withGRPCBackend { backend in
+            let start = ContinuousClock.now
+            let error = await #expect(throws: GatewayError.self) {
+                try await backend.transport.run(makeRequest("slow", deadline: .now() + .milliseconds(200)))
+            }
+            #expect(error?.code == .deadlineExceeded)
+            #expect(ContinuousClock.now - start < .seconds(2))
+            #expect(await backend.probe.wait(for: "slow.cancelled"))
+        }
+    }
+
+    @Test("through a BackendPool, the pool's timeout cancels the call and the backend's run")
+    func poolTimeout() async throws {
+        try await withGRPCBackend { backend in
+            var configuration = backend.configuration
+            configuration.requestTimeout = .milliseconds(200)
+            let pool = BackendPool(configuration: configuration, transport: backend.transport)
+            let error = await #expect(throws: GatewayError.self) {
+                try await pool.run(makeRequest("slow"))
+            }
+            #expect(error?.code == .deadlineExceeded)
+            #expect(await backend.probe.wait(for: "slow.cancelled"))
+        }
+    }
+
+    @Test("cancelling the calling task resets only its stream; the backend's run is cancelled, others go on")
+    func cancellation() async throws {
+        try await withGRPCBackend { backend in
+            let transport = backend.transport
+            let slow = Task { try await transport.run(makeRequest("slow")) }
+            let other = Task { try await transport.run(makeRequest("slow", ["ms": .number(300)])) }
+            #expect(await backend.probe.wait(for: "slow.started", atLeast: 2))
+            slow.cancel()
+            let error = await #expect(throws: GatewayError.self) { try await slow.value }
+            #expect(error?.code == .cancelled)
+            #expect(await backend.probe.wait(for: "slow.cancelled"))
+            let survivor = try await other.value
+            #expect(survivor.outputs.first?["slept"] == .bool(true))
+            #expect(backend.probe.count("slow.cancelled") == 1)
+            #expect(transport.connectionCount == 1)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Backends
+import NIOCore
+import Testing
+import TriggerModel
+
+@Suite("gRPC backend transport: server-streaming runs")
+struct GRPCBackendStreamingTests {
+    @Test("events arrive in order, one per RunEvent, ending with .end")
+    func eventsInOrder() async throws {
+        try await withGRPCBackend { backend in
+            var events: [TriggerEvent] = []
+            let request = makeRequest("stream", ["count": .number(20), "size": .number(100)], mode: .stream)
+            for try await event in backend.transport.runStreaming(request) { events.append(event) }
+            var expected: [TriggerEvent] = [
+                .status(name: "PIPELINE_STATUS_UPDATED", data: ["state": .string("RUNNING")])
+            ]
+            for i in 1...20 {
+                expected.append(
+                    .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [TestRunner.eventOutput(i, size: 100)])
+                )
+            }
+            expected.append(.end(TriggerResult(outputs: [["count": .number(20)]])))
+            #expect(events == expected)
+        }
+    }
+
+    @Test("a unary pipeline over RunStream is one .end event; a failing one throws its error")
+    func unaryOverStream() async throws {
+        try await withGRPCBackend { backend in
+            var events: [TriggerEvent] = []
+            for try await event in backend.transport.runStreaming(makeRequest("echo", ["x": .number(1)])) {
+                events.append(event)
+            }
+            #expect(events == [.end(TriggerResult(outputs: [["x": .number(1)]]))])
+
+            let failing = makeRequest("fail", ["code": .number(3), "message": .string("bad input")])
+            let error = await #expect(throws: GatewayError.self) {
+                for try await _ in backend.transport.runStreaming(failing) {}
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message == "bad input")
+        }
+    }
+
+    @Test("a slow consumer holds the backend back: production follows consumption (flow control)")
+    func backPressure() async throws {
+        try await withGRPCBackend { backend in
+            let size = 64 << 10
+            let request = makeRequest("stream", ["count": .number(200), "size": .number(Double(size))], mode: .stream)
+            var iterator = backend.transport.runStreaming(request).makeAsyncIterator()
+            _ = try await iterator.next()
+            _ = try await iterator.next()
+            try await Task.sleep(for: .milliseconds(300))
+            // Two events taken; what is in flight is bounded by the client's stream window (128 KiB) and the
+            // server's per-stream outbound buffer (256 KiB), i.e. a handful of 64 KiB events, not 200.
+            let producedWhileStalled = backend.probe.count("stream.produced")
+            #expect(producedWhileStalled < 16, "produced \(producedWhileStalled) events for a consumer that took 2")
+            var received = 1
+            while let event = try await iterator.next() {
+                if case .output(_, let outputs) = event {
+                    received += 1
+                    #expect(outputs == [TestRunner.eventOutput(received, size: size)])
+                }
+            }
+            #expect(received == 200)
+        }
+    }
+
+    @Test("cancelling the consuming task resets the stream and cancels the backend's run")
+    func consumerCancels() async throws {
+        try await withGRPCBackend { backend in
+            let request = makeRequest("stream", ["forever": .bool(true), "delay_ms": .number(10)], mode: .stream)
+            let transport = backend.transport
+            let consumer = Task {
+                var seen = 0
+                for try await _ in transport.runStreaming(request) { seen += 1 }
+                return seen
+            }
+            #expect(await backend.probe.wait(for: "stream.produced", atLeast: 3))
+            consumer.cancel()
+            // A cancelled consumer's stream ends (AsyncThrowingStream finishes on cancellation) or throws.
+            _ = try? await consumer.value
+            #expect(await backend.probe.wait(for: "stream.cancelled"))
+        }
+    }
+
+    @Test("a consumer that stops iterating (drops the stream) cancels the backend's run")
+    func consumerDropsStream() async throws {
+        try await withGRPCBackend { backend in
+            let request = makeRequest("stream", ["forever": .bool(true), "delay_ms": .number(10)], mode: .stream)
+            var seen = 0
+            for try await _ in backend.transport.runStreaming(request) {
+                seen += 1
+                if seen == 3 { break }
+            }
+            #expect(seen == 3)
+            #expect(await backend.probe.wait(for: "stream.cancelled"))
+        }
+    }
+
+    @Test("a backend killed mid-stream ends the stream with backendFailed within a second")
+    func backendKilledMidStream() async throws {
+        try await withGRPCBackend { backend in
+            let request = makeRequest("stream", ["forever": .bool(true), "delay_ms": .number(20)], mode: .stream)
+            var iterator = backend.transport.runStreaming(request).makeAsyncIterator()
+            _ = try await iterator.next()
+            _ = try await iterator.next()
+            let killed = ContinuousClock.now
+            try await backend.server.close()
+            let error = await #expect(throws: GatewayError.self) {
+                while try await iterator.next() != nil {}
+            }
+            #expect(error?.code == .backendFailed)
+            #expect(ContinuousClock.now - killed < .seconds(1))
+        }
+    }
+}
