@@ -1,5 +1,5 @@
-package import NIOCore
 package import FoundationEssentials
+package import NIOCore
 package import TriggerModel
 
 /// The columns both stores keep for an operation, as read from a row, and the one way to turn them into an

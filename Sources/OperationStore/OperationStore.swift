@@ -18,7 +18,9 @@ package protocol OperationStore: Sendable {
     /// Stores a new queued operation for `request`, or returns the one already stored under the same
     /// idempotency key (scoped by `request.principal`) when the request digest matches (`created == false`).
     /// Throws `.conflict` when the key was used with a different request.
-    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (operation: Operation, created: Bool)
+    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (
+        operation: Operation, created: Bool
+    )
 
     func get(id: String) async throws -> Operation?
 

@@ -1,9 +1,9 @@
 package import FoundationEssentials
 package import Logging
-package import OperationStore
-package import TriggerModel
 import NIOCore
+package import OperationStore
 import PostgresNIO
+package import TriggerModel
 
 /// The shared operation store: several gateway instances use one PostgreSQL database; any of them answers
 /// for any operation, and their dispatchers split the work with `FOR UPDATE SKIP LOCKED` claims and leases.
@@ -473,11 +473,15 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     private static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
-        let (seq, id, state, request, result, error, created, started, finished, attempts, owner, expires,
-            notBefore, key, digest, hasBlobs) = try row.decode(
-                (Int64, String, String, ByteBuffer, ByteBuffer?, ByteBuffer?, Int64, Int64?, Int64?, Int, String?,
-                    Int64?, Int64, String?, String, Bool).self
-            )
+        let (
+            seq, id, state, request, result, error, created, started, finished, attempts, owner, expires,
+            notBefore, key, digest, hasBlobs
+        ) = try row.decode(
+            (
+                Int64, String, String, ByteBuffer, ByteBuffer?, ByteBuffer?, Int64, Int64?, Int64?, Int, String?,
+                Int64?, Int64, String?, String, Bool
+            ).self
+        )
         return (
             OperationRow(
                 sequence: seq, id: id, state: state, request: request, result: result, error: error,

@@ -4,11 +4,11 @@ import OperationStore
 import TriggerModel
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The files that hold an operation's large blobs: `<root>/<operation-id>/<name>`.

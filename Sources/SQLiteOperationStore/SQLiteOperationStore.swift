@@ -1,9 +1,9 @@
 package import FoundationEssentials
 package import Logging
-package import OperationStore
-package import TriggerModel
 import NIOCore
+package import OperationStore
 import SQLiteNIO
+package import TriggerModel
 
 /// The embedded operation store: one SQLite file, `<dataDir>/operations.sqlite`, for a single gateway instance.
 ///
@@ -355,7 +355,11 @@ package final class SQLiteOperationStore: OperationStore {
     private func prepare(busyTimeout: Duration) async throws {
         try await serialized {
             // journal_mode=WAL persists in the file; synchronous and busy_timeout are per connection.
-            try await query("PRAGMA journal_mode = WAL")
+            let mode = try await query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
+            if mode?.lowercased() != "wal" {
+                // Some filesystems (network mounts) cannot do WAL; rollback journaling is still durable.
+                logger.warning("SQLite did not switch to WAL", metadata: ["sqlite.journal_mode": "\(mode ?? "?")"])
+            }
             try await query("PRAGMA synchronous = FULL")
             try await query("PRAGMA busy_timeout = \(busyTimeout.milliseconds)")
             try await query("BEGIN IMMEDIATE")

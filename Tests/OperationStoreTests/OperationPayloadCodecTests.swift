@@ -5,14 +5,20 @@ import TriggerModel
 
 @Suite("OperationPayloadCodec and SHA256")
 struct OperationPayloadCodecTests {
-    @Test("SHA-256 matches the FIPS 180-4 test vectors", arguments: [
-        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
-        ("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
-         "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"),
-    ])
+    @Test(
+        "SHA-256 matches the FIPS 180-4 test vectors",
+        arguments: [
+            ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+            ),
+            (
+                "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+                "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"
+            ),
+        ])
     func sha256Vectors(input: String, hex: String) {
         var hasher = SHA256()
         hasher.update(Array(input.utf8))
@@ -46,6 +52,16 @@ struct OperationPayloadCodecTests {
         }
         request.deadline = nil
         #expect(decoded == request)
+    }
+
+    @Test("a blob at the inline limit stays inline; one byte more is spilled", arguments: [(1000, 0), (1001, 1)])
+    func inlineLimitEdge(size: Int, spilled: Int) throws {
+        let codec = OperationPayloadCodec(inlineBlobLimit: 1000)
+        let request = Fixtures.request(blobs: [size])
+        let encoded = codec.encode(request, blobPrefix: "q")
+        #expect(encoded.blobs.count == spilled)
+        let decoded = try OperationPayloadCodec.decodeRequest(encoded.bytes) { _ in encoded.blobs[0].bytes }
+        #expect(decoded.inputs == request.inputs)
     }
 
     @Test("a missing or resized spilled blob is reported as damage, not returned")
@@ -103,7 +119,9 @@ struct OperationPayloadCodecTests {
         }
     }
 
-    @Test("page tokens round-trip and garbage is rejected", arguments: ["", "o", "x12", "o-5", "o0", "ozzzzzzzzzzzzzzzzzzzzz"])
+    @Test(
+        "page tokens round-trip and garbage is rejected",
+        arguments: ["", "o", "x12", "o-5", "o0", "ozzzzzzzzzzzzzzzzzzzzz"])
     func pageTokens(garbage: String) throws {
         #expect(try OperationPaging.parseToken(OperationPaging.makeToken(afterSequence: 12345)) == 12345)
         #expect(throws: GatewayError.self) { try OperationPaging.parseToken(garbage) }

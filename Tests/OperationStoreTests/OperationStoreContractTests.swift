@@ -7,7 +7,9 @@ import TriggerModel
 /// The contract every `OperationStore` keeps, run once per implementation.
 @Suite("OperationStore contract")
 struct OperationStoreContractTests {
-    @Test("enqueue then get returns the request byte for byte, with big blobs kept outside the row", arguments: StoreKind.allCases)
+    @Test(
+        "enqueue then get returns the request byte for byte, with big blobs kept outside the row",
+        arguments: StoreKind.allCases)
     func enqueueGetRoundTrip(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { harness, store in
             let request = Fixtures.richRequest()
@@ -53,7 +55,9 @@ struct OperationStoreContractTests {
         }
     }
 
-    @Test("the same idempotency key and body give the same operation; another body is a conflict", arguments: StoreKind.allCases)
+    @Test(
+        "the same idempotency key and body give the same operation; another body is a conflict",
+        arguments: StoreKind.allCases)
     func idempotency(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
             let request = Fixtures.request(text: "one", blobs: [100_000])
@@ -93,22 +97,26 @@ struct OperationStoreContractTests {
     func concurrentIdempotentEnqueue(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { harness, store in
             let request = Fixtures.request(text: "race")
-            let results = try await harness.withPeer { peer in try await withThrowingTaskGroup(of: (String, Bool).self) { group in
-                for i in 0..<10 {
-                    let target = i.isMultiple(of: 2) ? store : peer
-                    group.addTask {
-                        let (operation, created) = try await target.enqueue(request, idempotencyKey: "race-key")
-                        return (operation.id, created)
+            let results = try await harness.withPeer { peer in
+                try await withThrowingTaskGroup(of: (String, Bool).self) { group in
+                    for i in 0..<10 {
+                        let target = i.isMultiple(of: 2) ? store : peer
+                        group.addTask {
+                            let (operation, created) = try await target.enqueue(request, idempotencyKey: "race-key")
+                            return (operation.id, created)
+                        }
                     }
+                    return try await group.reduce(into: []) { $0.append($1) }
                 }
-                return try await group.reduce(into: []) { $0.append($1) }
-            } }
+            }
             #expect(Set(results.map(\.0)).count == 1)
             #expect(results.filter(\.1).count == 1)
         }
     }
 
-    @Test("claim takes the oldest due operations, marks them running under a lease and counts the attempt", arguments: StoreKind.allCases)
+    @Test(
+        "claim takes the oldest due operations, marks them running under a lease and counts the attempt",
+        arguments: StoreKind.allCases)
     func claimSemantics(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
             var ids: [String] = []
@@ -130,14 +138,16 @@ struct OperationStoreContractTests {
             let rest = try await store.claim(owner: "gw-a/0", leaseDuration: .seconds(30), limit: 5, now: now)
             #expect(rest.map(\.id) == [ids[2]])
             #expect(try await store.claim(owner: "gw-a/0", leaseDuration: .seconds(30), limit: 5, now: now).isEmpty)
-            #expect(try await store.claim(owner: "gw-a/0", leaseDuration: .seconds(30), limit: 0, now: now + 60).isEmpty)
+            #expect(
+                try await store.claim(owner: "gw-a/0", leaseDuration: .seconds(30), limit: 0, now: now + 60).isEmpty)
 
             // Renewing moves the expiry; a renewed lease is not reclaimed at the old expiry.
             #expect(try await store.renewLease(id: ids[0], owner: "gw-a/0", leaseDuration: .seconds(60), now: now + 20))
             #expect(try await store.get(id: ids[0])?.leaseExpiresAt == now + 80)
             let reclaimed = try await store.claim(owner: "gw-b/0", leaseDuration: .seconds(30), limit: 5, now: now + 40)
             #expect(Set(reclaimed.map(\.id)) == [ids[1], ids[2]])
-            #expect(!(try await store.renewLease(id: ids[1], owner: "gw-a/0", leaseDuration: .seconds(60), now: now + 41)))
+            #expect(
+                !(try await store.renewLease(id: ids[1], owner: "gw-a/0", leaseDuration: .seconds(60), now: now + 41)))
         }
     }
 
@@ -147,35 +157,40 @@ struct OperationStoreContractTests {
             let count = 60
             var enqueued: Set<String> = []
             for i in 0..<count {
-                enqueued.insert(try await store.enqueue(Fixtures.request(text: "p\(i)"), idempotencyKey: nil).operation.id)
+                enqueued.insert(
+                    try await store.enqueue(Fixtures.request(text: "p\(i)"), idempotencyKey: nil).operation.id)
             }
             let now = Fixtures.now() + 1
-            let claims = try await harness.withPeer { peer in try await withThrowingTaskGroup(of: [String].self) { group in
-                for worker in 0..<8 {
-                    let target = worker.isMultiple(of: 2) ? store : peer
-                    group.addTask {
-                        var mine: [String] = []
-                        while true {
-                            let batch = try await target.claim(
-                                owner: "gw-\(worker % 2)/\(worker)",
-                                leaseDuration: .seconds(60),
-                                limit: 3,
-                                now: now
-                            )
-                            if batch.isEmpty { return mine }
-                            mine += batch.map(\.id)
+            let claims = try await harness.withPeer { peer in
+                try await withThrowingTaskGroup(of: [String].self) { group in
+                    for worker in 0..<8 {
+                        let target = worker.isMultiple(of: 2) ? store : peer
+                        group.addTask {
+                            var mine: [String] = []
+                            while true {
+                                let batch = try await target.claim(
+                                    owner: "gw-\(worker % 2)/\(worker)",
+                                    leaseDuration: .seconds(60),
+                                    limit: 3,
+                                    now: now
+                                )
+                                if batch.isEmpty { return mine }
+                                mine += batch.map(\.id)
+                            }
                         }
                     }
+                    return try await group.reduce(into: []) { $0.append($1) }
                 }
-                return try await group.reduce(into: []) { $0.append($1) }
-            } }
+            }
             let all = claims.flatMap { $0 }
             #expect(all.count == count, "every operation claimed exactly once")
             #expect(Set(all) == enqueued)
         }
     }
 
-    @Test("an expired lease is claimed by another owner, and the old owner can no longer finish", arguments: StoreKind.allCases)
+    @Test(
+        "an expired lease is claimed by another owner, and the old owner can no longer finish",
+        arguments: StoreKind.allCases)
     func expiredLeaseFencing(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { harness, store in
             let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
@@ -188,8 +203,12 @@ struct OperationStoreContractTests {
             #expect(taken.first?.leaseOwner == "B")
             #expect(taken.first?.startedAt == t0, "startedAt is the first attempt's start")
 
-            #expect(!(try await store.complete(id: id, owner: "A", result: Fixtures.result(text: "late", blobSize: 200_000), now: t0 + 11)))
-            #expect(!(try await store.fail(id: id, owner: "A", error: GatewayError(.backendFailed, "x"), retryAt: nil, now: t0 + 11)))
+            #expect(
+                !(try await store.complete(
+                    id: id, owner: "A", result: Fixtures.result(text: "late", blobSize: 200_000), now: t0 + 11)))
+            #expect(
+                !(try await store.fail(
+                    id: id, owner: "A", error: GatewayError(.backendFailed, "x"), retryAt: nil, now: t0 + 11)))
             #expect(!(try await store.renewLease(id: id, owner: "A", leaseDuration: .seconds(10), now: t0 + 11)))
             let stillRunning = try #require(try await store.get(id: id))
             #expect(stillRunning.state == .running)
@@ -199,8 +218,10 @@ struct OperationStoreContractTests {
 
             let result = Fixtures.result(text: "winner", blobSize: 200_000)
             #expect(try await store.complete(id: id, owner: "B", result: result, now: t0 + 12))
-            #expect(!(try await store.complete(id: id, owner: "B", result: Fixtures.result(text: "twice"), now: t0 + 13)))
-            #expect(!(try await store.complete(id: id, owner: "A", result: Fixtures.result(text: "later"), now: t0 + 13)))
+            #expect(
+                !(try await store.complete(id: id, owner: "B", result: Fixtures.result(text: "twice"), now: t0 + 13)))
+            #expect(
+                !(try await store.complete(id: id, owner: "A", result: Fixtures.result(text: "later"), now: t0 + 13)))
 
             let done = try #require(try await store.get(id: id))
             #expect(done.state == .succeeded)
@@ -218,7 +239,8 @@ struct OperationStoreContractTests {
             let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
             let t0 = Fixtures.now() + 1
             _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
-            let firstError = GatewayError(.backendFailed, "runner refused", details: [["reason": .string("ECONNREFUSED")]])
+            let firstError = GatewayError(
+                .backendFailed, "runner refused", details: [["reason": .string("ECONNREFUSED")]])
             #expect(try await store.fail(id: id, owner: "A", error: firstError, retryAt: t0 + 30, now: t0 + 1))
 
             let queued = try #require(try await store.get(id: id))
@@ -244,7 +266,9 @@ struct OperationStoreContractTests {
         }
     }
 
-    @Test("cancel: queued and running can be cancelled, finished cannot, unknown is not found", arguments: StoreKind.allCases)
+    @Test(
+        "cancel: queued and running can be cancelled, finished cannot, unknown is not found",
+        arguments: StoreKind.allCases)
     func cancelRules(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
             let queued = try await store.enqueue(Fixtures.request(text: "q"), idempotencyKey: nil).operation.id
@@ -258,7 +282,9 @@ struct OperationStoreContractTests {
 
             let running = try await store.enqueue(Fixtures.request(text: "r"), idempotencyKey: nil).operation.id
             let t0 = Fixtures.now() + 1
-            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 5, now: t0).map(\.id) == [running])
+            #expect(
+                try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 5, now: t0).map(\.id) == [running]
+            )
             #expect(try await store.cancel(id: running).state == .cancelled)
             #expect(!(try await store.complete(id: running, owner: "A", result: Fixtures.result(), now: t0 + 1)))
             #expect(!(try await store.renewLease(id: running, owner: "A", leaseDuration: .seconds(10), now: t0 + 1)))
@@ -277,7 +303,9 @@ struct OperationStoreContractTests {
         }
     }
 
-    @Test("list filters by pipeline and state and pages newest first without duplicates or gaps", arguments: StoreKind.allCases)
+    @Test(
+        "list filters by pipeline and state and pages newest first without duplicates or gaps",
+        arguments: StoreKind.allCases)
     func listAndPaging(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
             var a: [String] = []
@@ -285,9 +313,14 @@ struct OperationStoreContractTests {
             for i in 0..<12 {
                 if i.isMultiple(of: 3) {
                     let release: String? = i == 3 ? "v1" : nil
-                    b.append(try await store.enqueue(Fixtures.request(pipeline: "b", release: release, text: "\(i)"), idempotencyKey: nil).operation.id)
+                    b.append(
+                        try await store.enqueue(
+                            Fixtures.request(pipeline: "b", release: release, text: "\(i)"), idempotencyKey: nil
+                        ).operation.id)
                 } else {
-                    a.append(try await store.enqueue(Fixtures.request(pipeline: "a", text: "\(i)"), idempotencyKey: nil).operation.id)
+                    a.append(
+                        try await store.enqueue(Fixtures.request(pipeline: "a", text: "\(i)"), idempotencyKey: nil)
+                            .operation.id)
                 }
             }
             let all = (a + b).sorted()  // for set comparisons only
@@ -326,33 +359,48 @@ struct OperationStoreContractTests {
             #expect(onlyB.nextPageToken == nil)
             #expect(onlyB.operations.allSatisfy { $0.ref.pipeline == "b" })
 
-            let cancelled = try await store.list(filter: OperationFilter(state: .cancelled), pageSize: 100, pageToken: nil)
+            let cancelled = try await store.list(
+                filter: OperationFilter(state: .cancelled), pageSize: 100, pageToken: nil)
             #expect(Set(cancelled.operations.map(\.id)) == [a[1], b[2]])
-            let cancelledA = try await store.list(filter: OperationFilter(pipeline: "acme/a", state: .cancelled), pageSize: 100, pageToken: nil)
+            let cancelledA = try await store.list(
+                filter: OperationFilter(pipeline: "acme/a", state: .cancelled), pageSize: 100, pageToken: nil)
             #expect(cancelledA.operations.map(\.id) == [a[1]])
-            let queuedA = try await store.list(filter: OperationFilter(pipeline: "acme/a", state: .queued), pageSize: 3, pageToken: nil)
+            let queuedA = try await store.list(
+                filter: OperationFilter(pipeline: "acme/a", state: .queued), pageSize: 3, pageToken: nil)
             #expect(queuedA.operations.count == 3)
             #expect(queuedA.nextPageToken != nil)
             let none = try await store.list(filter: OperationFilter(pipeline: "other/a"), pageSize: 10, pageToken: nil)
             #expect(none.operations.isEmpty && none.nextPageToken == nil)
 
-            let badToken = await gatewayError { _ = try await store.list(filter: OperationFilter(), pageSize: 5, pageToken: "garbage") }
+            let badToken = await gatewayError {
+                _ = try await store.list(filter: OperationFilter(), pageSize: 5, pageToken: "garbage")
+            }
             #expect(badToken?.code == .invalidArgument)
-            let badFilter = await gatewayError { _ = try await store.list(filter: OperationFilter(pipeline: "no-slash"), pageSize: 5, pageToken: nil) }
+            let badFilter = await gatewayError {
+                _ = try await store.list(filter: OperationFilter(pipeline: "no-slash"), pageSize: 5, pageToken: nil)
+            }
             #expect(badFilter?.code == .invalidArgument)
         }
     }
 
-    @Test("purge deletes finished operations before the cutoff with their blobs, and nothing else", arguments: StoreKind.allCases)
+    @Test(
+        "purge deletes finished operations before the cutoff with their blobs, and nothing else",
+        arguments: StoreKind.allCases)
     func purge(kind: StoreKind) async throws {
         try await StoreHarness.with(kind, inlineBlobLimit: 1024) { harness, store in
             let t0 = Fixtures.now() + 1
-            let succeeded = try await store.enqueue(Fixtures.request(text: "s", blobs: [5000]), idempotencyKey: "purge-me").operation.id
+            let succeeded = try await store.enqueue(
+                Fixtures.request(text: "s", blobs: [5000]), idempotencyKey: "purge-me"
+            ).operation.id
             _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
-            #expect(try await store.complete(id: succeeded, owner: "A", result: Fixtures.result(blobSize: 4000), now: t0 + 1))
-            let cancelled = try await store.enqueue(Fixtures.request(text: "c", blobs: [3000]), idempotencyKey: nil).operation.id
+            #expect(
+                try await store.complete(
+                    id: succeeded, owner: "A", result: Fixtures.result(blobSize: 4000), now: t0 + 1))
+            let cancelled = try await store.enqueue(Fixtures.request(text: "c", blobs: [3000]), idempotencyKey: nil)
+                .operation.id
             _ = try await store.cancel(id: cancelled)
-            let queued = try await store.enqueue(Fixtures.request(text: "q", blobs: [2000]), idempotencyKey: nil).operation.id
+            let queued = try await store.enqueue(Fixtures.request(text: "q", blobs: [2000]), idempotencyKey: nil)
+                .operation.id
             let running = try await store.enqueue(Fixtures.request(text: "r"), idempotencyKey: nil).operation.id
             _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 5, now: t0 + 2)
 
@@ -368,14 +416,18 @@ struct OperationStoreContractTests {
             let survivors = try await store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil).operations
             #expect(Set(survivors.map(\.id)) == [queued, running])
             #expect(try await harness.blobNames(store, operationID: queued).count == 1)
-            #expect(try await store.get(id: queued)?.request.inputs[0].variables["file0"]?.blobValue?.bytes == Fixtures.bytes(2000))
+            #expect(
+                try await store.get(id: queued)?.request.inputs[0].variables["file0"]?.blobValue?.bytes
+                    == Fixtures.bytes(2000))
 
             // A purged key is free again.
             #expect(try await store.enqueue(Fixtures.request(text: "new"), idempotencyKey: "purge-me").created)
         }
     }
 
-    @Test("a store opened again (a restart, or another instance) sees every committed operation", arguments: StoreKind.allCases)
+    @Test(
+        "a store opened again (a restart, or another instance) sees every committed operation",
+        arguments: StoreKind.allCases)
     func reopenSeesCommittedOperations(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { harness, store in
             let request = Fixtures.request(text: "durable", blobs: [300_000, 12])
@@ -384,7 +436,9 @@ struct OperationStoreContractTests {
             let t0 = Fixtures.now() + 1
             _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
             // The oldest (`queued`) is claimed and finished; `done` stays queued for the next instance.
-            #expect(try await store.complete(id: queued.id, owner: "A", result: Fixtures.result(blobSize: 100_000), now: t0 + 1))
+            #expect(
+                try await store.complete(
+                    id: queued.id, owner: "A", result: Fixtures.result(blobSize: 100_000), now: t0 + 1))
             try await store.close()
 
             let reopened = try await harness.open()
@@ -394,7 +448,10 @@ struct OperationStoreContractTests {
             #expect(first.result == Fixtures.result(blobSize: 100_000))
             #expect(try await reopened.get(id: done.id) == done)
             #expect(try await reopened.enqueue(request, idempotencyKey: "k").operation.id == queued.id)
-            #expect(try await reopened.claim(owner: "B", leaseDuration: .seconds(10), limit: 5, now: t0 + 2).map(\.id) == [done.id])
+            #expect(
+                try await reopened.claim(owner: "B", leaseDuration: .seconds(10), limit: 5, now: t0 + 2).map(\.id) == [
+                    done.id
+                ])
             try await reopened.close()
         }
     }

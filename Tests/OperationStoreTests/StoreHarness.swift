@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import OperationStore
 import PostgresOperationStore
@@ -23,7 +24,10 @@ struct StoreHarness: Sendable {
 
     func open() async throws -> any OperationStore {
         if let sqliteConfiguration { return try await SQLiteOperationStore.open(sqliteConfiguration) }
-        return try await PostgresOperationStore.open(postgresConfiguration!)
+        // PostgresNIO logs pool connections torn down by close() at info; tests close stores all the time.
+        var logger = Logger(label: "test.store.postgres")
+        logger.logLevel = .warning
+        return try await PostgresOperationStore.open(postgresConfiguration!, logger: logger)
     }
 
     /// Opens a second handle (another gateway instance on the same storage) for `body`, and always closes it.
@@ -99,7 +103,8 @@ struct StoreHarness: Sendable {
 enum Fixtures {
     static func bytes(_ count: Int, seed: UInt8 = 7) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: count)
-        buffer.writeBytes((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31) &+ seed &+ UInt8(truncatingIfNeeded: $0 >> 12) })
+        buffer.writeBytes(
+            (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31) &+ seed &+ UInt8(truncatingIfNeeded: $0 >> 12) })
         return buffer
     }
 
@@ -160,7 +165,8 @@ enum Fixtures {
     static func result(text: String = "done", blobSize: Int = 0) -> TriggerResult {
         var output: ValueObject = ["text": .string(text)]
         if blobSize > 0 {
-            output["image"] = .blob(Blob(contentType: "image/jpeg", fileName: "out.jpg", bytes: bytes(blobSize, seed: 99)))
+            output["image"] = .blob(
+                Blob(contentType: "image/jpeg", fileName: "out.jpg", bytes: bytes(blobSize, seed: 99)))
         }
         let trace = Trace(
             statuses: [.completed, .skipped],
@@ -169,7 +175,8 @@ enum Fixtures {
             error: ["msg": .string("none")],
             computeTimeInSeconds: 0.125
         )
-        return TriggerResult(outputs: [output], metadata: TriggerMetadata(traces: ["step-1": trace, "step-0": Trace()]))
+        return TriggerResult(
+            outputs: [output], metadata: TriggerMetadata(traces: ["step-1": trace, "step-0": Trace()]))
     }
 
     /// A start time on the store's millisecond grid, so dates compare exactly after a round trip.

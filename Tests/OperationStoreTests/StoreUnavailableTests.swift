@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import OperationStore
 import PostgresOperationStore
 import SQLiteOperationStore
@@ -19,7 +20,12 @@ struct StoreUnavailableTests {
             connectTimeout: .seconds(1)
         )
         let started = ContinuousClock.now
-        let error = await gatewayError { _ = try await PostgresOperationStore.open(configuration) }
+        let error = await gatewayError {
+            // The pool logs every failed connection attempt at info: expected here, so kept out of the output.
+            var quiet = Logger(label: "test.store.postgres")
+            quiet.logLevel = .critical
+            _ = try await PostgresOperationStore.open(configuration, logger: quiet)
+        }
         #expect(error?.code == .unavailable)
         #expect(ContinuousClock.now - started < .seconds(10))
     }
@@ -45,12 +51,14 @@ struct StoreUnavailableTests {
         #expect(error?.code == .unavailable)
     }
 
-    @Test("PostgreSQL URLs parse into host, port, user, password and database", arguments: [
-        ("postgres://postgres@127.0.0.1:5433/postgres", "127.0.0.1", 5433, "postgres", nil, "postgres"),
-        ("postgresql://u:p%40ss@db.example:6000/app?sslmode=disable", "db.example", 6000, "u", "p@ss", "app"),
-        ("postgres://me@localhost", "localhost", 5432, "me", nil, nil),
-        ("postgres://me@[::1]:7000/x", "::1", 7000, "me", nil, "x"),
-    ] as [(String, String, Int, String, String?, String?)])
+    @Test(
+        "PostgreSQL URLs parse into host, port, user, password and database",
+        arguments: [
+            ("postgres://postgres@127.0.0.1:5433/postgres", "127.0.0.1", 5433, "postgres", nil, "postgres"),
+            ("postgresql://u:p%40ss@db.example:6000/app?sslmode=disable", "db.example", 6000, "u", "p@ss", "app"),
+            ("postgres://me@localhost", "localhost", 5432, "me", nil, nil),
+            ("postgres://me@[::1]:7000/x", "::1", 7000, "me", nil, "x"),
+        ] as [(String, String, Int, String, String?, String?)])
     func postgresURL(url: String, host: String, port: Int, user: String, password: String?, database: String?) throws {
         let configuration = try PostgresOperationStore.Configuration(url: url)
         #expect(configuration.host == host)
@@ -60,9 +68,12 @@ struct StoreUnavailableTests {
         #expect(configuration.database == database)
     }
 
-    @Test("malformed PostgreSQL URLs are rejected", arguments: [
-        "mysql://u@h/db", "postgres://host-only/db", "postgres://u@h:99999/db", "postgres://u@/db", "postgres://@h/db",
-    ])
+    @Test(
+        "malformed PostgreSQL URLs are rejected",
+        arguments: [
+            "mysql://u@h/db", "postgres://host-only/db", "postgres://u@h:99999/db", "postgres://u@/db",
+            "postgres://@h/db",
+        ])
     func badPostgresURL(url: String) {
         #expect(throws: PostgresOperationStore.Configuration.ConfigurationError.self) {
             _ = try PostgresOperationStore.Configuration(url: url)
@@ -79,7 +90,9 @@ struct StoreUnavailableTests {
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
         }
         try #require(bound)
         return Int(UInt16(bigEndian: address.sin_port))
