@@ -1,1 +1,124 @@
-// OperationStore: placeholder until its owner lands it.
+package import FoundationEssentials
+package import TriggerModel
+
+/// The durable home of async operations: one protocol, two stores (SQLite for one instance, PostgreSQL for
+/// several sharing work).
+///
+/// Contract every implementation keeps (the shared suite in `Tests/OperationStoreTests` checks it):
+/// - what a method returns is committed (durable) before it returns; a store it cannot reach answers
+///   `GatewayError(.unavailable)`, never an id that was not stored;
+/// - a claim hands an operation to one owner at a time, and only the current owner of a running operation
+///   may finish it, so no operation ends with two results;
+/// - blobs above the store's inline limit live outside the operation rows (files or a side table), written
+///   before the row that refers to them is committed.
+///
+/// Lease owners must be unique per claiming worker (e.g. instance id + worker index): fencing compares the
+/// owner only.
+package protocol OperationStore: Sendable {
+    /// Stores a new queued operation for `request`, or returns the one already stored under the same
+    /// idempotency key (scoped by `request.principal`) when the request digest matches (`created == false`).
+    /// Throws `.conflict` when the key was used with a different request.
+    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (
+        operation: Operation, created: Bool
+    )
+
+    func get(id: String) async throws -> Operation?
+
+    /// Newest first. `pageToken` is the `nextPageToken` of the previous page; paging is stable under new
+    /// enqueues (they sort before the first page). Throws `.invalidArgument` for a malformed token or filter.
+    func list(
+        filter: OperationFilter,
+        pageSize: Int,
+        pageToken: String?
+    ) async throws -> (operations: [Operation], nextPageToken: String?)
+
+    /// queued/running → cancelled. Throws `.failedPrecondition` for a finished operation, `.notFound` for
+    /// an unknown id. A worker still running a cancelled operation finds out when `complete`/`fail`/
+    /// `renewLease` return false.
+    func cancel(id: String) async throws -> Operation
+
+    /// Takes up to `limit` operations that are queued with `notBefore <= now`, or running with an expired
+    /// lease, oldest first; marks them running under `owner` until `now + leaseDuration`, attempts + 1.
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation]
+
+    /// Extends the lease; false when `owner` no longer holds the running operation.
+    func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool
+
+    /// running → succeeded, only for the lease owner; false (and nothing changes) otherwise.
+    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool
+
+    /// running → failed, or → queued with `notBefore = retryAt` when `retryAt` is given; only for the lease
+    /// owner, false (and nothing changes) otherwise.
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool
+
+    /// Deletes finished operations whose `finishedAt < finishedBefore`, with their blobs; returns how many.
+    func purge(finishedBefore: Date) async throws -> Int
+
+    func close() async throws
+}
+
+/// Page sizes every store applies.
+package enum OperationPaging {
+    package static let defaultPageSize = 50
+    package static let maximumPageSize = 1000
+
+    /// `pageSize <= 0` means the default; larger than the maximum is capped.
+    package static func effectivePageSize(_ requested: Int) -> Int {
+        requested <= 0 ? defaultPageSize : min(requested, maximumPageSize)
+    }
+
+    /// Tokens are opaque to clients; inside, the store's insertion sequence of the last row returned.
+    package static func makeToken(afterSequence sequence: Int64) -> String {
+        "o" + String(sequence, radix: 36)
+    }
+
+    package static func parseToken(_ token: String) throws(GatewayError) -> Int64 {
+        guard token.hasPrefix("o"), let sequence = Int64(token.dropFirst(), radix: 36), sequence > 0 else {
+            throw GatewayError(.invalidArgument, "invalid page_token")
+        }
+        return sequence
+    }
+}
+
+/// The errors every store phrases the same way.
+package enum OperationStoreErrors {
+    package static func notFound(_ id: String) -> GatewayError {
+        GatewayError(.notFound, "operation \(id) not found")
+    }
+
+    package static func alreadyFinished(_ id: String, _ state: OperationState) -> GatewayError {
+        GatewayError(.failedPrecondition, "operation \(id) is already \(state.rawValue)")
+    }
+
+    package static func idempotencyConflict(_ key: String) -> GatewayError {
+        GatewayError(.conflict, "Idempotency-Key \(key) was used with a different request")
+    }
+
+    package static func unavailable(_ what: String, _ error: any Error) -> GatewayError {
+        if let error = error as? GatewayError { return error }
+        return GatewayError(.unavailable, "operation store unavailable: \(what): \(error)")
+    }
+
+    package static func invalidFilter(_ pipeline: String) -> GatewayError {
+        GatewayError(.invalidArgument, "invalid pipeline filter \"\(pipeline)\" (expected namespace/pipeline)")
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970: the precision stores keep.
+    package var storeMilliseconds: Int64 {
+        // Nearest, not down: a Date made from milliseconds must map back to the same milliseconds.
+        Int64((timeIntervalSince1970 * 1000).rounded())
+    }
+
+    package init(storeMilliseconds: Int64) {
+        self.init(timeIntervalSince1970: Double(storeMilliseconds) / 1000)
+    }
+}
+
+extension Duration {
+    package var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,1 +1,494 @@
-// PostgresOperationStore: placeholder until its owner lands it.
+package import FoundationEssentials
+package import Logging
+import NIOCore
+package import OperationStore
+import PostgresNIO
+package import TriggerModel
+
+/// The shared operation store: several gateway instances use one PostgreSQL database; any of them answers
+/// for any operation, and their dispatchers split the work with `FOR UPDATE SKIP LOCKED` claims and leases.
+///
+/// Blobs over the inline limit go to a `bytea` side table (`<prefix>operation_blobs`), not to local files:
+/// every instance must be able to read every operation's blobs, and the side table needs no shared
+/// filesystem. A blob row is inserted in the same transaction as the operation row that names it, and is
+/// deleted with it (`ON DELETE CASCADE`).
+///
+/// The store owns its `PostgresClient` and runs the client's `run()` in a task it starts in `open` and
+/// cancels in `close()`, so callers only open and close it.
+package final class PostgresOperationStore: OperationStore {
+    package typealias Configuration = PostgresOperationStoreConfiguration
+
+    static let schemaVersion = 1
+
+    private let client: PostgresClient
+    private let runTask: Task<Void, Never>
+    private let codec: OperationPayloadCodec
+    private let timeout: Duration
+    private let logger: Logger
+    private let operations: String
+    private let blobTable: String
+    private let versionTable: String
+
+    private init(client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger) {
+        self.client = client
+        self.runTask = runTask
+        self.codec = OperationPayloadCodec(inlineBlobLimit: configuration.inlineBlobLimit)
+        self.timeout = configuration.operationTimeout
+        self.logger = logger
+        self.operations = "\(configuration.tablePrefix)operations"
+        self.blobTable = "\(configuration.tablePrefix)operation_blobs"
+        self.versionTable = "\(configuration.tablePrefix)schema_version"
+    }
+
+    /// Starts the client and creates the schema when missing. Throws `.unavailable` when the server cannot
+    /// be reached within `operationTimeout`.
+    package static func open(
+        _ configuration: Configuration,
+        logger: Logger = Logger(label: "trigger-gateway.store.postgres")
+    ) async throws -> PostgresOperationStore {
+        guard configuration.validTablePrefix else {
+            throw GatewayError(.invalidArgument, "invalid PostgreSQL table prefix \"\(configuration.tablePrefix)\"")
+        }
+        var clientConfiguration = PostgresClient.Configuration(
+            host: configuration.host,
+            port: configuration.port,
+            username: configuration.username,
+            password: configuration.password,
+            database: configuration.database,
+            tls: .disable
+        )
+        clientConfiguration.options.connectTimeout = configuration.connectTimeout
+        clientConfiguration.options.maximumConnections = max(1, configuration.maximumConnections)
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        let runTask = Task { await client.run() }
+        let store = PostgresOperationStore(
+            client: client,
+            runTask: runTask,
+            configuration: configuration,
+            logger: logger
+        )
+        do {
+            try await store.createSchema()
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        return store
+    }
+
+    // MARK: OperationStore
+
+    package func enqueue(
+        _ request: TriggerRequest,
+        idempotencyKey: String?
+    ) async throws -> (operation: Operation, created: Bool) {
+        let new = NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec)
+        return try await bounded("enqueue") { [self] in
+            if let key = idempotencyKey, let scope = new.idempotencyScope,
+                let existing = try await existing(scope: scope, key: key)
+            {
+                return try Self.idempotentAnswer(existing, new: new, key: key)
+            }
+            let operation = new.operation
+            let spilled = new.encodedRequest.blobs
+            let inserted = try await transaction { [self] connection in
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO \(unescaped: operations) (id, pipeline_key, state, request, created_at, attempts, \
+                    not_before, idempotency_scope, idempotency_key, request_digest, has_blobs) \
+                    VALUES (\(operation.id), \(new.pipelineKey), 'queued', \(new.encodedRequest.bytes), \
+                    \(operation.createdAt.storeMilliseconds), 0, \(operation.notBefore.storeMilliseconds), \
+                    \(new.idempotencyScope), \(idempotencyKey), \(operation.requestDigest), \(!spilled.isEmpty)) \
+                    ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING seq
+                    """,
+                    logger: logger
+                ).collect()
+                guard !rows.isEmpty else { return false }
+                try await insertBlobs(spilled, operationID: operation.id, on: connection)
+                return true
+            }
+            if inserted { return (operation, true) }
+            // Another request with the same key committed between our check and our insert.
+            guard let key = idempotencyKey, let scope = new.idempotencyScope,
+                let existing = try await existing(scope: scope, key: key)
+            else {
+                throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
+            }
+            return try Self.idempotentAnswer(existing, new: new, key: key)
+        }
+    }
+
+    package func get(id: String) async throws -> Operation? {
+        try await bounded("get") { [self] in
+            let rows = try await client.query(
+                "SELECT \(unescaped: Self.selectColumns) FROM \(unescaped: operations) WHERE id = \(id)",
+                logger: logger
+            ).collect()
+            return try await makeOperations(rows).first
+        }
+    }
+
+    package func list(
+        filter: OperationFilter,
+        pageSize: Int,
+        pageToken: String?
+    ) async throws -> (operations: [Operation], nextPageToken: String?) {
+        let pageSize = OperationPaging.effectivePageSize(pageSize)
+        var sql = "SELECT \(Self.selectColumns) FROM \(operations) WHERE TRUE"
+        var binds = PostgresBindings()
+        if let key = try filter.validatedPipelineKey() {
+            binds.append(key)
+            sql += " AND pipeline_key = $\(binds.count)"
+        }
+        if let state = filter.state {
+            binds.append(state.rawValue)
+            sql += " AND state = $\(binds.count)"
+        }
+        if let pageToken {
+            binds.append(try OperationPaging.parseToken(pageToken))
+            sql += " AND seq < $\(binds.count)"
+        }
+        binds.append(pageSize + 1)
+        sql += " ORDER BY seq DESC LIMIT $\(binds.count)"
+        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        return try await bounded("list") { [self] in
+            let rows = try await client.query(query, logger: logger).collect()
+            let page = Array(rows.prefix(pageSize))
+            let operations = try await makeOperations(page)
+            let next = rows.count > pageSize ? try Self.operationRow(page[page.count - 1]).row.sequence : nil
+            return (operations, next.map { OperationPaging.makeToken(afterSequence: $0) })
+        }
+    }
+
+    package func cancel(id: String) async throws -> Operation {
+        let now = Date().storeMilliseconds
+        return try await bounded("cancel") { [self] in
+            let rows = try await client.query(
+                """
+                UPDATE \(unescaped: operations) SET state = 'cancelled', finished_at = \(now), \
+                lease_expires_at = NULL WHERE id = \(id) AND state IN ('queued', 'running') \
+                RETURNING \(unescaped: Self.selectColumns)
+                """,
+                logger: logger
+            ).collect()
+            if let cancelled = try await makeOperations(rows).first { return cancelled }
+            let states = try await client.query(
+                "SELECT state FROM \(unescaped: operations) WHERE id = \(id)",
+                logger: logger
+            ).collect()
+            guard let raw = try states.first?.decode(String.self) else { throw OperationStoreErrors.notFound(id) }
+            throw OperationStoreErrors.alreadyFinished(id, OperationState(rawValue: raw) ?? .failed)
+        }
+    }
+
+    package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+        guard limit > 0 else { return [] }
+        let nowMS = now.storeMilliseconds
+        let expires = nowMS + leaseDuration.milliseconds
+        return try await bounded("claim") { [self] in
+            // SKIP LOCKED: rows another instance is claiming right now are left to it, not waited for; the
+            // re-check of the WHERE clause on locked rows (READ COMMITTED) drops rows claimed meanwhile.
+            let rows = try await client.query(
+                """
+                UPDATE \(unescaped: operations) SET state = 'running', lease_owner = \(owner), \
+                lease_expires_at = \(expires), attempts = attempts + 1, started_at = COALESCE(started_at, \(nowMS)) \
+                WHERE seq IN (SELECT seq FROM \(unescaped: operations) \
+                WHERE (state = 'queued' AND not_before <= \(nowMS)) \
+                OR (state = 'running' AND lease_expires_at <= \(nowMS)) \
+                ORDER BY seq LIMIT \(limit) FOR UPDATE SKIP LOCKED) \
+                RETURNING \(unescaped: Self.selectColumns)
+                """,
+                logger: logger
+            ).collect()
+            return try await makeOperations(rows, sorted: true)
+        }
+    }
+
+    package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        let expires = now.storeMilliseconds + leaseDuration.milliseconds
+        return try await bounded("renewLease") { [self] in
+            try await !client.query(
+                """
+                UPDATE \(unescaped: operations) SET lease_expires_at = \(expires) \
+                WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
+                """,
+                logger: logger
+            ).collect().isEmpty
+        }
+    }
+
+    package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
+        let nowMS = now.storeMilliseconds
+        return try await bounded("complete") { [self] in
+            try await transaction { [self] connection in
+                let rows = try await connection.query(
+                    """
+                    UPDATE \(unescaped: operations) SET state = 'succeeded', result = \(encoded.bytes), error = NULL, \
+                    finished_at = \(nowMS), lease_expires_at = NULL, has_blobs = has_blobs OR \(!encoded.blobs.isEmpty) \
+                    WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
+                    """,
+                    logger: logger
+                ).collect()
+                guard !rows.isEmpty else { return false }
+                try await insertBlobs(encoded.blobs, operationID: id, on: connection)
+                return true
+            }
+        }
+    }
+
+    package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        let encodedError = OperationPayloadCodec.encode(error)
+        let query: PostgresQuery
+        if let retryAt {
+            query = """
+                UPDATE \(unescaped: operations) SET state = 'queued', error = \(encodedError), \
+                not_before = \(retryAt.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
+                WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
+                """
+        } else {
+            query = """
+                UPDATE \(unescaped: operations) SET state = 'failed', error = \(encodedError), \
+                finished_at = \(now.storeMilliseconds), lease_expires_at = NULL \
+                WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
+                """
+        }
+        return try await bounded("fail") { [self] in
+            try await !client.query(query, logger: logger).collect().isEmpty
+        }
+    }
+
+    package func purge(finishedBefore: Date) async throws -> Int {
+        let before = finishedBefore.storeMilliseconds
+        return try await bounded("purge") { [self] in
+            // Blob rows go with their operation (ON DELETE CASCADE), in the same statement.
+            try await client.query(
+                """
+                DELETE FROM \(unescaped: operations) WHERE finished_at IS NOT NULL AND finished_at < \(before) \
+                RETURNING seq
+                """,
+                logger: logger
+            ).collect().count
+        }
+    }
+
+    package func close() async throws {
+        runTask.cancel()
+        await runTask.value
+    }
+
+    /// Names of the blobs kept for an operation (diagnostics and tests).
+    package func storedBlobNames(operationID: String) async throws -> [String] {
+        try await bounded("storedBlobNames") { [self] in
+            let rows = try await client.query(
+                "SELECT name FROM \(unescaped: blobTable) WHERE operation_id = \(operationID) ORDER BY name",
+                logger: logger
+            ).collect()
+            return try rows.map { try $0.decode(String.self) }
+        }
+    }
+
+    // MARK: Internals
+
+    static let selectColumns = "\(OperationRow.columns), has_blobs"
+
+    private func createSchema() async throws {
+        try await bounded("create schema") { [self] in
+            try await transaction { [self] connection in
+                // Instances starting together would otherwise race on CREATE TABLE IF NOT EXISTS (it is not
+                // atomic against a concurrent creator); the lock is per database and released at commit.
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))", logger: logger)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS \(unescaped: versionTable) (version INT NOT NULL)",
+                    logger: logger
+                )
+                let rows = try await connection.query(
+                    "SELECT version FROM \(unescaped: versionTable)",
+                    logger: logger
+                ).collect()
+                switch try rows.first?.decode(Int.self) {
+                case nil:
+                    for statement in schemaStatements() {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO \(unescaped: versionTable) (version) VALUES (\(Self.schemaVersion))",
+                        logger: logger
+                    )
+                case Self.schemaVersion?:
+                    break
+                case let other?:
+                    throw GatewayError(
+                        .unavailable,
+                        "operation store schema version \(other) is not supported "
+                            + "(this gateway knows \(Self.schemaVersion))"
+                    )
+                }
+            }
+        }
+    }
+
+    /// "tgopstor" as a number: any constant works as long as it is the same in every instance.
+    private static let schemaLockKey: Int64 = 0x7467_6f70_7374_6f72
+
+    private func schemaStatements() -> [String] {
+        [
+            """
+            CREATE TABLE \(operations) (
+                seq BIGSERIAL PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                pipeline_key TEXT NOT NULL,
+                state TEXT NOT NULL,
+                request BYTEA NOT NULL,
+                result BYTEA,
+                error BYTEA,
+                created_at BIGINT NOT NULL,
+                started_at BIGINT,
+                finished_at BIGINT,
+                attempts INT NOT NULL DEFAULT 0,
+                lease_owner TEXT,
+                lease_expires_at BIGINT,
+                not_before BIGINT NOT NULL,
+                idempotency_scope TEXT,
+                idempotency_key TEXT,
+                request_digest TEXT NOT NULL,
+                has_blobs BOOLEAN NOT NULL DEFAULT FALSE,
+                UNIQUE (idempotency_scope, idempotency_key)
+            )
+            """,
+            """
+            CREATE TABLE \(blobTable) (
+                operation_id TEXT NOT NULL REFERENCES \(operations) (id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                bytes BYTEA NOT NULL,
+                PRIMARY KEY (operation_id, name)
+            )
+            """,
+            "CREATE INDEX \(operations)_claim_queued ON \(operations) (state, not_before, seq)",
+            "CREATE INDEX \(operations)_claim_leases ON \(operations) (state, lease_expires_at)",
+            "CREATE INDEX \(operations)_by_pipeline ON \(operations) (pipeline_key, seq)",
+            "CREATE INDEX \(operations)_by_state ON \(operations) (state, seq)",
+            "CREATE INDEX \(operations)_finished ON \(operations) (finished_at) WHERE finished_at IS NOT NULL",
+        ]
+    }
+
+    private func existing(scope: String, key: String) async throws -> Operation? {
+        let rows = try await client.query(
+            """
+            SELECT \(unescaped: Self.selectColumns) FROM \(unescaped: operations) \
+            WHERE idempotency_scope = \(scope) AND idempotency_key = \(key)
+            """,
+            logger: logger
+        ).collect()
+        return try await makeOperations(rows).first
+    }
+
+    private static func idempotentAnswer(
+        _ existing: Operation,
+        new: NewOperation,
+        key: String
+    ) throws -> (operation: Operation, created: Bool) {
+        guard existing.requestDigest == new.operation.requestDigest else {
+            throw OperationStoreErrors.idempotencyConflict(key)
+        }
+        return (existing, false)
+    }
+
+    private func insertBlobs(_ blobs: [SpilledBlob], operationID: String, on connection: PostgresConnection)
+        async throws
+    {
+        for blob in blobs {
+            try await connection.query(
+                """
+                INSERT INTO \(unescaped: blobTable) (operation_id, name, bytes) \
+                VALUES (\(operationID), \(blob.name), \(blob.bytes))
+                """,
+                logger: logger
+            )
+        }
+    }
+
+    /// Runs `body` in a transaction; the error `body` threw is rethrown as is (PostgresNIO wraps it).
+    private func transaction<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(connection)
+            }
+        } catch let error as PostgresTransactionError {
+            throw error.closureError ?? error.beginError ?? error.commitError ?? error
+        }
+    }
+
+    /// Bounds a store call by `operationTimeout` and maps every failure that is not already a
+    /// `GatewayError` to `.unavailable`.
+    private func bounded<T: Sendable>(
+        _ what: String,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let timeout = self.timeout
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let value = first else {
+                    throw GatewayError(.unavailable, "operation store unavailable: \(what) timed out after \(timeout)")
+                }
+                return value
+            }
+        } catch {
+            throw OperationStoreErrors.unavailable(what, error)
+        }
+    }
+
+    private func makeOperations(_ rows: [PostgresRow], sorted: Bool = false) async throws -> [Operation] {
+        var decoded = try rows.map(Self.operationRow)
+        if sorted { decoded.sort { $0.row.sequence < $1.row.sequence } }
+        let ids = decoded.filter(\.hasBlobs).map(\.row.id)
+        var blobs: [String: [String: ByteBuffer]] = [:]
+        if !ids.isEmpty {
+            let blobRows = try await client.query(
+                "SELECT operation_id, name, bytes FROM \(unescaped: blobTable) WHERE operation_id = ANY(\(ids))",
+                logger: logger
+            ).collect()
+            for row in blobRows {
+                let (operationID, name, bytes) = try row.decode((String, String, ByteBuffer).self)
+                blobs[operationID, default: [:]][name] = bytes
+            }
+        }
+        let found = blobs
+        return try decoded.map { entry in
+            try entry.row.makeOperation { name in
+                guard let bytes = found[entry.row.id]?[name] else {
+                    throw GatewayError(.internalError, "operation \(entry.row.id) names blob \(name), which is missing")
+                }
+                return bytes
+            }
+        }
+    }
+
+    private static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
+        let (
+            seq, id, state, request, result, error, created, started, finished, attempts, owner, expires,
+            notBefore, key, digest, hasBlobs
+        ) = try row.decode(
+            (
+                Int64, String, String, ByteBuffer, ByteBuffer?, ByteBuffer?, Int64, Int64?, Int64?, Int, String?,
+                Int64?, Int64, String?, String, Bool
+            ).self
+        )
+        return (
+            OperationRow(
+                sequence: seq, id: id, state: state, request: request, result: result, error: error,
+                createdAt: created, startedAt: started, finishedAt: finished, attempts: attempts, leaseOwner: owner,
+                leaseExpiresAt: expires, notBefore: notBefore, idempotencyKey: key, requestDigest: digest
+            ),
+            hasBlobs
+        )
+    }
+}

@@ -1,1 +1,543 @@
-// SQLiteOperationStore: placeholder until its owner lands it.
+package import FoundationEssentials
+package import Logging
+import NIOCore
+package import OperationStore
+import SQLiteNIO
+package import TriggerModel
+
+/// The embedded operation store: one SQLite file, `<dataDir>/operations.sqlite`, for a single gateway instance.
+///
+/// Durability: WAL journal with `synchronous=FULL`, so every commit is on disk before the call returns, and
+/// every method is one autocommit statement (or an explicit transaction). Blobs over the inline limit are
+/// files under `<dataDir>/blobs/<op-id>/`, fsynced before the row that names them commits.
+///
+/// Concurrency: one connection, whose calls run on NIO's thread pool (never on an event loop); a FIFO
+/// `SerialGate` orders statements so no commit waits behind another statement still stepping. That caps
+/// throughput at one fsync per write, which is what "committed before returned" costs on one disk.
+package final class SQLiteOperationStore: OperationStore {
+    package struct Configuration: Sendable {
+        /// Created when missing.
+        package var dataDirectory: String
+        package var inlineBlobLimit: Int
+        /// How long a statement waits for a lock another process holds before failing as unavailable.
+        package var busyTimeout: Duration
+
+        package init(
+            dataDirectory: String,
+            inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit,
+            busyTimeout: Duration = .seconds(5)
+        ) {
+            self.dataDirectory = dataDirectory
+            self.inlineBlobLimit = inlineBlobLimit
+            self.busyTimeout = busyTimeout
+        }
+
+        package var databasePath: String { "\(dataDirectory)/operations.sqlite" }
+        package var blobDirectory: String { "\(dataDirectory)/blobs" }
+    }
+
+    static let schemaVersion = 1
+
+    private let connection: SQLiteConnection
+    private let gate = SerialGate()
+    private let blobs: BlobDirectory
+    private let codec: OperationPayloadCodec
+    private let threadPool: NIOThreadPool
+    private let logger: Logger
+
+    private init(
+        connection: SQLiteConnection,
+        blobs: BlobDirectory,
+        codec: OperationPayloadCodec,
+        threadPool: NIOThreadPool,
+        logger: Logger
+    ) {
+        self.connection = connection
+        self.blobs = blobs
+        self.codec = codec
+        self.threadPool = threadPool
+        self.logger = logger
+    }
+
+    /// Opens (creating when missing) the database, applies the schema, and removes blob directories left by
+    /// a crash between writing blob files and committing their row.
+    package static func open(
+        _ configuration: Configuration,
+        logger: Logger = Logger(label: "trigger-gateway.store.sqlite")
+    ) async throws -> SQLiteOperationStore {
+        let threadPool = NIOThreadPool.singleton
+        let blobs = BlobDirectory(root: configuration.blobDirectory)
+        do {
+            try await threadPool.runIfActive {
+                try FileManager.default.createDirectory(
+                    atPath: configuration.blobDirectory,
+                    withIntermediateDirectories: true
+                )
+            }
+        } catch {
+            throw OperationStoreErrors.unavailable("create \(configuration.blobDirectory)", error)
+        }
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(
+                storage: .file(path: configuration.databasePath),
+                threadPool: threadPool,
+                logger: logger,
+                on: MultiThreadedEventLoopGroup.singleton.any()
+            )
+        } catch {
+            throw OperationStoreErrors.unavailable("open \(configuration.databasePath)", error)
+        }
+        let store = SQLiteOperationStore(
+            connection: connection,
+            blobs: blobs,
+            codec: OperationPayloadCodec(inlineBlobLimit: configuration.inlineBlobLimit),
+            threadPool: threadPool,
+            logger: logger
+        )
+        do {
+            try await store.prepare(busyTimeout: configuration.busyTimeout)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return store
+    }
+
+    // MARK: OperationStore
+
+    package func enqueue(
+        _ request: TriggerRequest,
+        idempotencyKey: String?
+    ) async throws -> (operation: Operation, created: Bool) {
+        let new = NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec)
+        let operation = new.operation
+        return try await serialized {
+            if let key = idempotencyKey, let scope = new.idempotencyScope {
+                if let existing = try await existingOperation(scope: scope, key: key) {
+                    guard existing.requestDigest == operation.requestDigest else {
+                        throw OperationStoreErrors.idempotencyConflict(key)
+                    }
+                    return (existing, false)
+                }
+            }
+            let spilled = new.encodedRequest.blobs
+            if !spilled.isEmpty {
+                try await onThreadPool { [blobs] in try blobs.write(operationID: operation.id, blobs: spilled) }
+            }
+            let inserted: Bool
+            do {
+                // DO NOTHING: another process (a second gateway on the same file) may have inserted the key
+                // since our check; the statement then inserts nothing, and the existing row answers below.
+                inserted = try await !query(
+                    """
+                    INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+                    idempotency_scope, idempotency_key, request_digest, has_blobs) \
+                    VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?) \
+                    ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING seq
+                    """,
+                    [
+                        .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
+                        .integer(Int(operation.createdAt.storeMilliseconds)),
+                        .integer(Int(operation.notBefore.storeMilliseconds)),
+                        new.idempotencyScope.sqlite, idempotencyKey.sqlite, .text(operation.requestDigest),
+                        .integer(spilled.isEmpty ? 0 : 1),
+                    ]
+                ).isEmpty
+            } catch {
+                await removeBlobDirectory(spilled, operationID: operation.id)
+                throw error
+            }
+            if inserted { return (operation, true) }
+            await removeBlobDirectory(spilled, operationID: operation.id)
+            guard let key = idempotencyKey, let scope = new.idempotencyScope,
+                let existing = try await existingOperation(scope: scope, key: key)
+            else {
+                throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
+            }
+            guard existing.requestDigest == operation.requestDigest else {
+                throw OperationStoreErrors.idempotencyConflict(key)
+            }
+            return (existing, false)
+        }
+    }
+
+    package func get(id: String) async throws -> Operation? {
+        try await serialized {
+            let rows = try await query("SELECT \(Self.selectColumns) FROM operations WHERE id = ?", [.text(id)])
+            return try await makeOperations(rows).first
+        }
+    }
+
+    package func list(
+        filter: OperationFilter,
+        pageSize: Int,
+        pageToken: String?
+    ) async throws -> (operations: [Operation], nextPageToken: String?) {
+        let pageSize = OperationPaging.effectivePageSize(pageSize)
+        var sql = "SELECT \(Self.selectColumns) FROM operations WHERE 1 = 1"
+        var binds: [SQLiteData] = []
+        if let key = try filter.validatedPipelineKey() {
+            sql += " AND pipeline_key = ?"
+            binds.append(.text(key))
+        }
+        if let state = filter.state {
+            sql += " AND state = ?"
+            binds.append(.text(state.rawValue))
+        }
+        if let pageToken {
+            sql += " AND seq < ?"
+            binds.append(.integer(Int(try OperationPaging.parseToken(pageToken))))
+        }
+        // One extra row tells whether there is a next page without a COUNT.
+        sql += " ORDER BY seq DESC LIMIT ?"
+        binds.append(.integer(pageSize + 1))
+        let finalSQL = sql
+        let finalBinds = binds
+        return try await serialized {
+            let rows = try await query(finalSQL, finalBinds)
+            let page = Array(rows.prefix(pageSize))
+            let operations = try await makeOperations(page)
+            let next = rows.count > pageSize ? try Self.operationRow(page[page.count - 1]).row.sequence : nil
+            return (operations, next.map { OperationPaging.makeToken(afterSequence: $0) })
+        }
+    }
+
+    package func cancel(id: String) async throws -> Operation {
+        let now = Date().storeMilliseconds
+        return try await serialized {
+            let rows = try await query(
+                """
+                UPDATE operations SET state = 'cancelled', finished_at = ?, lease_expires_at = NULL \
+                WHERE id = ? AND state IN ('queued', 'running') RETURNING \(Self.selectColumns)
+                """,
+                [.integer(Int(now)), .text(id)]
+            )
+            if let cancelled = try await makeOperations(rows).first { return cancelled }
+            let states = try await query("SELECT state FROM operations WHERE id = ?", [.text(id)])
+            guard let raw = states.first?.column("state")?.string else { throw OperationStoreErrors.notFound(id) }
+            throw OperationStoreErrors.alreadyFinished(id, OperationState(rawValue: raw) ?? .failed)
+        }
+    }
+
+    package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+        guard limit > 0 else { return [] }
+        let nowMS = now.storeMilliseconds
+        // One statement: SQLite runs it under its write lock, so no other writer (or process) claims the same rows.
+        let sql = """
+            UPDATE operations SET state = 'running', lease_owner = ?1, lease_expires_at = ?2, \
+            attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
+            WHERE seq IN (SELECT seq FROM operations \
+            WHERE (state = 'queued' AND not_before <= ?3) OR (state = 'running' AND lease_expires_at <= ?3) \
+            ORDER BY seq LIMIT ?4) \
+            RETURNING \(Self.selectColumns)
+            """
+        let binds: [SQLiteData] = [
+            .text(owner), .integer(Int(nowMS + leaseDuration.milliseconds)), .integer(Int(nowMS)), .integer(limit),
+        ]
+        return try await serialized {
+            let rows = try await query(sql, binds)
+            // RETURNING order is unspecified; hand them out oldest first.
+            let bySequence = rows.sorted { ($0.column("seq")?.integer ?? 0) < ($1.column("seq")?.integer ?? 0) }
+            return try await makeOperations(bySequence)
+        }
+    }
+
+    package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        let expires = now.storeMilliseconds + leaseDuration.milliseconds
+        return try await serialized {
+            try await !query(
+                """
+                UPDATE operations SET lease_expires_at = ? \
+                WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING seq
+                """,
+                [.integer(Int(expires)), .text(id), .text(owner)]
+            ).isEmpty
+        }
+    }
+
+    package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
+        let spilled = encoded.blobs
+        return try await serialized {
+            if !spilled.isEmpty {
+                try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
+            }
+            let updated: Bool
+            do {
+                updated = try await !query(
+                    """
+                    UPDATE operations SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, \
+                    lease_expires_at = NULL, has_blobs = MAX(has_blobs, ?) \
+                    WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING seq
+                    """,
+                    [
+                        .blob(encoded.bytes), .integer(Int(now.storeMilliseconds)),
+                        .integer(spilled.isEmpty ? 0 : 1), .text(id), .text(owner),
+                    ]
+                ).isEmpty
+            } catch {
+                // A failed statement did not commit (SQLite rolls the statement back), so the files are unused.
+                await removeResultBlobs(spilled, operationID: id)
+                throw error
+            }
+            if !updated { await removeResultBlobs(spilled, operationID: id) }
+            return updated
+        }
+    }
+
+    package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        let encodedError = OperationPayloadCodec.encode(error)
+        let sql: String
+        var binds: [SQLiteData] = [.blob(encodedError)]
+        if let retryAt {
+            sql = """
+                UPDATE operations SET state = 'queued', error = ?, not_before = ?, lease_owner = NULL, \
+                lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING seq
+                """
+            binds.append(.integer(Int(retryAt.storeMilliseconds)))
+        } else {
+            sql = """
+                UPDATE operations SET state = 'failed', error = ?, finished_at = ?, lease_expires_at = NULL \
+                WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING seq
+                """
+            binds.append(.integer(Int(now.storeMilliseconds)))
+        }
+        binds += [.text(id), .text(owner)]
+        let finalBinds = binds
+        return try await serialized {
+            try await !query(sql, finalBinds).isEmpty
+        }
+    }
+
+    package func purge(finishedBefore: Date) async throws -> Int {
+        try await serialized {
+            let rows = try await query(
+                """
+                DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ? RETURNING id, has_blobs
+                """,
+                [.integer(Int(finishedBefore.storeMilliseconds))]
+            )
+            // Rows first, files second: a crash in between leaves orphan files (swept at open), never a row
+            // whose blobs are gone.
+            let withBlobs = rows.compactMap { row -> String? in
+                row.column("has_blobs")?.integer == 1 ? row.column("id")?.string : nil
+            }
+            if !withBlobs.isEmpty {
+                try await onThreadPool { [blobs] in
+                    for id in withBlobs { blobs.remove(operationID: id) }
+                }
+            }
+            return rows.count
+        }
+    }
+
+    package func close() async throws {
+        try await serialized {
+            guard !connection.isClosed else { return }
+            try await connection.close()
+        }
+    }
+
+    /// Names of the blob files kept for an operation (diagnostics and tests).
+    package func storedBlobNames(operationID: String) async throws -> [String] {
+        try await onThreadPool { [blobs] in
+            let names = try? FileManager.default.contentsOfDirectory(atPath: blobs.directory(for: operationID))
+            return (names ?? []).sorted()
+        }
+    }
+
+    // MARK: Internals
+
+    /// `OperationRow.columns` plus whether blob files exist (so rows without them decode without a thread hop).
+    static let selectColumns = "\(OperationRow.columns), has_blobs"
+
+    private func prepare(busyTimeout: Duration) async throws {
+        try await serialized {
+            // journal_mode=WAL persists in the file; synchronous and busy_timeout are per connection.
+            let mode = try await query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
+            if mode?.lowercased() != "wal" {
+                // Some filesystems (network mounts) cannot do WAL; rollback journaling is still durable.
+                logger.warning("SQLite did not switch to WAL", metadata: ["sqlite.journal_mode": "\(mode ?? "?")"])
+            }
+            try await query("PRAGMA synchronous = FULL")
+            try await query("PRAGMA busy_timeout = \(busyTimeout.milliseconds)")
+            try await query("BEGIN IMMEDIATE")
+            do {
+                try await createSchema()
+                try await query("COMMIT")
+            } catch {
+                _ = try? await query("ROLLBACK")
+                throw error
+            }
+            try await sweepOrphanBlobs()
+        }
+    }
+
+    private func createSchema() async throws {
+        try await query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        let version = try await query("SELECT version FROM schema_version").first?.column("version")?.integer
+        switch version {
+        case nil:
+            for statement in Self.schema { try await query(statement) }
+            try await query("INSERT INTO schema_version (version) VALUES (?)", [.integer(Self.schemaVersion)])
+        case Self.schemaVersion?:
+            break
+        case let other?:
+            throw GatewayError(
+                .unavailable,
+                "operation store schema version \(other) is not supported (this gateway knows \(Self.schemaVersion))"
+            )
+        }
+    }
+
+    private static let schema = [
+        """
+        CREATE TABLE operations (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            pipeline_key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            request BLOB NOT NULL,
+            result BLOB,
+            error BLOB,
+            created_at INTEGER NOT NULL,
+            started_at INTEGER,
+            finished_at INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires_at INTEGER,
+            not_before INTEGER NOT NULL,
+            idempotency_scope TEXT,
+            idempotency_key TEXT,
+            request_digest TEXT NOT NULL,
+            has_blobs INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (idempotency_scope, idempotency_key)
+        )
+        """,
+        "CREATE INDEX operations_claim_queued ON operations (state, not_before, seq)",
+        "CREATE INDEX operations_claim_leases ON operations (state, lease_expires_at)",
+        "CREATE INDEX operations_by_pipeline ON operations (pipeline_key, seq)",
+        "CREATE INDEX operations_by_state ON operations (state, seq)",
+        "CREATE INDEX operations_finished ON operations (finished_at) WHERE finished_at IS NOT NULL",
+    ]
+
+    private func sweepOrphanBlobs() async throws {
+        let ids = try await onThreadPool { [blobs] in blobs.operationIDs() }
+        for id in ids {
+            let rows = try await query("SELECT seq FROM operations WHERE id = ?", [.text(id)])
+            if rows.isEmpty {
+                logger.info("removing orphan blob directory", metadata: ["operation.id": "\(id)"])
+                try await onThreadPool { [blobs] in blobs.remove(operationID: id) }
+            }
+        }
+    }
+
+    private func serialized<T>(_ body: () async throws -> T) async throws -> T {
+        await gate.acquire()
+        do {
+            let value = try await body()
+            await gate.release()
+            return value
+        } catch {
+            await gate.release()
+            throw error
+        }
+    }
+
+    @discardableResult
+    private func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        do {
+            return try await connection.query(sql, binds)
+        } catch {
+            throw OperationStoreErrors.unavailable("sqlite", error)
+        }
+    }
+
+    private func onThreadPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        do {
+            return try await threadPool.runIfActive(body)
+        } catch {
+            throw OperationStoreErrors.unavailable("blob files", error)
+        }
+    }
+
+    private func makeOperations(_ rows: [SQLiteRow]) async throws -> [Operation] {
+        let decoded = try rows.map(Self.operationRow)
+        let blobs = self.blobs
+        guard decoded.contains(where: \.hasBlobs) else {
+            return try decoded.map { try $0.row.makeOperation(resolveBlob: Self.noBlobs) }
+        }
+        return try await threadPool.runIfActive {
+            try decoded.map { entry in
+                try entry.row.makeOperation { try blobs.read(operationID: entry.row.id, name: $0) }
+            }
+        }
+    }
+
+    private func existingOperation(scope: String, key: String) async throws -> Operation? {
+        let rows = try await query(
+            "SELECT \(Self.selectColumns) FROM operations WHERE idempotency_scope = ? AND idempotency_key = ?",
+            [.text(scope), .text(key)]
+        )
+        return try await makeOperations(rows).first
+    }
+
+    private func removeBlobDirectory(_ spilled: [SpilledBlob], operationID: String) async {
+        guard !spilled.isEmpty else { return }
+        _ = try? await onThreadPool { [blobs] in blobs.remove(operationID: operationID) }
+    }
+
+    private func removeResultBlobs(_ spilled: [SpilledBlob], operationID: String) async {
+        guard !spilled.isEmpty else { return }
+        let names = spilled.map(\.name)
+        _ = try? await onThreadPool { [blobs] in blobs.remove(operationID: operationID, names: names) }
+    }
+
+    private static func noBlobs(_ name: String) throws -> ByteBuffer {
+        throw GatewayError(.internalError, "stored operation names blob \(name) but has no blob files")
+    }
+
+    private static func operationRow(_ row: SQLiteRow) throws -> (row: OperationRow, hasBlobs: Bool) {
+        func damaged(_ column: String) -> GatewayError {
+            GatewayError(.internalError, "operation row is damaged (\(column))")
+        }
+        func int(_ column: String) throws -> Int64 {
+            guard let value = row.column(column)?.integer else { throw damaged(column) }
+            return Int64(value)
+        }
+        func optionalInt(_ column: String) -> Int64? {
+            row.column(column)?.integer.map(Int64.init)
+        }
+        func text(_ column: String) throws -> String {
+            guard let value = row.column(column)?.string else { throw damaged(column) }
+            return value
+        }
+        func optionalBlob(_ column: String) -> ByteBuffer? {
+            row.column(column)?.blob
+        }
+        guard let request = optionalBlob("request") else { throw damaged("request") }
+        let operationRow = OperationRow(
+            sequence: try int("seq"),
+            id: try text("id"),
+            state: try text("state"),
+            request: request,
+            result: optionalBlob("result"),
+            error: optionalBlob("error"),
+            createdAt: try int("created_at"),
+            startedAt: optionalInt("started_at"),
+            finishedAt: optionalInt("finished_at"),
+            attempts: Int(try int("attempts")),
+            leaseOwner: row.column("lease_owner")?.string,
+            leaseExpiresAt: optionalInt("lease_expires_at"),
+            notBefore: try int("not_before"),
+            idempotencyKey: row.column("idempotency_key")?.string,
+            requestDigest: try text("request_digest")
+        )
+        return (operationRow, optionalInt("has_blobs") == 1)
+    }
+}
+
+extension Optional where Wrapped == String {
+    fileprivate var sqlite: SQLiteData { map { .text($0) } ?? .null }
+}

@@ -1,0 +1,86 @@
+package import FoundationEssentials
+package import TriggerModel
+
+/// One durable async trigger: the request as accepted, where it is in its life, and its result or error.
+///
+/// Stores hand out `Operation`s as snapshots; changing one changes nothing in the store. All timestamps
+/// have millisecond precision (what the stores keep), so an operation read back equals the one returned
+/// by `enqueue`.
+package struct Operation: Sendable, Equatable {
+    /// Random, URL-safe (26 characters of lowercase Crockford base32, 130 bits).
+    package var id: String
+    package var ref: PipelineRef
+    package var state: OperationState
+    /// The request as accepted; `deadline` is not kept (it is a monotonic instant of the accepting process).
+    package var request: TriggerRequest
+    /// Set when `state == .succeeded`.
+    package var result: TriggerResult?
+    /// Set when `state == .failed`; on a `queued` operation it is the last failed attempt's error.
+    package var error: GatewayError?
+    package var createdAt: Date
+    /// When the first attempt was claimed.
+    package var startedAt: Date?
+    package var finishedAt: Date?
+    /// How many times the operation was claimed (so 1 during the first run).
+    package var attempts: Int
+    package var leaseOwner: String?
+    package var leaseExpiresAt: Date?
+    /// A queued operation is not claimed before this instant (retry backoff).
+    package var notBefore: Date
+    package var idempotencyKey: String?
+    /// Lowercase hex SHA-256 of the canonical form of `ref` and the inputs (see `OperationPayloadCodec`).
+    package var requestDigest: String
+
+    package init(
+        id: String,
+        ref: PipelineRef,
+        state: OperationState,
+        request: TriggerRequest,
+        result: TriggerResult? = nil,
+        error: GatewayError? = nil,
+        createdAt: Date,
+        startedAt: Date? = nil,
+        finishedAt: Date? = nil,
+        attempts: Int = 0,
+        leaseOwner: String? = nil,
+        leaseExpiresAt: Date? = nil,
+        notBefore: Date,
+        idempotencyKey: String? = nil,
+        requestDigest: String
+    ) {
+        self.id = id
+        self.ref = ref
+        self.state = state
+        self.request = request
+        self.result = result
+        self.error = error
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.attempts = attempts
+        self.leaseOwner = leaseOwner
+        self.leaseExpiresAt = leaseExpiresAt
+        self.notBefore = notBefore
+        self.idempotencyKey = idempotencyKey
+        self.requestDigest = requestDigest
+    }
+
+    /// `operations/<id>`: the name clients see.
+    package var name: String { "operations/\(id)" }
+
+    /// A new random id.
+    package static func makeID() -> String {
+        // Crockford's alphabet (no i, l, o, u): readable, URL-safe, case-insensitive.
+        let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+        var generator = SystemRandomNumberGenerator()
+        var high = generator.next() as UInt64
+        var low = generator.next() as UInt64
+        var out = [UInt8](repeating: 0, count: 26)
+        for i in 0..<26 {
+            out[i] = alphabet[Int(low & 31)]
+            low = (low >> 5) | ((high & 31) << 59)
+            high >>= 5
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

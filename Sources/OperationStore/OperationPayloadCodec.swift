@@ -1,0 +1,187 @@
+package import NIOCore
+package import TriggerModel
+
+/// Turns the parts of an operation a store keeps opaque (request, result, error) into bytes and back, and
+/// computes request digests.
+///
+/// The format is the store's own (see `PayloadWriter`), versioned by a leading byte; it is never sent to
+/// clients. Blobs above `inlineBlobLimit` are returned as `SpilledBlob`s for the store to keep outside the
+/// row; the row's bytes only name them.
+package struct OperationPayloadCodec: Sendable {
+    /// 64 KiB: small enough that rows stay small, large enough that icons and short audio stay inline.
+    package static let defaultInlineBlobLimit = 64 * 1024
+
+    package var inlineBlobLimit: Int
+
+    package init(inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit) {
+        self.inlineBlobLimit = inlineBlobLimit
+    }
+
+    private static let formatVersion: UInt8 = 1
+
+    /// Encoded bytes plus the blobs they refer to by name.
+    package struct Encoded: Sendable {
+        package var bytes: ByteBuffer
+        package var blobs: [SpilledBlob]
+    }
+
+    /// Everything of the request except its deadline (a monotonic instant of the accepting process).
+    /// Spilled blobs are named `<blobPrefix><n>`.
+    package func encode(_ request: TriggerRequest, blobPrefix: String) -> Encoded {
+        var w = PayloadWriter(sink: ByteBuffer(), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix)
+        w.byte(Self.formatVersion)
+        Self.writeRef(request.ref, to: &w)
+        w.string(request.mode.rawValue)
+        Self.writeInputs(request.inputs, to: &w)
+        w.optionalString(request.principal)
+        w.string(request.requestID)
+        w.optionalString(request.traceParent)
+        w.optionalString(request.traceState)
+        w.optionalString(request.idempotencyKey)
+        w.bool(request.returnTraces)
+        return Encoded(bytes: w.sink, blobs: w.spilled)
+    }
+
+    package static func decodeRequest(
+        _ bytes: ByteBuffer,
+        resolveBlob: @escaping (String) throws -> ByteBuffer
+    ) throws -> TriggerRequest {
+        var r = PayloadReader(buffer: bytes, resolveBlob: resolveBlob)
+        try checkVersion(&r)
+        let ref = PipelineRef(namespace: try r.string(), pipeline: try r.string(), release: try r.optionalString())
+        guard let mode = TriggerMode(rawValue: try r.string()) else { throw PayloadReader.corrupt("mode") }
+        let count = try r.count()
+        var inputs: [TriggerInput] = []
+        inputs.reserveCapacity(count)
+        for _ in 0..<count {
+            let variables = try r.object()
+            inputs.append(TriggerInput(variables: variables, secrets: try r.stringMap()))
+        }
+        return TriggerRequest(
+            ref: ref,
+            mode: mode,
+            inputs: inputs,
+            principal: try r.optionalString(),
+            requestID: try r.string(),
+            traceParent: try r.optionalString(),
+            traceState: try r.optionalString(),
+            idempotencyKey: try r.optionalString(),
+            returnTraces: try r.bool()
+        )
+    }
+
+    package func encode(_ result: TriggerResult, blobPrefix: String) -> Encoded {
+        var w = PayloadWriter(sink: ByteBuffer(), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix)
+        w.byte(Self.formatVersion)
+        w.objects(result.outputs)
+        let traces = result.metadata.traces
+        w.count(traces.count)
+        for key in traces.keys.sorted() {
+            let trace = traces[key]!
+            w.string(key)
+            w.count(trace.statuses.count)
+            for status in trace.statuses { w.varint(UInt64(status.rawValue)) }
+            w.objects(trace.inputs)
+            w.objects(trace.outputs)
+            if let error = trace.error {
+                w.byte(1)
+                w.object(error)
+            } else {
+                w.byte(0)
+            }
+            w.varint(UInt64(trace.computeTimeInSeconds.bitPattern))
+        }
+        return Encoded(bytes: w.sink, blobs: w.spilled)
+    }
+
+    package static func decodeResult(
+        _ bytes: ByteBuffer,
+        resolveBlob: @escaping (String) throws -> ByteBuffer
+    ) throws -> TriggerResult {
+        var r = PayloadReader(buffer: bytes, resolveBlob: resolveBlob)
+        try checkVersion(&r)
+        let outputs = try r.objects()
+        let traceCount = try r.count()
+        var traces: [String: Trace] = [:]
+        for _ in 0..<traceCount {
+            let key = try r.string()
+            let statusCount = try r.count()
+            var statuses: [Trace.Status] = []
+            for _ in 0..<statusCount {
+                statuses.append(Trace.Status(rawValue: Int(try r.varint())) ?? .unspecified)
+            }
+            let inputs = try r.objects()
+            let outputs = try r.objects()
+            let error = try r.byte() == 0 ? nil : try r.object()
+            guard let bits = UInt32(exactly: try r.varint()) else { throw PayloadReader.corrupt("trace time") }
+            traces[key] = Trace(
+                statuses: statuses,
+                inputs: inputs,
+                outputs: outputs,
+                error: error,
+                computeTimeInSeconds: Float(bitPattern: bits)
+            )
+        }
+        return TriggerResult(outputs: outputs, metadata: TriggerMetadata(traces: traces))
+    }
+
+    /// Errors are small: everything stays inline.
+    package static func encode(_ error: GatewayError) -> ByteBuffer {
+        var w = PayloadWriter(sink: ByteBuffer(), inlineLimit: nil)
+        w.byte(formatVersion)
+        w.string(error.code.description)
+        w.string(error.message)
+        w.objects(error.details)
+        return w.sink
+    }
+
+    package static func decodeError(_ bytes: ByteBuffer) throws -> GatewayError {
+        var r = PayloadReader(buffer: bytes, resolveBlob: { throw PayloadReader.corrupt("blob \($0) in an error") })
+        try checkVersion(&r)
+        let code = GatewayError.Code.named(try r.string()) ?? .internalError
+        let message = try r.string()
+        return GatewayError(code, message, details: try r.objects())
+    }
+
+    /// Lowercase hex SHA-256 of the canonical form of `ref` and `inputs` (all blob bytes included, secrets
+    /// and dictionaries in key order). Two requests with equal digests ask the same pipeline the same thing.
+    package static func digest(ref: PipelineRef, inputs: [TriggerInput]) -> String {
+        var w = PayloadWriter(sink: SHA256(), inlineLimit: nil)
+        w.string("trigger-gateway request digest v1")
+        writeRef(ref, to: &w)
+        writeInputs(inputs, to: &w)
+        return w.sink.finalizeHex()
+    }
+
+    private static func writeRef<Sink>(_ ref: PipelineRef, to w: inout PayloadWriter<Sink>) {
+        w.string(ref.namespace)
+        w.string(ref.pipeline)
+        w.optionalString(ref.release)
+    }
+
+    private static func writeInputs<Sink>(_ inputs: [TriggerInput], to w: inout PayloadWriter<Sink>) {
+        w.count(inputs.count)
+        for input in inputs {
+            w.object(input.variables)
+            w.stringMap(input.secrets)
+        }
+    }
+
+    private static func checkVersion(_ r: inout PayloadReader) throws {
+        let version = try r.byte()
+        guard version == formatVersion else { throw PayloadReader.corrupt("unknown format version \(version)") }
+    }
+}
+
+extension GatewayError.Code {
+    /// Every code, to map a stored `description` back to its code.
+    static let all: [GatewayError.Code] = [
+        .invalidArgument, .unauthenticated, .permissionDenied, .notFound, .methodNotAllowed, .conflict,
+        .failedPrecondition, .payloadTooLarge, .unsupportedMediaType, .headersTooLarge, .tooManyRequests,
+        .overloaded, .backendFailed, .deadlineExceeded, .unavailable, .cancelled, .unimplemented, .internalError,
+    ]
+
+    static func named(_ name: String) -> GatewayError.Code? {
+        all.first { $0.description == name }
+    }
+}

@@ -1,0 +1,125 @@
+package import FoundationEssentials
+package import NIOCore
+package import TriggerModel
+
+/// The columns both stores keep for an operation, as read from a row, and the one way to turn them into an
+/// `Operation` (so the two stores cannot drift apart in how they read).
+package struct OperationRow: Sendable {
+    /// The store's insertion sequence: list order and page tokens.
+    package var sequence: Int64
+    package var id: String
+    package var state: String
+    package var request: ByteBuffer
+    package var result: ByteBuffer?
+    package var error: ByteBuffer?
+    package var createdAt: Int64
+    package var startedAt: Int64?
+    package var finishedAt: Int64?
+    package var attempts: Int
+    package var leaseOwner: String?
+    package var leaseExpiresAt: Int64?
+    package var notBefore: Int64
+    package var idempotencyKey: String?
+    package var requestDigest: String
+
+    package init(
+        sequence: Int64, id: String, state: String, request: ByteBuffer, result: ByteBuffer?, error: ByteBuffer?,
+        createdAt: Int64, startedAt: Int64?, finishedAt: Int64?, attempts: Int, leaseOwner: String?,
+        leaseExpiresAt: Int64?, notBefore: Int64, idempotencyKey: String?, requestDigest: String
+    ) {
+        self.sequence = sequence
+        self.id = id
+        self.state = state
+        self.request = request
+        self.result = result
+        self.error = error
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.attempts = attempts
+        self.leaseOwner = leaseOwner
+        self.leaseExpiresAt = leaseExpiresAt
+        self.notBefore = notBefore
+        self.idempotencyKey = idempotencyKey
+        self.requestDigest = requestDigest
+    }
+
+    /// The column list, in `init` order, both stores select.
+    package static let columns = """
+        seq, id, state, request, result, error, created_at, started_at, finished_at, attempts, lease_owner, \
+        lease_expires_at, not_before, idempotency_key, request_digest
+        """
+
+    /// Decodes the payloads; `resolveBlob` gives a spilled blob of this operation by name.
+    package func makeOperation(resolveBlob: @escaping (String) throws -> ByteBuffer) throws -> Operation {
+        guard let state = OperationState(rawValue: state) else {
+            throw GatewayError(.internalError, "operation \(id) has an unknown state \(self.state)")
+        }
+        let request = try OperationPayloadCodec.decodeRequest(self.request, resolveBlob: resolveBlob)
+        return Operation(
+            id: id,
+            ref: request.ref,
+            state: state,
+            request: request,
+            result: try result.map { try OperationPayloadCodec.decodeResult($0, resolveBlob: resolveBlob) },
+            error: try error.map { try OperationPayloadCodec.decodeError($0) },
+            createdAt: Date(storeMilliseconds: createdAt),
+            startedAt: startedAt.map(Date.init(storeMilliseconds:)),
+            finishedAt: finishedAt.map(Date.init(storeMilliseconds:)),
+            attempts: attempts,
+            leaseOwner: leaseOwner,
+            leaseExpiresAt: leaseExpiresAt.map(Date.init(storeMilliseconds:)),
+            notBefore: Date(storeMilliseconds: notBefore),
+            idempotencyKey: idempotencyKey,
+            requestDigest: requestDigest
+        )
+    }
+}
+
+/// What a store does before inserting a new operation: one place for id, digest, timestamps and encoding.
+package struct NewOperation: Sendable {
+    package var operation: Operation
+    package var encodedRequest: OperationPayloadCodec.Encoded
+    /// Idempotency keys are scoped by principal, so two tenants never collide on (or probe) each other's keys.
+    package var idempotencyScope: String?
+    package var pipelineKey: String
+
+    package init(request: TriggerRequest, idempotencyKey: String?, codec: OperationPayloadCodec, now: Date = Date()) {
+        var request = request
+        request.deadline = nil
+        let created = Date(storeMilliseconds: now.storeMilliseconds)
+        let id = Operation.makeID()
+        self.operation = Operation(
+            id: id,
+            ref: request.ref,
+            state: .queued,
+            request: request,
+            createdAt: created,
+            notBefore: created,
+            idempotencyKey: idempotencyKey,
+            requestDigest: OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
+        )
+        self.encodedRequest = codec.encode(request, blobPrefix: "q")
+        self.idempotencyScope = idempotencyKey == nil ? nil : (request.principal ?? "")
+        self.pipelineKey = OperationFilter.pipelineKey(request.ref)
+    }
+}
+
+extension OperationFilter {
+    /// Validates `pipeline` (`namespace/pipeline`, both non-empty).
+    package func validatedPipelineKey() throws(GatewayError) -> String? {
+        guard let pipeline else { return nil }
+        let parts = pipeline.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw OperationStoreErrors.invalidFilter(pipeline)
+        }
+        return pipeline
+    }
+}
+
+/// Names result blobs so a late worker's files never overwrite the current owner's.
+package enum ResultBlobPrefix {
+    package static func make() -> String {
+        "r" + Operation.makeID().prefix(8) + "-"
+    }
+}

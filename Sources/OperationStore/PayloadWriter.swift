@@ -1,0 +1,169 @@
+package import NIOCore
+import TriggerModel
+
+/// Where `PayloadWriter` puts bytes: a buffer (for storage) or a hasher (for request digests), so the
+/// digest of a 32 MiB request needs no second copy of it.
+protocol PayloadSink {
+    mutating func write(_ bytes: UnsafeRawBufferPointer)
+}
+
+extension ByteBuffer: PayloadSink {
+    mutating func write(_ bytes: UnsafeRawBufferPointer) { writeBytes(bytes) }
+}
+
+extension SHA256: PayloadSink {
+    mutating func write(_ bytes: UnsafeRawBufferPointer) { update(bytes) }
+}
+
+/// A blob kept outside the row: `name` is unique within its operation (`<dataDir>/blobs/<op-id>/<name>`
+/// for SQLite, a side-table key for PostgreSQL).
+package struct SpilledBlob: Sendable, Equatable {
+    package var name: String
+    package var bytes: ByteBuffer
+
+    package init(name: String, bytes: ByteBuffer) {
+        self.name = name
+        self.bytes = bytes
+    }
+}
+
+/// Tags of the stored value format (one byte before each value).
+enum PayloadTag: UInt8 {
+    case null = 0
+    case boolFalse = 1
+    case boolTrue = 2
+    case number = 3
+    case string = 4
+    case list = 5
+    case object = 6
+    case inlineBlob = 7
+    case spilledBlob = 8
+}
+
+/// Writes the store's compact binary form of model values: tag bytes, LEB128 lengths, UTF-8 strings,
+/// numbers as IEEE-754 bit patterns (exact round trip), blob bytes raw (no base64).
+///
+/// Blobs larger than `inlineLimit` are not written inline: they are collected in `spilled` and only their
+/// name and size go into the stream. `inlineLimit == nil` keeps everything inline (the digest form).
+struct PayloadWriter<Sink: PayloadSink> {
+    var sink: Sink
+    let inlineLimit: Int?
+    let spillPrefix: String
+    private(set) var spilled: [SpilledBlob] = []
+
+    init(sink: Sink, inlineLimit: Int?, spillPrefix: String = "") {
+        self.sink = sink
+        self.inlineLimit = inlineLimit
+        self.spillPrefix = spillPrefix
+    }
+
+    mutating func byte(_ byte: UInt8) {
+        withUnsafeBytes(of: byte) { sink.write($0) }
+    }
+
+    mutating func varint(_ value: UInt64) {
+        var scratch: (UInt64, UInt64) = (0, 0)
+        var value = value
+        let count = withUnsafeMutableBytes(of: &scratch) { raw -> Int in
+            var n = 0
+            repeat {
+                var b = UInt8(value & 0x7f)
+                value >>= 7
+                if value != 0 { b |= 0x80 }
+                raw[n] = b
+                n += 1
+            } while value != 0
+            return n
+        }
+        withUnsafeBytes(of: scratch) { sink.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+
+    mutating func count(_ value: Int) { varint(UInt64(value)) }
+
+    mutating func bool(_ value: Bool) { byte(value ? 1 : 0) }
+
+    mutating func string(_ value: String) {
+        var value = value
+        value.withUTF8 { utf8 in
+            count(utf8.count)
+            sink.write(UnsafeRawBufferPointer(utf8))
+        }
+    }
+
+    mutating func optionalString(_ value: String?) {
+        if let value {
+            byte(1)
+            string(value)
+        } else {
+            byte(0)
+        }
+    }
+
+    mutating func uint64(_ value: UInt64) {
+        withUnsafeBytes(of: value.bigEndian) { sink.write($0) }
+    }
+
+    mutating func bytes(_ buffer: ByteBuffer) {
+        count(buffer.readableBytes)
+        buffer.withUnsafeReadableBytes { sink.write($0) }
+    }
+
+    mutating func value(_ value: Value) {
+        switch value {
+        case .null:
+            byte(PayloadTag.null.rawValue)
+        case .bool(let b):
+            byte(b ? PayloadTag.boolTrue.rawValue : PayloadTag.boolFalse.rawValue)
+        case .number(let n):
+            byte(PayloadTag.number.rawValue)
+            uint64(n.bitPattern)
+        case .string(let s):
+            byte(PayloadTag.string.rawValue)
+            string(s)
+        case .list(let items):
+            byte(PayloadTag.list.rawValue)
+            count(items.count)
+            for item in items { self.value(item) }
+        case .object(let object):
+            byte(PayloadTag.object.rawValue)
+            self.object(object)
+        case .blob(let blob):
+            if let inlineLimit, blob.count > inlineLimit {
+                let name = "\(spillPrefix)\(spilled.count)"
+                spilled.append(SpilledBlob(name: name, bytes: blob.bytes))
+                byte(PayloadTag.spilledBlob.rawValue)
+                string(blob.contentType)
+                optionalString(blob.fileName)
+                string(name)
+                count(blob.count)
+            } else {
+                byte(PayloadTag.inlineBlob.rawValue)
+                string(blob.contentType)
+                optionalString(blob.fileName)
+                bytes(blob.bytes)
+            }
+        }
+    }
+
+    mutating func object(_ object: ValueObject) {
+        count(object.count)
+        for (key, value) in object {
+            string(key)
+            self.value(value)
+        }
+    }
+
+    mutating func objects(_ objects: [ValueObject]) {
+        count(objects.count)
+        for object in objects { self.object(object) }
+    }
+
+    /// Dictionaries are written sorted by key, so equal requests always give equal bytes (and digests).
+    mutating func stringMap(_ map: [String: String]) {
+        count(map.count)
+        for key in map.keys.sorted() {
+            string(key)
+            string(map[key]!)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import FoundationEssentials
+import NIOCore
+import OperationStore
+import TriggerModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The files that hold an operation's large blobs: `<root>/<operation-id>/<name>`.
+///
+/// Every method blocks on disk I/O: callers run them on a thread pool, never on an event loop. Files are
+/// fsynced (and their directories) before `write` returns, so a row committed afterwards never points at a
+/// file a crash could lose.
+struct BlobDirectory: Sendable {
+    let root: String
+
+    func directory(for operationID: String) -> String { "\(root)/\(operationID)" }
+
+    func write(operationID: String, blobs: [SpilledBlob]) throws {
+        guard !blobs.isEmpty else { return }
+        let dir = directory(for: operationID)
+        let created = !FileManager.default.fileExists(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for blob in blobs {
+            try writeFile(path: "\(dir)/\(blob.name)", bytes: blob.bytes)
+        }
+        try syncDirectory(dir)
+        if created { try syncDirectory(root) }
+    }
+
+    func read(operationID: String, name: String) throws -> ByteBuffer {
+        let path = "\(directory(for: operationID))/\(name)"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Self.error("open", path) }
+        defer { _ = close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw Self.error("stat", path) }
+        let size = Int(info.st_size)
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        var atEnd = false
+        while buffer.readableBytes < size && !atEnd {
+            let remaining = size - buffer.readableBytes
+            let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: remaining) { raw -> Int in
+                while true {
+                    let n = systemRead(fd, raw.baseAddress, remaining)
+                    if n >= 0 { return n }
+                    if errno != EINTR { throw Self.error("read", path) }
+                }
+            }
+            atEnd = n == 0
+        }
+        guard buffer.readableBytes == size else {
+            throw GatewayError(.internalError, "blob file \(path) is shorter than it was")
+        }
+        return buffer
+    }
+
+    /// Removes one operation's blob directory; a missing one is fine.
+    func remove(operationID: String) {
+        try? FileManager.default.removeItem(atPath: directory(for: operationID))
+    }
+
+    func remove(operationID: String, names: [String]) {
+        let dir = directory(for: operationID)
+        for name in names { _ = unlink("\(dir)/\(name)") }
+    }
+
+    /// Ids of every operation that has a blob directory.
+    func operationIDs() -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+    }
+
+    private func writeFile(path: String, bytes: ByteBuffer) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Self.error("create", path) }
+        defer { _ = close(fd) }
+        try bytes.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = systemWrite(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Self.error("write", path)
+                }
+                offset += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw Self.error("fsync", path) }
+    }
+
+    private func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw Self.error("open directory", path) }
+        defer { _ = close(fd) }
+        guard fsync(fd) == 0 else { throw Self.error("fsync directory", path) }
+    }
+
+    private static func error(_ what: String, _ path: String) -> GatewayError {
+        let reason = String(cString: strerror(errno))
+        return GatewayError(.unavailable, "operation store unavailable: \(what) \(path): \(reason)")
+    }
+}
+
+// Free functions: inside `BlobDirectory`, `read`/`write` would name its own methods.
+private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    read(fd, buffer, count)
+}
+
+private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    write(fd, buffer, count)
+}

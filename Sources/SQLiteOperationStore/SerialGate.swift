@@ -1,0 +1,26 @@
+/// A FIFO async lock: one holder at a time, waiters resumed in arrival order.
+///
+/// The SQLite store runs everything on one connection; SQLite's own mutex only serializes single API calls,
+/// so a multi-statement transaction (or a write while another statement is still stepping, which would
+/// delay its commit) needs this gate around it.
+actor SerialGate {
+    private var held = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !held {
+            held = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            held = false
+        } else {
+            // Ownership passes straight to the next waiter; `held` stays true.
+            waiters.removeFirst().resume()
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import NIOCore
+import OperationStore
+import Testing
+import TriggerModel
+
+@Suite("OperationPayloadCodec and SHA256")
+struct OperationPayloadCodecTests {
+    @Test(
+        "SHA-256 matches the FIPS 180-4 test vectors",
+        arguments: [
+            ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+            ),
+            (
+                "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+                "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"
+            ),
+        ])
+    func sha256Vectors(input: String, hex: String) {
+        var hasher = SHA256()
+        hasher.update(Array(input.utf8))
+        #expect(hasher.finalizeHex() == hex)
+    }
+
+    @Test("SHA-256 gives the same digest however the input is split", arguments: [1, 3, 63, 64, 65, 1000])
+    func sha256Chunking(chunk: Int) {
+        let million = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
+        var hasher = SHA256()
+        var offset = 0
+        while offset < million.count {
+            let end = min(offset + chunk * 997, million.count)
+            million[offset..<end].withUnsafeBytes { hasher.update($0) }
+            offset = end
+        }
+        #expect(hasher.finalizeHex() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test("a request round-trips through the stored form, spilling blobs over the limit by name")
+    func requestRoundTrip() throws {
+        let codec = OperationPayloadCodec(inlineBlobLimit: 1000)
+        var request = Fixtures.richRequest()
+        let encoded = codec.encode(request, blobPrefix: "q")
+        #expect(encoded.blobs.map(\.name) == ["q0"])
+        #expect(encoded.blobs.first?.bytes == Fixtures.bytes(1 << 20))
+        #expect(encoded.bytes.readableBytes < 2000)
+        let blobs = Dictionary(uniqueKeysWithValues: encoded.blobs.map { ($0.name, $0.bytes) })
+        let decoded = try OperationPayloadCodec.decodeRequest(encoded.bytes) { name in
+            try #require(blobs[name])
+        }
+        request.deadline = nil
+        #expect(decoded == request)
+    }
+
+    @Test("a blob at the inline limit stays inline; one byte more is spilled", arguments: [(1000, 0), (1001, 1)])
+    func inlineLimitEdge(size: Int, spilled: Int) throws {
+        let codec = OperationPayloadCodec(inlineBlobLimit: 1000)
+        let request = Fixtures.request(blobs: [size])
+        let encoded = codec.encode(request, blobPrefix: "q")
+        #expect(encoded.blobs.count == spilled)
+        let decoded = try OperationPayloadCodec.decodeRequest(encoded.bytes) { _ in encoded.blobs[0].bytes }
+        #expect(decoded.inputs == request.inputs)
+    }
+
+    @Test("a missing or resized spilled blob is reported as damage, not returned")
+    func missingBlob() {
+        let codec = OperationPayloadCodec(inlineBlobLimit: 10)
+        let encoded = codec.encode(Fixtures.request(blobs: [100]), blobPrefix: "q")
+        #expect(throws: GatewayError.self) {
+            _ = try OperationPayloadCodec.decodeRequest(encoded.bytes) { _ in Fixtures.bytes(99) }
+        }
+        var truncated = encoded.bytes
+        truncated.moveWriterIndex(to: truncated.writerIndex - 3)
+        #expect(throws: GatewayError.self) {
+            _ = try OperationPayloadCodec.decodeRequest(truncated) { _ in Fixtures.bytes(100) }
+        }
+    }
+
+    @Test("results with traces and errors with details round-trip")
+    func resultAndErrorRoundTrip() throws {
+        let result = Fixtures.result(blobSize: 5000)
+        let encoded = OperationPayloadCodec(inlineBlobLimit: 100).encode(result, blobPrefix: "rX-")
+        #expect(encoded.blobs.map(\.name) == ["rX-0"])
+        let decoded = try OperationPayloadCodec.decodeResult(encoded.bytes) { _ in encoded.blobs[0].bytes }
+        #expect(decoded == result)
+
+        for code in [GatewayError.Code.backendFailed, .deadlineExceeded, .cancelled, .internalError, .unavailable] {
+            let error = GatewayError(code, "went wrong: ✗", details: [["field": .string("x"), "n": .number(2)]])
+            #expect(try OperationPayloadCodec.decodeError(OperationPayloadCodec.encode(error)) == error)
+        }
+    }
+
+    @Test("the digest covers ref and inputs, not transport fields")
+    func digest() {
+        let base = Fixtures.request(text: "x", blobs: [500])
+        let digest = OperationPayloadCodec.digest(ref: base.ref, inputs: base.inputs)
+        #expect(digest.count == 64)
+
+        var sameBody = base
+        sameBody.requestID = "other"
+        sameBody.principal = "someone"
+        sameBody.traceParent = "00-x"
+        #expect(OperationPayloadCodec.digest(ref: sameBody.ref, inputs: sameBody.inputs) == digest)
+
+        var otherRelease = base
+        otherRelease.ref.release = "v9"
+        var otherBlob = base
+        var bytes = Fixtures.bytes(500)
+        bytes.setInteger(UInt8(0), at: 250)
+        otherBlob.inputs[0].variables["file0"] = .blob(Blob(contentType: "image/png", fileName: "f0.png", bytes: bytes))
+        var otherSecret = base
+        otherSecret.inputs[0].secrets["k"] = "v"
+        var otherOrder = base
+        otherOrder.inputs[0].variables = ValueObject(base.inputs[0].variables.entries.reversed())
+        for changed in [otherRelease, otherBlob, otherSecret, otherOrder] {
+            #expect(OperationPayloadCodec.digest(ref: changed.ref, inputs: changed.inputs) != digest)
+        }
+    }
+
+    @Test(
+        "page tokens round-trip and garbage is rejected",
+        arguments: ["", "o", "x12", "o-5", "o0", "ozzzzzzzzzzzzzzzzzzzzz"])
+    func pageTokens(garbage: String) throws {
+        #expect(try OperationPaging.parseToken(OperationPaging.makeToken(afterSequence: 12345)) == 12345)
+        #expect(throws: GatewayError.self) { try OperationPaging.parseToken(garbage) }
+    }
+
+    @Test("operation ids are 26 URL-safe characters and do not repeat")
+    func operationIDs() {
+        let ids = (0..<1000).map { _ in Operation.makeID() }
+        #expect(Set(ids).count == 1000)
+        let allowed = Set("0123456789abcdefghjkmnpqrstvwxyz")
+        #expect(ids.allSatisfy { $0.count == 26 && $0.allSatisfy(allowed.contains) })
+    }
+}

@@ -1,0 +1,458 @@
+import Foundation
+import NIOCore
+import OperationStore
+import Testing
+import TriggerModel
+
+/// The contract every `OperationStore` keeps, run once per implementation.
+@Suite("OperationStore contract")
+struct OperationStoreContractTests {
+    @Test(
+        "enqueue then get returns the request byte for byte, with big blobs kept outside the row",
+        arguments: StoreKind.allCases)
+    func enqueueGetRoundTrip(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let request = Fixtures.richRequest()
+            let before = Date()
+            let (operation, created) = try await store.enqueue(request, idempotencyKey: nil)
+            #expect(created)
+            #expect(operation.id.count == 26)
+            #expect(operation.state == .queued)
+            #expect(operation.attempts == 0)
+            #expect(operation.ref == request.ref)
+            #expect(abs(operation.createdAt.timeIntervalSince(before)) < 5)
+            #expect(operation.notBefore == operation.createdAt)
+
+            var expected = request
+            expected.deadline = nil
+            #expect(operation.request == expected)
+
+            let fetched = try #require(try await store.get(id: operation.id))
+            #expect(fetched == operation)
+            let big = try #require(fetched.request.inputs[0].variables["big"]?.blobValue)
+            #expect(big.bytes == Fixtures.bytes(1 << 20))
+            #expect(big.fileName == "big.bin")
+            #expect(fetched.request.inputs[0].variables.keys == request.inputs[0].variables.keys)
+            #expect(fetched.request.inputs[0].variables["small"]?.blobValue?.bytes == Fixtures.bytes(10))
+            #expect(fetched.request.inputs[0].variables["negativeZero"]?.numberValue?.sign == .minus)
+            #expect(fetched.request.inputs[0].secrets == ["token": "s3cret", "a": "b"])
+
+            // Only the 1 MiB blob is spilled; the 10-byte and empty ones stay inline.
+            #expect(try await harness.blobNames(store, operationID: operation.id).count == 1)
+
+            #expect(try await store.get(id: "nosuchoperation0000000000") == nil)
+        }
+    }
+
+    @Test("a request with only small blobs keeps them inline", arguments: StoreKind.allCases)
+    func smallBlobsInline(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let request = Fixtures.request(blobs: [100, 64 * 1024])
+            let (operation, _) = try await store.enqueue(request, idempotencyKey: nil)
+            #expect(try await harness.blobNames(store, operationID: operation.id).isEmpty)
+            let fetched = try #require(try await store.get(id: operation.id))
+            #expect(fetched.request.inputs == request.inputs)
+        }
+    }
+
+    @Test(
+        "the same idempotency key and body give the same operation; another body is a conflict",
+        arguments: StoreKind.allCases)
+    func idempotency(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let request = Fixtures.request(text: "one", blobs: [100_000])
+            let (first, created) = try await store.enqueue(request, idempotencyKey: "key-1")
+            #expect(created)
+            #expect(first.idempotencyKey == "key-1")
+
+            var retried = request
+            retried.requestID = "another-request-id"
+            let (second, createdAgain) = try await store.enqueue(retried, idempotencyKey: "key-1")
+            #expect(!createdAgain)
+            #expect(second.id == first.id)
+            #expect(second == first)
+
+            let conflict = await gatewayError {
+                _ = try await store.enqueue(Fixtures.request(text: "two"), idempotencyKey: "key-1")
+            }
+            #expect(conflict?.code == .conflict)
+            #expect(conflict?.message.contains("key-1") == true)
+
+            // Keys are per principal.
+            var otherTenant = request
+            otherTenant.principal = "bob"
+            let (other, otherCreated) = try await store.enqueue(otherTenant, idempotencyKey: "key-1")
+            #expect(otherCreated)
+            #expect(other.id != first.id)
+
+            // No key: always a new operation.
+            let a = try await store.enqueue(request, idempotencyKey: nil)
+            let b = try await store.enqueue(request, idempotencyKey: nil)
+            #expect(a.created && b.created && a.operation.id != b.operation.id)
+            #expect(a.operation.requestDigest == first.requestDigest)
+        }
+    }
+
+    @Test("concurrent enqueues with one idempotency key create exactly one operation", arguments: StoreKind.allCases)
+    func concurrentIdempotentEnqueue(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let request = Fixtures.request(text: "race")
+            let results = try await harness.withPeer { peer in
+                try await withThrowingTaskGroup(of: (String, Bool).self) { group in
+                    for i in 0..<10 {
+                        let target = i.isMultiple(of: 2) ? store : peer
+                        group.addTask {
+                            let (operation, created) = try await target.enqueue(request, idempotencyKey: "race-key")
+                            return (operation.id, created)
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            #expect(Set(results.map(\.0)).count == 1)
+            #expect(results.filter(\.1).count == 1)
+        }
+    }
+
+    @Test(
+        "claim takes the oldest due operations, marks them running under a lease and counts the attempt",
+        arguments: StoreKind.allCases)
+    func claimSemantics(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            var ids: [String] = []
+            for i in 0..<3 {
+                ids.append(try await store.enqueue(Fixtures.request(text: "c\(i)"), idempotencyKey: nil).operation.id)
+            }
+            let now = Fixtures.now() + 1
+            let claimed = try await store.claim(owner: "gw-a/0", leaseDuration: .seconds(30), limit: 2, now: now)
+            #expect(claimed.map(\.id) == Array(ids.prefix(2)))
+            for operation in claimed {
+                #expect(operation.state == .running)
+                #expect(operation.attempts == 1)
+                #expect(operation.leaseOwner == "gw-a/0")
+                #expect(operation.leaseExpiresAt == now + 30)
+                #expect(operation.startedAt == now)
+                #expect(operation.request.inputs[0].variables["text"] != nil)
+                #expect(try await store.get(id: operation.id) == operation)
+            }
+            let rest = try await store.claim(owner: "gw-a/0", leaseDuration: .seconds(30), limit: 5, now: now)
+            #expect(rest.map(\.id) == [ids[2]])
+            #expect(try await store.claim(owner: "gw-a/0", leaseDuration: .seconds(30), limit: 5, now: now).isEmpty)
+            #expect(
+                try await store.claim(owner: "gw-a/0", leaseDuration: .seconds(30), limit: 0, now: now + 60).isEmpty)
+
+            // Renewing moves the expiry; a renewed lease is not reclaimed at the old expiry.
+            #expect(try await store.renewLease(id: ids[0], owner: "gw-a/0", leaseDuration: .seconds(60), now: now + 20))
+            #expect(try await store.get(id: ids[0])?.leaseExpiresAt == now + 80)
+            let reclaimed = try await store.claim(owner: "gw-b/0", leaseDuration: .seconds(30), limit: 5, now: now + 40)
+            #expect(Set(reclaimed.map(\.id)) == [ids[1], ids[2]])
+            #expect(
+                !(try await store.renewLease(id: ids[1], owner: "gw-a/0", leaseDuration: .seconds(60), now: now + 41)))
+        }
+    }
+
+    @Test("two instances claiming at once never get the same operation", arguments: StoreKind.allCases)
+    func concurrentClaimsAreDisjoint(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let count = 60
+            var enqueued: Set<String> = []
+            for i in 0..<count {
+                enqueued.insert(
+                    try await store.enqueue(Fixtures.request(text: "p\(i)"), idempotencyKey: nil).operation.id)
+            }
+            let now = Fixtures.now() + 1
+            let claims = try await harness.withPeer { peer in
+                try await withThrowingTaskGroup(of: [String].self) { group in
+                    for worker in 0..<8 {
+                        let target = worker.isMultiple(of: 2) ? store : peer
+                        group.addTask {
+                            var mine: [String] = []
+                            while true {
+                                let batch = try await target.claim(
+                                    owner: "gw-\(worker % 2)/\(worker)",
+                                    leaseDuration: .seconds(60),
+                                    limit: 3,
+                                    now: now
+                                )
+                                if batch.isEmpty { return mine }
+                                mine += batch.map(\.id)
+                            }
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            let all = claims.flatMap { $0 }
+            #expect(all.count == count, "every operation claimed exactly once")
+            #expect(Set(all) == enqueued)
+        }
+    }
+
+    @Test(
+        "an expired lease is claimed by another owner, and the old owner can no longer finish",
+        arguments: StoreKind.allCases)
+    func expiredLeaseFencing(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            let t0 = Fixtures.now() + 1
+            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0).map(\.id) == [id])
+            #expect(try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 5).isEmpty)
+            let taken = try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 10)
+            #expect(taken.map(\.id) == [id])
+            #expect(taken.first?.attempts == 2)
+            #expect(taken.first?.leaseOwner == "B")
+            #expect(taken.first?.startedAt == t0, "startedAt is the first attempt's start")
+
+            #expect(
+                !(try await store.complete(
+                    id: id, owner: "A", result: Fixtures.result(text: "late", blobSize: 200_000), now: t0 + 11)))
+            #expect(
+                !(try await store.fail(
+                    id: id, owner: "A", error: GatewayError(.backendFailed, "x"), retryAt: nil, now: t0 + 11)))
+            #expect(!(try await store.renewLease(id: id, owner: "A", leaseDuration: .seconds(10), now: t0 + 11)))
+            let stillRunning = try #require(try await store.get(id: id))
+            #expect(stillRunning.state == .running)
+            #expect(stillRunning.result == nil)
+            #expect(stillRunning.leaseOwner == "B")
+            #expect(try await harness.blobNames(store, operationID: id).isEmpty, "the loser's result blobs are gone")
+
+            let result = Fixtures.result(text: "winner", blobSize: 200_000)
+            #expect(try await store.complete(id: id, owner: "B", result: result, now: t0 + 12))
+            #expect(
+                !(try await store.complete(id: id, owner: "B", result: Fixtures.result(text: "twice"), now: t0 + 13)))
+            #expect(
+                !(try await store.complete(id: id, owner: "A", result: Fixtures.result(text: "later"), now: t0 + 13)))
+
+            let done = try #require(try await store.get(id: id))
+            #expect(done.state == .succeeded)
+            #expect(done.result == result)
+            #expect(done.finishedAt == t0 + 12)
+            #expect(done.leaseExpiresAt == nil)
+            #expect(try await harness.blobNames(store, operationID: id).count == 1)
+            #expect(try await store.claim(owner: "C", leaseDuration: .seconds(10), limit: 5, now: t0 + 100).isEmpty)
+        }
+    }
+
+    @Test("fail with a retry time requeues with notBefore; fail without one is final", arguments: StoreKind.allCases)
+    func failAndRetry(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            let t0 = Fixtures.now() + 1
+            _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
+            let firstError = GatewayError(
+                .backendFailed, "runner refused", details: [["reason": .string("ECONNREFUSED")]])
+            #expect(try await store.fail(id: id, owner: "A", error: firstError, retryAt: t0 + 30, now: t0 + 1))
+
+            let queued = try #require(try await store.get(id: id))
+            #expect(queued.state == .queued)
+            #expect(queued.notBefore == t0 + 30)
+            #expect(queued.error == firstError)
+            #expect(queued.leaseOwner == nil)
+            #expect(queued.finishedAt == nil)
+            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0 + 29).isEmpty)
+
+            let again = try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 30)
+            #expect(again.map(\.id) == [id])
+            #expect(again.first?.attempts == 2)
+
+            let finalError = GatewayError(.deadlineExceeded, "the backend took too long")
+            #expect(try await store.fail(id: id, owner: "B", error: finalError, retryAt: nil, now: t0 + 35))
+            let failed = try #require(try await store.get(id: id))
+            #expect(failed.state == .failed)
+            #expect(failed.error == finalError)
+            #expect(failed.finishedAt == t0 + 35)
+            #expect(failed.result == nil)
+            #expect(try await store.claim(owner: "C", leaseDuration: .seconds(10), limit: 1, now: t0 + 100).isEmpty)
+        }
+    }
+
+    @Test(
+        "cancel: queued and running can be cancelled, finished cannot, unknown is not found",
+        arguments: StoreKind.allCases)
+    func cancelRules(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let queued = try await store.enqueue(Fixtures.request(text: "q"), idempotencyKey: nil).operation.id
+            let cancelled = try await store.cancel(id: queued)
+            #expect(cancelled.state == .cancelled)
+            #expect(cancelled.finishedAt != nil)
+            #expect(try await store.get(id: queued) == cancelled)
+            let again = await gatewayError { _ = try await store.cancel(id: queued) }
+            #expect(again?.code == .failedPrecondition)
+            #expect(again?.message == "operation \(queued) is already cancelled")
+
+            let running = try await store.enqueue(Fixtures.request(text: "r"), idempotencyKey: nil).operation.id
+            let t0 = Fixtures.now() + 1
+            #expect(
+                try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 5, now: t0).map(\.id) == [running]
+            )
+            #expect(try await store.cancel(id: running).state == .cancelled)
+            #expect(!(try await store.complete(id: running, owner: "A", result: Fixtures.result(), now: t0 + 1)))
+            #expect(!(try await store.renewLease(id: running, owner: "A", leaseDuration: .seconds(10), now: t0 + 1)))
+            #expect(try await store.get(id: running)?.state == .cancelled)
+            #expect(try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 5, now: t0 + 60).isEmpty)
+
+            let succeeded = try await store.enqueue(Fixtures.request(text: "s"), idempotencyKey: nil).operation.id
+            _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 5, now: t0 + 2)
+            #expect(try await store.complete(id: succeeded, owner: "A", result: Fixtures.result(), now: t0 + 3))
+            let finished = await gatewayError { _ = try await store.cancel(id: succeeded) }
+            #expect(finished?.code == .failedPrecondition)
+            #expect(finished?.message == "operation \(succeeded) is already succeeded")
+
+            let unknown = await gatewayError { _ = try await store.cancel(id: "0000000000000000000000zzzz") }
+            #expect(unknown?.code == .notFound)
+        }
+    }
+
+    @Test(
+        "list filters by pipeline and state and pages newest first without duplicates or gaps",
+        arguments: StoreKind.allCases)
+    func listAndPaging(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            var a: [String] = []
+            var b: [String] = []
+            for i in 0..<12 {
+                if i.isMultiple(of: 3) {
+                    let release: String? = i == 3 ? "v1" : nil
+                    b.append(
+                        try await store.enqueue(
+                            Fixtures.request(pipeline: "b", release: release, text: "\(i)"), idempotencyKey: nil
+                        ).operation.id)
+                } else {
+                    a.append(
+                        try await store.enqueue(Fixtures.request(pipeline: "a", text: "\(i)"), idempotencyKey: nil)
+                            .operation.id)
+                }
+            }
+            let all = (a + b).sorted()  // for set comparisons only
+            _ = try await store.cancel(id: a[1])
+            _ = try await store.cancel(id: b[2])
+
+            // Pages of 5 over 12 operations: 5 + 5 + 2, newest first, no token after the last page.
+            var seen: [String] = []
+            var token: String?
+            var pages = 0
+            repeat {
+                let page = try await store.list(filter: OperationFilter(), pageSize: 5, pageToken: token)
+                #expect(page.operations.count <= 5)
+                seen += page.operations.map(\.id)
+                token = page.nextPageToken
+                pages += 1
+                if pages == 1 {
+                    // An enqueue between pages sorts before page one: it neither repeats nor shifts what follows.
+                    _ = try await store.enqueue(Fixtures.request(pipeline: "a", text: "late"), idempotencyKey: nil)
+                }
+            } while token != nil && pages < 10
+            #expect(pages == 3)
+            #expect(seen.count == 12)
+            #expect(seen.sorted() == all)
+            let createdOrder = try await withThrowingTaskGroup(of: (String, Date).self) { group in
+                for id in seen { group.addTask { (id, try await store.get(id: id)!.createdAt) } }
+                return try await group.reduce(into: [String: Date]()) { $0[$1.0] = $1.1 }
+            }
+            for (newer, older) in zip(seen, seen.dropFirst()) {
+                #expect(createdOrder[newer]! >= createdOrder[older]!)
+            }
+            #expect(Array(seen.filter { a.contains($0) }.reversed()) == a)
+
+            let onlyB = try await store.list(filter: OperationFilter(pipeline: "acme/b"), pageSize: 100, pageToken: nil)
+            #expect(onlyB.operations.map(\.id) == b.reversed())
+            #expect(onlyB.nextPageToken == nil)
+            #expect(onlyB.operations.allSatisfy { $0.ref.pipeline == "b" })
+
+            let cancelled = try await store.list(
+                filter: OperationFilter(state: .cancelled), pageSize: 100, pageToken: nil)
+            #expect(Set(cancelled.operations.map(\.id)) == [a[1], b[2]])
+            let cancelledA = try await store.list(
+                filter: OperationFilter(pipeline: "acme/a", state: .cancelled), pageSize: 100, pageToken: nil)
+            #expect(cancelledA.operations.map(\.id) == [a[1]])
+            let queuedA = try await store.list(
+                filter: OperationFilter(pipeline: "acme/a", state: .queued), pageSize: 3, pageToken: nil)
+            #expect(queuedA.operations.count == 3)
+            #expect(queuedA.nextPageToken != nil)
+            let none = try await store.list(filter: OperationFilter(pipeline: "other/a"), pageSize: 10, pageToken: nil)
+            #expect(none.operations.isEmpty && none.nextPageToken == nil)
+
+            let badToken = await gatewayError {
+                _ = try await store.list(filter: OperationFilter(), pageSize: 5, pageToken: "garbage")
+            }
+            #expect(badToken?.code == .invalidArgument)
+            let badFilter = await gatewayError {
+                _ = try await store.list(filter: OperationFilter(pipeline: "no-slash"), pageSize: 5, pageToken: nil)
+            }
+            #expect(badFilter?.code == .invalidArgument)
+        }
+    }
+
+    @Test(
+        "purge deletes finished operations before the cutoff with their blobs, and nothing else",
+        arguments: StoreKind.allCases)
+    func purge(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind, inlineBlobLimit: 1024) { harness, store in
+            let t0 = Fixtures.now() + 1
+            let succeeded = try await store.enqueue(
+                Fixtures.request(text: "s", blobs: [5000]), idempotencyKey: "purge-me"
+            ).operation.id
+            _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
+            #expect(
+                try await store.complete(
+                    id: succeeded, owner: "A", result: Fixtures.result(blobSize: 4000), now: t0 + 1))
+            let cancelled = try await store.enqueue(Fixtures.request(text: "c", blobs: [3000]), idempotencyKey: nil)
+                .operation.id
+            _ = try await store.cancel(id: cancelled)
+            let queued = try await store.enqueue(Fixtures.request(text: "q", blobs: [2000]), idempotencyKey: nil)
+                .operation.id
+            let running = try await store.enqueue(Fixtures.request(text: "r"), idempotencyKey: nil).operation.id
+            _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 5, now: t0 + 2)
+
+            #expect(try await harness.blobNames(store, operationID: succeeded).count == 2)
+            #expect(try await harness.blobNames(store, operationID: cancelled).count == 1)
+
+            #expect(try await store.purge(finishedBefore: t0 - 60) == 0)
+            #expect(try await store.purge(finishedBefore: Date() + 3600) == 2)
+            #expect(try await store.get(id: succeeded) == nil)
+            #expect(try await store.get(id: cancelled) == nil)
+            #expect(try await harness.blobNames(store, operationID: succeeded).isEmpty)
+            #expect(try await harness.blobNames(store, operationID: cancelled).isEmpty)
+            let survivors = try await store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil).operations
+            #expect(Set(survivors.map(\.id)) == [queued, running])
+            #expect(try await harness.blobNames(store, operationID: queued).count == 1)
+            #expect(
+                try await store.get(id: queued)?.request.inputs[0].variables["file0"]?.blobValue?.bytes
+                    == Fixtures.bytes(2000))
+
+            // A purged key is free again.
+            #expect(try await store.enqueue(Fixtures.request(text: "new"), idempotencyKey: "purge-me").created)
+        }
+    }
+
+    @Test(
+        "a store opened again (a restart, or another instance) sees every committed operation",
+        arguments: StoreKind.allCases)
+    func reopenSeesCommittedOperations(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let request = Fixtures.request(text: "durable", blobs: [300_000, 12])
+            let (queued, _) = try await store.enqueue(request, idempotencyKey: "k")
+            let (done, _) = try await store.enqueue(Fixtures.request(text: "done"), idempotencyKey: nil)
+            let t0 = Fixtures.now() + 1
+            _ = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
+            // The oldest (`queued`) is claimed and finished; `done` stays queued for the next instance.
+            #expect(
+                try await store.complete(
+                    id: queued.id, owner: "A", result: Fixtures.result(blobSize: 100_000), now: t0 + 1))
+            try await store.close()
+
+            let reopened = try await harness.open()
+            let first = try #require(try await reopened.get(id: queued.id))
+            #expect(first.state == .succeeded)
+            #expect(first.request == queued.request)
+            #expect(first.result == Fixtures.result(blobSize: 100_000))
+            #expect(try await reopened.get(id: done.id) == done)
+            #expect(try await reopened.enqueue(request, idempotencyKey: "k").operation.id == queued.id)
+            #expect(
+                try await reopened.claim(owner: "B", leaseDuration: .seconds(10), limit: 5, now: t0 + 2).map(\.id) == [
+                    done.id
+                ])
+            try await reopened.close()
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import OperationStore
+import PostgresOperationStore
+import SQLiteOperationStore
+import Testing
+import TriggerModel
+
+@Suite("OperationStore unavailable")
+struct StoreUnavailableTests {
+    @Test("a PostgreSQL store at a closed port fails as unavailable, within the operation timeout")
+    func postgresClosedPort() async throws {
+        // Bind then close a socket: the port is (very likely) closed for the next moments.
+        let port = try closedPort()
+        let configuration = PostgresOperationStore.Configuration(
+            host: "127.0.0.1",
+            port: port,
+            username: "postgres",
+            operationTimeout: .seconds(2),
+            connectTimeout: .seconds(1)
+        )
+        let started = ContinuousClock.now
+        let error = await gatewayError {
+            // The pool logs every failed connection attempt at info: expected here, so kept out of the output.
+            var quiet = Logger(label: "test.store.postgres")
+            quiet.logLevel = .critical
+            _ = try await PostgresOperationStore.open(configuration, logger: quiet)
+        }
+        #expect(error?.code == .unavailable)
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    @Test("an SQLite store whose data directory cannot be created fails as unavailable")
+    func sqliteBadDirectory() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-not-a-dir-\(UUID().uuidString)")
+        try Data("x".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let error = await gatewayError {
+            _ = try await SQLiteOperationStore.open(.init(dataDirectory: file.appendingPathComponent("data").path))
+        }
+        #expect(error?.code == .unavailable)
+    }
+
+    @Test("an SQLite store used after close fails as unavailable and returns no id")
+    func sqliteAfterClose() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try await SQLiteOperationStore.open(.init(dataDirectory: dir.path))
+        try await store.close()
+        let error = await gatewayError { _ = try await store.enqueue(Fixtures.request(), idempotencyKey: nil) }
+        #expect(error?.code == .unavailable)
+    }
+
+    @Test(
+        "PostgreSQL URLs parse into host, port, user, password and database",
+        arguments: [
+            ("postgres://postgres@127.0.0.1:5433/postgres", "127.0.0.1", 5433, "postgres", nil, "postgres"),
+            ("postgresql://u:p%40ss@db.example:6000/app?sslmode=disable", "db.example", 6000, "u", "p@ss", "app"),
+            ("postgres://me@localhost", "localhost", 5432, "me", nil, nil),
+            ("postgres://me@[::1]:7000/x", "::1", 7000, "me", nil, "x"),
+        ] as [(String, String, Int, String, String?, String?)])
+    func postgresURL(url: String, host: String, port: Int, user: String, password: String?, database: String?) throws {
+        let configuration = try PostgresOperationStore.Configuration(url: url)
+        #expect(configuration.host == host)
+        #expect(configuration.port == port)
+        #expect(configuration.username == user)
+        #expect(configuration.password == password)
+        #expect(configuration.database == database)
+    }
+
+    @Test(
+        "malformed PostgreSQL URLs are rejected",
+        arguments: [
+            "mysql://u@h/db", "postgres://host-only/db", "postgres://u@h:99999/db", "postgres://u@/db",
+            "postgres://@h/db",
+        ])
+    func badPostgresURL(url: String) {
+        #expect(throws: PostgresOperationStore.Configuration.ConfigurationError.self) {
+            _ = try PostgresOperationStore.Configuration(url: url)
+        }
+    }
+
+    private func closedPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
