@@ -18,10 +18,13 @@ let package = Package(
     targets: [
         // Declares libFuzzer's LLVMFuzzerRunDriver, which the sanitizer runtime provides.
         .target(name: "CFuzzDriver"),
+        // protobuf-c 1.4.1 built from source with the fuzzer's instrumentation (see include/CProtobufC.h).
+        .target(name: "CProtobufC", exclude: ["LICENSE"], cSettings: [.unsafeFlags(["-w"])]),
         .executableTarget(
             name: "FuzzGateway",
             dependencies: [
                 "CFuzzDriver",
+                "CProtobufC",
                 .product(name: "GatewayFuzzing", package: gatewayPackage),
             ],
             swiftSettings: [
