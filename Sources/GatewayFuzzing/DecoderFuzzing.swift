@@ -27,7 +27,8 @@ enum DecoderFuzzing {
 
     static func protobuf(_ buffer: ByteBuffer) {
         for release in [false, true] {
-            if let (ref, inputs) = try? InstillCodec.decodeTriggerRequest(buffer, release: release, maxBatch: maxBatch) {
+            if let (ref, inputs) = try? InstillCodec.decodeTriggerRequest(buffer, release: release, maxBatch: maxBatch)
+            {
                 let again = InstillCodec.encodeTriggerRequest(ref: ref, inputs: inputs)
                 do {
                     _ = try InstillCodec.decodeTriggerRequest(again, release: release, maxBatch: maxBatch)
@@ -65,6 +66,10 @@ enum DecoderFuzzing {
     private enum Outcome: Equatable {
         case message(ByteBuffer)
         case failed(GatewayError.Code)
+
+        var isFailure: Bool {
+            if case .failed = self { true } else { false }
+        }
     }
 
     static func deframer(_ buffer: ByteBuffer) {
@@ -76,18 +81,16 @@ enum DecoderFuzzing {
         var drip = GRPCMessageDeframer(maxMessageBytes: cap)
         var dripped: [Outcome] = []
         var rest = buffer
-        while dripped.last.map({ if case .failed = $0 { false } else { true } }) ?? true,
-            let byte = rest.readSlice(length: 1)
-        {
+        while let byte = rest.readSlice(length: 1) {
             drip.append(byte)
             dripped += drain(&drip)
+            if dripped.last?.isFailure == true { break }  // errors are sticky; the rest is never looked at
         }
         precondition(
             atOnce == dripped,
             "deframer differs when drip-fed: \(atOnce.count) outcomes at once, \(dripped.count) drip-fed"
         )
-        if case .failed = atOnce.last {
-        } else {
+        if atOnce.last?.isFailure != true {
             precondition(whole.hasPartialMessage == drip.hasPartialMessage, "deframer partial-message state differs")
         }
     }

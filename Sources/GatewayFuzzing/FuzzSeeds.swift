@@ -18,91 +18,111 @@ enum FuzzSeeds {
     static let instillService = "/pipeline.pipeline.v1beta.PipelinePublicService/"
 
     static func all() -> [(name: String, bytes: [UInt8])] {
-        var seeds: [(String, [UInt8])] = []
+        var seeds: [(name: String, bytes: [UInt8])] = []
+        func h2(_ name: String, _ body: (SeedClient) -> Void) {
+            seeds.append(("h2-" + name, session(body)))
+        }
         let sdk = ByteBuffer(bytes: sdkTriggerRequest)
-        let release = InstillCodec.encodeTriggerRequest(
-            ref: PipelineRef(namespace: "demo", pipeline: "echo", release: "v1.0.0"),
-            inputs: sampleInputs
+        let releaseRef = PipelineRef(namespace: "demo", pipeline: "echo", release: "v1.0.0")
+        let release = InstillCodec.encodeTriggerRequest(ref: releaseRef, inputs: sampleInputs)
+        let runRequest = TriggerRequest(
+            ref: PipelineRef(namespace: "demo", pipeline: "upper"),
+            inputs: sampleInputs,
+            requestID: "r1"
         )
-        let run = RunnerCodec.encodeRunRequest(
-            TriggerRequest(ref: PipelineRef(namespace: "demo", pipeline: "upper"), inputs: sampleInputs, requestID: "r1")
-        )
+        let run = RunnerCodec.encodeRunRequest(runRequest)
+        let trigger = instillService + "TriggerNamespacePipeline"
 
-        seeds.append(("h2-grpc-sdk-trigger", session { c in
-            c.request(grpcHeaders(instillService + "TriggerNamespacePipeline", extra: [
-                ("grpc-timeout", "5S"), ("authorization", "Bearer t0ken"), ("user-agent", "grpc-python/1.71.0"),
-            ]), messages: [sdk])
-        }))
-        seeds.append(("h2-grpc-release-trigger", session { c in
+        h2("grpc-sdk-trigger") { c in
+            let extra = [("grpc-timeout", "5S"), ("authorization", "Bearer t0ken"), ("user-agent", "grpc-python")]
+            c.request(grpcHeaders(trigger, extra: extra), messages: [sdk])
+        }
+        h2("grpc-release-trigger") { c in
             c.request(grpcHeaders(instillService + "TriggerNamespacePipelineRelease"), messages: [release])
-        }))
-        seeds.append(("h2-grpc-runner-run", session { c in
-            c.request(grpcHeaders("/trigger.runner.v1.Runner/RunStream", extra: [("grpc-timeout", "250m")]),
-                      messages: [run])
-        }))
-        seeds.append(("h2-grpc-readiness-then-trigger", session { c in
+        }
+        h2("grpc-runner-run") { c in
+            let extra = [("grpc-timeout", "250m")]
+            c.request(grpcHeaders("/trigger.runner.v1.Runner/RunStream", extra: extra), messages: [run])
+        }
+        h2("grpc-readiness-then-trigger") { c in
             c.request(grpcHeaders("/core.mgmt.v1beta.MgmtPublicService/Readiness"), messages: [ByteBuffer()])
             c.request(grpcHeaders(instillService + "Readiness"), messages: [ByteBuffer()])
-            c.request(grpcHeaders(instillService + "TriggerNamespacePipeline"), messages: [sdk, sdk])
-        }))
-        seeds.append(("h2-grpc-split-message-and-trailers", session { c in
+            c.request(grpcHeaders(trigger), messages: [sdk, sdk])
+        }
+        h2("grpc-split-message-and-trailers") { c in
             // One message cut over three DATA frames, then client trailers end the stream.
             let framed = GRPCMessageFramer.frame(sdk)
             let id = c.open(grpcHeaders(instillService + "TriggerNamespacePipelineWithStream"))
-            c.session.sendData(stream: id, framed.getSlice(at: 0, length: 3)!, endStream: false)
-            c.session.sendData(stream: id, framed.getSlice(at: 3, length: 10)!, endStream: false)
-            c.session.sendData(stream: id, framed.getSlice(at: 13, length: framed.readableBytes - 13)!, endStream: false)
+            for (offset, length) in [(0, 3), (3, 10), (13, framed.readableBytes - 13)] {
+                c.session.sendData(stream: id, framed.getSlice(at: offset, length: length)!, endStream: false)
+            }
             c.session.sendTrailers(stream: id, ["grpc-status": "0"])
-        }))
-        seeds.append(("h2-grpc-cancelled-and-goaway", session { c in
+        }
+        h2("grpc-cancelled-and-goaway") { c in
             let id = c.open(grpcHeaders(instillService + "TriggerAsyncNamespacePipeline"))
             c.session.sendData(stream: id, GRPCMessageFramer.frame(sdk), endStream: false)
             c.session.resetStream(id, errorCode: .cancel)
-            c.request(grpcHeaders(instillService + "TriggerNamespacePipeline"), messages: [sdk])
+            c.request(grpcHeaders(trigger), messages: [sdk])
             c.session.initiateGracefulShutdown()
-        }))
-        seeds.append(("h2-grpc-bad-frames", session { c in
+        }
+        h2("grpc-bad-frames") { c in
             // A compressed-flag message, an oversized declared length, a truncated message.
-            c.request(grpcHeaders(instillService + "TriggerNamespacePipeline"), raw: [1, 0, 0, 0, 1, 0])
-            c.request(grpcHeaders(instillService + "TriggerNamespacePipeline"), raw: [0, 0x7f, 0xff, 0xff, 0xff])
-            c.request(grpcHeaders(instillService + "TriggerNamespacePipeline"), raw: [0, 0, 0, 0, 9, 0x0a])
-        }))
-        seeds.append(("h2-rest-json", session { c in
+            c.request(grpcHeaders(trigger), raw: [1, 0, 0, 0, 1, 0])
+            c.request(grpcHeaders(trigger), raw: [0, 0x7f, 0xff, 0xff, 0xff])
+            c.request(grpcHeaders(trigger), raw: [0, 0, 0, 0, 9, 0x0a])
+        }
+        h2("rest-json") { c in
             c.request(restHeaders("application/json"), raw: Array(#"{"data":[{"variable":{"prompt":"hello"}}]}"#.utf8))
-        }))
-        seeds.append(("h2-rest-multipart", session { c in
-            let body = "--XyZ\r\nContent-Disposition: form-data; name=\"variables[0].prompt\"\r\n\r\nhello\r\n"
-                + "--XyZ\r\nContent-Disposition: form-data; name=\"variables[0].file\"; filename=\"a.txt\"\r\n"
-                + "Content-Type: text/plain\r\n\r\nfile body\r\n--XyZ--\r\n"
+        }
+        h2("rest-multipart") { c in
+            let body = """
+                --XyZ\r
+                Content-Disposition: form-data; name="variables[0].prompt"\r
+                \r
+                hello\r
+                --XyZ\r
+                Content-Disposition: form-data; name="variables[0].file"; filename="a.txt"\r
+                Content-Type: text/plain\r
+                \r
+                file body\r
+                --XyZ--\r
+
+                """
             c.request(restHeaders("multipart/form-data; boundary=XyZ"), raw: Array(body.utf8))
-        }))
-        seeds.append(("h2-rest-get-operation", session { c in
-            c.request([
+        }
+        h2("rest-get-operation") { c in
+            let headers = [
                 (":method", "GET"), (":scheme", "http"), (":authority", "localhost:8080"),
                 (":path", "/v1beta/operations/abc?wait=1s"),
-            ], raw: nil)
-        }))
+            ]
+            c.request(headers, raw: nil)
+        }
 
         // Bare inputs for the decoders.
-        seeds.append(("msg-sdk-trigger", sdkTriggerRequest))
-        seeds.append(("msg-release-trigger", Array(buffer: release)))
-        seeds.append(("msg-run-request", Array(buffer: run)))
-        seeds.append(("msg-trigger-response", Array(buffer: InstillCodec.encodeTriggerResponse(sampleResult))))
-        seeds.append(("msg-run-response", Array(buffer: RunnerCodec.encodeRunResponse(sampleResult))))
-        seeds.append(("msg-framed-two", Array(buffer: GRPCMessageFramer.frame(sdk)) + Array(buffer: GRPCMessageFramer.frame(run))))
-        seeds.append(("text-timeout", Array("99999999H".utf8)))
-        seeds.append(("text-grpc-message", Array("caf%C3%A9 %zz %".utf8)))
-        seeds.append(("text-data-uri", Array("data:text/plain;filename=a%20b.txt;base64,aGVsbG8gd29ybGQ=".utf8)))
+        let twoFramed = Array(buffer: GRPCMessageFramer.frame(sdk)) + Array(buffer: GRPCMessageFramer.frame(run))
+        seeds += [
+            ("msg-sdk-trigger", sdkTriggerRequest),
+            ("msg-release-trigger", Array(buffer: release)),
+            ("msg-run-request", Array(buffer: run)),
+            ("msg-trigger-response", Array(buffer: InstillCodec.encodeTriggerResponse(sampleResult))),
+            ("msg-run-response", Array(buffer: RunnerCodec.encodeRunResponse(sampleResult))),
+            ("msg-framed-two", twoFramed),
+            ("text-timeout", Array("99999999H".utf8)),
+            ("text-grpc-message", Array("caf%C3%A9 %zz %".utf8)),
+            ("text-data-uri", Array("data:text/plain;filename=a%20b.txt;base64,aGVsbG8gd29ybGQ=".utf8)),
+        ]
         return seeds
     }
 
     static var sampleInputs: [TriggerInput] {
-        let blob = Blob(contentType: "image/png", fileName: "x.png", bytes: ByteBuffer(bytes: [0x89, 0x50, 0x4e, 0x47]))
+        let blob = Blob(
+            contentType: "image/png", fileName: "x.png", bytes: ByteBuffer(bytes: [0x89, 0x50, 0x4e, 0x47]))
         return [
             TriggerInput(
                 variables: [
                     "prompt": .string("hello world"), "n": .number(3), "ok": .bool(true), "none": .null,
-                    "list": .list([.number(1.5), .string("a")]), "obj": .object(["k": .string("v")]), "img": .blob(blob),
+                    "list": .list([.number(1.5), .string("a")]), "obj": .object(["k": .string("v")]),
+                    "img": .blob(blob),
                 ],
                 secrets: ["api": "s3cret"]
             ),

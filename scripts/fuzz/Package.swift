@@ -13,7 +13,7 @@ let gatewayPackage = URL(fileURLWithPath: #filePath)
 let package = Package(
     name: "trigger-gateway-fuzz",
     dependencies: [
-        .package(path: "../.."),
+        .package(path: "../..")
     ],
     targets: [
         // Declares libFuzzer's LLVMFuzzerRunDriver, which the sanitizer runtime provides.
