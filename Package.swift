@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "trigger-gateway", targets: ["trigger-gateway"]),
         .executable(name: "demo-runner", targets: ["demo-runner"]),
+        .library(name: "GatewayFuzzing", targets: ["GatewayFuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -133,6 +134,16 @@ let package = Package(
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel",
                 argumentParser, nioCore, nioPosix, logging, lifecycle,
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The libFuzzer entry points (driven by scripts/fuzz, a separate package).
+        .target(
+            name: "GatewayFuzzing",
+            dependencies: [
+                "HTTP2Engine", "WireCodecs", "ProtoCodec", "TriggerModel", nioCore,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

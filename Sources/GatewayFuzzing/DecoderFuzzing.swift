@@ -1,0 +1,124 @@
+import NIOCore
+import ProtoCodec
+import TriggerModel
+import WireCodecs
+
+/// Runs every decoder on the same raw bytes and checks what must hold for any input:
+///
+/// - decoders never trap; they return a value or throw;
+/// - an Instill trigger request or runner request that decodes re-encodes to bytes that decode again (the
+///   gateway re-encodes what it accepted towards backends, so accepting something it cannot re-send is a bug);
+/// - the gRPC deframer yields the same messages and the same error whether the bytes arrive at once or one at
+///   a time (STYLE.md habit 14: drip-fed decoding);
+/// - `grpc-message` percent-encoding round-trips any string; an accepted `grpc-timeout` re-encodes to a value
+///   that parses again.
+enum DecoderFuzzing {
+    static let maxBatch = 32
+
+    static func run(_ bytes: UnsafeRawBufferPointer) {
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        protobuf(buffer)
+        deframer(buffer)
+        text(bytes)
+    }
+
+    // MARK: Protobuf
+
+    static func protobuf(_ buffer: ByteBuffer) {
+        for release in [false, true] {
+            if let (ref, inputs) = try? InstillCodec.decodeTriggerRequest(buffer, release: release, maxBatch: maxBatch)
+            {
+                let again = InstillCodec.encodeTriggerRequest(ref: ref, inputs: inputs)
+                do {
+                    _ = try InstillCodec.decodeTriggerRequest(again, release: release, maxBatch: maxBatch)
+                } catch {
+                    preconditionFailure("accepted trigger request does not survive re-encoding: \(error)")
+                }
+            }
+        }
+        if let request = try? RunnerCodec.decodeRunRequest(buffer) {
+            do {
+                _ = try RunnerCodec.decodeRunRequest(RunnerCodec.encodeRunRequest(request))
+            } catch {
+                preconditionFailure("accepted RunRequest does not survive re-encoding: \(error)")
+            }
+        }
+        if let result = try? RunnerCodec.decodeRunResponse(buffer) {
+            _ = RunnerCodec.encodeRunResponse(result)
+        }
+        if let event = try? RunnerCodec.decodeRunEvent(buffer) {
+            _ = RunnerCodec.encodeRunEvent(event)
+        }
+        if let result = try? InstillCodec.decodeTriggerResponse(buffer) {
+            _ = InstillCodec.encodeTriggerResponse(result)
+        }
+        _ = try? InstillCodec.decodeGetOperationRequest(buffer)
+        if let operation = try? InstillCodec.decodeOperationResponse(buffer) {
+            _ = InstillCodec.encodeGetOperationResponse(operation: operation)
+        }
+        _ = InstillCodec.decodeHealthCheckRequest(buffer)
+        _ = InstillCodec.decodeGRPCHealthRequest(buffer)
+    }
+
+    // MARK: gRPC deframer
+
+    private enum Outcome: Equatable {
+        case message(ByteBuffer)
+        case failed(GatewayError.Code)
+
+        var isFailure: Bool {
+            if case .failed = self { true } else { false }
+        }
+    }
+
+    static func deframer(_ buffer: ByteBuffer) {
+        let cap = 1 << 12
+        var whole = GRPCMessageDeframer(maxMessageBytes: cap)
+        whole.append(buffer)
+        let atOnce = drain(&whole)
+
+        var drip = GRPCMessageDeframer(maxMessageBytes: cap)
+        var dripped: [Outcome] = []
+        var rest = buffer
+        while let byte = rest.readSlice(length: 1) {
+            drip.append(byte)
+            dripped += drain(&drip)
+            if dripped.last?.isFailure == true { break }  // errors are sticky; the rest is never looked at
+        }
+        precondition(
+            atOnce == dripped,
+            "deframer differs when drip-fed: \(atOnce.count) outcomes at once, \(dripped.count) drip-fed"
+        )
+        if atOnce.last?.isFailure != true {
+            precondition(whole.hasPartialMessage == drip.hasPartialMessage, "deframer partial-message state differs")
+        }
+    }
+
+    private static func drain(_ deframer: inout GRPCMessageDeframer) -> [Outcome] {
+        var outcomes: [Outcome] = []
+        do {
+            while let message = try deframer.next() { outcomes.append(.message(message)) }
+        } catch {
+            outcomes.append(.failed((error as? GatewayError)?.code ?? .internalError))
+        }
+        return outcomes
+    }
+
+    // MARK: Header values and strings
+
+    static func text(_ bytes: UnsafeRawBufferPointer) {
+        // Headers reach the codecs as Strings; nghttp2 hands over arbitrary bytes, repaired to valid UTF-8.
+        let string = String(decoding: bytes, as: UTF8.self)
+        if let timeout = GRPCTimeout.parse(string) {
+            precondition(GRPCTimeout.parse(GRPCTimeout.encode(timeout)) != nil, "grpc-timeout re-encoding")
+        }
+        _ = GRPCStatusMessage.percentDecode(string)
+        let encoded = GRPCStatusMessage.percentEncode(string)
+        precondition(GRPCStatusMessage.percentDecode(encoded) == string, "grpc-message does not round-trip")
+        if let blob = try? DataURI.decode(string) {
+            let uri = DataURI.encode(blob)
+            precondition((try? DataURI.decode(uri)) != nil, "data URI does not round-trip")
+        }
+    }
+}

@@ -1,0 +1,2 @@
+// Intentionally empty: the module only carries CFuzzDriver.h; libFuzzer defines the function.
+#include "CFuzzDriver.h"

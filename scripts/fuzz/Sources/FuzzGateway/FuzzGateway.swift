@@ -1,0 +1,38 @@
+import CFuzzDriver
+import Foundation
+import GatewayFuzzing
+
+/// The fuzzer binary's entry. SwiftPM links an executable module's entry as `<module>_main`, and
+/// `-sanitize=fuzzer` brings libFuzzer's own `main`; so this module is built with `-parse-as-library` and
+/// defines `FuzzGateway_main`, which hands control to libFuzzer with `LLVMFuzzerRunDriver`.
+///
+/// `FuzzGateway --write-seeds DIR` writes the generated seed corpus instead of fuzzing.
+@_cdecl("FuzzGateway_main")
+func fuzzGatewayMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    let arguments = CommandLine.arguments
+    if arguments.count == 3, arguments[1] == "--write-seeds" {
+        return writeSeeds(to: arguments[2])
+    }
+    var argc = argc
+    var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
+    return LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput)
+}
+
+/// libFuzzer's callback. Exported under its conventional name too: the `main` in libFuzzer's archive, which
+/// `--defsym main=FuzzGateway_main` displaces, still references it.
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    fuzzGatewayInput(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
+private func writeSeeds(to directory: String) -> CInt {
+    for seed in gatewayFuzzSeeds() {
+        let path = directory + "/seed-" + seed.name
+        guard FileManager.default.createFile(atPath: path, contents: Data(seed.bytes)) else {
+            print("cannot write \(path)")
+            return 1
+        }
+    }
+    return 0
+}
