@@ -28,7 +28,26 @@ BINARY=$SCRATCH/debug/FuzzGateway
 # Swift's backtracer would catch the crash signal before libFuzzer writes the crasher.
 export SWIFT_BACKTRACE=enable=no
 
+# protobuf-c is compiled into the fuzzer from its own source so ASan and coverage reach the parser. The source
+# is Debian's (the same 1.4.1 the system library is built from), fetched and checked here rather than
+# committed.
+PROTOBUF_C_URL=http://deb.debian.org/debian/pool/main/p/protobuf-c/protobuf-c_1.4.1.orig.tar.gz
+PROTOBUF_C_SHA256=4cc4facd508172f3e0a4d3a8736225d472418aee35b4ad053384b137b220339f
+fetch_protobuf_c() {
+    local dir=Sources/CProtobufC
+    [ -f "$dir/protobuf-c.c" ] && [ -f "$dir/protobuf-c.h" ] && return 0
+    mkdir -p "$SCRATCH"
+    local tarball="$SCRATCH/protobuf-c_1.4.1.orig.tar.gz"
+    if ! echo "$PROTOBUF_C_SHA256  $tarball" | sha256sum -c --status 2>/dev/null; then
+        curl -sSfL -o "$tarball" "$PROTOBUF_C_URL"
+        echo "$PROTOBUF_C_SHA256  $tarball" | sha256sum -c --status || { echo "fuzz.sh: protobuf-c checksum mismatch" >&2; exit 1; }
+    fi
+    tar -xzf "$tarball" -C "$dir" --strip-components=2 protobuf-c-1.4.1/protobuf-c/protobuf-c.c protobuf-c-1.4.1/protobuf-c/protobuf-c.h
+    tar -xzf "$tarball" -C "$dir" --strip-components=1 protobuf-c-1.4.1/LICENSE
+}
+
 build() {
+    fetch_protobuf_c
     # Debug build: the sanitizer instrumentation matters more than optimisation, and it keeps preconditions.
     # ld.gold warns "Cannot export local symbol __asan_*" for every object; that is harmless, so filtered.
     swift build --scratch-path "$SCRATCH" --product FuzzGateway \
