@@ -46,9 +46,55 @@ final class HTTPBackendConnection: Sendable {
         return promise.futureResult
     }
 
+    /// Sends one request whose answer is read as a stream: the connection stops reading on its own
+    /// (`autoRead` off) and reads only when `pull` finds nothing decoded yet, so a slow consumer leaves the
+    /// backend's bytes in the kernel buffers and TCP flow control slows the backend down.
+    func startStreaming(head: HTTPRequestHead, body: ByteBuffer, maxResponseBytes: Int, maxEventBytes: Int) {
+        let handler = self.handler
+        let channel = self.channel
+        channel.eventLoop.execute {
+            try? channel.syncOptions?.setOption(.autoRead, value: false)
+            handler.value.startStreaming(maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes)
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in
+                handler.value.fail(error)
+            }
+        }
+    }
+
+    /// The next item of a streamed answer; nil once the response ended. Must not overlap another `pull`.
+    func pull() -> EventLoopFuture<HTTPBackendStreamItem?> {
+        let handler = self.handler
+        let channel = self.channel
+        return channel.eventLoop.flatSubmit {
+            handler.value.pull(channel: channel)
+        }
+    }
+
+    /// After a streamed answer: true (and the connection is ready for the pool again) when the response has
+    /// fully arrived on a keep-alive connection; false when it must be closed instead.
+    func finishStreaming() -> EventLoopFuture<Bool> {
+        let handler = self.handler
+        let channel = self.channel
+        return channel.eventLoop.submit {
+            guard handler.value.finishStreaming(), channel.isActive else { return false }
+            try? channel.syncOptions?.setOption(.autoRead, value: true)
+            return true
+        }
+    }
+
     func close() {
         channel.close(promise: nil)
     }
+}
+
+/// One piece of a streamed backend answer.
+enum HTTPBackendStreamItem: Sendable {
+    /// One Server-Sent Event, not yet interpreted.
+    case event(name: String, data: ByteBuffer)
+    /// The backend answered without SSE (an error status, or a plain JSON result): the whole response.
+    case response(HTTPBackendResponse)
 }
 
 /// Collects one response at a time from a backend connection and completes the waiting promise.
@@ -66,6 +112,8 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     private var promise: EventLoopPromise<HTTPBackendResponse>?
     private var response: HTTPBackendResponse?
     private var maxResponseBytes = 0
+    /// Set while a streamed answer is being read.
+    private var stream: HTTPBackendSSEReader?
 
     func start(promise: EventLoopPromise<HTTPBackendResponse>, maxResponseBytes: Int) {
         precondition(self.promise == nil, "one request at a time per backend connection")
@@ -79,9 +127,39 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         self.promise = nil
         self.response = nil
         promise?.fail(error)
+        stream?.fail(error)
+    }
+
+    func startStreaming(maxResponseBytes: Int, maxEventBytes: Int) {
+        precondition(promise == nil && stream == nil, "one request at a time per backend connection")
+        stream = HTTPBackendSSEReader(maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes)
+    }
+
+    func pull(channel: any Channel) -> EventLoopFuture<HTTPBackendStreamItem?> {
+        guard let stream else {
+            return channel.eventLoop.makeFailedFuture(Failure.closedBeforeResponse)
+        }
+        let promise = channel.eventLoop.makePromise(of: HTTPBackendStreamItem?.self)
+        if stream.pull(promise) { channel.read() }
+        return promise.futureResult
+    }
+
+    /// Ends streaming mode; true when the whole response was read and the connection may be reused.
+    func finishStreaming() -> Bool {
+        defer { stream = nil }
+        return stream?.reusable ?? false
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let stream {
+            do {
+                try stream.receive(unwrapInboundIn(data))
+            } catch {
+                stream.fail(error)
+                context.close(promise: nil)
+            }
+            return
+        }
         switch unwrapInboundIn(data) {
         case .head(let head):
             response = HTTPBackendResponse(
@@ -108,6 +186,12 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
             self.response = nil
             promise.succeed(response)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The bytes read so far did not finish an event the consumer is waiting for: read on.
+        if let stream, stream.wantsMore { context.read() }
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -37,24 +37,7 @@ package final class HTTPBackendTransport: TriggerRunner {
         endpoint.outstanding.add(1, ordering: .relaxed)
         defer { endpoint.outstanding.subtract(1, ordering: .relaxed) }
 
-        var body = ByteBufferAllocator().buffer(capacity: 256)
-        BackendHTTPBody.encode(request: request, into: &body)
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.endpoint.description)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        headers.add(name: "accept", value: "application/json")
-        if !request.requestID.isEmpty { headers.add(name: "request-id", value: request.requestID) }
-        if let traceParent = request.traceParent { headers.add(name: "traceparent", value: traceParent) }
-        if let traceState = request.traceState { headers.add(name: "tracestate", value: traceState) }
-        if let key = request.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
-        if let principal = request.principal { headers.add(name: "x-trigger-principal", value: principal) }
-        if let deadline = request.deadline {
-            let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
-            headers.add(name: "x-trigger-deadline-ms", value: String(ms))
-        }
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.endpoint.basePath + "/run", headers: headers)
-
+        let (head, body) = requestParts(request, endpoint: endpoint.endpoint, accept: "application/json")
         let connection = try await acquire(endpoint, deadline: request.deadline)
         let response: HTTPBackendResponse
         do {
@@ -105,23 +88,45 @@ package final class HTTPBackendTransport: TriggerRunner {
         }
     }
 
+    /// `POST {base}/run` with `Accept: text/event-stream`; each SSE event the backend sends becomes one
+    /// `TriggerEvent`. Pull-based like the gRPC transport: the backend socket is read only while the consumer
+    /// waits for an event, so a slow consumer is a slow backend, not a growing buffer.
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
-        // Until the SSE relay lands, a stream over the http transport is one unary call reported as events.
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    let result = try await self.run(request)
-                    continuation.yield(.end(result))
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        let consumer = HTTPBackendStreamConsumer(request: request, endpoint: pickEndpoint(), transport: self)
+        return AsyncThrowingStream(unfolding: { try await consumer.next() })
     }
 
-    private func pickEndpoint() -> EndpointState {
+    var poolName: String { configuration.name }
+    var maxResponseBytes: Int { configuration.maxResponseBytes }
+    var limits: CodecLimits { codecLimits }
+
+    /// The request head and JSON body of one `POST {base}/run`.
+    func requestParts(
+        _ request: TriggerRequest,
+        endpoint: BackendPoolConfiguration.Endpoint,
+        accept: String
+    ) -> (HTTPRequestHead, ByteBuffer) {
+        var body = ByteBufferAllocator().buffer(capacity: 256)
+        BackendHTTPBody.encode(request: request, into: &body)
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: endpoint.description)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.readableBytes))
+        headers.add(name: "accept", value: accept)
+        if !request.requestID.isEmpty { headers.add(name: "request-id", value: request.requestID) }
+        if let traceParent = request.traceParent { headers.add(name: "traceparent", value: traceParent) }
+        if let traceState = request.traceState { headers.add(name: "tracestate", value: traceState) }
+        if let key = request.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
+        if let principal = request.principal { headers.add(name: "x-trigger-principal", value: principal) }
+        if let deadline = request.deadline {
+            let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
+            headers.add(name: "x-trigger-deadline-ms", value: String(ms))
+        }
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.basePath + "/run", headers: headers)
+        return (head, body)
+    }
+
+    func pickEndpoint() -> EndpointState {
         if endpoints.count == 1 { return endpoints[0] }
         let start = roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue
         var best = endpoints[start % endpoints.count]
@@ -137,7 +142,7 @@ package final class HTTPBackendTransport: TriggerRunner {
         return best
     }
 
-    private func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
+    func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
         while let idle = endpoint.idle.withLock({ $0.popLast() }) {
             if idle.isActive { return idle }
         }
@@ -177,7 +182,7 @@ package final class HTTPBackendTransport: TriggerRunner {
         }
     }
 
-    private func release(_ connection: HTTPBackendConnection, to endpoint: EndpointState) {
+    func release(_ connection: HTTPBackendConnection, to endpoint: EndpointState) {
         guard connection.isActive else { return }
         endpoint.idle.withLock { $0.append(connection) }
     }

@@ -11,8 +11,13 @@ extension DemoPipelines {
         }
 
         private let state = Mutex(State())
+        private let onRecord: (@Sendable (PipelineRef) -> Void)?
 
-        package init() {}
+        /// - Parameter onRecord: told of each cancellation as it is counted (the `demo-runner` process logs
+        ///   it, so a test driving a separate process can see that the cancellation arrived).
+        package init(onRecord: (@Sendable (PipelineRef) -> Void)? = nil) {
+            self.onRecord = onRecord
+        }
 
         /// How many runs have been cancelled so far.
         package var count: Int { state.withLock { $0.refs.count } }
@@ -29,6 +34,7 @@ extension DemoPipelines {
                 return ready
             }
             for continuation in ready { continuation.resume() }
+            onRecord?(ref)
         }
 
         /// Returns once at least `target` runs have been cancelled. Not cancellable itself: bound it with

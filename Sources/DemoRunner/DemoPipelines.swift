@@ -12,7 +12,10 @@ package import TriggerModel
 /// - `sleep`: waits `ms` milliseconds (cancellable), then echoes;
 /// - `fail`: fails with a backend error whose message is the `message` input (or "pipeline failed");
 /// - `blob-info`: every blob, wherever it sits in a variable, replaced by
-///   `{"size", "sha256", "content_type", "file_name"?}`; variables holding no blob are left out.
+///   `{"size", "sha256", "content_type", "file_name"?}`; variables holding no blob are left out;
+/// - `flood`: streams `bytes` (default 1 MiB) of `{"chunk": "xxx…"}` output events, `chunk` characters each
+///   (default 16 KiB), as fast as the consumer takes them, then `{"bytes", "events"}`; for back-pressure tests.
+///   It is produced on demand (nothing is queued ahead of the consumer).
 ///
 /// A cancelled run (the caller's task, or the consumer of `runStreaming`) stops at its next wait, is counted
 /// by `cancellations`, and ends with `GatewayError(.cancelled)`; tests use the probe to see that a client's
@@ -20,12 +23,14 @@ package import TriggerModel
 package struct DemoPipelines: TriggerRunner {
     package let cancellations: CancellationProbe
 
-    package static let names = ["echo", "upper", "tokens", "sleep", "fail", "blob-info"]
+    package static let names = ["echo", "upper", "tokens", "sleep", "fail", "blob-info", "flood"]
     package static let statusEvent = "PIPELINE_STATUS_UPDATED"
     package static let outputEvent = "PIPELINE_OUTPUT_UPDATED"
     /// Upper bounds on the waits a request can ask for, so a typo cannot park a runner for a day.
     package static let maxDelayMilliseconds = 60_000
     package static let maxSleepMilliseconds = 600_000
+    package static let maxFloodBytes = 1 << 40
+    package static let maxFloodChunk = 1 << 20
 
     package init(cancellations: CancellationProbe = CancellationProbe()) {
         self.cancellations = cancellations
@@ -43,6 +48,9 @@ package struct DemoPipelines: TriggerRunner {
             continuation.yield(.error(Self.unknownPipeline(request.ref)))
             continuation.finish()
             return stream
+        }
+        if request.ref.pipeline == "flood" {
+            return flood(request)
         }
         let task = Task {
             continuation.yield(.status(name: Self.statusEvent, data: ["status": .string("RUNNING")]))
@@ -83,6 +91,9 @@ package struct DemoPipelines: TriggerRunner {
                 throw GatewayError(.backendFailed, message ?? "pipeline failed")
             case "blob-info":
                 return TriggerResult(outputs: request.inputs.map { Self.blobInfo($0.variables) })
+            case "flood":
+                let plan = try Self.floodPlan(request)
+                return TriggerResult(outputs: [["bytes": .number(Double(plan.bytes)), "events": .number(0)]])
             default:
                 throw Self.unknownPipeline(request.ref)
             }

@@ -130,12 +130,18 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         write(response, keepAlive: keepAlive, context: context)
     }
 
-    /// SSE (API.md §2): one `event:`/`data:` block per backend event, flushed as it arrives. Writes wait
-    /// for the channel to be writable again, so a slow reader slows the relay instead of growing memory.
+    /// SSE (API.md §2): one `event:`/`data:` block per backend event, flushed as it arrives. The next event
+    /// is taken from the backend only once the previous one has been written to the socket, so a slow reader
+    /// slows the relay (and, through the pull-based transports, the backend) instead of growing memory.
+    ///
+    /// A stream has no total deadline (the request timeout would cut long healthy streams); a backend that is
+    /// silent for the idle timeout ends it with an error event instead.
     private func startStream(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
+        var request = request
+        request.deadline = nil
         let events: AsyncThrowingStream<TriggerEvent, any Error>
         do {
-            events = try services.dispatcher.runStream(request)
+            events = try services.dispatcher.runStream(request, idleTimeout: .nanoseconds(services.idleTimeout.nanoseconds))
         } catch {
             write(.error(gatewayError(from: error), requestID: request.requestID), keepAlive: keepAlive, context: context)
             return

@@ -170,10 +170,11 @@ extension HTTP2FrontendConnection {
 
     /// Server-streaming trigger: one response message per output event, then trailers. Each message waits
     /// for the stream to be writable, so a slow client slows the backend relay.
+    /// The call's own `grpc-timeout` (if any) bounds it in total; otherwise only the idle rule applies.
     private func grpcStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
         let events: AsyncThrowingStream<TriggerEvent, any Error>
         do {
-            events = try services.dispatcher.runStream(request)
+            events = try services.dispatcher.runStream(request, idleTimeout: .nanoseconds(services.idleTimeout.nanoseconds))
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return

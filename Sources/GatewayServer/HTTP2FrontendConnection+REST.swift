@@ -63,10 +63,13 @@ extension HTTP2FrontendConnection {
     }
 
     /// SSE over HTTP/2: each event is one DATA frame, sent only while the stream can take more.
+    /// Like HTTP/1.1, no total deadline but the idle rule: see `HTTP1FrontendHandler.startStream`.
     private func restStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
+        var request = request
+        request.deadline = nil
         let events: AsyncThrowingStream<TriggerEvent, any Error>
         do {
-            events = try services.dispatcher.runStream(request)
+            events = try services.dispatcher.runStream(request, idleTimeout: .nanoseconds(services.idleTimeout.nanoseconds))
         } catch {
             restRespond(.error(gatewayError(from: error), requestID: request.requestID), stream: stream)
             return

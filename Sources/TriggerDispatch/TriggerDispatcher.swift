@@ -33,4 +33,13 @@ package final class TriggerDispatcher: Sendable {
     package func runStream(_ request: TriggerRequest) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
         try pool(for: request.ref).runStreaming(request)
     }
+
+    /// Stream mode with the idle rule (issue 5, item 4): no total time limit, but a backend silent for
+    /// `idleTimeout` ends the stream with `.deadlineExceeded` and its call is cancelled.
+    package func runStream(
+        _ request: TriggerRequest,
+        idleTimeout: Duration
+    ) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
+        IdleBoundedEvents.wrap(try runStream(request), idleTimeout: idleTimeout)
+    }
 }

@@ -32,7 +32,13 @@ struct DemoRunnerCommand: AsyncParsableCommand {
         var host = String(listen[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let group = MultiThreadedEventLoopGroup.singleton
-        let pipelines = DemoPipelines()
+        // One line per cancelled run: how tests driving this process see that a client's disconnect reached it.
+        let pipelines = DemoPipelines(
+            cancellations: DemoPipelines.CancellationProbe(onRecord: { ref in
+                let at = String(format: "%.3f", Date().timeIntervalSince1970)
+                FileHandle.standardOutput.write(Data("cancelled \(ref) at \(at)\n".utf8))
+            })
+        )
         let channel: any Channel
         switch transport {
         case .http:

@@ -1,4 +1,4 @@
-import DemoRunner
+package import DemoRunner
 import GatewayApp
 package import GatewayConfig
 import GatewayServer
@@ -19,9 +19,11 @@ package struct TestGateway: Sendable {
 }
 
 /// Runs `body` against a gateway built from `yaml` (nil: the embedded default) exactly as the executable
-/// builds it, then shuts it down gracefully, also when `body` throws.
+/// builds it, then shuts it down gracefully, also when `body` throws. `inProcessRunner` serves the embedded
+/// default's `demo` namespace; pass one to watch its `cancellations`.
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
+    inProcessRunner: DemoPipelines = DemoPipelines(),
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
@@ -31,7 +33,7 @@ package func withTestGateway<T: Sendable>(
     let app = GatewayApp(
         configuration: configuration,
         group: MultiThreadedEventLoopGroup.singleton,
-        inProcessRunner: DemoPipelines(),
+        inProcessRunner: inProcessRunner,
         logger: logger
     )
     let serviceGroup = ServiceGroup(

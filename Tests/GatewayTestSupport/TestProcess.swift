@@ -67,10 +67,27 @@ package enum TestProcess {
         package let port: Int
         private let stderrPipe: Pipe
 
+        /// Everything the child printed on stdout after its `listening on` line (it is drained continuously).
+        private let output = Mutex("")
+
         private init(process: Process, port: Int, stderrPipe: Pipe) {
             self.process = process
             self.port = port
             self.stderrPipe = stderrPipe
+        }
+
+        /// What the child printed on stdout since it started listening.
+        package var printed: String { output.withLock { $0 } }
+
+        /// How many times `text` occurs in what the child printed, waiting up to `timeout` for at least
+        /// `atLeast` of them (polled: the output arrives from another thread).
+        package func occurrences(of text: String, atLeast: Int = 1, timeout: Duration) async -> Int {
+            let start = ContinuousClock.now
+            while true {
+                let count = printed.components(separatedBy: text).count - 1
+                if count >= atLeast || ContinuousClock.now - start > timeout { return count }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
         }
 
         package static func start(_ executable: String, _ arguments: [String]) async throws -> Server {
@@ -100,8 +117,13 @@ package enum TestProcess {
                 }
             }
             // Keep draining stdout so the child never blocks on a full pipe.
-            out.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
-            return Server(process: process, port: port, stderrPipe: err)
+            let server = Server(process: process, port: port, stderrPipe: err)
+            out.fileHandleForReading.readabilityHandler = { [weak server] handle in
+                let data = handle.availableData
+                guard let server, !data.isEmpty else { return }
+                server.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            return server
         }
 
         package var pid: Int32 { process.processIdentifier }

@@ -163,6 +163,35 @@ def main():
                 trigger_request("demo", "tokens", [{"prompt": words, "delay_ms": 1}]), metadata=metadata
             )
             out = {"messages": [outputs(r) for r in responses]}
+        elif scenario == "stream-run":
+            # Any pipeline, streamed to the end (or to its error); optional deadline in seconds. Times are
+            # wall-clock seconds, comparable with the test process's clock.
+            import time
+            pipeline, variables = extra[0], json.loads(extra[1])
+            timeout = float(extra[2]) if len(extra) > 2 else None
+            responses = stub.TriggerNamespacePipelineWithStream(
+                trigger_request("demo", pipeline, variables), metadata=metadata, timeout=timeout
+            )
+            messages, times = [], []
+            out = {}
+            try:
+                for r in responses:
+                    messages.append(outputs(r))
+                    times.append(time.time())
+                out["code"] = "OK"
+            except grpc.RpcError as e:
+                out.update(error(e))
+            out.update({"messages": messages, "times": times, "ended": time.time()})
+        elif scenario == "stream-first-cancel":
+            # Reads one message, then hangs up on the call (grpcio sends RST_STREAM CANCEL).
+            import time
+            pipeline, variables = extra[0], json.loads(extra[1])
+            responses = stub.TriggerNamespacePipelineWithStream(
+                trigger_request("demo", pipeline, variables), metadata=metadata
+            )
+            first = outputs(next(responses))
+            responses.cancel()
+            out = {"first": first, "cancelled_at": time.time()}
         elif scenario == "many":
             # Concurrent calls multiplexed on one HTTP/2 connection.
             count = int(extra[0])

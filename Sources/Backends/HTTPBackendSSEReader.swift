@@ -1,0 +1,117 @@
+import NIOCore
+import NIOHTTP1
+import WireCodecs
+
+/// The event-loop side of one streamed answer from an HTTP backend: decodes SSE as the body arrives and
+/// hands events to the consumer one `pull` at a time.
+///
+/// Decoded events wait in `pending`; that queue only ever holds what one socket read produced, because a
+/// new read is asked for (`pull` returns true, or `wantsMore` in `channelReadComplete`) only while the
+/// consumer is waiting and nothing is pending. A response that is not `text/event-stream` (an error status,
+/// or a backend that answered a plain JSON result) is gathered whole, bounded by `maxResponseBytes`.
+final class HTTPBackendSSEReader {
+    private var decoder: SSEDecoder
+    private let maxResponseBytes: Int
+    private var pending = CircularBuffer<HTTPBackendStreamItem>()
+    private var waiter: EventLoopPromise<HTTPBackendStreamItem?>?
+    /// Set from the response head; nil until it arrived.
+    private var whole: HTTPBackendResponse?
+    private var isEventStream = false
+    private var sawHead = false
+    private(set) var ended = false
+    private var keepAlive = false
+    private var failure: (any Error)?
+
+    init(maxResponseBytes: Int, maxEventBytes: Int) {
+        self.decoder = SSEDecoder(maxEventBytes: maxEventBytes)
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    /// The consumer waits and nothing decoded is pending: the connection should read further.
+    var wantsMore: Bool { waiter != nil && pending.isEmpty && !ended && failure == nil }
+
+    /// The response fully arrived on a keep-alive connection with nothing left over.
+    var reusable: Bool { ended && keepAlive && failure == nil && waiter == nil }
+
+    /// Registers the consumer's wait; true when the caller must issue a read to make progress.
+    func pull(_ promise: EventLoopPromise<HTTPBackendStreamItem?>) -> Bool {
+        precondition(waiter == nil, "one pull at a time")
+        if let next = pending.popFirst() {
+            promise.succeed(next)
+            return false
+        }
+        if let failure {
+            promise.fail(failure)
+            return false
+        }
+        if ended {
+            promise.succeed(nil)
+            return false
+        }
+        waiter = promise
+        return true
+    }
+
+    func receive(_ part: HTTPClientResponsePart) throws {
+        switch part {
+        case .head(let head):
+            if head.status.code < 200 { return }  // 100 Continue and friends carry nothing for us
+            sawHead = true
+            keepAlive = head.isKeepAlive
+            let contentType = head.headers.first(name: "content-type").map { MediaType.parse($0).type }
+            isEventStream = (200..<300).contains(head.status.code) && contentType == SSEEncoder.contentType
+            if !isEventStream {
+                whole = HTTPBackendResponse(
+                    status: Int(head.status.code),
+                    contentType: head.headers.first(name: "content-type"),
+                    body: ByteBuffer(),
+                    keepAlive: keepAlive
+                )
+            }
+        case .body(var chunk):
+            guard sawHead else { return }
+            if isEventStream {
+                for event in try decoder.feed(chunk) {
+                    deliver(.event(name: event.event, data: event.data))
+                }
+            } else if whole != nil {
+                guard whole!.body.readableBytes + chunk.readableBytes <= maxResponseBytes else {
+                    throw HTTPBackendClientHandler.Failure.responseTooLarge(maxResponseBytes)
+                }
+                whole!.body.writeBuffer(&chunk)
+            }
+        case .end:
+            guard sawHead else { return }
+            ended = true
+            if let whole {
+                self.whole = nil
+                deliver(.response(whole))
+            }
+            if let waiter, pending.isEmpty {
+                self.waiter = nil
+                waiter.succeed(nil)
+            }
+        }
+    }
+
+    func fail(_ error: any Error) {
+        guard !ended, failure == nil else { return }
+        failure = error
+        if let waiter {
+            self.waiter = nil
+            waiter.fail(error)
+        }
+    }
+
+    private func deliver(_ item: HTTPBackendStreamItem) {
+        if let waiter {
+            self.waiter = nil
+            waiter.succeed(item)
+        } else {
+            pending.append(item)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HTTPBackendSSEReader: Sendable {}

@@ -1,0 +1,155 @@
+import NIOCore
+import Synchronization
+import TriggerModel
+import WireCodecs
+
+/// The consumer's end of one streamed `POST {base}/run`: what the http transport's `runStreaming` pulls from.
+///
+/// The call starts on the first `next()`; each `next()` takes one event, reading the backend socket only when
+/// nothing decoded is waiting. Events are interpreted here, off the event loop. After the final event (`.end`
+/// or `.error`) the connection goes back to the pool when the response is complete, and is closed otherwise.
+/// Cancelling the consuming task, or dropping the stream before its end (`deinit`), closes the connection,
+/// which is how the backend learns the client is gone.
+final class HTTPBackendStreamConsumer: Sendable {
+    private enum State {
+        case idle
+        case running(HTTPBackendConnection)
+        case done
+    }
+
+    private let request: TriggerRequest
+    private let endpoint: HTTPBackendTransport.EndpointState
+    private let transport: HTTPBackendTransport
+    private let state = Mutex(State.idle)
+
+    init(request: TriggerRequest, endpoint: HTTPBackendTransport.EndpointState, transport: HTTPBackendTransport) {
+        self.request = request
+        self.endpoint = endpoint
+        self.transport = transport
+    }
+
+    deinit {
+        if case .running(let connection) = state.withLock({ $0 }) {
+            endpoint.outstanding.subtract(1, ordering: .relaxed)
+            connection.close()
+        }
+    }
+
+    /// The next event, nil after the final one; throws the call's error once.
+    func next() async throws -> TriggerEvent? {
+        let connection: HTTPBackendConnection
+        switch state.withLock({ $0 }) {
+        case .done:
+            return nil
+        case .running(let running):
+            connection = running
+        case .idle:
+            do {
+                connection = try await start()
+            } catch {
+                state.withLock { $0 = .done }
+                throw error
+            }
+        }
+        let item: HTTPBackendStreamItem?
+        do {
+            item = try await withTaskCancellationHandler {
+                try await connection.pull().get()
+            } onCancel: {
+                connection.close()
+            }
+        } catch {
+            finish(connection, reuse: false)
+            if Task.isCancelled { throw CancellationError() }
+            throw translate(error)
+        }
+        let event: TriggerEvent
+        do {
+            switch item {
+            case nil:
+                throw GatewayError(
+                    .backendFailed,
+                    "backend pool \"\(transport.poolName)\": \(endpoint.endpoint) ended the stream before its final event"
+                )
+            case .event(let name, let data)?:
+                event = try SSEDecoder.triggerEvent(event: name, data: data, limits: transport.limits)
+            case .response(let response)?:
+                guard (200..<300).contains(response.status) else {
+                    throw BackendHTTPBody.decodeError(status: response.status, body: response.body)
+                }
+                do {
+                    event = .end(try BackendHTTPBody.decodeResult(response.body, limits: transport.limits))
+                } catch let error as GatewayError {
+                    throw GatewayError(.backendFailed, "backend pool \"\(transport.poolName)\": \(error.message)")
+                }
+            }
+        } catch {
+            finish(connection, reuse: false)
+            throw error
+        }
+        switch event {
+        case .end, .error:
+            // Nothing follows the final event; the connection is reusable only if the response is complete.
+            let reusable = (try? await connection.finishStreaming().get()) ?? false
+            finish(connection, reuse: reusable)
+        case .status, .output:
+            break
+        }
+        return event
+    }
+
+    private func start() async throws -> HTTPBackendConnection {
+        let (head, body) = transport.requestParts(request, endpoint: endpoint.endpoint, accept: SSEEncoder.contentType)
+        endpoint.outstanding.add(1, ordering: .relaxed)
+        let connection: HTTPBackendConnection
+        do {
+            connection = try await transport.acquire(endpoint, deadline: request.deadline)
+        } catch {
+            endpoint.outstanding.subtract(1, ordering: .relaxed)
+            throw error
+        }
+        state.withLock { $0 = .running(connection) }
+        connection.startStreaming(
+            head: head,
+            body: body,
+            maxResponseBytes: transport.maxResponseBytes,
+            maxEventBytes: transport.maxResponseBytes
+        )
+        return connection
+    }
+
+    private func finish(_ connection: HTTPBackendConnection, reuse: Bool) {
+        let wasRunning = state.withLock { state -> Bool in
+            guard case .running = state else { return false }
+            state = .done
+            return true
+        }
+        guard wasRunning else { return }
+        endpoint.outstanding.subtract(1, ordering: .relaxed)
+        if reuse {
+            transport.release(connection, to: endpoint)
+        } else {
+            connection.close()
+        }
+    }
+
+    private func translate(_ error: any Error) -> any Error {
+        switch error {
+        case HTTPBackendClientHandler.Failure.closedBeforeResponse, ChannelError.ioOnClosedChannel,
+            ChannelError.alreadyClosed, ChannelError.eof:
+            return GatewayError(
+                .backendFailed,
+                "backend pool \"\(transport.poolName)\": \(endpoint.endpoint) closed the connection mid-stream"
+            )
+        case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
+            return BackendErrors.badResponse(
+                pool: transport.poolName, endpoint: endpoint.endpoint.description,
+                reason: "response larger than \(limit) bytes")
+        case let error as GatewayError:
+            return GatewayError(error.code, "backend pool \"\(transport.poolName)\": \(error.message)")
+        default:
+            return BackendErrors.badResponse(
+                pool: transport.poolName, endpoint: endpoint.endpoint.description, reason: "\(error)")
+        }
+    }
+}
