@@ -1,0 +1,1 @@
+../../../../Sources/GatewayServer/ProtocolSniffer.swift

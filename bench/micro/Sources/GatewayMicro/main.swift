@@ -1,0 +1,45 @@
+import Foundation
+
+// gateway-micro [--seconds S] [--samples N] [--large-mib M] [--filter SUBSTRING]
+// Prints a Markdown table; bench/micro/run builds it in release mode and preloads the malloc interposer.
+var seconds = 1.0
+var samples = 5
+var largeMiB = 8
+var filter: String?
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let argument = arguments.next() {
+    switch argument {
+    case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
+    case "--samples": samples = Int(arguments.next() ?? "") ?? samples
+    case "--large-mib": largeMiB = Int(arguments.next() ?? "") ?? largeMiB
+    case "--filter": filter = arguments.next()
+    default:
+        FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8))
+        exit(2)
+    }
+}
+
+func format(_ value: Double, _ digits: Int = 0) -> String {
+    value.isNaN ? "—" : String(format: "%.\(digits)f", value)
+}
+
+func formatTime(_ nanos: Double) -> String {
+    if nanos >= 1e6 { return String(format: "%.2f ms", nanos / 1e6) }
+    if nanos >= 1e3 { return String(format: "%.2f µs", nanos / 1e3) }
+    return String(format: "%.0f ns", nanos)
+}
+
+print("| benchmark | time/op | ops/s | MB/s | mallocs/op | malloc'd bytes/op |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for benchmark in Benchmarks.all(large: largeMiB << 20) where filter.map({ benchmark.name.contains($0) }) ?? true {
+    let result = try Harness.measure(benchmark, targetSeconds: seconds, samples: samples)
+    let mbps = result.bytes == 0 ? "—" : format(result.megabytesPerSecond)
+    print(
+        "| \(result.name) | \(formatTime(result.nanosPerOp)) | \(format(result.opsPerSecond)) | \(mbps) | "
+            + "\(format(result.mallocsPerOp, 1)) | \(format(result.mallocBytesPerOp)) |"
+    )
+    fflush(stdout)
+}
+if !Harness.interposerLoaded {
+    print("\n(allocations not counted: run with LD_PRELOAD=…/libMallocInterposerSwift.so, as bench/micro/run does)")
+}
