@@ -142,7 +142,7 @@ let package = Package(
         .target(
             name: "GatewayFuzzing",
             dependencies: [
-                "HTTP2Engine", "WireCodecs", "ProtoCodec", "TriggerModel", nioCore,
+                "HTTP2Engine", "WireCodecs", "ProtoCodec", "TriggerModel", "GatewayServer", nioCore,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -168,7 +168,7 @@ let package = Package(
             dependencies: ["Backends", "DemoRunner", "TriggerModel", "WireCodecs", nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),

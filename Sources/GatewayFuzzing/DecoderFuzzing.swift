@@ -11,7 +11,9 @@ import WireCodecs
 /// - the gRPC deframer yields the same messages and the same error whether the bytes arrive at once or one at
 ///   a time (STYLE.md habit 14: drip-fed decoding);
 /// - `grpc-message` percent-encoding round-trips any string; an accepted `grpc-timeout` re-encodes to a value
-///   that parses again.
+///   that parses again;
+/// - a decoded data URI re-encodes to one that decodes to the same blob;
+/// - the REST decoders' invariants (``RESTFuzzing``).
 enum DecoderFuzzing {
     static let maxBatch = 32
 
@@ -21,6 +23,7 @@ enum DecoderFuzzing {
         protobuf(buffer)
         deframer(buffer)
         text(bytes)
+        RESTFuzzing.run(bytes)
     }
 
     // MARK: Protobuf
@@ -116,9 +119,20 @@ enum DecoderFuzzing {
         _ = GRPCStatusMessage.percentDecode(string)
         let encoded = GRPCStatusMessage.percentEncode(string)
         precondition(GRPCStatusMessage.percentDecode(encoded) == string, "grpc-message does not round-trip")
-        if let blob = try? DataURI.decode(string) {
-            let uri = DataURI.encode(blob)
-            precondition((try? DataURI.decode(uri)) != nil, "data URI does not round-trip")
+        dataURI(bytes)
+    }
+
+    /// Whatever decodes as a data URI re-encodes, within the header cap, to a URI that decodes to the same blob
+    /// (the rule REST and gRPC share, so this is also what keeps a blob intact across frontends).
+    static func dataURI(_ bytes: UnsafeRawBufferPointer) {
+        guard let blob = try? DataURI.decode(bytes) else { return }
+        let header = DataURI.header(for: blob)
+        precondition(header.count <= DataURI.maxHeaderBytes, "data URI header over the cap")
+        do {
+            let again = try DataURI.decode(DataURI.encode(blob))
+            precondition(again == blob, "data URI does not round-trip: \(String(describing: again)) != \(blob)")
+        } catch {
+            preconditionFailure("re-encoded data URI does not decode: \(error)")
         }
     }
 }

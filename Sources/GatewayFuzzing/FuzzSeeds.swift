@@ -110,8 +110,90 @@ enum FuzzSeeds {
             ("text-timeout", Array("99999999H".utf8)),
             ("text-grpc-message", Array("caf%C3%A9 %zz %".utf8)),
             ("text-data-uri", Array("data:text/plain;filename=a%20b.txt;base64,aGVsbG8gd29ybGQ=".utf8)),
+            ("text-data-uri-params", Array("data:text/plain;%20charset=utf-8;filename=r%C3%A9;base64,aGk".utf8)),
         ]
+        seeds += restBodies()
         return seeds
+    }
+
+    /// Bare REST bodies for ``RESTFuzzing``: JSON trigger bodies (with data URIs), a JSON value, multipart
+    /// forms (boundary from the first line), the backend hop's run request and result, an SSE stream.
+    static func restBodies() -> [(name: String, bytes: [UInt8])] {
+        let png = "data:image/png;filename=x.png;base64,iVBORw0KGgo="
+        let json = [
+            (
+                "json-trigger",
+                #"{"data":[{"variable":{"prompt":"hello","n":3,"ok":true,"none":null},"secret":{"k":"v"}}]}"#
+            ),
+            (
+                "json-trigger-blobs",
+                #"{"data":[{"variable":{"img":"\#(png)","doc":"data:text/plain;%20charset=utf-8;base64,aGk=","#
+                    + #""esc":"data:image\/png;base64,AA==","s":"data:;base64"}}]}"#
+            ),
+            ("json-legacy-inputs", #"{"inputs":[{"a":[1,2.5,-3e10,"x\u00e9\n"]},{"b":{"c":{"d":[]}}}]}"#),
+            ("json-value", #"[{"k":"data:x/y;name=a;base64,AAECAw"},1e308,-0,"\ud83d\ude00",[[[]]],{}]"#),
+            (
+                "json-backend-run-request",
+                #"{"namespace":"demo","pipeline":"echo","release":"v1","request_id":"r1","return_traces":true,"#
+                    + #""data":[{"variable":{"img":"\#(png)"},"secret":{"a":"1"}}]}"#
+            ),
+            (
+                "json-backend-result",
+                #"{"outputs":[{"text":"HI","blob":"\#(png)"}],"metadata":{"traces":{"c":{"statuses":["#
+                    + #""STATUS_COMPLETED"],"outputs":[{"x":1}],"computeTimeInSeconds":0.5}}}}"#
+            ),
+        ]
+        let multipart = """
+            --XyZ\r
+            Content-Disposition: form-data; name="variables[0].prompt"\r
+            \r
+            hello\r
+            --XyZ\r
+            Content-Disposition: form-data; name="variables[0].uri"\r
+            \r
+            \(png)\r
+            --XyZ\r
+            Content-Disposition: form-data; name="variables[1].tags[0]"\r
+            Content-Type: application/json\r
+            \r
+            {"a":[1,2]}\r
+            --XyZ\r
+            Content-Disposition: form-data; name="variables[0].file"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r
+            Content-Type: application/pdf; name="x"\r
+            \r
+            %PDF-1.4 \u{1}\u{2}\r
+            --XyZ--\r
+
+            """
+        let multipartWithType = """
+            multipart/form-data; boundary="b 1"
+            --b 1\r
+            Content-Disposition: form-data; name="inputs[0].x"; filename="a;b.txt"\r
+            \r
+            body\r
+            --b 1--\r
+
+            """
+        let sse = """
+            event: PIPELINE_STATUS_UPDATED\r
+            data: {"status":"RUNNING"}\r
+            \r
+            : comment
+            event: PIPELINE_OUTPUT_UPDATED\rdata: {"outputs":[{"blob":"\(png)"}]}\r\r\
+            event: PIPELINE_OUTPUT_UPDATED
+            data: {"outputs":[{"text":"done"}],
+            data: "metadata":{}}
+
+            event: PIPELINE_ERROR_UPDATED
+            data: {"code":4,"message":"too slow","details":[]}
+
+
+            """
+        return json.map { ($0.0, Array($0.1.utf8)) } + [
+            ("multipart-form", Array(multipart.utf8)),
+            ("multipart-type-line", Array(multipartWithType.utf8)),
+            ("sse-events", Array(sse.utf8)),
+        ]
     }
 
     static var sampleInputs: [TriggerInput] {

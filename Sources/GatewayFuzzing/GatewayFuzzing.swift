@@ -10,7 +10,8 @@ public func fuzzGatewayInput(_ bytes: UnsafeRawBufferPointer) {
     fuzzGatewayDecoders(bytes)
 }
 
-/// Drives only the decoders (protobuf, gRPC deframer, grpc-timeout, grpc-message, data URI) on `bytes`,
+/// Drives only the decoders (protobuf, gRPC deframer, grpc-timeout, grpc-message, data URI, REST JSON,
+/// multipart, backend bodies, SSE, the sniffer's preface match) on `bytes`,
 /// checking the invariants listed in ``DecoderFuzzing``.
 public func fuzzGatewayDecoders(_ bytes: UnsafeRawBufferPointer) {
     DecoderFuzzing.run(bytes)

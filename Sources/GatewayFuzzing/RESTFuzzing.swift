@@ -1,22 +1,232 @@
+import GatewayServer
 import NIOCore
+import ProtoCodec
+import TriggerModel
+import WireCodecs
 
-/// The REST body decoders (JSON trigger bodies, multipart forms), driven on request bodies from the fuzzed
-/// HTTP/2 streams and on the raw input.
+/// The REST-side decoders: JSON trigger bodies, JSON values, multipart forms, the HTTP backend hop's bodies and
+/// its SSE stream, plus the protocol sniffer's preface match. Driven on request bodies from the fuzzed HTTP/2
+/// streams (``decode(contentType:body:)``) and on the raw input (``run(_:)``).
 ///
-/// WireCodecs' REST part is not on main yet. When it lands, replace the body of ``decode(contentType:body:)``
-/// with the calls sketched in the comment (names as in the integration stubs), and call it from
-/// `DecoderFuzzing.run` with the raw input as a JSON body and as a multipart body (boundary `XyZ`).
+/// What must hold, besides never trapping:
+/// - a decoded JSON value re-encodes to JSON that decodes to the same value (blobs included: the data-URI
+///   round trip);
+/// - a decoded trigger batch survives the backend hop's JSON and, barring NUL characters (protobuf-c strings
+///   end at NUL), the gRPC `Struct` encoding, unchanged: a blob means the same over REST and gRPC;
+/// - the multipart and SSE decoders give the same result whether the body arrives at once or in uneven
+///   chunks;
+/// - the sniffer decides the same whether the preface arrives at once or a byte at a time.
 enum RESTFuzzing {
+    /// The gateway's caps, shrunk so short inputs reach them. The depth leaves room for the three levels a
+    /// trigger body wraps around its variables, so every accepted batch also fits `ProtoLimits`.
+    static let limits = CodecLimits(
+        maxBodyBytes: 1 << 16,
+        maxBatch: 32,
+        maxDepth: 16,
+        maxMultipartParts: 64,
+        maxMultipartPartHeaderBytes: 1024
+    )
+
+    /// Read sizes cycled through when a body is fed in pieces.
+    static let chunkSizes = [1, 5, 2, 13, 3, 64, 7]
+
+    /// A REST request body from a fuzzed stream, routed by its `Content-Type` as the REST frontend does.
     static func decode(contentType: String, body: ByteBuffer) {
-        // let limits = CodecLimits.defaults
-        // let type = MediaType.parse(contentType)
-        // if type.type == "application/json" { _ = try? RESTTriggerBody.decode(json: body, limits: limits) }
-        // if type.type == "multipart/form-data", let boundary = type.parameters["boundary"],
-        //     var decoder = try? MultipartFormDecoder(boundary: boundary, limits: limits) {
-        //     // Feed in two pieces so a boundary split across reads is exercised.
-        //     ...; _ = try? decoder.finish()
-        // }
-        _ = contentType
-        _ = body
+        let type = MediaType.parse(contentType)
+        switch type.type {
+        case "multipart/form-data":
+            multipart(body, boundary: type.parameters["boundary"] ?? "")
+        case "text/event-stream":
+            sse(body)
+        default:
+            triggerBody(body)
+        }
+    }
+
+    /// The raw input as every kind of body.
+    static func run(_ bytes: UnsafeRawBufferPointer) {
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        sniffer(buffer)
+        triggerBody(buffer)
+        jsonValue(buffer)
+        backendBodies(buffer)
+        sse(buffer)
+        let (boundary, body) = multipartFraming(buffer)
+        multipart(body, boundary: boundary)
+    }
+
+    // MARK: JSON
+
+    static func triggerBody(_ body: ByteBuffer) {
+        guard let inputs = try? RESTTriggerBody.decode(json: body, limits: limits) else { return }
+        let ref = PipelineRef(namespace: "n", pipeline: "p")
+        let request = TriggerRequest(ref: ref, inputs: inputs, requestID: "r")
+        var hop = ByteBuffer()
+        BackendHTTPBody.encode(request: request, into: &hop)
+        do {
+            let again = try BackendHTTPBody.decodeRequest(hop, limits: limits)
+            precondition(again.inputs == inputs, "trigger batch changes over the backend hop's JSON")
+        } catch {
+            preconditionFailure("accepted trigger batch does not survive the backend hop's JSON: \(error)")
+        }
+        guard !inputs.contains(where: hasNUL) else { return }
+        let proto = InstillCodec.encodeTriggerRequest(ref: ref, inputs: inputs)
+        do {
+            let again = try InstillCodec.decodeTriggerRequest(proto, release: false, maxBatch: limits.maxBatch)
+            precondition(again.inputs == inputs, "REST trigger batch changes when sent over gRPC")
+        } catch {
+            preconditionFailure("accepted REST trigger batch does not survive the gRPC encoding: \(error)")
+        }
+    }
+
+    static func jsonValue(_ body: ByteBuffer) {
+        guard let value = try? JSONValueCodec.decode(body, limits: limits) else { return }
+        let encoded = JSONValueCodec.encode(value)
+        do {
+            let again = try JSONValueCodec.decode(encoded, limits: limits)
+            precondition(again == value, "JSON value changes when re-encoded")
+        } catch {
+            preconditionFailure("accepted JSON value does not survive re-encoding: \(error)")
+        }
+    }
+
+    static func backendBodies(_ body: ByteBuffer) {
+        if let request = try? BackendHTTPBody.decodeRequest(body, limits: limits) {
+            var encoded = ByteBuffer()
+            BackendHTTPBody.encode(request: request, into: &encoded)
+            do {
+                let again = try BackendHTTPBody.decodeRequest(encoded, limits: limits)
+                precondition(again == request, "backend run request changes when re-encoded")
+            } catch {
+                preconditionFailure("accepted backend run request does not survive re-encoding: \(error)")
+            }
+        }
+        if let result = try? BackendHTTPBody.decodeResult(body, limits: limits) {
+            var encoded = ByteBuffer()
+            RESTResponseBody.encode(result: result, into: &encoded)
+            _ = try? BackendHTTPBody.decodeResult(encoded, limits: limits)
+        }
+        _ = BackendHTTPBody.decodeError(status: 502, body: body)
+    }
+
+    private static func hasNUL(_ input: TriggerInput) -> Bool {
+        input.secrets.contains { $0.key.utf8.contains(0) || $0.value.utf8.contains(0) } || hasNUL(input.variables)
+    }
+
+    private static func hasNUL(_ object: ValueObject) -> Bool {
+        object.contains { key, value in key.utf8.contains(0) || hasNUL(value) }
+    }
+
+    private static func hasNUL(_ value: Value) -> Bool {
+        switch value {
+        case .string(let s): s.utf8.contains(0)
+        case .list(let values): values.contains(where: hasNUL)
+        case .object(let object): hasNUL(object)
+        case .null, .bool, .number, .blob: false
+        }
+    }
+
+    // MARK: Multipart
+
+    /// The boundary and body for the raw input: `--<boundary>` on the first line gives the boundary and the
+    /// whole input is the body; a first line that is a `Content-Type` with a `boundary` gives it and the rest
+    /// is the body; otherwise the boundary is the seeds' `XyZ`.
+    static func multipartFraming(_ input: ByteBuffer) -> (boundary: String, body: ByteBuffer) {
+        let view = input.readableBytesView
+        let lineEnd = view.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) ?? view.endIndex
+        let line = String(decoding: view[view.startIndex..<lineEnd], as: UTF8.self)
+        if line.hasPrefix("--") { return (String(line.dropFirst(2)), input) }
+        if let boundary = MediaType.parse(line).parameters["boundary"] {
+            var body = input
+            body.moveReaderIndex(forwardBy: min(lineEnd - view.startIndex + 1, body.readableBytes))
+            return (boundary, body)
+        }
+        return ("XyZ", input)
+    }
+
+    private enum Outcome<T: Equatable>: Equatable {
+        case value(T)
+        case failed(GatewayError.Code, String)
+
+        init(_ body: () throws -> T) {
+            do {
+                self = .value(try body())
+            } catch let error as GatewayError {
+                self = .failed(error.code, error.message)
+            } catch {
+                self = .failed(.internalError, "\(error)")
+            }
+        }
+    }
+
+    static func multipart(_ body: ByteBuffer, boundary: String) {
+        let whole = Outcome<[TriggerInput]> {
+            var decoder = try MultipartFormDecoder(boundary: boundary, limits: limits)
+            try decoder.feed(body)
+            return try decoder.finish()
+        }
+        let chunked = Outcome<[TriggerInput]> {
+            var decoder = try MultipartFormDecoder(boundary: boundary, limits: limits)
+            for chunk in chunks(of: body) { try decoder.feed(chunk) }
+            return try decoder.finish()
+        }
+        precondition(whole == chunked, "multipart decoding differs when the body arrives in chunks")
+    }
+
+    // MARK: SSE
+
+    private struct Event: Equatable {
+        var name: String
+        var data: ByteBuffer
+    }
+
+    static func sse(_ body: ByteBuffer) {
+        let whole = Outcome<[Event]> {
+            var decoder = SSEDecoder(maxEventBytes: 4096)
+            return try decoder.feed(body).map { Event(name: $0.event, data: $0.data) }
+        }
+        let chunked = Outcome<[Event]> {
+            var decoder = SSEDecoder(maxEventBytes: 4096)
+            var events: [Event] = []
+            for chunk in chunks(of: body) {
+                events += try decoder.feed(chunk).map { Event(name: $0.event, data: $0.data) }
+            }
+            return events
+        }
+        precondition(whole == chunked, "SSE decoding differs when the stream arrives in chunks")
+        if case .value(let events) = whole {
+            for event in events { _ = try? SSEDecoder.triggerEvent(event: event.name, data: event.data, limits: limits) }
+        }
+    }
+
+    // MARK: Sniffer
+
+    /// The preface match over the input's first 24 bytes: at once, then a byte at a time, must agree.
+    static func sniffer(_ input: ByteBuffer) {
+        let prefix = input.getSlice(at: input.readerIndex, length: min(input.readableBytes, 24))!
+        let atOnce = ProtocolSniffer.match(prefix, from: 0)
+        var matched = 0
+        var dripped = ProtocolSniffer.MatchResult.partial(0)
+        var rest = prefix
+        while let byte = rest.readSlice(length: 1) {
+            dripped = ProtocolSniffer.match(byte, from: matched)
+            guard case .partial(let count) = dripped else { break }
+            matched = count
+        }
+        precondition(atOnce == dripped, "the sniffer decides differently when the preface is drip-fed")
+        let isPreface = prefix.readableBytesView.elementsEqual(ProtocolSniffer.preface.prefix(prefix.readableBytes))
+        precondition((atOnce != .mismatch) == isPreface, "the sniffer misjudges a preface prefix")
+    }
+
+    private static func chunks(of body: ByteBuffer) -> [ByteBuffer] {
+        var rest = body
+        var pieces: [ByteBuffer] = []
+        var i = 0
+        while rest.readableBytes > 0 {
+            pieces.append(rest.readSlice(length: min(chunkSizes[i % chunkSizes.count], rest.readableBytes))!)
+            i += 1
+        }
+        return pieces
     }
 }

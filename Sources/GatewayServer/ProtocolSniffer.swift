@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 
 /// Decides from a connection's first bytes whether it speaks HTTP/2 (prior knowledge) or HTTP/1.1.
 ///
@@ -6,9 +6,9 @@ import NIOCore
 /// a preface split over many reads — even one byte at a time — is recognised; the first mismatching byte
 /// decides HTTP/1.1. Nothing is decoded from a partial read as text (the early grpc-swift mistake).
 /// Everything read while deciding is replayed, in order, to the handlers the decision installs.
-final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
 
     enum WireProtocol: Equatable {
         case http1
@@ -16,7 +16,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`.
-    static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    package static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     /// Installs the handlers for the protocol after this one; runs on the event loop.
     typealias Configure = (any Channel, WireProtocol) throws -> Void
@@ -30,7 +30,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         self.configure = configure
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard !decided else {
             context.fireChannelRead(data)
@@ -46,13 +46,13 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    enum MatchResult: Equatable {
+    package enum MatchResult: Equatable {
         case mismatch
         case partial(Int)
     }
 
     /// Compares `buffer` with the preface from offset `matched`; pure, so it is unit-tested and fuzzed.
-    static func match(_ buffer: ByteBuffer, from matched: Int) -> MatchResult {
+    package static func match(_ buffer: ByteBuffer, from matched: Int) -> MatchResult {
         buffer.withUnsafeReadableBytes { bytes in
             let count = min(bytes.count, preface.count - matched)
             for i in 0..<count where bytes[i] != preface[matched + i] {  // at most 24 bytes
@@ -74,7 +74,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+    package func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
         // Replay before leaving, so the new handlers see the bytes in their original order.
         let replay = buffered
         buffered = []
@@ -85,7 +85,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         context.leavePipeline(removalToken: removalToken)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         buffered = []
         context.fireChannelInactive()
     }

@@ -80,7 +80,11 @@ enum StructCodec {
     private static func stringOrBlob(_ cString: UnsafePointer<CChar>?) throws -> Value {
         guard let cString else { return .string("") }
         let bytes = UnsafeRawBufferPointer(start: cString, count: strlen(cString))
-        if let blob = try DataURI.decode(utf8: bytes) { return .blob(blob) }
+        do {
+            if let blob = try DataURI.decode(bytes) { return .blob(blob) }
+        } catch {
+            throw GatewayError(.invalidArgument, DataURI.message(for: error))
+        }
         return .string(String(decoding: bytes, as: UTF8.self))
     }
 
@@ -121,7 +125,7 @@ enum StructCodec {
             message.pointee.string_value = arena.cString(s)
         case .blob(let blob):
             message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE
-            message.pointee.string_value = DataURI.encode(blob, in: arena)
+            message.pointee.string_value = dataURI(blob, in: arena)
         case .object(let object):
             message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE
             message.pointee.struct_value = encode(object, in: arena)
@@ -135,6 +139,20 @@ enum StructCodec {
             message.pointee.list_value = list
         }
         return message
+    }
+
+    /// The data URI for `blob` as a NUL-terminated C string in `arena`, written in place without a `String`.
+    private static func dataURI(_ blob: Blob, in arena: ProtoArena) -> UnsafeMutablePointer<CChar> {
+        let header = DataURI.header(for: blob)
+        let total = header.count + Base64.encodedLength(blob.count)
+        let target = arena.array(of: UInt8.self, count: total + 1)!
+        let written = DataURI.write(
+            blob,
+            header: header,
+            into: UnsafeMutableRawBufferPointer(start: target, count: total)
+        )
+        target[written] = 0
+        return UnsafeMutableRawPointer(target).bindMemory(to: CChar.self, capacity: total + 1)
     }
 
     /// A repeated `Struct` field: the pointer array and its count.

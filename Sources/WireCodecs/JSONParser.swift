@@ -256,7 +256,7 @@ struct JSONParser {
     /// A blob for a complete data URI, nil if `text` is not one; bad base64 in a real data URI is an error.
     private func makeBlob(_ text: UnsafeRawBufferPointer) throws(JSONParseFailure) -> Blob? {
         do {
-            return try DataURI.decodeBlob(text)
+            return try DataURI.decode(text)
         } catch {
             throw content(DataURI.message(for: error))
         }

@@ -2,7 +2,7 @@ package import NIOCore
 package import TriggerModel
 
 extension JSONValueCodec {
-    /// Appends `value` as compact JSON: objects in their key order, blobs as `data:<type>;base64,...` URIs,
+    /// Appends `value` as compact JSON: objects in their key order, blobs as `data:<type>[;filename=...];base64,...` URIs,
     /// integral numbers without a fraction, non-finite numbers as `null` (JSON has no NaN or infinity).
     package static func write(_ value: Value, into buffer: inout ByteBuffer) {
         switch value {
@@ -36,12 +36,11 @@ extension JSONValueCodec {
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 
-    /// Appends `blob` as a JSON string holding a base64 data URI.
+    /// Appends `blob` as a JSON string holding its base64 data URI (`DataURI`), which needs no JSON escapes:
+    /// the header is percent-encoded printable ASCII without `"` or a backslash.
     package static func writeBlob(_ blob: Blob, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("\"data:")
-        buffer.writeString(DataURI.mediaType(for: blob.contentType))
-        buffer.writeStaticString(";base64,")
-        blob.bytes.withUnsafeReadableBytes { Base64Codec.encode($0, into: &buffer) }
+        buffer.writeInteger(UInt8(ascii: "\""))
+        DataURI.encode(blob, into: &buffer)
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 

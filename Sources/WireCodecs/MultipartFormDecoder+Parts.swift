@@ -225,11 +225,8 @@ struct MultipartFieldAssembler {
         do {
             return try JSONValueCodec.parse(body, limits: limits, path: part.name)
         } catch  where error.isSyntax && !part.isJSON {
-            let blob = body.withUnsafeReadableBytes { raw in
-                Result { () throws(Base64Codec.Failure) -> Blob? in try DataURI.decodeBlob(raw) }
-            }
             do {
-                if let blob = try blob.get() { return .blob(blob) }
+                if let blob = try DataURI.decode(body) { return .blob(blob) }
             } catch {
                 throw GatewayError(.invalidArgument, "\(part.name): \(DataURI.message(for: error))")
             }

@@ -6,7 +6,10 @@ extension ConnectionPair {
     /// echoed, and `grpc-status: 0` trailers; all from inside the delegate callbacks.
     func serveEcho() {
         let delegate = self.serverDelegate
-        let respond = { (session: NGHTTP2Session, stream: HTTP2StreamID) in
+        // Weak: these closures are stored in the delegate itself, so a strong capture would be a cycle (and a
+        // leak under ASan) that outlives the pair.
+        let respond = { [weak delegate] (session: NGHTTP2Session, stream: HTTP2StreamID) in
+            guard let delegate else { return }
             session.sendResponseHeaders(
                 stream: stream,
                 headers: [":status": "200", "content-type": "application/grpc"],

@@ -141,7 +141,7 @@ struct JSONValueCodecTests {
     func dataURI() throws {
         let bytes = pseudoRandomBytes(1000)
         var encoded = ByteBuffer()
-        bytes.withUnsafeBytes { Base64Codec.encode($0, into: &encoded) }
+        bytes.withUnsafeBytes { Base64.encode($0, into: &encoded) }
         let text = #"{"image":"data:image/png;base64,\#(encoded.text)","note":"data: not a uri"}"#
         let object = try #require(try decode(text).objectValue)
         let blob = try #require(object["image"]?.blobValue)
@@ -179,11 +179,15 @@ struct JSONValueCodecTests {
         )
     }
 
-    @Test("Blob content types that are not URI-safe are reduced to type/subtype")
-    func blobContentTypeSanitized() {
+    // Behaviour change (shared DataURI): parameters and file names are kept, percent-encoded, instead of the
+    // content type being cut down to what was URI-safe and the file name dropped.
+    @Test("Blob content types keep their parameters and file names, percent-encoded so they decode back")
+    func blobContentTypeAndFileNameKept() throws {
         let blob = Blob(contentType: "text/plain; charset=\"utf-8\"", bytes: buffer("hi"))
-        #expect(encodeJSON(.blob(blob)) == #""data:text/plain;base64,aGk=""#)
-        let spaced = Blob(contentType: "text/plain; charset=utf-8", bytes: buffer("hi"))
-        #expect(encodeJSON(.blob(spaced)) == #""data:text/plain;charset=utf-8;base64,aGk=""#)
+        #expect(encodeJSON(.blob(blob)) == #""data:text/plain;%20charset=%22utf-8%22;base64,aGk=""#)
+        let spaced = Blob(contentType: "text/plain; charset=utf-8", fileName: "a b.txt", bytes: buffer("hi"))
+        let text = encodeJSON(.blob(spaced))
+        #expect(text == #""data:text/plain;%20charset=utf-8;filename=a%20b.txt;base64,aGk=""#)
+        #expect(try decode(text) == .blob(spaced))
     }
 }

@@ -1,63 +1,85 @@
 package import NIOCore
 
-/// Table-driven base64 over raw bytes, writing straight into `ByteBuffer`s: the data-URI path of the JSON codec
-/// and the blob writer both go through here, so no base64 payload is ever turned into a Swift `String`.
+/// The gateway's one base64 codec (RFC 4648), table-driven over raw bytes and writing straight into
+/// `ByteBuffer`s or caller-provided memory, so no payload is ever turned into a Swift `String`. Data URIs on
+/// every path (REST JSON, multipart fields, `google.protobuf.Struct` strings) go through here.
 ///
-/// Decoding accepts the standard alphabet and the URL-safe one (`-`, `_`), with or without `=` padding; it
-/// rejects whitespace and any other byte. swift-extras-base64 uses the same four-table technique (after
-/// Chromium's), but its decoder only writes into arrays/spans and reports no offset, so this one is ours.
-package enum Base64Codec {
+/// Encoding writes the standard alphabet, padded. Decoding accepts the standard alphabet and the URL-safe one
+/// (`-`, `_`), mixed, with or without `=` padding; it rejects whitespace and any other byte, and a length no
+/// encoding has. Unused bits of the last quantum are ignored, as Go's and Python's default decoders do.
+/// swift-extras-base64 uses the same four-table technique (after Chromium's), but its decoder only writes into
+/// arrays and reports no offset, so this one is ours.
+package enum Base64 {
     /// Why a decode failed; `offset` is the index of the first offending byte in the input.
     package struct Failure: Error, Equatable, Sendable {
         package var offset: Int
         package var reason: String
+
+        package init(offset: Int, reason: String) {
+            self.offset = offset
+            self.reason = reason
+        }
     }
 
     /// The number of characters `encode` writes for `byteCount` bytes (always padded).
     package static func encodedLength(_ byteCount: Int) -> Int { (byteCount + 2) / 3 * 4 }
 
+    /// Room `decode` needs in its output for `characterCount` input characters: the decoded length plus the
+    /// slack of the word-sized stores the decoder makes.
+    package static func decodeCapacity(_ characterCount: Int) -> Int { characterCount / 4 * 3 + 3 }
+
     /// Appends the padded standard-alphabet encoding of `input` to `output`.
     package static func encode(_ input: UnsafeRawBufferPointer, into output: inout ByteBuffer) {
-        let count = input.count
-        guard count > 0, let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
-        let length = encodedLength(count)
+        let length = encodedLength(input.count)
+        guard length > 0 else { return }
         output.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
-            let dst = out.baseAddress!
-            pairTable.withUnsafeBufferPointer { pairs in
-                let pairs = pairs.baseAddress!
-                var i = 0
-                var o = 0
-                // Two 12-bit halves of each 24-bit group map to two characters each: 2 lookups per 3 bytes.
-                while i + 3 <= count {
-                    let v = UInt32(src[i]) << 16 | UInt32(src[i + 1]) << 8 | UInt32(src[i + 2])
-                    (dst + o).storeBytes(of: pairs[Int(v >> 12)], as: UInt16.self)
-                    (dst + o + 2).storeBytes(of: pairs[Int(v & 0xFFF)], as: UInt16.self)
-                    i += 3
-                    o += 4
-                }
-                let rest = count - i
-                if rest > 0 {
-                    let b0 = UInt32(src[i])
-                    let b1 = rest == 2 ? UInt32(src[i + 1]) : 0
-                    let v = b0 << 16 | b1 << 8
-                    (dst + o).storeBytes(of: pairs[Int(v >> 12)], as: UInt16.self)
-                    let low = pairs[Int(v & 0xFFF)]
-                    // `low`'s first byte (in memory order) is the third character.
-                    (dst + o + 2).storeBytes(
-                        of: rest == 2 ? UInt8(truncatingIfNeeded: low.littleEndian) : pad,
-                        as: UInt8.self
-                    )
-                    (dst + o + 3).storeBytes(of: pad, as: UInt8.self)
-                }
-            }
-            return length
+            encode(input, into: out)
         }
     }
 
-    /// Appends the bytes `input` encodes to `output`.
+    /// Writes the padded standard-alphabet encoding of `input` to the start of `output`, which must hold
+    /// `encodedLength(input.count)` bytes; returns that length.
+    @discardableResult
+    package static func encode(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int {
+        let count = input.count
+        let length = encodedLength(count)
+        precondition(output.count >= length, "base64 output buffer too small")
+        guard count > 0, let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+        let dst = output.baseAddress!
+        pairTable.withUnsafeBufferPointer { pairs in
+            let pairs = pairs.baseAddress!
+            var i = 0
+            var o = 0
+            // Two 12-bit halves of each 24-bit group map to two characters each: 2 lookups per 3 bytes.
+            while i + 3 <= count {
+                let v = UInt32(src[i]) << 16 | UInt32(src[i + 1]) << 8 | UInt32(src[i + 2])
+                (dst + o).storeBytes(of: pairs[Int(v >> 12)], as: UInt16.self)
+                (dst + o + 2).storeBytes(of: pairs[Int(v & 0xFFF)], as: UInt16.self)
+                i += 3
+                o += 4
+            }
+            let rest = count - i
+            if rest > 0 {
+                let b0 = UInt32(src[i])
+                let b1 = rest == 2 ? UInt32(src[i + 1]) : 0
+                let v = b0 << 16 | b1 << 8
+                (dst + o).storeBytes(of: pairs[Int(v >> 12)], as: UInt16.self)
+                let low = pairs[Int(v & 0xFFF)]
+                // `low`'s first byte (in memory order) is the third character.
+                (dst + o + 2).storeBytes(
+                    of: rest == 2 ? UInt8(truncatingIfNeeded: low.littleEndian) : pad,
+                    as: UInt8.self
+                )
+                (dst + o + 3).storeBytes(of: pad, as: UInt8.self)
+            }
+        }
+        return length
+    }
+
+    /// Appends the bytes `input` encodes to `output`. On failure `output` is left as it was.
     ///
     /// - Throws: `Failure` naming the offset of the first byte that is not base64, or a length no encoding has.
-    package static func decode(_ input: UnsafeRawBufferPointer, into output: inout ByteBuffer) throws {
+    package static func decode(_ input: UnsafeRawBufferPointer, into output: inout ByteBuffer) throws(Failure) {
         var n = input.count
         guard n > 0, let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
         if n % 4 == 0 && src[n - 1] == pad {
@@ -70,18 +92,18 @@ package enum Base64Codec {
             throw firstInvalid(src, count: n) ?? Failure(offset: n - 1, reason: "truncated (length \(input.count))")
         }
         let quads = n / 4
-        // Each full group stores 4 bytes and advances 3, so reserve one byte of slack past the decoded length.
-        let capacity = quads * 3 + 3
-        _ = try output.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { out -> Int in
+        var bad: UInt32 = 0
+        let writerIndex = output.writerIndex
+        output.writeWithUnsafeMutableBytes(minimumWritableBytes: decodeCapacity(n)) { out -> Int in
             let dst = out.baseAddress!
-            return try decodeTables.withUnsafeBufferPointer { tables -> Int in
+            return decodeTables.withUnsafeBufferPointer { tables -> Int in
                 let t0 = tables.baseAddress!
                 let t1 = t0 + 256
                 let t2 = t0 + 512
                 let t3 = t0 + 768
-                var bad: UInt32 = 0
                 var i = 0
                 var o = 0
+                // Each full group stores 4 bytes and advances 3; `decodeCapacity` reserved the slack.
                 for _ in 0..<quads {
                     let x = t0[Int(src[i])] | t1[Int(src[i + 1])] | t2[Int(src[i + 2])] | t3[Int(src[i + 3])]
                     bad |= x
@@ -100,12 +122,13 @@ package enum Base64Codec {
                         o += 1
                     }
                 }
-                // Invalid characters map to values with bit 24 set; checking once keeps the loop branch-free.
-                if bad >= invalidMarker {
-                    throw firstInvalid(src, count: n) ?? Failure(offset: 0, reason: "invalid character")
-                }
                 return o
             }
+        }
+        // Invalid characters map to values with bit 24 set; checking once keeps the loop branch-free.
+        if bad >= invalidMarker {
+            output.moveWriterIndex(to: writerIndex)
+            throw firstInvalid(src, count: n) ?? Failure(offset: 0, reason: "invalid character")
         }
     }
 

@@ -1,0 +1,91 @@
+import NIOCore
+import Testing
+import TriggerModel
+
+@Suite("Base64")
+struct Base64Tests {
+    private func encode(_ bytes: [UInt8]) -> String {
+        var out = ByteBuffer()
+        bytes.withUnsafeBytes { Base64.encode($0, into: &out) }
+        return out.text
+    }
+
+    private func decode(_ text: String) throws(Base64.Failure) -> [UInt8] {
+        var out = ByteBuffer()
+        let result = Array(text.utf8).withUnsafeBytes { raw in
+            Result { () throws(Base64.Failure) in try Base64.decode(raw, into: &out) }
+        }
+        try result.get()
+        return Array(out.readableBytesView)
+    }
+
+    @Test(
+        "RFC 4648 test vectors encode and decode",
+        arguments: [
+            ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ]
+    )
+    func vectors(plain: String, encoded: String) throws {
+        #expect(encode(Array(plain.utf8)) == encoded)
+        #expect(try decode(encoded) == Array(plain.utf8))
+    }
+
+    @Test(
+        "Unpadded input decodes like padded input",
+        arguments: [("Zg", "f"), ("Zm8", "fo"), ("Zm9vYg", "foob"), ("Zm9vYmE", "fooba")]
+    )
+    func unpadded(encoded: String, plain: String) throws {
+        #expect(try decode(encoded) == Array(plain.utf8))
+    }
+
+    @Test("The URL-safe alphabet decodes like the standard one, also mixed and unpadded")
+    func urlSafe() throws {
+        let bytes: [UInt8] = [0xFB, 0xFF, 0xBF, 0xFE, 0xEF]
+        let standard = encode(bytes)
+        #expect(standard == "+/+//u8=")
+        #expect(try decode("-_-__u8=") == bytes)
+        #expect(try decode("-_-__u8") == bytes)
+        #expect(try decode("+_-/_u8") == bytes)
+    }
+
+    @Test("Every length and byte value round-trips, into a buffer and into raw memory")
+    func roundTrip() throws {
+        var random = XorShift(seed: 42)
+        for length in 0..<300 {
+            let bytes = random.bytes(length)
+            let text = encode(bytes)
+            #expect(text.utf8.count == Base64.encodedLength(length))
+            #expect(try decode(text) == bytes, "length \(length)")
+            var raw = [UInt8](repeating: 0, count: Base64.encodedLength(length))
+            let written = bytes.withUnsafeBytes { source in
+                raw.withUnsafeMutableBytes { Base64.encode(source, into: $0) }
+            }
+            #expect(written == raw.count)
+            #expect(raw == Array(text.utf8))
+        }
+        let all = (0...255).map { UInt8($0) }
+        #expect(try decode(encode(all)) == all)
+    }
+
+    @Test(
+        "Invalid input reports the offset of the first offending byte",
+        arguments: [
+            ("Zm9v!mFy", 4), ("Zm 9v", 2), ("Zm9vY", 4), ("Zg=a", 2), ("Z===", 1), ("Zm9v\n", 4), ("Zg===", 2),
+            ("Zm=v", 2), ("Zg=", 2), ("\u{e9}AAA", 0), ("AAAAAAA\u{0}", 7),
+        ]
+    )
+    func invalid(text: String, offset: Int) {
+        let failure = #expect(throws: Base64.Failure.self) { try decode(text) }
+        #expect(failure?.offset == offset, "\(String(describing: failure))")
+    }
+
+    @Test("A failed decode leaves the output buffer as it was")
+    func failureKeepsOutput() {
+        var out = ByteBuffer(string: "keep")
+        #expect(throws: Base64.Failure.self) {
+            try Array("Zm9vYmFy!!!!".utf8).withUnsafeBytes { try Base64.decode($0, into: &out) }
+        }
+        #expect(out.text == "keep")
+    }
+}
