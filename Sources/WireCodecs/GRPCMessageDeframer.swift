@@ -22,6 +22,8 @@ package struct GRPCMessageDeframer {
     private var failure: GatewayError?
 
     private static let prefixBytes = 5
+    /// Consumed bytes at the front of the buffer above which they are dropped before appending.
+    private static let compactionThreshold = 64 << 10
 
     package init(maxMessageBytes: Int) {
         precondition(maxMessageBytes >= 0, "maxMessageBytes must not be negative")
@@ -34,6 +36,10 @@ package struct GRPCMessageDeframer {
         if buffered == nil || buffered!.readableBytes == 0 {
             buffered = buffer
         } else {
+            // A long stream may never drain the buffer completely (the next message is always partly there);
+            // without this, the bytes of every message already handed out would stay in the storage and it
+            // would grow with the whole stream.
+            if buffered!.readerIndex >= Self.compactionThreshold { buffered!.discardReadBytes() }
             buffered!.writeImmutableBuffer(buffer)
         }
     }

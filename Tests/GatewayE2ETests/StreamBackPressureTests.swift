@@ -58,7 +58,7 @@ struct StreamBackPressureTests {
             // Reads nothing for 3 s (the backend could fill any unbounded buffer meanwhile), then 16 KiB sips
             // with a pause: far slower than the backend produces.
             let outcome = try await RawSSEClient.slowRead(
-                port: gateway.port, path: path, json: #"{"data":[{"variable":{"bytes":\#(Self.total)}}]}"#,
+                port: gateway.port, path: path, json: #"{"data":[{"variable":{"bytes":\#(Self.total),"chunk":65536}}]}"#,
                 stall: .seconds(3), sip: 16 << 10, pause: .microseconds(200)
             )
             sampling.cancel()
