@@ -44,6 +44,7 @@ struct AsyncDurabilityTests {
         var n: Int?
         var x: String?
         var attempts: Int
+        var finished: Date?
         var metadataState: String? { state }
 
         init(_ operation: [String: Any]) {
@@ -51,6 +52,9 @@ struct AsyncDurabilityTests {
             n = operation.firstOutput?["n"] as? Int
             x = operation.firstOutput?["x"] as? String
             attempts = (operation["metadata"] as? [String: Any])?["attempts"] as? Int ?? 0
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            finished = ((operation["metadata"] as? [String: Any])?["finishTime"] as? String).flatMap(formatter.date(from:))
         }
     }
 
@@ -118,6 +122,7 @@ struct AsyncDurabilityTests {
             }
         }
         await first.stop(signal: SIGKILL)
+        let killedAt = Date()
         let ids = progress.accepted.withLock { $0 }
         #expect(ids.count >= killAfter)
 
@@ -125,14 +130,18 @@ struct AsyncDurabilityTests {
         defer { Task { await second.stop() } }
         let finals = try await Self.waitAll(ids.map(\.name), port: second.port, timeout: .seconds(120))
         var rerun = 0
+        var queuedAtKill = 0
         for (name, n) in ids {
             let op = try #require(finals[name], "no answer for \(name)")
             #expect(op.metadataState == "succeeded", "\(name): \(op)")
             #expect(op.n == n, "\(name) has another result: \(op)")
             if op.attempts > 1 { rerun += 1 }
+            if op.attempts == 1, let finished = op.finished, finished > killedAt { queuedAtKill += 1 }
         }
-        // Operations were running when the process died (their lease expired and they ran again).
+        // Some operations were running when the process died (their lease expired and they ran again), and
+        // some were still queued (first run after the restart).
         #expect(rerun > 0)
+        #expect(queuedAtKill > 0)
         // Exactly once: each accepted id appears once in the store, and nothing is left unfinished (the
         // store may also hold operations committed just before the kill whose answer never left).
         let listed = try await Self.listAll(port: second.port)
