@@ -98,7 +98,10 @@ let package = Package(
         // The async dispatcher: runs stored operations, and what the frontends do with them.
         .target(
             name: "AsyncDispatch",
-            dependencies: ["OperationStore", "TriggerDispatch", "TriggerModel", "GatewayConfig", "WireCodecs", nioCore, logging, lifecycle],
+            dependencies: [
+                "OperationStore", "TriggerDispatch", "TriggerModel", "GatewayConfig", "WireCodecs", "Routing",
+                nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+            ],
             swiftSettings: swiftSettings
         ),
 

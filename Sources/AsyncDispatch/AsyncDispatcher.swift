@@ -223,7 +223,11 @@ package final class AsyncDispatcher: Service {
         if !stored {
             logger.info("operation outcome not stored (lease lost or cancelled)", metadata: ["operation.id": "\(id)"])
         }
-        if final || !stored { operations.completions.notify(id) }
+        if final && stored {
+            await operations.finished(id)
+        } else if !stored {
+            operations.completions.notify(id)
+        }
         if !final { operations.dispatcherWake.signal() }
     }
 

@@ -1,6 +1,8 @@
 package import FoundationEssentials
 package import GatewayConfig
+import NIOCore
 package import OperationStore
+package import Routing
 import Synchronization
 package import TriggerModel
 
@@ -17,10 +19,35 @@ package final class AsyncOperations: Sendable {
     package let dispatcherWake = WakeSignal()
     /// Lease keepers of operations running here, so a cancel on this instance stops the run at once.
     private let localRuns = Mutex<[String: WakeSignal]>([:])
+    /// Completion webhooks: the routes that name them, and who posts them.
+    private let routes: RouteTable?
+    package let webhooks: WebhookSender?
 
-    package init(store: any OperationStore, settings: StoreConfiguration) {
+    package init(
+        store: any OperationStore,
+        settings: StoreConfiguration,
+        routes: RouteTable? = nil,
+        webhooks: WebhookSender? = nil
+    ) {
         self.store = store
         self.settings = settings
+        self.routes = routes
+        self.webhooks = webhooks
+    }
+
+    /// Called once an operation reached a final state here (stored by the local dispatcher, or cancelled
+    /// through this instance): wakes local long-polls and sends the route's webhook, if it has one.
+    func finished(_ id: String) async {
+        completions.notify(id)
+        guard let routes, let webhooks else { return }
+        guard let operation = try? await store.get(id: id), operation.state.isFinished,
+            let webhook = routes.resolve(operation.ref)?.route.webhook
+        else { return }
+        var body = ByteBufferAllocator().buffer(capacity: 512)
+        body.writeStaticString("{\"operation\":")
+        OperationView.writeJSON(operation, into: &body)
+        body.writeInteger(UInt8(ascii: "}"))
+        webhooks.deliver(body, operationID: id, to: webhook)
     }
 
     /// Stores a queued operation for `request` (its `idempotencyKey` is the client's `Idempotency-Key`), or
@@ -53,7 +80,7 @@ package final class AsyncOperations: Sendable {
     package func cancel(id: String) async throws -> Operation {
         let operation = try await store.cancel(id: id)
         localRuns.withLock { $0[id] }?.signal()
-        completions.notify(id)
+        await finished(id)
         return operation
     }
 

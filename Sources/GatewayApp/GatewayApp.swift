@@ -49,7 +49,14 @@ package struct GatewayApp: Sendable {
             pools[poolConfig.name] = BackendPool(configuration: backendConfig, transport: transport)
         }
         let dispatcher = TriggerDispatcher(routes: RouteTable(routes: config.routes), pools: pools)
-        let operations = store.map { AsyncOperations(store: $0, settings: config.store) }
+        let operations = store.map {
+            AsyncOperations(
+                store: $0,
+                settings: config.store,
+                routes: RouteTable(routes: config.routes),
+                webhooks: WebhookSender(group: group, logger: logger)
+            )
+        }
         self.operations = operations
         self.asyncDispatcher = operations.map {
             AsyncDispatcher(

@@ -236,7 +236,7 @@ extension GatewayConfiguration {
         pools: [PoolConfiguration],
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> ReadRoute {
-        let m = try reader.mapping(node, at: path, allowed: ["namespace", "pipeline", "release", "pool"])
+        let m = try reader.mapping(node, at: path, allowed: ["namespace", "pipeline", "release", "pool", "webhook"])
         let namespace = try routeName(try require(m, "namespace", reader), m.path("namespace"), reader)
         let pipeline = try m["pipeline"].map { n throws(ConfigError) in try routeName(n, m.path("pipeline"), reader) }
         var release = try m["release"].map { n throws(ConfigError) in try routeName(n, m.path("release"), reader) }
@@ -244,8 +244,15 @@ extension GatewayConfiguration {
         if release == RouteConfiguration.wildcard { release = nil }
         let poolNode = try require(m, "pool", reader)
         let pool = try reader.nonEmptyString(poolNode, at: m.path("pool"))
+        let webhook = try m["webhook"].map { n throws(ConfigError) in try readWebhook(n, at: m.path("webhook"), reader) }
         return ReadRoute(
-            route: RouteConfiguration(namespace: namespace, pipeline: pipeline ?? "*", release: release, pool: pool),
+            route: RouteConfiguration(
+                namespace: namespace,
+                pipeline: pipeline ?? "*",
+                release: release,
+                pool: pool,
+                webhook: webhook
+            ),
             poolNode: poolNode,
             poolKnown: pools.contains { $0.name == pool }
         )

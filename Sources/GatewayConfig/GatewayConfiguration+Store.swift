@@ -64,3 +64,36 @@ extension GatewayConfiguration {
         return store
     }
 }
+
+extension GatewayConfiguration {
+    static func readWebhook(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> WebhookConfiguration
+    {
+        let m = try reader.mapping(node, at: path, allowed: ["url", "secret", "max_attempts", "backoff", "timeout"])
+        guard let urlNode = m["url"] else { throw reader.error(m.path("url"), m.node, "missing (required)") }
+        let url = try reader.nonEmptyString(urlNode, at: m.path("url"))
+        guard url.lowercased().hasPrefix("http://") else {
+            throw reader.error(m.path("url"), urlNode, "expected an http:// URL (TLS to webhooks is not supported yet)")
+        }
+        let endpoint: BackendEndpoint
+        do {
+            endpoint = try BackendEndpoint(parsing: url)
+        } catch {
+            throw reader.error(m.path("url"), urlNode, "bad URL \"\(url)\": \(error.message)")
+        }
+        var webhook = WebhookConfiguration(
+            url: url,
+            endpoint: BackendEndpoint(host: endpoint.host, port: endpoint.port),
+            path: endpoint.basePath.isEmpty ? "/" : endpoint.basePath
+        )
+        if let n = m["secret"] { webhook.secret = try reader.nonEmptyString(n, at: m.path("secret")) }
+        if let n = m["max_attempts"] {
+            webhook.maxAttempts = try reader.int(n, at: m.path("max_attempts"), in: WebhookConfiguration.maxAttemptsRange)
+        }
+        if let n = m["backoff"] { webhook.backoff = try reader.duration(n, at: m.path("backoff"), minimum: .zero) }
+        if let n = m["timeout"] {
+            webhook.timeout = try reader.duration(n, at: m.path("timeout"), minimum: .milliseconds(1))
+        }
+        return webhook
+    }
+}

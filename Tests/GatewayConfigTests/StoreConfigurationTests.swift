@@ -79,3 +79,43 @@ struct StoreConfigurationTests {
         #expect(store.backoff(afterAttempt: 50) == .seconds(5))
     }
 }
+
+@Suite("routes[i].webhook configuration")
+struct WebhookConfigurationTests {
+    static let pools = "pools: [{name: demo, transport: inprocess}]\n"
+
+    @Test("a webhook parses into its endpoint, path, secret and retry settings")
+    func parses() throws {
+        let yaml = Self.pools + """
+            routes:
+              - namespace: a
+                pool: demo
+                webhook: {url: "http://127.0.0.1:9000/hooks/x", secret: k, max_attempts: 3, backoff: 2s, timeout: 5s}
+            """
+        let webhook = try #require(try GatewayConfiguration.parse(yaml: yaml, source: "t.yaml").routes[0].webhook)
+        #expect(webhook.endpoint == BackendEndpoint(host: "127.0.0.1", port: 9000))
+        #expect(webhook.path == "/hooks/x")
+        #expect(webhook.secret == "k")
+        #expect(webhook.maxAttempts == 3)
+        #expect(webhook.backoff == .seconds(2))
+        #expect(webhook.timeout == .seconds(5))
+    }
+
+    @Test(
+        "bad webhooks name their path",
+        arguments: [
+            ("{url: \"https://x:1/h\"}", "t.yaml: routes[0].webhook.url: expected an http:// URL"),
+            ("{secret: k}", "t.yaml: routes[0].webhook.url: missing (required)"),
+            ("{url: \"http://x:1/\", max_attempts: 0}", "t.yaml: routes[0].webhook.max_attempts: 0 is out of range"),
+            ("{url: \"http://x:1/\", retries: 2}", "t.yaml: routes[0].webhook.retries: unknown key"),
+        ])
+    func errors(webhook: String, expected: String) {
+        let yaml = Self.pools + "routes:\n  - {namespace: a, pool: demo, webhook: \(webhook)}\n"
+        do {
+            _ = try GatewayConfiguration.parse(yaml: yaml, source: "t.yaml")
+            Issue.record("accepted \(webhook)")
+        } catch {
+            #expect(error.description.hasPrefix(expected), "\(error.description)")
+        }
+    }
+}

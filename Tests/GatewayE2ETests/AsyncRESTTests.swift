@@ -55,18 +55,23 @@ struct AsyncRESTTests {
             let client = try await AsyncClient.connect(port: gateway.port)
             let clock = ContinuousClock()
             let (_, quick) = try await client.trigger("sleep", ["ms": 300])
-            var start = clock.now
-            var (status, body) = try await client.get("/v1beta/\(try #require(quick.operationName))?wait=20s")
+            var (status, body) = try await client.get("/v1beta/\(try #require(quick.operationName))?wait=50s")
+            let answeredAt = Date()
             #expect(status == 200)
-            #expect((body["operation"] as? [String: Any])?["done"] as? Bool == true, "\(body)")
-            #expect(clock.now - start < .seconds(5))
+            let operation = try #require(body["operation"] as? [String: Any])
+            #expect(operation["done"] as? Bool == true, "\(body)")
+            // Answered right after the dispatcher stored the result (a notice, not the next poll), however
+            // slowly a loaded machine ran the operation itself.
+            let finishTime = try #require((operation["metadata"] as? [String: Any])?["finishTime"] as? String)
+            let finished = try Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(finishTime)
+            #expect(answeredAt.timeIntervalSince(finished) < 2, "\(finishTime) → \(answeredAt)")
 
             let (_, slow) = try await client.trigger("sleep", ["ms": 20_000])
-            start = clock.now
+            let start = clock.now
             (status, body) = try await client.get("/v1beta/\(try #require(slow.operationName))?wait=300ms")
             #expect(status == 200)
             #expect((body["operation"] as? [String: Any])?["done"] as? Bool == false, "\(body)")
-            #expect(clock.now - start >= .milliseconds(250) && clock.now - start < .seconds(3))
+            #expect(clock.now - start >= .milliseconds(250) && clock.now - start < .seconds(10))
             (status, body) = try await client.get("/v1beta/\(try #require(slow.operationName))?wait=soon")
             #expect(status == 400, "\(body)")
             _ = try await client.post("/v1beta/\(try #require(slow.operationName)):cancel")

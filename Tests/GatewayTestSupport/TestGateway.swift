@@ -34,7 +34,10 @@ package func withTestGateway<T: Sendable>(
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
     configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
-    let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-test-\(UUID().uuidString)").path
+    // In-process gateways test behaviour, not durability (the process tests do that on a real disk): their
+    // SQLite file lives on tmpfs when there is one, so fsyncs of parallel tests do not queue behind the disk.
+    let scratch = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+    let dataDir = "\(scratch)/tg-test-\(UUID().uuidString)"
     configuration.dataDir = dataDir
     defer { try? FileManager.default.removeItem(atPath: dataDir) }
     var logger = Logger(label: "test-gateway")
