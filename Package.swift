@@ -95,12 +95,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The async dispatcher: runs stored operations, and what the frontends do with them.
+        .target(
+            name: "AsyncDispatch",
+            dependencies: [
+                "OperationStore", "TriggerDispatch", "TriggerModel", "GatewayConfig", "WireCodecs", "Routing",
+                nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The listener and its frontends.
         .target(
             name: "GatewayServer",
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing", "GatewayConfig",
-                nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                "AsyncDispatch", "OperationStore", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
             ],
             swiftSettings: swiftSettings
         ),
@@ -110,7 +120,8 @@ let package = Package(
             name: "GatewayApp",
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
-                nioCore, nioPosix, logging,
+                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore",
+                nioCore, nioPosix, logging, lifecycle,
             ],
             swiftSettings: swiftSettings
         ),
@@ -132,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "trigger-gateway",
             dependencies: [
-                "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel",
+                "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
                 argumentParser, nioCore, nioPosix, logging, lifecycle,
             ],
             swiftSettings: swiftSettings
@@ -152,7 +163,7 @@ let package = Package(
         .target(
             name: "GatewayTestSupport",
             dependencies: [
-                "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel",
+                "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle,
             ],
             path: "Tests/GatewayTestSupport",
@@ -179,7 +190,7 @@ let package = Package(
             name: "GatewayE2ETests",
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "WireCodecs",
-                "Backends", nioCore, nioPosix, nioHTTP1,
+                "Backends", "OperationStore", "AsyncDispatch", "ProtoCodec", nioCore, nioPosix, nioHTTP1,
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,9 +1,12 @@
+package import AsyncDispatch
 package import Backends
 package import GatewayConfig
 package import GatewayServer
 package import Logging
 package import NIOCore
+package import OperationStore
 import Routing
+package import ServiceLifecycle
 import TriggerDispatch
 package import TriggerModel
 import WireCodecs
@@ -16,12 +19,19 @@ import WireCodecs
 package struct GatewayApp: Sendable {
     package let server: GatewayServer
     package let pools: [String: BackendPool]
+    /// Async mode: present when the app was given an operation store.
+    package let operations: AsyncOperations?
+    package let asyncDispatcher: AsyncDispatcher?
+    private let storeService: OperationStoreService?
 
+    /// `store`: the opened operation store (see `openStore`); nil leaves async mode off (its endpoints
+    /// answer UNIMPLEMENTED).
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
         inProcessRunner: any TriggerRunner,
-        logger: Logger
+        logger: Logger,
+        store: (any OperationStore)? = nil
     ) {
         let limits = CodecLimits(configuration: config.limits)
         var pools: [String: BackendPool] = [:]
@@ -39,6 +49,24 @@ package struct GatewayApp: Sendable {
             pools[poolConfig.name] = BackendPool(configuration: backendConfig, transport: transport)
         }
         let dispatcher = TriggerDispatcher(routes: RouteTable(routes: config.routes), pools: pools)
+        let operations = store.map {
+            AsyncOperations(
+                store: $0,
+                settings: config.store,
+                routes: RouteTable(routes: config.routes),
+                webhooks: WebhookSender(group: group, logger: logger)
+            )
+        }
+        self.operations = operations
+        self.asyncDispatcher = operations.map {
+            AsyncDispatcher(
+                operations: $0,
+                dispatcher: dispatcher,
+                shutdownGrace: config.timeouts.shutdownGrace,
+                logger: logger
+            )
+        }
+        self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
         let services = FrontendServices(
             dispatcher: dispatcher,
             authenticator: TokenAuthenticator(
@@ -50,7 +78,8 @@ package struct GatewayApp: Sendable {
             maxConcurrentStreams: config.limits.maxConcurrentStreams,
             requestTimeout: TimeAmount(config.timeouts.request),
             idleTimeout: TimeAmount(config.timeouts.idle),
-            logger: logger
+            logger: logger,
+            operations: operations
         )
         self.pools = pools
         self.server = GatewayServer(
@@ -62,6 +91,19 @@ package struct GatewayApp: Sendable {
             services: services,
             group: group
         )
+    }
+}
+
+extension GatewayApp {
+    /// The services to run, in start order: the store, the async dispatcher, the listener. A
+    /// `ServiceGroup` stops them in reverse: the listener drains first, then the dispatcher (running calls
+    /// finish, queued work stays stored), then the store closes.
+    package var services: [any Service] {
+        var services: [any Service] = []
+        if let storeService { services.append(storeService) }
+        if let asyncDispatcher { services.append(asyncDispatcher) }
+        services.append(server)
+        return services
     }
 }
 

@@ -44,6 +44,7 @@ extension GatewayConfiguration {
         if let node = top["tokens"] { config.tokens = try readTokens(node, reader) }
         if let node = top["limits"] { config.limits = try readLimits(node, reader) }
         if let node = top["timeouts"] { config.timeouts = try readTimeouts(node, reader) }
+        if let node = top["store"] { config.store = try readStore(node, reader) }
         if top.has("pools") || top.has("routes") {
             config.pools = try top["pools"].map { node throws(ConfigError) in try readPools(node, reader) } ?? []
             let routesPath = "routes"
@@ -70,7 +71,7 @@ extension GatewayConfiguration {
         return config
     }
 
-    static let topLevelKeys = ["listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes"]
+    static let topLevelKeys = ["listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store"]
 
     private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
         -> [TokenConfiguration]
@@ -235,7 +236,7 @@ extension GatewayConfiguration {
         pools: [PoolConfiguration],
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> ReadRoute {
-        let m = try reader.mapping(node, at: path, allowed: ["namespace", "pipeline", "release", "pool"])
+        let m = try reader.mapping(node, at: path, allowed: ["namespace", "pipeline", "release", "pool", "webhook"])
         let namespace = try routeName(try require(m, "namespace", reader), m.path("namespace"), reader)
         let pipeline = try m["pipeline"].map { n throws(ConfigError) in try routeName(n, m.path("pipeline"), reader) }
         var release = try m["release"].map { n throws(ConfigError) in try routeName(n, m.path("release"), reader) }
@@ -243,8 +244,15 @@ extension GatewayConfiguration {
         if release == RouteConfiguration.wildcard { release = nil }
         let poolNode = try require(m, "pool", reader)
         let pool = try reader.nonEmptyString(poolNode, at: m.path("pool"))
+        let webhook = try m["webhook"].map { n throws(ConfigError) in try readWebhook(n, at: m.path("webhook"), reader) }
         return ReadRoute(
-            route: RouteConfiguration(namespace: namespace, pipeline: pipeline ?? "*", release: release, pool: pool),
+            route: RouteConfiguration(
+                namespace: namespace,
+                pipeline: pipeline ?? "*",
+                release: release,
+                pool: pool,
+                webhook: webhook
+            ),
             poolNode: poolNode,
             poolKnown: pools.contains { $0.name == pool }
         )

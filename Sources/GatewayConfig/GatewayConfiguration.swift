@@ -26,6 +26,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var timeouts: TimeoutsConfiguration
     package var pools: [PoolConfiguration]
     package var routes: [RouteConfiguration]
+    /// The async operation store and dispatcher.
+    package var store: StoreConfiguration
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,
@@ -36,7 +38,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
         limits: LimitsConfiguration = .defaults,
         timeouts: TimeoutsConfiguration = .defaults,
         pools: [PoolConfiguration] = [.defaultDemo],
-        routes: [RouteConfiguration] = [RouteConfiguration(namespace: "demo", pipeline: "*", pool: "demo")]
+        routes: [RouteConfiguration] = [RouteConfiguration(namespace: "demo", pipeline: "*", pool: "demo")],
+        store: StoreConfiguration = .defaults
     ) {
         self.source = source
         self.listen = listen
@@ -47,6 +50,7 @@ package struct GatewayConfiguration: Sendable, Equatable {
         self.timeouts = timeouts
         self.pools = pools
         self.routes = routes
+        self.store = store
     }
 
     package static let embeddedSource = "<embedded default>"

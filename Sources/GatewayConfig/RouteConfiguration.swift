@@ -8,12 +8,21 @@ package struct RouteConfiguration: Sendable, Equatable {
     package var release: String?
     /// The name of a pool in `pools`.
     package var pool: String
+    /// Called when an async operation of this route finishes.
+    package var webhook: WebhookConfiguration?
 
-    package init(namespace: String, pipeline: String = "*", release: String? = nil, pool: String) {
+    package init(
+        namespace: String,
+        pipeline: String = "*",
+        release: String? = nil,
+        pool: String,
+        webhook: WebhookConfiguration? = nil
+    ) {
         self.namespace = namespace
         self.pipeline = pipeline
         self.release = release
         self.pool = pool
+        self.webhook = webhook
     }
 
     /// The `*` that matches any namespace or pipeline.

@@ -1,3 +1,4 @@
+package import AsyncDispatch
 package import TriggerDispatch
 package import Logging
 package import NIOCore
@@ -18,6 +19,8 @@ package struct FrontendServices: Sendable {
     /// How long a connection may sit with nothing to do before it is closed.
     package var idleTimeout: TimeAmount
     package var logger: Logger
+    /// Async mode (accepting async triggers, the operation endpoints); nil answers them UNIMPLEMENTED.
+    package var operations: AsyncOperations?
 
     package init(
         dispatcher: TriggerDispatcher,
@@ -27,7 +30,8 @@ package struct FrontendServices: Sendable {
         maxConcurrentStreams: Int,
         requestTimeout: TimeAmount,
         idleTimeout: TimeAmount,
-        logger: Logger
+        logger: Logger,
+        operations: AsyncOperations? = nil
     ) {
         self.dispatcher = dispatcher
         self.authenticator = authenticator
@@ -37,5 +41,6 @@ package struct FrontendServices: Sendable {
         self.requestTimeout = requestTimeout
         self.idleTimeout = idleTimeout
         self.logger = logger
+        self.operations = operations
     }
 }

@@ -57,6 +57,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case .respond(let response, let close):
             state = .discarding(keepAlive: head.isKeepAlive && !close)
             write(response, keepAlive: head.isKeepAlive && !close, context: context)
+        case .run(let work):
+            startWork(work.run, keepAlive: head.isKeepAlive, context: context)
         case .readBody(let collector, let plan):
             state = .collecting(collector, plan, keepAlive: head.isKeepAlive)
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
@@ -106,16 +108,20 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     private func startSync(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
-        let dispatcher = services.dispatcher
+        let services = self.services
+        startWork({ await RESTOperations.run(request, services: services) }, keepAlive: keepAlive, context: context)
+    }
+
+    /// Computes a response off the loop (a backend call, an operation read) and writes it when done.
+    private func startWork(
+        _ work: @escaping @Sendable () async -> RESTResponse,
+        keepAlive: Bool,
+        context: ChannelHandlerContext
+    ) {
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let task = Task {
-            let response: RESTResponse
-            do {
-                response = .result(try await dispatcher.runSync(request), requestID: request.requestID)
-            } catch {
-                response = .error(gatewayError(from: error), requestID: request.requestID)
-            }
+            let response = await work()
             eventLoop.execute {
                 let (handler, context) = bound.value
                 handler.finished(response, keepAlive: keepAlive, context: context)

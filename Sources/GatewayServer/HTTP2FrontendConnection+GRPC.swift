@@ -24,6 +24,8 @@ struct GRPCCall {
     var requestID: String
     var traceParent: String?
     var traceState: String?
+    /// `idempotency-key` metadata of an async trigger (same key and request → same operation).
+    var idempotencyKey: String?
 
     static let pipelineService = "/pipeline.pipeline.v1beta.PipelinePublicService/"
 
@@ -83,6 +85,7 @@ extension HTTP2FrontendConnection {
             traceParent: headers.first(name: "traceparent"),
             traceState: headers.first(name: "tracestate")
         )
+        call.idempotencyKey = headers.first(name: "idempotency-key")
         if call.needsAuth {
             do {
                 call.principal = try services.authenticator.authenticate(authorization: headers.first(name: "authorization"))
@@ -120,8 +123,10 @@ extension HTTP2FrontendConnection {
             // Server-streaming: report SERVING once and keep the stream open until the client leaves.
             grpcSendHeaders(stream)
             session.sendData(stream: stream, GRPCMessageFramer.frame(InstillCodec.encodeGRPCHealthResponse(serving: true)), endStream: false)
-        case .triggerAsync, .getOperation:
-            grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway yet"))
+        case .triggerAsync(let release):
+            grpcTriggerAsync(message, release: release, call: call, stream: stream)
+        case .getOperation:
+            grpcGetOperation(message, call: call, stream: stream)
         case .trigger(let release):
             grpcTrigger(message, release: release, stream: call, on: stream, mode: .sync)
         case .triggerStream:

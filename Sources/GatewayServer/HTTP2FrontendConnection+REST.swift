@@ -23,6 +23,11 @@ extension HTTP2FrontendConnection {
         case .respond(let response, _):
             streams[stream] = StreamState(phase: .done)
             restRespond(response, stream: stream)
+        case .run(let work):
+            streams[stream] = StreamState(phase: .running)
+            startTask(stream: stream, work.run) { connection, response in
+                connection.restRespond(response, stream: stream)
+            }
         case .readBody(let collector, let plan):
             streams[stream] = StreamState(phase: .restCollecting(collector, plan))
             if endStream {
@@ -46,17 +51,13 @@ extension HTTP2FrontendConnection {
     }
 
     func restRun(_ request: TriggerRequest, stream: HTTP2StreamID) {
-        let dispatcher = services.dispatcher
+        let services = self.services
         if request.mode == .stream {
             restStream(request, stream: stream)
             return
         }
         startTask(stream: stream) {
-            do {
-                return RESTResponse.result(try await dispatcher.runSync(request), requestID: request.requestID)
-            } catch {
-                return RESTResponse.error(gatewayError(from: error), requestID: request.requestID)
-            }
+            await RESTOperations.run(request, services: services)
         } deliver: { connection, response in
             connection.restRespond(response, stream: stream)
         }

@@ -27,6 +27,15 @@ enum RESTStart {
     case respond(RESTResponse, closeConnection: Bool)
     /// Read the body into the collector, then run the plan.
     case readBody(RESTBodyCollector, RESTTriggerPlan)
+    /// Answer with what `work` computes off the event loop (operation reads, cancels, lists); any body the
+    /// request carries is ignored.
+    case run(RESTWork)
+}
+
+/// Work whose answer is computed asynchronously, off the event loop.
+struct RESTWork: Sendable {
+    var requestID: String
+    var run: @Sendable () async -> RESTResponse
 }
 
 /// Everything about a trigger that the head decided; the body adds the inputs.
@@ -167,7 +176,7 @@ extension RESTRequestHead {
         case .metrics:
             return .respond(.text(status: 200, "# trigger-gateway metrics\n", contentType: "text/plain; version=0.0.4"), closeConnection: false)
         case .operation, .cancelOperation, .listOperations:
-            return fail(GatewayError(.unimplemented, "operations are not available on this gateway yet"))
+            return operationStart(path, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
             do {
@@ -181,8 +190,8 @@ extension RESTRequestHead {
             case .stream: mode = .stream
             case .trigger: mode = (first("accept")?.contains("text/event-stream") ?? false) ? .stream : .sync
             }
-            if mode == .async {
-                return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway yet"))
+            if mode == .async, services.operations == nil {
+                return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
             }
             if let declared = first("content-length").flatMap(Int.init), declared > services.limits.maxBodyBytes {
                 return fail(RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true), close: true)
@@ -227,7 +236,7 @@ extension RESTRequestHead {
         }
     }
 
-    private var pathOnly: Substring {
+    var pathOnly: Substring {
         target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
     }
 }

@@ -7,6 +7,7 @@ import GatewayServer
 import Logging
 import NIOCore
 import NIOPosix
+import OperationStore
 import ServiceLifecycle
 import UnixSignals
 
@@ -40,15 +41,28 @@ struct ServeCommand: AsyncParsableCommand {
 
         var logger = Logger(label: "trigger-gateway")
         logger.logLevel = .info
+        // The store opens before anything listens: an async trigger is only ever answered with an id the
+        // store has committed.
+        let store: any OperationStore
+        do {
+            store = try await GatewayApp.openStore(configuration, logger: logger)
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
+            throw ExitCode(2)
+        } catch {
+            FileHandle.standardError.write(Data("trigger-gateway: cannot open the operation store: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         let app = GatewayApp(
             configuration: configuration,
             group: MultiThreadedEventLoopGroup.singleton,
             inProcessRunner: DemoPipelines(),
-            logger: logger
+            logger: logger,
+            store: store
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: app.server)],
+                services: app.services.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -1,16 +1,24 @@
+<<<<<<< HEAD
 package import DemoRunner
+=======
+import DemoRunner
+import Foundation
+>>>>>>> async
 import GatewayApp
 package import GatewayConfig
 import GatewayServer
 import Logging
 import NIOCore
 import NIOPosix
+package import OperationStore
 import ServiceLifecycle
 
 /// A gateway running in the test process on 127.0.0.1 with an ephemeral port.
 package struct TestGateway: Sendable {
     package let port: Int
     package let configuration: GatewayConfiguration
+    /// The operation store the gateway runs async mode on.
+    package let store: any OperationStore
 
     /// A fresh keep-alive connection to the gateway.
     package func client() async throws -> TestHTTPClient {
@@ -19,32 +27,66 @@ package struct TestGateway: Sendable {
 }
 
 /// Runs `body` against a gateway built from `yaml` (nil: the embedded default) exactly as the executable
+<<<<<<< HEAD
 /// builds it, then shuts it down gracefully, also when `body` throws. `inProcessRunner` serves the embedded
 /// default's `demo` namespace; pass one to watch its `cancellations`.
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
     inProcessRunner: DemoPipelines = DemoPipelines(),
+=======
+/// builds it, then shuts it down gracefully, also when `body` throws.
+///
+/// The operation store is `store` when given (tests inject failing stores), else the configured one; a
+/// SQLite store lives in a fresh temporary data directory, removed afterwards.
+package func withTestGateway<T: Sendable>(
+    yaml: String? = nil,
+    store injectedStore: (any OperationStore)? = nil,
+>>>>>>> async
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
     configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
+    // In-process gateways test behaviour, not durability (the process tests do that on a real disk): their
+    // SQLite file lives on tmpfs when there is one, so fsyncs of parallel tests do not queue behind the disk.
+    let scratch = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+    let dataDir = "\(scratch)/tg-test-\(UUID().uuidString)"
+    configuration.dataDir = dataDir
+    defer { try? FileManager.default.removeItem(atPath: dataDir) }
     var logger = Logger(label: "test-gateway")
     logger.logLevel = .warning
+    let store: any OperationStore
+    if let injectedStore {
+        store = injectedStore
+    } else {
+        store = try await GatewayApp.openStore(configuration, logger: logger)
+    }
     let app = GatewayApp(
         configuration: configuration,
         group: MultiThreadedEventLoopGroup.singleton,
+<<<<<<< HEAD
         inProcessRunner: inProcessRunner,
         logger: logger
+=======
+        inProcessRunner: DemoPipelines(),
+        logger: logger,
+        store: store
+>>>>>>> async
     )
     let serviceGroup = ServiceGroup(
-        configuration: .init(services: [.init(service: app.server)], gracefulShutdownSignals: [], logger: logger)
+        configuration: .init(
+            services: app.services.map { .init(service: $0) },
+            gracefulShutdownSignals: [],
+            logger: logger
+        )
     )
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await serviceGroup.run() }
         let outcome: Result<T, any Error>
         do {
             let address = try await app.server.localAddress()
-            outcome = .success(try await body(TestGateway(port: address.port!, configuration: configuration)))
+            outcome = .success(
+                try await body(TestGateway(port: address.port!, configuration: configuration, store: store))
+            )
         } catch {
             outcome = .failure(error)
         }

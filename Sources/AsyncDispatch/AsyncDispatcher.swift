@@ -1,0 +1,281 @@
+package import FoundationEssentials
+package import Logging
+package import OperationStore
+package import ServiceLifecycle
+import Synchronization
+package import TriggerDispatch
+package import TriggerModel
+import GatewayConfig
+
+/// Runs accepted async operations: claims queued (or lease-expired) work from the store under a lease,
+/// renews the lease while the backend call runs, stores the result, retries failures with backoff up to
+/// the attempt limit, and purges finished operations past their retention.
+///
+/// As a `Service` it starts after the store and before the listener. On graceful shutdown it stops
+/// claiming, lets running calls finish for up to `shutdownGrace`, then hands what is still running back
+/// to the store (queued again) so a restart or another instance picks it up; queued work is never touched.
+package final class AsyncDispatcher: Service {
+    private let operations: AsyncOperations
+    private let dispatcher: TriggerDispatcher
+    private let shutdownGrace: Duration
+    private let logger: Logger
+    /// Unique per process start: lease owners are `<instance>/<claim-n>`, unique per claim, which is what
+    /// the store's fencing needs (an operation reclaimed after its lease expired gets another owner).
+    package let instanceID: String
+    private let running = Mutex(0)
+    private let claims = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+
+    package init(
+        operations: AsyncOperations,
+        dispatcher: TriggerDispatcher,
+        shutdownGrace: Duration,
+        logger: Logger
+    ) {
+        self.operations = operations
+        self.dispatcher = dispatcher
+        self.shutdownGrace = shutdownGrace
+        self.logger = logger
+        self.instanceID = Operation.makeID()
+    }
+
+    private var store: any OperationStore { operations.store }
+    private var settings: GatewayConfigStore { operations.settings }
+
+    package func run() async throws {
+        logger.info("async dispatcher started", metadata: ["dispatcher.instance": "\(instanceID)"])
+        await withTaskGroup(of: Void.self) { workers in
+            workers.addTask { await self.purgeLoop() }
+            await withGracefulShutdownHandler {
+                await self.claimLoop(workers: &workers)
+            } onGracefulShutdown: {
+                self.stopping.store(true, ordering: .sequentiallyConsistent)
+                self.operations.dispatcherWake.signal()
+            }
+            // Stop claiming is done; let running calls finish for the grace period, then cut them (each
+            // cut run puts its operation back in the queue).
+            let clock = ContinuousClock()
+            let end = clock.now + shutdownGrace
+            while running.withLock({ $0 }) > 0, clock.now < end {
+                await operations.dispatcherWake.wait(timeout: min(.milliseconds(50), clock.now.duration(to: end)))
+            }
+            workers.cancelAll()
+        }
+        logger.info("async dispatcher stopped")
+    }
+
+    // MARK: Claiming
+
+    private func claimLoop(workers: inout TaskGroup<Void>) async {
+        var failures = 0
+        while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
+            let free = settings.workers - running.withLock { $0 }
+            var claimed: [Operation] = []
+            if free > 0 {
+                let owner = "\(instanceID)/\(claims.wrappingAdd(1, ordering: .relaxed).newValue)"
+                do {
+                    claimed = try await store.claim(
+                        owner: owner,
+                        leaseDuration: settings.lease,
+                        limit: min(free, 64),
+                        now: Date()
+                    )
+                    failures = 0
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures % 100 == 0 {
+                        logger.warning("claim failed", metadata: ["error": "\(error)"])
+                    }
+                }
+                running.withLock { $0 += claimed.count }
+                for operation in claimed {
+                    workers.addTask {
+                        await self.execute(operation, owner: owner)
+                        self.running.withLock { $0 -= 1 }
+                        self.operations.dispatcherWake.signal()
+                    }
+                }
+            }
+            // A full batch means there may be more: claim again at once, as long as a worker is free.
+            if free > 0, claimed.count == min(free, 64) { continue }
+            await operations.dispatcherWake.wait(timeout: settings.pollInterval)
+        }
+    }
+
+    // MARK: Running one operation
+
+    private enum Outcome: Sendable {
+        case finished(Result<TriggerResult, GatewayError>)
+        /// The lease was lost (cancelled, or expired and taken by another owner): the result is not ours.
+        case leaseLost
+    }
+
+    private func execute(_ operation: Operation, owner: String) async {
+        let id = operation.id
+        if operation.attempts > settings.maxAttempts {
+            // Claims count attempts; this one was reclaimed after a lease expired once too often (a run that
+            // kills its dispatcher, or outlives every lease).
+            let reason = operation.error.map { ": last error: \($0.message)" } ?? " (each run lost its lease)"
+            let error = GatewayError(
+                operation.error?.code ?? .deadlineExceeded,
+                "operation gave up after \(operation.attempts - 1) attempts\(reason)"
+            )
+            await finish(id, owner: owner) { store, now in
+                try await store.fail(id: id, owner: owner, error: error, retryAt: nil, now: now)
+            }
+            return
+        }
+        var request = operation.request
+        request.mode = .sync
+        request.idempotencyKey = id
+        request.deadline = nil
+        let call = request
+        let keeper = WakeSignal()
+        operations.registerLocalRun(id, keeper)
+        defer { operations.unregisterLocalRun(id) }
+
+        let outcome: Outcome? = await withTaskGroup(of: Outcome?.self) { group in
+            group.addTask { [dispatcher] in
+                do {
+                    return .finished(.success(try await dispatcher.runSync(call)))
+                } catch {
+                    return .finished(.failure(Self.gatewayError(from: error)))
+                }
+            }
+            group.addTask { await self.keepLease(id, owner: owner, keeper: keeper) ? nil : .leaseLost }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        switch outcome {
+        case .finished(.success(let result)):
+            await finish(id, owner: owner) { store, now in
+                try await store.complete(id: id, owner: owner, result: result, now: now)
+            }
+        case .finished(.failure(let error)):
+            if Task.isCancelled {
+                // Shutdown cut the run: hand the operation back so it runs again soon, here or elsewhere.
+                await release(id, owner: owner, error: error)
+                return
+            }
+            let retry = Self.isRetryable(error) && operation.attempts < settings.maxAttempts
+            let retryAt = retry ? Date().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
+            await finish(id, owner: owner, final: !retry) { store, now in
+                try await store.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+            }
+        case .leaseLost:
+            logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
+            operations.completions.notify(id)
+        case nil:
+            // Cancelled before either child produced anything (shutdown).
+            await release(id, owner: owner, error: GatewayError(.cancelled, "the gateway shut down during the run"))
+        }
+    }
+
+    /// Renews the lease every third of its duration until cancelled (true) or the lease is gone (false).
+    private func keepLease(_ id: String, owner: String, keeper: WakeSignal) async -> Bool {
+        let interval = settings.lease / 3
+        while !Task.isCancelled {
+            await keeper.wait(timeout: interval)
+            if Task.isCancelled { return true }
+            do {
+                if try await !store.renewLease(id: id, owner: owner, leaseDuration: settings.lease, now: Date()) {
+                    return false
+                }
+            } catch {
+                // The store is unreachable: keep running; if the lease expires meanwhile, fencing makes the
+                // later `complete` a no-op and the reclaimed run stores the result.
+                logger.warning("lease renewal failed", metadata: ["operation.id": "\(id)", "error": "\(error)"])
+            }
+        }
+        return true
+    }
+
+    /// Stores an outcome, retrying while the store is unreachable for up to one lease (after that the
+    /// operation is someone else's anyway). Notifies local waiters when the operation is finished.
+    private func finish(
+        _ id: String,
+        owner: String,
+        final: Bool = true,
+        _ write: @escaping @Sendable (any OperationStore, Date) async throws -> Bool
+    ) async {
+        let store = self.store
+        let lease = settings.lease
+        let logger = self.logger
+        // Unstructured on purpose: a result already computed is stored even while shutdown cancels workers.
+        let stored = await Task {
+            let clock = ContinuousClock()
+            let end = clock.now + lease
+            var wait = Duration.milliseconds(50)
+            while true {
+                do {
+                    return try await write(store, Date())
+                } catch {
+                    if clock.now + wait >= end {
+                        logger.error("could not store an operation outcome", metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                        return false
+                    }
+                    try? await Task.sleep(for: wait)
+                    wait = min(wait * 2, .seconds(2))
+                }
+            }
+        }.value
+        if !stored {
+            logger.info("operation outcome not stored (lease lost or cancelled)", metadata: ["operation.id": "\(id)"])
+        }
+        if final && stored {
+            await operations.finished(id)
+        } else if !stored {
+            operations.completions.notify(id)
+        }
+        if !final { operations.dispatcherWake.signal() }
+    }
+
+    private func release(_ id: String, owner: String, error: GatewayError) async {
+        let store = self.store
+        _ = await Task {
+            try? await store.fail(id: id, owner: owner, error: error, retryAt: Date(), now: Date())
+        }.value
+    }
+
+    // MARK: Retention
+
+    private func purgeLoop() async {
+        let every = min(settings.retention / 10, .seconds(60))
+        while !Task.isCancelled, !stopping.load(ordering: .sequentiallyConsistent) {
+            do {
+                let cutoff = Date().addingTimeInterval(-seconds(settings.retention))
+                let purged = try await store.purge(finishedBefore: cutoff)
+                if purged > 0 { logger.info("purged finished operations", metadata: ["operations.purged": "\(purged)"]) }
+            } catch {
+                logger.warning("purge failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: every)
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Failures worth another attempt: the backend or the way to it, not the request itself.
+    static func isRetryable(_ error: GatewayError) -> Bool {
+        switch error.code {
+        case .backendFailed, .unavailable, .overloaded, .tooManyRequests, .deadlineExceeded, .internalError: true
+        default: false
+        }
+    }
+
+    static func gatewayError(from error: any Error) -> GatewayError {
+        switch error {
+        case let error as GatewayError: error
+        case is CancellationError: GatewayError(.cancelled, "the run was cancelled")
+        default: GatewayError(.internalError, "internal error: \(error)")
+        }
+    }
+}
+
+typealias GatewayConfigStore = GatewayConfig.StoreConfiguration
+
+func seconds(_ duration: Duration) -> Double {
+    let (s, atto) = duration.components
+    return Double(s) + Double(atto) / 1e18
+}

@@ -1,0 +1,102 @@
+package import FoundationEssentials
+package import GatewayConfig
+import NIOCore
+package import OperationStore
+package import Routing
+import Synchronization
+package import TriggerModel
+
+/// What the frontends do with async operations: accept a trigger (committed before its id is returned),
+/// read one (optionally long-polling until it is done), cancel, list.
+///
+/// Shared by every connection; owns the in-process completion notices and the wake-up of the local
+/// dispatcher, so an accepted trigger starts without waiting for the next poll.
+package final class AsyncOperations: Sendable {
+    package let store: any OperationStore
+    package let settings: StoreConfiguration
+    package let completions = CompletionBroadcaster()
+    /// Wakes the local dispatcher's claim loop.
+    package let dispatcherWake = WakeSignal()
+    /// Lease keepers of operations running here, so a cancel on this instance stops the run at once.
+    private let localRuns = Mutex<[String: WakeSignal]>([:])
+    /// Completion webhooks: the routes that name them, and who posts them.
+    private let routes: RouteTable?
+    package let webhooks: WebhookSender?
+
+    package init(
+        store: any OperationStore,
+        settings: StoreConfiguration,
+        routes: RouteTable? = nil,
+        webhooks: WebhookSender? = nil
+    ) {
+        self.store = store
+        self.settings = settings
+        self.routes = routes
+        self.webhooks = webhooks
+    }
+
+    /// Called once an operation reached a final state here (stored by the local dispatcher, or cancelled
+    /// through this instance): wakes local long-polls and sends the route's webhook, if it has one.
+    func finished(_ id: String) async {
+        completions.notify(id)
+        guard let routes, let webhooks else { return }
+        guard let operation = try? await store.get(id: id), operation.state.isFinished,
+            let webhook = routes.resolve(operation.ref)?.route.webhook
+        else { return }
+        var body = ByteBufferAllocator().buffer(capacity: 512)
+        body.writeStaticString("{\"operation\":")
+        OperationView.writeJSON(operation, into: &body)
+        body.writeInteger(UInt8(ascii: "}"))
+        webhooks.deliver(body, operationID: id, to: webhook)
+    }
+
+    /// Stores a queued operation for `request` (its `idempotencyKey` is the client's `Idempotency-Key`), or
+    /// returns the one already stored under the same key and body. Throws `.conflict` for the same key with
+    /// another body, `.unavailable` when the store cannot commit; never returns an uncommitted operation.
+    package func submit(_ request: TriggerRequest) async throws -> Operation {
+        var stored = request
+        stored.mode = .async
+        stored.deadline = nil
+        let (operation, created) = try await store.enqueue(stored, idempotencyKey: request.idempotencyKey)
+        if created { dispatcherWake.signal() }
+        return operation
+    }
+
+    /// The operation, after waiting up to `wait` (capped at `settings.maxWait`) for it to finish.
+    /// Throws `.notFound` for an unknown id.
+    package func get(id: String, wait: Duration = .zero) async throws -> Operation {
+        let clock = ContinuousClock()
+        let end = clock.now + min(wait, settings.maxWait)
+        while true {
+            guard let operation = try await store.get(id: id) else { throw OperationStoreErrors.notFound(id) }
+            let remaining = clock.now.duration(to: end)
+            if operation.state.isFinished || remaining <= .zero || Task.isCancelled { return operation }
+            await completions.wait(for: id, timeout: min(remaining, settings.pollInterval))
+        }
+    }
+
+    /// queued/running → cancelled; a run on this instance is stopped at once (elsewhere, at its next lease
+    /// renewal). `.failedPrecondition` naming the state for a finished operation, `.notFound` for none.
+    package func cancel(id: String) async throws -> Operation {
+        let operation = try await store.cancel(id: id)
+        localRuns.withLock { $0[id] }?.signal()
+        await finished(id)
+        return operation
+    }
+
+    package func list(
+        filter: OperationFilter,
+        pageSize: Int,
+        pageToken: String?
+    ) async throws -> (operations: [Operation], nextPageToken: String?) {
+        try await store.list(filter: filter, pageSize: pageSize, pageToken: pageToken)
+    }
+
+    func registerLocalRun(_ id: String, _ keeper: WakeSignal) {
+        localRuns.withLock { $0[id] = keeper }
+    }
+
+    func unregisterLocalRun(_ id: String) {
+        _ = localRuns.withLock { $0.removeValue(forKey: id) }
+    }
+}

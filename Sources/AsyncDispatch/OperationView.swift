@@ -1,0 +1,82 @@
+package import NIOCore
+package import OperationStore
+package import TriggerModel
+import WireCodecs
+
+/// How clients see an operation, the same on REST, gRPC and webhooks: its name, whether it is done, a
+/// metadata object (state, pipeline, times, attempts) and, once finished, its response or error.
+package enum OperationView {
+    /// `{"state","pipeline","release"?,"createTime","startTime"?,"finishTime"?,"attempts","lastError"?}`;
+    /// times are RFC 3339 UTC with milliseconds.
+    package static func metadata(_ operation: Operation) -> ValueObject {
+        var m = ValueObject()
+        m["state"] = .string(operation.state.rawValue)
+        m["pipeline"] = .string(OperationFilter.pipelineKey(operation.ref))
+        if let release = operation.ref.release { m["release"] = .string(release) }
+        m["createTime"] = .string(rfc3339(operation.createdAt.storeMilliseconds))
+        if let started = operation.startedAt { m["startTime"] = .string(rfc3339(started.storeMilliseconds)) }
+        if let finished = operation.finishedAt { m["finishTime"] = .string(rfc3339(finished.storeMilliseconds)) }
+        m["attempts"] = .number(Double(operation.attempts))
+        if !operation.state.isFinished, let error = operation.error {
+            m["lastError"] = .string(error.message)  // a failed attempt that will be retried
+        }
+        return m
+    }
+
+    /// The error a finished-but-unsuccessful operation reports (google.rpc code + message).
+    package static func error(_ operation: Operation) -> GatewayError? {
+        switch operation.state {
+        case .failed: operation.error ?? GatewayError(.internalError, "operation \(operation.id) failed")
+        case .cancelled: GatewayError(.cancelled, "operation \(operation.id) was cancelled")
+        default: nil
+        }
+    }
+
+    /// `{"name","done","metadata",("response":{"outputs","metadata"} | "error":{"code","message","details"})?}`.
+    package static func writeJSON(_ operation: Operation, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"name\":")
+        JSONValueCodec.writeString(operation.name, into: &buffer)
+        buffer.writeStaticString(operation.state.isFinished ? ",\"done\":true" : ",\"done\":false")
+        buffer.writeStaticString(",\"metadata\":")
+        JSONValueCodec.write(metadata(operation), into: &buffer)
+        if let error = error(operation) {
+            buffer.writeStaticString(",\"error\":")
+            RESTResponseBody.encode(error: error, into: &buffer)
+        } else if operation.state == .succeeded, let result = operation.result {
+            buffer.writeStaticString(",\"response\":")
+            RESTResponseBody.encode(result: result, into: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    /// `2024-05-01T12:34:56.789Z` from milliseconds since 1970 (proleptic Gregorian, UTC).
+    package static func rfc3339(_ milliseconds: Int64) -> String {
+        let ms = Int((milliseconds % 1000 + 1000) % 1000)
+        let totalSeconds = (milliseconds - Int64(ms)) / 1000
+        var days = Int(totalSeconds.floorDiv(86400))
+        let secondOfDay = Int(totalSeconds - Int64(days) * 86400)
+        // Howard Hinnant's civil_from_days.
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let dayOfEra = days - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
+            + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(ms, 3))Z"
+    }
+}
+
+extension Int64 {
+    fileprivate func floorDiv(_ divisor: Int64) -> Int64 {
+        let q = self / divisor
+        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? q - 1 : q
+    }
+}

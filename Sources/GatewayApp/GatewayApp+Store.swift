@@ -1,0 +1,36 @@
+import FoundationEssentials
+package import GatewayConfig
+package import Logging
+package import OperationStore
+import PostgresOperationStore
+import SQLiteOperationStore
+import TriggerModel
+
+extension GatewayApp {
+    /// Opens the configured operation store: SQLite under `dataDir` (created when missing), or PostgreSQL
+    /// at `store.url`. Throws `ConfigError` for a bad URL (path `store.url`), `.unavailable` when the store
+    /// cannot be opened.
+    package static func openStore(
+        _ config: GatewayConfiguration,
+        logger: Logger
+    ) async throws -> any OperationStore {
+        switch config.store.kind {
+        case .sqlite:
+            var storeLogger = logger
+            storeLogger[metadataKey: "store"] = "sqlite"
+            return try await SQLiteOperationStore.open(.init(dataDirectory: config.dataDir), logger: storeLogger)
+        case .postgres:
+            var configuration: PostgresOperationStoreConfiguration
+            do {
+                configuration = try PostgresOperationStoreConfiguration(url: config.store.url ?? "")
+            } catch {
+                throw ConfigError(source: config.source, path: "store.url", message: error.description)
+            }
+            configuration.tablePrefix = config.store.tablePrefix
+            configuration.maximumConnections = max(4, min(64, config.store.workers / 2))
+            var storeLogger = logger
+            storeLogger[metadataKey: "store"] = "postgres"
+            return try await PostgresOperationStore.open(configuration, logger: storeLogger)
+        }
+    }
+}

@@ -1,0 +1,24 @@
+package import Logging
+package import OperationStore
+package import ServiceLifecycle
+
+/// Keeps the operation store open for the life of the service group and closes it last (it is the first
+/// service, so the group stops it after the listener and the dispatcher are done with it).
+package struct OperationStoreService: Service {
+    let store: any OperationStore
+    let logger: Logger
+
+    package init(store: any OperationStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    package func run() async throws {
+        try? await gracefulShutdown()
+        do {
+            try await store.close()
+        } catch {
+            logger.warning("closing the operation store failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

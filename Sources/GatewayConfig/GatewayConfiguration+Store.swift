@@ -1,0 +1,99 @@
+import Yams
+
+extension GatewayConfiguration {
+    static let storeKeys = [
+        "kind", "url", "table_prefix", "lease", "max_attempts", "retry_backoff", "max_retry_backoff", "retention",
+        "workers", "poll_interval", "max_wait",
+    ]
+
+    static func readStore(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> StoreConfiguration {
+        let m = try reader.mapping(node, at: "store", allowed: storeKeys)
+        var store = StoreConfiguration.defaults
+        if let n = m["kind"] { store.kind = try reader.choice(n, at: m.path("kind"), as: StoreConfiguration.Kind.self) }
+        if let n = m["url"] {
+            let url = try reader.nonEmptyString(n, at: m.path("url"))
+            guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://"), url.contains("@") else {
+                throw reader.error(m.path("url"), n, "expected postgres://user[:password]@host[:port][/database]")
+            }
+            store.url = url
+        }
+        switch (store.kind, m["url"]) {
+        case (.postgres, nil):
+            throw reader.error(m.path("url"), m.node, "missing (required with kind: postgres)")
+        case (.sqlite, let n?):
+            throw reader.error(m.path("url"), n, "only a postgres store takes a url (the sqlite store lives in data_dir)")
+        default:
+            break
+        }
+        if let n = m["table_prefix"] {
+            let prefix = try reader.nonEmptyString(n, at: m.path("table_prefix"))
+            guard
+                prefix.utf8.allSatisfy({ b in
+                    (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+                        || b == UInt8(ascii: "_")
+                }), prefix.utf8.count <= 40
+            else {
+                throw reader.error(
+                    m.path("table_prefix"), n, "\"\(prefix)\" may only use a-z, 0-9 and \"_\" (at most 40)")
+            }
+            store.tablePrefix = prefix
+        }
+        if let n = m["lease"] {
+            store.lease = try reader.duration(n, at: m.path("lease"), minimum: StoreConfiguration.minimumLease)
+        }
+        if let n = m["max_attempts"] {
+            store.maxAttempts = try reader.int(n, at: m.path("max_attempts"), in: StoreConfiguration.maxAttemptsRange)
+        }
+        if let n = m["retry_backoff"] { store.retryBackoff = try reader.duration(n, at: m.path("retry_backoff"), minimum: .zero) }
+        if let n = m["max_retry_backoff"] {
+            store.maxRetryBackoff = try reader.duration(n, at: m.path("max_retry_backoff"), minimum: .zero)
+        }
+        if store.maxRetryBackoff < store.retryBackoff {
+            throw reader.error(
+                m.path("max_retry_backoff"), m["max_retry_backoff"] ?? m.node,
+                "\(ConfigUnits.format(store.maxRetryBackoff)) is shorter than retry_backoff "
+                    + "(\(ConfigUnits.format(store.retryBackoff)))"
+            )
+        }
+        if let n = m["retention"] { store.retention = try reader.duration(n, at: m.path("retention"), minimum: .seconds(1)) }
+        if let n = m["workers"] { store.workers = try reader.int(n, at: m.path("workers"), in: StoreConfiguration.workersRange) }
+        if let n = m["poll_interval"] {
+            store.pollInterval = try reader.duration(n, at: m.path("poll_interval"), minimum: .milliseconds(10))
+        }
+        if let n = m["max_wait"] { store.maxWait = try reader.duration(n, at: m.path("max_wait"), minimum: .zero) }
+        return store
+    }
+}
+
+extension GatewayConfiguration {
+    static func readWebhook(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> WebhookConfiguration
+    {
+        let m = try reader.mapping(node, at: path, allowed: ["url", "secret", "max_attempts", "backoff", "timeout"])
+        guard let urlNode = m["url"] else { throw reader.error(m.path("url"), m.node, "missing (required)") }
+        let url = try reader.nonEmptyString(urlNode, at: m.path("url"))
+        guard url.lowercased().hasPrefix("http://") else {
+            throw reader.error(m.path("url"), urlNode, "expected an http:// URL (TLS to webhooks is not supported yet)")
+        }
+        let endpoint: BackendEndpoint
+        do {
+            endpoint = try BackendEndpoint(parsing: url)
+        } catch {
+            throw reader.error(m.path("url"), urlNode, "bad URL \"\(url)\": \(error.message)")
+        }
+        var webhook = WebhookConfiguration(
+            url: url,
+            endpoint: BackendEndpoint(host: endpoint.host, port: endpoint.port),
+            path: endpoint.basePath.isEmpty ? "/" : endpoint.basePath
+        )
+        if let n = m["secret"] { webhook.secret = try reader.nonEmptyString(n, at: m.path("secret")) }
+        if let n = m["max_attempts"] {
+            webhook.maxAttempts = try reader.int(n, at: m.path("max_attempts"), in: WebhookConfiguration.maxAttemptsRange)
+        }
+        if let n = m["backoff"] { webhook.backoff = try reader.duration(n, at: m.path("backoff"), minimum: .zero) }
+        if let n = m["timeout"] {
+            webhook.timeout = try reader.duration(n, at: m.path("timeout"), minimum: .milliseconds(1))
+        }
+        return webhook
+    }
+}

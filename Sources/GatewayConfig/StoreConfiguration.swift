@@ -1,0 +1,79 @@
+/// The async operation store and its dispatcher (`store:` in the config file).
+///
+/// The embedded default is SQLite under `data_dir`; `kind: postgres` with a `url` lets several gateway
+/// instances share work. The dispatcher settings (lease, attempts, backoff, retention, workers) apply to
+/// both kinds.
+package struct StoreConfiguration: Sendable, Equatable {
+    package enum Kind: String, Sendable, Equatable, CaseIterable {
+        /// One file under `data_dir`, for a single gateway instance.
+        case sqlite
+        /// A PostgreSQL server several instances share.
+        case postgres
+    }
+
+    package var kind: Kind
+    /// `postgres://user[:password]@host[:port][/database]`; required exactly when `kind` is `postgres`.
+    package var url: String?
+    /// Prefix of the PostgreSQL table names, so several gateways (or tests) can share one database.
+    package var tablePrefix: String
+    /// How long a claimed operation stays with its dispatcher without a renewal; after that another one
+    /// (or this one, after a restart) claims it again.
+    package var lease: Duration
+    /// Attempts an operation gets (a claim is an attempt) before it fails for good.
+    package var maxAttempts: Int
+    /// Wait before the second attempt; doubled for each further one, capped at `maxRetryBackoff`.
+    package var retryBackoff: Duration
+    package var maxRetryBackoff: Duration
+    /// Finished operations (and their blobs) are purged this long after they finished.
+    package var retention: Duration
+    /// Operations this instance runs at once.
+    package var workers: Int
+    /// How often an idle dispatcher looks for new work (local enqueues wake it at once), and how often a
+    /// long-poll re-reads an operation another instance may finish.
+    package var pollInterval: Duration
+    /// The longest `?wait=` a client may ask for on `GET /v1beta/operations/{id}`.
+    package var maxWait: Duration
+
+    package init(
+        kind: Kind = .sqlite,
+        url: String? = nil,
+        tablePrefix: String = "trigger_",
+        lease: Duration = .seconds(30),
+        maxAttempts: Int = 3,
+        retryBackoff: Duration = .seconds(1),
+        maxRetryBackoff: Duration = .seconds(60),
+        retention: Duration = .seconds(7 * 24 * 3600),
+        workers: Int = 64,
+        pollInterval: Duration = .milliseconds(500),
+        maxWait: Duration = .seconds(60)
+    ) {
+        self.kind = kind
+        self.url = url
+        self.tablePrefix = tablePrefix
+        self.lease = lease
+        self.maxAttempts = maxAttempts
+        self.retryBackoff = retryBackoff
+        self.maxRetryBackoff = maxRetryBackoff
+        self.retention = retention
+        self.workers = workers
+        self.pollInterval = pollInterval
+        self.maxWait = maxWait
+    }
+
+    /// SQLite under `data_dir`, 30 s leases, 3 attempts from 1 s backoff, 7 days' retention, 64 workers.
+    package static var defaults: StoreConfiguration { StoreConfiguration() }
+
+    package static let maxAttemptsRange = 1...100
+    package static let workersRange = 1...10_000
+    package static let minimumLease = Duration.milliseconds(100)
+
+    /// The wait before attempt `attempt + 1`, after `attempt` failed ones.
+    package func backoff(afterAttempt attempt: Int) -> Duration {
+        var wait = retryBackoff
+        for _ in 1..<max(attempt, 1) {
+            wait *= 2
+            if wait >= maxRetryBackoff { return maxRetryBackoff }
+        }
+        return min(wait, maxRetryBackoff)
+    }
+}

@@ -1,0 +1,97 @@
+import AsyncDispatch
+import HTTP2Engine
+import NIOCore
+import OperationStore
+import ProtoCodec
+import TriggerDispatch
+import TriggerModel
+import WireCodecs
+
+/// The async methods of `PipelinePublicService` (API.md §3): `TriggerAsyncNamespacePipeline[Release]`
+/// answers `operations/<id>` once the operation is committed; `GetOperation` answers its state, with the
+/// outputs as an `Any` holding a `TriggerNamespacePipelineResponse` once it succeeded, or a google.rpc
+/// status once it failed.
+extension HTTP2FrontendConnection {
+    func grpcTriggerAsync(_ message: ByteBuffer, release: Bool, call: GRPCCall, stream: HTTP2StreamID) {
+        guard let operations = services.operations else {
+            grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway"))
+            return
+        }
+        let request: TriggerRequest
+        do {
+            let decoded = try InstillCodec.decodeTriggerRequest(message, release: release, maxBatch: services.limits.maxBatch)
+            request = TriggerRequest(
+                ref: decoded.ref,
+                mode: .async,
+                inputs: decoded.inputs,
+                principal: call.principal,
+                requestID: call.requestID,
+                traceParent: call.traceParent,
+                traceState: call.traceState,
+                idempotencyKey: call.idempotencyKey
+            )
+            _ = try services.dispatcher.pool(for: request.ref)
+        } catch {
+            grpcFinish(stream, error: gatewayError(from: error))
+            return
+        }
+        startTask(stream: stream) {
+            do {
+                return Result<Operation, GatewayError>.success(try await operations.submit(request))
+            } catch {
+                return .failure(gatewayError(from: error))
+            }
+        } deliver: { connection, outcome in
+            switch outcome {
+            case .success(let operation):
+                connection.grpcRespond(stream, message: InstillCodec.encodeAsyncTriggerResponse(operation: .init(operation)))
+            case .failure(let error):
+                connection.grpcFinish(stream, error: error)
+            }
+        }
+    }
+
+    func grpcGetOperation(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {
+        guard let operations = services.operations else {
+            grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway"))
+            return
+        }
+        let id: String
+        do {
+            id = try InstillCodec.decodeGetOperationRequest(message)
+        } catch {
+            grpcFinish(stream, error: gatewayError(from: error))
+            return
+        }
+        let principal = call.principal
+        startTask(stream: stream) {
+            do {
+                let operation = try await operations.get(id: id)
+                try RESTOperations.checkVisible(operation, to: principal)
+                return Result<Operation, GatewayError>.success(operation)
+            } catch {
+                return .failure(gatewayError(from: error))
+            }
+        } deliver: { connection, outcome in
+            switch outcome {
+            case .success(let operation):
+                connection.grpcRespond(stream, message: InstillCodec.encodeGetOperationResponse(operation: .init(operation)))
+            case .failure(let error):
+                connection.grpcFinish(stream, error: error)
+            }
+        }
+    }
+}
+
+extension OperationSnapshot {
+    /// The wire view of a stored operation (the same metadata REST shows).
+    init(_ operation: Operation) {
+        self.init(
+            name: operation.name,
+            done: operation.state.isFinished,
+            error: OperationView.error(operation),
+            result: operation.state == .succeeded ? operation.result : nil,
+            metadata: OperationView.metadata(operation)
+        )
+    }
+}

@@ -1,0 +1,207 @@
+import AsyncDispatch
+import GatewayConfig
+import NIOCore
+import OperationStore
+import Routing
+import TriggerDispatch
+import TriggerModel
+import WireCodecs
+
+/// The REST side of async mode (API.md §2): accepting `trigger-async`, and the operation endpoints
+/// `GET /v1beta/operations/{id}[?wait=30s]`, `POST /v1beta/operations/{id}:cancel` and
+/// `GET /v1beta/operations?pipeline=ns/p&state=&page_size=&page_token=`.
+///
+/// An operation is visible only to the principal that created it (all of them when auth is off); another
+/// principal gets 404, as for an id that does not exist.
+extension RESTRequestHead {
+    func operationStart(_ path: RESTPath, services: FrontendServices, requestID: String) -> RESTStart {
+        func fail(_ error: GatewayError) -> RESTStart {
+            .respond(.error(error, requestID: requestID), closeConnection: false)
+        }
+        guard let operations = services.operations else {
+            return fail(GatewayError(.unimplemented, "async operations are not available on this gateway"))
+        }
+        let principal: String?
+        do {
+            principal = try services.authenticator.authenticate(authorization: first("authorization"))
+        } catch {
+            return fail(gatewayError(from: error))
+        }
+        let query: RESTQuery
+        do {
+            query = try RESTQuery(target: target)
+        } catch {
+            return fail(gatewayError(from: error))
+        }
+        switch path {
+        case .operation(let id):
+            let wait: Duration
+            if let text = query["wait"] {
+                guard let parsed = ConfigUnits.parseDuration(text) else {
+                    return fail(GatewayError(.invalidArgument, "invalid wait \"\(text)\": expected a duration such as 30s"))
+                }
+                wait = parsed
+            } else {
+                wait = .zero
+            }
+            return .run(RESTWork(requestID: requestID) {
+                await RESTOperations.answer(requestID: requestID) {
+                    let operation = try await operations.get(id: id, wait: wait)
+                    try RESTOperations.checkVisible(operation, to: principal)
+                    return operation
+                }
+            })
+        case .cancelOperation(let id):
+            return .run(RESTWork(requestID: requestID) {
+                await RESTOperations.answer(requestID: requestID) {
+                    guard let existing = try await operations.store.get(id: id) else {
+                        throw OperationStoreErrors.notFound(id)
+                    }
+                    try RESTOperations.checkVisible(existing, to: principal)
+                    return try await operations.cancel(id: id)
+                }
+            })
+        case .listOperations:
+            var filter = OperationFilter()
+            var pageSize = 0
+            if let pipeline = query["pipeline"], !pipeline.isEmpty {
+                let parts = pipeline.split(separator: "/", omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    return fail(OperationStoreErrors.invalidFilter(pipeline))
+                }
+                filter.pipeline = pipeline
+            }
+            if let state = query["state"], !state.isEmpty {
+                var name = state.lowercased()
+                if name.hasPrefix("state_") { name.removeFirst("state_".count) }
+                guard let parsed = OperationState(rawValue: name) else {
+                    let names = OperationState.allCases.map(\.rawValue).joined(separator: ", ")
+                    return fail(GatewayError(.invalidArgument, "invalid state \"\(state)\"; expected one of: \(names)"))
+                }
+                filter.state = parsed
+            }
+            if let size = query["page_size"] ?? query["pageSize"], !size.isEmpty {
+                guard let parsed = Int(size), parsed >= 0 else {
+                    return fail(GatewayError(.invalidArgument, "invalid page_size \"\(size)\": expected a number ≥ 0"))
+                }
+                pageSize = parsed
+            }
+            let token = query["page_token"] ?? query["pageToken"]
+            let pageToken = token?.isEmpty == true ? nil : token
+            return .run(RESTWork(requestID: requestID) { [filter, pageSize] in
+                do {
+                    let page = try await operations.list(filter: filter, pageSize: pageSize, pageToken: pageToken)
+                    var body = ByteBufferAllocator().buffer(capacity: 256 * max(page.operations.count, 1))
+                    body.writeStaticString("{\"operations\":[")
+                    var first = true
+                    for operation in page.operations where RESTOperations.isVisible(operation, to: principal) {
+                        if !first { body.writeInteger(UInt8(ascii: ",")) }
+                        first = false
+                        OperationView.writeJSON(operation, into: &body)
+                    }
+                    body.writeStaticString("],\"nextPageToken\":")
+                    JSONValueCodec.writeString(page.nextPageToken ?? "", into: &body)
+                    body.writeInteger(UInt8(ascii: "}"))
+                    return .json(status: 200, body: body, requestID: requestID)
+                } catch {
+                    return .error(gatewayError(from: error), requestID: requestID)
+                }
+            })
+        default:
+            return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
+        }
+    }
+}
+
+/// Running a REST trigger once its body is read: sync (the backend's outputs) or async (an operation).
+enum RESTOperations {
+    /// What the frontends call when a trigger's body is complete (sync and async; streams go elsewhere).
+    static func run(_ request: TriggerRequest, services: FrontendServices) async -> RESTResponse {
+        if request.mode == .async {
+            guard let operations = services.operations else {
+                return .error(GatewayError(.unimplemented, "async triggers are not available on this gateway"), requestID: request.requestID)
+            }
+            return await answer(requestID: request.requestID) {
+                // Unknown pipelines are refused now, not after the operation was stored and claimed.
+                _ = try services.dispatcher.pool(for: request.ref)
+                return try await operations.submit(request)
+            }
+        }
+        do {
+            return .result(try await services.dispatcher.runSync(request), requestID: request.requestID)
+        } catch {
+            return .error(gatewayError(from: error), requestID: request.requestID)
+        }
+    }
+
+    /// `{"operation": <operation>}`, or the error `body` threw.
+    static func answer(requestID: String, _ body: () async throws -> Operation) async -> RESTResponse {
+        do {
+            let operation = try await body()
+            var buffer = ByteBufferAllocator().buffer(capacity: 512)
+            buffer.writeStaticString("{\"operation\":")
+            OperationView.writeJSON(operation, into: &buffer)
+            buffer.writeInteger(UInt8(ascii: "}"))
+            return .json(status: 200, body: buffer, requestID: requestID)
+        } catch {
+            return .error(gatewayError(from: error), requestID: requestID)
+        }
+    }
+
+    static func isVisible(_ operation: Operation, to principal: String?) -> Bool {
+        principal == nil || operation.request.principal == principal
+    }
+
+    static func checkVisible(_ operation: Operation, to principal: String?) throws {
+        guard isVisible(operation, to: principal) else { throw OperationStoreErrors.notFound(operation.id) }
+    }
+}
+
+/// A request target's query parameters, percent-decoded (`+` is a space, as forms send it).
+struct RESTQuery {
+    private var items: [(name: String, value: String)] = []
+
+    init(target: String) throws {
+        guard let mark = target.firstIndex(of: "?") else { return }
+        for pair in target[target.index(after: mark)...].split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = try Self.decode(parts[0])
+            let value = parts.count > 1 ? try Self.decode(parts[1]) : ""
+            items.append((name, value))
+        }
+    }
+
+    subscript(name: String) -> String? { items.first { $0.name == name }?.value }
+
+    private static func decode(_ text: Substring) throws -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var utf8 = text.utf8[...]
+        while let b = utf8.popFirst() {
+            switch b {
+            case UInt8(ascii: "+"):
+                bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard utf8.count >= 2, let high = hex(utf8[utf8.startIndex]),
+                    let low = hex(utf8[utf8.index(after: utf8.startIndex)])
+                else {
+                    throw GatewayError(.invalidArgument, "malformed percent-escape in the query string")
+                }
+                bytes.append(high << 4 | low)
+                utf8 = utf8.dropFirst(2)
+            default:
+                bytes.append(b)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,274 @@
+import AsyncDispatch
+import FoundationEssentials
+import GatewayTestSupport
+import NIOCore
+import OperationStore
+import Testing
+import TriggerModel
+
+/// Async mode over REST (API.md §2): accept → committed operation → dispatcher → result, long-poll,
+/// cancel, list, idempotency, and the errors.
+@Suite("async operations over REST")
+struct AsyncRESTTests {
+    @Test("trigger-async answers operations/<id> not done; the operation completes with the pipeline's outputs")
+    func acceptAndComplete() async throws {
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (status, body) = try await client.trigger("upper", ["text": "hello async"])
+            #expect(status == 200, "\(body)")
+            let operation = try #require(body["operation"] as? [String: Any], "\(body)")
+            let name = try #require(operation["name"] as? String)
+            #expect(name.hasPrefix("operations/") && name.count == "operations/".count + 26)
+            #expect(operation["done"] as? Bool == false)
+            // Committed before the answer: the store has it.
+            let stored = try await gateway.store.get(id: String(name.dropFirst("operations/".count)))
+            #expect(stored?.ref == PipelineRef(namespace: "demo", pipeline: "upper"))
+
+            let done = try await client.waitDone(name)
+            #expect(done["done"] as? Bool == true, "\(done)")
+            #expect(done.metadataState == "succeeded")
+            #expect(done.firstOutput?["text"] as? String == "HELLO ASYNC", "\(done)")
+            let metadata = try #require(done["metadata"] as? [String: Any])
+            #expect(metadata["pipeline"] as? String == "demo/upper")
+            #expect(metadata["attempts"] as? Int == 1)
+            #expect((metadata["finishTime"] as? String)?.hasSuffix("Z") == true)
+        }
+    }
+
+    @Test("triggerAsync and the release variant are async too; the release is in the metadata")
+    func aliasAndRelease() async throws {
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (_, alias) = try await client.trigger("echo", ["a": 1], verb: "triggerAsync")
+            let (_, release) = try await client.trigger("echo", ["b": 2], release: "v3")
+            let first = try await client.waitDone(try #require(alias.operationName))
+            let second = try await client.waitDone(try #require(release.operationName))
+            #expect(first.firstOutput?["a"] as? Int == 1, "\(first)")
+            #expect(second.firstOutput?["b"] as? Int == 2, "\(second)")
+            #expect((second["metadata"] as? [String: Any])?["release"] as? String == "v3")
+        }
+    }
+
+    @Test("?wait= returns as soon as the operation finishes, and no later than the wait when it does not")
+    func longPoll() async throws {
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let clock = ContinuousClock()
+            let (_, quick) = try await client.trigger("sleep", ["ms": 300])
+            var (status, body) = try await client.get("/v1beta/\(try #require(quick.operationName))?wait=50s")
+            let answeredAt = Date()
+            #expect(status == 200)
+            let operation = try #require(body["operation"] as? [String: Any])
+            #expect(operation["done"] as? Bool == true, "\(body)")
+            // Answered right after the dispatcher stored the result (a notice, not the next poll), however
+            // slowly a loaded machine ran the operation itself.
+            let finishTime = try #require((operation["metadata"] as? [String: Any])?["finishTime"] as? String)
+            let finished = try Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(finishTime)
+            #expect(answeredAt.timeIntervalSince(finished) < 2, "\(finishTime) → \(answeredAt)")
+
+            let (_, slow) = try await client.trigger("sleep", ["ms": 20_000])
+            let start = clock.now
+            (status, body) = try await client.get("/v1beta/\(try #require(slow.operationName))?wait=300ms")
+            #expect(status == 200)
+            #expect((body["operation"] as? [String: Any])?["done"] as? Bool == false, "\(body)")
+            #expect(clock.now - start >= .milliseconds(250) && clock.now - start < .seconds(10))
+            (status, body) = try await client.get("/v1beta/\(try #require(slow.operationName))?wait=soon")
+            #expect(status == 400, "\(body)")
+            _ = try await client.post("/v1beta/\(try #require(slow.operationName)):cancel")
+        }
+    }
+
+    @Test("the same Idempotency-Key and body give the same operation; another body is 409")
+    func idempotency() async throws {
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let key = [("idempotency-key", "key-\(UUID().uuidString)")]
+            let (s1, first) = try await client.trigger("echo", ["x": "same"], headers: key)
+            let (s2, again) = try await client.trigger("echo", ["x": "same"], headers: key)
+            #expect(s1 == 200 && s2 == 200)
+            #expect(first.operationName != nil && first.operationName == again.operationName)
+            let (s3, other) = try await client.trigger("echo", ["x": "different"], headers: key)
+            #expect(s3 == 409, "\(other)")
+            #expect(other["code"] as? Int == 6)
+            #expect((other["message"] as? String)?.contains("Idempotency-Key") == true, "\(other)")
+            let (_, fresh) = try await client.trigger("echo", ["x": "same"])
+            #expect(fresh.operationName != first.operationName)
+        }
+    }
+
+    @Test("unknown id is 404; cancel of a finished operation is 409 naming its state; cancel of a running one works")
+    func cancelAndNotFound() async throws {
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            var (status, body) = try await client.get("/v1beta/operations/00000000000000000000000000")
+            #expect(status == 404, "\(body)")
+            #expect(body["code"] as? Int == 5)
+            (status, body) = try await client.post("/v1beta/operations/nope:cancel")
+            #expect(status == 404, "\(body)")
+
+            let (_, done) = try await client.trigger("echo", ["v": 1])
+            let doneName = try #require(done.operationName)
+            _ = try await client.waitDone(doneName)
+            (status, body) = try await client.post("/v1beta/\(doneName):cancel")
+            #expect(status == 409, "\(body)")
+            #expect(body["code"] as? Int == 9)
+            #expect((body["message"] as? String)?.contains("succeeded") == true, "\(body)")
+
+            let (_, long) = try await client.trigger("sleep", ["ms": 30_000])
+            let longName = try #require(long.operationName)
+            // Let the dispatcher claim it, so the cancel reaches a running call.
+            let clock = ContinuousClock()
+            let end = clock.now + .seconds(10)
+            while clock.now < end {
+                let (_, current) = try await client.get("/v1beta/\(longName)")
+                if (current["operation"] as? [String: Any])?.metadataState == "running" { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            (status, body) = try await client.post("/v1beta/\(longName):cancel")
+            #expect(status == 200, "\(body)")
+            let cancelled = try #require(body["operation"] as? [String: Any])
+            #expect(cancelled["done"] as? Bool == true)
+            #expect(cancelled.metadataState == "cancelled")
+            #expect((cancelled["error"] as? [String: Any])?["code"] as? Int == 1, "\(cancelled)")
+            // The running call was stopped, and the result never overwrote the cancel.
+            try await Task.sleep(for: .milliseconds(300))
+            let final = try await client.get("/v1beta/\(longName)")
+            #expect((final.json["operation"] as? [String: Any])?.metadataState == "cancelled")
+        }
+    }
+
+    @Test("a failing pipeline is retried up to max_attempts, then failed with its error")
+    func failureAfterAttempts() async throws {
+        let yaml = "store: {max_attempts: 2, retry_backoff: 20ms}\n"
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (_, body) = try await client.trigger("fail", ["message": "boom here"])
+            let done = try await client.waitDone(try #require(body.operationName))
+            #expect(done.metadataState == "failed", "\(done)")
+            let error = try #require(done["error"] as? [String: Any])
+            #expect(error["code"] as? Int == 14)
+            #expect(error["message"] as? String == "boom here")
+            #expect((done["metadata"] as? [String: Any])?["attempts"] as? Int == 2)
+            #expect(done["response"] == nil)
+        }
+    }
+
+    @Test("an unknown pipeline is refused at once (404), and nothing is stored")
+    func unknownPipeline() async throws {
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let response = try await client.client.request(
+                "POST", "/v1beta/namespaces/nowhere/pipelines/p/trigger-async", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+            )
+            #expect(response.status == 404, "\(response.bodyString)")
+            let page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.isEmpty)
+        }
+    }
+
+    @Test("list filters by pipeline and state and pages without repeats")
+    func list() async throws {
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            var echoNames: Set<String> = []
+            for i in 0..<5 {
+                let (_, body) = try await client.trigger("echo", ["i": i])
+                echoNames.insert(try #require(body.operationName))
+            }
+            let (_, upper) = try await client.trigger("upper", ["s": "x"])
+            for name in echoNames { _ = try await client.waitDone(name) }
+            _ = try await client.waitDone(try #require(upper.operationName))
+
+            var seen: [String] = []
+            var token = ""
+            repeat {
+                let (status, page) = try await client.get(
+                    "/v1beta/operations?pipeline=demo%2Fecho&page_size=2&page_token=\(token)")
+                #expect(status == 200, "\(page)")
+                let operations = try #require(page["operations"] as? [[String: Any]])
+                #expect(operations.count <= 2)
+                seen += operations.compactMap { $0["name"] as? String }
+                token = page["nextPageToken"] as? String ?? ""
+            } while !token.isEmpty && seen.count < 20
+            #expect(seen.count == 5)
+            #expect(Set(seen) == echoNames)
+
+            var (status, page) = try await client.get("/v1beta/operations?state=succeeded&page_size=100")
+            #expect(status == 200)
+            #expect((page["operations"] as? [[String: Any]])?.count == 6, "\(page)")
+            (status, page) = try await client.get("/v1beta/operations?state=running")
+            #expect((page["operations"] as? [[String: Any]])?.isEmpty == true)
+            (status, page) = try await client.get("/v1beta/operations?state=sleeping")
+            #expect(status == 400, "\(page)")
+            (status, page) = try await client.get("/v1beta/operations?pipeline=nope")
+            #expect(status == 400, "\(page)")
+            (status, page) = try await client.get("/v1beta/operations?page_token=garbage")
+            #expect(status == 400, "\(page)")
+        }
+    }
+
+    @Test("store unavailable at trigger time: 503 UNAVAILABLE and no operation id")
+    func storeUnavailable() async throws {
+        let store = UnavailableStore()
+        try await withTestGateway(store: store) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (status, body) = try await client.trigger("echo", ["a": 1])
+            #expect(status == 503, "\(body)")
+            #expect(body["code"] as? Int == 14)
+            #expect(body["operation"] == nil)
+            #expect((body["message"] as? String)?.contains("store") == true, "\(body)")
+        }
+    }
+
+    @Test("with tokens, an operation is visible only to the principal that created it")
+    func principalScoping() async throws {
+        let yaml = """
+            tokens:
+              - {name: alice, token: alice-token}
+              - {name: bob, token: bob-token}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (status, body) = try await client.trigger(
+                "echo", ["a": 1], headers: [("authorization", "Bearer alice-token")])
+            #expect(status == 200, "\(body)")
+            let name = try #require(body.operationName)
+            var response = try await client.client.request(
+                "GET", "/v1beta/\(name)", headers: [("authorization", "Bearer bob-token")])
+            #expect(response.status == 404)
+            response = try await client.client.request(
+                "GET", "/v1beta/\(name)", headers: [("authorization", "Bearer alice-token")])
+            #expect(response.status == 200)
+            response = try await client.client.request("GET", "/v1beta/\(name)")
+            #expect(response.status == 401)
+        }
+    }
+}
+
+/// A store whose every call fails as unreachable: what the frontends see when PostgreSQL is down.
+final class UnavailableStore: OperationStore {
+    func unavailable() -> GatewayError { GatewayError(.unavailable, "operation store unavailable: test store is down") }
+    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (operation: Operation, created: Bool) {
+        throw unavailable()
+    }
+    func get(id: String) async throws -> Operation? { throw unavailable() }
+    func list(filter: OperationFilter, pageSize: Int, pageToken: String?) async throws -> (
+        operations: [Operation], nextPageToken: String?
+    ) { throw unavailable() }
+    func cancel(id: String) async throws -> Operation { throw unavailable() }
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+        throw unavailable()
+    }
+    func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        throw unavailable()
+    }
+    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        throw unavailable()
+    }
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        throw unavailable()
+    }
+    func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
+    func close() async throws {}
+}

@@ -1,0 +1,140 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import Testing
+
+/// Completion webhooks: a route's webhook gets the finished operation's JSON, signed, retried on failure.
+@Suite("async completion webhooks")
+struct AsyncWebhookTests {
+    @Test("a finished operation is POSTed to its route's webhook, HMAC-signed, after a 500 is retried")
+    func delivered() async throws {
+        let receiver = try await WebhookReceiver.start(failFirst: 1)
+        defer { Task { await receiver.stop() } }
+        let yaml = """
+            pools:
+              - {name: demo, transport: inprocess}
+            routes:
+              - namespace: demo
+                pipeline: upper
+                pool: demo
+                webhook: {url: "http://127.0.0.1:\(receiver.port)/hooks/done", secret: s3cret, backoff: 50ms}
+              - {namespace: demo, pool: demo}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (_, body) = try await client.trigger("upper", ["w": "hook me"])
+            let name = try #require(body.operationName)
+            _ = try await client.waitDone(name)
+            // An operation of a route without a webhook posts nothing.
+            let (_, other) = try await client.trigger("echo", ["w": "silent"])
+            _ = try await client.waitDone(try #require(other.operationName))
+
+            let clock = ContinuousClock()
+            let end = clock.now + .seconds(10)
+            while receiver.requests.count < 2, clock.now < end { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(200))
+            let requests = receiver.requests
+            try #require(requests.count == 2, "\(requests.count) deliveries")
+            #expect(requests[0].body == requests[1].body)
+            let request = requests[1]
+            #expect(request.path == "/hooks/done")
+            #expect(request.headers["trigger-gateway-operation"] == String(name.dropFirst("operations/".count)))
+            let operation = try #require(try json(ByteBuffer(bytes: request.body))["operation"] as? [String: Any])
+            #expect(operation["name"] as? String == name)
+            #expect(operation["done"] as? Bool == true)
+            #expect(operation.firstOutput?["w"] as? String == "HOOK ME", "\(operation)")
+
+            // The signature verifies with an independent HMAC (Python's hmac module).
+            let signature = try #require(request.headers["trigger-gateway-signature"])
+            let parts = Dictionary(uniqueKeysWithValues: signature.split(separator: ",").map {
+                let kv = $0.split(separator: "=", maxSplits: 1)
+                return (String(kv[0]), String(kv[1]))
+            })
+            let timestamp = try #require(parts["t"])
+            let check = try await TestProcess.run(
+                "/usr/bin/python3",
+                ["-c", "import hmac,hashlib,sys; print(hmac.new(b's3cret', sys.stdin.buffer.read(), hashlib.sha256).hexdigest())"],
+                stdin: Data("\(timestamp).".utf8) + request.body
+            )
+            #expect(parts["v1"] == check.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines), "\(check.stderr)")
+        }
+    }
+}
+
+/// A tiny HTTP/1.1 server that records webhook POSTs, answering 500 to the first `failFirst` of them.
+final class WebhookReceiver: Sendable {
+    struct Request: Sendable {
+        var path: String
+        var headers: [String: String]
+        var body: Data
+    }
+
+    let port: Int
+    private let channel: any Channel
+    private let state: State
+
+    final class State: Sendable {
+        let requests = Mutex<[Request]>([])
+        let failFirst: Int
+        init(failFirst: Int) { self.failFirst = failFirst }
+    }
+
+    private init(port: Int, channel: any Channel, state: State) {
+        self.port = port
+        self.channel = channel
+        self.state = state
+    }
+
+    var requests: [Request] { state.requests.withLock { $0 } }
+
+    static func start(failFirst: Int) async throws -> WebhookReceiver {
+        let state = State(failFirst: failFirst)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(state: state))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        return WebhookReceiver(port: channel.localAddress!.port!, channel: channel, state: state)
+    }
+
+    func stop() async { try? await channel.close() }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let state: State
+        var head: HTTPRequestHead?
+        var body = Data()
+        init(state: State) { self.state = state }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let h):
+                head = h
+                body = Data()
+            case .body(let chunk):
+                body.append(contentsOf: chunk.readableBytesView)
+            case .end:
+                guard let head else { return }
+                var headers: [String: String] = [:]
+                for (name, value) in head.headers { headers[name.lowercased()] = value }
+                let count = state.requests.withLock { list in
+                    list.append(Request(path: head.uri, headers: headers, body: body))
+                    return list.count
+                }
+                let status: HTTPResponseStatus = count <= state.failFirst ? .internalServerError : .noContent
+                var responseHeaders = HTTPHeaders()
+                responseHeaders.add(name: "content-length", value: "0")
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: responseHeaders))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        }
+    }
+}

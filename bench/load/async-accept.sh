@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Accepted async triggers per second: wrk POSTs trigger-async (echo, one small item) against a release
+# build, each answer given only after its operation is committed. Runs on SQLite (the embedded default,
+# data dir in a temp directory on the same disk as $TMPDIR) and on PostgreSQL (a throwaway cluster from
+# scripts/with-postgres.sh; note it runs with fsync off, so its figure is an upper bound).
+#
+#   bench/load/async-accept.sh [DURATION=10s] [CONNECTIONS=32]
+#
+# Set BUILD=debug to measure a debug build (faster to build, slower to run). Only 127.0.0.1 is used.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION="${1:-10s}"
+CONNECTIONS="${2:-32}"
+BUILD="${BUILD:-release}"
+command -v wrk >/dev/null || { echo "async-accept: wrk is required (apt-get install wrk)" >&2; exit 1; }
+
+swift build -c "$BUILD" --product trigger-gateway >/dev/null
+BIN="$(swift build -c "$BUILD" --show-bin-path)/trigger-gateway"
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/tg-bench-async.XXXXXX")"
+PID=""
+cleanup() {
+    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+cat >"$TMP/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"data":[{"variable":{"prompt":"hello"}}]}'
+LUA
+
+# Starts the gateway with config $1, waits for its port, runs wrk, prints "<label> <req/s>".
+run() {
+    local label="$1" config="$2"
+    rm -rf "$TMP/data"
+    "$BIN" serve --listen 127.0.0.1:0 --data-dir "$TMP/data" --config "$config" >"$TMP/out.log" 2>"$TMP/err.log" &
+    PID=$!
+    local port=""
+    for _ in $(seq 1 100); do
+        port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/out.log")"
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$TMP/err.log" >&2; exit 1; }
+    local url="http://127.0.0.1:$port/v1beta/namespaces/demo/pipelines/echo/trigger-async"
+    # One request first: it must be an accepted operation, not an error.
+    curl -sS -H 'content-type: application/json' -d '{"data":[{"variable":{}}]}' "$url" | grep -q '"operations/' \
+        || { echo "async-accept: $label did not accept a trigger" >&2; exit 1; }
+    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$TMP/post.lua" "$url" >"$TMP/wrk.txt"
+    local rps non2xx
+    rps="$(awk '/Requests\/sec/ {print $2}' "$TMP/wrk.txt")"
+    non2xx="$(awk '/Non-2xx/ {print $NF}' "$TMP/wrk.txt")"
+    echo "$label: $rps accepted/s (connections=$CONNECTIONS, duration=$DURATION, non-2xx=${non2xx:-0})"
+    sed -n '/Latency/p' "$TMP/wrk.txt" | sed "s/^/  $label /"
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+}
+
+if [ -z "${TG_BENCH_PG_ONLY:-}" ]; then
+    printf 'store: {kind: sqlite}\n' >"$TMP/sqlite.yaml"
+    run sqlite "$TMP/sqlite.yaml"
+fi
+
+if [ -n "${TG_POSTGRES_URL:-}" ]; then
+    printf 'store: {kind: postgres, url: "%s", table_prefix: bench%s_}\n' "$TG_POSTGRES_URL" "$$" >"$TMP/pg.yaml"
+    run postgres "$TMP/pg.yaml"
+else
+    # Re-run only the PostgreSQL half under a throwaway cluster.
+    TG_BENCH_PG_ONLY=1 scripts/with-postgres.sh "$0" "$DURATION" "$CONNECTIONS" 2>/dev/null | grep '^postgres\|^  postgres' || true
+fi
