@@ -1,13 +1,17 @@
-import Dispatch
+import Foundation
 
-/// Runs blocking work (pipe reads, `waitUntilExit`, blocking sockets) on a Dispatch thread.
+/// Runs blocking work (pipe reads, `waitUntilExit`, blocking sockets) on a thread of its own.
 ///
-/// Never on the cooperative pool: it has one thread per core, and tests that block it starve the gateway's
-/// own tasks in the same process, which then hangs (seen on 2 cores with several peers running at once).
+/// Never on the cooperative pool, and not on Dispatch's global queues either: on Linux those share their
+/// width-limited thread pool with the Swift concurrency executor, so a few long blocking reads (a peer that
+/// streams for seconds, a slow reader) leave no thread for tasks and `Task.sleep` timers, and the gateway
+/// running in the test process stalls (seen with every dispatch thread parked in a pipe read).
 package func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        let thread = Thread {
             continuation.resume(with: Result { try work() })
         }
+        thread.stackSize = 1 << 20
+        thread.start()
     }
 }
