@@ -1,9 +1,5 @@
-<<<<<<< HEAD
 package import DemoRunner
-=======
-import DemoRunner
 import Foundation
->>>>>>> async
 import GatewayApp
 package import GatewayConfig
 import GatewayServer
@@ -27,21 +23,15 @@ package struct TestGateway: Sendable {
 }
 
 /// Runs `body` against a gateway built from `yaml` (nil: the embedded default) exactly as the executable
-<<<<<<< HEAD
 /// builds it, then shuts it down gracefully, also when `body` throws. `inProcessRunner` serves the embedded
 /// default's `demo` namespace; pass one to watch its `cancellations`.
-package func withTestGateway<T: Sendable>(
-    yaml: String? = nil,
-    inProcessRunner: DemoPipelines = DemoPipelines(),
-=======
-/// builds it, then shuts it down gracefully, also when `body` throws.
 ///
 /// The operation store is `store` when given (tests inject failing stores), else the configured one; a
 /// SQLite store lives in a fresh temporary data directory, removed afterwards.
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
+    inProcessRunner: DemoPipelines = DemoPipelines(),
     store injectedStore: (any OperationStore)? = nil,
->>>>>>> async
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
@@ -63,14 +53,9 @@ package func withTestGateway<T: Sendable>(
     let app = GatewayApp(
         configuration: configuration,
         group: MultiThreadedEventLoopGroup.singleton,
-<<<<<<< HEAD
         inProcessRunner: inProcessRunner,
-        logger: logger
-=======
-        inProcessRunner: DemoPipelines(),
         logger: logger,
         store: store
->>>>>>> async
     )
     let serviceGroup = ServiceGroup(
         configuration: .init(
