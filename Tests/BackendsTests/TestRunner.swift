@@ -128,7 +128,7 @@ final class Probe: Sendable {
     func count(_ key: String) -> Int { counters.withLock { $0[key, default: 0] } }
 
     /// Waits (bounded) until `key` reaches `atLeast`; returns whether it did.
-    func wait(for key: String, atLeast: Int = 1, within limit: Duration = .seconds(5)) async -> Bool {
+    func wait(for key: String, atLeast: Int = 1, within limit: Duration = .seconds(20)) async -> Bool {
         let end = ContinuousClock.now + limit
         while ContinuousClock.now < end {
             if count(key) >= atLeast { return true }

@@ -85,6 +85,8 @@ struct StoreHarness: Sendable {
             configuration.tablePrefix = "t\(Operation.makeID().prefix(12))_"
             configuration.inlineBlobLimit = inlineBlobLimit
             configuration.maximumConnections = 4
+            // Generous: schema creation and queries share two cores with every other suite running at once.
+            configuration.operationTimeout = .seconds(60)
             harness = StoreHarness(kind: kind, sqliteConfiguration: nil, postgresConfiguration: configuration)
         }
         defer { if let directory { try? FileManager.default.removeItem(at: directory) } }

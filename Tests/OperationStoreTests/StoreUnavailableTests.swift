@@ -27,7 +27,8 @@ struct StoreUnavailableTests {
             _ = try await PostgresOperationStore.open(configuration, logger: quiet)
         }
         #expect(error?.code == .unavailable)
-        #expect(ContinuousClock.now - started < .seconds(10))
+        // Bounded (no hang on a dead address), not a speed check: loose enough for a loaded 2-core machine.
+        #expect(ContinuousClock.now - started < .seconds(30))
     }
 
     @Test("an SQLite store whose data directory cannot be created fails as unavailable")
