@@ -15,8 +15,11 @@ package struct OperationStoreService: Service {
 
     package func run() async throws {
         try? await gracefulShutdown()
+        // Closed outside the group's cancellation: when a sibling service fails (say the port is taken) the group
+        // cancels this task, and a cancelled close would leave the database open.
+        let store = self.store
         do {
-            try await store.close()
+            try await Task { try await store.close() }.value
         } catch {
             logger.warning("closing the operation store failed", metadata: ["error": "\(error)"])
         }

@@ -25,7 +25,8 @@ package final class GatewayServer: Service {
     private let configuration: Configuration
     private let services: FrontendServices
     private let group: any EventLoopGroup
-    private let boundAddress = Mutex<SocketAddress?>(nil)
+    /// Set once: the bound address, or why binding failed (so `localAddress()` never waits forever).
+    private let boundAddress = Mutex<Result<SocketAddress, any Error>?>(nil)
     private let listening = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
     private let connections = ConnectionTracker()
 
@@ -37,14 +38,14 @@ package final class GatewayServer: Service {
 
     /// The address actually bound (useful with port 0); waits until the listener is up.
     package func localAddress() async throws -> SocketAddress {
-        if let address = boundAddress.withLock({ $0 }) { return address }
+        if let outcome = boundAddress.withLock({ $0 }) { return try outcome.get() }
         return try await withCheckedThrowingContinuation { continuation in
-            let ready: SocketAddress? = boundAddress.withLock { address in
-                if let address { return address }
+            let ready: Result<SocketAddress, any Error>? = boundAddress.withLock { outcome in
+                if let outcome { return outcome }
                 listening.withLock { $0.append(continuation) }
                 return nil
             }
-            if let ready { continuation.resume(returning: ready) }
+            if let ready { continuation.resume(with: ready) }
         }
     }
 
@@ -71,13 +72,17 @@ package final class GatewayServer: Service {
                 .bind(host: configuration.host, port: configuration.port)
                 .get()
         } catch {
-            let waiters = listening.withLock { w in defer { w = [] }; return w }
+            services.logger.error("cannot listen", metadata: ["listen.address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
+            let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
+                outcome = .failure(error)
+                return listening.withLock { w in defer { w = [] }; return w }
+            }
             for waiter in waiters { waiter.resume(throwing: error) }
             throw error
         }
         let address = serverChannel.localAddress!
         let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { bound in
-            bound = address
+            bound = .success(address)
             return listening.withLock { w in defer { w = [] }; return w }
         }
         for waiter in waiters { waiter.resume(returning: address) }

@@ -78,9 +78,13 @@ struct RESTBodyCollector {
     private var storage: Storage
     private var received = 0
     private let limits: CodecLimits
+    /// The declared Content-Length, already checked against the cap.
+    private var expectedLength: Int?
 
-    static func json(limits: CodecLimits) -> RESTBodyCollector {
-        RESTBodyCollector(storage: .json(nil), limits: limits)
+    static func json(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
+        var collector = RESTBodyCollector(storage: .json(nil), limits: limits)
+        collector.expectedLength = expectedLength
+        return collector
     }
 
     static func multipart(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
@@ -101,11 +105,21 @@ struct RESTBodyCollector {
         }
         switch storage {
         case .json(var buffer):
-            if buffer == nil {
-                buffer = chunk
-            } else {
+            // Take the buffer out of `storage` first: with two references every append would copy all that was
+            // gathered so far (quadratic in the body size).
+            storage = .json(nil)
+            if var gathered = buffer {
                 var chunk = chunk
-                buffer!.writeBuffer(&chunk)
+                gathered.writeBuffer(&chunk)
+                buffer = gathered
+            } else if let expectedLength, expectedLength > chunk.readableBytes {
+                // The declared length is known and within the cap: allocate once instead of regrowing.
+                var gathered = ByteBufferAllocator().buffer(capacity: expectedLength)
+                var chunk = chunk
+                gathered.writeBuffer(&chunk)
+                buffer = gathered
+            } else {
+                buffer = chunk
             }
             storage = .json(buffer)
         case .multipart(var decoder):
@@ -193,14 +207,15 @@ extension RESTRequestHead {
             if mode == .async, services.operations == nil {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
             }
-            if let declared = first("content-length").flatMap(Int.init), declared > services.limits.maxBodyBytes {
+            let declaredLength = first("content-length").flatMap(Int.init)
+            if let declared = declaredLength, declared > services.limits.maxBodyBytes {
                 return fail(RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true), close: true)
             }
             let collector: RESTBodyCollector
             let contentType = first("content-type").map { MediaType.parse($0) }
             switch contentType?.type {
             case nil, "application/json":
-                collector = .json(limits: services.limits)
+                collector = .json(limits: services.limits, expectedLength: declaredLength)
             case "multipart/form-data":
                 guard let boundary = contentType?.parameters["boundary"], !boundary.isEmpty else {
                     return fail(GatewayError(.invalidArgument, "multipart/form-data without a boundary parameter"))
@@ -212,7 +227,7 @@ extension RESTRequestHead {
                 }
             case let other?:
                 if other.hasSuffix("+json") {
-                    collector = .json(limits: services.limits)
+                    collector = .json(limits: services.limits, expectedLength: declaredLength)
                 } else {
                     return fail(
                         GatewayError(

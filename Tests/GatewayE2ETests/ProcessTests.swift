@@ -105,6 +105,20 @@ struct ProcessTests {
         #expect(out.status == 0, "\(out.stderr)")
     }
 
+    @Test("a port that is taken makes serve exit non-zero with the reason, not hang")
+    func portTaken() async throws {
+        try await withTestGateway { gateway in
+            let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-taken-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: dataDir) }
+            let out = try await TestProcess.run(
+                Self.gatewayPath, ["serve", "--listen", "127.0.0.1:\(gateway.port)", "--data-dir", dataDir],
+                environment: ["SWIFT_BACKTRACE": "enable=no"]
+            )
+            #expect(out.status == 1)
+            #expect(out.stderr.contains("Address already in use"), "\(out.stderr)")
+        }
+    }
+
     @Test("without tokens the gateway refuses a non-loopback address unless auth: none")
     func nonLoopbackPolicy() async throws {
         let out = try await TestProcess.run(Self.gatewayPath, ["serve", "--listen", "0.0.0.0:0"])
