@@ -19,6 +19,11 @@ while let argument = arguments.next() {
     }
 }
 
+/// Unbuffered, so a long run shows each row as it is measured even through a pipe.
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 func format(_ value: Double, _ digits: Int = 0) -> String {
     value.isNaN ? "—" : String(format: "%.\(digits)f", value)
 }
@@ -29,17 +34,16 @@ func formatTime(_ nanos: Double) -> String {
     return String(format: "%.0f ns", nanos)
 }
 
-print("| benchmark | time/op | ops/s | MB/s | mallocs/op | malloc'd bytes/op |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
+emit("| benchmark | time/op | ops/s | MB/s | mallocs/op | malloc'd bytes/op |")
+emit("| --- | ---: | ---: | ---: | ---: | ---: |")
 for benchmark in Benchmarks.all(large: largeMiB << 20) where filter.map({ benchmark.name.contains($0) }) ?? true {
     let result = try Harness.measure(benchmark, targetSeconds: seconds, samples: samples)
     let mbps = result.bytes == 0 ? "—" : format(result.megabytesPerSecond)
-    print(
+    emit(
         "| \(result.name) | \(formatTime(result.nanosPerOp)) | \(format(result.opsPerSecond)) | \(mbps) | "
             + "\(format(result.mallocsPerOp, 1)) | \(format(result.mallocBytesPerOp)) |"
     )
-    fflush(stdout)
 }
 if !Harness.interposerLoaded {
-    print("\n(allocations not counted: run with LD_PRELOAD=…/libMallocInterposerSwift.so, as bench/micro/run does)")
+    emit("\n(allocations not counted: run with LD_PRELOAD=…/libMallocInterposerSwift.so, as bench/micro/run does)")
 }
