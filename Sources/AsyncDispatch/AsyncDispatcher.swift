@@ -40,7 +40,7 @@ package final class AsyncDispatcher: Service {
     }
 
     private var store: any OperationStore { operations.store }
-    private var settings: GatewayConfigStore { operations.settings }
+    private var settings: StoreConfiguration { operations.settings }
 
     package func run() async throws {
         logger.info("async dispatcher started", metadata: ["dispatcher.instance": "\(instanceID)"])
@@ -272,8 +272,6 @@ package final class AsyncDispatcher: Service {
         }
     }
 }
-
-typealias GatewayConfigStore = GatewayConfig.StoreConfiguration
 
 func seconds(_ duration: Duration) -> Double {
     let (s, atto) = duration.components

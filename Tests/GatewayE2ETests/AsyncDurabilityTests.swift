@@ -86,12 +86,18 @@ struct AsyncDurabilityTests {
     @Test("kill -9 with 200+ async triggers in flight, restart on the same data dir: every accepted id completes once")
     func killNineSQLite() async throws {
         let dataDir = Self.temporaryPath("tg-kill9")
+        // Few workers before the kill, so work is both running and queued when it comes however fast or
+        // slow the machine accepts; many after the restart, so the backlog drains quickly.
         let config = Self.temporaryPath("tg-kill9") + ".yaml"
-        try "store: {lease: 1500ms, workers: 16, poll_interval: 100ms, max_attempts: 5}\n"
+        try "store: {lease: 1500ms, workers: 4, poll_interval: 100ms, max_attempts: 5}\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
+        let restartConfig = Self.temporaryPath("tg-kill9") + ".yaml"
+        try "store: {lease: 1500ms, workers: 32, poll_interval: 100ms, max_attempts: 5}\n"
+            .write(toFile: restartConfig, atomically: true, encoding: .utf8)
         defer {
             try? FileManager.default.removeItem(atPath: dataDir)
             try? FileManager.default.removeItem(atPath: config)
+            try? FileManager.default.removeItem(atPath: restartConfig)
         }
         let first = try await Self.startGateway(dataDir: dataDir, config: config)
         let total = 320
@@ -106,7 +112,7 @@ struct AsyncDurabilityTests {
                     guard let client = try? await AsyncClient.connect(port: first.port) else { return }
                     for n in stride(from: lane, to: total, by: lanes) {
                         if progress.killed.load(ordering: .sequentiallyConsistent) { break }
-                        guard let (status, body) = try? await client.trigger("sleep", ["ms": 200, "n": n]),
+                        guard let (status, body) = try? await client.trigger("sleep", ["ms": 500, "n": n]),
                             status == 200, let name = body.operationName
                         else { break }
                         let count = progress.accepted.withLock { list in
@@ -126,7 +132,7 @@ struct AsyncDurabilityTests {
         let ids = progress.accepted.withLock { $0 }
         #expect(ids.count >= killAfter)
 
-        let second = try await Self.startGateway(dataDir: dataDir, config: config)
+        let second = try await Self.startGateway(dataDir: dataDir, config: restartConfig)
         defer { Task { await second.stop() } }
         let finals = try await Self.waitAll(ids.map(\.name), port: second.port, timeout: .seconds(120))
         var rerun = 0
