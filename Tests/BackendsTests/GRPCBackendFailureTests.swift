@@ -107,7 +107,10 @@ struct GRPCBackendFailureTests {
             try await transport.run(makeRequest("echo", deadline: .now() + .seconds(10)))
         }
         #expect(error?.code == .backendFailed)
-        #expect(error?.message.contains("answered garbage: \(reason)") == true, "\(error?.message ?? "")")
+        // An HTTP/1.1 answer can arrive (and the peer close) before our HEADERS left: then the stream is
+        // refused rather than answered with garbage; either way the call fails at once as backendFailed.
+        let message = error?.message ?? ""
+        #expect(message.contains("answered garbage: \(reason)") || (index == 0 && message.contains("refused")), "\(message)")
     }
 
     @Test("a deadline ends the call with deadlineExceeded promptly and cancels the run on the backend")
@@ -134,7 +137,11 @@ struct GRPCBackendFailureTests {
                 try await pool.run(makeRequest("slow"))
             }
             #expect(error?.code == .deadlineExceeded)
-            #expect(await backend.probe.wait(for: "slow.cancelled", within: .seconds(20)))
+            // On a loaded machine the 200 ms may pass before the call even reached the backend; a run that did
+            // start must be cancelled.
+            if await backend.probe.wait(for: "slow.started", within: .seconds(2)) {
+                #expect(await backend.probe.wait(for: "slow.cancelled", within: .seconds(20)))
+            }
         }
     }
 
