@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Already in the graph through postgres-nio; named here for SHA-256 (config digests).
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -121,7 +123,7 @@ let package = Package(
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore",
-                nioCore, nioPosix, logging, lifecycle,
+                nioCore, nioPosix, logging, lifecycle, .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -190,7 +192,7 @@ let package = Package(
             name: "GatewayE2ETests",
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "WireCodecs",
-                "Backends", "OperationStore", "AsyncDispatch", "ProtoCodec", nioCore, nioPosix, nioHTTP1,
+                "Backends", "OperationStore", "AsyncDispatch", "ProtoCodec", "GatewayApp", nioCore, nioPosix, nioHTTP1,
             ],
             swiftSettings: swiftSettings
         ),

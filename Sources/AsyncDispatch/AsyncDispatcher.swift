@@ -16,7 +16,8 @@ import GatewayConfig
 /// to the store (queued again) so a restart or another instance picks it up; queued work is never touched.
 package final class AsyncDispatcher: Service {
     private let operations: AsyncOperations
-    private let dispatcher: TriggerDispatcher
+    /// Swapped by a config reload; each run resolves its route on the dispatcher current when it starts.
+    private let currentDispatcher: Mutex<TriggerDispatcher>
     private let shutdownGrace: Duration
     private let logger: Logger
     /// Unique per process start: lease owners are `<instance>/<claim-n>`, unique per claim, which is what
@@ -33,13 +34,19 @@ package final class AsyncDispatcher: Service {
         logger: Logger
     ) {
         self.operations = operations
-        self.dispatcher = dispatcher
+        self.currentDispatcher = Mutex(dispatcher)
         self.shutdownGrace = shutdownGrace
         self.logger = logger
         self.instanceID = Operation.makeID()
     }
 
     private var store: any OperationStore { operations.store }
+
+    /// A config reload: operations started from now on run with `dispatcher` (routes and pools of the new
+    /// configuration); runs in progress finish with the one they started with.
+    package func use(_ dispatcher: TriggerDispatcher) {
+        currentDispatcher.withLock { $0 = dispatcher }
+    }
     private var settings: StoreConfiguration { operations.settings }
 
     package func run() async throws {
@@ -135,6 +142,7 @@ package final class AsyncDispatcher: Service {
         defer { operations.unregisterLocalRun(id) }
 
         let outcome: Outcome? = await withTaskGroup(of: Outcome?.self) { group in
+            let dispatcher = currentDispatcher.withLock { $0 }
             group.addTask { [dispatcher] in
                 do {
                     return .finished(.success(try await dispatcher.runSync(call)))

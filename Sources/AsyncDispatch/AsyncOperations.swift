@@ -20,7 +20,7 @@ package final class AsyncOperations: Sendable {
     /// Lease keepers of operations running here, so a cancel on this instance stops the run at once.
     private let localRuns = Mutex<[String: WakeSignal]>([:])
     /// Completion webhooks: the routes that name them, and who posts them.
-    private let routes: RouteTable?
+    private let routes: Mutex<RouteTable?>
     package let webhooks: WebhookSender?
 
     package init(
@@ -31,7 +31,7 @@ package final class AsyncOperations: Sendable {
     ) {
         self.store = store
         self.settings = settings
-        self.routes = routes
+        self.routes = Mutex(routes)
         self.webhooks = webhooks
     }
 
@@ -39,7 +39,7 @@ package final class AsyncOperations: Sendable {
     /// through this instance): wakes local long-polls and sends the route's webhook, if it has one.
     func finished(_ id: String) async {
         completions.notify(id)
-        guard let routes, let webhooks else { return }
+        guard let routes = routes.withLock({ $0 }), let webhooks else { return }
         guard let operation = try? await store.get(id: id), operation.state.isFinished,
             let webhook = routes.resolve(operation.ref)?.route.webhook
         else { return }
@@ -48,6 +48,11 @@ package final class AsyncOperations: Sendable {
         OperationView.writeJSON(operation, into: &body)
         body.writeInteger(UInt8(ascii: "}"))
         webhooks.deliver(body, operationID: id, to: webhook)
+    }
+
+    /// A config reload: webhooks of operations finishing from now on follow `routes`.
+    package func use(routes newRoutes: RouteTable) {
+        routes.withLock { $0 = newRoutes }
     }
 
     /// Stores a queued operation for `request` (its `idempotencyKey` is the client's `Idempotency-Key`), or

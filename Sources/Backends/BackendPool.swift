@@ -23,6 +23,13 @@ package final class BackendPool: TriggerRunner {
 
     package var name: String { configuration.name }
 
+    /// A reload removed or replaced this pool: calls already in flight finish, then its connections close.
+    /// New calls never reach it (the route table that named it is gone), except the few that picked it just
+    /// before the swap; they run normally and their connections close after them.
+    package func retire() {
+        (transport as? any RetirableTransport)?.retire()
+    }
+
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
         let request = withEffectiveDeadline(request)
         return try await limiter.withSlot {

@@ -1,8 +1,8 @@
 package import NIOCore
 
 /// What the backend layer needs to know about one pool, independent of how the config file spells it.
-package struct BackendPoolConfiguration: Sendable {
-    package enum Transport: String, Sendable {
+package struct BackendPoolConfiguration: Sendable, Equatable {
+    package enum Transport: String, Sendable, Equatable {
         /// Pipelines run inside the gateway process (the embedded default's demo runner).
         case inProcess = "inprocess"
         /// HTTP/1.1 keep-alive `POST {base}/run` with the model as JSON.

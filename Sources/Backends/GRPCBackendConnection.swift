@@ -40,9 +40,9 @@ final class GRPCBackendConnection: Sendable {
         self.core = core
         let load = GRPCBackendConnectionLoad()
         self.load = load
+        // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let delegate = GRPCBackendSession(channel: channel, load: load)
@@ -91,6 +91,11 @@ final class GRPCBackendConnection: Sendable {
         channel.whenSuccess { $0.close(promise: nil) }
     }
 
+    /// Takes no new streams and closes once the streams in flight are done (a pool removed by a reload).
+    func retire() {
+        if load.markRetiring() { close() }
+    }
+
     private static func connectError(_ error: any Error, peer: GRPCBackendPeer, timeout: TimeAmount) -> GatewayError {
         if case .connectTimeout = error as? ChannelError {
             return GatewayError(
@@ -112,12 +117,27 @@ final class GRPCBackendConnectionLoad: Sendable {
 
     private let reserved = Atomic<Int>(0)
     private let usable = Atomic<Bool>(true)
+    /// Set when the pool was removed by a reload: the connection closes once its last stream is released.
+    private let retiring = Atomic<Bool>(false)
 
     var isUsable: Bool { usable.load(ordering: .relaxed) }
     var reservedStreams: Int { reserved.load(ordering: .relaxed) }
     var hasCapacity: Bool { isUsable && reservedStreams < Self.maxStreams }
 
     func reserve() { reserved.add(1, ordering: .relaxed) }
-    func release() { reserved.subtract(1, ordering: .relaxed) }
+    /// Gives a stream back; true when that was the last stream of a retiring connection, which the caller
+    /// then closes. Sequentially consistent with ``markRetiring()``: of a racing release and retire, at least
+    /// one sees both the flag and the zero count.
+    @discardableResult
+    func release() -> Bool {
+        let left = reserved.subtract(1, ordering: .sequentiallyConsistent).newValue
+        return left == 0 && retiring.load(ordering: .sequentiallyConsistent)
+    }
     func markUnusable() { usable.store(false, ordering: .relaxed) }
+    /// No new streams; true when no stream is reserved, so the caller closes the connection now.
+    func markRetiring() -> Bool {
+        usable.store(false, ordering: .relaxed)
+        retiring.store(true, ordering: .sequentiallyConsistent)
+        return reserved.load(ordering: .sequentiallyConsistent) == 0
+    }
 }

@@ -11,6 +11,9 @@ final class GRPCBackendEndpoint: Sendable {
     /// Calls in flight here, for endpoint selection.
     let outstanding = Atomic<Int>(0)
     private let connections = Mutex<[GRPCBackendConnection]>([])
+    /// Set by ``retireAll()``: connections opened afterwards (by a call that picked this pool just before
+    /// a reload removed it) retire as soon as that call is done.
+    private let retired = Atomic<Bool>(false)
 
     init(_ endpoint: BackendPoolConfiguration.Endpoint, peer: GRPCBackendPeer) {
         self.endpoint = endpoint
@@ -39,6 +42,7 @@ final class GRPCBackendEndpoint: Sendable {
             connection.load.reserve()
             return connection
         }
+        if retired.load(ordering: .sequentiallyConsistent) { connection.retire() }
         do {
             try await connection.ready.get()
         } catch {
@@ -46,6 +50,16 @@ final class GRPCBackendEndpoint: Sendable {
             throw error
         }
         return connection
+    }
+
+    /// Every connection takes no new streams and closes when its streams in flight are done.
+    func retireAll() {
+        retired.store(true, ordering: .sequentiallyConsistent)
+        let all = connections.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        for connection in all { connection.retire() }
     }
 
     func closeAll() {

@@ -33,11 +33,11 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
         deadline: NIODeadline?
     ) {
         guard call.outcome == nil else {
-            load.release()  // cancelled while waiting for the connection
+            releaseStream()  // cancelled while waiting for the connection
             return
         }
         guard let session, session.canStartRequests else {
-            load.release()
+            releaseStream()
             call.failedToStart(GRPCBackendCall.Refused())
             return
         }
@@ -51,7 +51,7 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
         } catch {
             // `.sessionClosing` or `.streamIDsExhausted`: nothing reached the backend, another connection may.
             load.markUnusable()
-            load.release()
+            releaseStream()
             call.failedToStart(GRPCBackendCall.Refused())
         }
     }
@@ -77,7 +77,7 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
 
     func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         guard let call = calls.removeValue(forKey: stream) else { return }
-        load.release()
+        releaseStream()
         if errorCode == .cancel, !channel.isActive {
             // The engine closes every stream with CANCEL when the connection goes, then reports the
             // connection's own error; wait for it so the caller learns why.
@@ -98,6 +98,11 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
         load.markUnusable()
         failOrphans(error)
         self.session = nil
+    }
+
+    /// Gives a stream's reservation back; a retiring connection closes after its last stream.
+    private func releaseStream() {
+        if load.release() { channel.close(promise: nil) }
     }
 
     private func failOrphans(_ error: (any Error)?) {

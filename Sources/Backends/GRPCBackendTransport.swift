@@ -43,6 +43,16 @@ package final class GRPCBackendTransport: TriggerRunner {
     package func close() {
         for endpoint in endpoints { endpoint.closeAll() }
     }
+}
+
+extension GRPCBackendTransport: RetirableTransport {
+    /// Calls in flight finish; each connection closes after its last stream.
+    package func retire() {
+        for endpoint in endpoints { endpoint.retireAll() }
+    }
+}
+
+extension GRPCBackendTransport {
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
         let endpoint = pickEndpoint()

@@ -16,6 +16,8 @@ package final class HTTPBackendTransport: TriggerRunner {
     private let endpoints: [EndpointState]
     private let roundRobin = Atomic<Int>(0)
     private let codecLimits: CodecLimits
+    /// Set by ``retire()``: connections are closed when their call ends instead of being kept idle.
+    private let retired = Atomic<Bool>(false)
 
     final class EndpointState: Sendable {
         let endpoint: BackendPoolConfiguration.Endpoint
@@ -150,9 +152,9 @@ package final class HTTPBackendTransport: TriggerRunner {
         if let deadline {
             connectTimeout = min(connectTimeout, max(deadline - .now(), .milliseconds(1)))
         }
+        // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -185,5 +187,22 @@ package final class HTTPBackendTransport: TriggerRunner {
     func release(_ connection: HTTPBackendConnection, to endpoint: EndpointState) {
         guard connection.isActive else { return }
         endpoint.idle.withLock { $0.append(connection) }
+        // Checked after the append (both sequentially consistent with `retire`): a connection released
+        // while the pool retires is closed by one of the two, never left idle.
+        if retired.load(ordering: .sequentiallyConsistent) { closeIdle(endpoint) }
+    }
+
+    private func closeIdle(_ endpoint: EndpointState) {
+        for connection in endpoint.idle.withLock({ list in defer { list.removeAll() }; return list }) {
+            connection.close()
+        }
+    }
+}
+
+extension HTTPBackendTransport: RetirableTransport {
+    /// Calls in flight finish on their connections, which then close; idle connections close now.
+    package func retire() {
+        retired.store(true, ordering: .sequentiallyConsistent)
+        for endpoint in endpoints { closeIdle(endpoint) }
     }
 }

@@ -27,7 +27,10 @@ package enum DemoGRPCServer {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP_NODELAY (IPPROTO_TCP): NIO sets it on the listener and Linux copies it to accepted sockets; said
+            // again per connection so it does not rest on that. Never `.socketOption(.tcp_nodelay)`: that is
+            // SOL_SOCKET option 1, SO_DEBUG, which needs CAP_NET_ADMIN and fails every accept for other users.
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 children.add(channel)
                 return channel.eventLoop.makeCompletedFuture {

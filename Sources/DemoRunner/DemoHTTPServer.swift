@@ -21,7 +21,10 @@ package enum DemoHTTPServer {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP_NODELAY (IPPROTO_TCP): NIO sets it on the listener and Linux copies it to accepted sockets; said
+            // again per connection so it does not rest on that. Never `.socketOption(.tcp_nodelay)`: that is
+            // SOL_SOCKET option 1, SO_DEBUG, which needs CAP_NET_ADMIN and fails every accept for other users.
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)

@@ -6,48 +6,60 @@ package import Logging
 package import NIOCore
 package import OperationStore
 import Routing
+import Synchronization
 package import ServiceLifecycle
 import TriggerDispatch
 package import TriggerModel
 import WireCodecs
 
-/// Turns a validated configuration into running parts: backend pools, the dispatcher, and the listener.
+/// Turns a validated configuration into running parts: backend pools, the dispatcher, and the listener;
+/// and swaps them for a new configuration on reload (SIGHUP).
 ///
 /// The executable and the test harness both assemble the gateway through here, so what the tests run is
 /// what users run. The in-process runner is injected (the demo pipelines for the embedded default) so
 /// this module does not depend on the demo runner.
-package struct GatewayApp: Sendable {
+///
+/// A configuration *generation* is what a reload replaces atomically: routes, pools, tokens, limits,
+/// timeouts and webhooks. Requests take the generation in force when they start and keep it to the end.
+/// Pools whose settings did not change carry over with their connections; a removed or changed pool
+/// retires (its calls in flight finish, then its connections close). The listen address, the data
+/// directory and the store cannot change without a restart: a reload that changes them logs "restart
+/// required" and keeps them as they are.
+package final class GatewayApp: Sendable {
     package let server: GatewayServer
-    package let pools: [String: BackendPool]
     /// Async mode: present when the app was given an operation store.
     package let operations: AsyncOperations?
     package let asyncDispatcher: AsyncDispatcher?
+    /// The digest of the configuration in force and the outcome of the last reload.
+    package let configStatus: ConfigStatus
     private let storeService: OperationStoreService?
+    private let group: any EventLoopGroup
+    private let inProcessRunner: any TriggerRunner
+    let logger: Logger
+    /// The configuration in force and its pools; replaced whole by `reload`.
+    private let generation: Mutex<(configuration: GatewayConfiguration, pools: [String: BackendPool])>
+
+    /// The pools of the configuration in force, by name.
+    package var pools: [String: BackendPool] { generation.withLock { $0.pools } }
+
+    /// The configuration in force.
+    package var configuration: GatewayConfiguration { generation.withLock { $0.configuration } }
 
     /// `store`: the opened operation store (see `openStore`); nil leaves async mode off (its endpoints
-    /// answer UNIMPLEMENTED).
+    /// answer UNIMPLEMENTED). `digest`: how operators recognise this configuration (see `ConfigFile`).
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
         inProcessRunner: any TriggerRunner,
         logger: Logger,
-        store: (any OperationStore)? = nil
+        store: (any OperationStore)? = nil,
+        digest: String = ConfigFile.embeddedDigest
     ) {
-        let limits = CodecLimits(configuration: config.limits)
-        var pools: [String: BackendPool] = [:]
-        for poolConfig in config.pools {
-            let backendConfig = BackendPoolConfiguration(configuration: poolConfig, limits: config.limits)
-            let transport: any TriggerRunner
-            switch backendConfig.transport {
-            case .inProcess:
-                transport = inProcessRunner
-            case .http:
-                transport = HTTPBackendTransport(configuration: backendConfig, group: group, codecLimits: limits)
-            case .grpc:
-                transport = GRPCBackendTransport(configuration: backendConfig, group: group)
-            }
-            pools[poolConfig.name] = BackendPool(configuration: backendConfig, transport: transport)
-        }
+        self.group = group
+        self.inProcessRunner = inProcessRunner
+        self.logger = logger
+        self.configStatus = ConfigStatus(digest: digest)
+        let pools = Self.makePools(config, reusing: [:], group: group, inProcessRunner: inProcessRunner)
         let dispatcher = TriggerDispatcher(routes: RouteTable(routes: config.routes), pools: pools)
         let operations = store.map {
             AsyncOperations(
@@ -67,29 +79,131 @@ package struct GatewayApp: Sendable {
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
-        let services = FrontendServices(
-            dispatcher: dispatcher,
-            authenticator: TokenAuthenticator(
-                tokens: config.tokens.map { (name: $0.name, token: $0.token) },
-                authRequired: config.authRequired
-            ),
-            limits: limits,
-            maxHeaderBytes: config.limits.maxHeaderBytes,
-            maxConcurrentStreams: config.limits.maxConcurrentStreams,
-            requestTimeout: TimeAmount(config.timeouts.request),
-            idleTimeout: TimeAmount(config.timeouts.idle),
-            logger: logger,
-            operations: operations
-        )
-        self.pools = pools
+        self.generation = Mutex((configuration: config, pools: pools))
         self.server = GatewayServer(
             configuration: .init(
                 host: config.listenHost,
                 port: config.listenPort,
                 shutdownGrace: TimeAmount(config.timeouts.shutdownGrace)
             ),
-            services: services,
+            services: Self.makeFrontendServices(
+                config,
+                dispatcher: dispatcher,
+                operations: operations,
+                configStatus: configStatus,
+                logger: logger
+            ),
             group: group
+        )
+    }
+
+    /// What a reload did.
+    package struct ReloadReport: Sendable, Equatable {
+        /// Keys that differ in the new file but only take effect after a restart (kept as they are).
+        package var restartRequired: [String]
+        package var poolsAdded: [String]
+        package var poolsRetired: [String]
+    }
+
+    /// Makes `new` the configuration of every request that starts from now on (see the type's summary).
+    /// `new` has been validated (`ConfigFile.load`); the caller logs and records the outcome.
+    @discardableResult
+    package func reload(to new: GatewayConfiguration) -> ReloadReport {
+        var applied = new
+        let (old, oldPools) = generation.withLock { ($0.configuration, $0.pools) }
+        var restartRequired: [String] = []
+        if new.listen != old.listen {
+            restartRequired.append("listen")
+            applied.listen = old.listen
+        }
+        if new.dataDir != old.dataDir {
+            restartRequired.append("data_dir")
+            applied.dataDir = old.dataDir
+        }
+        if new.store != old.store {
+            restartRequired.append("store")
+            applied.store = old.store
+        }
+        if new.timeouts.shutdownGrace != old.timeouts.shutdownGrace {
+            restartRequired.append("timeouts.shutdown_grace")
+            applied.timeouts.shutdownGrace = old.timeouts.shutdownGrace
+        }
+        let pools = Self.makePools(applied, reusing: oldPools, group: group, inProcessRunner: inProcessRunner)
+        let routes = RouteTable(routes: applied.routes)
+        let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
+        generation.withLock { $0 = (configuration: applied, pools: pools) }
+        // New requests see the new generation from here on; the order below only decides which of two
+        // equally new things a request that starts meanwhile sees.
+        asyncDispatcher?.use(dispatcher)
+        operations?.use(routes: routes)
+        server.currentServices.replace(
+            with: Self.makeFrontendServices(
+                applied,
+                dispatcher: dispatcher,
+                operations: operations,
+                configStatus: configStatus,
+                logger: logger
+            )
+        )
+        var retired: [String] = []
+        for (name, pool) in oldPools where pools[name] !== pool {
+            pool.retire()
+            retired.append(name)
+        }
+        let added = pools.filter { oldPools[$0.key] !== $0.value }.map(\.key)
+        return ReloadReport(restartRequired: restartRequired, poolsAdded: added.sorted(), poolsRetired: retired.sorted())
+    }
+
+    /// One pool per configured pool; a pool whose settings are unchanged in `reusing` is carried over.
+    private static func makePools(
+        _ config: GatewayConfiguration,
+        reusing previous: [String: BackendPool],
+        group: any EventLoopGroup,
+        inProcessRunner: any TriggerRunner
+    ) -> [String: BackendPool] {
+        let limits = CodecLimits(configuration: config.limits)
+        var pools: [String: BackendPool] = [:]
+        for poolConfig in config.pools {
+            let backendConfig = BackendPoolConfiguration(configuration: poolConfig, limits: config.limits)
+            if let existing = previous[poolConfig.name], existing.configuration == backendConfig {
+                pools[poolConfig.name] = existing
+                continue
+            }
+            let transport: any TriggerRunner
+            switch backendConfig.transport {
+            case .inProcess:
+                transport = inProcessRunner
+            case .http:
+                transport = HTTPBackendTransport(configuration: backendConfig, group: group, codecLimits: limits)
+            case .grpc:
+                transport = GRPCBackendTransport(configuration: backendConfig, group: group)
+            }
+            pools[poolConfig.name] = BackendPool(configuration: backendConfig, transport: transport)
+        }
+        return pools
+    }
+
+    private static func makeFrontendServices(
+        _ config: GatewayConfiguration,
+        dispatcher: TriggerDispatcher,
+        operations: AsyncOperations?,
+        configStatus: ConfigStatus,
+        logger: Logger
+    ) -> FrontendServices {
+        FrontendServices(
+            dispatcher: dispatcher,
+            authenticator: TokenAuthenticator(
+                tokens: config.tokens.map { (name: $0.name, token: $0.token) },
+                authRequired: config.authRequired
+            ),
+            limits: CodecLimits(configuration: config.limits),
+            maxHeaderBytes: config.limits.maxHeaderBytes,
+            maxConcurrentStreams: config.limits.maxConcurrentStreams,
+            requestTimeout: TimeAmount(config.timeouts.request),
+            idleTimeout: TimeAmount(config.timeouts.idle),
+            logger: logger,
+            operations: operations,
+            configStatus: configStatus
         )
     }
 }

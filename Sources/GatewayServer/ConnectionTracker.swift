@@ -1,34 +1,89 @@
 import NIOCore
 import Synchronization
 
+/// Sent through a connection's pipeline when the shutdown grace period ran out with work still in flight:
+/// each frontend answers what is left in its own protocol (REST 503 + `Retry-After` + `Connection: close`,
+/// an SSE error event and the last chunk, gRPC `UNAVAILABLE`, HTTP/2 GOAWAY with the last processed stream)
+/// and closes.
+struct ShutdownGraceExpiredEvent {}
+
 /// Knows every open frontend connection so shutdown can ask them to finish and wait for them.
 ///
 /// Graceful: each connection gets a quiesce event (HTTP/1.1 finishes its current request and closes;
-/// HTTP/2 sends GOAWAY); after the grace period whatever is still open is closed.
+/// HTTP/2 sends GOAWAY); when the grace period runs out, a `ShutdownGraceExpiredEvent` (each frontend
+/// answers in its protocol), and after `answerWindow` whatever is still open is closed. Waiting is event
+/// driven: the last connection to close resumes the drain.
 final class ConnectionTracker: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private struct State {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var emptyWaiters: [CheckedContinuation<Void, Never>] = []
+    }
 
-    var count: Int { channels.withLock { $0.count } }
+    private let state = Mutex(State())
+
+    /// How long connections get to write their last answers after the grace period before they are cut.
+    static let answerWindow: TimeAmount = .seconds(1)
+
+    var count: Int { state.withLock { $0.channels.count } }
 
     func add(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        channels.withLock { $0[id] = channel }
+        state.withLock { $0.channels[id] = channel }
         channel.closeFuture.whenComplete { [self] _ in
-            _ = channels.withLock { $0.removeValue(forKey: id) }
+            let waiters: [CheckedContinuation<Void, Never>] = state.withLock { s in
+                s.channels.removeValue(forKey: id)
+                guard s.channels.isEmpty else { return [] }
+                defer { s.emptyWaiters = [] }
+                return s.emptyWaiters
+            }
+            for waiter in waiters { waiter.resume() }
         }
     }
 
     func drain(grace: TimeAmount) async {
-        let open = channels.withLock { Array($0.values) }
-        for channel in open {
+        for channel in state.withLock({ Array($0.channels.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
-        let deadline = NIODeadline.now() + grace
-        while count > 0, NIODeadline.now() < deadline {
-            try? await Task.sleep(nanoseconds: 20_000_000)
+        if await waitUntilEmpty(timeout: grace) { return }
+        for channel in state.withLock({ Array($0.channels.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(ShutdownGraceExpiredEvent())
         }
-        for channel in channels.withLock({ Array($0.values) }) {
+        if await waitUntilEmpty(timeout: Self.answerWindow) { return }
+        for channel in state.withLock({ Array($0.channels.values) }) {
             channel.close(promise: nil)
+        }
+    }
+
+    /// True when every connection closed within `timeout`.
+    private func waitUntilEmpty(timeout: TimeAmount) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let empty = self.state.withLock { s in
+                        if s.channels.isEmpty { return true }
+                        s.emptyWaiters.append(continuation)
+                        return false
+                    }
+                    if empty { continuation.resume() }
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: UInt64(max(timeout.nanoseconds, 0)))
+                return false
+            }
+            let first = await group.next() ?? false
+            if !first {
+                // Time is up: release the empty-waiter so the group can finish.
+                let waiters = state.withLock { s in
+                    defer { s.emptyWaiters = [] }
+                    return s.emptyWaiters
+                }
+                for waiter in waiters { waiter.resume() }
+            }
+            group.cancelAll()
+            _ = await group.next()
+            return first
         }
     }
 }

@@ -21,6 +21,8 @@ package struct FrontendServices: Sendable {
     package var logger: Logger
     /// Async mode (accepting async triggers, the operation endpoints); nil answers them UNIMPLEMENTED.
     package var operations: AsyncOperations?
+    /// The configuration's digest and reload history, for `/metrics`; the same object in every generation.
+    package var configStatus: ConfigStatus?
 
     package init(
         dispatcher: TriggerDispatcher,
@@ -31,7 +33,8 @@ package struct FrontendServices: Sendable {
         requestTimeout: TimeAmount,
         idleTimeout: TimeAmount,
         logger: Logger,
-        operations: AsyncOperations? = nil
+        operations: AsyncOperations? = nil,
+        configStatus: ConfigStatus? = nil
     ) {
         self.dispatcher = dispatcher
         self.authenticator = authenticator
@@ -42,5 +45,6 @@ package struct FrontendServices: Sendable {
         self.idleTimeout = idleTimeout
         self.logger = logger
         self.operations = operations
+        self.configStatus = configStatus
     }
 }

@@ -23,7 +23,8 @@ package final class GatewayServer: Service {
     }
 
     private let configuration: Configuration
-    private let services: FrontendServices
+    /// The services of the configuration in force; a reload swaps them for new requests.
+    package let currentServices: CurrentFrontendServices
     private let group: any EventLoopGroup
     /// Set once: the bound address, or why binding failed (so `localAddress()` never waits forever).
     private let boundAddress = Mutex<Result<SocketAddress, any Error>?>(nil)
@@ -32,7 +33,7 @@ package final class GatewayServer: Service {
 
     package init(configuration: Configuration, services: FrontendServices, group: any EventLoopGroup) {
         self.configuration = configuration
-        self.services = services
+        self.currentServices = CurrentFrontendServices(services)
         self.group = group
     }
 
@@ -50,23 +51,35 @@ package final class GatewayServer: Service {
     }
 
     package func run() async throws {
-        let services = self.services
+        let current = self.currentServices
+        let services = current.value
         let connections = self.connections
         let serverChannel: any Channel
         do {
             serverChannel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // TCP_NODELAY (IPPROTO_TCP): NIO sets it on the listener and Linux copies it to accepted
+                        // sockets; set again here so it does not rest on that, and so a failure is logged below.
+                        // Never `.socketOption(.tcp_nodelay)`: that is SOL_SOCKET option 1, SO_DEBUG, which needs
+                        // CAP_NET_ADMIN and made every accept fail for any user but root.
+                        try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
                         connections.add(channel)
                         try channel.pipeline.syncOperations.addHandler(
                             ProtocolSniffer { channel, proto in
-                                try Self.configure(channel, for: proto, services: services)
+                                try Self.configure(channel, for: proto, services: current)
                             }
                         )
+                    }.flatMapErrorThrowing { error in
+                        // NIO closes a connection whose set-up failed without telling anyone: say which and why.
+                        services.logger.error(
+                            "cannot set up an accepted connection",
+                            metadata: ["peer.address": "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")", "error": "\(error)"]
+                        )
+                        throw error
                     }
                 }
                 .bind(host: configuration.host, port: configuration.port)
@@ -100,7 +113,12 @@ package final class GatewayServer: Service {
     }
 
     /// Installs the frontend for a sniffed protocol.
-    static func configure(_ channel: any Channel, for proto: ProtocolSniffer.WireProtocol, services: FrontendServices) throws {
+    static func configure(
+        _ channel: any Channel,
+        for proto: ProtocolSniffer.WireProtocol,
+        services current: CurrentFrontendServices
+    ) throws {
+        let services = current.value
         let sync = channel.pipeline.syncOperations
         switch proto {
         case .http1:
@@ -108,9 +126,9 @@ package final class GatewayServer: Service {
             try sync.addHandler(HTTPResponseEncoder())
             try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
             try sync.addHandler(HTTPServerPipelineHandler())
-            try sync.addHandler(HTTP1FrontendHandler(services: services))
+            try sync.addHandler(HTTP1FrontendHandler(services: current))
         case .http2:
-            try configureHTTP2(channel, services: services)
+            try configureHTTP2(channel, services: current)
         }
     }
 }

@@ -27,11 +27,19 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case closed
     }
 
-    private let services: FrontendServices
+    /// The services of the request in progress: refreshed from `currentServices` when a request head
+    /// arrives, so a reload applies from the next request on.
+    private var services: FrontendServices
+    private var servicesGeneration: Int
+    private let currentServices: CurrentFrontendServices
     private var state = State.idle
+    /// The id of the request in progress, for an answer the handler writes on its own (grace expiry).
+    private var currentRequestID = ""
 
-    init(services: FrontendServices) {
-        self.services = services
+    init(services current: CurrentFrontendServices) {
+        self.currentServices = current
+        self.servicesGeneration = current.generation
+        self.services = current.value
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -47,7 +55,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
+        currentServices.refresh(&services, generation: &servicesGeneration)
         let requestID = head.headers.first(name: "request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.make()
+        currentRequestID = requestID
         let restHead = RESTRequestHead(
             method: head.method.rawValue,
             target: head.uri,
@@ -236,12 +246,45 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ShutdownGraceExpiredEvent {
+            shutdownGraceExpired(context: context)
+            return
+        }
         if event is IdleStateHandler.IdleStateEvent, case .idle = state {
             // Keep-alive connection with nothing in flight for the idle timeout: reclaim it.
             context.close(promise: nil)
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The grace period ran out with this request unfinished: its client gets an answer in HTTP before the
+    /// socket closes (DESIGN.md "Configuration and running"): 503 with `Retry-After` and `Connection:
+    /// close` when nothing was sent yet, an SSE `error` event and the terminating chunk mid-stream.
+    private func shutdownGraceExpired(context: ChannelHandlerContext) {
+        let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
+        let requestID: String
+        switch state {
+        case .streaming(let task):
+            task.cancel()
+            state = .closed
+            var encoded = context.channel.allocator.buffer(capacity: 128)
+            SSEEncoder.encode(.error(error), into: &encoded)
+            context.write(wrapOutboundOut(.body(.byteBuffer(encoded))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        case .running(let task):
+            task.cancel()
+            requestID = currentRequestID
+        case .collecting(_, let plan, _):
+            requestID = plan.requestID
+        case .idle, .discarding, .closed:
+            context.close(promise: nil)
+            return
+        }
+        state = .closed
+        write(.error(error, requestID: requestID), keepAlive: false, context: context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

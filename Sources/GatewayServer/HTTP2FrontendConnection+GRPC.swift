@@ -62,6 +62,8 @@ extension HTTP2FrontendConnection {
     func grpcReceivedHeaders(_ headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
         let requestID = headers.first(name: "request-id") ?? RequestID.make()
         let state = StreamState(phase: .done)
+        state.wire = .grpc
+        state.requestID = requestID
         streams[stream] = state
         guard headers.first(name: ":method") == "POST" else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))

@@ -25,11 +25,13 @@ extension HTTP2FrontendConnection {
             restRespond(response, stream: stream)
         case .run(let work):
             streams[stream] = StreamState(phase: .running)
+            streams[stream]?.requestID = requestID
             startTask(stream: stream, work.run) { connection, response in
                 connection.restRespond(response, stream: stream)
             }
         case .readBody(let collector, let plan):
             streams[stream] = StreamState(phase: .restCollecting(collector, plan))
+            streams[stream]?.requestID = requestID
             if endStream {
                 session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
             }
@@ -83,6 +85,7 @@ extension HTTP2FrontendConnection {
             ],
             endStream: false
         )
+        streams[stream]?.wire = .eventStream
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         let eventLoop = self.eventLoop
         let task = Task {

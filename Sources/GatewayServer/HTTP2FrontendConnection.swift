@@ -15,11 +15,17 @@ import WireCodecs
 final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler {
     typealias InboundIn = Never
 
-    let services: FrontendServices
+    /// The services of the stream being started: refreshed from `currentServices` when a stream's headers
+    /// arrive, so a reload applies to streams opened after it.
+    var services: FrontendServices
+    private var servicesGeneration: Int
+    private let currentServices: CurrentFrontendServices
     let eventLoop: any EventLoop
     /// Set right after the engine is configured; the session keeps its delegate until the connection ends.
     var session: NGHTTP2Session!
     var streams: [HTTP2StreamID: StreamState] = [:]
+    /// Set when the shutdown grace ran out: the session ends once the last stream's answer is out.
+    private var terminating = false
 
     /// What one stream is doing.
     final class StreamState {
@@ -34,7 +40,18 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             case done
         }
 
+        /// How this stream is answered if the shutdown grace runs out before it is done.
+        enum Wire {
+            /// REST: a whole response (503 when nothing was sent yet).
+            case rest
+            /// REST SSE: response headers went out; an `error` event ends it.
+            case eventStream
+            case grpc
+        }
+
         var phase: Phase
+        var wire = Wire.rest
+        var requestID = ""
         var task: Task<Void, Never>?
         /// gRPC: response headers went out, so errors must go in trailers, not Trailers-Only.
         var sentHeaders = false
@@ -45,14 +62,17 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         init(phase: Phase) { self.phase = phase }
     }
 
-    init(services: FrontendServices, eventLoop: any EventLoop) {
-        self.services = services
+    init(services current: CurrentFrontendServices, eventLoop: any EventLoop) {
+        self.currentServices = current
+        self.servicesGeneration = current.generation
+        self.services = current.value
         self.eventLoop = eventLoop
     }
 
     // MARK: Session events
 
     func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+        currentServices.refresh(&services, generation: &servicesGeneration)
         let contentType = headers.first(name: "content-type") ?? ""
         if contentType.hasPrefix("application/grpc") {
             grpcReceivedHeaders(headers, stream: stream, endStream: endStream)
@@ -114,6 +134,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         state.deadlineTimer?.cancel()
         for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
         state.writableWaiters = []
+        if terminating, streams.isEmpty { session.terminate() }
     }
 
     func session(_ session: NGHTTP2Session, streamWritabilityChanged stream: HTTP2StreamID, isWritable: Bool) {
@@ -168,9 +189,38 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             session.initiateGracefulShutdown()
         case is IdleStateHandler.IdleStateEvent where streams.isEmpty:
             session.initiateGracefulShutdown()
+        case is ShutdownGraceExpiredEvent:
+            shutdownGraceExpired()
         default:
             context.fireUserInboundEventTriggered(event)
         }
+    }
+
+    /// The grace period ran out with streams unfinished: each gets an answer in its protocol (gRPC
+    /// `UNAVAILABLE` in trailers or Trailers-Only, REST 503 with `Retry-After`, SSE an `error` event and the
+    /// end of the stream), then GOAWAY with the last processed stream id (RFC 9113 §6.8) once they are out.
+    private func shutdownGraceExpired() {
+        terminating = true
+        let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
+        session.withBatchedWrites {
+            for (id, state) in streams {
+                if case .done = state.phase, state.task == nil { continue }
+                state.task?.cancel()
+                state.task = nil
+                switch state.wire {
+                case .grpc:
+                    grpcFinish(id, error: error)
+                case .eventStream:
+                    state.phase = .done
+                    var encoded = ByteBuffer()
+                    SSEEncoder.encode(.error(error), into: &encoded)
+                    session.sendData(stream: id, encoded, endStream: true)
+                case .rest:
+                    restRespond(.error(error, requestID: state.requestID), stream: id)
+                }
+            }
+        }
+        if streams.isEmpty { session.terminate() }
     }
 
     // MARK: Helpers shared by REST and gRPC

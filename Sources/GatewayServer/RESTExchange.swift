@@ -188,7 +188,11 @@ extension RESTRequestHead {
                 closeConnection: false
             )
         case .metrics:
-            return .respond(.text(status: 200, "# trigger-gateway metrics\n", contentType: "text/plain; version=0.0.4"), closeConnection: false)
+            var body = ByteBuffer()
+            services.configStatus?.writeMetrics(into: &body)
+            var response = RESTResponse.text(status: 200, "", contentType: "text/plain; version=0.0.4")
+            response.body = body
+            return .respond(response, closeConnection: false)
         case .operation, .cancelOperation, .listOperations:
             return operationStart(path, services: services, requestID: requestID)
         case .trigger(let ref, let kind):

@@ -21,7 +21,8 @@ struct RESTResponse {
         var body = ByteBufferAllocator().buffer(capacity: 128 + error.message.utf8.count)
         RESTResponseBody.encode(error: error, into: &body)
         var response = json(status: error.code.httpStatus, body: body, requestID: requestID)
-        if error.code == .overloaded || error.code == .tooManyRequests {
+        // RFC 9110 §10.2.3: tells clients (and load balancers) when a 503/429 is worth retrying.
+        if error.code == .overloaded || error.code == .tooManyRequests || error.code == .unavailable {
             response.headers.append(("retry-after", "1"))
         }
         return response

@@ -135,6 +135,16 @@ extension NGHTTP2Session {
         self.drain()
     }
 
+    /// Ends the session now: GOAWAY with the last processed stream id and `errorCode` (RFC 9113 §6.8),
+    /// then the connection closes once that is written. For a server whose shutdown grace ran out; what
+    /// was queued before is sent first.
+    package func terminate(errorCode: HTTP2ErrorCode = .noError) {
+        self.preconditionInEventLoop()
+        guard self.lifecycle != .closed else { return }
+        self.pendingOperations.append(.terminate(errorCode))
+        self.drain()
+    }
+
     /// False while `stream`'s queued outbound bytes are above the high watermark (see
     /// ``HTTP2SessionConfiguration/streamOutboundHighWatermark``); true for unknown streams.
     package func isWritable(stream: HTTP2StreamID) -> Bool {

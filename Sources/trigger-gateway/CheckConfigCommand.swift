@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatewayApp
 import GatewayConfig
 
 /// `check-config FILE`: validates and exits non-zero with a path-precise message.
@@ -14,9 +15,8 @@ struct CheckConfigCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let configuration = try GatewayConfiguration.load(path: file)
-            try configuration.validateListenPolicy()
-            print("\(file): ok (\(configuration.pools.count) pools, \(configuration.routes.count) routes)")
+            let (configuration, digest) = try ConfigFile.load(path: file)
+            print("\(file): ok (\(configuration.pools.count) pools, \(configuration.routes.count) routes, \(digest))")
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)

@@ -29,11 +29,18 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         var configuration: GatewayConfiguration
+        var digest = ConfigFile.embeddedDigest
+        let listenOverride: ListenAddress?
         do {
-            configuration = try config.map { try GatewayConfiguration.load(path: $0) } ?? .defaults
-            if let listen { configuration.listen = try ListenAddress(parsing: listen) }
-            if let dataDir { configuration.dataDir = dataDir }
-            try configuration.validateListenPolicy()
+            listenOverride = try listen.map { try ListenAddress(parsing: $0) }
+            if let config {
+                (configuration, digest) = try ConfigFile.load(path: config, listen: listenOverride, dataDir: dataDir)
+            } else {
+                configuration = .defaults
+                if let listenOverride { configuration.listen = listenOverride }
+                if let dataDir { configuration.dataDir = dataDir }
+                try configuration.validateListenPolicy()
+            }
         } catch {
             FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
             throw ExitCode(2)
@@ -41,6 +48,8 @@ struct ServeCommand: AsyncParsableCommand {
 
         var logger = Logger(label: "trigger-gateway")
         logger.logLevel = .info
+        // Trap SIGHUP before anything can deliver it: its default action ends the process.
+        let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         // The store opens before anything listens: an async trigger is only ever answered with an id the
         // store has committed.
         let store: any OperationStore
@@ -58,11 +67,27 @@ struct ServeCommand: AsyncParsableCommand {
             group: MultiThreadedEventLoopGroup.singleton,
             inProcessRunner: DemoPipelines(),
             logger: logger,
-            store: store
+            store: store,
+            digest: digest
+        )
+        logger.info("configuration loaded", metadata: ["config.digest": "\(digest)", "config.source": "\(configuration.source)"])
+        var services = app.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+        let configPath = self.config
+        let dataDir = self.dataDir
+        services.append(
+            .init(
+                service: ConfigReloadService(signals: reloadSignals, logger: logger) { [logger] in
+                    guard let configPath else {
+                        logger.warning("SIGHUP ignored: running the embedded default, there is no file to reload")
+                        return
+                    }
+                    app.reload(fromFile: configPath, listen: listenOverride, dataDir: dataDir)
+                }
+            )
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: app.services.map { .init(service: $0) },
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -61,8 +61,8 @@ struct ProcessTests {
         }
     }
 
-    @Test("SIGTERM lets an in-flight request finish, then the process exits 0")
-    func gracefulShutdown() async throws {
+    @Test("SIGTERM and SIGINT let an in-flight request finish, then the process exits 0", arguments: [SIGTERM, SIGINT])
+    func gracefulShutdown(signal: Int32) async throws {
         try await Self.withGatewayProcess { server in
             let client = try await TestHTTPClient.connect(port: server.port)
             async let response = client.request(
@@ -70,7 +70,7 @@ struct ProcessTests {
                 body: ByteBuffer(string: #"{"data":[{"variable":{"ms":800}}]}"#)
             )
             try await Task.sleep(for: .milliseconds(200))
-            server.signal(SIGTERM)
+            server.signal(signal)
             let finished = try await response
             #expect(finished.status == 200)
             let status = await server.stop(signal: 0)

@@ -1,6 +1,6 @@
 package import DemoRunner
 import Foundation
-import GatewayApp
+package import GatewayApp
 package import GatewayConfig
 import GatewayServer
 import Logging
@@ -15,6 +15,20 @@ package struct TestGateway: Sendable {
     package let configuration: GatewayConfiguration
     /// The operation store the gateway runs async mode on.
     package let store: any OperationStore
+    /// The assembled gateway (pools, config status, reload).
+    package let app: GatewayApp
+    /// Starts graceful shutdown (what SIGTERM does) without waiting for it to finish.
+    package let beginShutdown: @Sendable () async -> Void
+
+    /// Reloads with `yaml` as SIGHUP would with a file holding it (the test's listen address and data dir
+    /// are kept, as the command line's overrides are). Throws the file's `ConfigError`.
+    @discardableResult
+    package func reload(yaml: String) throws -> GatewayApp.ReloadReport {
+        var new = try GatewayConfiguration.parse(yaml: yaml, source: "reload.yaml")
+        new.listen = configuration.listen
+        new.dataDir = configuration.dataDir
+        return app.reload(to: new)
+    }
 
     /// A fresh keep-alive connection to the gateway.
     package func client() async throws -> TestHTTPClient {
@@ -70,7 +84,15 @@ package func withTestGateway<T: Sendable>(
         do {
             let address = try await app.server.localAddress()
             outcome = .success(
-                try await body(TestGateway(port: address.port!, configuration: configuration, store: store))
+                try await body(
+                    TestGateway(
+                        port: address.port!,
+                        configuration: configuration,
+                        store: store,
+                        app: app,
+                        beginShutdown: { await serviceGroup.triggerGracefulShutdown() }
+                    )
+                )
             )
         } catch {
             outcome = .failure(error)

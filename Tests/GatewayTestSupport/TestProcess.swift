@@ -69,6 +69,8 @@ package enum TestProcess {
 
         /// Everything the child printed on stdout after its `listening on` line (it is drained continuously).
         private let output = Mutex("")
+        /// Everything the child wrote on stderr (its log), drained continuously.
+        private let errors = Mutex("")
 
         private init(process: Process, port: Int, stderrPipe: Pipe) {
             self.process = process
@@ -78,6 +80,19 @@ package enum TestProcess {
 
         /// What the child printed on stdout since it started listening.
         package var printed: String { output.withLock { $0 } }
+
+        /// What the child logged on stderr so far.
+        package var logged: String { errors.withLock { $0 } }
+
+        /// Waits up to `timeout` until the log contains `text` `atLeast` times; returns the count seen.
+        package func logOccurrences(of text: String, atLeast: Int = 1, timeout: Duration) async -> Int {
+            let start = ContinuousClock.now
+            while true {
+                let count = logged.components(separatedBy: text).count - 1
+                if count >= atLeast || ContinuousClock.now - start > timeout { return count }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
 
         /// How many times `text` occurs in what the child printed, waiting up to `timeout` for at least
         /// `atLeast` of them (polled: the output arrives from another thread).
@@ -122,6 +137,11 @@ package enum TestProcess {
                 let data = handle.availableData
                 guard let server, !data.isEmpty else { return }
                 server.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            err.fileHandleForReading.readabilityHandler = { [weak server] handle in
+                let data = handle.availableData
+                guard let server, !data.isEmpty else { return }
+                server.errors.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
             return server
         }

@@ -1,0 +1,56 @@
+import Crypto
+import FoundationEssentials
+package import GatewayConfig
+
+/// Reads a configuration file the way `serve`, `check-config` and a reload (SIGHUP) all must: parse,
+/// validate (including the listen policy), and name the result by the SHA-256 of the bytes read, so the
+/// digest logged at start and after each reload tells operators which file is running.
+package enum ConfigFile {
+    /// The digest reported when the gateway runs its embedded default (no file).
+    package static let embeddedDigest = "embedded-default"
+
+    /// The validated configuration in `path` and its digest (`sha256:<64 hex>`). `listen` overrides the
+    /// file's address (`--listen`) before the listen policy is checked; `dataDir` likewise.
+    ///
+    /// Throws the same path-precise `ConfigError` that `check-config` prints.
+    package static func load(
+        path: String,
+        listen: ListenAddress? = nil,
+        dataDir: String? = nil
+    ) throws(ConfigError) -> (configuration: GatewayConfiguration, digest: String) {
+        let bytes: Data
+        do {
+            bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ConfigError(source: path, path: "", message: "cannot read the file: \(describe(error))")
+        }
+        guard let text = String(data: bytes, encoding: .utf8) else {
+            throw ConfigError(source: path, path: "", message: "the file is not UTF-8 text")
+        }
+        var configuration = try GatewayConfiguration.parse(yaml: text, source: path)
+        if let listen { configuration.listen = listen }
+        if let dataDir { configuration.dataDir = dataDir }
+        try configuration.validateListenPolicy()
+        return (configuration, digest(of: bytes))
+    }
+
+    /// `sha256:<hex>` of `bytes`.
+    static func digest(of bytes: Data) -> String {
+        "sha256:" + SHA256.hash(data: bytes).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    /// The reason a file could not be read, without Foundation's domain and code noise.
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? CocoaError {
+            switch error.code {
+            case .fileReadNoSuchFile: return "no such file"
+            case .fileReadNoPermission: return "permission denied"
+            default: break
+            }
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,45 @@
+import FoundationEssentials
+package import GatewayConfig
+package import GatewayServer
+import Logging
+
+extension GatewayApp {
+    /// Reloads from the configuration file (what SIGHUP does): reads and validates it exactly as
+    /// `check-config` does, then swaps it in with `reload(to:digest:)`. A file that does not validate is
+    /// refused with one log line carrying `check-config`'s message, and the running configuration stays.
+    /// `listen`/`dataDir` are the command line's overrides, applied as at start-up.
+    ///
+    /// Returns the outcome, also recorded in `configStatus` (seen on `/metrics`).
+    @discardableResult
+    package func reload(
+        fromFile path: String,
+        listen: ListenAddress? = nil,
+        dataDir: String? = nil
+    ) -> ConfigStatus.ReloadOutcome {
+        let now = Date().timeIntervalSince1970
+        let loaded: (configuration: GatewayConfiguration, digest: String)
+        do {
+            loaded = try ConfigFile.load(path: path, listen: listen, dataDir: dataDir)
+        } catch {
+            logger.error(
+                "config reload refused; the running configuration stays",
+                metadata: ["config.error": "\(error)", "config.digest": "\(configStatus.snapshot.digest)"]
+            )
+            configStatus.recordReload(.refused, digest: nil, at: now)
+            return .refused
+        }
+        let report = reload(to: loaded.configuration)
+        configStatus.recordReload(.applied, digest: loaded.digest, at: now)
+        var metadata: Logger.Metadata = ["config.digest": "\(loaded.digest)", "config.source": "\(path)"]
+        if !report.poolsAdded.isEmpty { metadata["pools.new"] = "\(report.poolsAdded.joined(separator: ","))" }
+        if !report.poolsRetired.isEmpty { metadata["pools.retired"] = "\(report.poolsRetired.joined(separator: ","))" }
+        logger.info("config reloaded", metadata: metadata)
+        if !report.restartRequired.isEmpty {
+            logger.warning(
+                "restart required: these keys changed but keep their running values until a restart",
+                metadata: ["config.keys": "\(report.restartRequired.joined(separator: ","))"]
+            )
+        }
+        return .applied
+    }
+}

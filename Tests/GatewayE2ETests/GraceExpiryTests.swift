@@ -1,0 +1,128 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// The end of the shutdown grace period (issue 9 item 4): a call still in flight gets an answer in its
+/// client's protocol before its socket closes. The backend holds every call (a gate never opened), so the
+/// grace (300 ms) always runs out.
+@Suite("Shutdown grace expiry answers each protocol", .serialized)
+struct GraceExpiryTests {
+    static func withHeldCalls(_ body: (TestGateway, GatedRunner) async throws -> Void) async throws {
+        let runner = GatedRunner()
+        defer { runner.open() }
+        try await withHTTPBackend(runner: runner) { port in
+            let yaml = """
+                timeouts: {shutdown_grace: 300ms}
+                pools: [{name: held, transport: http, endpoints: ["127.0.0.1:\(port)"]}]
+                routes: [{namespace: demo, pipeline: "*", pool: held}]
+                """
+            try await withTestGateway(yaml: yaml) { gateway in try await body(gateway, runner) }
+        }
+    }
+
+    static let body = #"{"data":[{"variable":{"prompt":"hello"}}]}"#
+
+    @Test("HTTP/1.1 sync: 503 with Retry-After and Connection: close, then the socket closes")
+    func http1Sync() async throws {
+        try await Self.withHeldCalls { gateway, runner in
+            let client = try await gateway.client()
+            let call = Task {
+                try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    headers: jsonHeaders + [("request-id", "held-1")], body: ByteBuffer(string: Self.body)
+                )
+            }
+            try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
+            await gateway.beginShutdown()
+            let response = try await call.value
+            #expect(response.status == 503, "\(response.bodyString)")
+            #expect(response.header("retry-after") != nil)
+            #expect(response.header("connection")?.lowercased() == "close")
+            #expect(response.header("request-id") == "held-1")
+            #expect(try json(response.body)["message"] as? String == "the gateway is shutting down; retry the request")
+            #expect(await client.waitForClose())
+        }
+    }
+
+    @Test("SSE over HTTP/1.1: an error event, then the terminating chunk (curl sees a complete response)")
+    func http1SSE() async throws {
+        try await Self.withHeldCalls { gateway, runner in
+            let call = Task {
+                let (headers, _, raw) = try await curlSSE([
+                    "-H", "content-type: application/json", "-d", Self.body,
+                    "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/tokens/trigger-stream",
+                ])
+                return (headers, raw)
+            }
+            try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
+            await gateway.beginShutdown()
+            let (headers, raw) = try await call.value
+            let events = try parseSSE(raw)
+            #expect(headers.contains("http/1.1 200"), "\(headers)")
+            #expect(events.map(\.name) == ["PIPELINE_ERROR_UPDATED"], "\(raw)")
+            #expect(events.first?.data["code"] as? Int == 14, "\(raw)")
+        }
+    }
+
+    @Test("REST over HTTP/2: 503 with Retry-After (curl --http2-prior-knowledge)")
+    func http2REST() async throws {
+        let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
+        try await Self.withHeldCalls { gateway, runner in
+            let call = Task {
+                try await TestProcess.run(curl, [
+                    "-sS", "--max-time", "20", "--http2-prior-knowledge", "-D", "-", "-H", "content-type: application/json",
+                    "-d", Self.body, "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+                ])
+            }
+            try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
+            await gateway.beginShutdown()
+            let out = try await call.value
+            #expect(out.status == 0, "\(out.stderr)")
+            let text = out.stdoutString.lowercased()
+            #expect(text.contains("http/2 503"), "\(text)")
+            #expect(text.contains("retry-after:"), "\(text)")
+        }
+    }
+
+    @Test("HTTP/2: the 503 is followed by GOAWAY naming the last processed stream (nghttp -v)")
+    func http2GoAway() async throws {
+        let nghttp = try #require(TestProcess.which("nghttp"), "scripts/test installs nghttp2-client")
+        try await Self.withHeldCalls { gateway, runner in
+            let bodyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-grace-\(UUID().uuidString).json")
+            try Self.body.write(to: bodyFile, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: bodyFile) }
+            let call = Task {
+                try await TestProcess.run(nghttp, [
+                    "-v", "-t", "20", "-H", "content-type: application/json", "-d", bodyFile.path,
+                    "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+                ])
+            }
+            try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
+            await gateway.beginShutdown()
+            let out = try await call.value.stdoutString
+            // nghttp opens its request on stream 13 (after its priority-tree streams); read the id from the answer.
+            let answer = try #require(out.range(of: #"recv \(stream_id=(\d+)\) :status: 503"#, options: .regularExpression), "\(out)")
+            let stream = String(out[answer].drop { !$0.isNumber }.prefix { $0.isNumber })
+            let afterAnswer = out[answer.upperBound...]
+            #expect(afterAnswer.contains("recv GOAWAY frame"), "a GOAWAY follows the answer: \(out)")
+            #expect(afterAnswer.contains("last_stream_id=\(stream),"), "it names stream \(stream): \(out)")
+        }
+    }
+
+    @Test("gRPC: UNAVAILABLE in the status (grpcio)")
+    func grpc() async throws {
+        try await Self.withHeldCalls { gateway, runner in
+            let call = Task {
+                let answer = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"prompt":"hello"}]"#])
+                return "\(answer["code"] ?? "")|\(answer["details"] ?? "")"
+            }
+            try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
+            await gateway.beginShutdown()
+            let outcome = try await call.value.split(separator: "|", maxSplits: 1).map(String.init)
+            let answer: [String: String] = ["code": outcome.first ?? "", "details": outcome.last ?? ""]
+            #expect(answer["code"] == "UNAVAILABLE", "\(answer)")
+            #expect(answer["details"]?.contains("shutting down") == true, "\(answer)")
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Synchronization
+import Testing
+
+/// SIGHUP on the real executable (issue 9 item 2): reload under sync, stream and async load loses nothing,
+/// a new route answers within a second, a broken file keeps the running configuration; SIGINT and SIGTERM
+/// still drain.
+@Suite("trigger-gateway reloads on SIGHUP", .serialized)
+struct ReloadProcessTests {
+    static func config(extraNamespaces: [String]) -> String {
+        var yaml = "pools: [{name: local, transport: inprocess}]\nroutes:\n  - {namespace: demo, pipeline: \"*\", pool: local}\n"
+        for ns in extraNamespaces { yaml += "  - {namespace: \(ns), pipeline: \"*\", pool: local}\n" }
+        return yaml
+    }
+
+    /// Failures seen by the load loops, with what went wrong.
+    final class Tally: Sendable {
+        let failures = Mutex<[String]>([])
+        let completed = Atomic<Int>(0)
+        let operations = Mutex<[String]>([])
+        let stop = Atomic<Bool>(false)
+        func fail(_ what: String) { failures.withLock { $0.append(what) } }
+    }
+
+    static func syncLoop(port: Int, tally: Tally) async {
+        guard let client = try? await TestHTTPClient.connect(port: port) else { return tally.fail("sync: connect") }
+        var n = 0
+        while !tally.stop.load(ordering: .relaxed), n < 5_000 {
+            n += 1
+            do {
+                let r = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"prompt":"x"}}]}"#)
+                )
+                if r.status != 200 { tally.fail("sync \(r.status): \(r.bodyString)") }
+                tally.completed.add(1, ordering: .relaxed)
+            } catch {
+                tally.fail("sync: \(error)")
+                return
+            }
+        }
+        await client.close()
+    }
+
+    static func streamLoop(port: Int, tally: Tally) async {
+        guard let client = try? await TestHTTPClient.connect(port: port) else { return tally.fail("stream: connect") }
+        var n = 0
+        while !tally.stop.load(ordering: .relaxed), n < 2_000 {
+            n += 1
+            do {
+                let r = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/tokens/trigger-stream", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"prompt":"a b c","delay_ms":5}}]}"#)
+                )
+                let text = r.bodyString
+                if r.status != 200 || text.contains("PIPELINE_ERROR_UPDATED") || !text.contains(#""text":"a b c""#) {
+                    tally.fail("stream \(r.status): \(text)")
+                }
+                tally.completed.add(1, ordering: .relaxed)
+            } catch {
+                tally.fail("stream: \(error)")
+                return
+            }
+        }
+        await client.close()
+    }
+
+    static func asyncLoop(port: Int, tally: Tally) async {
+        guard let client = try? await TestHTTPClient.connect(port: port) else { return tally.fail("async: connect") }
+        var n = 0
+        while !tally.stop.load(ordering: .relaxed), n < 2_000 {
+            n += 1
+            do {
+                let r = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger-async", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"i":\#(n)}}]}"#)
+                )
+                guard r.status == 200, let operation = try json(r.body)["operation"] as? [String: Any],
+                    let name = operation["name"] as? String
+                else {
+                    tally.fail("async \(r.status): \(r.bodyString)")
+                    continue
+                }
+                tally.operations.withLock { $0.append(name) }
+                tally.completed.add(1, ordering: .relaxed)
+            } catch {
+                tally.fail("async: \(error)")
+                return
+            }
+        }
+        await client.close()
+    }
+
+    @Test("reload under sync, stream and async load: nothing fails, each new route answers within 1 s, a broken file is refused")
+    func reloadUnderLoad() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Self.config(extraNamespaces: []).write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            let tally = Tally()
+            let port = server.port
+            let loads = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await Self.syncLoop(port: port, tally: tally) }
+                    group.addTask { await Self.streamLoop(port: port, tally: tally) }
+                    group.addTask { await Self.asyncLoop(port: port, tally: tally) }
+                }
+            }
+            let probe = try await TestHTTPClient.connect(port: port)
+            var namespaces: [String] = []
+            for round in 1...4 {
+                // Each reload lands while all three loads are running: wait until they made progress since the last.
+                let mark = tally.completed.load(ordering: .relaxed)
+                let waitStart = ContinuousClock.now
+                while tally.completed.load(ordering: .relaxed) < mark + 6, ContinuousClock.now - waitStart < .seconds(10) {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                namespaces.append("added\(round)")
+                try Self.config(extraNamespaces: namespaces).write(to: file, atomically: true, encoding: .utf8)
+                let signalled = ContinuousClock.now
+                server.signal(SIGHUP)
+                var status = 0
+                while ContinuousClock.now - signalled < .seconds(1) {
+                    status = try await probe.request(
+                        "POST", "/v1beta/namespaces/added\(round)/pipelines/echo/trigger", headers: jsonHeaders,
+                        body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
+                    ).status
+                    if status == 200 { break }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(status == 200, "route added\(round) did not answer within 1 s of SIGHUP")
+            }
+            #expect(await server.logOccurrences(of: "config reloaded", atLeast: 4, timeout: .seconds(5)) == 4)
+
+            // A broken file: refused with check-config's own message, the running routes stay.
+            let broken = "routes: [{namespace: demo, pool: gpu}]\n"
+            try broken.write(to: file, atomically: true, encoding: .utf8)
+            let check = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
+            #expect(check.status != 0)
+            let message = check.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reload refused", timeout: .seconds(5)) == 1, "\(server.logged)")
+            #expect(server.logged.contains(message), "the log carries check-config's message \(message): \(server.logged)")
+            let still = try await probe.request(
+                "POST", "/v1beta/namespaces/added4/pipelines/echo/trigger", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
+            )
+            #expect(still.status == 200, "\(still.bodyString)")
+            let metrics = try await probe.request("GET", "/metrics").bodyString
+            #expect(metrics.contains("trigger_gateway_config_last_reload_successful 0"), "\(metrics)")
+            #expect(metrics.contains(#"trigger_gateway_config_reloads_total{outcome="applied"} 4"#), "\(metrics)")
+            await probe.close()
+
+            tally.stop.store(true, ordering: .relaxed)
+            await loads.value
+            let failures = tally.failures.withLock { $0 }
+            #expect(failures.isEmpty, "\(failures.prefix(5))")
+            #expect(tally.completed.load(ordering: .relaxed) >= 24)
+            // Every accepted async operation completes.
+            let client = try await TestHTTPClient.connect(port: port)
+            for name in tally.operations.withLock({ $0 }) {
+                let r = try await client.request("GET", "/v1beta/\(name)?wait=10s")
+                let done = (try json(r.body)["operation"] as? [String: Any])?["done"] as? Bool
+                #expect(done == true, "\(name): \(r.bodyString)")
+            }
+            await client.close()
+            #expect(await server.stop() == 0)
+        }
+    }
+}

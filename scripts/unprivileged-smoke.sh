@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs the built trigger-gateway and demo-runner (http and grpc transports) as an unprivileged user and
+# drives REST (curl), gRPC (grpcurl), an http backend and a grpc backend through them, plus an async trigger
+# (the SQLite store writes into a data dir that user owns) and a SIGHUP reload.
+#
+# CI and sessions run as root, which hides permission bugs: a socket option that needs CAP_NET_ADMIN once
+# made every accepted connection fail for anyone else. Usage: scripts/unprivileged-smoke.sh [BIN_DIR]
+# (default: the debug build's products).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin_dir="${1:-$(swift build --show-bin-path)}"
+user="${SMOKE_USER:-nobody}"
+group="$(id -gn "$user")"
+export PATH="$PWD/.venv/bin:$PATH"
+
+work="$(mktemp -d /tmp/tg-unpriv.XXXXXX)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+chmod 755 "$work"
+# Copies: the checkout may live under a directory the unprivileged user cannot enter.
+cp "$bin_dir/trigger-gateway" "$bin_dir/demo-runner" "$work/"
+mkdir "$work/data"
+chown "$user:$group" "$work/data"
+
+as_user=(setpriv --reuid="$user" --regid="$group" --clear-groups --inh-caps=-all)
+
+# Starts "$@" as the user and waits for its "listening on HOST:PORT" line; sets started_pid, started_port.
+start() {
+    local log="$1"; shift
+    # setpriv execs the command: $! is the server's own pid (signals below reach it, not a subshell).
+    "${as_user[@]}" "$@" >"$log" 2>&1 &
+    started_pid=$!
+    pids+=("$started_pid")
+    for _ in $(seq 1 400); do
+        if grep -q "listening on" "$log" 2>/dev/null; then
+            started_port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$log" | head -1)
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "unprivileged-smoke: $* did not start:" >&2; cat "$log" >&2; return 1
+}
+
+start "$work/http-runner.log" "$work/demo-runner" --listen 127.0.0.1:0 --transport http
+http_port=$started_port
+start "$work/grpc-runner.log" "$work/demo-runner" --listen 127.0.0.1:0 --transport grpc
+grpc_port=$started_port
+cat >"$work/gateway.yaml" <<YAML
+pools:
+  - {name: local, transport: inprocess}
+  - {name: web, transport: http, endpoints: ["127.0.0.1:$http_port"]}
+  - {name: rpc, transport: grpc, endpoints: ["127.0.0.1:$grpc_port"]}
+routes:
+  - {namespace: demo, pipeline: "*", pool: local}
+  - {namespace: viahttp, pipeline: "*", pool: web}
+  - {namespace: viagrpc, pipeline: "*", pool: rpc}
+YAML
+chmod 644 "$work/gateway.yaml"
+start "$work/gateway.log" "$work/trigger-gateway" serve --config "$work/gateway.yaml" \
+    --listen 127.0.0.1:0 --data-dir "$work/data"
+port=$started_port
+gateway_pid=$started_pid
+base="http://127.0.0.1:$port/v1beta/namespaces"
+
+fail() { echo "unprivileged-smoke: FAILED: $*" >&2; echo "--- gateway log" >&2; cat "$work/gateway.log" >&2; exit 1; }
+expect() { # expect NAME NEEDLE OUTPUT
+    case "$3" in *"$2"*) echo "ok: $1";; *) fail "$1: expected \"$2\" in: $3";; esac
+}
+
+body='{"data":[{"variable":{"prompt":"hello"}}]}'
+for ns in demo viahttp viagrpc; do
+    out=$(curl -sS --max-time 10 -H 'content-type: application/json' -d "$body" "$base/$ns/pipelines/upper/trigger") \
+        || fail "REST to $ns"
+    expect "REST over HTTP/1.1 to $ns" '"HELLO"' "$out"
+done
+out=$(curl -sS --max-time 10 --http2-prior-knowledge -H 'content-type: application/json' -d "$body" \
+    "$base/viagrpc/pipelines/upper/trigger") || fail "REST over h2c"
+expect "REST over h2c to the grpc backend" '"HELLO"' "$out"
+for ns in viahttp viagrpc; do
+    out=$(grpcurl -plaintext -max-time 10 -import-path protos -import-path /usr/include \
+        -proto pipeline/pipeline/v1beta/pipeline_public_service.proto \
+        -d "{\"namespace_id\":\"$ns\",\"pipeline_id\":\"upper\",\"data\":[{\"variable\":{\"prompt\":\"hello\"}}]}" \
+        "127.0.0.1:$port" pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline 2>&1) \
+        || fail "gRPC to $ns: $out"
+    expect "gRPC (grpcurl) to $ns" 'HELLO' "$out"
+done
+out=$(curl -sS --max-time 10 -H 'content-type: application/json' -d "$body" "$base/viahttp/pipelines/upper/trigger-async")
+expect "async accepted into a store in the user's data dir" '"operations/' "$out"
+op=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["operation"]["name"])')
+out=$(curl -sS --max-time 15 "http://127.0.0.1:$port/v1beta/$op?wait=10s")
+expect "async operation finished" 'HELLO' "$out"
+
+# SIGHUP reloads as the user too (the file is readable, the signal is the user's own process).
+sed -i 's/namespace: viagrpc/namespace: viarpc/' "$work/gateway.yaml"
+kill -HUP "$gateway_pid"
+for _ in $(seq 1 100); do grep -q "config reloaded" "$work/gateway.log" && break; sleep 0.05; done
+out=$(curl -sS --max-time 10 -H 'content-type: application/json' -d "$body" "$base/viarpc/pipelines/upper/trigger")
+expect "a route added by SIGHUP answers" '"HELLO"' "$out"
+
+kill -TERM "$gateway_pid"
+wait "$gateway_pid" || fail "gateway exited with $?"
+grep -q "cannot set up an accepted connection" "$work/gateway.log" && fail "accept set-up failures logged"
+echo "unprivileged-smoke: all passed as $user"
