@@ -72,9 +72,20 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"))
             return
         }
-        if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+        if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")), codec != "proto" {
             grpcFinish(
-                stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"))
+                stream,
+                error: GatewayError(.unimplemented, "codec \(codec) is not supported: use application/grpc+proto")
+            )
+            return
+        }
+        if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+            // gRPC compression.md: an unsupported message encoding is UNIMPLEMENTED, with the encodings we do
+            // accept in grpc-accept-encoding so the client can retry without compression.
+            grpcFinish(
+                stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
+                extraHeaders: [("grpc-accept-encoding", "identity")]
+            )
             return
         }
         var call = GRPCCall(
@@ -228,7 +239,7 @@ extension HTTP2FrontendConnection {
     }
 
     /// Ends the call with its status: in trailers after headers went out, or Trailers-Only before.
-    func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?) {
+    func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?, extraHeaders: [(String, String)] = []) {
         guard let state = streams[stream] else { return }
         if case .done = state.phase, state.task == nil, state.sentHeaders == false, error == nil { return }
         state.phase = .done
@@ -244,6 +255,7 @@ extension HTTP2FrontendConnection {
         } else {
             state.sentHeaders = true
             var headers: HTTP2Headers = [":status": "200", "content-type": "application/grpc"]
+            for (name, value) in extraHeaders { headers.add(name: name, value: value) }
             for field in status { headers.add(name: field.name, value: field.value) }
             session.sendResponseHeaders(stream: stream, headers: headers, endStream: true)
         }

@@ -53,8 +53,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     // MARK: Session events
 
     func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
-        let contentType = headers.first(name: "content-type") ?? ""
-        if contentType.hasPrefix("application/grpc") {
+        // Only application/grpc[+codec] is gRPC; look-alikes (gRPC-Web) are answered 415 as REST.
+        if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) {
             grpcReceivedHeaders(headers, stream: stream, endStream: endStream)
         } else {
             restReceivedHeaders(headers, stream: stream, endStream: endStream)

@@ -7,6 +7,9 @@ struct RESTResponse {
     var status: Int
     var headers: [(name: String, value: String)]
     var body: ByteBuffer
+    /// The answer to a HEAD: the headers (with the body's `content-length`) go out, the body does not
+    /// (RFC 9110 §9.3.2).
+    var omitsBody = false
 
     static func json(status: Int, body: ByteBuffer, requestID: String) -> RESTResponse {
         RESTResponse(
@@ -23,6 +26,11 @@ struct RESTResponse {
         var response = json(status: error.code.httpStatus, body: body, requestID: requestID)
         if error.code == .overloaded || error.code == .tooManyRequests {
             response.headers.append(("retry-after", "1"))
+        }
+        if error.code == .unauthenticated {
+            // RFC 9110 §11.6.1: a 401 "MUST send a WWW-Authenticate header field"; the scheme is Bearer
+            // (RFC 6750 §3).
+            response.headers.append(("www-authenticate", "Bearer"))
         }
         return response
     }

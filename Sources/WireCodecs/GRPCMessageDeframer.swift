@@ -9,10 +9,12 @@ import TriggerModel
 /// of the body is buffered, so an oversized message costs nothing but its 5-byte prefix (STYLE.md habit 10).
 /// Returned messages are slices of the received buffers, not copies.
 ///
-/// Compression is not supported: a message with the compressed flag set is refused with `.unimplemented`,
-/// which is what gRPC's compression.md prescribes for a message "compressed by an algorithm that is not
-/// supported" (we support none, so `grpc-encoding` other than `identity` is never negotiated). A flag value
-/// other than 0 or 1 is malformed: `.invalidArgument`. Errors are sticky: after one, `next()` throws it
+/// Compression is not supported, so a call's `grpc-encoding` other than `identity` is refused (UNIMPLEMENTED)
+/// before any message is read, and every message this deframer sees belongs to a call without a message
+/// encoding. A message with the compressed flag set is then refused with `.internalError`, as gRPC's
+/// PROTOCOL-HTTP2.md ("Compressed-Flag": set "when no Message-Encoding is specified ... MUST be treated
+/// as a protocol error") and compression.md ("INTERNAL" for a compressed message without
+/// `grpc-encoding`) prescribe. A flag value other than 0 or 1 is malformed: `.invalidArgument`. Errors are sticky: after one, `next()` throws it
 /// again, so a caller cannot resynchronise on garbage.
 package struct GRPCMessageDeframer {
     package let maxMessageBytes: Int
@@ -46,7 +48,7 @@ package struct GRPCMessageDeframer {
 
     /// The next complete message, or nil when more bytes are needed.
     ///
-    /// Throws `.payloadTooLarge` when a declared length exceeds the cap, `.unimplemented` for a compressed
+    /// Throws `.payloadTooLarge` when a declared length exceeds the cap, `.internalError` for a compressed
     /// message and `.invalidArgument` for a malformed flag byte.
     package mutating func next() throws -> ByteBuffer? {
         if let failure { throw failure }
@@ -91,7 +93,10 @@ package struct GRPCMessageDeframer {
         switch flag {
         case 0: break
         case 1:
-            throw GatewayError(.unimplemented, "compressed gRPC messages are not supported (only identity encoding)")
+            throw GatewayError(
+                .internalError,
+                "gRPC message has the compressed flag set, but the call has no grpc-encoding (only identity is supported)"
+            )
         default:
             throw GatewayError(.invalidArgument, "invalid gRPC message prefix: compressed flag \(flag)")
         }

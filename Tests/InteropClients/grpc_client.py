@@ -84,6 +84,9 @@ def main():
     token = os.environ.get("TG_TOKEN")
     if token:
         metadata.append(("authorization", "Bearer " + token))
+    # A raw authorization value, sent as is (the Instill SDK's empty token is "Bearer " with the space).
+    if "TG_AUTHORIZATION" in os.environ:
+        metadata.append(("authorization", os.environ["TG_AUTHORIZATION"]))
     out = {}
     try:
         if scenario == "trigger":
@@ -116,6 +119,12 @@ def main():
             )
             raw = call(SDK_BYTES, metadata=metadata)
             r = pipeline_pb2.TriggerNamespacePipelineResponse.FromString(raw)
+            out = {"outputs": outputs(r)}
+        elif scenario == "gzip":
+            # A call compressed with gzip: the gateway supports identity only.
+            r = stub.TriggerNamespacePipeline(
+                trigger_request("demo", "echo", [{"x": "y" * 64}]), metadata=metadata, compression=grpc.Compression.Gzip
+            )
             out = {"outputs": outputs(r)}
         elif scenario == "health":
             ready = stub.Readiness(pipeline_pb2.ReadinessRequest())

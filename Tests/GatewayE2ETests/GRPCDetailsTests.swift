@@ -1,0 +1,118 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// gRPC details peers get right (issue 10, items 10–12): the compressed flag and `grpc-encoding`, what
+/// content types are gRPC, and the Instill SDK's `authorization: Bearer ` with an empty token.
+@Suite("gRPC details: compression, content types, empty bearer")
+struct GRPCDetailsTests {
+    static let path = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
+    /// TriggerNamespacePipelineRequest{namespace_id: "demo", pipeline_id: "echo", data: [{variable: {prompt: "hello world"}}]}.
+    static let echoRequest: [UInt8] = hex(
+        "0a0464656d6f" + "12046563686f" + "221b0a190a170a0670726f6d7074120d1a0b68656c6c6f20776f726c64"
+    )
+
+    static func hex(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var i = text.startIndex
+        while i < text.endIndex {
+            let next = text.index(i, offsetBy: 2)
+            bytes.append(UInt8(text[i..<next], radix: 16)!)
+            i = next
+        }
+        return bytes
+    }
+
+    static func framed(_ message: [UInt8], flag: UInt8) -> [UInt8] {
+        let n = UInt32(message.count)
+        return [flag, UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + message
+    }
+
+    /// POSTs `body` over h2c with curl and returns the response header lines (and trailers), lowercased.
+    static func curlH2(port: Int, contentType: String, body: [UInt8], headers: [String] = []) async throws -> String {
+        let curl = try #require(TestProcess.which("curl"))
+        let args =
+            ["-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-H", "content-type: \(contentType)", "-H", "te: trailers"]
+            + headers.flatMap { ["-H", $0] } + ["--data-binary", "@-", "http://127.0.0.1:\(port)\(path)"]
+        let out = try await TestProcess.run(curl, args, stdin: Data(body))
+        #expect(out.status == 0, "\(out.stderr)")
+        return out.stdoutString.lowercased()
+    }
+
+    @Test("grpcToInProcessCompressedFlag: a compressed message without grpc-encoding is INTERNAL naming the flag; the same message uncompressed passes",
+          arguments: [(UInt8(0), "grpc-status: 0"), (UInt8(1), "grpc-status: 13")])
+    func compressedFlag(flag: UInt8, status: String) async throws {
+        try await withTestGateway { gateway in
+            let headers = try await Self.curlH2(
+                port: gateway.port, contentType: "application/grpc", body: Self.framed(Self.echoRequest, flag: flag)
+            )
+            #expect(headers.contains(status), "\(headers)")
+            if flag == 1 { #expect(headers.contains("compressed flag"), "\(headers)") }
+        }
+    }
+
+    @Test("an unsupported grpc-encoding is UNIMPLEMENTED with grpc-accept-encoding: identity")
+    func unsupportedEncoding() async throws {
+        try await withTestGateway { gateway in
+            let headers = try await Self.curlH2(
+                port: gateway.port, contentType: "application/grpc", body: Self.framed(Self.echoRequest, flag: 0),
+                headers: ["grpc-encoding: gzip"]
+            )
+            #expect(headers.contains("grpc-status: 12"), "\(headers)")
+            #expect(headers.contains("grpc-accept-encoding: identity"), "\(headers)")
+            let answer = try await Peers.grpcio("gzip", port: gateway.port)
+            #expect(answer["code"] as? String == "UNIMPLEMENTED", "\(answer)")
+        }
+    }
+
+    @Test("only application/grpc[+codec] is gRPC; look-alikes are 415 as HTTP on h2c", arguments: [
+        ("application/grpc", 200), ("application/grpc+proto", 200), ("Application/GRPC+Proto", 200),
+        ("application/grpc-web+proto", 415), ("application/grpc-web", 415), ("application/grpcx", 415),
+    ])
+    func grpcContentTypes(contentType: String, status: Int) async throws {
+        try await withTestGateway { gateway in
+            let headers = try await Self.curlH2(
+                port: gateway.port, contentType: contentType, body: Self.framed(Self.echoRequest, flag: 0)
+            )
+            #expect(headers.hasPrefix("http/2 \(status)"), "\(headers)")
+            if status == 200 {
+                #expect(headers.contains("content-type: application/grpc"), "\(headers)")
+                #expect(headers.contains("grpc-status: 0"), "\(headers)")
+            } else {
+                #expect(headers.contains("content-type: application/json"), "\(headers)")
+                #expect(!headers.contains("grpc-status"), "\(headers)")
+            }
+        }
+    }
+
+    @Test("gRPC look-alike content types are 415 over HTTP/1.1 too")
+    func grpcLookalikeH1() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", Self.path, headers: [("content-type", "application/grpc-web+proto")],
+                body: ByteBuffer(bytes: Self.framed(Self.echoRequest, flag: 0))
+            )
+            #expect(response.status == 415, "\(response.bodyString)")
+            #expect(try json(response.body)["code"] as? Int == 3)
+            await client.close()
+        }
+    }
+
+    @Test("grpcioEmptyBearer: the Instill SDK's `authorization: Bearer ` is no credential: it passes without tokens, is UNAUTHENTICATED with them",
+          arguments: [
+            ("Bearer ", false, nil), ("Bearer ", true, "UNAUTHENTICATED"), ("Bearer", true, "UNAUTHENTICATED"),
+            ("Bearer t0k ", true, nil), ("Bearer  t0k", true, nil),
+          ] as [(String, Bool, String?)])
+    func emptyBearer(authorization: String, tokens: Bool, code: String?) async throws {
+        let yaml = tokens ? "tokens:\n  - {name: a, token: t0k}\n" : nil
+        try await withTestGateway(yaml: yaml) { gateway in
+            let answer = try await Peers.grpcio(
+                "trigger", port: gateway.port, ["echo", #"[{"x":1}]"#], authorization: authorization
+            )
+            #expect(answer["code"] as? String == code, "\(answer)")
+            if code == nil { #expect((answer["outputs"] as? [[String: Any]])?.first?["x"] as? Int == 1, "\(answer)") }
+        }
+    }
+}
