@@ -66,11 +66,13 @@ struct GRPCDetailsTests {
         }
     }
 
-    @Test("only application/grpc[+codec] is gRPC; look-alikes are 415 as HTTP on h2c", arguments: [
-        ("application/grpc", 200), ("application/grpc+proto", 200), ("Application/GRPC+Proto", 200),
-        ("application/grpc-web+proto", 415), ("application/grpc-web", 415), ("application/grpcx", 415),
-    ])
-    func grpcContentTypes(contentType: String, status: Int) async throws {
+    @Test("only application/grpc[+codec] is gRPC (codecs other than proto are UNIMPLEMENTED); look-alikes are 415 as HTTP on h2c",
+          arguments: [
+            ("application/grpc", 200, 0), ("application/grpc+proto", 200, 0), ("Application/GRPC+Proto", 200, 0),
+            ("application/grpc+json", 200, 12),
+            ("application/grpc-web+proto", 415, nil), ("application/grpc-web", 415, nil), ("application/grpcx", 415, nil),
+          ] as [(String, Int, Int?)])
+    func grpcContentTypes(contentType: String, status: Int, grpcStatus: Int?) async throws {
         try await withTestGateway { gateway in
             let headers = try await Self.curlH2(
                 port: gateway.port, contentType: contentType, body: Self.framed(Self.echoRequest, flag: 0)
@@ -78,7 +80,7 @@ struct GRPCDetailsTests {
             #expect(headers.hasPrefix("http/2 \(status)"), "\(headers)")
             if status == 200 {
                 #expect(headers.contains("content-type: application/grpc"), "\(headers)")
-                #expect(headers.contains("grpc-status: 0"), "\(headers)")
+                #expect(headers.contains("grpc-status: \(grpcStatus ?? -1)"), "\(headers)")
             } else {
                 #expect(headers.contains("content-type: application/json"), "\(headers)")
                 #expect(!headers.contains("grpc-status"), "\(headers)")
