@@ -79,15 +79,22 @@ extension HTTP2FrontendConnection {
             )
             return
         }
+        var requestEncoding: GRPCCompression?
         if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
-            // gRPC compression.md: an unsupported message encoding is UNIMPLEMENTED, with the encodings we do
-            // accept in grpc-accept-encoding so the client can retry without compression.
-            grpcFinish(
-                stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
-                extraHeaders: [("grpc-accept-encoding", "identity")]
-            )
-            return
+            guard let supported = GRPCCompression(rawValue: encoding) else {
+                // gRPC compression.md: an unsupported message encoding is UNIMPLEMENTED, with the encodings we
+                // do accept in grpc-accept-encoding so the client can retry with one of them.
+                grpcFinish(
+                    stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
+                    extraHeaders: [("grpc-accept-encoding", GRPCCompression.acceptEncoding)]
+                )
+                return
+            }
+            requestEncoding = supported
         }
+        state.responseEncoding = GRPCCompression.responseEncoding(
+            request: requestEncoding, acceptEncoding: headers.first(name: "grpc-accept-encoding")
+        )
         var call = GRPCCall(
             method: method,
             principal: nil,
@@ -118,7 +125,9 @@ extension HTTP2FrontendConnection {
                     stream, error: GatewayError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
             }
         }
-        state.phase = .grpcCollecting(GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes), call, nil)
+        state.phase = .grpcCollecting(
+            GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding), call, nil
+        )
         if endStream {
             session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
         }
@@ -133,7 +142,7 @@ extension HTTP2FrontendConnection {
         case .grpcHealthWatch:
             // Server-streaming: report SERVING once and keep the stream open until the client leaves.
             grpcSendHeaders(stream)
-            session.sendData(stream: stream, GRPCMessageFramer.frame(InstillCodec.encodeGRPCHealthResponse(serving: true)), endStream: false)
+            session.sendData(stream: stream, grpcFramed(InstillCodec.encodeGRPCHealthResponse(serving: true), stream: stream), endStream: false)
         case .triggerAsync(let release):
             grpcTriggerAsync(message, release: release, call: call, stream: stream)
         case .getOperation:
@@ -197,6 +206,7 @@ extension HTTP2FrontendConnection {
         }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         let eventLoop = self.eventLoop
+        let compression = streams[stream]?.responseEncoding
         let task = Task {
             do {
                 for try await event in events {
@@ -207,7 +217,7 @@ extension HTTP2FrontendConnection {
                     case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
                     case .error(let error): throw error
                     }
-                    let framed = GRPCMessageFramer.frame(message)
+                    let framed = GRPCMessageFramer.frame(message, compression: compression)
                     try await eventLoop.flatSubmit {
                         let connection = bound.value
                         connection.grpcSendHeaders(stream)
@@ -228,14 +238,24 @@ extension HTTP2FrontendConnection {
     /// A unary success: headers, the one framed message, `grpc-status: 0`.
     func grpcRespond(_ stream: HTTP2StreamID, message: ByteBuffer) {
         grpcSendHeaders(stream)
-        session.sendData(stream: stream, GRPCMessageFramer.frame(message), endStream: false)
+        session.sendData(stream: stream, grpcFramed(message, stream: stream), endStream: false)
         grpcFinish(stream, error: nil)
+    }
+
+    /// A response message framed for `stream`: compressed when the call negotiated an encoding.
+    func grpcFramed(_ message: ByteBuffer, stream: HTTP2StreamID) -> ByteBuffer {
+        GRPCMessageFramer.frame(message, compression: streams[stream]?.responseEncoding)
     }
 
     func grpcSendHeaders(_ stream: HTTP2StreamID) {
         guard let state = streams[stream], !state.sentHeaders else { return }
         state.sentHeaders = true
-        session.sendResponseHeaders(stream: stream, headers: [":status": "200", "content-type": "application/grpc"], endStream: false)
+        var headers: HTTP2Headers = [":status": "200", "content-type": "application/grpc"]
+        if let encoding = state.responseEncoding {
+            headers.add(name: "grpc-encoding", value: encoding.rawValue)
+            headers.add(name: "grpc-accept-encoding", value: GRPCCompression.acceptEncoding)
+        }
+        session.sendResponseHeaders(stream: stream, headers: headers, endStream: false)
     }
 
     /// Ends the call with its status: in trailers after headers went out, or Trailers-Only before.

@@ -38,6 +38,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var task: Task<Void, Never>?
         /// gRPC: response headers went out, so errors must go in trailers, not Trailers-Only.
         var sentHeaders = false
+        /// gRPC: the message encoding of the answer (nil: identity).
+        var responseEncoding: GRPCCompression?
         /// Fulfilled when the stream's outbound queue drains below its watermark.
         var writableWaiters: [EventLoopPromise<Void>] = []
         var deadlineTimer: Scheduled<Void>?

@@ -3,8 +3,9 @@ import GatewayTestSupport
 import NIOCore
 import Testing
 
-/// gRPC details peers get right (issue 10, items 10–12): the compressed flag and `grpc-encoding`, what
-/// content types are gRPC, and the Instill SDK's `authorization: Bearer ` with an empty token.
+/// gRPC details peers get right (issue 10, items 10–12): the compressed flag, `grpc-encoding` (gzip and
+/// deflate are read, and answered in kind), what content types are gRPC, and the Instill SDK's
+/// `authorization: Bearer ` with an empty token.
 @Suite("gRPC details: compression, content types, empty bearer")
 struct GRPCDetailsTests {
     static let path = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
@@ -52,17 +53,60 @@ struct GRPCDetailsTests {
         }
     }
 
-    @Test("an unsupported grpc-encoding is UNIMPLEMENTED with grpc-accept-encoding: identity")
+    @Test("an unsupported grpc-encoding is UNIMPLEMENTED with grpc-accept-encoding listing what is read")
     func unsupportedEncoding() async throws {
         try await withTestGateway { gateway in
             let headers = try await Self.curlH2(
                 port: gateway.port, contentType: "application/grpc", body: Self.framed(Self.echoRequest, flag: 0),
-                headers: ["grpc-encoding: gzip"]
+                headers: ["grpc-encoding: br"]
             )
             #expect(headers.contains("grpc-status: 12"), "\(headers)")
-            #expect(headers.contains("grpc-accept-encoding: identity"), "\(headers)")
-            let answer = try await Peers.grpcio("gzip", port: gateway.port)
-            #expect(answer["code"] as? String == "UNIMPLEMENTED", "\(answer)")
+            #expect(headers.contains("grpc-accept-encoding: identity, deflate, gzip"), "\(headers)")
+        }
+    }
+
+    @Test("grpcioCompressedToInProcessSync: grpcio's gzip and deflate calls are read, and answered in kind",
+          arguments: ["gzip", "deflate"])
+    func grpcioCompressed(encoding: String) async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.grpcio(
+                "compressed", port: gateway.port, [encoding, #"[{"x":"\#(String(repeating: "y", count: 500))"}]"#]
+            )
+            #expect((answer["outputs"] as? [[String: Any]])?.first?["x"] as? String == String(repeating: "y", count: 500), "\(answer)")
+        }
+    }
+
+    @Test("a message gzipped by gzip(1) is read, and the answer is gzip-compressed (flag set, grpc-encoding: gzip)")
+    func gzipToolMessage() async throws {
+        let gzip = try #require(TestProcess.which("gzip"))
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway { gateway in
+            let compressed = try await TestProcess.run(gzip, ["-c", "-n"], stdin: Data(Self.echoRequest))
+            let body = FileManager.default.temporaryDirectory.appendingPathComponent("tg-gz-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: body) }
+            let out = try await TestProcess.run(curl, [
+                "-sS", "--http2-prior-knowledge", "-D", "-", "-o", body.path, "-H", "content-type: application/grpc",
+                "-H", "te: trailers", "-H", "grpc-encoding: gzip", "-H", "grpc-accept-encoding: gzip",
+                "--data-binary", "@-", "http://127.0.0.1:\(gateway.port)\(Self.path)",
+            ], stdin: Data(Self.framed(Array(compressed.stdout), flag: 1)))
+            let headers = out.stdoutString.lowercased()
+            #expect(headers.contains("grpc-status: 0"), "\(headers)")
+            #expect(headers.contains("grpc-encoding: gzip"), "\(headers)")
+            let answer = Array(try Data(contentsOf: body))
+            try #require(answer.count > 5, "\(answer)")
+            #expect(answer[0] == 1, "compressed flag")
+            let plain = try await TestProcess.run(gzip, ["-dc"], stdin: Data(answer.dropFirst(5)))
+            #expect(plain.status == 0, "\(plain.stderr)")
+            #expect(plain.stdoutString.contains("hello world"))
+        }
+    }
+
+    @Test("the body cap applies to the decompressed message: at the cap passes, one byte over is RESOURCE_EXHAUSTED",
+          arguments: [(65_536, nil), (65_537, "RESOURCE_EXHAUSTED")] as [(Int, String?)])
+    func compressedCap(size: Int, code: String?) async throws {
+        try await withTestGateway(yaml: "limits:\n  max_body_bytes: 65536\n") { gateway in
+            let answer = try await Peers.grpcio("sized", port: gateway.port, [String(size), "gzip"])
+            #expect(answer["code"] as? String == code, "\(answer)")
         }
     }
 
