@@ -16,7 +16,9 @@
 ///   header field implies that the user agent will accept any media type").
 ///
 /// Parameters other than `q` only add specificity: the gateway's own representations carry none, so a
-/// range such as `application/json; charset=utf-8` is taken to mean `application/json`.
+/// range such as `application/json; charset=utf-8` is taken to mean `application/json`. Members are split
+/// at every comma, also one inside a quoted parameter value (the piece after it is read as a member);
+/// that only matters for parameters no media type we serve defines.
 package struct AcceptHeader: Sendable, Equatable {
     package struct MediaRange: Sendable, Equatable {
         /// Lowercased; `*` for a wildcard.
