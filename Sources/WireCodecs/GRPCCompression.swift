@@ -66,11 +66,10 @@ package enum GRPCCompression: String, Sendable {
                 throw GatewayError(.internalError, "\(rawValue)-compressed gRPC message has bytes after its end")
             }
             return output
-        case Z_STREAM_END, Z_BUF_ERROR where output.writerIndex > maxBytes:
-            throw GatewayError(
-                .payloadTooLarge,
-                "decompressed message exceeds the limit of \(maxBytes) bytes"
-            )
+        case Z_STREAM_END:
+            throw Self.tooLarge(maxBytes)
+        case Z_BUF_ERROR where output.writerIndex > maxBytes:
+            throw Self.tooLarge(maxBytes)
         case Z_BUF_ERROR:
             throw GatewayError(.internalError, "\(rawValue)-compressed gRPC message is truncated")
         case Z_MEM_ERROR:
@@ -78,6 +77,10 @@ package enum GRPCCompression: String, Sendable {
         default:
             throw GatewayError(.internalError, "gRPC message is not valid \(rawValue) data (zlib error \(outcome))")
         }
+    }
+
+    private static func tooLarge(_ maxBytes: Int) -> GatewayError {
+        GatewayError(.payloadTooLarge, "decompressed message exceeds the limit of \(maxBytes) bytes")
     }
 
     /// The compressed message (zlib's default level).
