@@ -42,6 +42,11 @@ let package = Package(
             pkgConfig: "libnghttp2",
             providers: [.apt(["libnghttp2-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "CTriggerProtos",
             cSettings: [.unsafeFlags(["-Wno-unused-parameter"])],
@@ -57,7 +62,7 @@ let package = Package(
         .target(
             name: "WireCodecs",
             dependencies: [
-                "TriggerModel", "ProtoCodec", nioCore,
+                "TriggerModel", "ProtoCodec", "CZlib", nioCore,
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ],
             swiftSettings: swiftSettings

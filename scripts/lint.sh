@@ -16,4 +16,5 @@ check_owner() {
 }
 check_owner CNghttp2 HTTP2Engine
 check_owner CTriggerProtos ProtoCodec
+check_owner CZlib WireCodecs
 exit $fail

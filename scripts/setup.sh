@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler)
+packages=(pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler zlib1g-dev)
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 if [ "$want_test" = 1 ]; then

@@ -13,6 +13,8 @@ import WireCodecs
 /// - `grpc-message` percent-encoding round-trips any string; an accepted `grpc-timeout` re-encodes to a value
 ///   that parses again;
 /// - a decoded data URI re-encodes to one that decodes to the same blob;
+/// - strict percent-decoding agrees with lenient decoding whenever it succeeds; `Accept` weights stay in
+///   0...1000; gzip/deflate decompression never passes its cap, and compression round-trips;
 /// - the REST decoders' invariants (``RESTFuzzing``).
 enum DecoderFuzzing {
     static let maxBatch = 32
@@ -120,6 +122,30 @@ enum DecoderFuzzing {
         let encoded = GRPCStatusMessage.percentEncode(string)
         precondition(GRPCStatusMessage.percentDecode(encoded) == string, "grpc-message does not round-trip")
         dataURI(bytes)
+        if let strict = PercentDecoding.decodeStrictly(bytes) {
+            precondition(strict == PercentDecoding.decode(bytes), "strict and lenient percent-decoding disagree")
+        }
+        let accept = AcceptHeader(lines: [string])
+        for type in ["application/json", "text/event-stream"] {
+            precondition((0...1000).contains(accept.quality(of: type)), "Accept weight out of range")
+        }
+        _ = GRPCContentType(header: string)
+        compression(bytes)
+    }
+
+    /// Decompression of arbitrary bytes stays under its cap; what is compressed decompresses to itself.
+    static func compression(_ bytes: UnsafeRawBufferPointer) {
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        for encoding in [GRPCCompression.gzip, .deflate] {
+            if let plain = try? encoding.decompress(buffer, maxBytes: 4096) {
+                precondition(plain.readableBytes <= 4096, "decompressed past the cap")
+            }
+            precondition(
+                (try? encoding.decompress(encoding.compress(buffer), maxBytes: buffer.readableBytes)) == buffer,
+                "\(encoding) does not round-trip"
+            )
+        }
     }
 
     /// Whatever decodes as a data URI re-encodes, within the header cap, to a URI that decodes to the same blob

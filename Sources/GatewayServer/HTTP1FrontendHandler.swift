@@ -58,9 +58,20 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         currentServices.refresh(&services, generation: &servicesGeneration)
         let requestID = head.headers.first(name: "request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.make()
         currentRequestID = requestID
+        let target: String
+        switch HTTP1RequestRules.check(head) {
+        case .serve(let originForm):
+            target = originForm
+        case .reject(let error, let close):
+            var response = RESTResponse.error(error, requestID: requestID)
+            response.omitsBody = head.method == .HEAD
+            state = .discarding(keepAlive: head.isKeepAlive && !close)
+            write(response, keepAlive: head.isKeepAlive && !close, context: context)
+            return
+        }
         let restHead = RESTRequestHead(
             method: head.method.rawValue,
-            target: head.uri,
+            target: target,
             headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) }
         )
         switch restHead.start(services: services, requestID: requestID) {
@@ -215,7 +226,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             headers: headers
         )
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if response.body.readableBytes > 0 {
+        if response.body.readableBytes > 0 && !response.omitsBody {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
@@ -290,6 +301,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Parser errors (malformed request line, headers over llhttp's own cap): answer in JSON and close;
         // this connection's stream of bytes can no longer be trusted.
+        if error is HTTPParserError, case .discarding(keepAlive: false) = state {
+            // The head was answered already (e.g. a Transfer-Encoding we refuse, which llhttp also fails on
+            // right after the head) and a lingering close is under way: closing now could lose that answer.
+            return
+        }
         if error is HTTPParserError, case .idle = state {
             let gatewayError: GatewayError =
                 (error as? HTTPParserError) == .headerOverflow

@@ -74,11 +74,29 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"))
             return
         }
-        if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+        if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")), codec != "proto" {
             grpcFinish(
-                stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"))
+                stream,
+                error: GatewayError(.unimplemented, "codec \(codec) is not supported: use application/grpc+proto")
+            )
             return
         }
+        var requestEncoding: GRPCCompression?
+        if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+            guard let supported = GRPCCompression(rawValue: encoding) else {
+                // gRPC compression.md: an unsupported message encoding is UNIMPLEMENTED, with the encodings we
+                // do accept in grpc-accept-encoding so the client can retry with one of them.
+                grpcFinish(
+                    stream, error: GatewayError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
+                    extraHeaders: [("grpc-accept-encoding", GRPCCompression.acceptEncoding)]
+                )
+                return
+            }
+            requestEncoding = supported
+        }
+        state.responseEncoding = GRPCCompression.responseEncoding(
+            request: requestEncoding, acceptEncoding: headers.first(name: "grpc-accept-encoding")
+        )
         var call = GRPCCall(
             method: method,
             principal: nil,
@@ -109,7 +127,9 @@ extension HTTP2FrontendConnection {
                     stream, error: GatewayError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
             }
         }
-        state.phase = .grpcCollecting(GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes), call, nil)
+        state.phase = .grpcCollecting(
+            GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding), call, nil
+        )
         if endStream {
             session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
         }
@@ -124,7 +144,7 @@ extension HTTP2FrontendConnection {
         case .grpcHealthWatch:
             // Server-streaming: report SERVING once and keep the stream open until the client leaves.
             grpcSendHeaders(stream)
-            session.sendData(stream: stream, GRPCMessageFramer.frame(InstillCodec.encodeGRPCHealthResponse(serving: true)), endStream: false)
+            session.sendData(stream: stream, grpcFramed(InstillCodec.encodeGRPCHealthResponse(serving: true), stream: stream), endStream: false)
         case .triggerAsync(let release):
             grpcTriggerAsync(message, release: release, call: call, stream: stream)
         case .getOperation:
@@ -188,6 +208,7 @@ extension HTTP2FrontendConnection {
         }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         let eventLoop = self.eventLoop
+        let compression = streams[stream]?.responseEncoding
         let task = Task {
             do {
                 for try await event in events {
@@ -198,7 +219,7 @@ extension HTTP2FrontendConnection {
                     case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
                     case .error(let error): throw error
                     }
-                    let framed = GRPCMessageFramer.frame(message)
+                    let framed = GRPCMessageFramer.frame(message, compression: compression)
                     try await eventLoop.flatSubmit {
                         let connection = bound.value
                         connection.grpcSendHeaders(stream)
@@ -219,18 +240,28 @@ extension HTTP2FrontendConnection {
     /// A unary success: headers, the one framed message, `grpc-status: 0`.
     func grpcRespond(_ stream: HTTP2StreamID, message: ByteBuffer) {
         grpcSendHeaders(stream)
-        session.sendData(stream: stream, GRPCMessageFramer.frame(message), endStream: false)
+        session.sendData(stream: stream, grpcFramed(message, stream: stream), endStream: false)
         grpcFinish(stream, error: nil)
+    }
+
+    /// A response message framed for `stream`: compressed when the call negotiated an encoding.
+    func grpcFramed(_ message: ByteBuffer, stream: HTTP2StreamID) -> ByteBuffer {
+        GRPCMessageFramer.frame(message, compression: streams[stream]?.responseEncoding)
     }
 
     func grpcSendHeaders(_ stream: HTTP2StreamID) {
         guard let state = streams[stream], !state.sentHeaders else { return }
         state.sentHeaders = true
-        session.sendResponseHeaders(stream: stream, headers: [":status": "200", "content-type": "application/grpc"], endStream: false)
+        var headers: HTTP2Headers = [":status": "200", "content-type": "application/grpc"]
+        if let encoding = state.responseEncoding {
+            headers.add(name: "grpc-encoding", value: encoding.rawValue)
+            headers.add(name: "grpc-accept-encoding", value: GRPCCompression.acceptEncoding)
+        }
+        session.sendResponseHeaders(stream: stream, headers: headers, endStream: false)
     }
 
     /// Ends the call with its status: in trailers after headers went out, or Trailers-Only before.
-    func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?) {
+    func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?, extraHeaders: [(String, String)] = []) {
         guard let state = streams[stream] else { return }
         if case .done = state.phase, state.task == nil, state.sentHeaders == false, error == nil { return }
         state.phase = .done
@@ -246,6 +277,7 @@ extension HTTP2FrontendConnection {
         } else {
             state.sentHeaders = true
             var headers: HTTP2Headers = [":status": "200", "content-type": "application/grpc"]
+            for (name, value) in extraHeaders { headers.add(name: name, value: value) }
             for field in status { headers.add(name: field.name, value: field.value) }
             session.sendResponseHeaders(stream: stream, headers: headers, endStream: true)
         }

@@ -47,7 +47,7 @@ extension HTTP2FrontendConnection {
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         headers.add(name: "content-length", value: String(response.body.readableBytes))
         streams[stream]?.phase = .done
-        let empty = response.body.readableBytes == 0
+        let empty = response.body.readableBytes == 0 || response.omitsBody
         session.sendResponseHeaders(stream: stream, headers: headers, endStream: empty)
         if !empty { session.sendData(stream: stream, response.body, endStream: true) }
     }

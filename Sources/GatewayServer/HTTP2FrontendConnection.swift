@@ -55,6 +55,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var task: Task<Void, Never>?
         /// gRPC: response headers went out, so errors must go in trailers, not Trailers-Only.
         var sentHeaders = false
+        /// gRPC: the message encoding of the answer (nil: identity).
+        var responseEncoding: GRPCCompression?
         /// Fulfilled when the stream's outbound queue drains below its watermark.
         var writableWaiters: [EventLoopPromise<Void>] = []
         var deadlineTimer: Scheduled<Void>?
@@ -73,8 +75,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
         currentServices.refresh(&services, generation: &servicesGeneration)
-        let contentType = headers.first(name: "content-type") ?? ""
-        if contentType.hasPrefix("application/grpc") {
+        // Only application/grpc[+codec] is gRPC; look-alikes (gRPC-Web) are answered 415 as REST.
+        if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) {
             grpcReceivedHeaders(headers, stream: stream, endStream: endStream)
         } else {
             restReceivedHeaders(headers, stream: stream, endStream: endStream)

@@ -14,6 +14,11 @@ struct RESTRequestHead {
         headers.first(where: { $0.name == name })?.value
     }
 
+    /// Every field line named `name`, in order: for list-valued fields such as `Accept` (RFC 9110 §5.3).
+    func all(_ name: String) -> [String] {
+        headers.compactMap { $0.name == name ? $0.value : nil }
+    }
+
     /// Approximate on-the-wire size of the head: what the header-size cap is measured against.
     var wireSize: Int {
         headers.reduce(method.utf8.count + target.utf8.count + 12) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
@@ -80,10 +85,21 @@ struct RESTBodyCollector {
     private let limits: CodecLimits
     /// The declared Content-Length, already checked against the cap.
     private var expectedLength: Int?
+    /// Labelled `application/x-www-form-urlencoded` but read as JSON (see `formLabelledJSON`).
+    private var formLabelled = false
 
     static func json(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
         var collector = RESTBodyCollector(storage: .json(nil), limits: limits)
         collector.expectedLength = expectedLength
+        return collector
+    }
+
+    /// A body labelled `application/x-www-form-urlencoded` on an Instill trigger route: curl's `-d` sends
+    /// JSON with that label, and Instill's REST gateway reads it as JSON. It is accepted when it parses as a
+    /// JSON object; anything else with that label is refused with 415, as an unsupported content type.
+    static func formLabelledJSON(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
+        var collector = json(limits: limits, expectedLength: expectedLength)
+        collector.formLabelled = true
         return collector
     }
 
@@ -131,6 +147,18 @@ struct RESTBodyCollector {
 
     mutating func finish() throws -> [TriggerInput] {
         switch storage {
+        case .json(let buffer) where formLabelled:
+            let object: ValueObject
+            do {
+                object = try JSONValueCodec.decodeObject(buffer ?? ByteBuffer(), limits: limits, what: "request body")
+            } catch {
+                throw GatewayError(
+                    .unsupportedMediaType,
+                    "an application/x-www-form-urlencoded body is accepted only when it is a JSON object; "
+                        + "send application/json or multipart/form-data"
+                )
+            }
+            return try RESTTriggerBody.inputs(of: object, limits: limits)
         case .json(let buffer):
             guard let buffer, buffer.readableBytes > 0 else {
                 throw GatewayError(.invalidArgument, "request body is empty: expected a JSON object with \"data\"")
@@ -153,7 +181,8 @@ enum RESTErrors {
 
 extension RESTRequestHead {
     /// Decides what a request head asks for: an immediate answer (health, errors) or a body to read.
-    func start(services: FrontendServices, requestID: String) -> RESTStart {
+    /// HEAD is routed as GET here; `start` then drops the body of the answer.
+    func route(services: FrontendServices, requestID: String) -> RESTStart {
         func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
             .respond(.error(error, requestID: requestID), closeConnection: close)
         }
@@ -166,15 +195,30 @@ extension RESTRequestHead {
                 close: true
             )
         }
-        guard let path = RESTPath.parse(target) else {
+        if case .lookalike(let type) = GRPCContentType(header: first("content-type")) {
+            return fail(
+                GatewayError(
+                    .unsupportedMediaType,
+                    "content type \"\(type)\" is not served: gRPC needs application/grpc or application/grpc+proto"
+                )
+            )
+        }
+        let parsed: RESTPath?
+        do {
+            parsed = try RESTPath.parse(target)
+        } catch {
+            return fail(error)
+        }
+        guard let path = parsed else {
             return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
         }
-        guard method == path.allowedMethod else {
+        guard path.allowedMethods.contains(method) else {
+            let allow = path.allowedMethods.joined(separator: ", ")
             var response = RESTResponse.error(
-                GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(path.allowedMethod)"),
+                GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(allow)"),
                 requestID: requestID
             )
-            response.headers.append(("allow", path.allowedMethod))
+            response.headers.append(("allow", allow))
             return .respond(response, closeConnection: false)
         }
         switch path {
@@ -206,7 +250,17 @@ extension RESTRequestHead {
             switch kind {
             case .async: mode = .async
             case .stream: mode = .stream
-            case .trigger: mode = (first("accept")?.contains("text/event-stream") ?? false) ? .stream : .sync
+            case .trigger:
+                guard let negotiated = Self.negotiateTriggerMode(AcceptHeader(lines: all("accept"))) else {
+                    return fail(
+                        GatewayError(
+                            .notAcceptable,
+                            "none of the Accept header's media types is served here; accept application/json or "
+                                + "text/event-stream"
+                        )
+                    )
+                }
+                mode = negotiated
             }
             if mode == .async, services.operations == nil {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
@@ -220,6 +274,8 @@ extension RESTRequestHead {
             switch contentType?.type {
             case nil, "application/json":
                 collector = .json(limits: services.limits, expectedLength: declaredLength)
+            case "application/x-www-form-urlencoded":
+                collector = .formLabelledJSON(limits: services.limits, expectedLength: declaredLength)
             case "multipart/form-data":
                 guard let boundary = contentType?.parameters["boundary"], !boundary.isEmpty else {
                     return fail(GatewayError(.invalidArgument, "multipart/form-data without a boundary parameter"))

@@ -174,34 +174,9 @@ struct RESTQuery {
     subscript(name: String) -> String? { items.first { $0.name == name }?.value }
 
     private static func decode(_ text: Substring) throws -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var utf8 = text.utf8[...]
-        while let b = utf8.popFirst() {
-            switch b {
-            case UInt8(ascii: "+"):
-                bytes.append(UInt8(ascii: " "))
-            case UInt8(ascii: "%"):
-                guard utf8.count >= 2, let high = hex(utf8[utf8.startIndex]),
-                    let low = hex(utf8[utf8.index(after: utf8.startIndex)])
-                else {
-                    throw GatewayError(.invalidArgument, "malformed percent-escape in the query string")
-                }
-                bytes.append(high << 4 | low)
-                utf8 = utf8.dropFirst(2)
-            default:
-                bytes.append(b)
-            }
+        guard let decoded = PercentDecoding.decodeStrictly(text.utf8, plusAsSpace: true) else {
+            throw GatewayError(.invalidArgument, "malformed percent-escape in the query string")
         }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hex(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        return decoded
     }
 }

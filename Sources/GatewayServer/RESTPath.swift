@@ -22,19 +22,31 @@ enum RESTPath: Equatable {
     case readiness
     case metrics
 
-    /// The methods this endpoint answers; anything else is 405 with an `Allow` header.
-    var allowedMethod: String {
+    /// The methods this endpoint answers; anything else is 405 with an `Allow` header listing them
+    /// (RFC 9110 §15.5.6). HEAD is served wherever GET is (RFC 9110 §9.3.2: "the server SHOULD send the
+    /// same header fields in response to a HEAD request as it would have sent if the request method had
+    /// been GET").
+    var allowedMethods: [String] {
         switch self {
-        case .trigger, .cancelOperation: "POST"
-        case .operation, .listOperations, .liveness, .readiness, .metrics: "GET"
+        case .trigger, .cancelOperation: ["POST"]
+        case .operation, .listOperations, .liveness, .readiness, .metrics: ["GET", "HEAD"]
         }
     }
 
     /// `{ns-kind}`: every spelling Instill's clients use for a namespace segment.
-    private static let namespaceKinds: Set<Substring> = ["namespaces", "namespace", "users", "organizations"]
+    private static let namespaceKinds: Set<String> = ["namespaces", "namespace", "users", "organizations"]
 
     /// Parses a request target (`/v1beta/...?query`); nil when no endpoint has this path.
-    static func parse(_ target: String) -> RESTPath? {
+    ///
+    /// The path is split on `/` first and each segment is percent-decoded after (RFC 3986 §2.2 and §3.3:
+    /// `/` is the delimiter, while an encoded `%2F` is data inside its segment). So `ec%68o` names the
+    /// pipeline `echo`, and `a%2Fb` names a pipeline or operation id `a/b`, which no route or store has;
+    /// it never becomes two segments. The `:cancel` suffix of an operation path is matched before decoding,
+    /// so an id may hold an encoded `%3Acancel` without meaning the verb.
+    ///
+    /// - Throws: `GatewayError(.invalidArgument)` when a segment holds a `%` not followed by two hex digits
+    ///   (RFC 3986 §2.1: such a target is not a URI).
+    static func parse(_ target: String) throws(GatewayError) -> RESTPath? {
         let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         switch path {
         case "/v1beta/__liveness", "/healthz": return .liveness
@@ -43,16 +55,24 @@ enum RESTPath: Equatable {
         case "/v1beta/operations": return .listOperations
         default: break
         }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        let raw = path.split(separator: "/", omittingEmptySubsequences: false)
+        var parts: [String] = []
+        parts.reserveCapacity(raw.count)
+        for segment in raw {
+            guard let decoded = PercentDecoding.decodeStrictly(segment.utf8) else {
+                throw GatewayError(.invalidArgument, "malformed percent-escape in the path \"\(path)\"")
+            }
+            parts.append(decoded)
+        }
         // parts[0] is "" (the leading slash).
         guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1beta" else { return nil }
         if parts[2] == "operations", parts.count == 4, !parts[3].isEmpty {
-            let last = parts[3]
+            let last = raw[3]
             if last.hasSuffix(":cancel") {
-                let id = last.dropLast(":cancel".count)
-                return id.isEmpty ? nil : .cancelOperation(id: String(id))
+                let id = PercentDecoding.decodeStrictly(last.dropLast(":cancel".count).utf8) ?? ""
+                return id.isEmpty ? nil : .cancelOperation(id: id)
             }
-            return .operation(id: String(last))
+            return .operation(id: parts[3])
         }
         guard namespaceKinds.contains(parts[2]) else { return nil }
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/{verb}
@@ -77,7 +97,7 @@ enum RESTPath: Equatable {
         }
     }
 
-    private static func triggerKind(_ verb: Substring) -> TriggerKind? {
+    private static func triggerKind(_ verb: String) -> TriggerKind? {
         switch verb {
         case "trigger": .trigger
         case "trigger-stream": .stream

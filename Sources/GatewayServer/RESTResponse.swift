@@ -7,6 +7,9 @@ struct RESTResponse {
     var status: Int
     var headers: [(name: String, value: String)]
     var body: ByteBuffer
+    /// The answer to a HEAD: the headers (with the body's `content-length`) go out, the body does not
+    /// (RFC 9110 §9.3.2).
+    var omitsBody = false
 
     static func json(status: Int, body: ByteBuffer, requestID: String) -> RESTResponse {
         RESTResponse(
@@ -24,6 +27,11 @@ struct RESTResponse {
         // RFC 9110 §10.2.3: tells clients (and load balancers) when a 503/429 is worth retrying.
         if error.code == .overloaded || error.code == .tooManyRequests || error.code == .unavailable {
             response.headers.append(("retry-after", "1"))
+        }
+        if error.code == .unauthenticated {
+            // RFC 9110 §11.6.1: a 401 "MUST send a WWW-Authenticate header field"; the scheme is Bearer
+            // (RFC 6750 §3).
+            response.headers.append(("www-authenticate", "Bearer"))
         }
         return response
     }

@@ -10,6 +10,8 @@ struct NGHTTP2Tables: @unchecked Sendable {
     let options: OpaquePointer
     /// As ``options``, for a server whose owner already swallowed the 24-byte client preface.
     let optionsWithoutClientMagic: OpaquePointer
+    /// The client role's: as ``options`` but with nghttp2's whitespace check of field values kept.
+    let clientOptions: OpaquePointer
 
     static let shared = NGHTTP2Tables()
 
@@ -27,11 +29,12 @@ struct NGHTTP2Tables: @unchecked Sendable {
         nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks, onFrameNotSend)
         self.callbacks = callbacks!
 
-        self.options = Self.makeOptions(skipClientMagic: false)
-        self.optionsWithoutClientMagic = Self.makeOptions(skipClientMagic: true)
+        self.options = Self.makeOptions(skipClientMagic: false, server: true)
+        self.optionsWithoutClientMagic = Self.makeOptions(skipClientMagic: true, server: true)
+        self.clientOptions = Self.makeOptions(skipClientMagic: false, server: false)
     }
 
-    private static func makeOptions(skipClientMagic: Bool) -> OpaquePointer {
+    private static func makeOptions(skipClientMagic: Bool, server: Bool) -> OpaquePointer {
         var options: OpaquePointer?
         // Returns 0 or NGHTTP2_ERR_NOMEM.
         let rc = nghttp2_option_new(&options)
@@ -42,6 +45,13 @@ struct NGHTTP2Tables: @unchecked Sendable {
         nghttp2_option_set_peer_max_concurrent_streams(options, 100)
         if skipClientMagic {
             nghttp2_option_set_no_recv_client_magic(options, 1)
+        }
+        if server {
+            // RFC 9113 §8.2.1 makes a field value with leading or trailing whitespace malformed, and nghttp2
+            // resets such a stream. Real gRPC servers accept it, and the Instill SDK sends
+            // `authorization: Bearer ` (its default empty token): RFC 9110 §5.5 lets a recipient strip that
+            // whitespace instead, which `receivedHeader` does. (libnghttp2 ≥ 1.50; the non-`2` API of 1.52.)
+            nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(options, 1)
         }
         return options!
     }

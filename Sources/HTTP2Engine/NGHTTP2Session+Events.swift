@@ -32,9 +32,14 @@ extension NGHTTP2Session {
         if stream.headerBlockSize > self.configuration.maxHeaderListSize {
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
+        // RFC 9110 §5.5: leading and trailing whitespace is not part of a field value. The server role lets
+        // such values through (see `NGHTTP2Tables.makeOptions`), so they are trimmed here, for every field.
+        var trimmed = value[...]
+        while let first = trimmed.first, first == 0x20 || first == 0x09 { trimmed = trimmed.dropFirst() }
+        while let last = trimmed.last, last == 0x20 || last == 0x09 { trimmed = trimmed.dropLast() }
         stream.headerBlock.appendReceived(
             name: String(decoding: name, as: UTF8.self),
-            value: String(decoding: value, as: UTF8.self)
+            value: String(decoding: trimmed, as: UTF8.self)
         )
         return 0
     }

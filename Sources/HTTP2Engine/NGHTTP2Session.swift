@@ -104,7 +104,7 @@ package final class NGHTTP2Session {
             rc = nghttp2_session_server_new2(&session, tables.callbacks, userData, options)
         case .client:
             // Returns 0 or NGHTTP2_ERR_NOMEM; the client writes its own preface from the first mem_send.
-            rc = nghttp2_session_client_new2(&session, tables.callbacks, userData, tables.options)
+            rc = nghttp2_session_client_new2(&session, tables.callbacks, userData, tables.clientOptions)
         }
         precondition(rc == 0 && session != nil, "nghttp2_session_*_new2 failed: \(nghttpErrorString(rc))")
         self.nghttp2 = session

@@ -1,3 +1,5 @@
+import TriggerModel
+
 /// Where the PostgreSQL operation store lives and how long it waits for it.
 package struct PostgresOperationStoreConfiguration: Sendable {
     package var host: String
@@ -96,19 +98,7 @@ package struct PostgresOperationStoreConfiguration: Sendable {
     }
 
     private static func percentDecoded(_ s: Substring) -> String {
-        var bytes: [UInt8] = []
-        var utf8 = s.utf8[...]
-        while let b = utf8.popFirst() {
-            if b == UInt8(ascii: "%"), utf8.count >= 2,
-                let v = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16)
-            {
-                bytes.append(v)
-                utf8 = utf8.dropFirst(2)
-            } else {
-                bytes.append(b)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        PercentDecoding.decode(s.utf8)
     }
 
     var validTablePrefix: Bool {

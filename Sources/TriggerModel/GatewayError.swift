@@ -20,7 +20,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case invalidArgument, unauthenticated, permissionDenied, notFound, methodNotAllowed
-            case conflict, failedPrecondition, payloadTooLarge, unsupportedMediaType, headersTooLarge
+            case conflict, failedPrecondition, payloadTooLarge, unsupportedMediaType, notAcceptable, headersTooLarge
             case tooManyRequests, overloaded, backendFailed, deadlineExceeded, unavailable
             case cancelled, unimplemented, internalError
         }
@@ -44,6 +44,8 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
         /// Body or message over the configured cap.
         package static let payloadTooLarge = Code(.payloadTooLarge)
         package static let unsupportedMediaType = Code(.unsupportedMediaType)
+        /// No representation the route offers is acceptable by the request's `Accept` (RFC 9110 §15.5.7).
+        package static let notAcceptable = Code(.notAcceptable)
         package static let headersTooLarge = Code(.headersTooLarge)
         /// Per-client rate limit.
         package static let tooManyRequests = Code(.tooManyRequests)
@@ -68,6 +70,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case .permissionDenied: 403
             case .notFound: 404
             case .methodNotAllowed: 405
+            case .notAcceptable: 406
             case .conflict, .failedPrecondition: 409
             case .payloadTooLarge: 413
             case .unsupportedMediaType: 415
@@ -86,7 +89,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
         package var rpcCode: Int {
             switch wrapped {
             case .cancelled: 1
-            case .invalidArgument, .unsupportedMediaType: 3
+            case .invalidArgument, .unsupportedMediaType, .notAcceptable: 3
             case .deadlineExceeded: 4
             case .notFound: 5
             case .conflict: 6  // ALREADY_EXISTS

@@ -9,25 +9,33 @@ import TriggerModel
 /// of the body is buffered, so an oversized message costs nothing but its 5-byte prefix (STYLE.md habit 10).
 /// Returned messages are slices of the received buffers, not copies.
 ///
-/// Compression is not supported: a message with the compressed flag set is refused with `.unimplemented`,
-/// which is what gRPC's compression.md prescribes for a message "compressed by an algorithm that is not
-/// supported" (we support none, so `grpc-encoding` other than `identity` is never negotiated). A flag value
+/// Compression: `encoding` is the call's `grpc-encoding` (nil for none or `identity`; the caller refuses
+/// encodings we do not support, with UNIMPLEMENTED, before any message is read). A message with the
+/// compressed flag set is decompressed with it, the cap applying to the decompressed size too. Without an
+/// encoding such a message is refused with `.internalError`, as gRPC's PROTOCOL-HTTP2.md
+/// ("Compressed-Flag": set "when no Message-Encoding is specified ... MUST be treated as a protocol error")
+/// and compression.md ("INTERNAL" for a compressed message without `grpc-encoding`) prescribe. A flag value
 /// other than 0 or 1 is malformed: `.invalidArgument`. Errors are sticky: after one, `next()` throws it
 /// again, so a caller cannot resynchronise on garbage.
 package struct GRPCMessageDeframer {
     package let maxMessageBytes: Int
+    /// The call's message encoding; nil is identity.
+    package var encoding: GRPCCompression?
     private var buffered: ByteBuffer?
     /// The length of the message whose prefix has been read, while its body is still incomplete.
     private var pendingLength: Int?
+    /// Whether the message whose prefix has been read is compressed.
+    private var pendingCompressed = false
     private var failure: GatewayError?
 
     private static let prefixBytes = 5
     /// Consumed bytes at the front of the buffer above which they are dropped before appending.
     private static let compactionThreshold = 64 << 10
 
-    package init(maxMessageBytes: Int) {
+    package init(maxMessageBytes: Int, encoding: GRPCCompression? = nil) {
         precondition(maxMessageBytes >= 0, "maxMessageBytes must not be negative")
         self.maxMessageBytes = maxMessageBytes
+        self.encoding = encoding
     }
 
     /// Adds received bytes. The first buffer is adopted without a copy; later ones are appended.
@@ -46,8 +54,9 @@ package struct GRPCMessageDeframer {
 
     /// The next complete message, or nil when more bytes are needed.
     ///
-    /// Throws `.payloadTooLarge` when a declared length exceeds the cap, `.unimplemented` for a compressed
-    /// message and `.invalidArgument` for a malformed flag byte.
+    /// Throws `.payloadTooLarge` when a declared or decompressed length exceeds the cap, `.internalError` for
+    /// a compressed message without an encoding or one that does not decompress, and `.invalidArgument` for
+    /// a malformed flag byte.
     package mutating func next() throws -> ByteBuffer? {
         if let failure { throw failure }
         guard var buffer = buffered else { return nil }
@@ -71,6 +80,7 @@ package struct GRPCMessageDeframer {
                 throw error
             }
             pendingLength = length
+            pendingCompressed = flag == 1
             // Reserve room for the rest once, so a body arriving in many DATA frames is not regrown each time.
             if buffer.readableBytes < length {
                 buffer.reserveCapacity(minimumWritableBytes: length - buffer.readableBytes)
@@ -78,7 +88,15 @@ package struct GRPCMessageDeframer {
         }
         guard let message = buffer.readSlice(length: length) else { return nil }
         pendingLength = nil
-        return message
+        guard pendingCompressed, let encoding else { return message }
+        pendingCompressed = false
+        do {
+            return try encoding.decompress(message, maxBytes: maxMessageBytes)
+        } catch {
+            failure = error
+            buffer.clear()
+            throw error
+        }
     }
 
     /// True while a message has been started but not completed: at end of stream this means the peer sent a
@@ -90,8 +108,13 @@ package struct GRPCMessageDeframer {
     private func validatePrefix(flag: UInt8, declared: UInt32) throws -> Int {
         switch flag {
         case 0: break
+        case 1 where encoding != nil:
+            break
         case 1:
-            throw GatewayError(.unimplemented, "compressed gRPC messages are not supported (only identity encoding)")
+            throw GatewayError(
+                .internalError,
+                "gRPC message has the compressed flag set, but the call has no grpc-encoding (only identity is supported)"
+            )
         default:
             throw GatewayError(.invalidArgument, "invalid gRPC message prefix: compressed flag \(flag)")
         }

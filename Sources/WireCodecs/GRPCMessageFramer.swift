@@ -9,6 +9,17 @@ package enum GRPCMessageFramer {
         return out
     }
 
+    /// As `frame(_:)`, the message compressed with `compression` (compressed flag set) when there is one.
+    package static func frame(_ message: ByteBuffer, compression: GRPCCompression?) -> ByteBuffer {
+        guard let compression else { return frame(message) }
+        let compressed = compression.compress(message)
+        var out = ByteBufferAllocator().buffer(capacity: 5 + compressed.readableBytes)
+        out.writeInteger(UInt8(1))
+        out.writeInteger(UInt32(compressed.readableBytes), endianness: .big)
+        out.writeImmutableBuffer(compressed)
+        return out
+    }
+
     /// Appends the prefix and the message to `buffer`, so several messages can share one DATA frame.
     package static func frame(_ message: ByteBuffer, into buffer: inout ByteBuffer) {
         precondition(message.readableBytes <= Int(UInt32.max), "a gRPC message is at most 4 GiB")

@@ -1,3 +1,5 @@
+import TriggerModel
+
 /// The percent-encoding of the `grpc-message` trailer (gRPC PROTOCOL-HTTP2.md "Status-Message"): the UTF-8
 /// bytes of the message, with every byte outside 0x20–0x7E, and `%` itself, written as `%XX`.
 package enum GRPCStatusMessage {
@@ -23,35 +25,10 @@ package enum GRPCStatusMessage {
     /// Decodes `%XX` sequences. The spec says a receiver must not fail on bad input, so a `%` not followed by
     /// two hex digits is kept literally, and bytes that are not valid UTF-8 become U+FFFD.
     package static func percentDecode(_ s: String) -> String {
-        let bytes = Array(s.utf8)
-        guard bytes.contains(UInt8(ascii: "%")) else { return s }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]),
-                let lo = hexValue(bytes[i + 2])
-            {
-                out.append(hi << 4 | lo)
-                i += 3
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        PercentDecoding.decode(s.utf8)
     }
 
     private static func needsEncoding(_ byte: UInt8) -> Bool {
         byte < 0x20 || byte > 0x7E || byte == UInt8(ascii: "%")
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

@@ -1,3 +1,5 @@
+import TriggerModel
+
 /// Parses `type/subtype; name=value; name="quoted value"` header values: `Content-Type` (for the multipart
 /// boundary and a part's type) and `Content-Disposition` (whose "type" is `form-data`).
 package enum MediaType {
@@ -46,18 +48,7 @@ package enum MediaType {
     static func decodeExtendedValue(_ value: String) -> String? {
         let parts = value.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].lowercased() == "utf-8" else { return nil }
-        var out: [UInt8] = []
-        var bytes = Array(parts[2].utf8)[...]
-        while let c = bytes.popFirst() {
-            if c == UInt8(ascii: "%") {
-                guard bytes.count >= 2, let byte = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16)
-                else { return nil }
-                out.append(byte)
-                bytes = bytes.dropFirst(2)
-            } else {
-                out.append(c)
-            }
-        }
+        guard let out = PercentDecoding.decodeBytes(parts[2].utf8, strict: true) else { return nil }
         return String(validating: out, as: UTF8.self)
     }
 

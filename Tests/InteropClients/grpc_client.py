@@ -49,6 +49,9 @@ SDK_BYTES = bytes.fromhex(
 )
 
 
+COMPRESSION = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}
+
+
 def error(e):
     return {"code": e.code().name, "details": e.details()}
 
@@ -84,6 +87,9 @@ def main():
     token = os.environ.get("TG_TOKEN")
     if token:
         metadata.append(("authorization", "Bearer " + token))
+    # A raw authorization value, sent as is (the Instill SDK's empty token is "Bearer " with the space).
+    if "TG_AUTHORIZATION" in os.environ:
+        metadata.append(("authorization", os.environ["TG_AUTHORIZATION"]))
     out = {}
     try:
         if scenario == "trigger":
@@ -116,6 +122,15 @@ def main():
             )
             raw = call(SDK_BYTES, metadata=metadata)
             r = pipeline_pb2.TriggerNamespacePipelineResponse.FromString(raw)
+            out = {"outputs": outputs(r)}
+        elif scenario == "compressed":
+            # A call whose messages are compressed (grpc-encoding gzip or deflate); grpcio reads a compressed
+            # answer by itself.
+            compression = COMPRESSION[extra[0]]
+            variables = json.loads(extra[1])
+            r = stub.TriggerNamespacePipeline(
+                trigger_request("demo", "echo", variables), metadata=metadata, compression=compression
+            )
             out = {"outputs": outputs(r)}
         elif scenario == "health":
             ready = stub.Readiness(pipeline_pb2.ReadinessRequest())
@@ -155,7 +170,8 @@ def main():
                 k += target - size
                 if k < 0:
                     raise SystemExit("cannot build a request of %d bytes" % target)
-            r = stub.TriggerNamespacePipeline(req, metadata=metadata)
+            compression = COMPRESSION[extra[1]] if len(extra) > 1 else None
+            r = stub.TriggerNamespacePipeline(req, metadata=metadata, compression=compression)
             out = {"outputs": outputs(r), "size": target}
         elif scenario == "stream":
             words = extra[0]

@@ -84,12 +84,13 @@ struct GRPCFramingTests {
         #expect(deframer.hasPartialMessage)
     }
 
-    @Test("a compressed message is unimplemented, a bad flag byte is invalid")
+    @Test("a compressed message (no grpc-encoding can be in force) is INTERNAL naming the flag; a bad flag byte is invalid")
     func compressionFlag() {
         var compressed = GRPCMessageDeframer(maxMessageBytes: 8)
         compressed.append(framed([1], flag: 1))
         let error = #expect(throws: GatewayError.self) { try compressed.next() }
-        #expect(error?.code == .unimplemented)
+        #expect(error?.code == .internalError)
+        #expect(error?.message.contains("compressed flag") == true)
         var bad = GRPCMessageDeframer(maxMessageBytes: 8)
         bad.append(framed([1], flag: 2))
         let badError = #expect(throws: GatewayError.self) { try bad.next() }

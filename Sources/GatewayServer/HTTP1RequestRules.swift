@@ -1,0 +1,99 @@
+import NIOHTTP1
+import TriggerModel
+
+/// The HTTP/1.1 message rules that NIO's decoder (llhttp) leaves to the server, checked on each request
+/// head before routing (RFC 9112): `Host`, `Transfer-Encoding`, and the absolute form of the target.
+enum HTTP1RequestRules {
+    enum Outcome: Equatable {
+        /// Serve the request; the target in origin-form (`/path?query`).
+        case serve(target: String)
+        /// Answer with `error`; `closeConnection` when the body's framing cannot be trusted.
+        case reject(GatewayError, closeConnection: Bool)
+    }
+
+    static func check(_ head: HTTPRequestHead) -> Outcome {
+        if let rejection = checkTransferEncoding(head.headers[canonicalForm: "transfer-encoding"]) {
+            return rejection
+        }
+        if head.version.major == 1 && head.version.minor >= 1 {
+            // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+            // request message that lacks a Host header field and to any request message that contains more
+            // than one Host header field line or a Host header field with an invalid field value."
+            let hosts = head.headers["host"]
+            guard hosts.count == 1 else {
+                let what = hosts.isEmpty ? "has no Host header" : "has \(hosts.count) Host headers"
+                return .reject(GatewayError(.invalidArgument, "HTTP/1.1 request \(what); send exactly one"), closeConnection: false)
+            }
+            guard isValidHost(hosts[0]) else {
+                return .reject(GatewayError(.invalidArgument, "invalid Host header \"\(hosts[0])\""), closeConnection: false)
+            }
+        }
+        return .serve(target: originForm(head.uri))
+    }
+
+    /// RFC 9112 §6.1 and §6.3: `chunked` must be the final coding (else the body length cannot be known:
+    /// 400 and close) and is applied once (§7.1); any other coding is one we do not implement (501, and close,
+    /// since the body that follows is not one we can read). NIO's decoder answers neither itself: it hands
+    /// over the head and then fails the parse, which used to close the connection with no answer.
+    static func checkTransferEncoding(_ lines: [Substring]) -> Outcome? {
+        guard !lines.isEmpty else { return nil }
+        let codings = lines.flatMap { $0.split(separator: ",") }.map { $0.trimmingBlanks().lowercased() }
+            .filter { !$0.isEmpty }
+        guard codings.last == "chunked", codings.filter({ $0 == "chunked" }).count == 1 else {
+            return .reject(
+                GatewayError(
+                    .invalidArgument,
+                    "Transfer-Encoding \"\(lines.joined(separator: ", "))\" does not end with a single chunked coding"
+                ),
+                closeConnection: true
+            )
+        }
+        if let unknown = codings.first(where: { $0 != "chunked" }) {
+            return .reject(
+                GatewayError(.unimplemented, "transfer coding \"\(unknown)\" is not supported; send chunked only"),
+                closeConnection: true
+            )
+        }
+        return nil
+    }
+
+    /// The origin-form of a target: an absolute-form one (`http://host:port/path?query`, RFC 9112 §3.2.2,
+    /// which a server "MUST accept") loses its scheme and authority; the authority is not used for routing
+    /// (the gateway serves one origin). Any other target is returned as it is.
+    static func originForm(_ target: String) -> String {
+        guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://") else { return target }
+        // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1)
+        let scheme = target[..<colon]
+        guard let head = scheme.first, head.isASCII, head.isLetter,
+            scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+        else { return target }
+        let afterAuthority = target[target.index(colon, offsetBy: 3)...]
+        guard let pathStart = afterAuthority.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) else {
+            return "/"
+        }
+        let rest = afterAuthority[pathStart...]
+        return rest.first == "/" ? String(rest) : "/" + rest
+    }
+
+    /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), checked for its characters only: unreserved,
+    /// pct-encoded, sub-delims, `:` and the brackets of an IP literal (RFC 3986 §3.2.2). Empty is valid.
+    static func isValidHost(_ value: String) -> Bool {
+        value.utf8.allSatisfy { c in
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            default:
+                "-._~%!$&'()*+,;=:[]".utf8.contains(c)
+            }
+        }
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingBlanks() -> Substring {
+        var s = drop { $0 == " " || $0 == "\t" }
+        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
+        return s
+    }
+}

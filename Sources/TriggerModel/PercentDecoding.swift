@@ -1,0 +1,71 @@
+/// The one percent-decoder of the gateway (RFC 3986 §2.1: `%` followed by two hex digits, either case, is
+/// the byte they spell). Every reader of `%XX` escapes uses it: REST path segments and operation ids,
+/// query parameters, data-URI headers, `grpc-message`, RFC 8187 `filename*` values and PostgreSQL URLs.
+///
+/// Callers differ only in two choices, so those are parameters rather than separate decoders:
+/// - what a `%` not followed by two hex digits means: a literal `%` (gRPC's "must not fail on bad
+///   input", data URIs) or a malformed input (`strict`, for request targets);
+/// - whether `+` is a space, as `application/x-www-form-urlencoded` query strings write it
+///   (WHATWG URL "application/x-www-form-urlencoded parsing"; RFC 3986 itself gives `+` no meaning).
+package enum PercentDecoding {
+    /// The decoded bytes; nil only when `strict` and a `%` is not followed by two hex digits.
+    package static func decodeBytes<Bytes: Collection<UInt8>>(
+        _ text: Bytes,
+        plusAsSpace: Bool = false,
+        strict: Bool = false
+    ) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count)
+        var i = text.startIndex
+        while i < text.endIndex {
+            let byte = text[i]
+            text.formIndex(after: &i)
+            switch byte {
+            case UInt8(ascii: "%"):
+                if i < text.endIndex, let high = hexValue(text[i]) {
+                    let next = text.index(after: i)
+                    if next < text.endIndex, let low = hexValue(text[next]) {
+                        out.append(high << 4 | low)
+                        i = text.index(after: next)
+                        continue
+                    }
+                }
+                if strict { return nil }
+                out.append(byte)
+            case UInt8(ascii: "+") where plusAsSpace:
+                out.append(UInt8(ascii: " "))
+            default:
+                out.append(byte)
+            }
+        }
+        return out
+    }
+
+    /// Decodes leniently: a `%` without two hex digits stays itself. Bytes that are not UTF-8 become U+FFFD.
+    package static func decode<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool = false) -> String {
+        if !text.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) {
+            return String(decoding: text, as: UTF8.self)
+        }
+        // Never nil when not strict.
+        return String(decoding: decodeBytes(text, plusAsSpace: plusAsSpace) ?? [], as: UTF8.self)
+    }
+
+    /// Decodes strictly: nil when a `%` is not followed by two hex digits. Bytes that are not UTF-8 become
+    /// U+FFFD (an id with such bytes matches nothing, which is the answer the caller gives anyway).
+    package static func decodeStrictly<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool = false) -> String? {
+        if !text.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) {
+            return String(decoding: text, as: UTF8.self)
+        }
+        return decodeBytes(text, plusAsSpace: plusAsSpace, strict: true).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The value of one hex digit (`0-9`, `a-f`, `A-F`), or nil.
+    package static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,272 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// HTTP semantics peers get right (issue 10, items 5–9): HEAD, percent-decoded paths, `Accept`, the HTTP/1.1
+/// message rules, curl's default `-d` content type and `WWW-Authenticate`. On the wire: raw sockets where a
+/// well-behaved client would not send the request, curl where it would.
+@Suite("HTTP semantics on both HTTP versions")
+struct HTTPSemanticsTests {
+    static let trigger = "/v1beta/namespaces/demo/pipelines/echo/trigger"
+    static let body = #"{"data":[{"variable":{"k":"v"}}]}"#
+
+    /// One response parsed from raw HTTP/1.1 bytes: status, lowercased headers, and where it ends.
+    struct RawResponse {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// Splits a byte stream of keep-alive responses using each one's content-length (as a client would).
+    /// `bodiless` lists which responses answer a HEAD (their content-length describes no bytes).
+    static func responses(_ bytes: [UInt8], bodiless: Set<Int> = []) -> [RawResponse] {
+        var text = Substring(String(decoding: bytes, as: UTF8.self))
+        var out: [RawResponse] = []
+        while let end = text.range(of: "\r\n\r\n") {
+            let lines = text[..<end.lowerBound].split(separator: "\r\n")
+            guard let statusLine = lines.first, statusLine.hasPrefix("HTTP/1.1 ") else { break }
+            let status = Int(statusLine.dropFirst(9).prefix(3)) ?? 0
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = bodiless.contains(out.count) ? 0 : Int(headers["content-length"] ?? "0") ?? 0
+            let bodyStart = end.upperBound
+            let bodyEnd = text.utf8.index(bodyStart, offsetBy: length, limitedBy: text.endIndex) ?? text.endIndex
+            out.append(RawResponse(status: status, headers: headers, body: String(text[bodyStart..<bodyEnd])))
+            text = text[bodyEnd...]
+        }
+        return out
+    }
+
+    static func request(_ method: String, _ target: String, headers: [String] = ["host: x"], body: String = "") -> String {
+        var lines = ["\(method) \(target) HTTP/1.1"] + headers
+        if !body.isEmpty { lines.append("content-length: \(body.utf8.count)") }
+        return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
+    }
+
+    // MARK: 5. HEAD
+
+    @Test("h1HeadWhereGetIsServed: HEAD answers GET's headers with no body, and the next response on the connection is intact",
+          arguments: ["/healthz", "/readyz", "/v1beta/__liveness", "/metrics", "/v1beta/operations", "/v1beta/operations/nope"])
+    func h1Head(path: String) async throws {
+        try await withTestGateway { gateway in
+            let bytes = Array((Self.request("HEAD", path) + Self.request("GET", path, headers: ["host: x", "connection: close"])).utf8)
+            let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [bytes])
+            let answers = Self.responses(reply, bodiless: [0])
+            try #require(answers.count == 2, "\(String(decoding: reply, as: UTF8.self))")
+            let (head, get) = (answers[0], answers[1])
+            #expect(head.status == get.status)
+            #expect(head.headers["content-type"] == get.headers["content-type"])
+            #expect(head.headers["content-length"] == String(get.body.utf8.count), "\(answers)")
+            #expect(get.body.utf8.count > 0)
+        }
+    }
+
+    @Test("a 405 keeps its Allow header, also for HEAD (which gets no body); Allow lists HEAD where GET is allowed",
+          arguments: [
+            ("HEAD", HTTPSemanticsTests.trigger, "POST"), ("GET", HTTPSemanticsTests.trigger, "POST"),
+            ("POST", "/healthz", "GET, HEAD"), ("DELETE", "/v1beta/operations/x", "GET, HEAD"),
+          ])
+    func methodNotAllowed(method: String, path: String, allow: String) async throws {
+        try await withTestGateway { gateway in
+            let bytes = Array((Self.request(method, path) + Self.request("GET", "/healthz", headers: ["host: x", "connection: close"])).utf8)
+            let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [bytes])
+            let answers = Self.responses(reply, bodiless: method == "HEAD" ? [0] : [])
+            try #require(answers.count == 2, "\(String(decoding: reply, as: UTF8.self))")
+            #expect(answers[0].status == 405)
+            #expect(answers[0].headers["allow"] == allow)
+            #expect(answers[1].status == 200, "the next response must not be corrupted: \(answers)")
+        }
+    }
+
+    @Test("h2HeadWhereGetIsServed: curl -I over h2c gets 200 and the GET body's content-length, no reset")
+    func h2Head() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway { gateway in
+            for path in ["/healthz", "/v1beta/operations"] {
+                let url = "http://127.0.0.1:\(gateway.port)\(path)"
+                let head = try await TestProcess.run(curl, ["-sS", "--http2-prior-knowledge", "-I", url])
+                #expect(head.status == 0, "\(head.stderr)")
+                #expect(head.stdoutString.hasPrefix("HTTP/2 200"), "\(head.stdoutString)")
+                let get = try await TestProcess.run(curl, ["-sS", "--http2-prior-knowledge", url])
+                #expect(head.stdoutString.lowercased().contains("content-length: \(get.stdout.count)"), "\(head.stdoutString)")
+            }
+        }
+    }
+
+    // MARK: 6. Percent-decoded path segments
+
+    @Test("path segments are percent-decoded after splitting; an encoded / stays in its segment and matches nothing",
+          arguments: [
+            ("/v1beta/namespaces/demo/pipelines/ec%68o/trigger", 200),
+            ("/v1beta/namespaces/de%6D%6f/pipelines/%65cho/releases/v%31/trigger", 200),
+            ("/v1beta/namespaces/demo/pipelines/echo/trigg%65r", 200),
+            ("/v1beta/namespaces/demo/pipelines/ec%2Fho/trigger", 404),
+            ("/v1beta/namespaces/demo/pipelines/echo%2Ftrigger", 404),
+            ("/v1beta/namespaces/demo%2Fpipelines%2Fecho/trigger", 404),
+            ("/v1beta/namespaces/demo/pipelines/ec%6/trigger", 400),
+            ("/v1beta/namespaces/demo/pipelines/ec%zzo/trigger", 400),
+          ])
+    func percentDecodedPath(path: String, status: Int) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request("POST", path, headers: jsonHeaders, body: ByteBuffer(string: Self.body))
+            #expect(response.status == status, "\(response.bodyString)")
+            if status == 200 { #expect(try outputs(response.body).first?["k"] as? String == "v") }
+            if status >= 400 { #expect(try json(response.body)["message"] is String) }
+            await client.close()
+        }
+    }
+
+    @Test("operation ids in paths are percent-decoded, for reads and for :cancel")
+    func percentDecodedOperationID() async throws {
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (status, body) = try await client.trigger("echo", ["x": 1])
+            try #require(status == 200, "\(body)")
+            let name = try #require(body.operationName)
+            let id = String(name.dropFirst("operations/".count))
+            let encoded = id.utf8.map { String(format: "%%%02X", $0) }.joined()
+            let read = try await client.get("/v1beta/operations/\(encoded)")
+            #expect(read.status == 200, "\(read.json)")
+            #expect((read.json["operation"] as? [String: Any])?["name"] as? String == name)
+            // The operation may have finished already: a cancel then answers 409, but never 404.
+            let cancel = try await client.post("/v1beta/operations/\(encoded):cancel")
+            #expect(cancel.status == 200 || cancel.status == 409, "\(cancel.json)")
+            let missing = try await client.get("/v1beta/operations/\(encoded)%2Fx")
+            #expect(missing.status == 404)
+            await client.client.close()
+        }
+    }
+
+    // MARK: 7. Accept
+
+    @Test("Accept chooses JSON or SSE on :trigger per RFC 9110 §12.5.1, and 406 when neither is acceptable",
+          arguments: [
+            ([], "application/json"),
+            (["*/*"], "application/json"),
+            (["text/event-stream"], "text/event-stream"),
+            (["Text/Event-Stream"], "text/event-stream"),
+            (["text/*"], "text/event-stream"),
+            (["text/event-stream;q=0, application/json"], "application/json"),
+            (["text/event-stream;q=0.001, application/json;q=0"], "text/event-stream"),
+            (["application/json;q=0.1", "text/event-stream"], "text/event-stream"),
+            (["text/event-stream, application/json"], "text/event-stream"),
+            (["application/xml"], nil),
+            (["text/event-stream;q=0, application/json;q=0"], nil),
+          ] as [([String], String?)])
+    func accept(lines: [String], contentType: String?) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", Self.trigger, headers: jsonHeaders + lines.map { ("accept", $0) }, body: ByteBuffer(string: Self.body)
+            )
+            if let contentType {
+                #expect(response.status == 200, "\(response.bodyString)")
+                #expect(response.header("content-type") == contentType, "\(response.bodyString)")
+            } else {
+                #expect(response.status == 406, "\(response.bodyString)")
+                #expect(try json(response.body)["code"] as? Int == 3)
+            }
+            await client.close()
+        }
+    }
+
+    @Test("Accept is negotiated the same way over h2c")
+    func acceptH2() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway { gateway in
+            let url = "http://127.0.0.1:\(gateway.port)\(Self.trigger)"
+            for (accept, expected) in [("text/event-stream;q=0, application/json", "200 application/json"), ("image/png", "406 application/json"), ("TEXT/EVENT-STREAM", "200 text/event-stream")] {
+                let out = try await TestProcess.run(curl, [
+                    "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code} %{content_type}",
+                    "-H", "content-type: application/json", "-H", "accept: \(accept)", "-d", Self.body, url,
+                ])
+                #expect(out.stdoutString == expected, "\(accept): \(out.stdoutString) \(out.stderr)")
+            }
+        }
+    }
+
+    // MARK: 8. HTTP/1.1 message rules
+
+    @Test("h1 message rules: Host required once on HTTP/1.1, Transfer-Encoding codings, absolute-form targets",
+          arguments: [
+            // Host: exactly one on 1.1; 1.0 may omit it.
+            ("POST \(trigger) HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 400),
+            ("POST \(trigger) HTTP/1.1\r\nhost: a\r\nhost: b\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 400),
+            ("POST \(trigger) HTTP/1.1\r\nhost: a b\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 400),
+            ("POST \(trigger) HTTP/1.1\r\nhost: \r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 200),
+            ("POST \(trigger) HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 200),
+            // Transfer-Encoding: chunked alone is served; an unknown coding is 501; chunked not last is 400.
+            ("POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n", 200),
+            ("POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: gzip, chunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n", 501),
+            ("POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: xchunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n", 400),
+            ("POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked, gzip\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n", 400),
+            // Absolute-form (RFC 9112 §3.2.2) is served; the authority does not route.
+            ("POST http://x\(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 200),
+            ("POST HTTP://other.example:8080\(trigger)?a=b HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 200),
+            ("GET http://x HTTP/1.1\r\nhost: x\r\n\r\n", 404),
+          ] as [(String, Int)])
+    func h1MessageRules(request: String, status: Int) async throws {
+        try await withTestGateway { gateway in
+            let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [Array(request.utf8)], timeout: .seconds(3))
+            let answers = Self.responses(reply)
+            try #require(answers.count >= 1, "no answer: \(String(decoding: reply, as: UTF8.self))")
+            #expect(answers[0].status == status, "\(String(decoding: reply, as: UTF8.self))")
+            if status == 200 { #expect(answers[0].body.contains(#""k":"v""#)) }
+            if status >= 400 { #expect(answers[0].headers["content-type"] == "application/json") }
+        }
+    }
+
+    // MARK: 9. curl's default -d content type, WWW-Authenticate
+
+    @Test("curl -d (application/x-www-form-urlencoded) with a JSON object body triggers the pipeline")
+    func curlDefaultContentType() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway { gateway in
+            for http in ["--http1.1", "--http2-prior-knowledge"] {
+                let out = try await TestProcess.run(curl, [
+                    "-sS", http, "-w", "\n%{http_code}", "-d", Self.body, "http://127.0.0.1:\(gateway.port)\(Self.trigger)",
+                ])
+                #expect(out.stdoutString.hasSuffix("\n200"), "\(http): \(out.stdoutString) \(out.stderr)")
+                #expect(out.stdoutString.contains(#""k":"v""#))
+            }
+        }
+    }
+
+    @Test("a form-urlencoded body that is not a JSON object keeps 415; a JSON one passes", arguments: [
+        ("a=b&c=d", 415), ("[1,2]", 415), ("", 415), (#"{"data":"#, 415), (#"{"data":[{"variable":{"k":"v"}}]}"#, 200),
+        (#"{"nodata":1}"#, 400),
+    ])
+    func formLabelledBodies(body: String, status: Int) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", Self.trigger, headers: [("content-type", "application/x-www-form-urlencoded")],
+                body: ByteBuffer(string: body)
+            )
+            #expect(response.status == status, "\(response.bodyString)")
+            await client.close()
+        }
+    }
+
+    @Test("a 401 carries WWW-Authenticate: Bearer, on both HTTP versions")
+    func wwwAuthenticate() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway(yaml: "tokens:\n  - {name: a, token: t0k}\n") { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request("POST", Self.trigger, headers: jsonHeaders, body: ByteBuffer(string: Self.body))
+            #expect(response.status == 401)
+            #expect(response.header("www-authenticate") == "Bearer")
+            await client.close()
+            let out = try await TestProcess.run(curl, [
+                "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-H", "content-type: application/json",
+                "-d", Self.body, "http://127.0.0.1:\(gateway.port)\(Self.trigger)",
+            ])
+            #expect(out.stdoutString.lowercased().contains("www-authenticate: bearer"), "\(out.stdoutString)")
+        }
+    }
+}
