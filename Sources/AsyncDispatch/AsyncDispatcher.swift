@@ -143,10 +143,14 @@ package final class AsyncDispatcher: Service {
 
         let outcome: Outcome? = await withTaskGroup(of: Outcome?.self) { group in
             let dispatcher = currentDispatcher.withLock { $0 }
+            let logger = self.logger
             group.addTask { [dispatcher] in
                 do {
                     return .finished(.success(try await dispatcher.runSync(call)))
                 } catch {
+                    if !(error is GatewayError), !(error is CancellationError) {
+                        logger.error("unexpected error ends an operation", metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                    }
                     return .finished(.failure(Self.gatewayError(from: error)))
                 }
             }
@@ -276,7 +280,7 @@ package final class AsyncDispatcher: Service {
         switch error {
         case let error as GatewayError: error
         case is CancellationError: GatewayError(.cancelled, "the run was cancelled")
-        default: GatewayError(.internalError, "internal error: \(error)")
+        default: GatewayError(.internalError, GatewayError.internalErrorMessage)
         }
     }
 }

@@ -351,7 +351,7 @@ final class GRPCBackendCall {
     }
 
     private static func describe(_ error: any Error) -> String {
-        (error as? GatewayError)?.message ?? "\(error)"
+        BackendErrors.reason(error)
     }
 }
 

@@ -103,7 +103,7 @@ final class GRPCBackendConnection: Sendable {
                 "backend pool \"\(peer.pool)\": connecting to \(peer.endpoint) timed out after \(describe(timeout))"
             )
         }
-        return BackendErrors.connectFailed(pool: peer.pool, endpoint: peer.endpoint, reason: "\(error)")
+        return BackendErrors.connectFailed(pool: peer.pool, endpoint: peer.endpoint, reason: BackendErrors.reason(error))
     }
 }
 

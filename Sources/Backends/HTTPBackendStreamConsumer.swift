@@ -149,7 +149,7 @@ final class HTTPBackendStreamConsumer: Sendable {
             return GatewayError(error.code, "backend pool \"\(transport.poolName)\": \(error.message)")
         default:
             return BackendErrors.badResponse(
-                pool: transport.poolName, endpoint: endpoint.endpoint.description, reason: "\(error)")
+                pool: transport.poolName, endpoint: endpoint.endpoint.description, reason: BackendErrors.reason(error))
         }
     }
 }

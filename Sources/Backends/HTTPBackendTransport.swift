@@ -72,7 +72,7 @@ package final class HTTPBackendTransport: TriggerRunner {
             throw BackendErrors.badResponse(
                 pool: configuration.name,
                 endpoint: endpoint.endpoint.description,
-                reason: "\(error)"
+                reason: BackendErrors.reason(error)
             )
         }
         if response.keepAlive {
@@ -177,10 +177,10 @@ package final class HTTPBackendTransport: TriggerRunner {
                 )
             }
             throw BackendErrors.connectFailed(
-                pool: configuration.name, endpoint: endpoint.endpoint.description, reason: "\(error)")
+                pool: configuration.name, endpoint: endpoint.endpoint.description, reason: BackendErrors.reason(error))
         } catch {
             throw BackendErrors.connectFailed(
-                pool: configuration.name, endpoint: endpoint.endpoint.description, reason: "\(error)")
+                pool: configuration.name, endpoint: endpoint.endpoint.description, reason: BackendErrors.reason(error))
         }
     }
 

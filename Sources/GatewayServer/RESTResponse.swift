@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import TriggerModel
 import WireCodecs
@@ -47,11 +48,17 @@ struct RESTResponse {
     }
 }
 
-/// Maps anything thrown below the frontend to the error the client sees.
+/// Maps anything thrown below the frontend to the error the client sees. An error nobody turned into a
+/// `GatewayError` is a bug: the client gets a fixed text (never a library's type name or a server path,
+/// issue 9 item 5) and the log gets the error itself.
 func gatewayError(from error: any Error) -> GatewayError {
     switch error {
-    case let error as GatewayError: error
-    case is CancellationError: GatewayError(.cancelled, "the request was cancelled")
-    default: GatewayError(.internalError, "internal error: \(error)")
+    case let error as GatewayError: return error
+    case is CancellationError: return GatewayError(.cancelled, "the request was cancelled")
+    default:
+        unexpectedErrorLogger.error("unexpected error answered as internal", metadata: ["error": "\(error)"])
+        return GatewayError(.internalError, GatewayError.internalErrorMessage)
     }
 }
+
+private let unexpectedErrorLogger = Logger(label: "trigger-gateway")

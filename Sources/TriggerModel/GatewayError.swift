@@ -134,3 +134,9 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
         package var description: String { "\(wrapped)" }
     }
 }
+
+extension GatewayError {
+    /// What a client is told about an error the gateway did not expect: fixed words, since the error itself
+    /// may name library types or server paths (issue 9 item 5). Whoever answers with it logs the error.
+    package static let internalErrorMessage = "internal error; the gateway log has the details"
+}

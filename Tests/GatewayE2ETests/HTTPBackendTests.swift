@@ -97,7 +97,13 @@ struct HTTPBackendTests {
                 body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
             )
             #expect(response.status == 502)
-            #expect((try json(response.body)["message"] as? String)?.contains("127.0.0.1:\(deadPort)") == true)
+            let message = try #require(try json(response.body)["message"] as? String)
+            #expect(message.contains("127.0.0.1:\(deadPort)"), "\(message)")
+            // Plain words for the client; no syscall signature, errno or library type name (issue 9 item 5).
+            #expect(message.hasSuffix("cannot connect to 127.0.0.1:\(deadPort): connection refused"), "\(message)")
+            for leak in ["errno", "NIO", "Error(", "connect(", "descriptor"] {
+                #expect(!message.contains(leak), "\(message)")
+            }
             await client.close()
         }
     }
