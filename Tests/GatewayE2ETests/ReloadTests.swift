@@ -181,4 +181,51 @@ struct ReloadTests {
             await client.close()
         }
     }
+
+    @Test("a webhook added to a route by a reload is posted for operations that finish afterwards")
+    func webhooksSwap() async throws {
+        let receiver = try await WebhookReceiver.start(failFirst: 0)
+        defer { Task { await receiver.stop() } }
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (_, before) = try await client.trigger("upper", ["w": "before"])
+            _ = try await client.waitDone(try #require(before.operationName))
+            try gateway.reload(yaml: """
+                pools: [{name: demo, transport: inprocess}]
+                routes:
+                  - namespace: demo
+                    pipeline: "*"
+                    pool: demo
+                    webhook: {url: "http://127.0.0.1:\(receiver.port)/hooks", secret: s3cret, backoff: 50ms}
+                """)
+            let (_, after) = try await client.trigger("upper", ["w": "after"])
+            let name = try #require(after.operationName)
+            _ = try await client.waitDone(name)
+            let end = ContinuousClock.now + .seconds(10)
+            while receiver.requests.isEmpty, ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(20)) }
+            let requests = receiver.requests
+            #expect(requests.count == 1, "only the operation finished after the reload is posted")
+            let delivered = try #require(requests.first)
+            let operation = try #require(try json(ByteBuffer(bytes: delivered.body))["operation"] as? [String: Any])
+            #expect(operation["name"] as? String == name)
+        }
+    }
+
+    @Test("a request timeout lowered by a reload applies to the next request")
+    func timeoutsSwap() async throws {
+        try await withTestGateway { gateway in
+            try gateway.reload(yaml: """
+                timeouts: {request: 300ms}
+                pools: [{name: demo, transport: inprocess}]
+                routes: [{namespace: demo, pipeline: "*", pool: demo}]
+                """)
+            let client = try await gateway.client()
+            let slow = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{"ms":3000}}]}"#)
+            )
+            #expect(slow.status == 504, "\(slow.bodyString)")
+            await client.close()
+        }
+    }
 }
