@@ -67,7 +67,7 @@ package struct GatewayApp: Sendable {
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
-        let services = FrontendServices(
+        var services = FrontendServices(
             dispatcher: dispatcher,
             authenticator: TokenAuthenticator(
                 tokens: config.tokens.map { (name: $0.name, token: $0.token) },
@@ -81,12 +81,21 @@ package struct GatewayApp: Sendable {
             logger: logger,
             operations: operations
         )
+        services.slowClients = SlowClientLimits(
+            prefaceTimeout: TimeAmount(config.timeouts.preface),
+            requestHeaderTimeout: TimeAmount(config.timeouts.requestHeader),
+            bodyProgressTimeout: TimeAmount(config.timeouts.bodyProgress),
+            writeProgressTimeout: TimeAmount(config.timeouts.writeProgress),
+            streamBufferBytes: config.limits.streamBufferBytes,
+            connectionBufferBytes: config.limits.connectionBufferBytes
+        )
         self.pools = pools
         self.server = GatewayServer(
             configuration: .init(
                 host: config.listenHost,
                 port: config.listenPort,
-                shutdownGrace: TimeAmount(config.timeouts.shutdownGrace)
+                shutdownGrace: TimeAmount(config.timeouts.shutdownGrace),
+                maxConnections: config.limits.maxConnections
             ),
             services: services,
             group: group

@@ -21,6 +21,8 @@ package struct FrontendServices: Sendable {
     package var logger: Logger
     /// Async mode (accepting async triggers, the operation endpoints); nil answers them UNIMPLEMENTED.
     package var operations: AsyncOperations?
+    /// Timeouts and buffer ceilings for clients that do not progress.
+    package var slowClients: SlowClientLimits = .defaults
 
     package init(
         dispatcher: TriggerDispatcher,

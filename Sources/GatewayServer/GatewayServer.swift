@@ -15,10 +15,13 @@ package final class GatewayServer: Service {
         package var host: String
         package var port: Int
         package var shutdownGrace: TimeAmount
-        package init(host: String, port: Int, shutdownGrace: TimeAmount = .seconds(10)) {
+        /// Open client connections at most; one accepted over the cap is closed at once (and counted).
+        package var maxConnections: Int
+        package init(host: String, port: Int, shutdownGrace: TimeAmount = .seconds(10), maxConnections: Int = 4096) {
             self.host = host
             self.port = port
             self.shutdownGrace = shutdownGrace
+            self.maxConnections = maxConnections
         }
     }
 
@@ -29,12 +32,17 @@ package final class GatewayServer: Service {
     private let boundAddress = Mutex<Result<SocketAddress, any Error>?>(nil)
     private let listening = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
     private let connections = ConnectionTracker()
+    private let admission: ConnectionAdmission
 
     package init(configuration: Configuration, services: FrontendServices, group: any EventLoopGroup) {
         self.configuration = configuration
         self.services = services
         self.group = group
+        self.admission = ConnectionAdmission(limit: configuration.maxConnections)
     }
+
+    /// Connections closed at accept because `maxConnections` were open (a metric later; tests read it now).
+    package var rejectedConnections: Int { admission.rejected }
 
     /// The address actually bound (useful with port 0); waits until the listener is up.
     package func localAddress() async throws -> SocketAddress {
@@ -52,18 +60,30 @@ package final class GatewayServer: Service {
     package func run() async throws {
         let services = self.services
         let connections = self.connections
+        let admission = self.admission
         let serverChannel: any Channel
         do {
             serverChannel = try await ServerBootstrap(group: group)
+                .serverChannelInitializer { channel in
+                    // EMFILE/ENFILE at accept: wait a second instead of retrying at once (a spinning core);
+                    // NIO adds this handler itself only in its async `bind`.
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler())
+                    }
+                }
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        guard admission.admit(channel) else {
+                            Self.refuse(channel, admission: admission, logger: services.logger)
+                            return
+                        }
                         connections.add(channel)
                         try channel.pipeline.syncOperations.addHandler(
-                            ProtocolSniffer { channel, proto in
+                            ProtocolSniffer(timeout: services.slowClients.prefaceTimeout) { channel, proto in
                                 try Self.configure(channel, for: proto, services: services)
                             }
                         )
@@ -99,6 +119,22 @@ package final class GatewayServer: Service {
         services.logger.info("stopped")
     }
 
+    /// Closes a connection accepted over `maxConnections`. Logged for the first one and every 1000th after,
+    /// so a flood does not also flood the log.
+    private static func refuse(_ channel: any Channel, admission: ConnectionAdmission, logger: Logger) {
+        let rejected = admission.rejected
+        if rejected == 1 || rejected % 1000 == 0 {
+            logger.warning(
+            "connection refused: too many open connections",
+            metadata: [
+                    "connections.limit": "\(admission.limit)", "connections.rejected": "\(rejected)",
+                    "client.address": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                ]
+            )
+        }
+        channel.close(promise: nil)
+    }
+
     /// Installs the frontend for a sniffed protocol.
     static func configure(_ channel: any Channel, for proto: ProtocolSniffer.WireProtocol, services: FrontendServices) throws {
         let sync = channel.pipeline.syncOperations
@@ -107,6 +143,12 @@ package final class GatewayServer: Service {
             try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
             try sync.addHandler(HTTPResponseEncoder())
             try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            try sync.addHandler(
+                HTTP1RequestTimeoutHandler(
+                    headerTimeout: services.slowClients.requestHeaderTimeout,
+                    bodyTimeout: services.slowClients.bodyProgressTimeout
+                )
+            )
             try sync.addHandler(HTTPServerPipelineHandler())
             try sync.addHandler(HTTP1FrontendHandler(services: services))
         case .http2:

@@ -20,6 +20,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// Set right after the engine is configured; the session keeps its delegate until the connection ends.
     var session: NGHTTP2Session!
     var streams: [HTTP2StreamID: StreamState] = [:]
+    /// An idle period passed and the graceful shutdown began; a second one closes the connection (a peer
+    /// that never answers the shutdown PING must not keep it).
+    private var idleShutdownStarted = false
 
     /// What one stream is doing.
     final class StreamState {
@@ -167,7 +170,12 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             // Graceful shutdown: GOAWAY after a notice; open streams finish, new ones are refused.
             session.initiateGracefulShutdown()
         case is IdleStateHandler.IdleStateEvent where streams.isEmpty:
-            session.initiateGracefulShutdown()
+            if idleShutdownStarted {
+                context.close(promise: nil)
+            } else {
+                idleShutdownStarted = true
+                session.initiateGracefulShutdown()
+            }
         default:
             context.fireUserInboundEventTriggered(event)
         }

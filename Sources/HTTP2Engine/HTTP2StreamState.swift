@@ -41,8 +41,11 @@ final class HTTP2StreamState {
     var deferred = false
     /// Whether queued outbound bytes are under the high watermark (see ``NGHTTP2Session/sendData``).
     var isWritable = true
-    /// What the owner was last told about `isWritable`.
+    /// What the owner was last told about its writability (its own watermark and the connection's).
     var reportedWritable = true
+    /// When libnghttp2 last took queued bytes, or when bytes were queued on an empty queue; nil while
+    /// nothing is queued. The write-progress timeout measures from here.
+    var lastOutboundProgress: NIODeadline?
 
     init(id: Int32, announced: Bool) {
         self.id = id

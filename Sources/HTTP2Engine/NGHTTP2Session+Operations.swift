@@ -69,6 +69,7 @@ extension NGHTTP2Session {
                 state.isWritable = false
                 self.pendingWritabilityChanges.append(state.id)
             }
+            self.queuedOutbound(data.readableBytes, on: state)
         }
         if endStream { state.outboundEnded = true }
         self.resumeIfDeferred(state)
@@ -137,9 +138,16 @@ extension NGHTTP2Session {
 
     /// False while `stream`'s queued outbound bytes are above the high watermark (see
     /// ``HTTP2SessionConfiguration/streamOutboundHighWatermark``); true for unknown streams.
+    ///
+    /// Also false for every stream while the connection's queued bytes are above
+    /// ``HTTP2SessionConfiguration/connectionOutboundHighWatermark``.
     package func isWritable(stream: HTTP2StreamID) -> Bool {
-        self.streams[stream.rawValue]?.isWritable ?? true
+        guard let state = self.streams[stream.rawValue] else { return true }
+        return state.isWritable && !self.connectionOutboundBlocked
     }
+
+    /// Bytes queued on all streams that libnghttp2 has not taken yet.
+    package var bufferedOutboundBytes: Int { self.connectionOutboundBytes }
 
     /// Bytes queued on `stream` that libnghttp2 has not taken yet.
     package func bufferedOutboundBytes(stream: HTTP2StreamID) -> Int {

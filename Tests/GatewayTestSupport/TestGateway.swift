@@ -15,6 +15,8 @@ package struct TestGateway: Sendable {
     package let configuration: GatewayConfiguration
     /// The operation store the gateway runs async mode on.
     package let store: any OperationStore
+    /// Connections closed at accept because `limits.max_connections` were open.
+    package let rejectedConnections: @Sendable () -> Int
 
     /// A fresh keep-alive connection to the gateway.
     package func client() async throws -> TestHTTPClient {
@@ -69,9 +71,14 @@ package func withTestGateway<T: Sendable>(
         let outcome: Result<T, any Error>
         do {
             let address = try await app.server.localAddress()
-            outcome = .success(
-                try await body(TestGateway(port: address.port!, configuration: configuration, store: store))
+            let server = app.server
+            let gateway = TestGateway(
+                port: address.port!,
+                configuration: configuration,
+                store: store,
+                rejectedConnections: { server.rejectedConnections }
             )
+            outcome = .success(try await body(gateway))
         } catch {
             outcome = .failure(error)
         }
