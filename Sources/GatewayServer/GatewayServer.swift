@@ -65,10 +65,9 @@ package final class GatewayServer: Service {
         do {
             serverChannel = try await ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
-                    // EMFILE/ENFILE at accept: wait a second instead of retrying at once (a spinning core);
-                    // NIO adds this handler itself only in its async `bind`.
+                    // EMFILE/ENFILE at accept: pause a second instead of retrying at once (a spinning core).
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler())
+                        try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler())
                     }
                 }
                 .serverChannelOption(.backlog, value: 1024)
@@ -142,13 +141,13 @@ package final class GatewayServer: Service {
         case .http1:
             try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
             try sync.addHandler(HTTPResponseEncoder())
-            try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-            try sync.addHandler(
-                HTTP1RequestTimeoutHandler(
-                    headerTimeout: services.slowClients.requestHeaderTimeout,
-                    bodyTimeout: services.slowClients.bodyProgressTimeout
-                )
+            let requestTimeouts = HTTP1RequestTimeoutHandler(
+                headerTimeout: services.slowClients.requestHeaderTimeout,
+                bodyTimeout: services.slowClients.bodyProgressTimeout
             )
+            try sync.addHandler(HTTP1RequestTimeoutHandler.ByteObserver(owner: requestTimeouts))
+            try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            try sync.addHandler(requestTimeouts)
             try sync.addHandler(HTTPServerPipelineHandler())
             try sync.addHandler(HTTP1FrontendHandler(services: services))
         case .http2:

@@ -5,7 +5,8 @@ extension HTTP1RequestTimeoutHandler {
     /// clock: it asks its owner to arm or cancel the one timer, and says what a fired timer means.
     ///
     /// Between requests only the keep-alive idle timeout applies. The header timer runs from the first
-    /// bytes of a request (a read that produced no complete part) to the end of its header block; the body
+    /// bytes of a request (bytes read that produced no part by the end of the read) to the end of its
+    /// header block; the body
     /// timer runs from the header block to the first piece of body, and again between pieces, to `.end`.
     struct StateMachine {
         enum State: Equatable {
@@ -36,37 +37,41 @@ extension HTTP1RequestTimeoutHandler {
         private(set) var state = State.idle
         /// Responses whose head went out and whose end has not: a 408 must not be interleaved with them.
         private var responsesInFlight = 0
-        /// A request part was decoded since the last read completed.
-        private var decodedSinceReadComplete = false
+        /// Bytes were read and no request part has been decoded since.
+        private var undecodedBytes = false
 
         init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
             self.headerTimeout = headerTimeout
             self.bodyTimeout = bodyTimeout
         }
 
-        /// A read ended. If it decoded nothing while no request was open, its bytes began a header block.
+        /// Bytes arrived from the socket (before the decoder saw them).
+        mutating func receivedBytes() {
+            undecodedBytes = true
+        }
+
+        /// A read ended. Bytes that decoded into nothing while no request was open began a header block.
         mutating func readCompleted() -> Action {
-            defer { decodedSinceReadComplete = false }
-            guard state == .idle, !decodedSinceReadComplete else { return .none }
+            guard state == .idle, undecodedBytes else { return .none }
             state = .readingHead
             return .arm(headerTimeout)
         }
 
         mutating func receivedHead() -> Action {
-            decodedSinceReadComplete = true
+            undecodedBytes = false
             guard state != .timedOut else { return .none }
             state = .readingBody
             return .arm(bodyTimeout)
         }
 
         mutating func receivedBody() -> Action {
-            decodedSinceReadComplete = true
+            undecodedBytes = false
             guard state == .readingBody else { return .none }
             return .arm(bodyTimeout)
         }
 
         mutating func receivedEnd() -> Action {
-            decodedSinceReadComplete = true
+            undecodedBytes = false
             guard state != .timedOut else { return .none }
             state = .idle
             return .cancel

@@ -8,8 +8,8 @@ import TriggerModel
 /// and the connection closes. Trickling a byte at a time does not help: unlike the keep-alive idle timeout,
 /// these count from the start of the head, or the last *decoded* piece of body, not from the last read.
 ///
-/// Sits right after the request decoder, so it sees decoded parts inbound, every read's completion (also
-/// those that decoded nothing) and the response parts outbound.
+/// Sits right after the request decoder, so it sees decoded parts inbound, every read's completion and the
+/// response parts outbound; its ``ByteObserver``, right before the decoder, tells it when bytes arrive.
 final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -21,6 +21,23 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
 
     init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.machine = StateMachine(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)
+    }
+
+    /// The raw side: notes that bytes arrived, and passes them on to the decoder.
+    final class ByteObserver: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = ByteBuffer
+        typealias InboundOut = ByteBuffer
+
+        private let owner: HTTP1RequestTimeoutHandler
+
+        init(owner: HTTP1RequestTimeoutHandler) {
+            self.owner = owner
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            owner.machine.receivedBytes()
+            context.fireChannelRead(data)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
