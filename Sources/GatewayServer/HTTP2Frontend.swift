@@ -13,6 +13,8 @@ extension GatewayServer {
         configuration.maxHeaderListSize = services.maxHeaderBytes
         configuration.prefaceTimeout = services.slowClients.prefaceTimeout
         configuration.writeProgressTimeout = services.slowClients.writeProgressTimeout
+        configuration.requestHeaderTimeout = services.slowClients.requestHeaderTimeout
+        configuration.requestBodyProgressTimeout = services.slowClients.bodyProgressTimeout
         configuration.streamOutboundHighWatermark = services.slowClients.streamBufferBytes
         configuration.connectionOutboundHighWatermark = services.slowClients.connectionBufferBytes
         let sync = channel.pipeline.syncOperations

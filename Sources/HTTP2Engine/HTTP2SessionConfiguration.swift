@@ -41,10 +41,16 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// connection preface, RFC 9113 §3.4) may take; when it has not arrived the connection is closed with
     /// GOAWAY(SETTINGS_TIMEOUT). `nil`: no limit.
     package var prefaceTimeout: TimeAmount?
+    /// Server only: how long a request's header block may take from its first frame to its last
+    /// (HEADERS + CONTINUATION), and the longest gap between two DATA frames of a request body that has not
+    /// ended. A stream over either is reset with CANCEL; the HTTP/1.1 request-header and body-progress
+    /// timeouts for HTTP/2. `nil`: no limit.
+    package var requestHeaderTimeout: TimeAmount?
+    package var requestBodyProgressTimeout: TimeAmount?
 
     /// Defaults: 100 streams, 64 KiB − 1 stream window, 1 MiB connection window, 16 KiB header lists,
     /// preface expected, 256 KiB outbound high watermark per stream and 1 MiB per connection, no
-    /// write-progress or preface timeout.
+    /// write-progress, preface or request-progress timeout.
     package static var defaults: HTTP2SessionConfiguration {
         HTTP2SessionConfiguration(
             maxConcurrentStreams: 100,
@@ -55,7 +61,9 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
             streamOutboundHighWatermark: 256 << 10,
             connectionOutboundHighWatermark: 1 << 20,
             writeProgressTimeout: nil,
-            prefaceTimeout: nil
+            prefaceTimeout: nil,
+            requestHeaderTimeout: nil,
+            requestBodyProgressTimeout: nil
         )
     }
 }

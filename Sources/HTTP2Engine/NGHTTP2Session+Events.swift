@@ -14,6 +14,9 @@ extension NGHTTP2Session {
         guard let stream = self.streams[id] else { return }
         stream.headerBlock = HTTP2Headers()
         stream.headerBlockSize = 0
+        if self.role == .server, !stream.receivedHeaders {
+            self.requestProgressed(stream, within: self.configuration.requestHeaderTimeout)
+        }
     }
 
     /// One decoded header field (nghttp2 has validated it against RFC 9113 §8.2 already).
@@ -51,12 +54,23 @@ extension NGHTTP2Session {
         }
         stream.inboundData!.writeBytes(UnsafeRawBufferPointer(data))
         stream.unconsumedBytes += data.count
+        if stream.inboundDeadline != nil {
+            self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
+        }
     }
 
     /// A complete frame arrived.
     func receivedFrame(_ frame: UnsafePointer<nghttp2_frame>) throws {
         let header = frame.pointee.hd
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        if self.role == .server, let stream = self.streams[header.stream_id], stream.inboundDeadline != nil {
+            if endStream {
+                stream.inboundDeadline = nil
+            } else if UInt32(header.type) == NGHTTP2_HEADERS.rawValue {
+                // The header block is complete; from here the body must keep coming.
+                self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
+            }
+        }
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
             guard let stream = self.streams[header.stream_id] else { return }

@@ -114,7 +114,54 @@ extension NGHTTP2Session {
         self.drain()
     }
 
+    /// Server: `stream`'s request moved (a header block began or ended, body bytes came); it is overdue if
+    /// nothing more comes within `timeout`.
+    func requestProgressed(_ stream: HTTP2StreamState, within timeout: TimeAmount?) {
+        guard let timeout, let eventLoop = self.eventLoop else {
+            stream.inboundDeadline = nil
+            return
+        }
+        let deadline = eventLoop.now + timeout
+        stream.inboundDeadline = deadline
+        if let scheduled = self.requestProgressTimer {
+            guard deadline < scheduled.deadline else { return }
+            scheduled.task.cancel()
+        }
+        let task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.requestProgressTimerFired()
+        }
+        self.requestProgressTimer = (deadline, task)
+    }
+
+    /// Resets each request stream that is overdue (RST_STREAM CANCEL) and re-arms for the next deadline.
+    private func requestProgressTimerFired() {
+        self.requestProgressTimer = nil
+        guard self.lifecycle == .active, let eventLoop = self.eventLoop else { return }
+        let now = eventLoop.now
+        var next: NIODeadline?
+        for id in self.streams.keys.sorted() {
+            guard let stream = self.streams[id], let deadline = stream.inboundDeadline else { continue }
+            if deadline <= now {
+                stream.inboundDeadline = nil
+                self.pendingOperations.append(.resetStream(id, .cancel))
+            } else {
+                next = min(next ?? deadline, deadline)
+            }
+        }
+        if let next {
+            let task = eventLoop.assumeIsolated().scheduleTask(deadline: next) { [weak self] in
+                guard let self else { return }
+                self.requestProgressTimerFired()
+            }
+            self.requestProgressTimer = (next, task)
+        }
+        self.drain()
+    }
+
     func cancelTimers() {
+        self.requestProgressTimer?.task.cancel()
+        self.requestProgressTimer = nil
         self.prefaceTimer?.cancel()
         self.prefaceTimer = nil
         self.writeProgressTimer?.cancel()

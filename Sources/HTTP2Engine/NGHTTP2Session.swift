@@ -89,6 +89,7 @@ package final class NGHTTP2Session {
     /// ``HTTP2SessionConfiguration/writeProgressTimeout``; cancelled when the transport closes.
     var prefaceTimer: Scheduled<Void>?
     var writeProgressTimer: Scheduled<Void>?
+    var requestProgressTimer: (deadline: NIODeadline, task: Scheduled<Void>)?
 
     weak var transport: (any HTTP2SessionTransport)?
     private(set) var eventLoop: (any EventLoop)?

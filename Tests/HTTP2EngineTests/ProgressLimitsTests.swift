@@ -65,6 +65,69 @@ struct ProgressLimitsTests {
         #expect(pair.server.isActive && pair.client.isActive)
     }
 
+    // MARK: Item 2: request header and body progress
+
+    static func server(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) -> HTTP2SessionConfiguration {
+        var configuration = HTTP2SessionConfiguration.defaults
+        configuration.requestHeaderTimeout = headerTimeout
+        configuration.requestBodyProgressTimeout = bodyTimeout
+        return configuration
+    }
+
+    @Test(
+        "a request whose header block stalls part-way is reset with CANCEL at the header timeout, not 1 ms before",
+        arguments: [(199, false), (200, true)]
+    )
+    func stalledHeaderBlock(elapsedMilliseconds: Int64, reset: Bool) throws {
+        let pair = try ConnectionPair(server: Self.server(headerTimeout: Self.timeout, bodyTimeout: .seconds(10)))
+        try pair.interact()
+        _ = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: true)
+        let headers = try pair.client.readAllOutbound()
+        // The frame header and a few bytes of the block: libnghttp2 has begun the header block, not ended it.
+        try pair.server.writeInbound(headers.getSlice(at: headers.readerIndex, length: 12)!)
+        _ = try pair.server.readAllOutbound()
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(elapsedMilliseconds))
+        let frames = FrameHeader.parse(try pair.server.readAllOutbound())
+        let resets = frames.filter { $0.type == FrameHeader.rstStream && $0.streamID == 1 }
+        #expect(resets.count == (reset ? 1 : 0), "\(frames.map(\.type))")
+        if let code = resets.first?.payload.getInteger(at: resets.first!.payload.readerIndex, as: UInt32.self) {
+            #expect(HTTP2ErrorCode(code) == .cancel)
+        }
+        #expect(pair.serverDelegate.events.isEmpty)  // an unfinished block never reached the owner
+    }
+
+    @Test("a request body is reset with CANCEL when silent for the body-progress timeout; each DATA restarts it")
+    func stalledBody() throws {
+        let pair = try ConnectionPair(server: Self.server(headerTimeout: .seconds(10), bodyTimeout: Self.timeout))
+        let stream = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        try pair.interact()
+        for _ in 0..<3 {
+            pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(150))
+            pair.clientSession.sendData(stream: stream, ByteBuffer(string: "more"), endStream: false)
+            try pair.interact()
+        }
+        #expect(pair.clientDelegate.events(for: stream.rawValue).isEmpty)
+        pair.server.embeddedEventLoop.advanceTime(by: Self.timeout - .milliseconds(1))
+        try pair.interact()
+        #expect(pair.clientDelegate.events(for: stream.rawValue).isEmpty)
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        try pair.interact()
+        #expect(pair.clientDelegate.events(for: stream.rawValue) == [.closed(stream.rawValue, .cancel)])
+        #expect(pair.serverDelegate.events(for: stream.rawValue).last == .closed(stream.rawValue, .cancel))
+    }
+
+    @Test("a request that ended is not reset by the request timeouts while its response is pending")
+    func endedRequestNotReset() throws {
+        let pair = try ConnectionPair(server: Self.server(headerTimeout: Self.timeout, bodyTimeout: Self.timeout))
+        let stream = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        pair.clientSession.sendData(stream: stream, ByteBuffer(string: "all"), endStream: true)
+        try pair.interact()
+        pair.server.embeddedEventLoop.advanceTime(by: .seconds(5))
+        try pair.interact()
+        #expect(pair.serverSession.openStreamCount == 1)
+        #expect(pair.clientDelegate.events(for: stream.rawValue).isEmpty)
+    }
+
     // MARK: Item 3: the graceful shutdown completes when the PING is answered
 
     @Test("the shutdown PING's ACK is recognised and the final GOAWAY follows (release builds too)")
