@@ -163,7 +163,8 @@ let package = Package(
         .target(
             name: "GatewayTestSupport",
             dependencies: [
-                "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore", "HTTP2Engine",
+                "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
+                "HTTP2Engine",
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle,
             ],
             path: "Tests/GatewayTestSupport",

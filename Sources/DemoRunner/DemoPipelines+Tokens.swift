@@ -83,7 +83,12 @@ extension DemoPipelines {
             guard case .string(let prompt) = variables["prompt"] else {
                 throw GatewayError(.invalidArgument, "the tokens pipeline needs a string input \"prompt\"")
             }
-            delay = try DemoPipelines.milliseconds(variables, "delay_ms", default: 10, max: DemoPipelines.maxDelayMilliseconds)
+            delay = try DemoPipelines.milliseconds(
+                variables,
+                "delay_ms",
+                default: 10,
+                max: DemoPipelines.maxDelayMilliseconds
+            )
             let words = prompt.split(whereSeparator: \.isWhitespace).map(String.init)
             self.words = words
             return words

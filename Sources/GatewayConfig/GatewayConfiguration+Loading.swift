@@ -163,7 +163,9 @@ extension GatewayConfiguration {
         if let n = m["shutdown_grace"] {
             timeouts.shutdownGrace = try reader.duration(n, at: m.path("shutdown_grace"), minimum: .zero)
         }
-        if let n = m["preface"] { timeouts.preface = try reader.duration(n, at: m.path("preface"), minimum: oneMillisecond) }
+        if let n = m["preface"] {
+            timeouts.preface = try reader.duration(n, at: m.path("preface"), minimum: oneMillisecond)
+        }
         if let n = m["request_header"] {
             timeouts.requestHeader = try reader.duration(n, at: m.path("request_header"), minimum: oneMillisecond)
         }

@@ -37,6 +37,8 @@ extension HTTP1RequestTimeoutHandler {
         private(set) var state = State.idle
         /// Responses whose head went out and whose end has not: a 408 must not be interleaved with them.
         private var responsesInFlight = 0
+        /// The request being read was already answered (an early error such as 413): no 408 after that.
+        private var answeredCurrent = false
         /// Bytes were read and no request part has been decoded since.
         private var undecodedBytes = false
 
@@ -60,6 +62,7 @@ extension HTTP1RequestTimeoutHandler {
         mutating func receivedHead() -> Action {
             undecodedBytes = false
             guard state != .timedOut else { return .none }
+            answeredCurrent = false
             state = .readingBody
             return .arm(bodyTimeout)
         }
@@ -80,6 +83,7 @@ extension HTTP1RequestTimeoutHandler {
         /// A response head (not a 1xx) was written.
         mutating func sentResponseHead() {
             responsesInFlight += 1
+            if state == .readingBody { answeredCurrent = true }
         }
 
         mutating func sentResponseEnd() {
@@ -91,8 +95,9 @@ extension HTTP1RequestTimeoutHandler {
             case .idle, .timedOut:
                 return .none
             case .readingHead, .readingBody:
+                let answered = responsesInFlight > 0 || (state == .readingBody && answeredCurrent)
                 state = .timedOut
-                return responsesInFlight == 0 ? .respondAndClose : .close
+                return answered ? .close : .respondAndClose
             }
         }
     }
