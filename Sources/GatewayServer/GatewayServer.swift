@@ -124,8 +124,8 @@ package final class GatewayServer: Service {
         let rejected = admission.rejected
         if rejected == 1 || rejected % 1000 == 0 {
             logger.warning(
-            "connection refused: too many open connections",
-            metadata: [
+                "connection refused: too many open connections",
+                metadata: [
                     "connections.limit": "\(admission.limit)", "connections.rejected": "\(rejected)",
                     "client.address": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
                 ]
