@@ -260,6 +260,38 @@ struct SlowClientTests {
         }
     }
 
+    @Test("h2 → in-process flood: 4 connections × 50 streams whose windows stay shut pin under 32 MiB of the gateway (69 MiB without the connection ceiling)")
+    func h2ShutWindowsMemoryCeiling() async throws {
+        try await ProcessTests.withGatewayProcess { gateway in
+            // Warm up (allocator arenas, lazily loaded code) with one short stream read to the end.
+            let warm = try await RawSSEClient.slowRead(
+                port: gateway.port, path: Self.floodPath, json: Self.floodBody(bytes: 1 << 20),
+                stall: .zero, sip: 1 << 20, pause: .zero
+            )
+            #expect(warm.tailString.contains(#""bytes":1048576"#))
+            let baseline = try #require(residentBytes(pid: gateway.pid))
+            var clients: [H2TestClient] = []
+            for _ in 0..<4 {
+                let client = try await H2TestClient.connect(port: gateway.port, initialWindowSize: 0)
+                for _ in 0..<50 {
+                    _ = try await client.request(Self.sseHeaders, body: Array(Self.floodBody(bytes: 1 << 30).utf8))
+                }
+                clients.append(client)
+            }
+            // Every stream has its response headers: each producer ran until its stream or connection was full.
+            for client in clients {
+                let seen = try await client.wait(timeout: .seconds(20)) { snapshot in
+                    snapshot.streams.count == 50 && snapshot.streams.values.allSatisfy { $0.status == "200" }
+                }
+                #expect(seen.streams.values.filter { $0.status == "200" }.count == 50)
+            }
+            try await Task.sleep(for: .seconds(1))
+            let growth = try #require(residentBytes(pid: gateway.pid)) - baseline
+            #expect(growth < 32 << 20, "gateway RSS grew by \(growth >> 20) MiB for 200 stalled streams")
+            for client in clients { await client.close() }
+        }
+    }
+
     static let sseHeaders: [(String, String)] = [
         (":method", "POST"), (":scheme", "http"), (":authority", "gw"), (":path", floodPath),
         ("content-type", "application/json"), ("accept", "text/event-stream"),
