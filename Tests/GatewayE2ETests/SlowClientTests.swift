@@ -143,6 +143,51 @@ struct SlowClientTests {
         }
     }
 
+    // MARK: Item 3: the HTTP/2 idle shutdown finishes
+
+    @Test("h2: an idle client that answers the shutdown PING gets the final GOAWAY, then the connection ends")
+    func h2IdleShutdownCompletes() async throws {
+        try await withTestGateway(yaml: "timeouts: {idle: 300ms}") { gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            socket.send(Array(Silence.magicWithoutSettings.bytes.utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0])
+            let notice = try await socket.waitForClose(timeout: .seconds(5)) { outcome in
+                Self.frames(outcome.received).contains { $0.type == 6 && $0.flags & 1 == 0 }
+            }
+            let ping = try #require(Self.frames(notice.received).first { $0.type == 6 && $0.flags & 1 == 0 })
+            socket.send([0, 0, 8, 6, 1, 0, 0, 0, 0] + ping.payload)  // PING ACK with the same 8 bytes
+            let rest = try await socket.waitForClose(timeout: .seconds(5))
+            #expect(rest.closedByServer)
+            let goAways = Self.frames(notice.received + rest.received).filter { $0.type == 7 }
+            // The notice (last stream 2^31-1), then the real GOAWAY (last stream 0: none was opened).
+            #expect(goAways.map { $0.payload.prefix(4) } == [[0x7f, 0xff, 0xff, 0xff], [0, 0, 0, 0]])
+        }
+    }
+
+    /// HTTP/2 frames in what a server sent: (type, flags, payload).
+    static func frames(_ bytes: [UInt8]) -> [(type: UInt8, flags: UInt8, payload: [UInt8])] {
+        var frames: [(type: UInt8, flags: UInt8, payload: [UInt8])] = []
+        var offset = 0
+        while bytes.count - offset >= 9 {
+            let length = Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
+            guard bytes.count - offset - 9 >= length else { break }
+            frames.append((bytes[offset + 3], bytes[offset + 4], Array(bytes[(offset + 9)..<(offset + 9 + length)])))
+            offset += 9 + length
+        }
+        return frames
+    }
+
+    @Test("h2: an idle client that never answers the shutdown PING is closed after a second idle period")
+    func h2IdleShutdownUnanswered() async throws {
+        try await withTestGateway(yaml: "timeouts: {idle: 300ms}") { gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            // The preface and an empty SETTINGS frame; then nothing, not even the PING's ACK.
+            socket.send(Array(Silence.magicWithoutSettings.bytes.utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0])
+            let outcome = try await socket.waitForClose(timeout: .seconds(5))
+            #expect(outcome.closedByServer, "still open after \(outcome.elapsed)")
+            #expect(outcome.elapsed >= .milliseconds(500), "closed after \(outcome.elapsed)")
+        }
+    }
+
     // MARK: Item 2: HTTP/1.1 request header and body progress
 
     @Test("h1: a header block completed inside request_header is served; one trickled past it gets 408 and a close",

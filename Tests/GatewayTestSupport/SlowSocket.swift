@@ -76,6 +76,15 @@ package final class SlowSocket: Sendable {
     /// Reads until the server closes or `timeout` passes; with `stopAfter`, also once what was received
     /// contains it.
     package func waitForClose(timeout: Duration, stopAfter marker: String? = nil) async throws -> Outcome {
+        guard let marker else { return try await waitForClose(timeout: timeout, stopWhen: nil) }
+        return try await waitForClose(timeout: timeout) { outcome in outcome.text.contains(marker) }
+    }
+
+    /// Reads until the server closes, `timeout` passes, or `stopWhen` holds for what was received so far.
+    package func waitForClose(
+        timeout: Duration,
+        stopWhen: (@Sendable (Outcome) -> Bool)?
+    ) async throws -> Outcome {
         let fd = self.fd
         return try await blocking {
             let started = ContinuousClock.now
@@ -97,7 +106,7 @@ package final class SlowSocket: Sendable {
                     break  // EAGAIN: the wait is over
                 }
                 outcome.received.append(contentsOf: buffer[0..<n])
-                if let marker, outcome.text.contains(marker) { break }
+                if let stopWhen, stopWhen(outcome) { break }
             }
             outcome.elapsed = ContinuousClock.now - started
             return outcome
