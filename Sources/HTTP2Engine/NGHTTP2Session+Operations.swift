@@ -121,10 +121,15 @@ extension NGHTTP2Session {
     /// PING; when the PING is acknowledged (one round trip later) the real GOAWAY with the last processed
     /// stream id. Streams the peer opened before it still complete. Client: GOAWAY(0) at once; no new
     /// request can start, open ones complete. A grace period, if any, is the owner's: close the channel.
+    /// A server whose peer has not finished its preface (no SETTINGS yet) has nothing to finish: it sends
+    /// GOAWAY(NO_ERROR) and closes at once, so a silent socket does not hold a shutdown for its grace.
     package func initiateGracefulShutdown() {
         self.preconditionInEventLoop()
         guard self.lifecycle != .closed, self.shutdown == .none else { return }
         switch self.role {
+        case .server where !self.receivedPeerSettings && self.streams.isEmpty:
+            self.shutdown = .goAwaySubmitted
+            self.pendingOperations.append(.terminate(.noError))
         case .server:
             self.shutdown = .awaitingPingAck(Self.shutdownPingPayload)
             self.pendingOperations.append(.shutdownNotice)

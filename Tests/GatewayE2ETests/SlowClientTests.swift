@@ -99,7 +99,7 @@ struct SlowClientTests {
         let bodyEnded = Mutex<ContinuousClock.Instant?>(nil)
         var held: [SlowSocket] = []
         try await withTestGateway(yaml: "timeouts: {shutdown_grace: 30s}") { gateway in
-            for silence in Silence.allCases.prefix(2) {
+            for silence in Silence.allCases {
                 for _ in 0..<3 {
                     let socket = try await SlowSocket.connect(port: gateway.port)
                     socket.send(silence.bytes)

@@ -65,6 +65,17 @@ struct ProgressLimitsTests {
         #expect(pair.server.isActive && pair.client.isActive)
     }
 
+    @Test("a graceful shutdown of a connection whose client never finished its preface closes it at once")
+    func shutdownBeforePreface() throws {
+        let pair = try ConnectionPair()
+        _ = try pair.server.readAllOutbound()
+        pair.serverSession.initiateGracefulShutdown()
+        let frames = FrameHeader.parse(try pair.server.readAllOutbound())
+        #expect(frames.compactMap(\.goAwayFields).map(\.1) == [.noError])
+        #expect(!pair.server.isActive)
+        #expect(pair.serverDelegate.events == [.sessionClosed(failed: false)])
+    }
+
     // MARK: Item 2: request header and body progress
 
     static func server(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) -> HTTP2SessionConfiguration {
