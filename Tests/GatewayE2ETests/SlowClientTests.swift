@@ -276,6 +276,69 @@ struct SlowClientTests {
         }
     }
 
+    @Test("gRPC stream → in-process flood: a client that keeps its window shut gets RST_STREAM(CANCEL), the run is cancelled")
+    func grpcShutWindowReset() async throws {
+        let probe = DemoPipelines.CancellationProbe()
+        let yaml = "timeouts: {write_progress: 300ms}"
+        try await withTestGateway(yaml: yaml, inProcessRunner: DemoPipelines(cancellations: probe)) { gateway in
+            let client = try await H2TestClient.connect(port: gateway.port)
+            let stream = try await client.request(Self.grpcHeaders, body: Self.grpcFloodRequest(bytes: 8 << 20))
+            let seen = try await client.wait(timeout: .seconds(5)) { $0.streams[stream]?.closedWith != nil }
+            let record = try #require(seen.streams[stream])
+            #expect(record.closedWith == 8, "CANCEL (gRPC: CANCELLED) expected: \(String(describing: record.closedWith))")
+            #expect(record.status == "200" && record.grpcStatus == nil)
+            try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
+            await client.close()
+        }
+    }
+
+    @Test("gRPC stream → in-process flood: a client that reads slowly but steadily gets every message and OK")
+    func grpcSlowReaderServed() async throws {
+        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}") { gateway in
+            let client = try await H2TestClient.connect(port: gateway.port)
+            let stream = try await client.request(Self.grpcHeaders, body: Self.grpcFloodRequest(bytes: 512 << 10))
+            var last = client.snapshot
+            let started = ContinuousClock.now
+            while last.streams[stream]?.closedWith == nil, ContinuousClock.now - started < .seconds(20) {
+                try await Task.sleep(for: .milliseconds(100))
+                try await client.consumeAll()
+                last = client.snapshot
+            }
+            #expect(last.streams[stream]?.closedWith == 0)
+            #expect(last.streams[stream]?.grpcStatus == "0")
+            #expect((last.streams[stream]?.receivedBytes ?? 0) > 512 << 10)
+            await client.close()
+        }
+    }
+
+    static let grpcHeaders: [(String, String)] = [
+        (":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+        (":path", "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipelineWithStream"),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+    ]
+
+    /// A framed `TriggerNamespacePipelineWithStreamRequest` for `demo/flood` with inputs `{bytes, chunk: 16384}`,
+    /// encoded by hand (protobuf wire format: length-delimited fields, `Value.number_value` a fixed64).
+    static func grpcFloodRequest(bytes: Int) -> [UInt8] {
+        func varint(_ n: Int) -> [UInt8] {
+            var n = n
+            var out: [UInt8] = []
+            while n >= 0x80 {
+                out.append(UInt8(n & 0x7f) | 0x80)
+                n >>= 7
+            }
+            return out + [UInt8(n)]
+        }
+        func field(_ number: UInt8, _ payload: [UInt8]) -> [UInt8] { [number << 3 | 2] + varint(payload.count) + payload }
+        func entry(_ key: String, _ value: Double) -> [UInt8] {
+            let number = [UInt8(0x11)] + withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) }
+            return field(1, field(1, Array(key.utf8)) + field(2, number))
+        }
+        let inputs = field(3, entry("bytes", Double(bytes)) + entry("chunk", 16384))
+        let message = field(1, Array("demo".utf8)) + field(2, Array("flood".utf8)) + inputs
+        return [0] + withUnsafeBytes(of: UInt32(message.count).bigEndian) { Array($0) } + message
+    }
+
     @Test("h1 SSE → in-process flood: a client that stops reading is disconnected at write_progress")
     func h1StalledSSEClosed() async throws {
         let probe = DemoPipelines.CancellationProbe()

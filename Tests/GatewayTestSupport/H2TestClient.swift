@@ -13,6 +13,8 @@ package final class H2TestClient: Sendable {
         package var receivedBytes = 0
         package var body: [UInt8] = []
         package var endStream = false
+        /// `grpc-status` from the trailers (or a Trailers-Only response).
+        package var grpcStatus: String?
         /// The RST_STREAM / close code, once the stream closed (0 = NO_ERROR).
         package var closedWith: UInt32?
         package var bodyString: String { String(decoding: body, as: UTF8.self) }
@@ -128,6 +130,7 @@ package final class H2TestClient: Sendable {
         func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
             shared.state.withLock {
                 $0.streams[stream.rawValue, default: StreamRecord()].status = headers.first(name: ":status")
+                $0.streams[stream.rawValue, default: StreamRecord()].grpcStatus = headers.first(name: "grpc-status")
                 if endStream { $0.streams[stream.rawValue, default: StreamRecord()].endStream = true }
             }
         }
@@ -142,7 +145,10 @@ package final class H2TestClient: Sendable {
         }
 
         func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID) {
-            shared.state.withLock { $0.streams[stream.rawValue, default: StreamRecord()].endStream = true }
+            shared.state.withLock {
+                $0.streams[stream.rawValue, default: StreamRecord()].endStream = true
+                $0.streams[stream.rawValue, default: StreamRecord()].grpcStatus = trailers.first(name: "grpc-status")
+            }
         }
 
         func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
