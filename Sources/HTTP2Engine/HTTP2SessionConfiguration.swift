@@ -44,7 +44,8 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// Server only: how long a request's header block may take from its first frame to its last
     /// (HEADERS + CONTINUATION), and the longest gap between two DATA frames of a request body that has not
     /// ended. A stream over either is reset with CANCEL; the HTTP/1.1 request-header and body-progress
-    /// timeouts for HTTP/2. `nil`: no limit.
+    /// timeouts for HTTP/2. `nil`: no limit. Fair only to an owner that consumes what it receives: a peer
+    /// kept waiting for WINDOW_UPDATE cannot send.
     package var requestHeaderTimeout: TimeAmount?
     package var requestBodyProgressTimeout: TimeAmount?
 

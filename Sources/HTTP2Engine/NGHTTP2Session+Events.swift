@@ -63,11 +63,11 @@ extension NGHTTP2Session {
     func receivedFrame(_ frame: UnsafePointer<nghttp2_frame>) throws {
         let header = frame.pointee.hd
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-        if self.role == .server, let stream = self.streams[header.stream_id], stream.inboundDeadline != nil {
+        if self.role == .server, let stream = self.streams[header.stream_id] {
             if endStream {
                 stream.inboundDeadline = nil
-            } else if UInt32(header.type) == NGHTTP2_HEADERS.rawValue {
-                // The header block is complete; from here the body must keep coming.
+            } else if UInt32(header.type) == NGHTTP2_HEADERS.rawValue, !stream.receivedHeaders {
+                // The request's header block is complete; from here its body must keep coming.
                 self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
             }
         }
