@@ -171,6 +171,7 @@ let package = Package(
             name: "GatewayTestSupport",
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
+                "HTTP2Engine",
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle,
             ],
             path: "Tests/GatewayTestSupport",

@@ -19,9 +19,9 @@ extension DemoPipelines {
         } catch {
             return AsyncThrowingStream { $0.yield(.error(error)); $0.finish() }
         }
-        let state = FloodState(total: plan.bytes, chunk: plan.chunk)
         let cancellations = self.cancellations
         let ref = request.ref
+        let state = FloodState(total: plan.bytes, chunk: plan.chunk, ref: ref, cancellations: cancellations)
         return AsyncThrowingStream(unfolding: {
             if Task.isCancelled, !state.finished {
                 state.finished = true
@@ -41,11 +41,21 @@ extension DemoPipelines {
         var events = 0
         var finished = false
         var startedStatus = false
+        let ref: PipelineRef
+        let cancellations: CancellationProbe
 
-        init(total: Int, chunk: Int) {
+        init(total: Int, chunk: Int, ref: PipelineRef, cancellations: CancellationProbe) {
             self.total = total
             self.chunk = chunk
             self.payload = .string(String(repeating: "x", count: chunk))
+            self.ref = ref
+            self.cancellations = cancellations
+        }
+
+        /// The consumer dropped the stream before its end (a reset stream, a closed connection): the run
+        /// stopped, and is counted as the pipelines that run in a task count theirs.
+        deinit {
+            if !finished { cancellations.record(ref) }
         }
 
         func next() -> TriggerEvent? {

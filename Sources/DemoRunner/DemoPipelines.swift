@@ -15,7 +15,7 @@ package import TriggerModel
 ///   `{"size", "sha256", "content_type", "file_name"?}`; variables holding no blob are left out;
 /// - `flood`: streams `bytes` (default 1 MiB) of `{"chunk": "xxx…"}` output events, `chunk` characters each
 ///   (default 16 KiB), as fast as the consumer takes them, then `{"bytes", "events"}`; for back-pressure tests.
-///   It is produced on demand (nothing is queued ahead of the consumer).
+///   It is produced on demand (nothing is queued ahead of the consumer), and so is `tokens`.
 ///
 /// A cancelled run (the caller's task, or the consumer of `runStreaming`) stops at its next wait, is counted
 /// by `cancellations`, and ends with `GatewayError(.cancelled)`; tests use the probe to see that a client's
@@ -51,6 +51,9 @@ package struct DemoPipelines: TriggerRunner {
         }
         if request.ref.pipeline == "flood" {
             return flood(request)
+        }
+        if request.ref.pipeline == "tokens" {
+            return tokensStream(request)
         }
         let task = Task {
             continuation.yield(.status(name: Self.statusEvent, data: ["status": .string("RUNNING")]))

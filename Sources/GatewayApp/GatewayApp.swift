@@ -84,7 +84,8 @@ package final class GatewayApp: Sendable {
             configuration: .init(
                 host: config.listenHost,
                 port: config.listenPort,
-                shutdownGrace: TimeAmount(config.timeouts.shutdownGrace)
+                shutdownGrace: TimeAmount(config.timeouts.shutdownGrace),
+                maxConnections: config.limits.maxConnections
             ),
             services: Self.makeFrontendServices(
                 config,
@@ -127,6 +128,10 @@ package final class GatewayApp: Sendable {
         if new.timeouts.shutdownGrace != old.timeouts.shutdownGrace {
             restartRequired.append("timeouts.shutdown_grace")
             applied.timeouts.shutdownGrace = old.timeouts.shutdownGrace
+        }
+        if new.limits.maxConnections != old.limits.maxConnections {
+            restartRequired.append("limits.max_connections")
+            applied.limits.maxConnections = old.limits.maxConnections
         }
         let pools = Self.makePools(applied, reusing: oldPools, group: group, inProcessRunner: inProcessRunner)
         let routes = RouteTable(routes: applied.routes)
@@ -203,7 +208,15 @@ package final class GatewayApp: Sendable {
             idleTimeout: TimeAmount(config.timeouts.idle),
             logger: logger,
             operations: operations,
-            configStatus: configStatus
+            configStatus: configStatus,
+            slowClients: SlowClientLimits(
+                prefaceTimeout: TimeAmount(config.timeouts.preface),
+                requestHeaderTimeout: TimeAmount(config.timeouts.requestHeader),
+                bodyProgressTimeout: TimeAmount(config.timeouts.bodyProgress),
+                writeProgressTimeout: TimeAmount(config.timeouts.writeProgress),
+                streamBufferBytes: config.limits.streamBufferBytes,
+                connectionBufferBytes: config.limits.connectionBufferBytes
+            )
         )
     }
 }

@@ -103,7 +103,10 @@ extension GatewayConfiguration {
         let m = try reader.mapping(
             node,
             at: "limits",
-            allowed: ["max_body_bytes", "max_batch", "max_header_bytes", "max_depth", "max_concurrent_streams"]
+            allowed: [
+                "max_body_bytes", "max_batch", "max_header_bytes", "max_depth", "max_concurrent_streams",
+                "max_connections", "stream_buffer_bytes", "connection_buffer_bytes",
+            ]
         )
         var limits = L.defaults
         if let n = m["max_body_bytes"] {
@@ -121,13 +124,36 @@ extension GatewayConfiguration {
                 in: L.maxConcurrentStreamsRange
             )
         }
+        if let n = m["max_connections"] {
+            limits.maxConnections = try reader.int(n, at: m.path("max_connections"), in: L.maxConnectionsRange)
+        }
+        if let n = m["stream_buffer_bytes"] {
+            limits.streamBufferBytes = try reader.byteSize(
+                n,
+                at: m.path("stream_buffer_bytes"),
+                in: L.streamBufferBytesRange
+            )
+        }
+        if let n = m["connection_buffer_bytes"] {
+            limits.connectionBufferBytes = try reader.byteSize(
+                n,
+                at: m.path("connection_buffer_bytes"),
+                in: L.connectionBufferBytesRange
+            )
+        }
         return limits
     }
 
     private static func readTimeouts(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
         -> TimeoutsConfiguration
     {
-        let m = try reader.mapping(node, at: "timeouts", allowed: ["request", "idle", "shutdown_grace"])
+        let m = try reader.mapping(
+            node,
+            at: "timeouts",
+            allowed: [
+                "request", "idle", "shutdown_grace", "preface", "request_header", "body_progress", "write_progress",
+            ]
+        )
         var timeouts = TimeoutsConfiguration.defaults
         let oneMillisecond = Duration.milliseconds(1)
         if let n = m["request"] {
@@ -136,6 +162,18 @@ extension GatewayConfiguration {
         if let n = m["idle"] { timeouts.idle = try reader.duration(n, at: m.path("idle"), minimum: oneMillisecond) }
         if let n = m["shutdown_grace"] {
             timeouts.shutdownGrace = try reader.duration(n, at: m.path("shutdown_grace"), minimum: .zero)
+        }
+        if let n = m["preface"] {
+            timeouts.preface = try reader.duration(n, at: m.path("preface"), minimum: oneMillisecond)
+        }
+        if let n = m["request_header"] {
+            timeouts.requestHeader = try reader.duration(n, at: m.path("request_header"), minimum: oneMillisecond)
+        }
+        if let n = m["body_progress"] {
+            timeouts.bodyProgress = try reader.duration(n, at: m.path("body_progress"), minimum: oneMillisecond)
+        }
+        if let n = m["write_progress"] {
+            timeouts.writeProgress = try reader.duration(n, at: m.path("write_progress"), minimum: oneMillisecond)
         }
         return timeouts
     }

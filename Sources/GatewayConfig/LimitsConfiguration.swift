@@ -10,22 +10,38 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package var maxDepth: Int
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` announced to clients.
     package var maxConcurrentStreams: Int
+    /// Open client connections at most; one accepted over the cap is closed at once (and counted). Keep it
+    /// under the process's file-descriptor limit (`ulimit -n`), with room for backend connections.
+    package var maxConnections: Int
+    /// Response bytes buffered for one HTTP/2 stream (waiting for the client's window) before the backend
+    /// is paused; it resumes at half.
+    package var streamBufferBytes: Int
+    /// Response bytes buffered for all streams of one HTTP/2 connection before every stream's backend is
+    /// paused; they resume at half.
+    package var connectionBufferBytes: Int
 
     package init(
         maxBodyBytes: Int = 32 << 20,
         maxBatch: Int = 32,
         maxHeaderBytes: Int = 16_384,
         maxDepth: Int = 64,
-        maxConcurrentStreams: Int = 100
+        maxConcurrentStreams: Int = 100,
+        maxConnections: Int = 4096,
+        streamBufferBytes: Int = 256 << 10,
+        connectionBufferBytes: Int = 1 << 20
     ) {
         self.maxBodyBytes = maxBodyBytes
         self.maxBatch = maxBatch
         self.maxHeaderBytes = maxHeaderBytes
         self.maxDepth = maxDepth
         self.maxConcurrentStreams = maxConcurrentStreams
+        self.maxConnections = maxConnections
+        self.streamBufferBytes = streamBufferBytes
+        self.connectionBufferBytes = connectionBufferBytes
     }
 
-    /// 32 MiB bodies, batches of 32, 16 KiB of headers, depth 64, 100 streams per connection.
+    /// 32 MiB bodies, batches of 32, 16 KiB of headers, depth 64, 100 streams per connection, 4096
+    /// connections, 256 KiB buffered per stream and 1 MiB per connection.
     package static var defaults: LimitsConfiguration { LimitsConfiguration() }
 
     /// Accepted ranges, checked on load. The upper bounds guard against unit slips (a body cap of 32 GiB
@@ -35,4 +51,7 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package static let maxHeaderBytesRange = 1024...(1 << 20)
     package static let maxDepthRange = 1...1024
     package static let maxConcurrentStreamsRange = 1...((1 << 31) - 1)
+    package static let maxConnectionsRange = 1...1_000_000
+    package static let streamBufferBytesRange = 1024...(1 << 30)
+    package static let connectionBufferBytesRange = 1024...((1 << 32) - 1)
 }

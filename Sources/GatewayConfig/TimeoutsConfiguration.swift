@@ -6,17 +6,38 @@ package struct TimeoutsConfiguration: Sendable, Equatable {
     package var idle: Duration
     /// How long shutdown waits for in-flight calls before closing what is left.
     package var shutdownGrace: Duration
+    /// From accept to the first byte, and on HTTP/2 to the end of the client preface (its first SETTINGS
+    /// frame, counted from the 24-byte magic): a silent or stalled socket is closed after this (nghttpd: 10 s).
+    package var preface: Duration
+    /// HTTP/1.1: from the first byte of a request to the end of its header block; over it the client gets
+    /// 408 and the connection closes. Distinct from `idle`, which counts only between requests.
+    package var requestHeader: Duration
+    /// HTTP/1.1: the longest gap between two pieces of a request body (408 and close).
+    package var bodyProgress: Duration
+    /// How long a response may wait for a client that reads nothing (HTTP/2: keeps its window shut) before
+    /// the stream is reset (HTTP/2 RST_STREAM CANCEL, which gRPC reports as CANCELLED) or, on HTTP/1.1, the
+    /// connection is closed.
+    package var writeProgress: Duration
 
     package init(
         request: Duration = .seconds(60),
         idle: Duration = .seconds(60),
-        shutdownGrace: Duration = .seconds(10)
+        shutdownGrace: Duration = .seconds(10),
+        preface: Duration = .seconds(10),
+        requestHeader: Duration = .seconds(30),
+        bodyProgress: Duration = .seconds(30),
+        writeProgress: Duration = .seconds(30)
     ) {
         self.request = request
         self.idle = idle
         self.shutdownGrace = shutdownGrace
+        self.preface = preface
+        self.requestHeader = requestHeader
+        self.bodyProgress = bodyProgress
+        self.writeProgress = writeProgress
     }
 
-    /// 60 s request, 60 s idle, 10 s shutdown grace.
+    /// 60 s request, 60 s idle, 10 s shutdown grace, 10 s preface, 30 s request header, 30 s body progress,
+    /// 30 s write progress.
     package static var defaults: TimeoutsConfiguration { TimeoutsConfiguration() }
 }

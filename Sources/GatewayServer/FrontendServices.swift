@@ -23,6 +23,8 @@ package struct FrontendServices: Sendable {
     package var operations: AsyncOperations?
     /// The configuration's digest and reload history, for `/metrics`; the same object in every generation.
     package var configStatus: ConfigStatus?
+    /// Timeouts and buffer ceilings for clients that do not progress.
+    package var slowClients: SlowClientLimits = .defaults
 
     package init(
         dispatcher: TriggerDispatcher,
@@ -34,7 +36,8 @@ package struct FrontendServices: Sendable {
         idleTimeout: TimeAmount,
         logger: Logger,
         operations: AsyncOperations? = nil,
-        configStatus: ConfigStatus? = nil
+        configStatus: ConfigStatus? = nil,
+        slowClients: SlowClientLimits = .defaults
     ) {
         self.dispatcher = dispatcher
         self.authenticator = authenticator
@@ -46,5 +49,6 @@ package struct FrontendServices: Sendable {
         self.logger = logger
         self.operations = operations
         self.configStatus = configStatus
+        self.slowClients = slowClients
     }
 }

@@ -15,10 +15,13 @@ package final class GatewayServer: Service {
         package var host: String
         package var port: Int
         package var shutdownGrace: TimeAmount
-        package init(host: String, port: Int, shutdownGrace: TimeAmount = .seconds(10)) {
+        /// Open client connections at most; one accepted over the cap is closed at once (and counted).
+        package var maxConnections: Int
+        package init(host: String, port: Int, shutdownGrace: TimeAmount = .seconds(10), maxConnections: Int = 4096) {
             self.host = host
             self.port = port
             self.shutdownGrace = shutdownGrace
+            self.maxConnections = maxConnections
         }
     }
 
@@ -30,12 +33,17 @@ package final class GatewayServer: Service {
     private let boundAddress = Mutex<Result<SocketAddress, any Error>?>(nil)
     private let listening = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
     private let connections = ConnectionTracker()
+    private let admission: ConnectionAdmission
 
     package init(configuration: Configuration, services: FrontendServices, group: any EventLoopGroup) {
         self.configuration = configuration
         self.currentServices = CurrentFrontendServices(services)
         self.group = group
+        self.admission = ConnectionAdmission(limit: configuration.maxConnections)
     }
+
+    /// Connections closed at accept because `maxConnections` were open (a metric later; tests read it now).
+    package var rejectedConnections: Int { admission.rejected }
 
     /// The address actually bound (useful with port 0); waits until the listener is up.
     package func localAddress() async throws -> SocketAddress {
@@ -54,22 +62,34 @@ package final class GatewayServer: Service {
         let current = self.currentServices
         let services = current.value
         let connections = self.connections
+        let admission = self.admission
         let serverChannel: any Channel
         do {
             serverChannel = try await ServerBootstrap(group: group)
+                .serverChannelInitializer { channel in
+                    // EMFILE/ENFILE at accept: pause a second instead of retrying at once (a spinning core).
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler())
+                    }
+                }
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        guard admission.admit(channel) else {
+                            Self.refuse(channel, admission: admission, logger: services.logger)
+                            return
+                        }
                         // TCP_NODELAY (IPPROTO_TCP): NIO sets it on the listener and Linux copies it to accepted
                         // sockets; set again here so it does not rest on that, and so a failure is logged below.
                         // Never `.socketOption(.tcp_nodelay)`: that is SOL_SOCKET option 1, SO_DEBUG, which needs
                         // CAP_NET_ADMIN and made every accept fail for any user but root.
                         try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
                         connections.add(channel)
+                        // The preface timeout of the configuration in force when the connection arrives.
                         try channel.pipeline.syncOperations.addHandler(
-                            ProtocolSniffer { channel, proto in
+                            ProtocolSniffer(timeout: current.value.slowClients.prefaceTimeout) { channel, proto in
                                 try Self.configure(channel, for: proto, services: current)
                             }
                         )
@@ -112,6 +132,22 @@ package final class GatewayServer: Service {
         services.logger.info("stopped")
     }
 
+    /// Closes a connection accepted over `maxConnections`. Logged for the first one and every 1000th after,
+    /// so a flood does not also flood the log.
+    private static func refuse(_ channel: any Channel, admission: ConnectionAdmission, logger: Logger) {
+        let rejected = admission.rejected
+        if rejected == 1 || rejected % 1000 == 0 {
+            logger.warning(
+                "connection refused: too many open connections",
+                metadata: [
+                    "connections.limit": "\(admission.limit)", "connections.rejected": "\(rejected)",
+                    "client.address": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                ]
+            )
+        }
+        channel.close(promise: nil)
+    }
+
     /// Installs the frontend for a sniffed protocol.
     static func configure(
         _ channel: any Channel,
@@ -124,7 +160,13 @@ package final class GatewayServer: Service {
         case .http1:
             try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
             try sync.addHandler(HTTPResponseEncoder())
+            let requestTimeouts = HTTP1RequestTimeoutHandler(
+                headerTimeout: services.slowClients.requestHeaderTimeout,
+                bodyTimeout: services.slowClients.bodyProgressTimeout
+            )
+            try sync.addHandler(HTTP1RequestTimeoutHandler.ByteObserver(owner: requestTimeouts))
             try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            try sync.addHandler(requestTimeouts)
             try sync.addHandler(HTTPServerPipelineHandler())
             try sync.addHandler(HTTP1FrontendHandler(services: current))
         case .http2:

@@ -191,7 +191,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
                     let buffer = encoded
                     try await eventLoop.flatSubmit {
                         let (handler, context) = bound.value
-                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))))
+                        return handler.writeEvent(buffer, context: context)
                     }.get()
                 }
             } catch {
@@ -214,6 +214,18 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             }
         }
         state = .streaming(task)
+    }
+
+    /// Writes one SSE event. A client that has not taken it within the write-progress timeout (it stopped
+    /// reading) is disconnected, which ends the stream and cancels the backend call (issue 10, item 4).
+    private func writeEvent(_ buffer: ByteBuffer, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let written = context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))))
+        let channel = context.channel
+        let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
+            channel.close(promise: nil)
+        }
+        written.whenComplete { _ in timer.cancel() }
+        return written
     }
 
     private func write(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {

@@ -12,6 +12,12 @@ extension GatewayServer {
         var configuration = HTTP2SessionConfiguration.defaults
         configuration.maxConcurrentStreams = services.maxConcurrentStreams
         configuration.maxHeaderListSize = services.maxHeaderBytes
+        configuration.prefaceTimeout = services.slowClients.prefaceTimeout
+        configuration.writeProgressTimeout = services.slowClients.writeProgressTimeout
+        configuration.requestHeaderTimeout = services.slowClients.requestHeaderTimeout
+        configuration.requestBodyProgressTimeout = services.slowClients.bodyProgressTimeout
+        configuration.streamOutboundHighWatermark = services.slowClients.streamBufferBytes
+        configuration.connectionOutboundHighWatermark = services.slowClients.connectionBufferBytes
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
         frontend.session = try sync.configureHTTP2Session(role: .server, configuration: configuration, delegate: frontend)

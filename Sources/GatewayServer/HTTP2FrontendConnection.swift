@@ -26,6 +26,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     var streams: [HTTP2StreamID: StreamState] = [:]
     /// Set when the shutdown grace ran out: the session ends once the last stream's answer is out.
     private var terminating = false
+    /// An idle period passed and the graceful shutdown began; a second one closes the connection (a peer
+    /// that never answers the shutdown PING must not keep it).
+    private var idleShutdownStarted = false
 
     /// What one stream is doing.
     final class StreamState {
@@ -190,7 +193,12 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             // Graceful shutdown: GOAWAY after a notice; open streams finish, new ones are refused.
             session.initiateGracefulShutdown()
         case is IdleStateHandler.IdleStateEvent where streams.isEmpty:
-            session.initiateGracefulShutdown()
+            if idleShutdownStarted {
+                context.close(promise: nil)
+            } else {
+                idleShutdownStarted = true
+                session.initiateGracefulShutdown()
+            }
         case is ShutdownGraceExpiredEvent:
             shutdownGraceExpired()
         default:

@@ -6,6 +6,10 @@ package import NIOCore
 /// a preface split over many reads — even one byte at a time — is recognised; the first mismatching byte
 /// decides HTTP/1.1. Nothing is decoded from a partial read as text (the early grpc-swift mistake).
 /// Everything read while deciding is replayed, in order, to the handlers the decision installs.
+///
+/// A connection that has not decided within `timeout` of becoming active (silent, or stalled part-way
+/// through the preface) is closed, as nghttpd closes it; so is an undecided one at shutdown, which has no
+/// request to finish (issue 10, item 1).
 package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
@@ -25,9 +29,38 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
     private var buffered: [ByteBuffer] = []
     private var matched = 0
     private var decided = false
+    private let timeout: TimeAmount?
+    private var timer: Scheduled<Void>?
 
-    init(configure: @escaping Configure) {
+    init(timeout: TimeAmount? = nil, configure: @escaping Configure) {
+        self.timeout = timeout
         self.configure = configure
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startTimer(context: context) }
+    }
+
+    package func channelActive(context: ChannelHandlerContext) {
+        startTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    private func startTimer(context: ChannelHandlerContext) {
+        guard let timeout, timer == nil, !decided else { return }
+        let channel = context.channel
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, !self.decided else { return }
+            channel.close(promise: nil)
+        }
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, !decided {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -64,6 +97,8 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
 
     private func decide(_ proto: WireProtocol, context: ChannelHandlerContext) {
         decided = true
+        timer?.cancel()
+        timer = nil
         do {
             try configure(context.channel, proto)
         } catch {
@@ -87,6 +122,8 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
 
     package func channelInactive(context: ChannelHandlerContext) {
         buffered = []
+        timer?.cancel()
+        timer = nil
         context.fireChannelInactive()
     }
 }

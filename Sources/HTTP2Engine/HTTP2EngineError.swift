@@ -7,6 +7,7 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case protocolError, goAwaySent, sessionClosing, streamIDsExhausted, connectionClosed, internalError
+            case timedOut
         }
 
         private var wrapped: Wrapped
@@ -22,6 +23,8 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
         package static let streamIDsExhausted = Code(.streamIDsExhausted)
         /// The transport went away before the session finished.
         package static let connectionClosed = Code(.connectionClosed)
+        /// The peer did not progress in time: no preface, or a connection it stopped reading.
+        package static let timedOut = Code(.timedOut)
         /// A bug or an allocation failure inside the engine or libnghttp2.
         package static let internalError = Code(.internalError)
 

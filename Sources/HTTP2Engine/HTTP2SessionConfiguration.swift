@@ -1,3 +1,5 @@
+package import NIOCore
+
 /// Which end of the connection a session plays.
 package enum HTTP2SessionRole: Hashable, Sendable {
     /// Accepts streams (the gateway's frontend).
@@ -27,9 +29,29 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// Per-stream outbound buffering (bytes queued by `sendData` not yet taken by nghttp2) above which the
     /// stream reports itself unwritable; it becomes writable again at half this value.
     package var streamOutboundHighWatermark: Int
+    /// Outbound bytes queued on all streams together above which every stream reports itself unwritable;
+    /// they become writable again at half this value. With the per-stream watermark it bounds the memory a
+    /// peer that stops reading (or keeps its windows shut) can pin on one connection (issue 10, item 4).
+    package var connectionOutboundHighWatermark: Int
+    /// How long a stream may hold queued outbound bytes that libnghttp2 cannot send (the peer keeps its
+    /// flow-control window shut, or does not read) before it is reset with CANCEL. When the connection
+    /// itself cannot be written for that long it is closed instead. `nil`: no limit.
+    package var writeProgressTimeout: TimeAmount?
+    /// Server only: how long after the session starts the peer's first SETTINGS frame (the end of its
+    /// connection preface, RFC 9113 §3.4) may take; when it has not arrived the connection is closed with
+    /// GOAWAY(SETTINGS_TIMEOUT). `nil`: no limit.
+    package var prefaceTimeout: TimeAmount?
+    /// Server only: how long a request's header block may take from its first frame to its last
+    /// (HEADERS + CONTINUATION), and the longest gap between two DATA frames of a request body that has not
+    /// ended. A stream over either is reset with CANCEL; the HTTP/1.1 request-header and body-progress
+    /// timeouts for HTTP/2. `nil`: no limit. Fair only to an owner that consumes what it receives: a peer
+    /// kept waiting for WINDOW_UPDATE cannot send.
+    package var requestHeaderTimeout: TimeAmount?
+    package var requestBodyProgressTimeout: TimeAmount?
 
     /// Defaults: 100 streams, 64 KiB − 1 stream window, 1 MiB connection window, 16 KiB header lists,
-    /// preface expected, 256 KiB outbound high watermark.
+    /// preface expected, 256 KiB outbound high watermark per stream and 1 MiB per connection, no
+    /// write-progress, preface or request-progress timeout.
     package static var defaults: HTTP2SessionConfiguration {
         HTTP2SessionConfiguration(
             maxConcurrentStreams: 100,
@@ -37,7 +59,12 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
             connectionWindowSize: 1 << 20,
             maxHeaderListSize: 16 << 10,
             expectsClientPreface: true,
-            streamOutboundHighWatermark: 256 << 10
+            streamOutboundHighWatermark: 256 << 10,
+            connectionOutboundHighWatermark: 1 << 20,
+            writeProgressTimeout: nil,
+            prefaceTimeout: nil,
+            requestHeaderTimeout: nil,
+            requestBodyProgressTimeout: nil
         )
     }
 }

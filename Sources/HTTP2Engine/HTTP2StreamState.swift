@@ -23,6 +23,9 @@ final class HTTP2StreamState {
     var inboundData: ByteBuffer?
     /// Bytes received on this stream and not yet consumed by the owner (delivered or still in `inboundData`).
     var unconsumedBytes = 0
+    /// Server: when this request is overdue (its header block unfinished, or its body silent); nil once the
+    /// peer ended its side, or without request-progress timeouts.
+    var inboundDeadline: NIODeadline?
 
     // MARK: Outbound
 
@@ -41,8 +44,11 @@ final class HTTP2StreamState {
     var deferred = false
     /// Whether queued outbound bytes are under the high watermark (see ``NGHTTP2Session/sendData``).
     var isWritable = true
-    /// What the owner was last told about `isWritable`.
+    /// What the owner was last told about its writability (its own watermark and the connection's).
     var reportedWritable = true
+    /// When libnghttp2 last took queued bytes, or when bytes were queued on an empty queue; nil while
+    /// nothing is queued. The write-progress timeout measures from here.
+    var lastOutboundProgress: NIODeadline?
 
     init(id: Int32, announced: Bool) {
         self.id = id

@@ -14,6 +14,9 @@ extension NGHTTP2Session {
         guard let stream = self.streams[id] else { return }
         stream.headerBlock = HTTP2Headers()
         stream.headerBlockSize = 0
+        if self.role == .server, !stream.receivedHeaders {
+            self.requestProgressed(stream, within: self.configuration.requestHeaderTimeout)
+        }
     }
 
     /// One decoded header field (nghttp2 has validated it against RFC 9113 §8.2 already).
@@ -56,12 +59,23 @@ extension NGHTTP2Session {
         }
         stream.inboundData!.writeBytes(UnsafeRawBufferPointer(data))
         stream.unconsumedBytes += data.count
+        if stream.inboundDeadline != nil {
+            self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
+        }
     }
 
     /// A complete frame arrived.
     func receivedFrame(_ frame: UnsafePointer<nghttp2_frame>) throws {
         let header = frame.pointee.hd
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        if self.role == .server, let stream = self.streams[header.stream_id] {
+            if endStream {
+                stream.inboundDeadline = nil
+            } else if UInt32(header.type) == NGHTTP2_HEADERS.rawValue, !stream.receivedHeaders {
+                // The request's header block is complete; from here its body must keep coming.
+                self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
+            }
+        }
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
             guard let stream = self.streams[header.stream_id] else { return }
@@ -106,13 +120,18 @@ extension NGHTTP2Session {
                 errorCode: HTTP2ErrorCode(frame.pointee.goaway.error_code)
             )
 
+        case NGHTTP2_SETTINGS.rawValue:
+            if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0, !self.receivedPeerSettings {
+                self.receivedPeerSettings = true
+                self.prefaceTimer?.cancel()
+                self.prefaceTimer = nil
+            }
+
         case NGHTTP2_PING.rawValue:
             guard header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0,
                 case .awaitingPingAck(let payload) = self.shutdown
             else { return }
-            var opaque = frame.pointee.ping.opaque_data
-            let received = withUnsafeBytes(of: &opaque) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
-            if received == payload {
+            if Self.pingPayload(of: frame) == payload {
                 self.shutdown = .goAwaySubmitted
                 self.pendingOperations.append(.finalGoAway)
             }
@@ -122,9 +141,22 @@ extension NGHTTP2Session {
         }
     }
 
+    /// The 8 opaque bytes of a PING frame, big-endian, read in place from the frame libnghttp2 lent us.
+    ///
+    /// `nghttp2_frame` is a C union, so `frame.pointee.ping.opaque_data` copies a union member (a tuple)
+    /// out of a temporary; issue 10 saw the comparison that followed it lost in `-O` builds. Here the bytes
+    /// are read through `frame` itself, which libnghttp2 keeps valid for the whole callback: every union
+    /// member starts at offset 0 (C11 §6.7.2.1), so the frame's address is the `nghttp2_ping`'s address.
+    static func pingPayload(of frame: UnsafePointer<nghttp2_frame>) -> UInt64 {
+        let offset = MemoryLayout<nghttp2_ping>.offset(of: \nghttp2_ping.opaque_data)!
+        let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(frame) + offset, count: 8)
+        return bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
     /// A stream closed (both sides ended, or RST_STREAM either way, or GOAWAY cut it off).
     func streamClosed(streamID: Int32, errorCode: UInt32) throws {
         guard let stream = self.streams.removeValue(forKey: streamID) else { return }
+        self.releaseOutbound(of: stream)
         // Bytes the owner will never consume now; without this the connection window would shrink for good.
         if stream.unconsumedBytes > 0 {
             self.pendingOperations.append(.consumeConnection(stream.unconsumedBytes))
@@ -141,6 +173,7 @@ extension NGHTTP2Session {
         guard UInt32(header.type) == NGHTTP2_HEADERS.rawValue, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST,
             let stream = self.streams.removeValue(forKey: header.stream_id)
         else { return }
+        self.releaseOutbound(of: stream)
         if stream.announced {
             self.delegate?.session(self, streamClosed: HTTP2StreamID(header.stream_id), errorCode: .refusedStream)
         }
@@ -169,6 +202,7 @@ extension NGHTTP2Session {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         let written = stream.readOutbound(into: buffer)
+        self.tookOutbound(written, from: stream)
         if !stream.isWritable, stream.outboundBytes <= self.configuration.streamOutboundHighWatermark / 2 {
             stream.isWritable = true
             self.pendingWritabilityChanges.append(streamID)

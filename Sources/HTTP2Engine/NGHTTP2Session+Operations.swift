@@ -69,6 +69,7 @@ extension NGHTTP2Session {
                 state.isWritable = false
                 self.pendingWritabilityChanges.append(state.id)
             }
+            self.queuedOutbound(data.readableBytes, on: state)
         }
         if endStream { state.outboundEnded = true }
         self.resumeIfDeferred(state)
@@ -120,10 +121,15 @@ extension NGHTTP2Session {
     /// PING; when the PING is acknowledged (one round trip later) the real GOAWAY with the last processed
     /// stream id. Streams the peer opened before it still complete. Client: GOAWAY(0) at once; no new
     /// request can start, open ones complete. A grace period, if any, is the owner's: close the channel.
+    /// A server whose peer has not finished its preface (no SETTINGS yet) has nothing to finish: it sends
+    /// GOAWAY(NO_ERROR) and closes at once, so a silent socket does not hold a shutdown for its grace.
     package func initiateGracefulShutdown() {
         self.preconditionInEventLoop()
         guard self.lifecycle != .closed, self.shutdown == .none else { return }
         switch self.role {
+        case .server where !self.receivedPeerSettings && self.streams.isEmpty:
+            self.shutdown = .goAwaySubmitted
+            self.pendingOperations.append(.terminate(.noError))
         case .server:
             self.shutdown = .awaitingPingAck(Self.shutdownPingPayload)
             self.pendingOperations.append(.shutdownNotice)
@@ -147,9 +153,16 @@ extension NGHTTP2Session {
 
     /// False while `stream`'s queued outbound bytes are above the high watermark (see
     /// ``HTTP2SessionConfiguration/streamOutboundHighWatermark``); true for unknown streams.
+    ///
+    /// Also false for every stream while the connection's queued bytes are above
+    /// ``HTTP2SessionConfiguration/connectionOutboundHighWatermark``.
     package func isWritable(stream: HTTP2StreamID) -> Bool {
-        self.streams[stream.rawValue]?.isWritable ?? true
+        guard let state = self.streams[stream.rawValue] else { return true }
+        return state.isWritable && !self.connectionOutboundBlocked
     }
+
+    /// Bytes queued on all streams that libnghttp2 has not taken yet.
+    package var bufferedOutboundBytes: Int { self.connectionOutboundBytes }
 
     /// Bytes queued on `stream` that libnghttp2 has not taken yet.
     package func bufferedOutboundBytes(stream: HTTP2StreamID) -> Int {

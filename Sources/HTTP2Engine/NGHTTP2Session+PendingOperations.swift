@@ -42,7 +42,7 @@ extension NGHTTP2Session {
                     : nghttp2_submit_request(self.nghttp2, nil, nva, count, &provider, nil)
             }
             if rc < 0 {
-                self.streams.removeValue(forKey: id)
+                if let stream = self.streams.removeValue(forKey: id) { self.releaseOutbound(of: stream) }
                 self.delegate?.session(self, streamClosed: HTTP2StreamID(id), errorCode: .refusedStream)
                 return
             }

@@ -78,8 +78,21 @@ package final class NGHTTP2Session {
     /// Why the connection ended badly, reported in ``HTTP2SessionDelegate/sessionDidClose(_:error:)``.
     var closeError: (any Error)?
 
+    /// Outbound bytes queued on all streams (the sum of their `outboundBytes`), and whether that sum is over
+    /// ``HTTP2SessionConfiguration/connectionOutboundHighWatermark`` (every stream then reports unwritable
+    /// until it falls to half).
+    var connectionOutboundBytes = 0
+    var connectionOutboundBlocked = false
+    /// Server: the peer's first SETTINGS frame arrived (its connection preface is complete).
+    var receivedPeerSettings = false
+    /// The timers of ``HTTP2SessionConfiguration/prefaceTimeout`` and
+    /// ``HTTP2SessionConfiguration/writeProgressTimeout``; cancelled when the transport closes.
+    var prefaceTimer: Scheduled<Void>?
+    var writeProgressTimer: Scheduled<Void>?
+    var requestProgressTimer: (deadline: NIODeadline, task: Scheduled<Void>)?
+
     weak var transport: (any HTTP2SessionTransport)?
-    private var eventLoop: (any EventLoop)?
+    private(set) var eventLoop: (any EventLoop)?
     var allocator = ByteBufferAllocator()
 
     /// Creates the libnghttp2 session. Nothing is sent until the transport is attached and ``start()`` runs
@@ -164,6 +177,7 @@ package final class NGHTTP2Session {
             )
             precondition(rc == 0, "nghttp2_session_set_local_window_size failed: \(nghttpErrorString(rc))")
         }
+        self.armPrefaceTimer()
         self.drain()
     }
 
@@ -212,6 +226,7 @@ package final class NGHTTP2Session {
     func transportClosed() {
         guard self.lifecycle != .closed else { return }
         self.lifecycle = .closed
+        self.cancelTimers()
         self.pendingOperations.removeAll()
         self.pendingWritabilityChanges.removeAll()
         let open = self.streams.values.filter(\.announced).sorted { $0.id < $1.id }
@@ -317,9 +332,11 @@ package final class NGHTTP2Session {
             self.pendingWritabilityChanges.removeAll()
             // A stream that went over and back under the watermark within one drain reports nothing.
             for id in changes {
-                guard let stream = self.streams[id], stream.isWritable != stream.reportedWritable else { continue }
-                stream.reportedWritable = stream.isWritable
-                self.delegate?.session(self, streamWritabilityChanged: HTTP2StreamID(id), isWritable: stream.isWritable)
+                guard let stream = self.streams[id] else { continue }
+                let writable = stream.isWritable && !self.connectionOutboundBlocked
+                guard writable != stream.reportedWritable else { continue }
+                stream.reportedWritable = writable
+                self.delegate?.session(self, streamWritabilityChanged: HTTP2StreamID(id), isWritable: writable)
             }
         }
     }

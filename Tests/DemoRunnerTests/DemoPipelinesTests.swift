@@ -65,6 +65,22 @@ struct DemoPipelinesTests {
         #expect(events == expected)
     }
 
+    @Test("tokens makes each event when it is asked for: nothing queues ahead of a consumer that stops reading")
+    func tokensIsPullBased() async throws {
+        let stream = DemoPipelines().runStreaming(
+            Self.request("tokens", ["prompt": .string("a b c"), "delay_ms": .number(100)])
+        )
+        var iterator = stream.makeAsyncIterator()
+        #expect(try await iterator.next() == Self.running)
+        _ = try await iterator.next()  // "a": the first word comes without a delay
+        // A producer that ran ahead would have "b" and "c" queued by now and hand "b" over at once.
+        try await Task.sleep(for: .milliseconds(300))
+        let asked = ContinuousClock.now
+        let next = try await iterator.next()
+        #expect(ContinuousClock.now - asked >= .milliseconds(100))
+        #expect(next == .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [["token": .string("b")]]))
+    }
+
     @Test("tokens without streaming returns the joined text per batch element")
     func tokensRun() async throws {
         let result = try await DemoPipelines().run(

@@ -29,7 +29,8 @@ struct ConfigErrorTests {
         Case(
             yaml: "timeouts: {grace: 1s}\n",
             path: "timeouts.grace",
-            message: "unknown key; expected one of: request, idle, shutdown_grace"
+            message:
+                "unknown key; expected one of: request, idle, shutdown_grace, preface, request_header, body_progress, write_progress"
         ),
         Case(
             yaml: "pools:\n  - {name: a, transport: inprocess, endpoint: []}\n",
@@ -106,6 +107,21 @@ struct ConfigErrorTests {
             path: "limits.max_concurrent_streams",
             message: "0 is out of range"
         ),
+        Case(yaml: "limits: {max_connections: 0}\n", path: "limits.max_connections", message: "0 is out of range"),
+        Case(
+            yaml: "limits: {stream_buffer_bytes: 1023}\n",
+            path: "limits.stream_buffer_bytes",
+            message: "1023 bytes is out of range 1024...1073741824"
+        ),
+        Case(
+            yaml: "limits: {connection_buffer_bytes: 4GiB}\n",
+            path: "limits.connection_buffer_bytes",
+            message: "4294967296 bytes is out of range"
+        ),
+        Case(yaml: "timeouts: {preface: 0s}\n", path: "timeouts.preface", message: "0s is too short"),
+        Case(yaml: "timeouts: {request_header: 0s}\n", path: "timeouts.request_header", message: "0s is too short"),
+        Case(yaml: "timeouts: {body_progress: -1s}\n", path: "timeouts.body_progress", message: "expected a duration"),
+        Case(yaml: "timeouts: {write_progress: soon}\n", path: "timeouts.write_progress", message: "expected a duration"),
         Case(
             yaml: "pools:\n  - {name: a, transport: inprocess, max_concurrency: 0}\n",
             path: "pools[0].max_concurrency",
@@ -280,6 +296,12 @@ struct ConfigErrorTests {
             ("limits: {max_header_bytes: 1MiB}", "max_header_bytes", 1 << 20),
             ("limits: {max_depth: \"1024\"}", "max_depth", 1024),
             ("limits: {max_concurrent_streams: 1}", "max_concurrent_streams", 1),
+            ("limits: {max_connections: 1}", "max_connections", 1),
+            ("limits: {max_connections: 1000000}", "max_connections", 1_000_000),
+            ("limits: {stream_buffer_bytes: 1KiB}", "stream_buffer_bytes", 1024),
+            ("limits: {stream_buffer_bytes: 1GiB}", "stream_buffer_bytes", 1 << 30),
+            ("limits: {connection_buffer_bytes: 1024}", "connection_buffer_bytes", 1024),
+            ("limits: {connection_buffer_bytes: 4294967295}", "connection_buffer_bytes", 4_294_967_295),
         ]
     )
     func limitEdges(yaml: String, field: String, expected: Int) throws {
@@ -287,7 +309,8 @@ struct ConfigErrorTests {
         let fields = [
             "max_body_bytes": limits.maxBodyBytes, "max_batch": limits.maxBatch,
             "max_header_bytes": limits.maxHeaderBytes, "max_depth": limits.maxDepth,
-            "max_concurrent_streams": limits.maxConcurrentStreams,
+            "max_concurrent_streams": limits.maxConcurrentStreams, "max_connections": limits.maxConnections,
+            "stream_buffer_bytes": limits.streamBufferBytes, "connection_buffer_bytes": limits.connectionBufferBytes,
         ]
         #expect(fields[field] == expected)
     }

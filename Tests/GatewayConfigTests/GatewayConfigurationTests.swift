@@ -120,6 +120,32 @@ struct GatewayConfigurationTests {
         #expect(throws: Never.self) { try d.validateListenPolicy() }
     }
 
+    @Test("the slow-client timeouts and buffer ceilings default as documented and load from their keys")
+    func slowClientSettings() throws {
+        let d = GatewayConfiguration.defaults
+        #expect(d.timeouts.preface == .seconds(10))
+        #expect(d.timeouts.requestHeader == .seconds(30))
+        #expect(d.timeouts.bodyProgress == .seconds(30))
+        #expect(d.timeouts.writeProgress == .seconds(30))
+        #expect(d.limits.maxConnections == 4096)
+        #expect(d.limits.streamBufferBytes == 256 << 10)
+        #expect(d.limits.connectionBufferBytes == 1 << 20)
+        let config = try GatewayConfiguration.parse(
+            yaml: """
+                limits: {max_connections: 10, stream_buffer_bytes: 64KiB, connection_buffer_bytes: 2MiB}
+                timeouts: {preface: 200ms, request_header: 1s, body_progress: 2s, write_progress: 3s}
+                """,
+            source: "c.yaml"
+        )
+        #expect(config.limits.maxConnections == 10)
+        #expect(config.limits.streamBufferBytes == 64 << 10)
+        #expect(config.limits.connectionBufferBytes == 2 << 20)
+        #expect(config.timeouts.preface == .milliseconds(200))
+        #expect(config.timeouts.requestHeader == .seconds(1))
+        #expect(config.timeouts.bodyProgress == .seconds(2))
+        #expect(config.timeouts.writeProgress == .seconds(3))
+    }
+
     @Test("an empty file, or one with only comments, is the embedded default", arguments: ["", "# nothing\n", "---\n"])
     func emptyFileIsDefault(yaml: String) throws {
         var expected = GatewayConfiguration.defaults

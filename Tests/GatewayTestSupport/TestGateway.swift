@@ -30,6 +30,9 @@ package struct TestGateway: Sendable {
         return app.reload(to: new)
     }
 
+    /// Connections closed at accept because `limits.max_connections` were open.
+    package let rejectedConnections: @Sendable () -> Int
+
     /// A fresh keep-alive connection to the gateway.
     package func client() async throws -> TestHTTPClient {
         try await TestHTTPClient.connect(port: port)
@@ -83,17 +86,16 @@ package func withTestGateway<T: Sendable>(
         let outcome: Result<T, any Error>
         do {
             let address = try await app.server.localAddress()
-            outcome = .success(
-                try await body(
-                    TestGateway(
-                        port: address.port!,
-                        configuration: configuration,
-                        store: store,
-                        app: app,
-                        beginShutdown: { await serviceGroup.triggerGracefulShutdown() }
-                    )
-                )
+            let server = app.server
+            let gateway = TestGateway(
+                port: address.port!,
+                configuration: configuration,
+                store: store,
+                app: app,
+                beginShutdown: { await serviceGroup.triggerGracefulShutdown() },
+                rejectedConnections: { server.rejectedConnections }
             )
+            outcome = .success(try await body(gateway))
         } catch {
             outcome = .failure(error)
         }

@@ -1,0 +1,125 @@
+import NIOCore
+import NIOHTTP1
+import TriggerModel
+
+/// Bounds the time an HTTP/1.1 client may take to send a request (issue 10, item 2): its header block
+/// within the request-header timeout of its first bytes, and each piece of its body within the
+/// body-progress timeout of the previous one. Over either, the client gets 408 with `Connection: close`
+/// and the connection closes. Trickling a byte at a time does not help: unlike the keep-alive idle timeout,
+/// these count from the start of the head, or the last *decoded* piece of body, not from the last read.
+///
+/// Sits right after the request decoder, so it sees decoded parts inbound, every read's completion and the
+/// response parts outbound; its ``ByteObserver``, right before the decoder, tells it when bytes arrive.
+final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var machine: StateMachine
+    private var timer: Scheduled<Void>?
+
+    init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
+        self.machine = StateMachine(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)
+    }
+
+    /// The raw side: notes that bytes arrived, and passes them on to the decoder.
+    final class ByteObserver: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = ByteBuffer
+        typealias InboundOut = ByteBuffer
+
+        private let owner: HTTP1RequestTimeoutHandler
+
+        init(owner: HTTP1RequestTimeoutHandler) {
+            self.owner = owner
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            owner.machine.receivedBytes()
+            context.fireChannelRead(data)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let action: StateMachine.Action
+        switch unwrapInboundIn(data) {
+        case .head: action = machine.receivedHead()
+        case .body: action = machine.receivedBody()
+        case .end: action = machine.receivedEnd()
+        }
+        run(action, context: context)
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        run(machine.readCompleted(), context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200:
+            machine.sentResponseHead()
+        case .end:
+            machine.sentResponseEnd()
+        default:
+            break
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func run(_ action: StateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .cancel:
+            timer?.cancel()
+            timer = nil
+        case .arm(let amount):
+            timer?.cancel()
+            let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(in: amount) {
+                let (handler, context) = loopBound.value
+                handler.timer = nil
+                handler.timeoutFired(context: context)
+            }
+        }
+    }
+
+    private func timeoutFired(context: ChannelHandlerContext) {
+        switch machine.timeoutFired() {
+        case .none:
+            return
+        case .close:
+            context.close(promise: nil)
+        case .respondAndClose:
+            // RFC 9110 §15.5.9: 408 when the server would not wait any longer; the connection is not reused.
+            let error = GatewayError(.deadlineExceeded, "the request was not received in time")
+            let response = RESTResponse.error(error, requestID: RequestID.make())
+            var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
+            headers.add(name: "content-length", value: String(response.body.readableBytes))
+            headers.add(name: "connection", value: "close")
+            let head = HTTPResponseHead(version: .http1_1, status: .requestTimeout, headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HTTP1RequestTimeoutHandler: Sendable {}

@@ -1,0 +1,38 @@
+package import NIOCore
+
+/// What a client that does not progress may hold (issue 10, items 1, 2 and 4): time before its first bytes,
+/// header and body progress of an HTTP/1.1 request, how long a response may wait for the client to read,
+/// and how many response bytes are buffered for it before the backend is paused.
+package struct SlowClientLimits: Sendable {
+    /// From accept to the first byte and, on HTTP/2, from the 24-byte magic to the client's first SETTINGS.
+    package var prefaceTimeout: TimeAmount
+    /// HTTP/1.1: from a request's first byte to the end of its header block (408, then close).
+    package var requestHeaderTimeout: TimeAmount
+    /// HTTP/1.1: the longest gap between two pieces of a request body (408, then close).
+    package var bodyProgressTimeout: TimeAmount
+    /// How long a response may wait for the client to take bytes: HTTP/2 resets the stream (CANCEL),
+    /// HTTP/1.1 closes the connection.
+    package var writeProgressTimeout: TimeAmount
+    /// HTTP/2: queued response bytes per stream, and per connection, above which producers wait.
+    package var streamBufferBytes: Int
+    package var connectionBufferBytes: Int
+
+    package init(
+        prefaceTimeout: TimeAmount = .seconds(10),
+        requestHeaderTimeout: TimeAmount = .seconds(30),
+        bodyProgressTimeout: TimeAmount = .seconds(30),
+        writeProgressTimeout: TimeAmount = .seconds(30),
+        streamBufferBytes: Int = 256 << 10,
+        connectionBufferBytes: Int = 1 << 20
+    ) {
+        self.prefaceTimeout = prefaceTimeout
+        self.requestHeaderTimeout = requestHeaderTimeout
+        self.bodyProgressTimeout = bodyProgressTimeout
+        self.writeProgressTimeout = writeProgressTimeout
+        self.streamBufferBytes = streamBufferBytes
+        self.connectionBufferBytes = connectionBufferBytes
+    }
+
+    /// The defaults of `TimeoutsConfiguration` and `LimitsConfiguration`.
+    package static var defaults: SlowClientLimits { SlowClientLimits() }
+}

@@ -1,0 +1,174 @@
+import NIOCore
+
+/// What a peer that does not progress may hold (issue 10, items 1 and 4): the connection-wide ceiling on
+/// queued outbound bytes, the write-progress timeout of streams whose bytes cannot leave, and the server's
+/// preface timeout. Time comes from the event loop (`EventLoop.now`), so tests on an `EmbeddedEventLoop`
+/// move it with `advanceTime(by:)`.
+extension NGHTTP2Session {
+    // MARK: Connection ceiling
+
+    /// `count` bytes were queued on `stream` by the owner.
+    func queuedOutbound(_ count: Int, on stream: HTTP2StreamState) {
+        if stream.lastOutboundProgress == nil, let now = self.eventLoop?.now {
+            stream.lastOutboundProgress = now
+        }
+        self.connectionOutboundBytes += count
+        if !self.connectionOutboundBlocked,
+            self.connectionOutboundBytes > self.configuration.connectionOutboundHighWatermark
+        {
+            self.connectionOutboundBlocked = true
+            self.pendingWritabilityChanges.append(contentsOf: self.streams.keys.sorted())
+        }
+        self.armWriteProgressTimer()
+    }
+
+    /// libnghttp2 took `count` of `stream`'s queued bytes (called from the data provider).
+    func tookOutbound(_ count: Int, from stream: HTTP2StreamState) {
+        guard count > 0 else { return }
+        stream.lastOutboundProgress = stream.outboundBytes > 0 ? self.eventLoop?.now : nil
+        self.connectionOutboundBytes -= count
+        self.unblockConnectionIfDrained()
+    }
+
+    /// `stream` left the registry: whatever it still had queued will never be sent.
+    func releaseOutbound(of stream: HTTP2StreamState) {
+        guard stream.outboundBytes > 0 else { return }
+        self.connectionOutboundBytes -= stream.outboundBytes
+        stream.outboundBytes = 0
+        stream.outbound.removeAll()
+        stream.lastOutboundProgress = nil
+        self.unblockConnectionIfDrained()
+    }
+
+    private func unblockConnectionIfDrained() {
+        guard self.connectionOutboundBlocked,
+            self.connectionOutboundBytes <= self.configuration.connectionOutboundHighWatermark / 2
+        else { return }
+        self.connectionOutboundBlocked = false
+        self.pendingWritabilityChanges.append(contentsOf: self.streams.keys.sorted())
+    }
+
+    // MARK: Timers
+
+    /// Server: closes the connection when the peer's first SETTINGS has not arrived in time.
+    func armPrefaceTimer() {
+        guard self.role == .server, !self.receivedPeerSettings, self.prefaceTimer == nil,
+            let timeout = self.configuration.prefaceTimeout, let eventLoop = self.eventLoop
+        else { return }
+        self.prefaceTimer = eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            self?.prefaceTimeoutFired(timeout)
+        }
+    }
+
+    private func prefaceTimeoutFired(_ timeout: TimeAmount) {
+        self.prefaceTimer = nil
+        guard !self.receivedPeerSettings, self.lifecycle == .active else { return }
+        let error = HTTP2EngineError(
+            .timedOut,
+            "no client preface within \(timeout.milliseconds) ms",
+            http2ErrorCode: .settingsTimeout
+        )
+        self.failConnection(error, goAwayCode: .settingsTimeout)
+    }
+
+    /// Schedules the write-progress check at the earliest moment a queued stream could be overdue.
+    func armWriteProgressTimer() {
+        guard self.writeProgressTimer == nil, let timeout = self.configuration.writeProgressTimeout,
+            let eventLoop = self.eventLoop, self.lifecycle == .active
+        else { return }
+        guard let oldest = self.streams.values.compactMap(\.lastOutboundProgress).min() else { return }
+        self.writeProgressTimer = eventLoop.assumeIsolated().scheduleTask(deadline: oldest + timeout) {
+            [weak self] in
+            self?.writeProgressTimerFired(timeout)
+        }
+    }
+
+    /// Resets each stream whose queued bytes have not moved for the timeout (RST_STREAM CANCEL, which gRPC
+    /// clients report as CANCELLED); closes the connection instead when it is the transport that has not
+    /// taken anything (a peer that stopped reading altogether cannot be sent an RST_STREAM either).
+    private func writeProgressTimerFired(_ timeout: TimeAmount) {
+        self.writeProgressTimer = nil
+        guard self.lifecycle == .active, let now = self.eventLoop?.now else { return }
+        let stalled = self.streams.values.filter { stream in
+            guard let since = stream.lastOutboundProgress else { return false }
+            return now - since >= timeout
+        }.map(\.id).sorted()
+        if !stalled.isEmpty {
+            if let transport = self.transport, !transport.isWritable {
+                if self.closeError == nil {
+                    self.closeError = HTTP2EngineError(
+                        .timedOut,
+                        "the peer read nothing for \(timeout.milliseconds) ms"
+                    )
+                }
+                transport.sessionClose()
+                return
+            }
+            for id in stalled {
+                // Forget the queued bytes now: the stream is going, and they must not hold the ceiling.
+                if let stream = self.streams[id] { self.releaseOutbound(of: stream) }
+                self.pendingOperations.append(.resetStream(id, .cancel))
+            }
+        }
+        self.armWriteProgressTimer()
+        self.drain()
+    }
+
+    /// Server: `stream`'s request moved (a header block began or ended, body bytes came); it is overdue if
+    /// nothing more comes within `timeout`.
+    func requestProgressed(_ stream: HTTP2StreamState, within timeout: TimeAmount?) {
+        guard let timeout, let eventLoop = self.eventLoop else {
+            stream.inboundDeadline = nil
+            return
+        }
+        let deadline = eventLoop.now + timeout
+        stream.inboundDeadline = deadline
+        if let scheduled = self.requestProgressTimer {
+            guard deadline < scheduled.deadline else { return }
+            scheduled.task.cancel()
+        }
+        let task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.requestProgressTimerFired()
+        }
+        self.requestProgressTimer = (deadline, task)
+    }
+
+    /// Resets each request stream that is overdue (RST_STREAM CANCEL) and re-arms for the next deadline.
+    private func requestProgressTimerFired() {
+        self.requestProgressTimer = nil
+        guard self.lifecycle == .active, let eventLoop = self.eventLoop else { return }
+        let now = eventLoop.now
+        var next: NIODeadline?
+        for id in self.streams.keys.sorted() {
+            guard let stream = self.streams[id], let deadline = stream.inboundDeadline else { continue }
+            if deadline <= now {
+                stream.inboundDeadline = nil
+                self.pendingOperations.append(.resetStream(id, .cancel))
+            } else {
+                next = min(next ?? deadline, deadline)
+            }
+        }
+        if let next {
+            let task = eventLoop.assumeIsolated().scheduleTask(deadline: next) { [weak self] in
+                guard let self else { return }
+                self.requestProgressTimerFired()
+            }
+            self.requestProgressTimer = (next, task)
+        }
+        self.drain()
+    }
+
+    func cancelTimers() {
+        self.requestProgressTimer?.task.cancel()
+        self.requestProgressTimer = nil
+        self.prefaceTimer?.cancel()
+        self.prefaceTimer = nil
+        self.writeProgressTimer?.cancel()
+        self.writeProgressTimer = nil
+    }
+}
+
+extension TimeAmount {
+    fileprivate var milliseconds: Int64 { self.nanoseconds / 1_000_000 }
+}

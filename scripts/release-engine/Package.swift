@@ -1,0 +1,29 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// The HTTP/2 engine and its tests alone, for a release (`-O`) run in CI (issue 10, item 3: a branch of the
+// graceful shutdown was lost only in optimised builds, and the main package's tests run debug builds).
+// A package of its own, its sources the main package's through symlinks, so the release build compiles
+// libnghttp2's wrapper, the engine, NIOCore and NIOEmbedded, not the whole gateway.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+
+let package = Package(
+    name: "trigger-gateway-release-engine",
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2")
+    ],
+    targets: [
+        .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "HTTP2EngineTests",
+            dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)
