@@ -15,6 +15,7 @@ let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 
 let package = Package(
     name: "trigger-gateway",
@@ -32,7 +33,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
-        // Already in the graph through postgres-nio; named here for SHA-256 (config digests).
+        // Already in the graph through postgres-nio: SHA-256 and HMAC (config and request digests, blob-info,
+        // webhook signatures) instead of our own copies.
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
@@ -90,7 +92,7 @@ let package = Package(
         ),
 
         // Durable async operations: one protocol, two stores.
-        .target(name: "OperationStore", dependencies: ["TriggerModel", "WireCodecs", nioCore, logging], swiftSettings: swiftSettings),
+        .target(name: "OperationStore", dependencies: ["TriggerModel", "WireCodecs", nioCore, logging, crypto], swiftSettings: swiftSettings),
         .target(
             name: "SQLiteOperationStore",
             dependencies: ["OperationStore", "TriggerModel", nioCore, logging, .product(name: "SQLiteNIO", package: "sqlite-nio")],
@@ -107,7 +109,7 @@ let package = Package(
             name: "AsyncDispatch",
             dependencies: [
                 "OperationStore", "TriggerDispatch", "TriggerModel", "GatewayConfig", "WireCodecs", "Routing",
-                nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                nioCore, nioPosix, nioHTTP1, logging, lifecycle, crypto,
             ],
             swiftSettings: swiftSettings
         ),
@@ -128,7 +130,7 @@ let package = Package(
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore",
-                nioCore, nioPosix, logging, lifecycle, .product(name: "Crypto", package: "swift-crypto"),
+                nioCore, nioPosix, logging, lifecycle, crypto,
             ],
             swiftSettings: swiftSettings
         ),
@@ -138,7 +140,7 @@ let package = Package(
             name: "DemoRunner",
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "Backends",
-                nioCore, nioPosix, nioHTTP1, logging,
+                nioCore, nioPosix, nioHTTP1, logging, crypto,
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,9 +1,11 @@
+import Crypto
 package import GatewayConfig
 package import Logging
 package import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
+import TriggerModel
 
 /// Delivers completion webhooks: `POST` of the operation JSON to a route's URL, signed with
 /// `trigger-gateway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, retried with
@@ -59,7 +61,8 @@ package final class WebhookSender: Sendable {
     package static func signature(secret: String, timestamp: Int64, body: ByteBuffer) -> String {
         var message = Array("\(timestamp).".utf8)
         message += body.readableBytesView
-        return "t=\(timestamp),v1=\(HMACSHA256.hex(key: Array(secret.utf8), message: message))"
+        let code = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: Array(secret.utf8)))
+        return "t=\(timestamp),v1=\(code.lowercaseHex)"
     }
 
     /// One POST; returns the HTTP status.

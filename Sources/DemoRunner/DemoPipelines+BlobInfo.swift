@@ -16,7 +16,7 @@ extension DemoPipelines {
         case .blob(let blob):
             var info: ValueObject = [
                 "size": .number(Double(blob.count)),
-                "sha256": .string(SHA256.hexDigest(blob.bytes)),
+                "sha256": .string(BufferSHA256.hexDigest(blob.bytes)),
                 "content_type": .string(blob.contentType),
             ]
             if let fileName = blob.fileName { info["file_name"] = .string(fileName) }

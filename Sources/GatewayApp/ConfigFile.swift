@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 package import GatewayConfig
+import TriggerModel
 
 /// Reads a configuration file the way `serve`, `check-config` and a reload (SIGHUP) all must: parse,
 /// validate (including the listen policy), and name the result by the SHA-256 of the bytes read, so the
@@ -36,10 +37,7 @@ package enum ConfigFile {
 
     /// `sha256:<hex>` of `bytes`.
     static func digest(of bytes: Data) -> String {
-        "sha256:" + SHA256.hash(data: bytes).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        "sha256:" + SHA256.hash(data: bytes).lowercaseHex
     }
 
     /// The reason a file could not be read, without Foundation's domain and code noise.

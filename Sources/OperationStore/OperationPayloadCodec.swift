@@ -146,7 +146,7 @@ package struct OperationPayloadCodec: Sendable {
     /// Lowercase hex SHA-256 of the canonical form of `ref` and `inputs` (all blob bytes included, secrets
     /// and dictionaries in key order). Two requests with equal digests ask the same pipeline the same thing.
     package static func digest(ref: PipelineRef, inputs: [TriggerInput]) -> String {
-        var w = PayloadWriter(sink: SHA256(), inlineLimit: nil)
+        var w = PayloadWriter(sink: SHA256Sink(), inlineLimit: nil)
         w.string("trigger-gateway request digest v1")
         writeRef(ref, to: &w)
         writeInputs(inputs, to: &w)

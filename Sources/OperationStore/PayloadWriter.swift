@@ -1,3 +1,4 @@
+import Crypto
 package import NIOCore
 import TriggerModel
 
@@ -11,8 +12,25 @@ extension ByteBuffer: PayloadSink {
     mutating func write(_ bytes: UnsafeRawBufferPointer) { writeBytes(bytes) }
 }
 
-extension SHA256: PayloadSink {
-    mutating func write(_ bytes: UnsafeRawBufferPointer) { update(bytes) }
+/// SHA-256 (swift-crypto) as a payload sink: request digests hash the canonical form as it is written.
+package struct SHA256Sink: PayloadSink {
+    private var hasher = SHA256()
+
+    package init() {}
+
+    mutating func write(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) { write(bytes) }
+
+    package mutating func update(_ bytes: some Sequence<UInt8>) {
+        let array = Array(bytes)
+        array.withUnsafeBytes { write($0) }
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    package func finalizeHex() -> String {
+        hasher.finalize().lowercaseHex
+    }
 }
 
 /// A blob kept outside the row: `name` is unique within its operation (`<dataDir>/blobs/<op-id>/<name>`

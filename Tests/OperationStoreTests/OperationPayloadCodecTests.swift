@@ -20,7 +20,7 @@ struct OperationPayloadCodecTests {
             ),
         ])
     func sha256Vectors(input: String, hex: String) {
-        var hasher = SHA256()
+        var hasher = SHA256Sink()
         hasher.update(Array(input.utf8))
         #expect(hasher.finalizeHex() == hex)
     }
@@ -28,7 +28,7 @@ struct OperationPayloadCodecTests {
     @Test("SHA-256 gives the same digest however the input is split", arguments: [1, 3, 63, 64, 65, 1000])
     func sha256Chunking(chunk: Int) {
         let million = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
-        var hasher = SHA256()
+        var hasher = SHA256Sink()
         var offset = 0
         while offset < million.count {
             let end = min(offset + chunk * 997, million.count)
