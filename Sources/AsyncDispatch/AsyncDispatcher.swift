@@ -139,6 +139,12 @@ package final class AsyncDispatcher: Service {
                 do {
                     return .finished(.success(try await dispatcher.runSync(call)))
                 } catch {
+                    if !(error is GatewayError), !(error is CancellationError) {
+                        self.logger.error(
+                            "internal error running an operation",
+                            metadata: ["operation.id": "\(id)", "error": "\(String(reflecting: error))"]
+                        )
+                    }
                     return .finished(.failure(Self.gatewayError(from: error)))
                 }
             }
@@ -268,7 +274,8 @@ package final class AsyncDispatcher: Service {
         switch error {
         case let error as GatewayError: error
         case is CancellationError: GatewayError(.cancelled, "the run was cancelled")
-        default: GatewayError(.internalError, "internal error: \(error)")
+        // The cause is logged by the caller: the stored error is what clients read.
+        default: GatewayError(.internalError, "internal error")
         }
     }
 }

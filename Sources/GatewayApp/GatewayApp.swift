@@ -22,16 +22,22 @@ package struct GatewayApp: Sendable {
     /// Async mode: present when the app was given an operation store.
     package let operations: AsyncOperations?
     package let asyncDispatcher: AsyncDispatcher?
+    /// Readiness per component: the gateway (starting, serving, draining) and async mode (the store).
+    package let health: HealthRegistry
     private let storeService: OperationStoreService?
+    private let storeHealth: StoreHealthService?
 
-    /// `store`: the opened operation store (see `openStore`); nil leaves async mode off (its endpoints
-    /// answer UNIMPLEMENTED).
+    /// `store`: the opened operation store (see `openStore`); nil and no `reopenStore` leaves async mode off
+    /// (its endpoints answer UNIMPLEMENTED). `reopenStore` makes a fresh connection to a server store: with
+    /// it, a store that is down (nil `store` at start-up, or lost later) is reconnected in the background
+    /// while async triggers answer 503.
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
         inProcessRunner: any TriggerRunner,
         logger: Logger,
-        store: (any OperationStore)? = nil
+        store openedStore: (any OperationStore)? = nil,
+        reopenStore: StoreHealthService.Opener? = nil
     ) {
         let limits = CodecLimits(configuration: config.limits)
         var pools: [String: BackendPool] = [:]
@@ -49,6 +55,10 @@ package struct GatewayApp: Sendable {
             pools[poolConfig.name] = BackendPool(configuration: backendConfig, transport: transport)
         }
         let dispatcher = TriggerDispatcher(routes: RouteTable(routes: config.routes), pools: pools)
+        let replaceable = reopenStore.map { _ in ReplaceableOperationStore(openedStore) }
+        let store: (any OperationStore)? = replaceable ?? openedStore
+        let health = HealthRegistry(async: store == nil ? nil : (openedStore == nil ? .notServing : .serving))
+        self.health = health
         let operations = store.map {
             AsyncOperations(
                 store: $0,
@@ -67,6 +77,19 @@ package struct GatewayApp: Sendable {
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
+        let instance = asyncDispatcher?.instanceID ?? Operation.makeID()
+        self.storeHealth = store.map {
+            StoreHealthService(
+                store: $0,
+                replaceable: replaceable,
+                reopen: reopenStore,
+                health: health,
+                interval: config.store.healthInterval,
+                instance: instance,
+                storeName: Self.storeName(config),
+                logger: logger
+            )
+        }
         let services = FrontendServices(
             dispatcher: dispatcher,
             authenticator: TokenAuthenticator(
@@ -79,7 +102,8 @@ package struct GatewayApp: Sendable {
             requestTimeout: TimeAmount(config.timeouts.request),
             idleTimeout: TimeAmount(config.timeouts.idle),
             logger: logger,
-            operations: operations
+            operations: operations,
+            health: health
         )
         self.pools = pools
         self.server = GatewayServer(
@@ -95,12 +119,13 @@ package struct GatewayApp: Sendable {
 }
 
 extension GatewayApp {
-    /// The services to run, in start order: the store, the async dispatcher, the listener. A
+    /// The services to run, in start order: the store, its health probe, the async dispatcher, the listener. A
     /// `ServiceGroup` stops them in reverse: the listener drains first, then the dispatcher (running calls
     /// finish, queued work stays stored), then the store closes.
     package var services: [any Service] {
         var services: [any Service] = []
         if let storeService { services.append(storeService) }
+        if let storeHealth { services.append(storeHealth) }
         if let asyncDispatcher { services.append(asyncDispatcher) }
         services.append(server)
         return services

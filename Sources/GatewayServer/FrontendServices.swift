@@ -21,6 +21,8 @@ package struct FrontendServices: Sendable {
     package var logger: Logger
     /// Async mode (accepting async triggers, the operation endpoints); nil answers them UNIMPLEMENTED.
     package var operations: AsyncOperations?
+    /// Per-component readiness (the gateway as a whole, async mode), shared with whoever reports it.
+    package var health: HealthRegistry
 
     package init(
         dispatcher: TriggerDispatcher,
@@ -31,7 +33,8 @@ package struct FrontendServices: Sendable {
         requestTimeout: TimeAmount,
         idleTimeout: TimeAmount,
         logger: Logger,
-        operations: AsyncOperations? = nil
+        operations: AsyncOperations? = nil,
+        health: HealthRegistry = HealthRegistry()
     ) {
         self.dispatcher = dispatcher
         self.authenticator = authenticator
@@ -42,5 +45,6 @@ package struct FrontendServices: Sendable {
         self.idleTimeout = idleTimeout
         self.logger = logger
         self.operations = operations
+        self.health = health
     }
 }

@@ -87,12 +87,15 @@ package final class GatewayServer: Service {
         }
         for waiter in waiters { waiter.resume(returning: address) }
         services.logger.info("listening", metadata: ["listen.address": "\(address)"])
+        services.health.set(.gateway, .serving)
 
         await withGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
         } onGracefulShutdown: {
+            services.health.draining()
             serverChannel.close(promise: nil)
         }
+        services.health.draining()
         // Stop accepting is done; now drain what is in flight, then cut what remains.
         services.logger.info("draining connections", metadata: ["connections.open": "\(connections.count)"])
         await connections.drain(grace: configuration.shutdownGrace)

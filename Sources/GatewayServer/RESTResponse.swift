@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import TriggerModel
 import WireCodecs
@@ -21,7 +22,8 @@ struct RESTResponse {
         var body = ByteBufferAllocator().buffer(capacity: 128 + error.message.utf8.count)
         RESTResponseBody.encode(error: error, into: &body)
         var response = json(status: error.code.httpStatus, body: body, requestID: requestID)
-        if error.code == .overloaded || error.code == .tooManyRequests {
+        // Every 503 (overload, a store or pool that is down) and 429 says when to come back (RFC 9110 §10.2.3).
+        if error.code.httpStatus == 503 || error.code == .tooManyRequests {
             response.headers.append(("retry-after", "1"))
         }
         return response
@@ -38,11 +40,21 @@ struct RESTResponse {
     }
 }
 
-/// Maps anything thrown below the frontend to the error the client sees.
-func gatewayError(from error: any Error) -> GatewayError {
+/// Maps anything thrown below the frontend to the error the client sees. What is not a `GatewayError`
+/// (a library's error, with its type name, paths or driver text) goes to the log with the request id; the
+/// client gets "internal error" and the `request-id` to quote.
+func gatewayError(from error: any Error, requestID: String? = nil) -> GatewayError {
     switch error {
-    case let error as GatewayError: error
-    case is CancellationError: GatewayError(.cancelled, "the request was cancelled")
-    default: GatewayError(.internalError, "internal error: \(error)")
+    case let error as GatewayError: return error
+    case is CancellationError: return GatewayError(.cancelled, "the request was cancelled")
+    default:
+        var metadata: Logger.Metadata = ["error": "\(String(reflecting: error))"]
+        if let requestID { metadata["request.id"] = "\(requestID)" }
+        internalErrorLogger.error("internal error", metadata: metadata)
+        return GatewayError(.internalError, "internal error")
     }
 }
+
+/// Where `gatewayError(from:)` logs what it keeps from clients (it is called far from any connection's
+/// logger; the label is the gateway's).
+private let internalErrorLogger = Logger(label: "trigger-gateway")

@@ -79,6 +79,10 @@ package enum TestProcess {
         /// What the child printed on stdout since it started listening.
         package var printed: String { output.withLock { $0 } }
 
+        /// What the child wrote to stderr (its log) so far; drained continuously, so a chatty log never blocks it.
+        package var printedErrors: String { errors.withLock { $0 } }
+        private let errors = Mutex("")
+
         /// How many times `text` occurs in what the child printed, waiting up to `timeout` for at least
         /// `atLeast` of them (polled: the output arrives from another thread).
         package func occurrences(of text: String, atLeast: Int = 1, timeout: Duration) async -> Int {
@@ -122,6 +126,11 @@ package enum TestProcess {
                 let data = handle.availableData
                 guard let server, !data.isEmpty else { return }
                 server.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            err.fileHandleForReading.readabilityHandler = { [weak server] handle in
+                let data = handle.availableData
+                guard let server, !data.isEmpty else { return }
+                server.errors.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
             return server
         }
