@@ -71,11 +71,29 @@ package final class ThrowawayPostgres: Sendable {
         }
     }
 
+    /// Runs a server tool with its output in a file and none of this process's descriptors: the server
+    /// that `pg_ctl start` leaves running would inherit them, and Foundation's `Process` (which learns of
+    /// a child's end from a socket the child inherits) and any pipe it held would then never see an end.
+    /// A Python shim forks, closes every descriptor above stderr in the child, execs the tool, and waits.
     private static func runAsServerUser(_ executable: String, _ arguments: [String]) async throws -> TestProcess.Output {
-        if getuid() == 0 {
-            return try await TestProcess.run("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments)
-        }
-        return try await TestProcess.run(executable, arguments)
+        let command = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable] : [executable]
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pgctl-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let shim = """
+            import os, sys
+            pid = os.fork()
+            if pid == 0:
+                out = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                os.closerange(3, 65536)
+                os.execv(sys.argv[2], sys.argv[2:])
+            sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+            """
+        var output = try await TestProcess.run("/usr/bin/python3", ["-c", shim, log] + command + arguments)
+        output.stderr += (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return output
     }
 
     private static func binary(_ name: String) -> String? {
