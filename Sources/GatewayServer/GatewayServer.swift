@@ -81,13 +81,14 @@ package final class GatewayServer: Service {
             throw error
         }
         let address = serverChannel.localAddress!
+        // Ready before anyone learns the address, so a first readiness probe never sees "starting".
+        services.health.set(.gateway, .serving)
         let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { bound in
             bound = .success(address)
             return listening.withLock { w in defer { w = [] }; return w }
         }
         for waiter in waiters { waiter.resume(returning: address) }
         services.logger.info("listening", metadata: ["listen.address": "\(address)"])
-        services.health.set(.gateway, .serving)
 
         await withGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
