@@ -1,7 +1,10 @@
-import Foundation
+import FoundationEssentials
 import GatewayTestSupport
 import NIOCore
+import OperationStore
+import Synchronization
 import Testing
+import TriggerModel
 
 /// Readiness per component (issue 9, item 3): the gateway is ready while it serves, whatever the store
 /// does; async mode is its own component that follows the store within 5 s; async triggers fail fast while
@@ -258,4 +261,86 @@ struct ReadinessTests {
             await client.close()
         }
     }
+
+    @Test("h1 readiness: a store whose writes fail flips async to 503 within 5 s and back, sync untouched")
+    func storeNotWritable() async throws {
+        let wrapped = Mutex<WriteFailingStore?>(nil)
+        try await withTestGateway(
+            yaml: "store: {health_interval: 100ms}\n",
+            wrapStore: { base in
+                let store = WriteFailingStore(base)
+                wrapped.withLock { $0 = store }
+                return store
+            }
+        ) { gateway in
+            let store = try #require(wrapped.withLock { $0 })
+            let client = try await gateway.client()
+            #expect(try await Self.waitForStatus(200, "/readyz?component=async", port: gateway.port) != nil)
+            store.failing.withLock { $0 = true }
+            let down = try await Self.waitForStatus(503, "/readyz?component=async", port: gateway.port)
+            #expect(down != nil && down! <= Self.bound, "\(String(describing: down))")
+            let refused = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
+                headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "x"]]]]))
+            #expect(refused.status == 503)
+            #expect(refused.header("retry-after") != nil)
+            #expect(try await Self.syncTrigger(client) == 200)
+            #expect(try await client.request("GET", "/readyz").status == 200)
+            store.failing.withLock { $0 = false }
+            let up = try await Self.waitForStatus(200, "/readyz?component=async", port: gateway.port)
+            #expect(up != nil && up! <= Self.bound, "\(String(describing: up))")
+            let accepted = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
+                headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "y"]]]]))
+            #expect(accepted.status == 200, "\(accepted.bodyString)")
+            await client.close()
+        }
+    }
+}
+
+/// A real SQLite store whose writes fail while `failing` is set, as on a full or read-only disk.
+final class WriteFailingStore: OperationStore {
+    let base: any OperationStore
+    let failing = Mutex(false)
+
+    init(_ base: any OperationStore) { self.base = base }
+
+    private func check() throws {
+        if failing.withLock({ $0 }) { throw GatewayError(.unavailable, OperationStoreErrors.unavailableMessage) }
+    }
+
+    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (operation: Operation, created: Bool) {
+        try check()
+        return try await base.enqueue(request, idempotencyKey: idempotencyKey)
+    }
+    func get(id: String) async throws -> Operation? { try await base.get(id: id) }
+    func list(filter: OperationFilter, pageSize: Int, pageToken: String?) async throws -> (
+        operations: [Operation], nextPageToken: String?
+    ) { try await base.list(filter: filter, pageSize: pageSize, pageToken: pageToken) }
+    func cancel(id: String) async throws -> Operation {
+        try check()
+        return try await base.cancel(id: id)
+    }
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+        try check()
+        return try await base.claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now)
+    }
+    func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        try check()
+        return try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
+    }
+    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        try check()
+        return try await base.complete(id: id, owner: owner, result: result, now: now)
+    }
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        try check()
+        return try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+    }
+    func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
+    func probe(instance: String, now: Date) async throws {
+        try check()
+        try await base.probe(instance: instance, now: now)
+    }
+    func close() async throws { try await base.close() }
 }
