@@ -34,6 +34,15 @@ package final class ReplaceableOperationStore: OperationStore {
         }
     }
 
+    /// Takes the current store out (the caller closes it): from now on every call fails at once as
+    /// `.unavailable` instead of waiting out the dead connection's timeout.
+    package func uninstall() -> (any OperationStore)? {
+        state.withLock { state in
+            defer { state.store = nil }
+            return state.store
+        }
+    }
+
     private func current() throws(GatewayError) -> any OperationStore {
         guard let store = state.withLock({ $0.store }) else {
             throw GatewayError(.unavailable, OperationStoreErrors.unavailableMessage)

@@ -63,21 +63,30 @@ package struct StoreHealthService: Service {
 
     private func probeLoop() async {
         var failures = 0
+        var startedWithoutStore = replaceable?.isOpen == false
         while !Task.isCancelled {
+            let started = ContinuousClock.now
             let healthy = await attempt(reconnect: failures > 0 || replaceable?.isOpen == false)
             if Task.isCancelled { return }
             if healthy {
                 if failures > 0 {
                     logger.info("operation store reachable again", metadata: ["store": "\(storeName)"])
                 }
+                startedWithoutStore = false
                 failures = 0
                 health.set(.async, .serving)
-                try? await Task.sleep(for: interval)
+                // Probes start `interval` apart, however long each took.
+                try? await Task.sleep(until: started + interval, clock: .continuous)
             } else {
                 failures += 1
                 health.set(.async, .notServing)
+                // A server store that failed is dropped: calls fail at once (503) until a fresh connection
+                // is installed, rather than each waiting out its timeout on the dead one.
+                if reopen != nil, let old = replaceable?.uninstall() {
+                    Task { try? await old.close() }
+                }
                 // Started without a store, the start-up line already said so.
-                if failures == 1, replaceable?.isOpen != false {
+                if failures == 1, !startedWithoutStore {
                     logger.warning(
                         "operation store unreachable: async triggers answer 503 until it is back",
                         metadata: ["store": "\(storeName)"]
@@ -116,25 +125,36 @@ package struct StoreHealthService: Service {
         return await withTimeout({ try await store.probe(instance: instance, now: Date()) }) != nil
     }
 
-    /// `body`'s value, or nil when it threw or took longer than `attemptTimeout`. A body that overruns is
-    /// cancelled and not waited for (a hung disk or socket must not stall the readiness loop); a store it
-    /// opens after all is closed.
+    /// `body`'s value, or nil when it threw (logged at debug) or took longer than `attemptTimeout`.
     private func withTimeout<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async -> T? {
-        let timeout = Self.attemptTimeout
-        let logger = self.logger
-        return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+        switch await Self.withTimeout(Self.attemptTimeout, body) {
+        case .success(let value)?: return value
+        case .failure(let error)?:
+            logger.debug("operation store probe failed", metadata: ["error": "\(String(reflecting: error))"])
+            return nil
+        case nil: return nil
+        }
+    }
+
+    /// What `body` returned or threw, or nil when it took longer than `timeout`. A body that overruns is
+    /// cancelled and not waited for (a hung disk or socket must not stall the caller); a store it opens
+    /// after all is closed.
+    package static func withTimeout<T: Sendable>(
+        _ timeout: Duration,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async -> Result<T, any Error>? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>?, Never>) in
             let pending = PendingResume(continuation)
             let work = Task {
-                let value: T?
+                let outcome: Result<T, any Error>
                 do {
-                    value = try await body()
+                    outcome = .success(try await body())
                 } catch {
-                    logger.debug("operation store probe failed", metadata: ["error": "\(error)"])
-                    value = nil
+                    outcome = .failure(error)
                 }
                 if let waiting = pending.take() {
-                    waiting.resume(returning: value)
-                } else if let store = value as? any OperationStore {
+                    waiting.resume(returning: outcome)
+                } else if case .success(let value) = outcome, let store = value as? any OperationStore {
                     try? await store.close()
                 }
             }
@@ -151,13 +171,13 @@ package struct StoreHealthService: Service {
 
 /// A continuation resumed by whichever of two tasks comes first.
 private final class PendingResume<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T?, Never>?>
+    private let continuation: Mutex<CheckedContinuation<T, Never>?>
 
-    init(_ continuation: CheckedContinuation<T?, Never>) {
+    init(_ continuation: CheckedContinuation<T, Never>) {
         self.continuation = Mutex(continuation)
     }
 
-    func take() -> CheckedContinuation<T?, Never>? {
+    func take() -> CheckedContinuation<T, Never>? {
         continuation.withLock { $0.take() }
     }
 }

@@ -48,7 +48,18 @@ struct ServeCommand: AsyncParsableCommand {
         // answers async 503, and connects in the background (StoreHealthService).
         let store: (any OperationStore)?
         do {
-            store = try await GatewayApp.openStore(configuration, logger: logger)
+            let toOpen = configuration
+            let openLogger = logger
+            if configuration.store.kind == .postgres {
+                // A server that does not answer must not hold the listener back for the store's whole
+                // operation timeout: after a few seconds it is left to the background reconnects.
+                let opened = await StoreHealthService.withTimeout(.seconds(3)) {
+                    try await GatewayApp.openStore(toOpen, logger: openLogger)
+                }
+                store = try (opened ?? .failure(GatewayError(.unavailable, "no answer within 3 s"))).get()
+            } else {
+                store = try await GatewayApp.openStore(toOpen, logger: openLogger)
+            }
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
             throw ExitCode(2)
