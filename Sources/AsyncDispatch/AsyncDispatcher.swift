@@ -90,8 +90,9 @@ package final class AsyncDispatcher: Service {
                     failures = 0
                 } catch {
                     failures += 1
+                    // A store that is down is reported once by its health probe (StoreHealthService), not here.
                     if failures == 1 || failures % 100 == 0 {
-                        logger.warning("claim failed", metadata: ["error": "\(error)"])
+                        logger.log(level: Self.logLevel(error), "claim failed", metadata: ["error": "\(error)"])
                     }
                 }
                 running.withLock { $0 += claimed.count }
@@ -149,7 +150,10 @@ package final class AsyncDispatcher: Service {
                     return .finished(.success(try await dispatcher.runSync(call)))
                 } catch {
                     if !(error is GatewayError), !(error is CancellationError) {
-                        logger.error("unexpected error ends an operation", metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                        self.logger.error(
+                            "internal error running an operation",
+                            metadata: ["operation.id": "\(id)", "error": "\(String(reflecting: error))"]
+                        )
                     }
                     return .finished(.failure(Self.gatewayError(from: error)))
                 }
@@ -260,7 +264,7 @@ package final class AsyncDispatcher: Service {
                 let purged = try await store.purge(finishedBefore: cutoff)
                 if purged > 0 { logger.info("purged finished operations", metadata: ["operations.purged": "\(purged)"]) }
             } catch {
-                logger.warning("purge failed", metadata: ["error": "\(error)"])
+                logger.log(level: Self.logLevel(error), "purge failed", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: every)
         }
@@ -274,6 +278,11 @@ package final class AsyncDispatcher: Service {
         case .backendFailed, .unavailable, .overloaded, .tooManyRequests, .deadlineExceeded, .internalError: true
         default: false
         }
+    }
+
+    /// Store outages are logged by the store's health probe; here they are detail.
+    static func logLevel(_ error: any Error) -> Logger.Level {
+        (error as? GatewayError)?.code == .unavailable ? .debug : .warning
     }
 
     static func gatewayError(from error: any Error) -> GatewayError {

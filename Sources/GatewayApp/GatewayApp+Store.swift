@@ -30,7 +30,23 @@ extension GatewayApp {
             configuration.maximumConnections = max(4, min(64, config.store.workers / 2))
             var storeLogger = logger
             storeLogger[metadataKey: "store"] = "postgres"
+            // PostgresNIO logs each failed connection attempt at info: while the server is down (reconnects
+            // every few seconds) that would drown the one warning the gateway logs about it.
+            storeLogger.logLevel = max(storeLogger.logLevel, .warning)
             return try await PostgresOperationStore.open(configuration, logger: storeLogger)
+        }
+    }
+
+    /// The store as log lines name it: kind and location, never a password.
+    package static func storeName(_ config: GatewayConfiguration) -> String {
+        switch config.store.kind {
+        case .sqlite:
+            return "sqlite \(SQLiteOperationStore.Configuration(dataDirectory: config.dataDir).databasePath)"
+        case .postgres:
+            guard let parsed = try? PostgresOperationStoreConfiguration(url: config.store.url ?? "") else {
+                return "postgres"
+            }
+            return "postgres \(parsed.username)@\(parsed.host):\(parsed.port)/\(parsed.database ?? "")"
         }
     }
 }

@@ -32,7 +32,10 @@ package final class GatewayApp: Sendable {
     package let asyncDispatcher: AsyncDispatcher?
     /// The digest of the configuration in force and the outcome of the last reload.
     package let configStatus: ConfigStatus
+    /// Readiness per component: the gateway (starting, serving, draining) and async mode (the store).
+    package let health: HealthRegistry
     private let storeService: OperationStoreService?
+    private let storeHealth: StoreHealthService?
     private let group: any EventLoopGroup
     private let inProcessRunner: any TriggerRunner
     let logger: Logger
@@ -45,14 +48,18 @@ package final class GatewayApp: Sendable {
     /// The configuration in force.
     package var configuration: GatewayConfiguration { generation.withLock { $0.configuration } }
 
-    /// `store`: the opened operation store (see `openStore`); nil leaves async mode off (its endpoints
-    /// answer UNIMPLEMENTED). `digest`: how operators recognise this configuration (see `ConfigFile`).
+    /// `store`: the opened operation store (see `openStore`); nil and no `reopenStore` leaves async mode off
+    /// (its endpoints answer UNIMPLEMENTED). `reopenStore` makes a fresh connection to a server store: with
+    /// it, a store that is down (nil `store` at start-up, or lost later) is reconnected in the background
+    /// while async triggers answer 503. `digest`: how operators recognise this configuration (see
+    /// `ConfigFile`).
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
         inProcessRunner: any TriggerRunner,
         logger: Logger,
-        store: (any OperationStore)? = nil,
+        store openedStore: (any OperationStore)? = nil,
+        reopenStore: StoreHealthService.Opener? = nil,
         digest: String = ConfigFile.embeddedDigest
     ) {
         self.group = group
@@ -61,6 +68,10 @@ package final class GatewayApp: Sendable {
         self.configStatus = ConfigStatus(digest: digest)
         let pools = Self.makePools(config, reusing: [:], group: group, inProcessRunner: inProcessRunner)
         let dispatcher = TriggerDispatcher(routes: RouteTable(routes: config.routes), pools: pools)
+        let replaceable = reopenStore.map { _ in ReplaceableOperationStore(openedStore) }
+        let store: (any OperationStore)? = replaceable ?? openedStore
+        let health = HealthRegistry(async: store == nil ? nil : (openedStore == nil ? .notServing : .serving))
+        self.health = health
         let operations = store.map {
             AsyncOperations(
                 store: $0,
@@ -79,6 +90,19 @@ package final class GatewayApp: Sendable {
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
+        let instance = asyncDispatcher?.instanceID ?? Operation.makeID()
+        self.storeHealth = store.map {
+            StoreHealthService(
+                store: $0,
+                replaceable: replaceable,
+                reopen: reopenStore,
+                health: health,
+                interval: config.store.healthInterval,
+                instance: instance,
+                storeName: Self.storeName(config),
+                logger: logger
+            )
+        }
         self.generation = Mutex((configuration: config, pools: pools))
         self.server = GatewayServer(
             configuration: .init(
@@ -92,6 +116,7 @@ package final class GatewayApp: Sendable {
                 dispatcher: dispatcher,
                 operations: operations,
                 configStatus: configStatus,
+                health: health,
                 logger: logger
             ),
             group: group
@@ -147,6 +172,7 @@ package final class GatewayApp: Sendable {
                 dispatcher: dispatcher,
                 operations: operations,
                 configStatus: configStatus,
+                health: health,
                 logger: logger
             )
         )
@@ -193,6 +219,7 @@ package final class GatewayApp: Sendable {
         dispatcher: TriggerDispatcher,
         operations: AsyncOperations?,
         configStatus: ConfigStatus,
+        health: HealthRegistry,
         logger: Logger
     ) -> FrontendServices {
         FrontendServices(
@@ -216,18 +243,20 @@ package final class GatewayApp: Sendable {
                 writeProgressTimeout: TimeAmount(config.timeouts.writeProgress),
                 streamBufferBytes: config.limits.streamBufferBytes,
                 connectionBufferBytes: config.limits.connectionBufferBytes
-            )
+            ),
+            health: health
         )
     }
 }
 
 extension GatewayApp {
-    /// The services to run, in start order: the store, the async dispatcher, the listener. A
+    /// The services to run, in start order: the store, its health probe, the async dispatcher, the listener. A
     /// `ServiceGroup` stops them in reverse: the listener drains first, then the dispatcher (running calls
     /// finish, queued work stays stored), then the store closes.
     package var services: [any Service] {
         var services: [any Service] = []
         if let storeService { services.append(storeService) }
+        if let storeHealth { services.append(storeHealth) }
         if let asyncDispatcher { services.append(asyncDispatcher) }
         services.append(server)
         return services

@@ -3,7 +3,7 @@ import Yams
 extension GatewayConfiguration {
     static let storeKeys = [
         "kind", "url", "table_prefix", "lease", "max_attempts", "retry_backoff", "max_retry_backoff", "retention",
-        "workers", "poll_interval", "max_wait",
+        "workers", "poll_interval", "max_wait", "health_interval",
     ]
 
     static func readStore(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> StoreConfiguration {
@@ -61,6 +61,13 @@ extension GatewayConfiguration {
             store.pollInterval = try reader.duration(n, at: m.path("poll_interval"), minimum: .milliseconds(10))
         }
         if let n = m["max_wait"] { store.maxWait = try reader.duration(n, at: m.path("max_wait"), minimum: .zero) }
+        if let n = m["health_interval"] {
+            let range = StoreConfiguration.healthIntervalRange
+            store.healthInterval = try reader.duration(n, at: m.path("health_interval"), minimum: range.lowerBound)
+            if store.healthInterval > range.upperBound {
+                throw reader.error(m.path("health_interval"), n, "must be at most 2s, got \(store.healthInterval)")
+            }
+        }
         return store
     }
 }

@@ -33,6 +33,9 @@ package struct StoreConfiguration: Sendable, Equatable {
     package var pollInterval: Duration
     /// The longest `?wait=` a client may ask for on `GET /v1beta/operations/{id}`.
     package var maxWait: Duration
+    /// How often the store is probed with a write (the readiness of async mode follows it), and the first
+    /// reconnect back-off after it fails. At most 2 s, so an outage shows within 5 s.
+    package var healthInterval: Duration
 
     package init(
         kind: Kind = .sqlite,
@@ -45,7 +48,8 @@ package struct StoreConfiguration: Sendable, Equatable {
         retention: Duration = .seconds(7 * 24 * 3600),
         workers: Int = 64,
         pollInterval: Duration = .milliseconds(500),
-        maxWait: Duration = .seconds(60)
+        maxWait: Duration = .seconds(60),
+        healthInterval: Duration = .seconds(2)
     ) {
         self.kind = kind
         self.url = url
@@ -58,6 +62,7 @@ package struct StoreConfiguration: Sendable, Equatable {
         self.workers = workers
         self.pollInterval = pollInterval
         self.maxWait = maxWait
+        self.healthInterval = healthInterval
     }
 
     /// SQLite under `data_dir`, 30 s leases, 3 attempts from 1 s backoff, 7 days' retention, 64 workers.
@@ -66,6 +71,7 @@ package struct StoreConfiguration: Sendable, Equatable {
     package static let maxAttemptsRange = 1...100
     package static let workersRange = 1...10_000
     package static let minimumLease = Duration.milliseconds(100)
+    package static let healthIntervalRange = Duration.milliseconds(50)...Duration.seconds(2)
 
     /// The wait before attempt `attempt + 1`, after `attempt` failed ones.
     package func backoff(afterAttempt attempt: Int) -> Duration {

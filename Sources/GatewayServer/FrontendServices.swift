@@ -25,6 +25,8 @@ package struct FrontendServices: Sendable {
     package var configStatus: ConfigStatus?
     /// Timeouts and buffer ceilings for clients that do not progress.
     package var slowClients: SlowClientLimits = .defaults
+    /// Per-component readiness (the gateway as a whole, async mode), shared with whoever reports it.
+    package var health: HealthRegistry
 
     package init(
         dispatcher: TriggerDispatcher,
@@ -37,7 +39,8 @@ package struct FrontendServices: Sendable {
         logger: Logger,
         operations: AsyncOperations? = nil,
         configStatus: ConfigStatus? = nil,
-        slowClients: SlowClientLimits = .defaults
+        slowClients: SlowClientLimits = .defaults,
+        health: HealthRegistry = HealthRegistry()
     ) {
         self.dispatcher = dispatcher
         self.authenticator = authenticator
@@ -50,5 +53,6 @@ package struct FrontendServices: Sendable {
         self.operations = operations
         self.configStatus = configStatus
         self.slowClients = slowClients
+        self.health = health
     }
 }

@@ -114,6 +114,8 @@ package final class GatewayServer: Service {
             throw error
         }
         let address = serverChannel.localAddress!
+        // Ready before anyone learns the address, so a first readiness probe never sees "starting".
+        services.health.set(.gateway, .serving)
         let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { bound in
             bound = .success(address)
             return listening.withLock { w in defer { w = [] }; return w }
@@ -124,8 +126,10 @@ package final class GatewayServer: Service {
         await withGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
         } onGracefulShutdown: {
+            services.health.draining()
             serverChannel.close(promise: nil)
         }
+        services.health.draining()
         // Stop accepting is done; now drain what is in flight, then cut what remains.
         services.logger.info("draining connections", metadata: ["connections.open": "\(connections.count)"])
         await connections.drain(grace: configuration.shutdownGrace)

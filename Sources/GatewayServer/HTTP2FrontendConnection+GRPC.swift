@@ -13,7 +13,10 @@ struct GRPCCall {
         case triggerStream
         case triggerAsync(release: Bool)
         case getOperation
+        /// Instill `Liveness`: SERVING while the process answers.
         case instillHealth
+        /// Instill `Readiness`: the whole gateway's status.
+        case instillReadiness
         case grpcHealthCheck
         case grpcHealthWatch
     }
@@ -38,9 +41,8 @@ struct GRPCCall {
         case pipelineService + "TriggerAsyncNamespacePipeline": .triggerAsync(release: false)
         case pipelineService + "TriggerAsyncNamespacePipelineRelease": .triggerAsync(release: true)
         case pipelineService + "GetOperation": .getOperation
-        case pipelineService + "Readiness", pipelineService + "Liveness",
-            "/core.mgmt.v1beta.MgmtPublicService/Readiness", "/core.mgmt.v1beta.MgmtPublicService/Liveness":
-            .instillHealth
+        case pipelineService + "Liveness", "/core.mgmt.v1beta.MgmtPublicService/Liveness": .instillHealth
+        case pipelineService + "Readiness", "/core.mgmt.v1beta.MgmtPublicService/Readiness": .instillReadiness
         case "/grpc.health.v1.Health/Check": .grpcHealthCheck
         case "/grpc.health.v1.Health/Watch": .grpcHealthWatch
         default: nil
@@ -50,7 +52,7 @@ struct GRPCCall {
     /// Health checks answer without a token: load balancers and the SDK's readiness probe call them first.
     var needsAuth: Bool {
         switch method {
-        case .instillHealth, .grpcHealthCheck, .grpcHealthWatch: false
+        case .instillHealth, .instillReadiness, .grpcHealthCheck, .grpcHealthWatch: false
         default: true
         }
     }
@@ -139,12 +141,13 @@ extension HTTP2FrontendConnection {
         switch call.method {
         case .instillHealth:
             grpcRespond(stream, message: InstillCodec.encodeHealthCheckResponse(serving: true))
+        case .instillReadiness:
+            let serving = services.health.status(.gateway) == .serving
+            grpcRespond(stream, message: InstillCodec.encodeHealthCheckResponse(serving: serving))
         case .grpcHealthCheck:
-            grpcRespond(stream, message: InstillCodec.encodeGRPCHealthResponse(serving: true))
+            grpcHealthCheck(message, stream: stream)
         case .grpcHealthWatch:
-            // Server-streaming: report SERVING once and keep the stream open until the client leaves.
-            grpcSendHeaders(stream)
-            session.sendData(stream: stream, grpcFramed(InstillCodec.encodeGRPCHealthResponse(serving: true), stream: stream), endStream: false)
+            grpcHealthWatch(message, stream: stream)
         case .triggerAsync(let release):
             grpcTriggerAsync(message, release: release, call: call, stream: stream)
         case .getOperation:

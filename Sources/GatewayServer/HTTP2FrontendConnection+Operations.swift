@@ -17,6 +17,10 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway"))
             return
         }
+        guard services.health.status(.async) == .serving else {
+            grpcFinish(stream, error: HealthRegistry.asyncUnavailable)
+            return
+        }
         let request: TriggerRequest
         do {
             let decoded = try InstillCodec.decodeTriggerRequest(message, release: release, maxBatch: services.limits.maxBatch)
@@ -35,11 +39,12 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
+        let requestID = call.requestID
         startTask(stream: stream) {
             do {
                 return Result<Operation, GatewayError>.success(try await operations.submit(request))
             } catch {
-                return .failure(gatewayError(from: error))
+                return .failure(gatewayError(from: error, requestID: requestID))
             }
         } deliver: { connection, outcome in
             switch outcome {
@@ -64,13 +69,14 @@ extension HTTP2FrontendConnection {
             return
         }
         let principal = call.principal
+        let requestID = call.requestID
         startTask(stream: stream) {
             do {
                 let operation = try await operations.get(id: id)
                 try RESTOperations.checkVisible(operation, to: principal)
                 return Result<Operation, GatewayError>.success(operation)
             } catch {
-                return .failure(gatewayError(from: error))
+                return .failure(gatewayError(from: error, requestID: requestID))
             }
         } deliver: { connection, outcome in
             switch outcome {

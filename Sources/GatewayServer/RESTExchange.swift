@@ -222,7 +222,9 @@ extension RESTRequestHead {
             return .respond(response, closeConnection: false)
         }
         switch path {
-        case .liveness, .readiness:
+        case .readiness:
+            return .respond(readinessResponse(health: services.health, requestID: requestID), closeConnection: false)
+        case .liveness:
             return .respond(
                 .json(
                     status: 200,
@@ -264,6 +266,9 @@ extension RESTRequestHead {
             }
             if mode == .async, services.operations == nil {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
+            }
+            if mode == .async, services.health.status(.async) != .serving {
+                return fail(HealthRegistry.asyncUnavailable)
             }
             let declaredLength = first("content-length").flatMap(Int.init)
             if let declared = declaredLength, declared > services.limits.maxBodyBytes {

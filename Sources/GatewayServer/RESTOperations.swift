@@ -104,7 +104,7 @@ extension RESTRequestHead {
                     body.writeInteger(UInt8(ascii: "}"))
                     return .json(status: 200, body: body, requestID: requestID)
                 } catch {
-                    return .error(gatewayError(from: error), requestID: requestID)
+                    return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
                 }
             })
         default:
@@ -144,7 +144,7 @@ enum RESTOperations {
             buffer.writeInteger(UInt8(ascii: "}"))
             return .json(status: 200, body: buffer, requestID: requestID)
         } catch {
-            return .error(gatewayError(from: error), requestID: requestID)
+            return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
         }
     }
 

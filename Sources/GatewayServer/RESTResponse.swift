@@ -25,8 +25,8 @@ struct RESTResponse {
         var body = ByteBufferAllocator().buffer(capacity: 128 + error.message.utf8.count)
         RESTResponseBody.encode(error: error, into: &body)
         var response = json(status: error.code.httpStatus, body: body, requestID: requestID)
-        // RFC 9110 §10.2.3: tells clients (and load balancers) when a 503/429 is worth retrying.
-        if error.code == .overloaded || error.code == .tooManyRequests || error.code == .unavailable {
+        // Every 503 (overload, a store or pool that is down) and 429 says when to come back (RFC 9110 §10.2.3).
+        if error.code.httpStatus == 503 || error.code == .tooManyRequests {
             response.headers.append(("retry-after", "1"))
         }
         if error.code == .unauthenticated {
@@ -48,17 +48,21 @@ struct RESTResponse {
     }
 }
 
-/// Maps anything thrown below the frontend to the error the client sees. An error nobody turned into a
-/// `GatewayError` is a bug: the client gets a fixed text (never a library's type name or a server path,
-/// issue 9 item 5) and the log gets the error itself.
-func gatewayError(from error: any Error) -> GatewayError {
+/// Maps anything thrown below the frontend to the error the client sees. What is not a `GatewayError`
+/// (a library's error, with its type name, paths or driver text) goes to the log with the request id; the
+/// client gets "internal error" and the `request-id` to quote.
+func gatewayError(from error: any Error, requestID: String? = nil) -> GatewayError {
     switch error {
     case let error as GatewayError: return error
     case is CancellationError: return GatewayError(.cancelled, "the request was cancelled")
     default:
-        unexpectedErrorLogger.error("unexpected error answered as internal", metadata: ["error": "\(error)"])
+        var metadata: Logger.Metadata = ["error": "\(String(reflecting: error))"]
+        if let requestID { metadata["request.id"] = "\(requestID)" }
+        internalErrorLogger.error("internal error", metadata: metadata)
         return GatewayError(.internalError, GatewayError.internalErrorMessage)
     }
 }
 
-private let unexpectedErrorLogger = Logger(label: "trigger-gateway")
+/// Where `gatewayError(from:)` logs what it keeps from clients (it is called far from any connection's
+/// logger; the label is the gateway's).
+private let internalErrorLogger = Logger(label: "trigger-gateway")

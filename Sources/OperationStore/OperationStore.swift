@@ -1,4 +1,5 @@
 package import FoundationEssentials
+package import Logging
 package import TriggerModel
 
 /// The durable home of async operations: one protocol, two stores (SQLite for one instance, PostgreSQL for
@@ -54,6 +55,11 @@ package protocol OperationStore: Sendable {
     /// Deletes finished operations whose `finishedAt < finishedBefore`, with their blobs; returns how many.
     func purge(finishedBefore: Date) async throws -> Int
 
+    /// Proves the store is reachable and writable right now with a real write: upserts the heartbeat row of
+    /// `instance` (one row per gateway instance, so probes of several instances never contend). Throws
+    /// `.unavailable` when the write cannot be committed. The readiness of the async component follows it.
+    func probe(instance: String, now: Date) async throws
+
     func close() async throws
 }
 
@@ -94,9 +100,25 @@ package enum OperationStoreErrors {
         GatewayError(.conflict, "Idempotency-Key \(key) was used with a different request")
     }
 
-    package static func unavailable(_ what: String, _ error: any Error) -> GatewayError {
-        if let error = error as? GatewayError { return error }
-        return GatewayError(.unavailable, "operation store unavailable: \(what): \(error)")
+    /// What a client sees when the store cannot answer. The cause (paths, driver errors, library type names)
+    /// is logged by the store, never put in the message: clients see `request-id` to match it in the log.
+    package static let unavailableMessage = "the operation store is unavailable; retry later"
+
+    /// Maps a failure below the store to `.unavailable` with the client-safe message, and logs the cause.
+    /// A `GatewayError` that is not `.unavailable` (conflict, not found...) passes through unchanged.
+    package static func unavailable(
+        _ what: String,
+        _ error: any Error,
+        logger: Logger,
+        requestID: String? = nil
+    ) -> GatewayError {
+        if let error = error as? GatewayError {
+            if error.code != .unavailable || error.message == unavailableMessage { return error }
+        }
+        var metadata: Logger.Metadata = ["store.call": "\(what)", "error": "\(String(reflecting: error))"]
+        if let requestID { metadata["request.id"] = "\(requestID)" }
+        logger.warning("operation store call failed", metadata: metadata)
+        return GatewayError(.unavailable, unavailableMessage)
     }
 
     package static func invalidFilter(_ pipeline: String) -> GatewayError {

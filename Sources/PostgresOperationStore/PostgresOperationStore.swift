@@ -28,6 +28,7 @@ package final class PostgresOperationStore: OperationStore {
     private let operations: String
     private let blobTable: String
     private let versionTable: String
+    private let heartbeatTable: String
 
     private init(client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger) {
         self.client = client
@@ -38,6 +39,7 @@ package final class PostgresOperationStore: OperationStore {
         self.operations = "\(configuration.tablePrefix)operations"
         self.blobTable = "\(configuration.tablePrefix)operation_blobs"
         self.versionTable = "\(configuration.tablePrefix)schema_version"
+        self.heartbeatTable = "\(configuration.tablePrefix)heartbeats"
     }
 
     /// Starts the client and creates the schema when missing. Throws `.unavailable` when the server cannot
@@ -272,6 +274,19 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    package func probe(instance: String, now: Date) async throws {
+        let nowMS = now.storeMilliseconds
+        try await bounded("probe") { [self] in
+            _ = try await client.query(
+                """
+                INSERT INTO \(unescaped: heartbeatTable) (instance, beat_at) VALUES (\(instance), \(nowMS)) \
+                ON CONFLICT (instance) DO UPDATE SET beat_at = EXCLUDED.beat_at
+                """,
+                logger: logger
+            )
+        }
+    }
+
     package func close() async throws {
         runTask.cancel()
         await runTask.value
@@ -293,7 +308,9 @@ package final class PostgresOperationStore: OperationStore {
     static let selectColumns = "\(OperationRow.columns), has_blobs"
 
     private func createSchema() async throws {
-        try await bounded("create schema") { [self] in
+        // Only `open` runs this, and only the operator sees what it throws (a log line, a start-up message):
+        // it keeps the driver's reason.
+        try await bounded("create schema", forOperator: true) { [self] in
             try await transaction { [self] connection in
                 // Instances starting together would otherwise race on CREATE TABLE IF NOT EXISTS (it is not
                 // atomic against a concurrent creator); the lock is per database and released at commit.
@@ -324,6 +341,15 @@ package final class PostgresOperationStore: OperationStore {
                             + "(this gateway knows \(Self.schemaVersion))"
                     )
                 }
+                // Readiness probes write here, one row per instance. Not versioned: it holds nothing durable,
+                // and a database created before it existed gains it on the next start.
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS \(unescaped: heartbeatTable) \
+                    (instance TEXT PRIMARY KEY, beat_at BIGINT NOT NULL)
+                    """,
+                    logger: logger
+                )
             }
         }
     }
@@ -425,6 +451,7 @@ package final class PostgresOperationStore: OperationStore {
     /// `GatewayError` to `.unavailable`.
     private func bounded<T: Sendable>(
         _ what: String,
+        forOperator: Bool = false,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let timeout = self.timeout
@@ -442,7 +469,11 @@ package final class PostgresOperationStore: OperationStore {
                 return value
             }
         } catch {
-            throw OperationStoreErrors.unavailable(what, error)
+            if forOperator {
+                throw (error as? GatewayError)
+                    ?? GatewayError(.unavailable, "cannot reach PostgreSQL: \(String(reflecting: error))")
+            }
+            throw OperationStoreErrors.unavailable(what, error, logger: logger)
         }
     }
 

@@ -35,15 +35,29 @@ extension InstillCodec {
         }
     }
 
+    /// `grpc.health.v1.HealthCheckResponse.ServingStatus`, without the C enum.
+    package enum GRPCServingStatus: Sendable {
+        case serving
+        case notServing
+        /// Only in `Health/Watch`, for a service the server does not know.
+        case serviceUnknown
+    }
+
     /// `grpc.health.v1.HealthCheckResponse` for `Health/Check` (and each `Health/Watch` message).
     package static func encodeGRPCHealthResponse(serving: Bool) -> ByteBuffer {
+        encodeGRPCHealthResponse(status: serving ? .serving : .notServing)
+    }
+
+    package static func encodeGRPCHealthResponse(status: GRPCServingStatus) -> ByteBuffer {
         withProtoArena { arena in
             let m: UnsafeMutablePointer<Grpc__Health__V1__HealthCheckResponse> =
                 arena.message(grpc__health__v1__health_check_response__init)
             m.pointee.status =
-                serving
-                ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-                : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+                switch status {
+                case .serving: GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                case .notServing: GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+                case .serviceUnknown: GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+                }
             return ProtoMessage.pack(m)
         }
     }

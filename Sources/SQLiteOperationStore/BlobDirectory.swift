@@ -100,6 +100,36 @@ struct BlobDirectory: Sendable {
         guard fsync(fd) == 0 else { throw Self.error("fsync directory", path) }
     }
 
+    /// `mkdir -p` that says which path failed and why in the words of the OS ("Permission denied", "Not a
+    /// directory"), then checks the directory is writable. Blocks: run it on a thread pool.
+    static func makeWritableDirectory(_ path: String, what: String) throws(GatewayError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0, errno != EEXIST {
+                let reason = String(cString: strerror(errno))
+                throw GatewayError(.unavailable, "cannot create the \(what) \(path): \(prefix): \(reason)")
+            }
+        }
+        var isDirectory = stat()
+        guard stat(path, &isDirectory) == 0, (isDirectory.st_mode & S_IFMT) == S_IFDIR else {
+            throw GatewayError(.unavailable, "the \(what) \(path) is not a directory")
+        }
+        guard access(path, W_OK | X_OK) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw GatewayError(.unavailable, "the \(what) \(path) is not writable: \(reason)")
+        }
+    }
+
+    /// Throws when `path` exists but cannot be written (SQLite would open it read-only and fail later).
+    static func checkWritableIfPresent(_ path: String, what: String) throws(GatewayError) {
+        guard access(path, F_OK) == 0 else { return }
+        guard access(path, W_OK) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw GatewayError(.unavailable, "the \(what) \(path) is not writable: \(reason)")
+        }
+    }
+
     private static func error(_ what: String, _ path: String) -> GatewayError {
         let reason = String(cString: strerror(errno))
         return GatewayError(.unavailable, "operation store unavailable: \(what) \(path): \(reason)")

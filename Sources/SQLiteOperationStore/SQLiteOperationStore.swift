@@ -67,15 +67,11 @@ package final class SQLiteOperationStore: OperationStore {
     ) async throws -> SQLiteOperationStore {
         let threadPool = NIOThreadPool.singleton
         let blobs = BlobDirectory(root: configuration.blobDirectory)
-        do {
-            try await threadPool.runIfActive {
-                try FileManager.default.createDirectory(
-                    atPath: configuration.blobDirectory,
-                    withIntermediateDirectories: true
-                )
-            }
-        } catch {
-            throw OperationStoreErrors.unavailable("create \(configuration.blobDirectory)", error)
+        // Errors here name the path and the OS reason: they reach the operator at start-up, never a client.
+        try await threadPool.runIfActive {
+            try BlobDirectory.makeWritableDirectory(configuration.dataDirectory, what: "data directory")
+            try BlobDirectory.makeWritableDirectory(configuration.blobDirectory, what: "blob directory")
+            try BlobDirectory.checkWritableIfPresent(configuration.databasePath, what: "database")
         }
         let connection: SQLiteConnection
         do {
@@ -86,7 +82,7 @@ package final class SQLiteOperationStore: OperationStore {
                 on: MultiThreadedEventLoopGroup.singleton.any()
             )
         } catch {
-            throw OperationStoreErrors.unavailable("open \(configuration.databasePath)", error)
+            throw GatewayError(.unavailable, "cannot open the database \(configuration.databasePath): \(error)")
         }
         let store = SQLiteOperationStore(
             connection: connection,
@@ -332,6 +328,18 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    package func probe(instance: String, now: Date) async throws {
+        try await serialized {
+            try await query(
+                """
+                INSERT INTO heartbeats (instance, beat_at) VALUES (?, ?) \
+                ON CONFLICT (instance) DO UPDATE SET beat_at = excluded.beat_at
+                """,
+                [.text(instance), .integer(Int(now.storeMilliseconds))]
+            )
+        }
+    }
+
     package func close() async throws {
         try await serialized {
             guard !connection.isClosed else { return }
@@ -389,6 +397,11 @@ package final class SQLiteOperationStore: OperationStore {
                 "operation store schema version \(other) is not supported (this gateway knows \(Self.schemaVersion))"
             )
         }
+        // Readiness probes write here (one row per gateway instance). Not versioned: it holds nothing durable,
+        // and a store created before it existed gains it on the next start.
+        try await query(
+            "CREATE TABLE IF NOT EXISTS heartbeats (instance TEXT PRIMARY KEY, beat_at INTEGER NOT NULL)"
+        )
     }
 
     private static let schema = [
@@ -450,7 +463,7 @@ package final class SQLiteOperationStore: OperationStore {
         do {
             return try await connection.query(sql, binds)
         } catch {
-            throw OperationStoreErrors.unavailable("sqlite", error)
+            throw OperationStoreErrors.unavailable("sqlite", error, logger: logger)
         }
     }
 
@@ -458,7 +471,7 @@ package final class SQLiteOperationStore: OperationStore {
         do {
             return try await threadPool.runIfActive(body)
         } catch {
-            throw OperationStoreErrors.unavailable("blob files", error)
+            throw OperationStoreErrors.unavailable("blob files", error, logger: logger)
         }
     }
 

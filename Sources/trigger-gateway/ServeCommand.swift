@@ -9,6 +9,7 @@ import NIOCore
 import NIOPosix
 import OperationStore
 import ServiceLifecycle
+import TriggerModel
 import UnixSignals
 
 /// `serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]` (API.md §6).
@@ -51,16 +52,43 @@ struct ServeCommand: AsyncParsableCommand {
         // Trap SIGHUP before anything can deliver it: its default action ends the process.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         // The store opens before anything listens: an async trigger is only ever answered with an id the
-        // store has committed.
-        let store: any OperationStore
+        // store has committed. SQLite that cannot open is a configuration error (the data dir); a PostgreSQL
+        // server that is down is not: sync and stream triggers do not need it, so the gateway serves them,
+        // answers async 503, and connects in the background (StoreHealthService).
+        let store: (any OperationStore)?
         do {
-            store = try await GatewayApp.openStore(configuration, logger: logger)
+            let toOpen = configuration
+            let openLogger = logger
+            if configuration.store.kind == .postgres {
+                // A server that does not answer must not hold the listener back for the store's whole
+                // operation timeout: after a few seconds it is left to the background reconnects.
+                let opened = await StoreHealthService.withTimeout(.seconds(3)) {
+                    try await GatewayApp.openStore(toOpen, logger: openLogger)
+                }
+                store = try (opened ?? .failure(GatewayError(.unavailable, "no answer within 3 s"))).get()
+            } else {
+                store = try await GatewayApp.openStore(toOpen, logger: openLogger)
+            }
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
             throw ExitCode(2)
         } catch {
-            FileHandle.standardError.write(Data("trigger-gateway: cannot open the operation store: \(error)\n".utf8))
-            throw ExitCode(1)
+            let reason = (error as? GatewayError)?.message ?? "\(error)"
+            guard configuration.store.kind == .postgres else {
+                FileHandle.standardError.write(Data("trigger-gateway: cannot open the operation store: \(reason)\n".utf8))
+                throw ExitCode(1)
+            }
+            logger.warning(
+                "operation store unreachable at start-up: serving sync and stream triggers, async triggers answer 503 until it is reachable",
+                metadata: ["store": "\(GatewayApp.storeName(configuration))", "error": "\(reason)"]
+            )
+            store = nil
+        }
+        let storeConfiguration = configuration
+        let storeLogger = logger
+        var reopenStore: StoreHealthService.Opener?
+        if configuration.store.kind == .postgres {
+            reopenStore = { try await GatewayApp.openStore(storeConfiguration, logger: storeLogger) }
         }
         let app = GatewayApp(
             configuration: configuration,
@@ -68,6 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
             inProcessRunner: DemoPipelines(),
             logger: logger,
             store: store,
+            reopenStore: reopenStore,
             digest: digest
         )
         logger.info("configuration loaded", metadata: ["config.digest": "\(digest)", "config.source": "\(configuration.source)"])

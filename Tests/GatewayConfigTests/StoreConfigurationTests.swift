@@ -28,6 +28,7 @@ struct StoreConfigurationTests {
               workers: 8
               poll_interval: 100ms
               max_wait: 30s
+              health_interval: 500ms
             """
         let store = try GatewayConfiguration.parse(yaml: yaml, source: "t.yaml").store
         #expect(
@@ -36,7 +37,7 @@ struct StoreConfigurationTests {
                     kind: .postgres, url: "postgres://tg:pw@127.0.0.1:5433/ops", tablePrefix: "gw_",
                     lease: .seconds(2), maxAttempts: 5, retryBackoff: .milliseconds(250),
                     maxRetryBackoff: .seconds(10), retention: .seconds(86400), workers: 8,
-                    pollInterval: .milliseconds(100), maxWait: .seconds(30)
+                    pollInterval: .milliseconds(100), maxWait: .seconds(30), healthInterval: .milliseconds(500)
                 ))
     }
 
@@ -54,6 +55,8 @@ struct StoreConfigurationTests {
             ("store: {retry_backoff: 5s, max_retry_backoff: 1s}", "t.yaml: store.max_retry_backoff: 1s is shorter"),
             ("store: {table_prefix: Bad-Prefix}", "t.yaml: store.table_prefix: \"Bad-Prefix\" may only use"),
             ("store: {leese: 1s}", "t.yaml: store.leese: unknown key (did you mean \"lease\"?)"),
+            ("store: {health_interval: 49ms}", "t.yaml: store.health_interval: 49ms is too short: must be at least 50ms"),
+            ("store: {health_interval: 2001ms}", "t.yaml: store.health_interval: must be at most 2s"),
         ])
     func errors(yaml: String, expected: String) {
         do {

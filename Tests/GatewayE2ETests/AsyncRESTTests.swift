@@ -270,5 +270,6 @@ final class UnavailableStore: OperationStore {
         throw unavailable()
     }
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
+    func probe(instance: String, now: Date) async throws { throw unavailable() }
     func close() async throws {}
 }

@@ -43,12 +43,14 @@ package struct TestGateway: Sendable {
 /// builds it, then shuts it down gracefully, also when `body` throws. `inProcessRunner` serves the embedded
 /// default's `demo` namespace; pass one to watch its `cancellations`.
 ///
-/// The operation store is `store` when given (tests inject failing stores), else the configured one; a
-/// SQLite store lives in a fresh temporary data directory, removed afterwards.
+/// The operation store is `store` when given (tests inject failing stores), else the configured one (passed
+/// through `wrapStore`, so a test can interpose on a real store); a SQLite store lives in a fresh temporary
+/// data directory, removed afterwards.
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
     inProcessRunner: DemoPipelines = DemoPipelines(),
     store injectedStore: (any OperationStore)? = nil,
+    wrapStore: (any OperationStore) -> any OperationStore = { $0 },
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
@@ -65,7 +67,7 @@ package func withTestGateway<T: Sendable>(
     if let injectedStore {
         store = injectedStore
     } else {
-        store = try await GatewayApp.openStore(configuration, logger: logger)
+        store = wrapStore(try await GatewayApp.openStore(configuration, logger: logger))
     }
     let app = GatewayApp(
         configuration: configuration,

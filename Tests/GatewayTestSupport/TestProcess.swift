@@ -94,6 +94,9 @@ package enum TestProcess {
             }
         }
 
+        /// What the child wrote to stderr (its log) so far (the same as `logged`).
+        package var printedErrors: String { logged }
+
         /// How many times `text` occurs in what the child printed, waiting up to `timeout` for at least
         /// `atLeast` of them (polled: the output arrives from another thread).
         package func occurrences(of text: String, atLeast: Int = 1, timeout: Duration) async -> Int {

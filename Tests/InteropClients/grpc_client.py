@@ -147,6 +147,36 @@ def main():
                 "pipeline_liveness": live.health_check_response.status,
                 "grpc_health": check_status,
             }
+        elif scenario == "health-check":
+            # grpc.health.v1.Health/Check for one service: {"status": N} or the gRPC error.
+            service = extra[0].encode() if extra else b""
+            request = (b"\x0a" + bytes([len(service)]) + service) if service else b""
+            raw = channel.unary_unary(
+                "/grpc.health.v1.Health/Check", request_serializer=lambda b: b, response_deserializer=lambda b: b
+            )(request, timeout=10)
+            out = {"status": raw[1] if len(raw) == 2 and raw[0] == 0x08 else 0}
+        elif scenario == "health-watch":
+            # grpc.health.v1.Health/Watch: collects statuses until COUNT arrived (then cancels) or the server
+            # ends the call. After the first message, READY_FILE is created so the test knows the watch is on.
+            service, count, ready_file = extra[0].encode(), int(extra[1]), extra[2]
+            request = (b"\x0a" + bytes([len(service)]) + service) if service else b""
+            call = channel.unary_stream(
+                "/grpc.health.v1.Health/Watch", request_serializer=lambda b: b, response_deserializer=lambda b: b
+            )(request, timeout=float(extra[3]) if len(extra) > 3 else 60)
+            statuses = []
+            out = {}
+            try:
+                for raw in call:
+                    statuses.append(raw[1] if len(raw) == 2 and raw[0] == 0x08 else 0)
+                    if len(statuses) == 1:
+                        open(ready_file, "w").close()
+                    if len(statuses) >= count:
+                        call.cancel()
+                        break
+                out["code"] = "OK" if len(statuses) < count else "STOPPED"
+            except grpc.RpcError as e:
+                out.update(error(e))
+            out["statuses"] = statuses
         elif scenario == "unknown":
             call = channel.unary_unary(
                 "/pipeline.pipeline.v1beta.PipelinePublicService/NoSuchMethod",

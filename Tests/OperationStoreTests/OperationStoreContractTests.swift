@@ -455,4 +455,32 @@ struct OperationStoreContractTests {
             try await reopened.close()
         }
     }
+
+    @Test(
+        "a probe is a real write: it succeeds again and again, for several instances, and touches no operation",
+        arguments: StoreKind.allCases)
+    func probeWritesHeartbeat(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let (queued, _) = try await store.enqueue(Fixtures.request(), idempotencyKey: nil)
+            for round in 0..<3 {
+                try await store.probe(instance: "instance-a", now: Fixtures.now() + Double(round))
+                try await store.probe(instance: "instance-b", now: Fixtures.now() + Double(round))
+            }
+            try await harness.withPeer { peer in try await peer.probe(instance: "instance-a", now: Fixtures.now()) }
+            #expect(try await store.get(id: queued.id) == queued)
+            let page = try await store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.map(\.id) == [queued.id])
+        }
+    }
+
+    @Test("a probe of a closed store fails as unavailable, with nothing internal in its message", arguments: StoreKind.allCases)
+    func probeAfterClose(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let second = try await harness.open()
+            try await second.close()
+            let error = await gatewayError { try await second.probe(instance: "closed", now: Fixtures.now()) }
+            #expect(error?.code == .unavailable)
+            #expect(error?.message == OperationStoreErrors.unavailableMessage)
+        }
+    }
 }

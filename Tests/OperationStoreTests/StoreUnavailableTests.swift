@@ -40,6 +40,10 @@ struct StoreUnavailableTests {
             _ = try await SQLiteOperationStore.open(.init(dataDirectory: file.appendingPathComponent("data").path))
         }
         #expect(error?.code == .unavailable)
+        // Said for the operator at start-up: the path and the OS's reason, not Foundation's error domain.
+        #expect(error?.message.contains(file.appendingPathComponent("data").path) == true, "\(String(describing: error))")
+        #expect(error?.message.contains("Not a directory") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("NSCocoaErrorDomain") == false)
     }
 
     @Test("an SQLite store used after close fails as unavailable and returns no id")
@@ -50,6 +54,8 @@ struct StoreUnavailableTests {
         try await store.close()
         let error = await gatewayError { _ = try await store.enqueue(Fixtures.request(), idempotencyKey: nil) }
         #expect(error?.code == .unavailable)
+        // What a client would read: no path, no driver type.
+        #expect(error?.message == OperationStoreErrors.unavailableMessage)
     }
 
     @Test(

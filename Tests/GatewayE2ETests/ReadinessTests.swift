@@ -1,0 +1,346 @@
+import FoundationEssentials
+import GatewayTestSupport
+import NIOCore
+import OperationStore
+import Synchronization
+import Testing
+import TriggerModel
+
+/// Readiness per component (issue 9, item 3): the gateway is ready while it serves, whatever the store
+/// does; async mode is its own component that follows the store within 5 s; async triggers fail fast while
+/// it is down; liveness never moves. Driven with real clients (TestHTTPClient, grpcio) against real
+/// gateway processes and a PostgreSQL server the test stops and starts.
+@Suite("readiness per component, with PostgreSQL stopped and started under the gateway", .serialized)
+struct ReadinessTests {
+    static var gatewayPath: String { TestProcess.productsDirectory.appendingPathComponent("trigger-gateway").path }
+
+    /// How long readiness may take to follow the store (issue 9: within 5 s).
+    static let bound = Duration.seconds(5)
+
+    static func writeConfig(postgresURL: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tg-ready-\(UUID().uuidString).yaml")
+        let prefix = "r\(UUID().uuidString.prefix(8).lowercased())_"
+        try """
+        store: {kind: postgres, url: "\(postgresURL)", table_prefix: \(prefix), health_interval: 200ms, poll_interval: 100ms}
+        """.write(to: path, atomically: true, encoding: .utf8)
+        return path.path
+    }
+
+    static func startGateway(config: String) async throws -> TestProcess.Server {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-ready-\(UUID().uuidString)").path
+        return try await TestProcess.Server.start(
+            gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--config", config])
+    }
+
+    /// Polls `GET path` until it answers `status`; returns how long that took (nil: not within `timeout`).
+    static func waitForStatus(
+        _ status: Int,
+        _ path: String,
+        port: Int,
+        timeout: Duration = .seconds(30)
+    ) async throws -> Duration? {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let client = try await TestHTTPClient.connect(port: port)
+        defer { Task { await client.close() } }
+        while clock.now - start < timeout {
+            if try await client.request("GET", path).status == status { return clock.now - start }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    static func readiness(_ client: TestHTTPClient, _ path: String = "/readyz") async throws -> (Int, [String: Any]) {
+        let response = try await client.request("GET", path)
+        return (response.status, try json(response.body))
+    }
+
+    static func syncTrigger(_ client: TestHTTPClient) async throws -> Int {
+        try await client.request(
+            "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger",
+            headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "still here"]]]])
+        ).status
+    }
+
+    /// Nothing a client reads may name a server path, Foundation's error domain or a driver type.
+    static func expectNothingInternal(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        for leak in ["NSCocoaErrorDomain", "PSQLError", "PostgresNIO", "SQLiteError", "/tmp/", "/dev/shm", ".sqlite"] {
+            #expect(!text.contains(leak), "\(text)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("h1 and grpc readiness: PostgreSQL stopped then started under a running gateway flips only async, within 5 s")
+    func postgresStoppedAndStartedUnderGateway() async throws {
+        try await ThrowawayPostgres.with { postgres in
+            try await postgres.start()
+            let config = try Self.writeConfig(postgresURL: postgres.url())
+            defer { try? FileManager.default.removeItem(atPath: config) }
+            let gateway = try await Self.startGateway(config: config)
+            defer { Task { await gateway.stop() } }
+            let port = gateway.port
+            try #require(try await Self.waitForStatus(200, "/readyz?component=async", port: port) != nil)
+            let client = try await TestHTTPClient.connect(port: port)
+            let async = try await AsyncClient.connect(port: port)
+
+            var (status, body) = try await Self.readiness(client)
+            #expect(status == 200)
+            #expect(body["status"] as? String == "SERVING")
+            #expect(body["components"] as? [String: String] == ["gateway": "SERVING", "async": "SERVING"])
+            #expect(try await Peers.grpcio("health-check", port: port, ["trigger.async"])["status"] as? Int == 1)
+            let accepted = try await async.trigger("upper", ["p": "before"])
+            #expect(accepted.status == 200, "\(accepted.json)")
+
+            // A watcher of trigger.async sees SERVING, then NOT_SERVING when the store goes.
+            let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-watch-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: readyFile) }
+            async let watched = Peers.grpcio("health-watch", port: port, ["trigger.async", "2", readyFile, "30"])
+            let clock = ContinuousClock()
+            let watchStart = clock.now
+            while !FileManager.default.fileExists(atPath: readyFile), clock.now - watchStart < .seconds(20) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+
+            try await postgres.stop()
+            let down = try await Self.waitForStatus(503, "/readyz?component=async", port: port)
+            #expect(down != nil && down! <= Self.bound, "async readiness took \(String(describing: down)) to follow the outage")
+            let watch = try await watched
+            #expect(watch["statuses"] as? [Int] == [1, 2], "\(watch)")
+
+            (status, body) = try await Self.readiness(client)
+            #expect(status == 200, "overall readiness does not depend on the store")
+            #expect(body["components"] as? [String: String] == ["gateway": "SERVING", "async": "NOT_SERVING"])
+            (status, body) = try await Self.readiness(client, "/v1beta/__readiness")
+            #expect(status == 200)
+            #expect((body["health_check_response"] as? [String: String])?["status"] == "SERVING_STATUS_SERVING")
+            #expect(try await client.request("GET", "/healthz").status == 200)
+            #expect(try await client.request("GET", "/v1beta/__liveness").status == 200)
+            let health = try await Peers.grpcio("health", port: port)
+            #expect(health["pipeline_readiness"] as? Int == 1)
+            #expect(health["mgmt_readiness"] as? Int == 1)
+            #expect(health["pipeline_liveness"] as? Int == 1)
+            #expect(health["grpc_health"] as? Int == 1)
+            #expect(try await Peers.grpcio("health-check", port: port, ["trigger.async"])["status"] as? Int == 2)
+
+            // Async fails fast (no 10 s store timeout) and says when to come back; sync keeps working.
+            let started = clock.now
+            let refused = try await async.client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
+                headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "during"]]]]))
+            #expect(clock.now - started < .seconds(2))
+            #expect(refused.status == 503)
+            #expect(refused.header("retry-after") != nil)
+            Self.expectNothingInternal(refused.bodyString)
+            let grpcRefused = try await AsyncGRPCTests.run("async", port: port, ["upper", #"[{"p":"grpc during"}]"#])
+            #expect(grpcRefused["code"] as? String == "UNAVAILABLE", "\(grpcRefused)")
+            Self.expectNothingInternal("\(grpcRefused)")
+            #expect(try await Self.syncTrigger(client) == 200)
+            // Reads of operations answer 503 with Retry-After too, and nothing internal.
+            let read = try await client.request("GET", "/v1beta/operations")
+            #expect(read.status == 503)
+            #expect(read.header("retry-after") != nil)
+            Self.expectNothingInternal(read.bodyString)
+
+            try await postgres.start()
+            let up = try await Self.waitForStatus(200, "/readyz?component=async", port: port)
+            #expect(up != nil && up! <= Self.bound, "async readiness took \(String(describing: up)) to follow the return")
+            #expect(try await Peers.grpcio("health-check", port: port, ["trigger.async"])["status"] as? Int == 1)
+            let after = try await async.trigger("upper", ["p": "after"])
+            #expect(after.status == 200, "\(after.json)")
+            let name = try #require(after.json.operationName)
+            #expect(try await async.waitDone(name).metadataState == "succeeded")
+            #expect(try await Self.syncTrigger(client) == 200)
+            await client.close()
+            await async.client.close()
+            #expect(await gateway.stop() == 0)
+        }
+    }
+
+    @Test("a gateway started with PostgreSQL down serves sync, answers async 503, and takes async once it is up")
+    func startedWithPostgresDown() async throws {
+        try await ThrowawayPostgres.with { postgres in
+            // The cluster exists but its server is not running: connections are refused.
+            let config = try Self.writeConfig(postgresURL: postgres.url(password: "hunter2secret"))
+            defer { try? FileManager.default.removeItem(atPath: config) }
+            let gateway = try await Self.startGateway(config: config)
+            defer { Task { await gateway.stop() } }
+            let port = gateway.port
+            let client = try await TestHTTPClient.connect(port: port)
+
+            #expect(try await Self.syncTrigger(client) == 200)
+            var (status, body) = try await Self.readiness(client)
+            #expect(status == 200)
+            #expect(body["components"] as? [String: String] == ["gateway": "SERVING", "async": "NOT_SERVING"])
+            (status, body) = try await Self.readiness(client, "/readyz?component=async")
+            #expect(status == 503)
+            #expect(body["status"] as? String == "NOT_SERVING")
+            let refused = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
+                headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "early"]]]]))
+            #expect(refused.status == 503)
+            #expect(refused.header("retry-after") != nil)
+            Self.expectNothingInternal(refused.bodyString)
+
+            let log = gateway.printedErrors
+            let warnings = log.split(separator: "\n").filter { $0.contains("operation store unreachable at start-up") }
+            #expect(warnings.count == 1, "\(log)")
+            #expect(warnings.first?.contains("127.0.0.1:\(postgres.port)") == true, "\(log)")
+            #expect(!log.contains("hunter2secret"), "\(log)")
+
+            try await postgres.start()
+            let up = try await Self.waitForStatus(200, "/readyz?component=async", port: port)
+            #expect(up != nil && up! <= Self.bound, "async readiness took \(String(describing: up)) after the start")
+            let async = try await AsyncClient.connect(port: port)
+            let accepted = try await async.trigger("upper", ["p": "later"])
+            #expect(accepted.status == 200, "\(accepted.json)")
+            let name = try #require(accepted.json.operationName)
+            #expect(try await async.waitDone(name).metadataState == "succeeded")
+            #expect(!gateway.printedErrors.contains("hunter2secret"))
+            await client.close()
+            await async.client.close()
+            #expect(await gateway.stop() == 0)
+        }
+    }
+
+    @Test("an SQLite data dir that cannot be written stops start-up with one line naming the path")
+    func sqliteDataDirNotWritable() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-file-\(UUID().uuidString)")
+        try Data("x".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let dataDir = file.appendingPathComponent("data").path
+        let output = try await TestProcess.run(Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        #expect(output.status != 0)
+        let lines = output.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(output.stderr)")
+        #expect(output.stderr.contains(dataDir), "\(output.stderr)")
+        #expect(output.stderr.contains("Not a directory"), "\(output.stderr)")
+        #expect(!output.stderr.contains("NSCocoaErrorDomain"), "\(output.stderr)")
+        #expect(!output.stdoutString.contains("listening on"))
+    }
+
+    @Test("grpc Health/Watch of the whole gateway sees it drain: SERVING, then NOT_SERVING, and the call ends")
+    func watchSeesDrain() async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-ready-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let gateway = try await TestProcess.Server.start(
+            Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        defer { Task { await gateway.stop() } }
+        let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-watch-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: readyFile) }
+        async let watched = Peers.grpcio("health-watch", port: gateway.port, ["", "5", readyFile, "30"])
+        let clock = ContinuousClock()
+        let start = clock.now
+        while !FileManager.default.fileExists(atPath: readyFile), clock.now - start < .seconds(20) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(await gateway.stop() == 0)
+        let watch = try await watched
+        #expect(watch["statuses"] as? [Int] == [1, 2], "\(watch)")
+        #expect(watch["code"] as? String == "OK", "\(watch)")
+    }
+
+    @Test("grpc health: unknown services answer NOT_FOUND on Check and SERVICE_UNKNOWN on Watch; known ones SERVING")
+    func healthServices() async throws {
+        try await withTestGateway { gateway in
+            let port = gateway.port
+            #expect(try await Peers.grpcio("health-check", port: port, [""])["status"] as? Int == 1)
+            #expect(try await Peers.grpcio("health-check", port: port, ["trigger.async"])["status"] as? Int == 1)
+            let unknown = try await Peers.grpcio("health-check", port: port, ["no.such.service"])
+            #expect(unknown["code"] as? String == "NOT_FOUND", "\(unknown)")
+            let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-watch-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: readyFile) }
+            let watch = try await Peers.grpcio("health-watch", port: port, ["no.such.service", "1", readyFile, "30"])
+            #expect(watch["statuses"] as? [Int] == [3], "\(watch)")
+
+            let client = try await gateway.client()
+            let response = try await client.request("GET", "/readyz")
+            #expect(response.status == 200)
+            let body = try json(response.body)
+            #expect(body["components"] as? [String: String] == ["gateway": "SERVING", "async": "SERVING"])
+            #expect(try await client.request("GET", "/readyz?component=async").status == 200)
+            #expect(try await client.request("GET", "/readyz?component=nope").status == 404)
+            await client.close()
+        }
+    }
+
+    @Test("h1 readiness: a store whose writes fail flips async to 503 within 5 s and back, sync untouched")
+    func storeNotWritable() async throws {
+        let wrapped = Mutex<WriteFailingStore?>(nil)
+        try await withTestGateway(
+            yaml: "store: {health_interval: 100ms}\n",
+            wrapStore: { base in
+                let store = WriteFailingStore(base)
+                wrapped.withLock { $0 = store }
+                return store
+            }
+        ) { gateway in
+            let store = try #require(wrapped.withLock { $0 })
+            let client = try await gateway.client()
+            #expect(try await Self.waitForStatus(200, "/readyz?component=async", port: gateway.port) != nil)
+            store.failing.withLock { $0 = true }
+            let down = try await Self.waitForStatus(503, "/readyz?component=async", port: gateway.port)
+            #expect(down != nil && down! <= Self.bound, "\(String(describing: down))")
+            let refused = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
+                headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "x"]]]]))
+            #expect(refused.status == 503)
+            #expect(refused.header("retry-after") != nil)
+            #expect(try await Self.syncTrigger(client) == 200)
+            #expect(try await client.request("GET", "/readyz").status == 200)
+            store.failing.withLock { $0 = false }
+            let up = try await Self.waitForStatus(200, "/readyz?component=async", port: gateway.port)
+            #expect(up != nil && up! <= Self.bound, "\(String(describing: up))")
+            let accepted = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
+                headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "y"]]]]))
+            #expect(accepted.status == 200, "\(accepted.bodyString)")
+            await client.close()
+        }
+    }
+}
+
+/// A real SQLite store whose writes fail while `failing` is set, as on a full or read-only disk.
+final class WriteFailingStore: OperationStore {
+    let base: any OperationStore
+    let failing = Mutex(false)
+
+    init(_ base: any OperationStore) { self.base = base }
+
+    private func check() throws {
+        if failing.withLock({ $0 }) { throw GatewayError(.unavailable, OperationStoreErrors.unavailableMessage) }
+    }
+
+    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (operation: Operation, created: Bool) {
+        try check()
+        return try await base.enqueue(request, idempotencyKey: idempotencyKey)
+    }
+    func get(id: String) async throws -> Operation? { try await base.get(id: id) }
+    func list(filter: OperationFilter, pageSize: Int, pageToken: String?) async throws -> (
+        operations: [Operation], nextPageToken: String?
+    ) { try await base.list(filter: filter, pageSize: pageSize, pageToken: pageToken) }
+    func cancel(id: String) async throws -> Operation {
+        try check()
+        return try await base.cancel(id: id)
+    }
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+        try check()
+        return try await base.claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now)
+    }
+    func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        try check()
+        return try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
+    }
+    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        try check()
+        return try await base.complete(id: id, owner: owner, result: result, now: now)
+    }
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        try check()
+        return try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+    }
+    func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
+    func probe(instance: String, now: Date) async throws {
+        try check()
+        try await base.probe(instance: instance, now: now)
+    }
+    func close() async throws { try await base.close() }
+}

@@ -1,0 +1,133 @@
+package import Foundation
+
+/// A PostgreSQL cluster of the test's own (initdb + pg_ctl on a temporary directory and a free loopback
+/// port, as `scripts/with-postgres.sh` makes one), so a test can stop and start the server under a running
+/// gateway. As root the server runs as the `postgres` OS user (PostgreSQL refuses root).
+package final class ThrowawayPostgres: Sendable {
+    package let port: Int
+    private let directory: String
+    private let pgCtl: String
+
+    /// The server binaries are installed (`scripts/test` installs them).
+    package static var isAvailable: Bool { binary("initdb") != nil && binary("pg_ctl") != nil }
+
+    /// `postgres://postgres[:password]@127.0.0.1:<port>/postgres` (trust auth: a password is ignored).
+    package func url(password: String? = nil) -> String {
+        "postgres://postgres\(password.map { ":\($0)" } ?? "")@127.0.0.1:\(port)/postgres"
+    }
+
+    private init(port: Int, directory: String, pgCtl: String) {
+        self.port = port
+        self.directory = directory
+        self.pgCtl = pgCtl
+    }
+
+    /// Makes the cluster (not started) and runs `body`; always stops and deletes it afterwards.
+    package static func with<T: Sendable>(_ body: (ThrowawayPostgres) async throws -> T) async throws -> T {
+        guard let initdb = binary("initdb"), let pgCtl = binary("pg_ctl") else {
+            throw SetupError("initdb and pg_ctl not found (install postgresql, see scripts/setup.sh)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pg-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        if getuid() == 0 { _ = try await TestProcess.run("/usr/bin/chown", ["postgres:", directory]) }
+        let made = try await runAsServerUser(
+            initdb, ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        guard made.status == 0 else { throw SetupError("initdb failed: \(made.stderr)") }
+        let cluster = ThrowawayPostgres(port: try freePort(), directory: directory, pgCtl: pgCtl)
+        do {
+            let value = try await body(cluster)
+            await cluster.remove()
+            return value
+        } catch {
+            await cluster.remove()
+            throw error
+        }
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    package func start() async throws {
+        let started = try await Self.runAsServerUser(
+            pgCtl,
+            [
+                "start", "-D", "\(directory)/data", "-w", "-t", "60", "-l", "\(directory)/server.log", "-o",
+                "-h 127.0.0.1 -p \(port) -k \(directory) -F -c max_connections=100",
+            ])
+        guard started.status == 0 else {
+            let log = (try? String(contentsOfFile: "\(directory)/server.log", encoding: .utf8)) ?? ""
+            throw SetupError("pg_ctl start failed: \(started.stderr) \(log)")
+        }
+    }
+
+    /// Stops the server (fast: open sessions are ended, as when a server goes away) and waits for it.
+    package func stop() async throws {
+        let stopped = try await Self.runAsServerUser(pgCtl, ["stop", "-D", "\(directory)/data", "-m", "fast", "-w"])
+        guard stopped.status == 0 else { throw SetupError("pg_ctl stop failed: \(stopped.stderr)") }
+    }
+
+    private func remove() async {
+        if FileManager.default.fileExists(atPath: "\(directory)/data/postmaster.pid") {
+            _ = try? await Self.runAsServerUser(pgCtl, ["stop", "-D", "\(directory)/data", "-m", "immediate", "-w"])
+        }
+    }
+
+    /// Runs a server tool with its output in a file and none of this process's descriptors: the server
+    /// that `pg_ctl start` leaves running would inherit them, and Foundation's `Process` (which learns of
+    /// a child's end from a socket the child inherits) and any pipe it held would then never see an end.
+    /// A Python shim forks, closes every descriptor above stderr in the child, execs the tool, and waits.
+    private static func runAsServerUser(_ executable: String, _ arguments: [String]) async throws -> TestProcess.Output {
+        let command = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable] : [executable]
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pgctl-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let shim = """
+            import os, sys
+            pid = os.fork()
+            if pid == 0:
+                out = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                os.closerange(3, 65536)
+                os.execv(sys.argv[2], sys.argv[2:])
+            sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+            """
+        var output = try await TestProcess.run("/usr/bin/python3", ["-c", shim, log] + command + arguments)
+        output.stderr += (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return output
+    }
+
+    private static func binary(_ name: String) -> String? {
+        if let found = TestProcess.which(name) { return found }
+        let root = "/usr/lib/postgresql"
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        for version in versions.sorted().reversed() {
+            let candidate = "\(root)/\(version)/bin/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// A loopback port nothing listens on now (bound, read, released).
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SetupError("socket failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw SetupError("bind failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    package struct SetupError: Error, CustomStringConvertible {
+        package var description: String
+        init(_ description: String) { self.description = description }
+    }
+}
