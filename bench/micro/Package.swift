@@ -6,7 +6,7 @@ import PackageDescription
 // The codecs' API is `package`-level, which no other package can see, and the root package exports only its
 // executables and GatewayFuzzing. So this package does not depend on the root package: its codec targets are
 // symbolic links to the root's own source directories (Sources/TriggerModel, ProtoCodec, WireCodecs,
-// CTriggerProtos) and to Sources/GatewayServer/ProtocolSniffer.swift. The code measured is the code that
+// CTriggerProtos, CZlib) and to Sources/GatewayServer/ProtocolSniffer.swift. The code measured is the code that
 // ships, compiled with the same settings; nothing is copied. Allocation counts come from ordo-one's
 // malloc-interposer, preloaded by bench/micro/run (ordo-one/benchmark itself needs swift-runtime-interposer
 // on Swift 6.3/Linux, which this machine's package mirror does not carry).
@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "CTriggerProtos",
             cSettings: [.unsafeFlags(["-Wno-unused-parameter"])],
@@ -35,7 +36,7 @@ let package = Package(
         .target(
             name: "WireCodecs",
             dependencies: [
-                "TriggerModel", "ProtoCodec", nioCore,
+                "TriggerModel", "ProtoCodec", "CZlib", nioCore,
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ],
             swiftSettings: swiftSettings

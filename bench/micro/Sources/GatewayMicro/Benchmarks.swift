@@ -199,26 +199,26 @@ enum Benchmarks {
 
         // Base64 alone (the data URI payload), both codecs the gateway carries.
         let raw = randomBytes(large)
-        var encoded = allocator.buffer(capacity: Base64Codec.encodedLength(large))
-        raw.withUnsafeReadableBytes { Base64Codec.encode($0, into: &encoded) }
+        var encoded = allocator.buffer(capacity: Base64.encodedLength(large))
+        raw.withUnsafeReadableBytes { Base64.encode($0, into: &encoded) }
         // Into a buffer reused across runs (the loop alone), and into a fresh buffer per run, sized as the
         // decoder asks (its 3 bytes of slack included), so page faults on new memory are counted too.
         var reused = allocator.buffer(capacity: large + 3)
-        list.append(MicroBenchmark(name: "base64 decode, WireCodecs, reused output (\(large >> 20) MiB decoded)",
+        list.append(MicroBenchmark(name: "base64 decode, TriggerModel, reused output (\(large >> 20) MiB decoded)",
                                    bytes: encoded.readableBytes) {
             reused.clear()
-            try encoded.withUnsafeReadableBytes { try Base64Codec.decode($0, into: &reused) }
+            try encoded.withUnsafeReadableBytes { try Base64.decode($0, into: &reused) }
             return reused.readableBytes
         })
-        list.append(MicroBenchmark(name: "base64 decode, WireCodecs, fresh output (\(large >> 20) MiB decoded)",
+        list.append(MicroBenchmark(name: "base64 decode, TriggerModel, fresh output (\(large >> 20) MiB decoded)",
                                    bytes: encoded.readableBytes) {
             var out = allocator.buffer(capacity: large + 3)
-            try encoded.withUnsafeReadableBytes { try Base64Codec.decode($0, into: &out) }
+            try encoded.withUnsafeReadableBytes { try Base64.decode($0, into: &out) }
             return out.readableBytes
         })
-        list.append(MicroBenchmark(name: "base64 encode, WireCodecs (\(large >> 20) MiB of bytes)", bytes: large) {
-            var out = allocator.buffer(capacity: Base64Codec.encodedLength(large))
-            raw.withUnsafeReadableBytes { Base64Codec.encode($0, into: &out) }
+        list.append(MicroBenchmark(name: "base64 encode, TriggerModel (\(large >> 20) MiB of bytes)", bytes: large) {
+            var out = allocator.buffer(capacity: Base64.encodedLength(large))
+            raw.withUnsafeReadableBytes { Base64.encode($0, into: &out) }
             return out.readableBytes
         })
         let uri = "data:application/octet-stream;base64," + String(buffer: encoded)
