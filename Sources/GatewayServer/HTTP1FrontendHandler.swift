@@ -310,6 +310,30 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         write(.error(error, requestID: requestID), keepAlive: false, context: context)
     }
 
+    /// llhttp's reason in words (`.invalidMethod` → "invalid method"): what was wrong, without the parser's
+    /// type or case name.
+    static func words(for error: HTTPParserError) -> String {
+        switch error {
+        case .invalidCharactersUsed: "invalid characters"
+        case .trailingGarbage: "bytes after the message"
+        case .invalidEOFState: "the connection ended inside a message"
+        case .headerOverflow: "headers too large"
+        case .closedConnection: "data after Connection: close"
+        case .invalidVersion: "invalid HTTP version"
+        case .invalidStatus: "invalid status"
+        case .invalidMethod: "invalid method"
+        case .invalidURL, .invalidHost, .invalidPort, .invalidPath, .invalidQueryString, .invalidFragment:
+            "invalid request target"
+        case .lfExpected: "a line must end with CRLF"
+        case .invalidHeaderToken: "invalid header field"
+        case .invalidContentLength: "invalid Content-Length"
+        case .unexpectedContentLength: "Content-Length where none may be"
+        case .invalidChunkSize: "invalid chunk size"
+        case .invalidConstant: "invalid protocol constant"
+        default: "not a valid request"
+        }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Parser errors (malformed request line, headers over llhttp's own cap): answer in JSON and close;
         // this connection's stream of bytes can no longer be trusted.
@@ -318,11 +342,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             // right after the head) and a lingering close is under way: closing now could lose that answer.
             return
         }
-        if error is HTTPParserError, case .idle = state {
+        if let parserError = error as? HTTPParserError, case .idle = state {
             let gatewayError: GatewayError =
-                (error as? HTTPParserError) == .headerOverflow
+                parserError == .headerOverflow
                 ? GatewayError(.headersTooLarge, "request headers exceed the parser's limit")
-                : GatewayError(.invalidArgument, "malformed HTTP/1.1 request: \(error)")
+                : GatewayError(.invalidArgument, "malformed HTTP/1.1 request: \(Self.words(for: parserError))")
             state = .closed
             write(.error(gatewayError, requestID: RequestID.make()), keepAlive: false, context: context)
             return

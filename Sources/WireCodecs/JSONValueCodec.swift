@@ -54,7 +54,9 @@ package enum JSONValueCodec {
             } catch let failure as JSONParseFailure {
                 return .failure(failure)
             } catch {
-                return .failure(JSONParseFailure(isSyntax: false, error: GatewayError(.invalidArgument, "\(error)")))
+                // A value the parser rejected on its own terms (a data URI, a limit) is already a GatewayError.
+                let gatewayError = error as? GatewayError ?? GatewayError(.invalidArgument, "invalid JSON value")
+                return .failure(JSONParseFailure(isSyntax: false, error: gatewayError))
             }
         }
         return try result.get()
