@@ -27,12 +27,19 @@ package final class AsyncDispatcher: Service {
     private let claims = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
 
+    /// Awaited before the first claim; when it throws, nothing is claimed (see `init`).
+    private let startGate: (@Sendable () async throws -> Void)?
+
+    /// `startGate`: what must be true before operations are claimed, e.g. the listener is bound. A gateway
+    /// whose start fails (a port already taken) must not claim queued work only to cut it a moment later.
     package init(
         operations: AsyncOperations,
         dispatcher: TriggerDispatcher,
         shutdownGrace: Duration,
-        logger: Logger
+        logger: Logger,
+        startGate: (@Sendable () async throws -> Void)? = nil
     ) {
+        self.startGate = startGate
         self.operations = operations
         self.currentDispatcher = Mutex(dispatcher)
         self.shutdownGrace = shutdownGrace
@@ -50,6 +57,14 @@ package final class AsyncDispatcher: Service {
     private var settings: StoreConfiguration { operations.settings }
 
     package func run() async throws {
+        if let startGate {
+            do {
+                try await startGate()
+            } catch {
+                logger.info("async dispatcher not started: the gateway did not start", metadata: ["error": "\(error)"])
+                return
+            }
+        }
         logger.info("async dispatcher started", metadata: ["dispatcher.instance": "\(instanceID)"])
         await withTaskGroup(of: Void.self) { workers in
             workers.addTask { await self.purgeLoop() }
@@ -171,7 +186,7 @@ package final class AsyncDispatcher: Service {
         case .finished(.failure(let error)):
             if Task.isCancelled {
                 // Shutdown cut the run: hand the operation back so it runs again soon, here or elsewhere.
-                await release(id, owner: owner, error: error)
+                await release(id, owner: owner)
                 return
             }
             let retry = Self.isRetryable(error) && operation.attempts < settings.maxAttempts
@@ -184,7 +199,7 @@ package final class AsyncDispatcher: Service {
             operations.completions.notify(id)
         case nil:
             // Cancelled before either child produced anything (shutdown).
-            await release(id, owner: owner, error: GatewayError(.cancelled, "the gateway shut down during the run"))
+            await release(id, owner: owner)
         }
     }
 
@@ -247,10 +262,19 @@ package final class AsyncDispatcher: Service {
         if !final { operations.dispatcherWake.signal() }
     }
 
-    private func release(_ id: String, owner: String, error: GatewayError) async {
+    /// Hands a run the gateway itself cut (shutdown) back to the queue without counting its attempt: a
+    /// gateway restarted again and again (a crash loop, a port that stays taken) must not use up an
+    /// operation's attempts. Outside the cancelled task, so the store call is not cancelled too.
+    private func release(_ id: String, owner: String) async {
         let store = self.store
+        let logger = self.logger
         _ = await Task {
-            try? await store.fail(id: id, owner: owner, error: error, retryAt: Date(), now: Date())
+            do {
+                _ = try await store.release(id: id, owner: owner, now: Date())
+            } catch {
+                // The lease expires and the operation is claimed again; that claim counts an attempt.
+                logger.warning("could not hand a cut run back", metadata: ["operation.id": "\(id)", "error": "\(error)"])
+            }
         }.value
     }
 

@@ -23,7 +23,7 @@ extension GatewayApp {
         } catch {
             logger.error(
                 "config reload refused; the running configuration stays",
-                metadata: ["config.error": "\(error)", "config.digest": "\(configStatus.snapshot.digest)"]
+                metadata: ["config.error": "\(error)", "config.running_digest": "\(configStatus.snapshot.digest)"]
             )
             configStatus.recordReload(.refused, digest: nil, at: now)
             return .refused

@@ -81,12 +81,31 @@ package final class GatewayApp: Sendable {
             )
         }
         self.operations = operations
+        let server = GatewayServer(
+            configuration: .init(
+                host: config.listenHost,
+                port: config.listenPort,
+                shutdownGrace: TimeAmount(config.timeouts.shutdownGrace),
+                maxConnections: config.limits.maxConnections
+            ),
+            services: Self.makeFrontendServices(
+                config,
+                dispatcher: dispatcher,
+                operations: operations,
+                configStatus: configStatus,
+                health: health,
+                logger: logger
+            ),
+            group: group
+        )
+        self.server = server
         self.asyncDispatcher = operations.map {
             AsyncDispatcher(
                 operations: $0,
                 dispatcher: dispatcher,
                 shutdownGrace: config.timeouts.shutdownGrace,
-                logger: logger
+                logger: logger,
+                startGate: { _ = try await server.localAddress() }
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
@@ -104,23 +123,6 @@ package final class GatewayApp: Sendable {
             )
         }
         self.generation = Mutex((configuration: config, pools: pools))
-        self.server = GatewayServer(
-            configuration: .init(
-                host: config.listenHost,
-                port: config.listenPort,
-                shutdownGrace: TimeAmount(config.timeouts.shutdownGrace),
-                maxConnections: config.limits.maxConnections
-            ),
-            services: Self.makeFrontendServices(
-                config,
-                dispatcher: dispatcher,
-                operations: operations,
-                configStatus: configStatus,
-                health: health,
-                logger: logger
-            ),
-            group: group
-        )
     }
 
     /// What a reload did.

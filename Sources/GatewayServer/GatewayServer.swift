@@ -106,6 +106,7 @@ package final class GatewayServer: Service {
                 .get()
         } catch {
             services.logger.error("cannot listen", metadata: ["listen.address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
+            let error = ListenFailure(host: configuration.host, port: configuration.port, error: error)
             let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
                 outcome = .failure(error)
                 return listening.withLock { w in defer { w = [] }; return w }

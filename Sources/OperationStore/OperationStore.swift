@@ -52,6 +52,11 @@ package protocol OperationStore: Sendable {
     /// owner, false (and nothing changes) otherwise.
     func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool
 
+    /// running → queued as if it had never been claimed: the lease is cleared and the claim's attempt is not
+    /// counted (the gateway itself cut the run, at shutdown, so the pipeline was not at fault). Only for the
+    /// lease owner; false (and nothing changes) otherwise.
+    func release(id: String, owner: String, now: Date) async throws -> Bool
+
     /// Deletes finished operations whose `finishedAt < finishedBefore`, with their blobs; returns how many.
     func purge(finishedBefore: Date) async throws -> Int
 

@@ -260,6 +260,17 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+        let query: PostgresQuery = """
+            UPDATE \(unescaped: operations) SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
+            not_before = \(now.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
+            WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
+            """
+        return try await bounded("release") { [self] in
+            try await !client.query(query, logger: logger).collect().isEmpty
+        }
+    }
+
     package func purge(finishedBefore: Date) async throws -> Int {
         let before = finishedBefore.storeMilliseconds
         return try await bounded("purge") { [self] in

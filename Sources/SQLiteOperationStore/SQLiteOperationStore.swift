@@ -306,6 +306,19 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+        try await serialized {
+            try await !query(
+                """
+                UPDATE operations SET state = 'queued', attempts = MAX(attempts - 1, 0), not_before = ?, \
+                lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ? \
+                RETURNING seq
+                """,
+                [.integer(Int(now.storeMilliseconds)), .text(id), .text(owner)]
+            ).isEmpty
+        }
+    }
+
     package func purge(finishedBefore: Date) async throws -> Int {
         try await serialized {
             let rows = try await query(

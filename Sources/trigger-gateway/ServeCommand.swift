@@ -122,15 +122,24 @@ struct ServeCommand: AsyncParsableCommand {
             )
         )
         let listenHost = configuration.listenHost
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            tasks.addTask {
-                // Tests and scripts start us on port 0 and read the port from this line.
-                let address = try await app.server.localAddress()
-                let line = "listening on \(address.ipAddress ?? listenHost):\(address.port ?? 0)\n"
-                FileHandle.standardOutput.write(Data(line.utf8))
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                tasks.addTask {
+                    // Tests and scripts start us on port 0 and read the port from this line.
+                    let address = try await app.server.localAddress()
+                    let host = address.ipAddress ?? listenHost
+                    let line = "listening on \(host.contains(":") ? "[\(host)]" : host):\(address.port ?? 0)\n"
+                    FileHandle.standardOutput.write(Data(line.utf8))
+                }
+                try await tasks.waitForAll()
             }
-            try await tasks.waitForAll()
+        } catch {
+            // One line naming the address and the reason, then a non-zero exit (what systemd shows).
+            var failure = error
+            do { _ = try await app.server.localAddress() } catch let listen as ListenFailure { failure = listen } catch {}
+            FileHandle.standardError.write(Data("trigger-gateway: \(failure)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

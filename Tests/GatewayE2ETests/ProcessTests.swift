@@ -115,8 +115,68 @@ struct ProcessTests {
                 environment: ["SWIFT_BACKTRACE": "enable=no"]
             )
             #expect(out.status == 1)
-            #expect(out.stderr.contains("Address already in use"), "\(out.stderr)")
+            // One clear last line naming the address and the reason (issue 9 item 5), no syscall signature.
+            let last = out.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            #expect(last == "trigger-gateway: cannot listen on 127.0.0.1:\(gateway.port): address already in use", "\(out.stderr)")
         }
+    }
+
+    @Test("restarts keep a queued operation's attempts: a cut run is handed back, a start that fails claims nothing")
+    func restartsKeepAttempts() async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-restarts-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-restarts-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: config) }
+        try "timeouts: {shutdown_grace: 200ms}\n".write(to: config, atomically: true, encoding: .utf8)
+        let arguments = ["serve", "--config", config.path, "--data-dir", dataDir]
+
+        // A run in progress at SIGTERM, cut when the grace runs out.
+        let first = try await TestProcess.Server.start(Self.gatewayPath, arguments + ["--listen", "127.0.0.1:0"])
+        let client = try await TestHTTPClient.connect(port: first.port)
+        let accepted = try await client.request(
+            "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger-async", headers: jsonHeaders,
+            body: ByteBuffer(string: #"{"data":[{"variable":{"ms":30000}}]}"#)
+        )
+        let name = try #require((try json(accepted.body)["operation"] as? [String: Any])?["name"] as? String)
+        func metadata(_ client: TestHTTPClient) async throws -> [String: Any] {
+            let response = try await client.request("GET", "/v1beta/\(name)")
+            return (try json(response.body)["operation"] as? [String: Any])?["metadata"] as? [String: Any] ?? [:]
+        }
+        let end = ContinuousClock.now + .seconds(10)
+        while try await metadata(client)["state"] as? String != "running", ContinuousClock.now < end {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await metadata(client)["state"] as? String == "running")
+        await client.close()
+        #expect(await first.stop() == 0)
+
+        // Two starts on a taken port: they exit 1 before claiming anything.
+        try await withTestGateway { taken in
+            for _ in 0..<2 {
+                let out = try await TestProcess.run(
+                    Self.gatewayPath, arguments + ["--listen", "127.0.0.1:\(taken.port)"],
+                    environment: ["SWIFT_BACKTRACE": "enable=no"]
+                )
+                #expect(out.status == 1, "\(out.stderr)")
+            }
+        }
+
+        // A good start runs it again as its first attempt, not its fourth.
+        let last = try await TestProcess.Server.start(Self.gatewayPath, arguments + ["--listen", "127.0.0.1:0"])
+        do {
+            let client = try await TestHTTPClient.connect(port: last.port)
+            let end = ContinuousClock.now + .seconds(10)
+            var seen: [String: Any] = [:]
+            repeat {
+                seen = try await metadata(client)
+                if seen["state"] as? String == "running" { break }
+                try await Task.sleep(for: .milliseconds(20))
+            } while ContinuousClock.now < end
+            #expect(seen["state"] as? String == "running", "\(seen)")
+            #expect(seen["attempts"] as? Int == 1, "\(seen)")
+            await client.close()
+        }
+        await last.stop()
     }
 
     @Test("without tokens the gateway refuses a non-loopback address unless auth: none")

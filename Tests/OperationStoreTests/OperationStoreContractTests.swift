@@ -267,6 +267,30 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "release hands a cut run back: queued at once, its attempt not counted, only by the lease owner",
+        arguments: StoreKind.allCases)
+    func releaseDoesNotCountTheAttempt(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            let t0 = Fixtures.now() + 1
+            let first = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
+            #expect(first.first?.attempts == 1)
+            #expect(try await store.release(id: id, owner: "B", now: t0 + 1) == false, "not the owner")
+            #expect(try await store.release(id: id, owner: "A", now: t0 + 1))
+            let released = try #require(try await store.get(id: id))
+            #expect(released.state == .queued)
+            #expect(released.attempts == 0)
+            #expect(released.leaseOwner == nil)
+            #expect(released.leaseExpiresAt == nil)
+            #expect(try await store.release(id: id, owner: "A", now: t0 + 1) == false, "no longer running")
+            // Claimable at once; the next claim is attempt 1 again.
+            let again = try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 1)
+            #expect(again.map(\.id) == [id])
+            #expect(again.first?.attempts == 1)
+        }
+    }
+
+    @Test(
         "cancel: queued and running can be cancelled, finished cannot, unknown is not found",
         arguments: StoreKind.allCases)
     func cancelRules(kind: StoreKind) async throws {

@@ -1,0 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+
+/// Why the listener could not bind, in one line an operator can act on: the address and the system's
+/// reason ("cannot listen on 127.0.0.1:8080: address already in use"), not a syscall signature.
+package struct ListenFailure: Error, CustomStringConvertible {
+    package var address: String
+    package var reason: String
+
+    init(host: String, port: Int, error: any Error) {
+        self.address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        if let error = error as? IOError {
+            self.reason = String(cString: strerror(error.errnoCode)).lowercased()
+        } else if error is SocketAddressError {
+            self.reason = "the address does not resolve"
+        } else {
+            self.reason = "\(error)"
+        }
+    }
+
+    package var description: String { "cannot listen on \(address): \(reason)" }
+}
