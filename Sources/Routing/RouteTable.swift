@@ -36,6 +36,11 @@ package struct RouteTable: Sendable {
 
     /// The winning route for `ref`, or nil when no route matches (the caller answers 404 NOT_FOUND).
     package func resolve(_ ref: PipelineRef) -> ResolvedRoute? {
+        // An id with a "/" (a REST segment that carried %2F) names no pipeline: Instill ids are single path
+        // segments, and a `*` route must not hand "ec/ho" to a backend as if it were one (issue 10, item 6).
+        if ref.namespace.contains("/") || ref.pipeline.contains("/") || ref.release?.contains("/") == true {
+            return nil
+        }
         var best: (entry: Entry, score: Int)?
         // Exact-namespace routes always outrank `*` ones, so look at the latter only when needed.
         for candidates in [byNamespace[ref.namespace] ?? [], anyNamespace] {

@@ -38,6 +38,14 @@ struct RouteTableTests {
         #expect(resolved.map { Self.table.entries[$0.routeIndex].route.pool } == pool)
     }
 
+    @Test(
+        "an id holding a slash (a %2F in its REST segment) matches no route, not even *",
+        arguments: [("ac/me", "echo", nil), ("acme", "ec/ho", nil), ("acme", "echo", "v/1")] as [(String, String, String?)]
+    )
+    func slashInIdMatchesNothing(namespace: String, pipeline: String, release: String?) {
+        #expect(Self.table.resolve(PipelineRef(namespace: namespace, pipeline: pipeline, release: release)) == nil)
+    }
+
     @Test("a route with a release matches only that release; without one, every release")
     func releaseMatching() {
         let table = RouteTable(routes: [
