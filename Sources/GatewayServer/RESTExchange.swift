@@ -251,7 +251,19 @@ extension RESTRequestHead {
             let mode: TriggerMode
             switch kind {
             case .async: mode = .async
-            case .stream: mode = .stream
+            case .stream:
+                // `:trigger-stream` only speaks SSE: a client that refuses it (q=0, or only other types) gets
+                // 406 rather than a body it said it cannot take (RFC 9110 §12.5.1, §15.5.7). No Accept is "*/*".
+                let accept = AcceptHeader(lines: all("accept"))
+                guard accept.accepts("text/event-stream") else {
+                    return fail(
+                        GatewayError(
+                            .notAcceptable,
+                            "this endpoint answers text/event-stream, which the Accept header excludes"
+                        )
+                    )
+                }
+                mode = .stream
             case .trigger:
                 guard let negotiated = Self.negotiateTriggerMode(AcceptHeader(lines: all("accept"))) else {
                     return fail(

@@ -175,6 +175,27 @@ struct HTTPSemanticsTests {
         }
     }
 
+    @Test("trigger-stream answers only SSE: 406 when Accept excludes it, SSE otherwise",
+          arguments: [
+            ([], 200),
+            (["*/*"], 200),
+            (["text/event-stream"], 200),
+            (["text/event-stream;q=0, application/json"], 406),
+            (["application/json"], 406),
+          ] as [([String], Int)])
+    func acceptOnTriggerStream(lines: [String], status: Int) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger-stream",
+                headers: jsonHeaders + lines.map { ("accept", $0) }, body: ByteBuffer(string: Self.body)
+            )
+            #expect(response.status == status, "\(lines): \(response.bodyString)")
+            if status == 200 { #expect(response.header("content-type") == "text/event-stream") }
+            await client.close()
+        }
+    }
+
     @Test("Accept is negotiated the same way over h2c")
     func acceptH2() async throws {
         let curl = try #require(TestProcess.which("curl"))
