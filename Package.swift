@@ -29,7 +29,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
@@ -64,8 +63,7 @@ let package = Package(
         .target(
             name: "WireCodecs",
             dependencies: [
-                "TriggerModel", "ProtoCodec", "CZlib", nioCore,
-                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                "TriggerModel", "CZlib", nioCore,
             ],
             swiftSettings: swiftSettings
         ),
@@ -73,26 +71,26 @@ let package = Package(
         // Configuration, routing, backends, modes.
         .target(
             name: "GatewayConfig",
-            dependencies: ["TriggerModel", .product(name: "Yams", package: "Yams")],
+            dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(name: "Routing", dependencies: ["TriggerModel", "GatewayConfig"], swiftSettings: swiftSettings),
         .target(
             name: "Backends",
             dependencies: [
-                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "GatewayConfig",
-                nioCore, nioPosix, nioHTTP1, logging,
+                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine",
+                nioCore, nioPosix, nioHTTP1,
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "TriggerDispatch",
-            dependencies: ["TriggerModel", "Routing", "Backends", "GatewayConfig", logging],
+            dependencies: ["TriggerModel", "Routing", "Backends"],
             swiftSettings: swiftSettings
         ),
 
         // Durable async operations: one protocol, two stores.
-        .target(name: "OperationStore", dependencies: ["TriggerModel", "WireCodecs", nioCore, logging, crypto], swiftSettings: swiftSettings),
+        .target(name: "OperationStore", dependencies: ["TriggerModel", nioCore, logging, crypto], swiftSettings: swiftSettings),
         .target(
             name: "SQLiteOperationStore",
             dependencies: ["OperationStore", "TriggerModel", nioCore, logging, .product(name: "SQLiteNIO", package: "sqlite-nio")],
@@ -130,7 +128,7 @@ let package = Package(
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore",
-                nioCore, nioPosix, logging, lifecycle, crypto,
+                nioCore, logging, lifecycle, crypto,
             ],
             swiftSettings: swiftSettings
         ),
@@ -139,14 +137,14 @@ let package = Package(
         .target(
             name: "DemoRunner",
             dependencies: [
-                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "Backends",
+                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine",
                 nioCore, nioPosix, nioHTTP1, logging, crypto,
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "demo-runner",
-            dependencies: ["DemoRunner", argumentParser, nioPosix, logging],
+            dependencies: ["DemoRunner", argumentParser, nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -154,6 +152,7 @@ let package = Package(
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
                 argumentParser, nioCore, nioPosix, logging, lifecycle,
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -181,26 +180,26 @@ let package = Package(
         ),
         .testTarget(
             name: "OperationStoreTests",
-            dependencies: ["OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, nioPosix, logging],
+            dependencies: ["OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BackendsTests",
-            dependencies: ["Backends", "DemoRunner", "TriggerModel", "WireCodecs", nioCore, nioPosix],
+            dependencies: ["Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
         .testTarget(name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
-        .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "WireCodecs", nioCore], swiftSettings: swiftSettings),
+        .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatewayE2ETests",
             dependencies: [
-                "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "WireCodecs",
-                "Backends", "OperationStore", "AsyncDispatch", "ProtoCodec", "GatewayApp", nioCore, nioPosix, nioHTTP1,
+                "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel",
+                "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1,
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Structural checks the compiler does not make: each C module is imported by exactly one Swift module.
+# Structural checks the compiler does not make: each C module is imported by exactly one Swift module, and
+# every target imports what it declares and declares what it imports (scripts/check-dependencies.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -17,4 +18,5 @@ check_owner() {
 check_owner CNghttp2 HTTP2Engine
 check_owner CTriggerProtos ProtoCodec
 check_owner CZlib WireCodecs
+python3 scripts/check-dependencies.py || fail=1
 exit $fail

@@ -21,7 +21,6 @@ let package = Package(
     name: "trigger-gateway-micro",
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
@@ -36,8 +35,7 @@ let package = Package(
         .target(
             name: "WireCodecs",
             dependencies: [
-                "TriggerModel", "ProtoCodec", "CZlib", nioCore,
-                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                "TriggerModel", "CZlib", nioCore,
             ],
             swiftSettings: swiftSettings
         ),
