@@ -161,9 +161,15 @@ final class GRPCBackendCall {
                     return
                 }
                 do {
-                    let result = try RunnerCodec.decodeRunResponse(message)
-                    finish(.success(()))
-                    unaryPromise?.succeed(result)
+                    switch try RunnerCodec.decodeRunOutcome(message) {
+                    case .success(let result):
+                        finish(.success(()))
+                        unaryPromise?.succeed(result)
+                    case .failure(let applicationError):
+                        // The pipeline ran and failed: the backend did its job (the call succeeded on the wire).
+                        finish(.success(()))
+                        unaryPromise?.fail(applicationError)
+                    }
                 } catch {
                     garbage("undecodable RunResponse: \(Self.describe(error))")
                 }

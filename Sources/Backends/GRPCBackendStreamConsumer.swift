@@ -22,6 +22,7 @@ final class GRPCBackendStreamConsumer: Sendable {
     private let group: any EventLoopGroup
     private let configuration: BackendPoolConfiguration
     private let makeHeaders: @Sendable () throws -> HTTP2Headers
+    private let balancer: EndpointBalancer
     private let state = Mutex(State.idle)
 
     init(
@@ -29,8 +30,10 @@ final class GRPCBackendStreamConsumer: Sendable {
         endpoint: GRPCBackendEndpoint,
         group: any EventLoopGroup,
         configuration: BackendPoolConfiguration,
+        balancer: EndpointBalancer,
         makeHeaders: @escaping @Sendable () throws -> HTTP2Headers
     ) {
+        self.balancer = balancer
         self.request = request
         self.endpoint = endpoint
         self.group = group
@@ -68,21 +71,32 @@ final class GRPCBackendStreamConsumer: Sendable {
             } onCancel: {
                 call.eventLoop.execute { call.value.cancel(cancelledError(peer)) }
             }
-            if event == nil { state.withLock { $0 = .done } }
+            switch event {
+            case nil: state.withLock { $0 = .done }
+            case .end?, .error?: balancer.recordSuccess(endpoint.index)
+            case .status?, .output?: break
+            }
             return event
         } catch {
             state.withLock { $0 = .done }
             if error is GRPCBackendCall.Refused { throw refusedError(peer) }
+            if (error as? GatewayError)?.code == .backendFailed { balancer.recordFailure(endpoint.index) }
             throw error
         }
     }
 
     private func start() async throws -> NIOLoopBoundBox<GRPCBackendCall> {
-        endpoint.outstanding.add(1, ordering: .relaxed)
-        defer { endpoint.outstanding.subtract(1, ordering: .relaxed) }
+        endpoint.health.outstanding.add(1, ordering: .relaxed)
+        defer { endpoint.health.outstanding.subtract(1, ordering: .relaxed) }
         let headers = try makeHeaders()
         let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
-        let connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
+        let connection: GRPCBackendConnection
+        do {
+            connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
+        } catch {
+            balancer.recordFailure(endpoint.index)
+            throw error
+        }
         let call = NIOLoopBoundBox.makeBoxSendingValue(
             GRPCBackendCall(streamingPeer: endpoint.peer, maxMessageBytes: configuration.maxResponseBytes),
             eventLoop: connection.eventLoop

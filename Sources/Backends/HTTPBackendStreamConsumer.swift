@@ -30,7 +30,7 @@ final class HTTPBackendStreamConsumer: Sendable {
 
     deinit {
         if case .running(let connection) = state.withLock({ $0 }) {
-            endpoint.outstanding.subtract(1, ordering: .relaxed)
+            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
             connection.close()
         }
     }
@@ -61,7 +61,9 @@ final class HTTPBackendStreamConsumer: Sendable {
         } catch {
             finish(connection, reuse: false)
             if Task.isCancelled { throw CancellationError() }
-            throw translate(error)
+            let translated = translate(error)
+            if (translated as? GatewayError)?.code == .backendFailed { transport.balancer.recordFailure(endpoint.index) }
+            throw translated
         }
         let event: TriggerEvent
         do {
@@ -85,10 +87,12 @@ final class HTTPBackendStreamConsumer: Sendable {
             }
         } catch {
             finish(connection, reuse: false)
+            if (error as? GatewayError)?.code == .backendFailed { transport.balancer.recordFailure(endpoint.index) }
             throw error
         }
         switch event {
         case .end, .error:
+            transport.balancer.recordSuccess(endpoint.index)
             // Nothing follows the final event; the connection is reusable only if the response is complete.
             let reusable = (try? await connection.finishStreaming().get()) ?? false
             finish(connection, reuse: reusable)
@@ -100,12 +104,13 @@ final class HTTPBackendStreamConsumer: Sendable {
 
     private func start() async throws -> HTTPBackendConnection {
         let (head, body) = transport.requestParts(request, endpoint: endpoint.endpoint, accept: SSEEncoder.contentType)
-        endpoint.outstanding.add(1, ordering: .relaxed)
+        endpoint.health.outstanding.add(1, ordering: .relaxed)
         let connection: HTTPBackendConnection
         do {
             connection = try await transport.acquire(endpoint, deadline: request.deadline)
         } catch {
-            endpoint.outstanding.subtract(1, ordering: .relaxed)
+            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+            transport.balancer.recordFailure(endpoint.index)
             throw error
         }
         state.withLock { $0 = .running(connection) }
@@ -125,7 +130,7 @@ final class HTTPBackendStreamConsumer: Sendable {
             return true
         }
         guard wasRunning else { return }
-        endpoint.outstanding.subtract(1, ordering: .relaxed)
+        endpoint.health.outstanding.subtract(1, ordering: .relaxed)
         if reuse {
             transport.release(connection, to: endpoint)
         } else {

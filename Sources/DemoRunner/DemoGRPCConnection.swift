@@ -134,6 +134,10 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
             do {
                 let result = try await runner.run(request)
                 outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunResponse(result)))
+            } catch let error as GatewayError where error.code.isApplication {
+                // The pipeline's own failure travels in the message with grpc-status OK (runner.proto), so the
+                // gateway never mistakes it for the runner failing.
+                outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunError(error)))
             } catch {
                 outcome = .failure(error)
             }

@@ -1,0 +1,183 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Synchronization
+import Testing
+
+/// Pools of real `demo-runner` processes losing an endpoint, and pipelines failing on purpose: what Envoy and
+/// nghttpx operators expect (issue 13).
+@Suite("backend pools: dead endpoints, safe retries, pipeline failures")
+struct PoolResilienceTests {
+    static let transports = ["http", "grpc"]
+
+    static func config(transport: String, ports: [Int], store: String = "") -> String {
+        let endpoints = ports.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", ")
+        return """
+            pools:
+              - {name: runner, transport: \(transport), endpoints: [\(endpoints)], request_timeout: 20s}
+            routes:
+              - {namespace: demo, pipeline: "*", pool: runner}
+            \(store)
+            """
+    }
+
+    static func startRunner(_ transport: String, port: Int = 0) async throws -> TestProcess.Server {
+        try await TestProcess.Server.start(
+            TestProcess.productsDirectory.appendingPathComponent("demo-runner").path,
+            ["--listen", "127.0.0.1:\(port)", "--transport", transport]
+        )
+    }
+
+    /// Sockets a process holds: its listener plus one per accepted connection (Linux /proc).
+    static func socketCount(_ pid: Int32) -> Int {
+        let dir = "/proc/\(pid)/fd"
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return fds.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)")) ?? "").hasPrefix("socket:") }
+            .count
+    }
+
+    @Test(
+        "one of two endpoints killed under 4 clients: at most one failed call per client, no failed async operation; back, it gets traffic again",
+        .timeLimit(.minutes(1)),
+        arguments: transports
+    )
+    func deadEndpoint(transport: String) async throws {
+        let a = try await Self.startRunner(transport)
+        let b = try await Self.startRunner(transport)
+        let portA = a.port
+        var revived: TestProcess.Server?
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+            revived?.signal(SIGKILL)
+        }
+        let yaml = Self.config(transport: transport, ports: [a.port, b.port], store: "store: {retry_backoff: 100ms}")
+        try await withTestGateway(yaml: yaml) { gateway in
+            let stop = Atomic(false)
+            let body = ByteBuffer(string: #"{"data":[{"variable":{"ms":20}}]}"#)
+            let failures = try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let client = try await gateway.client()
+                        var failed: [String] = []
+                        var calls = 0
+                        while !stop.load(ordering: .relaxed), calls < 2000 {
+                            calls += 1
+                            let response = try await client.request(
+                                "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
+                                body: body
+                            )
+                            if response.status != 200 { failed.append("\(response.status) \(response.bodyString)") }
+                        }
+                        await client.close()
+                        return failed
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(700))
+                a.signal(SIGKILL)
+                _ = await a.stop()
+                // Async work submitted while the endpoint is down.
+                let asyncClient = try await AsyncClient.connect(port: gateway.port)
+                var names: [String] = []
+                for i in 0..<6 {
+                    let (status, json) = try await asyncClient.trigger("echo", ["i": i])
+                    #expect(status == 200, "\(json)")
+                    if let name = json.operationName { names.append(name) }
+                }
+                try await Task.sleep(for: .seconds(3))
+                revived = try await Self.startRunner(transport, port: portA)
+                let back = revived!
+                // Back: new calls reach it after the ejection backoff (at most 5 s), with no health check.
+                let clock = ContinuousClock()
+                let deadline = clock.now + .seconds(12)
+                while Self.socketCount(back.pid) < 2, clock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(Self.socketCount(back.pid) >= 2, "the revived endpoint got no connection")
+                stop.store(true, ordering: .relaxed)
+                for name in names {
+                    let done = try await asyncClient.waitDone(name)
+                    #expect(done.metadataState == "succeeded", "\(done)")
+                }
+                await asyncClient.client.close()
+                var all: [[String]] = []
+                for try await failed in group { all.append(failed) }
+                return all
+            }
+            for failed in failures { #expect(failed.count <= 1, "\(failed)") }
+        }
+    }
+
+    @Test(
+        "a refused endpoint costs no call: each call goes to the live one",
+        .timeLimit(.minutes(1)),
+        arguments: transports
+    )
+    func refusedEndpoint(transport: String) async throws {
+        let live = try await Self.startRunner(transport)
+        let dead = try await Self.startRunner(transport)
+        let deadPort = dead.port
+        await dead.stop(signal: SIGKILL)
+        defer { live.signal(SIGKILL) }
+        try await withTestGateway(yaml: Self.config(transport: transport, ports: [deadPort, live.port])) { gateway in
+            let client = try await gateway.client()
+            for _ in 0..<20 {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"k":1}}]}"#)
+                )
+                #expect(response.status == 200, "\(response.bodyString)")
+            }
+            await client.close()
+        }
+    }
+
+    /// (code input, HTTP status, google.rpc code)
+    static let failCases: [(String, Int, Int)] = [("FAILED_PRECONDITION", 400, 9), ("5", 404, 5), ("UNAVAILABLE", 503, 14)]
+
+    @Test(
+        "fail with a chosen code: that code at REST sync and stream clients and gRPC clients, async attempts 1",
+        .timeLimit(.minutes(1)),
+        arguments: transports
+    )
+    func failWithCode(transport: String) async throws {
+        let runner = try await Self.startRunner(transport)
+        defer { runner.signal(SIGKILL) }
+        let yaml = Self.config(transport: transport, ports: [runner.port], store: "store: {max_attempts: 3, retry_backoff: 20ms}")
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            for (code, status, rpc) in Self.failCases {
+                let body = try jsonBody(["data": [["variable": ["message": "no \(code)", "code": code]]]])
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger", headers: jsonHeaders, body: body
+                )
+                #expect(response.status == status, "\(response.bodyString)")
+                #expect(try json(response.body)["code"] as? Int == rpc)
+                #expect(try json(response.body)["message"] as? String == "no \(code)")
+
+                let sse = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger-stream",
+                    headers: jsonHeaders + [("accept", "text/event-stream")], body: body
+                )
+                #expect(sse.bodyString.contains("PIPELINE_ERROR_UPDATED"), "\(sse.bodyString)")
+                #expect(sse.bodyString.contains("\"code\":\(rpc)"), "\(sse.bodyString)")
+            }
+            await client.close()
+
+            let asyncClient = try await AsyncClient.connect(port: gateway.port)
+            let (_, accepted) = try await asyncClient.trigger("fail", ["message": "async no", "code": "ABORTED"])
+            let done = try await asyncClient.waitDone(try #require(accepted.operationName))
+            #expect(done.metadataState == "failed", "\(done)")
+            let error = try #require(done["error"] as? [String: Any])
+            #expect(error["code"] as? Int == 10)
+            #expect(error["message"] as? String == "async no")
+            #expect((done["metadata"] as? [String: Any])?["attempts"] as? Int == 1)
+            await asyncClient.client.close()
+
+            let answer = try await Peers.grpcio(
+                "trigger", port: gateway.port, ["fail", #"[{"message":"grpc no","code":"OUT_OF_RANGE"}]"#]
+            )
+            #expect(answer["code"] as? String == "OUT_OF_RANGE", "\(answer)")
+        }
+    }
+}
