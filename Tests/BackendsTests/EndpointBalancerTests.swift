@@ -1,5 +1,6 @@
 import Backends
 import NIOCore
+import Synchronization
 import Testing
 
 /// The pick/eject/budget state machine, driven by an explicit clock: no sockets, no sleeps.

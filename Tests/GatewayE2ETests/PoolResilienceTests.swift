@@ -53,7 +53,7 @@ struct PoolResilienceTests {
         }
         let yaml = Self.config(transport: transport, ports: [a.port, b.port], store: "store: {retry_backoff: 100ms}")
         try await withTestGateway(yaml: yaml) { gateway in
-            let stop = Atomic(false)
+            let stop = StopFlag()
             let body = ByteBuffer(string: #"{"data":[{"variable":{"ms":20}}]}"#)
             let failures = try await withThrowingTaskGroup(of: [String].self) { group in
                 for _ in 0..<4 {
@@ -61,7 +61,7 @@ struct PoolResilienceTests {
                         let client = try await gateway.client()
                         var failed: [String] = []
                         var calls = 0
-                        while !stop.load(ordering: .relaxed), calls < 2000 {
+                        while !stop.value.load(ordering: .relaxed), calls < 2000 {
                             calls += 1
                             let response = try await client.request(
                                 "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
@@ -94,7 +94,7 @@ struct PoolResilienceTests {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 #expect(Self.socketCount(back.pid) >= 2, "the revived endpoint got no connection")
-                stop.store(true, ordering: .relaxed)
+                stop.value.store(true, ordering: .relaxed)
                 for name in names {
                     let done = try await asyncClient.waitDone(name)
                     #expect(done.metadataState == "succeeded", "\(done)")
@@ -180,4 +180,9 @@ struct PoolResilienceTests {
             #expect(answer["code"] as? String == "OUT_OF_RANGE", "\(answer)")
         }
     }
+}
+
+/// Tells the client loops of a test to end.
+final class StopFlag: Sendable {
+    let value = Atomic(false)
 }
