@@ -136,6 +136,7 @@ package final class AsyncDispatcher: Service {
         request.mode = .sync
         request.idempotencyKey = id
         request.deadline = nil
+        request.waitsForCapacity = true
         let call = request
         let keeper = WakeSignal()
         operations.registerLocalRun(id, keeper)

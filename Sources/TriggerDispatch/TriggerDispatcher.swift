@@ -31,7 +31,7 @@ package final class TriggerDispatcher: Sendable {
     /// Stream mode: the backend's events as they come. Throws before the first event only for routing
     /// errors, so a frontend can still answer those with a plain error response.
     package func runStream(_ request: TriggerRequest) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
-        try pool(for: request.ref).runStreaming(request)
+        try pool(for: request.ref).openStream(request)
     }
 
     /// Stream mode with the idle rule (issue 5, item 4): no total time limit, but a backend silent for

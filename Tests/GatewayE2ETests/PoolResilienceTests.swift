@@ -180,6 +180,83 @@ struct PoolResilienceTests {
             #expect(answer["code"] as? String == "OUT_OF_RANGE", "\(answer)")
         }
     }
+
+    static let tightPool = """
+        pools:
+          - {name: demo, transport: inprocess, max_concurrency: 1, max_queue: 0}
+        routes:
+          - {namespace: demo, pipeline: "*", pool: demo}
+        store: {max_attempts: 3, retry_backoff: 20ms}
+        """
+
+    @Test(
+        "a stream holds its slot: over the limit, SSE gets 503 + Retry-After and gRPC RESOURCE_EXHAUSTED before any byte",
+        .timeLimit(.minutes(1))
+    )
+    func streamHoldsSlot() async throws {
+        try await withTestGateway(yaml: Self.tightPool) { gateway in
+            let long = try await gateway.client()
+            let words = (0..<30).map { "w\($0)" }.joined(separator: " ")
+            let first = Task {
+                try await long.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/tokens/trigger-stream",
+                    headers: jsonHeaders + [("accept", "text/event-stream")],
+                    body: try jsonBody(["data": [["variable": ["prompt": words, "delay_ms": 100]]]])
+                )
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let client = try await gateway.client()
+            let refused = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/tokens/trigger-stream",
+                headers: jsonHeaders + [("accept", "text/event-stream")],
+                body: try jsonBody(["data": [["variable": ["prompt": "a b"]]]])
+            )
+            #expect(refused.status == 503, "\(refused.bodyString)")
+            #expect(refused.header("retry-after") == "1")
+            #expect(try json(refused.body)["code"] as? Int == 8)
+            let sync = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: try jsonBody(["data": [["variable": ["k": 1]]]])
+            )
+            #expect(sync.status == 503, "a sync call finds the slot taken by the stream too")
+            let answer = try await Peers.grpcio("stream", port: gateway.port, ["a b c"])
+            #expect(answer["code"] as? String == "RESOURCE_EXHAUSTED", "\(answer)")
+
+            let streamed = try await first.value
+            #expect(streamed.status == 200)
+            #expect(streamed.bodyString.contains("w29"))
+            // The stream ended: its slot is free again.
+            let after = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: try jsonBody(["data": [["variable": ["k": 1]]]])
+            )
+            #expect(after.status == 200, "\(after.bodyString)")
+            await client.close()
+            await long.close()
+        }
+    }
+
+    @Test(
+        "async work waits for capacity: 5 sleeps on a pool of 1 with no queue all succeed after one attempt",
+        .timeLimit(.minutes(1))
+    )
+    func asyncWaitsForCapacity() async throws {
+        try await withTestGateway(yaml: Self.tightPool) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            var names: [String] = []
+            for _ in 0..<5 {
+                let (status, json) = try await client.trigger("sleep", ["ms": 200])
+                #expect(status == 200, "\(json)")
+                names.append(try #require(json.operationName))
+            }
+            for name in names {
+                let done = try await client.waitDone(name)
+                #expect(done.metadataState == "succeeded", "\(done)")
+                #expect((done["metadata"] as? [String: Any])?["attempts"] as? Int == 1, "\(done)")
+            }
+            await client.client.close()
+        }
+    }
 }
 
 /// Tells the client loops of a test to end.
