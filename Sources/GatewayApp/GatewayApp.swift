@@ -247,7 +247,13 @@ extension BackendPoolConfiguration {
             requestTimeout: TimeAmount(pool.requestTimeout),
             maxConcurrency: pool.maxConcurrency,
             maxQueue: pool.maxQueue,
-            maxResponseBytes: limits.maxBodyBytes / 3 * 4 + (1 << 20)
+            maxResponseBytes: limits.maxBodyBytes / 3 * 4 + (1 << 20),
+            outlierDetection: OutlierDetection(
+                consecutiveFailures: pool.outlierConsecutiveFailures,
+                baseEjection: TimeAmount(pool.outlierBaseEjection),
+                maxEjection: TimeAmount(pool.outlierMaxEjection),
+                maxEjectedPercent: pool.outlierMaxEjectedPercent
+            )
         )
     }
 }

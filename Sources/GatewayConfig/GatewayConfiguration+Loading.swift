@@ -148,7 +148,7 @@ extension GatewayConfiguration {
                 at: "pools[\(i)]",
                 allowed: [
                     "name", "transport", "endpoints", "connect_timeout", "request_timeout", "max_concurrency",
-                    "max_queue",
+                    "max_queue", "outlier_detection",
                 ]
             )
             let nameNode = try require(m, "name", reader)
@@ -218,6 +218,28 @@ extension GatewayConfiguration {
             }
             if let n = m["max_queue"] {
                 pool.maxQueue = try reader.int(n, at: m.path("max_queue"), in: PoolConfiguration.maxQueueRange)
+            }
+            if let n = m["outlier_detection"] {
+                let o = try reader.mapping(
+                    n,
+                    at: m.path("outlier_detection"),
+                    allowed: ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
+                )
+                if let v = o["consecutive_failures"] {
+                    pool.outlierConsecutiveFailures = try reader.int(v, at: o.path("consecutive_failures"), in: 0...1000)
+                }
+                if let v = o["base_ejection"] {
+                    pool.outlierBaseEjection = try reader.duration(v, at: o.path("base_ejection"), minimum: oneMillisecond)
+                }
+                if let v = o["max_ejection"] {
+                    pool.outlierMaxEjection = try reader.duration(v, at: o.path("max_ejection"), minimum: oneMillisecond)
+                }
+                if let v = o["max_ejected_percent"] {
+                    pool.outlierMaxEjectedPercent = try reader.int(v, at: o.path("max_ejected_percent"), in: 0...100)
+                }
+                if pool.outlierMaxEjection < pool.outlierBaseEjection {
+                    throw reader.error(o.path("max_ejection"), n, "max_ejection must not be shorter than base_ejection")
+                }
             }
             pools.append(pool)
         }

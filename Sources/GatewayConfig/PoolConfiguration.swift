@@ -20,6 +20,12 @@ package struct PoolConfiguration: Sendable, Equatable {
     package var maxConcurrency: Int
     /// Calls allowed to wait for a slot; past that the gateway answers 503 / RESOURCE_EXHAUSTED.
     package var maxQueue: Int
+    /// `outlier_detection`: transport failures in a row that eject an endpoint (0: off), the first ejection's
+    /// length (doubling per ejection in a row up to `max_ejection`), and the most of the pool ejected at once.
+    package var outlierConsecutiveFailures = 3
+    package var outlierBaseEjection: Duration = .seconds(1)
+    package var outlierMaxEjection: Duration = .seconds(5)
+    package var outlierMaxEjectedPercent = 50
 
     package init(
         name: String,

@@ -116,6 +116,16 @@ struct ConfigErrorTests {
             path: "pools[0].max_queue",
             message: "-1 is out of range 0...1000000"
         ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, outlier_detection: {max_ejected_percent: 101}}\n",
+            path: "pools[0].outlier_detection.max_ejected_percent",
+            message: "101 is out of range 0...100"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, outlier_detection: {base_ejection: 10s}}\n",
+            path: "pools[0].outlier_detection.max_ejection",
+            message: "max_ejection must not be shorter than base_ejection"
+        ),
         // Pools.
         Case(
             yaml: "pools:\n  - {name: a, transport: inprocess}\n  - {name: a, transport: inprocess}\n",
