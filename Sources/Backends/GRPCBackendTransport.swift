@@ -127,14 +127,13 @@ extension GRPCBackendTransport {
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
-        let endpoint = endpoints[balancer.pick()]
         let consumer = GRPCBackendStreamConsumer(
             request: request,
-            endpoint: endpoint,
+            endpoints: endpoints,
             group: group,
             configuration: configuration,
             balancer: balancer,
-            makeHeaders: { try self.requestHeaders(path: Self.runStreamPath, endpoint: endpoint, request: request) }
+            makeHeaders: { try self.requestHeaders(path: Self.runStreamPath, endpoint: $0, request: request) }
         )
         // Pull-based: one event is fetched (and its bytes consumed) per `next()`, so the consumer's pace is the
         // backend's pace. Dropping or cancelling the consumer resets the stream.

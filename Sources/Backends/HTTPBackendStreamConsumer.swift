@@ -18,13 +18,17 @@ final class HTTPBackendStreamConsumer: Sendable {
     }
 
     private let request: TriggerRequest
-    private let endpoint: HTTPBackendTransport.EndpointState
+    /// The endpoint of the call, set when it starts (picked by the balancer, and again when connecting to the
+    /// first one fails: nothing was sent). Before that it holds the endpoint the transport named, unused.
+    private let chosen: Mutex<HTTPBackendTransport.EndpointState>
     private let transport: HTTPBackendTransport
     private let state = Mutex(State.idle)
 
+    private var endpoint: HTTPBackendTransport.EndpointState { chosen.withLock { $0 } }
+
     init(request: TriggerRequest, endpoint: HTTPBackendTransport.EndpointState, transport: HTTPBackendTransport) {
         self.request = request
-        self.endpoint = endpoint
+        self.chosen = Mutex(endpoint)
         self.transport = transport
     }
 
@@ -103,16 +107,23 @@ final class HTTPBackendStreamConsumer: Sendable {
     }
 
     private func start() async throws -> HTTPBackendConnection {
-        let (head, body) = transport.requestParts(request, endpoint: endpoint.endpoint, accept: SSEEncoder.contentType)
-        endpoint.health.outstanding.add(1, ordering: .relaxed)
-        let connection: HTTPBackendConnection
-        do {
-            connection = try await transport.acquire(endpoint, deadline: request.deadline)
-        } catch {
-            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
-            transport.balancer.recordFailure(endpoint.index)
-            throw error
+        let (endpoint, connection) = try await withSafeRetries(
+            transport.balancer,
+            maxTries: transport.maxTries,
+            deadline: request.deadline
+        ) { index in
+            let endpoint = transport.endpoint(at: index)
+            endpoint.health.outstanding.add(1, ordering: .relaxed)
+            do {
+                return (endpoint, try await transport.acquire(endpoint, deadline: request.deadline))
+            } catch {
+                endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+                transport.balancer.recordFailure(endpoint.index)
+                throw NotSent(error: error)
+            }
         }
+        chosen.withLock { $0 = endpoint }
+        let (head, body) = transport.requestParts(request, endpoint: endpoint.endpoint, accept: SSEEncoder.contentType)
         state.withLock { $0 = .running(connection) }
         connection.startStreaming(
             head: head,

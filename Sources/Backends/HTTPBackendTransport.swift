@@ -149,6 +149,8 @@ package final class HTTPBackendTransport: TriggerRunner {
     }
 
     var poolName: String { configuration.name }
+    var maxTries: Int { configuration.maxTries }
+    func endpoint(at index: Int) -> EndpointState { endpoints[index] }
     var maxResponseBytes: Int { configuration.maxResponseBytes }
     var limits: CodecLimits { codecLimits }
 

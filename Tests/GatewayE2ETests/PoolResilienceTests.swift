@@ -109,7 +109,7 @@ struct PoolResilienceTests {
     }
 
     @Test(
-        "a refused endpoint costs no call: each call goes to the live one",
+        "a refused endpoint costs no call: each sync call and each stream goes to the live one",
         .timeLimit(.minutes(1)),
         arguments: transports
     )
@@ -127,6 +127,13 @@ struct PoolResilienceTests {
                     body: ByteBuffer(string: #"{"data":[{"variable":{"k":1}}]}"#)
                 )
                 #expect(response.status == 200, "\(response.bodyString)")
+                let stream = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/tokens/trigger-stream",
+                    headers: jsonHeaders + [("accept", "text/event-stream")],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"prompt":"a b","delay_ms":1}}]}"#)
+                )
+                #expect(!stream.bodyString.contains("PIPELINE_ERROR_UPDATED"), "\(stream.bodyString)")
+                #expect(stream.bodyString.contains("\"text\":\"a b\""), "\(stream.bodyString)")
             }
             await client.close()
         }
