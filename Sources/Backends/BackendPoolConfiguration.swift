@@ -39,6 +39,8 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
     /// Tries of one call that never reached a backend (connect refused, stream refused), each on another
     /// endpoint when there is one, within the deadline and the retry budget.
     package var maxTries: Int
+    /// Nil: no active health check (outlier detection still applies).
+    package var healthCheck: HealthCheckConfiguration?
 
     package init(
         name: String,
@@ -51,7 +53,8 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         maxResponseBytes: Int = (32 << 20) / 3 * 4 + (1 << 20),
         outlierDetection: OutlierDetection = .defaults,
         retryBudget: RetryBudget = .defaults,
-        maxTries: Int = 3
+        maxTries: Int = 3,
+        healthCheck: HealthCheckConfiguration? = nil
     ) {
         self.name = name
         self.transport = transport
@@ -64,5 +67,6 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         self.outlierDetection = outlierDetection
         self.retryBudget = retryBudget
         self.maxTries = maxTries
+        self.healthCheck = healthCheck
     }
 }

@@ -60,11 +60,18 @@ package final class EndpointHealth: Sendable {
     /// Ejections since the last success: the backoff exponent, and "on probation" when not 0 (the first failure
     /// after an ejection ends ejects again at once, as nghttpx's connect blocker does).
     let ejections = Atomic<Int>(0)
+    /// The active health check's verdict (always true when the pool has none).
+    let activelyHealthy = Atomic<Bool>(true)
 
     init() {}
 
     func isEjected(at now: NIODeadline) -> Bool {
         ejectedUntil.load(ordering: .relaxed) > Int(truncatingIfNeeded: now.uptimeNanoseconds)
+    }
+
+    /// Neither ejected nor failing its active health check.
+    func isAvailable(at now: NIODeadline) -> Bool {
+        activelyHealthy.load(ordering: .relaxed) && !isEjected(at: now)
     }
 }
 
@@ -95,20 +102,20 @@ package final class EndpointBalancer: Sendable {
 
     // MARK: Picking
 
-    /// The endpoint for the next call: of two distinct random endpoints that are not ejected (and not `avoiding`,
-    /// the one a retry comes from), the one with fewer calls in flight. With no such endpoint, any but
-    /// `avoiding`; with one endpoint, that one.
+    /// The endpoint for the next call: of two distinct random endpoints that are available (not ejected, not
+    /// failing an active health check, and not `avoiding`, the one a retry comes from), the one with fewer calls
+    /// in flight. With no such endpoint, any but `avoiding`; with one endpoint, that one.
     package func pick(avoiding: Int? = nil, now: NIODeadline = .now()) -> Int {
         let n = health.count
         if n == 1 { return 0 }
         var eligible = 0
-        for i in 0..<n where i != avoiding && !health[i].isEjected(at: now) { eligible += 1 }
+        for i in 0..<n where i != avoiding && health[i].isAvailable(at: now) { eligible += 1 }
         let useEjected = eligible == 0
         if useEjected { eligible = avoiding == nil ? n : n - 1 }
         if eligible == 0 { return avoiding ?? 0 }
         func nth(_ k: Int) -> Int {
             var k = k
-            for i in 0..<n where i != avoiding && (useEjected || !health[i].isEjected(at: now)) {
+            for i in 0..<n where i != avoiding && (useEjected || health[i].isAvailable(at: now)) {
                 if k == 0 { return i }
                 k -= 1
             }
@@ -172,6 +179,16 @@ package final class EndpointBalancer: Sendable {
 
     package func isEjected(_ index: Int, now: NIODeadline = .now()) -> Bool {
         health[index].isEjected(at: now)
+    }
+
+    /// Whether picking would choose the endpoint on its own merits (not ejected, passing its health check).
+    package func isAvailable(_ index: Int, now: NIODeadline = .now()) -> Bool {
+        health[index].isAvailable(at: now)
+    }
+
+    /// The active health check's verdict changed.
+    package func setActivelyHealthy(_ index: Int, _ healthy: Bool) {
+        health[index].activelyHealthy.store(healthy, ordering: .relaxed)
     }
 
     // MARK: Retry budget

@@ -25,6 +25,8 @@ package final class GRPCBackendTransport: TriggerRunner {
     private let group: any EventLoopGroup
     private let endpoints: [GRPCBackendEndpoint]
     package let balancer: EndpointBalancer
+    /// The active health check's loop, when the pool has one; cancelled by ``retire()`` and ``close()``.
+    private let healthChecker = Mutex<Task<Void, Never>?>(nil)
 
     package init(configuration: BackendPoolConfiguration, group: any EventLoopGroup) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
@@ -44,6 +46,52 @@ package final class GRPCBackendTransport: TriggerRunner {
                 health: balancer.health[index]
             )
         }
+        if let check = configuration.healthCheck {
+            healthChecker.withLock { task in
+                task = ActiveHealthChecker.start(check, balancer: balancer) { [weak self] index in
+                    guard let self else { return nil }
+                    return await self.probe(self.endpoints[index], check)
+                }
+            }
+        }
+    }
+
+    static let healthCheckPath = "/grpc.health.v1.Health/Check"
+
+    /// One active health check: `grpc.health.v1.Health/Check` for the whole server (an empty request) on the
+    /// endpoint's shared connections; SERVING within the timeout passes.
+    private func probe(_ endpoint: GRPCBackendEndpoint, _ check: HealthCheckConfiguration) async -> Bool {
+        let connection: GRPCBackendConnection
+        do {
+            connection = try await endpoint.acquire(
+                group: group,
+                connectTimeout: min(configuration.connectTimeout, check.timeout)
+            )
+        } catch {
+            return false
+        }
+        let promise = connection.eventLoop.makePromise(of: ByteBuffer.self)
+        let call = NIOLoopBoundBox.makeBoxSendingValue(
+            GRPCBackendCall(raw: promise, peer: endpoint.peer, maxMessageBytes: 64 << 10),
+            eventLoop: connection.eventLoop
+        )
+        let headers: HTTP2Headers = [
+            ":method": "POST",
+            ":scheme": "http",
+            ":path": Self.healthCheckPath,
+            ":authority": endpoint.peer.endpoint,
+            "content-type": "application/grpc",
+            "te": "trailers",
+            "grpc-timeout": GRPCTimeout.encode(check.timeout),
+        ]
+        connection.start(
+            call,
+            headers: headers,
+            message: GRPCMessageFramer.frame(ByteBuffer()),
+            deadline: .now() + check.timeout
+        )
+        guard let message = try? await promise.futureResult.get() else { return false }
+        return InstillCodec.decodeGRPCHealthServing(message)
     }
 
     /// Live connections across all endpoints (for tests and metrics).
@@ -53,6 +101,7 @@ package final class GRPCBackendTransport: TriggerRunner {
 
     /// Closes every connection; calls in flight fail with `.backendFailed`.
     package func close() {
+        healthChecker.withLock { $0?.cancel() }
         for endpoint in endpoints { endpoint.closeAll() }
     }
 }
@@ -60,6 +109,7 @@ package final class GRPCBackendTransport: TriggerRunner {
 extension GRPCBackendTransport: RetirableTransport {
     /// Calls in flight finish; each connection closes after its last stream.
     package func retire() {
+        healthChecker.withLock { $0?.cancel() }
         for endpoint in endpoints { endpoint.retireAll() }
     }
 }

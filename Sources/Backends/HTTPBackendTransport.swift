@@ -19,6 +19,8 @@ package final class HTTPBackendTransport: TriggerRunner {
     private let codecLimits: CodecLimits
     /// Set by ``retire()``: connections are closed when their call ends instead of being kept idle.
     private let retired = Atomic<Bool>(false)
+    /// The active health check's loop, when the pool has one; cancelled by ``retire()``.
+    private let healthChecker = Mutex<Task<Void, Never>?>(nil)
 
     final class EndpointState: Sendable {
         let endpoint: BackendPoolConfiguration.Endpoint
@@ -46,6 +48,36 @@ package final class HTTPBackendTransport: TriggerRunner {
             EndpointState($0.element, index: $0.offset, health: balancer.health[$0.offset])
         }
         self.codecLimits = codecLimits
+        if let check = configuration.healthCheck {
+            healthChecker.withLock { task in
+                task = ActiveHealthChecker.start(check, balancer: balancer) { [weak self] index in
+                    guard let self else { return nil }
+                    return await self.probe(self.endpoints[index], check)
+                }
+            }
+        }
+    }
+
+    /// One active health check: `GET {base}{path}` on a connection of its own, closed after; a 2xx answer within
+    /// the timeout passes.
+    private func probe(_ endpoint: EndpointState, _ check: HealthCheckConfiguration) async -> Bool {
+        guard let connection = try? await connect(endpoint, timeout: check.timeout) else { return false }
+        defer { connection.close() }
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: endpoint.endpoint.description)
+        headers.add(name: "content-length", value: "0")
+        headers.add(name: "connection", value: "close")
+        let head = HTTPRequestHead(
+            version: .http1_1,
+            method: .GET,
+            uri: endpoint.endpoint.basePath + check.path,
+            headers: headers
+        )
+        let answer = connection.execute(head: head, body: ByteBuffer(), maxResponseBytes: 64 << 10)
+        let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) { connection.close() }
+        defer { timer.cancel() }
+        guard let response = try? await answer.get() else { return false }
+        return (200..<300).contains(response.status)
     }
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
@@ -188,6 +220,11 @@ package final class HTTPBackendTransport: TriggerRunner {
         if let deadline {
             connectTimeout = min(connectTimeout, max(deadline - .now(), .milliseconds(1)))
         }
+        return try await connect(endpoint, timeout: connectTimeout)
+    }
+
+    /// A new connection to `endpoint`, not taken from (nor given to) the idle list.
+    func connect(_ endpoint: EndpointState, timeout connectTimeout: TimeAmount) async throws -> HTTPBackendConnection {
         // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
@@ -238,6 +275,7 @@ package final class HTTPBackendTransport: TriggerRunner {
 extension HTTPBackendTransport: RetirableTransport {
     /// Calls in flight finish on their connections, which then close; idle connections close now.
     package func retire() {
+        healthChecker.withLock { $0?.cancel() }
         retired.store(true, ordering: .sequentiallyConsistent)
         for endpoint in endpoints { closeIdle(endpoint) }
     }

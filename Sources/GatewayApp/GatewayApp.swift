@@ -253,7 +253,16 @@ extension BackendPoolConfiguration {
                 baseEjection: TimeAmount(pool.outlierBaseEjection),
                 maxEjection: TimeAmount(pool.outlierMaxEjection),
                 maxEjectedPercent: pool.outlierMaxEjectedPercent
-            )
+            ),
+            healthCheck: pool.healthCheck.map {
+                HealthCheckConfiguration(
+                    path: $0.path,
+                    interval: TimeAmount($0.interval),
+                    timeout: TimeAmount($0.timeout),
+                    healthyThreshold: $0.healthyThreshold,
+                    unhealthyThreshold: $0.unhealthyThreshold
+                )
+            }
         )
     }
 }

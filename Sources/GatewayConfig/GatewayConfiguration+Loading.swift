@@ -148,7 +148,7 @@ extension GatewayConfiguration {
                 at: "pools[\(i)]",
                 allowed: [
                     "name", "transport", "endpoints", "connect_timeout", "request_timeout", "max_concurrency",
-                    "max_queue", "outlier_detection",
+                    "max_queue", "outlier_detection", "health_check",
                 ]
             )
             let nameNode = try require(m, "name", reader)
@@ -241,9 +241,51 @@ extension GatewayConfiguration {
                     throw reader.error(o.path("max_ejection"), n, "max_ejection must not be shorter than base_ejection")
                 }
             }
+            if let n = m["health_check"] {
+                pool.healthCheck = try readHealthCheck(n, at: m.path("health_check"), pool: pool, reader)
+            }
             pools.append(pool)
         }
         return pools
+    }
+
+    private static func readHealthCheck(
+        _ node: Node,
+        at path: String,
+        pool: PoolConfiguration,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) -> PoolConfiguration.HealthCheck {
+        let h = try reader.mapping(
+            node,
+            at: path,
+            allowed: ["path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"]
+        )
+        if pool.transport == .inprocess {
+            throw reader.error(path, node, "an inprocess pool has no endpoints to check")
+        }
+        var check = PoolConfiguration.HealthCheck()
+        if let n = h["path"] {
+            guard pool.transport == .http else {
+                throw reader.error(h.path("path"), n, "only http pools take a path (grpc pools call grpc.health.v1.Health/Check)")
+            }
+            check.path = try reader.string(n, at: h.path("path"))
+            guard check.path.hasPrefix("/"), !check.path.contains(where: { $0 == " " || $0.isNewline }) else {
+                throw reader.error(h.path("path"), n, "must start with \"/\" and hold no spaces")
+            }
+        }
+        if let n = h["interval"] {
+            check.interval = try reader.duration(n, at: h.path("interval"), minimum: .milliseconds(10))
+        }
+        if let n = h["timeout"] {
+            check.timeout = try reader.duration(n, at: h.path("timeout"), minimum: .milliseconds(1))
+        }
+        if let n = h["healthy_threshold"] {
+            check.healthyThreshold = try reader.int(n, at: h.path("healthy_threshold"), in: 1...100)
+        }
+        if let n = h["unhealthy_threshold"] {
+            check.unhealthyThreshold = try reader.int(n, at: h.path("unhealthy_threshold"), in: 1...100)
+        }
+        return check
     }
 
     private struct ReadRoute {

@@ -135,4 +135,34 @@ struct EndpointBalancerTests {
         while balancer.beginRetry() { granted += 1 }
         #expect(granted == 10)
     }
+
+    @Test("active health: the verdict flips only after the threshold of results in a row")
+    func activeHealthThresholds() {
+        var state = ActiveHealthState()
+        // Each result, and whether it flipped the verdict.
+        func record(_ passed: Bool) -> Bool {
+            state.record(passed: passed, healthyThreshold: 2, unhealthyThreshold: 3)
+        }
+        #expect(state.isHealthy)
+        let flips = [false, false, true, false, false, false].map(record)
+        #expect(flips == [false, false, false, false, false, true], "a pass breaks the streak of failures")
+        #expect(!state.isHealthy)
+        #expect([true, true].map(record) == [false, true])
+        #expect(state.isHealthy)
+    }
+
+    @Test("an endpoint failing its active health check is not picked; with none healthy, any is")
+    func activelyUnhealthyNotPicked() {
+        let balancer = Self.balancer(3)
+        balancer.setActivelyHealthy(0, false)
+        for _ in 0..<50 { #expect(balancer.pick(now: Self.start) != 0) }
+        #expect(!balancer.isAvailable(0, now: Self.start))
+        balancer.setActivelyHealthy(1, false)
+        balancer.setActivelyHealthy(2, false)
+        var seen = Set<Int>()
+        for _ in 0..<100 { seen.insert(balancer.pick(now: Self.start)) }
+        #expect(seen == [0, 1, 2])
+        balancer.setActivelyHealthy(0, true)
+        for _ in 0..<50 { #expect(balancer.pick(now: Self.start) == 0) }
+    }
 }

@@ -1,8 +1,12 @@
+import Backends
 import Foundation
 import GatewayTestSupport
 import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
+import TriggerModel
+import WireCodecs
 
 /// Pools of real `demo-runner` processes losing an endpoint, and pipelines failing on purpose: what Envoy and
 /// nghttpx operators expect (issue 13).
@@ -263,6 +267,84 @@ struct PoolResilienceTests {
             }
             await client.client.close()
         }
+    }
+
+    /// A transport of the pool's kind over `ports`, with outlier detection off (so only the health check decides)
+    /// and a fast health check.
+    static func checkedTransport(_ transport: String, ports: [Int]) -> (any TriggerRunner, EndpointBalancer, () -> Void) {
+        let configuration = BackendPoolConfiguration(
+            name: "checked",
+            transport: transport == "grpc" ? .grpc : .http,
+            endpoints: ports.map { .init(host: "127.0.0.1", port: $0) },
+            connectTimeout: .milliseconds(500),
+            outlierDetection: OutlierDetection(
+                consecutiveFailures: 0,
+                baseEjection: .seconds(1),
+                maxEjection: .seconds(5),
+                maxEjectedPercent: 50
+            ),
+            healthCheck: HealthCheckConfiguration(
+                interval: .milliseconds(300),
+                timeout: .milliseconds(300),
+                healthyThreshold: 1,
+                unhealthyThreshold: 1
+            )
+        )
+        let group = MultiThreadedEventLoopGroup.singleton
+        if transport == "grpc" {
+            let grpc = GRPCBackendTransport(configuration: configuration, group: group)
+            return (grpc, grpc.balancer, { grpc.close() })
+        }
+        let http = HTTPBackendTransport(configuration: configuration, group: group, codecLimits: .defaults)
+        return (http, http.balancer, { http.retire() })
+    }
+
+    /// Polls `condition` every 50 ms for up to `limit`; whether it became true.
+    static func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now + limit
+        while clock.now < end {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    @Test(
+        "active health checks: demo-runner answers them; a killed endpoint is taken out, and back within one interval",
+        .timeLimit(.minutes(1)),
+        arguments: transports
+    )
+    func activeHealthCheck(transport: String) async throws {
+        let a = try await Self.startRunner(transport)
+        let b = try await Self.startRunner(transport)
+        let portA = a.port
+        var revived: TestProcess.Server?
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+            revived?.signal(SIGKILL)
+        }
+        let (runner, balancer, close) = Self.checkedTransport(transport, ports: [a.port, b.port])
+        defer { close() }
+        let request = TriggerRequest(
+            ref: PipelineRef(namespace: "demo", pipeline: "echo"),
+            inputs: [TriggerInput(variables: ["k": .number(1)])]
+        )
+        // Both answer their probes: after a few rounds (threshold 1) both are still in.
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(balancer.isAvailable(0) && balancer.isAvailable(1))
+
+        a.signal(SIGKILL)
+        _ = await a.stop()
+        #expect(await Self.eventually(within: .seconds(3)) { !balancer.isAvailable(0) }, "the dead endpoint stays in")
+        for _ in 0..<10 { #expect(balancer.pick() == 1) }
+        for _ in 0..<5 { _ = try await runner.run(request) }
+
+        revived = try await Self.startRunner(transport, port: portA)
+        // Back at the next probe: one interval (300 ms) plus a probe's time, with slack for a loaded machine.
+        #expect(await Self.eventually(within: .seconds(2)) { balancer.isAvailable(0) }, "the revived endpoint stays out")
+        #expect(try await runner.run(request).outputs.first?["k"] == .number(1))
     }
 }
 
