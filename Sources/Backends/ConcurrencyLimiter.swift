@@ -92,7 +92,9 @@ package final class ConcurrencyLimiter: Sendable {
                 }
             } onCancel: {
                 let continuation: CheckedContinuation<Void, any Error>? = state.withLock { s in
-                    if let i = s.waiters.firstIndex(where: { $0.id == id }) { return s.waiters.remove(at: i).continuation }
+                    if let i = s.waiters.firstIndex(where: { $0.id == id }) {
+                        return s.waiters.remove(at: i).continuation
+                    }
                     if let i = s.background.firstIndex(where: { $0.id == id }) {
                         return s.background.remove(at: i).continuation
                     }

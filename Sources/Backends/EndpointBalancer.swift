@@ -24,7 +24,12 @@ package struct OutlierDetection: Sendable, Equatable {
     /// On by default, as in Envoy and nghttpx: 3 failures, 1 s doubling up to 5 s (a returned endpoint gets
     /// traffic again within 5 s with no health check configured), at most half of the pool.
     package static var defaults: OutlierDetection {
-        OutlierDetection(consecutiveFailures: 3, baseEjection: .seconds(1), maxEjection: .seconds(5), maxEjectedPercent: 50)
+        OutlierDetection(
+            consecutiveFailures: 3,
+            baseEjection: .seconds(1),
+            maxEjection: .seconds(5),
+            maxEjectedPercent: 50
+        )
     }
 
     /// How long the ejection after `previous` ejections in a row lasts.

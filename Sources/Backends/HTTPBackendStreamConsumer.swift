@@ -66,7 +66,9 @@ final class HTTPBackendStreamConsumer: Sendable {
             finish(connection, reuse: false)
             if Task.isCancelled { throw CancellationError() }
             let translated = translate(error)
-            if (translated as? GatewayError)?.code == .backendFailed { transport.balancer.recordFailure(endpoint.index) }
+            if (translated as? GatewayError)?.code == .backendFailed {
+                transport.balancer.recordFailure(endpoint.index)
+            }
             throw translated
         }
         let event: TriggerEvent

@@ -105,7 +105,9 @@ package final class HTTPBackendTransport: TriggerRunner {
             balancer.recordSuccess(endpoint.index)
             return result
         } catch let error as GatewayError {
-            if error.code == .backendFailed { balancer.recordFailure(endpoint.index) } else if error.code.isApplication {
+            if error.code == .backendFailed {
+                balancer.recordFailure(endpoint.index)
+            } else if error.code.isApplication {
                 balancer.recordSuccess(endpoint.index)
             }
             throw error

@@ -226,13 +226,25 @@ extension GatewayConfiguration {
                     allowed: ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
                 )
                 if let v = o["consecutive_failures"] {
-                    pool.outlierConsecutiveFailures = try reader.int(v, at: o.path("consecutive_failures"), in: 0...1000)
+                    pool.outlierConsecutiveFailures = try reader.int(
+                        v,
+                        at: o.path("consecutive_failures"),
+                        in: 0...1000
+                    )
                 }
                 if let v = o["base_ejection"] {
-                    pool.outlierBaseEjection = try reader.duration(v, at: o.path("base_ejection"), minimum: oneMillisecond)
+                    pool.outlierBaseEjection = try reader.duration(
+                        v,
+                        at: o.path("base_ejection"),
+                        minimum: oneMillisecond
+                    )
                 }
                 if let v = o["max_ejection"] {
-                    pool.outlierMaxEjection = try reader.duration(v, at: o.path("max_ejection"), minimum: oneMillisecond)
+                    pool.outlierMaxEjection = try reader.duration(
+                        v,
+                        at: o.path("max_ejection"),
+                        minimum: oneMillisecond
+                    )
                 }
                 if let v = o["max_ejected_percent"] {
                     pool.outlierMaxEjectedPercent = try reader.int(v, at: o.path("max_ejected_percent"), in: 0...100)
@@ -266,7 +278,11 @@ extension GatewayConfiguration {
         var check = PoolConfiguration.HealthCheck()
         if let n = h["path"] {
             guard pool.transport == .http else {
-                throw reader.error(h.path("path"), n, "only http pools take a path (grpc pools call grpc.health.v1.Health/Check)")
+                throw reader.error(
+                    h.path("path"),
+                    n,
+                    "only http pools take a path (grpc pools call grpc.health.v1.Health/Check)"
+                )
             }
             check.path = try reader.string(n, at: h.path("path"))
             guard check.path.hasPrefix("/"), !check.path.contains(where: { $0 == " " || $0.isNewline }) else {

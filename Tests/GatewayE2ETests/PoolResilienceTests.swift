@@ -36,8 +36,10 @@ struct PoolResilienceTests {
     static func socketCount(_ pid: Int32) -> Int {
         let dir = "/proc/\(pid)/fd"
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return fds.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)")) ?? "").hasPrefix("socket:") }
-            .count
+        return fds.filter { fd in
+            let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)")
+            return target?.hasPrefix("socket:") == true
+        }.count
     }
 
     @Test(
@@ -144,7 +146,9 @@ struct PoolResilienceTests {
     }
 
     /// (code input, HTTP status, google.rpc code)
-    static let failCases: [(String, Int, Int)] = [("FAILED_PRECONDITION", 400, 9), ("5", 404, 5), ("UNAVAILABLE", 503, 14)]
+    static let failCases: [(String, Int, Int)] = [
+        ("FAILED_PRECONDITION", 400, 9), ("5", 404, 5), ("UNAVAILABLE", 503, 14),
+    ]
 
     @Test(
         "fail with a chosen code: that code at REST sync and stream clients and gRPC clients, async attempts 1",
@@ -154,7 +158,11 @@ struct PoolResilienceTests {
     func failWithCode(transport: String) async throws {
         let runner = try await Self.startRunner(transport)
         defer { runner.signal(SIGKILL) }
-        let yaml = Self.config(transport: transport, ports: [runner.port], store: "store: {max_attempts: 3, retry_backoff: 20ms}")
+        let yaml = Self.config(
+            transport: transport,
+            ports: [runner.port],
+            store: "store: {max_attempts: 3, retry_backoff: 20ms}"
+        )
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await gateway.client()
             for (code, status, rpc) in Self.failCases {
@@ -271,7 +279,10 @@ struct PoolResilienceTests {
 
     /// A transport of the pool's kind over `ports`, with outlier detection off (so only the health check decides)
     /// and a fast health check.
-    static func checkedTransport(_ transport: String, ports: [Int]) -> (any TriggerRunner, EndpointBalancer, () -> Void) {
+    static func checkedTransport(
+        _ transport: String,
+        ports: [Int]
+    ) -> (any TriggerRunner, EndpointBalancer, () -> Void) {
         let configuration = BackendPoolConfiguration(
             name: "checked",
             transport: transport == "grpc" ? .grpc : .http,
@@ -337,13 +348,15 @@ struct PoolResilienceTests {
 
         a.signal(SIGKILL)
         _ = await a.stop()
-        #expect(await Self.eventually(within: .seconds(3)) { !balancer.isAvailable(0) }, "the dead endpoint stays in")
+        let out = await Self.eventually(within: .seconds(3)) { !balancer.isAvailable(0) }
+        #expect(out, "the dead endpoint stays in")
         for _ in 0..<10 { #expect(balancer.pick() == 1) }
         for _ in 0..<5 { _ = try await runner.run(request) }
 
         revived = try await Self.startRunner(transport, port: portA)
         // Back at the next probe: one interval (300 ms) plus a probe's time, with slack for a loaded machine.
-        #expect(await Self.eventually(within: .seconds(2)) { balancer.isAvailable(0) }, "the revived endpoint stays out")
+        let back = await Self.eventually(within: .seconds(2)) { balancer.isAvailable(0) }
+        #expect(back, "the revived endpoint stays out")
         #expect(try await runner.run(request).outputs.first?["k"] == .number(1))
     }
 }
