@@ -46,9 +46,20 @@ final class GRPCBackendStreamConsumer: Sendable {
 
     deinit {
         if case .running(let call, let endpoint) = state.withLock({ $0 }) {
+            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
             let error = cancelledError(endpoint.peer)
             call.eventLoop.execute { call.value.cancel(error) }
         }
+    }
+
+    /// The call is over: it no longer counts as in flight on its endpoint. Idempotent.
+    private func markDone() {
+        let endpoint: GRPCBackendEndpoint? = state.withLock { state in
+            defer { state = .done }
+            if case .running(_, let endpoint) = state { return endpoint }
+            return nil
+        }
+        endpoint?.health.outstanding.subtract(1, ordering: .relaxed)
     }
 
     /// The next event, nil after a clean end; throws the call's error once.
@@ -83,31 +94,32 @@ final class GRPCBackendStreamConsumer: Sendable {
                 call.eventLoop.execute { call.value.cancel(cancelledError(peer)) }
             }
             switch event {
-            case nil: state.withLock { $0 = .done }
+            case nil: markDone()
             case .end?, .error?: balancer.recordSuccess(endpoint.index)
             case .status?, .output?: break
             }
             return event
         } catch {
-            state.withLock { $0 = .done }
+            markDone()
             if error is GRPCBackendCall.Refused { throw refusedError(peer) }
             if (error as? GatewayError)?.code == .backendFailed { balancer.recordFailure(endpoint.index) }
             throw error
         }
     }
 
-    /// Starts the call on `endpoint`; ``NotSent`` when connecting failed.
+    /// Starts the call on `endpoint`; ``NotSent`` when connecting failed. A started call counts as in flight on
+    /// its endpoint (for picking) until it ends or is dropped.
     private func start(
         on endpoint: GRPCBackendEndpoint
     ) async throws -> (NIOLoopBoundBox<GRPCBackendCall>, GRPCBackendEndpoint) {
-        endpoint.health.outstanding.add(1, ordering: .relaxed)
-        defer { endpoint.health.outstanding.subtract(1, ordering: .relaxed) }
         let headers = try makeHeaders(endpoint)
         let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
         let connection: GRPCBackendConnection
+        endpoint.health.outstanding.add(1, ordering: .relaxed)
         do {
             connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
         } catch {
+            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
             balancer.recordFailure(endpoint.index)
             throw NotSent(error: error)
         }

@@ -97,7 +97,8 @@ package final class HTTPBackendTransport: TriggerRunner {
         do {
             connection = try await acquire(endpoint, deadline: request.deadline)
         } catch {
-            balancer.recordFailure(endpoint.index)
+            // A connect cut short by the caller's own deadline says nothing about the endpoint.
+            if request.deadline.map({ $0 > .now() }) ?? true { balancer.recordFailure(endpoint.index) }
             throw NotSent(error: error)
         }
         do {
