@@ -75,7 +75,8 @@ package final class GatewayApp: Sendable {
                 operations: $0,
                 dispatcher: dispatcher,
                 shutdownGrace: config.timeouts.shutdownGrace,
-                logger: logger
+                logger: logger,
+                identity: Self.instanceIdentity(dataDir: config.dataDir, logger: logger)
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }

@@ -263,6 +263,9 @@ final class UnavailableStore: OperationStore {
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
         throw unavailable()
     }
+    func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        throw unavailable()
+    }
     func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         throw unavailable()
     }
