@@ -61,7 +61,7 @@ struct PoolResilienceTests {
         try await withTestGateway(yaml: yaml) { gateway in
             let stop = StopFlag()
             let body = ByteBuffer(string: #"{"data":[{"variable":{"ms":20}}]}"#)
-            let failures = try await withThrowingTaskGroup(of: [String].self) { group in
+            let failures = try await withThrowingTaskGroup(of: (calls: Int, failed: [String]).self) { group in
                 for _ in 0..<4 {
                     group.addTask {
                         let client = try await gateway.client()
@@ -76,7 +76,7 @@ struct PoolResilienceTests {
                             if response.status != 200 { failed.append("\(response.status) \(response.bodyString)") }
                         }
                         await client.close()
-                        return failed
+                        return (calls, failed)
                     }
                 }
                 try await Task.sleep(for: .milliseconds(700))
@@ -106,11 +106,14 @@ struct PoolResilienceTests {
                     #expect(done.metadataState == "succeeded", "\(done)")
                 }
                 await asyncClient.client.close()
-                var all: [[String]] = []
-                for try await failed in group { all.append(failed) }
+                var all: [(calls: Int, failed: [String])] = []
+                for try await client in group { all.append(client) }
                 return all
             }
-            for failed in failures { #expect(failed.count <= 1, "\(failed)") }
+            for client in failures {
+                #expect(client.failed.count <= 1, "\(client.failed)")
+                #expect(client.calls >= 10, "the client kept calling through the outage")
+            }
         }
     }
 
