@@ -170,6 +170,9 @@ extension GRPCBackendTransport {
             } catch is GRPCBackendCall.Refused where attempt == 0 {
                 continue
             } catch is GRPCBackendCall.Refused {
+                // Refused again on a fresh connection: the endpoint takes no work (it is draining), which counts
+                // against it like a refused connect.
+                balancer.recordFailure(endpoint.index)
                 throw NotSent(error: refusedError(endpoint.peer))
             }
         }
