@@ -292,7 +292,9 @@ package final class AsyncDispatcher: Service {
 
     // MARK: Helpers
 
-    /// Failures worth another attempt: the backend or the way to it, not the request itself.
+    /// Failures worth another attempt: the backend or the way to it, not the request itself. A pipeline's own
+    /// failure (an application code, DESIGN.md "Failures: whose fault") never is, whatever its code; the
+    /// gateway's own overload never reaches here (async runs wait for a slot instead).
     static func isRetryable(_ error: GatewayError) -> Bool {
         switch error.code {
         case .backendFailed, .unavailable, .overloaded, .tooManyRequests, .deadlineExceeded, .internalError: true

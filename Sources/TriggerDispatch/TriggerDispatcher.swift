@@ -29,7 +29,8 @@ package final class TriggerDispatcher: Sendable {
     }
 
     /// Stream mode: the backend's events as they come. Throws before the first event only for routing
-    /// errors, so a frontend can still answer those with a plain error response.
+    /// errors and for the pool's overload (a stream holds a slot for its whole life), so a frontend can still
+    /// answer those with a plain error response.
     package func runStream(_ request: TriggerRequest) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
         try pool(for: request.ref).openStream(request)
     }
