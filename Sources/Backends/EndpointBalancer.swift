@@ -94,6 +94,9 @@ package final class EndpointBalancer: Sendable {
     private let random: Atomic<UInt64>
     private let ejecting = Mutex(())
     private let retriesInFlight = Atomic<Int>(0)
+    /// For /metrics: ejections made and retries sent since the pool was built.
+    private let ejectionsMade = Atomic<Int>(0)
+    private let retriesSent = Atomic<Int>(0)
 
     package init(endpointCount: Int, outlierDetection: OutlierDetection, retryBudget: RetryBudget, seed: UInt64 = 0) {
         precondition(endpointCount > 0)
@@ -178,6 +181,7 @@ package final class EndpointBalancer: Sendable {
             endpoint.ejectedUntil.store(Int(truncatingIfNeeded: until.uptimeNanoseconds), ordering: .relaxed)
             endpoint.ejections.store(previous + 1, ordering: .relaxed)
             endpoint.consecutiveFailures.store(0, ordering: .relaxed)
+            ejectionsMade.add(1, ordering: .relaxed)
             return true
         }
     }
@@ -222,6 +226,19 @@ package final class EndpointBalancer: Sendable {
 
     /// Retries in flight (for tests and metrics).
     package var retriesInFlightCount: Int { retriesInFlight.load(ordering: .relaxed) }
+
+    /// One more try of a call that never reached a backend went out.
+    func retried() { retriesSent.add(1, ordering: .relaxed) }
+
+    package var ejectionsTotal: Int { ejectionsMade.load(ordering: .relaxed) }
+    package var retriesTotal: Int { retriesSent.load(ordering: .relaxed) }
+}
+
+/// A transport whose endpoints an ``EndpointBalancer`` picks (http and grpc; not the in-process runner).
+package protocol BalancedTransport: Sendable {
+    var balancer: EndpointBalancer { get }
+    /// `host:port` of each endpoint, in the balancer's order.
+    var endpointNames: [String] { get }
 }
 
 /// A call that failed before anything reached the backend (connect refused or timed out, a stream refused by
@@ -254,6 +271,7 @@ func withSafeRetries<T: Sendable>(
                 throw notSent.error
             }
             holdsBudget = true
+            balancer.retried()
             avoiding = balancer.count > 1 ? index : nil
         }
     }

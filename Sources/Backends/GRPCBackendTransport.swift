@@ -240,3 +240,7 @@ func cancelledError(_ peer: GRPCBackendPeer) -> GatewayError {
 func refusedError(_ peer: GRPCBackendPeer) -> GatewayError {
     GatewayError(.backendFailed, "backend pool \"\(peer.pool)\": \(peer.endpoint) refused the stream")
 }
+
+extension GRPCBackendTransport: BalancedTransport {
+    package var endpointNames: [String] { endpoints.map(\.peer.endpoint) }
+}

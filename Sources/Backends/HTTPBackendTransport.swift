@@ -283,3 +283,7 @@ extension HTTPBackendTransport: RetirableTransport {
         for endpoint in endpoints { closeIdle(endpoint) }
     }
 }
+
+extension HTTPBackendTransport: BalancedTransport {
+    package var endpointNames: [String] { endpoints.map(\.endpoint.description) }
+}

@@ -144,6 +144,18 @@ struct PoolResilienceTests {
                 #expect(!stream.bodyString.contains("PIPELINE_ERROR_UPDATED"), "\(stream.bodyString)")
                 #expect(stream.bodyString.contains("\"text\":\"a b\""), "\(stream.bodyString)")
             }
+            // What happened is on /metrics: the dead endpoint was ejected, the calls that found it retried.
+            let metrics = try await client.request("GET", "/metrics").bodyString
+            func value(_ prefix: String) -> Int? {
+                let line = metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }
+                return line.flatMap { Int($0.split(separator: " ").last!) }
+            }
+            let ejections = value(#"trigger_gateway_pool_ejections_total{pool="runner"}"#) ?? 0
+            let retries = value(#"trigger_gateway_pool_retries_total{pool="runner"}"#) ?? 0
+            #expect(ejections >= 1 && retries >= 1, "\(metrics)")
+            let liveLine = #"trigger_gateway_pool_endpoint_available{pool="runner",endpoint="127.0.0.1:\#(live.port)"}"#
+            #expect(value(liveLine) == 1, "\(metrics)")
+            #expect(value(#"trigger_gateway_pool_slots_in_use{pool="runner"}"#) != nil, "\(metrics)")
             await client.close()
         }
     }
