@@ -21,8 +21,11 @@ package final class AsyncDispatcher: Service {
     private let shutdownGrace: Duration
     private let logger: Logger
     /// Unique per process start: lease owners are `<instance>/<claim-n>`, unique per claim, which is what
-    /// the store's fencing needs (an operation reclaimed after its lease expired gets another owner).
+    /// the store's fencing needs (an operation reclaimed after its lease expired gets another owner). With a
+    /// stable identity it is `<identity>.<start>`, so a restart knows its earlier leases by their prefix.
     package let instanceID: String
+    /// This instance's identity across restarts (kept in its data directory), when it has one.
+    private let identity: String?
     private let running = Mutex(0)
     private let claims = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
@@ -37,6 +40,7 @@ package final class AsyncDispatcher: Service {
         dispatcher: TriggerDispatcher,
         shutdownGrace: Duration,
         logger: Logger,
+        identity: String? = nil,
         startGate: (@Sendable () async throws -> Void)? = nil
     ) {
         self.startGate = startGate
@@ -44,7 +48,8 @@ package final class AsyncDispatcher: Service {
         self.currentDispatcher = Mutex(dispatcher)
         self.shutdownGrace = shutdownGrace
         self.logger = logger
-        self.instanceID = Operation.makeID()
+        self.identity = identity
+        self.instanceID = identity.map { "\($0).\(Operation.makeID())" } ?? Operation.makeID()
     }
 
     private var store: any OperationStore { operations.store }
@@ -66,6 +71,7 @@ package final class AsyncDispatcher: Service {
             }
         }
         logger.info("async dispatcher started", metadata: ["dispatcher.instance": "\(instanceID)"])
+        await takeBackEarlierLeases()
         await withTaskGroup(of: Void.self) { workers in
             workers.addTask { await self.purgeLoop() }
             await withGracefulShutdownHandler {
@@ -87,6 +93,23 @@ package final class AsyncDispatcher: Service {
     }
 
     // MARK: Claiming
+
+    /// A restart of this instance (same identity) ends the leases its previous process held: that process is
+    /// gone (kill -9, a crash), so its running operations are claimed again now rather than when their leases
+    /// expire. Other instances' leases are untouched. A store that cannot be reached now only delays this to
+    /// the leases' expiry, as before.
+    private func takeBackEarlierLeases() async {
+        guard let identity else { return }
+        do {
+            let ended = try await store.expireLeases(ownerPrefix: "\(identity).", now: Date())
+            if ended > 0 {
+                logger.info("took back the leases of this instance's previous run", metadata: ["operations": "\(ended)"])
+                operations.dispatcherWake.signal()
+            }
+        } catch {
+            logger.warning("could not take back earlier leases", metadata: ["error": "\(error)"])
+        }
+    }
 
     private func claimLoop(workers: inout TaskGroup<Void>) async {
         var failures = 0
@@ -152,6 +175,7 @@ package final class AsyncDispatcher: Service {
         request.mode = .sync
         request.idempotencyKey = id
         request.deadline = nil
+        request.waitsForCapacity = true
         let call = request
         let keeper = WakeSignal()
         operations.registerLocalRun(id, keeper)
@@ -296,7 +320,9 @@ package final class AsyncDispatcher: Service {
 
     // MARK: Helpers
 
-    /// Failures worth another attempt: the backend or the way to it, not the request itself.
+    /// Failures worth another attempt: the backend or the way to it, not the request itself. A pipeline's own
+    /// failure (an application code, DESIGN.md "Failures: whose fault") never is, whatever its code; the
+    /// gateway's own overload never reaches here (async runs wait for a slot instead).
     static func isRetryable(_ error: GatewayError) -> Bool {
         switch error.code {
         case .backendFailed, .unavailable, .overloaded, .tooManyRequests, .deadlineExceeded, .internalError: true

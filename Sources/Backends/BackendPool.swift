@@ -1,4 +1,5 @@
 package import NIOCore
+import Synchronization
 package import TriggerModel
 
 /// One named pool of backend endpoints behind a concurrency limit: what a route points at.
@@ -31,6 +32,13 @@ package final class BackendPool: TriggerRunner {
     }
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
+        if request.waitsForCapacity {
+            // Async work: never refused by the gateway's own limit; the request timeout starts with the slot.
+            return try await limiter.withSlot(background: true) {
+                let request = withEffectiveDeadline(request)
+                return try await withDeadline(request.deadline) { try await self.transport.run(request) }
+            }
+        }
         let request = withEffectiveDeadline(request)
         return try await limiter.withSlot {
             try await withDeadline(request.deadline) { try await self.transport.run(request) }
@@ -38,9 +46,74 @@ package final class BackendPool: TriggerRunner {
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
-        // Streams are bounded by the idle timeout of the frontend, not by the request timeout: a long stream
-        // that keeps producing is not cut (issue "stream mode" item 4). Only the client's own deadline applies.
-        transport.runStreaming(request)
+        do {
+            return try openStream(request)
+        } catch {
+            return AsyncThrowingStream { $0.finish(throwing: error) }
+        }
+    }
+
+    /// A stream that holds one of the pool's slots for its whole life (issue 13 item 5): over the limit and the
+    /// queue it throws `.overloaded` at once, so the frontend answers 503 + Retry-After / RESOURCE_EXHAUSTED
+    /// before the first byte; with room in the queue it waits for its slot when first pulled. The slot is given
+    /// back when the stream ends, fails, or is dropped.
+    ///
+    /// Streams are bounded by the idle timeout of the frontend, not by the request timeout: a long stream that
+    /// keeps producing is not cut (issue "stream mode" item 4). Only the client's own deadline applies.
+    package func openStream(_ request: TriggerRequest) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
+        let slot = StreamSlot(limiter: limiter, granted: try limiter.admit() == .granted)
+        let relay = StreamRelay(transport: transport, request: request)
+        return AsyncThrowingStream(unfolding: {
+            do {
+                if !slot.held {
+                    try await slot.acquire()
+                }
+                let event = try await relay.next()
+                if event == nil { slot.release() }
+                return event
+            } catch {
+                slot.release()
+                throw error
+            }
+        })
+    }
+
+    /// This pool's lines of the `trigger_gateway_pool_*` families (Prometheus text; the caller writes the
+    /// HELP/TYPE lines once for all pools): slots in use, and per endpoint whether picking may choose it
+    /// (not ejected, passing its health check) and its calls in flight; ejections and retries so far.
+    package func metricLines() -> [(family: String, line: String)] {
+        let pool = Self.labelValue(name)
+        var lines: [(family: String, line: String)] = []
+        func add(_ family: String, _ labels: String, _ value: Int) {
+            lines.append((family, "\(family){\(labels)} \(value)"))
+        }
+        add("trigger_gateway_pool_slots_in_use", "pool=\"\(pool)\"", limiter.running)
+        guard let balanced = transport as? any BalancedTransport else { return lines }
+        let balancer = balanced.balancer
+        let now = NIODeadline.now()
+        for (index, endpoint) in balanced.endpointNames.enumerated() {
+            let labels = "pool=\"\(pool)\",endpoint=\"\(Self.labelValue(endpoint))\""
+            add("trigger_gateway_pool_endpoint_available", labels, balancer.isAvailable(index, now: now) ? 1 : 0)
+            let inFlight = balancer.health[index].outstanding.load(ordering: .relaxed)
+            add("trigger_gateway_pool_endpoint_in_flight", labels, inFlight)
+        }
+        add("trigger_gateway_pool_ejections_total", "pool=\"\(pool)\"", balancer.ejectionsTotal)
+        add("trigger_gateway_pool_retries_total", "pool=\"\(pool)\"", balancer.retriesTotal)
+        return lines
+    }
+
+    /// A Prometheus label value: backslash, quote and newline escaped (text format 0.0.4).
+    private static func labelValue(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
     }
 
     private func withEffectiveDeadline(_ request: TriggerRequest) -> TriggerRequest {
@@ -85,4 +158,54 @@ package func describe(_ amount: TimeAmount) -> String {
     if ms >= 1000, ms % 1000 == 0 { return "\(ms / 1000)s" }
     if ms >= 1000 { return "\(Double(ms) / 1000)s" }
     return "\(max(ms, 0))ms"
+}
+
+/// One stream's slot of a pool's ``ConcurrencyLimiter``: released once, by the end of the stream or, when it
+/// is dropped unfinished, by `deinit`.
+private final class StreamSlot: Sendable {
+    private let limiter: ConcurrencyLimiter
+    /// 0: not held, 1: held, 2: released for good.
+    private let state: Atomic<Int>
+
+    init(limiter: ConcurrencyLimiter, granted: Bool) {
+        self.limiter = limiter
+        self.state = Atomic(granted ? 1 : 0)
+    }
+
+    var held: Bool { state.load(ordering: .acquiring) == 1 }
+
+    func acquire() async throws {
+        try await limiter.acquire()
+        if !state.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
+            limiter.release()
+        }
+    }
+
+    func release() {
+        if state.exchange(2, ordering: .acquiringAndReleasing) == 1 { limiter.release() }
+    }
+
+    deinit {
+        if state.load(ordering: .acquiring) == 1 { limiter.release() }
+    }
+}
+
+/// The transport's stream, started on the first pull (after the slot is held).
+///
+/// `@unchecked Sendable` because the iterator is not: `AsyncThrowingStream(unfolding:)` calls its closure for one
+/// element at a time, so `next()` never overlaps itself and the iterator is only ever touched by one task.
+private final class StreamRelay: @unchecked Sendable {
+    private let transport: any TriggerRunner
+    private let request: TriggerRequest
+    private var iterator: AsyncThrowingStream<TriggerEvent, any Error>.AsyncIterator?
+
+    init(transport: any TriggerRunner, request: TriggerRequest) {
+        self.transport = transport
+        self.request = request
+    }
+
+    func next() async throws -> TriggerEvent? {
+        if iterator == nil { iterator = transport.runStreaming(request).makeAsyncIterator() }
+        return try await iterator!.next()
+    }
 }

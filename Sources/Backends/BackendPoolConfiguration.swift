@@ -34,6 +34,13 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
     /// The largest response body accepted from a backend: the request cap grown by base64's 4/3 plus slack,
     /// since blobs come back as data URIs.
     package var maxResponseBytes: Int
+    package var outlierDetection: OutlierDetection
+    package var retryBudget: RetryBudget
+    /// Tries of one call that never reached a backend (connect refused, stream refused), each on another
+    /// endpoint when there is one, within the deadline and the retry budget.
+    package var maxTries: Int
+    /// Nil: no active health check (outlier detection still applies).
+    package var healthCheck: HealthCheckConfiguration?
 
     package init(
         name: String,
@@ -43,7 +50,11 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         requestTimeout: TimeAmount = .seconds(60),
         maxConcurrency: Int = 256,
         maxQueue: Int = 1024,
-        maxResponseBytes: Int = (32 << 20) / 3 * 4 + (1 << 20)
+        maxResponseBytes: Int = (32 << 20) / 3 * 4 + (1 << 20),
+        outlierDetection: OutlierDetection = .defaults,
+        retryBudget: RetryBudget = .defaults,
+        maxTries: Int = 3,
+        healthCheck: HealthCheckConfiguration? = nil
     ) {
         self.name = name
         self.transport = transport
@@ -53,5 +64,9 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         self.maxConcurrency = maxConcurrency
         self.maxQueue = maxQueue
         self.maxResponseBytes = maxResponseBytes
+        self.outlierDetection = outlierDetection
+        self.retryBudget = retryBudget
+        self.maxTries = maxTries
+        self.healthCheck = healthCheck
     }
 }

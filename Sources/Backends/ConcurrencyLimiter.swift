@@ -5,10 +5,16 @@ import Synchronization
 /// Overload is answered at once (`.overloaded`, which renders as 503 / RESOURCE_EXHAUSTED) instead of
 /// letting an unbounded queue grow: a gateway that queues forever turns a backend slowdown into memory
 /// growth and client timeouts everywhere (DESIGN.md "Backends").
+///
+/// Background work (the async dispatcher's runs) is never refused: it waits in a second queue, served only
+/// when no caller waits, so a bounce off the gateway's own limit neither fails an operation nor uses up an
+/// attempt. That queue is bounded by the dispatcher's worker count, not here.
 package final class ConcurrencyLimiter: Sendable {
+    private typealias Waiter = (id: UInt64, continuation: CheckedContinuation<Void, any Error>)
     private struct State {
         var running = 0
-        var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        var waiters: [Waiter] = []
+        var background: [Waiter] = []
         var nextID: UInt64 = 0
     }
 
@@ -26,20 +32,42 @@ package final class ConcurrencyLimiter: Sendable {
 
     /// Runs `body` once a slot is free; throws `.overloaded` when the queue is full, and
     /// `CancellationError` when the task is cancelled while it waits.
-    package func withSlot<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        try await acquire()
+    package func withSlot<T: Sendable>(background: Bool = false, _ body: () async throws -> T) async throws -> T {
+        try await acquire(background: background)
         defer { release() }
         return try await body()
     }
 
-    private func acquire() async throws {
+    /// What a stream that wants a slot may expect, decided at once so a refusal is answered before the first
+    /// byte: a slot taken now (`.granted`, release it with ``release()``), room in the queue (`.queued`: call
+    /// ``acquire(background:)`` when the stream starts), or neither (`.overloaded` error thrown).
+    package enum Admission: Sendable { case granted, queued }
+
+    package func admit() throws -> Admission {
+        let admission: Admission? = state.withLock { s in
+            if s.running < maxConcurrency {
+                s.running += 1
+                return .granted
+            }
+            return s.waiters.count < maxQueue ? .queued : nil
+        }
+        guard let admission else {
+            throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
+        }
+        return admission
+    }
+
+    /// Slots taken now (for tests and metrics).
+    package var running: Int { state.withLock { $0.running } }
+
+    package func acquire(background: Bool = false) async throws {
         enum Decision { case go, wait(UInt64), reject }
         let decision: Decision = state.withLock { s in
             if s.running < maxConcurrency {
                 s.running += 1
                 return .go
             }
-            if s.waiters.count >= maxQueue { return .reject }
+            if !background, s.waiters.count >= maxQueue { return .reject }
             s.nextID += 1
             return .wait(s.nextID)
         }
@@ -53,30 +81,38 @@ package final class ConcurrencyLimiter: Sendable {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let cancelled: Bool = state.withLock { s in
                         if Task.isCancelled { return true }
-                        s.waiters.append((id, continuation))
+                        if background {
+                            s.background.append((id, continuation))
+                        } else {
+                            s.waiters.append((id, continuation))
+                        }
                         return false
                     }
                     if cancelled { continuation.resume(throwing: CancellationError()) }
                 }
             } onCancel: {
                 let continuation: CheckedContinuation<Void, any Error>? = state.withLock { s in
-                    guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                    return s.waiters.remove(at: i).continuation
+                    if let i = s.waiters.firstIndex(where: { $0.id == id }) {
+                        return s.waiters.remove(at: i).continuation
+                    }
+                    if let i = s.background.firstIndex(where: { $0.id == id }) {
+                        return s.background.remove(at: i).continuation
+                    }
+                    return nil
                 }
                 continuation?.resume(throwing: CancellationError())
             }
         }
     }
 
-    private func release() {
-        // Hand the slot straight to the oldest waiter, so `running` never dips and lets a newcomer jump the
-        // queue.
+    package func release() {
+        // Hand the slot straight to the oldest waiter (callers before background work), so `running` never
+        // dips and lets a newcomer jump the queue.
         let next: CheckedContinuation<Void, any Error>? = state.withLock { s in
-            if s.waiters.isEmpty {
-                s.running -= 1
-                return nil
-            }
-            return s.waiters.removeFirst().continuation
+            if !s.waiters.isEmpty { return s.waiters.removeFirst().continuation }
+            if !s.background.isEmpty { return s.background.removeFirst().continuation }
+            s.running -= 1
+            return nil
         }
         next?.resume()
     }

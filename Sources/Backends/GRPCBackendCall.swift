@@ -39,6 +39,8 @@ final class GRPCBackendCall {
 
     // Unary.
     private let unaryPromise: EventLoopPromise<TriggerResult>?
+    /// A unary call of another service (the active health check): the response message, undecoded.
+    private let rawPromise: EventLoopPromise<ByteBuffer>?
     private var unaryMessage: ByteBuffer?
 
     // Streaming.
@@ -60,6 +62,15 @@ final class GRPCBackendCall {
         self.kind = .unary
         self.peer = peer
         self.unaryPromise = promise
+        self.rawPromise = nil
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
+    }
+
+    init(raw promise: EventLoopPromise<ByteBuffer>, peer: GRPCBackendPeer, maxMessageBytes: Int) {
+        self.kind = .unary
+        self.peer = peer
+        self.unaryPromise = nil
+        self.rawPromise = promise
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
     }
 
@@ -67,6 +78,7 @@ final class GRPCBackendCall {
         self.kind = .streaming
         self.peer = peer
         self.unaryPromise = nil
+        self.rawPromise = nil
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
     }
 
@@ -160,10 +172,21 @@ final class GRPCBackendCall {
                     garbage("grpc-status 0 without a response message")
                     return
                 }
-                do {
-                    let result = try RunnerCodec.decodeRunResponse(message)
+                if let rawPromise {
                     finish(.success(()))
-                    unaryPromise?.succeed(result)
+                    rawPromise.succeed(message)
+                    return
+                }
+                do {
+                    switch try RunnerCodec.decodeRunOutcome(message) {
+                    case .success(let result):
+                        finish(.success(()))
+                        unaryPromise?.succeed(result)
+                    case .failure(let applicationError):
+                        // The pipeline ran and failed: the backend did its job (the call succeeded on the wire).
+                        finish(.success(()))
+                        unaryPromise?.fail(applicationError)
+                    }
                 } catch {
                     garbage("undecodable RunResponse: \(Self.describe(error))")
                 }
@@ -317,7 +340,10 @@ final class GRPCBackendCall {
         deadlineTimer = nil
         switch kind {
         case .unary:
-            if case .failure(let error) = result { unaryPromise?.fail(error) }
+            if case .failure(let error) = result {
+                unaryPromise?.fail(error)
+                rawPromise?.fail(error)
+            }
         case .streaming:
             deliverIfPulled()
         }

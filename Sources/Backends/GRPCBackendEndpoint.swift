@@ -8,16 +8,19 @@ import Synchronization
 final class GRPCBackendEndpoint: Sendable {
     let endpoint: BackendPoolConfiguration.Endpoint
     let peer: GRPCBackendPeer
-    /// Calls in flight here, for endpoint selection.
-    let outstanding = Atomic<Int>(0)
+    let index: Int
+    /// Calls in flight and ejection, shared with the pool's ``EndpointBalancer``.
+    let health: EndpointHealth
     private let connections = Mutex<[GRPCBackendConnection]>([])
     /// Set by ``retireAll()``: connections opened afterwards (by a call that picked this pool just before
     /// a reload removed it) retire as soon as that call is done.
     private let retired = Atomic<Bool>(false)
 
-    init(_ endpoint: BackendPoolConfiguration.Endpoint, peer: GRPCBackendPeer) {
+    init(_ endpoint: BackendPoolConfiguration.Endpoint, peer: GRPCBackendPeer, index: Int, health: EndpointHealth) {
         self.endpoint = endpoint
         self.peer = peer
+        self.index = index
+        self.health = health
     }
 
     var connectionCount: Int {

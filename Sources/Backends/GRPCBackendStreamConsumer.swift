@@ -10,52 +10,77 @@ import WireCodecs
 /// The call starts on the first `next()` (so an unused stream costs nothing) and each `next()` fetches one
 /// event, which is when that event's bytes are given back to the backend's flow-control window. Cancelling
 /// the consuming task, or dropping the stream before its end (this object's `deinit`), resets the stream.
+///
+/// The endpoint is picked when the call starts; one whose connect fails is replaced by another (nothing reached
+/// a backend yet), within the pool's tries, the deadline and the retry budget.
 final class GRPCBackendStreamConsumer: Sendable {
     private enum State {
         case idle
-        case running(NIOLoopBoundBox<GRPCBackendCall>)
+        case running(NIOLoopBoundBox<GRPCBackendCall>, GRPCBackendEndpoint)
         case done
     }
 
     private let request: TriggerRequest
-    private let endpoint: GRPCBackendEndpoint
+    private let endpoints: [GRPCBackendEndpoint]
     private let group: any EventLoopGroup
     private let configuration: BackendPoolConfiguration
-    private let makeHeaders: @Sendable () throws -> HTTP2Headers
+    private let makeHeaders: @Sendable (GRPCBackendEndpoint) throws -> HTTP2Headers
+    private let balancer: EndpointBalancer
     private let state = Mutex(State.idle)
 
     init(
         request: TriggerRequest,
-        endpoint: GRPCBackendEndpoint,
+        endpoints: [GRPCBackendEndpoint],
         group: any EventLoopGroup,
         configuration: BackendPoolConfiguration,
-        makeHeaders: @escaping @Sendable () throws -> HTTP2Headers
+        balancer: EndpointBalancer,
+        makeHeaders: @escaping @Sendable (GRPCBackendEndpoint) throws -> HTTP2Headers
     ) {
+        self.balancer = balancer
         self.request = request
-        self.endpoint = endpoint
+        self.endpoints = endpoints
         self.group = group
         self.configuration = configuration
         self.makeHeaders = makeHeaders
     }
 
     deinit {
-        if case .running(let call) = state.withLock({ $0 }) {
+        if case .running(let call, let endpoint) = state.withLock({ $0 }) {
+            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
             let error = cancelledError(endpoint.peer)
             call.eventLoop.execute { call.value.cancel(error) }
         }
     }
 
+    /// The call is over: it no longer counts as in flight on its endpoint. Idempotent.
+    private func markDone() {
+        let endpoint: GRPCBackendEndpoint? = state.withLock { state in
+            defer { state = .done }
+            if case .running(_, let endpoint) = state { return endpoint }
+            return nil
+        }
+        endpoint?.health.outstanding.subtract(1, ordering: .relaxed)
+    }
+
     /// The next event, nil after a clean end; throws the call's error once.
     func next() async throws -> TriggerEvent? {
         let call: NIOLoopBoundBox<GRPCBackendCall>
+        let endpoint: GRPCBackendEndpoint
         switch state.withLock({ $0 }) {
         case .done:
             return nil
-        case .running(let running):
+        case .running(let running, let runningOn):
             call = running
+            endpoint = runningOn
         case .idle:
             do {
-                call = try await start()
+                (call, endpoint) = try await withSafeRetries(
+                    balancer,
+                    maxTries: configuration.maxTries,
+                    deadline: request.deadline
+                ) { index in
+                    try await start(on: endpoints[index])
+                }
             } catch {
                 state.withLock { $0 = .done }
                 throw error
@@ -68,27 +93,42 @@ final class GRPCBackendStreamConsumer: Sendable {
             } onCancel: {
                 call.eventLoop.execute { call.value.cancel(cancelledError(peer)) }
             }
-            if event == nil { state.withLock { $0 = .done } }
+            switch event {
+            case nil: markDone()
+            case .end?, .error?: balancer.recordSuccess(endpoint.index)
+            case .status?, .output?: break
+            }
             return event
         } catch {
-            state.withLock { $0 = .done }
+            markDone()
             if error is GRPCBackendCall.Refused { throw refusedError(peer) }
+            if (error as? GatewayError)?.code == .backendFailed { balancer.recordFailure(endpoint.index) }
             throw error
         }
     }
 
-    private func start() async throws -> NIOLoopBoundBox<GRPCBackendCall> {
-        endpoint.outstanding.add(1, ordering: .relaxed)
-        defer { endpoint.outstanding.subtract(1, ordering: .relaxed) }
-        let headers = try makeHeaders()
+    /// Starts the call on `endpoint`; ``NotSent`` when connecting failed. A started call counts as in flight on
+    /// its endpoint (for picking) until it ends or is dropped.
+    private func start(
+        on endpoint: GRPCBackendEndpoint
+    ) async throws -> (NIOLoopBoundBox<GRPCBackendCall>, GRPCBackendEndpoint) {
+        let headers = try makeHeaders(endpoint)
         let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
-        let connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
+        let connection: GRPCBackendConnection
+        endpoint.health.outstanding.add(1, ordering: .relaxed)
+        do {
+            connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
+        } catch {
+            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+            balancer.recordFailure(endpoint.index)
+            throw NotSent(error: error)
+        }
         let call = NIOLoopBoundBox.makeBoxSendingValue(
             GRPCBackendCall(streamingPeer: endpoint.peer, maxMessageBytes: configuration.maxResponseBytes),
             eventLoop: connection.eventLoop
         )
-        state.withLock { $0 = .running(call) }
+        state.withLock { $0 = .running(call, endpoint) }
         connection.start(call, headers: headers, message: message, deadline: request.deadline)
-        return call
+        return (call, endpoint)
     }
 }

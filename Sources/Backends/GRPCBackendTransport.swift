@@ -10,8 +10,9 @@ import WireCodecs
 ///
 /// Owns, per endpoint, a small set of multiplexed connections: calls share a connection until it has
 /// ``GRPCBackendConnectionLoad/maxStreams`` streams, then another one is opened; a connection that received
-/// GOAWAY or closed is dropped and replaced on the next call. Endpoints are picked by least outstanding
-/// calls, ties broken round robin, like the http transport.
+/// GOAWAY or closed is dropped and replaced on the next call. Endpoints are picked by the pool's
+/// ``EndpointBalancer`` like the http transport's; a call that never reached a backend (connect failed, stream
+/// refused) goes to another endpoint, and transport failures eject an endpoint.
 ///
 /// Metadata (runner.proto's header): `grpc-timeout` from the request's deadline, `request-id`,
 /// `traceparent`/`tracestate`, `x-trigger-principal`, `idempotency-key`. Cancelling the calling task
@@ -23,15 +24,74 @@ package final class GRPCBackendTransport: TriggerRunner {
     private let configuration: BackendPoolConfiguration
     private let group: any EventLoopGroup
     private let endpoints: [GRPCBackendEndpoint]
-    private let roundRobin = Atomic<Int>(0)
+    package let balancer: EndpointBalancer
+    /// The active health check's loop, when the pool has one; cancelled by ``retire()`` and ``close()``.
+    private let healthChecker = Mutex<Task<Void, Never>?>(nil)
 
     package init(configuration: BackendPoolConfiguration, group: any EventLoopGroup) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
         self.group = group
-        self.endpoints = configuration.endpoints.map {
-            GRPCBackendEndpoint($0, peer: GRPCBackendPeer(pool: configuration.name, endpoint: $0.description))
+        let balancer = EndpointBalancer(
+            endpointCount: configuration.endpoints.count,
+            outlierDetection: configuration.outlierDetection,
+            retryBudget: configuration.retryBudget
+        )
+        self.balancer = balancer
+        self.endpoints = configuration.endpoints.enumerated().map { index, endpoint in
+            GRPCBackendEndpoint(
+                endpoint,
+                peer: GRPCBackendPeer(pool: configuration.name, endpoint: endpoint.description),
+                index: index,
+                health: balancer.health[index]
+            )
         }
+        if let check = configuration.healthCheck {
+            healthChecker.withLock { task in
+                task = ActiveHealthChecker.start(check, balancer: balancer) { [weak self] index in
+                    guard let self else { return nil }
+                    return await self.probe(self.endpoints[index], check)
+                }
+            }
+        }
+    }
+
+    static let healthCheckPath = "/grpc.health.v1.Health/Check"
+
+    /// One active health check: `grpc.health.v1.Health/Check` for the whole server (an empty request) on the
+    /// endpoint's shared connections; SERVING within the timeout passes.
+    private func probe(_ endpoint: GRPCBackendEndpoint, _ check: HealthCheckConfiguration) async -> Bool {
+        let connection: GRPCBackendConnection
+        do {
+            connection = try await endpoint.acquire(
+                group: group,
+                connectTimeout: min(configuration.connectTimeout, check.timeout)
+            )
+        } catch {
+            return false
+        }
+        let promise = connection.eventLoop.makePromise(of: ByteBuffer.self)
+        let call = NIOLoopBoundBox.makeBoxSendingValue(
+            GRPCBackendCall(raw: promise, peer: endpoint.peer, maxMessageBytes: 64 << 10),
+            eventLoop: connection.eventLoop
+        )
+        let headers: HTTP2Headers = [
+            ":method": "POST",
+            ":scheme": "http",
+            ":path": Self.healthCheckPath,
+            ":authority": endpoint.peer.endpoint,
+            "content-type": "application/grpc",
+            "te": "trailers",
+            "grpc-timeout": GRPCTimeout.encode(check.timeout),
+        ]
+        connection.start(
+            call,
+            headers: headers,
+            message: GRPCMessageFramer.frame(ByteBuffer()),
+            deadline: .now() + check.timeout
+        )
+        guard let message = try? await promise.futureResult.get() else { return false }
+        return InstillCodec.decodeGRPCHealthServing(message)
     }
 
     /// Live connections across all endpoints (for tests and metrics).
@@ -41,6 +101,7 @@ package final class GRPCBackendTransport: TriggerRunner {
 
     /// Closes every connection; calls in flight fail with `.backendFailed`.
     package func close() {
+        healthChecker.withLock { $0?.cancel() }
         for endpoint in endpoints { endpoint.closeAll() }
     }
 }
@@ -48,6 +109,7 @@ package final class GRPCBackendTransport: TriggerRunner {
 extension GRPCBackendTransport: RetirableTransport {
     /// Calls in flight finish; each connection closes after its last stream.
     package func retire() {
+        healthChecker.withLock { $0?.cancel() }
         for endpoint in endpoints { endpoint.retireAll() }
     }
 }
@@ -55,16 +117,43 @@ extension GRPCBackendTransport: RetirableTransport {
 extension GRPCBackendTransport {
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        let endpoint = pickEndpoint()
-        endpoint.outstanding.add(1, ordering: .relaxed)
-        defer { endpoint.outstanding.subtract(1, ordering: .relaxed) }
+        let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
+        return try await withSafeRetries(balancer, maxTries: configuration.maxTries, deadline: request.deadline) {
+            index in
+            let endpoint = self.endpoints[index]
+            do {
+                let result = try await self.run(request, message: message, on: endpoint)
+                self.balancer.recordSuccess(index)
+                return result
+            } catch let error as GatewayError {
+                if error.code == .backendFailed {
+                    self.balancer.recordFailure(index)
+                } else if error.code.isApplication {
+                    self.balancer.recordSuccess(index)
+                }
+                throw error
+            }
+        }
+    }
+
+    /// One try on one endpoint; ``NotSent`` when nothing reached the backend.
+    private func run(_ request: TriggerRequest, message: ByteBuffer, on endpoint: GRPCBackendEndpoint) async throws
+        -> TriggerResult
+    {
+        endpoint.health.outstanding.add(1, ordering: .relaxed)
+        defer { endpoint.health.outstanding.subtract(1, ordering: .relaxed) }
 
         let headers = try requestHeaders(path: Self.runPath, endpoint: endpoint, request: request)
-        let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
         // A refused stream never reached the backend (GOAWAY race, connection closing): one retry on a fresh
-        // connection is safe even for non-idempotent runs.
+        // connection is safe even for non-idempotent runs; after that, another endpoint is.
         for attempt in 0..<2 {
-            let connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
+            let connection: GRPCBackendConnection
+            do {
+                connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
+            } catch {
+                balancer.recordFailure(endpoint.index)
+                throw NotSent(error: error)
+            }
             let promise = connection.eventLoop.makePromise(of: TriggerResult.self)
             let call = NIOLoopBoundBox.makeBoxSendingValue(
                 GRPCBackendCall(unary: promise, peer: endpoint.peer, maxMessageBytes: configuration.maxResponseBytes),
@@ -81,20 +170,23 @@ extension GRPCBackendTransport {
             } catch is GRPCBackendCall.Refused where attempt == 0 {
                 continue
             } catch is GRPCBackendCall.Refused {
-                throw refusedError(endpoint.peer)
+                // Refused again on a fresh connection: the endpoint takes no work (it is draining), which counts
+                // against it like a refused connect.
+                balancer.recordFailure(endpoint.index)
+                throw NotSent(error: refusedError(endpoint.peer))
             }
         }
-        throw refusedError(endpoint.peer)
+        throw NotSent(error: refusedError(endpoint.peer))
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
-        let endpoint = pickEndpoint()
         let consumer = GRPCBackendStreamConsumer(
             request: request,
-            endpoint: endpoint,
+            endpoints: endpoints,
             group: group,
             configuration: configuration,
-            makeHeaders: { try self.requestHeaders(path: Self.runStreamPath, endpoint: endpoint, request: request) }
+            balancer: balancer,
+            makeHeaders: { try self.requestHeaders(path: Self.runStreamPath, endpoint: $0, request: request) }
         )
         // Pull-based: one event is fetched (and its bytes consumed) per `next()`, so the consumer's pace is the
         // backend's pace. Dropping or cancelling the consumer resets the stream.
@@ -139,21 +231,6 @@ extension GRPCBackendTransport {
         headers.add(name: name, value: value)
     }
 
-    private func pickEndpoint() -> GRPCBackendEndpoint {
-        if endpoints.count == 1 { return endpoints[0] }
-        let start = roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue
-        var best = endpoints[start % endpoints.count]
-        var bestLoad = best.outstanding.load(ordering: .relaxed)
-        for offset in 1..<endpoints.count {
-            let candidate = endpoints[(start + offset) % endpoints.count]
-            let load = candidate.outstanding.load(ordering: .relaxed)
-            if load < bestLoad {
-                best = candidate
-                bestLoad = load
-            }
-        }
-        return best
-    }
 }
 
 func cancelledError(_ peer: GRPCBackendPeer) -> GatewayError {
@@ -162,4 +239,8 @@ func cancelledError(_ peer: GRPCBackendPeer) -> GatewayError {
 
 func refusedError(_ peer: GRPCBackendPeer) -> GatewayError {
     GatewayError(.backendFailed, "backend pool \"\(peer.pool)\": \(peer.endpoint) refused the stream")
+}
+
+extension GRPCBackendTransport: BalancedTransport {
+    package var endpointNames: [String] { endpoints.map(\.peer.endpoint) }
 }

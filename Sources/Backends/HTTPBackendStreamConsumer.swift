@@ -18,19 +18,23 @@ final class HTTPBackendStreamConsumer: Sendable {
     }
 
     private let request: TriggerRequest
-    private let endpoint: HTTPBackendTransport.EndpointState
+    /// The endpoint of the call, set when it starts (picked by the balancer, and again when connecting to the
+    /// first one fails: nothing was sent). Before that it holds the endpoint the transport named, unused.
+    private let chosen: Mutex<HTTPBackendTransport.EndpointState>
     private let transport: HTTPBackendTransport
     private let state = Mutex(State.idle)
 
+    private var endpoint: HTTPBackendTransport.EndpointState { chosen.withLock { $0 } }
+
     init(request: TriggerRequest, endpoint: HTTPBackendTransport.EndpointState, transport: HTTPBackendTransport) {
         self.request = request
-        self.endpoint = endpoint
+        self.chosen = Mutex(endpoint)
         self.transport = transport
     }
 
     deinit {
         if case .running(let connection) = state.withLock({ $0 }) {
-            endpoint.outstanding.subtract(1, ordering: .relaxed)
+            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
             connection.close()
         }
     }
@@ -61,7 +65,11 @@ final class HTTPBackendStreamConsumer: Sendable {
         } catch {
             finish(connection, reuse: false)
             if Task.isCancelled { throw CancellationError() }
-            throw translate(error)
+            let translated = translate(error)
+            if (translated as? GatewayError)?.code == .backendFailed {
+                transport.balancer.recordFailure(endpoint.index)
+            }
+            throw translated
         }
         let event: TriggerEvent
         do {
@@ -85,10 +93,12 @@ final class HTTPBackendStreamConsumer: Sendable {
             }
         } catch {
             finish(connection, reuse: false)
+            if (error as? GatewayError)?.code == .backendFailed { transport.balancer.recordFailure(endpoint.index) }
             throw error
         }
         switch event {
         case .end, .error:
+            transport.balancer.recordSuccess(endpoint.index)
             // Nothing follows the final event; the connection is reusable only if the response is complete.
             let reusable = (try? await connection.finishStreaming().get()) ?? false
             finish(connection, reuse: reusable)
@@ -99,15 +109,23 @@ final class HTTPBackendStreamConsumer: Sendable {
     }
 
     private func start() async throws -> HTTPBackendConnection {
-        let (head, body) = transport.requestParts(request, endpoint: endpoint.endpoint, accept: SSEEncoder.contentType)
-        endpoint.outstanding.add(1, ordering: .relaxed)
-        let connection: HTTPBackendConnection
-        do {
-            connection = try await transport.acquire(endpoint, deadline: request.deadline)
-        } catch {
-            endpoint.outstanding.subtract(1, ordering: .relaxed)
-            throw error
+        let (endpoint, connection) = try await withSafeRetries(
+            transport.balancer,
+            maxTries: transport.maxTries,
+            deadline: request.deadline
+        ) { index in
+            let endpoint = transport.endpoint(at: index)
+            endpoint.health.outstanding.add(1, ordering: .relaxed)
+            do {
+                return (endpoint, try await transport.acquire(endpoint, deadline: request.deadline))
+            } catch {
+                endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+                transport.balancer.recordFailure(endpoint.index)
+                throw NotSent(error: error)
+            }
         }
+        chosen.withLock { $0 = endpoint }
+        let (head, body) = transport.requestParts(request, endpoint: endpoint.endpoint, accept: SSEEncoder.contentType)
         state.withLock { $0 = .running(connection) }
         connection.startStreaming(
             head: head,
@@ -125,7 +143,7 @@ final class HTTPBackendStreamConsumer: Sendable {
             return true
         }
         guard wasRunning else { return }
-        endpoint.outstanding.subtract(1, ordering: .relaxed)
+        endpoint.health.outstanding.subtract(1, ordering: .relaxed)
         if reuse {
             transport.release(connection, to: endpoint)
         } else {

@@ -8,39 +8,120 @@ package import WireCodecs
 /// The `http` transport: `POST {base}/run` over keep-alive HTTP/1.1, the model as JSON (API.md §5).
 ///
 /// Connections are kept per endpoint in an idle list and reused; a connection that failed, timed out, or
-/// was told `Connection: close` is dropped. Endpoints are picked by least outstanding calls, ties broken
-/// round robin, so one slow endpoint does not keep getting new work.
+/// was told `Connection: close` is dropped. Endpoints are picked by the pool's ``EndpointBalancer`` (power
+/// of two choices on outstanding calls among endpoints not ejected); a call whose connect failed is tried
+/// again on another endpoint (nothing reached the backend), and transport failures eject an endpoint.
 package final class HTTPBackendTransport: TriggerRunner {
     private let configuration: BackendPoolConfiguration
     private let group: any EventLoopGroup
     private let endpoints: [EndpointState]
-    private let roundRobin = Atomic<Int>(0)
+    package let balancer: EndpointBalancer
     private let codecLimits: CodecLimits
     /// Set by ``retire()``: connections are closed when their call ends instead of being kept idle.
     private let retired = Atomic<Bool>(false)
+    /// The active health check's loop, when the pool has one; cancelled by ``retire()``.
+    private let healthChecker = Mutex<Task<Void, Never>?>(nil)
 
     final class EndpointState: Sendable {
         let endpoint: BackendPoolConfiguration.Endpoint
+        let index: Int
+        let health: EndpointHealth
         let idle = Mutex<[HTTPBackendConnection]>([])
-        let outstanding = Atomic<Int>(0)
-        init(_ endpoint: BackendPoolConfiguration.Endpoint) { self.endpoint = endpoint }
+        init(_ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth) {
+            self.endpoint = endpoint
+            self.index = index
+            self.health = health
+        }
     }
 
     package init(configuration: BackendPoolConfiguration, group: any EventLoopGroup, codecLimits: CodecLimits) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
         self.group = group
-        self.endpoints = configuration.endpoints.map(EndpointState.init)
+        let balancer = EndpointBalancer(
+            endpointCount: configuration.endpoints.count,
+            outlierDetection: configuration.outlierDetection,
+            retryBudget: configuration.retryBudget
+        )
+        self.balancer = balancer
+        self.endpoints = configuration.endpoints.enumerated().map {
+            EndpointState($0.element, index: $0.offset, health: balancer.health[$0.offset])
+        }
         self.codecLimits = codecLimits
+        if let check = configuration.healthCheck {
+            healthChecker.withLock { task in
+                task = ActiveHealthChecker.start(check, balancer: balancer) { [weak self] index in
+                    guard let self else { return nil }
+                    return await self.probe(self.endpoints[index], check)
+                }
+            }
+        }
+    }
+
+    /// One active health check: `GET {base}{path}` on a connection of its own, closed after; a 2xx answer within
+    /// the timeout passes.
+    private func probe(_ endpoint: EndpointState, _ check: HealthCheckConfiguration) async -> Bool {
+        guard let connection = try? await connect(endpoint, timeout: check.timeout) else { return false }
+        defer { connection.close() }
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: endpoint.endpoint.description)
+        headers.add(name: "content-length", value: "0")
+        headers.add(name: "connection", value: "close")
+        let head = HTTPRequestHead(
+            version: .http1_1,
+            method: .GET,
+            uri: endpoint.endpoint.basePath + check.path,
+            headers: headers
+        )
+        let answer = connection.execute(head: head, body: ByteBuffer(), maxResponseBytes: 64 << 10)
+        let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) { connection.close() }
+        defer { timer.cancel() }
+        guard let response = try? await answer.get() else { return false }
+        return (200..<300).contains(response.status)
     }
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        let endpoint = pickEndpoint()
-        endpoint.outstanding.add(1, ordering: .relaxed)
-        defer { endpoint.outstanding.subtract(1, ordering: .relaxed) }
+        try await withSafeRetries(balancer, maxTries: configuration.maxTries, deadline: request.deadline) { index in
+            try await self.run(request, on: self.endpoints[index])
+        }
+    }
+
+    /// One try on one endpoint. A failed connect is ``NotSent`` (nothing reached the backend); every transport
+    /// failure counts against the endpoint, every answer (the pipeline's own error included) for it.
+    private func run(_ request: TriggerRequest, on endpoint: EndpointState) async throws -> TriggerResult {
+        endpoint.health.outstanding.add(1, ordering: .relaxed)
+        defer { endpoint.health.outstanding.subtract(1, ordering: .relaxed) }
 
         let (head, body) = requestParts(request, endpoint: endpoint.endpoint, accept: "application/json")
-        let connection = try await acquire(endpoint, deadline: request.deadline)
+        let connection: HTTPBackendConnection
+        do {
+            connection = try await acquire(endpoint, deadline: request.deadline)
+        } catch {
+            // A connect cut short by the caller's own deadline says nothing about the endpoint.
+            if request.deadline.map({ $0 > .now() }) ?? true { balancer.recordFailure(endpoint.index) }
+            throw NotSent(error: error)
+        }
+        do {
+            let result = try await execute(request, head: head, body: body, on: connection, endpoint: endpoint)
+            balancer.recordSuccess(endpoint.index)
+            return result
+        } catch let error as GatewayError {
+            if error.code == .backendFailed {
+                balancer.recordFailure(endpoint.index)
+            } else if error.code.isApplication {
+                balancer.recordSuccess(endpoint.index)
+            }
+            throw error
+        }
+    }
+
+    private func execute(
+        _ request: TriggerRequest,
+        head: HTTPRequestHead,
+        body: ByteBuffer,
+        on connection: HTTPBackendConnection,
+        endpoint: EndpointState
+    ) async throws -> TriggerResult {
         let response: HTTPBackendResponse
         do {
             response = try await withTaskCancellationHandler {
@@ -94,11 +175,17 @@ package final class HTTPBackendTransport: TriggerRunner {
     /// `TriggerEvent`. Pull-based like the gRPC transport: the backend socket is read only while the consumer
     /// waits for an event, so a slow consumer is a slow backend, not a growing buffer.
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
-        let consumer = HTTPBackendStreamConsumer(request: request, endpoint: pickEndpoint(), transport: self)
+        let consumer = HTTPBackendStreamConsumer(
+            request: request,
+            endpoint: endpoints[balancer.pick()],
+            transport: self
+        )
         return AsyncThrowingStream(unfolding: { try await consumer.next() })
     }
 
     var poolName: String { configuration.name }
+    var maxTries: Int { configuration.maxTries }
+    func endpoint(at index: Int) -> EndpointState { endpoints[index] }
     var maxResponseBytes: Int { configuration.maxResponseBytes }
     var limits: CodecLimits { codecLimits }
 
@@ -128,22 +215,6 @@ package final class HTTPBackendTransport: TriggerRunner {
         return (head, body)
     }
 
-    func pickEndpoint() -> EndpointState {
-        if endpoints.count == 1 { return endpoints[0] }
-        let start = roundRobin.wrappingAdd(1, ordering: .relaxed).oldValue
-        var best = endpoints[start % endpoints.count]
-        var bestLoad = best.outstanding.load(ordering: .relaxed)
-        for offset in 1..<endpoints.count {
-            let candidate = endpoints[(start + offset) % endpoints.count]
-            let load = candidate.outstanding.load(ordering: .relaxed)
-            if load < bestLoad {
-                best = candidate
-                bestLoad = load
-            }
-        }
-        return best
-    }
-
     func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
         while let idle = endpoint.idle.withLock({ $0.popLast() }) {
             if idle.isActive { return idle }
@@ -152,6 +223,11 @@ package final class HTTPBackendTransport: TriggerRunner {
         if let deadline {
             connectTimeout = min(connectTimeout, max(deadline - .now(), .milliseconds(1)))
         }
+        return try await connect(endpoint, timeout: connectTimeout)
+    }
+
+    /// A new connection to `endpoint`, not taken from (nor given to) the idle list.
+    func connect(_ endpoint: EndpointState, timeout connectTimeout: TimeAmount) async throws -> HTTPBackendConnection {
         // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
@@ -202,7 +278,12 @@ package final class HTTPBackendTransport: TriggerRunner {
 extension HTTPBackendTransport: RetirableTransport {
     /// Calls in flight finish on their connections, which then close; idle connections close now.
     package func retire() {
+        healthChecker.withLock { $0?.cancel() }
         retired.store(true, ordering: .sequentiallyConsistent)
         for endpoint in endpoints { closeIdle(endpoint) }
     }
+}
+
+extension HTTPBackendTransport: BalancedTransport {
+    package var endpointNames: [String] { endpoints.map(\.endpoint.description) }
 }

@@ -43,6 +43,7 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
         switch headers.first(name: ":path") {
         case "/trigger.runner.v1.Runner/Run": method = .run
         case "/trigger.runner.v1.Runner/RunStream": method = .runStream
+        case "/grpc.health.v1.Health/Check": method = .healthCheck
         case let path:
             sendTrailersOnly(
                 stream: stream,
@@ -107,6 +108,18 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
             fail(state, GatewayError(.invalidArgument, "the request has no complete message"))
             return
         }
+        if state.method == .healthCheck {
+            // Serving whatever service is asked for: the runner is up when it answers.
+            _ = InstillCodec.decodeGRPCHealthRequest(message)
+            state.message = nil
+            let framed = GRPCMessageFramer.frame(InstillCodec.encodeGRPCHealthResponse(serving: true))
+            session?.withBatchedWrites {
+                sendHeadersIfNeeded(state)
+                session?.sendData(stream: state.id, framed, endStream: false)
+                sendStatus(state, code: 0, message: "")
+            }
+            return
+        }
         var request: TriggerRequest
         do {
             request = try RunnerCodec.decodeRunRequest(message)
@@ -119,6 +132,7 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
         switch state.method {
         case .run: startUnary(state, request)
         case .runStream: startStreaming(state, request)
+        case .healthCheck: break  // answered above
         }
     }
 
@@ -134,6 +148,10 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
             do {
                 let result = try await runner.run(request)
                 outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunResponse(result)))
+            } catch let error as GatewayError where error.code.isApplication {
+                // The pipeline's own failure travels in the message with grpc-status OK (runner.proto), so the
+                // gateway never mistakes it for the runner failing.
+                outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunError(error)))
             } catch {
                 outcome = .failure(error)
             }

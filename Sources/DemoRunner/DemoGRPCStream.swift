@@ -9,6 +9,8 @@ final class DemoGRPCStream {
     enum Method {
         case run
         case runStream
+        /// `grpc.health.v1.Health/Check`: what a grpc pool's active health check calls.
+        case healthCheck
     }
 
     let id: HTTP2StreamID

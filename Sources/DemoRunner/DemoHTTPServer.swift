@@ -77,8 +77,17 @@ final class DemoHTTPHandler: ChannelInboundHandler {
     }
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard head.method == .POST, head.uri.split(separator: "?").first == "/run" else {
-            respond(error: GatewayError(.notFound, "the demo runner serves POST /run only"), context: context)
+        let path = head.uri.split(separator: "?").first
+        if head.method == .GET, path == "/healthz" {
+            // What a pool's active health check asks (`health_check.path`, default /healthz).
+            respond(status: .ok, body: ByteBuffer(string: #"{"status":"SERVING"}"#), context: context)
+            return
+        }
+        guard head.method == .POST, path == "/run" else {
+            respond(
+                error: GatewayError(.notFound, "the demo runner serves POST /run and GET /healthz only"),
+                context: context
+            )
             return
         }
         guard !tooLarge else {

@@ -10,7 +10,9 @@ package import TriggerModel
 ///   `prompt`, `delay_ms` apart (default 10), then `{"text": words joined by one space}`; with a batch of
 ///   more than one, elements stream one after another and each event also carries `batch_index`;
 /// - `sleep`: waits `ms` milliseconds (cancellable), then echoes;
-/// - `fail`: fails with a backend error whose message is the `message` input (or "pipeline failed");
+/// - `fail`: fails as a pipeline does (an application error, passed to the client unchanged and never
+///   retried) with the `message` input (or "pipeline failed") and the google.rpc `code` input: a number
+///   (`9`) or a name (`FAILED_PRECONDITION`, case-insensitive); INTERNAL when absent;
 /// - `blob-info`: every blob, wherever it sits in a variable, replaced by
 ///   `{"size", "sha256", "content_type", "file_name"?}`; variables holding no blob are left out;
 /// - `flood`: streams `bytes` (default 1 MiB) of `{"chunk": "xxx…"}` output events, `chunk` characters each
@@ -90,8 +92,9 @@ package struct DemoPipelines: TriggerRunner {
                 }
                 return TriggerResult(outputs: request.inputs.map(\.variables))
             case "fail":
+                let first = request.inputs.first?.variables ?? ValueObject()
                 let message = request.inputs.lazy.compactMap { $0.variables["message"]?.stringValue }.first
-                throw GatewayError(.backendFailed, message ?? "pipeline failed")
+                throw GatewayError(.application(try Self.rpcCode(first["code"])), message ?? "pipeline failed")
             case "blob-info":
                 return TriggerResult(outputs: request.inputs.map { Self.blobInfo($0.variables) })
             case "flood":
@@ -133,6 +136,26 @@ package struct DemoPipelines: TriggerRunner {
             outputs.append(["text": .string(words.joined(separator: " "))])
         }
         return TriggerResult(outputs: outputs)
+    }
+
+    /// The `code` input of `fail`: a google.rpc code number in 1...16 or its name; INTERNAL when absent.
+    static func rpcCode(_ value: Value?) throws(GatewayError) -> Int {
+        let names = GatewayError.Code.rpcCodeNames
+        switch value {
+        case nil, .null?:
+            return 13
+        case .number(let n)? where n >= 1 && n <= 16 && n == n.rounded():
+            return Int(n)
+        case .string(let s)?:
+            if let n = Int(s), (1...16).contains(n) { return n }
+            if let n = names.firstIndex(of: s.uppercased()), n > 0 { return n }
+        default:
+            break
+        }
+        throw GatewayError(
+            .invalidArgument,
+            "\"code\" must be a google.rpc code: a number from 1 to 16 or a name such as FAILED_PRECONDITION"
+        )
     }
 
     static func unknownPipeline(_ ref: PipelineRef) -> GatewayError {

@@ -105,6 +105,7 @@ package final class GatewayApp: Sendable {
                 dispatcher: dispatcher,
                 shutdownGrace: config.timeouts.shutdownGrace,
                 logger: logger,
+                identity: Self.instanceIdentity(dataDir: config.dataDir, logger: logger),
                 startGate: { _ = try await server.localAddress() }
             )
         }
@@ -291,7 +292,22 @@ extension BackendPoolConfiguration {
             requestTimeout: TimeAmount(pool.requestTimeout),
             maxConcurrency: pool.maxConcurrency,
             maxQueue: pool.maxQueue,
-            maxResponseBytes: limits.maxBodyBytes / 3 * 4 + (1 << 20)
+            maxResponseBytes: limits.maxBodyBytes / 3 * 4 + (1 << 20),
+            outlierDetection: OutlierDetection(
+                consecutiveFailures: pool.outlierConsecutiveFailures,
+                baseEjection: TimeAmount(pool.outlierBaseEjection),
+                maxEjection: TimeAmount(pool.outlierMaxEjection),
+                maxEjectedPercent: pool.outlierMaxEjectedPercent
+            ),
+            healthCheck: pool.healthCheck.map {
+                HealthCheckConfiguration(
+                    path: $0.path,
+                    interval: TimeAmount($0.interval),
+                    timeout: TimeAmount($0.timeout),
+                    healthyThreshold: $0.healthyThreshold,
+                    unhealthyThreshold: $0.unhealthyThreshold
+                )
+            }
         )
     }
 }

@@ -89,6 +89,10 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
     }
 
+    package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        try await current().expireLeases(ownerPrefix: ownerPrefix, now: now)
+    }
+
     package func release(id: String, owner: String, now: Date) async throws -> Bool {
         try await current().release(id: id, owner: owner, now: now)
     }

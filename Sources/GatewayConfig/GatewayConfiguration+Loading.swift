@@ -186,7 +186,7 @@ extension GatewayConfiguration {
                 at: "pools[\(i)]",
                 allowed: [
                     "name", "transport", "endpoints", "connect_timeout", "request_timeout", "max_concurrency",
-                    "max_queue",
+                    "max_queue", "outlier_detection", "health_check",
                 ]
             )
             let nameNode = try require(m, "name", reader)
@@ -257,9 +257,89 @@ extension GatewayConfiguration {
             if let n = m["max_queue"] {
                 pool.maxQueue = try reader.int(n, at: m.path("max_queue"), in: PoolConfiguration.maxQueueRange)
             }
+            if let n = m["outlier_detection"] {
+                let o = try reader.mapping(
+                    n,
+                    at: m.path("outlier_detection"),
+                    allowed: ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
+                )
+                if let v = o["consecutive_failures"] {
+                    pool.outlierConsecutiveFailures = try reader.int(
+                        v,
+                        at: o.path("consecutive_failures"),
+                        in: 0...1000
+                    )
+                }
+                if let v = o["base_ejection"] {
+                    pool.outlierBaseEjection = try reader.duration(
+                        v,
+                        at: o.path("base_ejection"),
+                        minimum: oneMillisecond
+                    )
+                }
+                if let v = o["max_ejection"] {
+                    pool.outlierMaxEjection = try reader.duration(
+                        v,
+                        at: o.path("max_ejection"),
+                        minimum: oneMillisecond
+                    )
+                }
+                if let v = o["max_ejected_percent"] {
+                    pool.outlierMaxEjectedPercent = try reader.int(v, at: o.path("max_ejected_percent"), in: 0...100)
+                }
+                if pool.outlierMaxEjection < pool.outlierBaseEjection {
+                    throw reader.error(o.path("max_ejection"), n, "max_ejection must not be shorter than base_ejection")
+                }
+            }
+            if let n = m["health_check"] {
+                pool.healthCheck = try readHealthCheck(n, at: m.path("health_check"), pool: pool, reader)
+            }
             pools.append(pool)
         }
         return pools
+    }
+
+    private static func readHealthCheck(
+        _ node: Node,
+        at path: String,
+        pool: PoolConfiguration,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) -> PoolConfiguration.HealthCheck {
+        let h = try reader.mapping(
+            node,
+            at: path,
+            allowed: ["path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"]
+        )
+        if pool.transport == .inprocess {
+            throw reader.error(path, node, "an inprocess pool has no endpoints to check")
+        }
+        var check = PoolConfiguration.HealthCheck()
+        if let n = h["path"] {
+            guard pool.transport == .http else {
+                throw reader.error(
+                    h.path("path"),
+                    n,
+                    "only http pools take a path (grpc pools call grpc.health.v1.Health/Check)"
+                )
+            }
+            check.path = try reader.string(n, at: h.path("path"))
+            guard check.path.hasPrefix("/"), !check.path.contains(where: { $0 == " " || $0.isNewline }) else {
+                throw reader.error(h.path("path"), n, "must start with \"/\" and hold no spaces")
+            }
+        }
+        if let n = h["interval"] {
+            check.interval = try reader.duration(n, at: h.path("interval"), minimum: .milliseconds(10))
+        }
+        if let n = h["timeout"] {
+            check.timeout = try reader.duration(n, at: h.path("timeout"), minimum: .milliseconds(1))
+        }
+        if let n = h["healthy_threshold"] {
+            check.healthyThreshold = try reader.int(n, at: h.path("healthy_threshold"), in: 1...100)
+        }
+        if let n = h["unhealthy_threshold"] {
+            check.unhealthyThreshold = try reader.int(n, at: h.path("unhealthy_threshold"), in: 1...100)
+        }
+        return check
     }
 
     private struct ReadRoute {

@@ -20,6 +20,28 @@ package struct PoolConfiguration: Sendable, Equatable {
     package var maxConcurrency: Int
     /// Calls allowed to wait for a slot; past that the gateway answers 503 / RESOURCE_EXHAUSTED.
     package var maxQueue: Int
+    /// `outlier_detection`: transport failures in a row that eject an endpoint (0: off), the first ejection's
+    /// length (doubling per ejection in a row up to `max_ejection`), and the most of the pool ejected at once.
+    package var outlierConsecutiveFailures = 3
+    package var outlierBaseEjection: Duration = .seconds(1)
+    package var outlierMaxEjection: Duration = .seconds(5)
+    package var outlierMaxEjectedPercent = 50
+    /// `health_check`: nil (the default) means no active health check.
+    package var healthCheck: HealthCheck?
+
+    /// An active health check: `grpc.health.v1.Health/Check` for grpc pools, `GET <path>` for http pools.
+    package struct HealthCheck: Sendable, Equatable {
+        /// http pools only: the path under the endpoint's base path.
+        package var path = "/healthz"
+        package var interval: Duration = .seconds(5)
+        package var timeout: Duration = .seconds(1)
+        /// Passed probes in a row that bring an unhealthy endpoint back.
+        package var healthyThreshold = 2
+        /// Failed probes in a row that take an endpoint out.
+        package var unhealthyThreshold = 3
+
+        package init() {}
+    }
 
     package init(
         name: String,

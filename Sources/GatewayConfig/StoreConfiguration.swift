@@ -16,8 +16,9 @@ package struct StoreConfiguration: Sendable, Equatable {
     package var url: String?
     /// Prefix of the PostgreSQL table names, so several gateways (or tests) can share one database.
     package var tablePrefix: String
-    /// How long a claimed operation stays with its dispatcher without a renewal; after that another one
-    /// (or this one, after a restart) claims it again.
+    /// How long a claimed operation stays with its dispatcher without a renewal (the dispatcher renews every
+    /// third of it while the run lasts, so it can be short); after that another instance claims it again. A
+    /// restart of the same instance takes its earlier leases back at once, without waiting.
     package var lease: Duration
     /// Attempts an operation gets (a claim is an attempt) before it fails for good.
     package var maxAttempts: Int
@@ -41,7 +42,7 @@ package struct StoreConfiguration: Sendable, Equatable {
         kind: Kind = .sqlite,
         url: String? = nil,
         tablePrefix: String = "trigger_",
-        lease: Duration = .seconds(30),
+        lease: Duration = .seconds(10),
         maxAttempts: Int = 3,
         retryBackoff: Duration = .seconds(1),
         maxRetryBackoff: Duration = .seconds(60),
@@ -65,7 +66,7 @@ package struct StoreConfiguration: Sendable, Equatable {
         self.healthInterval = healthInterval
     }
 
-    /// SQLite under `data_dir`, 30 s leases, 3 attempts from 1 s backoff, 7 days' retention, 64 workers.
+    /// SQLite under `data_dir`, 10 s leases, 3 attempts from 1 s backoff, 7 days' retention, 64 workers.
     package static var defaults: StoreConfiguration { StoreConfiguration() }
 
     package static let maxAttemptsRange = 1...100

@@ -1,5 +1,6 @@
 import NIOCore
 import Routing
+import TriggerDispatch
 import TriggerModel
 import WireCodecs
 
@@ -236,6 +237,9 @@ extension RESTRequestHead {
         case .metrics:
             var body = ByteBuffer()
             services.configStatus?.writeMetrics(into: &body)
+            var pools = ""
+            services.dispatcher.writeMetrics(into: &pools)
+            body.writeString(pools)
             var response = RESTResponse.text(status: 200, "", contentType: "text/plain; version=0.0.4")
             response.body = body
             return .respond(response, closeConnection: false)

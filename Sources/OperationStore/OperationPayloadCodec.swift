@@ -172,16 +172,3 @@ package struct OperationPayloadCodec: Sendable {
         guard version == formatVersion else { throw PayloadReader.corrupt("unknown format version \(version)") }
     }
 }
-
-extension GatewayError.Code {
-    /// Every code, to map a stored `description` back to its code.
-    static let all: [GatewayError.Code] = [
-        .invalidArgument, .unauthenticated, .permissionDenied, .notFound, .methodNotAllowed, .conflict,
-        .failedPrecondition, .payloadTooLarge, .unsupportedMediaType, .headersTooLarge, .tooManyRequests,
-        .overloaded, .backendFailed, .deadlineExceeded, .unavailable, .cancelled, .unimplemented, .internalError,
-    ]
-
-    static func named(_ name: String) -> GatewayError.Code? {
-        all.first { $0.description == name }
-    }
-}

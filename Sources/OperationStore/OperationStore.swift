@@ -45,6 +45,11 @@ package protocol OperationStore: Sendable {
     /// Extends the lease; false when `owner` no longer holds the running operation.
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool
 
+    /// Ends at once every lease whose owner starts with `ownerPrefix` (a restarted instance's earlier runs, which
+    /// died with its previous process), so the next `claim` takes those operations without waiting for the
+    /// leases to expire. Returns how many leases it ended.
+    func expireLeases(ownerPrefix: String, now: Date) async throws -> Int
+
     /// running → succeeded, only for the lease owner; false (and nothing changes) otherwise.
     func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool
 

@@ -219,6 +219,20 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        guard !ownerPrefix.isEmpty else { return 0 }
+        let nowMS = now.storeMilliseconds
+        return try await bounded("expireLeases") { [self] in
+            try await client.query(
+                """
+                UPDATE \(unescaped: operations) SET lease_expires_at = \(nowMS) \
+                WHERE state = 'running' AND starts_with(lease_owner, \(ownerPrefix)) RETURNING seq
+                """,
+                logger: logger
+            ).collect().count
+        }
+    }
+
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let nowMS = now.storeMilliseconds

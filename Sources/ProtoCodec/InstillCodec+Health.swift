@@ -71,4 +71,15 @@ extension InstillCodec {
             free: grpc__health__v1__health_check_request__free_unpacked
         ) { StructCodec.string($0.pointee.service) }) ?? ""
     }
+
+    /// Whether a `grpc.health.v1.HealthCheckResponse` says SERVING (a pool's active health check reads it);
+    /// undecodable bytes are not serving.
+    package static func decodeGRPCHealthServing(_ bytes: ByteBuffer) -> Bool {
+        (try? ProtoMessage.withUnpacked(
+            bytes,
+            as: "grpc.health.v1.HealthCheckResponse",
+            unpack: grpc__health__v1__health_check_response__unpack,
+            free: grpc__health__v1__health_check_response__free_unpacked
+        ) { $0.pointee.status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING }) ?? false
+    }
 }

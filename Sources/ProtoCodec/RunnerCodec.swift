@@ -73,14 +73,37 @@ package enum RunnerCodec {
         withProtoArena { arena in ProtoMessage.pack(encode(result, in: arena)) }
     }
 
+    /// A `RunResponse` carrying only the pipeline's application error (`error`), no outputs.
+    package static func encodeRunError(_ error: GatewayError) -> ByteBuffer {
+        withProtoArena { arena in
+            let m: UnsafeMutablePointer<PBResponse> = arena.message(trigger__runner__v1__run_response__init)
+            m.pointee.error = encodeError(error, in: arena)
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    /// The outputs of a `RunResponse`; a response whose `error` is set decodes to its outputs all the same
+    /// (use ``decodeRunOutcome(_:)`` to see the error).
     package static func decodeRunResponse(_ bytes: ByteBuffer) throws -> TriggerResult {
+        switch try decodeRunOutcome(bytes) {
+        case .success(let result): result
+        case .failure(let error): throw error
+        }
+    }
+
+    /// A `RunResponse` as what the pipeline did: its result, or (when `error` is set) its application error
+    /// with `GatewayError.Code.application(code)`. Throws only for malformed bytes.
+    package static func decodeRunOutcome(_ bytes: ByteBuffer) throws -> Result<TriggerResult, GatewayError> {
         try WireDepthGuard.check(bytes, as: .runResponse, what: "RunResponse")
         return try ProtoMessage.withUnpacked(
             bytes,
             as: "RunResponse",
             unpack: trigger__runner__v1__run_response__unpack,
             free: trigger__runner__v1__run_response__free_unpacked
-        ) { try decode(UnsafePointer($0)) }
+        ) { m in
+            if let error = m.pointee.error { return .failure(decodeError(UnsafePointer(error))) }
+            return .success(try decode(UnsafePointer(m)))
+        }
     }
 
     // MARK: RunEvent
@@ -111,19 +134,16 @@ package enum RunnerCodec {
                 m.pointee.event_case = TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_END
                 m.pointee.end = end
             case .error(let error):
-                let pb: UnsafeMutablePointer<Trigger__Runner__V1__ErrorEvent> =
-                    arena.message(trigger__runner__v1__error_event__init)
-                pb.pointee.code = Int32(error.code.rpcCode)
-                pb.pointee.message = arena.cString(error.message)
                 m.pointee.event_case = TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_ERROR
-                m.pointee.error = pb
+                m.pointee.error = encodeError(error, in: arena)
             }
             return ProtoMessage.pack(m)
         }
     }
 
-    /// An `ErrorEvent` becomes `.error` with `GatewayError.Code.fromRPCCode(code)`; an event with no case
-    /// set is `.invalidArgument`.
+    /// An `ErrorEvent` becomes `.error` with the pipeline's application code
+    /// (`GatewayError.Code.application(code)`, passed to the client unchanged); an event with no case set is
+    /// `.invalidArgument`.
     package static func decodeRunEvent(_ bytes: ByteBuffer) throws -> TriggerEvent {
         try WireDepthGuard.check(bytes, as: .runEvent, what: "RunEvent")
         return try ProtoMessage.withUnpacked(
@@ -148,13 +168,7 @@ package enum RunnerCodec {
             case TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_END:
                 return .end(try decode(UnsafePointer(m.pointee.end?.pointee.result)))
             case TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_ERROR:
-                let error = m.pointee.error
-                return .error(
-                    GatewayError(
-                        .fromRPCCode(Int(error?.pointee.code ?? 2)),
-                        StructCodec.string(error?.pointee.message)
-                    )
-                )
+                return .error(decodeError(m.pointee.error.map { UnsafePointer($0) }))
             default:
                 throw GatewayError(.invalidArgument, "RunEvent has no event set")
             }
@@ -162,6 +176,21 @@ package enum RunnerCodec {
     }
 
     // MARK: Pieces
+
+    private static func encodeError(
+        _ error: GatewayError,
+        in arena: ProtoArena
+    ) -> UnsafeMutablePointer<Trigger__Runner__V1__ErrorEvent> {
+        let pb: UnsafeMutablePointer<Trigger__Runner__V1__ErrorEvent> =
+            arena.message(trigger__runner__v1__error_event__init)
+        pb.pointee.code = Int32(error.code.rpcCode)
+        pb.pointee.message = arena.cString(error.message)
+        return pb
+    }
+
+    private static func decodeError(_ m: UnsafePointer<Trigger__Runner__V1__ErrorEvent>?) -> GatewayError {
+        GatewayError(.application(Int(m?.pointee.code ?? 2)), StructCodec.string(m?.pointee.message))
+    }
 
     private static func encode(_ input: TriggerInput, in arena: ProtoArena) -> UnsafeMutablePointer<PBInput> {
         let m: UnsafeMutablePointer<PBInput> = arena.message(trigger__runner__v1__input__init)

@@ -252,6 +252,19 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        guard !ownerPrefix.isEmpty else { return 0 }
+        return try await serialized {
+            try await query(
+                """
+                UPDATE operations SET lease_expires_at = ?1 \
+                WHERE state = 'running' AND substr(lease_owner, 1, length(?2)) = ?2 RETURNING seq
+                """,
+                [.integer(Int(now.storeMilliseconds)), .text(ownerPrefix)]
+            ).count
+        }
+    }
+
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let spilled = encoded.blobs

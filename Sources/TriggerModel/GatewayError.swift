@@ -23,6 +23,8 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case conflict, failedPrecondition, payloadTooLarge, unsupportedMediaType, notAcceptable, headersTooLarge
             case tooManyRequests, overloaded, backendFailed, deadlineExceeded, unavailable
             case cancelled, unimplemented, internalError
+            /// A pipeline's own failure, carrying its google.rpc code as the runner reported it.
+            case application(Int)
         }
 
         private let wrapped: Wrapped
@@ -62,6 +64,19 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
         package static let unimplemented = Code(.unimplemented)
         package static let internalError = Code(.internalError)
 
+        /// A pipeline that ran and failed (DESIGN.md "Failures: whose fault"): its google.rpc code reaches the
+        /// client unchanged, it never counts against the endpoint and is never retried. A code outside
+        /// 1...16 (0 is not a failure) becomes UNKNOWN.
+        package static func application(_ rpcCode: Int) -> Code {
+            Code(.application((1...16).contains(rpcCode) ? rpcCode : 2))
+        }
+
+        /// True for ``application(_:)`` codes: the pipeline's answer, not the gateway's or the transport's.
+        package var isApplication: Bool {
+            if case .application = wrapped { return true }
+            return false
+        }
+
         /// The HTTP status a REST client sees.
         package var httpStatus: Int {
             switch wrapped {
@@ -82,6 +97,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case .backendFailed: 502
             case .overloaded, .unavailable: 503
             case .deadlineExceeded: 504
+            case .application(let code): Self.httpStatus(rpcCode: code)
             }
         }
 
@@ -100,8 +116,33 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case .internalError: 13
             case .backendFailed, .unavailable: 14  // UNAVAILABLE, as gRPC maps HTTP 502/503
             case .unauthenticated: 16
+            case .application(let code): code
             }
         }
+
+        /// google.rpc's own HTTP mapping (google/rpc/code.proto), for codes a pipeline reports.
+        private static func httpStatus(rpcCode: Int) -> Int {
+            switch rpcCode {
+            case 1: 499
+            case 3, 9, 11: 400
+            case 4: 504
+            case 5: 404
+            case 6, 10: 409
+            case 7: 403
+            case 8: 429
+            case 12: 501
+            case 14: 503
+            case 16: 401
+            default: 500  // UNKNOWN, INTERNAL, DATA_LOSS
+            }
+        }
+
+        /// The google.rpc code names (google/rpc/code.proto), index = code.
+        package static let rpcCodeNames = [
+            "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+            "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+            "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+        ]
 
         /// The inverse of `rpcCode` for statuses received from a gRPC backend.
         package static func fromRPCCode(_ code: Int) -> Code {
@@ -131,7 +172,26 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             }
         }
 
+        /// `backendFailed`, `application(13)`: stable, since the operation store keeps codes by this name.
         package var description: String { "\(wrapped)" }
+
+        /// The inverse of `description`, for the codes a store kept.
+        package static func named(_ name: String) -> Code? {
+            if name.hasPrefix("application("), name.hasSuffix(")"),
+                let code = Int(name.dropFirst("application(".count).dropLast())
+            {
+                return .application(code)
+            }
+            return all.first { $0.description == name }
+        }
+
+        /// Every code but the application ones.
+        package static let all: [Code] = [
+            .invalidArgument, .unauthenticated, .permissionDenied, .notFound, .methodNotAllowed, .conflict,
+            .failedPrecondition, .payloadTooLarge, .unsupportedMediaType, .notAcceptable, .headersTooLarge,
+            .tooManyRequests, .overloaded, .backendFailed, .deadlineExceeded, .unavailable, .cancelled,
+            .unimplemented, .internalError,
+        ]
     }
 }
 

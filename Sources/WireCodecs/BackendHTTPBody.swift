@@ -97,14 +97,15 @@ package enum BackendHTTPBody {
         }
     }
 
-    /// The error a non-2xx response stands for: the body's `{code, message, details}` when it has them (the code
-    /// mapped with `GatewayError.Code.fromRPCCode`), otherwise `.backendFailed` naming the status.
+    /// The error a non-2xx response stands for. A JSON `{code, message, details}` body is the pipeline's own
+    /// failure (API.md §5): an application error whose google.rpc code reaches the client unchanged and is never
+    /// retried. Anything else (an HTML 502 from a proxy, an empty 500) is a transport failure: `.backendFailed`
+    /// naming the status.
     package static func decodeError(status: Int, body: ByteBuffer) -> GatewayError {
         if body.readableBytes > 0,
             case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults, path: ""),
-            var error = RESTResponseBody.error(of: object)
+            let error = RESTResponseBody.error(of: object)
         {
-            if case .number(let code)? = object["code"] { error.code = .fromBackendRPCCode(Int(code)) }
             return error
         }
         var message = "backend answered HTTP \(status)"

@@ -150,7 +150,8 @@ package enum RESTResponseBody {
         return objects
     }
 
-    /// A `GatewayError` from an error-body object, or nil when it has no numeric `code`.
+    /// A runner's error-body object (a `/run` answer or an SSE error event of the http backend hop) as the
+    /// pipeline's application error, or nil when it has no numeric `code`.
     static func error(of object: ValueObject) -> GatewayError? {
         guard case .number(let number)? = object["code"], let code = Int(exactly: number) else { return nil }
         let message = object["message"]?.stringValue ?? ""
@@ -158,7 +159,7 @@ package enum RESTResponseBody {
         if case .list(let list)? = object["details"] {
             details = list.compactMap(\.objectValue)
         }
-        return GatewayError(.fromRPCCode(code), message, details: details)
+        return GatewayError(.application(code), message, details: details)
     }
 }
 

@@ -183,13 +183,28 @@ struct DemoPipelinesTests {
         #expect(error?.code == .invalidArgument)
     }
 
-    @Test("fail throws a backend error with the message input, or a default")
+    @Test("fail throws an application error with the message input and INTERNAL, or a default")
     func fail() async {
-        await #expect(throws: GatewayError(.backendFailed, "boom")) {
+        await #expect(throws: GatewayError(.application(13), "boom")) {
             try await DemoPipelines().run(Self.request("fail", ["message": .string("boom")]))
         }
-        await #expect(throws: GatewayError(.backendFailed, "pipeline failed")) {
+        await #expect(throws: GatewayError(.application(13), "pipeline failed")) {
             try await DemoPipelines().run(Self.request("fail", [:]))
+        }
+    }
+
+    @Test("fail takes its google.rpc code as a number or a name; anything else is a bad input")
+    func failCode() async {
+        for (code, expected) in [(Value.number(9), 9), (.string("failed_precondition"), 9), (.string("5"), 5)] {
+            await #expect(throws: GatewayError(.application(expected), "x")) {
+                try await DemoPipelines().run(Self.request("fail", ["message": .string("x"), "code": code]))
+            }
+        }
+        for bad in [Value.number(0), .number(17), .number(2.5), .string("NOPE"), .bool(true)] {
+            let error = await #expect(throws: GatewayError.self) {
+                try await DemoPipelines().run(Self.request("fail", ["code": bad]))
+            }
+            #expect(error?.code == .invalidArgument)
         }
     }
 
@@ -202,7 +217,7 @@ struct DemoPipelinesTests {
         )
         #expect(
             try await Self.collect(DemoPipelines().runStreaming(Self.request("fail", ["message": .string("x")])))
-                == [Self.running, .error(GatewayError(.backendFailed, "x"))]
+                == [Self.running, .error(GatewayError(.application(13), "x"))]
         )
     }
 

@@ -132,6 +132,26 @@ struct ConfigErrorTests {
             path: "pools[0].max_queue",
             message: "-1 is out of range 0...1000000"
         ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, outlier_detection: {max_ejected_percent: 101}}\n",
+            path: "pools[0].outlier_detection.max_ejected_percent",
+            message: "101 is out of range 0...100"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: grpc, endpoints: [\"h:1\"], health_check: {path: /x}}\n",
+            path: "pools[0].health_check.path",
+            message: "only http pools take a path (grpc pools call grpc.health.v1.Health/Check)"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], health_check: {unhealthy_threshold: 0}}\n",
+            path: "pools[0].health_check.unhealthy_threshold",
+            message: "0 is out of range 1...100"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, outlier_detection: {base_ejection: 10s}}\n",
+            path: "pools[0].outlier_detection.max_ejection",
+            message: "max_ejection must not be shorter than base_ejection"
+        ),
         // Pools.
         Case(
             yaml: "pools:\n  - {name: a, transport: inprocess}\n  - {name: a, transport: inprocess}\n",

@@ -40,6 +40,35 @@ struct GatewayConfigurationTests {
           - {namespace: "*", pool: web}
         """
 
+    @Test("outlier detection and active health check keys parse; without them: detection on, no health check")
+    func poolResilienceKeys() throws {
+        let yaml = """
+            pools:
+              - name: web
+                transport: http
+                endpoints: ["127.0.0.1:9000"]
+                outlier_detection: {consecutive_failures: 0, base_ejection: 2s, max_ejection: 10s, max_ejected_percent: 30}
+                health_check: {path: /ready, interval: 2s, timeout: 300ms, healthy_threshold: 1, unhealthy_threshold: 4}
+              - {name: plain, transport: grpc, endpoints: ["127.0.0.1:9001"], health_check: {}}
+            """
+        let config = try GatewayConfiguration.parse(yaml: yaml, source: "r.yaml")
+        let web = config.pools[0]
+        #expect(web.outlierConsecutiveFailures == 0)
+        #expect(web.outlierBaseEjection == .seconds(2) && web.outlierMaxEjection == .seconds(10))
+        #expect(web.outlierMaxEjectedPercent == 30)
+        var check = PoolConfiguration.HealthCheck()
+        check.path = "/ready"
+        check.interval = .seconds(2)
+        check.timeout = .milliseconds(300)
+        check.healthyThreshold = 1
+        check.unhealthyThreshold = 4
+        #expect(web.healthCheck == check)
+        let plain = config.pools[1]
+        #expect(plain.healthCheck == PoolConfiguration.HealthCheck())
+        #expect(plain.outlierConsecutiveFailures == 3 && plain.outlierMaxEjection == .seconds(5))
+        #expect(PoolConfiguration(name: "x", transport: .grpc).healthCheck == nil)
+    }
+
     @Test("a full file parses into the values it states")
     func fullFileParses() throws {
         let config = try GatewayConfiguration.parse(yaml: Self.fullFile, source: "full.yaml")

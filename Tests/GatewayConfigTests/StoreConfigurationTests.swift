@@ -8,7 +8,7 @@ struct StoreConfigurationTests {
         let config = try GatewayConfiguration.parse(yaml: "", source: "t.yaml")
         #expect(config.store == StoreConfiguration.defaults)
         #expect(config.store.kind == .sqlite)
-        #expect(config.store.lease == .seconds(30))
+        #expect(config.store.lease == .seconds(10))
         #expect(config.store.maxAttempts == 3)
         #expect(config.store.retention == .seconds(7 * 24 * 3600))
     }

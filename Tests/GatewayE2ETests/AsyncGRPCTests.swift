@@ -122,7 +122,7 @@ struct AsyncGRPCTests {
             final = try #require(answer["final"] as? [String: Any], "\(answer)")
             #expect(final["done"] as? Bool == true)
             let error = try #require(final["error"] as? [String: Any], "\(final)")
-            #expect(error["code"] as? Int == 14)
+            #expect(error["code"] as? Int == 13)
             #expect(error["message"] as? String == "grpc boom")
         }
     }

@@ -46,9 +46,10 @@ struct BackendPairingTests {
 
                 response = try await client.request(
                     "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger", headers: jsonHeaders,
-                    body: ByteBuffer(string: #"{"data":[{"variable":{"message":"kaputt"}}]}"#)
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"message":"kaputt","code":"ABORTED"}}]}"#)
                 )
-                #expect(response.status == 502)
+                #expect(response.status == 409)
+                #expect(try json(response.body)["code"] as? Int == 10)
                 #expect((try json(response.body)["message"] as? String)?.contains("kaputt") == true)
                 await client.close()
             }

@@ -47,7 +47,7 @@ struct HTTPBackendTests {
         }
     }
 
-    @Test("a backend error status passes through with its message")
+    @Test("a pipeline's error status passes through with its code and message")
     func backendError() async throws {
         try await withDemoRunnerProcess(transport: "http") { runnerPort in
             try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
@@ -56,7 +56,8 @@ struct HTTPBackendTests {
                     "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger", headers: jsonHeaders,
                     body: ByteBuffer(string: #"{"data":[{"variable":{"message":"remote boom"}}]}"#)
                 )
-                #expect(response.status == 502)
+                #expect(response.status == 500)
+                #expect(try json(response.body)["code"] as? Int == 13)
                 #expect((try json(response.body)["message"] as? String)?.contains("remote boom") == true)
                 await client.close()
             }

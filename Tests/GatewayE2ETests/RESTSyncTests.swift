@@ -131,7 +131,7 @@ struct RESTSyncTests {
         }
     }
 
-    @Test("a backend error comes back as a JSON error with the backend's message")
+    @Test("a pipeline's failure comes back as a JSON error with its own code and message")
     func failPipeline() async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
@@ -139,8 +139,9 @@ struct RESTSyncTests {
                 "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger", headers: jsonHeaders,
                 body: ByteBuffer(string: #"{"data":[{"variable":{"message":"boom at step 3"}}]}"#)
             )
-            #expect(response.status == 502)
-            #expect((try json(response.body)["message"] as? String)?.contains("boom at step 3") == true)
+            #expect(response.status == 500)
+            #expect(try json(response.body)["code"] as? Int == 13)
+            #expect(try json(response.body)["message"] as? String == "boom at step 3")
             await client.close()
         }
     }

@@ -337,6 +337,10 @@ final class WriteFailingStore: OperationStore {
         try check()
         return try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
     }
+    func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        try check()
+        return try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
+    }
     func release(id: String, owner: String, now: Date) async throws -> Bool {
         try check()
         return try await base.release(id: id, owner: owner, now: now)

@@ -189,6 +189,26 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "a restarted instance ends its earlier leases at once; other owners' leases stay",
+        arguments: StoreKind.allCases)
+    func expireOwnLeases(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let mine = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            let theirs = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            let t0 = Fixtures.now() + 1
+            #expect(try await store.claim(owner: "gw1.boot1/3", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id) == [mine])
+            #expect(try await store.claim(owner: "gw10.boot9/1", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id) == [theirs])
+            #expect(try await store.expireLeases(ownerPrefix: "gw1.", now: t0 + 1) == 1)
+            let retaken = try await store.claim(owner: "gw1.boot2/1", leaseDuration: .seconds(30), limit: 5, now: t0 + 1)
+            #expect(retaken.map(\.id) == [mine], "taken back at once, long before its lease would end")
+            #expect(retaken.first?.attempts == 2)
+            #expect(!(try await store.renewLease(id: mine, owner: "gw1.boot1/3", leaseDuration: .seconds(30), now: t0 + 2)))
+            #expect(try await store.get(id: theirs)?.leaseOwner == "gw10.boot9/1")
+            #expect(try await store.expireLeases(ownerPrefix: "nobody.", now: t0 + 2) == 0)
+        }
+    }
+
+    @Test(
         "an expired lease is claimed by another owner, and the old owner can no longer finish",
         arguments: StoreKind.allCases)
     func expiredLeaseFencing(kind: StoreKind) async throws {

@@ -70,13 +70,23 @@ struct RunnerCodecTests {
         #expect(try RunnerCodec.decodeRunResponse(RunnerCodec.encodeRunResponse(result)) == result)
     }
 
+    @Test("a pipeline's error travels in RunResponse.error and decodes as an application error")
+    func runErrorRoundTrip() throws {
+        let error = GatewayError(.application(9), "not ready")
+        #expect(try RunnerCodec.decodeRunOutcome(RunnerCodec.encodeRunError(error)) == .failure(error))
+        // An ErrorEvent carries the pipeline's code unchanged, even one the gateway itself also uses.
+        let event = TriggerEvent.error(GatewayError(.deadlineExceeded, "late"))
+        let decoded = try RunnerCodec.decodeRunEvent(RunnerCodec.encodeRunEvent(event))
+        #expect(decoded == .error(GatewayError(.application(4), "late")))
+    }
+
     @Test(
         "every event kind round-trips",
         arguments: [
             TriggerEvent.status(name: "PIPELINE_STATUS_UPDATED", data: ["status": .string("RUNNING")]),
             .output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [["word": .string("hello")], [:]]),
             .end(TriggerResult(outputs: [["text": .string("hello world")]])),
-            .error(GatewayError(.deadlineExceeded, "too slow")),
+            .error(GatewayError(.application(4), "too slow")),
         ]
     )
     func eventRoundTrip(event: TriggerEvent) throws {

@@ -137,12 +137,17 @@ struct BackendHTTPBodyTests {
         #expect(error?.message == message)
     }
 
-    @Test("A JSON error body maps its code; anything else is backendFailed naming the status")
+    @Test("A JSON error body is the pipeline's error, code unchanged; anything else is backendFailed naming the status")
     func errors() {
         var body = ByteBuffer()
         RESTResponseBody.encode(error: GatewayError(.invalidArgument, "bad prompt"), into: &body)
         let mapped = BackendHTTPBody.decodeError(status: 400, body: body)
-        #expect(mapped == GatewayError(.invalidArgument, "bad prompt"))
+        #expect(mapped == GatewayError(.application(3), "bad prompt"))
+        body.clear()
+        RESTResponseBody.encode(error: GatewayError(.application(13), "pipeline broke"), into: &body)
+        let pipelineError = BackendHTTPBody.decodeError(status: 500, body: body)
+        #expect(pipelineError == GatewayError(.application(13), "pipeline broke"))
+        #expect(pipelineError.code.httpStatus == 500 && pipelineError.code.rpcCode == 13)
 
         let html = BackendHTTPBody.decodeError(status: 502, body: buffer("<h1>Bad Gateway</h1>\n"))
         #expect(html == GatewayError(.backendFailed, "backend answered HTTP 502: <h1>Bad Gateway</h1>"))

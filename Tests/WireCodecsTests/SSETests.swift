@@ -35,8 +35,9 @@ struct SSETests {
 
     @Test("Encoded events decode back to the same TriggerEvents, fed whole or byte by byte", arguments: [0, 1])
     func roundTrip(byteByByte: Int) throws {
-        // An empty output name is sent as PIPELINE_OUTPUT_UPDATED, so name it here to compare.
-        var all = Self.events + [.error(GatewayError(.invalidArgument, "bad", details: [["k": .string("v")]]))]
+        // An empty output name is sent as PIPELINE_OUTPUT_UPDATED, so name it here to compare. An error event is
+        // the pipeline's own failure: it decodes as an application error with the same google.rpc code.
+        var all = Self.events + [.error(GatewayError(.application(3), "bad", details: [["k": .string("v")]]))]
         all[1] = .output(name: SSEEncoder.outputEvent, outputs: [["text": .string("line one\nline two")]])
         var stream = ByteBuffer()
         for event in all { SSEEncoder.encode(event, into: &stream) }

@@ -905,7 +905,7 @@ const ProtobufCMessageDescriptor trigger__runner__v1__run_response__traces_entry
   (ProtobufCMessageInit) trigger__runner__v1__run_response__traces_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor trigger__runner__v1__run_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor trigger__runner__v1__run_response__field_descriptors[3] =
 {
   {
     "outputs",
@@ -931,15 +931,28 @@ static const ProtobufCFieldDescriptor trigger__runner__v1__run_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "error",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Trigger__Runner__V1__RunResponse, error),
+    &trigger__runner__v1__error_event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned trigger__runner__v1__run_response__field_indices_by_name[] = {
+  2,   /* field[2] = error */
   0,   /* field[0] = outputs */
   1,   /* field[1] = traces */
 };
 static const ProtobufCIntRange trigger__runner__v1__run_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor trigger__runner__v1__run_response__descriptor =
 {
@@ -949,7 +962,7 @@ const ProtobufCMessageDescriptor trigger__runner__v1__run_response__descriptor =
   "Trigger__Runner__V1__RunResponse",
   "trigger.runner.v1",
   sizeof(Trigger__Runner__V1__RunResponse),
-  2,
+  3,
   trigger__runner__v1__run_response__field_descriptors,
   trigger__runner__v1__run_response__field_indices_by_name,
   1,  trigger__runner__v1__run_response__number_ranges,

@@ -127,10 +127,15 @@ struct  Trigger__Runner__V1__RunResponse
    */
   size_t n_traces;
   Trigger__Runner__V1__RunResponse__TracesEntry **traces;
+  /*
+   * Set when the pipeline ran and failed (an application error): its google.rpc code and message reach
+   * the gateway's client unchanged and the run is never retried. `outputs` are then ignored.
+   */
+  Trigger__Runner__V1__ErrorEvent *error;
 };
 #define TRIGGER__RUNNER__V1__RUN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&trigger__runner__v1__run_response__descriptor) \
-    , 0,NULL, 0,NULL }
+    , 0,NULL, 0,NULL, NULL }
 
 
 /*
@@ -224,7 +229,8 @@ struct  Trigger__Runner__V1__EndEvent
 
 
 /*
- * The run failed after the stream began; the stream ends after it.
+ * The run failed after the stream began; the stream ends after it. Like `RunResponse.error`, this is the
+ * pipeline's application error: passed to the client unchanged, never retried.
  */
 struct  Trigger__Runner__V1__ErrorEvent
 {

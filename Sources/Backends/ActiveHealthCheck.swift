@@ -1,0 +1,84 @@
+package import NIOCore
+
+/// A pool's active health check (optional, off unless configured): every `interval` each endpoint is asked
+/// `grpc.health.v1.Health/Check` (grpc pools) or `GET {base}{path}` (http pools); `unhealthyThreshold` failed
+/// probes in a row take it out of picking, `healthyThreshold` passed ones in a row bring it back.
+package struct HealthCheckConfiguration: Sendable, Equatable {
+    /// For http pools: the path probed under the endpoint's base path; a 2xx answer passes.
+    package var path: String
+    package var interval: TimeAmount
+    /// A probe not answered within this fails.
+    package var timeout: TimeAmount
+    package var healthyThreshold: Int
+    package var unhealthyThreshold: Int
+
+    package init(
+        path: String = "/healthz",
+        interval: TimeAmount = .seconds(5),
+        timeout: TimeAmount = .seconds(1),
+        healthyThreshold: Int = 2,
+        unhealthyThreshold: Int = 3
+    ) {
+        self.path = path
+        self.interval = interval
+        self.timeout = timeout
+        self.healthyThreshold = healthyThreshold
+        self.unhealthyThreshold = unhealthyThreshold
+    }
+}
+
+/// One endpoint's verdict from consecutive probe results: flips only after a threshold of results in a row
+/// that disagree with it (Envoy's healthy/unhealthy thresholds). An endpoint starts healthy.
+package struct ActiveHealthState: Sendable, Equatable {
+    package private(set) var isHealthy = true
+    /// Results in a row that disagree with `isHealthy`.
+    private var streak = 0
+
+    package init() {}
+
+    /// Records one probe; true when the verdict changed.
+    package mutating func record(passed: Bool, healthyThreshold: Int, unhealthyThreshold: Int) -> Bool {
+        guard passed != isHealthy else {
+            streak = 0
+            return false
+        }
+        streak += 1
+        guard streak >= (passed ? healthyThreshold : unhealthyThreshold) else { return false }
+        isHealthy = passed
+        streak = 0
+        return true
+    }
+}
+
+/// Runs a pool's probes until cancelled (the pool retired) or `probe` answers nil (its transport is gone: the
+/// probe holds the transport weakly, so a pool dropped without retiring stops its checker too).
+enum ActiveHealthChecker {
+    static func start(
+        _ check: HealthCheckConfiguration,
+        balancer: EndpointBalancer,
+        probe: @escaping @Sendable (Int) async -> Bool?
+    ) -> Task<Void, Never> {
+        Task.detached {
+            var states = [ActiveHealthState](repeating: ActiveHealthState(), count: balancer.count)
+            while !Task.isCancelled {
+                let results = await withTaskGroup(of: (Int, Bool?).self) { group in
+                    for index in 0..<balancer.count { group.addTask { (index, await probe(index)) } }
+                    var results: [(Int, Bool?)] = []
+                    for await result in group { results.append(result) }
+                    return results
+                }
+                for (index, passed) in results {
+                    guard let passed else { return }
+                    if states[index].record(
+                        passed: passed,
+                        healthyThreshold: check.healthyThreshold,
+                        unhealthyThreshold: check.unhealthyThreshold
+                    ) {
+                        balancer.setActivelyHealthy(index, states[index].isHealthy)
+                    }
+                }
+                try? await Task.sleep(nanoseconds: UInt64(max(check.interval.nanoseconds, 1_000_000)))
+            }
+        }
+    }
+}

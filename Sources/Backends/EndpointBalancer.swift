@@ -1,0 +1,278 @@
+package import NIOCore
+package import Synchronization
+
+/// Passive outlier detection (Envoy's `outlier_detection`, nghttpx's connect blocker): an endpoint whose calls
+/// fail as transport failures several times in a row is ejected from picking for a while.
+package struct OutlierDetection: Sendable, Equatable {
+    /// Transport failures in a row (connect refused or timed out, reset, lost connection, a 5xx that is not the
+    /// pipeline's answer) that eject an endpoint; 0 turns detection off.
+    package var consecutiveFailures: Int
+    /// The first ejection's length; each further ejection without a success in between doubles it.
+    package var baseEjection: TimeAmount
+    package var maxEjection: TimeAmount
+    /// At most this share of a pool's endpoints is ejected at once, and never all of them: with every endpoint
+    /// down, calls keep failing fast on their own rather than on a pool emptied by ejection.
+    package var maxEjectedPercent: Int
+
+    package init(consecutiveFailures: Int, baseEjection: TimeAmount, maxEjection: TimeAmount, maxEjectedPercent: Int) {
+        self.consecutiveFailures = consecutiveFailures
+        self.baseEjection = baseEjection
+        self.maxEjection = maxEjection
+        self.maxEjectedPercent = maxEjectedPercent
+    }
+
+    /// On by default, as in Envoy and nghttpx: 3 failures, 1 s doubling up to 5 s (a returned endpoint gets
+    /// traffic again within 5 s with no health check configured), at most half of the pool.
+    package static var defaults: OutlierDetection {
+        OutlierDetection(
+            consecutiveFailures: 3,
+            baseEjection: .seconds(1),
+            maxEjection: .seconds(5),
+            maxEjectedPercent: 50
+        )
+    }
+
+    /// How long the ejection after `previous` ejections in a row lasts.
+    func ejection(after previous: Int) -> TimeAmount {
+        var length = baseEjection
+        for _ in 0..<min(previous, 32) where length < maxEjection { length = length + length }
+        return min(length, maxEjection)
+    }
+}
+
+/// Envoy's retry budget: retries in flight stay under a share of the requests in flight, with a floor so a
+/// quiet pool can still retry. Retries then cannot multiply an outage.
+package struct RetryBudget: Sendable, Equatable {
+    package var percentOfActive: Int
+    package var minConcurrent: Int
+
+    package init(percentOfActive: Int, minConcurrent: Int) {
+        self.percentOfActive = percentOfActive
+        self.minConcurrent = minConcurrent
+    }
+
+    /// Envoy's defaults: 20 % of active requests, at least 3 concurrent retries.
+    package static var defaults: RetryBudget { RetryBudget(percentOfActive: 20, minConcurrent: 3) }
+}
+
+/// Per endpoint: what picking reads on every call (outstanding calls, ejection) and what failures update.
+package final class EndpointHealth: Sendable {
+    /// Calls in flight here.
+    package let outstanding = Atomic<Int>(0)
+    let consecutiveFailures = Atomic<Int>(0)
+    /// Uptime nanoseconds until which the endpoint is ejected; 0 when it never was.
+    let ejectedUntil = Atomic<Int>(0)
+    /// Ejections since the last success: the backoff exponent, and "on probation" when not 0 (the first failure
+    /// after an ejection ends ejects again at once, as nghttpx's connect blocker does).
+    let ejections = Atomic<Int>(0)
+    /// The active health check's verdict (always true when the pool has none).
+    let activelyHealthy = Atomic<Bool>(true)
+
+    init() {}
+
+    func isEjected(at now: NIODeadline) -> Bool {
+        ejectedUntil.load(ordering: .relaxed) > Int(truncatingIfNeeded: now.uptimeNanoseconds)
+    }
+
+    /// Neither ejected nor failing its active health check.
+    func isAvailable(at now: NIODeadline) -> Bool {
+        activelyHealthy.load(ordering: .relaxed) && !isEjected(at: now)
+    }
+}
+
+/// Picks endpoints (power of two choices on outstanding calls among endpoints not ejected), ejects failing
+/// ones, and keeps the retry budget: the pool-wide state both transports share.
+///
+/// Shared by every event loop's calls. Picking runs on every call, so it only loads atomics (relaxed: a slightly
+/// stale count or ejection time only makes one pick a little worse, never wrong). Only ejecting takes a lock,
+/// and only after the failure threshold is reached: the "never eject more than the share" check reads every
+/// endpoint and must not race another ejection. Time comes in as an argument so tests drive it without sleeping.
+package final class EndpointBalancer: Sendable {
+    package let health: [EndpointHealth]
+    package let outlierDetection: OutlierDetection
+    package let retryBudget: RetryBudget
+    private let random: Atomic<UInt64>
+    private let ejecting = Mutex(())
+    private let retriesInFlight = Atomic<Int>(0)
+    /// For /metrics: ejections made and retries sent since the pool was built.
+    private let ejectionsMade = Atomic<Int>(0)
+    private let retriesSent = Atomic<Int>(0)
+
+    package init(endpointCount: Int, outlierDetection: OutlierDetection, retryBudget: RetryBudget, seed: UInt64 = 0) {
+        precondition(endpointCount > 0)
+        self.health = (0..<endpointCount).map { _ in EndpointHealth() }
+        self.outlierDetection = outlierDetection
+        self.retryBudget = retryBudget
+        self.random = Atomic(seed == 0 ? UInt64.random(in: 1...UInt64.max) : seed)
+    }
+
+    package var count: Int { health.count }
+
+    // MARK: Picking
+
+    /// The endpoint for the next call: of two distinct random endpoints that are available (not ejected, not
+    /// failing an active health check, and not `avoiding`, the one a retry comes from), the one with fewer calls
+    /// in flight. With no such endpoint, any but `avoiding`; with one endpoint, that one.
+    package func pick(avoiding: Int? = nil, now: NIODeadline = .now()) -> Int {
+        let n = health.count
+        if n == 1 { return 0 }
+        var eligible = 0
+        for i in 0..<n where i != avoiding && health[i].isAvailable(at: now) { eligible += 1 }
+        let useEjected = eligible == 0
+        if useEjected { eligible = avoiding == nil ? n : n - 1 }
+        if eligible == 0 { return avoiding ?? 0 }
+        func nth(_ k: Int) -> Int {
+            var k = k
+            for i in 0..<n where i != avoiding && (useEjected || health[i].isAvailable(at: now)) {
+                if k == 0 { return i }
+                k -= 1
+            }
+            return 0  // unreachable: k < eligible
+        }
+        let r = nextRandom()
+        let first = Int(r % UInt64(eligible))
+        if eligible == 1 { return nth(first) }
+        var second = Int((r >> 32) % UInt64(eligible - 1))
+        if second >= first { second += 1 }
+        let a = nth(first)
+        let b = nth(second)
+        return health[b].outstanding.load(ordering: .relaxed) < health[a].outstanding.load(ordering: .relaxed) ? b : a
+    }
+
+    /// SplitMix64 over an atomic counter: lock-free, and no system call per pick.
+    private func nextRandom() -> UInt64 {
+        var z = random.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    // MARK: Outcomes
+
+    /// The endpoint answered (a result, or the pipeline's own error): it is healthy.
+    package func recordSuccess(_ index: Int) {
+        let endpoint = health[index]
+        // Loads first: a success on a healthy endpoint, the common case, writes nothing shared.
+        if endpoint.consecutiveFailures.load(ordering: .relaxed) != 0 {
+            endpoint.consecutiveFailures.store(0, ordering: .relaxed)
+        }
+        if endpoint.ejections.load(ordering: .relaxed) != 0 { endpoint.ejections.store(0, ordering: .relaxed) }
+    }
+
+    /// A transport failure on the endpoint; ejects it when that makes the threshold (or it is on probation after an
+    /// ejection) and the pool's ejected share allows. True when this call ejected it.
+    @discardableResult
+    package func recordFailure(_ index: Int, now: NIODeadline = .now()) -> Bool {
+        let detection = outlierDetection
+        guard detection.consecutiveFailures > 0, health.count > 1 else { return false }
+        let endpoint = health[index]
+        let failures = endpoint.consecutiveFailures.add(1, ordering: .relaxed).newValue
+        let onProbation = endpoint.ejections.load(ordering: .relaxed) > 0
+        guard failures >= detection.consecutiveFailures || onProbation, !endpoint.isEjected(at: now) else {
+            return false
+        }
+        return ejecting.withLock { _ in
+            guard !endpoint.isEjected(at: now) else { return false }
+            let ejected = health.reduce(0) { $0 + ($1.isEjected(at: now) ? 1 : 0) }
+            let allowed = min(max(health.count * detection.maxEjectedPercent / 100, 1), health.count - 1)
+            guard ejected < allowed else { return false }
+            let previous = endpoint.ejections.load(ordering: .relaxed)
+            let until = now + detection.ejection(after: previous)
+            endpoint.ejectedUntil.store(Int(truncatingIfNeeded: until.uptimeNanoseconds), ordering: .relaxed)
+            endpoint.ejections.store(previous + 1, ordering: .relaxed)
+            endpoint.consecutiveFailures.store(0, ordering: .relaxed)
+            ejectionsMade.add(1, ordering: .relaxed)
+            return true
+        }
+    }
+
+    package func isEjected(_ index: Int, now: NIODeadline = .now()) -> Bool {
+        health[index].isEjected(at: now)
+    }
+
+    /// Whether picking would choose the endpoint on its own merits (not ejected, passing its health check).
+    package func isAvailable(_ index: Int, now: NIODeadline = .now()) -> Bool {
+        health[index].isAvailable(at: now)
+    }
+
+    /// The active health check's verdict changed.
+    package func setActivelyHealthy(_ index: Int, _ healthy: Bool) {
+        health[index].activelyHealthy.store(healthy, ordering: .relaxed)
+    }
+
+    // MARK: Retry budget
+
+    /// Takes one unit of the retry budget; false when retries in flight already fill it. A true answer must be
+    /// matched by ``endRetry()``.
+    package func beginRetry() -> Bool {
+        let active = health.reduce(0) { $0 + $1.outstanding.load(ordering: .relaxed) }
+        let allowed = max(retryBudget.minConcurrent, active * retryBudget.percentOfActive / 100)
+        var current = retriesInFlight.load(ordering: .relaxed)
+        while current < allowed {
+            let (exchanged, original) = retriesInFlight.compareExchange(
+                expected: current,
+                desired: current + 1,
+                ordering: .relaxed
+            )
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    package func endRetry() {
+        retriesInFlight.subtract(1, ordering: .relaxed)
+    }
+
+    /// Retries in flight (for tests and metrics).
+    package var retriesInFlightCount: Int { retriesInFlight.load(ordering: .relaxed) }
+
+    /// One more try of a call that never reached a backend went out.
+    func retried() { retriesSent.add(1, ordering: .relaxed) }
+
+    package var ejectionsTotal: Int { ejectionsMade.load(ordering: .relaxed) }
+    package var retriesTotal: Int { retriesSent.load(ordering: .relaxed) }
+}
+
+/// A transport whose endpoints an ``EndpointBalancer`` picks (http and grpc; not the in-process runner).
+package protocol BalancedTransport: Sendable {
+    var balancer: EndpointBalancer { get }
+    /// `host:port` of each endpoint, in the balancer's order.
+    var endpointNames: [String] { get }
+}
+
+/// A call that failed before anything reached the backend (connect refused or timed out, a stream refused by
+/// GOAWAY or REFUSED_STREAM): safe to retry on another endpoint, even for a run that is not idempotent.
+struct NotSent: Error {
+    var error: any Error
+}
+
+/// Runs `body` on an endpoint picked by `balancer`; a try that failed with ``NotSent`` goes again to another
+/// endpoint while tries are left, the deadline has not passed and the retry budget allows (one budget unit is
+/// held for the whole chain of retries). Any other failure is final: the backend may have processed the call.
+func withSafeRetries<T: Sendable>(
+    _ balancer: EndpointBalancer,
+    maxTries: Int,
+    deadline: NIODeadline?,
+    _ body: (Int) async throws -> T
+) async throws -> T {
+    var avoiding: Int?
+    var holdsBudget = false
+    defer { if holdsBudget { balancer.endRetry() } }
+    var tries = 0
+    while true {
+        let index = balancer.pick(avoiding: avoiding)
+        tries += 1
+        do {
+            return try await body(index)
+        } catch let notSent as NotSent {
+            let timeLeft = deadline.map { $0 > .now() } ?? true
+            guard tries < maxTries, timeLeft, !Task.isCancelled, holdsBudget || balancer.beginRetry() else {
+                throw notSent.error
+            }
+            holdsBudget = true
+            balancer.retried()
+            avoiding = balancer.count > 1 ? index : nil
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Backends
+import NIOCore
+import Synchronization
+import Testing
+
+/// The pick/eject/budget state machine, driven by an explicit clock: no sockets, no sleeps.
+@Suite("endpoint balancer: power of two choices, outlier ejection, retry budget")
+struct EndpointBalancerTests {
+    static let start = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+
+    static func balancer(_ count: Int, failures: Int = 3, percent: Int = 50) -> EndpointBalancer {
+        EndpointBalancer(
+            endpointCount: count,
+            outlierDetection: OutlierDetection(
+                consecutiveFailures: failures,
+                baseEjection: .seconds(1),
+                maxEjection: .seconds(5),
+                maxEjectedPercent: percent
+            ),
+            retryBudget: RetryBudget(percentOfActive: 20, minConcurrent: 3),
+            seed: 42
+        )
+    }
+
+    @Test("of two endpoints, the one with fewer calls in flight is picked")
+    func powerOfTwo() {
+        let balancer = Self.balancer(2)
+        balancer.health[0].outstanding.store(5, ordering: .relaxed)
+        for _ in 0..<50 { #expect(balancer.pick(now: Self.start) == 1) }
+        balancer.health[1].outstanding.store(9, ordering: .relaxed)
+        for _ in 0..<50 { #expect(balancer.pick(now: Self.start) == 0) }
+    }
+
+    @Test("picks spread over equally loaded endpoints")
+    func spread() {
+        let balancer = Self.balancer(4)
+        var seen = Set<Int>()
+        for _ in 0..<200 { seen.insert(balancer.pick(now: Self.start)) }
+        #expect(seen == [0, 1, 2, 3])
+    }
+
+    @Test("consecutive failures eject an endpoint; it is not picked until the ejection ends")
+    func ejection() {
+        let balancer = Self.balancer(2)
+        #expect(!balancer.recordFailure(0, now: Self.start))
+        #expect(!balancer.recordFailure(0, now: Self.start))
+        #expect(balancer.recordFailure(0, now: Self.start))
+        for _ in 0..<50 { #expect(balancer.pick(now: Self.start) == 1) }
+        let later = Self.start + .milliseconds(999)
+        #expect(balancer.isEjected(0, now: later))
+        #expect(!balancer.isEjected(0, now: Self.start + .seconds(1)))
+    }
+
+    @Test("a success between failures resets the count")
+    func successResets() {
+        let balancer = Self.balancer(2)
+        balancer.recordFailure(0, now: Self.start)
+        balancer.recordFailure(0, now: Self.start)
+        balancer.recordSuccess(0)
+        #expect(!balancer.recordFailure(0, now: Self.start))
+        #expect(!balancer.recordFailure(0, now: Self.start))
+        #expect(balancer.recordFailure(0, now: Self.start))
+    }
+
+    @Test("after an ejection the first failure ejects again, for twice as long, capped at 5 s")
+    func backoffDoubles() {
+        let balancer = Self.balancer(2)
+        var now = Self.start
+        for _ in 0..<3 { balancer.recordFailure(0, now: now) }
+        var expected: [Int64] = [1, 2, 4, 5, 5]
+        expected.removeFirst()
+        var length: Int64 = 1
+        for next in expected {
+            now = now + .seconds(length)  // the ejection just ended
+            #expect(!balancer.isEjected(0, now: now))
+            #expect(balancer.recordFailure(0, now: now), "one failure on probation ejects again")
+            #expect(balancer.isEjected(0, now: now + .seconds(next) - .milliseconds(1)))
+            #expect(!balancer.isEjected(0, now: now + .seconds(next)))
+            length = next
+        }
+        // A success ends probation: back to the threshold and the base length.
+        now = now + .seconds(length)
+        balancer.recordSuccess(0)
+        #expect(!balancer.recordFailure(0, now: now))
+        #expect(!balancer.recordFailure(0, now: now))
+        #expect(balancer.recordFailure(0, now: now))
+        #expect(!balancer.isEjected(0, now: now + .seconds(1)))
+    }
+
+    @Test("the ejected share is capped, and a pool never ejects every endpoint")
+    func maxEjected() {
+        let two = Self.balancer(2, percent: 100)
+        for _ in 0..<3 { two.recordFailure(0, now: Self.start) }
+        for _ in 0..<10 { #expect(!two.recordFailure(1, now: Self.start)) }
+        #expect(two.isEjected(0, now: Self.start) && !two.isEjected(1, now: Self.start))
+
+        let four = Self.balancer(4, percent: 50)
+        for endpoint in 0..<4 {
+            for _ in 0..<3 { four.recordFailure(endpoint, now: Self.start) }
+        }
+        #expect((0..<4).filter { four.isEjected($0, now: Self.start) }.count == 2)
+
+        let one = Self.balancer(1)
+        for _ in 0..<10 { #expect(!one.recordFailure(0, now: Self.start)) }
+        #expect(one.pick(now: Self.start) == 0)
+    }
+
+    @Test("detection off: failures never eject")
+    func detectionOff() {
+        let balancer = Self.balancer(2, failures: 0)
+        for _ in 0..<10 { #expect(!balancer.recordFailure(0, now: Self.start)) }
+    }
+
+    @Test("a retry avoids the endpoint it comes from, even when the others are ejected")
+    func avoiding() {
+        let balancer = Self.balancer(3)
+        for _ in 0..<3 { balancer.recordFailure(1, now: Self.start) }
+        for _ in 0..<50 { #expect(balancer.pick(avoiding: 0, now: Self.start) == 2) }
+        let two = Self.balancer(2)
+        for _ in 0..<3 { two.recordFailure(1, now: Self.start) }
+        #expect(two.pick(avoiding: 0, now: Self.start) == 1)
+    }
+
+    @Test("the retry budget allows a floor of concurrent retries, then 20 % of active calls")
+    func retryBudget() {
+        let balancer = Self.balancer(2)
+        #expect(balancer.beginRetry() && balancer.beginRetry() && balancer.beginRetry())
+        #expect(!balancer.beginRetry())
+        balancer.endRetry()
+        #expect(balancer.beginRetry())
+        for _ in 0..<3 { balancer.endRetry() }
+        #expect(balancer.retriesInFlightCount == 0)
+        balancer.health[0].outstanding.store(50, ordering: .relaxed)
+        var granted = 0
+        while balancer.beginRetry() { granted += 1 }
+        #expect(granted == 10)
+    }
+
+    @Test("active health: the verdict flips only after the threshold of results in a row")
+    func activeHealthThresholds() {
+        var state = ActiveHealthState()
+        // Each result, and whether it flipped the verdict.
+        func record(_ passed: Bool) -> Bool {
+            state.record(passed: passed, healthyThreshold: 2, unhealthyThreshold: 3)
+        }
+        #expect(state.isHealthy)
+        let flips = [false, false, true, false, false, false].map(record)
+        #expect(flips == [false, false, false, false, false, true], "a pass breaks the streak of failures")
+        #expect(!state.isHealthy)
+        #expect([true, true].map(record) == [false, true])
+        #expect(state.isHealthy)
+    }
+
+    @Test("an endpoint failing its active health check is not picked; with none healthy, any is")
+    func activelyUnhealthyNotPicked() {
+        let balancer = Self.balancer(3)
+        balancer.setActivelyHealthy(0, false)
+        for _ in 0..<50 { #expect(balancer.pick(now: Self.start) != 0) }
+        #expect(!balancer.isAvailable(0, now: Self.start))
+        balancer.setActivelyHealthy(1, false)
+        balancer.setActivelyHealthy(2, false)
+        var seen = Set<Int>()
+        for _ in 0..<100 { seen.insert(balancer.pick(now: Self.start)) }
+        #expect(seen == [0, 1, 2])
+        balancer.setActivelyHealthy(0, true)
+        for _ in 0..<50 { #expect(balancer.pick(now: Self.start) == 0) }
+    }
+}

@@ -1,0 +1,382 @@
+import Backends
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import TriggerModel
+import WireCodecs
+
+/// Pools of real `demo-runner` processes losing an endpoint, and pipelines failing on purpose: what Envoy and
+/// nghttpx operators expect (issue 13).
+@Suite("backend pools: dead endpoints, safe retries, pipeline failures")
+struct PoolResilienceTests {
+    static let transports = ["http", "grpc"]
+
+    static func config(transport: String, ports: [Int], store: String = "") -> String {
+        let endpoints = ports.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", ")
+        return """
+            pools:
+              - {name: runner, transport: \(transport), endpoints: [\(endpoints)], request_timeout: 20s}
+            routes:
+              - {namespace: demo, pipeline: "*", pool: runner}
+            \(store)
+            """
+    }
+
+    static func startRunner(_ transport: String, port: Int = 0) async throws -> TestProcess.Server {
+        try await TestProcess.Server.start(
+            TestProcess.productsDirectory.appendingPathComponent("demo-runner").path,
+            ["--listen", "127.0.0.1:\(port)", "--transport", transport]
+        )
+    }
+
+    /// Sockets a process holds: its listener plus one per accepted connection (Linux /proc).
+    static func socketCount(_ pid: Int32) -> Int {
+        let dir = "/proc/\(pid)/fd"
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return fds.filter { fd in
+            let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)")
+            return target?.hasPrefix("socket:") == true
+        }.count
+    }
+
+    @Test(
+        "one of two endpoints killed under 4 clients: at most one failed call per client, no failed async operation; back, it gets traffic again",
+        .timeLimit(.minutes(1)),
+        arguments: transports
+    )
+    func deadEndpoint(transport: String) async throws {
+        let a = try await Self.startRunner(transport)
+        let b = try await Self.startRunner(transport)
+        let portA = a.port
+        var revived: TestProcess.Server?
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+            revived?.signal(SIGKILL)
+        }
+        let yaml = Self.config(transport: transport, ports: [a.port, b.port], store: "store: {retry_backoff: 100ms}")
+        try await withTestGateway(yaml: yaml) { gateway in
+            let stop = StopFlag()
+            let body = ByteBuffer(string: #"{"data":[{"variable":{"ms":20}}]}"#)
+            let failures = try await withThrowingTaskGroup(of: (calls: Int, failed: [String]).self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let client = try await gateway.client()
+                        var failed: [String] = []
+                        var calls = 0
+                        while !stop.value.load(ordering: .relaxed), calls < 2000 {
+                            calls += 1
+                            let response = try await client.request(
+                                "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
+                                body: body
+                            )
+                            if response.status != 200 { failed.append("\(response.status) \(response.bodyString)") }
+                        }
+                        await client.close()
+                        return (calls, failed)
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(700))
+                a.signal(SIGKILL)
+                _ = await a.stop()
+                // Async work submitted while the endpoint is down.
+                let asyncClient = try await AsyncClient.connect(port: gateway.port)
+                var names: [String] = []
+                for i in 0..<6 {
+                    let (status, json) = try await asyncClient.trigger("echo", ["i": i])
+                    #expect(status == 200, "\(json)")
+                    if let name = json.operationName { names.append(name) }
+                }
+                try await Task.sleep(for: .seconds(3))
+                revived = try await Self.startRunner(transport, port: portA)
+                let back = revived!
+                // Back: new calls reach it after the ejection backoff (at most 5 s), with no health check.
+                let clock = ContinuousClock()
+                let deadline = clock.now + .seconds(12)
+                while Self.socketCount(back.pid) < 2, clock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(Self.socketCount(back.pid) >= 2, "the revived endpoint got no connection")
+                stop.value.store(true, ordering: .relaxed)
+                for name in names {
+                    let done = try await asyncClient.waitDone(name)
+                    #expect(done.metadataState == "succeeded", "\(done)")
+                }
+                await asyncClient.client.close()
+                var all: [(calls: Int, failed: [String])] = []
+                for try await client in group { all.append(client) }
+                return all
+            }
+            for client in failures {
+                #expect(client.failed.count <= 1, "\(client.failed)")
+                #expect(client.calls >= 10, "the client kept calling through the outage")
+            }
+        }
+    }
+
+    @Test(
+        "a refused endpoint costs no call: each sync call and each stream goes to the live one",
+        .timeLimit(.minutes(1)),
+        arguments: transports
+    )
+    func refusedEndpoint(transport: String) async throws {
+        let live = try await Self.startRunner(transport)
+        let dead = try await Self.startRunner(transport)
+        let deadPort = dead.port
+        await dead.stop(signal: SIGKILL)
+        defer { live.signal(SIGKILL) }
+        try await withTestGateway(yaml: Self.config(transport: transport, ports: [deadPort, live.port])) { gateway in
+            let client = try await gateway.client()
+            for _ in 0..<20 {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"k":1}}]}"#)
+                )
+                #expect(response.status == 200, "\(response.bodyString)")
+                let stream = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/tokens/trigger-stream",
+                    headers: jsonHeaders + [("accept", "text/event-stream")],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"prompt":"a b","delay_ms":1}}]}"#)
+                )
+                #expect(!stream.bodyString.contains("PIPELINE_ERROR_UPDATED"), "\(stream.bodyString)")
+                #expect(stream.bodyString.contains("\"text\":\"a b\""), "\(stream.bodyString)")
+            }
+            // What happened is on /metrics: the dead endpoint was ejected, the calls that found it retried.
+            let metrics = try await client.request("GET", "/metrics").bodyString
+            func value(_ prefix: String) -> Int? {
+                let line = metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }
+                return line.flatMap { Int($0.split(separator: " ").last!) }
+            }
+            let ejections = value(#"trigger_gateway_pool_ejections_total{pool="runner"}"#) ?? 0
+            let retries = value(#"trigger_gateway_pool_retries_total{pool="runner"}"#) ?? 0
+            #expect(ejections >= 1 && retries >= 1, "\(metrics)")
+            let liveLine = #"trigger_gateway_pool_endpoint_available{pool="runner",endpoint="127.0.0.1:\#(live.port)"}"#
+            #expect(value(liveLine) == 1, "\(metrics)")
+            #expect(value(#"trigger_gateway_pool_slots_in_use{pool="runner"}"#) != nil, "\(metrics)")
+            await client.close()
+        }
+    }
+
+    /// (code input, HTTP status, google.rpc code)
+    static let failCases: [(String, Int, Int)] = [
+        ("FAILED_PRECONDITION", 400, 9), ("5", 404, 5), ("UNAVAILABLE", 503, 14),
+    ]
+
+    @Test(
+        "fail with a chosen code: that code at REST sync and stream clients and gRPC clients, async attempts 1",
+        .timeLimit(.minutes(1)),
+        arguments: transports
+    )
+    func failWithCode(transport: String) async throws {
+        let runner = try await Self.startRunner(transport)
+        defer { runner.signal(SIGKILL) }
+        let yaml = Self.config(
+            transport: transport,
+            ports: [runner.port],
+            store: "store: {max_attempts: 3, retry_backoff: 20ms}"
+        )
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            for (code, status, rpc) in Self.failCases {
+                let body = try jsonBody(["data": [["variable": ["message": "no \(code)", "code": code]]]])
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger", headers: jsonHeaders, body: body
+                )
+                #expect(response.status == status, "\(response.bodyString)")
+                #expect(try json(response.body)["code"] as? Int == rpc)
+                #expect(try json(response.body)["message"] as? String == "no \(code)")
+
+                let sse = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/fail/trigger-stream",
+                    headers: jsonHeaders + [("accept", "text/event-stream")], body: body
+                )
+                #expect(sse.bodyString.contains("PIPELINE_ERROR_UPDATED"), "\(sse.bodyString)")
+                #expect(sse.bodyString.contains("\"code\":\(rpc)"), "\(sse.bodyString)")
+            }
+            await client.close()
+
+            let asyncClient = try await AsyncClient.connect(port: gateway.port)
+            let (_, accepted) = try await asyncClient.trigger("fail", ["message": "async no", "code": "ABORTED"])
+            let done = try await asyncClient.waitDone(try #require(accepted.operationName))
+            #expect(done.metadataState == "failed", "\(done)")
+            let error = try #require(done["error"] as? [String: Any])
+            #expect(error["code"] as? Int == 10)
+            #expect(error["message"] as? String == "async no")
+            #expect((done["metadata"] as? [String: Any])?["attempts"] as? Int == 1)
+            await asyncClient.client.close()
+
+            let answer = try await Peers.grpcio(
+                "trigger", port: gateway.port, ["fail", #"[{"message":"grpc no","code":"OUT_OF_RANGE"}]"#]
+            )
+            #expect(answer["code"] as? String == "OUT_OF_RANGE", "\(answer)")
+        }
+    }
+
+    static let tightPool = """
+        pools:
+          - {name: demo, transport: inprocess, max_concurrency: 1, max_queue: 0}
+        routes:
+          - {namespace: demo, pipeline: "*", pool: demo}
+        store: {max_attempts: 3, retry_backoff: 20ms}
+        """
+
+    @Test(
+        "a stream holds its slot: over the limit, SSE gets 503 + Retry-After and gRPC RESOURCE_EXHAUSTED before any byte",
+        .timeLimit(.minutes(1))
+    )
+    func streamHoldsSlot() async throws {
+        try await withTestGateway(yaml: Self.tightPool) { gateway in
+            let long = try await gateway.client()
+            let words = (0..<30).map { "w\($0)" }.joined(separator: " ")
+            let first = Task {
+                try await long.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/tokens/trigger-stream",
+                    headers: jsonHeaders + [("accept", "text/event-stream")],
+                    body: try jsonBody(["data": [["variable": ["prompt": words, "delay_ms": 100]]]])
+                )
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let client = try await gateway.client()
+            let refused = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/tokens/trigger-stream",
+                headers: jsonHeaders + [("accept", "text/event-stream")],
+                body: try jsonBody(["data": [["variable": ["prompt": "a b"]]]])
+            )
+            #expect(refused.status == 503, "\(refused.bodyString)")
+            #expect(refused.header("retry-after") == "1")
+            #expect(try json(refused.body)["code"] as? Int == 8)
+            let sync = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: try jsonBody(["data": [["variable": ["k": 1]]]])
+            )
+            #expect(sync.status == 503, "a sync call finds the slot taken by the stream too")
+            let answer = try await Peers.grpcio("stream", port: gateway.port, ["a b c"])
+            #expect(answer["code"] as? String == "RESOURCE_EXHAUSTED", "\(answer)")
+
+            let streamed = try await first.value
+            #expect(streamed.status == 200)
+            #expect(streamed.bodyString.contains("w29"))
+            // The stream ended: its slot is free again.
+            let after = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: try jsonBody(["data": [["variable": ["k": 1]]]])
+            )
+            #expect(after.status == 200, "\(after.bodyString)")
+            await client.close()
+            await long.close()
+        }
+    }
+
+    @Test(
+        "async work waits for capacity: 5 sleeps on a pool of 1 with no queue all succeed after one attempt",
+        .timeLimit(.minutes(1))
+    )
+    func asyncWaitsForCapacity() async throws {
+        try await withTestGateway(yaml: Self.tightPool) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            var names: [String] = []
+            for _ in 0..<5 {
+                let (status, json) = try await client.trigger("sleep", ["ms": 200])
+                #expect(status == 200, "\(json)")
+                names.append(try #require(json.operationName))
+            }
+            for name in names {
+                let done = try await client.waitDone(name)
+                #expect(done.metadataState == "succeeded", "\(done)")
+                #expect((done["metadata"] as? [String: Any])?["attempts"] as? Int == 1, "\(done)")
+            }
+            await client.client.close()
+        }
+    }
+
+    /// A transport of the pool's kind over `ports`, with outlier detection off (so only the health check decides)
+    /// and a fast health check.
+    static func checkedTransport(
+        _ transport: String,
+        ports: [Int]
+    ) -> (any TriggerRunner, EndpointBalancer, () -> Void) {
+        let configuration = BackendPoolConfiguration(
+            name: "checked",
+            transport: transport == "grpc" ? .grpc : .http,
+            endpoints: ports.map { .init(host: "127.0.0.1", port: $0) },
+            connectTimeout: .milliseconds(500),
+            outlierDetection: OutlierDetection(
+                consecutiveFailures: 0,
+                baseEjection: .seconds(1),
+                maxEjection: .seconds(5),
+                maxEjectedPercent: 50
+            ),
+            healthCheck: HealthCheckConfiguration(
+                interval: .milliseconds(300),
+                timeout: .milliseconds(300),
+                healthyThreshold: 1,
+                unhealthyThreshold: 1
+            )
+        )
+        let group = MultiThreadedEventLoopGroup.singleton
+        if transport == "grpc" {
+            let grpc = GRPCBackendTransport(configuration: configuration, group: group)
+            return (grpc, grpc.balancer, { grpc.close() })
+        }
+        let http = HTTPBackendTransport(configuration: configuration, group: group, codecLimits: .defaults)
+        return (http, http.balancer, { http.retire() })
+    }
+
+    /// Polls `condition` every 50 ms for up to `limit`; whether it became true.
+    static func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now + limit
+        while clock.now < end {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    @Test(
+        "active health checks: demo-runner answers them; a killed endpoint is taken out, and back within one interval",
+        .timeLimit(.minutes(1)),
+        arguments: transports
+    )
+    func activeHealthCheck(transport: String) async throws {
+        let a = try await Self.startRunner(transport)
+        let b = try await Self.startRunner(transport)
+        let portA = a.port
+        var revived: TestProcess.Server?
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+            revived?.signal(SIGKILL)
+        }
+        let (runner, balancer, close) = Self.checkedTransport(transport, ports: [a.port, b.port])
+        defer { close() }
+        let request = TriggerRequest(
+            ref: PipelineRef(namespace: "demo", pipeline: "echo"),
+            inputs: [TriggerInput(variables: ["k": .number(1)])]
+        )
+        // Both answer their probes: after a few rounds (threshold 1) both are still in.
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(balancer.isAvailable(0) && balancer.isAvailable(1))
+
+        a.signal(SIGKILL)
+        _ = await a.stop()
+        let out = await Self.eventually(within: .seconds(3)) { !balancer.isAvailable(0) }
+        #expect(out, "the dead endpoint stays in")
+        for _ in 0..<10 { #expect(balancer.pick() == 1) }
+        for _ in 0..<5 { _ = try await runner.run(request) }
+
+        revived = try await Self.startRunner(transport, port: portA)
+        // Back at the next probe: one interval (300 ms) plus a probe's time, with slack for a loaded machine.
+        let back = await Self.eventually(within: .seconds(2)) { balancer.isAvailable(0) }
+        #expect(back, "the revived endpoint stays out")
+        #expect(try await runner.run(request).outputs.first?["k"] == .number(1))
+    }
+}
+
+/// Tells the client loops of a test to end.
+final class StopFlag: Sendable {
+    let value = Atomic(false)
+}
