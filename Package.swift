@@ -198,7 +198,7 @@ let package = Package(
         .testTarget(
             name: "GatewayE2ETests",
             dependencies: [
-                "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel",
+                "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends", "WireCodecs",
                 "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1,
             ],
             swiftSettings: swiftSettings
