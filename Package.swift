@@ -79,7 +79,7 @@ let package = Package(
             name: "Backends",
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine",
-                nioCore, nioPosix, nioHTTP1,
+                nioCore, nioPosix, nioHTTP1, logging,
             ],
             swiftSettings: swiftSettings
         ),

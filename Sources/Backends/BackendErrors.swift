@@ -1,12 +1,35 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import NIOCore
 import NIOPosix
 import TriggerModel
 
 /// The errors the backend layer makes, in one place so their wording stays consistent.
+///
+/// What a client reads names the pool and what went wrong, never an endpoint's address: backend addresses
+/// are the operator's business (as with Envoy's and nginx's 502s), so each failure of an endpoint is logged
+/// here, once, with `backend.pool` and `backend.endpoint`.
 enum BackendErrors {
+    /// The gateway's label; the backend layer has no connection or request of its own to log against.
+    private static let logger = Logger(label: "trigger-gateway")
+
+    /// An endpoint of `pool` failed the call (`what`, in words: "closed the connection mid-stream"): logged
+    /// with the endpoint, answered without it.
+    static func endpointFailure(
+        _ code: GatewayError.Code = .backendFailed,
+        pool: String,
+        endpoint: String,
+        _ what: String
+    ) -> GatewayError {
+        logger.warning(
+            "backend endpoint failed a call",
+            metadata: ["backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)"]
+        )
+        return GatewayError(code, "backend pool \"\(pool)\": \(what)")
+    }
+
     static func overloaded(pool: String, limit: Int, queue: Int) -> GatewayError {
         GatewayError(
             .overloaded,
@@ -19,15 +42,19 @@ enum BackendErrors {
     }
 
     static func connectFailed(pool: String, endpoint: String, reason: String) -> GatewayError {
-        GatewayError(.backendFailed, "backend pool \"\(pool)\": cannot connect to \(endpoint): \(reason)")
+        endpointFailure(pool: pool, endpoint: endpoint, "cannot connect to an endpoint: \(reason)")
+    }
+
+    static func connectTimeout(pool: String, endpoint: String, after timeout: TimeAmount) -> GatewayError {
+        endpointFailure(.deadlineExceeded, pool: pool, endpoint: endpoint, "connecting to an endpoint timed out after \(describe(timeout))")
     }
 
     static func connectionLost(pool: String, endpoint: String) -> GatewayError {
-        GatewayError(.backendFailed, "backend pool \"\(pool)\": \(endpoint) closed the connection before answering")
+        endpointFailure(pool: pool, endpoint: endpoint, "an endpoint closed the connection before answering")
     }
 
     static func badResponse(pool: String, endpoint: String, reason: String) -> GatewayError {
-        GatewayError(.backendFailed, "backend pool \"\(pool)\": \(endpoint) answered garbage: \(reason)")
+        endpointFailure(pool: pool, endpoint: endpoint, "an endpoint answered garbage: \(reason)")
     }
 
     /// What went wrong on a backend connection, in words a client can use: the system's text for an errno

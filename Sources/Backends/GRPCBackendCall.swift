@@ -94,9 +94,8 @@ final class GRPCBackendCall {
             let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
             self.deadlineTimer = eventLoop.scheduleTask(deadline: deadline) {
                 loopBound.value.cancel(
-                    GatewayError(
-                        .deadlineExceeded,
-                        "backend pool \"\(peer.pool)\": \(peer.endpoint) did not answer before the deadline"
+                    BackendErrors.endpointFailure(
+                        .deadlineExceeded, pool: peer.pool, endpoint: peer.endpoint, "an endpoint did not answer before the deadline"
                     )
                 )
             }
@@ -207,9 +206,8 @@ final class GRPCBackendCall {
         default:
             finish(
                 .failure(
-                    GatewayError(
-                        .backendFailed,
-                        "backend pool \"\(peer.pool)\": \(peer.endpoint) reset the stream (\(errorCode))"
+                    BackendErrors.endpointFailure(
+                        pool: peer.pool, endpoint: peer.endpoint, "an endpoint reset the stream (\(errorCode))"
                     )
                 )
             )
@@ -369,7 +367,7 @@ final class GRPCBackendCall {
     /// reports as `.backendFailed` (502 / UNAVAILABLE) rather than as its own unavailability or bug.
     static func mapStatus(code: Int, message: String, peer: GRPCBackendPeer) -> GatewayError {
         let text =
-            message.isEmpty ? "backend pool \"\(peer.pool)\": \(peer.endpoint) answered grpc-status \(code)" : message
+            message.isEmpty ? "backend pool \"\(peer.pool)\": an endpoint answered grpc-status \(code)" : message
         switch code {
         case 2, 13, 14: return GatewayError(.backendFailed, text)
         default: return GatewayError(.fromRPCCode(code), text)

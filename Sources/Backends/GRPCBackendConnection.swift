@@ -98,10 +98,7 @@ final class GRPCBackendConnection: Sendable {
 
     private static func connectError(_ error: any Error, peer: GRPCBackendPeer, timeout: TimeAmount) -> GatewayError {
         if case .connectTimeout = error as? ChannelError {
-            return GatewayError(
-                .deadlineExceeded,
-                "backend pool \"\(peer.pool)\": connecting to \(peer.endpoint) timed out after \(describe(timeout))"
-            )
+            return BackendErrors.connectTimeout(pool: peer.pool, endpoint: peer.endpoint, after: timeout)
         }
         return BackendErrors.connectFailed(pool: peer.pool, endpoint: peer.endpoint, reason: BackendErrors.reason(error))
     }

@@ -234,11 +234,11 @@ extension GRPCBackendTransport {
 }
 
 func cancelledError(_ peer: GRPCBackendPeer) -> GatewayError {
-    GatewayError(.cancelled, "the call to backend pool \"\(peer.pool)\" (\(peer.endpoint)) was cancelled")
+    GatewayError(.cancelled, "the call to backend pool \"\(peer.pool)\" was cancelled")
 }
 
 func refusedError(_ peer: GRPCBackendPeer) -> GatewayError {
-    GatewayError(.backendFailed, "backend pool \"\(peer.pool)\": \(peer.endpoint) refused the stream")
+    BackendErrors.endpointFailure(pool: peer.pool, endpoint: peer.endpoint, "an endpoint refused the stream")
 }
 
 extension GRPCBackendTransport: BalancedTransport {

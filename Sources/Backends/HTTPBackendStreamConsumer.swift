@@ -75,9 +75,9 @@ final class HTTPBackendStreamConsumer: Sendable {
         do {
             switch item {
             case nil:
-                throw GatewayError(
-                    .backendFailed,
-                    "backend pool \"\(transport.poolName)\": \(endpoint.endpoint) ended the stream before its final event"
+                throw BackendErrors.endpointFailure(
+                    pool: transport.poolName, endpoint: endpoint.endpoint.description,
+                    "an endpoint ended the stream before its final event"
                 )
             case .event(let name, let data)?:
                 event = try SSEDecoder.triggerEvent(event: name, data: data, limits: transport.limits)
@@ -155,9 +155,8 @@ final class HTTPBackendStreamConsumer: Sendable {
         switch error {
         case HTTPBackendClientHandler.Failure.closedBeforeResponse, ChannelError.ioOnClosedChannel,
             ChannelError.alreadyClosed, ChannelError.eof:
-            return GatewayError(
-                .backendFailed,
-                "backend pool \"\(transport.poolName)\": \(endpoint.endpoint) closed the connection mid-stream"
+            return BackendErrors.endpointFailure(
+                pool: transport.poolName, endpoint: endpoint.endpoint.description, "an endpoint closed the connection mid-stream"
             )
         case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
             return BackendErrors.badResponse(

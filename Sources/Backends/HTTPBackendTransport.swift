@@ -247,9 +247,8 @@ package final class HTTPBackendTransport: TriggerRunner {
             }.get()
         } catch let error as ChannelError {
             if case .connectTimeout = error {
-                throw GatewayError(
-                    .deadlineExceeded,
-                    "backend pool \"\(configuration.name)\": connecting to \(endpoint.endpoint) timed out after \(describe(connectTimeout))"
+                throw BackendErrors.connectTimeout(
+                    pool: configuration.name, endpoint: endpoint.endpoint.description, after: connectTimeout
                 )
             }
             throw BackendErrors.connectFailed(

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayTestSupport
 import NIOCore
+import NIOPosix
 import Testing
 
 /// The `trigger-gateway` executable as users run it, driven by independent clients.
@@ -118,6 +119,30 @@ struct ProcessTests {
             // One clear last line naming the address and the reason (issue 9 item 5), no syscall signature.
             let last = out.stderr.split(separator: "\n").last.map(String.init) ?? ""
             #expect(last == "trigger-gateway: cannot listen on 127.0.0.1:\(gateway.port): address already in use", "\(out.stderr)")
+        }
+    }
+
+    @Test("a refused backend: the client reads the pool and the reason, the log names the endpoint")
+    func backendFailureLogged() async throws {
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let deadPort = probe.localAddress!.port!
+        try await probe.close()
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-dead-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: config) }
+        try httpPoolConfig(port: deadPort).write(to: config, atomically: true, encoding: .utf8)
+        try await Self.withGatewayProcess(["--config", config.path]) { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+            )
+            #expect(response.status == 502)
+            #expect(!response.bodyString.contains("\(deadPort)"), "\(response.bodyString)")
+            #expect(
+                await server.logOccurrences(of: "backend.endpoint=127.0.0.1:\(deadPort)", timeout: .seconds(5)) >= 1,
+                "\(server.logged)"
+            )
+            await client.close()
         }
     }
 
