@@ -103,12 +103,16 @@ struct BlobDirectory: Sendable {
     /// `mkdir -p` that says which path failed and why in the words of the OS ("Permission denied", "Not a
     /// directory"), then checks the directory is writable. Blocks: run it on a thread pool.
     static func makeWritableDirectory(_ path: String, what: String) throws(GatewayError) {
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            prefix += "/" + component
+        // Each missing component in turn (mkdir -p); a failure names the component only when it is not the
+        // directory itself ("cannot create the data directory /srv/a/b (at /srv/a): Permission denied").
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        let components = path.split(separator: "/").filter { $0 != "." }
+        for (index, component) in components.enumerated() {
+            prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + component
             if mkdir(prefix, 0o755) != 0, errno != EEXIST {
                 let reason = String(cString: strerror(errno))
-                throw GatewayError(.unavailable, "cannot create the \(what) \(path): \(prefix): \(reason)")
+                let at = index == components.count - 1 ? "" : " (at \(prefix))"
+                throw GatewayError(.unavailable, "cannot create the \(what) \(path)\(at): \(reason)")
             }
         }
         var isDirectory = stat()
