@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Logging
 import NIOCore
 
 /// Stops accepting for a moment when `accept` fails for lack of file descriptors (EMFILE, ENFILE), instead
@@ -19,9 +20,15 @@ final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let pause: TimeAmount
     private var resume: Scheduled<Void>?
+    private let logger: Logger
+    /// Pauses since the last log line; logged on the first and then at most once a minute, so an operator
+    /// sees the file-descriptor exhaustion without a line per second.
+    private var pausesSinceLog = 0
+    private var lastLog: NIODeadline?
 
-    init(pause: TimeAmount = .seconds(1)) {
+    init(pause: TimeAmount = .seconds(1), logger: Logger) {
         self.pause = pause
+        self.logger = logger
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -30,6 +37,19 @@ final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         guard resume == nil, let options = context.channel.syncOptions else { return }
+        pausesSinceLog += 1
+        let now = NIODeadline.now()
+        if lastLog.map({ now - $0 >= .seconds(60) }) ?? true {
+            logger.warning(
+                "accept paused: out of file descriptors; new connections wait in the backlog",
+                metadata: [
+                    "error": "\(String(cString: strerror(error.errnoCode)))", "pause": "\(pause)",
+                    "accept.pauses": "\(pausesSinceLog)",
+                ]
+            )
+            lastLog = now
+            pausesSinceLog = 0
+        }
         try? options.setOption(.autoRead, value: false)
         resume = context.eventLoop.assumeIsolated().scheduleTask(in: pause) { [weak self] in
             self?.resume = nil

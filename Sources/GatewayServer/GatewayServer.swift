@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 package import NIOCore
 import NIOHTTP1
@@ -69,7 +72,7 @@ package final class GatewayServer: Service {
                 .serverChannelInitializer { channel in
                     // EMFILE/ENFILE at accept: pause a second instead of retrying at once (a spinning core).
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler())
+                        try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: services.logger))
                     }
                 }
                 .serverChannelOption(.backlog, value: 1024)
@@ -123,6 +126,7 @@ package final class GatewayServer: Service {
         }
         for waiter in waiters { waiter.resume(returning: address) }
         services.logger.info("listening", metadata: ["listen.address": "\(address)"])
+        Self.warnIfAboveFileLimit(maxConnections: configuration.maxConnections, logger: services.logger)
 
         await withGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
@@ -151,6 +155,21 @@ package final class GatewayServer: Service {
             )
         }
         channel.close(promise: nil)
+    }
+
+    /// `limits.max_connections` above the process's open-file limit cannot be reached: accept fails first
+    /// (and pauses). Said once at start-up, with what to change.
+    static func warnIfAboveFileLimit(maxConnections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return }
+        // Backend connections, the store, blobs and the listener need descriptors too.
+        let headroom = 64
+        let usable = Int(clamping: limit.rlim_cur) - headroom
+        guard maxConnections > usable else { return }
+        logger.warning(
+            "limits.max_connections is above what the open-file limit allows; raise the limit (LimitNOFILE=, ulimit -n) or lower max_connections",
+            metadata: ["connections.limit": "\(maxConnections)", "nofile.soft": "\(limit.rlim_cur)"]
+        )
     }
 
     /// Installs the frontend for a sniffed protocol.

@@ -131,6 +131,9 @@ struct SlowClientTests {
             try await Task.sleep(for: .seconds(1))
             let used = try #require(cpuSeconds(pid: server.pid)) - before
             #expect(used < 0.5, "the gateway used \(used) s of CPU in 1 s with its fds exhausted")
+            // The operator is told, once each: the configured cap cannot be reached, and accept paused.
+            #expect(server.logged.contains("limits.max_connections is above what the open-file limit allows"), "\(server.logged)")
+            #expect(await server.logOccurrences(of: "accept paused: out of file descriptors", timeout: .seconds(5)) == 1, "\(server.logged)")
             held.removeAll()
             let socket = try await SlowSocket.connect(port: server.port)
             socket.send(Self.health)
