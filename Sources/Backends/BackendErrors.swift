@@ -24,7 +24,7 @@ enum BackendErrors {
         _ what: String
     ) -> GatewayError {
         logger.warning(
-            "backend endpoint failed a call",
+            "backend endpoint failed",
             metadata: ["backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)"]
         )
         return GatewayError(code, "backend pool \"\(pool)\": \(what)")
@@ -39,6 +39,14 @@ enum BackendErrors {
 
     static func deadline(pool: String, after: String) -> GatewayError {
         GatewayError(.deadlineExceeded, "backend pool \"\(pool)\" did not answer within \(after)")
+    }
+
+    /// Outlier detection took an endpoint out of picking (it comes back by itself after `length`).
+    static func logEjection(pool: String, endpoint: String, for length: TimeAmount) {
+        logger.warning(
+            "backend endpoint ejected after transport failures",
+            metadata: ["backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "ejection": "\(describe(length))"]
+        )
     }
 
     static func connectFailed(pool: String, endpoint: String, reason: String) -> GatewayError {

@@ -97,9 +97,21 @@ package final class EndpointBalancer: Sendable {
     /// For /metrics: ejections made and retries sent since the pool was built.
     private let ejectionsMade = Atomic<Int>(0)
     private let retriesSent = Atomic<Int>(0)
+    /// For the ejection log line: the pool and each endpoint as configured (empty in unit tests).
+    private let poolName: String
+    private let endpointNames: [String]
 
-    package init(endpointCount: Int, outlierDetection: OutlierDetection, retryBudget: RetryBudget, seed: UInt64 = 0) {
+    package init(
+        endpointCount: Int,
+        outlierDetection: OutlierDetection,
+        retryBudget: RetryBudget,
+        seed: UInt64 = 0,
+        poolName: String = "",
+        endpointNames: [String] = []
+    ) {
         precondition(endpointCount > 0)
+        self.poolName = poolName
+        self.endpointNames = endpointNames
         self.health = (0..<endpointCount).map { _ in EndpointHealth() }
         self.outlierDetection = outlierDetection
         self.retryBudget = retryBudget
@@ -171,19 +183,24 @@ package final class EndpointBalancer: Sendable {
         guard failures >= detection.consecutiveFailures || onProbation, !endpoint.isEjected(at: now) else {
             return false
         }
-        return ejecting.withLock { _ in
-            guard !endpoint.isEjected(at: now) else { return false }
+        let ejection: TimeAmount? = ejecting.withLock { _ in
+            guard !endpoint.isEjected(at: now) else { return nil }
             let ejected = health.reduce(0) { $0 + ($1.isEjected(at: now) ? 1 : 0) }
             let allowed = min(max(health.count * detection.maxEjectedPercent / 100, 1), health.count - 1)
-            guard ejected < allowed else { return false }
+            guard ejected < allowed else { return nil }
             let previous = endpoint.ejections.load(ordering: .relaxed)
-            let until = now + detection.ejection(after: previous)
-            endpoint.ejectedUntil.store(Int(truncatingIfNeeded: until.uptimeNanoseconds), ordering: .relaxed)
+            let length = detection.ejection(after: previous)
+            endpoint.ejectedUntil.store(Int(truncatingIfNeeded: (now + length).uptimeNanoseconds), ordering: .relaxed)
             endpoint.ejections.store(previous + 1, ordering: .relaxed)
             endpoint.consecutiveFailures.store(0, ordering: .relaxed)
             ejectionsMade.add(1, ordering: .relaxed)
-            return true
+            return length
         }
+        guard let ejection else { return false }
+        if index < endpointNames.count {
+            BackendErrors.logEjection(pool: poolName, endpoint: endpointNames[index], for: ejection)
+        }
+        return true
     }
 
     package func isEjected(_ index: Int, now: NIODeadline = .now()) -> Bool {

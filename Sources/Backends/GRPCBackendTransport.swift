@@ -35,7 +35,9 @@ package final class GRPCBackendTransport: TriggerRunner {
         let balancer = EndpointBalancer(
             endpointCount: configuration.endpoints.count,
             outlierDetection: configuration.outlierDetection,
-            retryBudget: configuration.retryBudget
+            retryBudget: configuration.retryBudget,
+            poolName: configuration.name,
+            endpointNames: configuration.endpoints.map(\.description)
         )
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map { index, endpoint in

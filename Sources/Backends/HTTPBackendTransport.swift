@@ -41,7 +41,9 @@ package final class HTTPBackendTransport: TriggerRunner {
         let balancer = EndpointBalancer(
             endpointCount: configuration.endpoints.count,
             outlierDetection: configuration.outlierDetection,
-            retryBudget: configuration.retryBudget
+            retryBudget: configuration.retryBudget,
+            poolName: configuration.name,
+            endpointNames: configuration.endpoints.map(\.description)
         )
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map {
@@ -137,6 +139,8 @@ package final class HTTPBackendTransport: TriggerRunner {
             }
         } catch let error as HTTPBackendClientHandler.Failure {
             connection.close()
+            // Our own close after the caller gave up (deadline, client gone) is not the endpoint's doing.
+            if Task.isCancelled { throw CancellationError() }
             switch error {
             case .closedBeforeResponse:
                 throw BackendErrors.connectionLost(pool: configuration.name, endpoint: endpoint.endpoint.description)

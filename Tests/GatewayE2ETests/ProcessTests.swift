@@ -122,24 +122,39 @@ struct ProcessTests {
         }
     }
 
-    @Test("a refused backend: the client reads the pool and the reason, the log names the endpoint")
+    @Test("refused backends: the client reads the pool and the reason; the log names each endpoint and the ejection")
     func backendFailureLogged() async throws {
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let deadPort = probe.localAddress!.port!
-        try await probe.close()
+        var deadPorts: [Int] = []
+        for _ in 0..<2 {
+            let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+            deadPorts.append(probe.localAddress!.port!)
+            try await probe.close()
+        }
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-dead-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: config) }
-        try httpPoolConfig(port: deadPort).write(to: config, atomically: true, encoding: .utf8)
+        try """
+            pools:
+              - {name: runner, transport: http, connect_timeout: 1s, endpoints: ["127.0.0.1:\(deadPorts[0])", "127.0.0.1:\(deadPorts[1])"]}
+            routes: [{namespace: demo, pipeline: "*", pool: runner}]
+            """.write(to: config, atomically: true, encoding: .utf8)
         try await Self.withGatewayProcess(["--config", config.path]) { server in
             let client = try await TestHTTPClient.connect(port: server.port)
-            let response = try await client.request(
-                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
-                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
-            )
-            #expect(response.status == 502)
-            #expect(!response.bodyString.contains("\(deadPort)"), "\(response.bodyString)")
+            for _ in 0..<4 {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+                )
+                #expect(response.status == 502)
+                for port in deadPorts { #expect(!response.bodyString.contains("\(port)"), "\(response.bodyString)") }
+            }
+            for port in deadPorts {
+                #expect(
+                    await server.logOccurrences(of: "backend.endpoint=127.0.0.1:\(port)", timeout: .seconds(5)) >= 1,
+                    "\(server.logged)"
+                )
+            }
             #expect(
-                await server.logOccurrences(of: "backend.endpoint=127.0.0.1:\(deadPort)", timeout: .seconds(5)) >= 1,
+                await server.logOccurrences(of: "backend endpoint ejected after transport failures", timeout: .seconds(5)) >= 1,
                 "\(server.logged)"
             )
             await client.close()
