@@ -60,6 +60,10 @@ package enum GRPCCompression: String, Sendable {
                 }
             }
         }
+        // The borrowed input and output views end with their closures: poison them so nothing after this
+        // point (only `inflateEnd`, which does not read them) could follow a dangling pointer.
+        stream.next_in = nil
+        stream.next_out = nil
         switch outcome {
         case Z_STREAM_END where output.readableBytes <= maxBytes:
             guard stream.avail_in == 0 else {
@@ -105,6 +109,8 @@ package enum GRPCCompression: String, Sendable {
                 return out.count - Int(stream.avail_out)
             }
         }
+        stream.next_in = nil  // borrowed views, ended with their closures (see `decompress`)
+        stream.next_out = nil
         return output
     }
 
