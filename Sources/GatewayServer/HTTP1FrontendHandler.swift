@@ -17,7 +17,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private enum State {
         case idle
         /// Reading the body of a trigger.
-        case collecting(RESTBodyCollector, RESTTriggerPlan, keepAlive: Bool)
+        case collecting(RESTBodyCollector, RESTBodyUse, keepAlive: Bool)
         /// An answer was (or is being) sent early; the rest of this request's body is ignored.
         case discarding(keepAlive: Bool)
         /// The backend call is running.
@@ -80,8 +80,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             write(response, keepAlive: head.isKeepAlive && !close, context: context)
         case .run(let work):
             startWork(work.run, keepAlive: head.isKeepAlive, context: context)
-        case .readBody(let collector, let plan):
-            state = .collecting(collector, plan, keepAlive: head.isKeepAlive)
+        case .readBody(let collector, let use):
+            state = .collecting(collector, use, keepAlive: head.isKeepAlive)
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
                 // curl asks before sending bodies over 1 MiB and otherwise waits a full second.
                 let interim = HTTPResponseHead(version: head.version, status: .continue)
@@ -91,15 +91,15 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     private func receivedBody(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
-        guard case .collecting(var collector, let plan, let keepAlive) = state else { return }
+        guard case .collecting(var collector, let use, let keepAlive) = state else { return }
         state = .idle  // leave the collector uniquely referenced while it grows
         do {
             try collector.append(chunk)
-            state = .collecting(collector, plan, keepAlive: keepAlive)
+            state = .collecting(collector, use, keepAlive: keepAlive)
         } catch {
             // The rest of the body would still be on its way; closing is the only way not to read it.
             state = .discarding(keepAlive: false)
-            write(.error(gatewayError(from: error), requestID: plan.requestID), keepAlive: false, context: context)
+            write(.error(gatewayError(from: error), requestID: use.requestID), keepAlive: false, context: context)
         }
     }
 
@@ -107,15 +107,27 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         switch state {
         case .discarding(let keepAlive):
             state = keepAlive ? .idle : .closed
-        case .collecting(var collector, let plan, let keepAlive):
+        case .collecting(var collector, let use, let keepAlive):
             state = .idle
-            let inputs: [TriggerInput]
+            let body: RESTBody
             do {
-                inputs = try collector.finish()
+                body = try collector.finishBody()
             } catch {
                 state = keepAlive ? .idle : .closed
-                write(.error(gatewayError(from: error), requestID: plan.requestID), keepAlive: keepAlive, context: context)
+                write(.error(gatewayError(from: error), requestID: use.requestID), keepAlive: keepAlive, context: context)
                 return
+            }
+            let plan: RESTTriggerPlan
+            let inputs: [TriggerInput]
+            switch (use, body) {
+            case (.trigger(let triggerPlan), .inputs(let batch)):
+                (plan, inputs) = (triggerPlan, batch)
+            case (.work(let work), _):
+                startWork({ await work.run(body) }, keepAlive: keepAlive, context: context)
+                return
+            case (.trigger, .bytes):
+                // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
+                preconditionFailure("a trigger body was collected raw")
             }
             let request = plan.makeRequest(inputs: inputs, timeout: services.requestTimeout)
             if plan.mode == .stream {
@@ -300,8 +312,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case .running(let task):
             task.cancel()
             requestID = currentRequestID
-        case .collecting(_, let plan, _):
-            requestID = plan.requestID
+        case .collecting(_, let use, _):
+            requestID = use.requestID
         case .idle, .discarding, .closed:
             context.close(promise: nil)
             return

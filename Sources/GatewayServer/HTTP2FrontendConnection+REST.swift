@@ -29,8 +29,8 @@ extension HTTP2FrontendConnection {
             startTask(stream: stream, work.run) { connection, response in
                 connection.restRespond(response, stream: stream)
             }
-        case .readBody(let collector, let plan):
-            streams[stream] = StreamState(phase: .restCollecting(collector, plan))
+        case .readBody(let collector, let use):
+            streams[stream] = StreamState(phase: .restCollecting(collector, use))
             streams[stream]?.requestID = requestID
             if endStream {
                 session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)

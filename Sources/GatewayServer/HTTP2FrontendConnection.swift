@@ -34,7 +34,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     final class StreamState {
         enum Phase {
             /// REST: reading the body.
-            case restCollecting(RESTBodyCollector, RESTTriggerPlan)
+            case restCollecting(RESTBodyCollector, RESTBodyUse)
             /// gRPC: reading the request message (the one message of a unary call, once complete).
             case grpcCollecting(GRPCMessageDeframer, GRPCCall, ByteBuffer?)
             /// The answer is computed in a task.
@@ -95,14 +95,14 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         // the peer as they are appended: that is when they have left the connection's buffers.
         let size = data.readableBytes
         switch state.phase {
-        case .restCollecting(var collector, let plan):
+        case .restCollecting(var collector, let use):
             state.phase = .running  // keep the collector uniquely referenced while it grows
             do {
                 try collector.append(data)
-                state.phase = .restCollecting(collector, plan)
+                state.phase = .restCollecting(collector, use)
             } catch {
                 state.phase = .done
-                restRespond(.error(gatewayError(from: error), requestID: plan.requestID), stream: stream)
+                restRespond(.error(gatewayError(from: error), requestID: use.requestID), stream: stream)
             }
         case .grpcCollecting(var deframer, let call, var message):
             state.phase = .running
@@ -161,17 +161,27 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     private func receivedEndStream(_ stream: HTTP2StreamID) {
         guard let state = streams[stream] else { return }
         switch state.phase {
-        case .restCollecting(var collector, let plan):
+        case .restCollecting(var collector, let use):
             state.phase = .running
-            let inputs: [TriggerInput]
+            let body: RESTBody
             do {
-                inputs = try collector.finish()
+                body = try collector.finishBody()
             } catch {
                 state.phase = .done
-                restRespond(.error(gatewayError(from: error), requestID: plan.requestID), stream: stream)
+                restRespond(.error(gatewayError(from: error), requestID: use.requestID), stream: stream)
                 return
             }
-            restRun(plan.makeRequest(inputs: inputs, timeout: services.requestTimeout), stream: stream)
+            switch (use, body) {
+            case (.trigger(let plan), .inputs(let inputs)):
+                restRun(plan.makeRequest(inputs: inputs, timeout: services.requestTimeout), stream: stream)
+            case (.work(let work), _):
+                startTask(stream: stream) { await work.run(body) } deliver: { connection, response in
+                    connection.restRespond(response, stream: stream)
+                }
+            case (.trigger, .bytes):
+                // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
+                preconditionFailure("a trigger body was collected raw")
+            }
         case .grpcCollecting(let deframer, let call, let message):
             state.phase = .running
             guard let message, !deframer.hasPartialMessage else {

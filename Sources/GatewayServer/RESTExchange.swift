@@ -31,8 +31,8 @@ enum RESTStart {
     /// Answer at once. `closeConnection` when the body that may follow cannot be skipped safely
     /// (e.g. it is over the cap).
     case respond(RESTResponse, closeConnection: Bool)
-    /// Read the body into the collector, then run the plan.
-    case readBody(RESTBodyCollector, RESTTriggerPlan)
+    /// Read the body into the collector, then use it: a trigger, or a surface's work (`RESTBodyUse`).
+    case readBody(RESTBodyCollector, RESTBodyUse)
     /// Answer with what `work` computes off the event loop (operation reads, cancels, lists); any body the
     /// request carries is ignored.
     case run(RESTWork)
@@ -42,6 +42,37 @@ enum RESTStart {
 struct RESTWork: Sendable {
     var requestID: String
     var run: @Sendable () async -> RESTResponse
+}
+
+/// What a frontend does with a request body once the collector has all of it.
+enum RESTBodyUse {
+    /// An Instill trigger: the body's inputs complete the plan (sync, stream or async).
+    case trigger(RESTTriggerPlan)
+    /// Anything else that reads a body (the Craft AI and Abacus.AI surfaces): the decoded body is handed to
+    /// work computed off the event loop, like `RESTStart.run`.
+    case work(RESTBodyWork)
+
+    var requestID: String {
+        switch self {
+        case .trigger(let plan): plan.requestID
+        case .work(let work): work.requestID
+        }
+    }
+}
+
+/// Work that needs the request body: it runs off the event loop once the whole body has arrived within the
+/// cap; a body the collector refuses (over the cap, malformed) is answered by the frontend without it.
+struct RESTBodyWork: Sendable {
+    var requestID: String
+    var run: @Sendable (RESTBody) async -> RESTResponse
+}
+
+/// A request body as the collector decoded it.
+enum RESTBody: Sendable {
+    /// The bytes as sent (`RESTBodyCollector.raw`).
+    case bytes(ByteBuffer)
+    /// A trigger batch (`RESTBodyCollector.json`, `.formLabelledJSON`, `.multipart`).
+    case inputs([TriggerInput])
 }
 
 /// Everything about a trigger that the head decided; the body adds the inputs.
@@ -81,6 +112,9 @@ struct RESTBodyCollector {
         case multipart(MultipartFormDecoder)
     }
 
+    /// Whether `finishBody` decodes the gathered bytes as a trigger body or hands them over as they are.
+    private var raw = false
+
     private var storage: Storage
     private var received = 0
     private let limits: CodecLimits
@@ -101,6 +135,13 @@ struct RESTBodyCollector {
     static func formLabelledJSON(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
         var collector = json(limits: limits, expectedLength: expectedLength)
         collector.formLabelled = true
+        return collector
+    }
+
+    /// Gathers the body as sent, under the same cap (for surfaces that parse their own bodies).
+    static func raw(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
+        var collector = json(limits: limits, expectedLength: expectedLength)
+        collector.raw = true
         return collector
     }
 
@@ -144,6 +185,15 @@ struct RESTBodyCollector {
             try decoder.feed(chunk)
             storage = .multipart(decoder)
         }
+    }
+
+    /// Ends the body: the bytes for a `raw` collector, the trigger batch otherwise (see `finish`).
+    mutating func finishBody() throws -> RESTBody {
+        if raw, case .json(let buffer) = storage {
+            storage = .json(nil)
+            return .bytes(buffer ?? ByteBuffer())
+        }
+        return .inputs(try finish())
     }
 
     mutating func finish() throws -> [TriggerInput] {
@@ -328,7 +378,7 @@ extension RESTRequestHead {
                 idempotencyKey: first("idempotency-key"),
                 returnTraces: first("instill-return-traces")?.lowercased() == "true"
             )
-            return .readBody(collector, plan)
+            return .readBody(collector, .trigger(plan))
         }
     }
 
