@@ -27,6 +27,8 @@ package final class AsyncDispatcher: Service {
     /// This instance's identity across restarts (kept in its data directory), when it has one.
     private let identity: String?
     private let running = Mutex(0)
+    /// What to claim next, per pool (see `ClaimPlanner`).
+    private let planner = Mutex(ClaimPlanner())
     private let claims = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
 
@@ -58,6 +60,7 @@ package final class AsyncDispatcher: Service {
     /// configuration); runs in progress finish with the one they started with.
     package func use(_ dispatcher: TriggerDispatcher) {
         currentDispatcher.withLock { $0 = dispatcher }
+        planner.withLock { $0.forgetRoutes() }
     }
     private var settings: StoreConfiguration { operations.settings }
 
@@ -111,19 +114,30 @@ package final class AsyncDispatcher: Service {
         }
     }
 
+    /// Claims what the pools can take (`ClaimPlanner`), runs each claimed operation as a worker task, and
+    /// waits for a wake (a new operation, a finished run) or the poll interval when nothing more is claimable.
     private func claimLoop(workers: inout TaskGroup<Void>) async {
         var failures = 0
         while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
-            let free = settings.workers - running.withLock { $0 }
-            var claimed: [Operation] = []
-            if free > 0 {
+            let dispatcher = currentDispatcher.withLock { $0 }
+            var free = settings.workers - running.withLock { $0 }
+            let planned = planner.withLock { planner in
+                planner.plan(batch: 64) { name in
+                    dispatcher.load(ofPool: name).map { ClaimPlanner.Load(maxConcurrency: $0.maxConcurrency, inUse: $0.inUse) }
+                }
+            }
+            var more = false
+            for claim in planned where free > 0 {
+                let limit = min(claim.limit, free)
                 let owner = "\(instanceID)/\(claims.wrappingAdd(1, ordering: .relaxed).newValue)"
+                let claimed: [Operation]
                 do {
                     claimed = try await store.claim(
                         owner: owner,
                         leaseDuration: settings.lease,
-                        limit: min(free, 64),
-                        now: Date()
+                        limit: limit,
+                        now: Date(),
+                        scope: claim.scope
                     )
                     failures = 0
                 } catch {
@@ -132,18 +146,24 @@ package final class AsyncDispatcher: Service {
                     if failures == 1 || failures % 100 == 0 {
                         logger.log(level: Self.logLevel(error), "claim failed", metadata: ["error": "\(error)"])
                     }
+                    break
                 }
+                // A full claim means there may be more: plan again at once.
+                if claimed.count == limit { more = true }
+                free -= claimed.count
                 running.withLock { $0 += claimed.count }
                 for operation in claimed {
+                    let pool = dispatcher.poolName(for: operation.request.ref)
+                    planner.withLock { $0.claimed(key: OperationFilter.pipelineKey(operation.request.ref), pool: pool) }
                     workers.addTask {
                         await self.execute(operation, owner: owner)
+                        self.planner.withLock { $0.finished(pool: pool) }
                         self.running.withLock { $0 -= 1 }
                         self.operations.dispatcherWake.signal()
                     }
                 }
             }
-            // A full batch means there may be more: claim again at once, as long as a worker is free.
-            if free > 0, claimed.count == min(free, 64) { continue }
+            if more { continue }
             await operations.dispatcherWake.wait(timeout: settings.pollInterval)
         }
     }

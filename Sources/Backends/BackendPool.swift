@@ -24,6 +24,9 @@ package final class BackendPool: TriggerRunner {
 
     package var name: String { configuration.name }
 
+    /// Slots of `max_concurrency` held now by calls and streams.
+    package var slotsInUse: Int { limiter.running }
+
     /// A reload removed or replaced this pool: calls already in flight finish, then its connections close.
     /// New calls never reach it (the route table that named it is gone), except the few that picked it just
     /// before the swap; they run normally and their connections close after them.

@@ -299,6 +299,8 @@ extension BackendPoolConfiguration {
                 maxEjection: TimeAmount(pool.outlierMaxEjection),
                 maxEjectedPercent: pool.outlierMaxEjectedPercent
             ),
+            retryBudget: RetryBudget(percentOfActive: pool.retryBudgetPercent, minConcurrent: pool.retryMinConcurrency),
+            maxTries: pool.retryMaxTries,
             healthCheck: pool.healthCheck.map {
                 HealthCheckConfiguration(
                     path: $0.path,

@@ -73,8 +73,14 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().cancel(id: id)
     }
 
-    package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
-        try await current().claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now)
+    package func claim(
+        owner: String,
+        leaseDuration: Duration,
+        limit: Int,
+        now: Date,
+        scope: ClaimScope
+    ) async throws -> [Operation] {
+        try await current().claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
     }
 
     package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {

@@ -186,7 +186,7 @@ extension GatewayConfiguration {
                 at: "pools[\(i)]",
                 allowed: [
                     "name", "transport", "endpoints", "connect_timeout", "request_timeout", "max_concurrency",
-                    "max_queue", "outlier_detection", "health_check",
+                    "max_queue", "outlier_detection", "retry", "health_check",
                 ]
             )
             let nameNode = try require(m, "name", reader)
@@ -291,6 +291,22 @@ extension GatewayConfiguration {
                     throw reader.error(o.path("max_ejection"), n, "max_ejection must not be shorter than base_ejection")
                 }
             }
+            if let n = m["retry"] {
+                let r = try reader.mapping(
+                    n,
+                    at: m.path("retry"),
+                    allowed: ["max_tries", "budget_percent", "min_retry_concurrency"]
+                )
+                if let v = r["max_tries"] {
+                    pool.retryMaxTries = try reader.int(v, at: r.path("max_tries"), in: 1...10)
+                }
+                if let v = r["budget_percent"] {
+                    pool.retryBudgetPercent = try reader.int(v, at: r.path("budget_percent"), in: 0...100)
+                }
+                if let v = r["min_retry_concurrency"] {
+                    pool.retryMinConcurrency = try reader.int(v, at: r.path("min_retry_concurrency"), in: 0...10_000)
+                }
+            }
             if let n = m["health_check"] {
                 pool.healthCheck = try readHealthCheck(n, at: m.path("health_check"), pool: pool, reader)
             }
@@ -338,6 +354,14 @@ extension GatewayConfiguration {
         }
         if let n = h["unhealthy_threshold"] {
             check.unhealthyThreshold = try reader.int(n, at: h.path("unhealthy_threshold"), in: 1...100)
+        }
+        // A probe still running when the next one is due would overlap it (Envoy refuses the same).
+        if check.timeout > check.interval {
+            throw reader.error(
+                h.path(h["timeout"] != nil ? "timeout" : "interval"),
+                h["timeout"] ?? h["interval"] ?? node,
+                "timeout (\(ConfigUnits.format(check.timeout))) must not be longer than interval (\(ConfigUnits.format(check.interval)))"
+            )
         }
         return check
     }

@@ -26,6 +26,13 @@ package struct PoolConfiguration: Sendable, Equatable {
     package var outlierBaseEjection: Duration = .seconds(1)
     package var outlierMaxEjection: Duration = .seconds(5)
     package var outlierMaxEjectedPercent = 50
+    /// `retry`: tries of one call that never reached a backend (connect refused or timed out, a stream refused
+    /// before the backend processed it), the first included; and Envoy's retry budget: retries in flight stay
+    /// under `budget_percent` of the pool's calls in flight, with a floor of `min_retry_concurrency`, so a
+    /// quiet pool can still retry while retries cannot multiply an outage.
+    package var retryMaxTries = 3
+    package var retryBudgetPercent = 20
+    package var retryMinConcurrency = 3
     /// `health_check`: nil (the default) means no active health check.
     package var healthCheck: HealthCheck?
 

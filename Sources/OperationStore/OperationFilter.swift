@@ -16,3 +16,14 @@ package struct OperationFilter: Sendable, Equatable {
         "\(ref.namespace)/\(ref.pipeline)"
     }
 }
+
+/// Which operations a `claim` may take, by pipeline key (`OperationFilter.pipelineKey`).
+///
+/// The async dispatcher claims per backend pool, no more than each pool can take (issue 13, item 6): the keys
+/// it knows to be routed to a pool with free slots (`only`), then one operation among the keys it has not seen
+/// yet (`excluding` every key it knows), which teaches it the next key's pool.
+package enum ClaimScope: Sendable, Equatable {
+    case all
+    case only(Set<String>)
+    case excluding(Set<String>)
+}

@@ -39,8 +39,9 @@ package protocol OperationStore: Sendable {
     func cancel(id: String) async throws -> Operation
 
     /// Takes up to `limit` operations that are queued with `notBefore <= now`, or running with an expired
-    /// lease, oldest first; marks them running under `owner` until `now + leaseDuration`, attempts + 1.
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation]
+    /// lease, oldest first, among those `scope` allows; marks them running under `owner` until
+    /// `now + leaseDuration`, attempts + 1. Atomic per call: two callers never take the same operation.
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws -> [Operation]
 
     /// Extends the lease; false when `owner` no longer holds the running operation.
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool
@@ -152,5 +153,12 @@ extension Duration {
     package var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+extension OperationStore {
+    /// `claim` over every pipeline.
+    package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+        try await claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: .all)
     }
 }

@@ -183,25 +183,50 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+    package func claim(
+        owner: String,
+        leaseDuration: Duration,
+        limit: Int,
+        now: Date,
+        scope: ClaimScope
+    ) async throws -> [Operation] {
         guard limit > 0 else { return [] }
         let nowMS = now.storeMilliseconds
         let expires = nowMS + leaseDuration.milliseconds
-        return try await bounded("claim") { [self] in
-            // SKIP LOCKED: rows another instance is claiming right now are left to it, not waited for; the
-            // re-check of the WHERE clause on locked rows (READ COMMITTED) drops rows claimed meanwhile.
-            let rows = try await client.query(
-                """
-                UPDATE \(unescaped: operations) SET state = 'running', lease_owner = \(owner), \
-                lease_expires_at = \(expires), attempts = attempts + 1, started_at = COALESCE(started_at, \(nowMS)) \
-                WHERE seq IN (SELECT seq FROM \(unescaped: operations) \
-                WHERE (state = 'queued' AND not_before <= \(nowMS)) \
-                OR (state = 'running' AND lease_expires_at <= \(nowMS)) \
-                ORDER BY seq LIMIT \(limit) FOR UPDATE SKIP LOCKED) \
-                RETURNING \(unescaped: Self.selectColumns)
+        var binds = PostgresBindings()
+        binds.append(owner)
+        binds.append(expires)
+        binds.append(nowMS)
+        binds.append(limit)
+        var keyClause = ""
+        switch scope {
+        case .all:
+            break
+        case .only(let keys):
+            guard !keys.isEmpty else { return [] }
+            binds.append(keys.sorted())
+            keyClause = " AND pipeline_key = ANY($5)"
+        case .excluding(let keys):
+            if !keys.isEmpty {
+                binds.append(keys.sorted())
+                keyClause = " AND NOT (pipeline_key = ANY($5))"
+            }
+        }
+        // SKIP LOCKED: rows another instance is claiming right now are left to it, not waited for; the
+        // re-check of the WHERE clause on locked rows (READ COMMITTED) drops rows claimed meanwhile.
+        let query = PostgresQuery(
+            unsafeSQL: """
+                UPDATE \(operations) SET state = 'running', lease_owner = $1, \
+                lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+                WHERE seq IN (SELECT seq FROM \(operations) \
+                WHERE ((state = 'queued' AND not_before <= $3) OR (state = 'running' AND lease_expires_at <= $3))\
+                \(keyClause) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                RETURNING \(Self.selectColumns)
                 """,
-                logger: logger
-            ).collect()
+            binds: binds
+        )
+        return try await bounded("claim") { [self] in
+            let rows = try await client.query(query, logger: logger).collect()
             return try await makeOperations(rows, sorted: true)
         }
     }

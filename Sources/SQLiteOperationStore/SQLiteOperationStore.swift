@@ -216,27 +216,55 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+    package func claim(
+        owner: String,
+        leaseDuration: Duration,
+        limit: Int,
+        now: Date,
+        scope: ClaimScope
+    ) async throws -> [Operation] {
         guard limit > 0 else { return [] }
         let nowMS = now.storeMilliseconds
+        var binds: [SQLiteData] = [
+            .text(owner), .integer(Int(nowMS + leaseDuration.milliseconds)), .integer(Int(nowMS)), .integer(limit),
+        ]
+        let keyClause: String
+        switch scope {
+        case .all:
+            keyClause = ""
+        case .only(let keys):
+            guard !keys.isEmpty else { return [] }
+            keyClause = " AND pipeline_key IN (\(Self.placeholders(keys, after: &binds)))"
+        case .excluding(let keys):
+            keyClause = keys.isEmpty ? "" : " AND pipeline_key NOT IN (\(Self.placeholders(keys, after: &binds)))"
+        }
         // One statement: SQLite runs it under its write lock, so no other writer (or process) claims the same rows.
         let sql = """
             UPDATE operations SET state = 'running', lease_owner = ?1, lease_expires_at = ?2, \
             attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
             WHERE seq IN (SELECT seq FROM operations \
-            WHERE (state = 'queued' AND not_before <= ?3) OR (state = 'running' AND lease_expires_at <= ?3) \
-            ORDER BY seq LIMIT ?4) \
+            WHERE ((state = 'queued' AND not_before <= ?3) OR (state = 'running' AND lease_expires_at <= ?3))\
+            \(keyClause) ORDER BY seq LIMIT ?4) \
             RETURNING \(Self.selectColumns)
             """
-        let binds: [SQLiteData] = [
-            .text(owner), .integer(Int(nowMS + leaseDuration.milliseconds)), .integer(Int(nowMS)), .integer(limit),
-        ]
+        let statementBinds = binds
         return try await serialized {
-            let rows = try await query(sql, binds)
+            let rows = try await query(sql, statementBinds)
             // RETURNING order is unspecified; hand them out oldest first.
             let bySequence = rows.sorted { ($0.column("seq")?.integer ?? 0) < ($1.column("seq")?.integer ?? 0) }
             return try await makeOperations(bySequence)
         }
+    }
+
+    /// `?5, ?6, …`: numbered placeholders for `keys`, appended to `binds` (numbered because the claim statement
+    /// refers to its first parameters by number).
+    private static func placeholders(_ keys: Set<String>, after binds: inout [SQLiteData]) -> String {
+        var marks: [String] = []
+        for key in keys.sorted() {
+            binds.append(.text(key))
+            marks.append("?\(binds.count)")
+        }
+        return marks.joined(separator: ", ")
     }
 
     package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {

@@ -23,6 +23,17 @@ package final class TriggerDispatcher: Sendable {
         return pool
     }
 
+    /// The name of the pool `ref` is routed to; nil when no route matches it.
+    package func poolName(for ref: PipelineRef) -> String? {
+        routes.resolve(ref).flatMap { pools[$0.pool] == nil ? nil : $0.pool }
+    }
+
+    /// A pool's slot limit and the slots in use now (calls and streams), for the async dispatcher's claims;
+    /// nil for a pool this configuration does not have.
+    package func load(ofPool name: String) -> (maxConcurrency: Int, inUse: Int)? {
+        pools[name].map { ($0.configuration.maxConcurrency, $0.slotsInUse) }
+    }
+
     /// Sync mode: forwards, waits, returns the outputs.
     package func runSync(_ request: TriggerRequest) async throws -> TriggerResult {
         try await pool(for: request.ref).run(request)

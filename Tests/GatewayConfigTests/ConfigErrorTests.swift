@@ -148,6 +148,36 @@ struct ConfigErrorTests {
             message: "0 is out of range 1...100"
         ),
         Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], health_check: {interval: 1s, timeout: 1001ms}}\n",
+            path: "pools[0].health_check.timeout",
+            message: "timeout (1001ms) must not be longer than interval (1s)"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], health_check: {interval: 500ms}}\n",
+            path: "pools[0].health_check.interval",
+            message: "timeout (1s) must not be longer than interval (500ms)"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, retry: {max_tries: 0}}\n",
+            path: "pools[0].retry.max_tries",
+            message: "0 is out of range 1...10"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, retry: {max_tries: 11}}\n",
+            path: "pools[0].retry.max_tries",
+            message: "11 is out of range 1...10"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, retry: {budget_percent: 101}}\n",
+            path: "pools[0].retry.budget_percent",
+            message: "101 is out of range 0...100"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, retry: {tries: 2}}\n",
+            path: "pools[0].retry.tries",
+            message: "unknown key"
+        ),
+        Case(
             yaml: "pools:\n  - {name: a, transport: inprocess, outlier_detection: {base_ejection: 10s}}\n",
             path: "pools[0].outlier_detection.max_ejection",
             message: "max_ejection must not be shorter than base_ejection"

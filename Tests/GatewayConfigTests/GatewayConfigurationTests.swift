@@ -69,6 +69,22 @@ struct GatewayConfigurationTests {
         #expect(PoolConfiguration(name: "x", transport: .grpc).healthCheck == nil)
     }
 
+    @Test("retry keys parse at their edges; without them: 3 tries under a 20 % budget with a floor of 3")
+    func retryKeys() throws {
+        let yaml = """
+            pools:
+              - {name: a, transport: inprocess, retry: {max_tries: 1, budget_percent: 0, min_retry_concurrency: 0}}
+              - {name: b, transport: inprocess, retry: {max_tries: 10, budget_percent: 100}}
+              - {name: c, transport: http, endpoints: ["h:1"], health_check: {interval: 1s, timeout: 1s}}
+              - {name: d, transport: inprocess}
+            """
+        let pools = try GatewayConfiguration.parse(yaml: yaml, source: "r.yaml").pools
+        #expect(pools[0].retryMaxTries == 1 && pools[0].retryBudgetPercent == 0 && pools[0].retryMinConcurrency == 0)
+        #expect(pools[1].retryMaxTries == 10 && pools[1].retryBudgetPercent == 100 && pools[1].retryMinConcurrency == 3)
+        #expect(pools[2].healthCheck?.timeout == .seconds(1))
+        #expect(pools[3].retryMaxTries == 3 && pools[3].retryBudgetPercent == 20 && pools[3].retryMinConcurrency == 3)
+    }
+
     @Test("a full file parses into the values it states")
     func fullFileParses() throws {
         let config = try GatewayConfiguration.parse(yaml: Self.fullFile, source: "full.yaml")

@@ -216,7 +216,8 @@ struct AsyncDurabilityTests {
         scripts/with-postgres.sh (scripts/test does), or set TG_ALLOW_NO_POSTGRES=1 to skip it.
         """
 
-    static func postgresConfig(lease: String, workers: Int) throws -> (path: String, prefix: String)? {
+    /// A config file for a gateway on the throwaway PostgreSQL (in a fresh table prefix), `extra` YAML appended.
+    static func postgresConfig(lease: String, workers: Int, extra: String = "") throws -> (path: String, prefix: String)? {
         let environment = ProcessInfo.processInfo.environment
         guard let url = environment["TG_POSTGRES_URL"], !url.isEmpty else {
             if environment["TG_ALLOW_NO_POSTGRES"] != "1" { Issue.record(Comment(rawValue: postgresMissing)) }
@@ -232,6 +233,7 @@ struct AsyncDurabilityTests {
               lease: \(lease)
               workers: \(workers)
               poll_interval: 100ms
+            \(extra)
             """.write(toFile: path, atomically: true, encoding: .utf8)
         return (path, prefix)
     }
@@ -292,6 +294,57 @@ struct AsyncDurabilityTests {
         let viaGRPC = try await AsyncGRPCTests.run("get", port: b.port, [String(name.dropFirst("operations/".count))])
         #expect(viaGRPC["done"] as? Bool == true, "\(viaGRPC)")
         #expect((viaGRPC["outputs"] as? [[String: Any]])?.first?["x"] as? String == "via-b")
+        await b.stop()
+    }
+
+    @Test(
+        "two gateways on one PostgreSQL, pools of one slot: each claims only what its pool can take, so both run",
+        .timeLimit(.minutes(1))
+    )
+    func claimsFollowPoolCapacity() async throws {
+        // A pool of one slot (and no queue) serving every demo pipeline.
+        let pool = """
+            pools:
+              - {name: demo, transport: inprocess, max_concurrency: 1, max_queue: 0}
+            routes:
+              - {namespace: demo, pipeline: "*", pool: demo}
+            """
+        guard let (config, _) = try Self.postgresConfig(lease: "5s", workers: 8, extra: pool) else { return }
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let dirA = Self.temporaryPath("tg-pg-a")
+        let dirB = Self.temporaryPath("tg-pg-b")
+        defer {
+            try? FileManager.default.removeItem(atPath: dirA)
+            try? FileManager.default.removeItem(atPath: dirB)
+        }
+        let a = try await Self.startGateway(dataDir: dirA, config: config)
+        let b = try await Self.startGateway(dataDir: dirB, config: config)
+        defer { Task { await a.stop(); await b.stop() } }
+        let clientA = try await AsyncClient.connect(port: a.port)
+        var names: [String] = []
+        for n in 0..<6 {
+            let (status, body) = try await clientA.trigger("sleep", ["ms": 600, "n": n])
+            try #require(status == 200, "\(body)")
+            names.append(try #require(body.operationName))
+        }
+        let finals = try await Self.waitAll(names, port: a.port, timeout: .seconds(40))
+        var runs: [(start: Date, finish: Date)] = []
+        for name in names {
+            let (status, json) = try await clientA.get("/v1beta/\(name)")
+            let operation = try #require(json["operation"] as? [String: Any], "\(status) \(json)")
+            #expect(finals[name]?.metadataState == "succeeded", "\(operation)")
+            #expect(finals[name]?.attempts == 1, "\(operation)")
+            let metadata = operation["metadata"] as? [String: Any]
+            let start = try #require(PoolResilienceTests.timestamp(metadata?["startTime"]), "\(operation)")
+            let finish = try #require(PoolResilienceTests.timestamp(metadata?["finishTime"]), "\(operation)")
+            runs.append((start, finish))
+        }
+        // Runs in progress at each start: never more than one per instance (claimed only with a free slot), and
+        // B ran some of A's work while A ran its own (before, A claimed all six for its single slot).
+        let overlaps = runs.map { run in runs.filter { $0.start <= run.start && run.start < $0.finish }.count }
+        #expect(overlaps.max() == 2, "\(runs)")
+        await clientA.client.close()
+        await a.stop()
         await b.stop()
     }
 

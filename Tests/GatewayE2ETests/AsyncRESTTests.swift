@@ -257,7 +257,7 @@ final class UnavailableStore: OperationStore {
         operations: [Operation], nextPageToken: String?
     ) { throw unavailable() }
     func cancel(id: String) async throws -> Operation { throw unavailable() }
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws -> [Operation] {
         throw unavailable()
     }
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {

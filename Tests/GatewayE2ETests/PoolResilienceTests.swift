@@ -160,6 +160,41 @@ struct PoolResilienceTests {
         }
     }
 
+    @Test("retry.max_tries: 1 turns retries off: with detection off too, calls that pick the refused endpoint fail")
+    func retriesOff() async throws {
+        let live = try await Self.startRunner("http")
+        let dead = try await Self.startRunner("http")
+        let deadPort = dead.port
+        await dead.stop(signal: SIGKILL)
+        defer { live.signal(SIGKILL) }
+        let yaml = """
+            pools:
+              - name: runner
+                transport: http
+                endpoints: ["127.0.0.1:\(deadPort)", "127.0.0.1:\(live.port)"]
+                outlier_detection: {consecutive_failures: 0}
+                retry: {max_tries: 1}
+            routes:
+              - {namespace: demo, pipeline: "*", pool: runner}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            var statuses: [Int] = []
+            for _ in 0..<20 {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"k":1}}]}"#)
+                )
+                statuses.append(response.status)
+            }
+            #expect(statuses.contains(200) && statuses.contains { $0 >= 502 }, "\(statuses)")
+            let metrics = try await client.request("GET", "/metrics").bodyString
+            #expect(!metrics.contains(#"trigger_gateway_pool_retries_total{pool="runner"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"trigger_gateway_pool_retries_total{pool="runner"} 0"#), "\(metrics)")
+            await client.close()
+        }
+    }
+
     /// (code input, HTTP status, google.rpc code)
     static let failCases: [(String, Int, Int)] = [
         ("FAILED_PRECONDITION", 400, 9), ("5", 404, 5), ("UNAVAILABLE", 503, 14),
@@ -283,10 +318,21 @@ struct PoolResilienceTests {
                 #expect(status == 200, "\(json)")
                 names.append(try #require(json.operationName))
             }
+            var runs: [(start: Date, finish: Date)] = []
             for name in names {
                 let done = try await client.waitDone(name)
                 #expect(done.metadataState == "succeeded", "\(done)")
-                #expect((done["metadata"] as? [String: Any])?["attempts"] as? Int == 1, "\(done)")
+                let metadata = done["metadata"] as? [String: Any]
+                #expect(metadata?["attempts"] as? Int == 1, "\(done)")
+                let start = try #require(Self.timestamp(metadata?["startTime"]), "\(done)")
+                let finish = try #require(Self.timestamp(metadata?["finishTime"]), "\(done)")
+                runs.append((start, finish))
+            }
+            // Claimed only when the pool had a slot (item 6): the runs follow one another, each starting after
+            // the previous one finished, rather than all being claimed (and started) at once and waiting here.
+            runs.sort { $0.start < $1.start }
+            for (previous, next) in zip(runs, runs.dropFirst()) {
+                #expect(next.start >= previous.finish, "\(runs)")
             }
             await client.client.close()
         }
@@ -323,6 +369,14 @@ struct PoolResilienceTests {
         }
         let http = HTTPBackendTransport(configuration: configuration, group: group, codecLimits: .defaults)
         return (http, http.balancer, { http.retire() })
+    }
+
+    /// An operation's RFC 3339 timestamp (`createTime`, `startTime`, `finishTime`), to the millisecond.
+    static func timestamp(_ value: Any?) -> Date? {
+        guard let text = value as? String else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 
     /// Polls `condition` every 50 ms for up to `limit`; whether it became true.

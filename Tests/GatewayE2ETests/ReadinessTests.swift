@@ -321,9 +321,9 @@ final class WriteFailingStore: OperationStore {
         try check()
         return try await base.cancel(id: id)
     }
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws -> [Operation] {
         try check()
-        return try await base.claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now)
+        return try await base.claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
     }
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
         try check()

@@ -151,6 +151,32 @@ struct OperationStoreContractTests {
         }
     }
 
+    @Test(
+        "a claim's scope limits it to some pipelines (only these keys, or all but these), oldest first",
+        arguments: StoreKind.allCases)
+    func claimScope(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            var ids: [String: [String]] = [:]
+            for i in 0..<6 {
+                let pipeline = ["a", "b", "c"][i % 3]
+                let id = try await store.enqueue(Fixtures.request(pipeline: pipeline, text: "s\(i)"), idempotencyKey: nil)
+                    .operation.id
+                ids[pipeline, default: []].append(id)
+            }
+            let now = Fixtures.now() + 1
+            func claim(_ scope: ClaimScope, limit: Int = 10) async throws -> [String] {
+                try await store.claim(owner: "gw/0", leaseDuration: .seconds(30), limit: limit, now: now, scope: scope)
+                    .map(\.id)
+            }
+            #expect(try await claim(.only([])).isEmpty)
+            #expect(try await claim(.only(["acme/b"]), limit: 1) == [ids["b"]![0]])
+            #expect(try await claim(.only(["acme/a", "acme/zzz"])) == ids["a"]!)
+            #expect(try await claim(.excluding(["acme/c"])) == [ids["b"]![1]])
+            #expect(try await claim(.excluding([])) == ids["c"]!)
+            #expect(try await claim(.all).isEmpty)
+        }
+    }
+
     @Test("two instances claiming at once never get the same operation", arguments: StoreKind.allCases)
     func concurrentClaimsAreDisjoint(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { harness, store in

@@ -1,0 +1,87 @@
+import OperationStore
+
+/// Decides what the async dispatcher claims, so that it never holds more runs for a backend pool than the
+/// pool can take (issue 13, item 6).
+///
+/// Why: a claimed operation is leased to this instance. Claiming up to the worker count regardless of the
+/// pools would park runs here, waiting for a slot under renewed leases, while another instance behind the
+/// same PostgreSQL has capacity for them; and their start time would be the claim, not the run.
+///
+/// The store knows pipelines (`OperationFilter.pipelineKey`), not pools, and routes may use wildcards, so the
+/// planner learns which pool each pipeline key is routed to from the operations it claims: keys it knows are
+/// claimed per pool (`ClaimScope.only`) up to that pool's free slots; keys it does not know are claimed one
+/// at a time (`ClaimScope.excluding` every known key), which teaches it their pool. So at most one claimed
+/// run per round can find its pool full; it then waits for a slot as before (never failing, never spending
+/// an attempt).
+///
+/// A pool's free slots for claiming: `min(maxConcurrency − own runs on it, maxConcurrency − slots in use)`,
+/// i.e. neither more of this instance's runs than the pool has slots, nor any while sync and stream
+/// traffic keeps every slot busy. Pipeline keys carry no release, so releases of one pipeline routed to
+/// different pools share the budget of the pool last seen for that key.
+struct ClaimPlanner {
+    /// A pool's size and current use, as `TriggerDispatcher.load(ofPool:)` reports it.
+    struct Load: Equatable {
+        var maxConcurrency: Int
+        var inUse: Int
+    }
+
+    /// One claim to make: `limit` operations among `scope`, on behalf of `pool` (nil: pipelines no route
+    /// serves, which fail at once, or keys not seen yet).
+    struct Claim: Equatable {
+        var scope: ClaimScope
+        var limit: Int
+    }
+
+    /// Pipeline key → the pool it is routed to (nil when no route matches it).
+    private(set) var poolOfKey: [String: String?] = [:]
+    /// Pool → this instance's runs on it, claimed and not finished.
+    private(set) var outstanding: [String: Int] = [:]
+
+    /// Bound on the keys remembered: a wildcard route lets clients name any pipeline, so the key set is
+    /// not bounded by the configuration. Past it the planner starts over (one discovery claim per key again).
+    static let maxKnownKeys = 4096
+
+    /// The claims for this round, in order: each known pool with free slots, then the unroutable keys, then
+    /// one discovery claim. Each limit is bounded by the pool's free slots and by `batch`, not by the free
+    /// workers: the caller makes them in order, each at most the workers still free after the claims before
+    /// it returned (a claim may return fewer than it asked for, so that cannot be planned here).
+    func plan(batch: Int, load: (String) -> Load?) -> [Claim] {
+        var keysOfPool: [String: Set<String>] = [:]
+        var unroutable: Set<String> = []
+        for (key, pool) in poolOfKey {
+            if let pool { keysOfPool[pool, default: []].insert(key) } else { unroutable.insert(key) }
+        }
+        var claims: [Claim] = []
+        for pool in keysOfPool.keys.sorted() {
+            guard let load = load(pool) else { continue }
+            let own = outstanding[pool, default: 0]
+            let limit = min(load.maxConcurrency - own, load.maxConcurrency - load.inUse, batch)
+            guard limit > 0 else { continue }
+            claims.append(Claim(scope: .only(keysOfPool[pool]!), limit: limit))
+        }
+        if !unroutable.isEmpty {
+            claims.append(Claim(scope: .only(unroutable), limit: batch))
+        }
+        claims.append(Claim(scope: poolOfKey.isEmpty ? .all : .excluding(Set(poolOfKey.keys)), limit: 1))
+        return claims
+    }
+
+    /// Records a claimed run of `key`, routed to `pool`.
+    mutating func claimed(key: String, pool: String?) {
+        if poolOfKey[key] == nil, poolOfKey.count >= Self.maxKnownKeys { poolOfKey = [:] }
+        poolOfKey[key] = .some(pool)
+        if let pool { outstanding[pool, default: 0] += 1 }
+    }
+
+    /// Records the end of a run claimed for `pool`.
+    mutating func finished(pool: String?) {
+        guard let pool, let count = outstanding[pool] else { return }
+        outstanding[pool] = count > 1 ? count - 1 : nil
+    }
+
+    /// A config reload: routes and pools changed, so every key's pool is learnt again. Runs in progress keep
+    /// counting against the pool name they started on until they finish.
+    mutating func forgetRoutes() {
+        poolOfKey = [:]
+    }
+}

@@ -1,0 +1,87 @@
+@testable import AsyncDispatch
+import OperationStore
+import Testing
+
+@Suite("ClaimPlanner: claims no more runs per pool than the pool can take (issue 13, item 6)")
+struct ClaimPlannerTests {
+    typealias Load = ClaimPlanner.Load
+
+    @Test("knowing no pipeline yet, it claims one operation of any pipeline")
+    func discovery() {
+        let planner = ClaimPlanner()
+        #expect(planner.plan(batch: 64) { _ in nil } == [.init(scope: .all, limit: 1)])
+    }
+
+    @Test("a known pool's free slots: min(max − own runs, max − slots in use), then discovery excluding known keys")
+    func freeSlots() {
+        var planner = ClaimPlanner()
+        planner.claimed(key: "demo/echo", pool: "p")
+        planner.claimed(key: "demo/sleep", pool: "p")
+        // 4 slots, 2 own runs holding 2 of them.
+        var claims = planner.plan(batch: 64) { _ in Load(maxConcurrency: 4, inUse: 2) }
+        #expect(claims == [
+            .init(scope: .only(["demo/echo", "demo/sleep"]), limit: 2),
+            .init(scope: .excluding(["demo/echo", "demo/sleep"]), limit: 1),
+        ])
+        // Sync traffic holds the other two slots: nothing for this pool, only discovery.
+        claims = planner.plan(batch: 64) { _ in Load(maxConcurrency: 4, inUse: 4) }
+        #expect(claims == [.init(scope: .excluding(["demo/echo", "demo/sleep"]), limit: 1)])
+        // Own runs waiting for slots count too, even while the limiter shows free ones.
+        planner.claimed(key: "demo/echo", pool: "p")
+        planner.claimed(key: "demo/echo", pool: "p")
+        claims = planner.plan(batch: 64) { _ in Load(maxConcurrency: 4, inUse: 1) }
+        #expect(claims == [.init(scope: .excluding(["demo/echo", "demo/sleep"]), limit: 1)])
+        planner.finished(pool: "p")
+        claims = planner.plan(batch: 64) { _ in Load(maxConcurrency: 4, inUse: 1) }
+        #expect(claims.first == .init(scope: .only(["demo/echo", "demo/sleep"]), limit: 1))
+    }
+
+    @Test("the batch bounds each claim (free workers are applied by the caller as claims return), pools in name order")
+    func bounds() {
+        var planner = ClaimPlanner()
+        planner.claimed(key: "x/a", pool: "a")
+        planner.finished(pool: "a")
+        planner.claimed(key: "x/b", pool: "b")
+        planner.finished(pool: "b")
+        let loads = ["a": Load(maxConcurrency: 100, inUse: 0), "b": Load(maxConcurrency: 100, inUse: 0)]
+        #expect(planner.plan(batch: 64) { loads[$0] } == [
+            .init(scope: .only(["x/a"]), limit: 64), .init(scope: .only(["x/b"]), limit: 64),
+            .init(scope: .excluding(["x/a", "x/b"]), limit: 1),
+        ])
+    }
+
+    @Test("pipelines no route serves are claimed freely (they fail at once); a pool gone from the config is skipped")
+    func unroutableAndGone() {
+        var planner = ClaimPlanner()
+        planner.claimed(key: "x/nowhere", pool: nil)
+        planner.claimed(key: "x/old", pool: "removed")
+        let claims = planner.plan(batch: 64) { _ in nil }
+        #expect(claims == [
+            .init(scope: .only(["x/nowhere"]), limit: 64), .init(scope: .excluding(["x/nowhere", "x/old"]), limit: 1),
+        ])
+        #expect(planner.outstanding == ["removed": 1])
+    }
+
+    @Test("a reload forgets every key's pool but keeps counting the runs in progress")
+    func reload() {
+        var planner = ClaimPlanner()
+        planner.claimed(key: "x/a", pool: "a")
+        planner.forgetRoutes()
+        #expect(planner.poolOfKey.isEmpty)
+        #expect(planner.outstanding == ["a": 1])
+        #expect(planner.plan(batch: 64) { _ in nil } == [.init(scope: .all, limit: 1)])
+        planner.finished(pool: "a")
+        #expect(planner.outstanding.isEmpty)
+    }
+
+    @Test("the remembered keys are bounded: past the bound the planner starts over")
+    func boundedKeys() {
+        var planner = ClaimPlanner()
+        for i in 0..<ClaimPlanner.maxKnownKeys { planner.claimed(key: "x/\(i)", pool: "p") }
+        #expect(planner.poolOfKey.count == ClaimPlanner.maxKnownKeys)
+        planner.claimed(key: "x/0", pool: "p")  // known: no reset
+        #expect(planner.poolOfKey.count == ClaimPlanner.maxKnownKeys)
+        planner.claimed(key: "x/new", pool: "p")
+        #expect(planner.poolOfKey.count == 1)
+    }
+}
