@@ -188,6 +188,7 @@ let package = Package(
             dependencies: ["Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "WireCodecs", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: swiftSettings),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),

@@ -108,7 +108,7 @@ struct RESTTriggerPlan {
 /// so file parts are copied once, into their blob.
 struct RESTBodyCollector {
     private enum Storage {
-        case json(ByteBuffer?)
+        case json(BodyGatherer)
         case multipart(MultipartFormDecoder)
     }
 
@@ -118,15 +118,11 @@ struct RESTBodyCollector {
     private var storage: Storage
     private var received = 0
     private let limits: CodecLimits
-    /// The declared Content-Length, already checked against the cap.
-    private var expectedLength: Int?
     /// Labelled `application/x-www-form-urlencoded` but read as JSON (see `formLabelledJSON`).
     private var formLabelled = false
 
     static func json(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
-        var collector = RESTBodyCollector(storage: .json(nil), limits: limits)
-        collector.expectedLength = expectedLength
-        return collector
+        RESTBodyCollector(storage: .json(BodyGatherer(expectedLength: expectedLength)), limits: limits)
     }
 
     /// A body labelled `application/x-www-form-urlencoded` on an Instill trigger route: curl's `-d` sends
@@ -162,46 +158,40 @@ struct RESTBodyCollector {
             throw RESTErrors.bodyTooLarge(size: received, limit: limits.maxBodyBytes, declared: false)
         }
         switch storage {
-        case .json(var buffer):
-            // Take the buffer out of `storage` first: with two references every append would copy all that was
-            // gathered so far (quadratic in the body size).
-            storage = .json(nil)
-            if var gathered = buffer {
-                var chunk = chunk
-                gathered.writeBuffer(&chunk)
-                buffer = gathered
-            } else if let expectedLength, expectedLength > chunk.readableBytes {
-                // The declared length is known and within the cap: allocate once instead of regrowing.
-                var gathered = ByteBufferAllocator().buffer(capacity: expectedLength)
-                var chunk = chunk
-                gathered.writeBuffer(&chunk)
-                buffer = gathered
-            } else {
-                buffer = chunk
-            }
-            storage = .json(buffer)
+        case .json(var gatherer):
+            // Take the gatherer out of `storage` first: with two references every append would copy all that was
+            // gathered so far (quadratic in the body size; see `BodyGatherer`).
+            storage = .json(BodyGatherer())
+            gatherer.append(chunk)
+            storage = .json(gatherer)
         case .multipart(var decoder):
-            storage = .json(nil)  // drop the reference so `feed` mutates a unique copy
+            storage = .json(BodyGatherer())  // drop the reference so `feed` mutates a unique copy
             try decoder.feed(chunk)
             storage = .multipart(decoder)
         }
     }
 
+    /// The address of the gathered bytes' storage (JSON and raw bodies), for tests: see `BodyGatherer`.
+    var gatheredStorageAddress: UInt? {
+        if case .json(let gatherer) = storage { return gatherer.storageAddress }
+        return nil
+    }
+
     /// Ends the body: the bytes for a `raw` collector, the trigger batch otherwise (see `finish`).
     mutating func finishBody() throws -> RESTBody {
-        if raw, case .json(let buffer) = storage {
-            storage = .json(nil)
-            return .bytes(buffer ?? ByteBuffer())
+        if raw, case .json(var gatherer) = storage {
+            storage = .json(BodyGatherer())
+            return .bytes(gatherer.take())
         }
         return .inputs(try finish())
     }
 
     mutating func finish() throws -> [TriggerInput] {
         switch storage {
-        case .json(let buffer) where formLabelled:
+        case .json(var gatherer) where formLabelled:
             let object: ValueObject
             do {
-                object = try JSONValueCodec.decodeObject(buffer ?? ByteBuffer(), limits: limits, what: "request body")
+                object = try JSONValueCodec.decodeObject(gatherer.take(), limits: limits, what: "request body")
             } catch {
                 throw GatewayError(
                     .unsupportedMediaType,
@@ -210,13 +200,14 @@ struct RESTBodyCollector {
                 )
             }
             return try RESTTriggerBody.inputs(of: object, limits: limits)
-        case .json(let buffer):
-            guard let buffer, buffer.readableBytes > 0 else {
+        case .json(var gatherer):
+            storage = .json(BodyGatherer())
+            guard gatherer.count > 0 else {
                 throw GatewayError(.invalidArgument, "request body is empty: expected a JSON object with \"data\"")
             }
-            return try RESTTriggerBody.decode(json: buffer, limits: limits)
+            return try RESTTriggerBody.decode(json: gatherer.take(), limits: limits)
         case .multipart(var decoder):
-            storage = .json(nil)
+            storage = .json(BodyGatherer())
             return try decoder.finish()
         }
     }

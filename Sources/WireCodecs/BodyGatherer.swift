@@ -1,0 +1,52 @@
+package import NIOCore
+
+/// Gathers a body that arrives in chunks into one contiguous buffer, in amortised linear time.
+///
+/// Why a type of its own: a `ByteBuffer` is copy-on-write, so a buffer that is written to while a second
+/// reference to it is alive (a copy bound by `if var`, an enum payload, a closure capture) copies everything
+/// gathered so far on every write: a 24 MiB body in 64 KiB chunks then costs ~4.5 GB of copying (issue 12
+/// measured 263 full-buffer copies for one 16 MiB upload). Here the buffer is held once and only written in
+/// place. With a declared length (`Content-Length`) the storage is allocated once up front; without one it
+/// grows by doubling (`ByteBuffer`'s policy), so a body of n bytes is reallocated O(log n) times.
+///
+/// Holders must keep the gatherer itself uniquely referenced while appending: take it out of an enum
+/// payload (replacing the payload) before `append`, as `RESTBodyCollector` does.
+package struct BodyGatherer {
+    private var buffer: ByteBuffer?
+    private let expectedLength: Int?
+
+    /// - Parameter expectedLength: the declared body length, already checked against the cap; the storage
+    ///   is allocated for it at the first chunk.
+    package init(expectedLength: Int? = nil) {
+        self.expectedLength = expectedLength
+    }
+
+    /// Bytes gathered so far.
+    package var count: Int { buffer?.readableBytes ?? 0 }
+
+    /// Appends `chunk`. The first chunk is adopted without a copy when no larger length is expected.
+    package mutating func append(_ chunk: ByteBuffer) {
+        guard chunk.readableBytes > 0 else { return }
+        if buffer != nil {
+            buffer!.writeImmutableBuffer(chunk)  // in place: `buffer!` is mutated through the optional
+        } else if let expectedLength, expectedLength > chunk.readableBytes {
+            var gathered = ByteBufferAllocator().buffer(capacity: expectedLength)
+            gathered.writeImmutableBuffer(chunk)
+            buffer = gathered
+        } else {
+            buffer = chunk
+        }
+    }
+
+    /// Hands the gathered bytes over and leaves the gatherer empty.
+    package mutating func take() -> ByteBuffer {
+        defer { buffer = nil }
+        return buffer ?? ByteBuffer()
+    }
+
+    /// The address of the gathered bytes' storage; it changes whenever the storage is reallocated or copied.
+    /// For tests that assert gathering stays linear without timing anything.
+    package var storageAddress: UInt? {
+        buffer?.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+}
