@@ -3,6 +3,7 @@ package import Logging
 import NIOCore
 package import OperationStore
 import SQLiteNIO
+import Synchronization
 package import TriggerModel
 
 /// The embedded operation store: one SQLite file, `<dataDir>/operations.sqlite`, for a single gateway instance.
@@ -12,8 +13,10 @@ package import TriggerModel
 /// files under `<dataDir>/blobs/<op-id>/`, fsynced before the row that names them commits.
 ///
 /// Concurrency: one connection, whose calls run on NIO's thread pool (never on an event loop); a FIFO
-/// `SerialGate` orders statements so no commit waits behind another statement still stepping. That caps
-/// throughput at one fsync per write, which is what "committed before returned" costs on one disk.
+/// `SerialGate` orders statements so no commit waits behind another statement still stepping. Enqueues are
+/// group-committed (issue 12): the enqueues that arrive while a commit is on its way to the disk are inserted
+/// together in the next transaction, so concurrent accepts share one fsync instead of queueing for one each,
+/// and each still returns only once its own row is durable.
 package final class SQLiteOperationStore: OperationStore {
     package struct Configuration: Sendable {
         /// Created when missing.
@@ -40,6 +43,11 @@ package final class SQLiteOperationStore: OperationStore {
 
     private let connection: SQLiteConnection
     private let gate = SerialGate()
+    /// Enqueues waiting for the next group commit (see `enqueue`), in arrival order.
+    private let pendingEnqueues = Mutex<[EnqueueTicket]>([])
+    private let enqueueTransactions = Atomic<Int>(0)
+    /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
+    package var enqueueTransactionCount: Int { enqueueTransactions.load(ordering: .relaxed) }
     private let blobs: BlobDirectory
     private let codec: OperationPayloadCodec
     private let threadPool: NIOThreadPool
@@ -106,56 +114,113 @@ package final class SQLiteOperationStore: OperationStore {
         _ request: TriggerRequest,
         idempotencyKey: String?
     ) async throws -> (operation: Operation, created: Bool) {
-        let new = NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec)
-        let operation = new.operation
+        let ticket = EnqueueTicket(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
+        pendingEnqueues.withLock { $0.append(ticket) }
         return try await serialized {
-            if let key = idempotencyKey, let scope = new.idempotencyScope {
-                if let existing = try await existingOperation(scope: scope, key: key) {
-                    guard existing.requestDigest == operation.requestDigest else {
-                        throw OperationStoreErrors.idempotencyConflict(key)
-                    }
-                    return (existing, false)
+            // Group commit: whoever holds the gate commits every enqueue waiting so far in one transaction, so
+            // concurrent accepts share one fsync. A ticket a previous holder already committed is answered at
+            // once; batches are bounded so one commit never waits behind an unbounded queue.
+            while ticket.outcome == nil {
+                let batch = pendingEnqueues.withLock { pending in
+                    let batch = Array(pending.prefix(Self.maxEnqueueBatch))
+                    pending.removeFirst(batch.count)
+                    return batch
                 }
+                await commitEnqueues(batch)
+                enqueueTransactions.add(1, ordering: .relaxed)
             }
-            let spilled = new.encodedRequest.blobs
-            if !spilled.isEmpty {
-                try await onThreadPool { [blobs] in try blobs.write(operationID: operation.id, blobs: spilled) }
-            }
-            let inserted: Bool
-            do {
-                // DO NOTHING: another process (a second gateway on the same file) may have inserted the key
-                // since our check; the statement then inserts nothing, and the existing row answers below.
-                inserted = try await !query(
-                    """
-                    INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                    idempotency_scope, idempotency_key, request_digest, has_blobs) \
-                    VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?) \
-                    ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING seq
-                    """,
-                    [
-                        .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
-                        .integer(Int(operation.createdAt.storeMilliseconds)),
-                        .integer(Int(operation.notBefore.storeMilliseconds)),
-                        new.idempotencyScope.sqlite, idempotencyKey.sqlite, .text(operation.requestDigest),
-                        .integer(spilled.isEmpty ? 0 : 1),
-                    ]
-                ).isEmpty
-            } catch {
-                await removeBlobDirectory(spilled, operationID: operation.id)
-                throw error
-            }
-            if inserted { return (operation, true) }
-            await removeBlobDirectory(spilled, operationID: operation.id)
-            guard let key = idempotencyKey, let scope = new.idempotencyScope,
-                let existing = try await existingOperation(scope: scope, key: key)
-            else {
-                throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
-            }
-            guard existing.requestDigest == operation.requestDigest else {
-                throw OperationStoreErrors.idempotencyConflict(key)
-            }
-            return (existing, false)
+            return try ticket.outcome!.get()
         }
+    }
+
+    /// Enqueues per transaction at most: bounds the latency a commit adds to the first of its batch.
+    static let maxEnqueueBatch = 256
+
+    /// Inserts `batch` in one `BEGIN IMMEDIATE … COMMIT` and sets each ticket's outcome. An enqueue that fails
+    /// on its own (an idempotency conflict, a blob write) fails alone; a transaction that cannot begin or
+    /// commit fails every enqueue of the batch as unavailable, and removes the blob files they wrote.
+    private func commitEnqueues(_ batch: [EnqueueTicket]) async {
+        guard !batch.isEmpty else { return }
+        do {
+            try await query("BEGIN IMMEDIATE")
+        } catch {
+            for ticket in batch { ticket.outcome = .failure(error) }
+            return
+        }
+        var results: [Result<(operation: Operation, created: Bool), any Error>] = []
+        results.reserveCapacity(batch.count)
+        for ticket in batch {
+            do {
+                results.append(.success(try await insert(ticket.new)))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        do {
+            try await query("COMMIT")
+        } catch {
+            _ = try? await connection.query("ROLLBACK")
+            for (ticket, result) in zip(batch, results) {
+                if case .success(let (operation, true)) = result, !ticket.new.encodedRequest.blobs.isEmpty {
+                    await removeBlobDirectory(ticket.new.encodedRequest.blobs, operationID: operation.id)
+                }
+                ticket.outcome = .failure(error)
+            }
+            return
+        }
+        for (ticket, result) in zip(batch, results) { ticket.outcome = result }
+    }
+
+    /// One enqueue inside the batch's transaction: the idempotency check, the blob files, the row.
+    private func insert(_ new: NewOperation) async throws -> (operation: Operation, created: Bool) {
+        let operation = new.operation
+        let idempotencyKey = operation.idempotencyKey
+        if let key = idempotencyKey, let scope = new.idempotencyScope {
+            if let existing = try await existingOperation(scope: scope, key: key) {
+                guard existing.requestDigest == operation.requestDigest else {
+                    throw OperationStoreErrors.idempotencyConflict(key)
+                }
+                return (existing, false)
+            }
+        }
+        let spilled = new.encodedRequest.blobs
+        if !spilled.isEmpty {
+            try await onThreadPool { [blobs] in try blobs.write(operationID: operation.id, blobs: spilled) }
+        }
+        let inserted: Bool
+        do {
+            // DO NOTHING: another process (a second gateway on the same file) may have inserted the key
+            // since our check; the statement then inserts nothing, and the existing row answers below.
+            inserted = try await !query(
+                """
+                INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+                idempotency_scope, idempotency_key, request_digest, has_blobs) \
+                VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?) \
+                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING seq
+                """,
+                [
+                    .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
+                    .integer(Int(operation.createdAt.storeMilliseconds)),
+                    .integer(Int(operation.notBefore.storeMilliseconds)),
+                    new.idempotencyScope.sqlite, idempotencyKey.sqlite, .text(operation.requestDigest),
+                    .integer(spilled.isEmpty ? 0 : 1),
+                ]
+            ).isEmpty
+        } catch {
+            await removeBlobDirectory(spilled, operationID: operation.id)
+            throw error
+        }
+        if inserted { return (operation, true) }
+        await removeBlobDirectory(spilled, operationID: operation.id)
+        guard let key = idempotencyKey, let scope = new.idempotencyScope,
+            let existing = try await existingOperation(scope: scope, key: key)
+        else {
+            throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
+        }
+        guard existing.requestDigest == operation.requestDigest else {
+            throw OperationStoreErrors.idempotencyConflict(key)
+        }
+        return (existing, false)
     }
 
     package func get(id: String) async throws -> Operation? {
@@ -607,4 +672,21 @@ package final class SQLiteOperationStore: OperationStore {
 
 extension Optional where Wrapped == String {
     fileprivate var sqlite: SQLiteData { map { .text($0) } ?? .null }
+}
+
+/// One enqueue waiting for a group commit: what to insert, and (once a commit ran) its outcome. Written only
+/// by the holder of the store's gate and read by its owner after acquiring the gate, so the gate orders every
+/// access; the lock makes that visible to the compiler.
+private final class EnqueueTicket: Sendable {
+    let new: NewOperation
+    private let state = Mutex<Result<(operation: Operation, created: Bool), any Error>?>(nil)
+
+    init(_ new: NewOperation) {
+        self.new = new
+    }
+
+    var outcome: Result<(operation: Operation, created: Bool), any Error>? {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
+    }
 }

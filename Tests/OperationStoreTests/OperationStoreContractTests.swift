@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import OperationStore
+import SQLiteOperationStore
 import Testing
 import TriggerModel
 
@@ -148,6 +149,41 @@ struct OperationStoreContractTests {
             #expect(Set(reclaimed.map(\.id)) == [ids[1], ids[2]])
             #expect(
                 !(try await store.renewLease(id: ids[1], owner: "gw-a/0", leaseDuration: .seconds(60), now: now + 41)))
+        }
+    }
+
+    @Test(
+        "200 concurrent enqueues: each answered with its own durable row; duplicates of one key inside a batch share it",
+        arguments: StoreKind.allCases)
+    func concurrentEnqueues(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            let results = try await withThrowingTaskGroup(of: (Int, String, Bool).self) { group in
+                for i in 0..<200 {
+                    group.addTask {
+                        // Every tenth shares one idempotency key (same body), the rest have none.
+                        let keyed = i.isMultiple(of: 10)
+                        let request = Fixtures.request(text: keyed ? "same" : "g\(i)", blobs: i == 7 ? [100_000] : [])
+                        let (operation, created) = try await store.enqueue(request, idempotencyKey: keyed ? "k" : nil)
+                        return (i, operation.id, created)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let keyed = results.filter { $0.0.isMultiple(of: 10) }
+            #expect(Set(keyed.map(\.1)).count == 1 && keyed.filter(\.2).count == 1)
+            let plain = results.filter { !$0.0.isMultiple(of: 10) }
+            #expect(Set(plain.map(\.1)).count == 180 && plain.allSatisfy(\.2))
+            if let sqlite = store as? SQLiteOperationStore {
+                // Shared commits: fewer transactions than enqueues (200 tasks on two cores always overlap).
+                #expect(sqlite.enqueueTransactionCount < 200)
+            }
+            // Durable and readable from another handle (a restart), the blob included.
+            try await harness.withPeer { peer in
+                for (i, id, _) in results {
+                    let stored = try #require(try await peer.get(id: id))
+                    if i == 7 { #expect(stored.request.inputs[0].variables["file0"] != nil) }
+                }
+            }
         }
     }
 
