@@ -21,6 +21,9 @@ package final class PostgresOperationStore: OperationStore {
     static let schemaVersion = 1
 
     private let client: PostgresClient
+    /// Group commit of enqueues (see `EnqueueBatcher`): the holder of `enqueueGate` commits the batch.
+    private let batcher = EnqueueBatcher()
+    private let enqueueGate = SerialGate()
     private let runTask: Task<Void, Never>
     private let codec: OperationPayloadCodec
     private let timeout: Duration
@@ -84,40 +87,81 @@ package final class PostgresOperationStore: OperationStore {
         _ request: TriggerRequest,
         idempotencyKey: String?
     ) async throws -> (operation: Operation, created: Bool) {
-        let new = NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec)
+        let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
         return try await bounded("enqueue") { [self] in
-            if let key = idempotencyKey, let scope = new.idempotencyScope,
-                let existing = try await existing(scope: scope, key: key)
-            {
-                return try Self.idempotentAnswer(existing, new: new, key: key)
+            await enqueueGate.acquire()
+            do {
+                let answer = try await batcher.drain(until: ticket) { await commitEnqueues($0) }
+                await enqueueGate.release()
+                return answer
+            } catch {
+                await enqueueGate.release()
+                throw error
             }
-            let operation = new.operation
-            let spilled = new.encodedRequest.blobs
-            let inserted = try await transaction { [self] connection in
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO \(unescaped: operations) (id, pipeline_key, state, request, created_at, attempts, \
-                    not_before, idempotency_scope, idempotency_key, request_digest, has_blobs) \
-                    VALUES (\(operation.id), \(new.pipelineKey), 'queued', \(new.encodedRequest.bytes), \
-                    \(operation.createdAt.storeMilliseconds), 0, \(operation.notBefore.storeMilliseconds), \
-                    \(new.idempotencyScope), \(idempotencyKey), \(operation.requestDigest), \(!spilled.isEmpty)) \
-                    ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING seq
-                    """,
-                    logger: logger
-                ).collect()
-                guard !rows.isEmpty else { return false }
-                try await insertBlobs(spilled, operationID: operation.id, on: connection)
-                return true
+        }
+    }
+
+    /// Inserts `batch` in one transaction (group commit, see `EnqueueBatcher`) and answers each ticket. A
+    /// PostgreSQL transaction is lost as a whole by any failed statement, so when the batch's transaction fails
+    /// each enqueue is tried again in a transaction of its own: one bad enqueue fails alone.
+    private func commitEnqueues(_ batch: [EnqueueBatcher.Ticket]) async {
+        if batch.count > 1 {
+            do {
+                let answers = try await transaction { [self] connection in
+                    var answers: [(operation: Operation, created: Bool)] = []
+                    answers.reserveCapacity(batch.count)
+                    for ticket in batch { answers.append(try await insert(ticket.new, on: connection)) }
+                    return answers
+                }
+                for (ticket, answer) in zip(batch, answers) { ticket.outcome = .success(answer) }
+                return
+            } catch {
+                logger.debug("group commit failed; committing its enqueues one by one", metadata: ["error": "\(error)"])
             }
-            if inserted { return (operation, true) }
-            // Another request with the same key committed between our check and our insert.
-            guard let key = idempotencyKey, let scope = new.idempotencyScope,
-                let existing = try await existing(scope: scope, key: key)
-            else {
-                throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
+        }
+        for ticket in batch {
+            do {
+                let answer = try await transaction { [self] connection in try await insert(ticket.new, on: connection) }
+                ticket.outcome = .success(answer)
+            } catch {
+                ticket.outcome = .failure(error)
             }
+        }
+    }
+
+    /// One enqueue inside a transaction: the idempotency check (which sees rows this transaction inserted for
+    /// the same key), the row, its spilled blobs.
+    private func insert(_ new: NewOperation, on connection: PostgresConnection) async throws -> (operation: Operation, created: Bool) {
+        let operation = new.operation
+        let idempotencyKey = operation.idempotencyKey
+        if let key = idempotencyKey, let scope = new.idempotencyScope,
+            let existing = try await existing(scope: scope, key: key, on: connection)
+        {
             return try Self.idempotentAnswer(existing, new: new, key: key)
         }
+        let spilled = new.encodedRequest.blobs
+        let rows = try await connection.query(
+            """
+            INSERT INTO \(unescaped: operations) (id, pipeline_key, state, request, created_at, attempts, \
+            not_before, idempotency_scope, idempotency_key, request_digest, has_blobs) \
+            VALUES (\(operation.id), \(new.pipelineKey), 'queued', \(new.encodedRequest.bytes), \
+            \(operation.createdAt.storeMilliseconds), 0, \(operation.notBefore.storeMilliseconds), \
+            \(new.idempotencyScope), \(idempotencyKey), \(operation.requestDigest), \(!spilled.isEmpty)) \
+            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING seq
+            """,
+            logger: logger
+        ).collect()
+        if !rows.isEmpty {
+            try await insertBlobs(spilled, operationID: operation.id, on: connection)
+            return (operation, true)
+        }
+        // Another transaction with the same key committed between our check and our insert.
+        guard let key = idempotencyKey, let scope = new.idempotencyScope,
+            let existing = try await existing(scope: scope, key: key, on: connection)
+        else {
+            throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
+        }
+        return try Self.idempotentAnswer(existing, new: new, key: key)
     }
 
     package func get(id: String) async throws -> Operation? {
@@ -448,15 +492,15 @@ package final class PostgresOperationStore: OperationStore {
         ]
     }
 
-    private func existing(scope: String, key: String) async throws -> Operation? {
-        let rows = try await client.query(
+    private func existing(scope: String, key: String, on connection: PostgresConnection) async throws -> Operation? {
+        let rows = try await connection.query(
             """
             SELECT \(unescaped: Self.selectColumns) FROM \(unescaped: operations) \
             WHERE idempotency_scope = \(scope) AND idempotency_key = \(key)
             """,
             logger: logger
         ).collect()
-        return try await makeOperations(rows).first
+        return try await makeOperations(rows, on: connection).first
     }
 
     private static func idempotentAnswer(
@@ -527,16 +571,26 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    private func makeOperations(_ rows: [PostgresRow], sorted: Bool = false) async throws -> [Operation] {
+    /// The operations of `rows`, their blobs read through `connection` when given (inside a transaction, to
+    /// see its own uncommitted rows), else through the pool.
+    private func makeOperations(
+        _ rows: [PostgresRow],
+        sorted: Bool = false,
+        on connection: PostgresConnection? = nil
+    ) async throws -> [Operation] {
         var decoded = try rows.map(Self.operationRow)
         if sorted { decoded.sort { $0.row.sequence < $1.row.sequence } }
         let ids = decoded.filter(\.hasBlobs).map(\.row.id)
         var blobs: [String: [String: ByteBuffer]] = [:]
         if !ids.isEmpty {
-            let blobRows = try await client.query(
-                "SELECT operation_id, name, bytes FROM \(unescaped: blobTable) WHERE operation_id = ANY(\(ids))",
-                logger: logger
-            ).collect()
+            let query: PostgresQuery =
+                "SELECT operation_id, name, bytes FROM \(unescaped: blobTable) WHERE operation_id = ANY(\(ids))"
+            let blobRows =
+                if let connection {
+                    try await connection.query(query, logger: logger).collect()
+                } else {
+                    try await client.query(query, logger: logger).collect()
+                }
             for row in blobRows {
                 let (operationID, name, bytes) = try row.decode((String, String, ByteBuffer).self)
                 blobs[operationID, default: [:]][name] = bytes

@@ -3,7 +3,6 @@ package import Logging
 import NIOCore
 package import OperationStore
 import SQLiteNIO
-import Synchronization
 package import TriggerModel
 
 /// The embedded operation store: one SQLite file, `<dataDir>/operations.sqlite`, for a single gateway instance.
@@ -43,11 +42,10 @@ package final class SQLiteOperationStore: OperationStore {
 
     private let connection: SQLiteConnection
     private let gate = SerialGate()
-    /// Enqueues waiting for the next group commit (see `enqueue`), in arrival order.
-    private let pendingEnqueues = Mutex<[EnqueueTicket]>([])
-    private let enqueueTransactions = Atomic<Int>(0)
+    /// Group commit of enqueues (see `EnqueueBatcher`), under `gate`.
+    private let batcher = EnqueueBatcher()
     /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
-    package var enqueueTransactionCount: Int { enqueueTransactions.load(ordering: .relaxed) }
+    package var enqueueTransactionCount: Int { batcher.transactions }
     private let blobs: BlobDirectory
     private let codec: OperationPayloadCodec
     private let threadPool: NIOThreadPool
@@ -114,32 +112,16 @@ package final class SQLiteOperationStore: OperationStore {
         _ request: TriggerRequest,
         idempotencyKey: String?
     ) async throws -> (operation: Operation, created: Bool) {
-        let ticket = EnqueueTicket(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
-        pendingEnqueues.withLock { $0.append(ticket) }
+        let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
         return try await serialized {
-            // Group commit: whoever holds the gate commits every enqueue waiting so far in one transaction, so
-            // concurrent accepts share one fsync. A ticket a previous holder already committed is answered at
-            // once; batches are bounded so one commit never waits behind an unbounded queue.
-            while ticket.outcome == nil {
-                let batch = pendingEnqueues.withLock { pending in
-                    let batch = Array(pending.prefix(Self.maxEnqueueBatch))
-                    pending.removeFirst(batch.count)
-                    return batch
-                }
-                await commitEnqueues(batch)
-                enqueueTransactions.add(1, ordering: .relaxed)
-            }
-            return try ticket.outcome!.get()
+            try await batcher.drain(until: ticket) { await commitEnqueues($0) }
         }
     }
-
-    /// Enqueues per transaction at most: bounds the latency a commit adds to the first of its batch.
-    static let maxEnqueueBatch = 256
 
     /// Inserts `batch` in one `BEGIN IMMEDIATE … COMMIT` and sets each ticket's outcome. An enqueue that fails
     /// on its own (an idempotency conflict, a blob write) fails alone; a transaction that cannot begin or
     /// commit fails every enqueue of the batch as unavailable, and removes the blob files they wrote.
-    private func commitEnqueues(_ batch: [EnqueueTicket]) async {
+    private func commitEnqueues(_ batch: [EnqueueBatcher.Ticket]) async {
         guard !batch.isEmpty else { return }
         do {
             try await query("BEGIN IMMEDIATE")
@@ -672,21 +654,4 @@ package final class SQLiteOperationStore: OperationStore {
 
 extension Optional where Wrapped == String {
     fileprivate var sqlite: SQLiteData { map { .text($0) } ?? .null }
-}
-
-/// One enqueue waiting for a group commit: what to insert, and (once a commit ran) its outcome. Written only
-/// by the holder of the store's gate and read by its owner after acquiring the gate, so the gate orders every
-/// access; the lock makes that visible to the compiler.
-private final class EnqueueTicket: Sendable {
-    let new: NewOperation
-    private let state = Mutex<Result<(operation: Operation, created: Bool), any Error>?>(nil)
-
-    init(_ new: NewOperation) {
-        self.new = new
-    }
-
-    var outcome: Result<(operation: Operation, created: Bool), any Error>? {
-        get { state.withLock { $0 } }
-        set { state.withLock { $0 = newValue } }
-    }
 }

@@ -203,6 +203,60 @@ struct AsyncDurabilityTests {
         await second.stop()
     }
 
+    @Test(
+        "kill -9 during large group commits (96 concurrent accepts): every answered id is stored once and runs",
+        .timeLimit(.minutes(2))
+    )
+    func killNineDuringGroupCommit() async throws {
+        let dataDir = Self.temporaryPath("tg-kill9-batch")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let config = Self.temporaryPath("tg-kill9-batch") + ".yaml"
+        try "store: {lease: 1500ms, workers: 32, poll_interval: 100ms}\n".write(toFile: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let first = try await Self.startGateway(dataDir: dataDir, config: config)
+        let progress = KillProgress()
+        let lanes = 96
+        let killAfter = 300
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    guard let client = try? await AsyncClient.connect(port: first.port) else { return }
+                    var n = lane
+                    while !progress.killed.load(ordering: .sequentiallyConsistent), n < 20 * lanes {
+                        guard let (status, body) = try? await client.trigger("echo", ["n": n]),
+                            status == 200, let name = body.operationName
+                        else { break }
+                        let count = progress.accepted.withLock { list in
+                            list.append((name, n))
+                            return list.count
+                        }
+                        if count == killAfter, !progress.killed.exchange(true, ordering: .sequentiallyConsistent) {
+                            first.signal(SIGKILL)
+                        }
+                        n += lanes
+                    }
+                    await client.client.close()
+                }
+            }
+        }
+        await first.stop(signal: SIGKILL)
+        let ids = progress.accepted.withLock { $0 }
+        #expect(ids.count >= killAfter)
+
+        let second = try await Self.startGateway(dataDir: dataDir, config: config)
+        defer { Task { await second.stop() } }
+        let finals = try await Self.waitAll(ids.map(\.name), port: second.port, timeout: .seconds(60))
+        for (name, n) in ids {
+            let op = try #require(finals[name], "no answer for \(name)")
+            #expect(op.metadataState == "succeeded", "\(name): \(op)")
+            #expect((op.n ?? -1) == n, "\(name) has another result: \(op)")
+        }
+        let names = try await Self.listAll(port: second.port).compactMap { $0["name"] as? String }
+        #expect(names.count == Set(names).count)
+        #expect(Set(ids.map(\.name)).isSubset(of: Set(names)))
+        await second.stop()
+    }
+
     /// What the submitting lanes share while the first process is killed under them.
     final class KillProgress: Sendable {
         let accepted = Mutex<[(name: String, n: Int)]>([])

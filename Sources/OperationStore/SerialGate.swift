@@ -2,12 +2,15 @@
 ///
 /// The SQLite store runs everything on one connection; SQLite's own mutex only serializes single API calls,
 /// so a multi-statement transaction (or a write while another statement is still stepping, which would
-/// delay its commit) needs this gate around it.
-actor SerialGate {
+/// delay its commit) needs this gate around it. The PostgreSQL store uses one to elect the leader of a group
+/// commit (`EnqueueBatcher`).
+package actor SerialGate {
+    package init() {}
+
     private var held = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    func acquire() async {
+    package func acquire() async {
         if !held {
             held = true
             return
@@ -15,7 +18,7 @@ actor SerialGate {
         await withCheckedContinuation { waiters.append($0) }
     }
 
-    func release() {
+    package func release() {
         if waiters.isEmpty {
             held = false
         } else {
