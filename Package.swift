@@ -35,6 +35,11 @@ let package = Package(
         // Already in the graph through postgres-nio: SHA-256 and HMAC (config and request digests, blob-info,
         // webhook signatures) instead of our own copies.
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        // TLS on the listener (issue 17): NIOSSL is already in the graph through postgres-nio; swift-certificates
+        // checks the configured certificate and key when they are loaded (a mismatched key, an expired certificate).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -118,6 +123,9 @@ let package = Package(
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing", "GatewayConfig",
                 "AsyncDispatch", "OperationStore", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -173,7 +181,7 @@ let package = Package(
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
                 "HTTP2Engine",
-                nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                nioCore, nioPosix, nioHTTP1, logging, lifecycle, .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/GatewayTestSupport",
             swiftSettings: swiftSettings
@@ -188,7 +196,11 @@ let package = Package(
             dependencies: ["Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "WireCodecs", nioCore], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GatewayServerTests",
+            dependencies: ["GatewayServer", "WireCodecs", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: swiftSettings),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),

@@ -9,7 +9,7 @@ packages=(pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protob
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 if [ "$want_test" = 1 ]; then
-    packages+=(curl nghttp2-client python3-venv)
+    packages+=(curl nghttp2-client python3-venv openssl)
 fi
 
 missing=()

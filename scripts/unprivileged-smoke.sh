@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the built trigger-gateway and demo-runner (http and grpc transports) as an unprivileged user and
 # drives REST (curl), gRPC (grpcurl), an http backend and a grpc backend through them, plus an async trigger
-# (the SQLite store writes into a data dir that user owns) and a SIGHUP reload.
+# (the SQLite store writes into a data dir that user owns), a SIGHUP reload, and TLS with a key only that
+# user can read.
 #
 # CI and sessions run as root, which hides permission bugs: a socket option that needs CAP_NET_ADMIN once
 # made every accepted connection fail for anyone else. Usage: scripts/unprivileged-smoke.sh [BIN_DIR]
@@ -101,6 +102,24 @@ kill -HUP "$gateway_pid"
 for _ in $(seq 1 100); do grep -q "config reloaded" "$work/gateway.log" && break; sleep 0.05; done
 out=$(curl -sS --max-time 10 -H 'content-type: application/json' -d "$body" "$base/viarpc/pipelines/upper/trigger")
 expect "a route added by SIGHUP answers" '"HELLO"' "$out"
+
+# TLS as the user: the private key is readable by the service user alone (0600, its own), as in production.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
+chown "$user:$group" "$work/tls.key"
+chmod 600 "$work/tls.key"
+chmod 644 "$work/tls.pem"
+mkdir "$work/tlsdata"
+chown "$user:$group" "$work/tlsdata"
+printf 'tls: {cert_file: %s, key_file: %s}\n' "$work/tls.pem" "$work/tls.key" >"$work/tls.yaml"
+chmod 644 "$work/tls.yaml"
+start "$work/tls.log" "$work/trigger-gateway" serve --config "$work/tls.yaml" --listen 127.0.0.1:0 --data-dir "$work/tlsdata"
+tls_pid=$started_pid
+out=$(curl -sS --max-time 10 --cacert "$work/tls.pem" --http2 -H 'content-type: application/json' -d "$body" \
+    "https://127.0.0.1:$started_port/v1beta/namespaces/demo/pipelines/upper/trigger") || fail "REST over TLS"
+expect "REST over TLS (h2 by ALPN), key readable by the user only" '"HELLO"' "$out"
+kill -TERM "$tls_pid"
+wait "$tls_pid" || fail "TLS gateway exited with $?"
 
 kill -TERM "$gateway_pid"
 wait "$gateway_pid" || fail "gateway exited with $?"

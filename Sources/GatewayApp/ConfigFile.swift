@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 package import GatewayConfig
+import GatewayServer
 import TriggerModel
 
 /// Reads a configuration file the way `serve`, `check-config` and a reload (SIGHUP) all must: parse,
@@ -32,6 +33,14 @@ package enum ConfigFile {
         if let listen { configuration.listen = listen }
         if let dataDir { configuration.dataDir = dataDir }
         try configuration.validateListenPolicy()
+        if let tls = configuration.tls {
+            // The files `tls:` names are part of the configuration: unreadable or mismatched is a config error.
+            do {
+                _ = try ListenerTLS.load(tls)
+            } catch {
+                throw ConfigError(source: path, path: error.path, message: error.message)
+            }
+        }
         return (configuration, digest(of: bytes))
     }
 

@@ -81,12 +81,23 @@ package final class GatewayApp: Sendable {
             )
         }
         self.operations = operations
+        // Loaded again here (ConfigFile.load checked the files): a failure now (the files changed meanwhile)
+        // refuses the start rather than serve cleartext where TLS was asked for.
+        let tls: ListenerTLS?
+        var tlsFailure: ListenerTLS.Failure?
+        do {
+            tls = try config.tls.map { configured throws(ListenerTLS.Failure) in try ListenerTLS.load(configured) }
+        } catch {
+            tls = nil
+            tlsFailure = error
+        }
         let server = GatewayServer(
             configuration: .init(
                 host: config.listenHost,
                 port: config.listenPort,
                 shutdownGrace: TimeAmount(config.timeouts.shutdownGrace),
-                maxConnections: config.limits.maxConnections
+                maxConnections: config.limits.maxConnections,
+                startFailure: tlsFailure.map { "tls: \($0.path): \($0.message)" }
             ),
             services: Self.makeFrontendServices(
                 config,
@@ -94,6 +105,7 @@ package final class GatewayApp: Sendable {
                 operations: operations,
                 configStatus: configStatus,
                 health: health,
+                tls: tls,
                 logger: logger
             ),
             group: group
@@ -161,6 +173,14 @@ package final class GatewayApp: Sendable {
             restartRequired.append("limits.max_connections")
             applied.limits.maxConnections = old.limits.maxConnections
         }
+        // New certificates for new connections. A TLS configuration that no longer loads (the files changed
+        // after validation) keeps the running one rather than fall back to cleartext.
+        var tls = server.currentServices.value.tls
+        do {
+            tls = try applied.tls.map { configured throws(ListenerTLS.Failure) in try ListenerTLS.load(configured) }
+        } catch {
+            logger.error("tls: the new certificate files do not load; the running ones stay", metadata: ["tls.error": "\(error.path): \(error.message)"])
+        }
         let pools = Self.makePools(applied, reusing: oldPools, group: group, inProcessRunner: inProcessRunner)
         let routes = RouteTable(routes: applied.routes)
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
@@ -176,6 +196,7 @@ package final class GatewayApp: Sendable {
                 operations: operations,
                 configStatus: configStatus,
                 health: health,
+                tls: tls,
                 logger: logger
             )
         )
@@ -223,9 +244,10 @@ package final class GatewayApp: Sendable {
         operations: AsyncOperations?,
         configStatus: ConfigStatus,
         health: HealthRegistry,
+        tls: ListenerTLS?,
         logger: Logger
     ) -> FrontendServices {
-        FrontendServices(
+        var services = FrontendServices(
             dispatcher: dispatcher,
             authenticator: TokenAuthenticator(
                 tokens: config.tokens.map { (name: $0.name, token: $0.token) },
@@ -249,6 +271,8 @@ package final class GatewayApp: Sendable {
             ),
             health: health
         )
+        services.tls = tls
+        return services
     }
 }
 

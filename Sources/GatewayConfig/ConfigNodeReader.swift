@@ -56,6 +56,18 @@ struct ConfigNodeReader {
         return scalar.string
     }
 
+    /// `true` or `false` (YAML 1.2 core schema; `yes`/`no` are strings there, so refused rather than guessed).
+    func bool(_ node: Node, at path: String) throws(ConfigError) -> Bool {
+        guard case .scalar(let scalar) = node, !isNull(node) else {
+            throw error(path, node, "expected true or false, got \(describe(node))")
+        }
+        switch scalar.string {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        default: throw error(path, node, "expected true or false, got \"\(scalar.string)\"")
+        }
+    }
+
     /// A non-empty string.
     func nonEmptyString(_ node: Node, at path: String) throws(ConfigError) -> String {
         let text = try string(node, at: path)

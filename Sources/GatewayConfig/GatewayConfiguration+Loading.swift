@@ -45,6 +45,7 @@ extension GatewayConfiguration {
         if let node = top["limits"] { config.limits = try readLimits(node, reader) }
         if let node = top["timeouts"] { config.timeouts = try readTimeouts(node, reader) }
         if let node = top["store"] { config.store = try readStore(node, reader) }
+        if let node = top["tls"] { config.tls = try readTLS(node, reader) }
         if top.has("pools") || top.has("routes") {
             config.pools = try top["pools"].map { node throws(ConfigError) in try readPools(node, reader) } ?? []
             let routesPath = "routes"
@@ -71,7 +72,7 @@ extension GatewayConfiguration {
         return config
     }
 
-    static let topLevelKeys = ["listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store"]
+    static let topLevelKeys = ["listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "tls"]
 
     private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
         -> [TokenConfiguration]
@@ -364,6 +365,31 @@ extension GatewayConfiguration {
             )
         }
         return check
+    }
+
+    private static func readTLS(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> ListenerTLSConfiguration {
+        let m = try reader.mapping(
+            node,
+            at: "tls",
+            allowed: ["cert_file", "key_file", "allow_plaintext", "client_ca_file", "require_client_cert"]
+        )
+        var tls = ListenerTLSConfiguration(
+            certFile: try reader.nonEmptyString(try require(m, "cert_file", reader), at: m.path("cert_file")),
+            keyFile: try reader.nonEmptyString(try require(m, "key_file", reader), at: m.path("key_file"))
+        )
+        if let n = m["allow_plaintext"] { tls.allowPlaintext = try reader.bool(n, at: m.path("allow_plaintext")) }
+        if let n = m["client_ca_file"] { tls.clientCAFile = try reader.nonEmptyString(n, at: m.path("client_ca_file")) }
+        if let n = m["require_client_cert"] {
+            tls.requireClientCert = try reader.bool(n, at: m.path("require_client_cert"))
+            if tls.requireClientCert, tls.clientCAFile == nil {
+                throw reader.error(
+                    m.path("require_client_cert"),
+                    n,
+                    "needs client_ca_file: the CA certificates client certificates are verified against"
+                )
+            }
+        }
+        return tls
     }
 
     private struct ReadRoute {

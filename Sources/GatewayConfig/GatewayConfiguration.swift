@@ -28,6 +28,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var routes: [RouteConfiguration]
     /// The async operation store and dispatcher.
     package var store: StoreConfiguration
+    /// TLS on the listen port; nil: cleartext only.
+    package var tls: ListenerTLSConfiguration? = nil
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,

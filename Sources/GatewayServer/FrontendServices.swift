@@ -25,6 +25,8 @@ package struct FrontendServices: Sendable {
     package var configStatus: ConfigStatus?
     /// Timeouts and buffer ceilings for clients that do not progress.
     package var slowClients: SlowClientLimits = .defaults
+    /// TLS on the listen port, for connections accepted while this configuration is in force; nil: cleartext.
+    package var tls: ListenerTLS? = nil
     /// Per-component readiness (the gateway as a whole, async mode), shared with whoever reports it.
     package var health: HealthRegistry
 

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 package import NIOCore
 import NIOHTTP1
+import NIOSSL
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -20,11 +21,21 @@ package final class GatewayServer: Service {
         package var shutdownGrace: TimeAmount
         /// Open client connections at most; one accepted over the cap is closed at once (and counted).
         package var maxConnections: Int
-        package init(host: String, port: Int, shutdownGrace: TimeAmount = .seconds(10), maxConnections: Int = 4096) {
+        /// Why the listener must not start although the configuration validated (its TLS files stopped
+        /// loading): `run` fails with it instead of binding.
+        package var startFailure: String?
+        package init(
+            host: String,
+            port: Int,
+            shutdownGrace: TimeAmount = .seconds(10),
+            maxConnections: Int = 4096,
+            startFailure: String? = nil
+        ) {
             self.host = host
             self.port = port
             self.shutdownGrace = shutdownGrace
             self.maxConnections = maxConnections
+            self.startFailure = startFailure
         }
     }
 
@@ -68,6 +79,7 @@ package final class GatewayServer: Service {
         let admission = self.admission
         let serverChannel: any Channel
         do {
+            if let reason = configuration.startFailure { throw StartFailure(reason: reason) }
             serverChannel = try await ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     // EMFILE/ENFILE at accept: pause a second instead of retrying at once (a spinning core).
@@ -90,10 +102,14 @@ package final class GatewayServer: Service {
                         // CAP_NET_ADMIN and made every accept fail for any user but root.
                         try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
                         connections.add(channel)
-                        // The preface timeout of the configuration in force when the connection arrives.
+                        // The preface timeout and TLS context of the configuration in force when the connection
+                        // arrives: a reload (new certificates) applies to new connections, open ones keep theirs.
+                        let services = current.value
+                        let tls = services.tls
+                        let mode: ProtocolSniffer.TLSMode = tls.map { $0.allowPlaintext ? .optional : .required } ?? .off
                         try channel.pipeline.syncOperations.addHandler(
-                            ProtocolSniffer(timeout: current.value.slowClients.prefaceTimeout) { channel, proto in
-                                try Self.configure(channel, for: proto, services: current)
+                            ProtocolSniffer(timeout: services.slowClients.prefaceTimeout, tls: mode) { channel, proto in
+                                try Self.configure(channel, for: proto, services: current, tls: tls)
                             }
                         )
                     }.flatMapErrorThrowing { error in
@@ -125,7 +141,13 @@ package final class GatewayServer: Service {
             return listening.withLock { w in defer { w = [] }; return w }
         }
         for waiter in waiters { waiter.resume(returning: address) }
-        services.logger.info("listening", metadata: ["listen.address": "\(address)"])
+        var listenMetadata: Logger.Metadata = ["listen.address": "\(address)"]
+        if let tls = services.tls {
+            listenMetadata["tls.subject"] = "\(tls.subject)"
+            listenMetadata["tls.not_valid_after"] = "\(tls.notValidAfter)"
+            listenMetadata["tls.allow_plaintext"] = "\(tls.allowPlaintext)"
+        }
+        services.logger.info("listening", metadata: listenMetadata)
         Self.warnIfAboveFileLimit(maxConnections: configuration.maxConnections, logger: services.logger)
 
         await withGracefulShutdownHandler {
@@ -176,11 +198,31 @@ package final class GatewayServer: Service {
     static func configure(
         _ channel: any Channel,
         for proto: ProtocolSniffer.WireProtocol,
-        services current: CurrentFrontendServices
+        services current: CurrentFrontendServices,
+        tls: ListenerTLS? = nil
     ) throws {
         let services = current.value
         let sync = channel.pipeline.syncOperations
         switch proto {
+        case .tls:
+            guard let tls else { throw ChannelError.operationUnsupported }
+            // Decrypted bytes go to a second sniffer: the frontend is chosen by the preface, as in cleartext (ALPN
+            // only says what the client offered). Its preface timeout also bounds the handshake.
+            try sync.addHandler(NIOSSLServerHandler(context: tls.context))
+            try sync.addHandler(
+                ProtocolSniffer(timeout: services.slowClients.prefaceTimeout) { channel, proto in
+                    try Self.configure(channel, for: proto, services: current)
+                }
+            )
+        case .plaintextRefused:
+            // Where the client speaks HTTP/1.1 it reads why; anything else sees the connection close.
+            let text = "this port requires TLS (https://, or a gRPC channel with TLS credentials)\n"
+            var response = channel.allocator.buffer(capacity: 160 + text.utf8.count)
+            response.writeString(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                    + "content-length: \(text.utf8.count)\r\nconnection: close\r\n\r\n\(text)"
+            )
+            channel.writeAndFlush(response).whenComplete { _ in channel.close(promise: nil) }
         case .http1:
             try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
             try sync.addHandler(HTTPResponseEncoder())
@@ -197,4 +239,10 @@ package final class GatewayServer: Service {
             try configureHTTP2(channel, services: current)
         }
     }
+}
+
+/// The listener refused to start for a reason other than binding (see `Configuration.startFailure`).
+struct StartFailure: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
 }

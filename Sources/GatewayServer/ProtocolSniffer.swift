@@ -7,6 +7,12 @@ package import NIOCore
 /// decides HTTP/1.1. Nothing is decoded from a partial read as text (the early grpc-swift mistake).
 /// Everything read while deciding is replayed, in order, to the handlers the decision installs.
 ///
+/// With TLS on the port (issue 17), the very first byte is looked at first: 0x16 (a TLS handshake record,
+/// RFC 8446 §5.1) decides `.tls`, after which the listener installs TLS and a second sniffer for what runs
+/// inside it; any other first byte is cleartext, served when the port allows it and otherwise answered with
+/// a readable HTTP/1.1 400 (`.plaintextRefused`). Neither `P` (the h2 preface) nor an HTTP/1.1 method starts
+/// with 0x16, so nothing is guessed.
+///
 /// A connection that has not decided within `timeout` of becoming active (silent, or stalled part-way
 /// through the preface) is closed, as nghttpd closes it; so is an undecided one at shutdown, which has no
 /// request to finish (issue 10, item 1).
@@ -17,7 +23,24 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
     enum WireProtocol: Equatable {
         case http1
         case http2
+        /// A TLS ClientHello on a port with TLS.
+        case tls
+        /// Cleartext on a port that requires TLS.
+        case plaintextRefused
     }
+
+    /// What the port accepts besides cleartext HTTP.
+    package enum TLSMode: Sendable {
+        /// No TLS: every connection is cleartext.
+        case off
+        /// TLS only.
+        case required
+        /// TLS or cleartext (`tls.allow_plaintext`).
+        case optional
+    }
+
+    /// The first byte of every TLS record that opens a connection: the handshake content type.
+    package static let tlsHandshakeRecord: UInt8 = 0x16
 
     /// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`.
     package static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
@@ -30,10 +53,12 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
     private var matched = 0
     private var decided = false
     private let timeout: TimeAmount?
+    private let tls: TLSMode
     private var timer: Scheduled<Void>?
 
-    init(timeout: TimeAmount? = nil, configure: @escaping Configure) {
+    init(timeout: TimeAmount? = nil, tls: TLSMode = .off, configure: @escaping Configure) {
         self.timeout = timeout
+        self.tls = tls
         self.configure = configure
     }
 
@@ -69,7 +94,19 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
             context.fireChannelRead(data)
             return
         }
-        buffered.append(buffer)
+        if buffered.isEmpty, tls != .off, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) {
+            buffered.append(buffer)
+            if first == Self.tlsHandshakeRecord {
+                decide(.tls, context: context)
+                return
+            }
+            if tls == .required {
+                decide(.plaintextRefused, context: context)
+                return
+            }
+        } else {
+            buffered.append(buffer)
+        }
         switch Self.match(buffer, from: matched) {
         case .mismatch:
             decide(.http1, context: context)

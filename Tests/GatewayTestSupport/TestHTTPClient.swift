@@ -1,6 +1,7 @@
 package import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A minimal keep-alive HTTP/1.1 client for end-to-end tests: one connection, one request at a time, the
 /// whole response returned. Using the same connection for several requests is how keep-alive is tested.
@@ -25,10 +26,21 @@ package final class TestHTTPClient: Sendable {
         self.collector = NIOLoopBound(collector, eventLoop: channel.eventLoop)
     }
 
-    package static func connect(host: String = "127.0.0.1", port: Int) async throws -> TestHTTPClient {
+    /// `tlsCA`: speak HTTP/1.1 over TLS (ALPN `http/1.1`), verifying the server as `localhost` against the
+    /// PEM roots in that file.
+    package static func connect(host: String = "127.0.0.1", port: Int, tlsCA: String? = nil) async throws -> TestHTTPClient {
+        let tls: NIOSSLContext? = try tlsCA.map { file in
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.trustRoots = .file(file)
+            configuration.applicationProtocols = ["http/1.1"]
+            return try NIOSSLContext(configuration: configuration)
+        }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector())
                 }

@@ -3,6 +3,7 @@
 
 Usage: grpc_client.py SCENARIO PORT [ARGS...]. Prints one JSON object on stdout; exits 0 unless the
 scenario itself could not run. gRPC errors are reported as {"code": "NAME", "details": "..."}.
+TG_TLS_CA=<PEM file> makes the channel TLS, verifying the gateway against those roots.
 """
 import json
 import os
@@ -78,10 +79,15 @@ def trigger_request(ns, pipeline, variables, release=None):
 def main():
     scenario, port = sys.argv[1], sys.argv[2]
     extra = sys.argv[3:]
-    channel = grpc.insecure_channel(
-        "127.0.0.1:%s" % port,
-        options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 << 20)],
-    )
+    options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 64 << 20)]
+    ca = os.environ.get("TG_TLS_CA")
+    if ca:
+        # TLS with the given roots (ALPN h2 is grpcio's own).
+        with open(ca, "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        channel = grpc.secure_channel("127.0.0.1:%s" % port, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel("127.0.0.1:%s" % port, options=options)
     stub = pipeline_grpc.PipelinePublicServiceStub(channel)
     metadata = []
     token = os.environ.get("TG_TOKEN")

@@ -1,0 +1,156 @@
+import Foundation
+import GatewayConfig
+import GatewayServer
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// TLS on the listen port (issue 17, item 1), driven by independent peers: curl (HTTP/1.1 and HTTP/2 chosen by
+/// ALPN), grpcio with TLS credentials, NIOSSL; certificates made by openssl.
+@Suite("TLS on the listener: ALPN h2 and http/1.1, cleartext rules, client certificates, reload", .serialized)
+struct TLSListenerTests {
+    static let body = #"{"data":[{"variable":{"k":1}}]}"#
+
+    static func yaml(_ pki: TestCertificates, extra: String = "", cert: String? = nil, key: String? = nil) -> String {
+        """
+        tls:
+          cert_file: \(cert ?? pki.serverCert)
+          key_file: \(key ?? pki.serverKey)
+        \(extra.isEmpty ? "" : "  " + extra)
+        """
+    }
+
+    /// curl's exit status and output (`-w` appends the HTTP version and status on a last line).
+    static func curl(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
+        let output = try await TestProcess.run(curl, ["-sS", "--max-time", "10"] + arguments)
+        return (output.status, output.stdoutString + output.stderr)
+    }
+
+    static func trigger(port: Int, scheme: String = "https", _ options: [String]) async throws -> (status: Int32, output: String) {
+        try await curl(
+            options + [
+                "-w", "\nversion=%{http_version} status=%{http_code}", "-H", "content-type: application/json",
+                "-d", body, "\(scheme)://127.0.0.1:\(port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+            ]
+        )
+    }
+
+    @Test("one TLS port: curl over HTTP/1.1 and over HTTP/2 (ALPN), and grpcio with TLS credentials")
+    func bothVersionsAndGRPC() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await withTestGateway(yaml: Self.yaml(pki)) { gateway in
+            let h1 = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile, "--http1.1"])
+            #expect(h1.status == 0 && h1.output.contains("version=1.1 status=200"), "\(h1.output)")
+            #expect(h1.output.contains(#""k":1"#), "\(h1.output)")
+            let h2 = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile, "--http2"])
+            #expect(h2.status == 0 && h2.output.contains("version=2 status=200"), "\(h2.output)")
+            let grpc = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"k": 2}]"#], tlsCA: pki.caFile)
+            #expect((grpc["outputs"] as? [[String: Any]])?.first?["k"] as? Int == 2, "\(grpc)")
+            // A client that trusts another CA is refused by its own verification (curl: 60).
+            let wrong = try await Self.trigger(port: gateway.port, ["--cacert", pki.otherCAFile])
+            #expect(wrong.status == 60, "\(wrong.output)")
+        }
+    }
+
+    @Test("cleartext on a TLS-only port gets a readable HTTP/1.1 400; with allow_plaintext it is served too")
+    func cleartextRules() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await withTestGateway(yaml: Self.yaml(pki)) { gateway in
+            let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])
+            #expect(plain.output.contains("status=400"), "\(plain.output)")
+            #expect(plain.output.contains("this port requires TLS"), "\(plain.output)")
+            let h2c = try await Self.trigger(port: gateway.port, scheme: "http", ["--http2-prior-knowledge"])
+            #expect(!h2c.output.contains("status=200"), "\(h2c.output)")
+        }
+        try await withTestGateway(yaml: Self.yaml(pki, extra: "allow_plaintext: true")) { gateway in
+            let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])
+            #expect(plain.output.contains("version=1.1 status=200"), "\(plain.output)")
+            let h2c = try await Self.trigger(port: gateway.port, scheme: "http", ["--http2-prior-knowledge"])
+            #expect(h2c.output.contains("version=2 status=200"), "\(h2c.output)")
+            let tls = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile, "--http2"])
+            #expect(tls.output.contains("version=2 status=200"), "\(tls.output)")
+        }
+    }
+
+    @Test("require_client_cert: a handshake without a certificate fails; one signed by client_ca_file is served")
+    func clientCertificates() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        let yaml = Self.yaml(pki, extra: "client_ca_file: \(pki.caFile)\n  require_client_cert: true")
+        try await withTestGateway(yaml: yaml) { gateway in
+            let without = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile])
+            #expect(without.status != 0 && !without.output.contains("status=200"), "\(without.output)")
+            let with = try await Self.trigger(
+                port: gateway.port, ["--cacert", pki.caFile, "--cert", pki.clientCert, "--key", pki.clientKey]
+            )
+            #expect(with.status == 0 && with.output.contains("status=200"), "\(with.output)")
+            // A certificate from another CA is not one the gateway trusts.
+            let foreign = try await Self.trigger(
+                port: gateway.port, ["--cacert", pki.caFile, "--cert", pki.otherServerCert, "--key", pki.otherServerKey]
+            )
+            #expect(!foreign.output.contains("status=200"), "\(foreign.output)")
+        }
+    }
+
+    @Test("a reload with a renewed certificate: new connections get it, an open connection keeps working")
+    func reloadCertificate() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await withTestGateway(yaml: Self.yaml(pki)) { gateway in
+            let open = try await TestHTTPClient.connect(port: gateway.port, tlsCA: pki.caFile)
+            let first = try await open.request("GET", "/healthz")
+            #expect(first.status == 200)
+            _ = try gateway.reload(yaml: Self.yaml(pki, cert: pki.otherServerCert, key: pki.otherServerKey))
+            let renewed = try await Self.trigger(port: gateway.port, ["--cacert", pki.otherCAFile])
+            #expect(renewed.output.contains("status=200"), "\(renewed.output)")
+            let old = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile])
+            #expect(old.status == 60, "\(old.output)")
+            // The connection opened before the reload still has its session.
+            let again = try await open.request("GET", "/healthz")
+            #expect(again.status == 200)
+            await open.close()
+        }
+    }
+}
+
+/// `ListenerTLS.load`: what an operator gets wrong, refused when the configuration loads.
+@Suite("ListenerTLS.load refuses unusable files with the key path and the reason")
+struct ListenerTLSLoadTests {
+    @Test("missing file, key of another certificate, expired, not yet valid, require_client_cert without a CA")
+    func refusals() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        #expect(throws: Never.self) { _ = try ListenerTLS.load(.init(certFile: pki.serverCert, keyFile: pki.serverKey)) }
+
+        func failure(_ configuration: ListenerTLSConfiguration, now: Date = Date()) -> ListenerTLS.Failure? {
+            do {
+                _ = try ListenerTLS.load(configuration, now: now)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let missing = failure(.init(certFile: "\(pki.directory)/nope.pem", keyFile: pki.serverKey))
+        #expect(missing?.path == "tls.cert_file" && missing?.message.contains("no such file") == true, "\(String(describing: missing))")
+        let mismatched = failure(.init(certFile: pki.serverCert, keyFile: pki.clientKey))
+        #expect(mismatched?.path == "tls.key_file", "\(String(describing: mismatched))")
+        #expect(mismatched?.message.contains("is not the private key of the certificate") == true)
+        let expired = failure(.init(certFile: pki.serverCert, keyFile: pki.serverKey), now: Date().addingTimeInterval(10 * 86_400))
+        #expect(expired?.message.contains("expired") == true, "\(String(describing: expired))")
+        let early = failure(.init(certFile: pki.serverCert, keyFile: pki.serverKey), now: Date().addingTimeInterval(-86_400))
+        #expect(early?.message.contains("not valid before") == true, "\(String(describing: early))")
+        let notPEM = failure(.init(certFile: pki.serverKey, keyFile: pki.serverKey))
+        #expect(notPEM?.path == "tls.cert_file", "\(String(describing: notPEM))")
+
+        #expect(throws: ConfigError.self) {
+            _ = try GatewayConfiguration.parse(
+                yaml: "tls: {cert_file: a.pem, key_file: a.key, require_client_cert: true}", source: "t.yaml")
+        }
+        let parsed = try GatewayConfiguration.parse(
+            yaml: "tls: {cert_file: a.pem, key_file: a.key, allow_plaintext: true, client_ca_file: ca.pem}", source: "t.yaml")
+        #expect(parsed.tls == ListenerTLSConfiguration(certFile: "a.pem", keyFile: "a.key", allowPlaintext: true, clientCAFile: "ca.pem"))
+    }
+}
