@@ -6,7 +6,8 @@
 #
 # The command sees TG_POSTGRES_URL=postgres://postgres@127.0.0.1:<port>/postgres (trust auth, loopback
 # only) plus PGHOST/PGPORT/PGUSER/PGDATABASE for psql. As root, the cluster runs as the `postgres` OS user
-# (PostgreSQL refuses to run as root). fsync is off: the cluster is for tests and dies with the command.
+# (PostgreSQL refuses to run as root). fsync is off: the cluster is for tests and dies with the command;
+# TG_PG_FSYNC=1 keeps it on (fsync and synchronous_commit as in production), for benchmarks of durable commits.
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
@@ -53,12 +54,14 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+fsync_flag="-F"
+[ "${TG_PG_FSYNC:-}" = 1 ] && fsync_flag="-c fsync=on -c synchronous_commit=on"
 # A port found free can be taken before the server binds it; try a few.
 started=0
 for _ in 1 2 3 4 5; do
     PORT="$(free_port)"
     if "${RUN_AS[@]}" "$PG_CTL" start -D "$TMP/data" -w -t 30 -l "$TMP/server.log" \
-        -o "-h 127.0.0.1 -p $PORT -k $TMP -F -c max_connections=200" >/dev/null 2>&1; then
+        -o "-h 127.0.0.1 -p $PORT -k $TMP $fsync_flag -c max_connections=200" >/dev/null 2>&1; then
         started=1
         break
     fi

@@ -2,7 +2,7 @@
 # Accepted async triggers per second: wrk POSTs trigger-async (echo, one small item) against a release
 # build, each answer given only after its operation is committed. Runs on SQLite (the embedded default,
 # data dir in a temp directory on the same disk as $TMPDIR) and on PostgreSQL (a throwaway cluster from
-# scripts/with-postgres.sh; note it runs with fsync off, so its figure is an upper bound).
+# scripts/with-postgres.sh, run with fsync and synchronous_commit on as in production: TG_PG_FSYNC=1).
 #
 #   bench/load/async-accept.sh [DURATION=10s] [CONNECTIONS=32]
 #
@@ -66,5 +66,6 @@ if [ -n "${TG_POSTGRES_URL:-}" ]; then
     run postgres "$TMP/pg.yaml"
 else
     # Re-run only the PostgreSQL half under a throwaway cluster.
-    TG_BENCH_PG_ONLY=1 scripts/with-postgres.sh "$0" "$DURATION" "$CONNECTIONS" 2>/dev/null | grep '^postgres\|^  postgres' || true
+    TG_PG_FSYNC=1 TG_BENCH_PG_ONLY=1 scripts/with-postgres.sh "$0" "$DURATION" "$CONNECTIONS" 2>/dev/null \
+        | grep '^postgres\|^  postgres' || true
 fi
