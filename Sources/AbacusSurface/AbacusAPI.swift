@@ -121,7 +121,10 @@ package enum AbacusAPI {
             let result = try await result(of: request, services: services)
             return AbacusResponse(status: 200, body: AbacusEnvelope.success(result), headers: [])
         } catch {
-            return failure(abacusError(from: error, request: request, logger: services.logger), requestID: request.requestID)
+            return failure(
+                abacusError(from: error, request: request, logger: services.logger),
+                requestID: request.requestID
+            )
         }
     }
 
@@ -135,7 +138,11 @@ package enum AbacusAPI {
         if error.httpStatus == 503 || error.httpStatus == 429 {
             headers.append(("retry-after", "1"))  // RFC 9110 §10.2.3, as on the other surfaces
         }
-        return AbacusResponse(status: error.httpStatus, body: AbacusEnvelope.failure(error, requestID: requestID), headers: headers)
+        return AbacusResponse(
+            status: error.httpStatus,
+            body: AbacusEnvelope.failure(error, requestID: requestID),
+            headers: headers
+        )
     }
 
     private static func result(of request: AbacusRequest, services: AbacusServices) async throws -> Value {
@@ -155,13 +162,21 @@ package enum AbacusAPI {
         switch action {
         case .getApiEndpoint:
             guard let base = request.baseURL else {
-                throw AbacusError(.invalidRequest, "the request has no Host header, so the gateway cannot name its own URL", httpStatus: 400)
+                throw AbacusError(
+                    .invalidRequest,
+                    "the request has no Host header, so the gateway cannot name its own URL",
+                    httpStatus: 400
+                )
             }
-            return .object(["apiEndpoint": .string(base), "predictEndpoint": .string(base), "proxyEndpoint": .string(base)])
+            return .object([
+                "apiEndpoint": .string(base), "predictEndpoint": .string(base), "proxyEndpoint": .string(base),
+            ])
         case .version:
             return .string(apiVersion)
         case .runPipeline:
-            return .object(try await runPipeline(parameters, request: request, principal: principal, services: services))
+            return .object(
+                try await runPipeline(parameters, request: request, principal: principal, services: services)
+            )
         case .describePipelineVersion:
             let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
             return .object(AbacusPipelineVersion.render(operation))
@@ -226,7 +241,9 @@ package enum AbacusAPI {
     }
 
     /// The operation `id`, when it is a run of this surface's namespace that `principal` may see.
-    private static func version(_ id: String, _ principal: String?, _ services: AbacusServices) async throws -> Operation {
+    private static func version(_ id: String, _ principal: String?, _ services: AbacusServices) async throws
+        -> Operation
+    {
         guard let operations = services.operations else { throw notFound(id) }
         guard let operation = try await operations.store.get(id: id), operation.ref.namespace == services.namespace,
             operation.isVisible(to: principal)

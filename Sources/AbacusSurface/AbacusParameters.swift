@@ -13,7 +13,9 @@ package struct AbacusParameters: Sendable {
     private let limits: CodecLimits
 
     /// `body`: the request body, empty or a JSON object (anything else is an `InvalidParameterError`).
-    package init(body: ByteBuffer?, query: @escaping @Sendable (String) -> String?, limits: CodecLimits) throws(AbacusError) {
+    package init(body: ByteBuffer?, query: @escaping @Sendable (String) -> String?, limits: CodecLimits)
+        throws(AbacusError)
+    {
         self.query = query
         self.limits = limits
         guard let body, body.readableBytes > 0 else {
@@ -59,7 +61,7 @@ package struct AbacusParameters: Sendable {
         return text
     }
 
-    /// A non-negative integer parameter; nil when absent.
+    /// A non-negative integer parameter (a JSON number, or digits in a string or the query); nil when absent.
     package func count(_ name: String) throws(AbacusError) -> Int? {
         let number: Double?
         if let value = body[name] {
@@ -74,8 +76,12 @@ package struct AbacusParameters: Sendable {
         } else {
             return nil
         }
-        guard let number, number >= 0, number.rounded(.towardZero) == number, number <= Double(Int32.max) else {
-            throw .invalidParameter("\(name) must be an integer ≥ 0")
+        // Up to 2^53, the integers a JSON number holds exactly (as for INTEGER variables); what a count means
+        // beyond that (a page size, say) is for the caller to cap.
+        guard let number, number >= 0, number.rounded(.towardZero) == number,
+            number <= AbacusVariableMappings.maxExactInteger
+        else {
+            throw .invalidParameter("\(name) must be an integer from 0 to 2^53")
         }
         return Int(number)
     }

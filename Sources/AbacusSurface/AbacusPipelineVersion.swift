@@ -77,7 +77,10 @@ package enum AbacusPipelineVersion {
         pipeline["pipelineName"] = .string(id)
         pipeline["pipelineId"] = .string(id)
         pipeline["steps"] = .list([
-            .object(["pipelineStepId": .string(id), "pipelineId": .string(id), "stepName": .string(id), "pipelineName": .string(id)])
+            .object([
+                "pipelineStepId": .string(id), "pipelineId": .string(id), "stepName": .string(id),
+                "pipelineName": .string(id),
+            ])
         ])
         pipeline["pipelineVariableMappings"] = .list([])
         pipeline["latestPipelineVersion"] = latest.map { .object(render($0)) } ?? .null

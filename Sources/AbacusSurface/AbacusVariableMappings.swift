@@ -1,7 +1,6 @@
+import NIOCore
 package import TriggerModel
 package import WireCodecs
-
-import NIOCore
 
 /// `pipelineVariableMappings` ↔ a run's input variables (CLIENTS.md §4.3).
 ///
@@ -149,7 +148,13 @@ package enum AbacusVariableMappings {
             }
             if let itemType {
                 for index in items.indices {
-                    items[index] = try typed(items[index], as: itemType, itemType: nil, path: "\(path)[\(index)]", limits: limits)
+                    items[index] = try typed(
+                        items[index],
+                        as: itemType,
+                        itemType: nil,
+                        path: "\(path)[\(index)]",
+                        limits: limits
+                    )
                 }
             }
             return .list(items)

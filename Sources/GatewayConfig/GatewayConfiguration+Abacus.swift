@@ -11,7 +11,10 @@ extension GatewayConfiguration {
         var abacus = AbacusConfiguration.defaults
         if let n = m["namespace"] {
             let namespace = try reader.nonEmptyString(n, at: m.path("namespace"))
-            guard namespace.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "*") })
+            guard
+                namespace.utf8.allSatisfy({
+                    $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "*")
+                })
             else {
                 throw reader.error(
                     m.path("namespace"),

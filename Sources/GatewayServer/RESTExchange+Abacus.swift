@@ -35,6 +35,8 @@ extension RESTRequestHead {
             query: { query[$0] },
             body: nil,
             apiKey: first("apikey"),
+            // The listener speaks cleartext only (HTTP/1.1 and h2c), so the scheme is http; `host` is Host, or
+            // h2c's :authority (RFC 9113 §8.3.1). A TLS listener must say https here.
             baseURL: first("host").map { "http://\($0)" },
             requestID: requestID,
             traceParent: first("traceparent"),

@@ -23,7 +23,10 @@ struct AbacusEnvelopeTests {
             String(buffer: body)
                 == #"{"success":false,"error":"no pipeline \"x\\y\"","errorType":"DataNotFoundError","requestId":"r1"}"#
         )
-        let response = AbacusAPI.failure(AbacusError(.permissionDenied, "invalid API key", httpStatus: 401), requestID: "r2")
+        let response = AbacusAPI.failure(
+            AbacusError(.permissionDenied, "invalid API key", httpStatus: 401),
+            requestID: "r2"
+        )
         #expect(response.status == 401)
         #expect(response.headers.contains { $0.name == "www-authenticate" })
         let busy = AbacusAPI.failure(AbacusError(GatewayError(.overloaded, "busy")), requestID: "r3")
@@ -54,7 +57,9 @@ struct AbacusEnvelopeTests {
         #expect(error.message == "m")
     }
 
-    private func operation(_ state: OperationState, result: TriggerResult? = nil, error: GatewayError? = nil) -> Operation {
+    private func operation(_ state: OperationState, result: TriggerResult? = nil, error: GatewayError? = nil)
+        -> Operation
+    {
         let created = Date(storeMilliseconds: 1_700_000_000_123)
         return Operation(
             id: "op1",
@@ -101,7 +106,9 @@ struct AbacusEnvelopeTests {
 
     @Test("succeeded is COMPLETE with the outputs on the step; failed is FAILED with the pipeline's message")
     func finished() throws {
-        let done = AbacusPipelineVersion.render(operation(.succeeded, result: TriggerResult(outputs: [["ms": .number(5)]])))
+        let done = AbacusPipelineVersion.render(
+            operation(.succeeded, result: TriggerResult(outputs: [["ms": .number(5)]]))
+        )
         #expect(done["status"] == .string("COMPLETE"))
         #expect(done["completedAt"] == .string("2023-11-14T22:13:22.500Z"))
         #expect(done["updatedAt"] == .string("2023-11-14T22:13:22.500Z"))

@@ -78,7 +78,11 @@ struct AbacusVariableMappingsTests {
         #expect(String(buffer: blob.bytes) == "hello")
         // Given as a Value string (not through the body parser), DataURI decodes it the same way.
         let direct = try AbacusVariableMappings.decode(
-            .list([.object(["name": .string("f"), "variableType": .string("ATTACHMENT"), "value": .string("data:;base64,AAE=")])]),
+            .list([
+                .object([
+                    "name": .string("f"), "variableType": .string("ATTACHMENT"), "value": .string("data:;base64,AAE="),
+                ])
+            ]),
             limits: .defaults
         )
         #expect(direct["f"]?.blobValue?.bytes == ByteBuffer(bytes: [0, 1]))
@@ -127,13 +131,20 @@ struct AbacusVariableMappingsTests {
 
     @Test("a data URI whose payload is not base64 is an InvalidParameterError, not a string")
     func badBase64() throws {
-        let error = try #require(failure(#"[{"name":"f","variableType":"ATTACHMENT","value":"data:text/plain;base64,@@@"}]"#))
+        let error = try #require(
+            failure(#"[{"name":"f","variableType":"ATTACHMENT","value":"data:text/plain;base64,@@@"}]"#)
+        )
         #expect(error.type == .invalidParameter)
         #expect(error.message.contains("base64"), "\(error.message)")
         // The same text reaching the decoder as a string (not through the body parser) fails the same way.
         let direct = #expect(throws: AbacusError.self) {
             try AbacusVariableMappings.decode(
-                .list([.object(["name": .string("f"), "variableType": .string("ATTACHMENT"), "value": .string("data:;base64,@@")])]),
+                .list([
+                    .object([
+                        "name": .string("f"), "variableType": .string("ATTACHMENT"),
+                        "value": .string("data:;base64,@@"),
+                    ])
+                ]),
                 limits: .defaults
             )
         }
@@ -153,7 +164,10 @@ struct AbacusVariableMappingsTests {
     func missing() throws {
         #expect(failure(#"[{"variableType":"STRING","value":"x"}]"#)?.type == .missingParameter)
         #expect(failure(#"[{"name":"v","variableType":"STRING"}]"#)?.type == .missingParameter)
-        #expect(failure(#"[{"name":"v","variableType":"STRING","is_required":true,"value":null}]"#)?.type == .missingParameter)
+        #expect(
+            failure(#"[{"name":"v","variableType":"STRING","is_required":true,"value":null}]"#)?.type
+                == .missingParameter
+        )
         // Not required and no value: the variable is left out.
         #expect(try decode(#"[{"name":"v","isRequired":false},{"name":"w","value":1}]"#) == ["w": .number(1)])
     }
@@ -176,7 +190,12 @@ struct AbacusVariableMappingsTests {
         let rendered = AbacusVariableMappings.render(variables)
         let json = String(buffer: JSONValueCodec.encode(rendered))
         #expect(json.hasPrefix(#"[{"name":"i","variableType":"INTEGER","value":3},{"name":"f","variableType":"FLOAT""#))
-        #expect(json.contains(#"{"name":"a","variableType":"ATTACHMENT","value":"data:text/plain;filename=hi.txt;base64,aGk="}"#), "\(json)")
+        #expect(
+            json.contains(
+                #"{"name":"a","variableType":"ATTACHMENT","value":"data:text/plain;filename=hi.txt;base64,aGk="}"#
+            ),
+            "\(json)"
+        )
         guard case .list(let items) = rendered else {
             Issue.record("not a list: \(rendered)")
             return

@@ -9,15 +9,22 @@ import TriggerModel
 /// on every failure, GET and POST alike, the body cap, HTTP/2, and the configured namespace.
 @Suite("Abacus.AI surface over raw HTTP")
 struct AbacusRESTTests {
-    private func post(_ client: TestHTTPClient, _ action: String, _ body: String, headers: [(String, String)] = []) async throws
+    private func post(_ client: TestHTTPClient, _ action: String, _ body: String, headers: [(String, String)] = [])
+        async throws
         -> (status: Int, body: [String: Any])
     {
         let response = try await client.request(
-            "POST", "/api/v0/\(action)", headers: [("content-type", "application/json")] + headers, body: ByteBuffer(string: body))
+            "POST",
+            "/api/v0/\(action)",
+            headers: [("content-type", "application/json")] + headers,
+            body: ByteBuffer(string: body)
+        )
         return (response.status, try json(response.body))
     }
 
-    @Test("failures are {success:false,error,errorType,requestId} with a fitting status; the request id matches the header")
+    @Test(
+        "failures are {success:false,error,errorType,requestId} with a fitting status; the request id matches the header"
+    )
     func envelope() async throws {
         try await withTestGateway(yaml: AbacusInteropTests.namedRoutes) { gateway in
             let client = try await gateway.client()
@@ -51,7 +58,10 @@ struct AbacusRESTTests {
             let client = try await gateway.client()
             let mappings = #"[{"name":"w","variableType":"STRING","value":"q"}]"#
             let query = mappings.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-            var response = try await client.request("GET", "/api/v0/runPipeline?pipelineId=echo&pipelineVariableMappings=\(query)")
+            var response = try await client.request(
+                "GET",
+                "/api/v0/runPipeline?pipelineId=echo&pipelineVariableMappings=\(query)"
+            )
             let started = try json(response.body)
             #expect(started["success"] as? Bool == true, "\(started)")
             let id = try #require((started["result"] as? [String: Any])?["pipelineVersion"] as? String)
@@ -61,6 +71,20 @@ struct AbacusRESTTests {
             #expect((answer["result"] as? [String: Any])?["pipelineVersion"] as? String == id, "\(answer)")
             response = try await client.request("GET", "/api/v0/listPipelineVersions?pipelineId=echo&limit=5")
             #expect(((try json(response.body))["result"] as? [[String: Any]])?.count == 1, "\(response.bodyString)")
+            // Idempotency-Key: the same key and mappings give the same version; other mappings are a conflict.
+            let keyed = [("idempotency-key", "k1")]
+            let run = #"{"pipelineId":"echo","pipelineVariableMappings":[{"name":"a","value":1}]}"#
+            let (_, first) = try await post(client, "runPipeline", run, headers: keyed)
+            let (_, again) = try await post(client, "runPipeline", run, headers: keyed)
+            let firstID = (first["result"] as? [String: Any])?["pipelineVersion"] as? String
+            #expect(firstID != nil && firstID == (again["result"] as? [String: Any])?["pipelineVersion"] as? String)
+            let (conflict, other) = try await post(
+                client,
+                "runPipeline",
+                #"{"pipelineId":"echo","pipelineVariableMappings":[{"name":"a","value":2}]}"#,
+                headers: keyed
+            )
+            #expect(conflict == 409 && other["errorType"] as? String == "ConflictError", "\(other)")
             response = try await client.request("HEAD", "/api/v0/version")
             #expect(response.status == 200 && response.body.readableBytes == 0)
             #expect(response.header("content-length") == String(#"{"success":true,"result":"1.4.119"}"#.utf8.count))
@@ -73,24 +97,38 @@ struct AbacusRESTTests {
         let curl = try #require(TestProcess.which("curl"))
         try await withTestGateway { gateway in
             let client = try await gateway.client()
-            let response = try await client.request("GET", "/api/v0/getApiEndpoint", headers: [("host", "gw.example:8443")])
+            let response = try await client.request(
+                "GET",
+                "/api/v0/getApiEndpoint",
+                headers: [("host", "gw.example:8443")]
+            )
             let result = try json(response.body)["result"] as? [String: Any]
             #expect(result?["apiEndpoint"] as? String == "http://gw.example:8443", "\(response.bodyString)")
             #expect(result?["predictEndpoint"] as? String == "http://gw.example:8443")
             await client.close()
 
-            let out = try await TestProcess.run(curl, [
-                "-sS", "--http2-prior-knowledge", "http://127.0.0.1:\(gateway.port)/api/v0/getApiEndpoint",
-            ])
+            let out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http2-prior-knowledge", "http://127.0.0.1:\(gateway.port)/api/v0/getApiEndpoint",
+                ]
+            )
             let h2 = try json(ByteBuffer(bytes: out.stdout))["result"] as? [String: Any]
-            #expect(h2?["apiEndpoint"] as? String == "http://127.0.0.1:\(gateway.port)", "\(out.stdoutString) \(out.stderr)")
+            #expect(
+                h2?["apiEndpoint"] as? String == "http://127.0.0.1:\(gateway.port)",
+                "\(out.stdoutString) \(out.stderr)"
+            )
         }
     }
 
-    @Test("a body at the cap is read; one byte over is 413 and nothing is stored", arguments: [(4096, 200), (4097, 413)])
+    @Test(
+        "a body at the cap is read; one byte over is 413 and nothing is stored",
+        arguments: [(4096, 200), (4097, 413)]
+    )
     func bodyCap(size: Int, status: Int) async throws {
         try await withTestGateway(yaml: "limits:\n  max_body_bytes: 4096\n") { gateway in
-            let prefix = #"{"pipelineId":"echo","pipelineVariableMappings":[{"name":"pad","variableType":"STRING","value":""#
+            let prefix =
+                #"{"pipelineId":"echo","pipelineVariableMappings":[{"name":"pad","variableType":"STRING","value":""#
             let suffix = #""}]}"#
             let body = prefix + String(repeating: "x", count: size - prefix.utf8.count - suffix.utf8.count) + suffix
             let client = try await gateway.client()
@@ -122,11 +160,29 @@ struct AbacusRESTTests {
 
             // A run of namespace demo (through the Instill surface) is no pipeline version of this surface.
             let instill = try await client.request(
-                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger-async", headers: jsonHeaders,
-                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#))
+                "POST",
+                "/v1beta/namespaces/demo/pipelines/echo/trigger-async",
+                headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+            )
             let name = try #require((try json(instill.body)["operation"] as? [String: Any])?["name"] as? String)
-            let (missing, body) = try await post(client, "describePipelineVersion", #"{"pipelineVersion":"\#(name.dropFirst("operations/".count))"}"#)
+            let (missing, body) = try await post(
+                client,
+                "describePipelineVersion",
+                #"{"pipelineVersion":"\#(name.dropFirst("operations/".count))"}"#
+            )
             #expect(missing == 404 && body["errorType"] as? String == "DataNotFoundError", "\(body)")
+
+            // A reload (SIGHUP) moves the surface to the new namespace for the requests that follow.
+            let reloaded = yaml.replacingOccurrences(
+                of: "abacus:\n  namespace: prod",
+                with: "abacus:\n  namespace: demo"
+            )
+            try #require(reloaded != yaml)
+            try gateway.reload(yaml: reloaded)
+            let (_, moved) = try await post(client, "runPipeline", #"{"pipelineId":"upper"}"#)
+            let movedID = try #require((moved["result"] as? [String: Any])?["pipelineVersion"] as? String, "\(moved)")
+            #expect(try await gateway.store.get(id: movedID)?.ref.namespace == "demo")
             await client.close()
         }
     }

@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 
 extension Peers {
     /// The venv `scripts/setup.sh --test` installs the Abacus.AI client into (abacusai 1.4.119, CLIENTS.md §4).
@@ -23,11 +23,17 @@ extension Peers {
         var environment = ["PATH": inherited["PATH"] ?? "/usr/bin:/bin", "ABACUS_API_KEY": apiKey]
         // The client reads nothing from HOME, but pandas and friends may want a writable one.
         environment["HOME"] = inherited["HOME"] ?? NSTemporaryDirectory()
-        let output = try await TestProcess.run(abacusPython, [script, scenario, String(port)] + arguments, environment: environment)
+        let output = try await TestProcess.run(
+            abacusPython,
+            [script, scenario, String(port)] + arguments,
+            environment: environment
+        )
         guard output.status == 0,
             let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
         else {
-            throw PeerError.failed("abacus_client.py \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)")
+            throw PeerError.failed(
+                "abacus_client.py \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)"
+            )
         }
         return object
     }

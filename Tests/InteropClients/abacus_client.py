@@ -6,7 +6,7 @@ Usage: abacus_client.py SCENARIO PORT [ARGS...]; the API key is env ABACUS_API_K
 stdout; exits 0 unless the scenario itself could not run. An ApiException the client raises is reported as
 {"exception": "<class name>", "message": "...", "http_status": N, "request_id": "..."}.
 
-Every HTTP request the client makes is recorded (method, path, status, elapsed seconds) through the one
+Every HTTP request the client makes is recorded (method, path, status, elapsed seconds, body) through the one
 `requests.Session.send` every call goes through, so a test sees what construction cost in requests, not only in
 time.
 """
@@ -25,7 +25,8 @@ def _recording_send(self, request, **kwargs):
     started = time.monotonic()
     response = _send(self, request, **kwargs)
     path = requests.utils.urlparse(request.url).path
-    REQUESTS.append([request.method, path, response.status_code, round(time.monotonic() - started, 3)])
+    body = request.body.decode() if isinstance(request.body, bytes) else request.body
+    REQUESTS.append([request.method, path, response.status_code, round(time.monotonic() - started, 3), body])
     return response
 
 
