@@ -241,13 +241,21 @@ package enum AbacusAPI {
     }
 
     /// The operation `id`, when it is a run of this surface's namespace that `principal` may see.
-    private static func version(_ id: String, _ principal: String?, _ services: AbacusServices) async throws
-        -> Operation
-    {
+    private static func version(
+        _ id: String,
+        _ principal: String?,
+        _ services: AbacusServices
+    ) async throws -> Operation {
         guard let operations = services.operations else { throw notFound(id) }
-        guard let operation = try await operations.store.get(id: id), operation.ref.namespace == services.namespace,
-            operation.isVisible(to: principal)
-        else { throw notFound(id) }
+        let operation: Operation
+        do {
+            operation = try await operations.get(id: id)
+        } catch let error as GatewayError where error.code == .notFound {
+            throw notFound(id)
+        }
+        guard operation.ref.namespace == services.namespace, operation.isVisible(to: principal) else {
+            throw notFound(id)
+        }
         return operation
     }
 

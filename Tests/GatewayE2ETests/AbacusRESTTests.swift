@@ -107,6 +107,15 @@ struct AbacusRESTTests {
             #expect(result?["predictEndpoint"] as? String == "http://gw.example:8443")
             await client.close()
 
+            // HTTP/1.0 may omit Host: then the gateway cannot name its URL, and says so in the envelope.
+            let reply = try await RawTCPClient.exchange(
+                port: gateway.port,
+                sending: [Array("GET /api/v0/getApiEndpoint HTTP/1.0\r\n\r\n".utf8)]
+            )
+            let text = String(decoding: reply, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.0 400") || text.hasPrefix("HTTP/1.1 400"), "\(text)")
+            #expect(text.contains(#""errorType":"InvalidRequest""#), "\(text)")
+
             let out = try await TestProcess.run(
                 curl,
                 [
