@@ -10,6 +10,8 @@ package import WireCodecs
 /// and what the transport knows (API key, the base URL the client used, request id, trace context).
 package struct AbacusRequest: Sendable {
     package var action: String
+    /// `GET`, `HEAD` or `POST`.
+    package var method: String
     package var query: @Sendable (String) -> String?
     /// The request body (POST), or nil.
     package var body: ByteBuffer?
@@ -25,6 +27,7 @@ package struct AbacusRequest: Sendable {
 
     package init(
         action: String,
+        method: String,
         query: @escaping @Sendable (String) -> String?,
         body: ByteBuffer?,
         apiKey: String?,
@@ -35,6 +38,7 @@ package struct AbacusRequest: Sendable {
         idempotencyKey: String? = nil
     ) {
         self.action = action
+        self.method = method
         self.query = query
         self.body = body
         self.apiKey = apiKey
@@ -91,9 +95,11 @@ package struct AbacusResponse: Sendable {
 /// and its durable async operations.
 ///
 /// A pipeline is `<abacus.namespace>/<pipelineId>` in the routing table; a pipeline version is one async
-/// operation of it (the same store and ids as `/v1beta/operations`). Every action accepts GET and POST, with
-/// parameters from the query string or a JSON body (`AbacusParameters`): the client uses GET for reads and
-/// POST for the rest, and Abacus's own API takes both.
+/// operation of it (the same store and ids as `/v1beta/operations`). Parameters come from the query string or
+/// a JSON body (`AbacusParameters`). The client uses GET for some reads and POST for the others and for
+/// `runPipeline`; the reads take either method (so curl users need not know which), while `runPipeline`,
+/// which stores a run, is POST only: GET and HEAD are safe methods (RFC 9110 §9.2.1) that a prefetch or a
+/// crawler may send, and must not start pipelines.
 package enum AbacusAPI {
     /// The API version `GET /api/v0/version` reports: the client line this surface was verified against. The
     /// client only warns when the server's version is newer than its own.
@@ -108,6 +114,9 @@ package enum AbacusAPI {
         case describePipelineStepVersion
         case listPipelineVersions
         case describePipeline
+
+        /// Only reads, so GET and HEAD may ask for them as well as POST.
+        var isSafe: Bool { self != .runPipeline }
 
         /// The two calls the client makes while it is constructed, before any call of the user's: they name
         /// only the gateway's address and API version, so they need no key (and a wrong key fails fast on the
@@ -135,6 +144,9 @@ package enum AbacusAPI {
             // RFC 9110 §11.6.1: a 401 carries a challenge; the credential this surface takes is the apiKey header.
             headers.append(("www-authenticate", "apiKey"))
         }
+        if error.httpStatus == 405 {
+            headers.append(("allow", "POST"))  // RFC 9110 §15.5.6; only runPipeline refuses a method
+        }
         if error.httpStatus == 503 || error.httpStatus == 429 {
             headers.append(("retry-after", "1"))  // RFC 9110 §10.2.3, as on the other surfaces
         }
@@ -154,10 +166,14 @@ package enum AbacusAPI {
                 httpStatus: 404
             )
         }
-        var principal: String?
-        if action.needsKey {
-            principal = try authenticate(request.apiKey, services.authenticator)
+        guard action.isSafe || request.method == "POST" else {
+            throw AbacusError(
+                .methodNotAllowed,
+                "\(action.rawValue) takes POST, not \(request.method)",
+                httpStatus: 405
+            )
         }
+        let principal = action.needsKey ? try authenticate(request.apiKey, services.authenticator) : nil
         let parameters = try AbacusParameters(body: request.body, query: request.query, limits: services.limits)
         switch action {
         case .getApiEndpoint:

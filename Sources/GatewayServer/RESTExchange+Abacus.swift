@@ -7,8 +7,8 @@ import WireCodecs
 
 /// `/api/v0/<action>`: hands the Abacus.AI surface (`AbacusAPI`) its request and writes its envelope.
 ///
-/// GET and HEAD run at once with the query string; POST first gathers its body raw, under the body cap, and the
-/// surface parses it. Failures of the surface's own come back in its envelope (`{"success": false, ...}`);
+/// GET and HEAD run at once with the query string (HEAD is routed as GET, see `RESTRequestHead.start`); POST
+/// first gathers its body raw, under the body cap, and the surface parses it. Failures of the surface's own come back in its envelope (`{"success": false, ...}`);
 /// only what the frontend refuses before the surface sees the request (headers or body over the caps) is in
 /// the gateway's usual error shape.
 extension RESTRequestHead {
@@ -32,6 +32,7 @@ extension RESTRequestHead {
         )
         let request = AbacusRequest(
             action: action,
+            method: method,
             query: { query[$0] },
             body: nil,
             apiKey: first("apikey"),

@@ -52,19 +52,29 @@ struct AbacusRESTTests {
         }
     }
 
-    @Test("every action takes GET with a query string as well as POST with JSON; HEAD answers without a body")
+    @Test("reads take GET with a query string as well as POST with JSON; runPipeline is POST only; HEAD has no body")
     func getAndPost() async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
+            // GET and HEAD are safe methods: they never start a run (405, Allow: POST, nothing stored).
+            for method in ["GET", "HEAD"] {
+                let refused = try await client.request(method, "/api/v0/runPipeline?pipelineId=echo")
+                #expect(refused.status == 405 && refused.header("allow") == "POST", "\(method) \(refused.bodyString)")
+            }
+            let stored = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(stored.operations.isEmpty)
             let mappings = #"[{"name":"w","variableType":"STRING","value":"q"}]"#
             let query = mappings.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            // POST with the parameters in the query string (the client's `query_params`) and no body.
             var response = try await client.request(
-                "GET",
+                "POST",
                 "/api/v0/runPipeline?pipelineId=echo&pipelineVariableMappings=\(query)"
             )
             let started = try json(response.body)
             #expect(started["success"] as? Bool == true, "\(started)")
             let id = try #require((started["result"] as? [String: Any])?["pipelineVersion"] as? String)
+            let mapped = (started["result"] as? [String: Any])?["pipelineVariableMappings"] as? [[String: Any]]
+            #expect(mapped?.first?["value"] as? String == "q", "\(started)")
             var (_, answer) = try await post(client, "describePipelineVersion", #"{"pipelineVersion":"\#(id)"}"#)
             #expect((answer["result"] as? [String: Any])?["pipelineVersion"] as? String == id, "\(answer)")
             (_, answer) = try await post(client, "describePipelineStepVersion", #"{"pipelineStepVersion":"\#(id)"}"#)
