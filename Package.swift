@@ -115,7 +115,7 @@ let package = Package(
         // The Abacus.AI surface (runPipeline and its companions): envelope, variable mappings, PipelineVersion.
         .target(
             name: "AbacusSurface",
-            dependencies: ["AsyncDispatch", "OperationStore", "Routing", "TriggerModel", "WireCodecs", nioCore, logging],
+            dependencies: ["AsyncDispatch", "OperationStore", "Routing", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: swiftSettings
         ),
 

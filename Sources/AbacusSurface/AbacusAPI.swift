@@ -1,5 +1,4 @@
 package import AsyncDispatch
-package import Logging
 package import NIOCore
 import OperationStore
 package import Routing
@@ -62,7 +61,9 @@ package struct AbacusServices: Sendable {
     package var runsUnavailable: GatewayError?
     /// Throws `GatewayError(.notFound)` when no route serves the ref (`TriggerDispatcher.pool(for:)`).
     package var checkRoute: @Sendable (PipelineRef) throws -> Void
-    package var logger: Logger
+    /// What a client may be told about an error that is neither the surface's nor a `GatewayError` (the
+    /// frontend's rule: log it with the request id, answer "internal error").
+    package var gatewayError: @Sendable (any Error) -> GatewayError
 
     package init(
         namespace: String,
@@ -71,7 +72,7 @@ package struct AbacusServices: Sendable {
         operations: AsyncOperations?,
         runsUnavailable: GatewayError?,
         checkRoute: @escaping @Sendable (PipelineRef) throws -> Void,
-        logger: Logger
+        gatewayError: @escaping @Sendable (any Error) -> GatewayError
     ) {
         self.namespace = namespace
         self.authenticator = authenticator
@@ -79,7 +80,7 @@ package struct AbacusServices: Sendable {
         self.operations = operations
         self.runsUnavailable = runsUnavailable
         self.checkRoute = checkRoute
-        self.logger = logger
+        self.gatewayError = gatewayError
     }
 }
 
@@ -130,10 +131,8 @@ package enum AbacusAPI {
             let result = try await result(of: request, services: services)
             return AbacusResponse(status: 200, body: AbacusEnvelope.success(result), headers: [])
         } catch {
-            return failure(
-                abacusError(from: error, request: request, logger: services.logger),
-                requestID: request.requestID
-            )
+            let abacusError = error as? AbacusError ?? AbacusError(services.gatewayError(error))
+            return failure(abacusError, requestID: request.requestID)
         }
     }
 
@@ -299,22 +298,6 @@ package enum AbacusAPI {
         } catch {
             let message = (apiKey ?? "").isEmpty ? "missing apiKey header" : "invalid API key"
             throw AbacusError(.permissionDenied, message, httpStatus: 401)
-        }
-    }
-
-    /// Any error below, as the client should see it. What is neither ours nor a `GatewayError` is logged with
-    /// the request id; the client gets fixed words and the id to quote.
-    static func abacusError(from error: any Error, request: AbacusRequest, logger: Logger) -> AbacusError {
-        switch error {
-        case let error as AbacusError: return error
-        case let error as GatewayError: return AbacusError(error)
-        case is CancellationError: return AbacusError(GatewayError(.cancelled, "the request was cancelled"))
-        default:
-            logger.error(
-                "internal error",
-                metadata: ["error": "\(String(reflecting: error))", "request.id": "\(request.requestID)"]
-            )
-            return AbacusError(GatewayError(.internalError, GatewayError.internalErrorMessage))
         }
     }
 }

@@ -28,7 +28,7 @@ extension RESTRequestHead {
             operations: services.operations,
             runsUnavailable: services.health.status(.async) == .serving ? nil : HealthRegistry.asyncUnavailable,
             checkRoute: { ref in _ = try dispatcher.pool(for: ref) },
-            logger: services.logger
+            gatewayError: { gatewayError(from: $0, requestID: requestID) }
         )
         let request = AbacusRequest(
             action: action,
