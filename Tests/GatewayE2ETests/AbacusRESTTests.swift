@@ -2,6 +2,7 @@ import Foundation
 import GatewayTestSupport
 import NIOCore
 import OperationStore
+import Synchronization
 import Testing
 import TriggerModel
 
@@ -202,6 +203,37 @@ struct AbacusRESTTests {
             let (_, moved) = try await post(client, "runPipeline", #"{"pipelineId":"upper"}"#)
             let movedID = try #require((moved["result"] as? [String: Any])?["pipelineVersion"] as? String, "\(moved)")
             #expect(try await gateway.store.get(id: movedID)?.ref.namespace == "demo")
+            await client.close()
+        }
+    }
+
+    @Test("while the store cannot take writes, runPipeline is NotReadyError 503 with Retry-After; then runs again")
+    func storeDown() async throws {
+        let wrapped = Mutex<WriteFailingStore?>(nil)
+        try await withTestGateway(
+            yaml: "store: {health_interval: 100ms}\n",
+            wrapStore: { base in
+                let store = WriteFailingStore(base)
+                wrapped.withLock { $0 = store }
+                return store
+            }
+        ) { gateway in
+            let store = try #require(wrapped.withLock { $0 })
+            let client = try await gateway.client()
+            store.failing.withLock { $0 = true }
+            let down = try await ReadinessTests.waitForStatus(503, "/readyz?component=async", port: gateway.port)
+            #expect(down != nil, "async readiness never went down")
+            let refused = try await client.request(
+                "POST",
+                "/api/v0/runPipeline",
+                body: ByteBuffer(string: #"{"pipelineId":"echo"}"#)
+            )
+            #expect(refused.status == 503 && refused.header("retry-after") == "1", "\(refused.bodyString)")
+            #expect(try json(refused.body)["errorType"] as? String == "NotReadyError", "\(refused.bodyString)")
+            store.failing.withLock { $0 = false }
+            #expect(try await ReadinessTests.waitForStatus(200, "/readyz?component=async", port: gateway.port) != nil)
+            let (status, answer) = try await post(client, "runPipeline", #"{"pipelineId":"echo"}"#)
+            #expect(status == 200, "\(answer)")
             await client.close()
         }
     }
