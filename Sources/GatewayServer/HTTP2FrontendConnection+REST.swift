@@ -13,6 +13,11 @@ extension HTTP2FrontendConnection {
         for field in headers where !field.name.hasPrefix(":") {
             fields.append((field.name, field.value))
         }
+        // RFC 9113 §8.3.1: `:authority` is what HTTP/1.1's Host says (and replaces it); routes that name the
+        // gateway's own URL (Abacus's getApiEndpoint) read it as `host`.
+        if let authority = headers.first(name: ":authority"), !fields.contains(where: { $0.name == "host" }) {
+            fields.append(("host", authority))
+        }
         let head = RESTRequestHead(
             method: headers.first(name: ":method") ?? "GET",
             target: headers.first(name: ":path") ?? "/",

@@ -286,6 +286,8 @@ extension RESTRequestHead {
             return .respond(response, closeConnection: false)
         case .operation, .cancelOperation, .listOperations:
             return operationStart(path, services: services, requestID: requestID)
+        case .abacus(let action):
+            return abacusStart(action, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
             do {

@@ -149,7 +149,7 @@ enum RESTOperations {
     }
 
     static func isVisible(_ operation: Operation, to principal: String?) -> Bool {
-        principal == nil || operation.request.principal == principal
+        operation.isVisible(to: principal)
     }
 
     static func checkVisible(_ operation: Operation, to principal: String?) throws {

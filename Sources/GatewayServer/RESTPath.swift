@@ -21,6 +21,9 @@ enum RESTPath: Equatable {
     case liveness
     case readiness
     case metrics
+    /// `/api/v0/<action>`: the Abacus.AI surface (API.md §4b); the action is matched by `AbacusAPI`, which
+    /// answers an unknown one in its own envelope.
+    case abacus(action: String)
 
     /// The methods this endpoint answers; anything else is 405 with an `Allow` header listing them
     /// (RFC 9110 §15.5.6). HEAD is served wherever GET is (RFC 9110 §9.3.2: "the server SHOULD send the
@@ -30,8 +33,11 @@ enum RESTPath: Equatable {
         switch self {
         case .trigger, .cancelOperation: ["POST"]
         case .operation, .listOperations, .liveness, .readiness, .metrics: ["GET", "HEAD"]
+        case .abacus: ["GET", "HEAD", "POST"]
         }
     }
+
+    private static let abacusPrefix = "/api/v0/"
 
     /// `{ns-kind}`: every spelling Instill's clients use for a namespace segment.
     private static let namespaceKinds: Set<String> = ["namespaces", "namespace", "users", "organizations"]
@@ -54,6 +60,10 @@ enum RESTPath: Equatable {
         case "/metrics": return .metrics
         case "/v1beta/operations": return .listOperations
         default: break
+        }
+        if path.hasPrefix(abacusPrefix) {
+            let action = path.dropFirst(abacusPrefix.count)
+            return action.isEmpty || action.contains("/") ? nil : .abacus(action: String(action))
         }
         let raw = path.split(separator: "/", omittingEmptySubsequences: false)
         var parts: [String] = []

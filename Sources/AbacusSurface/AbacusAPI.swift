@@ -1,0 +1,303 @@
+package import AsyncDispatch
+package import NIOCore
+import OperationStore
+package import Routing
+package import TriggerModel
+package import WireCodecs
+
+/// One Abacus call as the frontend hands it over: which action (`/api/v0/<action>`), its parameters' sources,
+/// and what the transport knows (API key, the base URL the client used, request id, trace context).
+package struct AbacusRequest: Sendable {
+    package var action: String
+    /// `GET`, `HEAD` or `POST`.
+    package var method: String
+    package var query: @Sendable (String) -> String?
+    /// The request body (POST), or nil.
+    package var body: ByteBuffer?
+    /// The `apiKey` header.
+    package var apiKey: String?
+    /// `http://<Host>`: the gateway as this client reached it; nil when the request named no host.
+    package var baseURL: String?
+    package var requestID: String
+    package var traceParent: String?
+    package var traceState: String?
+    /// `Idempotency-Key`: the same key and mappings give the same pipeline version.
+    package var idempotencyKey: String?
+
+    package init(
+        action: String,
+        method: String,
+        query: @escaping @Sendable (String) -> String?,
+        body: ByteBuffer?,
+        apiKey: String?,
+        baseURL: String?,
+        requestID: String,
+        traceParent: String? = nil,
+        traceState: String? = nil,
+        idempotencyKey: String? = nil
+    ) {
+        self.action = action
+        self.method = method
+        self.query = query
+        self.body = body
+        self.apiKey = apiKey
+        self.baseURL = baseURL
+        self.requestID = requestID
+        self.traceParent = traceParent
+        self.traceState = traceState
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+/// What the surface needs from the gateway, taken from the configuration generation the request started in.
+package struct AbacusServices: Sendable {
+    /// The namespace `pipelineId`s name (`abacus.namespace`).
+    package var namespace: String
+    package var authenticator: TokenAuthenticator
+    package var limits: CodecLimits
+    /// The async store front; nil when async mode is off (runs are refused).
+    package var operations: AsyncOperations?
+    /// Why no run can be accepted right now (the store is down), or nil.
+    package var runsUnavailable: GatewayError?
+    /// Throws `GatewayError(.notFound)` when no route serves the ref (`TriggerDispatcher.pool(for:)`).
+    package var checkRoute: @Sendable (PipelineRef) throws -> Void
+    /// What a client may be told about an error that is neither the surface's nor a `GatewayError` (the
+    /// frontend's rule: log it with the request id, answer "internal error").
+    package var gatewayError: @Sendable (any Error) -> GatewayError
+
+    package init(
+        namespace: String,
+        authenticator: TokenAuthenticator,
+        limits: CodecLimits,
+        operations: AsyncOperations?,
+        runsUnavailable: GatewayError?,
+        checkRoute: @escaping @Sendable (PipelineRef) throws -> Void,
+        gatewayError: @escaping @Sendable (any Error) -> GatewayError
+    ) {
+        self.namespace = namespace
+        self.authenticator = authenticator
+        self.limits = limits
+        self.operations = operations
+        self.runsUnavailable = runsUnavailable
+        self.checkRoute = checkRoute
+        self.gatewayError = gatewayError
+    }
+}
+
+/// A complete answer: status, the envelope, and headers beyond the JSON content type.
+package struct AbacusResponse: Sendable {
+    package var status: Int
+    package var body: ByteBuffer
+    package var headers: [(name: String, value: String)]
+}
+
+/// The Abacus.AI `runPipeline` surface (API.md §4b; CLIENTS.md §4): the calls the published `abacusai` client
+/// (1.4.x) makes to construct itself, run a pipeline and follow the run, answered from the gateway's routes
+/// and its durable async operations.
+///
+/// A pipeline is `<abacus.namespace>/<pipelineId>` in the routing table; a pipeline version is one async
+/// operation of it (the same store and ids as `/v1beta/operations`). Parameters come from the query string or
+/// a JSON body (`AbacusParameters`). The client uses GET for some reads and POST for the others and for
+/// `runPipeline`; the reads take either method (so curl users need not know which), while `runPipeline`,
+/// which stores a run, is POST only: GET and HEAD are safe methods (RFC 9110 §9.2.1) that a prefetch or a
+/// crawler may send, and must not start pipelines.
+package enum AbacusAPI {
+    /// The API version `GET /api/v0/version` reports: the client line this surface was verified against. The
+    /// client only warns when the server's version is newer than its own.
+    package static let apiVersion = "1.4.119"
+
+    /// The actions served, by their path segment.
+    package enum Action: String, CaseIterable, Sendable {
+        case getApiEndpoint
+        case version
+        case runPipeline
+        case describePipelineVersion
+        case describePipelineStepVersion
+        case listPipelineVersions
+        case describePipeline
+
+        /// Only reads, so GET and HEAD may ask for them as well as POST.
+        var isSafe: Bool { self != .runPipeline }
+
+        /// The two calls the client makes while it is constructed, before any call of the user's: they name
+        /// only the gateway's address and API version, so they need no key (and a wrong key fails fast on the
+        /// first real call instead of costing the constructor's 15 s of retries).
+        var needsKey: Bool { self != .getApiEndpoint && self != .version }
+    }
+
+    /// Answers one call; never throws: every failure is an envelope with `success: false`.
+    package static func handle(_ request: AbacusRequest, services: AbacusServices) async -> AbacusResponse {
+        do {
+            let result = try await result(of: request, services: services)
+            return AbacusResponse(status: 200, body: AbacusEnvelope.success(result), headers: [])
+        } catch {
+            let abacusError = error as? AbacusError ?? AbacusError(services.gatewayError(error))
+            return failure(abacusError, requestID: request.requestID)
+        }
+    }
+
+    /// The envelope of `error`, with the headers its status calls for.
+    package static func failure(_ error: AbacusError, requestID: String) -> AbacusResponse {
+        var headers: [(name: String, value: String)] = []
+        if error.httpStatus == 401 {
+            // RFC 9110 §11.6.1: a 401 carries a challenge; the credential this surface takes is the apiKey header.
+            headers.append(("www-authenticate", "apiKey"))
+        }
+        if error.httpStatus == 405 {
+            headers.append(("allow", "POST"))  // RFC 9110 §15.5.6; only runPipeline refuses a method
+        }
+        if error.httpStatus == 503 || error.httpStatus == 429 {
+            headers.append(("retry-after", "1"))  // RFC 9110 §10.2.3, as on the other surfaces
+        }
+        return AbacusResponse(
+            status: error.httpStatus,
+            body: AbacusEnvelope.failure(error, requestID: requestID),
+            headers: headers
+        )
+    }
+
+    private static func result(of request: AbacusRequest, services: AbacusServices) async throws -> Value {
+        guard let action = Action(rawValue: request.action) else {
+            let served = Action.allCases.map(\.rawValue).joined(separator: ", ")
+            throw AbacusError(
+                .generic404,
+                "this gateway does not serve the Abacus.AI API method \"\(request.action)\"; it serves: \(served)",
+                httpStatus: 404
+            )
+        }
+        guard action.isSafe || request.method == "POST" else {
+            throw AbacusError(
+                .methodNotAllowed,
+                "\(action.rawValue) takes POST, not \(request.method)",
+                httpStatus: 405
+            )
+        }
+        let principal = action.needsKey ? try authenticate(request.apiKey, services.authenticator) : nil
+        let parameters = try AbacusParameters(body: request.body, query: request.query, limits: services.limits)
+        switch action {
+        case .getApiEndpoint:
+            guard let base = request.baseURL else {
+                throw AbacusError(
+                    .invalidRequest,
+                    "the request has no Host header, so the gateway cannot name its own URL",
+                    httpStatus: 400
+                )
+            }
+            return .object([
+                "apiEndpoint": .string(base), "predictEndpoint": .string(base), "proxyEndpoint": .string(base),
+            ])
+        case .version:
+            return .string(apiVersion)
+        case .runPipeline:
+            return .object(
+                try await runPipeline(parameters, request: request, principal: principal, services: services)
+            )
+        case .describePipelineVersion:
+            let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
+            return .object(AbacusPipelineVersion.render(operation))
+        case .describePipelineStepVersion:
+            let operation = try await version(try parameters.requiredString("pipelineStepVersion"), principal, services)
+            return .object(AbacusPipelineVersion.step(operation))
+        case .listPipelineVersions:
+            let pipelineID = try parameters.requiredString("pipelineId")
+            let ref = try resolve(pipelineID, services)
+            let limit = try parameters.count("limit") ?? 0
+            let operations = try await list(ref, limit: limit, principal: principal, services)
+            return .list(operations.map { .object(AbacusPipelineVersion.render($0)) })
+        case .describePipeline:
+            let pipelineID = try parameters.requiredString("pipelineId")
+            let ref = try resolve(pipelineID, services)
+            let latest = try await list(ref, limit: 0, principal: principal, services).first
+            return .object(AbacusPipelineVersion.pipeline(id: pipelineID, latest: latest))
+        }
+    }
+
+    /// Stores a pipeline version (a queued operation) for `pipelineId` with the decoded mappings as its one
+    /// input, and answers it as PENDING. The pipeline is resolved first: one no route serves is refused with
+    /// `DataNotFoundError` before anything is stored, as are bad mappings.
+    private static func runPipeline(
+        _ parameters: AbacusParameters,
+        request: AbacusRequest,
+        principal: String?,
+        services: AbacusServices
+    ) async throws -> ValueObject {
+        let pipelineID = try parameters.requiredString("pipelineId")
+        let ref = try resolve(pipelineID, services)
+        let variables = try AbacusVariableMappings.decode(
+            try parameters.value("pipelineVariableMappings"),
+            limits: services.limits
+        )
+        guard let operations = services.operations else {
+            throw GatewayError(.unimplemented, "pipeline runs need async mode, which is off on this gateway")
+        }
+        if let unavailable = services.runsUnavailable { throw unavailable }
+        let trigger = TriggerRequest(
+            ref: ref,
+            mode: .async,
+            inputs: [TriggerInput(variables: variables)],
+            principal: principal,
+            requestID: request.requestID,
+            traceParent: request.traceParent,
+            traceState: request.traceState,
+            idempotencyKey: request.idempotencyKey
+        )
+        return AbacusPipelineVersion.render(try await operations.submit(trigger))
+    }
+
+    /// The ref `pipelineId` names; `DataNotFoundError` when no route serves it.
+    private static func resolve(_ pipelineID: String, _ services: AbacusServices) throws -> PipelineRef {
+        let ref = PipelineRef(namespace: services.namespace, pipeline: pipelineID)
+        do {
+            try services.checkRoute(ref)
+        } catch let error as GatewayError where error.code == .notFound {
+            throw AbacusError.dataNotFound("no pipeline \"\(pipelineID)\" (no route serves \(ref))")
+        }
+        return ref
+    }
+
+    /// The operation `id`, when it is a run of this surface's namespace that `principal` may see.
+    private static func version(
+        _ id: String,
+        _ principal: String?,
+        _ services: AbacusServices
+    ) async throws -> Operation {
+        guard let operations = services.operations else { throw notFound(id) }
+        let operation: Operation
+        do {
+            operation = try await operations.get(id: id)
+        } catch let error as GatewayError where error.code == .notFound {
+            throw notFound(id)
+        }
+        guard operation.ref.namespace == services.namespace, operation.isVisible(to: principal) else {
+            throw notFound(id)
+        }
+        return operation
+    }
+
+    private static func notFound(_ id: String) -> AbacusError {
+        .dataNotFound("no pipeline version \"\(id)\"")
+    }
+
+    /// The newest runs of `ref` that `principal` may see, newest first; `limit` 0 is the store's default page.
+    private static func list(
+        _ ref: PipelineRef,
+        limit: Int,
+        principal: String?,
+        _ services: AbacusServices
+    ) async throws -> [Operation] {
+        guard let operations = services.operations else { return [] }
+        let filter = OperationFilter(pipeline: OperationFilter.pipelineKey(ref))
+        let page = try await operations.list(filter: filter, pageSize: limit, pageToken: nil)
+        return page.operations.filter { $0.isVisible(to: principal) }
+    }
+
+    /// The principal the `apiKey` names; every key passes (nil) when no tokens are configured.
+    static func authenticate(_ apiKey: String?, _ authenticator: TokenAuthenticator) throws(AbacusError) -> String? {
+        do {
+            return try authenticator.authenticate(token: apiKey)
+        } catch {
+            let message = (apiKey ?? "").isEmpty ? "missing apiKey header" : "invalid API key"
+            throw AbacusError(.permissionDenied, message, httpStatus: 401)
+        }
+    }
+}

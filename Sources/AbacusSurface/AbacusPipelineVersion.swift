@@ -1,0 +1,105 @@
+import AsyncDispatch
+import FoundationEssentials
+package import OperationStore
+package import TriggerModel
+
+/// An async operation as the Abacus client sees it: a `PipelineVersion` (`pipelineVersion` is the operation
+/// id), with one `PipelineStepVersion` for the run, and the `Pipeline` it belongs to (CLIENTS.md §4.3).
+///
+/// Field names and the shape of each object follow the client's classes (`abacusai/pipeline_version.py`,
+/// `pipeline_step_version.py`, `pipeline.py` in 1.4.119), which take camelCase keys and drop unknown ones.
+/// Times are RFC 3339 UTC with milliseconds (`OperationView.rfc3339`, the same as `/v1beta/operations`); the
+/// client keeps them as strings. Outputs are readable on the step as `outputVariableMappings`, a list of
+/// `{"name", "variableType", "value"}` (binaries as data URIs), which the client hands over unchanged.
+package enum AbacusPipelineVersion {
+    /// `PENDING` (queued, also between retries), `RUNNING`, then `COMPLETE`, `FAILED` or `CANCELLED`. The
+    /// client's `wait_for_pipeline` polls while the status is PENDING or RUNNING and stops on any other.
+    package static func status(_ state: OperationState) -> String {
+        switch state {
+        case .queued: "PENDING"
+        case .running: "RUNNING"
+        case .succeeded: "COMPLETE"
+        case .failed: "FAILED"
+        case .cancelled: "CANCELLED"
+        }
+    }
+
+    /// `{"pipelineName","pipelineId","pipelineVersion","createdAt","updatedAt","completedAt","status","error",
+    /// "stepVersions":[step],"pipelineVariableMappings":[...]}`.
+    package static func render(_ operation: Operation) -> ValueObject {
+        let times = timestamps(operation)
+        var version = ValueObject()
+        version["pipelineName"] = .string(operation.ref.pipeline)
+        version["pipelineId"] = .string(operation.ref.pipeline)
+        version["pipelineVersion"] = .string(operation.id)
+        version["createdAt"] = times.created
+        version["updatedAt"] = times.updated
+        version["completedAt"] = times.completed
+        version["status"] = .string(status(operation.state))
+        version["error"] = errorMessage(operation)
+        version["stepVersions"] = .list([.object(step(operation))])
+        version["pipelineVariableMappings"] = AbacusVariableMappings.render(
+            operation.request.inputs.first?.variables ?? ValueObject()
+        )
+        return version
+    }
+
+    /// The run's one step: `pipelineStepVersion` is the operation id too (`describePipelineStepVersion` takes
+    /// it), the step is named after the pipeline, and status, error and times are the version's.
+    ///
+    /// `outputVariableMappings` holds the outputs of a complete run (null before). An operation started
+    /// through the Instill surface with a batch of several inputs shows its first input and output here.
+    package static func step(_ operation: Operation) -> ValueObject {
+        let times = timestamps(operation)
+        var step = ValueObject()
+        step["stepName"] = .string(operation.ref.pipeline)
+        step["pipelineStepVersion"] = .string(operation.id)
+        step["pipelineStepId"] = .string(operation.ref.pipeline)
+        step["pipelineId"] = .string(operation.ref.pipeline)
+        step["pipelineVersion"] = .string(operation.id)
+        step["createdAt"] = times.created
+        step["updatedAt"] = times.updated
+        step["status"] = .string(status(operation.state))
+        step["error"] = errorMessage(operation)
+        if operation.state == .succeeded, let result = operation.result {
+            step["outputVariableMappings"] = AbacusVariableMappings.render(result.outputs.first ?? ValueObject())
+        } else {
+            step["outputVariableMappings"] = .null
+        }
+        return step
+    }
+
+    /// `{"pipelineName","pipelineId","steps":[...],"pipelineVariableMappings":[],"latestPipelineVersion"}`:
+    /// a pipeline is a route's pipeline, so it has no creation time or declared variables of its own; its
+    /// latest version is the newest operation the caller may see (null when there is none).
+    package static func pipeline(id: String, latest: Operation?) -> ValueObject {
+        var pipeline = ValueObject()
+        pipeline["pipelineName"] = .string(id)
+        pipeline["pipelineId"] = .string(id)
+        pipeline["steps"] = .list([
+            .object([
+                "pipelineStepId": .string(id), "pipelineId": .string(id), "stepName": .string(id),
+                "pipelineName": .string(id),
+            ])
+        ])
+        pipeline["pipelineVariableMappings"] = .list([])
+        pipeline["latestPipelineVersion"] = latest.map { .object(render($0)) } ?? .null
+        return pipeline
+    }
+
+    /// The error text of a failed or cancelled run (null otherwise): the pipeline's own message, unchanged.
+    static func errorMessage(_ operation: Operation) -> Value {
+        OperationView.error(operation).map { .string($0.message) } ?? .null
+    }
+
+    /// Created, last updated (the latest of created, started and finished) and completed (null until then).
+    private static func timestamps(_ operation: Operation) -> (created: Value, updated: Value, completed: Value) {
+        func format(_ date: Date) -> Value { .string(OperationView.rfc3339(date.storeMilliseconds)) }
+        let updated = [operation.createdAt, operation.startedAt, operation.finishedAt].compactMap { $0 }.max()!
+        return (
+            format(operation.createdAt),
+            format(updated),
+            operation.state.isFinished ? operation.finishedAt.map(format) ?? .null : .null
+        )
+    }
+}

@@ -1,0 +1,76 @@
+import AbacusSurface
+import GatewayConfig
+import NIOCore
+import TriggerDispatch
+import TriggerModel
+import WireCodecs
+
+/// `/api/v0/<action>`: hands the Abacus.AI surface (`AbacusAPI`) its request and writes its envelope.
+///
+/// GET and HEAD run at once with the query string (HEAD is routed as GET, see `RESTRequestHead.start`); POST
+/// first gathers its body raw, under the body cap, and the surface parses it. Failures of the surface's own come back in its envelope (`{"success": false, ...}`);
+/// only what the frontend refuses before the surface sees the request (headers or body over the caps) is in
+/// the gateway's usual error shape.
+extension RESTRequestHead {
+    func abacusStart(_ action: String, services: FrontendServices, requestID: String) -> RESTStart {
+        let query: RESTQuery
+        do {
+            query = try RESTQuery(target: target)
+        } catch {
+            let response = AbacusAPI.failure(AbacusError(gatewayError(from: error)), requestID: requestID)
+            return .respond(Self.restResponse(response, requestID: requestID), closeConnection: false)
+        }
+        let dispatcher = services.dispatcher
+        let abacus = AbacusServices(
+            namespace: services.abacus.namespace,
+            authenticator: services.authenticator,
+            limits: services.limits,
+            operations: services.operations,
+            runsUnavailable: services.health.status(.async) == .serving ? nil : HealthRegistry.asyncUnavailable,
+            checkRoute: { ref in _ = try dispatcher.pool(for: ref) },
+            gatewayError: { gatewayError(from: $0, requestID: requestID) }
+        )
+        let request = AbacusRequest(
+            action: action,
+            method: method,
+            query: { query[$0] },
+            body: nil,
+            apiKey: first("apikey"),
+            // The listener speaks cleartext only (HTTP/1.1 and h2c), so the scheme is http; `host` is Host, or
+            // h2c's :authority (RFC 9113 §8.3.1). A TLS listener must say https here.
+            baseURL: first("host").map { "http://\($0)" },
+            requestID: requestID,
+            traceParent: first("traceparent"),
+            traceState: first("tracestate"),
+            idempotencyKey: first("idempotency-key")
+        )
+        guard method == "POST" else {
+            return .run(
+                RESTWork(requestID: requestID) {
+                    Self.restResponse(await AbacusAPI.handle(request, services: abacus), requestID: requestID)
+                }
+            )
+        }
+        let declaredLength = first("content-length").flatMap(Int.init)
+        if let declared = declaredLength, declared > services.limits.maxBodyBytes {
+            let error = RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true)
+            return .respond(.error(error, requestID: requestID), closeConnection: true)
+        }
+        return .readBody(
+            .raw(limits: services.limits, expectedLength: declaredLength),
+            .work(
+                RESTBodyWork(requestID: requestID) { body in
+                    var request = request
+                    if case .bytes(let bytes) = body { request.body = bytes }
+                    return Self.restResponse(await AbacusAPI.handle(request, services: abacus), requestID: requestID)
+                }
+            )
+        )
+    }
+
+    private static func restResponse(_ response: AbacusResponse, requestID: String) -> RESTResponse {
+        var rest = RESTResponse.json(status: response.status, body: response.body, requestID: requestID)
+        rest.headers.append(contentsOf: response.headers)
+        return rest
+    }
+}

@@ -1,0 +1,240 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import OperationStore
+import Synchronization
+import Testing
+import TriggerModel
+
+/// The Abacus.AI surface's wire rules with a plain HTTP client (what the SDK tests cannot reach): the envelope
+/// on every failure, GET and POST alike, the body cap, HTTP/2, and the configured namespace.
+@Suite("Abacus.AI surface over raw HTTP")
+struct AbacusRESTTests {
+    private func post(_ client: TestHTTPClient, _ action: String, _ body: String, headers: [(String, String)] = [])
+        async throws
+        -> (status: Int, body: [String: Any])
+    {
+        let response = try await client.request(
+            "POST",
+            "/api/v0/\(action)",
+            headers: [("content-type", "application/json")] + headers,
+            body: ByteBuffer(string: body)
+        )
+        return (response.status, try json(response.body))
+    }
+
+    @Test(
+        "failures are {success:false,error,errorType,requestId} with a fitting status; the request id matches the header"
+    )
+    func envelope() async throws {
+        try await withTestGateway(yaml: AbacusInteropTests.namedRoutes) { gateway in
+            let client = try await gateway.client()
+            var response = try await client.request("POST", "/api/v0/runPipeline", body: ByteBuffer(string: "[1]"))
+            var body = try json(response.body)
+            #expect(response.status == 400)
+            #expect(body["success"] as? Bool == false)
+            #expect(body["errorType"] as? String == "InvalidParameterError", "\(body)")
+            #expect(body["requestId"] as? String == response.header("request-id"))
+
+            response = try await client.request("GET", "/api/v0/noSuchMethod")
+            body = try json(response.body)
+            #expect(response.status == 404)
+            #expect(body["errorType"] as? String == "Generic404Error", "\(body)")
+
+            var (status, answer) = try await post(client, "runPipeline", #"{"pipelineId": 12}"#)
+            #expect(status == 400 && answer["errorType"] as? String == "InvalidParameterError", "\(answer)")
+            (status, answer) = try await post(client, "runPipeline", #"{"pipelineVariableMappings": null}"#)
+            #expect(status == 400 && answer["errorType"] as? String == "MissingParameterError", "\(answer)")
+            (status, answer) = try await post(client, "listPipelineVersions", #"{"pipelineId": "echo", "limit": -1}"#)
+            #expect(status == 400 && answer["errorType"] as? String == "InvalidParameterError", "\(answer)")
+            (status, answer) = try await post(client, "describePipeline", #"{"pipelineId": "nope"}"#)
+            #expect(status == 404 && answer["errorType"] as? String == "DataNotFoundError", "\(answer)")
+            await client.close()
+        }
+    }
+
+    @Test("reads take GET with a query string as well as POST with JSON; runPipeline is POST only; HEAD has no body")
+    func getAndPost() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            // GET and HEAD are safe methods: they never start a run (405, Allow: POST, nothing stored).
+            for method in ["GET", "HEAD"] {
+                let refused = try await client.request(method, "/api/v0/runPipeline?pipelineId=echo")
+                #expect(refused.status == 405 && refused.header("allow") == "POST", "\(method) \(refused.bodyString)")
+            }
+            let stored = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(stored.operations.isEmpty)
+            let mappings = #"[{"name":"w","variableType":"STRING","value":"q"}]"#
+            let query = mappings.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            // POST with the parameters in the query string (the client's `query_params`) and no body.
+            var response = try await client.request(
+                "POST",
+                "/api/v0/runPipeline?pipelineId=echo&pipelineVariableMappings=\(query)"
+            )
+            let started = try json(response.body)
+            #expect(started["success"] as? Bool == true, "\(started)")
+            let id = try #require((started["result"] as? [String: Any])?["pipelineVersion"] as? String)
+            let mapped = (started["result"] as? [String: Any])?["pipelineVariableMappings"] as? [[String: Any]]
+            #expect(mapped?.first?["value"] as? String == "q", "\(started)")
+            var (_, answer) = try await post(client, "describePipelineVersion", #"{"pipelineVersion":"\#(id)"}"#)
+            #expect((answer["result"] as? [String: Any])?["pipelineVersion"] as? String == id, "\(answer)")
+            (_, answer) = try await post(client, "describePipelineStepVersion", #"{"pipelineStepVersion":"\#(id)"}"#)
+            #expect((answer["result"] as? [String: Any])?["pipelineVersion"] as? String == id, "\(answer)")
+            response = try await client.request("GET", "/api/v0/listPipelineVersions?pipelineId=echo&limit=5")
+            #expect(((try json(response.body))["result"] as? [[String: Any]])?.count == 1, "\(response.bodyString)")
+            // Idempotency-Key: the same key and mappings give the same version; other mappings are a conflict.
+            let keyed = [("idempotency-key", "k1")]
+            let run = #"{"pipelineId":"echo","pipelineVariableMappings":[{"name":"a","value":1}]}"#
+            let (_, first) = try await post(client, "runPipeline", run, headers: keyed)
+            let (_, again) = try await post(client, "runPipeline", run, headers: keyed)
+            let firstID = (first["result"] as? [String: Any])?["pipelineVersion"] as? String
+            #expect(firstID != nil && firstID == (again["result"] as? [String: Any])?["pipelineVersion"] as? String)
+            let (conflict, other) = try await post(
+                client,
+                "runPipeline",
+                #"{"pipelineId":"echo","pipelineVariableMappings":[{"name":"a","value":2}]}"#,
+                headers: keyed
+            )
+            #expect(conflict == 409 && other["errorType"] as? String == "ConflictError", "\(other)")
+            response = try await client.request("HEAD", "/api/v0/version")
+            #expect(response.status == 200 && response.body.readableBytes == 0)
+            #expect(response.header("content-length") == String(#"{"success":true,"result":"1.4.119"}"#.utf8.count))
+            await client.close()
+        }
+    }
+
+    @Test("getApiEndpoint names the gateway as the client reached it: Host on HTTP/1.1, :authority on h2c")
+    func apiEndpoint() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "GET",
+                "/api/v0/getApiEndpoint",
+                headers: [("host", "gw.example:8443")]
+            )
+            let result = try json(response.body)["result"] as? [String: Any]
+            #expect(result?["apiEndpoint"] as? String == "http://gw.example:8443", "\(response.bodyString)")
+            #expect(result?["predictEndpoint"] as? String == "http://gw.example:8443")
+            await client.close()
+
+            // HTTP/1.0 may omit Host: then the gateway cannot name its URL, and says so in the envelope.
+            let reply = try await RawTCPClient.exchange(
+                port: gateway.port,
+                sending: [Array("GET /api/v0/getApiEndpoint HTTP/1.0\r\n\r\n".utf8)]
+            )
+            let text = String(decoding: reply, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.0 400") || text.hasPrefix("HTTP/1.1 400"), "\(text)")
+            #expect(text.contains(#""errorType":"InvalidRequest""#), "\(text)")
+
+            let out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http2-prior-knowledge", "http://127.0.0.1:\(gateway.port)/api/v0/getApiEndpoint",
+                ]
+            )
+            let h2 = try json(ByteBuffer(bytes: out.stdout))["result"] as? [String: Any]
+            #expect(
+                h2?["apiEndpoint"] as? String == "http://127.0.0.1:\(gateway.port)",
+                "\(out.stdoutString) \(out.stderr)"
+            )
+        }
+    }
+
+    @Test(
+        "a body at the cap is read; one byte over is 413 and nothing is stored",
+        arguments: [(4096, 200), (4097, 413)]
+    )
+    func bodyCap(size: Int, status: Int) async throws {
+        try await withTestGateway(yaml: "limits:\n  max_body_bytes: 4096\n") { gateway in
+            let prefix =
+                #"{"pipelineId":"echo","pipelineVariableMappings":[{"name":"pad","variableType":"STRING","value":""#
+            let suffix = #""}]}"#
+            let body = prefix + String(repeating: "x", count: size - prefix.utf8.count - suffix.utf8.count) + suffix
+            let client = try await gateway.client()
+            let response = try await client.request("POST", "/api/v0/runPipeline", body: ByteBuffer(string: body))
+            #expect(response.status == status, "\(response.bodyString)")
+            let page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.count == (status == 200 ? 1 : 0))
+            await client.close()
+        }
+    }
+
+    @Test("abacus.namespace chooses the namespace pipelineIds name; other namespaces' versions are not found")
+    func configuredNamespace() async throws {
+        let yaml = """
+            pools:
+              - {name: demo, transport: inprocess}
+            routes:
+              - {namespace: prod, pipeline: "*", pool: demo}
+              - {namespace: demo, pipeline: "*", pool: demo}
+            abacus:
+              namespace: prod
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let (status, answer) = try await post(client, "runPipeline", #"{"pipelineId":"upper"}"#)
+            #expect(status == 200, "\(answer)")
+            let id = try #require((answer["result"] as? [String: Any])?["pipelineVersion"] as? String)
+            #expect(try await gateway.store.get(id: id)?.ref.namespace == "prod")
+
+            // A run of namespace demo (through the Instill surface) is no pipeline version of this surface.
+            let instill = try await client.request(
+                "POST",
+                "/v1beta/namespaces/demo/pipelines/echo/trigger-async",
+                headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+            )
+            let name = try #require((try json(instill.body)["operation"] as? [String: Any])?["name"] as? String)
+            let (missing, body) = try await post(
+                client,
+                "describePipelineVersion",
+                #"{"pipelineVersion":"\#(name.dropFirst("operations/".count))"}"#
+            )
+            #expect(missing == 404 && body["errorType"] as? String == "DataNotFoundError", "\(body)")
+
+            // A reload (SIGHUP) moves the surface to the new namespace for the requests that follow.
+            let reloaded = yaml.replacingOccurrences(
+                of: "abacus:\n  namespace: prod",
+                with: "abacus:\n  namespace: demo"
+            )
+            try #require(reloaded != yaml)
+            try gateway.reload(yaml: reloaded)
+            let (_, moved) = try await post(client, "runPipeline", #"{"pipelineId":"upper"}"#)
+            let movedID = try #require((moved["result"] as? [String: Any])?["pipelineVersion"] as? String, "\(moved)")
+            #expect(try await gateway.store.get(id: movedID)?.ref.namespace == "demo")
+            await client.close()
+        }
+    }
+
+    @Test("while the store cannot take writes, runPipeline is NotReadyError 503 with Retry-After; then runs again")
+    func storeDown() async throws {
+        let wrapped = Mutex<WriteFailingStore?>(nil)
+        try await withTestGateway(
+            yaml: "store: {health_interval: 100ms}\n",
+            wrapStore: { base in
+                let store = WriteFailingStore(base)
+                wrapped.withLock { $0 = store }
+                return store
+            }
+        ) { gateway in
+            let store = try #require(wrapped.withLock { $0 })
+            let client = try await gateway.client()
+            store.failing.withLock { $0 = true }
+            let down = try await ReadinessTests.waitForStatus(503, "/readyz?component=async", port: gateway.port)
+            #expect(down != nil, "async readiness never went down")
+            let refused = try await client.request(
+                "POST",
+                "/api/v0/runPipeline",
+                body: ByteBuffer(string: #"{"pipelineId":"echo"}"#)
+            )
+            #expect(refused.status == 503 && refused.header("retry-after") == "1", "\(refused.bodyString)")
+            #expect(try json(refused.body)["errorType"] as? String == "NotReadyError", "\(refused.bodyString)")
+            store.failing.withLock { $0 = false }
+            #expect(try await ReadinessTests.waitForStatus(200, "/readyz?component=async", port: gateway.port) != nil)
+            let (status, answer) = try await post(client, "runPipeline", #"{"pipelineId":"echo"}"#)
+            #expect(status == 200, "\(answer)")
+            await client.close()
+        }
+    }
+}
