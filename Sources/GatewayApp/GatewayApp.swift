@@ -30,6 +30,8 @@ package final class GatewayApp: Sendable {
     /// Async mode: present when the app was given an operation store.
     package let operations: AsyncOperations?
     package let asyncDispatcher: AsyncDispatcher?
+    /// Scheduled triggers: present with async mode (a store that keeps schedule state).
+    package let scheduler: Scheduler?
     /// The digest of the configuration in force and the outcome of the last reload.
     package let configStatus: ConfigStatus
     /// Readiness per component: the gateway (starting, serving, draining) and async mode (the store).
@@ -81,6 +83,8 @@ package final class GatewayApp: Sendable {
             )
         }
         self.operations = operations
+        let scheduler = Self.makeScheduler(config, operations: operations, logger: logger)
+        self.scheduler = scheduler
         let server = GatewayServer(
             configuration: .init(
                 host: config.listenHost,
@@ -94,10 +98,12 @@ package final class GatewayApp: Sendable {
                 operations: operations,
                 configStatus: configStatus,
                 health: health,
-                logger: logger
+                logger: logger,
+                scheduler: scheduler
             ),
             group: group
         )
+        scheduler?.setStartGate { _ = try await server.localAddress() }
         self.server = server
         self.asyncDispatcher = operations.map {
             AsyncDispatcher(
@@ -169,6 +175,7 @@ package final class GatewayApp: Sendable {
         // equally new things a request that starts meanwhile sees.
         asyncDispatcher?.use(dispatcher)
         operations?.use(routes: routes)
+        scheduler?.use(applied.schedules)
         server.currentServices.replace(
             with: Self.makeFrontendServices(
                 applied,
@@ -176,7 +183,8 @@ package final class GatewayApp: Sendable {
                 operations: operations,
                 configStatus: configStatus,
                 health: health,
-                logger: logger
+                logger: logger,
+                scheduler: scheduler
             )
         )
         var retired: [String] = []
@@ -223,9 +231,10 @@ package final class GatewayApp: Sendable {
         operations: AsyncOperations?,
         configStatus: ConfigStatus,
         health: HealthRegistry,
-        logger: Logger
+        logger: Logger,
+        scheduler: Scheduler? = nil
     ) -> FrontendServices {
-        FrontendServices(
+        var services = FrontendServices(
             dispatcher: dispatcher,
             authenticator: TokenAuthenticator(
                 tokens: config.tokens.map { (name: $0.name, token: $0.token) },
@@ -249,6 +258,8 @@ package final class GatewayApp: Sendable {
             ),
             health: health
         )
+        services.scheduler = scheduler
+        return services
     }
 }
 
@@ -261,6 +272,7 @@ extension GatewayApp {
         if let storeService { services.append(storeService) }
         if let storeHealth { services.append(storeHealth) }
         if let asyncDispatcher { services.append(asyncDispatcher) }
+        if let scheduler { services.append(scheduler) }
         services.append(server)
         return services
     }

@@ -28,6 +28,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var routes: [RouteConfiguration]
     /// The async operation store and dispatcher.
     package var store: StoreConfiguration
+    /// Scheduled triggers (CRON), each tick one async operation.
+    package var schedules: [ScheduleConfiguration] = []
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,

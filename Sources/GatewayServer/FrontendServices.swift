@@ -27,6 +27,8 @@ package struct FrontendServices: Sendable {
     package var slowClients: SlowClientLimits = .defaults
     /// Per-component readiness (the gateway as a whole, async mode), shared with whoever reports it.
     package var health: HealthRegistry
+    /// The schedules and their API (`/v1beta/schedules`); nil answers it UNIMPLEMENTED (no async store).
+    package var scheduler: Scheduler?
 
     package init(
         dispatcher: TriggerDispatcher,
