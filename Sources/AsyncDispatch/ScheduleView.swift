@@ -21,7 +21,7 @@ package enum ScheduleView {
         var o = ValueObject()
         o["name"] = .string(schedule.name)
         o["cron"] = .string(schedule.cron.text)
-        o["timezone"] = .string(schedule.timeZone.identifier)
+        o["timezone"] = .string(schedule.timeZoneName)
         o["pipeline"] = .string(OperationFilter.pipelineKey(schedule.ref))
         if let release = schedule.ref.release { o["release"] = .string(release) }
         o["overlap"] = .string(schedule.overlap.rawValue)

@@ -36,6 +36,7 @@ extension GatewayConfiguration {
                 throw reader.error(m.path("cron"), cronNode, "invalid cron expression \"\(cronText)\": \(error)")
             }
             var timeZone = TimeZone(identifier: "UTC")!
+            var timeZoneName = "UTC"
             if let n = m["timezone"] {
                 let identifier = try reader.nonEmptyString(n, at: m.path("timezone"))
                 guard let zone = Self.ianaTimeZone(identifier) else {
@@ -46,6 +47,7 @@ extension GatewayConfiguration {
                     )
                 }
                 timeZone = zone
+                timeZoneName = identifier
             }
             if cron.nextFire(after: Date(), in: timeZone) == nil {
                 throw reader.error(
@@ -57,7 +59,13 @@ extension GatewayConfiguration {
             }
             guard let routeNode = m["route"] else { throw reader.error(m.path("route"), m.node, "missing (required)") }
             let ref = try readScheduleRoute(routeNode, at: m.path("route"), routes: config.routes, reader)
-            var schedule = ScheduleConfiguration(name: name, cron: cron, timeZone: timeZone, ref: ref)
+            var schedule = ScheduleConfiguration(
+                name: name,
+                cron: cron,
+                timeZone: timeZone,
+                timeZoneName: timeZoneName,
+                ref: ref
+            )
             if let n = m["inputs"] {
                 let items = try reader.sequence(n, at: m.path("inputs"))
                 guard items.count <= config.limits.maxBatch else {

@@ -21,6 +21,8 @@ package struct ScheduleConfiguration: Sendable, Equatable {
     package var cron: CronExpression
     /// The zone `cron`'s fields are read in (IANA name; default UTC).
     package var timeZone: TimeZone
+    /// The zone as configured (Foundation names UTC "GMT"; the API shows what the operator wrote).
+    package var timeZoneName: String
     package var ref: PipelineRef
     /// The batch each run triggers with (one empty item by default).
     package var inputs: [TriggerInput]
@@ -35,6 +37,7 @@ package struct ScheduleConfiguration: Sendable, Equatable {
         name: String,
         cron: CronExpression,
         timeZone: TimeZone = TimeZone(identifier: "UTC")!,
+        timeZoneName: String? = nil,
         ref: PipelineRef,
         inputs: [TriggerInput] = [TriggerInput()],
         overlap: Overlap = .skip,
@@ -44,6 +47,7 @@ package struct ScheduleConfiguration: Sendable, Equatable {
         self.name = name
         self.cron = cron
         self.timeZone = timeZone
+        self.timeZoneName = timeZoneName ?? (timeZone.secondsFromGMT() == 0 && timeZone.identifier == "GMT" ? "UTC" : timeZone.identifier)
         self.ref = ref
         self.inputs = inputs
         self.overlap = overlap

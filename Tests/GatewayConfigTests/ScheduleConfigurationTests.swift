@@ -38,7 +38,7 @@ struct ScheduleConfigurationTests {
         let nightly = config.schedules[0]
         #expect(nightly.name == "nightly-report")
         #expect(nightly.cron.text == "30 2 * * MON-FRI")
-        #expect(nightly.timeZone.identifier == "Europe/Paris")
+        #expect(nightly.timeZone.identifier == "Europe/Paris" && nightly.timeZoneName == "Europe/Paris")
         #expect(nightly.ref == PipelineRef(namespace: "acme", pipeline: "report", release: "v2"))
         #expect(nightly.overlap == .cancelPrevious)
         #expect(nightly.catchupWindow == .seconds(7200))
@@ -56,7 +56,7 @@ struct ScheduleConfigurationTests {
         #expect(nightly.inputs[1].variables.isEmpty)
 
         let heartbeat = config.schedules[1]
-        #expect(heartbeat.timeZone.identifier == "UTC")
+        #expect(heartbeat.timeZoneName == "UTC" && heartbeat.timeZone.secondsFromGMT() == 0)
         #expect(heartbeat.overlap == .skip)
         #expect(heartbeat.catchupWindow == nil)
         #expect(!heartbeat.paused)

@@ -109,7 +109,8 @@ struct SchedulerTests {
     func ticksBecomeOperations(kind: Kind) async throws {
         try await Harness.with(kind) { harness in
             let clock = ManualSchedulerClock(Self.t0)
-            let a = try await harness.instance([try Self.schedule("@every 10s")], clock: clock)
+            // `allow`: no dispatcher runs here, so every run stays queued.
+            let a = try await harness.instance([try Self.schedule("@every 10s", overlap: .allow)], clock: clock)
             defer { Task { await a.close() } }
             // First sight of the schedule: nothing before now was missed. The next pass is due at the next tick.
             #expect(await a.scheduler.runPass(now: Self.at(0)) == Self.at(10))
@@ -136,7 +137,7 @@ struct SchedulerTests {
     func restartFiresLatestMissed(kind: Kind) async throws {
         try await Harness.with(kind) { harness in
             let clock = ManualSchedulerClock(Self.t0)
-            let schedules = [try Self.schedule("@every 10s")]
+            let schedules = [try Self.schedule("@every 10s", overlap: .allow)]
             let a = try await harness.instance(schedules, clock: clock)
             await a.scheduler.runPass(now: Self.at(0))
             await a.scheduler.runPass(now: Self.at(10))
@@ -155,7 +156,7 @@ struct SchedulerTests {
     func restartCatchesUpWindow(kind: Kind) async throws {
         try await Harness.with(kind) { harness in
             let clock = ManualSchedulerClock(Self.t0)
-            let schedules = [try Self.schedule("@every 10s", catchupWindow: .seconds(30))]
+            let schedules = [try Self.schedule("@every 10s", overlap: .allow, catchupWindow: .seconds(30))]
             let a = try await harness.instance(schedules, clock: clock)
             await a.scheduler.runPass(now: Self.at(0))
             await a.scheduler.runPass(now: Self.at(10))
