@@ -199,7 +199,7 @@ let package = Package(
             name: "GatewayE2ETests",
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends", "WireCodecs",
-                "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1,
+                "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1, logging,
             ],
             swiftSettings: swiftSettings
         ),

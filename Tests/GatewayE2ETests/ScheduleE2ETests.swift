@@ -203,6 +203,25 @@ struct ScheduleE2ETests {
         }
     }
 
+    @Test("a reload adds a schedule (it starts firing) and removes it (it stops)")
+    func reloadAddsAndRemoves() async throws {
+        try await withTestGateway(yaml: Self.pools) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let listed = try json(try await client.client.request("GET", "/v1beta/schedules").body)
+            #expect((listed["schedules"] as? [Any])?.isEmpty == true)
+            try gateway.reload(yaml: Self.scheduleYAML())
+            try await Task.sleep(for: .milliseconds(2500))
+            #expect(try await Self.runs(client).count >= 1)
+            try gateway.reload(yaml: Self.pools)
+            try await Task.sleep(for: .milliseconds(300))
+            let stopped = try await Self.runs(client).count
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await Self.runs(client).count == stopped)
+            let missing = try await client.client.request("POST", "/v1beta/schedules/pulse:trigger")
+            #expect(missing.status == 404)
+        }
+    }
+
     // MARK: Real processes
 
     static func scheduleYAML(catchupWindow: String? = nil) -> String {
