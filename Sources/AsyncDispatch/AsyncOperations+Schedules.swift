@@ -20,7 +20,7 @@ extension AsyncOperations {
         guard let key, key.hasPrefix(ScheduleRunKey.prefix) else { return }
         throw GatewayError(
             .invalidArgument,
-            "Idempotency-Key must not start with \"\(ScheduleRunKey.prefix)\": the prefix is reserved for scheduled runs"
+            "Idempotency-Key must not start with \"\(ScheduleRunKey.prefix)\" (reserved for scheduled runs)"
         )
     }
 }

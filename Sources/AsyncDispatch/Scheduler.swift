@@ -301,7 +301,9 @@ package final class Scheduler: Service {
         let state = try await stateStore.scheduleState(name: schedule.name, firstTick: now)
         var next: [Date] = []
         var cursor = max(now, state.lastTick)
-        while next.count < Self.shownFireTimes, let time = schedule.cron.nextFire(after: cursor, in: schedule.timeZone) {
+        while next.count < Self.shownFireTimes,
+            let time = schedule.cron.nextFire(after: cursor, in: schedule.timeZone)
+        {
             next.append(time)
             cursor = time
         }

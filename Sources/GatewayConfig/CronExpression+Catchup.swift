@@ -35,7 +35,8 @@ extension CronExpression {
         guard start < end else { return nil }
         if case .every(let interval) = kind {
             let endSeconds = Int64(end.timeIntervalSince1970.rounded(.down))
-            let tick = Date(timeIntervalSince1970: Double((endSeconds - ((endSeconds % interval) + interval) % interval)))
+            let remainder = ((endSeconds % interval) + interval) % interval
+            let tick = Date(timeIntervalSince1970: Double(endSeconds - remainder))
             return tick > start ? tick : nil
         }
         var lookback: TimeInterval = 3600

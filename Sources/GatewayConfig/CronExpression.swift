@@ -120,7 +120,8 @@ package struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         default:
             throw ParseError(
                 "expected 5 fields (minute hour day-of-month month day-of-week), 6 with a leading second field, "
-                    + "a macro such as @daily, or @every <duration>; got \(parts.count) field\(parts.count == 1 ? "" : "s")"
+                    + "a macro such as @daily, or @every <duration>; "
+                    + "got \(parts.count) field\(parts.count == 1 ? "" : "s")"
             )
         }
         let offset = withSeconds ? 1 : 0

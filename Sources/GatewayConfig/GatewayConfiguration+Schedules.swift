@@ -25,7 +25,11 @@ extension GatewayConfiguration {
                 )
             }
             if let first = schedules.firstIndex(where: { $0.name == name }) {
-                throw reader.error(m.path("name"), nameNode, "duplicate schedule name \"\(name)\" (also schedules[\(first)].name)")
+                throw reader.error(
+                    m.path("name"),
+                    nameNode,
+                    "duplicate schedule name \"\(name)\" (also schedules[\(first)].name)"
+                )
             }
             guard let cronNode = m["cron"] else { throw reader.error(m.path("cron"), m.node, "missing (required)") }
             let cronText = try reader.nonEmptyString(cronNode, at: m.path("cron"))
@@ -124,7 +128,11 @@ extension GatewayConfiguration {
             guard text != RouteConfiguration.wildcard,
                 text.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "*") })
             else {
-                throw reader.error(m.path(key), n, "\"\(text)\" must name one \(key): no \"*\", \"/\", spaces or control characters")
+                throw reader.error(
+                    m.path(key),
+                    n,
+                    "\"\(text)\" must name one \(key): no \"*\", \"/\", spaces or control characters"
+                )
             }
             return text
         }

@@ -47,7 +47,8 @@ package struct ScheduleConfiguration: Sendable, Equatable {
         self.name = name
         self.cron = cron
         self.timeZone = timeZone
-        self.timeZoneName = timeZoneName ?? (timeZone.secondsFromGMT() == 0 && timeZone.identifier == "GMT" ? "UTC" : timeZone.identifier)
+        // Foundation reports UTC as "GMT"; the default zone is UTC by name.
+        self.timeZoneName = timeZoneName ?? (timeZone.identifier == "GMT" ? "UTC" : timeZone.identifier)
         self.ref = ref
         self.inputs = inputs
         self.overlap = overlap

@@ -22,7 +22,7 @@ extension RESTRequestHead {
             return fail(gatewayError(from: error))
         }
         guard let scheduler = services.scheduler else {
-            return fail(GatewayError(.unimplemented, "schedules need the async operation store, which this gateway has not"))
+            return fail(GatewayError(.unimplemented, "schedules are not available on this gateway (no async store)"))
         }
         switch path {
         case .listSchedules:
