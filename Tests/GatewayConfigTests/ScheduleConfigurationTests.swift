@@ -171,6 +171,18 @@ struct ScheduleConfigurationTests {
         }
     }
 
+    @Test("schedule names: 128 characters accepted, 129 refused")
+    func nameLength() throws {
+        func yaml(_ length: Int) -> String {
+            Self.routes + """
+                schedules:
+                  - {name: \(String(repeating: "n", count: length)), cron: "@daily", route: {namespace: demo, pipeline: echo}}
+                """
+        }
+        #expect(try GatewayConfiguration.parse(yaml: yaml(128), source: "s.yaml").schedules[0].name.count == 128)
+        #expect(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml(129), source: "s.yaml") }
+    }
+
     @Test("catchup_window: 1s is the shortest accepted")
     func catchupEdge() throws {
         let yaml = Self.routes + """

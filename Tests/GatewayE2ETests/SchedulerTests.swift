@@ -285,6 +285,32 @@ struct SchedulerTests {
         }
     }
 
+    @Test("a store that cannot be reached: the pass is retried after retryInterval and nothing is lost")
+    func unreachableStoreRetries() async throws {
+        try await Harness.with(.sqlite) { harness in
+            let clock = ManualSchedulerClock(Self.t0)
+            let schedules = [try Self.schedule("@every 10s", overlap: .allow)]
+            let real = try await harness.instance(schedules, clock: clock)
+            defer { Task { await real.close() } }
+            await real.scheduler.runPass(now: Self.at(0))
+            // The same instance with its store gone (a PostgreSQL outage): the pass fails and asks to be retried.
+            let gone = ReplaceableOperationStore()
+            let operations = AsyncOperations(store: gone, settings: harness.configuration.store)
+            var logger = Logger(label: "test.scheduler")
+            logger.logLevel = .critical
+            let down = Scheduler(operations: operations, stateStore: gone, schedules: schedules, logger: logger, clock: clock)
+            let retry = await down.runPass(now: Self.at(10))
+            #expect(retry == Self.at(10).addingTimeInterval(2))
+            #expect(down.count(of: "tick", .failed) == 1)
+            // Back (the store reinstalled): the tick that was due during the outage fires, once.
+            _ = gone.install(real.store)
+            await down.runPass(now: Self.at(12))
+            await down.runPass(now: Self.at(12))
+            #expect(Self.ticks(try await real.runs()) == [ScheduleRunKey.format(Self.at(10))])
+            _ = gone.uninstall()
+        }
+    }
+
     @Test("clients cannot use the schedule key prefix, so it proves an operation is a schedule's")
     func reservedPrefix() async throws {
         try await Harness.with(.sqlite) { harness in
