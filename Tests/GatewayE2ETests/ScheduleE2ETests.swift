@@ -159,6 +159,9 @@ struct ScheduleE2ETests {
             #expect(try json(unknown.body)["message"] as? String == "schedule \"nope\" not found")
             let wrongMethod = try await client.client.request("GET", "/v1beta/schedules/heartbeat:pause", headers: auth)
             #expect(wrongMethod.status == 405)
+            #expect(wrongMethod.header("allow") == "POST")
+            let head = try await client.client.request("HEAD", "/v1beta/schedules", headers: auth)
+            #expect(head.status == 200 && head.body.readableBytes == 0)
             let badVerb = try await client.client.request("POST", "/v1beta/schedules/heartbeat:explode", headers: auth)
             #expect(badVerb.status == 404)
             // Clients cannot forge a schedule run.
