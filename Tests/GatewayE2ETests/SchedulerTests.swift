@@ -18,6 +18,79 @@ final class ManualSchedulerClock: SchedulerClock {
     func wait(until deadline: Date, wake: WakeSignal) async { await wake.wait(timeout: .milliseconds(10)) }
 }
 
+/// A clock that only moves when the test advances it; the scheduler's loop sleeps on it until its next tick.
+final class SteppedSchedulerClock: SchedulerClock {
+    private struct Sleeper {
+        var id: Int
+        var deadline: Date
+        var continuation: CheckedContinuation<Void, Never>
+    }
+
+    private struct State {
+        var now: Date
+        var sleepers: [Sleeper] = []
+        var nextID = 0
+    }
+
+    private let state: Mutex<State>
+
+    init(_ now: Date) { state = Mutex(State(now: now)) }
+
+    var now: Date { state.withLock { $0.now } }
+
+    func wait(until deadline: Date, wake: WakeSignal) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await wake.wait(timeout: .seconds(3600)) }
+            group.addTask { await self.sleep(until: deadline) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func sleep(until deadline: Date) async {
+        let id = state.withLock { state in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state in
+                    if state.now >= deadline || Task.isCancelled { return true }
+                    state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let sleeper = state.withLock { state -> Sleeper? in
+                guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.sleepers.remove(at: index)
+            }
+            sleeper?.continuation.resume()
+        }
+    }
+
+    /// Moves time to `date` and wakes every sleeper whose deadline has come.
+    func advance(to date: Date) {
+        let due = state.withLock { state -> [Sleeper] in
+            state.now = date
+            let due = state.sleepers.filter { $0.deadline <= date }
+            state.sleepers.removeAll { $0.deadline <= date }
+            return due
+        }
+        for sleeper in due { sleeper.continuation.resume() }
+    }
+
+    /// Waits (bounded, polling) until someone sleeps until `deadline`: the scheduler finished its pass.
+    func sleeper(until deadline: Date) async -> Bool {
+        for _ in 0..<500 {
+            if state.withLock({ $0.sleepers.contains { $0.deadline == deadline } }) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+}
+
 /// The scheduler against real stores, one pass at a time at chosen instants: ticks, catch-up after a restart,
 /// exactly once across instances, overlap, pause and resume, manual runs. No sleeping: time is injected.
 @Suite("Scheduler passes")
@@ -282,6 +355,39 @@ struct SchedulerTests {
             #expect(status.paused)
             let unknown = await #expect(throws: GatewayError.self) { _ = try await a.scheduler.trigger(name: "nope") }
             #expect(unknown?.code == .notFound)
+        }
+    }
+
+    @Test("the scheduler's loop sleeps until each next tick of the injected clock: three minutes of ticks, no sleeping")
+    func loopFollowsTheClock() async throws {
+        try await Harness.with(.sqlite) { harness in
+            let clock = SteppedSchedulerClock(Self.at(0))
+            var logger = Logger(label: "test.scheduler")
+            logger.logLevel = .warning
+            let store = try await GatewayApp.openStore(harness.configuration, logger: logger)
+            defer { Task { try? await store.close() } }
+            let scheduler = Scheduler(
+                operations: AsyncOperations(store: store, settings: harness.configuration.store),
+                stateStore: try #require(store as? any ScheduleStateStore),
+                schedules: [try Self.schedule("@every 1m", overlap: .allow)],
+                logger: logger,
+                clock: clock
+            )
+            let loop = Task { try await scheduler.run() }
+            defer { loop.cancel() }
+            for minute in 1...3 {
+                let tick = Self.at(Double(minute) * 60)
+                #expect(await clock.sleeper(until: tick), "the loop sleeps until \(tick)")
+                clock.advance(to: tick.addingTimeInterval(0.25))
+            }
+            #expect(await clock.sleeper(until: Self.at(240)))
+            let runs = try await store.list(filter: OperationFilter(pipeline: "demo/echo"), pageSize: 10, pageToken: nil)
+            #expect(Self.ticks(runs.operations.reversed()) == [60, 120, 180].map { ScheduleRunKey.format(Self.at($0)) })
+            // A reload wakes the loop at once: the new schedule's first tick is what it sleeps until next.
+            let other = try Self.schedule("@every 7s", name: "other", overlap: .allow)
+            scheduler.use([other])
+            let next = try #require(other.cron.nextFire(after: clock.now, in: other.timeZone))
+            #expect(await clock.sleeper(until: next))
         }
     }
 
