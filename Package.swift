@@ -76,7 +76,7 @@ let package = Package(
         // Configuration, routing, backends, modes.
         .target(
             name: "GatewayConfig",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["TriggerModel", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(name: "Routing", dependencies: ["TriggerModel", "GatewayConfig"], swiftSettings: swiftSettings),
@@ -211,7 +211,7 @@ let package = Package(
         .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: swiftSettings),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
         .testTarget(name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
@@ -225,7 +225,7 @@ let package = Package(
             name: "GatewayE2ETests",
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends", "WireCodecs",
-                "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1,
+                "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1, logging,
             ],
             swiftSettings: swiftSettings
         ),

@@ -57,8 +57,10 @@ package final class AsyncOperations: Sendable {
 
     /// Stores a queued operation for `request` (its `idempotencyKey` is the client's `Idempotency-Key`), or
     /// returns the one already stored under the same key and body. Throws `.conflict` for the same key with
-    /// another body, `.unavailable` when the store cannot commit; never returns an uncommitted operation.
+    /// another body, `.unavailable` when the store cannot commit, `.invalidArgument` for a key with the prefix
+    /// reserved for scheduled runs; never returns an uncommitted operation.
     package func submit(_ request: TriggerRequest) async throws -> Operation {
+        try Self.checkClientIdempotencyKey(request.idempotencyKey)
         var stored = request
         stored.mode = .async
         stored.deadline = nil

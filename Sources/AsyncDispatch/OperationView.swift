@@ -6,8 +6,9 @@ import WireCodecs
 /// How clients see an operation, the same on REST, gRPC and webhooks: its name, whether it is done, a
 /// metadata object (state, pipeline, times, attempts) and, once finished, its response or error.
 package enum OperationView {
-    /// `{"state","pipeline","release"?,"createTime","startTime"?,"finishTime"?,"attempts","lastError"?}`;
-    /// times are RFC 3339 UTC with milliseconds.
+    /// `{"state","pipeline","release"?,"createTime","startTime"?,"finishTime"?,"attempts","lastError"?}`, plus
+    /// `"schedule","scheduledTime"` (the nominal tick, RFC 3339 UTC) and `"manualTrigger":true` (`:trigger`)
+    /// for a schedule's run; other times are RFC 3339 UTC with milliseconds.
     package static func metadata(_ operation: Operation) -> ValueObject {
         var m = ValueObject()
         m["state"] = .string(operation.state.rawValue)
@@ -19,6 +20,11 @@ package enum OperationView {
         m["attempts"] = .number(Double(operation.attempts))
         if !operation.state.isFinished, let error = operation.error {
             m["lastError"] = .string(error.message)  // a failed attempt that will be retried
+        }
+        if let run = ScheduleView.run(of: operation) {
+            m["schedule"] = .string(run.schedule)
+            m["scheduledTime"] = .string(ScheduleRunKey.format(run.tick))
+            if run.manualID != nil { m["manualTrigger"] = .bool(true) }
         }
         return m
     }

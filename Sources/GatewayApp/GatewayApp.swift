@@ -30,6 +30,8 @@ package final class GatewayApp: Sendable {
     /// Async mode: present when the app was given an operation store.
     package let operations: AsyncOperations?
     package let asyncDispatcher: AsyncDispatcher?
+    /// Scheduled triggers: present with async mode (a store that keeps schedule state).
+    package let scheduler: Scheduler?
     /// The digest of the configuration in force and the outcome of the last reload.
     package let configStatus: ConfigStatus
     /// Readiness per component: the gateway (starting, serving, draining) and async mode (the store).
@@ -91,6 +93,8 @@ package final class GatewayApp: Sendable {
             tls = nil
             tlsFailure = error
         }
+        let scheduler = Self.makeScheduler(config, operations: operations, logger: logger)
+        self.scheduler = scheduler
         let server = GatewayServer(
             configuration: .init(
                 host: config.listenHost,
@@ -106,10 +110,12 @@ package final class GatewayApp: Sendable {
                 configStatus: configStatus,
                 health: health,
                 tls: tls,
-                logger: logger
+                logger: logger,
+                scheduler: scheduler
             ),
             group: group
         )
+        scheduler?.setStartGate { _ = try await server.localAddress() }
         self.server = server
         self.asyncDispatcher = operations.map {
             AsyncDispatcher(
@@ -189,6 +195,7 @@ package final class GatewayApp: Sendable {
         // equally new things a request that starts meanwhile sees.
         asyncDispatcher?.use(dispatcher)
         operations?.use(routes: routes)
+        scheduler?.use(applied.schedules)
         server.currentServices.replace(
             with: Self.makeFrontendServices(
                 applied,
@@ -197,7 +204,8 @@ package final class GatewayApp: Sendable {
                 configStatus: configStatus,
                 health: health,
                 tls: tls,
-                logger: logger
+                logger: logger,
+                scheduler: scheduler
             )
         )
         var retired: [String] = []
@@ -245,7 +253,8 @@ package final class GatewayApp: Sendable {
         configStatus: ConfigStatus,
         health: HealthRegistry,
         tls: ListenerTLS?,
-        logger: Logger
+        logger: Logger,
+        scheduler: Scheduler? = nil
     ) -> FrontendServices {
         var services = FrontendServices(
             dispatcher: dispatcher,
@@ -273,6 +282,7 @@ package final class GatewayApp: Sendable {
             abacus: config.abacus
         )
         services.tls = tls
+        services.scheduler = scheduler
         return services
     }
 }
@@ -286,6 +296,7 @@ extension GatewayApp {
         if let storeService { services.append(storeService) }
         if let storeHealth { services.append(storeHealth) }
         if let asyncDispatcher { services.append(asyncDispatcher) }
+        if let scheduler { services.append(scheduler) }
         services.append(server)
         return services
     }

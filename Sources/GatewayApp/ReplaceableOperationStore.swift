@@ -43,7 +43,7 @@ package final class ReplaceableOperationStore: OperationStore {
         }
     }
 
-    private func current() throws(GatewayError) -> any OperationStore {
+    func current() throws(GatewayError) -> any OperationStore {
         guard let store = state.withLock({ $0.store }) else {
             throw GatewayError(.unavailable, OperationStoreErrors.unavailableMessage)
         }

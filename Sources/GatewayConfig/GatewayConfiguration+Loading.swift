@@ -70,11 +70,13 @@ extension GatewayConfiguration {
             }
             try checkDuplicateRoutes(config.routes, node: top["routes"], reader)
         }
+        if let node = top["schedules"] { config.schedules = try readSchedules(node, config: config, reader) }
         return config
     }
 
     static let topLevelKeys = [
         "listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "abacus", "tls",
+        "schedules",
     ]
 
     private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)

@@ -32,6 +32,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var abacus: AbacusConfiguration
     /// TLS on the listen port; nil: cleartext only.
     package var tls: ListenerTLSConfiguration? = nil
+    /// Scheduled triggers (CRON), each tick one async operation.
+    package var schedules: [ScheduleConfiguration] = []
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,

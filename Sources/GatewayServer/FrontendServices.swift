@@ -32,6 +32,8 @@ package struct FrontendServices: Sendable {
     package var health: HealthRegistry
     /// The Abacus.AI surface's settings (`abacus:`).
     package var abacus: AbacusConfiguration
+    /// The schedules and their API (`/v1beta/schedules`); nil answers it UNIMPLEMENTED (no async store).
+    package var scheduler: Scheduler?
 
     package init(
         dispatcher: TriggerDispatcher,

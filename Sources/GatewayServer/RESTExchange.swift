@@ -280,6 +280,7 @@ extension RESTRequestHead {
             services.configStatus?.writeMetrics(into: &body)
             var pools = ""
             services.dispatcher.writeMetrics(into: &pools)
+            writeScheduleMetrics(services, into: &pools)
             body.writeString(pools)
             var response = RESTResponse.text(status: 200, "", contentType: "text/plain; version=0.0.4")
             response.body = body
@@ -288,6 +289,8 @@ extension RESTRequestHead {
             return operationStart(path, services: services, requestID: requestID)
         case .abacus(let action):
             return abacusStart(action, services: services, requestID: requestID)
+        case .listSchedules, .scheduleAction:
+            return scheduleStart(path, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
             do {

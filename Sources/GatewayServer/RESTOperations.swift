@@ -11,8 +11,8 @@ import WireCodecs
 /// `GET /v1beta/operations/{id}[?wait=30s]`, `POST /v1beta/operations/{id}:cancel` and
 /// `GET /v1beta/operations?pipeline=ns/p&state=&page_size=&page_token=`.
 ///
-/// An operation is visible only to the principal that created it (all of them when auth is off); another
-/// principal gets 404, as for an id that does not exist.
+/// An operation is visible only to the principal that created it (all of them when auth is off; a schedule's
+/// runs to every principal); another principal gets 404, as for an id that does not exist.
 extension RESTRequestHead {
     func operationStart(_ path: RESTPath, services: FrontendServices, requestID: String) -> RESTStart {
         func fail(_ error: GatewayError) -> RESTStart {
@@ -148,6 +148,7 @@ enum RESTOperations {
         }
     }
 
+    /// A schedule's runs belong to no principal: every authenticated caller sees them, as it sees the schedules.
     static func isVisible(_ operation: Operation, to principal: String?) -> Bool {
         operation.isVisible(to: principal)
     }

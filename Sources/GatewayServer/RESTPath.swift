@@ -18,6 +18,10 @@ enum RESTPath: Equatable {
     case operation(id: String)
     case cancelOperation(id: String)
     case listOperations
+    /// `GET /v1beta/schedules`.
+    case listSchedules
+    /// `POST /v1beta/schedules/{name}:pause|:resume|:trigger`.
+    case scheduleAction(name: String, ScheduleAction)
     case liveness
     case readiness
     case metrics
@@ -31,8 +35,8 @@ enum RESTPath: Equatable {
     /// been GET").
     var allowedMethods: [String] {
         switch self {
-        case .trigger, .cancelOperation: ["POST"]
-        case .operation, .listOperations, .liveness, .readiness, .metrics: ["GET", "HEAD"]
+        case .trigger, .cancelOperation, .scheduleAction: ["POST"]
+        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics: ["GET", "HEAD"]
         case .abacus: ["GET", "HEAD", "POST"]
         }
     }
@@ -59,6 +63,7 @@ enum RESTPath: Equatable {
         case "/v1beta/__readiness", "/readyz": return .readiness
         case "/metrics": return .metrics
         case "/v1beta/operations": return .listOperations
+        case "/v1beta/schedules": return .listSchedules
         default: break
         }
         if path.hasPrefix(abacusPrefix) {
@@ -83,6 +88,9 @@ enum RESTPath: Equatable {
                 return id.isEmpty ? nil : .cancelOperation(id: id)
             }
             return .operation(id: parts[3])
+        }
+        if parts[2] == "schedules" {
+            return parts.count == 4 ? scheduleAction(raw[3]) : nil
         }
         guard namespaceKinds.contains(parts[2]) else { return nil }
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/{verb}

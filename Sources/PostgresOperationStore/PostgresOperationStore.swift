@@ -20,18 +20,20 @@ package final class PostgresOperationStore: OperationStore {
 
     static let schemaVersion = 1
 
-    private let client: PostgresClient
+    let client: PostgresClient
     /// Group commit of enqueues (see `EnqueueBatcher`): the holder of `enqueueGate` commits the batch.
     private let batcher = EnqueueBatcher()
     private let enqueueGate = SerialGate()
     private let runTask: Task<Void, Never>
     private let codec: OperationPayloadCodec
     private let timeout: Duration
-    private let logger: Logger
+    let logger: Logger
     private let operations: String
     private let blobTable: String
     private let versionTable: String
     private let heartbeatTable: String
+    /// Schedule state (PostgresOperationStore+Schedules.swift).
+    let scheduleTable: String
 
     private init(client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger) {
         self.client = client
@@ -43,6 +45,7 @@ package final class PostgresOperationStore: OperationStore {
         self.blobTable = "\(configuration.tablePrefix)operation_blobs"
         self.versionTable = "\(configuration.tablePrefix)schema_version"
         self.heartbeatTable = "\(configuration.tablePrefix)heartbeats"
+        self.scheduleTable = "\(configuration.tablePrefix)schedules"
     }
 
     /// Starts the client and creates the schema when missing. Throws `.unavailable` when the server cannot
@@ -444,6 +447,8 @@ package final class PostgresOperationStore: OperationStore {
                     """,
                     logger: logger
                 )
+                // Schedule state, added the same unversioned way.
+                try await connection.query(PostgresQuery(unsafeSQL: schedulesTableSQL), logger: logger)
             }
         }
     }
@@ -543,7 +548,7 @@ package final class PostgresOperationStore: OperationStore {
 
     /// Bounds a store call by `operationTimeout` and maps every failure that is not already a
     /// `GatewayError` to `.unavailable`.
-    private func bounded<T: Sendable>(
+    func bounded<T: Sendable>(
         _ what: String,
         forOperator: Bool = false,
         _ body: @escaping @Sendable () async throws -> T

@@ -503,6 +503,8 @@ package final class SQLiteOperationStore: OperationStore {
         try await query(
             "CREATE TABLE IF NOT EXISTS heartbeats (instance TEXT PRIMARY KEY, beat_at INTEGER NOT NULL)"
         )
+        // Schedule state (SQLiteOperationStore+Schedules.swift); not versioned, added the same way.
+        try await query(Self.schedulesTable)
     }
 
     private static let schema = [
@@ -547,7 +549,7 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    private func serialized<T>(_ body: () async throws -> T) async throws -> T {
+    func serialized<T>(_ body: () async throws -> T) async throws -> T {
         await gate.acquire()
         do {
             let value = try await body()
@@ -560,7 +562,7 @@ package final class SQLiteOperationStore: OperationStore {
     }
 
     @discardableResult
-    private func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         do {
             return try await connection.query(sql, binds)
         } catch {

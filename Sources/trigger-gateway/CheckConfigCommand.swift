@@ -16,7 +16,9 @@ struct CheckConfigCommand: ParsableCommand {
     func run() throws {
         do {
             let (configuration, digest) = try ConfigFile.load(path: file)
-            print("\(file): ok (\(configuration.pools.count) pools, \(configuration.routes.count) routes, \(digest))")
+            let counts = "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "
+                + "\(configuration.schedules.count) schedules"
+            print("\(file): ok (\(counts), \(digest))")
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)

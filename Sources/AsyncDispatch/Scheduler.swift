@@ -1,0 +1,352 @@
+package import FoundationEssentials
+package import GatewayConfig
+package import Logging
+package import OperationStore
+package import ServiceLifecycle
+import Synchronization
+import TriggerModel
+
+/// Fires the configured schedules (`schedules:`): each tick of a schedule's cron expression becomes one async
+/// operation, through the same store and dispatcher as `trigger-async`.
+///
+/// Exactly once across instances: every instance sharing the store runs a scheduler, and each submits a due
+/// tick under the tick's `ScheduleRunKey`, so the store's idempotency key makes the first submission the
+/// operation and every other one a read of it. The schedule's state row (`ScheduleStateStore`) records the
+/// newest tick handled, so a restart catches up what was due while every instance was down (within
+/// `catchup_window`; by default only the latest missed tick) and never fires a handled tick again.
+///
+/// Time comes from an injected `SchedulerClock`; `runPass(now:)` is one scheduling step at a given time, which
+/// tests call directly.
+package final class Scheduler: Service {
+    /// What the API shows of one schedule.
+    package struct Status: Sendable {
+        package var configuration: ScheduleConfiguration
+        package var state: ScheduleState
+        /// The configuration's `paused`, or the API's pause/resume when one was made.
+        package var paused: Bool
+        package var nextFireTimes: [Date]
+        /// The newest run's operation (nil when none, or it was purged after its retention).
+        package var lastRun: Operation?
+    }
+
+    /// How a tick (or a manual trigger) ended, for `/metrics`.
+    package enum Outcome: String, Sendable, CaseIterable {
+        /// This instance created the operation.
+        case fired
+        /// Another instance had created it already (the idempotency key answered).
+        case firedElsewhere = "fired_elsewhere"
+        /// `overlap: skip` and the previous run was still queued or running.
+        case skippedOverlap = "skipped_overlap"
+        /// The schedule was paused.
+        case skippedPaused = "skipped_paused"
+        /// Due while no instance ran, and outside the catch-up window.
+        case missed
+        /// Started by `POST /v1beta/schedules/{name}:trigger`.
+        case manual
+        /// The store could not be reached; the tick is retried while it is still due.
+        case failed
+    }
+
+    /// How soon a pass that could not reach the store is retried.
+    package static let retryInterval = Duration.seconds(2)
+    /// How many next fire times `GET /v1beta/schedules` shows.
+    package static let shownFireTimes = 5
+
+    private let operations: AsyncOperations
+    private let stateStore: any ScheduleStateStore
+    private let clock: any SchedulerClock
+    private let logger: Logger
+    private let schedules: Mutex<[ScheduleConfiguration]>
+    private let counts = Mutex<[String: [Outcome: Int]]>([:])
+    private let wake = WakeSignal()
+    private let stopping = Atomic<Bool>(false)
+    private let startGate = Mutex<(@Sendable () async throws -> Void)?>(nil)
+
+    package init(
+        operations: AsyncOperations,
+        stateStore: any ScheduleStateStore,
+        schedules: [ScheduleConfiguration],
+        logger: Logger,
+        clock: any SchedulerClock = SystemSchedulerClock()
+    ) {
+        self.operations = operations
+        self.stateStore = stateStore
+        self.schedules = Mutex(schedules)
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// What must be true before the first tick fires (the listener is bound), as for the async dispatcher.
+    package func setStartGate(_ gate: @escaping @Sendable () async throws -> Void) {
+        startGate.withLock { $0 = gate }
+    }
+
+    /// A config reload: the next pass uses `newSchedules` (ticks already handled stay handled).
+    package func use(_ newSchedules: [ScheduleConfiguration]) {
+        schedules.withLock { $0 = newSchedules }
+        wake.signal()
+    }
+
+    package var configured: [ScheduleConfiguration] { schedules.withLock { $0 } }
+
+    // MARK: The loop
+
+    package func run() async throws {
+        if let gate = startGate.withLock({ $0 }) {
+            do {
+                try await gate()
+            } catch {
+                logger.info("scheduler not started: the gateway did not start", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+        logger.info("scheduler started", metadata: ["schedules": "\(configured.count)"])
+        await withGracefulShutdownHandler {
+            while !self.stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
+                let now = self.clock.now
+                let next = await self.runPass(now: now) ?? now.addingTimeInterval(3600)
+                await self.clock.wait(until: next, wake: self.wake)
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .sequentiallyConsistent)
+            self.wake.signal()
+        }
+        logger.info("scheduler stopped")
+    }
+
+    /// Handles every schedule's due ticks at `now`; returns when the next pass is needed (the earliest next
+    /// fire time, or a retry soon when the store could not be reached).
+    @discardableResult
+    package func runPass(now: Date) async -> Date? {
+        var next: Date?
+        for schedule in configured {
+            let scheduleNext: Date?
+            do {
+                scheduleNext = try await pass(schedule, now: now)
+            } catch {
+                count(schedule.name, .failed)
+                logger.log(
+                    level: (error as? GatewayError)?.code == .unavailable ? .debug : .warning,
+                    "schedule pass failed; retrying",
+                    metadata: ["schedule": "\(schedule.name)", "error": "\(error)"]
+                )
+                scheduleNext = now.addingTimeInterval(seconds(Self.retryInterval))
+            }
+            if let scheduleNext, next == nil || scheduleNext < next! { next = scheduleNext }
+        }
+        return next
+    }
+
+    private func pass(_ schedule: ScheduleConfiguration, now: Date) async throws -> Date? {
+        var state = try await stateStore.scheduleState(name: schedule.name, firstTick: now)
+        let due = schedule.cron.dueTicks(
+            after: state.lastTick,
+            through: now,
+            in: schedule.timeZone,
+            catchupWindow: schedule.catchupWindow
+        )
+        if let latest = due.latest {
+            if state.pausedOverride ?? schedule.paused {
+                count(schedule.name, .skippedPaused)
+                state = try await stateStore.recordScheduleTick(name: schedule.name, tick: latest, operationID: nil)
+            } else {
+                for tick in due.fire {
+                    state = try await fire(schedule, tick: tick, state: state)
+                }
+                if due.fire.last != latest {
+                    // Outside the catch-up window: handled, not fired.
+                    count(schedule.name, .missed)
+                    logger.info(
+                        "missed tick not fired: older than the catch-up window",
+                        metadata: ["schedule": "\(schedule.name)", "schedule.tick": "\(ScheduleRunKey.format(latest))"]
+                    )
+                    state = try await stateStore.recordScheduleTick(name: schedule.name, tick: latest, operationID: nil)
+                }
+            }
+        }
+        return schedule.cron.nextFire(after: max(state.lastTick, now), in: schedule.timeZone)
+    }
+
+    /// One tick: the overlap policy, then the operation (created here or found), then the state.
+    private func fire(_ schedule: ScheduleConfiguration, tick: Date, state: ScheduleState) async throws
+        -> ScheduleState
+    {
+        let key = ScheduleRunKey(schedule: schedule.name, tick: tick)
+        if try await !overlapAllows(schedule, key: key.key, lastOperationID: state.lastOperationID) {
+            count(schedule.name, .skippedOverlap)
+            logger.info(
+                "tick skipped: the previous run is still queued or running (overlap: skip)",
+                metadata: ["schedule": "\(schedule.name)", "schedule.tick": "\(ScheduleRunKey.format(tick))"]
+            )
+            return try await stateStore.recordScheduleTick(name: schedule.name, tick: tick, operationID: nil)
+        }
+        let (operation, created) = try await operations.submitScheduled(Self.request(schedule, key: key))
+        count(schedule.name, created ? .fired : .firedElsewhere)
+        if created {
+            logger.info(
+                "schedule fired",
+                metadata: [
+                    "schedule": "\(schedule.name)", "schedule.tick": "\(ScheduleRunKey.format(tick))",
+                    "operation.id": "\(operation.id)",
+                ]
+            )
+        }
+        return try await stateStore.recordScheduleTick(name: schedule.name, tick: tick, operationID: operation.id)
+    }
+
+    /// Whether a new run may start now: always for `allow`; for `skip` unless the previous run is queued or
+    /// running; for `cancel_previous` after cancelling that run. The run of this very key (another instance
+    /// fired the same tick a moment ago) is never skipped on or cancelled.
+    private func overlapAllows(_ schedule: ScheduleConfiguration, key: String, lastOperationID: String?) async throws
+        -> Bool
+    {
+        guard schedule.overlap != .allow, let lastOperationID,
+            let previous = try await operations.store.get(id: lastOperationID),
+            !previous.state.isFinished, previous.idempotencyKey != key
+        else { return true }
+        switch schedule.overlap {
+        case .allow:
+            return true
+        case .skip:
+            return false
+        case .cancelPrevious:
+            do {
+                _ = try await operations.cancel(id: lastOperationID)
+                logger.info(
+                    "previous run cancelled (overlap: cancel_previous)",
+                    metadata: ["schedule": "\(schedule.name)", "operation.id": "\(lastOperationID)"]
+                )
+            } catch let error as GatewayError where error.code == .failedPrecondition {
+                // It finished meanwhile.
+            }
+            return true
+        }
+    }
+
+    static func request(_ schedule: ScheduleConfiguration, key: ScheduleRunKey) -> TriggerRequest {
+        let seconds = Int64(key.tick.timeIntervalSince1970)
+        return TriggerRequest(
+            ref: schedule.ref,
+            mode: .async,
+            inputs: schedule.inputs,
+            principal: nil,
+            requestID: "schedule-\(schedule.name)-\(seconds)\(key.manualID.map { "-\($0)" } ?? "")",
+            idempotencyKey: key.key
+        )
+    }
+
+    // MARK: The API (GET /v1beta/schedules, :pause, :resume, :trigger)
+
+    package func statuses() async throws -> [Status] {
+        var result: [Status] = []
+        for schedule in configured { result.append(try await status(schedule)) }
+        return result
+    }
+
+    /// Throws `.notFound` for a name no schedule has.
+    package func status(name: String) async throws -> Status {
+        try await status(try configuration(name))
+    }
+
+    package func pause(name: String) async throws -> Status {
+        let schedule = try configuration(name)
+        _ = try await stateStore.scheduleState(name: name, firstTick: clock.now)
+        try await stateStore.setSchedulePaused(name: name, paused: true)
+        logger.info("schedule paused", metadata: ["schedule": "\(name)"])
+        return try await status(schedule)
+    }
+
+    /// Ticks due while the schedule was paused are not caught up: resuming starts from now.
+    package func resume(name: String) async throws -> Status {
+        let schedule = try configuration(name)
+        let now = clock.now
+        _ = try await stateStore.scheduleState(name: name, firstTick: now)
+        try await stateStore.recordScheduleTick(name: name, tick: now, operationID: nil)
+        try await stateStore.setSchedulePaused(name: name, paused: false)
+        logger.info("schedule resumed", metadata: ["schedule": "\(name)"])
+        wake.signal()
+        return try await status(schedule)
+    }
+
+    /// Runs the schedule now, whether paused or not, under its overlap policy (`.failedPrecondition` when
+    /// `skip` refuses). The operation's metadata names the schedule, with the trigger time as its tick.
+    package func trigger(name: String) async throws -> Operation {
+        let schedule = try configuration(name)
+        let now = clock.now
+        let state = try await stateStore.scheduleState(name: name, firstTick: now)
+        let key = ScheduleRunKey(schedule: name, tick: now, manualID: String(Operation.makeID().prefix(10)))
+        guard try await overlapAllows(schedule, key: key.key, lastOperationID: state.lastOperationID) else {
+            throw GatewayError(
+                .failedPrecondition,
+                "schedule \(name) has a run still queued or running (operation \(state.lastOperationID ?? "")), "
+                    + "and its overlap policy is skip"
+            )
+        }
+        let (operation, _) = try await operations.submitScheduled(Self.request(schedule, key: key))
+        try await stateStore.recordScheduleRun(name: name, operationID: operation.id)
+        count(name, .manual)
+        logger.info("schedule triggered manually", metadata: ["schedule": "\(name)", "operation.id": "\(operation.id)"])
+        return operation
+    }
+
+    private func configuration(_ name: String) throws(GatewayError) -> ScheduleConfiguration {
+        guard let schedule = configured.first(where: { $0.name == name }) else {
+            throw GatewayError(.notFound, "schedule \"\(name)\" not found")
+        }
+        return schedule
+    }
+
+    private func status(_ schedule: ScheduleConfiguration) async throws -> Status {
+        let now = clock.now
+        let state = try await stateStore.scheduleState(name: schedule.name, firstTick: now)
+        var next: [Date] = []
+        var cursor = max(now, state.lastTick)
+        while next.count < Self.shownFireTimes,
+            let time = schedule.cron.nextFire(after: cursor, in: schedule.timeZone)
+        {
+            next.append(time)
+            cursor = time
+        }
+        let lastRun = try await state.lastOperationID.asyncFlatMap { try await self.operations.store.get(id: $0) }
+        return Status(
+            configuration: schedule,
+            state: state,
+            paused: state.pausedOverride ?? schedule.paused,
+            nextFireTimes: next,
+            lastRun: lastRun
+        )
+    }
+
+    // MARK: Metrics
+
+    private func count(_ name: String, _ outcome: Outcome) {
+        counts.withLock { $0[name, default: [:]][outcome, default: 0] += 1 }
+    }
+
+    /// How many ticks this instance handled, by schedule and outcome.
+    package func count(of name: String, _ outcome: Outcome) -> Int {
+        counts.withLock { $0[name]?[outcome] ?? 0 }
+    }
+
+    /// Prometheus text: `trigger_gateway_schedule_ticks_total{schedule,outcome}` for every configured schedule.
+    package func writeMetrics(into text: inout String) {
+        let names = configured.map(\.name)
+        guard !names.isEmpty else { return }
+        let snapshot = counts.withLock { $0 }
+        text += "# HELP trigger_gateway_schedule_ticks_total Schedule ticks and manual runs this instance handled, "
+        text += "by schedule and outcome.\n# TYPE trigger_gateway_schedule_ticks_total counter\n"
+        for name in names {
+            for outcome in Outcome.allCases {
+                text += "trigger_gateway_schedule_ticks_total{schedule=\"\(name)\",outcome=\"\(outcome.rawValue)\"} "
+                text += "\(snapshot[name]?[outcome] ?? 0)\n"
+            }
+        }
+    }
+}
+
+extension Optional {
+    fileprivate func asyncFlatMap<T>(_ transform: (Wrapped) async throws -> T?) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}

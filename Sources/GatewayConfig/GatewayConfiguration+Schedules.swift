@@ -1,0 +1,204 @@
+import Foundation
+import TriggerModel
+import Yams
+
+extension GatewayConfiguration {
+    /// Reads `schedules:` (see `ScheduleConfiguration`). Run after routes and limits are read: a schedule must
+    /// name a pipeline some route serves, and its batch obeys `limits.max_batch`.
+    static func readSchedules(_ node: Node, config: GatewayConfiguration, _ reader: ConfigNodeReader)
+        throws(ConfigError) -> [ScheduleConfiguration]
+    {
+        var schedules: [ScheduleConfiguration] = []
+        for (i, item) in try reader.sequence(node, at: "schedules").enumerated() {
+            let m = try reader.mapping(
+                item,
+                at: "schedules[\(i)]",
+                allowed: ["name", "cron", "timezone", "route", "inputs", "overlap", "catchup_window", "paused"]
+            )
+            guard let nameNode = m["name"] else { throw reader.error(m.path("name"), m.node, "missing (required)") }
+            let name = try reader.nonEmptyString(nameNode, at: m.path("name"))
+            guard name.utf8.count <= 128, name.utf8.allSatisfy(Self.isScheduleNameByte) else {
+                throw reader.error(
+                    m.path("name"),
+                    nameNode,
+                    "schedule names are 1 to 128 letters, digits, \".\", \"_\" and \"-\""
+                )
+            }
+            if let first = schedules.firstIndex(where: { $0.name == name }) {
+                throw reader.error(
+                    m.path("name"),
+                    nameNode,
+                    "duplicate schedule name \"\(name)\" (also schedules[\(first)].name)"
+                )
+            }
+            guard let cronNode = m["cron"] else { throw reader.error(m.path("cron"), m.node, "missing (required)") }
+            let cronText = try reader.nonEmptyString(cronNode, at: m.path("cron"))
+            let cron: CronExpression
+            do {
+                cron = try CronExpression(parsing: cronText)
+            } catch {
+                throw reader.error(m.path("cron"), cronNode, "invalid cron expression \"\(cronText)\": \(error)")
+            }
+            var timeZone = TimeZone(identifier: "UTC")!
+            var timeZoneName = "UTC"
+            if let n = m["timezone"] {
+                let identifier = try reader.nonEmptyString(n, at: m.path("timezone"))
+                guard let zone = Self.ianaTimeZone(identifier) else {
+                    throw reader.error(
+                        m.path("timezone"),
+                        n,
+                        "unknown time zone \"\(identifier)\"; expected an IANA name such as \"Europe/Paris\" or \"UTC\""
+                    )
+                }
+                timeZone = zone
+                timeZoneName = identifier
+            }
+            if cron.nextFire(after: Date(), in: timeZone) == nil {
+                throw reader.error(
+                    m.path("cron"),
+                    cronNode,
+                    "cron expression \"\(cronText)\" never fires (no matching date in the next "
+                        + "\(CronExpression.searchYears) years)"
+                )
+            }
+            guard let routeNode = m["route"] else { throw reader.error(m.path("route"), m.node, "missing (required)") }
+            let ref = try readScheduleRoute(routeNode, at: m.path("route"), routes: config.routes, reader)
+            var schedule = ScheduleConfiguration(
+                name: name,
+                cron: cron,
+                timeZone: timeZone,
+                timeZoneName: timeZoneName,
+                ref: ref
+            )
+            if let n = m["inputs"] {
+                let items = try reader.sequence(n, at: m.path("inputs"))
+                guard items.count <= config.limits.maxBatch else {
+                    throw reader.error(
+                        m.path("inputs"),
+                        n,
+                        "\(items.count) inputs exceed limits.max_batch (\(config.limits.maxBatch))"
+                    )
+                }
+                schedule.inputs = []
+                for (j, itemNode) in items.enumerated() {
+                    let path = "\(m.path("inputs"))[\(j)]"
+                    guard case .object(let variables) = try configValue(itemNode, at: path, reader) else {
+                        throw reader.error(path, itemNode, "expected a mapping of input names to values")
+                    }
+                    schedule.inputs.append(TriggerInput(variables: variables))
+                }
+            }
+            if let n = m["overlap"] {
+                schedule.overlap = try reader.choice(n, at: m.path("overlap"), as: ScheduleConfiguration.Overlap.self)
+            }
+            if let n = m["catchup_window"] {
+                schedule.catchupWindow = try reader.duration(
+                    n,
+                    at: m.path("catchup_window"),
+                    minimum: ScheduleConfiguration.minimumCatchupWindow
+                )
+            }
+            if let n = m["paused"] {
+                let text = try reader.string(n, at: m.path("paused"))
+                switch text {
+                case "true": schedule.paused = true
+                case "false": schedule.paused = false
+                default: throw reader.error(m.path("paused"), n, "expected true or false, got \"\(text)\"")
+                }
+            }
+            schedules.append(schedule)
+        }
+        return schedules
+    }
+
+    /// `route: {namespace, pipeline, release?}`: a concrete pipeline (no `*`) that one of `routes` serves.
+    private static func readScheduleRoute(
+        _ node: Node,
+        at path: String,
+        routes: [RouteConfiguration],
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) -> PipelineRef {
+        let m = try reader.mapping(node, at: path, allowed: ["namespace", "pipeline", "release"])
+        func name(_ key: String, required: Bool) throws(ConfigError) -> String? {
+            guard let n = m[key] else {
+                if required { throw reader.error(m.path(key), m.node, "missing (required)") }
+                return nil
+            }
+            let text = try reader.nonEmptyString(n, at: m.path(key))
+            guard text != RouteConfiguration.wildcard,
+                text.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "*") })
+            else {
+                throw reader.error(
+                    m.path(key),
+                    n,
+                    "\"\(text)\" must name one \(key): no \"*\", \"/\", spaces or control characters"
+                )
+            }
+            return text
+        }
+        let ref = PipelineRef(
+            namespace: try name("namespace", required: true)!,
+            pipeline: try name("pipeline", required: true)!,
+            release: try name("release", required: false)
+        )
+        // The same matching rule as `RouteTable` (API.md §6): `*` matches any name, and a route without a
+        // release serves every release.
+        let served = routes.contains { route in
+            (route.namespace == RouteConfiguration.wildcard || route.namespace == ref.namespace)
+                && (route.pipeline == RouteConfiguration.wildcard || route.pipeline == ref.pipeline)
+                && (route.release == nil || route.release == ref.release)
+        }
+        guard served else {
+            throw reader.error(path, node, "no route serves \(ref); add one under routes")
+        }
+        return ref
+    }
+
+    /// A YAML value as a trigger input value: mappings become objects, lists lists, and scalars take the type
+    /// YAML's core schema gives them (`42` a number, `true` a bool, `"42"` a string, `~` null).
+    private static func configValue(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> Value
+    {
+        switch node {
+        case .scalar(let scalar):
+            switch node.tag.rawValue {
+            case Tag.Name.null.rawValue: return .null
+            case Tag.Name.bool.rawValue: return node.bool.map(Value.bool) ?? .string(scalar.string)
+            case Tag.Name.int.rawValue: return node.int.map { .number(Double($0)) } ?? .string(scalar.string)
+            case Tag.Name.float.rawValue: return node.float.map(Value.number) ?? .string(scalar.string)
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            var list: [Value] = []
+            for (i, element) in sequence.enumerated() {
+                list.append(try configValue(element, at: "\(path)[\(i)]", reader))
+            }
+            return .list(list)
+        case .mapping(let mapping):
+            var object = ValueObject()
+            for (keyNode, value) in mapping {
+                guard case .scalar(let key) = keyNode else {
+                    throw reader.error(path, keyNode, "keys must be plain strings, got \(reader.describe(keyNode))")
+                }
+                let keyPath = ConfigMapping.join(path, key.string)
+                guard object[key.string] == nil else { throw reader.error(keyPath, keyNode, "duplicate key") }
+                object[key.string] = try configValue(value, at: keyPath, reader)
+            }
+            return .object(object)
+        case .alias:
+            throw reader.error(path, node, "YAML aliases are not supported in inputs")
+        }
+    }
+
+    /// IANA names only: Foundation also takes abbreviations such as "EST", whose meaning is ambiguous.
+    static func ianaTimeZone(_ identifier: String) -> TimeZone? {
+        if identifier == "UTC" { return TimeZone(identifier: "UTC") }
+        guard TimeZone.knownTimeZoneIdentifiers.contains(identifier) else { return nil }
+        return TimeZone(identifier: identifier)
+    }
+
+    private static func isScheduleNameByte(_ b: UInt8) -> Bool {
+        (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)
+            || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+    }
+}
