@@ -16,7 +16,7 @@ package struct AbacusRequest: Sendable {
     package var body: ByteBuffer?
     /// The `apiKey` header.
     package var apiKey: String?
-    /// `http://<Host>`: the gateway as this client reached it; nil when the request named no host.
+    /// `http(s)://<Host>`: the gateway as this client reached it; nil when the request named no host.
     package var baseURL: String?
     package var requestID: String
     package var traceParent: String?

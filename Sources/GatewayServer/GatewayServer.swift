@@ -199,7 +199,8 @@ package final class GatewayServer: Service {
         _ channel: any Channel,
         for proto: ProtocolSniffer.WireProtocol,
         services current: CurrentFrontendServices,
-        tls: ListenerTLS? = nil
+        tls: ListenerTLS? = nil,
+        secure: Bool = false
     ) throws {
         let services = current.value
         let sync = channel.pipeline.syncOperations
@@ -211,7 +212,7 @@ package final class GatewayServer: Service {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
             try sync.addHandler(
                 ProtocolSniffer(timeout: services.slowClients.prefaceTimeout) { channel, proto in
-                    try Self.configure(channel, for: proto, services: current)
+                    try Self.configure(channel, for: proto, services: current, secure: true)
                 }
             )
         case .plaintextRefused:
@@ -234,7 +235,7 @@ package final class GatewayServer: Service {
             try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
             try sync.addHandler(requestTimeouts)
             try sync.addHandler(HTTPServerPipelineHandler())
-            try sync.addHandler(HTTP1FrontendHandler(services: current))
+            try sync.addHandler(HTTP1FrontendHandler(services: current, secure: secure))
         case .http2:
             try configureHTTP2(channel, services: current)
         }

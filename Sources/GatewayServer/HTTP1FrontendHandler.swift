@@ -36,7 +36,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     /// The id of the request in progress, for an answer the handler writes on its own (grace expiry).
     private var currentRequestID = ""
 
-    init(services current: CurrentFrontendServices) {
+    /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
+    private let secure: Bool
+
+    init(services current: CurrentFrontendServices, secure: Bool = false) {
+        self.secure = secure
         self.currentServices = current
         self.servicesGeneration = current.generation
         self.services = current.value
@@ -69,11 +73,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             write(response, keepAlive: head.isKeepAlive && !close, context: context)
             return
         }
-        let restHead = RESTRequestHead(
+        var restHead = RESTRequestHead(
             method: head.method.rawValue,
             target: target,
             headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) }
         )
+        if secure { restHead.scheme = "https" }
         switch restHead.start(services: services, requestID: requestID) {
         case .respond(let response, let close):
             state = .discarding(keepAlive: head.isKeepAlive && !close)

@@ -18,11 +18,12 @@ extension HTTP2FrontendConnection {
         if let authority = headers.first(name: ":authority"), !fields.contains(where: { $0.name == "host" }) {
             fields.append(("host", authority))
         }
-        let head = RESTRequestHead(
+        var head = RESTRequestHead(
             method: headers.first(name: ":method") ?? "GET",
             target: headers.first(name: ":path") ?? "/",
             headers: fields
         )
+        if headers.first(name: ":scheme") == "https" { head.scheme = "https" }
         let requestID = head.first("request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.make()
         switch head.start(services: services, requestID: requestID) {
         case .respond(let response, _):

@@ -36,9 +36,9 @@ extension RESTRequestHead {
             query: { query[$0] },
             body: nil,
             apiKey: first("apikey"),
-            // The listener speaks cleartext only (HTTP/1.1 and h2c), so the scheme is http; `host` is Host, or
-            // h2c's :authority (RFC 9113 §8.3.1). A TLS listener must say https here.
-            baseURL: first("host").map { "http://\($0)" },
+            // The scheme of the connection (https over TLS); `host` is Host, or HTTP/2's :authority
+            // (RFC 9113 §8.3.1).
+            baseURL: first("host").map { "\(scheme)://\($0)" },
             requestID: requestID,
             traceParent: first("traceparent"),
             traceState: first("tracestate"),

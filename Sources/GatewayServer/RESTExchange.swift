@@ -10,6 +10,9 @@ struct RESTRequestHead {
     var target: String
     /// Names lowercased (HTTP/2 requires it; HTTP/1.1 names are folded by the frontend).
     var headers: [(name: String, value: String)]
+    /// `https` on a TLS connection, else `http` (HTTP/2: the request's `:scheme`): for the absolute URLs a
+    /// surface hands back to its client (Abacus's `getApiEndpoint`, Craft's file output URLs).
+    var scheme = "http"
 
     func first(_ name: String) -> String? {
         headers.first(where: { $0.name == name })?.value
