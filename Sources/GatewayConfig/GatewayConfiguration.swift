@@ -28,6 +28,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var routes: [RouteConfiguration]
     /// The async operation store and dispatcher.
     package var store: StoreConfiguration
+    /// The Craft AI surface (`craft:`).
+    package var craft: CraftConfiguration = .defaults
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,

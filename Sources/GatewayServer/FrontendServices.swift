@@ -1,4 +1,5 @@
 package import AsyncDispatch
+package import CraftSurface
 package import TriggerDispatch
 package import Logging
 package import NIOCore
@@ -27,6 +28,8 @@ package struct FrontendServices: Sendable {
     package var slowClients: SlowClientLimits = .defaults
     /// Per-component readiness (the gateway as a whole, async mode), shared with whoever reports it.
     package var health: HealthRegistry
+    /// The Craft AI surface (`/api/v1/...`, `/endpoints/...`); nil answers its routes 404.
+    package var craft: CraftSurface?
 
     package init(
         dispatcher: TriggerDispatcher,

@@ -73,6 +73,8 @@ enum RESTBody: Sendable {
     case bytes(ByteBuffer)
     /// A trigger batch (`RESTBodyCollector.json`, `.formLabelledJSON`, `.multipart`).
     case inputs([TriggerInput])
+    /// The parts of a multipart body as sent (`RESTBodyCollector.multipartParts`).
+    case parts([MultipartPart])
 }
 
 /// Everything about a trigger that the head decided; the body adds the inputs.
@@ -114,6 +116,8 @@ struct RESTBodyCollector {
 
     /// Whether `finishBody` decodes the gathered bytes as a trigger body or hands them over as they are.
     private var raw = false
+    /// Whether `finishBody` hands over a multipart body's plain parts rather than a trigger batch.
+    private var parts = false
 
     private var storage: Storage
     private var received = 0
@@ -147,6 +151,17 @@ struct RESTBodyCollector {
 
     static func multipart(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
         RESTBodyCollector(storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits)), limits: limits)
+    }
+
+    /// A multipart body decoded as it streams into its plain parts (file bytes copied once), under the cap:
+    /// for surfaces whose fields are not Instill's `variables[i].key`.
+    static func multipartParts(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
+        var collector = RESTBodyCollector(
+            storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits, collectingParts: true)),
+            limits: limits
+        )
+        collector.parts = true
+        return collector
     }
 
     private init(storage: Storage, limits: CodecLimits) {
@@ -192,6 +207,10 @@ struct RESTBodyCollector {
         if raw, case .json(let buffer) = storage {
             storage = .json(nil)
             return .bytes(buffer ?? ByteBuffer())
+        }
+        if parts, case .multipart(var decoder) = storage {
+            storage = .json(nil)
+            return .parts(try decoder.finishParts())
         }
         return .inputs(try finish())
     }
@@ -295,6 +314,8 @@ extension RESTRequestHead {
             return .respond(response, closeConnection: false)
         case .operation, .cancelOperation, .listOperations:
             return operationStart(path, services: services, requestID: requestID)
+        case .craft(let route):
+            return craftStart(route, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
             do {

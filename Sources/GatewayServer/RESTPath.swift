@@ -21,6 +21,8 @@ enum RESTPath: Equatable {
     case liveness
     case readiness
     case metrics
+    /// The Craft AI surface (`/api/v1/...`, `/endpoints/...`).
+    case craft(CraftRoute)
 
     /// The methods this endpoint answers; anything else is 405 with an `Allow` header listing them
     /// (RFC 9110 §15.5.6). HEAD is served wherever GET is (RFC 9110 §9.3.2: "the server SHOULD send the
@@ -30,6 +32,7 @@ enum RESTPath: Equatable {
         switch self {
         case .trigger, .cancelOperation: ["POST"]
         case .operation, .listOperations, .liveness, .readiness, .metrics: ["GET", "HEAD"]
+        case .craft(let route): route.allowedMethods
         }
     }
 
@@ -64,6 +67,7 @@ enum RESTPath: Equatable {
             }
             parts.append(decoded)
         }
+        if let craft = CraftRoute(segments: parts) { return .craft(craft) }
         // parts[0] is "" (the leading slash).
         guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1beta" else { return nil }
         if parts[2] == "operations", parts.count == 4, !parts[3].isEmpty {
