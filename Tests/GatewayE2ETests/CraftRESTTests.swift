@@ -50,10 +50,12 @@ struct CraftRESTTests {
             #expect((try json(response.body)["message"] as? String)?.contains("Bearer") == true, "\(response.bodyString)")
             response = try await client.request("GET", "/api/v1/pipelines/echo", headers: Self.bearer("not.a.jwt"))
             #expect(response.status == 401)
-            // The same claims with the last signature character changed: a forgery.
-            var forged = token
-            let last = forged.removeLast()
-            forged.append(last == "A" ? "B" : "A")
+            // The same claims with the signature's first character changed: a forgery. (Not the last one: of a
+            // 43-character base64url signature its low bits are padding a decoder may ignore.)
+            var segments = token.split(separator: ".").map(String.init)
+            let first = segments[2].removeFirst()
+            segments[2] = (first == "A" ? "B" : "A") + segments[2]
+            let forged = segments.joined(separator: ".")
             response = try await client.request("GET", "/api/v1/pipelines/echo", headers: Self.bearer(forged))
             #expect(response.status == 401, "\(response.bodyString)")
             response = try await client.request("GET", "/api/v1/pipelines/echo", headers: Self.bearer(token))

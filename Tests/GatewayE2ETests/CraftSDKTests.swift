@@ -39,7 +39,7 @@ struct CraftSDKTests {
         try await withTestGateway { gateway in
             let bytes: [UInt8] = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
             let hex = bytes.map { String(format: "%02x", $0) }.joined()
-            let answer = try await Peers.craft("run_file", port: gateway.port, ["blob-info", "file", hex])
+            let answer = try await Peers.craft("run_file", port: gateway.port, ["blob-info", "file", "-"], stdin: Data(hex.utf8))
             let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
             let info = try #require(outputs["file"] as? [String: Any], "\(answer)")
             #expect(info["sha256"] as? String == (try sha256Hex(bytes)))

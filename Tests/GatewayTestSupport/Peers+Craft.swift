@@ -13,7 +13,8 @@ extension Peers {
         _ scenario: String,
         port: Int,
         _ arguments: [String] = [],
-        sdkToken: String = "any-sdk-token"
+        sdkToken: String = "any-sdk-token",
+        stdin: Data? = nil
     ) async throws -> [String: Any] {
         guard FileManager.default.isExecutableFile(atPath: craftPython) else {
             throw PeerError.failed("\(craftPython) is missing: run scripts/setup.sh --test")
@@ -27,6 +28,7 @@ extension Peers {
         let output = try await TestProcess.run(
             craftPython,
             [script, scenario, "http://127.0.0.1:\(port)"] + arguments,
+            stdin: stdin,
             environment: env
         )
         guard output.status == 0,

@@ -7,7 +7,8 @@ Environment: CRAFT_SDK_TOKEN (default "any-sdk-token").
 
 Scenarios:
   run_json PIPELINE INPUTS_JSON                 run_pipeline with JSON inputs (waits)
-  run_file PIPELINE INPUT_NAME HEX_BYTES        run_pipeline with one io.BytesIO file input (waits)
+  run_file PIPELINE INPUT_NAME HEX_BYTES        run_pipeline with one io.BytesIO file input (waits);
+                                                HEX_BYTES "-" reads the hex from stdin (large files)
   run_nowait PIPELINE INPUTS_JSON               run_pipeline(wait_for_completion=False)
   trigger DEPLOYMENT TOKEN INPUTS_JSON WAIT     trigger_endpoint (WAIT: true/false); TOKEN "-" for none
   trigger_file DEPLOYMENT TOKEN INPUT_NAME HEX  trigger_endpoint with one bytes file input (waits)
@@ -67,7 +68,8 @@ def main():
     elif scenario == "run_nowait":
         result = sdk.run_pipeline(args[0], inputs=json.loads(args[1]), wait_for_completion=False)
     elif scenario == "run_file":
-        result = sdk.run_pipeline(args[0], inputs={args[1]: io.BytesIO(bytes.fromhex(args[2]))})
+        data = bytes.fromhex(sys.stdin.read().strip() if args[2] == "-" else args[2])
+        result = sdk.run_pipeline(args[0], inputs={args[1]: io.BytesIO(data)})
     elif scenario == "trigger":
         result = sdk.trigger_endpoint(
             args[0], token(args[1]), inputs=json.loads(args[2]), wait_for_completion=args[3] == "true"
