@@ -3,9 +3,13 @@ import Yams
 
 extension GatewayConfiguration {
     /// `craft:`: see `CraftConfiguration` for what each key means.
-    static func readCraft(_ node: Node, tokens: [TokenConfiguration], _ reader: ConfigNodeReader) throws(ConfigError)
-        -> CraftConfiguration
-    {
+    /// `maxWait`: `store.max_wait`, which bounds every held operation read, this surface's included.
+    static func readCraft(
+        _ node: Node,
+        tokens: [TokenConfiguration],
+        maxWait: Duration,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) -> CraftConfiguration {
         let m = try reader.mapping(
             node,
             at: "craft",
@@ -26,6 +30,13 @@ extension GatewayConfiguration {
             craft.longPollWait = try reader.duration(n, at: m.path("long_poll_wait"), minimum: range.lowerBound)
             guard craft.longPollWait <= range.upperBound else {
                 throw reader.error(m.path("long_poll_wait"), n, "must be at most \(ConfigUnits.format(range.upperBound))")
+            }
+            guard craft.longPollWait <= maxWait else {
+                throw reader.error(
+                    m.path("long_poll_wait"),
+                    n,
+                    "must not be longer than store.max_wait (\(ConfigUnits.format(maxWait))), which bounds every held read"
+                )
             }
         }
         if let n = m["max_io_bytes"] {

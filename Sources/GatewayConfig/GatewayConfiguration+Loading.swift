@@ -45,7 +45,9 @@ extension GatewayConfiguration {
         if let node = top["limits"] { config.limits = try readLimits(node, reader) }
         if let node = top["timeouts"] { config.timeouts = try readTimeouts(node, reader) }
         if let node = top["store"] { config.store = try readStore(node, reader) }
-        if let node = top["craft"] { config.craft = try readCraft(node, tokens: config.tokens, reader) }
+        if let node = top["craft"] {
+            config.craft = try readCraft(node, tokens: config.tokens, maxWait: config.store.maxWait, reader)
+        }
         if top.has("pools") || top.has("routes") {
             config.pools = try top["pools"].map { node throws(ConfigError) in try readPools(node, reader) } ?? []
             let routesPath = "routes"

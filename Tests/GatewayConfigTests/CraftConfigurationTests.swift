@@ -66,6 +66,7 @@ struct CraftConfigurationTests {
         ("craft: {namespce: x}", "craft.namespce"),
         ("craft: {long_poll_wait: 0s}", "craft.long_poll_wait"),
         ("craft: {long_poll_wait: 601s}", "craft.long_poll_wait"),
+        ("store: {max_wait: 10s}\ncraft: {long_poll_wait: 11s}", "craft.long_poll_wait"),
         ("craft: {max_io_bytes: 0}", "craft.max_io_bytes"),
         ("craft: {access_token_lifetime: 120s}", "craft.access_token_lifetime"),
         ("craft: {pipelines: [{name: p, inputs: [{name: a, data_type: blob}]}]}", "craft.pipelines[0].inputs[0].data_type"),

@@ -264,6 +264,28 @@ struct CraftRESTTests {
         }
     }
 
+    @Test("REST over h2c (curl --http2-prior-knowledge): a multipart endpoint trigger and its result")
+    func overHTTP2() async throws {
+        let curl = try #require(TestProcess.which("curl"), "scripts/setup.sh --test installs curl")
+        try await withTestGateway { gateway in
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("craft-h2-\(UUID().uuidString)")
+            let bytes: [UInt8] = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            try Data(bytes).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let base = "http://127.0.0.1:\(gateway.port)"
+            var out = try await TestProcess.run(curl, [
+                "-s", "--http2-prior-knowledge", "-H", "Authorization: EndpointToken t",
+                "-F", "file=@\(file.path)", "-F", "label=\"x\"", "\(base)/endpoints/blob-info",
+            ])
+            let started = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
+            let id = try #require(started?["execution_id"] as? String, "\(out.stdoutString) \(out.stderr)")
+            out = try await TestProcess.run(curl, ["-s", "--http2-prior-knowledge", "\(base)/endpoints/v1/blob-info/executions/\(id)?token=t"])
+            let answer = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
+            let outputs = try #require(answer?["outputs"] as? [String: [String: Any]], "\(out.stdoutString)")
+            #expect((outputs["file"]?["value"] as? [String: Any])?["sha256"] as? String == (try sha256Hex(bytes)))
+        }
+    }
+
     @Test("SIGHUP reload swaps the craft section: a new deployment appears, the old path is gone")
     func reload() async throws {
         try await withTestGateway(yaml: "craft:\n  deployments:\n    - {name: one, pipeline: upper}\n") { gateway in
