@@ -13,6 +13,10 @@ extension HTTP2FrontendConnection {
         for field in headers where !field.name.hasPrefix(":") {
             fields.append((field.name, field.value))
         }
+        // RFC 9113 §8.3.1: `:authority` stands for Host; surfaces that build absolute URLs read `host`.
+        if let authority = headers.first(name: ":authority"), !fields.contains(where: { $0.name == "host" }) {
+            fields.append(("host", authority))
+        }
         let head = RESTRequestHead(
             method: headers.first(name: ":method") ?? "GET",
             target: headers.first(name: ":path") ?? "/",

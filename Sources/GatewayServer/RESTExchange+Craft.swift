@@ -141,8 +141,7 @@ struct CraftExchange: Sendable {
         case .refresh:
             return try await refresh(body ?? .json(ByteBuffer()))
         case .pipeline(let name):
-            let principal = try await craft.principal(authorization: authorization)
-            _ = principal
+            _ = try await craft.principal(authorization: authorization)
             let ref = craft.ref(pipeline: name)
             _ = try services.dispatcher.pool(for: ref)
             let description = try await craft.descriptions.description(of: ref)
@@ -327,10 +326,15 @@ struct CraftExchange: Sendable {
         wait: Bool,
         deployment: String? = nil
     ) async throws -> Operation? {
-        let operation = try await operations.get(id: id, wait: wait ? craft.configuration.longPollWait : .zero)
+        let operations = try operations
+        // Whose it is is checked before any wait, so a caller that may not see it is not held.
+        var operation = try await operations.get(id: id)
         try RESTOperations.checkVisible(operation, to: principal)
         if let deployment, operation.request.labels[CraftLabels.deployment] != deployment {
             throw OperationStoreErrors.notFound(id)
+        }
+        if !operation.state.isFinished, wait {
+            operation = try await operations.get(id: id, wait: craft.configuration.longPollWait)
         }
         return operation.state.isFinished ? operation : nil
     }

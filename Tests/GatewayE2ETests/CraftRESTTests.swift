@@ -283,6 +283,53 @@ struct CraftRESTTests {
             let answer = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
             let outputs = try #require(answer?["outputs"] as? [String: [String: Any]], "\(out.stdoutString)")
             #expect((outputs["file"]?["value"] as? [String: Any])?["sha256"] as? String == (try sha256Hex(bytes)))
+
+            // A file output's url is absolute, built from :authority, and serves the bytes over h2c too.
+            out = try await TestProcess.run(curl, [
+                "-s", "--http2-prior-knowledge", "-H", "Authorization: EndpointToken t", "-F", "doc=@\(file.path)",
+                "\(base)/endpoints/echo",
+            ])
+            let echoID = try #require((try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any])?["execution_id"] as? String)
+            out = try await TestProcess.run(curl, ["-s", "--http2-prior-knowledge", "\(base)/endpoints/v1/echo/executions/\(echoID)?token=t"])
+            let echoed = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
+            let url = try #require(((echoed?["outputs"] as? [String: Any])?["doc"] as? [String: Any])?["url"] as? String, "\(out.stdoutString)")
+            #expect(url == "\(base)/endpoints/v1/echo/executions/\(echoID)/outputs/doc")
+            out = try await TestProcess.run(curl, ["-s", "--http2-prior-knowledge", "\(url)?token=t"])
+            #expect(Array(out.stdout) == bytes)
+        }
+    }
+
+    @Test("an execution is another principal's or another deployment's: 404 at once, not held for the wait")
+    func visibility() async throws {
+        let yaml = """
+            tokens: [{name: alice, token: ALICE}, {name: bob, token: BOB}]
+            craft: {long_poll_wait: 5s}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let alice = try await Self.accessToken(client, sdkToken: "ALICE")
+            let bob = try await Self.accessToken(client, sdkToken: "BOB")
+            let id = try await Self.run(client, alice, "sleep", #"{"ms":3000}"#)
+            let clock = ContinuousClock()
+            let started = clock.now
+            var response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/outputs?wait_for_completion=true", headers: Self.bearer(bob)
+            )
+            #expect(response.status == 404, "\(response.bodyString)")
+            #expect(started.duration(to: clock.now) < .seconds(2))
+
+            response = try await client.request(
+                "POST", "/endpoints/echo", headers: jsonHeaders + [("authorization", "EndpointToken ALICE")], body: try jsonBody(["a": 1])
+            )
+            let echoID = try #require(try json(response.body)["execution_id"] as? String)
+            response = try await client.request("GET", "/endpoints/v1/upper/executions/\(echoID)?token=ALICE")
+            #expect(response.status == 404, "\(response.bodyString)")
+            response = try await client.request("GET", "/endpoints/v1/echo/executions/\(echoID)?token=BOB")
+            #expect(response.status == 404, "\(response.bodyString)")
+            response = try await client.request("GET", "/endpoints/v1/echo/executions/\(echoID)?token=ALICE")
+            #expect(response.status == 200, "\(response.bodyString)")
+            response = try await client.request("GET", "/endpoints/v1/echo/executions/\(echoID)")
+            #expect(response.status == 401, "\(response.bodyString)")
         }
     }
 
