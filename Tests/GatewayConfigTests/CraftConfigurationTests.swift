@@ -62,10 +62,27 @@ struct CraftConfigurationTests {
         #expect(craft.deployment(endpointURLPath: "dee")?.name == "d")
     }
 
+    @Test("bounds are inclusive: the shortest and longest accepted values parse")
+    func edges() throws {
+        var craft = try GatewayConfiguration.parse(yaml: "craft: {long_poll_wait: 1ms, max_io_bytes: 1, access_token_lifetime: 121s}", source: "e.yaml").craft
+        #expect(craft.longPollWait == .milliseconds(1))
+        #expect(craft.maxIOBytes == 1)
+        #expect(craft.accessTokenLifetime == .seconds(121))
+        // store.max_wait (60 s by default) bounds the wait: equal to it is fine.
+        craft = try GatewayConfiguration.parse(yaml: "craft: {long_poll_wait: 60s}", source: "e.yaml").craft
+        #expect(craft.longPollWait == .seconds(60))
+        craft = try GatewayConfiguration.parse(yaml: "store: {max_wait: 600s}\ncraft: {long_poll_wait: 600s}", source: "e.yaml").craft
+        #expect(craft.longPollWait == .seconds(600))
+        // An empty deployments list is explicit: no deployment at all (not the implicit ones).
+        craft = try GatewayConfiguration.parse(yaml: "craft: {deployments: []}", source: "e.yaml").craft
+        #expect(craft.deployment(named: "echo") == nil)
+    }
+
     @Test("invalid craft keys are errors naming the key", arguments: [
         ("craft: {namespce: x}", "craft.namespce"),
         ("craft: {long_poll_wait: 0s}", "craft.long_poll_wait"),
-        ("craft: {long_poll_wait: 601s}", "craft.long_poll_wait"),
+        ("store: {max_wait: 1h}\ncraft: {long_poll_wait: 601s}", "craft.long_poll_wait"),
+        ("craft: {long_poll_wait: 61s}", "craft.long_poll_wait"),
         ("store: {max_wait: 10s}\ncraft: {long_poll_wait: 11s}", "craft.long_poll_wait"),
         ("craft: {max_io_bytes: 0}", "craft.max_io_bytes"),
         ("craft: {access_token_lifetime: 120s}", "craft.access_token_lifetime"),

@@ -11,7 +11,9 @@ Scenarios:
                                                 HEX_BYTES "-" reads the hex from stdin (large files)
   run_nowait PIPELINE INPUTS_JSON               run_pipeline(wait_for_completion=False)
   trigger DEPLOYMENT TOKEN INPUTS_JSON WAIT     trigger_endpoint (WAIT: true/false); TOKEN "-" for none
-  trigger_file DEPLOYMENT TOKEN INPUT_NAME HEX  trigger_endpoint with one bytes file input (waits)
+  trigger_file DEPLOYMENT TOKEN INPUT_NAME HEX [INPUTS_JSON]
+                                                trigger_endpoint with one bytes file input and optional
+                                                other inputs (multipart, each JSON-encoded) (waits)
   trigger_then_retrieve DEPLOYMENT TOKEN INPUTS_JSON
                                                 trigger_endpoint(wait_for_completion=False), then
                                                 retrieve_endpoint_results
@@ -75,7 +77,9 @@ def main():
             args[0], token(args[1]), inputs=json.loads(args[2]), wait_for_completion=args[3] == "true"
         )
     elif scenario == "trigger_file":
-        result = sdk.trigger_endpoint(args[0], token(args[1]), inputs={args[2]: bytes.fromhex(args[3])})
+        inputs = json.loads(args[4]) if len(args) > 4 else {}
+        inputs[args[2]] = bytes.fromhex(args[3])
+        result = sdk.trigger_endpoint(args[0], token(args[1]), inputs=inputs)
     elif scenario == "trigger_then_retrieve":
         started = sdk.trigger_endpoint(
             args[0], token(args[1]), inputs=json.loads(args[2]), wait_for_completion=False
