@@ -191,30 +191,14 @@ struct CraftExchange: Sendable {
             return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
         case .executeDeployment(let name):
             let principal = try await craft.principal(authorization: authorization)
-            let deployment = try await existingDeployment(named: name)
-            let inputs = try (body ?? .json(ByteBuffer())).endpointInputs(limits: limits)
-            return try await execute(
-                ref: craft.ref(pipeline: deployment.pipeline, release: deployment.release),
-                inputs: inputs,
-                mappings: try CraftMappings(deployment: deployment),
-                deployment: deployment,
-                principal: principal
-            )
+            return try await execute(try await existingDeployment(named: name), body: body, principal: principal)
         case .endpoint(let path):
             let query = try RESTQuery(target: target)
             let principal =
                 authorization != nil
                 ? try services.authenticator.authenticate(authorization: authorization)
                 : try services.authenticator.authenticate(token: query["token"])
-            let deployment = try await endpointDeployment(path, principal: principal)
-            let inputs = try (body ?? .json(ByteBuffer())).endpointInputs(limits: limits)
-            return try await execute(
-                ref: craft.ref(pipeline: deployment.pipeline, release: deployment.release),
-                inputs: inputs,
-                mappings: try CraftMappings(deployment: deployment),
-                deployment: deployment,
-                principal: principal
-            )
+            return try await execute(try await endpointDeployment(path, principal: principal), body: body, principal: principal)
         case .endpointExecution(let path, let id):
             let principal = try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"])
             let deployment = try await endpointDeployment(path, principal: principal)
@@ -286,6 +270,21 @@ struct CraftExchange: Sendable {
     }
 
     // MARK: Executions
+
+    /// An execution of a deployment: the endpoint's body as its inputs, through the deployment's mappings.
+    private func execute(
+        _ deployment: CraftDeploymentConfiguration,
+        body: CraftRequestBody?,
+        principal: String?
+    ) async throws -> RESTResponse {
+        try await execute(
+            ref: craft.ref(pipeline: deployment.pipeline, release: deployment.release),
+            inputs: try (body ?? .json(ByteBuffer())).endpointInputs(limits: services.limits),
+            mappings: try CraftMappings(deployment: deployment),
+            deployment: deployment,
+            principal: principal
+        )
+    }
 
     /// Creates the execution: the cap on the inputs as sent, then the mapping, then a stored operation.
     private func execute(
