@@ -144,18 +144,17 @@ package struct CraftMappings: Sendable, Equatable {
         package var value: Value
     }
 
-    /// Every pipeline output with where it goes. Without output mappings every output passes under its own
-    /// name; with them, a mapped output goes where its mapping says and an unmapped one is dropped.
+    /// Every pipeline output with where it goes: a mapped output where its mapping says (renamed, or dropped
+    /// by `is_null`), any other under its own name (as `run_pipeline`'s partial `outputs_mapping` expects).
     package func mappedOutputs(_ outputs: ValueObject) -> [MappedOutput] {
         outputs.map { entry in
-            guard let mappings = self.outputs else {
-                return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: entry.key, mappingType: "endpoint", value: entry.value)
-            }
-            switch mappings.first(where: { $0.pipelineOutputName == entry.key })?.destination {
+            switch self.outputs?.first(where: { $0.pipelineOutputName == entry.key })?.destination {
             case .endpointOutput(let name)?:
                 return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: name, mappingType: "endpoint", value: entry.value)
-            case .null?, nil:
+            case .null?:
                 return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: nil, mappingType: "is_null", value: entry.value)
+            case nil:
+                return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: entry.key, mappingType: "endpoint", value: entry.value)
             }
         }
     }

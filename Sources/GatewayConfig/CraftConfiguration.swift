@@ -114,7 +114,7 @@ package struct CraftDeploymentConfiguration: Sendable, Equatable {
     package var maxIOBytes: Int?
     /// nil: endpoint inputs pass to the pipeline under their own names.
     package var inputMappings: [CraftInputMappingConfiguration]?
-    /// nil: pipeline outputs pass to the endpoint under their own names.
+    /// nil: pipeline outputs pass to the endpoint under their own names (so do outputs no mapping names).
     package var outputMappings: [CraftOutputMappingConfiguration]?
 
     package init(

@@ -34,15 +34,15 @@ struct CraftMappingsTests {
         #expect(throws: GatewayError.self) { try mappings.pipelineInputs(from: ["text": .string("x")], environment: { _ in nil }) }
     }
 
-    @Test("output destinations: renamed, is_null and unmapped outputs are dropped; the label round-trips")
+    @Test("output destinations: renamed, dropped by is_null, unmapped ones pass; the label round-trips")
     func outputDestinations() throws {
         let mappings = CraftMappings(outputs: [
             .init(pipelineOutputName: "a", destination: .endpointOutput("A")),
             .init(pipelineOutputName: "b", destination: .null),
         ])
         let outputs = mappings.mappedOutputs(["a": .number(1), "b": .number(2), "c": .number(3)])
-        #expect(outputs.map(\.endpointOutputName) == ["A", nil, nil])
-        #expect(outputs.map(\.mappingType) == ["endpoint", "is_null", "is_null"])
+        #expect(outputs.map(\.endpointOutputName) == ["A", nil, "c"])
+        #expect(outputs.map(\.mappingType) == ["endpoint", "is_null", "endpoint"])
         let restored = try CraftMappings(outputsLabel: mappings.outputsLabel)
         #expect(restored.outputs == mappings.outputs)
         #expect(CraftMappings().outputsLabel == nil)

@@ -34,6 +34,22 @@ struct CraftSDKTests {
         }
     }
 
+    @Test("run_pipeline with inputs_mapping and outputs_mapping: a constant and an is_null source, a dropped output")
+    func runPipelineMapped() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.craft("run_mapped", port: gateway.port, [
+                "echo", #"{"prompt":"p","drop":"d"}"#,
+                #"[{"pipeline_input_name":"c","constant_value":5},{"pipeline_input_name":"drop","is_null":true}]"#,
+                #"[{"pipeline_output_name":"prompt","is_null":true}]"#,
+            ])
+            let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect(outputs["c"] as? Int == 5, "the constant reached the pipeline: \(outputs)")
+            #expect(outputs["drop"] == nil, "an is_null input is not given to the pipeline: \(outputs)")
+            // The SDK lists a dropped output with no value.
+            #expect(outputs.keys.contains("prompt") && outputs["prompt"] is NSNull, "\(outputs)")
+        }
+    }
+
     @Test("run_pipeline with a BytesIO file input: blob-info declares it a file, the SDK uploads it, sha256 matches")
     func runPipelineFile() async throws {
         try await withTestGateway { gateway in

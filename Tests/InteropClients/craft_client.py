@@ -10,6 +10,9 @@ Scenarios:
   run_file PIPELINE INPUT_NAME HEX_BYTES        run_pipeline with one io.BytesIO file input (waits);
                                                 HEX_BYTES "-" reads the hex from stdin (large files)
   run_nowait PIPELINE INPUTS_JSON               run_pipeline(wait_for_completion=False)
+  run_mapped PIPELINE INPUTS_JSON INPUT_SOURCES_JSON OUTPUT_DESTINATIONS_JSON
+                                                run_pipeline with inputs_mapping / outputs_mapping (lists of
+                                                InputSource / OutputDestination keyword arguments)
   trigger DEPLOYMENT TOKEN INPUTS_JSON WAIT     trigger_endpoint (WAIT: true/false); TOKEN "-" for none
   trigger_file DEPLOYMENT TOKEN INPUT_NAME HEX [INPUTS_JSON]
                                                 trigger_endpoint with one bytes file input and optional
@@ -29,6 +32,7 @@ from urllib.parse import urlsplit
 import requests.adapters
 
 from craft_ai_sdk import CraftAiSdk
+from craft_ai_sdk.io import InputSource, OutputDestination
 from craft_ai_sdk.exceptions import SdkException
 
 exchanges = []
@@ -69,6 +73,13 @@ def main():
         result = sdk.run_pipeline(args[0], inputs=json.loads(args[1]))
     elif scenario == "run_nowait":
         result = sdk.run_pipeline(args[0], inputs=json.loads(args[1]), wait_for_completion=False)
+    elif scenario == "run_mapped":
+        result = sdk.run_pipeline(
+            args[0],
+            inputs=json.loads(args[1]),
+            inputs_mapping=[InputSource(**d) for d in json.loads(args[2])],
+            outputs_mapping=[OutputDestination(**d) for d in json.loads(args[3])],
+        )
     elif scenario == "run_file":
         data = bytes.fromhex(sys.stdin.read().strip() if args[2] == "-" else args[2])
         result = sdk.run_pipeline(args[0], inputs={args[1]: io.BytesIO(data)})
