@@ -333,6 +333,35 @@ struct CraftRESTTests {
         }
     }
 
+    @Test("deployments: described, executed through the API, and their latest execution (204 before any)")
+    func deployments() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let token = try await Self.accessToken(client)
+            var response = try await client.request("GET", "/api/v1/deployments/echo", headers: Self.bearer(token))
+            let deployment = try json(response.body)
+            #expect(deployment["execution_rule"] as? String == "endpoint")
+            #expect(deployment["endpoint_url_path"] as? String == "echo")
+            response = try await client.request("GET", "/api/v1/deployments/nope", headers: Self.bearer(token))
+            #expect(response.status == 404)
+
+            response = try await client.request("GET", "/api/v1/deployments/echo/executions/latest", headers: Self.bearer(token))
+            #expect(response.status == 204)
+            #expect(response.body.readableBytes == 0)
+            var ids: [String] = []
+            for n in 1...2 {
+                response = try await client.request(
+                    "POST", "/api/v1/deployments/echo/executions", headers: Self.bearer(token) + jsonHeaders, body: try jsonBody(["n": n])
+                )
+                ids.append(try #require(try json(response.body)["execution_id"] as? String, "\(response.bodyString)"))
+            }
+            // A run of the same pipeline outside the deployment is not the deployment's.
+            _ = try await Self.run(client, token, "echo", #"{"n":3}"#)
+            response = try await client.request("GET", "/api/v1/deployments/echo/executions/latest", headers: Self.bearer(token))
+            #expect(try json(response.body)["execution_id"] as? String == ids[1], "\(response.bodyString)")
+        }
+    }
+
     @Test("SIGHUP reload swaps the craft section: a new deployment appears, the old path is gone")
     func reload() async throws {
         try await withTestGateway(yaml: "craft:\n  deployments:\n    - {name: one, pipeline: upper}\n") { gateway in
