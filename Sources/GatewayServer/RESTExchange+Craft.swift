@@ -412,7 +412,8 @@ enum CraftAnswer {
     static func error(_ error: GatewayError, requestID: String) -> RESTResponse {
         let object: ValueObject = [
             "message": .string(error.message),
-            "name": .string(error.code.description),
+            // The google.rpc name (`NOT_FOUND`, `INTERNAL`): what the SDK prints in brackets before the message.
+            "name": .string(GatewayError.Code.rpcCodeNames.indices.contains(error.code.rpcCode) ? GatewayError.Code.rpcCodeNames[error.code.rpcCode] : "UNKNOWN"),
             "request_id": .string(requestID),
         ]
         var response = RESTResponse.json(status: error.code.httpStatus, body: JSONValueCodec.encode(.object(object)), requestID: requestID)
