@@ -173,7 +173,7 @@ struct CraftExchange: Sendable {
         case .deployment(let name):
             _ = try await craft.principal(authorization: authorization)
             let deployment = try await existingDeployment(named: name)
-            return CraftAnswer.json(CraftAnswer.deployment(deployment, namespace: craft.configuration.namespace), requestID: requestID)
+            return CraftAnswer.json(CraftAnswer.deployment(deployment), requestID: requestID)
         case .latestExecution(let name):
             let principal = try await craft.principal(authorization: authorization)
             let deployment = try await existingDeployment(named: name)
@@ -445,7 +445,9 @@ enum CraftAnswer {
         ]
     }
 
-    static func deployment(_ deployment: CraftDeploymentConfiguration, namespace: String) -> ValueObject {
+    /// `GET /api/v1/deployments/{name}`: the SDK reads `execution_rule` (it must be `endpoint`) and
+    /// `endpoint_url_path`.
+    static func deployment(_ deployment: CraftDeploymentConfiguration) -> ValueObject {
         var pipeline: ValueObject = ["name": .string(deployment.pipeline)]
         if let release = deployment.release { pipeline["release"] = .string(release) }
         return [
