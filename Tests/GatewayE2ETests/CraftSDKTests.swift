@@ -64,6 +64,18 @@ struct CraftSDKTests {
         }
     }
 
+    @Test("run_pipeline with a file output: the SDK fetches /api/v1/executions/{id}/outputs/{name} as octet-stream")
+    func runPipelineFileOutput() async throws {
+        // A configured description makes echo take a file input; echo hands the bytes back as a file output.
+        let yaml = "craft:\n  pipelines:\n    - {name: echo, inputs: [{name: doc, data_type: file}]}\n"
+        try await withTestGateway(yaml: yaml) { gateway in
+            let answer = try await Peers.craft("run_file", port: gateway.port, ["echo", "doc", "00010203fffe"])
+            let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect((outputs["doc"] as? [String: Any])?["hex"] as? String == "00010203fffe", "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/outputs/doc") == 1, "\(answer)")
+        }
+    }
+
     @Test("trigger_endpoint with wait_for_completion true, and a file output fetched from its url")
     func triggerEndpointWaits() async throws {
         try await withTestGateway { gateway in
