@@ -40,6 +40,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        // Craft AI access tokens: HS256 JWTs issued by `/api/v1/auth/refresh` and verified on every call.
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -124,12 +126,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The Craft AI surface's protocol-free parts: access tokens, deployments, mappings, the I/O cap.
+        .target(
+            name: "CraftSurface",
+            dependencies: [
+                "TriggerModel", "GatewayConfig", "WireCodecs", nioCore,
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The listener and its frontends.
         .target(
             name: "GatewayServer",
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing", "GatewayConfig",
-                "AsyncDispatch", "OperationStore", "AbacusSurface", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                "AsyncDispatch", "OperationStore", "AbacusSurface", "CraftSurface", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -142,7 +154,7 @@ let package = Package(
             name: "GatewayApp",
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
-                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore",
+                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "CraftSurface",
                 nioCore, logging, lifecycle, crypto,
             ],
             swiftSettings: swiftSettings
@@ -210,6 +222,11 @@ let package = Package(
         ),
         .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: swiftSettings),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CraftSurfaceTests",
+            dependencies: ["CraftSurface", "GatewayConfig", "TriggerModel", "WireCodecs", nioCore],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),

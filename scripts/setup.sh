@@ -2,7 +2,7 @@
 # Installs what building, running and testing trigger-gateway need on Debian 12; idempotent.
 #   scripts/setup.sh          system packages for building and running
 #   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio in .venv, the Abacus.AI client in
-#                             .venv-abacus)
+#                             .venv-abacus, craft-ai-sdk in .venv-craft)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,5 +43,14 @@ if [ "$want_test" = 1 ]; then
         python3 -m venv "$abacus_venv"
         "$abacus_venv/bin/pip" install -q --disable-pip-version-check abacusai==1.4.119
         touch "$abacus_stamp"
+    fi
+    # craft-ai-sdk cannot share a venv with instill-sdk (their `requests` pins conflict): its own venv drives
+    # the Craft AI surface (Tests/InteropClients/craft_client.py).
+    craft_venv=.venv-craft
+    craft_stamp="$craft_venv/.installed-v1"
+    if [ ! -f "$craft_stamp" ]; then
+        python3 -m venv "$craft_venv"
+        "$craft_venv/bin/pip" install -q --disable-pip-version-check craft-ai-sdk==0.74.7
+        touch "$craft_stamp"
     fi
 fi

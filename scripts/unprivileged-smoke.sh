@@ -96,6 +96,16 @@ op=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin
 out=$(curl -sS --max-time 15 "http://127.0.0.1:$port/v1beta/$op?wait=10s")
 expect "async operation finished" 'HELLO' "$out"
 
+# The Craft AI surface: its access-token key is generated into the user's data dir (0600) and signs the JWT.
+out=$(curl -sS --max-time 10 -H 'content-type: application/json' -d '{"refresh_token":"sdk"}' \
+    "http://127.0.0.1:$port/api/v1/auth/refresh")
+expect "Craft AI access token issued" '"access_token"' "$out"
+jwt=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+out=$(curl -sS --max-time 10 -H "authorization: Bearer $jwt" "http://127.0.0.1:$port/api/v1/pipelines/blob-info")
+expect "Craft AI pipeline described with that token" '"data_type":"file"' "$out"
+key_mode=$(stat -c '%a %U' "$work/data/craft-jwt.key") || fail "no craft-jwt.key in the data dir"
+expect "Craft AI key is the user's, mode 600" "600 $user" "$key_mode"
+
 # SIGHUP reloads as the user too (the file is readable, the signal is the user's own process).
 sed -i 's/namespace: viagrpc/namespace: viarpc/' "$work/gateway.yaml"
 kill -HUP "$gateway_pid"

@@ -9,7 +9,7 @@ package import TriggerModel
 /// earlier of the client's deadline and the pool's request timeout).
 package final class BackendPool: TriggerRunner {
     package let configuration: BackendPoolConfiguration
-    private let transport: any TriggerRunner
+    let transport: any TriggerRunner
     private let limiter: ConcurrencyLimiter
 
     package init(configuration: BackendPoolConfiguration, transport: any TriggerRunner) {
@@ -198,7 +198,7 @@ private final class StreamSlot: Sendable {
 /// `@unchecked Sendable` because the iterator is not: `AsyncThrowingStream(unfolding:)` calls its closure for one
 /// element at a time, so `next()` never overlaps itself and the iterator is only ever touched by one task.
 private final class StreamRelay: @unchecked Sendable {
-    private let transport: any TriggerRunner
+    let transport: any TriggerRunner
     private let request: TriggerRequest
     private var iterator: AsyncThrowingStream<TriggerEvent, any Error>.AsyncIterator?
 

@@ -22,8 +22,8 @@ package final class GRPCBackendTransport: TriggerRunner {
     static let runStreamPath = "/trigger.runner.v1.Runner/RunStream"
 
     private let configuration: BackendPoolConfiguration
-    private let group: any EventLoopGroup
-    private let endpoints: [GRPCBackendEndpoint]
+    let group: any EventLoopGroup
+    let endpoints: [GRPCBackendEndpoint]
     package let balancer: EndpointBalancer
     /// The active health check's loop, when the pool has one; cancelled by ``retire()`` and ``close()``.
     private let healthChecker = Mutex<Task<Void, Never>?>(nil)

@@ -44,6 +44,7 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
         case "/trigger.runner.v1.Runner/Run": method = .run
         case "/trigger.runner.v1.Runner/RunStream": method = .runStream
         case "/grpc.health.v1.Health/Check": method = .healthCheck
+        case "/trigger.runner.v1.Runner/Describe": method = .describe
         case let path:
             sendTrailersOnly(
                 stream: stream,
@@ -120,6 +121,11 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
             }
             return
         }
+        if state.method == .describe {
+            state.message = nil
+            startDescribe(state, message)
+            return
+        }
         var request: TriggerRequest
         do {
             request = try RunnerCodec.decodeRunRequest(message)
@@ -132,7 +138,7 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
         switch state.method {
         case .run: startUnary(state, request)
         case .runStream: startStreaming(state, request)
-        case .healthCheck: break  // answered above
+        case .healthCheck, .describe: break  // answered above
         }
     }
 
@@ -152,6 +158,28 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
                 // The pipeline's own failure travels in the message with grpc-status OK (runner.proto), so the
                 // gateway never mistakes it for the runner failing.
                 outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunError(error)))
+            } catch {
+                outcome = .failure(error)
+            }
+            eventLoop.execute { loopBound.value.unaryFinished(stream, outcome) }
+        }
+    }
+
+    /// `Runner/Describe`: the runner's description when it can give one, UNIMPLEMENTED otherwise.
+    private func startDescribe(_ state: DemoGRPCStream, _ message: ByteBuffer) {
+        let runner = self.runner
+        let eventLoop = self.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let stream = state.id
+        state.task = Task {
+            let outcome: Result<ByteBuffer, any Error>
+            do {
+                let ref = try RunnerCodec.decodeDescribeRequest(message)
+                guard let describing = runner as? any PipelineDescribing else {
+                    throw GatewayError(.unimplemented, "this runner does not describe its pipelines")
+                }
+                let description = try await describing.describePipeline(ref)
+                outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeDescribeResponse(description)))
             } catch {
                 outcome = .failure(error)
             }

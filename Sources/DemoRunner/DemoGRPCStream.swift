@@ -11,6 +11,8 @@ final class DemoGRPCStream {
         case runStream
         /// `grpc.health.v1.Health/Check`: what a grpc pool's active health check calls.
         case healthCheck
+        /// `Runner/Describe`: the pipeline's declared inputs and outputs.
+        case describe
     }
 
     let id: HTTP2StreamID

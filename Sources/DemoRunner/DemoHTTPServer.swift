@@ -83,9 +83,13 @@ final class DemoHTTPHandler: ChannelInboundHandler {
             respond(status: .ok, body: ByteBuffer(string: #"{"status":"SERVING"}"#), context: context)
             return
         }
+        if head.method == .POST, path == "/describe" {
+            describe(body ?? ByteBuffer(), context: context)
+            return
+        }
         guard head.method == .POST, path == "/run" else {
             respond(
-                error: GatewayError(.notFound, "the demo runner serves POST /run and GET /healthz only"),
+                error: GatewayError(.notFound, "the demo runner serves POST /run, POST /describe and GET /healthz only"),
                 context: context
             )
             return
@@ -132,6 +136,43 @@ final class DemoHTTPHandler: ChannelInboundHandler {
                     var buffer = context.channel.allocator.buffer(capacity: 256)
                     RESTResponseBody.encode(result: result, into: &buffer)
                     handler.respond(status: .ok, body: buffer, context: context)
+                case .failure(let error):
+                    handler.respond(error: error, context: context)
+                }
+            }
+        }
+    }
+
+    /// `POST /describe` with `{"namespace","pipeline","release"?}` → `{"inputs":[{"name","data_type"}],
+    /// "outputs":[...]}` (the http transport's `Describe`, API.md §5 via README).
+    private func describe(_ body: ByteBuffer, context: ChannelHandlerContext) {
+        let ref: PipelineRef
+        do {
+            ref = try BackendHTTPBody.decodeDescribeRequest(body, limits: limits)
+        } catch {
+            respond(error: error as? GatewayError ?? GatewayError(.invalidArgument, "\(error)"), context: context)
+            return
+        }
+        let runner = self.runner
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        task = Task {
+            let outcome: Result<PipelineDescription, GatewayError>
+            if let describing = runner as? any PipelineDescribing {
+                do {
+                    outcome = .success(try await describing.describePipeline(ref))
+                } catch {
+                    outcome = .failure(error as? GatewayError ?? GatewayError(.internalError, "\(error)"))
+                }
+            } else {
+                outcome = .failure(GatewayError(.unimplemented, "this runner does not describe its pipelines"))
+            }
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.task = nil
+                switch outcome {
+                case .success(let description):
+                    handler.respond(status: .ok, body: BackendHTTPBody.encode(description: description), context: context)
                 case .failure(let error):
                     handler.respond(error: error, context: context)
                 }

@@ -194,3 +194,17 @@ package struct DemoPipelines: TriggerRunner {
         }
     }
 }
+
+extension DemoPipelines: PipelineDescribing {
+    /// `blob-info` declares one input, `file`, of data type `file` (so Craft AI's SDK uploads it as a file);
+    /// the others take any inputs and declare none. An unknown pipeline is `.notFound`.
+    package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
+        guard Self.names.contains(ref.pipeline) else { throw Self.unknownPipeline(ref) }
+        switch ref.pipeline {
+        case "blob-info":
+            return PipelineDescription(inputs: [.init(name: "file", dataType: "file")])
+        default:
+            return PipelineDescription()
+        }
+    }
+}

@@ -283,6 +283,7 @@ package final class GatewayApp: Sendable {
         )
         services.tls = tls
         services.scheduler = scheduler
+        services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
         return services
     }
 }

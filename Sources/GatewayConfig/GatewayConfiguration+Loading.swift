@@ -47,6 +47,9 @@ extension GatewayConfiguration {
         if let node = top["store"] { config.store = try readStore(node, reader) }
         if let node = top["tls"] { config.tls = try readTLS(node, reader) }
         if let node = top["abacus"] { config.abacus = try readAbacus(node, reader) }
+        if let node = top["craft"] {
+            config.craft = try readCraft(node, tokens: config.tokens, maxWait: config.store.maxWait, reader)
+        }
         if top.has("pools") || top.has("routes") {
             config.pools = try top["pools"].map { node throws(ConfigError) in try readPools(node, reader) } ?? []
             let routesPath = "routes"
@@ -76,7 +79,7 @@ extension GatewayConfiguration {
 
     static let topLevelKeys = [
         "listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "abacus", "tls",
-        "schedules",
+        "schedules", "craft",
     ]
 
     private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
@@ -432,7 +435,7 @@ extension GatewayConfiguration {
     }
 
     /// A namespace, pipeline or release: non-empty, `*` or a name without `*`, `/` or whitespace.
-    private static func routeName(_ node: Node, _ path: String, _ reader: ConfigNodeReader) throws(ConfigError)
+    static func routeName(_ node: Node, _ path: String, _ reader: ConfigNodeReader) throws(ConfigError)
         -> String
     {
         let text = try reader.nonEmptyString(node, at: path)
@@ -468,14 +471,14 @@ extension GatewayConfiguration {
         }
     }
 
-    private static func require(_ m: ConfigMapping, _ key: String, _ reader: ConfigNodeReader) throws(ConfigError)
+    static func require(_ m: ConfigMapping, _ key: String, _ reader: ConfigNodeReader) throws(ConfigError)
         -> Node
     {
         guard let node = m[key] else { throw reader.error(m.path(key), m.node, "missing (required)") }
         return node
     }
 
-    private static func isNameByte(_ b: UInt8) -> Bool {
+    static func isNameByte(_ b: UInt8) -> Bool {
         (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)
             || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
     }

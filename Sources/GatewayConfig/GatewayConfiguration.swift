@@ -34,6 +34,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var tls: ListenerTLSConfiguration? = nil
     /// Scheduled triggers (CRON), each tick one async operation.
     package var schedules: [ScheduleConfiguration] = []
+    /// The Craft AI surface (`craft:`).
+    package var craft: CraftConfiguration = .defaults
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,

@@ -1,5 +1,6 @@
 package import AsyncDispatch
 package import GatewayConfig
+package import CraftSurface
 package import TriggerDispatch
 package import Logging
 package import NIOCore
@@ -34,6 +35,8 @@ package struct FrontendServices: Sendable {
     package var abacus: AbacusConfiguration
     /// The schedules and their API (`/v1beta/schedules`); nil answers it UNIMPLEMENTED (no async store).
     package var scheduler: Scheduler?
+    /// The Craft AI surface (`/api/v1/...`, `/endpoints/...`); nil answers its routes 404.
+    package var craft: CraftSurface?
 
     package init(
         dispatcher: TriggerDispatcher,

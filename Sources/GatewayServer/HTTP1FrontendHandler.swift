@@ -130,7 +130,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             case (.work(let work), _):
                 startWork({ await work.run(body) }, keepAlive: keepAlive, context: context)
                 return
-            case (.trigger, .bytes):
+            case (.trigger, .bytes), (.trigger, .parts):
                 // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
                 preconditionFailure("a trigger body was collected raw")
             }

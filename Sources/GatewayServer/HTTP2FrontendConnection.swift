@@ -178,7 +178,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 startTask(stream: stream) { await work.run(body) } deliver: { connection, response in
                     connection.restRespond(response, stream: stream)
                 }
-            case (.trigger, .bytes):
+            case (.trigger, .bytes), (.trigger, .parts):
                 // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
                 preconditionFailure("a trigger body was collected raw")
             }

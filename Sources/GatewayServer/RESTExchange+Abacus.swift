@@ -38,7 +38,7 @@ extension RESTRequestHead {
             apiKey: first("apikey"),
             // The scheme of the connection (https over TLS); `host` is Host, or HTTP/2's :authority
             // (RFC 9113 §8.3.1).
-            baseURL: first("host").map { "\(scheme)://\($0)" },
+            baseURL: first("host").map { "\(externalScheme)://\($0)" },
             requestID: requestID,
             traceParent: first("traceparent"),
             traceState: first("tracestate"),

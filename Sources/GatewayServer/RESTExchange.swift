@@ -14,6 +14,12 @@ struct RESTRequestHead {
     /// surface hands back to its client (Abacus's `getApiEndpoint`, Craft's file output URLs).
     var scheme = "http"
 
+    /// The scheme the client used to reach the gateway: `https` over TLS here, or when a TLS-terminating proxy
+    /// in front says so (`X-Forwarded-Proto: https`); only ever used for URLs handed back to that client.
+    var externalScheme: String {
+        scheme == "https" || first("x-forwarded-proto")?.lowercased() == "https" ? "https" : "http"
+    }
+
     func first(_ name: String) -> String? {
         headers.first(where: { $0.name == name })?.value
     }
@@ -76,6 +82,8 @@ enum RESTBody: Sendable {
     case bytes(ByteBuffer)
     /// A trigger batch (`RESTBodyCollector.json`, `.formLabelledJSON`, `.multipart`).
     case inputs([TriggerInput])
+    /// The parts of a multipart body as sent (`RESTBodyCollector.multipartParts`).
+    case parts([MultipartPart])
 }
 
 /// Everything about a trigger that the head decided; the body adds the inputs.
@@ -117,6 +125,8 @@ struct RESTBodyCollector {
 
     /// Whether `finishBody` decodes the gathered bytes as a trigger body or hands them over as they are.
     private var raw = false
+    /// Whether `finishBody` hands over a multipart body's plain parts rather than a trigger batch.
+    private var parts = false
 
     private var storage: Storage
     private var received = 0
@@ -146,6 +156,17 @@ struct RESTBodyCollector {
 
     static func multipart(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
         RESTBodyCollector(storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits)), limits: limits)
+    }
+
+    /// A multipart body decoded as it streams into its plain parts (file bytes copied once), under the cap:
+    /// for surfaces whose fields are not Instill's `variables[i].key`.
+    static func multipartParts(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
+        var collector = RESTBodyCollector(
+            storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits, collectingParts: true)),
+            limits: limits
+        )
+        collector.parts = true
+        return collector
     }
 
     private init(storage: Storage, limits: CodecLimits) {
@@ -185,6 +206,10 @@ struct RESTBodyCollector {
         if raw, case .json(var gatherer) = storage {
             storage = .json(BodyGatherer())
             return .bytes(gatherer.take())
+        }
+        if parts, case .multipart(var decoder) = storage {
+            storage = .json(BodyGatherer())
+            return .parts(try decoder.finishParts())
         }
         return .inputs(try finish())
     }
@@ -294,6 +319,8 @@ extension RESTRequestHead {
             return abacusStart(action, services: services, requestID: requestID)
         case .listSchedules, .scheduleAction:
             return scheduleStart(path, services: services, requestID: requestID)
+        case .craft(let route):
+            return craftStart(route, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
             do {

@@ -28,6 +28,8 @@ enum RESTPath: Equatable {
     /// `/api/v0/<action>`: the Abacus.AI surface (API.md §4b); the action is matched by `AbacusAPI`, which
     /// answers an unknown one in its own envelope.
     case abacus(action: String)
+    /// The Craft AI surface (`/api/v1/...`, `/endpoints/...`).
+    case craft(CraftRoute)
 
     /// The methods this endpoint answers; anything else is 405 with an `Allow` header listing them
     /// (RFC 9110 §15.5.6). HEAD is served wherever GET is (RFC 9110 §9.3.2: "the server SHOULD send the
@@ -38,6 +40,7 @@ enum RESTPath: Equatable {
         case .trigger, .cancelOperation, .scheduleAction: ["POST"]
         case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics: ["GET", "HEAD"]
         case .abacus: ["GET", "HEAD", "POST"]
+        case .craft(let route): route.allowedMethods
         }
     }
 
@@ -79,6 +82,7 @@ enum RESTPath: Equatable {
             }
             parts.append(decoded)
         }
+        if let craft = CraftRoute(segments: parts) { return .craft(craft) }
         // parts[0] is "" (the leading slash).
         guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1beta" else { return nil }
         if parts[2] == "operations", parts.count == 4, !parts[3].isEmpty {

@@ -39,6 +39,9 @@ package struct OperationPayloadCodec: Sendable {
         w.optionalString(request.traceState)
         w.optionalString(request.idempotencyKey)
         w.bool(request.returnTraces)
+        // Appended last, and only when there are any: rows written before labels existed end here and still
+        // decode (an absent tail reads as no labels).
+        if !request.labels.isEmpty { w.stringMap(request.labels) }
         return Encoded(bytes: w.sink, blobs: w.spilled)
     }
 
@@ -57,7 +60,7 @@ package struct OperationPayloadCodec: Sendable {
             let variables = try r.object()
             inputs.append(TriggerInput(variables: variables, secrets: try r.stringMap()))
         }
-        return TriggerRequest(
+        var request = TriggerRequest(
             ref: ref,
             mode: mode,
             inputs: inputs,
@@ -68,6 +71,8 @@ package struct OperationPayloadCodec: Sendable {
             idempotencyKey: try r.optionalString(),
             returnTraces: try r.bool()
         )
+        if r.buffer.readableBytes > 0 { request.labels = try r.stringMap() }
+        return request
     }
 
     package func encode(_ result: TriggerResult, blobPrefix: String) -> Encoded {

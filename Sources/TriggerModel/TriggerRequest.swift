@@ -47,6 +47,10 @@ package struct TriggerRequest: Sendable, Equatable {
     /// Set by the async dispatcher: the run waits for a slot of its pool behind the callers instead of being
     /// refused as overloaded (DESIGN.md "Failures: whose fault"), and its request timeout starts with the slot.
     package var waitsForCapacity = false
+    /// What a surface keeps with an async operation for its own later reads (the Craft AI surface: the
+    /// deployment and the output mapping of an execution). Stored with the operation, never sent to a runner,
+    /// and not part of the request digest. Keys are `<surface>.<name>`.
+    package var labels: [String: String] = [:]
 
     package init(
         ref: PipelineRef,

@@ -1,5 +1,30 @@
-import NIOCore
+package import NIOCore
 import TriggerModel
+
+/// One part of a `multipart/form-data` body as sent: its field name, file name and content type (from its
+/// `Content-Disposition` and `Content-Type` headers, RFC 7578 §4.2 and §4.4) and its bytes.
+package struct MultipartPart: Sendable {
+    package var name: String
+    /// `filename` (or RFC 8187 `filename*`); a part that has one is a file upload.
+    package var fileName: String?
+    package var contentType: String?
+    package var body: ByteBuffer
+
+    package init(name: String, fileName: String? = nil, contentType: String? = nil, body: ByteBuffer) {
+        self.name = name
+        self.fileName = fileName
+        self.contentType = contentType
+        self.body = body
+    }
+
+    /// The same rule as a trigger's fields: a file name, or a content type other than text or JSON.
+    package var isFile: Bool {
+        if fileName != nil { return true }
+        guard let contentType else { return false }
+        let type = MediaType.parse(contentType).type
+        return type != "text/plain" && type != "application/json" && !type.isEmpty
+    }
+}
 
 /// The headers of one multipart part that matter for a trigger: its field name, file name and content type.
 struct PartHeaders {

@@ -10,7 +10,9 @@ package import TriggerModel
 #endif
 
 /// A streaming `multipart/form-data` decoder (RFC 7578 over RFC 2046 §5.1) that turns the parts of a REST
-/// trigger into its batch: `variables[i].key` / `inputs[i].key` fields, arrays as `key[j]`.
+/// trigger into its batch: `variables[i].key` / `inputs[i].key` fields, arrays as `key[j]`; or, made with
+/// `collectingParts: true`, hands over the plain parts (`finishParts()`) for surfaces with their own field
+/// conventions (Craft AI's `json_inputs` plus one part per file).
 ///
 /// Feed it the body in chunks of any size (one byte at a time works; a delimiter may straddle chunks), then call
 /// `finish()`. The delimiter is found with `memchr` for its leading CR plus `memcmp`, and part data is copied
@@ -43,12 +45,14 @@ package struct MultipartFormDecoder {
     private var part: PartHeaders?
     private var partBody = ByteBuffer()
     private var assembler: MultipartFieldAssembler
+    /// Set in parts mode (`collectingParts`): the parts so far, in order, instead of a batch.
+    private var parts: [MultipartPart]?
 
     /// - Parameter boundary: the `boundary` parameter of the request's `Content-Type`
     ///   (see `MediaType.parse`).
     /// - Throws: `GatewayError(.invalidArgument)` if the boundary is empty, longer than 70 characters or holds
     ///   characters RFC 2046 §5.1.1 does not allow.
-    package init(boundary: String, limits: CodecLimits) throws {
+    package init(boundary: String, limits: CodecLimits, collectingParts: Bool = false) throws {
         let bytes = Array(boundary.utf8)
         guard !bytes.isEmpty, bytes.count <= 70 else {
             throw GatewayError(.invalidArgument, "multipart boundary must be 1 to 70 characters long")
@@ -61,6 +65,7 @@ package struct MultipartFormDecoder {
         self.delimiter = [0x0D, 0x0A, UInt8(ascii: "-"), UInt8(ascii: "-")] + bytes
         self.limits = limits
         self.assembler = MultipartFieldAssembler(limits: limits)
+        self.parts = collectingParts ? [] : nil
     }
 
     /// Consumes the next piece of the body.
@@ -105,6 +110,19 @@ package struct MultipartFormDecoder {
             )
         }
         return try assembler.inputs()
+    }
+
+    /// Ends the body and returns its parts in order (a decoder made with `collectingParts: true`).
+    ///
+    /// - Throws: `GatewayError(.invalidArgument)` if the closing `--boundary--` never came.
+    package mutating func finishParts() throws -> [MultipartPart] {
+        guard state == .epilogue else {
+            throw GatewayError(
+                .invalidArgument,
+                "multipart body ended before its closing boundary \"--\(boundary)--\""
+            )
+        }
+        return parts ?? []
     }
 
     // MARK: Scanning
@@ -240,6 +258,12 @@ package struct MultipartFormDecoder {
         self.part = nil
         let body = partBody
         partBody = ByteBuffer()
+        if parts != nil {
+            parts!.append(
+                MultipartPart(name: part.name, fileName: part.fileName, contentType: part.contentType, body: body)
+            )
+            return
+        }
         try assembler.add(part: part, body: body)
     }
 }

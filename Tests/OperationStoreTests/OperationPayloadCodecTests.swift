@@ -54,6 +54,23 @@ struct OperationPayloadCodecTests {
         #expect(decoded == request)
     }
 
+    @Test("labels round-trip; a request without labels is stored exactly as before labels existed")
+    func labels() throws {
+        let codec = OperationPayloadCodec()
+        var request = Fixtures.request(blobs: [])
+        request.deadline = nil
+        let plain = codec.encode(request, blobPrefix: "q").bytes
+        request.labels = ["craft.deployment": "shout", "craft.io_cap": "60000"]
+        let labelled = codec.encode(request, blobPrefix: "q").bytes
+        // The labels are a tail: the unlabelled form is a prefix, so rows written before decode unchanged.
+        #expect(labelled.readableBytes > plain.readableBytes)
+        #expect(labelled.getSlice(at: labelled.readerIndex, length: plain.readableBytes) == plain)
+        let decoded = try OperationPayloadCodec.decodeRequest(labelled) { _ in ByteBuffer() }
+        #expect(decoded.labels == request.labels)
+        let old = try OperationPayloadCodec.decodeRequest(plain) { _ in ByteBuffer() }
+        #expect(old.labels.isEmpty)
+    }
+
     @Test("a blob at the inline limit stays inline; one byte more is spilled", arguments: [(1000, 0), (1001, 1)])
     func inlineLimitEdge(size: Int, spilled: Int) throws {
         let codec = OperationPayloadCodec(inlineBlobLimit: 1000)

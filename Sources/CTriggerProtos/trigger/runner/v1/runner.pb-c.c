@@ -7,6 +7,141 @@
 #endif
 
 #include "trigger/runner/v1/runner.pb-c.h"
+void   trigger__runner__v1__describe_request__init
+                     (Trigger__Runner__V1__DescribeRequest         *message)
+{
+  static const Trigger__Runner__V1__DescribeRequest init_value = TRIGGER__RUNNER__V1__DESCRIBE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t trigger__runner__v1__describe_request__get_packed_size
+                     (const Trigger__Runner__V1__DescribeRequest *message)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__describe_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trigger__runner__v1__describe_request__pack
+                     (const Trigger__Runner__V1__DescribeRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__describe_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trigger__runner__v1__describe_request__pack_to_buffer
+                     (const Trigger__Runner__V1__DescribeRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__describe_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trigger__Runner__V1__DescribeRequest *
+       trigger__runner__v1__describe_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trigger__Runner__V1__DescribeRequest *)
+     protobuf_c_message_unpack (&trigger__runner__v1__describe_request__descriptor,
+                                allocator, len, data);
+}
+void   trigger__runner__v1__describe_request__free_unpacked
+                     (Trigger__Runner__V1__DescribeRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trigger__runner__v1__describe_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   trigger__runner__v1__describe_response__init
+                     (Trigger__Runner__V1__DescribeResponse         *message)
+{
+  static const Trigger__Runner__V1__DescribeResponse init_value = TRIGGER__RUNNER__V1__DESCRIBE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t trigger__runner__v1__describe_response__get_packed_size
+                     (const Trigger__Runner__V1__DescribeResponse *message)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__describe_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trigger__runner__v1__describe_response__pack
+                     (const Trigger__Runner__V1__DescribeResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__describe_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trigger__runner__v1__describe_response__pack_to_buffer
+                     (const Trigger__Runner__V1__DescribeResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__describe_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trigger__Runner__V1__DescribeResponse *
+       trigger__runner__v1__describe_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trigger__Runner__V1__DescribeResponse *)
+     protobuf_c_message_unpack (&trigger__runner__v1__describe_response__descriptor,
+                                allocator, len, data);
+}
+void   trigger__runner__v1__describe_response__free_unpacked
+                     (Trigger__Runner__V1__DescribeResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trigger__runner__v1__describe_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   trigger__runner__v1__parameter__init
+                     (Trigger__Runner__V1__Parameter         *message)
+{
+  static const Trigger__Runner__V1__Parameter init_value = TRIGGER__RUNNER__V1__PARAMETER__INIT;
+  *message = init_value;
+}
+size_t trigger__runner__v1__parameter__get_packed_size
+                     (const Trigger__Runner__V1__Parameter *message)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__parameter__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t trigger__runner__v1__parameter__pack
+                     (const Trigger__Runner__V1__Parameter *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__parameter__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t trigger__runner__v1__parameter__pack_to_buffer
+                     (const Trigger__Runner__V1__Parameter *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &trigger__runner__v1__parameter__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Trigger__Runner__V1__Parameter *
+       trigger__runner__v1__parameter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Trigger__Runner__V1__Parameter *)
+     protobuf_c_message_unpack (&trigger__runner__v1__parameter__descriptor,
+                                allocator, len, data);
+}
+void   trigger__runner__v1__parameter__free_unpacked
+                     (Trigger__Runner__V1__Parameter *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &trigger__runner__v1__parameter__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   trigger__runner__v1__run_request__init
                      (Trigger__Runner__V1__RunRequest         *message)
 {
@@ -649,6 +784,172 @@ void   trigger__runner__v1__blob__free_unpacked
   assert(message->base.descriptor == &trigger__runner__v1__blob__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor trigger__runner__v1__describe_request__field_descriptors[3] =
+{
+  {
+    "namespace",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trigger__Runner__V1__DescribeRequest, namespace_),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pipeline",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trigger__Runner__V1__DescribeRequest, pipeline),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "release",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trigger__Runner__V1__DescribeRequest, release),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trigger__runner__v1__describe_request__field_indices_by_name[] = {
+  0,   /* field[0] = namespace */
+  1,   /* field[1] = pipeline */
+  2,   /* field[2] = release */
+};
+static const ProtobufCIntRange trigger__runner__v1__describe_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor trigger__runner__v1__describe_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trigger.runner.v1.DescribeRequest",
+  "DescribeRequest",
+  "Trigger__Runner__V1__DescribeRequest",
+  "trigger.runner.v1",
+  sizeof(Trigger__Runner__V1__DescribeRequest),
+  3,
+  trigger__runner__v1__describe_request__field_descriptors,
+  trigger__runner__v1__describe_request__field_indices_by_name,
+  1,  trigger__runner__v1__describe_request__number_ranges,
+  (ProtobufCMessageInit) trigger__runner__v1__describe_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor trigger__runner__v1__describe_response__field_descriptors[2] =
+{
+  {
+    "inputs",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Trigger__Runner__V1__DescribeResponse, n_inputs),
+    offsetof(Trigger__Runner__V1__DescribeResponse, inputs),
+    &trigger__runner__v1__parameter__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outputs",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Trigger__Runner__V1__DescribeResponse, n_outputs),
+    offsetof(Trigger__Runner__V1__DescribeResponse, outputs),
+    &trigger__runner__v1__parameter__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trigger__runner__v1__describe_response__field_indices_by_name[] = {
+  0,   /* field[0] = inputs */
+  1,   /* field[1] = outputs */
+};
+static const ProtobufCIntRange trigger__runner__v1__describe_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor trigger__runner__v1__describe_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trigger.runner.v1.DescribeResponse",
+  "DescribeResponse",
+  "Trigger__Runner__V1__DescribeResponse",
+  "trigger.runner.v1",
+  sizeof(Trigger__Runner__V1__DescribeResponse),
+  2,
+  trigger__runner__v1__describe_response__field_descriptors,
+  trigger__runner__v1__describe_response__field_indices_by_name,
+  1,  trigger__runner__v1__describe_response__number_ranges,
+  (ProtobufCMessageInit) trigger__runner__v1__describe_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor trigger__runner__v1__parameter__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trigger__Runner__V1__Parameter, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_type",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Trigger__Runner__V1__Parameter, data_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned trigger__runner__v1__parameter__field_indices_by_name[] = {
+  1,   /* field[1] = data_type */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange trigger__runner__v1__parameter__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor trigger__runner__v1__parameter__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "trigger.runner.v1.Parameter",
+  "Parameter",
+  "Trigger__Runner__V1__Parameter",
+  "trigger.runner.v1",
+  sizeof(Trigger__Runner__V1__Parameter),
+  2,
+  trigger__runner__v1__parameter__field_descriptors,
+  trigger__runner__v1__parameter__field_indices_by_name,
+  1,  trigger__runner__v1__parameter__number_ranges,
+  (ProtobufCMessageInit) trigger__runner__v1__parameter__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor trigger__runner__v1__run_request__field_descriptors[6] =
 {
   {
@@ -1692,12 +1993,14 @@ const ProtobufCEnumDescriptor trigger__runner__v1__null_value__descriptor =
   trigger__runner__v1__null_value__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor trigger__runner__v1__runner__method_descriptors[2] =
+static const ProtobufCMethodDescriptor trigger__runner__v1__runner__method_descriptors[3] =
 {
   { "Run", &trigger__runner__v1__run_request__descriptor, &trigger__runner__v1__run_response__descriptor },
   { "RunStream", &trigger__runner__v1__run_request__descriptor, &trigger__runner__v1__run_event__descriptor },
+  { "Describe", &trigger__runner__v1__describe_request__descriptor, &trigger__runner__v1__describe_response__descriptor },
 };
 const unsigned trigger__runner__v1__runner__method_indices_by_name[] = {
+  2,        /* Describe */
   0,        /* Run */
   1         /* RunStream */
 };
@@ -1708,7 +2011,7 @@ const ProtobufCServiceDescriptor trigger__runner__v1__runner__descriptor =
   "Runner",
   "Trigger__Runner__V1__Runner",
   "trigger.runner.v1",
-  2,
+  3,
   trigger__runner__v1__runner__method_descriptors,
   trigger__runner__v1__runner__method_indices_by_name
 };
@@ -1727,6 +2030,14 @@ void trigger__runner__v1__runner__run_stream(ProtobufCService *service,
 {
   assert(service->descriptor == &trigger__runner__v1__runner__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void trigger__runner__v1__runner__describe(ProtobufCService *service,
+                                           const Trigger__Runner__V1__DescribeRequest *input,
+                                           Trigger__Runner__V1__DescribeResponse_Closure closure,
+                                           void *closure_data)
+{
+  assert(service->descriptor == &trigger__runner__v1__runner__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void trigger__runner__v1__runner__init (Trigger__Runner__V1__Runner_Service *service,
                                         Trigger__Runner__V1__Runner_ServiceDestroy destroy)

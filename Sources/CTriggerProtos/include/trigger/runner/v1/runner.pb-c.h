@@ -15,6 +15,9 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 
+typedef struct Trigger__Runner__V1__DescribeRequest Trigger__Runner__V1__DescribeRequest;
+typedef struct Trigger__Runner__V1__DescribeResponse Trigger__Runner__V1__DescribeResponse;
+typedef struct Trigger__Runner__V1__Parameter Trigger__Runner__V1__Parameter;
 typedef struct Trigger__Runner__V1__RunRequest Trigger__Runner__V1__RunRequest;
 typedef struct Trigger__Runner__V1__Input Trigger__Runner__V1__Input;
 typedef struct Trigger__Runner__V1__Input__SecretsEntry Trigger__Runner__V1__Input__SecretsEntry;
@@ -48,6 +51,57 @@ typedef enum _Trigger__Runner__V1__NullValue {
 } Trigger__Runner__V1__NullValue;
 
 /* --- messages --- */
+
+/*
+ * Which pipeline to describe.
+ */
+struct  Trigger__Runner__V1__DescribeRequest
+{
+  ProtobufCMessage base;
+  char *namespace_;
+  char *pipeline;
+  /*
+   * Empty: the pipeline's default (latest) version.
+   */
+  char *release;
+};
+#define TRIGGER__RUNNER__V1__DESCRIBE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trigger__runner__v1__describe_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A pipeline's declared inputs and outputs; empty lists mean it takes (or gives) any.
+ */
+struct  Trigger__Runner__V1__DescribeResponse
+{
+  ProtobufCMessage base;
+  size_t n_inputs;
+  Trigger__Runner__V1__Parameter **inputs;
+  size_t n_outputs;
+  Trigger__Runner__V1__Parameter **outputs;
+};
+#define TRIGGER__RUNNER__V1__DESCRIBE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trigger__runner__v1__describe_response__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+/*
+ * One declared input or output.
+ */
+struct  Trigger__Runner__V1__Parameter
+{
+  ProtobufCMessage base;
+  char *name;
+  /*
+   * `string`, `number`, `boolean`, `json`, `array` or `file` (a blob).
+   */
+  char *data_type;
+};
+#define TRIGGER__RUNNER__V1__PARAMETER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&trigger__runner__v1__parameter__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
 
 /*
  * One trigger of one pipeline: a batch of inputs.
@@ -337,6 +391,63 @@ struct  Trigger__Runner__V1__Blob
     , {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/* Trigger__Runner__V1__DescribeRequest methods */
+void   trigger__runner__v1__describe_request__init
+                     (Trigger__Runner__V1__DescribeRequest         *message);
+size_t trigger__runner__v1__describe_request__get_packed_size
+                     (const Trigger__Runner__V1__DescribeRequest   *message);
+size_t trigger__runner__v1__describe_request__pack
+                     (const Trigger__Runner__V1__DescribeRequest   *message,
+                      uint8_t             *out);
+size_t trigger__runner__v1__describe_request__pack_to_buffer
+                     (const Trigger__Runner__V1__DescribeRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Trigger__Runner__V1__DescribeRequest *
+       trigger__runner__v1__describe_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trigger__runner__v1__describe_request__free_unpacked
+                     (Trigger__Runner__V1__DescribeRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Trigger__Runner__V1__DescribeResponse methods */
+void   trigger__runner__v1__describe_response__init
+                     (Trigger__Runner__V1__DescribeResponse         *message);
+size_t trigger__runner__v1__describe_response__get_packed_size
+                     (const Trigger__Runner__V1__DescribeResponse   *message);
+size_t trigger__runner__v1__describe_response__pack
+                     (const Trigger__Runner__V1__DescribeResponse   *message,
+                      uint8_t             *out);
+size_t trigger__runner__v1__describe_response__pack_to_buffer
+                     (const Trigger__Runner__V1__DescribeResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Trigger__Runner__V1__DescribeResponse *
+       trigger__runner__v1__describe_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trigger__runner__v1__describe_response__free_unpacked
+                     (Trigger__Runner__V1__DescribeResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Trigger__Runner__V1__Parameter methods */
+void   trigger__runner__v1__parameter__init
+                     (Trigger__Runner__V1__Parameter         *message);
+size_t trigger__runner__v1__parameter__get_packed_size
+                     (const Trigger__Runner__V1__Parameter   *message);
+size_t trigger__runner__v1__parameter__pack
+                     (const Trigger__Runner__V1__Parameter   *message,
+                      uint8_t             *out);
+size_t trigger__runner__v1__parameter__pack_to_buffer
+                     (const Trigger__Runner__V1__Parameter   *message,
+                      ProtobufCBuffer     *buffer);
+Trigger__Runner__V1__Parameter *
+       trigger__runner__v1__parameter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   trigger__runner__v1__parameter__free_unpacked
+                     (Trigger__Runner__V1__Parameter *message,
+                      ProtobufCAllocator *allocator);
 /* Trigger__Runner__V1__RunRequest methods */
 void   trigger__runner__v1__run_request__init
                      (Trigger__Runner__V1__RunRequest         *message);
@@ -611,6 +722,15 @@ void   trigger__runner__v1__blob__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Trigger__Runner__V1__DescribeRequest_Closure)
+                 (const Trigger__Runner__V1__DescribeRequest *message,
+                  void *closure_data);
+typedef void (*Trigger__Runner__V1__DescribeResponse_Closure)
+                 (const Trigger__Runner__V1__DescribeResponse *message,
+                  void *closure_data);
+typedef void (*Trigger__Runner__V1__Parameter_Closure)
+                 (const Trigger__Runner__V1__Parameter *message,
+                  void *closure_data);
 typedef void (*Trigger__Runner__V1__RunRequest_Closure)
                  (const Trigger__Runner__V1__RunRequest *message,
                   void *closure_data);
@@ -674,6 +794,10 @@ struct Trigger__Runner__V1__Runner_Service
                      const Trigger__Runner__V1__RunRequest *input,
                      Trigger__Runner__V1__RunEvent_Closure closure,
                      void *closure_data);
+  void (*describe)(Trigger__Runner__V1__Runner_Service *service,
+                   const Trigger__Runner__V1__DescribeRequest *input,
+                   Trigger__Runner__V1__DescribeResponse_Closure closure,
+                   void *closure_data);
 };
 typedef void (*Trigger__Runner__V1__Runner_ServiceDestroy)(Trigger__Runner__V1__Runner_Service *);
 void trigger__runner__v1__runner__init (Trigger__Runner__V1__Runner_Service *service,
@@ -683,7 +807,8 @@ void trigger__runner__v1__runner__init (Trigger__Runner__V1__Runner_Service *ser
 #define TRIGGER__RUNNER__V1__RUNNER__INIT(function_prefix__) \
     { TRIGGER__RUNNER__V1__RUNNER__BASE_INIT,\
       function_prefix__ ## run,\
-      function_prefix__ ## run_stream  }
+      function_prefix__ ## run_stream,\
+      function_prefix__ ## describe  }
 void trigger__runner__v1__runner__run(ProtobufCService *service,
                                       const Trigger__Runner__V1__RunRequest *input,
                                       Trigger__Runner__V1__RunResponse_Closure closure,
@@ -692,10 +817,17 @@ void trigger__runner__v1__runner__run_stream(ProtobufCService *service,
                                              const Trigger__Runner__V1__RunRequest *input,
                                              Trigger__Runner__V1__RunEvent_Closure closure,
                                              void *closure_data);
+void trigger__runner__v1__runner__describe(ProtobufCService *service,
+                                           const Trigger__Runner__V1__DescribeRequest *input,
+                                           Trigger__Runner__V1__DescribeResponse_Closure closure,
+                                           void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    trigger__runner__v1__null_value__descriptor;
+extern const ProtobufCMessageDescriptor trigger__runner__v1__describe_request__descriptor;
+extern const ProtobufCMessageDescriptor trigger__runner__v1__describe_response__descriptor;
+extern const ProtobufCMessageDescriptor trigger__runner__v1__parameter__descriptor;
 extern const ProtobufCMessageDescriptor trigger__runner__v1__run_request__descriptor;
 extern const ProtobufCMessageDescriptor trigger__runner__v1__input__descriptor;
 extern const ProtobufCMessageDescriptor trigger__runner__v1__input__secrets_entry__descriptor;

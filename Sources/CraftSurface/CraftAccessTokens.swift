@@ -1,0 +1,182 @@
+package import FoundationEssentials
+import JWTKit
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Craft AI access tokens: what `POST /api/v1/auth/refresh` issues for an SDK token, and what every other
+/// `/api/v1` call presents as `Authorization: Bearer <jwt>` (CLIENTS.md §3.2).
+///
+/// HS256 JWTs (RFC 7519; RFC 7518 §3.2) signed with jwt-kit. Claims: `sub` (the principal of the SDK token
+/// that was refreshed, or `anonymous` when auth is off), `iat` and `exp` as numeric dates (the SDK computes
+/// its refresh time from `exp - iat`, so both are required). Verification checks the signature, that `exp`
+/// has not passed and that `iat` is not in the future (with `leeway` for clocks of instances that share the
+/// key), against an injectable clock.
+package struct CraftAccessTokens: Sendable {
+    /// The `sub` of tokens issued while auth is off.
+    package static let anonymousSubject = "anonymous"
+    /// Shortest accepted key: RFC 7518 §3.2 requires a key at least as long as the hash output (32 bytes).
+    package static let minimumKeyBytes = 32
+
+    private let key: [UInt8]
+    private let lifetime: Duration
+    private let now: @Sendable () -> Date
+    private let leeway: Duration
+
+    /// - Parameters:
+    ///   - key: the HMAC key (at least `minimumKeyBytes`).
+    ///   - lifetime: from `iat` to `exp`.
+    ///   - now: the clock (tests move it).
+    package init(
+        key: [UInt8],
+        lifetime: Duration,
+        leeway: Duration = .seconds(60),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.key = key
+        self.lifetime = lifetime
+        self.now = now
+        self.leeway = leeway
+    }
+
+    /// A signed token for `subject`, valid for the configured lifetime from now.
+    package func issue(subject: String) async throws -> String {
+        let issued = now()
+        let seconds = Double(lifetime.components.seconds)
+        // Whole seconds: the SDK and RFC 7519 NumericDate readers are happiest with integers.
+        let iat = Date(timeIntervalSince1970: issued.timeIntervalSince1970.rounded(.down))
+        let claims = Claims(
+            sub: SubjectClaim(value: subject),
+            iat: IssuedAtClaim(value: iat),
+            exp: ExpirationClaim(value: iat.addingTimeInterval(seconds))
+        )
+        return try await keys().sign(claims)
+    }
+
+    /// Why a presented token was refused.
+    package enum Failure: Error, Equatable, CustomStringConvertible {
+        case malformed
+        case badSignature
+        case expired
+        case notYetValid
+
+        package var description: String {
+            switch self {
+            case .malformed: "the access token is not a JWT this gateway issued"
+            case .badSignature: "the access token's signature does not verify"
+            case .expired: "the access token has expired; refresh it"
+            case .notYetValid: "the access token was issued in the future"
+            }
+        }
+    }
+
+    /// The subject of a valid token. Throws `Failure`.
+    package func verify(_ token: String) async throws(Failure) -> String {
+        let claims: Claims
+        do {
+            claims = try await keys().verify(token, as: Claims.self)
+        } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
+            throw .badSignature
+        } catch {
+            throw .malformed
+        }
+        let current = now().timeIntervalSince1970
+        let slack = Double(leeway.components.seconds)
+        if claims.exp.value.timeIntervalSince1970 <= current { throw .expired }
+        if claims.iat.value.timeIntervalSince1970 > current + slack { throw .notYetValid }
+        return claims.sub.value
+    }
+
+    /// jwt-kit's key collection is an actor filled asynchronously; one per call keeps this type a plain value
+    /// that a synchronous configuration build can make (the cost is one HMAC key setup).
+    private func keys() async -> JWTKeyCollection {
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: key), digestAlgorithm: .sha256)
+        return keys
+    }
+
+    struct Claims: JWTPayload {
+        var sub: SubjectClaim
+        var iat: IssuedAtClaim
+        var exp: ExpirationClaim
+
+        /// Time claims are checked by `verify(_:)` against the injectable clock, not here (jwt-kit calls
+        /// this with no clock of ours).
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+}
+
+/// Where the access-token key comes from: a configured file, or one generated once into the data directory.
+package enum CraftSigningKey {
+    /// The file name under `data_dir` of a generated key.
+    package static let generatedFileName = "craft-jwt.key"
+
+    /// The key bytes: the content of `secretFile` (trailing newline dropped) when set; otherwise the content of
+    /// `dataDir/craft-jwt.key`, created with 32 random bytes (hex, mode 0600) when it does not exist. Two
+    /// processes creating it at once agree: creation is exclusive (`O_EXCL`), and the loser reads the winner's.
+    ///
+    /// - Throws: `KeyError` naming the file when it cannot be read or written, or is shorter than 32 bytes.
+    package static func load(secretFile: String?, dataDir: String) throws(KeyError) -> [UInt8] {
+        if let secretFile {
+            let key = try read(secretFile)
+            guard key.count >= CraftAccessTokens.minimumKeyBytes else {
+                throw KeyError(path: secretFile, reason: "holds \(key.count) bytes; at least 32 are needed")
+            }
+            return key
+        }
+        let path = dataDir.hasSuffix("/") ? dataDir + generatedFileName : "\(dataDir)/\(generatedFileName)"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            var random = SystemRandomNumberGenerator()
+            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let digits = Array("0123456789abcdef".utf8)
+            var hex: [UInt8] = []
+            for byte in bytes { hex += [digits[Int(byte >> 4)], digits[Int(byte & 15)]] }
+            hex.append(0x0A)
+            let written = hex.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            let synced = fsync(fd)
+            close(fd)
+            guard written == hex.count, synced == 0 else {
+                unlink(path)
+                throw KeyError(path: path, reason: "cannot be written: \(String(cString: strerror(errno)))")
+            }
+            return Array(hex.dropLast())
+        }
+        guard errno == EEXIST else {
+            throw KeyError(path: path, reason: "cannot be created: \(String(cString: strerror(errno)))")
+        }
+        let key = try read(path)
+        guard key.count >= CraftAccessTokens.minimumKeyBytes else {
+            throw KeyError(path: path, reason: "holds \(key.count) bytes; at least 32 are needed (delete it to regenerate)")
+        }
+        return key
+    }
+
+    package struct KeyError: Error, CustomStringConvertible {
+        package var path: String
+        package var reason: String
+        package var description: String { "Craft AI access-token key \(path) \(reason)" }
+    }
+
+    private static func read(_ path: String) throws(KeyError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw KeyError(path: path, reason: "cannot be read: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { throw KeyError(path: path, reason: "cannot be read: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+            guard bytes.count <= 1 << 16 else { throw KeyError(path: path, reason: "is larger than 64 KiB") }
+        }
+        while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
+        return bytes
+    }
+}

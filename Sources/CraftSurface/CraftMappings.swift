@@ -1,0 +1,240 @@
+package import GatewayConfig
+package import NIOCore
+package import TriggerModel
+package import WireCodecs
+
+/// Craft AI input and output mappings (its `InputSource` and `OutputDestination`): how a deployment's endpoint
+/// inputs become pipeline inputs, and pipeline outputs become endpoint outputs.
+///
+/// The same model serves a deployment's configured mappings and the `inputs_mapping` / `outputs_mapping` form
+/// fields `run_pipeline` sends (JSON lists of `{pipeline_input_name, endpoint_input_name | constant_value |
+/// environment_variable_name | is_null, is_required, default_value}` and `{pipeline_output_name,
+/// endpoint_output_name | is_null}`, CLIENTS.md §3.4). `datastore_path` sources and destinations are refused:
+/// the gateway has no datastore.
+package struct CraftMappings: Sendable, Equatable {
+    package enum InputSource: Sendable, Equatable {
+        case endpointInput(String)
+        case constant(Value)
+        case environmentVariable(String)
+        case null
+    }
+
+    package struct InputMapping: Sendable, Equatable {
+        package var pipelineInputName: String
+        package var source: InputSource
+        package var isRequired: Bool
+        package var defaultValue: Value?
+
+        package init(pipelineInputName: String, source: InputSource, isRequired: Bool = false, defaultValue: Value? = nil) {
+            self.pipelineInputName = pipelineInputName
+            self.source = source
+            self.isRequired = isRequired
+            self.defaultValue = defaultValue
+        }
+    }
+
+    package enum OutputDestination: Sendable, Equatable {
+        case endpointOutput(String)
+        case null
+    }
+
+    package struct OutputMapping: Sendable, Equatable {
+        package var pipelineOutputName: String
+        package var destination: OutputDestination
+
+        package init(pipelineOutputName: String, destination: OutputDestination) {
+            self.pipelineOutputName = pipelineOutputName
+            self.destination = destination
+        }
+    }
+
+    /// nil: inputs pass under their own names.
+    package var inputs: [InputMapping]?
+    /// nil: outputs pass under their own names.
+    package var outputs: [OutputMapping]?
+
+    package init(inputs: [InputMapping]? = nil, outputs: [OutputMapping]? = nil) {
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+
+    /// A deployment's configured mappings (constants were validated as JSON when the config was read).
+    package init(deployment: CraftDeploymentConfiguration) throws {
+        self.inputs = try deployment.inputMappings?.map { mapping in
+            let source: InputSource
+            switch mapping.source {
+            case .endpointInput(let name): source = .endpointInput(name)
+            case .constant(let json): source = .constant(try JSONValueCodec.decode(ByteBuffer(string: json)))
+            case .environmentVariable(let name): source = .environmentVariable(name)
+            case .null: source = .null
+            }
+            return InputMapping(
+                pipelineInputName: mapping.pipelineInputName,
+                source: source,
+                isRequired: mapping.isRequired,
+                defaultValue: try mapping.defaultJSON.map { try JSONValueCodec.decode(ByteBuffer(string: $0)) }
+            )
+        }
+        self.outputs = deployment.outputMappings?.map { mapping in
+            switch mapping.destination {
+            case .endpointOutput(let name): OutputMapping(pipelineOutputName: mapping.pipelineOutputName, destination: .endpointOutput(name))
+            case .null: OutputMapping(pipelineOutputName: mapping.pipelineOutputName, destination: .null)
+            }
+        }
+    }
+
+    // MARK: Inputs
+
+    /// The pipeline's inputs for the endpoint's `inputs`.
+    ///
+    /// Each mapped pipeline input takes its value from its source: the endpoint input of that name (else
+    /// `default_value`; else, when `is_required`, the request is refused; else no value), a constant, an
+    /// environment variable of the gateway process (refused when unset), or no value (`is_null`). Endpoint
+    /// inputs that no mapping reads and whose name no mapping sets pass under their own names, as
+    /// `run_pipeline`'s partial `inputs_mapping` expects.
+    ///
+    /// - Throws: `GatewayError(.invalidArgument)` for a missing required input, `.failedPrecondition` for an
+    ///   unset environment variable.
+    package func pipelineInputs(
+        from inputs: ValueObject,
+        environment: (String) -> String?
+    ) throws(GatewayError) -> ValueObject {
+        guard let mappings = self.inputs else { return inputs }
+        var result: [(key: String, value: Value)] = []
+        var consumed = Set<String>()
+        for mapping in mappings {
+            consumed.insert(mapping.pipelineInputName)
+            switch mapping.source {
+            case .endpointInput(let name):
+                consumed.insert(name)
+                if let value = inputs[name] {
+                    result.append((mapping.pipelineInputName, value))
+                } else if let value = mapping.defaultValue {
+                    result.append((mapping.pipelineInputName, value))
+                } else if mapping.isRequired {
+                    throw GatewayError(.invalidArgument, "input \"\(name)\" is required")
+                }
+            case .constant(let value):
+                result.append((mapping.pipelineInputName, value))
+            case .environmentVariable(let name):
+                guard let value = environment(name) else {
+                    throw GatewayError(
+                        .failedPrecondition,
+                        "input \"\(mapping.pipelineInputName)\" comes from the environment variable \(name), which is not set"
+                    )
+                }
+                result.append((mapping.pipelineInputName, .string(value)))
+            case .null:
+                break
+            }
+        }
+        for entry in inputs where !consumed.contains(entry.key) { result.append((entry.key, entry.value)) }
+        return ValueObject(result)
+    }
+
+    // MARK: Outputs
+
+    /// One pipeline output as a client sees it.
+    package struct MappedOutput: Sendable, Equatable {
+        package var pipelineOutputName: String
+        /// nil for an output the mapping drops (`is_null`).
+        package var endpointOutputName: String?
+        /// Craft AI's `mapping_type`: `endpoint` (passed on) or `is_null` (dropped).
+        package var mappingType: String
+        package var value: Value
+    }
+
+    /// Every pipeline output with where it goes: a mapped output where its mapping says (renamed, or dropped
+    /// by `is_null`), any other under its own name (as `run_pipeline`'s partial `outputs_mapping` expects).
+    package func mappedOutputs(_ outputs: ValueObject) -> [MappedOutput] {
+        outputs.map { entry in
+            switch self.outputs?.first(where: { $0.pipelineOutputName == entry.key })?.destination {
+            case .endpointOutput(let name)?:
+                return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: name, mappingType: "endpoint", value: entry.value)
+            case .null?:
+                return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: nil, mappingType: "is_null", value: entry.value)
+            case nil:
+                return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: entry.key, mappingType: "endpoint", value: entry.value)
+            }
+        }
+    }
+
+    // MARK: The SDK's form fields
+
+    /// Parses `run_pipeline`'s `inputs_mapping` field: a JSON list of `InputSource` dicts.
+    /// - Throws: `GatewayError(.invalidArgument)` naming the offending element.
+    package static func inputMappings(json: ByteBuffer, limits: CodecLimits) throws -> [InputMapping] {
+        guard case .list(let items) = try JSONValueCodec.decode(json, limits: limits, path: "inputs_mapping") else {
+            throw GatewayError(.invalidArgument, "inputs_mapping must be a JSON list")
+        }
+        return try items.enumerated().map { (i, item) throws(GatewayError) in
+            guard case .object(let o) = item, case .string(let name)? = o["pipeline_input_name"], !name.isEmpty else {
+                throw GatewayError(.invalidArgument, "inputs_mapping[\(i)] needs a pipeline_input_name")
+            }
+            let source: InputSource
+            if case .string(let endpointName)? = o["endpoint_input_name"] {
+                source = .endpointInput(endpointName)
+            } else if let constant = o["constant_value"], constant != .null {
+                source = .constant(constant)
+            } else if case .string(let variable)? = o["environment_variable_name"] {
+                source = .environmentVariable(variable)
+            } else if case .bool(true)? = o["is_null"] {
+                source = .null
+            } else if let path = o["datastore_path"], path != .null {
+                throw GatewayError(.unimplemented, "inputs_mapping[\(i)]: datastore_path is not supported by this gateway")
+            } else {
+                throw GatewayError(
+                    .invalidArgument,
+                    "inputs_mapping[\(i)] needs one of endpoint_input_name, constant_value, environment_variable_name, is_null"
+                )
+            }
+            var mapping = InputMapping(pipelineInputName: name, source: source)
+            if case .bool(let required)? = o["is_required"] { mapping.isRequired = required }
+            if let value = o["default_value"], value != .null { mapping.defaultValue = value }
+            return mapping
+        }
+    }
+
+    /// Parses `run_pipeline`'s `outputs_mapping` field: a JSON list of `OutputDestination` dicts.
+    package static func outputMappings(json: ByteBuffer, limits: CodecLimits) throws -> [OutputMapping] {
+        guard case .list(let items) = try JSONValueCodec.decode(json, limits: limits, path: "outputs_mapping") else {
+            throw GatewayError(.invalidArgument, "outputs_mapping must be a JSON list")
+        }
+        return try items.enumerated().map { (i, item) throws(GatewayError) in
+            guard case .object(let o) = item, case .string(let name)? = o["pipeline_output_name"], !name.isEmpty else {
+                throw GatewayError(.invalidArgument, "outputs_mapping[\(i)] needs a pipeline_output_name")
+            }
+            if case .string(let endpointName)? = o["endpoint_output_name"] {
+                return OutputMapping(pipelineOutputName: name, destination: .endpointOutput(endpointName))
+            }
+            if case .bool(true)? = o["is_null"] { return OutputMapping(pipelineOutputName: name, destination: .null) }
+            if let path = o["datastore_path"], path != .null {
+                throw GatewayError(.unimplemented, "outputs_mapping[\(i)]: datastore_path is not supported by this gateway")
+            }
+            throw GatewayError(.invalidArgument, "outputs_mapping[\(i)] needs one of endpoint_output_name, is_null")
+        }
+    }
+
+    // MARK: Keeping the output mapping with an execution
+
+    /// The output mapping as the label an execution keeps (`craft.outputs_mapping`), JSON; nil without one.
+    package var outputsLabel: String? {
+        guard let outputs else { return nil }
+        var list: [Value] = []
+        for mapping in outputs {
+            var o: ValueObject = ["pipeline_output_name": .string(mapping.pipelineOutputName)]
+            switch mapping.destination {
+            case .endpointOutput(let name): o["endpoint_output_name"] = .string(name)
+            case .null: o["is_null"] = .bool(true)
+            }
+            list.append(.object(o))
+        }
+        return String(buffer: JSONValueCodec.encode(.list(list)))
+    }
+
+    /// The mappings an execution's label describes (only outputs: inputs were applied when it was created).
+    package init(outputsLabel: String?) throws {
+        self.inputs = nil
+        self.outputs = try outputsLabel.map { try Self.outputMappings(json: ByteBuffer(string: $0), limits: .defaults) }
+    }
+}

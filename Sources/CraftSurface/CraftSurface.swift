@@ -1,0 +1,119 @@
+package import FoundationEssentials
+package import GatewayConfig
+import Synchronization
+package import TriggerModel
+
+/// Everything the Craft AI surface needs that is not HTTP: its configuration, the access-token signer, the
+/// principals a token may name, and pipeline descriptions (cached briefly). Built with each configuration
+/// generation, so a reload (SIGHUP) swaps it whole.
+package final class CraftSurface: Sendable {
+    package let configuration: CraftConfiguration
+    package let accessTokens: CraftAccessTokens
+    /// Whether the gateway requires tokens; when it does, an access token's subject must still be one of
+    /// `principals` (a token removed by a reload stops working at once, not when its JWTs expire).
+    package let authRequired: Bool
+    package let principals: Set<String>
+    package let descriptions: CraftDescriptionCache
+
+    /// - Parameters:
+    ///   - key: the access-token key (see `CraftSigningKey.load`).
+    ///   - describe: asks the runner of a pipeline for its description (the `Describe` call).
+    package init(
+        configuration: CraftConfiguration,
+        key: [UInt8],
+        authRequired: Bool,
+        principals: Set<String>,
+        describe: @escaping @Sendable (PipelineRef) async throws -> PipelineDescription,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.configuration = configuration
+        self.accessTokens = CraftAccessTokens(key: key, lifetime: configuration.accessTokenLifetime, now: now)
+        self.authRequired = authRequired
+        self.principals = principals
+        self.descriptions = CraftDescriptionCache(configuration: configuration, describe: describe)
+    }
+
+    /// The route of pipeline `name` in the surface's namespace.
+    package func ref(pipeline name: String, release: String? = nil) -> PipelineRef {
+        PipelineRef(namespace: configuration.namespace, pipeline: name, release: release)
+    }
+
+    /// The principal an access token stands for (nil when auth is off).
+    ///
+    /// - Throws: `GatewayError(.unauthenticated)` for a missing, malformed, forged or expired token, or one
+    ///   whose principal is no longer configured.
+    package func principal(authorization: String?) async throws(GatewayError) -> String? {
+        guard let authorization else {
+            throw GatewayError(.unauthenticated, "missing Authorization: Bearer <access token>; get one from /api/v1/auth/refresh")
+        }
+        let value = authorization.drop { $0 == " " }
+        guard value.prefix(7).lowercased() == "bearer " else {
+            throw GatewayError(.unauthenticated, "the Authorization header must be Bearer <access token>")
+        }
+        var token = Substring(value.dropFirst(7)).drop { $0 == " " || $0 == "\t" }
+        while let last = token.last, last == " " || last == "\t" { token = token.dropLast() }
+        let subject: String
+        do {
+            subject = try await accessTokens.verify(String(token))
+        } catch {
+            throw GatewayError(.unauthenticated, error.description)
+        }
+        guard authRequired else { return nil }
+        guard principals.contains(subject) else {
+            throw GatewayError(.unauthenticated, "the access token's principal is no longer configured; refresh it")
+        }
+        return subject
+    }
+
+    /// The cap of a deployment (its own, else the surface's).
+    package func ioCap(for deployment: CraftDeploymentConfiguration?) -> CraftIOCap {
+        CraftIOCap(limit: deployment?.maxIOBytes ?? configuration.maxIOBytes)
+    }
+}
+
+/// Pipeline descriptions: the configured ones, else the runner's answer, kept for `ttl` so a burst of SDK
+/// calls (each `run_pipeline` asks first) costs one `Describe` call.
+///
+/// A runner that cannot describe (it answers UNIMPLEMENTED, as runners written before the call existed do)
+/// describes every pipeline as taking any inputs.
+package final class CraftDescriptionCache: Sendable {
+    private let configured: [String: PipelineDescription]
+    private let describe: @Sendable (PipelineRef) async throws -> PipelineDescription
+    private let ttl: Duration
+    private let entries = Mutex<[PipelineRef: (description: PipelineDescription, at: ContinuousClock.Instant)]>([:])
+
+    package init(
+        configuration: CraftConfiguration,
+        ttl: Duration = .seconds(5),
+        describe: @escaping @Sendable (PipelineRef) async throws -> PipelineDescription
+    ) {
+        var configured: [String: PipelineDescription] = [:]
+        for pipeline in configuration.pipelines {
+            configured[pipeline.name] = PipelineDescription(
+                inputs: pipeline.inputs.map { .init(name: $0.name, dataType: $0.dataType) },
+                outputs: pipeline.outputs.map { .init(name: $0.name, dataType: $0.dataType) }
+            )
+        }
+        self.configured = configured
+        self.describe = describe
+        self.ttl = ttl
+    }
+
+    /// The description of `ref`. Throws what the runner throws (`.notFound` for a pipeline it lacks).
+    package func description(of ref: PipelineRef) async throws -> PipelineDescription {
+        if let configured = configured[ref.pipeline] { return configured }
+        let now = ContinuousClock.now
+        if let cached = entries.withLock({ $0[ref] }), cached.at.duration(to: now) < ttl { return cached.description }
+        let description: PipelineDescription
+        do {
+            description = try await describe(ref)
+        } catch let error as GatewayError where error.code == .unimplemented {
+            description = PipelineDescription()
+        }
+        entries.withLock { entries in
+            if entries.count >= 1024 { entries.removeAll() }
+            entries[ref] = (description, now)
+        }
+        return description
+    }
+}

@@ -1,0 +1,186 @@
+/// The Craft AI surface (`craft:` in the config file): which namespace its pipelines live in, how long an
+/// execution read is held open, the non-file input/output cap, the access-token key, and its deployments.
+///
+/// A Craft *pipeline* is a route: `namespace` plus the pipeline id. A *deployment* names a pipeline (and
+/// release), an execution rule (`endpoint`, with the tokens allowed to trigger it) and optional input and
+/// output mappings. With no `deployments` key every pipeline of the namespace is also a deployment of the
+/// same name whose endpoint path is that name, so the SDK works against the embedded default as it is.
+package struct CraftConfiguration: Sendable, Equatable {
+    /// The namespace of every pipeline on this surface (`demo` by default).
+    package var namespace: String
+    /// How long `GET /api/v1/executions/{id}/outputs?wait_for_completion=true` and the endpoint result read
+    /// wait for an execution to finish before answering 307 with `Location` (the SDK re-sends at once).
+    package var longPollWait: Duration
+    /// The cap on an execution's non-file inputs, and separately on its non-file outputs, in bytes of their
+    /// JSON encoding; files are exempt (up to `limits.max_body_bytes`). Craft AI documents 0.06 MB.
+    package var maxIOBytes: Int
+    /// A file holding the HS256 key of the access tokens (`/api/v1/auth/refresh`). Instances behind one load
+    /// balancer must share it, so a token issued by one verifies on another. Unset: a key generated once into
+    /// `data_dir/craft-jwt.key` (mode 0600).
+    package var jwtSecretFile: String?
+    /// How long an access token is valid. The SDK refreshes 120 s before it ends, so this is longer.
+    package var accessTokenLifetime: Duration
+    /// Pipeline descriptions that override (or stand in for) what the runner's `Describe` call says.
+    package var pipelines: [CraftPipelineConfiguration]
+    /// nil: implicit, one deployment per pipeline of `namespace` (the embedded default); a list: exactly these.
+    package var deployments: [CraftDeploymentConfiguration]?
+
+    package init(
+        namespace: String = "demo",
+        longPollWait: Duration = .seconds(25),
+        maxIOBytes: Int = CraftConfiguration.defaultMaxIOBytes,
+        jwtSecretFile: String? = nil,
+        accessTokenLifetime: Duration = .seconds(3600),
+        pipelines: [CraftPipelineConfiguration] = [],
+        deployments: [CraftDeploymentConfiguration]? = nil
+    ) {
+        self.namespace = namespace
+        self.longPollWait = longPollWait
+        self.maxIOBytes = maxIOBytes
+        self.jwtSecretFile = jwtSecretFile
+        self.accessTokenLifetime = accessTokenLifetime
+        self.pipelines = pipelines
+        self.deployments = deployments
+    }
+
+    package static var defaults: CraftConfiguration { CraftConfiguration() }
+
+    /// 0.06 MB (decimal), Craft AI's documented cap on an execution's non-file inputs and outputs.
+    package static let defaultMaxIOBytes = 60_000
+    package static let maxIOBytesRange = 1...(1 << 30)
+    /// At most 10 minutes: a held request ties a connection, and the SDK re-sends at once anyway.
+    package static let longPollWaitRange = Duration.milliseconds(1)...Duration.seconds(600)
+    /// At least 121 s: the SDK refreshes when fewer than 120 s are left, so shorter means a refresh per call.
+    package static let accessTokenLifetimeRange = Duration.seconds(121)...Duration.seconds(30 * 24 * 3600)
+
+    /// The deployment named `name`, explicit or implicit (see `deployments`).
+    package func deployment(named name: String) -> CraftDeploymentConfiguration? {
+        guard let deployments else { return CraftDeploymentConfiguration(name: name, pipeline: name, endpointURLPath: name) }
+        return deployments.first { $0.name == name }
+    }
+
+    /// The deployment whose endpoint path is `path`, explicit or implicit.
+    package func deployment(endpointURLPath path: String) -> CraftDeploymentConfiguration? {
+        guard let deployments else { return CraftDeploymentConfiguration(name: path, pipeline: path, endpointURLPath: path) }
+        return deployments.first { $0.endpointURLPath == path }
+    }
+
+    package func pipeline(named name: String) -> CraftPipelineConfiguration? { pipelines.first { $0.name == name } }
+}
+
+/// A pipeline's declared inputs and outputs (`craft.pipelines[]`), for runners that cannot describe it.
+package struct CraftPipelineConfiguration: Sendable, Equatable {
+    package struct Parameter: Sendable, Equatable {
+        package var name: String
+        /// `string`, `number`, `boolean`, `json`, `array` or `file`.
+        package var dataType: String
+
+        package init(name: String, dataType: String) {
+            self.name = name
+            self.dataType = dataType
+        }
+    }
+
+    package var name: String
+    package var inputs: [Parameter]
+    package var outputs: [Parameter]
+
+    package init(name: String, inputs: [Parameter] = [], outputs: [Parameter] = []) {
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+
+    package static let dataTypes = ["string", "number", "boolean", "json", "array", "file"]
+}
+
+/// One deployment (`craft.deployments[]`).
+package struct CraftDeploymentConfiguration: Sendable, Equatable {
+    package enum ExecutionRule: String, Sendable, Equatable, CaseIterable {
+        /// Triggered by `POST /endpoints/{endpoint_url_path}` with an endpoint token, or through the API.
+        case endpoint
+    }
+
+    package var name: String
+    /// The pipeline id (in `craft.namespace`).
+    package var pipeline: String
+    package var release: String?
+    package var executionRule: ExecutionRule
+    /// The one path segment under `/endpoints/`.
+    package var endpointURLPath: String
+    /// Names of `tokens[]` entries allowed to trigger the endpoint; empty: any configured token.
+    package var tokens: [String]
+    /// Overrides `craft.max_io_bytes` for this deployment.
+    package var maxIOBytes: Int?
+    /// nil: endpoint inputs pass to the pipeline under their own names.
+    package var inputMappings: [CraftInputMappingConfiguration]?
+    /// nil: pipeline outputs pass to the endpoint under their own names (so do outputs no mapping names).
+    package var outputMappings: [CraftOutputMappingConfiguration]?
+
+    package init(
+        name: String,
+        pipeline: String,
+        release: String? = nil,
+        executionRule: ExecutionRule = .endpoint,
+        endpointURLPath: String,
+        tokens: [String] = [],
+        maxIOBytes: Int? = nil,
+        inputMappings: [CraftInputMappingConfiguration]? = nil,
+        outputMappings: [CraftOutputMappingConfiguration]? = nil
+    ) {
+        self.name = name
+        self.pipeline = pipeline
+        self.release = release
+        self.executionRule = executionRule
+        self.endpointURLPath = endpointURLPath
+        self.tokens = tokens
+        self.maxIOBytes = maxIOBytes
+        self.inputMappings = inputMappings
+        self.outputMappings = outputMappings
+    }
+}
+
+/// Where one pipeline input takes its value from (Craft AI's `InputSource`).
+package struct CraftInputMappingConfiguration: Sendable, Equatable {
+    package enum Source: Sendable, Equatable {
+        /// The endpoint input of this name.
+        case endpointInput(String)
+        /// A constant, as JSON text.
+        case constant(json: String)
+        /// The gateway process's environment variable of this name (a string).
+        case environmentVariable(String)
+        /// No value.
+        case null
+    }
+
+    package var pipelineInputName: String
+    package var source: Source
+    /// For `endpointInput`: a request without it is refused (unless `defaultJSON` is set).
+    package var isRequired: Bool
+    /// For `endpointInput`: the value (JSON text) when the request has none.
+    package var defaultJSON: String?
+
+    package init(pipelineInputName: String, source: Source, isRequired: Bool = false, defaultJSON: String? = nil) {
+        self.pipelineInputName = pipelineInputName
+        self.source = source
+        self.isRequired = isRequired
+        self.defaultJSON = defaultJSON
+    }
+}
+
+/// Where one pipeline output goes (Craft AI's `OutputDestination`).
+package struct CraftOutputMappingConfiguration: Sendable, Equatable {
+    package enum Destination: Sendable, Equatable {
+        case endpointOutput(String)
+        /// Dropped.
+        case null
+    }
+
+    package var pipelineOutputName: String
+    package var destination: Destination
+
+    package init(pipelineOutputName: String, destination: Destination) {
+        self.pipelineOutputName = pipelineOutputName
+        self.destination = destination
+    }
+}

@@ -1,0 +1,301 @@
+import Foundation
+import Yams
+
+extension GatewayConfiguration {
+    /// `craft:`: see `CraftConfiguration` for what each key means.
+    /// `maxWait`: `store.max_wait`, which bounds every held operation read, this surface's included.
+    static func readCraft(
+        _ node: Node,
+        tokens: [TokenConfiguration],
+        maxWait: Duration,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) -> CraftConfiguration {
+        let m = try reader.mapping(
+            node,
+            at: "craft",
+            allowed: [
+                "namespace", "long_poll_wait", "max_io_bytes", "jwt_secret_file", "access_token_lifetime", "pipelines",
+                "deployments",
+            ]
+        )
+        var craft = CraftConfiguration.defaults
+        if let n = m["namespace"] {
+            craft.namespace = try routeName(n, m.path("namespace"), reader)
+            if craft.namespace == RouteConfiguration.wildcard {
+                throw reader.error(m.path("namespace"), n, "must name one namespace, not \"*\"")
+            }
+        }
+        if let n = m["long_poll_wait"] {
+            let range = CraftConfiguration.longPollWaitRange
+            craft.longPollWait = try reader.duration(n, at: m.path("long_poll_wait"), minimum: range.lowerBound)
+            guard craft.longPollWait <= range.upperBound else {
+                throw reader.error(m.path("long_poll_wait"), n, "must be at most \(ConfigUnits.format(range.upperBound))")
+            }
+            guard craft.longPollWait <= maxWait else {
+                throw reader.error(
+                    m.path("long_poll_wait"),
+                    n,
+                    "must not be longer than store.max_wait (\(ConfigUnits.format(maxWait))), which bounds every held read"
+                )
+            }
+        }
+        if let n = m["max_io_bytes"] {
+            craft.maxIOBytes = try reader.byteSize(n, at: m.path("max_io_bytes"), in: CraftConfiguration.maxIOBytesRange)
+        }
+        if let n = m["jwt_secret_file"] { craft.jwtSecretFile = try reader.nonEmptyString(n, at: m.path("jwt_secret_file")) }
+        if let n = m["access_token_lifetime"] {
+            let range = CraftConfiguration.accessTokenLifetimeRange
+            craft.accessTokenLifetime = try reader.duration(n, at: m.path("access_token_lifetime"), minimum: range.lowerBound)
+            guard craft.accessTokenLifetime <= range.upperBound else {
+                throw reader.error(m.path("access_token_lifetime"), n, "must be at most \(ConfigUnits.format(range.upperBound))")
+            }
+        }
+        if let n = m["pipelines"] {
+            for (i, item) in try reader.sequence(n, at: m.path("pipelines")).enumerated() {
+                let path = "\(m.path("pipelines"))[\(i)]"
+                let p = try reader.mapping(item, at: path, allowed: ["name", "inputs", "outputs"])
+                let nameNode = try require(p, "name", reader)
+                let name = try routeName(nameNode, p.path("name"), reader)
+                if craft.pipelines.contains(where: { $0.name == name }) {
+                    throw reader.error(p.path("name"), nameNode, "duplicate pipeline \"\(name)\"")
+                }
+                craft.pipelines.append(
+                    CraftPipelineConfiguration(
+                        name: name,
+                        inputs: try readParameters(p["inputs"], at: p.path("inputs"), reader),
+                        outputs: try readParameters(p["outputs"], at: p.path("outputs"), reader)
+                    )
+                )
+            }
+        }
+        if let n = m["deployments"] {
+            var deployments: [CraftDeploymentConfiguration] = []
+            for (i, item) in try reader.sequence(n, at: m.path("deployments")).enumerated() {
+                let deployment = try readDeployment(item, at: "\(m.path("deployments"))[\(i)]", tokens: tokens, reader)
+                if let first = deployments.firstIndex(where: { $0.name == deployment.name }) {
+                    throw reader.error("\(m.path("deployments"))[\(i)].name", item, "duplicate deployment name (also deployments[\(first)])")
+                }
+                if let first = deployments.firstIndex(where: { $0.endpointURLPath == deployment.endpointURLPath }) {
+                    throw reader.error(
+                        "\(m.path("deployments"))[\(i)].endpoint_url_path",
+                        item,
+                        "duplicate endpoint_url_path (also deployments[\(first)])"
+                    )
+                }
+                deployments.append(deployment)
+            }
+            craft.deployments = deployments
+        }
+        return craft
+    }
+
+    private static func readParameters(_ node: Node?, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> [CraftPipelineConfiguration.Parameter]
+    {
+        guard let node else { return [] }
+        var parameters: [CraftPipelineConfiguration.Parameter] = []
+        for (i, item) in try reader.sequence(node, at: path).enumerated() {
+            let p = try reader.mapping(item, at: "\(path)[\(i)]", allowed: ["name", "data_type"])
+            let nameNode = try require(p, "name", reader)
+            let name = try reader.nonEmptyString(nameNode, at: p.path("name"))
+            if parameters.contains(where: { $0.name == name }) {
+                throw reader.error(p.path("name"), nameNode, "duplicate name \"\(name)\"")
+            }
+            let typeNode = try require(p, "data_type", reader)
+            let type = try reader.string(typeNode, at: p.path("data_type"))
+            guard CraftPipelineConfiguration.dataTypes.contains(type) else {
+                throw reader.error(
+                    p.path("data_type"),
+                    typeNode,
+                    "unknown data type \"\(type)\"; expected \(CraftPipelineConfiguration.dataTypes.joined(separator: " | "))"
+                )
+            }
+            parameters.append(.init(name: name, dataType: type))
+        }
+        return parameters
+    }
+
+    private static func readDeployment(
+        _ node: Node,
+        at path: String,
+        tokens: [TokenConfiguration],
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) -> CraftDeploymentConfiguration {
+        let m = try reader.mapping(
+            node,
+            at: path,
+            allowed: [
+                "name", "pipeline", "release", "execution_rule", "endpoint_url_path", "tokens", "max_io_bytes",
+                "input_mappings", "output_mappings",
+            ]
+        )
+        let nameNode = try require(m, "name", reader)
+        let name = try reader.nonEmptyString(nameNode, at: m.path("name"))
+        guard name.utf8.allSatisfy(isNameByte) else {
+            throw reader.error(m.path("name"), nameNode, "deployment names may only use letters, digits, \".\", \"_\" and \"-\"")
+        }
+        let pipelineNode = try require(m, "pipeline", reader)
+        let pipeline = try routeName(pipelineNode, m.path("pipeline"), reader)
+        if pipeline == RouteConfiguration.wildcard {
+            throw reader.error(m.path("pipeline"), pipelineNode, "must name one pipeline, not \"*\"")
+        }
+        var deployment = CraftDeploymentConfiguration(name: name, pipeline: pipeline, endpointURLPath: name)
+        if let n = m["release"] {
+            let release = try routeName(n, m.path("release"), reader)
+            deployment.release = release == RouteConfiguration.wildcard ? nil : release
+        }
+        if let n = m["execution_rule"] {
+            deployment.executionRule = try reader.choice(
+                n,
+                at: m.path("execution_rule"),
+                as: CraftDeploymentConfiguration.ExecutionRule.self
+            )
+        }
+        if let n = m["endpoint_url_path"] {
+            let text = try reader.nonEmptyString(n, at: m.path("endpoint_url_path"))
+            // One segment under /endpoints/; "v1" would collide with the result route /endpoints/v1/….
+            guard text.utf8.allSatisfy(isNameByte), text != "v1" else {
+                throw reader.error(
+                    m.path("endpoint_url_path"),
+                    n,
+                    "must be one path segment of letters, digits, \".\", \"_\" and \"-\" (and not \"v1\")"
+                )
+            }
+            deployment.endpointURLPath = text
+        } else if name == "v1" {
+            throw reader.error(m.path("name"), nameNode, "a deployment named \"v1\" needs another endpoint_url_path")
+        }
+        if let n = m["tokens"] {
+            for (i, item) in try reader.sequence(n, at: m.path("tokens")).enumerated() {
+                let tokenPath = "\(m.path("tokens"))[\(i)]"
+                let tokenName = try reader.nonEmptyString(item, at: tokenPath)
+                guard tokens.contains(where: { $0.name == tokenName }) else {
+                    throw reader.error(tokenPath, item, "no token named \"\(tokenName)\" in tokens")
+                }
+                deployment.tokens.append(tokenName)
+            }
+        }
+        if let n = m["max_io_bytes"] {
+            deployment.maxIOBytes = try reader.byteSize(n, at: m.path("max_io_bytes"), in: CraftConfiguration.maxIOBytesRange)
+        }
+        if let n = m["input_mappings"] {
+            var mappings: [CraftInputMappingConfiguration] = []
+            for (i, item) in try reader.sequence(n, at: m.path("input_mappings")).enumerated() {
+                let mapping = try readInputMapping(item, at: "\(m.path("input_mappings"))[\(i)]", reader)
+                if mappings.contains(where: { $0.pipelineInputName == mapping.pipelineInputName }) {
+                    throw reader.error("\(m.path("input_mappings"))[\(i)]", item, "duplicate pipeline_input_name")
+                }
+                mappings.append(mapping)
+            }
+            deployment.inputMappings = mappings
+        }
+        if let n = m["output_mappings"] {
+            var mappings: [CraftOutputMappingConfiguration] = []
+            for (i, item) in try reader.sequence(n, at: m.path("output_mappings")).enumerated() {
+                let itemPath = "\(m.path("output_mappings"))[\(i)]"
+                let o = try reader.mapping(item, at: itemPath, allowed: ["pipeline_output_name", "endpoint_output_name", "is_null"])
+                let pipelineName = try reader.nonEmptyString(try require(o, "pipeline_output_name", reader), at: o.path("pipeline_output_name"))
+                let destination: CraftOutputMappingConfiguration.Destination
+                switch (o["endpoint_output_name"], o["is_null"]) {
+                case (let n?, nil):
+                    destination = .endpointOutput(try reader.nonEmptyString(n, at: o.path("endpoint_output_name")))
+                case (nil, let n?):
+                    guard n.bool == true else { throw reader.error(o.path("is_null"), n, "must be true when given") }
+                    destination = .null
+                default:
+                    throw reader.error(itemPath, item, "needs exactly one of endpoint_output_name, is_null")
+                }
+                if mappings.contains(where: { $0.pipelineOutputName == pipelineName }) {
+                    throw reader.error(itemPath, item, "duplicate pipeline_output_name")
+                }
+                mappings.append(CraftOutputMappingConfiguration(pipelineOutputName: pipelineName, destination: destination))
+            }
+            deployment.outputMappings = mappings
+        }
+        return deployment
+    }
+
+    private static func readInputMapping(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> CraftInputMappingConfiguration
+    {
+        let m = try reader.mapping(
+            node,
+            at: path,
+            allowed: [
+                "pipeline_input_name", "endpoint_input_name", "constant_value", "environment_variable_name", "is_null",
+                "is_required", "default_value",
+            ]
+        )
+        let name = try reader.nonEmptyString(try require(m, "pipeline_input_name", reader), at: m.path("pipeline_input_name"))
+        let sources = ["endpoint_input_name", "constant_value", "environment_variable_name", "is_null"].filter(m.has)
+        guard sources.count == 1 else {
+            throw reader.error(
+                path,
+                node,
+                "needs exactly one of endpoint_input_name, constant_value, environment_variable_name, is_null"
+            )
+        }
+        let source: CraftInputMappingConfiguration.Source
+        switch sources[0] {
+        case "endpoint_input_name":
+            source = .endpointInput(try reader.nonEmptyString(m["endpoint_input_name"]!, at: m.path("endpoint_input_name")))
+        case "constant_value":
+            source = .constant(json: try jsonText(m["constant_value"]!, at: m.path("constant_value"), reader))
+        case "environment_variable_name":
+            source = .environmentVariable(
+                try reader.nonEmptyString(m["environment_variable_name"]!, at: m.path("environment_variable_name"))
+            )
+        default:
+            guard m["is_null"]!.bool == true else { throw reader.error(m.path("is_null"), m["is_null"], "must be true when given") }
+            source = .null
+        }
+        var mapping = CraftInputMappingConfiguration(pipelineInputName: name, source: source)
+        if let n = m["is_required"] {
+            guard let flag = n.bool else { throw reader.error(m.path("is_required"), n, "expected true or false") }
+            mapping.isRequired = flag
+        }
+        if let n = m["default_value"] { mapping.defaultJSON = try jsonText(n, at: m.path("default_value"), reader) }
+        if case .endpointInput = source {} else if mapping.isRequired || mapping.defaultJSON != nil {
+            throw reader.error(path, node, "is_required and default_value apply only to an endpoint_input_name mapping")
+        }
+        return mapping
+    }
+
+    /// A YAML value as JSON text (YAML's scalars resolved as YAML 1.2's core schema does: `3` a number,
+    /// `true` a boolean, `~` null, anything else a string).
+    static func jsonText(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError) -> String {
+        func convert(_ node: Node) throws(ConfigError) -> Any {
+            switch node {
+            case .scalar(let scalar):
+                if reader.isNull(node) { return NSNull() }
+                switch node.tag.rawValue {
+                case Tag.Name.bool.rawValue: if let b = node.bool { return b }
+                case Tag.Name.int.rawValue: if let i = node.int { return i }
+                case Tag.Name.float.rawValue: if let f = node.float, f.isFinite { return f }
+                default: break
+                }
+                return scalar.string
+            case .sequence(let sequence):
+                var items: [Any] = []
+                for item in sequence { items.append(try convert(item)) }
+                return items
+            case .mapping(let mapping):
+                var object: [String: Any] = [:]
+                for (key, value) in mapping {
+                    guard case .scalar(let k) = key else { throw reader.error(path, key, "keys must be plain strings") }
+                    object[k.string] = try convert(value)
+                }
+                return object
+            case .alias:
+                throw reader.error(path, node, "aliases are not supported here")
+            }
+        }
+        let value = try convert(node)
+        do {
+            let data = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])
+            return String(decoding: data, as: UTF8.self)
+        } catch {
+            throw reader.error(path, node, "cannot be written as JSON")
+        }
+    }
+}

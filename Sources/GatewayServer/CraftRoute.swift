@@ -1,0 +1,77 @@
+/// The routes of the Craft AI surface (CLIENTS.md §3.7), parsed from a request target's decoded segments.
+enum CraftRoute: Equatable {
+    /// `POST /api/v1/auth/refresh`
+    case refresh
+    /// `GET /api/v1/pipelines/{name}`
+    case pipeline(name: String)
+    /// `POST /api/v1/pipelines/{name}/run`
+    case runPipeline(name: String)
+    /// `GET /api/v1/executions/{id}/outputs[?wait_for_completion=true]`
+    case executionOutputs(id: String)
+    /// `GET /api/v1/executions/{id}/outputs/{name}`
+    case executionOutput(id: String, name: String)
+    /// `GET /api/v1/deployments/{name}`
+    case deployment(name: String)
+    /// `GET /api/v1/deployments/{name}/executions/latest`
+    case latestExecution(deployment: String)
+    /// `POST /api/v1/deployments/{name}/executions`
+    case executeDeployment(name: String)
+    /// `POST /endpoints/{endpoint_url_path}`
+    case endpoint(path: String)
+    /// `GET /endpoints/v1/{endpoint_url_path}/executions/{id}?token=`
+    case endpointExecution(path: String, id: String)
+    /// `GET /endpoints/v1/{endpoint_url_path}/executions/{id}/outputs/{name}?token=` (a file output's `url`)
+    case endpointOutput(path: String, id: String, name: String)
+
+    var allowedMethods: [String] {
+        switch self {
+        case .refresh, .runPipeline, .executeDeployment, .endpoint: ["POST"]
+        case .pipeline, .executionOutputs, .executionOutput, .deployment, .latestExecution, .endpointExecution,
+            .endpointOutput:
+            ["GET", "HEAD"]
+        }
+    }
+
+    /// Whether the request carries a body the route reads.
+    var readsBody: Bool {
+        switch self {
+        case .refresh, .runPipeline, .executeDeployment, .endpoint: true
+        default: false
+        }
+    }
+
+    /// `parts` are the target's path segments, percent-decoded, with the leading empty one (`/api/v1/...` is
+    /// `["", "api", "v1", ...]`). nil when the path is none of these routes.
+    init?(segments parts: [String]) {
+        guard parts.count >= 3, parts[0].isEmpty, parts.dropFirst().allSatisfy({ !$0.isEmpty }) else { return nil }
+        let p = Array(parts.dropFirst())
+        switch p[0] {
+        case "api":
+            guard p[1] == "v1" else { return nil }
+            switch Array(p.dropFirst(2)).count {
+            case 2 where p[2] == "auth" && p[3] == "refresh": self = .refresh
+            case 2 where p[2] == "pipelines": self = .pipeline(name: p[3])
+            case 2 where p[2] == "deployments": self = .deployment(name: p[3])
+            case 3 where p[2] == "pipelines" && p[4] == "run": self = .runPipeline(name: p[3])
+            case 3 where p[2] == "executions" && p[4] == "outputs": self = .executionOutputs(id: p[3])
+            case 3 where p[2] == "deployments" && p[4] == "executions": self = .executeDeployment(name: p[3])
+            case 4 where p[2] == "executions" && p[4] == "outputs": self = .executionOutput(id: p[3], name: p[5])
+            case 4 where p[2] == "deployments" && p[4] == "executions" && p[5] == "latest":
+                self = .latestExecution(deployment: p[3])
+            default: return nil
+            }
+        case "endpoints":
+            if p.count == 2 {
+                self = .endpoint(path: p[1])
+            } else if p.count == 5, p[1] == "v1", p[3] == "executions" {
+                self = .endpointExecution(path: p[2], id: p[4])
+            } else if p.count == 7, p[1] == "v1", p[3] == "executions", p[5] == "outputs" {
+                self = .endpointOutput(path: p[2], id: p[4], name: p[6])
+            } else {
+                return nil
+            }
+        default:
+            return nil
+        }
+    }
+}

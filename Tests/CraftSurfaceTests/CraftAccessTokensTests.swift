@@ -1,0 +1,99 @@
+import CraftSurface
+import Foundation
+import Synchronization
+import Testing
+
+/// A clock tests move by hand.
+final class ManualClock: Sendable {
+    private let seconds: Mutex<Double>
+    init(_ start: Double) { seconds = Mutex(start) }
+    func advance(_ by: Double) { seconds.withLock { $0 += by } }
+    var now: Date { Date(timeIntervalSince1970: seconds.withLock { $0 }) }
+}
+
+@Suite("Craft AI access tokens (HS256 JWT)")
+struct CraftAccessTokensTests {
+    let key = Array("0123456789abcdef0123456789abcdef".utf8)
+
+    /// The claims, decoded without checking the signature (as the SDK does).
+    func claims(_ token: String) throws -> [String: Any] {
+        var part = String(token.split(separator: ".")[1])
+        part = part.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while part.count % 4 != 0 { part += "=" }
+        return try JSONSerialization.jsonObject(with: Data(base64Encoded: part)!) as! [String: Any]
+    }
+
+    @Test("issued tokens carry sub and numeric iat/exp one lifetime apart, and verify to their subject")
+    func roundTrip() async throws {
+        let clock = ManualClock(1_700_000_000.7)
+        let tokens = CraftAccessTokens(key: key, lifetime: .seconds(3600), now: { clock.now })
+        let token = try await tokens.issue(subject: "alice")
+        let c = try claims(token)
+        #expect(c["sub"] as? String == "alice")
+        #expect(c["iat"] as? Int == 1_700_000_000)
+        #expect(c["exp"] as? Int == 1_700_003_600)
+        #expect(try await tokens.verify(token) == "alice")
+    }
+
+    @Test("expiry: valid one second before exp, refused at exp (RFC 7519 §4.1.4: on or after)")
+    func expiryEdge() async throws {
+        let clock = ManualClock(1_000_000)
+        let tokens = CraftAccessTokens(key: key, lifetime: .seconds(200), now: { clock.now })
+        let token = try await tokens.issue(subject: "s")
+        clock.advance(199)
+        #expect(try await tokens.verify(token) == "s")
+        clock.advance(1)
+        await #expect(throws: CraftAccessTokens.Failure.expired) { try await tokens.verify(token) }
+    }
+
+    @Test("iat in the future: accepted within the leeway, refused just past it")
+    func futureIssuedAt() async throws {
+        let issuer = ManualClock(2_000_060)
+        let verifierClock = ManualClock(2_000_000)
+        let issuing = CraftAccessTokens(key: key, lifetime: .seconds(600), now: { issuer.now })
+        let verifying = CraftAccessTokens(key: key, lifetime: .seconds(600), leeway: .seconds(60), now: { verifierClock.now })
+        let token = try await issuing.issue(subject: "s")
+        #expect(try await verifying.verify(token) == "s")  // iat == now + 60: at the leeway
+        let later = ManualClock(2_000_061)
+        let token2 = try await CraftAccessTokens(key: key, lifetime: .seconds(600), now: { later.now }).issue(subject: "s")
+        await #expect(throws: CraftAccessTokens.Failure.notYetValid) { try await verifying.verify(token2) }
+    }
+
+    @Test("another key's token, a tampered payload, alg none and garbage are refused")
+    func forgeries() async throws {
+        let tokens = CraftAccessTokens(key: key, lifetime: .seconds(600))
+        let other = CraftAccessTokens(key: Array("another key, 32 bytes or longer!!".utf8), lifetime: .seconds(600))
+        let foreign = try await other.issue(subject: "mallory")
+        await #expect(throws: CraftAccessTokens.Failure.badSignature) { try await tokens.verify(foreign) }
+
+        let genuine = try await tokens.issue(subject: "alice")
+        let parts = genuine.split(separator: ".").map(String.init)
+        let payload = Data(#"{"sub":"root","iat":1,"exp":99999999999}"#.utf8).base64EncodedString()
+            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        await #expect(throws: CraftAccessTokens.Failure.badSignature) {
+            try await tokens.verify("\(parts[0]).\(payload).\(parts[2])")
+        }
+        let none = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
+        await #expect(throws: CraftAccessTokens.Failure.self) { try await tokens.verify("\(none).\(payload).") }
+        await #expect(throws: CraftAccessTokens.Failure.malformed) { try await tokens.verify("not-a-jwt") }
+    }
+
+    @Test("the signing key: generated once (0600) and read back; a configured file is used as is; short keys refused")
+    func signingKey() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("craft-key-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try CraftSigningKey.load(secretFile: nil, dataDir: dir)
+        #expect(first.count == 64)
+        #expect(try CraftSigningKey.load(secretFile: nil, dataDir: dir) == first)
+        let attributes = try FileManager.default.attributesOfItem(atPath: "\(dir)/craft-jwt.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+
+        let file = "\(dir)/configured"
+        try Data((String(repeating: "s", count: 32) + "\n").utf8).write(to: URL(fileURLWithPath: file))
+        #expect(try CraftSigningKey.load(secretFile: file, dataDir: dir) == Array(String(repeating: "s", count: 32).utf8))
+        try Data(String(repeating: "s", count: 31).utf8).write(to: URL(fileURLWithPath: file))
+        #expect(throws: CraftSigningKey.KeyError.self) { try CraftSigningKey.load(secretFile: file, dataDir: dir) }
+        #expect(throws: CraftSigningKey.KeyError.self) { try CraftSigningKey.load(secretFile: "\(dir)/missing", dataDir: dir) }
+    }
+}

@@ -1,0 +1,143 @@
+import CraftSurface
+import GatewayConfig
+import NIOCore
+import Testing
+import TriggerModel
+import WireCodecs
+
+@Suite("Craft AI mappings and the I/O cap")
+struct CraftMappingsTests {
+    @Test("no mappings: inputs and outputs pass under their own names")
+    func identity() throws {
+        let mappings = CraftMappings()
+        let inputs: ValueObject = ["a": .number(1), "b": .string("x")]
+        #expect(try mappings.pipelineInputs(from: inputs, environment: { _ in nil }) == inputs)
+        let outputs = mappings.mappedOutputs(["o": .bool(true)])
+        #expect(outputs.map(\.endpointOutputName) == ["o"])
+        #expect(outputs.map(\.mappingType) == ["endpoint"])
+    }
+
+    @Test("input sources: rename, default, required, constant, environment, null; others pass through")
+    func inputSources() throws {
+        let mappings = CraftMappings(inputs: [
+            .init(pipelineInputName: "prompt", source: .endpointInput("text"), isRequired: true),
+            .init(pipelineInputName: "n", source: .endpointInput("count"), defaultValue: .number(7)),
+            .init(pipelineInputName: "c", source: .constant(.list([.string("k")]))),
+            .init(pipelineInputName: "e", source: .environmentVariable("REGION")),
+            .init(pipelineInputName: "z", source: .null),
+        ])
+        let environment: (String) -> String? = { $0 == "REGION" ? "eu" : nil }
+        let mapped = try mappings.pipelineInputs(from: ["text": .string("hi"), "z": .number(1), "extra": .bool(true)], environment: environment)
+        #expect(mapped == ["prompt": .string("hi"), "n": .number(7), "c": .list([.string("k")]), "e": .string("eu"), "extra": .bool(true)])
+
+        #expect(throws: GatewayError.self) { try mappings.pipelineInputs(from: ["count": .number(1)], environment: environment) }
+        #expect(throws: GatewayError.self) { try mappings.pipelineInputs(from: ["text": .string("x")], environment: { _ in nil }) }
+    }
+
+    @Test("output destinations: renamed, dropped by is_null, unmapped ones pass; the label round-trips")
+    func outputDestinations() throws {
+        let mappings = CraftMappings(outputs: [
+            .init(pipelineOutputName: "a", destination: .endpointOutput("A")),
+            .init(pipelineOutputName: "b", destination: .null),
+        ])
+        let outputs = mappings.mappedOutputs(["a": .number(1), "b": .number(2), "c": .number(3)])
+        #expect(outputs.map(\.endpointOutputName) == ["A", nil, "c"])
+        #expect(outputs.map(\.mappingType) == ["endpoint", "is_null", "endpoint"])
+        let restored = try CraftMappings(outputsLabel: mappings.outputsLabel)
+        #expect(restored.outputs == mappings.outputs)
+        #expect(CraftMappings().outputsLabel == nil)
+    }
+
+    @Test("the SDK's inputs_mapping / outputs_mapping fields parse; datastore paths are refused")
+    func sdkFields() throws {
+        let inputs = try CraftMappings.inputMappings(
+            json: ByteBuffer(string: #"[{"pipeline_input_name":"a","constant_value":3,"is_required":false},{"pipeline_input_name":"b","environment_variable_name":"HOME"},{"pipeline_input_name":"c","is_null":true}]"#),
+            limits: .defaults
+        )
+        #expect(inputs.map(\.source) == [.constant(.number(3)), .environmentVariable("HOME"), .null])
+        #expect(throws: GatewayError.self) {
+            try CraftMappings.inputMappings(json: ByteBuffer(string: #"[{"pipeline_input_name":"a","datastore_path":"x"}]"#), limits: .defaults)
+        }
+        let outputs = try CraftMappings.outputMappings(
+            json: ByteBuffer(string: #"[{"pipeline_output_name":"o","endpoint_output_name":"p"},{"pipeline_output_name":"q","is_null":true}]"#),
+            limits: .defaults
+        )
+        #expect(outputs.map(\.destination) == [.endpointOutput("p"), .null])
+        #expect(throws: GatewayError.self) { try CraftMappings.outputMappings(json: ByteBuffer(string: "{}"), limits: .defaults) }
+    }
+
+    @Test("a configured deployment's mappings: constants and defaults decoded from their JSON")
+    func fromConfiguration() throws {
+        let deployment = CraftDeploymentConfiguration(
+            name: "d", pipeline: "p", endpointURLPath: "d",
+            inputMappings: [
+                .init(pipelineInputName: "x", source: .constant(json: #"{"k":[1,true]}"#)),
+                .init(pipelineInputName: "y", source: .endpointInput("Y"), defaultJSON: #""dflt""#),
+            ],
+            outputMappings: [.init(pipelineOutputName: "o", destination: .null)]
+        )
+        let mappings = try CraftMappings(deployment: deployment)
+        #expect(mappings.inputs?[0].source == .constant(.object(["k": .list([.number(1), .bool(true)])])))
+        #expect(mappings.inputs?[1].defaultValue == .string("dflt"))
+        #expect(mappings.outputs?[0].destination == .null)
+    }
+
+    @Test("the cap: the JSON size of non-file values, files exempt; at the cap passes, one byte over is 413")
+    func capEdges() throws {
+        let cap = CraftIOCap(limit: 10)
+        let file = Value.blob(Blob(bytes: ByteBuffer(repeating: 0, count: 1000)))
+        // "12345678" is 10 bytes of JSON.
+        try cap.checkInputs(["s": .string("12345678"), "f": file])
+        do {
+            try cap.checkInputs(["s": .string("123456789"), "f": file])
+            Issue.record("one byte over the cap passed")
+        } catch {
+            #expect(error.code == .payloadTooLarge)
+            #expect(error.message.contains("11 bytes") && error.message.contains("cap of 10 bytes"), "\(error.message)")
+        }
+        #expect(throws: GatewayError.self) { try cap.checkOutputs(["a": .number(12345), "b": .number(123456)]) }
+        #expect(CraftIOCap.nonFileBytes(["a": .number(12345), "b": .bool(true)]) == 9)
+        do {
+            try CraftIOCap(limit: 60_000).checkInputs(["s": .string(String(repeating: "x", count: 60_000))])
+        } catch {
+            #expect(error.message.contains("0.06 MB"), "\(error.message)")
+        }
+    }
+
+    @Test("run_pipeline bodies: form json_inputs; multipart json_inputs plus file parts; conflicts and unknown fields")
+    func pipelineRunBodies() throws {
+        var run = try CraftRequestBody.form(ByteBuffer(string: "json_inputs=%7B%22prompt%22%3A+%22hello+world%22%7D")).pipelineRun(limits: .defaults)
+        #expect(run.inputs == ["prompt": .string("hello world")])
+        run = try CraftRequestBody.multipart([
+            MultipartPart(name: "json_inputs", body: ByteBuffer(string: #"{"n":1}"#)),
+            MultipartPart(name: "doc", fileName: "doc", body: ByteBuffer(string: "PDF")),
+        ]).pipelineRun(limits: .defaults)
+        #expect(run.inputs["n"] == .number(1))
+        #expect(run.inputs["doc"]?.blobValue?.bytes == ByteBuffer(string: "PDF"))
+        #expect(throws: GatewayError.self) {
+            try CraftRequestBody.multipart([
+                MultipartPart(name: "json_inputs", body: ByteBuffer(string: #"{"doc":1}"#)),
+                MultipartPart(name: "doc", fileName: "doc", body: ByteBuffer(string: "PDF")),
+            ]).pipelineRun(limits: .defaults)
+        }
+        #expect(throws: GatewayError.self) { try CraftRequestBody.form(ByteBuffer(string: "other=1")).pipelineRun(limits: .defaults) }
+        #expect(throws: GatewayError.self) { try CraftRequestBody.json(ByteBuffer(string: "{}")).pipelineRun(limits: .defaults) }
+    }
+
+    @Test("endpoint bodies: JSON object, empty, multipart with JSON-encoded fields and files")
+    func endpointBodies() throws {
+        #expect(try CraftRequestBody.json(ByteBuffer()).endpointInputs(limits: .defaults) == [:])
+        #expect(try CraftRequestBody.json(ByteBuffer(string: #"{"a":[1]}"#)).endpointInputs(limits: .defaults) == ["a": .list([.number(1)])])
+        #expect(throws: GatewayError.self) { try CraftRequestBody.json(ByteBuffer(string: "[1]")).endpointInputs(limits: .defaults) }
+        let inputs = try CraftRequestBody.multipart([
+            MultipartPart(name: "prompt", body: ByteBuffer(string: #""hello""#)),
+            MultipartPart(name: "n", body: ByteBuffer(string: "3")),
+            MultipartPart(name: "plain", body: ByteBuffer(string: "not json")),
+            MultipartPart(name: "file", fileName: "file", body: ByteBuffer(string: "BYTES")),
+        ]).endpointInputs(limits: .defaults)
+        #expect(inputs["prompt"] == .string("hello"))
+        #expect(inputs["n"] == .number(3))
+        #expect(inputs["plain"] == .string("not json"))
+        #expect(inputs["file"]?.blobValue?.fileName == "file")
+    }
+}

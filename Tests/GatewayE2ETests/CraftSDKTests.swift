@@ -1,0 +1,237 @@
+import Foundation
+import GatewayTestSupport
+import Testing
+
+/// The Craft AI surface driven by the unmodified craft-ai-sdk 0.74.7 (Tests/InteropClients/craft_client.py,
+/// in `.venv-craft`) against a gateway on a loopback port: the calls CLIENTS.md §3 lists.
+@Suite("Craft AI surface with craft-ai-sdk")
+struct CraftSDKTests {
+    /// The SDK's answer, or a failure that shows what it printed.
+    private func result(_ answer: [String: Any]) throws -> [String: Any] {
+        try #require(answer["result"] as? [String: Any], "\(answer)")
+    }
+
+    private func error(_ answer: [String: Any]) throws -> [String: Any] {
+        try #require(answer["error"] as? [String: Any], "expected an SdkException: \(answer)")
+    }
+
+    /// How many times the SDK was answered `status` on a path containing `fragment`.
+    private func count(_ answer: [String: Any], status: Int, pathContaining fragment: String) -> Int {
+        (answer["http"] as? [[String: Any]] ?? []).filter {
+            $0["status"] as? Int == status && ($0["path"] as? String ?? "").contains(fragment)
+        }.count
+    }
+
+    @Test("run_pipeline with JSON inputs: refresh, describe, form-encoded run, outputs")
+    func runPipelineJSON() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"prompt":"hello world","n":3,"l":[1,"x"]}"#])
+            let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect(outputs["prompt"] as? String == "hello world")
+            #expect(outputs["n"] as? Int == 3)
+            #expect(outputs["l"] as? [AnyHashable] == [1, "x"])
+            #expect(count(answer, status: 200, pathContaining: "/api/v1/auth/refresh") == 1, "\(answer)")
+        }
+    }
+
+    @Test("run_pipeline with inputs_mapping and outputs_mapping: a constant and an is_null source, a dropped output")
+    func runPipelineMapped() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.craft("run_mapped", port: gateway.port, [
+                "echo", #"{"prompt":"p","drop":"d"}"#,
+                #"[{"pipeline_input_name":"c","constant_value":5},{"pipeline_input_name":"drop","is_null":true}]"#,
+                #"[{"pipeline_output_name":"prompt","is_null":true}]"#,
+            ])
+            let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect(outputs["c"] as? Int == 5, "the constant reached the pipeline: \(outputs)")
+            #expect(outputs["drop"] == nil, "an is_null input is not given to the pipeline: \(outputs)")
+            // The SDK lists a dropped output with no value.
+            #expect(outputs.keys.contains("prompt") && outputs["prompt"] is NSNull, "\(outputs)")
+        }
+    }
+
+    @Test("run_pipeline with a BytesIO file input: blob-info declares it a file, the SDK uploads it, sha256 matches")
+    func runPipelineFile() async throws {
+        try await withTestGateway { gateway in
+            let bytes: [UInt8] = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            let hex = bytes.map { String(format: "%02x", $0) }.joined()
+            let answer = try await Peers.craft("run_file", port: gateway.port, ["blob-info", "file", "-"], stdin: Data(hex.utf8))
+            let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            let info = try #require(outputs["file"] as? [String: Any], "\(answer)")
+            #expect(info["sha256"] as? String == (try sha256Hex(bytes)))
+            #expect(info["size"] as? Int == bytes.count)
+            #expect(info["file_name"] as? String == "file")
+        }
+    }
+
+    @Test("run_pipeline with a file output: the SDK fetches /api/v1/executions/{id}/outputs/{name} as octet-stream")
+    func runPipelineFileOutput() async throws {
+        // A configured description makes echo take a file input; echo hands the bytes back as a file output.
+        let yaml = "craft:\n  pipelines:\n    - {name: echo, inputs: [{name: doc, data_type: file}]}\n"
+        try await withTestGateway(yaml: yaml) { gateway in
+            let answer = try await Peers.craft("run_file", port: gateway.port, ["echo", "doc", "00010203fffe"])
+            let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect((outputs["doc"] as? [String: Any])?["hex"] as? String == "00010203fffe", "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/outputs/doc") == 1, "\(answer)")
+        }
+    }
+
+    @Test("trigger_endpoint with wait_for_completion true, and a file output fetched from its url")
+    func triggerEndpointWaits() async throws {
+        try await withTestGateway { gateway in
+            var answer = try await Peers.craft("trigger", port: gateway.port, ["upper", "EP-TOKEN", #"{"prompt":"hello"}"#, "true"])
+            var outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect(outputs["prompt"] as? String == "HELLO")
+            #expect(count(answer, status: 200, pathContaining: "/endpoints/upper") == 1, "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/endpoints/v1/upper/executions/") == 1, "\(answer)")
+
+            // echo hands the uploaded bytes back: a file output, which the SDK downloads from `url` with ?token=.
+            answer = try await Peers.craft("trigger_file", port: gateway.port, ["echo", "EP-TOKEN", "doc", "00ff10ab"])
+            outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect((outputs["doc"] as? [String: Any])?["hex"] as? String == "00ff10ab", "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/outputs/doc") == 1, "\(answer)")
+
+            // Files and parameters together: multipart whose parameter fields are JSON-encoded.
+            answer = try await Peers.craft(
+                "trigger_file", port: gateway.port, ["echo", "EP-TOKEN", "doc", "0102", #"{"prompt":"hi","n":3,"o":{"a":[true]}}"#]
+            )
+            outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
+            #expect(outputs["prompt"] as? String == "hi")
+            #expect(outputs["n"] as? Int == 3)
+            #expect((outputs["o"] as? [String: Any])?["a"] as? [Bool] == [true])
+            #expect((outputs["doc"] as? [String: Any])?["hex"] as? String == "0102", "\(answer)")
+        }
+    }
+
+    @Test("trigger_endpoint without waiting, then retrieve_endpoint_results; the execution is an operation too")
+    func triggerThenRetrieve() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.craft(
+                "trigger_then_retrieve", port: gateway.port, ["echo", "EP-TOKEN", #"{"prompt":"later","flag":true}"#]
+            )
+            let value = try result(answer)
+            let started = try #require(value["started"] as? [String: Any], "\(answer)")
+            let id = try #require(started["execution_id"] as? String, "\(answer)")
+            #expect(started["outputs"] == nil)
+            let retrieved = try #require(value["retrieved"] as? [String: Any], "\(answer)")
+            #expect(retrieved["execution_id"] as? String == id)
+            let outputs = try #require(retrieved["outputs"] as? [String: Any], "\(answer)")
+            #expect(outputs["prompt"] as? String == "later")
+            #expect(outputs["flag"] as? Bool == true)
+
+            let operation = try await gateway.client().request("GET", "/v1beta/operations/\(id)")
+            #expect(operation.status == 200)
+            #expect((try json(operation.body)["operation"] as? [String: Any])?["done"] as? Bool == true)
+
+            // A separate retrieve, and the deployment's latest execution is this one.
+            let again = try await Peers.craft("retrieve", port: gateway.port, ["echo", "EP-TOKEN", id])
+            #expect((try result(again)["outputs"] as? [String: Any])?["prompt"] as? String == "later", "\(again)")
+        }
+    }
+
+    @Test("trigger_endpoint without a token goes through /api/v1/deployments/{name}/executions and the 307 loop")
+    func triggerWithoutToken() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.craft("trigger", port: gateway.port, ["upper", "-", #"{"prompt":"api"}"#, "true"])
+            #expect((try result(answer)["outputs"] as? [String: Any])?["prompt"] as? String == "API", "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/api/v1/deployments/upper/executions") == 1, "\(answer)")
+        }
+    }
+
+    @Test("a slow pipeline: each read is held for long_poll_wait, then 307; the SDK loops until the outputs")
+    func slowPipelineNeeds307() async throws {
+        try await withTestGateway(yaml: "craft: {long_poll_wait: 500ms}\n") { gateway in
+            var answer = try await Peers.craft("run_json", port: gateway.port, ["sleep", #"{"ms":2500}"#])
+            #expect((try result(answer)["outputs"] as? [String: Any])?["ms"] as? Int == 2500, "\(answer)")
+            let rounds = count(answer, status: 307, pathContaining: "/outputs")
+            // 2.5 s of run at 0.5 s per held read: several rounds, and no busy loop (which makes thousands).
+            #expect(rounds >= 2 && rounds <= 30, "\(rounds) rounds: \(answer)")
+
+            // The endpoint read: `requests` follows the 307 to the same URL.
+            answer = try await Peers.craft("trigger", port: gateway.port, ["sleep", "EP-TOKEN", #"{"ms":1200}"#, "true"])
+            #expect((try result(answer)["outputs"] as? [String: Any])?["ms"] as? Int == 1200, "\(answer)")
+            #expect(count(answer, status: 307, pathContaining: "/endpoints/v1/sleep/executions/") >= 1, "\(answer)")
+        }
+    }
+
+    @Test("with tokens configured: a wrong endpoint token is 401, a wrong SDK token fails the refresh, a good one works")
+    func tokens() async throws {
+        let yaml = """
+            tokens:
+              - {name: alice, token: ALICE-SECRET}
+              - {name: bob, token: BOB-SECRET}
+            craft:
+              deployments:
+                - {name: shout, pipeline: upper, endpoint_url_path: loud, tokens: [alice]}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            var answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["shout", "WRONG-TOKEN", #"{"prompt":"x"}"#, "true"], sdkToken: "ALICE-SECRET"
+            )
+            var failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 401, "\(answer)")
+            #expect(count(answer, status: 401, pathContaining: "/endpoints/loud") == 1, "\(answer)")
+
+            // bob is a configured token, but not one this deployment lists.
+            answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["shout", "BOB-SECRET", #"{"prompt":"x"}"#, "true"], sdkToken: "ALICE-SECRET"
+            )
+            #expect(try error(answer)["status_code"] as? Int == 403, "\(answer)")
+
+            answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"a":1}"#], sdkToken: "NOT-CONFIGURED")
+            failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 401, "\(answer)")
+            #expect(count(answer, status: 401, pathContaining: "/api/v1/auth/refresh") == 1, "\(answer)")
+
+            answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["shout", "ALICE-SECRET", #"{"prompt":"ok"}"#, "true"], sdkToken: "BOB-SECRET"
+            )
+            #expect((try result(answer)["outputs"] as? [String: Any])?["prompt"] as? String == "OK", "\(answer)")
+        }
+    }
+
+    @Test("an input over the cap is 413 naming the cap; one at the cap runs")
+    func overCap() async throws {
+        try await withTestGateway(yaml: "craft: {max_io_bytes: 1000}\n") { gateway in
+            // {"s": "<998 x>"}: the value's JSON is 1000 bytes, exactly the cap.
+            let atCap = String(repeating: "x", count: 998)
+            var answer = try await Peers.craft("run_json", port: gateway.port, ["echo", "{\"s\":\"\(atCap)\"}"])
+            #expect((try result(answer)["outputs"] as? [String: Any])?["s"] as? String == atCap, "\(answer)")
+
+            answer = try await Peers.craft("run_json", port: gateway.port, ["echo", "{\"s\":\"\(atCap)x\"}"])
+            let failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 413, "\(answer)")
+            let message = failure["message"] as? String ?? ""
+            #expect(message.contains("1001 bytes") && message.contains("cap of 1000 bytes"), "\(message)")
+
+            answer = try await Peers.craft("trigger", port: gateway.port, ["echo", "EP", "{\"s\":\"\(atCap)x\"}", "true"])
+            #expect(try error(answer)["status_code"] as? Int == 413, "\(answer)")
+        }
+    }
+
+    @Test("a failing pipeline is an SdkException with the pipeline's message and status")
+    func failingPipeline() async throws {
+        try await withTestGateway { gateway in
+            var answer = try await Peers.craft("run_json", port: gateway.port, ["fail", #"{"message":"boom","code":"FAILED_PRECONDITION"}"#])
+            var failure = try error(answer)
+            #expect(failure["message"] as? String == "boom", "\(answer)")
+            #expect(failure["status_code"] as? Int == 400 || failure["status_code"] as? Int == 409, "\(answer)")
+
+            answer = try await Peers.craft("trigger", port: gateway.port, ["fail", "EP", #"{"message":"kaput"}"#, "true"])
+            failure = try error(answer)
+            #expect(failure["message"] as? String == "kaput", "\(answer)")
+            #expect(failure["status_code"] as? Int == 500, "\(answer)")
+            #expect(failure["name"] as? String == "INTERNAL", "\(answer)")
+        }
+    }
+
+    @Test("an unknown pipeline or deployment is an SdkException (404)")
+    func unknownNames() async throws {
+        try await withTestGateway { gateway in
+            var answer = try await Peers.craft("run_json", port: gateway.port, ["no-such-pipeline", "{}"])
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
+            answer = try await Peers.craft("trigger", port: gateway.port, ["no-such-deployment", "EP", "{}", "true"])
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
+        }
+    }
+}

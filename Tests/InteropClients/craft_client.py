@@ -1,0 +1,122 @@
+"""Drives the gateway's Craft AI surface with the unmodified craft-ai-sdk (0.74.7, in .venv-craft).
+
+Usage: craft_client.py SCENARIO BASE_URL [ARGS...]
+Prints one JSON object on stdout: {"result": ...} on success, {"error": {...}} when the SDK raised, plus
+"http": every HTTP exchange the SDK made (method, path, status), so tests can count 307 rounds.
+Environment: CRAFT_SDK_TOKEN (default "any-sdk-token").
+
+Scenarios:
+  run_json PIPELINE INPUTS_JSON                 run_pipeline with JSON inputs (waits)
+  run_file PIPELINE INPUT_NAME HEX_BYTES        run_pipeline with one io.BytesIO file input (waits);
+                                                HEX_BYTES "-" reads the hex from stdin (large files)
+  run_nowait PIPELINE INPUTS_JSON               run_pipeline(wait_for_completion=False)
+  run_mapped PIPELINE INPUTS_JSON INPUT_SOURCES_JSON OUTPUT_DESTINATIONS_JSON
+                                                run_pipeline with inputs_mapping / outputs_mapping (lists of
+                                                InputSource / OutputDestination keyword arguments)
+  trigger DEPLOYMENT TOKEN INPUTS_JSON WAIT     trigger_endpoint (WAIT: true/false); TOKEN "-" for none
+  trigger_file DEPLOYMENT TOKEN INPUT_NAME HEX [INPUTS_JSON]
+                                                trigger_endpoint with one bytes file input and optional
+                                                other inputs (multipart, each JSON-encoded) (waits)
+  trigger_then_retrieve DEPLOYMENT TOKEN INPUTS_JSON
+                                                trigger_endpoint(wait_for_completion=False), then
+                                                retrieve_endpoint_results
+  retrieve DEPLOYMENT TOKEN EXECUTION_ID        retrieve_endpoint_results
+"""
+
+import io
+import json
+import os
+import sys
+from urllib.parse import urlsplit
+
+import requests.adapters
+
+from craft_ai_sdk import CraftAiSdk
+from craft_ai_sdk.io import InputSource, OutputDestination
+from craft_ai_sdk.exceptions import SdkException
+
+exchanges = []
+_send = requests.adapters.HTTPAdapter.send
+
+
+def _recording_send(self, request, *args, **kwargs):
+    response = _send(self, request, *args, **kwargs)
+    exchanges.append({"method": request.method, "path": urlsplit(request.url).path, "status": response.status_code})
+    return response
+
+
+requests.adapters.HTTPAdapter.send = _recording_send
+
+
+def encode(value):
+    """JSON-safe form of an SDK result: bytes become {"hex": ...}."""
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    return value
+
+
+def main():
+    scenario, base = sys.argv[1], sys.argv[2]
+    args = sys.argv[3:]
+    sdk = CraftAiSdk(
+        sdk_token=os.environ.get("CRAFT_SDK_TOKEN", "any-sdk-token"),
+        environment_url=base,
+        control_url=base,
+        verbose_log=False,
+    )
+    token = lambda t: None if t == "-" else t  # noqa: E731
+    if scenario == "run_json":
+        result = sdk.run_pipeline(args[0], inputs=json.loads(args[1]))
+    elif scenario == "run_nowait":
+        result = sdk.run_pipeline(args[0], inputs=json.loads(args[1]), wait_for_completion=False)
+    elif scenario == "run_mapped":
+        result = sdk.run_pipeline(
+            args[0],
+            inputs=json.loads(args[1]),
+            inputs_mapping=[InputSource(**d) for d in json.loads(args[2])],
+            outputs_mapping=[OutputDestination(**d) for d in json.loads(args[3])],
+        )
+    elif scenario == "run_file":
+        data = bytes.fromhex(sys.stdin.read().strip() if args[2] == "-" else args[2])
+        result = sdk.run_pipeline(args[0], inputs={args[1]: io.BytesIO(data)})
+    elif scenario == "trigger":
+        result = sdk.trigger_endpoint(
+            args[0], token(args[1]), inputs=json.loads(args[2]), wait_for_completion=args[3] == "true"
+        )
+    elif scenario == "trigger_file":
+        inputs = json.loads(args[4]) if len(args) > 4 else {}
+        inputs[args[2]] = bytes.fromhex(args[3])
+        result = sdk.trigger_endpoint(args[0], token(args[1]), inputs=inputs)
+    elif scenario == "trigger_then_retrieve":
+        started = sdk.trigger_endpoint(
+            args[0], token(args[1]), inputs=json.loads(args[2]), wait_for_completion=False
+        )
+        result = {
+            "started": started,
+            "retrieved": sdk.retrieve_endpoint_results(args[0], started["execution_id"], token(args[1])),
+        }
+    elif scenario == "retrieve":
+        result = sdk.retrieve_endpoint_results(args[0], args[2], token(args[1]))
+    else:
+        raise SystemExit(f"unknown scenario {scenario}")
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        answer = {"result": encode(main())}
+    except SdkException as error:
+        answer = {
+            "error": {
+                "message": error.message,
+                "status_code": error.status_code,
+                "name": error.name,
+                "text": str(error),
+            }
+        }
+    answer["http"] = exchanges
+    print(json.dumps(answer))
