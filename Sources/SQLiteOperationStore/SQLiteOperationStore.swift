@@ -118,88 +118,97 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    /// Inserts `batch` in one `BEGIN IMMEDIATE … COMMIT` and sets each ticket's outcome. An enqueue that fails
-    /// on its own (an idempotency conflict, a blob write) fails alone; a transaction that cannot begin or
-    /// commit fails every enqueue of the batch as unavailable, and removes the blob files they wrote.
+    /// Inserts `batch` with one multi-row `INSERT` (one implicit transaction, one fsync) and sets each ticket's
+    /// outcome.
+    ///
+    /// One statement rather than `BEGIN … COMMIT` around several: each statement runs as its own job on NIO's
+    /// thread pool, and a write lock held between jobs lets the jobs of another connection to the same file
+    /// (a second handle in this process) fill the pool busy-waiting for that lock, which the holder then
+    /// cannot release: a deadlock until `busy_timeout`. Idempotency keys are looked up before (a key found
+    /// answers without inserting) and after (a key another writer or an earlier row of this batch inserted
+    /// meanwhile: `ON CONFLICT DO NOTHING` skips the row). An enqueue that fails on its own (a conflict, a blob
+    /// write) fails alone; a failed statement fails the rows it carried, and their blob files are removed.
     private func commitEnqueues(_ batch: [EnqueueBatcher.Ticket]) async {
-        guard !batch.isEmpty else { return }
-        do {
-            try await query("BEGIN IMMEDIATE")
-        } catch {
-            for ticket in batch { ticket.outcome = .failure(error) }
-            return
-        }
-        var results: [Result<(operation: Operation, created: Bool), any Error>] = []
-        results.reserveCapacity(batch.count)
+        var pending: [EnqueueBatcher.Ticket] = []
+        pending.reserveCapacity(batch.count)
         for ticket in batch {
             do {
-                results.append(.success(try await insert(ticket.new)))
+                if let answer = try await existingAnswer(for: ticket.new) {
+                    ticket.outcome = .success(answer)
+                    continue
+                }
+                let spilled = ticket.new.encodedRequest.blobs
+                if !spilled.isEmpty {
+                    let id = ticket.new.operation.id
+                    try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
+                }
+                pending.append(ticket)
             } catch {
-                results.append(.failure(error))
+                ticket.outcome = .failure(error)
             }
         }
+        guard !pending.isEmpty else { return }
+        var binds: [SQLiteData] = []
+        binds.reserveCapacity(pending.count * 10)
+        var rows: [String] = []
+        rows.reserveCapacity(pending.count)
+        for ticket in pending {
+            let new = ticket.new
+            let operation = new.operation
+            binds += [
+                .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
+                .integer(Int(operation.createdAt.storeMilliseconds)), .integer(Int(operation.notBefore.storeMilliseconds)),
+                new.idempotencyScope.sqlite, operation.idempotencyKey.sqlite, .text(operation.requestDigest),
+                .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1),
+            ]
+            rows.append("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?)")
+        }
+        let inserted: Set<String>
         do {
-            try await query("COMMIT")
+            // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch,
+            // may hold the key; the row is skipped and the existing one answers below.
+            let returned = try await query(
+                """
+                INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+                idempotency_scope, idempotency_key, request_digest, has_blobs) \
+                VALUES \(rows.joined(separator: ", ")) \
+                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
+                """,
+                binds
+            )
+            inserted = Set(returned.compactMap { $0.column("id")?.string })
         } catch {
-            _ = try? await connection.query("ROLLBACK")
-            for (ticket, result) in zip(batch, results) {
-                if case .success(let (operation, true)) = result, !ticket.new.encodedRequest.blobs.isEmpty {
-                    await removeBlobDirectory(ticket.new.encodedRequest.blobs, operationID: operation.id)
-                }
+            for ticket in pending {
+                await removeBlobDirectory(ticket.new.encodedRequest.blobs, operationID: ticket.new.operation.id)
                 ticket.outcome = .failure(error)
             }
             return
         }
-        for (ticket, result) in zip(batch, results) { ticket.outcome = result }
-    }
-
-    /// One enqueue inside the batch's transaction: the idempotency check, the blob files, the row.
-    private func insert(_ new: NewOperation) async throws -> (operation: Operation, created: Bool) {
-        let operation = new.operation
-        let idempotencyKey = operation.idempotencyKey
-        if let key = idempotencyKey, let scope = new.idempotencyScope {
-            if let existing = try await existingOperation(scope: scope, key: key) {
-                guard existing.requestDigest == operation.requestDigest else {
-                    throw OperationStoreErrors.idempotencyConflict(key)
+        for ticket in pending {
+            if inserted.contains(ticket.new.operation.id) {
+                ticket.outcome = .success((ticket.new.operation, true))
+                continue
+            }
+            await removeBlobDirectory(ticket.new.encodedRequest.blobs, operationID: ticket.new.operation.id)
+            do {
+                guard let answer = try await existingAnswer(for: ticket.new) else {
+                    throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
                 }
-                return (existing, false)
+                ticket.outcome = .success(answer)
+            } catch {
+                ticket.outcome = .failure(error)
             }
         }
-        let spilled = new.encodedRequest.blobs
-        if !spilled.isEmpty {
-            try await onThreadPool { [blobs] in try blobs.write(operationID: operation.id, blobs: spilled) }
-        }
-        let inserted: Bool
-        do {
-            // DO NOTHING: another process (a second gateway on the same file) may have inserted the key
-            // since our check; the statement then inserts nothing, and the existing row answers below.
-            inserted = try await !query(
-                """
-                INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs) \
-                VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?) \
-                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING seq
-                """,
-                [
-                    .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
-                    .integer(Int(operation.createdAt.storeMilliseconds)),
-                    .integer(Int(operation.notBefore.storeMilliseconds)),
-                    new.idempotencyScope.sqlite, idempotencyKey.sqlite, .text(operation.requestDigest),
-                    .integer(spilled.isEmpty ? 0 : 1),
-                ]
-            ).isEmpty
-        } catch {
-            await removeBlobDirectory(spilled, operationID: operation.id)
-            throw error
-        }
-        if inserted { return (operation, true) }
-        await removeBlobDirectory(spilled, operationID: operation.id)
-        guard let key = idempotencyKey, let scope = new.idempotencyScope,
+    }
+
+    /// The stored operation `new`'s idempotency key already names (created: false), nil when there is none.
+    ///
+    /// - Throws: `OperationStoreErrors.idempotencyConflict` when that operation was made from another request.
+    private func existingAnswer(for new: NewOperation) async throws -> (operation: Operation, created: Bool)? {
+        guard let key = new.operation.idempotencyKey, let scope = new.idempotencyScope,
             let existing = try await existingOperation(scope: scope, key: key)
-        else {
-            throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
-        }
-        guard existing.requestDigest == operation.requestDigest else {
+        else { return nil }
+        guard existing.requestDigest == new.operation.requestDigest else {
             throw OperationStoreErrors.idempotencyConflict(key)
         }
         return (existing, false)
