@@ -47,7 +47,13 @@ package final class AsyncOperations: Sendable {
         body.writeStaticString("{\"operation\":")
         OperationView.writeJSON(operation, into: &body)
         body.writeInteger(UInt8(ascii: "}"))
-        webhooks.deliver(body, operationID: id, to: webhook)
+        webhooks.deliver(
+            body,
+            operationID: id,
+            traceParent: operation.request.traceParent,
+            traceState: operation.request.traceState,
+            to: webhook
+        )
     }
 
     /// A config reload: webhooks of operations finishing from now on follow `routes`.

@@ -13,6 +13,9 @@ import TriggerModel
 ///
 /// Delivery is best effort and in memory: retries pending when the process stops are not resumed (the
 /// operation itself is durable and can always be read with GetOperation).
+///
+/// The trigger's W3C trace context (`traceparent`, `tracestate`, stored with the operation) goes with each
+/// delivery, so the receiver's work joins the trace of the request that started the run (issue 16, item 3).
 package final class WebhookSender: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
@@ -26,8 +29,15 @@ package final class WebhookSender: Sendable {
     /// Deliveries not yet done (for tests and shutdown logs).
     package var pending: Int { inFlight.withLock { $0 } }
 
-    /// Starts delivering `body` for operation `id` in the background.
-    package func deliver(_ body: ByteBuffer, operationID id: String, to webhook: WebhookConfiguration) {
+    /// Starts delivering `body` for operation `id` in the background, with the trigger's trace context.
+    package func deliver(
+        _ body: ByteBuffer,
+        operationID id: String,
+        traceParent: String? = nil,
+        traceState: String? = nil,
+        to webhook: WebhookConfiguration
+    ) {
+        let trace = (parent: traceParent, state: traceState)
         inFlight.withLock { $0 += 1 }
         Task {
             defer { self.inFlight.withLock { $0 -= 1 } }
@@ -35,7 +45,7 @@ package final class WebhookSender: Sendable {
             for attempt in 1...webhook.maxAttempts {
                 let status: Int
                 do {
-                    status = try await post(body, operationID: id, to: webhook)
+                    status = try await post(body, operationID: id, trace: trace, to: webhook)
                 } catch {
                     status = 0
                     logger.info(
@@ -66,13 +76,22 @@ package final class WebhookSender: Sendable {
     }
 
     /// One POST; returns the HTTP status.
-    private func post(_ body: ByteBuffer, operationID id: String, to webhook: WebhookConfiguration) async throws -> Int {
+    private func post(
+        _ body: ByteBuffer,
+        operationID id: String,
+        trace: (parent: String?, state: String?),
+        to webhook: WebhookConfiguration
+    ) async throws -> Int {
         var headers = HTTPHeaders()
         headers.add(name: "host", value: "\(webhook.endpoint.host):\(webhook.endpoint.port)")
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.readableBytes))
         headers.add(name: "connection", value: "close")
         headers.add(name: "trigger-gateway-operation", value: id)
+        if let parent = trace.parent {
+            headers.add(name: "traceparent", value: parent)
+            if let state = trace.state { headers.add(name: "tracestate", value: state) }
+        }
         if let secret = webhook.secret {
             let now = Int64(Duration.nanosecondsSince1970 / 1_000_000_000)
             headers.add(name: "trigger-gateway-signature", value: Self.signature(secret: secret, timestamp: now, body: body))

@@ -25,7 +25,10 @@ struct AsyncWebhookTests {
             """
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await AsyncClient.connect(port: gateway.port)
-            let (_, body) = try await client.trigger("upper", ["w": "hook me"])
+            let traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            let (_, body) = try await client.trigger(
+                "upper", ["w": "hook me"], headers: [("traceparent", traceParent), ("tracestate", "vendor=a")]
+            )
             let name = try #require(body.operationName)
             _ = try await client.waitDone(name)
             // An operation of a route without a webhook posts nothing.
@@ -42,6 +45,9 @@ struct AsyncWebhookTests {
             let request = requests[1]
             #expect(request.path == "/hooks/done")
             #expect(request.headers["trigger-gateway-operation"] == String(name.dropFirst("operations/".count)))
+            // The trigger's trace context, stored with the operation, goes with the delivery.
+            #expect(request.headers["traceparent"] == traceParent)
+            #expect(request.headers["tracestate"] == "vendor=a")
             let operation = try #require(try json(ByteBuffer(bytes: request.body))["operation"] as? [String: Any])
             #expect(operation["name"] as? String == name)
             #expect(operation["done"] as? Bool == true)
