@@ -1,10 +1,10 @@
-package import FoundationEssentials
+import FoundationEssentials
 package import Logging
-package import OperationStore
-package import ServiceLifecycle
+import OperationStore
+import ServiceLifecycle
 import Synchronization
 package import TriggerDispatch
-package import TriggerModel
+import TriggerModel
 import GatewayConfig
 
 /// Runs accepted async operations: claims queued (or lease-expired) work from the store under a lease,
@@ -203,7 +203,6 @@ package final class AsyncDispatcher: Service {
 
         let outcome: Outcome? = await withTaskGroup(of: Outcome?.self) { group in
             let dispatcher = currentDispatcher.withLock { $0 }
-            let logger = self.logger
             group.addTask { [dispatcher] in
                 do {
                     return .finished(.success(try await dispatcher.runSync(call)))

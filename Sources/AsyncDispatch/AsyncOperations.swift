@@ -1,4 +1,4 @@
-package import FoundationEssentials
+import FoundationEssentials
 package import GatewayConfig
 import NIOCore
 package import OperationStore

@@ -2,7 +2,7 @@ package import FoundationEssentials
 package import GatewayConfig
 package import Logging
 package import OperationStore
-package import ServiceLifecycle
+import ServiceLifecycle
 import Synchronization
 import TriggerModel
 

@@ -1,6 +1,6 @@
 package import Logging
 package import OperationStore
-package import ServiceLifecycle
+import ServiceLifecycle
 
 /// Keeps the operation store open for the life of the service group and closes it last (it is the first
 /// service, so the group stops it after the listener and the dispatcher are done with it).

@@ -3,7 +3,7 @@ import Synchronization
 package import Logging
 package import OperationStore
 package import GatewayServer
-package import ServiceLifecycle
+import ServiceLifecycle
 import TriggerModel
 
 /// Keeps the readiness of async mode true: probes the operation store with a real write every
@@ -56,7 +56,7 @@ package struct StoreHealthService: Service {
     }
 
     package func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await self.probeLoop()
         }
     }

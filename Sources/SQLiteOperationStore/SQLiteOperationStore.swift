@@ -440,7 +440,7 @@ package final class SQLiteOperationStore: OperationStore {
 
     package func probe(instance: String, now: Date) async throws {
         try await serialized {
-            try await query(
+            _ = try await query(
                 """
                 INSERT INTO heartbeats (instance, beat_at) VALUES (?, ?) \
                 ON CONFLICT (instance) DO UPDATE SET beat_at = excluded.beat_at

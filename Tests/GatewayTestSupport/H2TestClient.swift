@@ -1,5 +1,5 @@
 import HTTP2Engine
-package import NIOCore
+import NIOCore
 import NIOPosix
 import Synchronization
 

@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 
 /// A throwaway PKI made with the openssl command line (an independent peer): two CAs, a server certificate
 /// for `localhost` / 127.0.0.1 / ::1 from each, and a client certificate (`CN=alice`) from the first.

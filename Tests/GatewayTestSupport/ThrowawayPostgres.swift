@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 
 /// A PostgreSQL cluster of the test's own (initdb + pg_ctl on a temporary directory and a free loopback
 /// port, as `scripts/with-postgres.sh` makes one), so a test can stop and start the server under a running
