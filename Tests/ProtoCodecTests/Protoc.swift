@@ -4,7 +4,8 @@ import NIOCore
 /// Runs the system `protoc` as an independent peer: `--encode` turns text format into the bytes a
 /// conforming implementation sends, `--decode` shows what a conforming implementation reads from ours.
 enum Protoc {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    /// Symlinks resolved: scripts/asan-core compiles this file through a linked directory.
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
     static let executable: String? = ["/usr/bin/protoc", "/usr/local/bin/protoc"]

@@ -205,7 +205,7 @@ struct DataURITests {
         "datauri-long-filename-reencodes-past-header-limit", "datauri-roundtrip-fuzzer-found.min",
     ])
     func fuzzFailCases(name: String) throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let url = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/fuzz/FailCases/\(name)")
         let bytes = try Data(contentsOf: url)
         // The fuzzer hands strings over as repaired UTF-8, as here.
