@@ -45,6 +45,72 @@ package final class BackendPool: TriggerRunner {
         }
     }
 
+    /// The frontends' sync path: the slot, the effective deadline and the transport's call all on `eventLoop`
+    /// (DESIGN.md "Threading model"); no task unless the transport is not loop-native (the in-process runner).
+    ///
+    /// Over the limit with room in the queue, the call waits for a slot (cancelling it takes it out of the
+    /// queue); with no room it fails `.overloaded` at once. The request timeout starts with the slot, as in
+    /// ``run(_:)``: at the effective deadline the caller gets `.deadlineExceeded` at once and the transport's
+    /// call is cancelled; the slot is given back when that call has ended.
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        if request.waitsForCapacity {
+            // Background work waits in its own queue, which only the `async` form has; it is never on a
+            // frontend's hot path.
+            let promise = eventLoop.makePromise(of: TriggerResult.self)
+            let task = Task { [self] in
+                do { promise.succeed(try await self.run(request)) } catch { promise.fail(error) }
+            }
+            cancellation.whenCancelled { task.cancel() }
+            return promise.futureResult
+        }
+        let promise = eventLoop.makePromise(of: TriggerResult.self)
+        let start: @Sendable () -> Void = { [self] in
+            eventLoop.assertInEventLoop()
+            guard !cancellation.isCancelled else {
+                limiter.release()
+                promise.fail(CancellationError())
+                return
+            }
+            let request = withEffectiveDeadline(request)
+            var timer: Scheduled<Void>?
+            if let deadline = request.deadline {
+                let pool = configuration.name
+                let timeout = configuration.requestTimeout
+                let remaining = deadline - .now()
+                timer = eventLoop.scheduleTask(deadline: deadline) {
+                    promise.fail(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout))))
+                    cancellation.cancel()
+                }
+            }
+            let limiter = self.limiter
+            transport.run(request, on: eventLoop, cancellation: cancellation).hop(to: eventLoop).whenComplete {
+                [timer] result in
+                timer?.cancel()
+                limiter.release()
+                // After a deadline the promise is already failed; NIO ignores the second completion.
+                promise.completeWith(result)
+            }
+        }
+        do {
+            switch try limiter.acquire(onSlot: { eventLoop.execute(start) }) {
+            case .granted:
+                if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
+            case .queued(let id):
+                let limiter = self.limiter
+                cancellation.whenCancelled {
+                    if limiter.withdraw(id) { promise.fail(CancellationError()) }
+                }
+            }
+        } catch {
+            promise.fail(error)
+        }
+        return promise.futureResult
+    }
+
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
         do {
             return try openStream(request)

@@ -25,6 +25,8 @@ final class GRPCBackendConnection: Sendable {
         var configuration = HTTP2SessionConfiguration.defaults
         configuration.initialWindowSize = 128 << 10
         configuration.connectionWindowSize = GRPCBackendConnectionLoad.maxStreams * configuration.initialWindowSize
+        // The calls a frontend read starts in one tick leave in one write.
+        configuration.flushesOncePerTick = true
         return configuration
     }()
 
@@ -76,7 +78,7 @@ final class GRPCBackendConnection: Sendable {
     ) {
         let core = self.core
         let load = self.load
-        eventLoop.execute {
+        let start: @Sendable () -> Void = {
             guard let session = core.value else {
                 load.release()
                 call.value.failedToStart(GRPCBackendCall.Refused())
@@ -84,6 +86,8 @@ final class GRPCBackendConnection: Sendable {
             }
             session.start(call.value, headers: headers, message: message, deadline: deadline)
         }
+        // On the connection's own loop (the per-loop pools' case) the stream starts now, no hop.
+        if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
     }
 
     func close() {

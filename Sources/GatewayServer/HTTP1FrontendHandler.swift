@@ -20,8 +20,10 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case collecting(RESTBodyCollector, RESTTriggerPlan, keepAlive: Bool)
         /// An answer was (or is being) sent early; the rest of this request's body is ignored.
         case discarding(keepAlive: Bool)
-        /// The backend call is running.
+        /// The answer is computed in a task (async mode, operation reads).
         case running(Task<Void, Never>)
+        /// A sync trigger runs on this loop (no task: DESIGN.md "Threading model").
+        case calling(TriggerCancellation)
         /// Streaming SSE to the client.
         case streaming(Task<Void, Never>)
         case closed
@@ -130,7 +132,24 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     private func startSync(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
         let services = self.services
-        startWork({ await RESTOperations.run(request, services: services) }, keepAlive: keepAlive, context: context)
+        guard request.mode == .sync else {
+            startWork({ await RESTOperations.run(request, services: services) }, keepAlive: keepAlive, context: context)
+            return
+        }
+        let cancellation = TriggerCancellation()
+        state = .calling(cancellation)
+        services.dispatcher.runSync(request, on: context.eventLoop, cancellation: cancellation)
+            .assumeIsolated()
+            .whenComplete { result in
+                // The connection closed meanwhile (or the grace ran out): nothing to answer.
+                guard case .calling(let current) = self.state, current === cancellation else { return }
+                let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                self.finished(
+                    RESTOperations.response(to: outcome, requestID: request.requestID),
+                    keepAlive: keepAlive,
+                    context: context
+                )
+            }
     }
 
     /// Computes a response off the loop (a backend call, an operation read) and writes it when done.
@@ -152,7 +171,10 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     private func finished(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {
-        guard case .running = state else { return }  // the connection closed meanwhile
+        switch state {
+        case .running, .calling: break
+        default: return  // the connection closed meanwhile
+        }
         state = keepAlive ? .idle : .closed
         write(response, keepAlive: keepAlive, context: context)
     }
@@ -261,6 +283,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         switch state {
         case .running(let task), .streaming(let task):
             task.cancel()  // the client is gone: stop the backend call
+        case .calling(let call):
+            call.cancel()
         default:
             break
         }
@@ -299,6 +323,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             return
         case .running(let task):
             task.cancel()
+            requestID = currentRequestID
+        case .calling(let call):
+            call.cancel()
             requestID = currentRequestID
         case .collecting(_, let plan, _):
             requestID = plan.requestID

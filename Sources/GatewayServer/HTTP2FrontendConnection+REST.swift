@@ -58,6 +58,12 @@ extension HTTP2FrontendConnection {
             restStream(request, stream: stream)
             return
         }
+        if request.mode == .sync {
+            runSync(request, stream: stream) { connection, outcome in
+                connection.restRespond(RESTOperations.response(to: outcome, requestID: request.requestID), stream: stream)
+            }
+            return
+        }
         startTask(stream: stream) {
             await RESTOperations.run(request, services: services)
         } deliver: { connection, response in

@@ -56,6 +56,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var wire = Wire.rest
         var requestID = ""
         var task: Task<Void, Never>?
+        /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:stream:deliver:)``).
+        var call: TriggerCancellation?
         /// gRPC: response headers went out, so errors must go in trailers, not Trailers-Only.
         var sentHeaders = false
         /// gRPC: the message encoding of the answer (nil: identity).
@@ -65,6 +67,17 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var deadlineTimer: Scheduled<Void>?
 
         init(phase: Phase) { self.phase = phase }
+
+        /// A task or a loop-native call is computing the answer.
+        var hasWork: Bool { task != nil || call != nil }
+
+        /// Stops what computes the answer (RST_STREAM from the client, the connection gone, grace over).
+        func stopWork() {
+            task?.cancel()
+            task = nil
+            call?.cancel()
+            call = nil
+        }
     }
 
     init(services current: CurrentFrontendServices, eventLoop: any EventLoop) {
@@ -135,7 +148,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         guard let state = streams.removeValue(forKey: stream) else { return }
-        state.task?.cancel()  // RST_STREAM from the client, or the connection went away: stop the backend call
+        state.stopWork()  // RST_STREAM from the client, or the connection went away: stop the backend call
         state.deadlineTimer?.cancel()
         for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
         state.writableWaiters = []
@@ -151,7 +164,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {
         for (_, state) in streams {
-            state.task?.cancel()
+            state.stopWork()
             state.deadlineTimer?.cancel()
             for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
         }
@@ -214,9 +227,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
         session.withBatchedWrites {
             for (id, state) in streams {
-                if case .done = state.phase, state.task == nil { continue }
-                state.task?.cancel()
-                state.task = nil
+                if case .done = state.phase, !state.hasWork { continue }
+                state.stopWork()
                 switch state.wire {
                 case .grpc:
                     grpcFinish(id, error: error)
@@ -243,6 +255,26 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         let promise = eventLoop.makePromise(of: Void.self)
         state.writableWaiters.append(promise)
         return promise.futureResult
+    }
+
+    /// Runs a sync trigger on this loop (no task, no hop: DESIGN.md "Threading model") and hands its outcome
+    /// to `deliver` if the stream is still open by then. Closing the stream cancels the call.
+    func runSync(
+        _ request: TriggerRequest,
+        stream: HTTP2StreamID,
+        deliver: @escaping (HTTP2FrontendConnection, Result<TriggerResult, GatewayError>) -> Void
+    ) {
+        let cancellation = TriggerCancellation()
+        streams[stream]?.call = cancellation
+        services.dispatcher.runSync(request, on: eventLoop, cancellation: cancellation)
+            .assumeIsolated()
+            .whenComplete { result in
+                guard let state = self.streams[stream], state.call === cancellation else { return }
+                state.call = nil
+                // Headers, message and trailers of one answer leave in one write, not one per frame group.
+                let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                self.session.withBatchedWrites { deliver(self, outcome) }
+            }
     }
 
     /// Runs `work` off the loop and hands its result back to `deliver` on the loop, if the stream is still

@@ -1,4 +1,5 @@
 package import Backends
+package import NIOCore
 package import Routing
 package import TriggerModel
 
@@ -26,6 +27,20 @@ package final class TriggerDispatcher: Sendable {
     /// Sync mode: forwards, waits, returns the outputs.
     package func runSync(_ request: TriggerRequest) async throws -> TriggerResult {
         try await pool(for: request.ref).run(request)
+    }
+
+    /// Sync mode on the caller's event loop: routing, the pool's slot and deadline, and the transport's call
+    /// all run on `eventLoop`, which the returned future completes on (DESIGN.md "Threading model").
+    package func runSync(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        do {
+            return try pool(for: request.ref).run(request, on: eventLoop, cancellation: cancellation)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
     }
 
     /// Stream mode: the backend's events as they come. Throws before the first event only for routing
