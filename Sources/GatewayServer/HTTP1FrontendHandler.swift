@@ -284,6 +284,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case .running(let task), .streaming(let task):
             task.cancel()  // the client is gone: stop the backend call
         case .calling(let call):
+            // Closed first: a call that completes inside `cancel()` then writes nothing.
+            state = .closed
             call.cancel()
         default:
             break
@@ -325,6 +327,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             task.cancel()
             requestID = currentRequestID
         case .calling(let call):
+            // Closed first: a call that completes inside `cancel()` then writes nothing; the 503 below is the answer.
+            state = .closed
             call.cancel()
             requestID = currentRequestID
         case .collecting(_, let plan, _):

@@ -75,8 +75,11 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         func stopWork() {
             task?.cancel()
             task = nil
+            // Forgotten before it is cancelled: a call may complete at once, inside `cancel()`, and its answer
+            // must then be dropped, not written next to the one the caller is about to write.
+            let call = self.call
+            self.call = nil
             call?.cancel()
-            call = nil
         }
     }
 
