@@ -74,7 +74,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         let restHead = RESTRequestHead(
             method: head.method.rawValue,
             target: target,
-            headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) }
+            headers: head.headers.map { (name: Self.lowercased($0.name), value: $0.value) }
         )
         switch restHead.start(services: services, requestID: requestID) {
         case .respond(let response, let close):
@@ -339,6 +339,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         }
         state = .closed
         write(.error(error, requestID: requestID), keepAlive: false, context: context)
+    }
+
+    /// A field name in lowercase, without a new string when it already is (most clients send lowercase).
+    private static func lowercased(_ name: String) -> String {
+        name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
     }
 
     /// llhttp's reason in words (`.invalidMethod` → "invalid method"): what was wrong, without the parser's
