@@ -95,6 +95,11 @@ package final class BackendPool: TriggerRunner {
                 promise.completeWith(result)
             }
         }
+        if limiter.tryAcquire() {
+            // The common case: a slot is free, so no waiter closure is made.
+            if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
+            return promise.futureResult
+        }
         do {
             switch try limiter.acquire(onSlot: { eventLoop.execute(start) }) {
             case .granted:

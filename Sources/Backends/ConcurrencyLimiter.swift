@@ -87,6 +87,15 @@ package final class ConcurrencyLimiter: Sendable {
         return ticket
     }
 
+    /// Takes a slot if one is free now; false otherwise (nothing queued).
+    package func tryAcquire() -> Bool {
+        state.withLock { s in
+            guard s.running < maxConcurrency else { return false }
+            s.running += 1
+            return true
+        }
+    }
+
     /// Takes a queued caller out of the queue; false when it is no longer there (its slot was handed over).
     package func withdraw(_ id: UInt64) -> Bool {
         state.withLock { s in

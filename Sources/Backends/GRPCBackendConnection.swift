@@ -65,6 +65,7 @@ final class GRPCBackendConnection: Sendable {
                 throw Self.connectError(error, peer: peer, timeout: connectTimeout)
             }
             .map { channel in
+                load.markConnected()
                 channel.closeFuture.whenComplete { _ in load.markUnusable() }
             }
     }
@@ -118,10 +119,14 @@ final class GRPCBackendConnectionLoad: Sendable {
 
     private let reserved = Atomic<Int>(0)
     private let usable = Atomic<Bool>(true)
+    /// The connection's `ready` future succeeded (set on the connection's loop before it completes).
+    private let connected = Atomic<Bool>(false)
     /// Set when the pool was removed by a reload: the connection closes once its last stream is released.
     private let retiring = Atomic<Bool>(false)
 
     var isUsable: Bool { usable.load(ordering: .relaxed) }
+    var isConnected: Bool { connected.load(ordering: .acquiring) }
+    func markConnected() { connected.store(true, ordering: .releasing) }
     var reservedStreams: Int { reserved.load(ordering: .relaxed) }
     var hasCapacity: Bool { isUsable && reservedStreams < Self.maxStreams }
 

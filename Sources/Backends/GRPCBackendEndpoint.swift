@@ -50,8 +50,13 @@ final class GRPCBackendEndpoint: Sendable {
     {
         let pinned = pinned && connections.hasList(for: eventLoop)
         let pick: (inout [GRPCBackendConnection]) -> GRPCBackendConnection = { list in
-            list.removeAll { !$0.load.isUsable }
-            let candidate = list.filter(\.load.hasCapacity).min { $0.load.reservedStreams < $1.load.reservedStreams }
+            if list.contains(where: { !$0.load.isUsable }) { list.removeAll { !$0.load.isUsable } }
+            // The usable connection with the fewest streams, found without building a filtered copy (every call).
+            var candidate: GRPCBackendConnection?
+            for connection in list where connection.load.hasCapacity {
+                if let best = candidate, best.load.reservedStreams <= connection.load.reservedStreams { continue }
+                candidate = connection
+            }
             let connection =
                 candidate
                 ?? GRPCBackendConnection(
@@ -66,6 +71,9 @@ final class GRPCBackendEndpoint: Sendable {
         }
         let connection = pinned ? connections.withList(on: eventLoop, pick) : connections.withSharedList(pick)
         if retired.load(ordering: .sequentiallyConsistent) { connection.retire() }
+        if connection.load.isConnected, connection.eventLoop === eventLoop {
+            return eventLoop.makeSucceededFuture(connection)  // the common case: no future chain
+        }
         return connection.ready.hop(to: eventLoop).flatMapError { error in
             connection.load.release()
             return eventLoop.makeFailedFuture(error)
