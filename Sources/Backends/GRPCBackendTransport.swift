@@ -129,7 +129,9 @@ extension GRPCBackendTransport {
     }
 
     /// A unary `Run` on `eventLoop`'s own connection to the picked endpoint: the stream is opened, the
-    /// answer decoded and the future completed on that loop. A try that reached no backend (connect failed,
+    /// answer decoded and the future completed on that loop. The deadline goes to the backend as
+    /// `grpc-timeout`; enforcing it locally is the caller's part (``BackendPool`` does, with one timer per call
+    /// on this loop), so the call sets no timer of its own. A try that reached no backend (connect failed,
     /// stream refused twice) goes to another endpoint under ``withSafeRetries(_:maxTries:deadline:on:cancellation:_:)``.
     package func run(
         _ request: TriggerRequest,
@@ -139,8 +141,8 @@ extension GRPCBackendTransport {
         call(request, on: eventLoop, pinned: true, cancellation: cancellation)
     }
 
-    /// `pinned`: on `eventLoop`'s own connections (the frontends' path); otherwise on the shared ones, which
-    /// `async` callers (not on a loop) use.
+    /// `pinned`: on `eventLoop`'s own connections with the deadline left to the caller (the pool's loop-native
+    /// path); otherwise on the shared connections, with the call's own deadline timer (`async` callers).
     private func call(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
@@ -215,7 +217,7 @@ extension GRPCBackendTransport {
                 let error = cancelledError(endpoint.peer)
                 call.eventLoop.execute { call.value.cancel(error) }
             }
-            connection.start(call, headers: headers, message: message, deadline: request.deadline)
+            connection.start(call, headers: headers, message: message, deadline: pinned ? nil : request.deadline)
             return promise.futureResult.hop(to: eventLoop).flatMapError { error in
                 guard error is GRPCBackendCall.Refused else { return eventLoop.makeFailedFuture(error) }
                 if cancellation.isCancelled { return eventLoop.makeFailedFuture(cancelledError(endpoint.peer)) }
