@@ -149,6 +149,28 @@ package final class BackendPool: TriggerRunner {
         })
     }
 
+    /// ``openStream(_:)`` for a frontend's event loop: the same slot rules (refused at once over the limit and
+    /// the queue, waiting in the queue before the first event otherwise, the slot held until the stream ends,
+    /// fails, is cancelled or dropped), the events pulled from the transport on `eventLoop`.
+    package func admitStream(_ request: TriggerRequest, on eventLoop: any EventLoop) throws -> any TriggerEventSource {
+        let granted = try limiter.admit() == .granted
+        return PoolStreamSource(
+            limiter: limiter,
+            granted: granted,
+            open: { [transport] in transport.openStream(request, on: eventLoop) },
+            eventLoop: eventLoop
+        )
+    }
+
+    /// ``admitStream(_:on:)`` with a refusal reported by the first pull.
+    package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource {
+        do {
+            return try admitStream(request, on: eventLoop)
+        } catch {
+            return FailedEventSource(error, on: eventLoop)
+        }
+    }
+
     /// This pool's lines of the `trigger_gateway_pool_*` families (Prometheus text; the caller writes the
     /// HELP/TYPE lines once for all pools): slots in use, and per endpoint whether picking may choose it
     /// (not ejected, passing its health check) and its calls in flight; ejections and retries so far.
@@ -279,4 +301,122 @@ private final class StreamRelay: @unchecked Sendable {
         if iterator == nil { iterator = transport.runStreaming(request).makeAsyncIterator() }
         return try await iterator!.next()
     }
+}
+
+/// One stream's slot and transport source, on the frontend's loop (see ``BackendPool/admitStream(_:on:)``).
+///
+/// `@unchecked Sendable`: touched only on `eventLoop` (the slot's hand-over hops there), except `deinit`.
+private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
+    private enum Slot {
+        case none
+        case queued(UInt64)
+        case held
+        case released
+    }
+
+    private let limiter: ConcurrencyLimiter
+    private let open: () -> any TriggerEventSource
+    private let eventLoop: any EventLoop
+    private var slot: Slot
+    private var inner: (any TriggerEventSource)?
+    private var cancelled = false
+
+    init(limiter: ConcurrencyLimiter, granted: Bool, open: @escaping () -> any TriggerEventSource, eventLoop: any EventLoop) {
+        self.limiter = limiter
+        self.slot = granted ? .held : .none
+        self.open = open
+        self.eventLoop = eventLoop
+    }
+
+    deinit {
+        if case .held = slot { limiter.release() }
+        // Still queued: leave the queue. Already handed over: the hand-over finds nobody and gives it back.
+        if case .queued(let id) = slot { _ = limiter.withdraw(id) }
+    }
+
+    func next() -> EventLoopFuture<TriggerEvent?> {
+        switch slot {
+        case .released:
+            return eventLoop.makeSucceededFuture(nil)
+        case .held:
+            return pull()
+        case .queued:
+            preconditionFailure("one next() at a time")
+        case .none:
+            let promise = eventLoop.makePromise(of: TriggerEvent?.self)
+            let eventLoop = self.eventLoop
+            let limiter = self.limiter
+            do {
+                let ticket = try limiter.acquire(onSlot: { [weak self] in
+                    eventLoop.execute {
+                        guard let self else {
+                            limiter.release()
+                            return
+                        }
+                        guard case .queued = self.slot, !self.cancelled else {
+                            limiter.release()
+                            self.slot = .released
+                            promise.succeed(nil)
+                            return
+                        }
+                        self.slot = .held
+                        promise.completeWith(self.pull())
+                    }
+                })
+                switch ticket {
+                case .granted:
+                    slot = .held
+                    return pull()
+                case .queued(let id):
+                    slot = .queued(id)
+                }
+            } catch {
+                slot = .released
+                return eventLoop.makeFailedFuture(error)
+            }
+            return promise.futureResult
+        }
+    }
+
+    private func pull() -> EventLoopFuture<TriggerEvent?> {
+        if inner == nil { inner = open() }
+        return inner!.next().hop(to: eventLoop).always { [self] result in
+            switch result {
+            case .success(nil), .failure: release()
+            case .success: break
+            }
+        }
+    }
+
+    func cancel() {
+        cancelled = true
+        if case .queued(let id) = slot, limiter.withdraw(id) { slot = .released }
+        inner?.cancel()
+        release()
+    }
+
+    private func release() {
+        if case .held = slot { limiter.release() }
+        if case .queued = slot { return }  // the hand-over sees `cancelled` and gives the slot back
+        slot = .released
+    }
+}
+
+/// A stream that failed before it began (routing, overload): its first pull fails.
+package final class FailedEventSource: TriggerEventSource, @unchecked Sendable {
+    private var error: (any Error)?
+    private let eventLoop: any EventLoop
+
+    package init(_ error: any Error, on eventLoop: any EventLoop) {
+        self.error = error
+        self.eventLoop = eventLoop
+    }
+
+    package func next() -> EventLoopFuture<TriggerEvent?> {
+        defer { error = nil }
+        guard let error else { return eventLoop.makeSucceededFuture(nil) }
+        return eventLoop.makeFailedFuture(error)
+    }
+
+    package func cancel() { error = nil }
 }

@@ -21,9 +21,9 @@ package final class GRPCBackendTransport: TriggerRunner {
     static let runPath = "/trigger.runner.v1.Runner/Run"
     static let runStreamPath = "/trigger.runner.v1.Runner/RunStream"
 
-    private let configuration: BackendPoolConfiguration
+    let configuration: BackendPoolConfiguration
     private let group: any EventLoopGroup
-    private let endpoints: [GRPCBackendEndpoint]
+    let endpoints: [GRPCBackendEndpoint]
     package let balancer: EndpointBalancer
     /// The active health check's loop, when the pool has one; cancelled by ``retire()`` and ``close()``.
     private let healthChecker = Mutex<Task<Void, Never>?>(nil)
@@ -247,6 +247,11 @@ extension GRPCBackendTransport {
         // Pull-based: one event is fetched (and its bytes consumed) per `next()`, so the consumer's pace is the
         // backend's pace. Dropping or cancelling the consumer resets the stream.
         return AsyncThrowingStream(unfolding: { try await consumer.next() })
+    }
+
+    /// The loop-native stream: ``GRPCBackendStreamSource`` on `eventLoop`'s own connections.
+    package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource {
+        GRPCBackendStreamSource(request: request, transport: self, eventLoop: eventLoop)
     }
 
     // MARK: Request metadata

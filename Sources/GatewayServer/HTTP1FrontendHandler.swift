@@ -25,7 +25,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         /// A sync trigger runs on this loop (no task: DESIGN.md "Threading model").
         case calling(TriggerCancellation)
         /// Streaming SSE to the client.
-        case streaming(Task<Void, Never>)
+        case streaming(EventRelay)
         case closed
     }
 
@@ -188,9 +188,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private func startStream(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
         var request = request
         request.deadline = nil
-        let events: AsyncThrowingStream<TriggerEvent, any Error>
+        let source: any TriggerEventSource
         do {
-            events = try services.dispatcher.runStream(request, idleTimeout: .nanoseconds(services.idleTimeout.nanoseconds))
+            source = try services.dispatcher.openStream(request, on: context.eventLoop)
         } catch {
             write(.error(gatewayError(from: error), requestID: request.requestID), keepAlive: keepAlive, context: context)
             return
@@ -202,40 +202,31 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
 
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
         let channel = context.channel
-        let task = Task {
-            do {
-                for try await event in events {
-                    var encoded = channel.allocator.buffer(capacity: 256)
-                    SSEEncoder.encode(event, into: &encoded)
-                    let buffer = encoded
-                    try await eventLoop.flatSubmit {
-                        let (handler, context) = bound.value
-                        return handler.writeEvent(buffer, context: context)
-                    }.get()
-                }
-            } catch {
-                if Task.isCancelled { return }
+        let relay = EventRelay(
+            source: source,
+            eventLoop: context.eventLoop,
+            idleTimeout: services.idleTimeout,
+            deliver: { [unowned self] event in
                 var encoded = channel.allocator.buffer(capacity: 256)
-                SSEEncoder.encode(.error(gatewayError(from: error)), into: &encoded)
-                let buffer = encoded
-                _ = try? await eventLoop.flatSubmit {
-                    let (handler, context) = bound.value
-                    return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))))
-                }.get()
-            }
-            eventLoop.execute {
-                let (handler, context) = bound.value
-                guard case .streaming = handler.state else { return }
-                handler.state = keepAlive ? .idle : .closed
+                SSEEncoder.encode(event, into: &encoded)
+                return writeEvent(encoded, context: context)
+            },
+            finish: { [unowned self] error in
+                guard case .streaming = state else { return }
+                state = keepAlive ? .idle : .closed
+                if let error {
+                    var encoded = channel.allocator.buffer(capacity: 256)
+                    SSEEncoder.encode(.error(error), into: &encoded)
+                    context.write(wrapOutboundOut(.body(.byteBuffer(encoded))), promise: nil)
+                }
                 let promise = context.eventLoop.makePromise(of: Void.self)
-                context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: promise)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
                 if !keepAlive { promise.futureResult.whenComplete { _ in channel.close(promise: nil) } }
             }
-        }
-        state = .streaming(task)
+        )
+        state = .streaming(relay)
+        relay.start()
     }
 
     /// Writes one SSE event. A client that has not taken it within the write-progress timeout (it stopped
@@ -281,8 +272,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
-        case .running(let task), .streaming(let task):
+        case .running(let task):
             task.cancel()  // the client is gone: stop the backend call
+        case .streaming(let relay):
+            state = .closed
+            relay.cancel()
         case .calling(let call):
             // Closed first: a call that completes inside `cancel()` then writes nothing.
             state = .closed
@@ -314,9 +308,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
         let requestID: String
         switch state {
-        case .streaming(let task):
-            task.cancel()
+        case .streaming(let relay):
             state = .closed
+            relay.cancel()
             var encoded = context.channel.allocator.buffer(capacity: 128)
             SSEEncoder.encode(.error(error), into: &encoded)
             context.write(wrapOutboundOut(.body(.byteBuffer(encoded))), promise: nil)

@@ -202,42 +202,39 @@ extension HTTP2FrontendConnection {
     /// for the stream to be writable, so a slow client slows the backend relay.
     /// The call's own `grpc-timeout` (if any) bounds it in total; otherwise only the idle rule applies.
     private func grpcStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
-        let events: AsyncThrowingStream<TriggerEvent, any Error>
+        let source: any TriggerEventSource
         do {
-            events = try services.dispatcher.runStream(request, idleTimeout: .nanoseconds(services.idleTimeout.nanoseconds))
+            source = try services.dispatcher.openStream(request, on: eventLoop)
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        let eventLoop = self.eventLoop
         let compression = streams[stream]?.responseEncoding
-        let task = Task {
-            do {
-                for try await event in events {
-                    let message: ByteBuffer
-                    switch event {
-                    case .status: continue  // Instill's stream response has no status message
-                    case .output(_, let outputs): message = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: outputs))
-                    case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
-                    case .error(let error): throw error
-                    }
-                    let framed = GRPCMessageFramer.frame(message, compression: compression)
-                    try await eventLoop.flatSubmit {
-                        let connection = bound.value
-                        connection.grpcSendHeaders(stream)
-                        connection.session.sendData(stream: stream, framed, endStream: false)
-                        return connection.waitUntilWritable(stream)
-                    }.get()
+        let relay = EventRelay(
+            source: source,
+            eventLoop: eventLoop,
+            idleTimeout: services.idleTimeout,
+            deliver: { [unowned self] event in
+                let message: ByteBuffer
+                switch event {
+                case .status: return eventLoop.makeSucceededVoidFuture()  // Instill's stream response has no status message
+                case .output(_, let outputs): message = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: outputs))
+                case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
+                case .error(let error):
+                    grpcFinish(stream, error: error)
+                    return eventLoop.makeSucceededVoidFuture()
                 }
-                eventLoop.execute { bound.value.grpcFinish(stream, error: nil) }
-            } catch {
-                if Task.isCancelled { return }
-                let gatewayError = gatewayError(from: error)
-                eventLoop.execute { bound.value.grpcFinish(stream, error: gatewayError) }
+                grpcSendHeaders(stream)
+                session.sendData(stream: stream, GRPCMessageFramer.frame(message, compression: compression), endStream: false)
+                return waitUntilWritable(stream)
+            },
+            finish: { [unowned self] error in
+                streams[stream]?.relay = nil
+                grpcFinish(stream, error: error)
             }
-        }
-        streams[stream]?.task = task
+        )
+        streams[stream]?.relay = relay
+        relay.start()
     }
 
     /// A unary success: headers, the one framed message, `grpc-status: 0`.

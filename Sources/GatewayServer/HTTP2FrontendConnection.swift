@@ -58,6 +58,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var task: Task<Void, Never>?
         /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:stream:deliver:)``).
         var call: TriggerCancellation?
+        /// A stream's events being relayed (gRPC server streaming, SSE).
+        var relay: EventRelay?
         /// gRPC: response headers went out, so errors must go in trailers, not Trailers-Only.
         var sentHeaders = false
         /// gRPC: the message encoding of the answer (nil: identity).
@@ -69,7 +71,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         init(phase: Phase) { self.phase = phase }
 
         /// A task or a loop-native call is computing the answer.
-        var hasWork: Bool { task != nil || call != nil }
+        var hasWork: Bool { task != nil || call != nil || relay != nil }
 
         /// Stops what computes the answer (RST_STREAM from the client, the connection gone, grace over).
         func stopWork() {
@@ -80,6 +82,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             let call = self.call
             self.call = nil
             call?.cancel()
+            let relay = self.relay
+            self.relay = nil
+            relay?.cancel()
         }
     }
 

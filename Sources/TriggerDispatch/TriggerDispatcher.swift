@@ -50,6 +50,13 @@ package final class TriggerDispatcher: Sendable {
         try pool(for: request.ref).openStream(request)
     }
 
+    /// Stream mode on the caller's event loop: the backend's events pulled one at a time on `eventLoop`.
+    /// Throws before the first event only for routing errors and for the pool's overload (a stream holds a
+    /// slot for its whole life), so a frontend can still answer those with a plain error response.
+    package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) throws -> any TriggerEventSource {
+        try pool(for: request.ref).admitStream(request, on: eventLoop)
+    }
+
     /// The pools' metrics in Prometheus text (format 0.0.4), each family's HELP and TYPE once.
     package func writeMetrics(into text: inout String) {
         var byFamily: [String: [String]] = [:]

@@ -26,6 +26,10 @@ package protocol TriggerRunner: Sendable {
     /// Runs the trigger and yields its events as they happen; the last one is `.end` or `.error`.
     /// Cancelling the consuming task cancels the run.
     func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error>
+
+    /// Runs the trigger and hands its events to a frontend on `eventLoop`, one pulled at a time (the run
+    /// starts with the first pull); ``TriggerEventSource/cancel()`` or dropping the source stops the run.
+    func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource
 }
 
 extension TriggerRunner {
