@@ -4,9 +4,10 @@ import NIOPosix
 import Testing
 import TriggerModel
 
-/// The frontends' sync path (DESIGN.md "Threading model"): `BackendPool.run(_:on:cancellation:)` answers on the
-/// caller's event loop, over connections of that loop, with the pool's slot and deadline kept on the loop.
-@Suite("loop-native sync calls")
+/// The frontends' sync and stream paths (DESIGN.md "Threading model"): `BackendPool.run(_:on:cancellation:)` and
+/// `admitStream(_:on:)` answer on the caller's event loop, over connections of that loop, with the pool's slot
+/// and deadline kept on the loop.
+@Suite("loop-native calls and streams")
 struct LoopNativeCallTests {
     @Test("a call made on an event loop is answered on that loop, over a connection of that loop")
     func answeredOnTheCallersLoop() async throws {
@@ -88,4 +89,77 @@ struct LoopNativeCallTests {
             #expect(pool.metricLines().contains { $0.line == "trigger_gateway_pool_slots_in_use{pool=\"test-pool\"} 0" })
         }
     }
+
+    /// Pulls `source` to its end on its loop.
+    static func collect(_ source: NIOLoopBound<any TriggerEventSource>, _ soFar: [TriggerEvent] = [])
+        -> EventLoopFuture<[TriggerEvent]>
+    {
+        source.value.next().flatMap { event in
+            guard let event else { return source.eventLoop.makeSucceededFuture(soFar) }
+            return collect(source, soFar + [event])
+        }
+    }
+
+    static func slotsInUse(_ pool: BackendPool) -> String? {
+        pool.metricLines().first { $0.family == "trigger_gateway_pool_slots_in_use" }?.line
+    }
+
+    @Test("a stream opened on an event loop yields its events there, one per pull, then nil, and gives its slot back")
+    func streamOnTheLoop() async throws {
+        try await withGRPCBackend { backend in
+            let pool = BackendPool(configuration: backend.configuration, transport: backend.transport)
+            let loop = testGroup.next()
+            let events = try await loop.flatSubmit {
+                do {
+                    let source = try pool.admitStream(makeRequest("stream", ["count": .number(3)]), on: loop)
+                    return Self.collect(NIOLoopBound(source, eventLoop: loop))
+                } catch {
+                    return loop.makeFailedFuture(error)
+                }
+            }.get()
+            #expect(events.count == 5)  // status, 3 outputs, end
+            guard case .end(let result)? = events.last else {
+                Issue.record("expected .end last, got \(events)")
+                return
+            }
+            #expect(result.outputs.first?["count"] == .number(3))
+            #expect(Self.slotsInUse(pool)?.hasSuffix(" 0") == true)
+            #expect(backend.transport.connectionCount == 1)
+        }
+    }
+
+    @Test("over max_concurrency and max_queue a stream is refused before its first event; cancelling one frees its slot and stops the backend's run")
+    func streamSlotsAndCancellation() async throws {
+        try await withGRPCBackend { backend in
+            var configuration = backend.configuration
+            configuration.maxConcurrency = 1
+            configuration.maxQueue = 0
+            let pool = BackendPool(configuration: configuration, transport: backend.transport)
+            let loop = testGroup.next()
+            let request = makeRequest("stream", ["forever": .bool(true)])
+            let first = try await loop.flatSubmit {
+                do {
+                    let source = NIOLoopBound(try pool.admitStream(request, on: loop), eventLoop: loop)
+                    return source.value.next().flatMap { _ in source.value.next() }.map { _ in source }
+                } catch {
+                    return loop.makeFailedFuture(error)
+                }
+            }.get()
+            let refusal = try await loop.submit { () -> GatewayError? in
+                do {
+                    _ = try pool.admitStream(request, on: loop)
+                    return nil
+                } catch {
+                    return error as? GatewayError
+                }
+            }.get()
+            #expect(refusal?.code == .overloaded)
+            try await loop.submit { first.value.cancel() }.get()
+            #expect(await backend.probe.wait(for: "stream.cancelled"))
+            #expect(Self.slotsInUse(pool)?.hasSuffix(" 0") == true)
+            let after = try await loop.submit { try first.value.next() }.get().get()
+            #expect(after == nil)
+        }
+    }
 }
+
