@@ -43,13 +43,6 @@ package final class TriggerDispatcher: Sendable {
         }
     }
 
-    /// Stream mode: the backend's events as they come. Throws before the first event only for routing
-    /// errors and for the pool's overload (a stream holds a slot for its whole life), so a frontend can still
-    /// answer those with a plain error response.
-    package func runStream(_ request: TriggerRequest) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
-        try pool(for: request.ref).openStream(request)
-    }
-
     /// Stream mode on the caller's event loop: the backend's events pulled one at a time on `eventLoop`.
     /// Throws before the first event only for routing errors and for the pool's overload (a stream holds a
     /// slot for its whole life), so a frontend can still answer those with a plain error response.
@@ -86,13 +79,4 @@ package final class TriggerDispatcher: Sendable {
             "counter"
         ),
     ]
-
-    /// Stream mode with the idle rule (issue 5, item 4): no total time limit, but a backend silent for
-    /// `idleTimeout` ends the stream with `.deadlineExceeded` and its call is cancelled.
-    package func runStream(
-        _ request: TriggerRequest,
-        idleTimeout: Duration
-    ) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
-        IdleBoundedEvents.wrap(try runStream(request), idleTimeout: idleTimeout)
-    }
 }
