@@ -8,8 +8,9 @@ import WireCodecs
 /// Serves REST over HTTP/1.1 keep-alive on one connection: reads a request, runs it, writes the answer.
 ///
 /// `HTTPServerPipelineHandler` sits in front and hands over one request at a time, so this handler has a
-/// single request in flight. The backend call runs in a `Task`; its outcome comes back to the event loop,
-/// and a connection that closes first cancels the task (and with it the backend call).
+/// single request in flight. A sync trigger's backend call and a stream's relay run on this connection's event
+/// loop; async-mode work (operations) runs in a `Task` whose outcome comes back to the loop. A connection
+/// that closes first cancels the call, relay or task (and with it the backend's run).
 final class HTTP1FrontendHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart

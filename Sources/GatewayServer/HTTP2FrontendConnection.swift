@@ -9,9 +9,10 @@ import WireCodecs
 /// The HTTP/2 frontend of one connection: routes each stream to gRPC or REST and answers it.
 ///
 /// It is the session's delegate (stream events in) and a channel handler placed after the engine (to see
-/// quiesce and idle events). Everything runs on the connection's event loop; backend calls run in tasks
+/// quiesce and idle events). Everything runs on the connection's event loop, sync calls and stream relays
+/// included (``runSync(_:stream:deliver:)``, ``EventRelay``); only async-mode work (operations) runs in tasks
 /// whose outcomes hop back here. Per-stream state lives in `streams` until the engine reports the stream
-/// closed, which is also when a still-running task is cancelled (client RST_STREAM or connection loss).
+/// closed, which is also when its call, relay or task is stopped (client RST_STREAM or connection loss).
 final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler {
     typealias InboundIn = Never
 
