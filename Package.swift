@@ -92,7 +92,7 @@ let package = Package(
         ),
         .target(
             name: "TriggerDispatch",
-            dependencies: ["TriggerModel", "Routing", "Backends"],
+            dependencies: ["TriggerModel", "Routing", "Backends", nioCore],
             swiftSettings: swiftSettings
         ),
 

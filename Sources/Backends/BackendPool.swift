@@ -48,6 +48,77 @@ package final class BackendPool: TriggerRunner {
         }
     }
 
+    /// The frontends' sync path: the slot, the effective deadline and the transport's call all on `eventLoop`
+    /// (DESIGN.md "Threading model"); no task unless the transport is not loop-native (the in-process runner).
+    ///
+    /// Over the limit with room in the queue, the call waits for a slot (cancelling it takes it out of the
+    /// queue); with no room it fails `.overloaded` at once. The request timeout starts with the slot, as in
+    /// ``run(_:)``: at the effective deadline the caller gets `.deadlineExceeded` at once and the transport's
+    /// call is cancelled; the slot is given back when that call has ended.
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        if request.waitsForCapacity {
+            // Background work waits in its own queue, which only the `async` form has; it is never on a
+            // frontend's hot path.
+            let promise = eventLoop.makePromise(of: TriggerResult.self)
+            let task = Task { [self] in
+                do { promise.succeed(try await self.run(request)) } catch { promise.fail(error) }
+            }
+            cancellation.whenCancelled { task.cancel() }
+            return promise.futureResult
+        }
+        let promise = eventLoop.makePromise(of: TriggerResult.self)
+        let start: @Sendable () -> Void = { [self] in
+            eventLoop.assertInEventLoop()
+            guard !cancellation.isCancelled else {
+                limiter.release()
+                promise.fail(CancellationError())
+                return
+            }
+            let request = withEffectiveDeadline(request)
+            var timer: Scheduled<Void>?
+            if let deadline = request.deadline {
+                let pool = configuration.name
+                let timeout = configuration.requestTimeout
+                let remaining = deadline - .now()
+                timer = eventLoop.scheduleTask(deadline: deadline) {
+                    promise.fail(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout))))
+                    cancellation.cancel()
+                }
+            }
+            let limiter = self.limiter
+            transport.run(request, on: eventLoop, cancellation: cancellation).hop(to: eventLoop).whenComplete {
+                [timer] result in
+                timer?.cancel()
+                limiter.release()
+                // After a deadline the promise is already failed; NIO ignores the second completion.
+                promise.completeWith(result)
+            }
+        }
+        if limiter.tryAcquire() {
+            // The common case: a slot is free, so no waiter closure is made.
+            if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
+            return promise.futureResult
+        }
+        do {
+            switch try limiter.acquire(onSlot: { eventLoop.execute(start) }) {
+            case .granted:
+                if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
+            case .queued(let id):
+                let limiter = self.limiter
+                cancellation.whenCancelled {
+                    if limiter.withdraw(id) { promise.fail(CancellationError()) }
+                }
+            }
+        } catch {
+            promise.fail(error)
+        }
+        return promise.futureResult
+    }
+
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
         do {
             return try openStream(request)
@@ -79,6 +150,28 @@ package final class BackendPool: TriggerRunner {
                 throw error
             }
         })
+    }
+
+    /// ``openStream(_:)`` for a frontend's event loop: the same slot rules (refused at once over the limit and
+    /// the queue, waiting in the queue before the first event otherwise, the slot held until the stream ends,
+    /// fails, is cancelled or dropped), the events pulled from the transport on `eventLoop`.
+    package func admitStream(_ request: TriggerRequest, on eventLoop: any EventLoop) throws -> any TriggerEventSource {
+        let granted = try limiter.admit() == .granted
+        return PoolStreamSource(
+            limiter: limiter,
+            granted: granted,
+            open: { [transport] in transport.openStream(request, on: eventLoop) },
+            eventLoop: eventLoop
+        )
+    }
+
+    /// ``admitStream(_:on:)`` with a refusal reported by the first pull.
+    package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource {
+        do {
+            return try admitStream(request, on: eventLoop)
+        } catch {
+            return FailedEventSource(error, on: eventLoop)
+        }
     }
 
     /// This pool's lines of the `trigger_gateway_pool_*` families (Prometheus text; the caller writes the
@@ -211,4 +304,122 @@ private final class StreamRelay: @unchecked Sendable {
         if iterator == nil { iterator = transport.runStreaming(request).makeAsyncIterator() }
         return try await iterator!.next()
     }
+}
+
+/// One stream's slot and transport source, on the frontend's loop (see ``BackendPool/admitStream(_:on:)``).
+///
+/// `@unchecked Sendable`: touched only on `eventLoop` (the slot's hand-over hops there), except `deinit`.
+private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
+    private enum Slot {
+        case none
+        case queued(UInt64)
+        case held
+        case released
+    }
+
+    private let limiter: ConcurrencyLimiter
+    private let open: () -> any TriggerEventSource
+    private let eventLoop: any EventLoop
+    private var slot: Slot
+    private var inner: (any TriggerEventSource)?
+    private var cancelled = false
+
+    init(limiter: ConcurrencyLimiter, granted: Bool, open: @escaping () -> any TriggerEventSource, eventLoop: any EventLoop) {
+        self.limiter = limiter
+        self.slot = granted ? .held : .none
+        self.open = open
+        self.eventLoop = eventLoop
+    }
+
+    deinit {
+        if case .held = slot { limiter.release() }
+        // Still queued: leave the queue. Already handed over: the hand-over finds nobody and gives it back.
+        if case .queued(let id) = slot { _ = limiter.withdraw(id) }
+    }
+
+    func next() -> EventLoopFuture<TriggerEvent?> {
+        switch slot {
+        case .released:
+            return eventLoop.makeSucceededFuture(nil)
+        case .held:
+            return pull()
+        case .queued:
+            preconditionFailure("one next() at a time")
+        case .none:
+            let promise = eventLoop.makePromise(of: TriggerEvent?.self)
+            let eventLoop = self.eventLoop
+            let limiter = self.limiter
+            do {
+                let ticket = try limiter.acquire(onSlot: { [weak self] in
+                    eventLoop.execute {
+                        guard let self else {
+                            limiter.release()
+                            return
+                        }
+                        guard case .queued = self.slot, !self.cancelled else {
+                            limiter.release()
+                            self.slot = .released
+                            promise.succeed(nil)
+                            return
+                        }
+                        self.slot = .held
+                        promise.completeWith(self.pull())
+                    }
+                })
+                switch ticket {
+                case .granted:
+                    slot = .held
+                    return pull()
+                case .queued(let id):
+                    slot = .queued(id)
+                }
+            } catch {
+                slot = .released
+                return eventLoop.makeFailedFuture(error)
+            }
+            return promise.futureResult
+        }
+    }
+
+    private func pull() -> EventLoopFuture<TriggerEvent?> {
+        if inner == nil { inner = open() }
+        return inner!.next().hop(to: eventLoop).always { [self] result in
+            switch result {
+            case .success(nil), .failure: release()
+            case .success: break
+            }
+        }
+    }
+
+    func cancel() {
+        cancelled = true
+        if case .queued(let id) = slot, limiter.withdraw(id) { slot = .released }
+        inner?.cancel()
+        release()
+    }
+
+    private func release() {
+        if case .held = slot { limiter.release() }
+        if case .queued = slot { return }  // the hand-over sees `cancelled` and gives the slot back
+        slot = .released
+    }
+}
+
+/// A stream that failed before it began (routing, overload): its first pull fails.
+package final class FailedEventSource: TriggerEventSource, @unchecked Sendable {
+    private var error: (any Error)?
+    private let eventLoop: any EventLoop
+
+    package init(_ error: any Error, on eventLoop: any EventLoop) {
+        self.error = error
+        self.eventLoop = eventLoop
+    }
+
+    package func next() -> EventLoopFuture<TriggerEvent?> {
+        defer { error = nil }
+        guard let error else { return eventLoop.makeSucceededFuture(nil) }
+        return eventLoop.makeFailedFuture(error)
+    }
+
+    package func cancel() { error = nil }
 }

@@ -10,7 +10,9 @@ import Synchronization
 /// when no caller waits, so a bounce off the gateway's own limit neither fails an operation nor uses up an
 /// attempt. That queue is bounded by the dispatcher's worker count, not here.
 package final class ConcurrencyLimiter: Sendable {
-    private typealias Waiter = (id: UInt64, continuation: CheckedContinuation<Void, any Error>)
+    /// A queued caller: resumed with success when a slot is handed to it, or with `CancellationError` when
+    /// an `async` waiter's task is cancelled.
+    private typealias Waiter = (id: UInt64, resume: @Sendable (Result<Void, any Error>) -> Void)
     private struct State {
         var running = 0
         var waiters: [Waiter] = []
@@ -57,6 +59,52 @@ package final class ConcurrencyLimiter: Sendable {
         return admission
     }
 
+    /// How a loop-native caller got in: a slot now, or a place in the queue (`id` for ``withdraw(_:)``).
+    package enum Ticket: Sendable {
+        case granted
+        case queued(id: UInt64)
+    }
+
+    /// The event-loop form of ``acquire(background:)``, for callers that must not suspend: takes a slot now
+    /// (`.granted`), or queues `onSlot`, which is called (on the releasing thread) once a slot is handed over,
+    /// or throws `.overloaded` when the queue is full. A queued caller that gives up calls ``withdraw(_:)``;
+    /// when that returns false the slot was already handed over and `onSlot` runs (or ran), so the caller must
+    /// release it.
+    package func acquire(onSlot: @escaping @Sendable () -> Void) throws -> Ticket {
+        let ticket: Ticket? = state.withLock { s in
+            if s.running < maxConcurrency {
+                s.running += 1
+                return .granted
+            }
+            guard s.waiters.count < maxQueue else { return nil }
+            s.nextID += 1
+            s.waiters.append((s.nextID, { _ in onSlot() }))
+            return .queued(id: s.nextID)
+        }
+        guard let ticket else {
+            throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
+        }
+        return ticket
+    }
+
+    /// Takes a slot if one is free now; false otherwise (nothing queued).
+    package func tryAcquire() -> Bool {
+        state.withLock { s in
+            guard s.running < maxConcurrency else { return false }
+            s.running += 1
+            return true
+        }
+    }
+
+    /// Takes a queued caller out of the queue; false when it is no longer there (its slot was handed over).
+    package func withdraw(_ id: UInt64) -> Bool {
+        state.withLock { s in
+            guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return false }
+            s.waiters.remove(at: i)
+            return true
+        }
+    }
+
     /// Slots taken now (for tests and metrics).
     package var running: Int { state.withLock { $0.running } }
 
@@ -81,26 +129,27 @@ package final class ConcurrencyLimiter: Sendable {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let cancelled: Bool = state.withLock { s in
                         if Task.isCancelled { return true }
+                        let resume: @Sendable (Result<Void, any Error>) -> Void = { continuation.resume(with: $0) }
                         if background {
-                            s.background.append((id, continuation))
+                            s.background.append((id, resume))
                         } else {
-                            s.waiters.append((id, continuation))
+                            s.waiters.append((id, resume))
                         }
                         return false
                     }
                     if cancelled { continuation.resume(throwing: CancellationError()) }
                 }
             } onCancel: {
-                let continuation: CheckedContinuation<Void, any Error>? = state.withLock { s in
+                let resume: (@Sendable (Result<Void, any Error>) -> Void)? = state.withLock { s in
                     if let i = s.waiters.firstIndex(where: { $0.id == id }) {
-                        return s.waiters.remove(at: i).continuation
+                        return s.waiters.remove(at: i).resume
                     }
                     if let i = s.background.firstIndex(where: { $0.id == id }) {
-                        return s.background.remove(at: i).continuation
+                        return s.background.remove(at: i).resume
                     }
                     return nil
                 }
-                continuation?.resume(throwing: CancellationError())
+                resume?(.failure(CancellationError()))
             }
         }
     }
@@ -108,12 +157,12 @@ package final class ConcurrencyLimiter: Sendable {
     package func release() {
         // Hand the slot straight to the oldest waiter (callers before background work), so `running` never
         // dips and lets a newcomer jump the queue.
-        let next: CheckedContinuation<Void, any Error>? = state.withLock { s in
-            if !s.waiters.isEmpty { return s.waiters.removeFirst().continuation }
-            if !s.background.isEmpty { return s.background.removeFirst().continuation }
+        let next: (@Sendable (Result<Void, any Error>) -> Void)? = state.withLock { s in
+            if !s.waiters.isEmpty { return s.waiters.removeFirst().resume }
+            if !s.background.isEmpty { return s.background.removeFirst().resume }
             s.running -= 1
             return nil
         }
-        next?.resume()
+        next?(.success(()))
     }
 }

@@ -1,5 +1,6 @@
 package import NIOCore
 package import Synchronization
+import TriggerModel
 
 /// Passive outlier detection (Envoy's `outlier_detection`, nghttpx's connect blocker): an endpoint whose calls
 /// fail as transport failures several times in a row is ejected from picking for a while.
@@ -291,5 +292,87 @@ func withSafeRetries<T: Sendable>(
             balancer.retried()
             avoiding = balancer.count > 1 ? index : nil
         }
+    }
+}
+
+/// ``withSafeRetries(_:maxTries:deadline:_:)`` for the event-loop path: `body` returns a future, every step
+/// runs on `eventLoop`, and a cancelled call (``TriggerCancellation``) is not tried again.
+func withSafeRetries<T: Sendable>(
+    _ balancer: EndpointBalancer,
+    maxTries: Int,
+    deadline: NIODeadline?,
+    on eventLoop: any EventLoop,
+    cancellation: TriggerCancellation,
+    _ body: @escaping (Int) -> EventLoopFuture<T>
+) -> EventLoopFuture<T> {
+    let promise = eventLoop.makePromise(of: T.self)
+    let retries = SafeRetries(balancer: balancer, maxTries: maxTries, deadline: deadline, promise: promise, body: body)
+    if eventLoop.inEventLoop {
+        retries.attempt(cancellation: cancellation)
+    } else {
+        eventLoop.execute { retries.attempt(cancellation: cancellation) }
+    }
+    return promise.futureResult
+}
+
+/// The state of one call's chain of tries on the event-loop path.
+///
+/// `@unchecked Sendable`: it is created off the loop at most to be handed to it once, and from then on only
+/// touched on the loop of its promise (every continuation hops there first).
+private final class SafeRetries<T: Sendable>: @unchecked Sendable {
+    let balancer: EndpointBalancer
+    let maxTries: Int
+    let deadline: NIODeadline?
+    let promise: EventLoopPromise<T>
+    let body: (Int) -> EventLoopFuture<T>
+    var avoiding: Int?
+    var holdsBudget = false
+    var tries = 0
+
+    init(
+        balancer: EndpointBalancer,
+        maxTries: Int,
+        deadline: NIODeadline?,
+        promise: EventLoopPromise<T>,
+        body: @escaping (Int) -> EventLoopFuture<T>
+    ) {
+        self.balancer = balancer
+        self.maxTries = maxTries
+        self.deadline = deadline
+        self.promise = promise
+        self.body = body
+    }
+
+    func attempt(cancellation: TriggerCancellation) {
+        let index = balancer.pick(avoiding: avoiding)
+        tries += 1
+        body(index).hop(to: promise.futureResult.eventLoop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let value):
+                self.finish(.success(value))
+            case .failure(let notSent as NotSent):
+                let timeLeft = self.deadline.map { $0 > .now() } ?? true
+                guard self.tries < self.maxTries, timeLeft, !cancellation.isCancelled,
+                    self.holdsBudget || self.balancer.beginRetry()
+                else {
+                    self.finish(.failure(notSent.error))
+                    return
+                }
+                self.holdsBudget = true
+                self.balancer.retried()
+                self.avoiding = self.balancer.count > 1 ? index : nil
+                self.attempt(cancellation: cancellation)
+            case .failure(let error):
+                self.finish(.failure(error))
+            }
+        }
+    }
+
+    private func finish(_ result: Result<T, any Error>) {
+        if holdsBudget {
+            holdsBudget = false
+            balancer.endRetry()
+        }
+        promise.completeWith(result)
     }
 }

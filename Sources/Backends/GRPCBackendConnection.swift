@@ -25,6 +25,8 @@ final class GRPCBackendConnection: Sendable {
         var configuration = HTTP2SessionConfiguration.defaults
         configuration.initialWindowSize = 128 << 10
         configuration.connectionWindowSize = GRPCBackendConnectionLoad.maxStreams * configuration.initialWindowSize
+        // The calls a frontend read starts in one tick leave in one write.
+        configuration.flushesOncePerTick = true
         return configuration
     }()
 
@@ -63,6 +65,7 @@ final class GRPCBackendConnection: Sendable {
                 throw Self.connectError(error, peer: peer, timeout: connectTimeout)
             }
             .map { channel in
+                load.markConnected()
                 channel.closeFuture.whenComplete { _ in load.markUnusable() }
             }
     }
@@ -76,7 +79,7 @@ final class GRPCBackendConnection: Sendable {
     ) {
         let core = self.core
         let load = self.load
-        eventLoop.execute {
+        let start: @Sendable () -> Void = {
             guard let session = core.value else {
                 load.release()
                 call.value.failedToStart(GRPCBackendCall.Refused())
@@ -84,6 +87,8 @@ final class GRPCBackendConnection: Sendable {
             }
             session.start(call.value, headers: headers, message: message, deadline: deadline)
         }
+        // On the connection's own loop (the per-loop pools' case) the stream starts now, no hop.
+        if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
     }
 
     func close() {
@@ -114,10 +119,14 @@ final class GRPCBackendConnectionLoad: Sendable {
 
     private let reserved = Atomic<Int>(0)
     private let usable = Atomic<Bool>(true)
+    /// The connection's `ready` future succeeded (set on the connection's loop before it completes).
+    private let connected = Atomic<Bool>(false)
     /// Set when the pool was removed by a reload: the connection closes once its last stream is released.
     private let retiring = Atomic<Bool>(false)
 
     var isUsable: Bool { usable.load(ordering: .relaxed) }
+    var isConnected: Bool { connected.load(ordering: .acquiring) }
+    func markConnected() { connected.store(true, ordering: .releasing) }
     var reservedStreams: Int { reserved.load(ordering: .relaxed) }
     var hasCapacity: Bool { isUsable && reservedStreams < Self.maxStreams }
 

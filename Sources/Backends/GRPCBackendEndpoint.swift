@@ -1,75 +1,101 @@
 import NIOCore
 import Synchronization
 
-/// One endpoint of a gRPC pool and its connections.
+/// One endpoint of a gRPC pool and its connections, kept per event loop.
 ///
-/// Picking a connection reserves a stream on it under the lock, so a burst of concurrent calls fills one
-/// connection (opening it once, everyone awaiting the same connect) before a second one is opened.
+/// A call made on an event loop of the pool's group uses a connection on that same loop (as nghttpx's workers
+/// and Envoy's per-worker pools do), so the call is encoded, sent, answered and handed back without leaving
+/// the loop. Each loop's list has a lock of its own, taken by that loop's calls (and rarely by a reload or
+/// metrics read), never by another loop's calls. Picking a connection reserves a stream on it under that
+/// lock, so a burst of concurrent calls fills one connection (opening it once, everyone waiting for the same
+/// connect) before a second one is opened.
 final class GRPCBackendEndpoint: Sendable {
     let endpoint: BackendPoolConfiguration.Endpoint
     let peer: GRPCBackendPeer
     let index: Int
     /// Calls in flight and ejection, shared with the pool's ``EndpointBalancer``.
     let health: EndpointHealth
-    private let connections = Mutex<[GRPCBackendConnection]>([])
+    /// The connections of each loop of the group.
+    private let connections: PerLoopLists<GRPCBackendConnection>
+    private let group: any EventLoopGroup
     /// Set by ``retireAll()``: connections opened afterwards (by a call that picked this pool just before
     /// a reload removed it) retire as soon as that call is done.
     private let retired = Atomic<Bool>(false)
 
-    init(_ endpoint: BackendPoolConfiguration.Endpoint, peer: GRPCBackendPeer, index: Int, health: EndpointHealth) {
+    init(
+        _ endpoint: BackendPoolConfiguration.Endpoint,
+        peer: GRPCBackendPeer,
+        index: Int,
+        health: EndpointHealth,
+        group: any EventLoopGroup
+    ) {
         self.endpoint = endpoint
         self.peer = peer
         self.index = index
         self.health = health
+        self.group = group
+        self.connections = PerLoopLists(group: group)
     }
 
     var connectionCount: Int {
-        connections.withLock { $0.filter(\.load.isUsable).count }
+        connections.count(where: \.load.isUsable)
     }
 
     /// A connected connection with one stream reserved for the caller (released by the session when the
-    /// stream closes, or here when connecting fails).
-    func acquire(group: any EventLoopGroup, connectTimeout: TimeAmount) async throws -> GRPCBackendConnection {
-        let connection: GRPCBackendConnection = connections.withLock { list in
-            list.removeAll { !$0.load.isUsable }
-            let candidate = list.filter(\.load.hasCapacity).min { $0.load.reservedStreams < $1.load.reservedStreams }
+    /// stream closes, or here when connecting fails), completed on `eventLoop`. `pinned`: the connection is one
+    /// of `eventLoop`'s own (the loop-native path; `eventLoop` must be a loop of the group); otherwise one of
+    /// the shared list, on any loop.
+    func acquire(on eventLoop: any EventLoop, pinned: Bool, connectTimeout: TimeAmount)
+        -> EventLoopFuture<GRPCBackendConnection>
+    {
+        let pinned = pinned && connections.hasList(for: eventLoop)
+        let pick: (inout [GRPCBackendConnection]) -> GRPCBackendConnection = { list in
+            if list.contains(where: { !$0.load.isUsable }) { list.removeAll { !$0.load.isUsable } }
+            // The usable connection with the fewest streams, found without building a filtered copy (every call).
+            var candidate: GRPCBackendConnection?
+            for connection in list where connection.load.hasCapacity {
+                if let best = candidate, best.load.reservedStreams <= connection.load.reservedStreams { continue }
+                candidate = connection
+            }
             let connection =
                 candidate
                 ?? GRPCBackendConnection(
-                    endpoint: endpoint,
-                    peer: peer,
-                    eventLoop: group.next(),
+                    endpoint: self.endpoint,
+                    peer: self.peer,
+                    eventLoop: pinned ? eventLoop : self.group.next(),
                     connectTimeout: connectTimeout
                 )
             if candidate == nil { list.append(connection) }
             connection.load.reserve()
             return connection
         }
+        let connection = pinned ? connections.withList(on: eventLoop, pick) : connections.withSharedList(pick)
         if retired.load(ordering: .sequentiallyConsistent) { connection.retire() }
-        do {
-            try await connection.ready.get()
-        } catch {
-            connection.load.release()
-            throw error
+        if connection.load.isConnected, connection.eventLoop === eventLoop {
+            return eventLoop.makeSucceededFuture(connection)  // the common case: no future chain
         }
-        return connection
+        return connection.ready.hop(to: eventLoop).flatMapError { error in
+            connection.load.release()
+            return eventLoop.makeFailedFuture(error)
+        }.map { connection }
+    }
+
+    /// A connection of the shared list, for `async` callers (health checks, streams).
+    func acquire(group: any EventLoopGroup, connectTimeout: TimeAmount) async throws -> GRPCBackendConnection {
+        try await acquire(on: group.next(), pinned: false, connectTimeout: connectTimeout).get()
     }
 
     /// Every connection takes no new streams and closes when its streams in flight are done.
     func retireAll() {
         retired.store(true, ordering: .sequentiallyConsistent)
-        let all = connections.withLock { list in
-            defer { list.removeAll() }
-            return list
-        }
-        for connection in all { connection.retire() }
+        for connection in takeAll() { connection.retire() }
     }
 
     func closeAll() {
-        let all = connections.withLock { list in
-            defer { list.removeAll() }
-            return list
-        }
-        for connection in all { connection.close() }
+        for connection in takeAll() { connection.close() }
+    }
+
+    private func takeAll() -> [GRPCBackendConnection] {
+        connections.takeAll()
     }
 }

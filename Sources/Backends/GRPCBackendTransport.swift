@@ -21,7 +21,7 @@ package final class GRPCBackendTransport: TriggerRunner {
     static let runPath = "/trigger.runner.v1.Runner/Run"
     static let runStreamPath = "/trigger.runner.v1.Runner/RunStream"
 
-    private let configuration: BackendPoolConfiguration
+    let configuration: BackendPoolConfiguration
     let group: any EventLoopGroup
     let endpoints: [GRPCBackendEndpoint]
     package let balancer: EndpointBalancer
@@ -45,7 +45,8 @@ package final class GRPCBackendTransport: TriggerRunner {
                 endpoint,
                 peer: GRPCBackendPeer(pool: configuration.name, endpoint: endpoint.description),
                 index: index,
-                health: balancer.health[index]
+                health: balancer.health[index],
+                group: group
             )
         }
         if let check = configuration.healthCheck {
@@ -119,66 +120,119 @@ extension GRPCBackendTransport: RetirableTransport {
 extension GRPCBackendTransport {
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
-        return try await withSafeRetries(balancer, maxTries: configuration.maxTries, deadline: request.deadline) {
-            index in
-            let endpoint = self.endpoints[index]
-            do {
-                let result = try await self.run(request, message: message, on: endpoint)
-                self.balancer.recordSuccess(index)
-                return result
-            } catch let error as GatewayError {
-                if error.code == .backendFailed {
-                    self.balancer.recordFailure(index)
-                } else if error.code.isApplication {
-                    self.balancer.recordSuccess(index)
-                }
-                throw error
-            }
+        let cancellation = TriggerCancellation()
+        return try await withTaskCancellationHandler {
+            try await call(request, on: group.next(), pinned: false, cancellation: cancellation).get()
+        } onCancel: {
+            cancellation.cancel()
         }
     }
 
-    /// One try on one endpoint; ``NotSent`` when nothing reached the backend.
-    private func run(_ request: TriggerRequest, message: ByteBuffer, on endpoint: GRPCBackendEndpoint) async throws
-        -> TriggerResult
-    {
-        endpoint.health.outstanding.add(1, ordering: .relaxed)
-        defer { endpoint.health.outstanding.subtract(1, ordering: .relaxed) }
+    /// A unary `Run` on `eventLoop`'s own connection to the picked endpoint: the stream is opened, the
+    /// answer decoded and the future completed on that loop. The deadline goes to the backend as
+    /// `grpc-timeout`; enforcing it locally is the caller's part (``BackendPool`` does, with one timer per call
+    /// on this loop), so the call sets no timer of its own. A try that reached no backend (connect failed,
+    /// stream refused twice) goes to another endpoint under ``withSafeRetries(_:maxTries:deadline:on:cancellation:_:)``.
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        call(request, on: eventLoop, pinned: true, cancellation: cancellation)
+    }
 
-        let headers = try requestHeaders(path: Self.runPath, endpoint: endpoint, request: request)
-        // A refused stream never reached the backend (GOAWAY race, connection closing): one retry on a fresh
-        // connection is safe even for non-idempotent runs; after that, another endpoint is.
-        for attempt in 0..<2 {
-            let connection: GRPCBackendConnection
+    /// `pinned`: on `eventLoop`'s own connections with the deadline left to the caller (the pool's loop-native
+    /// path); otherwise on the shared connections, with the call's own deadline timer (`async` callers).
+    private func call(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
+        return withSafeRetries(
+            balancer,
+            maxTries: configuration.maxTries,
+            deadline: request.deadline,
+            on: eventLoop,
+            cancellation: cancellation
+        ) { index in
+            let endpoint = self.endpoints[index]
+            endpoint.health.outstanding.add(1, ordering: .relaxed)
+            let headers: HTTP2Headers
             do {
-                connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
+                headers = try self.requestHeaders(path: Self.runPath, endpoint: endpoint, request: request)
             } catch {
-                balancer.recordFailure(endpoint.index)
-                throw NotSent(error: error)
+                endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+                return eventLoop.makeFailedFuture(error)
             }
+            let attempt = self.attempt(
+                request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop, pinned: pinned,
+                cancellation: cancellation, refusedBefore: false
+            )
+            attempt.whenComplete { result in
+                endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+                switch result {
+                case .success:
+                    self.balancer.recordSuccess(index)
+                case .failure(let error as GatewayError):
+                    if error.code == .backendFailed {
+                        self.balancer.recordFailure(index)
+                    } else if error.code.isApplication {
+                        self.balancer.recordSuccess(index)
+                    }
+                case .failure:
+                    break
+                }
+            }
+            return attempt
+        }
+    }
+
+    /// One try on one endpoint; ``NotSent`` when nothing reached the backend. A refused stream never reached
+    /// the backend (GOAWAY race, connection closing): one retry on a fresh connection is safe even for
+    /// non-idempotent runs; after that, another endpoint is.
+    private func attempt(
+        _ request: TriggerRequest,
+        headers: HTTP2Headers,
+        message: ByteBuffer,
+        on endpoint: GRPCBackendEndpoint,
+        eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation,
+        refusedBefore: Bool
+    ) -> EventLoopFuture<TriggerResult> {
+        let balancer = self.balancer
+        let maxResponseBytes = configuration.maxResponseBytes
+        return endpoint.acquire(on: eventLoop, pinned: pinned, connectTimeout: configuration.connectTimeout).flatMapError { error in
+            balancer.recordFailure(endpoint.index)
+            return eventLoop.makeFailedFuture(NotSent(error: error))
+        }.flatMap { connection in
             let promise = connection.eventLoop.makePromise(of: TriggerResult.self)
             let call = NIOLoopBoundBox.makeBoxSendingValue(
-                GRPCBackendCall(unary: promise, peer: endpoint.peer, maxMessageBytes: configuration.maxResponseBytes),
+                GRPCBackendCall(unary: promise, peer: endpoint.peer, maxMessageBytes: maxResponseBytes),
                 eventLoop: connection.eventLoop
             )
-            do {
-                return try await withTaskCancellationHandler {
-                    connection.start(call, headers: headers, message: message, deadline: request.deadline)
-                    return try await promise.futureResult.get()
-                } onCancel: {
-                    let error = cancelledError(endpoint.peer)
-                    call.eventLoop.execute { call.value.cancel(error) }
+            cancellation.whenCancelled {
+                let error = cancelledError(endpoint.peer)
+                call.eventLoop.execute { call.value.cancel(error) }
+            }
+            connection.start(call, headers: headers, message: message, deadline: pinned ? nil : request.deadline)
+            return promise.futureResult.hop(to: eventLoop).flatMapError { error in
+                guard error is GRPCBackendCall.Refused else { return eventLoop.makeFailedFuture(error) }
+                if cancellation.isCancelled { return eventLoop.makeFailedFuture(cancelledError(endpoint.peer)) }
+                guard !refusedBefore else {
+                    // Refused again on a fresh connection: the endpoint takes no work (it is draining), which
+                    // counts against it like a refused connect.
+                    balancer.recordFailure(endpoint.index)
+                    return eventLoop.makeFailedFuture(NotSent(error: refusedError(endpoint.peer)))
                 }
-            } catch is GRPCBackendCall.Refused where attempt == 0 {
-                continue
-            } catch is GRPCBackendCall.Refused {
-                // Refused again on a fresh connection: the endpoint takes no work (it is draining), which counts
-                // against it like a refused connect.
-                balancer.recordFailure(endpoint.index)
-                throw NotSent(error: refusedError(endpoint.peer))
+                return self.attempt(
+                    request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop, pinned: pinned,
+                    cancellation: cancellation, refusedBefore: true
+                )
             }
         }
-        throw NotSent(error: refusedError(endpoint.peer))
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
@@ -193,6 +247,11 @@ extension GRPCBackendTransport {
         // Pull-based: one event is fetched (and its bytes consumed) per `next()`, so the consumer's pace is the
         // backend's pace. Dropping or cancelling the consumer resets the stream.
         return AsyncThrowingStream(unfolding: { try await consumer.next() })
+    }
+
+    /// The loop-native stream: ``GRPCBackendStreamSource`` on `eventLoop`'s own connections.
+    package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource {
+        GRPCBackendStreamSource(request: request, transport: self, eventLoop: eventLoop)
     }
 
     // MARK: Request metadata

@@ -17,10 +17,13 @@ struct HTTPBackendResponse: Sendable {
 /// All pipeline work happens on the channel's event loop; the handle itself only holds immutable fields.
 final class HTTPBackendConnection: Sendable {
     let channel: any Channel
+    /// Kept idle in its event loop's own list (the loop-native path), not in the shared one.
+    let pinned: Bool
     private let handler: NIOLoopBound<HTTPBackendClientHandler>
 
-    init(channel: any Channel, handler: HTTPBackendClientHandler) {
+    init(channel: any Channel, handler: HTTPBackendClientHandler, pinned: Bool) {
         self.channel = channel
+        self.pinned = pinned
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 
@@ -35,7 +38,7 @@ final class HTTPBackendConnection: Sendable {
         let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
         let handler = self.handler
         let channel = self.channel
-        channel.eventLoop.execute {
+        let send: @Sendable () -> Void = {
             handler.value.start(promise: promise, maxResponseBytes: maxResponseBytes)
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
@@ -43,6 +46,8 @@ final class HTTPBackendConnection: Sendable {
                 handler.value.fail(error)
             }
         }
+        // On the connection's own loop (the per-loop idle lists' case) the request goes out now, no hop.
+        if channel.eventLoop.inEventLoop { send() } else { channel.eventLoop.execute(send) }
         return promise.futureResult
     }
 

@@ -22,15 +22,21 @@ package final class HTTPBackendTransport: TriggerRunner {
     /// The active health check's loop, when the pool has one; cancelled by ``retire()``.
     private let healthChecker = Mutex<Task<Void, Never>?>(nil)
 
+    /// One endpoint: its health, and its idle connections kept per event loop (as nghttpx's workers and
+    /// Envoy's per-worker pools do), so a call made on a loop of the group reuses a connection of that loop
+    /// and never leaves it. Each loop's list has its own lock, which other loops' calls never take.
     final class EndpointState: Sendable {
         let endpoint: BackendPoolConfiguration.Endpoint
         let index: Int
         let health: EndpointHealth
-        let idle = Mutex<[HTTPBackendConnection]>([])
-        init(_ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth) {
+        /// Idle connections, in the list of the loop each lives on.
+        let idle: PerLoopLists<HTTPBackendConnection>
+
+        init(_ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth, group: any EventLoopGroup) {
             self.endpoint = endpoint
             self.index = index
             self.health = health
+            self.idle = PerLoopLists(group: group)
         }
     }
 
@@ -47,7 +53,7 @@ package final class HTTPBackendTransport: TriggerRunner {
         )
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map {
-            EndpointState($0.element, index: $0.offset, health: balancer.health[$0.offset])
+            EndpointState($0.element, index: $0.offset, health: balancer.health[$0.offset], group: group)
         }
         self.codecLimits = codecLimits
         if let check = configuration.healthCheck {
@@ -83,96 +89,137 @@ package final class HTTPBackendTransport: TriggerRunner {
     }
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        try await withSafeRetries(balancer, maxTries: configuration.maxTries, deadline: request.deadline) { index in
-            try await self.run(request, on: self.endpoints[index])
+        let cancellation = TriggerCancellation()
+        return try await withTaskCancellationHandler {
+            try await call(request, on: group.next(), pinned: false, cancellation: cancellation).get()
+        } onCancel: {
+            cancellation.cancel()
+        }
+    }
+
+    /// `POST /run` on an idle connection of `eventLoop` (or a new one opened on it), answered on that loop.
+    /// A try whose connect failed reached no backend and goes to another endpoint under
+    /// ``withSafeRetries(_:maxTries:deadline:on:cancellation:_:)``.
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        call(request, on: eventLoop, pinned: true, cancellation: cancellation)
+    }
+
+    /// `pinned`: on `eventLoop`'s own connections (the frontends' path); otherwise on the shared ones, which
+    /// `async` callers (not on a loop) use.
+    private func call(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        withSafeRetries(
+            balancer,
+            maxTries: configuration.maxTries,
+            deadline: request.deadline,
+            on: eventLoop,
+            cancellation: cancellation
+        ) { index in
+            self.attempt(
+                request, on: self.endpoints[index], eventLoop: eventLoop, pinned: pinned, cancellation: cancellation
+            )
         }
     }
 
     /// One try on one endpoint. A failed connect is ``NotSent`` (nothing reached the backend); every transport
     /// failure counts against the endpoint, every answer (the pipeline's own error included) for it.
-    private func run(_ request: TriggerRequest, on endpoint: EndpointState) async throws -> TriggerResult {
+    private func attempt(
+        _ request: TriggerRequest,
+        on endpoint: EndpointState,
+        eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
         endpoint.health.outstanding.add(1, ordering: .relaxed)
-        defer { endpoint.health.outstanding.subtract(1, ordering: .relaxed) }
-
         let (head, body) = requestParts(request, endpoint: endpoint.endpoint, accept: "application/json")
-        let connection: HTTPBackendConnection
-        do {
-            connection = try await acquire(endpoint, deadline: request.deadline)
-        } catch {
+        let balancer = self.balancer
+        let deadline = request.deadline
+        let answer = acquire(endpoint, on: eventLoop, pinned: pinned, deadline: deadline).flatMapError { error in
             // A connect cut short by the caller's own deadline says nothing about the endpoint.
-            if request.deadline.map({ $0 > .now() }) ?? true { balancer.recordFailure(endpoint.index) }
-            throw NotSent(error: error)
+            if deadline.map({ $0 > .now() }) ?? true { balancer.recordFailure(endpoint.index) }
+            return eventLoop.makeFailedFuture(NotSent(error: error))
+        }.flatMap { connection in
+            self.execute(head: head, body: body, on: connection, endpoint: endpoint, eventLoop: eventLoop,
+                cancellation: cancellation)
         }
-        do {
-            let result = try await execute(request, head: head, body: body, on: connection, endpoint: endpoint)
-            balancer.recordSuccess(endpoint.index)
-            return result
-        } catch let error as GatewayError {
-            if error.code == .backendFailed {
-                balancer.recordFailure(endpoint.index)
-            } else if error.code.isApplication {
+        answer.whenComplete { result in
+            endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+            switch result {
+            case .success:
                 balancer.recordSuccess(endpoint.index)
+            case .failure(let error as GatewayError):
+                if error.code == .backendFailed {
+                    balancer.recordFailure(endpoint.index)
+                } else if error.code.isApplication {
+                    balancer.recordSuccess(endpoint.index)
+                }
+            case .failure:
+                break
             }
-            throw error
         }
+        return answer
     }
 
     private func execute(
-        _ request: TriggerRequest,
         head: HTTPRequestHead,
         body: ByteBuffer,
         on connection: HTTPBackendConnection,
-        endpoint: EndpointState
-    ) async throws -> TriggerResult {
-        let response: HTTPBackendResponse
-        do {
-            response = try await withTaskCancellationHandler {
-                try await connection.execute(
-                    head: head,
-                    body: body,
-                    maxResponseBytes: configuration.maxResponseBytes
-                ).get()
-            } onCancel: {
-                // The caller gave up (deadline or client gone): the response will never be read, so the
-                // connection cannot be reused; closing it also tells the backend to stop.
+        endpoint: EndpointState,
+        eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        // The caller gave up (deadline or client gone): the response will never be read, so the connection
+        // cannot be reused; closing it also tells the backend to stop.
+        cancellation.whenCancelled { connection.close() }
+        let pool = configuration.name
+        let limits = codecLimits
+        return connection.execute(head: head, body: body, maxResponseBytes: configuration.maxResponseBytes)
+            .hop(to: eventLoop)
+            .flatMapErrorThrowing { error in
                 connection.close()
+                // Our own close after the caller gave up (deadline, client gone) is not the endpoint's doing.
+                if cancellation.isCancelled { throw CancellationError() }
+                switch error {
+                case HTTPBackendClientHandler.Failure.closedBeforeResponse:
+                    throw BackendErrors.connectionLost(pool: pool, endpoint: endpoint.endpoint.description)
+                case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
+                    throw BackendErrors.badResponse(
+                        pool: pool,
+                        endpoint: endpoint.endpoint.description,
+                        reason: "response larger than \(limit) bytes"
+                    )
+                default:
+                    throw BackendErrors.badResponse(
+                        pool: pool,
+                        endpoint: endpoint.endpoint.description,
+                        reason: BackendErrors.reason(error)
+                    )
+                }
             }
-        } catch let error as HTTPBackendClientHandler.Failure {
-            connection.close()
-            // Our own close after the caller gave up (deadline, client gone) is not the endpoint's doing.
-            if Task.isCancelled { throw CancellationError() }
-            switch error {
-            case .closedBeforeResponse:
-                throw BackendErrors.connectionLost(pool: configuration.name, endpoint: endpoint.endpoint.description)
-            case .responseTooLarge(let limit):
-                throw BackendErrors.badResponse(
-                    pool: configuration.name,
-                    endpoint: endpoint.endpoint.description,
-                    reason: "response larger than \(limit) bytes"
-                )
+            .flatMapThrowing { response in
+                cancellation.clearHandler()
+                if response.keepAlive {
+                    self.release(connection, to: endpoint)
+                } else {
+                    connection.close()
+                }
+                guard (200..<300).contains(response.status) else {
+                    throw BackendHTTPBody.decodeError(status: response.status, body: response.body)
+                }
+                do {
+                    return try BackendHTTPBody.decodeResult(response.body, limits: limits)
+                } catch let error as GatewayError {
+                    throw GatewayError(.backendFailed, "backend pool \"\(pool)\": \(error.message)")
+                }
             }
-        } catch {
-            connection.close()
-            if Task.isCancelled { throw CancellationError() }
-            throw BackendErrors.badResponse(
-                pool: configuration.name,
-                endpoint: endpoint.endpoint.description,
-                reason: BackendErrors.reason(error)
-            )
-        }
-        if response.keepAlive {
-            release(connection, to: endpoint)
-        } else {
-            connection.close()
-        }
-        guard (200..<300).contains(response.status) else {
-            throw BackendHTTPBody.decodeError(status: response.status, body: response.body)
-        }
-        do {
-            return try BackendHTTPBody.decodeResult(response.body, limits: codecLimits)
-        } catch let error as GatewayError {
-            throw GatewayError(.backendFailed, "backend pool \"\(configuration.name)\": \(error.message)")
-        }
     }
 
     /// `POST {base}/run` with `Accept: text/event-stream`; each SSE event the backend sends becomes one
@@ -220,20 +267,43 @@ package final class HTTPBackendTransport: TriggerRunner {
     }
 
     func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
-        while let idle = endpoint.idle.withLock({ $0.popLast() }) {
-            if idle.isActive { return idle }
+        try await acquire(endpoint, on: group.next(), pinned: false, deadline: deadline).get()
+    }
+
+    /// An idle connection, or a new one, completed on `eventLoop`. `pinned`: one of `eventLoop`'s own (the
+    /// loop-native path); otherwise one of the shared list, on any loop.
+    func acquire(_ endpoint: EndpointState, on eventLoop: any EventLoop, pinned: Bool, deadline: NIODeadline?)
+        -> EventLoopFuture<HTTPBackendConnection>
+    {
+        let pinned = pinned && endpoint.idle.hasList(for: eventLoop)
+        while let connection = pinned
+            ? endpoint.idle.withList(on: eventLoop, { $0.popLast() })
+            : endpoint.idle.withSharedList({ $0.popLast() })
+        {
+            if connection.isActive { return eventLoop.makeSucceededFuture(connection) }
         }
         var connectTimeout = configuration.connectTimeout
         if let deadline {
             connectTimeout = min(connectTimeout, max(deadline - .now(), .milliseconds(1)))
         }
-        return try await connect(endpoint, timeout: connectTimeout)
+        return connect(endpoint, on: pinned ? eventLoop : group.next(), pinned: pinned, timeout: connectTimeout)
+            .hop(to: eventLoop)
     }
 
     /// A new connection to `endpoint`, not taken from (nor given to) the idle list.
     func connect(_ endpoint: EndpointState, timeout connectTimeout: TimeAmount) async throws -> HTTPBackendConnection {
+        try await connect(endpoint, on: group.next(), pinned: false, timeout: connectTimeout).get()
+    }
+
+    private func connect(
+        _ endpoint: EndpointState,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        timeout connectTimeout: TimeAmount
+    ) -> EventLoopFuture<HTTPBackendConnection>
+    {
         // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
-        let bootstrap = ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -241,40 +311,38 @@ package final class HTTPBackendTransport: TriggerRunner {
                     try channel.pipeline.syncOperations.addHandler(HTTPBackendClientHandler())
                 }
             }
-        do {
-            let channel = try await bootstrap.connect(host: endpoint.endpoint.host, port: endpoint.endpoint.port).get()
-            return try await channel.eventLoop.submit {
+        let pool = configuration.name
+        let name = endpoint.endpoint.description
+        return bootstrap.connect(host: endpoint.endpoint.host, port: endpoint.endpoint.port)
+            .flatMapThrowing { channel in
                 HTTPBackendConnection(
                     channel: channel,
-                    handler: try channel.pipeline.syncOperations.handler(type: HTTPBackendClientHandler.self)
-                )
-            }.get()
-        } catch let error as ChannelError {
-            if case .connectTimeout = error {
-                throw BackendErrors.connectTimeout(
-                    pool: configuration.name, endpoint: endpoint.endpoint.description, after: connectTimeout
+                    handler: try channel.pipeline.syncOperations.handler(type: HTTPBackendClientHandler.self),
+                    pinned: pinned
                 )
             }
-            throw BackendErrors.connectFailed(
-                pool: configuration.name, endpoint: endpoint.endpoint.description, reason: BackendErrors.reason(error))
-        } catch {
-            throw BackendErrors.connectFailed(
-                pool: configuration.name, endpoint: endpoint.endpoint.description, reason: BackendErrors.reason(error))
-        }
+            .flatMapErrorThrowing { error in
+                if case .connectTimeout = error as? ChannelError {
+                    throw BackendErrors.connectTimeout(pool: pool, endpoint: name, after: connectTimeout)
+                }
+                throw BackendErrors.connectFailed(pool: pool, endpoint: name, reason: BackendErrors.reason(error))
+            }
     }
 
     func release(_ connection: HTTPBackendConnection, to endpoint: EndpointState) {
         guard connection.isActive else { return }
-        endpoint.idle.withLock { $0.append(connection) }
+        if connection.pinned {
+            endpoint.idle.withList(on: connection.channel.eventLoop) { $0.append(connection) }
+        } else {
+            endpoint.idle.withSharedList { $0.append(connection) }
+        }
         // Checked after the append (both sequentially consistent with `retire`): a connection released
         // while the pool retires is closed by one of the two, never left idle.
         if retired.load(ordering: .sequentiallyConsistent) { closeIdle(endpoint) }
     }
 
     private func closeIdle(_ endpoint: EndpointState) {
-        for connection in endpoint.idle.withLock({ list in defer { list.removeAll() }; return list }) {
-            connection.close()
-        }
+        for connection in endpoint.idle.takeAll() { connection.close() }
     }
 }
 

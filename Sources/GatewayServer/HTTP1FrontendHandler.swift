@@ -8,8 +8,9 @@ import WireCodecs
 /// Serves REST over HTTP/1.1 keep-alive on one connection: reads a request, runs it, writes the answer.
 ///
 /// `HTTPServerPipelineHandler` sits in front and hands over one request at a time, so this handler has a
-/// single request in flight. The backend call runs in a `Task`; its outcome comes back to the event loop,
-/// and a connection that closes first cancels the task (and with it the backend call).
+/// single request in flight. A sync trigger's backend call and a stream's relay run on this connection's event
+/// loop; async-mode work (operations) runs in a `Task` whose outcome comes back to the loop. A connection
+/// that closes first cancels the call, relay or task (and with it the backend's run).
 final class HTTP1FrontendHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -20,10 +21,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case collecting(RESTBodyCollector, RESTBodyUse, keepAlive: Bool)
         /// An answer was (or is being) sent early; the rest of this request's body is ignored.
         case discarding(keepAlive: Bool)
-        /// The backend call is running.
+        /// The answer is computed in a task (async mode, operation reads).
         case running(Task<Void, Never>)
+        /// A sync trigger runs on this loop (no task: DESIGN.md "Threading model").
+        case calling(TriggerCancellation)
         /// Streaming SSE to the client.
-        case streaming(Task<Void, Never>)
+        case streaming(EventRelay)
         case closed
     }
 
@@ -76,7 +79,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         var restHead = RESTRequestHead(
             method: head.method.rawValue,
             target: target,
-            headers: head.headers.map { (name: $0.name.lowercased(), value: $0.value) }
+            headers: head.headers.map { (name: Self.lowercased($0.name), value: $0.value) }
         )
         if secure { restHead.scheme = "https" }
         switch restHead.start(services: services, requestID: requestID) {
@@ -147,7 +150,24 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     private func startSync(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
         let services = self.services
-        startWork({ await RESTOperations.run(request, services: services) }, keepAlive: keepAlive, context: context)
+        guard request.mode == .sync else {
+            startWork({ await RESTOperations.run(request, services: services) }, keepAlive: keepAlive, context: context)
+            return
+        }
+        let cancellation = TriggerCancellation()
+        state = .calling(cancellation)
+        services.dispatcher.runSync(request, on: context.eventLoop, cancellation: cancellation)
+            .assumeIsolated()
+            .whenComplete { result in
+                // The connection closed meanwhile (or the grace ran out): nothing to answer.
+                guard case .calling(let current) = self.state, current === cancellation else { return }
+                let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                self.finished(
+                    RESTOperations.response(to: outcome, requestID: request.requestID),
+                    keepAlive: keepAlive,
+                    context: context
+                )
+            }
     }
 
     /// Computes a response off the loop (a backend call, an operation read) and writes it when done.
@@ -169,7 +189,10 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     private func finished(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {
-        guard case .running = state else { return }  // the connection closed meanwhile
+        switch state {
+        case .running, .calling: break
+        default: return  // the connection closed meanwhile
+        }
         state = keepAlive ? .idle : .closed
         write(response, keepAlive: keepAlive, context: context)
     }
@@ -183,9 +206,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private func startStream(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
         var request = request
         request.deadline = nil
-        let events: AsyncThrowingStream<TriggerEvent, any Error>
+        let source: any TriggerEventSource
         do {
-            events = try services.dispatcher.runStream(request, idleTimeout: .nanoseconds(services.idleTimeout.nanoseconds))
+            source = try services.dispatcher.openStream(request, on: context.eventLoop)
         } catch {
             write(.error(gatewayError(from: error), requestID: request.requestID), keepAlive: keepAlive, context: context)
             return
@@ -197,40 +220,31 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
 
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
         let channel = context.channel
-        let task = Task {
-            do {
-                for try await event in events {
-                    var encoded = channel.allocator.buffer(capacity: 256)
-                    SSEEncoder.encode(event, into: &encoded)
-                    let buffer = encoded
-                    try await eventLoop.flatSubmit {
-                        let (handler, context) = bound.value
-                        return handler.writeEvent(buffer, context: context)
-                    }.get()
-                }
-            } catch {
-                if Task.isCancelled { return }
+        let relay = EventRelay(
+            source: source,
+            eventLoop: context.eventLoop,
+            idleTimeout: services.idleTimeout,
+            deliver: { [unowned self] event in
                 var encoded = channel.allocator.buffer(capacity: 256)
-                SSEEncoder.encode(.error(gatewayError(from: error)), into: &encoded)
-                let buffer = encoded
-                _ = try? await eventLoop.flatSubmit {
-                    let (handler, context) = bound.value
-                    return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))))
-                }.get()
-            }
-            eventLoop.execute {
-                let (handler, context) = bound.value
-                guard case .streaming = handler.state else { return }
-                handler.state = keepAlive ? .idle : .closed
+                SSEEncoder.encode(event, into: &encoded)
+                return writeEvent(encoded, context: context)
+            },
+            finish: { [unowned self] error in
+                guard case .streaming = state else { return }
+                state = keepAlive ? .idle : .closed
+                if let error {
+                    var encoded = channel.allocator.buffer(capacity: 256)
+                    SSEEncoder.encode(.error(error), into: &encoded)
+                    context.write(wrapOutboundOut(.body(.byteBuffer(encoded))), promise: nil)
+                }
                 let promise = context.eventLoop.makePromise(of: Void.self)
-                context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: promise)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
                 if !keepAlive { promise.futureResult.whenComplete { _ in channel.close(promise: nil) } }
             }
-        }
-        state = .streaming(task)
+        )
+        state = .streaming(relay)
+        relay.start()
     }
 
     /// Writes one SSE event. A client that has not taken it within the write-progress timeout (it stopped
@@ -276,8 +290,15 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
-        case .running(let task), .streaming(let task):
+        case .running(let task):
             task.cancel()  // the client is gone: stop the backend call
+        case .streaming(let relay):
+            state = .closed
+            relay.cancel()
+        case .calling(let call):
+            // Closed first: a call that completes inside `cancel()` then writes nothing.
+            state = .closed
+            call.cancel()
         default:
             break
         }
@@ -305,9 +326,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
         let requestID: String
         switch state {
-        case .streaming(let task):
-            task.cancel()
+        case .streaming(let relay):
             state = .closed
+            relay.cancel()
             var encoded = context.channel.allocator.buffer(capacity: 128)
             SSEEncoder.encode(.error(error), into: &encoded)
             context.write(wrapOutboundOut(.body(.byteBuffer(encoded))), promise: nil)
@@ -317,6 +338,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case .running(let task):
             task.cancel()
             requestID = currentRequestID
+        case .calling(let call):
+            // Closed first: a call that completes inside `cancel()` then writes nothing; the 503 below is the answer.
+            state = .closed
+            call.cancel()
+            requestID = currentRequestID
         case .collecting(_, let use, _):
             requestID = use.requestID
         case .idle, .discarding, .closed:
@@ -325,6 +351,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         }
         state = .closed
         write(.error(error, requestID: requestID), keepAlive: false, context: context)
+    }
+
+    /// A field name in lowercase, without a new string when it already is (most clients send lowercase).
+    private static func lowercased(_ name: String) -> String {
+        name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
     }
 
     /// llhttp's reason in words (`.invalidMethod` → "invalid method"): what was wrong, without the parser's

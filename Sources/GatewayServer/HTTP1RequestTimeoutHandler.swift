@@ -17,7 +17,15 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     typealias OutboundOut = HTTPServerResponsePart
 
     private var machine: StateMachine
+    /// The one timer is lazy, as nginx's are: arming for a later time than the scheduled timer leaves it
+    /// alone (when it fires it re-arms itself for `due`), and cancelling only clears `due`. Most requests
+    /// arm and cancel a timeout or two and never see one fire, so this saves a timer-heap insert and removal
+    /// per step of every request.
     private var timer: Scheduled<Void>?
+    /// When the scheduled timer fires; nil when none is scheduled.
+    private var timerFiresAt: NIODeadline?
+    /// When the armed timeout is due; nil when none is armed.
+    private var due: NIODeadline?
 
     init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.machine = StateMachine(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)
@@ -69,14 +77,19 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        stopTimer()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        stopTimer()
+    }
+
+    private func stopTimer() {
         timer?.cancel()
         timer = nil
+        timerFiresAt = nil
+        due = nil
     }
 
     private func run(_ action: StateMachine.Action, context: ChannelHandlerContext) {
@@ -84,17 +97,36 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
         case .none:
             break
         case .cancel:
-            timer?.cancel()
-            timer = nil
+            due = nil
         case .arm(let amount):
+            let due = NIODeadline.now() + amount
+            self.due = due
+            if let firesAt = timerFiresAt, firesAt <= due { return }
             timer?.cancel()
-            let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-            timer = context.eventLoop.scheduleTask(in: amount) {
-                let (handler, context) = loopBound.value
-                handler.timer = nil
-                handler.timeoutFired(context: context)
-            }
+            schedule(at: due, context: context)
         }
+    }
+
+    private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        timerFiresAt = deadline
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timer = nil
+            handler.timerFiresAt = nil
+            handler.timerFired(context: context)
+        }
+    }
+
+    /// The scheduled timer fired: the armed timeout is over, or was moved later (re-arm), or was cancelled.
+    private func timerFired(context: ChannelHandlerContext) {
+        guard let due else { return }
+        if due > .now() {
+            schedule(at: due, context: context)
+            return
+        }
+        self.due = nil
+        timeoutFired(context: context)
     }
 
     private func timeoutFired(context: ChannelHandlerContext) {

@@ -18,6 +18,7 @@ extension GatewayServer {
         configuration.requestBodyProgressTimeout = services.slowClients.bodyProgressTimeout
         configuration.streamOutboundHighWatermark = services.slowClients.streamBufferBytes
         configuration.connectionOutboundHighWatermark = services.slowClients.connectionBufferBytes
+        configuration.flushesOncePerTick = true
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
         frontend.session = try sync.configureHTTP2Session(role: .server, configuration: configuration, delegate: frontend)

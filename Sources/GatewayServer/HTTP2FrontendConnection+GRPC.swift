@@ -27,8 +27,12 @@ struct GRPCCall {
     var requestID: String
     var traceParent: String?
     var traceState: String?
-    /// `idempotency-key` metadata of an async trigger (same key and request → same operation).
+    /// `idempotency-key` metadata: for an async trigger, same key and request → same operation; for a sync
+    /// one, passed to the backend so it can deduplicate (as REST does).
     var idempotencyKey: String?
+    /// `instill-return-traces: true` metadata (as REST's `Instill-Return-Traces` header): ask the backend
+    /// for per-step traces.
+    var returnTraces = false
 
     static let pipelineService = "/pipeline.pipeline.v1beta.PipelinePublicService/"
 
@@ -108,6 +112,7 @@ extension HTTP2FrontendConnection {
             traceState: headers.first(name: "tracestate")
         )
         call.idempotencyKey = headers.first(name: "idempotency-key")
+        call.returnTraces = headers.first(name: "instill-return-traces")?.lowercased() == "true"
         if call.needsAuth {
             do {
                 call.principal = try services.authenticator.authenticate(authorization: headers.first(name: "authorization"))
@@ -171,24 +176,19 @@ extension HTTP2FrontendConnection {
                 deadline: call.deadline ?? (mode == .sync ? .now() + services.requestTimeout : nil),
                 requestID: call.requestID,
                 traceParent: call.traceParent,
-                traceState: call.traceState
+                traceState: call.traceState,
+                idempotencyKey: call.idempotencyKey,
+                returnTraces: call.returnTraces
             )
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
-        let dispatcher = services.dispatcher
         if mode == .stream {
             grpcStream(request, stream: stream)
             return
         }
-        startTask(stream: stream) {
-            do {
-                return Result<TriggerResult, GatewayError>.success(try await dispatcher.runSync(request))
-            } catch {
-                return .failure(gatewayError(from: error))
-            }
-        } deliver: { connection, outcome in
+        runSync(request, stream: stream) { connection, outcome in
             switch outcome {
             case .success(let result):
                 connection.grpcRespond(stream, message: InstillCodec.encodeTriggerResponse(result))
@@ -202,42 +202,39 @@ extension HTTP2FrontendConnection {
     /// for the stream to be writable, so a slow client slows the backend relay.
     /// The call's own `grpc-timeout` (if any) bounds it in total; otherwise only the idle rule applies.
     private func grpcStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
-        let events: AsyncThrowingStream<TriggerEvent, any Error>
+        let source: any TriggerEventSource
         do {
-            events = try services.dispatcher.runStream(request, idleTimeout: .nanoseconds(services.idleTimeout.nanoseconds))
+            source = try services.dispatcher.openStream(request, on: eventLoop)
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        let eventLoop = self.eventLoop
         let compression = streams[stream]?.responseEncoding
-        let task = Task {
-            do {
-                for try await event in events {
-                    let message: ByteBuffer
-                    switch event {
-                    case .status: continue  // Instill's stream response has no status message
-                    case .output(_, let outputs): message = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: outputs))
-                    case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
-                    case .error(let error): throw error
-                    }
-                    let framed = GRPCMessageFramer.frame(message, compression: compression)
-                    try await eventLoop.flatSubmit {
-                        let connection = bound.value
-                        connection.grpcSendHeaders(stream)
-                        connection.session.sendData(stream: stream, framed, endStream: false)
-                        return connection.waitUntilWritable(stream)
-                    }.get()
+        let relay = EventRelay(
+            source: source,
+            eventLoop: eventLoop,
+            idleTimeout: services.idleTimeout,
+            deliver: { [unowned self] event in
+                let message: ByteBuffer
+                switch event {
+                case .status: return eventLoop.makeSucceededVoidFuture()  // Instill's stream response has no status message
+                case .output(_, let outputs): message = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: outputs))
+                case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
+                case .error(let error):
+                    grpcFinish(stream, error: error)
+                    return eventLoop.makeSucceededVoidFuture()
                 }
-                eventLoop.execute { bound.value.grpcFinish(stream, error: nil) }
-            } catch {
-                if Task.isCancelled { return }
-                let gatewayError = gatewayError(from: error)
-                eventLoop.execute { bound.value.grpcFinish(stream, error: gatewayError) }
+                grpcSendHeaders(stream)
+                session.sendData(stream: stream, GRPCMessageFramer.frame(message, compression: compression), endStream: false)
+                return waitUntilWritable(stream)
+            },
+            finish: { [unowned self] error in
+                streams[stream]?.relay = nil
+                grpcFinish(stream, error: error)
             }
-        }
-        streams[stream]?.task = task
+        )
+        streams[stream]?.relay = relay
+        relay.start()
     }
 
     /// A unary success: headers, the one framed message, `grpc-status: 0`.
@@ -266,10 +263,9 @@ extension HTTP2FrontendConnection {
     /// Ends the call with its status: in trailers after headers went out, or Trailers-Only before.
     func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?, extraHeaders: [(String, String)] = []) {
         guard let state = streams[stream] else { return }
-        if case .done = state.phase, state.task == nil, state.sentHeaders == false, error == nil { return }
+        if case .done = state.phase, !state.hasWork, state.sentHeaders == false, error == nil { return }
         state.phase = .done
-        state.task?.cancel()
-        state.task = nil
+        state.stopWork()
         state.deadlineTimer?.cancel()
         state.deadlineTimer = nil
         var status = HTTP2Headers()

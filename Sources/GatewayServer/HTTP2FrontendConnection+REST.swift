@@ -64,6 +64,12 @@ extension HTTP2FrontendConnection {
             restStream(request, stream: stream)
             return
         }
+        if request.mode == .sync {
+            runSync(request, stream: stream) { connection, outcome in
+                connection.restRespond(RESTOperations.response(to: outcome, requestID: request.requestID), stream: stream)
+            }
+            return
+        }
         startTask(stream: stream) {
             await RESTOperations.run(request, services: services)
         } deliver: { connection, response in
@@ -76,9 +82,9 @@ extension HTTP2FrontendConnection {
     private func restStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
         var request = request
         request.deadline = nil
-        let events: AsyncThrowingStream<TriggerEvent, any Error>
+        let source: any TriggerEventSource
         do {
-            events = try services.dispatcher.runStream(request, idleTimeout: .nanoseconds(services.idleTimeout.nanoseconds))
+            source = try services.dispatcher.openStream(request, on: eventLoop)
         } catch {
             restRespond(.error(gatewayError(from: error), requestID: request.requestID), stream: stream)
             return
@@ -92,27 +98,25 @@ extension HTTP2FrontendConnection {
             endStream: false
         )
         streams[stream]?.wire = .eventStream
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        let eventLoop = self.eventLoop
-        let task = Task {
-            func send(_ event: TriggerEvent, last: Bool) async throws {
+        let relay = EventRelay(
+            source: source,
+            eventLoop: eventLoop,
+            idleTimeout: services.idleTimeout,
+            deliver: { [unowned self] event in
                 var encoded = ByteBuffer()
                 SSEEncoder.encode(event, into: &encoded)
-                let buffer = encoded
-                try await eventLoop.flatSubmit {
-                    let connection = bound.value
-                    connection.session.sendData(stream: stream, buffer, endStream: last)
-                    return last ? eventLoop.makeSucceededVoidFuture() : connection.waitUntilWritable(stream)
-                }.get()
+                session.sendData(stream: stream, encoded, endStream: false)
+                return waitUntilWritable(stream)
+            },
+            finish: { [unowned self] error in
+                streams[stream]?.relay = nil
+                streams[stream]?.phase = .done
+                var last = ByteBuffer()
+                if let error { SSEEncoder.encode(.error(error), into: &last) }
+                session.sendData(stream: stream, last, endStream: true)
             }
-            do {
-                for try await event in events { try await send(event, last: false) }
-                try await eventLoop.submit { bound.value.session.sendData(stream: stream, ByteBuffer(), endStream: true) }.get()
-            } catch {
-                if Task.isCancelled { return }
-                try? await send(.error(gatewayError(from: error)), last: true)
-            }
-        }
-        streams[stream]?.task = task
+        )
+        streams[stream]?.relay = relay
+        relay.start()
     }
 }

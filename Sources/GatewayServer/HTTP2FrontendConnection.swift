@@ -9,9 +9,10 @@ import WireCodecs
 /// The HTTP/2 frontend of one connection: routes each stream to gRPC or REST and answers it.
 ///
 /// It is the session's delegate (stream events in) and a channel handler placed after the engine (to see
-/// quiesce and idle events). Everything runs on the connection's event loop; backend calls run in tasks
+/// quiesce and idle events). Everything runs on the connection's event loop, sync calls and stream relays
+/// included (``runSync(_:stream:deliver:)``, ``EventRelay``); only async-mode work (operations) runs in tasks
 /// whose outcomes hop back here. Per-stream state lives in `streams` until the engine reports the stream
-/// closed, which is also when a still-running task is cancelled (client RST_STREAM or connection loss).
+/// closed, which is also when its call, relay or task is stopped (client RST_STREAM or connection loss).
 final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler {
     typealias InboundIn = Never
 
@@ -56,6 +57,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var wire = Wire.rest
         var requestID = ""
         var task: Task<Void, Never>?
+        /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:stream:deliver:)``).
+        var call: TriggerCancellation?
+        /// A stream's events being relayed (gRPC server streaming, SSE).
+        var relay: EventRelay?
         /// gRPC: response headers went out, so errors must go in trailers, not Trailers-Only.
         var sentHeaders = false
         /// gRPC: the message encoding of the answer (nil: identity).
@@ -65,6 +70,23 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var deadlineTimer: Scheduled<Void>?
 
         init(phase: Phase) { self.phase = phase }
+
+        /// A task or a loop-native call is computing the answer.
+        var hasWork: Bool { task != nil || call != nil || relay != nil }
+
+        /// Stops what computes the answer (RST_STREAM from the client, the connection gone, grace over).
+        func stopWork() {
+            task?.cancel()
+            task = nil
+            // Forgotten before it is cancelled: a call may complete at once, inside `cancel()`, and its answer
+            // must then be dropped, not written next to the one the caller is about to write.
+            let call = self.call
+            self.call = nil
+            call?.cancel()
+            let relay = self.relay
+            self.relay = nil
+            relay?.cancel()
+        }
     }
 
     init(services current: CurrentFrontendServices, eventLoop: any EventLoop) {
@@ -135,7 +157,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         guard let state = streams.removeValue(forKey: stream) else { return }
-        state.task?.cancel()  // RST_STREAM from the client, or the connection went away: stop the backend call
+        state.stopWork()  // RST_STREAM from the client, or the connection went away: stop the backend call
         state.deadlineTimer?.cancel()
         for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
         state.writableWaiters = []
@@ -151,7 +173,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {
         for (_, state) in streams {
-            state.task?.cancel()
+            state.stopWork()
             state.deadlineTimer?.cancel()
             for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
         }
@@ -224,9 +246,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
         session.withBatchedWrites {
             for (id, state) in streams {
-                if case .done = state.phase, state.task == nil { continue }
-                state.task?.cancel()
-                state.task = nil
+                if case .done = state.phase, !state.hasWork { continue }
+                state.stopWork()
                 switch state.wire {
                 case .grpc:
                     grpcFinish(id, error: error)
@@ -253,6 +274,26 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         let promise = eventLoop.makePromise(of: Void.self)
         state.writableWaiters.append(promise)
         return promise.futureResult
+    }
+
+    /// Runs a sync trigger on this loop (no task, no hop: DESIGN.md "Threading model") and hands its outcome
+    /// to `deliver` if the stream is still open by then. Closing the stream cancels the call.
+    func runSync(
+        _ request: TriggerRequest,
+        stream: HTTP2StreamID,
+        deliver: @escaping (HTTP2FrontendConnection, Result<TriggerResult, GatewayError>) -> Void
+    ) {
+        let cancellation = TriggerCancellation()
+        streams[stream]?.call = cancellation
+        services.dispatcher.runSync(request, on: eventLoop, cancellation: cancellation)
+            .assumeIsolated()
+            .whenComplete { result in
+                guard let state = self.streams[stream], state.call === cancellation else { return }
+                state.call = nil
+                // Headers, message and trailers of one answer leave in one write, not one per frame group.
+                let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                self.session.withBatchedWrites { deliver(self, outcome) }
+            }
     }
 
     /// Runs `work` off the loop and hands its result back to `deliver` on the loop, if the stream is still

@@ -130,7 +130,15 @@ enum RESTOperations {
         do {
             return .result(try await services.dispatcher.runSync(request), requestID: request.requestID)
         } catch {
-            return .error(gatewayError(from: error), requestID: request.requestID)
+            return .error(gatewayError(from: error, requestID: request.requestID), requestID: request.requestID)
+        }
+    }
+
+    /// A sync trigger's answer: the outputs (200), or the error in REST's shape.
+    static func response(to outcome: Result<TriggerResult, GatewayError>, requestID: String) -> RESTResponse {
+        switch outcome {
+        case .success(let result): .result(result, requestID: requestID)
+        case .failure(let error): .error(error, requestID: requestID)
         }
     }
 

@@ -4,11 +4,14 @@ enum RequestID {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
-        return hex(high) + hex(low)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        // Written in place: one allocation per id (this runs for most requests).
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            for i in 0..<32 {
+                let value = i < 16 ? high : low
+                let nibble = UInt8(truncatingIfNeeded: value >> (60 - 4 * UInt64(i % 16))) & 0xF
+                buffer[i] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
+            }
+            return 32
+        }
     }
 }

@@ -22,6 +22,9 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     /// The session this handler drives; call its operations on the channel's event loop.
     package let session: NGHTTP2Session
     private var context: ChannelHandlerContext?
+    /// ``HTTP2SessionConfiguration/flushesOncePerTick``, and whether this tick's flush is already scheduled.
+    private let flushesOncePerTick: Bool
+    private var flushScheduled = false
 
     package init(
         role: HTTP2SessionRole,
@@ -29,6 +32,7 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
         delegate: (any HTTP2SessionDelegate)?
     ) {
         self.session = NGHTTP2Session(role: role, configuration: configuration, delegate: delegate)
+        self.flushesOncePerTick = configuration.flushesOncePerTick
     }
 
     package func handlerAdded(context: ChannelHandlerContext) {
@@ -77,10 +81,24 @@ extension HTTP2ConnectionHandler: HTTP2SessionTransport {
 
     func sessionWrite(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
-        context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+        guard self.flushesOncePerTick else {
+            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+            return
+        }
+        context.write(Self.wrapOutboundOut(bytes), promise: nil)
+        guard !self.flushScheduled else { return }
+        self.flushScheduled = true
+        // Tasks run after the tick's I/O: every drain of this tick (this connection's reads, and the answers
+        // other connections' reads completed) is written by one flush.
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     func sessionClose() {
+        // What the last drain wrote (a GOAWAY) must not be dropped by the close.
+        if self.flushScheduled { self.context?.flush() }
         self.context?.close(promise: nil)
     }
 }

@@ -48,6 +48,11 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// kept waiting for WINDOW_UPDATE cannot send.
     package var requestHeaderTimeout: TimeAmount?
     package var requestBodyProgressTimeout: TimeAmount?
+    /// Whether the connection's writes are flushed once per event-loop tick rather than once per drain: the
+    /// answers of many streams completed in one tick (say, by one read of a backend connection carrying many
+    /// responses) then leave in one `write` system call, as nghttpx batches its writes. Off by default:
+    /// an `EmbeddedChannel` never runs the tick's flush on its own.
+    package var flushesOncePerTick = false
 
     /// Defaults: 100 streams, 64 KiB − 1 stream window, 1 MiB connection window, 16 KiB header lists,
     /// preface expected, 256 KiB outbound high watermark per stream and 1 MiB per connection, no

@@ -1,4 +1,5 @@
 package import Backends
+package import NIOCore
 package import Routing
 package import TriggerModel
 
@@ -39,11 +40,25 @@ package final class TriggerDispatcher: Sendable {
         try await pool(for: request.ref).run(request)
     }
 
-    /// Stream mode: the backend's events as they come. Throws before the first event only for routing
-    /// errors and for the pool's overload (a stream holds a slot for its whole life), so a frontend can still
-    /// answer those with a plain error response.
-    package func runStream(_ request: TriggerRequest) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
-        try pool(for: request.ref).openStream(request)
+    /// Sync mode on the caller's event loop: routing, the pool's slot and deadline, and the transport's call
+    /// all run on `eventLoop`, which the returned future completes on (DESIGN.md "Threading model").
+    package func runSync(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        do {
+            return try pool(for: request.ref).run(request, on: eventLoop, cancellation: cancellation)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    /// Stream mode on the caller's event loop: the backend's events pulled one at a time on `eventLoop`.
+    /// Throws before the first event only for routing errors and for the pool's overload (a stream holds a
+    /// slot for its whole life), so a frontend can still answer those with a plain error response.
+    package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) throws -> any TriggerEventSource {
+        try pool(for: request.ref).admitStream(request, on: eventLoop)
     }
 
     /// The pools' metrics in Prometheus text (format 0.0.4), each family's HELP and TYPE once.
@@ -75,13 +90,4 @@ package final class TriggerDispatcher: Sendable {
             "counter"
         ),
     ]
-
-    /// Stream mode with the idle rule (issue 5, item 4): no total time limit, but a backend silent for
-    /// `idleTimeout` ends the stream with `.deadlineExceeded` and its call is cancelled.
-    package func runStream(
-        _ request: TriggerRequest,
-        idleTimeout: Duration
-    ) throws -> AsyncThrowingStream<TriggerEvent, any Error> {
-        IdleBoundedEvents.wrap(try runStream(request), idleTimeout: idleTimeout)
-    }
 }

@@ -9,6 +9,7 @@
 ///   (WHATWG URL "application/x-www-form-urlencoded parsing"; RFC 3986 itself gives `+` no meaning).
 package enum PercentDecoding {
     /// The decoded bytes; nil only when `strict` and a `%` is not followed by two hex digits.
+    @inlinable
     package static func decodeBytes<Bytes: Collection<UInt8>>(
         _ text: Bytes,
         plusAsSpace: Bool = false,
@@ -42,6 +43,7 @@ package enum PercentDecoding {
     }
 
     /// Decodes leniently: a `%` without two hex digits stays itself. Bytes that are not UTF-8 become U+FFFD.
+    @inlinable
     package static func decode<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool = false) -> String {
         if !text.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) {
             return String(decoding: text, as: UTF8.self)
@@ -52,6 +54,7 @@ package enum PercentDecoding {
 
     /// Decodes strictly: nil when a `%` is not followed by two hex digits. Bytes that are not UTF-8 become
     /// U+FFFD (an id with such bytes matches nothing, which is the answer the caller gives anyway).
+    @inlinable
     package static func decodeStrictly<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool = false) -> String? {
         if !text.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) {
             return String(decoding: text, as: UTF8.self)
@@ -60,6 +63,7 @@ package enum PercentDecoding {
     }
 
     /// The value of one hex digit (`0-9`, `a-f`, `A-F`), or nil.
+    @inlinable
     package static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")

@@ -1,12 +1,101 @@
+package import NIOCore
+import Synchronization
+
 /// Something that runs pipelines: the in-process demo runner, or (behind `Backends`) a remote pool.
 ///
 /// Kept in the model so an in-process runner and the transports share one seam without either importing
 /// the other.
+///
+/// Two ways to run a sync call: `run(_:)` for Swift concurrency callers (the async dispatcher, control work),
+/// and `run(_:on:cancellation:)` for frontends, which call it on their connection's event loop and get the
+/// answer back on that loop, with no `Task` and no executor hop when the runner is loop-native (DESIGN.md
+/// "Threading model (the hot path)"). A runner that is not loop-native gets the bridging default.
 package protocol TriggerRunner: Sendable {
     /// Runs the trigger to completion and returns its outputs.
     func run(_ request: TriggerRequest) async throws -> TriggerResult
 
+    /// Runs the trigger and completes the returned future on `eventLoop` with its outputs or its error.
+    /// `cancellation.cancel()` (the client went away) stops the call: its future then fails soon, with
+    /// whatever error the runner reports for a cancelled call.
+    func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult>
+
     /// Runs the trigger and yields its events as they happen; the last one is `.end` or `.error`.
     /// Cancelling the consuming task cancels the run.
     func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error>
+
+    /// Runs the trigger and hands its events to a frontend on `eventLoop`, one pulled at a time (the run
+    /// starts with the first pull); ``TriggerEventSource/cancel()`` or dropping the source stops the run.
+    func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource
+}
+
+extension TriggerRunner {
+    /// The bridge for runners that only have the `async` form: one task per call, its outcome handed back
+    /// to `eventLoop`; cancelling cancels the task.
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        let promise = eventLoop.makePromise(of: TriggerResult.self)
+        let task = Task { [self] in
+            do {
+                promise.succeed(try await self.run(request))
+            } catch {
+                promise.fail(error)
+            }
+        }
+        cancellation.whenCancelled { task.cancel() }
+        return promise.futureResult
+    }
+}
+
+/// The caller's "stop this call" for a call made with ``TriggerRunner/run(_:on:cancellation:)``: what task
+/// cancellation is to the `async` form.
+///
+/// The runner registers what stopping means (reset a backend stream, close a connection) with
+/// ``whenCancelled(_:)``, possibly several times as the call moves on (a retry replaces the handler); the
+/// caller calls ``cancel()`` at most once it matters. A handler registered after `cancel()` runs at once.
+/// Handlers run on the thread that cancels or registers, so they hop to their own loop when they need one.
+/// One per call: the lock is never shared with another call.
+package final class TriggerCancellation: Sendable {
+    private struct State {
+        var cancelled = false
+        var handler: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    package init() {}
+
+    package var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// Sets what `cancel()` does, replacing the previous handler; runs it at once if already cancelled.
+    package func whenCancelled(_ handler: @escaping @Sendable () -> Void) {
+        let runNow: Bool = state.withLock { state in
+            if state.cancelled { return true }
+            state.handler = handler
+            return false
+        }
+        if runNow { handler() }
+    }
+
+    /// Forgets the handler (the call's current step is over and there is nothing left to stop).
+    package func clearHandler() {
+        state.withLock { $0.handler = nil }
+    }
+
+    /// Stops the call: runs the handler once; later calls do nothing.
+    package func cancel() {
+        let handler: (@Sendable () -> Void)? = state.withLock { state in
+            guard !state.cancelled else { return nil }
+            state.cancelled = true
+            defer { state.handler = nil }
+            return state.handler
+        }
+        handler?()
+    }
 }

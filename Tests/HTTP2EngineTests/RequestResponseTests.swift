@@ -156,3 +156,31 @@ struct RequestResponseTests {
         #expect(pair.clientDelegate.events == [.writable(1, false), .writable(1, true)])
     }
 }
+
+@Suite("HTTP/2 writes flushed once per event-loop tick")
+struct FlushOncePerTickTests {
+    @Test("with flushesOncePerTick, the writes of separate operations wait for the tick's flush; without, each is flushed")
+    func deferredFlush() throws {
+        var configuration = HTTP2SessionConfiguration.defaults
+        configuration.flushesOncePerTick = true
+        let pair = try ConnectionPair(client: configuration)
+        pair.client.embeddedEventLoop.run()  // the client's SETTINGS
+        try pair.interact()
+        try pair.startRequest(body: "first")
+        try pair.startRequest(body: "second")
+        // Two operations outside any callback, two drains: nothing is flushed before the loop runs its tasks.
+        #expect(try pair.client.readOutbound(as: ByteBuffer.self) == nil)
+        pair.client.embeddedEventLoop.run()
+        let flushed = try pair.client.readAllOutbound()
+        let headers = FrameHeader.parse(flushed).filter { $0.type == 0x1 }
+        #expect(headers.count == 2)
+        try pair.server.writeInbound(flushed)
+        #expect(pair.serverDelegate.body(1) == "first")
+        #expect(pair.serverDelegate.body(3) == "second")
+
+        let eager = try ConnectionPair()
+        try eager.interact()
+        try eager.startRequest(body: "now")
+        #expect(try eager.client.readOutbound(as: ByteBuffer.self) != nil)
+    }
+}

@@ -1,0 +1,61 @@
+package import NIOCore
+
+/// A backend's event stream as an event-loop frontend reads it: one event at a time, each pulled when the
+/// previous one has been written to the client, so a slow client is a slow backend (the transports only take
+/// more bytes from a backend when an event is pulled), with no task or executor hop per event when the
+/// runner is loop-native.
+///
+/// Bound to the loop it was opened on: call it only there, one `next()` at a time.
+package protocol TriggerEventSource: AnyObject {
+    /// The next event, completed on the source's loop; nil after the end (the last event was `.end` or
+    /// `.error`); a failure is a transport failure, after which the source is done.
+    func next() -> EventLoopFuture<TriggerEvent?>
+
+    /// The consumer is gone (client reset, deadline, shutdown): stop the backend's run. A pending `next()`
+    /// may then fail or end; later ones return nil. Idempotent.
+    func cancel()
+}
+
+/// The bridge for runners that only have `runStreaming` (the in-process runner, the http transport): each
+/// `next()` is one task pulling the stream's iterator, its outcome handed back to the loop.
+///
+/// `@unchecked Sendable`: the iterator is only touched by the one pull task running at a time (the protocol's
+/// rule), the rest only on the loop. Cancelling cancels the pull in flight (the run sees its task cancelled);
+/// with none in flight, the run stops when the source is dropped, as an unfolding stream's producer does.
+package final class AsyncStreamEventSource: TriggerEventSource, @unchecked Sendable {
+    private var iterator: AsyncThrowingStream<TriggerEvent, any Error>.AsyncIterator
+    private let eventLoop: any EventLoop
+    private var pending: Task<Void, Never>?
+    private var cancelled = false
+
+    package init(_ events: AsyncThrowingStream<TriggerEvent, any Error>, on eventLoop: any EventLoop) {
+        self.iterator = events.makeAsyncIterator()
+        self.eventLoop = eventLoop
+    }
+
+    package func next() -> EventLoopFuture<TriggerEvent?> {
+        guard !cancelled else { return eventLoop.makeSucceededFuture(nil) }
+        let promise = eventLoop.makePromise(of: TriggerEvent?.self)
+        pending = Task {
+            do {
+                promise.succeed(try await self.iterator.next())
+            } catch {
+                promise.fail(error)
+            }
+        }
+        return promise.futureResult
+    }
+
+    package func cancel() {
+        cancelled = true
+        pending?.cancel()
+        pending = nil
+    }
+}
+
+extension TriggerRunner {
+    /// The bridge: ``AsyncStreamEventSource`` over ``runStreaming(_:)``.
+    package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource {
+        AsyncStreamEventSource(runStreaming(request), on: eventLoop)
+    }
+}
