@@ -168,4 +168,30 @@ struct CraftPeriodicTests {
             #expect(lastTick.timeIntervalSince(newestTick) <= 1, "latest \(newestTick), newest listed \(lastTick)")
         }
     }
+    @Test("a reload (SIGHUP) adds, changes and removes a periodic deployment's schedule under /v1beta/schedules")
+    func reload() async throws {
+        func schedules(_ client: TestHTTPClient) async throws -> [String: String] {
+            let response = try await client.request("GET", "/v1beta/schedules")
+            try #require(response.status == 200, "\(response.bodyString)")
+            let list = try json(response.body)["schedules"] as? [[String: Any]] ?? []
+            var byName: [String: String] = [:]
+            for item in list { if let name = item["name"] as? String { byName[name] = item["cron"] as? String } }
+            return byName
+        }
+        func yaml(_ cron: String?) -> String {
+            var text = "craft:\n  deployments:\n    - {name: hook, pipeline: echo}\n"
+            if let cron { text += "    - {name: later, pipeline: echo, execution_rule: periodic, schedule: \"\(cron)\"}\n" }
+            return text
+        }
+        try await withTestGateway(yaml: yaml(nil)) { gateway in
+            let client = try await gateway.client()
+            #expect(try await schedules(client) == [:])
+            try gateway.reload(yaml: yaml("@daily"))
+            #expect(try await schedules(client) == ["craft.later": "@daily"])
+            try gateway.reload(yaml: yaml("@hourly"))
+            #expect(try await schedules(client) == ["craft.later": "@hourly"])
+            try gateway.reload(yaml: yaml(nil))
+            #expect(try await schedules(client) == [:])
+        }
+    }
 }
