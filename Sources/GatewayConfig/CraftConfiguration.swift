@@ -3,8 +3,9 @@
 ///
 /// A Craft *pipeline* is a route: `namespace` plus the pipeline id. A *deployment* names a pipeline (and
 /// release), an execution rule (`endpoint`, with the tokens allowed to trigger it, or `periodic`, with a cron
-/// schedule) and optional input and output mappings. With no `deployments` key every pipeline of the namespace is also a deployment of the
-/// same name whose endpoint path is that name, so the SDK works against the embedded default as it is.
+/// schedule) and optional input and output mappings. With no `deployments` key every pipeline of the namespace
+/// is also a deployment of the same name whose endpoint path is that name, so the SDK works against the
+/// embedded default as it is.
 package struct CraftConfiguration: Sendable, Equatable {
     /// The namespace of every pipeline on this surface (`demo` by default).
     package var namespace: String

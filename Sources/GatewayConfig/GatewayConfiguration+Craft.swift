@@ -276,7 +276,11 @@ extension GatewayConfiguration {
         }
         let name = CraftDeploymentConfiguration.scheduleNamePrefix + deployment.name
         guard name.utf8.count <= 128 else {
-            throw reader.error(m.path("name"), m["name"], "a periodic deployment's name is at most 122 bytes (its schedule is craft.<name>)")
+            throw reader.error(
+                m.path("name"),
+                m["name"],
+                "a periodic deployment's name is at most 122 bytes (its schedule, craft.<name>, at most 128)"
+            )
         }
         let (cron, timeZone, timeZoneName) = try readCronAndZone(m, cronKey: "schedule", reader)
         var schedule = ScheduleConfiguration(

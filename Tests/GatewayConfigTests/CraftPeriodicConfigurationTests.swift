@@ -46,7 +46,9 @@ struct CraftPeriodicConfigurationTests {
             craft:
               deployments: [{name: tick, pipeline: echo, execution_rule: periodic, schedule: "@every 1s"}]
             """
-        let schedule = try #require(try GatewayConfiguration.parse(yaml: yaml, source: "p.yaml").craft.deployments?.first?.schedule)
+        let schedule = try #require(
+            try GatewayConfiguration.parse(yaml: yaml, source: "p.yaml").craft.deployments?.first?.schedule
+        )
         #expect(schedule.timeZoneName == "UTC")
         #expect(schedule.overlap == .skip && schedule.catchupWindow == nil && !schedule.paused)
         #expect(schedule.inputs == [TriggerInput()])
@@ -133,6 +135,22 @@ struct CraftPeriodicConfigurationTests {
             "\(error)".hasPrefix(
                 "p.yaml: schedules[0].name: \"craft.d\" is the schedule of the periodic deployment craft.deployments[0]"
             )
+        }
+    }
+
+    @Test("periodic deployment names: 122 bytes accepted (schedule name 128), 123 refused")
+    func nameLength() throws {
+        func yaml(_ length: Int) -> String {
+            "craft:\n  deployments:\n    - {name: \(String(repeating: "d", count: length)), pipeline: echo, "
+                + "execution_rule: periodic, schedule: \"@daily\"}\n"
+        }
+        let schedule = try GatewayConfiguration.parse(yaml: yaml(122), source: "p.yaml").craft.deployments?.first?
+            .schedule
+        #expect(schedule?.name.utf8.count == 128)
+        #expect {
+            _ = try GatewayConfiguration.parse(yaml: yaml(123), source: "p.yaml")
+        } throws: { error in
+            "\(error)".hasPrefix("p.yaml: craft.deployments[0].name: a periodic deployment's name is at most 122 bytes")
         }
     }
 }

@@ -58,7 +58,8 @@ struct CraftPeriodicTests {
             #expect(
                 run.request.inputs == [
                     TriggerInput(variables: [
-                        "text": .string("hello"), "region": .string("eu-west"), "mode": .string("fast"), "extra": .number(1),
+                        "text": .string("hello"), "region": .string("eu-west"), "mode": .string("fast"),
+                        "extra": .number(1),
                     ])
                 ]
             )
@@ -73,7 +74,9 @@ struct CraftPeriodicTests {
     @Test("inputs that cannot become an execution are a config error at the deployment's inputs (check-config)")
     func unsetVariableRefused() throws {
         let unset = "TG_CRAFT_PERIODIC_UNSET_\(UUID().uuidString.prefix(8))"
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-craft-periodic-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tg-craft-periodic-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         func check(_ deployment: String) throws -> String {
@@ -97,10 +100,16 @@ struct CraftPeriodicTests {
         )
         // The I/O cap: at it accepted, one byte over refused ("12345678" is 10 bytes of JSON).
         #expect(try check(base + ", max_io_bytes: 10, inputs: {a: \"12345678\"}}") == "accepted")
-        #expect(try check(base + ", max_io_bytes: 9, inputs: {a: \"12345678\"}}").hasPrefix("craft.deployments[0].inputs: the non-file inputs are 10 bytes"))
+        #expect(
+            try check(base + ", max_io_bytes: 9, inputs: {a: \"12345678\"}}").hasPrefix(
+                "craft.deployments[0].inputs: the non-file inputs are 10 bytes"
+            )
+        )
     }
 
-    @Test("a real gateway: @every 1s ticks are the deployment's executions, read through the Craft API with outputs mapped")
+    @Test(
+        "a real gateway: @every 1s ticks are the deployment's executions, read through the Craft API with outputs mapped"
+    )
     func realGateway() async throws {
         let yaml = """
             craft:
@@ -127,18 +136,34 @@ struct CraftPeriodicTests {
             #expect(body["schedule_name"] as? String == "craft.beat")
             #expect(body["endpoint_url_path"] == nil)
             // No endpoint: the path is not one.
-            response = try await client.request("POST", "/endpoints/beat", headers: [("content-type", "application/json")], body: try jsonBody([:]))
+            response = try await client.request(
+                "POST",
+                "/endpoints/beat",
+                headers: [("content-type", "application/json")],
+                body: try jsonBody([:])
+            )
             #expect(response.status == 404, "\(response.bodyString)")
 
             // Within a few seconds the newest tick's execution is the deployment's latest.
             var latest: String?
             for _ in 0..<100 where latest == nil {
-                response = try await client.request("GET", "/api/v1/deployments/beat/executions/latest", headers: bearer)
-                if response.status == 200 { latest = try json(response.body)["execution_id"] as? String }
-                else { try await Task.sleep(for: .milliseconds(100)) }
+                response = try await client.request(
+                    "GET",
+                    "/api/v1/deployments/beat/executions/latest",
+                    headers: bearer
+                )
+                if response.status == 200 {
+                    latest = try json(response.body)["execution_id"] as? String
+                } else {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
             }
             let id = try #require(latest, "no execution of the periodic deployment within 10 s")
-            response = try await client.request("GET", "/api/v1/executions/\(id)/outputs?wait_for_completion=true", headers: bearer)
+            response = try await client.request(
+                "GET",
+                "/api/v1/executions/\(id)/outputs?wait_for_completion=true",
+                headers: bearer
+            )
             body = try json(response.body)
             #expect(response.status == 200, "\(response.bodyString)")
             let outputs = body["outputs"] as? [[String: Any]] ?? []
@@ -162,7 +187,9 @@ struct CraftPeriodicTests {
             }
             #expect(operations.count >= 3, "\(response.bodyString)")
             #expect(operations.contains { $0["name"] as? String == "operations/\(id)" }, "\(response.bodyString)")
-            let newestTick = try #require(operations.first { $0["name"] as? String == "operations/\(newest)" }?.scheduledTime)
+            let newestTick = try #require(
+                operations.first { $0["name"] as? String == "operations/\(newest)" }?.scheduledTime
+            )
             let lastTick = try #require(operations.compactMap(\.scheduledTime).max())
             // At most one tick can land between the two reads.
             #expect(lastTick.timeIntervalSince(newestTick) <= 1, "latest \(newestTick), newest listed \(lastTick)")
@@ -180,7 +207,9 @@ struct CraftPeriodicTests {
         }
         func yaml(_ cron: String?) -> String {
             var text = "craft:\n  deployments:\n    - {name: hook, pipeline: echo}\n"
-            if let cron { text += "    - {name: later, pipeline: echo, execution_rule: periodic, schedule: \"\(cron)\"}\n" }
+            if let cron {
+                text += "    - {name: later, pipeline: echo, execution_rule: periodic, schedule: \"\(cron)\"}\n"
+            }
             return text
         }
         try await withTestGateway(yaml: yaml(nil)) { gateway in
