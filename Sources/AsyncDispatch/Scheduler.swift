@@ -225,7 +225,7 @@ package final class Scheduler: Service {
 
     static func request(_ schedule: ScheduleConfiguration, key: ScheduleRunKey) -> TriggerRequest {
         let seconds = Int64(key.tick.timeIntervalSince1970)
-        return TriggerRequest(
+        var request = TriggerRequest(
             ref: schedule.ref,
             mode: .async,
             inputs: schedule.inputs,
@@ -233,6 +233,9 @@ package final class Scheduler: Service {
             requestID: "schedule-\(schedule.name)-\(seconds)\(key.manualID.map { "-\($0)" } ?? "")",
             idempotencyKey: key.key
         )
+        // A periodic Craft AI deployment's labels make each run an execution of that deployment.
+        request.labels.merge(schedule.labels) { _, configured in configured }
+        return request
     }
 
     // MARK: The API (GET /v1beta/schedules, :pause, :resume, :trigger)

@@ -1,3 +1,4 @@
+import CraftSurface
 import Crypto
 import FoundationEssentials
 package import GatewayConfig
@@ -33,6 +34,8 @@ package enum ConfigFile {
         if let listen { configuration.listen = listen }
         if let dataDir { configuration.dataDir = dataDir }
         try configuration.validateListenPolicy()
+        // A periodic Craft AI deployment's inputs become an execution here (mappings, environment, cap).
+        _ = try CraftExecution.schedules(of: configuration.craft, source: path)
         if let tls = configuration.tls {
             // The files `tls:` names are part of the configuration: unreadable or mismatched is a config error.
             do {

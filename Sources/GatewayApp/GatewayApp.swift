@@ -195,7 +195,7 @@ package final class GatewayApp: Sendable {
         // equally new things a request that starts meanwhile sees.
         asyncDispatcher?.use(dispatcher)
         operations?.use(routes: routes)
-        scheduler?.use(applied.schedules)
+        scheduler?.use(Self.schedules(of: applied, logger: logger))
         server.currentServices.replace(
             with: Self.makeFrontendServices(
                 applied,

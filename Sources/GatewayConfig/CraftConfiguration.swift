@@ -2,9 +2,10 @@
 /// execution read is held open, the non-file input/output cap, the access-token key, and its deployments.
 ///
 /// A Craft *pipeline* is a route: `namespace` plus the pipeline id. A *deployment* names a pipeline (and
-/// release), an execution rule (`endpoint`, with the tokens allowed to trigger it) and optional input and
-/// output mappings. With no `deployments` key every pipeline of the namespace is also a deployment of the
-/// same name whose endpoint path is that name, so the SDK works against the embedded default as it is.
+/// release), an execution rule (`endpoint`, with the tokens allowed to trigger it, or `periodic`, with a cron
+/// schedule) and optional input and output mappings. With no `deployments` key every pipeline of the namespace
+/// is also a deployment of the same name whose endpoint path is that name, so the SDK works against the
+/// embedded default as it is.
 package struct CraftConfiguration: Sendable, Equatable {
     /// The namespace of every pipeline on this surface (`demo` by default).
     package var namespace: String
@@ -62,7 +63,7 @@ package struct CraftConfiguration: Sendable, Equatable {
     /// The deployment whose endpoint path is `path`, explicit or implicit.
     package func deployment(endpointURLPath path: String) -> CraftDeploymentConfiguration? {
         guard let deployments else { return CraftDeploymentConfiguration(name: path, pipeline: path, endpointURLPath: path) }
-        return deployments.first { $0.endpointURLPath == path }
+        return deployments.first { $0.executionRule == .endpoint && $0.endpointURLPath == path }
     }
 
     package func pipeline(named name: String) -> CraftPipelineConfiguration? { pipelines.first { $0.name == name } }
@@ -99,15 +100,21 @@ package struct CraftDeploymentConfiguration: Sendable, Equatable {
     package enum ExecutionRule: String, Sendable, Equatable, CaseIterable {
         /// Triggered by `POST /endpoints/{endpoint_url_path}` with an endpoint token, or through the API.
         case endpoint
+        /// Run on a cron schedule (`schedule`) by the gateway's scheduler; it has no endpoint.
+        case periodic
     }
+
+    /// The prefix of a periodic deployment's schedule name (`craft.<deployment>`), as `/v1beta/schedules`
+    /// and each run's metadata show it.
+    package static let scheduleNamePrefix = "craft."
 
     package var name: String
     /// The pipeline id (in `craft.namespace`).
     package var pipeline: String
     package var release: String?
     package var executionRule: ExecutionRule
-    /// The one path segment under `/endpoints/`.
-    package var endpointURLPath: String
+    /// The one path segment under `/endpoints/`; nil for a periodic deployment (it has no endpoint).
+    package var endpointURLPath: String?
     /// Names of `tokens[]` entries allowed to trigger the endpoint; empty: any configured token.
     package var tokens: [String]
     /// Overrides `craft.max_io_bytes` for this deployment.
@@ -116,17 +123,22 @@ package struct CraftDeploymentConfiguration: Sendable, Equatable {
     package var inputMappings: [CraftInputMappingConfiguration]?
     /// nil: pipeline outputs pass to the endpoint under their own names (so do outputs no mapping names).
     package var outputMappings: [CraftOutputMappingConfiguration]?
+    /// A periodic deployment's schedule, named `craft.<name>`, on the deployment's pipeline. Its `inputs` are
+    /// the endpoint inputs as configured (one item), before the input mappings: `CraftExecution.schedule(of:)`
+    /// applies them and adds the execution's labels. nil for an endpoint deployment.
+    package var schedule: ScheduleConfiguration?
 
     package init(
         name: String,
         pipeline: String,
         release: String? = nil,
         executionRule: ExecutionRule = .endpoint,
-        endpointURLPath: String,
+        endpointURLPath: String?,
         tokens: [String] = [],
         maxIOBytes: Int? = nil,
         inputMappings: [CraftInputMappingConfiguration]? = nil,
-        outputMappings: [CraftOutputMappingConfiguration]? = nil
+        outputMappings: [CraftOutputMappingConfiguration]? = nil,
+        schedule: ScheduleConfiguration? = nil
     ) {
         self.name = name
         self.pipeline = pipeline
@@ -137,6 +149,7 @@ package struct CraftDeploymentConfiguration: Sendable, Equatable {
         self.maxIOBytes = maxIOBytes
         self.inputMappings = inputMappings
         self.outputMappings = outputMappings
+        self.schedule = schedule
     }
 }
 

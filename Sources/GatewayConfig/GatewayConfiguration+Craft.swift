@@ -1,4 +1,5 @@
 import Foundation
+import TriggerModel
 import Yams
 
 extension GatewayConfiguration {
@@ -71,11 +72,19 @@ extension GatewayConfiguration {
         if let n = m["deployments"] {
             var deployments: [CraftDeploymentConfiguration] = []
             for (i, item) in try reader.sequence(n, at: m.path("deployments")).enumerated() {
-                let deployment = try readDeployment(item, at: "\(m.path("deployments"))[\(i)]", tokens: tokens, reader)
+                let deployment = try readDeployment(
+                    item,
+                    at: "\(m.path("deployments"))[\(i)]",
+                    namespace: craft.namespace,
+                    tokens: tokens,
+                    reader
+                )
                 if let first = deployments.firstIndex(where: { $0.name == deployment.name }) {
                     throw reader.error("\(m.path("deployments"))[\(i)].name", item, "duplicate deployment name (also deployments[\(first)])")
                 }
-                if let first = deployments.firstIndex(where: { $0.endpointURLPath == deployment.endpointURLPath }) {
+                if deployment.endpointURLPath != nil,
+                    let first = deployments.firstIndex(where: { $0.endpointURLPath == deployment.endpointURLPath })
+                {
                     throw reader.error(
                         "\(m.path("deployments"))[\(i)].endpoint_url_path",
                         item,
@@ -87,6 +96,29 @@ extension GatewayConfiguration {
             craft.deployments = deployments
         }
         return craft
+    }
+
+    /// Run once routes and `schedules:` are read: a periodic deployment's pipeline must be served by a route,
+    /// and its schedule's name (`craft.<deployment>`) must not be one of `schedules:` (both share
+    /// `/v1beta/schedules` and the store's schedule state).
+    static func checkPeriodicDeployments(
+        _ config: GatewayConfiguration,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) {
+        for (i, deployment) in (config.craft.deployments ?? []).enumerated() {
+            guard let schedule = deployment.schedule else { continue }
+            let path = "craft.deployments[\(i)]"
+            guard isServed(schedule.ref, by: config.routes) else {
+                throw reader.error("\(path).pipeline", nil, "no route serves \(schedule.ref); add one under routes")
+            }
+            if let j = config.schedules.firstIndex(where: { $0.name == schedule.name }) {
+                throw reader.error(
+                    "schedules[\(j)].name",
+                    nil,
+                    "\"\(schedule.name)\" is the schedule of the periodic deployment \(path); rename one of them"
+                )
+            }
+        }
     }
 
     private static func readParameters(_ node: Node?, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
@@ -115,9 +147,14 @@ extension GatewayConfiguration {
         return parameters
     }
 
+    /// The keys only a periodic deployment takes (its schedule), and those only an endpoint one takes.
+    static let periodicDeploymentKeys = ["schedule", "timezone", "inputs", "overlap", "catchup_window", "paused"]
+    static let endpointDeploymentKeys = ["endpoint_url_path", "tokens"]
+
     private static func readDeployment(
         _ node: Node,
         at path: String,
+        namespace: String,
         tokens: [TokenConfiguration],
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> CraftDeploymentConfiguration {
@@ -125,9 +162,8 @@ extension GatewayConfiguration {
             node,
             at: path,
             allowed: [
-                "name", "pipeline", "release", "execution_rule", "endpoint_url_path", "tokens", "max_io_bytes",
-                "input_mappings", "output_mappings",
-            ]
+                "name", "pipeline", "release", "execution_rule", "max_io_bytes", "input_mappings", "output_mappings",
+            ] + endpointDeploymentKeys + periodicDeploymentKeys
         )
         let nameNode = try require(m, "name", reader)
         let name = try reader.nonEmptyString(nameNode, at: m.path("name"))
@@ -151,7 +187,15 @@ extension GatewayConfiguration {
                 as: CraftDeploymentConfiguration.ExecutionRule.self
             )
         }
-        if let n = m["endpoint_url_path"] {
+        if deployment.executionRule == .periodic {
+            deployment.endpointURLPath = nil
+            deployment.schedule = try readDeploymentSchedule(m, deployment: deployment, namespace: namespace, reader)
+        } else if let key = periodicDeploymentKeys.first(where: m.has) {
+            throw reader.error(m.path(key), m[key], "applies only to a deployment with execution_rule: periodic")
+        }
+        if deployment.executionRule == .periodic {
+            // Craft AI's periodic deployments have no endpoint: nothing may trigger them from outside.
+        } else if let n = m["endpoint_url_path"] {
             let text = try reader.nonEmptyString(n, at: m.path("endpoint_url_path"))
             // One segment under /endpoints/; "v1" would collide with the result route /endpoints/v1/….
             guard text.utf8.allSatisfy(isNameByte), text != "v1" else {
@@ -165,7 +209,7 @@ extension GatewayConfiguration {
         } else if name == "v1" {
             throw reader.error(m.path("name"), nameNode, "a deployment named \"v1\" needs another endpoint_url_path")
         }
-        if let n = m["tokens"] {
+        if let n = m["tokens"], deployment.executionRule == .endpoint {
             for (i, item) in try reader.sequence(n, at: m.path("tokens")).enumerated() {
                 let tokenPath = "\(m.path("tokens"))[\(i)]"
                 let tokenName = try reader.nonEmptyString(item, at: tokenPath)
@@ -213,6 +257,48 @@ extension GatewayConfiguration {
             deployment.outputMappings = mappings
         }
         return deployment
+    }
+
+    /// A periodic deployment's schedule (`schedule`, `timezone`, `inputs`, `overlap`, `catchup_window`,
+    /// `paused`, read as `schedules[]` reads them), named `craft.<deployment>`. Refuses the endpoint keys.
+    private static func readDeploymentSchedule(
+        _ m: ConfigMapping,
+        deployment: CraftDeploymentConfiguration,
+        namespace: String,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) -> ScheduleConfiguration {
+        if let key = endpointDeploymentKeys.first(where: m.has) {
+            throw reader.error(
+                m.path(key),
+                m[key],
+                "a periodic deployment has no endpoint: remove \(key) (or use execution_rule: endpoint)"
+            )
+        }
+        let name = CraftDeploymentConfiguration.scheduleNamePrefix + deployment.name
+        guard name.utf8.count <= 128 else {
+            throw reader.error(
+                m.path("name"),
+                m["name"],
+                "a periodic deployment's name is at most 122 bytes (its schedule, craft.<name>, at most 128)"
+            )
+        }
+        let (cron, timeZone, timeZoneName) = try readCronAndZone(m, cronKey: "schedule", reader)
+        var schedule = ScheduleConfiguration(
+            name: name,
+            cron: cron,
+            timeZone: timeZone,
+            timeZoneName: timeZoneName,
+            ref: PipelineRef(namespace: namespace, pipeline: deployment.pipeline, release: deployment.release)
+        )
+        if let n = m["inputs"] {
+            // One execution's endpoint inputs, as the JSON object an endpoint trigger's body would be.
+            guard case .object(let inputs) = try configValue(n, at: m.path("inputs"), reader) else {
+                throw reader.error(m.path("inputs"), n, "expected a mapping of endpoint input names to values")
+            }
+            schedule.inputs = [TriggerInput(variables: inputs)]
+        }
+        try readScheduleOptions(m, into: &schedule, reader)
+        return schedule
     }
 
     private static func readInputMapping(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)

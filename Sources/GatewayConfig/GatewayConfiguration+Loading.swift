@@ -74,6 +74,7 @@ extension GatewayConfiguration {
             try checkDuplicateRoutes(config.routes, node: top["routes"], reader)
         }
         if let node = top["schedules"] { config.schedules = try readSchedules(node, config: config, reader) }
+        try checkPeriodicDeployments(config, reader)
         return config
     }
 

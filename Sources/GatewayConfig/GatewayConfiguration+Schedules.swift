@@ -31,36 +31,7 @@ extension GatewayConfiguration {
                     "duplicate schedule name \"\(name)\" (also schedules[\(first)].name)"
                 )
             }
-            guard let cronNode = m["cron"] else { throw reader.error(m.path("cron"), m.node, "missing (required)") }
-            let cronText = try reader.nonEmptyString(cronNode, at: m.path("cron"))
-            let cron: CronExpression
-            do {
-                cron = try CronExpression(parsing: cronText)
-            } catch {
-                throw reader.error(m.path("cron"), cronNode, "invalid cron expression \"\(cronText)\": \(error)")
-            }
-            var timeZone = TimeZone(identifier: "UTC")!
-            var timeZoneName = "UTC"
-            if let n = m["timezone"] {
-                let identifier = try reader.nonEmptyString(n, at: m.path("timezone"))
-                guard let zone = Self.ianaTimeZone(identifier) else {
-                    throw reader.error(
-                        m.path("timezone"),
-                        n,
-                        "unknown time zone \"\(identifier)\"; expected an IANA name such as \"Europe/Paris\" or \"UTC\""
-                    )
-                }
-                timeZone = zone
-                timeZoneName = identifier
-            }
-            if cron.nextFire(after: Date(), in: timeZone) == nil {
-                throw reader.error(
-                    m.path("cron"),
-                    cronNode,
-                    "cron expression \"\(cronText)\" never fires (no matching date in the next "
-                        + "\(CronExpression.searchYears) years)"
-                )
-            }
+            let (cron, timeZone, timeZoneName) = try readCronAndZone(m, cronKey: "cron", reader)
             guard let routeNode = m["route"] else { throw reader.error(m.path("route"), m.node, "missing (required)") }
             let ref = try readScheduleRoute(routeNode, at: m.path("route"), routes: config.routes, reader)
             var schedule = ScheduleConfiguration(
@@ -88,27 +59,75 @@ extension GatewayConfiguration {
                     schedule.inputs.append(TriggerInput(variables: variables))
                 }
             }
-            if let n = m["overlap"] {
-                schedule.overlap = try reader.choice(n, at: m.path("overlap"), as: ScheduleConfiguration.Overlap.self)
-            }
-            if let n = m["catchup_window"] {
-                schedule.catchupWindow = try reader.duration(
-                    n,
-                    at: m.path("catchup_window"),
-                    minimum: ScheduleConfiguration.minimumCatchupWindow
-                )
-            }
-            if let n = m["paused"] {
-                let text = try reader.string(n, at: m.path("paused"))
-                switch text {
-                case "true": schedule.paused = true
-                case "false": schedule.paused = false
-                default: throw reader.error(m.path("paused"), n, "expected true or false, got \"\(text)\"")
-                }
-            }
+            try readScheduleOptions(m, into: &schedule, reader)
             schedules.append(schedule)
         }
         return schedules
+    }
+
+    /// The cron expression under `cronKey` (required) and the optional `timezone` of a schedule-like mapping
+    /// (`schedules[]`, or a periodic `craft.deployments[]` whose expression is under `schedule`). The error
+    /// names the key's path and the reason (`schedules[0].cron: invalid cron expression "61 * * * *": …`).
+    static func readCronAndZone(_ m: ConfigMapping, cronKey: String, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> (cron: CronExpression, timeZone: TimeZone, timeZoneName: String)
+    {
+        guard let cronNode = m[cronKey] else { throw reader.error(m.path(cronKey), m.node, "missing (required)") }
+        let cronText = try reader.nonEmptyString(cronNode, at: m.path(cronKey))
+        let cron: CronExpression
+        do {
+            cron = try CronExpression(parsing: cronText)
+        } catch {
+            throw reader.error(m.path(cronKey), cronNode, "invalid cron expression \"\(cronText)\": \(error)")
+        }
+        var timeZone = TimeZone(identifier: "UTC")!
+        var timeZoneName = "UTC"
+        if let n = m["timezone"] {
+            let identifier = try reader.nonEmptyString(n, at: m.path("timezone"))
+            guard let zone = Self.ianaTimeZone(identifier) else {
+                throw reader.error(
+                    m.path("timezone"),
+                    n,
+                    "unknown time zone \"\(identifier)\"; expected an IANA name such as \"Europe/Paris\" or \"UTC\""
+                )
+            }
+            timeZone = zone
+            timeZoneName = identifier
+        }
+        if cron.nextFire(after: Date(), in: timeZone) == nil {
+            throw reader.error(
+                m.path(cronKey),
+                cronNode,
+                "cron expression \"\(cronText)\" never fires (no matching date in the next "
+                    + "\(CronExpression.searchYears) years)"
+            )
+        }
+        return (cron, timeZone, timeZoneName)
+    }
+
+    /// The optional `overlap`, `catchup_window` and `paused` of a schedule-like mapping.
+    static func readScheduleOptions(
+        _ m: ConfigMapping,
+        into schedule: inout ScheduleConfiguration,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) {
+        if let n = m["overlap"] {
+            schedule.overlap = try reader.choice(n, at: m.path("overlap"), as: ScheduleConfiguration.Overlap.self)
+        }
+        if let n = m["catchup_window"] {
+            schedule.catchupWindow = try reader.duration(
+                n,
+                at: m.path("catchup_window"),
+                minimum: ScheduleConfiguration.minimumCatchupWindow
+            )
+        }
+        if let n = m["paused"] {
+            let text = try reader.string(n, at: m.path("paused"))
+            switch text {
+            case "true": schedule.paused = true
+            case "false": schedule.paused = false
+            default: throw reader.error(m.path("paused"), n, "expected true or false, got \"\(text)\"")
+            }
+        }
     }
 
     /// `route: {namespace, pipeline, release?}`: a concrete pipeline (no `*`) that one of `routes` serves.
@@ -141,22 +160,25 @@ extension GatewayConfiguration {
             pipeline: try name("pipeline", required: true)!,
             release: try name("release", required: false)
         )
-        // The same matching rule as `RouteTable` (API.md §6): `*` matches any name, and a route without a
-        // release serves every release.
-        let served = routes.contains { route in
-            (route.namespace == RouteConfiguration.wildcard || route.namespace == ref.namespace)
-                && (route.pipeline == RouteConfiguration.wildcard || route.pipeline == ref.pipeline)
-                && (route.release == nil || route.release == ref.release)
-        }
-        guard served else {
+        guard isServed(ref, by: routes) else {
             throw reader.error(path, node, "no route serves \(ref); add one under routes")
         }
         return ref
     }
 
+    /// Whether one of `routes` serves `ref`: the same matching rule as `RouteTable` (API.md §6), `*` matches
+    /// any name, and a route without a release serves every release.
+    static func isServed(_ ref: PipelineRef, by routes: [RouteConfiguration]) -> Bool {
+        routes.contains { route in
+            (route.namespace == RouteConfiguration.wildcard || route.namespace == ref.namespace)
+                && (route.pipeline == RouteConfiguration.wildcard || route.pipeline == ref.pipeline)
+                && (route.release == nil || route.release == ref.release)
+        }
+    }
+
     /// A YAML value as a trigger input value: mappings become objects, lists lists, and scalars take the type
     /// YAML's core schema gives them (`42` a number, `true` a bool, `"42"` a string, `~` null).
-    private static func configValue(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
+    static func configValue(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
         -> Value
     {
         switch node {

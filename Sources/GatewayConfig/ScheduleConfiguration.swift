@@ -32,6 +32,10 @@ package struct ScheduleConfiguration: Sendable, Equatable {
     package var catchupWindow: Duration?
     /// A paused schedule fires nothing until resumed (`POST /v1beta/schedules/{name}:resume`).
     package var paused: Bool
+    /// `TriggerRequest.labels` every run carries: a periodic Craft AI deployment's schedule sets those of an
+    /// execution of the deployment (`craft.deployment`, its output mapping and I/O cap), so its runs read as
+    /// that deployment's executions. Empty for `schedules:` entries.
+    package var labels: [String: String]
 
     package init(
         name: String,
@@ -42,7 +46,8 @@ package struct ScheduleConfiguration: Sendable, Equatable {
         inputs: [TriggerInput] = [TriggerInput()],
         overlap: Overlap = .skip,
         catchupWindow: Duration? = nil,
-        paused: Bool = false
+        paused: Bool = false,
+        labels: [String: String] = [:]
     ) {
         self.name = name
         self.cron = cron
@@ -54,6 +59,7 @@ package struct ScheduleConfiguration: Sendable, Equatable {
         self.overlap = overlap
         self.catchupWindow = catchupWindow
         self.paused = paused
+        self.labels = labels
     }
 
     /// The shortest `catchup_window`: shorter than the scheduler's own reaction time would drop ticks that

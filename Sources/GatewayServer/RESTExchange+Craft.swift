@@ -9,14 +9,6 @@ import TriggerDispatch
 import TriggerModel
 import WireCodecs
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// The Craft AI surface over REST (CLIENTS.md §3 is the contract: what craft-ai-sdk 0.74.7 sends and reads).
 ///
 /// - `/api/v1/auth/refresh` trades an SDK token for an access token (a JWT); every other `/api/v1` call
@@ -96,16 +88,6 @@ extension RESTRequestHead {
 
 enum CraftBodyKind: Sendable {
     case json, form, multipart
-}
-
-/// The labels an execution keeps (`TriggerRequest.labels`).
-enum CraftLabels {
-    /// The deployment the execution was triggered through (absent for `run_pipeline`).
-    static let deployment = "craft.deployment"
-    /// The output mapping, JSON (absent: outputs pass under their own names).
-    static let outputsMapping = "craft.outputs_mapping"
-    /// The non-file I/O cap in force when it was created, bytes.
-    static let ioCap = "craft.io_cap"
 }
 
 /// One Craft AI request, with what its head said, answered off the event loop.
@@ -296,24 +278,18 @@ struct CraftExchange: Sendable {
         principal: String?
     ) async throws -> RESTResponse {
         let operations = try operations
-        let cap = craft.ioCap(for: deployment)
-        try cap.checkInputs(inputs)
-        let pipelineInputs = try mappings.pipelineInputs(from: inputs) { name in
-            getenv(name).map { String(cString: $0) }
-        }
-        // Unknown pipelines are refused now, not after the execution was stored and claimed.
-        _ = try services.dispatcher.pool(for: ref)
-        if services.health.status(.async) != .serving { throw HealthRegistry.asyncUnavailable }
-        var request = TriggerRequest(
+        let request = try CraftExecution.request(
             ref: ref,
-            mode: .async,
-            inputs: [TriggerInput(variables: pipelineInputs)],
+            inputs: inputs,
+            mappings: mappings,
+            deployment: deployment,
+            cap: craft.ioCap(for: deployment),
             principal: principal,
             requestID: requestID
         )
-        request.labels[CraftLabels.ioCap] = String(cap.limit)
-        if let deployment { request.labels[CraftLabels.deployment] = deployment.name }
-        if let outputs = mappings.outputsLabel { request.labels[CraftLabels.outputsMapping] = outputs }
+        // Unknown pipelines are refused now, not after the execution was stored and claimed.
+        _ = try services.dispatcher.pool(for: ref)
+        if services.health.status(.async) != .serving { throw HealthRegistry.asyncUnavailable }
         let operation = try await operations.submit(request)
         return CraftAnswer.json(["execution_id": .string(operation.id)], requestID: requestID)
     }
@@ -445,19 +421,27 @@ enum CraftAnswer {
         ]
     }
 
-    /// `GET /api/v1/deployments/{name}`: the SDK reads `execution_rule` (it must be `endpoint`) and
-    /// `endpoint_url_path`.
+    /// `GET /api/v1/deployments/{name}`: the SDK reads `execution_rule` (`trigger_endpoint` needs `endpoint`)
+    /// and `endpoint_url_path` (CLIENTS.md §3.5). A periodic deployment has no endpoint path; it shows its
+    /// cron expression as `schedule` (Craft AI's field), with the zone and the schedule's name under
+    /// `/v1beta/schedules`.
     static func deployment(_ deployment: CraftDeploymentConfiguration) -> ValueObject {
         var pipeline: ValueObject = ["name": .string(deployment.pipeline)]
         if let release = deployment.release { pipeline["release"] = .string(release) }
-        return [
+        var object: ValueObject = [
             "name": .string(deployment.name),
             "pipeline": .object(pipeline),
             "execution_rule": .string(deployment.executionRule.rawValue),
             "mode": .string("elastic"),
-            "endpoint_url_path": .string(deployment.endpointURLPath),
             "is_enabled": .bool(true),
         ]
+        if let path = deployment.endpointURLPath { object["endpoint_url_path"] = .string(path) }
+        if let schedule = deployment.schedule {
+            object["schedule"] = .string(schedule.cron.text)
+            object["timezone"] = .string(schedule.timeZoneName)
+            object["schedule_name"] = .string(schedule.name)
+        }
+        return object
     }
 
     /// Craft AI's data type of a value.

@@ -16,8 +16,10 @@ struct CheckConfigCommand: ParsableCommand {
     func run() throws {
         do {
             let (configuration, digest) = try ConfigFile.load(path: file)
+            let periodic = configuration.craft.deployments?.filter { $0.schedule != nil }.count ?? 0
             let counts = "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "
                 + "\(configuration.schedules.count) schedules"
+                + (periodic > 0 ? ", \(periodic) periodic Craft AI deployments" : "")
             print("\(file): ok (\(counts), \(digest))")
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))

@@ -88,7 +88,8 @@ struct CraftConfigurationTests {
         ("craft: {access_token_lifetime: 120s}", "craft.access_token_lifetime"),
         ("craft: {pipelines: [{name: p, inputs: [{name: a, data_type: blob}]}]}", "craft.pipelines[0].inputs[0].data_type"),
         ("craft: {deployments: [{name: d}]}", "craft.deployments[0].pipeline"),
-        ("craft: {deployments: [{name: d, pipeline: p, execution_rule: periodic}]}", "craft.deployments[0].execution_rule"),
+        ("craft: {deployments: [{name: d, pipeline: p, execution_rule: cron}]}", "craft.deployments[0].execution_rule"),
+        ("craft: {deployments: [{name: d, pipeline: p, execution_rule: periodic}]}", "craft.deployments[0].schedule"),
         ("craft: {deployments: [{name: d, pipeline: p, tokens: [nobody]}]}", "craft.deployments[0].tokens[0]"),
         ("craft: {deployments: [{name: d, pipeline: p, endpoint_url_path: v1}]}", "craft.deployments[0].endpoint_url_path"),
         ("craft: {deployments: [{name: d, pipeline: p}, {name: e, pipeline: p, endpoint_url_path: d}]}", "craft.deployments[1].endpoint_url_path"),
@@ -111,5 +112,7 @@ struct CraftConfigurationTests {
         let config = try GatewayConfiguration.load(path: root.appendingPathComponent("scripts/example-config.yaml").path)
         #expect(config.craft.deployments?.first?.name == "shout")
         #expect(config.craft.deployments?.first?.inputMappings?.count == 2)
+        let periodic = config.craft.deployment(named: "nightly-shout")
+        #expect(periodic?.executionRule == .periodic && periodic?.schedule?.name == "craft.nightly-shout")
     }
 }

@@ -1,0 +1,100 @@
+package import GatewayConfig
+package import TriggerModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The labels an execution keeps (`TriggerRequest.labels`): what makes an async operation a Craft AI
+/// execution of a deployment, and how its outputs are shown.
+package enum CraftLabels {
+    /// The deployment the execution was triggered through (absent for `run_pipeline`).
+    package static let deployment = "craft.deployment"
+    /// The output mapping, JSON (absent: outputs pass under their own names).
+    package static let outputsMapping = "craft.outputs_mapping"
+    /// The non-file I/O cap in force when it was created, bytes.
+    package static let ioCap = "craft.io_cap"
+}
+
+/// How a Craft AI execution is made, whoever starts it: `run_pipeline`, an endpoint or
+/// `POST /api/v1/deployments/{name}/executions` (the REST surface), or a periodic deployment's schedule tick.
+package enum CraftExecution {
+    /// The async request of a new execution: the cap on the inputs as sent, then the input mappings, then
+    /// the labels (deployment, output mapping, cap) that `executions/latest` and the outputs reads rely on.
+    ///
+    /// - Parameters:
+    ///   - inputs: the endpoint inputs (the body of an endpoint trigger).
+    ///   - environment: the source of `environment_variable_name` mappings (the gateway process's).
+    /// - Throws: `GatewayError(.payloadTooLarge)` over the cap (`CraftIOCap`),
+    ///   `.invalidArgument` for a missing required input, `.failedPrecondition` for an unset variable.
+    package static func request(
+        ref: PipelineRef,
+        inputs: ValueObject,
+        mappings: CraftMappings,
+        deployment: CraftDeploymentConfiguration?,
+        cap: CraftIOCap,
+        principal: String?,
+        requestID: String,
+        environment: (String) -> String? = CraftExecution.processEnvironment
+    ) throws(GatewayError) -> TriggerRequest {
+        try cap.checkInputs(inputs)
+        let pipelineInputs = try mappings.pipelineInputs(from: inputs, environment: environment)
+        var request = TriggerRequest(
+            ref: ref,
+            mode: .async,
+            inputs: [TriggerInput(variables: pipelineInputs)],
+            principal: principal,
+            requestID: requestID
+        )
+        request.labels[CraftLabels.ioCap] = String(cap.limit)
+        if let deployment { request.labels[CraftLabels.deployment] = deployment.name }
+        if let outputs = mappings.outputsLabel { request.labels[CraftLabels.outputsMapping] = outputs }
+        return request
+    }
+
+    /// The gateway process's environment variable `name`.
+    package static func processEnvironment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// The schedule of every periodic deployment of `craft`, each tick an execution of its deployment: the
+    /// configured inputs through the deployment's input mappings (read once here: the process's environment
+    /// does not change while it runs), and the execution's labels. Runs belong to no principal, as every
+    /// schedule's do.
+    ///
+    /// - Throws: `ConfigError` at `craft.deployments[i].inputs` when the inputs cannot become an execution
+    ///   (over the cap, a required input missing, an unset environment variable).
+    package static func schedules(
+        of craft: CraftConfiguration,
+        source: String,
+        environment: (String) -> String? = CraftExecution.processEnvironment
+    ) throws(ConfigError) -> [ScheduleConfiguration] {
+        var schedules: [ScheduleConfiguration] = []
+        for (i, deployment) in (craft.deployments ?? []).enumerated() {
+            guard var schedule = deployment.schedule else { continue }
+            do {
+                let execution = try Self.request(
+                    ref: schedule.ref,
+                    inputs: schedule.inputs.first?.variables ?? ValueObject(),
+                    mappings: try CraftMappings(deployment: deployment),
+                    deployment: deployment,
+                    cap: CraftIOCap(limit: deployment.maxIOBytes ?? craft.maxIOBytes),
+                    principal: nil,
+                    requestID: "",
+                    environment: environment
+                )
+                schedule.inputs = execution.inputs
+                schedule.labels = execution.labels
+            } catch {
+                let message = (error as? GatewayError)?.message ?? "\(error)"
+                throw ConfigError(source: source, path: "craft.deployments[\(i)].inputs", message: message)
+            }
+            schedules.append(schedule)
+        }
+        return schedules
+    }
+}

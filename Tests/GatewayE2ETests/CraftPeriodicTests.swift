@@ -1,0 +1,226 @@
+import AsyncDispatch
+import Foundation
+import GatewayApp
+import GatewayConfig
+import GatewayTestSupport
+import Logging
+import OperationStore
+import Testing
+import TriggerModel
+
+/// Periodic Craft AI deployments (`execution_rule: periodic`): each tick of the deployment's schedule is an
+/// execution of the deployment, built as an endpoint trigger builds one (input mappings, labels), so the
+/// Craft API reads it as the deployment's and Instill/Abacus clients see an ordinary operation.
+@Suite("Craft AI periodic deployments")
+struct CraftPeriodicTests {
+    static let variable = "TG_CRAFT_PERIODIC_REGION_\(UUID().uuidString.prefix(8))"
+
+    static var mappedYAML: String {
+        """
+        craft:
+          max_io_bytes: 5000
+          deployments:
+            - name: nightly
+              pipeline: echo
+              execution_rule: periodic
+              schedule: "@every 10s"
+              overlap: allow
+              inputs: {prompt: hello, extra: 1}
+              input_mappings:
+                - {pipeline_input_name: text, endpoint_input_name: prompt}
+                - {pipeline_input_name: region, environment_variable_name: \(variable)}
+                - {pipeline_input_name: mode, constant_value: fast}
+              output_mappings:
+                - {pipeline_output_name: text, endpoint_output_name: shout}
+        """
+    }
+
+    @Test("a tick (injected clock) is an execution of the deployment: its labels, its inputs through the mappings")
+    func tickIsAnExecution() async throws {
+        setenv(Self.variable, "eu-west", 1)
+        let config = try GatewayConfiguration.parse(yaml: Self.mappedYAML, source: "p.yaml")
+        // What start and reload hand the scheduler.
+        let schedules = GatewayApp.schedules(of: config, logger: Logger(label: "test.craft-periodic"))
+        #expect(schedules.map(\.name) == ["craft.nightly"])
+        try await SchedulerTests.Harness.with(.sqlite) { harness in
+            let clock = ManualSchedulerClock(SchedulerTests.t0)
+            let instance = try await harness.instance(schedules, clock: clock)
+            defer { Task { await instance.close() } }
+            #expect(await instance.scheduler.runPass(now: SchedulerTests.at(0)) == SchedulerTests.at(10))
+            #expect(try await instance.runs().isEmpty)
+            await instance.scheduler.runPass(now: SchedulerTests.at(10))
+            let runs = try await instance.runs()
+            try #require(runs.count == 1)
+            let run = runs[0]
+            #expect(ScheduleView.run(of: run)?.schedule == "craft.nightly")
+            #expect(run.request.principal == nil)
+            #expect(run.request.ref == PipelineRef(namespace: "demo", pipeline: "echo"))
+            #expect(
+                run.request.inputs == [
+                    TriggerInput(variables: [
+                        "text": .string("hello"), "region": .string("eu-west"), "mode": .string("fast"),
+                        "extra": .number(1),
+                    ])
+                ]
+            )
+            #expect(run.request.labels["craft.deployment"] == "nightly")
+            #expect(run.request.labels["craft.io_cap"] == "5000")
+            let mapping = try #require(run.request.labels["craft.outputs_mapping"])
+            let decoded = try JSONSerialization.jsonObject(with: Data(mapping.utf8)) as? [[String: String]]
+            #expect(decoded == [["pipeline_output_name": "text", "endpoint_output_name": "shout"]])
+        }
+    }
+
+    @Test("inputs that cannot become an execution are a config error at the deployment's inputs (check-config)")
+    func unsetVariableRefused() throws {
+        let unset = "TG_CRAFT_PERIODIC_UNSET_\(UUID().uuidString.prefix(8))"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tg-craft-periodic-\(UUID().uuidString)"
+        )
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func check(_ deployment: String) throws -> String {
+            let file = dir.appendingPathComponent("c.yaml").path
+            try Data("craft:\n  deployments:\n    - \(deployment)\n".utf8).write(to: URL(fileURLWithPath: file))
+            do {
+                _ = try ConfigFile.load(path: file)
+                return "accepted"
+            } catch {
+                return error.path + ": " + error.message
+            }
+        }
+        let base = "{name: d, pipeline: echo, execution_rule: periodic, schedule: \"@daily\""
+        #expect(
+            try check(base + ", input_mappings: [{pipeline_input_name: r, environment_variable_name: \(unset)}]}")
+                == "craft.deployments[0].inputs: input \"r\" comes from the environment variable \(unset), which is not set"
+        )
+        #expect(
+            try check(base + ", input_mappings: [{pipeline_input_name: r, endpoint_input_name: R, is_required: true}]}")
+                == "craft.deployments[0].inputs: input \"R\" is required"
+        )
+        // The I/O cap: at it accepted, one byte over refused ("12345678" is 10 bytes of JSON).
+        #expect(try check(base + ", max_io_bytes: 10, inputs: {a: \"12345678\"}}") == "accepted")
+        #expect(
+            try check(base + ", max_io_bytes: 9, inputs: {a: \"12345678\"}}").hasPrefix(
+                "craft.deployments[0].inputs: the non-file inputs are 10 bytes"
+            )
+        )
+    }
+
+    @Test(
+        "a real gateway: @every 1s ticks are the deployment's executions, read through the Craft API with outputs mapped"
+    )
+    func realGateway() async throws {
+        let yaml = """
+            craft:
+              deployments:
+                - {name: hook, pipeline: upper}
+                - name: beat
+                  pipeline: upper
+                  execution_rule: periodic
+                  schedule: "@every 1s"
+                  overlap: allow
+                  inputs: {prompt: hello}
+                  output_mappings: [{pipeline_output_name: prompt, endpoint_output_name: shout}]
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let token = try await CraftRESTTests.accessToken(client)
+            let bearer = CraftRESTTests.bearer(token)
+
+            var response = try await client.request("GET", "/api/v1/deployments/beat", headers: bearer)
+            var body = try json(response.body)
+            #expect(response.status == 200, "\(response.bodyString)")
+            #expect(body["execution_rule"] as? String == "periodic")
+            #expect(body["schedule"] as? String == "@every 1s")
+            #expect(body["schedule_name"] as? String == "craft.beat")
+            #expect(body["endpoint_url_path"] == nil)
+            // No endpoint: the path is not one.
+            response = try await client.request(
+                "POST",
+                "/endpoints/beat",
+                headers: [("content-type", "application/json")],
+                body: try jsonBody([:])
+            )
+            #expect(response.status == 404, "\(response.bodyString)")
+
+            // Within a few seconds the newest tick's execution is the deployment's latest.
+            var latest: String?
+            for _ in 0..<100 where latest == nil {
+                response = try await client.request(
+                    "GET",
+                    "/api/v1/deployments/beat/executions/latest",
+                    headers: bearer
+                )
+                if response.status == 200 {
+                    latest = try json(response.body)["execution_id"] as? String
+                } else {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            let id = try #require(latest, "no execution of the periodic deployment within 10 s")
+            response = try await client.request(
+                "GET",
+                "/api/v1/executions/\(id)/outputs?wait_for_completion=true",
+                headers: bearer
+            )
+            body = try json(response.body)
+            #expect(response.status == 200, "\(response.bodyString)")
+            let outputs = body["outputs"] as? [[String: Any]] ?? []
+            #expect(outputs.count == 1, "\(response.bodyString)")
+            #expect(outputs.first?["pipeline_output_name"] as? String == "prompt")
+            #expect(outputs.first?["endpoint_output_name"] as? String == "shout")
+            #expect(outputs.first?["value"] as? String == "HELLO")
+            // An endpoint deployment of the same pipeline sees none of them (latest is by deployment).
+            response = try await client.request("GET", "/api/v1/deployments/hook/executions/latest", headers: bearer)
+            #expect(response.status == 204)
+
+            // `latest` moves on to the newest tick; and each run is an ordinary operation for Instill and Abacus
+            // clients, listed under /v1beta/operations with the schedule's name and tick.
+            try await Task.sleep(for: .milliseconds(2_100))
+            response = try await client.request("GET", "/api/v1/deployments/beat/executions/latest", headers: bearer)
+            let newest = try #require(try json(response.body)["execution_id"] as? String, "\(response.bodyString)")
+            #expect(newest != id)
+            response = try await client.request("GET", "/v1beta/operations?pipeline=demo/upper&page_size=100")
+            let operations = (try json(response.body)["operations"] as? [[String: Any]] ?? []).filter {
+                $0.scheduleName == "craft.beat"
+            }
+            #expect(operations.count >= 3, "\(response.bodyString)")
+            #expect(operations.contains { $0["name"] as? String == "operations/\(id)" }, "\(response.bodyString)")
+            let newestTick = try #require(
+                operations.first { $0["name"] as? String == "operations/\(newest)" }?.scheduledTime
+            )
+            let lastTick = try #require(operations.compactMap(\.scheduledTime).max())
+            // At most one tick can land between the two reads.
+            #expect(lastTick.timeIntervalSince(newestTick) <= 1, "latest \(newestTick), newest listed \(lastTick)")
+        }
+    }
+    @Test("a reload (SIGHUP) adds, changes and removes a periodic deployment's schedule under /v1beta/schedules")
+    func reload() async throws {
+        func schedules(_ client: TestHTTPClient) async throws -> [String: String] {
+            let response = try await client.request("GET", "/v1beta/schedules")
+            try #require(response.status == 200, "\(response.bodyString)")
+            let list = try json(response.body)["schedules"] as? [[String: Any]] ?? []
+            var byName: [String: String] = [:]
+            for item in list { if let name = item["name"] as? String { byName[name] = item["cron"] as? String } }
+            return byName
+        }
+        func yaml(_ cron: String?) -> String {
+            var text = "craft:\n  deployments:\n    - {name: hook, pipeline: echo}\n"
+            if let cron {
+                text += "    - {name: later, pipeline: echo, execution_rule: periodic, schedule: \"\(cron)\"}\n"
+            }
+            return text
+        }
+        try await withTestGateway(yaml: yaml(nil)) { gateway in
+            let client = try await gateway.client()
+            #expect(try await schedules(client) == [:])
+            try gateway.reload(yaml: yaml("@daily"))
+            #expect(try await schedules(client) == ["craft.later": "@daily"])
+            try gateway.reload(yaml: yaml("@hourly"))
+            #expect(try await schedules(client) == ["craft.later": "@hourly"])
+            try gateway.reload(yaml: yaml(nil))
+            #expect(try await schedules(client) == [:])
+        }
+    }
+}
