@@ -1,13 +1,20 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 /// Settings every Swift target shares (STYLE.md "Package-wide settings"): Swift 6 mode, no implicit
-/// re-exports, no existential without `any`.
-let swiftSettings: [SwiftSetting] = [
+/// re-exports, no existential without `any`. `scripts/test` (CI) sets `TG_WARNINGS_AS_ERRORS=1`, so a warning in
+/// our code fails CI; dependencies are not affected (the flag goes to our targets only).
+let testSwiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
+/// Test targets keep warnings as warnings: Swift Testing's macro expansions warn under Swift 6.3 (`@const`
+/// values of `@Test`/`@Suite`), which is the toolchain's, not ours.
+let swiftSettings: [SwiftSetting] =
+    testSwiftSettings
+    + (ProcessInfo.processInfo.environment["TG_WARNINGS_AS_ERRORS"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
@@ -203,48 +210,48 @@ let package = Package(
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle, .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/GatewayTestSupport",
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "OperationStoreTests",
             dependencies: ["OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "BackendsTests",
             dependencies: ["Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "GatewayServerTests",
             dependencies: ["GatewayServer", "WireCodecs", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
-        .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: swiftSettings),
-        .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: testSwiftSettings),
+        .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "CraftSurfaceTests",
             dependencies: ["CraftSurface", "GatewayConfig", "TriggerModel", "WireCodecs", nioCore],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
-        .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: swiftSettings),
-        .testTarget(name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore], swiftSettings: swiftSettings),
-        .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: swiftSettings),
+        .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: testSwiftSettings),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"], swiftSettings: testSwiftSettings),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: testSwiftSettings),
+        .testTarget(name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore], swiftSettings: testSwiftSettings),
+        .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "AbacusSurfaceTests",
             dependencies: ["AbacusSurface", "OperationStore", "TriggerModel", "WireCodecs", nioCore],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
-        .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends", "WireCodecs",
                 "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1, logging,
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
     ]
 )

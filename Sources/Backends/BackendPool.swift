@@ -351,8 +351,9 @@ private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
             let limiter = self.limiter
             do {
                 let ticket = try limiter.acquire(onSlot: { [weak self] in
+                    let source = self  // a constant for the @Sendable closure below (a weak var may not be captured)
                     eventLoop.execute {
-                        guard let self else {
+                        guard let self = source else {
                             limiter.release()
                             return
                         }
