@@ -285,6 +285,8 @@ extension RESTRequestHead {
             var response = RESTResponse.text(status: 200, "", contentType: "text/plain; version=0.0.4")
             response.body = body
             return .respond(response, closeConnection: false)
+        case .openAPI:
+            return .respond(.openAPIDocument(requestID: requestID), closeConnection: false)
         case .operation, .cancelOperation, .listOperations:
             return operationStart(path, services: services, requestID: requestID)
         case .abacus(let action):
