@@ -857,7 +857,7 @@ let openAPIDocumentJSON = #####"""
             "description": "Only this pipeline's: `namespace/pipeline`.",
             "schema": {
               "type": "string",
-              "pattern": "^[^/]+/[^/]+$"
+              "pattern": "^([^/]+/[^/]+)?$"
             },
             "example": "demo/echo"
           },
@@ -888,7 +888,7 @@ let openAPIDocumentJSON = #####"""
           {
             "name": "page_token",
             "in": "query",
-            "description": "`nextPageToken` of the previous page. Also `pageToken`.",
+            "description": "`nextPageToken` of the previous page (opaque; anything else is 400). Also `pageToken`.",
             "schema": {
               "type": "string"
             }
@@ -1934,7 +1934,7 @@ let openAPIDocumentJSON = #####"""
           }
         },
         "requestBody": {
-          "required": false,
+          "required": true,
           "content": {
             "application/json": {
               "schema": {
@@ -1942,10 +1942,14 @@ let openAPIDocumentJSON = #####"""
                 "properties": {
                   "pipelineId": {
                     "type": "string",
+                    "minLength": 1,
                     "example": "echo"
                   },
                   "pipelineVariableMappings": {
-                    "type": "array",
+                    "type": [
+                      "array",
+                      "null"
+                    ],
                     "items": {
                       "$ref": "#/components/schemas/AbacusVariableMapping"
                     }
@@ -2043,7 +2047,8 @@ let openAPIDocumentJSON = #####"""
             "required": true,
             "description": "The pipeline version (operation id).",
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1
             }
           }
         ]
@@ -2123,14 +2128,15 @@ let openAPIDocumentJSON = #####"""
           }
         },
         "requestBody": {
-          "required": false,
+          "required": true,
           "content": {
             "application/json": {
               "schema": {
                 "type": "object",
                 "properties": {
                   "pipelineVersion": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1
                   }
                 },
                 "required": [
@@ -2225,7 +2231,8 @@ let openAPIDocumentJSON = #####"""
             "required": true,
             "description": "The step version (the operation id).",
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1
             }
           }
         ]
@@ -2305,14 +2312,15 @@ let openAPIDocumentJSON = #####"""
           }
         },
         "requestBody": {
-          "required": false,
+          "required": true,
           "content": {
             "application/json": {
               "schema": {
                 "type": "object",
                 "properties": {
                   "pipelineStepVersion": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1
                   }
                 },
                 "required": [
@@ -2404,18 +2412,23 @@ let openAPIDocumentJSON = #####"""
           }
         },
         "requestBody": {
-          "required": false,
+          "required": true,
           "content": {
             "application/json": {
               "schema": {
                 "type": "object",
                 "properties": {
                   "pipelineId": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1
                   },
                   "limit": {
-                    "type": "integer",
-                    "minimum": 0
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "minimum": 0,
+                    "maximum": 9007199254740992
                   }
                 },
                 "required": [
@@ -2511,7 +2524,8 @@ let openAPIDocumentJSON = #####"""
             "required": true,
             "description": "The pipeline.",
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1
             }
           },
           {
@@ -2521,7 +2535,8 @@ let openAPIDocumentJSON = #####"""
             "description": "At most this many (0: the default page).",
             "schema": {
               "type": "integer",
-              "minimum": 0
+              "minimum": 0,
+              "maximum": 9007199254740992
             }
           }
         ]
@@ -2603,14 +2618,15 @@ let openAPIDocumentJSON = #####"""
           }
         },
         "requestBody": {
-          "required": false,
+          "required": true,
           "content": {
             "application/json": {
               "schema": {
                 "type": "object",
                 "properties": {
                   "pipelineId": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1
                   }
                 },
                 "required": [
@@ -2703,7 +2719,8 @@ let openAPIDocumentJSON = #####"""
             "required": true,
             "description": "The pipeline.",
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1
             }
           }
         ]
@@ -2759,7 +2776,10 @@ let openAPIDocumentJSON = #####"""
             "type": "object"
           },
           "secret": {
-            "type": "object"
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            }
           }
         }
       },
@@ -2769,17 +2789,31 @@ let openAPIDocumentJSON = #####"""
         "properties": {
           "data": {
             "type": "array",
+            "minItems": 1,
             "items": {
               "$ref": "#/components/schemas/TriggerItem"
             }
           },
           "inputs": {
             "type": "array",
+            "minItems": 1,
             "items": {
               "type": "object"
             }
           }
         },
+        "anyOf": [
+          {
+            "required": [
+              "data"
+            ]
+          },
+          {
+            "required": [
+              "inputs"
+            ]
+          }
+        ],
         "example": {
           "data": [
             {
@@ -2792,7 +2826,11 @@ let openAPIDocumentJSON = #####"""
       },
       "TriggerMultipart": {
         "type": "object",
-        "description": "Fields `variables[i].key` or `inputs[i].key` (arrays `variables[i].key[j]`). A non-file field is JSON-decoded when it parses as JSON, else a string; a file part is a binary with its content type and file name.",
+        "description": "Fields `variables[i].key` or `inputs[i].key` (arrays `variables[i].key[j]`; `i` below the batch limit, 32 by default). A non-file field is JSON-decoded when it parses as JSON, else a string; a file part is a binary with its content type and file name.",
+        "propertyNames": {
+          "pattern": "^(variables|inputs)\\[(3[01]|[12]?[0-9])\\]\\..+$"
+        },
+        "minProperties": 1,
         "additionalProperties": {
           "type": "string"
         }
@@ -3688,12 +3726,9 @@ let openAPIDocumentJSON = #####"""
         "in": "header",
         "description": "`true`: per-component traces in `metadata.traces` when the backend reports them.",
         "schema": {
-          "type": "string",
-          "enum": [
-            "true",
-            "false"
-          ]
-        }
+          "type": "string"
+        },
+        "example": "true"
       }
     },
     "requestBodies": {

@@ -256,6 +256,9 @@ extension RESTRequestHead {
         }
         guard path.allowedMethods.contains(method) else {
             let allow = path.allowedMethods.joined(separator: ", ")
+            if case .abacus(let action) = path {
+                return .respond(abacusMethodNotAllowed(action, allow: allow, requestID: requestID), closeConnection: false)
+            }
             var response = RESTResponse.error(
                 GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(allow)"),
                 requestID: requestID

@@ -39,7 +39,8 @@ enum RESTPath: Equatable {
         switch self {
         case .trigger, .cancelOperation, .scheduleAction: ["POST"]
         case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI: ["GET", "HEAD"]
-        case .abacus: ["GET", "HEAD", "POST"]
+        // runPipeline stores a run, so the safe methods must not reach it (`AbacusAPI.Action.isSafe`).
+        case .abacus(let action): action == "runPipeline" ? ["POST"] : ["GET", "HEAD", "POST"]
         }
     }
 
