@@ -21,7 +21,10 @@ struct OpenAPITests {
         try await withTestGateway { gateway in
             let client = try await TestHTTPClient.connect(port: gateway.port)
             let response = try await client.request("GET", "/openapi.json")
+            let head = try await client.request("HEAD", "/openapi.json")
             await client.close()
+            #expect(head.status == 200 && head.body.readableBytes == 0)
+            #expect(head.header("content-length") == String(response.body.readableBytes))
             #expect(response.status == 200)
             #expect(response.header("content-type") == "application/json")
             let source = try String(contentsOf: Self.source, encoding: .utf8)

@@ -85,7 +85,7 @@ struct ReflectionTests {
             #expect(answer["left_after_close"] as? Int == 0, "the call ends with OK once the client half-closes")
             let trigger = answer["trigger"] as? [String: Any]
             #expect((trigger?["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "REFLECTED", "\(answer)")
-            #expect(answer["pipelined"] as? Int == 200)
+            #expect(answer["pipelined"] as? Int == 1000)
         }
     }
 }

@@ -7,7 +7,7 @@ the v1 classes generated from protos/grpc/reflection/v1/reflection.proto serve b
   services   list_services, on one call that then also asks for each service's file (requests sent one at a
              time, each answer read before the next request: grpcurl's pattern)
   trigger    TriggerNamespacePipeline on demo/upper, built from the reflected descriptors alone
-  pipelined  how many of 200 requests, all sent before any answer is read, came back answered in order
+  pipelined  how many of 1000 requests, all sent before any answer is read, came back answered in order
   not_found  the error code of an unknown symbol
 """
 import json
@@ -68,6 +68,9 @@ class Call:
         return sum(1 for _ in self.responses)
 
 
+PIPELINED = 1000
+
+
 def main():
     version, port = sys.argv[1], sys.argv[2]
     channel = grpc.insecure_channel("127.0.0.1:%s" % port)
@@ -114,14 +117,20 @@ def main():
     )
     out["trigger"] = json_format.MessageToDict(trigger(request, timeout=30), preserving_proto_field_name=True)
 
-    # Pipelined: every request out before any answer is read. The answers (each file with its imports the first
-    # time, the file alone after) pass the stream's watermark, so the gateway must pause and resume.
-    call = Call(channel, version)
-    symbols = ["pipeline.pipeline.v1beta.PipelinePublicService", "grpc.health.v1.Health", "google.protobuf.Struct"]
-    for i in range(200):
+    # Pipelined: every request out before any answer is read, on a channel whose receive window stays small (no
+    # BDP probing, little lookahead). The answers (each file with its imports the first time, the file alone
+    # after) then queue past the gateway's stream watermark, so it must pause, hold the requests unconsumed,
+    # and resume as the answers are read.
+    narrow = grpc.insecure_channel(
+        "127.0.0.1:%s" % port, options=[("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1024)]
+    )
+    call = Call(narrow, version)
+    symbols = ["pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest", "google.protobuf.Struct",
+               "google.longrunning.Operation"]
+    for i in range(PIPELINED):
         call.send(file_containing_symbol=symbols[i % 3])
     in_order = 0
-    for i in range(200):
+    for i in range(PIPELINED):
         answer = next(call.responses)
         first = descriptor_pb2.FileDescriptorProto.FromString(answer.file_descriptor_response.file_descriptor_proto[0])
         if answer.original_request.file_containing_symbol == symbols[i % 3] and first.name in files:
