@@ -55,8 +55,13 @@ struct OpenAPITests {
             """
         try await withTestGateway(yaml: yaml) { gateway in
             let config = Peers.repositoryRoot.appendingPathComponent("openapi/schemathesis.toml").path
+            // schemathesis keeps a crash cache under ./.schemathesis: run it in a scratch directory.
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tg-schemathesis-\(UUID())")
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: scratch) }
             let result = try await TestProcess.run("/usr/bin/timeout", [
-                "150", schemathesis, "--config-file", config, "run", "http://127.0.0.1:\(gateway.port)/openapi.json",
+                "150", "/usr/bin/env", "-C", scratch.path,
+                schemathesis, "--config-file", config, "run", "http://127.0.0.1:\(gateway.port)/openapi.json",
                 "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                     + "response_headers_conformance,response_schema_conformance",
                 "--phases", "examples,coverage,fuzzing", "--max-examples", "10", "--seed", "1",
