@@ -879,7 +879,7 @@ let openAPIDocumentJSON = #####"""
           {
             "name": "page_size",
             "in": "query",
-            "description": "At most this many (0: the store's default page). Also `pageSize`.",
+            "description": "At most this many (0: the default, 50; larger values are capped at 1000). Also `pageSize`.",
             "schema": {
               "type": "integer",
               "minimum": 0

@@ -82,6 +82,7 @@ struct ReflectionTests {
             let answer = try #require(try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any], "\(out.stderr)")
             #expect(answer["services"] as? [String] == Self.services)
             #expect(answer["not_found"] as? Int == 5)
+            #expect(answer["empty_request"] as? String == "INVALID_ARGUMENT")
             #expect(answer["left_after_close"] as? Int == 0, "the call ends with OK once the client half-closes")
             let trigger = answer["trigger"] as? [String: Any]
             #expect((trigger?["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "REFLECTED", "\(answer)")

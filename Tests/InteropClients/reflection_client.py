@@ -9,6 +9,7 @@ the v1 classes generated from protos/grpc/reflection/v1/reflection.proto serve b
   trigger    TriggerNamespacePipeline on demo/upper, built from the reflected descriptors alone
   pipelined  how many of 1000 requests, all sent before any answer is read, came back answered in order
   not_found  the error code of an unknown symbol
+  empty_request  the status of a call whose request sets none of the message_request fields
 """
 import json
 import os
@@ -87,6 +88,14 @@ def main():
     missing = call.ask(file_containing_symbol="pipeline.pipeline.v1beta.Nope")
     out["not_found"] = missing.error_response.error_code
     out["left_after_close"] = call.close()
+
+    # A request that asks for nothing ends its call with INVALID_ARGUMENT, as in grpc-go.
+    empty = Call(channel, version)
+    try:
+        empty.ask()
+        out["empty_request"] = "OK"
+    except grpc.RpcError as e:
+        out["empty_request"] = e.code().name
 
     # A pool of the reflected files only, each added after its imports.
     pool = descriptor_pool.DescriptorPool()
