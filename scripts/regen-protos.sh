@@ -30,8 +30,9 @@ command -v protoc-c >/dev/null || { echo "regen-protos: protoc-c not found (apt 
 # is how GRPCReflection reads the descriptor set.
 well_known=(google/protobuf/any.proto google/protobuf/struct.proto google/protobuf/descriptor.proto)
 
-# The services the gateway answers on its gRPC frontend (GRPCCall.method(path:) dispatches exactly their methods;
-# ProtoCodecTests checks both directions). Not trigger/runner: that is the backends' protocol.
+# The services the gateway answers on its gRPC frontend: reflection advertises them, and GatewayServerTests
+# (DiscoveryConsistencyTests) checks that GRPCCall.method(path:) dispatches each of their methods. Not
+# trigger/runner: that is the backends' protocol.
 public_services=(
     core/mgmt/v1beta/mgmt_public_service.proto
     grpc/health/v1/health.proto
