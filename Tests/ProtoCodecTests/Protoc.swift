@@ -16,6 +16,8 @@ enum Protoc {
     private static let protoFiles = [
         "pipeline/pipeline/v1beta/pipeline.proto", "grpc/health/v1/health.proto",
         "trigger/runner/v1/runner.proto", "core/mgmt/v1beta/mgmt.proto",
+        "grpc/reflection/v1/reflection.proto", "grpc/reflection/v1alpha/reflection.proto",
+        "google/protobuf/descriptor.proto",
     ]
 
     static func encode(_ type: String, _ text: String) throws -> ByteBuffer {
