@@ -106,7 +106,8 @@ package final class AsyncDispatcher: Service {
         do {
             let ended = try await store.expireLeases(ownerPrefix: "\(identity).", now: Date())
             if ended > 0 {
-                logger.info("took back the leases of this instance's previous run", metadata: ["operations": "\(ended)"])
+                logger.info(
+                    "took back the leases of this instance's previous run", metadata: ["operations": "\(ended)"])
                 operations.dispatcherWake.signal()
             }
         } catch {
@@ -123,7 +124,9 @@ package final class AsyncDispatcher: Service {
             var free = settings.workers - running.withLock { $0 }
             let planned = planner.withLock { planner in
                 planner.plan(batch: 64) { name in
-                    dispatcher.load(ofPool: name).map { ClaimPlanner.Load(maxConcurrency: $0.maxConcurrency, inUse: $0.inUse) }
+                    dispatcher.load(ofPool: name).map {
+                        ClaimPlanner.Load(maxConcurrency: $0.maxConcurrency, inUse: $0.inUse)
+                    }
                 }
             }
             var more = false
@@ -233,7 +236,8 @@ package final class AsyncDispatcher: Service {
                 return
             }
             let retry = Self.isRetryable(error) && operation.attempts < settings.maxAttempts
-            let retryAt = retry ? Date().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
+            let retryAt =
+                retry ? Date().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
             await finish(id, owner: owner, final: !retry) { store, now in
                 try await store.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
             }
@@ -286,7 +290,9 @@ package final class AsyncDispatcher: Service {
                     return try await write(store, Date())
                 } catch {
                     if clock.now + wait >= end {
-                        logger.error("could not store an operation outcome", metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                        logger.error(
+                            "could not store an operation outcome",
+                            metadata: ["operation.id": "\(id)", "error": "\(error)"])
                         return false
                     }
                     try? await Task.sleep(for: wait)
@@ -316,7 +322,8 @@ package final class AsyncDispatcher: Service {
                 _ = try await store.release(id: id, owner: owner, now: Date())
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
-                logger.warning("could not hand a cut run back", metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                logger.warning(
+                    "could not hand a cut run back", metadata: ["operation.id": "\(id)", "error": "\(error)"])
             }
         }.value
     }
@@ -329,7 +336,9 @@ package final class AsyncDispatcher: Service {
             do {
                 let cutoff = Date().addingTimeInterval(-seconds(settings.retention))
                 let purged = try await store.purge(finishedBefore: cutoff)
-                if purged > 0 { logger.info("purged finished operations", metadata: ["operations.purged": "\(purged)"]) }
+                if purged > 0 {
+                    logger.info("purged finished operations", metadata: ["operations.purged": "\(purged)"])
+                }
             } catch {
                 logger.log(level: Self.logLevel(error), "purge failed", metadata: ["error": "\(error)"])
             }

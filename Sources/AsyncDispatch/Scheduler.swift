@@ -288,7 +288,8 @@ package final class Scheduler: Service {
         let (operation, _) = try await operations.submitScheduled(Self.request(schedule, key: key))
         try await stateStore.recordScheduleRun(name: name, operationID: operation.id)
         count(name, .manual)
-        logger.info("schedule triggered manually", metadata: ["schedule": "\(name)", "operation.id": "\(operation.id)"])
+        logger.info(
+            "schedule triggered manually", metadata: ["schedule": "\(name)", "operation.id": "\(operation.id)"])
         return operation
     }
 

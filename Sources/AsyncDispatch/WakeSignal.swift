@@ -30,7 +30,11 @@ package final class WakeSignal: Sendable {
     /// Returns when signalled (now, if a signal is pending), when `timeout` passes, or when cancelled.
     /// Only one task may wait at a time.
     package func wait(timeout: Duration) async {
-        if state.withLock({ state in defer { state.pending = false }; return state.pending }) { return }
+        if state.withLock({ state in
+            defer { state.pending = false }; return state.pending
+        }) {
+            return
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForSignal() }
             group.addTask { try? await Task.sleep(for: timeout) }
@@ -53,7 +57,9 @@ package final class WakeSignal: Sendable {
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            let waiter = state.withLock { state in defer { state.waiter = nil }; return state.waiter }
+            let waiter = state.withLock { state in
+                defer { state.waiter = nil }; return state.waiter
+            }
             waiter?.resume()
         }
     }

@@ -57,7 +57,9 @@ package final class WebhookSender: Sendable {
                 if attempt == webhook.maxAttempts {
                     logger.warning(
                         "webhook given up",
-                        metadata: ["operation.id": "\(id)", "webhook.url": "\(webhook.url)", "http.status": "\(status)"]
+                        metadata: [
+                            "operation.id": "\(id)", "webhook.url": "\(webhook.url)", "http.status": "\(status)",
+                        ]
                     )
                     return
                 }
@@ -94,11 +96,13 @@ package final class WebhookSender: Sendable {
         }
         if let secret = webhook.secret {
             let now = Int64(Duration.nanosecondsSince1970 / 1_000_000_000)
-            headers.add(name: "trigger-gateway-signature", value: Self.signature(secret: secret, timestamp: now, body: body))
+            headers.add(
+                name: "trigger-gateway-signature", value: Self.signature(secret: secret, timestamp: now, body: body))
         }
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: webhook.path, headers: headers)
-        let timeout = TimeAmount.nanoseconds(Int64(webhook.timeout.components.seconds) * 1_000_000_000
-            + webhook.timeout.components.attoseconds / 1_000_000_000)
+        let timeout = TimeAmount.nanoseconds(
+            Int64(webhook.timeout.components.seconds) * 1_000_000_000
+                + webhook.timeout.components.attoseconds / 1_000_000_000)
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelInitializer { channel in

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Logging
 import NIOCore
@@ -54,7 +54,9 @@ enum BackendErrors {
     }
 
     static func connectTimeout(pool: String, endpoint: String, after timeout: TimeAmount) -> GatewayError {
-        endpointFailure(.deadlineExceeded, pool: pool, endpoint: endpoint, "connecting to an endpoint timed out after \(describe(timeout))")
+        endpointFailure(
+            .deadlineExceeded, pool: pool, endpoint: endpoint,
+            "connecting to an endpoint timed out after \(describe(timeout))")
     }
 
     static func connectionLost(pool: String, endpoint: String) -> GatewayError {
@@ -75,7 +77,8 @@ enum BackendErrors {
             return String(cString: strerror(error.errnoCode)).lowercased()
         case let error as NIOConnectionError:
             if let first = error.connectionErrors.first { return reason(first.error) }
-            return error.dnsAError != nil || error.dnsAAAAError != nil ? "the host name did not resolve" : "cannot connect"
+            return error.dnsAError != nil || error.dnsAAAAError != nil
+                ? "the host name did not resolve" : "cannot connect"
         case let error as ChannelError:
             switch error {
             case .connectTimeout: return "connecting timed out"

@@ -324,7 +324,10 @@ private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
     private var inner: (any TriggerEventSource)?
     private var cancelled = false
 
-    init(limiter: ConcurrencyLimiter, granted: Bool, open: @escaping () -> any TriggerEventSource, eventLoop: any EventLoop) {
+    init(
+        limiter: ConcurrencyLimiter, granted: Bool, open: @escaping () -> any TriggerEventSource,
+        eventLoop: any EventLoop
+    ) {
         self.limiter = limiter
         self.slot = granted ? .held : .none
         self.open = open

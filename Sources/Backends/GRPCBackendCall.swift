@@ -95,7 +95,8 @@ final class GRPCBackendCall {
             self.deadlineTimer = eventLoop.scheduleTask(deadline: deadline) {
                 loopBound.value.cancel(
                     BackendErrors.endpointFailure(
-                        .deadlineExceeded, pool: peer.pool, endpoint: peer.endpoint, "an endpoint did not answer before the deadline"
+                        .deadlineExceeded, pool: peer.pool, endpoint: peer.endpoint,
+                        "an endpoint did not answer before the deadline"
                     )
                 )
             }

@@ -105,7 +105,8 @@ final class GRPCBackendConnection: Sendable {
         if case .connectTimeout = error as? ChannelError {
             return BackendErrors.connectTimeout(pool: peer.pool, endpoint: peer.endpoint, after: timeout)
         }
-        return BackendErrors.connectFailed(pool: peer.pool, endpoint: peer.endpoint, reason: BackendErrors.reason(error))
+        return BackendErrors.connectFailed(
+            pool: peer.pool, endpoint: peer.endpoint, reason: BackendErrors.reason(error))
     }
 }
 

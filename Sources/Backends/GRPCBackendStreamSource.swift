@@ -100,7 +100,8 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
     {
         let headers: HTTP2Headers
         do {
-            headers = try transport.requestHeaders(path: GRPCBackendTransport.runStreamPath, endpoint: endpoint, request: request)
+            headers = try transport.requestHeaders(
+                path: GRPCBackendTransport.runStreamPath, endpoint: endpoint, request: request)
         } catch {
             return eventLoop.makeFailedFuture(error)
         }

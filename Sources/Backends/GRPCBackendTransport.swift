@@ -204,35 +204,36 @@ extension GRPCBackendTransport {
     ) -> EventLoopFuture<TriggerResult> {
         let balancer = self.balancer
         let maxResponseBytes = configuration.maxResponseBytes
-        return endpoint.acquire(on: eventLoop, pinned: pinned, connectTimeout: configuration.connectTimeout).flatMapError { error in
-            balancer.recordFailure(endpoint.index)
-            return eventLoop.makeFailedFuture(NotSent(error: error))
-        }.flatMap { connection in
-            let promise = connection.eventLoop.makePromise(of: TriggerResult.self)
-            let call = NIOLoopBoundBox.makeBoxSendingValue(
-                GRPCBackendCall(unary: promise, peer: endpoint.peer, maxMessageBytes: maxResponseBytes),
-                eventLoop: connection.eventLoop
-            )
-            cancellation.whenCancelled {
-                let error = cancelledError(endpoint.peer)
-                call.eventLoop.execute { call.value.cancel(error) }
-            }
-            connection.start(call, headers: headers, message: message, deadline: pinned ? nil : request.deadline)
-            return promise.futureResult.hop(to: eventLoop).flatMapError { error in
-                guard error is GRPCBackendCall.Refused else { return eventLoop.makeFailedFuture(error) }
-                if cancellation.isCancelled { return eventLoop.makeFailedFuture(cancelledError(endpoint.peer)) }
-                guard !refusedBefore else {
-                    // Refused again on a fresh connection: the endpoint takes no work (it is draining), which
-                    // counts against it like a refused connect.
-                    balancer.recordFailure(endpoint.index)
-                    return eventLoop.makeFailedFuture(NotSent(error: refusedError(endpoint.peer)))
-                }
-                return self.attempt(
-                    request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop, pinned: pinned,
-                    cancellation: cancellation, refusedBefore: true
+        return endpoint.acquire(on: eventLoop, pinned: pinned, connectTimeout: configuration.connectTimeout)
+            .flatMapError { error in
+                balancer.recordFailure(endpoint.index)
+                return eventLoop.makeFailedFuture(NotSent(error: error))
+            }.flatMap { connection in
+                let promise = connection.eventLoop.makePromise(of: TriggerResult.self)
+                let call = NIOLoopBoundBox.makeBoxSendingValue(
+                    GRPCBackendCall(unary: promise, peer: endpoint.peer, maxMessageBytes: maxResponseBytes),
+                    eventLoop: connection.eventLoop
                 )
+                cancellation.whenCancelled {
+                    let error = cancelledError(endpoint.peer)
+                    call.eventLoop.execute { call.value.cancel(error) }
+                }
+                connection.start(call, headers: headers, message: message, deadline: pinned ? nil : request.deadline)
+                return promise.futureResult.hop(to: eventLoop).flatMapError { error in
+                    guard error is GRPCBackendCall.Refused else { return eventLoop.makeFailedFuture(error) }
+                    if cancellation.isCancelled { return eventLoop.makeFailedFuture(cancelledError(endpoint.peer)) }
+                    guard !refusedBefore else {
+                        // Refused again on a fresh connection: the endpoint takes no work (it is draining), which
+                        // counts against it like a refused connect.
+                        balancer.recordFailure(endpoint.index)
+                        return eventLoop.makeFailedFuture(NotSent(error: refusedError(endpoint.peer)))
+                    }
+                    return self.attempt(
+                        request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop, pinned: pinned,
+                        cancellation: cancellation, refusedBefore: true
+                    )
+                }
             }
-        }
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {

@@ -156,7 +156,8 @@ final class HTTPBackendStreamConsumer: Sendable {
         case HTTPBackendClientHandler.Failure.closedBeforeResponse, ChannelError.ioOnClosedChannel,
             ChannelError.alreadyClosed, ChannelError.eof:
             return BackendErrors.endpointFailure(
-                pool: transport.poolName, endpoint: endpoint.endpoint.description, "an endpoint closed the connection mid-stream"
+                pool: transport.poolName, endpoint: endpoint.endpoint.description,
+                "an endpoint closed the connection mid-stream"
             )
         case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
             return BackendErrors.badResponse(

@@ -32,7 +32,9 @@ package final class HTTPBackendTransport: TriggerRunner {
         /// Idle connections, in the list of the loop each lives on.
         let idle: PerLoopLists<HTTPBackendConnection>
 
-        init(_ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth, group: any EventLoopGroup) {
+        init(
+            _ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth, group: any EventLoopGroup
+        ) {
             self.endpoint = endpoint
             self.index = index
             self.health = health
@@ -147,7 +149,8 @@ package final class HTTPBackendTransport: TriggerRunner {
             if deadline.map({ $0 > .now() }) ?? true { balancer.recordFailure(endpoint.index) }
             return eventLoop.makeFailedFuture(NotSent(error: error))
         }.flatMap { connection in
-            self.execute(head: head, body: body, on: connection, endpoint: endpoint, eventLoop: eventLoop,
+            self.execute(
+                head: head, body: body, on: connection, endpoint: endpoint, eventLoop: eventLoop,
                 cancellation: cancellation)
         }
         answer.whenComplete { result in
@@ -300,8 +303,7 @@ package final class HTTPBackendTransport: TriggerRunner {
         on eventLoop: any EventLoop,
         pinned: Bool,
         timeout connectTimeout: TimeAmount
-    ) -> EventLoopFuture<HTTPBackendConnection>
-    {
+    ) -> EventLoopFuture<HTTPBackendConnection> {
         // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)

@@ -152,7 +152,8 @@ package enum CraftSigningKey {
         }
         let key = try read(path)
         guard key.count >= CraftAccessTokens.minimumKeyBytes else {
-            throw KeyError(path: path, reason: "holds \(key.count) bytes; at least 32 are needed (delete it to regenerate)")
+            throw KeyError(
+                path: path, reason: "holds \(key.count) bytes; at least 32 are needed (delete it to regenerate)")
         }
         return key
     }

@@ -25,7 +25,9 @@ package struct CraftMappings: Sendable, Equatable {
         package var isRequired: Bool
         package var defaultValue: Value?
 
-        package init(pipelineInputName: String, source: InputSource, isRequired: Bool = false, defaultValue: Value? = nil) {
+        package init(
+            pipelineInputName: String, source: InputSource, isRequired: Bool = false, defaultValue: Value? = nil
+        ) {
             self.pipelineInputName = pipelineInputName
             self.source = source
             self.isRequired = isRequired
@@ -77,7 +79,8 @@ package struct CraftMappings: Sendable, Equatable {
         }
         self.outputs = deployment.outputMappings?.map { mapping in
             switch mapping.destination {
-            case .endpointOutput(let name): OutputMapping(pipelineOutputName: mapping.pipelineOutputName, destination: .endpointOutput(name))
+            case .endpointOutput(let name):
+                OutputMapping(pipelineOutputName: mapping.pipelineOutputName, destination: .endpointOutput(name))
             case .null: OutputMapping(pipelineOutputName: mapping.pipelineOutputName, destination: .null)
             }
         }
@@ -150,11 +153,16 @@ package struct CraftMappings: Sendable, Equatable {
         outputs.map { entry in
             switch self.outputs?.first(where: { $0.pipelineOutputName == entry.key })?.destination {
             case .endpointOutput(let name)?:
-                return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: name, mappingType: "endpoint", value: entry.value)
+                return MappedOutput(
+                    pipelineOutputName: entry.key, endpointOutputName: name, mappingType: "endpoint", value: entry.value
+                )
             case .null?:
-                return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: nil, mappingType: "is_null", value: entry.value)
+                return MappedOutput(
+                    pipelineOutputName: entry.key, endpointOutputName: nil, mappingType: "is_null", value: entry.value)
             case nil:
-                return MappedOutput(pipelineOutputName: entry.key, endpointOutputName: entry.key, mappingType: "endpoint", value: entry.value)
+                return MappedOutput(
+                    pipelineOutputName: entry.key, endpointOutputName: entry.key, mappingType: "endpoint",
+                    value: entry.value)
             }
         }
     }
@@ -181,7 +189,8 @@ package struct CraftMappings: Sendable, Equatable {
             } else if case .bool(true)? = o["is_null"] {
                 source = .null
             } else if let path = o["datastore_path"], path != .null {
-                throw GatewayError(.unimplemented, "inputs_mapping[\(i)]: datastore_path is not supported by this gateway")
+                throw GatewayError(
+                    .unimplemented, "inputs_mapping[\(i)]: datastore_path is not supported by this gateway")
             } else {
                 throw GatewayError(
                     .invalidArgument,
@@ -209,7 +218,8 @@ package struct CraftMappings: Sendable, Equatable {
             }
             if case .bool(true)? = o["is_null"] { return OutputMapping(pipelineOutputName: name, destination: .null) }
             if let path = o["datastore_path"], path != .null {
-                throw GatewayError(.unimplemented, "outputs_mapping[\(i)]: datastore_path is not supported by this gateway")
+                throw GatewayError(
+                    .unimplemented, "outputs_mapping[\(i)]: datastore_path is not supported by this gateway")
             }
             throw GatewayError(.invalidArgument, "outputs_mapping[\(i)] needs one of endpoint_output_name, is_null")
         }

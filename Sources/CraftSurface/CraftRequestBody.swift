@@ -55,7 +55,10 @@ extension CraftRequestBody {
             }
             switch field.name {
             case "json_inputs":
-                guard case .object(let object) = try JSONValueCodec.decode(field.value, limits: limits, path: "json_inputs") else {
+                guard
+                    case .object(let object) = try JSONValueCodec.decode(
+                        field.value, limits: limits, path: "json_inputs")
+                else {
                     throw GatewayError(.invalidArgument, "json_inputs must be a JSON object of input names to values")
                 }
                 inputs = object

@@ -44,7 +44,8 @@ package final class CraftSurface: Sendable {
     ///   whose principal is no longer configured.
     package func principal(authorization: String?) async throws(GatewayError) -> String? {
         guard let authorization else {
-            throw GatewayError(.unauthenticated, "missing Authorization: Bearer <access token>; get one from /api/v1/auth/refresh")
+            throw GatewayError(
+                .unauthenticated, "missing Authorization: Bearer <access token>; get one from /api/v1/auth/refresh")
         }
         let value = authorization.drop { $0 == " " }
         guard value.prefix(7).lowercased() == "bearer " else {

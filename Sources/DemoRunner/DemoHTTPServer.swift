@@ -89,7 +89,8 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         }
         guard head.method == .POST, path == "/run" else {
             respond(
-                error: GatewayError(.notFound, "the demo runner serves POST /run, POST /describe and GET /healthz only"),
+                error: GatewayError(
+                    .notFound, "the demo runner serves POST /run, POST /describe and GET /healthz only"),
                 context: context
             )
             return
@@ -172,7 +173,8 @@ final class DemoHTTPHandler: ChannelInboundHandler {
                 handler.task = nil
                 switch outcome {
                 case .success(let description):
-                    handler.respond(status: .ok, body: BackendHTTPBody.encode(description: description), context: context)
+                    handler.respond(
+                        status: .ok, body: BackendHTTPBody.encode(description: description), context: context)
                 case .failure(let error):
                     handler.respond(error: error, context: context)
                 }
@@ -184,7 +186,8 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/event-stream")
         headers.add(name: "cache-control", value: "no-cache")
-        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         let events = runner.runStreaming(request)
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
@@ -202,7 +205,8 @@ final class DemoHTTPHandler: ChannelInboundHandler {
                 }
             } catch {
                 var encoded = allocator.buffer(capacity: 256)
-                SSEEncoder.encode(.error(error as? GatewayError ?? GatewayError(.backendFailed, "\(error)")), into: &encoded)
+                SSEEncoder.encode(
+                    .error(error as? GatewayError ?? GatewayError(.backendFailed, "\(error)")), into: &encoded)
                 let buffer = encoded
                 _ = try? await eventLoop.flatSubmit {
                     let (handler, context) = bound.value
@@ -227,7 +231,8 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.readableBytes))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

@@ -17,7 +17,9 @@ extension DemoPipelines {
         do {
             plan = try Self.floodPlan(request)
         } catch {
-            return AsyncThrowingStream { $0.yield(.error(error)); $0.finish() }
+            return AsyncThrowingStream {
+                $0.yield(.error(error)); $0.finish()
+            }
         }
         let cancellations = self.cancellations
         let ref = request.ref

@@ -185,7 +185,9 @@ package final class GatewayApp: Sendable {
         do {
             tls = try applied.tls.map { configured throws(ListenerTLS.Failure) in try ListenerTLS.load(configured) }
         } catch {
-            logger.error("tls: the new certificate files do not load; the running ones stay", metadata: ["tls.error": "\(error.path): \(error.message)"])
+            logger.error(
+                "tls: the new certificate files do not load; the running ones stay",
+                metadata: ["tls.error": "\(error.path): \(error.message)"])
         }
         let pools = Self.makePools(applied, reusing: oldPools, group: group, inProcessRunner: inProcessRunner)
         let routes = RouteTable(routes: applied.routes)
@@ -214,7 +216,8 @@ package final class GatewayApp: Sendable {
             retired.append(name)
         }
         let added = pools.filter { oldPools[$0.key] !== $0.value }.map(\.key)
-        return ReloadReport(restartRequired: restartRequired, poolsAdded: added.sorted(), poolsRetired: retired.sorted())
+        return ReloadReport(
+            restartRequired: restartRequired, poolsAdded: added.sorted(), poolsRetired: retired.sorted())
     }
 
     /// One pool per configured pool; a pool whose settings are unchanged in `reusing` is carried over.

@@ -56,13 +56,17 @@ package struct CraftConfiguration: Sendable, Equatable {
 
     /// The deployment named `name`, explicit or implicit (see `deployments`).
     package func deployment(named name: String) -> CraftDeploymentConfiguration? {
-        guard let deployments else { return CraftDeploymentConfiguration(name: name, pipeline: name, endpointURLPath: name) }
+        guard let deployments else {
+            return CraftDeploymentConfiguration(name: name, pipeline: name, endpointURLPath: name)
+        }
         return deployments.first { $0.name == name }
     }
 
     /// The deployment whose endpoint path is `path`, explicit or implicit.
     package func deployment(endpointURLPath path: String) -> CraftDeploymentConfiguration? {
-        guard let deployments else { return CraftDeploymentConfiguration(name: path, pipeline: path, endpointURLPath: path) }
+        guard let deployments else {
+            return CraftDeploymentConfiguration(name: path, pipeline: path, endpointURLPath: path)
+        }
         return deployments.first { $0.executionRule == .endpoint && $0.endpointURLPath == path }
     }
 

@@ -30,7 +30,8 @@ extension GatewayConfiguration {
             let range = CraftConfiguration.longPollWaitRange
             craft.longPollWait = try reader.duration(n, at: m.path("long_poll_wait"), minimum: range.lowerBound)
             guard craft.longPollWait <= range.upperBound else {
-                throw reader.error(m.path("long_poll_wait"), n, "must be at most \(ConfigUnits.format(range.upperBound))")
+                throw reader.error(
+                    m.path("long_poll_wait"), n, "must be at most \(ConfigUnits.format(range.upperBound))")
             }
             guard craft.longPollWait <= maxWait else {
                 throw reader.error(
@@ -41,14 +42,19 @@ extension GatewayConfiguration {
             }
         }
         if let n = m["max_io_bytes"] {
-            craft.maxIOBytes = try reader.byteSize(n, at: m.path("max_io_bytes"), in: CraftConfiguration.maxIOBytesRange)
+            craft.maxIOBytes = try reader.byteSize(
+                n, at: m.path("max_io_bytes"), in: CraftConfiguration.maxIOBytesRange)
         }
-        if let n = m["jwt_secret_file"] { craft.jwtSecretFile = try reader.nonEmptyString(n, at: m.path("jwt_secret_file")) }
+        if let n = m["jwt_secret_file"] {
+            craft.jwtSecretFile = try reader.nonEmptyString(n, at: m.path("jwt_secret_file"))
+        }
         if let n = m["access_token_lifetime"] {
             let range = CraftConfiguration.accessTokenLifetimeRange
-            craft.accessTokenLifetime = try reader.duration(n, at: m.path("access_token_lifetime"), minimum: range.lowerBound)
+            craft.accessTokenLifetime = try reader.duration(
+                n, at: m.path("access_token_lifetime"), minimum: range.lowerBound)
             guard craft.accessTokenLifetime <= range.upperBound else {
-                throw reader.error(m.path("access_token_lifetime"), n, "must be at most \(ConfigUnits.format(range.upperBound))")
+                throw reader.error(
+                    m.path("access_token_lifetime"), n, "must be at most \(ConfigUnits.format(range.upperBound))")
             }
         }
         if let n = m["pipelines"] {
@@ -80,7 +86,9 @@ extension GatewayConfiguration {
                     reader
                 )
                 if let first = deployments.firstIndex(where: { $0.name == deployment.name }) {
-                    throw reader.error("\(m.path("deployments"))[\(i)].name", item, "duplicate deployment name (also deployments[\(first)])")
+                    throw reader.error(
+                        "\(m.path("deployments"))[\(i)].name", item,
+                        "duplicate deployment name (also deployments[\(first)])")
                 }
                 if deployment.endpointURLPath != nil,
                     let first = deployments.firstIndex(where: { $0.endpointURLPath == deployment.endpointURLPath })
@@ -168,7 +176,8 @@ extension GatewayConfiguration {
         let nameNode = try require(m, "name", reader)
         let name = try reader.nonEmptyString(nameNode, at: m.path("name"))
         guard name.utf8.allSatisfy(isNameByte) else {
-            throw reader.error(m.path("name"), nameNode, "deployment names may only use letters, digits, \".\", \"_\" and \"-\"")
+            throw reader.error(
+                m.path("name"), nameNode, "deployment names may only use letters, digits, \".\", \"_\" and \"-\"")
         }
         let pipelineNode = try require(m, "pipeline", reader)
         let pipeline = try routeName(pipelineNode, m.path("pipeline"), reader)
@@ -220,7 +229,8 @@ extension GatewayConfiguration {
             }
         }
         if let n = m["max_io_bytes"] {
-            deployment.maxIOBytes = try reader.byteSize(n, at: m.path("max_io_bytes"), in: CraftConfiguration.maxIOBytesRange)
+            deployment.maxIOBytes = try reader.byteSize(
+                n, at: m.path("max_io_bytes"), in: CraftConfiguration.maxIOBytesRange)
         }
         if let n = m["input_mappings"] {
             var mappings: [CraftInputMappingConfiguration] = []
@@ -237,8 +247,10 @@ extension GatewayConfiguration {
             var mappings: [CraftOutputMappingConfiguration] = []
             for (i, item) in try reader.sequence(n, at: m.path("output_mappings")).enumerated() {
                 let itemPath = "\(m.path("output_mappings"))[\(i)]"
-                let o = try reader.mapping(item, at: itemPath, allowed: ["pipeline_output_name", "endpoint_output_name", "is_null"])
-                let pipelineName = try reader.nonEmptyString(try require(o, "pipeline_output_name", reader), at: o.path("pipeline_output_name"))
+                let o = try reader.mapping(
+                    item, at: itemPath, allowed: ["pipeline_output_name", "endpoint_output_name", "is_null"])
+                let pipelineName = try reader.nonEmptyString(
+                    try require(o, "pipeline_output_name", reader), at: o.path("pipeline_output_name"))
                 let destination: CraftOutputMappingConfiguration.Destination
                 switch (o["endpoint_output_name"], o["is_null"]) {
                 case (let n?, nil):
@@ -252,7 +264,8 @@ extension GatewayConfiguration {
                 if mappings.contains(where: { $0.pipelineOutputName == pipelineName }) {
                     throw reader.error(itemPath, item, "duplicate pipeline_output_name")
                 }
-                mappings.append(CraftOutputMappingConfiguration(pipelineOutputName: pipelineName, destination: destination))
+                mappings.append(
+                    CraftOutputMappingConfiguration(pipelineOutputName: pipelineName, destination: destination))
             }
             deployment.outputMappings = mappings
         }
@@ -312,7 +325,8 @@ extension GatewayConfiguration {
                 "is_required", "default_value",
             ]
         )
-        let name = try reader.nonEmptyString(try require(m, "pipeline_input_name", reader), at: m.path("pipeline_input_name"))
+        let name = try reader.nonEmptyString(
+            try require(m, "pipeline_input_name", reader), at: m.path("pipeline_input_name"))
         let sources = ["endpoint_input_name", "constant_value", "environment_variable_name", "is_null"].filter(m.has)
         guard sources.count == 1 else {
             throw reader.error(
@@ -324,7 +338,8 @@ extension GatewayConfiguration {
         let source: CraftInputMappingConfiguration.Source
         switch sources[0] {
         case "endpoint_input_name":
-            source = .endpointInput(try reader.nonEmptyString(m["endpoint_input_name"]!, at: m.path("endpoint_input_name")))
+            source = .endpointInput(
+                try reader.nonEmptyString(m["endpoint_input_name"]!, at: m.path("endpoint_input_name")))
         case "constant_value":
             source = .constant(json: try jsonText(m["constant_value"]!, at: m.path("constant_value"), reader))
         case "environment_variable_name":
@@ -332,7 +347,9 @@ extension GatewayConfiguration {
                 try reader.nonEmptyString(m["environment_variable_name"]!, at: m.path("environment_variable_name"))
             )
         default:
-            guard m["is_null"]!.bool == true else { throw reader.error(m.path("is_null"), m["is_null"], "must be true when given") }
+            guard m["is_null"]!.bool == true else {
+                throw reader.error(m.path("is_null"), m["is_null"], "must be true when given")
+            }
             source = .null
         }
         var mapping = CraftInputMappingConfiguration(pipelineInputName: name, source: source)
@@ -341,7 +358,8 @@ extension GatewayConfiguration {
             mapping.isRequired = flag
         }
         if let n = m["default_value"] { mapping.defaultJSON = try jsonText(n, at: m.path("default_value"), reader) }
-        if case .endpointInput = source {} else if mapping.isRequired || mapping.defaultJSON != nil {
+        if case .endpointInput = source {
+        } else if mapping.isRequired || mapping.defaultJSON != nil {
             throw reader.error(path, node, "is_required and default_value apply only to an endpoint_input_name mapping")
         }
         return mapping

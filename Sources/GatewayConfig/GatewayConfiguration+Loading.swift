@@ -376,7 +376,9 @@ extension GatewayConfiguration {
         return check
     }
 
-    private static func readTLS(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> ListenerTLSConfiguration {
+    private static func readTLS(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
+        -> ListenerTLSConfiguration
+    {
         let m = try reader.mapping(
             node,
             at: "tls",
@@ -421,7 +423,8 @@ extension GatewayConfiguration {
         if release == RouteConfiguration.wildcard { release = nil }
         let poolNode = try require(m, "pool", reader)
         let pool = try reader.nonEmptyString(poolNode, at: m.path("pool"))
-        let webhook = try m["webhook"].map { n throws(ConfigError) in try readWebhook(n, at: m.path("webhook"), reader) }
+        let webhook = try m["webhook"].map { n throws(ConfigError) in try readWebhook(n, at: m.path("webhook"), reader)
+        }
         return ReadRoute(
             route: RouteConfiguration(
                 namespace: namespace,

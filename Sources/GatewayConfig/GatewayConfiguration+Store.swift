@@ -21,7 +21,8 @@ extension GatewayConfiguration {
         case (.postgres, nil):
             throw reader.error(m.path("url"), m.node, "missing (required with kind: postgres)")
         case (.sqlite, let n?):
-            throw reader.error(m.path("url"), n, "only a postgres store takes a url (the sqlite store lives in data_dir)")
+            throw reader.error(
+                m.path("url"), n, "only a postgres store takes a url (the sqlite store lives in data_dir)")
         default:
             break
         }
@@ -29,7 +30,8 @@ extension GatewayConfiguration {
             let prefix = try reader.nonEmptyString(n, at: m.path("table_prefix"))
             guard
                 prefix.utf8.allSatisfy({ b in
-                    (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+                    (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z"))
+                        || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
                         || b == UInt8(ascii: "_")
                 }), prefix.utf8.count <= 40
             else {
@@ -44,7 +46,9 @@ extension GatewayConfiguration {
         if let n = m["max_attempts"] {
             store.maxAttempts = try reader.int(n, at: m.path("max_attempts"), in: StoreConfiguration.maxAttemptsRange)
         }
-        if let n = m["retry_backoff"] { store.retryBackoff = try reader.duration(n, at: m.path("retry_backoff"), minimum: .zero) }
+        if let n = m["retry_backoff"] {
+            store.retryBackoff = try reader.duration(n, at: m.path("retry_backoff"), minimum: .zero)
+        }
         if let n = m["max_retry_backoff"] {
             store.maxRetryBackoff = try reader.duration(n, at: m.path("max_retry_backoff"), minimum: .zero)
         }
@@ -55,8 +59,12 @@ extension GatewayConfiguration {
                     + "(\(ConfigUnits.format(store.retryBackoff)))"
             )
         }
-        if let n = m["retention"] { store.retention = try reader.duration(n, at: m.path("retention"), minimum: .seconds(1)) }
-        if let n = m["workers"] { store.workers = try reader.int(n, at: m.path("workers"), in: StoreConfiguration.workersRange) }
+        if let n = m["retention"] {
+            store.retention = try reader.duration(n, at: m.path("retention"), minimum: .seconds(1))
+        }
+        if let n = m["workers"] {
+            store.workers = try reader.int(n, at: m.path("workers"), in: StoreConfiguration.workersRange)
+        }
         if let n = m["poll_interval"] {
             store.pollInterval = try reader.duration(n, at: m.path("poll_interval"), minimum: .milliseconds(10))
         }
@@ -95,7 +103,8 @@ extension GatewayConfiguration {
         )
         if let n = m["secret"] { webhook.secret = try reader.nonEmptyString(n, at: m.path("secret")) }
         if let n = m["max_attempts"] {
-            webhook.maxAttempts = try reader.int(n, at: m.path("max_attempts"), in: WebhookConfiguration.maxAttemptsRange)
+            webhook.maxAttempts = try reader.int(
+                n, at: m.path("max_attempts"), in: WebhookConfiguration.maxAttemptsRange)
         }
         if let n = m["backoff"] { webhook.backoff = try reader.duration(n, at: m.path("backoff"), minimum: .zero) }
         if let n = m["timeout"] {

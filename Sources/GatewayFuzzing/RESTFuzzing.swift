@@ -196,7 +196,9 @@ enum RESTFuzzing {
         }
         precondition(whole == chunked, "SSE decoding differs when the stream arrives in chunks")
         if case .value(let events) = whole {
-            for event in events { _ = try? SSEDecoder.triggerEvent(event: event.name, data: event.data, limits: limits) }
+            for event in events {
+                _ = try? SSEDecoder.triggerEvent(event: event.name, data: event.data, limits: limits)
+            }
         }
     }
 

@@ -93,7 +93,8 @@ final class EventRelay {
                 self.armIdleTimer(at: due)
                 return
             }
-            let error = GatewayError(.deadlineExceeded, "the backend sent no event for \(Self.describe(self.idleTimeout))")
+            let error = GatewayError(
+                .deadlineExceeded, "the backend sent no event for \(Self.describe(self.idleTimeout))")
             // Ended first: cancelling may fail the pull at once, which must not answer in its place.
             self.end(error)
             self.source.cancel()

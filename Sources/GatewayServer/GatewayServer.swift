@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Logging
 package import NIOCore
@@ -106,7 +106,8 @@ package final class GatewayServer: Service {
                         // arrives: a reload (new certificates) applies to new connections, open ones keep theirs.
                         let services = current.value
                         let tls = services.tls
-                        let mode: ProtocolSniffer.TLSMode = tls.map { $0.allowPlaintext ? .optional : .required } ?? .off
+                        let mode: ProtocolSniffer.TLSMode =
+                            tls.map { $0.allowPlaintext ? .optional : .required } ?? .off
                         try channel.pipeline.syncOperations.addHandler(
                             ProtocolSniffer(timeout: services.slowClients.prefaceTimeout, tls: mode) { channel, proto in
                                 try Self.configure(channel, for: proto, services: current, tls: tls)
@@ -116,7 +117,10 @@ package final class GatewayServer: Service {
                         // NIO closes a connection whose set-up failed without telling anyone: say which and why.
                         services.logger.error(
                             "cannot set up an accepted connection",
-                            metadata: ["peer.address": "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")", "error": "\(error)"]
+                            metadata: [
+                                "peer.address": "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")",
+                                "error": "\(error)",
+                            ]
                         )
                         throw error
                     }
@@ -124,11 +128,15 @@ package final class GatewayServer: Service {
                 .bind(host: configuration.host, port: configuration.port)
                 .get()
         } catch {
-            services.logger.error("cannot listen", metadata: ["listen.address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
+            services.logger.error(
+                "cannot listen",
+                metadata: ["listen.address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
             let error = ListenFailure(host: configuration.host, port: configuration.port, error: error)
             let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
                 outcome = .failure(error)
-                return listening.withLock { w in defer { w = [] }; return w }
+                return listening.withLock { w in
+                    defer { w = [] }; return w
+                }
             }
             for waiter in waiters { waiter.resume(throwing: error) }
             throw error
@@ -138,7 +146,9 @@ package final class GatewayServer: Service {
         services.health.set(.gateway, .serving)
         let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { bound in
             bound = .success(address)
-            return listening.withLock { w in defer { w = [] }; return w }
+            return listening.withLock { w in
+                defer { w = [] }; return w
+            }
         }
         for waiter in waiters { waiter.resume(returning: address) }
         var listenMetadata: Logger.Metadata = ["listen.address": "\(address)"]

@@ -122,7 +122,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
                 body = try collector.finishBody()
             } catch {
                 state = keepAlive ? .idle : .closed
-                write(.error(gatewayError(from: error), requestID: use.requestID), keepAlive: keepAlive, context: context)
+                write(
+                    .error(gatewayError(from: error), requestID: use.requestID), keepAlive: keepAlive, context: context)
                 return
             }
             let plan: RESTTriggerPlan
@@ -210,7 +211,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         do {
             source = try services.dispatcher.openStream(request, on: context.eventLoop)
         } catch {
-            write(.error(gatewayError(from: error), requestID: request.requestID), keepAlive: keepAlive, context: context)
+            write(
+                .error(gatewayError(from: error), requestID: request.requestID), keepAlive: keepAlive, context: context)
             return
         }
         var headers = HTTPHeaders()
@@ -218,7 +220,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         headers.add(name: "cache-control", value: "no-cache")
         headers.add(name: "request-id", value: request.requestID)
         if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
 
         let channel = context.channel
         let relay = EventRelay(

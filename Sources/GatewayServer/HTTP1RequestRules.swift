@@ -22,10 +22,13 @@ enum HTTP1RequestRules {
             let hosts = head.headers["host"]
             guard hosts.count == 1 else {
                 let what = hosts.isEmpty ? "has no Host header" : "has \(hosts.count) Host headers"
-                return .reject(GatewayError(.invalidArgument, "HTTP/1.1 request \(what); send exactly one"), closeConnection: false)
+                return .reject(
+                    GatewayError(.invalidArgument, "HTTP/1.1 request \(what); send exactly one"), closeConnection: false
+                )
             }
             guard isValidHost(hosts[0]) else {
-                return .reject(GatewayError(.invalidArgument, "invalid Host header \"\(hosts[0])\""), closeConnection: false)
+                return .reject(
+                    GatewayError(.invalidArgument, "invalid Host header \"\(hosts[0])\""), closeConnection: false)
             }
         }
         return .serve(target: originForm(head.uri))

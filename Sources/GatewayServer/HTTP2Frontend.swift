@@ -21,7 +21,8 @@ extension GatewayServer {
         configuration.flushesOncePerTick = true
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
-        frontend.session = try sync.configureHTTP2Session(role: .server, configuration: configuration, delegate: frontend)
+        frontend.session = try sync.configureHTTP2Session(
+            role: .server, configuration: configuration, delegate: frontend)
         try sync.addHandler(frontend)
     }
 }

@@ -118,7 +118,8 @@ extension HTTP2FrontendConnection {
         call.returnTraces = headers.first(name: "instill-return-traces")?.lowercased() == "true"
         if call.needsAuth {
             do {
-                call.principal = try services.authenticator.authenticate(authorization: headers.first(name: "authorization"))
+                call.principal = try services.authenticator.authenticate(
+                    authorization: headers.first(name: "authorization"))
             } catch {
                 grpcFinish(stream, error: gatewayError(from: error))
                 return
@@ -172,10 +173,13 @@ extension HTTP2FrontendConnection {
         }
     }
 
-    private func grpcTrigger(_ message: ByteBuffer, release: Bool, stream call: GRPCCall, on stream: HTTP2StreamID, mode: TriggerMode) {
+    private func grpcTrigger(
+        _ message: ByteBuffer, release: Bool, stream call: GRPCCall, on stream: HTTP2StreamID, mode: TriggerMode
+    ) {
         let request: TriggerRequest
         do {
-            let decoded = try InstillCodec.decodeTriggerRequest(message, release: release, maxBatch: services.limits.maxBatch)
+            let decoded = try InstillCodec.decodeTriggerRequest(
+                message, release: release, maxBatch: services.limits.maxBatch)
             request = TriggerRequest(
                 ref: decoded.ref,
                 mode: mode,
@@ -225,15 +229,18 @@ extension HTTP2FrontendConnection {
             deliver: { [unowned self] event in
                 let message: ByteBuffer
                 switch event {
-                case .status: return eventLoop.makeSucceededVoidFuture()  // Instill's stream response has no status message
-                case .output(_, let outputs): message = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: outputs))
+                // Instill's stream response has no status message.
+                case .status: return eventLoop.makeSucceededVoidFuture()
+                case .output(_, let outputs):
+                    message = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: outputs))
                 case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
                 case .error(let error):
                     grpcFinish(stream, error: error)
                     return eventLoop.makeSucceededVoidFuture()
                 }
                 grpcSendHeaders(stream)
-                session.sendData(stream: stream, GRPCMessageFramer.frame(message, compression: compression), endStream: false)
+                session.sendData(
+                    stream: stream, GRPCMessageFramer.frame(message, compression: compression), endStream: false)
                 return waitUntilWritable(stream)
             },
             finish: { [unowned self] error in

@@ -14,7 +14,8 @@ import WireCodecs
 extension HTTP2FrontendConnection {
     func grpcTriggerAsync(_ message: ByteBuffer, release: Bool, call: GRPCCall, stream: HTTP2StreamID) {
         guard let operations = services.operations else {
-            grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway"))
+            grpcFinish(
+                stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway"))
             return
         }
         guard services.health.status(.async) == .serving else {
@@ -23,7 +24,8 @@ extension HTTP2FrontendConnection {
         }
         let request: TriggerRequest
         do {
-            let decoded = try InstillCodec.decodeTriggerRequest(message, release: release, maxBatch: services.limits.maxBatch)
+            let decoded = try InstillCodec.decodeTriggerRequest(
+                message, release: release, maxBatch: services.limits.maxBatch)
             request = TriggerRequest(
                 ref: decoded.ref,
                 mode: .async,
@@ -49,7 +51,8 @@ extension HTTP2FrontendConnection {
         } deliver: { connection, outcome in
             switch outcome {
             case .success(let operation):
-                connection.grpcRespond(stream, message: InstillCodec.encodeAsyncTriggerResponse(operation: .init(operation)))
+                connection.grpcRespond(
+                    stream, message: InstillCodec.encodeAsyncTriggerResponse(operation: .init(operation)))
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)
             }
@@ -58,7 +61,8 @@ extension HTTP2FrontendConnection {
 
     func grpcGetOperation(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {
         guard let operations = services.operations else {
-            grpcFinish(stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway"))
+            grpcFinish(
+                stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway"))
             return
         }
         let id: String
@@ -81,7 +85,8 @@ extension HTTP2FrontendConnection {
         } deliver: { connection, outcome in
             switch outcome {
             case .success(let operation):
-                connection.grpcRespond(stream, message: InstillCodec.encodeGetOperationResponse(operation: .init(operation)))
+                connection.grpcRespond(
+                    stream, message: InstillCodec.encodeGetOperationResponse(operation: .init(operation)))
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)
             }

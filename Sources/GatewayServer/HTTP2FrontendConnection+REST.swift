@@ -66,7 +66,8 @@ extension HTTP2FrontendConnection {
         }
         if request.mode == .sync {
             runSync(request, stream: stream) { connection, outcome in
-                connection.restRespond(RESTOperations.response(to: outcome, requestID: request.requestID), stream: stream)
+                connection.restRespond(
+                    RESTOperations.response(to: outcome, requestID: request.requestID), stream: stream)
             }
             return
         }

@@ -101,7 +101,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     // MARK: Session events
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+    func session(
+        _ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool
+    ) {
         currentServices.refresh(&services, generation: &servicesGeneration)
         // Only application/grpc[+codec] is gRPC; look-alikes (gRPC-Web) are answered 415 as REST.
         if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) {
@@ -204,7 +206,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             case (.trigger(let plan), .inputs(let inputs)):
                 restRun(plan.makeRequest(inputs: inputs, timeout: services.requestTimeout), stream: stream)
             case (.work(let work), _):
-                startTask(stream: stream) { await work.run(body) } deliver: { connection, response in
+                startTask(stream: stream) {
+                    await work.run(body)
+                } deliver: { connection, response in
                     connection.restRespond(response, stream: stream)
                 }
             case (.trigger, .bytes), (.trigger, .parts):

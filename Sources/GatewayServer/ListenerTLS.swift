@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 package import FoundationEssentials
 package import GatewayConfig
@@ -42,7 +42,9 @@ package struct ListenerTLS: Sendable {
     /// - Throws: `Failure` for an unreadable file, PEM that holds no certificate or key, a key that does not
     ///   match the certificate, a certificate outside its validity period at `now`, or a CA file with no
     ///   certificate.
-    package static func load(_ configuration: ListenerTLSConfiguration, now: Date = Date()) throws(Failure) -> ListenerTLS {
+    package static func load(_ configuration: ListenerTLSConfiguration, now: Date = Date()) throws(Failure)
+        -> ListenerTLS
+    {
         let chainPEM = try read(configuration.certFile, key: "tls.cert_file")
         let keyPEM = try read(configuration.keyFile, key: "tls.key_file")
         let chain: [Certificate]
@@ -68,13 +70,15 @@ package struct ListenerTLS: Sendable {
         guard key.publicKey == leaf.publicKey else {
             throw Failure(
                 path: "tls.key_file",
-                message: "\(configuration.keyFile) is not the private key of the certificate in \(configuration.certFile)"
+                message:
+                    "\(configuration.keyFile) is not the private key of the certificate in \(configuration.certFile)"
             )
         }
         if now > leaf.notValidAfter {
             throw Failure(
                 path: "tls.cert_file",
-                message: "\(configuration.certFile): the certificate expired at \(leaf.notValidAfter) (subject \(leaf.subject))"
+                message:
+                    "\(configuration.certFile): the certificate expired at \(leaf.notValidAfter) (subject \(leaf.subject))"
             )
         }
         if now < leaf.notValidBefore {
@@ -86,8 +90,11 @@ package struct ListenerTLS: Sendable {
 
         var tls: TLSConfiguration
         do {
-            let certificates = try NIOSSLCertificate.fromPEMBytes(Array(chainPEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
-            let privateKey = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
+            let certificates = try NIOSSLCertificate.fromPEMBytes(Array(chainPEM.utf8)).map {
+                NIOSSLCertificateSource.certificate($0)
+            }
+            let privateKey = NIOSSLPrivateKeySource.privateKey(
+                try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
             tls = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: privateKey)
         } catch {
             throw Failure(path: "tls.cert_file", message: "\(configuration.certFile): cannot be used: \(error)")
@@ -108,7 +115,8 @@ package struct ListenerTLS: Sendable {
             tls.trustRoots = .certificates(roots)
             tls.sendCANameList = true
             // Verified when presented; required only with require_client_cert (no hostname: clients have none).
-            tls.certificateVerification = configuration.requireClientCert ? .noHostnameVerification : .optionalVerification
+            tls.certificateVerification =
+                configuration.requireClientCert ? .noHostnameVerification : .optionalVerification
         }
         do {
             return ListenerTLS(

@@ -42,7 +42,9 @@ extension RESTRequestHead {
         }
         let declaredLength = first("content-length").flatMap(Int.init)
         if let declared = declaredLength, declared > services.limits.maxBodyBytes {
-            return fail(RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true), close: true)
+            return fail(
+                RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true),
+                close: true)
         }
         let contentType = first("content-type").map { MediaType.parse($0) }
         let kind: CraftBodyKind
@@ -72,16 +74,18 @@ extension RESTRequestHead {
         }
         return .readBody(
             collector,
-            .work(RESTBodyWork(requestID: requestID) { body in
-                let craftBody: CraftRequestBody
-                switch (kind, body) {
-                case (.json, .bytes(let bytes)): craftBody = .json(bytes)
-                case (.form, .bytes(let bytes)): craftBody = .form(bytes)
-                case (.multipart, .parts(let parts)): craftBody = .multipart(parts)
-                default: return CraftAnswer.error(GatewayError(.internalError, "unexpected body"), requestID: requestID)
-                }
-                return await exchange.answer(route, body: craftBody)
-            })
+            .work(
+                RESTBodyWork(requestID: requestID) { body in
+                    let craftBody: CraftRequestBody
+                    switch (kind, body) {
+                    case (.json, .bytes(let bytes)): craftBody = .json(bytes)
+                    case (.form, .bytes(let bytes)): craftBody = .form(bytes)
+                    case (.multipart, .parts(let parts)): craftBody = .multipart(parts)
+                    default:
+                        return CraftAnswer.error(GatewayError(.internalError, "unexpected body"), requestID: requestID)
+                    }
+                    return await exchange.answer(route, body: craftBody)
+                })
         )
     }
 }
@@ -152,7 +156,8 @@ struct CraftExchange: Sendable {
             guard let operation = try await finishedExecution(id, principal: principal, wait: false) else {
                 throw GatewayError(.failedPrecondition, "execution \(id) has not finished yet")
             }
-            return try outputValue(named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: false)
+            return try outputValue(
+                named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: false)
         case .deployment(let name):
             _ = try await craft.principal(authorization: authorization)
             let deployment = try await existingDeployment(named: name)
@@ -181,25 +186,32 @@ struct CraftExchange: Sendable {
                 authorization != nil
                 ? try services.authenticator.authenticate(authorization: authorization)
                 : try services.authenticator.authenticate(token: query["token"])
-            return try await execute(try await endpointDeployment(path, principal: principal), body: body, principal: principal)
+            return try await execute(
+                try await endpointDeployment(path, principal: principal), body: body, principal: principal)
         case .endpointExecution(let path, let id):
             let principal = try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"])
             let deployment = try await endpointDeployment(path, principal: principal)
-            guard let operation = try await finishedExecution(id, principal: principal, wait: true, deployment: deployment.name)
+            guard
+                let operation = try await finishedExecution(
+                    id, principal: principal, wait: true, deployment: deployment.name)
             else {
                 return CraftAnswer.stillRunning(id, location: target, requestID: requestID)
             }
             let outputs = try succeededOutputs(operation)
             let base = "\(baseURL)/endpoints/v1/\(Self.escape(path))/executions/\(Self.escape(id))/outputs/"
-            return CraftAnswer.json(CraftAnswer.endpointOutputs(id: id, outputs, fileURLPrefix: base), requestID: requestID)
+            return CraftAnswer.json(
+                CraftAnswer.endpointOutputs(id: id, outputs, fileURLPrefix: base), requestID: requestID)
         case .endpointOutput(let path, let id, let name):
             let principal = try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"])
             let deployment = try await endpointDeployment(path, principal: principal)
-            guard let operation = try await finishedExecution(id, principal: principal, wait: false, deployment: deployment.name)
+            guard
+                let operation = try await finishedExecution(
+                    id, principal: principal, wait: false, deployment: deployment.name)
             else {
                 throw GatewayError(.failedPrecondition, "execution \(id) has not finished yet")
             }
-            return try outputValue(named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: true)
+            return try outputValue(
+                named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: true)
         }
     }
 
@@ -226,7 +238,9 @@ struct CraftExchange: Sendable {
         guard let deployment = craft.configuration.deployment(named: name) else {
             throw GatewayError(.notFound, "deployment \"\(name)\" not found")
         }
-        if craft.configuration.deployments == nil { try await checkPipelineExists(deployment.pipeline, what: "deployment") }
+        if craft.configuration.deployments == nil {
+            try await checkPipelineExists(deployment.pipeline, what: "deployment")
+        }
         return deployment
     }
 
@@ -245,7 +259,9 @@ struct CraftExchange: Sendable {
         guard let deployment = craft.configuration.deployment(endpointURLPath: path) else {
             throw GatewayError(.notFound, "no endpoint at /endpoints/\(path)")
         }
-        if craft.configuration.deployments == nil { try await checkPipelineExists(deployment.pipeline, what: "endpoint") }
+        if craft.configuration.deployments == nil {
+            try await checkPipelineExists(deployment.pipeline, what: "endpoint")
+        }
         if let principal, !deployment.tokens.isEmpty, !deployment.tokens.contains(principal) {
             throw GatewayError(.permissionDenied, "this endpoint token may not trigger the endpoint \"\(path)\"")
         }
@@ -322,7 +338,8 @@ struct CraftExchange: Sendable {
         let mappings = try CraftMappings(outputsLabel: operation.request.labels[CraftLabels.outputsMapping])
         let mapped = mappings.mappedOutputs(outputs)
         let limit = operation.request.labels[CraftLabels.ioCap].flatMap(Int.init) ?? craft.configuration.maxIOBytes
-        let delivered = ValueObject(mapped.compactMap { $0.endpointOutputName == nil ? nil : ($0.pipelineOutputName, $0.value) })
+        let delivered = ValueObject(
+            mapped.compactMap { $0.endpointOutputName == nil ? nil : ($0.pipelineOutputName, $0.value) })
         try CraftIOCap(limit: limit).checkOutputs(delivered)
         return mapped
     }
@@ -389,12 +406,17 @@ enum CraftAnswer {
         let object: ValueObject = [
             "message": .string(error.message),
             // The google.rpc name (`NOT_FOUND`, `INTERNAL`): what the SDK prints in brackets before the message.
-            "name": .string(GatewayError.Code.rpcCodeNames.indices.contains(error.code.rpcCode) ? GatewayError.Code.rpcCodeNames[error.code.rpcCode] : "UNKNOWN"),
+            "name": .string(
+                GatewayError.Code.rpcCodeNames.indices.contains(error.code.rpcCode)
+                    ? GatewayError.Code.rpcCodeNames[error.code.rpcCode] : "UNKNOWN"),
             "request_id": .string(requestID),
         ]
-        var response = RESTResponse.json(status: error.code.httpStatus, body: JSONValueCodec.encode(.object(object)), requestID: requestID)
+        var response = RESTResponse.json(
+            status: error.code.httpStatus, body: JSONValueCodec.encode(.object(object)), requestID: requestID)
         if error.code == .unauthenticated { response.headers.append(("www-authenticate", "Bearer")) }
-        if error.code.httpStatus == 503 || error.code == .tooManyRequests { response.headers.append(("retry-after", "1")) }
+        if error.code.httpStatus == 503 || error.code == .tooManyRequests {
+            response.headers.append(("retry-after", "1"))
+        }
         return response
     }
 
@@ -476,7 +498,9 @@ enum CraftAnswer {
     }
 
     /// `{"execution_id", "outputs": {name: {"value": v} | {"url": u}}}` by endpoint output name.
-    static func endpointOutputs(id: String, _ outputs: [CraftMappings.MappedOutput], fileURLPrefix: String) -> ValueObject {
+    static func endpointOutputs(id: String, _ outputs: [CraftMappings.MappedOutput], fileURLPrefix: String)
+        -> ValueObject
+    {
         var object = ValueObject()
         for output in outputs {
             guard let name = output.endpointOutputName else { continue }

@@ -155,7 +155,8 @@ struct RESTBodyCollector {
     }
 
     static func multipart(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
-        RESTBodyCollector(storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits)), limits: limits)
+        RESTBodyCollector(
+            storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits)), limits: limits)
     }
 
     /// A multipart body decoded as it streams into its plain parts (file bytes copied once), under the cap:
@@ -285,7 +286,8 @@ extension RESTRequestHead {
         guard path.allowedMethods.contains(method) else {
             let allow = path.allowedMethods.joined(separator: ", ")
             if case .abacus(let action) = path {
-                return .respond(abacusMethodNotAllowed(action, allow: allow, requestID: requestID), closeConnection: false)
+                return .respond(
+                    abacusMethodNotAllowed(action, allow: allow, requestID: requestID), closeConnection: false)
             }
             var response = RESTResponse.error(
                 GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(allow)"),
@@ -369,7 +371,9 @@ extension RESTRequestHead {
             }
             let declaredLength = first("content-length").flatMap(Int.init)
             if let declared = declaredLength, declared > services.limits.maxBodyBytes {
-                return fail(RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true), close: true)
+                return fail(
+                    RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true),
+                    close: true)
             }
             let collector: RESTBodyCollector
             let contentType = first("content-type").map { MediaType.parse($0) }

@@ -38,29 +38,32 @@ extension RESTRequestHead {
             let wait: Duration
             if let text = query["wait"] {
                 guard let parsed = ConfigUnits.parseDuration(text) else {
-                    return fail(GatewayError(.invalidArgument, "invalid wait \"\(text)\": expected a duration such as 30s"))
+                    return fail(
+                        GatewayError(.invalidArgument, "invalid wait \"\(text)\": expected a duration such as 30s"))
                 }
                 wait = parsed
             } else {
                 wait = .zero
             }
-            return .run(RESTWork(requestID: requestID) {
-                await RESTOperations.answer(requestID: requestID) {
-                    let operation = try await operations.get(id: id, wait: wait)
-                    try RESTOperations.checkVisible(operation, to: principal)
-                    return operation
-                }
-            })
-        case .cancelOperation(let id):
-            return .run(RESTWork(requestID: requestID) {
-                await RESTOperations.answer(requestID: requestID) {
-                    guard let existing = try await operations.store.get(id: id) else {
-                        throw OperationStoreErrors.notFound(id)
+            return .run(
+                RESTWork(requestID: requestID) {
+                    await RESTOperations.answer(requestID: requestID) {
+                        let operation = try await operations.get(id: id, wait: wait)
+                        try RESTOperations.checkVisible(operation, to: principal)
+                        return operation
                     }
-                    try RESTOperations.checkVisible(existing, to: principal)
-                    return try await operations.cancel(id: id)
-                }
-            })
+                })
+        case .cancelOperation(let id):
+            return .run(
+                RESTWork(requestID: requestID) {
+                    await RESTOperations.answer(requestID: requestID) {
+                        guard let existing = try await operations.store.get(id: id) else {
+                            throw OperationStoreErrors.notFound(id)
+                        }
+                        try RESTOperations.checkVisible(existing, to: principal)
+                        return try await operations.cancel(id: id)
+                    }
+                })
         case .listOperations:
             var filter = OperationFilter()
             var pageSize = 0
@@ -88,25 +91,26 @@ extension RESTRequestHead {
             }
             let token = query["page_token"] ?? query["pageToken"]
             let pageToken = token?.isEmpty == true ? nil : token
-            return .run(RESTWork(requestID: requestID) { [filter, pageSize] in
-                do {
-                    let page = try await operations.list(filter: filter, pageSize: pageSize, pageToken: pageToken)
-                    var body = ByteBufferAllocator().buffer(capacity: 256 * max(page.operations.count, 1))
-                    body.writeStaticString("{\"operations\":[")
-                    var first = true
-                    for operation in page.operations where RESTOperations.isVisible(operation, to: principal) {
-                        if !first { body.writeInteger(UInt8(ascii: ",")) }
-                        first = false
-                        OperationView.writeJSON(operation, into: &body)
+            return .run(
+                RESTWork(requestID: requestID) { [filter, pageSize] in
+                    do {
+                        let page = try await operations.list(filter: filter, pageSize: pageSize, pageToken: pageToken)
+                        var body = ByteBufferAllocator().buffer(capacity: 256 * max(page.operations.count, 1))
+                        body.writeStaticString("{\"operations\":[")
+                        var first = true
+                        for operation in page.operations where RESTOperations.isVisible(operation, to: principal) {
+                            if !first { body.writeInteger(UInt8(ascii: ",")) }
+                            first = false
+                            OperationView.writeJSON(operation, into: &body)
+                        }
+                        body.writeStaticString("],\"nextPageToken\":")
+                        JSONValueCodec.writeString(page.nextPageToken ?? "", into: &body)
+                        body.writeInteger(UInt8(ascii: "}"))
+                        return .json(status: 200, body: body, requestID: requestID)
+                    } catch {
+                        return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
                     }
-                    body.writeStaticString("],\"nextPageToken\":")
-                    JSONValueCodec.writeString(page.nextPageToken ?? "", into: &body)
-                    body.writeInteger(UInt8(ascii: "}"))
-                    return .json(status: 200, body: body, requestID: requestID)
-                } catch {
-                    return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
-                }
-            })
+                })
         default:
             return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
         }
@@ -119,7 +123,9 @@ enum RESTOperations {
     static func run(_ request: TriggerRequest, services: FrontendServices) async -> RESTResponse {
         if request.mode == .async {
             guard let operations = services.operations else {
-                return .error(GatewayError(.unimplemented, "async triggers are not available on this gateway"), requestID: request.requestID)
+                return .error(
+                    GatewayError(.unimplemented, "async triggers are not available on this gateway"),
+                    requestID: request.requestID)
             }
             return await answer(requestID: request.requestID) {
                 // Unknown pipelines are refused now, not after the operation was stored and claimed.

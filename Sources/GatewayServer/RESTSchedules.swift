@@ -26,34 +26,38 @@ extension RESTRequestHead {
         }
         switch path {
         case .listSchedules:
-            return .run(RESTWork(requestID: requestID) {
-                do {
-                    let statuses = try await scheduler.statuses()
-                    var body = ByteBufferAllocator().buffer(capacity: 512 * max(statuses.count, 1))
-                    ScheduleView.writeList(statuses, into: &body)
-                    return .json(status: 200, body: body, requestID: requestID)
-                } catch {
-                    return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
-                }
-            })
+            return .run(
+                RESTWork(requestID: requestID) {
+                    do {
+                        let statuses = try await scheduler.statuses()
+                        var body = ByteBufferAllocator().buffer(capacity: 512 * max(statuses.count, 1))
+                        ScheduleView.writeList(statuses, into: &body)
+                        return .json(status: 200, body: body, requestID: requestID)
+                    } catch {
+                        return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
+                    }
+                })
         case .scheduleAction(let name, .trigger):
-            return .run(RESTWork(requestID: requestID) {
-                await RESTOperations.answer(requestID: requestID) {
-                    try await scheduler.trigger(name: name)
-                }
-            })
+            return .run(
+                RESTWork(requestID: requestID) {
+                    await RESTOperations.answer(requestID: requestID) {
+                        try await scheduler.trigger(name: name)
+                    }
+                })
         case .scheduleAction(let name, let action):
-            return .run(RESTWork(requestID: requestID) {
-                do {
-                    let status =
-                        action == .pause ? try await scheduler.pause(name: name) : try await scheduler.resume(name: name)
-                    var body = ByteBufferAllocator().buffer(capacity: 512)
-                    ScheduleView.write(status, into: &body)
-                    return .json(status: 200, body: body, requestID: requestID)
-                } catch {
-                    return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
-                }
-            })
+            return .run(
+                RESTWork(requestID: requestID) {
+                    do {
+                        let status =
+                            action == .pause
+                            ? try await scheduler.pause(name: name) : try await scheduler.resume(name: name)
+                        var body = ByteBufferAllocator().buffer(capacity: 512)
+                        ScheduleView.write(status, into: &body)
+                        return .json(status: 200, body: body, requestID: requestID)
+                    } catch {
+                        return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
+                    }
+                })
         default:
             return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
         }

@@ -41,7 +41,8 @@ package protocol OperationStore: Sendable {
     /// Takes up to `limit` operations that are queued with `notBefore <= now`, or running with an expired
     /// lease, oldest first, among those `scope` allows; marks them running under `owner` until
     /// `now + leaseDuration`, attempts + 1. Atomic per call: two callers never take the same operation.
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws -> [Operation]
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
+        -> [Operation]
 
     /// Extends the lease; false when `owner` no longer holds the running operation.
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool

@@ -134,7 +134,9 @@ package final class PostgresOperationStore: OperationStore {
 
     /// One enqueue inside a transaction: the idempotency check (which sees rows this transaction inserted for
     /// the same key), the row, its spilled blobs.
-    private func insert(_ new: NewOperation, on connection: PostgresConnection) async throws -> (operation: Operation, created: Bool) {
+    private func insert(_ new: NewOperation, on connection: PostgresConnection) async throws -> (
+        operation: Operation, created: Bool
+    ) {
         let operation = new.operation
         let idempotencyKey = operation.idempotencyKey
         if let key = idempotencyKey, let scope = new.idempotencyScope,

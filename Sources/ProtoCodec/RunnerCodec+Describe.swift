@@ -41,8 +41,11 @@ extension RunnerCodec {
 
     package static func encodeDescribeResponse(_ description: PipelineDescription) -> ByteBuffer {
         withProtoArena { arena in
-            let m: UnsafeMutablePointer<PBDescribeResponse> = arena.message(trigger__runner__v1__describe_response__init)
-            func parameters(_ list: [PipelineDescription.Parameter]) -> UnsafeMutablePointer<UnsafeMutablePointer<PBParameter>?>? {
+            let m: UnsafeMutablePointer<PBDescribeResponse> = arena.message(
+                trigger__runner__v1__describe_response__init)
+            func parameters(_ list: [PipelineDescription.Parameter]) -> UnsafeMutablePointer<
+                UnsafeMutablePointer<PBParameter>?
+            >? {
                 let array = arena.array(of: UnsafeMutablePointer<PBParameter>?.self, count: list.count)
                 for (i, parameter) in list.enumerated() {
                     let p: UnsafeMutablePointer<PBParameter> = arena.message(trigger__runner__v1__parameter__init)
@@ -72,9 +75,13 @@ extension RunnerCodec {
                 -> [PipelineDescription.Parameter]
             {
                 try (0..<count).map { i in
-                    guard let p = list?[i] else { throw GatewayError(.invalidArgument, "DescribeResponse: empty parameter") }
+                    guard let p = list?[i] else {
+                        throw GatewayError(.invalidArgument, "DescribeResponse: empty parameter")
+                    }
                     let name = StructCodec.string(p.pointee.name)
-                    guard !name.isEmpty else { throw GatewayError(.invalidArgument, "DescribeResponse: a parameter has no name") }
+                    guard !name.isEmpty else {
+                        throw GatewayError(.invalidArgument, "DescribeResponse: a parameter has no name")
+                    }
                     return PipelineDescription.Parameter(name: name, dataType: StructCodec.string(p.pointee.data_type))
                 }
             }

@@ -157,7 +157,8 @@ package final class SQLiteOperationStore: OperationStore {
             let operation = new.operation
             binds += [
                 .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
-                .integer(Int(operation.createdAt.storeMilliseconds)), .integer(Int(operation.notBefore.storeMilliseconds)),
+                .integer(Int(operation.createdAt.storeMilliseconds)),
+                .integer(Int(operation.notBefore.storeMilliseconds)),
                 new.idempotencyScope.sqlite, operation.idempotencyKey.sqlite, .text(operation.requestDigest),
                 .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1),
             ]

@@ -25,7 +25,8 @@ extension BackendHTTPBody {
         func list(_ parameters: [PipelineDescription.Parameter]) -> Value {
             .list(parameters.map { .object(["name": .string($0.name), "data_type": .string($0.dataType)]) })
         }
-        return JSONValueCodec.encode(.object(["inputs": list(description.inputs), "outputs": list(description.outputs)]))
+        return JSONValueCodec.encode(
+            .object(["inputs": list(description.inputs), "outputs": list(description.outputs)]))
     }
 
     /// Throws `.invalidArgument` for a body that is not a description.
@@ -40,7 +41,8 @@ extension BackendHTTPBody {
                 guard case .object(let o) = item, case .string(let name)? = o["name"], !name.isEmpty,
                     case .string(let type)? = o["data_type"]
                 else {
-                    throw GatewayError(.invalidArgument, "describe response: each of \"\(key)\" needs name and data_type")
+                    throw GatewayError(
+                        .invalidArgument, "describe response: each of \"\(key)\" needs name and data_type")
                 }
                 return PipelineDescription.Parameter(name: name, dataType: type)
             }

@@ -19,7 +19,8 @@ package enum FormURLEncoded {
         for segment in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let equals = segment.firstIndex(of: UInt8(ascii: "="))
             let name = try decodeComponent(segment[..<(equals ?? segment.endIndex)])
-            let value = try equals.map { index throws(GatewayError) in try decodeComponent(segment[(index + 1)...]) } ?? ""
+            let value =
+                try equals.map { index throws(GatewayError) in try decodeComponent(segment[(index + 1)...]) } ?? ""
             pairs.append((name, value))
         }
         return pairs

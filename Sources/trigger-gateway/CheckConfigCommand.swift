@@ -17,7 +17,8 @@ struct CheckConfigCommand: ParsableCommand {
         do {
             let (configuration, digest) = try ConfigFile.load(path: file)
             let periodic = configuration.craft.deployments?.filter { $0.schedule != nil }.count ?? 0
-            let counts = "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "
+            let counts =
+                "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "
                 + "\(configuration.schedules.count) schedules"
                 + (periodic > 0 ? ", \(periodic) periodic Craft AI deployments" : "")
             print("\(file): ok (\(counts), \(digest))")

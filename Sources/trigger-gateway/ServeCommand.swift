@@ -75,7 +75,8 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             let reason = (error as? GatewayError)?.message ?? "\(error)"
             guard configuration.store.kind == .postgres else {
-                FileHandle.standardError.write(Data("trigger-gateway: cannot open the operation store: \(reason)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("trigger-gateway: cannot open the operation store: \(reason)\n".utf8))
                 throw ExitCode(1)
             }
             logger.warning(
@@ -99,7 +100,9 @@ struct ServeCommand: AsyncParsableCommand {
             reopenStore: reopenStore,
             digest: digest
         )
-        logger.info("configuration loaded", metadata: ["config.digest": "\(digest)", "config.source": "\(configuration.source)"])
+        logger.info(
+            "configuration loaded",
+            metadata: ["config.digest": "\(digest)", "config.source": "\(configuration.source)"])
         var services = app.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         let configPath = self.config
         let dataDir = self.dataDir
@@ -137,7 +140,8 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             // One line naming the address and the reason, then a non-zero exit (what systemd shows).
             var failure = error
-            do { _ = try await app.server.localAddress() } catch let listen as ListenFailure { failure = listen } catch {}
+            do { _ = try await app.server.localAddress() } catch let listen as ListenFailure { failure = listen } catch
+            {}
             FileHandle.standardError.write(Data("trigger-gateway: \(failure)\n".utf8))
             throw ExitCode(1)
         }

@@ -19,10 +19,11 @@ struct ClaimPlannerTests {
         planner.claimed(key: "demo/sleep", pool: "p")
         // 4 slots, 2 own runs holding 2 of them.
         var claims = planner.plan(batch: 64) { _ in Load(maxConcurrency: 4, inUse: 2) }
-        #expect(claims == [
-            .init(scope: .only(["demo/echo", "demo/sleep"]), limit: 2),
-            .init(scope: .excluding(["demo/echo", "demo/sleep"]), limit: 1),
-        ])
+        #expect(
+            claims == [
+                .init(scope: .only(["demo/echo", "demo/sleep"]), limit: 2),
+                .init(scope: .excluding(["demo/echo", "demo/sleep"]), limit: 1),
+            ])
         // Sync traffic holds the other two slots: nothing for this pool, only discovery.
         claims = planner.plan(batch: 64) { _ in Load(maxConcurrency: 4, inUse: 4) }
         #expect(claims == [.init(scope: .excluding(["demo/echo", "demo/sleep"]), limit: 1)])
@@ -44,10 +45,11 @@ struct ClaimPlannerTests {
         planner.claimed(key: "x/b", pool: "b")
         planner.finished(pool: "b")
         let loads = ["a": Load(maxConcurrency: 100, inUse: 0), "b": Load(maxConcurrency: 100, inUse: 0)]
-        #expect(planner.plan(batch: 64) { loads[$0] } == [
-            .init(scope: .only(["x/a"]), limit: 64), .init(scope: .only(["x/b"]), limit: 64),
-            .init(scope: .excluding(["x/a", "x/b"]), limit: 1),
-        ])
+        #expect(
+            planner.plan(batch: 64) { loads[$0] } == [
+                .init(scope: .only(["x/a"]), limit: 64), .init(scope: .only(["x/b"]), limit: 64),
+                .init(scope: .excluding(["x/a", "x/b"]), limit: 1),
+            ])
     }
 
     @Test("pipelines no route serves are claimed freely (they fail at once); a pool gone from the config is skipped")
@@ -56,9 +58,11 @@ struct ClaimPlannerTests {
         planner.claimed(key: "x/nowhere", pool: nil)
         planner.claimed(key: "x/old", pool: "removed")
         let claims = planner.plan(batch: 64) { _ in nil }
-        #expect(claims == [
-            .init(scope: .only(["x/nowhere"]), limit: 64), .init(scope: .excluding(["x/nowhere", "x/old"]), limit: 1),
-        ])
+        #expect(
+            claims == [
+                .init(scope: .only(["x/nowhere"]), limit: 64),
+                .init(scope: .excluding(["x/nowhere", "x/old"]), limit: 1),
+            ])
         #expect(planner.outstanding == ["removed": 1])
     }
 

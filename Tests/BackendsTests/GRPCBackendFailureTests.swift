@@ -69,7 +69,9 @@ struct GRPCBackendFailureTests {
             try await transport.run(makeRequest("echo"))
         }
         #expect(error?.code == .backendFailed)
-        #expect(error?.message.hasSuffix("cannot connect to an endpoint: connection refused") == true, "\(error?.message ?? "")")
+        #expect(
+            error?.message.hasSuffix("cannot connect to an endpoint: connection refused") == true,
+            "\(error?.message ?? "")")
         #expect(error?.message.contains("\(port)") == false, "backend addresses stay in the log")
     }
 
@@ -111,7 +113,9 @@ struct GRPCBackendFailureTests {
         // An HTTP/1.1 answer can arrive (and the peer close) before our HEADERS left: then the stream is
         // refused rather than answered with garbage; either way the call fails at once as backendFailed.
         let message = error?.message ?? ""
-        #expect(message.contains("answered garbage: \(reason)") || (index == 0 && message.contains("refused")), "\(message)")
+        #expect(
+            message.contains("answered garbage: \(reason)") || (index == 0 && message.contains("refused")), "\(message)"
+        )
     }
 
     @Test("a deadline ends the call with deadlineExceeded promptly and cancels the run on the backend")

@@ -58,7 +58,9 @@ struct LoopNativeCallTests {
         }
     }
 
-    @Test("at max_concurrency a call waits in the queue; past max_queue it is refused at once; a queued call can be withdrawn")
+    @Test(
+        "at max_concurrency a call waits in the queue; past max_queue it is refused at once; a queued call can be withdrawn"
+    )
     func concurrencyLimit() async throws {
         try await withGRPCBackend { backend in
             var configuration = backend.configuration
@@ -86,7 +88,8 @@ struct LoopNativeCallTests {
             _ = try? await running.get()
             let answer = try await next.get()
             #expect(answer.outputs.first?["a"] == .number(2))
-            #expect(pool.metricLines().contains { $0.line == "trigger_gateway_pool_slots_in_use{pool=\"test-pool\"} 0" })
+            #expect(
+                pool.metricLines().contains { $0.line == "trigger_gateway_pool_slots_in_use{pool=\"test-pool\"} 0" })
         }
     }
 
@@ -128,7 +131,9 @@ struct LoopNativeCallTests {
         }
     }
 
-    @Test("over max_concurrency and max_queue a stream is refused before its first event; cancelling one frees its slot and stops the backend's run")
+    @Test(
+        "over max_concurrency and max_queue a stream is refused before its first event; cancelling one frees its slot and stops the backend's run"
+    )
     func streamSlotsAndCancellation() async throws {
         try await withGRPCBackend { backend in
             var configuration = backend.configuration
@@ -162,4 +167,3 @@ struct LoopNativeCallTests {
         }
     }
 }
-

@@ -51,11 +51,13 @@ struct CraftAccessTokensTests {
         let issuer = ManualClock(2_000_060)
         let verifierClock = ManualClock(2_000_000)
         let issuing = CraftAccessTokens(key: key, lifetime: .seconds(600), now: { issuer.now })
-        let verifying = CraftAccessTokens(key: key, lifetime: .seconds(600), leeway: .seconds(60), now: { verifierClock.now })
+        let verifying = CraftAccessTokens(
+            key: key, lifetime: .seconds(600), leeway: .seconds(60), now: { verifierClock.now })
         let token = try await issuing.issue(subject: "s")
         #expect(try await verifying.verify(token) == "s")  // iat == now + 60: at the leeway
         let later = ManualClock(2_000_061)
-        let token2 = try await CraftAccessTokens(key: key, lifetime: .seconds(600), now: { later.now }).issue(subject: "s")
+        let token2 = try await CraftAccessTokens(key: key, lifetime: .seconds(600), now: { later.now }).issue(
+            subject: "s")
         await #expect(throws: CraftAccessTokens.Failure.notYetValid) { try await verifying.verify(token2) }
     }
 
@@ -69,11 +71,13 @@ struct CraftAccessTokensTests {
         let genuine = try await tokens.issue(subject: "alice")
         let parts = genuine.split(separator: ".").map(String.init)
         let payload = Data(#"{"sub":"root","iat":1,"exp":99999999999}"#.utf8).base64EncodedString()
-            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+                of: "/", with: "_")
         await #expect(throws: CraftAccessTokens.Failure.badSignature) {
             try await tokens.verify("\(parts[0]).\(payload).\(parts[2])")
         }
-        let none = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
+        let none = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(
+            of: "=", with: "")
         await #expect(throws: CraftAccessTokens.Failure.self) { try await tokens.verify("\(none).\(payload).") }
         await #expect(throws: CraftAccessTokens.Failure.malformed) { try await tokens.verify("not-a-jwt") }
     }
@@ -91,9 +95,12 @@ struct CraftAccessTokensTests {
 
         let file = "\(dir)/configured"
         try Data((String(repeating: "s", count: 32) + "\n").utf8).write(to: URL(fileURLWithPath: file))
-        #expect(try CraftSigningKey.load(secretFile: file, dataDir: dir) == Array(String(repeating: "s", count: 32).utf8))
+        #expect(
+            try CraftSigningKey.load(secretFile: file, dataDir: dir) == Array(String(repeating: "s", count: 32).utf8))
         try Data(String(repeating: "s", count: 31).utf8).write(to: URL(fileURLWithPath: file))
         #expect(throws: CraftSigningKey.KeyError.self) { try CraftSigningKey.load(secretFile: file, dataDir: dir) }
-        #expect(throws: CraftSigningKey.KeyError.self) { try CraftSigningKey.load(secretFile: "\(dir)/missing", dataDir: dir) }
+        #expect(throws: CraftSigningKey.KeyError.self) {
+            try CraftSigningKey.load(secretFile: "\(dir)/missing", dataDir: dir)
+        }
     }
 }

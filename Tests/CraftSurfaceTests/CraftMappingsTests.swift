@@ -27,11 +27,20 @@ struct CraftMappingsTests {
             .init(pipelineInputName: "z", source: .null),
         ])
         let environment: (String) -> String? = { $0 == "REGION" ? "eu" : nil }
-        let mapped = try mappings.pipelineInputs(from: ["text": .string("hi"), "z": .number(1), "extra": .bool(true)], environment: environment)
-        #expect(mapped == ["prompt": .string("hi"), "n": .number(7), "c": .list([.string("k")]), "e": .string("eu"), "extra": .bool(true)])
+        let mapped = try mappings.pipelineInputs(
+            from: ["text": .string("hi"), "z": .number(1), "extra": .bool(true)], environment: environment)
+        #expect(
+            mapped == [
+                "prompt": .string("hi"), "n": .number(7), "c": .list([.string("k")]), "e": .string("eu"),
+                "extra": .bool(true),
+            ])
 
-        #expect(throws: GatewayError.self) { try mappings.pipelineInputs(from: ["count": .number(1)], environment: environment) }
-        #expect(throws: GatewayError.self) { try mappings.pipelineInputs(from: ["text": .string("x")], environment: { _ in nil }) }
+        #expect(throws: GatewayError.self) {
+            try mappings.pipelineInputs(from: ["count": .number(1)], environment: environment)
+        }
+        #expect(throws: GatewayError.self) {
+            try mappings.pipelineInputs(from: ["text": .string("x")], environment: { _ in nil })
+        }
     }
 
     @Test("output destinations: renamed, dropped by is_null, unmapped ones pass; the label round-trips")
@@ -51,19 +60,28 @@ struct CraftMappingsTests {
     @Test("the SDK's inputs_mapping / outputs_mapping fields parse; datastore paths are refused")
     func sdkFields() throws {
         let inputs = try CraftMappings.inputMappings(
-            json: ByteBuffer(string: #"[{"pipeline_input_name":"a","constant_value":3,"is_required":false},{"pipeline_input_name":"b","environment_variable_name":"HOME"},{"pipeline_input_name":"c","is_null":true}]"#),
+            json: ByteBuffer(
+                string:
+                    #"[{"pipeline_input_name":"a","constant_value":3,"is_required":false},{"pipeline_input_name":"b","environment_variable_name":"HOME"},{"pipeline_input_name":"c","is_null":true}]"#
+            ),
             limits: .defaults
         )
         #expect(inputs.map(\.source) == [.constant(.number(3)), .environmentVariable("HOME"), .null])
         #expect(throws: GatewayError.self) {
-            try CraftMappings.inputMappings(json: ByteBuffer(string: #"[{"pipeline_input_name":"a","datastore_path":"x"}]"#), limits: .defaults)
+            try CraftMappings.inputMappings(
+                json: ByteBuffer(string: #"[{"pipeline_input_name":"a","datastore_path":"x"}]"#), limits: .defaults)
         }
         let outputs = try CraftMappings.outputMappings(
-            json: ByteBuffer(string: #"[{"pipeline_output_name":"o","endpoint_output_name":"p"},{"pipeline_output_name":"q","is_null":true}]"#),
+            json: ByteBuffer(
+                string:
+                    #"[{"pipeline_output_name":"o","endpoint_output_name":"p"},{"pipeline_output_name":"q","is_null":true}]"#
+            ),
             limits: .defaults
         )
         #expect(outputs.map(\.destination) == [.endpointOutput("p"), .null])
-        #expect(throws: GatewayError.self) { try CraftMappings.outputMappings(json: ByteBuffer(string: "{}"), limits: .defaults) }
+        #expect(throws: GatewayError.self) {
+            try CraftMappings.outputMappings(json: ByteBuffer(string: "{}"), limits: .defaults)
+        }
     }
 
     @Test("a configured deployment's mappings: constants and defaults decoded from their JSON")
@@ -106,7 +124,8 @@ struct CraftMappingsTests {
 
     @Test("run_pipeline bodies: form json_inputs; multipart json_inputs plus file parts; conflicts and unknown fields")
     func pipelineRunBodies() throws {
-        var run = try CraftRequestBody.form(ByteBuffer(string: "json_inputs=%7B%22prompt%22%3A+%22hello+world%22%7D")).pipelineRun(limits: .defaults)
+        var run = try CraftRequestBody.form(ByteBuffer(string: "json_inputs=%7B%22prompt%22%3A+%22hello+world%22%7D"))
+            .pipelineRun(limits: .defaults)
         #expect(run.inputs == ["prompt": .string("hello world")])
         run = try CraftRequestBody.multipart([
             MultipartPart(name: "json_inputs", body: ByteBuffer(string: #"{"n":1}"#)),
@@ -120,15 +139,24 @@ struct CraftMappingsTests {
                 MultipartPart(name: "doc", fileName: "doc", body: ByteBuffer(string: "PDF")),
             ]).pipelineRun(limits: .defaults)
         }
-        #expect(throws: GatewayError.self) { try CraftRequestBody.form(ByteBuffer(string: "other=1")).pipelineRun(limits: .defaults) }
-        #expect(throws: GatewayError.self) { try CraftRequestBody.json(ByteBuffer(string: "{}")).pipelineRun(limits: .defaults) }
+        #expect(throws: GatewayError.self) {
+            try CraftRequestBody.form(ByteBuffer(string: "other=1")).pipelineRun(limits: .defaults)
+        }
+        #expect(throws: GatewayError.self) {
+            try CraftRequestBody.json(ByteBuffer(string: "{}")).pipelineRun(limits: .defaults)
+        }
     }
 
     @Test("endpoint bodies: JSON object, empty, multipart with JSON-encoded fields and files")
     func endpointBodies() throws {
         #expect(try CraftRequestBody.json(ByteBuffer()).endpointInputs(limits: .defaults) == [:])
-        #expect(try CraftRequestBody.json(ByteBuffer(string: #"{"a":[1]}"#)).endpointInputs(limits: .defaults) == ["a": .list([.number(1)])])
-        #expect(throws: GatewayError.self) { try CraftRequestBody.json(ByteBuffer(string: "[1]")).endpointInputs(limits: .defaults) }
+        #expect(
+            try CraftRequestBody.json(ByteBuffer(string: #"{"a":[1]}"#)).endpointInputs(limits: .defaults) == [
+                "a": .list([.number(1)])
+            ])
+        #expect(throws: GatewayError.self) {
+            try CraftRequestBody.json(ByteBuffer(string: "[1]")).endpointInputs(limits: .defaults)
+        }
         let inputs = try CraftRequestBody.multipart([
             MultipartPart(name: "prompt", body: ByteBuffer(string: #""hello""#)),
             MultipartPart(name: "n", body: ByteBuffer(string: "3")),

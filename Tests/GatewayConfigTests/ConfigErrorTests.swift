@@ -121,7 +121,8 @@ struct ConfigErrorTests {
         Case(yaml: "timeouts: {preface: 0s}\n", path: "timeouts.preface", message: "0s is too short"),
         Case(yaml: "timeouts: {request_header: 0s}\n", path: "timeouts.request_header", message: "0s is too short"),
         Case(yaml: "timeouts: {body_progress: -1s}\n", path: "timeouts.body_progress", message: "expected a duration"),
-        Case(yaml: "timeouts: {write_progress: soon}\n", path: "timeouts.write_progress", message: "expected a duration"),
+        Case(
+            yaml: "timeouts: {write_progress: soon}\n", path: "timeouts.write_progress", message: "expected a duration"),
         Case(
             yaml: "pools:\n  - {name: a, transport: inprocess, max_concurrency: 0}\n",
             path: "pools[0].max_concurrency",
@@ -143,12 +144,14 @@ struct ConfigErrorTests {
             message: "only http pools take a path (grpc pools call grpc.health.v1.Health/Check)"
         ),
         Case(
-            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], health_check: {unhealthy_threshold: 0}}\n",
+            yaml:
+                "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], health_check: {unhealthy_threshold: 0}}\n",
             path: "pools[0].health_check.unhealthy_threshold",
             message: "0 is out of range 1...100"
         ),
         Case(
-            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], health_check: {interval: 1s, timeout: 1001ms}}\n",
+            yaml:
+                "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], health_check: {interval: 1s, timeout: 1001ms}}\n",
             path: "pools[0].health_check.timeout",
             message: "timeout (1001ms) must not be longer than interval (1s)"
         ),

@@ -12,7 +12,9 @@ struct CraftConfigurationTests {
         #expect(craft.maxIOBytes == 60_000)
         #expect(craft.jwtSecretFile == nil)
         #expect(craft.deployments == nil)
-        #expect(craft.deployment(named: "echo") == CraftDeploymentConfiguration(name: "echo", pipeline: "echo", endpointURLPath: "echo"))
+        #expect(
+            craft.deployment(named: "echo")
+                == CraftDeploymentConfiguration(name: "echo", pipeline: "echo", endpointURLPath: "echo"))
         #expect(craft.deployment(endpointURLPath: "upper")?.pipeline == "upper")
     }
 
@@ -50,12 +52,19 @@ struct CraftConfigurationTests {
         #expect(craft.maxIOBytes == 1024)
         #expect(craft.jwtSecretFile == "/etc/key")
         #expect(craft.accessTokenLifetime == .seconds(600))
-        #expect(craft.pipelines == [.init(name: "p", inputs: [.init(name: "f", dataType: "file")], outputs: [.init(name: "o", dataType: "json")])])
+        #expect(
+            craft.pipelines == [
+                .init(
+                    name: "p", inputs: [.init(name: "f", dataType: "file")],
+                    outputs: [.init(name: "o", dataType: "json")])
+            ])
         let d = try #require(craft.deployments?.first)
         #expect(d.release == "v1" && d.endpointURLPath == "dee" && d.tokens == ["alice"] && d.maxIOBytes == 100)
-        #expect(d.inputMappings?.map(\.source) == [
-            .endpointInput("A"), .constant(json: #"[1,"x",true,null,{"k":2.5}]"#), .environmentVariable("HOME"), .null,
-        ])
+        #expect(
+            d.inputMappings?.map(\.source) == [
+                .endpointInput("A"), .constant(json: #"[1,"x",true,null,{"k":2.5}]"#), .environmentVariable("HOME"),
+                .null,
+            ])
         #expect(d.inputMappings?.first?.isRequired == true)
         #expect(d.outputMappings?.map(\.destination) == [.endpointOutput("O"), .null])
         #expect(craft.deployment(named: "p") == nil)
@@ -64,39 +73,69 @@ struct CraftConfigurationTests {
 
     @Test("bounds are inclusive: the shortest and longest accepted values parse")
     func edges() throws {
-        var craft = try GatewayConfiguration.parse(yaml: "craft: {long_poll_wait: 1ms, max_io_bytes: 1, access_token_lifetime: 121s}", source: "e.yaml").craft
+        var craft = try GatewayConfiguration.parse(
+            yaml: "craft: {long_poll_wait: 1ms, max_io_bytes: 1, access_token_lifetime: 121s}", source: "e.yaml"
+        ).craft
         #expect(craft.longPollWait == .milliseconds(1))
         #expect(craft.maxIOBytes == 1)
         #expect(craft.accessTokenLifetime == .seconds(121))
         // store.max_wait (60 s by default) bounds the wait: equal to it is fine.
         craft = try GatewayConfiguration.parse(yaml: "craft: {long_poll_wait: 60s}", source: "e.yaml").craft
         #expect(craft.longPollWait == .seconds(60))
-        craft = try GatewayConfiguration.parse(yaml: "store: {max_wait: 600s}\ncraft: {long_poll_wait: 600s}", source: "e.yaml").craft
+        craft = try GatewayConfiguration.parse(
+            yaml: "store: {max_wait: 600s}\ncraft: {long_poll_wait: 600s}", source: "e.yaml"
+        ).craft
         #expect(craft.longPollWait == .seconds(600))
         // An empty deployments list is explicit: no deployment at all (not the implicit ones).
         craft = try GatewayConfiguration.parse(yaml: "craft: {deployments: []}", source: "e.yaml").craft
         #expect(craft.deployment(named: "echo") == nil)
     }
 
-    @Test("invalid craft keys are errors naming the key", arguments: [
-        ("craft: {namespce: x}", "craft.namespce"),
-        ("craft: {long_poll_wait: 0s}", "craft.long_poll_wait"),
-        ("store: {max_wait: 1h}\ncraft: {long_poll_wait: 601s}", "craft.long_poll_wait"),
-        ("craft: {long_poll_wait: 61s}", "craft.long_poll_wait"),
-        ("store: {max_wait: 10s}\ncraft: {long_poll_wait: 11s}", "craft.long_poll_wait"),
-        ("craft: {max_io_bytes: 0}", "craft.max_io_bytes"),
-        ("craft: {access_token_lifetime: 120s}", "craft.access_token_lifetime"),
-        ("craft: {pipelines: [{name: p, inputs: [{name: a, data_type: blob}]}]}", "craft.pipelines[0].inputs[0].data_type"),
-        ("craft: {deployments: [{name: d}]}", "craft.deployments[0].pipeline"),
-        ("craft: {deployments: [{name: d, pipeline: p, execution_rule: cron}]}", "craft.deployments[0].execution_rule"),
-        ("craft: {deployments: [{name: d, pipeline: p, execution_rule: periodic}]}", "craft.deployments[0].schedule"),
-        ("craft: {deployments: [{name: d, pipeline: p, tokens: [nobody]}]}", "craft.deployments[0].tokens[0]"),
-        ("craft: {deployments: [{name: d, pipeline: p, endpoint_url_path: v1}]}", "craft.deployments[0].endpoint_url_path"),
-        ("craft: {deployments: [{name: d, pipeline: p}, {name: e, pipeline: p, endpoint_url_path: d}]}", "craft.deployments[1].endpoint_url_path"),
-        ("craft: {deployments: [{name: d, pipeline: p, input_mappings: [{pipeline_input_name: a}]}]}", "craft.deployments[0].input_mappings[0]"),
-        ("craft: {deployments: [{name: d, pipeline: p, input_mappings: [{pipeline_input_name: a, constant_value: 1, is_required: true}]}]}", "craft.deployments[0].input_mappings[0]"),
-        ("craft: {deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, is_null: false}]}]}", "craft.deployments[0].output_mappings[0].is_null"),
-    ])
+    @Test(
+        "invalid craft keys are errors naming the key",
+        arguments: [
+            ("craft: {namespce: x}", "craft.namespce"),
+            ("craft: {long_poll_wait: 0s}", "craft.long_poll_wait"),
+            ("store: {max_wait: 1h}\ncraft: {long_poll_wait: 601s}", "craft.long_poll_wait"),
+            ("craft: {long_poll_wait: 61s}", "craft.long_poll_wait"),
+            ("store: {max_wait: 10s}\ncraft: {long_poll_wait: 11s}", "craft.long_poll_wait"),
+            ("craft: {max_io_bytes: 0}", "craft.max_io_bytes"),
+            ("craft: {access_token_lifetime: 120s}", "craft.access_token_lifetime"),
+            (
+                "craft: {pipelines: [{name: p, inputs: [{name: a, data_type: blob}]}]}",
+                "craft.pipelines[0].inputs[0].data_type"
+            ),
+            ("craft: {deployments: [{name: d}]}", "craft.deployments[0].pipeline"),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, execution_rule: cron}]}",
+                "craft.deployments[0].execution_rule"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, execution_rule: periodic}]}",
+                "craft.deployments[0].schedule"
+            ),
+            ("craft: {deployments: [{name: d, pipeline: p, tokens: [nobody]}]}", "craft.deployments[0].tokens[0]"),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, endpoint_url_path: v1}]}",
+                "craft.deployments[0].endpoint_url_path"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p}, {name: e, pipeline: p, endpoint_url_path: d}]}",
+                "craft.deployments[1].endpoint_url_path"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, input_mappings: [{pipeline_input_name: a}]}]}",
+                "craft.deployments[0].input_mappings[0]"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, input_mappings: [{pipeline_input_name: a, constant_value: 1, is_required: true}]}]}",
+                "craft.deployments[0].input_mappings[0]"
+            ),
+            (
+                "craft: {deployments: [{name: d, pipeline: p, output_mappings: [{pipeline_output_name: a, is_null: false}]}]}",
+                "craft.deployments[0].output_mappings[0].is_null"
+            ),
+        ])
     func invalid(yaml: String, path: String) {
         do {
             _ = try GatewayConfiguration.parse(yaml: yaml, source: "bad.yaml")
@@ -108,8 +147,10 @@ struct CraftConfigurationTests {
 
     @Test("scripts/example-config.yaml parses, craft section included")
     func exampleConfig() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let config = try GatewayConfiguration.load(path: root.appendingPathComponent("scripts/example-config.yaml").path)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let config = try GatewayConfiguration.load(
+            path: root.appendingPathComponent("scripts/example-config.yaml").path)
         #expect(config.craft.deployments?.first?.name == "shout")
         #expect(config.craft.deployments?.first?.inputMappings?.count == 2)
         let periodic = config.craft.deployment(named: "nightly-shout")

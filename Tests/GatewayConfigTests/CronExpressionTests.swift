@@ -38,63 +38,91 @@ struct CronExpressionTests {
 
     // 2026-01-01 is a Thursday.
     static let grammar: [Case] = [
-        Case(feature: "step over *", expression: "*/15 * * * *", after: "2026-01-01T00:07:00Z",
-             expected: ["2026-01-01T00:15:00Z", "2026-01-01T00:30:00Z", "2026-01-01T00:45:00Z"]),
-        Case(feature: "range", expression: "0 9-11 * * *", after: "2026-01-01T10:30:00Z",
-             expected: ["2026-01-01T11:00:00Z", "2026-01-02T09:00:00Z", "2026-01-02T10:00:00Z"]),
-        Case(feature: "list", expression: "0 0 1,15 * *", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-15T00:00:00Z", "2026-02-01T00:00:00Z", "2026-02-15T00:00:00Z"]),
-        Case(feature: "range with step", expression: "10-30/10 * * * *", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z", "2026-01-01T00:30:00Z"]),
-        Case(feature: "start with step (A/S)", expression: "5/20 * * * *", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-01T00:05:00Z", "2026-01-01T00:25:00Z", "2026-01-01T00:45:00Z"]),
-        Case(feature: "month names, any case", expression: "0 0 1 JAN,jul *", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-07-01T00:00:00Z", "2027-01-01T00:00:00Z", "2027-07-01T00:00:00Z"]),
-        Case(feature: "day names in a range", expression: "0 12 * * MON-FRI", after: "2026-01-02T12:00:00Z",
-             expected: ["2026-01-05T12:00:00Z", "2026-01-06T12:00:00Z", "2026-01-07T12:00:00Z"]),
-        Case(feature: "day-of-week 7 is Sunday", expression: "0 0 * * 7", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-04T00:00:00Z", "2026-01-11T00:00:00Z", "2026-01-18T00:00:00Z"]),
-        Case(feature: "both day fields restricted: either matches", expression: "0 0 13 * FRI",
-             after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-02T00:00:00Z", "2026-01-09T00:00:00Z", "2026-01-13T00:00:00Z"]),
-        Case(feature: "a day field starting with *: both must match", expression: "0 0 */2 * MON",
-             after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-05T00:00:00Z", "2026-01-19T00:00:00Z", "2026-02-09T00:00:00Z"]),
-        Case(feature: "? in a day field", expression: "0 0 ? * MON", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-05T00:00:00Z", "2026-01-12T00:00:00Z", "2026-01-19T00:00:00Z"]),
-        Case(feature: "leading seconds field", expression: "*/20 * * * * *", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-01T00:00:20Z", "2026-01-01T00:00:40Z", "2026-01-01T00:01:00Z"]),
-        Case(feature: "fixed seconds", expression: "30 0 12 * * *", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-01T12:00:30Z", "2026-01-02T12:00:30Z", "2026-01-03T12:00:30Z"]),
-        Case(feature: "@hourly", expression: "@hourly", after: "2026-01-01T00:30:00Z",
-             expected: ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z", "2026-01-01T03:00:00Z"]),
-        Case(feature: "@daily", expression: "@daily", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]),
-        Case(feature: "@midnight", expression: "@midnight", after: "2026-01-01T23:59:59Z",
-             expected: ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]),
-        Case(feature: "@weekly (Sundays)", expression: "@weekly", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-04T00:00:00Z", "2026-01-11T00:00:00Z", "2026-01-18T00:00:00Z"]),
-        Case(feature: "@monthly", expression: "@monthly", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"]),
-        Case(feature: "@yearly", expression: "@yearly", after: "2026-01-01T00:00:00Z",
-             expected: ["2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z", "2029-01-01T00:00:00Z"]),
-        Case(feature: "@annually", expression: "@ANNUALLY", after: "2026-06-01T00:00:00Z",
-             expected: ["2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z", "2029-01-01T00:00:00Z"]),
-        Case(feature: "@every, anchored on the epoch", expression: "@every 90s", after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-01T00:01:30Z", "2026-01-01T00:03:00Z", "2026-01-01T00:04:30Z"]),
-        Case(feature: "@every with a compound duration", expression: "@every 1m30s", after: "2026-01-01T00:00:10Z",
-             expected: ["2026-01-01T00:01:30Z", "2026-01-01T00:03:00Z", "2026-01-01T00:04:30Z"]),
-        Case(feature: "31st: months without one are skipped", expression: "0 0 31 * *", after: "2026-01-31T00:00:00Z",
-             expected: ["2026-03-31T00:00:00Z", "2026-05-31T00:00:00Z", "2026-07-31T00:00:00Z"]),
-        Case(feature: "Feb 29: leap years only", expression: "0 0 29 2 *", after: "2026-01-01T00:00:00Z",
-             expected: ["2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z", "2036-02-29T00:00:00Z"]),
-        Case(feature: "Feb 29 across a century that is not leap", expression: "0 0 29 2 *", after: "2096-03-01T00:00:00Z",
-             expected: ["2104-02-29T00:00:00Z", "2108-02-29T00:00:00Z", "2112-02-29T00:00:00Z"]),
-        Case(feature: "year end", expression: "59 23 31 12 *", after: "2026-06-01T00:00:00Z",
-             expected: ["2026-12-31T23:59:00Z", "2027-12-31T23:59:00Z", "2028-12-31T23:59:00Z"]),
-        Case(feature: "whitespace around and tabs between fields", expression: "  0\t0 * * *  ",
-             after: "2026-01-01T00:00:00Z",
-             expected: ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]),
+        Case(
+            feature: "step over *", expression: "*/15 * * * *", after: "2026-01-01T00:07:00Z",
+            expected: ["2026-01-01T00:15:00Z", "2026-01-01T00:30:00Z", "2026-01-01T00:45:00Z"]),
+        Case(
+            feature: "range", expression: "0 9-11 * * *", after: "2026-01-01T10:30:00Z",
+            expected: ["2026-01-01T11:00:00Z", "2026-01-02T09:00:00Z", "2026-01-02T10:00:00Z"]),
+        Case(
+            feature: "list", expression: "0 0 1,15 * *", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-15T00:00:00Z", "2026-02-01T00:00:00Z", "2026-02-15T00:00:00Z"]),
+        Case(
+            feature: "range with step", expression: "10-30/10 * * * *", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z", "2026-01-01T00:30:00Z"]),
+        Case(
+            feature: "start with step (A/S)", expression: "5/20 * * * *", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-01T00:05:00Z", "2026-01-01T00:25:00Z", "2026-01-01T00:45:00Z"]),
+        Case(
+            feature: "month names, any case", expression: "0 0 1 JAN,jul *", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-07-01T00:00:00Z", "2027-01-01T00:00:00Z", "2027-07-01T00:00:00Z"]),
+        Case(
+            feature: "day names in a range", expression: "0 12 * * MON-FRI", after: "2026-01-02T12:00:00Z",
+            expected: ["2026-01-05T12:00:00Z", "2026-01-06T12:00:00Z", "2026-01-07T12:00:00Z"]),
+        Case(
+            feature: "day-of-week 7 is Sunday", expression: "0 0 * * 7", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-04T00:00:00Z", "2026-01-11T00:00:00Z", "2026-01-18T00:00:00Z"]),
+        Case(
+            feature: "both day fields restricted: either matches", expression: "0 0 13 * FRI",
+            after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-02T00:00:00Z", "2026-01-09T00:00:00Z", "2026-01-13T00:00:00Z"]),
+        Case(
+            feature: "a day field starting with *: both must match", expression: "0 0 */2 * MON",
+            after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-05T00:00:00Z", "2026-01-19T00:00:00Z", "2026-02-09T00:00:00Z"]),
+        Case(
+            feature: "? in a day field", expression: "0 0 ? * MON", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-05T00:00:00Z", "2026-01-12T00:00:00Z", "2026-01-19T00:00:00Z"]),
+        Case(
+            feature: "leading seconds field", expression: "*/20 * * * * *", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-01T00:00:20Z", "2026-01-01T00:00:40Z", "2026-01-01T00:01:00Z"]),
+        Case(
+            feature: "fixed seconds", expression: "30 0 12 * * *", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-01T12:00:30Z", "2026-01-02T12:00:30Z", "2026-01-03T12:00:30Z"]),
+        Case(
+            feature: "@hourly", expression: "@hourly", after: "2026-01-01T00:30:00Z",
+            expected: ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z", "2026-01-01T03:00:00Z"]),
+        Case(
+            feature: "@daily", expression: "@daily", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]),
+        Case(
+            feature: "@midnight", expression: "@midnight", after: "2026-01-01T23:59:59Z",
+            expected: ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]),
+        Case(
+            feature: "@weekly (Sundays)", expression: "@weekly", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-04T00:00:00Z", "2026-01-11T00:00:00Z", "2026-01-18T00:00:00Z"]),
+        Case(
+            feature: "@monthly", expression: "@monthly", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"]),
+        Case(
+            feature: "@yearly", expression: "@yearly", after: "2026-01-01T00:00:00Z",
+            expected: ["2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z", "2029-01-01T00:00:00Z"]),
+        Case(
+            feature: "@annually", expression: "@ANNUALLY", after: "2026-06-01T00:00:00Z",
+            expected: ["2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z", "2029-01-01T00:00:00Z"]),
+        Case(
+            feature: "@every, anchored on the epoch", expression: "@every 90s", after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-01T00:01:30Z", "2026-01-01T00:03:00Z", "2026-01-01T00:04:30Z"]),
+        Case(
+            feature: "@every with a compound duration", expression: "@every 1m30s", after: "2026-01-01T00:00:10Z",
+            expected: ["2026-01-01T00:01:30Z", "2026-01-01T00:03:00Z", "2026-01-01T00:04:30Z"]),
+        Case(
+            feature: "31st: months without one are skipped", expression: "0 0 31 * *", after: "2026-01-31T00:00:00Z",
+            expected: ["2026-03-31T00:00:00Z", "2026-05-31T00:00:00Z", "2026-07-31T00:00:00Z"]),
+        Case(
+            feature: "Feb 29: leap years only", expression: "0 0 29 2 *", after: "2026-01-01T00:00:00Z",
+            expected: ["2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z", "2036-02-29T00:00:00Z"]),
+        Case(
+            feature: "Feb 29 across a century that is not leap", expression: "0 0 29 2 *",
+            after: "2096-03-01T00:00:00Z",
+            expected: ["2104-02-29T00:00:00Z", "2108-02-29T00:00:00Z", "2112-02-29T00:00:00Z"]),
+        Case(
+            feature: "year end", expression: "59 23 31 12 *", after: "2026-06-01T00:00:00Z",
+            expected: ["2026-12-31T23:59:00Z", "2027-12-31T23:59:00Z", "2028-12-31T23:59:00Z"]),
+        Case(
+            feature: "whitespace around and tabs between fields", expression: "  0\t0 * * *  ",
+            after: "2026-01-01T00:00:00Z",
+            expected: ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]),
     ]
 
     @Test("grammar features and their next fire times", arguments: grammar)
@@ -132,27 +160,34 @@ struct CronExpressionTests {
     // America/New_York 2026: 2026-03-08 02:00 EST → 03:00 EDT (07:00Z); 2026-11-01 02:00 EDT → 01:00 EST (06:00Z).
     // Europe/Berlin 2026: 2026-03-29 02:00 CET → 03:00 CEST (01:00Z); 2026-10-25 03:00 CEST → 02:00 CET (01:00Z).
     static let daylightSaving: [Case] = [
-        Case(feature: "spring forward, fixed time in the gap fires once when the gap ends (New York)",
-             expression: "30 2 * * *", after: "2026-03-07T12:00:00Z",
-             expected: ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z", "2026-03-10T06:30:00Z"]),
-        Case(feature: "spring forward, a gap time and the gap's end time fire once together",
-             expression: "0 2,3 * * *", after: "2026-03-08T05:00:00Z",
-             expected: ["2026-03-08T07:00:00Z", "2026-03-09T06:00:00Z", "2026-03-09T07:00:00Z"]),
-        Case(feature: "spring forward, wildcard hour skips the missing local time",
-             expression: "30 * * * *", after: "2026-03-08T05:00:00Z",
-             expected: ["2026-03-08T05:30:00Z", "2026-03-08T06:30:00Z", "2026-03-08T07:30:00Z"]),
-        Case(feature: "spring forward, hourly stays one real hour apart",
-             expression: "@hourly", after: "2026-03-08T05:30:00Z",
-             expected: ["2026-03-08T06:00:00Z", "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z"]),
-        Case(feature: "fall back, fixed time in the repeated hour fires only the first time (New York)",
-             expression: "30 1 * * *", after: "2026-10-31T12:00:00Z",
-             expected: ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z", "2026-11-03T06:30:00Z"]),
-        Case(feature: "fall back, hourly fires in both occurrences of the repeated hour",
-             expression: "0 * * * *", after: "2026-11-01T04:30:00Z",
-             expected: ["2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z"]),
-        Case(feature: "fall back, wildcard minutes in a fixed hour follow real time",
-             expression: "*/30 1 * * *", after: "2026-11-01T04:30:00Z",
-             expected: ["2026-11-01T05:00:00Z", "2026-11-01T05:30:00Z", "2026-11-01T06:00:00Z"]),
+        Case(
+            feature: "spring forward, fixed time in the gap fires once when the gap ends (New York)",
+            expression: "30 2 * * *", after: "2026-03-07T12:00:00Z",
+            expected: ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z", "2026-03-10T06:30:00Z"]),
+        Case(
+            feature: "spring forward, a gap time and the gap's end time fire once together",
+            expression: "0 2,3 * * *", after: "2026-03-08T05:00:00Z",
+            expected: ["2026-03-08T07:00:00Z", "2026-03-09T06:00:00Z", "2026-03-09T07:00:00Z"]),
+        Case(
+            feature: "spring forward, wildcard hour skips the missing local time",
+            expression: "30 * * * *", after: "2026-03-08T05:00:00Z",
+            expected: ["2026-03-08T05:30:00Z", "2026-03-08T06:30:00Z", "2026-03-08T07:30:00Z"]),
+        Case(
+            feature: "spring forward, hourly stays one real hour apart",
+            expression: "@hourly", after: "2026-03-08T05:30:00Z",
+            expected: ["2026-03-08T06:00:00Z", "2026-03-08T07:00:00Z", "2026-03-08T08:00:00Z"]),
+        Case(
+            feature: "fall back, fixed time in the repeated hour fires only the first time (New York)",
+            expression: "30 1 * * *", after: "2026-10-31T12:00:00Z",
+            expected: ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z", "2026-11-03T06:30:00Z"]),
+        Case(
+            feature: "fall back, hourly fires in both occurrences of the repeated hour",
+            expression: "0 * * * *", after: "2026-11-01T04:30:00Z",
+            expected: ["2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z"]),
+        Case(
+            feature: "fall back, wildcard minutes in a fixed hour follow real time",
+            expression: "*/30 1 * * *", after: "2026-11-01T04:30:00Z",
+            expected: ["2026-11-01T05:00:00Z", "2026-11-01T05:30:00Z", "2026-11-01T06:00:00Z"]),
     ]
 
     @Test("daylight saving in America/New_York", arguments: daylightSaving)
@@ -271,7 +306,8 @@ struct CronExpressionTests {
         let justUnder = cron.dueTicks(after: base, through: now, in: utc, catchupWindow: .seconds(29))
         #expect(justUnder.fire == [80, 90, 100].map { base.addingTimeInterval($0) })
         // Handled ticks never fire again, whatever the window.
-        let handled = cron.dueTicks(after: base.addingTimeInterval(80), through: now, in: utc, catchupWindow: .seconds(60))
+        let handled = cron.dueTicks(
+            after: base.addingTimeInterval(80), through: now, in: utc, catchupWindow: .seconds(60))
         #expect(handled.fire == [90, 100].map { base.addingTimeInterval($0) })
     }
 

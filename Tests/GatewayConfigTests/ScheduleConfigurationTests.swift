@@ -17,22 +17,23 @@ struct ScheduleConfigurationTests {
 
     @Test("every key parses; defaults are UTC, overlap skip, one empty input, latest missed tick only, active")
     func parses() throws {
-        let yaml = Self.routes + """
-            schedules:
-              - name: nightly-report
-                cron: "30 2 * * MON-FRI"
-                timezone: Europe/Paris
-                route: {namespace: acme, pipeline: report, release: v2}
-                inputs:
-                  - {text: hello, count: 3, ratio: 0.5, on: true, quoted: "42", nothing: ~, list: [1, two], nested: {a: b}}
-                  - {}
-                overlap: cancel_previous
-                catchup_window: 2h
-                paused: true
-              - name: heartbeat
-                cron: "@every 1s"
-                route: {namespace: demo, pipeline: echo}
-            """
+        let yaml =
+            Self.routes + """
+                schedules:
+                  - name: nightly-report
+                    cron: "30 2 * * MON-FRI"
+                    timezone: Europe/Paris
+                    route: {namespace: acme, pipeline: report, release: v2}
+                    inputs:
+                      - {text: hello, count: 3, ratio: 0.5, on: true, quoted: "42", nothing: ~, list: [1, two], nested: {a: b}}
+                      - {}
+                    overlap: cancel_previous
+                    catchup_window: 2h
+                    paused: true
+                  - name: heartbeat
+                    cron: "@every 1s"
+                    route: {namespace: demo, pipeline: echo}
+                """
         let config = try GatewayConfiguration.parse(yaml: yaml, source: "s.yaml")
         #expect(config.schedules.count == 2)
         let nightly = config.schedules[0]
@@ -185,10 +186,11 @@ struct ScheduleConfigurationTests {
 
     @Test("catchup_window: 1s is the shortest accepted")
     func catchupEdge() throws {
-        let yaml = Self.routes + """
-            schedules:
-              - {name: a, cron: "@daily", catchup_window: 1s, route: {namespace: demo, pipeline: echo}}
-            """
+        let yaml =
+            Self.routes + """
+                schedules:
+                  - {name: a, cron: "@daily", catchup_window: 1s, route: {namespace: demo, pipeline: echo}}
+                """
         #expect(try GatewayConfiguration.parse(yaml: yaml, source: "s.yaml").schedules[0].catchupWindow == .seconds(1))
     }
 }

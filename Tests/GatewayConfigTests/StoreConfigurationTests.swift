@@ -55,7 +55,10 @@ struct StoreConfigurationTests {
             ("store: {retry_backoff: 5s, max_retry_backoff: 1s}", "t.yaml: store.max_retry_backoff: 1s is shorter"),
             ("store: {table_prefix: Bad-Prefix}", "t.yaml: store.table_prefix: \"Bad-Prefix\" may only use"),
             ("store: {leese: 1s}", "t.yaml: store.leese: unknown key (did you mean \"lease\"?)"),
-            ("store: {health_interval: 49ms}", "t.yaml: store.health_interval: 49ms is too short: must be at least 50ms"),
+            (
+                "store: {health_interval: 49ms}",
+                "t.yaml: store.health_interval: 49ms is too short: must be at least 50ms"
+            ),
             ("store: {health_interval: 2001ms}", "t.yaml: store.health_interval: must be at most 2s"),
         ])
     func errors(yaml: String, expected: String) {
@@ -67,7 +70,9 @@ struct StoreConfigurationTests {
         }
     }
 
-    @Test("limits at the edge are accepted", arguments: [("max_attempts", "1"), ("max_attempts", "100"), ("lease", "100ms"), ("workers", "10000")])
+    @Test(
+        "limits at the edge are accepted",
+        arguments: [("max_attempts", "1"), ("max_attempts", "100"), ("lease", "100ms"), ("workers", "10000")])
     func edges(key: String, value: String) throws {
         _ = try GatewayConfiguration.parse(yaml: "store: {\(key): \(value)}", source: "t.yaml")
     }
@@ -89,12 +94,13 @@ struct WebhookConfigurationTests {
 
     @Test("a webhook parses into its endpoint, path, secret and retry settings")
     func parses() throws {
-        let yaml = Self.pools + """
-            routes:
-              - namespace: a
-                pool: demo
-                webhook: {url: "http://127.0.0.1:9000/hooks/x", secret: k, max_attempts: 3, backoff: 2s, timeout: 5s}
-            """
+        let yaml =
+            Self.pools + """
+                routes:
+                  - namespace: a
+                    pool: demo
+                    webhook: {url: "http://127.0.0.1:9000/hooks/x", secret: k, max_attempts: 3, backoff: 2s, timeout: 5s}
+                """
         let webhook = try #require(try GatewayConfiguration.parse(yaml: yaml, source: "t.yaml").routes[0].webhook)
         #expect(webhook.endpoint == BackendEndpoint(host: "127.0.0.1", port: 9000))
         #expect(webhook.path == "/hooks/x")

@@ -53,9 +53,12 @@ struct AbacusRESTTests {
         }
     }
 
-    @Test("a method an action does not take: 405 in the envelope, Allow listing exactly the methods it takes",
-          arguments: [("OPTIONS", "runPipeline", "POST"), ("GET", "runPipeline", "POST"),
-                      ("PUT", "version", "GET, HEAD, POST"), ("DELETE", "describePipeline", "GET, HEAD, POST")])
+    @Test(
+        "a method an action does not take: 405 in the envelope, Allow listing exactly the methods it takes",
+        arguments: [
+            ("OPTIONS", "runPipeline", "POST"), ("GET", "runPipeline", "POST"),
+            ("PUT", "version", "GET, HEAD, POST"), ("DELETE", "describePipeline", "GET, HEAD, POST"),
+        ])
     func methodNotAllowed(method: String, action: String, allow: String) async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()

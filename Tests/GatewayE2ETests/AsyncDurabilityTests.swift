@@ -54,7 +54,8 @@ struct AsyncDurabilityTests {
             attempts = (operation["metadata"] as? [String: Any])?["attempts"] as? Int ?? 0
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            finished = ((operation["metadata"] as? [String: Any])?["finishTime"] as? String).flatMap(formatter.date(from:))
+            finished = ((operation["metadata"] as? [String: Any])?["finishTime"] as? String).flatMap(
+                formatter.date(from:))
         }
     }
 
@@ -72,7 +73,8 @@ struct AsyncDurabilityTests {
                     var out: [(String, Final)] = []
                     for name in mine {
                         let remaining = clock.now.duration(to: end)
-                        out.append((name, Final(try await client.waitDone(name, timeout: max(remaining, .milliseconds(1))))))
+                        out.append(
+                            (name, Final(try await client.waitDone(name, timeout: max(remaining, .milliseconds(1))))))
                     }
                     await client.client.close()
                     return out
@@ -211,7 +213,8 @@ struct AsyncDurabilityTests {
         let dataDir = Self.temporaryPath("tg-kill9-batch")
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let config = Self.temporaryPath("tg-kill9-batch") + ".yaml"
-        try "store: {lease: 1500ms, workers: 32, poll_interval: 100ms}\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try "store: {lease: 1500ms, workers: 32, poll_interval: 100ms}\n".write(
+            toFile: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: config) }
         let first = try await Self.startGateway(dataDir: dataDir, config: config)
         let progress = KillProgress()
@@ -271,7 +274,9 @@ struct AsyncDurabilityTests {
         """
 
     /// A config file for a gateway on the throwaway PostgreSQL (in a fresh table prefix), `extra` YAML appended.
-    static func postgresConfig(lease: String, workers: Int, extra: String = "") throws -> (path: String, prefix: String)? {
+    static func postgresConfig(lease: String, workers: Int, extra: String = "") throws -> (
+        path: String, prefix: String
+    )? {
         let environment = ProcessInfo.processInfo.environment
         guard let url = environment["TG_POSTGRES_URL"], !url.isEmpty else {
             if environment["TG_ALLOW_NO_POSTGRES"] != "1" { Issue.record(Comment(rawValue: postgresMissing)) }
@@ -280,15 +285,15 @@ struct AsyncDurabilityTests {
         let prefix = "e2e\(UUID().uuidString.prefix(8).lowercased())_"
         let path = temporaryPath("tg-pg") + ".yaml"
         try """
-            store:
-              kind: postgres
-              url: "\(url)"
-              table_prefix: \(prefix)
-              lease: \(lease)
-              workers: \(workers)
-              poll_interval: 100ms
-            \(extra)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        store:
+          kind: postgres
+          url: "\(url)"
+          table_prefix: \(prefix)
+          lease: \(lease)
+          workers: \(workers)
+          poll_interval: 100ms
+        \(extra)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         return (path, prefix)
     }
 
@@ -373,7 +378,11 @@ struct AsyncDurabilityTests {
         }
         let a = try await Self.startGateway(dataDir: dirA, config: config)
         let b = try await Self.startGateway(dataDir: dirB, config: config)
-        defer { Task { await a.stop(); await b.stop() } }
+        defer {
+            Task {
+                await a.stop(); await b.stop()
+            }
+        }
         let clientA = try await AsyncClient.connect(port: a.port)
         var names: [String] = []
         for n in 0..<6 {
@@ -414,7 +423,11 @@ struct AsyncDurabilityTests {
         }
         let a = try await Self.startGateway(dataDir: dirA, config: config)
         let b = try await Self.startGateway(dataDir: dirB, config: config)
-        defer { Task { await a.stop(); await b.stop() } }
+        defer {
+            Task {
+                await a.stop(); await b.stop()
+            }
+        }
         let clientA = try await AsyncClient.connect(port: a.port)
         var names: [String] = []
         for n in 0..<30 {
@@ -427,7 +440,8 @@ struct AsyncDurabilityTests {
             #expect(finals[name]?.metadataState == "succeeded", "\(String(describing: finals[name]))")
             #expect(finals[name]?.n == n)
         }
-        let viaGRPC = try await AsyncGRPCTests.run("get", port: b.port, [String(names[0].dropFirst("operations/".count))])
+        let viaGRPC = try await AsyncGRPCTests.run(
+            "get", port: b.port, [String(names[0].dropFirst("operations/".count))])
         #expect((viaGRPC["outputs"] as? [[String: Any]])?.first?["n"] as? Int == 0, "\(viaGRPC)")
         // Unknown ids are NOT_FOUND on B as on A.
         let missing = try await AsyncGRPCTests.run("get", port: b.port, ["00000000000000000000000000"])

@@ -89,7 +89,8 @@ struct AsyncGRPCTests {
         guard output.status == 0,
             let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
         else {
-            throw Peers.PeerError.failed("async gRPC \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)")
+            throw Peers.PeerError.failed(
+                "async gRPC \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)")
         }
         return object
     }
@@ -103,8 +104,9 @@ struct AsyncGRPCTests {
             #expect(accepted["done"] as? Bool == false)
             let final = try #require(answer["final"] as? [String: Any])
             #expect(final["done"] as? Bool == true, "\(final)")
-            #expect(final["response_type"] as? String
-                == "type.googleapis.com/pipeline.pipeline.v1beta.TriggerNamespacePipelineResponse")
+            #expect(
+                final["response_type"] as? String
+                    == "type.googleapis.com/pipeline.pipeline.v1beta.TriggerNamespacePipelineResponse")
             #expect((final["outputs"] as? [[String: Any]])?.first?["p"] as? String == "GRPC ASYNC", "\(final)")
             #expect((final["metadata"] as? [String: Any])?["state"] as? String == "succeeded")
         }
@@ -127,7 +129,8 @@ struct AsyncGRPCTests {
         }
     }
 
-    @Test("GetOperation of an unknown id is NOT_FOUND; idempotency-key metadata dedupes, another body is ALREADY_EXISTS")
+    @Test(
+        "GetOperation of an unknown id is NOT_FOUND; idempotency-key metadata dedupes, another body is ALREADY_EXISTS")
     func notFoundAndIdempotency() async throws {
         try await withTestGateway { gateway in
             var answer = try await Self.run("get", port: gateway.port, ["00000000000000000000000000"])

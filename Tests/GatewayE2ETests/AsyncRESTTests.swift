@@ -249,7 +249,9 @@ struct AsyncRESTTests {
 /// A store whose every call fails as unreachable: what the frontends see when PostgreSQL is down.
 final class UnavailableStore: OperationStore {
     func unavailable() -> GatewayError { GatewayError(.unavailable, "operation store unavailable: test store is down") }
-    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (operation: Operation, created: Bool) {
+    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (
+        operation: Operation, created: Bool
+    ) {
         throw unavailable()
     }
     func get(id: String) async throws -> Operation? { throw unavailable() }
@@ -257,7 +259,9 @@ final class UnavailableStore: OperationStore {
         operations: [Operation], nextPageToken: String?
     ) { throw unavailable() }
     func cancel(id: String) async throws -> Operation { throw unavailable() }
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws -> [Operation] {
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
+        -> [Operation]
+    {
         throw unavailable()
     }
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {

@@ -10,10 +10,13 @@ struct AuthTests {
           - {name: bob, token: s3cret-bob}
         """
 
-    @Test("Bearer and bare tokens pass; missing or wrong tokens are 401 JSON errors", arguments: [
-        (nil, 401), ("Bearer wrong", 401), ("Bearer s3cret-alice", 200), ("s3cret-bob", 200), ("bearer s3cret-bob", 200),
-        ("Bearer s3cret-alic", 401), ("Bearer s3cret-alicee", 401),
-    ] as [(String?, Int)])
+    @Test(
+        "Bearer and bare tokens pass; missing or wrong tokens are 401 JSON errors",
+        arguments: [
+            (nil, 401), ("Bearer wrong", 401), ("Bearer s3cret-alice", 200), ("s3cret-bob", 200),
+            ("bearer s3cret-bob", 200),
+            ("Bearer s3cret-alic", 401), ("Bearer s3cret-alicee", 401),
+        ] as [(String?, Int)])
     func tokens(authorization: String?, status: Int) async throws {
         try await withTestGateway(yaml: Self.config) { gateway in
             let client = try await gateway.client()

@@ -25,7 +25,8 @@ struct BackendPairingTests {
                 let client = try await gateway.client()
                 var response = try await client.request(
                     "POST", "/v1beta/namespaces/demo/pipelines/upper/releases/r2/trigger", headers: jsonHeaders,
-                    body: ByteBuffer(string: #"{"data":[{"variable":{"w":"abc","n":{"k":["x"]}}},{"variable":{"w":"d"}}]}"#)
+                    body: ByteBuffer(
+                        string: #"{"data":[{"variable":{"w":"abc","n":{"k":["x"]}}},{"variable":{"w":"d"}}]}"#)
                 )
                 #expect(response.status == 200, "\(response.bodyString)")
                 let outs = try outputs(response.body)

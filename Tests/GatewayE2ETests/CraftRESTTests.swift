@@ -22,7 +22,9 @@ struct CraftRESTTests {
     static func bearer(_ token: String) -> [(String, String)] { [("authorization", "Bearer \(token)")] }
 
     /// Starts an execution of `pipeline` with form-encoded `json_inputs`; returns its id.
-    static func run(_ client: TestHTTPClient, _ token: String, _ pipeline: String, _ inputsJSON: String) async throws -> String {
+    static func run(_ client: TestHTTPClient, _ token: String, _ pipeline: String, _ inputsJSON: String) async throws
+        -> String
+    {
         let encoded = inputsJSON.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
         let response = try await client.request(
             "POST", "/api/v1/pipelines/\(pipeline)/run",
@@ -42,12 +44,16 @@ struct CraftRESTTests {
             #expect(parts.count == 3)
             var header = String(parts[0])
             while header.count % 4 != 0 { header += "=" }
-            let decoded = try #require(Data(base64Encoded: header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")))
+            let decoded = try #require(
+                Data(
+                    base64Encoded: header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(
+                        of: "_", with: "/")))
             #expect((try JSONSerialization.jsonObject(with: decoded) as? [String: Any])?["alg"] as? String == "HS256")
 
             var response = try await client.request("GET", "/api/v1/pipelines/echo")
             #expect(response.status == 401)
-            #expect((try json(response.body)["message"] as? String)?.contains("Bearer") == true, "\(response.bodyString)")
+            #expect(
+                (try json(response.body)["message"] as? String)?.contains("Bearer") == true, "\(response.bodyString)")
             response = try await client.request("GET", "/api/v1/pipelines/echo", headers: Self.bearer("not.a.jwt"))
             #expect(response.status == 401)
             // The same claims with the signature's first character changed: a forgery. (Not the last one: of a
@@ -65,7 +71,8 @@ struct CraftRESTTests {
 
     @Test("pipeline descriptions: blob-info declares a file input, others none, config overrides, unknown is 404")
     func describeInProcess() async throws {
-        let yaml = "craft:\n  pipelines:\n    - {name: echo, inputs: [{name: doc, data_type: file}, {name: n, data_type: number}]}\n"
+        let yaml =
+            "craft:\n  pipelines:\n    - {name: echo, inputs: [{name: doc, data_type: file}, {name: n, data_type: number}]}\n"
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await gateway.client()
             let token = try await Self.accessToken(client)
@@ -96,7 +103,8 @@ struct CraftRESTTests {
             try await withTestGateway(yaml: yaml) { gateway in
                 let client = try await gateway.client()
                 let token = try await Self.accessToken(client)
-                var response = try await client.request("GET", "/api/v1/pipelines/blob-info", headers: Self.bearer(token))
+                var response = try await client.request(
+                    "GET", "/api/v1/pipelines/blob-info", headers: Self.bearer(token))
                 let inputs = (try json(response.body)["parameters"] as? [String: Any])?["inputs"] as? [[String: String]]
                 #expect(inputs == [["name": "file", "data_type": "file"]], "\(response.bodyString)")
                 response = try await client.request("GET", "/api/v1/pipelines/not-there", headers: Self.bearer(token))
@@ -105,7 +113,9 @@ struct CraftRESTTests {
         }
     }
 
-    @Test("the long-poll: an execution that ends during the wait is answered then; one that outlasts it gets 307 to itself")
+    @Test(
+        "the long-poll: an execution that ends during the wait is answered then; one that outlasts it gets 307 to itself"
+    )
     func longPollEdges() async throws {
         try await withTestGateway(yaml: "craft: {long_poll_wait: 3s}\n") { gateway in
             let client = try await gateway.client()
@@ -182,7 +192,8 @@ struct CraftRESTTests {
             let id = try #require(try json(response.body)["execution_id"] as? String)
             response = try await client.request("GET", "/endpoints/v1/mapped-path/executions/\(id)?token=any")
             #expect(response.status == 200, "\(response.bodyString)")
-            let outputs = try #require(try json(response.body)["outputs"] as? [String: [String: Any]], "\(response.bodyString)")
+            let outputs = try #require(
+                try json(response.body)["outputs"] as? [String: [String: Any]], "\(response.bodyString)")
             #expect(outputs["answer"]?["value"] as? String == "hi")
             #expect(outputs["n"]?["value"] as? Int == 7)
             let source = outputs["source"]?["value"] as? [String: Any]
@@ -192,7 +203,9 @@ struct CraftRESTTests {
 
             // The pipeline did receive the environment variable (the operation's request shows it).
             let operation = try await gateway.store.get(id: id)
-            #expect(operation?.request.inputs.first?.variables["path"]?.stringValue == ProcessInfo.processInfo.environment["PATH"])
+            #expect(
+                operation?.request.inputs.first?.variables["path"]?.stringValue
+                    == ProcessInfo.processInfo.environment["PATH"])
             #expect(operation?.request.inputs.first?.variables["gone"] == nil)
 
             // A required input missing: 400 with a message.
@@ -205,7 +218,8 @@ struct CraftRESTTests {
 
             // The deployment's name is not an endpoint path.
             response = try await client.request(
-                "POST", "/endpoints/mapped", headers: jsonHeaders + [("authorization", "EndpointToken any")], body: try jsonBody([:])
+                "POST", "/endpoints/mapped", headers: jsonHeaders + [("authorization", "EndpointToken any")],
+                body: try jsonBody([:])
             )
             #expect(response.status == 404)
         }
@@ -250,14 +264,17 @@ struct CraftRESTTests {
             let client = try await gateway.client()
             let token = try await Self.accessToken(client)
             let form = Self.bearer(token) + [("content-type", "application/x-www-form-urlencoded")]
-            var response = try await client.request("POST", "/api/v1/pipelines/echo/run", headers: form, body: ByteBuffer(string: "json_inputs=%7"))
+            var response = try await client.request(
+                "POST", "/api/v1/pipelines/echo/run", headers: form, body: ByteBuffer(string: "json_inputs=%7"))
             #expect(response.status == 400)
             #expect((try json(response.body)["message"] as? String)?.contains("percent-escape") == true)
-            response = try await client.request("POST", "/api/v1/pipelines/echo/run", headers: form, body: ByteBuffer(string: "jsn_inputs=%7B%7D"))
+            response = try await client.request(
+                "POST", "/api/v1/pipelines/echo/run", headers: form, body: ByteBuffer(string: "jsn_inputs=%7B%7D"))
             #expect(response.status == 400)
             #expect((try json(response.body)["message"] as? String)?.contains("jsn_inputs") == true)
             response = try await client.request(
-                "POST", "/api/v1/pipelines/echo/run", headers: Self.bearer(token) + jsonHeaders, body: ByteBuffer(string: "{}")
+                "POST", "/api/v1/pipelines/echo/run", headers: Self.bearer(token) + jsonHeaders,
+                body: ByteBuffer(string: "{}")
             )
             #expect(response.status == 415)
         }
@@ -272,26 +289,35 @@ struct CraftRESTTests {
             try Data(bytes).write(to: file)
             defer { try? FileManager.default.removeItem(at: file) }
             let base = "http://127.0.0.1:\(gateway.port)"
-            var out = try await TestProcess.run(curl, [
-                "-s", "--http2-prior-knowledge", "-H", "Authorization: EndpointToken t",
-                "-F", "file=@\(file.path)", "-F", "label=\"x\"", "\(base)/endpoints/blob-info",
-            ])
+            var out = try await TestProcess.run(
+                curl,
+                [
+                    "-s", "--http2-prior-knowledge", "-H", "Authorization: EndpointToken t",
+                    "-F", "file=@\(file.path)", "-F", "label=\"x\"", "\(base)/endpoints/blob-info",
+                ])
             let started = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
             let id = try #require(started?["execution_id"] as? String, "\(out.stdoutString) \(out.stderr)")
-            out = try await TestProcess.run(curl, ["-s", "--http2-prior-knowledge", "\(base)/endpoints/v1/blob-info/executions/\(id)?token=t"])
+            out = try await TestProcess.run(
+                curl, ["-s", "--http2-prior-knowledge", "\(base)/endpoints/v1/blob-info/executions/\(id)?token=t"])
             let answer = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
             let outputs = try #require(answer?["outputs"] as? [String: [String: Any]], "\(out.stdoutString)")
             #expect((outputs["file"]?["value"] as? [String: Any])?["sha256"] as? String == (try sha256Hex(bytes)))
 
             // A file output's url is absolute, built from :authority, and serves the bytes over h2c too.
-            out = try await TestProcess.run(curl, [
-                "-s", "--http2-prior-knowledge", "-H", "Authorization: EndpointToken t", "-F", "doc=@\(file.path)",
-                "\(base)/endpoints/echo",
-            ])
-            let echoID = try #require((try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any])?["execution_id"] as? String)
-            out = try await TestProcess.run(curl, ["-s", "--http2-prior-knowledge", "\(base)/endpoints/v1/echo/executions/\(echoID)?token=t"])
+            out = try await TestProcess.run(
+                curl,
+                [
+                    "-s", "--http2-prior-knowledge", "-H", "Authorization: EndpointToken t", "-F", "doc=@\(file.path)",
+                    "\(base)/endpoints/echo",
+                ])
+            let echoID = try #require(
+                (try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any])?["execution_id"] as? String)
+            out = try await TestProcess.run(
+                curl, ["-s", "--http2-prior-knowledge", "\(base)/endpoints/v1/echo/executions/\(echoID)?token=t"])
             let echoed = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
-            let url = try #require(((echoed?["outputs"] as? [String: Any])?["doc"] as? [String: Any])?["url"] as? String, "\(out.stdoutString)")
+            let url = try #require(
+                ((echoed?["outputs"] as? [String: Any])?["doc"] as? [String: Any])?["url"] as? String,
+                "\(out.stdoutString)")
             #expect(url == "\(base)/endpoints/v1/echo/executions/\(echoID)/outputs/doc")
             out = try await TestProcess.run(curl, ["-s", "--http2-prior-knowledge", "\(url)?token=t"])
             #expect(Array(out.stdout) == bytes)
@@ -316,11 +342,13 @@ struct CraftRESTTests {
             )
             #expect(response.status == 404, "\(response.bodyString)")
             #expect(started.duration(to: clock.now) < .seconds(4), "held for the 5 s wait")
-            response = try await client.request("POST", "/v1beta/operations/\(id):cancel", headers: [("authorization", "Bearer ALICE")])
+            response = try await client.request(
+                "POST", "/v1beta/operations/\(id):cancel", headers: [("authorization", "Bearer ALICE")])
             #expect(response.status == 200, "\(response.bodyString)")
 
             response = try await client.request(
-                "POST", "/endpoints/echo", headers: jsonHeaders + [("authorization", "EndpointToken ALICE")], body: try jsonBody(["a": 1])
+                "POST", "/endpoints/echo", headers: jsonHeaders + [("authorization", "EndpointToken ALICE")],
+                body: try jsonBody(["a": 1])
             )
             let echoID = try #require(try json(response.body)["execution_id"] as? String)
             response = try await client.request("GET", "/endpoints/v1/upper/executions/\(echoID)?token=ALICE")
@@ -346,19 +374,22 @@ struct CraftRESTTests {
             response = try await client.request("GET", "/api/v1/deployments/nope", headers: Self.bearer(token))
             #expect(response.status == 404)
 
-            response = try await client.request("GET", "/api/v1/deployments/echo/executions/latest", headers: Self.bearer(token))
+            response = try await client.request(
+                "GET", "/api/v1/deployments/echo/executions/latest", headers: Self.bearer(token))
             #expect(response.status == 204)
             #expect(response.body.readableBytes == 0)
             var ids: [String] = []
             for n in 1...2 {
                 response = try await client.request(
-                    "POST", "/api/v1/deployments/echo/executions", headers: Self.bearer(token) + jsonHeaders, body: try jsonBody(["n": n])
+                    "POST", "/api/v1/deployments/echo/executions", headers: Self.bearer(token) + jsonHeaders,
+                    body: try jsonBody(["n": n])
                 )
                 ids.append(try #require(try json(response.body)["execution_id"] as? String, "\(response.bodyString)"))
             }
             // A run of the same pipeline outside the deployment is not the deployment's.
             _ = try await Self.run(client, token, "echo", #"{"n":3}"#)
-            response = try await client.request("GET", "/api/v1/deployments/echo/executions/latest", headers: Self.bearer(token))
+            response = try await client.request(
+                "GET", "/api/v1/deployments/echo/executions/latest", headers: Self.bearer(token))
             #expect(try json(response.body)["execution_id"] as? String == ids[1], "\(response.bodyString)")
         }
     }
@@ -368,12 +399,15 @@ struct CraftRESTTests {
         try await withTestGateway(yaml: "craft:\n  deployments:\n    - {name: one, pipeline: upper}\n") { gateway in
             let client = try await gateway.client()
             let headers = jsonHeaders + [("authorization", "EndpointToken t")]
-            var response = try await client.request("POST", "/endpoints/one", headers: headers, body: try jsonBody(["a": "b"]))
+            var response = try await client.request(
+                "POST", "/endpoints/one", headers: headers, body: try jsonBody(["a": "b"]))
             #expect(response.status == 200, "\(response.bodyString)")
             try gateway.reload(yaml: "craft:\n  deployments:\n    - {name: two, pipeline: upper}\n")
-            response = try await client.request("POST", "/endpoints/one", headers: headers, body: try jsonBody(["a": "b"]))
+            response = try await client.request(
+                "POST", "/endpoints/one", headers: headers, body: try jsonBody(["a": "b"]))
             #expect(response.status == 404)
-            response = try await client.request("POST", "/endpoints/two", headers: headers, body: try jsonBody(["a": "b"]))
+            response = try await client.request(
+                "POST", "/endpoints/two", headers: headers, body: try jsonBody(["a": "b"]))
             #expect(response.status == 200, "\(response.bodyString)")
         }
     }
@@ -386,13 +420,16 @@ struct CraftRESTTests {
         let keyFile = dir.appendingPathComponent("key").path
         try Data(String(repeating: "k", count: 40).utf8).write(to: URL(fileURLWithPath: keyFile))
         let shared = "craft: {jwt_secret_file: \(keyFile)}\n"
-        let tokenFromA = try await withTestGateway(yaml: shared) { a in try await Self.accessToken(try await a.client()) }
+        let tokenFromA = try await withTestGateway(yaml: shared) { a in try await Self.accessToken(try await a.client())
+        }
         try await withTestGateway(yaml: shared) { b in
-            let response = try await b.client().request("GET", "/api/v1/pipelines/echo", headers: Self.bearer(tokenFromA))
+            let response = try await b.client().request(
+                "GET", "/api/v1/pipelines/echo", headers: Self.bearer(tokenFromA))
             #expect(response.status == 200, "\(response.bodyString)")
         }
         try await withTestGateway { c in
-            let response = try await c.client().request("GET", "/api/v1/pipelines/echo", headers: Self.bearer(tokenFromA))
+            let response = try await c.client().request(
+                "GET", "/api/v1/pipelines/echo", headers: Self.bearer(tokenFromA))
             #expect(response.status == 401, "\(response.bodyString)")
         }
     }

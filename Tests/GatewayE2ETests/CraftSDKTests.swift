@@ -25,7 +25,8 @@ struct CraftSDKTests {
     @Test("run_pipeline with JSON inputs: refresh, describe, form-encoded run, outputs")
     func runPipelineJSON() async throws {
         try await withTestGateway { gateway in
-            let answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"prompt":"hello world","n":3,"l":[1,"x"]}"#])
+            let answer = try await Peers.craft(
+                "run_json", port: gateway.port, ["echo", #"{"prompt":"hello world","n":3,"l":[1,"x"]}"#])
             let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
             #expect(outputs["prompt"] as? String == "hello world")
             #expect(outputs["n"] as? Int == 3)
@@ -37,11 +38,13 @@ struct CraftSDKTests {
     @Test("run_pipeline with inputs_mapping and outputs_mapping: a constant and an is_null source, a dropped output")
     func runPipelineMapped() async throws {
         try await withTestGateway { gateway in
-            let answer = try await Peers.craft("run_mapped", port: gateway.port, [
-                "echo", #"{"prompt":"p","drop":"d"}"#,
-                #"[{"pipeline_input_name":"c","constant_value":5},{"pipeline_input_name":"drop","is_null":true}]"#,
-                #"[{"pipeline_output_name":"prompt","is_null":true}]"#,
-            ])
+            let answer = try await Peers.craft(
+                "run_mapped", port: gateway.port,
+                [
+                    "echo", #"{"prompt":"p","drop":"d"}"#,
+                    #"[{"pipeline_input_name":"c","constant_value":5},{"pipeline_input_name":"drop","is_null":true}]"#,
+                    #"[{"pipeline_output_name":"prompt","is_null":true}]"#,
+                ])
             let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
             #expect(outputs["c"] as? Int == 5, "the constant reached the pipeline: \(outputs)")
             #expect(outputs["drop"] == nil, "an is_null input is not given to the pipeline: \(outputs)")
@@ -55,7 +58,8 @@ struct CraftSDKTests {
         try await withTestGateway { gateway in
             let bytes: [UInt8] = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
             let hex = bytes.map { String(format: "%02x", $0) }.joined()
-            let answer = try await Peers.craft("run_file", port: gateway.port, ["blob-info", "file", "-"], stdin: Data(hex.utf8))
+            let answer = try await Peers.craft(
+                "run_file", port: gateway.port, ["blob-info", "file", "-"], stdin: Data(hex.utf8))
             let outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
             let info = try #require(outputs["file"] as? [String: Any], "\(answer)")
             #expect(info["sha256"] as? String == (try sha256Hex(bytes)))
@@ -79,7 +83,8 @@ struct CraftSDKTests {
     @Test("trigger_endpoint with wait_for_completion true, and a file output fetched from its url")
     func triggerEndpointWaits() async throws {
         try await withTestGateway { gateway in
-            var answer = try await Peers.craft("trigger", port: gateway.port, ["upper", "EP-TOKEN", #"{"prompt":"hello"}"#, "true"])
+            var answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["upper", "EP-TOKEN", #"{"prompt":"hello"}"#, "true"])
             var outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
             #expect(outputs["prompt"] as? String == "HELLO")
             #expect(count(answer, status: 200, pathContaining: "/endpoints/upper") == 1, "\(answer)")
@@ -93,7 +98,8 @@ struct CraftSDKTests {
 
             // Files and parameters together: multipart whose parameter fields are JSON-encoded.
             answer = try await Peers.craft(
-                "trigger_file", port: gateway.port, ["echo", "EP-TOKEN", "doc", "0102", #"{"prompt":"hi","n":3,"o":{"a":[true]}}"#]
+                "trigger_file", port: gateway.port,
+                ["echo", "EP-TOKEN", "doc", "0102", #"{"prompt":"hi","n":3,"o":{"a":[true]}}"#]
             )
             outputs = try #require(try result(answer)["outputs"] as? [String: Any], "\(answer)")
             #expect(outputs["prompt"] as? String == "hi")
@@ -132,9 +138,11 @@ struct CraftSDKTests {
     @Test("trigger_endpoint without a token goes through /api/v1/deployments/{name}/executions and the 307 loop")
     func triggerWithoutToken() async throws {
         try await withTestGateway { gateway in
-            let answer = try await Peers.craft("trigger", port: gateway.port, ["upper", "-", #"{"prompt":"api"}"#, "true"])
+            let answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["upper", "-", #"{"prompt":"api"}"#, "true"])
             #expect((try result(answer)["outputs"] as? [String: Any])?["prompt"] as? String == "API", "\(answer)")
-            #expect(count(answer, status: 200, pathContaining: "/api/v1/deployments/upper/executions") == 1, "\(answer)")
+            #expect(
+                count(answer, status: 200, pathContaining: "/api/v1/deployments/upper/executions") == 1, "\(answer)")
         }
     }
 
@@ -148,13 +156,15 @@ struct CraftSDKTests {
             #expect(rounds >= 2 && rounds <= 30, "\(rounds) rounds: \(answer)")
 
             // The endpoint read: `requests` follows the 307 to the same URL.
-            answer = try await Peers.craft("trigger", port: gateway.port, ["sleep", "EP-TOKEN", #"{"ms":1200}"#, "true"])
+            answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["sleep", "EP-TOKEN", #"{"ms":1200}"#, "true"])
             #expect((try result(answer)["outputs"] as? [String: Any])?["ms"] as? Int == 1200, "\(answer)")
             #expect(count(answer, status: 307, pathContaining: "/endpoints/v1/sleep/executions/") >= 1, "\(answer)")
         }
     }
 
-    @Test("with tokens configured: a wrong endpoint token is 401, a wrong SDK token fails the refresh, a good one works")
+    @Test(
+        "with tokens configured: a wrong endpoint token is 401, a wrong SDK token fails the refresh, a good one works")
     func tokens() async throws {
         let yaml = """
             tokens:
@@ -166,7 +176,8 @@ struct CraftSDKTests {
             """
         try await withTestGateway(yaml: yaml) { gateway in
             var answer = try await Peers.craft(
-                "trigger", port: gateway.port, ["shout", "WRONG-TOKEN", #"{"prompt":"x"}"#, "true"], sdkToken: "ALICE-SECRET"
+                "trigger", port: gateway.port, ["shout", "WRONG-TOKEN", #"{"prompt":"x"}"#, "true"],
+                sdkToken: "ALICE-SECRET"
             )
             var failure = try error(answer)
             #expect(failure["status_code"] as? Int == 401, "\(answer)")
@@ -174,17 +185,20 @@ struct CraftSDKTests {
 
             // bob is a configured token, but not one this deployment lists.
             answer = try await Peers.craft(
-                "trigger", port: gateway.port, ["shout", "BOB-SECRET", #"{"prompt":"x"}"#, "true"], sdkToken: "ALICE-SECRET"
+                "trigger", port: gateway.port, ["shout", "BOB-SECRET", #"{"prompt":"x"}"#, "true"],
+                sdkToken: "ALICE-SECRET"
             )
             #expect(try error(answer)["status_code"] as? Int == 403, "\(answer)")
 
-            answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"a":1}"#], sdkToken: "NOT-CONFIGURED")
+            answer = try await Peers.craft(
+                "run_json", port: gateway.port, ["echo", #"{"a":1}"#], sdkToken: "NOT-CONFIGURED")
             failure = try error(answer)
             #expect(failure["status_code"] as? Int == 401, "\(answer)")
             #expect(count(answer, status: 401, pathContaining: "/api/v1/auth/refresh") == 1, "\(answer)")
 
             answer = try await Peers.craft(
-                "trigger", port: gateway.port, ["shout", "ALICE-SECRET", #"{"prompt":"ok"}"#, "true"], sdkToken: "BOB-SECRET"
+                "trigger", port: gateway.port, ["shout", "ALICE-SECRET", #"{"prompt":"ok"}"#, "true"],
+                sdkToken: "BOB-SECRET"
             )
             #expect((try result(answer)["outputs"] as? [String: Any])?["prompt"] as? String == "OK", "\(answer)")
         }
@@ -204,7 +218,8 @@ struct CraftSDKTests {
             let message = failure["message"] as? String ?? ""
             #expect(message.contains("1001 bytes") && message.contains("cap of 1000 bytes"), "\(message)")
 
-            answer = try await Peers.craft("trigger", port: gateway.port, ["echo", "EP", "{\"s\":\"\(atCap)x\"}", "true"])
+            answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["echo", "EP", "{\"s\":\"\(atCap)x\"}", "true"])
             #expect(try error(answer)["status_code"] as? Int == 413, "\(answer)")
         }
     }
@@ -212,12 +227,14 @@ struct CraftSDKTests {
     @Test("a failing pipeline is an SdkException with the pipeline's message and status")
     func failingPipeline() async throws {
         try await withTestGateway { gateway in
-            var answer = try await Peers.craft("run_json", port: gateway.port, ["fail", #"{"message":"boom","code":"FAILED_PRECONDITION"}"#])
+            var answer = try await Peers.craft(
+                "run_json", port: gateway.port, ["fail", #"{"message":"boom","code":"FAILED_PRECONDITION"}"#])
             var failure = try error(answer)
             #expect(failure["message"] as? String == "boom", "\(answer)")
             #expect(failure["status_code"] as? Int == 400 || failure["status_code"] as? Int == 409, "\(answer)")
 
-            answer = try await Peers.craft("trigger", port: gateway.port, ["fail", "EP", #"{"message":"kaput"}"#, "true"])
+            answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["fail", "EP", #"{"message":"kaput"}"#, "true"])
             failure = try error(answer)
             #expect(failure["message"] as? String == "kaput", "\(answer)")
             #expect(failure["status_code"] as? Int == 500, "\(answer)")

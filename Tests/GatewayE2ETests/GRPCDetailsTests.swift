@@ -34,15 +34,19 @@ struct GRPCDetailsTests {
     static func curlH2(port: Int, contentType: String, body: [UInt8], headers: [String] = []) async throws -> String {
         let curl = try #require(TestProcess.which("curl"))
         let args =
-            ["-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-H", "content-type: \(contentType)", "-H", "te: trailers"]
+            [
+                "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-H", "content-type: \(contentType)",
+                "-H", "te: trailers",
+            ]
             + headers.flatMap { ["-H", $0] } + ["--data-binary", "@-", "http://127.0.0.1:\(port)\(path)"]
         let out = try await TestProcess.run(curl, args, stdin: Data(body))
         #expect(out.status == 0, "\(out.stderr)")
         return out.stdoutString.lowercased()
     }
 
-    @Test("grpcToInProcessCompressedFlag: a compressed message without grpc-encoding is INTERNAL naming the flag; the same message uncompressed passes",
-          arguments: [(UInt8(0), "grpc-status: 0"), (UInt8(1), "grpc-status: 13")])
+    @Test(
+        "grpcToInProcessCompressedFlag: a compressed message without grpc-encoding is INTERNAL naming the flag; the same message uncompressed passes",
+        arguments: [(UInt8(0), "grpc-status: 0"), (UInt8(1), "grpc-status: 13")])
     func compressedFlag(flag: UInt8, status: String) async throws {
         try await withTestGateway { gateway in
             let headers = try await Self.curlH2(
@@ -65,14 +69,17 @@ struct GRPCDetailsTests {
         }
     }
 
-    @Test("grpcioCompressedToInProcessSync: grpcio's gzip and deflate calls are read, and answered in kind",
-          arguments: ["gzip", "deflate"])
+    @Test(
+        "grpcioCompressedToInProcessSync: grpcio's gzip and deflate calls are read, and answered in kind",
+        arguments: ["gzip", "deflate"])
     func grpcioCompressed(encoding: String) async throws {
         try await withTestGateway { gateway in
             let answer = try await Peers.grpcio(
                 "compressed", port: gateway.port, [encoding, #"[{"x":"\#(String(repeating: "y", count: 500))"}]"#]
             )
-            #expect((answer["outputs"] as? [[String: Any]])?.first?["x"] as? String == String(repeating: "y", count: 500), "\(answer)")
+            #expect(
+                (answer["outputs"] as? [[String: Any]])?.first?["x"] as? String == String(repeating: "y", count: 500),
+                "\(answer)")
         }
     }
 
@@ -84,11 +91,14 @@ struct GRPCDetailsTests {
             let compressed = try await TestProcess.run(gzip, ["-c", "-n"], stdin: Data(Self.echoRequest))
             let body = FileManager.default.temporaryDirectory.appendingPathComponent("tg-gz-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: body) }
-            let out = try await TestProcess.run(curl, [
-                "-sS", "--http2-prior-knowledge", "-D", "-", "-o", body.path, "-H", "content-type: application/grpc",
-                "-H", "te: trailers", "-H", "grpc-encoding: gzip", "-H", "grpc-accept-encoding: gzip",
-                "--data-binary", "@-", "http://127.0.0.1:\(gateway.port)\(Self.path)",
-            ], stdin: Data(Self.framed(Array(compressed.stdout), flag: 1)))
+            let out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http2-prior-knowledge", "-D", "-", "-o", body.path, "-H",
+                    "content-type: application/grpc",
+                    "-H", "te: trailers", "-H", "grpc-encoding: gzip", "-H", "grpc-accept-encoding: gzip",
+                    "--data-binary", "@-", "http://127.0.0.1:\(gateway.port)\(Self.path)",
+                ], stdin: Data(Self.framed(Array(compressed.stdout), flag: 1)))
             let headers = out.stdoutString.lowercased()
             #expect(headers.contains("grpc-status: 0"), "\(headers)")
             #expect(headers.contains("grpc-encoding: gzip"), "\(headers)")
@@ -101,8 +111,9 @@ struct GRPCDetailsTests {
         }
     }
 
-    @Test("the body cap applies to the decompressed message: at the cap passes, one byte over is RESOURCE_EXHAUSTED",
-          arguments: [(65_536, nil), (65_537, "RESOURCE_EXHAUSTED")] as [(Int, String?)])
+    @Test(
+        "the body cap applies to the decompressed message: at the cap passes, one byte over is RESOURCE_EXHAUSTED",
+        arguments: [(65_536, nil), (65_537, "RESOURCE_EXHAUSTED")] as [(Int, String?)])
     func compressedCap(size: Int, code: String?) async throws {
         try await withTestGateway(yaml: "limits:\n  max_body_bytes: 65536\n") { gateway in
             let answer = try await Peers.grpcio("sized", port: gateway.port, [String(size), "gzip"])
@@ -110,12 +121,14 @@ struct GRPCDetailsTests {
         }
     }
 
-    @Test("only application/grpc[+codec] is gRPC (codecs other than proto are UNIMPLEMENTED); look-alikes are 415 as HTTP on h2c",
-          arguments: [
+    @Test(
+        "only application/grpc[+codec] is gRPC (codecs other than proto are UNIMPLEMENTED); look-alikes are 415 as HTTP on h2c",
+        arguments: [
             ("application/grpc", 200, 0), ("application/grpc+proto", 200, 0), ("Application/GRPC+Proto", 200, 0),
             ("application/grpc+json", 200, 12),
-            ("application/grpc-web+proto", 415, nil), ("application/grpc-web", 415, nil), ("application/grpcx", 415, nil),
-          ] as [(String, Int, Int?)])
+            ("application/grpc-web+proto", 415, nil), ("application/grpc-web", 415, nil),
+            ("application/grpcx", 415, nil),
+        ] as [(String, Int, Int?)])
     func grpcContentTypes(contentType: String, status: Int, grpcStatus: Int?) async throws {
         try await withTestGateway { gateway in
             let headers = try await Self.curlH2(
@@ -146,11 +159,12 @@ struct GRPCDetailsTests {
         }
     }
 
-    @Test("grpcioEmptyBearer: the Instill SDK's `authorization: Bearer ` is no credential: it passes without tokens, is UNAUTHENTICATED with them",
-          arguments: [
+    @Test(
+        "grpcioEmptyBearer: the Instill SDK's `authorization: Bearer ` is no credential: it passes without tokens, is UNAUTHENTICATED with them",
+        arguments: [
             ("Bearer ", false, nil), ("Bearer ", true, "UNAUTHENTICATED"), ("Bearer", true, "UNAUTHENTICATED"),
             ("Bearer t0k ", true, nil), ("Bearer  t0k", true, nil),
-          ] as [(String, Bool, String?)])
+        ] as [(String, Bool, String?)])
     func emptyBearer(authorization: String, tokens: Bool, code: String?) async throws {
         let yaml = tokens ? "tokens:\n  - {name: a, token: t0k}\n" : nil
         try await withTestGateway(yaml: yaml) { gateway in

@@ -28,7 +28,8 @@ struct GRPCInteropTests {
                 """
             try await withTestGateway(yaml: yaml) { gateway in
                 let answer = try await Peers.grpcio("sdk-bytes", port: gateway.port)
-                #expect((answer["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "hello world", "\(answer)")
+                #expect(
+                    (answer["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "hello world", "\(answer)")
             }
         }
     }
@@ -52,9 +53,11 @@ struct GRPCInteropTests {
         }
     }
 
-    @Test("with tokens configured: no token is UNAUTHENTICATED, a Bearer token passes", arguments: [
-        (nil, "UNAUTHENTICATED"), ("wrong", "UNAUTHENTICATED"), ("t0k", nil),
-    ] as [(String?, String?)])
+    @Test(
+        "with tokens configured: no token is UNAUTHENTICATED, a Bearer token passes",
+        arguments: [
+            (nil, "UNAUTHENTICATED"), ("wrong", "UNAUTHENTICATED"), ("t0k", nil),
+        ] as [(String?, String?)])
     func auth(token: String?, code: String?) async throws {
         try await withTestGateway(yaml: "tokens:\n  - {name: a, token: t0k}\n") { gateway in
             let answer = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"x":1}]"#], token: token)
@@ -70,8 +73,9 @@ struct GRPCInteropTests {
         }
     }
 
-    @Test("max message = the body cap: a message at the cap passes, one byte over is RESOURCE_EXHAUSTED",
-          arguments: [(65_536, nil), (65_537, "RESOURCE_EXHAUSTED")] as [(Int, String?)])
+    @Test(
+        "max message = the body cap: a message at the cap passes, one byte over is RESOURCE_EXHAUSTED",
+        arguments: [(65_536, nil), (65_537, "RESOURCE_EXHAUSTED")] as [(Int, String?)])
     func messageCap(size: Int, code: String?) async throws {
         try await withTestGateway(yaml: "limits:\n  max_body_bytes: 65536\n") { gateway in
             let answer = try await Peers.grpcio("sized", port: gateway.port, [String(size)])
@@ -95,7 +99,10 @@ struct GRPCInteropTests {
         try await withTestGateway { gateway in
             let answer = try await Peers.grpcio("stream", port: gateway.port, ["one two three"])
             let messages = answer["messages"] as? [[[String: Any]]] ?? []
-            #expect(messages.map { $0.first?["token"] as? String ?? $0.first?["text"] as? String } == ["one", "two", "three", "one two three"], "\(answer)")
+            #expect(
+                messages.map { $0.first?["token"] as? String ?? $0.first?["text"] as? String } == [
+                    "one", "two", "three", "one two three",
+                ], "\(answer)")
         }
     }
 
@@ -125,15 +132,19 @@ struct GRPCURLInteropTests {
         try #require(FileManager.default.isExecutableFile(atPath: grpcurl), "scripts/test installs grpcurl into .venv")
         try await withTestGateway { gateway in
             let protos = Peers.repositoryRoot.appendingPathComponent("protos").path
-            let out = try await TestProcess.run(grpcurl, [
-                "-plaintext", "-import-path", protos, "-import-path", "/usr/include",
-                "-proto", "pipeline/pipeline/v1beta/pipeline_public_service.proto",
-                "-d", #"{"namespace_id":"demo","pipeline_id":"upper","data":[{"variable":{"prompt":"hello"}}]}"#,
-                "127.0.0.1:\(gateway.port)", "pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline",
-            ])
+            let out = try await TestProcess.run(
+                grpcurl,
+                [
+                    "-plaintext", "-import-path", protos, "-import-path", "/usr/include",
+                    "-proto", "pipeline/pipeline/v1beta/pipeline_public_service.proto",
+                    "-d", #"{"namespace_id":"demo","pipeline_id":"upper","data":[{"variable":{"prompt":"hello"}}]}"#,
+                    "127.0.0.1:\(gateway.port)",
+                    "pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline",
+                ])
             #expect(out.status == 0, "\(out.stderr)")
             let answer = try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any]
-            #expect((answer?["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "HELLO", "\(out.stdoutString)")
+            #expect(
+                (answer?["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "HELLO", "\(out.stdoutString)")
         }
     }
 }

@@ -70,10 +70,14 @@ struct GraceExpiryTests {
         let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
         try await Self.withHeldCalls { gateway, runner in
             let call = Task {
-                try await TestProcess.run(curl, [
-                    "-sS", "--max-time", "20", "--http2-prior-knowledge", "-D", "-", "-H", "content-type: application/json",
-                    "-d", Self.body, "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
-                ])
+                try await TestProcess.run(
+                    curl,
+                    [
+                        "-sS", "--max-time", "20", "--http2-prior-knowledge", "-D", "-", "-H",
+                        "content-type: application/json",
+                        "-d", Self.body,
+                        "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    ])
             }
             try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
             await gateway.beginShutdown()
@@ -89,20 +93,24 @@ struct GraceExpiryTests {
     func http2GoAway() async throws {
         let nghttp = try #require(TestProcess.which("nghttp"), "scripts/test installs nghttp2-client")
         try await Self.withHeldCalls { gateway, runner in
-            let bodyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-grace-\(UUID().uuidString).json")
+            let bodyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tg-grace-\(UUID().uuidString).json")
             try Self.body.write(to: bodyFile, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: bodyFile) }
             let call = Task {
-                try await TestProcess.run(nghttp, [
-                    "-v", "-t", "20", "-H", "content-type: application/json", "-d", bodyFile.path,
-                    "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
-                ])
+                try await TestProcess.run(
+                    nghttp,
+                    [
+                        "-v", "-t", "20", "-H", "content-type: application/json", "-d", bodyFile.path,
+                        "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    ])
             }
             try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
             await gateway.beginShutdown()
             let out = try await call.value.stdoutString
             // nghttp opens its request on stream 13 (after its priority-tree streams); read the id from the answer.
-            let answer = try #require(out.range(of: #"recv \(stream_id=(\d+)\) :status: 503"#, options: .regularExpression), "\(out)")
+            let answer = try #require(
+                out.range(of: #"recv \(stream_id=(\d+)\) :status: 503"#, options: .regularExpression), "\(out)")
             let stream = String(out[answer].drop { !$0.isNumber }.prefix { $0.isNumber })
             let afterAnswer = out[answer.upperBound...]
             #expect(afterAnswer.contains("recv GOAWAY frame"), "a GOAWAY follows the answer: \(out)")

@@ -37,8 +37,11 @@ struct H2InteropTests {
     func nearPrefaceIsHTTP1() async throws {
         try await withTestGateway { gateway in
             let request = Array("PRI /healthz HTTP/1.1\r\nhost: x\r\n\r\n".utf8)
-            let reply = try await RawTCPClient.exchange(port: gateway.port, sending: request.map { [$0] }, timeout: .seconds(1))
-            #expect(String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 "), "\(String(decoding: reply, as: UTF8.self))")
+            let reply = try await RawTCPClient.exchange(
+                port: gateway.port, sending: request.map { [$0] }, timeout: .seconds(1))
+            #expect(
+                String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 "),
+                "\(String(decoding: reply, as: UTF8.self))")
         }
     }
 
@@ -59,10 +62,12 @@ struct H2InteropTests {
         let curl = try #require(TestProcess.which("curl"))
         try await withTestGateway(yaml: "limits:\n  max_body_bytes: 65536\n") { gateway in
             let base = "http://127.0.0.1:\(gateway.port)/v1beta/organizations/demo/pipelines"
-            var out = try await TestProcess.run(curl, [
-                "-sS", "--http2-prior-knowledge", "-w", "\n%{http_version}", "-H", "content-type: application/json",
-                "-d", #"{"data":[{"variable":{"w":"up"}}]}"#, "\(base)/upper/releases/r9/trigger",
-            ])
+            var out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http2-prior-knowledge", "-w", "\n%{http_version}", "-H", "content-type: application/json",
+                    "-d", #"{"data":[{"variable":{"w":"up"}}]}"#, "\(base)/upper/releases/r9/trigger",
+                ])
             let lines = out.stdoutString.split(separator: "\n")
             #expect(lines.last == "2", "\(out.stdoutString) \(out.stderr)")
             #expect(lines.first?.contains(#""w":"UP""#) == true)
@@ -71,16 +76,20 @@ struct H2InteropTests {
             let bytes = randomBytes(40_000, seed: 9)
             try Data(bytes).write(to: file)
             defer { try? FileManager.default.removeItem(at: file) }
-            out = try await TestProcess.run(curl, [
-                "-sS", "--http2-prior-knowledge", "-F", "variables[0].f=@\(file.path)", "\(base)/blob-info/trigger",
-            ])
+            out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http2-prior-knowledge", "-F", "variables[0].f=@\(file.path)", "\(base)/blob-info/trigger",
+                ])
             let info = try outputs(ByteBuffer(bytes: out.stdout)).first?["f"] as? [String: Any]
             #expect(info?["sha256"] as? String == (try sha256Hex(bytes)), "\(out.stdoutString)")
 
-            out = try await TestProcess.run(curl, [
-                "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
-                "-H", "content-type: application/json", "--data-binary", "@-", "\(base)/echo/trigger",
-            ], stdin: Data(count: 70_000))
+            out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+                    "-H", "content-type: application/json", "--data-binary", "@-", "\(base)/echo/trigger",
+                ], stdin: Data(count: 70_000))
             #expect(out.stdoutString == "413", "\(out.stdoutString) \(out.stderr)")
         }
     }
@@ -89,13 +98,16 @@ struct H2InteropTests {
     func nghttpClient() async throws {
         let nghttp = try #require(TestProcess.which("nghttp"))
         try await withTestGateway { gateway in
-            let body = FileManager.default.temporaryDirectory.appendingPathComponent("tg-nghttp-\(UUID().uuidString).json")
+            let body = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tg-nghttp-\(UUID().uuidString).json")
             try #"{"data":[{"variable":{"k":"v"}}]}"#.write(to: body, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: body) }
-            let out = try await TestProcess.run(nghttp, [
-                "-d", body.path, "-H", "content-type: application/json",
-                "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
-            ])
+            let out = try await TestProcess.run(
+                nghttp,
+                [
+                    "-d", body.path, "-H", "content-type: application/json",
+                    "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+                ])
             #expect(out.status == 0, "\(out.stderr)")
             #expect(try outputs(ByteBuffer(bytes: out.stdout)).first?["k"] as? String == "v", "\(out.stdoutString)")
         }

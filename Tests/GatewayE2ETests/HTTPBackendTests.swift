@@ -32,7 +32,8 @@ struct HTTPBackendTests {
             try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
                 let bytes = randomBytes(30 << 20, seed: 7)
                 var form = MultipartBody()
-                form.file("variables[0].blob", filename: "big.bin", contentType: "application/octet-stream", bytes: bytes)
+                form.file(
+                    "variables[0].blob", filename: "big.bin", contentType: "application/octet-stream", bytes: bytes)
                 let client = try await gateway.client()
                 let response = try await client.request(
                     "POST", "/v1beta/namespaces/demo/pipelines/blob-info/trigger",
@@ -88,7 +89,9 @@ struct HTTPBackendTests {
     @Test("a refused connection is 502 naming the pool and the reason; the endpoint goes to the log only")
     func connectionRefused() async throws {
         // Bind and close a socket to get a port nobody listens on.
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
+            host: "127.0.0.1", port: 0
+        ).get()
         let deadPort = probe.localAddress!.port!
         try await probe.close()
         try await withTestGateway(yaml: httpPoolConfig(port: deadPort)) { gateway in
@@ -101,7 +104,8 @@ struct HTTPBackendTests {
             let message = try #require(try json(response.body)["message"] as? String)
             // Plain words for the client: the pool and the reason; no backend address (the log has it), no
             // syscall signature, errno or library type name (issue 9 item 5).
-            #expect(message == "backend pool \"runner\": cannot connect to an endpoint: connection refused", "\(message)")
+            #expect(
+                message == "backend pool \"runner\": cannot connect to an endpoint: connection refused", "\(message)")
             for leak in ["errno", "NIO", "Error(", "connect(", "descriptor", "\(deadPort)"] {
                 #expect(!message.contains(leak), "\(message)")
             }
@@ -109,10 +113,12 @@ struct HTTPBackendTests {
         }
     }
 
-    @Test("a backend that answers garbage is 502", arguments: [
-        "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nnot json!",
-        "SSH-2.0-OpenSSH_9.2\r\n",
-    ])
+    @Test(
+        "a backend that answers garbage is 502",
+        arguments: [
+            "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nnot json!",
+            "SSH-2.0-OpenSSH_9.2\r\n",
+        ])
     func garbageBackend(reply: String) async throws {
         try await withCannedBackend(reply: reply) { port in
             try await withTestGateway(yaml: httpPoolConfig(port: port)) { gateway in

@@ -30,7 +30,8 @@ struct HTTPSemanticsTests {
             var headers: [String: String] = [:]
             for line in lines.dropFirst() {
                 guard let colon = line.firstIndex(of: ":") else { continue }
-                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                    in: .whitespaces)
             }
             let length = bodiless.contains(out.count) ? 0 : Int(headers["content-length"] ?? "0") ?? 0
             let bodyStart = end.upperBound
@@ -41,7 +42,9 @@ struct HTTPSemanticsTests {
         return out
     }
 
-    static func request(_ method: String, _ target: String, headers: [String] = ["host: x"], body: String = "") -> String {
+    static func request(_ method: String, _ target: String, headers: [String] = ["host: x"], body: String = "")
+        -> String
+    {
         var lines = ["\(method) \(target) HTTP/1.1"] + headers
         if !body.isEmpty { lines.append("content-length: \(body.utf8.count)") }
         return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
@@ -49,11 +52,16 @@ struct HTTPSemanticsTests {
 
     // MARK: 5. HEAD
 
-    @Test("h1HeadWhereGetIsServed: HEAD answers GET's headers with no body, and the next response on the connection is intact",
-          arguments: ["/healthz", "/readyz", "/v1beta/__liveness", "/metrics", "/v1beta/operations", "/v1beta/operations/nope"])
+    @Test(
+        "h1HeadWhereGetIsServed: HEAD answers GET's headers with no body, and the next response on the connection is intact",
+        arguments: [
+            "/healthz", "/readyz", "/v1beta/__liveness", "/metrics", "/v1beta/operations", "/v1beta/operations/nope",
+        ])
     func h1Head(path: String) async throws {
         try await withTestGateway { gateway in
-            let bytes = Array((Self.request("HEAD", path) + Self.request("GET", path, headers: ["host: x", "connection: close"])).utf8)
+            let bytes = Array(
+                (Self.request("HEAD", path) + Self.request("GET", path, headers: ["host: x", "connection: close"])).utf8
+            )
             let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [bytes])
             let answers = Self.responses(reply, bodiless: [0])
             try #require(answers.count == 2, "\(String(decoding: reply, as: UTF8.self))")
@@ -65,14 +73,17 @@ struct HTTPSemanticsTests {
         }
     }
 
-    @Test("a 405 keeps its Allow header, also for HEAD (which gets no body); Allow lists HEAD where GET is allowed",
-          arguments: [
+    @Test(
+        "a 405 keeps its Allow header, also for HEAD (which gets no body); Allow lists HEAD where GET is allowed",
+        arguments: [
             ("HEAD", HTTPSemanticsTests.trigger, "POST"), ("GET", HTTPSemanticsTests.trigger, "POST"),
             ("POST", "/healthz", "GET, HEAD"), ("DELETE", "/v1beta/operations/x", "GET, HEAD"),
-          ])
+        ])
     func methodNotAllowed(method: String, path: String, allow: String) async throws {
         try await withTestGateway { gateway in
-            let bytes = Array((Self.request(method, path) + Self.request("GET", "/healthz", headers: ["host: x", "connection: close"])).utf8)
+            let bytes = Array(
+                (Self.request(method, path)
+                    + Self.request("GET", "/healthz", headers: ["host: x", "connection: close"])).utf8)
             let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [bytes])
             let answers = Self.responses(reply, bodiless: method == "HEAD" ? [0] : [])
             try #require(answers.count == 2, "\(String(decoding: reply, as: UTF8.self))")
@@ -92,15 +103,18 @@ struct HTTPSemanticsTests {
                 #expect(head.status == 0, "\(head.stderr)")
                 #expect(head.stdoutString.hasPrefix("HTTP/2 200"), "\(head.stdoutString)")
                 let get = try await TestProcess.run(curl, ["-sS", "--http2-prior-knowledge", url])
-                #expect(head.stdoutString.lowercased().contains("content-length: \(get.stdout.count)"), "\(head.stdoutString)")
+                #expect(
+                    head.stdoutString.lowercased().contains("content-length: \(get.stdout.count)"),
+                    "\(head.stdoutString)")
             }
         }
     }
 
     // MARK: 6. Percent-decoded path segments
 
-    @Test("path segments are percent-decoded after splitting; an encoded / stays in its segment and matches nothing",
-          arguments: [
+    @Test(
+        "path segments are percent-decoded after splitting; an encoded / stays in its segment and matches nothing",
+        arguments: [
             ("/v1beta/namespaces/demo/pipelines/ec%68o/trigger", 200),
             ("/v1beta/namespaces/de%6D%6f/pipelines/%65cho/releases/v%31/trigger", 200),
             ("/v1beta/namespaces/demo/pipelines/echo/trigg%65r", 200),
@@ -109,11 +123,12 @@ struct HTTPSemanticsTests {
             ("/v1beta/namespaces/demo%2Fpipelines%2Fecho/trigger", 404),
             ("/v1beta/namespaces/demo/pipelines/ec%6/trigger", 400),
             ("/v1beta/namespaces/demo/pipelines/ec%zzo/trigger", 400),
-          ])
+        ])
     func percentDecodedPath(path: String, status: Int) async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
-            let response = try await client.request("POST", path, headers: jsonHeaders, body: ByteBuffer(string: Self.body))
+            let response = try await client.request(
+                "POST", path, headers: jsonHeaders, body: ByteBuffer(string: Self.body))
             #expect(response.status == status, "\(response.bodyString)")
             if status == 200 { #expect(try outputs(response.body).first?["k"] as? String == "v") }
             if status >= 400 { #expect(try json(response.body)["message"] is String) }
@@ -144,8 +159,9 @@ struct HTTPSemanticsTests {
 
     // MARK: 7. Accept
 
-    @Test("Accept chooses JSON or SSE on :trigger per RFC 9110 §12.5.1, and 406 when neither is acceptable",
-          arguments: [
+    @Test(
+        "Accept chooses JSON or SSE on :trigger per RFC 9110 §12.5.1, and 406 when neither is acceptable",
+        arguments: [
             ([], "application/json"),
             (["*/*"], "application/json"),
             (["text/event-stream"], "text/event-stream"),
@@ -157,12 +173,13 @@ struct HTTPSemanticsTests {
             (["text/event-stream, application/json"], "text/event-stream"),
             (["application/xml"], nil),
             (["text/event-stream;q=0, application/json;q=0"], nil),
-          ] as [([String], String?)])
+        ] as [([String], String?)])
     func accept(lines: [String], contentType: String?) async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
             let response = try await client.request(
-                "POST", Self.trigger, headers: jsonHeaders + lines.map { ("accept", $0) }, body: ByteBuffer(string: Self.body)
+                "POST", Self.trigger, headers: jsonHeaders + lines.map { ("accept", $0) },
+                body: ByteBuffer(string: Self.body)
             )
             if let contentType {
                 #expect(response.status == 200, "\(response.bodyString)")
@@ -175,14 +192,15 @@ struct HTTPSemanticsTests {
         }
     }
 
-    @Test("trigger-stream answers only SSE: 406 when Accept excludes it, SSE otherwise",
-          arguments: [
+    @Test(
+        "trigger-stream answers only SSE: 406 when Accept excludes it, SSE otherwise",
+        arguments: [
             ([], 200),
             (["*/*"], 200),
             (["text/event-stream"], 200),
             (["text/event-stream;q=0, application/json"], 406),
             (["application/json"], 406),
-          ] as [([String], Int)])
+        ] as [([String], Int)])
     func acceptOnTriggerStream(lines: [String], status: Int) async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
@@ -201,11 +219,16 @@ struct HTTPSemanticsTests {
         let curl = try #require(TestProcess.which("curl"))
         try await withTestGateway { gateway in
             let url = "http://127.0.0.1:\(gateway.port)\(Self.trigger)"
-            for (accept, expected) in [("text/event-stream;q=0, application/json", "200 application/json"), ("image/png", "406 application/json"), ("TEXT/EVENT-STREAM", "200 text/event-stream")] {
-                let out = try await TestProcess.run(curl, [
-                    "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code} %{content_type}",
-                    "-H", "content-type: application/json", "-H", "accept: \(accept)", "-d", Self.body, url,
-                ])
+            for (accept, expected) in [
+                ("text/event-stream;q=0, application/json", "200 application/json"),
+                ("image/png", "406 application/json"), ("TEXT/EVENT-STREAM", "200 text/event-stream"),
+            ] {
+                let out = try await TestProcess.run(
+                    curl,
+                    [
+                        "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code} %{content_type}",
+                        "-H", "content-type: application/json", "-H", "accept: \(accept)", "-d", Self.body, url,
+                    ])
                 #expect(out.stdoutString == expected, "\(accept): \(out.stdoutString) \(out.stderr)")
             }
         }
@@ -213,27 +236,56 @@ struct HTTPSemanticsTests {
 
     // MARK: 8. HTTP/1.1 message rules
 
-    @Test("h1 message rules: Host required once on HTTP/1.1, Transfer-Encoding codings, absolute-form targets",
-          arguments: [
+    @Test(
+        "h1 message rules: Host required once on HTTP/1.1, Transfer-Encoding codings, absolute-form targets",
+        arguments: [
             // Host: exactly one on 1.1; 1.0 may omit it.
             ("POST \(trigger) HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 400),
-            ("POST \(trigger) HTTP/1.1\r\nhost: a\r\nhost: b\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 400),
-            ("POST \(trigger) HTTP/1.1\r\nhost: a b\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 400),
-            ("POST \(trigger) HTTP/1.1\r\nhost: \r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 200),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: a\r\nhost: b\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)",
+                400
+            ),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: a b\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)",
+                400
+            ),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: \r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)",
+                200
+            ),
             ("POST \(trigger) HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 200),
             // Transfer-Encoding: chunked alone is served; an unknown coding is 501; chunked not last is 400.
-            ("POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n", 200),
-            ("POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: gzip, chunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n", 501),
-            ("POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: xchunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n", 400),
-            ("POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked, gzip\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n", 400),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n",
+                200
+            ),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: gzip, chunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n",
+                501
+            ),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: xchunked\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n",
+                400
+            ),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked, gzip\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n",
+                400
+            ),
             // Absolute-form (RFC 9112 §3.2.2) is served; the authority does not route.
-            ("POST http://x\(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 200),
-            ("POST HTTP://other.example:8080\(trigger)?a=b HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)", 200),
+            (
+                "POST http://x\(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)",
+                200
+            ),
+            (
+                "POST HTTP://other.example:8080\(trigger)?a=b HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)",
+                200
+            ),
             ("GET http://x HTTP/1.1\r\nhost: x\r\n\r\n", 404),
-          ] as [(String, Int)])
+        ] as [(String, Int)])
     func h1MessageRules(request: String, status: Int) async throws {
         try await withTestGateway { gateway in
-            let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [Array(request.utf8)], timeout: .seconds(3))
+            let reply = try await RawTCPClient.exchange(
+                port: gateway.port, sending: [Array(request.utf8)], timeout: .seconds(3))
             let answers = Self.responses(reply)
             try #require(answers.count >= 1, "no answer: \(String(decoding: reply, as: UTF8.self))")
             #expect(answers[0].status == status, "\(String(decoding: reply, as: UTF8.self))")
@@ -249,19 +301,25 @@ struct HTTPSemanticsTests {
         let curl = try #require(TestProcess.which("curl"))
         try await withTestGateway { gateway in
             for http in ["--http1.1", "--http2-prior-knowledge"] {
-                let out = try await TestProcess.run(curl, [
-                    "-sS", http, "-w", "\n%{http_code}", "-d", Self.body, "http://127.0.0.1:\(gateway.port)\(Self.trigger)",
-                ])
+                let out = try await TestProcess.run(
+                    curl,
+                    [
+                        "-sS", http, "-w", "\n%{http_code}", "-d", Self.body,
+                        "http://127.0.0.1:\(gateway.port)\(Self.trigger)",
+                    ])
                 #expect(out.stdoutString.hasSuffix("\n200"), "\(http): \(out.stdoutString) \(out.stderr)")
                 #expect(out.stdoutString.contains(#""k":"v""#))
             }
         }
     }
 
-    @Test("a form-urlencoded body that is not a JSON object keeps 415; a JSON one passes", arguments: [
-        ("a=b&c=d", 415), ("[1,2]", 415), ("", 415), (#"{"data":"#, 415), (#"{"data":[{"variable":{"k":"v"}}]}"#, 200),
-        (#"{"nodata":1}"#, 400),
-    ])
+    @Test(
+        "a form-urlencoded body that is not a JSON object keeps 415; a JSON one passes",
+        arguments: [
+            ("a=b&c=d", 415), ("[1,2]", 415), ("", 415), (#"{"data":"#, 415),
+            (#"{"data":[{"variable":{"k":"v"}}]}"#, 200),
+            (#"{"nodata":1}"#, 400),
+        ])
     func formLabelledBodies(body: String, status: Int) async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
@@ -279,14 +337,18 @@ struct HTTPSemanticsTests {
         let curl = try #require(TestProcess.which("curl"))
         try await withTestGateway(yaml: "tokens:\n  - {name: a, token: t0k}\n") { gateway in
             let client = try await gateway.client()
-            let response = try await client.request("POST", Self.trigger, headers: jsonHeaders, body: ByteBuffer(string: Self.body))
+            let response = try await client.request(
+                "POST", Self.trigger, headers: jsonHeaders, body: ByteBuffer(string: Self.body))
             #expect(response.status == 401)
             #expect(response.header("www-authenticate") == "Bearer")
             await client.close()
-            let out = try await TestProcess.run(curl, [
-                "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-H", "content-type: application/json",
-                "-d", Self.body, "http://127.0.0.1:\(gateway.port)\(Self.trigger)",
-            ])
+            let out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-H",
+                    "content-type: application/json",
+                    "-d", Self.body, "http://127.0.0.1:\(gateway.port)\(Self.trigger)",
+                ])
             #expect(out.stdoutString.lowercased().contains("www-authenticate: bearer"), "\(out.stdoutString)")
         }
     }

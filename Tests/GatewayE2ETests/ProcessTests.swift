@@ -9,7 +9,9 @@ import Testing
 struct ProcessTests {
     static var gatewayPath: String { TestProcess.productsDirectory.appendingPathComponent("trigger-gateway").path }
 
-    static func withGatewayProcess<T>(_ arguments: [String] = [], _ body: (TestProcess.Server) async throws -> T) async throws -> T {
+    static func withGatewayProcess<T>(_ arguments: [String] = [], _ body: (TestProcess.Server) async throws -> T)
+        async throws -> T
+    {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-data-\(UUID().uuidString)").path
         let server = try await TestProcess.Server.start(
             gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir] + arguments
@@ -30,10 +32,12 @@ struct ProcessTests {
         let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
         try await Self.withGatewayProcess { server in
             let base = "http://127.0.0.1:\(server.port)/v1beta/namespaces/demo/pipelines"
-            var out = try await TestProcess.run(curl, [
-                "-sS", "-H", "content-type: application/json",
-                "-d", #"{"data":[{"variable":{"prompt":"hi there"}}]}"#, "\(base)/upper/trigger",
-            ])
+            var out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "-H", "content-type: application/json",
+                    "-d", #"{"data":[{"variable":{"prompt":"hi there"}}]}"#, "\(base)/upper/trigger",
+                ])
             #expect(out.status == 0, "\(out.stderr)")
             #expect(try outputs(ByteBuffer(bytes: out.stdout)).first?["prompt"] as? String == "HI THERE")
 
@@ -41,10 +45,12 @@ struct ProcessTests {
             let bytes = randomBytes(2_000_000, seed: 3)
             try Data(bytes).write(to: file)
             defer { try? FileManager.default.removeItem(at: file) }
-            out = try await TestProcess.run(curl, [
-                "-sS", "-F", "variables[0].f=@\(file.path);type=image/jpeg", "-F", "variables[0].note=plain text",
-                "\(base)/blob-info/trigger",
-            ])
+            out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "-F", "variables[0].f=@\(file.path);type=image/jpeg", "-F", "variables[0].note=plain text",
+                    "\(base)/blob-info/trigger",
+                ])
             #expect(out.status == 0, "\(out.stderr)")
             let info = try outputs(ByteBuffer(bytes: out.stdout)).first?["f"] as? [String: Any]
             #expect(info?["sha256"] as? String == (try sha256Hex(bytes)), "\(out.stdoutString)")
@@ -54,10 +60,12 @@ struct ProcessTests {
             let big = FileManager.default.temporaryDirectory.appendingPathComponent("tg-big-\(UUID().uuidString).bin")
             try Data(count: (32 << 20) + 1024).write(to: big)
             defer { try? FileManager.default.removeItem(at: big) }
-            out = try await TestProcess.run(curl, [
-                "-sS", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-H", "content-type: application/json",
-                "--data-binary", "@\(big.path)", "\(base)/echo/trigger",
-            ])
+            out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-H", "content-type: application/json",
+                    "--data-binary", "@\(big.path)", "\(base)/echo/trigger",
+                ])
             #expect(out.stdoutString.hasSuffix("\n413"), "\(out.stdoutString.suffix(200)) \(out.stderr)")
         }
     }
@@ -86,20 +94,21 @@ struct ProcessTests {
         let dir = FileManager.default.temporaryDirectory
         let bad = dir.appendingPathComponent("tg-bad-\(UUID().uuidString).yaml")
         try """
-            pools:
-              - {name: cpu, transport: http, endpoints: ["127.0.0.1:9000"]}
-            routes:
-              - {namespace: a, pipeline: b, pool: cpu}
-              - {namespace: a, pipeline: c, pool: cpu}
-              - {namespace: a, pipeline: d, pool: gpu}
-            """.write(to: bad, atomically: true, encoding: .utf8)
+        pools:
+          - {name: cpu, transport: http, endpoints: ["127.0.0.1:9000"]}
+        routes:
+          - {namespace: a, pipeline: b, pool: cpu}
+          - {namespace: a, pipeline: c, pool: cpu}
+          - {namespace: a, pipeline: d, pool: gpu}
+        """.write(to: bad, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: bad) }
         var out = try await TestProcess.run(Self.gatewayPath, ["check-config", bad.path])
         #expect(out.status != 0)
         #expect(out.stderr.contains(#"routes[2].pool: unknown pool "gpu""#), "\(out.stderr)")
 
         let good = dir.appendingPathComponent("tg-good-\(UUID().uuidString).yaml")
-        try "pools:\n  - {name: cpu, transport: http, endpoints: [\"127.0.0.1:9000\"]}\nroutes:\n  - {namespace: a, pipeline: \"*\", pool: cpu}\n"
+        try
+            "pools:\n  - {name: cpu, transport: http, endpoints: [\"127.0.0.1:9000\"]}\nroutes:\n  - {namespace: a, pipeline: \"*\", pool: cpu}\n"
             .write(to: good, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: good) }
         out = try await TestProcess.run(Self.gatewayPath, ["check-config", good.path])
@@ -109,7 +118,8 @@ struct ProcessTests {
     @Test("a port that is taken makes serve exit non-zero with the reason, not hang")
     func portTaken() async throws {
         try await withTestGateway { gateway in
-            let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-taken-\(UUID().uuidString)").path
+            let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-taken-\(UUID().uuidString)")
+                .path
             defer { try? FileManager.default.removeItem(atPath: dataDir) }
             let out = try await TestProcess.run(
                 Self.gatewayPath, ["serve", "--listen", "127.0.0.1:\(gateway.port)", "--data-dir", dataDir],
@@ -118,7 +128,9 @@ struct ProcessTests {
             #expect(out.status == 1)
             // One clear last line naming the address and the reason (issue 9 item 5), no syscall signature.
             let last = out.stderr.split(separator: "\n").last.map(String.init) ?? ""
-            #expect(last == "trigger-gateway: cannot listen on 127.0.0.1:\(gateway.port): address already in use", "\(out.stderr)")
+            #expect(
+                last == "trigger-gateway: cannot listen on 127.0.0.1:\(gateway.port): address already in use",
+                "\(out.stderr)")
         }
     }
 
@@ -126,17 +138,19 @@ struct ProcessTests {
     func backendFailureLogged() async throws {
         var deadPorts: [Int] = []
         for _ in 0..<2 {
-            let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+            let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
+                host: "127.0.0.1", port: 0
+            ).get()
             deadPorts.append(probe.localAddress!.port!)
             try await probe.close()
         }
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-dead-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: config) }
         try """
-            pools:
-              - {name: runner, transport: http, connect_timeout: 1s, endpoints: ["127.0.0.1:\(deadPorts[0])", "127.0.0.1:\(deadPorts[1])"]}
-            routes: [{namespace: demo, pipeline: "*", pool: runner}]
-            """.write(to: config, atomically: true, encoding: .utf8)
+        pools:
+          - {name: runner, transport: http, connect_timeout: 1s, endpoints: ["127.0.0.1:\(deadPorts[0])", "127.0.0.1:\(deadPorts[1])"]}
+        routes: [{namespace: demo, pipeline: "*", pool: runner}]
+        """.write(to: config, atomically: true, encoding: .utf8)
         try await Self.withGatewayProcess(["--config", config.path]) { server in
             let client = try await TestHTTPClient.connect(port: server.port)
             for _ in 0..<4 {
@@ -154,7 +168,8 @@ struct ProcessTests {
                 )
             }
             #expect(
-                await server.logOccurrences(of: "backend endpoint ejected after transport failures", timeout: .seconds(5)) >= 1,
+                await server.logOccurrences(
+                    of: "backend endpoint ejected after transport failures", timeout: .seconds(5)) >= 1,
                 "\(server.logged)"
             )
             await client.close()
@@ -163,9 +178,11 @@ struct ProcessTests {
 
     @Test("restarts keep a queued operation's attempts: a cut run is handed back, a start that fails claims nothing")
     func restartsKeepAttempts() async throws {
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-restarts-\(UUID().uuidString)").path
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-restarts-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-restarts-\(UUID().uuidString).yaml")
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tg-restarts-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: config) }
         try "timeouts: {shutdown_grace: 200ms}\n".write(to: config, atomically: true, encoding: .utf8)
         let arguments = ["serve", "--config", config.path, "--data-dir", dataDir]

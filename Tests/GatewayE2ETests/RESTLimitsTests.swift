@@ -25,13 +25,15 @@ struct RESTLimitsTests {
           max_body_bytes: \(smallCap)
         """
 
-    @Test("declared Content-Length at the cap is accepted; one byte more is 413 before the body is read",
-          arguments: [(smallCap, 200), (smallCap + 1, 413)])
+    @Test(
+        "declared Content-Length at the cap is accepted; one byte more is 413 before the body is read",
+        arguments: [(smallCap, 200), (smallCap + 1, 413)])
     func contentLengthCap(size: Int, status: Int) async throws {
         try await withTestGateway(yaml: Self.smallCapConfig) { gateway in
             let client = try await gateway.client()
             let response = try await client.request(
-                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: paddedBody(size: size)
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: paddedBody(size: size)
             )
             #expect(response.status == status)
             if status == 413 {
@@ -43,7 +45,9 @@ struct RESTLimitsTests {
         }
     }
 
-    @Test("a chunked body is refused while it streams once it passes the cap", arguments: [(smallCap, 200), (smallCap + 1, 413)])
+    @Test(
+        "a chunked body is refused while it streams once it passes the cap",
+        arguments: [(smallCap, 200), (smallCap + 1, 413)])
     func chunkedCap(size: Int, status: Int) async throws {
         try await withTestGateway(yaml: Self.smallCapConfig) { gateway in
             let client = try await gateway.client()
@@ -61,12 +65,15 @@ struct RESTLimitsTests {
         }
     }
 
-    @Test("the default cap is 32 MiB: exactly 32 MiB is accepted, 32 MiB + 1 is refused", arguments: [(32 << 20, 200), ((32 << 20) + 1, 413)])
+    @Test(
+        "the default cap is 32 MiB: exactly 32 MiB is accepted, 32 MiB + 1 is refused",
+        arguments: [(32 << 20, 200), ((32 << 20) + 1, 413)])
     func defaultCap(size: Int, status: Int) async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
             let response = try await client.request(
-                "POST", "/v1beta/namespaces/demo/pipelines/blob-info/trigger", headers: jsonHeaders, body: paddedBody(size: size)
+                "POST", "/v1beta/namespaces/demo/pipelines/blob-info/trigger", headers: jsonHeaders,
+                body: paddedBody(size: size)
             )
             #expect(response.status == status)
             await client.close()
@@ -79,7 +86,8 @@ struct RESTLimitsTests {
             let client = try await gateway.client()
             let items = (0..<count).map { ["variable": ["i": $0]] }
             let response = try await client.request(
-                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: try jsonBody(["data": items])
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                body: try jsonBody(["data": items])
             )
             #expect(response.status == status)
             if status == 200 { #expect(try outputs(response.body).count == count) }
@@ -95,7 +103,8 @@ struct RESTLimitsTests {
             let inner = String(repeating: "[", count: depth - 4) + "1" + String(repeating: "]", count: depth - 4)
             let body = ByteBuffer(string: #"{"data":[{"variable":{"v":"# + inner + "}}]}")
             let client = try await gateway.client()
-            let response = try await client.request("POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: body)
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: body)
             #expect(response.status == status, "\(response.bodyString.prefix(200))")
             await client.close()
         }
@@ -115,13 +124,17 @@ struct RESTLimitsTests {
         }
     }
 
-    @Test("malformed JSON, multipart and base64 are 400 with a message saying what is wrong",
-          arguments: [
+    @Test(
+        "malformed JSON, multipart and base64 are 400 with a message saying what is wrong",
+        arguments: [
             ("application/json", #"{"data":[{"variable":{"a":}}]}"#, "JSON"),
             ("application/json", #"{"data":[{"variable":{"img":"data:image/png;base64,@@@@"}}]}"#, "base64"),
             ("application/json", #"{"data":{"variable":{}}}"#, "data"),
-            ("multipart/form-data; boundary=xyz", "--xyz\r\nContent-Disposition: form-data; name=\"variables[0].a\"\r\n\r\nvalue", "multipart"),
-          ])
+            (
+                "multipart/form-data; boundary=xyz",
+                "--xyz\r\nContent-Disposition: form-data; name=\"variables[0].a\"\r\n\r\nvalue", "multipart"
+            ),
+        ])
     func malformed(contentType: String, body: String, mentions: String) async throws {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
@@ -141,7 +154,8 @@ struct RESTLimitsTests {
     func isolation() async throws {
         try await withTestGateway { gateway in
             let good = try await gateway.client()
-            let garbage = try await RawTCPClient.exchange(port: gateway.port, sending: [Array("GARBAGE \u{1}\u{2}\r\n\r\n".utf8)])
+            let garbage = try await RawTCPClient.exchange(
+                port: gateway.port, sending: [Array("GARBAGE \u{1}\u{2}\r\n\r\n".utf8)])
             let answer = String(decoding: garbage, as: UTF8.self)
             #expect(answer.hasPrefix("HTTP/1.1 400"))
             // The parser's reason in words, not its Swift type or case name (issue 9 item 5).

@@ -33,12 +33,16 @@ struct RESTSyncTests {
             let client = try await gateway.client()
             for round in 0..<3 {
                 let body = ByteBuffer(
-                    string: #"{"data":[{"variable":{"b":2,"a":[1,"x",null,true],"n":{"k":1.5}}},{"variable":{"i":\#(round)}}]}"#
+                    string:
+                        #"{"data":[{"variable":{"b":2,"a":[1,"x",null,true],"n":{"k":1.5}}},{"variable":{"i":\#(round)}}]}"#
                 )
-                let response = try await client.request("POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: body)
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders, body: body)
                 #expect(response.status == 200)
                 // Key order is kept: the raw text shows it, which a dictionary compare would not.
-                #expect(response.bodyString.contains(#"{"b":2,"a":[1,"x",null,true],"n":{"k":1.5}}"#), "\(response.bodyString)")
+                #expect(
+                    response.bodyString.contains(#"{"b":2,"a":[1,"x",null,true],"n":{"k":1.5}}"#),
+                    "\(response.bodyString)")
                 let outs = try outputs(response.body)
                 #expect(outs.count == 2)
                 #expect(outs[1]["i"] as? Int == round)
@@ -101,7 +105,8 @@ struct RESTSyncTests {
                 "/v1beta/namespaces/demo/pipelines/echo/frobnicate",
                 "/nothing-here",
             ] {
-                let response = try await client.request("POST", path, headers: jsonHeaders, body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#))
+                let response = try await client.request(
+                    "POST", path, headers: jsonHeaders, body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#))
                 #expect(response.status == 404, "\(path)")
                 let error = try json(response.body)
                 #expect(error["code"] as? Int == 5)

@@ -27,7 +27,8 @@ struct ReadinessTests {
     }
 
     static func startGateway(config: String) async throws -> TestProcess.Server {
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-ready-\(UUID().uuidString)").path
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-ready-\(UUID().uuidString)")
+            .path
         return try await TestProcess.Server.start(
             gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--config", config])
     }
@@ -91,7 +92,9 @@ struct ReadinessTests {
             #expect(accepted.status == 200, "\(accepted.json)")
 
             // A watcher of trigger.async sees SERVING, then NOT_SERVING when the store goes.
-            let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-watch-\(UUID().uuidString)").path
+            let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tg-watch-\(UUID().uuidString)"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: readyFile) }
             async let watched = Peers.grpcio("health-watch", port: port, ["trigger.async", "2", readyFile, "30"])
             let clock = ContinuousClock()
@@ -102,7 +105,9 @@ struct ReadinessTests {
 
             try await postgres.stop()
             let down = try await Self.waitForStatus(503, "/readyz?component=async", port: port)
-            #expect(down != nil && down! <= Self.bound, "async readiness took \(String(describing: down)) to follow the outage")
+            #expect(
+                down != nil && down! <= Self.bound,
+                "async readiness took \(String(describing: down)) to follow the outage")
             let watch = try await watched
             #expect(watch["statuses"] as? [Int] == [1, 2], "\(watch)")
 
@@ -142,7 +147,8 @@ struct ReadinessTests {
 
             try await postgres.start()
             let up = try await Self.waitForStatus(200, "/readyz?component=async", port: port)
-            #expect(up != nil && up! <= Self.bound, "async readiness took \(String(describing: up)) to follow the return")
+            #expect(
+                up != nil && up! <= Self.bound, "async readiness took \(String(describing: up)) to follow the return")
             #expect(try await Peers.grpcio("health-check", port: port, ["trigger.async"])["status"] as? Int == 1)
             let after = try await async.trigger("upper", ["p": "after"])
             #expect(after.status == 200, "\(after.json)")
@@ -207,7 +213,8 @@ struct ReadinessTests {
         try Data("x".utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let dataDir = file.appendingPathComponent("data").path
-        let output = try await TestProcess.run(Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        let output = try await TestProcess.run(
+            Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
         #expect(output.status != 0)
         let lines = output.stderr.split(separator: "\n")
         #expect(lines.count == 1, "\(output.stderr)")
@@ -219,12 +226,14 @@ struct ReadinessTests {
 
     @Test("grpc Health/Watch of the whole gateway sees it drain: SERVING, then NOT_SERVING, and the call ends")
     func watchSeesDrain() async throws {
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-ready-\(UUID().uuidString)").path
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-ready-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let gateway = try await TestProcess.Server.start(
             Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
         defer { Task { await gateway.stop() } }
-        let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-watch-\(UUID().uuidString)").path
+        let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-watch-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: readyFile) }
         async let watched = Peers.grpcio("health-watch", port: gateway.port, ["", "5", readyFile, "30"])
         let clock = ContinuousClock()
@@ -246,7 +255,9 @@ struct ReadinessTests {
             #expect(try await Peers.grpcio("health-check", port: port, ["trigger.async"])["status"] as? Int == 1)
             let unknown = try await Peers.grpcio("health-check", port: port, ["no.such.service"])
             #expect(unknown["code"] as? String == "NOT_FOUND", "\(unknown)")
-            let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-watch-\(UUID().uuidString)").path
+            let readyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tg-watch-\(UUID().uuidString)"
+            ).path
             defer { try? FileManager.default.removeItem(atPath: readyFile) }
             let watch = try await Peers.grpcio("health-watch", port: port, ["no.such.service", "1", readyFile, "30"])
             #expect(watch["statuses"] as? [Int] == [3], "\(watch)")
@@ -309,7 +320,9 @@ final class WriteFailingStore: OperationStore {
         if failing.withLock({ $0 }) { throw GatewayError(.unavailable, OperationStoreErrors.unavailableMessage) }
     }
 
-    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (operation: Operation, created: Bool) {
+    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (
+        operation: Operation, created: Bool
+    ) {
         try check()
         return try await base.enqueue(request, idempotencyKey: idempotencyKey)
     }
@@ -321,7 +334,9 @@ final class WriteFailingStore: OperationStore {
         try check()
         return try await base.cancel(id: id)
     }
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws -> [Operation] {
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
+        -> [Operation]
+    {
         try check()
         return try await base.claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
     }

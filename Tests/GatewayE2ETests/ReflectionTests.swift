@@ -29,16 +29,21 @@ struct ReflectionTests {
             #expect(list.status == 0, "\(list.stderr)")
             #expect(list.stdoutString.split(separator: "\n").map(String.init) == Self.services)
 
-            let describe = try await Self.grpcurl([address, "describe", "pipeline.pipeline.v1beta.PipelinePublicService"])
+            let describe = try await Self.grpcurl([
+                address, "describe", "pipeline.pipeline.v1beta.PipelinePublicService",
+            ])
             #expect(describe.status == 0, "\(describe.stderr)")
-            #expect(describe.stdoutString.contains(
-                "rpc TriggerNamespacePipeline ( .pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest ) "
-                    + "returns ( .pipeline.pipeline.v1beta.TriggerNamespacePipelineResponse );"), "\(describe.stdoutString)")
+            #expect(
+                describe.stdoutString.contains(
+                    "rpc TriggerNamespacePipeline ( .pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest ) "
+                        + "returns ( .pipeline.pipeline.v1beta.TriggerNamespacePipelineResponse );"),
+                "\(describe.stdoutString)")
             #expect(describe.stdoutString.contains("returns ( stream .pipeline.pipeline.v1beta."))
 
             // A message type from an imported file: grpcurl resolves it through the imports it was sent.
             let message = try await Self.grpcurl([address, "describe", "google.protobuf.Struct"])
-            #expect(message.stdoutString.contains("map<string, .google.protobuf.Value> fields = 1;"), "\(message.stderr)")
+            #expect(
+                message.stdoutString.contains("map<string, .google.protobuf.Value> fields = 1;"), "\(message.stderr)")
 
             let call = try await Self.grpcurl([
                 "-d", #"{"namespace_id":"demo","pipeline_id":"upper","data":[{"variable":{"prompt":"hello"}}]}"#,
@@ -46,7 +51,9 @@ struct ReflectionTests {
             ])
             #expect(call.status == 0, "\(call.stderr)")
             let answer = try JSONSerialization.jsonObject(with: call.stdout) as? [String: Any]
-            #expect((answer?["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "HELLO", "\(call.stdoutString)")
+            #expect(
+                (answer?["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "HELLO", "\(call.stdoutString)"
+            )
 
             // grpc.health.v1 through reflection too.
             let health = try await Self.grpcurl([address, "grpc.health.v1.Health/Check"])
@@ -71,15 +78,18 @@ struct ReflectionTests {
         }
     }
 
-    @Test("grpcio on v1 and v1alpha: lockstep requests, a call built from reflected descriptors, pipelining",
-          arguments: ["v1", "v1alpha"])
+    @Test(
+        "grpcio on v1 and v1alpha: lockstep requests, a call built from reflected descriptors, pipelining",
+        arguments: ["v1", "v1alpha"])
     func grpcio(version: String) async throws {
         try await withTestGateway { gateway in
             let script = Peers.repositoryRoot.appendingPathComponent("Tests/InteropClients/reflection_client.py").path
             let env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-            let out = try await TestProcess.run(Peers.python, [script, version, String(gateway.port)], environment: env)
+            let out = try await TestProcess.run(
+                Peers.python, [script, version, String(gateway.port)], environment: env)
             #expect(out.status == 0, "\(out.stderr)")
-            let answer = try #require(try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any], "\(out.stderr)")
+            let answer = try #require(
+                try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any], "\(out.stderr)")
             #expect(answer["services"] as? [String] == Self.services)
             #expect(answer["not_found"] as? Int == 5)
             #expect(answer["empty_request"] as? String == "INVALID_ARGUMENT")

@@ -10,7 +10,8 @@ import Testing
 @Suite("trigger-gateway reloads on SIGHUP", .serialized)
 struct ReloadProcessTests {
     static func config(extraNamespaces: [String]) -> String {
-        var yaml = "pools: [{name: local, transport: inprocess}]\nroutes:\n  - {namespace: demo, pipeline: \"*\", pool: local}\n"
+        var yaml =
+            "pools: [{name: local, transport: inprocess}]\nroutes:\n  - {namespace: demo, pipeline: \"*\", pool: local}\n"
         for ns in extraNamespaces { yaml += "  - {namespace: \(ns), pipeline: \"*\", pool: local}\n" }
         return yaml
     }
@@ -93,7 +94,9 @@ struct ReloadProcessTests {
         await client.close()
     }
 
-    @Test("reload under sync, stream and async load: nothing fails, each new route answers within 1 s, a broken file is refused")
+    @Test(
+        "reload under sync, stream and async load: nothing fails, each new route answers within 1 s, a broken file is refused"
+    )
     func reloadUnderLoad() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
@@ -114,7 +117,9 @@ struct ReloadProcessTests {
                 // Each reload lands while all three loads are running: wait until they made progress since the last.
                 let mark = tally.completed.load(ordering: .relaxed)
                 let waitStart = ContinuousClock.now
-                while tally.completed.load(ordering: .relaxed) < mark + 6, ContinuousClock.now - waitStart < .seconds(10) {
+                while tally.completed.load(ordering: .relaxed) < mark + 6,
+                    ContinuousClock.now - waitStart < .seconds(10)
+                {
                     try await Task.sleep(for: .milliseconds(5))
                 }
                 namespaces.append("added\(round)")
@@ -141,8 +146,10 @@ struct ReloadProcessTests {
             #expect(check.status != 0)
             let message = check.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
             server.signal(SIGHUP)
-            #expect(await server.logOccurrences(of: "config reload refused", timeout: .seconds(5)) == 1, "\(server.logged)")
-            #expect(server.logged.contains(message), "the log carries check-config's message \(message): \(server.logged)")
+            #expect(
+                await server.logOccurrences(of: "config reload refused", timeout: .seconds(5)) == 1, "\(server.logged)")
+            #expect(
+                server.logged.contains(message), "the log carries check-config's message \(message): \(server.logged)")
             let still = try await probe.request(
                 "POST", "/v1beta/namespaces/added4/pipelines/echo/trigger", headers: jsonHeaders,
                 body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)

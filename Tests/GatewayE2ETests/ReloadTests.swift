@@ -26,10 +26,11 @@ struct ReloadTests {
             let client = try await gateway.client()
             #expect(try await Self.trigger(client, "demo").status == 200)
             #expect(try await Self.trigger(client, "other").status == 404)
-            try gateway.reload(yaml: """
-                pools: [{name: local, transport: inprocess}]
-                routes: [{namespace: other, pipeline: "*", pool: local}]
-                """)
+            try gateway.reload(
+                yaml: """
+                    pools: [{name: local, transport: inprocess}]
+                    routes: [{namespace: other, pipeline: "*", pool: local}]
+                    """)
             let added = try await Self.trigger(client, "other")
             #expect(added.status == 200, "\(added.bodyString)")
             #expect(try outputs(added.body).first?["prompt"] as? String == "HELLO")
@@ -53,10 +54,11 @@ struct ReloadTests {
                     return try await Self.trigger(client, "demo")
                 }
                 await runner.waitForStarts(1)
-                let report = try gateway.reload(yaml: """
-                    pools: [{name: local, transport: inprocess}]
-                    routes: [{namespace: other, pipeline: "*", pool: local}]
-                    """)
+                let report = try gateway.reload(
+                    yaml: """
+                        pools: [{name: local, transport: inprocess}]
+                        routes: [{namespace: other, pipeline: "*", pool: local}]
+                        """)
                 #expect(report.poolsRetired == ["web"])
                 #expect(report.poolsAdded == ["local"])
                 runner.open()
@@ -78,10 +80,11 @@ struct ReloadTests {
             """
         try await withTestGateway(yaml: yaml) { gateway in
             let before = gateway.app.pools
-            let report = try gateway.reload(yaml: """
-                pools: [{name: a, transport: inprocess}, {name: b, transport: inprocess, request_timeout: 5s}]
-                routes: [{namespace: demo, pipeline: "*", pool: a}, {namespace: x, pipeline: "*", pool: b}]
-                """)
+            let report = try gateway.reload(
+                yaml: """
+                    pools: [{name: a, transport: inprocess}, {name: b, transport: inprocess, request_timeout: 5s}]
+                    routes: [{namespace: demo, pipeline: "*", pool: a}, {namespace: x, pipeline: "*", pool: b}]
+                    """)
             let after = gateway.app.pools
             #expect(after["a"] === before["a"])
             #expect(after["b"] !== before["b"])
@@ -95,11 +98,12 @@ struct ReloadTests {
         try await withTestGateway { gateway in
             let client = try await gateway.client()
             #expect(try await Self.trigger(client, "demo").status == 200)
-            try gateway.reload(yaml: """
-                tokens: [{name: alice, token: s3cret}]
-                pools: [{name: demo, transport: inprocess}]
-                routes: [{namespace: demo, pipeline: "*", pool: demo}]
-                """)
+            try gateway.reload(
+                yaml: """
+                    tokens: [{name: alice, token: s3cret}]
+                    pools: [{name: demo, transport: inprocess}]
+                    routes: [{namespace: demo, pipeline: "*", pool: demo}]
+                    """)
             #expect(try await Self.trigger(client, "demo").status == 401)
             let authorized = try await Self.trigger(client, "demo", headers: [("authorization", "Bearer s3cret")])
             #expect(authorized.status == 200, "\(authorized.bodyString)")
@@ -110,11 +114,12 @@ struct ReloadTests {
     @Test("limits change for new requests: a body at the new cap passes, one byte over is refused")
     func limitsSwap() async throws {
         try await withTestGateway { gateway in
-            try gateway.reload(yaml: """
-                limits: {max_body_bytes: 1024}
-                pools: [{name: demo, transport: inprocess}]
-                routes: [{namespace: demo, pipeline: "*", pool: demo}]
-                """)
+            try gateway.reload(
+                yaml: """
+                    limits: {max_body_bytes: 1024}
+                    pools: [{name: demo, transport: inprocess}]
+                    routes: [{namespace: demo, pipeline: "*", pool: demo}]
+                    """)
             let client = try await gateway.client()
             let prefix = #"{"data":[{"variable":{"prompt":""#
             let suffix = #""}}]}"#
@@ -151,7 +156,8 @@ struct ReloadTests {
     @Test("reloading from a file: a broken file is refused and the old config stays; /metrics shows both outcomes")
     func reloadFromFile() async throws {
         try await withTestGateway { gateway in
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-reload-\(UUID().uuidString).yaml")
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tg-reload-\(UUID().uuidString).yaml")
             defer { try? FileManager.default.removeItem(at: file) }
             let client = try await gateway.client()
 
@@ -166,7 +172,8 @@ struct ReloadTests {
                 """
             try good.write(to: file, atomically: true, encoding: .utf8)
             #expect(
-                gateway.app.reload(fromFile: file.path, listen: gateway.configuration.listen, dataDir: gateway.configuration.dataDir)
+                gateway.app.reload(
+                    fromFile: file.path, listen: gateway.configuration.listen, dataDir: gateway.configuration.dataDir)
                     == .applied
             )
             #expect(try await Self.trigger(client, "other").status == 200)
@@ -190,14 +197,15 @@ struct ReloadTests {
             let client = try await AsyncClient.connect(port: gateway.port)
             let (_, before) = try await client.trigger("upper", ["w": "before"])
             _ = try await client.waitDone(try #require(before.operationName))
-            try gateway.reload(yaml: """
-                pools: [{name: demo, transport: inprocess}]
-                routes:
-                  - namespace: demo
-                    pipeline: "*"
-                    pool: demo
-                    webhook: {url: "http://127.0.0.1:\(receiver.port)/hooks", secret: s3cret, backoff: 50ms}
-                """)
+            try gateway.reload(
+                yaml: """
+                    pools: [{name: demo, transport: inprocess}]
+                    routes:
+                      - namespace: demo
+                        pipeline: "*"
+                        pool: demo
+                        webhook: {url: "http://127.0.0.1:\(receiver.port)/hooks", secret: s3cret, backoff: 50ms}
+                    """)
             let (_, after) = try await client.trigger("upper", ["w": "after"])
             let name = try #require(after.operationName)
             _ = try await client.waitDone(name)
@@ -214,11 +222,12 @@ struct ReloadTests {
     @Test("a request timeout lowered by a reload applies to the next request")
     func timeoutsSwap() async throws {
         try await withTestGateway { gateway in
-            try gateway.reload(yaml: """
-                timeouts: {request: 300ms}
-                pools: [{name: demo, transport: inprocess}]
-                routes: [{namespace: demo, pipeline: "*", pool: demo}]
-                """)
+            try gateway.reload(
+                yaml: """
+                    timeouts: {request: 300ms}
+                    pools: [{name: demo, transport: inprocess}]
+                    routes: [{namespace: demo, pipeline: "*", pool: demo}]
+                    """)
             let client = try await gateway.client()
             let slow = try await client.request(
                 "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,

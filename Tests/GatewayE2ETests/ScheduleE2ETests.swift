@@ -47,14 +47,15 @@ struct ScheduleE2ETests {
 
     @Test("@every 1s for 5 s: 5 operations (±1), one per tick, named after the schedule, and they run")
     func everySecond() async throws {
-        let yaml = Self.pools + """
-            schedules:
-              - name: heartbeat
-                cron: "@every 1s"
-                route: {namespace: demo, pipeline: echo}
-                inputs: [{greeting: hi}]
-                overlap: allow
-            """
+        let yaml =
+            Self.pools + """
+                schedules:
+                  - name: heartbeat
+                    cron: "@every 1s"
+                    route: {namespace: demo, pipeline: echo}
+                    inputs: [{greeting: hi}]
+                    overlap: allow
+                """
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await AsyncClient.connect(port: gateway.port)
             try await Task.sleep(for: .seconds(5))
@@ -79,21 +80,22 @@ struct ScheduleE2ETests {
 
     @Test("the schedule API: list with state, next fire times and last run; pause, resume, trigger; auth as elsewhere")
     func scheduleAPI() async throws {
-        let yaml = Self.pools + """
-            tokens:
-              - {name: alice, token: s3cret-alice}
-            schedules:
-              - name: heartbeat
-                cron: "@every 1s"
-                route: {namespace: demo, pipeline: echo}
-                overlap: allow
-              - name: nightly
-                cron: "30 2 * * *"
-                timezone: America/New_York
-                route: {namespace: demo, pipeline: upper}
-                catchup_window: 1h
-                paused: true
-            """
+        let yaml =
+            Self.pools + """
+                tokens:
+                  - {name: alice, token: s3cret-alice}
+                schedules:
+                  - name: heartbeat
+                    cron: "@every 1s"
+                    route: {namespace: demo, pipeline: echo}
+                    overlap: allow
+                  - name: nightly
+                    cron: "30 2 * * *"
+                    timezone: America/New_York
+                    route: {namespace: demo, pipeline: upper}
+                    catchup_window: 1h
+                    paused: true
+                """
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await AsyncClient.connect(port: gateway.port)
             let auth = [("authorization", "Bearer s3cret-alice")]
@@ -173,13 +175,14 @@ struct ScheduleE2ETests {
 
     @Test("overlap skip: a run longer than the interval is never overlapped; the ticks meanwhile are skipped")
     func overlapSkipWithSleep() async throws {
-        let yaml = Self.pools + """
-            schedules:
-              - name: slow
-                cron: "@every 1s"
-                route: {namespace: demo, pipeline: sleep}
-                inputs: [{ms: 2500}]
-            """
+        let yaml =
+            Self.pools + """
+                schedules:
+                  - name: slow
+                    cron: "@every 1s"
+                    route: {namespace: demo, pipeline: sleep}
+                    inputs: [{ms: 2500}]
+                """
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await AsyncClient.connect(port: gateway.port)
             try await Task.sleep(for: .milliseconds(5500))
@@ -261,7 +264,8 @@ struct ScheduleE2ETests {
         var counts: [Int] = []
         for client in fired {
             let text = String(buffer: try await client.client.request("GET", "/metrics").body)
-            counts.append(Self.metric(text, "trigger_gateway_schedule_ticks_total{schedule=\"pulse\",outcome=\"fired\"}"))
+            counts.append(
+                Self.metric(text, "trigger_gateway_schedule_ticks_total{schedule=\"pulse\",outcome=\"fired\"}"))
         }
         let runs = try await Self.runs(clientB)
         await a.stop()
@@ -272,7 +276,9 @@ struct ScheduleE2ETests {
         #expect(Self.contiguous(ticks), "a tick was lost: \(ticks)")
         // Every operation was created by exactly one of the two (the other found it by its key): the created
         // counts add up to the operations. Counted before the list, so a tick may land in between.
-        #expect(counts[0] + counts[1] <= runs.count && counts[0] + counts[1] >= runs.count - 2, "\(counts) vs \(runs.count)")
+        #expect(
+            counts[0] + counts[1] <= runs.count && counts[0] + counts[1] >= runs.count - 2, "\(counts) vs \(runs.count)"
+        )
     }
 
     @Test("kill -9, restart inside the catch-up window: the missed ticks run, each once")

@@ -103,14 +103,17 @@ struct SchedulerTests {
 
         static func with(_ kind: Kind, _ body: (Harness) async throws -> Void) async throws {
             var configuration = GatewayConfiguration.defaults
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-sched-\(UUID().uuidString)").path
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-sched-\(UUID().uuidString)")
+                .path
             defer { try? FileManager.default.removeItem(atPath: dir) }
             configuration.dataDir = dir
             if kind == .postgres {
                 let environment = ProcessInfo.processInfo.environment
                 guard let url = environment["TG_POSTGRES_URL"], !url.isEmpty else {
                     if environment["TG_ALLOW_NO_POSTGRES"] != "1" {
-                        Issue.record("TG_POSTGRES_URL is not set: run under scripts/with-postgres.sh (or TG_ALLOW_NO_POSTGRES=1)")
+                        Issue.record(
+                            "TG_POSTGRES_URL is not set: run under scripts/with-postgres.sh (or TG_ALLOW_NO_POSTGRES=1)"
+                        )
                     }
                     return
                 }
@@ -178,7 +181,9 @@ struct SchedulerTests {
         operations.compactMap { ScheduleView.run(of: $0).map { ScheduleRunKey.format($0.tick) } }
     }
 
-    @Test("each due tick becomes one queued operation whose metadata names the schedule and its tick", arguments: Kind.allCases)
+    @Test(
+        "each due tick becomes one queued operation whose metadata names the schedule and its tick",
+        arguments: Kind.allCases)
     func ticksBecomeOperations(kind: Kind) async throws {
         try await Harness.with(kind) { harness in
             let clock = ManualSchedulerClock(Self.t0)
@@ -251,7 +256,11 @@ struct SchedulerTests {
             let schedules = [try Self.schedule("@every 1s", overlap: .allow)]
             let a = try await harness.instance(schedules, clock: clock)
             let b = try await harness.instance(schedules, clock: clock)
-            defer { Task { await a.close(); await b.close() } }
+            defer {
+                Task {
+                    await a.close(); await b.close()
+                }
+            }
             for second in 0...20 {
                 async let passA = a.scheduler.runPass(now: Self.at(Double(second)))
                 async let passB = b.scheduler.runPass(now: Self.at(Double(second) + 0.001))
@@ -314,7 +323,11 @@ struct SchedulerTests {
             let schedules = [try Self.schedule("@every 10s", catchupWindow: .seconds(3600))]
             let a = try await harness.instance(schedules, clock: clock)
             let b = try await harness.instance(schedules, clock: clock)
-            defer { Task { await a.close(); await b.close() } }
+            defer {
+                Task {
+                    await a.close(); await b.close()
+                }
+            }
             await a.scheduler.runPass(now: Self.at(0))
             let paused = try await a.scheduler.pause(name: "tick")
             #expect(paused.paused)
@@ -381,8 +394,10 @@ struct SchedulerTests {
                 clock.advance(to: tick.addingTimeInterval(0.25))
             }
             #expect(await clock.sleeper(until: Self.at(240)))
-            let runs = try await store.list(filter: OperationFilter(pipeline: "demo/echo"), pageSize: 10, pageToken: nil)
-            #expect(Self.ticks(runs.operations.reversed()) == [60, 120, 180].map { ScheduleRunKey.format(Self.at($0)) })
+            let runs = try await store.list(
+                filter: OperationFilter(pipeline: "demo/echo"), pageSize: 10, pageToken: nil)
+            #expect(
+                Self.ticks(runs.operations.reversed()) == [60, 120, 180].map { ScheduleRunKey.format(Self.at($0)) })
             // A reload wakes the loop at once: the new schedule's first tick is what it sleeps until next.
             let other = try Self.schedule("@every 7s", name: "other", overlap: .allow)
             scheduler.use([other])
@@ -404,7 +419,8 @@ struct SchedulerTests {
             let operations = AsyncOperations(store: gone, settings: harness.configuration.store)
             var logger = Logger(label: "test.scheduler")
             logger.logLevel = .critical
-            let down = Scheduler(operations: operations, stateStore: gone, schedules: schedules, logger: logger, clock: clock)
+            let down = Scheduler(
+                operations: operations, stateStore: gone, schedules: schedules, logger: logger, clock: clock)
             let retry = await down.runPass(now: Self.at(10))
             #expect(retry == Self.at(10).addingTimeInterval(2))
             #expect(down.count(of: "tick", .failed) == 1)
@@ -422,7 +438,8 @@ struct SchedulerTests {
         try await Harness.with(.sqlite) { harness in
             let a = try await harness.instance([], clock: ManualSchedulerClock(Self.t0))
             defer { Task { await a.close() } }
-            var request = TriggerRequest(ref: PipelineRef(namespace: "demo", pipeline: "echo"), inputs: [TriggerInput()])
+            var request = TriggerRequest(
+                ref: PipelineRef(namespace: "demo", pipeline: "echo"), inputs: [TriggerInput()])
             request.idempotencyKey = ScheduleRunKey(schedule: "tick", tick: Self.t0).key
             let error = await #expect(throws: GatewayError.self) { _ = try await a.operations.submit(request) }
             #expect(error?.code == .invalidArgument)

@@ -38,8 +38,9 @@ struct SlowClientTests {
         }
     }
 
-    @Test("a socket that stays silent or stalls in its preface is closed at the preface timeout",
-          arguments: Silence.allCases)
+    @Test(
+        "a socket that stays silent or stalls in its preface is closed at the preface timeout",
+        arguments: Silence.allCases)
     func silentSocketClosed(silence: Silence) async throws {
         try await withTestGateway(yaml: "timeouts: {preface: 200ms}") { gateway in
             let socket = try await SlowSocket.connect(port: gateway.port)
@@ -50,8 +51,9 @@ struct SlowClientTests {
         }
     }
 
-    @Test("h1: a first request sent inside the preface timeout is served; one sent after it finds the socket closed",
-          arguments: [(100, true), (600, false)])
+    @Test(
+        "h1: a first request sent inside the preface timeout is served; one sent after it finds the socket closed",
+        arguments: [(100, true), (600, false)])
     func h1FirstByteDeadline(delayMilliseconds: Int, served: Bool) async throws {
         try await withTestGateway(yaml: "timeouts: {preface: 300ms}") { gateway in
             let socket = try await SlowSocket.connect(port: gateway.port)
@@ -77,8 +79,9 @@ struct SlowClientTests {
         }
     }
 
-    @Test("connections up to max_connections are served; one more is closed at once and counted",
-          arguments: [(1, true), (2, false)])
+    @Test(
+        "connections up to max_connections are served; one more is closed at once and counted",
+        arguments: [(1, true), (2, false)])
     func connectionCap(held: Int, served: Bool) async throws {
         try await withTestGateway(yaml: "limits: {max_connections: 2}") { gateway in
             var silent: [SlowSocket] = []
@@ -117,7 +120,8 @@ struct SlowClientTests {
     @Test("accept at the fd limit (EMFILE) backs off instead of spinning, and serves again once fds are free")
     func acceptBackoffAtFDLimit() async throws {
         let prlimit = try #require(TestProcess.which("prlimit"), "util-linux's prlimit")
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-emfile-\(UUID().uuidString)").path
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-emfile-\(UUID().uuidString)")
+            .path
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let server = try await TestProcess.Server.start(
             prlimit,
@@ -132,8 +136,12 @@ struct SlowClientTests {
             let used = try #require(cpuSeconds(pid: server.pid)) - before
             #expect(used < 0.5, "the gateway used \(used) s of CPU in 1 s with its fds exhausted")
             // The operator is told, once each: the configured cap cannot be reached, and accept paused.
-            #expect(server.logged.contains("limits.max_connections is above what the open-file limit allows"), "\(server.logged)")
-            #expect(await server.logOccurrences(of: "accept paused: out of file descriptors", timeout: .seconds(5)) == 1, "\(server.logged)")
+            #expect(
+                server.logged.contains("limits.max_connections is above what the open-file limit allows"),
+                "\(server.logged)")
+            #expect(
+                await server.logOccurrences(of: "accept paused: out of file descriptors", timeout: .seconds(5)) == 1,
+                "\(server.logged)")
             held.removeAll()
             let socket = try await SlowSocket.connect(port: server.port)
             socket.send(Self.health)
@@ -193,14 +201,16 @@ struct SlowClientTests {
 
     // MARK: Item 2: HTTP/1.1 request header and body progress
 
-    @Test("h1: a header block completed inside request_header is served; one trickled past it gets 408 and a close",
-          arguments: [(3, 50, 200), (40, 50, 408)])
+    @Test(
+        "h1: a header block completed inside request_header is served; one trickled past it gets 408 and a close",
+        arguments: [(3, 50, 200), (40, 50, 408)])
     func h1HeaderTimeout(pieces: Int, pauseMilliseconds: Int, status: Int) async throws {
         // idle: 5s, far above the header timeout: the trickle keeps the connection from being idle.
         try await withTestGateway(yaml: "timeouts: {request_header: 500ms, idle: 5s}") { gateway in
             let socket = try await SlowSocket.connect(port: gateway.port)
             try await socket.trickle(Array(Self.health.utf8), pieces: pieces, pause: .milliseconds(pauseMilliseconds))
-            let outcome = try await socket.waitForClose(timeout: .seconds(5), stopAfter: status == 200 ? "SERVING\"}}" : nil)
+            let outcome = try await socket.waitForClose(
+                timeout: .seconds(5), stopAfter: status == 200 ? "SERVING\"}}" : nil)
             #expect(outcome.text.hasPrefix("HTTP/1.1 \(status)"), "\(outcome.text.prefix(300))")
             if status == 408 {
                 #expect(outcome.text.lowercased().contains("connection: close"), "\(outcome.text.prefix(300))")
@@ -209,8 +219,9 @@ struct SlowClientTests {
         }
     }
 
-    @Test("h1: a body whose pieces come less than body_progress apart is served; one that stops gets 408 and a close",
-          arguments: [(150, 200), (900, 408)])
+    @Test(
+        "h1: a body whose pieces come less than body_progress apart is served; one that stops gets 408 and a close",
+        arguments: [(150, 200), (900, 408)])
     func h1BodyProgressTimeout(gapMilliseconds: Int, status: Int) async throws {
         try await withTestGateway(yaml: "timeouts: {body_progress: 400ms, idle: 5s}") { gateway in
             let request = Self.echoRequest(bodySize: 1000)
@@ -222,7 +233,8 @@ struct SlowClientTests {
                 try await Task.sleep(for: .milliseconds(gapMilliseconds))
                 guard socket.send(Array(request.body[piece..<min(1000, piece + 330)])) else { break }
             }
-            let outcome = try await socket.waitForClose(timeout: .seconds(5), stopAfter: status == 200 ? "outputs" : nil)
+            let outcome = try await socket.waitForClose(
+                timeout: .seconds(5), stopAfter: status == 200 ? "outputs" : nil)
             #expect(outcome.text.hasPrefix("HTTP/1.1 \(status)"), "\(outcome.text.prefix(300))")
             if status == 408 {
                 #expect(outcome.text.lowercased().contains("connection: close"))
@@ -246,15 +258,21 @@ struct SlowClientTests {
 
     // MARK: Item 4: write progress
 
-    @Test("h2 SSE → in-process flood: a client that keeps its window shut has the stream reset (CANCEL) and the run cancelled")
+    @Test(
+        "h2 SSE → in-process flood: a client that keeps its window shut has the stream reset (CANCEL) and the run cancelled"
+    )
     func h2ShutWindowReset() async throws {
         let probe = DemoPipelines.CancellationProbe()
-        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe)) {
+        try await withTestGateway(
+            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe)
+        ) {
             gateway in
             let client = try await H2TestClient.connect(port: gateway.port)
             let stream = try await client.request(Self.sseHeaders, body: Array(Self.floodBody(bytes: 8 << 20).utf8))
             let seen = try await client.wait(timeout: .seconds(5)) { $0.streams[stream]?.closedWith != nil }
-            #expect(seen.streams[stream]?.closedWith == 8, "CANCEL expected: \(String(describing: seen.streams[stream]?.closedWith))")
+            #expect(
+                seen.streams[stream]?.closedWith == 8,
+                "CANCEL expected: \(String(describing: seen.streams[stream]?.closedWith))")
             #expect((seen.streams[stream]?.receivedBytes ?? 0) <= 65_535)
             try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
             await client.close()
@@ -279,7 +297,9 @@ struct SlowClientTests {
         }
     }
 
-    @Test("gRPC stream → in-process flood: a client that keeps its window shut gets RST_STREAM(CANCEL), the run is cancelled")
+    @Test(
+        "gRPC stream → in-process flood: a client that keeps its window shut gets RST_STREAM(CANCEL), the run is cancelled"
+    )
     func grpcShutWindowReset() async throws {
         let probe = DemoPipelines.CancellationProbe()
         let yaml = "timeouts: {write_progress: 300ms}"
@@ -288,7 +308,8 @@ struct SlowClientTests {
             let stream = try await client.request(Self.grpcHeaders, body: Self.grpcFloodRequest(bytes: 8 << 20))
             let seen = try await client.wait(timeout: .seconds(5)) { $0.streams[stream]?.closedWith != nil }
             let record = try #require(seen.streams[stream])
-            #expect(record.closedWith == 8, "CANCEL (gRPC: CANCELLED) expected: \(String(describing: record.closedWith))")
+            #expect(
+                record.closedWith == 8, "CANCEL (gRPC: CANCELLED) expected: \(String(describing: record.closedWith))")
             #expect(record.status == "200" && record.grpcStatus == nil)
             try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
             await client.close()
@@ -332,7 +353,9 @@ struct SlowClientTests {
             }
             return out + [UInt8(n)]
         }
-        func field(_ number: UInt8, _ payload: [UInt8]) -> [UInt8] { [number << 3 | 2] + varint(payload.count) + payload }
+        func field(_ number: UInt8, _ payload: [UInt8]) -> [UInt8] {
+            [number << 3 | 2] + varint(payload.count) + payload
+        }
         func entry(_ key: String, _ value: Double) -> [UInt8] {
             let number = [UInt8(0x11)] + withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) }
             return field(1, field(1, Array(key.utf8)) + field(2, number))
@@ -345,7 +368,9 @@ struct SlowClientTests {
     @Test("h1 SSE → in-process flood: a client that stops reading is disconnected at write_progress")
     func h1StalledSSEClosed() async throws {
         let probe = DemoPipelines.CancellationProbe()
-        try await withTestGateway(yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe)) {
+        try await withTestGateway(
+            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe)
+        ) {
             gateway in
             let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
             let body = Self.floodBody(bytes: 256 << 20)

@@ -11,8 +11,9 @@ struct StreamBackPressureTests {
     static let total = 200 << 20
     static let allowedGrowth = 32 << 20
 
-    @Test("200 MiB streamed to a slow reader keeps the gateway's RSS growth under 32 MiB",
-          arguments: [StreamBackend.http, .grpc])
+    @Test(
+        "200 MiB streamed to a slow reader keeps the gateway's RSS growth under 32 MiB",
+        arguments: [StreamBackend.http, .grpc])
     func slowReader(backend: StreamBackend) async throws {
         let runner = try await TestProcess.Server.start(
             TestProcess.productsDirectory.appendingPathComponent("demo-runner").path,
@@ -30,13 +31,13 @@ struct StreamBackPressureTests {
     private func run(backend: StreamBackend, runnerPort: Int) async throws {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-bp-\(UUID().uuidString).yaml")
         try """
-            pools:
-              - name: runner
-                transport: \(backend.rawValue)
-                endpoints: ["127.0.0.1:\(runnerPort)"]
-            routes:
-              - {namespace: demo, pipeline: "*", pool: runner}
-            """.write(to: config, atomically: true, encoding: .utf8)
+        pools:
+          - name: runner
+            transport: \(backend.rawValue)
+            endpoints: ["127.0.0.1:\(runnerPort)"]
+        routes:
+          - {namespace: demo, pipeline: "*", pool: runner}
+        """.write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
         try await ProcessTests.withGatewayProcess(["--config", config.path]) { gateway in
             let path = "/v1beta/namespaces/demo/pipelines/flood/trigger"
@@ -58,7 +59,8 @@ struct StreamBackPressureTests {
             // Reads nothing for 3 s (the backend could fill any unbounded buffer meanwhile), then 16 KiB sips
             // with a pause: far slower than the backend produces.
             let outcome = try await RawSSEClient.slowRead(
-                port: gateway.port, path: path, json: #"{"data":[{"variable":{"bytes":\#(Self.total),"chunk":65536}}]}"#,
+                port: gateway.port, path: path,
+                json: #"{"data":[{"variable":{"bytes":\#(Self.total),"chunk":65536}}]}"#,
                 stall: .seconds(3), sip: 16 << 10, pause: .microseconds(200)
             )
             sampling.cancel()
@@ -66,7 +68,8 @@ struct StreamBackPressureTests {
             #expect(outcome.headString.contains("text/event-stream"), "\(outcome.headString.prefix(300))")
             #expect(outcome.received > Self.total, "\(outcome.received) bytes")
             #expect(outcome.tailString.contains(#""bytes":\#(Self.total)"#), "\(outcome.tailString.suffix(300))")
-            #expect(growth < Self.allowedGrowth, "gateway RSS grew by \(growth >> 20) MiB (baseline \(baseline >> 20) MiB)")
+            #expect(
+                growth < Self.allowedGrowth, "gateway RSS grew by \(growth >> 20) MiB (baseline \(baseline >> 20) MiB)")
         }
     }
 }

@@ -18,12 +18,16 @@ struct StreamGRPCTests {
                 "stream-run", port: setup.gateway.port, ["tokens", #"[{"prompt":"one two three","delay_ms":5}]"#]
             )
             #expect(answer["code"] as? String == "OK", "\(answer)")
-            #expect(Self.tokens(answer["messages"] as? [[[String: Any]]] ?? []) == ["one", "two", "three", "one two three"], "\(answer)")
+            #expect(
+                Self.tokens(answer["messages"] as? [[[String: Any]]] ?? []) == [
+                    "one", "two", "three", "one two three",
+                ], "\(answer)")
         }
     }
 
-    @Test("a client that reads one message and cancels (RST_STREAM) cancels the backend run within 1 s",
-          arguments: StreamBackend.allCases)
+    @Test(
+        "a client that reads one message and cancels (RST_STREAM) cancels the backend run within 1 s",
+        arguments: StreamBackend.allCases)
     func rstStreamCancels(backend: StreamBackend) async throws {
         try await withStreamSetup(backend) { setup in
             let before = setup.cancellationTimes.count
@@ -33,13 +37,15 @@ struct StreamGRPCTests {
             )
             #expect(Self.tokens([answer["first"] as? [[String: Any]] ?? []]) == ["a"], "\(answer)")
             let hungUp = try #require(answer["cancelled_at"] as? Double)
-            let cancelledAt = try #require(await setup.cancellation(after: before), "the backend run was never cancelled")
+            let cancelledAt = try #require(
+                await setup.cancellation(after: before), "the backend run was never cancelled")
             #expect(cancelledAt - hungUp < 1.0, "\(cancelledAt - hungUp) s")
         }
     }
 
-    @Test("a passed grpc-timeout ends the call with DEADLINE_EXCEEDED and cancels the backend run",
-          arguments: StreamBackend.allCases)
+    @Test(
+        "a passed grpc-timeout ends the call with DEADLINE_EXCEEDED and cancels the backend run",
+        arguments: StreamBackend.allCases)
     func deadlineCancels(backend: StreamBackend) async throws {
         try await withStreamSetup(backend) { setup in
             let before = setup.cancellationTimes.count
@@ -50,7 +56,8 @@ struct StreamGRPCTests {
             #expect(answer["code"] as? String == "DEADLINE_EXCEEDED", "\(answer)")
             #expect((answer["messages"] as? [Any])?.isEmpty == false, "tokens flowed before the deadline: \(answer)")
             let ended = try #require(answer["ended"] as? Double)
-            let cancelledAt = try #require(await setup.cancellation(after: before), "the backend run was never cancelled")
+            let cancelledAt = try #require(
+                await setup.cancellation(after: before), "the backend run was never cancelled")
             #expect(cancelledAt - ended < 1.0, "\(cancelledAt - ended) s")
         }
     }
@@ -75,8 +82,9 @@ struct StreamGRPCTests {
         }
     }
 
-    @Test("a stream silent for the idle timeout ends with DEADLINE_EXCEEDED; a busy one outlives the request timeout",
-          arguments: StreamBackend.allCases)
+    @Test(
+        "a stream silent for the idle timeout ends with DEADLINE_EXCEEDED; a busy one outlives the request timeout",
+        arguments: StreamBackend.allCases)
     func idleVersusTotal(backend: StreamBackend) async throws {
         try await withStreamSetup(backend, timeouts: "request: 1s, idle: 1s") { setup in
             var answer = try await Peers.grpcio(

@@ -68,7 +68,8 @@ func withStreamSetup<T: Sendable>(
     let timeoutsYAML = timeouts.map { "timeouts: {\($0)}\n" } ?? ""
     guard backend != .inProcess else {
         // Only timeouts: the embedded default's pools and routes serve `demo` in-process.
-        return try await withTestGateway(yaml: timeouts == nil ? nil : timeoutsYAML, inProcessRunner: inProcess) { gateway in
+        return try await withTestGateway(yaml: timeouts == nil ? nil : timeoutsYAML, inProcessRunner: inProcess) {
+            gateway in
             try await body(StreamSetup(gateway: gateway, backend: backend, runner: nil, inProcessCancellations: log))
         }
     }
@@ -77,15 +78,16 @@ func withStreamSetup<T: Sendable>(
         ["--listen", "127.0.0.1:0", "--transport", backend.rawValue]
     )
     do {
-        let yaml = timeoutsYAML + """
-            pools:
-              - name: runner
-                transport: \(backend.rawValue)
-                endpoints: ["127.0.0.1:\(runner.port)"]
-                connect_timeout: 1s
-            routes:
-              - {namespace: demo, pipeline: "*", pool: runner}
-            """
+        let yaml =
+            timeoutsYAML + """
+                pools:
+                  - name: runner
+                    transport: \(backend.rawValue)
+                    endpoints: ["127.0.0.1:\(runner.port)"]
+                    connect_timeout: 1s
+                routes:
+                  - {namespace: demo, pipeline: "*", pool: runner}
+                """
         let result = try await withTestGateway(yaml: yaml, inProcessRunner: inProcess) { gateway in
             try await body(StreamSetup(gateway: gateway, backend: backend, runner: runner, inProcessCancellations: log))
         }

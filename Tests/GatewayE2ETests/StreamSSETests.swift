@@ -17,20 +17,27 @@ struct StreamSSETests {
             // HTTP/1.1 asks with Accept on /trigger; HTTP/2 uses /trigger-stream.
             let arguments =
                 http2
-                ? ["--http2-prior-knowledge", "-H", "content-type: application/json", "-d", Self.tokens,
-                    "\(setup.sseBase)/tokens/trigger-stream"]
-                : ["-H", "content-type: application/json", "-H", "accept: text/event-stream", "-d", Self.tokens,
-                    "\(setup.sseBase)/tokens/trigger"]
+                ? [
+                    "--http2-prior-knowledge", "-H", "content-type: application/json", "-d", Self.tokens,
+                    "\(setup.sseBase)/tokens/trigger-stream",
+                ]
+                : [
+                    "-H", "content-type: application/json", "-H", "accept: text/event-stream", "-d", Self.tokens,
+                    "\(setup.sseBase)/tokens/trigger",
+                ]
             let (headers, events, raw) = try await curlSSE(arguments)
             #expect(headers.contains(http2 ? "http/2 200" : "http/1.1 200"), "\(headers)")
             #expect(headers.contains("content-type: text/event-stream"), "\(headers)")
             #expect(headers.contains("cache-control: no-cache"), "\(headers)")
-            #expect(events.map(\.name) == [
-                "PIPELINE_STATUS_UPDATED", "PIPELINE_OUTPUT_UPDATED", "PIPELINE_OUTPUT_UPDATED",
-                "PIPELINE_OUTPUT_UPDATED", "PIPELINE_OUTPUT_UPDATED",
-            ], "\(raw)")
+            #expect(
+                events.map(\.name) == [
+                    "PIPELINE_STATUS_UPDATED", "PIPELINE_OUTPUT_UPDATED", "PIPELINE_OUTPUT_UPDATED",
+                    "PIPELINE_OUTPUT_UPDATED", "PIPELINE_OUTPUT_UPDATED",
+                ], "\(raw)")
             #expect(events.first?.data["status"] as? String == "RUNNING", "\(raw)")
-            let tokens = events.dropFirst().dropLast().map { ($0.data["outputs"] as? [[String: Any]])?.first?["token"] as? String }
+            let tokens = events.dropFirst().dropLast().map {
+                ($0.data["outputs"] as? [[String: Any]])?.first?["token"] as? String
+            }
             #expect(tokens == ["one", "two", "three"], "\(raw)")
             let final = events.last?.data
             #expect((final?["outputs"] as? [[String: Any]])?.first?["text"] as? String == "one two three", "\(raw)")
@@ -55,7 +62,9 @@ struct StreamSSETests {
         }
     }
 
-    @Test("a client that reads one event and hangs up cancels the backend run within 1 s", arguments: StreamBackend.allCases)
+    @Test(
+        "a client that reads one event and hangs up cancels the backend run within 1 s",
+        arguments: StreamBackend.allCases)
     func hangUpCancels(backend: StreamBackend) async throws {
         try await withStreamSetup(backend) { setup in
             let before = setup.cancellationTimes.count
@@ -65,12 +74,17 @@ struct StreamSSETests {
                 eventName: "PIPELINE_OUTPUT_UPDATED"
             )
             #expect(text.contains(#""token":"a""#), "\(text)")
-            let cancelledAt = try #require(await setup.cancellation(after: before), "the backend run was never cancelled")
-            #expect(cancelledAt - closedAt < 1.0, "cancellation reached the backend \(cancelledAt - closedAt) s after the hang-up")
+            let cancelledAt = try #require(
+                await setup.cancellation(after: before), "the backend run was never cancelled")
+            #expect(
+                cancelledAt - closedAt < 1.0,
+                "cancellation reached the backend \(cancelledAt - closedAt) s after the hang-up")
         }
     }
 
-    @Test("curl over HTTP/2 piped into grep -m1 (it exits after one event) cancels the backend run", arguments: [StreamBackend.inProcess, .http])
+    @Test(
+        "curl over HTTP/2 piped into grep -m1 (it exits after one event) cancels the backend run",
+        arguments: [StreamBackend.inProcess, .http])
     func curlHangUpOverHTTP2(backend: StreamBackend) async throws {
         let curl = try #require(TestProcess.which("curl"))
         try await withStreamSetup(backend) { setup in
@@ -83,12 +97,15 @@ struct StreamSSETests {
             let grepExited = now
             #expect(out.status == 0, "grep saw no token: \(out.stderr)")
             // curl dies on its next write (the next token, 300 ms later), which resets the stream.
-            let cancelledAt = try #require(await setup.cancellation(after: before), "the backend run was never cancelled")
+            let cancelledAt = try #require(
+                await setup.cancellation(after: before), "the backend run was never cancelled")
             #expect(cancelledAt - grepExited < 1.0, "\(cancelledAt - grepExited) s")
         }
     }
 
-    @Test("a backend that dies mid-stream gives an error event within 1 s, never a clean end", arguments: [StreamBackend.http, .grpc])
+    @Test(
+        "a backend that dies mid-stream gives an error event within 1 s, never a clean end",
+        arguments: [StreamBackend.http, .grpc])
     func backendDies(backend: StreamBackend) async throws {
         try await withStreamSetup(backend) { setup in
             let runner = try #require(setup.runner)
@@ -110,8 +127,9 @@ struct StreamSSETests {
         }
     }
 
-    @Test("a stream that keeps producing outlives the request timeout; a silent one is cut at the idle timeout",
-          arguments: StreamBackend.allCases)
+    @Test(
+        "a stream that keeps producing outlives the request timeout; a silent one is cut at the idle timeout",
+        arguments: StreamBackend.allCases)
     func idleVersusTotal(backend: StreamBackend) async throws {
         try await withStreamSetup(backend, timeouts: "request: 1s, idle: 1s") { setup in
             // 8 words 400 ms apart: 2.8 s in total, never 1 s without an event.
@@ -120,7 +138,9 @@ struct StreamSSETests {
                 "-d", #"{"data":[{"variable":{"prompt":"a b c d e f g h","delay_ms":400}}]}"#,
                 "\(setup.sseBase)/tokens/trigger",
             ])
-            #expect((events.last?.data["outputs"] as? [[String: Any]])?.first?["text"] as? String == "a b c d e f g h", "\(raw)")
+            #expect(
+                (events.last?.data["outputs"] as? [[String: Any]])?.first?["text"] as? String == "a b c d e f g h",
+                "\(raw)")
 
             let before = setup.cancellationTimes.count
             let started = now
@@ -130,7 +150,9 @@ struct StreamSSETests {
                 "\(setup.sseBase)/tokens/trigger",
             ])
             let ended = now
-            #expect(events.map(\.name) == ["PIPELINE_STATUS_UPDATED", "PIPELINE_OUTPUT_UPDATED", "PIPELINE_ERROR_UPDATED"], "\(raw)")
+            #expect(
+                events.map(\.name) == ["PIPELINE_STATUS_UPDATED", "PIPELINE_OUTPUT_UPDATED", "PIPELINE_ERROR_UPDATED"],
+                "\(raw)")
             #expect(events.last?.data["code"] as? Int == 4, "DEADLINE_EXCEEDED: \(raw)")
             #expect(ended - started < 4, "cut at the idle timeout, not when the backend spoke again")
             #expect(await setup.cancellation(after: before) != nil, "the silent backend run was cancelled")

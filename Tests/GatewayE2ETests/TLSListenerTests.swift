@@ -27,7 +27,9 @@ struct TLSListenerTests {
         return (output.status, output.stdoutString + output.stderr)
     }
 
-    static func trigger(port: Int, scheme: String = "https", _ options: [String]) async throws -> (status: Int32, output: String) {
+    static func trigger(port: Int, scheme: String = "https", _ options: [String]) async throws -> (
+        status: Int32, output: String
+    ) {
         try await curl(
             options + [
                 "-w", "\nversion=%{http_version} status=%{http_code}", "-H", "content-type: application/json",
@@ -46,7 +48,8 @@ struct TLSListenerTests {
             #expect(h1.output.contains(#""k":1"#), "\(h1.output)")
             let h2 = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile, "--http2"])
             #expect(h2.status == 0 && h2.output.contains("version=2 status=200"), "\(h2.output)")
-            let grpc = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"k": 2}]"#], tlsCA: pki.caFile)
+            let grpc = try await Peers.grpcio(
+                "trigger", port: gateway.port, ["echo", #"[{"k": 2}]"#], tlsCA: pki.caFile)
             #expect((grpc["outputs"] as? [[String: Any]])?.first?["k"] as? Int == 2, "\(grpc)")
             // A client that trusts another CA is refused by its own verification (curl: 60).
             let wrong = try await Self.trigger(port: gateway.port, ["--cacert", pki.otherCAFile])
@@ -89,7 +92,8 @@ struct TLSListenerTests {
             #expect(with.status == 0 && with.output.contains("status=200"), "\(with.output)")
             // A certificate from another CA is not one the gateway trusts.
             let foreign = try await Self.trigger(
-                port: gateway.port, ["--cacert", pki.caFile, "--cert", pki.otherServerCert, "--key", pki.otherServerKey]
+                port: gateway.port,
+                ["--cacert", pki.caFile, "--cert", pki.otherServerCert, "--key", pki.otherServerKey]
             )
             #expect(!foreign.output.contains("status=200"), "\(foreign.output)")
         }
@@ -123,7 +127,9 @@ struct ListenerTLSLoadTests {
     func refusals() async throws {
         let pki = try await TestCertificates.make()
         defer { pki.remove() }
-        #expect(throws: Never.self) { _ = try ListenerTLS.load(.init(certFile: pki.serverCert, keyFile: pki.serverKey)) }
+        #expect(throws: Never.self) {
+            _ = try ListenerTLS.load(.init(certFile: pki.serverCert, keyFile: pki.serverKey))
+        }
 
         func failure(_ configuration: ListenerTLSConfiguration, now: Date = Date()) -> ListenerTLS.Failure? {
             do {
@@ -134,13 +140,17 @@ struct ListenerTLSLoadTests {
             }
         }
         let missing = failure(.init(certFile: "\(pki.directory)/nope.pem", keyFile: pki.serverKey))
-        #expect(missing?.path == "tls.cert_file" && missing?.message.contains("no such file") == true, "\(String(describing: missing))")
+        #expect(
+            missing?.path == "tls.cert_file" && missing?.message.contains("no such file") == true,
+            "\(String(describing: missing))")
         let mismatched = failure(.init(certFile: pki.serverCert, keyFile: pki.clientKey))
         #expect(mismatched?.path == "tls.key_file", "\(String(describing: mismatched))")
         #expect(mismatched?.message.contains("is not the private key of the certificate") == true)
-        let expired = failure(.init(certFile: pki.serverCert, keyFile: pki.serverKey), now: Date().addingTimeInterval(10 * 86_400))
+        let expired = failure(
+            .init(certFile: pki.serverCert, keyFile: pki.serverKey), now: Date().addingTimeInterval(10 * 86_400))
         #expect(expired?.message.contains("expired") == true, "\(String(describing: expired))")
-        let early = failure(.init(certFile: pki.serverCert, keyFile: pki.serverKey), now: Date().addingTimeInterval(-86_400))
+        let early = failure(
+            .init(certFile: pki.serverCert, keyFile: pki.serverKey), now: Date().addingTimeInterval(-86_400))
         #expect(early?.message.contains("not valid before") == true, "\(String(describing: early))")
         let notPEM = failure(.init(certFile: pki.serverKey, keyFile: pki.serverKey))
         #expect(notPEM?.path == "tls.cert_file", "\(String(describing: notPEM))")
@@ -150,7 +160,11 @@ struct ListenerTLSLoadTests {
                 yaml: "tls: {cert_file: a.pem, key_file: a.key, require_client_cert: true}", source: "t.yaml")
         }
         let parsed = try GatewayConfiguration.parse(
-            yaml: "tls: {cert_file: a.pem, key_file: a.key, allow_plaintext: true, client_ca_file: ca.pem}", source: "t.yaml")
-        #expect(parsed.tls == ListenerTLSConfiguration(certFile: "a.pem", keyFile: "a.key", allowPlaintext: true, clientCAFile: "ca.pem"))
+            yaml: "tls: {cert_file: a.pem, key_file: a.key, allow_plaintext: true, client_ca_file: ca.pem}",
+            source: "t.yaml")
+        #expect(
+            parsed.tls
+                == ListenerTLSConfiguration(
+                    certFile: "a.pem", keyFile: "a.key", allowPlaintext: true, clientCAFile: "ca.pem"))
     }
 }

@@ -96,20 +96,23 @@ struct DiscoveryConsistencyTests {
         }
     }
 
-    static let routedSamples = [
-        "/v1beta/namespaces/demo/pipelines/echo/trigger", "/v1beta/users/demo/pipelines/echo/trigger-stream",
-        "/v1beta/organizations/demo/pipelines/echo/trigger-async", "/v1beta/namespace/demo/pipelines/echo/triggerAsync",
-        "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger",
-        "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger-stream",
-        "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger-async",
-        "/v1beta/operations/abc", "/v1beta/operations/abc:cancel", "/v1beta/operations",
-        "/v1beta/schedules", "/v1beta/schedules/n:pause", "/v1beta/schedules/n:resume", "/v1beta/schedules/n:trigger",
-        "/healthz", "/v1beta/__liveness", "/readyz", "/v1beta/__readiness", "/metrics", "/openapi.json",
-        "/api/v1/auth/refresh", "/api/v1/pipelines/p", "/api/v1/pipelines/p/run", "/api/v1/executions/e/outputs",
-        "/api/v1/executions/e/outputs/o", "/api/v1/deployments/d", "/api/v1/deployments/d/executions/latest",
-        "/api/v1/deployments/d/executions", "/endpoints/d", "/endpoints/v1/d/executions/e",
-        "/endpoints/v1/d/executions/e/outputs/o",
-    ] + AbacusAPI.Action.allCases.map { "/api/v0/\($0.rawValue)" }
+    static let routedSamples =
+        [
+            "/v1beta/namespaces/demo/pipelines/echo/trigger", "/v1beta/users/demo/pipelines/echo/trigger-stream",
+            "/v1beta/organizations/demo/pipelines/echo/trigger-async",
+            "/v1beta/namespace/demo/pipelines/echo/triggerAsync",
+            "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger",
+            "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger-stream",
+            "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger-async",
+            "/v1beta/operations/abc", "/v1beta/operations/abc:cancel", "/v1beta/operations",
+            "/v1beta/schedules", "/v1beta/schedules/n:pause", "/v1beta/schedules/n:resume",
+            "/v1beta/schedules/n:trigger",
+            "/healthz", "/v1beta/__liveness", "/readyz", "/v1beta/__readiness", "/metrics", "/openapi.json",
+            "/api/v1/auth/refresh", "/api/v1/pipelines/p", "/api/v1/pipelines/p/run", "/api/v1/executions/e/outputs",
+            "/api/v1/executions/e/outputs/o", "/api/v1/deployments/d", "/api/v1/deployments/d/executions/latest",
+            "/api/v1/deployments/d/executions", "/endpoints/d", "/endpoints/v1/d/executions/e",
+            "/endpoints/v1/d/executions/e/outputs/o",
+        ] + AbacusAPI.Action.allCases.map { "/api/v0/\($0.rawValue)" }
 
     @Test("every kind of route is documented")
     func routesAreDocumented() throws {

@@ -127,7 +127,9 @@ package final class H2TestClient: Sendable {
 
         init(shared: SharedSnapshot) { self.shared = shared }
 
-        func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+        func session(
+            _ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool
+        ) {
             shared.state.withLock {
                 $0.streams[stream.rawValue, default: StreamRecord()].status = headers.first(name: ":status")
                 $0.streams[stream.rawValue, default: StreamRecord()].grpcStatus = headers.first(name: "grpc-status")
@@ -135,7 +137,8 @@ package final class H2TestClient: Sendable {
             }
         }
 
-        func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
+        func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool)
+        {
             unconsumed[stream.rawValue, default: 0] += data.readableBytes
             shared.state.withLock {
                 $0.streams[stream.rawValue, default: StreamRecord()].receivedBytes += data.readableBytes
@@ -152,12 +155,15 @@ package final class H2TestClient: Sendable {
         }
 
         func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
-            shared.state.withLock { $0.streams[stream.rawValue, default: StreamRecord()].closedWith = errorCode.rawValue }
+            shared.state.withLock {
+                $0.streams[stream.rawValue, default: StreamRecord()].closedWith = errorCode.rawValue
+            }
         }
 
         func session(_ session: NGHTTP2Session, streamWritabilityChanged stream: HTTP2StreamID, isWritable: Bool) {}
 
-        func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {}
+        func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: HTTP2StreamID, errorCode: HTTP2ErrorCode)
+        {}
 
         func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {
             shared.state.withLock { $0.sessionClosed = true }

@@ -34,7 +34,8 @@ extension Peers {
         guard output.status == 0,
             let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
         else {
-            throw PeerError.failed("craft_client.py \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)")
+            throw PeerError.failed(
+                "craft_client.py \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)")
         }
         return object
     }

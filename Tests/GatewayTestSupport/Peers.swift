@@ -5,7 +5,8 @@ package import Foundation
 package enum Peers {
     /// The repository root, found from this source file's location.
     package static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     package static var python: String {
@@ -27,7 +28,8 @@ package enum Peers {
         guard output.status == 0,
             let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
         else {
-            throw PeerError.failed("grpc_client.py \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)")
+            throw PeerError.failed(
+                "grpc_client.py \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)")
         }
         return object
     }

@@ -38,7 +38,9 @@ package enum RawSSEClient {
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n <= 0 { break }
                 outcome.received += n
-                if outcome.head.count < 4096 { outcome.head.append(contentsOf: buffer[0..<min(n, 4096 - outcome.head.count)]) }
+                if outcome.head.count < 4096 {
+                    outcome.head.append(contentsOf: buffer[0..<min(n, 4096 - outcome.head.count)])
+                }
                 outcome.tail.append(contentsOf: buffer[0..<n])
                 if outcome.tail.count > 8192 { outcome.tail.removeFirst(outcome.tail.count - 4096) }
                 // The chunked body's last chunk: the stream is over (the connection itself stays open).

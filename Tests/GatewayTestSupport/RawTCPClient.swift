@@ -9,7 +9,9 @@ package enum RawTCPClient {
         pauseBetweenChunks: Duration = .zero,
         timeout: Duration = .seconds(5)
     ) async throws -> [UInt8] {
-        try await blocking { try exchangeBlocking(port: port, sending: chunks, pauseBetweenChunks: pauseBetweenChunks, timeout: timeout) }
+        try await blocking {
+            try exchangeBlocking(port: port, sending: chunks, pauseBetweenChunks: pauseBetweenChunks, timeout: timeout)
+        }
     }
 
     private static func exchangeBlocking(

@@ -93,7 +93,8 @@ package final class SlowSocket: Sendable {
             while true {
                 let left = timeout - (ContinuousClock.now - started)
                 guard left > .zero else { break }
-                let micros = max(1000, left.components.seconds * 1_000_000 + left.components.attoseconds / 1_000_000_000_000)
+                let micros = max(
+                    1000, left.components.seconds * 1_000_000 + left.components.attoseconds / 1_000_000_000_000)
                 var tv = timeval(tv_sec: Int(micros / 1_000_000), tv_usec: Int(micros % 1_000_000))
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }

@@ -16,7 +16,8 @@ package struct TestCertificates: Sendable {
 
     /// Makes the files in a fresh temporary directory (removed by `remove()`).
     package static func make() async throws -> TestCertificates {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pki-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pki-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let certificates = TestCertificates(directory: directory)
         func openssl(_ arguments: [String]) async throws {
@@ -26,12 +27,19 @@ package struct TestCertificates: Sendable {
         for ca in ["ca", "ca2"] {
             try await openssl([
                 "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                "-subj", "/CN=trigger-gateway test \(ca)", "-keyout", "\(directory)/\(ca).key", "-out", "\(directory)/\(ca).pem",
+                "-subj", "/CN=trigger-gateway test \(ca)", "-keyout", "\(directory)/\(ca).key", "-out",
+                "\(directory)/\(ca).pem",
             ])
         }
         let leaves: [(name: String, ca: String, subject: String, extensions: String)] = [
-            ("server", "ca", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth"),
-            ("server2", "ca2", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth"),
+            (
+                "server", "ca", "/CN=localhost",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth"
+            ),
+            (
+                "server2", "ca2", "/CN=localhost",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth"
+            ),
             ("client", "ca", "/CN=alice", "extendedKeyUsage=clientAuth"),
         ]
         for leaf in leaves {

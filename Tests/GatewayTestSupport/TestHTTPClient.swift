@@ -28,7 +28,9 @@ package final class TestHTTPClient: Sendable {
 
     /// `tlsCA`: speak HTTP/1.1 over TLS (ALPN `http/1.1`), verifying the server as `localhost` against the
     /// PEM roots in that file.
-    package static func connect(host: String = "127.0.0.1", port: Int, tlsCA: String? = nil) async throws -> TestHTTPClient {
+    package static func connect(host: String = "127.0.0.1", port: Int, tlsCA: String? = nil) async throws
+        -> TestHTTPClient
+    {
         let tls: NIOSSLContext? = try tlsCA.map { file in
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.trustRoots = .file(file)
@@ -39,7 +41,8 @@ package final class TestHTTPClient: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector())

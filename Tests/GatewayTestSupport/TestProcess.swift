@@ -128,7 +128,9 @@ package enum TestProcess {
                         let rest = text[range.upperBound...]
                         guard let lineEnd = rest.firstIndex(where: { $0 == "\n" || $0 == " " }) else { continue }
                         let address = rest[..<lineEnd]
-                        if let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) {
+                        if let colon = address.lastIndex(of: ":"),
+                            let port = Int(address[address.index(after: colon)...])
+                        {
                             return port
                         }
                     }

@@ -75,9 +75,11 @@ package final class ThrowawayPostgres: Sendable {
     /// that `pg_ctl start` leaves running would inherit them, and Foundation's `Process` (which learns of
     /// a child's end from a socket the child inherits) and any pipe it held would then never see an end.
     /// A Python shim forks, closes every descriptor above stderr in the child, execs the tool, and waits.
-    private static func runAsServerUser(_ executable: String, _ arguments: [String]) async throws -> TestProcess.Output {
+    private static func runAsServerUser(_ executable: String, _ arguments: [String]) async throws -> TestProcess.Output
+    {
         let command = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable] : [executable]
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pgctl-\(UUID().uuidString).log").path
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pgctl-\(UUID().uuidString).log")
+            .path
         defer { try? FileManager.default.removeItem(atPath: log) }
         let shim = """
             import os, sys

@@ -7,9 +7,11 @@ import Testing
 /// Bearer ` with its default empty token, and gRPC servers accept it).
 @Suite("HTTP/2 field values with surrounding whitespace")
 struct HeaderWhitespaceTests {
-    @Test("the server takes the stream and sees the value trimmed", arguments: [
-        ("Bearer ", "Bearer"), (" x", "x"), ("\tBearer t0k \t", "Bearer t0k"), ("a b", "a b"), ("", ""),
-    ])
+    @Test(
+        "the server takes the stream and sees the value trimmed",
+        arguments: [
+            ("Bearer ", "Bearer"), (" x", "x"), ("\tBearer t0k \t", "Bearer t0k"), ("a b", "a b"), ("", ""),
+        ])
     func trimmed(value: String, seen: String) throws {
         let pair = try ConnectionPair()
         pair.serveEcho()

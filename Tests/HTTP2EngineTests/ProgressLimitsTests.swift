@@ -225,7 +225,8 @@ struct ProgressLimitsTests {
         let pair = try ConnectionPair(client: Self.client(window: 0), server: server)
         var streams: [HTTP2StreamID] = []
         for _ in 0..<3 {
-            streams.append(try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: true))
+            streams.append(
+                try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: true))
         }
         try pair.interact()
         for stream in streams {
@@ -233,7 +234,8 @@ struct ProgressLimitsTests {
         }
         pair.serverSession.sendData(stream: streams[0], ByteBuffer(repeating: 0x41, count: 100), endStream: false)
         pair.serverSession.sendData(stream: streams[1], ByteBuffer(repeating: 0x41, count: 100), endStream: false)
-        pair.serverSession.sendData(stream: streams[2], ByteBuffer(repeating: 0x41, count: total - 200), endStream: false)
+        pair.serverSession.sendData(
+            stream: streams[2], ByteBuffer(repeating: 0x41, count: total - 200), endStream: false)
         try pair.interact()
         #expect(pair.serverSession.bufferedOutboundBytes == total)
         for stream in streams {

@@ -159,7 +159,9 @@ struct RequestResponseTests {
 
 @Suite("HTTP/2 writes flushed once per event-loop tick")
 struct FlushOncePerTickTests {
-    @Test("with flushesOncePerTick, the writes of separate operations wait for the tick's flush; without, each is flushed")
+    @Test(
+        "with flushesOncePerTick, the writes of separate operations wait for the tick's flush; without, each is flushed"
+    )
     func deferredFlush() throws {
         var configuration = HTTP2SessionConfiguration.defaults
         configuration.flushesOncePerTick = true

@@ -195,8 +195,10 @@ struct OperationStoreContractTests {
             var ids: [String: [String]] = [:]
             for i in 0..<6 {
                 let pipeline = ["a", "b", "c"][i % 3]
-                let id = try await store.enqueue(Fixtures.request(pipeline: pipeline, text: "s\(i)"), idempotencyKey: nil)
-                    .operation.id
+                let id = try await store.enqueue(
+                    Fixtures.request(pipeline: pipeline, text: "s\(i)"), idempotencyKey: nil
+                )
+                .operation.id
                 ids[pipeline, default: []].append(id)
             }
             let now = Fixtures.now() + 1
@@ -258,13 +260,19 @@ struct OperationStoreContractTests {
             let mine = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
             let theirs = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
             let t0 = Fixtures.now() + 1
-            #expect(try await store.claim(owner: "gw1.boot1/3", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id) == [mine])
-            #expect(try await store.claim(owner: "gw10.boot9/1", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id) == [theirs])
+            #expect(
+                try await store.claim(owner: "gw1.boot1/3", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id)
+                    == [mine])
+            #expect(
+                try await store.claim(owner: "gw10.boot9/1", leaseDuration: .seconds(30), limit: 1, now: t0).map(\.id)
+                    == [theirs])
             #expect(try await store.expireLeases(ownerPrefix: "gw1.", now: t0 + 1) == 1)
-            let retaken = try await store.claim(owner: "gw1.boot2/1", leaseDuration: .seconds(30), limit: 5, now: t0 + 1)
+            let retaken = try await store.claim(
+                owner: "gw1.boot2/1", leaseDuration: .seconds(30), limit: 5, now: t0 + 1)
             #expect(retaken.map(\.id) == [mine], "taken back at once, long before its lease would end")
             #expect(retaken.first?.attempts == 2)
-            #expect(!(try await store.renewLease(id: mine, owner: "gw1.boot1/3", leaseDuration: .seconds(30), now: t0 + 2)))
+            #expect(
+                !(try await store.renewLease(id: mine, owner: "gw1.boot1/3", leaseDuration: .seconds(30), now: t0 + 2)))
             #expect(try await store.get(id: theirs)?.leaseOwner == "gw10.boot9/1")
             #expect(try await store.expireLeases(ownerPrefix: "nobody.", now: t0 + 2) == 0)
         }
@@ -579,7 +587,9 @@ struct OperationStoreContractTests {
         }
     }
 
-    @Test("a probe of a closed store fails as unavailable, with nothing internal in its message", arguments: StoreKind.allCases)
+    @Test(
+        "a probe of a closed store fails as unavailable, with nothing internal in its message",
+        arguments: StoreKind.allCases)
     func probeAfterClose(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { harness, store in
             let second = try await harness.open()

@@ -34,13 +34,16 @@ struct ScheduleStateStoreTests {
         }
     }
 
-    @Test("recorded ticks only move forward; an older tick changes neither the tick nor the last run", arguments: StoreKind.allCases)
+    @Test(
+        "recorded ticks only move forward; an older tick changes neither the tick nor the last run",
+        arguments: StoreKind.allCases)
     func monotonic(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
             let states = try Self.scheduleStore(store)
             let t0 = Fixtures.now()
             _ = try await states.scheduleState(name: "s", firstTick: t0)
-            var state = try await states.recordScheduleTick(name: "s", tick: t0.addingTimeInterval(10), operationID: "op10")
+            var state = try await states.recordScheduleTick(
+                name: "s", tick: t0.addingTimeInterval(10), operationID: "op10")
             #expect(state.lastTick == t0.addingTimeInterval(10) && state.lastOperationID == "op10")
             state = try await states.recordScheduleTick(name: "s", tick: t0.addingTimeInterval(5), operationID: "op5")
             #expect(state.lastTick == t0.addingTimeInterval(10) && state.lastOperationID == "op10")
@@ -78,7 +81,9 @@ struct ScheduleStateStoreTests {
         try await StoreHarness.with(kind) { harness, store in
             try await harness.withPeer { peer in
                 let base = Date(timeIntervalSince1970: (Date().timeIntervalSince1970).rounded(.down))
-                let ticks = (0..<20).map { ScheduleRunKey(schedule: "every-second", tick: base.addingTimeInterval(Double($0))) }
+                let ticks = (0..<20).map {
+                    ScheduleRunKey(schedule: "every-second", tick: base.addingTimeInterval(Double($0)))
+                }
                 // Each instance submits every tick twice (a retry after a lost answer), all at once.
                 let results = try await withThrowingTaskGroup(of: (String, String, Bool).self) { group in
                     for key in ticks {
@@ -102,7 +107,8 @@ struct ScheduleStateStoreTests {
                     #expect(Set(mine.map(\.1)).count == 1, "one operation for \(key.key)")
                     #expect(mine.filter(\.2).count == 1, "created once for \(key.key)")
                 }
-                let page = try await store.list(filter: OperationFilter(pipeline: "demo/echo"), pageSize: 100, pageToken: nil)
+                let page = try await store.list(
+                    filter: OperationFilter(pipeline: "demo/echo"), pageSize: 100, pageToken: nil)
                 #expect(page.operations.count == ticks.count)
                 #expect(Set(page.operations.compactMap { $0.idempotencyKey }) == Set(ticks.map(\.key)))
             }

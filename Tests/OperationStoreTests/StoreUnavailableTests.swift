@@ -41,7 +41,8 @@ struct StoreUnavailableTests {
         }
         #expect(error?.code == .unavailable)
         // Said for the operator at start-up: the path and the OS's reason, not Foundation's error domain.
-        #expect(error?.message.contains(file.appendingPathComponent("data").path) == true, "\(String(describing: error))")
+        #expect(
+            error?.message.contains(file.appendingPathComponent("data").path) == true, "\(String(describing: error))")
         #expect(error?.message.contains("Not a directory") == true, "\(String(describing: error))")
         #expect(error?.message.contains("NSCocoaErrorDomain") == false)
     }

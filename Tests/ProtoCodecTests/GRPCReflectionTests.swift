@@ -41,14 +41,16 @@ struct GRPCReflectionTests {
         #expect(index.methodPaths.contains("/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"))
     }
 
-    @Test("list_services names every service; host and request are echoed (read as v1 and as v1alpha)",
-          .enabled(if: Protoc.isAvailable))
+    @Test(
+        "list_services names every service; host and request are echoed (read as v1 and as v1alpha)",
+        .enabled(if: Protoc.isAvailable))
     func listServices() throws {
         var responder = GRPCReflectionResponder()
         let response = try responder.respond(to: try Self.request(#"host: "gw:1" list_services: "*""#))
         for package in ["grpc.reflection.v1", "grpc.reflection.v1alpha"] {
             let text = try Protoc.decode("\(package).ServerReflectionResponse", response)
-            #expect(text.hasPrefix("valid_host: \"gw:1\"\noriginal_request {\n  host: \"gw:1\"\n  list_services: \"*\"\n}"))
+            #expect(
+                text.hasPrefix("valid_host: \"gw:1\"\noriginal_request {\n  host: \"gw:1\"\n  list_services: \"*\"\n}"))
             let names = text.split(separator: "\n").filter { $0.contains("name: ") }.map {
                 String($0.split(separator: "\"")[1])
             }
@@ -56,59 +58,65 @@ struct GRPCReflectionTests {
         }
     }
 
-    @Test("file_containing_symbol: the file, then its imports breadth first; a second ask omits what was sent",
-          .enabled(if: Protoc.isAvailable))
+    @Test(
+        "file_containing_symbol: the file, then its imports breadth first; a second ask omits what was sent",
+        .enabled(if: Protoc.isAvailable))
     func fileContainingSymbolWithImports() throws {
         var responder = GRPCReflectionResponder()
         let first = try responder.respond(
             to: try Self.request(#"file_containing_symbol: "pipeline.pipeline.v1beta.PipelinePublicService""#))
         let names = try Self.files(in: first).map(Self.fileName)
-        #expect(names == [
-            "pipeline/pipeline/v1beta/pipeline_public_service.proto",
-            "pipeline/pipeline/v1beta/pipeline.proto",
-            "common/healthcheck/v1beta/healthcheck.proto",
-            "google/longrunning/operations.proto",
-            "google/protobuf/struct.proto",
-            "google/protobuf/any.proto",
-            "google/rpc/status.proto",
-        ])
+        #expect(
+            names == [
+                "pipeline/pipeline/v1beta/pipeline_public_service.proto",
+                "pipeline/pipeline/v1beta/pipeline.proto",
+                "common/healthcheck/v1beta/healthcheck.proto",
+                "google/longrunning/operations.proto",
+                "google/protobuf/struct.proto",
+                "google/protobuf/any.proto",
+                "google/rpc/status.proto",
+            ])
         // Already sent on this call: only the file asked for comes again (grpc-go does the same).
         let again = try responder.respond(
-            to: try Self.request(#"file_containing_symbol: "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest""#))
+            to: try Self.request(#"file_containing_symbol: "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest""#)
+        )
         #expect(try Self.files(in: again).map(Self.fileName) == ["pipeline/pipeline/v1beta/pipeline.proto"])
         // A new call starts afresh.
         var other = GRPCReflectionResponder()
         let fresh = try other.respond(to: try Self.request(#"file_by_filename: "google/rpc/status.proto""#))
-        #expect(try Self.files(in: fresh).map(Self.fileName) == ["google/rpc/status.proto", "google/protobuf/any.proto"])
+        #expect(
+            try Self.files(in: fresh).map(Self.fileName) == ["google/rpc/status.proto", "google/protobuf/any.proto"])
     }
 
-    @Test("symbols: methods, fields, nested enums and their values (in the enum's parent scope)",
-          .enabled(if: Protoc.isAvailable),
-          arguments: [
-              ("grpc.health.v1.Health.Watch", "grpc/health/v1/health.proto"),
-              ("grpc.health.v1.HealthCheckRequest.service", "grpc/health/v1/health.proto"),
-              ("grpc.health.v1.HealthCheckResponse.ServingStatus", "grpc/health/v1/health.proto"),
-              ("grpc.health.v1.HealthCheckResponse.SERVICE_UNKNOWN", "grpc/health/v1/health.proto"),
-              ("grpc.reflection.v1alpha.ServerReflection", "grpc/reflection/v1alpha/reflection.proto"),
-              ("core.mgmt.v1beta.MgmtPublicService.Readiness", "core/mgmt/v1beta/mgmt_public_service.proto"),
-              ("google.protobuf.Struct", "google/protobuf/struct.proto"),
-          ])
+    @Test(
+        "symbols: methods, fields, nested enums and their values (in the enum's parent scope)",
+        .enabled(if: Protoc.isAvailable),
+        arguments: [
+            ("grpc.health.v1.Health.Watch", "grpc/health/v1/health.proto"),
+            ("grpc.health.v1.HealthCheckRequest.service", "grpc/health/v1/health.proto"),
+            ("grpc.health.v1.HealthCheckResponse.ServingStatus", "grpc/health/v1/health.proto"),
+            ("grpc.health.v1.HealthCheckResponse.SERVICE_UNKNOWN", "grpc/health/v1/health.proto"),
+            ("grpc.reflection.v1alpha.ServerReflection", "grpc/reflection/v1alpha/reflection.proto"),
+            ("core.mgmt.v1beta.MgmtPublicService.Readiness", "core/mgmt/v1beta/mgmt_public_service.proto"),
+            ("google.protobuf.Struct", "google/protobuf/struct.proto"),
+        ])
     func symbols(symbol: String, file: String) throws {
         var responder = GRPCReflectionResponder()
         let response = try responder.respond(to: try Self.request("file_containing_symbol: \"\(symbol)\""))
         #expect(try Self.files(in: response).map(Self.fileName).first == file)
     }
 
-    @Test("unknown names are an error_response with NOT_FOUND; extensions: none, known types answer empty",
-          .enabled(if: Protoc.isAvailable),
-          arguments: [
-              (#"file_containing_symbol: "pipeline.pipeline.v1beta.Nope""#, true),
-              (#"file_containing_symbol: ".grpc.health.v1.Health""#, true),
-              (#"file_by_filename: "trigger/runner/v1/runner.proto""#, true),
-              (#"file_containing_extension { containing_type: "google.protobuf.Struct" extension_number: 100 }"#, true),
-              (#"all_extension_numbers_of_type: "grpc.health.v1.Nope""#, true),
-              (#"all_extension_numbers_of_type: "grpc.health.v1.HealthCheckRequest""#, false),
-          ])
+    @Test(
+        "unknown names are an error_response with NOT_FOUND; extensions: none, known types answer empty",
+        .enabled(if: Protoc.isAvailable),
+        arguments: [
+            (#"file_containing_symbol: "pipeline.pipeline.v1beta.Nope""#, true),
+            (#"file_containing_symbol: ".grpc.health.v1.Health""#, true),
+            (#"file_by_filename: "trigger/runner/v1/runner.proto""#, true),
+            (#"file_containing_extension { containing_type: "google.protobuf.Struct" extension_number: 100 }"#, true),
+            (#"all_extension_numbers_of_type: "grpc.health.v1.Nope""#, true),
+            (#"all_extension_numbers_of_type: "grpc.health.v1.HealthCheckRequest""#, false),
+        ])
     func notFound(request: String, notFound: Bool) throws {
         var responder = GRPCReflectionResponder()
         let text = try Protoc.decode(
@@ -116,13 +124,16 @@ struct GRPCReflectionTests {
         if notFound {
             #expect(text.contains("error_response {\n  error_code: 5\n  error_message: "), "\(text)")
         } else {
-            #expect(text.hasSuffix(
-                "all_extension_numbers_response {\n  base_type_name: \"grpc.health.v1.HealthCheckRequest\"\n}\n"), "\(text)")
+            #expect(
+                text.hasSuffix(
+                    "all_extension_numbers_response {\n  base_type_name: \"grpc.health.v1.HealthCheckRequest\"\n}\n"),
+                "\(text)")
         }
     }
 
-    @Test("a request that asks for nothing, or is not a message, fails the call with INVALID_ARGUMENT",
-          arguments: [[], [0x0A, 0x05, 0x61]] as [[UInt8]])
+    @Test(
+        "a request that asks for nothing, or is not a message, fails the call with INVALID_ARGUMENT",
+        arguments: [[], [0x0A, 0x05, 0x61]] as [[UInt8]])
     func invalidRequest(bytes: [UInt8]) throws {
         var responder = GRPCReflectionResponder()
         let error = #expect(throws: GatewayError.self) { _ = try responder.respond(to: ByteBuffer(bytes: bytes)) }

@@ -40,7 +40,8 @@ struct RouteTableTests {
 
     @Test(
         "an id holding a slash (a %2F in its REST segment) matches no route, not even *",
-        arguments: [("ac/me", "echo", nil), ("acme", "ec/ho", nil), ("acme", "echo", "v/1")] as [(String, String, String?)]
+        arguments: [("ac/me", "echo", nil), ("acme", "ec/ho", nil), ("acme", "echo", "v/1")]
+            as [(String, String, String?)]
     )
     func slashInIdMatchesNothing(namespace: String, pipeline: String, release: String?) {
         #expect(Self.table.resolve(PipelineRef(namespace: namespace, pipeline: pipeline, release: release)) == nil)

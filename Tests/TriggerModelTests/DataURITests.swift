@@ -91,9 +91,13 @@ struct DataURITests {
             header(blob("text/plain; charset=\"utf-8\"", "we;ird, name%.bin"))
                 == "data:text/plain;%20charset=%22utf-8%22;filename=we%3Bird%2C%20name%25.bin;base64,"
         )
-        #expect(header(blob("a/b;name=x;Filename=y;other=z", "")) == "data:a/b;name%3Dx;Filename%3Dy;other=z;filename=;base64,")
+        #expect(
+            header(blob("a/b;name=x;Filename=y;other=z", ""))
+                == "data:a/b;name%3Dx;Filename%3Dy;other=z;filename=;base64,")
         #expect(header(blob("a/b", "résumé.pdf")) == "data:a/b;filename=r%C3%A9sum%C3%A9.pdf;base64,")
-        #expect(DataURI.encode(blob("image/png", "x.png", [0x89, 0x50, 0x4E, 0x47])) == "data:image/png;filename=x.png;base64,iVBORw==")
+        #expect(
+            DataURI.encode(blob("image/png", "x.png", [0x89, 0x50, 0x4E, 0x47]))
+                == "data:image/png;filename=x.png;base64,iVBORw==")
     }
 
     static let contentTypes = [
@@ -105,8 +109,9 @@ struct DataURITests {
         nil, "", "résumé 📄.pdf", "a;b,c%d=e", "%41", "name=x", "../../etc/passwd", "tab\there\r\n",
     ]
 
-    @Test("decode(encode(blob)) == blob for content types with parameters and odd file names",
-          arguments: contentTypes, fileNames)
+    @Test(
+        "decode(encode(blob)) == blob for content types with parameters and odd file names",
+        arguments: contentTypes, fileNames)
     func roundTrip(contentType: String, fileName: String?) throws {
         for count in [0, 1, 2, 3, 64, 1000] {
             let original = blob(contentType, fileName, XorShift(seed: UInt64(count + 1)).bytesOnce(count))
@@ -144,8 +149,9 @@ struct DataURITests {
     // MARK: The header cap
 
     /// `data:application/pdf;filename=` + k × `a` + `;base64,`: 38 + k bytes.
-    @Test("A header at the cap decodes and encodes whole; one byte over does not",
-          arguments: [DataURI.maxHeaderBytes, DataURI.maxHeaderBytes + 1])
+    @Test(
+        "A header at the cap decodes and encodes whole; one byte over does not",
+        arguments: [DataURI.maxHeaderBytes, DataURI.maxHeaderBytes + 1])
     func headerCap(length: Int) throws {
         let name = String(repeating: "a", count: length - 38)
         let uri = "data:application/pdf;filename=\(name);base64,AA=="
@@ -201,11 +207,14 @@ struct DataURITests {
         #expect(try DataURI.decode(grows) == nil)
     }
 
-    @Test("The fuzzer's data-URI crashers now round-trip", arguments: [
-        "datauri-long-filename-reencodes-past-header-limit", "datauri-roundtrip-fuzzer-found.min",
-    ])
+    @Test(
+        "The fuzzer's data-URI crashers now round-trip",
+        arguments: [
+            "datauri-long-filename-reencodes-past-header-limit", "datauri-roundtrip-fuzzer-found.min",
+        ])
     func fuzzFailCases(name: String) throws {
-        let url = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+        let url = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/fuzz/FailCases/\(name)")
         let bytes = try Data(contentsOf: url)
         // The fuzzer hands strings over as repaired UTF-8, as here.

@@ -3,18 +3,22 @@ import TriggerModel
 
 @Suite("PercentDecoding")
 struct PercentDecodingTests {
-    @Test("%XX becomes its byte in either case; text without escapes is unchanged", arguments: [
-        ("ec%68o", "echo"), ("EC%4Fo", "ECOo"), ("a%2Fb", "a/b"), ("a%2fb", "a/b"), ("%E2%82%AC", "€"),
-        ("plain", "plain"), ("", ""), ("a+b", "a+b"),
-    ])
+    @Test(
+        "%XX becomes its byte in either case; text without escapes is unchanged",
+        arguments: [
+            ("ec%68o", "echo"), ("EC%4Fo", "ECOo"), ("a%2Fb", "a/b"), ("a%2fb", "a/b"), ("%E2%82%AC", "€"),
+            ("plain", "plain"), ("", ""), ("a+b", "a+b"),
+        ])
     func decodes(text: String, decoded: String) {
         #expect(PercentDecoding.decode(text.utf8) == decoded)
         #expect(PercentDecoding.decodeStrictly(text.utf8) == decoded)
     }
 
-    @Test("a % without two hex digits is literal when lenient and malformed when strict", arguments: [
-        "%", "%4", "a%", "%zz", "%4g", "100%", "%%41",
-    ])
+    @Test(
+        "a % without two hex digits is literal when lenient and malformed when strict",
+        arguments: [
+            "%", "%4", "a%", "%zz", "%4g", "100%", "%%41",
+        ])
     func malformed(text: String) {
         #expect(PercentDecoding.decodeStrictly(text.utf8) == nil)
         #expect(PercentDecoding.decodeBytes(text.utf8, strict: true) == nil)
@@ -24,9 +28,11 @@ struct PercentDecodingTests {
         if text == "%%41" { #expect(lenient == "%A") }
     }
 
-    @Test("an escape at the very end is decoded: the edge is the last two bytes", arguments: [
-        ("x%41", "xA"), ("x%4", nil),
-    ] as [(String, String?)])
+    @Test(
+        "an escape at the very end is decoded: the edge is the last two bytes",
+        arguments: [
+            ("x%41", "xA"), ("x%4", nil),
+        ] as [(String, String?)])
     func escapeAtEnd(text: String, strict: String?) {
         #expect(PercentDecoding.decodeStrictly(text.utf8) == strict)
     }

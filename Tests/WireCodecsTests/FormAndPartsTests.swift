@@ -57,7 +57,11 @@ struct FormAndPartsTests {
         limits.maxMultipartParts = 1
         var capped = try MultipartFormDecoder(boundary: "b", limits: limits, collectingParts: true)
         #expect(throws: GatewayError.self) {
-            try capped.feed(ByteBuffer(string: "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=\"c\"\r\n\r\ny\r\n--b--"))
+            try capped.feed(
+                ByteBuffer(
+                    string:
+                        "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name=\"c\"\r\n\r\ny\r\n--b--"
+                ))
         }
     }
 }

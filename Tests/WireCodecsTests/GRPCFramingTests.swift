@@ -84,7 +84,9 @@ struct GRPCFramingTests {
         #expect(deframer.hasPartialMessage)
     }
 
-    @Test("a compressed message (no grpc-encoding can be in force) is INTERNAL naming the flag; a bad flag byte is invalid")
+    @Test(
+        "a compressed message (no grpc-encoding can be in force) is INTERNAL naming the flag; a bad flag byte is invalid"
+    )
     func compressionFlag() {
         var compressed = GRPCMessageDeframer(maxMessageBytes: 8)
         compressed.append(framed([1], flag: 1))

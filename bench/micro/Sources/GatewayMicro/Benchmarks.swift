@@ -17,7 +17,9 @@ enum Benchmarks {
     /// A wider, nested payload (about 10 KiB of JSON): 100 string fields, a list of numbers, a nested object.
     static let mediumVariables: ValueObject = {
         var entries: [(key: String, value: Value)] = []
-        for i in 0..<100 { entries.append((key: "field_\(i)", value: .string("value number \(i) of the medium payload"))) }
+        for i in 0..<100 {
+            entries.append((key: "field_\(i)", value: .string("value number \(i) of the medium payload")))
+        }
         entries.append((key: "numbers", value: .list((0..<200).map { .number(Double($0) * 1.5) })))
         entries.append((key: "nested", value: .object(["a": .object(["b": .object(["c": .bool(true)])])])))
         return ValueObject(entries)
@@ -65,7 +67,8 @@ enum Benchmarks {
 
     static func multipartBody(file: ByteBuffer, boundary: String) -> ByteBuffer {
         var body = allocator.buffer(capacity: file.readableBytes + 512)
-        body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"variables[0].prompt\"\r\n\r\nhello\r\n")
+        body.writeString(
+            "--\(boundary)\r\nContent-Disposition: form-data; name=\"variables[0].prompt\"\r\n\r\nhello\r\n")
         body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"variables[0].file\"; ")
         body.writeString("filename=\"blob.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n")
         var file = file
@@ -92,83 +95,105 @@ enum Benchmarks {
         let preface = ByteBuffer(bytes: ProtocolSniffer.preface + Array(repeating: 0, count: 40))
         let drip = chunks(ByteBuffer(bytes: ProtocolSniffer.preface), size: 1)
         let http1 = ByteBuffer(string: "POST /v1beta/namespaces/demo/pipelines/echo/trigger HTTP/1.1\r\n")
-        list.append(MicroBenchmark(name: "preface sniff: h2 preface, one read", bytes: 24) {
-            guard case .partial(let n) = ProtocolSniffer.match(preface, from: 0) else { return 0 }
-            return n
-        })
-        list.append(MicroBenchmark(name: "preface sniff: h2 preface, 24 reads of 1 byte", bytes: 24) {
-            var matched = 0
-            for slice in drip {
-                guard case .partial(let n) = ProtocolSniffer.match(slice, from: matched) else { return 0 }
-                matched = n
-            }
-            return matched
-        })
-        list.append(MicroBenchmark(name: "preface sniff: HTTP/1.1 request line", bytes: 0) {
-            ProtocolSniffer.match(http1, from: 0) == .mismatch ? 1 : 0
-        })
+        list.append(
+            MicroBenchmark(name: "preface sniff: h2 preface, one read", bytes: 24) {
+                guard case .partial(let n) = ProtocolSniffer.match(preface, from: 0) else { return 0 }
+                return n
+            })
+        list.append(
+            MicroBenchmark(name: "preface sniff: h2 preface, 24 reads of 1 byte", bytes: 24) {
+                var matched = 0
+                for slice in drip {
+                    guard case .partial(let n) = ProtocolSniffer.match(slice, from: matched) else { return 0 }
+                    matched = n
+                }
+                return matched
+            })
+        list.append(
+            MicroBenchmark(name: "preface sniff: HTTP/1.1 request line", bytes: 0) {
+                ProtocolSniffer.match(http1, from: 0) == .mismatch ? 1 : 0
+            })
 
         // gRPC deframing: 100 small messages in one read; one large message in 64 KiB reads.
         let small = instillRequest(smallVariables)
         var hundred = allocator.buffer(capacity: 100 * (small.readableBytes + 5))
         for _ in 0..<100 { GRPCMessageFramer.frame(small, into: &hundred) }
-        list.append(MicroBenchmark(name: "gRPC deframe: 100 × \(small.readableBytes) B messages, one read",
-                                   bytes: hundred.readableBytes) {
-            var deframer = GRPCMessageDeframer(maxMessageBytes: 4 << 20)
-            deframer.append(hundred)
-            var n = 0
-            while let message = try deframer.next() { n &+= message.readableBytes }
-            return n
-        })
+        list.append(
+            MicroBenchmark(
+                name: "gRPC deframe: 100 × \(small.readableBytes) B messages, one read",
+                bytes: hundred.readableBytes
+            ) {
+                var deframer = GRPCMessageDeframer(maxMessageBytes: 4 << 20)
+                deframer.append(hundred)
+                var n = 0
+                while let message = try deframer.next() { n &+= message.readableBytes }
+                return n
+            })
         let bigMessage = GRPCMessageFramer.frame(randomBytes(large))
         let bigChunks = chunks(bigMessage, size: 64 << 10)
-        list.append(MicroBenchmark(name: "gRPC deframe: one \(large >> 20) MiB message in 64 KiB reads",
-                                   bytes: bigMessage.readableBytes) {
-            var deframer = GRPCMessageDeframer(maxMessageBytes: 64 << 20)
-            var n = 0
-            for chunk in bigChunks {
-                deframer.append(chunk)
-                while let message = try deframer.next() { n &+= message.readableBytes }
-            }
-            return n
-        })
+        list.append(
+            MicroBenchmark(
+                name: "gRPC deframe: one \(large >> 20) MiB message in 64 KiB reads",
+                bytes: bigMessage.readableBytes
+            ) {
+                var deframer = GRPCMessageDeframer(maxMessageBytes: 64 << 20)
+                var n = 0
+                for chunk in bigChunks {
+                    deframer.append(chunk)
+                    while let message = try deframer.next() { n &+= message.readableBytes }
+                }
+                return n
+            })
 
         // Protobuf (protobuf-c) Struct → model, the gRPC frontend's decode; and the rest of the gRPC path:
         // model → runner RunRequest, runner RunResponse → model, model → Instill response.
         for (label, variables) in [("small", smallVariables), ("medium", mediumVariables)] {
             let request = instillRequest(variables)
-            list.append(MicroBenchmark(name: "proto Instill request → model (\(label), \(request.readableBytes) B)",
-                                       bytes: request.readableBytes) {
-                try InstillCodec.decodeTriggerRequest(request, release: false, maxBatch: 32).inputs.count
-            })
+            list.append(
+                MicroBenchmark(
+                    name: "proto Instill request → model (\(label), \(request.readableBytes) B)",
+                    bytes: request.readableBytes
+                ) {
+                    try InstillCodec.decodeTriggerRequest(request, release: false, maxBatch: 32).inputs.count
+                })
             let model = triggerRequest(variables)
-            list.append(MicroBenchmark(name: "model → proto runner RunRequest (\(label))", bytes: 0) {
-                RunnerCodec.encodeRunRequest(model).readableBytes
-            })
+            list.append(
+                MicroBenchmark(name: "model → proto runner RunRequest (\(label))", bytes: 0) {
+                    RunnerCodec.encodeRunRequest(model).readableBytes
+                })
             let result = TriggerResult(outputs: [variables])
             let response = RunnerCodec.encodeRunResponse(result)
-            list.append(MicroBenchmark(name: "proto runner RunResponse → model (\(label), \(response.readableBytes) B)",
-                                       bytes: response.readableBytes) {
-                try RunnerCodec.decodeRunResponse(response).outputs.count
-            })
-            list.append(MicroBenchmark(name: "model → proto Instill response (\(label))", bytes: 0) {
-                InstillCodec.encodeTriggerResponse(result).readableBytes
-            })
+            list.append(
+                MicroBenchmark(
+                    name: "proto runner RunResponse → model (\(label), \(response.readableBytes) B)",
+                    bytes: response.readableBytes
+                ) {
+                    try RunnerCodec.decodeRunResponse(response).outputs.count
+                })
+            list.append(
+                MicroBenchmark(name: "model → proto Instill response (\(label))", bytes: 0) {
+                    InstillCodec.encodeTriggerResponse(result).readableBytes
+                })
         }
         let blobRequest = instillRequest(blobVariables(large))
-        list.append(MicroBenchmark(name: "proto Instill request → model (\(large >> 20) MiB data URI in Struct)",
-                                   bytes: blobRequest.readableBytes) {
-            try InstillCodec.decodeTriggerRequest(blobRequest, release: false, maxBatch: 32).inputs.count
-        })
+        list.append(
+            MicroBenchmark(
+                name: "proto Instill request → model (\(large >> 20) MiB data URI in Struct)",
+                bytes: blobRequest.readableBytes
+            ) {
+                try InstillCodec.decodeTriggerRequest(blobRequest, release: false, maxBatch: 32).inputs.count
+            })
 
         // JSON → model (REST frontend, and the http backend hop), without and with a large data URI.
         for (label, variables) in [
-            ("small", smallVariables), ("medium", mediumVariables), ("\(large >> 20) MiB data URI", blobVariables(large)),
+            ("small", smallVariables), ("medium", mediumVariables),
+            ("\(large >> 20) MiB data URI", blobVariables(large)),
         ] {
             let body = restBody(variables)
-            list.append(MicroBenchmark(name: "JSON → model (\(label), \(body.readableBytes) B)", bytes: body.readableBytes) {
-                try RESTTriggerBody.decode(json: body, limits: limits).count
-            })
+            list.append(
+                MicroBenchmark(name: "JSON → model (\(label), \(body.readableBytes) B)", bytes: body.readableBytes) {
+                    try RESTTriggerBody.decode(json: body, limits: limits).count
+                })
         }
 
         // Model → JSON: the REST response, and the http backend request (blobs become data URIs).
@@ -178,24 +203,30 @@ enum Benchmarks {
             let result = TriggerResult(outputs: [variables])
             var probe = allocator.buffer(capacity: 256)
             RESTResponseBody.encode(result: result, into: &probe)
-            list.append(MicroBenchmark(name: "model → JSON response (\(label), \(probe.readableBytes) B)",
-                                       bytes: probe.readableBytes) {
-                var buffer = allocator.buffer(capacity: 256)
-                RESTResponseBody.encode(result: result, into: &buffer)
-                return buffer.readableBytes
-            })
+            list.append(
+                MicroBenchmark(
+                    name: "model → JSON response (\(label), \(probe.readableBytes) B)",
+                    bytes: probe.readableBytes
+                ) {
+                    var buffer = allocator.buffer(capacity: 256)
+                    RESTResponseBody.encode(result: result, into: &buffer)
+                    return buffer.readableBytes
+                })
         }
 
         // Multipart: one file part plus one field, fed in 64 KiB reads as the HTTP/1.1 frontend does.
         let boundary = "----bench-boundary-7MA4YWxkTrZu0gW"
         let multipart = multipartBody(file: randomBytes(large), boundary: boundary)
         let multipartChunks = chunks(multipart, size: 64 << 10)
-        list.append(MicroBenchmark(name: "multipart parse (\(large >> 20) MiB file, 64 KiB reads)",
-                                   bytes: multipart.readableBytes) {
-            var decoder = try MultipartFormDecoder(boundary: boundary, limits: limits)
-            for chunk in multipartChunks { try decoder.feed(chunk) }
-            return try decoder.finish().count
-        })
+        list.append(
+            MicroBenchmark(
+                name: "multipart parse (\(large >> 20) MiB file, 64 KiB reads)",
+                bytes: multipart.readableBytes
+            ) {
+                var decoder = try MultipartFormDecoder(boundary: boundary, limits: limits)
+                for chunk in multipartChunks { try decoder.feed(chunk) }
+                return try decoder.finish().count
+            })
 
         // Base64 alone (the data URI payload), both codecs the gateway carries.
         let raw = randomBytes(large)
@@ -204,27 +235,35 @@ enum Benchmarks {
         // Into a buffer reused across runs (the loop alone), and into a fresh buffer per run, sized as the
         // decoder asks (its 3 bytes of slack included), so page faults on new memory are counted too.
         var reused = allocator.buffer(capacity: large + 3)
-        list.append(MicroBenchmark(name: "base64 decode, TriggerModel, reused output (\(large >> 20) MiB decoded)",
-                                   bytes: encoded.readableBytes) {
-            reused.clear()
-            try encoded.withUnsafeReadableBytes { try Base64.decode($0, into: &reused) }
-            return reused.readableBytes
-        })
-        list.append(MicroBenchmark(name: "base64 decode, TriggerModel, fresh output (\(large >> 20) MiB decoded)",
-                                   bytes: encoded.readableBytes) {
-            var out = allocator.buffer(capacity: large + 3)
-            try encoded.withUnsafeReadableBytes { try Base64.decode($0, into: &out) }
-            return out.readableBytes
-        })
-        list.append(MicroBenchmark(name: "base64 encode, TriggerModel (\(large >> 20) MiB of bytes)", bytes: large) {
-            var out = allocator.buffer(capacity: Base64.encodedLength(large))
-            raw.withUnsafeReadableBytes { Base64.encode($0, into: &out) }
-            return out.readableBytes
-        })
+        list.append(
+            MicroBenchmark(
+                name: "base64 decode, TriggerModel, reused output (\(large >> 20) MiB decoded)",
+                bytes: encoded.readableBytes
+            ) {
+                reused.clear()
+                try encoded.withUnsafeReadableBytes { try Base64.decode($0, into: &reused) }
+                return reused.readableBytes
+            })
+        list.append(
+            MicroBenchmark(
+                name: "base64 decode, TriggerModel, fresh output (\(large >> 20) MiB decoded)",
+                bytes: encoded.readableBytes
+            ) {
+                var out = allocator.buffer(capacity: large + 3)
+                try encoded.withUnsafeReadableBytes { try Base64.decode($0, into: &out) }
+                return out.readableBytes
+            })
+        list.append(
+            MicroBenchmark(name: "base64 encode, TriggerModel (\(large >> 20) MiB of bytes)", bytes: large) {
+                var out = allocator.buffer(capacity: Base64.encodedLength(large))
+                raw.withUnsafeReadableBytes { Base64.encode($0, into: &out) }
+                return out.readableBytes
+            })
         let uri = "data:application/octet-stream;base64," + String(buffer: encoded)
-        list.append(MicroBenchmark(name: "data URI decode, ProtoCodec (\(large >> 20) MiB blob)", bytes: uri.utf8.count) {
-            try DataURI.decode(uri)?.count ?? 0
-        })
+        list.append(
+            MicroBenchmark(name: "data URI decode, ProtoCodec (\(large >> 20) MiB blob)", bytes: uri.utf8.count) {
+                try DataURI.decode(uri)?.count ?? 0
+            })
         return list
     }
 }
