@@ -147,34 +147,12 @@ struct AsyncDurabilityTests {
         let first = try await Self.startGateway(dataDir: dataDir, config: config)
         let total = 320
         let killAfter = 220
-        let progress = KillProgress()
         // 16 connections submit concurrently; the process is killed once `killAfter` ids came back, while
         // the rest are still being sent, some operations run and most are queued.
-        await withTaskGroup(of: Void.self) { group in
-            let lanes = 16
-            for lane in 0..<lanes {
-                group.addTask {
-                    guard let client = try? await AsyncClient.connect(port: first.port) else { return }
-                    for n in stride(from: lane, to: total, by: lanes) {
-                        if progress.killed.load(ordering: .sequentiallyConsistent) { break }
-                        guard let (status, body) = try? await client.trigger("sleep", ["ms": 500, "n": n]),
-                            status == 200, let name = body.operationName
-                        else { break }
-                        let count = progress.accepted.withLock { list in
-                            list.append((name, n))
-                            return list.count
-                        }
-                        if count == killAfter, !progress.killed.exchange(true, ordering: .sequentiallyConsistent) {
-                            first.signal(SIGKILL)
-                        }
-                    }
-                    await client.client.close()
-                }
-            }
+        let ids = await Self.submitUntilKilled(first, lanes: 16, total: total, killAfter: killAfter) { n in
+            ("sleep", ["ms": 500, "n": n])
         }
-        await first.stop(signal: SIGKILL)
         let killedAt = Date()
-        let ids = progress.accepted.withLock { $0 }
         #expect(ids.count >= killAfter)
 
         let second = try await Self.startGateway(dataDir: dataDir, config: restartConfig)
@@ -217,33 +195,10 @@ struct AsyncDurabilityTests {
             toFile: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: config) }
         let first = try await Self.startGateway(dataDir: dataDir, config: config)
-        let progress = KillProgress()
-        let lanes = 96
         let killAfter = 300
-        await withTaskGroup(of: Void.self) { group in
-            for lane in 0..<lanes {
-                group.addTask {
-                    guard let client = try? await AsyncClient.connect(port: first.port) else { return }
-                    var n = lane
-                    while !progress.killed.load(ordering: .sequentiallyConsistent), n < 20 * lanes {
-                        guard let (status, body) = try? await client.trigger("echo", ["n": n]),
-                            status == 200, let name = body.operationName
-                        else { break }
-                        let count = progress.accepted.withLock { list in
-                            list.append((name, n))
-                            return list.count
-                        }
-                        if count == killAfter, !progress.killed.exchange(true, ordering: .sequentiallyConsistent) {
-                            first.signal(SIGKILL)
-                        }
-                        n += lanes
-                    }
-                    await client.client.close()
-                }
-            }
+        let ids = await Self.submitUntilKilled(first, lanes: 96, total: 20 * 96, killAfter: killAfter) { n in
+            ("echo", ["n": n])
         }
-        await first.stop(signal: SIGKILL)
-        let ids = progress.accepted.withLock { $0 }
         #expect(ids.count >= killAfter)
 
         let second = try await Self.startGateway(dataDir: dataDir, config: config)
@@ -258,6 +213,43 @@ struct AsyncDurabilityTests {
         #expect(names.count == Set(names).count)
         #expect(Set(ids.map(\.name)).isSubset(of: Set(names)))
         await second.stop()
+    }
+
+    /// Submits async triggers `0..<total` over `lanes` concurrent connections (trigger `n` on lane `n % lanes`)
+    /// and kills `server` with SIGKILL once `killAfter` of them were accepted, while the others are still being
+    /// sent. Returns every accepted operation name with its `n`; the process is dead on return.
+    static func submitUntilKilled(
+        _ server: TestProcess.Server,
+        lanes: Int,
+        total: Int,
+        killAfter: Int,
+        trigger: @escaping @Sendable (Int) -> (pipeline: String, variables: [String: any Sendable])
+    ) async -> [(name: String, n: Int)] {
+        let progress = KillProgress()
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    guard let client = try? await AsyncClient.connect(port: server.port) else { return }
+                    for n in stride(from: lane, to: total, by: lanes) {
+                        if progress.killed.load(ordering: .sequentiallyConsistent) { break }
+                        let (pipeline, variables) = trigger(n)
+                        guard let (status, body) = try? await client.trigger(pipeline, variables),
+                            status == 200, let name = body.operationName
+                        else { break }
+                        let count = progress.accepted.withLock { list in
+                            list.append((name, n))
+                            return list.count
+                        }
+                        if count == killAfter, !progress.killed.exchange(true, ordering: .sequentiallyConsistent) {
+                            server.signal(SIGKILL)
+                        }
+                    }
+                    await client.client.close()
+                }
+            }
+        }
+        await server.stop(signal: SIGKILL)
+        return progress.accepted.withLock { $0 }
     }
 
     /// What the submitting lanes share while the first process is killed under them.
