@@ -252,6 +252,37 @@ struct AsyncDurabilityTests {
         return progress.accepted.withLock { $0 }
     }
 
+    /// Two gateway processes on one PostgreSQL store (`config`), each with its own data directory, for `body`;
+    /// both are stopped and their directories removed afterwards, whatever `body` does.
+    static func withTwoGateways(
+        config: String,
+        _ body: (TestProcess.Server, TestProcess.Server) async throws -> Void
+    ) async throws {
+        let dirA = temporaryPath("tg-pg-a")
+        let dirB = temporaryPath("tg-pg-b")
+        defer {
+            try? FileManager.default.removeItem(atPath: dirA)
+            try? FileManager.default.removeItem(atPath: dirB)
+        }
+        let a = try await startGateway(dataDir: dirA, config: config)
+        let b: TestProcess.Server
+        do {
+            b = try await startGateway(dataDir: dirB, config: config)
+        } catch {
+            await a.stop()
+            throw error
+        }
+        do {
+            try await body(a, b)
+        } catch {
+            await a.stop()
+            await b.stop()
+            throw error
+        }
+        await a.stop()
+        await b.stop()
+    }
+
     /// What the submitting lanes share while the first process is killed under them.
     final class KillProgress: Sendable {
         let accepted = Mutex<[(name: String, n: Int)]>([])
@@ -362,83 +393,57 @@ struct AsyncDurabilityTests {
             """
         guard let (config, _) = try Self.postgresConfig(lease: "5s", workers: 8, extra: pool) else { return }
         defer { try? FileManager.default.removeItem(atPath: config) }
-        let dirA = Self.temporaryPath("tg-pg-a")
-        let dirB = Self.temporaryPath("tg-pg-b")
-        defer {
-            try? FileManager.default.removeItem(atPath: dirA)
-            try? FileManager.default.removeItem(atPath: dirB)
-        }
-        let a = try await Self.startGateway(dataDir: dirA, config: config)
-        let b = try await Self.startGateway(dataDir: dirB, config: config)
-        defer {
-            Task {
-                await a.stop(); await b.stop()
+        try await Self.withTwoGateways(config: config) { a, b in
+            let clientA = try await AsyncClient.connect(port: a.port)
+            var names: [String] = []
+            for n in 0..<6 {
+                let (status, body) = try await clientA.trigger("sleep", ["ms": 600, "n": n])
+                try #require(status == 200, "\(body)")
+                names.append(try #require(body.operationName))
             }
+            let finals = try await Self.waitAll(names, port: a.port, timeout: .seconds(40))
+            var runs: [(start: Date, finish: Date)] = []
+            for name in names {
+                let (status, json) = try await clientA.get("/v1beta/\(name)")
+                let operation = try #require(json["operation"] as? [String: Any], "\(status) \(json)")
+                #expect(finals[name]?.metadataState == "succeeded", "\(operation)")
+                #expect(finals[name]?.attempts == 1, "\(operation)")
+                let metadata = operation["metadata"] as? [String: Any]
+                let start = try #require(PoolResilienceTests.timestamp(metadata?["startTime"]), "\(operation)")
+                let finish = try #require(PoolResilienceTests.timestamp(metadata?["finishTime"]), "\(operation)")
+                runs.append((start, finish))
+            }
+            // Runs in progress at each start: never more than one per instance (claimed only with a free slot), and
+            // B ran some of A's work while A ran its own (before, A claimed all six for its single slot).
+            let overlaps = runs.map { run in runs.filter { $0.start <= run.start && run.start < $0.finish }.count }
+            #expect(overlaps.max() == 2, "\(runs)")
+            await clientA.client.close()
         }
-        let clientA = try await AsyncClient.connect(port: a.port)
-        var names: [String] = []
-        for n in 0..<6 {
-            let (status, body) = try await clientA.trigger("sleep", ["ms": 600, "n": n])
-            try #require(status == 200, "\(body)")
-            names.append(try #require(body.operationName))
-        }
-        let finals = try await Self.waitAll(names, port: a.port, timeout: .seconds(40))
-        var runs: [(start: Date, finish: Date)] = []
-        for name in names {
-            let (status, json) = try await clientA.get("/v1beta/\(name)")
-            let operation = try #require(json["operation"] as? [String: Any], "\(status) \(json)")
-            #expect(finals[name]?.metadataState == "succeeded", "\(operation)")
-            #expect(finals[name]?.attempts == 1, "\(operation)")
-            let metadata = operation["metadata"] as? [String: Any]
-            let start = try #require(PoolResilienceTests.timestamp(metadata?["startTime"]), "\(operation)")
-            let finish = try #require(PoolResilienceTests.timestamp(metadata?["finishTime"]), "\(operation)")
-            runs.append((start, finish))
-        }
-        // Runs in progress at each start: never more than one per instance (claimed only with a free slot), and
-        // B ran some of A's work while A ran its own (before, A claimed all six for its single slot).
-        let overlaps = runs.map { run in runs.filter { $0.start <= run.start && run.start < $0.finish }.count }
-        #expect(overlaps.max() == 2, "\(runs)")
-        await clientA.client.close()
-        await a.stop()
-        await b.stop()
     }
 
     @Test("two gateways on one PostgreSQL: triggers accepted by A are answered by B's GetOperation")
     func sharedAnswers() async throws {
         guard let (config, _) = try Self.postgresConfig(lease: "5s", workers: 8) else { return }
         defer { try? FileManager.default.removeItem(atPath: config) }
-        let dirA = Self.temporaryPath("tg-pg-a")
-        let dirB = Self.temporaryPath("tg-pg-b")
-        defer {
-            try? FileManager.default.removeItem(atPath: dirA)
-            try? FileManager.default.removeItem(atPath: dirB)
-        }
-        let a = try await Self.startGateway(dataDir: dirA, config: config)
-        let b = try await Self.startGateway(dataDir: dirB, config: config)
-        defer {
-            Task {
-                await a.stop(); await b.stop()
+        try await Self.withTwoGateways(config: config) { a, b in
+            let clientA = try await AsyncClient.connect(port: a.port)
+            var names: [String] = []
+            for n in 0..<30 {
+                let (status, body) = try await clientA.trigger("sleep", ["ms": 50, "n": n])
+                try #require(status == 200, "\(body)")
+                names.append(try #require(body.operationName))
             }
+            let finals = try await Self.waitAll(names, port: b.port, timeout: .seconds(60))
+            for (n, name) in names.enumerated() {
+                #expect(finals[name]?.metadataState == "succeeded", "\(String(describing: finals[name]))")
+                #expect(finals[name]?.n == n)
+            }
+            let viaGRPC = try await AsyncGRPCTests.run(
+                "get", port: b.port, [String(names[0].dropFirst("operations/".count))])
+            #expect((viaGRPC["outputs"] as? [[String: Any]])?.first?["n"] as? Int == 0, "\(viaGRPC)")
+            // Unknown ids are NOT_FOUND on B as on A.
+            let missing = try await AsyncGRPCTests.run("get", port: b.port, ["00000000000000000000000000"])
+            #expect(missing["code"] as? String == "NOT_FOUND")
         }
-        let clientA = try await AsyncClient.connect(port: a.port)
-        var names: [String] = []
-        for n in 0..<30 {
-            let (status, body) = try await clientA.trigger("sleep", ["ms": 50, "n": n])
-            try #require(status == 200, "\(body)")
-            names.append(try #require(body.operationName))
-        }
-        let finals = try await Self.waitAll(names, port: b.port, timeout: .seconds(60))
-        for (n, name) in names.enumerated() {
-            #expect(finals[name]?.metadataState == "succeeded", "\(String(describing: finals[name]))")
-            #expect(finals[name]?.n == n)
-        }
-        let viaGRPC = try await AsyncGRPCTests.run(
-            "get", port: b.port, [String(names[0].dropFirst("operations/".count))])
-        #expect((viaGRPC["outputs"] as? [[String: Any]])?.first?["n"] as? Int == 0, "\(viaGRPC)")
-        // Unknown ids are NOT_FOUND on B as on A.
-        let missing = try await AsyncGRPCTests.run("get", port: b.port, ["00000000000000000000000000"])
-        #expect(missing["code"] as? String == "NOT_FOUND")
-        await a.stop()
-        await b.stop()
     }
 }

@@ -78,6 +78,25 @@ struct TLSListenerTests {
         }
     }
 
+    @Test("a TLS handshake that stalls (one record byte, or a partial ClientHello) is closed at the preface timeout")
+    func stalledHandshakeClosed() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await withTestGateway(yaml: Self.yaml(pki) + "\ntimeouts: {preface: 200ms}\n") { gateway in
+            // 0x16 alone; then the record header and the start of a ClientHello whose announced length never comes.
+            for bytes: [UInt8] in [[0x16], [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03]] {
+                let socket = try await SlowSocket.connect(port: gateway.port)
+                _ = socket.send(bytes)
+                let outcome = try await socket.waitForClose(timeout: .seconds(5))
+                #expect(outcome.closedByServer, "still open after \(outcome.elapsed)")
+                #expect(outcome.elapsed >= .milliseconds(150), "closed after \(outcome.elapsed)")
+            }
+            // The port still serves a real client afterwards.
+            let served = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile])
+            #expect(served.output.contains("status=200"), "\(served.output)")
+        }
+    }
+
     @Test("require_client_cert: a handshake without a certificate fails; one signed by client_ca_file is served")
     func clientCertificates() async throws {
         let pki = try await TestCertificates.make()
