@@ -71,6 +71,9 @@ let package = Package(
         // The model: no I/O, no protocol types.
         .target(name: "TriggerModel", dependencies: [nioCore], swiftSettings: swiftSettings),
 
+        // What the frontends report of each finished request, and who is told (access log, request metrics).
+        .target(name: "Observability", swiftSettings: swiftSettings),
+
         // Codecs and engines.
         .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
         .target(name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", nioCore], swiftSettings: swiftSettings),
@@ -148,7 +151,8 @@ let package = Package(
             name: "GatewayServer",
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing", "GatewayConfig",
-                "AsyncDispatch", "OperationStore", "AbacusSurface", "CraftSurface", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
+                "AsyncDispatch", "OperationStore", "AbacusSurface", "CraftSurface", "Observability", nioCore, nioPosix,
+                nioHTTP1, logging, lifecycle,
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

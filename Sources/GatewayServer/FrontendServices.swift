@@ -4,6 +4,7 @@ package import CraftSurface
 package import TriggerDispatch
 package import Logging
 package import NIOCore
+package import Observability
 package import Routing
 package import WireCodecs
 
@@ -37,6 +38,8 @@ package struct FrontendServices: Sendable {
     package var scheduler: Scheduler?
     /// The Craft AI surface (`/api/v1/...`, `/endpoints/...`); nil answers its routes 404.
     package var craft: CraftSurface?
+    /// Told of every finished request, in order (the access log, the request metrics); see `RequestRecord`.
+    package var requestObservers: [any RequestObserver] = []
 
     package init(
         dispatcher: TriggerDispatcher,

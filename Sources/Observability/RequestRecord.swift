@@ -1,0 +1,85 @@
+/// One finished request as its frontend saw it: the access log writes one line of it and the request metrics
+/// count it.
+///
+/// Built exactly once per request — REST over HTTP/1.1, REST over HTTP/2 and gRPC alike — when the exchange
+/// ends: the response's last byte queued, or the stream reset / connection closed under it. Every outcome
+/// produces one: routing errors, authentication failures, 4xx, 5xx, cancellations.
+///
+/// Two kinds of fields: those that may carry what the client sent (`path`, `namespace`, `pipeline`,
+/// `requestID`: for the log, unbounded) and those with bounded cardinality, safe as metric labels
+/// (`frontend`, `operation`, `route`, `mode`, `status`, `grpcStatus`, `pool`, `endpoint`).
+package struct RequestRecord: Sendable {
+    /// Which frontend answered (the `frontend` label).
+    package enum Frontend: String, Sendable {
+        case rest
+        case grpc
+    }
+
+    /// The `request-id` the client sent, or the one the gateway made (echoed in the response).
+    package var requestID: String
+    package var frontend: Frontend
+    /// "HTTP/1.1" or "HTTP/2".
+    package var httpVersion: String
+    /// The request method ("POST", "GET"); gRPC requests are "POST".
+    package var method: String
+    /// The request target's path as received (REST: "/v1beta/users/u/pipelines/p/trigger", no query;
+    /// gRPC: "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerUserPipeline"). Unbounded: log only.
+    package var path: String
+    /// The API operation the request matched, bounded: the OpenAPI `operationId` for REST (e.g.
+    /// "triggerNamespacePipeline"), the full gRPC method path for gRPC, "unmatched" when nothing matched.
+    package var operation: String
+    /// The route the pipeline matched, as written in the configuration (`namespace/pipeline` patterns, e.g.
+    /// "demo/*"): bounded by the config, never raw ids. Nil when the request named no pipeline or none matched.
+    package var route: String?
+    /// The authenticated principal (token name or certificate subject); nil when anonymous.
+    package var principal: String?
+    /// The namespace and pipeline the request named, raw (log only).
+    package var namespace: String?
+    package var pipeline: String?
+    /// The backend pool the trigger was routed to, and the endpoint (as configured) that answered it.
+    package var pool: String?
+    package var endpoint: String?
+    /// "sync", "async" or "stream"; nil when the request was not a trigger.
+    package var mode: String?
+    /// The HTTP status of the response (gRPC: 200 unless the request was refused before the call began).
+    package var status: Int
+    /// The gRPC status code sent in the trailers; nil for REST.
+    package var grpcStatus: Int?
+    /// Request body bytes received and response body bytes sent (gRPC: message frames included).
+    package var bytesIn: Int
+    package var bytesOut: Int
+    /// From the request head's arrival to the end of the exchange, in nanoseconds.
+    package var durationNanoseconds: Int64
+    /// The W3C trace id (32 lowercase hex digits) the request carried or the gateway started.
+    package var traceID: String?
+
+    package init(
+        requestID: String,
+        frontend: Frontend,
+        httpVersion: String,
+        method: String,
+        path: String,
+        operation: String,
+        status: Int,
+        durationNanoseconds: Int64
+    ) {
+        self.requestID = requestID
+        self.frontend = frontend
+        self.httpVersion = httpVersion
+        self.method = method
+        self.path = path
+        self.operation = operation
+        self.status = status
+        self.bytesIn = 0
+        self.bytesOut = 0
+        self.durationNanoseconds = durationNanoseconds
+    }
+}
+
+/// Told of every finished request (the access log, the request metrics).
+///
+/// Called on the connection's event loop, once per request, on the hot path: an observer must not block,
+/// hop executors, or take a lock shared across event loops per call (issue 11); it caches what it looks up.
+package protocol RequestObserver: Sendable {
+    func requestFinished(_ record: RequestRecord)
+}
