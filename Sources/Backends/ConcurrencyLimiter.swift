@@ -9,18 +9,29 @@ import Synchronization
 /// Background work (the async dispatcher's runs) is never refused: it waits in a second queue, served only
 /// when no caller waits, so a bounce off the gateway's own limit neither fails an operation nor uses up an
 /// attempt. That queue is bounded by the dispatcher's worker count, not here.
+///
+/// Every call takes and gives back a slot from whichever event loop it runs on, so the common case — a slot
+/// free, nobody queued — is two atomic operations and no lock shared across loops (issue 11). The mutex is
+/// taken only to queue, withdraw, or hand a slot to a queued caller. Queuing and releasing meet Dekker-style:
+/// a caller increments `queued` and then reads `running`; a release decrements `running` and then reads
+/// `queued` (both sequentially consistent), so at least one of them sees the other and hands the slot over
+/// — a free slot and a waiting caller never both stay unnoticed. Newcomers take the fast path only while
+/// nobody is queued, so queued callers keep their order.
 package final class ConcurrencyLimiter: Sendable {
     /// A queued caller: resumed with success when a slot is handed to it, or with `CancellationError` when
     /// an `async` waiter's task is cancelled.
     private typealias Waiter = (id: UInt64, resume: @Sendable (Result<Void, any Error>) -> Void)
-    private struct State {
-        var running = 0
+    private struct Queues {
         var waiters: [Waiter] = []
         var background: [Waiter] = []
         var nextID: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    /// Slots taken: only ever raised by ``takeFreeSlot()`` (never past `maxConcurrency`), lowered by ``release()``.
+    private let taken = Atomic<Int>(0)
+    /// `queues.waiters.count + queues.background.count`, readable without the lock.
+    private let queued = Atomic<Int>(0)
+    private let queues = Mutex(Queues())
     package let maxConcurrency: Int
     package let maxQueue: Int
     private let name: String
@@ -46,17 +57,10 @@ package final class ConcurrencyLimiter: Sendable {
     package enum Admission: Sendable { case granted, queued }
 
     package func admit() throws -> Admission {
-        let admission: Admission? = state.withLock { s in
-            if s.running < maxConcurrency {
-                s.running += 1
-                return .granted
-            }
-            return s.waiters.count < maxQueue ? .queued : nil
-        }
-        guard let admission else {
-            throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
-        }
-        return admission
+        if tryAcquire() { return .granted }
+        let roomInQueue = queues.withLock { q in q.waiters.count < maxQueue }
+        guard roomInQueue else { throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue) }
+        return .queued
     }
 
     /// How a loop-native caller got in: a slot now, or a place in the queue (`id` for ``withdraw(_:)``).
@@ -71,98 +75,110 @@ package final class ConcurrencyLimiter: Sendable {
     /// when that returns false the slot was already handed over and `onSlot` runs (or ran), so the caller must
     /// release it.
     package func acquire(onSlot: @escaping @Sendable () -> Void) throws -> Ticket {
-        let ticket: Ticket? = state.withLock { s in
-            if s.running < maxConcurrency {
-                s.running += 1
-                return .granted
-            }
-            guard s.waiters.count < maxQueue else { return nil }
-            s.nextID += 1
-            s.waiters.append((s.nextID, { _ in onSlot() }))
-            return .queued(id: s.nextID)
+        if tryAcquire() { return .granted }
+        var handOver: [Waiter] = []
+        let id: UInt64? = queues.withLock { q in
+            guard q.waiters.count < maxQueue else { return nil }
+            q.nextID += 1
+            q.waiters.append((q.nextID, { _ in onSlot() }))
+            queued.add(1, ordering: .sequentiallyConsistent)
+            handOver = takeSlotsForQueued(&q)
+            return q.nextID
         }
-        guard let ticket else {
-            throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
-        }
-        return ticket
+        guard let id else { throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue) }
+        for waiter in handOver { waiter.resume(.success(())) }
+        return .queued(id: id)
     }
 
-    /// Takes a slot if one is free now; false otherwise (nothing queued).
+    /// Takes a slot if one is free now and nobody is queued before us; false otherwise (nothing queued).
     package func tryAcquire() -> Bool {
-        state.withLock { s in
-            guard s.running < maxConcurrency else { return false }
-            s.running += 1
-            return true
-        }
+        queued.load(ordering: .sequentiallyConsistent) == 0 && takeFreeSlot()
     }
 
     /// Takes a queued caller out of the queue; false when it is no longer there (its slot was handed over).
     package func withdraw(_ id: UInt64) -> Bool {
-        state.withLock { s in
-            guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return false }
-            s.waiters.remove(at: i)
-            return true
-        }
+        queues.withLock { q in remove(id, from: &q) != nil }
     }
 
     /// Slots taken now (for tests and metrics).
-    package var running: Int { state.withLock { $0.running } }
+    package var running: Int { taken.load(ordering: .relaxed) }
+
+    /// Callers and background work queued now (for tests and metrics).
+    package var waiting: Int { queued.load(ordering: .relaxed) }
 
     package func acquire(background: Bool = false) async throws {
-        enum Decision { case go, wait(UInt64), reject }
-        let decision: Decision = state.withLock { s in
-            if s.running < maxConcurrency {
-                s.running += 1
-                return .go
-            }
-            if !background, s.waiters.count >= maxQueue { return .reject }
-            s.nextID += 1
-            return .wait(s.nextID)
+        if tryAcquire() { return }
+        let id: UInt64? = queues.withLock { q in
+            if !background, q.waiters.count >= maxQueue { return nil }
+            q.nextID += 1
+            return q.nextID
         }
-        switch decision {
-        case .go:
-            return
-        case .reject:
-            throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
-        case .wait(let id):
-            try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    let cancelled: Bool = state.withLock { s in
-                        if Task.isCancelled { return true }
-                        let resume: @Sendable (Result<Void, any Error>) -> Void = { continuation.resume(with: $0) }
-                        if background {
-                            s.background.append((id, resume))
-                        } else {
-                            s.waiters.append((id, resume))
-                        }
-                        return false
+        guard let id else { throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue) }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                var handOver: [Waiter] = []
+                let cancelled: Bool = queues.withLock { q in
+                    if Task.isCancelled { return true }
+                    let resume: @Sendable (Result<Void, any Error>) -> Void = { continuation.resume(with: $0) }
+                    if background {
+                        q.background.append((id, resume))
+                    } else {
+                        q.waiters.append((id, resume))
                     }
-                    if cancelled { continuation.resume(throwing: CancellationError()) }
+                    queued.add(1, ordering: .sequentiallyConsistent)
+                    handOver = takeSlotsForQueued(&q)
+                    return false
                 }
-            } onCancel: {
-                let resume: (@Sendable (Result<Void, any Error>) -> Void)? = state.withLock { s in
-                    if let i = s.waiters.firstIndex(where: { $0.id == id }) {
-                        return s.waiters.remove(at: i).resume
-                    }
-                    if let i = s.background.firstIndex(where: { $0.id == id }) {
-                        return s.background.remove(at: i).resume
-                    }
-                    return nil
-                }
-                resume?(.failure(CancellationError()))
+                if cancelled { continuation.resume(throwing: CancellationError()) }
+                for waiter in handOver { waiter.resume(.success(())) }
             }
+        } onCancel: {
+            let resume = queues.withLock { q in remove(id, from: &q) }
+            resume?(.failure(CancellationError()))
         }
     }
 
     package func release() {
-        // Hand the slot straight to the oldest waiter (callers before background work), so `running` never
-        // dips and lets a newcomer jump the queue.
-        let next: (@Sendable (Result<Void, any Error>) -> Void)? = state.withLock { s in
-            if !s.waiters.isEmpty { return s.waiters.removeFirst().resume }
-            if !s.background.isEmpty { return s.background.removeFirst().resume }
-            s.running -= 1
-            return nil
+        taken.subtract(1, ordering: .sequentiallyConsistent)
+        guard queued.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        let handOver = queues.withLock { q in takeSlotsForQueued(&q) }
+        for waiter in handOver { waiter.resume(.success(())) }
+    }
+
+    /// Raises `running` by one unless it is at the cap.
+    private func takeFreeSlot() -> Bool {
+        var current = taken.load(ordering: .relaxed)
+        while current < maxConcurrency {
+            let (exchanged, original) = taken.compareExchange(
+                expected: current, desired: current + 1, ordering: .sequentiallyConsistent)
+            if exchanged { return true }
+            current = original
         }
-        next?(.success(()))
+        return false
+    }
+
+    /// Under the lock: gives free slots to the oldest queued callers (callers before background work) and
+    /// returns them, to be resumed after the lock is dropped.
+    private func takeSlotsForQueued(_ q: inout Queues) -> [Waiter] {
+        var handOver: [Waiter] = []
+        while !(q.waiters.isEmpty && q.background.isEmpty), takeFreeSlot() {
+            handOver.append(q.waiters.isEmpty ? q.background.removeFirst() : q.waiters.removeFirst())
+            queued.subtract(1, ordering: .sequentiallyConsistent)
+        }
+        return handOver
+    }
+
+    /// Under the lock: takes `id` out of whichever queue holds it.
+    private func remove(_ id: UInt64, from q: inout Queues) -> (@Sendable (Result<Void, any Error>) -> Void)? {
+        let waiter: Waiter?
+        if let i = q.waiters.firstIndex(where: { $0.id == id }) {
+            waiter = q.waiters.remove(at: i)
+        } else if let i = q.background.firstIndex(where: { $0.id == id }) {
+            waiter = q.background.remove(at: i)
+        } else {
+            waiter = nil
+        }
+        if waiter != nil { queued.subtract(1, ordering: .sequentiallyConsistent) }
+        return waiter?.resume
     }
 }
