@@ -69,7 +69,9 @@ package final class GatewayApp: Sendable {
         self.logger = logger
         self.configStatus = ConfigStatus(digest: digest)
         let pools = Self.makePools(config, reusing: [:], group: group, inProcessRunner: inProcessRunner)
-        let dispatcher = TriggerDispatcher(routes: RouteTable(routes: config.routes), pools: pools)
+        // One route table per configuration generation, shared by sync dispatch and async operations.
+        let routes = RouteTable(routes: config.routes)
+        let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         let replaceable = reopenStore.map { _ in ReplaceableOperationStore(openedStore) }
         let store: (any OperationStore)? = replaceable ?? openedStore
         let health = HealthRegistry(async: store == nil ? nil : (openedStore == nil ? .notServing : .serving))
@@ -78,7 +80,7 @@ package final class GatewayApp: Sendable {
             AsyncOperations(
                 store: $0,
                 settings: config.store,
-                routes: RouteTable(routes: config.routes),
+                routes: routes,
                 webhooks: WebhookSender(group: group, logger: logger)
             )
         }
