@@ -14,7 +14,8 @@ extension GatewayConfiguration {
             if let first = namespaces.firstIndex(where: { $0.id == id }) {
                 throw reader.error(m.path("id"), idNode, "duplicate namespace \"\(id)\" (same as namespaces[\(first)])")
             }
-            let kind = try reader.choice(try require(m, "kind", reader), at: m.path("kind"), as: NamespaceConfiguration.Kind.self)
+            let kind = try reader.choice(
+                try require(m, "kind", reader), at: m.path("kind"), as: NamespaceConfiguration.Kind.self)
             namespaces.append(NamespaceConfiguration(id: id, kind: kind))
         }
         return namespaces

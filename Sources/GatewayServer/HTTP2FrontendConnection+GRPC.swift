@@ -124,10 +124,11 @@ extension HTTP2FrontendConnection {
             return
         }
         let path = headers.first(name: ":path") ?? ""
-        guard let (method, generation) = GRPCCall.method(path: path) else {
+        guard let route = GRPCCall.method(path: path) else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"))
             return
         }
+        let (method, generation) = route
         if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")), codec != "proto" {
             grpcFinish(
                 stream,
@@ -173,7 +174,8 @@ extension HTTP2FrontendConnection {
             // Instill's requester: the namespace the principal acts for (refused unless it may).
             if let requester = headers.first(name: "instill-requester-uid"), !requester.isEmpty {
                 do {
-                    call.requesterUID = try services.namespaces.checkRequester(uid: requester, principal: call.principal)
+                    call.requesterUID = try services.namespaces.checkRequester(
+                        uid: requester, principal: call.principal)
                 } catch {
                     grpcFinish(stream, error: gatewayError(from: error))
                     return

@@ -57,7 +57,8 @@ extension HTTP2FrontendConnection {
             case .success(let operation):
                 connection.grpcRespond(
                     stream,
-                    message: InstillCodec.encodeAsyncTriggerResponse(operation: .init(operation), generation: generation))
+                    message: InstillCodec.encodeAsyncTriggerResponse(
+                        operation: .init(operation), generation: generation))
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)
             }
@@ -93,7 +94,8 @@ extension HTTP2FrontendConnection {
             case .success(let operation):
                 connection.grpcRespond(
                     stream,
-                    message: InstillCodec.encodeGetOperationResponse(operation: .init(operation), generation: generation))
+                    message: InstillCodec.encodeGetOperationResponse(
+                        operation: .init(operation), generation: generation))
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)
             }

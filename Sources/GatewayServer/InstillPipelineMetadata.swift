@@ -1,4 +1,3 @@
-import Backends
 import Routing
 import TriggerDispatch
 import TriggerModel
@@ -11,10 +10,9 @@ import TriggerModel
 /// cannot describe pipelines (UNIMPLEMENTED) gives schemas that take any fields, as the Craft AI surface reads it.
 enum InstillPipelineMetadata {
     static func resource(_ ref: PipelineRef, services: FrontendServices) async throws -> PipelineResource {
-        let pool = try services.dispatcher.pool(for: ref)
         let description: PipelineDescription
         do {
-            description = try await pool.describePipeline(ref)
+            description = try await services.dispatcher.describePipeline(ref)
         } catch let error as GatewayError where error.code == .unimplemented {
             description = PipelineDescription()
         }

@@ -28,7 +28,7 @@ extension InstillCodec {
             let ref = try pipelineRef(resourceName: StructCodec.string(m.pointee.name), release: release)
             let inputs = try batch(
                 data: m.pointee.n_data, inputs: (m.pointee.n_inputs, m.pointee.inputs), maxBatch: maxBatch
-            ) { i in try namedInput(m.pointee.data[i]) }
+            ) { i in try namedInput(m.pointee.data![i]) }
             return (ref, inputs)
         }
     }
@@ -38,7 +38,9 @@ extension InstillCodec {
     package static func pipelineRef(resourceName name: String, release: Bool) throws -> PipelineRef {
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
         let expected =
-            release ? "namespaces/{namespace}/pipelines/{pipeline}/releases/{release}" : "namespaces/{namespace}/pipelines/{pipeline}"
+            release
+            ? "namespaces/{namespace}/pipelines/{pipeline}/releases/{release}"
+            : "namespaces/{namespace}/pipelines/{pipeline}"
         guard parts.count == (release ? 6 : 4), parts[0] == "namespaces", parts[2] == "pipelines",
             !release || parts[4] == "releases",
             parts.enumerated().allSatisfy({ $0.offset % 2 == 0 || !$0.element.isEmpty })

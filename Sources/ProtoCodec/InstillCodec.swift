@@ -61,7 +61,7 @@ package enum InstillCodec {
                 let ref = try pipelineRef(m.pointee.namespace_id, m.pointee.pipeline_id, release: releaseID)
                 let inputs = try batch(
                     data: m.pointee.n_data, inputs: (m.pointee.n_inputs, m.pointee.inputs), maxBatch: maxBatch
-                ) { i in try input(m.pointee.data[i]) }
+                ) { i in try input(m.pointee.data![i]) }
                 return (ref, inputs)
             }
         }
@@ -74,7 +74,7 @@ package enum InstillCodec {
             let ref = try pipelineRef(m.pointee.namespace_id, m.pointee.pipeline_id, release: nil)
             let inputs = try batch(
                 data: m.pointee.n_data, inputs: (m.pointee.n_inputs, m.pointee.inputs), maxBatch: maxBatch
-            ) { i in try input(m.pointee.data[i]) }
+            ) { i in try input(m.pointee.data![i]) }
             return (ref, inputs)
         }
     }

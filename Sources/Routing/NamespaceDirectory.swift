@@ -113,8 +113,9 @@ package struct NamespaceDirectory: Sendable {
             if i == 8 || i == 13 || i == 18 || i == 23 {
                 guard byte == UInt8(ascii: "-") else { return false }
             } else {
-                guard (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                    || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
+                guard
+                    (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                        || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
                 else { return false }
             }
         }

@@ -13,7 +13,9 @@ struct InstillGenerationsTests {
         "named": "type.googleapis.com/pipeline.v1beta.TriggerPipelineResponse",
     ]
 
-    @Test("each generation's client: sync, release, stream, async + GetOperation", arguments: ["named", "vdp", "namespaced"])
+    @Test(
+        "each generation's client: sync, release, stream, async + GetOperation",
+        arguments: ["named", "vdp", "namespaced"])
     func generation(_ name: String) async throws {
         try await withTestGateway { gateway in
             let out = try await Peers.instillGenerations("generation", port: gateway.port, [name])
@@ -37,9 +39,10 @@ struct InstillGenerationsTests {
     @Test("pipeline.v1beta resource names: a malformed one is INVALID_ARGUMENT, an unrouted one NOT_FOUND")
     func resourceNames() async throws {
         try await withTestGateway { gateway in
-            for bad in ["demo/echo", "namespaces/demo/pipelines/", "namespaces/demo/pipelines/echo/releases/v1",
-                "users/demo/pipelines/echo", "namespaces//pipelines/echo"]
-            {
+            for bad in [
+                "demo/echo", "namespaces/demo/pipelines/", "namespaces/demo/pipelines/echo/releases/v1",
+                "users/demo/pipelines/echo", "namespaces//pipelines/echo",
+            ] {
                 let out = try await Peers.instillGenerations("bad_name", port: gateway.port, [bad])
                 #expect(out["code"] as? String == "INVALID_ARGUMENT", "\(bad): \(out)")
             }

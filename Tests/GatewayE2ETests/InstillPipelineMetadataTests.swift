@@ -100,7 +100,8 @@ struct InstillPipelineMetadataTests {
             let body = try #require(pipeline.json["pipeline"] as? [String: Any], "\(pipeline.json)")
             #expect(body["name"] as? String == "namespaces/demo/pipelines/blob-info")
             #expect((body["releases"] as? [[String: Any]])?.count == 2)
-            #expect(Self.fileProperty(body["dataSpecification"] as? [String: Any])?["instillFormat"] as? String == "file")
+            #expect(
+                Self.fileProperty(body["dataSpecification"] as? [String: Any])?["instillFormat"] as? String == "file")
             let release = try await get("/v1beta/namespaces/demo/pipelines/blob-info/releases/v2")
             #expect(release.status == 200)
             #expect((release.json["release"] as? [String: Any])?["id"] as? String == "v2", "\(release.json)")

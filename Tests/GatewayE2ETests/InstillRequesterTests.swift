@@ -87,7 +87,8 @@ struct InstillRequesterTests {
             #expect(unknown.status != 0)
             #expect(unknown.output.contains("namespace ID not available"), "\(unknown.output)")
             // Without requester_id nothing is sent and nothing is checked.
-            let plain = try await Peers.instillSDK("trigger", port: gateway.port, ["acme", "via-grpc"], token: "bob-token")
+            let plain = try await Peers.instillSDK(
+                "trigger", port: gateway.port, ["acme", "via-grpc"], token: "bob-token")
             #expect(plain.status == 0, "\(plain.output)")
             #expect(Self.firstOutput(plain)?["requester"] as? String == "none")
         }
@@ -123,7 +124,8 @@ struct InstillRequesterTests {
     @Test("grpcio: instill-requester-uid of another namespace, an unknown uid, or no UUID is refused")
     func requesterMetadataEdges() async throws {
         try await Self.withRequesterGateway { gateway in
-            let acme = try await Peers.instillGenerations("mgmt", port: gateway.port, ["organization", "acme"], token: "alice-token")
+            let acme = try await Peers.instillGenerations(
+                "mgmt", port: gateway.port, ["organization", "acme"], token: "alice-token")
             let acmeUID = try #require(acme["uid"] as? String)
             func trigger(_ token: String, _ uid: String) async throws -> [String: Any] {
                 try await Peers.instillGenerations(

@@ -60,7 +60,8 @@ extension Peers {
             let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
         else {
             throw PeerError.failed(
-                "instill_generations_client.py \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)")
+                "instill_generations_client.py \(scenario) exited \(output.status): \(output.stderr)\(output.stdoutString)"
+            )
         }
         return object
     }

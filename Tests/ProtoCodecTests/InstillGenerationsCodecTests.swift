@@ -28,15 +28,17 @@ struct InstillGenerationsCodecTests {
         #expect(decoded.inputs == [TriggerInput(variables: ["b": .bool(true)])], "legacy inputs when data is empty")
 
         // Our encoder is what protoc reads back.
-        let ours = InstillCodec.encodeNamedTriggerRequest(ref: decoded.ref, inputs: [TriggerInput(variables: ["x": .string("y")])])
+        let ours = InstillCodec.encodeNamedTriggerRequest(
+            ref: decoded.ref, inputs: [TriggerInput(variables: ["x": .string("y")])])
         let text = try Protoc.decode("pipeline.v1beta.TriggerPipelineReleaseRequest", ours)
         #expect(text.contains(#"name: "namespaces/acme/pipelines/sum/releases/v2""#), "\(text)")
     }
 
     @Test("pipeline.v1beta names: exactly namespaces/{ns}/pipelines/{p}[/releases/{r}], ids non-empty")
     func resourceNames() throws {
-        #expect(try InstillCodec.pipelineRef(resourceName: "namespaces/a/pipelines/b", release: false)
-            == PipelineRef(namespace: "a", pipeline: "b"))
+        #expect(
+            try InstillCodec.pipelineRef(resourceName: "namespaces/a/pipelines/b", release: false)
+                == PipelineRef(namespace: "a", pipeline: "b"))
         for (bad, release) in [
             ("namespaces/a/pipelines/b/releases/c", false), ("namespaces/a/pipelines/b", true), ("", false),
             ("users/a/pipelines/b", false), ("namespaces/a/pipeline/b", false), ("namespaces//pipelines/b", false),
@@ -49,7 +51,9 @@ struct InstillGenerationsCodecTests {
         }
     }
 
-    @Test("vdp.pipeline.v1beta bytes decode as the SDK generation's (same field numbers)", .enabled(if: Protoc.isAvailable))
+    @Test(
+        "vdp.pipeline.v1beta bytes decode as the SDK generation's (same field numbers)",
+        .enabled(if: Protoc.isAvailable))
     func vdpRequests() throws {
         let bytes = try Protoc.encode(
             "vdp.pipeline.v1beta.TriggerNamespacePipelineReleaseRequest",
@@ -65,7 +69,9 @@ struct InstillGenerationsCodecTests {
     func batchLimit() throws {
         let ref = PipelineRef(namespace: "a", pipeline: "b")
         let two = InstillCodec.encodeNamedTriggerRequest(ref: ref, inputs: [TriggerInput(), TriggerInput()])
-        #expect(try InstillCodec.decodeTriggerRequest(two, generation: .pipelineV1beta, release: false, maxBatch: 2).inputs.count == 2)
+        #expect(
+            try InstillCodec.decodeTriggerRequest(two, generation: .pipelineV1beta, release: false, maxBatch: 2).inputs
+                .count == 2)
         #expect(throws: GatewayError.self) {
             _ = try InstillCodec.decodeTriggerRequest(two, generation: .pipelineV1beta, release: false, maxBatch: 1)
         }
@@ -85,11 +91,16 @@ struct InstillGenerationsCodecTests {
 
     @Test("mgmt: CheckNamespace, GetUser, GetOrganization against protoc", .enabled(if: Protoc.isAvailable))
     func mgmt() throws {
-        #expect(try MgmtCodec.decodeCheckNamespaceRequest(Protoc.encode("core.mgmt.v1beta.CheckNamespaceRequest", #"id: "acme""#)) == "acme")
-        #expect(try MgmtCodec.decodeGetUserRequest(Protoc.encode("core.mgmt.v1beta.GetUserRequest", #"view: VIEW_FULL user_id: "bo""#)) == "bo")
+        #expect(
+            try MgmtCodec.decodeCheckNamespaceRequest(
+                Protoc.encode("core.mgmt.v1beta.CheckNamespaceRequest", #"id: "acme""#)) == "acme")
+        #expect(
+            try MgmtCodec.decodeGetUserRequest(
+                Protoc.encode("core.mgmt.v1beta.GetUserRequest", #"view: VIEW_FULL user_id: "bo""#)) == "bo")
         #expect(
             try MgmtCodec.decodeGetOrganizationRequest(
-                Protoc.encode("core.mgmt.v1beta.GetOrganizationRequest", #"view: VIEW_FULL organization_id: "o""#)) == "o")
+                Protoc.encode("core.mgmt.v1beta.GetOrganizationRequest", #"view: VIEW_FULL organization_id: "o""#))
+                == "o")
         #expect(throws: GatewayError.self) {
             _ = try MgmtCodec.decodeGetUserRequest(Protoc.encode("core.mgmt.v1beta.GetUserRequest", "view: VIEW_FULL"))
         }
@@ -106,15 +117,20 @@ struct InstillGenerationsCodecTests {
         #expect(organization.contains(#"name: "organizations/o""#), "\(organization)")
     }
 
-    @Test("GetNamespacePipeline[Release]: request ids, and the response fields protoc reads", .enabled(if: Protoc.isAvailable))
+    @Test(
+        "GetNamespacePipeline[Release]: request ids, and the response fields protoc reads",
+        .enabled(if: Protoc.isAvailable))
     func pipelineMetadata() throws {
         let request = try Protoc.encode(
             "pipeline.pipeline.v1beta.GetNamespacePipelineReleaseRequest",
             #"namespace_id: "n" pipeline_id: "p" release_id: "r" view: VIEW_RECIPE"#)
-        #expect(try InstillCodec.decodeGetPipelineRequest(request, release: true) == PipelineRef(namespace: "n", pipeline: "p", release: "r"))
+        #expect(
+            try InstillCodec.decodeGetPipelineRequest(request, release: true)
+                == PipelineRef(namespace: "n", pipeline: "p", release: "r"))
         #expect(throws: GatewayError.self) {
             _ = try InstillCodec.decodeGetPipelineRequest(
-                Protoc.encode("pipeline.pipeline.v1beta.GetNamespacePipelineRequest", #"namespace_id: "n""#), release: false)
+                Protoc.encode("pipeline.pipeline.v1beta.GetNamespacePipelineRequest", #"namespace_id: "n""#),
+                release: false)
         }
         let release = PipelineResource(
             name: "namespaces/n/pipelines/p/releases/r", uid: "u-r", id: "r", ownerName: "organizations/n",

@@ -6,7 +6,10 @@ import TriggerModel
 @Suite("NamespaceDirectory and ResourceUID")
 struct NamespaceDirectoryTests {
     static let directory = NamespaceDirectory(
-        namespaces: [.init(id: "acme", kind: .organization), .init(id: "carol", kind: .user), .init(id: "bob", kind: .organization)],
+        namespaces: [
+            .init(id: "acme", kind: .organization), .init(id: "carol", kind: .user),
+            .init(id: "bob", kind: .organization),
+        ],
         tokens: [
             .init(name: "alice", token: "a", requesters: ["acme"]),
             .init(name: "bob", token: "b"),
@@ -68,8 +71,13 @@ struct NamespaceDirectoryTests {
             try d.checkRequester(uid: ResourceUID.namespace("shadow"), principal: "ops")
         }
         #expect(shadow?.code == .permissionDenied)
-        for bad in ["acme", "", "8b2c31f3cbb85983875310a6cb2e1fa3", "8b2c31f3-cbb8-5983-8753-10a6cb2e1fa", "g" + acme.dropFirst()] {
-            let error = #expect(throws: GatewayError.self, "\(bad)") { try d.checkRequester(uid: bad, principal: "alice") }
+        for bad in [
+            "acme", "", "8b2c31f3cbb85983875310a6cb2e1fa3", "8b2c31f3-cbb8-5983-8753-10a6cb2e1fa",
+            "g" + acme.dropFirst(),
+        ] {
+            let error = #expect(throws: GatewayError.self, "\(bad)") {
+                try d.checkRequester(uid: bad, principal: "alice")
+            }
             #expect(error?.code == .invalidArgument)
         }
     }
@@ -77,8 +85,9 @@ struct NamespaceDirectoryTests {
     @Test("auth off: any UUID passes, nothing else")
     func authOff() throws {
         let d = NamespaceDirectory()
-        #expect(try d.checkRequester(uid: "2F1C1BDE-7C5B-4C0E-9A55-000000000001", principal: nil)
-            == "2f1c1bde-7c5b-4c0e-9a55-000000000001")
+        #expect(
+            try d.checkRequester(uid: "2F1C1BDE-7C5B-4C0E-9A55-000000000001", principal: nil)
+                == "2f1c1bde-7c5b-4c0e-9a55-000000000001")
         #expect(throws: GatewayError.self) { try d.checkRequester(uid: "x", principal: nil) }
     }
 
