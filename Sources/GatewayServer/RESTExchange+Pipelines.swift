@@ -1,4 +1,5 @@
 import NIOCore
+import Routing
 import TriggerModel
 import WireCodecs
 

@@ -1,3 +1,4 @@
+import Backends
 package import TriggerModel
 
 extension TriggerDispatcher {
