@@ -133,6 +133,10 @@ struct InstillRequesterTests {
             }
             let allowed = try await trigger("alice-token", acmeUID.uppercased())
             #expect((allowed["outputs"] as? [[String: Any]])?.first?["requester"] as? String == acmeUID, "\(allowed)")
+            // Async: stored with the operation, sent by the dispatcher's backend call.
+            let async = try await Peers.instillGenerations(
+                "trigger_async", port: gateway.port, ["acme", "via-http"], token: "alice-token", requesterUID: acmeUID)
+            #expect((async["outputs"] as? [[String: Any]])?.first?["requester"] as? String == acmeUID, "\(async)")
             let denied = try await trigger("bob-token", acmeUID)
             #expect(denied["code"] as? String == "PERMISSION_DENIED", "\(denied)")
             let unknown = try await trigger("alice-token", "2f1c1bde-7c5b-4c0e-9a55-000000000000")

@@ -15,6 +15,7 @@ Scenarios:
   mgmt KIND ID         KIND: check (CheckNamespace), user (GetUser), organization (GetOrganization)
   get_pipeline GEN NS PIPE [RELEASE]   GetNamespacePipeline[Release] (GEN: vdp or namespaced)
   trigger NS PIPE      TriggerNamespacePipeline (namespaced) with data [{"prompt": "hello"}]
+  trigger_async NS PIPE   the same through TriggerAsyncNamespacePipeline, then GetOperation until done
 """
 import json
 import os
@@ -209,6 +210,13 @@ def main():
                     namespace_id=extra[0], pipeline_id=extra[1], data=data(namespaced_pb2, [{"prompt": "hello"}])),
                 metadata=metadata)
             out = {"outputs": outputs(r)}
+        elif scenario == "trigger_async":
+            generation = Generation("namespaced", channel, metadata)
+            started = generation.stub.TriggerAsyncNamespacePipeline(
+                namespaced_pb2.TriggerAsyncNamespacePipelineRequest(
+                    namespace_id=extra[0], pipeline_id=extra[1], data=data(namespaced_pb2, [{"prompt": "hello"}])),
+                metadata=metadata)
+            out = generation.wait(started.operation.name)
         else:
             raise SystemExit("unknown scenario " + scenario)
     except grpc.RpcError as e:
