@@ -13,7 +13,8 @@ struct GRPCCall {
         case triggerStream
         case triggerAsync(release: Bool)
         case getOperation
-        /// `GetNamespacePipeline[Release]`: a routed pipeline's metadata (HTTP2FrontendConnection+Pipelines).
+        /// `GetNamespacePipeline[Release]` (`GetPipeline[Release]` in `pipeline.v1beta`): a routed pipeline's
+        /// metadata (HTTP2FrontendConnection+Pipelines).
         case getPipeline(release: Bool)
         /// `core.mgmt.v1beta.MgmtPublicService` requester lookups (HTTP2FrontendConnection+Mgmt).
         case checkNamespace
@@ -71,7 +72,7 @@ struct GRPCCall {
     }
 
     /// A `PipelinePublicService` method of `generation`: the namespace/pipeline-id names of 2024 and 2025, the
-    /// resource-name ones of 2026 (which has no pipeline metadata methods here).
+    /// resource-name ones of 2026.
     private static func pipelineMethod(_ name: Substring, _ generation: InstillGeneration) -> Method? {
         switch name {
         case "Liveness": return .instillHealth
@@ -86,6 +87,8 @@ struct GRPCCall {
             case "TriggerPipelineWithStream": return .triggerStream
             case "TriggerAsyncPipeline": return .triggerAsync(release: false)
             case "TriggerAsyncPipelineRelease": return .triggerAsync(release: true)
+            case "GetPipeline": return .getPipeline(release: false)
+            case "GetPipelineRelease": return .getPipeline(release: true)
             default: return nil
             }
         }

@@ -3,13 +3,18 @@ import NIOCore
 import ProtoCodec
 import TriggerModel
 
-/// `GetNamespacePipeline` / `GetNamespacePipelineRelease` (`pipeline.pipeline.v1beta` and
-/// `vdp.pipeline.v1beta`): a routed pipeline's metadata (`InstillPipelineMetadata`), NOT_FOUND otherwise.
+/// `GetNamespacePipeline` / `GetNamespacePipelineRelease` (`pipeline.pipeline.v1beta` and `vdp.pipeline.v1beta`),
+/// `GetPipeline` / `GetPipelineRelease` (`pipeline.v1beta`, by resource name and with its own field numbers): a
+/// routed pipeline's metadata (`InstillPipelineMetadata`), NOT_FOUND otherwise.
 extension HTTP2FrontendConnection {
     func grpcGetPipeline(_ message: ByteBuffer, release: Bool, call: GRPCCall, stream: HTTP2StreamID) {
+        let generation = call.generation
         let ref: PipelineRef
         do {
-            ref = try InstillCodec.decodeGetPipelineRequest(message, release: release)
+            ref =
+                generation == .pipelineV1beta
+                ? try InstillCodec.decodeNamedGetPipelineRequest(message, release: release)
+                : try InstillCodec.decodeGetPipelineRequest(message, release: release)
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return
@@ -26,11 +31,14 @@ extension HTTP2FrontendConnection {
         } deliver: { connection, outcome in
             switch outcome {
             case .success(let resource):
-                connection.grpcRespond(
-                    stream,
-                    message: release
-                        ? InstillCodec.encodeGetPipelineReleaseResponse(resource)
-                        : InstillCodec.encodeGetPipelineResponse(resource))
+                let message =
+                    switch (generation, release) {
+                    case (.pipelineV1beta, true): InstillCodec.encodeNamedGetPipelineReleaseResponse(resource)
+                    case (.pipelineV1beta, false): InstillCodec.encodeNamedGetPipelineResponse(resource)
+                    case (_, true): InstillCodec.encodeGetPipelineReleaseResponse(resource)
+                    case (_, false): InstillCodec.encodeGetPipelineResponse(resource)
+                    }
+                connection.grpcRespond(stream, message: message)
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)
             }

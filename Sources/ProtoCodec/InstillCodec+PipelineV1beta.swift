@@ -94,3 +94,78 @@ extension InstillCodec {
         return TriggerInput(variables: try StructCodec.object(item?.pointee.variable), secrets: secrets)
     }
 }
+
+/// `pipeline.v1beta`'s pipeline metadata methods, `GetPipeline` / `GetPipelineRelease`: by resource name, and
+/// with 2026's field numbers (`name=1, id=2, display_name=3, data_specification=14, releases=19,
+/// owner_name=25`; a release's `data_specification` is 13). There is no uid field: `id` is the last segment of
+/// `name`, as the gateway names pipelines by their route ids.
+extension InstillCodec {
+    /// The ref of a `GetPipelineRequest` (`release: false`) or `GetPipelineReleaseRequest` (`release: true`):
+    /// `name=1` as in `pipelineRef(resourceName:release:)`; `view` is read past.
+    package static func decodeNamedGetPipelineRequest(_ bytes: ByteBuffer, release: Bool) throws -> PipelineRef {
+        // Both requests are `name = 1, view = 2`.
+        try ProtoMessage.withUnpacked(
+            bytes,
+            as: release ? "GetPipelineReleaseRequest" : "GetPipelineRequest",
+            unpack: pipeline__v1beta__get_pipeline_request__unpack,
+            free: pipeline__v1beta__get_pipeline_request__free_unpacked
+        ) { m in try pipelineRef(resourceName: StructCodec.string(m.pointee.name), release: release) }
+    }
+
+    /// `GetPipelineResponse{pipeline = 1}`.
+    package static func encodeNamedGetPipelineResponse(_ pipeline: PipelineResource) -> ByteBuffer {
+        withProtoArena { arena in
+            let p: UnsafeMutablePointer<Pipeline__V1beta__Pipeline> = arena.message(pipeline__v1beta__pipeline__init)
+            p.pointee.name = arena.cString(pipeline.name)
+            p.pointee.id = arena.cString(pipeline.id)
+            p.pointee.display_name = arena.cString(pipeline.id)
+            p.pointee.owner_name = arena.cString(pipeline.ownerName)
+            let releases = arena.array(
+                of: UnsafeMutablePointer<Pipeline__V1beta__PipelineRelease>?.self, count: pipeline.releases.count)
+            for (i, release) in pipeline.releases.enumerated() {
+                releases![i] = encodeNamedRelease(release, in: arena)
+            }
+            p.pointee.n_releases = pipeline.releases.count
+            p.pointee.releases = releases
+            p.pointee.data_specification = namedDataSpecification(pipeline, in: arena)
+            let m: UnsafeMutablePointer<Pipeline__V1beta__GetPipelineResponse> =
+                arena.message(pipeline__v1beta__get_pipeline_response__init)
+            m.pointee.pipeline = p
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    /// `GetPipelineReleaseResponse{release = 1}`.
+    package static func encodeNamedGetPipelineReleaseResponse(_ release: PipelineResource) -> ByteBuffer {
+        withProtoArena { arena in
+            let m: UnsafeMutablePointer<Pipeline__V1beta__GetPipelineReleaseResponse> =
+                arena.message(pipeline__v1beta__get_pipeline_release_response__init)
+            m.pointee.release = encodeNamedRelease(release, in: arena)
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    private static func encodeNamedRelease(
+        _ release: PipelineResource, in arena: ProtoArena
+    ) -> UnsafeMutablePointer<Pipeline__V1beta__PipelineRelease> {
+        let r: UnsafeMutablePointer<Pipeline__V1beta__PipelineRelease> =
+            arena.message(pipeline__v1beta__pipeline_release__init)
+        r.pointee.name = arena.cString(release.name)
+        r.pointee.id = arena.cString(release.id)
+        r.pointee.display_name = arena.cString(release.id)
+        r.pointee.data_specification = namedDataSpecification(release, in: arena)
+        return r
+    }
+
+    /// Nil when the resource carries no schemas (a release in a pipeline's list).
+    private static func namedDataSpecification(
+        _ resource: PipelineResource, in arena: ProtoArena
+    ) -> UnsafeMutablePointer<Pipeline__V1beta__DataSpecification>? {
+        guard !resource.inputSchema.isEmpty || !resource.outputSchema.isEmpty else { return nil }
+        let spec: UnsafeMutablePointer<Pipeline__V1beta__DataSpecification> =
+            arena.message(pipeline__v1beta__data_specification__init)
+        spec.pointee.input = StructCodec.encode(resource.inputSchema, in: arena)
+        spec.pointee.output = StructCodec.encode(resource.outputSchema, in: arena)
+        return spec
+    }
+}

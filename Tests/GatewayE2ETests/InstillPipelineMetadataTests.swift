@@ -82,6 +82,30 @@ struct InstillPipelineMetadataTests {
         }
     }
 
+    @Test("grpcio (2026 generation): GetPipeline and GetPipelineRelease by resource name, 2026 field numbers")
+    func grpcioNamed() async throws {
+        try await withTestGateway(yaml: Self.yaml) { gateway in
+            let out = try await Peers.instillGenerations(
+                "get_pipeline", port: gateway.port, ["named", "demo", "blob-info"], token: "alice-token")
+            let pipeline = try #require(out["pipeline"] as? [String: Any], "\(out)")
+            #expect(pipeline["name"] as? String == "namespaces/demo/pipelines/blob-info")
+            #expect(pipeline["id"] as? String == "blob-info")
+            #expect(pipeline["ownerName"] as? String == "organizations/demo")
+            #expect((pipeline["releases"] as? [[String: Any]])?.map { $0["id"] as? String } == ["v1", "v2"])
+            #expect(
+                Self.fileProperty(pipeline["dataSpecification"] as? [String: Any])?["instillFormat"] as? String
+                    == "file")
+            let release = try await Peers.instillGenerations(
+                "get_pipeline", port: gateway.port, ["named", "demo", "blob-info", "v2"], token: "alice-token")
+            #expect(
+                (release["release"] as? [String: Any])?["name"] as? String
+                    == "namespaces/demo/pipelines/blob-info/releases/v2", "\(release)")
+            let unknown = try await Peers.instillGenerations(
+                "get_pipeline", port: gateway.port, ["named", "demo", "nope"], token: "alice-token")
+            #expect(unknown["code"] as? String == "NOT_FOUND", "\(unknown)")
+        }
+    }
+
     @Test("REST: GET /v1beta/{ns-kind}/{ns}/pipelines/{id}[/releases/{r}] with curl")
     func rest() async throws {
         try await withTestGateway(yaml: Self.yaml) { gateway in

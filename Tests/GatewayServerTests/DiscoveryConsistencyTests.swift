@@ -13,8 +13,8 @@ struct DiscoveryConsistencyTests {
     func reflectionMatchesDispatch() {
         let paths = GRPCReflectionIndex.gateway.methodPaths
         // grpc.health (2), reflection (2), mgmt (5), pipeline.pipeline.v1beta and vdp.pipeline.v1beta (10 each),
-        // pipeline.v1beta (8).
-        #expect(paths.count == 37, "\(paths)")
+        // pipeline.v1beta (10).
+        #expect(paths.count == 39, "\(paths)")
         for path in paths {
             #expect(GRPCCall.method(path: path) != nil, "advertised but not dispatched: \(path)")
         }

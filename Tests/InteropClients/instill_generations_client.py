@@ -13,7 +13,7 @@ Scenarios:
   generation GEN       sync, release, stream, async + GetOperation, async release, on demo/echo and demo/tokens
   bad_name NAME        TriggerPipeline (named) with this resource name
   mgmt KIND ID         KIND: check (CheckNamespace), user (GetUser), organization (GetOrganization)
-  get_pipeline GEN NS PIPE [RELEASE]   GetNamespacePipeline[Release] (GEN: vdp or namespaced)
+  get_pipeline GEN NS PIPE [RELEASE]   GetNamespacePipeline[Release] (vdp, namespaced), GetPipeline[Release] (named)
   trigger NS PIPE      TriggerNamespacePipeline (namespaced) with data [{"prompt": "hello"}]
   trigger_async NS PIPE   the same through TriggerAsyncNamespacePipeline, then GetOperation until done
 """
@@ -195,7 +195,14 @@ def main():
             pb2, grpc_module = MODULES[extra[0]]
             stub = grpc_module.PipelinePublicServiceStub(channel)
             ns, pipe = extra[1], extra[2]
-            if len(extra) > 3:
+            if extra[0] == "named":
+                name = "namespaces/%s/pipelines/%s" % (ns, pipe)
+                if len(extra) > 3:
+                    r = stub.GetPipelineRelease(
+                        pb2.GetPipelineReleaseRequest(name=name + "/releases/" + extra[3]), metadata=metadata)
+                else:
+                    r = stub.GetPipeline(pb2.GetPipelineRequest(name=name), metadata=metadata)
+            elif len(extra) > 3:
                 r = stub.GetNamespacePipelineRelease(
                     pb2.GetNamespacePipelineReleaseRequest(namespace_id=ns, pipeline_id=pipe, release_id=extra[3]),
                     metadata=metadata)

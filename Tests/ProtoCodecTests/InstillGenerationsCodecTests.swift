@@ -118,6 +118,31 @@ struct InstillGenerationsCodecTests {
     }
 
     @Test(
+        "pipeline.v1beta GetPipeline[Release]: names, and 2026's field numbers as protoc reads them",
+        .enabled(if: Protoc.isAvailable))
+    func namedPipelineMetadata() throws {
+        let request = try Protoc.encode(
+            "pipeline.v1beta.GetPipelineReleaseRequest", #"name: "namespaces/n/pipelines/p/releases/r" view: VIEW_FULL"#
+        )
+        #expect(
+            try InstillCodec.decodeNamedGetPipelineRequest(request, release: true)
+                == PipelineRef(namespace: "n", pipeline: "p", release: "r"))
+        #expect(throws: GatewayError.self) {
+            _ = try InstillCodec.decodeNamedGetPipelineRequest(request, release: false)
+        }
+        let pipeline = PipelineResource(
+            name: "namespaces/n/pipelines/p", uid: "u-p", id: "p", ownerName: "users/n",
+            inputSchema: PipelineDescription.jsonSchema(of: [.init(name: "f", dataType: "file")]),
+            outputSchema: PipelineDescription.jsonSchema(of: []))
+        let bytes = InstillCodec.encodeNamedGetPipelineResponse(pipeline)
+        let text = try Protoc.decode("pipeline.v1beta.GetPipelineResponse", bytes)
+        #expect(text.contains(#"owner_name: "users/n""#) && text.contains(#"display_name: "p""#), "\(text)")
+        // owner_name is field 25 in 2026 (17 in 2025): its tag is 25 << 3 | 2 = 0xca 0x01.
+        let raw = Array(bytes.readableBytesView)
+        #expect(zip(raw, raw.dropFirst()).contains { $0 == 0xca && $1 == 0x01 })
+    }
+
+    @Test(
         "GetNamespacePipeline[Release]: request ids, and the response fields protoc reads",
         .enabled(if: Protoc.isAvailable))
     func pipelineMetadata() throws {

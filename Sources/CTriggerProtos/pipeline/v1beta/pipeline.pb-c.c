@@ -880,6 +880,321 @@ void   pipeline__v1beta__get_operation_response__free_unpacked
   assert(message->base.descriptor == &pipeline__v1beta__get_operation_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   pipeline__v1beta__get_pipeline_request__init
+                     (Pipeline__V1beta__GetPipelineRequest         *message)
+{
+  static const Pipeline__V1beta__GetPipelineRequest init_value = PIPELINE__V1BETA__GET_PIPELINE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__get_pipeline_request__get_packed_size
+                     (const Pipeline__V1beta__GetPipelineRequest *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__get_pipeline_request__pack
+                     (const Pipeline__V1beta__GetPipelineRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__get_pipeline_request__pack_to_buffer
+                     (const Pipeline__V1beta__GetPipelineRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__GetPipelineRequest *
+       pipeline__v1beta__get_pipeline_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__GetPipelineRequest *)
+     protobuf_c_message_unpack (&pipeline__v1beta__get_pipeline_request__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__get_pipeline_request__free_unpacked
+                     (Pipeline__V1beta__GetPipelineRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__v1beta__get_pipeline_response__init
+                     (Pipeline__V1beta__GetPipelineResponse         *message)
+{
+  static const Pipeline__V1beta__GetPipelineResponse init_value = PIPELINE__V1BETA__GET_PIPELINE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__get_pipeline_response__get_packed_size
+                     (const Pipeline__V1beta__GetPipelineResponse *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__get_pipeline_response__pack
+                     (const Pipeline__V1beta__GetPipelineResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__get_pipeline_response__pack_to_buffer
+                     (const Pipeline__V1beta__GetPipelineResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__GetPipelineResponse *
+       pipeline__v1beta__get_pipeline_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__GetPipelineResponse *)
+     protobuf_c_message_unpack (&pipeline__v1beta__get_pipeline_response__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__get_pipeline_response__free_unpacked
+                     (Pipeline__V1beta__GetPipelineResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__v1beta__get_pipeline_release_request__init
+                     (Pipeline__V1beta__GetPipelineReleaseRequest         *message)
+{
+  static const Pipeline__V1beta__GetPipelineReleaseRequest init_value = PIPELINE__V1BETA__GET_PIPELINE_RELEASE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__get_pipeline_release_request__get_packed_size
+                     (const Pipeline__V1beta__GetPipelineReleaseRequest *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__get_pipeline_release_request__pack
+                     (const Pipeline__V1beta__GetPipelineReleaseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__get_pipeline_release_request__pack_to_buffer
+                     (const Pipeline__V1beta__GetPipelineReleaseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__GetPipelineReleaseRequest *
+       pipeline__v1beta__get_pipeline_release_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__GetPipelineReleaseRequest *)
+     protobuf_c_message_unpack (&pipeline__v1beta__get_pipeline_release_request__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__get_pipeline_release_request__free_unpacked
+                     (Pipeline__V1beta__GetPipelineReleaseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__v1beta__get_pipeline_release_response__init
+                     (Pipeline__V1beta__GetPipelineReleaseResponse         *message)
+{
+  static const Pipeline__V1beta__GetPipelineReleaseResponse init_value = PIPELINE__V1BETA__GET_PIPELINE_RELEASE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__get_pipeline_release_response__get_packed_size
+                     (const Pipeline__V1beta__GetPipelineReleaseResponse *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__get_pipeline_release_response__pack
+                     (const Pipeline__V1beta__GetPipelineReleaseResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__get_pipeline_release_response__pack_to_buffer
+                     (const Pipeline__V1beta__GetPipelineReleaseResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__GetPipelineReleaseResponse *
+       pipeline__v1beta__get_pipeline_release_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__GetPipelineReleaseResponse *)
+     protobuf_c_message_unpack (&pipeline__v1beta__get_pipeline_release_response__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__get_pipeline_release_response__free_unpacked
+                     (Pipeline__V1beta__GetPipelineReleaseResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__v1beta__pipeline__init
+                     (Pipeline__V1beta__Pipeline         *message)
+{
+  static const Pipeline__V1beta__Pipeline init_value = PIPELINE__V1BETA__PIPELINE__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__pipeline__get_packed_size
+                     (const Pipeline__V1beta__Pipeline *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__pipeline__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__pipeline__pack
+                     (const Pipeline__V1beta__Pipeline *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__pipeline__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__pipeline__pack_to_buffer
+                     (const Pipeline__V1beta__Pipeline *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__pipeline__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__Pipeline *
+       pipeline__v1beta__pipeline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__Pipeline *)
+     protobuf_c_message_unpack (&pipeline__v1beta__pipeline__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__pipeline__free_unpacked
+                     (Pipeline__V1beta__Pipeline *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__pipeline__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__v1beta__pipeline_release__init
+                     (Pipeline__V1beta__PipelineRelease         *message)
+{
+  static const Pipeline__V1beta__PipelineRelease init_value = PIPELINE__V1BETA__PIPELINE_RELEASE__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__pipeline_release__get_packed_size
+                     (const Pipeline__V1beta__PipelineRelease *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__pipeline_release__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__pipeline_release__pack
+                     (const Pipeline__V1beta__PipelineRelease *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__pipeline_release__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__pipeline_release__pack_to_buffer
+                     (const Pipeline__V1beta__PipelineRelease *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__pipeline_release__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__PipelineRelease *
+       pipeline__v1beta__pipeline_release__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__PipelineRelease *)
+     protobuf_c_message_unpack (&pipeline__v1beta__pipeline_release__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__pipeline_release__free_unpacked
+                     (Pipeline__V1beta__PipelineRelease *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__pipeline_release__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__v1beta__data_specification__init
+                     (Pipeline__V1beta__DataSpecification         *message)
+{
+  static const Pipeline__V1beta__DataSpecification init_value = PIPELINE__V1BETA__DATA_SPECIFICATION__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__data_specification__get_packed_size
+                     (const Pipeline__V1beta__DataSpecification *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__data_specification__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__data_specification__pack
+                     (const Pipeline__V1beta__DataSpecification *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__data_specification__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__data_specification__pack_to_buffer
+                     (const Pipeline__V1beta__DataSpecification *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__data_specification__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__DataSpecification *
+       pipeline__v1beta__data_specification__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__DataSpecification *)
+     protobuf_c_message_unpack (&pipeline__v1beta__data_specification__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__data_specification__free_unpacked
+                     (Pipeline__V1beta__DataSpecification *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__data_specification__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor pipeline__v1beta__liveness_request__field_descriptors[1] =
 {
   {
@@ -2032,5 +2347,450 @@ const ProtobufCMessageDescriptor pipeline__v1beta__get_operation_response__descr
   pipeline__v1beta__get_operation_response__field_indices_by_name,
   1,  pipeline__v1beta__get_operation_response__number_ranges,
   (ProtobufCMessageInit) pipeline__v1beta__get_operation_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__get_pipeline_request__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__GetPipelineRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "view",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__GetPipelineRequest, view),
+    &pipeline__v1beta__pipeline__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__get_pipeline_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = view */
+};
+static const ProtobufCIntRange pipeline__v1beta__get_pipeline_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.GetPipelineRequest",
+  "GetPipelineRequest",
+  "Pipeline__V1beta__GetPipelineRequest",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__GetPipelineRequest),
+  2,
+  pipeline__v1beta__get_pipeline_request__field_descriptors,
+  pipeline__v1beta__get_pipeline_request__field_indices_by_name,
+  1,  pipeline__v1beta__get_pipeline_request__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__get_pipeline_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__get_pipeline_response__field_descriptors[1] =
+{
+  {
+    "pipeline",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__GetPipelineResponse, pipeline),
+    &pipeline__v1beta__pipeline__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__get_pipeline_response__field_indices_by_name[] = {
+  0,   /* field[0] = pipeline */
+};
+static const ProtobufCIntRange pipeline__v1beta__get_pipeline_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.GetPipelineResponse",
+  "GetPipelineResponse",
+  "Pipeline__V1beta__GetPipelineResponse",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__GetPipelineResponse),
+  1,
+  pipeline__v1beta__get_pipeline_response__field_descriptors,
+  pipeline__v1beta__get_pipeline_response__field_indices_by_name,
+  1,  pipeline__v1beta__get_pipeline_response__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__get_pipeline_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__get_pipeline_release_request__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__GetPipelineReleaseRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "view",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__GetPipelineReleaseRequest, view),
+    &pipeline__v1beta__pipeline__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__get_pipeline_release_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = view */
+};
+static const ProtobufCIntRange pipeline__v1beta__get_pipeline_release_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_release_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.GetPipelineReleaseRequest",
+  "GetPipelineReleaseRequest",
+  "Pipeline__V1beta__GetPipelineReleaseRequest",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__GetPipelineReleaseRequest),
+  2,
+  pipeline__v1beta__get_pipeline_release_request__field_descriptors,
+  pipeline__v1beta__get_pipeline_release_request__field_indices_by_name,
+  1,  pipeline__v1beta__get_pipeline_release_request__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__get_pipeline_release_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__get_pipeline_release_response__field_descriptors[1] =
+{
+  {
+    "release",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__GetPipelineReleaseResponse, release),
+    &pipeline__v1beta__pipeline_release__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__get_pipeline_release_response__field_indices_by_name[] = {
+  0,   /* field[0] = release */
+};
+static const ProtobufCIntRange pipeline__v1beta__get_pipeline_release_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_release_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.GetPipelineReleaseResponse",
+  "GetPipelineReleaseResponse",
+  "Pipeline__V1beta__GetPipelineReleaseResponse",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__GetPipelineReleaseResponse),
+  1,
+  pipeline__v1beta__get_pipeline_release_response__field_descriptors,
+  pipeline__v1beta__get_pipeline_release_response__field_indices_by_name,
+  1,  pipeline__v1beta__get_pipeline_release_response__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__get_pipeline_release_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue pipeline__v1beta__pipeline__view__enum_values_by_number[4] =
+{
+  { "VIEW_UNSPECIFIED", "PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED", 0 },
+  { "VIEW_BASIC", "PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_BASIC", 1 },
+  { "VIEW_FULL", "PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_FULL", 2 },
+  { "VIEW_RECIPE", "PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_RECIPE", 3 },
+};
+static const ProtobufCIntRange pipeline__v1beta__pipeline__view__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex pipeline__v1beta__pipeline__view__enum_values_by_name[4] =
+{
+  { "VIEW_BASIC", 1 },
+  { "VIEW_FULL", 2 },
+  { "VIEW_RECIPE", 3 },
+  { "VIEW_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor pipeline__v1beta__pipeline__view__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.Pipeline.View",
+  "View",
+  "Pipeline__V1beta__Pipeline__View",
+  "pipeline.v1beta",
+  4,
+  pipeline__v1beta__pipeline__view__enum_values_by_number,
+  4,
+  pipeline__v1beta__pipeline__view__enum_values_by_name,
+  1,
+  pipeline__v1beta__pipeline__view__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__pipeline__field_descriptors[6] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__Pipeline, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__Pipeline, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__Pipeline, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_specification",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__Pipeline, data_specification),
+    &pipeline__v1beta__data_specification__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "releases",
+    19,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Pipeline__V1beta__Pipeline, n_releases),
+    offsetof(Pipeline__V1beta__Pipeline, releases),
+    &pipeline__v1beta__pipeline_release__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "owner_name",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__Pipeline, owner_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__pipeline__field_indices_by_name[] = {
+  3,   /* field[3] = data_specification */
+  2,   /* field[2] = display_name */
+  1,   /* field[1] = id */
+  0,   /* field[0] = name */
+  5,   /* field[5] = owner_name */
+  4,   /* field[4] = releases */
+};
+static const ProtobufCIntRange pipeline__v1beta__pipeline__number_ranges[4 + 1] =
+{
+  { 1, 0 },
+  { 14, 3 },
+  { 19, 4 },
+  { 25, 5 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__pipeline__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.Pipeline",
+  "Pipeline",
+  "Pipeline__V1beta__Pipeline",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__Pipeline),
+  6,
+  pipeline__v1beta__pipeline__field_descriptors,
+  pipeline__v1beta__pipeline__field_indices_by_name,
+  4,  pipeline__v1beta__pipeline__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__pipeline__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__pipeline_release__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__PipelineRelease, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__PipelineRelease, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__PipelineRelease, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_specification",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__PipelineRelease, data_specification),
+    &pipeline__v1beta__data_specification__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__pipeline_release__field_indices_by_name[] = {
+  3,   /* field[3] = data_specification */
+  2,   /* field[2] = display_name */
+  1,   /* field[1] = id */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange pipeline__v1beta__pipeline_release__number_ranges[2 + 1] =
+{
+  { 1, 0 },
+  { 13, 3 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__pipeline_release__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.PipelineRelease",
+  "PipelineRelease",
+  "Pipeline__V1beta__PipelineRelease",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__PipelineRelease),
+  4,
+  pipeline__v1beta__pipeline_release__field_descriptors,
+  pipeline__v1beta__pipeline_release__field_indices_by_name,
+  2,  pipeline__v1beta__pipeline_release__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__pipeline_release__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__data_specification__field_descriptors[2] =
+{
+  {
+    "input",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__DataSpecification, input),
+    &google__protobuf__struct__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__DataSpecification, output),
+    &google__protobuf__struct__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__data_specification__field_indices_by_name[] = {
+  0,   /* field[0] = input */
+  1,   /* field[1] = output */
+};
+static const ProtobufCIntRange pipeline__v1beta__data_specification__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__data_specification__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.DataSpecification",
+  "DataSpecification",
+  "Pipeline__V1beta__DataSpecification",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__DataSpecification),
+  2,
+  pipeline__v1beta__data_specification__field_descriptors,
+  pipeline__v1beta__data_specification__field_indices_by_name,
+  1,  pipeline__v1beta__data_specification__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__data_specification__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

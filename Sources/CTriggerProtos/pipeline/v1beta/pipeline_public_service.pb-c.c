@@ -7,7 +7,7 @@
 #endif
 
 #include "pipeline/v1beta/pipeline_public_service.pb-c.h"
-static const ProtobufCMethodDescriptor pipeline__v1beta__pipeline_public_service__method_descriptors[8] =
+static const ProtobufCMethodDescriptor pipeline__v1beta__pipeline_public_service__method_descriptors[10] =
 {
   { "Liveness", &pipeline__v1beta__liveness_request__descriptor, &pipeline__v1beta__liveness_response__descriptor },
   { "Readiness", &pipeline__v1beta__readiness_request__descriptor, &pipeline__v1beta__readiness_response__descriptor },
@@ -17,9 +17,13 @@ static const ProtobufCMethodDescriptor pipeline__v1beta__pipeline_public_service
   { "TriggerPipelineRelease", &pipeline__v1beta__trigger_pipeline_release_request__descriptor, &pipeline__v1beta__trigger_pipeline_release_response__descriptor },
   { "TriggerAsyncPipelineRelease", &pipeline__v1beta__trigger_async_pipeline_release_request__descriptor, &pipeline__v1beta__trigger_async_pipeline_release_response__descriptor },
   { "GetOperation", &pipeline__v1beta__get_operation_request__descriptor, &pipeline__v1beta__get_operation_response__descriptor },
+  { "GetPipeline", &pipeline__v1beta__get_pipeline_request__descriptor, &pipeline__v1beta__get_pipeline_response__descriptor },
+  { "GetPipelineRelease", &pipeline__v1beta__get_pipeline_release_request__descriptor, &pipeline__v1beta__get_pipeline_release_response__descriptor },
 };
 const unsigned pipeline__v1beta__pipeline_public_service__method_indices_by_name[] = {
   7,        /* GetOperation */
+  8,        /* GetPipeline */
+  9,        /* GetPipelineRelease */
   0,        /* Liveness */
   1,        /* Readiness */
   4,        /* TriggerAsyncPipeline */
@@ -35,7 +39,7 @@ const ProtobufCServiceDescriptor pipeline__v1beta__pipeline_public_service__desc
   "PipelinePublicService",
   "Pipeline__V1beta__PipelinePublicService",
   "pipeline.v1beta",
-  8,
+  10,
   pipeline__v1beta__pipeline_public_service__method_descriptors,
   pipeline__v1beta__pipeline_public_service__method_indices_by_name
 };
@@ -102,6 +106,22 @@ void pipeline__v1beta__pipeline_public_service__get_operation(ProtobufCService *
 {
   assert(service->descriptor == &pipeline__v1beta__pipeline_public_service__descriptor);
   service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void pipeline__v1beta__pipeline_public_service__get_pipeline(ProtobufCService *service,
+                                                             const Pipeline__V1beta__GetPipelineRequest *input,
+                                                             Pipeline__V1beta__GetPipelineResponse_Closure closure,
+                                                             void *closure_data)
+{
+  assert(service->descriptor == &pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void pipeline__v1beta__pipeline_public_service__get_pipeline_release(ProtobufCService *service,
+                                                                     const Pipeline__V1beta__GetPipelineReleaseRequest *input,
+                                                                     Pipeline__V1beta__GetPipelineReleaseResponse_Closure closure,
+                                                                     void *closure_data)
+{
+  assert(service->descriptor == &pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void pipeline__v1beta__pipeline_public_service__init (Pipeline__V1beta__PipelinePublicService_Service *service,
                                                       Pipeline__V1beta__PipelinePublicService_ServiceDestroy destroy)

@@ -40,6 +40,13 @@ typedef struct Pipeline__V1beta__TriggerMetadata__TracesEntry Pipeline__V1beta__
 typedef struct Pipeline__V1beta__Trace Pipeline__V1beta__Trace;
 typedef struct Pipeline__V1beta__GetOperationRequest Pipeline__V1beta__GetOperationRequest;
 typedef struct Pipeline__V1beta__GetOperationResponse Pipeline__V1beta__GetOperationResponse;
+typedef struct Pipeline__V1beta__GetPipelineRequest Pipeline__V1beta__GetPipelineRequest;
+typedef struct Pipeline__V1beta__GetPipelineResponse Pipeline__V1beta__GetPipelineResponse;
+typedef struct Pipeline__V1beta__GetPipelineReleaseRequest Pipeline__V1beta__GetPipelineReleaseRequest;
+typedef struct Pipeline__V1beta__GetPipelineReleaseResponse Pipeline__V1beta__GetPipelineReleaseResponse;
+typedef struct Pipeline__V1beta__Pipeline Pipeline__V1beta__Pipeline;
+typedef struct Pipeline__V1beta__PipelineRelease Pipeline__V1beta__PipelineRelease;
+typedef struct Pipeline__V1beta__DataSpecification Pipeline__V1beta__DataSpecification;
 
 
 /* --- enums --- */
@@ -51,6 +58,13 @@ typedef enum _Pipeline__V1beta__Trace__Status {
   PIPELINE__V1BETA__TRACE__STATUS__STATUS_ERROR = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PIPELINE__V1BETA__TRACE__STATUS)
 } Pipeline__V1beta__Trace__Status;
+typedef enum _Pipeline__V1beta__Pipeline__View {
+  PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED = 0,
+  PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_BASIC = 1,
+  PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_FULL = 2,
+  PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_RECIPE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PIPELINE__V1BETA__PIPELINE__VIEW)
+} Pipeline__V1beta__Pipeline__View;
 
 /* --- messages --- */
 
@@ -335,6 +349,101 @@ struct  Pipeline__V1beta__GetOperationResponse
 #define PIPELINE__V1BETA__GET_OPERATION_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__get_operation_response__descriptor) \
     , NULL }
+
+
+/*
+ * A pipeline's metadata by resource name (`namespaces/{namespace}/pipelines/{pipeline}`). `view` (`optional
+ * Pipeline.View` upstream) does not change what the gateway answers.
+ */
+struct  Pipeline__V1beta__GetPipelineRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  Pipeline__V1beta__Pipeline__View view;
+};
+#define PIPELINE__V1BETA__GET_PIPELINE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__get_pipeline_request__descriptor) \
+    , (char *)protobuf_c_empty_string, PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED }
+
+
+struct  Pipeline__V1beta__GetPipelineResponse
+{
+  ProtobufCMessage base;
+  Pipeline__V1beta__Pipeline *pipeline;
+};
+#define PIPELINE__V1BETA__GET_PIPELINE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__get_pipeline_response__descriptor) \
+    , NULL }
+
+
+/*
+ * `name` is `namespaces/{namespace}/pipelines/{pipeline}/releases/{release}`.
+ */
+struct  Pipeline__V1beta__GetPipelineReleaseRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  Pipeline__V1beta__Pipeline__View view;
+};
+#define PIPELINE__V1BETA__GET_PIPELINE_RELEASE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__get_pipeline_release_request__descriptor) \
+    , (char *)protobuf_c_empty_string, PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED }
+
+
+struct  Pipeline__V1beta__GetPipelineReleaseResponse
+{
+  ProtobufCMessage base;
+  Pipeline__V1beta__PipelineRelease *release;
+};
+#define PIPELINE__V1BETA__GET_PIPELINE_RELEASE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__get_pipeline_release_response__descriptor) \
+    , NULL }
+
+
+/*
+ * The 2026 field numbers (AIP order: name, id, display_name first); `owner_name` is the owning namespace's name.
+ */
+struct  Pipeline__V1beta__Pipeline
+{
+  ProtobufCMessage base;
+  char *name;
+  char *id;
+  char *display_name;
+  Pipeline__V1beta__DataSpecification *data_specification;
+  size_t n_releases;
+  Pipeline__V1beta__PipelineRelease **releases;
+  char *owner_name;
+};
+#define PIPELINE__V1BETA__PIPELINE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__pipeline__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Pipeline__V1beta__PipelineRelease
+{
+  ProtobufCMessage base;
+  char *name;
+  char *id;
+  char *display_name;
+  Pipeline__V1beta__DataSpecification *data_specification;
+};
+#define PIPELINE__V1BETA__PIPELINE_RELEASE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__pipeline_release__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * JSON schemas of a pipeline's inputs and outputs (component_definition.proto upstream).
+ */
+struct  Pipeline__V1beta__DataSpecification
+{
+  ProtobufCMessage base;
+  Google__Protobuf__Struct *input;
+  Google__Protobuf__Struct *output;
+};
+#define PIPELINE__V1BETA__DATA_SPECIFICATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__data_specification__descriptor) \
+    , NULL, NULL }
 
 
 /* Pipeline__V1beta__LivenessRequest methods */
@@ -707,6 +816,139 @@ Pipeline__V1beta__GetOperationResponse *
 void   pipeline__v1beta__get_operation_response__free_unpacked
                      (Pipeline__V1beta__GetOperationResponse *message,
                       ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__GetPipelineRequest methods */
+void   pipeline__v1beta__get_pipeline_request__init
+                     (Pipeline__V1beta__GetPipelineRequest         *message);
+size_t pipeline__v1beta__get_pipeline_request__get_packed_size
+                     (const Pipeline__V1beta__GetPipelineRequest   *message);
+size_t pipeline__v1beta__get_pipeline_request__pack
+                     (const Pipeline__V1beta__GetPipelineRequest   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__get_pipeline_request__pack_to_buffer
+                     (const Pipeline__V1beta__GetPipelineRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__GetPipelineRequest *
+       pipeline__v1beta__get_pipeline_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__get_pipeline_request__free_unpacked
+                     (Pipeline__V1beta__GetPipelineRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__GetPipelineResponse methods */
+void   pipeline__v1beta__get_pipeline_response__init
+                     (Pipeline__V1beta__GetPipelineResponse         *message);
+size_t pipeline__v1beta__get_pipeline_response__get_packed_size
+                     (const Pipeline__V1beta__GetPipelineResponse   *message);
+size_t pipeline__v1beta__get_pipeline_response__pack
+                     (const Pipeline__V1beta__GetPipelineResponse   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__get_pipeline_response__pack_to_buffer
+                     (const Pipeline__V1beta__GetPipelineResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__GetPipelineResponse *
+       pipeline__v1beta__get_pipeline_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__get_pipeline_response__free_unpacked
+                     (Pipeline__V1beta__GetPipelineResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__GetPipelineReleaseRequest methods */
+void   pipeline__v1beta__get_pipeline_release_request__init
+                     (Pipeline__V1beta__GetPipelineReleaseRequest         *message);
+size_t pipeline__v1beta__get_pipeline_release_request__get_packed_size
+                     (const Pipeline__V1beta__GetPipelineReleaseRequest   *message);
+size_t pipeline__v1beta__get_pipeline_release_request__pack
+                     (const Pipeline__V1beta__GetPipelineReleaseRequest   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__get_pipeline_release_request__pack_to_buffer
+                     (const Pipeline__V1beta__GetPipelineReleaseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__GetPipelineReleaseRequest *
+       pipeline__v1beta__get_pipeline_release_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__get_pipeline_release_request__free_unpacked
+                     (Pipeline__V1beta__GetPipelineReleaseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__GetPipelineReleaseResponse methods */
+void   pipeline__v1beta__get_pipeline_release_response__init
+                     (Pipeline__V1beta__GetPipelineReleaseResponse         *message);
+size_t pipeline__v1beta__get_pipeline_release_response__get_packed_size
+                     (const Pipeline__V1beta__GetPipelineReleaseResponse   *message);
+size_t pipeline__v1beta__get_pipeline_release_response__pack
+                     (const Pipeline__V1beta__GetPipelineReleaseResponse   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__get_pipeline_release_response__pack_to_buffer
+                     (const Pipeline__V1beta__GetPipelineReleaseResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__GetPipelineReleaseResponse *
+       pipeline__v1beta__get_pipeline_release_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__get_pipeline_release_response__free_unpacked
+                     (Pipeline__V1beta__GetPipelineReleaseResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__Pipeline methods */
+void   pipeline__v1beta__pipeline__init
+                     (Pipeline__V1beta__Pipeline         *message);
+size_t pipeline__v1beta__pipeline__get_packed_size
+                     (const Pipeline__V1beta__Pipeline   *message);
+size_t pipeline__v1beta__pipeline__pack
+                     (const Pipeline__V1beta__Pipeline   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__pipeline__pack_to_buffer
+                     (const Pipeline__V1beta__Pipeline   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__Pipeline *
+       pipeline__v1beta__pipeline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__pipeline__free_unpacked
+                     (Pipeline__V1beta__Pipeline *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__PipelineRelease methods */
+void   pipeline__v1beta__pipeline_release__init
+                     (Pipeline__V1beta__PipelineRelease         *message);
+size_t pipeline__v1beta__pipeline_release__get_packed_size
+                     (const Pipeline__V1beta__PipelineRelease   *message);
+size_t pipeline__v1beta__pipeline_release__pack
+                     (const Pipeline__V1beta__PipelineRelease   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__pipeline_release__pack_to_buffer
+                     (const Pipeline__V1beta__PipelineRelease   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__PipelineRelease *
+       pipeline__v1beta__pipeline_release__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__pipeline_release__free_unpacked
+                     (Pipeline__V1beta__PipelineRelease *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__DataSpecification methods */
+void   pipeline__v1beta__data_specification__init
+                     (Pipeline__V1beta__DataSpecification         *message);
+size_t pipeline__v1beta__data_specification__get_packed_size
+                     (const Pipeline__V1beta__DataSpecification   *message);
+size_t pipeline__v1beta__data_specification__pack
+                     (const Pipeline__V1beta__DataSpecification   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__data_specification__pack_to_buffer
+                     (const Pipeline__V1beta__DataSpecification   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__DataSpecification *
+       pipeline__v1beta__data_specification__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__data_specification__free_unpacked
+                     (Pipeline__V1beta__DataSpecification *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Pipeline__V1beta__LivenessRequest_Closure)
@@ -775,6 +1017,27 @@ typedef void (*Pipeline__V1beta__GetOperationRequest_Closure)
 typedef void (*Pipeline__V1beta__GetOperationResponse_Closure)
                  (const Pipeline__V1beta__GetOperationResponse *message,
                   void *closure_data);
+typedef void (*Pipeline__V1beta__GetPipelineRequest_Closure)
+                 (const Pipeline__V1beta__GetPipelineRequest *message,
+                  void *closure_data);
+typedef void (*Pipeline__V1beta__GetPipelineResponse_Closure)
+                 (const Pipeline__V1beta__GetPipelineResponse *message,
+                  void *closure_data);
+typedef void (*Pipeline__V1beta__GetPipelineReleaseRequest_Closure)
+                 (const Pipeline__V1beta__GetPipelineReleaseRequest *message,
+                  void *closure_data);
+typedef void (*Pipeline__V1beta__GetPipelineReleaseResponse_Closure)
+                 (const Pipeline__V1beta__GetPipelineReleaseResponse *message,
+                  void *closure_data);
+typedef void (*Pipeline__V1beta__Pipeline_Closure)
+                 (const Pipeline__V1beta__Pipeline *message,
+                  void *closure_data);
+typedef void (*Pipeline__V1beta__PipelineRelease_Closure)
+                 (const Pipeline__V1beta__PipelineRelease *message,
+                  void *closure_data);
+typedef void (*Pipeline__V1beta__DataSpecification_Closure)
+                 (const Pipeline__V1beta__DataSpecification *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -804,6 +1067,14 @@ extern const ProtobufCMessageDescriptor pipeline__v1beta__trace__descriptor;
 extern const ProtobufCEnumDescriptor    pipeline__v1beta__trace__status__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__v1beta__get_operation_request__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__v1beta__get_operation_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_request__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_release_request__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_release_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__pipeline__descriptor;
+extern const ProtobufCEnumDescriptor    pipeline__v1beta__pipeline__view__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__pipeline_release__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__data_specification__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -64,6 +64,14 @@ struct Pipeline__V1beta__PipelinePublicService_Service
                         const Pipeline__V1beta__GetOperationRequest *input,
                         Pipeline__V1beta__GetOperationResponse_Closure closure,
                         void *closure_data);
+  void (*get_pipeline)(Pipeline__V1beta__PipelinePublicService_Service *service,
+                       const Pipeline__V1beta__GetPipelineRequest *input,
+                       Pipeline__V1beta__GetPipelineResponse_Closure closure,
+                       void *closure_data);
+  void (*get_pipeline_release)(Pipeline__V1beta__PipelinePublicService_Service *service,
+                               const Pipeline__V1beta__GetPipelineReleaseRequest *input,
+                               Pipeline__V1beta__GetPipelineReleaseResponse_Closure closure,
+                               void *closure_data);
 };
 typedef void (*Pipeline__V1beta__PipelinePublicService_ServiceDestroy)(Pipeline__V1beta__PipelinePublicService_Service *);
 void pipeline__v1beta__pipeline_public_service__init (Pipeline__V1beta__PipelinePublicService_Service *service,
@@ -79,7 +87,9 @@ void pipeline__v1beta__pipeline_public_service__init (Pipeline__V1beta__Pipeline
       function_prefix__ ## trigger_async_pipeline,\
       function_prefix__ ## trigger_pipeline_release,\
       function_prefix__ ## trigger_async_pipeline_release,\
-      function_prefix__ ## get_operation  }
+      function_prefix__ ## get_operation,\
+      function_prefix__ ## get_pipeline,\
+      function_prefix__ ## get_pipeline_release  }
 void pipeline__v1beta__pipeline_public_service__liveness(ProtobufCService *service,
                                                          const Pipeline__V1beta__LivenessRequest *input,
                                                          Pipeline__V1beta__LivenessResponse_Closure closure,
@@ -112,6 +122,14 @@ void pipeline__v1beta__pipeline_public_service__get_operation(ProtobufCService *
                                                               const Pipeline__V1beta__GetOperationRequest *input,
                                                               Pipeline__V1beta__GetOperationResponse_Closure closure,
                                                               void *closure_data);
+void pipeline__v1beta__pipeline_public_service__get_pipeline(ProtobufCService *service,
+                                                             const Pipeline__V1beta__GetPipelineRequest *input,
+                                                             Pipeline__V1beta__GetPipelineResponse_Closure closure,
+                                                             void *closure_data);
+void pipeline__v1beta__pipeline_public_service__get_pipeline_release(ProtobufCService *service,
+                                                                     const Pipeline__V1beta__GetPipelineReleaseRequest *input,
+                                                                     Pipeline__V1beta__GetPipelineReleaseResponse_Closure closure,
+                                                                     void *closure_data);
 
 /* --- descriptors --- */
 
