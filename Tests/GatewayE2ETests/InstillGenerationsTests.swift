@@ -22,9 +22,9 @@ struct InstillGenerationsTests {
             #expect(out["code"] == nil, "\(out)")
             #expect(out["sync"] as? [[String: String]] == [["prompt": "hello world"]], "\(out)")
             #expect(out["release"] as? [[String: String]] == [["r": "v1"]], "\(out)")
-            // `tokens` streams one event per word, then the joined text.
-            let stream = try #require(out["stream"] as? [[[String: Any]]], "\(out)")
-            #expect(stream.count >= 3, "\(stream)")
+            // `tokens` streams one message per word, then one with the joined text.
+            let stream = try #require(out["stream"] as? [[[String: String]]], "\(out)")
+            #expect(stream == [[["token": "a"]], [["token": "b"]], [["token": "c"]], [["text": "a b c"]]], "\(stream)")
             let async = try #require(out["async"] as? [String: Any])
             #expect((async["name"] as? String)?.hasPrefix("operations/") == true)
             #expect(async["done"] as? Bool == false)
