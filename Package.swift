@@ -91,7 +91,7 @@ let package = Package(
             dependencies: ["TriggerModel", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Routing", dependencies: ["TriggerModel", "GatewayConfig"], swiftSettings: swiftSettings),
+        .target(name: "Routing", dependencies: ["TriggerModel", "GatewayConfig", crypto], swiftSettings: swiftSettings),
         .target(
             name: "Backends",
             dependencies: [

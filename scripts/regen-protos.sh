@@ -39,6 +39,8 @@ public_services=(
     grpc/reflection/v1/reflection.proto
     grpc/reflection/v1alpha/reflection.proto
     pipeline/pipeline/v1beta/pipeline_public_service.proto
+    pipeline/v1beta/pipeline_public_service.proto
+    vdp/pipeline/v1beta/pipeline_public_service.proto
 )
 command -v protoc >/dev/null || { echo "regen-protos: protoc not found (apt install protobuf-compiler)" >&2; exit 1; }
 

@@ -2,7 +2,8 @@
 # Installs what building, running and testing trigger-gateway need on Debian 12; idempotent.
 #   scripts/setup.sh          system packages for building and running
 #   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio, grpcurl, openapi-spec-validator and
-#                             schemathesis in .venv, the Abacus.AI client in .venv-abacus, craft-ai-sdk in .venv-craft)
+#                             schemathesis in .venv, the Abacus.AI client in .venv-abacus, craft-ai-sdk in .venv-craft,
+#                             instill-sdk in .venv-instill)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,15 @@ if [ "$want_test" = 1 ]; then
         python3 -m venv "$abacus_venv"
         "$abacus_venv/bin/pip" install -q --disable-pip-version-check abacusai==1.4.119
         touch "$abacus_stamp"
+    fi
+    # The unmodified Instill Python SDK (instill-sdk 0.18.0, CLIENTS.md §2) drives the Instill suites
+    # (Tests/InteropClients/instill_sdk_client.py); it pins protobuf 4 and requests 2.32, so it has a venv of its own.
+    instill_venv=.venv-instill
+    instill_stamp="$instill_venv/.installed-v1"
+    if [ ! -f "$instill_stamp" ]; then
+        python3 -m venv "$instill_venv"
+        "$instill_venv/bin/pip" install -q --disable-pip-version-check instill-sdk==0.18.0
+        touch "$instill_stamp"
     fi
     # craft-ai-sdk cannot share a venv with instill-sdk (their `requests` pins conflict): its own venv drives
     # the Craft AI surface (Tests/InteropClients/craft_client.py).

@@ -15,8 +15,8 @@ import WireCodecs
 /// refused) goes to another endpoint, and transport failures eject an endpoint.
 ///
 /// Metadata (runner.proto's header): `grpc-timeout` from the request's deadline, `request-id`,
-/// `traceparent`/`tracestate`, `x-trigger-principal`, `idempotency-key`. Cancelling the calling task
-/// resets that call's stream (RST_STREAM CANCEL) and nothing else.
+/// `traceparent`/`tracestate`, `x-trigger-principal`, `idempotency-key`, `instill-requester-uid`. Cancelling the
+/// calling task resets that call's stream (RST_STREAM CANCEL) and nothing else.
 package final class GRPCBackendTransport: TriggerRunner {
     static let runPath = "/trigger.runner.v1.Runner/Run"
     static let runStreamPath = "/trigger.runner.v1.Runner/RunStream"
@@ -281,6 +281,7 @@ extension GRPCBackendTransport {
         Self.addMetadata(&headers, "tracestate", request.traceState)
         Self.addMetadata(&headers, "x-trigger-principal", request.principal)
         Self.addMetadata(&headers, "idempotency-key", request.idempotencyKey)
+        Self.addMetadata(&headers, "instill-requester-uid", request.requesterUID)
         return headers
     }
 

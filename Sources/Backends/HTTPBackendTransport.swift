@@ -261,6 +261,7 @@ package final class HTTPBackendTransport: TriggerRunner {
         if let traceState = request.traceState { headers.add(name: "tracestate", value: traceState) }
         if let key = request.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
         if let principal = request.principal { headers.add(name: "x-trigger-principal", value: principal) }
+        if let requester = request.requesterUID { headers.add(name: "instill-requester-uid", value: requester) }
         if let deadline = request.deadline {
             let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
             headers.add(name: "x-trigger-deadline-ms", value: String(ms))

@@ -50,6 +50,7 @@ final class DemoGRPCStream {
         request.traceState = metadata.first(name: "tracestate")
         request.principal = metadata.first(name: "x-trigger-principal")
         request.idempotencyKey = metadata.first(name: "idempotency-key")
+        request.requesterUID = metadata.first(name: "instill-requester-uid")
     }
 }
 

@@ -109,6 +109,8 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         request.requestID = head.headers.first(name: "request-id") ?? request.requestID
         request.idempotencyKey = head.headers.first(name: "idempotency-key")
         request.traceParent = head.headers.first(name: "traceparent")
+        request.principal = head.headers.first(name: "x-trigger-principal")
+        request.requesterUID = head.headers.first(name: "instill-requester-uid")
         if let ms = head.headers.first(name: "x-trigger-deadline-ms").flatMap(Int64.init) {
             request.deadline = .now() + .milliseconds(ms)
         }

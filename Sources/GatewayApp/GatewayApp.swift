@@ -289,6 +289,7 @@ package final class GatewayApp: Sendable {
         services.tls = tls
         services.scheduler = scheduler
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
+        services.namespaces = NamespaceDirectory(configuration: config)
         return services
     }
 }

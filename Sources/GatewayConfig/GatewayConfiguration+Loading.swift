@@ -42,6 +42,7 @@ extension GatewayConfiguration {
         if let node = top["data_dir"] { config.dataDir = try reader.nonEmptyString(node, at: "data_dir") }
         if let node = top["auth"] { config.auth = try reader.choice(node, at: "auth", as: AuthMode.self) }
         if let node = top["tokens"] { config.tokens = try readTokens(node, reader) }
+        if let node = top["namespaces"] { config.namespaces = try readNamespaces(node, reader) }
         if let node = top["limits"] { config.limits = try readLimits(node, reader) }
         if let node = top["timeouts"] { config.timeouts = try readTimeouts(node, reader) }
         if let node = top["store"] { config.store = try readStore(node, reader) }
@@ -80,7 +81,7 @@ extension GatewayConfiguration {
 
     static let topLevelKeys = [
         "listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "abacus", "tls",
-        "schedules", "craft",
+        "schedules", "craft", "namespaces",
     ]
 
     private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
@@ -89,7 +90,7 @@ extension GatewayConfiguration {
         var tokens: [TokenConfiguration] = []
         for (i, item) in try reader.sequence(node, at: "tokens").enumerated() {
             let path = "tokens[\(i)]"
-            let entry = try reader.mapping(item, at: path, allowed: ["name", "token"])
+            let entry = try reader.mapping(item, at: path, allowed: ["name", "token", "requesters"])
             let name = try reader.nonEmptyString(try require(entry, "name", reader), at: entry.path("name"))
             let tokenNode = try require(entry, "token", reader)
             let token = try reader.nonEmptyString(tokenNode, at: entry.path("token"))
@@ -101,7 +102,10 @@ extension GatewayConfiguration {
                 // Never echo the secret itself.
                 throw reader.error(entry.path("token"), tokenNode, "duplicate token (same as tokens[\(first)].token)")
             }
-            tokens.append(TokenConfiguration(name: name, token: token))
+            let requesters = try entry["requesters"].map { node throws(ConfigError) in
+                try readRequesters(node, at: entry.path("requesters"), reader)
+            }
+            tokens.append(TokenConfiguration(name: name, token: token, requesters: requesters ?? []))
         }
         return tokens
     }

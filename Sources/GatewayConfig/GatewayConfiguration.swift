@@ -36,6 +36,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var schedules: [ScheduleConfiguration] = []
     /// The Craft AI surface (`craft:`).
     package var craft: CraftConfiguration = .defaults
+    /// Namespaces declared as users or organizations (`namespaces:`), for Instill's requester lookups.
+    package var namespaces: [NamespaceConfiguration] = []
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,

@@ -1,12 +1,16 @@
-/// One accepted bearer token and the principal it stands for (`tokens: [{name, token}]`).
+/// One accepted bearer token and the principal it stands for (`tokens: [{name, token, requesters}]`).
 package struct TokenConfiguration: Sendable, Equatable {
     /// The principal: what logs, metrics and backends see as "who sent it".
     package var name: String
     /// The secret itself. Never printed, not even in config errors.
     package var token: String
+    /// The namespaces this principal may act for besides itself (Instill's `instill-requester-uid`): exact
+    /// namespace ids, or `*` for any. Empty: only itself.
+    package var requesters: [String]
 
-    package init(name: String, token: String) {
+    package init(name: String, token: String, requesters: [String] = []) {
         self.name = name
         self.token = token
+        self.requesters = requesters
     }
 }

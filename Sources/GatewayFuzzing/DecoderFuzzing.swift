@@ -42,6 +42,25 @@ enum DecoderFuzzing {
                 }
             }
         }
+        // The 2026 generation (pipeline.v1beta): resource names instead of ids.
+        for release in [false, true] {
+            if let (ref, inputs) = try? InstillCodec.decodeTriggerRequest(
+                buffer, generation: .pipelineV1beta, release: release, maxBatch: maxBatch)
+            {
+                let again = InstillCodec.encodeNamedTriggerRequest(ref: ref, inputs: inputs)
+                do {
+                    _ = try InstillCodec.decodeTriggerRequest(
+                        again, generation: .pipelineV1beta, release: release, maxBatch: maxBatch)
+                } catch {
+                    preconditionFailure(
+                        "accepted pipeline.v1beta trigger request does not survive re-encoding: \(error)")
+                }
+            }
+        }
+        _ = try? MgmtCodec.decodeCheckNamespaceRequest(buffer)
+        _ = try? MgmtCodec.decodeGetUserRequest(buffer)
+        _ = try? MgmtCodec.decodeGetOrganizationRequest(buffer)
+        _ = try? InstillCodec.decodeGetPipelineRequest(buffer, release: true)
         if let request = try? RunnerCodec.decodeRunRequest(buffer) {
             do {
                 _ = try RunnerCodec.decodeRunRequest(RunnerCodec.encodeRunRequest(request))

@@ -40,6 +40,8 @@ package struct FrontendServices: Sendable {
     package var craft: CraftSurface?
     /// Told of every finished request, in order (the access log, the request metrics); see `RequestRecord`.
     package var requestObservers: [any RequestObserver] = []
+    /// The users and organizations Instill clients may look up and act for (`instill-requester-uid`).
+    package var namespaces = NamespaceDirectory()
 
     package init(
         dispatcher: TriggerDispatcher,

@@ -13,6 +13,13 @@ struct GRPCCall {
         case triggerStream
         case triggerAsync(release: Bool)
         case getOperation
+        /// `GetNamespacePipeline[Release]` (`GetPipeline[Release]` in `pipeline.v1beta`): a routed pipeline's
+        /// metadata (HTTP2FrontendConnection+Pipelines).
+        case getPipeline(release: Bool)
+        /// `core.mgmt.v1beta.MgmtPublicService` requester lookups (HTTP2FrontendConnection+Mgmt).
+        case checkNamespace
+        case getUser
+        case getOrganization
         /// Instill `Liveness`: SERVING while the process answers.
         case instillHealth
         /// Instill `Readiness`: the whole gateway's status.
@@ -24,6 +31,8 @@ struct GRPCCall {
     }
 
     var method: Method
+    /// Which Instill wire generation the path belongs to (the health, reflection and mgmt methods: the SDK's).
+    var generation: InstillGeneration = .pipelinePipelineV1beta
     var principal: String?
     var deadline: NIODeadline?
     var requestID: String
@@ -35,24 +44,63 @@ struct GRPCCall {
     /// `instill-return-traces: true` metadata (as REST's `Instill-Return-Traces` header): ask the backend
     /// for per-step traces.
     var returnTraces = false
+    /// `instill-requester-uid` metadata, once `NamespaceDirectory.checkRequester` allowed it.
+    var requesterUID: String?
 
-    static let pipelineService = "/pipeline.pipeline.v1beta.PipelinePublicService/"
+    static let mgmtService = "/core.mgmt.v1beta.MgmtPublicService/"
 
-    /// The methods of API.md §3 by `:path`; nil → UNIMPLEMENTED.
-    static func method(path: String) -> Method? {
-        switch path {
-        case pipelineService + "TriggerNamespacePipeline": .trigger(release: false)
-        case pipelineService + "TriggerNamespacePipelineRelease": .trigger(release: true)
-        case pipelineService + "TriggerNamespacePipelineWithStream": .triggerStream
-        case pipelineService + "TriggerAsyncNamespacePipeline": .triggerAsync(release: false)
-        case pipelineService + "TriggerAsyncNamespacePipelineRelease": .triggerAsync(release: true)
-        case pipelineService + "GetOperation": .getOperation
-        case pipelineService + "Liveness", "/core.mgmt.v1beta.MgmtPublicService/Liveness": .instillHealth
-        case pipelineService + "Readiness", "/core.mgmt.v1beta.MgmtPublicService/Readiness": .instillReadiness
-        case "/grpc.health.v1.Health/Check": .grpcHealthCheck
-        case "/grpc.health.v1.Health/Watch": .grpcHealthWatch
-        case GRPCReflectionCall.v1Path, GRPCReflectionCall.v1alphaPath: .reflection
-        default: nil
+    /// The methods of API.md §3 by `:path`, each with its Instill wire generation (the three pipeline
+    /// services differ in package, so the path alone decides); nil → UNIMPLEMENTED.
+    static func method(path: String) -> (method: Method, generation: InstillGeneration)? {
+        for generation in InstillGeneration.allCases where path.hasPrefix(generation.servicePath) {
+            let name = path.dropFirst(generation.servicePath.count)
+            return pipelineMethod(name, generation).map { ($0, generation) }
+        }
+        let method: Method? =
+            switch path {
+            case mgmtService + "Liveness": .instillHealth
+            case mgmtService + "Readiness": .instillReadiness
+            case mgmtService + "CheckNamespace": .checkNamespace
+            case mgmtService + "GetUser": .getUser
+            case mgmtService + "GetOrganization": .getOrganization
+            case "/grpc.health.v1.Health/Check": .grpcHealthCheck
+            case "/grpc.health.v1.Health/Watch": .grpcHealthWatch
+            case GRPCReflectionCall.v1Path, GRPCReflectionCall.v1alphaPath: .reflection
+            default: nil
+            }
+        return method.map { ($0, .pipelinePipelineV1beta) }
+    }
+
+    /// A `PipelinePublicService` method of `generation`: the namespace/pipeline-id names of 2024 and 2025, the
+    /// resource-name ones of 2026.
+    private static func pipelineMethod(_ name: Substring, _ generation: InstillGeneration) -> Method? {
+        switch name {
+        case "Liveness": return .instillHealth
+        case "Readiness": return .instillReadiness
+        case "GetOperation": return .getOperation
+        default: break
+        }
+        if generation == .pipelineV1beta {
+            switch name {
+            case "TriggerPipeline": return .trigger(release: false)
+            case "TriggerPipelineRelease": return .trigger(release: true)
+            case "TriggerPipelineWithStream": return .triggerStream
+            case "TriggerAsyncPipeline": return .triggerAsync(release: false)
+            case "TriggerAsyncPipelineRelease": return .triggerAsync(release: true)
+            case "GetPipeline": return .getPipeline(release: false)
+            case "GetPipelineRelease": return .getPipeline(release: true)
+            default: return nil
+            }
+        }
+        switch name {
+        case "TriggerNamespacePipeline": return .trigger(release: false)
+        case "TriggerNamespacePipelineRelease": return .trigger(release: true)
+        case "TriggerNamespacePipelineWithStream": return .triggerStream
+        case "TriggerAsyncNamespacePipeline": return .triggerAsync(release: false)
+        case "TriggerAsyncNamespacePipelineRelease": return .triggerAsync(release: true)
+        case "GetNamespacePipeline": return .getPipeline(release: false)
+        case "GetNamespacePipelineRelease": return .getPipeline(release: true)
+        default: return nil
         }
     }
 
@@ -79,10 +127,11 @@ extension HTTP2FrontendConnection {
             return
         }
         let path = headers.first(name: ":path") ?? ""
-        guard let method = GRPCCall.method(path: path) else {
+        guard let route = GRPCCall.method(path: path) else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"))
             return
         }
+        let (method, generation) = route
         if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")), codec != "proto" {
             grpcFinish(
                 stream,
@@ -114,6 +163,7 @@ extension HTTP2FrontendConnection {
             traceParent: headers.first(name: "traceparent"),
             traceState: headers.first(name: "tracestate")
         )
+        call.generation = generation
         call.idempotencyKey = headers.first(name: "idempotency-key")
         call.returnTraces = headers.first(name: "instill-return-traces")?.lowercased() == "true"
         if call.needsAuth {
@@ -123,6 +173,16 @@ extension HTTP2FrontendConnection {
             } catch {
                 grpcFinish(stream, error: gatewayError(from: error))
                 return
+            }
+            // Instill's requester: the namespace the principal acts for (refused unless it may).
+            if let requester = headers.first(name: "instill-requester-uid"), !requester.isEmpty {
+                do {
+                    call.requesterUID = try services.namespaces.checkRequester(
+                        uid: requester, principal: call.principal)
+                } catch {
+                    grpcFinish(stream, error: gatewayError(from: error))
+                    return
+                }
             }
         }
         if let timeout = headers.first(name: "grpc-timeout") {
@@ -164,6 +224,10 @@ extension HTTP2FrontendConnection {
             grpcTriggerAsync(message, release: release, call: call, stream: stream)
         case .getOperation:
             grpcGetOperation(message, call: call, stream: stream)
+        case .getPipeline(let release):
+            grpcGetPipeline(message, release: release, call: call, stream: stream)
+        case .checkNamespace, .getUser, .getOrganization:
+            grpcMgmt(message, call: call, stream: stream)
         case .trigger(let release):
             grpcTrigger(message, release: release, stream: call, on: stream, mode: .sync)
         case .triggerStream:
@@ -179,8 +243,8 @@ extension HTTP2FrontendConnection {
         let request: TriggerRequest
         do {
             let decoded = try InstillCodec.decodeTriggerRequest(
-                message, release: release, maxBatch: services.limits.maxBatch)
-            request = TriggerRequest(
+                message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch)
+            var built = TriggerRequest(
                 ref: decoded.ref,
                 mode: mode,
                 inputs: decoded.inputs,
@@ -192,6 +256,8 @@ extension HTTP2FrontendConnection {
                 idempotencyKey: call.idempotencyKey,
                 returnTraces: call.returnTraces
             )
+            built.requesterUID = call.requesterUID
+            request = built
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return

@@ -7,9 +7,10 @@ import TriggerDispatch
 import TriggerModel
 import WireCodecs
 
-/// The async methods of `PipelinePublicService` (API.md §3): `TriggerAsyncNamespacePipeline[Release]`
+/// The async methods of `PipelinePublicService` (API.md §3), in each Instill generation:
+/// `TriggerAsyncNamespacePipeline[Release]` (`TriggerAsyncPipeline[Release]` in `pipeline.v1beta`)
 /// answers `operations/<id>` once the operation is committed; `GetOperation` answers its state, with the
-/// outputs as an `Any` holding a `TriggerNamespacePipelineResponse` once it succeeded, or a google.rpc
+/// outputs as an `Any` holding the generation's trigger response once it succeeded, or a google.rpc
 /// status once it failed.
 extension HTTP2FrontendConnection {
     func grpcTriggerAsync(_ message: ByteBuffer, release: Bool, call: GRPCCall, stream: HTTP2StreamID) {
@@ -25,8 +26,8 @@ extension HTTP2FrontendConnection {
         let request: TriggerRequest
         do {
             let decoded = try InstillCodec.decodeTriggerRequest(
-                message, release: release, maxBatch: services.limits.maxBatch)
-            request = TriggerRequest(
+                message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch)
+            var built = TriggerRequest(
                 ref: decoded.ref,
                 mode: .async,
                 inputs: decoded.inputs,
@@ -36,12 +37,15 @@ extension HTTP2FrontendConnection {
                 traceState: call.traceState,
                 idempotencyKey: call.idempotencyKey
             )
+            built.requesterUID = call.requesterUID
+            request = built
             _ = try services.dispatcher.pool(for: request.ref)
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
         let requestID = call.requestID
+        let generation = call.generation
         startTask(stream: stream) {
             do {
                 return Result<Operation, GatewayError>.success(try await operations.submit(request))
@@ -52,7 +56,9 @@ extension HTTP2FrontendConnection {
             switch outcome {
             case .success(let operation):
                 connection.grpcRespond(
-                    stream, message: InstillCodec.encodeAsyncTriggerResponse(operation: .init(operation)))
+                    stream,
+                    message: InstillCodec.encodeAsyncTriggerResponse(
+                        operation: .init(operation), generation: generation))
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)
             }
@@ -74,6 +80,7 @@ extension HTTP2FrontendConnection {
         }
         let principal = call.principal
         let requestID = call.requestID
+        let generation = call.generation
         startTask(stream: stream) {
             do {
                 let operation = try await operations.get(id: id)
@@ -86,7 +93,9 @@ extension HTTP2FrontendConnection {
             switch outcome {
             case .success(let operation):
                 connection.grpcRespond(
-                    stream, message: InstillCodec.encodeGetOperationResponse(operation: .init(operation)))
+                    stream,
+                    message: InstillCodec.encodeGetOperationResponse(
+                        operation: .init(operation), generation: generation))
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)
             }

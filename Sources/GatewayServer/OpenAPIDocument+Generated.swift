@@ -8,7 +8,7 @@ let openAPIDocumentJSON = #####"""
   "info": {
     "title": "trigger-gateway",
     "version": "v1beta",
-    "description": "The REST surface of trigger-gateway: Instill AI's pipeline trigger API (sync, SSE stream and async triggers; operations), schedules, health, metrics, the Abacus.AI `runPipeline` surface and the Craft AI pipelines, deployments and endpoints surface. HTTP/1.1 and HTTP/2 (h2c) on one port; gRPC (`pipeline.pipeline.v1beta.PipelinePublicService`) shares the port and is described by server reflection, not here. Every GET route also answers HEAD. Each surface is one tag, its paths grouped together, and its schemas prefixed by its name (`Abacus…`): a new surface (Craft AI's `/api/v1/…` and `/endpoints/…`) adds its tag, paths and schemas the same way. The source is `openapi/openapi.json`, served at `GET /openapi.json`.",
+    "description": "The REST surface of trigger-gateway: Instill AI's pipeline trigger API (sync, SSE stream and async triggers; operations), schedules, health, metrics, the Abacus.AI `runPipeline` surface and the Craft AI pipelines, deployments and endpoints surface. HTTP/1.1 and HTTP/2 (h2c) on one port; gRPC (the three Instill generations `vdp.pipeline.v1beta`, `pipeline.pipeline.v1beta` and `pipeline.v1beta`, and `core.mgmt.v1beta.MgmtPublicService`) shares the port and is described by server reflection, not here. Every GET route also answers HEAD. Each surface is one tag, its paths grouped together, and its schemas prefixed by its name (`Abacus…`): a new surface (Craft AI's `/api/v1/…` and `/endpoints/…`) adds its tag, paths and schemas the same way. The source is `openapi/openapi.json`, served at `GET /openapi.json`.",
     "license": {
       "name": "Apache-2.0",
       "identifier": "Apache-2.0"
@@ -838,6 +838,137 @@ let openAPIDocumentJSON = #####"""
           },
           "default": {
             "$ref": "#/components/responses/PipelineError"
+          }
+        }
+      }
+    },
+    "/v1beta/{nsKind}/{namespace}/pipelines/{pipeline}": {
+      "get": {
+        "operationId": "getNamespacePipeline",
+        "tags": [
+          "Instill triggers"
+        ],
+        "summary": "A routed pipeline's metadata (Instill's GetNamespacePipeline): releases, input and output fields",
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/NsKind"
+          },
+          {
+            "$ref": "#/components/parameters/Namespace"
+          },
+          {
+            "$ref": "#/components/parameters/Pipeline"
+          },
+          {
+            "$ref": "#/components/parameters/RequestIdIn"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The routed pipeline's pipeline: its name, uid, id, owner, the releases routes name and the JSON schemas of its inputs and outputs as the runner describes them.",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PipelineEnvelope"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "502": {
+            "$ref": "#/components/responses/BadGateway"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1beta/{nsKind}/{namespace}/pipelines/{pipeline}/releases/{release}": {
+      "get": {
+        "operationId": "getNamespacePipelineRelease",
+        "tags": [
+          "Instill triggers"
+        ],
+        "summary": "A routed pipeline release's metadata (Instill's GetNamespacePipelineRelease)",
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/NsKind"
+          },
+          {
+            "$ref": "#/components/parameters/Namespace"
+          },
+          {
+            "$ref": "#/components/parameters/Pipeline"
+          },
+          {
+            "$ref": "#/components/parameters/Release"
+          },
+          {
+            "$ref": "#/components/parameters/RequestIdIn"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The routed pipeline's release: its name, uid, id and the JSON schemas of its inputs and outputs as the runner describes them.",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PipelineReleaseEnvelope"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "502": {
+            "$ref": "#/components/responses/BadGateway"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
           }
         }
       }
@@ -4038,6 +4169,102 @@ let openAPIDocumentJSON = #####"""
               }
             },
             "description": "`traces` per component when `Instill-Return-Traces: true` and the backend reports them."
+          }
+        }
+      },
+      "DataSpecification": {
+        "type": "object",
+        "description": "JSON schemas of a pipeline's inputs and outputs: one property per field the runner declares, with its JSON `type` and the runner's data type under `instillFormat` (`string`, `number`, `boolean`, `json`, `array`, `file`); no properties and `additionalProperties: true` when it declares none.",
+        "properties": {
+          "input": {
+            "type": "object"
+          },
+          "output": {
+            "type": "object"
+          }
+        }
+      },
+      "PipelineRelease": {
+        "type": "object",
+        "required": [
+          "name",
+          "uid",
+          "id"
+        ],
+        "properties": {
+          "name": {
+            "type": "string",
+            "description": "`namespaces/{namespace}/pipelines/{pipeline}/releases/{release}`"
+          },
+          "uid": {
+            "type": "string",
+            "format": "uuid",
+            "description": "UUIDv5 of `name` (URL namespace): stable across instances and restarts."
+          },
+          "id": {
+            "type": "string"
+          },
+          "dataSpecification": {
+            "$ref": "#/components/schemas/DataSpecification"
+          }
+        }
+      },
+      "Pipeline": {
+        "type": "object",
+        "required": [
+          "name",
+          "uid",
+          "id",
+          "ownerName"
+        ],
+        "properties": {
+          "name": {
+            "type": "string",
+            "description": "`namespaces/{namespace}/pipelines/{pipeline}`"
+          },
+          "uid": {
+            "type": "string",
+            "format": "uuid",
+            "description": "UUIDv5 of `name` (URL namespace): stable across instances and restarts."
+          },
+          "id": {
+            "type": "string"
+          },
+          "ownerName": {
+            "type": "string",
+            "description": "`users/{namespace}` or `organizations/{namespace}`, as the gateway's `namespaces` config says (routed namespaces are organizations)."
+          },
+          "releases": {
+            "type": "array",
+            "description": "The releases routes name for this pipeline.",
+            "items": {
+              "$ref": "#/components/schemas/PipelineRelease"
+            }
+          },
+          "dataSpecification": {
+            "$ref": "#/components/schemas/DataSpecification"
+          }
+        }
+      },
+      "PipelineEnvelope": {
+        "type": "object",
+        "required": [
+          "pipeline"
+        ],
+        "properties": {
+          "pipeline": {
+            "$ref": "#/components/schemas/Pipeline"
+          }
+        }
+      },
+      "PipelineReleaseEnvelope": {
+        "type": "object",
+        "required": [
+          "release"
+        ],
+        "properties": {
+          "release": {
+            "$ref": "#/components/schemas/PipelineRelease"
           }
         }
       },

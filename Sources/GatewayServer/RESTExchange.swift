@@ -328,6 +328,8 @@ extension RESTRequestHead {
             return scheduleStart(path, services: services, requestID: requestID)
         case .craft(let route):
             return craftStart(route, services: services, requestID: requestID)
+        case .pipeline(let ref):
+            return pipelineStart(ref, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
             do {

@@ -15,6 +15,9 @@ enum RESTPath: Equatable {
     }
 
     case trigger(PipelineRef, TriggerKind)
+    /// `GET /v1beta/{ns-kind}/{ns}/pipelines/{pipeline}[/releases/{release}]`: Instill's
+    /// `GetNamespacePipeline[Release]` (RESTExchange+Pipelines).
+    case pipeline(PipelineRef)
     case operation(id: String)
     case cancelOperation(id: String)
     case listOperations
@@ -40,7 +43,8 @@ enum RESTPath: Equatable {
     var allowedMethods: [String] {
         switch self {
         case .trigger, .cancelOperation, .scheduleAction: ["POST"]
-        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI: ["GET", "HEAD"]
+        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI, .pipeline:
+            ["GET", "HEAD"]
         // runPipeline stores a run, so the safe methods must not reach it (`AbacusAPI.Action.isSafe`).
         case .abacus(let action): action == "runPipeline" ? ["POST"] : ["GET", "HEAD", "POST"]
         case .craft(let route): route.allowedMethods
@@ -101,11 +105,17 @@ enum RESTPath: Equatable {
             return parts.count == 4 ? scheduleAction(raw[3]) : nil
         }
         guard namespaceKinds.contains(parts[2]) else { return nil }
+        // /v1beta/{kind}/{ns}/pipelines/{pipeline}
+        // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases/{release}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/{verb}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases/{release}/{verb}
         let components = parts.dropFirst(3).map { $0 }
         guard components.allSatisfy({ !$0.isEmpty }) else { return nil }
         switch components.count {
+        case 3 where components[1] == "pipelines":
+            return .pipeline(PipelineRef(namespace: components[0], pipeline: components[2]))
+        case 5 where components[1] == "pipelines" && components[3] == "releases":
+            return .pipeline(PipelineRef(namespace: components[0], pipeline: components[2], release: components[4]))
         case 4 where components[1] == "pipelines":
             guard let kind = triggerKind(components[3]) else { return nil }
             let ref = PipelineRef(namespace: String(components[0]), pipeline: String(components[2]))

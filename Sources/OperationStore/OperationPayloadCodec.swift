@@ -40,8 +40,10 @@ package struct OperationPayloadCodec: Sendable {
         w.optionalString(request.idempotencyKey)
         w.bool(request.returnTraces)
         // Appended last, and only when there are any: rows written before labels existed end here and still
-        // decode (an absent tail reads as no labels).
-        if !request.labels.isEmpty { w.stringMap(request.labels) }
+        // decode (an absent tail reads as no labels). The requester uid follows the labels (written, possibly
+        // empty, whenever there is a requester), so older rows stay readable the same way.
+        if !request.labels.isEmpty || request.requesterUID != nil { w.stringMap(request.labels) }
+        if let requester = request.requesterUID { w.string(requester) }
         return Encoded(bytes: w.sink, blobs: w.spilled)
     }
 
@@ -72,6 +74,7 @@ package struct OperationPayloadCodec: Sendable {
             returnTraces: try r.bool()
         )
         if r.buffer.readableBytes > 0 { request.labels = try r.stringMap() }
+        if r.buffer.readableBytes > 0 { request.requesterUID = try r.string() }
         return request
     }
 

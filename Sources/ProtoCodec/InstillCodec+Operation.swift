@@ -10,27 +10,33 @@ extension InstillCodec {
     /// The `google.protobuf.Any` type URL of operation metadata and error details.
     package static let structTypeURL = "type.googleapis.com/google.protobuf.Struct"
 
-    /// `TriggerAsync{NamespacePipeline,NamespacePipelineRelease}Response` (both are `operation = 1`).
-    package static func encodeAsyncTriggerResponse(operation: OperationSnapshot) -> ByteBuffer {
+    /// `TriggerAsync{NamespacePipeline,NamespacePipelineRelease}Response`, or `TriggerAsyncPipeline[Release]Response`
+    /// of `pipeline.v1beta` (all are `operation = 1`); a finished operation's response is an `Any` of
+    /// `generation`'s trigger response.
+    package static func encodeAsyncTriggerResponse(
+        operation: OperationSnapshot, generation: InstillGeneration = .pipelinePipelineV1beta
+    ) -> ByteBuffer {
         withProtoArena { arena in
             let m: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__TriggerAsyncNamespacePipelineResponse> =
                 arena.message(pipeline__pipeline__v1beta__trigger_async_namespace_pipeline_response__init)
-            m.pointee.operation = encode(operation, in: arena)
+            m.pointee.operation = encode(operation, generation: generation, in: arena)
             return ProtoMessage.pack(m)
         }
     }
 
-    /// `GetOperationResponse` (`operation = 1`).
-    package static func encodeGetOperationResponse(operation: OperationSnapshot) -> ByteBuffer {
+    /// `GetOperationResponse` (`operation = 1` in every generation).
+    package static func encodeGetOperationResponse(
+        operation: OperationSnapshot, generation: InstillGeneration = .pipelinePipelineV1beta
+    ) -> ByteBuffer {
         withProtoArena { arena in
             let m: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__GetOperationResponse> =
                 arena.message(pipeline__pipeline__v1beta__get_operation_response__init)
-            m.pointee.operation = encode(operation, in: arena)
+            m.pointee.operation = encode(operation, generation: generation, in: arena)
             return ProtoMessage.pack(m)
         }
     }
 
-    /// The operation id of a `GetOperationRequest`. A full `operations/<id>` name is accepted too.
+    /// The operation id of a `GetOperationRequest` (`operation_id = 1` in every generation). A full `operations/<id>` name is accepted too.
     package static func decodeGetOperationRequest(_ bytes: ByteBuffer) throws -> String {
         try ProtoMessage.withUnpacked(
             bytes,
@@ -74,7 +80,8 @@ extension InstillCodec {
                 }
             case GOOGLE__LONGRUNNING__OPERATION__RESULT_RESPONSE:
                 if let response = op.pointee.response {
-                    guard StructCodec.string(response.pointee.type_url) == triggerResponseTypeURL else {
+                    let typeURL = StructCodec.string(response.pointee.type_url)
+                    guard InstillGeneration.allCases.contains(where: { $0.triggerResponseTypeURL == typeURL }) else {
                         throw GatewayError(.invalidArgument, "unexpected operation response type")
                     }
                     snapshot.result = try decodeTriggerResponse(raw: rawBytes(response.pointee.value))
@@ -86,7 +93,9 @@ extension InstillCodec {
         }
     }
 
-    static func encode(_ operation: OperationSnapshot, in arena: ProtoArena) -> UnsafeMutablePointer<PBOperation> {
+    static func encode(
+        _ operation: OperationSnapshot, generation: InstillGeneration, in arena: ProtoArena
+    ) -> UnsafeMutablePointer<PBOperation> {
         let m: UnsafeMutablePointer<PBOperation> = arena.message(google__longrunning__operation__init)
         m.pointee.name = arena.cString(operation.name)
         m.pointee.done = operation.done ? 1 : 0
@@ -107,7 +116,8 @@ extension InstillCodec {
             m.pointee.error = status
         } else if let result = operation.result {
             m.pointee.result_case = GOOGLE__LONGRUNNING__OPERATION__RESULT_RESPONSE
-            m.pointee.response = packAny(triggerResponseTypeURL, encode(result, in: arena), in: arena)
+            // Every generation's trigger response is `outputs = 1, metadata = 2`: one encoding, its own type URL.
+            m.pointee.response = packAny(generation.triggerResponseTypeURL, encode(result, in: arena), in: arena)
         }
         return m
     }

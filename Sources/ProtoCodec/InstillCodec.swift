@@ -15,17 +15,33 @@ package enum InstillCodec {
     typealias TriggerData = Pipeline__Pipeline__V1beta__TriggerData
     typealias PipelineResponse = Pipeline__Pipeline__V1beta__TriggerNamespacePipelineResponse
 
-    /// The `google.protobuf.Any` type URL of a finished operation's response.
-    package static let triggerResponseTypeURL =
-        "type.googleapis.com/pipeline.pipeline.v1beta.TriggerNamespacePipelineResponse"
+    /// The `google.protobuf.Any` type URL of a finished operation's response (the SDK's generation).
+    package static let triggerResponseTypeURL = InstillGeneration.pipelinePipelineV1beta.triggerResponseTypeURL
 
     // MARK: Trigger requests
 
-    /// Decodes `TriggerNamespacePipeline{,WithStream,Async}Request` (`release: false`) or
-    /// `Trigger{,Async}NamespacePipelineReleaseRequest` (`release: true`).
+    /// Decodes a trigger request of `generation` (one decoder per generation, all into the same model):
+    /// a pipeline's (`release: false`) or a release's (`release: true`), sync, stream and async alike.
     ///
     /// The batch is `data` when it has elements, else the legacy `inputs`; more than `maxBatch` elements is
     /// `.invalidArgument` naming the limit. `connection_references` are not part of the model and dropped.
+    package static func decodeTriggerRequest(
+        _ bytes: ByteBuffer,
+        generation: InstillGeneration,
+        release: Bool,
+        maxBatch: Int
+    ) throws -> (ref: PipelineRef, inputs: [TriggerInput]) {
+        switch generation {
+        // Field for field the same messages (protos/vdp/pipeline/v1beta/pipeline.proto says where checked).
+        case .vdpPipelineV1beta, .pipelinePipelineV1beta:
+            try decodeTriggerRequest(bytes, release: release, maxBatch: maxBatch)
+        case .pipelineV1beta:
+            try decodeNamedTriggerRequest(bytes, release: release, maxBatch: maxBatch)
+        }
+    }
+
+    /// Decodes `TriggerNamespacePipeline{,WithStream,Async}Request` (`release: false`) or
+    /// `Trigger{,Async}NamespacePipelineReleaseRequest` (`release: true`) of `pipeline.pipeline.v1beta`.
     package static func decodeTriggerRequest(
         _ bytes: ByteBuffer,
         release: Bool,
@@ -44,10 +60,8 @@ package enum InstillCodec {
                 guard !releaseID.isEmpty else { throw GatewayError(.invalidArgument, "release_id is required") }
                 let ref = try pipelineRef(m.pointee.namespace_id, m.pointee.pipeline_id, release: releaseID)
                 let inputs = try batch(
-                    data: (m.pointee.n_data, m.pointee.data),
-                    inputs: (m.pointee.n_inputs, m.pointee.inputs),
-                    maxBatch: maxBatch
-                )
+                    data: m.pointee.n_data, inputs: (m.pointee.n_inputs, m.pointee.inputs), maxBatch: maxBatch
+                ) { i in try input(m.pointee.data![i]) }
                 return (ref, inputs)
             }
         }
@@ -59,10 +73,8 @@ package enum InstillCodec {
         ) { m in
             let ref = try pipelineRef(m.pointee.namespace_id, m.pointee.pipeline_id, release: nil)
             let inputs = try batch(
-                data: (m.pointee.n_data, m.pointee.data),
-                inputs: (m.pointee.n_inputs, m.pointee.inputs),
-                maxBatch: maxBatch
-            )
+                data: m.pointee.n_data, inputs: (m.pointee.n_inputs, m.pointee.inputs), maxBatch: maxBatch
+            ) { i in try input(m.pointee.data![i]) }
             return (ref, inputs)
         }
     }
@@ -137,7 +149,7 @@ package enum InstillCodec {
 
     // MARK: Helpers
 
-    private static func pipelineRef(
+    static func pipelineRef(
         _ namespace: UnsafePointer<CChar>?,
         _ pipeline: UnsafePointer<CChar>?,
         release: String?
@@ -149,42 +161,36 @@ package enum InstillCodec {
         return PipelineRef(namespace: namespace, pipeline: pipeline, release: release)
     }
 
-    private static func batch(
-        data: (Int, UnsafeMutablePointer<UnsafeMutablePointer<TriggerData>?>?),
+    /// The batch: `data` when it has elements (`item(i)` reads element `i`), else the legacy `inputs`.
+    static func batch(
+        data count: Int,
         inputs: (Int, UnsafeMutablePointer<UnsafeMutablePointer<Google__Protobuf__Struct>?>?),
-        maxBatch: Int
+        maxBatch: Int,
+        item: (Int) throws -> TriggerInput
     ) throws -> [TriggerInput] {
-        let useData = data.0 > 0
-        let count = useData ? data.0 : inputs.0
-        guard count <= maxBatch else {
-            throw GatewayError(.invalidArgument, "batch of \(count) inputs exceeds the limit of \(maxBatch)")
+        let useData = count > 0
+        let total = useData ? count : inputs.0
+        guard total <= maxBatch else {
+            throw GatewayError(.invalidArgument, "batch of \(total) inputs exceeds the limit of \(maxBatch)")
         }
         var batch: [TriggerInput] = []
-        batch.reserveCapacity(count)
-        for i in 0..<count {
-            if useData {
-                let item = data.1![i]
-                batch.append(
-                    TriggerInput(
-                        variables: try StructCodec.object(item?.pointee.variable),
-                        secrets: secrets(item)
-                    )
-                )
-            } else {
-                batch.append(TriggerInput(variables: try StructCodec.object(inputs.1![i])))
-            }
+        batch.reserveCapacity(total)
+        for i in 0..<total {
+            batch.append(useData ? try item(i) : TriggerInput(variables: try StructCodec.object(inputs.1![i])))
         }
         return batch
     }
 
-    private static func secrets(_ item: UnsafeMutablePointer<TriggerData>?) -> [String: String] {
-        guard let item, item.pointee.n_secret > 0 else { return [:] }
+    /// One `pipeline.pipeline.v1beta.TriggerData`: its variables and secrets.
+    private static func input(_ item: UnsafeMutablePointer<TriggerData>?) throws -> TriggerInput {
         var secrets: [String: String] = [:]
-        for i in 0..<item.pointee.n_secret {
-            guard let entry = item.pointee.secret[i] else { continue }
-            secrets[StructCodec.string(entry.pointee.key)] = StructCodec.string(entry.pointee.value)
+        if let item {
+            for i in 0..<item.pointee.n_secret {
+                guard let entry = item.pointee.secret[i] else { continue }
+                secrets[StructCodec.string(entry.pointee.key)] = StructCodec.string(entry.pointee.value)
+            }
         }
-        return secrets
+        return TriggerInput(variables: try StructCodec.object(item?.pointee.variable), secrets: secrets)
     }
 
     private static func encode(_ input: TriggerInput, in arena: ProtoArena) -> UnsafeMutablePointer<TriggerData> {

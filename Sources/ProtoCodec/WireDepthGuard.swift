@@ -92,8 +92,10 @@ enum WireDepthGuard {
 /// The message kinds `WireDepthGuard` walks, and which of their fields hold which sub-message. Field
 /// numbers are those of protos/ (and must change with them; the round-trip tests catch a mismatch).
 enum WireSchema {
-    // pipeline.pipeline.v1beta
+    // pipeline.pipeline.v1beta (and vdp.pipeline.v1beta, field for field the same)
     case triggerRequest(release: Bool)
+    // pipeline.v1beta: `name = 1, inputs = 2, data = 3` for a pipeline and a release alike
+    case namedTriggerRequest
     case triggerData
     case triggerResponse
     case triggerMetadata
@@ -134,6 +136,8 @@ enum WireSchema {
             case release ? 5 : 4: .triggerData
             default: nil
             }
+        case (.namedTriggerRequest, 2): .pbStruct
+        case (.namedTriggerRequest, 3): .triggerData
         case (.triggerData, 1): .pbStruct
         case (.triggerResponse, 1): .pbStruct
         case (.triggerResponse, 2): .triggerMetadata

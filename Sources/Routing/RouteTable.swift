@@ -54,6 +54,19 @@ package struct RouteTable: Sendable {
         return ResolvedRoute(pool: best.entry.route.pool, routeIndex: best.entry.index, route: best.entry.route)
     }
 
+    /// The releases routes name for `ref`'s pipeline (its own release ignored), sorted and unique: the release
+    /// list Instill's `GetNamespacePipeline` shows. A route without a release matches every release but names
+    /// none, so it adds nothing here.
+    package func releases(of ref: PipelineRef) -> [String] {
+        var releases = Set<String>()
+        for entry in entries {
+            guard let release = entry.route.release else { continue }
+            let candidate = PipelineRef(namespace: ref.namespace, pipeline: ref.pipeline, release: release)
+            if Self.score(entry.route, candidate) != nil { releases.insert(release) }
+        }
+        return releases.sorted()
+    }
+
     /// Nil when the route does not match; otherwise a weight where each more significant rule dominates
     /// all less significant ones together.
     private static func score(_ route: RouteConfiguration, _ ref: PipelineRef) -> Int? {

@@ -29,6 +29,11 @@ package final class TriggerDispatcher: Sendable {
         routes.resolve(ref).flatMap { pools[$0.pool] == nil ? nil : $0.pool }
     }
 
+    /// The releases routes name for `ref`'s pipeline (`RouteTable.releases(of:)`).
+    package func releases(of ref: PipelineRef) -> [String] {
+        routes.releases(of: ref)
+    }
+
     /// A pool's slot limit and the slots in use now (calls and streams), for the async dispatcher's claims;
     /// nil for a pool this configuration does not have.
     package func load(ofPool name: String) -> (maxConcurrency: Int, inUse: Int)? {

@@ -44,6 +44,9 @@ package struct TriggerRequest: Sendable, Equatable {
     package var idempotencyKey: String?
     /// `Instill-Return-Traces: true`: ask the backend for per-step traces.
     package var returnTraces: Bool
+    /// Instill's `instill-requester-uid` metadata: the uid of the namespace (user or organization) the principal
+    /// acts for, already checked against what the principal may do; passed to the backend as the same metadata.
+    package var requesterUID: String?
     /// Set by the async dispatcher: the run waits for a slot of its pool behind the callers instead of being
     /// refused as overloaded (DESIGN.md "Failures: whose fault"), and its request timeout starts with the slot.
     package var waitsForCapacity = false

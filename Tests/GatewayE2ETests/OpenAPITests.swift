@@ -69,6 +69,10 @@ struct OpenAPITests {
                         + "response_headers_conformance,response_schema_conformance",
                     "--phases", "examples,coverage,fuzzing", "--max-examples", "10", "--seed", "1",
                     "--request-timeout", "20", "--generation-database", "none", "--no-color",
+                    // A generator health check, not a server one: with the fixed seed, the multipart body of
+                    // Craft's `/run` sometimes filters out too many examples (it did once the Instill pipeline
+                    // metadata paths shifted the sequence).
+                    "--suppress-health-check", "filter_too_much",
                 ])
             #expect(result.status == 0, "\(result.stdoutString)\n\(result.stderr)")
         }

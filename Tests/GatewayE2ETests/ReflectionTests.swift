@@ -13,6 +13,8 @@ struct ReflectionTests {
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "pipeline.pipeline.v1beta.PipelinePublicService",
+        "pipeline.v1beta.PipelinePublicService",
+        "vdp.pipeline.v1beta.PipelinePublicService",
     ]
 
     static func grpcurl(_ arguments: [String]) async throws -> TestProcess.Output {

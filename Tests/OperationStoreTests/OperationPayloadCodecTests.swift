@@ -71,6 +71,24 @@ struct OperationPayloadCodecTests {
         #expect(old.labels.isEmpty)
     }
 
+    @Test("the requester uid round-trips with and without labels, after them, so older rows still decode")
+    func requesterUID() throws {
+        let codec = OperationPayloadCodec()
+        var request = Fixtures.request(blobs: [])
+        request.deadline = nil
+        let plain = codec.encode(request, blobPrefix: "q").bytes
+        request.requesterUID = "8b2c31f3-cbb8-5983-8753-10a6cb2e1fa3"
+        let withRequester = codec.encode(request, blobPrefix: "q").bytes
+        #expect(withRequester.getSlice(at: withRequester.readerIndex, length: plain.readableBytes) == plain)
+        #expect(try OperationPayloadCodec.decodeRequest(withRequester) { _ in ByteBuffer() } == request)
+        request.labels = ["craft.deployment": "shout"]
+        let both = try OperationPayloadCodec.decodeRequest(codec.encode(request, blobPrefix: "q").bytes) { _ in
+            ByteBuffer()
+        }
+        #expect(both == request)
+        #expect(try OperationPayloadCodec.decodeRequest(plain) { _ in ByteBuffer() }.requesterUID == nil)
+    }
+
     @Test("a blob at the inline limit stays inline; one byte more is spilled", arguments: [(1000, 0), (1001, 1)])
     func inlineLimitEdge(size: Int, spilled: Int) throws {
         let codec = OperationPayloadCodec(inlineBlobLimit: 1000)

@@ -13,6 +13,8 @@ struct GRPCReflectionTests {
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "pipeline.pipeline.v1beta.PipelinePublicService",
+        "pipeline.v1beta.PipelinePublicService",
+        "vdp.pipeline.v1beta.PipelinePublicService",
     ]
 
     static func request(_ text: String) throws -> ByteBuffer {
@@ -33,7 +35,7 @@ struct GRPCReflectionTests {
         return String(line.dropFirst("name: \"".count).dropLast())
     }
 
-    @Test("the index holds the five public services and every file they import")
+    @Test("the index holds the public services (three Instill generations) and every file they import")
     func indexCoversImports() throws {
         let index = GRPCReflectionIndex.gateway
         #expect(index.services == Self.publicServices)

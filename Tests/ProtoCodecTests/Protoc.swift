@@ -14,7 +14,8 @@ enum Protoc {
     static var isAvailable: Bool { executable != nil }
 
     private static let protoFiles = [
-        "pipeline/pipeline/v1beta/pipeline.proto", "grpc/health/v1/health.proto",
+        "pipeline/pipeline/v1beta/pipeline.proto", "pipeline/v1beta/pipeline.proto",
+        "vdp/pipeline/v1beta/pipeline.proto", "grpc/health/v1/health.proto",
         "trigger/runner/v1/runner.proto", "core/mgmt/v1beta/mgmt.proto",
         "grpc/reflection/v1/reflection.proto", "grpc/reflection/v1alpha/reflection.proto",
         "google/protobuf/descriptor.proto",

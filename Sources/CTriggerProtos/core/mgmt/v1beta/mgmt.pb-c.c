@@ -187,6 +187,366 @@ void   core__mgmt__v1beta__readiness_response__free_unpacked
   assert(message->base.descriptor == &core__mgmt__v1beta__readiness_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   core__mgmt__v1beta__check_namespace_request__init
+                     (Core__Mgmt__V1beta__CheckNamespaceRequest         *message)
+{
+  static const Core__Mgmt__V1beta__CheckNamespaceRequest init_value = CORE__MGMT__V1BETA__CHECK_NAMESPACE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t core__mgmt__v1beta__check_namespace_request__get_packed_size
+                     (const Core__Mgmt__V1beta__CheckNamespaceRequest *message)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__check_namespace_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t core__mgmt__v1beta__check_namespace_request__pack
+                     (const Core__Mgmt__V1beta__CheckNamespaceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__check_namespace_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t core__mgmt__v1beta__check_namespace_request__pack_to_buffer
+                     (const Core__Mgmt__V1beta__CheckNamespaceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__check_namespace_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Core__Mgmt__V1beta__CheckNamespaceRequest *
+       core__mgmt__v1beta__check_namespace_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Core__Mgmt__V1beta__CheckNamespaceRequest *)
+     protobuf_c_message_unpack (&core__mgmt__v1beta__check_namespace_request__descriptor,
+                                allocator, len, data);
+}
+void   core__mgmt__v1beta__check_namespace_request__free_unpacked
+                     (Core__Mgmt__V1beta__CheckNamespaceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &core__mgmt__v1beta__check_namespace_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   core__mgmt__v1beta__check_namespace_response__init
+                     (Core__Mgmt__V1beta__CheckNamespaceResponse         *message)
+{
+  static const Core__Mgmt__V1beta__CheckNamespaceResponse init_value = CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t core__mgmt__v1beta__check_namespace_response__get_packed_size
+                     (const Core__Mgmt__V1beta__CheckNamespaceResponse *message)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__check_namespace_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t core__mgmt__v1beta__check_namespace_response__pack
+                     (const Core__Mgmt__V1beta__CheckNamespaceResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__check_namespace_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t core__mgmt__v1beta__check_namespace_response__pack_to_buffer
+                     (const Core__Mgmt__V1beta__CheckNamespaceResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__check_namespace_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Core__Mgmt__V1beta__CheckNamespaceResponse *
+       core__mgmt__v1beta__check_namespace_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Core__Mgmt__V1beta__CheckNamespaceResponse *)
+     protobuf_c_message_unpack (&core__mgmt__v1beta__check_namespace_response__descriptor,
+                                allocator, len, data);
+}
+void   core__mgmt__v1beta__check_namespace_response__free_unpacked
+                     (Core__Mgmt__V1beta__CheckNamespaceResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &core__mgmt__v1beta__check_namespace_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   core__mgmt__v1beta__get_user_request__init
+                     (Core__Mgmt__V1beta__GetUserRequest         *message)
+{
+  static const Core__Mgmt__V1beta__GetUserRequest init_value = CORE__MGMT__V1BETA__GET_USER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t core__mgmt__v1beta__get_user_request__get_packed_size
+                     (const Core__Mgmt__V1beta__GetUserRequest *message)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_user_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t core__mgmt__v1beta__get_user_request__pack
+                     (const Core__Mgmt__V1beta__GetUserRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_user_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t core__mgmt__v1beta__get_user_request__pack_to_buffer
+                     (const Core__Mgmt__V1beta__GetUserRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_user_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Core__Mgmt__V1beta__GetUserRequest *
+       core__mgmt__v1beta__get_user_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Core__Mgmt__V1beta__GetUserRequest *)
+     protobuf_c_message_unpack (&core__mgmt__v1beta__get_user_request__descriptor,
+                                allocator, len, data);
+}
+void   core__mgmt__v1beta__get_user_request__free_unpacked
+                     (Core__Mgmt__V1beta__GetUserRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_user_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   core__mgmt__v1beta__get_user_response__init
+                     (Core__Mgmt__V1beta__GetUserResponse         *message)
+{
+  static const Core__Mgmt__V1beta__GetUserResponse init_value = CORE__MGMT__V1BETA__GET_USER_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t core__mgmt__v1beta__get_user_response__get_packed_size
+                     (const Core__Mgmt__V1beta__GetUserResponse *message)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_user_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t core__mgmt__v1beta__get_user_response__pack
+                     (const Core__Mgmt__V1beta__GetUserResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_user_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t core__mgmt__v1beta__get_user_response__pack_to_buffer
+                     (const Core__Mgmt__V1beta__GetUserResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_user_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Core__Mgmt__V1beta__GetUserResponse *
+       core__mgmt__v1beta__get_user_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Core__Mgmt__V1beta__GetUserResponse *)
+     protobuf_c_message_unpack (&core__mgmt__v1beta__get_user_response__descriptor,
+                                allocator, len, data);
+}
+void   core__mgmt__v1beta__get_user_response__free_unpacked
+                     (Core__Mgmt__V1beta__GetUserResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_user_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   core__mgmt__v1beta__get_organization_request__init
+                     (Core__Mgmt__V1beta__GetOrganizationRequest         *message)
+{
+  static const Core__Mgmt__V1beta__GetOrganizationRequest init_value = CORE__MGMT__V1BETA__GET_ORGANIZATION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t core__mgmt__v1beta__get_organization_request__get_packed_size
+                     (const Core__Mgmt__V1beta__GetOrganizationRequest *message)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_organization_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t core__mgmt__v1beta__get_organization_request__pack
+                     (const Core__Mgmt__V1beta__GetOrganizationRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_organization_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t core__mgmt__v1beta__get_organization_request__pack_to_buffer
+                     (const Core__Mgmt__V1beta__GetOrganizationRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_organization_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Core__Mgmt__V1beta__GetOrganizationRequest *
+       core__mgmt__v1beta__get_organization_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Core__Mgmt__V1beta__GetOrganizationRequest *)
+     protobuf_c_message_unpack (&core__mgmt__v1beta__get_organization_request__descriptor,
+                                allocator, len, data);
+}
+void   core__mgmt__v1beta__get_organization_request__free_unpacked
+                     (Core__Mgmt__V1beta__GetOrganizationRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_organization_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   core__mgmt__v1beta__get_organization_response__init
+                     (Core__Mgmt__V1beta__GetOrganizationResponse         *message)
+{
+  static const Core__Mgmt__V1beta__GetOrganizationResponse init_value = CORE__MGMT__V1BETA__GET_ORGANIZATION_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t core__mgmt__v1beta__get_organization_response__get_packed_size
+                     (const Core__Mgmt__V1beta__GetOrganizationResponse *message)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_organization_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t core__mgmt__v1beta__get_organization_response__pack
+                     (const Core__Mgmt__V1beta__GetOrganizationResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_organization_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t core__mgmt__v1beta__get_organization_response__pack_to_buffer
+                     (const Core__Mgmt__V1beta__GetOrganizationResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_organization_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Core__Mgmt__V1beta__GetOrganizationResponse *
+       core__mgmt__v1beta__get_organization_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Core__Mgmt__V1beta__GetOrganizationResponse *)
+     protobuf_c_message_unpack (&core__mgmt__v1beta__get_organization_response__descriptor,
+                                allocator, len, data);
+}
+void   core__mgmt__v1beta__get_organization_response__free_unpacked
+                     (Core__Mgmt__V1beta__GetOrganizationResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &core__mgmt__v1beta__get_organization_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   core__mgmt__v1beta__user__init
+                     (Core__Mgmt__V1beta__User         *message)
+{
+  static const Core__Mgmt__V1beta__User init_value = CORE__MGMT__V1BETA__USER__INIT;
+  *message = init_value;
+}
+size_t core__mgmt__v1beta__user__get_packed_size
+                     (const Core__Mgmt__V1beta__User *message)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__user__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t core__mgmt__v1beta__user__pack
+                     (const Core__Mgmt__V1beta__User *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__user__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t core__mgmt__v1beta__user__pack_to_buffer
+                     (const Core__Mgmt__V1beta__User *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__user__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Core__Mgmt__V1beta__User *
+       core__mgmt__v1beta__user__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Core__Mgmt__V1beta__User *)
+     protobuf_c_message_unpack (&core__mgmt__v1beta__user__descriptor,
+                                allocator, len, data);
+}
+void   core__mgmt__v1beta__user__free_unpacked
+                     (Core__Mgmt__V1beta__User *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &core__mgmt__v1beta__user__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   core__mgmt__v1beta__organization__init
+                     (Core__Mgmt__V1beta__Organization         *message)
+{
+  static const Core__Mgmt__V1beta__Organization init_value = CORE__MGMT__V1BETA__ORGANIZATION__INIT;
+  *message = init_value;
+}
+size_t core__mgmt__v1beta__organization__get_packed_size
+                     (const Core__Mgmt__V1beta__Organization *message)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__organization__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t core__mgmt__v1beta__organization__pack
+                     (const Core__Mgmt__V1beta__Organization *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__organization__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t core__mgmt__v1beta__organization__pack_to_buffer
+                     (const Core__Mgmt__V1beta__Organization *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &core__mgmt__v1beta__organization__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Core__Mgmt__V1beta__Organization *
+       core__mgmt__v1beta__organization__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Core__Mgmt__V1beta__Organization *)
+     protobuf_c_message_unpack (&core__mgmt__v1beta__organization__descriptor,
+                                allocator, len, data);
+}
+void   core__mgmt__v1beta__organization__free_unpacked
+                     (Core__Mgmt__V1beta__Organization *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &core__mgmt__v1beta__organization__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor core__mgmt__v1beta__liveness_request__field_descriptors[1] =
 {
   {
@@ -338,4 +698,450 @@ const ProtobufCMessageDescriptor core__mgmt__v1beta__readiness_response__descrip
   1,  core__mgmt__v1beta__readiness_response__number_ranges,
   (ProtobufCMessageInit) core__mgmt__v1beta__readiness_response__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor core__mgmt__v1beta__check_namespace_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__CheckNamespaceRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned core__mgmt__v1beta__check_namespace_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange core__mgmt__v1beta__check_namespace_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor core__mgmt__v1beta__check_namespace_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.CheckNamespaceRequest",
+  "CheckNamespaceRequest",
+  "Core__Mgmt__V1beta__CheckNamespaceRequest",
+  "core.mgmt.v1beta",
+  sizeof(Core__Mgmt__V1beta__CheckNamespaceRequest),
+  1,
+  core__mgmt__v1beta__check_namespace_request__field_descriptors,
+  core__mgmt__v1beta__check_namespace_request__field_indices_by_name,
+  1,  core__mgmt__v1beta__check_namespace_request__number_ranges,
+  (ProtobufCMessageInit) core__mgmt__v1beta__check_namespace_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue core__mgmt__v1beta__check_namespace_response__namespace__enum_values_by_number[5] =
+{
+  { "NAMESPACE_UNSPECIFIED", "CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_UNSPECIFIED", 0 },
+  { "NAMESPACE_AVAILABLE", "CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_AVAILABLE", 1 },
+  { "NAMESPACE_USER", "CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_USER", 2 },
+  { "NAMESPACE_ORGANIZATION", "CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_ORGANIZATION", 3 },
+  { "NAMESPACE_RESERVED", "CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_RESERVED", 4 },
+};
+static const ProtobufCIntRange core__mgmt__v1beta__check_namespace_response__namespace__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex core__mgmt__v1beta__check_namespace_response__namespace__enum_values_by_name[5] =
+{
+  { "NAMESPACE_AVAILABLE", 1 },
+  { "NAMESPACE_ORGANIZATION", 3 },
+  { "NAMESPACE_RESERVED", 4 },
+  { "NAMESPACE_UNSPECIFIED", 0 },
+  { "NAMESPACE_USER", 2 },
+};
+const ProtobufCEnumDescriptor core__mgmt__v1beta__check_namespace_response__namespace__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.CheckNamespaceResponse.Namespace",
+  "Namespace",
+  "Core__Mgmt__V1beta__CheckNamespaceResponse__Namespace",
+  "core.mgmt.v1beta",
+  5,
+  core__mgmt__v1beta__check_namespace_response__namespace__enum_values_by_number,
+  5,
+  core__mgmt__v1beta__check_namespace_response__namespace__enum_values_by_name,
+  1,
+  core__mgmt__v1beta__check_namespace_response__namespace__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor core__mgmt__v1beta__check_namespace_response__field_descriptors[1] =
+{
+  {
+    "type",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__CheckNamespaceResponse, type),
+    &core__mgmt__v1beta__check_namespace_response__namespace__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned core__mgmt__v1beta__check_namespace_response__field_indices_by_name[] = {
+  0,   /* field[0] = type */
+};
+static const ProtobufCIntRange core__mgmt__v1beta__check_namespace_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor core__mgmt__v1beta__check_namespace_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.CheckNamespaceResponse",
+  "CheckNamespaceResponse",
+  "Core__Mgmt__V1beta__CheckNamespaceResponse",
+  "core.mgmt.v1beta",
+  sizeof(Core__Mgmt__V1beta__CheckNamespaceResponse),
+  1,
+  core__mgmt__v1beta__check_namespace_response__field_descriptors,
+  core__mgmt__v1beta__check_namespace_response__field_indices_by_name,
+  1,  core__mgmt__v1beta__check_namespace_response__number_ranges,
+  (ProtobufCMessageInit) core__mgmt__v1beta__check_namespace_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor core__mgmt__v1beta__get_user_request__field_descriptors[2] =
+{
+  {
+    "view",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__GetUserRequest, view),
+    &core__mgmt__v1beta__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__GetUserRequest, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned core__mgmt__v1beta__get_user_request__field_indices_by_name[] = {
+  1,   /* field[1] = user_id */
+  0,   /* field[0] = view */
+};
+static const ProtobufCIntRange core__mgmt__v1beta__get_user_request__number_ranges[1 + 1] =
+{
+  { 2, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor core__mgmt__v1beta__get_user_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.GetUserRequest",
+  "GetUserRequest",
+  "Core__Mgmt__V1beta__GetUserRequest",
+  "core.mgmt.v1beta",
+  sizeof(Core__Mgmt__V1beta__GetUserRequest),
+  2,
+  core__mgmt__v1beta__get_user_request__field_descriptors,
+  core__mgmt__v1beta__get_user_request__field_indices_by_name,
+  1,  core__mgmt__v1beta__get_user_request__number_ranges,
+  (ProtobufCMessageInit) core__mgmt__v1beta__get_user_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor core__mgmt__v1beta__get_user_response__field_descriptors[1] =
+{
+  {
+    "user",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__GetUserResponse, user),
+    &core__mgmt__v1beta__user__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned core__mgmt__v1beta__get_user_response__field_indices_by_name[] = {
+  0,   /* field[0] = user */
+};
+static const ProtobufCIntRange core__mgmt__v1beta__get_user_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor core__mgmt__v1beta__get_user_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.GetUserResponse",
+  "GetUserResponse",
+  "Core__Mgmt__V1beta__GetUserResponse",
+  "core.mgmt.v1beta",
+  sizeof(Core__Mgmt__V1beta__GetUserResponse),
+  1,
+  core__mgmt__v1beta__get_user_response__field_descriptors,
+  core__mgmt__v1beta__get_user_response__field_indices_by_name,
+  1,  core__mgmt__v1beta__get_user_response__number_ranges,
+  (ProtobufCMessageInit) core__mgmt__v1beta__get_user_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor core__mgmt__v1beta__get_organization_request__field_descriptors[2] =
+{
+  {
+    "view",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__GetOrganizationRequest, view),
+    &core__mgmt__v1beta__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "organization_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__GetOrganizationRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned core__mgmt__v1beta__get_organization_request__field_indices_by_name[] = {
+  1,   /* field[1] = organization_id */
+  0,   /* field[0] = view */
+};
+static const ProtobufCIntRange core__mgmt__v1beta__get_organization_request__number_ranges[1 + 1] =
+{
+  { 2, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor core__mgmt__v1beta__get_organization_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.GetOrganizationRequest",
+  "GetOrganizationRequest",
+  "Core__Mgmt__V1beta__GetOrganizationRequest",
+  "core.mgmt.v1beta",
+  sizeof(Core__Mgmt__V1beta__GetOrganizationRequest),
+  2,
+  core__mgmt__v1beta__get_organization_request__field_descriptors,
+  core__mgmt__v1beta__get_organization_request__field_indices_by_name,
+  1,  core__mgmt__v1beta__get_organization_request__number_ranges,
+  (ProtobufCMessageInit) core__mgmt__v1beta__get_organization_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor core__mgmt__v1beta__get_organization_response__field_descriptors[1] =
+{
+  {
+    "organization",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__GetOrganizationResponse, organization),
+    &core__mgmt__v1beta__organization__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned core__mgmt__v1beta__get_organization_response__field_indices_by_name[] = {
+  0,   /* field[0] = organization */
+};
+static const ProtobufCIntRange core__mgmt__v1beta__get_organization_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor core__mgmt__v1beta__get_organization_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.GetOrganizationResponse",
+  "GetOrganizationResponse",
+  "Core__Mgmt__V1beta__GetOrganizationResponse",
+  "core.mgmt.v1beta",
+  sizeof(Core__Mgmt__V1beta__GetOrganizationResponse),
+  1,
+  core__mgmt__v1beta__get_organization_response__field_descriptors,
+  core__mgmt__v1beta__get_organization_response__field_indices_by_name,
+  1,  core__mgmt__v1beta__get_organization_response__number_ranges,
+  (ProtobufCMessageInit) core__mgmt__v1beta__get_organization_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor core__mgmt__v1beta__user__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__User, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uid",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__User, uid),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__User, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned core__mgmt__v1beta__user__field_indices_by_name[] = {
+  2,   /* field[2] = id */
+  0,   /* field[0] = name */
+  1,   /* field[1] = uid */
+};
+static const ProtobufCIntRange core__mgmt__v1beta__user__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor core__mgmt__v1beta__user__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.User",
+  "User",
+  "Core__Mgmt__V1beta__User",
+  "core.mgmt.v1beta",
+  sizeof(Core__Mgmt__V1beta__User),
+  3,
+  core__mgmt__v1beta__user__field_descriptors,
+  core__mgmt__v1beta__user__field_indices_by_name,
+  1,  core__mgmt__v1beta__user__number_ranges,
+  (ProtobufCMessageInit) core__mgmt__v1beta__user__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor core__mgmt__v1beta__organization__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__Organization, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uid",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__Organization, uid),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Core__Mgmt__V1beta__Organization, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned core__mgmt__v1beta__organization__field_indices_by_name[] = {
+  2,   /* field[2] = id */
+  0,   /* field[0] = name */
+  1,   /* field[1] = uid */
+};
+static const ProtobufCIntRange core__mgmt__v1beta__organization__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor core__mgmt__v1beta__organization__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.Organization",
+  "Organization",
+  "Core__Mgmt__V1beta__Organization",
+  "core.mgmt.v1beta",
+  sizeof(Core__Mgmt__V1beta__Organization),
+  3,
+  core__mgmt__v1beta__organization__field_descriptors,
+  core__mgmt__v1beta__organization__field_indices_by_name,
+  1,  core__mgmt__v1beta__organization__number_ranges,
+  (ProtobufCMessageInit) core__mgmt__v1beta__organization__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue core__mgmt__v1beta__view__enum_values_by_number[3] =
+{
+  { "VIEW_UNSPECIFIED", "CORE__MGMT__V1BETA__VIEW__VIEW_UNSPECIFIED", 0 },
+  { "VIEW_BASIC", "CORE__MGMT__V1BETA__VIEW__VIEW_BASIC", 1 },
+  { "VIEW_FULL", "CORE__MGMT__V1BETA__VIEW__VIEW_FULL", 2 },
+};
+static const ProtobufCIntRange core__mgmt__v1beta__view__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex core__mgmt__v1beta__view__enum_values_by_name[3] =
+{
+  { "VIEW_BASIC", 1 },
+  { "VIEW_FULL", 2 },
+  { "VIEW_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor core__mgmt__v1beta__view__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "core.mgmt.v1beta.View",
+  "View",
+  "Core__Mgmt__V1beta__View",
+  "core.mgmt.v1beta",
+  3,
+  core__mgmt__v1beta__view__enum_values_by_number,
+  3,
+  core__mgmt__v1beta__view__enum_values_by_name,
+  1,
+  core__mgmt__v1beta__view__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -7,12 +7,18 @@
 #endif
 
 #include "core/mgmt/v1beta/mgmt_public_service.pb-c.h"
-static const ProtobufCMethodDescriptor core__mgmt__v1beta__mgmt_public_service__method_descriptors[2] =
+static const ProtobufCMethodDescriptor core__mgmt__v1beta__mgmt_public_service__method_descriptors[5] =
 {
   { "Liveness", &core__mgmt__v1beta__liveness_request__descriptor, &core__mgmt__v1beta__liveness_response__descriptor },
   { "Readiness", &core__mgmt__v1beta__readiness_request__descriptor, &core__mgmt__v1beta__readiness_response__descriptor },
+  { "GetUser", &core__mgmt__v1beta__get_user_request__descriptor, &core__mgmt__v1beta__get_user_response__descriptor },
+  { "GetOrganization", &core__mgmt__v1beta__get_organization_request__descriptor, &core__mgmt__v1beta__get_organization_response__descriptor },
+  { "CheckNamespace", &core__mgmt__v1beta__check_namespace_request__descriptor, &core__mgmt__v1beta__check_namespace_response__descriptor },
 };
 const unsigned core__mgmt__v1beta__mgmt_public_service__method_indices_by_name[] = {
+  4,        /* CheckNamespace */
+  3,        /* GetOrganization */
+  2,        /* GetUser */
   0,        /* Liveness */
   1         /* Readiness */
 };
@@ -23,7 +29,7 @@ const ProtobufCServiceDescriptor core__mgmt__v1beta__mgmt_public_service__descri
   "MgmtPublicService",
   "Core__Mgmt__V1beta__MgmtPublicService",
   "core.mgmt.v1beta",
-  2,
+  5,
   core__mgmt__v1beta__mgmt_public_service__method_descriptors,
   core__mgmt__v1beta__mgmt_public_service__method_indices_by_name
 };
@@ -42,6 +48,30 @@ void core__mgmt__v1beta__mgmt_public_service__readiness(ProtobufCService *servic
 {
   assert(service->descriptor == &core__mgmt__v1beta__mgmt_public_service__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void core__mgmt__v1beta__mgmt_public_service__get_user(ProtobufCService *service,
+                                                       const Core__Mgmt__V1beta__GetUserRequest *input,
+                                                       Core__Mgmt__V1beta__GetUserResponse_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &core__mgmt__v1beta__mgmt_public_service__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void core__mgmt__v1beta__mgmt_public_service__get_organization(ProtobufCService *service,
+                                                               const Core__Mgmt__V1beta__GetOrganizationRequest *input,
+                                                               Core__Mgmt__V1beta__GetOrganizationResponse_Closure closure,
+                                                               void *closure_data)
+{
+  assert(service->descriptor == &core__mgmt__v1beta__mgmt_public_service__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void core__mgmt__v1beta__mgmt_public_service__check_namespace(ProtobufCService *service,
+                                                              const Core__Mgmt__V1beta__CheckNamespaceRequest *input,
+                                                              Core__Mgmt__V1beta__CheckNamespaceResponse_Closure closure,
+                                                              void *closure_data)
+{
+  assert(service->descriptor == &core__mgmt__v1beta__mgmt_public_service__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void core__mgmt__v1beta__mgmt_public_service__init (Core__Mgmt__V1beta__MgmtPublicService_Service *service,
                                                     Core__Mgmt__V1beta__MgmtPublicService_ServiceDestroy destroy)

@@ -880,6 +880,321 @@ void   pipeline__pipeline__v1beta__get_operation_response__free_unpacked
   assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_operation_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_request__init
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest         *message)
+{
+  static const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest init_value = PIPELINE__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_request__pack
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *
+       pipeline__pipeline__v1beta__get_namespace_pipeline_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_response__init
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse         *message)
+{
+  static const Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse init_value = PIPELINE__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_response__pack
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *
+       pipeline__pipeline__v1beta__get_namespace_pipeline_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__init
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest         *message)
+{
+  static const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest init_value = PIPELINE__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_RELEASE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__pack
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *
+       pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__init
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse         *message)
+{
+  static const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse init_value = PIPELINE__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_RELEASE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__pack
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *
+       pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__pipeline__init
+                     (Pipeline__Pipeline__V1beta__Pipeline         *message)
+{
+  static const Pipeline__Pipeline__V1beta__Pipeline init_value = PIPELINE__PIPELINE__V1BETA__PIPELINE__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__pipeline__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__Pipeline *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__pipeline__pack
+                     (const Pipeline__Pipeline__V1beta__Pipeline *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__pipeline__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__Pipeline *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__Pipeline *
+       pipeline__pipeline__v1beta__pipeline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__Pipeline *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__pipeline__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__pipeline__free_unpacked
+                     (Pipeline__Pipeline__V1beta__Pipeline *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__pipeline_release__init
+                     (Pipeline__Pipeline__V1beta__PipelineRelease         *message)
+{
+  static const Pipeline__Pipeline__V1beta__PipelineRelease init_value = PIPELINE__PIPELINE__V1BETA__PIPELINE_RELEASE__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__pipeline_release__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__PipelineRelease *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline_release__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__pipeline_release__pack
+                     (const Pipeline__Pipeline__V1beta__PipelineRelease *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline_release__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__pipeline_release__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__PipelineRelease *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline_release__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__PipelineRelease *
+       pipeline__pipeline__v1beta__pipeline_release__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__PipelineRelease *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__pipeline_release__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__pipeline_release__free_unpacked
+                     (Pipeline__Pipeline__V1beta__PipelineRelease *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline_release__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__data_specification__init
+                     (Pipeline__Pipeline__V1beta__DataSpecification         *message)
+{
+  static const Pipeline__Pipeline__V1beta__DataSpecification init_value = PIPELINE__PIPELINE__V1BETA__DATA_SPECIFICATION__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__data_specification__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__DataSpecification *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__data_specification__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__data_specification__pack
+                     (const Pipeline__Pipeline__V1beta__DataSpecification *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__data_specification__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__data_specification__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__DataSpecification *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__data_specification__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__DataSpecification *
+       pipeline__pipeline__v1beta__data_specification__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__DataSpecification *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__data_specification__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__data_specification__free_unpacked
+                     (Pipeline__Pipeline__V1beta__DataSpecification *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__data_specification__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__liveness_request__field_descriptors[1] =
 {
   {
@@ -2123,5 +2438,489 @@ const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_operation_respo
   pipeline__pipeline__v1beta__get_operation_response__field_indices_by_name,
   1,  pipeline__pipeline__v1beta__get_operation_response__number_ranges,
   (ProtobufCMessageInit) pipeline__pipeline__v1beta__get_operation_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_request__field_descriptors[3] =
+{
+  {
+    "namespace_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest, namespace_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pipeline_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest, pipeline_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "view",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest, view),
+    &pipeline__pipeline__v1beta__pipeline__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__get_namespace_pipeline_request__field_indices_by_name[] = {
+  0,   /* field[0] = namespace_id */
+  1,   /* field[1] = pipeline_id */
+  2,   /* field[2] = view */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__get_namespace_pipeline_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.GetNamespacePipelineRequest",
+  "GetNamespacePipelineRequest",
+  "Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest),
+  3,
+  pipeline__pipeline__v1beta__get_namespace_pipeline_request__field_descriptors,
+  pipeline__pipeline__v1beta__get_namespace_pipeline_request__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__get_namespace_pipeline_request__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__get_namespace_pipeline_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_response__field_descriptors[1] =
+{
+  {
+    "pipeline",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse, pipeline),
+    &pipeline__pipeline__v1beta__pipeline__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__get_namespace_pipeline_response__field_indices_by_name[] = {
+  0,   /* field[0] = pipeline */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__get_namespace_pipeline_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.GetNamespacePipelineResponse",
+  "GetNamespacePipelineResponse",
+  "Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse),
+  1,
+  pipeline__pipeline__v1beta__get_namespace_pipeline_response__field_descriptors,
+  pipeline__pipeline__v1beta__get_namespace_pipeline_response__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__get_namespace_pipeline_response__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__get_namespace_pipeline_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__field_descriptors[4] =
+{
+  {
+    "namespace_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest, namespace_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pipeline_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest, pipeline_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "release_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest, release_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "view",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest, view),
+    &pipeline__pipeline__v1beta__pipeline__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__field_indices_by_name[] = {
+  0,   /* field[0] = namespace_id */
+  1,   /* field[1] = pipeline_id */
+  2,   /* field[2] = release_id */
+  3,   /* field[3] = view */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.GetNamespacePipelineReleaseRequest",
+  "GetNamespacePipelineReleaseRequest",
+  "Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest),
+  4,
+  pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__field_descriptors,
+  pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__field_descriptors[1] =
+{
+  {
+    "release",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse, release),
+    &pipeline__pipeline__v1beta__pipeline_release__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__field_indices_by_name[] = {
+  0,   /* field[0] = release */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.GetNamespacePipelineReleaseResponse",
+  "GetNamespacePipelineReleaseResponse",
+  "Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse),
+  1,
+  pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__field_descriptors,
+  pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue pipeline__pipeline__v1beta__pipeline__view__enum_values_by_number[4] =
+{
+  { "VIEW_UNSPECIFIED", "PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED", 0 },
+  { "VIEW_BASIC", "PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_BASIC", 1 },
+  { "VIEW_FULL", "PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_FULL", 2 },
+  { "VIEW_RECIPE", "PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_RECIPE", 3 },
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__pipeline__view__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex pipeline__pipeline__v1beta__pipeline__view__enum_values_by_name[4] =
+{
+  { "VIEW_BASIC", 1 },
+  { "VIEW_FULL", 2 },
+  { "VIEW_RECIPE", 3 },
+  { "VIEW_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor pipeline__pipeline__v1beta__pipeline__view__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.Pipeline.View",
+  "View",
+  "Pipeline__Pipeline__V1beta__Pipeline__View",
+  "pipeline.pipeline.v1beta",
+  4,
+  pipeline__pipeline__v1beta__pipeline__view__enum_values_by_number,
+  4,
+  pipeline__pipeline__v1beta__pipeline__view__enum_values_by_name,
+  1,
+  pipeline__pipeline__v1beta__pipeline__view__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__pipeline__field_descriptors[6] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__Pipeline, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uid",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__Pipeline, uid),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__Pipeline, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "owner_name",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__Pipeline, owner_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "releases",
+    19,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Pipeline__Pipeline__V1beta__Pipeline, n_releases),
+    offsetof(Pipeline__Pipeline__V1beta__Pipeline, releases),
+    &pipeline__pipeline__v1beta__pipeline_release__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_specification",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__Pipeline, data_specification),
+    &pipeline__pipeline__v1beta__data_specification__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__pipeline__field_indices_by_name[] = {
+  5,   /* field[5] = data_specification */
+  2,   /* field[2] = id */
+  0,   /* field[0] = name */
+  3,   /* field[3] = owner_name */
+  4,   /* field[4] = releases */
+  1,   /* field[1] = uid */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__pipeline__number_ranges[4 + 1] =
+{
+  { 1, 0 },
+  { 17, 3 },
+  { 19, 4 },
+  { 24, 5 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.Pipeline",
+  "Pipeline",
+  "Pipeline__Pipeline__V1beta__Pipeline",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__Pipeline),
+  6,
+  pipeline__pipeline__v1beta__pipeline__field_descriptors,
+  pipeline__pipeline__v1beta__pipeline__field_indices_by_name,
+  4,  pipeline__pipeline__v1beta__pipeline__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__pipeline__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__pipeline_release__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRelease, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uid",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRelease, uid),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRelease, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_specification",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRelease, data_specification),
+    &pipeline__pipeline__v1beta__data_specification__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__pipeline_release__field_indices_by_name[] = {
+  3,   /* field[3] = data_specification */
+  2,   /* field[2] = id */
+  0,   /* field[0] = name */
+  1,   /* field[1] = uid */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__pipeline_release__number_ranges[2 + 1] =
+{
+  { 1, 0 },
+  { 14, 3 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline_release__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.PipelineRelease",
+  "PipelineRelease",
+  "Pipeline__Pipeline__V1beta__PipelineRelease",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__PipelineRelease),
+  4,
+  pipeline__pipeline__v1beta__pipeline_release__field_descriptors,
+  pipeline__pipeline__v1beta__pipeline_release__field_indices_by_name,
+  2,  pipeline__pipeline__v1beta__pipeline_release__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__pipeline_release__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__data_specification__field_descriptors[2] =
+{
+  {
+    "input",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__DataSpecification, input),
+    &google__protobuf__struct__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__DataSpecification, output),
+    &google__protobuf__struct__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__data_specification__field_indices_by_name[] = {
+  0,   /* field[0] = input */
+  1,   /* field[1] = output */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__data_specification__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__data_specification__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.DataSpecification",
+  "DataSpecification",
+  "Pipeline__Pipeline__V1beta__DataSpecification",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__DataSpecification),
+  2,
+  pipeline__pipeline__v1beta__data_specification__field_descriptors,
+  pipeline__pipeline__v1beta__data_specification__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__data_specification__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__data_specification__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

@@ -7,7 +7,7 @@
 #endif
 
 #include "pipeline/pipeline/v1beta/pipeline_public_service.pb-c.h"
-static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors[8] =
+static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors[10] =
 {
   { "Liveness", &pipeline__pipeline__v1beta__liveness_request__descriptor, &pipeline__pipeline__v1beta__liveness_response__descriptor },
   { "Readiness", &pipeline__pipeline__v1beta__readiness_request__descriptor, &pipeline__pipeline__v1beta__readiness_response__descriptor },
@@ -17,8 +17,12 @@ static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_publ
   { "TriggerNamespacePipelineRelease", &pipeline__pipeline__v1beta__trigger_namespace_pipeline_release_request__descriptor, &pipeline__pipeline__v1beta__trigger_namespace_pipeline_release_response__descriptor },
   { "TriggerAsyncNamespacePipelineRelease", &pipeline__pipeline__v1beta__trigger_async_namespace_pipeline_release_request__descriptor, &pipeline__pipeline__v1beta__trigger_async_namespace_pipeline_release_response__descriptor },
   { "GetOperation", &pipeline__pipeline__v1beta__get_operation_request__descriptor, &pipeline__pipeline__v1beta__get_operation_response__descriptor },
+  { "GetNamespacePipeline", &pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor, &pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor },
+  { "GetNamespacePipelineRelease", &pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor, &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor },
 };
 const unsigned pipeline__pipeline__v1beta__pipeline_public_service__method_indices_by_name[] = {
+  8,        /* GetNamespacePipeline */
+  9,        /* GetNamespacePipelineRelease */
   7,        /* GetOperation */
   0,        /* Liveness */
   1,        /* Readiness */
@@ -35,7 +39,7 @@ const ProtobufCServiceDescriptor pipeline__pipeline__v1beta__pipeline_public_ser
   "PipelinePublicService",
   "Pipeline__Pipeline__V1beta__PipelinePublicService",
   "pipeline.pipeline.v1beta",
-  8,
+  10,
   pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors,
   pipeline__pipeline__v1beta__pipeline_public_service__method_indices_by_name
 };
@@ -102,6 +106,22 @@ void pipeline__pipeline__v1beta__pipeline_public_service__get_operation(Protobuf
 {
   assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
   service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void pipeline__pipeline__v1beta__pipeline_public_service__get_namespace_pipeline(ProtobufCService *service,
+                                                                                 const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *input,
+                                                                                 Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse_Closure closure,
+                                                                                 void *closure_data)
+{
+  assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void pipeline__pipeline__v1beta__pipeline_public_service__get_namespace_pipeline_release(ProtobufCService *service,
+                                                                                         const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *input,
+                                                                                         Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse_Closure closure,
+                                                                                         void *closure_data)
+{
+  assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void pipeline__pipeline__v1beta__pipeline_public_service__init (Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
                                                                 Pipeline__Pipeline__V1beta__PipelinePublicService_ServiceDestroy destroy)

@@ -20,10 +20,35 @@ typedef struct Core__Mgmt__V1beta__LivenessRequest Core__Mgmt__V1beta__LivenessR
 typedef struct Core__Mgmt__V1beta__LivenessResponse Core__Mgmt__V1beta__LivenessResponse;
 typedef struct Core__Mgmt__V1beta__ReadinessRequest Core__Mgmt__V1beta__ReadinessRequest;
 typedef struct Core__Mgmt__V1beta__ReadinessResponse Core__Mgmt__V1beta__ReadinessResponse;
+typedef struct Core__Mgmt__V1beta__CheckNamespaceRequest Core__Mgmt__V1beta__CheckNamespaceRequest;
+typedef struct Core__Mgmt__V1beta__CheckNamespaceResponse Core__Mgmt__V1beta__CheckNamespaceResponse;
+typedef struct Core__Mgmt__V1beta__GetUserRequest Core__Mgmt__V1beta__GetUserRequest;
+typedef struct Core__Mgmt__V1beta__GetUserResponse Core__Mgmt__V1beta__GetUserResponse;
+typedef struct Core__Mgmt__V1beta__GetOrganizationRequest Core__Mgmt__V1beta__GetOrganizationRequest;
+typedef struct Core__Mgmt__V1beta__GetOrganizationResponse Core__Mgmt__V1beta__GetOrganizationResponse;
+typedef struct Core__Mgmt__V1beta__User Core__Mgmt__V1beta__User;
+typedef struct Core__Mgmt__V1beta__Organization Core__Mgmt__V1beta__Organization;
 
 
 /* --- enums --- */
 
+typedef enum _Core__Mgmt__V1beta__CheckNamespaceResponse__Namespace {
+  CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_UNSPECIFIED = 0,
+  CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_AVAILABLE = 1,
+  CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_USER = 2,
+  CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_ORGANIZATION = 3,
+  CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_RESERVED = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE)
+} Core__Mgmt__V1beta__CheckNamespaceResponse__Namespace;
+/*
+ * How much of a resource a Get call returns.
+ */
+typedef enum _Core__Mgmt__V1beta__View {
+  CORE__MGMT__V1BETA__VIEW__VIEW_UNSPECIFIED = 0,
+  CORE__MGMT__V1BETA__VIEW__VIEW_BASIC = 1,
+  CORE__MGMT__V1BETA__VIEW__VIEW_FULL = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CORE__MGMT__V1BETA__VIEW)
+} Core__Mgmt__V1beta__View;
 
 /* --- messages --- */
 
@@ -71,6 +96,110 @@ struct  Core__Mgmt__V1beta__ReadinessResponse
 #define CORE__MGMT__V1BETA__READINESS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__readiness_response__descriptor) \
     , NULL }
+
+
+/*
+ * Whether `id` names a user, an organization, or nothing yet.
+ */
+struct  Core__Mgmt__V1beta__CheckNamespaceRequest
+{
+  ProtobufCMessage base;
+  char *id;
+};
+#define CORE__MGMT__V1BETA__CHECK_NAMESPACE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__check_namespace_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Core__Mgmt__V1beta__CheckNamespaceResponse
+{
+  ProtobufCMessage base;
+  Core__Mgmt__V1beta__CheckNamespaceResponse__Namespace type;
+};
+#define CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__check_namespace_response__descriptor) \
+    , CORE__MGMT__V1BETA__CHECK_NAMESPACE_RESPONSE__NAMESPACE__NAMESPACE_UNSPECIFIED }
+
+
+struct  Core__Mgmt__V1beta__GetUserRequest
+{
+  ProtobufCMessage base;
+  /*
+   * `optional` upstream (protoc-c 1.4.1 rejects proto3 optional; an enum's zero is VIEW_UNSPECIFIED anyway).
+   */
+  Core__Mgmt__V1beta__View view;
+  char *user_id;
+};
+#define CORE__MGMT__V1BETA__GET_USER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__get_user_request__descriptor) \
+    , CORE__MGMT__V1BETA__VIEW__VIEW_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+struct  Core__Mgmt__V1beta__GetUserResponse
+{
+  ProtobufCMessage base;
+  Core__Mgmt__V1beta__User *user;
+};
+#define CORE__MGMT__V1BETA__GET_USER_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__get_user_response__descriptor) \
+    , NULL }
+
+
+struct  Core__Mgmt__V1beta__GetOrganizationRequest
+{
+  ProtobufCMessage base;
+  /*
+   * `optional` upstream, as in GetUserRequest.
+   */
+  Core__Mgmt__V1beta__View view;
+  char *organization_id;
+};
+#define CORE__MGMT__V1BETA__GET_ORGANIZATION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__get_organization_request__descriptor) \
+    , CORE__MGMT__V1BETA__VIEW__VIEW_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+struct  Core__Mgmt__V1beta__GetOrganizationResponse
+{
+  ProtobufCMessage base;
+  Core__Mgmt__V1beta__Organization *organization;
+};
+#define CORE__MGMT__V1BETA__GET_ORGANIZATION_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__get_organization_response__descriptor) \
+    , NULL }
+
+
+/*
+ * `name` is `users/{id}`; `uid` is what clients send back as `instill-requester-uid`.
+ */
+struct  Core__Mgmt__V1beta__User
+{
+  ProtobufCMessage base;
+  char *name;
+  /*
+   * `optional` upstream; the gateway always sets it.
+   */
+  char *uid;
+  char *id;
+};
+#define CORE__MGMT__V1BETA__USER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__user__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * `name` is `organizations/{id}`.
+ */
+struct  Core__Mgmt__V1beta__Organization
+{
+  ProtobufCMessage base;
+  char *name;
+  char *uid;
+  char *id;
+};
+#define CORE__MGMT__V1BETA__ORGANIZATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&core__mgmt__v1beta__organization__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /* Core__Mgmt__V1beta__LivenessRequest methods */
@@ -149,6 +278,158 @@ Core__Mgmt__V1beta__ReadinessResponse *
 void   core__mgmt__v1beta__readiness_response__free_unpacked
                      (Core__Mgmt__V1beta__ReadinessResponse *message,
                       ProtobufCAllocator *allocator);
+/* Core__Mgmt__V1beta__CheckNamespaceRequest methods */
+void   core__mgmt__v1beta__check_namespace_request__init
+                     (Core__Mgmt__V1beta__CheckNamespaceRequest         *message);
+size_t core__mgmt__v1beta__check_namespace_request__get_packed_size
+                     (const Core__Mgmt__V1beta__CheckNamespaceRequest   *message);
+size_t core__mgmt__v1beta__check_namespace_request__pack
+                     (const Core__Mgmt__V1beta__CheckNamespaceRequest   *message,
+                      uint8_t             *out);
+size_t core__mgmt__v1beta__check_namespace_request__pack_to_buffer
+                     (const Core__Mgmt__V1beta__CheckNamespaceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Core__Mgmt__V1beta__CheckNamespaceRequest *
+       core__mgmt__v1beta__check_namespace_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   core__mgmt__v1beta__check_namespace_request__free_unpacked
+                     (Core__Mgmt__V1beta__CheckNamespaceRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Core__Mgmt__V1beta__CheckNamespaceResponse methods */
+void   core__mgmt__v1beta__check_namespace_response__init
+                     (Core__Mgmt__V1beta__CheckNamespaceResponse         *message);
+size_t core__mgmt__v1beta__check_namespace_response__get_packed_size
+                     (const Core__Mgmt__V1beta__CheckNamespaceResponse   *message);
+size_t core__mgmt__v1beta__check_namespace_response__pack
+                     (const Core__Mgmt__V1beta__CheckNamespaceResponse   *message,
+                      uint8_t             *out);
+size_t core__mgmt__v1beta__check_namespace_response__pack_to_buffer
+                     (const Core__Mgmt__V1beta__CheckNamespaceResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Core__Mgmt__V1beta__CheckNamespaceResponse *
+       core__mgmt__v1beta__check_namespace_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   core__mgmt__v1beta__check_namespace_response__free_unpacked
+                     (Core__Mgmt__V1beta__CheckNamespaceResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Core__Mgmt__V1beta__GetUserRequest methods */
+void   core__mgmt__v1beta__get_user_request__init
+                     (Core__Mgmt__V1beta__GetUserRequest         *message);
+size_t core__mgmt__v1beta__get_user_request__get_packed_size
+                     (const Core__Mgmt__V1beta__GetUserRequest   *message);
+size_t core__mgmt__v1beta__get_user_request__pack
+                     (const Core__Mgmt__V1beta__GetUserRequest   *message,
+                      uint8_t             *out);
+size_t core__mgmt__v1beta__get_user_request__pack_to_buffer
+                     (const Core__Mgmt__V1beta__GetUserRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Core__Mgmt__V1beta__GetUserRequest *
+       core__mgmt__v1beta__get_user_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   core__mgmt__v1beta__get_user_request__free_unpacked
+                     (Core__Mgmt__V1beta__GetUserRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Core__Mgmt__V1beta__GetUserResponse methods */
+void   core__mgmt__v1beta__get_user_response__init
+                     (Core__Mgmt__V1beta__GetUserResponse         *message);
+size_t core__mgmt__v1beta__get_user_response__get_packed_size
+                     (const Core__Mgmt__V1beta__GetUserResponse   *message);
+size_t core__mgmt__v1beta__get_user_response__pack
+                     (const Core__Mgmt__V1beta__GetUserResponse   *message,
+                      uint8_t             *out);
+size_t core__mgmt__v1beta__get_user_response__pack_to_buffer
+                     (const Core__Mgmt__V1beta__GetUserResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Core__Mgmt__V1beta__GetUserResponse *
+       core__mgmt__v1beta__get_user_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   core__mgmt__v1beta__get_user_response__free_unpacked
+                     (Core__Mgmt__V1beta__GetUserResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Core__Mgmt__V1beta__GetOrganizationRequest methods */
+void   core__mgmt__v1beta__get_organization_request__init
+                     (Core__Mgmt__V1beta__GetOrganizationRequest         *message);
+size_t core__mgmt__v1beta__get_organization_request__get_packed_size
+                     (const Core__Mgmt__V1beta__GetOrganizationRequest   *message);
+size_t core__mgmt__v1beta__get_organization_request__pack
+                     (const Core__Mgmt__V1beta__GetOrganizationRequest   *message,
+                      uint8_t             *out);
+size_t core__mgmt__v1beta__get_organization_request__pack_to_buffer
+                     (const Core__Mgmt__V1beta__GetOrganizationRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Core__Mgmt__V1beta__GetOrganizationRequest *
+       core__mgmt__v1beta__get_organization_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   core__mgmt__v1beta__get_organization_request__free_unpacked
+                     (Core__Mgmt__V1beta__GetOrganizationRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Core__Mgmt__V1beta__GetOrganizationResponse methods */
+void   core__mgmt__v1beta__get_organization_response__init
+                     (Core__Mgmt__V1beta__GetOrganizationResponse         *message);
+size_t core__mgmt__v1beta__get_organization_response__get_packed_size
+                     (const Core__Mgmt__V1beta__GetOrganizationResponse   *message);
+size_t core__mgmt__v1beta__get_organization_response__pack
+                     (const Core__Mgmt__V1beta__GetOrganizationResponse   *message,
+                      uint8_t             *out);
+size_t core__mgmt__v1beta__get_organization_response__pack_to_buffer
+                     (const Core__Mgmt__V1beta__GetOrganizationResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Core__Mgmt__V1beta__GetOrganizationResponse *
+       core__mgmt__v1beta__get_organization_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   core__mgmt__v1beta__get_organization_response__free_unpacked
+                     (Core__Mgmt__V1beta__GetOrganizationResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Core__Mgmt__V1beta__User methods */
+void   core__mgmt__v1beta__user__init
+                     (Core__Mgmt__V1beta__User         *message);
+size_t core__mgmt__v1beta__user__get_packed_size
+                     (const Core__Mgmt__V1beta__User   *message);
+size_t core__mgmt__v1beta__user__pack
+                     (const Core__Mgmt__V1beta__User   *message,
+                      uint8_t             *out);
+size_t core__mgmt__v1beta__user__pack_to_buffer
+                     (const Core__Mgmt__V1beta__User   *message,
+                      ProtobufCBuffer     *buffer);
+Core__Mgmt__V1beta__User *
+       core__mgmt__v1beta__user__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   core__mgmt__v1beta__user__free_unpacked
+                     (Core__Mgmt__V1beta__User *message,
+                      ProtobufCAllocator *allocator);
+/* Core__Mgmt__V1beta__Organization methods */
+void   core__mgmt__v1beta__organization__init
+                     (Core__Mgmt__V1beta__Organization         *message);
+size_t core__mgmt__v1beta__organization__get_packed_size
+                     (const Core__Mgmt__V1beta__Organization   *message);
+size_t core__mgmt__v1beta__organization__pack
+                     (const Core__Mgmt__V1beta__Organization   *message,
+                      uint8_t             *out);
+size_t core__mgmt__v1beta__organization__pack_to_buffer
+                     (const Core__Mgmt__V1beta__Organization   *message,
+                      ProtobufCBuffer     *buffer);
+Core__Mgmt__V1beta__Organization *
+       core__mgmt__v1beta__organization__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   core__mgmt__v1beta__organization__free_unpacked
+                     (Core__Mgmt__V1beta__Organization *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Core__Mgmt__V1beta__LivenessRequest_Closure)
@@ -163,16 +444,50 @@ typedef void (*Core__Mgmt__V1beta__ReadinessRequest_Closure)
 typedef void (*Core__Mgmt__V1beta__ReadinessResponse_Closure)
                  (const Core__Mgmt__V1beta__ReadinessResponse *message,
                   void *closure_data);
+typedef void (*Core__Mgmt__V1beta__CheckNamespaceRequest_Closure)
+                 (const Core__Mgmt__V1beta__CheckNamespaceRequest *message,
+                  void *closure_data);
+typedef void (*Core__Mgmt__V1beta__CheckNamespaceResponse_Closure)
+                 (const Core__Mgmt__V1beta__CheckNamespaceResponse *message,
+                  void *closure_data);
+typedef void (*Core__Mgmt__V1beta__GetUserRequest_Closure)
+                 (const Core__Mgmt__V1beta__GetUserRequest *message,
+                  void *closure_data);
+typedef void (*Core__Mgmt__V1beta__GetUserResponse_Closure)
+                 (const Core__Mgmt__V1beta__GetUserResponse *message,
+                  void *closure_data);
+typedef void (*Core__Mgmt__V1beta__GetOrganizationRequest_Closure)
+                 (const Core__Mgmt__V1beta__GetOrganizationRequest *message,
+                  void *closure_data);
+typedef void (*Core__Mgmt__V1beta__GetOrganizationResponse_Closure)
+                 (const Core__Mgmt__V1beta__GetOrganizationResponse *message,
+                  void *closure_data);
+typedef void (*Core__Mgmt__V1beta__User_Closure)
+                 (const Core__Mgmt__V1beta__User *message,
+                  void *closure_data);
+typedef void (*Core__Mgmt__V1beta__Organization_Closure)
+                 (const Core__Mgmt__V1beta__Organization *message,
+                  void *closure_data);
 
 /* --- services --- */
 
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    core__mgmt__v1beta__view__descriptor;
 extern const ProtobufCMessageDescriptor core__mgmt__v1beta__liveness_request__descriptor;
 extern const ProtobufCMessageDescriptor core__mgmt__v1beta__liveness_response__descriptor;
 extern const ProtobufCMessageDescriptor core__mgmt__v1beta__readiness_request__descriptor;
 extern const ProtobufCMessageDescriptor core__mgmt__v1beta__readiness_response__descriptor;
+extern const ProtobufCMessageDescriptor core__mgmt__v1beta__check_namespace_request__descriptor;
+extern const ProtobufCMessageDescriptor core__mgmt__v1beta__check_namespace_response__descriptor;
+extern const ProtobufCEnumDescriptor    core__mgmt__v1beta__check_namespace_response__namespace__descriptor;
+extern const ProtobufCMessageDescriptor core__mgmt__v1beta__get_user_request__descriptor;
+extern const ProtobufCMessageDescriptor core__mgmt__v1beta__get_user_response__descriptor;
+extern const ProtobufCMessageDescriptor core__mgmt__v1beta__get_organization_request__descriptor;
+extern const ProtobufCMessageDescriptor core__mgmt__v1beta__get_organization_response__descriptor;
+extern const ProtobufCMessageDescriptor core__mgmt__v1beta__user__descriptor;
+extern const ProtobufCMessageDescriptor core__mgmt__v1beta__organization__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -40,6 +40,18 @@ struct Core__Mgmt__V1beta__MgmtPublicService_Service
                     const Core__Mgmt__V1beta__ReadinessRequest *input,
                     Core__Mgmt__V1beta__ReadinessResponse_Closure closure,
                     void *closure_data);
+  void (*get_user)(Core__Mgmt__V1beta__MgmtPublicService_Service *service,
+                   const Core__Mgmt__V1beta__GetUserRequest *input,
+                   Core__Mgmt__V1beta__GetUserResponse_Closure closure,
+                   void *closure_data);
+  void (*get_organization)(Core__Mgmt__V1beta__MgmtPublicService_Service *service,
+                           const Core__Mgmt__V1beta__GetOrganizationRequest *input,
+                           Core__Mgmt__V1beta__GetOrganizationResponse_Closure closure,
+                           void *closure_data);
+  void (*check_namespace)(Core__Mgmt__V1beta__MgmtPublicService_Service *service,
+                          const Core__Mgmt__V1beta__CheckNamespaceRequest *input,
+                          Core__Mgmt__V1beta__CheckNamespaceResponse_Closure closure,
+                          void *closure_data);
 };
 typedef void (*Core__Mgmt__V1beta__MgmtPublicService_ServiceDestroy)(Core__Mgmt__V1beta__MgmtPublicService_Service *);
 void core__mgmt__v1beta__mgmt_public_service__init (Core__Mgmt__V1beta__MgmtPublicService_Service *service,
@@ -49,7 +61,10 @@ void core__mgmt__v1beta__mgmt_public_service__init (Core__Mgmt__V1beta__MgmtPubl
 #define CORE__MGMT__V1BETA__MGMT_PUBLIC_SERVICE__INIT(function_prefix__) \
     { CORE__MGMT__V1BETA__MGMT_PUBLIC_SERVICE__BASE_INIT,\
       function_prefix__ ## liveness,\
-      function_prefix__ ## readiness  }
+      function_prefix__ ## readiness,\
+      function_prefix__ ## get_user,\
+      function_prefix__ ## get_organization,\
+      function_prefix__ ## check_namespace  }
 void core__mgmt__v1beta__mgmt_public_service__liveness(ProtobufCService *service,
                                                        const Core__Mgmt__V1beta__LivenessRequest *input,
                                                        Core__Mgmt__V1beta__LivenessResponse_Closure closure,
@@ -58,6 +73,18 @@ void core__mgmt__v1beta__mgmt_public_service__readiness(ProtobufCService *servic
                                                         const Core__Mgmt__V1beta__ReadinessRequest *input,
                                                         Core__Mgmt__V1beta__ReadinessResponse_Closure closure,
                                                         void *closure_data);
+void core__mgmt__v1beta__mgmt_public_service__get_user(ProtobufCService *service,
+                                                       const Core__Mgmt__V1beta__GetUserRequest *input,
+                                                       Core__Mgmt__V1beta__GetUserResponse_Closure closure,
+                                                       void *closure_data);
+void core__mgmt__v1beta__mgmt_public_service__get_organization(ProtobufCService *service,
+                                                               const Core__Mgmt__V1beta__GetOrganizationRequest *input,
+                                                               Core__Mgmt__V1beta__GetOrganizationResponse_Closure closure,
+                                                               void *closure_data);
+void core__mgmt__v1beta__mgmt_public_service__check_namespace(ProtobufCService *service,
+                                                              const Core__Mgmt__V1beta__CheckNamespaceRequest *input,
+                                                              Core__Mgmt__V1beta__CheckNamespaceResponse_Closure closure,
+                                                              void *closure_data);
 
 /* --- descriptors --- */
 

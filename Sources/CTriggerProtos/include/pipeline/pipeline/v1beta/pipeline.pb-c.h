@@ -40,6 +40,13 @@ typedef struct Pipeline__Pipeline__V1beta__TriggerAsyncNamespacePipelineReleaseR
 typedef struct Pipeline__Pipeline__V1beta__TriggerAsyncNamespacePipelineReleaseResponse Pipeline__Pipeline__V1beta__TriggerAsyncNamespacePipelineReleaseResponse;
 typedef struct Pipeline__Pipeline__V1beta__GetOperationRequest Pipeline__Pipeline__V1beta__GetOperationRequest;
 typedef struct Pipeline__Pipeline__V1beta__GetOperationResponse Pipeline__Pipeline__V1beta__GetOperationResponse;
+typedef struct Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest;
+typedef struct Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse;
+typedef struct Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest;
+typedef struct Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse;
+typedef struct Pipeline__Pipeline__V1beta__Pipeline Pipeline__Pipeline__V1beta__Pipeline;
+typedef struct Pipeline__Pipeline__V1beta__PipelineRelease Pipeline__Pipeline__V1beta__PipelineRelease;
+typedef struct Pipeline__Pipeline__V1beta__DataSpecification Pipeline__Pipeline__V1beta__DataSpecification;
 
 
 /* --- enums --- */
@@ -51,6 +58,13 @@ typedef enum _Pipeline__Pipeline__V1beta__Trace__Status {
   PIPELINE__PIPELINE__V1BETA__TRACE__STATUS__STATUS_ERROR = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PIPELINE__PIPELINE__V1BETA__TRACE__STATUS)
 } Pipeline__Pipeline__V1beta__Trace__Status;
+typedef enum _Pipeline__Pipeline__V1beta__Pipeline__View {
+  PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED = 0,
+  PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_BASIC = 1,
+  PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_FULL = 2,
+  PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_RECIPE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW)
+} Pipeline__Pipeline__V1beta__Pipeline__View;
 
 /* --- messages --- */
 
@@ -338,6 +352,104 @@ struct  Pipeline__Pipeline__V1beta__GetOperationResponse
 #define PIPELINE__PIPELINE__V1BETA__GET_OPERATION_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__get_operation_response__descriptor) \
     , NULL }
+
+
+/*
+ * A pipeline's metadata. `view` (`optional Pipeline.View` upstream) does not change what the gateway answers.
+ */
+struct  Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest
+{
+  ProtobufCMessage base;
+  char *namespace_id;
+  char *pipeline_id;
+  Pipeline__Pipeline__V1beta__Pipeline__View view;
+};
+#define PIPELINE__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED }
+
+
+struct  Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse
+{
+  ProtobufCMessage base;
+  Pipeline__Pipeline__V1beta__Pipeline *pipeline;
+};
+#define PIPELINE__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor) \
+    , NULL }
+
+
+struct  Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest
+{
+  ProtobufCMessage base;
+  char *namespace_id;
+  char *pipeline_id;
+  char *release_id;
+  Pipeline__Pipeline__V1beta__Pipeline__View view;
+};
+#define PIPELINE__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_RELEASE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED }
+
+
+struct  Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse
+{
+  ProtobufCMessage base;
+  Pipeline__Pipeline__V1beta__PipelineRelease *release;
+};
+#define PIPELINE__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_RELEASE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor) \
+    , NULL }
+
+
+/*
+ * `name` is `namespaces/{namespace}/pipelines/{id}`; `owner_name` the owning namespace's `users/{id}` or
+ * `organizations/{id}`.
+ */
+struct  Pipeline__Pipeline__V1beta__Pipeline
+{
+  ProtobufCMessage base;
+  char *name;
+  char *uid;
+  char *id;
+  char *owner_name;
+  size_t n_releases;
+  Pipeline__Pipeline__V1beta__PipelineRelease **releases;
+  Pipeline__Pipeline__V1beta__DataSpecification *data_specification;
+};
+#define PIPELINE__PIPELINE__V1BETA__PIPELINE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__pipeline__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL }
+
+
+/*
+ * `name` is `namespaces/{namespace}/pipelines/{pipeline}/releases/{id}`.
+ */
+struct  Pipeline__Pipeline__V1beta__PipelineRelease
+{
+  ProtobufCMessage base;
+  char *name;
+  char *uid;
+  char *id;
+  Pipeline__Pipeline__V1beta__DataSpecification *data_specification;
+};
+#define PIPELINE__PIPELINE__V1BETA__PIPELINE_RELEASE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__pipeline_release__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * JSON schemas of a pipeline's inputs and outputs (component_definition.proto upstream).
+ */
+struct  Pipeline__Pipeline__V1beta__DataSpecification
+{
+  ProtobufCMessage base;
+  Google__Protobuf__Struct *input;
+  Google__Protobuf__Struct *output;
+};
+#define PIPELINE__PIPELINE__V1BETA__DATA_SPECIFICATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__data_specification__descriptor) \
+    , NULL, NULL }
 
 
 /* Pipeline__Pipeline__V1beta__LivenessRequest methods */
@@ -710,6 +822,139 @@ Pipeline__Pipeline__V1beta__GetOperationResponse *
 void   pipeline__pipeline__v1beta__get_operation_response__free_unpacked
                      (Pipeline__Pipeline__V1beta__GetOperationResponse *message,
                       ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest methods */
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_request__init
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest         *message);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest   *message);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_request__pack
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *
+       pipeline__pipeline__v1beta__get_namespace_pipeline_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse methods */
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_response__init
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse         *message);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse   *message);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_response__pack
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *
+       pipeline__pipeline__v1beta__get_namespace_pipeline_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest methods */
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__init
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest         *message);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest   *message);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__pack
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *
+       pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse methods */
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__init
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse         *message);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse   *message);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__pack
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *
+       pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__Pipeline methods */
+void   pipeline__pipeline__v1beta__pipeline__init
+                     (Pipeline__Pipeline__V1beta__Pipeline         *message);
+size_t pipeline__pipeline__v1beta__pipeline__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__Pipeline   *message);
+size_t pipeline__pipeline__v1beta__pipeline__pack
+                     (const Pipeline__Pipeline__V1beta__Pipeline   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__pipeline__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__Pipeline   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__Pipeline *
+       pipeline__pipeline__v1beta__pipeline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__pipeline__free_unpacked
+                     (Pipeline__Pipeline__V1beta__Pipeline *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__PipelineRelease methods */
+void   pipeline__pipeline__v1beta__pipeline_release__init
+                     (Pipeline__Pipeline__V1beta__PipelineRelease         *message);
+size_t pipeline__pipeline__v1beta__pipeline_release__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__PipelineRelease   *message);
+size_t pipeline__pipeline__v1beta__pipeline_release__pack
+                     (const Pipeline__Pipeline__V1beta__PipelineRelease   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__pipeline_release__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__PipelineRelease   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__PipelineRelease *
+       pipeline__pipeline__v1beta__pipeline_release__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__pipeline_release__free_unpacked
+                     (Pipeline__Pipeline__V1beta__PipelineRelease *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__DataSpecification methods */
+void   pipeline__pipeline__v1beta__data_specification__init
+                     (Pipeline__Pipeline__V1beta__DataSpecification         *message);
+size_t pipeline__pipeline__v1beta__data_specification__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__DataSpecification   *message);
+size_t pipeline__pipeline__v1beta__data_specification__pack
+                     (const Pipeline__Pipeline__V1beta__DataSpecification   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__data_specification__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__DataSpecification   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__DataSpecification *
+       pipeline__pipeline__v1beta__data_specification__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__data_specification__free_unpacked
+                     (Pipeline__Pipeline__V1beta__DataSpecification *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Pipeline__Pipeline__V1beta__LivenessRequest_Closure)
@@ -778,6 +1023,27 @@ typedef void (*Pipeline__Pipeline__V1beta__GetOperationRequest_Closure)
 typedef void (*Pipeline__Pipeline__V1beta__GetOperationResponse_Closure)
                  (const Pipeline__Pipeline__V1beta__GetOperationResponse *message,
                   void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest_Closure)
+                 (const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse_Closure)
+                 (const Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest_Closure)
+                 (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse_Closure)
+                 (const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__Pipeline_Closure)
+                 (const Pipeline__Pipeline__V1beta__Pipeline *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__PipelineRelease_Closure)
+                 (const Pipeline__Pipeline__V1beta__PipelineRelease *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__DataSpecification_Closure)
+                 (const Pipeline__Pipeline__V1beta__DataSpecification *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -807,6 +1073,14 @@ extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__trigger_asyn
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__trigger_async_namespace_pipeline_release_response__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_operation_request__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_operation_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline__descriptor;
+extern const ProtobufCEnumDescriptor    pipeline__pipeline__v1beta__pipeline__view__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline_release__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__data_specification__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -64,6 +64,14 @@ struct Pipeline__Pipeline__V1beta__PipelinePublicService_Service
                         const Pipeline__Pipeline__V1beta__GetOperationRequest *input,
                         Pipeline__Pipeline__V1beta__GetOperationResponse_Closure closure,
                         void *closure_data);
+  void (*get_namespace_pipeline)(Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
+                                 const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *input,
+                                 Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse_Closure closure,
+                                 void *closure_data);
+  void (*get_namespace_pipeline_release)(Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
+                                         const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *input,
+                                         Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse_Closure closure,
+                                         void *closure_data);
 };
 typedef void (*Pipeline__Pipeline__V1beta__PipelinePublicService_ServiceDestroy)(Pipeline__Pipeline__V1beta__PipelinePublicService_Service *);
 void pipeline__pipeline__v1beta__pipeline_public_service__init (Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
@@ -79,7 +87,9 @@ void pipeline__pipeline__v1beta__pipeline_public_service__init (Pipeline__Pipeli
       function_prefix__ ## trigger_async_namespace_pipeline,\
       function_prefix__ ## trigger_namespace_pipeline_release,\
       function_prefix__ ## trigger_async_namespace_pipeline_release,\
-      function_prefix__ ## get_operation  }
+      function_prefix__ ## get_operation,\
+      function_prefix__ ## get_namespace_pipeline,\
+      function_prefix__ ## get_namespace_pipeline_release  }
 void pipeline__pipeline__v1beta__pipeline_public_service__liveness(ProtobufCService *service,
                                                                    const Pipeline__Pipeline__V1beta__LivenessRequest *input,
                                                                    Pipeline__Pipeline__V1beta__LivenessResponse_Closure closure,
@@ -112,6 +122,14 @@ void pipeline__pipeline__v1beta__pipeline_public_service__get_operation(Protobuf
                                                                         const Pipeline__Pipeline__V1beta__GetOperationRequest *input,
                                                                         Pipeline__Pipeline__V1beta__GetOperationResponse_Closure closure,
                                                                         void *closure_data);
+void pipeline__pipeline__v1beta__pipeline_public_service__get_namespace_pipeline(ProtobufCService *service,
+                                                                                 const Pipeline__Pipeline__V1beta__GetNamespacePipelineRequest *input,
+                                                                                 Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse_Closure closure,
+                                                                                 void *closure_data);
+void pipeline__pipeline__v1beta__pipeline_public_service__get_namespace_pipeline_release(ProtobufCService *service,
+                                                                                         const Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *input,
+                                                                                         Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse_Closure closure,
+                                                                                         void *closure_data);
 
 /* --- descriptors --- */
 

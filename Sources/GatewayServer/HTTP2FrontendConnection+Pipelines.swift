@@ -1,0 +1,47 @@
+import HTTP2Engine
+import NIOCore
+import ProtoCodec
+import TriggerModel
+
+/// `GetNamespacePipeline` / `GetNamespacePipelineRelease` (`pipeline.pipeline.v1beta` and `vdp.pipeline.v1beta`),
+/// `GetPipeline` / `GetPipelineRelease` (`pipeline.v1beta`, by resource name and with its own field numbers): a
+/// routed pipeline's metadata (`InstillPipelineMetadata`), NOT_FOUND otherwise.
+extension HTTP2FrontendConnection {
+    func grpcGetPipeline(_ message: ByteBuffer, release: Bool, call: GRPCCall, stream: HTTP2StreamID) {
+        let generation = call.generation
+        let ref: PipelineRef
+        do {
+            ref =
+                generation == .pipelineV1beta
+                ? try InstillCodec.decodeNamedGetPipelineRequest(message, release: release)
+                : try InstillCodec.decodeGetPipelineRequest(message, release: release)
+        } catch {
+            grpcFinish(stream, error: gatewayError(from: error))
+            return
+        }
+        let services = self.services
+        let requestID = call.requestID
+        startTask(stream: stream) {
+            do {
+                return Result<PipelineResource, GatewayError>.success(
+                    try await InstillPipelineMetadata.resource(ref, services: services))
+            } catch {
+                return .failure(gatewayError(from: error, requestID: requestID))
+            }
+        } deliver: { connection, outcome in
+            switch outcome {
+            case .success(let resource):
+                let message =
+                    switch (generation, release) {
+                    case (.pipelineV1beta, true): InstillCodec.encodeNamedGetPipelineReleaseResponse(resource)
+                    case (.pipelineV1beta, false): InstillCodec.encodeNamedGetPipelineResponse(resource)
+                    case (_, true): InstillCodec.encodeGetPipelineReleaseResponse(resource)
+                    case (_, false): InstillCodec.encodeGetPipelineResponse(resource)
+                    }
+                connection.grpcRespond(stream, message: message)
+            case .failure(let error):
+                connection.grpcFinish(stream, error: error)
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import CTriggerProtos
+package import NIOCore
+package import TriggerModel
+
+/// The 2026 generation, `pipeline.v1beta`: a trigger names its pipeline or release by resource name.
+/// `TriggerPipeline{,WithStream,Async}Request` and `Trigger{,Async}PipelineReleaseRequest` all are
+/// `name=1, inputs=2, data=3` (instill-ai/protobufs pipeline/v1beta/pipeline.proto), so one unpack serves them.
+extension InstillCodec {
+    typealias NamedRequest = Pipeline__V1beta__TriggerPipelineRequest
+    typealias NamedTriggerData = Pipeline__V1beta__TriggerData
+
+    /// Decodes a `pipeline.v1beta` trigger request. `name` must be `namespaces/{ns}/pipelines/{p}`
+    /// (`release: false`) or `namespaces/{ns}/pipelines/{p}/releases/{r}` (`release: true`), each id non-empty;
+    /// anything else is `.invalidArgument` naming the expected form. The batch rules are `decodeTriggerRequest`'s.
+    static func decodeNamedTriggerRequest(
+        _ bytes: ByteBuffer,
+        release: Bool,
+        maxBatch: Int
+    ) throws -> (ref: PipelineRef, inputs: [TriggerInput]) {
+        let what = release ? "TriggerPipelineReleaseRequest" : "TriggerPipelineRequest"
+        try WireDepthGuard.check(bytes, as: .namedTriggerRequest, what: what)
+        return try ProtoMessage.withUnpacked(
+            bytes,
+            as: what,
+            unpack: pipeline__v1beta__trigger_pipeline_request__unpack,
+            free: pipeline__v1beta__trigger_pipeline_request__free_unpacked
+        ) { m in
+            let ref = try pipelineRef(resourceName: StructCodec.string(m.pointee.name), release: release)
+            let inputs = try batch(
+                data: m.pointee.n_data, inputs: (m.pointee.n_inputs, m.pointee.inputs), maxBatch: maxBatch
+            ) { i in try namedInput(m.pointee.data![i]) }
+            return (ref, inputs)
+        }
+    }
+
+    /// The ref a `pipeline.v1beta` resource name names (the google.api.http templates
+    /// `namespaces/*/pipelines/*` and `namespaces/*/pipelines/*/releases/*`).
+    package static func pipelineRef(resourceName name: String, release: Bool) throws -> PipelineRef {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        let expected =
+            release
+            ? "namespaces/{namespace}/pipelines/{pipeline}/releases/{release}"
+            : "namespaces/{namespace}/pipelines/{pipeline}"
+        guard parts.count == (release ? 6 : 4), parts[0] == "namespaces", parts[2] == "pipelines",
+            !release || parts[4] == "releases",
+            parts.enumerated().allSatisfy({ $0.offset % 2 == 0 || !$0.element.isEmpty })
+        else {
+            throw GatewayError(.invalidArgument, "name \"\(name)\" must be \(expected)")
+        }
+        return PipelineRef(
+            namespace: String(parts[1]), pipeline: String(parts[3]), release: release ? String(parts[5]) : nil)
+    }
+
+    /// Encodes a `pipeline.v1beta` trigger request (`name` from `ref`, the `data` form), for test clients.
+    package static func encodeNamedTriggerRequest(ref: PipelineRef, inputs: [TriggerInput]) -> ByteBuffer {
+        withProtoArena { arena in
+            typealias SecretEntry = Pipeline__V1beta__TriggerData__SecretEntry
+            let data = arena.array(of: UnsafeMutablePointer<NamedTriggerData>?.self, count: inputs.count)
+            for (i, input) in inputs.enumerated() {
+                let item: UnsafeMutablePointer<NamedTriggerData> = arena.message(pipeline__v1beta__trigger_data__init)
+                item.pointee.variable = StructCodec.encode(input.variables, in: arena)
+                let secrets = input.secrets.sorted { $0.key < $1.key }
+                let entries = arena.array(of: UnsafeMutablePointer<SecretEntry>?.self, count: secrets.count)
+                for (j, (key, value)) in secrets.enumerated() {
+                    let entry: UnsafeMutablePointer<SecretEntry> =
+                        arena.message(pipeline__v1beta__trigger_data__secret_entry__init)
+                    entry.pointee.key = arena.cString(key)
+                    entry.pointee.value = arena.cString(value)
+                    entries![j] = entry
+                }
+                item.pointee.n_secret = secrets.count
+                item.pointee.secret = entries
+                data![i] = item
+            }
+            var name = "namespaces/\(ref.namespace)/pipelines/\(ref.pipeline)"
+            if let release = ref.release { name += "/releases/\(release)" }
+            let m: UnsafeMutablePointer<NamedRequest> = arena.message(pipeline__v1beta__trigger_pipeline_request__init)
+            m.pointee.name = arena.cString(name)
+            m.pointee.n_data = inputs.count
+            m.pointee.data = data
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    /// One `pipeline.v1beta.TriggerData`: its variables and secrets.
+    private static func namedInput(_ item: UnsafeMutablePointer<NamedTriggerData>?) throws -> TriggerInput {
+        var secrets: [String: String] = [:]
+        if let item {
+            for i in 0..<item.pointee.n_secret {
+                guard let entry = item.pointee.secret[i] else { continue }
+                secrets[StructCodec.string(entry.pointee.key)] = StructCodec.string(entry.pointee.value)
+            }
+        }
+        return TriggerInput(variables: try StructCodec.object(item?.pointee.variable), secrets: secrets)
+    }
+}
+
+/// `pipeline.v1beta`'s pipeline metadata methods, `GetPipeline` / `GetPipelineRelease`: by resource name, and
+/// with 2026's field numbers (`name=1, id=2, display_name=3, data_specification=14, releases=19,
+/// owner_name=25`; a release's `data_specification` is 13). There is no uid field: `id` is the last segment of
+/// `name`, as the gateway names pipelines by their route ids.
+extension InstillCodec {
+    /// The ref of a `GetPipelineRequest` (`release: false`) or `GetPipelineReleaseRequest` (`release: true`):
+    /// `name=1` as in `pipelineRef(resourceName:release:)`; `view` is read past.
+    package static func decodeNamedGetPipelineRequest(_ bytes: ByteBuffer, release: Bool) throws -> PipelineRef {
+        // Both requests are `name = 1, view = 2`.
+        try ProtoMessage.withUnpacked(
+            bytes,
+            as: release ? "GetPipelineReleaseRequest" : "GetPipelineRequest",
+            unpack: pipeline__v1beta__get_pipeline_request__unpack,
+            free: pipeline__v1beta__get_pipeline_request__free_unpacked
+        ) { m in try pipelineRef(resourceName: StructCodec.string(m.pointee.name), release: release) }
+    }
+
+    /// `GetPipelineResponse{pipeline = 1}`.
+    package static func encodeNamedGetPipelineResponse(_ pipeline: PipelineResource) -> ByteBuffer {
+        withProtoArena { arena in
+            let p: UnsafeMutablePointer<Pipeline__V1beta__Pipeline> = arena.message(pipeline__v1beta__pipeline__init)
+            p.pointee.name = arena.cString(pipeline.name)
+            p.pointee.id = arena.cString(pipeline.id)
+            p.pointee.display_name = arena.cString(pipeline.id)
+            p.pointee.owner_name = arena.cString(pipeline.ownerName)
+            let releases = arena.array(
+                of: UnsafeMutablePointer<Pipeline__V1beta__PipelineRelease>?.self, count: pipeline.releases.count)
+            for (i, release) in pipeline.releases.enumerated() {
+                releases![i] = encodeNamedRelease(release, in: arena)
+            }
+            p.pointee.n_releases = pipeline.releases.count
+            p.pointee.releases = releases
+            p.pointee.data_specification = namedDataSpecification(pipeline, in: arena)
+            let m: UnsafeMutablePointer<Pipeline__V1beta__GetPipelineResponse> =
+                arena.message(pipeline__v1beta__get_pipeline_response__init)
+            m.pointee.pipeline = p
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    /// `GetPipelineReleaseResponse{release = 1}`.
+    package static func encodeNamedGetPipelineReleaseResponse(_ release: PipelineResource) -> ByteBuffer {
+        withProtoArena { arena in
+            let m: UnsafeMutablePointer<Pipeline__V1beta__GetPipelineReleaseResponse> =
+                arena.message(pipeline__v1beta__get_pipeline_release_response__init)
+            m.pointee.release = encodeNamedRelease(release, in: arena)
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    private static func encodeNamedRelease(
+        _ release: PipelineResource, in arena: ProtoArena
+    ) -> UnsafeMutablePointer<Pipeline__V1beta__PipelineRelease> {
+        let r: UnsafeMutablePointer<Pipeline__V1beta__PipelineRelease> =
+            arena.message(pipeline__v1beta__pipeline_release__init)
+        r.pointee.name = arena.cString(release.name)
+        r.pointee.id = arena.cString(release.id)
+        r.pointee.display_name = arena.cString(release.id)
+        r.pointee.data_specification = namedDataSpecification(release, in: arena)
+        return r
+    }
+
+    /// Nil when the resource carries no schemas (a release in a pipeline's list).
+    private static func namedDataSpecification(
+        _ resource: PipelineResource, in arena: ProtoArena
+    ) -> UnsafeMutablePointer<Pipeline__V1beta__DataSpecification>? {
+        guard !resource.inputSchema.isEmpty || !resource.outputSchema.isEmpty else { return nil }
+        let spec: UnsafeMutablePointer<Pipeline__V1beta__DataSpecification> =
+            arena.message(pipeline__v1beta__data_specification__init)
+        spec.pointee.input = StructCodec.encode(resource.inputSchema, in: arena)
+        spec.pointee.output = StructCodec.encode(resource.outputSchema, in: arena)
+        return spec
+    }
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""The unmodified Instill Python SDK (instill-sdk 0.18.0, .venv-instill) as a test peer.
+
+Usage: instill_sdk_client.py SCENARIO PORT [ARGS...]; TG_TOKEN is the API token, TG_REQUESTER the SDK's
+`requester_id` (unset: none). Prints one line `TG-RESULT <json>` on stdout. Any gRPC error makes the SDK call
+os._exit(1) (CLIENTS.md §2.3): the exit status and the SDK's log line are then the result.
+
+Scenarios:
+  trigger NS PIPE             trigger() with data [{"prompt": "hello"}]; also the metadata the client sends and
+                              the requester's uid as Python's uuid5 computes it
+  get_pipeline NS PIPE        get_pipeline(): the GetNamespacePipelineResponse as a dict
+  get_pipeline_release NS PIPE RELEASE
+"""
+import json
+import os
+import sys
+import uuid
+
+from google.protobuf.json_format import MessageToDict
+from instill.clients import init_pipeline_client
+
+
+def main():
+    scenario, port = sys.argv[1], sys.argv[2]
+    args = sys.argv[3:]
+    client = init_pipeline_client(
+        api_token=os.environ.get("TG_TOKEN", ""),
+        requester_id=os.environ.get("TG_REQUESTER", ""),
+        url="127.0.0.1:%s" % port,
+        secure=False,
+    )
+    if scenario == "trigger":
+        out = client.trigger(namespace_id=args[0], pipeline_id=args[1], data=[{"prompt": "hello"}])
+        requester = os.environ.get("TG_REQUESTER", "")
+        result = {
+            "response": out,
+            "metadata": [list(kv) for kv in client.metadata],
+            # The uid the gateway documents for a namespace (UUIDv5, URL namespace, "namespaces/{id}"), computed
+            # here by Python's own uuid module.
+            "expected_uid": str(uuid.uuid5(uuid.NAMESPACE_URL, "namespaces/" + requester)) if requester else None,
+        }
+    elif scenario == "get_pipeline":
+        result = MessageToDict(client.get_pipeline(namespace_id=args[0], pipeline_id=args[1]))
+    elif scenario == "get_pipeline_release":
+        result = MessageToDict(
+            client.get_pipeline_release(namespace_id=args[0], pipeline_id=args[1], release_id=args[2])
+        )
+    else:
+        raise SystemExit("unknown scenario %s" % scenario)
+    print("TG-RESULT " + json.dumps(result), flush=True)
+
+
+main()

@@ -1,0 +1,176 @@
+import NIOCore
+import ProtoCodec
+import Testing
+import TriggerModel
+
+/// The three Instill wire generations (issue 17, item 5), with protoc as the independent encoder, and the
+/// requester and pipeline metadata messages of items 3 and 4.
+@Suite("Instill generations, mgmt lookups and pipeline metadata (codec)")
+struct InstillGenerationsCodecTests {
+    @Test("pipeline.v1beta: name=1, inputs=2, data=3 for a pipeline and a release", .enabled(if: Protoc.isAvailable))
+    func namedRequests() throws {
+        let pipeline = try Protoc.encode(
+            "pipeline.v1beta.TriggerPipelineRequest",
+            #"name: "namespaces/acme/pipelines/sum" data { variable { fields { key: "a" value { number_value: 1 } } } secret { key: "k" value: "v" } }"#
+        )
+        let (ref, inputs) = try InstillCodec.decodeTriggerRequest(
+            pipeline, generation: .pipelineV1beta, release: false, maxBatch: 32)
+        #expect(ref == PipelineRef(namespace: "acme", pipeline: "sum"))
+        #expect(inputs == [TriggerInput(variables: ["a": .number(1)], secrets: ["k": "v"])])
+
+        let release = try Protoc.encode(
+            "pipeline.v1beta.TriggerAsyncPipelineReleaseRequest",
+            #"name: "namespaces/acme/pipelines/sum/releases/v2" inputs { fields { key: "b" value { bool_value: true } } }"#
+        )
+        let decoded = try InstillCodec.decodeTriggerRequest(
+            release, generation: .pipelineV1beta, release: true, maxBatch: 32)
+        #expect(decoded.ref == PipelineRef(namespace: "acme", pipeline: "sum", release: "v2"))
+        #expect(decoded.inputs == [TriggerInput(variables: ["b": .bool(true)])], "legacy inputs when data is empty")
+
+        // Our encoder is what protoc reads back.
+        let ours = InstillCodec.encodeNamedTriggerRequest(
+            ref: decoded.ref, inputs: [TriggerInput(variables: ["x": .string("y")])])
+        let text = try Protoc.decode("pipeline.v1beta.TriggerPipelineReleaseRequest", ours)
+        #expect(text.contains(#"name: "namespaces/acme/pipelines/sum/releases/v2""#), "\(text)")
+    }
+
+    @Test("pipeline.v1beta names: exactly namespaces/{ns}/pipelines/{p}[/releases/{r}], ids non-empty")
+    func resourceNames() throws {
+        #expect(
+            try InstillCodec.pipelineRef(resourceName: "namespaces/a/pipelines/b", release: false)
+                == PipelineRef(namespace: "a", pipeline: "b"))
+        for (bad, release) in [
+            ("namespaces/a/pipelines/b/releases/c", false), ("namespaces/a/pipelines/b", true), ("", false),
+            ("users/a/pipelines/b", false), ("namespaces/a/pipeline/b", false), ("namespaces//pipelines/b", false),
+            ("namespaces/a/pipelines/", false), ("namespaces/a/pipelines/b/versions/c", true),
+            ("namespaces/a/pipelines/b/releases/", true),
+        ] {
+            #expect(throws: GatewayError.self, "\(bad)") {
+                _ = try InstillCodec.pipelineRef(resourceName: bad, release: release)
+            }
+        }
+    }
+
+    @Test(
+        "vdp.pipeline.v1beta bytes decode as the SDK generation's (same field numbers)",
+        .enabled(if: Protoc.isAvailable))
+    func vdpRequests() throws {
+        let bytes = try Protoc.encode(
+            "vdp.pipeline.v1beta.TriggerNamespacePipelineReleaseRequest",
+            #"namespace_id: "n" pipeline_id: "p" release_id: "r" data { variable { fields { key: "k" value { string_value: "v" } } } }"#
+        )
+        let (ref, inputs) = try InstillCodec.decodeTriggerRequest(
+            bytes, generation: .vdpPipelineV1beta, release: true, maxBatch: 32)
+        #expect(ref == PipelineRef(namespace: "n", pipeline: "p", release: "r"))
+        #expect(inputs == [TriggerInput(variables: ["k": .string("v")])])
+    }
+
+    @Test("batch limit: at the limit decodes, one past it is INVALID_ARGUMENT (pipeline.v1beta)")
+    func batchLimit() throws {
+        let ref = PipelineRef(namespace: "a", pipeline: "b")
+        let two = InstillCodec.encodeNamedTriggerRequest(ref: ref, inputs: [TriggerInput(), TriggerInput()])
+        #expect(
+            try InstillCodec.decodeTriggerRequest(two, generation: .pipelineV1beta, release: false, maxBatch: 2).inputs
+                .count == 2)
+        #expect(throws: GatewayError.self) {
+            _ = try InstillCodec.decodeTriggerRequest(two, generation: .pipelineV1beta, release: false, maxBatch: 1)
+        }
+    }
+
+    @Test("a finished operation's Any carries the generation's response type", .enabled(if: Protoc.isAvailable))
+    func operationTypeURL() throws {
+        let snapshot = OperationSnapshot(
+            name: "operations/x", done: true, result: TriggerResult(outputs: [["a": .string("b")]]))
+        for generation in InstillGeneration.allCases {
+            let bytes = InstillCodec.encodeGetOperationResponse(operation: snapshot, generation: generation)
+            let text = try Protoc.decode("\(generation.package).GetOperationResponse", bytes)
+            #expect(text.contains(generation.triggerResponseTypeURL), "\(text)")
+            #expect(try InstillCodec.decodeOperationResponse(bytes).result == snapshot.result)
+        }
+    }
+
+    @Test("mgmt: CheckNamespace, GetUser, GetOrganization against protoc", .enabled(if: Protoc.isAvailable))
+    func mgmt() throws {
+        #expect(
+            try MgmtCodec.decodeCheckNamespaceRequest(
+                Protoc.encode("core.mgmt.v1beta.CheckNamespaceRequest", #"id: "acme""#)) == "acme")
+        #expect(
+            try MgmtCodec.decodeGetUserRequest(
+                Protoc.encode("core.mgmt.v1beta.GetUserRequest", #"view: VIEW_FULL user_id: "bo""#)) == "bo")
+        #expect(
+            try MgmtCodec.decodeGetOrganizationRequest(
+                Protoc.encode("core.mgmt.v1beta.GetOrganizationRequest", #"view: VIEW_FULL organization_id: "o""#))
+                == "o")
+        #expect(throws: GatewayError.self) {
+            _ = try MgmtCodec.decodeGetUserRequest(Protoc.encode("core.mgmt.v1beta.GetUserRequest", "view: VIEW_FULL"))
+        }
+        let check = try Protoc.decode(
+            "core.mgmt.v1beta.CheckNamespaceResponse", MgmtCodec.encodeCheckNamespaceResponse(.organization))
+        #expect(check.contains("type: NAMESPACE_ORGANIZATION"), "\(check)")
+        let user = try Protoc.decode(
+            "core.mgmt.v1beta.GetUserResponse",
+            MgmtCodec.encodeGetUserResponse(.init(name: "users/bo", uid: "u-1", id: "bo")))
+        #expect(user.contains(#"name: "users/bo""#) && user.contains(#"uid: "u-1""#) && user.contains(#"id: "bo""#))
+        let organization = try Protoc.decode(
+            "core.mgmt.v1beta.GetOrganizationResponse",
+            MgmtCodec.encodeGetOrganizationResponse(.init(name: "organizations/o", uid: "u-2", id: "o")))
+        #expect(organization.contains(#"name: "organizations/o""#), "\(organization)")
+    }
+
+    @Test(
+        "pipeline.v1beta GetPipeline[Release]: names, and 2026's field numbers as protoc reads them",
+        .enabled(if: Protoc.isAvailable))
+    func namedPipelineMetadata() throws {
+        let request = try Protoc.encode(
+            "pipeline.v1beta.GetPipelineReleaseRequest", #"name: "namespaces/n/pipelines/p/releases/r" view: VIEW_FULL"#
+        )
+        #expect(
+            try InstillCodec.decodeNamedGetPipelineRequest(request, release: true)
+                == PipelineRef(namespace: "n", pipeline: "p", release: "r"))
+        #expect(throws: GatewayError.self) {
+            _ = try InstillCodec.decodeNamedGetPipelineRequest(request, release: false)
+        }
+        let pipeline = PipelineResource(
+            name: "namespaces/n/pipelines/p", uid: "u-p", id: "p", ownerName: "users/n",
+            inputSchema: PipelineDescription.jsonSchema(of: [.init(name: "f", dataType: "file")]),
+            outputSchema: PipelineDescription.jsonSchema(of: []))
+        let bytes = InstillCodec.encodeNamedGetPipelineResponse(pipeline)
+        let text = try Protoc.decode("pipeline.v1beta.GetPipelineResponse", bytes)
+        #expect(text.contains(#"owner_name: "users/n""#) && text.contains(#"display_name: "p""#), "\(text)")
+        // owner_name is field 25 in 2026 (17 in 2025): its tag is 25 << 3 | 2 = 0xca 0x01.
+        let raw = Array(bytes.readableBytesView)
+        #expect(zip(raw, raw.dropFirst()).contains { $0 == 0xca && $1 == 0x01 })
+    }
+
+    @Test(
+        "GetNamespacePipeline[Release]: request ids, and the response fields protoc reads",
+        .enabled(if: Protoc.isAvailable))
+    func pipelineMetadata() throws {
+        let request = try Protoc.encode(
+            "pipeline.pipeline.v1beta.GetNamespacePipelineReleaseRequest",
+            #"namespace_id: "n" pipeline_id: "p" release_id: "r" view: VIEW_RECIPE"#)
+        #expect(
+            try InstillCodec.decodeGetPipelineRequest(request, release: true)
+                == PipelineRef(namespace: "n", pipeline: "p", release: "r"))
+        #expect(throws: GatewayError.self) {
+            _ = try InstillCodec.decodeGetPipelineRequest(
+                Protoc.encode("pipeline.pipeline.v1beta.GetNamespacePipelineRequest", #"namespace_id: "n""#),
+                release: false)
+        }
+        let release = PipelineResource(
+            name: "namespaces/n/pipelines/p/releases/r", uid: "u-r", id: "r", ownerName: "organizations/n",
+            inputSchema: ValueObject(), outputSchema: ValueObject())
+        let pipeline = PipelineResource(
+            name: "namespaces/n/pipelines/p", uid: "u-p", id: "p", ownerName: "organizations/n", releases: [release],
+            inputSchema: PipelineDescription.jsonSchema(of: [.init(name: "f", dataType: "file")]),
+            outputSchema: PipelineDescription.jsonSchema(of: []))
+        let text = try Protoc.decode(
+            "pipeline.pipeline.v1beta.GetNamespacePipelineResponse", InstillCodec.encodeGetPipelineResponse(pipeline))
+        for expected in [
+            #"name: "namespaces/n/pipelines/p""#, #"owner_name: "organizations/n""#,
+            #"name: "namespaces/n/pipelines/p/releases/r""#, "data_specification", #"string_value: "file""#,
+        ] {
+            #expect(text.contains(expected), "\(expected) in \(text)")
+        }
+    }
+}
