@@ -40,6 +40,9 @@ package struct FrontendServices: Sendable {
     package var craft: CraftSurface?
     /// Told of every finished request, in order (the access log, the request metrics); see `RequestRecord`.
     package var requestObservers: [any RequestObserver] = []
+    /// The clock requests are timed on (`RequestRecord.durationNanoseconds`) and their deadlines count from
+    /// (`RequestContext`): NIO's monotonic clock; a test may inject one on the same timeline (advanced by hand).
+    package var clock: @Sendable () -> NIODeadline = { NIODeadline.now() }
 
     package init(
         dispatcher: TriggerDispatcher,
