@@ -315,7 +315,7 @@ extension RESTRequestHead {
         case .openAPI:
             return .respond(.openAPIDocument(requestID: requestID), closeConnection: false)
         case .operation, .cancelOperation, .listOperations:
-            return operationStart(path, services: services, requestID: requestID)
+            return operationStart(path, services: services, requestID: requestID, principal: &record.principal)
         case .abacus(let action):
             return abacusStart(action, services: services, requestID: requestID)
         case .listSchedules, .scheduleAction:

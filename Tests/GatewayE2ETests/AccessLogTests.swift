@@ -1,5 +1,7 @@
 import Foundation
 import GatewayTestSupport
+import NIOCore
+import NIOPosix
 import Testing
 
 /// The access log of the real executable (issue 16 item 2): one line per request on stderr, found by the
@@ -128,6 +130,40 @@ struct AccessLogTests {
             try await Task.sleep(for: .milliseconds(300))
             #expect(!server.logged.contains("log-rest-3"), "\(server.logged)")
             #expect(!server.logged.contains("configuration loaded"), "\(server.logged)")
+        }
+    }
+
+    @Test("a backend failure: the access line says 502 with the endpoint, and a warning names the request id")
+    func backendFailureCarriesRequestID() async throws {
+        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
+            host: "127.0.0.1", port: 0
+        ).get()
+        let deadPort = probe.localAddress!.port!
+        try await probe.close()
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-log-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: config) }
+        try """
+        pools:
+          - {name: runner, transport: http, connect_timeout: 1s, endpoints: ["127.0.0.1:\(deadPort)"]}
+        routes: [{namespace: demo, pipeline: "*", pool: runner}]
+        """.write(to: config, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", config.path]) { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            let response = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                headers: jsonHeaders + [("request-id", "log-fail-1")],
+                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#))
+            #expect(response.status == 502)
+            await client.close()
+            let lines = await Self.lines(of: server, containing: "request_id=log-fail-1")
+            let access = try #require(lines.first { $0.contains("msg=request ") }, "\(server.logged)")
+            let fields = Self.logfmt(access)
+            #expect(fields["status"] == "502")
+            #expect(fields["pool"] == "runner")
+            #expect(fields["endpoint"]?.hasSuffix("127.0.0.1:\(deadPort)") == true, "\(access)")
+            let warning = try #require(lines.first { $0.contains("msg=\"trigger failed\"") }, "\(server.logged)")
+            #expect(Self.logfmt(warning)["backend.endpoint"]?.hasSuffix("127.0.0.1:\(deadPort)") == true, "\(warning)")
+            #expect(Self.logfmt(warning)["level"] == "warning")
         }
     }
 }

@@ -198,4 +198,34 @@ struct RequestRecordTests {
             }
         }
     }
+
+    @Test("the principal of an authenticated request; a 401 is recorded without one")
+    func principal() async throws {
+        let observer = RecordingObserver()
+        let yaml = "tokens: [{name: alice, token: s3cret-token}]"
+        try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
+            let client = try await gateway.client()
+            defer { Task { await client.close() } }
+            let body = ByteBuffer(string: #"{"data":[{"variable":{"prompt":"hi"}}]}"#)
+            let ok = try await client.request(
+                "POST", "/v1beta/users/demo/pipelines/echo/trigger",
+                headers: [("request-id", "rec-alice"), ("authorization", "Bearer s3cret-token")], body: body)
+            #expect(ok.status == 200)
+            #expect(try await Self.only("rec-alice", in: observer).principal == "alice")
+            let refused = try await client.request(
+                "POST", "/v1beta/users/demo/pipelines/echo/trigger", headers: [("request-id", "rec-anon")], body: body)
+            #expect(refused.status == 401)
+            let anonymous = try await Self.only("rec-anon", in: observer)
+            #expect(anonymous.status == 401)
+            #expect(anonymous.principal == nil)
+            #expect(anonymous.operation == "triggerPipeline")
+            let operations = try await client.request(
+                "GET", "/v1beta/operations",
+                headers: [("request-id", "rec-ops"), ("authorization", "Bearer s3cret-token")])
+            #expect(operations.status == 200, "\(operations.bodyString)")
+            let listed = try await Self.only("rec-ops", in: observer)
+            #expect(listed.operation == "listOperations")
+            #expect(listed.principal == "alice")
+        }
+    }
 }
