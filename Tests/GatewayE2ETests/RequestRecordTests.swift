@@ -228,4 +228,33 @@ struct RequestRecordTests {
             #expect(listed.principal == "alice")
         }
     }
+
+    @Test("the endpoint of a stream over a grpc pool: SSE and gRPC server streaming")
+    func endpointOfGRPCStream() async throws {
+        let observer = RecordingObserver()
+        try await withGRPCBackend(runner: DemoPipelines()) { port in
+            let yaml = """
+                pools:
+                  - {name: remote, transport: grpc, endpoints: ["127.0.0.1:\(port)"]}
+                routes:
+                  - {namespace: demo, pool: remote}
+                """
+            try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
+                let client = try await gateway.client()
+                defer { Task { await client.close() } }
+                let response = try await client.request(
+                    "POST", "/v1beta/users/demo/pipelines/tokens/trigger-stream",
+                    headers: [("request-id", "rec-sse"), ("accept", "text/event-stream")],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"prompt":"a b c"}}]}"#))
+                #expect(response.status == 200)
+                let record = try await Self.only("rec-sse", in: observer)
+                #expect(record.mode == "stream")
+                #expect(record.operation == "triggerPipelineStream")
+                #expect(record.route == "demo/*")
+                #expect(record.status == 200)
+                #expect(record.bytesOut == response.body.readableBytes)
+                #expect(record.endpoint?.contains("127.0.0.1:\(port)") == true, "\(record.endpoint ?? "nil")")
+            }
+        }
+    }
 }
