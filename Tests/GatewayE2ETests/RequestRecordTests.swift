@@ -257,4 +257,23 @@ struct RequestRecordTests {
             }
         }
     }
+
+    @Test("a body that stops is answered 408 by the timeout handler: the request's record says 408")
+    func bodyTimeout() async throws {
+        let observer = RecordingObserver()
+        try await withTestGateway(yaml: "timeouts: {body_progress: 300ms, idle: 5s}", requestObservers: [observer]) {
+            gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            let head =
+                "POST /v1beta/users/demo/pipelines/echo/trigger HTTP/1.1\r\nhost: localhost\r\n"
+                + "content-type: application/json\r\ncontent-length: 100\r\nrequest-id: rec-408\r\n\r\n"
+            socket.send(Array(head.utf8) + Array(#"{"data":[{"#.utf8))
+            let outcome = try await socket.waitForClose(timeout: .seconds(5))
+            #expect(outcome.text.hasPrefix("HTTP/1.1 408"), "\(outcome.text.prefix(200))")
+            let record = try await Self.only("rec-408", in: observer)
+            #expect(record.status == 408)
+            #expect(record.bytesIn == 10)
+            #expect(record.operation == "triggerPipeline")
+        }
+    }
 }
