@@ -35,11 +35,19 @@ package final class AsyncStreamEventSource: TriggerEventSource, @unchecked Senda
     private let eventLoop: any EventLoop
     private var pending: Task<Void, Never>?
     private var cancelled = false
+    private let endpointName: (@Sendable () -> String?)?
 
-    package init(_ events: AsyncThrowingStream<TriggerEvent, any Error>, on eventLoop: any EventLoop) {
+    /// `endpoint`: asked for ``endpoint`` (the runner's endpoint of this stream, once it picked one).
+    package init(
+        _ events: AsyncThrowingStream<TriggerEvent, any Error>, on eventLoop: any EventLoop,
+        endpoint: (@Sendable () -> String?)? = nil
+    ) {
         self.iterator = events.makeAsyncIterator()
         self.eventLoop = eventLoop
+        self.endpointName = endpoint
     }
+
+    package var endpoint: String? { endpointName?() }
 
     package func next() -> EventLoopFuture<TriggerEvent?> {
         guard !cancelled else { return eventLoop.makeSucceededFuture(nil) }

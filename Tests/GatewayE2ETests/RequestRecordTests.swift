@@ -195,6 +195,14 @@ struct RequestRecordTests {
                 #expect(record.route == "demo/echo")
                 #expect(record.pool == "remote")
                 #expect(record.endpoint?.contains("127.0.0.1:\(port)") == true, "\(record.endpoint ?? "nil")")
+                let events = try await client.request(
+                    "POST", "/v1beta/users/demo/pipelines/echo/trigger-stream",
+                    headers: [("request-id", "rec-remote-sse"), ("accept", "text/event-stream")],
+                    body: ByteBuffer(string: #"{"data":[{"prompt":"hi"}]}"#))
+                #expect(events.status == 200)
+                let stream = try await Self.only("rec-remote-sse", in: observer)
+                #expect(stream.mode == "stream")
+                #expect(stream.endpoint?.contains("127.0.0.1:\(port)") == true, "\(stream.endpoint ?? "nil")")
             }
         }
     }
