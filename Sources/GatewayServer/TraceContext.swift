@@ -21,7 +21,7 @@ struct TraceContext {
 
     init(traceParent received: String?, traceState: String?) {
         var random = SystemRandomNumberGenerator()
-        let span: UInt64 = Self.nonZero(&random)
+        let span = Self.nonZero(&random)
         if let received, let traceID = TraceParent.traceID(of: received) {
             let flags = received.utf8.dropFirst(53).prefix(2)
             self.traceID = traceID
@@ -29,9 +29,7 @@ struct TraceContext {
             self.traceState = traceState
             self.started = false
         } else {
-            let high: UInt64 = Self.nonZero(&random)
-            let low = random.next() as UInt64
-            let traceID = Self.hex(high, low)
+            let traceID = Self.hex(Self.nonZero(&random), random.next())
             self.traceID = traceID
             self.traceParent = Self.format(traceID: traceID.utf8, span: span, flags: "01".utf8)
             self.traceState = nil
@@ -39,12 +37,11 @@ struct TraceContext {
         }
     }
 
-    /// A random value other than zero (an all-zero trace or span id is invalid: §3.2.2.3, §3.2.2.4).
+    /// A random word other than zero: a span id, or a trace id's high half, so that neither id is all zeros
+    /// (invalid: §3.2.2.3, §3.2.2.4). Zero maps to one rather than drawing again: one draw per word.
     private static func nonZero(_ random: inout SystemRandomNumberGenerator) -> UInt64 {
-        while true {
-            let value = random.next() as UInt64
-            if value != 0 { return value }
-        }
+        let value = random.next() as UInt64
+        return value == 0 ? 1 : value
     }
 
     private static func hexDigit(_ nibble: UInt64) -> UInt8 {
