@@ -272,5 +272,8 @@ struct GatewayConfigurationTests {
             try GatewayConfiguration.parse(yaml: "log: {colour: true}", source: "bad.yaml")
         }
         #expect(key?.path == "log.colour")
+        let path = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let example = try GatewayConfiguration.load(path: "/\(path)/scripts/example-config.yaml")
+        #expect(example.log == .defaults, "scripts/example-config.yaml shows the defaults")
     }
 }

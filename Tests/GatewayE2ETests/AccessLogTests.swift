@@ -166,4 +166,21 @@ struct AccessLogTests {
             #expect(Self.logfmt(warning)["level"] == "warning")
         }
     }
+
+    @Test("log: {format: json} in the file: the lines are JSON; --log-format logfmt overrides it")
+    func formatFromFile() async throws {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-log-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: config) }
+        try "log: {format: json, level: info}\n".write(to: config, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", config.path]) { server in
+            _ = await server.logOccurrences(of: "configuration loaded", timeout: .seconds(5))
+            let first = try #require(server.logged.split(separator: "\n").first)
+            let object = try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any]
+            #expect(object?["msg"] as? String == "configuration loaded", "\(first)")
+        }
+        try await ProcessTests.withGatewayProcess(["--config", config.path, "--log-format", "logfmt"]) { server in
+            _ = await server.logOccurrences(of: "configuration loaded", timeout: .seconds(5))
+            #expect(server.logged.hasPrefix("ts="), "\(server.logged)")
+        }
+    }
 }
