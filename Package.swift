@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "TriggerModel", dependencies: [nioCore], swiftSettings: swiftSettings),
 
         // What the frontends report of each finished request, and who is told (access log, request metrics).
-        .target(name: "Observability", swiftSettings: swiftSettings),
+        .target(name: "Observability", dependencies: [logging], swiftSettings: swiftSettings),
 
         // Codecs and engines.
         .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
@@ -166,7 +166,7 @@ let package = Package(
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "CraftSurface",
-                nioCore, logging, lifecycle, crypto,
+                "Observability", nioCore, logging, lifecycle, crypto,
             ],
             swiftSettings: swiftSettings
         ),
@@ -189,7 +189,7 @@ let package = Package(
             name: "trigger-gateway",
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
-                argumentParser, nioCore, nioPosix, logging, lifecycle,
+                "Observability", argumentParser, nioCore, nioPosix, logging, lifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -210,7 +210,7 @@ let package = Package(
             name: "GatewayTestSupport",
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
-                "HTTP2Engine",
+                "HTTP2Engine", "Observability",
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle, .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/GatewayTestSupport",
@@ -229,8 +229,8 @@ let package = Package(
         .testTarget(
             name: "GatewayServerTests",
             dependencies: [
-                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", nioCore,
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability", nioCore,
+                logging, .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),
@@ -256,7 +256,7 @@ let package = Package(
             name: "GatewayE2ETests",
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends", "WireCodecs",
-                "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1, logging,
+                "OperationStore", "AsyncDispatch", "GatewayApp", "Observability", nioCore, nioPosix, nioHTTP1, logging,
             ],
             swiftSettings: testSwiftSettings
         ),

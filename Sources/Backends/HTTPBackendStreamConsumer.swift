@@ -26,6 +26,9 @@ final class HTTPBackendStreamConsumer: Sendable {
 
     private var endpoint: HTTPBackendTransport.EndpointState { chosen.withLock { $0 } }
 
+    /// The endpoint of the call as configured (the one picked when it started).
+    var endpointName: String { endpoint.endpoint.description }
+
     init(request: TriggerRequest, endpoint: HTTPBackendTransport.EndpointState, transport: HTTPBackendTransport) {
         self.request = request
         self.chosen = Mutex(endpoint)

@@ -237,6 +237,16 @@ package final class HTTPBackendTransport: TriggerRunner {
         return AsyncThrowingStream(unfolding: { try await consumer.next() })
     }
 
+    /// ``runStreaming(_:)`` for a frontend's loop, telling the endpoint the call went to (for the request's
+    /// record).
+    package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) -> any TriggerEventSource {
+        let consumer = HTTPBackendStreamConsumer(
+            request: request, endpoint: endpoints[balancer.pick()], transport: self)
+        return AsyncStreamEventSource(
+            AsyncThrowingStream(unfolding: { try await consumer.next() }), on: eventLoop,
+            endpoint: { consumer.endpointName })
+    }
+
     var poolName: String { configuration.name }
     var maxTries: Int { configuration.maxTries }
     func endpoint(at index: Int) -> EndpointState { endpoints[index] }

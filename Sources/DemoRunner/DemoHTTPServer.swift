@@ -111,6 +111,7 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         request.traceParent = head.headers.first(name: "traceparent")
         request.principal = head.headers.first(name: "x-trigger-principal")
         request.requesterUID = head.headers.first(name: "instill-requester-uid")
+        request.traceState = head.headers.first(name: "tracestate")
         if let ms = head.headers.first(name: "x-trigger-deadline-ms").flatMap(Int64.init) {
             request.deadline = .now() + .milliseconds(ms)
         }

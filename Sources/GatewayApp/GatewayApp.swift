@@ -4,6 +4,7 @@ package import GatewayConfig
 package import GatewayServer
 package import Logging
 package import NIOCore
+package import Observability
 package import OperationStore
 import Routing
 import Synchronization
@@ -40,6 +41,8 @@ package final class GatewayApp: Sendable {
     private let storeHealth: StoreHealthService?
     private let group: any EventLoopGroup
     private let inProcessRunner: any TriggerRunner
+    /// Told of every finished request, in order (`FrontendServices.requestObservers`), in every generation.
+    private let requestObservers: [any RequestObserver]
     let logger: Logger
     /// The configuration in force and its pools; replaced whole by `reload`.
     private let generation: Mutex<(configuration: GatewayConfiguration, pools: [String: BackendPool])>
@@ -54,7 +57,8 @@ package final class GatewayApp: Sendable {
     /// (its endpoints answer UNIMPLEMENTED). `reopenStore` makes a fresh connection to a server store: with
     /// it, a store that is down (nil `store` at start-up, or lost later) is reconnected in the background
     /// while async triggers answer 503. `digest`: how operators recognise this configuration (see
-    /// `ConfigFile`).
+    /// `ConfigFile`). `requestObservers`: told of every finished request (`RequestRecord`), after the
+    /// gateway's own.
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
@@ -62,14 +66,18 @@ package final class GatewayApp: Sendable {
         logger: Logger,
         store openedStore: (any OperationStore)? = nil,
         reopenStore: StoreHealthService.Opener? = nil,
-        digest: String = ConfigFile.embeddedDigest
+        digest: String = ConfigFile.embeddedDigest,
+        requestObservers: [any RequestObserver] = []
     ) {
         self.group = group
         self.inProcessRunner = inProcessRunner
+        // The access log first: one line per request at `info` (its level is the logger's).
+        let requestObservers: [any RequestObserver] = [AccessLog(logger: logger)] + requestObservers
+        self.requestObservers = requestObservers
         self.logger = logger
         self.configStatus = ConfigStatus(digest: digest)
         let pools = Self.makePools(config, reusing: [:], group: group, inProcessRunner: inProcessRunner)
-        // One route table per configuration generation, shared by sync dispatch and async operations.
+        // One table per generation, shared by the dispatcher and async mode's webhooks (as `reload` does).
         let routes = RouteTable(routes: config.routes)
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         let replaceable = reopenStore.map { _ in ReplaceableOperationStore(openedStore) }
@@ -113,7 +121,8 @@ package final class GatewayApp: Sendable {
                 health: health,
                 tls: tls,
                 logger: logger,
-                scheduler: scheduler
+                scheduler: scheduler,
+                requestObservers: requestObservers
             ),
             group: group
         )
@@ -181,6 +190,11 @@ package final class GatewayApp: Sendable {
             restartRequired.append("limits.max_connections")
             applied.limits.maxConnections = old.limits.maxConnections
         }
+        if new.log != old.log {
+            // The process's log handler is installed once, at start-up.
+            restartRequired.append("log")
+            applied.log = old.log
+        }
         // New certificates for new connections. A TLS configuration that no longer loads (the files changed
         // after validation) keeps the running one rather than fall back to cleartext.
         var tls = server.currentServices.value.tls
@@ -209,7 +223,8 @@ package final class GatewayApp: Sendable {
                 health: health,
                 tls: tls,
                 logger: logger,
-                scheduler: scheduler
+                scheduler: scheduler,
+                requestObservers: requestObservers
             )
         )
         var retired: [String] = []
@@ -259,7 +274,8 @@ package final class GatewayApp: Sendable {
         health: HealthRegistry,
         tls: ListenerTLS?,
         logger: Logger,
-        scheduler: Scheduler? = nil
+        scheduler: Scheduler? = nil,
+        requestObservers: [any RequestObserver]
     ) -> FrontendServices {
         var services = FrontendServices(
             dispatcher: dispatcher,
@@ -290,6 +306,7 @@ package final class GatewayApp: Sendable {
         services.scheduler = scheduler
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
         services.namespaces = NamespaceDirectory(configuration: config)
+        services.requestObservers = requestObservers
         return services
     }
 }

@@ -38,6 +38,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var craft: CraftConfiguration = .defaults
     /// Namespaces declared as users or organizations (`namespaces:`), for Instill's requester lookups.
     package var namespaces: [NamespaceConfiguration] = []
+    /// The log's format and level (`log:`); read at start-up.
+    package var log: LogConfiguration = .defaults
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,

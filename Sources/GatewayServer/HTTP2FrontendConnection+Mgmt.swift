@@ -34,7 +34,7 @@ extension HTTP2FrontendConnection {
             case .getUser:
                 var id = try MgmtCodec.decodeGetUserRequest(message)
                 if id == "me" {
-                    guard let principal = call.principal else {
+                    guard let principal = call.context.principal else {
                         throw GatewayError(.notFound, "user \"me\" not found: auth is off, there is no principal")
                     }
                     id = principal

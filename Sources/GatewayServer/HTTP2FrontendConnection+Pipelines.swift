@@ -20,7 +20,7 @@ extension HTTP2FrontendConnection {
             return
         }
         let services = self.services
-        let requestID = call.requestID
+        let requestID = call.context.requestID
         startTask(stream: stream) {
             do {
                 return Result<PipelineResource, GatewayError>.success(

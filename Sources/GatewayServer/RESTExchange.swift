@@ -1,4 +1,5 @@
 import NIOCore
+import Observability
 import Routing
 import TriggerDispatch
 import TriggerModel
@@ -90,26 +91,14 @@ enum RESTBody: Sendable {
 struct RESTTriggerPlan {
     var ref: PipelineRef
     var mode: TriggerMode
-    var principal: String?
-    var requestID: String
-    var traceParent: String?
-    var traceState: String?
-    var idempotencyKey: String?
-    var returnTraces: Bool
+    /// Read from the head like every frontend's (``RequestContext``); its trace already started.
+    var context: RequestContext
 
-    func makeRequest(inputs: [TriggerInput], timeout: TimeAmount) -> TriggerRequest {
-        TriggerRequest(
-            ref: ref,
-            mode: mode,
-            inputs: inputs,
-            principal: principal,
-            deadline: .now() + timeout,
-            requestID: requestID,
-            traceParent: traceParent,
-            traceState: traceState,
-            idempotencyKey: idempotencyKey,
-            returnTraces: returnTraces
-        )
+    var requestID: String { context.requestID }
+
+    func makeRequest(inputs: [TriggerInput]) -> TriggerRequest {
+        var context = self.context
+        return context.makeRequest(ref: ref, mode: mode, inputs: inputs)
     }
 }
 
@@ -252,8 +241,12 @@ enum RESTErrors {
 
 extension RESTRequestHead {
     /// Decides what a request head asks for: an immediate answer (health, errors) or a body to read.
-    /// HEAD is routed as GET here; `start` then drops the body of the answer.
-    func route(services: FrontendServices, requestID: String) -> RESTStart {
+    /// HEAD is routed as GET here; `start` then drops the body of the answer. What the head names (the
+    /// operation; for a trigger the principal, pipeline, route, pool, mode and trace) goes into `record`;
+    /// `arrival` is when the head arrived (a trigger's deadline counts from it).
+    func route(
+        services: FrontendServices, requestID: String, record: inout RequestRecord, arrival: NIODeadline
+    ) -> RESTStart {
         func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
             .respond(.error(error, requestID: requestID), closeConnection: close)
         }
@@ -283,6 +276,7 @@ extension RESTRequestHead {
         guard let path = parsed else {
             return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
         }
+        record.operation = path.operationID(method: method, path: pathOnly)
         guard path.allowedMethods.contains(method) else {
             let allow = path.allowedMethods.joined(separator: ", ")
             if case .abacus(let action) = path {
@@ -321,7 +315,7 @@ extension RESTRequestHead {
         case .openAPI:
             return .respond(.openAPIDocument(requestID: requestID), closeConnection: false)
         case .operation, .cancelOperation, .listOperations:
-            return operationStart(path, services: services, requestID: requestID)
+            return operationStart(path, services: services, requestID: requestID, principal: &record.principal)
         case .abacus(let action):
             return abacusStart(action, services: services, requestID: requestID)
         case .listSchedules, .scheduleAction:
@@ -332,10 +326,26 @@ extension RESTRequestHead {
             return pipelineStart(ref, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
+            record.namespace = ref.namespace
+            record.pipeline = ref.pipeline
+            var context = RequestContext(
+                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: first)
+            record.traceID = context.startTrace().traceID
             do {
                 principal = try services.authenticator.authenticate(authorization: first("authorization"))
             } catch {
                 return fail(gatewayError(from: error))
+            }
+            record.principal = principal
+            context.principal = principal
+            // Instill's requester (`Instill-Requester-Uid`, as the gRPC metadata): refused unless the principal
+            // may act for it.
+            if let requester = first("instill-requester-uid"), !requester.isEmpty {
+                do {
+                    context.requesterUID = try services.namespaces.checkRequester(uid: requester, principal: principal)
+                } catch {
+                    return fail(gatewayError(from: error))
+                }
             }
             let mode: TriggerMode
             switch kind {
@@ -365,6 +375,9 @@ extension RESTRequestHead {
                 }
                 mode = negotiated
             }
+            let resolved = services.dispatcher.route(for: ref)
+            record.name(ref, mode: mode, route: resolved)
+            context.bound(byPoolTimeout: resolved.flatMap { services.dispatcher.requestTimeout(ofPool: $0.pool) })
             if mode == .async, services.operations == nil {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
             }
@@ -405,17 +418,7 @@ extension RESTRequestHead {
                     )
                 }
             }
-            let plan = RESTTriggerPlan(
-                ref: ref,
-                mode: mode,
-                principal: principal,
-                requestID: requestID,
-                traceParent: first("traceparent"),
-                traceState: first("tracestate"),
-                idempotencyKey: first("idempotency-key"),
-                returnTraces: first("instill-return-traces")?.lowercased() == "true"
-            )
-            return .readBody(collector, .trigger(plan))
+            return .readBody(collector, .trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context)))
         }
     }
 

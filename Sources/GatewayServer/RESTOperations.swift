@@ -14,7 +14,10 @@ import WireCodecs
 /// An operation is visible only to the principal that created it (all of them when auth is off; a schedule's
 /// runs to every principal); another principal gets 404, as for an id that does not exist.
 extension RESTRequestHead {
-    func operationStart(_ path: RESTPath, services: FrontendServices, requestID: String) -> RESTStart {
+    /// `principal` is set to the authenticated caller (for the request's record).
+    func operationStart(
+        _ path: RESTPath, services: FrontendServices, requestID: String, principal recorded: inout String?
+    ) -> RESTStart {
         func fail(_ error: GatewayError) -> RESTStart {
             .respond(.error(error, requestID: requestID), closeConnection: false)
         }
@@ -27,6 +30,7 @@ extension RESTRequestHead {
         } catch {
             return fail(gatewayError(from: error))
         }
+        recorded = principal
         let query: RESTQuery
         do {
             query = try RESTQuery(target: target)

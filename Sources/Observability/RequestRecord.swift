@@ -42,8 +42,11 @@ package struct RequestRecord: Sendable {
     /// "sync", "async" or "stream"; nil when the request was not a trigger.
     package var mode: String?
     /// The HTTP status of the response (gRPC: 200 unless the request was refused before the call began).
+    /// A REST client that went away before any response head was sent is recorded as 499 (nginx's "client
+    /// closed request"); one that went away mid-answer keeps the status that was sent.
     package var status: Int
-    /// The gRPC status code sent in the trailers; nil for REST.
+    /// The gRPC status code sent in the trailers; nil for REST. A call the client cancelled (RST_STREAM, the
+    /// connection closed) before its status went out is recorded as 1, CANCELLED.
     package var grpcStatus: Int?
     /// Request body bytes received and response body bytes sent (gRPC: message frames included).
     package var bytesIn: Int

@@ -14,6 +14,14 @@ package protocol TriggerEventSource: AnyObject {
     /// The consumer is gone (client reset, deadline, shutdown): stop the backend's run. A pending `next()`
     /// may then fail or end; later ones return nil. Idempotent.
     func cancel()
+
+    /// The endpoint (as configured) the stream's backend call went to, once one was picked; nil for runners
+    /// without endpoints. For the request's record (`RequestRecord.endpoint`).
+    var endpoint: String? { get }
+}
+
+extension TriggerEventSource {
+    package var endpoint: String? { nil }
 }
 
 /// The bridge for runners that only have `runStreaming` (the in-process runner, the http transport): each
@@ -27,11 +35,19 @@ package final class AsyncStreamEventSource: TriggerEventSource, @unchecked Senda
     private let eventLoop: any EventLoop
     private var pending: Task<Void, Never>?
     private var cancelled = false
+    private let endpointName: (@Sendable () -> String?)?
 
-    package init(_ events: AsyncThrowingStream<TriggerEvent, any Error>, on eventLoop: any EventLoop) {
+    /// `endpoint`: asked for ``endpoint`` (the runner's endpoint of this stream, once it picked one).
+    package init(
+        _ events: AsyncThrowingStream<TriggerEvent, any Error>, on eventLoop: any EventLoop,
+        endpoint: (@Sendable () -> String?)? = nil
+    ) {
         self.iterator = events.makeAsyncIterator()
         self.eventLoop = eventLoop
+        self.endpointName = endpoint
     }
+
+    package var endpoint: String? { endpointName?() }
 
     package func next() -> EventLoopFuture<TriggerEvent?> {
         guard !cancelled else { return eventLoop.makeSucceededFuture(nil) }
