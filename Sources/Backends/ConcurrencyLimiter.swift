@@ -1,4 +1,6 @@
+package import Observability
 import Synchronization
+import TriggerModel
 
 /// Caps how many calls a backend pool runs at once, with a bounded queue of waiters behind the cap.
 ///
@@ -24,10 +26,13 @@ package final class ConcurrencyLimiter: Sendable {
     package let maxConcurrency: Int
     package let maxQueue: Int
     private let name: String
+    /// Counts refusals on `trigger_gateway_pool_rejected_total`; nil records nothing.
+    private let metrics: PoolMetrics?
 
-    package init(name: String, maxConcurrency: Int, maxQueue: Int) {
+    package init(name: String, maxConcurrency: Int, maxQueue: Int, metrics: PoolMetrics? = nil) {
         precondition(maxConcurrency > 0 && maxQueue >= 0)
         self.name = name
+        self.metrics = metrics
         self.maxConcurrency = maxConcurrency
         self.maxQueue = maxQueue
     }
@@ -54,7 +59,7 @@ package final class ConcurrencyLimiter: Sendable {
             return s.waiters.count < maxQueue ? .queued : nil
         }
         guard let admission else {
-            throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
+            throw overloaded()
         }
         return admission
     }
@@ -82,7 +87,7 @@ package final class ConcurrencyLimiter: Sendable {
             return .queued(id: s.nextID)
         }
         guard let ticket else {
-            throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
+            throw overloaded()
         }
         return ticket
     }
@@ -108,6 +113,15 @@ package final class ConcurrencyLimiter: Sendable {
     /// Slots taken now (for tests and metrics).
     package var running: Int { state.withLock { $0.running } }
 
+    /// Callers waiting for a slot now (the frontends' queue and the async runs' queue together).
+    package var queued: Int { state.withLock { $0.waiters.count + $0.background.count } }
+
+    /// The refusal, counted.
+    private func overloaded() -> GatewayError {
+        metrics?.recordRejected()
+        return BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
+    }
+
     package func acquire(background: Bool = false) async throws {
         enum Decision { case go, wait(UInt64), reject }
         let decision: Decision = state.withLock { s in
@@ -123,7 +137,7 @@ package final class ConcurrencyLimiter: Sendable {
         case .go:
             return
         case .reject:
-            throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
+            throw overloaded()
         case .wait(let id):
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in

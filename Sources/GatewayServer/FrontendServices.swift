@@ -40,6 +40,9 @@ package struct FrontendServices: Sendable {
     package var craft: CraftSurface?
     /// Told of every finished request, in order (the access log, the request metrics); see `RequestRecord`.
     package var requestObservers: [any RequestObserver] = []
+    /// The registry `/metrics` renders, and the open-connection gauges; nil answers `/metrics` with no metrics.
+    /// The same object in every configuration generation.
+    package var metrics: GatewayMetrics?
 
     package init(
         dispatcher: TriggerDispatcher,

@@ -1,0 +1,153 @@
+import DemoRunner
+import Foundation
+import GatewayApp
+import GatewayConfig
+import GatewayServer
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// `/metrics` of a real gateway over real sockets (issue 16 item 1): after a known sequence of calls the scrape
+/// shows exactly the expected values, and promtool accepts it.
+@Suite("metrics: /metrics over real sockets")
+struct MetricsE2ETests {
+    static func config(backendPort: Int, pool: String = "runner", limits: String = "") -> String {
+        """
+        pools:
+          - {name: \(pool), transport: http, endpoints: ["127.0.0.1:\(backendPort)"]\(limits)}
+        routes:
+          - {namespace: demo, pipeline: "*", pool: \(pool)}
+
+        """
+    }
+
+    static func scrape(_ client: TestHTTPClient) async throws -> Exposition {
+        let response = try await client.request("GET", "/metrics")
+        #expect(response.status == 200)
+        #expect(response.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        return Exposition(response.bodyString)
+    }
+
+    /// Scrapes until `condition` holds (levels set after a response was sent: a run's end, a closed
+    /// connection), for up to 10 s; the last scrape.
+    static func scrape(
+        _ client: TestHTTPClient,
+        until condition: (Exposition) -> Bool
+    ) async throws -> Exposition {
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(10)
+        while true {
+            let scrape = try await scrape(client)
+            if condition(scrape) || clock.now >= end { return scrape }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    @Test(
+        "pools, async, store, connections and reloads: exact values after a known sequence; promtool accepts the scrape",
+        .timeLimit(.minutes(1))
+    )
+    func nonRequestMetrics() async throws {
+        try await withHTTPBackend(runner: DemoPipelines()) { backendPort in
+            try await withTestGateway(yaml: Self.config(backendPort: backendPort)) { gateway in
+                let client = try await gateway.client()
+                let async = AsyncClient(client: client)
+                for i in 0..<3 {
+                    let sync = try await async.trigger("echo", ["n": i], verb: "trigger")
+                    #expect(sync.status == 200, "\(sync.json)")
+                }
+                var names: [String] = []
+                for i in 0..<2 {
+                    let accepted = try await async.trigger("echo", ["n": i])
+                    #expect(accepted.status == 200, "\(accepted.json)")
+                    names.append(try #require(accepted.json.operationName))
+                }
+                for name in names { #expect(try await async.waitDone(name)["done"] as? Bool == true) }
+
+                let endpoint = #"pool="runner",endpoint="127.0.0.1:\#(backendPort)""#
+                let scrape = try await Self.scrape(client) {
+                    $0.samples[#"trigger_gateway_async_finished_total{state="succeeded"}"#] == 2
+                        && $0.samples["trigger_gateway_async_running"] == 0
+                }
+                // Three sync calls and two async runs, each one try on the one endpoint.
+                #expect(scrape.samples["trigger_gateway_backend_request_duration_seconds_count{\(endpoint)}"] == 5)
+                #expect(scrape.samples["trigger_gateway_pool_ejections_total{\(endpoint)}"] == 0)
+                #expect(scrape.samples["trigger_gateway_pool_retries_total{\(endpoint)}"] == 0)
+                #expect(scrape.samples["trigger_gateway_pool_endpoint_available{\(endpoint)}"] == 1)
+                #expect(scrape.samples["trigger_gateway_pool_endpoint_in_flight{\(endpoint)}"] == 0)
+                #expect(scrape.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] == 0)
+                #expect(scrape.samples[#"trigger_gateway_pool_queued{pool="runner"}"#] == 0)
+                #expect(scrape.samples[#"trigger_gateway_pool_rejected_total{pool="runner"}"#] == 0)
+                #expect(scrape.samples["trigger_gateway_async_accepted_total"] == 2)
+                #expect(scrape.samples["trigger_gateway_async_attempts_total"] == 2)
+                #expect(scrape.samples["trigger_gateway_async_queued"] == 0)
+                #expect(scrape.samples["trigger_gateway_async_dispatch_lag_seconds_count"] == 2)
+                #expect(scrape.samples[#"trigger_gateway_async_finished_total{state="failed"}"#] == 0)
+                #expect(
+                    scrape.samples[#"trigger_gateway_store_operation_duration_seconds_count{operation="enqueue"}"#] == 2
+                )
+                #expect(
+                    scrape.samples[#"trigger_gateway_store_operation_duration_seconds_count{operation="complete"}"#]
+                        == 2)
+                #expect(scrape.samples[#"trigger_gateway_store_errors_total{operation="enqueue"}"#] == 0)
+                // This test's one keep-alive connection is the only one open.
+                #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http1",tls="false"}"#] == 1)
+                #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http2",tls="false"}"#] == 0)
+                #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+
+                // A refused reload, then one that renames the pool: the old pool's series go (no call in
+                // flight on it), the new one's are there.
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "tg-metrics-\(UUID().uuidString).yaml")
+                defer { try? FileManager.default.removeItem(at: file) }
+                try "routes: [{namespace: demo, pool: nope}]\n".write(to: file, atomically: true, encoding: .utf8)
+                let listen = gateway.configuration.listen
+                let dataDir = gateway.configuration.dataDir
+                #expect(gateway.app.reload(fromFile: file.path, listen: listen, dataDir: dataDir) == .refused)
+                try Self.config(backendPort: backendPort, pool: "runner2").write(
+                    to: file, atomically: true, encoding: .utf8)
+                #expect(gateway.app.reload(fromFile: file.path, listen: listen, dataDir: dataDir) == .applied)
+                #expect(try await async.trigger("echo", ["n": 9], verb: "trigger").status == 200)
+                let reloaded = try await Self.scrape(client)
+                #expect(reloaded.samples[#"trigger_gateway_config_reloads_total{outcome="applied"}"#] == 1)
+                #expect(reloaded.samples[#"trigger_gateway_config_reloads_total{outcome="refused"}"#] == 1)
+                #expect(reloaded.samples["trigger_gateway_config_last_reload_successful"] == 1)
+                #expect(
+                    reloaded.samples.keys.allSatisfy { !$0.contains(#"pool="runner""#) }, "\(reloaded.text)")
+                let renamed = #"pool="runner2",endpoint="127.0.0.1:\#(backendPort)""#
+                #expect(reloaded.samples["trigger_gateway_backend_request_duration_seconds_count{\(renamed)}"] == 1)
+                #expect(try promtoolFindings(reloaded.text) == "", "\(reloaded.text)")
+                await client.close()
+            }
+        }
+    }
+
+    @Test(
+        "a pool at max_concurrency with no queue refuses the next call: rejected_total counts it, in_flight shows the one",
+        .timeLimit(.minutes(1))
+    )
+    func rejected() async throws {
+        try await withHTTPBackend(runner: DemoPipelines()) { backendPort in
+            let yaml = Self.config(backendPort: backendPort, limits: ", max_concurrency: 1, max_queue: 0")
+            try await withTestGateway(yaml: yaml) { gateway in
+                let observer = try await gateway.client()
+                let slow = Task {
+                    let client = try await gateway.client()
+                    defer { Task { await client.close() } }
+                    return try await AsyncClient(client: client).trigger("sleep", ["ms": 2000], verb: "trigger").status
+                }
+                let busy = try await Self.scrape(observer) {
+                    $0.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] == 1
+                }
+                #expect(busy.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] == 1, "\(busy.text)")
+                let refused = try await AsyncClient(client: observer).trigger("echo", ["n": 1], verb: "trigger")
+                #expect(refused.status == 503, "\(refused.json)")
+                #expect(try await slow.value == 200)
+                let after = try await Self.scrape(observer)
+                #expect(after.samples[#"trigger_gateway_pool_rejected_total{pool="runner"}"#] == 1)
+                #expect(after.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] == 0)
+                await observer.close()
+            }
+        }
+    }
+}
