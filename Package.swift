@@ -76,7 +76,7 @@ let package = Package(
         // What the frontends report of each finished request, and who is told (access log, request metrics).
         .target(
             name: "Observability",
-            dependencies: [.product(name: "Prometheus", package: "swift-prometheus"), nioPosix],
+            dependencies: [.product(name: "Prometheus", package: "swift-prometheus"), nioPosix, logging],
             swiftSettings: swiftSettings
         ),
 
@@ -195,7 +195,7 @@ let package = Package(
             name: "trigger-gateway",
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
-                argumentParser, nioCore, nioPosix, logging, lifecycle,
+                "Observability", argumentParser, nioCore, nioPosix, logging, lifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -216,7 +216,7 @@ let package = Package(
             name: "GatewayTestSupport",
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
-                "HTTP2Engine",
+                "HTTP2Engine", "Observability",
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle, .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/GatewayTestSupport",
@@ -235,8 +235,8 @@ let package = Package(
         .testTarget(
             name: "GatewayServerTests",
             dependencies: [
-                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", nioCore,
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability", nioCore,
+                logging, .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),
@@ -263,7 +263,7 @@ let package = Package(
             name: "GatewayE2ETests",
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends", "WireCodecs",
-                "OperationStore", "AsyncDispatch", "GatewayApp", nioCore, nioPosix, nioHTTP1, logging,
+                "OperationStore", "AsyncDispatch", "GatewayApp", "Observability", nioCore, nioPosix, nioHTTP1, logging,
             ],
             swiftSettings: testSwiftSettings
         ),

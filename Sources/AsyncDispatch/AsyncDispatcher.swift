@@ -225,7 +225,10 @@ package final class AsyncDispatcher: Service {
                     if !(error is GatewayError), !(error is CancellationError) {
                         self.logger.error(
                             "internal error running an operation",
-                            metadata: ["operation.id": "\(id)", "error": "\(String(reflecting: error))"]
+                            metadata: [
+                                "operation.id": "\(id)", "request_id": "\(call.requestID)",
+                                "error": "\(String(reflecting: error))",
+                            ]
                         )
                     }
                     return .finished(.failure(Self.gatewayError(from: error)))

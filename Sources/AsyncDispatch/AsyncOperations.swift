@@ -55,6 +55,7 @@ package final class AsyncOperations: Sendable {
         webhooks.deliver(
             body,
             operationID: id,
+            requestID: operation.request.requestID,
             traceParent: operation.request.traceParent,
             traceState: operation.request.traceState,
             to: webhook

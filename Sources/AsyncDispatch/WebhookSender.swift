@@ -33,10 +33,12 @@ package final class WebhookSender: Sendable {
     /// Deliveries not yet done (for tests and shutdown logs).
     package var pending: Int { inFlight.withLock { $0 } }
 
-    /// Starts delivering `body` for operation `id` in the background, with the trigger's trace context.
+    /// Starts delivering `body` for operation `id` in the background, with the trigger's trace context;
+    /// `requestID` (the trigger's) goes into the log lines of failed deliveries.
     package func deliver(
         _ body: ByteBuffer,
         operationID id: String,
+        requestID: String? = nil,
         traceParent: String? = nil,
         traceState: String? = nil,
         to webhook: WebhookConfiguration
@@ -54,7 +56,11 @@ package final class WebhookSender: Sendable {
                     status = 0
                     logger.info(
                         "webhook delivery failed",
-                        metadata: ["operation.id": "\(id)", "webhook.url": "\(webhook.url)", "error": "\(error)"]
+                        metadata: [
+                            "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
+                            "webhook.url": "\(webhook.url)",
+                            "error": "\(error)",
+                        ]
                     )
                 }
                 metrics?.recordAttempt(
@@ -68,7 +74,9 @@ package final class WebhookSender: Sendable {
                     logger.warning(
                         "webhook given up",
                         metadata: [
-                            "operation.id": "\(id)", "webhook.url": "\(webhook.url)", "http.status": "\(status)",
+                            "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
+                            "webhook.url": "\(webhook.url)",
+                            "http.status": "\(status)",
                         ]
                     )
                     return

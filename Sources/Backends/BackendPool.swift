@@ -58,9 +58,10 @@ package final class BackendPool: TriggerRunner {
     /// (DESIGN.md "Threading model"); no task unless the transport is not loop-native (the in-process runner).
     ///
     /// Over the limit with room in the queue, the call waits for a slot (cancelling it takes it out of the
-    /// queue); with no room it fails `.overloaded` at once. The request timeout starts with the slot, as in
-    /// ``run(_:)``: at the effective deadline the caller gets `.deadlineExceeded` at once and the transport's
-    /// call is cancelled; the slot is given back when that call has ended.
+    /// queue); with no room it fails `.overloaded` at once. The request's deadline is the one the frontend set
+    /// (this pool's request timeout included); without one, the pool's request timeout starts with the slot, as
+    /// in ``run(_:)``. At the deadline the caller gets `.deadlineExceeded` at once and the transport's call is
+    /// cancelled; the slot is given back when that call has ended.
     package func run(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
@@ -84,7 +85,10 @@ package final class BackendPool: TriggerRunner {
                 promise.fail(CancellationError())
                 return
             }
-            let request = withEffectiveDeadline(request)
+            // The frontends decide the deadline once, with this pool's request timeout folded in, from the
+            // request's arrival (GatewayServer's RequestContext); the pool enforces it, it does not re-derive it.
+            // A caller without one gets the pool's own, from the slot.
+            let request = request.deadline == nil ? withEffectiveDeadline(request) : request
             var timer: Scheduled<Void>?
             if let deadline = request.deadline {
                 let pool = configuration.name
@@ -369,6 +373,8 @@ private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
             return promise.futureResult
         }
     }
+
+    var endpoint: String? { inner?.endpoint }
 
     private func pull() -> EventLoopFuture<TriggerEvent?> {
         if inner == nil { inner = open() }

@@ -127,6 +127,12 @@ package final class EndpointBalancer: Sendable {
 
     package var count: Int { health.count }
 
+    /// The endpoint at `index` as configured (e.g. "http://10.0.0.1:8080"); nil when the balancer was built
+    /// without names (unit tests).
+    package func endpointName(_ index: Int) -> String? {
+        index < endpointNames.count ? endpointNames[index] : nil
+    }
+
     // MARK: Picking
 
     /// The endpoint for the next call: of two distinct random endpoints that are available (not ejected, not
@@ -363,6 +369,8 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
     func attempt(cancellation: TriggerCancellation) {
         let index = balancer.pick(avoiding: avoiding)
         tries += 1
+        // The name is the configuration's string, shared: no copy per call.
+        cancellation.endpoint = balancer.endpointName(index)
         let start = NIODeadline.now()
         body(index).hop(to: promise.futureResult.eventLoop).assumeIsolated().whenComplete { result in
             self.balancer.tryEnded(index, startedAt: start)

@@ -44,6 +44,8 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
         cancellation.cancel()
     }
 
+    var endpoint: String? { cancellation.endpoint }
+
     func next() -> EventLoopFuture<TriggerEvent?> {
         switch state {
         case .done:

@@ -109,6 +109,7 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         request.requestID = head.headers.first(name: "request-id") ?? request.requestID
         request.idempotencyKey = head.headers.first(name: "idempotency-key")
         request.traceParent = head.headers.first(name: "traceparent")
+        request.traceState = head.headers.first(name: "tracestate")
         if let ms = head.headers.first(name: "x-trigger-deadline-ms").flatMap(Int64.init) {
             request.deadline = .now() + .milliseconds(ms)
         }

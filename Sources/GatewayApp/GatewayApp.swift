@@ -45,6 +45,8 @@ package final class GatewayApp: Sendable {
     private let storeHealth: StoreHealthService?
     private let group: any EventLoopGroup
     private let inProcessRunner: any TriggerRunner
+    /// Told of every finished request, in order (`FrontendServices.requestObservers`), in every generation.
+    private let requestObservers: [any RequestObserver]
     let logger: Logger
     /// The configuration in force and its pools; replaced whole by `reload`.
     private let generation: Mutex<(configuration: GatewayConfiguration, pools: [String: BackendPool])>
@@ -59,7 +61,9 @@ package final class GatewayApp: Sendable {
     /// (its endpoints answer UNIMPLEMENTED). `reopenStore` makes a fresh connection to a server store: with
     /// it, a store that is down (nil `store` at start-up, or lost later) is reconnected in the background
     /// while async triggers answer 503. `digest`: how operators recognise this configuration (see
-    /// `ConfigFile`).
+    /// `ConfigFile`). `requestObservers`: told of every finished request (`RequestRecord`), after the
+    /// gateway's own (the access log, the request metrics). `metrics`: the registry `/metrics` shows (a fresh
+    /// one unless a test hands its own).
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
@@ -68,16 +72,23 @@ package final class GatewayApp: Sendable {
         store openedStore: (any OperationStore)? = nil,
         reopenStore: StoreHealthService.Opener? = nil,
         digest: String = ConfigFile.embeddedDigest,
+        requestObservers: [any RequestObserver] = [],
         metrics: GatewayMetrics = GatewayMetrics()
     ) {
         self.group = group
         self.inProcessRunner = inProcessRunner
+        // The access log first: one line per request at `info` (its level is the logger's); then the request
+        // metrics (`/metrics`).
+        let requestObservers: [any RequestObserver] = [AccessLog(logger: logger), metrics.requests] + requestObservers
+        self.requestObservers = requestObservers
         self.logger = logger
         self.metrics = metrics
         self.configStatus = ConfigStatus(digest: digest, metrics: metrics.config)
         let pools = Self.makePools(
             config, reusing: [:], group: group, inProcessRunner: inProcessRunner, metrics: metrics)
-        let dispatcher = TriggerDispatcher(routes: RouteTable(routes: config.routes), pools: pools)
+        // One table per generation, shared by the dispatcher and async mode's webhooks (as `reload` does).
+        let routes = RouteTable(routes: config.routes)
+        let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         let replaceable = reopenStore.map { _ in ReplaceableOperationStore(openedStore) }
         let store: (any OperationStore)? = (replaceable ?? openedStore).map {
             MeasuredOperationStore.measuring($0, metrics: metrics.store)
@@ -88,7 +99,7 @@ package final class GatewayApp: Sendable {
             AsyncOperations(
                 store: $0,
                 settings: config.store,
-                routes: RouteTable(routes: config.routes),
+                routes: routes,
                 webhooks: WebhookSender(group: group, logger: logger, metrics: metrics.webhooks),
                 metrics: metrics
             )
@@ -123,6 +134,7 @@ package final class GatewayApp: Sendable {
                 tls: tls,
                 logger: logger,
                 scheduler: scheduler,
+                requestObservers: requestObservers,
                 metrics: metrics
             ),
             group: group
@@ -210,6 +222,11 @@ package final class GatewayApp: Sendable {
             restartRequired.append("limits.max_connections")
             applied.limits.maxConnections = old.limits.maxConnections
         }
+        if new.log != old.log {
+            // The process's log handler is installed once, at start-up.
+            restartRequired.append("log")
+            applied.log = old.log
+        }
         // New certificates for new connections. A TLS configuration that no longer loads (the files changed
         // after validation) keeps the running one rather than fall back to cleartext.
         var tls = server.currentServices.value.tls
@@ -240,6 +257,7 @@ package final class GatewayApp: Sendable {
                 tls: tls,
                 logger: logger,
                 scheduler: scheduler,
+                requestObservers: requestObservers,
                 metrics: metrics
             )
         )
@@ -296,6 +314,7 @@ package final class GatewayApp: Sendable {
         tls: ListenerTLS?,
         logger: Logger,
         scheduler: Scheduler? = nil,
+        requestObservers: [any RequestObserver],
         metrics: GatewayMetrics
     ) -> FrontendServices {
         var services = FrontendServices(
@@ -326,8 +345,8 @@ package final class GatewayApp: Sendable {
         services.tls = tls
         services.scheduler = scheduler
         services.metrics = metrics
-        services.requestObservers.append(metrics.requests)
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
+        services.requestObservers = requestObservers
         return services
     }
 }

@@ -47,6 +47,7 @@ extension GatewayConfiguration {
         if let node = top["store"] { config.store = try readStore(node, reader) }
         if let node = top["tls"] { config.tls = try readTLS(node, reader) }
         if let node = top["abacus"] { config.abacus = try readAbacus(node, reader) }
+        if let node = top["log"] { config.log = try readLog(node, reader) }
         if let node = top["craft"] {
             config.craft = try readCraft(node, tokens: config.tokens, maxWait: config.store.maxWait, reader)
         }
@@ -80,7 +81,7 @@ extension GatewayConfiguration {
 
     static let topLevelKeys = [
         "listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "abacus", "tls",
-        "schedules", "craft",
+        "schedules", "craft", "log",
     ]
 
     private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)

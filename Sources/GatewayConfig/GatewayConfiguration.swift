@@ -36,6 +36,8 @@ package struct GatewayConfiguration: Sendable, Equatable {
     package var schedules: [ScheduleConfiguration] = []
     /// The Craft AI surface (`craft:`).
     package var craft: CraftConfiguration = .defaults
+    /// The log's format and level (`log:`); read at start-up.
+    package var log: LogConfiguration = .defaults
 
     package init(
         source: String = GatewayConfiguration.embeddedSource,

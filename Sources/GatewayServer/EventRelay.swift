@@ -43,6 +43,9 @@ final class EventRelay {
         pull()
     }
 
+    /// The endpoint the backend call went to (`TriggerEventSource.endpoint`), for the request's record.
+    var endpoint: String? { source.endpoint }
+
     /// The client is gone or the stream is being answered otherwise (deadline, shutdown): nothing more is
     /// delivered, and the backend's run is stopped.
     func cancel() {

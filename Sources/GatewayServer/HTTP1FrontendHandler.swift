@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import Observability
 import TriggerDispatch
 import TriggerModel
 import WireCodecs
@@ -38,6 +39,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private var state = State.idle
     /// The id of the request in progress, for an answer the handler writes on its own (grace expiry).
     private var currentRequestID = ""
+    /// The record of the request in progress, from its head until its exchange ends (`finishRequest`).
+    private var open: OpenRequest?
 
     /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
     private let secure: Bool
@@ -63,8 +66,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
         currentServices.refresh(&services, generation: &servicesGeneration)
-        let requestID = head.headers.first(name: "request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.make()
+        let requestID = RequestContext.requestID(head.headers.first(name: "request-id"))
         currentRequestID = requestID
+        open = services.openRequest(
+            requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: head.method.rawValue,
+            path: Self.pathOnly(head.uri)
+        )
         let target: String
         switch HTTP1RequestRules.check(head) {
         case .serve(let originForm):
@@ -82,7 +89,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             headers: head.headers.map { (name: Self.lowercased($0.name), value: $0.value) }
         )
         if secure { restHead.scheme = "https" }
-        switch restHead.start(services: services, requestID: requestID) {
+        let arrival = open!.start
+        switch restHead.start(services: services, requestID: requestID, record: &open!.record, arrival: arrival) {
         case .respond(let response, let close):
             state = .discarding(keepAlive: head.isKeepAlive && !close)
             write(response, keepAlive: head.isKeepAlive && !close, context: context)
@@ -101,6 +109,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private func receivedBody(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
         guard case .collecting(var collector, let use, let keepAlive) = state else { return }
         state = .idle  // leave the collector uniquely referenced while it grows
+        open?.record.bytesIn += chunk.readableBytes
         do {
             try collector.append(chunk)
             state = .collecting(collector, use, keepAlive: keepAlive)
@@ -138,7 +147,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
                 // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
                 preconditionFailure("a trigger body was collected raw")
             }
-            let request = plan.makeRequest(inputs: inputs, timeout: services.requestTimeout)
+            let request = plan.makeRequest(inputs: inputs)
             if plan.mode == .stream {
                 startStream(request, keepAlive: keepAlive, context: context)
             } else {
@@ -162,7 +171,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             .whenComplete { result in
                 // The connection closed meanwhile (or the grace ran out): nothing to answer.
                 guard case .calling(let current) = self.state, current === cancellation else { return }
+                self.open?.record.endpoint = cancellation.endpoint
                 let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                if case .failure(let error) = outcome { self.services.logFailure(error, of: self.open?.record) }
                 self.finished(
                     RESTOperations.response(to: outcome, requestID: request.requestID),
                     keepAlive: keepAlive,
@@ -205,8 +216,6 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     /// A stream has no total deadline (the request timeout would cut long healthy streams); a backend that is
     /// silent for the idle timeout ends it with an error event instead.
     private func startStream(_ request: TriggerRequest, keepAlive: Bool, context: ChannelHandlerContext) {
-        var request = request
-        request.deadline = nil
         let source: any TriggerEventSource
         do {
             source = try services.dispatcher.openStream(request, on: context.eventLoop)
@@ -222,6 +231,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.writeAndFlush(
             wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        open?.sentHead = true
 
         let channel = context.channel
         let relay = EventRelay(
@@ -235,14 +245,18 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             },
             finish: { [unowned self] error in
                 guard case .streaming = state else { return }
+                open?.record.endpoint = source.endpoint
+                if let error { services.logFailure(error, of: open?.record) }
                 state = keepAlive ? .idle : .closed
                 if let error {
                     var encoded = channel.allocator.buffer(capacity: 256)
                     SSEEncoder.encode(.error(error), into: &encoded)
+                    open?.record.bytesOut += encoded.readableBytes
                     context.write(wrapOutboundOut(.body(.byteBuffer(encoded))), promise: nil)
                 }
                 let promise = context.eventLoop.makePromise(of: Void.self)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+                finishRequest()
                 if !keepAlive { promise.futureResult.whenComplete { _ in channel.close(promise: nil) } }
             }
         )
@@ -253,6 +267,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     /// Writes one SSE event. A client that has not taken it within the write-progress timeout (it stopped
     /// reading) is disconnected, which ends the stream and cancels the backend call (issue 10, item 4).
     private func writeEvent(_ buffer: ByteBuffer, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        open?.record.bytesOut += buffer.readableBytes
         let written = context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))))
         let channel = context.channel
         let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
@@ -277,10 +292,37 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        if open != nil {
+            open!.record.status = response.status
+            open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
+            finishRequest()
+        }
         if !keepAlive {
             let channel = context.channel
             promise.futureResult.whenComplete { _ in Self.lingeringClose(channel) }
         }
+    }
+
+    /// The request's exchange is over (its last byte queued, or the client gone): its record goes to the
+    /// observers, once.
+    private func finishRequest() {
+        guard let request = open else { return }
+        open = nil
+        services.finish(request)
+    }
+
+    /// The client went away (or the connection was cut) with the request unanswered or its stream open: a
+    /// response head already sent keeps its status, otherwise the record says 499 (`clientClosedRequest`).
+    private func abandonRequest() {
+        guard open != nil else { return }
+        if !open!.sentHead { open!.record.status = RequestRecord.clientClosedRequest }
+        finishRequest()
+    }
+
+    /// A request target's path: the target itself (no copy) unless it has a query.
+    static func pathOnly(_ target: String) -> String {
+        guard let query = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target }
+        return String(target[..<query])
     }
 
     /// Closes our side first and lets the client's unread body drain for a moment before closing fully:
@@ -292,15 +334,18 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        defer { abandonRequest() }
         switch state {
         case .running(let task):
             task.cancel()  // the client is gone: stop the backend call
         case .streaming(let relay):
             state = .closed
+            open?.record.endpoint = relay.endpoint
             relay.cancel()
         case .calling(let call):
             // Closed first: a call that completes inside `cancel()` then writes nothing.
             state = .closed
+            open?.record.endpoint = call.endpoint
             call.cancel()
         default:
             break
@@ -312,6 +357,17 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ShutdownGraceExpiredEvent {
             shutdownGraceExpired(context: context)
+            return
+        }
+        if let timedOut = event as? HTTP1RequestTimedOutEvent {
+            // The timeout handler in front answered 408 on its own: that is this request's end.
+            if open == nil {
+                open = services.openRequest(
+                    requestID: timedOut.requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "")
+            }
+            open!.record.status = timedOut.status
+            open!.record.bytesOut += timedOut.bodyBytes
+            finishRequest()
             return
         }
         if event is IdleStateHandler.IdleStateEvent, case .idle = state {
@@ -334,9 +390,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             relay.cancel()
             var encoded = context.channel.allocator.buffer(capacity: 128)
             SSEEncoder.encode(.error(error), into: &encoded)
+            open?.record.bytesOut += encoded.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(encoded))), promise: nil)
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            finishRequest()
             return
         case .running(let task):
             task.cancel()
@@ -399,7 +457,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
                 ? GatewayError(.headersTooLarge, "request headers exceed the parser's limit")
                 : GatewayError(.invalidArgument, "malformed HTTP/1.1 request: \(Self.words(for: parserError))")
             state = .closed
-            write(.error(gatewayError, requestID: RequestID.make()), keepAlive: false, context: context)
+            let requestID = RequestID.make()
+            // No head was parsed: method and path are unknown.
+            open = services.openRequest(
+                requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "")
+            write(.error(gatewayError, requestID: requestID), keepAlive: false, context: context)
             return
         }
         context.close(promise: nil)

@@ -138,7 +138,11 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
         case .respondAndClose:
             // RFC 9110 §15.5.9: 408 when the server would not wait any longer; the connection is not reused.
             let error = GatewayError(.deadlineExceeded, "the request was not received in time")
-            let response = RESTResponse.error(error, requestID: RequestID.make())
+            let requestID = RequestID.make()
+            let response = RESTResponse.error(error, requestID: requestID)
+            // The frontend handler records this as its request's end (`RequestRecord`).
+            context.fireUserInboundEventTriggered(
+                HTTP1RequestTimedOutEvent(requestID: requestID, status: 408, bodyBytes: response.body.readableBytes))
             var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
             headers.add(name: "content-length", value: String(response.body.readableBytes))
             headers.add(name: "connection", value: "close")
@@ -155,3 +159,11 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
 
 @available(*, unavailable)
 extension HTTP1RequestTimeoutHandler: Sendable {}
+
+/// Told to the handlers after the request timeout handler when it answers a request itself (408): the
+/// frontend handler ends that request's record with it.
+struct HTTP1RequestTimedOutEvent {
+    var requestID: String
+    var status: Int
+    var bodyBytes: Int
+}

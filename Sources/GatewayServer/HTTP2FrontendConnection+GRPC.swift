@@ -1,5 +1,6 @@
 import HTTP2Engine
 import NIOCore
+import Observability
 import ProtoCodec
 import Routing
 import TriggerDispatch
@@ -24,17 +25,11 @@ struct GRPCCall {
     }
 
     var method: Method
-    var principal: String?
-    var deadline: NIODeadline?
-    var requestID: String
-    var traceParent: String?
-    var traceState: String?
-    /// `idempotency-key` metadata: for an async trigger, same key and request → same operation; for a sync
-    /// one, passed to the backend so it can deduplicate (as REST does).
-    var idempotencyKey: String?
-    /// `instill-return-traces: true` metadata (as REST's `Instill-Return-Traces` header): ask the backend
-    /// for per-step traces.
-    var returnTraces = false
+    /// The call's metadata, read as every frontend reads its headers (``RequestContext``): request id,
+    /// principal, the deadline from `grpc-timeout`, trace context, `idempotency-key` (for an async trigger,
+    /// same key and request → same operation; for a sync one, passed to the backend so it can deduplicate),
+    /// `instill-return-traces`.
+    var context: RequestContext
 
     static let pipelineService = "/pipeline.pipeline.v1beta.PipelinePublicService/"
 
@@ -57,7 +52,7 @@ struct GRPCCall {
     }
 
     /// Health checks answer without a token: load balancers and the SDK's readiness probe call them first.
-    var needsAuth: Bool {
+    static func needsAuth(_ method: Method) -> Bool {
         switch method {
         case .instillHealth, .instillReadiness, .grpcHealthCheck, .grpcHealthWatch: false
         default: true
@@ -69,20 +64,27 @@ struct GRPCCall {
 /// errors before any message.
 extension HTTP2FrontendConnection {
     func grpcReceivedHeaders(_ headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
-        let requestID = headers.first(name: "request-id") ?? RequestID.make()
+        let requestID = RequestContext.requestID(headers.first(name: "request-id"))
         let state = StreamState(phase: .done)
         state.wire = .grpc
         state.requestID = requestID
+        let path = headers.first(name: ":path") ?? ""
+        state.open = services.openRequest(
+            requestID: requestID, frontend: .grpc, httpVersion: "HTTP/2", method: headers.first(name: ":method") ?? "",
+            path: path
+        )
+        state.open?.record.trace(headers.first(name: "traceparent"))
         streams[stream] = state
         guard headers.first(name: ":method") == "POST" else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))
             return
         }
-        let path = headers.first(name: ":path") ?? ""
         guard let method = GRPCCall.method(path: path) else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"))
             return
         }
+        // A known method's path is bounded (the method table): it is the operation.
+        state.open?.record.operation = path
         if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")), codec != "proto" {
             grpcFinish(
                 stream,
@@ -106,31 +108,23 @@ extension HTTP2FrontendConnection {
         state.responseEncoding = GRPCCompression.responseEncoding(
             request: requestEncoding, acceptEncoding: headers.first(name: "grpc-accept-encoding")
         )
-        var call = GRPCCall(
-            method: method,
-            principal: nil,
-            deadline: nil,
-            requestID: requestID,
-            traceParent: headers.first(name: "traceparent"),
-            traceState: headers.first(name: "tracestate")
-        )
-        call.idempotencyKey = headers.first(name: "idempotency-key")
-        call.returnTraces = headers.first(name: "instill-return-traces")?.lowercased() == "true"
-        if call.needsAuth {
+        var principal: String?
+        if GRPCCall.needsAuth(method) {
             do {
-                call.principal = try services.authenticator.authenticate(
-                    authorization: headers.first(name: "authorization"))
+                principal = try services.authenticator.authenticate(authorization: headers.first(name: "authorization"))
+                state.open?.record.principal = principal
             } catch {
                 grpcFinish(stream, error: gatewayError(from: error))
                 return
             }
         }
+        var clientTimeout: TimeAmount?
         if let timeout = headers.first(name: "grpc-timeout") {
             guard let amount = GRPCTimeout.parse(timeout) else {
                 grpcFinish(stream, error: GatewayError(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""))
                 return
             }
-            call.deadline = .now() + amount
+            clientTimeout = amount
             // The deadline ends the call whatever it is doing (PROTOCOL-HTTP2.md: the server cancels too).
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             state.deadlineTimer = eventLoop.scheduleTask(in: amount) {
@@ -138,6 +132,12 @@ extension HTTP2FrontendConnection {
                     stream, error: GatewayError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
             }
         }
+        var context = RequestContext(
+            requestID: requestID, start: state.open!.start, requestTimeout: services.requestTimeout,
+            clientTimeout: clientTimeout
+        ) { headers.first(name: $0) }
+        context.principal = principal
+        let call = GRPCCall(method: method, context: context)
         let deframer = GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding)
         if case .reflection = method {
             state.phase = .grpcReflection(GRPCReflectionCall(deframer: deframer))
@@ -177,21 +177,17 @@ extension HTTP2FrontendConnection {
         _ message: ByteBuffer, release: Bool, stream call: GRPCCall, on stream: HTTP2StreamID, mode: TriggerMode
     ) {
         let request: TriggerRequest
+        var context = call.context
         do {
             let decoded = try InstillCodec.decodeTriggerRequest(
                 message, release: release, maxBatch: services.limits.maxBatch)
-            request = TriggerRequest(
-                ref: decoded.ref,
-                mode: mode,
-                inputs: decoded.inputs,
-                principal: call.principal,
-                deadline: call.deadline ?? (mode == .sync ? .now() + services.requestTimeout : nil),
-                requestID: call.requestID,
-                traceParent: call.traceParent,
-                traceState: call.traceState,
-                idempotencyKey: call.idempotencyKey,
-                returnTraces: call.returnTraces
-            )
+            let resolved = services.dispatcher.route(for: decoded.ref)
+            context.bound(byPoolTimeout: resolved.flatMap { services.dispatcher.requestTimeout(ofPool: $0.pool) })
+            request = context.makeRequest(ref: decoded.ref, mode: mode, inputs: decoded.inputs)
+            if let state = streams[stream] {
+                state.open?.record.name(request.ref, mode: mode, route: resolved)
+                state.open?.record.traceID = context.trace?.traceID
+            }
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return
@@ -239,11 +235,12 @@ extension HTTP2FrontendConnection {
                     return eventLoop.makeSucceededVoidFuture()
                 }
                 grpcSendHeaders(stream)
-                session.sendData(
-                    stream: stream, GRPCMessageFramer.frame(message, compression: compression), endStream: false)
+                sendBody(stream: stream, GRPCMessageFramer.frame(message, compression: compression), endStream: false)
                 return waitUntilWritable(stream)
             },
             finish: { [unowned self] error in
+                streams[stream]?.open?.record.endpoint = source.endpoint
+                if let error { services.logFailure(error, of: streams[stream]?.open?.record) }
                 streams[stream]?.relay = nil
                 grpcFinish(stream, error: error)
             }
@@ -255,7 +252,7 @@ extension HTTP2FrontendConnection {
     /// A unary success: headers, the one framed message, `grpc-status: 0`.
     func grpcRespond(_ stream: HTTP2StreamID, message: ByteBuffer) {
         grpcSendHeaders(stream)
-        session.sendData(stream: stream, grpcFramed(message, stream: stream), endStream: false)
+        sendBody(stream: stream, grpcFramed(message, stream: stream), endStream: false)
         grpcFinish(stream, error: nil)
     }
 
@@ -283,6 +280,8 @@ extension HTTP2FrontendConnection {
         state.stopWork()
         state.deadlineTimer?.cancel()
         state.deadlineTimer = nil
+        state.answered = true
+        state.open?.record.grpcStatus = error?.code.rpcCode ?? 0
         var status = HTTP2Headers()
         status.add(name: "grpc-status", value: String(error?.code.rpcCode ?? 0))
         if let error { status.add(name: "grpc-message", value: GRPCStatusMessage.percentEncode(error.message)) }

@@ -37,7 +37,7 @@ extension HTTP2FrontendConnection {
                         return eventLoop.makeFailedFuture(CancellationError())
                     }
                     connection.grpcSendHeaders(stream)
-                    connection.session.sendData(stream: stream, framed, endStream: false)
+                    connection.sendBody(stream: stream, framed, endStream: false)
                     return connection.waitUntilWritable(stream)
                 }.get()
                 if sent == nil { return }

@@ -1,6 +1,7 @@
 import AsyncDispatch
 import HTTP2Engine
 import NIOCore
+import Observability
 import OperationStore
 import ProtoCodec
 import TriggerDispatch
@@ -23,25 +24,21 @@ extension HTTP2FrontendConnection {
             return
         }
         let request: TriggerRequest
+        var context = call.context
         do {
             let decoded = try InstillCodec.decodeTriggerRequest(
                 message, release: release, maxBatch: services.limits.maxBatch)
-            request = TriggerRequest(
-                ref: decoded.ref,
-                mode: .async,
-                inputs: decoded.inputs,
-                principal: call.principal,
-                requestID: call.requestID,
-                traceParent: call.traceParent,
-                traceState: call.traceState,
-                idempotencyKey: call.idempotencyKey
-            )
+            request = context.makeRequest(ref: decoded.ref, mode: .async, inputs: decoded.inputs)
+            if let state = streams[stream] {
+                state.open?.record.name(request.ref, mode: .async, route: services.dispatcher.route(for: request.ref))
+                state.open?.record.traceID = context.trace?.traceID
+            }
             _ = try services.dispatcher.pool(for: request.ref)
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
-        let requestID = call.requestID
+        let requestID = call.context.requestID
         startTask(stream: stream) {
             do {
                 return Result<Operation, GatewayError>.success(try await operations.submit(request))
@@ -72,8 +69,8 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
-        let principal = call.principal
-        let requestID = call.requestID
+        let principal = call.context.principal
+        let requestID = call.context.requestID
         startTask(stream: stream) {
             do {
                 let operation = try await operations.get(id: id)

@@ -1,5 +1,6 @@
 import HTTP2Engine
 import NIOCore
+import Observability
 import TriggerDispatch
 import TriggerModel
 import WireCodecs
@@ -24,20 +25,30 @@ extension HTTP2FrontendConnection {
             headers: fields
         )
         if headers.first(name: ":scheme") == "https" { head.scheme = "https" }
-        let requestID = head.first("request-id").flatMap { $0.isEmpty ? nil : $0 } ?? RequestID.make()
-        switch head.start(services: services, requestID: requestID) {
+        let requestID = RequestContext.requestID(head.first("request-id"))
+        var open = services.openRequest(
+            requestID: requestID, frontend: .rest, httpVersion: "HTTP/2", method: head.method,
+            path: HTTP1FrontendHandler.pathOnly(head.target)
+        )
+        let arrival = open.start
+        let start = head.start(services: services, requestID: requestID, record: &open.record, arrival: arrival)
+        let state: StreamState
+        switch start {
+        case .respond: state = StreamState(phase: .done)
+        case .run: state = StreamState(phase: .running)
+        case .readBody(let collector, let use): state = StreamState(phase: .restCollecting(collector, use))
+        }
+        state.requestID = requestID
+        state.open = open
+        streams[stream] = state
+        switch start {
         case .respond(let response, _):
-            streams[stream] = StreamState(phase: .done)
             restRespond(response, stream: stream)
         case .run(let work):
-            streams[stream] = StreamState(phase: .running)
-            streams[stream]?.requestID = requestID
             startTask(stream: stream, work.run) { connection, response in
                 connection.restRespond(response, stream: stream)
             }
-        case .readBody(let collector, let use):
-            streams[stream] = StreamState(phase: .restCollecting(collector, use))
-            streams[stream]?.requestID = requestID
+        case .readBody:
             if endStream {
                 session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
             }
@@ -52,10 +63,15 @@ extension HTTP2FrontendConnection {
         headers.add(name: ":status", value: String(response.status))
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         headers.add(name: "content-length", value: String(response.body.readableBytes))
-        streams[stream]?.phase = .done
         let empty = response.body.readableBytes == 0 || response.omitsBody
+        if let state = streams[stream] {
+            state.phase = .done
+            state.open?.record.status = response.status
+            state.open?.sentHead = true
+            if empty { state.answered = true }
+        }
         session.sendResponseHeaders(stream: stream, headers: headers, endStream: empty)
-        if !empty { session.sendData(stream: stream, response.body, endStream: true) }
+        if !empty { sendBody(stream: stream, response.body, endStream: true) }
     }
 
     func restRun(_ request: TriggerRequest, stream: HTTP2StreamID) {
@@ -81,8 +97,6 @@ extension HTTP2FrontendConnection {
     /// SSE over HTTP/2: each event is one DATA frame, sent only while the stream can take more.
     /// Like HTTP/1.1, no total deadline but the idle rule: see `HTTP1FrontendHandler.startStream`.
     private func restStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
-        var request = request
-        request.deadline = nil
         let source: any TriggerEventSource
         do {
             source = try services.dispatcher.openStream(request, on: eventLoop)
@@ -99,6 +113,7 @@ extension HTTP2FrontendConnection {
             endStream: false
         )
         streams[stream]?.wire = .eventStream
+        streams[stream]?.open?.sentHead = true
         let relay = EventRelay(
             source: source,
             eventLoop: eventLoop,
@@ -106,15 +121,17 @@ extension HTTP2FrontendConnection {
             deliver: { [unowned self] event in
                 var encoded = ByteBuffer()
                 SSEEncoder.encode(event, into: &encoded)
-                session.sendData(stream: stream, encoded, endStream: false)
+                sendBody(stream: stream, encoded, endStream: false)
                 return waitUntilWritable(stream)
             },
             finish: { [unowned self] error in
+                streams[stream]?.open?.record.endpoint = source.endpoint
+                if let error { services.logFailure(error, of: streams[stream]?.open?.record) }
                 streams[stream]?.relay = nil
                 streams[stream]?.phase = .done
                 var last = ByteBuffer()
                 if let error { SSEEncoder.encode(.error(error), into: &last) }
-                session.sendData(stream: stream, last, endStream: true)
+                sendBody(stream: stream, last, endStream: true)
             }
         )
         streams[stream]?.relay = relay

@@ -66,7 +66,7 @@ extension HTTP2FrontendConnection {
                     guard let request = try call.deframer.next() else { break }
                     let response = try call.responder.respond(to: request)
                     grpcSendHeaders(stream)
-                    session.sendData(stream: stream, grpcFramed(response, stream: stream), endStream: false)
+                    sendBody(stream: stream, grpcFramed(response, stream: stream), endStream: false)
                 } catch {
                     failure = gatewayError(from: error)
                     break

@@ -1,6 +1,7 @@
 import HTTP2Engine
 import Logging
 import NIOCore
+import Observability
 import ProtoCodec
 import TriggerDispatch
 import TriggerModel
@@ -71,6 +72,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         /// Fulfilled when the stream's outbound queue drains below its watermark.
         var writableWaiters: [EventLoopPromise<Void>] = []
         var deadlineTimer: Scheduled<Void>?
+        /// The request's record, from its headers until the engine reports the stream closed (`finishRecord`).
+        var open: OpenRequest?
+        /// The answer's last frame (END_STREAM) was queued: a stream closed after that ended normally.
+        var answered = false
 
         init(phase: Phase) { self.phase = phase }
 
@@ -85,9 +90,11 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             // must then be dropped, not written next to the one the caller is about to write.
             let call = self.call
             self.call = nil
+            if let call { open?.record.endpoint = call.endpoint }
             call?.cancel()
             let relay = self.relay
             self.relay = nil
+            if let endpoint = relay?.endpoint { open?.record.endpoint = endpoint }
             relay?.cancel()
         }
     }
@@ -118,6 +125,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             session.consume(stream: stream, bytes: data.readableBytes)
             return
         }
+        state.open?.record.bytesIn += data.readableBytes
         // Bodies are gathered (JSON needs the whole document; the cap bounds it), so bytes are released to
         // the peer as they are appended: that is when they have left the connection's buffers.
         let size = data.readableBytes
@@ -170,6 +178,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         state.deadlineTimer?.cancel()
         for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
         state.writableWaiters = []
+        finishRecord(state)
         if terminating, streams.isEmpty { session.terminate() }
     }
 
@@ -185,6 +194,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             state.stopWork()
             state.deadlineTimer?.cancel()
             for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
+            finishRecord(state)
         }
         streams = [:]
     }
@@ -204,7 +214,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             }
             switch (use, body) {
             case (.trigger(let plan), .inputs(let inputs)):
-                restRun(plan.makeRequest(inputs: inputs, timeout: services.requestTimeout), stream: stream)
+                restRun(plan.makeRequest(inputs: inputs), stream: stream)
             case (.work(let work), _):
                 startTask(stream: stream) {
                     await work.run(body)
@@ -268,7 +278,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                     state.phase = .done
                     var encoded = ByteBuffer()
                     SSEEncoder.encode(.error(error), into: &encoded)
-                    session.sendData(stream: id, encoded, endStream: true)
+                    sendBody(stream: id, encoded, endStream: true)
                 case .rest:
                     restRespond(.error(error, requestID: state.requestID), stream: id)
                 }
@@ -278,6 +288,31 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     }
 
     // MARK: Helpers shared by REST and gRPC
+
+    /// Queues response body bytes (REST body, SSE events, gRPC messages), counted for the request's record.
+    func sendBody(stream: HTTP2StreamID, _ data: ByteBuffer, endStream: Bool) {
+        if let state = streams[stream] {
+            state.open?.record.bytesOut += data.readableBytes
+            if endStream { state.answered = true }
+        }
+        session.sendData(stream: stream, data, endStream: endStream)
+    }
+
+    /// The stream is closed: its record goes to the observers, once. A stream closed before its answer's
+    /// end (RST_STREAM from the client, the connection gone) is recorded as the client's cancellation: 499
+    /// when no REST response head went out, gRPC CANCELLED when no status did.
+    private func finishRecord(_ state: StreamState) {
+        guard var request = state.open else { return }
+        state.open = nil
+        if !state.answered {
+            if request.record.frontend == .grpc {
+                request.record.grpcStatus = RequestRecord.grpcCancelled
+            } else if !request.sentHead {
+                request.record.status = RequestRecord.clientClosedRequest
+            }
+        }
+        services.finish(request)
+    }
 
     /// Completes when `stream` can take more bytes: how a slow reader slows the producer (no unbounded
     /// queue between the backend and the client).
@@ -303,8 +338,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             .whenComplete { result in
                 guard let state = self.streams[stream], state.call === cancellation else { return }
                 state.call = nil
+                state.open?.record.endpoint = cancellation.endpoint
                 // Headers, message and trailers of one answer leave in one write, not one per frame group.
                 let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                if case .failure(let error) = outcome { self.services.logFailure(error, of: state.open?.record) }
                 self.session.withBatchedWrites { deliver(self, outcome) }
             }
     }

@@ -91,26 +91,14 @@ enum RESTBody: Sendable {
 struct RESTTriggerPlan {
     var ref: PipelineRef
     var mode: TriggerMode
-    var principal: String?
-    var requestID: String
-    var traceParent: String?
-    var traceState: String?
-    var idempotencyKey: String?
-    var returnTraces: Bool
+    /// Read from the head like every frontend's (``RequestContext``); its trace already started.
+    var context: RequestContext
 
-    func makeRequest(inputs: [TriggerInput], timeout: TimeAmount) -> TriggerRequest {
-        TriggerRequest(
-            ref: ref,
-            mode: mode,
-            inputs: inputs,
-            principal: principal,
-            deadline: .now() + timeout,
-            requestID: requestID,
-            traceParent: traceParent,
-            traceState: traceState,
-            idempotencyKey: idempotencyKey,
-            returnTraces: returnTraces
-        )
+    var requestID: String { context.requestID }
+
+    func makeRequest(inputs: [TriggerInput]) -> TriggerRequest {
+        var context = self.context
+        return context.makeRequest(ref: ref, mode: mode, inputs: inputs)
     }
 }
 
@@ -253,8 +241,12 @@ enum RESTErrors {
 
 extension RESTRequestHead {
     /// Decides what a request head asks for: an immediate answer (health, errors) or a body to read.
-    /// HEAD is routed as GET here; `start` then drops the body of the answer.
-    func route(services: FrontendServices, requestID: String) -> RESTStart {
+    /// HEAD is routed as GET here; `start` then drops the body of the answer. What the head names (the
+    /// operation; for a trigger the principal, pipeline, route, pool, mode and trace) goes into `record`;
+    /// `arrival` is when the head arrived (a trigger's deadline counts from it).
+    func route(
+        services: FrontendServices, requestID: String, record: inout RequestRecord, arrival: NIODeadline
+    ) -> RESTStart {
         func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
             .respond(.error(error, requestID: requestID), closeConnection: close)
         }
@@ -284,6 +276,7 @@ extension RESTRequestHead {
         guard let path = parsed else {
             return fail(GatewayError(.notFound, "no endpoint at \(method) \(pathOnly)"))
         }
+        record.operation = path.operationID(method: method, path: pathOnly)
         guard path.allowedMethods.contains(method) else {
             let allow = path.allowedMethods.joined(separator: ", ")
             if case .abacus(let action) = path {
@@ -326,11 +319,18 @@ extension RESTRequestHead {
             return craftStart(route, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
+            record.namespace = ref.namespace
+            record.pipeline = ref.pipeline
+            var context = RequestContext(
+                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: first)
+            record.traceID = context.startTrace().traceID
             do {
                 principal = try services.authenticator.authenticate(authorization: first("authorization"))
             } catch {
                 return fail(gatewayError(from: error))
             }
+            record.principal = principal
+            context.principal = principal
             let mode: TriggerMode
             switch kind {
             case .async: mode = .async
@@ -359,6 +359,9 @@ extension RESTRequestHead {
                 }
                 mode = negotiated
             }
+            let resolved = services.dispatcher.route(for: ref)
+            record.name(ref, mode: mode, route: resolved)
+            context.bound(byPoolTimeout: resolved.flatMap { services.dispatcher.requestTimeout(ofPool: $0.pool) })
             if mode == .async, services.operations == nil {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
             }
@@ -399,17 +402,7 @@ extension RESTRequestHead {
                     )
                 }
             }
-            let plan = RESTTriggerPlan(
-                ref: ref,
-                mode: mode,
-                principal: principal,
-                requestID: requestID,
-                traceParent: first("traceparent"),
-                traceState: first("tracestate"),
-                idempotencyKey: first("idempotency-key"),
-                returnTraces: first("instill-return-traces")?.lowercased() == "true"
-            )
-            return .readBody(collector, .trigger(plan))
+            return .readBody(collector, .trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context)))
         }
     }
 

@@ -1,3 +1,5 @@
+import NIOCore
+import Observability
 import TriggerModel
 import WireCodecs
 
@@ -10,8 +12,10 @@ extension RESTRequestHead {
     /// included, and no content. That holds for every answer to a HEAD, errors too: a 404 or 405 body
     /// would be read by an HTTP/1.1 client as the start of its next response, and on HTTP/2 DATA after a
     /// HEAD is a malformed response (RFC 9113 §8.1.1).
-    func start(services: FrontendServices, requestID: String) -> RESTStart {
-        let start = route(services: services, requestID: requestID)
+    func start(
+        services: FrontendServices, requestID: String, record: inout RequestRecord, arrival: NIODeadline
+    ) -> RESTStart {
+        let start = route(services: services, requestID: requestID, record: &record, arrival: arrival)
         guard method == "HEAD" else { return start }
         switch start {
         case .respond(var response, let close):

@@ -57,7 +57,7 @@ func gatewayError(from error: any Error, requestID: String? = nil) -> GatewayErr
     case is CancellationError: return GatewayError(.cancelled, "the request was cancelled")
     default:
         var metadata: Logger.Metadata = ["error": "\(String(reflecting: error))"]
-        if let requestID { metadata["request.id"] = "\(requestID)" }
+        if let requestID { metadata["request_id"] = "\(requestID)" }
         internalErrorLogger.error("internal error", metadata: metadata)
         return GatewayError(.internalError, GatewayError.internalErrorMessage)
     }

@@ -128,7 +128,7 @@ package enum OperationStoreErrors {
             if error.code != .unavailable || error.message == unavailableMessage { return error }
         }
         var metadata: Logger.Metadata = ["store.call": "\(what)", "error": "\(String(reflecting: error))"]
-        if let requestID { metadata["request.id"] = "\(requestID)" }
+        if let requestID { metadata["request_id"] = "\(requestID)" }
         logger.warning("operation store call failed", metadata: metadata)
         return GatewayError(.unavailable, unavailableMessage)
     }

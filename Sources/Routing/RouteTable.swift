@@ -14,6 +14,17 @@ package struct RouteTable: Sendable {
     package struct Entry: Sendable, Equatable {
         package var index: Int
         package var route: RouteConfiguration
+        /// The route as written in the configuration: `namespace/pipeline` or `namespace/pipeline@release`
+        /// (e.g. "demo/*"). Made once here, so naming a request's route (logs, metric labels) allocates nothing.
+        package var pattern: String
+
+        package init(index: Int, route: RouteConfiguration) {
+            self.index = index
+            self.route = route
+            self.pattern =
+                route.release.map { "\(route.namespace)/\(route.pipeline)@\($0)" }
+                ?? "\(route.namespace)/\(route.pipeline)"
+        }
     }
 
     /// Routes by exact namespace, each list in config order, and the `*`-namespace routes apart.
@@ -51,7 +62,9 @@ package struct RouteTable: Sendable {
             if best != nil { break }
         }
         guard let best else { return nil }
-        return ResolvedRoute(pool: best.entry.route.pool, routeIndex: best.entry.index, route: best.entry.route)
+        return ResolvedRoute(
+            pool: best.entry.route.pool, routeIndex: best.entry.index, route: best.entry.route,
+            pattern: best.entry.pattern)
     }
 
     /// Nil when the route does not match; otherwise a weight where each more significant rule dominates
@@ -79,5 +92,7 @@ package struct RouteTable: Sendable {
         /// The index of the winning line in the config's `routes`.
         package var routeIndex: Int
         package var route: RouteConfiguration
+        /// The winning route as configured (``Entry/pattern``): bounded by the config, never a raw id.
+        package var pattern: String
     }
 }

@@ -24,6 +24,17 @@ package final class TriggerDispatcher: Sendable {
         return pool
     }
 
+    /// The route `ref` matches, with its pool's name and its pattern as configured; nil when no route matches
+    /// it or its pool is gone. For the request's record; running the trigger resolves it again.
+    package func route(for ref: PipelineRef) -> RouteTable.ResolvedRoute? {
+        routes.resolve(ref).flatMap { pools[$0.pool] == nil ? nil : $0 }
+    }
+
+    /// The `request_timeout` of the pool named `name`; nil for a pool this configuration does not have.
+    package func requestTimeout(ofPool name: String) -> TimeAmount? {
+        pools[name]?.configuration.requestTimeout
+    }
+
     /// The name of the pool `ref` is routed to; nil when no route matches it.
     package func poolName(for ref: PipelineRef) -> String? {
         routes.resolve(ref).flatMap { pools[$0.pool] == nil ? nil : $0.pool }

@@ -14,6 +14,14 @@ package protocol TriggerEventSource: AnyObject {
     /// The consumer is gone (client reset, deadline, shutdown): stop the backend's run. A pending `next()`
     /// may then fail or end; later ones return nil. Idempotent.
     func cancel()
+
+    /// The endpoint (as configured) the stream's backend call went to, once one was picked; nil for runners
+    /// without endpoints. For the request's record (`RequestRecord.endpoint`).
+    var endpoint: String? { get }
+}
+
+extension TriggerEventSource {
+    package var endpoint: String? { nil }
 }
 
 /// The bridge for runners that only have `runStreaming` (the in-process runner, the http transport): each

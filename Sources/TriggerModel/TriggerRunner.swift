@@ -65,6 +65,7 @@ package final class TriggerCancellation: Sendable {
     private struct State {
         var cancelled = false
         var handler: (@Sendable () -> Void)?
+        var endpoint: String?
     }
 
     private let state = Mutex(State())
@@ -72,6 +73,14 @@ package final class TriggerCancellation: Sendable {
     package init() {}
 
     package var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// The endpoint (as configured) the call's latest try went to: set by the balanced transports when they
+    /// pick one, read by the frontend for the request's record (`RequestRecord.endpoint`). Nil for runners
+    /// without endpoints (the in-process runner) and before a pick.
+    package var endpoint: String? {
+        get { state.withLock { $0.endpoint } }
+        set { state.withLock { $0.endpoint = newValue } }
+    }
 
     /// Sets what `cancel()` does, replacing the previous handler; runs it at once if already cancelled.
     package func whenCancelled(_ handler: @escaping @Sendable () -> Void) {

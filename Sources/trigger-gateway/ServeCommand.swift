@@ -7,12 +7,14 @@ import GatewayServer
 import Logging
 import NIOCore
 import NIOPosix
+import Observability
 import OperationStore
 import ServiceLifecycle
 import TriggerModel
 import UnixSignals
 
-/// `serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]` (API.md §6).
+/// `serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--log-format logfmt|json] [--log-level LEVEL]`
+/// (API.md §6).
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -27,6 +29,16 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Directory for the embedded store and spilled blobs (overrides the file).")
     var dataDir: String?
+
+    @Option(help: "Log line format: logfmt or json (overrides the file's log.format; default logfmt).")
+    var logFormat: LogConfiguration.Format?
+
+    @Option(
+        help: """
+            Least severe level logged: trace, debug, info, notice, warning, error, critical (overrides the \
+            file's log.level; default info, which includes the access log).
+            """)
+    var logLevel: LogConfiguration.Level?
 
     func run() async throws {
         var configuration: GatewayConfiguration
@@ -47,8 +59,15 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
+        if let logFormat { configuration.log.format = logFormat }
+        if let logLevel { configuration.log.level = logLevel }
+        let log = configuration.log
+        let level = Logger.Level(rawValue: log.level.rawValue) ?? .info
+        let format = LineFormat(rawValue: log.format.rawValue) ?? .logfmt
+        // One line per event on stderr, written as it happens (LineLogHandler); the access log is one of them.
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         var logger = Logger(label: "trigger-gateway")
-        logger.logLevel = .info
+        logger.logLevel = level
         // Trap SIGHUP before anything can deliver it: its default action ends the process.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         // The store opens before anything listens: an async trigger is only ever answered with an id the
@@ -147,3 +166,6 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension LogConfiguration.Format: ExpressibleByArgument {}
+extension LogConfiguration.Level: ExpressibleByArgument {}

@@ -258,4 +258,19 @@ struct GatewayConfigurationTests {
         #expect(missing?.path == "")
         #expect(missing?.message.hasPrefix("cannot read the file") == true)
     }
+
+    @Test("log: format and level parse; without them logfmt at info; an unknown value is refused by its path")
+    func logKeys() throws {
+        #expect(GatewayConfiguration.defaults.log == LogConfiguration(format: .logfmt, level: .info))
+        let config = try GatewayConfiguration.parse(yaml: "log: {format: json, level: debug}", source: "log.yaml")
+        #expect(config.log == LogConfiguration(format: .json, level: .debug))
+        let format = #expect(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: "log: {format: text}", source: "bad.yaml")
+        }
+        #expect(format?.path == "log.format")
+        let key = #expect(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: "log: {colour: true}", source: "bad.yaml")
+        }
+        #expect(key?.path == "log.colour")
+    }
 }

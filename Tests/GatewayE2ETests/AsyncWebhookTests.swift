@@ -45,8 +45,11 @@ struct AsyncWebhookTests {
             let request = requests[1]
             #expect(request.path == "/hooks/done")
             #expect(request.headers["trigger-gateway-operation"] == String(name.dropFirst("operations/".count)))
-            // The trigger's trace context, stored with the operation, goes with the delivery.
-            #expect(request.headers["traceparent"] == traceParent)
+            // The trigger's trace context, stored with the operation, goes with the delivery: the client's trace,
+            // continued as the gateway's span (TraceContext).
+            let delivered = try #require(request.headers["traceparent"])
+            #expect(delivered.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "\(delivered)")
+            #expect(delivered.hasSuffix("-01") && delivered.count == 55 && delivered != traceParent, "\(delivered)")
             #expect(request.headers["tracestate"] == "vendor=a")
             let operation = try #require(try json(ByteBuffer(bytes: request.body))["operation"] as? [String: Any])
             #expect(operation["name"] as? String == name)

@@ -55,4 +55,38 @@ struct GRPCSyncMetadataTests {
             }
         }
     }
+
+    /// The async method reads the metadata like every frontend (one RequestContext): `instill-return-traces`
+    /// reaches the run of the operation (the gRPC async builder once dropped it).
+    @Test("gRPC async: instill-return-traces reaches the operation's run")
+    func asyncCarriesReturnTraces() async throws {
+        try await withHTTPBackend(runner: ContextEchoRunner()) { port in
+            let yaml = """
+                pools:
+                  - {name: context, transport: http, endpoints: ["127.0.0.1:\(port)"]}
+                routes:
+                  - {namespace: demo, pipeline: echo, pool: context}
+                """
+            try await withTestGateway(yaml: yaml) { gateway in
+                let curl = try #require(TestProcess.which("curl"))
+                let body = GRPCDetailsTests.framed(GRPCDetailsTests.echoRequest, flag: 0)
+                let out = try await TestProcess.run(
+                    curl,
+                    [
+                        "-sS", "--http2-prior-knowledge", "-o", "-", "-H", "content-type: application/grpc",
+                        "-H", "te: trailers", "-H", "instill-return-traces: true", "--data-binary", "@-",
+                        "http://127.0.0.1:\(gateway.port)/pipeline.pipeline.v1beta.PipelinePublicService/"
+                            + "TriggerAsyncNamespacePipeline",
+                    ],
+                    stdin: Data(body))
+                let text = String(decoding: out.stdout, as: UTF8.self)
+                let name = try #require(text.firstMatch(of: /operations\/[0-9A-Za-z_-]+/), "\(text)")
+                let client = try await gateway.client()
+                defer { Task { await client.close() } }
+                let done = try await client.request("GET", "/v1beta/\(name.output)?wait=20s")
+                #expect(done.status == 200, "\(done.bodyString)")
+                #expect(done.bodyString.contains("traces-on"), "\(done.bodyString)")
+            }
+        }
+    }
 }

@@ -123,4 +123,43 @@ struct DiscoveryConsistencyTests {
             #expect(documentedKinds.contains(Self.kind(path)), "routed but not documented: \(sample)")
         }
     }
+
+    /// The request records name REST requests by the document's `operationId` (`RequestRecord.operation`, a
+    /// metric label): each documented operation's route and method give exactly its id.
+    @Test("each documented operation's route names it by its operationId")
+    func operationIDsMatchTheDocument() throws {
+        var seen = Set<String>()
+        for (template, item) in Self.documentedPaths {
+            for (method, operation) in item {
+                guard let operation = operation as? [String: Any], let id = operation["operationId"] as? String
+                else { continue }
+                seen.insert(id)
+                for target in Self.targets(template) {
+                    let path = try #require(try RESTPath.parse(target))
+                    let pathOnly = target.split(separator: "?").first ?? ""
+                    #expect(path.operationID(method: method.uppercased(), path: pathOnly) == id, "\(method) \(target)")
+                }
+            }
+        }
+        #expect(seen.count > 40)
+        let unknown = try #require(try RESTPath.parse("/api/v0/noSuchAction"))
+        #expect(unknown.operationID(method: "POST", path: "/api/v0/noSuchAction") == "unmatched")
+        // HEAD is named as the GET it is answered like.
+        let health = try #require(try RESTPath.parse("/healthz"))
+        #expect(health.operationID(method: "HEAD", path: "/healthz") == "liveness")
+    }
+
+    @Test("trace ids are read from valid traceparent values only (W3C Trace Context §3.2)")
+    func traceParentParsing() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        #expect(TraceParent.traceID(of: "00-\(id)-00f067aa0ba902b7-01") == id)
+        #expect(TraceParent.traceID(of: "01-\(id)-00f067aa0ba902b7-01-more") == id)  // a later version's extra field
+        #expect(TraceParent.traceID(of: "00-\(id)-00f067aa0ba902b7-01-more") == nil)  // version 00 is exact
+        #expect(TraceParent.traceID(of: "ff-\(id)-00f067aa0ba902b7-01") == nil)
+        #expect(TraceParent.traceID(of: "00-00000000000000000000000000000000-00f067aa0ba902b7-01") == nil)
+        #expect(TraceParent.traceID(of: "00-\(id)-0000000000000000-01") == nil)
+        #expect(TraceParent.traceID(of: "00-\(id.uppercased())-00f067aa0ba902b7-01") == nil)
+        #expect(TraceParent.traceID(of: "00-\(id)-00f067aa0ba902b7") == nil)
+        #expect(TraceParent.traceID(of: "") == nil)
+    }
 }

@@ -3,6 +3,7 @@ import Foundation
 package import GatewayApp
 package import GatewayConfig
 import GatewayServer
+package import Observability
 import Logging
 import NIOCore
 import NIOPosix
@@ -51,6 +52,7 @@ package func withTestGateway<T: Sendable>(
     inProcessRunner: DemoPipelines = DemoPipelines(),
     store injectedStore: (any OperationStore)? = nil,
     wrapStore: (any OperationStore) -> any OperationStore = { $0 },
+    requestObservers: [any RequestObserver] = [],
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
@@ -74,7 +76,8 @@ package func withTestGateway<T: Sendable>(
         group: MultiThreadedEventLoopGroup.singleton,
         inProcessRunner: inProcessRunner,
         logger: logger,
-        store: store
+        store: store,
+        requestObservers: requestObservers
     )
     let serviceGroup = ServiceGroup(
         configuration: .init(

@@ -1,0 +1,78 @@
+import TriggerModel
+
+extension RESTPath {
+    /// The OpenAPI `operationId` (openapi/openapi.json) of this route under `method`: the bounded `operation`
+    /// of the request's record (`RequestRecord.operation`). Static strings, so naming a request allocates
+    /// nothing. `path` is the request's path (no query): `trigger-async` and `triggerAsync` are one route with
+    /// two operations. "unmatched" for an Abacus action the surface does not have.
+    func operationID(method: String, path: Substring) -> String {
+        let get = method == "GET" || method == "HEAD"
+        switch self {
+        case .trigger(let ref, let kind):
+            let release = ref.release != nil
+            switch kind {
+            case .trigger: return release ? "triggerPipelineRelease" : "triggerPipeline"
+            case .stream: return release ? "triggerPipelineReleaseStream" : "triggerPipelineStream"
+            case .async:
+                let camel = path.hasSuffix("triggerAsync")
+                switch (release, camel) {
+                case (false, false): return "triggerPipelineAsync"
+                case (false, true): return "triggerPipelineAsyncCamel"
+                case (true, false): return "triggerPipelineReleaseAsync"
+                case (true, true): return "triggerPipelineReleaseAsyncCamel"
+                }
+            }
+        case .operation: return "getOperation"
+        case .cancelOperation: return "cancelOperation"
+        case .listOperations: return "listOperations"
+        case .listSchedules: return "listSchedules"
+        case .scheduleAction(_, let action):
+            switch action {
+            case .pause: return "pauseSchedule"
+            case .resume: return "resumeSchedule"
+            case .trigger: return "triggerSchedule"
+            }
+        case .liveness: return path == "/healthz" ? "liveness" : "instillLiveness"
+        case .readiness: return path == "/readyz" ? "readiness" : "instillReadiness"
+        case .metrics: return "metrics"
+        case .openAPI: return "openAPIDocument"
+        case .abacus(let action):
+            return Self.abacusOperations[get ? "GET " + action : "POST " + action] ?? Self.unmatched
+        case .craft(let route):
+            switch route {
+            case .refresh: return "craftRefresh"
+            case .pipeline: return "craftGetPipeline"
+            case .runPipeline: return "craftRunPipeline"
+            case .executionOutputs: return "craftExecutionOutputs"
+            case .executionOutput: return "craftExecutionOutput"
+            case .deployment: return "craftGetDeployment"
+            case .latestExecution: return "craftLatestExecution"
+            case .executeDeployment: return "craftExecuteDeployment"
+            case .endpoint: return "craftTriggerEndpoint"
+            case .endpointExecution: return "craftEndpointResult"
+            case .endpointOutput: return "craftEndpointOutput"
+            }
+        }
+    }
+
+    /// The `operation` of a request no route matched.
+    static let unmatched = "unmatched"
+
+    /// The Abacus.AI actions by method and name, as openapi/openapi.json names them (each action answers GET
+    /// and POST; the document gives the two distinct operationIds).
+    private static let abacusOperations: [String: String] = [
+        "GET getApiEndpoint": "abacusGetApiEndpoint",
+        "POST getApiEndpoint": "abacusGetApiEndpointPost",
+        "GET version": "abacusVersion",
+        "POST version": "abacusVersionPost",
+        "POST runPipeline": "abacusRunPipeline",
+        "GET describePipelineVersion": "abacusDescribePipelineVersion",
+        "POST describePipelineVersion": "abacusDescribePipelineVersionPost",
+        "GET describePipelineStepVersion": "abacusDescribePipelineStepVersion",
+        "POST describePipelineStepVersion": "abacusDescribePipelineStepVersionPost",
+        "POST listPipelineVersions": "abacusListPipelineVersions",
+        "GET listPipelineVersions": "abacusListPipelineVersionsGet",
+        "POST describePipeline": "abacusDescribePipeline",
+        "GET describePipeline": "abacusDescribePipelineGet",
+    ]
+}

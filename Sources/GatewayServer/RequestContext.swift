@@ -1,0 +1,100 @@
+import NIOCore
+import TriggerModel
+
+/// What a request carries besides its pipeline and inputs, read the same way on every frontend (REST over
+/// HTTP/1.1 and HTTP/2 from its headers, gRPC from its metadata: both are lowercase HTTP fields), and the one
+/// builder of the `TriggerRequest` all three hand to the dispatcher (issue 11).
+///
+/// The fields (API.md §2 and §3, CLIENTS.md): `request-id` (echoed; made when absent or empty),
+/// `authorization` (resolved to the principal by the frontend), `grpc-timeout` (gRPC only), `traceparent` /
+/// `tracestate` (W3C Trace Context), `idempotency-key`, `instill-return-traces: true`.
+struct RequestContext {
+    var requestID: String
+    /// When the request's head arrived: every deadline counts from it.
+    let start: NIODeadline
+    /// The authenticated principal; nil when anonymous or not yet authenticated.
+    var principal: String?
+    /// The one deadline of a sync call: the earlier of the client's own (`grpc-timeout`) and the head's arrival
+    /// plus the configured request timeout; set here, at the frontend, and carried to the transport.
+    var syncDeadline: NIODeadline
+    /// The client's own deadline (`grpc-timeout`), the only one a stream has (streams are otherwise bounded by
+    /// the idle rule: a long healthy stream must not be cut by the request timeout).
+    var clientDeadline: NIODeadline?
+    /// `traceparent` and `tracestate` as received; the trace a trigger travels with is made from them
+    /// (``startTrace()``) only for triggers, so other requests cost no random ids.
+    var receivedTraceParent: String?
+    var receivedTraceState: String?
+    /// The trigger's trace context, once ``startTrace()`` made it.
+    private(set) var trace: TraceContext?
+    var idempotencyKey: String?
+    /// `instill-return-traces: true` (any case): ask the backend for per-step traces.
+    var returnTraces: Bool
+
+    /// Reads the context from a request's fields; `field` answers a lowercase name with its first value.
+    /// `start` is the head's arrival, `requestTimeout` the configured `timeouts.request`, `clientTimeout` the
+    /// client's parsed `grpc-timeout`.
+    init(
+        requestID: String,
+        start: NIODeadline,
+        requestTimeout: TimeAmount,
+        clientTimeout: TimeAmount? = nil,
+        field: (String) -> String?
+    ) {
+        self.requestID = requestID
+        self.start = start
+        let clientDeadline = clientTimeout.map { start + $0 }
+        self.clientDeadline = clientDeadline
+        self.syncDeadline = min(start + requestTimeout, clientDeadline ?? .distantFuture)
+        self.receivedTraceParent = field("traceparent")
+        self.receivedTraceState = field("tracestate")
+        self.idempotencyKey = field("idempotency-key")
+        self.returnTraces = field("instill-return-traces").map { $0.lowercased() == "true" } ?? false
+    }
+
+    /// The route's pool bounds a sync call too (`pools[].request_timeout`): folded into ``syncDeadline`` from
+    /// the same start, so the deadline is decided once, here, and the pool and transports only enforce it.
+    mutating func bound(byPoolTimeout timeout: TimeAmount?) {
+        guard let timeout else { return }
+        syncDeadline = min(syncDeadline, start + timeout)
+    }
+
+    /// The request id a client sent in `request-id`, or a new one when it sent none or an empty one.
+    static func requestID(_ sent: String?) -> String {
+        if let sent, !sent.isEmpty { return sent }
+        return RequestID.make()
+    }
+
+    /// The model of the trigger, whichever frontend and wire it came from. The deadline follows the mode:
+    /// sync calls get ``syncDeadline``; streams only the client's own; async triggers none (their run's
+    /// timeout starts when it gets a slot, in the async dispatcher).
+    /// The trace context of the trigger (``TraceContext``): made on the first call, the same afterwards.
+    @discardableResult
+    mutating func startTrace() -> TraceContext {
+        if let trace { return trace }
+        let made = TraceContext(traceParent: receivedTraceParent, traceState: receivedTraceState)
+        trace = made
+        return made
+    }
+
+    mutating func makeRequest(ref: PipelineRef, mode: TriggerMode, inputs: [TriggerInput]) -> TriggerRequest {
+        let trace = startTrace()
+        let deadline: NIODeadline? =
+            switch mode {
+            case .sync: syncDeadline
+            case .stream: clientDeadline
+            case .async: nil
+            }
+        return TriggerRequest(
+            ref: ref,
+            mode: mode,
+            inputs: inputs,
+            principal: principal,
+            deadline: deadline,
+            requestID: requestID,
+            traceParent: trace.traceParent,
+            traceState: trace.traceState,
+            idempotencyKey: idempotencyKey,
+            returnTraces: returnTraces
+        )
+    }
+}

@@ -1,0 +1,124 @@
+import Logging
+import NIOCore
+import Observability
+import Routing
+import TriggerDispatch
+import TriggerModel
+
+/// One request's `RequestRecord` while its exchange is open, and when its head arrived.
+///
+/// Each frontend keeps one per request in flight (HTTP/1.1: per connection; HTTP/2: per stream) and hands it
+/// to ``FrontendServices/finish(_:)`` exactly once: when the response's last byte is queued, or when the
+/// client resets the stream or closes the connection first.
+struct OpenRequest {
+    var record: RequestRecord
+    /// The head's arrival on the services' clock.
+    let start: NIODeadline
+    /// A response head went out (HTTP/1.1, REST over h2): the status is the one sent, not
+    /// ``RequestRecord/clientClosedRequest``, if the client goes away under it.
+    var sentHead = false
+}
+
+extension RequestRecord {
+    /// The status of a REST request whose client went away before any response head was sent (nginx's 499,
+    /// "client closed request"): no HTTP status was sent, and the request was not the gateway's failure.
+    static let clientClosedRequest = 499
+    /// The gRPC status of a call the client cancelled (RST_STREAM, connection closed) before the gateway sent
+    /// its status: CANCELLED, as the client's library reports it.
+    static let grpcCancelled = 1
+
+    /// Names the pipeline a trigger asked for: the namespace and pipeline as sent, and the route that matched
+    /// (`TriggerDispatcher.route(for:)`) with its pool (bounded: the configuration's strings, no copy).
+    mutating func name(_ ref: PipelineRef, mode: TriggerMode, route resolved: RouteTable.ResolvedRoute?) {
+        namespace = ref.namespace
+        pipeline = ref.pipeline
+        self.mode = mode.rawValue
+        if let resolved {
+            route = resolved.pattern
+            pool = resolved.pool
+        }
+    }
+
+    /// The trace id of a W3C `traceparent` (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, W3C
+    /// Trace Context §3.2); nil when absent or malformed.
+    mutating func trace(_ traceParent: String?) {
+        guard let traceParent, let id = TraceParent.traceID(of: traceParent) else { return }
+        traceID = id
+    }
+}
+
+/// Parsing of the W3C `traceparent` header (W3C Trace Context, Level 1, §3.2).
+enum TraceParent {
+    /// The trace id of a valid `traceparent` value: version `00` is parsed exactly (55 characters); a higher
+    /// version is parsed by its first four fields, as §3.2.4 tells a parser to. An all-zero trace or parent id
+    /// is invalid (§3.2.2.3, §3.2.2.4), as is version `ff`.
+    static func traceID(of value: String) -> String? {
+        let bytes = Array(value.utf8.prefix(56))
+        guard bytes.count >= 55 else { return nil }
+        func isHex(_ range: Range<Int>) -> Bool {
+            range.allSatisfy { index in
+                let byte = bytes[index]
+                return (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                    || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
+            }
+        }
+        guard isHex(0..<2), bytes[2] == UInt8(ascii: "-"), isHex(3..<35), bytes[35] == UInt8(ascii: "-"),
+            isHex(36..<52), bytes[52] == UInt8(ascii: "-"), isHex(53..<55)
+        else { return nil }
+        let version = bytes[0..<2]
+        if version.elementsEqual("ff".utf8) { return nil }
+        if version.elementsEqual("00".utf8), bytes.count != 55 { return nil }
+        if bytes.count > 55, bytes[55] != UInt8(ascii: "-") { return nil }
+        if bytes[3..<35].allSatisfy({ $0 == UInt8(ascii: "0") })
+            || bytes[36..<52].allSatisfy({ $0 == UInt8(ascii: "0") })
+        {
+            return nil
+        }
+        return String(decoding: bytes[3..<35], as: UTF8.self)
+    }
+}
+
+extension FrontendServices {
+    /// A new record for a request whose head just arrived; the observers hear of it (in-flight requests).
+    func openRequest(
+        requestID: String, frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String
+    ) -> OpenRequest {
+        for observer in requestObservers { observer.requestStarted(frontend) }
+        return OpenRequest(
+            record: RequestRecord(
+                requestID: requestID,
+                frontend: frontend,
+                httpVersion: httpVersion,
+                method: method,
+                path: path,
+                operation: RESTPath.unmatched,
+                status: 200,
+                durationNanoseconds: 0
+            ),
+            start: clock()
+        )
+    }
+
+    /// A trigger failed on the gateway's or a backend's side (a 5xx: backend failed, unavailable, deadline,
+    /// overload, internal): one warning with the request id, pool and endpoint, so that the backend layer's own
+    /// warnings (per endpoint and connection, shared by requests) can be tied to the requests they failed.
+    /// Client errors (4xx) and application errors the pipeline reported are the client's to see, not logged.
+    func logFailure(_ error: GatewayError, of record: RequestRecord?) {
+        guard error.code.httpStatus >= 500, !error.code.isApplication, let record else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": .string(record.requestID), "error.code": .stringConvertible(error.code.httpStatus),
+            "error": .string(error.message),
+        ]
+        if let pool = record.pool { metadata["backend.pool"] = .string(pool) }
+        if let endpoint = record.endpoint { metadata["backend.endpoint"] = .string(endpoint) }
+        logger.warning("trigger failed", metadata: metadata)
+    }
+
+    /// Ends a request: its duration on the services' clock, then every observer, in order, on this loop.
+    func finish(_ request: OpenRequest) {
+        guard !requestObservers.isEmpty else { return }
+        var record = request.record
+        record.durationNanoseconds = (clock() - request.start).nanoseconds
+        for observer in requestObservers { observer.requestFinished(record) }
+    }
+}

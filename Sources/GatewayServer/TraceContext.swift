@@ -1,0 +1,90 @@
+/// The W3C trace context a trigger travels with (W3C Trace Context Level 1): the client's, continued with a
+/// span of the gateway's own, or one the gateway starts when the client sent none.
+///
+/// - A valid `traceparent` (§3.2) keeps its trace id and flags; the parent id sent on is a new span id, the
+///   gateway's own hop (§3.2.2.4: "the ID of this request as known by the caller"), and `tracestate` is passed
+///   untouched (§3.3.1).
+/// - None, or an invalid one (§3.2.4: a parser that fails "MUST" start a new trace and then "MUST NOT" read
+///   `tracestate`): a new random trace id and span id, sampled (flags `01`: the gateway is the trace's root and
+///   asks the services after it to record), and no `tracestate`.
+///
+/// Version `00` is what the gateway writes, whichever version it read (§3.2.4).
+struct TraceContext {
+    /// 32 lowercase hex digits: what the access log and `RequestRecord.traceID` carry.
+    var traceID: String
+    /// `00-<trace id>-<the gateway's span id>-<flags>`: what the backend (and an async run, and its webhook)
+    /// receives.
+    var traceParent: String
+    var traceState: String?
+    /// Whether the gateway started this trace (the request carried no valid `traceparent`).
+    var started: Bool
+
+    init(traceParent received: String?, traceState: String?) {
+        var random = SystemRandomNumberGenerator()
+        let span: UInt64 = Self.nonZero(&random)
+        if let received, let traceID = TraceParent.traceID(of: received) {
+            let flags = received.utf8.dropFirst(53).prefix(2)
+            self.traceID = traceID
+            self.traceParent = Self.format(traceID: traceID.utf8, span: span, flags: flags)
+            self.traceState = traceState
+            self.started = false
+        } else {
+            let high: UInt64 = Self.nonZero(&random)
+            let low = random.next() as UInt64
+            let traceID = Self.hex(high, low)
+            self.traceID = traceID
+            self.traceParent = Self.format(traceID: traceID.utf8, span: span, flags: "01".utf8)
+            self.traceState = nil
+            self.started = true
+        }
+    }
+
+    /// A random value other than zero (an all-zero trace or span id is invalid: §3.2.2.3, §3.2.2.4).
+    private static func nonZero(_ random: inout SystemRandomNumberGenerator) -> UInt64 {
+        while true {
+            let value = random.next() as UInt64
+            if value != 0 { return value }
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt64) -> UInt8 {
+        let value = UInt8(truncatingIfNeeded: nibble & 0xF)
+        return value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") - 10 + value
+    }
+
+    /// 32 hex digits of `high` then `low`, written in place.
+    private static func hex(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            for i in 0..<16 {
+                buffer[i] = hexDigit(high >> (60 - 4 * UInt64(i)))
+                buffer[16 + i] = hexDigit(low >> (60 - 4 * UInt64(i)))
+            }
+            return 32
+        }
+    }
+
+    /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place: one allocation.
+    private static func format(
+        traceID: some Collection<UInt8>, span: UInt64, flags: some Collection<UInt8>
+    ) -> String {
+        String(unsafeUninitializedCapacity: 55) { buffer in
+            buffer[0] = UInt8(ascii: "0")
+            buffer[1] = UInt8(ascii: "0")
+            buffer[2] = UInt8(ascii: "-")
+            var index = 3
+            for byte in traceID.prefix(32) {
+                buffer[index] = byte
+                index += 1
+            }
+            buffer[35] = UInt8(ascii: "-")
+            for i in 0..<16 { buffer[36 + i] = hexDigit(span >> (60 - 4 * UInt64(i))) }
+            buffer[52] = UInt8(ascii: "-")
+            index = 53
+            for byte in flags.prefix(2) {
+                buffer[index] = byte
+                index += 1
+            }
+            return 55
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import GatewayTestSupport
+import Testing
+
+/// The access log of the real executable (issue 16 item 2): one line per request on stderr, found by the
+/// request id its client got back, in logfmt by default and JSON with `--log-format json`.
+@Suite("Access log: one line per request, logfmt and JSON")
+struct AccessLogTests {
+    static let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+    /// A REST trigger with curl (HTTP/1.1) and a gRPC one with curl --http2-prior-knowledge, each with its
+    /// own request id.
+    static func drive(port: Int, rest restID: String, grpc grpcID: String) async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        let rest = try await TestProcess.run(
+            curl,
+            [
+                "-sS", "-H", "content-type: application/json", "-H", "request-id: \(restID)",
+                "-H", "traceparent: 00-\(traceID)-00f067aa0ba902b7-01",
+                "-d", #"{"data":[{"variable":{"prompt":"hi"}}]}"#,
+                "http://127.0.0.1:\(port)/v1beta/namespaces/demo/pipelines/upper/trigger",
+            ])
+        #expect(rest.status == 0, "\(rest.stderr)")
+        #expect(rest.stdoutString.contains("HI"), "\(rest.stdoutString)")
+        let grpc = try await GRPCSyncMetadataTests.call(port: port, headers: ["request-id: \(grpcID)"])
+        #expect(grpc.contains("hello world"), "\(grpc)")
+    }
+
+    /// The log's lines that carry `needle`, waiting up to 5 s for one.
+    static func lines(of server: TestProcess.Server, containing needle: String) async -> [Substring] {
+        _ = await server.logOccurrences(of: needle, timeout: .seconds(5))
+        return server.logged.split(separator: "\n").filter { $0.contains(needle) }
+    }
+
+    /// A logfmt line's pairs (values unquoted; the tests' values have no escapes).
+    static func logfmt(_ line: Substring) -> [String: String] {
+        var fields: [String: String] = [:]
+        var rest = line[...]
+        while let equals = rest.firstIndex(of: "=") {
+            let key = rest[..<equals].trimmingCharacters(in: .whitespaces)
+            var after = rest[rest.index(after: equals)...]
+            let value: Substring
+            if after.first == "\"" {
+                after = after.dropFirst()
+                let close = after.firstIndex(of: "\"") ?? after.endIndex
+                value = after[..<close]
+                rest = close < after.endIndex ? after[after.index(after: close)...] : ""
+            } else {
+                let space = after.firstIndex(of: " ") ?? after.endIndex
+                value = after[..<space]
+                rest = after[space...]
+            }
+            fields[key] = String(value)
+        }
+        return fields
+    }
+
+    @Test("logfmt by default: each request's line by its request id, with its fields")
+    func logfmtLines() async throws {
+        try await ProcessTests.withGatewayProcess { server in
+            try await Self.drive(port: server.port, rest: "log-rest-1", grpc: "log-grpc-1")
+            let restLines = await Self.lines(of: server, containing: "request_id=log-rest-1")
+            #expect(restLines.count == 1, "\(server.logged)")
+            let rest = Self.logfmt(try #require(restLines.first))
+            #expect(rest["msg"] == "request")
+            #expect(rest["level"] == "info")
+            #expect(rest["frontend"] == "rest")
+            #expect(rest["protocol"] == "HTTP/1.1")
+            #expect(rest["method"] == "POST")
+            #expect(rest["path"] == "/v1beta/namespaces/demo/pipelines/upper/trigger")
+            #expect(rest["operation"] == "triggerPipeline")
+            #expect(rest["namespace"] == "demo")
+            #expect(rest["pipeline"] == "upper")
+            #expect(rest["route"] == "demo/*")
+            #expect(rest["pool"] == "demo")
+            #expect(rest["mode"] == "sync")
+            #expect(rest["status"] == "200")
+            #expect(rest["bytes_in"] == "\(#"{"data":[{"variable":{"prompt":"hi"}}]}"#.utf8.count)")
+            #expect(Int(rest["bytes_out"] ?? "") ?? 0 > 0)
+            #expect(Int(rest["duration_us"] ?? "") ?? -1 >= 0)
+            #expect(rest["trace_id"] == Self.traceID)
+
+            let grpcLines = await Self.lines(of: server, containing: "request_id=log-grpc-1")
+            #expect(grpcLines.count == 1, "\(server.logged)")
+            let grpc = Self.logfmt(try #require(grpcLines.first))
+            #expect(grpc["frontend"] == "grpc")
+            #expect(grpc["protocol"] == "HTTP/2")
+            #expect(grpc["path"] == GRPCDetailsTests.path)
+            #expect(grpc["operation"] == GRPCDetailsTests.path)
+            #expect(grpc["pipeline"] == "echo")
+            #expect(grpc["grpc_status"] == "0")
+            #expect(grpc["trace_id"]?.count == 32)  // started by the gateway: the client sent none
+        }
+    }
+
+    @Test("--log-format json: every line is a JSON object; the request lines carry typed fields")
+    func jsonLines() async throws {
+        try await ProcessTests.withGatewayProcess(["--log-format", "json"]) { server in
+            try await Self.drive(port: server.port, rest: "log-rest-2", grpc: "log-grpc-2")
+            _ = await Self.lines(of: server, containing: "log-grpc-2")
+            _ = await Self.lines(of: server, containing: "log-rest-2")
+            var requests: [String: [String: Any]] = [:]
+            for line in server.logged.split(separator: "\n") {
+                let object = try #require(
+                    try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+                #expect(object["ts"] is String && object["level"] is String && object["msg"] is String)
+                if object["msg"] as? String == "request", let id = object["request_id"] as? String {
+                    #expect(requests[id] == nil, "two lines for \(id)")
+                    requests[id] = object
+                }
+            }
+            let rest = try #require(requests["log-rest-2"], "\(server.logged)")
+            #expect(rest["status"] as? Int == 200)
+            #expect(rest["operation"] as? String == "triggerPipeline")
+            #expect(rest["trace_id"] as? String == Self.traceID)
+            #expect((rest["bytes_out"] as? Int ?? 0) > 0)
+            let grpc = try #require(requests["log-grpc-2"], "\(server.logged)")
+            #expect(grpc["grpc_status"] as? Int == 0)
+            #expect(grpc["frontend"] as? String == "grpc")
+            #expect(grpc["mode"] as? String == "sync")
+        }
+    }
+
+    @Test("--log-level warning leaves the access log out")
+    func levelFromFlag() async throws {
+        try await ProcessTests.withGatewayProcess(["--log-level", "warning"]) { server in
+            try await Self.drive(port: server.port, rest: "log-rest-3", grpc: "log-grpc-3")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(!server.logged.contains("log-rest-3"), "\(server.logged)")
+            #expect(!server.logged.contains("configuration loaded"), "\(server.logged)")
+        }
+    }
+}

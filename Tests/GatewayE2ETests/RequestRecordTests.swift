@@ -1,0 +1,201 @@
+import DemoRunner
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Observability
+import Testing
+import TriggerModel
+
+/// One `RequestRecord` per request on every frontend (issue 11/16), whatever the outcome, with the fields the
+/// access log and the request metrics read.
+@Suite("Request records: one per request, on every frontend")
+struct RequestRecordTests {
+    static let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+    static let traceParent = "00-\(traceID)-00f067aa0ba902b7-01"
+
+    /// Waits a moment for stray records (there must be none), then returns the one record of `id`.
+    static func only(_ id: String, in observer: RecordingObserver) async throws -> RequestRecord {
+        let found = try await observer.records(of: id)
+        try await Task.sleep(for: .milliseconds(50))
+        let all = observer.all.filter { $0.requestID == id }
+        #expect(all.count == 1, "\(id): \(all.count) records")
+        return try #require(found.first, "no record for \(id)")
+    }
+
+    @Test("REST over HTTP/1.1: a sync trigger, a 404, a 405 and a body over the cap")
+    func restHTTP1() async throws {
+        let observer = RecordingObserver()
+        try await withTestGateway(yaml: "limits: {max_body_bytes: 1KiB}", requestObservers: [observer]) { gateway in
+            let client = try await gateway.client()
+            defer { Task { await client.close() } }
+            let body = #"{"data":[{"prompt":"hi"}]}"#
+            let response = try await client.request(
+                "POST", "/v1beta/users/demo/pipelines/echo/trigger?x=1",
+                headers: [("request-id", "rec-sync"), ("traceparent", Self.traceParent)],
+                body: ByteBuffer(string: body)
+            )
+            #expect(response.status == 200)
+            let sync = try await Self.only("rec-sync", in: observer)
+            #expect(sync.frontend == .rest)
+            #expect(sync.httpVersion == "HTTP/1.1")
+            #expect(sync.method == "POST")
+            #expect(sync.path == "/v1beta/users/demo/pipelines/echo/trigger")
+            #expect(sync.operation == "triggerPipeline")
+            #expect(sync.route == "demo/*")
+            #expect(sync.pool == "demo")
+            #expect(sync.endpoint == nil)  // the in-process runner has no endpoints
+            #expect(sync.namespace == "demo")
+            #expect(sync.pipeline == "echo")
+            #expect(sync.mode == "sync")
+            #expect(sync.status == 200)
+            #expect(sync.grpcStatus == nil)
+            #expect(sync.bytesIn == body.utf8.count)
+            #expect(sync.bytesOut == response.body.readableBytes)
+            #expect(sync.traceID == Self.traceID)
+            #expect(sync.durationNanoseconds > 0)
+
+            let missing = try await client.request("GET", "/no/such/thing", headers: [("request-id", "rec-404")])
+            #expect(missing.status == 404)
+            let notFound = try await Self.only("rec-404", in: observer)
+            #expect(notFound.operation == "unmatched")
+            #expect(notFound.status == 404)
+            #expect(notFound.route == nil)
+            #expect(notFound.bytesOut == missing.body.readableBytes)
+
+            let wrongMethod = try await client.request(
+                "GET", "/v1beta/users/demo/pipelines/echo/trigger",
+                headers: [("request-id", "rec-405")])
+            #expect(wrongMethod.status == 405)
+            #expect(try await Self.only("rec-405", in: observer).status == 405)
+
+            let unrouted = try await client.request(
+                "POST", "/v1beta/users/nowhere/pipelines/echo/trigger", headers: [("request-id", "rec-unrouted")],
+                body: ByteBuffer(string: body))
+            #expect(unrouted.status == 404)
+            let unroutedRecord = try await Self.only("rec-unrouted", in: observer)
+            #expect(unroutedRecord.operation == "triggerPipeline")
+            #expect(unroutedRecord.namespace == "nowhere")
+            #expect(unroutedRecord.route == nil)
+            #expect(unroutedRecord.status == 404)
+
+            let big = try await client.request(
+                "POST", "/v1beta/users/demo/pipelines/echo/trigger", headers: [("request-id", "rec-413")],
+                chunks: [ByteBuffer(string: String(repeating: "x", count: 2048))])
+            #expect(big.status == 413)
+            #expect(try await Self.only("rec-413", in: observer).status == 413)
+        }
+    }
+
+    @Test("a client that closes the connection mid-call is recorded once, as 499")
+    func restClientGone() async throws {
+        let observer = RecordingObserver()
+        try await withTestGateway(requestObservers: [observer]) { gateway in
+            let client = try await gateway.client()
+            let call = Task {
+                try await client.request(
+                    "POST", "/v1beta/users/demo/pipelines/sleep/trigger", headers: [("request-id", "rec-gone")],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":5000}}]}"#))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            await client.close()
+            _ = try? await call.value
+            let gone = try await Self.only("rec-gone", in: observer)
+            #expect(gone.status == 499)
+            #expect(gone.mode == "sync")
+            #expect(gone.pipeline == "sleep")
+        }
+    }
+
+    @Test("gRPC: a sync trigger, an unknown method, a deadline; REST over h2")
+    func grpcAndH2() async throws {
+        let observer = RecordingObserver()
+        try await withTestGateway(requestObservers: [observer]) { gateway in
+            let client = try await H2TestClient.connect(port: gateway.port)
+            defer { Task { await client.close() } }
+            func grpc(_ path: String, id: String, message: [UInt8], extra: [(String, String)] = []) async throws
+                -> Int32
+            {
+                try await client.request(
+                    [
+                        (":method", "POST"), (":scheme", "http"), (":authority", "localhost"), (":path", path),
+                        ("content-type", "application/grpc"), ("te", "trailers"), ("request-id", id),
+                        ("traceparent", Self.traceParent),
+                    ] + extra,
+                    body: GRPCDetailsTests.framed(message, flag: 0)
+                )
+            }
+            let sync = try await grpc(GRPCDetailsTests.path, id: "rec-grpc", message: GRPCDetailsTests.echoRequest)
+            let done = try await client.wait(timeout: .seconds(5)) { $0.streams[sync]?.grpcStatus != nil }
+            #expect(done.streams[sync]?.grpcStatus == "0")
+            let record = try await Self.only("rec-grpc", in: observer)
+            #expect(record.frontend == .grpc)
+            #expect(record.httpVersion == "HTTP/2")
+            #expect(record.operation == GRPCDetailsTests.path)
+            #expect(record.path == GRPCDetailsTests.path)
+            #expect(record.route == "demo/*")
+            #expect(record.pool == "demo")
+            #expect(record.mode == "sync")
+            #expect(record.namespace == "demo")
+            #expect(record.pipeline == "echo")
+            #expect(record.status == 200)
+            #expect(record.grpcStatus == 0)
+            #expect(record.bytesIn == GRPCDetailsTests.echoRequest.count + 5)
+            #expect(record.bytesOut == done.streams[sync]?.receivedBytes)
+            #expect(record.traceID == Self.traceID)
+
+            let unknownPath = "/pipeline.pipeline.v1beta.PipelinePublicService/NoSuchMethod"
+            _ = try await grpc(unknownPath, id: "rec-grpc-unknown", message: [])
+            let unknown = try await Self.only("rec-grpc-unknown", in: observer)
+            #expect(unknown.operation == "unmatched")
+            #expect(unknown.path == unknownPath)
+            #expect(unknown.grpcStatus == 12)
+
+            // TriggerNamespacePipelineRequest{namespace_id: "demo", pipeline_id: "sleep", data: [{ms: 3000}]}.
+            let sleep = GRPCDetailsTests.hex(
+                "0a0464656d6f" + "1205736c656570" + "22130a110a0f" + "0a026d73" + "1209" + "11000000000070a740")
+            _ = try await grpc(
+                GRPCDetailsTests.path, id: "rec-grpc-deadline", message: sleep, extra: [("grpc-timeout", "100m")])
+            let deadline = try await Self.only("rec-grpc-deadline", in: observer)
+            #expect(deadline.grpcStatus == 4)
+            #expect(deadline.pipeline == "sleep")
+
+            let health = try await client.request(
+                [
+                    (":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", "/healthz"),
+                    ("request-id", "rec-h2"),
+                ], body: [])
+            _ = try await client.wait(timeout: .seconds(5)) { $0.streams[health]?.endStream == true }
+            let rest = try await Self.only("rec-h2", in: observer)
+            #expect(rest.frontend == .rest)
+            #expect(rest.httpVersion == "HTTP/2")
+            #expect(rest.operation == "liveness")
+            #expect(rest.status == 200)
+            #expect(rest.bytesOut > 0)
+        }
+    }
+
+    @Test("the endpoint that answered: an http pool's endpoint, sync and SSE")
+    func endpointOfHTTPPool() async throws {
+        let observer = RecordingObserver()
+        try await withHTTPBackend(runner: DemoPipelines()) { port in
+            let yaml = """
+                pools:
+                  - {name: remote, transport: http, endpoints: ["127.0.0.1:\(port)"]}
+                routes:
+                  - {namespace: demo, pipeline: echo, pool: remote}
+                """
+            try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
+                let client = try await gateway.client()
+                defer { Task { await client.close() } }
+                let response = try await client.request(
+                    "POST", "/v1beta/users/demo/pipelines/echo/trigger", headers: [("request-id", "rec-remote")],
+                    body: ByteBuffer(string: #"{"data":[{"prompt":"hi"}]}"#))
+                #expect(response.status == 200)
+                let record = try await Self.only("rec-remote", in: observer)
+                #expect(record.route == "demo/echo")
+                #expect(record.pool == "remote")
+                #expect(record.endpoint?.contains("127.0.0.1:\(port)") == true, "\(record.endpoint ?? "nil")")
+            }
+        }
+    }
+}

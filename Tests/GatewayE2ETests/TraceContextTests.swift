@@ -1,0 +1,123 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Observability
+import Synchronization
+import Testing
+import TriggerModel
+
+/// W3C trace context (issue 16 item 3): a client's `traceparent` continues through the gateway as a span of
+/// its own; a request without one gets a trace the gateway starts. Asserted on what the backend received, over
+/// both backend transports, and on the trace id the request's record (the access log) carries.
+@Suite("Trace context: continued or started, on both backend transports")
+struct TraceContextTests {
+    /// Answers with the trace context it received, as the outputs of one item.
+    struct TraceEchoRunner: TriggerRunner {
+        func run(_ request: TriggerRequest) async throws -> TriggerResult {
+            var out = ValueObject()
+            out["traceparent"] = .string(request.traceParent ?? "none")
+            out["tracestate"] = .string(request.traceState ?? "none")
+            return TriggerResult(outputs: [out])
+        }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish(throwing: GatewayError(.unimplemented, "not streamed here")) }
+        }
+    }
+
+    static let clientTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+    static let clientParent = "00-\(clientTraceID)-00f067aa0ba902b7-01"
+
+    /// `00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero: a traceparent a W3C parser accepts.
+    static func isValid(_ value: String) -> Bool {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
+        let hex = { (part: Substring, count: Int) in
+            part.count == count && part.allSatisfy { $0.isHexDigit && !$0.isUppercase } && part.contains { $0 != "0" }
+        }
+        return parts.count == 4 && parts[0] == "00" && hex(parts[1], 32) && hex(parts[2], 16) && parts[3].count == 2
+    }
+
+    static func withBackend<T>(_ transport: String, _ body: (Int) async throws -> T) async throws -> T {
+        transport == "grpc"
+            ? try await withGRPCBackend(runner: TraceEchoRunner(), body)
+            : try await withHTTPBackend(runner: TraceEchoRunner(), body)
+    }
+
+    @Test(
+        "REST: the client's trace goes on as the gateway's span; none: the gateway starts one",
+        arguments: ["http", "grpc"])
+    func rest(transport: String) async throws {
+        let observer = RecordingObserver()
+        try await Self.withBackend(transport) { port in
+            let yaml = """
+                pools: [{name: runner, transport: \(transport), endpoints: ["127.0.0.1:\(port)"]}]
+                routes: [{namespace: demo, pipeline: "*", pool: runner}]
+                """
+            try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
+                let client = try await gateway.client()
+                defer { Task { await client.close() } }
+                let body = ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+                let continued = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    headers: [
+                        ("request-id", "trace-in-\(transport)"), ("traceparent", Self.clientParent),
+                        ("tracestate", "vendor=a,other=b"),
+                    ],
+                    body: body)
+                #expect(continued.status == 200, "\(continued.bodyString)")
+                let received = try #require(try outputs(continued.body).first)
+                let parent = try #require(received["traceparent"] as? String)
+                #expect(Self.isValid(parent), "\(parent)")
+                #expect(parent.hasPrefix("00-\(Self.clientTraceID)-"), "the trace id is kept: \(parent)")
+                #expect(parent.hasSuffix("-01"), "the flags are kept: \(parent)")
+                #expect(parent != Self.clientParent, "the gateway's own span is the backend's parent")
+                #expect(received["tracestate"] as? String == "vendor=a,other=b")
+                let record = try #require(try await observer.records(of: "trace-in-\(transport)").first)
+                #expect(record.traceID == Self.clientTraceID)
+
+                for (id, header) in [("trace-none-\(transport)", nil), ("trace-bad-\(transport)", "00-zz-bad")] {
+                    let started = try await client.request(
+                        "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                        headers: [("request-id", id), ("tracestate", "vendor=x")]
+                            + (header.map { [("traceparent", $0)] } ?? []),
+                        body: body)
+                    #expect(started.status == 200)
+                    let got = try #require(try outputs(started.body).first)
+                    let startedParent = try #require(got["traceparent"] as? String)
+                    #expect(Self.isValid(startedParent), "\(startedParent)")
+                    #expect(startedParent.hasSuffix("-01"), "a trace the gateway starts is sampled")
+                    // No valid traceparent: its tracestate is not passed on (W3C Trace Context §3.3).
+                    #expect(got["tracestate"] as? String == "none")
+                    let startedRecord = try #require(try await observer.records(of: id).first)
+                    let traceID = String(startedParent.dropFirst(3).prefix(32))
+                    #expect(startedRecord.traceID == traceID, "the log names the trace the backend got")
+                    #expect(traceID != Self.clientTraceID)
+                }
+            }
+        }
+    }
+
+    @Test(
+        "gRPC: a call without traceparent reaches the backend in a trace the gateway started",
+        arguments: ["http", "grpc"])
+    func grpc(transport: String) async throws {
+        let observer = RecordingObserver()
+        try await Self.withBackend(transport) { port in
+            let yaml = """
+                pools: [{name: runner, transport: \(transport), endpoints: ["127.0.0.1:\(port)"]}]
+                routes: [{namespace: demo, pipeline: "*", pool: runner}]
+                """
+            try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
+                let started = try await GRPCSyncMetadataTests.call(
+                    port: gateway.port, headers: ["request-id: trace-grpc-\(transport)"])
+                let record = try #require(try await observer.records(of: "trace-grpc-\(transport)").first)
+                let traceID = try #require(record.traceID)
+                #expect(started.contains("00-\(traceID)-"), "the backend got the logged trace: \(started)")
+                let continued = try await GRPCSyncMetadataTests.call(
+                    port: gateway.port, headers: ["traceparent: \(Self.clientParent)"])
+                #expect(continued.contains("00-\(Self.clientTraceID)-"), "\(continued)")
+                #expect(!continued.contains(Self.clientParent), "\(continued)")
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+import Observability
+import Testing
+
+/// The access log's line formats: logfmt quoting and JSON typing, one line per event.
+@Suite("Log lines: logfmt and JSON")
+struct LineLogHandlerTests {
+    static let metadata: Logger.Metadata = [
+        "request_id": "r-1",
+        "path": "/v1beta/users/demo/pipelines/echo/trigger",
+        "status": .stringConvertible(200),
+        "duration_us": .stringConvertible(Int64(1234)),
+        "note": "a \"quoted\" word=x\nnext",
+        "empty": "",
+    ]
+
+    static func line(_ format: LineFormat) -> String {
+        String(
+            decoding: LineLogHandler.line(
+                format: format, timestamp: (1_796_006_369, 7), level: .info, label: "trigger-gateway",
+                message: "request", metadata: metadata),
+            as: UTF8.self)
+    }
+
+    @Test("logfmt: fixed fields first, metadata in key order, values quoted only when they must be")
+    func logfmt() {
+        #expect(
+            Self.line(.logfmt)
+                == #"ts=2026-11-30T02:39:29.007Z level=info logger=trigger-gateway msg=request duration_us=1234 "#
+                + #"empty="" note="a \"quoted\" word=x\nnext" path=/v1beta/users/demo/pipelines/echo/trigger "#
+                + "request_id=r-1 status=200\n")
+    }
+
+    @Test("JSON: one object per line, numbers as numbers, strings escaped")
+    func json() throws {
+        let text = Self.line(.json)
+        #expect(text.hasSuffix("}\n"))
+        #expect(text.filter { $0 == "\n" }.count == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["ts"] as? String == "2026-11-30T02:39:29.007Z")
+        #expect(object["level"] as? String == "info")
+        #expect(object["msg"] as? String == "request")
+        #expect(object["status"] as? Int == 200)
+        #expect(object["duration_us"] as? Int == 1234)
+        #expect(object["note"] as? String == "a \"quoted\" word=x\nnext")
+        #expect(object["empty"] as? String == "")
+    }
+
+    @Test("the handler writes each event as one line to its descriptor, at its level")
+    func writesLines() throws {
+        let pipe = Pipe()
+        let handler = LineLogHandler(
+            label: "t", format: .logfmt, level: .info, fileDescriptor: pipe.fileHandleForWriting.fileDescriptor)
+        let logger = Logger(label: "t") { _ in handler }
+        logger.debug("hidden")
+        logger.info("shown", metadata: ["k": "v"])
+        logger.warning("also")
+        try pipe.fileHandleForWriting.close()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 2, "\(text)")
+        #expect(lines.first?.hasSuffix("level=info logger=t msg=shown k=v") == true, "\(text)")
+        #expect(lines.last?.contains("level=warning") == true)
+    }
+}
