@@ -150,4 +150,69 @@ struct MetricsE2ETests {
             }
         }
     }
+
+    /// `curl` (HTTP/1.1, a new connection each time): the status, and the body when `body` is true.
+    static func curl(_ arguments: [String], port: Int) async throws -> (status: Int, body: String) {
+        let output = try await TestProcess.run(
+            "/usr/bin/curl",
+            ["-sS", "-o", "-", "-w", "\n%{http_code}"]
+                + arguments.map { $0.replacingOccurrences(of: "PORT", with: String(port)) })
+        #expect(output.status == 0, "\(output.stderr)")
+        let text = output.stdoutString
+        let cut = text.lastIndex(of: "\n") ?? text.startIndex
+        return (Int(text[text.index(after: cut)...]) ?? 0, String(text[..<cut]))
+    }
+
+    @Test(
+        "requests over real sockets (curl, grpcio): a scrape shows exactly the counts of the known sequence; promtool accepts it",
+        .timeLimit(.minutes(1))
+    )
+    func requestCounts() async throws {
+        try await withTestGateway { gateway in
+            let port = gateway.port
+            let trigger = "http://127.0.0.1:PORT/v1beta/namespaces/demo/pipelines/echo/trigger"
+            let json = ["-H", "content-type: application/json", "--data", #"{"data":[{"variable":{"k":"v"}}]}"#]
+            for _ in 0..<3 { #expect(try await Self.curl(json + [trigger], port: port).status == 200) }
+            #expect(try await Self.curl(["http://127.0.0.1:PORT/no/such/thing"], port: port).status == 404)
+            let unrouted = "http://127.0.0.1:PORT/v1beta/namespaces/nowhere/pipelines/echo/trigger"
+            for _ in 0..<2 { #expect(try await Self.curl(json + [unrouted], port: port).status == 404) }
+            for _ in 0..<2 {
+                let answer = try await Peers.grpcio("trigger", port: port, ["echo", #"[{"k": "v"}]"#])
+                #expect(answer["outputs"] != nil, "\(answer)")
+            }
+            let unknown = try await Peers.grpcio("unknown", port: port)
+            #expect(unknown["code"] as? String == "UNIMPLEMENTED", "\(unknown)")
+
+            // The first scrape is not counted in itself; the second counts the first.
+            let metrics = "http://127.0.0.1:PORT/metrics"
+            #expect(try await Self.curl([metrics], port: port).status == 200)
+            let (status, text) = try await Self.curl([metrics], port: port)
+            #expect(status == 200)
+            let scrape = Exposition(text)
+            let requests = scrape.samples.filter { $0.key.hasPrefix("trigger_gateway_requests_total{") }
+            let grpcMethod = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
+            let expected: [String: Double] = [
+                #"frontend="rest",operation="triggerPipeline",route="demo/*",mode="sync",code="200""#: 3,
+                #"frontend="rest",operation="unmatched",route="none",mode="none",code="404""#: 1,
+                #"frontend="rest",operation="triggerPipeline",route="none",mode="sync",code="404""#: 2,
+                #"frontend="grpc",operation="\#(grpcMethod)",route="demo/*",mode="sync",code="OK""#: 2,
+                #"frontend="grpc",operation="unmatched",route="none",mode="none",code="UNIMPLEMENTED""#: 1,
+                #"frontend="rest",operation="metrics",route="none",mode="none",code="200""#: 1,
+            ]
+            #expect(
+                requests
+                    == Dictionary(
+                        uniqueKeysWithValues: expected.map { ("trigger_gateway_requests_total{\($0.key)}", $0.value) }),
+                "\(scrape.text)")
+            let restSync = #"frontend="rest",operation="triggerPipeline",route="demo/*",mode="sync""#
+            #expect(scrape.samples["trigger_gateway_request_duration_seconds_count{\(restSync)}"] == 3)
+            let requestBytes = Double(#"{"data":[{"variable":{"k":"v"}}]}"#.utf8.count)
+            #expect(scrape.samples["trigger_gateway_request_size_bytes_sum{\(restSync)}"] == 3 * requestBytes)
+            #expect((scrape.samples["trigger_gateway_response_size_bytes_sum{\(restSync)}"] ?? 0) > 0)
+            // Only this scrape is in flight while it renders.
+            #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="rest"}"#] == 1)
+            #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="grpc"}"#] == 0)
+            #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+        }
+    }
 }
