@@ -151,6 +151,33 @@ struct MetricsE2ETests {
         }
     }
 
+    @Test(
+        "a reload that removes a pool keeps its series while its call is in flight, and drops them after",
+        .timeLimit(.minutes(1))
+    )
+    func retiredPoolInFlight() async throws {
+        try await withHTTPBackend(runner: DemoPipelines()) { backendPort in
+            try await withTestGateway(yaml: Self.config(backendPort: backendPort)) { gateway in
+                let observer = try await gateway.client()
+                let slow = Task {
+                    let client = try await gateway.client()
+                    defer { Task { await client.close() } }
+                    return try await AsyncClient(client: client).trigger("sleep", ["ms": 1500], verb: "trigger").status
+                }
+                let inFlight = #"trigger_gateway_pool_in_flight{pool="runner"}"#
+                #expect(try await Self.scrape(observer) { $0.samples[inFlight] == 1 }.samples[inFlight] == 1)
+                try gateway.reload(yaml: Self.config(backendPort: backendPort, pool: "other"))
+                let during = try await Self.scrape(observer)
+                #expect(during.samples[inFlight] == 1, "the retired pool's call is still running: \(during.text)")
+                #expect(during.samples[#"trigger_gateway_pool_in_flight{pool="other"}"#] == 0)
+                #expect(try await slow.value == 200)
+                let after = try await Self.scrape(observer) { $0.samples[inFlight] == nil }
+                #expect(after.samples.keys.allSatisfy { !$0.contains(#"pool="runner""#) }, "\(after.text)")
+                await observer.close()
+            }
+        }
+    }
+
     /// `curl` (HTTP/1.1, a new connection each time): the status, and the body when `body` is true.
     static func curl(_ arguments: [String], port: Int) async throws -> (status: Int, body: String) {
         let output = try await TestProcess.run(
