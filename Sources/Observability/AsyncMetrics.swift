@@ -31,31 +31,31 @@ package final class AsyncMetrics: Sendable {
     private let finished: [FinalState: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
-        accepted = registry.makeCounter(
+        accepted = registry.counter(
             name: "trigger_gateway_async_accepted_total",
             help: "Async operations stored (a repeated Idempotency-Key returning the stored one is not counted)."
         )
-        queued = registry.makeGauge(
+        queued = registry.gauge(
             name: "trigger_gateway_async_queued",
             help: "Operations this instance queued (accepted, retry scheduled, handed back) minus those it claimed "
                 + "or cancelled while queued; the queue's length summed over the instances sharing a store."
         )
-        running = registry.makeGauge(
+        running = registry.gauge(
             name: "trigger_gateway_async_running",
             help: "Operations this instance's dispatcher is running now."
         )
-        dispatchLag = registry.makeValueHistogram(
+        dispatchLag = registry.histogram(
             name: "trigger_gateway_async_dispatch_lag_seconds",
             buckets: MetricBuckets.seconds,
             help: "From an operation becoming runnable (accepted, or its retry time) to its claim, in seconds."
         )
-        attempts = registry.makeCounter(
+        attempts = registry.counter(
             name: "trigger_gateway_async_attempts_total",
             help: "Runs of async operations started (first attempts and retries)."
         )
         var finished: [FinalState: Counter] = [:]
         for state in FinalState.allCases {
-            finished[state] = registry.makeCounter(
+            finished[state] = registry.counter(
                 name: "trigger_gateway_async_finished_total",
                 labels: [("state", state.rawValue)],
                 help: "Async operations that reached a final state on this instance, by state."
@@ -113,13 +113,13 @@ package final class StoreMetrics: Sendable {
             if let found = map[operation] { return found }
             let labels = [("operation", operation)]
             let made = (
-                duration: registry.makeValueHistogram(
+                duration: registry.histogram(
                     name: "trigger_gateway_store_operation_duration_seconds",
                     labels: labels,
                     buckets: MetricBuckets.seconds,
                     help: "Operation store calls, by store method, in seconds (failed calls included)."
                 ),
-                errors: registry.makeCounter(
+                errors: registry.counter(
                     name: "trigger_gateway_store_errors_total",
                     labels: labels,
                     help: "Operation store calls that failed, by store method."
@@ -155,7 +155,7 @@ package final class WebhookMetrics: Sendable {
     init(registry: PrometheusCollectorRegistry) {
         var deliveries: [DeliveryOutcome: Counter] = [:]
         for outcome in DeliveryOutcome.allCases {
-            deliveries[outcome] = registry.makeCounter(
+            deliveries[outcome] = registry.counter(
                 name: "trigger_gateway_webhook_deliveries_total",
                 labels: [("outcome", outcome.rawValue)],
                 help: "Completion webhooks ended, by outcome: delivered (a 2xx answer) or given_up."
@@ -163,7 +163,7 @@ package final class WebhookMetrics: Sendable {
         }
         var attempts: [AttemptOutcome: Counter] = [:]
         for outcome in AttemptOutcome.allCases {
-            attempts[outcome] = registry.makeCounter(
+            attempts[outcome] = registry.counter(
                 name: "trigger_gateway_webhook_attempts_total",
                 labels: [("outcome", outcome.rawValue)],
                 help: "Completion webhook POSTs, by outcome: success, http_error (not 2xx) or transport_error."
@@ -201,7 +201,7 @@ package final class ScheduleMetrics: Sendable {
         counters.withLock { map in
             let key = "\(schedule)\u{0}\(outcome)"
             if let found = map[key] { return found }
-            let counter = registry.makeCounter(
+            let counter = registry.counter(
                 name: "trigger_gateway_schedule_ticks_total",
                 labels: [("schedule", schedule), ("outcome", outcome)],
                 help: "Schedule ticks and manual runs this instance handled, by schedule and outcome."

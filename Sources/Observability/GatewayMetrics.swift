@@ -118,7 +118,7 @@ package final class ConnectionMetrics: Sendable {
         for proto in WireProtocol.allCases {
             for tls in ["false", "true"] {
                 gauges.append(
-                    registry.makeGauge(
+                    registry.gauge(
                         name: "trigger_gateway_connections_open",
                         labels: [("protocol", proto.rawValue), ("tls", tls)],
                         help: "Frontend connections open now, by wire protocol (after the preface sniff) and TLS."
@@ -158,19 +158,19 @@ package final class ConfigMetrics: Sendable {
         self.registry = registry
         var reloads: [ReloadOutcome: Counter] = [:]
         for outcome in ReloadOutcome.allCases {
-            reloads[outcome] = registry.makeCounter(
+            reloads[outcome] = registry.counter(
                 name: "trigger_gateway_config_reloads_total",
                 labels: [("outcome", outcome.rawValue)],
                 help: "Reloads attempted (SIGHUP), by outcome: applied, or refused (the running configuration stayed)."
             )
         }
         self.reloads = reloads
-        lastSuccessful = registry.makeGauge(
+        lastSuccessful = registry.gauge(
             name: "trigger_gateway_config_last_reload_successful",
             help: "Whether the last reload was applied (1) or refused (0); 1 before any reload."
         )
         lastSuccessful.set(to: 1.0)
-        lastTimestamp = registry.makeGauge(
+        lastTimestamp = registry.gauge(
             name: "trigger_gateway_config_last_reload_timestamp_seconds",
             help: "When the last reload was attempted, in seconds since the Unix epoch; 0 before any reload."
         )
@@ -181,7 +181,7 @@ package final class ConfigMetrics: Sendable {
         info.withLock { current in
             guard current?.digest != digest else { return }
             if let old = current?.gauge { registry.unregisterGauge(old) }
-            let gauge = registry.makeGauge(
+            let gauge = registry.gauge(
                 name: "trigger_gateway_config_info",
                 labels: [("digest", digest)],
                 help: "The configuration in force (always 1); digest is the SHA-256 of its file."
@@ -196,5 +196,31 @@ package final class ConfigMetrics: Sendable {
         reloads[outcome]!.increment()
         lastSuccessful.set(to: outcome == .applied ? 1.0 : 0.0)
         lastTimestamp.set(to: time)
+    }
+}
+
+/// The registry's `make…` calls with the whole metric name written out (as README and dashboards spell it):
+/// swift-prometheus 2.4 builds names from a `MetricNameDescriptor`; ours go in as its `metricName` with no
+/// separate unit part. Same instrument for the same name and labels, as `make…` gives.
+extension PrometheusCollectorRegistry {
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    func counter(name: String, labels: [(String, String)] = [], help: String) -> Counter {
+        makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    func gauge(name: String, labels: [(String, String)] = [], help: String) -> Gauge {
+        makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    func histogram(
+        name: String,
+        labels: [(String, String)] = [],
+        buckets: [Double],
+        help: String
+    ) -> ValueHistogram {
+        makeValueHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: buckets)
     }
 }

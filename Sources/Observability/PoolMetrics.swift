@@ -31,52 +31,52 @@ package final class PoolMetrics: Sendable {
         self.pool = pool
         self.endpoints = endpoints
         let poolLabel = [("pool", pool)]
-        inFlight = registry.makeGauge(
+        inFlight = registry.gauge(
             name: "trigger_gateway_pool_in_flight",
             labels: poolLabel,
             help: "Calls and streams holding one of the pool's max_concurrency slots."
         )
-        queued = registry.makeGauge(
+        queued = registry.gauge(
             name: "trigger_gateway_pool_queued",
             labels: poolLabel,
             help: "Calls waiting for one of the pool's slots (max_queue bounds it; async runs wait apart)."
         )
-        rejected = registry.makeCounter(
+        rejected = registry.counter(
             name: "trigger_gateway_pool_rejected_total",
             labels: poolLabel,
             help: "Calls and streams refused at once as overloaded: every slot taken and the queue full."
         )
         let labels = endpoints.map { [("pool", pool), ("endpoint", $0)] }
         endpointAvailable = labels.map {
-            registry.makeGauge(
+            registry.gauge(
                 name: "trigger_gateway_pool_endpoint_available",
                 labels: $0,
                 help: "1 when picking may choose the endpoint: not ejected, passing its health check."
             )
         }
         endpointInFlight = labels.map {
-            registry.makeGauge(
+            registry.gauge(
                 name: "trigger_gateway_pool_endpoint_in_flight",
                 labels: $0,
                 help: "Calls and streams in flight on the endpoint."
             )
         }
         ejections = labels.map {
-            registry.makeCounter(
+            registry.counter(
                 name: "trigger_gateway_pool_ejections_total",
                 labels: $0,
                 help: "Times the endpoint was ejected by passive outlier detection."
             )
         }
         retries = labels.map {
-            registry.makeCounter(
+            registry.counter(
                 name: "trigger_gateway_pool_retries_total",
                 labels: $0,
                 help: "Calls tried again on another endpoint after nothing reached a backend on this one."
             )
         }
         backendDuration = labels.map {
-            registry.makeValueHistogram(
+            registry.histogram(
                 name: "trigger_gateway_backend_request_duration_seconds",
                 labels: $0,
                 buckets: MetricBuckets.seconds,

@@ -34,7 +34,7 @@ package final class RequestMetrics: RequestObserver, Sendable {
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
         self.inFlight = [RequestRecord.Frontend.rest, .grpc].map {
-            registry.makeGauge(
+            registry.gauge(
                 name: "trigger_gateway_requests_in_flight",
                 labels: [("frontend", $0.rawValue)],
                 help: "Requests received and not yet answered in full, by frontend."
@@ -120,25 +120,25 @@ package final class RequestMetrics: RequestObserver, Sendable {
             ("mode", key.mode ?? "none"),
         ]
         return Series(
-            requests: registry.makeCounter(
+            requests: registry.counter(
                 name: "trigger_gateway_requests_total",
                 labels: labels + [("code", key.code)],
                 help: "Requests answered, by frontend, API operation, configured route, mode and outcome code "
                     + "(HTTP status for REST, gRPC status for gRPC)."
             ),
-            duration: registry.makeValueHistogram(
+            duration: registry.histogram(
                 name: "trigger_gateway_request_duration_seconds",
                 labels: labels,
                 buckets: MetricBuckets.seconds,
                 help: "From a request's head arriving to the end of its response, in seconds."
             ),
-            requestSize: registry.makeValueHistogram(
+            requestSize: registry.histogram(
                 name: "trigger_gateway_request_size_bytes",
                 labels: labels,
                 buckets: MetricBuckets.bytes,
                 help: "Request body bytes received (gRPC: message frames included)."
             ),
-            responseSize: registry.makeValueHistogram(
+            responseSize: registry.histogram(
                 name: "trigger_gateway_response_size_bytes",
                 labels: labels,
                 buckets: MetricBuckets.bytes,
