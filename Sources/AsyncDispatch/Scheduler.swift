@@ -94,6 +94,7 @@ package final class Scheduler: Service {
     /// A config reload: the next pass uses `newSchedules` (ticks already handled stay handled).
     package func use(_ newSchedules: [ScheduleConfiguration]) {
         schedules.withLock { $0 = newSchedules }
+        operations.metrics?.schedules.keepOnly(schedules: Set(newSchedules.map(\.name)))
         registerMetrics(newSchedules)
         wake.signal()
     }

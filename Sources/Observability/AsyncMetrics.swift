@@ -192,6 +192,17 @@ package final class ScheduleMetrics: Sendable {
         ticks(schedule: schedule, outcome: outcome).increment()
     }
 
+    /// A reload: the series of schedules no longer configured go (a schedule added back starts again at 0, a
+    /// counter reset Prometheus' `rate` and `increase` handle).
+    package func keepOnly(schedules names: Set<String>) {
+        counters.withLock { map in
+            for (key, counter) in map where !names.contains(String(key.prefix { $0 != "\u{0}" })) {
+                registry.unregisterCounter(counter)
+                map.removeValue(forKey: key)
+            }
+        }
+    }
+
     /// Makes the series of `schedule` and `outcome` (at 0) if it is not there yet.
     package func register(schedule: String, outcome: String) {
         _ = ticks(schedule: schedule, outcome: outcome)

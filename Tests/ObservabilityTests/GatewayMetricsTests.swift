@@ -220,6 +220,17 @@ struct GatewayMetricsTests {
         #expect(scrape.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] != nil)
     }
 
+    @Test("a reload's schedules: those removed lose their series, those kept keep their counts")
+    func scheduleSeries() {
+        let metrics = GatewayMetrics()
+        for name in ["nightly", "hourly"] { metrics.schedules.register(schedule: name, outcome: "fired") }
+        metrics.schedules.recordTick(schedule: "nightly", outcome: "fired")
+        metrics.schedules.keepOnly(schedules: ["nightly"])
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[#"trigger_gateway_schedule_ticks_total{schedule="nightly",outcome="fired"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_schedule_ticks_total{schedule="hourly",outcome="fired"}"#] == nil)
+    }
+
     @Test("collectors run before each scrape and stop when cancelled")
     func collectors() {
         let metrics = GatewayMetrics()
