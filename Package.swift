@@ -49,6 +49,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         // Craft AI access tokens: HS256 JWTs issued by `/api/v1/auth/refresh` and verified on every call.
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        // `/metrics` (issue 16): the Prometheus registry and text exposition; its counters and histograms are atomics.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -72,7 +74,11 @@ let package = Package(
         .target(name: "TriggerModel", dependencies: [nioCore], swiftSettings: swiftSettings),
 
         // What the frontends report of each finished request, and who is told (access log, request metrics).
-        .target(name: "Observability", dependencies: [logging], swiftSettings: swiftSettings),
+        .target(
+            name: "Observability",
+            dependencies: [.product(name: "Prometheus", package: "swift-prometheus"), nioPosix, logging],
+            swiftSettings: swiftSettings
+        ),
 
         // Codecs and engines.
         .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
@@ -95,7 +101,7 @@ let package = Package(
         .target(
             name: "Backends",
             dependencies: [
-                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine",
+                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "Observability",
                 nioCore, nioPosix, nioHTTP1, logging,
             ],
             swiftSettings: swiftSettings
@@ -124,7 +130,7 @@ let package = Package(
             name: "AsyncDispatch",
             dependencies: [
                 "OperationStore", "TriggerDispatch", "TriggerModel", "GatewayConfig", "WireCodecs", "Routing",
-                nioCore, nioPosix, nioHTTP1, logging, lifecycle, crypto,
+                "Observability", nioCore, nioPosix, nioHTTP1, logging, lifecycle, crypto,
             ],
             swiftSettings: swiftSettings
         ),
@@ -234,6 +240,7 @@ let package = Package(
             ],
             swiftSettings: testSwiftSettings
         ),
+        .testTarget(name: "ObservabilityTests", dependencies: ["Observability", "GatewayTestSupport"], swiftSettings: testSwiftSettings),
         .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: testSwiftSettings),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: testSwiftSettings),
         .testTarget(

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing trigger-gateway need on Debian 12; idempotent.
 #   scripts/setup.sh          system packages for building and running
-#   scripts/setup.sh --test   also the test peers (curl, nghttp, Python grpcio, grpcurl, openapi-spec-validator and
-#                             schemathesis in .venv, the Abacus.AI client in .venv-abacus, craft-ai-sdk in .venv-craft,
-#                             instill-sdk in .venv-instill)
+#   scripts/setup.sh --test   also the test peers (curl, nghttp, promtool, Python grpcio, grpcurl, openapi-spec-validator
+#                             and schemathesis in .venv, the Abacus.AI client in .venv-abacus, craft-ai-sdk in
+#                             .venv-craft, instill-sdk in .venv-instill)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,8 @@ packages=(pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protob
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 if [ "$want_test" = 1 ]; then
-    packages+=(curl nghttp2-client python3-venv openssl)
+    # prometheus: its promtool checks /metrics' exposition (`promtool check metrics`); the server is not started.
+    packages+=(curl nghttp2-client python3-venv openssl prometheus)
 fi
 
 missing=()

@@ -6,6 +6,7 @@ import Synchronization
 package import TriggerDispatch
 import TriggerModel
 import GatewayConfig
+import Observability
 
 /// Runs accepted async operations: claims queued (or lease-expired) work from the store under a lease,
 /// renews the lease while the backend call runs, stores the result, retries failures with backoff up to
@@ -55,6 +56,7 @@ package final class AsyncDispatcher: Service {
     }
 
     private var store: any OperationStore { operations.store }
+    private var metrics: AsyncMetrics? { operations.metrics?.async }
 
     /// A config reload: operations started from now on run with `dispatcher` (routes and pools of the new
     /// configuration); runs in progress finish with the one they started with.
@@ -155,13 +157,18 @@ package final class AsyncDispatcher: Service {
                 if claimed.count == limit { more = true }
                 free -= claimed.count
                 running.withLock { $0 += claimed.count }
+                let claimedAt = Date()
                 for operation in claimed {
+                    // Runnable since it was accepted, or since its retry time.
+                    let runnableSince = max(operation.createdAt, operation.notBefore)
+                    metrics?.recordClaimed(lagSeconds: claimedAt.timeIntervalSince(runnableSince))
                     let pool = dispatcher.poolName(for: operation.request.ref)
                     planner.withLock { $0.claimed(key: OperationFilter.pipelineKey(operation.request.ref), pool: pool) }
                     workers.addTask {
                         await self.execute(operation, owner: owner)
                         self.planner.withLock { $0.finished(pool: pool) }
                         self.running.withLock { $0 -= 1 }
+                        self.metrics?.recordRunEnded()
                         self.operations.dispatcherWake.signal()
                     }
                 }
@@ -189,8 +196,13 @@ package final class AsyncDispatcher: Service {
                 operation.error?.code ?? .deadlineExceeded,
                 "operation gave up after \(operation.attempts - 1) attempts\(reason)"
             )
-            await finish(id, owner: owner) { store, now in
-                try await store.fail(id: id, owner: owner, error: error, retryAt: nil, now: now)
+            if await finish(
+                id, owner: owner,
+                { store, now in
+                    try await store.fail(id: id, owner: owner, error: error, retryAt: nil, now: now)
+                })
+            {
+                metrics?.recordFinished(.failed)
             }
             return
         }
@@ -229,8 +241,13 @@ package final class AsyncDispatcher: Service {
         }
         switch outcome {
         case .finished(.success(let result)):
-            await finish(id, owner: owner) { store, now in
-                try await store.complete(id: id, owner: owner, result: result, now: now)
+            if await finish(
+                id, owner: owner,
+                { store, now in
+                    try await store.complete(id: id, owner: owner, result: result, now: now)
+                })
+            {
+                metrics?.recordFinished(.succeeded)
             }
         case .finished(.failure(let error)):
             if Task.isCancelled {
@@ -241,8 +258,13 @@ package final class AsyncDispatcher: Service {
             let retry = Self.isRetryable(error) && operation.attempts < settings.maxAttempts
             let retryAt =
                 retry ? Date().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
-            await finish(id, owner: owner, final: !retry) { store, now in
-                try await store.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+            if await finish(
+                id, owner: owner, final: !retry,
+                { store, now in
+                    try await store.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+                })
+            {
+                if retry { metrics?.recordRequeued() } else { metrics?.recordFinished(.failed) }
             }
         case .leaseLost:
             logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
@@ -273,13 +295,15 @@ package final class AsyncDispatcher: Service {
     }
 
     /// Stores an outcome, retrying while the store is unreachable for up to one lease (after that the
-    /// operation is someone else's anyway). Notifies local waiters when the operation is finished.
+    /// operation is someone else's anyway). Notifies local waiters when the operation is finished. True when
+    /// the outcome was stored.
+    @discardableResult
     private func finish(
         _ id: String,
         owner: String,
         final: Bool = true,
         _ write: @escaping @Sendable (any OperationStore, Date) async throws -> Bool
-    ) async {
+    ) async -> Bool {
         let store = self.store
         let lease = settings.lease
         let logger = self.logger
@@ -312,6 +336,7 @@ package final class AsyncDispatcher: Service {
             operations.completions.notify(id)
         }
         if !final { operations.dispatcherWake.signal() }
+        return stored
     }
 
     /// Hands a run the gateway itself cut (shutdown) back to the queue without counting its attempt: a
@@ -320,9 +345,10 @@ package final class AsyncDispatcher: Service {
     private func release(_ id: String, owner: String) async {
         let store = self.store
         let logger = self.logger
+        let metrics = self.metrics
         _ = await Task {
             do {
-                _ = try await store.release(id: id, owner: owner, now: Date())
+                if try await store.release(id: id, owner: owner, now: Date()) { metrics?.recordRequeued() }
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(

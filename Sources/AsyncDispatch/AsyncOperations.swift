@@ -1,6 +1,7 @@
 import FoundationEssentials
 package import GatewayConfig
 import NIOCore
+package import Observability
 package import OperationStore
 package import Routing
 import Synchronization
@@ -22,17 +23,21 @@ package final class AsyncOperations: Sendable {
     /// Completion webhooks: the routes that name them, and who posts them.
     private let routes: Mutex<RouteTable?>
     package let webhooks: WebhookSender?
+    /// /metrics: async mode's and the schedules' families; nil records nothing.
+    package let metrics: GatewayMetrics?
 
     package init(
         store: any OperationStore,
         settings: StoreConfiguration,
         routes: RouteTable? = nil,
-        webhooks: WebhookSender? = nil
+        webhooks: WebhookSender? = nil,
+        metrics: GatewayMetrics? = nil
     ) {
         self.store = store
         self.settings = settings
         self.routes = Mutex(routes)
         self.webhooks = webhooks
+        self.metrics = metrics
     }
 
     /// Called once an operation reached a final state here (stored by the local dispatcher, or cancelled
@@ -72,7 +77,10 @@ package final class AsyncOperations: Sendable {
         stored.mode = .async
         stored.deadline = nil
         let (operation, created) = try await store.enqueue(stored, idempotencyKey: request.idempotencyKey)
-        if created { dispatcherWake.signal() }
+        if created {
+            metrics?.async.recordAccepted()
+            dispatcherWake.signal()
+        }
         return operation
     }
 
@@ -93,6 +101,8 @@ package final class AsyncOperations: Sendable {
     /// renewal). `.failedPrecondition` naming the state for a finished operation, `.notFound` for none.
     package func cancel(id: String) async throws -> Operation {
         let operation = try await store.cancel(id: id)
+        // No attempt yet: it was cancelled while queued (one retried after a failure is not told apart).
+        metrics?.async.recordFinished(.cancelled, wasQueued: operation.attempts == 0)
         localRuns.withLock { $0[id] }?.signal()
         await finished(id)
         return operation

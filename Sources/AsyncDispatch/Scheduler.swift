@@ -1,6 +1,7 @@
 package import FoundationEssentials
 package import GatewayConfig
 package import Logging
+import Observability
 package import OperationStore
 import ServiceLifecycle
 import Synchronization
@@ -74,6 +75,15 @@ package final class Scheduler: Service {
         self.schedules = Mutex(schedules)
         self.logger = logger
         self.clock = clock
+        registerMetrics(schedules)
+    }
+
+    /// Every configured schedule's `trigger_gateway_schedule_ticks_total` series exist from the start, at 0.
+    private func registerMetrics(_ schedules: [ScheduleConfiguration]) {
+        guard let metrics = operations.metrics?.schedules else { return }
+        for schedule in schedules {
+            for outcome in Outcome.allCases { metrics.register(schedule: schedule.name, outcome: outcome.rawValue) }
+        }
     }
 
     /// What must be true before the first tick fires (the listener is bound), as for the async dispatcher.
@@ -84,6 +94,8 @@ package final class Scheduler: Service {
     /// A config reload: the next pass uses `newSchedules` (ticks already handled stay handled).
     package func use(_ newSchedules: [ScheduleConfiguration]) {
         schedules.withLock { $0 = newSchedules }
+        operations.metrics?.schedules.keepOnly(schedules: Set(newSchedules.map(\.name)))
+        registerMetrics(newSchedules)
         wake.signal()
     }
 
@@ -325,26 +337,12 @@ package final class Scheduler: Service {
 
     private func count(_ name: String, _ outcome: Outcome) {
         counts.withLock { $0[name, default: [:]][outcome, default: 0] += 1 }
+        operations.metrics?.schedules.recordTick(schedule: name, outcome: outcome.rawValue)
     }
 
     /// How many ticks this instance handled, by schedule and outcome.
     package func count(of name: String, _ outcome: Outcome) -> Int {
         counts.withLock { $0[name]?[outcome] ?? 0 }
-    }
-
-    /// Prometheus text: `trigger_gateway_schedule_ticks_total{schedule,outcome}` for every configured schedule.
-    package func writeMetrics(into text: inout String) {
-        let names = configured.map(\.name)
-        guard !names.isEmpty else { return }
-        let snapshot = counts.withLock { $0 }
-        text += "# HELP trigger_gateway_schedule_ticks_total Schedule ticks and manual runs this instance handled, "
-        text += "by schedule and outcome.\n# TYPE trigger_gateway_schedule_ticks_total counter\n"
-        for name in names {
-            for outcome in Outcome.allCases {
-                text += "trigger_gateway_schedule_ticks_total{schedule=\"\(name)\",outcome=\"\(outcome.rawValue)\"} "
-                text += "\(snapshot[name]?[outcome] ?? 0)\n"
-            }
-        }
     }
 }
 

@@ -4,6 +4,7 @@ package import Logging
 package import NIOCore
 import NIOHTTP1
 import NIOPosix
+package import Observability
 import Synchronization
 import TriggerModel
 
@@ -20,10 +21,13 @@ package final class WebhookSender: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let inFlight = Mutex(0)
+    /// `trigger_gateway_webhook_*` on /metrics; nil records nothing.
+    private let metrics: WebhookMetrics?
 
-    package init(group: any EventLoopGroup, logger: Logger) {
+    package init(group: any EventLoopGroup, logger: Logger, metrics: WebhookMetrics? = nil) {
         self.group = group
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Deliveries not yet done (for tests and shutdown logs).
@@ -59,8 +63,14 @@ package final class WebhookSender: Sendable {
                         ]
                     )
                 }
-                if (200..<300).contains(status) { return }
+                metrics?.recordAttempt(
+                    status == 0 ? .transportError : (200..<300).contains(status) ? .success : .httpError)
+                if (200..<300).contains(status) {
+                    metrics?.recordDelivery(.delivered)
+                    return
+                }
                 if attempt == webhook.maxAttempts {
+                    metrics?.recordDelivery(.givenUp)
                     logger.warning(
                         "webhook given up",
                         metadata: [

@@ -1,4 +1,5 @@
 package import NIOCore
+package import Observability
 import Synchronization
 package import TriggerModel
 
@@ -11,14 +12,19 @@ package final class BackendPool: TriggerRunner {
     package let configuration: BackendPoolConfiguration
     let transport: any TriggerRunner
     private let limiter: ConcurrencyLimiter
+    /// The pool's instruments on /metrics; nil records nothing (unit tests). The transport records per endpoint
+    /// on the same object (it was given it when built).
+    package let metrics: PoolMetrics?
 
-    package init(configuration: BackendPoolConfiguration, transport: any TriggerRunner) {
+    package init(configuration: BackendPoolConfiguration, transport: any TriggerRunner, metrics: PoolMetrics? = nil) {
         self.configuration = configuration
         self.transport = transport
+        self.metrics = metrics
         self.limiter = ConcurrencyLimiter(
             name: configuration.name,
             maxConcurrency: configuration.maxConcurrency,
-            maxQueue: configuration.maxQueue
+            maxQueue: configuration.maxQueue,
+            metrics: metrics
         )
     }
 
@@ -178,42 +184,21 @@ package final class BackendPool: TriggerRunner {
         }
     }
 
-    /// This pool's lines of the `trigger_gateway_pool_*` families (Prometheus text; the caller writes the
-    /// HELP/TYPE lines once for all pools): slots in use, and per endpoint whether picking may choose it
-    /// (not ejected, passing its health check) and its calls in flight; ejections and retries so far.
-    package func metricLines() -> [(family: String, line: String)] {
-        let pool = Self.labelValue(name)
-        var lines: [(family: String, line: String)] = []
-        func add(_ family: String, _ labels: String, _ value: Int) {
-            lines.append((family, "\(family){\(labels)} \(value)"))
-        }
-        add("trigger_gateway_pool_slots_in_use", "pool=\"\(pool)\"", limiter.running)
-        guard let balanced = transport as? any BalancedTransport else { return lines }
+    /// Scrape time: sets the pool's gauges on /metrics from its state (slots in use, queued callers, and per
+    /// endpoint whether picking may choose it and its calls in flight). The counters are recorded as they happen.
+    package func collectMetrics() {
+        guard let metrics else { return }
+        metrics.setLevels(inFlight: limiter.running, queued: limiter.queued)
+        guard let balanced = transport as? any BalancedTransport else { return }
         let balancer = balanced.balancer
         let now = NIODeadline.now()
-        for (index, endpoint) in balanced.endpointNames.enumerated() {
-            let labels = "pool=\"\(pool)\",endpoint=\"\(Self.labelValue(endpoint))\""
-            add("trigger_gateway_pool_endpoint_available", labels, balancer.isAvailable(index, now: now) ? 1 : 0)
-            let inFlight = balancer.health[index].outstanding.load(ordering: .relaxed)
-            add("trigger_gateway_pool_endpoint_in_flight", labels, inFlight)
+        for index in 0..<balancer.count {
+            metrics.setEndpoint(
+                index,
+                available: balancer.isAvailable(index, now: now),
+                inFlight: balancer.health[index].outstanding.load(ordering: .relaxed)
+            )
         }
-        add("trigger_gateway_pool_ejections_total", "pool=\"\(pool)\"", balancer.ejectionsTotal)
-        add("trigger_gateway_pool_retries_total", "pool=\"\(pool)\"", balancer.retriesTotal)
-        return lines
-    }
-
-    /// A Prometheus label value: backslash, quote and newline escaped (text format 0.0.4).
-    private static func labelValue(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            switch character {
-            case "\\": escaped += "\\\\"
-            case "\"": escaped += "\\\""
-            case "\n": escaped += "\\n"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
     }
 
     private func withEffectiveDeadline(_ request: TriggerRequest) -> TriggerRequest {

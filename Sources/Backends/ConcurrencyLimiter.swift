@@ -1,4 +1,6 @@
+package import Observability
 import Synchronization
+import TriggerModel
 
 /// Caps how many calls a backend pool runs at once, with a bounded queue of waiters behind the cap.
 ///
@@ -30,15 +32,18 @@ package final class ConcurrencyLimiter: Sendable {
     /// Slots taken: only ever raised by ``takeFreeSlot()`` (never past `maxConcurrency`), lowered by ``release()``.
     private let taken = Atomic<Int>(0)
     /// `queues.waiters.count + queues.background.count`, readable without the lock.
-    private let queued = Atomic<Int>(0)
+    private let queuedCount = Atomic<Int>(0)
     private let queues = Mutex(Queues())
     package let maxConcurrency: Int
     package let maxQueue: Int
     private let name: String
+    /// Counts refusals on `trigger_gateway_pool_rejected_total`; nil records nothing.
+    private let metrics: PoolMetrics?
 
-    package init(name: String, maxConcurrency: Int, maxQueue: Int) {
+    package init(name: String, maxConcurrency: Int, maxQueue: Int, metrics: PoolMetrics? = nil) {
         precondition(maxConcurrency > 0 && maxQueue >= 0)
         self.name = name
+        self.metrics = metrics
         self.maxConcurrency = maxConcurrency
         self.maxQueue = maxQueue
     }
@@ -59,7 +64,7 @@ package final class ConcurrencyLimiter: Sendable {
     package func admit() throws -> Admission {
         if tryAcquire() { return .granted }
         let roomInQueue = queues.withLock { q in q.waiters.count < maxQueue }
-        guard roomInQueue else { throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue) }
+        guard roomInQueue else { throw overloaded() }
         return .queued
     }
 
@@ -81,18 +86,18 @@ package final class ConcurrencyLimiter: Sendable {
             guard q.waiters.count < maxQueue else { return nil }
             q.nextID += 1
             q.waiters.append((q.nextID, { _ in onSlot() }))
-            queued.add(1, ordering: .sequentiallyConsistent)
+            queuedCount.add(1, ordering: .sequentiallyConsistent)
             handOver = takeSlotsForQueued(&q)
             return q.nextID
         }
-        guard let id else { throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue) }
+        guard let id else { throw overloaded() }
         for waiter in handOver { waiter.resume(.success(())) }
         return .queued(id: id)
     }
 
     /// Takes a slot if one is free now and nobody is queued before us; false otherwise (nothing queued).
     package func tryAcquire() -> Bool {
-        queued.load(ordering: .sequentiallyConsistent) == 0 && takeFreeSlot()
+        queuedCount.load(ordering: .sequentiallyConsistent) == 0 && takeFreeSlot()
     }
 
     /// Takes a queued caller out of the queue; false when it is no longer there (its slot was handed over).
@@ -103,8 +108,14 @@ package final class ConcurrencyLimiter: Sendable {
     /// Slots taken now (for tests and metrics).
     package var running: Int { taken.load(ordering: .relaxed) }
 
-    /// Callers and background work queued now (for tests and metrics).
-    package var waiting: Int { queued.load(ordering: .relaxed) }
+    /// Callers waiting for a slot now (the frontends' queue and the async runs' queue together).
+    package var queued: Int { queuedCount.load(ordering: .relaxed) }
+
+    /// The refusal, counted.
+    private func overloaded() -> GatewayError {
+        metrics?.recordRejected()
+        return BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
+    }
 
     package func acquire(background: Bool = false) async throws {
         if tryAcquire() { return }
@@ -113,7 +124,7 @@ package final class ConcurrencyLimiter: Sendable {
             q.nextID += 1
             return q.nextID
         }
-        guard let id else { throw BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue) }
+        guard let id else { throw overloaded() }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 var handOver: [Waiter] = []
@@ -125,7 +136,7 @@ package final class ConcurrencyLimiter: Sendable {
                     } else {
                         q.waiters.append((id, resume))
                     }
-                    queued.add(1, ordering: .sequentiallyConsistent)
+                    queuedCount.add(1, ordering: .sequentiallyConsistent)
                     handOver = takeSlotsForQueued(&q)
                     return false
                 }
@@ -140,7 +151,7 @@ package final class ConcurrencyLimiter: Sendable {
 
     package func release() {
         taken.subtract(1, ordering: .sequentiallyConsistent)
-        guard queued.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        guard queuedCount.load(ordering: .sequentiallyConsistent) > 0 else { return }
         let handOver = queues.withLock { q in takeSlotsForQueued(&q) }
         for waiter in handOver { waiter.resume(.success(())) }
     }
@@ -163,7 +174,7 @@ package final class ConcurrencyLimiter: Sendable {
         var handOver: [Waiter] = []
         while !(q.waiters.isEmpty && q.background.isEmpty), takeFreeSlot() {
             handOver.append(q.waiters.isEmpty ? q.background.removeFirst() : q.waiters.removeFirst())
-            queued.subtract(1, ordering: .sequentiallyConsistent)
+            queuedCount.subtract(1, ordering: .sequentiallyConsistent)
         }
         return handOver
     }
@@ -178,7 +189,7 @@ package final class ConcurrencyLimiter: Sendable {
         } else {
             waiter = nil
         }
-        if waiter != nil { queued.subtract(1, ordering: .sequentiallyConsistent) }
+        if waiter != nil { queuedCount.subtract(1, ordering: .sequentiallyConsistent) }
         return waiter?.resume
     }
 }

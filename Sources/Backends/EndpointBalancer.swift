@@ -1,4 +1,5 @@
 package import NIOCore
+package import Observability
 package import Synchronization
 import TriggerModel
 
@@ -101,6 +102,9 @@ package final class EndpointBalancer: Sendable {
     /// For the ejection log line: the pool and each endpoint as configured (empty in unit tests).
     private let poolName: String
     private let endpointNames: [String]
+    /// The pool's instruments on /metrics (ejections, retries, each try's latency, per endpoint); nil in unit
+    /// tests that do not look.
+    package let metrics: PoolMetrics?
 
     package init(
         endpointCount: Int,
@@ -108,11 +112,13 @@ package final class EndpointBalancer: Sendable {
         retryBudget: RetryBudget,
         seed: UInt64 = 0,
         poolName: String = "",
-        endpointNames: [String] = []
+        endpointNames: [String] = [],
+        metrics: PoolMetrics? = nil
     ) {
         precondition(endpointCount > 0)
         self.poolName = poolName
         self.endpointNames = endpointNames
+        self.metrics = metrics
         self.health = (0..<endpointCount).map { _ in EndpointHealth() }
         self.outlierDetection = outlierDetection
         self.retryBudget = retryBudget
@@ -204,6 +210,7 @@ package final class EndpointBalancer: Sendable {
             return length
         }
         guard let ejection else { return false }
+        metrics?.recordEjection(endpoint: index)
         if index < endpointNames.count {
             BackendErrors.logEjection(pool: poolName, endpoint: endpointNames[index], for: ejection)
         }
@@ -251,8 +258,16 @@ package final class EndpointBalancer: Sendable {
     /// Retries in flight (for tests and metrics).
     package var retriesInFlightCount: Int { retriesInFlight.load(ordering: .relaxed) }
 
-    /// One more try of a call that never reached a backend went out.
-    func retried() { retriesSent.add(1, ordering: .relaxed) }
+    /// One more try of a call that never reached a backend (on endpoint `index`) went out.
+    func retried(from index: Int) {
+        retriesSent.add(1, ordering: .relaxed)
+        metrics?.recordRetry(from: index)
+    }
+
+    /// Times one try on endpoint `index` for `trigger_gateway_backend_request_duration_seconds`.
+    func tryEnded(_ index: Int, startedAt start: NIODeadline) {
+        metrics?.recordTry(endpoint: index, nanoseconds: (NIODeadline.now() - start).nanoseconds.magnitude)
+    }
 
     package var ejectionsTotal: Int { ejectionsMade.load(ordering: .relaxed) }
     package var retriesTotal: Int { retriesSent.load(ordering: .relaxed) }
@@ -287,7 +302,9 @@ func withSafeRetries<T: Sendable>(
     while true {
         let index = balancer.pick(avoiding: avoiding)
         tries += 1
+        let start = NIODeadline.now()
         do {
+            defer { balancer.tryEnded(index, startedAt: start) }
             return try await body(index)
         } catch let notSent as NotSent {
             let timeLeft = deadline.map { $0 > .now() } ?? true
@@ -295,7 +312,7 @@ func withSafeRetries<T: Sendable>(
                 throw notSent.error
             }
             holdsBudget = true
-            balancer.retried()
+            balancer.retried(from: index)
             avoiding = balancer.count > 1 ? index : nil
         }
     }
@@ -354,7 +371,9 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         tries += 1
         // The name is the configuration's string, shared: no copy per call.
         cancellation.endpoint = balancer.endpointName(index)
+        let start = NIODeadline.now()
         body(index).hop(to: promise.futureResult.eventLoop).assumeIsolated().whenComplete { result in
+            self.balancer.tryEnded(index, startedAt: start)
             switch result {
             case .success(let value):
                 self.finish(.success(value))
@@ -367,7 +386,7 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
                     return
                 }
                 self.holdsBudget = true
-                self.balancer.retried()
+                self.balancer.retried(from: index)
                 self.avoiding = self.balancer.count > 1 ? index : nil
                 self.attempt(cancellation: cancellation)
             case .failure(let error):

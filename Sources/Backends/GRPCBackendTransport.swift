@@ -1,5 +1,6 @@
 import HTTP2Engine
 package import NIOCore
+package import Observability
 import ProtoCodec
 import Synchronization
 package import TriggerModel
@@ -28,7 +29,8 @@ package final class GRPCBackendTransport: TriggerRunner {
     /// The active health check's loop, when the pool has one; cancelled by ``retire()`` and ``close()``.
     private let healthChecker = Mutex<Task<Void, Never>?>(nil)
 
-    package init(configuration: BackendPoolConfiguration, group: any EventLoopGroup) {
+    /// `metrics`: the pool's instruments (ejections, retries, backend latency per endpoint); nil records nothing.
+    package init(configuration: BackendPoolConfiguration, group: any EventLoopGroup, metrics: PoolMetrics? = nil) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
         self.group = group
@@ -37,7 +39,8 @@ package final class GRPCBackendTransport: TriggerRunner {
             outlierDetection: configuration.outlierDetection,
             retryBudget: configuration.retryBudget,
             poolName: configuration.name,
-            endpointNames: configuration.endpoints.map(\.description)
+            endpointNames: configuration.endpoints.map(\.description),
+            metrics: metrics
         )
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map { index, endpoint in

@@ -2,6 +2,7 @@ import Synchronization
 package import NIOCore
 import NIOPosix
 import NIOHTTP1
+package import Observability
 package import TriggerModel
 package import WireCodecs
 
@@ -42,7 +43,13 @@ package final class HTTPBackendTransport: TriggerRunner {
         }
     }
 
-    package init(configuration: BackendPoolConfiguration, group: any EventLoopGroup, codecLimits: CodecLimits) {
+    /// `metrics`: the pool's instruments (ejections, retries, backend latency per endpoint); nil records nothing.
+    package init(
+        configuration: BackendPoolConfiguration,
+        group: any EventLoopGroup,
+        codecLimits: CodecLimits,
+        metrics: PoolMetrics? = nil
+    ) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
         self.group = group
@@ -51,7 +58,8 @@ package final class HTTPBackendTransport: TriggerRunner {
             outlierDetection: configuration.outlierDetection,
             retryBudget: configuration.retryBudget,
             poolName: configuration.name,
-            endpointNames: configuration.endpoints.map(\.description)
+            endpointNames: configuration.endpoints.map(\.description),
+            metrics: metrics
         )
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map {

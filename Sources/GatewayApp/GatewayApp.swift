@@ -37,6 +37,10 @@ package final class GatewayApp: Sendable {
     package let configStatus: ConfigStatus
     /// Readiness per component: the gateway (starting, serving, draining) and async mode (the store).
     package let health: HealthRegistry
+    /// What `/metrics` shows: one registry for the app's whole life, kept across reloads.
+    package let metrics: GatewayMetrics
+    /// Pools a reload retired, kept on /metrics until their last call ended (see ``collectPoolMetrics()``).
+    private let retiredPools = Mutex<[BackendPool]>([])
     private let storeService: OperationStoreService?
     private let storeHealth: StoreHealthService?
     private let group: any EventLoopGroup
@@ -58,7 +62,8 @@ package final class GatewayApp: Sendable {
     /// it, a store that is down (nil `store` at start-up, or lost later) is reconnected in the background
     /// while async triggers answer 503. `digest`: how operators recognise this configuration (see
     /// `ConfigFile`). `requestObservers`: told of every finished request (`RequestRecord`), after the
-    /// gateway's own.
+    /// gateway's own (the access log, the request metrics). `metrics`: the registry `/metrics` shows (a fresh
+    /// one unless a test hands its own).
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
@@ -67,21 +72,27 @@ package final class GatewayApp: Sendable {
         store openedStore: (any OperationStore)? = nil,
         reopenStore: StoreHealthService.Opener? = nil,
         digest: String = ConfigFile.embeddedDigest,
-        requestObservers: [any RequestObserver] = []
+        requestObservers: [any RequestObserver] = [],
+        metrics: GatewayMetrics = GatewayMetrics()
     ) {
         self.group = group
         self.inProcessRunner = inProcessRunner
-        // The access log first: one line per request at `info` (its level is the logger's).
-        let requestObservers: [any RequestObserver] = [AccessLog(logger: logger)] + requestObservers
+        // The access log first: one line per request at `info` (its level is the logger's); then the request
+        // metrics (`/metrics`).
+        let requestObservers: [any RequestObserver] = [AccessLog(logger: logger), metrics.requests] + requestObservers
         self.requestObservers = requestObservers
         self.logger = logger
-        self.configStatus = ConfigStatus(digest: digest)
-        let pools = Self.makePools(config, reusing: [:], group: group, inProcessRunner: inProcessRunner)
+        self.metrics = metrics
+        self.configStatus = ConfigStatus(digest: digest, metrics: metrics.config)
+        let pools = Self.makePools(
+            config, reusing: [:], group: group, inProcessRunner: inProcessRunner, metrics: metrics)
         // One table per generation, shared by the dispatcher and async mode's webhooks (as `reload` does).
         let routes = RouteTable(routes: config.routes)
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         let replaceable = reopenStore.map { _ in ReplaceableOperationStore(openedStore) }
-        let store: (any OperationStore)? = replaceable ?? openedStore
+        let store: (any OperationStore)? = (replaceable ?? openedStore).map {
+            MeasuredOperationStore.measuring($0, metrics: metrics.store)
+        }
         let health = HealthRegistry(async: store == nil ? nil : (openedStore == nil ? .notServing : .serving))
         self.health = health
         let operations = store.map {
@@ -89,7 +100,8 @@ package final class GatewayApp: Sendable {
                 store: $0,
                 settings: config.store,
                 routes: routes,
-                webhooks: WebhookSender(group: group, logger: logger)
+                webhooks: WebhookSender(group: group, logger: logger, metrics: metrics.webhooks),
+                metrics: metrics
             )
         }
         self.operations = operations
@@ -122,7 +134,8 @@ package final class GatewayApp: Sendable {
                 tls: tls,
                 logger: logger,
                 scheduler: scheduler,
-                requestObservers: requestObservers
+                requestObservers: requestObservers,
+                metrics: metrics
             ),
             group: group
         )
@@ -153,6 +166,25 @@ package final class GatewayApp: Sendable {
             )
         }
         self.generation = Mutex((configuration: config, pools: pools))
+        metrics.addCollector { [weak self] in self?.collectPoolMetrics() }
+    }
+
+    /// Scrape time: each pool's gauges. A retired pool stays on /metrics while it still has calls in flight (its
+    /// counters are where those calls are counted); after its last call its series go, except those the pool of
+    /// the same name in force now shares (same pool and endpoint: the registry's same instruments). While both
+    /// run, a shared gauge shows the pool in force.
+    private func collectPoolMetrics() {
+        let live = pools
+        let drained: [BackendPool] = retiredPools.withLock { retired in
+            let (busy, done) = (retired.filter { $0.slotsInUse > 0 }, retired.filter { $0.slotsInUse == 0 })
+            retired = busy
+            return done
+        }
+        for pool in drained {
+            pool.metrics?.unregister(keeping: live[pool.name]?.metrics)
+        }
+        for pool in retiredPools.withLock({ $0 }) { pool.collectMetrics() }
+        for pool in live.values { pool.collectMetrics() }
     }
 
     /// What a reload did.
@@ -205,7 +237,8 @@ package final class GatewayApp: Sendable {
                 "tls: the new certificate files do not load; the running ones stay",
                 metadata: ["tls.error": "\(error.path): \(error.message)"])
         }
-        let pools = Self.makePools(applied, reusing: oldPools, group: group, inProcessRunner: inProcessRunner)
+        let pools = Self.makePools(
+            applied, reusing: oldPools, group: group, inProcessRunner: inProcessRunner, metrics: metrics)
         let routes = RouteTable(routes: applied.routes)
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         generation.withLock { $0 = (configuration: applied, pools: pools) }
@@ -224,12 +257,14 @@ package final class GatewayApp: Sendable {
                 tls: tls,
                 logger: logger,
                 scheduler: scheduler,
-                requestObservers: requestObservers
+                requestObservers: requestObservers,
+                metrics: metrics
             )
         )
         var retired: [String] = []
         for (name, pool) in oldPools where pools[name] !== pool {
             pool.retire()
+            retiredPools.withLock { $0.append(pool) }
             retired.append(name)
         }
         let added = pools.filter { oldPools[$0.key] !== $0.value }.map(\.key)
@@ -242,7 +277,8 @@ package final class GatewayApp: Sendable {
         _ config: GatewayConfiguration,
         reusing previous: [String: BackendPool],
         group: any EventLoopGroup,
-        inProcessRunner: any TriggerRunner
+        inProcessRunner: any TriggerRunner,
+        metrics: GatewayMetrics
     ) -> [String: BackendPool] {
         let limits = CodecLimits(configuration: config.limits)
         var pools: [String: BackendPool] = [:]
@@ -252,16 +288,19 @@ package final class GatewayApp: Sendable {
                 pools[poolConfig.name] = existing
                 continue
             }
+            let poolMetrics = metrics.pool(poolConfig.name, endpoints: backendConfig.endpoints.map(\.description))
             let transport: any TriggerRunner
             switch backendConfig.transport {
             case .inProcess:
                 transport = inProcessRunner
             case .http:
-                transport = HTTPBackendTransport(configuration: backendConfig, group: group, codecLimits: limits)
+                transport = HTTPBackendTransport(
+                    configuration: backendConfig, group: group, codecLimits: limits, metrics: poolMetrics)
             case .grpc:
-                transport = GRPCBackendTransport(configuration: backendConfig, group: group)
+                transport = GRPCBackendTransport(configuration: backendConfig, group: group, metrics: poolMetrics)
             }
-            pools[poolConfig.name] = BackendPool(configuration: backendConfig, transport: transport)
+            pools[poolConfig.name] = BackendPool(
+                configuration: backendConfig, transport: transport, metrics: poolMetrics)
         }
         return pools
     }
@@ -275,7 +314,8 @@ package final class GatewayApp: Sendable {
         tls: ListenerTLS?,
         logger: Logger,
         scheduler: Scheduler? = nil,
-        requestObservers: [any RequestObserver]
+        requestObservers: [any RequestObserver],
+        metrics: GatewayMetrics
     ) -> FrontendServices {
         var services = FrontendServices(
             dispatcher: dispatcher,
@@ -304,6 +344,7 @@ package final class GatewayApp: Sendable {
         )
         services.tls = tls
         services.scheduler = scheduler
+        services.metrics = metrics
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
         services.namespaces = NamespaceDirectory(configuration: config)
         services.requestObservers = requestObservers

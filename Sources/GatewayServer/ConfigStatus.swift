@@ -1,9 +1,9 @@
-package import NIOCore
+package import Observability
 import Synchronization
 
 /// What operators can see of the configuration in force and of the last reload (SIGHUP): the digest of
 /// the file that is running, when and how the last reload ended. Shared by every configuration generation;
-/// written by the reload, read by `/metrics`.
+/// written by the reload, read by `/metrics` (through ``ConfigMetrics``, told of each change).
 package final class ConfigStatus: Sendable {
     package enum ReloadOutcome: String, Sendable {
         /// The new file validated and is in force for new requests.
@@ -23,15 +23,23 @@ package final class ConfigStatus: Sendable {
     }
 
     private let state: Mutex<Snapshot>
+    /// `trigger_gateway_config_*` on /metrics; nil records nothing.
+    private let metrics: ConfigMetrics?
 
-    package init(digest: String) {
+    package init(digest: String, metrics: ConfigMetrics? = nil) {
         self.state = Mutex(Snapshot(digest: digest))
+        self.metrics = metrics
+        metrics?.setDigest(digest)
     }
 
     package var snapshot: Snapshot { state.withLock { $0 } }
 
     /// Records one reload attempt; `digest` is the new one when it was applied.
     package func recordReload(_ outcome: ReloadOutcome, digest: String?, at time: Double) {
+        if let metrics {
+            metrics.recordReload(outcome == .applied ? .applied : .refused, at: time)
+            if outcome == .applied, let digest { metrics.setDigest(digest) }
+        }
         state.withLock { s in
             s.lastReload = outcome
             s.lastReloadTime = time
@@ -42,37 +50,6 @@ package final class ConfigStatus: Sendable {
             case .refused:
                 s.refused += 1
             }
-        }
-    }
-
-    /// The Prometheus text exposition of these facts (format 0.0.4), named after Prometheus' own
-    /// `prometheus_config_last_reload_successful` family.
-    package func writeMetrics(into buffer: inout ByteBuffer) {
-        let s = snapshot
-        buffer.writeString(
-            """
-            # HELP trigger_gateway_config_info The configuration in force; digest is the SHA-256 of its file.
-            # TYPE trigger_gateway_config_info gauge
-            trigger_gateway_config_info{digest="\(s.digest)"} 1
-            # HELP trigger_gateway_config_last_reload_successful Whether the last reload was applied (1) or refused (0); 1 before any reload.
-            # TYPE trigger_gateway_config_last_reload_successful gauge
-            trigger_gateway_config_last_reload_successful \(s.lastReload == .refused ? 0 : 1)
-            # HELP trigger_gateway_config_reloads_total Reloads attempted (SIGHUP), by outcome.
-            # TYPE trigger_gateway_config_reloads_total counter
-            trigger_gateway_config_reloads_total{outcome="applied"} \(s.applied)
-            trigger_gateway_config_reloads_total{outcome="refused"} \(s.refused)
-
-            """
-        )
-        if let time = s.lastReloadTime {
-            buffer.writeString(
-                """
-                # HELP trigger_gateway_config_last_reload_timestamp_seconds When the last reload was attempted.
-                # TYPE trigger_gateway_config_last_reload_timestamp_seconds gauge
-                trigger_gateway_config_last_reload_timestamp_seconds \(time)
-
-                """
-            )
         }
     }
 }

@@ -42,6 +42,9 @@ package struct FrontendServices: Sendable {
     package var requestObservers: [any RequestObserver] = []
     /// The users and organizations Instill clients may look up and act for (`instill-requester-uid`).
     package var namespaces = NamespaceDirectory()
+    /// The registry `/metrics` renders, and the open-connection gauges; nil answers `/metrics` with no metrics.
+    /// The same object in every configuration generation.
+    package var metrics: GatewayMetrics?
     /// The clock requests are timed on (`RequestRecord.durationNanoseconds`) and their deadlines count from
     /// (`RequestContext`): NIO's monotonic clock; a test may inject one on the same timeline (advanced by hand).
     package var clock: @Sendable () -> NIODeadline = { NIODeadline.now() }

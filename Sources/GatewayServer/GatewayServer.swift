@@ -6,6 +6,7 @@ package import NIOCore
 import NIOHTTP1
 import NIOSSL
 import NIOPosix
+import Observability
 import ServiceLifecycle
 import Synchronization
 
@@ -235,6 +236,7 @@ package final class GatewayServer: Service {
             )
             channel.writeAndFlush(response).whenComplete { _ in channel.close(promise: nil) }
         case .http1:
+            countOpen(channel, .http1, tls: secure, metrics: services.metrics)
             try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
             try sync.addHandler(HTTPResponseEncoder())
             let requestTimeouts = HTTP1RequestTimeoutHandler(
@@ -247,8 +249,21 @@ package final class GatewayServer: Service {
             try sync.addHandler(HTTPServerPipelineHandler())
             try sync.addHandler(HTTP1FrontendHandler(services: current, secure: secure))
         case .http2:
+            countOpen(channel, .http2, tls: secure, metrics: services.metrics)
             try configureHTTP2(channel, services: current)
         }
+    }
+
+    /// `trigger_gateway_connections_open{protocol,tls}`: up now, down when the connection closes.
+    private static func countOpen(
+        _ channel: any Channel,
+        _ proto: ConnectionMetrics.WireProtocol,
+        tls: Bool,
+        metrics: GatewayMetrics?
+    ) {
+        guard let connections = metrics?.connections else { return }
+        connections.opened(proto, tls: tls)
+        channel.closeFuture.whenComplete { _ in connections.closed(proto, tls: tls) }
     }
 }
 

@@ -1598,7 +1598,7 @@ let openAPIDocumentJSON = #####"""
         "summary": "Prometheus metrics, text exposition format 0.0.4",
         "responses": {
           "200": {
-            "description": "The metrics.",
+            "description": "The gateway's metrics (`text/plain; version=0.0.4`): every family with its `# HELP` and `# TYPE` line, all named `trigger_gateway_…`; README.md \"Operating\" lists them.",
             "content": {
               "text/plain": {
                 "schema": {

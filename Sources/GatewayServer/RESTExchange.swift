@@ -303,14 +303,9 @@ extension RESTRequestHead {
                 closeConnection: false
             )
         case .metrics:
-            var body = ByteBuffer()
-            services.configStatus?.writeMetrics(into: &body)
-            var pools = ""
-            services.dispatcher.writeMetrics(into: &pools)
-            writeScheduleMetrics(services, into: &pools)
-            body.writeString(pools)
-            var response = RESTResponse.text(status: 200, "", contentType: "text/plain; version=0.0.4")
-            response.body = body
+            // The Prometheus text exposition of the gateway's registry (GatewayMetrics).
+            var response = RESTResponse.text(status: 200, "", contentType: GatewayMetrics.contentType)
+            response.body = ByteBuffer(bytes: services.metrics?.scrape() ?? [])
             return .respond(response, closeConnection: false)
         case .openAPI:
             return .respond(.openAPIDocument(requestID: requestID), closeConnection: false)

@@ -112,6 +112,11 @@ enum RESTPath: Equatable {
         let components = parts.dropFirst(3).map { $0 }
         guard components.allSatisfy({ !$0.isEmpty }) else { return nil }
         switch components.count {
+        // A metadata path whose id carried an encoded "/" names no resource (Instill ids are single segments):
+        // 404, not the 405 its shape would otherwise get for a POST.
+        case 3 where components.contains(where: { $0.contains("/") }),
+            5 where components.contains(where: { $0.contains("/") }):
+            return nil
         case 3 where components[1] == "pipelines":
             return .pipeline(PipelineRef(namespace: components[0], pipeline: components[2]))
         case 5 where components[1] == "pipelines" && components[3] == "releases":

@@ -3,11 +3,6 @@ import NIOCore
 import Routing
 import TriggerModel
 
-/// The schedules' counters for `/metrics` (none without a scheduler).
-func writeScheduleMetrics(_ services: FrontendServices, into text: inout String) {
-    services.scheduler?.writeMetrics(into: &text)
-}
-
 /// The schedule endpoints (API.md §4c): `GET /v1beta/schedules` (each schedule with its state, next fire times
 /// and last run) and `POST /v1beta/schedules/{name}:pause`, `:resume`, `:trigger` (run now, answered like
 /// `trigger-async` with `{"operation":…}`). Authenticated like every other endpoint; any body is ignored.

@@ -79,11 +79,12 @@ enum TraceParent {
 }
 
 extension FrontendServices {
-    /// A new record for a request whose head just arrived.
+    /// A new record for a request whose head just arrived; the observers hear of it (in-flight requests).
     func openRequest(
         requestID: String, frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String
     ) -> OpenRequest {
-        OpenRequest(
+        for observer in requestObservers { observer.requestStarted(frontend) }
+        return OpenRequest(
             record: RequestRecord(
                 requestID: requestID,
                 frontend: frontend,

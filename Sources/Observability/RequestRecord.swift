@@ -84,5 +84,13 @@ package struct RequestRecord: Sendable {
 /// Called on the connection's event loop, once per request, on the hot path: an observer must not block,
 /// hop executors, or take a lock shared across event loops per call (issue 11); it caches what it looks up.
 package protocol RequestObserver: Sendable {
+    /// A request's head arrived (where the record's duration starts): told once per request, before its
+    /// ``requestFinished(_:)``. Same rules as that (hot path, the connection's event loop).
+    func requestStarted(_ frontend: RequestRecord.Frontend)
     func requestFinished(_ record: RequestRecord)
+}
+
+extension RequestObserver {
+    /// Most observers (the access log) only care about finished requests.
+    package func requestStarted(_ frontend: RequestRecord.Frontend) {}
 }

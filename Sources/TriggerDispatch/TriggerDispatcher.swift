@@ -76,34 +76,4 @@ package final class TriggerDispatcher: Sendable {
     package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) throws -> any TriggerEventSource {
         try pool(for: request.ref).admitStream(request, on: eventLoop)
     }
-
-    /// The pools' metrics in Prometheus text (format 0.0.4), each family's HELP and TYPE once.
-    package func writeMetrics(into text: inout String) {
-        var byFamily: [String: [String]] = [:]
-        for name in pools.keys.sorted() {
-            for (family, line) in pools[name]!.metricLines() { byFamily[family, default: []].append(line) }
-        }
-        for (family, help, type) in Self.poolFamilies {
-            guard let lines = byFamily[family] else { continue }
-            text += "# HELP \(family) \(help)\n# TYPE \(family) \(type)\n"
-            for line in lines { text += line + "\n" }
-        }
-    }
-
-    static let poolFamilies: [(String, String, String)] = [
-        (
-            "trigger_gateway_pool_slots_in_use", "Calls and streams holding one of the pool's max_concurrency slots.",
-            "gauge"
-        ),
-        (
-            "trigger_gateway_pool_endpoint_available",
-            "1 when picking may choose the endpoint: not ejected, passing its health check.", "gauge"
-        ),
-        ("trigger_gateway_pool_endpoint_in_flight", "Calls and streams in flight on the endpoint.", "gauge"),
-        ("trigger_gateway_pool_ejections_total", "Endpoints ejected by passive outlier detection.", "counter"),
-        (
-            "trigger_gateway_pool_retries_total", "Calls tried again on an endpoint after nothing reached a backend.",
-            "counter"
-        ),
-    ]
 }

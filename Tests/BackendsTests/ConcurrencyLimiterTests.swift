@@ -77,7 +77,7 @@ struct ConcurrencyLimiterTests {
             order.withLock { $0.append("background") }
         }
         // Queue a caller only once the background waiter is queued.
-        while limiter.waiting == 0 { await Task.yield() }
+        while limiter.queued == 0 { await Task.yield() }
         _ = try limiter.acquire(onSlot: { order.withLock { $0.append("caller") } })
         limiter.release()
         #expect(order.withLock { $0 } == ["caller"])

@@ -74,6 +74,21 @@ struct AsyncWebhookTests {
             )
             #expect(
                 parts["v1"] == check.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines), "\(check.stderr)")
+
+            // /metrics: one delivery, delivered on its second POST (the first answered 500).
+            let deliveredSeries = #"trigger_gateway_webhook_deliveries_total{outcome="delivered"}"#
+            var scrape = Exposition("")
+            let deadline = clock.now + .seconds(5)
+            repeat {
+                scrape = Exposition(try await client.client.request("GET", "/metrics").bodyString)
+                if scrape.samples[deliveredSeries] == 1 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            } while clock.now < deadline
+            #expect(scrape.samples[deliveredSeries] == 1, "\(scrape.text)")
+            #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{outcome="given_up"}"#] == 0)
+            #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="http_error"}"#] == 1)
+            #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="success"}"#] == 1)
+            #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="transport_error"}"#] == 0)
         }
     }
 }

@@ -148,14 +148,17 @@ struct PoolResilienceTests {
             let metrics = try await client.request("GET", "/metrics").bodyString
             func value(_ prefix: String) -> Int? {
                 let line = metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }
-                return line.flatMap { Int($0.split(separator: " ").last!) }
+                // Gauges are written as floating point ("1.0"), counters as integers.
+                return line.flatMap { Double($0.split(separator: " ").last!) }.map { Int($0) }
             }
-            let ejections = value(#"trigger_gateway_pool_ejections_total{pool="runner"}"#) ?? 0
-            let retries = value(#"trigger_gateway_pool_retries_total{pool="runner"}"#) ?? 0
+            // Per endpoint: the ejections and the retries away from it are the dead endpoint's.
+            let deadLabels = #"{pool="runner",endpoint="127.0.0.1:\#(deadPort)"}"#
+            let ejections = value("trigger_gateway_pool_ejections_total" + deadLabels) ?? 0
+            let retries = value("trigger_gateway_pool_retries_total" + deadLabels) ?? 0
             #expect(ejections >= 1 && retries >= 1, "\(metrics)")
             let liveLine = #"trigger_gateway_pool_endpoint_available{pool="runner",endpoint="127.0.0.1:\#(live.port)"}"#
             #expect(value(liveLine) == 1, "\(metrics)")
-            #expect(value(#"trigger_gateway_pool_slots_in_use{pool="runner"}"#) != nil, "\(metrics)")
+            #expect(value(#"trigger_gateway_pool_in_flight{pool="runner"}"#) != nil, "\(metrics)")
             await client.close()
         }
     }
@@ -189,8 +192,10 @@ struct PoolResilienceTests {
             }
             #expect(statuses.contains(200) && statuses.contains { $0 >= 502 }, "\(statuses)")
             let metrics = try await client.request("GET", "/metrics").bodyString
-            #expect(!metrics.contains(#"trigger_gateway_pool_retries_total{pool="runner"} 1"#), "\(metrics)")
-            #expect(metrics.contains(#"trigger_gateway_pool_retries_total{pool="runner"} 0"#), "\(metrics)")
+            for port in [deadPort, live.port] {
+                let line = #"trigger_gateway_pool_retries_total{pool="runner",endpoint="127.0.0.1:\#(port)"} 0"#
+                #expect(metrics.contains(line), "\(metrics)")
+            }
             await client.close()
         }
     }

@@ -1,0 +1,150 @@
+package import FoundationEssentials
+package import Observability
+package import OperationStore
+package import TriggerModel
+
+/// An operation store that times every call for /metrics (`trigger_gateway_store_operation_duration_seconds`
+/// and `trigger_gateway_store_errors_total`, by store method) and otherwise forwards to `base`: the one place
+/// all async traffic to either store passes (the frontends, the dispatcher, the scheduler, the health probe).
+///
+/// Use ``measuring(_:metrics:)``: it keeps schedule state reachable exactly when `base` keeps it.
+/// `@unchecked Sendable`: immutable, and not final only so ``MeasuredScheduleStateStore`` can add conformance.
+package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
+    let base: any OperationStore
+    let metrics: StoreMetrics
+
+    init(_ base: any OperationStore, metrics: StoreMetrics) {
+        self.base = base
+        self.metrics = metrics
+    }
+
+    /// `base` measured; a ``MeasuredScheduleStateStore`` when `base` is a `ScheduleStateStore`.
+    package static func measuring(_ base: any OperationStore, metrics: StoreMetrics) -> any OperationStore {
+        if let scheduling = base as? any OperationStore & ScheduleStateStore {
+            return MeasuredScheduleStateStore(scheduling, metrics: metrics)
+        }
+        return MeasuredOperationStore(base, metrics: metrics)
+    }
+
+    /// Runs one store call, recording its duration and whether it threw.
+    func measure<T>(_ operation: String, _ call: () async throws -> T) async throws -> T {
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            let value = try await call()
+            metrics.record(operation, seconds: Self.seconds(clock.now - start), failed: false)
+            return value
+        } catch {
+            metrics.record(operation, seconds: Self.seconds(clock.now - start), failed: true)
+            throw error
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    package func enqueue(
+        _ request: TriggerRequest,
+        idempotencyKey: String?
+    ) async throws -> (operation: Operation, created: Bool) {
+        try await measure("enqueue") { try await base.enqueue(request, idempotencyKey: idempotencyKey) }
+    }
+
+    package func get(id: String) async throws -> Operation? {
+        try await measure("get") { try await base.get(id: id) }
+    }
+
+    package func list(
+        filter: OperationFilter,
+        pageSize: Int,
+        pageToken: String?
+    ) async throws -> (operations: [Operation], nextPageToken: String?) {
+        try await measure("list") { try await base.list(filter: filter, pageSize: pageSize, pageToken: pageToken) }
+    }
+
+    package func cancel(id: String) async throws -> Operation {
+        try await measure("cancel") { try await base.cancel(id: id) }
+    }
+
+    package func claim(
+        owner: String,
+        leaseDuration: Duration,
+        limit: Int,
+        now: Date,
+        scope: ClaimScope
+    ) async throws -> [Operation] {
+        try await measure("claim") {
+            try await base.claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+        }
+    }
+
+    package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        try await measure("renew_lease") {
+            try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
+        }
+    }
+
+    package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        try await measure("complete") { try await base.complete(id: id, owner: owner, result: result, now: now) }
+    }
+
+    package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        try await measure("fail") {
+            try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+        }
+    }
+
+    package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        try await measure("expire_leases") { try await base.expireLeases(ownerPrefix: ownerPrefix, now: now) }
+    }
+
+    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+        try await measure("release") { try await base.release(id: id, owner: owner, now: now) }
+    }
+
+    package func purge(finishedBefore: Date) async throws -> Int {
+        try await measure("purge") { try await base.purge(finishedBefore: finishedBefore) }
+    }
+
+    package func probe(instance: String, now: Date) async throws {
+        try await measure("probe") { try await base.probe(instance: instance, now: now) }
+    }
+
+    package func close() async throws {
+        try await base.close()
+    }
+}
+
+/// ``MeasuredOperationStore`` over a store that keeps schedule state: those calls are measured too.
+package final class MeasuredScheduleStateStore: MeasuredOperationStore, ScheduleStateStore, @unchecked Sendable {
+    private let scheduleBase: any ScheduleStateStore
+
+    init(_ base: any OperationStore & ScheduleStateStore, metrics: StoreMetrics) {
+        self.scheduleBase = base
+        super.init(base, metrics: metrics)
+    }
+
+    package func scheduleState(name: String, firstTick: Date) async throws -> ScheduleState {
+        try await measure("schedule_state") { try await scheduleBase.scheduleState(name: name, firstTick: firstTick) }
+    }
+
+    @discardableResult
+    package func recordScheduleTick(name: String, tick: Date, operationID: String?) async throws -> ScheduleState {
+        try await measure("record_schedule_tick") {
+            try await scheduleBase.recordScheduleTick(name: name, tick: tick, operationID: operationID)
+        }
+    }
+
+    package func recordScheduleRun(name: String, operationID: String) async throws {
+        try await measure("record_schedule_run") {
+            try await scheduleBase.recordScheduleRun(name: name, operationID: operationID)
+        }
+    }
+
+    package func setSchedulePaused(name: String, paused: Bool?) async throws {
+        try await measure("set_schedule_paused") {
+            try await scheduleBase.setSchedulePaused(name: name, paused: paused)
+        }
+    }
+}

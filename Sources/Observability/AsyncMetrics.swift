@@ -1,0 +1,224 @@
+package import Prometheus
+import Synchronization
+
+/// Async mode's families:
+///
+/// - `trigger_gateway_async_accepted_total`: operations stored by an async trigger (a repeat with the same
+///   `Idempotency-Key` returns the stored one and is not counted).
+/// - `trigger_gateway_async_queued`: operations this instance put in the queue (accepted, a failed attempt to be
+///   retried, a run handed back at shutdown) minus those it claimed or cancelled while queued. With one instance
+///   this is the queue's length; instances sharing a PostgreSQL store each count their own moves, so the queue is
+///   the sum over them (a single instance's value may be negative). A run whose lease expired is claimable again
+///   without passing through this count.
+/// - `trigger_gateway_async_running`: runs this instance's dispatcher has in progress.
+/// - `trigger_gateway_async_finished_total{state}`: operations that reached a final state here (`succeeded`,
+///   `failed`, `cancelled`).
+/// - `trigger_gateway_async_dispatch_lag_seconds`: from when an operation became runnable (accepted, or its retry
+///   time) to its claim.
+/// - `trigger_gateway_async_attempts_total`: runs started (first attempts and retries).
+package final class AsyncMetrics: Sendable {
+    package enum FinalState: String, Sendable, CaseIterable {
+        case succeeded
+        case failed
+        case cancelled
+    }
+
+    package let accepted: Counter
+    package let queued: Gauge
+    package let running: Gauge
+    package let dispatchLag: ValueHistogram
+    package let attempts: Counter
+    private let finished: [FinalState: Counter]
+
+    init(registry: PrometheusCollectorRegistry) {
+        accepted = registry.counter(
+            name: "trigger_gateway_async_accepted_total",
+            help: "Async operations stored (a repeated Idempotency-Key returning the stored one is not counted)."
+        )
+        queued = registry.gauge(
+            name: "trigger_gateway_async_queued",
+            help: "Operations this instance queued (accepted, retry scheduled, handed back) minus those it claimed "
+                + "or cancelled while queued; the queue's length summed over the instances sharing a store."
+        )
+        running = registry.gauge(
+            name: "trigger_gateway_async_running",
+            help: "Operations this instance's dispatcher is running now."
+        )
+        dispatchLag = registry.histogram(
+            name: "trigger_gateway_async_dispatch_lag_seconds",
+            buckets: MetricBuckets.seconds,
+            help: "From an operation becoming runnable (accepted, or its retry time) to its claim, in seconds."
+        )
+        attempts = registry.counter(
+            name: "trigger_gateway_async_attempts_total",
+            help: "Runs of async operations started (first attempts and retries)."
+        )
+        var finished: [FinalState: Counter] = [:]
+        for state in FinalState.allCases {
+            finished[state] = registry.counter(
+                name: "trigger_gateway_async_finished_total",
+                labels: [("state", state.rawValue)],
+                help: "Async operations that reached a final state on this instance, by state."
+            )
+        }
+        self.finished = finished
+    }
+
+    package func finished(_ state: FinalState) -> Counter { finished[state]! }
+
+    // MARK: Recording
+
+    /// An async trigger stored a new operation.
+    package func recordAccepted() {
+        accepted.increment()
+        queued.increment()
+    }
+
+    /// An operation went back to the queue from here: a failed attempt to be retried, a cut run handed back.
+    package func recordRequeued() { queued.increment() }
+
+    /// This instance claimed an operation that became runnable `lagSeconds` ago, and starts running it.
+    package func recordClaimed(lagSeconds: Double) {
+        queued.decrement()
+        running.increment()
+        attempts.increment()
+        dispatchLag.record(max(lagSeconds, 0))
+    }
+
+    /// A run claimed here ended (whatever became of the operation).
+    package func recordRunEnded() { running.decrement() }
+
+    /// An operation reached a final state here; `wasQueued`: it was cancelled before any claim.
+    package func recordFinished(_ state: FinalState, wasQueued: Bool = false) {
+        finished[state]!.increment()
+        if wasQueued { queued.decrement() }
+    }
+}
+
+/// The operation store's calls: `trigger_gateway_store_operation_duration_seconds{operation}` (every call,
+/// failed or not) and `trigger_gateway_store_errors_total{operation}` (calls that threw). `operation` is the
+/// store method (`enqueue`, `get`, `claim`, …): a fixed set.
+package final class StoreMetrics: Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let byOperation = Mutex<[String: (duration: ValueHistogram, errors: Counter)]>([:])
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    /// Records one call of `operation` that took `seconds` (and failed when `failed`). Store calls are I/O:
+    /// the one lock here is small next to them.
+    package func record(_ operation: String, seconds: Double, failed: Bool) {
+        let instruments = byOperation.withLock { map in
+            if let found = map[operation] { return found }
+            let labels = [("operation", operation)]
+            let made = (
+                duration: registry.histogram(
+                    name: "trigger_gateway_store_operation_duration_seconds",
+                    labels: labels,
+                    buckets: MetricBuckets.seconds,
+                    help: "Operation store calls, by store method, in seconds (failed calls included)."
+                ),
+                errors: registry.counter(
+                    name: "trigger_gateway_store_errors_total",
+                    labels: labels,
+                    help: "Operation store calls that failed, by store method."
+                )
+            )
+            map[operation] = made
+            return made
+        }
+        instruments.duration.record(seconds)
+        if failed { instruments.errors.increment() }
+    }
+}
+
+/// Completion webhooks: `trigger_gateway_webhook_deliveries_total{outcome}`, one per delivery when it ends
+/// (`delivered`: a 2xx answer; `given_up`: every attempt failed), and
+/// `trigger_gateway_webhook_attempts_total{outcome}` per POST (`success`, `http_error` for a non-2xx answer,
+/// `transport_error` when no answer came).
+package final class WebhookMetrics: Sendable {
+    package enum DeliveryOutcome: String, Sendable, CaseIterable {
+        case delivered
+        case givenUp = "given_up"
+    }
+
+    package enum AttemptOutcome: String, Sendable, CaseIterable {
+        case success
+        case httpError = "http_error"
+        case transportError = "transport_error"
+    }
+
+    private let deliveries: [DeliveryOutcome: Counter]
+    private let attempts: [AttemptOutcome: Counter]
+
+    init(registry: PrometheusCollectorRegistry) {
+        var deliveries: [DeliveryOutcome: Counter] = [:]
+        for outcome in DeliveryOutcome.allCases {
+            deliveries[outcome] = registry.counter(
+                name: "trigger_gateway_webhook_deliveries_total",
+                labels: [("outcome", outcome.rawValue)],
+                help: "Completion webhooks ended, by outcome: delivered (a 2xx answer) or given_up."
+            )
+        }
+        var attempts: [AttemptOutcome: Counter] = [:]
+        for outcome in AttemptOutcome.allCases {
+            attempts[outcome] = registry.counter(
+                name: "trigger_gateway_webhook_attempts_total",
+                labels: [("outcome", outcome.rawValue)],
+                help: "Completion webhook POSTs, by outcome: success, http_error (not 2xx) or transport_error."
+            )
+        }
+        self.deliveries = deliveries
+        self.attempts = attempts
+    }
+
+    package func recordDelivery(_ outcome: DeliveryOutcome) { deliveries[outcome]!.increment() }
+    package func recordAttempt(_ outcome: AttemptOutcome) { attempts[outcome]!.increment() }
+}
+
+/// `trigger_gateway_schedule_ticks_total{schedule,outcome}`: schedule ticks and manual runs this instance
+/// handled. Every configured schedule has its series from the start (at 0).
+package final class ScheduleMetrics: Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let counters = Mutex<[String: Counter]>([:])
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    /// One tick or manual run of `schedule` ended with `outcome`.
+    package func recordTick(schedule: String, outcome: String) {
+        ticks(schedule: schedule, outcome: outcome).increment()
+    }
+
+    /// A reload: the series of schedules no longer configured go (a schedule added back starts again at 0, a
+    /// counter reset Prometheus' `rate` and `increase` handle).
+    package func keepOnly(schedules names: Set<String>) {
+        counters.withLock { map in
+            for (key, counter) in map where !names.contains(String(key.prefix { $0 != "\u{0}" })) {
+                registry.unregisterCounter(counter)
+                map.removeValue(forKey: key)
+            }
+        }
+    }
+
+    /// Makes the series of `schedule` and `outcome` (at 0) if it is not there yet.
+    package func register(schedule: String, outcome: String) {
+        _ = ticks(schedule: schedule, outcome: outcome)
+    }
+
+    private func ticks(schedule: String, outcome: String) -> Counter {
+        counters.withLock { map in
+            let key = "\(schedule)\u{0}\(outcome)"
+            if let found = map[key] { return found }
+            let counter = registry.counter(
+                name: "trigger_gateway_schedule_ticks_total",
+                labels: [("schedule", schedule), ("outcome", outcome)],
+                help: "Schedule ticks and manual runs this instance handled, by schedule and outcome."
+            )
+            map[key] = counter
+            return counter
+        }
+    }
+}

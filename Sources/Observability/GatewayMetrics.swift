@@ -1,0 +1,226 @@
+package import Prometheus
+import Synchronization
+
+/// The gateway's Prometheus metrics: one registry (swift-prometheus 2.x) and the instruments on it, from which
+/// `GET /metrics` renders the text exposition format 0.0.4, every family with its `# HELP` and `# TYPE` line.
+///
+/// One per `GatewayApp` (one per process in production; the test harness runs several gateways in one process,
+/// each with its own), created at start-up and kept across config reloads: series of pools and routes that
+/// carry over keep counting, since the registry hands back the same instrument for the same name and labels.
+///
+/// Two ways values get here. Events (a request finished, an endpoint ejected, a retry sent, an operation
+/// accepted) increment instruments that were looked up once and kept (counters and gauges are atomics, no
+/// lock). Levels that are state elsewhere (slots in use, queue lengths, endpoint health) are read at scrape time
+/// by the collectors registered with ``addCollector(_:)``, run just before the registry is rendered.
+///
+/// Naming follows the Prometheus conventions (https://prometheus.io/docs/practices/naming/): a
+/// `trigger_gateway_` prefix, `_total` on counters, base units in the name (`_seconds`, `_bytes`).
+package final class GatewayMetrics: Sendable {
+    package let registry: PrometheusCollectorRegistry
+    /// Request counts, durations and sizes; the `RequestObserver` the frontends tell.
+    package let requests: RequestMetrics
+    package let async: AsyncMetrics
+    package let store: StoreMetrics
+    package let webhooks: WebhookMetrics
+    package let schedules: ScheduleMetrics
+    package let connections: ConnectionMetrics
+    package let config: ConfigMetrics
+
+    private struct Collectors {
+        var next = 0
+        var byID: [Int: @Sendable () -> Void] = [:]
+    }
+
+    private let collectors = Mutex(Collectors())
+    /// One scrape at a time: collectors set gauges, then the registry is rendered; two scrapes interleaving
+    /// would only show a level one collector pass older, but serializing keeps each scrape one coherent pass.
+    private let scraping = Mutex(())
+
+    /// `registry`: a fresh one unless a test hands its own.
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.requests = RequestMetrics(registry: registry)
+        self.async = AsyncMetrics(registry: registry)
+        self.store = StoreMetrics(registry: registry)
+        self.webhooks = WebhookMetrics(registry: registry)
+        self.schedules = ScheduleMetrics(registry: registry)
+        self.connections = ConnectionMetrics(registry: registry)
+        self.config = ConfigMetrics(registry: registry)
+    }
+
+    /// A pool's instruments: its own and one set per endpoint (`endpoints` as configured, `host:port`).
+    package func pool(_ name: String, endpoints: [String]) -> PoolMetrics {
+        PoolMetrics(registry: registry, pool: name, endpoints: endpoints)
+    }
+
+    /// Runs `collect` before every scrape (to set gauges from state kept elsewhere) until the returned token's
+    /// ``CollectorToken/cancel()``.
+    @discardableResult
+    package func addCollector(_ collect: @escaping @Sendable () -> Void) -> CollectorToken {
+        let id = collectors.withLock { c in
+            c.next += 1
+            c.byID[c.next] = collect
+            return c.next
+        }
+        return CollectorToken { [weak self] in _ = self?.collectors.withLock { $0.byID.removeValue(forKey: id) } }
+    }
+
+    /// The text exposition (format 0.0.4, `text/plain; version=0.0.4`) after running the collectors.
+    package func scrape() -> [UInt8] {
+        scraping.withLock { _ in
+            for collect in collectors.withLock({ Array($0.byID.values) }) { collect() }
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(16 << 10)
+            registry.emit(into: &buffer)
+            return buffer
+        }
+    }
+
+    /// The content type of ``scrape()``.
+    package static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+}
+
+/// Ends a collector registration.
+package struct CollectorToken: Sendable {
+    private let end: @Sendable () -> Void
+    init(_ end: @escaping @Sendable () -> Void) { self.end = end }
+    package func cancel() { end() }
+}
+
+/// Bucket boundaries shared by the families that measure the same kind of thing.
+package enum MetricBuckets {
+    /// Seconds, 1 ms to 60 s: gateway and backend request durations, store calls, dispatch lag.
+    package static let seconds: [Double] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+    ]
+    /// Bytes, powers of 4 from 64 B to 256 MiB: request and response bodies.
+    package static let bytes: [Double] = (0...11).map { 64 * pow4($0) }
+
+    private static func pow4(_ n: Int) -> Double {
+        var value = 1.0
+        for _ in 0..<n { value *= 4 }
+        return value
+    }
+}
+
+/// Open frontend connections by wire protocol.
+package final class ConnectionMetrics: Sendable {
+    package enum WireProtocol: String, Sendable, CaseIterable {
+        case http1
+        case http2
+    }
+
+    private let open: [Gauge]
+
+    init(registry: PrometheusCollectorRegistry) {
+        // Cleartext and TLS alike; `tls` says which. Both label sets exist from the start, so a dashboard sees 0.
+        var gauges: [Gauge] = []
+        for proto in WireProtocol.allCases {
+            for tls in ["false", "true"] {
+                gauges.append(
+                    registry.gauge(
+                        name: "trigger_gateway_connections_open",
+                        labels: [("protocol", proto.rawValue), ("tls", tls)],
+                        help: "Frontend connections open now, by wire protocol (after the preface sniff) and TLS."
+                    )
+                )
+            }
+        }
+        self.open = gauges
+    }
+
+    /// A connection's frontend was installed (after the preface sniff); pair with ``closed(_:tls:)``.
+    package func opened(_ proto: WireProtocol, tls: Bool) { gauge(proto, tls: tls).increment() }
+
+    /// A connection counted by ``opened(_:tls:)`` closed.
+    package func closed(_ proto: WireProtocol, tls: Bool) { gauge(proto, tls: tls).decrement() }
+
+    private func gauge(_ proto: WireProtocol, tls: Bool) -> Gauge {
+        open[(proto == .http1 ? 0 : 2) + (tls ? 1 : 0)]
+    }
+}
+
+/// The configuration in force and its reloads (SIGHUP), after Prometheus' own
+/// `prometheus_config_last_reload_successful` family.
+package final class ConfigMetrics: Sendable {
+    package enum ReloadOutcome: String, Sendable, CaseIterable {
+        case applied
+        case refused
+    }
+
+    private let registry: PrometheusCollectorRegistry
+    private let reloads: [ReloadOutcome: Counter]
+    private let lastSuccessful: Gauge
+    private let lastTimestamp: Gauge
+    private let info = Mutex<(digest: String, gauge: Gauge)?>(nil)
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        var reloads: [ReloadOutcome: Counter] = [:]
+        for outcome in ReloadOutcome.allCases {
+            reloads[outcome] = registry.counter(
+                name: "trigger_gateway_config_reloads_total",
+                labels: [("outcome", outcome.rawValue)],
+                help: "Reloads attempted (SIGHUP), by outcome: applied, or refused (the running configuration stayed)."
+            )
+        }
+        self.reloads = reloads
+        lastSuccessful = registry.gauge(
+            name: "trigger_gateway_config_last_reload_successful",
+            help: "Whether the last reload was applied (1) or refused (0); 1 before any reload."
+        )
+        lastSuccessful.set(to: 1.0)
+        lastTimestamp = registry.gauge(
+            name: "trigger_gateway_config_last_reload_timestamp_seconds",
+            help: "When the last reload was attempted, in seconds since the Unix epoch; 0 before any reload."
+        )
+    }
+
+    /// The configuration in force: `trigger_gateway_config_info{digest} 1`, one series (the old digest's goes).
+    package func setDigest(_ digest: String) {
+        info.withLock { current in
+            guard current?.digest != digest else { return }
+            if let old = current?.gauge { registry.unregisterGauge(old) }
+            let gauge = registry.gauge(
+                name: "trigger_gateway_config_info",
+                labels: [("digest", digest)],
+                help: "The configuration in force (always 1); digest is the SHA-256 of its file."
+            )
+            gauge.set(to: 1.0)
+            current = (digest, gauge)
+        }
+    }
+
+    /// One reload attempt at `time` (seconds since the Unix epoch).
+    package func recordReload(_ outcome: ReloadOutcome, at time: Double) {
+        reloads[outcome]!.increment()
+        lastSuccessful.set(to: outcome == .applied ? 1.0 : 0.0)
+        lastTimestamp.set(to: time)
+    }
+}
+
+/// The registry's `make…` calls with the whole metric name written out (as README and dashboards spell it):
+/// swift-prometheus 2.4 builds names from a `MetricNameDescriptor`; ours go in as its `metricName` with no
+/// separate unit part. Same instrument for the same name and labels, as `make…` gives.
+extension PrometheusCollectorRegistry {
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    func counter(name: String, labels: [(String, String)] = [], help: String) -> Counter {
+        makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    func gauge(name: String, labels: [(String, String)] = [], help: String) -> Gauge {
+        makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    func histogram(
+        name: String,
+        labels: [(String, String)] = [],
+        buckets: [Double],
+        help: String
+    ) -> ValueHistogram {
+        makeValueHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: buckets)
+    }
+}

@@ -1,0 +1,138 @@
+package import Prometheus
+
+/// One backend pool's instruments, made once when the pool is built (a bounded set: the configured pools and
+/// their endpoints), so recording is an atomic add on an instrument already at hand.
+///
+/// Per pool: `trigger_gateway_pool_in_flight` and `trigger_gateway_pool_queued` (gauges, set at scrape time from
+/// the pool's limiter), `trigger_gateway_pool_rejected_total` (refused at once: over `max_concurrency` with a
+/// full queue). Per endpoint (`pool`, `endpoint` = `host:port` as configured):
+/// `trigger_gateway_pool_endpoint_available` (1 when picking may choose it: not ejected, passing its health
+/// check), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
+/// `trigger_gateway_pool_retries_total` (tries sent again elsewhere after nothing reached this endpoint) and
+/// `trigger_gateway_backend_request_duration_seconds` (one try of a call on the endpoint, answered or failed).
+///
+/// A pool that a reload carries over or rebuilds under the same name gets the same series (the registry hands
+/// back the instrument of the same name and labels), so its counters keep counting.
+package final class PoolMetrics: Sendable {
+    package let pool: String
+    package let endpoints: [String]
+    package let inFlight: Gauge
+    package let queued: Gauge
+    package let rejected: Counter
+    package let endpointAvailable: [Gauge]
+    package let endpointInFlight: [Gauge]
+    package let ejections: [Counter]
+    package let retries: [Counter]
+    package let backendDuration: [ValueHistogram]
+    private let registry: PrometheusCollectorRegistry
+
+    init(registry: PrometheusCollectorRegistry, pool: String, endpoints: [String]) {
+        self.registry = registry
+        self.pool = pool
+        self.endpoints = endpoints
+        let poolLabel = [("pool", pool)]
+        inFlight = registry.gauge(
+            name: "trigger_gateway_pool_in_flight",
+            labels: poolLabel,
+            help: "Calls and streams holding one of the pool's max_concurrency slots."
+        )
+        queued = registry.gauge(
+            name: "trigger_gateway_pool_queued",
+            labels: poolLabel,
+            help: "Calls waiting for one of the pool's slots (max_queue bounds it; async runs wait apart)."
+        )
+        rejected = registry.counter(
+            name: "trigger_gateway_pool_rejected_total",
+            labels: poolLabel,
+            help: "Calls and streams refused at once as overloaded: every slot taken and the queue full."
+        )
+        let labels = endpoints.map { [("pool", pool), ("endpoint", $0)] }
+        endpointAvailable = labels.map {
+            registry.gauge(
+                name: "trigger_gateway_pool_endpoint_available",
+                labels: $0,
+                help: "1 when picking may choose the endpoint: not ejected, passing its health check."
+            )
+        }
+        endpointInFlight = labels.map {
+            registry.gauge(
+                name: "trigger_gateway_pool_endpoint_in_flight",
+                labels: $0,
+                help: "Calls and streams in flight on the endpoint."
+            )
+        }
+        ejections = labels.map {
+            registry.counter(
+                name: "trigger_gateway_pool_ejections_total",
+                labels: $0,
+                help: "Times the endpoint was ejected by passive outlier detection."
+            )
+        }
+        retries = labels.map {
+            registry.counter(
+                name: "trigger_gateway_pool_retries_total",
+                labels: $0,
+                help: "Calls tried again on another endpoint after nothing reached a backend on this one."
+            )
+        }
+        backendDuration = labels.map {
+            registry.histogram(
+                name: "trigger_gateway_backend_request_duration_seconds",
+                labels: $0,
+                buckets: MetricBuckets.seconds,
+                help: "One try of a call on a backend endpoint, from picking it to its answer or failure, in seconds."
+            )
+        }
+    }
+
+    // MARK: Recording (atomic adds; no lock)
+
+    /// A call or stream refused as overloaded.
+    package func recordRejected() { rejected.increment() }
+
+    /// Endpoint `index` (in ``endpoints``' order) was ejected.
+    package func recordEjection(endpoint index: Int) {
+        if ejections.indices.contains(index) { ejections[index].increment() }
+    }
+
+    /// A try that never reached endpoint `index` goes again to another one.
+    package func recordRetry(from index: Int) {
+        if retries.indices.contains(index) { retries[index].increment() }
+    }
+
+    /// One try on endpoint `index` ended after `nanoseconds`.
+    package func recordTry(endpoint index: Int, nanoseconds: UInt64) {
+        if backendDuration.indices.contains(index) { backendDuration[index].record(Double(nanoseconds) / 1e9) }
+    }
+
+    /// Scrape time: the levels the pool keeps elsewhere (its limiter, its balancer).
+    package func setLevels(inFlight: Int, queued: Int) {
+        self.inFlight.set(to: Double(inFlight))
+        self.queued.set(to: Double(queued))
+    }
+
+    /// Scrape time: endpoint `index`'s availability and calls in flight.
+    package func setEndpoint(_ index: Int, available: Bool, inFlight: Int) {
+        guard endpointAvailable.indices.contains(index) else { return }
+        endpointAvailable[index].set(to: available ? 1.0 : 0.0)
+        endpointInFlight[index].set(to: Double(inFlight))
+    }
+
+    /// Takes this pool's series off the registry, except those `live` (the pool of the same name in the
+    /// configuration now in force, if any) still uses: a retired pool's series go when its calls are done.
+    package func unregister(keeping live: PoolMetrics?) {
+        if live == nil {
+            registry.unregisterGauge(inFlight)
+            registry.unregisterGauge(queued)
+            registry.unregisterCounter(rejected)
+        }
+        let kept = Set(live?.endpoints ?? [])
+        for (i, endpoint) in endpoints.enumerated() where !kept.contains(endpoint) {
+            registry.unregisterGauge(endpointAvailable[i])
+            registry.unregisterGauge(endpointInFlight[i])
+            registry.unregisterCounter(ejections[i])
+            registry.unregisterCounter(retries[i])
+            registry.unregisterValueHistogram(backendDuration[i])
+        }
+    }
+}

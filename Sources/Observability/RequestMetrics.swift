@@ -1,0 +1,163 @@
+import NIOPosix
+package import Prometheus
+import Synchronization
+
+/// The request-level families, fed by one ``RequestRecord`` per finished request:
+///
+/// - `trigger_gateway_requests_total{frontend,operation,route,mode,code}` (counter)
+/// - `trigger_gateway_request_duration_seconds{frontend,operation,route,mode}` (histogram)
+/// - `trigger_gateway_request_size_bytes` / `trigger_gateway_response_size_bytes` (histograms, body bytes, same
+///   labels)
+/// - `trigger_gateway_requests_in_flight{frontend}` (gauge: up in ``requestStarted(_:)``, down in
+///   ``requestFinished(_:)``; the frontends tell both)
+///
+/// Labels come only from the record's bounded fields: `route` is the configured pattern ("none" when the request
+/// named no pipeline or none matched), `mode` "sync"/"async"/"stream" ("none" for non-trigger requests), `code`
+/// the HTTP status for REST and the gRPC status name (`OK`, `NOT_FOUND`, … as grpc-go's `grpc_code`) for gRPC.
+/// The histograms leave `code` out: one set of buckets per route and mode, not per outcome.
+///
+/// Hot path (issue 11): ``requestFinished(_:)`` runs on the connection's event loop for every request. It looks
+/// its instruments up in a cache private to the calling thread (a `ThreadSpecificVariable`: each event loop is
+/// one thread), so a recording takes neither the registry's lock (`makeCounter` & co. lock it) nor any lock
+/// shared across event loops to find them; the counter and gauge are atomics. Only a thread's first request of
+/// a label combination takes `RequestMetrics`' own lock and the registry's. swift-prometheus' histograms keep a
+/// lock per series (their `record` is not lock-free): uncontended unless two loops finish a request of the
+/// same operation, route and mode at the same instant.
+package final class RequestMetrics: RequestObserver, Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let inFlight: [Gauge]
+    /// Each thread's instruments by label combination.
+    private let caches = ThreadSpecificVariable<Cache>()
+    /// Serializes cache misses (rare: once per thread and label combination).
+    private let making = Mutex(())
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        self.inFlight = [RequestRecord.Frontend.rest, .grpc].map {
+            registry.gauge(
+                name: "trigger_gateway_requests_in_flight",
+                labels: [("frontend", $0.rawValue)],
+                help: "Requests received and not yet answered in full, by frontend."
+            )
+        }
+    }
+
+    /// A request's head arrived (pair with exactly one ``requestFinished(_:)``).
+    package func requestStarted(_ frontend: RequestRecord.Frontend) {
+        inFlight[frontend == .rest ? 0 : 1].increment()
+    }
+
+    /// Counts one finished request (see the type's summary for the families and labels), and ends its
+    /// ``requestStarted(_:)``.
+    package func requestFinished(_ record: RequestRecord) {
+        inFlight[record.frontend == .rest ? 0 : 1].decrement()
+        let series = instruments(for: record)
+        series.requests.increment()
+        series.duration.record(Double(record.durationNanoseconds) / 1e9)
+        series.requestSize.record(Double(record.bytesIn))
+        series.responseSize.record(Double(record.bytesOut))
+    }
+
+    /// The in-flight gauge of `frontend` (for tests).
+    package func inFlight(_ frontend: RequestRecord.Frontend) -> Gauge { inFlight[frontend == .rest ? 0 : 1] }
+
+    // MARK: Instruments
+
+    /// The bounded label values of one record.
+    struct Key: Hashable {
+        var frontend: RequestRecord.Frontend
+        var operation: String
+        var route: String?
+        var mode: String?
+        var status: Int
+        var grpcStatus: Int?
+
+        init(_ record: RequestRecord) {
+            frontend = record.frontend
+            operation = record.operation
+            route = record.route
+            mode = record.mode
+            status = record.status
+            grpcStatus = record.grpcStatus
+        }
+
+        var code: String {
+            guard let grpcStatus else { return String(status) }
+            return GRPCStatusName.name(grpcStatus)
+        }
+    }
+
+    struct Series {
+        var requests: Counter
+        var duration: ValueHistogram
+        var requestSize: ValueHistogram
+        var responseSize: ValueHistogram
+    }
+
+    /// One thread's instruments. Only ever touched by the thread it belongs to.
+    final class Cache: @unchecked Sendable {
+        var series: [Key: Series] = [:]
+    }
+
+    func instruments(for record: RequestRecord) -> Series {
+        let key = Key(record)
+        let cache: Cache
+        if let existing = caches.currentValue {
+            cache = existing
+        } else {
+            cache = Cache()
+            caches.currentValue = cache
+        }
+        if let series = cache.series[key] { return series }
+        let series = making.withLock { _ in make(key) }
+        cache.series[key] = series
+        return series
+    }
+
+    private func make(_ key: Key) -> Series {
+        let labels = [
+            ("frontend", key.frontend.rawValue), ("operation", key.operation), ("route", key.route ?? "none"),
+            ("mode", key.mode ?? "none"),
+        ]
+        return Series(
+            requests: registry.counter(
+                name: "trigger_gateway_requests_total",
+                labels: labels + [("code", key.code)],
+                help: "Requests answered, by frontend, API operation, configured route, mode and outcome code "
+                    + "(HTTP status for REST, gRPC status for gRPC)."
+            ),
+            duration: registry.histogram(
+                name: "trigger_gateway_request_duration_seconds",
+                labels: labels,
+                buckets: MetricBuckets.seconds,
+                help: "From a request's head arriving to the end of its response, in seconds."
+            ),
+            requestSize: registry.histogram(
+                name: "trigger_gateway_request_size_bytes",
+                labels: labels,
+                buckets: MetricBuckets.bytes,
+                help: "Request body bytes received (gRPC: message frames included)."
+            ),
+            responseSize: registry.histogram(
+                name: "trigger_gateway_response_size_bytes",
+                labels: labels,
+                buckets: MetricBuckets.bytes,
+                help: "Response body bytes sent (gRPC: message frames included)."
+            )
+        )
+    }
+}
+
+/// gRPC status codes by name (grpc/doc/statuscodes.md), as the `code` label shows them.
+enum GRPCStatusName {
+    static let names = [
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+        "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+        "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    ]
+
+    /// The name of `code`; a code outside 0...16 keeps its number (still bounded: the frontends send only these).
+    static func name(_ code: Int) -> String {
+        names.indices.contains(code) ? names[code] : String(code)
+    }
+}

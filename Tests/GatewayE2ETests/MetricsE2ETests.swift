@@ -1,0 +1,245 @@
+import DemoRunner
+import Foundation
+import GatewayApp
+import GatewayConfig
+import GatewayServer
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// `/metrics` of a real gateway over real sockets (issue 16 item 1): after a known sequence of calls the scrape
+/// shows exactly the expected values, and promtool accepts it.
+@Suite("metrics: /metrics over real sockets")
+struct MetricsE2ETests {
+    static func config(backendPort: Int, pool: String = "runner", limits: String = "") -> String {
+        """
+        pools:
+          - {name: \(pool), transport: http, endpoints: ["127.0.0.1:\(backendPort)"]\(limits)}
+        routes:
+          - {namespace: demo, pipeline: "*", pool: \(pool)}
+
+        """
+    }
+
+    static func scrape(_ client: TestHTTPClient) async throws -> Exposition {
+        let response = try await client.request("GET", "/metrics")
+        #expect(response.status == 200)
+        #expect(response.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        return Exposition(response.bodyString)
+    }
+
+    /// Scrapes until `condition` holds (levels set after a response was sent: a run's end, a closed
+    /// connection), for up to 10 s; the last scrape.
+    static func scrape(
+        _ client: TestHTTPClient,
+        until condition: (Exposition) -> Bool
+    ) async throws -> Exposition {
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(10)
+        while true {
+            let scrape = try await scrape(client)
+            if condition(scrape) || clock.now >= end { return scrape }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    @Test(
+        "pools, async, store, connections and reloads: exact values after a known sequence; promtool accepts the scrape",
+        .timeLimit(.minutes(1))
+    )
+    func nonRequestMetrics() async throws {
+        try await withHTTPBackend(runner: DemoPipelines()) { backendPort in
+            try await withTestGateway(yaml: Self.config(backendPort: backendPort)) { gateway in
+                let client = try await gateway.client()
+                let async = AsyncClient(client: client)
+                for i in 0..<3 {
+                    let sync = try await async.trigger("echo", ["n": i], verb: "trigger")
+                    #expect(sync.status == 200, "\(sync.json)")
+                }
+                var names: [String] = []
+                for i in 0..<2 {
+                    let accepted = try await async.trigger("echo", ["n": i])
+                    #expect(accepted.status == 200, "\(accepted.json)")
+                    names.append(try #require(accepted.json.operationName))
+                }
+                for name in names { #expect(try await async.waitDone(name)["done"] as? Bool == true) }
+
+                let endpoint = #"pool="runner",endpoint="127.0.0.1:\#(backendPort)""#
+                let scrape = try await Self.scrape(client) {
+                    $0.samples[#"trigger_gateway_async_finished_total{state="succeeded"}"#] == 2
+                        && $0.samples["trigger_gateway_async_running"] == 0
+                }
+                // Three sync calls and two async runs, each one try on the one endpoint.
+                #expect(scrape.samples["trigger_gateway_backend_request_duration_seconds_count{\(endpoint)}"] == 5)
+                #expect(scrape.samples["trigger_gateway_pool_ejections_total{\(endpoint)}"] == 0)
+                #expect(scrape.samples["trigger_gateway_pool_retries_total{\(endpoint)}"] == 0)
+                #expect(scrape.samples["trigger_gateway_pool_endpoint_available{\(endpoint)}"] == 1)
+                #expect(scrape.samples["trigger_gateway_pool_endpoint_in_flight{\(endpoint)}"] == 0)
+                #expect(scrape.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] == 0)
+                #expect(scrape.samples[#"trigger_gateway_pool_queued{pool="runner"}"#] == 0)
+                #expect(scrape.samples[#"trigger_gateway_pool_rejected_total{pool="runner"}"#] == 0)
+                #expect(scrape.samples["trigger_gateway_async_accepted_total"] == 2)
+                #expect(scrape.samples["trigger_gateway_async_attempts_total"] == 2)
+                #expect(scrape.samples["trigger_gateway_async_queued"] == 0)
+                #expect(scrape.samples["trigger_gateway_async_dispatch_lag_seconds_count"] == 2)
+                #expect(scrape.samples[#"trigger_gateway_async_finished_total{state="failed"}"#] == 0)
+                #expect(
+                    scrape.samples[#"trigger_gateway_store_operation_duration_seconds_count{operation="enqueue"}"#] == 2
+                )
+                #expect(
+                    scrape.samples[#"trigger_gateway_store_operation_duration_seconds_count{operation="complete"}"#]
+                        == 2)
+                #expect(scrape.samples[#"trigger_gateway_store_errors_total{operation="enqueue"}"#] == 0)
+                // This test's one keep-alive connection is the only one open.
+                #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http1",tls="false"}"#] == 1)
+                #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http2",tls="false"}"#] == 0)
+                #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+
+                // A refused reload, then one that renames the pool: the old pool's series go (no call in
+                // flight on it), the new one's are there.
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "tg-metrics-\(UUID().uuidString).yaml")
+                defer { try? FileManager.default.removeItem(at: file) }
+                try "routes: [{namespace: demo, pool: nope}]\n".write(to: file, atomically: true, encoding: .utf8)
+                let listen = gateway.configuration.listen
+                let dataDir = gateway.configuration.dataDir
+                #expect(gateway.app.reload(fromFile: file.path, listen: listen, dataDir: dataDir) == .refused)
+                try Self.config(backendPort: backendPort, pool: "runner2").write(
+                    to: file, atomically: true, encoding: .utf8)
+                #expect(gateway.app.reload(fromFile: file.path, listen: listen, dataDir: dataDir) == .applied)
+                #expect(try await async.trigger("echo", ["n": 9], verb: "trigger").status == 200)
+                let reloaded = try await Self.scrape(client)
+                #expect(reloaded.samples[#"trigger_gateway_config_reloads_total{outcome="applied"}"#] == 1)
+                #expect(reloaded.samples[#"trigger_gateway_config_reloads_total{outcome="refused"}"#] == 1)
+                #expect(reloaded.samples["trigger_gateway_config_last_reload_successful"] == 1)
+                #expect(
+                    reloaded.samples.keys.allSatisfy { !$0.contains(#"pool="runner""#) }, "\(reloaded.text)")
+                let renamed = #"pool="runner2",endpoint="127.0.0.1:\#(backendPort)""#
+                #expect(reloaded.samples["trigger_gateway_backend_request_duration_seconds_count{\(renamed)}"] == 1)
+                #expect(try promtoolFindings(reloaded.text) == "", "\(reloaded.text)")
+                await client.close()
+            }
+        }
+    }
+
+    @Test(
+        "a pool at max_concurrency with no queue refuses the next call: rejected_total counts it, in_flight shows the one",
+        .timeLimit(.minutes(1))
+    )
+    func rejected() async throws {
+        try await withHTTPBackend(runner: DemoPipelines()) { backendPort in
+            let yaml = Self.config(backendPort: backendPort, limits: ", max_concurrency: 1, max_queue: 0")
+            try await withTestGateway(yaml: yaml) { gateway in
+                let observer = try await gateway.client()
+                let slow = Task {
+                    let client = try await gateway.client()
+                    defer { Task { await client.close() } }
+                    return try await AsyncClient(client: client).trigger("sleep", ["ms": 2000], verb: "trigger").status
+                }
+                let busy = try await Self.scrape(observer) {
+                    $0.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] == 1
+                }
+                #expect(busy.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] == 1, "\(busy.text)")
+                let refused = try await AsyncClient(client: observer).trigger("echo", ["n": 1], verb: "trigger")
+                #expect(refused.status == 503, "\(refused.json)")
+                #expect(try await slow.value == 200)
+                let after = try await Self.scrape(observer)
+                #expect(after.samples[#"trigger_gateway_pool_rejected_total{pool="runner"}"#] == 1)
+                #expect(after.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] == 0)
+                await observer.close()
+            }
+        }
+    }
+
+    @Test(
+        "a reload that removes a pool keeps its series while its call is in flight, and drops them after",
+        .timeLimit(.minutes(1))
+    )
+    func retiredPoolInFlight() async throws {
+        try await withHTTPBackend(runner: DemoPipelines()) { backendPort in
+            try await withTestGateway(yaml: Self.config(backendPort: backendPort)) { gateway in
+                let observer = try await gateway.client()
+                let slow = Task {
+                    let client = try await gateway.client()
+                    defer { Task { await client.close() } }
+                    return try await AsyncClient(client: client).trigger("sleep", ["ms": 1500], verb: "trigger").status
+                }
+                let inFlight = #"trigger_gateway_pool_in_flight{pool="runner"}"#
+                #expect(try await Self.scrape(observer) { $0.samples[inFlight] == 1 }.samples[inFlight] == 1)
+                try gateway.reload(yaml: Self.config(backendPort: backendPort, pool: "other"))
+                let during = try await Self.scrape(observer)
+                #expect(during.samples[inFlight] == 1, "the retired pool's call is still running: \(during.text)")
+                #expect(during.samples[#"trigger_gateway_pool_in_flight{pool="other"}"#] == 0)
+                #expect(try await slow.value == 200)
+                let after = try await Self.scrape(observer) { $0.samples[inFlight] == nil }
+                #expect(after.samples.keys.allSatisfy { !$0.contains(#"pool="runner""#) }, "\(after.text)")
+                await observer.close()
+            }
+        }
+    }
+
+    /// `curl` (HTTP/1.1, a new connection each time): the status, and the body when `body` is true.
+    static func curl(_ arguments: [String], port: Int) async throws -> (status: Int, body: String) {
+        let output = try await TestProcess.run(
+            "/usr/bin/curl",
+            ["-sS", "-o", "-", "-w", "\n%{http_code}"]
+                + arguments.map { $0.replacingOccurrences(of: "PORT", with: String(port)) })
+        #expect(output.status == 0, "\(output.stderr)")
+        let text = output.stdoutString
+        let cut = text.lastIndex(of: "\n") ?? text.startIndex
+        return (Int(text[text.index(after: cut)...]) ?? 0, String(text[..<cut]))
+    }
+
+    @Test(
+        "requests over real sockets (curl, grpcio): a scrape shows exactly the counts of the known sequence; promtool accepts it",
+        .timeLimit(.minutes(1))
+    )
+    func requestCounts() async throws {
+        try await withTestGateway { gateway in
+            let port = gateway.port
+            let trigger = "http://127.0.0.1:PORT/v1beta/namespaces/demo/pipelines/echo/trigger"
+            let json = ["-H", "content-type: application/json", "--data", #"{"data":[{"variable":{"k":"v"}}]}"#]
+            for _ in 0..<3 { #expect(try await Self.curl(json + [trigger], port: port).status == 200) }
+            #expect(try await Self.curl(["http://127.0.0.1:PORT/no/such/thing"], port: port).status == 404)
+            let unrouted = "http://127.0.0.1:PORT/v1beta/namespaces/nowhere/pipelines/echo/trigger"
+            for _ in 0..<2 { #expect(try await Self.curl(json + [unrouted], port: port).status == 404) }
+            for _ in 0..<2 {
+                let answer = try await Peers.grpcio("trigger", port: port, ["echo", #"[{"k": "v"}]"#])
+                #expect(answer["outputs"] != nil, "\(answer)")
+            }
+            let unknown = try await Peers.grpcio("unknown", port: port)
+            #expect(unknown["code"] as? String == "UNIMPLEMENTED", "\(unknown)")
+
+            // The first scrape is not counted in itself; the second counts the first.
+            let metrics = "http://127.0.0.1:PORT/metrics"
+            #expect(try await Self.curl([metrics], port: port).status == 200)
+            let (status, text) = try await Self.curl([metrics], port: port)
+            #expect(status == 200)
+            let scrape = Exposition(text)
+            let requests = scrape.samples.filter { $0.key.hasPrefix("trigger_gateway_requests_total{") }
+            let grpcMethod = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
+            let expected: [String: Double] = [
+                #"frontend="rest",operation="triggerPipeline",route="demo/*",mode="sync",code="200""#: 3,
+                #"frontend="rest",operation="unmatched",route="none",mode="none",code="404""#: 1,
+                #"frontend="rest",operation="triggerPipeline",route="none",mode="sync",code="404""#: 2,
+                #"frontend="grpc",operation="\#(grpcMethod)",route="demo/*",mode="sync",code="OK""#: 2,
+                #"frontend="grpc",operation="unmatched",route="none",mode="none",code="UNIMPLEMENTED""#: 1,
+                #"frontend="rest",operation="metrics",route="none",mode="none",code="200""#: 1,
+            ]
+            #expect(
+                requests
+                    == Dictionary(
+                        uniqueKeysWithValues: expected.map { ("trigger_gateway_requests_total{\($0.key)}", $0.value) }),
+                "\(scrape.text)")
+            let restSync = #"frontend="rest",operation="triggerPipeline",route="demo/*",mode="sync""#
+            #expect(scrape.samples["trigger_gateway_request_duration_seconds_count{\(restSync)}"] == 3)
+            let requestBytes = Double(#"{"data":[{"variable":{"k":"v"}}]}"#.utf8.count)
+            #expect(scrape.samples["trigger_gateway_request_size_bytes_sum{\(restSync)}"] == 3 * requestBytes)
+            #expect((scrape.samples["trigger_gateway_response_size_bytes_sum{\(restSync)}"] ?? 0) > 0)
+            // Only this scrape is in flight while it renders.
+            #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="rest"}"#] == 1)
+            #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="grpc"}"#] == 0)
+            #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+        }
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import GatewayTestSupport
+import Observability
+import Synchronization
+import Testing
+
+@Suite("GatewayMetrics")
+struct GatewayMetricsTests {
+    static func record(
+        _ frontend: RequestRecord.Frontend,
+        operation: String,
+        route: String? = "demo/*",
+        mode: String? = "sync",
+        status: Int = 200,
+        grpcStatus: Int? = nil,
+        bytesIn: Int = 0,
+        bytesOut: Int = 0,
+        milliseconds: Int64 = 1
+    ) -> RequestRecord {
+        var record = RequestRecord(
+            requestID: UUID().uuidString,
+            frontend: frontend,
+            httpVersion: "HTTP/2",
+            method: "POST",
+            path: "/raw-path-marker/\(UUID().uuidString)",
+            operation: operation,
+            status: status,
+            durationNanoseconds: milliseconds * 1_000_000
+        )
+        record.route = route
+        record.mode = mode
+        record.grpcStatus = grpcStatus
+        record.bytesIn = bytesIn
+        record.bytesOut = bytesOut
+        record.namespace = "demo"
+        record.pipeline = "raw-pipeline-marker-\(UUID().uuidString)"
+        return record
+    }
+
+    static let restTrigger =
+        "trigger_gateway_requests_total"
+        + #"{frontend="rest",operation="triggerNamespacePipeline",route="demo/*",mode="sync",code="200"}"#
+
+    @Test("a known sequence of records gives exactly these counts, durations and sizes; raw paths never become labels")
+    func requestCounts() throws {
+        let metrics = GatewayMetrics()
+        let observer: any RequestObserver = metrics.requests
+        for _ in 0..<5 { observer.requestStarted(.rest) }
+        for _ in 0..<3 { observer.requestStarted(.grpc) }
+        for _ in 0..<3 {
+            observer.requestFinished(
+                Self.record(.rest, operation: "triggerNamespacePipeline", bytesIn: 100, bytesOut: 300, milliseconds: 20)
+            )
+        }
+        observer.requestFinished(Self.record(.rest, operation: "triggerNamespacePipeline", status: 404))
+        observer.requestFinished(Self.record(.rest, operation: "unmatched", route: nil, mode: nil, status: 404))
+        let grpcMethod = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
+        observer.requestFinished(Self.record(.grpc, operation: grpcMethod, grpcStatus: 0))
+        observer.requestFinished(Self.record(.grpc, operation: grpcMethod, grpcStatus: 0))
+        observer.requestFinished(Self.record(.grpc, operation: grpcMethod, grpcStatus: 5))
+
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[Self.restTrigger] == 3, "\(scrape.text)")
+        #expect(
+            scrape.samples[
+                #"trigger_gateway_requests_total{frontend="rest",operation="triggerNamespacePipeline",route="demo/*",mode="sync",code="404"}"#
+            ] == 1)
+        #expect(
+            scrape.samples[
+                #"trigger_gateway_requests_total{frontend="rest",operation="unmatched",route="none",mode="none",code="404"}"#
+            ] == 1)
+        let grpcLabels = #"frontend="grpc",operation="\#(grpcMethod)",route="demo/*",mode="sync""#
+        #expect(scrape.samples["trigger_gateway_requests_total{\(grpcLabels),code=\"OK\"}"] == 2)
+        #expect(scrape.samples["trigger_gateway_requests_total{\(grpcLabels),code=\"NOT_FOUND\"}"] == 1)
+        let requestSeries = scrape.samples.keys.filter { $0.hasPrefix("trigger_gateway_requests_total{") }
+        #expect(requestSeries.count == 5, "\(requestSeries)")
+        #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="rest"}"#] == 0)
+        #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="grpc"}"#] == 0)
+
+        // Histograms leave the code out: the four REST triggers of the route share one, 3 × 20 ms + 1 ms.
+        let restLabels = #"frontend="rest",operation="triggerNamespacePipeline",route="demo/*",mode="sync""#
+        #expect(scrape.samples["trigger_gateway_request_duration_seconds_count{\(restLabels)}"] == 4)
+        let sum = try #require(scrape.samples["trigger_gateway_request_duration_seconds_sum{\(restLabels)}"])
+        #expect(abs(sum - 0.061) < 1e-9)
+        #expect(scrape.samples["trigger_gateway_request_duration_seconds_bucket{\(restLabels),le=\"0.01\"}"] == 1)
+        #expect(scrape.samples["trigger_gateway_request_duration_seconds_bucket{\(restLabels),le=\"0.025\"}"] == 4)
+        #expect(scrape.samples["trigger_gateway_request_size_bytes_sum{\(restLabels)}"] == 300)
+        #expect(scrape.samples["trigger_gateway_response_size_bytes_sum{\(restLabels)}"] == 900)
+        #expect(scrape.samples["trigger_gateway_response_size_bytes_bucket{\(restLabels),le=\"256.0\"}"] == 1)
+        #expect(scrape.samples["trigger_gateway_response_size_bytes_bucket{\(restLabels),le=\"1024.0\"}"] == 4)
+
+        #expect(!scrape.text.contains("raw-path-marker"), "the raw path is log-only")
+        #expect(!scrape.text.contains("raw-pipeline-marker"), "the raw pipeline is log-only")
+    }
+
+    @Test("records finished on many threads at once all count, each thread with its own cache of instruments")
+    func concurrentThreads() async {
+        let metrics = GatewayMetrics()
+        let threads = 8
+        let perThread = 500
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<threads {
+                group.addTask {
+                    // A thread of its own, as an event loop is: `Thread` rather than the cooperative pool.
+                    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                        let thread = Thread {
+                            for _ in 0..<perThread {
+                                metrics.requests.requestStarted(.rest)
+                                metrics.requests.requestFinished(
+                                    Self.record(.rest, operation: "triggerNamespacePipeline"))
+                            }
+                            done.resume()
+                        }
+                        thread.start()
+                    }
+                }
+            }
+        }
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[Self.restTrigger] == Double(threads * perThread))
+        #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="rest"}"#] == 0)
+    }
+
+    @Test("in-flight requests: up at the head, down at the end, per frontend")
+    func inFlight() {
+        let metrics = GatewayMetrics()
+        metrics.requests.requestStarted(.rest)
+        metrics.requests.requestStarted(.rest)
+        metrics.requests.requestStarted(.grpc)
+        metrics.requests.requestFinished(Self.record(.rest, operation: "triggerNamespacePipeline"))
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="rest"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="grpc"}"#] == 1)
+    }
+
+    @Test("every family has # HELP and # TYPE, names follow the conventions, and promtool accepts the scrape")
+    func exposition() throws {
+        let metrics = GatewayMetrics()
+        metrics.requests.requestStarted(.rest)
+        metrics.requests.requestFinished(Self.record(.rest, operation: "triggerNamespacePipeline", bytesIn: 10))
+        let pool = metrics.pool("runner", endpoints: ["127.0.0.1:1", "127.0.0.1:2"])
+        pool.recordRejected()
+        pool.recordEjection(endpoint: 0)
+        pool.recordRetry(from: 0)
+        pool.recordTry(endpoint: 1, nanoseconds: 3_000_000)
+        pool.setLevels(inFlight: 2, queued: 1)
+        pool.setEndpoint(0, available: false, inFlight: 0)
+        pool.setEndpoint(1, available: true, inFlight: 2)
+        metrics.async.recordAccepted()
+        metrics.async.recordClaimed(lagSeconds: 0.002)
+        metrics.async.recordFinished(.succeeded)
+        metrics.async.recordRunEnded()
+        metrics.store.record("enqueue", seconds: 0.001, failed: false)
+        metrics.store.record("claim", seconds: 0.5, failed: true)
+        metrics.webhooks.recordAttempt(.httpError)
+        metrics.webhooks.recordAttempt(.success)
+        metrics.webhooks.recordDelivery(.delivered)
+        metrics.schedules.recordTick(schedule: "nightly", outcome: "fired")
+        metrics.connections.opened(.http2, tls: false)
+        metrics.config.setDigest("sha256:abc")
+        metrics.config.recordReload(.refused, at: 1_700_000_000)
+
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(!scrape.samples.isEmpty)
+        for series in scrape.samples.keys {
+            let family = scrape.family(of: series)
+            #expect(family.hasPrefix("trigger_gateway_"), "\(series)")
+            #expect(scrape.help[family]?.isEmpty == false, "no HELP for \(family)")
+            let type = try #require(scrape.type[family], "no TYPE for \(family)")
+            #expect((type == "counter") == family.hasSuffix("_total"), "\(family) is a \(type)")
+        }
+        for (family, type) in scrape.type where type == "histogram" {
+            #expect(family.hasSuffix("_seconds") || family.hasSuffix("_bytes"), "\(family): a unit in base units")
+        }
+        #expect(scrape.samples[#"trigger_gateway_pool_rejected_total{pool="runner"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_pool_ejections_total{pool="runner",endpoint="127.0.0.1:1"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_pool_endpoint_available{pool="runner",endpoint="127.0.0.1:1"}"#] == 0)
+        #expect(scrape.samples[#"trigger_gateway_pool_endpoint_in_flight{pool="runner",endpoint="127.0.0.1:2"}"#] == 2)
+        #expect(
+            scrape.samples[
+                #"trigger_gateway_backend_request_duration_seconds_bucket{pool="runner",endpoint="127.0.0.1:2",le="0.005"}"#
+            ] == 1)
+        #expect(scrape.samples["trigger_gateway_async_queued"] == 0)
+        #expect(scrape.samples["trigger_gateway_async_attempts_total"] == 1)
+        #expect(scrape.samples[#"trigger_gateway_store_errors_total{operation="claim"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_store_errors_total{operation="enqueue"}"#] == 0)
+        #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{outcome="delivered"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http2",tls="false"}"#] == 1)
+        #expect(scrape.samples["trigger_gateway_config_last_reload_successful"] == 0)
+        #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+    }
+
+    @Test("a config digest replaces the last one: one config_info series")
+    func configDigest() {
+        let metrics = GatewayMetrics()
+        metrics.config.setDigest("sha256:one")
+        metrics.config.setDigest("sha256:two")
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[#"trigger_gateway_config_info{digest="sha256:two"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_config_info{digest="sha256:one"}"#] == nil)
+    }
+
+    @Test("a retired pool's series go, except those the pool of the same name in force shares (and keeps counting)")
+    func poolUnregister() {
+        let metrics = GatewayMetrics()
+        let old = metrics.pool("runner", endpoints: ["a:1", "b:2"])
+        old.recordEjection(endpoint: 0)
+        old.recordEjection(endpoint: 1)
+        let gone = metrics.pool("gone", endpoints: ["c:3"])
+        gone.recordRejected()
+        // A reload rebuilds "runner" with one endpoint carried over, and drops "gone".
+        let live = metrics.pool("runner", endpoints: ["a:1"])
+        live.recordEjection(endpoint: 0)
+        old.unregister(keeping: live)
+        gone.unregister(keeping: nil)
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[#"trigger_gateway_pool_ejections_total{pool="runner",endpoint="a:1"}"#] == 2)
+        #expect(scrape.samples[#"trigger_gateway_pool_ejections_total{pool="runner",endpoint="b:2"}"#] == nil)
+        #expect(scrape.samples.keys.allSatisfy { !$0.contains(#"pool="gone""#) }, "\(scrape.text)")
+        #expect(scrape.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] != nil)
+    }
+
+    @Test("a reload's schedules: those removed lose their series, those kept keep their counts")
+    func scheduleSeries() {
+        let metrics = GatewayMetrics()
+        for name in ["nightly", "hourly"] { metrics.schedules.register(schedule: name, outcome: "fired") }
+        metrics.schedules.recordTick(schedule: "nightly", outcome: "fired")
+        metrics.schedules.keepOnly(schedules: ["nightly"])
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[#"trigger_gateway_schedule_ticks_total{schedule="nightly",outcome="fired"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_schedule_ticks_total{schedule="hourly",outcome="fired"}"#] == nil)
+    }
+
+    @Test("collectors run before each scrape and stop when cancelled")
+    func collectors() {
+        let metrics = GatewayMetrics()
+        let pool = metrics.pool("runner", endpoints: [])
+        final class Level: Sendable { let value = Mutex(3) }
+        let level = Level()
+        let token = metrics.addCollector { pool.setLevels(inFlight: level.value.withLock { $0 }, queued: 0) }
+        #expect(
+            Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples[
+                #"trigger_gateway_pool_in_flight{pool="runner"}"#] == 3)
+        token.cancel()
+        level.value.withLock { $0 = 5 }
+        #expect(
+            Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples[
+                #"trigger_gateway_pool_in_flight{pool="runner"}"#] == 3)
+    }
+}
