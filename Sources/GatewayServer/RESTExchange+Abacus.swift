@@ -12,7 +12,9 @@ import WireCodecs
 /// only what the frontend refuses before the surface sees the request (headers or body over the caps) is in
 /// the gateway's usual error shape.
 extension RESTRequestHead {
-    func abacusStart(_ action: String, services: FrontendServices, requestID: String) -> RESTStart {
+    /// `trace`: the request's trace context (``RequestContext/startTrace()``), which its runs carry.
+    func abacusStart(_ action: String, services: FrontendServices, requestID: String, trace: TraceContext) -> RESTStart
+    {
         let query: RESTQuery
         do {
             query = try RESTQuery(target: target)
@@ -40,8 +42,8 @@ extension RESTRequestHead {
             // (RFC 9113 §8.3.1).
             baseURL: first("host").map { "\(externalScheme)://\($0)" },
             requestID: requestID,
-            traceParent: first("traceparent"),
-            traceState: first("tracestate"),
+            traceParent: trace.traceParent,
+            traceState: trace.traceState,
             idempotencyKey: first("idempotency-key")
         )
         guard method == "POST" else {

@@ -18,7 +18,10 @@ import WireCodecs
 ///   wait ends first (the SDK re-sends at once, or `requests` follows the redirect).
 /// - Errors are JSON with `message` (and `name`, `request_id`), the status from the error's code.
 extension RESTRequestHead {
-    func craftStart(_ route: CraftRoute, services: FrontendServices, requestID: String) -> RESTStart {
+    /// `trace`: the request's trace context (``RequestContext/startTrace()``), which its executions carry.
+    func craftStart(_ route: CraftRoute, services: FrontendServices, requestID: String, trace: TraceContext)
+        -> RESTStart
+    {
         guard let craft = services.craft else {
             return .respond(
                 CraftAnswer.error(GatewayError(.notFound, "the Craft AI surface is not enabled"), requestID: requestID),
@@ -32,7 +35,8 @@ extension RESTRequestHead {
             target: target,
             authorization: first("authorization"),
             host: first("host") ?? first(":authority"),
-            scheme: externalScheme
+            scheme: externalScheme,
+            trace: trace
         )
         guard route.readsBody else {
             return .run(RESTWork(requestID: requestID) { await exchange.answer(route, body: nil) })
@@ -104,6 +108,8 @@ struct CraftExchange: Sendable {
     var host: String?
     /// `RESTRequestHead.externalScheme`: `https` over TLS or behind a TLS-terminating proxy.
     var scheme: String
+    /// The request's trace context: an execution's run carries it to the backend and webhooks.
+    var trace: TraceContext
 
     func answer(_ route: CraftRoute, body: CraftRequestBody?) async -> RESTResponse {
         do {
@@ -294,7 +300,7 @@ struct CraftExchange: Sendable {
         principal: String?
     ) async throws -> RESTResponse {
         let operations = try operations
-        let request = try CraftExecution.request(
+        var request = try CraftExecution.request(
             ref: ref,
             inputs: inputs,
             mappings: mappings,
@@ -303,6 +309,8 @@ struct CraftExchange: Sendable {
             principal: principal,
             requestID: requestID
         )
+        request.traceParent = trace.traceParent
+        request.traceState = trace.traceState
         // Unknown pipelines are refused now, not after the execution was stored and claimed.
         _ = try services.dispatcher.pool(for: ref)
         if services.health.status(.async) != .serving { throw HealthRegistry.asyncUnavailable }

@@ -312,11 +312,20 @@ extension RESTRequestHead {
         case .operation, .cancelOperation, .listOperations:
             return operationStart(path, services: services, requestID: requestID, principal: &record.principal)
         case .abacus(let action):
-            return abacusStart(action, services: services, requestID: requestID)
+            // Its runs travel with the gateway's trace like any trigger's (the client's as parent, or a new one).
+            var context = RequestContext(
+                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: first)
+            let trace = context.startTrace()
+            record.traceID = trace.traceID
+            return abacusStart(action, services: services, requestID: requestID, trace: trace)
         case .listSchedules, .scheduleAction:
             return scheduleStart(path, services: services, requestID: requestID)
         case .craft(let route):
-            return craftStart(route, services: services, requestID: requestID)
+            var context = RequestContext(
+                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: first)
+            let trace = context.startTrace()
+            record.traceID = trace.traceID
+            return craftStart(route, services: services, requestID: requestID, trace: trace)
         case .pipeline(let ref):
             return pipelineStart(ref, services: services, requestID: requestID)
         case .trigger(let ref, let kind):

@@ -2,6 +2,7 @@ import Foundation
 import GatewayTestSupport
 import NIOCore
 import Observability
+import OperationStore
 import Synchronization
 import Testing
 import TriggerModel
@@ -117,6 +118,45 @@ struct TraceContextTests {
                     port: gateway.port, headers: ["traceparent: \(Self.clientParent)"])
                 #expect(continued.contains("00-\(Self.clientTraceID)-"), "\(continued)")
                 #expect(!continued.contains(Self.clientParent), "\(continued)")
+            }
+        }
+    }
+
+    @Test("Abacus runPipeline and Craft endpoint executions carry the gateway's span, or a trace it started")
+    func surfaces() async throws {
+        let yaml = """
+            craft:
+              deployments:
+                - {name: traced, pipeline: echo, endpoint_url_path: traced}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            defer { Task { await client.close() } }
+            for parent in [Self.clientParent, nil] {
+                let headers = jsonHeaders + (parent.map { [("traceparent", $0), ("tracestate", "v=1")] } ?? [])
+                let abacus = try await client.request(
+                    "POST", "/api/v0/runPipeline", headers: headers,
+                    body: ByteBuffer(string: #"{"pipelineId":"echo"}"#))
+                #expect(abacus.status == 200, "\(abacus.bodyString)")
+                let version = try #require(
+                    (try json(abacus.body)["result"] as? [String: Any])?["pipelineVersion"] as? String)
+                let craft = try await client.request(
+                    "POST", "/endpoints/traced", headers: headers + [("authorization", "EndpointToken any")],
+                    body: ByteBuffer(string: #"{"prompt":"hi"}"#))
+                #expect(craft.status == 200, "\(craft.bodyString)")
+                let execution = try #require(try json(craft.body)["execution_id"] as? String)
+                for id in [version, execution] {
+                    let stored = try #require(try await gateway.store.get(id: id)?.request)
+                    let sent = try #require(stored.traceParent, "operation \(id) has no trace")
+                    #expect(Self.isValid(sent), "\(sent)")
+                    if let parent {
+                        #expect(sent.hasPrefix("00-\(Self.clientTraceID)-") && sent != parent, "\(sent)")
+                        #expect(stored.traceState == "v=1")
+                    } else {
+                        #expect(!sent.contains(Self.clientTraceID))
+                        #expect(stored.traceState == nil)
+                    }
+                }
             }
         }
     }
