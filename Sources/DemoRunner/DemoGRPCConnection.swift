@@ -258,10 +258,7 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
         guard !state.sentHeaders else { return }
         state.sentHeaders = true
         session?.sendResponseHeaders(
-            stream: state.id,
-            headers: [":status": "200", "content-type": "application/grpc"],
-            endStream: false
-        )
+            stream: state.id, headers: HTTP2Headers(GRPCResponseFields.headers()), endStream: false)
     }
 
     /// Ends the call with the error's status: trailers after a response began, Trailers-Only before.
@@ -276,7 +273,8 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
         state.deadlineTimer?.cancel()
         state.deadlineTimer = nil
         if state.sentHeaders {
-            session?.sendTrailers(stream: state.id, Self.statusBlock(code: code, message: message, trailersOnly: false))
+            session?.sendTrailers(
+                stream: state.id, HTTP2Headers(GRPCResponseFields.status(code: code, message: message)))
         } else {
             state.sentHeaders = true
             sendTrailersOnly(stream: state.id, code: code, message: message)
@@ -286,24 +284,10 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
     private func sendTrailersOnly(stream: HTTP2StreamID, code: Int, message: String) {
         session?.sendResponseHeaders(
             stream: stream,
-            headers: Self.statusBlock(code: code, message: message, trailersOnly: true),
+            headers: HTTP2Headers(GRPCResponseFields.trailersOnly(code: code, message: message)),
             endStream: true
         )
     }
-
-    private static func statusBlock(code: Int, message: String, trailersOnly: Bool) -> HTTP2Headers {
-        var block: HTTP2Headers = trailersOnly ? [":status": "200", "content-type": "application/grpc"] : [:]
-        block.add(name: "grpc-status", value: String(code))
-        // Peers cap header lists (ours at 16 KiB) and reset a stream whose trailers exceed it, which would
-        // turn a clear error into an opaque reset; percent-encoding can triple the size.
-        let message =
-            message.utf8.count > maxMessageBytesInStatus
-            ? String(message.prefix(maxMessageBytesInStatus / 4)) + "…" : message
-        if !message.isEmpty { block.add(name: "grpc-message", value: GRPCStatusMessage.percentEncode(message)) }
-        return block
-    }
-
-    private static let maxMessageBytesInStatus = 4096
 
     /// The gRPC status of a run's error: the gateway's own mapping for `GatewayError`, CANCELLED for a
     /// cancelled run, UNKNOWN for anything else.

@@ -326,12 +326,9 @@ extension HTTP2FrontendConnection {
     func grpcSendHeaders(_ stream: HTTP2StreamID) {
         guard let state = streams[stream], !state.sentHeaders else { return }
         state.sentHeaders = true
-        var headers: HTTP2Headers = [":status": "200", "content-type": "application/grpc"]
-        if let encoding = state.responseEncoding {
-            headers.add(name: "grpc-encoding", value: encoding.rawValue)
-            headers.add(name: "grpc-accept-encoding", value: GRPCCompression.acceptEncoding)
-        }
-        session.sendResponseHeaders(stream: stream, headers: headers, endStream: false)
+        session.sendResponseHeaders(
+            stream: stream, headers: HTTP2Headers(GRPCResponseFields.headers(encoding: state.responseEncoding)),
+            endStream: false)
     }
 
     /// Ends the call with its status: in trailers after headers went out, or Trailers-Only before.
@@ -344,17 +341,14 @@ extension HTTP2FrontendConnection {
         state.deadlineTimer = nil
         state.answered = true
         state.open?.record.grpcStatus = error?.code.rpcCode ?? 0
-        var status = HTTP2Headers()
-        status.add(name: "grpc-status", value: String(error?.code.rpcCode ?? 0))
-        if let error { status.add(name: "grpc-message", value: GRPCStatusMessage.percentEncode(error.message)) }
+        let code = error?.code.rpcCode ?? 0
         if state.sentHeaders {
-            session.sendTrailers(stream: stream, status)
+            session.sendTrailers(
+                stream: stream, HTTP2Headers(GRPCResponseFields.status(code: code, message: error?.message)))
         } else {
             state.sentHeaders = true
-            var headers: HTTP2Headers = [":status": "200", "content-type": "application/grpc"]
-            for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-            for field in status { headers.add(name: field.name, value: field.value) }
-            session.sendResponseHeaders(stream: stream, headers: headers, endStream: true)
+            let fields = GRPCResponseFields.trailersOnly(code: code, message: error?.message, extra: extraHeaders)
+            session.sendResponseHeaders(stream: stream, headers: HTTP2Headers(fields), endStream: true)
         }
         // When the client is still sending, its remaining DATA is consumed and dropped (`.done`) rather than
         // refused with RST_STREAM: nghttp2 sends RST_STREAM ahead of queued HEADERS, and clients such as
