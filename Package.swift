@@ -97,6 +97,9 @@ let package = Package(
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine",
                 nioCore, nioPosix, nioHTTP1, logging,
+                // TLS to backends (issue 17, item 2).
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -166,7 +169,7 @@ let package = Package(
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "CraftSurface",
-                "Observability", nioCore, logging, lifecycle, crypto,
+                "Observability", nioCore, logging, lifecycle, crypto, .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -210,8 +213,9 @@ let package = Package(
             name: "GatewayTestSupport",
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
-                "HTTP2Engine", "Observability",
+                "HTTP2Engine", "Observability", "Backends",
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle, .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             path: "Tests/GatewayTestSupport",
             swiftSettings: testSwiftSettings
