@@ -103,6 +103,9 @@ let package = Package(
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "Observability",
                 nioCore, nioPosix, nioHTTP1, logging,
+                // TLS to backends (issue 17, item 2).
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -172,7 +175,7 @@ let package = Package(
             dependencies: [
                 "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "CraftSurface",
-                "Observability", nioCore, logging, lifecycle, crypto,
+                "Observability", nioCore, logging, lifecycle, crypto, .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -216,8 +219,9 @@ let package = Package(
             name: "GatewayTestSupport",
             dependencies: [
                 "GatewayApp", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "OperationStore",
-                "HTTP2Engine", "Observability",
+                "HTTP2Engine", "Observability", "Backends",
                 nioCore, nioPosix, nioHTTP1, logging, lifecycle, .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             path: "Tests/GatewayTestSupport",
             swiftSettings: testSwiftSettings

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the built trigger-gateway and demo-runner (http and grpc transports) as an unprivileged user and
 # drives REST (curl), gRPC (grpcurl), an http backend and a grpc backend through them, plus an async trigger
-# (the SQLite store writes into a data dir that user owns), a SIGHUP reload, and TLS with a key only that
-# user can read.
+# (the SQLite store writes into a data dir that user owns), a SIGHUP reload, and TLS (the listener's, and a pool's
+# client certificate for TLS to backends) with a key only that user can read.
 #
 # CI and sessions run as root, which hides permission bugs: a socket option that needs CAP_NET_ADMIN once
 # made every accepted connection fail for anyone else. Usage: scripts/unprivileged-smoke.sh [BIN_DIR]
@@ -121,8 +121,22 @@ chmod 600 "$work/tls.key"
 chmod 644 "$work/tls.pem"
 mkdir "$work/tlsdata"
 chown "$user:$group" "$work/tlsdata"
-printf 'tls: {cert_file: %s, key_file: %s}\n' "$work/tls.pem" "$work/tls.key" >"$work/tls.yaml"
+# The same key as a client certificate for TLS to backends: the pool's files are loaded as the user too.
+cat >"$work/tls.yaml" <<YAML
+tls: {cert_file: $work/tls.pem, key_file: $work/tls.key}
+pools:
+  - {name: demo, transport: inprocess}
+  - name: tlsrunners
+    transport: http
+    endpoints: ["https://127.0.0.1:9"]
+    tls: {ca_file: $work/tls.pem, cert_file: $work/tls.pem, key_file: $work/tls.key}
+routes:
+  - {namespace: demo, pipeline: "*", pool: demo}
+  - {namespace: tlsrunners, pipeline: "*", pool: tlsrunners}
+YAML
 chmod 644 "$work/tls.yaml"
+out=$("${as_user[@]}" "$work/trigger-gateway" check-config "$work/tls.yaml" 2>&1) || fail "check-config as the user: $out"
+expect "check-config as the user reads the listener's and a pool's TLS key (0600)" ": ok (" "$out"
 start "$work/tls.log" "$work/trigger-gateway" serve --config "$work/tls.yaml" --listen 127.0.0.1:0 --data-dir "$work/tlsdata"
 tls_pid=$started_pid
 out=$(curl -sS --max-time 10 --cacert "$work/tls.pem" --http2 -H 'content-type: application/json' -d "$body" \

@@ -7,7 +7,7 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         case inProcess = "inprocess"
         /// HTTP/1.1 keep-alive `POST {base}/run` with the model as JSON.
         case http
-        /// h2c to a runner serving `trigger.runner.v1.Runner`.
+        /// HTTP/2 (h2c, or TLS with ALPN `h2`) to a runner serving `trigger.runner.v1.Runner`.
         case grpc
     }
 
@@ -41,6 +41,8 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
     package var maxTries: Int
     /// Nil: no active health check (outlier detection still applies).
     package var healthCheck: HealthCheckConfiguration?
+    /// Nil: cleartext (h2c, HTTP/1.1) to the endpoints; set: TLS to every endpoint, health checks included.
+    package var tls: BackendTLS?
 
     package init(
         name: String,
@@ -54,7 +56,8 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         outlierDetection: OutlierDetection = .defaults,
         retryBudget: RetryBudget = .defaults,
         maxTries: Int = 3,
-        healthCheck: HealthCheckConfiguration? = nil
+        healthCheck: HealthCheckConfiguration? = nil,
+        tls: BackendTLS? = nil
     ) {
         self.name = name
         self.transport = transport
@@ -68,5 +71,6 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         self.retryBudget = retryBudget
         self.maxTries = maxTries
         self.healthCheck = healthCheck
+        self.tls = tls
     }
 }

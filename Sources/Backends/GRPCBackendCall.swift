@@ -218,7 +218,9 @@ final class GRPCBackendCall {
     /// The connection closed under the stream; `error` is the session's reason, if any.
     func connectionLost(_ error: (any Error)?) {
         guard outcome == nil else { return }
-        if let error = error as? HTTP2EngineError, error.code == .protocolError || error.code == .goAwaySent {
+        if let error, let tls = BackendErrors.tlsFailure(pool: peer.pool, endpoint: peer.endpoint, error) {
+            finish(.failure(tls))
+        } else if let error = error as? HTTP2EngineError, error.code == .protocolError || error.code == .goAwaySent {
             garbage(error.description)
         } else {
             finish(.failure(BackendErrors.connectionLost(pool: peer.pool, endpoint: peer.endpoint)))

@@ -4,7 +4,8 @@ import NIOPosix
 import Synchronization
 import TriggerModel
 
-/// One h2c connection to one backend endpoint, shared by many concurrent calls (one stream each).
+/// One HTTP/2 connection (h2c, or TLS with ALPN `h2`) to one backend endpoint, shared by many concurrent calls
+/// (one stream each).
 ///
 /// A `Sendable` handle: the channel and its ``GRPCBackendSession`` live on `eventLoop`; the handle only
 /// keeps immutable fields, the connect future and the ``GRPCBackendConnectionLoad`` that the endpoint reads
@@ -13,7 +14,8 @@ final class GRPCBackendConnection: Sendable {
     let eventLoop: any EventLoop
     let load: GRPCBackendConnectionLoad
     let peer: GRPCBackendPeer
-    /// Succeeds once the TCP connection is up and the session installed (SETTINGS are on their way).
+    /// Succeeds once the TCP connection is up (and its TLS handshake done) and the session installed (SETTINGS
+    /// are on their way).
     let ready: EventLoopFuture<Void>
     private let core: NIOLoopBoundBox<GRPCBackendSession?>
     private let channel: EventLoopFuture<any Channel>
@@ -30,11 +32,14 @@ final class GRPCBackendConnection: Sendable {
         return configuration
     }()
 
+    /// `tls`: the pool's TLS, installed in front of the HTTP/2 session; `ready` then also waits for the
+    /// handshake, bounded by `connectTimeout` like the TCP connect.
     init(
         endpoint: BackendPoolConfiguration.Endpoint,
         peer: GRPCBackendPeer,
         eventLoop: any EventLoop,
-        connectTimeout: TimeAmount
+        connectTimeout: TimeAmount,
+        tls: BackendTLS? = nil
     ) {
         self.eventLoop = eventLoop
         self.peer = peer
@@ -42,11 +47,22 @@ final class GRPCBackendConnection: Sendable {
         self.core = core
         let load = GRPCBackendConnectionLoad()
         self.load = load
+        // Completed by the TLS handshake (or at once without TLS); failed too when the connect fails, so it never
+        // leaks (completing a completed promise is a no-op).
+        let handshake = eventLoop.makePromise(of: Void.self)
         // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try tls.addHandlers(
+                            to: channel, host: endpoint.host, pool: peer.pool, endpoint: peer.endpoint,
+                            handshakeTimeout: connectTimeout
+                        ).cascade(to: handshake)
+                    } else {
+                        handshake.succeed()
+                    }
                     let delegate = GRPCBackendSession(channel: channel, load: load)
                     delegate.session = try channel.pipeline.syncOperations.configureHTTP2Session(
                         role: .client,
@@ -61,8 +77,16 @@ final class GRPCBackendConnection: Sendable {
         self.ready =
             channel
             .flatMapErrorThrowing { error in
+                handshake.fail(error)
                 load.markUnusable()
                 throw Self.connectError(error, peer: peer, timeout: connectTimeout)
+            }
+            .flatMap { channel in
+                handshake.futureResult.map { channel }.flatMapErrorThrowing { error in
+                    // The handshake's error names the certificate problem and was logged with the endpoint.
+                    load.markUnusable()
+                    throw error
+                }
             }
             .map { channel in
                 load.markConnected()

@@ -12,6 +12,8 @@ import Synchronization
 final class GRPCBackendEndpoint: Sendable {
     let endpoint: BackendPoolConfiguration.Endpoint
     let peer: GRPCBackendPeer
+    /// The pool's TLS to this endpoint; nil: h2c.
+    let tls: BackendTLS?
     let index: Int
     /// Calls in flight and ejection, shared with the pool's ``EndpointBalancer``.
     let health: EndpointHealth
@@ -27,10 +29,12 @@ final class GRPCBackendEndpoint: Sendable {
         peer: GRPCBackendPeer,
         index: Int,
         health: EndpointHealth,
-        group: any EventLoopGroup
+        group: any EventLoopGroup,
+        tls: BackendTLS? = nil
     ) {
         self.endpoint = endpoint
         self.peer = peer
+        self.tls = tls
         self.index = index
         self.health = health
         self.group = group
@@ -63,7 +67,8 @@ final class GRPCBackendEndpoint: Sendable {
                     endpoint: self.endpoint,
                     peer: self.peer,
                     eventLoop: pinned ? eventLoop : self.group.next(),
-                    connectTimeout: connectTimeout
+                    connectTimeout: connectTimeout,
+                    tls: self.tls
                 )
             if candidate == nil { list.append(connection) }
             connection.load.reserve()

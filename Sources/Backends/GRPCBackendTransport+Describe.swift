@@ -21,7 +21,7 @@ extension GRPCBackendTransport: PipelineDescribing {
         )
         let headers: HTTP2Headers = [
             ":method": "POST",
-            ":scheme": "http",
+            ":scheme": scheme,
             ":path": Self.describePath,
             ":authority": endpoint.peer.endpoint,
             "content-type": "application/grpc",

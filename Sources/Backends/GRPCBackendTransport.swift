@@ -6,8 +6,9 @@ import Synchronization
 package import TriggerModel
 import WireCodecs
 
-/// The `grpc` transport: h2c (prior knowledge) to runners serving `trigger.runner.v1.Runner` (API.md §5),
-/// over the HTTP/2 engine's client role.
+/// The `grpc` transport: h2c (prior knowledge), or HTTP/2 over TLS with ALPN `h2` when the pool has
+/// ``BackendPoolConfiguration/tls``, to runners serving `trigger.runner.v1.Runner` (API.md §5), over the HTTP/2
+/// engine's client role.
 ///
 /// Owns, per endpoint, a small set of multiplexed connections: calls share a connection until it has
 /// ``GRPCBackendConnectionLoad/maxStreams`` streams, then another one is opened; a connection that received
@@ -49,7 +50,8 @@ package final class GRPCBackendTransport: TriggerRunner {
                 peer: GRPCBackendPeer(pool: configuration.name, endpoint: endpoint.description),
                 index: index,
                 health: balancer.health[index],
-                group: group
+                group: group,
+                tls: configuration.tls
             )
         }
         if let check = configuration.healthCheck {
@@ -83,7 +85,7 @@ package final class GRPCBackendTransport: TriggerRunner {
         )
         let headers: HTTP2Headers = [
             ":method": "POST",
-            ":scheme": "http",
+            ":scheme": scheme,
             ":path": Self.healthCheckPath,
             ":authority": endpoint.peer.endpoint,
             "content-type": "application/grpc",
@@ -260,10 +262,13 @@ extension GRPCBackendTransport {
 
     // MARK: Request metadata
 
+    /// `:scheme` of the requests: `https` over TLS (RFC 9113 §8.3.1).
+    var scheme: String { configuration.tls == nil ? "http" : "https" }
+
     func requestHeaders(path: String, endpoint: GRPCBackendEndpoint, request: TriggerRequest) throws -> HTTP2Headers {
         var headers: HTTP2Headers = [
             ":method": "POST",
-            ":scheme": "http",
+            ":scheme": scheme,
             ":path": path,
             ":authority": endpoint.peer.endpoint,
             "content-type": "application/grpc",

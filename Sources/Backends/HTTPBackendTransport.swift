@@ -6,7 +6,8 @@ package import Observability
 package import TriggerModel
 package import WireCodecs
 
-/// The `http` transport: `POST {base}/run` over keep-alive HTTP/1.1, the model as JSON (API.md §5).
+/// The `http` transport: `POST {base}/run` over keep-alive HTTP/1.1 (over TLS with ALPN `http/1.1` when the pool
+/// has ``BackendPoolConfiguration/tls``), the model as JSON (API.md §5).
 ///
 /// Connections are kept per endpoint in an idle list and reused; a connection that failed, timed out, or
 /// was told `Connection: close` is dropped. Endpoints are picked by the pool's ``EndpointBalancer`` (power
@@ -201,6 +202,8 @@ package final class HTTPBackendTransport: TriggerRunner {
                 switch error {
                 case HTTPBackendClientHandler.Failure.closedBeforeResponse:
                     throw BackendErrors.connectionLost(pool: pool, endpoint: endpoint.endpoint.description)
+                case let error where BackendErrors.tlsReason(error) != nil:
+                    throw BackendErrors.tlsFailure(pool: pool, endpoint: endpoint.endpoint.description, error)!
                 case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
                     throw BackendErrors.badResponse(
                         pool: pool,
@@ -323,18 +326,35 @@ package final class HTTPBackendTransport: TriggerRunner {
         pinned: Bool,
         timeout connectTimeout: TimeAmount
     ) -> EventLoopFuture<HTTPBackendConnection> {
+        let pool = configuration.name
+        let name = endpoint.endpoint.description
+        let tls = configuration.tls
+        // Completed by the TLS handshake (or at once without TLS); failed too when the connect fails, so it never
+        // leaks (completing a completed promise is a no-op).
+        let handshake = eventLoop.makePromise(of: Void.self)
         // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try tls.addHandlers(
+                            to: channel, host: endpoint.endpoint.host, pool: pool, endpoint: name,
+                            handshakeTimeout: connectTimeout
+                        ).cascade(to: handshake)
+                    } else {
+                        handshake.succeed()
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(HTTPBackendClientHandler())
                 }
             }
-        let pool = configuration.name
-        let name = endpoint.endpoint.description
         return bootstrap.connect(host: endpoint.endpoint.host, port: endpoint.endpoint.port)
+            .flatMapError { error in
+                handshake.fail(error)
+                return eventLoop.makeFailedFuture(error)
+            }
+            .flatMap { channel in handshake.futureResult.map { channel } }
             .flatMapThrowing { channel in
                 HTTPBackendConnection(
                     channel: channel,
@@ -343,6 +363,8 @@ package final class HTTPBackendTransport: TriggerRunner {
                 )
             }
             .flatMapErrorThrowing { error in
+                // The TLS handshake's own error names the certificate problem and was logged with the endpoint.
+                if error is GatewayError { throw error }
                 if case .connectTimeout = error as? ChannelError {
                     throw BackendErrors.connectTimeout(pool: pool, endpoint: name, after: connectTimeout)
                 }

@@ -1,3 +1,4 @@
+import Backends
 import CraftSurface
 import Crypto
 import FoundationEssentials
@@ -40,6 +41,14 @@ package enum ConfigFile {
             // The files `tls:` names are part of the configuration: unreadable or mismatched is a config error.
             do {
                 _ = try ListenerTLS.load(tls)
+            } catch {
+                throw ConfigError(source: path, path: error.path, message: error.message)
+            }
+        }
+        // Likewise the files a pool's `tls:` names (CA, client certificate and key).
+        for (index, pool) in configuration.pools.enumerated() {
+            do {
+                _ = try BackendTLS.load(pool: pool, index: index)
             } catch {
                 throw ConfigError(source: path, path: error.path, message: error.message)
             }

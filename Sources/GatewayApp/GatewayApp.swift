@@ -84,7 +84,7 @@ package final class GatewayApp: Sendable {
         self.logger = logger
         self.metrics = metrics
         self.configStatus = ConfigStatus(digest: digest, metrics: metrics.config)
-        let pools = Self.makePools(
+        let (pools, poolFailures) = Self.makePools(
             config, reusing: [:], group: group, inProcessRunner: inProcessRunner, metrics: metrics)
         // One table per generation, shared by the dispatcher and async mode's webhooks (as `reload` does).
         let routes = RouteTable(routes: config.routes)
@@ -123,7 +123,7 @@ package final class GatewayApp: Sendable {
                 port: config.listenPort,
                 shutdownGrace: TimeAmount(config.timeouts.shutdownGrace),
                 maxConnections: config.limits.maxConnections,
-                startFailure: tlsFailure.map { "tls: \($0.path): \($0.message)" }
+                startFailure: (tlsFailure ?? poolFailures.first).map { "\($0.path): \($0.message)" }
             ),
             services: Self.makeFrontendServices(
                 config,
@@ -237,8 +237,13 @@ package final class GatewayApp: Sendable {
                 "tls: the new certificate files do not load; the running ones stay",
                 metadata: ["tls.error": "\(error.path): \(error.message)"])
         }
-        let pools = Self.makePools(
+        let (pools, poolFailures) = Self.makePools(
             applied, reusing: oldPools, group: group, inProcessRunner: inProcessRunner, metrics: metrics)
+        for failure in poolFailures {
+            logger.error(
+                "tls: a pool's certificate files do not load; its running version stays",
+                metadata: ["tls.error": "\(failure.path): \(failure.message)"])
+        }
         let routes = RouteTable(routes: applied.routes)
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         generation.withLock { $0 = (configuration: applied, pools: pools) }
@@ -272,18 +277,28 @@ package final class GatewayApp: Sendable {
             restartRequired: restartRequired, poolsAdded: added.sorted(), poolsRetired: retired.sorted())
     }
 
-    /// One pool per configured pool; a pool whose settings are unchanged in `reusing` is carried over.
+    /// One pool per configured pool; a pool whose settings are unchanged in `reusing` is carried over. A pool
+    /// whose TLS files no longer load (they changed after `ConfigFile.load` checked them) is reported in
+    /// `failures` and keeps its version in `reusing`, if any, rather than run without its TLS.
     private static func makePools(
         _ config: GatewayConfiguration,
         reusing previous: [String: BackendPool],
         group: any EventLoopGroup,
         inProcessRunner: any TriggerRunner,
         metrics: GatewayMetrics
-    ) -> [String: BackendPool] {
+    ) -> (pools: [String: BackendPool], failures: [ListenerTLS.Failure]) {
         let limits = CodecLimits(configuration: config.limits)
         var pools: [String: BackendPool] = [:]
-        for poolConfig in config.pools {
-            let backendConfig = BackendPoolConfiguration(configuration: poolConfig, limits: config.limits)
+        var failures: [ListenerTLS.Failure] = []
+        for (index, poolConfig) in config.pools.enumerated() {
+            var backendConfig = BackendPoolConfiguration(configuration: poolConfig, limits: config.limits)
+            do {
+                backendConfig.tls = try BackendTLS.load(pool: poolConfig, index: index)
+            } catch {
+                failures.append(error)
+                if let existing = previous[poolConfig.name] { pools[poolConfig.name] = existing }
+                continue
+            }
             if let existing = previous[poolConfig.name], existing.configuration == backendConfig {
                 pools[poolConfig.name] = existing
                 continue
@@ -302,7 +317,7 @@ package final class GatewayApp: Sendable {
             pools[poolConfig.name] = BackendPool(
                 configuration: backendConfig, transport: transport, metrics: poolMetrics)
         }
-        return pools
+        return (pools, failures)
     }
 
     private static func makeFrontendServices(

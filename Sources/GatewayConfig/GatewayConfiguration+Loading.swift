@@ -201,7 +201,7 @@ extension GatewayConfiguration {
                 at: "pools[\(i)]",
                 allowed: [
                     "name", "transport", "endpoints", "connect_timeout", "request_timeout", "max_concurrency",
-                    "max_queue", "outlier_detection", "retry", "health_check",
+                    "max_queue", "outlier_detection", "retry", "health_check", "tls",
                 ]
             )
             let nameNode = try require(m, "name", reader)
@@ -244,6 +244,7 @@ extension GatewayConfiguration {
                     }
                 }
             }
+            try readBackendTLS(m, into: &pool, reader)
             if pool.transport == .inprocess, !pool.endpoints.isEmpty {
                 throw reader.error(m.path("endpoints"), endpointsNode, "an inprocess pool takes no endpoints")
             }
@@ -330,6 +331,86 @@ extension GatewayConfiguration {
         return pools
     }
 
+    /// `pools[].tls` and the endpoints' schemes: TLS is on when `tls` is `true` or a mapping, or when the
+    /// endpoints are written `https://` (`grpcs://` for grpc pools); one pool's endpoints all use TLS or none.
+    private static func readBackendTLS(
+        _ m: ConfigMapping,
+        into pool: inout PoolConfiguration,
+        _ reader: ConfigNodeReader
+    ) throws(ConfigError) {
+        let endpointsPath = m.path("endpoints")
+        let endpointNodes = try m["endpoints"].map { n throws(ConfigError) in try reader.sequence(n, at: endpointsPath)
+        }
+        for (j, endpoint) in pool.endpoints.enumerated() {
+            guard let scheme = endpoint.scheme, pool.transport == .http, scheme == .grpc || scheme == .grpcs else {
+                continue
+            }
+            throw reader.error(
+                "\(endpointsPath)[\(j)]", endpointNodes?[j],
+                "\(scheme.rawValue):// is for grpc pools; an http pool's endpoints use http:// or https://")
+        }
+        var tls: BackendTLSConfiguration?
+        var tlsSaysOff = false
+        if let n = m["tls"] {
+            let path = m.path("tls")
+            if case .mapping = n {
+                let t = try reader.mapping(n, at: path, allowed: ["ca_file", "server_name", "cert_file", "key_file"])
+                var settings = BackendTLSConfiguration()
+                if let v = t["ca_file"] { settings.caFile = try reader.nonEmptyString(v, at: t.path("ca_file")) }
+                if let v = t["server_name"] {
+                    let name = try reader.nonEmptyString(v, at: t.path("server_name"))
+                    // SNI carries host names only (RFC 6066 §3); an IP endpoint is checked against its IP SANs.
+                    guard HostSyntax.classify(name) == .name else {
+                        throw reader.error(
+                            t.path("server_name"), v, "\"\(name)\" is not a DNS host name (SNI carries no IP addresses)"
+                        )
+                    }
+                    settings.serverName = name
+                }
+                if let v = t["cert_file"] { settings.certFile = try reader.nonEmptyString(v, at: t.path("cert_file")) }
+                if let v = t["key_file"] { settings.keyFile = try reader.nonEmptyString(v, at: t.path("key_file")) }
+                if settings.keyFile != nil, settings.certFile == nil {
+                    throw reader.error(
+                        t.path("key_file"), t["key_file"], "needs cert_file: the client certificate this key belongs to"
+                    )
+                }
+                if settings.certFile != nil, settings.keyFile == nil {
+                    throw reader.error(
+                        t.path("cert_file"), t["cert_file"], "needs key_file: the client certificate's private key")
+                }
+                tls = settings
+            } else if try reader.bool(n, at: path) {
+                tls = BackendTLSConfiguration()
+            } else {
+                tlsSaysOff = true
+            }
+            if pool.transport == .inprocess, tls != nil {
+                throw reader.error(path, n, "an inprocess pool has no endpoints to reach over TLS")
+            }
+        }
+        let tlsEndpoints = pool.endpoints.indices.filter { pool.endpoints[$0].scheme?.isTLS == true }
+        if tls != nil || tlsSaysOff {
+            // An explicit scheme that contradicts the pool's `tls` is a mistake, not a preference.
+            for (j, endpoint) in pool.endpoints.enumerated() {
+                guard let scheme = endpoint.scheme, scheme.isTLS == tlsSaysOff else { continue }
+                throw reader.error(
+                    "\(endpointsPath)[\(j)]", endpointNodes?[j],
+                    tlsSaysOff
+                        ? "\(scheme.rawValue):// asks for TLS but the pool says tls: false"
+                        : "\(scheme.rawValue):// asks for cleartext but the pool has tls")
+            }
+        } else if let first = tlsEndpoints.first {
+            if let plain = pool.endpoints.indices.first(where: { !tlsEndpoints.contains($0) }) {
+                throw reader.error(
+                    "\(endpointsPath)[\(plain)]", endpointNodes?[plain],
+                    "a pool's endpoints all use TLS or none: endpoints[\(first)] is "
+                        + "\(pool.endpoints[first].scheme!.rawValue):// and this one is not")
+            }
+            tls = BackendTLSConfiguration()
+        }
+        pool.tls = tls
+    }
+
     private static func readHealthCheck(
         _ node: Node,
         at path: String,
@@ -387,7 +468,10 @@ extension GatewayConfiguration {
         let m = try reader.mapping(
             node,
             at: "tls",
-            allowed: ["cert_file", "key_file", "allow_plaintext", "client_ca_file", "require_client_cert"]
+            allowed: [
+                "cert_file", "key_file", "allow_plaintext", "client_ca_file", "require_client_cert",
+                "client_principals",
+            ]
         )
         var tls = ListenerTLSConfiguration(
             certFile: try reader.nonEmptyString(try require(m, "cert_file", reader), at: m.path("cert_file")),
@@ -403,6 +487,32 @@ extension GatewayConfiguration {
                     n,
                     "needs client_ca_file: the CA certificates client certificates are verified against"
                 )
+            }
+        }
+        if let n = m["client_principals"] {
+            let path = m.path("client_principals")
+            guard tls.clientCAFile != nil else {
+                throw reader.error(path, n, "needs client_ca_file: only verified client certificates name a principal")
+            }
+            guard case .mapping(let mapping) = n else {
+                throw reader.error(
+                    path, n, "expected a mapping of certificate subject to principal, got \(reader.describe(n))")
+            }
+            for (keyNode, valueNode) in mapping {
+                let subject = try reader.nonEmptyString(keyNode, at: path)
+                let entryPath = "\(path).\"\(subject)\""
+                // RFC 4514 text always has an attribute type and "=": `alice` alone would never match.
+                guard subject.contains("=") else {
+                    throw reader.error(
+                        entryPath, keyNode,
+                        "expected a certificate subject in RFC 4514 form, most specific first (CN=alice,O=Example)")
+                }
+                let principal = try reader.nonEmptyString(valueNode, at: entryPath)
+                // The principal travels to backends as the `x-trigger-principal` header value.
+                guard principal.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else {
+                    throw reader.error(entryPath, valueNode, "must not contain control characters")
+                }
+                tls.clientPrincipals[subject] = principal
             }
         }
         return tls

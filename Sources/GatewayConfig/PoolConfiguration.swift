@@ -35,6 +35,9 @@ package struct PoolConfiguration: Sendable, Equatable {
     package var retryMinConcurrency = 3
     /// `health_check`: nil (the default) means no active health check.
     package var healthCheck: HealthCheck?
+    /// `tls`: nil means cleartext to the endpoints; set, every endpoint is reached over TLS (the active health
+    /// check included). See ``BackendTLSConfiguration``.
+    package var tls: BackendTLSConfiguration?
 
     /// An active health check: `grpc.health.v1.Health/Check` for grpc pools, `GET <path>` for http pools.
     package struct HealthCheck: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Routing
 import Synchronization
 
 /// The frontend services of the configuration in force, swapped whole by a reload (SIGHUP).
@@ -26,11 +27,20 @@ package final class CurrentFrontendServices: Sendable {
         counter.add(1, ordering: .releasing)
     }
 
-    /// `cached` when it is still current, else the current services with their generation.
-    func refresh(_ cached: inout FrontendServices, generation cachedGeneration: inout Int) {
+    /// The services in force now, for a connection whose verified client certificate names `clientPrincipal`:
+    /// the authenticator answers with it where no token decides (see `TokenAuthenticator`).
+    func value(clientPrincipal: String?) -> FrontendServices {
+        var services = value
+        services.authenticator.certificatePrincipal = clientPrincipal
+        return services
+    }
+
+    /// `cached` when it is still current, else the current services (for `clientPrincipal`'s connection) with
+    /// their generation.
+    func refresh(_ cached: inout FrontendServices, generation cachedGeneration: inout Int, clientPrincipal: String?) {
         let now = generation
         guard now != cachedGeneration else { return }
         cachedGeneration = now
-        cached = value
+        cached = value(clientPrincipal: clientPrincipal)
     }
 }

@@ -211,7 +211,8 @@ package final class GatewayServer: Service {
         for proto: ProtocolSniffer.WireProtocol,
         services current: CurrentFrontendServices,
         tls: ListenerTLS? = nil,
-        secure: Bool = false
+        secure: Bool = false,
+        clientPrincipal: String? = nil
     ) throws {
         let services = current.value
         let sync = channel.pipeline.syncOperations
@@ -223,7 +224,10 @@ package final class GatewayServer: Service {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
             try sync.addHandler(
                 ProtocolSniffer(timeout: services.slowClients.prefaceTimeout) { channel, proto in
-                    try Self.configure(channel, for: proto, services: current, secure: true)
+                    // The handshake is done by the time decrypted bytes decide the protocol.
+                    try Self.configure(
+                        channel, for: proto, services: current, secure: true,
+                        clientPrincipal: tls.clientPrincipal(of: channel))
                 }
             )
         case .plaintextRefused:
@@ -247,10 +251,11 @@ package final class GatewayServer: Service {
             try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
             try sync.addHandler(requestTimeouts)
             try sync.addHandler(HTTPServerPipelineHandler())
-            try sync.addHandler(HTTP1FrontendHandler(services: current, secure: secure))
+            try sync.addHandler(
+                HTTP1FrontendHandler(services: current, secure: secure, clientPrincipal: clientPrincipal))
         case .http2:
             countOpen(channel, .http2, tls: secure, metrics: services.metrics)
-            try configureHTTP2(channel, services: current)
+            try configureHTTP2(channel, services: current, clientPrincipal: clientPrincipal)
         }
     }
 

@@ -45,11 +45,15 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
     private let secure: Bool
 
-    init(services current: CurrentFrontendServices, secure: Bool = false) {
+    /// The principal the connection's verified client certificate names (see `ListenerTLS.clientPrincipal`).
+    private let clientPrincipal: String?
+
+    init(services current: CurrentFrontendServices, secure: Bool = false, clientPrincipal: String? = nil) {
         self.secure = secure
         self.currentServices = current
         self.servicesGeneration = current.generation
-        self.services = current.value
+        self.clientPrincipal = clientPrincipal
+        self.services = current.value(clientPrincipal: clientPrincipal)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -65,7 +69,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
-        currentServices.refresh(&services, generation: &servicesGeneration)
+        currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         let requestID = RequestContext.requestID(head.headers.first(name: "request-id"))
         currentRequestID = requestID
         open = services.openRequest(

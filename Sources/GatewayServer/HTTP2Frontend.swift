@@ -6,9 +6,14 @@ extension GatewayServer {
     /// Installs the HTTP/2 frontend (REST over h2c and gRPC) on a connection that sent the preface.
     ///
     /// The sniffer re-fires the preface with the rest of the bytes, so the session checks it itself.
-    static func configureHTTP2(_ channel: any Channel, services current: CurrentFrontendServices) throws {
+    static func configureHTTP2(
+        _ channel: any Channel,
+        services current: CurrentFrontendServices,
+        clientPrincipal: String? = nil
+    ) throws {
         let services = current.value
-        let frontend = HTTP2FrontendConnection(services: current, eventLoop: channel.eventLoop)
+        let frontend = HTTP2FrontendConnection(
+            services: current, eventLoop: channel.eventLoop, clientPrincipal: clientPrincipal)
         var configuration = HTTP2SessionConfiguration.defaults
         configuration.maxConcurrentStreams = services.maxConcurrentStreams
         configuration.maxHeaderListSize = services.maxHeaderBytes

@@ -99,10 +99,14 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         }
     }
 
-    init(services current: CurrentFrontendServices, eventLoop: any EventLoop) {
+    /// The principal the connection's verified client certificate names (see `ListenerTLS.clientPrincipal`).
+    private let clientPrincipal: String?
+
+    init(services current: CurrentFrontendServices, eventLoop: any EventLoop, clientPrincipal: String? = nil) {
         self.currentServices = current
         self.servicesGeneration = current.generation
-        self.services = current.value
+        self.clientPrincipal = clientPrincipal
+        self.services = current.value(clientPrincipal: clientPrincipal)
         self.eventLoop = eventLoop
     }
 
@@ -111,7 +115,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     func session(
         _ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool
     ) {
-        currentServices.refresh(&services, generation: &servicesGeneration)
+        currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         // Only application/grpc[+codec] is gRPC; look-alikes (gRPC-Web) are answered 415 as REST.
         if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) {
             grpcReceivedHeaders(headers, stream: stream, endStream: endStream)

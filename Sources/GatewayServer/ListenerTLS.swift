@@ -3,9 +3,10 @@
 #endif
 package import FoundationEssentials
 package import GatewayConfig
+package import NIOCore
 package import NIOSSL
 import SwiftASN1
-import X509
+package import X509
 
 /// The TLS side of the listener (issue 17, item 1): a server context built from `tls:`, and the rule for
 /// cleartext on the same port.
@@ -27,11 +28,20 @@ package struct ListenerTLS: Sendable {
     /// The leaf certificate's subject and expiry, for the start-up log.
     package let subject: String
     package let notValidAfter: Date
+    /// `client_ca_file` is set: client certificates are asked for and verified, and name the principal.
+    package let verifiesClients: Bool
+    /// `client_principals`: certificate subject → principal.
+    package let clientPrincipals: [String: String]
 
     /// Why `tls:` cannot be used: the key path (`tls.cert_file`, …) and a message naming the file.
     package struct Failure: Error, Sendable {
         package var path: String
         package var message: String
+
+        package init(path: String, message: String) {
+            self.path = path
+            self.message = message
+        }
     }
 
     /// ALPN identifiers offered, in preference order.
@@ -45,74 +55,17 @@ package struct ListenerTLS: Sendable {
     package static func load(_ configuration: ListenerTLSConfiguration, now: Date = Date()) throws(Failure)
         -> ListenerTLS
     {
-        let chainPEM = try read(configuration.certFile, key: "tls.cert_file")
-        let keyPEM = try read(configuration.keyFile, key: "tls.key_file")
-        let chain: [Certificate]
-        do {
-            chain = try PEMDocument.parseMultiple(pemString: chainPEM)
-                .filter { $0.discriminator == "CERTIFICATE" }
-                .map { try Certificate(pemDocument: $0) }
-        } catch {
-            throw Failure(path: "tls.cert_file", message: "\(configuration.certFile): not a PEM certificate: \(error)")
-        }
-        guard let leaf = chain.first else {
-            throw Failure(path: "tls.cert_file", message: "\(configuration.certFile): holds no PEM certificate")
-        }
-        let key: Certificate.PrivateKey
-        do {
-            key = try Certificate.PrivateKey(pemEncoded: keyPEM)
-        } catch {
-            throw Failure(
-                path: "tls.key_file",
-                message: "\(configuration.keyFile): not a PEM private key (PKCS#8, SEC1 or PKCS#1): \(error)"
-            )
-        }
-        guard key.publicKey == leaf.publicKey else {
-            throw Failure(
-                path: "tls.key_file",
-                message:
-                    "\(configuration.keyFile) is not the private key of the certificate in \(configuration.certFile)"
-            )
-        }
-        if now > leaf.notValidAfter {
-            throw Failure(
-                path: "tls.cert_file",
-                message:
-                    "\(configuration.certFile): the certificate expired at \(leaf.notValidAfter) (subject \(leaf.subject))"
-            )
-        }
-        if now < leaf.notValidBefore {
-            throw Failure(
-                path: "tls.cert_file",
-                message: "\(configuration.certFile): the certificate is not valid before \(leaf.notValidBefore)"
-            )
-        }
-
-        var tls: TLSConfiguration
-        do {
-            let certificates = try NIOSSLCertificate.fromPEMBytes(Array(chainPEM.utf8)).map {
-                NIOSSLCertificateSource.certificate($0)
-            }
-            let privateKey = NIOSSLPrivateKeySource.privateKey(
-                try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
-            tls = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: privateKey)
-        } catch {
-            throw Failure(path: "tls.cert_file", message: "\(configuration.certFile): cannot be used: \(error)")
-        }
+        let identity = try Self.identity(
+            certFile: configuration.certFile, keyFile: configuration.keyFile, keyPath: "tls", now: now)
+        let leaf = identity.leaf
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: identity.chain.map { .certificate($0) },
+            privateKey: .privateKey(identity.key)
+        )
         tls.minimumTLSVersion = .tlsv12
         tls.applicationProtocols = Self.applicationProtocols
         if let caFile = configuration.clientCAFile {
-            let caPEM = try read(caFile, key: "tls.client_ca_file")
-            let roots: [NIOSSLCertificate]
-            do {
-                roots = try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8))
-            } catch {
-                throw Failure(path: "tls.client_ca_file", message: "\(caFile): not PEM certificates: \(error)")
-            }
-            guard !roots.isEmpty else {
-                throw Failure(path: "tls.client_ca_file", message: "\(caFile): holds no PEM certificate")
-            }
-            tls.trustRoots = .certificates(roots)
+            tls.trustRoots = .certificates(try Self.certificates(in: caFile, key: "tls.client_ca_file"))
             tls.sendCANameList = true
             // Verified when presented; required only with require_client_cert (no hostname: clients have none).
             tls.certificateVerification =
@@ -123,11 +76,94 @@ package struct ListenerTLS: Sendable {
                 context: try NIOSSLContext(configuration: tls),
                 allowPlaintext: configuration.allowPlaintext,
                 subject: "\(leaf.subject)",
-                notValidAfter: leaf.notValidAfter
+                notValidAfter: leaf.notValidAfter,
+                verifiesClients: configuration.clientCAFile != nil,
+                clientPrincipals: configuration.clientPrincipals
             )
         } catch {
             throw Failure(path: "tls", message: "cannot build the TLS context: \(error)")
         }
+    }
+
+    /// The principal a TLS connection's client certificate names, once the handshake is done (on the channel's
+    /// loop): the subject in RFC 4514 form (`CN=alice,O=Example`, most specific first, as swift-certificates
+    /// writes it), or what `client_principals` maps it to; nil when the port verifies no client certificates
+    /// or the client presented none. BoringSSL has verified a presented certificate against `client_ca_file`
+    /// before the handshake completed (a certificate that does not verify fails the handshake, even where one
+    /// is optional).
+    package func clientPrincipal(of channel: any Channel) -> String? {
+        guard verifiesClients,
+            let peer = try? channel.pipeline.syncOperations.nioSSL_peerCertificate(),
+            let der = try? peer.toDERBytes(),
+            let certificate = try? Certificate(derEncoded: der)
+        else { return nil }
+        let subject = "\(certificate.subject)"
+        return clientPrincipals[subject] ?? subject
+    }
+
+    /// A certificate chain and its private key, checked as a pair: `cert_file` holds the leaf first, then any
+    /// intermediates; `key_file` must be the leaf's key, and the leaf must be valid at `now`. Failures name
+    /// `<keyPath>.cert_file` / `<keyPath>.key_file` (`tls`, or a pool's `pools[2].tls` for the client
+    /// certificate presented to backends).
+    package static func identity(certFile: String, keyFile: String, keyPath: String, now: Date = Date())
+        throws(Failure) -> (chain: [NIOSSLCertificate], key: NIOSSLPrivateKey, leaf: Certificate)
+    {
+        let certKey = "\(keyPath).cert_file"
+        let keyKey = "\(keyPath).key_file"
+        let chainPEM = try read(certFile, key: certKey)
+        let keyPEM = try read(keyFile, key: keyKey)
+        let chain: [Certificate]
+        do {
+            chain = try PEMDocument.parseMultiple(pemString: chainPEM)
+                .filter { $0.discriminator == "CERTIFICATE" }
+                .map { try Certificate(pemDocument: $0) }
+        } catch {
+            throw Failure(path: certKey, message: "\(certFile): not a PEM certificate: \(error)")
+        }
+        guard let leaf = chain.first else {
+            throw Failure(path: certKey, message: "\(certFile): holds no PEM certificate")
+        }
+        let key: Certificate.PrivateKey
+        do {
+            key = try Certificate.PrivateKey(pemEncoded: keyPEM)
+        } catch {
+            throw Failure(path: keyKey, message: "\(keyFile): not a PEM private key (PKCS#8, SEC1 or PKCS#1): \(error)")
+        }
+        guard key.publicKey == leaf.publicKey else {
+            throw Failure(path: keyKey, message: "\(keyFile) is not the private key of the certificate in \(certFile)")
+        }
+        if now > leaf.notValidAfter {
+            throw Failure(
+                path: certKey,
+                message: "\(certFile): the certificate expired at \(leaf.notValidAfter) (subject \(leaf.subject))"
+            )
+        }
+        if now < leaf.notValidBefore {
+            throw Failure(
+                path: certKey, message: "\(certFile): the certificate is not valid before \(leaf.notValidBefore)")
+        }
+        do {
+            return (
+                try NIOSSLCertificate.fromPEMBytes(Array(chainPEM.utf8)),
+                try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem),
+                leaf
+            )
+        } catch {
+            throw Failure(path: certKey, message: "\(certFile): cannot be used: \(error)")
+        }
+    }
+
+    /// The PEM certificates in `path` (a CA file), at least one; failures name `key`.
+    package static func certificates(in path: String, key: String) throws(Failure) -> [NIOSSLCertificate] {
+        let pem = try read(path, key: key)
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))
+        } catch {
+            throw Failure(path: key, message: "\(path): not PEM certificates: \(error)")
+        }
+        guard !certificates.isEmpty else { throw Failure(path: key, message: "\(path): holds no PEM certificate") }
+        return certificates
     }
 
     /// A file's text, or a `Failure` naming the key, the path and the OS's reason.

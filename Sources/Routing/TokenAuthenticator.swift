@@ -10,8 +10,12 @@ package import TriggerModel
 package struct TokenAuthenticator: Sendable {
     private let tokens: [(name: String, token: [UInt8])]
     private let maxLength: Int
-    /// False means every request passes and `authenticate` returns nil.
+    /// False means every request passes and `authenticate` returns ``certificatePrincipal``.
     package let authRequired: Bool
+    /// The principal a connection's verified TLS client certificate names (its subject, or the listener's
+    /// `client_principals` mapping; issue 17). Used when no token is required: with `auth: tokens` the token
+    /// is still required and its name is the principal, so a certificate never stands in for a token.
+    package var certificatePrincipal: String?
 
     package init(tokens: [(name: String, token: String)], authRequired: Bool) {
         self.tokens = tokens.map { (name: $0.name, token: Array($0.token.utf8)) }
@@ -27,16 +31,17 @@ package struct TokenAuthenticator: Sendable {
         )
     }
 
-    /// The principal named by the header's token; nil when auth is off. Throws
-    /// `GatewayError(.unauthenticated)` when auth is on and the token is missing or unknown.
+    /// The principal named by the header's token; when auth is off, the client certificate's
+    /// (``certificatePrincipal``, nil without one). Throws `GatewayError(.unauthenticated)` when auth is on and
+    /// the token is missing or unknown.
     package func authenticate(authorization: String?) throws(GatewayError) -> String? {
-        guard authRequired else { return nil }
+        guard authRequired else { return certificatePrincipal }
         return try authenticate(token: authorization.map(Self.credential(in:)))
     }
 
     /// The same check for a token that came without a scheme (Craft AI's `?token=` query parameter).
     package func authenticate(token: String?) throws(GatewayError) -> String? {
-        guard authRequired else { return nil }
+        guard authRequired else { return certificatePrincipal }
         guard let token, !token.isEmpty else { throw GatewayError(.unauthenticated, "missing bearer token") }
         guard let principal = match(Array(token.utf8)) else { throw GatewayError(.unauthenticated, "invalid token") }
         return principal

@@ -224,14 +224,65 @@ struct ConfigErrorTests {
             message: "bad endpoint \"host\": missing port"
         ),
         Case(
-            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"https://h:443\"]}\n",
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"grpcs://h:443\"]}\n",
             path: "pools[0].endpoints[0]",
-            message: "bad endpoint \"https://h:443\": TLS to backends is not supported yet"
+            message: "grpcs:// is for grpc pools; an http pool's endpoints use http:// or https://"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: grpc, endpoints: [\"grpcs://h:1\", \"h:2\"]}\n",
+            path: "pools[0].endpoints[1]",
+            message: "a pool's endpoints all use TLS or none: endpoints[0] is grpcs:// and this one is not"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"http://h:1\"], tls: true}\n",
+            path: "pools[0].endpoints[0]",
+            message: "http:// asks for cleartext but the pool has tls"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"https://h:1\"], tls: false}\n",
+            path: "pools[0].endpoints[0]",
+            message: "https:// asks for TLS but the pool says tls: false"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], tls: {key_file: k.pem}}\n",
+            path: "pools[0].tls.key_file",
+            message: "needs cert_file: the client certificate this key belongs to"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:1\"], tls: {cert_file: c.pem}}\n",
+            path: "pools[0].tls.cert_file",
+            message: "needs key_file: the client certificate's private key"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: grpc, endpoints: [\"h:1\"], tls: {server_name: 10.0.0.1}}\n",
+            path: "pools[0].tls.server_name",
+            message: "\"10.0.0.1\" is not a DNS host name (SNI carries no IP addresses)"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: grpc, endpoints: [\"h:1\"], tls: {ca_fil: x.pem}}\n",
+            path: "pools[0].tls.ca_fil",
+            message: "unknown key (did you mean \"ca_file\"?)"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, tls: true}\n",
+            path: "pools[0].tls",
+            message: "an inprocess pool has no endpoints to reach over TLS"
+        ),
+        Case(
+            yaml: "tls: {cert_file: c.pem, key_file: k.pem, client_principals: {\"CN=a\": a}}\n",
+            path: "tls.client_principals",
+            message: "needs client_ca_file: only verified client certificates name a principal"
+        ),
+        Case(
+            yaml: "tls: {cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem, client_principals: {alice: a}}\n",
+            path: "tls.client_principals.\"alice\"",
+            message: "expected a certificate subject in RFC 4514 form, most specific first (CN=alice,O=Example)"
         ),
         Case(
             yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"ftp://h:21\"]}\n",
             path: "pools[0].endpoints[0]",
-            message: "bad endpoint \"ftp://h:21\": unsupported scheme \"ftp\""
+            message:
+                "bad endpoint \"ftp://h:21\": unsupported scheme \"ftp\" (expected http://, https://, grpc://, grpcs:// or none)"
         ),
         Case(
             yaml: "pools:\n  - {name: a, transport: http, endpoints: [\"h:70000\"]}\n",

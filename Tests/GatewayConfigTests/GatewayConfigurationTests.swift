@@ -120,7 +120,8 @@ struct GatewayConfigurationTests {
                     name: "gpu",
                     transport: .grpc,
                     endpoints: [
-                        BackendEndpoint(host: "127.0.0.1", port: 9000), BackendEndpoint(host: "::1", port: 9001),
+                        BackendEndpoint(host: "127.0.0.1", port: 9000),
+                        BackendEndpoint(host: "::1", port: 9001, scheme: .http),
                     ],
                     connectTimeout: .milliseconds(250),
                     requestTimeout: .seconds(120),
@@ -128,7 +129,10 @@ struct GatewayConfigurationTests {
                     maxQueue: 0
                 )
         )
-        #expect(config.pools[2].endpoints == [BackendEndpoint(host: "runner.internal", port: 8000, basePath: "/api")])
+        #expect(
+            config.pools[2].endpoints == [
+                BackendEndpoint(host: "runner.internal", port: 8000, basePath: "/api", scheme: .http)
+            ])
         #expect(config.pools[2].transport == .http)
         #expect(
             config.routes == [

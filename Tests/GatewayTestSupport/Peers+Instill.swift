@@ -20,9 +20,11 @@ extension Peers {
     }
 
     /// Runs a scenario of `Tests/InteropClients/instill_sdk_client.py` (`init_pipeline_client(…, secure=False)`
-    /// against `127.0.0.1:<port>`, with `requester_id` when `requester` is given).
+    /// against `127.0.0.1:<port>`, with `requester_id` when `requester` is given; the `tls-defaults` scenario keeps
+    /// `secure=True` and trusts `tlsCA` through `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`).
     package static func instillSDK(
-        _ scenario: String, port: Int, _ arguments: [String] = [], token: String, requester: String? = nil
+        _ scenario: String, port: Int, _ arguments: [String] = [], token: String, requester: String? = nil,
+        tlsCA: String? = nil
     ) async throws -> InstillSDKRun {
         guard FileManager.default.isExecutableFile(atPath: instillPython) else {
             throw PeerError.failed("\(instillPython) is missing: run scripts/setup.sh --test")
@@ -38,6 +40,7 @@ extension Peers {
             "TG_TOKEN": token,
         ]
         if let requester { env["TG_REQUESTER"] = requester }
+        if let tlsCA { env["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = tlsCA }
         let output = try await TestProcess.run(
             instillPython, [script, scenario, String(port)] + arguments, environment: env)
         let text = output.stdoutString + output.stderr

@@ -17,13 +17,17 @@ package enum Peers {
     /// Runs a scenario of `Tests/InteropClients/grpc_client.py` (grpcio) and returns its JSON answer.
     package static func grpcio(
         _ scenario: String, port: Int, _ arguments: [String] = [], token: String? = nil, authorization: String? = nil,
-        tlsCA: String? = nil
+        tlsCA: String? = nil, tlsClient: (cert: String, key: String)? = nil
     ) async throws -> [String: Any] {
         let script = repositoryRoot.appendingPathComponent("Tests/InteropClients/grpc_client.py").path
         var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         if let token { env["TG_TOKEN"] = token }
         if let authorization { env["TG_AUTHORIZATION"] = authorization }
         if let tlsCA { env["TG_TLS_CA"] = tlsCA }
+        if let tlsClient {
+            env["TG_TLS_CERT"] = tlsClient.cert
+            env["TG_TLS_KEY"] = tlsClient.key
+        }
         let output = try await TestProcess.run(python, [script, scenario, String(port)] + arguments, environment: env)
         guard output.status == 0,
             let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]

@@ -2,6 +2,7 @@ package import DemoRunner
 import Foundation
 package import GatewayApp
 package import GatewayConfig
+import Backends
 import GatewayServer
 package import Observability
 import Logging
@@ -106,6 +107,8 @@ package func withTestGateway<T: Sendable>(
         }
         await serviceGroup.triggerGracefulShutdown()
         try await group.waitForAll()
+        // What the process's exit would do: active health checks stop, idle backend connections close.
+        for pool in app.pools.values { pool.retire() }
         return try outcome.get()
     }
 }

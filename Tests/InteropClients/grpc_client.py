@@ -3,7 +3,8 @@
 
 Usage: grpc_client.py SCENARIO PORT [ARGS...]. Prints one JSON object on stdout; exits 0 unless the
 scenario itself could not run. gRPC errors are reported as {"code": "NAME", "details": "..."}.
-TG_TLS_CA=<PEM file> makes the channel TLS, verifying the gateway against those roots.
+TG_TLS_CA=<PEM file> makes the channel TLS, verifying the gateway against those roots; TG_TLS_CERT and
+TG_TLS_KEY (PEM files) add a client certificate.
 """
 import json
 import os
@@ -84,7 +85,14 @@ def main():
     if ca:
         # TLS with the given roots (ALPN h2 is grpcio's own).
         with open(ca, "rb") as f:
-            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+            roots = f.read()
+        chain = key = None
+        if os.environ.get("TG_TLS_CERT"):
+            with open(os.environ["TG_TLS_CERT"], "rb") as f:
+                chain = f.read()
+            with open(os.environ["TG_TLS_KEY"], "rb") as f:
+                key = f.read()
+        credentials = grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain)
         channel = grpc.secure_channel("127.0.0.1:%s" % port, credentials, options=options)
     else:
         channel = grpc.insecure_channel("127.0.0.1:%s" % port, options=options)

@@ -10,19 +10,47 @@ Scenarios:
                               the requester's uid as Python's uuid5 computes it
   get_pipeline NS PIPE        get_pipeline(): the GetNamespacePipelineResponse as a dict
   get_pipeline_release NS PIPE RELEASE
+  tls-defaults                the SDK's defaults (secure=True: TLS with the roots GRPC_DEFAULT_SSL_ROOTS_FILE_PATH
+                              names, target localhost:PORT): trigger, trigger_release, trigger_async + get_operation
+                              (asked until done, bounded) and trigger_with_stream on the demo namespace
 """
 import json
 import os
 import sys
+import time
 import uuid
 
 from google.protobuf.json_format import MessageToDict
 from instill.clients import init_pipeline_client
 
 
+def tls_defaults(port):
+    """Every trigger path of the SDK with every argument but the token and the target left at its default."""
+    client = init_pipeline_client(api_token=os.environ.get("TG_TOKEN", ""), url="localhost:%s" % port)
+    result = {"trigger": client.trigger(namespace_id="demo", pipeline_id="echo", data=[{"prompt": "hello"}])}
+    release = client.trigger_release(namespace_id="demo", pipeline_id="upper", release_id="v1", data=[{"prompt": "r"}])
+    result["trigger_release"] = MessageToDict(release)
+    started = client.trigger_async(namespace_id="demo", pipeline_id="echo", data=[{"prompt": "later"}])
+    result["trigger_async"] = MessageToDict(started)
+    # The SDK has no poll loop (CLIENTS.md §2.4): ask until done, bounded.
+    deadline = time.monotonic() + 20
+    while True:
+        got = client.get_operation(operation_id=started.operation.name.split("/")[-1])
+        if got.operation.done or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    result["get_operation"] = MessageToDict(got)
+    stream = client.trigger_with_stream(namespace_id="demo", pipeline_id="echo", data=[{"prompt": "s"}])
+    result["trigger_with_stream"] = [MessageToDict(message) for message in stream]
+    return result
+
+
 def main():
     scenario, port = sys.argv[1], sys.argv[2]
     args = sys.argv[3:]
+    if scenario == "tls-defaults":
+        print("TG-RESULT " + json.dumps(tls_defaults(port)), flush=True)
+        return
     client = init_pipeline_client(
         api_token=os.environ.get("TG_TOKEN", ""),
         requester_id=os.environ.get("TG_REQUESTER", ""),
