@@ -30,6 +30,8 @@ let package = Package(
         .executable(name: "trigger-gateway", targets: ["trigger-gateway"]),
         .executable(name: "demo-runner", targets: ["demo-runner"]),
         .library(name: "GatewayFuzzing", targets: ["GatewayFuzzing"]),
+        // What bench/micro measures: the codecs' rows and their shared inputs, public (bench/micro is another package).
+        .library(name: "GatewayBenchmarks", targets: ["GatewayBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -49,6 +51,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         // Craft AI access tokens: HS256 JWTs issued by `/api/v1/auth/refresh` and verified on every call.
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        // Tests only: a manual `Clock` (TestClock) for time logic that takes a clock, so tests move time instead
+        // of sleeping.
+        .package(url: "https://github.com/pointfreeco/swift-clocks", from: "1.1.1"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -199,9 +204,18 @@ let package = Package(
         .target(
             name: "GatewayFuzzing",
             dependencies: [
-                "HTTP2Engine", "WireCodecs", "ProtoCodec", "TriggerModel", "GatewayServer", nioCore,
+                "HTTP2Engine", "WireCodecs", "ProtoCodec", "TriggerModel", "GatewayServer", "DemoRunner", "Backends",
+                "Routing", "GatewayConfig", "TriggerDispatch", nioCore, nioHTTP1, logging,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The micro benchmarks' rows over our codecs (bench/micro times them). Codec modules only, so bench/micro
+        // builds no more of the graph than it measures.
+        .target(
+            name: "GatewayBenchmarks",
+            dependencies: ["TriggerModel", "ProtoCodec", "WireCodecs", nioCore],
             swiftSettings: swiftSettings
         ),
 
@@ -223,7 +237,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BackendsTests",
-            dependencies: ["Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix],
+            dependencies: [
+                "Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix,
+                .product(name: "Clocks", package: "swift-clocks"),
+            ],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# libFuzzer over the gateway's sniffer/HTTP/2 engine/codecs (STYLE.md habit 14). The fuzzer is the separate
-# package scripts/fuzz (entry: Sources/GatewayFuzzing, `fuzzGatewayInput`), built with
-# `-sanitize=fuzzer,address` into scripts/fuzz/.build (gitignored).
+# libFuzzer over the gateway's real connection pipeline and its codecs (STYLE.md habit 14): each input is one
+# client connection served by GatewayServer.configureConnection (sniffer, HTTP/1.1 frontend or HTTP/2 frontend
+# connection) on an NIOAsyncTestingChannel, with the demo runner in-process behind the real dispatcher; the
+# answers are checked (every request answered or the connection closed, responses parse, every timeout ends the
+# connection). The fuzzer is the separate package scripts/fuzz (entry: Sources/GatewayFuzzing,
+# `fuzzGatewayInput`), built with `-sanitize=fuzzer,address` into scripts/fuzz/.build (gitignored). Seeds:
+# corpus/seed-* (generated), corpus/nghttp-* and corpus/http1-* (captured from real clients by
+# record-nghttp.sh and record-http1.sh).
 #
 #   scripts/fuzz.sh                 build only
 #   scripts/fuzz.sh regress         build, then replay every file in FailCases/ and corpus/ once; non-zero on
@@ -102,7 +107,7 @@ seeds)
     ls corpus/seed-* | wc -l
     ;;
 *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,21p' "$0" >&2
     exit 2
     ;;
 esac

@@ -11,10 +11,18 @@ package final class BackendPool: TriggerRunner {
     package let configuration: BackendPoolConfiguration
     let transport: any TriggerRunner
     private let limiter: ConcurrencyLimiter
+    /// What the `async` path's deadline timer sleeps on (``run(_:)``); tests pass a manual clock so they can
+    /// expire a deadline at a moment they choose instead of racing a real one.
+    private let clock: any Clock<Duration>
 
-    package init(configuration: BackendPoolConfiguration, transport: any TriggerRunner) {
+    package init(
+        configuration: BackendPoolConfiguration,
+        transport: any TriggerRunner,
+        clock: any Clock<Duration> = ContinuousClock()
+    ) {
         self.configuration = configuration
         self.transport = transport
+        self.clock = clock
         self.limiter = ConcurrencyLimiter(
             name: configuration.name,
             maxConcurrency: configuration.maxConcurrency,
@@ -232,12 +240,13 @@ package final class BackendPool: TriggerRunner {
         guard let deadline else { return try await body() }
         let pool = configuration.name
         let timeout = configuration.requestTimeout
+        let clock = self.clock
         return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
                 let remaining = deadline - NIODeadline.now()
                 if remaining.nanoseconds > 0 {
-                    try await Task.sleep(nanoseconds: UInt64(remaining.nanoseconds))
+                    try await clock.sleep(for: .nanoseconds(remaining.nanoseconds))
                 }
                 throw BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout)))
             }
