@@ -90,7 +90,8 @@ enum FuzzConnection {
         var quiet = TimeAmount.zero
         while channel.isActive {
             guard quiet <= FuzzServices.longestQuietLife else {
-                preconditionFailure("fuzz invariant: the connection outlived every timeout (\(quiet.nanoseconds / 1_000_000) ms quiet)")
+                preconditionFailure(
+                    "fuzz invariant: the connection outlived every timeout (\(quiet.nanoseconds / 1_000_000) ms quiet)")
             }
             await loop.advanceTime(by: quietStep)
             quiet = quiet + quietStep

@@ -34,11 +34,14 @@ enum FuzzServices {
     static func make() -> CurrentFrontendServices {
         let logger = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
         let pool = BackendPool(
-            configuration: BackendPoolConfiguration(name: "demo", transport: .inProcess, maxConcurrency: 8, maxQueue: 4),
+            configuration: BackendPoolConfiguration(
+                name: "demo", transport: .inProcess, maxConcurrency: 8, maxQueue: 4),
             transport: DemoPipelines()
         )
         let routes = RouteTable(
-            routes: routedPipelines.map { RouteConfiguration(namespace: RouteConfiguration.wildcard, pipeline: $0, pool: "demo") }
+            routes: routedPipelines.map {
+                RouteConfiguration(namespace: RouteConfiguration.wildcard, pipeline: $0, pool: "demo")
+            }
         )
         let health = HealthRegistry(gateway: .serving)
         let services = FrontendServices(

@@ -22,7 +22,8 @@ struct HTTP1Transcript {
     private(set) var malformed = false
 
     init(client input: [UInt8]) {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        let channel = EmbeddedChannel(
+            handler: ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         do {
             try channel.writeInbound(channel.allocator.buffer(bytes: input))
         } catch {

@@ -74,7 +74,8 @@ struct HTTP2Transcript {
             let stream =
                 (UInt32(bytes[at + 5]) << 24 | UInt32(bytes[at + 6]) << 16 | UInt32(bytes[at + 7]) << 8
                     | UInt32(bytes[at + 8])) & 0x7fff_ffff
-            frames.append(Frame(type: bytes[at + 3], flags: bytes[at + 4], stream: stream, length: length, payload: at + 9))
+            frames.append(
+                Frame(type: bytes[at + 3], flags: bytes[at + 4], stream: stream, length: length, payload: at + 9))
             at += 9 + length
         }
         return (frames, bytes.count - at)
@@ -121,7 +122,8 @@ struct HTTP2Transcript {
                 reading.violation = "the gateway sent PUSH_PROMISE"
             case Self.headers, Self.data, Self.rstStream:
                 guard opened.contains(frame.stream) else {
-                    reading.violation = "the gateway sent frame type \(frame.type) on stream \(frame.stream), which the client never opened"
+                    reading.violation =
+                        "the gateway sent frame type \(frame.type) on stream \(frame.stream), which the client never opened"
                     break
                 }
                 if frame.type == Self.rstStream {
@@ -131,7 +133,8 @@ struct HTTP2Transcript {
                     break
                 }
                 if done.contains(frame.stream) {
-                    reading.violation = "the gateway sent frame type \(frame.type) on stream \(frame.stream) after ending it"
+                    reading.violation =
+                        "the gateway sent frame type \(frame.type) on stream \(frame.stream) after ending it"
                 }
                 if frame.type == Self.headers { reading.answered.insert(frame.stream) }
                 if frame.flags & Self.endStream != 0 { done.insert(frame.stream) }

@@ -41,7 +41,9 @@ enum LibraryBenchmarks {
         for (label, bytes) in inputs.restBodies {
             let data = Data(bytes)
             list.append(
-                MicroBenchmark(name: "JSON parse, Foundation JSONSerialization (\(label), \(bytes.count) B)", bytes: bytes.count) {
+                MicroBenchmark(
+                    name: "JSON parse, Foundation JSONSerialization (\(label), \(bytes.count) B)", bytes: bytes.count
+                ) {
                     (try JSONSerialization.jsonObject(with: data) as? [String: Any])?.count ?? 0
                 })
         }
