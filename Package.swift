@@ -268,6 +268,7 @@ let package = Package(
             dependencies: ["AbacusSurface", "OperationStore", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: testSwiftSettings
         ),
+        .testTarget(name: "GatewayFuzzingTests", dependencies: ["GatewayFuzzing"], swiftSettings: testSwiftSettings),
         .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",

@@ -2,6 +2,7 @@ import Dispatch
 import GatewayServer
 import NIOCore
 import NIOEmbedded
+import Synchronization
 
 /// Serves one input as one client connection, through the gateway's own connection pipeline
 /// (`GatewayServer.configureConnection`: the protocol sniffer, then the HTTP/1.1 frontend or the HTTP/2
@@ -18,10 +19,10 @@ import NIOEmbedded
 /// 3. the client stays silent: health watches end (as when the gateway drains), odd-length inputs also get
 ///    the listener's drain notice (`ChannelShouldQuiesceEvent`), and the loop's clock advances in steps until
 ///    the connection closes — a timeout or the drain must close it within
-///    ``FuzzServices/longestQuietLife``.
+///    ``FuzzServices/longestQuietLife``. Every timer of the gateway's own runs on the loop's clock; NIO's idle
+///    handler does not, so its event is delivered by the harness (see the loop below).
 ///
-/// What must hold, besides never trapping: see ``HTTP1Transcript`` and ``HTTP2Transcript``. A failed invariant
-/// is a `preconditionFailure` naming it, which libFuzzer reports as a crash with the input.
+/// What must hold, besides never trapping: see ``HTTP1Transcript`` and ``HTTP2Transcript``.
 enum FuzzConnection {
     /// Read sizes cycled through while feeding the input: the first two split the 24-byte preface (the
     /// sniffer matches it incrementally), the rest cut requests and frames at varied offsets.
@@ -31,21 +32,41 @@ enum FuzzConnection {
     /// The clock step of the quiet phase.
     static let quietStep = TimeAmount.milliseconds(250)
 
-    /// Runs ``serve(_:)`` to completion from synchronous code (libFuzzer's callback).
+    /// Runs ``serve(_:)`` to completion from synchronous code (libFuzzer's callback); a broken invariant is a
+    /// `preconditionFailure` naming it, which libFuzzer reports as a crash with the input.
     static func run(_ input: [UInt8]) {
         let done = DispatchSemaphore(value: 0)
+        let outcome = Outcome()
         Task {
-            await serve(input)
+            let violation = await serve(input).violation
+            outcome.violation.withLock { $0 = violation }
             done.signal()
         }
         done.wait()
+        if let violation = outcome.violation.withLock({ $0 }) { preconditionFailure("fuzz invariant: \(violation)") }
     }
 
-    static func serve(_ input: [UInt8]) async {
+    private final class Outcome: Sendable {
+        let violation = Mutex<String?>(nil)
+    }
+
+    /// What serving one input gave: the gateway's bytes, and the first invariant broken (nil: all held).
+    struct Served {
+        var output: [UInt8]
+        var violation: String?
+    }
+
+    /// Serves `input` as one connection.
+    static func serve(_ input: [UInt8]) async -> Served {
+        var transcript = Transcript(input: input)
+        let violation = await serve(input, transcript: &transcript)
+        return Served(output: transcript.output, violation: violation)
+    }
+
+    private static func serve(_ input: [UInt8], transcript: inout Transcript) async -> String? {
         let services = FuzzServices.make()
         let loop = NIOAsyncTestingEventLoop()
         let channel = NIOAsyncTestingChannel(loop: loop)
-        var transcript = Transcript(input: input)
         do {
             try await loop.executeInContext {
                 try GatewayServer.configureConnection(channel, services: services)
@@ -75,11 +96,11 @@ enum FuzzConnection {
             await transcript.collect(from: channel)
             if !channel.isActive || transcript.allAnswered() { break }
             if clock.now - settleStart > settleLimit {
-                preconditionFailure("fuzz invariant: a complete request got no answer and the connection stayed open")
+                return "a complete request got no answer and the connection stayed open"
             }
             try? await Task.sleep(for: .microseconds(100))
         }
-        transcript.check(closed: !channel.isActive)
+        if let violation = transcript.violation(closed: !channel.isActive) { return violation }
 
         services.value.health.draining()
         if input.count % 2 == 1 {
@@ -88,21 +109,32 @@ enum FuzzConnection {
             }
         }
         var quiet = TimeAmount.zero
+        var sinceIdleEvent = TimeAmount.zero
         while channel.isActive {
             guard quiet <= FuzzServices.longestQuietLife else {
-                preconditionFailure(
-                    "fuzz invariant: the connection outlived every timeout (\(quiet.nanoseconds / 1_000_000) ms quiet)")
+                return "the connection outlived every timeout (\(quiet.nanoseconds / 1_000_000) ms quiet)"
             }
             await loop.advanceTime(by: quietStep)
             quiet = quiet + quietStep
+            sinceIdleEvent = sinceIdleEvent + quietStep
+            // NIO's IdleStateHandler measures idleness on the wall clock (`NIODeadline.now()`), not the loop's,
+            // so under the manual clock it would never see the connection idle: its event is delivered here
+            // after each idle period of quiet, as it would be in real time. What the frontends do with it
+            // (close an idle connection, GOAWAY then close on HTTP/2) is what is under test.
+            if sinceIdleEvent >= FuzzServices.idleTimeout {
+                sinceIdleEvent = .zero
+                try? await loop.executeInContext {
+                    channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+                }
+            }
             // Work off the loop (a watch ending, a pipeline's answer) gets a moment to come back.
             try? await Task.sleep(for: .microseconds(50))
             await loop.run()
         }
         await transcript.collect(from: channel)
-        transcript.check(closed: true)
         _ = try? await channel.finish(acceptAlreadyClosed: true)
         await loop.shutdownGracefully()
+        return transcript.violation(closed: true)
     }
 }
 
@@ -145,13 +177,12 @@ struct Transcript {
         }
     }
 
-    func check(closed: Bool) {
-        let failure: String?
+    /// The first invariant the answer so far breaks; nil when all hold.
+    func violation(closed: Bool) -> String? {
         switch kind {
-        case .http1(let h1): failure = h1.violation(output, closed: closed)
-        case .http2(let h2): failure = h2.violation(output, closed: closed)
-        case .undecided: failure = output.isEmpty ? nil : "the gateway wrote before the protocol was known"
+        case .http1(let h1): h1.violation(output, closed: closed)
+        case .http2(let h2): h2.violation(output, closed: closed)
+        case .undecided: output.isEmpty ? nil : "the gateway wrote before the protocol was known"
         }
-        if let failure { preconditionFailure("fuzz invariant: \(failure)") }
     }
 }

@@ -58,10 +58,17 @@ struct HTTP1Transcript {
         } catch {
             return .failure(error)
         }
+        var heads = 0
         var ends = 0
         while let part = try? channel.readInbound(as: HTTPClientResponsePart.self) {
-            if case .end = part { ends += 1 }
+            switch part {
+            case .head: heads += 1
+            case .end: ends += 1
+            case .body: break
+            }
         }
+        // NIO's decoder lets a body cut short by the close pass silently: a head without its end is one.
+        if atClose, heads > ends { return .failure(ResponseCutShort()) }
         return .success(ends)
     }
 
@@ -88,6 +95,10 @@ struct HTTP1Transcript {
             return "a malformed HTTP/1.1 request left the connection open"
         }
         return nil
+    }
+
+    struct ResponseCutShort: Error, CustomStringConvertible {
+        var description: String { "a response was cut short by the close" }
     }
 
     static func excerpt(_ bytes: [UInt8]) -> String {
