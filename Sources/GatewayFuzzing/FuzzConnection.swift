@@ -69,6 +69,7 @@ enum FuzzConnection {
         let channel = NIOAsyncTestingChannel(loop: loop)
         do {
             try await loop.executeInContext {
+                try channel.pipeline.syncOperations.addHandler(ClosedSocket())
                 try GatewayServer.configureConnection(channel, services: services)
             }
             try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
@@ -184,5 +185,19 @@ struct Transcript {
         case .http2(let h2): h2.violation(output, closed: closed)
         case .undecided: output.isEmpty ? nil : "the gateway wrote before the protocol was known"
         }
+    }
+}
+
+/// A socket's rule the test channel does not keep: nothing written after the close reaches the peer (the test
+/// channel records such writes as if sent). First in the pipeline, in front of everything the gateway installs.
+final class ClosedSocket: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = NIOAny
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard context.channel.isActive else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(data, promise: promise)
     }
 }
