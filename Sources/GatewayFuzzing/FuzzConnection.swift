@@ -29,8 +29,9 @@ enum FuzzConnection {
     static let chunkSizes = [1, 23, 9, 17, 4096, 3, 65_536]
     /// Real time the settle phase waits for work off the loop before calling a request unanswered.
     static let settleLimit = Duration.seconds(5)
-    /// The clock step of the quiet phase.
-    static let quietStep = TimeAmount.milliseconds(250)
+    /// The clock step of the quiet phase: finer than every timeout (2 s and up, ``FuzzServices``), coarse
+    /// enough that an input costs a handful of steps.
+    static let quietStep = TimeAmount.seconds(1)
 
     /// Runs ``serve(_:)`` to completion from synchronous code (libFuzzer's callback); a broken invariant is a
     /// `preconditionFailure` naming it, which libFuzzer reports as a crash with the input.
@@ -128,8 +129,13 @@ enum FuzzConnection {
                     channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
                 }
             }
-            // Work off the loop (a watch ending, a pipeline's answer) gets a moment to come back.
-            try? await Task.sleep(for: .microseconds(50))
+            // Work off the loop (a watch ending after the drain, a late answer) gets a moment to come back in
+            // the first steps; after that there is none left, and yielding is enough.
+            if quiet <= quietStep * 2 {
+                try? await Task.sleep(for: .microseconds(50))
+            } else {
+                await Task.yield()
+            }
             await loop.run()
         }
         await transcript.collect(from: channel)

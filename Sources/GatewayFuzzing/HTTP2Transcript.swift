@@ -32,7 +32,13 @@ struct HTTP2Transcript {
     private(set) var expecting: Set<UInt32> = []
 
     init(client input: [UInt8]) {
-        let frames = Self.frames(in: Array(input.dropFirst(24))).frames
+        let client = Self.frames(in: Array(input.dropFirst(24)))
+        // nghttp2 reads a header block as it arrives, so a HEADERS frame cut short by the end of the input has
+        // opened its stream too (the gateway may reset it at the header timeout).
+        if let partial = client.partial, partial.type == Self.headers, partial.stream != 0 {
+            opened.insert(partial.stream)
+        }
+        let frames = client.frames
         var ended: Set<UInt32> = []
         var reset: Set<UInt32> = []
         // The stream whose header block is still open, and whether that block carries END_STREAM.
@@ -64,21 +70,23 @@ struct HTTP2Transcript {
         expecting = opened.intersection(ended).subtracting(reset).filter { $0 % 2 == 1 }
     }
 
-    /// The frames that `bytes` holds whole, and how many bytes are left over (a partial frame).
-    static func frames(in bytes: [UInt8]) -> (frames: [Frame], leftOver: Int) {
+    /// The frames that `bytes` holds whole, the header of a last one cut short (if its 9 bytes are there), and
+    /// how many bytes are left over after the whole frames.
+    static func frames(in bytes: [UInt8]) -> (frames: [Frame], partial: Frame?, leftOver: Int) {
         var frames: [Frame] = []
         var at = 0
         while bytes.count - at >= 9 {
             let length = Int(bytes[at]) << 16 | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2])
-            guard bytes.count - at - 9 >= length else { break }
             let stream =
                 (UInt32(bytes[at + 5]) << 24 | UInt32(bytes[at + 6]) << 16 | UInt32(bytes[at + 7]) << 8
                     | UInt32(bytes[at + 8])) & 0x7fff_ffff
-            frames.append(
-                Frame(type: bytes[at + 3], flags: bytes[at + 4], stream: stream, length: length, payload: at + 9))
+            let frame = Frame(
+                type: bytes[at + 3], flags: bytes[at + 4], stream: stream, length: length, payload: at + 9)
+            guard bytes.count - at - 9 >= length else { return (frames, frame, bytes.count - at) }
+            frames.append(frame)
             at += 9 + length
         }
-        return (frames, bytes.count - at)
+        return (frames, nil, bytes.count - at)
     }
 
     /// What the gateway's frames say: the streams it answered, its last GOAWAY, or the first rule broken.
@@ -90,7 +98,7 @@ struct HTTP2Transcript {
 
     private func read(_ output: [UInt8]) -> Reading {
         var reading = Reading()
-        let (frames, leftOver) = Self.frames(in: output)
+        let (frames, _, leftOver) = Self.frames(in: output)
         if leftOver != 0 { reading.violation = "the gateway's HTTP/2 output ends inside a frame (\(leftOver) bytes)" }
         var done: Set<UInt32> = []
         for (index, frame) in frames.enumerated() {

@@ -106,5 +106,11 @@ struct FuzzConnectionTests {
         // GOAWAY(last stream 0, NO_ERROR): the gateway gave up on stream 1 before it started, which is an answer.
         let goAway: [UInt8] = [0, 0, 8, 7, 0, 0, 0, 0, 0] + [0, 0, 0, 0] + [0, 0, 0, 0]
         #expect(transcript.violation(settings + goAway, closed: false) == nil)
+        // A HEADERS frame cut short by the end of the input has opened its stream (nghttp2 reads header blocks
+        // as they arrive): the gateway resetting it at the header timeout is no frame on an unopened stream.
+        let cutShort = HTTP2Transcript(client: preface + settings + [0, 0, 95, 1, 4, 0, 0, 0, 1, 0x83, 0x86])
+        let reset: [UInt8] = [0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 8]
+        #expect(cutShort.opened == [1] && cutShort.expecting.isEmpty)
+        #expect(cutShort.violation(settings + reset, closed: true) == nil)
     }
 }
