@@ -1,12 +1,12 @@
 /// RFC 3339 timestamps (§5.6 `date-time`, UTC, `Z`) with milliseconds, as operations, schedules and the
 /// Abacus surface show them: `2024-05-01T12:34:56.789Z`.
 ///
-/// Ours rather than Foundation's `Date.ISO8601FormatStyle(includingFractionalSeconds: true)`, for two measured
-/// reasons (bench/README.md "Our code or a library", rows "RFC 3339 format"):
-/// - Foundation formats a `Date`, a binary `Double` of seconds, and truncates its fraction: about half of all
-///   whole-millisecond instants come out one millisecond early (1531627155827 ms is written `…15.826Z`), so a
-///   stored `createTime` would not read back as itself; and it switches to the Julian calendar before 1582.
-/// - It takes about 2 µs per timestamp; this takes a fraction of that (the row beside it).
+/// Ours rather than Foundation's `Date.ISO8601FormatStyle(includingFractionalSeconds: true)`, for correctness,
+/// not speed (bench/README.md "Our code or a library", rows "RFC 3339 format": Foundation formats in about half
+/// our time): Foundation formats a `Date`, a binary `Double` of seconds, and truncates its fraction, so about
+/// half of all whole-millisecond instants come out one millisecond early (1531627155827 ms is written
+/// `…15.826Z`) and a stored `createTime` would not read back as itself; and it switches to the Julian calendar
+/// before 1582 (year 1 comes out two days off).
 package enum RFC3339 {
     /// `milliseconds` since 1970-01-01T00:00:00Z in the proleptic Gregorian calendar (RFC 3339 §5.6 asks for
     /// four-digit years: 0000–9999 are exact; other years are written with as many digits as they need).

@@ -21,9 +21,9 @@ package import TriggerModel
 ///
 /// Ours rather than vapor/multipart-kit's `MultipartParser` (4.7.1, streaming too): that parser has no caps on
 /// part count or part header size (a client could send a million empty parts or one endless header line), does
-/// not decode RFC 8187 `filename*`, and leaves the form-to-batch mapping to us. Speed: rows "multipart parse,
-/// WireCodecs" and "multipart parse, MultipartKit" of one bench/micro run, side by side in bench/README.md
-/// ("Our code or a library").
+/// not decode RFC 8187 `filename*`, and leaves the form-to-batch mapping to us. Speed: ours is about 10× as
+/// fast on an 8 MiB file with 1/1800 of the allocations (rows "multipart parse, WireCodecs" and "multipart
+/// parse, MultipartKit" of one bench/micro run, side by side in bench/README.md "Our code or a library").
 package struct MultipartFormDecoder {
     private enum State {
         /// Before the first delimiter: bytes are discarded.
