@@ -17,25 +17,7 @@ printf 'hello\nworld\n' > "$tmp/file.txt"
 record() {
     local name=$1
     shift
-    python3 - "$tmp/port" "corpus/http1-$name" <<'PY' &
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1); s.settimeout(60)
-open(sys.argv[1], "w").write(str(s.getsockname()[1]))
-try:
-    c, _ = s.accept()
-except socket.timeout:
-    sys.exit("no client connected within 60 s")
-c.settimeout(0.5); data = b""
-end = time.time() + 1.5
-while time.time() < end:
-    try:
-        chunk = c.recv(65536)
-    except socket.timeout:
-        continue
-    if not chunk: break
-    data += chunk
-open(sys.argv[2], "wb").write(data)
-PY
+    python3 first-flight-listener.py "$tmp/port" "corpus/http1-$name" &
     local listener=$!
     while [ ! -s "$tmp/port" ]; do sleep 0.05; done
     local url="http://127.0.0.1:$(cat "$tmp/port")"
