@@ -30,6 +30,8 @@ let package = Package(
         .executable(name: "trigger-gateway", targets: ["trigger-gateway"]),
         .executable(name: "demo-runner", targets: ["demo-runner"]),
         .library(name: "GatewayFuzzing", targets: ["GatewayFuzzing"]),
+        // What bench/micro measures: the codecs' rows and their shared inputs, public (bench/micro is another package).
+        .library(name: "GatewayBenchmarks", targets: ["GatewayBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -49,8 +51,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         // Craft AI access tokens: HS256 JWTs issued by `/api/v1/auth/refresh` and verified on every call.
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
-        // `/metrics` (issue 16): the Prometheus registry and text exposition; its counters and histograms are atomics.
+        // `/metrics` (issue 16): the Prometheus registry and text exposition; its counters and gauges are atomics, each histogram series takes its own lock.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Tests only: a manual `Clock` (TestClock) for time logic that takes a clock, so tests move time instead
+        // of sleeping.
+        .package(url: "https://github.com/pointfreeco/swift-clocks", from: "1.1.1"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -208,9 +213,18 @@ let package = Package(
         .target(
             name: "GatewayFuzzing",
             dependencies: [
-                "HTTP2Engine", "WireCodecs", "ProtoCodec", "TriggerModel", "GatewayServer", nioCore,
+                "HTTP2Engine", "WireCodecs", "ProtoCodec", "TriggerModel", "GatewayServer", "DemoRunner", "Backends",
+                "Routing", "GatewayConfig", "TriggerDispatch", nioCore, nioHTTP1, logging,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The micro benchmarks' rows over our codecs (bench/micro times them). Codec modules only, so bench/micro
+        // builds no more of the graph than it measures.
+        .target(
+            name: "GatewayBenchmarks",
+            dependencies: ["TriggerModel", "ProtoCodec", "WireCodecs", "Observability", nioCore],
             swiftSettings: swiftSettings
         ),
 
@@ -233,7 +247,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BackendsTests",
-            dependencies: ["Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix],
+            dependencies: [
+                "Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix,
+                .product(name: "Clocks", package: "swift-clocks"),
+            ],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
@@ -262,6 +279,7 @@ let package = Package(
             dependencies: ["AbacusSurface", "OperationStore", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: testSwiftSettings
         ),
+        .testTarget(name: "GatewayFuzzingTests", dependencies: ["GatewayFuzzing"], swiftSettings: testSwiftSettings),
         .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# libFuzzer over the gateway's sniffer/HTTP/2 engine/codecs (STYLE.md habit 14). The fuzzer is the separate
-# package scripts/fuzz (entry: Sources/GatewayFuzzing, `fuzzGatewayInput`), built with
-# `-sanitize=fuzzer,address` into scripts/fuzz/.build (gitignored).
+# libFuzzer over the gateway's real connection pipeline and its codecs (STYLE.md habit 14): each input is one
+# client connection served by GatewayServer.configureConnection (sniffer, HTTP/1.1 frontend or HTTP/2 frontend
+# connection) on an NIOAsyncTestingChannel, with the demo runner in-process behind the real dispatcher; the
+# answers are checked (every request answered or the connection closed, responses parse, every timeout ends the
+# connection). The fuzzer is the separate package scripts/fuzz (entry: Sources/GatewayFuzzing,
+# `fuzzGatewayInput`), built with `-sanitize=fuzzer,address` into scripts/fuzz/.build (gitignored). Seeds:
+# corpus/seed-* (generated), corpus/nghttp-* and corpus/http1-* (captured from real clients by
+# record-nghttp.sh and record-http1.sh).
 #
 #   scripts/fuzz.sh                 build only
 #   scripts/fuzz.sh regress         build, then replay every file in FailCases/ and corpus/ once; non-zero on
-#                                   any crash, sanitizer report or leak. For the test command. Measured on
-#                                   2 cores: 66 s from an empty scripts/fuzz/.build (build ~60 s, replay of
-#                                   ~490 inputs ~3 s); ~5-10 s when already built. Under heavy load from
-#                                   other builds the first build took up to 2.5 min.
+#                                   any crash, sanitizer report, leak or broken connection invariant. For the
+#                                   test command. Measured on 2 cores at load 7 (2026-11-29): replay of 608
+#                                   inputs 20 s (each a whole connection run to its close on a manual clock);
+#                                   an incremental build ~1 min. The first build from an empty
+#                                   scripts/fuzz/.build compiles the gateway's whole graph with ASan: 26 min
+#                                   under load 15 from three other builds.
 #   scripts/fuzz.sh run [SECONDS]   fuzz for SECONDS (default 60) from corpus/ with gateway.dict; new inputs go
 #                                   to .build/corpus-work/, crashers to FailCases/ (crash-<sha1>). Extra libFuzzer
 #                                   flags via FUZZ_FLAGS, e.g. FUZZ_FLAGS="-fork=1 -ignore_crashes=1" to keep
@@ -102,7 +109,7 @@ seeds)
     ls corpus/seed-* | wc -l
     ;;
 *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,25p' "$0" >&2
     exit 2
     ;;
 esac

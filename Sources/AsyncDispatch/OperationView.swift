@@ -55,34 +55,8 @@ package enum OperationView {
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 
-    /// `2024-05-01T12:34:56.789Z` from milliseconds since 1970 (proleptic Gregorian, UTC).
+    /// `2024-05-01T12:34:56.789Z` from milliseconds since 1970 (``RFC3339/format(milliseconds:)``).
     package static func rfc3339(_ milliseconds: Int64) -> String {
-        let ms = Int((milliseconds % 1000 + 1000) % 1000)
-        let totalSeconds = (milliseconds - Int64(ms)) / 1000
-        var days = Int(totalSeconds.floorDiv(86400))
-        let secondOfDay = Int(totalSeconds - Int64(days) * 86400)
-        // Howard Hinnant's civil_from_days.
-        days += 719_468
-        let era = (days >= 0 ? days : days - 146_096) / 146_097
-        let dayOfEra = days - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
-            + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(ms, 3))Z"
-    }
-}
-
-extension Int64 {
-    fileprivate func floorDiv(_ divisor: Int64) -> Int64 {
-        let q = self / divisor
-        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? q - 1 : q
+        RFC3339.format(milliseconds: milliseconds)
     }
 }

@@ -15,11 +15,20 @@ package final class BackendPool: TriggerRunner {
     /// The pool's instruments on /metrics; nil records nothing (unit tests). The transport records per endpoint
     /// on the same object (it was given it when built).
     package let metrics: PoolMetrics?
+    /// What the `async` path's deadline timer sleeps on (``run(_:)``); tests pass a manual clock so they can
+    /// expire a deadline at a moment they choose instead of racing a real one.
+    private let clock: any Clock<Duration>
 
-    package init(configuration: BackendPoolConfiguration, transport: any TriggerRunner, metrics: PoolMetrics? = nil) {
+    package init(
+        configuration: BackendPoolConfiguration,
+        transport: any TriggerRunner,
+        metrics: PoolMetrics? = nil,
+        clock: any Clock<Duration> = ContinuousClock()
+    ) {
         self.configuration = configuration
         self.transport = transport
         self.metrics = metrics
+        self.clock = clock
         self.limiter = ConcurrencyLimiter(
             name: configuration.name,
             maxConcurrency: configuration.maxConcurrency,
@@ -221,12 +230,13 @@ package final class BackendPool: TriggerRunner {
         guard let deadline else { return try await body() }
         let pool = configuration.name
         let timeout = configuration.requestTimeout
+        let clock = self.clock
         return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
                 let remaining = deadline - NIODeadline.now()
                 if remaining.nanoseconds > 0 {
-                    try await Task.sleep(nanoseconds: UInt64(remaining.nanoseconds))
+                    try await clock.sleep(for: .nanoseconds(remaining.nanoseconds))
                 }
                 throw BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout)))
             }

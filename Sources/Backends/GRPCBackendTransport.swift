@@ -125,12 +125,7 @@ extension GRPCBackendTransport: RetirableTransport {
 extension GRPCBackendTransport {
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        let cancellation = TriggerCancellation()
-        return try await withTaskCancellationHandler {
-            try await call(request, on: group.next(), pinned: false, cancellation: cancellation).get()
-        } onCancel: {
-            cancellation.cancel()
-        }
+        try await TriggerCancellation.awaiting { call(request, on: group.next(), pinned: false, cancellation: $0) }
     }
 
     /// A unary `Run` on `eventLoop`'s own connection to the picked endpoint: the stream is opened, the

@@ -100,12 +100,7 @@ package final class HTTPBackendTransport: TriggerRunner {
     }
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        let cancellation = TriggerCancellation()
-        return try await withTaskCancellationHandler {
-            try await call(request, on: group.next(), pinned: false, cancellation: cancellation).get()
-        } onCancel: {
-            cancellation.cancel()
-        }
+        try await TriggerCancellation.awaiting { call(request, on: group.next(), pinned: false, cancellation: $0) }
     }
 
     /// `POST /run` on an idle connection of `eventLoop` (or a new one opened on it), answered on that loop.

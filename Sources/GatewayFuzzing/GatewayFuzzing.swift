@@ -1,12 +1,16 @@
 /// The libFuzzer entry point for one connection's worth of bytes: the input is what a client sent on a fresh
-/// connection, fed to the server-side pipeline that ``FuzzPipeline/current`` installs (today the HTTP/2 engine
-/// with a gRPC-decoding delegate) in a few uneven chunks, then the connection ends. The raw bytes are also
-/// handed to every decoder directly (``fuzzGatewayDecoders(_:)``), so one corpus grows coverage of both.
+/// connection, served by the gateway's real connection pipeline (the protocol sniffer, then the HTTP/1.1
+/// frontend or the HTTP/2 frontend connection, as `GatewayServer` installs them) with a dispatcher that runs
+/// the demo pipelines in-process (``FuzzServices``), in a few uneven chunks; then the connection is left
+/// quiet until a timeout or the drain closes it (``FuzzConnection``). The raw bytes are also handed to every
+/// decoder directly (``fuzzGatewayDecoders(_:)``), so one corpus grows coverage of both.
 ///
-/// Crashes, sanitizer reports and failed invariants (`preconditionFailure`) are the findings; everything the
-/// gateway is supposed to reject must be rejected with an error, not a trap.
+/// Crashes, sanitizer reports and failed invariants (`preconditionFailure`: a request left unanswered on an
+/// open connection, an answer that does not parse as HTTP/1.1 responses or HTTP/2 frames, a connection that
+/// outlives every timeout) are the findings; everything the gateway is supposed to reject must be rejected
+/// with an error, not a trap.
 public func fuzzGatewayInput(_ bytes: UnsafeRawBufferPointer) {
-    FuzzConnection.run(bytes, pipeline: .current)
+    FuzzConnection.run(Array(bytes))
     fuzzGatewayDecoders(bytes)
 }
 

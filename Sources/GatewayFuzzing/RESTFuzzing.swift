@@ -5,8 +5,8 @@ import TriggerModel
 import WireCodecs
 
 /// The REST-side decoders: JSON trigger bodies, JSON values, multipart forms, the HTTP backend hop's bodies and
-/// its SSE stream, plus the protocol sniffer's preface match. Driven on request bodies from the fuzzed HTTP/2
-/// streams (``decode(contentType:body:)``) and on the raw input (``run(_:)``).
+/// its SSE stream, plus the protocol sniffer's preface match. Driven on the raw input (``run(_:)``); the
+/// frontends reach the same decoders on request bodies through ``FuzzConnection``.
 ///
 /// What must hold, besides never trapping:
 /// - a decoded JSON value re-encodes to JSON that decodes to the same value (blobs included: the data-URI
@@ -29,19 +29,6 @@ enum RESTFuzzing {
 
     /// Read sizes cycled through when a body is fed in pieces.
     static let chunkSizes = [1, 5, 2, 13, 3, 64, 7]
-
-    /// A REST request body from a fuzzed stream, routed by its `Content-Type` as the REST frontend does.
-    static func decode(contentType: String, body: ByteBuffer) {
-        let type = MediaType.parse(contentType)
-        switch type.type {
-        case "multipart/form-data":
-            multipart(body, boundary: type.parameters["boundary"] ?? "")
-        case "text/event-stream":
-            sse(body)
-        default:
-            triggerBody(body)
-        }
-    }
 
     /// The raw input as every kind of body.
     static func run(_ bytes: UnsafeRawBufferPointer) {

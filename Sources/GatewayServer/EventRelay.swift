@@ -58,7 +58,8 @@ final class EventRelay {
 
     private func pull() {
         guard !stopped else { return }
-        waitingSince = .now()
+        // The loop's clock (virtual under test), which the idle timer is scheduled on too.
+        waitingSince = eventLoop.now
         if idleTimer == nil { armIdleTimer(at: waitingSince! + idleTimeout) }
         source.next().assumeIsolated().whenComplete { result in
             self.waitingSince = nil
@@ -92,7 +93,7 @@ final class EventRelay {
             self.idleTimer = nil
             guard !self.stopped, let since = self.waitingSince else { return }
             let due = since + self.idleTimeout
-            if due > .now() {
+            if due > self.eventLoop.now {
                 self.armIdleTimer(at: due)
                 return
             }

@@ -103,17 +103,7 @@ package final class GatewayServer: Service {
                         // CAP_NET_ADMIN and made every accept fail for any user but root.
                         try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
                         connections.add(channel)
-                        // The preface timeout and TLS context of the configuration in force when the connection
-                        // arrives: a reload (new certificates) applies to new connections, open ones keep theirs.
-                        let services = current.value
-                        let tls = services.tls
-                        let mode: ProtocolSniffer.TLSMode =
-                            tls.map { $0.allowPlaintext ? .optional : .required } ?? .off
-                        try channel.pipeline.syncOperations.addHandler(
-                            ProtocolSniffer(timeout: services.slowClients.prefaceTimeout, tls: mode) { channel, proto in
-                                try Self.configure(channel, for: proto, services: current, tls: tls)
-                            }
-                        )
+                        try Self.configureConnection(channel, services: current)
                     }.flatMapErrorThrowing { error in
                         // NIO closes a connection whose set-up failed without telling anyone: say which and why.
                         services.logger.error(
@@ -202,6 +192,23 @@ package final class GatewayServer: Service {
         logger.warning(
             "limits.max_connections is above what the open-file limit allows; raise the limit (LimitNOFILE=, ulimit -n) or lower max_connections",
             metadata: ["connections.limit": "\(maxConnections)", "nofile.soft": "\(limit.rlim_cur)"]
+        )
+    }
+
+    /// Installs what an accepted connection starts with: the protocol sniffer, which installs the TLS handler
+    /// and the HTTP/1.1 or HTTP/2 frontend (``configure(_:for:services:tls:secure:)``) once the first bytes say
+    /// which. The one place the connection pipeline is built; the fuzz target (`GatewayFuzzing`) calls it too.
+    ///
+    /// The preface timeout and TLS context are those of the configuration in force when the connection
+    /// arrives: a reload (new certificates) applies to new connections, open ones keep theirs.
+    package static func configureConnection(_ channel: any Channel, services current: CurrentFrontendServices) throws {
+        let services = current.value
+        let tls = services.tls
+        let mode: ProtocolSniffer.TLSMode = tls.map { $0.allowPlaintext ? .optional : .required } ?? .off
+        try channel.pipeline.syncOperations.addHandler(
+            ProtocolSniffer(timeout: services.slowClients.prefaceTimeout, tls: mode) { channel, proto in
+                try Self.configure(channel, for: proto, services: current, tls: tls)
+            }
         )
     }
 

@@ -99,7 +99,8 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
         case .cancel:
             due = nil
         case .arm(let amount):
-            let due = NIODeadline.now() + amount
+            // The loop's clock, not the wall clock: the same on a real loop, virtual under test (advanceTime).
+            let due = context.eventLoop.now + amount
             self.due = due
             if let firesAt = timerFiresAt, firesAt <= due { return }
             timer?.cancel()
@@ -121,7 +122,7 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     /// The scheduled timer fired: the armed timeout is over, or was moved later (re-arm), or was cancelled.
     private func timerFired(context: ChannelHandlerContext) {
         guard let due else { return }
-        if due > .now() {
+        if due > context.eventLoop.now {
             schedule(at: due, context: context)
             return
         }

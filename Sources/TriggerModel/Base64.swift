@@ -7,8 +7,13 @@ package import NIOCore
 /// Encoding writes the standard alphabet, padded. Decoding accepts the standard alphabet and the URL-safe one
 /// (`-`, `_`), mixed, with or without `=` padding; it rejects whitespace and any other byte, and a length no
 /// encoding has. Unused bits of the last quantum are ignored, as Go's and Python's default decoders do.
-/// swift-extras-base64 uses the same four-table technique (after Chromium's), but its decoder only writes into
-/// arrays and reports no offset, so this one is ours.
+///
+/// Ours rather than swift-extras-base64 (1.2.0), which uses the same four-table technique (after Chromium's)
+/// and since 1.2.0 also decodes into caller memory: its decoder takes one alphabet per call, chosen up front,
+/// while a data URI does not say which one its client used (ours takes either, even mixed); and its errors
+/// name the bad character but not where it is, which the client's error message does (`DataURI`). Speed: ours
+/// decodes 1.1–1.4× and encodes 1.2× as fast (rows "base64 decode/encode, TriggerModel" and "…, ExtrasBase64"
+/// of one bench/micro run, side by side in bench/README.md "Our code or a library").
 package enum Base64 {
     /// Why a decode failed; `offset` is the index of the first offending byte in the input.
     package struct Failure: Error, Equatable, Sendable {

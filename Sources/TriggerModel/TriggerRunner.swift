@@ -97,6 +97,20 @@ package final class TriggerCancellation: Sendable {
         state.withLock { $0.handler = nil }
     }
 
+    /// The `async` form of a loop-native call: starts `call` with a fresh cancellation and awaits its future;
+    /// cancelling the awaiting task cancels the call (``cancel()``). The transports' `run(_:)` is this over
+    /// their ``TriggerRunner/run(_:on:cancellation:)``.
+    package static func awaiting<Value: Sendable>(
+        _ call: (TriggerCancellation) -> EventLoopFuture<Value>
+    ) async throws -> Value {
+        let cancellation = TriggerCancellation()
+        return try await withTaskCancellationHandler {
+            try await call(cancellation).get()
+        } onCancel: {
+            cancellation.cancel()
+        }
+    }
+
     /// Stops the call: runs the handler once; later calls do nothing.
     package func cancel() {
         let handler: (@Sendable () -> Void)? = state.withLock { state in

@@ -18,6 +18,12 @@ package import TriggerModel
 /// `finish()`. The delimiter is found with `memchr` for its leading CR plus `memcmp`, and part data is copied
 /// once, from the chunk into the part's buffer; only the few bytes that might start a delimiter are held back
 /// between chunks. Caps (parts, part header bytes, body bytes, batch index) are checked as bytes arrive.
+///
+/// Ours rather than vapor/multipart-kit's `MultipartParser` (4.7.1, streaming too): that parser has no caps on
+/// part count or part header size (a client could send a million empty parts or one endless header line), does
+/// not decode RFC 8187 `filename*`, and leaves the form-to-batch mapping to us. Speed: ours is about 10× as
+/// fast on an 8 MiB file with 1/1800 of the allocations (rows "multipart parse, WireCodecs" and "multipart
+/// parse, MultipartKit" of one bench/micro run, side by side in bench/README.md "Our code or a library").
 package struct MultipartFormDecoder {
     private enum State {
         /// Before the first delimiter: bytes are discarded.

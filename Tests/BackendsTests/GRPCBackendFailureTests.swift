@@ -1,4 +1,5 @@
 import Backends
+import Clocks
 import NIOCore
 import NIOPosix
 import Testing
@@ -135,18 +136,20 @@ struct GRPCBackendFailureTests {
     @Test("through a BackendPool, the pool's timeout cancels the call and the backend's run")
     func poolTimeout() async throws {
         try await withGRPCBackend { backend in
+            // The pool's timer sleeps on a test clock that only moves when told: the call is sure to have
+            // reached the backend before the timeout fires, however loaded the machine. The timeout itself is
+            // long, so neither the transport nor the backend (which see the deadline as wall time) cut the run
+            // first: what ends it is the pool.
+            let clock = TestClock()
             var configuration = backend.configuration
-            configuration.requestTimeout = .milliseconds(200)
-            let pool = BackendPool(configuration: configuration, transport: backend.transport)
-            let error = await #expect(throws: GatewayError.self) {
-                try await pool.run(makeRequest("slow"))
-            }
+            configuration.requestTimeout = .seconds(120)
+            let pool = BackendPool(configuration: configuration, transport: backend.transport, clock: clock)
+            let call = Task { try await pool.run(makeRequest("slow", ["ms": .number(600_000)])) }
+            #expect(await backend.probe.wait(for: "slow.started", within: .seconds(30)))
+            await clock.advance(by: .seconds(120))
+            let error = await #expect(throws: GatewayError.self) { try await call.value }
             #expect(error?.code == .deadlineExceeded)
-            // On a loaded machine the 200 ms may pass before the call even reached the backend; a run that did
-            // start must be cancelled.
-            if await backend.probe.wait(for: "slow.started", within: .seconds(2)) {
-                #expect(await backend.probe.wait(for: "slow.cancelled", within: .seconds(20)))
-            }
+            #expect(await backend.probe.wait(for: "slow.cancelled", within: .seconds(20)))
         }
     }
 

@@ -107,8 +107,14 @@ struct GRPCBackendTransportTests {
         try await first.close()
         let second = try await DemoGRPCServer.bind(host: "127.0.0.1", port: port, runner: runner, group: testGroup)
         defer { second.close(promise: nil) }
-        // The old connection's close may race the next call; the transport must not reuse a dead one.
-        try await Task.sleep(for: .milliseconds(50))
+        // The next call goes out once the transport has seen the old connection go (a call racing the close may
+        // reach the backend on it and fails, by design: it is not retried). Waiting on that event, not a fixed
+        // sleep that a loaded machine outruns.
+        let noticed = ContinuousClock.now + .seconds(20)
+        while transport.connectionCount > 0, ContinuousClock.now < noticed {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        #expect(transport.connectionCount == 0, "the closed connection is still counted as usable")
         #expect(try await transport.run(makeRequest("echo", ["a": .number(2)])).outputs.first?["a"] == .number(2))
         #expect(transport.connectionCount == 1)
     }

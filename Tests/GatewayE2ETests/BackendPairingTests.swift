@@ -65,7 +65,9 @@ struct BackendPairingTests {
                 #expect((answer["outputs"] as? [[String: Any]])?.first?["p"] as? String == "HI", "\(answer)")
                 answer = try await Peers.grpcio("blob", port: gateway.port, ["200000"])
                 let info = (answer["outputs"] as? [[String: Any]])?.first?["f"] as? [String: Any]
-                #expect(info?["sha256"] as? String == answer["sha256"] as? String, "\(answer)")
+                // Both sides required: an `==` of two optionals would pass with neither there.
+                let sent = try #require(answer["sha256"] as? String, "\(answer)")
+                #expect(info?["sha256"] as? String == sent, "\(answer)")
                 answer = try await Peers.grpcio("deadline", port: gateway.port, ["0.5"])
                 #expect(answer["code"] as? String == "DEADLINE_EXCEEDED", "\(answer)")
             }

@@ -89,7 +89,9 @@ struct GRPCInteropTests {
         try await withTestGateway { gateway in
             let answer = try await Peers.grpcio("blob", port: gateway.port, ["300000"])
             let info = (answer["outputs"] as? [[String: Any]])?.first?["f"] as? [String: Any]
-            #expect(info?["sha256"] as? String == answer["sha256"] as? String, "\(answer)")
+            // Both sides required: an `==` of two optionals would pass with neither there.
+            let sent = try #require(answer["sha256"] as? String, "\(answer)")
+            #expect(info?["sha256"] as? String == sent, "\(answer)")
             #expect(info?["size"] as? Double == 300_000)
         }
     }

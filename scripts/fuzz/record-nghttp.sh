@@ -15,25 +15,11 @@ printf '{"data":[{"variable":{"prompt":"hello world"}}]}' > "$tmp/json-body"
 record() { # name, nghttp args...
     local name=$1
     shift
-    python3 - "$tmp/port" "corpus/nghttp-$name" <<'PY' &
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
-open(sys.argv[1], "w").write(str(s.getsockname()[1]))
-c, _ = s.accept(); c.settimeout(0.5); data = b""
-end = time.time() + 1.5
-while time.time() < end:
-    try:
-        chunk = c.recv(65536)
-    except socket.timeout:
-        continue
-    if not chunk: break
-    data += chunk
-open(sys.argv[2], "wb").write(data)
-PY
+    python3 first-flight-listener.py "$tmp/port" "corpus/nghttp-$name" &
     local listener=$!
     while [ ! -s "$tmp/port" ]; do sleep 0.05; done
     timeout 3 nghttp "$@" "http://127.0.0.1:$(cat "$tmp/port")" >/dev/null 2>&1 || true
-    wait "$listener"
+    wait "$listener" || true
     rm -f "$tmp/port"
 }
 

@@ -1,13 +1,6 @@
 import Foundation
+import GatewayBenchmarks
 import MallocInterposerSwift
-
-/// One measured operation: `run` does the work once and returns something derived from its result, so the
-/// optimizer cannot drop it; `bytes` is how many input bytes one run consumes (0: report operations only).
-struct MicroBenchmark {
-    let name: String
-    let bytes: Int
-    let run: () throws -> Int
-}
 
 /// What one benchmark measured.
 struct MicroResult {

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayBenchmarks
 
 // gateway-micro [--seconds S] [--samples N] [--large-mib M] [--filter SUBSTRING]
 // Prints a Markdown table; bench/micro/run builds it in release mode and preloads the malloc interposer.
@@ -19,6 +20,18 @@ while let argument = arguments.next() {
     }
 }
 
+/// Our rows in their order, each library row right after the last of ours on the same topic (the name up to its
+/// first comma, e.g. "base64 decode"), so a table reads ours-then-library per topic.
+func sideBySide(_ ours: [MicroBenchmark], _ libraries: [MicroBenchmark]) -> [MicroBenchmark] {
+    func topic(_ benchmark: MicroBenchmark) -> Substring { benchmark.name.prefix { $0 != "," } }
+    var rows = ours
+    for library in libraries {
+        let at = rows.lastIndex { topic($0) == topic(library) }.map { $0 + 1 } ?? rows.endIndex
+        rows.insert(library, at: at)
+    }
+    return rows
+}
+
 /// Unbuffered, so a long run shows each row as it is measured even through a pipe.
 func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
@@ -36,7 +49,9 @@ func formatTime(_ nanos: Double) -> String {
 
 emit("| benchmark | time/op | ops/s | MB/s | mallocs/op | malloc'd bytes/op |")
 emit("| --- | ---: | ---: | ---: | ---: | ---: |")
-for benchmark in Benchmarks.all(large: largeMiB << 20) where filter.map({ benchmark.name.contains($0) }) ?? true {
+let inputs = BenchmarkInputs(large: largeMiB << 20)
+for benchmark in sideBySide(GatewayBenchmarks.all(inputs), LibraryBenchmarks.all(inputs))
+where filter.map({ benchmark.name.contains($0) }) ?? true {
     let result = try Harness.measure(benchmark, targetSeconds: seconds, samples: samples)
     let mbps = result.bytes == 0 ? "—" : format(result.megabytesPerSecond)
     emit(

@@ -4,9 +4,65 @@ import ProtoCodec
 import TriggerModel
 import WireCodecs
 
-/// The inputs and the list of benchmarks: each is a path a request takes through the gateway, measured on
-/// the codec the gateway itself runs.
-enum Benchmarks {
+/// One measured operation: `run` does the work once and returns something derived from its result, so the
+/// optimizer cannot drop it; `bytes` is how many input bytes one run consumes (0: report operations only).
+public struct MicroBenchmark {
+    public let name: String
+    public let bytes: Int
+    public let run: () throws -> Int
+
+    public init(name: String, bytes: Int, run: @escaping () throws -> Int) {
+        self.name = name
+        self.bytes = bytes
+        self.run = run
+    }
+}
+
+/// The inputs a run's benchmarks share, as plain bytes, so a library's row (bench/micro) measures the very bytes
+/// the gateway's own row does.
+public struct BenchmarkInputs {
+    /// The size of the large payloads, in bytes (bench/micro's `--large-mib`).
+    public let large: Int
+    /// `large` random bytes: the blob of the large rows.
+    public let randomBytes: [UInt8]
+    /// `randomBytes` in base64 (standard alphabet, padded), as a data URI carries it.
+    public let base64Text: [UInt8]
+    /// REST trigger bodies `{"data":[{"variable":{...}}]}`: small, medium, and one carrying `randomBytes` as a
+    /// data URI.
+    public let restBodies: [(label: String, bytes: [UInt8])]
+    /// A `multipart/form-data` body: one field and one file part holding `randomBytes`.
+    public let multipartBoundary: String
+    public let multipartBody: [UInt8]
+    /// The read size the multipart rows feed the body in, as NIO's reads hand it to a handler.
+    public let multipartReadSize = 64 << 10
+    /// Milliseconds since 1970 that the timestamp rows format (operation and schedule times).
+    public let timestamps: [Int64]
+
+    public init(large: Int) {
+        self.large = large
+        let random = GatewayBenchmarks.randomBytes(large)
+        randomBytes = Array(random.readableBytesView)
+        var encoded = GatewayBenchmarks.allocator.buffer(capacity: Base64.encodedLength(large))
+        random.withUnsafeReadableBytes { Base64.encode($0, into: &encoded) }
+        base64Text = Array(encoded.readableBytesView)
+        let blob: ValueObject = ["file": .blob(Blob(contentType: "application/octet-stream", bytes: random))]
+        restBodies = [
+            ("small", GatewayBenchmarks.smallVariables), ("medium", GatewayBenchmarks.mediumVariables),
+            ("\(large >> 20) MiB data URI", blob),
+        ].map { (label: $0.0, bytes: Array(GatewayBenchmarks.restBody($0.1).readableBytesView)) }
+        multipartBoundary = "----bench-boundary-7MA4YWxkTrZu0gW"
+        multipartBody = Array(
+            GatewayBenchmarks.multipartBody(file: random, boundary: multipartBoundary).readableBytesView)
+        // A spread of instants: 1970, leap days, the current era, far future.
+        timestamps = [0, 951_782_400_123, 1_714_566_896_789, 1_798_761_599_999, 4_102_444_800_000]
+    }
+}
+
+/// The micro benchmarks of the gateway's own codecs (bench/README.md "Micro benchmarks"): each is a path a
+/// request takes through the gateway, measured on the code the gateway itself runs. bench/micro times them
+/// (and, beside them, the libraries they are compared with); this module is what it links, so no source is
+/// linked or copied into the benchmark package.
+public enum GatewayBenchmarks {
     static let limits = CodecLimits(maxBodyBytes: 64 << 20)
     static let allocator = ByteBufferAllocator()
 
@@ -36,10 +92,6 @@ enum Benchmarks {
         }
         for _ in 0..<remaining { buffer.writeInteger(UInt8.random(in: 0...255)) }
         return buffer
-    }
-
-    static func blobVariables(_ count: Int) -> ValueObject {
-        ["file": .blob(Blob(contentType: "application/octet-stream", bytes: randomBytes(count)))]
     }
 
     static func instillRequest(_ variables: ValueObject) -> ByteBuffer {
@@ -88,7 +140,11 @@ enum Benchmarks {
 
     // MARK: The list
 
-    static func all(large: Int) -> [MicroBenchmark] {
+    /// The gateway's rows for one run over `inputs`.
+    public static func all(_ inputs: BenchmarkInputs) -> [MicroBenchmark] {
+        let large = inputs.large
+        let random = ByteBuffer(bytes: inputs.randomBytes)
+        let blobVariables: ValueObject = ["file": .blob(Blob(contentType: "application/octet-stream", bytes: random))]
         var list: [MicroBenchmark] = []
 
         // The request metrics' hot path (issue 11): one finished request recorded on the thread that already has
@@ -108,30 +164,6 @@ enum Benchmarks {
             MicroBenchmark(name: "request metrics: record one finished request", bytes: 0) {
                 metrics.requests.requestFinished(record)
                 return 1
-            })
-
-        // HTTP/2 preface sniff: one read holding the whole preface, the preface dripped in 1-byte reads, and an
-        // HTTP/1.1 request line (decided on its first byte).
-        let preface = ByteBuffer(bytes: ProtocolSniffer.preface + Array(repeating: 0, count: 40))
-        let drip = chunks(ByteBuffer(bytes: ProtocolSniffer.preface), size: 1)
-        let http1 = ByteBuffer(string: "POST /v1beta/namespaces/demo/pipelines/echo/trigger HTTP/1.1\r\n")
-        list.append(
-            MicroBenchmark(name: "preface sniff: h2 preface, one read", bytes: 24) {
-                guard case .partial(let n) = ProtocolSniffer.match(preface, from: 0) else { return 0 }
-                return n
-            })
-        list.append(
-            MicroBenchmark(name: "preface sniff: h2 preface, 24 reads of 1 byte", bytes: 24) {
-                var matched = 0
-                for slice in drip {
-                    guard case .partial(let n) = ProtocolSniffer.match(slice, from: matched) else { return 0 }
-                    matched = n
-                }
-                return matched
-            })
-        list.append(
-            MicroBenchmark(name: "preface sniff: HTTP/1.1 request line", bytes: 0) {
-                ProtocolSniffer.match(http1, from: 0) == .mismatch ? 1 : 0
             })
 
         // gRPC deframing: 100 small messages in one read; one large message in 64 KiB reads.
@@ -195,7 +227,7 @@ enum Benchmarks {
                     InstillCodec.encodeTriggerResponse(result).readableBytes
                 })
         }
-        let blobRequest = instillRequest(blobVariables(large))
+        let blobRequest = instillRequest(blobVariables)
         list.append(
             MicroBenchmark(
                 name: "proto Instill request → model (\(large >> 20) MiB data URI in Struct)",
@@ -204,12 +236,16 @@ enum Benchmarks {
                 try InstillCodec.decodeTriggerRequest(blobRequest, release: false, maxBatch: 32).inputs.count
             })
 
-        // JSON → model (REST frontend, and the http backend hop), without and with a large data URI.
-        for (label, variables) in [
-            ("small", smallVariables), ("medium", mediumVariables),
-            ("\(large >> 20) MiB data URI", blobVariables(large)),
-        ] {
-            let body = restBody(variables)
+        // JSON → model (REST frontend, and the http backend hop), without and with a large data URI; and the
+        // JSON parser alone (JSON → `Value`, data URIs decoded), the row Foundation's JSONSerialization is
+        // compared with in bench/micro.
+        for (label, bytes) in inputs.restBodies {
+            let body = ByteBuffer(bytes: bytes)
+            list.append(
+                MicroBenchmark(name: "JSON parse, WireCodecs (\(label), \(body.readableBytes) B)", bytes: bytes.count) {
+                    guard case .object(let object) = try JSONValueCodec.decode(body, limits: limits) else { return 0 }
+                    return object.count
+                })
             list.append(
                 MicroBenchmark(name: "JSON → model (\(label), \(body.readableBytes) B)", bytes: body.readableBytes) {
                     try RESTTriggerBody.decode(json: body, limits: limits).count
@@ -218,7 +254,7 @@ enum Benchmarks {
 
         // Model → JSON: the REST response, and the http backend request (blobs become data URIs).
         for (label, variables) in [
-            ("small", smallVariables), ("medium", mediumVariables), ("\(large >> 20) MiB blob", blobVariables(large)),
+            ("small", smallVariables), ("medium", mediumVariables), ("\(large >> 20) MiB blob", blobVariables),
         ] {
             let result = TriggerResult(outputs: [variables])
             var probe = allocator.buffer(capacity: 256)
@@ -235,12 +271,12 @@ enum Benchmarks {
         }
 
         // Multipart: one file part plus one field, fed in 64 KiB reads as the HTTP/1.1 frontend does.
-        let boundary = "----bench-boundary-7MA4YWxkTrZu0gW"
-        let multipart = multipartBody(file: randomBytes(large), boundary: boundary)
-        let multipartChunks = chunks(multipart, size: 64 << 10)
+        let boundary = inputs.multipartBoundary
+        let multipart = ByteBuffer(bytes: inputs.multipartBody)
+        let multipartChunks = chunks(multipart, size: inputs.multipartReadSize)
         list.append(
             MicroBenchmark(
-                name: "multipart parse (\(large >> 20) MiB file, 64 KiB reads)",
+                name: "multipart parse, WireCodecs (\(large >> 20) MiB file, 64 KiB reads)",
                 bytes: multipart.readableBytes
             ) {
                 var decoder = try MultipartFormDecoder(boundary: boundary, limits: limits)
@@ -249,9 +285,8 @@ enum Benchmarks {
             })
 
         // Base64 alone (the data URI payload), both codecs the gateway carries.
-        let raw = randomBytes(large)
-        var encoded = allocator.buffer(capacity: Base64.encodedLength(large))
-        raw.withUnsafeReadableBytes { Base64.encode($0, into: &encoded) }
+        let raw = random
+        let encoded = ByteBuffer(bytes: inputs.base64Text)
         // Into a buffer reused across runs (the loop alone), and into a fresh buffer per run, sized as the
         // decoder asks (its 3 bytes of slack included), so page faults on new memory are counted too.
         var reused = allocator.buffer(capacity: large + 3)
@@ -283,6 +318,15 @@ enum Benchmarks {
         list.append(
             MicroBenchmark(name: "data URI decode, ProtoCodec (\(large >> 20) MiB blob)", bytes: uri.utf8.count) {
                 try DataURI.decode(uri)?.count ?? 0
+            })
+
+        // RFC 3339 timestamps as operations and schedules show them (compared with Foundation's ISO 8601 style).
+        let stamps = inputs.timestamps
+        list.append(
+            MicroBenchmark(name: "RFC 3339 format, TriggerModel (\(stamps.count) timestamps, ms)", bytes: 0) {
+                var n = 0
+                for stamp in stamps { n &+= RFC3339.format(milliseconds: stamp).utf8.count }
+                return n
             })
         return list
     }

@@ -1,1 +1,0 @@
-../../../../Sources/GatewayServer/ProtocolSniffer.swift
