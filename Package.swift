@@ -223,7 +223,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BackendsTests",
-            dependencies: ["Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix],
+            dependencies: [
+                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", nioCore, nioPosix, nioHTTP1,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
