@@ -77,7 +77,8 @@ enum ProtoMessage {
     ///
     /// Relies on protobuf-c's `pack_to_buffer` appending a `bytes` field's data in one call with the field's
     /// own pointer; if it ever did not, the bytes would simply be copied like the rest.
-    static func packPieces<M>(_ message: UnsafeMutablePointer<M>, arena: ProtoArena, headroom: Int = 0) -> [ByteBuffer] {
+    static func packPieces<M>(_ message: UnsafeMutablePointer<M>, arena: ProtoArena, headroom: Int = 0) -> [ByteBuffer]
+    {
         let base = UnsafeRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self)
         let size = protobuf_c_message_get_packed_size(base)
         let collector = PieceCollector(shared: arena.largeBinaries, headroom: headroom)
@@ -99,7 +100,8 @@ enum ProtoMessage {
         )
         defer { raw.deallocate() }
         raw.initializeMemory(as: ProtobufCBuffer.self, repeating: ProtobufCBuffer(append: pieceAppend), count: 1)
-        raw.storeBytes(of: UnsafeRawPointer(Unmanaged.passUnretained(collector).toOpaque()), toByteOffset: layout,
+        raw.storeBytes(
+            of: UnsafeRawPointer(Unmanaged.passUnretained(collector).toOpaque()), toByteOffset: layout,
             as: UnsafeRawPointer.self)
         let written = withExtendedLifetime(collector) {
             protobuf_c_message_pack_to_buffer(base, raw.assumingMemoryBound(to: ProtobufCBuffer.self))
@@ -113,8 +115,10 @@ enum ProtoMessage {
 private let pieceAppend: @convention(c) (UnsafeMutablePointer<ProtobufCBuffer>?, Int, UnsafePointer<UInt8>?) -> Void = {
     buffer, count, data in
     guard let buffer, count > 0, let data else { return }
-    let opaque = UnsafeRawPointer(buffer).load(fromByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeRawPointer.self)
-    Unmanaged<PieceCollector>.fromOpaque(opaque).takeUnretainedValue().append(UnsafeRawBufferPointer(start: data, count: count))
+    let opaque = UnsafeRawPointer(buffer).load(
+        fromByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeRawPointer.self)
+    Unmanaged<PieceCollector>.fromOpaque(opaque).takeUnretainedValue().append(
+        UnsafeRawBufferPointer(start: data, count: count))
 }
 
 /// Gathers what protobuf-c packs: small appends into the current buffer, a shared blob as its own buffer.
@@ -132,7 +136,9 @@ private final class PieceCollector {
 
     func append(_ bytes: UnsafeRawBufferPointer) {
         if bytes.count >= ProtoMessage.sharedBinaryBytes,
-            let match = shared.first(where: { $0.address == bytes.baseAddress && $0.buffer.readableBytes == bytes.count })
+            let match = shared.first(where: {
+                $0.address == bytes.baseAddress && $0.buffer.readableBytes == bytes.count
+            })
         {
             if current.readableBytes > 0 || current.readerIndex > 0 {
                 pieces.append(current)

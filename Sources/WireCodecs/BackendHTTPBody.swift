@@ -21,7 +21,9 @@ package enum BackendHTTPBody {
         StreamedJSONBody.render { buffer, builder in encode(request: request, into: &buffer, blobs: &builder) }
     }
 
-    static func encode<Blobs: JSONBlobWriter>(request: TriggerRequest, into buffer: inout ByteBuffer, blobs: inout Blobs) {
+    static func encode<Blobs: JSONBlobWriter>(
+        request: TriggerRequest, into buffer: inout ByteBuffer, blobs: inout Blobs
+    ) {
         buffer.writeStaticString("{\"namespace\":")
         JSONValueCodec.writeString(request.ref.namespace, into: &buffer)
         buffer.writeStaticString(",\"pipeline\":")

@@ -267,7 +267,8 @@ struct JSONParser {
             }
             guard let decoded else { return nil }
             pos = end + 1
-            let bytes = source.getSlice(at: source.readerIndex + start + decoded.payloadOffset, length: decoded.byteCount)!
+            let bytes = source.getSlice(
+                at: source.readerIndex + start + decoded.payloadOffset, length: decoded.byteCount)!
             return Blob(contentType: decoded.contentType, fileName: decoded.fileName, bytes: bytes)
         }
         guard let blob = try makeBlob(raw) else { return nil }

@@ -1,5 +1,5 @@
 package import NIOCore
-package import TriggerModel
+import TriggerModel
 
 /// A JSON document held as the text around its large blobs plus those blobs' bytes, whose base64 is produced
 /// only as the document is sent, one bounded chunk at a time (issue 12).

@@ -68,7 +68,7 @@ struct HTTPBackendBodyTests {
         try reader.receive(.end(nil))
         let promise = EmbeddedEventLoop().makePromise(of: HTTPBackendStreamItem?.self)
         #expect(!reader.pull(promise))
-        guard case .response(let response)?? = try promise.futureResult.wait() else {
+        guard case .response(let response)? = try promise.futureResult.wait() else {
             Issue.record("expected the whole response")
             return
         }

@@ -109,7 +109,9 @@ struct Base64Tests {
         }
         let long = Array(encode(random.bytes(150_000)).utf8)
         // A bad byte in a later block, padding at the end of a block, and a truncated length.
-        for (position, byte) in [(100_001, UInt8(ascii: "!")), (65_535, UInt8(ascii: "=")), (65_536, UInt8(ascii: "="))] {
+        for (position, byte) in [
+            (100_001, UInt8(ascii: "!")), (65_535, UInt8(ascii: "=")), (65_536, UInt8(ascii: "=")),
+        ] {
             var bad = long
             bad[position] = byte
             let expected = #expect(throws: Base64.Failure.self) { try decode(String(decoding: bad, as: UTF8.self)) }

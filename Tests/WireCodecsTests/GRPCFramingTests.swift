@@ -113,7 +113,9 @@ struct GRPCFramingTests {
             for piece in framed { joined.writeImmutableBuffer(piece) }
             #expect(joined == GRPCMessageFramer.frame(message))
             // The message bytes are not copied: the last piece is `rest` itself.
-            #expect(framed.last.map { $0.withUnsafeReadableBytes { $0.baseAddress } } == rest.withUnsafeReadableBytes { $0.baseAddress })
+            #expect(
+                framed.last.map { $0.withUnsafeReadableBytes { $0.baseAddress } }
+                    == rest.withUnsafeReadableBytes { $0.baseAddress })
         }
         #expect(GRPCMessageFramer.frame(pieces: [head, rest]).count == 2)
     }

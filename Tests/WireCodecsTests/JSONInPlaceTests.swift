@@ -11,7 +11,8 @@ struct JSONInPlaceTests {
         var encoded = ByteBuffer()
         payload.withUnsafeBytes { Base64.encode($0, into: &encoded) }
         let base64 = String(buffer: encoded)
-        let text = #"{"data":[{"variable":{"f":"data:image/png;filename=a.png;base64,"# + base64
+        let text =
+            #"{"data":[{"variable":{"f":"data:image/png;filename=a.png;base64,"# + base64
             + #"","small":"data:;base64,AAEC","s":"x"}}]}"#
         return (ByteBuffer(string: text), base64)
     }
@@ -20,11 +21,14 @@ struct JSONInPlaceTests {
     func sameValues() throws {
         let (body, _) = Self.body(payload: pseudoRandomBytes(200_000))
         let expected = try JSONValueCodec.decodeObject(body)
-        let inputs = try RESTTriggerBody.decode(json: ByteBuffer(bytes: Array(body.readableBytesView)), limits: .defaults)
-        #expect(inputs.first?.variables == expected["data"].flatMap { value -> ValueObject? in
-            guard case .list(let items) = value, case .object(let item)? = items.first else { return nil }
-            return item["variable"]?.objectValue
-        })
+        let inputs = try RESTTriggerBody.decode(
+            json: ByteBuffer(bytes: Array(body.readableBytesView)), limits: .defaults)
+        #expect(
+            inputs.first?.variables
+                == expected["data"].flatMap { value -> ValueObject? in
+                    guard case .list(let items) = value, case .object(let item)? = items.first else { return nil }
+                    return item["variable"]?.objectValue
+                })
         let blob = try #require(inputs.first?.variables["f"]?.blobValue)
         #expect(blob.contentType == "image/png" && blob.fileName == "a.png")
         #expect(inputs.first?.variables["small"]?.blobValue?.bytes == ByteBuffer(bytes: [0, 1, 2]))

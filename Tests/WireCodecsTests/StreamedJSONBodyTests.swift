@@ -26,7 +26,8 @@ struct StreamedJSONBodyTests {
         arguments: [1, 2, 3, StreamedJSONBody.deferredBlobBytes - 1, StreamedJSONBody.deferredBlobBytes, 1 << 20]
     )
     func sameBytes(blobBytes: Int) {
-        let large = Blob(contentType: "image/png", fileName: "a b.png", bytes: ByteBuffer(bytes: pseudoRandomBytes(blobBytes)))
+        let large = Blob(
+            contentType: "image/png", fileName: "a b.png", bytes: ByteBuffer(bytes: pseudoRandomBytes(blobBytes)))
         let small = Blob(bytes: ByteBuffer(bytes: [1, 2, 3]))
         let request = Self.request(
             ["file": .blob(large), "other": .list([.blob(small), .string("\"q\"")]), "again": .blob(large)],

@@ -252,13 +252,17 @@ enum Benchmarks {
                 })
         }
         let sseLines = chunks(
-            ByteBuffer(string: String(repeating: "data: " + String(repeating: "x", count: (64 << 10) - 7) + "\n",
-                count: large / (64 << 10))),
+            ByteBuffer(
+                string: String(
+                    repeating: "data: " + String(repeating: "x", count: (64 << 10) - 7) + "\n",
+                    count: large / (64 << 10))),
             size: 64 << 10
         )
         let sseEnd = ByteBuffer(string: "\n")
         list.append(
-            MicroBenchmark(name: "gather: SSE event of \(large >> 20) MiB in 64 KiB data lines (SSEDecoder)", bytes: large) {
+            MicroBenchmark(
+                name: "gather: SSE event of \(large >> 20) MiB in 64 KiB data lines (SSEDecoder)", bytes: large
+            ) {
                 var decoder = SSEDecoder(maxEventBytes: 2 * large)
                 for chunk in sseLines { _ = try decoder.feed(chunk) }
                 return try decoder.feed(sseEnd).first?.data.readableBytes ?? 0
@@ -267,7 +271,9 @@ enum Benchmarks {
         // The backend request with a large blob: built whole, or in pieces (issue 12).
         let blobRequestModel = triggerRequest(blobVariables(large))
         list.append(
-            MicroBenchmark(name: "http backend body, \(large >> 20) MiB blob: whole (BackendHTTPBody.encode)", bytes: large) {
+            MicroBenchmark(
+                name: "http backend body, \(large >> 20) MiB blob: whole (BackendHTTPBody.encode)", bytes: large
+            ) {
                 var buffer = allocator.buffer(capacity: 256)
                 BackendHTTPBody.encode(request: blobRequestModel, into: &buffer)
                 return buffer.readableBytes
@@ -284,7 +290,8 @@ enum Benchmarks {
                 GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(blobRequestModel)).readableBytes
             })
         list.append(
-            MicroBenchmark(name: "grpc backend request, \(large >> 20) MiB blob: pieces + frame(pieces:)", bytes: large) {
+            MicroBenchmark(name: "grpc backend request, \(large >> 20) MiB blob: pieces + frame(pieces:)", bytes: large)
+            {
                 GRPCMessageFramer.frame(pieces: RunnerCodec.encodeRunRequestPieces(blobRequestModel, headroom: 5))
                     .reduce(0) { $0 + $1.readableBytes }
             })
