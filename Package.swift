@@ -248,8 +248,9 @@ let package = Package(
         .testTarget(
             name: "BackendsTests",
             dependencies: [
-                "Backends", "DemoRunner", "TriggerModel", nioCore, nioPosix,
+                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", nioCore, nioPosix, nioHTTP1,
                 .product(name: "Clocks", package: "swift-clocks"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),

@@ -98,7 +98,7 @@ final class GRPCBackendConnection: Sendable {
     func start(
         _ call: NIOLoopBoundBox<GRPCBackendCall>,
         headers: HTTP2Headers,
-        message: ByteBuffer,
+        message: [ByteBuffer],
         deadline: NIODeadline?
     ) {
         let core = self.core

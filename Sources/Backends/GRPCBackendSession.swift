@@ -21,7 +21,8 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
         self.load = load
     }
 
-    /// Opens a stream for `call` and sends the one request message (gRPC request streams are unary here).
+    /// Opens a stream for `call` and sends the one request message (gRPC request streams are unary here),
+    /// framed, as consecutive buffers (a large blob is its own buffer, never copied into one message buffer).
     ///
     /// The stream id is known only once `startRequest` returns, and the engine may report the stream closed
     /// (refused) from inside its drain; batching the writes keeps every callback until the call is
@@ -29,7 +30,7 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
     func start(
         _ call: GRPCBackendCall,
         headers: HTTP2Headers,
-        message: ByteBuffer,
+        message: [ByteBuffer],
         deadline: NIODeadline?
     ) {
         guard call.outcome == nil else {
@@ -46,7 +47,10 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
                 let stream = try session.startRequest(headers: headers, endStream: false)
                 calls[stream] = call
                 call.started(session: session, stream: stream, deadline: deadline, eventLoop: channel.eventLoop)
-                session.sendData(stream: stream, message, endStream: true)
+                for (i, piece) in message.enumerated() {
+                    session.sendData(stream: stream, piece, endStream: i == message.count - 1)
+                }
+                if message.isEmpty { session.sendData(stream: stream, ByteBuffer(), endStream: true) }
             }
         } catch {
             // `.sessionClosing` or `.streamIDsExhausted`: nothing reached the backend, another connection may.

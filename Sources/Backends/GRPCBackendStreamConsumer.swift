@@ -113,7 +113,7 @@ final class GRPCBackendStreamConsumer: Sendable {
         on endpoint: GRPCBackendEndpoint
     ) async throws -> (NIOLoopBoundBox<GRPCBackendCall>, GRPCBackendEndpoint) {
         let headers = try makeHeaders(endpoint)
-        let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
+        let message = GRPCMessageFramer.frame(pieces: RunnerCodec.encodeRunRequestPieces(request, headroom: 5))
         let connection: GRPCBackendConnection
         endpoint.health.outstanding.add(1, ordering: .relaxed)
         do {

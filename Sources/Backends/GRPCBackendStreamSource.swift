@@ -107,7 +107,7 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
+        let message = GRPCMessageFramer.frame(pieces: RunnerCodec.encodeRunRequestPieces(request, headroom: 5))
         let configuration = transport.configuration
         let balancer = transport.balancer
         let eventLoop = self.eventLoop

@@ -28,7 +28,7 @@ extension GRPCBackendTransport: PipelineDescribing {
             "te": "trailers",
             "grpc-timeout": GRPCTimeout.encode(Self.describeTimeout),
         ]
-        let message = GRPCMessageFramer.frame(RunnerCodec.encodeDescribeRequest(ref))
+        let message = [GRPCMessageFramer.frame(RunnerCodec.encodeDescribeRequest(ref))]
         let answer = try await withTaskCancellationHandler {
             connection.start(call, headers: headers, message: message, deadline: .now() + Self.describeTimeout)
             return try await promise.futureResult.get()

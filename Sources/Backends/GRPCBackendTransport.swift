@@ -95,7 +95,7 @@ package final class GRPCBackendTransport: TriggerRunner {
         connection.start(
             call,
             headers: headers,
-            message: GRPCMessageFramer.frame(ByteBuffer()),
+            message: [GRPCMessageFramer.frame(ByteBuffer())],
             deadline: .now() + check.timeout
         )
         guard let message = try? await promise.futureResult.get() else { return false }
@@ -149,7 +149,8 @@ extension GRPCBackendTransport {
         pinned: Bool,
         cancellation: TriggerCancellation
     ) -> EventLoopFuture<TriggerResult> {
-        let message = GRPCMessageFramer.frame(RunnerCodec.encodeRunRequest(request))
+        // Framed in pieces: a large blob goes out as the buffer it arrived in, not copied (issue 12).
+        let message = GRPCMessageFramer.frame(pieces: RunnerCodec.encodeRunRequestPieces(request, headroom: 5))
         return withSafeRetries(
             balancer,
             maxTries: configuration.maxTries,
@@ -195,7 +196,7 @@ extension GRPCBackendTransport {
     private func attempt(
         _ request: TriggerRequest,
         headers: HTTP2Headers,
-        message: ByteBuffer,
+        message: [ByteBuffer],
         on endpoint: GRPCBackendEndpoint,
         eventLoop: any EventLoop,
         pinned: Bool,

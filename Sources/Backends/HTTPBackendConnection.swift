@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import TriggerModel
+import WireCodecs
 
 /// The answer of an HTTP backend to one `POST /run`, before it is decoded.
 struct HTTPBackendResponse: Sendable {
@@ -32,19 +33,14 @@ final class HTTPBackendConnection: Sendable {
     /// Sends one request and completes with the backend's full response (bounded by `maxResponseBytes`).
     func execute(
         head: HTTPRequestHead,
-        body: ByteBuffer,
+        body: StreamedJSONBody,
         maxResponseBytes: Int
     ) -> EventLoopFuture<HTTPBackendResponse> {
         let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
         let handler = self.handler
-        let channel = self.channel
         let send: @Sendable () -> Void = {
             handler.value.start(promise: promise, maxResponseBytes: maxResponseBytes)
-            channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in
-                handler.value.fail(error)
-            }
+            handler.value.send(head: head, body: body)
         }
         // On the connection's own loop (the per-loop idle lists' case) the request goes out now, no hop.
         if channel.eventLoop.inEventLoop { send() } else { channel.eventLoop.execute(send) }
@@ -54,17 +50,13 @@ final class HTTPBackendConnection: Sendable {
     /// Sends one request whose answer is read as a stream: the connection stops reading on its own
     /// (`autoRead` off) and reads only when `pull` finds nothing decoded yet, so a slow consumer leaves the
     /// backend's bytes in the kernel buffers and TCP flow control slows the backend down.
-    func startStreaming(head: HTTPRequestHead, body: ByteBuffer, maxResponseBytes: Int, maxEventBytes: Int) {
+    func startStreaming(head: HTTPRequestHead, body: StreamedJSONBody, maxResponseBytes: Int, maxEventBytes: Int) {
         let handler = self.handler
         let channel = self.channel
         channel.eventLoop.execute {
             try? channel.syncOptions?.setOption(.autoRead, value: false)
             handler.value.startStreaming(maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes)
-            channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in
-                handler.value.fail(error)
-            }
+            handler.value.send(head: head, body: body)
         }
     }
 
@@ -102,12 +94,24 @@ enum HTTPBackendStreamItem: Sendable {
     case response(HTTPBackendResponse)
 }
 
-/// Collects one response at a time from a backend connection and completes the waiting promise.
+/// Sends one request at a time on a backend connection, collects its response and completes the waiting
+/// promise.
+///
+/// The request body is written as the socket takes it (issue 12): chunks of `StreamedJSONBody` (a blob's
+/// base64 is produced `chunkBytes` at a time) go out while the channel is writable and the rest waits for
+/// `channelWritabilityChanged`, so a large body costs one chunk of memory beyond its blob, not its whole
+/// encoding.
 ///
 /// A response that is too large, a decoder error, or the connection closing mid-response fails the promise;
-/// the pool then drops the connection instead of reusing it.
+/// the pool then drops the connection instead of reusing it. So is a connection whose backend answered
+/// before the whole request body was sent.
 final class HTTPBackendClientHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// Bytes of body per write: large enough to keep syscalls few, small enough to stay in cache between
+    /// being encoded and being copied into the socket.
+    static let chunkBytes = 256 << 10
 
     enum Failure: Error {
         case closedBeforeResponse
@@ -115,10 +119,64 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     }
 
     private var promise: EventLoopPromise<HTTPBackendResponse>?
+    /// The response being read; its body is gathered in `body` and set at its end.
     private var response: HTTPBackendResponse?
+    private var body = BodyGatherer()
     private var maxResponseBytes = 0
     /// Set while a streamed answer is being read.
     private var stream: HTTPBackendSSEReader?
+    /// The part of the request body not written yet.
+    private var outbound: StreamedJSONBody?
+    /// Set while `writeBody` runs: writability changes it causes itself are picked up by its own loop.
+    private var writingBody = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Writes the request head and as much of `body` as the channel takes now; the rest follows as it
+    /// becomes writable.
+    func send(head: HTTPRequestHead, body: StreamedJSONBody) {
+        guard let context else {
+            fail(Failure.closedBeforeResponse)
+            return
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        outbound = body
+        writeBody(context: context)
+    }
+
+    private func writeBody(context: ChannelHandlerContext) {
+        guard !writingBody else { return }
+        writingBody = true
+        defer { writingBody = false }
+        while var body = outbound {
+            while context.channel.isWritable, let chunk = body.next(maxBytes: Self.chunkBytes) {
+                context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+            }
+            if body.isFinished {
+                outbound = nil
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenFailure { error in
+                    self.fail(error)
+                }
+                return
+            }
+            outbound = body
+            context.flush()
+            // A flush that emptied the socket's queue made the channel writable again: go on here.
+            guard context.channel.isWritable else { return }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, outbound != nil { writeBody(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
 
     func start(promise: EventLoopPromise<HTTPBackendResponse>, maxResponseBytes: Int) {
         precondition(self.promise == nil, "one request at a time per backend connection")
@@ -131,6 +189,8 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         let promise = self.promise
         self.promise = nil
         self.response = nil
+        self.body = BodyGatherer()
+        self.outbound = nil
         promise?.fail(error)
         stream?.fail(error)
     }
@@ -151,8 +211,12 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
 
     /// Ends streaming mode; true when the whole response was read and the connection may be reused.
     func finishStreaming() -> Bool {
-        defer { stream = nil }
-        return stream?.reusable ?? false
+        defer {
+            stream = nil
+            outbound = nil
+        }
+        // A request body not sent whole leaves the connection mid-request.
+        return outbound == nil && (stream?.reusable ?? false)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -170,28 +234,35 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
             response = HTTPBackendResponse(
                 status: Int(head.status.code),
                 contentType: head.headers.first(name: "content-type"),
-                body: context.channel.allocator.buffer(capacity: 0),
+                body: ByteBuffer(),
                 keepAlive: head.isKeepAlive
             )
-        case .body(var chunk):
+            let declared = head.headers.first(name: "content-length").flatMap(Int.init)
+            body = BodyGatherer(expectedLength: declared.map { min($0, maxResponseBytes) })
+        case .body(let chunk):
             guard response != nil else { return }
-            if response!.body.readableBytes + chunk.readableBytes > maxResponseBytes {
+            if body.count + chunk.readableBytes > maxResponseBytes {
                 fail(Failure.responseTooLarge(maxResponseBytes))
                 context.close(promise: nil)
                 return
             }
-            if response!.body.readableBytes == 0 {
-                response!.body = chunk
-            } else {
-                response!.body.writeBuffer(&chunk)
-            }
+            body.append(chunk)
         case .end:
-            guard let response, let promise else { return }
+            guard var response, let promise else { return }
             self.promise = nil
             self.response = nil
+            response.body = body.take()
+            if outbound != nil {
+                // Answered before the request body was all sent: the rest cannot follow on this connection.
+                outbound = nil
+                response.keepAlive = false
+            }
             promise.succeed(response)
         }
     }
+
+    /// Where the response body gathered so far is stored (tests: gathering stays linear, see `BodyGatherer`).
+    var gatheredStorageAddress: UInt? { body.storageAddress }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // The bytes read so far did not finish an event the consumer is waiting for: read on.

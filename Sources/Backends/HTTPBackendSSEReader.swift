@@ -16,6 +16,8 @@ final class HTTPBackendSSEReader {
     private var waiter: EventLoopPromise<HTTPBackendStreamItem?>?
     /// Set from the response head; nil until it arrived.
     private var whole: HTTPBackendResponse?
+    /// The body of `whole`, gathered as it arrives (linear: see `BodyGatherer`).
+    private var wholeBody = BodyGatherer()
     private var isEventStream = false
     private var sawHead = false
     private(set) var ended = false
@@ -26,6 +28,9 @@ final class HTTPBackendSSEReader {
         self.decoder = SSEDecoder(maxEventBytes: maxEventBytes)
         self.maxResponseBytes = maxResponseBytes
     }
+
+    /// Where a non-SSE answer's body is gathered (tests: linear gathering, see `BodyGatherer`).
+    var gatheredStorageAddress: UInt? { wholeBody.storageAddress }
 
     /// The consumer waits and nothing decoded is pending: the connection should read further.
     var wantsMore: Bool { waiter != nil && pending.isEmpty && !ended && failure == nil }
@@ -61,6 +66,8 @@ final class HTTPBackendSSEReader {
             let contentType = head.headers.first(name: "content-type").map { MediaType.parse($0).type }
             isEventStream = (200..<300).contains(head.status.code) && contentType == SSEEncoder.contentType
             if !isEventStream {
+                let declared = head.headers.first(name: "content-length").flatMap(Int.init)
+                wholeBody = BodyGatherer(expectedLength: declared.map { min($0, maxResponseBytes) })
                 whole = HTTPBackendResponse(
                     status: Int(head.status.code),
                     contentType: head.headers.first(name: "content-type"),
@@ -68,23 +75,24 @@ final class HTTPBackendSSEReader {
                     keepAlive: keepAlive
                 )
             }
-        case .body(var chunk):
+        case .body(let chunk):
             guard sawHead else { return }
             if isEventStream {
                 for event in try decoder.feed(chunk) {
                     deliver(.event(name: event.event, data: event.data))
                 }
             } else if whole != nil {
-                guard whole!.body.readableBytes + chunk.readableBytes <= maxResponseBytes else {
+                guard wholeBody.count + chunk.readableBytes <= maxResponseBytes else {
                     throw HTTPBackendClientHandler.Failure.responseTooLarge(maxResponseBytes)
                 }
-                whole!.body.writeBuffer(&chunk)
+                wholeBody.append(chunk)
             }
         case .end:
             guard sawHead else { return }
             ended = true
-            if let whole {
+            if var whole {
                 self.whole = nil
+                whole.body = wholeBody.take()
                 deliver(.response(whole))
             }
             if let waiter, pending.isEmpty {

@@ -29,7 +29,8 @@ extension HTTPBackendTransport: PipelineDescribing {
         defer { timer.cancel() }
         let response: HTTPBackendResponse
         do {
-            response = try await connection.execute(head: head, body: body, maxResponseBytes: 1 << 20).get()
+            response = try await connection.execute(head: head, body: StreamedJSONBody(body), maxResponseBytes: 1 << 20)
+                .get()
         } catch {
             throw BackendErrors.connectionLost(pool: poolName, endpoint: endpoint.endpoint.description)
         }

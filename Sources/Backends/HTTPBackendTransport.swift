@@ -92,7 +92,7 @@ package final class HTTPBackendTransport: TriggerRunner {
             uri: endpoint.endpoint.basePath + check.path,
             headers: headers
         )
-        let answer = connection.execute(head: head, body: ByteBuffer(), maxResponseBytes: 64 << 10)
+        let answer = connection.execute(head: head, body: StreamedJSONBody(ByteBuffer()), maxResponseBytes: 64 << 10)
         let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) { connection.close() }
         defer { timer.cancel() }
         guard let response = try? await answer.get() else { return false }
@@ -177,7 +177,7 @@ package final class HTTPBackendTransport: TriggerRunner {
 
     private func execute(
         head: HTTPRequestHead,
-        body: ByteBuffer,
+        body: StreamedJSONBody,
         on connection: HTTPBackendConnection,
         endpoint: EndpointState,
         eventLoop: any EventLoop,
@@ -259,18 +259,18 @@ package final class HTTPBackendTransport: TriggerRunner {
     var maxResponseBytes: Int { configuration.maxResponseBytes }
     var limits: CodecLimits { codecLimits }
 
-    /// The request head and JSON body of one `POST {base}/run`.
+    /// The request head and JSON body of one `POST {base}/run`; the body's blobs are encoded only as it is
+    /// sent (`StreamedJSONBody`).
     func requestParts(
         _ request: TriggerRequest,
         endpoint: BackendPoolConfiguration.Endpoint,
         accept: String
-    ) -> (HTTPRequestHead, ByteBuffer) {
-        var body = ByteBufferAllocator().buffer(capacity: 256)
-        BackendHTTPBody.encode(request: request, into: &body)
+    ) -> (HTTPRequestHead, StreamedJSONBody) {
+        let body = BackendHTTPBody.streamed(request: request)
         var headers = HTTPHeaders()
         headers.add(name: "host", value: endpoint.description)
         headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(body.readableBytes))
+        headers.add(name: "content-length", value: String(body.count))
         headers.add(name: "accept", value: accept)
         if !request.requestID.isEmpty { headers.add(name: "request-id", value: request.requestID) }
         if let traceParent = request.traceParent { headers.add(name: "traceparent", value: traceParent) }

@@ -209,7 +209,7 @@ struct RESTBodyCollector {
         case .json(var gatherer) where formLabelled:
             let object: ValueObject
             do {
-                object = try JSONValueCodec.decodeObject(gatherer.take(), limits: limits, what: "request body")
+                object = try JSONValueCodec.decodeObject(inPlace: gatherer.take(), limits: limits, what: "request body")
             } catch {
                 throw GatewayError(
                     .unsupportedMediaType,

@@ -11,6 +11,9 @@ import NIOCore
 final class ProtoArena {
     private var blocks: [UnsafeMutableRawPointer] = []
     private var storages: [Unmanaged<AnyObject>] = []
+    /// The `bytes` fields of at least `ProtoMessage.sharedBinaryBytes` pointed at so far, by their address:
+    /// `ProtoMessage.packPieces` hands these buffers on as they are instead of copying their bytes.
+    private(set) var largeBinaries: [(address: UnsafeRawPointer, buffer: ByteBuffer)] = []
 
     fileprivate init() {}
 
@@ -60,6 +63,7 @@ final class ProtoArena {
         guard buffer.readableBytes > 0 else { return ProtobufCBinaryData(len: 0, data: nil) }
         return buffer.withUnsafeReadableBytesWithStorageManagement { bytes, storage in
             storages.append(storage.retain())
+            if bytes.count >= ProtoMessage.sharedBinaryBytes { largeBinaries.append((bytes.baseAddress!, buffer)) }
             let data = UnsafeMutablePointer(mutating: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
             return ProtobufCBinaryData(len: bytes.count, data: data)
         }

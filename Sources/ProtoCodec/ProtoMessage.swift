@@ -65,4 +65,93 @@ enum ProtoMessage {
         }
         return out
     }
+
+    /// `bytes` fields at least this large are not copied by `packPieces`.
+    static let sharedBinaryBytes = 32 << 10
+
+    /// Packs a message built in `arena` as a list of buffers whose concatenation is the packed message: the
+    /// `bytes` fields of `sharedBinaryBytes` or more (blobs) are the very buffers the arena points at, not
+    /// copies; everything around them is packed into new buffers (issue 12: a 32 MiB blob was copied twice on
+    /// its way to a grpc runner, by `pack` and by the gRPC framing). The first buffer keeps `headroom` bytes
+    /// of writable room before its readable bytes, for a prefix such as gRPC's (`GRPCMessageFramer`).
+    ///
+    /// Relies on protobuf-c's `pack_to_buffer` appending a `bytes` field's data in one call with the field's
+    /// own pointer; if it ever did not, the bytes would simply be copied like the rest.
+    static func packPieces<M>(_ message: UnsafeMutablePointer<M>, arena: ProtoArena, headroom: Int = 0) -> [ByteBuffer]
+    {
+        let base = UnsafeRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self)
+        let size = protobuf_c_message_get_packed_size(base)
+        let collector = PieceCollector(shared: arena.largeBinaries, headroom: headroom)
+        guard !arena.largeBinaries.isEmpty else {
+            // Nothing to share: one buffer, packed in place after the headroom.
+            collector.current.writeWithUnsafeMutableBytes(minimumWritableBytes: max(size, 1)) { target in
+                guard size > 0 else { return 0 }
+                let written = protobuf_c_message_pack(base, target.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                precondition(written == size, "protobuf-c packed \(written) bytes, expected \(size)")
+                return written
+            }
+            return collector.finish()
+        }
+        // A ProtobufCBuffer "subclass": the C struct, then a pointer back to the collector.
+        let layout = MemoryLayout<ProtobufCBuffer>.stride
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: layout + MemoryLayout<UnsafeRawPointer>.stride,
+            alignment: max(MemoryLayout<ProtobufCBuffer>.alignment, MemoryLayout<UnsafeRawPointer>.alignment)
+        )
+        defer { raw.deallocate() }
+        raw.initializeMemory(as: ProtobufCBuffer.self, repeating: ProtobufCBuffer(append: pieceAppend), count: 1)
+        raw.storeBytes(
+            of: UnsafeRawPointer(Unmanaged.passUnretained(collector).toOpaque()), toByteOffset: layout,
+            as: UnsafeRawPointer.self)
+        let written = withExtendedLifetime(collector) {
+            protobuf_c_message_pack_to_buffer(base, raw.assumingMemoryBound(to: ProtobufCBuffer.self))
+        }
+        precondition(written == size, "protobuf-c packed \(written) bytes, expected \(size)")
+        return collector.finish()
+    }
+}
+
+/// The `append` of `ProtoMessage.packPieces`'s buffer: finds its `PieceCollector` right after the C struct.
+private let pieceAppend: @convention(c) (UnsafeMutablePointer<ProtobufCBuffer>?, Int, UnsafePointer<UInt8>?) -> Void = {
+    buffer, count, data in
+    guard let buffer, count > 0, let data else { return }
+    let opaque = UnsafeRawPointer(buffer).load(
+        fromByteOffset: MemoryLayout<ProtobufCBuffer>.stride, as: UnsafeRawPointer.self)
+    Unmanaged<PieceCollector>.fromOpaque(opaque).takeUnretainedValue().append(
+        UnsafeRawBufferPointer(start: data, count: count))
+}
+
+/// Gathers what protobuf-c packs: small appends into the current buffer, a shared blob as its own buffer.
+private final class PieceCollector {
+    private let shared: [(address: UnsafeRawPointer, buffer: ByteBuffer)]
+    private var pieces: [ByteBuffer] = []
+    var current: ByteBuffer
+
+    init(shared: [(address: UnsafeRawPointer, buffer: ByteBuffer)], headroom: Int) {
+        self.shared = shared
+        current = ByteBufferAllocator().buffer(capacity: 256 + headroom)
+        current.moveWriterIndex(forwardBy: headroom)
+        current.moveReaderIndex(forwardBy: headroom)
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        if bytes.count >= ProtoMessage.sharedBinaryBytes,
+            let match = shared.first(where: {
+                $0.address == bytes.baseAddress && $0.buffer.readableBytes == bytes.count
+            })
+        {
+            if current.readableBytes > 0 || current.readerIndex > 0 {
+                pieces.append(current)
+                current = ByteBufferAllocator().buffer(capacity: 256)
+            }
+            pieces.append(match.buffer)
+        } else {
+            current.writeBytes(bytes)
+        }
+    }
+
+    func finish() -> [ByteBuffer] {
+        if current.readableBytes > 0 || pieces.isEmpty { pieces.append(current) }
+        return pieces
+    }
 }

@@ -21,19 +21,30 @@ package enum RunnerCodec {
     // MARK: RunRequest
 
     package static func encodeRunRequest(_ request: TriggerRequest) -> ByteBuffer {
+        withProtoArena { arena in ProtoMessage.pack(runRequest(request, in: arena)) }
+    }
+
+    /// The same bytes as `encodeRunRequest`, as buffers to send one after the other: large blobs are their
+    /// own `ByteBuffer`s, shared rather than copied (`ProtoMessage.packPieces`), and the first buffer has
+    /// `headroom` bytes of room in front for a prefix (`GRPCMessageFramer.frame(pieces:)` needs 5).
+    package static func encodeRunRequestPieces(_ request: TriggerRequest, headroom: Int = 0) -> [ByteBuffer] {
         withProtoArena { arena in
-            let m: UnsafeMutablePointer<PBRequest> = arena.message(trigger__runner__v1__run_request__init)
-            m.pointee.namespace_ = arena.cString(request.ref.namespace)
-            m.pointee.pipeline = arena.cString(request.ref.pipeline)
-            if let release = request.ref.release { m.pointee.release = arena.cString(release) }
-            m.pointee.request_id = arena.cString(request.requestID)
-            m.pointee.return_traces = request.returnTraces ? 1 : 0
-            let inputs = arena.array(of: UnsafeMutablePointer<PBInput>?.self, count: request.inputs.count)
-            for (i, input) in request.inputs.enumerated() { inputs![i] = encode(input, in: arena) }
-            m.pointee.n_inputs = request.inputs.count
-            m.pointee.inputs = inputs
-            return ProtoMessage.pack(m)
+            ProtoMessage.packPieces(runRequest(request, in: arena), arena: arena, headroom: headroom)
         }
+    }
+
+    private static func runRequest(_ request: TriggerRequest, in arena: ProtoArena) -> UnsafeMutablePointer<PBRequest> {
+        let m: UnsafeMutablePointer<PBRequest> = arena.message(trigger__runner__v1__run_request__init)
+        m.pointee.namespace_ = arena.cString(request.ref.namespace)
+        m.pointee.pipeline = arena.cString(request.ref.pipeline)
+        if let release = request.ref.release { m.pointee.release = arena.cString(release) }
+        m.pointee.request_id = arena.cString(request.requestID)
+        m.pointee.return_traces = request.returnTraces ? 1 : 0
+        let inputs = arena.array(of: UnsafeMutablePointer<PBInput>?.self, count: request.inputs.count)
+        for (i, input) in request.inputs.enumerated() { inputs![i] = encode(input, in: arena) }
+        m.pointee.n_inputs = request.inputs.count
+        m.pointee.inputs = inputs
+        return m
     }
 
     /// A `TriggerRequest` with the message-borne fields set and the rest at their defaults (`mode` is

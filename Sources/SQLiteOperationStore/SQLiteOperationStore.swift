@@ -15,7 +15,7 @@ package import TriggerModel
 /// `SerialGate` orders statements so no commit waits behind another statement still stepping. Enqueues are
 /// group-committed (issue 12): the enqueues that arrive while a commit is on its way to the disk are inserted
 /// together in the next transaction, so concurrent accepts share one fsync instead of queueing for one each,
-/// and each still returns only once its own row is durable.
+/// and each still returns only once its own row is durable. Completions likewise (`complete`).
 package final class SQLiteOperationStore: OperationStore {
     package struct Configuration: Sendable {
         /// Created when missing.
@@ -46,6 +46,10 @@ package final class SQLiteOperationStore: OperationStore {
     private let batcher = EnqueueBatcher()
     /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
     package var enqueueTransactionCount: Int { batcher.transactions }
+    /// Group commit of completions (see `GroupCommit`), under `gate`: runs finishing together share one fsync.
+    private let completions = CompletionBatcher()
+    /// Transactions `complete` has run: fewer than the completions when commits were shared (for tests).
+    package var completionTransactionCount: Int { completions.transactions }
     private let blobs: BlobDirectory
     private let codec: OperationPayloadCodec
     private let threadPool: NIOThreadPool
@@ -352,31 +356,68 @@ package final class SQLiteOperationStore: OperationStore {
 
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
-        let spilled = encoded.blobs
+        let ticket = completions.add(
+            PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: Int(now.storeMilliseconds)))
         return try await serialized {
+            try await completions.drain(until: ticket) { await commitCompletions($0) }
+        }
+    }
+
+    /// Stores the results of `batch` with one `UPDATE … FROM (VALUES …)` (one implicit transaction, one fsync;
+    /// one statement for the reason `commitEnqueues` gives) and sets each ticket's outcome: true when the run
+    /// still held its lease. Result blob files are written (and fsynced) first; a ticket whose files fail fails
+    /// alone, a failed statement fails the rows it carried, and unused files are removed.
+    private func commitCompletions(_ batch: [CompletionBatcher.Ticket]) async {
+        var pending: [CompletionBatcher.Ticket] = []
+        pending.reserveCapacity(batch.count)
+        for ticket in batch {
+            let spilled = ticket.item.encoded.blobs
             if !spilled.isEmpty {
-                try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
+                do {
+                    let id = ticket.item.id
+                    try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
+                } catch {
+                    ticket.outcome = .failure(error)
+                    continue
+                }
             }
-            let updated: Bool
-            do {
-                updated = try await !query(
-                    """
-                    UPDATE operations SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, \
-                    lease_expires_at = NULL, has_blobs = MAX(has_blobs, ?) \
-                    WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING seq
-                    """,
-                    [
-                        .blob(encoded.bytes), .integer(Int(now.storeMilliseconds)),
-                        .integer(spilled.isEmpty ? 0 : 1), .text(id), .text(owner),
-                    ]
-                ).isEmpty
-            } catch {
-                // A failed statement did not commit (SQLite rolls the statement back), so the files are unused.
-                await removeResultBlobs(spilled, operationID: id)
-                throw error
+            pending.append(ticket)
+        }
+        guard !pending.isEmpty else { return }
+        var binds: [SQLiteData] = []
+        binds.reserveCapacity(pending.count * 5)
+        var rows: [String] = []
+        rows.reserveCapacity(pending.count)
+        for ticket in pending {
+            let item = ticket.item
+            binds += [
+                .text(item.id), .text(item.owner), .blob(item.encoded.bytes), .integer(item.finishedAt),
+                .integer(item.encoded.blobs.isEmpty ? 0 : 1),
+            ]
+            rows.append("(?, ?, ?, ?, ?)")
+        }
+        let updated: Set<String>
+        do {
+            // The VALUES columns are column1 … column5: id, lease owner, result, finished_at, has result blobs.
+            let returned = try await query(
+                """
+                UPDATE operations SET state = 'succeeded', result = v.column3, error = NULL,                 finished_at = v.column4, lease_expires_at = NULL, has_blobs = MAX(has_blobs, v.column5)                 FROM (VALUES \(rows.joined(separator: ", "))) AS v                 WHERE operations.id = v.column1 AND operations.state = 'running'                 AND operations.lease_owner = v.column2 RETURNING operations.id
+                """,
+                binds
+            )
+            updated = Set(returned.compactMap { $0.column("id")?.string })
+        } catch {
+            // A failed statement did not commit (SQLite rolls the statement back), so the files are unused.
+            for ticket in pending {
+                await removeResultBlobs(ticket.item.encoded.blobs, operationID: ticket.item.id)
+                ticket.outcome = .failure(error)
             }
-            if !updated { await removeResultBlobs(spilled, operationID: id) }
-            return updated
+            return
+        }
+        for ticket in pending {
+            let done = updated.contains(ticket.item.id)
+            if !done { await removeResultBlobs(ticket.item.encoded.blobs, operationID: ticket.item.id) }
+            ticket.outcome = .success(done)
         }
     }
 
@@ -667,3 +708,14 @@ package final class SQLiteOperationStore: OperationStore {
 extension Optional where Wrapped == String {
     fileprivate var sqlite: SQLiteData { map { .text($0) } ?? .null }
 }
+
+/// One `complete` waiting for its group commit.
+struct PendingCompletion: Sendable {
+    var id: String
+    var owner: String
+    var encoded: OperationPayloadCodec.Encoded
+    /// Milliseconds since the epoch, as the store keeps times.
+    var finishedAt: Int
+}
+
+typealias CompletionBatcher = GroupCommit<PendingCompletion, Bool>

@@ -137,6 +137,53 @@ package enum Base64 {
         }
     }
 
+    /// Decodes the base64 in `buffer` over itself: the decoded bytes end up at its start; returns their count.
+    /// Same alphabet, padding rules and failures (offsets into `buffer`) as `decode(_:into:)`; after a
+    /// failure the buffer's contents are unspecified.
+    ///
+    /// Why: a data URI in a large JSON body can become its blob without a second buffer (issue 12), the
+    /// blob being a slice of the body it arrived in. Blocks are decoded into a small scratch buffer first,
+    /// so a failure can still name the offending input byte, then copied down; the output of a block never
+    /// reaches past its own input, so no input byte is overwritten before it is read.
+    package static func decodeInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(Failure) -> Int {
+        guard buffer.count > 0, let base = buffer.baseAddress else { return 0 }
+        var n = buffer.count
+        if n % 4 == 0 && buffer[n - 1] == pad {
+            n -= 1
+            if buffer[n - 1] == pad { n -= 1 }
+        }
+        if n % 4 == 1 {
+            let src = base.assumingMemoryBound(to: UInt8.self)
+            throw firstInvalid(src, count: n)
+                ?? Failure(offset: n - 1, reason: "truncated (length \(buffer.count))")
+        }
+        let block = 64 << 10  // a multiple of 4: only the last block may end in padding
+        var scratch = ByteBufferAllocator().buffer(capacity: decodeCapacity(block))
+        var inputOffset = 0
+        var outputOffset = 0
+        while inputOffset < buffer.count {
+            let end = min(inputOffset + block, buffer.count)
+            let input = UnsafeRawBufferPointer(rebasing: buffer[inputOffset..<end])
+            if end < buffer.count, input[input.count - 1] == pad {
+                // Padding in the middle of the payload: not base64 (the whole-input decoder says the same).
+                let failure = firstInvalid(input.baseAddress!.assumingMemoryBound(to: UInt8.self), count: input.count)!
+                throw Failure(offset: inputOffset + failure.offset, reason: failure.reason)
+            }
+            scratch.clear()
+            do {
+                try decode(input, into: &scratch)
+            } catch {
+                throw Failure(offset: inputOffset + error.offset, reason: error.reason)
+            }
+            scratch.withUnsafeReadableBytes { decoded in
+                (base + outputOffset).copyMemory(from: decoded.baseAddress!, byteCount: decoded.count)
+            }
+            outputOffset += scratch.readableBytes
+            inputOffset = end
+        }
+        return outputOffset
+    }
+
     private static let pad = UInt8(ascii: "=")
     private static let invalidMarker: UInt32 = 0x0100_0000
 

@@ -55,6 +55,19 @@ package enum DataURI {
         return Blob(contentType: header.contentType, fileName: header.fileName, bytes: bytes)
     }
 
+    /// As `decode(_:)`, with the payload decoded over itself (`Base64.decodeInPlace`): the blob's bytes are
+    /// `byteCount` bytes at `payloadOffset` in `text` afterwards. Nil (nothing written) when `text` is not a
+    /// base64 data URI.
+    ///
+    /// - Throws: `Base64.Failure` (offset within the payload) when it is one but its payload is not base64.
+    package static func decodeInPlace(
+        _ text: UnsafeMutableRawBufferPointer
+    ) throws(Base64.Failure) -> (contentType: String, fileName: String?, payloadOffset: Int, byteCount: Int)? {
+        guard let header = parseHeader(UnsafeRawBufferPointer(text)) else { return nil }
+        let count = try Base64.decodeInPlace(UnsafeMutableRawBufferPointer(rebasing: text[header.payloadOffset...]))
+        return (header.contentType, header.fileName, header.payloadOffset, count)
+    }
+
     /// As `decode(_:)` over a string's UTF-8.
     package static func decode(_ text: String) throws(Base64.Failure) -> Blob? {
         var text = text

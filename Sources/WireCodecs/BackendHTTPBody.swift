@@ -10,6 +10,20 @@ package import TriggerModel
 package enum BackendHTTPBody {
     /// Appends the run request for `request`.
     package static func encode(request: TriggerRequest, into buffer: inout ByteBuffer) {
+        var inline = InlineBlobs()
+        encode(request: request, into: &buffer, blobs: &inline)
+    }
+
+    /// The run request for `request` as a body sent in pieces: large blobs are base64-encoded chunk by chunk
+    /// as the connection takes them, never held encoded whole (`StreamedJSONBody`). Same bytes as
+    /// `encode(request:into:)`.
+    package static func streamed(request: TriggerRequest) -> StreamedJSONBody {
+        StreamedJSONBody.render { buffer, builder in encode(request: request, into: &buffer, blobs: &builder) }
+    }
+
+    static func encode<Blobs: JSONBlobWriter>(
+        request: TriggerRequest, into buffer: inout ByteBuffer, blobs: inout Blobs
+    ) {
         buffer.writeStaticString("{\"namespace\":")
         JSONValueCodec.writeString(request.ref.namespace, into: &buffer)
         buffer.writeStaticString(",\"pipeline\":")
@@ -25,7 +39,7 @@ package enum BackendHTTPBody {
         for (i, input) in request.inputs.enumerated() {
             if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
             buffer.writeStaticString("{\"variable\":")
-            JSONValueCodec.write(input.variables, into: &buffer)
+            JSONValueCodec.write(input.variables, into: &buffer, blobs: &blobs)
             buffer.writeStaticString(",\"secret\":{")
             // Sorted so the same request always renders the same bytes.
             for (j, name) in input.secrets.keys.sorted().enumerated() {

@@ -9,10 +9,21 @@ package import NIOCore
 /// place. With a declared length (`Content-Length`) the storage is allocated once up front; without one it
 /// grows by doubling (`ByteBuffer`'s policy), so a body of n bytes is reallocated O(log n) times.
 ///
-/// Holders must keep the gatherer itself uniquely referenced while appending: take it out of an enum
-/// payload (replacing the payload) before `append`, as `RESTBodyCollector` does.
+/// The gathered bytes live in a box that copies of the gatherer share: a gatherer is a handle on one body
+/// being gathered. So the buffer has exactly one owner whatever copies of the handle an enum payload or a
+/// `switch` makes, it is written in place, and `take()` hands it over uniquely referenced, which decoding
+/// in place needs (`JSONValueCodec.decodeObject(inPlace:)`: otherwise the whole body is copied first).
 package struct BodyGatherer {
-    private var buffer: ByteBuffer?
+    private final class Box {
+        var buffer: ByteBuffer?
+    }
+
+    private let box = Box()
+    private var buffer: ByteBuffer? {
+        get { box.buffer }
+        nonmutating _modify { yield &box.buffer }
+        nonmutating set { box.buffer = newValue }
+    }
     private let expectedLength: Int?
 
     /// - Parameter expectedLength: the declared body length, already checked against the cap; the storage
@@ -38,10 +49,10 @@ package struct BodyGatherer {
         }
     }
 
-    /// Hands the gathered bytes over and leaves the gatherer empty.
+    /// Hands the gathered bytes over (their only reference) and leaves the gatherer empty.
     package mutating func take() -> ByteBuffer {
-        defer { buffer = nil }
-        return buffer ?? ByteBuffer()
+        let taken = box.buffer.take()
+        return taken ?? ByteBuffer()
     }
 
     /// The address of the gathered bytes' storage; it changes whenever the storage is reallocated or copied.

@@ -105,6 +105,13 @@ package struct GRPCMessageDeframer {
         pendingLength != nil || (buffered?.readableBytes ?? 0) > 0
     }
 
+    /// Where the bytes of the message being received are gathered (tests: a large message's storage is
+    /// reserved once its prefix is read and then never moves; see `BodyGatherer`).
+    package var bufferedStorageAddress: UInt? {
+        guard let buffered, buffered.readableBytes > 0 else { return nil }
+        return buffered.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+
     private func validatePrefix(flag: UInt8, declared: UInt32) throws -> Int {
         switch flag {
         case 0: break

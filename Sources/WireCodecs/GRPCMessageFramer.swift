@@ -28,4 +28,26 @@ package enum GRPCMessageFramer {
         buffer.writeInteger(UInt32(message.readableBytes), endianness: .big)
         buffer.writeImmutableBuffer(message)
     }
+
+    /// Frames a message given as consecutive buffers (`RunnerCodec.encodeRunRequestPieces`): the prefix goes
+    /// into the first buffer's room before its readable bytes when it has 5 bytes of it, else in a buffer of
+    /// its own; the message's bytes are not copied.
+    package static func frame(pieces: [ByteBuffer]) -> [ByteBuffer] {
+        let length = pieces.reduce(0) { $0 + $1.readableBytes }
+        precondition(length <= Int(UInt32.max), "a gRPC message is at most 4 GiB")
+        var pieces = pieces
+        if var first = pieces.first, first.readerIndex >= 5 {
+            pieces[0] = ByteBuffer()  // `first` is then the only reference: the prefix is written in place
+            let at = first.readerIndex - 5
+            first.setInteger(UInt8(0), at: at)
+            first.setInteger(UInt32(length), at: at + 1, endianness: .big)
+            first.moveReaderIndex(to: at)
+            pieces[0] = first
+            return pieces
+        }
+        var prefix = ByteBufferAllocator().buffer(capacity: 5)
+        prefix.writeInteger(UInt8(0))
+        prefix.writeInteger(UInt32(length), endianness: .big)
+        return [prefix] + pieces
+    }
 }

@@ -28,6 +28,9 @@ struct JSONParser {
 
     private let bytes: UnsafePointer<UInt8>
     private let count: Int
+    /// Set when large data URIs are decoded in place (`JSONValueCodec.decodeObject(inPlace:)`): the buffer
+    /// `bytes` points into, whose storage no one else holds; their blobs are slices of it.
+    private let inPlaceSource: ByteBuffer?
     private let maxDepth: Int
     private let pathPrefix: String
     private var pos = 0
@@ -38,10 +41,15 @@ struct JSONParser {
     private static let linearKeyLimit = 8
 
     /// `raw` must not be empty (an empty buffer may have no base address); callers reject empty documents.
-    init(_ raw: UnsafeRawBufferPointer, maxDepth: Int, pathPrefix: String) {
+    /// Payloads at least this long are decoded in place when the parser has an `inPlaceSource`; smaller
+    /// blobs get buffers of their own, so that they do not keep a large body alive.
+    static let inPlaceBlobBytes = 64 << 10
+
+    init(_ raw: UnsafeRawBufferPointer, maxDepth: Int, pathPrefix: String, inPlaceSource: ByteBuffer? = nil) {
         precondition(raw.count > 0, "JSONParser needs at least one byte")
         self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
         self.count = raw.count
+        self.inPlaceSource = inPlaceSource
         self.maxDepth = maxDepth
         self.pathPrefix = pathPrefix
     }
@@ -255,6 +263,21 @@ struct JSONParser {
         let end = bytes.distance(to: found.assumingMemoryBound(to: UInt8.self))
         let raw = UnsafeRawBufferPointer(start: bytes + start, count: end - start)
         if memchr(raw.baseAddress!, Int32(UInt8(ascii: "\\")), raw.count) != nil { return nil }
+        if let source = inPlaceSource, raw.count >= Self.inPlaceBlobBytes {
+            // The storage is the parser's alone (see `inPlaceSource`) and these bytes are behind `pos` once
+            // this string is consumed: decoding over them cannot be seen by anyone else or by the parser.
+            let decoded: (contentType: String, fileName: String?, payloadOffset: Int, byteCount: Int)?
+            do {
+                decoded = try DataURI.decodeInPlace(UnsafeMutableRawBufferPointer(mutating: raw))
+            } catch {
+                throw content(DataURI.message(for: error))
+            }
+            guard let decoded else { return nil }
+            pos = end + 1
+            let bytes = source.getSlice(
+                at: source.readerIndex + start + decoded.payloadOffset, length: decoded.byteCount)!
+            return Blob(contentType: decoded.contentType, fileName: decoded.fileName, bytes: bytes)
+        }
         guard let blob = try makeBlob(raw) else { return nil }
         pos = end + 1
         return blob

@@ -5,6 +5,19 @@ extension JSONValueCodec {
     /// Appends `value` as compact JSON: objects in their key order, blobs as `data:<type>[;filename=...];base64,...` URIs,
     /// integral numbers without a fraction, non-finite numbers as `null` (JSON has no NaN or infinity).
     package static func write(_ value: Value, into buffer: inout ByteBuffer) {
+        var inline = InlineBlobs()
+        write(value, into: &buffer, blobs: &inline)
+    }
+
+    /// Appends `object` as a JSON object in its key order.
+    package static func write(_ object: ValueObject, into buffer: inout ByteBuffer) {
+        var inline = InlineBlobs()
+        write(object, into: &buffer, blobs: &inline)
+    }
+
+    /// As `write(_:into:)`, with each blob handed to `blobs` (inline as a data URI, or cut out of the text to
+    /// be encoded later: `StreamedJSONBody`).
+    static func write<Blobs: JSONBlobWriter>(_ value: Value, into buffer: inout ByteBuffer, blobs: inout Blobs) {
         switch value {
         case .null: buffer.writeStaticString("null")
         case .bool(let b): buffer.writeStaticString(b ? "true" : "false")
@@ -14,16 +27,15 @@ extension JSONValueCodec {
             buffer.writeInteger(UInt8(ascii: "["))
             for (i, element) in elements.enumerated() {
                 if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                write(element, into: &buffer)
+                write(element, into: &buffer, blobs: &blobs)
             }
             buffer.writeInteger(UInt8(ascii: "]"))
-        case .object(let object): write(object, into: &buffer)
-        case .blob(let blob): writeBlob(blob, into: &buffer)
+        case .object(let object): write(object, into: &buffer, blobs: &blobs)
+        case .blob(let blob): blobs.write(blob, into: &buffer)
         }
     }
 
-    /// Appends `object` as a JSON object in its key order.
-    package static func write(_ object: ValueObject, into buffer: inout ByteBuffer) {
+    static func write<Blobs: JSONBlobWriter>(_ object: ValueObject, into buffer: inout ByteBuffer, blobs: inout Blobs) {
         buffer.writeInteger(UInt8(ascii: "{"))
         var first = true
         for (key, value) in object {
@@ -31,7 +43,7 @@ extension JSONValueCodec {
             first = false
             writeString(key, into: &buffer)
             buffer.writeInteger(UInt8(ascii: ":"))
-            write(value, into: &buffer)
+            write(value, into: &buffer, blobs: &blobs)
         }
         buffer.writeInteger(UInt8(ascii: "}"))
     }
@@ -119,5 +131,18 @@ extension JSONValueCodec {
             }
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[i...]))
         }
+    }
+}
+
+/// Where the JSON writer puts a blob: `InlineBlobs` writes its data URI into the text; `StreamedJSONBody`'s
+/// builder cuts large blobs out of the text so that their base64 is produced only as the body is sent.
+protocol JSONBlobWriter {
+    mutating func write(_ blob: Blob, into buffer: inout ByteBuffer)
+}
+
+/// Every blob written in place as its data URI (`JSONValueCodec.writeBlob`).
+struct InlineBlobs: JSONBlobWriter {
+    func write(_ blob: Blob, into buffer: inout ByteBuffer) {
+        JSONValueCodec.writeBlob(blob, into: &buffer)
     }
 }

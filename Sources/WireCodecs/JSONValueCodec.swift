@@ -34,9 +34,37 @@ package enum JSONValueCodec {
         return object
     }
 
+    /// As `decodeObject`, taking the body over: data URIs of 64 KiB or more are decoded in place, into the
+    /// body's own storage, and their blobs are slices of it (issue 12). A 24 MiB base64 body then needs no
+    /// second 18 MiB buffer; the body's storage lives as long as such a blob. The body's storage is made
+    /// unique first (copied if someone else still holds it), so no other holder sees it change.
+    package static func decodeObject(
+        inPlace body: consuming ByteBuffer,
+        limits: CodecLimits = .defaults,
+        what: String = "body"
+    ) throws -> ValueObject {
+        var body = consume body
+        body.withUnsafeMutableReadableBytes { _ in }  // copy-on-write now, if the storage is shared
+        let value: Value
+        do {
+            value = try parse(body, limits: limits, path: "", inPlace: true)
+        } catch {
+            throw error.error
+        }
+        guard case .object(let object) = value else {
+            throw GatewayError(.invalidArgument, "\(what) must be a JSON object")
+        }
+        return object
+    }
+
     /// Like `decode`, but keeps syntax failures apart from content failures (bad base64, too deep), so that a
     /// caller can fall back to treating the text as a plain string only when it was not JSON at all.
-    static func parse(_ bytes: ByteBuffer, limits: CodecLimits, path: String) throws(JSONParseFailure) -> Value {
+    static func parse(
+        _ bytes: ByteBuffer,
+        limits: CodecLimits,
+        path: String,
+        inPlace: Bool = false
+    ) throws(JSONParseFailure) -> Value {
         guard bytes.readableBytes > 0 else {
             let suffix = path.isEmpty ? "" : " (in \(path))"
             throw JSONParseFailure(
@@ -48,7 +76,8 @@ package enum JSONValueCodec {
             )
         }
         let result = bytes.withUnsafeReadableBytes { raw -> Result<Value, JSONParseFailure> in
-            var parser = JSONParser(raw, maxDepth: limits.maxDepth, pathPrefix: path)
+            var parser = JSONParser(
+                raw, maxDepth: limits.maxDepth, pathPrefix: path, inPlaceSource: inPlace ? bytes : nil)
             do {
                 return .success(try parser.parseDocument())
             } catch let failure as JSONParseFailure {

@@ -131,6 +131,13 @@ package struct MultipartFormDecoder {
         return parts ?? []
     }
 
+    /// Where the current part's bytes are gathered (tests: a part grows in amortised linear time, its storage
+    /// moving O(log n) times, never once per chunk; see `BodyGatherer`). Nil outside a part's body.
+    package var partStorageAddress: UInt? {
+        guard state == .body, partBody.readableBytes > 0 else { return nil }
+        return partBody.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+
     // MARK: Scanning
 
     /// Looks for the delimiter from `offset`, handing the data before it to the current part (or dropping it in

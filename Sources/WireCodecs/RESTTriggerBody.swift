@@ -7,12 +7,13 @@ package import TriggerModel
 ///
 /// Also used for the `data` array of the HTTP backend hop, which has the same element shape.
 package enum RESTTriggerBody {
-    /// Decodes the batch of a trigger body.
+    /// Decodes the batch of a trigger body, taking the body over: large data URIs are decoded into its own
+    /// storage (`JSONValueCodec.decodeObject(inPlace:)`).
     ///
     /// - Throws: `GatewayError(.invalidArgument)` for malformed JSON, a body that is not an object, a missing,
     ///   empty or non-array batch, a batch over `limits.maxBatch`, or elements of the wrong shape.
-    package static func decode(json body: ByteBuffer, limits: CodecLimits) throws -> [TriggerInput] {
-        let object = try JSONValueCodec.decodeObject(body, limits: limits, what: "request body")
+    package static func decode(json body: consuming ByteBuffer, limits: CodecLimits) throws -> [TriggerInput] {
+        let object = try JSONValueCodec.decodeObject(inPlace: body, limits: limits, what: "request body")
         return try inputs(of: object, limits: limits)
     }
 

@@ -101,6 +101,13 @@ package struct SSEDecoder {
         }
     }
 
+    /// Where the data of the event being received is gathered (tests: an event of many `data:` lines grows
+    /// in amortised linear time; see `BodyGatherer`).
+    package var dataStorageAddress: UInt? {
+        guard data.readableBytes > 0 else { return nil }
+        return data.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+
     private func checkSize() throws {
         guard line.count + data.readableBytes <= maxEventBytes else {
             throw GatewayError(.backendFailed, "backend sent an SSE event larger than \(maxEventBytes) bytes")

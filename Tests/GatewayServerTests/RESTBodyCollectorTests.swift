@@ -1,6 +1,7 @@
 @testable import GatewayServer
 import NIOCore
 import Testing
+import TriggerModel
 import WireCodecs
 
 /// The REST body collector holds its gatherer in an enum payload: each append must take it out first, or the
@@ -32,5 +33,28 @@ struct RESTBodyCollectorTests {
             return
         }
         #expect(body.readableBytes == 16 << 20)
+    }
+
+    @Test("a large data URI is decoded into the gathered body itself: the blob lies inside its storage")
+    func blobInPlace() throws {
+        let payload = [UInt8](repeating: 0xAB, count: 300_000)
+        var encoded = ByteBuffer()
+        payload.withUnsafeBytes { Base64.encode($0, into: &encoded) }
+        var body = ByteBuffer(string: #"{"data":[{"variable":{"f":"data:;base64,"#)
+        body.writeImmutableBuffer(encoded)
+        body.writeString(#""}}]}"#)
+        var collector = RESTBodyCollector.json(limits: .defaults, expectedLength: body.readableBytes)
+        for chunk in stride(from: 0, to: body.readableBytes, by: 65536) {
+            try collector.append(body.getSlice(at: chunk, length: min(65536, body.readableBytes - chunk))!)
+        }
+        let storage = try #require(collector.gatheredStorageAddress)
+        guard case .inputs(let inputs) = try collector.finishBody() else {
+            Issue.record("a JSON collector answers inputs")
+            return
+        }
+        let blob = try #require(inputs.first?.variables["f"]?.blobValue)
+        let address = blob.bytes.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress!) }
+        #expect(address > storage && address < storage + 100, "the blob was copied out of the body")
+        #expect(Array(blob.bytes.readableBytesView) == payload)
     }
 }

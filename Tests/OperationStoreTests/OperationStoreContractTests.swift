@@ -188,6 +188,47 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "100 concurrent completions: each stored for its lease holder only, durable; wrong owners change nothing",
+        arguments: StoreKind.allCases)
+    func concurrentCompletions(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            var ids: [String] = []
+            for i in 0..<100 {
+                ids.append(try await store.enqueue(Fixtures.request(text: "c\(i)"), idempotencyKey: nil).operation.id)
+            }
+            let t0 = Fixtures.now() + 1
+            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(30), limit: 100, now: t0).count == 100)
+            let answers = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for (i, id) in ids.enumerated() {
+                    group.addTask {
+                        // Every tenth completes as an owner without the lease; one carries a result blob file.
+                        let owner = i.isMultiple(of: 10) ? "B" : "A"
+                        let result = Fixtures.result(text: "r\(i)", blobSize: i == 7 ? 200_000 : 0)
+                        return (i, try await store.complete(id: id, owner: owner, result: result, now: t0 + 1))
+                    }
+                }
+                return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(answers.count == 100)
+            #expect(answers.allSatisfy { $0.value == !$0.key.isMultiple(of: 10) })
+            if let sqlite = store as? SQLiteOperationStore {
+                #expect(sqlite.completionTransactionCount < 100)
+            }
+            try await harness.withPeer { peer in
+                for (i, id) in ids.enumerated() {
+                    let stored = try #require(try await peer.get(id: id))
+                    if i.isMultiple(of: 10) {
+                        #expect(stored.state == .running && stored.result == nil)
+                    } else {
+                        #expect(stored.state == .succeeded)
+                        #expect(stored.result == Fixtures.result(text: "r\(i)", blobSize: i == 7 ? 200_000 : 0))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(
         "a claim's scope limits it to some pipelines (only these keys, or all but these), oldest first",
         arguments: StoreKind.allCases)
     func claimScope(kind: StoreKind) async throws {

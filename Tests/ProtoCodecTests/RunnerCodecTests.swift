@@ -12,6 +12,34 @@ struct RunnerCodecTests {
         return Blob(contentType: "image/png", fileName: "big.png", bytes: bytes)
     }
 
+    @Test("a run request in pieces: the same bytes, the blobs shared not copied, headroom in front (issue 12)")
+    func requestPieces() throws {
+        let blob = Self.megabyteBlob()
+        let small = Blob(bytes: ByteBuffer(bytes: [1, 2, 3]))
+        let request = TriggerRequest(
+            ref: PipelineRef(namespace: "demo", pipeline: "blob-info"),
+            inputs: [
+                TriggerInput(variables: ["a": .blob(blob), "s": .blob(small), "n": .list([.number(1), .blob(blob)])]),
+                TriggerInput(variables: ["b": .blob(blob)], secrets: ["k": "v"]),
+            ],
+            requestID: "req-2"
+        )
+        let pieces = RunnerCodec.encodeRunRequestPieces(request, headroom: 5)
+        var joined = ByteBuffer()
+        for piece in pieces { joined.writeImmutableBuffer(piece) }
+        #expect(joined == RunnerCodec.encodeRunRequest(request))
+        #expect(pieces.first?.readerIndex == 5)
+        // Each of the three occurrences of the large blob is the blob's own storage; the small one is copied.
+        let blobAddress = blob.bytes.withUnsafeReadableBytes { $0.baseAddress }
+        let shared = pieces.filter { piece in piece.withUnsafeReadableBytes { $0.baseAddress } == blobAddress }
+        #expect(shared.count == 3)
+        #expect(pieces.count == 7)  // text, blob, text, blob, text, blob, text
+        // Without a large blob: one buffer.
+        let plain = RunnerCodec.encodeRunRequestPieces(
+            TriggerRequest(ref: request.ref, inputs: [TriggerInput(variables: ["s": .blob(small)])]), headroom: 5)
+        #expect(plain.count == 1 && plain[0].readerIndex == 5)
+    }
+
     @Test("a run request round-trips, including a 1 MiB blob byte for byte")
     func requestRoundTrip() throws {
         let blob = Self.megabyteBlob()

@@ -88,4 +88,40 @@ struct Base64Tests {
         }
         #expect(out.text == "keep")
     }
+
+    private func decodeInPlace(_ text: [UInt8]) throws(Base64.Failure) -> [UInt8] {
+        var storage = text
+        let result = storage.withUnsafeMutableBytes { raw in
+            Result { () throws(Base64.Failure) -> Int in try Base64.decodeInPlace(raw) }
+        }
+        return Array(storage.prefix(try result.get()))
+    }
+
+    @Test("Decoding in place gives the same bytes and the same failures as decoding into a buffer (issue 12)")
+    func inPlace() throws {
+        var random = XorShift(seed: 7)
+        // Lengths around the 64 KiB block edge (in base64 characters), padded and unpadded.
+        for length in [0, 1, 2, 3, 100, 49_151, 49_152, 49_153, 200_000] {
+            let text = Array(encode(random.bytes(length)).utf8)
+            #expect(try decodeInPlace(text) == (try decode(String(decoding: text, as: UTF8.self))), "length \(length)")
+            let unpadded = Array(text.prefix { $0 != UInt8(ascii: "=") })
+            #expect(try decodeInPlace(unpadded) == (try decode(String(decoding: unpadded, as: UTF8.self))))
+        }
+        let long = Array(encode(random.bytes(150_000)).utf8)
+        // A bad byte in a later block, padding at the end of a block, and a truncated length.
+        for (position, byte) in [
+            (100_001, UInt8(ascii: "!")), (65_535, UInt8(ascii: "=")), (65_536, UInt8(ascii: "=")),
+        ] {
+            var bad = long
+            bad[position] = byte
+            let expected = #expect(throws: Base64.Failure.self) { try decode(String(decoding: bad, as: UTF8.self)) }
+            let got = #expect(throws: Base64.Failure.self) { try decodeInPlace(bad) }
+            #expect(got == expected, "position \(position)")
+            #expect(got?.offset == position)
+        }
+        let truncated = Array(long.prefix(long.count - 3))
+        #expect(
+            (#expect(throws: Base64.Failure.self) { try decodeInPlace(truncated) })
+                == (#expect(throws: Base64.Failure.self) { try decode(String(decoding: truncated, as: UTF8.self)) }))
+    }
 }

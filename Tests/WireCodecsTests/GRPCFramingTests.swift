@@ -99,6 +99,27 @@ struct GRPCFramingTests {
         #expect(badError?.code == .invalidArgument)
     }
 
+    @Test("framing pieces: the prefix goes into the first piece's headroom, or before it; same bytes as whole")
+    func framePieces() throws {
+        let message = ByteBuffer(bytes: pseudoRandomBytes(70_000))
+        var head = ByteBuffer()
+        head.writeRepeatingByte(0, count: 5)
+        head.writeImmutableBuffer(message.getSlice(at: 0, length: 10)!)
+        head.moveReaderIndex(forwardBy: 5)
+        let rest = message.getSlice(at: 10, length: message.readableBytes - 10)!
+        for pieces in [[head, rest], [message.getSlice(at: 0, length: 10)!, rest]] {
+            let framed = GRPCMessageFramer.frame(pieces: pieces)
+            var joined = ByteBuffer()
+            for piece in framed { joined.writeImmutableBuffer(piece) }
+            #expect(joined == GRPCMessageFramer.frame(message))
+            // The message bytes are not copied: the last piece is `rest` itself.
+            #expect(
+                framed.last.map { $0.withUnsafeReadableBytes { $0.baseAddress } }
+                    == rest.withUnsafeReadableBytes { $0.baseAddress })
+        }
+        #expect(GRPCMessageFramer.frame(pieces: [head, rest]).count == 2)
+    }
+
     @Test("the framer writes what the deframer reads")
     func framerRoundTrip() throws {
         let message = ByteBuffer(bytes: (0..<300).map { UInt8(truncatingIfNeeded: $0) })

@@ -6,7 +6,8 @@
 #
 #   bench/load/async-accept.sh [DURATION=10s] [CONNECTIONS=32]
 #
-# Set BUILD=debug to measure a debug build (faster to build, slower to run). Only 127.0.0.1 is used.
+# Set BUILD=debug to measure a debug build (faster to build, slower to run), or TG_GATEWAY_BIN=path to measure
+# a binary built elsewhere. Only 127.0.0.1 is used.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${1:-10s}"
@@ -14,8 +15,12 @@ CONNECTIONS="${2:-32}"
 BUILD="${BUILD:-release}"
 command -v wrk >/dev/null || { echo "async-accept: wrk is required (apt-get install wrk)" >&2; exit 1; }
 
-swift build -c "$BUILD" --product trigger-gateway >/dev/null
-BIN="$(swift build -c "$BUILD" --show-bin-path)/trigger-gateway"
+if [ -n "${TG_GATEWAY_BIN:-}" ]; then
+    BIN="$TG_GATEWAY_BIN"  # a binary built elsewhere (a before/after comparison in the same conditions)
+else
+    swift build -c "$BUILD" --product trigger-gateway >/dev/null
+    BIN="$(swift build -c "$BUILD" --show-bin-path)/trigger-gateway"
+fi
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/tg-bench-async.XXXXXX")"
 PID=""
 cleanup() {

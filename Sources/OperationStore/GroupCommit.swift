@@ -1,27 +1,28 @@
 import Synchronization
 
-/// Group commit for `OperationStore.enqueue` (issue 12): the enqueues that arrive while a commit is on its way
-/// to the disk are inserted together in the next transaction, so concurrent accepts share one fsync instead of
-/// queueing for one each, and each caller still returns only once its own row is durable.
+/// Group commit (issue 12): the writes of one kind that arrive while a commit is on its way to the disk are
+/// made together in the next transaction, so concurrent callers share one fsync instead of queueing for one
+/// each, and each caller still returns only once its own write is durable. Used for `OperationStore.enqueue`
+/// (`EnqueueBatcher`: concurrent accepts) and, on SQLite, `complete` (concurrent runs finishing).
 ///
-/// "Commit what queued while the previous commit ran", with no timed batching window: a lone enqueue is
+/// "Commit what queued while the previous commit ran", with no timed batching window: a lone write is
 /// committed at once, and under load a batch is whatever arrived during one fsync (bounded by `maxBatch`, so
 /// the first of a batch never waits behind an unbounded queue).
 ///
 /// Use: `add` a ticket, then, holding the store's write lock (whatever serialises its transactions), `drain`
 /// until that ticket has its outcome. The holder commits every waiting ticket, its own and others', through
 /// the store's `commit`, which must set each ticket's outcome; later holders find theirs already answered.
-package final class EnqueueBatcher: Sendable {
-    package typealias Outcome = Result<(operation: Operation, created: Bool), any Error>
+package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
+    package typealias Outcome = Result<Value, any Error>
 
-    /// One enqueue waiting for a group commit. Its outcome is written by the lock holder that committed it and
+    /// One write waiting for a group commit. Its outcome is written by the lock holder that committed it and
     /// read by its owner after taking the lock, so the store's lock orders both; the mutex makes it visible.
     package final class Ticket: Sendable {
-        package let new: NewOperation
+        package let item: Item
         private let state = Mutex<Outcome?>(nil)
 
-        init(_ new: NewOperation) {
-            self.new = new
+        init(_ item: Item) {
+            self.item = item
         }
 
         package var outcome: Outcome? {
@@ -30,7 +31,7 @@ package final class EnqueueBatcher: Sendable {
         }
     }
 
-    /// Enqueues per transaction at most.
+    /// Writes per transaction at most.
     package let maxBatch: Int
     private let pending = Mutex<[Ticket]>([])
     private let transactionCount = Atomic<Int>(0)
@@ -40,9 +41,9 @@ package final class EnqueueBatcher: Sendable {
         self.maxBatch = maxBatch
     }
 
-    /// Queues `new` for the next group commit.
-    package func add(_ new: NewOperation) -> Ticket {
-        let ticket = Ticket(new)
+    /// Queues `item` for the next group commit.
+    package func add(_ item: Item) -> Ticket {
+        let ticket = Ticket(item)
         pending.withLock { $0.append(ticket) }
         return ticket
     }
@@ -53,7 +54,7 @@ package final class EnqueueBatcher: Sendable {
     package func drain(
         until ticket: Ticket,
         commit: ([Ticket]) async -> Void
-    ) async throws -> (operation: Operation, created: Bool) {
+    ) async throws -> Value {
         if Task.isCancelled, withdraw(ticket) { throw CancellationError() }
         while ticket.outcome == nil {
             let batch = pending.withLock { pending in
@@ -72,7 +73,7 @@ package final class EnqueueBatcher: Sendable {
         return try outcome.get()
     }
 
-    /// Transactions run so far: fewer than the enqueues when commits were shared (for tests).
+    /// Transactions run so far: fewer than the writes when commits were shared (for tests).
     package var transactions: Int { transactionCount.load(ordering: .relaxed) }
 
     private func withdraw(_ ticket: Ticket) -> Bool {
@@ -82,4 +83,12 @@ package final class EnqueueBatcher: Sendable {
             return true
         }
     }
+}
+
+/// Group commit of `OperationStore.enqueue`: concurrent accepts share a transaction and its fsync.
+package typealias EnqueueBatcher = GroupCommit<NewOperation, (operation: Operation, created: Bool)>
+
+extension GroupCommit.Ticket where Item == NewOperation {
+    /// The operation this enqueue inserts.
+    package var new: NewOperation { item }
 }

@@ -1,0 +1,159 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+import TriggerModel
+import WireCodecs
+
+@testable import Backends
+
+/// The http backend connection's bodies (issue 12): responses are gathered linearly (counted storage moves,
+/// never timing), and the request body goes out in bounded chunks as the channel becomes writable.
+@Suite("HTTP backend bodies")
+struct HTTPBackendBodyTests {
+    static let chunk = 4096
+    static let chunks = 4096
+
+    static func head(contentLength: Int?, contentType: String = "application/json") -> HTTPClientResponsePart {
+        var headers = HTTPHeaders([("content-type", contentType)])
+        if let contentLength { headers.add(name: "content-length", value: String(contentLength)) }
+        return .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))
+    }
+
+    static func chunk(_ i: Int) -> ByteBuffer {
+        ByteBuffer(repeating: UInt8(truncatingIfNeeded: i), count: chunk)
+    }
+
+    @Test(
+        "a 16 MiB response in 4 KiB reads: storage moves O(log n) times, once with Content-Length",
+        arguments: [false, true]
+    )
+    func responseGathering(declared: Bool) throws {
+        let channel = EmbeddedChannel()
+        let handler = HTTPBackendClientHandler()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
+        handler.start(promise: promise, maxResponseBytes: 32 << 20)
+        let total = Self.chunk * Self.chunks
+        try channel.writeInbound(Self.head(contentLength: declared ? total : nil))
+        var moves = 0
+        var last: UInt?
+        for i in 0..<Self.chunks {
+            try channel.writeInbound(HTTPClientResponsePart.body(Self.chunk(i)))
+            let address = handler.gatheredStorageAddress
+            if address != last { moves += 1 }
+            last = address
+        }
+        #expect(moves >= 1 && moves <= (declared ? 1 : 20), "response storage moved \(moves) times")
+        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+        let response = try promise.futureResult.wait()
+        #expect(response.body.readableBytes == total)
+        #expect(response.body.getInteger(at: total - 1, as: UInt8.self) == UInt8(truncatingIfNeeded: Self.chunks - 1))
+        _ = try? channel.finish()
+    }
+
+    @Test("the streaming reader gathers a non-SSE answer linearly too")
+    func sseReaderWholeAnswer() throws {
+        let reader = HTTPBackendSSEReader(maxResponseBytes: 32 << 20, maxEventBytes: 1 << 20)
+        try reader.receive(Self.head(contentLength: nil))
+        var moves = 0
+        var last: UInt?
+        for i in 0..<Self.chunks {
+            try reader.receive(.body(Self.chunk(i)))
+            let address = reader.gatheredStorageAddress
+            if address != last { moves += 1 }
+            last = address
+        }
+        #expect(moves >= 1 && moves <= 20, "answer storage moved \(moves) times")
+        try reader.receive(.end(nil))
+        let promise = EmbeddedEventLoop().makePromise(of: HTTPBackendStreamItem?.self)
+        #expect(!reader.pull(promise))
+        guard case .response(let response)? = try promise.futureResult.wait() else {
+            Issue.record("expected the whole response")
+            return
+        }
+        #expect(response.body.readableBytes == Self.chunk * Self.chunks)
+    }
+
+    static func blobRequest(_ count: Int) -> TriggerRequest {
+        var bytes = ByteBuffer()
+        for i in 0..<count { bytes.writeInteger(UInt8(truncatingIfNeeded: i &* 31)) }
+        return TriggerRequest(
+            ref: PipelineRef(namespace: "demo", pipeline: "blob-info"),
+            inputs: [TriggerInput(variables: ["f": .blob(Blob(bytes: bytes))])],
+            requestID: "r"
+        )
+    }
+
+    static func requestHead(_ body: StreamedJSONBody) -> HTTPRequestHead {
+        HTTPRequestHead(
+            version: .http1_1, method: .POST, uri: "/run",
+            headers: ["content-length": String(body.count)]
+        )
+    }
+
+    @Test("the request body waits while the channel is not writable, then goes out in ≤ 256 KiB chunks")
+    func requestChunks() throws {
+        let channel = EmbeddedChannel()
+        let handler = HTTPBackendClientHandler()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        let request = Self.blobRequest(3 << 20)
+        let body = BackendHTTPBody.streamed(request: request)
+        channel.isWritable = false
+        handler.start(promise: channel.eventLoop.makePromise(), maxResponseBytes: 1 << 20)
+        handler.send(head: Self.requestHead(body), body: body)
+        guard case .head? = try channel.readOutbound(as: HTTPClientRequestPart.self) else {
+            Issue.record("expected the request head")
+            return
+        }
+        // Not writable: the first chunk at most went out, nothing more and no end.
+        var sent = ByteBuffer()
+        while case .body(.byteBuffer(let chunk))? = try channel.readOutbound(as: HTTPClientRequestPart.self) {
+            sent.writeImmutableBuffer(chunk)
+        }
+        #expect(sent.readableBytes == 0)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        var chunks = 0
+        var ended = false
+        while let part = try channel.readOutbound(as: HTTPClientRequestPart.self) {
+            switch part {
+            case .body(.byteBuffer(let chunk)):
+                #expect(chunk.readableBytes <= HTTPBackendClientHandler.chunkBytes)
+                sent.writeImmutableBuffer(chunk)
+                chunks += 1
+            case .end: ended = true
+            default: Issue.record("unexpected \(part)")
+            }
+        }
+        #expect(ended)
+        #expect(chunks >= (4 << 20) / HTTPBackendClientHandler.chunkBytes)
+        var whole = ByteBuffer()
+        BackendHTTPBody.encode(request: request, into: &whole)
+        #expect(sent == whole)
+        _ = try? channel.finish()
+    }
+
+    @Test("an answer that comes before the whole request body was sent: the connection is not reused")
+    func earlyAnswer() throws {
+        let channel = EmbeddedChannel()
+        let handler = HTTPBackendClientHandler()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        let body = BackendHTTPBody.streamed(request: Self.blobRequest(1 << 20))
+        channel.isWritable = false
+        let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
+        handler.start(promise: promise, maxResponseBytes: 1 << 20)
+        handler.send(head: Self.requestHead(body), body: body)
+        try channel.writeInbound(Self.head(contentLength: 0))
+        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+        let response = try promise.futureResult.wait()
+        #expect(response.status == 200)
+        #expect(!response.keepAlive)
+        // Nothing more of the body follows once the channel is writable again.
+        while try channel.readOutbound(as: HTTPClientRequestPart.self) != nil {}
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try channel.readOutbound(as: HTTPClientRequestPart.self) == nil)
+        _ = try? channel.finish()
+    }
+}

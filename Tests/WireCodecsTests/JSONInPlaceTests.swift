@@ -1,0 +1,71 @@
+import NIOCore
+import Testing
+import TriggerModel
+import WireCodecs
+
+/// Large data URIs in a trigger body are decoded into the body's own storage (issue 12): the blob is a slice
+/// of the body, no second buffer; a body someone else still holds is never changed.
+@Suite("JSON bodies decoded in place")
+struct JSONInPlaceTests {
+    static func body(payload: [UInt8]) -> (body: ByteBuffer, base64: String) {
+        var encoded = ByteBuffer()
+        payload.withUnsafeBytes { Base64.encode($0, into: &encoded) }
+        let base64 = String(buffer: encoded)
+        let text =
+            #"{"data":[{"variable":{"f":"data:image/png;filename=a.png;base64,"# + base64
+            + #"","small":"data:;base64,AAEC","s":"x"}}]}"#
+        return (ByteBuffer(string: text), base64)
+    }
+
+    @Test("a 200 KB blob, a small blob and a string: each decodes as out of place would")
+    func sameValues() throws {
+        let (body, _) = Self.body(payload: pseudoRandomBytes(200_000))
+        let expected = try JSONValueCodec.decodeObject(body)
+        let inputs = try RESTTriggerBody.decode(
+            json: ByteBuffer(bytes: Array(body.readableBytesView)), limits: .defaults)
+        #expect(
+            inputs.first?.variables
+                == expected["data"].flatMap { value -> ValueObject? in
+                    guard case .list(let items) = value, case .object(let item)? = items.first else { return nil }
+                    return item["variable"]?.objectValue
+                })
+        let blob = try #require(inputs.first?.variables["f"]?.blobValue)
+        #expect(blob.contentType == "image/png" && blob.fileName == "a.png")
+        #expect(inputs.first?.variables["small"]?.blobValue?.bytes == ByteBuffer(bytes: [0, 1, 2]))
+    }
+
+    @Test("the caller's own copy of the body is left as it was")
+    func callerKeepsBody() throws {
+        let payload = pseudoRandomBytes(100_000)
+        let (body, _) = Self.body(payload: payload)
+        let before = Array(body.readableBytesView)
+        let inputs = try RESTTriggerBody.decode(json: body, limits: .defaults)
+        #expect(Array(body.readableBytesView) == before)
+        #expect(inputs.first?.variables["f"]?.blobValue.map { Array($0.bytes.readableBytesView) } == payload)
+    }
+
+    @Test("a body handed over whole is decoded without a copy: the blob lies inside the body's storage")
+    func noCopy() throws {
+        let payload = pseudoRandomBytes(300_000)
+        var gatherer = BodyGatherer()
+        gatherer.append(Self.body(payload: payload).body)
+        let address = try #require(gatherer.storageAddress)
+        let inputs = try RESTTriggerBody.decode(json: gatherer.take(), limits: .defaults)
+        let blob = try #require(inputs.first?.variables["f"]?.blobValue)
+        let blobAddress = blob.bytes.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress!) }
+        #expect(blobAddress > address && blobAddress < address + 200)
+        #expect(Array(blob.bytes.readableBytesView) == payload)
+    }
+
+    @Test("bad base64 in a large data URI names the same offset as the out-of-place decoder")
+    func badPayload() throws {
+        let (body, base64) = Self.body(payload: pseudoRandomBytes(120_000))
+        var bytes = Array(body.readableBytesView)
+        let payloadStart = bytes.count - base64.utf8.count - #"","small":"data:;base64,AAEC","s":"x"}}]}"#.utf8.count
+        bytes[payloadStart + 90_001] = UInt8(ascii: "!")
+        let inPlace = gatewayError { _ = try RESTTriggerBody.decode(json: ByteBuffer(bytes: bytes), limits: .defaults) }
+        let outOfPlace = gatewayError { _ = try JSONValueCodec.decodeObject(ByteBuffer(bytes: bytes)) }
+        #expect(inPlace?.message == outOfPlace?.message)
+        #expect(inPlace?.message.contains("offset 90001") == true, "\(String(describing: inPlace))")
+    }
+}
