@@ -8,7 +8,7 @@ package import TriggerModel
 ///
 /// Field names and the shape of each object follow the client's classes (`abacusai/pipeline_version.py`,
 /// `pipeline_step_version.py`, `pipeline.py` in 1.4.119), which take camelCase keys and drop unknown ones.
-/// Times are RFC 3339 UTC with milliseconds (`OperationView.rfc3339`, the same as `/v1beta/operations`); the
+/// Times are RFC 3339 UTC with milliseconds (`RFC3339.format(milliseconds:)`, the same as `/v1beta/operations`); the
 /// client keeps them as strings. Outputs are readable on the step as `outputVariableMappings`, a list of
 /// `{"name", "variableType", "value"}` (binaries as data URIs), which the client hands over unchanged.
 package enum AbacusPipelineVersion {
@@ -94,7 +94,7 @@ package enum AbacusPipelineVersion {
 
     /// Created, last updated (the latest of created, started and finished) and completed (null until then).
     private static func timestamps(_ operation: Operation) -> (created: Value, updated: Value, completed: Value) {
-        func format(_ date: Date) -> Value { .string(OperationView.rfc3339(date.storeMilliseconds)) }
+        func format(_ date: Date) -> Value { .string(RFC3339.format(milliseconds: date.storeMilliseconds)) }
         let updated = [operation.createdAt, operation.startedAt, operation.finishedAt].compactMap { $0 }.max()!
         return (
             format(operation.createdAt),

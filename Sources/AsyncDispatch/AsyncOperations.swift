@@ -6,6 +6,7 @@ package import OperationStore
 package import Routing
 import Synchronization
 package import TriggerModel
+import WireCodecs
 
 /// What the frontends do with async operations: accept a trigger (committed before its id is returned),
 /// read one (optionally long-polling until it is done), cancel, list.
@@ -49,9 +50,7 @@ package final class AsyncOperations: Sendable {
             let webhook = routes.resolve(operation.ref)?.route.webhook
         else { return }
         var body = ByteBufferAllocator().buffer(capacity: 512)
-        body.writeStaticString("{\"operation\":")
-        OperationView.writeJSON(operation, into: &body)
-        body.writeInteger(UInt8(ascii: "}"))
+        RESTOperationBody(operation).writeEnvelope(into: &body)
         webhooks.deliver(
             body,
             operationID: id,

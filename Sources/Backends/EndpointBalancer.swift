@@ -328,6 +328,23 @@ func withSafeRetries<T: Sendable>(
     cancellation: TriggerCancellation,
     _ body: @escaping (Int) -> EventLoopFuture<T>
 ) -> EventLoopFuture<T> {
+    withSafeRetries(balancer, maxTries: maxTries, deadline: deadline, on: eventLoop, cancellation: cancellation) {
+        index, done in
+        body(index).hop(to: eventLoop).whenComplete(done)
+    }
+}
+
+/// The same with a callback-style `body`: it is called on `eventLoop` with the endpoint's index and calls
+/// `done` exactly once, on `eventLoop`, with the try's outcome. The sync hot path uses this form so that a
+/// try allocates no future of its own: the returned future's promise is the only one of the whole chain.
+func withSafeRetries<T: Sendable>(
+    _ balancer: EndpointBalancer,
+    maxTries: Int,
+    deadline: NIODeadline?,
+    on eventLoop: any EventLoop,
+    cancellation: TriggerCancellation,
+    _ body: @escaping (_ index: Int, _ done: @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
+) -> EventLoopFuture<T> {
     let promise = eventLoop.makePromise(of: T.self)
     let retries = SafeRetries(balancer: balancer, maxTries: maxTries, deadline: deadline, promise: promise, body: body)
     if eventLoop.inEventLoop {
@@ -341,13 +358,13 @@ func withSafeRetries<T: Sendable>(
 /// The state of one call's chain of tries on the event-loop path.
 ///
 /// `@unchecked Sendable`: it is created off the loop at most to be handed to it once, and from then on only
-/// touched on the loop of its promise (every continuation hops there first).
+/// touched on the loop of its promise (`body` reports each try there).
 private final class SafeRetries<T: Sendable>: @unchecked Sendable {
     let balancer: EndpointBalancer
     let maxTries: Int
     let deadline: NIODeadline?
     let promise: EventLoopPromise<T>
-    let body: (Int) -> EventLoopFuture<T>
+    let body: (Int, @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
     var avoiding: Int?
     var holdsBudget = false
     var tries = 0
@@ -357,7 +374,7 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         maxTries: Int,
         deadline: NIODeadline?,
         promise: EventLoopPromise<T>,
-        body: @escaping (Int) -> EventLoopFuture<T>
+        body: @escaping (Int, @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
     ) {
         self.balancer = balancer
         self.maxTries = maxTries
@@ -372,7 +389,8 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         // The name is the configuration's string, shared: no copy per call.
         cancellation.endpoint = balancer.endpointName(index)
         let start = NIODeadline.now()
-        body(index).hop(to: promise.futureResult.eventLoop).assumeIsolated().whenComplete { result in
+        body(index) { result in
+            self.promise.futureResult.eventLoop.assertInEventLoop()
             self.balancer.tryEnded(index, startedAt: start)
             switch result {
             case .success(let value):

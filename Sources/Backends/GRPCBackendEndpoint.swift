@@ -52,6 +52,42 @@ final class GRPCBackendEndpoint: Sendable {
     func acquire(on eventLoop: any EventLoop, pinned: Bool, connectTimeout: TimeAmount)
         -> EventLoopFuture<GRPCBackendConnection>
     {
+        let (connection, ready) = reserve(on: eventLoop, pinned: pinned, connectTimeout: connectTimeout)
+        return ready ? eventLoop.makeSucceededFuture(connection) : whenReady(connection, on: eventLoop)
+    }
+
+    /// ``acquire(on:pinned:connectTimeout:)`` for the sync hot path: `then` is called at once (no future) when
+    /// the picked connection is connected and on `eventLoop`, the common case; otherwise once it is ready or
+    /// has failed, on `eventLoop`.
+    func acquire(
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        connectTimeout: TimeAmount,
+        then: @escaping @Sendable (Result<GRPCBackendConnection, any Error>) -> Void
+    ) {
+        let (connection, ready) = reserve(on: eventLoop, pinned: pinned, connectTimeout: connectTimeout)
+        if ready {
+            then(.success(connection))  // the common case: no future at all
+        } else {
+            whenReady(connection, on: eventLoop).whenComplete(then)
+        }
+    }
+
+    /// `connection`, completed on `eventLoop` once it is connected (its reserved stream is released if it fails).
+    private func whenReady(_ connection: GRPCBackendConnection, on eventLoop: any EventLoop)
+        -> EventLoopFuture<GRPCBackendConnection>
+    {
+        connection.ready.hop(to: eventLoop).flatMapError { error in
+            connection.load.release()
+            return eventLoop.makeFailedFuture(error)
+        }.map { connection }
+    }
+
+    /// Picks (or opens) a connection and reserves one stream on it; `ready` when it is connected and on
+    /// `eventLoop`, so it can be used at once.
+    private func reserve(on eventLoop: any EventLoop, pinned: Bool, connectTimeout: TimeAmount)
+        -> (connection: GRPCBackendConnection, ready: Bool)
+    {
         let pinned = pinned && connections.hasList(for: eventLoop)
         let pick: (inout [GRPCBackendConnection]) -> GRPCBackendConnection = { list in
             if list.contains(where: { !$0.load.isUsable }) { list.removeAll { !$0.load.isUsable } }
@@ -76,13 +112,7 @@ final class GRPCBackendEndpoint: Sendable {
         }
         let connection = pinned ? connections.withList(on: eventLoop, pick) : connections.withSharedList(pick)
         if retired.load(ordering: .sequentiallyConsistent) { connection.retire() }
-        if connection.load.isConnected, connection.eventLoop === eventLoop {
-            return eventLoop.makeSucceededFuture(connection)  // the common case: no future chain
-        }
-        return connection.ready.hop(to: eventLoop).flatMapError { error in
-            connection.load.release()
-            return eventLoop.makeFailedFuture(error)
-        }.map { connection }
+        return (connection, connection.load.isConnected && connection.eventLoop === eventLoop)
     }
 
     /// A connection of the shared list, for `async` callers (health checks, streams).

@@ -151,13 +151,15 @@ extension GRPCBackendTransport {
     ) -> EventLoopFuture<TriggerResult> {
         // Framed in pieces: a large blob goes out as the buffer it arrived in, not copied (issue 12).
         let message = GRPCMessageFramer.frame(pieces: RunnerCodec.encodeRunRequestPieces(request, headroom: 5))
+        // One promise for the whole call (``withSafeRetries``'s); each try reports through `done` (issue 11:
+        // the chain of `flatMap`s it replaced allocated a future per step).
         return withSafeRetries(
             balancer,
             maxTries: configuration.maxTries,
             deadline: request.deadline,
             on: eventLoop,
             cancellation: cancellation
-        ) { index in
+        ) { index, done in
             let endpoint = self.endpoints[index]
             endpoint.health.outstanding.add(1, ordering: .relaxed)
             let headers: HTTP2Headers
@@ -165,34 +167,37 @@ extension GRPCBackendTransport {
                 headers = try self.requestHeaders(path: Self.runPath, endpoint: endpoint, request: request)
             } catch {
                 endpoint.health.outstanding.subtract(1, ordering: .relaxed)
-                return eventLoop.makeFailedFuture(error)
+                done(.failure(error))
+                return
             }
-            let attempt = self.attempt(
+            let balancer = self.balancer
+            self.attempt(
                 request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop, pinned: pinned,
                 cancellation: cancellation, refusedBefore: false
-            )
-            attempt.whenComplete { result in
+            ) { result in
                 endpoint.health.outstanding.subtract(1, ordering: .relaxed)
                 switch result {
                 case .success:
-                    self.balancer.recordSuccess(index)
+                    balancer.recordSuccess(index)
                 case .failure(let error as GatewayError):
                     if error.code == .backendFailed {
-                        self.balancer.recordFailure(index)
+                        balancer.recordFailure(index)
                     } else if error.code.isApplication {
-                        self.balancer.recordSuccess(index)
+                        balancer.recordSuccess(index)
                     }
                 case .failure:
                     break
                 }
+                done(result)
             }
-            return attempt
         }
     }
 
-    /// One try on one endpoint; ``NotSent`` when nothing reached the backend. A refused stream never reached
-    /// the backend (GOAWAY race, connection closing): one retry on a fresh connection is safe even for
-    /// non-idempotent runs; after that, another endpoint is.
+    /// One try on one endpoint, reported once to `done` on `eventLoop`; ``NotSent`` when nothing reached the
+    /// backend. A refused stream never reached the backend (GOAWAY race, connection closing): one retry on a
+    /// fresh connection is safe even for non-idempotent runs; after that, another endpoint is.
+    ///
+    /// The call's own promise (``GRPCBackendCall``'s) is the only one a try makes when the connection is ready.
     private func attempt(
         _ request: TriggerRequest,
         headers: HTTP2Headers,
@@ -201,40 +206,52 @@ extension GRPCBackendTransport {
         eventLoop: any EventLoop,
         pinned: Bool,
         cancellation: TriggerCancellation,
-        refusedBefore: Bool
-    ) -> EventLoopFuture<TriggerResult> {
+        refusedBefore: Bool,
+        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    ) {
         let balancer = self.balancer
         let maxResponseBytes = configuration.maxResponseBytes
-        return endpoint.acquire(on: eventLoop, pinned: pinned, connectTimeout: configuration.connectTimeout)
-            .flatMapError { error in
+        endpoint.acquire(on: eventLoop, pinned: pinned, connectTimeout: configuration.connectTimeout) { acquired in
+            let connection: GRPCBackendConnection
+            switch acquired {
+            case .failure(let error):
                 balancer.recordFailure(endpoint.index)
-                return eventLoop.makeFailedFuture(NotSent(error: error))
-            }.flatMap { connection in
-                let promise = connection.eventLoop.makePromise(of: TriggerResult.self)
-                let call = NIOLoopBoundBox.makeBoxSendingValue(
-                    GRPCBackendCall(unary: promise, peer: endpoint.peer, maxMessageBytes: maxResponseBytes),
-                    eventLoop: connection.eventLoop
-                )
-                cancellation.whenCancelled {
-                    let error = cancelledError(endpoint.peer)
-                    call.eventLoop.execute { call.value.cancel(error) }
+                done(.failure(NotSent(error: error)))
+                return
+            case .success(let ready):
+                connection = ready
+            }
+            let promise = connection.eventLoop.makePromise(of: TriggerResult.self)
+            let call = NIOLoopBoundBox.makeBoxSendingValue(
+                GRPCBackendCall(unary: promise, peer: endpoint.peer, maxMessageBytes: maxResponseBytes),
+                eventLoop: connection.eventLoop
+            )
+            cancellation.whenCancelled {
+                let error = cancelledError(endpoint.peer)
+                call.eventLoop.execute { call.value.cancel(error) }
+            }
+            connection.start(call, headers: headers, message: message, deadline: pinned ? nil : request.deadline)
+            // `hop` is free on the pinned path (the connection is `eventLoop`'s own).
+            promise.futureResult.hop(to: eventLoop).whenComplete { result in
+                guard case .failure(let error) = result, error is GRPCBackendCall.Refused else {
+                    done(result)
+                    return
                 }
-                connection.start(call, headers: headers, message: message, deadline: pinned ? nil : request.deadline)
-                return promise.futureResult.hop(to: eventLoop).flatMapError { error in
-                    guard error is GRPCBackendCall.Refused else { return eventLoop.makeFailedFuture(error) }
-                    if cancellation.isCancelled { return eventLoop.makeFailedFuture(cancelledError(endpoint.peer)) }
-                    guard !refusedBefore else {
-                        // Refused again on a fresh connection: the endpoint takes no work (it is draining), which
-                        // counts against it like a refused connect.
-                        balancer.recordFailure(endpoint.index)
-                        return eventLoop.makeFailedFuture(NotSent(error: refusedError(endpoint.peer)))
-                    }
-                    return self.attempt(
-                        request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop, pinned: pinned,
-                        cancellation: cancellation, refusedBefore: true
+                if cancellation.isCancelled {
+                    done(.failure(cancelledError(endpoint.peer)))
+                } else if refusedBefore {
+                    // Refused again on a fresh connection: the endpoint takes no work (it is draining), which
+                    // counts against it like a refused connect.
+                    balancer.recordFailure(endpoint.index)
+                    done(.failure(NotSent(error: refusedError(endpoint.peer))))
+                } else {
+                    self.attempt(
+                        request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop,
+                        pinned: pinned, cancellation: cancellation, refusedBefore: true, done: done
                     )
                 }
             }
+        }
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {

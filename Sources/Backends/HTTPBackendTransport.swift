@@ -122,42 +122,38 @@ package final class HTTPBackendTransport: TriggerRunner {
         pinned: Bool,
         cancellation: TriggerCancellation
     ) -> EventLoopFuture<TriggerResult> {
+        // One promise for the whole call (``withSafeRetries``'s); each try reports through `done` (issue 11:
+        // the chain of `flatMap`s it replaced allocated a future per step).
         withSafeRetries(
             balancer,
             maxTries: configuration.maxTries,
             deadline: request.deadline,
             on: eventLoop,
             cancellation: cancellation
-        ) { index in
+        ) { index, done in
             self.attempt(
-                request, on: self.endpoints[index], eventLoop: eventLoop, pinned: pinned, cancellation: cancellation
+                request, on: self.endpoints[index], eventLoop: eventLoop, pinned: pinned, cancellation: cancellation,
+                done: done
             )
         }
     }
 
-    /// One try on one endpoint. A failed connect is ``NotSent`` (nothing reached the backend); every transport
-    /// failure counts against the endpoint, every answer (the pipeline's own error included) for it.
+    /// One try on one endpoint, reported once to `done` on `eventLoop`. A failed connect is ``NotSent``
+    /// (nothing reached the backend); every transport failure counts against the endpoint, every answer (the
+    /// pipeline's own error included) for it.
     private func attempt(
         _ request: TriggerRequest,
         on endpoint: EndpointState,
         eventLoop: any EventLoop,
         pinned: Bool,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult> {
+        cancellation: TriggerCancellation,
+        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    ) {
         endpoint.health.outstanding.add(1, ordering: .relaxed)
         let (head, body) = requestParts(request, endpoint: endpoint.endpoint, accept: "application/json")
         let balancer = self.balancer
         let deadline = request.deadline
-        let answer = acquire(endpoint, on: eventLoop, pinned: pinned, deadline: deadline).flatMapError { error in
-            // A connect cut short by the caller's own deadline says nothing about the endpoint.
-            if deadline.map({ $0 > .now() }) ?? true { balancer.recordFailure(endpoint.index) }
-            return eventLoop.makeFailedFuture(NotSent(error: error))
-        }.flatMap { connection in
-            self.execute(
-                head: head, body: body, on: connection, endpoint: endpoint, eventLoop: eventLoop,
-                cancellation: cancellation)
-        }
-        answer.whenComplete { result in
+        let finish: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
             endpoint.health.outstanding.subtract(1, ordering: .relaxed)
             switch result {
             case .success:
@@ -171,8 +167,20 @@ package final class HTTPBackendTransport: TriggerRunner {
             case .failure:
                 break
             }
+            done(result)
         }
-        return answer
+        acquire(endpoint, on: eventLoop, pinned: pinned, deadline: deadline) { acquired in
+            switch acquired {
+            case .failure(let error):
+                // A connect cut short by the caller's own deadline says nothing about the endpoint.
+                if deadline.map({ $0 > .now() }) ?? true { balancer.recordFailure(endpoint.index) }
+                finish(.failure(NotSent(error: error)))
+            case .success(let connection):
+                self.execute(
+                    head: head, body: body, on: connection, endpoint: endpoint, eventLoop: eventLoop,
+                    cancellation: cancellation, done: finish)
+            }
+        }
     }
 
     private func execute(
@@ -181,54 +189,60 @@ package final class HTTPBackendTransport: TriggerRunner {
         on connection: HTTPBackendConnection,
         endpoint: EndpointState,
         eventLoop: any EventLoop,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult> {
+        cancellation: TriggerCancellation,
+        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    ) {
         // The caller gave up (deadline or client gone): the response will never be read, so the connection
         // cannot be reused; closing it also tells the backend to stop.
         cancellation.whenCancelled { connection.close() }
         let pool = configuration.name
         let limits = codecLimits
-        return connection.execute(head: head, body: body, maxResponseBytes: configuration.maxResponseBytes)
+        connection.execute(head: head, body: body, maxResponseBytes: configuration.maxResponseBytes)
             .hop(to: eventLoop)
-            .flatMapErrorThrowing { error in
-                connection.close()
-                // Our own close after the caller gave up (deadline, client gone) is not the endpoint's doing.
-                if cancellation.isCancelled { throw CancellationError() }
-                switch error {
-                case HTTPBackendClientHandler.Failure.closedBeforeResponse:
-                    throw BackendErrors.connectionLost(pool: pool, endpoint: endpoint.endpoint.description)
-                case let error where BackendErrors.tlsReason(error) != nil:
-                    throw BackendErrors.tlsFailure(pool: pool, endpoint: endpoint.endpoint.description, error)!
-                case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
-                    throw BackendErrors.badResponse(
-                        pool: pool,
-                        endpoint: endpoint.endpoint.description,
-                        reason: "response larger than \(limit) bytes"
-                    )
-                default:
-                    throw BackendErrors.badResponse(
-                        pool: pool,
-                        endpoint: endpoint.endpoint.description,
-                        reason: BackendErrors.reason(error)
-                    )
-                }
-            }
-            .flatMapThrowing { response in
-                cancellation.clearHandler()
-                if response.keepAlive {
-                    self.release(connection, to: endpoint)
-                } else {
+            .whenComplete { outcome in
+                switch outcome {
+                case .failure(let error):
                     connection.close()
-                }
-                guard (200..<300).contains(response.status) else {
-                    throw BackendHTTPBody.decodeError(status: response.status, body: response.body)
-                }
-                do {
-                    return try BackendHTTPBody.decodeResult(response.body, limits: limits)
-                } catch let error as GatewayError {
-                    throw GatewayError(.backendFailed, "backend pool \"\(pool)\": \(error.message)")
+                    // Our own close after the caller gave up (deadline, client gone) is not the endpoint's doing.
+                    if cancellation.isCancelled {
+                        done(.failure(CancellationError()))
+                        return
+                    }
+                    done(.failure(Self.transportError(error, pool: pool, endpoint: endpoint.endpoint.description)))
+                case .success(let response):
+                    cancellation.clearHandler()
+                    if response.keepAlive {
+                        self.release(connection, to: endpoint)
+                    } else {
+                        connection.close()
+                    }
+                    guard (200..<300).contains(response.status) else {
+                        done(.failure(BackendHTTPBody.decodeError(status: response.status, body: response.body)))
+                        return
+                    }
+                    do {
+                        done(.success(try BackendHTTPBody.decodeResult(response.body, limits: limits)))
+                    } catch let error as GatewayError {
+                        done(.failure(GatewayError(.backendFailed, "backend pool \"\(pool)\": \(error.message)")))
+                    } catch {
+                        done(.failure(error))
+                    }
                 }
             }
+    }
+
+    /// What a failed exchange with a backend (not the caller's own cancel) tells the client.
+    private static func transportError(_ error: any Error, pool: String, endpoint: String) -> GatewayError {
+        switch error {
+        case HTTPBackendClientHandler.Failure.closedBeforeResponse:
+            BackendErrors.connectionLost(pool: pool, endpoint: endpoint)
+        case let error where BackendErrors.tlsReason(error) != nil:
+            BackendErrors.tlsFailure(pool: pool, endpoint: endpoint, error)!
+        case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
+            BackendErrors.badResponse(pool: pool, endpoint: endpoint, reason: "response larger than \(limit) bytes")
+        default:
+            BackendErrors.badResponse(pool: pool, endpoint: endpoint, reason: BackendErrors.reason(error))
+        }
     }
 
     /// `POST {base}/run` with `Accept: text/event-stream`; each SSE event the backend sends becomes one
@@ -295,13 +309,47 @@ package final class HTTPBackendTransport: TriggerRunner {
     func acquire(_ endpoint: EndpointState, on eventLoop: any EventLoop, pinned: Bool, deadline: NIODeadline?)
         -> EventLoopFuture<HTTPBackendConnection>
     {
+        if let idle = idleConnection(endpoint, on: eventLoop, pinned: pinned) {
+            return eventLoop.makeSucceededFuture(idle)
+        }
+        return newConnection(endpoint, on: eventLoop, pinned: pinned, deadline: deadline)
+    }
+
+    /// ``acquire(_:on:pinned:deadline:)`` for the sync hot path: `then` is called at once (no future) with an
+    /// idle connection, the common case; otherwise once a new one is connected or has failed, on `eventLoop`.
+    func acquire(
+        _ endpoint: EndpointState,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        deadline: NIODeadline?,
+        then: @escaping @Sendable (Result<HTTPBackendConnection, any Error>) -> Void
+    ) {
+        if let idle = idleConnection(endpoint, on: eventLoop, pinned: pinned) {
+            then(.success(idle))
+        } else {
+            newConnection(endpoint, on: eventLoop, pinned: pinned, deadline: deadline).whenComplete(then)
+        }
+    }
+
+    /// An idle connection still open, taken off `eventLoop`'s list (`pinned`) or the shared one.
+    private func idleConnection(_ endpoint: EndpointState, on eventLoop: any EventLoop, pinned: Bool)
+        -> HTTPBackendConnection?
+    {
         let pinned = pinned && endpoint.idle.hasList(for: eventLoop)
         while let connection = pinned
             ? endpoint.idle.withList(on: eventLoop, { $0.popLast() })
             : endpoint.idle.withSharedList({ $0.popLast() })
         {
-            if connection.isActive { return eventLoop.makeSucceededFuture(connection) }
+            if connection.isActive { return connection }
         }
+        return nil
+    }
+
+    /// A new connection for `endpoint`, completed on `eventLoop`; its connect timeout is cut to the deadline.
+    private func newConnection(
+        _ endpoint: EndpointState, on eventLoop: any EventLoop, pinned: Bool, deadline: NIODeadline?
+    ) -> EventLoopFuture<HTTPBackendConnection> {
+        let pinned = pinned && endpoint.idle.hasList(for: eventLoop)
         var connectTimeout = configuration.connectTimeout
         if let deadline {
             connectTimeout = min(connectTimeout, max(deadline - .now(), .milliseconds(1)))

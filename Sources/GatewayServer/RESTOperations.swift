@@ -105,7 +105,7 @@ extension RESTRequestHead {
                         for operation in page.operations where RESTOperations.isVisible(operation, to: principal) {
                             if !first { body.writeInteger(UInt8(ascii: ",")) }
                             first = false
-                            OperationView.writeJSON(operation, into: &body)
+                            RESTOperationBody(operation).write(into: &body)
                         }
                         body.writeStaticString("],\"nextPageToken\":")
                         JSONValueCodec.writeString(page.nextPageToken ?? "", into: &body)
@@ -157,9 +157,7 @@ enum RESTOperations {
         do {
             let operation = try await body()
             var buffer = ByteBufferAllocator().buffer(capacity: 512)
-            buffer.writeStaticString("{\"operation\":")
-            OperationView.writeJSON(operation, into: &buffer)
-            buffer.writeInteger(UInt8(ascii: "}"))
+            RESTOperationBody(operation).writeEnvelope(into: &buffer)
             return .json(status: 200, body: buffer, requestID: requestID)
         } catch {
             return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
