@@ -357,7 +357,7 @@ package final class SQLiteOperationStore: OperationStore {
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let ticket = completions.add(
-            PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: Int(now.storeMilliseconds)))
+            PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
         return try await serialized {
             try await completions.drain(until: ticket) { await commitCompletions($0) }
         }
@@ -391,7 +391,7 @@ package final class SQLiteOperationStore: OperationStore {
         for ticket in pending {
             let item = ticket.item
             binds += [
-                .text(item.id), .text(item.owner), .blob(item.encoded.bytes), .integer(item.finishedAt),
+                .text(item.id), .text(item.owner), .blob(item.encoded.bytes), .integer(Int(item.finishedAt)),
                 .integer(item.encoded.blobs.isEmpty ? 0 : 1),
             ]
             rows.append("(?, ?, ?, ?, ?)")
@@ -708,14 +708,3 @@ package final class SQLiteOperationStore: OperationStore {
 extension Optional where Wrapped == String {
     fileprivate var sqlite: SQLiteData { map { .text($0) } ?? .null }
 }
-
-/// One `complete` waiting for its group commit.
-struct PendingCompletion: Sendable {
-    var id: String
-    var owner: String
-    var encoded: OperationPayloadCodec.Encoded
-    /// Milliseconds since the epoch, as the store keeps times.
-    var finishedAt: Int
-}
-
-typealias CompletionBatcher = GroupCommit<PendingCompletion, Bool>
