@@ -3,7 +3,7 @@ import Synchronization
 /// Group commit (issue 12): the writes of one kind that arrive while a commit is on its way to the disk are
 /// made together in the next transaction, so concurrent callers share one fsync instead of queueing for one
 /// each, and each caller still returns only once its own write is durable. Used for `OperationStore.enqueue`
-/// (`EnqueueBatcher`: concurrent accepts) and, on SQLite, `complete` (concurrent runs finishing).
+/// (`EnqueueBatcher`: concurrent accepts) and `complete` (`CompletionBatcher`: concurrent runs finishing).
 ///
 /// "Commit what queued while the previous commit ran", with no timed batching window: a lone write is
 /// committed at once, and under load a batch is whatever arrived during one fsync (bounded by `maxBatch`, so
@@ -92,3 +92,24 @@ extension GroupCommit.Ticket where Item == NewOperation {
     /// The operation this enqueue inserts.
     package var new: NewOperation { item }
 }
+
+/// One `OperationStore.complete` waiting for its group commit.
+package struct PendingCompletion: Sendable {
+    package var id: String
+    /// The lease owner completing: the row is written only while it still holds the lease.
+    package var owner: String
+    package var encoded: OperationPayloadCodec.Encoded
+    /// Milliseconds since the epoch, as the stores keep times.
+    package var finishedAt: Int64
+
+    package init(id: String, owner: String, encoded: OperationPayloadCodec.Encoded, finishedAt: Int64) {
+        self.id = id
+        self.owner = owner
+        self.encoded = encoded
+        self.finishedAt = finishedAt
+    }
+}
+
+/// Group commit of `OperationStore.complete`: runs finishing together share a transaction and its fsync. The
+/// value is `complete`'s answer: true when the run still held its lease and its result was stored.
+package typealias CompletionBatcher = GroupCommit<PendingCompletion, Bool>

@@ -24,6 +24,14 @@ package final class PostgresOperationStore: OperationStore {
     /// Group commit of enqueues (see `EnqueueBatcher`): the holder of `enqueueGate` commits the batch.
     private let batcher = EnqueueBatcher()
     private let enqueueGate = SerialGate()
+    /// Group commit of completions (see `CompletionBatcher`), with a gate of its own: a completion batch and an
+    /// enqueue batch are separate transactions on separate connections and need not wait for each other.
+    private let completions = CompletionBatcher()
+    private let completionGate = SerialGate()
+    /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
+    package var enqueueTransactionCount: Int { batcher.transactions }
+    /// Transactions `complete` has run: fewer than the completions when commits were shared (for tests).
+    package var completionTransactionCount: Int { completions.transactions }
     private let runTask: Task<Void, Never>
     private let codec: OperationPayloadCodec
     private let timeout: Duration
@@ -92,31 +100,36 @@ package final class PostgresOperationStore: OperationStore {
     ) async throws -> (operation: Operation, created: Bool) {
         let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
         return try await bounded("enqueue") { [self] in
-            await enqueueGate.acquire()
-            do {
-                let answer = try await batcher.drain(until: ticket) { await commitEnqueues($0) }
-                await enqueueGate.release()
-                return answer
-            } catch {
-                await enqueueGate.release()
-                throw error
-            }
+            try await holding(enqueueGate) { try await batcher.drain(until: ticket) { await commitEnqueues($0) } }
         }
     }
 
-    /// Inserts `batch` in one transaction (group commit, see `EnqueueBatcher`) and answers each ticket. A
-    /// PostgreSQL transaction is lost as a whole by any failed statement, so when the batch's transaction fails
-    /// each enqueue is tried again in a transaction of its own: one bad enqueue fails alone.
+    /// Runs `body` holding `gate` (the leader of a group commit is whoever holds it), and releases it whatever
+    /// `body` does.
+    private func holding<T: Sendable>(_ gate: SerialGate, _ body: () async throws -> T) async throws -> T {
+        await gate.acquire()
+        do {
+            let value = try await body()
+            await gate.release()
+            return value
+        } catch {
+            await gate.release()
+            throw error
+        }
+    }
+
+    /// Inserts `batch` in one transaction (group commit, see `EnqueueBatcher`) with `insertOperations`, and
+    /// answers each ticket. A PostgreSQL transaction is lost as a whole by any failed statement, so when the
+    /// batch's transaction fails each enqueue is tried again in a transaction of its own: one bad enqueue fails
+    /// alone.
     private func commitEnqueues(_ batch: [EnqueueBatcher.Ticket]) async {
         if batch.count > 1 {
             do {
+                let news = batch.map(\.new)
                 let answers = try await transaction { [self] connection in
-                    var answers: [(operation: Operation, created: Bool)] = []
-                    answers.reserveCapacity(batch.count)
-                    for ticket in batch { answers.append(try await insert(ticket.new, on: connection)) }
-                    return answers
+                    try await insertOperations(news, on: connection)
                 }
-                for (ticket, answer) in zip(batch, answers) { ticket.outcome = .success(answer) }
+                for (ticket, answer) in zip(batch, answers) { ticket.outcome = answer }
                 return
             } catch {
                 logger.debug("group commit failed; committing its enqueues one by one", metadata: ["error": "\(error)"])
@@ -124,49 +137,100 @@ package final class PostgresOperationStore: OperationStore {
         }
         for ticket in batch {
             do {
-                let answer = try await transaction { [self] connection in try await insert(ticket.new, on: connection) }
-                ticket.outcome = .success(answer)
+                let new = ticket.new
+                let answers = try await transaction { [self] connection in
+                    try await insertOperations([new], on: connection)
+                }
+                ticket.outcome = answers[0]
             } catch {
                 ticket.outcome = .failure(error)
             }
         }
     }
 
-    /// One enqueue inside a transaction: the idempotency check (which sees rows this transaction inserted for
-    /// the same key), the row, its spilled blobs.
-    private func insert(_ new: NewOperation, on connection: PostgresConnection) async throws -> (
-        operation: Operation, created: Bool
-    ) {
-        let operation = new.operation
-        let idempotencyKey = operation.idempotencyKey
-        if let key = idempotencyKey, let scope = new.idempotencyScope,
-            let existing = try await existing(scope: scope, key: key, on: connection)
-        {
-            return try Self.idempotentAnswer(existing, new: new, key: key)
+    /// The enqueues of `news` inside one transaction, with three statements whatever their number: the lookup of
+    /// the idempotency keys already stored (one per principal), one multi-row `INSERT` of the rest, one lookup
+    /// of the keys that insert skipped. Returns each enqueue's answer in order; an idempotency conflict is that
+    /// enqueue's answer, not an error of the transaction (which commits the others).
+    ///
+    /// Idempotency, as one enqueue at a time would answer: a key already stored answers with its operation
+    /// (created: false) when the request digest matches, else with `idempotencyConflict`. `ON CONFLICT DO
+    /// NOTHING` skips a row whose key an earlier row of the same `INSERT` took (duplicates inside one batch
+    /// share the first one's row) or another instance committed meanwhile (PostgreSQL waits for that
+    /// transaction and then skips); the skipped rows are answered from a second lookup, which sees both.
+    ///
+    /// - Throws: the driver's error when a statement fails (the caller retries one by one).
+    private func insertOperations(_ news: [NewOperation], on connection: PostgresConnection) async throws
+        -> [Result<(operation: Operation, created: Bool), any Error>]
+    {
+        var answers: [Result<(operation: Operation, created: Bool), any Error>?] = Array(
+            repeating: nil, count: news.count)
+        let keyed = news.indices.filter { news[$0].idempotencyScope != nil && news[$0].operation.idempotencyKey != nil }
+        if !keyed.isEmpty {
+            let stored = try await storedOperations(keyedBy: keyed.map { news[$0] }, on: connection)
+            for index in keyed {
+                if let answer = Self.idempotentAnswer(news[index], stored: stored) { answers[index] = answer }
+            }
         }
-        let spilled = new.encodedRequest.blobs
-        let rows = try await connection.query(
-            """
-            INSERT INTO \(unescaped: operations) (id, pipeline_key, state, request, created_at, attempts, \
-            not_before, idempotency_scope, idempotency_key, request_digest, has_blobs) \
-            VALUES (\(operation.id), \(new.pipelineKey), 'queued', \(new.encodedRequest.bytes), \
-            \(operation.createdAt.storeMilliseconds), 0, \(operation.notBefore.storeMilliseconds), \
-            \(new.idempotencyScope), \(idempotencyKey), \(operation.requestDigest), \(!spilled.isEmpty)) \
-            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING seq
-            """,
+        let pending = news.indices.filter { answers[$0] == nil }
+        guard !pending.isEmpty else { return answers.map { $0! } }
+
+        // `seq` follows the order of the VALUES rows, so the batch keeps its arrival order in listings.
+        var binds = PostgresBindings(capacity: pending.count * 9)
+        var rows: [String] = []
+        rows.reserveCapacity(pending.count)
+        for index in pending {
+            let new = news[index]
+            let operation = new.operation
+            let first = binds.count + 1
+            binds.append(operation.id)
+            binds.append(new.pipelineKey)
+            binds.append(new.encodedRequest.bytes)
+            binds.append(operation.createdAt.storeMilliseconds)
+            binds.append(operation.notBefore.storeMilliseconds)
+            binds.append(new.idempotencyScope)
+            binds.append(operation.idempotencyKey)
+            binds.append(operation.requestDigest)
+            binds.append(!new.encodedRequest.blobs.isEmpty)
+            let p = (first..<first + 9).map { "$\($0)" }
+            rows.append(
+                "(\(p[0]), \(p[1]), 'queued', \(p[2]), \(p[3]), 0, \(p[4]), \(p[5]), \(p[6]), \(p[7]), \(p[8]))")
+        }
+        let returned = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
+                    idempotency_scope, idempotency_key, request_digest, has_blobs) \
+                    VALUES \(rows.joined(separator: ", ")) \
+                    ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
+                    """,
+                binds: binds
+            ),
             logger: logger
         ).collect()
-        if !rows.isEmpty {
-            try await insertBlobs(spilled, operationID: operation.id, on: connection)
-            return (operation, true)
+        let inserted = Set(try returned.map { try $0.decode(String.self) })
+        var blobs: [(operationID: String, blob: SpilledBlob)] = []
+        var skipped: [Int] = []
+        for index in pending {
+            let new = news[index]
+            if inserted.contains(new.operation.id) {
+                answers[index] = .success((new.operation, true))
+                blobs += new.encodedRequest.blobs.map { (new.operation.id, $0) }
+            } else {
+                skipped.append(index)
+            }
         }
-        // Another transaction with the same key committed between our check and our insert.
-        guard let key = idempotencyKey, let scope = new.idempotencyScope,
-            let existing = try await existing(scope: scope, key: key, on: connection)
-        else {
-            throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
+        try await insertBlobs(blobs, on: connection)
+        if !skipped.isEmpty {
+            let stored = try await storedOperations(keyedBy: skipped.map { news[$0] }, on: connection)
+            for index in skipped {
+                answers[index] =
+                    Self.idempotentAnswer(news[index], stored: stored)
+                    ?? .failure(
+                        GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row"))
+            }
         }
-        return try Self.idempotentAnswer(existing, new: new, key: key)
+        return answers.map { $0! }
     }
 
     package func get(id: String) async throws -> Operation? {
@@ -309,22 +373,87 @@ package final class PostgresOperationStore: OperationStore {
 
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
-        let nowMS = now.storeMilliseconds
+        let ticket = completions.add(
+            PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
         return try await bounded("complete") { [self] in
-            try await transaction { [self] connection in
-                let rows = try await connection.query(
-                    """
-                    UPDATE \(unescaped: operations) SET state = 'succeeded', result = \(encoded.bytes), error = NULL, \
-                    finished_at = \(nowMS), lease_expires_at = NULL, has_blobs = has_blobs OR \(!encoded.blobs.isEmpty) \
-                    WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
-                    """,
-                    logger: logger
-                ).collect()
-                guard !rows.isEmpty else { return false }
-                try await insertBlobs(encoded.blobs, operationID: id, on: connection)
-                return true
+            try await holding(completionGate) {
+                try await completions.drain(until: ticket) { await commitCompletions($0) }
             }
         }
+    }
+
+    /// Stores the results of `batch` in one transaction (group commit, see `CompletionBatcher`) with
+    /// `storeResults`, and answers each ticket; when that transaction fails, each completion is tried again in a
+    /// transaction of its own, so one bad completion fails alone.
+    private func commitCompletions(_ batch: [CompletionBatcher.Ticket]) async {
+        if batch.count > 1 {
+            do {
+                let items = batch.map(\.item)
+                let answers = try await transaction { [self] connection in try await storeResults(items, on: connection)
+                }
+                for (ticket, answer) in zip(batch, answers) { ticket.outcome = .success(answer) }
+                return
+            } catch {
+                logger.debug(
+                    "group commit failed; committing its completions one by one", metadata: ["error": "\(error)"])
+            }
+        }
+        for ticket in batch {
+            do {
+                let item = ticket.item
+                let answers = try await transaction { [self] connection in
+                    try await storeResults([item], on: connection)
+                }
+                ticket.outcome = .success(answers[0])
+            } catch {
+                ticket.outcome = .failure(error)
+            }
+        }
+    }
+
+    /// The results of `items` with one `UPDATE … FROM (VALUES …)` and one insert of their result blobs, inside
+    /// the caller's transaction. Returns, per item, whether it was stored: only a row still `running` under
+    /// the item's lease owner is written, so a completion by a worker that lost its lease changes nothing.
+    /// When one batch holds two completions of the same row by its owner, PostgreSQL writes the row from one
+    /// of them (`UPDATE … FROM` updates a row once), and `RETURNING` names that one: it alone answers true, as
+    /// the first of two calls one after the other would.
+    private func storeResults(_ items: [PendingCompletion], on connection: PostgresConnection) async throws -> [Bool] {
+        var binds = PostgresBindings(capacity: items.count * 6)
+        var rows: [String] = []
+        rows.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            let first = binds.count + 1
+            binds.append(index)
+            binds.append(item.id)
+            binds.append(item.owner)
+            binds.append(item.encoded.bytes)
+            binds.append(item.finishedAt)
+            binds.append(!item.encoded.blobs.isEmpty)
+            // Types on every row: a VALUES list takes its column types from its rows, not from the target table.
+            rows.append(
+                "($\(first)::int8, $\(first + 1)::text, $\(first + 2)::text, $\(first + 3)::bytea, "
+                    + "$\(first + 4)::int8, $\(first + 5)::bool)")
+        }
+        let returned = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    UPDATE \(operations) AS o SET state = 'succeeded', result = v.result, error = NULL, \
+                    finished_at = v.finished_at, lease_expires_at = NULL, has_blobs = o.has_blobs OR v.has_blobs \
+                    FROM (VALUES \(rows.joined(separator: ", "))) AS v (n, id, owner, result, finished_at, has_blobs) \
+                    WHERE o.id = v.id AND o.state = 'running' AND o.lease_owner = v.owner RETURNING v.n
+                    """,
+                binds: binds
+            ),
+            logger: logger
+        ).collect()
+        var stored = Array(repeating: false, count: items.count)
+        for row in returned { stored[Int(try row.decode(Int64.self))] = true }
+        var blobs: [(operationID: String, blob: SpilledBlob)] = []
+        for (item, done) in zip(items, stored) where done {
+            blobs += item.encoded.blobs.map { (item.id, $0) }
+        }
+        try await insertBlobs(blobs, on: connection)
+        return stored
     }
 
     package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
@@ -499,37 +628,70 @@ package final class PostgresOperationStore: OperationStore {
         ]
     }
 
-    private func existing(scope: String, key: String, on connection: PostgresConnection) async throws -> Operation? {
-        let rows = try await connection.query(
-            """
-            SELECT \(unescaped: Self.selectColumns) FROM \(unescaped: operations) \
-            WHERE idempotency_scope = \(scope) AND idempotency_key = \(key)
-            """,
-            logger: logger
-        ).collect()
-        return try await makeOperations(rows, on: connection).first
-    }
-
-    private static func idempotentAnswer(
-        _ existing: Operation,
-        new: NewOperation,
-        key: String
-    ) throws -> (operation: Operation, created: Bool) {
-        guard existing.requestDigest == new.operation.requestDigest else {
-            throw OperationStoreErrors.idempotencyConflict(key)
+    /// The stored operations the idempotency keys of `news` name, by principal scope and key: one query per
+    /// scope (a batch of accepts seldom spans many principals).
+    private func storedOperations(keyedBy news: [NewOperation], on connection: PostgresConnection) async throws
+        -> [String: [String: Operation]]
+    {
+        var keysByScope: [String: Set<String>] = [:]
+        for new in news {
+            guard let scope = new.idempotencyScope, let key = new.operation.idempotencyKey else { continue }
+            keysByScope[scope, default: []].insert(key)
         }
-        return (existing, false)
+        var stored: [String: [String: Operation]] = [:]
+        for (scope, keys) in keysByScope {
+            let rows = try await connection.query(
+                """
+                SELECT \(unescaped: Self.selectColumns) FROM \(unescaped: operations) \
+                WHERE idempotency_scope = \(scope) AND idempotency_key = ANY(\(Array(keys)))
+                """,
+                logger: logger
+            ).collect()
+            for operation in try await makeOperations(rows, on: connection) {
+                if let key = operation.idempotencyKey { stored[scope, default: [:]][key] = operation }
+            }
+        }
+        return stored
     }
 
-    private func insertBlobs(_ blobs: [SpilledBlob], operationID: String, on connection: PostgresConnection)
+    /// `new`'s answer from the operation its idempotency key names in `stored` (created: false), or
+    /// `idempotencyConflict` when that operation was made from another request; nil when the key names none.
+    private static func idempotentAnswer(
+        _ new: NewOperation,
+        stored: [String: [String: Operation]]
+    ) -> Result<(operation: Operation, created: Bool), any Error>? {
+        guard let scope = new.idempotencyScope, let key = new.operation.idempotencyKey,
+            let existing = stored[scope]?[key]
+        else { return nil }
+        guard existing.requestDigest == new.operation.requestDigest else {
+            return .failure(OperationStoreErrors.idempotencyConflict(key))
+        }
+        return .success((existing, false))
+    }
+
+    /// Inserts spilled blobs (of requests or results) with one multi-row `INSERT` per at most 1 000 blobs.
+    private func insertBlobs(_ blobs: [(operationID: String, blob: SpilledBlob)], on connection: PostgresConnection)
         async throws
     {
-        for blob in blobs {
+        // 3 binds a row; PostgreSQL takes at most 65 535 binds a statement.
+        for start in stride(from: 0, to: blobs.count, by: 1000) {
+            let chunk = blobs[start..<min(start + 1000, blobs.count)]
+            var binds = PostgresBindings(capacity: chunk.count * 3)
+            var rows: [String] = []
+            for (operationID, blob) in chunk {
+                let first = binds.count + 1
+                binds.append(operationID)
+                binds.append(blob.name)
+                binds.append(blob.bytes)
+                rows.append("($\(first), $\(first + 1), $\(first + 2))")
+            }
             try await connection.query(
-                """
-                INSERT INTO \(unescaped: blobTable) (operation_id, name, bytes) \
-                VALUES (\(operationID), \(blob.name), \(blob.bytes))
-                """,
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(blobTable) (operation_id, name, bytes) VALUES \(rows.joined(separator: ", "))
+                        """,
+                    binds: binds
+                ),
                 logger: logger
             )
         }

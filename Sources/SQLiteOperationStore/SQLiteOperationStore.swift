@@ -357,7 +357,7 @@ package final class SQLiteOperationStore: OperationStore {
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let ticket = completions.add(
-            PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: Int(now.storeMilliseconds)))
+            PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
         return try await serialized {
             try await completions.drain(until: ticket) { await commitCompletions($0) }
         }
@@ -391,21 +391,26 @@ package final class SQLiteOperationStore: OperationStore {
         for ticket in pending {
             let item = ticket.item
             binds += [
-                .text(item.id), .text(item.owner), .blob(item.encoded.bytes), .integer(item.finishedAt),
+                .text(item.id), .text(item.owner), .blob(item.encoded.bytes), .integer(Int(item.finishedAt)),
                 .integer(item.encoded.blobs.isEmpty ? 0 : 1),
             ]
             rows.append("(?, ?, ?, ?, ?)")
         }
-        let updated: Set<String>
+        let updated: Set<[String]>
         do {
             // The VALUES columns are column1 … column5: id, lease owner, result, finished_at, has result blobs.
             let returned = try await query(
                 """
-                UPDATE operations SET state = 'succeeded', result = v.column3, error = NULL,                 finished_at = v.column4, lease_expires_at = NULL, has_blobs = MAX(has_blobs, v.column5)                 FROM (VALUES \(rows.joined(separator: ", "))) AS v                 WHERE operations.id = v.column1 AND operations.state = 'running'                 AND operations.lease_owner = v.column2 RETURNING operations.id
+                UPDATE operations SET state = 'succeeded', result = v.column3, error = NULL,                 finished_at = v.column4, lease_expires_at = NULL, has_blobs = MAX(has_blobs, v.column5)                 FROM (VALUES \(rows.joined(separator: ", "))) AS v                 WHERE operations.id = v.column1 AND operations.state = 'running'                 AND operations.lease_owner = v.column2 RETURNING operations.id, operations.lease_owner
                 """,
                 binds
             )
-            updated = Set(returned.compactMap { $0.column("id")?.string })
+            // By row and owner: a batch may hold the owner's completion of a run and a stranger's (a worker whose
+            // lease expired), and only the owner's was stored.
+            updated = Set(
+                returned.compactMap { row in
+                    row.column("id")?.string.flatMap { id in row.column("lease_owner")?.string.map { [id, $0] } }
+                })
         } catch {
             // A failed statement did not commit (SQLite rolls the statement back), so the files are unused.
             for ticket in pending {
@@ -415,7 +420,7 @@ package final class SQLiteOperationStore: OperationStore {
             return
         }
         for ticket in pending {
-            let done = updated.contains(ticket.item.id)
+            let done = updated.contains([ticket.item.id, ticket.item.owner])
             if !done { await removeResultBlobs(ticket.item.encoded.blobs, operationID: ticket.item.id) }
             ticket.outcome = .success(done)
         }
@@ -708,14 +713,3 @@ package final class SQLiteOperationStore: OperationStore {
 extension Optional where Wrapped == String {
     fileprivate var sqlite: SQLiteData { map { .text($0) } ?? .null }
 }
-
-/// One `complete` waiting for its group commit.
-struct PendingCompletion: Sendable {
-    var id: String
-    var owner: String
-    var encoded: OperationPayloadCodec.Encoded
-    /// Milliseconds since the epoch, as the store keeps times.
-    var finishedAt: Int
-}
-
-typealias CompletionBatcher = GroupCommit<PendingCompletion, Bool>

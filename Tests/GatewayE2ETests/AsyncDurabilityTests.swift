@@ -188,12 +188,28 @@ struct AsyncDurabilityTests {
         .timeLimit(.minutes(2))
     )
     func killNineDuringGroupCommit() async throws {
-        let dataDir = Self.temporaryPath("tg-kill9-batch")
-        defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let config = Self.temporaryPath("tg-kill9-batch") + ".yaml"
         try "store: {lease: 1500ms, workers: 32, poll_interval: 100ms}\n".write(
             toFile: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: config) }
+        try await Self.killNineDuringGroupCommit(config: config)
+    }
+
+    @Test(
+        "kill -9 during large group commits on PostgreSQL (96 accepts at once): every answered id is stored once, runs",
+        .timeLimit(.minutes(2))
+    )
+    func killNineDuringGroupCommitPostgres() async throws {
+        guard let (config, _) = try Self.postgresConfig(lease: "1500ms", workers: 32) else { return }
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        try await Self.killNineDuringGroupCommit(config: config)
+    }
+
+    /// Kills a gateway on the store of `config` with SIGKILL while 96 connections submit, restarts it on the
+    /// same store, and checks that every accepted id is stored once and completes with its own result.
+    static func killNineDuringGroupCommit(config: String) async throws {
+        let dataDir = Self.temporaryPath("tg-kill9-batch")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let first = try await Self.startGateway(dataDir: dataDir, config: config)
         let killAfter = 300
         let ids = await Self.submitUntilKilled(first, lanes: 96, total: 20 * 96, killAfter: killAfter) { n in

@@ -51,6 +51,15 @@ struct StoreHarness: Sendable {
         }
     }
 
+    /// The transactions `store` ran for enqueues and for completions (group commits share them).
+    func transactionCounts(_ store: any OperationStore) -> (enqueues: Int, completions: Int)? {
+        switch store {
+        case let store as SQLiteOperationStore: (store.enqueueTransactionCount, store.completionTransactionCount)
+        case let store as PostgresOperationStore: (store.enqueueTransactionCount, store.completionTransactionCount)
+        default: nil
+        }
+    }
+
     static let postgresMissing = """
         TG_POSTGRES_URL is not set, so the PostgreSQL store was not tested. Run the tests under \
         scripts/with-postgres.sh (it starts a throwaway cluster), or set TG_ALLOW_NO_POSTGRES=1 to skip them.
