@@ -129,7 +129,7 @@ struct ScheduleE2ETests {
             #expect(anonymous.status == 401)
 
             // Wait for heartbeat's first run to be listed as its last run.
-            _ = try await Self.waitForRuns(client) { !$0.isEmpty }
+            _ = try await Self.waitForRuns(client, headers: auth) { !$0.isEmpty }
             let listed = try await client.client.request("GET", "/v1beta/schedules", headers: auth)
             #expect(listed.status == 200)
             let schedules = try #require(try json(listed.body)["schedules"] as? [[String: Any]])
