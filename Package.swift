@@ -287,6 +287,7 @@ let package = Package(
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends", "WireCodecs",
                 "OperationStore", "AsyncDispatch", "GatewayApp", "Observability", nioCore, nioPosix, nioHTTP1, logging,
+                .product(name: "Clocks", package: "swift-clocks"),
             ],
             swiftSettings: testSwiftSettings
         ),

@@ -23,11 +23,19 @@ package final class WebhookSender: Sendable {
     private let inFlight = Mutex(0)
     /// `trigger_gateway_webhook_*` on /metrics; nil records nothing.
     private let metrics: WebhookMetrics?
+    /// What the backoff between attempts sleeps on; tests pass a manual clock to step retries.
+    private let clock: any Clock<Duration>
 
-    package init(group: any EventLoopGroup, logger: Logger, metrics: WebhookMetrics? = nil) {
+    package init(
+        group: any EventLoopGroup,
+        logger: Logger,
+        metrics: WebhookMetrics? = nil,
+        clock: any Clock<Duration> = ContinuousClock()
+    ) {
         self.group = group
         self.logger = logger
         self.metrics = metrics
+        self.clock = clock
     }
 
     /// Deliveries not yet done (for tests and shutdown logs).
@@ -81,7 +89,7 @@ package final class WebhookSender: Sendable {
                     )
                     return
                 }
-                try? await Task.sleep(for: wait)
+                try? await clock.sleep(for: wait)
                 wait *= 2
             }
         }

@@ -52,10 +52,13 @@ package struct ActiveHealthState: Sendable, Equatable {
 
 /// Runs a pool's probes until cancelled (the pool retired) or `probe` answers nil (its transport is gone: the
 /// probe holds the transport weakly, so a pool dropped without retiring stops its checker too).
-enum ActiveHealthChecker {
-    static func start(
+package enum ActiveHealthChecker {
+    /// Probes every endpoint at once, records the round, then waits `check.interval` (at least 1 ms) on `clock`
+    /// before the next round; tests pass a manual clock to step rounds without sleeping.
+    package static func start(
         _ check: HealthCheckConfiguration,
         balancer: EndpointBalancer,
+        clock: any Clock<Duration> = ContinuousClock(),
         probe: @escaping @Sendable (Int) async -> Bool?
     ) -> Task<Void, Never> {
         Task.detached {
@@ -77,7 +80,7 @@ enum ActiveHealthChecker {
                         balancer.setActivelyHealthy(index, states[index].isHealthy)
                     }
                 }
-                try? await Task.sleep(nanoseconds: UInt64(max(check.interval.nanoseconds, 1_000_000)))
+                try? await clock.sleep(for: .nanoseconds(max(check.interval.nanoseconds, 1_000_000)))
             }
         }
     }

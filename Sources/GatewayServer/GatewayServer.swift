@@ -60,6 +60,9 @@ package final class GatewayServer: Service {
     /// Connections closed at accept because `maxConnections` were open (a metric later; tests read it now).
     package var rejectedConnections: Int { admission.rejected }
 
+    /// Client connections accepted, set up and not yet closed (tests wait on it instead of sleeping).
+    package var openConnections: Int { connections.count }
+
     /// The address actually bound (useful with port 0); waits until the listener is up.
     package func localAddress() async throws -> SocketAddress {
         if let outcome = boundAddress.withLock({ $0 }) { return try outcome.get() }

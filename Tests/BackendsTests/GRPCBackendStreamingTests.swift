@@ -42,6 +42,8 @@ struct GRPCBackendStreamingTests {
         }
     }
 
+    static let stalledConsumerWindow = Duration.milliseconds(300)
+
     @Test("a slow consumer holds the backend back: production follows consumption (flow control)")
     func backPressure() async throws {
         try await withGRPCBackend { backend in
@@ -50,7 +52,9 @@ struct GRPCBackendStreamingTests {
             var iterator = backend.transport.runStreaming(request).makeAsyncIterator()
             _ = try await iterator.next()
             _ = try await iterator.next()
-            try await Task.sleep(for: .milliseconds(300))
+            // A window in which production must NOT run ahead (no event marks that it did not): long enough
+            // for 200 events of 64 KiB to be produced on loopback many times over.
+            try await Task.sleep(for: Self.stalledConsumerWindow)
             // Two events taken; what is in flight is bounded by the client's stream window (128 KiB) and the
             // server's per-stream outbound buffer (256 KiB), i.e. a handful of 64 KiB events, not 200.
             let producedWhileStalled = backend.probe.count("stream.produced")

@@ -73,8 +73,9 @@ struct DemoPipelinesTests {
         var iterator = stream.makeAsyncIterator()
         #expect(try await iterator.next() == Self.running)
         _ = try await iterator.next()  // "a": the first word comes without a delay
-        // A producer that ran ahead would have "b" and "c" queued by now and hand "b" over at once.
-        try await Task.sleep(for: .milliseconds(300))
+        // A producer that ran ahead would have "b" and "c" queued by now and hand "b" over at once. This
+        // waits for something that must NOT happen (no event marks it), so it is a window: three delays.
+        try await Task.sleep(for: .milliseconds(100) * 3)
         let asked = ContinuousClock.now
         let next = try await iterator.next()
         #expect(ContinuousClock.now - asked >= .milliseconds(100))

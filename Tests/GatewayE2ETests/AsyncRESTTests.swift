@@ -1,4 +1,5 @@
 import AsyncDispatch
+import DemoRunner
 import FoundationEssentials
 import GatewayTestSupport
 import NIOCore
@@ -98,7 +99,8 @@ struct AsyncRESTTests {
 
     @Test("unknown id is 404; cancel of a finished operation is 409 naming its state; cancel of a running one works")
     func cancelAndNotFound() async throws {
-        try await withTestGateway { gateway in
+        let probe = DemoPipelines.CancellationProbe()
+        try await withTestGateway(inProcessRunner: DemoPipelines(cancellations: probe)) { gateway in
             let client = try await AsyncClient.connect(port: gateway.port)
             var (status, body) = try await client.get("/v1beta/operations/00000000000000000000000000")
             #expect(status == 404, "\(body)")
@@ -117,21 +119,26 @@ struct AsyncRESTTests {
             let (_, long) = try await client.trigger("sleep", ["ms": 30_000])
             let longName = try #require(long.operationName)
             // Let the dispatcher claim it, so the cancel reaches a running call.
-            let clock = ContinuousClock()
-            let end = clock.now + .seconds(10)
-            while clock.now < end {
+            let claimed = try await eventually(within: .seconds(10)) {
                 let (_, current) = try await client.get("/v1beta/\(longName)")
-                if (current["operation"] as? [String: Any])?.metadataState == "running" { break }
-                try await Task.sleep(for: .milliseconds(20))
+                return (current["operation"] as? [String: Any])?.metadataState == "running"
             }
+            #expect(claimed, "the dispatcher never started the operation")
             (status, body) = try await client.post("/v1beta/\(longName):cancel")
             #expect(status == 200, "\(body)")
             let cancelled = try #require(body["operation"] as? [String: Any])
             #expect(cancelled["done"] as? Bool == true)
             #expect(cancelled.metadataState == "cancelled")
             #expect((cancelled["error"] as? [String: Any])?["code"] as? Int == 1, "\(cancelled)")
-            // The running call was stopped, and the result never overwrote the cancel.
-            try await Task.sleep(for: .milliseconds(300))
+            // The running call was stopped (the pipeline saw its cancellation), and once the dispatcher is
+            // done with it (no async run left on /metrics) what it stored has not overwritten the cancel.
+            try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
+            #expect(probe.cancelledRefs.map(\.pipeline) == ["sleep"])
+            let settled = try await eventually(within: .seconds(5)) {
+                let scrape = Exposition(try await client.client.request("GET", "/metrics").bodyString)
+                return scrape.samples["trigger_gateway_async_running"] == 0
+            }
+            #expect(settled, "the cancelled run is still counted as running")
             let final = try await client.get("/v1beta/\(longName)")
             #expect((final.json["operation"] as? [String: Any])?.metadataState == "cancelled")
         }

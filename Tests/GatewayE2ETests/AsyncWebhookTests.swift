@@ -1,5 +1,9 @@
+import AsyncDispatch
+import Clocks
 import Foundation
+import GatewayConfig
 import GatewayTestSupport
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,6 +13,10 @@ import Testing
 /// Completion webhooks: a route's webhook gets the finished operation's JSON, signed, retried on failure.
 @Suite("async completion webhooks")
 struct AsyncWebhookTests {
+    /// How long `delivered` watches for a delivery that must not come: four times its route's retry backoff
+    /// (50 ms), so a repeat would have been sent well within it.
+    static let noMoreDeliveriesWindow = Duration.milliseconds(200)
+
     @Test("a finished operation is POSTed to its route's webhook, HMAC-signed, after a 500 is retried")
     func delivered() async throws {
         let receiver = try await WebhookReceiver.start(failFirst: 1)
@@ -35,10 +43,10 @@ struct AsyncWebhookTests {
             let (_, other) = try await client.trigger("echo", ["w": "silent"])
             _ = try await client.waitDone(try #require(other.operationName))
 
-            let clock = ContinuousClock()
-            let end = clock.now + .seconds(10)
-            while receiver.requests.count < 2, clock.now < end { try await Task.sleep(for: .milliseconds(20)) }
-            try await Task.sleep(for: .milliseconds(200))
+            #expect(await eventually(within: .seconds(10)) { receiver.requests.count >= 2 })
+            // Nothing more comes (no third POST: the delivered one is not sent again, the route without a
+            // webhook sends none): a window in which nothing must happen, four times the retry backoff.
+            try await Task.sleep(for: Self.noMoreDeliveriesWindow)
             let requests = receiver.requests
             try #require(requests.count == 2, "\(requests.count) deliveries")
             #expect(requests[0].body == requests[1].body)
@@ -78,18 +86,54 @@ struct AsyncWebhookTests {
             // /metrics: one delivery, delivered on its second POST (the first answered 500).
             let deliveredSeries = #"trigger_gateway_webhook_deliveries_total{outcome="delivered"}"#
             var scrape = Exposition("")
-            let deadline = clock.now + .seconds(5)
-            repeat {
+            _ = try await eventually(within: .seconds(5)) {
                 scrape = Exposition(try await client.client.request("GET", "/metrics").bodyString)
-                if scrape.samples[deliveredSeries] == 1 { break }
-                try await Task.sleep(for: .milliseconds(20))
-            } while clock.now < deadline
+                return scrape.samples[deliveredSeries] == 1
+            }
             #expect(scrape.samples[deliveredSeries] == 1, "\(scrape.text)")
             #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{outcome="given_up"}"#] == 0)
             #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="http_error"}"#] == 1)
             #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="success"}"#] == 1)
             #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="transport_error"}"#] == 0)
         }
+    }
+}
+
+extension AsyncWebhookTests {
+    @Test(
+        "retries wait the backoff on the sender's clock: with a one-hour backoff the retries come as a manual clock moves",
+        .timeLimit(.minutes(1))
+    )
+    func backoffOnManualClock() async throws {
+        let receiver = try await WebhookReceiver.start(failFirst: 2)
+        defer { Task { await receiver.stop() } }
+        let clock = TestClock()
+        var logger = Logger(label: "webhook-test")
+        logger.logLevel = .critical
+        let sender = WebhookSender(group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
+        // An hour between attempts: a sender sleeping on the wall clock would not retry within the time limit.
+        let webhook = WebhookConfiguration(
+            url: "http://127.0.0.1:\(receiver.port)/hooks",
+            endpoint: BackendEndpoint(host: "127.0.0.1", port: receiver.port),
+            path: "/hooks", maxAttempts: 3, backoff: .seconds(3600)
+        )
+        sender.deliver(ByteBuffer(string: #"{"operation":{}}"#), operationID: "op-1", to: webhook)
+        #expect(await eventually(within: .seconds(10)) { receiver.requests.count == 1 })
+
+        /// Moves the clock a backoff at a time until `count` POSTs have arrived (bounded in wall time). A step
+        /// taken before the sender has started its wait only moves `now`; the wait then ends at a later step.
+        func step(until count: Int) async -> Bool {
+            await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+                if receiver.requests.count >= count { return true }
+                await clock.advance(by: .seconds(3600))
+                return receiver.requests.count >= count
+            }
+        }
+        #expect(await step(until: 2), "no retry after the backoff")
+        #expect(await step(until: 3), "no third attempt after the doubled backoff")
+        // The third answered 204: delivered, nothing more is pending.
+        #expect(await eventually(within: .seconds(10)) { sender.pending == 0 })
+        #expect(receiver.requests.count == 3)
     }
 }
 

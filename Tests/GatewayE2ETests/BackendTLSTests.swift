@@ -114,7 +114,7 @@ struct BackendTLSTests {
                 )
                 try await withTestGateway(yaml: yaml) { gateway in
                     // The active health check reaches the endpoint over the same TLS before any call.
-                    let probed = await Self.eventually(within: .seconds(5)) { !front.clientSubjects.isEmpty }
+                    let probed = await eventually(within: .seconds(5)) { !front.clientSubjects.isEmpty }
                     #expect(probed, "\(kind): no TLS handshake from the health check")
                     for _ in 0..<3 {
                         let answer = try await Self.trigger(port: gateway.port)
@@ -314,14 +314,5 @@ struct BackendTLSTests {
     static func startGrpcioRunner(_ arguments: [String]) async throws -> TestProcess.Server {
         let script = Peers.repositoryRoot.appendingPathComponent("Tests/InteropClients/tls_runner.py").path
         return try await TestProcess.Server.start(Peers.python, [script] + arguments)
-    }
-
-    static func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
-        let end = ContinuousClock.now + limit
-        while ContinuousClock.now < end {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return condition()
     }
 }

@@ -146,17 +146,11 @@ struct CraftPeriodicTests {
 
             // Within a few seconds the newest tick's execution is the deployment's latest.
             var latest: String?
-            for _ in 0..<100 where latest == nil {
+            _ = try await eventually(within: .seconds(10), interval: .milliseconds(100)) {
                 response = try await client.request(
-                    "GET",
-                    "/api/v1/deployments/beat/executions/latest",
-                    headers: bearer
-                )
-                if response.status == 200 {
-                    latest = try json(response.body)["execution_id"] as? String
-                } else {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
+                    "GET", "/api/v1/deployments/beat/executions/latest", headers: bearer)
+                if response.status == 200 { latest = try json(response.body)["execution_id"] as? String }
+                return latest != nil
             }
             let id = try #require(latest, "no execution of the periodic deployment within 10 s")
             response = try await client.request(
@@ -177,18 +171,30 @@ struct CraftPeriodicTests {
 
             // `latest` moves on to the newest tick; and each run is an ordinary operation for Instill and Abacus
             // clients, listed under /v1beta/operations with the schedule's name and tick.
-            try await Task.sleep(for: .milliseconds(2_100))
-            response = try await client.request("GET", "/api/v1/deployments/beat/executions/latest", headers: bearer)
-            let newest = try #require(try json(response.body)["execution_id"] as? String, "\(response.bodyString)")
-            #expect(newest != id)
-            response = try await client.request("GET", "/v1beta/operations?pipeline=demo/upper&page_size=100")
-            let operations = (try json(response.body)["operations"] as? [[String: Any]] ?? []).filter {
-                $0.scheduleName == "craft.beat"
+            func scheduleRuns() async throws -> [[String: Any]] {
+                response = try await client.request("GET", "/v1beta/operations?pipeline=demo/upper&page_size=100")
+                return (try json(response.body)["operations"] as? [[String: Any]] ?? []).filter {
+                    $0.scheduleName == "craft.beat"
+                }
             }
+            // Wait for three ticks, and for `latest` to have moved past the first one seen.
+            _ = try await eventually(within: .seconds(10), interval: .milliseconds(100)) {
+                try await scheduleRuns().count >= 3
+            }
+            var newest: String?
+            let movedOn = try await eventually(within: .seconds(10), interval: .milliseconds(100)) {
+                response = try await client.request(
+                    "GET", "/api/v1/deployments/beat/executions/latest", headers: bearer)
+                newest = response.status == 200 ? try json(response.body)["execution_id"] as? String : nil
+                return newest != nil && newest != id
+            }
+            #expect(movedOn, "latest stayed \(id): \(response.bodyString)")
+            let newestID = try #require(newest)
+            let operations = try await scheduleRuns()
             #expect(operations.count >= 3, "\(response.bodyString)")
             #expect(operations.contains { $0["name"] as? String == "operations/\(id)" }, "\(response.bodyString)")
             let newestTick = try #require(
-                operations.first { $0["name"] as? String == "operations/\(newest)" }?.scheduledTime
+                operations.first { $0["name"] as? String == "operations/\(newestID)" }?.scheduledTime
             )
             let lastTick = try #require(operations.compactMap(\.scheduledTime).max())
             // At most one tick can land between the two reads.

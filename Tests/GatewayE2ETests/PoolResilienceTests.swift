@@ -1,5 +1,6 @@
 import Backends
 import Foundation
+import GatewayApp
 import GatewayTestSupport
 import NIOCore
 import NIOPosix
@@ -42,6 +43,9 @@ struct PoolResilienceTests {
         }.count
     }
 
+    /// How long the endpoint killed in `deadEndpoint` stays down.
+    static let outage = Duration.seconds(3)
+
     @Test(
         "one of two endpoints killed under 4 clients: at most one failed call per client, no failed async operation; back, it gets traffic again",
         .timeLimit(.minutes(1)),
@@ -79,7 +83,12 @@ struct PoolResilienceTests {
                         return (calls, failed)
                     }
                 }
-                try await Task.sleep(for: .milliseconds(700))
+                // Kill `a` once the clients' traffic reaches both endpoints (each holds a connection from the
+                // gateway beside its listener), not after a fixed time that a loaded machine may not honour.
+                let flowing = await eventually(within: .seconds(10)) {
+                    Self.socketCount(a.pid) >= 2 && Self.socketCount(b.pid) >= 2
+                }
+                #expect(flowing, "the clients' calls did not reach both endpoints")
                 a.signal(SIGKILL)
                 _ = await a.stop()
                 // Async work submitted while the endpoint is down.
@@ -90,7 +99,9 @@ struct PoolResilienceTests {
                     #expect(status == 200, "\(json)")
                     if let name = json.operationName { names.append(name) }
                 }
-                try await Task.sleep(for: .seconds(3))
+                // The outage's length is part of the scenario (clients keep calling through it, the async
+                // operations above wait it out), not a synchronisation.
+                try await Task.sleep(for: Self.outage)
                 revived = try await Self.startRunner(transport, port: portA)
                 let back = revived!
                 // Back: new calls reach it after the ejection backoff (at most 5 s), with no health check.
@@ -278,7 +289,9 @@ struct PoolResilienceTests {
                     body: try jsonBody(["data": [["variable": ["prompt": words, "delay_ms": 100]]]])
                 )
             }
-            try await Task.sleep(for: .milliseconds(500))
+            // The stream has its slot once the pool counts it (the refusals below depend on that).
+            let holding = await eventually(within: .seconds(10)) { gateway.app.pools["demo"]?.slotsInUse == 1 }
+            #expect(holding, "the first stream never took the pool's slot")
             let client = try await gateway.client()
             let refused = try await client.request(
                 "POST", "/v1beta/namespaces/demo/pipelines/tokens/trigger-stream",
@@ -345,6 +358,9 @@ struct PoolResilienceTests {
 
     /// A transport of the pool's kind over `ports`, with outlier detection off (so only the health check decides)
     /// and a fast health check.
+    /// The health-check interval of ``checkedTransport(_:ports:)``.
+    static let probeInterval = Duration.milliseconds(300)
+
     static func checkedTransport(
         _ transport: String,
         ports: [Int]
@@ -361,7 +377,7 @@ struct PoolResilienceTests {
                 maxEjectedPercent: 50
             ),
             healthCheck: HealthCheckConfiguration(
-                interval: .milliseconds(300),
+                interval: TimeAmount(probeInterval),
                 timeout: .milliseconds(300),
                 healthyThreshold: 1,
                 unhealthyThreshold: 1
@@ -382,17 +398,6 @@ struct PoolResilienceTests {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.date(from: text)
-    }
-
-    /// Polls `condition` every 50 ms for up to `limit`; whether it became true.
-    static func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
-        let clock = ContinuousClock()
-        let end = clock.now + limit
-        while clock.now < end {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return condition()
     }
 
     @Test(
@@ -416,20 +421,22 @@ struct PoolResilienceTests {
             ref: PipelineRef(namespace: "demo", pipeline: "echo"),
             inputs: [TriggerInput(variables: ["k": .number(1)])]
         )
-        // Both answer their probes: after a few rounds (threshold 1) both are still in.
-        try await Task.sleep(for: .milliseconds(800))
+        // Both answer their probes: after a few rounds (threshold 1: one failed probe would take it out) both
+        // are still in. The rounds are a window in which nothing must happen (no event marks a probe that
+        // passed without changing anything), so they are slept, named after the interval.
+        try await Task.sleep(for: Self.probeInterval * 3)
         #expect(balancer.isAvailable(0) && balancer.isAvailable(1))
 
         a.signal(SIGKILL)
         _ = await a.stop()
-        let out = await Self.eventually(within: .seconds(3)) { !balancer.isAvailable(0) }
+        let out = await eventually(within: .seconds(3)) { !balancer.isAvailable(0) }
         #expect(out, "the dead endpoint stays in")
         for _ in 0..<10 { #expect(balancer.pick() == 1) }
         for _ in 0..<5 { _ = try await runner.run(request) }
 
         revived = try await Self.startRunner(transport, port: portA)
         // Back at the next probe: one interval (300 ms) plus a probe's time, with slack for a loaded machine.
-        let back = await Self.eventually(within: .seconds(2)) { balancer.isAvailable(0) }
+        let back = await eventually(within: .seconds(2)) { balancer.isAvailable(0) }
         #expect(back, "the revived endpoint stays out")
         #expect(try await runner.run(request).outputs.first?["k"] == .number(1))
     }

@@ -76,9 +76,17 @@ struct ProcessTests {
             let client = try await TestHTTPClient.connect(port: server.port)
             async let response = client.request(
                 "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders,
-                body: ByteBuffer(string: #"{"data":[{"variable":{"ms":800}}]}"#)
+                body: ByteBuffer(string: #"{"data":[{"variable":{"ms":1500}}]}"#)
             )
-            try await Task.sleep(for: .milliseconds(200))
+            // Signal once the call holds its slot in the default pool (seen on /metrics), so the signal
+            // really finds it in flight.
+            let observer = try await TestHTTPClient.connect(port: server.port)
+            let inFlight = try await eventually(within: .seconds(10)) {
+                let scrape = Exposition(try await observer.request("GET", "/metrics").bodyString)
+                return scrape.samples[#"trigger_gateway_pool_in_flight{pool="demo"}"#] == 1
+            }
+            #expect(inFlight, "the call never reached the pool")
+            await observer.close()
             server.signal(signal)
             let finished = try await response
             #expect(finished.status == 200)

@@ -1,5 +1,7 @@
+import Backends
 import DemoRunner
 import Foundation
+import GatewayApp
 import GatewayTestSupport
 import NIOCore
 import Observability
@@ -13,10 +15,13 @@ struct RequestRecordTests {
     static let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
     static let traceParent = "00-\(traceID)-00f067aa0ba902b7-01"
 
+    /// How long `only` watches for a second record that must not come (no event marks its absence).
+    static let strayRecordWindow = Duration.milliseconds(50)
+
     /// Waits a moment for stray records (there must be none), then returns the one record of `id`.
     static func only(_ id: String, in observer: RecordingObserver) async throws -> RequestRecord {
         let found = try await observer.records(of: id)
-        try await Task.sleep(for: .milliseconds(50))
+        try await Task.sleep(for: strayRecordWindow)
         let all = observer.all.filter { $0.requestID == id }
         #expect(all.count == 1, "\(id): \(all.count) records")
         return try #require(found.first, "no record for \(id)")
@@ -96,7 +101,9 @@ struct RequestRecordTests {
                     "POST", "/v1beta/users/demo/pipelines/sleep/trigger", headers: [("request-id", "rec-gone")],
                     body: ByteBuffer(string: #"{"data":[{"variable":{"ms":5000}}]}"#))
             }
-            try await Task.sleep(for: .milliseconds(200))
+            // Close once the call holds its pool slot (it is then mid-call), not after a fixed time.
+            let running = await eventually(within: .seconds(10)) { gateway.app.pools["demo"]?.slotsInUse == 1 }
+            #expect(running, "the call never reached the pool")
             await client.close()
             _ = try? await call.value
             let gone = try await Self.only("rec-gone", in: observer)

@@ -5,9 +5,32 @@ import Testing
 
 /// Scheduled triggers on real gateways over real sockets: ticks become operations that run, the schedule API,
 /// overlap with a run longer than the interval, two processes on one PostgreSQL, and kill -9 with catch-up.
-/// Wall-clock time is unavoidable here (the gateway's own clock); each test is bounded to a few seconds.
+/// Wall-clock time is unavoidable here (the gateway's own clock; `SchedulerTests` drive a manual one): each
+/// test waits for the runs it needs (bounded), and sleeps only through windows in which something must NOT
+/// happen or an outage the scenario needs, each a named constant.
 @Suite("Schedules end to end", .serialized)
 struct ScheduleE2ETests {
+    /// A window in which no tick must fire (paused, removed): longer than two `@every 1s` ticks.
+    static let quietWindow = Duration.milliseconds(2200)
+    /// How long `killNineCatchUp` keeps the gateway down: at least two ticks are missed.
+    static let downtime = Duration.seconds(3)
+    /// The bound on waiting for runs that come one a second: generous for a loaded machine.
+    static let runsBound = Duration.seconds(20)
+
+    /// Polls the schedule runs until `enough` holds for them (within `runsBound`); the last list seen.
+    static func waitForRuns(
+        _ client: AsyncClient, pipeline: String = "demo/echo", headers: [(String, String)] = [],
+        until enough: ([[String: Any]]) -> Bool
+    ) async throws -> [[String: Any]] {
+        var runs: [[String: Any]] = []
+        let met = try await eventually(within: runsBound, interval: .milliseconds(100)) {
+            runs = try await Self.runs(client, pipeline: pipeline, headers: headers)
+            return enough(runs)
+        }
+        #expect(met, "runs never reached what the test waits for: \(runs.count) runs")
+        return runs
+    }
+
     static let pools = """
         pools:
           - {name: demo, transport: inprocess}
@@ -45,7 +68,7 @@ struct ScheduleE2ETests {
         return -1
     }
 
-    @Test("@every 1s for 5 s: 5 operations (±1), one per tick, named after the schedule, and they run")
+    @Test("@every 1s: one operation per tick, 1 s apart, none extra, named after the schedule, and they run")
     func everySecond() async throws {
         let yaml =
             Self.pools + """
@@ -56,11 +79,14 @@ struct ScheduleE2ETests {
                     inputs: [{greeting: hi}]
                     overlap: allow
                 """
+        let started = Date()
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await AsyncClient.connect(port: gateway.port)
-            try await Task.sleep(for: .seconds(5))
-            let runs = try await Self.runs(client)
-            #expect((4...6).contains(runs.count), "\(runs.count) runs")
+            let runs = try await Self.waitForRuns(client) { $0.count >= 5 }
+            // One a second, not more: no more runs than whole-second ticks since just before the gateway
+            // started (+1 for a tick on the boundary), the time read after the list.
+            let elapsed = Date().timeIntervalSince(started)
+            #expect(runs.count <= Int(elapsed.rounded(.up)) + 1, "\(runs.count) runs in \(elapsed) s")
             let ticks = Self.ticks(runs)
             #expect(ticks.count == runs.count && Self.contiguous(ticks), "\(ticks)")
             #expect(runs.allSatisfy { $0.scheduleName == "heartbeat" })
@@ -102,7 +128,8 @@ struct ScheduleE2ETests {
             let anonymous = try await client.client.request("GET", "/v1beta/schedules")
             #expect(anonymous.status == 401)
 
-            try await Task.sleep(for: .milliseconds(2200))
+            // Wait for heartbeat's first run to be listed as its last run.
+            _ = try await Self.waitForRuns(client, headers: auth) { !$0.isEmpty }
             let listed = try await client.client.request("GET", "/v1beta/schedules", headers: auth)
             #expect(listed.status == 200)
             let schedules = try #require(try json(listed.body)["schedules"] as? [[String: Any]])
@@ -130,16 +157,17 @@ struct ScheduleE2ETests {
             let paused = try await client.client.request("POST", "/v1beta/schedules/heartbeat:pause", headers: auth)
             #expect(paused.status == 200)
             #expect((try json(paused.body)["schedule"] as? [String: Any])?["state"] as? String == "paused")
-            try await Task.sleep(for: .milliseconds(300))
-            let before = try await Self.runs(client, headers: auth).count
-            try await Task.sleep(for: .milliseconds(1800))
-            #expect(try await Self.runs(client, headers: auth).count == before, "no run while paused")
+            // A tick due before the pause answered may still land; none due after it may.
+            let pausedAt = Date()
+            try await Task.sleep(for: Self.quietWindow)
+            let whilePaused = try await Self.runs(client, headers: auth)
+            #expect(
+                !Self.ticks(whilePaused).contains { $0 > pausedAt }, "a run while paused: \(Self.ticks(whilePaused))")
+            let before = whilePaused.count
 
             let resumed = try await client.client.request("POST", "/v1beta/schedules/heartbeat:resume", headers: auth)
             #expect((try json(resumed.body)["schedule"] as? [String: Any])?["state"] as? String == "active")
-            try await Task.sleep(for: .milliseconds(1500))
-            let after = try await Self.runs(client, headers: auth)
-            #expect(after.count >= before + 1, "runs again after resume")
+            let after = try await Self.waitForRuns(client, headers: auth) { $0.count >= before + 1 }
             // Ticks due while paused are not caught up: no tick between the pause and the resume.
             let ticks = Self.ticks(after).sorted()
             #expect(zip(ticks, ticks.dropFirst()).contains { $1.timeIntervalSince($0) >= 2 }, "\(ticks)")
@@ -185,9 +213,8 @@ struct ScheduleE2ETests {
                 """
         try await withTestGateway(yaml: yaml) { gateway in
             let client = try await AsyncClient.connect(port: gateway.port)
-            try await Task.sleep(for: .milliseconds(5500))
-            let runs = try await Self.runs(client, pipeline: "demo/sleep")
-            #expect((1...3).contains(runs.count), "\(runs.count) runs in 5.5 s of 2.5 s runs")
+            // Two runs: the second could only start after the first's 2.5 s, skipping the ticks between.
+            let runs = try await Self.waitForRuns(client, pipeline: "demo/sleep") { $0.count >= 2 }
             var finals: [[String: Any]] = []
             for run in runs { finals.append(try await client.waitDone(try #require(run["name"] as? String))) }
             let formatter = ISO8601DateFormatter()
@@ -216,13 +243,13 @@ struct ScheduleE2ETests {
             let listed = try json(try await client.client.request("GET", "/v1beta/schedules").body)
             #expect((listed["schedules"] as? [Any])?.isEmpty == true)
             try gateway.reload(yaml: Self.scheduleYAML())
-            try await Task.sleep(for: .milliseconds(2500))
-            #expect(try await Self.runs(client).count >= 1)
+            _ = try await Self.waitForRuns(client) { !$0.isEmpty }
             try gateway.reload(yaml: Self.pools)
-            try await Task.sleep(for: .milliseconds(300))
-            let stopped = try await Self.runs(client).count
-            try await Task.sleep(for: .milliseconds(1500))
-            #expect(try await Self.runs(client).count == stopped)
+            // A tick due before the reload returned may still land; none due after it may.
+            let removedAt = Date()
+            try await Task.sleep(for: Self.quietWindow)
+            let ticks = Self.ticks(try await Self.runs(client))
+            #expect(!ticks.contains { $0 > removedAt }, "a run after the schedule was removed: \(ticks)")
             let missing = try await client.client.request("POST", "/v1beta/schedules/pulse:trigger")
             #expect(missing.status == 404)
         }
@@ -257,9 +284,9 @@ struct ScheduleE2ETests {
         async let startA = AsyncDurabilityTests.startGateway(dataDir: dirA, config: config)
         async let startB = AsyncDurabilityTests.startGateway(dataDir: dirB, config: config)
         let (a, b) = try await (startA, startB)
-        try await Task.sleep(for: .seconds(6))
         let clientA = try await AsyncClient.connect(port: a.port)
         let clientB = try await AsyncClient.connect(port: b.port)
+        _ = try await Self.waitForRuns(clientB) { $0.count >= 5 }
         let fired = [clientA, clientB]
         var counts: [Int] = []
         for client in fired {
@@ -271,7 +298,7 @@ struct ScheduleE2ETests {
         await a.stop()
         await b.stop()
         let ticks = Self.ticks(runs)
-        #expect(runs.count >= 5, "\(runs.count) runs in 6 s")
+        #expect(runs.count >= 5, "\(runs.count) runs")
         #expect(Set(ticks).count == ticks.count, "a tick fired twice: \(ticks)")
         #expect(Self.contiguous(ticks), "a tick was lost: \(ticks)")
         // Every operation was created by exactly one of the two (the other found it by its key): the created
@@ -291,22 +318,27 @@ struct ScheduleE2ETests {
             try? FileManager.default.removeItem(atPath: config)
         }
         let first = try await AsyncDurabilityTests.startGateway(dataDir: dataDir, config: config)
-        try await Task.sleep(for: .milliseconds(2500))
-        let firstRuns = try await Self.runs(try await AsyncClient.connect(port: first.port))
+        let firstRuns = try await Self.waitForRuns(try await AsyncClient.connect(port: first.port)) { !$0.isEmpty }
         await first.stop(signal: SIGKILL)
         let killedAt = Date()
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: Self.downtime)
         let second = try await AsyncDurabilityTests.startGateway(dataDir: dataDir, config: config)
         let restartedAt = Date()
-        try await Task.sleep(for: .milliseconds(1500))
+        func missedTicks(_ ticks: [Date]) -> [Date] {
+            ticks.filter { $0 > killedAt.addingTimeInterval(0.5) && $0 < restartedAt.addingTimeInterval(-0.5) }
+        }
+        // Caught up: the ticks due while down are there, and one after the restart (the catch-up is done).
         let client = try await AsyncClient.connect(port: second.port)
-        let runs = try await Self.runs(client)
+        let runs = try await Self.waitForRuns(client) { runs in
+            let ticks = Self.ticks(runs)
+            return missedTicks(ticks).count >= 2 && ticks.contains { $0 > restartedAt }
+        }
         await second.stop()
         let ticks = Self.ticks(runs)
         #expect(firstRuns.count >= 1)
         #expect(Set(ticks).count == ticks.count, "a tick fired twice: \(ticks)")
         #expect(Self.contiguous(ticks), "a missed tick was not caught up: \(ticks)")
-        let missed = ticks.filter { $0 > killedAt.addingTimeInterval(0.5) && $0 < restartedAt.addingTimeInterval(-0.5) }
+        let missed = missedTicks(ticks)
         #expect(missed.count >= 2, "ticks due while down: \(missed)")
     }
 }

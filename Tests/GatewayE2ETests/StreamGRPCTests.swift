@@ -66,12 +66,17 @@ struct StreamGRPCTests {
     func backendDies(backend: StreamBackend) async throws {
         try await withStreamSetup(backend) { setup in
             let runner = try #require(setup.runner)
+            let progress = FileManager.default.temporaryDirectory.appendingPathComponent("tg-grpc-\(UUID().uuidString)")
+                .path
+            defer { try? FileManager.default.removeItem(atPath: progress) }
             async let result = Peers.grpcio(
                 "stream-run", port: setup.gateway.port,
-                ["tokens", #"[{"prompt":"a b c d e f g h i j k l m n o p q r s t u v w x y z","delay_ms":200}]"#]
+                ["tokens", #"[{"prompt":"a b c d e f g h i j k l m n o p q r s t u v w x y z","delay_ms":200}]"#],
+                progressFile: progress
             )
-            // Long enough for python to start and receive tokens; the stream itself lasts 5 s.
-            try await Task.sleep(for: .milliseconds(2500))
+            // Kill mid-stream: once grpcio has received two messages (the stream itself lasts 5 s).
+            #expect(
+                await fileContains(progress, "message\nmessage\n", within: .seconds(20)), "no message reached grpcio")
             runner.signal(SIGKILL)
             let killedAt = now
             let answer = try await result

@@ -123,13 +123,26 @@ func parseSSE(_ text: String) throws -> [SSEEvent] {
 }
 
 /// `curl -sN` with `arguments` appended: the response headers (lowercased, from `--dump-header`) and the
-/// events of the body.
-func curlSSE(_ arguments: [String]) async throws -> (headers: String, events: [SSEEvent], raw: String) {
+/// events of the body. With `outputFile`, curl writes the body there as it arrives (see `fileContains`).
+func curlSSE(_ arguments: [String], outputFile: String? = nil) async throws -> (
+    headers: String, events: [SSEEvent], raw: String
+) {
     let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
     let headerFile = FileManager.default.temporaryDirectory.appendingPathComponent("tg-sse-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: headerFile) }
-    let out = try await TestProcess.run(curl, ["-sSN", "--max-time", "30", "--dump-header", headerFile] + arguments)
+    let output = outputFile.map { ["--output", $0] } ?? []
+    let out = try await TestProcess.run(
+        curl, ["-sSN", "--max-time", "30", "--dump-header", headerFile] + output + arguments)
     #expect(out.status == 0, "curl: \(out.stderr)")
     let headers = ((try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "").lowercased()
-    return (headers, try parseSSE(out.stdoutString), out.stdoutString)
+    let raw = outputFile.map { (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "" } ?? out.stdoutString
+    return (headers, try parseSSE(raw), raw)
+}
+
+/// Waits (bounded by `limit`) until the file at `path` contains `marker`: a client writing what it receives
+/// there as it arrives (`curl -N --output`, grpc_client.py's progress file) has seen it.
+func fileContains(_ path: String, _ marker: String, within limit: Duration = .seconds(10)) async -> Bool {
+    await eventually(within: limit) {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").contains(marker)
+    }
 }

@@ -109,12 +109,17 @@ struct StreamSSETests {
     func backendDies(backend: StreamBackend) async throws {
         try await withStreamSetup(backend) { setup in
             let runner = try #require(setup.runner)
-            async let result = curlSSE([
-                "-H", "content-type: application/json", "-H", "accept: text/event-stream",
-                "-d", #"{"data":[{"variable":{"prompt":"a b c d e f g h i j k l m n o p q r s t","delay_ms":200}}]}"#,
-                "\(setup.sseBase)/tokens/trigger",
-            ])
-            try await Task.sleep(for: .milliseconds(1000))
+            let body = FileManager.default.temporaryDirectory.appendingPathComponent("tg-sse-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: body) }
+            async let result = curlSSE(
+                [
+                    "-H", "content-type: application/json", "-H", "accept: text/event-stream",
+                    "-d",
+                    #"{"data":[{"variable":{"prompt":"a b c d e f g h i j k l m n o p q r s t","delay_ms":200}}]}"#,
+                    "\(setup.sseBase)/tokens/trigger",
+                ], outputFile: body)
+            // Kill mid-stream: once curl has received a token (the stream lasts 4 s).
+            #expect(await fileContains(body, "PIPELINE_OUTPUT_UPDATED"), "no token reached curl")
             runner.signal(SIGKILL)
             let killedAt = now
             let (_, events, raw) = try await result

@@ -14,16 +14,18 @@ package enum Peers {
         return FileManager.default.isExecutableFile(atPath: venv) ? venv : "/usr/bin/python3"
     }
 
-    /// Runs a scenario of `Tests/InteropClients/grpc_client.py` (grpcio) and returns its JSON answer.
+    /// Runs a scenario of `Tests/InteropClients/grpc_client.py` (grpcio) and returns its JSON answer. With
+    /// `progressFile`, `stream-run` appends a line to it per message received, as it arrives.
     package static func grpcio(
         _ scenario: String, port: Int, _ arguments: [String] = [], token: String? = nil, authorization: String? = nil,
-        tlsCA: String? = nil, tlsClient: (cert: String, key: String)? = nil
+        tlsCA: String? = nil, tlsClient: (cert: String, key: String)? = nil, progressFile: String? = nil
     ) async throws -> [String: Any] {
         let script = repositoryRoot.appendingPathComponent("Tests/InteropClients/grpc_client.py").path
         var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         if let token { env["TG_TOKEN"] = token }
         if let authorization { env["TG_AUTHORIZATION"] = authorization }
         if let tlsCA { env["TG_TLS_CA"] = tlsCA }
+        if let progressFile { env["TG_PROGRESS_FILE"] = progressFile }
         if let tlsClient {
             env["TG_TLS_CERT"] = tlsClient.cert
             env["TG_TLS_KEY"] = tlsClient.key

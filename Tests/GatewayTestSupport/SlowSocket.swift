@@ -11,6 +11,10 @@ package final class SlowSocket: Sendable {
         package var closedByServer: Bool
         /// From the start of the wait to the close (or to the end of the wait).
         package var elapsed: Duration
+        /// When the close was seen (or the wait ended). A test measuring a server timeout takes the time
+        /// from an instant read *before* `connect` (the server's timer starts at accept, after that), not
+        /// from the start of the wait, which a loaded machine may delay past part of the timeout.
+        package var ended: ContinuousClock.Instant
         package var text: String { String(decoding: received, as: UTF8.self) }
     }
 
@@ -88,7 +92,7 @@ package final class SlowSocket: Sendable {
         let fd = self.fd
         return try await blocking {
             let started = ContinuousClock.now
-            var outcome = Outcome(received: [], closedByServer: false, elapsed: .zero)
+            var outcome = Outcome(received: [], closedByServer: false, elapsed: .zero, ended: started)
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
                 let left = timeout - (ContinuousClock.now - started)
@@ -109,7 +113,8 @@ package final class SlowSocket: Sendable {
                 outcome.received.append(contentsOf: buffer[0..<n])
                 if let stopWhen, stopWhen(outcome) { break }
             }
-            outcome.elapsed = ContinuousClock.now - started
+            outcome.ended = ContinuousClock.now
+            outcome.elapsed = outcome.ended - started
             return outcome
         }
     }

@@ -35,6 +35,10 @@ package struct TestGateway: Sendable {
     /// Connections closed at accept because `limits.max_connections` were open.
     package let rejectedConnections: @Sendable () -> Int
 
+    /// Client connections the gateway has accepted and set up and that are still open: a test waits for
+    /// it to reach what it connected before relying on the gateway having seen them.
+    package let openConnections: @Sendable () -> Int
+
     /// A fresh keep-alive connection to the gateway.
     package func client() async throws -> TestHTTPClient {
         try await TestHTTPClient.connect(port: port)
@@ -99,7 +103,8 @@ package func withTestGateway<T: Sendable>(
                 store: store,
                 app: app,
                 beginShutdown: { await serviceGroup.triggerGracefulShutdown() },
-                rejectedConnections: { server.rejectedConnections }
+                rejectedConnections: { server.rejectedConnections },
+                openConnections: { server.openConnections }
             )
             outcome = .success(try await body(gateway))
         } catch {

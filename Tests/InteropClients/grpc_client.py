@@ -234,10 +234,15 @@ def main():
             )
             messages, times = [], []
             out = {}
+            # TG_PROGRESS_FILE: one line per message as it arrives, so a test can act once the stream flows.
+            progress = os.environ.get("TG_PROGRESS_FILE")
             try:
                 for r in responses:
                     messages.append(outputs(r))
                     times.append(time.time())
+                    if progress:
+                        with open(progress, "a") as f:
+                            f.write("message\n")
                 out["code"] = "OK"
             except grpc.RpcError as e:
                 out.update(error(e))

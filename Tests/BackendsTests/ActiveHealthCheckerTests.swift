@@ -1,0 +1,111 @@
+import Backends
+import Clocks
+import NIOCore
+import Synchronization
+import Testing
+
+/// The active health checker's rounds on a manual clock: each round waits for `interval` on the clock it is
+/// given, so the test steps rounds by advancing it (the interval is an hour: a checker sleeping on the wall
+/// clock would never reach the second round within the time limit).
+@Suite("active health checker: rounds on an injected clock")
+struct ActiveHealthCheckerTests {
+    @Test(
+        "a failing endpoint is taken out after unhealthyThreshold rounds and back after healthyThreshold",
+        .timeLimit(.minutes(1))
+    )
+    func thresholdsOnManualClock() async {
+        let interval = Duration.seconds(3600)
+        let clock = TestClock()
+        let balancer = EndpointBalancer(endpointCount: 2, outlierDetection: .defaults, retryBudget: .defaults)
+        let check = HealthCheckConfiguration(
+            interval: .seconds(3600), timeout: .seconds(1), healthyThreshold: 2, unhealthyThreshold: 2)
+        let failing = Atomic(true)
+        let rounds = Atomic(0)
+        // Endpoint 0's probe of each round waits here until the test has looked: round n's results are not
+        // recorded while the test checks what round n - 1 left.
+        let gate = ProbeGate()
+        let checker = ActiveHealthChecker.start(check, balancer: balancer, clock: clock) { index in
+            guard index == 0 else { return true }
+            // The answer is fixed before the round is counted: a test that sees the count has seen the answer.
+            let passed = !failing.load(ordering: .sequentiallyConsistent)
+            rounds.add(1, ordering: .sequentiallyConsistent)
+            await gate.pass()
+            return passed
+        }
+        defer {
+            checker.cancel()
+            gate.open()
+        }
+
+        /// Lets held rounds finish one at a time, stepping the clock until the next starts, until round `n` has
+        /// started (and is held): rounds before `n` are then recorded (results are recorded before the wait),
+        /// round `n` not. A step taken while the checker is not yet waiting only moves `now`; its wait then
+        /// ends at a later step.
+        func reachRound(_ n: Int) async {
+            while true {
+                let current = rounds.load(ordering: .sequentiallyConsistent)
+                if current >= n { return }
+                gate.release()
+                while rounds.load(ordering: .sequentiallyConsistent) == current {
+                    await clock.advance(by: interval)
+                    await Task.yield()
+                }
+            }
+        }
+
+        // Round 1 runs at start, without the clock; round 2 only when the clock has moved an interval.
+        while rounds.load(ordering: .sequentiallyConsistent) < 1 { await Task.yield() }
+        await reachRound(2)
+        #expect(balancer.isAvailable(0), "one failed probe is below the threshold of 2")
+        await reachRound(3)
+        #expect(!balancer.isAvailable(0), "two failed probes in a row take it out")
+        #expect(balancer.isAvailable(1))
+
+        // Round 3 was answered (failed) before this; rounds 4 and 5 pass.
+        failing.store(false, ordering: .sequentiallyConsistent)
+        await reachRound(5)
+        #expect(!balancer.isAvailable(0), "one passed probe is below the threshold of 2")
+        await reachRound(6)
+        #expect(balancer.isAvailable(0), "two passed probes in a row bring it back")
+    }
+}
+
+/// A counting gate: `pass()` waits for a permit, `release()` adds one, `open()` lets everything through.
+final class ProbeGate: Sendable {
+    private let state = Mutex<(permits: Int, open: Bool, waiters: [CheckedContinuation<Void, Never>])>((0, false, []))
+
+    func pass() async {
+        await withCheckedContinuation { continuation in
+            let go = state.withLock { state -> Bool in
+                if state.open { return true }
+                if state.permits > 0 {
+                    state.permits -= 1
+                    return true
+                }
+                state.waiters.append(continuation)
+                return false
+            }
+            if go { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.permits += 1
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        waiter?.resume()
+    }
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
