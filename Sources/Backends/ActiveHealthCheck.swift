@@ -53,6 +53,20 @@ package struct ActiveHealthState: Sendable, Equatable {
 /// Runs a pool's probes until cancelled (the pool retired) or `probe` answers nil (its transport is gone: the
 /// probe holds the transport weakly, so a pool dropped without retiring stops its checker too).
 package enum ActiveHealthChecker {
+    /// The checker of `pool` when it has a health check (nil otherwise), probing through `transport`, which it
+    /// holds weakly: `probe(transport, index, check)` probes endpoint `index`.
+    static func start<Transport: BalancedTransport & AnyObject>(
+        for pool: BackendPoolConfiguration,
+        of transport: Transport,
+        probe: @escaping @Sendable (Transport, Int, HealthCheckConfiguration) async -> Bool
+    ) -> Task<Void, Never>? {
+        guard let check = pool.healthCheck else { return nil }
+        return start(check, balancer: transport.balancer) { [weak transport] index in
+            guard let transport else { return nil }
+            return await probe(transport, index, check)
+        }
+    }
+
     /// Probes every endpoint at once, records the round, then waits `check.interval` (at least 1 ms) on `clock`
     /// before the next round; tests pass a manual clock to step rounds without sleeping.
     package static func start(

@@ -1,6 +1,11 @@
 package import NIOCore
 
 /// What the backend layer needs to know about one pool, independent of how the config file spells it.
+///
+/// Kept apart from GatewayConfig's `PoolConfiguration` on purpose: that one is the file's spelling (Swift
+/// `Duration`s, flat `outlier_*`/`retry_*` keys, no NIO), this one is what the transports run with (NIO
+/// `TimeAmount`s, derived values such as ``maxResponseBytes``), so Backends builds and is tested without the
+/// config layer. GatewayApp maps one onto the other in one place (`init(configuration:limits:)`).
 package struct BackendPoolConfiguration: Sendable, Equatable {
     package enum Transport: String, Sendable, Equatable {
         /// Pipelines run inside the gateway process (the embedded default's demo runner).
@@ -31,8 +36,7 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
     package var requestTimeout: TimeAmount
     package var maxConcurrency: Int
     package var maxQueue: Int
-    /// The largest response body accepted from a backend: the request cap grown by base64's 4/3 plus slack,
-    /// since blobs come back as data URIs.
+    /// The largest response body accepted from a backend (``maxResponseBytes(forRequestCap:)``).
     package var maxResponseBytes: Int
     package var outlierDetection: OutlierDetection
     package var retryBudget: RetryBudget
@@ -52,7 +56,7 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         requestTimeout: TimeAmount = .seconds(60),
         maxConcurrency: Int = 256,
         maxQueue: Int = 1024,
-        maxResponseBytes: Int = (32 << 20) / 3 * 4 + (1 << 20),
+        maxResponseBytes: Int = BackendPoolConfiguration.maxResponseBytes(forRequestCap: 32 << 20),
         outlierDetection: OutlierDetection = .defaults,
         retryBudget: RetryBudget = .defaults,
         maxTries: Int = 3,
@@ -72,5 +76,11 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         self.maxTries = maxTries
         self.healthCheck = healthCheck
         self.tls = tls
+    }
+
+    /// The largest response accepted for a request cap of `maxBodyBytes`: blobs come back as data URIs, so
+    /// base64's 4/3 of it, plus 1 MiB of slack for the JSON around them.
+    package static func maxResponseBytes(forRequestCap maxBodyBytes: Int) -> Int {
+        maxBodyBytes / 3 * 4 + (1 << 20)
     }
 }

@@ -125,6 +125,19 @@ package final class EndpointBalancer: Sendable {
         self.random = Atomic(seed == 0 ? UInt64.random(in: 1...UInt64.max) : seed)
     }
 
+    /// The balancer of `pool`'s endpoints, with the pool's outlier detection and retry budget; what both
+    /// network transports build.
+    package convenience init(pool: BackendPoolConfiguration, metrics: PoolMetrics?) {
+        self.init(
+            endpointCount: pool.endpoints.count,
+            outlierDetection: pool.outlierDetection,
+            retryBudget: pool.retryBudget,
+            poolName: pool.name,
+            endpointNames: pool.endpoints.map(\.description),
+            metrics: metrics
+        )
+    }
+
     package var count: Int { health.count }
 
     /// The endpoint at `index` as configured (e.g. "http://10.0.0.1:8080"); nil when the balancer was built

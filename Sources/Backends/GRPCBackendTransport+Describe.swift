@@ -1,8 +1,6 @@
-import HTTP2Engine
 import NIOCore
 import ProtoCodec
 package import TriggerModel
-import WireCodecs
 
 extension GRPCBackendTransport: PipelineDescribing {
     static let describePath = "/trigger.runner.v1.Runner/Describe"
@@ -13,28 +11,14 @@ extension GRPCBackendTransport: PipelineDescribing {
     /// check calls `Health/Check`). A runner that lacks the method answers UNIMPLEMENTED, which is passed on.
     package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
         let endpoint = endpoints[balancer.pick()]
-        let connection = try await endpoint.acquire(group: group, connectTimeout: Self.describeTimeout)
-        let promise = connection.eventLoop.makePromise(of: ByteBuffer.self)
-        let call = NIOLoopBoundBox.makeBoxSendingValue(
-            GRPCBackendCall(raw: promise, peer: endpoint.peer, maxMessageBytes: 1 << 20),
-            eventLoop: connection.eventLoop
+        let answer = try await controlCall(
+            Self.describePath,
+            RunnerCodec.encodeDescribeRequest(ref),
+            on: endpoint,
+            connectTimeout: Self.describeTimeout,
+            timeout: Self.describeTimeout,
+            maxMessageBytes: 1 << 20
         )
-        let headers: HTTP2Headers = [
-            ":method": "POST",
-            ":scheme": scheme,
-            ":path": Self.describePath,
-            ":authority": endpoint.peer.endpoint,
-            "content-type": "application/grpc",
-            "te": "trailers",
-            "grpc-timeout": GRPCTimeout.encode(Self.describeTimeout),
-        ]
-        let message = [GRPCMessageFramer.frame(RunnerCodec.encodeDescribeRequest(ref))]
-        let answer = try await withTaskCancellationHandler {
-            connection.start(call, headers: headers, message: message, deadline: .now() + Self.describeTimeout)
-            return try await promise.futureResult.get()
-        } onCancel: {
-            call.eventLoop.execute { call.value.cancel(GatewayError(.cancelled, "the describe call was cancelled")) }
-        }
         do {
             return try RunnerCodec.decodeDescribeResponse(answer)
         } catch {

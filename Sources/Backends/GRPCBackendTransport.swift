@@ -35,14 +35,7 @@ package final class GRPCBackendTransport: TriggerRunner {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
         self.group = group
-        let balancer = EndpointBalancer(
-            endpointCount: configuration.endpoints.count,
-            outlierDetection: configuration.outlierDetection,
-            retryBudget: configuration.retryBudget,
-            poolName: configuration.name,
-            endpointNames: configuration.endpoints.map(\.description),
-            metrics: metrics
-        )
+        let balancer = EndpointBalancer(pool: configuration, metrics: metrics)
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map { index, endpoint in
             GRPCBackendEndpoint(
@@ -54,14 +47,8 @@ package final class GRPCBackendTransport: TriggerRunner {
                 tls: configuration.tls
             )
         }
-        if let check = configuration.healthCheck {
-            healthChecker.withLock { task in
-                task = ActiveHealthChecker.start(check, balancer: balancer) { [weak self] index in
-                    guard let self else { return nil }
-                    return await self.probe(self.endpoints[index], check)
-                }
-            }
-        }
+        let checker = ActiveHealthChecker.start(for: configuration, of: self) { await $0.probe($0.endpoints[$1], $2) }
+        healthChecker.withLock { $0 = checker }
     }
 
     static let healthCheckPath = "/grpc.health.v1.Health/Check"
@@ -69,37 +56,50 @@ package final class GRPCBackendTransport: TriggerRunner {
     /// One active health check: `grpc.health.v1.Health/Check` for the whole server (an empty request) on the
     /// endpoint's shared connections; SERVING within the timeout passes.
     private func probe(_ endpoint: GRPCBackendEndpoint, _ check: HealthCheckConfiguration) async -> Bool {
-        let connection: GRPCBackendConnection
-        do {
-            connection = try await endpoint.acquire(
-                group: group,
-                connectTimeout: min(configuration.connectTimeout, check.timeout)
-            )
-        } catch {
-            return false
-        }
+        let answer = try? await controlCall(
+            Self.healthCheckPath,
+            ByteBuffer(),
+            on: endpoint,
+            connectTimeout: min(configuration.connectTimeout, check.timeout),
+            timeout: check.timeout,
+            maxMessageBytes: 64 << 10
+        )
+        return answer.map(InstillCodec.decodeGRPCHealthServing) ?? false
+    }
+
+    /// A unary control-plane call (`Health/Check`, `Runner/Describe`) of `path` with `message` on `endpoint`'s
+    /// shared connections: `timeout` goes to the runner as `grpc-timeout` and bounds the stream locally, and
+    /// cancelling the calling task resets the stream. Throws what connecting or the call failed with.
+    func controlCall(
+        _ path: String,
+        _ message: ByteBuffer,
+        on endpoint: GRPCBackendEndpoint,
+        connectTimeout: TimeAmount,
+        timeout: TimeAmount,
+        maxMessageBytes: Int
+    ) async throws -> ByteBuffer {
+        let connection = try await endpoint.acquire(group: group, connectTimeout: connectTimeout)
         let promise = connection.eventLoop.makePromise(of: ByteBuffer.self)
         let call = NIOLoopBoundBox.makeBoxSendingValue(
-            GRPCBackendCall(raw: promise, peer: endpoint.peer, maxMessageBytes: 64 << 10),
+            GRPCBackendCall(raw: promise, peer: endpoint.peer, maxMessageBytes: maxMessageBytes),
             eventLoop: connection.eventLoop
         )
         let headers: HTTP2Headers = [
             ":method": "POST",
             ":scheme": scheme,
-            ":path": Self.healthCheckPath,
+            ":path": path,
             ":authority": endpoint.peer.endpoint,
             "content-type": "application/grpc",
             "te": "trailers",
-            "grpc-timeout": GRPCTimeout.encode(check.timeout),
+            "grpc-timeout": GRPCTimeout.encode(timeout),
         ]
-        connection.start(
-            call,
-            headers: headers,
-            message: [GRPCMessageFramer.frame(ByteBuffer())],
-            deadline: .now() + check.timeout
-        )
-        guard let message = try? await promise.futureResult.get() else { return false }
-        return InstillCodec.decodeGRPCHealthServing(message)
+        let framed = [GRPCMessageFramer.frame(message)]
+        return try await withTaskCancellationHandler {
+            connection.start(call, headers: headers, message: framed, deadline: .now() + timeout)
+            return try await promise.futureResult.get()
+        } onCancel: {
+            call.eventLoop.execute { call.value.cancel(GatewayError(.cancelled, "the \(path) call was cancelled")) }
+        }
     }
 
     /// Live connections across all endpoints (for tests and metrics).

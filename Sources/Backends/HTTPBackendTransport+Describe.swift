@@ -10,30 +10,14 @@ extension HTTPBackendTransport: PipelineDescribing {
     /// `POST {base}/describe` on a connection of its own (closed after, as the active health check does), to
     /// an endpoint the balancer picks. A runner without the route (404, 405 or 501) is `.unimplemented`.
     package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
-        let endpoint = endpoint(at: balancer.pick())
-        let connection = try await connect(endpoint, timeout: Self.describeTimeout)
-        defer { connection.close() }
-        let body = BackendHTTPBody.encodeDescribeRequest(ref)
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.endpoint.description)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        headers.add(name: "connection", value: "close")
-        let head = HTTPRequestHead(
-            version: .http1_1,
-            method: .POST,
-            uri: endpoint.endpoint.basePath + "/describe",
-            headers: headers
+        let response = try await controlRequest(
+            .POST,
+            "/describe",
+            body: BackendHTTPBody.encodeDescribeRequest(ref),
+            to: endpoint(at: balancer.pick()),
+            timeout: Self.describeTimeout,
+            maxResponseBytes: 1 << 20
         )
-        let timer = connection.channel.eventLoop.scheduleTask(in: Self.describeTimeout) { connection.close() }
-        defer { timer.cancel() }
-        let response: HTTPBackendResponse
-        do {
-            response = try await connection.execute(head: head, body: StreamedJSONBody(body), maxResponseBytes: 1 << 20)
-                .get()
-        } catch {
-            throw BackendErrors.connectionLost(pool: poolName, endpoint: endpoint.endpoint.description)
-        }
         switch response.status {
         case 200..<300:
             do {

@@ -54,49 +54,54 @@ package final class HTTPBackendTransport: TriggerRunner {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
         self.group = group
-        let balancer = EndpointBalancer(
-            endpointCount: configuration.endpoints.count,
-            outlierDetection: configuration.outlierDetection,
-            retryBudget: configuration.retryBudget,
-            poolName: configuration.name,
-            endpointNames: configuration.endpoints.map(\.description),
-            metrics: metrics
-        )
+        let balancer = EndpointBalancer(pool: configuration, metrics: metrics)
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map {
             EndpointState($0.element, index: $0.offset, health: balancer.health[$0.offset], group: group)
         }
         self.codecLimits = codecLimits
-        if let check = configuration.healthCheck {
-            healthChecker.withLock { task in
-                task = ActiveHealthChecker.start(check, balancer: balancer) { [weak self] index in
-                    guard let self else { return nil }
-                    return await self.probe(self.endpoints[index], check)
-                }
-            }
-        }
+        let checker = ActiveHealthChecker.start(for: configuration, of: self) { await $0.probe($0.endpoints[$1], $2) }
+        healthChecker.withLock { $0 = checker }
     }
 
     /// One active health check: `GET {base}{path}` on a connection of its own, closed after; a 2xx answer within
     /// the timeout passes.
     private func probe(_ endpoint: EndpointState, _ check: HealthCheckConfiguration) async -> Bool {
-        guard let connection = try? await connect(endpoint, timeout: check.timeout) else { return false }
+        let response = try? await controlRequest(
+            .GET, check.path, body: nil, to: endpoint, timeout: check.timeout, maxResponseBytes: 64 << 10)
+        return response.map { (200..<300).contains($0.status) } ?? false
+    }
+
+    /// A control-plane request (the health probe's `GET`, `POST /describe`) of `path` under `endpoint`'s base
+    /// path, on a connection of its own that is closed after the answer or once `timeout` (connect included)
+    /// has passed. `body` is JSON; nil sends none. A failed connect throws its own error; a connection lost
+    /// (or closed by the timeout) before the answer throws ``BackendErrors/connectionLost(pool:endpoint:)``.
+    func controlRequest(
+        _ method: HTTPMethod,
+        _ path: String,
+        body: ByteBuffer?,
+        to endpoint: EndpointState,
+        timeout: TimeAmount,
+        maxResponseBytes: Int
+    ) async throws -> HTTPBackendResponse {
+        let connection = try await connect(endpoint, timeout: timeout)
         defer { connection.close() }
         var headers = HTTPHeaders()
         headers.add(name: "host", value: endpoint.endpoint.description)
-        headers.add(name: "content-length", value: "0")
+        if body != nil { headers.add(name: "content-type", value: "application/json") }
+        headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
         headers.add(name: "connection", value: "close")
         let head = HTTPRequestHead(
-            version: .http1_1,
-            method: .GET,
-            uri: endpoint.endpoint.basePath + check.path,
-            headers: headers
-        )
-        let answer = connection.execute(head: head, body: StreamedJSONBody(ByteBuffer()), maxResponseBytes: 64 << 10)
-        let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) { connection.close() }
+            version: .http1_1, method: method, uri: endpoint.endpoint.basePath + path, headers: headers)
+        let timer = connection.channel.eventLoop.scheduleTask(in: timeout) { connection.close() }
         defer { timer.cancel() }
-        guard let response = try? await answer.get() else { return false }
-        return (200..<300).contains(response.status)
+        do {
+            return try await connection.execute(
+                head: head, body: StreamedJSONBody(body ?? ByteBuffer()), maxResponseBytes: maxResponseBytes
+            ).get()
+        } catch {
+            throw BackendErrors.connectionLost(pool: configuration.name, endpoint: endpoint.endpoint.description)
+        }
     }
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {

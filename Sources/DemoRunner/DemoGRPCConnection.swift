@@ -146,40 +146,39 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
 
     private func startUnary(_ state: DemoGRPCStream, _ request: TriggerRequest) {
         let runner = self.runner
-        let eventLoop = self.eventLoop
-        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-        let stream = state.id
-        state.task = Task {
-            let outcome: Result<ByteBuffer, any Error>
+        answerUnary(state) {
             do {
-                let result = try await runner.run(request)
-                outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunResponse(result)))
+                return RunnerCodec.encodeRunResponse(try await runner.run(request))
             } catch let error as GatewayError where error.code.isApplication {
                 // The pipeline's own failure travels in the message with grpc-status OK (runner.proto), so the
                 // gateway never mistakes it for the runner failing.
-                outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunError(error)))
-            } catch {
-                outcome = .failure(error)
+                return RunnerCodec.encodeRunError(error)
             }
-            eventLoop.execute { loopBound.value.unaryFinished(stream, outcome) }
         }
     }
 
     /// `Runner/Describe`: the runner's description when it can give one, UNIMPLEMENTED otherwise.
     private func startDescribe(_ state: DemoGRPCStream, _ message: ByteBuffer) {
         let runner = self.runner
+        answerUnary(state) {
+            let ref = try RunnerCodec.decodeDescribeRequest(message)
+            guard let describing = runner as? any PipelineDescribing else {
+                throw GatewayError(.unimplemented, "this runner does not describe its pipelines")
+            }
+            return RunnerCodec.encodeDescribeResponse(try await describing.describePipeline(ref))
+        }
+    }
+
+    /// Runs `work` off the loop; back on it, the stream gets the message `work` returned, framed, with status
+    /// OK, or the status of the error it threw.
+    private func answerUnary(_ state: DemoGRPCStream, _ work: @escaping @Sendable () async throws -> ByteBuffer) {
         let eventLoop = self.eventLoop
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         let stream = state.id
         state.task = Task {
             let outcome: Result<ByteBuffer, any Error>
             do {
-                let ref = try RunnerCodec.decodeDescribeRequest(message)
-                guard let describing = runner as? any PipelineDescribing else {
-                    throw GatewayError(.unimplemented, "this runner does not describe its pipelines")
-                }
-                let description = try await describing.describePipeline(ref)
-                outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeDescribeResponse(description)))
+                outcome = .success(GRPCMessageFramer.frame(try await work()))
             } catch {
                 outcome = .failure(error)
             }

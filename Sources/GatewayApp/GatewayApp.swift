@@ -346,14 +346,7 @@ package final class GatewayApp: Sendable {
             logger: logger,
             operations: operations,
             configStatus: configStatus,
-            slowClients: SlowClientLimits(
-                prefaceTimeout: TimeAmount(config.timeouts.preface),
-                requestHeaderTimeout: TimeAmount(config.timeouts.requestHeader),
-                bodyProgressTimeout: TimeAmount(config.timeouts.bodyProgress),
-                writeProgressTimeout: TimeAmount(config.timeouts.writeProgress),
-                streamBufferBytes: config.limits.streamBufferBytes,
-                connectionBufferBytes: config.limits.connectionBufferBytes
-            ),
+            slowClients: SlowClientLimits(timeouts: config.timeouts, limits: config.limits),
             health: health,
             abacus: config.abacus
         )
@@ -408,7 +401,7 @@ extension BackendPoolConfiguration {
             requestTimeout: TimeAmount(pool.requestTimeout),
             maxConcurrency: pool.maxConcurrency,
             maxQueue: pool.maxQueue,
-            maxResponseBytes: limits.maxBodyBytes / 3 * 4 + (1 << 20),
+            maxResponseBytes: Self.maxResponseBytes(forRequestCap: limits.maxBodyBytes),
             outlierDetection: OutlierDetection(
                 consecutiveFailures: pool.outlierConsecutiveFailures,
                 baseEjection: TimeAmount(pool.outlierBaseEjection),
@@ -427,13 +420,5 @@ extension BackendPoolConfiguration {
                 )
             }
         )
-    }
-}
-
-extension TimeAmount {
-    /// Config durations are Swift `Duration`s; NIO schedules with `TimeAmount`.
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

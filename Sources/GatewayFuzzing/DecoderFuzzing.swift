@@ -79,7 +79,7 @@ enum DecoderFuzzing {
         }
         _ = try? InstillCodec.decodeGetOperationRequest(buffer)
         if let operation = try? InstillCodec.decodeOperationResponse(buffer) {
-            _ = InstillCodec.encodeGetOperationResponse(operation: operation)
+            _ = InstillCodec.encodeOperationResponse(operation: operation)
         }
         _ = InstillCodec.decodeHealthCheckRequest(buffer)
         _ = InstillCodec.decodeGRPCHealthRequest(buffer)

@@ -39,25 +39,7 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
-        let requestID = call.context.requestID
-        let generation = call.generation
-        startTask(stream: stream) {
-            do {
-                return Result<Operation, GatewayError>.success(try await operations.submit(request))
-            } catch {
-                return .failure(gatewayError(from: error, requestID: requestID))
-            }
-        } deliver: { connection, outcome in
-            switch outcome {
-            case .success(let operation):
-                connection.grpcRespond(
-                    stream,
-                    message: InstillCodec.encodeAsyncTriggerResponse(
-                        operation: .init(operation), generation: generation))
-            case .failure(let error):
-                connection.grpcFinish(stream, error: error)
-            }
-        }
+        respondWithOperation(call: call, stream: stream) { try await operations.submit(request) }
     }
 
     func grpcGetOperation(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {
@@ -74,13 +56,25 @@ extension HTTP2FrontendConnection {
             return
         }
         let principal = call.context.principal
+        respondWithOperation(call: call, stream: stream) {
+            let operation = try await operations.get(id: id)
+            try RESTOperations.checkVisible(operation, to: principal)
+            return operation
+        }
+    }
+
+    /// Runs `work` off the loop, then answers the stream with the operation it returned (every operation
+    /// method answers `{operation = 1}`) or finishes it with the error it threw.
+    private func respondWithOperation(
+        call: GRPCCall,
+        stream: HTTP2StreamID,
+        _ work: @escaping @Sendable () async throws -> Operation
+    ) {
         let requestID = call.context.requestID
         let generation = call.generation
         startTask(stream: stream) {
             do {
-                let operation = try await operations.get(id: id)
-                try RESTOperations.checkVisible(operation, to: principal)
-                return Result<Operation, GatewayError>.success(operation)
+                return Result<Operation, GatewayError>.success(try await work())
             } catch {
                 return .failure(gatewayError(from: error, requestID: requestID))
             }
@@ -89,7 +83,7 @@ extension HTTP2FrontendConnection {
             case .success(let operation):
                 connection.grpcRespond(
                     stream,
-                    message: InstillCodec.encodeGetOperationResponse(
+                    message: InstillCodec.encodeOperationResponse(
                         operation: .init(operation), generation: generation))
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)

@@ -1,3 +1,4 @@
+package import GatewayConfig
 package import NIOCore
 
 /// What a client that does not progress may hold (issue 10, items 1, 2 and 4): time before its first bytes,
@@ -18,12 +19,12 @@ package struct SlowClientLimits: Sendable {
     package var connectionBufferBytes: Int
 
     package init(
-        prefaceTimeout: TimeAmount = .seconds(10),
-        requestHeaderTimeout: TimeAmount = .seconds(30),
-        bodyProgressTimeout: TimeAmount = .seconds(30),
-        writeProgressTimeout: TimeAmount = .seconds(30),
-        streamBufferBytes: Int = 256 << 10,
-        connectionBufferBytes: Int = 1 << 20
+        prefaceTimeout: TimeAmount,
+        requestHeaderTimeout: TimeAmount,
+        bodyProgressTimeout: TimeAmount,
+        writeProgressTimeout: TimeAmount,
+        streamBufferBytes: Int,
+        connectionBufferBytes: Int
     ) {
         self.prefaceTimeout = prefaceTimeout
         self.requestHeaderTimeout = requestHeaderTimeout
@@ -33,6 +34,18 @@ package struct SlowClientLimits: Sendable {
         self.connectionBufferBytes = connectionBufferBytes
     }
 
+    /// The configured `timeouts:` and `limits:` keys these come from; the config layer keeps the defaults.
+    package init(timeouts: TimeoutsConfiguration, limits: LimitsConfiguration) {
+        self.init(
+            prefaceTimeout: TimeAmount(timeouts.preface),
+            requestHeaderTimeout: TimeAmount(timeouts.requestHeader),
+            bodyProgressTimeout: TimeAmount(timeouts.bodyProgress),
+            writeProgressTimeout: TimeAmount(timeouts.writeProgress),
+            streamBufferBytes: limits.streamBufferBytes,
+            connectionBufferBytes: limits.connectionBufferBytes
+        )
+    }
+
     /// The defaults of `TimeoutsConfiguration` and `LimitsConfiguration`.
-    package static var defaults: SlowClientLimits { SlowClientLimits() }
+    package static var defaults: SlowClientLimits { SlowClientLimits(timeouts: .defaults, limits: .defaults) }
 }

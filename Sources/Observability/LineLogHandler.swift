@@ -212,6 +212,13 @@ private struct LineWriter {
 
     /// A JSON string (RFC 8259 §7): quote, backslash and control characters escaped.
     private mutating func jsonString(_ text: String) {
+        quoted(text, escapingOtherControls: true)
+    }
+
+    /// `text` in double quotes with `"`, `\\`, newline, return and tab backslash-escaped, as both formats
+    /// write them; `escapingOtherControls` (JSON) writes the other control bytes as `\u00XX`, which logfmt
+    /// leaves as they are.
+    private mutating func quoted(_ text: String, escapingOtherControls: Bool) {
         bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
@@ -220,7 +227,7 @@ private struct LineWriter {
             case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
             case UInt8(ascii: "\r"): bytes.append(contentsOf: #"\r"#.utf8)
             case UInt8(ascii: "\t"): bytes.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20:
+            case 0..<0x20 where escapingOtherControls:
                 bytes.append(contentsOf: #"\u00"#.utf8)
                 bytes.append(Self.hex(byte >> 4))
                 bytes.append(Self.hex(byte & 0xF))
@@ -250,18 +257,7 @@ private struct LineWriter {
             bytes.append(contentsOf: text.utf8)
             return
         }
-        bytes.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): bytes.append(contentsOf: #"\r"#.utf8)
-            case UInt8(ascii: "\t"): bytes.append(contentsOf: #"\t"#.utf8)
-            default: bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
+        quoted(text, escapingOtherControls: false)
     }
 
     private static func hex(_ nibble: UInt8) -> UInt8 {

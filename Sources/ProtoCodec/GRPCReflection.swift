@@ -220,9 +220,9 @@ package struct GRPCReflectionResponder {
         case .files(let files):
             let m: UnsafeMutablePointer<Grpc__Reflection__V1__FileDescriptorResponse> =
                 arena.message(grpc__reflection__v1__file_descriptor_response__init)
-            m.pointee.n_file_descriptor_proto = files.count
-            m.pointee.file_descriptor_proto = arena.array(of: ProtobufCBinaryData.self, count: files.count)
-            for (i, file) in files.enumerated() { m.pointee.file_descriptor_proto[i] = arena.binary(file) }
+            (m.pointee.n_file_descriptor_proto, m.pointee.file_descriptor_proto) = arena.repeated(files) {
+                arena.binary($0)
+            }
             response.pointee.message_response_case =
                 GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE
             response.pointee.file_descriptor_response = m
@@ -230,23 +230,18 @@ package struct GRPCReflectionResponder {
             let m: UnsafeMutablePointer<Grpc__Reflection__V1__ExtensionNumberResponse> =
                 arena.message(grpc__reflection__v1__extension_number_response__init)
             m.pointee.base_type_name = arena.cString(type)
-            m.pointee.n_extension_number = numbers.count
-            m.pointee.extension_number = arena.array(of: Int32.self, count: numbers.count)
-            for (i, number) in numbers.enumerated() { m.pointee.extension_number[i] = number }
+            (m.pointee.n_extension_number, m.pointee.extension_number) = arena.repeated(numbers) { $0 }
             response.pointee.message_response_case =
                 GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE
             response.pointee.all_extension_numbers_response = m
         case .services(let names):
             let m: UnsafeMutablePointer<Grpc__Reflection__V1__ListServiceResponse> =
                 arena.message(grpc__reflection__v1__list_service_response__init)
-            m.pointee.n_service = names.count
-            m.pointee.service = arena.array(
-                of: UnsafeMutablePointer<Grpc__Reflection__V1__ServiceResponse>?.self, count: names.count)
-            for (i, name) in names.enumerated() {
+            (m.pointee.n_service, m.pointee.service) = arena.repeated(names) { name in
                 let service: UnsafeMutablePointer<Grpc__Reflection__V1__ServiceResponse> =
                     arena.message(grpc__reflection__v1__service_response__init)
                 service.pointee.name = arena.cString(name)
-                m.pointee.service[i] = service
+                return service
             }
             response.pointee.message_response_case =
                 GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE

@@ -10,22 +10,11 @@ extension InstillCodec {
     /// The `google.protobuf.Any` type URL of operation metadata and error details.
     package static let structTypeURL = "type.googleapis.com/google.protobuf.Struct"
 
-    /// `TriggerAsync{NamespacePipeline,NamespacePipelineRelease}Response`, or `TriggerAsyncPipeline[Release]Response`
-    /// of `pipeline.v1beta` (all are `operation = 1`); a finished operation's response is an `Any` of
-    /// `generation`'s trigger response.
-    package static func encodeAsyncTriggerResponse(
-        operation: OperationSnapshot, generation: InstillGeneration = .pipelinePipelineV1beta
-    ) -> ByteBuffer {
-        withProtoArena { arena in
-            let m: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__TriggerAsyncNamespacePipelineResponse> =
-                arena.message(pipeline__pipeline__v1beta__trigger_async_namespace_pipeline_response__init)
-            m.pointee.operation = encode(operation, generation: generation, in: arena)
-            return ProtoMessage.pack(m)
-        }
-    }
-
-    /// `GetOperationResponse` (`operation = 1` in every generation).
-    package static func encodeGetOperationResponse(
+    /// The answer of every operation method: `GetOperationResponse` and each generation's
+    /// `TriggerAsync{NamespacePipeline,NamespacePipelineRelease}Response` / `TriggerAsyncPipeline[Release]Response`
+    /// are all `operation = 1` and nothing else (protos/), so one encoding serves them all. A finished
+    /// operation's response is an `Any` of `generation`'s trigger response.
+    package static func encodeOperationResponse(
         operation: OperationSnapshot, generation: InstillGeneration = .pipelinePipelineV1beta
     ) -> ByteBuffer {
         withProtoArena { arena in
@@ -106,12 +95,9 @@ extension InstillCodec {
             let status: UnsafeMutablePointer<PBStatus> = arena.message(google__rpc__status__init)
             status.pointee.code = Int32(error.code.rpcCode)
             status.pointee.message = arena.cString(error.message)
-            let details = arena.array(of: UnsafeMutablePointer<PBAny>?.self, count: error.details.count)
-            for (i, detail) in error.details.enumerated() {
-                details![i] = packAny(structTypeURL, StructCodec.encode(detail, in: arena), in: arena)
+            (status.pointee.n_details, status.pointee.details) = arena.repeated(error.details) {
+                packAny(structTypeURL, StructCodec.encode($0, in: arena), in: arena)
             }
-            status.pointee.n_details = error.details.count
-            status.pointee.details = details
             m.pointee.result_case = GOOGLE__LONGRUNNING__OPERATION__RESULT_ERROR
             m.pointee.error = status
         } else if let result = operation.result {

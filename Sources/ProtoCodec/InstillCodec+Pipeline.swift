@@ -40,12 +40,9 @@ extension InstillCodec {
             p.pointee.uid = arena.cString(pipeline.uid)
             p.pointee.id = arena.cString(pipeline.id)
             p.pointee.owner_name = arena.cString(pipeline.ownerName)
-            let releases = arena.array(
-                of: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__PipelineRelease>?.self,
-                count: pipeline.releases.count)
-            for (i, release) in pipeline.releases.enumerated() { releases![i] = encodeRelease(release, in: arena) }
-            p.pointee.n_releases = pipeline.releases.count
-            p.pointee.releases = releases
+            (p.pointee.n_releases, p.pointee.releases) = arena.repeated(pipeline.releases) {
+                encodeRelease($0, in: arena)
+            }
             p.pointee.data_specification = dataSpecification(pipeline, in: arena)
             let m: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse> =
                 arena.message(pipeline__pipeline__v1beta__get_namespace_pipeline_response__init)

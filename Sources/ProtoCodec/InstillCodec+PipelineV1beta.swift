@@ -54,44 +54,29 @@ extension InstillCodec {
     /// Encodes a `pipeline.v1beta` trigger request (`name` from `ref`, the `data` form), for test clients.
     package static func encodeNamedTriggerRequest(ref: PipelineRef, inputs: [TriggerInput]) -> ByteBuffer {
         withProtoArena { arena in
-            typealias SecretEntry = Pipeline__V1beta__TriggerData__SecretEntry
-            let data = arena.array(of: UnsafeMutablePointer<NamedTriggerData>?.self, count: inputs.count)
-            for (i, input) in inputs.enumerated() {
+            let data = arena.repeated(inputs) { input -> UnsafeMutablePointer<NamedTriggerData>? in
                 let item: UnsafeMutablePointer<NamedTriggerData> = arena.message(pipeline__v1beta__trigger_data__init)
                 item.pointee.variable = StructCodec.encode(input.variables, in: arena)
-                let secrets = input.secrets.sorted { $0.key < $1.key }
-                let entries = arena.array(of: UnsafeMutablePointer<SecretEntry>?.self, count: secrets.count)
-                for (j, (key, value)) in secrets.enumerated() {
-                    let entry: UnsafeMutablePointer<SecretEntry> =
-                        arena.message(pipeline__v1beta__trigger_data__secret_entry__init)
-                    entry.pointee.key = arena.cString(key)
-                    entry.pointee.value = arena.cString(value)
-                    entries![j] = entry
-                }
-                item.pointee.n_secret = secrets.count
-                item.pointee.secret = entries
-                data![i] = item
+                (item.pointee.n_secret, item.pointee.secret) = arena.stringMap(
+                    input.secrets, pipeline__v1beta__trigger_data__secret_entry__init)
+                return item
             }
             var name = "namespaces/\(ref.namespace)/pipelines/\(ref.pipeline)"
             if let release = ref.release { name += "/releases/\(release)" }
             let m: UnsafeMutablePointer<NamedRequest> = arena.message(pipeline__v1beta__trigger_pipeline_request__init)
             m.pointee.name = arena.cString(name)
-            m.pointee.n_data = inputs.count
-            m.pointee.data = data
+            (m.pointee.n_data, m.pointee.data) = data
             return ProtoMessage.pack(m)
         }
     }
 
     /// One `pipeline.v1beta.TriggerData`: its variables and secrets.
     private static func namedInput(_ item: UnsafeMutablePointer<NamedTriggerData>?) throws -> TriggerInput {
-        var secrets: [String: String] = [:]
-        if let item {
-            for i in 0..<item.pointee.n_secret {
-                guard let entry = item.pointee.secret[i] else { continue }
-                secrets[StructCodec.string(entry.pointee.key)] = StructCodec.string(entry.pointee.value)
-            }
-        }
-        return TriggerInput(variables: try StructCodec.object(item?.pointee.variable), secrets: secrets)
+        TriggerInput(
+            variables: try StructCodec.object(item?.pointee.variable),
+            secrets: Pipeline__V1beta__TriggerData__SecretEntry.decode(
+                item?.pointee.n_secret ?? 0, item?.pointee.secret)
+        )
     }
 }
 
@@ -120,13 +105,9 @@ extension InstillCodec {
             p.pointee.id = arena.cString(pipeline.id)
             p.pointee.display_name = arena.cString(pipeline.id)
             p.pointee.owner_name = arena.cString(pipeline.ownerName)
-            let releases = arena.array(
-                of: UnsafeMutablePointer<Pipeline__V1beta__PipelineRelease>?.self, count: pipeline.releases.count)
-            for (i, release) in pipeline.releases.enumerated() {
-                releases![i] = encodeNamedRelease(release, in: arena)
+            (p.pointee.n_releases, p.pointee.releases) = arena.repeated(pipeline.releases) {
+                encodeNamedRelease($0, in: arena)
             }
-            p.pointee.n_releases = pipeline.releases.count
-            p.pointee.releases = releases
             p.pointee.data_specification = namedDataSpecification(pipeline, in: arena)
             let m: UnsafeMutablePointer<Pipeline__V1beta__GetPipelineResponse> =
                 arena.message(pipeline__v1beta__get_pipeline_response__init)

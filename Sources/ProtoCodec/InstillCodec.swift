@@ -83,8 +83,8 @@ package enum InstillCodec {
     /// For test clients and tools: the gateway itself only decodes these.
     package static func encodeTriggerRequest(ref: PipelineRef, inputs: [TriggerInput]) -> ByteBuffer {
         withProtoArena { arena in
-            let data = arena.array(of: UnsafeMutablePointer<TriggerData>?.self, count: inputs.count)
-            for (i, input) in inputs.enumerated() { data![i] = encode(input, in: arena) }
+            let data = arena.repeated(inputs) { input -> UnsafeMutablePointer<TriggerData>? in encode(input, in: arena)
+            }
             if let release = ref.release {
                 let m: UnsafeMutablePointer<ReleaseRequest> = arena.message(
                     pipeline__pipeline__v1beta__trigger_namespace_pipeline_release_request__init
@@ -92,8 +92,7 @@ package enum InstillCodec {
                 m.pointee.namespace_id = arena.cString(ref.namespace)
                 m.pointee.pipeline_id = arena.cString(ref.pipeline)
                 m.pointee.release_id = arena.cString(release)
-                m.pointee.n_data = inputs.count
-                m.pointee.data = data
+                (m.pointee.n_data, m.pointee.data) = data
                 return ProtoMessage.pack(m)
             }
             let m: UnsafeMutablePointer<PipelineRequest> = arena.message(
@@ -101,8 +100,7 @@ package enum InstillCodec {
             )
             m.pointee.namespace_id = arena.cString(ref.namespace)
             m.pointee.pipeline_id = arena.cString(ref.pipeline)
-            m.pointee.n_data = inputs.count
-            m.pointee.data = data
+            (m.pointee.n_data, m.pointee.data) = data
             return ProtoMessage.pack(m)
         }
     }
@@ -183,32 +181,18 @@ package enum InstillCodec {
 
     /// One `pipeline.pipeline.v1beta.TriggerData`: its variables and secrets.
     private static func input(_ item: UnsafeMutablePointer<TriggerData>?) throws -> TriggerInput {
-        var secrets: [String: String] = [:]
-        if let item {
-            for i in 0..<item.pointee.n_secret {
-                guard let entry = item.pointee.secret[i] else { continue }
-                secrets[StructCodec.string(entry.pointee.key)] = StructCodec.string(entry.pointee.value)
-            }
-        }
-        return TriggerInput(variables: try StructCodec.object(item?.pointee.variable), secrets: secrets)
+        TriggerInput(
+            variables: try StructCodec.object(item?.pointee.variable),
+            secrets: Pipeline__Pipeline__V1beta__TriggerData__SecretEntry.decode(
+                item?.pointee.n_secret ?? 0, item?.pointee.secret)
+        )
     }
 
     private static func encode(_ input: TriggerInput, in arena: ProtoArena) -> UnsafeMutablePointer<TriggerData> {
-        typealias SecretEntry = Pipeline__Pipeline__V1beta__TriggerData__SecretEntry
         let m: UnsafeMutablePointer<TriggerData> = arena.message(pipeline__pipeline__v1beta__trigger_data__init)
         m.pointee.variable = StructCodec.encode(input.variables, in: arena)
-        let secrets = input.secrets.sorted { $0.key < $1.key }
-        let entries = arena.array(of: UnsafeMutablePointer<SecretEntry>?.self, count: secrets.count)
-        for (i, (key, value)) in secrets.enumerated() {
-            let entry: UnsafeMutablePointer<SecretEntry> = arena.message(
-                pipeline__pipeline__v1beta__trigger_data__secret_entry__init
-            )
-            entry.pointee.key = arena.cString(key)
-            entry.pointee.value = arena.cString(value)
-            entries![i] = entry
-        }
-        m.pointee.n_secret = secrets.count
-        m.pointee.secret = entries
+        (m.pointee.n_secret, m.pointee.secret) = arena.stringMap(
+            input.secrets, pipeline__pipeline__v1beta__trigger_data__secret_entry__init)
         return m
     }
 }

@@ -10,29 +10,23 @@ enum InstillTraceCodec {
 
     static func encode(_ metadata: TriggerMetadata, in arena: ProtoArena) -> UnsafeMutablePointer<PBMetadata> {
         let m: UnsafeMutablePointer<PBMetadata> = arena.message(pipeline__pipeline__v1beta__trigger_metadata__init)
-        let traces = metadata.traces.sorted { $0.key < $1.key }
-        let entries = arena.array(of: UnsafeMutablePointer<PBEntry>?.self, count: traces.count)
-        for (i, (key, trace)) in traces.enumerated() {
+        (m.pointee.n_traces, m.pointee.traces) = arena.repeated(metadata.traces.sorted { $0.key < $1.key }) {
+            key, trace in
             let entry: UnsafeMutablePointer<PBEntry> = arena.message(
                 pipeline__pipeline__v1beta__trigger_metadata__traces_entry__init
             )
             entry.pointee.key = arena.cString(key)
             entry.pointee.value = encode(trace, in: arena)
-            entries![i] = entry
+            return entry
         }
-        m.pointee.n_traces = traces.count
-        m.pointee.traces = entries
         return m
     }
 
     static func encode(_ trace: Trace, in arena: ProtoArena) -> UnsafeMutablePointer<PBTrace> {
         let m: UnsafeMutablePointer<PBTrace> = arena.message(pipeline__pipeline__v1beta__trace__init)
-        let statuses = arena.array(of: Pipeline__Pipeline__V1beta__Trace__Status.self, count: trace.statuses.count)
-        for (i, status) in trace.statuses.enumerated() {
-            statuses![i] = Pipeline__Pipeline__V1beta__Trace__Status(rawValue: numericCast(status.rawValue))
+        (m.pointee.n_statuses, m.pointee.statuses) = arena.repeated(trace.statuses) {
+            Pipeline__Pipeline__V1beta__Trace__Status(rawValue: numericCast($0.rawValue))
         }
-        m.pointee.n_statuses = trace.statuses.count
-        m.pointee.statuses = statuses
         (m.pointee.n_inputs, m.pointee.inputs) = StructCodec.encode(trace.inputs, in: arena)
         (m.pointee.n_outputs, m.pointee.outputs) = StructCodec.encode(trace.outputs, in: arena)
         if let error = trace.error { m.pointee.error = StructCodec.encode(error, in: arena) }

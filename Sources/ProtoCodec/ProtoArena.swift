@@ -45,6 +45,18 @@ final class ProtoArena {
         return raw.bindMemory(to: E.self, capacity: count)
     }
 
+    /// A repeated field holding `encode(element)` for each of `elements`, in order: its count and its array
+    /// (nil when empty), for a message's `n_<field>` / `<field>` pair. One place for the loop every repeated
+    /// field of every codec would otherwise write out again.
+    func repeated<C: Collection, E>(
+        _ elements: C,
+        _ encode: (C.Element) throws -> E
+    ) rethrows -> (count: Int, items: UnsafeMutablePointer<E>?) {
+        let items = array(of: E.self, count: elements.count)
+        for (i, element) in elements.enumerated() { items![i] = try encode(element) }
+        return (elements.count, items)
+    }
+
     /// A NUL-terminated copy of `s`. protobuf-c measures strings with `strlen`, so an embedded NUL ends
     /// the string on the wire.
     func cString(_ s: String) -> UnsafeMutablePointer<CChar> {

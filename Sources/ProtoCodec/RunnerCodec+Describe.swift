@@ -11,9 +11,7 @@ extension RunnerCodec {
     package static func encodeDescribeRequest(_ ref: PipelineRef) -> ByteBuffer {
         withProtoArena { arena in
             let m: UnsafeMutablePointer<PBDescribeRequest> = arena.message(trigger__runner__v1__describe_request__init)
-            m.pointee.namespace_ = arena.cString(ref.namespace)
-            m.pointee.pipeline = arena.cString(ref.pipeline)
-            if let release = ref.release { m.pointee.release = arena.cString(release) }
+            (m.pointee.namespace_, m.pointee.pipeline, m.pointee.release) = pipelineRef(ref, in: arena)
             return ProtoMessage.pack(m)
         }
     }
@@ -26,16 +24,7 @@ extension RunnerCodec {
             unpack: trigger__runner__v1__describe_request__unpack,
             free: trigger__runner__v1__describe_request__free_unpacked
         ) { m in
-            let release = StructCodec.string(m.pointee.release)
-            let ref = PipelineRef(
-                namespace: StructCodec.string(m.pointee.namespace_),
-                pipeline: StructCodec.string(m.pointee.pipeline),
-                release: release.isEmpty ? nil : release
-            )
-            guard !ref.namespace.isEmpty, !ref.pipeline.isEmpty else {
-                throw GatewayError(.invalidArgument, "DescribeRequest needs a namespace and a pipeline")
-            }
-            return ref
+            try pipelineRef(m.pointee.namespace_, m.pointee.pipeline, m.pointee.release, in: "DescribeRequest")
         }
     }
 
@@ -43,22 +32,18 @@ extension RunnerCodec {
         withProtoArena { arena in
             let m: UnsafeMutablePointer<PBDescribeResponse> = arena.message(
                 trigger__runner__v1__describe_response__init)
-            func parameters(_ list: [PipelineDescription.Parameter]) -> UnsafeMutablePointer<
-                UnsafeMutablePointer<PBParameter>?
-            >? {
-                let array = arena.array(of: UnsafeMutablePointer<PBParameter>?.self, count: list.count)
-                for (i, parameter) in list.enumerated() {
+            func parameters(
+                _ list: [PipelineDescription.Parameter]
+            ) -> (count: Int, items: UnsafeMutablePointer<UnsafeMutablePointer<PBParameter>?>?) {
+                arena.repeated(list) { parameter in
                     let p: UnsafeMutablePointer<PBParameter> = arena.message(trigger__runner__v1__parameter__init)
                     p.pointee.name = arena.cString(parameter.name)
                     p.pointee.data_type = arena.cString(parameter.dataType)
-                    array![i] = p
+                    return p
                 }
-                return array
             }
-            m.pointee.n_inputs = description.inputs.count
-            m.pointee.inputs = parameters(description.inputs)
-            m.pointee.n_outputs = description.outputs.count
-            m.pointee.outputs = parameters(description.outputs)
+            (m.pointee.n_inputs, m.pointee.inputs) = parameters(description.inputs)
+            (m.pointee.n_outputs, m.pointee.outputs) = parameters(description.outputs)
             return ProtoMessage.pack(m)
         }
     }

@@ -35,15 +35,10 @@ package enum RunnerCodec {
 
     private static func runRequest(_ request: TriggerRequest, in arena: ProtoArena) -> UnsafeMutablePointer<PBRequest> {
         let m: UnsafeMutablePointer<PBRequest> = arena.message(trigger__runner__v1__run_request__init)
-        m.pointee.namespace_ = arena.cString(request.ref.namespace)
-        m.pointee.pipeline = arena.cString(request.ref.pipeline)
-        if let release = request.ref.release { m.pointee.release = arena.cString(release) }
+        (m.pointee.namespace_, m.pointee.pipeline, m.pointee.release) = pipelineRef(request.ref, in: arena)
         m.pointee.request_id = arena.cString(request.requestID)
         m.pointee.return_traces = request.returnTraces ? 1 : 0
-        let inputs = arena.array(of: UnsafeMutablePointer<PBInput>?.self, count: request.inputs.count)
-        for (i, input) in request.inputs.enumerated() { inputs![i] = encode(input, in: arena) }
-        m.pointee.n_inputs = request.inputs.count
-        m.pointee.inputs = inputs
+        (m.pointee.n_inputs, m.pointee.inputs) = arena.repeated(request.inputs) { encode($0, in: arena) }
         return m
     }
 
@@ -57,15 +52,7 @@ package enum RunnerCodec {
             unpack: trigger__runner__v1__run_request__unpack,
             free: trigger__runner__v1__run_request__free_unpacked
         ) { m in
-            let release = StructCodec.string(m.pointee.release)
-            let ref = PipelineRef(
-                namespace: StructCodec.string(m.pointee.namespace_),
-                pipeline: StructCodec.string(m.pointee.pipeline),
-                release: release.isEmpty ? nil : release
-            )
-            guard !ref.namespace.isEmpty, !ref.pipeline.isEmpty else {
-                throw GatewayError(.invalidArgument, "RunRequest needs a namespace and a pipeline")
-            }
+            let ref = try pipelineRef(m.pointee.namespace_, m.pointee.pipeline, m.pointee.release, in: "RunRequest")
             var inputs: [TriggerInput] = []
             inputs.reserveCapacity(m.pointee.n_inputs)
             for i in 0..<m.pointee.n_inputs { inputs.append(try decode(m.pointee.inputs[i])) }
@@ -188,6 +175,35 @@ package enum RunnerCodec {
 
     // MARK: Pieces
 
+    /// The ref fields `namespace = 1, pipeline = 2, release = 3` that `RunRequest` and `DescribeRequest` share;
+    /// an empty release reads as none (proto3 has no presence for strings). Without a namespace and a pipeline
+    /// the request (`message`, for the error) is `.invalidArgument`.
+    static func pipelineRef(
+        _ namespace: UnsafePointer<CChar>?,
+        _ pipeline: UnsafePointer<CChar>?,
+        _ release: UnsafePointer<CChar>?,
+        in message: String
+    ) throws -> PipelineRef {
+        let release = StructCodec.string(release)
+        let ref = PipelineRef(
+            namespace: StructCodec.string(namespace),
+            pipeline: StructCodec.string(pipeline),
+            release: release.isEmpty ? nil : release
+        )
+        guard !ref.namespace.isEmpty, !ref.pipeline.isEmpty else {
+            throw GatewayError(.invalidArgument, "\(message) needs a namespace and a pipeline")
+        }
+        return ref
+    }
+
+    /// `ref` as those three fields (release NULL, that is unset, when the ref has none).
+    static func pipelineRef(
+        _ ref: PipelineRef,
+        in arena: ProtoArena
+    ) -> (UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<CChar>?) {
+        (arena.cString(ref.namespace), arena.cString(ref.pipeline), ref.release.map { arena.cString($0) })
+    }
+
     private static func encodeError(
         _ error: GatewayError,
         in arena: ProtoArena
@@ -206,43 +222,30 @@ package enum RunnerCodec {
     private static func encode(_ input: TriggerInput, in arena: ProtoArena) -> UnsafeMutablePointer<PBInput> {
         let m: UnsafeMutablePointer<PBInput> = arena.message(trigger__runner__v1__input__init)
         m.pointee.variables = RunnerValueCodec.encode(input.variables, in: arena)
-        let secrets = input.secrets.sorted { $0.key < $1.key }
-        let entries = arena.array(of: UnsafeMutablePointer<PBSecret>?.self, count: secrets.count)
-        for (i, (key, value)) in secrets.enumerated() {
-            let entry: UnsafeMutablePointer<PBSecret> = arena.message(trigger__runner__v1__input__secrets_entry__init)
-            entry.pointee.key = arena.cString(key)
-            entry.pointee.value = arena.cString(value)
-            entries![i] = entry
-        }
-        m.pointee.n_secrets = secrets.count
-        m.pointee.secrets = entries
+        (m.pointee.n_secrets, m.pointee.secrets) = arena.stringMap(
+            input.secrets, trigger__runner__v1__input__secrets_entry__init)
         return m
     }
 
     private static func decode(_ m: UnsafeMutablePointer<PBInput>?) throws -> TriggerInput {
         guard let m else { return TriggerInput() }
-        var secrets: [String: String] = [:]
-        for i in 0..<m.pointee.n_secrets {
-            guard let entry = m.pointee.secrets[i] else { continue }
-            secrets[StructCodec.string(entry.pointee.key)] = StructCodec.string(entry.pointee.value)
-        }
-        return TriggerInput(variables: try RunnerValueCodec.object(m.pointee.variables), secrets: secrets)
+        return TriggerInput(
+            variables: try RunnerValueCodec.object(m.pointee.variables),
+            secrets: PBSecret.decode(m.pointee.n_secrets, m.pointee.secrets)
+        )
     }
 
     private static func encode(_ result: TriggerResult, in arena: ProtoArena) -> UnsafeMutablePointer<PBResponse> {
         let m: UnsafeMutablePointer<PBResponse> = arena.message(trigger__runner__v1__run_response__init)
         (m.pointee.n_outputs, m.pointee.outputs) = RunnerValueCodec.encode(result.outputs, in: arena)
-        let traces = result.metadata.traces.sorted { $0.key < $1.key }
-        let entries = arena.array(of: UnsafeMutablePointer<PBTraceEntry>?.self, count: traces.count)
-        for (i, (key, trace)) in traces.enumerated() {
+        (m.pointee.n_traces, m.pointee.traces) = arena.repeated(result.metadata.traces.sorted { $0.key < $1.key }) {
+            key, trace in
             let entry: UnsafeMutablePointer<PBTraceEntry> =
                 arena.message(trigger__runner__v1__run_response__traces_entry__init)
             entry.pointee.key = arena.cString(key)
             entry.pointee.value = encode(trace, in: arena)
-            entries![i] = entry
+            return entry
         }
-        m.pointee.n_traces = traces.count
-        m.pointee.traces = entries
         return m
     }
 
@@ -259,12 +262,9 @@ package enum RunnerCodec {
 
     private static func encode(_ trace: Trace, in arena: ProtoArena) -> UnsafeMutablePointer<PBTrace> {
         let m: UnsafeMutablePointer<PBTrace> = arena.message(trigger__runner__v1__trace__init)
-        let statuses = arena.array(of: Trigger__Runner__V1__Trace__Status.self, count: trace.statuses.count)
-        for (i, status) in trace.statuses.enumerated() {
-            statuses![i] = Trigger__Runner__V1__Trace__Status(rawValue: numericCast(status.rawValue))
+        (m.pointee.n_statuses, m.pointee.statuses) = arena.repeated(trace.statuses) {
+            Trigger__Runner__V1__Trace__Status(rawValue: numericCast($0.rawValue))
         }
-        m.pointee.n_statuses = trace.statuses.count
-        m.pointee.statuses = statuses
         (m.pointee.n_inputs, m.pointee.inputs) = RunnerValueCodec.encode(trace.inputs, in: arena)
         (m.pointee.n_outputs, m.pointee.outputs) = RunnerValueCodec.encode(trace.outputs, in: arena)
         if let error = trace.error { m.pointee.error = RunnerValueCodec.encode(error, in: arena) }

@@ -81,15 +81,12 @@ enum RunnerValueCodec {
 
     static func encode(_ object: ValueObject, in arena: ProtoArena) -> UnsafeMutablePointer<PBObject> {
         let message: UnsafeMutablePointer<PBObject> = arena.message(trigger__runner__v1__object__init)
-        let entries = arena.array(of: UnsafeMutablePointer<PBEntry>?.self, count: object.count)
-        for (i, (key, value)) in object.enumerated() {
+        (message.pointee.n_entries, message.pointee.entries) = arena.repeated(object.entries) { key, value in
             let entry: UnsafeMutablePointer<PBEntry> = arena.message(trigger__runner__v1__entry__init)
             entry.pointee.key = arena.cString(key)
             entry.pointee.value = encode(value, in: arena)
-            entries![i] = entry
+            return entry
         }
-        message.pointee.n_entries = object.count
-        message.pointee.entries = entries
         return message
     }
 
@@ -110,10 +107,7 @@ enum RunnerValueCodec {
             message.pointee.string_value = arena.cString(s)
         case .list(let values):
             let list: UnsafeMutablePointer<PBList> = arena.message(trigger__runner__v1__list_value__init)
-            let elements = arena.array(of: UnsafeMutablePointer<PBValue>?.self, count: values.count)
-            for (i, element) in values.enumerated() { elements![i] = encode(element, in: arena) }
-            list.pointee.n_values = values.count
-            list.pointee.values = elements
+            (list.pointee.n_values, list.pointee.values) = arena.repeated(values) { encode($0, in: arena) }
             message.pointee.kind_case = TRIGGER__RUNNER__V1__VALUE__KIND_LIST_VALUE
             message.pointee.list_value = list
         case .object(let object):
@@ -134,9 +128,7 @@ enum RunnerValueCodec {
         _ objects: [ValueObject],
         in arena: ProtoArena
     ) -> (count: Int, items: UnsafeMutablePointer<UnsafeMutablePointer<PBObject>?>?) {
-        let items = arena.array(of: UnsafeMutablePointer<PBObject>?.self, count: objects.count)
-        for (i, object) in objects.enumerated() { items![i] = encode(object, in: arena) }
-        return (objects.count, items)
+        arena.repeated(objects) { encode($0, in: arena) }
     }
 
     static func objects(

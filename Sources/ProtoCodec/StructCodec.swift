@@ -96,15 +96,12 @@ enum StructCodec {
 
     static func encode(_ object: ValueObject, in arena: ProtoArena) -> UnsafeMutablePointer<PBStruct> {
         let message: UnsafeMutablePointer<PBStruct> = arena.message(google__protobuf__struct__init)
-        let fields = arena.array(of: UnsafeMutablePointer<PBEntry>?.self, count: object.count)
-        for (i, (key, value)) in object.enumerated() {
+        (message.pointee.n_fields, message.pointee.fields) = arena.repeated(object.entries) { key, value in
             let entry: UnsafeMutablePointer<PBEntry> = arena.message(google__protobuf__struct__fields_entry__init)
             entry.pointee.key = arena.cString(key)
             entry.pointee.value = encode(value, in: arena)
-            fields![i] = entry
+            return entry
         }
-        message.pointee.n_fields = object.count
-        message.pointee.fields = fields
         return message
     }
 
@@ -131,10 +128,7 @@ enum StructCodec {
             message.pointee.struct_value = encode(object, in: arena)
         case .list(let values):
             let list: UnsafeMutablePointer<PBList> = arena.message(google__protobuf__list_value__init)
-            let elements = arena.array(of: UnsafeMutablePointer<PBValue>?.self, count: values.count)
-            for (i, element) in values.enumerated() { elements![i] = encode(element, in: arena) }
-            list.pointee.n_values = values.count
-            list.pointee.values = elements
+            (list.pointee.n_values, list.pointee.values) = arena.repeated(values) { encode($0, in: arena) }
             message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE
             message.pointee.list_value = list
         }
@@ -160,8 +154,6 @@ enum StructCodec {
         _ objects: [ValueObject],
         in arena: ProtoArena
     ) -> (count: Int, items: UnsafeMutablePointer<UnsafeMutablePointer<PBStruct>?>?) {
-        let items = arena.array(of: UnsafeMutablePointer<PBStruct>?.self, count: objects.count)
-        for (i, object) in objects.enumerated() { items![i] = encode(object, in: arena) }
-        return (objects.count, items)
+        arena.repeated(objects) { encode($0, in: arena) }
     }
 }

@@ -226,16 +226,7 @@ struct AbacusRESTTests {
 
     @Test("while the store cannot take writes, runPipeline is NotReadyError 503 with Retry-After; then runs again")
     func storeDown() async throws {
-        let wrapped = Mutex<WriteFailingStore?>(nil)
-        try await withTestGateway(
-            yaml: "store: {health_interval: 100ms}\n",
-            wrapStore: { base in
-                let store = WriteFailingStore(base)
-                wrapped.withLock { $0 = store }
-                return store
-            }
-        ) { gateway in
-            let store = try #require(wrapped.withLock { $0 })
+        try await WriteFailingStore.withGateway { gateway, store in
             let client = try await gateway.client()
             store.failing.withLock { $0 = true }
             let down = try await ReadinessTests.waitForStatus(503, "/readyz?component=async", port: gateway.port)

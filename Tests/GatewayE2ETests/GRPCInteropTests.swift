@@ -19,18 +19,11 @@ struct GRPCInteropTests {
 
     @Test("the exact bytes the Instill SDK sends for {\"prompt\":\"hello world\"} to ns1/pipe1 decode and route")
     func instillSDKBytes() async throws {
-        try await withHTTPBackend(runner: EchoAnyRunner()) { port in
-            let yaml = """
-                pools:
-                  - {name: anything, transport: http, endpoints: ["127.0.0.1:\(port)"]}
-                routes:
-                  - {namespace: ns1, pipeline: pipe1, pool: anything}
-                """
-            try await withTestGateway(yaml: yaml) { gateway in
-                let answer = try await Peers.grpcio("sdk-bytes", port: gateway.port)
-                #expect(
-                    (answer["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "hello world", "\(answer)")
-            }
+        try await withGatewayOverBackend(EchoAnyRunner(), pool: "anything", namespace: "ns1", pipeline: "pipe1") {
+            gateway in
+            let answer = try await Peers.grpcio("sdk-bytes", port: gateway.port)
+            #expect(
+                (answer["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "hello world", "\(answer)")
         }
     }
 

@@ -36,23 +36,15 @@ struct GRPCSyncMetadataTests {
 
     @Test("with the metadata: the key and return-traces reach the backend; without it: neither")
     func metadataReachesBackend() async throws {
-        try await withHTTPBackend(runner: ContextEchoRunner()) { port in
-            let yaml = """
-                pools:
-                  - {name: context, transport: http, endpoints: ["127.0.0.1:\(port)"]}
-                routes:
-                  - {namespace: demo, pipeline: echo, pool: context}
-                """
-            try await withTestGateway(yaml: yaml) { gateway in
-                let with = try await Self.call(
-                    port: gateway.port, headers: ["idempotency-key: key-42", "instill-return-traces: true"]
-                )
-                #expect(with.contains("key-42"), "\(with)")
-                #expect(with.contains("traces-on"), "\(with)")
-                let without = try await Self.call(port: gateway.port, headers: [])
-                #expect(without.contains("no key"), "\(without)")
-                #expect(without.contains("traces-off"), "\(without)")
-            }
+        try await withGatewayOverBackend(ContextEchoRunner(), pool: "context", pipeline: "echo") { gateway in
+            let with = try await Self.call(
+                port: gateway.port, headers: ["idempotency-key: key-42", "instill-return-traces: true"]
+            )
+            #expect(with.contains("key-42"), "\(with)")
+            #expect(with.contains("traces-on"), "\(with)")
+            let without = try await Self.call(port: gateway.port, headers: [])
+            #expect(without.contains("no key"), "\(without)")
+            #expect(without.contains("traces-off"), "\(without)")
         }
     }
 
@@ -60,33 +52,25 @@ struct GRPCSyncMetadataTests {
     /// reaches the run of the operation (the gRPC async builder once dropped it).
     @Test("gRPC async: instill-return-traces reaches the operation's run")
     func asyncCarriesReturnTraces() async throws {
-        try await withHTTPBackend(runner: ContextEchoRunner()) { port in
-            let yaml = """
-                pools:
-                  - {name: context, transport: http, endpoints: ["127.0.0.1:\(port)"]}
-                routes:
-                  - {namespace: demo, pipeline: echo, pool: context}
-                """
-            try await withTestGateway(yaml: yaml) { gateway in
-                let curl = try #require(TestProcess.which("curl"))
-                let body = GRPCDetailsTests.framed(GRPCDetailsTests.echoRequest, flag: 0)
-                let out = try await TestProcess.run(
-                    curl,
-                    [
-                        "-sS", "--http2-prior-knowledge", "-o", "-", "-H", "content-type: application/grpc",
-                        "-H", "te: trailers", "-H", "instill-return-traces: true", "--data-binary", "@-",
-                        "http://127.0.0.1:\(gateway.port)/pipeline.pipeline.v1beta.PipelinePublicService/"
-                            + "TriggerAsyncNamespacePipeline",
-                    ],
-                    stdin: Data(body))
-                let text = String(decoding: out.stdout, as: UTF8.self)
-                let name = try #require(text.firstMatch(of: /operations\/[0-9A-Za-z_-]+/), "\(text)")
-                let client = try await gateway.client()
-                defer { Task { await client.close() } }
-                let done = try await client.request("GET", "/v1beta/\(name.output)?wait=20s")
-                #expect(done.status == 200, "\(done.bodyString)")
-                #expect(done.bodyString.contains("traces-on"), "\(done.bodyString)")
-            }
+        try await withGatewayOverBackend(ContextEchoRunner(), pool: "context", pipeline: "echo") { gateway in
+            let curl = try #require(TestProcess.which("curl"))
+            let body = GRPCDetailsTests.framed(GRPCDetailsTests.echoRequest, flag: 0)
+            let out = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http2-prior-knowledge", "-o", "-", "-H", "content-type: application/grpc",
+                    "-H", "te: trailers", "-H", "instill-return-traces: true", "--data-binary", "@-",
+                    "http://127.0.0.1:\(gateway.port)/pipeline.pipeline.v1beta.PipelinePublicService/"
+                        + "TriggerAsyncNamespacePipeline",
+                ],
+                stdin: Data(body))
+            let text = String(decoding: out.stdout, as: UTF8.self)
+            let name = try #require(text.firstMatch(of: /operations\/[0-9A-Za-z_-]+/), "\(text)")
+            let client = try await gateway.client()
+            defer { Task { await client.close() } }
+            let done = try await client.request("GET", "/v1beta/\(name.output)?wait=20s")
+            #expect(done.status == 200, "\(done.bodyString)")
+            #expect(done.bodyString.contains("traces-on"), "\(done.bodyString)")
         }
     }
 }

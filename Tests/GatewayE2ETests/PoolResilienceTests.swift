@@ -52,15 +52,9 @@ struct PoolResilienceTests {
         arguments: transports
     )
     func deadEndpoint(transport: String) async throws {
-        let a = try await Self.startRunner(transport)
-        let b = try await Self.startRunner(transport)
-        let portA = a.port
-        var revived: TestProcess.Server?
-        defer {
-            a.signal(SIGKILL)
-            b.signal(SIGKILL)
-            revived?.signal(SIGKILL)
-        }
+        let runners = try await RunnerPair(transport)
+        defer { runners.kill() }
+        let (a, b) = (runners.a, runners.b)
         let yaml = Self.config(transport: transport, ports: [a.port, b.port], store: "store: {retry_backoff: 100ms}")
         try await withTestGateway(yaml: yaml) { gateway in
             let stop = StopFlag()
@@ -102,8 +96,7 @@ struct PoolResilienceTests {
                 // The outage's length is part of the scenario (clients keep calling through it, the async
                 // operations above wait it out), not a synchronisation.
                 try await Task.sleep(for: Self.outage)
-                revived = try await Self.startRunner(transport, port: portA)
-                let back = revived!
+                let back = try await runners.reviveA()
                 // Back: new calls reach it after the ejection backoff (at most 5 s), with no health check.
                 let clock = ContinuousClock()
                 let deadline = clock.now + .seconds(12)
@@ -406,15 +399,9 @@ struct PoolResilienceTests {
         arguments: transports
     )
     func activeHealthCheck(transport: String) async throws {
-        let a = try await Self.startRunner(transport)
-        let b = try await Self.startRunner(transport)
-        let portA = a.port
-        var revived: TestProcess.Server?
-        defer {
-            a.signal(SIGKILL)
-            b.signal(SIGKILL)
-            revived?.signal(SIGKILL)
-        }
+        let runners = try await RunnerPair(transport)
+        defer { runners.kill() }
+        let (a, b) = (runners.a, runners.b)
         let (runner, balancer, close) = Self.checkedTransport(transport, ports: [a.port, b.port])
         defer { close() }
         let request = TriggerRequest(
@@ -434,11 +421,39 @@ struct PoolResilienceTests {
         for _ in 0..<10 { #expect(balancer.pick() == 1) }
         for _ in 0..<5 { _ = try await runner.run(request) }
 
-        revived = try await Self.startRunner(transport, port: portA)
+        _ = try await runners.reviveA()
         // Back at the next probe: one interval (300 ms) plus a probe's time, with slack for a loaded machine.
         let back = await eventually(within: .seconds(2)) { balancer.isAvailable(0) }
         #expect(back, "the revived endpoint stays out")
         #expect(try await runner.run(request).outputs.first?["k"] == .number(1))
+    }
+}
+
+/// Two `demo-runner` endpoints, `a` and `b`, for a test that kills `a` and brings it back on its port
+/// (``reviveA()``); ``kill()`` ends all of them.
+final class RunnerPair: Sendable {
+    let transport: String
+    let a: TestProcess.Server
+    let b: TestProcess.Server
+    private let revived = Mutex<TestProcess.Server?>(nil)
+
+    init(_ transport: String) async throws {
+        self.transport = transport
+        a = try await PoolResilienceTests.startRunner(transport)
+        b = try await PoolResilienceTests.startRunner(transport)
+    }
+
+    /// `a` started again, listening on the port it had.
+    func reviveA() async throws -> TestProcess.Server {
+        let server = try await PoolResilienceTests.startRunner(transport, port: a.port)
+        revived.withLock { $0 = server }
+        return server
+    }
+
+    func kill() {
+        a.signal(SIGKILL)
+        b.signal(SIGKILL)
+        revived.withLock { $0?.signal(SIGKILL) }
     }
 }
 

@@ -275,16 +275,7 @@ struct ReadinessTests {
 
     @Test("h1 readiness: a store whose writes fail flips async to 503 within 5 s and back, sync untouched")
     func storeNotWritable() async throws {
-        let wrapped = Mutex<WriteFailingStore?>(nil)
-        try await withTestGateway(
-            yaml: "store: {health_interval: 100ms}\n",
-            wrapStore: { base in
-                let store = WriteFailingStore(base)
-                wrapped.withLock { $0 = store }
-                return store
-            }
-        ) { gateway in
-            let store = try #require(wrapped.withLock { $0 })
+        try await WriteFailingStore.withGateway { gateway, store in
             let client = try await gateway.client()
             #expect(try await Self.waitForStatus(200, "/readyz?component=async", port: gateway.port) != nil)
             store.failing.withLock { $0 = true }
@@ -311,6 +302,24 @@ struct ReadinessTests {
 
 /// A real SQLite store whose writes fail while `failing` is set, as on a full or read-only disk.
 final class WriteFailingStore: OperationStore {
+    /// Runs `body` with a test gateway whose store is one of these around the usual one, its health checked
+    /// every 100 ms, and with that store (to flip ``failing``).
+    static func withGateway<T: Sendable>(
+        _ body: (TestGateway, WriteFailingStore) async throws -> T
+    ) async throws -> T {
+        let wrapped = Mutex<WriteFailingStore?>(nil)
+        return try await withTestGateway(
+            yaml: "store: {health_interval: 100ms}\n",
+            wrapStore: { base in
+                let store = WriteFailingStore(base)
+                wrapped.withLock { $0 = store }
+                return store
+            }
+        ) { gateway in
+            try await body(gateway, try #require(wrapped.withLock { $0 }))
+        }
+    }
+
     let base: any OperationStore
     let failing = Mutex(false)
 

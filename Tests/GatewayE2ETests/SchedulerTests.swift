@@ -211,17 +211,22 @@ struct SchedulerTests {
         }
     }
 
+    /// A second instance of `schedules`, started after a first one passed at 0 s and 10 s and closed: the
+    /// gateway restarted, with the ticks since 10 s missed.
+    static func restarted(_ harness: Harness, _ schedules: [ScheduleConfiguration]) async throws -> Instance {
+        let clock = ManualSchedulerClock(Self.t0)
+        let a = try await harness.instance(schedules, clock: clock)
+        await a.scheduler.runPass(now: Self.at(0))
+        await a.scheduler.runPass(now: Self.at(10))
+        await a.close()
+        return try await harness.instance(schedules, clock: clock)
+    }
+
     @Test("a restart after missed ticks fires only the latest one by default, once", arguments: Kind.allCases)
     func restartFiresLatestMissed(kind: Kind) async throws {
         try await Harness.with(kind) { harness in
-            let clock = ManualSchedulerClock(Self.t0)
-            let schedules = [try Self.schedule("@every 10s", overlap: .allow)]
-            let a = try await harness.instance(schedules, clock: clock)
-            await a.scheduler.runPass(now: Self.at(0))
-            await a.scheduler.runPass(now: Self.at(10))
-            await a.close()
             // Down from 11 s to 55 s: ticks 20…50 were missed; the restarted instance fires 50 only.
-            let b = try await harness.instance(schedules, clock: clock)
+            let b = try await Self.restarted(harness, [try Self.schedule("@every 10s", overlap: .allow)])
             defer { Task { await b.close() } }
             await b.scheduler.runPass(now: Self.at(55))
             await b.scheduler.runPass(now: Self.at(56))
@@ -233,14 +238,9 @@ struct SchedulerTests {
     @Test("a restart inside the catch-up window fires every missed tick in it, each once", arguments: Kind.allCases)
     func restartCatchesUpWindow(kind: Kind) async throws {
         try await Harness.with(kind) { harness in
-            let clock = ManualSchedulerClock(Self.t0)
-            let schedules = [try Self.schedule("@every 10s", overlap: .allow, catchupWindow: .seconds(30))]
-            let a = try await harness.instance(schedules, clock: clock)
-            await a.scheduler.runPass(now: Self.at(0))
-            await a.scheduler.runPass(now: Self.at(10))
-            await a.close()
             // Missed 20…50; the window (30 s before 55 s) holds 30, 40 and 50.
-            let b = try await harness.instance(schedules, clock: clock)
+            let b = try await Self.restarted(
+                harness, [try Self.schedule("@every 10s", overlap: .allow, catchupWindow: .seconds(30))])
             defer { Task { await b.close() } }
             await b.scheduler.runPass(now: Self.at(55))
             await b.scheduler.runPass(now: Self.at(55))

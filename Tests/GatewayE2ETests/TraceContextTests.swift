@@ -38,62 +38,51 @@ struct TraceContextTests {
         return parts.count == 4 && parts[0] == "00" && hex(parts[1], 32) && hex(parts[2], 16) && parts[3].count == 2
     }
 
-    static func withBackend<T>(_ transport: String, _ body: (Int) async throws -> T) async throws -> T {
-        transport == "grpc"
-            ? try await withGRPCBackend(runner: TraceEchoRunner(), body)
-            : try await withHTTPBackend(runner: TraceEchoRunner(), body)
-    }
-
     @Test(
         "REST: the client's trace goes on as the gateway's span; none: the gateway starts one",
         arguments: ["http", "grpc"])
     func rest(transport: String) async throws {
         let observer = RecordingObserver()
-        try await Self.withBackend(transport) { port in
-            let yaml = """
-                pools: [{name: runner, transport: \(transport), endpoints: ["127.0.0.1:\(port)"]}]
-                routes: [{namespace: demo, pipeline: "*", pool: runner}]
-                """
-            try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
-                let client = try await gateway.client()
-                defer { Task { await client.close() } }
-                let body = ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
-                let continued = try await client.request(
-                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
-                    headers: [
-                        ("request-id", "trace-in-\(transport)"), ("traceparent", Self.clientParent),
-                        ("tracestate", "vendor=a,other=b"),
-                    ],
-                    body: body)
-                #expect(continued.status == 200, "\(continued.bodyString)")
-                let received = try #require(try outputs(continued.body).first)
-                let parent = try #require(received["traceparent"] as? String)
-                #expect(Self.isValid(parent), "\(parent)")
-                #expect(parent.hasPrefix("00-\(Self.clientTraceID)-"), "the trace id is kept: \(parent)")
-                #expect(parent.hasSuffix("-01"), "the flags are kept: \(parent)")
-                #expect(parent != Self.clientParent, "the gateway's own span is the backend's parent")
-                #expect(received["tracestate"] as? String == "vendor=a,other=b")
-                let record = try #require(try await observer.records(of: "trace-in-\(transport)").first)
-                #expect(record.traceID == Self.clientTraceID)
+        try await withGatewayOverBackend(TraceEchoRunner(), transport: transport, requestObservers: [observer]) {
+            gateway in
+            let client = try await gateway.client()
+            defer { Task { await client.close() } }
+            let body = ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+            let continued = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                headers: [
+                    ("request-id", "trace-in-\(transport)"), ("traceparent", Self.clientParent),
+                    ("tracestate", "vendor=a,other=b"),
+                ],
+                body: body)
+            #expect(continued.status == 200, "\(continued.bodyString)")
+            let received = try #require(try outputs(continued.body).first)
+            let parent = try #require(received["traceparent"] as? String)
+            #expect(Self.isValid(parent), "\(parent)")
+            #expect(parent.hasPrefix("00-\(Self.clientTraceID)-"), "the trace id is kept: \(parent)")
+            #expect(parent.hasSuffix("-01"), "the flags are kept: \(parent)")
+            #expect(parent != Self.clientParent, "the gateway's own span is the backend's parent")
+            #expect(received["tracestate"] as? String == "vendor=a,other=b")
+            let record = try #require(try await observer.records(of: "trace-in-\(transport)").first)
+            #expect(record.traceID == Self.clientTraceID)
 
-                for (id, header) in [("trace-none-\(transport)", nil), ("trace-bad-\(transport)", "00-zz-bad")] {
-                    let started = try await client.request(
-                        "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
-                        headers: [("request-id", id), ("tracestate", "vendor=x")]
-                            + (header.map { [("traceparent", $0)] } ?? []),
-                        body: body)
-                    #expect(started.status == 200)
-                    let got = try #require(try outputs(started.body).first)
-                    let startedParent = try #require(got["traceparent"] as? String)
-                    #expect(Self.isValid(startedParent), "\(startedParent)")
-                    #expect(startedParent.hasSuffix("-01"), "a trace the gateway starts is sampled")
-                    // No valid traceparent: its tracestate is not passed on (W3C Trace Context §3.3).
-                    #expect(got["tracestate"] as? String == "none")
-                    let startedRecord = try #require(try await observer.records(of: id).first)
-                    let traceID = String(startedParent.dropFirst(3).prefix(32))
-                    #expect(startedRecord.traceID == traceID, "the log names the trace the backend got")
-                    #expect(traceID != Self.clientTraceID)
-                }
+            for (id, header) in [("trace-none-\(transport)", nil), ("trace-bad-\(transport)", "00-zz-bad")] {
+                let started = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    headers: [("request-id", id), ("tracestate", "vendor=x")]
+                        + (header.map { [("traceparent", $0)] } ?? []),
+                    body: body)
+                #expect(started.status == 200)
+                let got = try #require(try outputs(started.body).first)
+                let startedParent = try #require(got["traceparent"] as? String)
+                #expect(Self.isValid(startedParent), "\(startedParent)")
+                #expect(startedParent.hasSuffix("-01"), "a trace the gateway starts is sampled")
+                // No valid traceparent: its tracestate is not passed on (W3C Trace Context §3.3).
+                #expect(got["tracestate"] as? String == "none")
+                let startedRecord = try #require(try await observer.records(of: id).first)
+                let traceID = String(startedParent.dropFirst(3).prefix(32))
+                #expect(startedRecord.traceID == traceID, "the log names the trace the backend got")
+                #expect(traceID != Self.clientTraceID)
             }
         }
     }
@@ -103,22 +92,17 @@ struct TraceContextTests {
         arguments: ["http", "grpc"])
     func grpc(transport: String) async throws {
         let observer = RecordingObserver()
-        try await Self.withBackend(transport) { port in
-            let yaml = """
-                pools: [{name: runner, transport: \(transport), endpoints: ["127.0.0.1:\(port)"]}]
-                routes: [{namespace: demo, pipeline: "*", pool: runner}]
-                """
-            try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
-                let started = try await GRPCSyncMetadataTests.call(
-                    port: gateway.port, headers: ["request-id: trace-grpc-\(transport)"])
-                let record = try #require(try await observer.records(of: "trace-grpc-\(transport)").first)
-                let traceID = try #require(record.traceID)
-                #expect(started.contains("00-\(traceID)-"), "the backend got the logged trace: \(started)")
-                let continued = try await GRPCSyncMetadataTests.call(
-                    port: gateway.port, headers: ["traceparent: \(Self.clientParent)"])
-                #expect(continued.contains("00-\(Self.clientTraceID)-"), "\(continued)")
-                #expect(!continued.contains(Self.clientParent), "\(continued)")
-            }
+        try await withGatewayOverBackend(TraceEchoRunner(), transport: transport, requestObservers: [observer]) {
+            gateway in
+            let started = try await GRPCSyncMetadataTests.call(
+                port: gateway.port, headers: ["request-id: trace-grpc-\(transport)"])
+            let record = try #require(try await observer.records(of: "trace-grpc-\(transport)").first)
+            let traceID = try #require(record.traceID)
+            #expect(started.contains("00-\(traceID)-"), "the backend got the logged trace: \(started)")
+            let continued = try await GRPCSyncMetadataTests.call(
+                port: gateway.port, headers: ["traceparent: \(Self.clientParent)"])
+            #expect(continued.contains("00-\(Self.clientTraceID)-"), "\(continued)")
+            #expect(!continued.contains(Self.clientParent), "\(continued)")
         }
     }
 

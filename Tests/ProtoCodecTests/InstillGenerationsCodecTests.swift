@@ -82,7 +82,7 @@ struct InstillGenerationsCodecTests {
         let snapshot = OperationSnapshot(
             name: "operations/x", done: true, result: TriggerResult(outputs: [["a": .string("b")]]))
         for generation in InstillGeneration.allCases {
-            let bytes = InstillCodec.encodeGetOperationResponse(operation: snapshot, generation: generation)
+            let bytes = InstillCodec.encodeOperationResponse(operation: snapshot, generation: generation)
             let text = try Protoc.decode("\(generation.package).GetOperationResponse", bytes)
             #expect(text.contains(generation.triggerResponseTypeURL), "\(text)")
             #expect(try InstillCodec.decodeOperationResponse(bytes).result == snapshot.result)

@@ -19,7 +19,7 @@ struct OperationAndHealthTests {
 
     @Test("a pending async trigger answer is read by protoc as an operation", .enabled(if: Protoc.isAvailable))
     func pendingOperation() throws {
-        let bytes = InstillCodec.encodeAsyncTriggerResponse(
+        let bytes = InstillCodec.encodeOperationResponse(
             operation: OperationSnapshot(name: "operations/abc", done: false)
         )
         let text = try Protoc.decode("pipeline.pipeline.v1beta.TriggerAsyncNamespacePipelineResponse", bytes)
@@ -34,7 +34,7 @@ struct OperationAndHealthTests {
             result: Self.result,
             metadata: ["state": .string("STATE_COMPLETED"), "attempts": .number(1)]
         )
-        let bytes = InstillCodec.encodeGetOperationResponse(operation: snapshot)
+        let bytes = InstillCodec.encodeOperationResponse(operation: snapshot)
         let text = try Protoc.decode("pipeline.pipeline.v1beta.GetOperationResponse", bytes)
         // protoc's CLI prints an Any's value as escaped bytes, so check the type URLs here, and that the
         // value is exactly the trigger-response encoding protoc reads in "the sync response …" below.
@@ -54,7 +54,7 @@ struct OperationAndHealthTests {
             done: true,
             error: GatewayError(.deadlineExceeded, "took too long", details: [["step": .string("llm")]])
         )
-        let bytes = InstillCodec.encodeAsyncTriggerResponse(operation: snapshot)
+        let bytes = InstillCodec.encodeOperationResponse(operation: snapshot)
         let text = try Protoc.decode("pipeline.pipeline.v1beta.TriggerAsyncNamespacePipelineResponse", bytes)
         #expect(text.contains("error {\n    code: 4\n    message: \"took too long\""))
         #expect(try InstillCodec.decodeOperationResponse(bytes) == snapshot)
