@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 package import NIOSSL
 import TriggerModel
 import NIOTLS
@@ -237,3 +238,35 @@ extension BackendErrors {
 
 @available(*, unavailable)
 extension BackendTLSHandshake: Sendable {}
+
+extension Optional where Wrapped == BackendTLS {
+    /// The bootstrap both transports connect to an endpoint with: on `eventLoop`, bounded by `connectTimeout`
+    /// (the TLS handshake too), TLS first when the pool has it, then `protocolHandlers` on the channel.
+    /// `handshake` is completed by the TLS handshake, or at once without TLS; the caller fails it too when the
+    /// connect fails, so it never leaks (completing a completed promise is a no-op).
+    func clientBootstrap(
+        on eventLoop: any EventLoop,
+        host: String,
+        pool: String,
+        endpoint: String,
+        connectTimeout: TimeAmount,
+        handshake: EventLoopPromise<Void>,
+        protocolHandlers: @escaping @Sendable (any Channel) throws -> Void
+    ) -> ClientBootstrap {
+        // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls = self {
+                        try tls.addHandlers(
+                            to: channel, host: host, pool: pool, endpoint: endpoint, handshakeTimeout: connectTimeout
+                        ).cascade(to: handshake)
+                    } else {
+                        handshake.succeed()
+                    }
+                    try protocolHandlers(channel)
+                }
+            }
+    }
+}

@@ -293,6 +293,33 @@ package protocol BalancedTransport: Sendable {
     var endpointNames: [String] { get }
 }
 
+/// A network transport whose unary calls all go through ``call(_:on:pinned:cancellation:)``: both of
+/// ``TriggerRunner``'s `run` forms are that call, on the caller's loop (`pinned`, the frontends' and the pool's
+/// loop-native path) or on a loop of the group with the shared connections (`async` callers, on no loop).
+protocol LoopCallingTransport: TriggerRunner {
+    var group: any EventLoopGroup { get }
+    func call(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult>
+}
+
+extension LoopCallingTransport {
+    package func run(_ request: TriggerRequest) async throws -> TriggerResult {
+        try await TriggerCancellation.awaiting { call(request, on: group.next(), pinned: false, cancellation: $0) }
+    }
+
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        call(request, on: eventLoop, pinned: true, cancellation: cancellation)
+    }
+}
+
 /// A call that failed before anything reached the backend (connect refused or timed out, a stream refused by
 /// GOAWAY or REFUSED_STREAM): safe to retry on another endpoint, even for a run that is not idempotent.
 struct NotSent: Error {

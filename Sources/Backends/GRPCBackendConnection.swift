@@ -47,31 +47,19 @@ final class GRPCBackendConnection: Sendable {
         self.core = core
         let load = GRPCBackendConnectionLoad()
         self.load = load
-        // Completed by the TLS handshake (or at once without TLS); failed too when the connect fails, so it never
-        // leaks (completing a completed promise is a no-op).
         let handshake = eventLoop.makePromise(of: Void.self)
-        // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try tls.addHandlers(
-                            to: channel, host: endpoint.host, pool: peer.pool, endpoint: peer.endpoint,
-                            handshakeTimeout: connectTimeout
-                        ).cascade(to: handshake)
-                    } else {
-                        handshake.succeed()
-                    }
-                    let delegate = GRPCBackendSession(channel: channel, load: load)
-                    delegate.session = try channel.pipeline.syncOperations.configureHTTP2Session(
-                        role: .client,
-                        configuration: Self.sessionConfiguration,
-                        delegate: delegate
-                    )
-                    core.value = delegate
-                }
-            }
+        let bootstrap = tls.clientBootstrap(
+            on: eventLoop, host: endpoint.host, pool: peer.pool, endpoint: peer.endpoint,
+            connectTimeout: connectTimeout, handshake: handshake
+        ) { channel in
+            let delegate = GRPCBackendSession(channel: channel, load: load)
+            delegate.session = try channel.pipeline.syncOperations.configureHTTP2Session(
+                role: .client,
+                configuration: Self.sessionConfiguration,
+                delegate: delegate
+            )
+            core.value = delegate
+        }
         let channel = bootstrap.connect(host: endpoint.host, port: endpoint.port)
         self.channel = channel
         self.ready =

@@ -84,15 +84,8 @@ package final class GRPCBackendTransport: TriggerRunner {
             GRPCBackendCall(raw: promise, peer: endpoint.peer, maxMessageBytes: maxMessageBytes),
             eventLoop: connection.eventLoop
         )
-        let headers: HTTP2Headers = [
-            ":method": "POST",
-            ":scheme": scheme,
-            ":path": path,
-            ":authority": endpoint.peer.endpoint,
-            "content-type": "application/grpc",
-            "te": "trailers",
-            "grpc-timeout": GRPCTimeout.encode(timeout),
-        ]
+        var headers = callHeaders(path: path, endpoint: endpoint)
+        headers.add(name: "grpc-timeout", value: GRPCTimeout.encode(timeout))
         let framed = [GRPCMessageFramer.frame(message)]
         return try await withTaskCancellationHandler {
             connection.start(call, headers: headers, message: framed, deadline: .now() + timeout)
@@ -122,28 +115,14 @@ extension GRPCBackendTransport: RetirableTransport {
     }
 }
 
-extension GRPCBackendTransport {
-
-    package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        try await TriggerCancellation.awaiting { call(request, on: group.next(), pinned: false, cancellation: $0) }
-    }
-
-    /// A unary `Run` on `eventLoop`'s own connection to the picked endpoint: the stream is opened, the
-    /// answer decoded and the future completed on that loop. The deadline goes to the backend as
-    /// `grpc-timeout`; enforcing it locally is the caller's part (``BackendPool`` does, with one timer per call
-    /// on this loop), so the call sets no timer of its own. A try that reached no backend (connect failed,
-    /// stream refused twice) goes to another endpoint under ``withSafeRetries(_:maxTries:deadline:on:cancellation:_:)``.
-    package func run(
-        _ request: TriggerRequest,
-        on eventLoop: any EventLoop,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult> {
-        call(request, on: eventLoop, pinned: true, cancellation: cancellation)
-    }
-
-    /// `pinned`: on `eventLoop`'s own connections with the deadline left to the caller (the pool's loop-native
-    /// path); otherwise on the shared connections, with the call's own deadline timer (`async` callers).
-    private func call(
+extension GRPCBackendTransport: LoopCallingTransport {
+    /// A unary `Run`: the stream is opened, the answer decoded and the future completed on `eventLoop`. The
+    /// deadline goes to the backend as `grpc-timeout`. `pinned`: on `eventLoop`'s own connections, with the
+    /// deadline enforced by the caller (``BackendPool`` does, with one timer per call on this loop), so the call
+    /// sets no timer of its own; otherwise on the shared connections, with the call's own deadline timer (`async`
+    /// callers). A try that reached no backend (connect failed, stream refused twice) goes to another endpoint
+    /// under ``withSafeRetries(_:maxTries:deadline:on:cancellation:_:)``.
+    func call(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
@@ -278,8 +257,10 @@ extension GRPCBackendTransport {
     /// `:scheme` of the requests: `https` over TLS (RFC 9113 §8.3.1).
     var scheme: String { configuration.tls == nil ? "http" : "https" }
 
-    func requestHeaders(path: String, endpoint: GRPCBackendEndpoint, request: TriggerRequest) throws -> HTTP2Headers {
-        var headers: HTTP2Headers = [
+    /// What every call of `path` to `endpoint` sends first: a gRPC request over HTTP/2 (gRPC's PROTOCOL-HTTP2.md:
+    /// POST, `content-type: application/grpc`, `te: trailers`).
+    func callHeaders(path: String, endpoint: GRPCBackendEndpoint) -> HTTP2Headers {
+        [
             ":method": "POST",
             ":scheme": scheme,
             ":path": path,
@@ -287,6 +268,10 @@ extension GRPCBackendTransport {
             "content-type": "application/grpc",
             "te": "trailers",
         ]
+    }
+
+    func requestHeaders(path: String, endpoint: GRPCBackendEndpoint, request: TriggerRequest) throws -> HTTP2Headers {
+        var headers = callHeaders(path: path, endpoint: endpoint)
         if let deadline = request.deadline {
             let remaining = deadline - .now()
             guard remaining > .zero else {

@@ -13,9 +13,9 @@ package import WireCodecs
 /// was told `Connection: close` is dropped. Endpoints are picked by the pool's ``EndpointBalancer`` (power
 /// of two choices on outstanding calls among endpoints not ejected); a call whose connect failed is tried
 /// again on another endpoint (nothing reached the backend), and transport failures eject an endpoint.
-package final class HTTPBackendTransport: TriggerRunner {
+package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     private let configuration: BackendPoolConfiguration
-    private let group: any EventLoopGroup
+    let group: any EventLoopGroup
     private let endpoints: [EndpointState]
     package let balancer: EndpointBalancer
     private let codecLimits: CodecLimits
@@ -104,24 +104,11 @@ package final class HTTPBackendTransport: TriggerRunner {
         }
     }
 
-    package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        try await TriggerCancellation.awaiting { call(request, on: group.next(), pinned: false, cancellation: $0) }
-    }
-
-    /// `POST /run` on an idle connection of `eventLoop` (or a new one opened on it), answered on that loop.
-    /// A try whose connect failed reached no backend and goes to another endpoint under
+    /// `POST /run` on an idle connection (or a new one), answered on `eventLoop`. `pinned`: on `eventLoop`'s own
+    /// connections (the frontends' path); otherwise on the shared ones, which `async` callers (not on a loop)
+    /// use. A try whose connect failed reached no backend and goes to another endpoint under
     /// ``withSafeRetries(_:maxTries:deadline:on:cancellation:_:)``.
-    package func run(
-        _ request: TriggerRequest,
-        on eventLoop: any EventLoop,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult> {
-        call(request, on: eventLoop, pinned: true, cancellation: cancellation)
-    }
-
-    /// `pinned`: on `eventLoop`'s own connections (the frontends' path); otherwise on the shared ones, which
-    /// `async` callers (not on a loop) use.
-    private func call(
+    func call(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
@@ -377,26 +364,14 @@ package final class HTTPBackendTransport: TriggerRunner {
         let pool = configuration.name
         let name = endpoint.endpoint.description
         let tls = configuration.tls
-        // Completed by the TLS handshake (or at once without TLS); failed too when the connect fails, so it never
-        // leaks (completing a completed promise is a no-op).
         let handshake = eventLoop.makePromise(of: Void.self)
-        // ClientBootstrap sets TCP_NODELAY (IPPROTO_TCP) itself.
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try tls.addHandlers(
-                            to: channel, host: endpoint.endpoint.host, pool: pool, endpoint: name,
-                            handshakeTimeout: connectTimeout
-                        ).cascade(to: handshake)
-                    } else {
-                        handshake.succeed()
-                    }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(HTTPBackendClientHandler())
-                }
-            }
+        let bootstrap = tls.clientBootstrap(
+            on: eventLoop, host: endpoint.endpoint.host, pool: pool, endpoint: name,
+            connectTimeout: connectTimeout, handshake: handshake
+        ) { channel in
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            try channel.pipeline.syncOperations.addHandler(HTTPBackendClientHandler())
+        }
         return bootstrap.connect(host: endpoint.endpoint.host, port: endpoint.endpoint.port)
             .flatMapError { error in
                 handshake.fail(error)
