@@ -68,7 +68,9 @@ struct DispatcherTimeTests {
 
             await time.advance(by: .seconds(1))
             #expect(
-                try await eventually(within: .seconds(20)) { try await store.get(id: operation.id)?.state == .succeeded })
+                try await eventually(within: .seconds(20)) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
             let claim = try #require(store.claims(of: operation.id).first)
             #expect(claim.now.timeIntervalSince(idleSince) >= 3600)
             await instance.stop()
