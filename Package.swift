@@ -248,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "BackendsTests",
             dependencies: [
-                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", nioCore, nioPosix, nioHTTP1,
+                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", "GatewayTestSupport", nioCore, nioPosix, nioHTTP1,
                 .product(name: "Clocks", package: "swift-clocks"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -257,13 +257,22 @@ let package = Package(
         .testTarget(
             name: "GatewayServerTests",
             dependencies: [
-                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability", nioCore,
-                logging, .product(name: "NIOEmbedded", package: "swift-nio"),
+                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability", "Backends",
+                "TriggerDispatch", "Routing", "GatewayConfig", "GatewayTestSupport", nioCore, logging,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability", "GatewayTestSupport"], swiftSettings: testSwiftSettings),
-        .testTarget(name: "AsyncDispatchTests", dependencies: ["AsyncDispatch", "OperationStore"], swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "AsyncDispatchTests",
+            dependencies: [
+                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "TriggerDispatch", "Backends", "GatewayConfig",
+                "Routing", "TriggerModel", "GatewayTestSupport", nioCore, logging,
+                .product(name: "Clocks", package: "swift-clocks"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "CraftSurfaceTests",

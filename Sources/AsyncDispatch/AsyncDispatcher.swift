@@ -1,4 +1,4 @@
-import FoundationEssentials
+package import FoundationEssentials
 package import Logging
 import OperationStore
 import ServiceLifecycle
@@ -15,6 +15,13 @@ import Observability
 /// As a `Service` it starts after the store and before the listener. On graceful shutdown it stops
 /// claiming, lets running calls finish for up to `shutdownGrace`, then hands what is still running back
 /// to the store (queued again) so a restart or another instance picks it up; queued work is never touched.
+///
+/// Time comes from two injected sources (production: the real ones): `clock`, what every wait sleeps on (the
+/// poll interval, lease renewals, the store-retry back-off, the purge interval, the shutdown grace), and
+/// `now`, the wall-clock instant written to and compared in the store (lease expiries, retry times, purge
+/// cut-offs). The store's instants are wall-clock on purpose: with PostgreSQL several instances compare them,
+/// and monotonic clocks are not shared across hosts. Tests pass a `TestClock` and a `now` that moves with
+/// it, so hour-long leases and back-offs pass in no real time.
 package final class AsyncDispatcher: Service {
     private let operations: AsyncOperations
     /// Swapped by a config reload; each run resolves its route on the dispatcher current when it starts.
@@ -35,18 +42,27 @@ package final class AsyncDispatcher: Service {
 
     /// Awaited before the first claim; when it throws, nothing is claimed (see `init`).
     private let startGate: (@Sendable () async throws -> Void)?
+    /// What waits sleep on (see the type's documentation).
+    private let clock: any Clock<Duration>
+    /// The wall-clock instant for the store (see the type's documentation).
+    private let now: @Sendable () -> Date
 
     /// `startGate`: what must be true before operations are claimed, e.g. the listener is bound. A gateway
     /// whose start fails (a port already taken) must not claim queued work only to cut it a moment later.
+    /// `clock` and `now`: the dispatcher's time (see the type's documentation); keep the defaults outside tests.
     package init(
         operations: AsyncOperations,
         dispatcher: TriggerDispatcher,
         shutdownGrace: Duration,
         logger: Logger,
         identity: String? = nil,
-        startGate: (@Sendable () async throws -> Void)? = nil
+        startGate: (@Sendable () async throws -> Void)? = nil,
+        clock: any Clock<Duration> = ContinuousClock(),
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.startGate = startGate
+        self.clock = clock
+        self.now = now
         self.operations = operations
         self.currentDispatcher = Mutex(dispatcher)
         self.shutdownGrace = shutdownGrace
@@ -87,10 +103,10 @@ package final class AsyncDispatcher: Service {
             }
             // Stop claiming is done; let running calls finish for the grace period, then cut them (each
             // cut run puts its operation back in the queue).
-            let clock = ContinuousClock()
-            let end = clock.now + shutdownGrace
-            while running.withLock({ $0 }) > 0, clock.now < end {
-                await operations.dispatcherWake.wait(timeout: min(.milliseconds(50), clock.now.duration(to: end)))
+            let elapsed = clock.stopwatch()
+            while running.withLock({ $0 }) > 0, elapsed() < shutdownGrace {
+                await operations.dispatcherWake.wait(
+                    timeout: min(.milliseconds(50), shutdownGrace - elapsed()), clock: clock)
             }
             workers.cancelAll()
         }
@@ -106,7 +122,7 @@ package final class AsyncDispatcher: Service {
     private func takeBackEarlierLeases() async {
         guard let identity else { return }
         do {
-            let ended = try await store.expireLeases(ownerPrefix: "\(identity).", now: Date())
+            let ended = try await store.expireLeases(ownerPrefix: "\(identity).", now: now())
             if ended > 0 {
                 logger.info(
                     "took back the leases of this instance's previous run", metadata: ["operations": "\(ended)"])
@@ -141,7 +157,7 @@ package final class AsyncDispatcher: Service {
                         owner: owner,
                         leaseDuration: settings.lease,
                         limit: limit,
-                        now: Date(),
+                        now: now(),
                         scope: claim.scope
                     )
                     failures = 0
@@ -157,7 +173,7 @@ package final class AsyncDispatcher: Service {
                 if claimed.count == limit { more = true }
                 free -= claimed.count
                 running.withLock { $0 += claimed.count }
-                let claimedAt = Date()
+                let claimedAt = now()
                 for operation in claimed {
                     // Runnable since it was accepted, or since its retry time.
                     let runnableSince = max(operation.createdAt, operation.notBefore)
@@ -174,7 +190,7 @@ package final class AsyncDispatcher: Service {
                 }
             }
             if more { continue }
-            await operations.dispatcherWake.wait(timeout: settings.pollInterval)
+            await operations.dispatcherWake.wait(timeout: settings.pollInterval, clock: clock)
         }
     }
 
@@ -257,7 +273,7 @@ package final class AsyncDispatcher: Service {
             }
             let retry = Self.isRetryable(error) && operation.attempts < settings.maxAttempts
             let retryAt =
-                retry ? Date().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
+                retry ? now().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
             if await finish(
                 id, owner: owner, final: !retry,
                 { store, now in
@@ -279,10 +295,10 @@ package final class AsyncDispatcher: Service {
     private func keepLease(_ id: String, owner: String, keeper: WakeSignal) async -> Bool {
         let interval = settings.lease / 3
         while !Task.isCancelled {
-            await keeper.wait(timeout: interval)
+            await keeper.wait(timeout: interval, clock: clock)
             if Task.isCancelled { return true }
             do {
-                if try await !store.renewLease(id: id, owner: owner, leaseDuration: settings.lease, now: Date()) {
+                if try await !store.renewLease(id: id, owner: owner, leaseDuration: settings.lease, now: now()) {
                     return false
                 }
             } catch {
@@ -307,22 +323,22 @@ package final class AsyncDispatcher: Service {
         let store = self.store
         let lease = settings.lease
         let logger = self.logger
+        let (clock, now) = (self.clock, self.now)
         // Unstructured on purpose: a result already computed is stored even while shutdown cancels workers.
         let stored = await Task {
-            let clock = ContinuousClock()
-            let end = clock.now + lease
+            let elapsed = clock.stopwatch()
             var wait = Duration.milliseconds(50)
             while true {
                 do {
-                    return try await write(store, Date())
+                    return try await write(store, now())
                 } catch {
-                    if clock.now + wait >= end {
+                    if elapsed() + wait >= lease {
                         logger.error(
                             "could not store an operation outcome",
                             metadata: ["operation.id": "\(id)", "error": "\(error)"])
                         return false
                     }
-                    try? await Task.sleep(for: wait)
+                    try? await clock.sleep(for: wait)
                     wait = min(wait * 2, .seconds(2))
                 }
             }
@@ -346,9 +362,10 @@ package final class AsyncDispatcher: Service {
         let store = self.store
         let logger = self.logger
         let metrics = self.metrics
+        let now = self.now
         _ = await Task {
             do {
-                if try await store.release(id: id, owner: owner, now: Date()) { metrics?.recordRequeued() }
+                if try await store.release(id: id, owner: owner, now: now()) { metrics?.recordRequeued() }
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(
@@ -363,7 +380,7 @@ package final class AsyncDispatcher: Service {
         let every = min(settings.retention / 10, .seconds(60))
         while !Task.isCancelled, !stopping.load(ordering: .sequentiallyConsistent) {
             do {
-                let cutoff = Date().addingTimeInterval(-seconds(settings.retention))
+                let cutoff = now().addingTimeInterval(-seconds(settings.retention))
                 let purged = try await store.purge(finishedBefore: cutoff)
                 if purged > 0 {
                     logger.info("purged finished operations", metadata: ["operations.purged": "\(purged)"])
@@ -371,7 +388,7 @@ package final class AsyncDispatcher: Service {
             } catch {
                 logger.log(level: Self.logLevel(error), "purge failed", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: every)
+            try? await clock.sleep(for: every)
         }
     }
 
@@ -404,4 +421,13 @@ package final class AsyncDispatcher: Service {
 func seconds(_ duration: Duration) -> Double {
     let (s, atto) = duration.components
     return Double(s) + Double(atto) / 1e18
+}
+
+extension Clock where Duration == Swift.Duration {
+    /// The time passed on this clock since the call, each time the returned closure is called: a deadline
+    /// loop written once for any clock, the real one or a test's.
+    func stopwatch() -> @Sendable () -> Duration {
+        let start = now
+        return { start.duration(to: self.now) }
+    }
 }

@@ -27,9 +27,9 @@ package final class WakeSignal: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when signalled (now, if a signal is pending), when `timeout` passes, or when cancelled.
-    /// Only one task may wait at a time.
-    package func wait(timeout: Duration) async {
+    /// Returns when signalled (now, if a signal is pending), when `timeout` passes on `clock`, or when
+    /// cancelled. Only one task may wait at a time.
+    package func wait(timeout: Duration, clock: any Clock<Duration> = ContinuousClock()) async {
         if state.withLock({ state in
             defer { state.pending = false }; return state.pending
         }) {
@@ -37,7 +37,7 @@ package final class WakeSignal: Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForSignal() }
-            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { try? await clock.sleep(for: timeout) }
             await group.next()
             group.cancelAll()
         }

@@ -16,7 +16,8 @@ package final class BackendPool: TriggerRunner {
     /// on the same object (it was given it when built).
     package let metrics: PoolMetrics?
     /// What the `async` path's deadline timer sleeps on (``run(_:)``); tests pass a manual clock so they can
-    /// expire a deadline at a moment they choose instead of racing a real one.
+    /// expire a deadline at a moment they choose instead of racing a real one. (The event-loop path's timer
+    /// is on the loop's own clock, `EventLoop.now`, which NIO's test loops advance by hand.)
     private let clock: any Clock<Duration>
 
     package init(
@@ -53,13 +54,17 @@ package final class BackendPool: TriggerRunner {
         if request.waitsForCapacity {
             // Async work: never refused by the gateway's own limit; the request timeout starts with the slot.
             return try await limiter.withSlot(background: true) {
-                let request = withEffectiveDeadline(request)
-                return try await withDeadline(request.deadline) { try await self.transport.run(request) }
+                // The timer runs the request timeout exactly, from the slot (an earlier deadline of the caller's
+                // own, if it brought one, wins); `request.deadline` tells the transport and the backend.
+                let timeout = configuration.requestTimeout
+                let remaining = request.deadline.map { min($0 - .now(), timeout) } ?? timeout
+                let request = withEffectiveDeadline(request, now: .now())
+                return try await withTimer(remaining) { try await self.transport.run(request) }
             }
         }
-        let request = withEffectiveDeadline(request)
+        let request = withEffectiveDeadline(request, now: .now())
         return try await limiter.withSlot {
-            try await withDeadline(request.deadline) { try await self.transport.run(request) }
+            try await withTimer(request.deadline! - .now()) { try await self.transport.run(request) }
         }
     }
 
@@ -96,13 +101,14 @@ package final class BackendPool: TriggerRunner {
             }
             // The frontends decide the deadline once, with this pool's request timeout folded in, from the
             // request's arrival (GatewayServer's RequestContext); the pool enforces it, it does not re-derive it.
-            // A caller without one gets the pool's own, from the slot.
-            let request = request.deadline == nil ? withEffectiveDeadline(request) : request
+            // A caller without one gets the pool's own, from the slot. All on the loop's clock (the real one
+            // in production, virtual on NIO's test loops).
+            let request = request.deadline == nil ? withEffectiveDeadline(request, now: eventLoop.now) : request
             var timer: Scheduled<Void>?
             if let deadline = request.deadline {
                 let pool = configuration.name
                 let timeout = configuration.requestTimeout
-                let remaining = deadline - .now()
+                let remaining = deadline - eventLoop.now
                 timer = eventLoop.scheduleTask(deadline: deadline) {
                     promise.fail(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout))))
                     cancellation.cancel()
@@ -210,9 +216,10 @@ package final class BackendPool: TriggerRunner {
         }
     }
 
-    private func withEffectiveDeadline(_ request: TriggerRequest) -> TriggerRequest {
+    /// `request` with the earlier of its own deadline and `now` plus the pool's request timeout.
+    private func withEffectiveDeadline(_ request: TriggerRequest, now: NIODeadline) -> TriggerRequest {
         var request = request
-        let poolDeadline = NIODeadline.now() + configuration.requestTimeout
+        let poolDeadline = now + configuration.requestTimeout
         if let clientDeadline = request.deadline {
             request.deadline = min(clientDeadline, poolDeadline)
         } else {
@@ -221,20 +228,19 @@ package final class BackendPool: TriggerRunner {
         return request
     }
 
-    /// Races `body` against the deadline; on expiry the body's task is cancelled and the caller gets
-    /// `.deadlineExceeded` at once, whatever the transport does with the cancellation.
-    private func withDeadline<T: Sendable>(
-        _ deadline: NIODeadline?,
+    /// Races `body` against a timer of `remaining` on the pool's clock; when it fires first, the body's task
+    /// is cancelled and the caller gets `.deadlineExceeded` at once, whatever the transport does with the
+    /// cancellation.
+    private func withTimer<T: Sendable>(
+        _ remaining: TimeAmount,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        guard let deadline else { return try await body() }
         let pool = configuration.name
         let timeout = configuration.requestTimeout
         let clock = self.clock
         return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                let remaining = deadline - NIODeadline.now()
                 if remaining.nanoseconds > 0 {
                     try await clock.sleep(for: .nanoseconds(remaining.nanoseconds))
                 }

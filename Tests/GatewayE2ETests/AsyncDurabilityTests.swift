@@ -107,11 +107,9 @@ struct AsyncDurabilityTests {
             names.append(try #require(json.operationName))
         }
         let clock = ContinuousClock()
-        let end = clock.now + .seconds(10)
-        while try await Self.count(port: first.port, state: "running") < 3, clock.now < end {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(try await Self.count(port: first.port, state: "running") == 3)
+        #expect(
+            try await eventually(within: .seconds(10)) { try await Self.count(port: first.port, state: "running") == 3 }
+        )
         await client.client.close()
         await first.stop(signal: SIGKILL)
         let killedAt = clock.now
@@ -356,20 +354,13 @@ struct AsyncDurabilityTests {
             try #require(status == 200, "\(body)")
             names.append(try #require(body.operationName))
         }
-        let clock = ContinuousClock()
-        var end = clock.now + .seconds(20)
-        while try await Self.count(port: a.port, state: "running") < 4, clock.now < end {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(try await Self.count(port: a.port, state: "running") == 4)
+        #expect(
+            try await eventually(within: .seconds(20)) { try await Self.count(port: a.port, state: "running") == 4 })
 
         // B joins and takes the queued ones; then A dies holding its 4 leases.
         let b = try await Self.startGateway(dataDir: dirB, config: config)
         defer { Task { await b.stop() } }
-        end = clock.now + .seconds(20)
-        while try await Self.count(port: b.port, state: "queued") > 0, clock.now < end {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        #expect(try await eventually(within: .seconds(20)) { try await Self.count(port: b.port, state: "queued") == 0 })
         await a.stop(signal: SIGKILL)
 
         // Every operation A accepted is answered by B, and finishes: A's four after their leases expired.

@@ -34,13 +34,12 @@ struct MetricsE2ETests {
         _ client: TestHTTPClient,
         until condition: (Exposition) -> Bool
     ) async throws -> Exposition {
-        let clock = ContinuousClock()
-        let end = clock.now + .seconds(10)
-        while true {
-            let scrape = try await scrape(client)
-            if condition(scrape) || clock.now >= end { return scrape }
-            try await Task.sleep(for: .milliseconds(50))
+        var last = try await scrape(client)
+        _ = try await eventually(within: .seconds(10), interval: .milliseconds(50)) {
+            last = try await scrape(client)
+            return condition(last)
         }
+        return last
     }
 
     @Test(

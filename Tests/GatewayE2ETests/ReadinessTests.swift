@@ -44,11 +44,13 @@ struct ReadinessTests {
         let start = clock.now
         let client = try await TestHTTPClient.connect(port: port)
         defer { Task { await client.close() } }
-        while clock.now - start < timeout {
-            if try await client.request("GET", path).status == status { return clock.now - start }
-            try await Task.sleep(for: .milliseconds(50))
+        var took: Duration?
+        _ = try await eventually(within: timeout, interval: .milliseconds(50)) {
+            guard try await client.request("GET", path).status == status else { return false }
+            took = clock.now - start
+            return true
         }
-        return nil
+        return took
     }
 
     static func readiness(_ client: TestHTTPClient, _ path: String = "/readyz") async throws -> (Int, [String: Any]) {
@@ -97,11 +99,8 @@ struct ReadinessTests {
             ).path
             defer { try? FileManager.default.removeItem(atPath: readyFile) }
             async let watched = Peers.grpcio("health-watch", port: port, ["trigger.async", "2", readyFile, "30"])
-            let clock = ContinuousClock()
-            let watchStart = clock.now
-            while !FileManager.default.fileExists(atPath: readyFile), clock.now - watchStart < .seconds(20) {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            // The watcher writes the file once it has the first status: the outage must come after it.
+            #expect(await eventually(within: .seconds(20)) { FileManager.default.fileExists(atPath: readyFile) })
 
             try await postgres.stop()
             let down = try await Self.waitForStatus(503, "/readyz?component=async", port: port)
@@ -127,6 +126,7 @@ struct ReadinessTests {
             #expect(try await Peers.grpcio("health-check", port: port, ["trigger.async"])["status"] as? Int == 2)
 
             // Async fails fast (no 10 s store timeout) and says when to come back; sync keeps working.
+            let clock = ContinuousClock()
             let started = clock.now
             let refused = try await async.client.request(
                 "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
@@ -236,11 +236,8 @@ struct ReadinessTests {
             .path
         defer { try? FileManager.default.removeItem(atPath: readyFile) }
         async let watched = Peers.grpcio("health-watch", port: gateway.port, ["", "5", readyFile, "30"])
-        let clock = ContinuousClock()
-        let start = clock.now
-        while !FileManager.default.fileExists(atPath: readyFile), clock.now - start < .seconds(20) {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // The watcher writes the file once it has the first status: the shutdown must come after it.
+        #expect(await eventually(within: .seconds(20)) { FileManager.default.fileExists(atPath: readyFile) })
         #expect(await gateway.stop() == 0)
         let watch = try await watched
         #expect(watch["statuses"] as? [Int] == [1, 2], "\(watch)")

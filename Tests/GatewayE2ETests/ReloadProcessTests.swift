@@ -116,26 +116,22 @@ struct ReloadProcessTests {
             for round in 1...4 {
                 // Each reload lands while all three loads are running: wait until they made progress since the last.
                 let mark = tally.completed.load(ordering: .relaxed)
-                let waitStart = ContinuousClock.now
-                while tally.completed.load(ordering: .relaxed) < mark + 6,
-                    ContinuousClock.now - waitStart < .seconds(10)
-                {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
+                #expect(
+                    await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+                        tally.completed.load(ordering: .relaxed) >= mark + 6
+                    })
                 namespaces.append("added\(round)")
                 try Self.config(extraNamespaces: namespaces).write(to: file, atomically: true, encoding: .utf8)
-                let signalled = ContinuousClock.now
                 server.signal(SIGHUP)
-                var status = 0
-                while ContinuousClock.now - signalled < .seconds(1) {
-                    status = try await probe.request(
-                        "POST", "/v1beta/namespaces/added\(round)/pipelines/echo/trigger", headers: jsonHeaders,
-                        body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
-                    ).status
-                    if status == 200 { break }
-                    try await Task.sleep(for: .milliseconds(10))
-                }
-                #expect(status == 200, "route added\(round) did not answer within 1 s of SIGHUP")
+                // The gateway logs the reload once the new routes are in place: the route answers from then on.
+                #expect(
+                    await server.logOccurrences(of: "config reloaded", atLeast: round, timeout: .seconds(1)) == round,
+                    "no reload within 1 s of SIGHUP")
+                let status = try await probe.request(
+                    "POST", "/v1beta/namespaces/added\(round)/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
+                ).status
+                #expect(status == 200, "route added\(round) did not answer after its reload")
             }
             #expect(await server.logOccurrences(of: "config reloaded", atLeast: 4, timeout: .seconds(5)) == 4)
 

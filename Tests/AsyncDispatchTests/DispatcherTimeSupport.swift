@@ -1,0 +1,265 @@
+@testable import AsyncDispatch
+import Backends
+import Clocks
+import FoundationEssentials
+import GatewayConfig
+import Logging
+import NIOCore
+import OperationStore
+import GatewayTestSupport
+import Routing
+import SQLiteOperationStore
+import Synchronization
+import TriggerDispatch
+import TriggerModel
+
+/// Time for dispatchers under test: a `TestClock` their waits sleep on, and a wall clock that moves with it.
+///
+/// `now()` is the real wall clock plus every advance of `clock`, so operations the store stamps with the real
+/// time (`enqueue`) are never in the future of a dispatcher's `now`, and an hour passes in one `advance`.
+///
+/// The clock also keeps the deadline of every sleep in progress, so a test can move time one step, then wait
+/// until every task it woke has done its work and gone back to sleep (``advance(by:settlingOn:)``): what the
+/// dispatcher does at each virtual instant is then the same on a loaded machine as on an idle one.
+final class VirtualTime: Clock, Sendable {
+    typealias Duration = Swift.Duration
+    typealias Instant = TestClock<Duration>.Instant
+
+    private let base = TestClock()
+    private let origin: Instant
+    private let sleeps = Mutex<[UUID: Instant]>([:])
+
+    init() { origin = base.now }
+
+    var now: Instant { base.now }
+    var minimumResolution: Duration { .zero }
+
+    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+        let id = UUID()
+        sleeps.withLock { $0[id] = deadline }
+        defer { _ = sleeps.withLock { $0.removeValue(forKey: id) } }
+        try await base.sleep(until: deadline, tolerance: tolerance)
+    }
+
+    /// How far the clock has been advanced.
+    var elapsed: Duration { origin.duration(to: base.now) }
+
+    @Sendable func wallClock() -> Date {
+        let (seconds, attoseconds) = elapsed.components
+        return Date().addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
+    /// True when exactly `sleepers` tasks sleep on the clock, none of them due: everything woken so far has
+    /// finished its step and waits for a later instant.
+    func isSettled(sleepers: Int) -> Bool {
+        let now = base.now
+        return sleeps.withLock { sleeps in sleeps.count == sleepers && sleeps.values.allSatisfy { $0 > now } }
+    }
+
+    /// Waits (bounded in real time) until ``isSettled(sleepers:)``.
+    func settle(sleepers: Int) async -> Bool {
+        await eventually(within: .seconds(20), interval: .milliseconds(2)) { isSettled(sleepers: sleepers) }
+    }
+
+    /// Moves time by `step`, waking the sleeps due by then in order.
+    func advance(by step: Duration) async {
+        await base.advance(by: step)
+    }
+
+    /// Moves time by `step`, then waits until the `sleepers` sleeping tasks of the code under test all went
+    /// back to sleep. False when they did not within the bound.
+    func advance(by step: Duration, settlingOn sleepers: Int) async -> Bool {
+        await advance(by: step)
+        return await settle(sleepers: sleepers)
+    }
+}
+
+/// A store that records the dispatcher's claims, renewals and failures (with the `now` each was made at) and
+/// forwards everything to a SQLite store: what the tests read the dispatcher's timing from.
+final class RecordingStore: OperationStore {
+    struct Claim: Sendable {
+        var owner: String
+        var now: Date
+        var ids: [String]
+    }
+    struct Renewal: Sendable {
+        var owner: String
+        var now: Date
+        var held: Bool
+    }
+    struct Failure: Sendable {
+        var now: Date
+        var retryAt: Date?
+    }
+
+    let base: SQLiteOperationStore
+    private let log = Mutex<(claims: [Claim], renewals: [Renewal], failures: [Failure])>(([], [], []))
+
+    init(_ base: SQLiteOperationStore) { self.base = base }
+
+    var claims: [Claim] { log.withLock { $0.claims } }
+    var renewals: [Renewal] { log.withLock { $0.renewals } }
+    var failures: [Failure] { log.withLock { $0.failures } }
+    /// The claims that took operation `id`.
+    func claims(of id: String) -> [Claim] { claims.filter { $0.ids.contains(id) } }
+
+    func enqueue(_ request: TriggerRequest, idempotencyKey: String?) async throws -> (
+        operation: Operation, created: Bool
+    ) {
+        try await base.enqueue(request, idempotencyKey: idempotencyKey)
+    }
+
+    func get(id: String) async throws -> Operation? { try await base.get(id: id) }
+
+    func list(
+        filter: OperationFilter,
+        pageSize: Int,
+        pageToken: String?
+    ) async throws -> (operations: [Operation], nextPageToken: String?) {
+        try await base.list(filter: filter, pageSize: pageSize, pageToken: pageToken)
+    }
+
+    func cancel(id: String) async throws -> Operation { try await base.cancel(id: id) }
+
+    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
+        -> [Operation]
+    {
+        let claimed = try await base.claim(
+            owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+        log.withLock { $0.claims.append(Claim(owner: owner, now: now, ids: claimed.map(\.id))) }
+        return claimed
+    }
+
+    func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        let held = try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
+        log.withLock { $0.renewals.append(Renewal(owner: owner, now: now, held: held)) }
+        return held
+    }
+
+    func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
+    }
+
+    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        try await base.complete(id: id, owner: owner, result: result, now: now)
+    }
+
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        let stored = try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+        log.withLock { $0.failures.append(Failure(now: now, retryAt: retryAt)) }
+        return stored
+    }
+
+    func release(id: String, owner: String, now: Date) async throws -> Bool {
+        try await base.release(id: id, owner: owner, now: now)
+    }
+
+    func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
+
+    func probe(instance: String, now: Date) async throws { try await base.probe(instance: instance, now: now) }
+
+    func close() async throws { try await base.close() }
+}
+
+/// The pipelines the dispatcher tests run, by name: `hang` runs until cancelled; `flaky` fails with a
+/// retryable `.unavailable` on its first run and succeeds afterwards; anything else succeeds at once.
+/// `runs` counts the runs started, per pipeline. A runner made with `hangs: true` runs every pipeline until
+/// cancelled (an instance whose backend call never returns).
+final class ScriptedRunner: TriggerRunner {
+    private let started = Mutex<[String: Int]>([:])
+    private let hangs: Bool
+
+    init(hangs: Bool = false) { self.hangs = hangs }
+
+    func runs(_ pipeline: String) -> Int { started.withLock { $0[pipeline, default: 0] } }
+
+    func run(_ request: TriggerRequest) async throws -> TriggerResult {
+        let pipeline = request.ref.pipeline
+        let run = started.withLock { runs in
+            runs[pipeline, default: 0] += 1
+            return runs[pipeline]!
+        }
+        switch pipeline {
+        case _ where hangs, "hang":
+            // Until cancelled: on the real clock, since no test moves time for it.
+            while true { try await Task.sleep(for: .seconds(3600)) }
+        case "flaky" where run == 1:
+            throw GatewayError(.unavailable, "the backend is restarting")
+        default:
+            return TriggerResult(outputs: [["run": .number(Double(run))]])
+        }
+    }
+
+    func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+        AsyncThrowingStream { $0.finish(throwing: GatewayError(.unimplemented, "no streams here")) }
+    }
+}
+
+/// One gateway instance's async side on a shared store: its `AsyncOperations` and a dispatcher sleeping on
+/// `clock` and reading `now`, running until ``stop()``.
+struct DispatcherInstance {
+    let operations: AsyncOperations
+    let dispatcher: AsyncDispatcher
+    let task: Task<Void, any Error>
+
+    /// `requestTimeout`: the pool's, which bounds each attempt; its timer sleeps on `clock` too.
+    init(
+        store: any OperationStore,
+        settings: StoreConfiguration,
+        runner: ScriptedRunner,
+        clock: any Clock<Duration>,
+        now: @escaping @Sendable () -> Date,
+        requestTimeout: TimeAmount = .hours(24)
+    ) {
+        let operations = AsyncOperations(store: store, settings: settings)
+        self.operations = operations
+        let pool = BackendPool(
+            configuration: BackendPoolConfiguration(
+                name: "local", transport: .inProcess, requestTimeout: requestTimeout),
+            transport: runner,
+            clock: clock
+        )
+        let routes = RouteTable(routes: [RouteConfiguration(namespace: "test", pool: "local")])
+        var logger = Logger(label: "dispatcher-test")
+        logger.logLevel = .critical
+        let dispatcher = AsyncDispatcher(
+            operations: operations,
+            dispatcher: TriggerDispatcher(routes: routes, pools: ["local": pool]),
+            shutdownGrace: .zero,
+            logger: logger,
+            clock: clock,
+            now: now
+        )
+        self.dispatcher = dispatcher
+        task = Task { try await dispatcher.run() }
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = await task.result
+    }
+}
+
+/// Runs `body` with a SQLite store in a fresh temporary directory, recording (see ``RecordingStore``); closes
+/// and removes it afterwards. Every dispatcher of a test shares the one store, as instances share PostgreSQL.
+func withRecordingStore(_ body: (RecordingStore) async throws -> Void) async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-dispatch-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let store = RecordingStore(try await SQLiteOperationStore.open(.init(dataDirectory: directory.path)))
+    do {
+        try await body(store)
+    } catch {
+        try? await store.close()
+        throw error
+    }
+    try await store.close()
+}
+
+func asyncRequest(_ pipeline: String) -> TriggerRequest {
+    TriggerRequest(
+        ref: PipelineRef(namespace: "test", pipeline: pipeline),
+        mode: .async,
+        inputs: [TriggerInput(variables: ["n": .number(1)])],
+        requestID: "req-\(pipeline)"
+    )
+}

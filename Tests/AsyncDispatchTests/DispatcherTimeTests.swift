@@ -1,0 +1,235 @@
+@testable import AsyncDispatch
+import FoundationEssentials
+import GatewayConfig
+import GatewayTestSupport
+import NIOCore
+import OperationStore
+import Testing
+import TriggerModel
+
+/// The dispatcher's time-driven behaviour on an injected clock (issue 19, item 5): leases, renewals, retry
+/// back-offs, polls and attempt timeouts of an hour, stepped through in virtual time. Each test has a
+/// one-minute limit, so a dispatcher that slept on the wall clock could not pass.
+@Suite("AsyncDispatcher on an injected clock: hour-long leases, back-offs and polls in virtual time")
+struct DispatcherTimeTests {
+    static let hour = Duration.seconds(3600)
+    static let poll = Duration.seconds(300)
+
+    /// One-hour leases (renewed every 20 minutes) and back-offs, a poll every 5 minutes.
+    static func settings(pollInterval: Duration = poll, maxAttempts: Int = 3) -> StoreConfiguration {
+        StoreConfiguration(
+            lease: hour, maxAttempts: maxAttempts, retryBackoff: hour, maxRetryBackoff: hour, workers: 4,
+            pollInterval: pollInterval)
+    }
+
+    /// What sleeps on the clock: an idle dispatcher's claim loop (the poll) and purge loop, and for each
+    /// running attempt its lease keeper and its pool's attempt timer. The tests wait for exactly these to be
+    /// asleep again after each step, so each step's outcome does not depend on the machine's load.
+    static let idle = 2
+    static let perRun = 2
+
+    /// Steps `time` by `step` until `condition` holds, at most `steps` times; true when it held. After each
+    /// step it waits until `condition` holds or the `sleepers` are all asleep again.
+    static func step(
+        _ time: VirtualTime,
+        by step: Duration,
+        settlingOn sleepers: Int,
+        atMost steps: Int,
+        until condition: () async throws -> Bool
+    ) async rethrows -> Bool {
+        for _ in 0..<steps {
+            if try await condition() { return true }
+            await time.advance(by: step)
+            let settled = try await eventually(within: .seconds(20), interval: .milliseconds(2)) {
+                try await condition() || time.isSettled(sleepers: sleepers)
+            }
+            if !settled { return false }
+        }
+        return try await condition()
+    }
+
+    @Test(
+        "an idle dispatcher polls: work stored without a wake signal is claimed at the next poll, not before",
+        .timeLimit(.minutes(1)))
+    func pollWithoutWake() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: Self.hour), runner: ScriptedRunner(),
+                clock: time, now: time.wallClock)
+            #expect(await time.settle(sleepers: Self.idle))
+            let idleSince = try #require(store.claims.last).now
+            // Straight into the store, as another instance's frontend would: nothing wakes this dispatcher.
+            let (operation, _) = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil)
+
+            #expect(await time.advance(by: Self.hour - .seconds(1), settlingOn: Self.idle))
+            #expect(store.claims(of: operation.id).isEmpty, "claimed before the poll interval passed")
+            #expect(try await store.get(id: operation.id)?.state == .queued)
+
+            await time.advance(by: .seconds(1))
+            #expect(
+                try await eventually(within: .seconds(20)) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
+            let claim = try #require(store.claims(of: operation.id).first)
+            #expect(claim.now.timeIntervalSince(idleSince) >= 3600)
+            await instance.stop()
+        }
+    }
+
+    @Test(
+        "a failed attempt is retried once its back-off has passed, at the first poll after it, not before",
+        .timeLimit(.minutes(1)))
+    func retryWaitsBackoff() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            let runner = ScriptedRunner()
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(), runner: runner, clock: time, now: time.wallClock)
+            let operation = try await instance.operations.submit(asyncRequest("flaky"))
+            #expect(await eventually(within: .seconds(20)) { store.failures.count == 1 })
+            #expect(await time.settle(sleepers: Self.idle))
+            let failure = try #require(store.failures.first)
+            let retryAt = try #require(failure.retryAt)
+            #expect(abs(retryAt.timeIntervalSince(failure.now) - 3600) < 1, "the back-off is the configured hour")
+
+            // 55 minutes of polls: none may take it.
+            for _ in 1...11 { #expect(await time.advance(by: Self.poll, settlingOn: Self.idle)) }
+            #expect(runner.runs("flaky") == 1, "retried before its back-off")
+            #expect(try await store.get(id: operation.id)?.state == .queued)
+
+            #expect(
+                try await Self.step(time, by: Self.poll, settlingOn: Self.idle, atMost: 3) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
+            let claims = store.claims(of: operation.id)
+            #expect(claims.count == 2)
+            if claims.count == 2 {
+                #expect(claims[1].now >= retryAt)
+                #expect(claims[1].now.timeIntervalSince(retryAt) <= Self.poll.seconds, "not retried at the next poll")
+            }
+            #expect(try await store.get(id: operation.id)?.attempts == 2)
+            await instance.stop()
+        }
+    }
+
+    @Test(
+        "a lease that is not renewed expires, and another dispatcher claims the operation then, not before",
+        .timeLimit(.minutes(1)))
+    func expiredLeaseIsReclaimed() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            // The first instance stalls with the operation (a hung host, a lost network): its waits sleep on a
+            // clock nobody moves, so it never renews. It shares the wall clock, as instances share the store.
+            let stalled = VirtualTime()
+            let first = DispatcherInstance(
+                store: store, settings: Self.settings(), runner: ScriptedRunner(hangs: true), clock: stalled,
+                now: time.wallClock)
+            let operation = try await first.operations.submit(asyncRequest("work"))
+            #expect(await eventually(within: .seconds(20)) { store.claims(of: operation.id).count == 1 })
+            let expiry = try #require(try await store.get(id: operation.id)?.leaseExpiresAt)
+
+            let runner = ScriptedRunner()
+            let second = DispatcherInstance(
+                store: store, settings: Self.settings(), runner: runner, clock: time, now: time.wallClock)
+            #expect(await time.settle(sleepers: Self.idle))
+            for _ in 1...11 { #expect(await time.advance(by: Self.poll, settlingOn: Self.idle)) }
+            #expect(store.claims(of: operation.id).count == 1, "claimed again before the lease expired")
+
+            #expect(
+                try await Self.step(time, by: Self.poll, settlingOn: Self.idle, atMost: 3) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
+            let claims = store.claims(of: operation.id)
+            #expect(claims.count == 2)
+            if claims.count == 2 {
+                #expect(claims[1].owner.hasPrefix("\(second.dispatcher.instanceID)/"))
+                #expect(claims[1].now >= expiry)
+            }
+            #expect(runner.runs("work") == 1)
+            // The reclaim counts as the second attempt.
+            #expect(try await store.get(id: operation.id)?.attempts == 2)
+            await first.stop()
+            await second.stop()
+        }
+    }
+
+    @Test(
+        "a running operation's lease is renewed every third of it, so no other dispatcher claims it for hours",
+        .timeLimit(.minutes(1)))
+    func renewalKeepsTheLease() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            let running = DispatcherInstance(
+                store: store, settings: Self.settings(), runner: ScriptedRunner(hangs: true), clock: time,
+                now: time.wallClock)
+            let operation = try await running.operations.submit(asyncRequest("work"))
+            #expect(await eventually(within: .seconds(20)) { store.claims(of: operation.id).count == 1 })
+            // A second instance polling the same store all along: the witness that the lease holds.
+            let other = DispatcherInstance(
+                store: store, settings: Self.settings(), runner: ScriptedRunner(), clock: time, now: time.wallClock)
+            let sleepers = 2 * Self.idle + Self.perRun
+            #expect(await time.settle(sleepers: sleepers))
+
+            // Three hours: three lease durations.
+            for _ in 1...36 { #expect(await time.advance(by: Self.poll, settlingOn: sleepers)) }
+            let renewals = store.renewals
+            #expect(renewals.count == 9, "not renewed every 20 minutes")
+            #expect(renewals.allSatisfy { $0.held })
+            #expect(store.claims(of: operation.id).count == 1, "another dispatcher took a renewed lease")
+            let stored = try #require(try await store.get(id: operation.id))
+            #expect(stored.state == .running)
+            #expect(stored.attempts == 1)
+            #expect(stored.leaseOwner == store.claims(of: operation.id).first?.owner)
+            #expect(try #require(stored.leaseExpiresAt) > time.wallClock())
+            await running.stop()
+            await other.stop()
+        }
+    }
+
+    @Test(
+        "an attempt is cut at its pool's request timeout on the clock (not a second before), then retried after its back-off",
+        .timeLimit(.minutes(1)))
+    func attemptTimeout() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            let runner = ScriptedRunner(hangs: true)
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(maxAttempts: 2), runner: runner, clock: time,
+                now: time.wallClock, requestTimeout: .minutes(30))
+            let operation = try await instance.operations.submit(asyncRequest("work"))
+            #expect(await eventually(within: .seconds(20)) { runner.runs("work") == 1 })
+            let running = Self.idle + Self.perRun
+            #expect(await time.settle(sleepers: running))
+
+            for _ in 1...5 { #expect(await time.advance(by: Self.poll, settlingOn: running)) }
+            #expect(await time.advance(by: Self.poll - .seconds(1), settlingOn: running))
+            #expect(store.failures.isEmpty, "cut before the request timeout")
+
+            await time.advance(by: .seconds(1))
+            #expect(await eventually(within: .seconds(20)) { store.failures.count == 1 })
+            let first = try #require(try await store.get(id: operation.id))
+            #expect(first.state == .queued)
+            #expect(first.error?.code == .deadlineExceeded)
+            #expect(first.error?.message.contains("1800s") == true, "\(String(describing: first.error))")
+            let retryAt = try #require(store.failures.first?.retryAt)
+
+            // The second attempt comes after the hour's back-off; cut again, it is the last one.
+            #expect(
+                await Self.step(time, by: Self.poll, settlingOn: Self.idle, atMost: 15) { runner.runs("work") == 2 })
+            #expect(try #require(store.claims(of: operation.id).last).now >= retryAt)
+            #expect(
+                try await Self.step(time, by: Self.poll, settlingOn: running, atMost: 8) {
+                    try await store.get(id: operation.id)?.state == .failed
+                })
+            #expect(try await store.get(id: operation.id)?.error?.code == .deadlineExceeded)
+            await instance.stop()
+        }
+    }
+}
+
+extension Duration {
+    fileprivate var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

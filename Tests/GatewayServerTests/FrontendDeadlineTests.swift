@@ -1,0 +1,125 @@
+import Backends
+import GatewayConfig
+@testable import GatewayServer
+import GatewayTestSupport
+import Logging
+import NIOCore
+import NIOEmbedded
+import Routing
+import Synchronization
+import Testing
+import TriggerDispatch
+import TriggerModel
+import WireCodecs
+
+/// A sync trigger's deadline through the HTTP/1.1 frontend (issue 19, item 5): `timeouts.request` from the
+/// head's arrival, or the route's pool `request_timeout` when that is shorter (folded in at the frontend,
+/// `RequestContext`). The connection runs on NIO's testing loop, whose clock moves only when told, and the
+/// frontend's clock is that loop's (`FrontendServices.clock`): the tests stand one nanosecond before the
+/// deadline and then on it, with hour-long timeouts and a one-minute limit, so no real time decides anything.
+@Suite("Sync trigger deadlines through the HTTP/1.1 frontend, on the event loop's clock")
+struct FrontendDeadlineTests {
+    /// Runs every pipeline until cancelled, counting runs started and cancelled.
+    final class Hanging: TriggerRunner {
+        let started = Atomic<Int>(0)
+        let cancelled = Atomic<Int>(0)
+
+        func run(_ request: TriggerRequest) async throws -> TriggerResult {
+            started.add(1, ordering: .sequentiallyConsistent)
+            do {
+                while true { try await Task.sleep(for: .seconds(3600)) }
+            } catch {
+                cancelled.add(1, ordering: .sequentiallyConsistent)
+                throw error
+            }
+        }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish(throwing: GatewayError(.unimplemented, "no streams here")) }
+        }
+    }
+
+    /// An HTTP/1.1 connection of the gateway's frontend on a testing loop, routing `demo/*` to a pool of
+    /// `runner` with `poolTimeout`, under `requestTimeout`.
+    static func connection(
+        requestTimeout: TimeAmount,
+        poolTimeout: TimeAmount,
+        runner: Hanging
+    ) async throws -> (NIOAsyncTestingEventLoop, NIOAsyncTestingChannel) {
+        let loop = NIOAsyncTestingEventLoop()
+        let pool = BackendPool(
+            configuration: BackendPoolConfiguration(name: "p", transport: .inProcess, requestTimeout: poolTimeout),
+            transport: runner)
+        let routes = RouteTable(routes: [RouteConfiguration(namespace: "demo", pool: "p")])
+        var services = FrontendServices(
+            dispatcher: TriggerDispatcher(routes: routes, pools: ["p": pool]),
+            authenticator: TokenAuthenticator(tokens: [], authRequired: false),
+            limits: .defaults,
+            maxHeaderBytes: 16_384,
+            maxConcurrentStreams: 8,
+            requestTimeout: requestTimeout,
+            idleTimeout: .hours(24),
+            logger: Logger(label: "deadline-test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        services.clock = { loop.now }
+        let current = CurrentFrontendServices(services)
+        let channel = NIOAsyncTestingChannel(loop: loop)
+        try await loop.executeInContext { try GatewayServer.configure(channel, for: .http1, services: current) }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        return (loop, channel)
+    }
+
+    /// What the gateway wrote so far.
+    static func written(_ channel: NIOAsyncTestingChannel) async throws -> String {
+        var text = ""
+        while let buffer = try await channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    /// Sends a sync trigger, moves the loop's clock to one nanosecond before `deadline` (nothing answered, the
+    /// run going on), then onto it: 504 naming `message`, and the run cancelled.
+    static func expectCut(
+        at deadline: TimeAmount,
+        requestTimeout: TimeAmount,
+        poolTimeout: TimeAmount,
+        message: String
+    ) async throws {
+        let runner = Hanging()
+        let (loop, channel) = try await connection(
+            requestTimeout: requestTimeout, poolTimeout: poolTimeout, runner: runner)
+        let body = #"{"data":[{"variable":{"x":1}}]}"#
+        try await channel.writeInbound(
+            ByteBuffer(
+                string: "POST /v1beta/namespaces/demo/pipelines/wait/trigger HTTP/1.1\r\nhost: gw\r\n"
+                    + "content-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"))
+        await loop.run()
+        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+
+        await loop.advanceTime(by: deadline - .nanoseconds(1))
+        #expect(try await written(channel).isEmpty, "answered before the deadline")
+        #expect(runner.cancelled.load(ordering: .sequentiallyConsistent) == 0)
+
+        await loop.advanceTime(by: .nanoseconds(1))
+        let answer = try await written(channel)
+        #expect(answer.hasPrefix("HTTP/1.1 504 "), "\(answer)")
+        #expect(answer.contains(message), "\(answer)")
+        #expect(
+            await eventually(within: .seconds(20)) { runner.cancelled.load(ordering: .sequentiallyConsistent) == 1 })
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
+    }
+
+    @Test(
+        "timeouts.request ends a sync trigger exactly at the head's arrival plus the timeout", .timeLimit(.minutes(1)))
+    func requestTimeout() async throws {
+        try await Self.expectCut(at: .hours(1), requestTimeout: .hours(1), poolTimeout: .hours(2), message: "3600s")
+    }
+
+    @Test(
+        "a route's pool request_timeout shorter than timeouts.request ends the call at its own edge",
+        .timeLimit(.minutes(1)))
+    func poolTimeout() async throws {
+        try await Self.expectCut(
+            at: .minutes(30), requestTimeout: .hours(1), poolTimeout: .minutes(30), message: "1800s")
+    }
+}
