@@ -26,14 +26,19 @@ package final class AsyncOperations: Sendable {
     package let webhooks: WebhookSender?
     /// /metrics: async mode's and the schedules' families; nil records nothing.
     package let metrics: GatewayMetrics?
+    /// What a long-poll (``get(id:wait:)``) measures its wait and sleeps on: `ContinuousClock` in production,
+    /// a test clock in tests (issue 19: long-poll logic takes an injectable clock).
+    private let clock: any Clock<Duration>
 
     package init(
         store: any OperationStore,
         settings: StoreConfiguration,
         routes: RouteTable? = nil,
         webhooks: WebhookSender? = nil,
-        metrics: GatewayMetrics? = nil
+        metrics: GatewayMetrics? = nil,
+        clock: any Clock<Duration> = ContinuousClock()
     ) {
+        self.clock = clock
         self.store = store
         self.settings = settings
         self.routes = Mutex(routes)
@@ -85,14 +90,19 @@ package final class AsyncOperations: Sendable {
 
     /// The operation, after waiting up to `wait` (capped at `settings.maxWait`) for it to finish.
     /// Throws `.notFound` for an unknown id.
+    /// The store is read again every `settings.pollInterval` (a result stored by another instance sends no
+    /// local notice) and at once when this instance finishes the operation.
     package func get(id: String, wait: Duration = .zero) async throws -> Operation {
-        let clock = ContinuousClock()
-        let end = clock.now + min(wait, settings.maxWait)
+        try await longPoll(id: id, wait: min(wait, settings.maxWait), on: clock)
+    }
+
+    private func longPoll<C: Clock<Duration>>(id: String, wait: Duration, on clock: C) async throws -> Operation {
+        let end = clock.now.advanced(by: wait)
         while true {
             guard let operation = try await store.get(id: id) else { throw OperationStoreErrors.notFound(id) }
             let remaining = clock.now.duration(to: end)
             if operation.state.isFinished || remaining <= .zero || Task.isCancelled { return operation }
-            await completions.wait(for: id, timeout: min(remaining, settings.pollInterval))
+            await completions.wait(for: id, timeout: min(remaining, settings.pollInterval), on: clock)
         }
     }
 

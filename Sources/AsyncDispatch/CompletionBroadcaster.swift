@@ -20,11 +20,11 @@ package final class CompletionBroadcaster: Sendable {
         for waiter in waiters.values { waiter.resume() }
     }
 
-    /// Returns when `id` is notified, `timeout` passes, or the task is cancelled.
-    package func wait(for id: String, timeout: Duration) async {
+    /// Returns when `id` is notified, `timeout` (measured on `clock`) passes, or the task is cancelled.
+    package func wait<C: Clock<Duration>>(for id: String, timeout: Duration, on clock: C) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForNotice(id) }
-            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { try? await clock.sleep(for: timeout) }
             await group.next()
             group.cancelAll()
         }
