@@ -21,17 +21,19 @@ package final class PostgresOperationStore: OperationStore {
     static let schemaVersion = 1
 
     let client: PostgresClient
-    /// Group commit of enqueues (see `EnqueueBatcher`): the holder of `enqueueGate` commits the batch.
+    /// Group commit (issue 12): the holder of `writeGate` commits, in one transaction and one WAL flush, the
+    /// enqueues (`EnqueueBatcher`), completions (`CompletionBatcher`) and claims waiting, so an accept never
+    /// waits for the flush of a claim or a completion before its own.
+    private let writeGate = SerialGate()
     private let batcher = EnqueueBatcher()
-    private let enqueueGate = SerialGate()
-    /// Group commit of completions (see `CompletionBatcher`), with a gate of its own: a completion batch and an
-    /// enqueue batch are separate transactions on separate connections and need not wait for each other.
     private let completions = CompletionBatcher()
-    private let completionGate = SerialGate()
-    /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
+    private let claims = GroupCommit<PostgresQuery, [Operation]>()
+    /// Transactions that inserted enqueues: fewer than the enqueues when commits were shared (for tests).
     package var enqueueTransactionCount: Int { batcher.transactions }
-    /// Transactions `complete` has run: fewer than the completions when commits were shared (for tests).
+    /// Transactions that stored completions: fewer than the completions when commits were shared (for tests).
     package var completionTransactionCount: Int { completions.transactions }
+    /// Transactions that made claims (for tests).
+    package var claimTransactionCount: Int { claims.transactions }
     private let runTask: Task<Void, Never>
     private let codec: OperationPayloadCodec
     private let timeout: Duration
@@ -100,22 +102,50 @@ package final class PostgresOperationStore: OperationStore {
     ) async throws -> (operation: Operation, created: Bool) {
         let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
         return try await bounded("enqueue") { [self] in
-            try await holding(enqueueGate) { try await batcher.drain(until: ticket) { await commitEnqueues($0) } }
+            try await writeGate.holding { try await batcher.drain(until: ticket) { await commitPending() } }
         }
     }
 
-    /// Runs `body` holding `gate` (the leader of a group commit is whoever holds it), and releases it whatever
-    /// `body` does.
-    private func holding<T: Sendable>(_ gate: SerialGate, _ body: () async throws -> T) async throws -> T {
-        await gate.acquire()
+    /// Commits what is waiting (completions, enqueues, claims: at most `maxBatch` of each) in one transaction
+    /// and answers each ticket; false when nothing was waiting. Call only holding `writeGate`. Completions go
+    /// first and claims last, so a claim can take what the same transaction enqueued. A PostgreSQL transaction
+    /// is lost as a whole by any failed statement, so when it fails each kind is committed again on its own
+    /// (`commitEnqueues` and `commitCompletions` then fall back to one write per transaction).
+    private func commitPending() async -> Bool {
+        let completionBatch = completions.takeBatch()
+        let enqueueBatch = batcher.takeBatch()
+        let claimBatch = claims.takeBatch()
+        guard !(completionBatch.isEmpty && enqueueBatch.isEmpty && claimBatch.isEmpty) else { return false }
         do {
-            let value = try await body()
-            await gate.release()
-            return value
+            let results = completionBatch.map(\.item)
+            let news = enqueueBatch.map(\.new)
+            let claimQueries = claimBatch.map(\.item)
+            let (stored, inserted, claimed) = try await transaction { [self] connection in
+                let stored = results.isEmpty ? [] : try await storeResults(results, on: connection)
+                let inserted = news.isEmpty ? [] : try await insertOperations(news, on: connection)
+                var claimed: [[Operation]] = []
+                for query in claimQueries { claimed.append(try await runClaim(query, on: connection)) }
+                return (stored, inserted, claimed)
+            }
+            for (ticket, answer) in zip(completionBatch, stored) { ticket.outcome = .success(answer) }
+            for (ticket, answer) in zip(enqueueBatch, inserted) { ticket.outcome = answer }
+            for (ticket, answer) in zip(claimBatch, claimed) { ticket.outcome = .success(answer) }
+            return true
         } catch {
-            await gate.release()
-            throw error
+            logger.debug("group commit failed; committing each kind of write alone", metadata: ["error": "\(error)"])
         }
+        await commitCompletions(completionBatch)
+        await commitEnqueues(enqueueBatch)
+        for ticket in claimBatch {
+            do {
+                let query = ticket.item
+                ticket.outcome = .success(
+                    try await transaction { [self] connection in try await runClaim(query, on: connection) })
+            } catch {
+                ticket.outcome = .failure(error)
+            }
+        }
+        return true
     }
 
     /// Inserts `batch` in one transaction (group commit, see `EnqueueBatcher`) with `insertOperations`, and
@@ -123,6 +153,7 @@ package final class PostgresOperationStore: OperationStore {
     /// batch's transaction fails each enqueue is tried again in a transaction of its own: one bad enqueue fails
     /// alone.
     private func commitEnqueues(_ batch: [EnqueueBatcher.Ticket]) async {
+        guard !batch.isEmpty else { return }
         if batch.count > 1 {
             do {
                 let news = batch.map(\.new)
@@ -249,29 +280,21 @@ package final class PostgresOperationStore: OperationStore {
         pageToken: String?
     ) async throws -> (operations: [Operation], nextPageToken: String?) {
         let pageSize = OperationPaging.effectivePageSize(pageSize)
-        var sql = "SELECT \(Self.selectColumns) FROM \(operations) WHERE TRUE"
         var binds = PostgresBindings()
-        if let key = try filter.validatedPipelineKey() {
-            binds.append(key)
-            sql += " AND pipeline_key = $\(binds.count)"
+        let sql = try OperationPaging.listQuery(
+            select: Self.selectColumns, from: operations, filter: filter, pageSize: pageSize, pageToken: pageToken
+        ) { value in
+            switch value {
+            case .text(let text): binds.append(text)
+            case .integer(let integer): binds.append(integer)
+            }
+            return "$\(binds.count)"
         }
-        if let state = filter.state {
-            binds.append(state.rawValue)
-            sql += " AND state = $\(binds.count)"
-        }
-        if let pageToken {
-            binds.append(try OperationPaging.parseToken(pageToken))
-            sql += " AND seq < $\(binds.count)"
-        }
-        binds.append(pageSize + 1)
-        sql += " ORDER BY seq DESC LIMIT $\(binds.count)"
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         return try await bounded("list") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
-            let page = Array(rows.prefix(pageSize))
-            let operations = try await makeOperations(page)
-            let next = rows.count > pageSize ? try Self.operationRow(page[page.count - 1]).row.sequence : nil
-            return (operations, next.map { OperationPaging.makeToken(afterSequence: $0) })
+            let page = try OperationPaging.page(rows, pageSize: pageSize) { try Self.operationRow($0).row.sequence }
+            return (try await makeOperations(page.rows), page.nextPageToken)
         }
     }
 
@@ -291,8 +314,7 @@ package final class PostgresOperationStore: OperationStore {
                 "SELECT state FROM \(unescaped: operations) WHERE id = \(id)",
                 logger: logger
             ).collect()
-            guard let raw = try states.first?.decode(String.self) else { throw OperationStoreErrors.notFound(id) }
-            throw OperationStoreErrors.alreadyFinished(id, OperationState(rawValue: raw) ?? .failed)
+            throw OperationStoreErrors.notCancellable(id, state: try states.first?.decode(String.self))
         }
     }
 
@@ -338,10 +360,16 @@ package final class PostgresOperationStore: OperationStore {
                 """,
             binds: binds
         )
+        let ticket = claims.add(query)
         return try await bounded("claim") { [self] in
-            let rows = try await client.query(query, logger: logger).collect()
-            return try await makeOperations(rows, sorted: true)
+            try await writeGate.holding { try await claims.drain(until: ticket) { await commitPending() } }
         }
+    }
+
+    /// One claim's statement inside the group commit's transaction: the operations it took, oldest first.
+    private func runClaim(_ query: PostgresQuery, on connection: PostgresConnection) async throws -> [Operation] {
+        let rows = try await connection.query(query, logger: logger).collect()
+        return try await makeOperations(rows, sorted: true, on: connection)
     }
 
     package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
@@ -376,9 +404,7 @@ package final class PostgresOperationStore: OperationStore {
         let ticket = completions.add(
             PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
         return try await bounded("complete") { [self] in
-            try await holding(completionGate) {
-                try await completions.drain(until: ticket) { await commitCompletions($0) }
-            }
+            try await writeGate.holding { try await completions.drain(until: ticket) { await commitPending() } }
         }
     }
 
@@ -386,6 +412,7 @@ package final class PostgresOperationStore: OperationStore {
     /// `storeResults`, and answers each ticket; when that transaction fails, each completion is tried again in a
     /// transaction of its own, so one bad completion fails alone.
     private func commitCompletions(_ batch: [CompletionBatcher.Ticket]) async {
+        guard !batch.isEmpty else { return }
         if batch.count > 1 {
             do {
                 let items = batch.map(\.item)
@@ -654,19 +681,13 @@ package final class PostgresOperationStore: OperationStore {
         return stored
     }
 
-    /// `new`'s answer from the operation its idempotency key names in `stored` (created: false), or
-    /// `idempotencyConflict` when that operation was made from another request; nil when the key names none.
+    /// `new`'s answer from the operation its idempotency key names in `stored`; nil when it names none.
     private static func idempotentAnswer(
         _ new: NewOperation,
         stored: [String: [String: Operation]]
     ) -> Result<(operation: Operation, created: Bool), any Error>? {
-        guard let scope = new.idempotencyScope, let key = new.operation.idempotencyKey,
-            let existing = stored[scope]?[key]
-        else { return nil }
-        guard existing.requestDigest == new.operation.requestDigest else {
-            return .failure(OperationStoreErrors.idempotencyConflict(key))
-        }
-        return .success((existing, false))
+        guard let scope = new.idempotencyScope, let key = new.operation.idempotencyKey else { return nil }
+        return new.idempotentAnswer(existing: stored[scope]?[key])
     }
 
     /// Inserts spilled blobs (of requests or results) with one multi-row `INSERT` per at most 1 000 blobs.
