@@ -3,7 +3,9 @@ import Synchronization
 /// Group commit (issue 12): the writes of one kind that arrive while a commit is on its way to the disk are
 /// made together in the next transaction, so concurrent callers share one fsync instead of queueing for one
 /// each, and each caller still returns only once its own write is durable. Used for `OperationStore.enqueue`
-/// (`EnqueueBatcher`: concurrent accepts) and `complete` (`CompletionBatcher`: concurrent runs finishing).
+/// (`EnqueueBatcher`: concurrent accepts), `complete` (`CompletionBatcher`: concurrent runs finishing) and
+/// `claim`; both stores commit the waiting batches of all three in one transaction (`takeBatch` from each),
+/// so an accept shares its fsync with the dispatcher's writes instead of queueing behind theirs.
 ///
 /// "Commit what queued while the previous commit ran", with no timed batching window: a lone write is
 /// committed at once, and under load a batch is whatever arrived during one fsync (bounded by `maxBatch`, so
