@@ -4,8 +4,9 @@ import Synchronization
 /// made together in the next transaction, so concurrent callers share one fsync instead of queueing for one
 /// each, and each caller still returns only once its own write is durable. Used for `OperationStore.enqueue`
 /// (`EnqueueBatcher`: concurrent accepts), `complete` (`CompletionBatcher`: concurrent runs finishing) and
-/// `claim`; both stores commit the waiting batches of all three in one transaction (`takeBatch` from each),
-/// so an accept shares its fsync with the dispatcher's writes instead of queueing behind theirs.
+/// `claim`. The SQLite store commits the waiting batches of all three in one transaction (`takeBatch` from
+/// each), so an accept shares its fsync with the dispatcher's writes instead of queueing behind theirs; the
+/// PostgreSQL store commits enqueues and completions separately (its WAL flushes concurrent commits together).
 ///
 /// "Commit what queued while the previous commit ran", with no timed batching window: a lone write is
 /// committed at once, and under load a batch is whatever arrived during one fsync (bounded by `maxBatch`, so

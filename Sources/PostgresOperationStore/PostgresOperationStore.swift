@@ -21,19 +21,19 @@ package final class PostgresOperationStore: OperationStore {
     static let schemaVersion = 1
 
     let client: PostgresClient
-    /// Group commit (issue 12): the holder of `writeGate` commits, in one transaction and one WAL flush, the
-    /// enqueues (`EnqueueBatcher`), completions (`CompletionBatcher`) and claims waiting, so an accept never
-    /// waits for the flush of a claim or a completion before its own.
-    private let writeGate = SerialGate()
+    /// Group commit of enqueues (see `EnqueueBatcher`): the holder of `enqueueGate` commits the batch.
     private let batcher = EnqueueBatcher()
+    private let enqueueGate = SerialGate()
+    /// Group commit of completions (see `CompletionBatcher`), with a gate of its own: a completion batch and an
+    /// enqueue batch are separate transactions on separate connections and need not wait for each other
+    /// (PostgreSQL flushes the WAL of concurrent commits together). One gate and one transaction for both,
+    /// with the claims, as in the SQLite store, measured slower here (bench/README.md, issue 12).
     private let completions = CompletionBatcher()
-    private let claims = GroupCommit<PostgresQuery, [Operation]>()
-    /// Transactions that inserted enqueues: fewer than the enqueues when commits were shared (for tests).
+    private let completionGate = SerialGate()
+    /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
     package var enqueueTransactionCount: Int { batcher.transactions }
-    /// Transactions that stored completions: fewer than the completions when commits were shared (for tests).
+    /// Transactions `complete` has run: fewer than the completions when commits were shared (for tests).
     package var completionTransactionCount: Int { completions.transactions }
-    /// Transactions that made claims (for tests).
-    package var claimTransactionCount: Int { claims.transactions }
     private let runTask: Task<Void, Never>
     private let codec: OperationPayloadCodec
     private let timeout: Duration
@@ -102,50 +102,8 @@ package final class PostgresOperationStore: OperationStore {
     ) async throws -> (operation: Operation, created: Bool) {
         let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
         return try await bounded("enqueue") { [self] in
-            try await writeGate.holding { try await batcher.drain(until: ticket) { await commitPending() } }
+            try await enqueueGate.holding { try await batcher.drain(until: ticket) { await commitEnqueues($0) } }
         }
-    }
-
-    /// Commits what is waiting (completions, enqueues, claims: at most `maxBatch` of each) in one transaction
-    /// and answers each ticket; false when nothing was waiting. Call only holding `writeGate`. Completions go
-    /// first and claims last, so a claim can take what the same transaction enqueued. A PostgreSQL transaction
-    /// is lost as a whole by any failed statement, so when it fails each kind is committed again on its own
-    /// (`commitEnqueues` and `commitCompletions` then fall back to one write per transaction).
-    private func commitPending() async -> Bool {
-        let completionBatch = completions.takeBatch()
-        let enqueueBatch = batcher.takeBatch()
-        let claimBatch = claims.takeBatch()
-        guard !(completionBatch.isEmpty && enqueueBatch.isEmpty && claimBatch.isEmpty) else { return false }
-        do {
-            let results = completionBatch.map(\.item)
-            let news = enqueueBatch.map(\.new)
-            let claimQueries = claimBatch.map(\.item)
-            let (stored, inserted, claimed) = try await transaction { [self] connection in
-                let stored = results.isEmpty ? [] : try await storeResults(results, on: connection)
-                let inserted = news.isEmpty ? [] : try await insertOperations(news, on: connection)
-                var claimed: [[Operation]] = []
-                for query in claimQueries { claimed.append(try await runClaim(query, on: connection)) }
-                return (stored, inserted, claimed)
-            }
-            for (ticket, answer) in zip(completionBatch, stored) { ticket.outcome = .success(answer) }
-            for (ticket, answer) in zip(enqueueBatch, inserted) { ticket.outcome = answer }
-            for (ticket, answer) in zip(claimBatch, claimed) { ticket.outcome = .success(answer) }
-            return true
-        } catch {
-            logger.debug("group commit failed; committing each kind of write alone", metadata: ["error": "\(error)"])
-        }
-        await commitCompletions(completionBatch)
-        await commitEnqueues(enqueueBatch)
-        for ticket in claimBatch {
-            do {
-                let query = ticket.item
-                ticket.outcome = .success(
-                    try await transaction { [self] connection in try await runClaim(query, on: connection) })
-            } catch {
-                ticket.outcome = .failure(error)
-            }
-        }
-        return true
     }
 
     /// Inserts `batch` in one transaction (group commit, see `EnqueueBatcher`) with `insertOperations`, and
@@ -153,7 +111,6 @@ package final class PostgresOperationStore: OperationStore {
     /// batch's transaction fails each enqueue is tried again in a transaction of its own: one bad enqueue fails
     /// alone.
     private func commitEnqueues(_ batch: [EnqueueBatcher.Ticket]) async {
-        guard !batch.isEmpty else { return }
         if batch.count > 1 {
             do {
                 let news = batch.map(\.new)
@@ -360,16 +317,10 @@ package final class PostgresOperationStore: OperationStore {
                 """,
             binds: binds
         )
-        let ticket = claims.add(query)
         return try await bounded("claim") { [self] in
-            try await writeGate.holding { try await claims.drain(until: ticket) { await commitPending() } }
+            let rows = try await client.query(query, logger: logger).collect()
+            return try await makeOperations(rows, sorted: true)
         }
-    }
-
-    /// One claim's statement inside the group commit's transaction: the operations it took, oldest first.
-    private func runClaim(_ query: PostgresQuery, on connection: PostgresConnection) async throws -> [Operation] {
-        let rows = try await connection.query(query, logger: logger).collect()
-        return try await makeOperations(rows, sorted: true, on: connection)
     }
 
     package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
@@ -404,7 +355,9 @@ package final class PostgresOperationStore: OperationStore {
         let ticket = completions.add(
             PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
         return try await bounded("complete") { [self] in
-            try await writeGate.holding { try await completions.drain(until: ticket) { await commitPending() } }
+            try await completionGate.holding {
+                try await completions.drain(until: ticket) { await commitCompletions($0) }
+            }
         }
     }
 
@@ -412,7 +365,6 @@ package final class PostgresOperationStore: OperationStore {
     /// `storeResults`, and answers each ticket; when that transaction fails, each completion is tried again in a
     /// transaction of its own, so one bad completion fails alone.
     private func commitCompletions(_ batch: [CompletionBatcher.Ticket]) async {
-        guard !batch.isEmpty else { return }
         if batch.count > 1 {
             do {
                 let items = batch.map(\.item)
