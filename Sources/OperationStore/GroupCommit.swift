@@ -3,7 +3,10 @@ import Synchronization
 /// Group commit (issue 12): the writes of one kind that arrive while a commit is on its way to the disk are
 /// made together in the next transaction, so concurrent callers share one fsync instead of queueing for one
 /// each, and each caller still returns only once its own write is durable. Used for `OperationStore.enqueue`
-/// (`EnqueueBatcher`: concurrent accepts) and `complete` (`CompletionBatcher`: concurrent runs finishing).
+/// (`EnqueueBatcher`: concurrent accepts), `complete` (`CompletionBatcher`: concurrent runs finishing) and
+/// `claim`. The SQLite store commits the waiting batches of all three in one transaction (`takeBatch` from
+/// each), so an accept shares its fsync with the dispatcher's writes instead of queueing behind theirs; the
+/// PostgreSQL store commits enqueues and completions separately (its WAL flushes concurrent commits together).
 ///
 /// "Commit what queued while the previous commit ran", with no timed batching window: a lone write is
 /// committed at once, and under load a batch is whatever arrived during one fsync (bounded by `maxBatch`, so
@@ -55,25 +58,44 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
         until ticket: Ticket,
         commit: ([Ticket]) async -> Void
     ) async throws -> Value {
+        try await drain(until: ticket) { () async -> Bool in
+            let batch = takeBatch()
+            guard !batch.isEmpty else { return false }
+            await commit(batch)
+            return true
+        }
+    }
+
+    /// Runs `commitPending` until `ticket` has its outcome, and returns it: for a store that commits the
+    /// batches of several `GroupCommit`s in one transaction (`takeBatch` from each). `commitPending` answers
+    /// false when nothing was pending (every ticket it took must have its outcome set). Call only while holding
+    /// the store's write lock.
+    package func drain(until ticket: Ticket, commitPending: () async -> Bool) async throws -> Value {
         if Task.isCancelled, withdraw(ticket) { throw CancellationError() }
         while ticket.outcome == nil {
-            let batch = pending.withLock { pending in
-                let batch = Array(pending.prefix(maxBatch))
-                pending.removeFirst(batch.count)
-                return batch
-            }
-            guard !batch.isEmpty else { break }
-            await commit(batch)
-            transactionCount.add(1, ordering: .relaxed)
+            guard await commitPending() else { break }
         }
         guard let outcome = ticket.outcome else {
-            // Unreachable when `commit` answers every ticket it is given; fail rather than hang.
+            // Unreachable when every commit answers every ticket it is given; fail rather than hang.
             throw CancellationError()
         }
         return try outcome.get()
     }
 
-    /// Transactions run so far: fewer than the writes when commits were shared (for tests).
+    /// Takes the oldest waiting tickets (at most `maxBatch`) for the next transaction, which the caller runs
+    /// and answers each of them. Only under the store's write lock.
+    package func takeBatch() -> [Ticket] {
+        let batch = pending.withLock { pending in
+            let batch = Array(pending.prefix(maxBatch))
+            pending.removeFirst(batch.count)
+            return batch
+        }
+        if !batch.isEmpty { transactionCount.add(1, ordering: .relaxed) }
+        return batch
+    }
+
+    /// Transactions that carried writes of this kind so far: fewer than the writes when commits were shared
+    /// (for tests).
     package var transactions: Int { transactionCount.load(ordering: .relaxed) }
 
     private func withdraw(_ ticket: Ticket) -> Bool {

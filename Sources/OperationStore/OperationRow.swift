@@ -105,6 +105,18 @@ package struct NewOperation: Sendable {
     }
 }
 
+extension NewOperation {
+    /// This enqueue's answer when its idempotency key names `existing` (created: false), or
+    /// `idempotencyConflict` when `existing` was made from another request; nil when the key names none.
+    package func idempotentAnswer(existing: Operation?) -> Result<(operation: Operation, created: Bool), any Error>? {
+        guard let key = operation.idempotencyKey, let existing else { return nil }
+        guard existing.requestDigest == operation.requestDigest else {
+            return .failure(OperationStoreErrors.idempotencyConflict(key))
+        }
+        return .success((existing, false))
+    }
+}
+
 extension OperationFilter {
     /// Validates `pipeline` (`namespace/pipeline`, both non-empty).
     package func validatedPipelineKey() throws(GatewayError) -> String? {

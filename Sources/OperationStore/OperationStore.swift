@@ -96,6 +96,44 @@ package enum OperationPaging {
         }
         return sequence
     }
+
+    /// A value `listQuery` binds.
+    package enum Bind: Sendable {
+        case text(String)
+        case integer(Int64)
+    }
+
+    /// The statement of one `list` page, the same in every store: `select` from `table` with `filter`'s
+    /// conditions, after the row `pageToken` names, newest first, `pageSize + 1` rows (the extra row tells
+    /// whether there is a next page without a COUNT). `bind` adds a value to the statement's binds and returns
+    /// its placeholder (`?` for SQLite, `$n` for PostgreSQL).
+    ///
+    /// - Throws: `.invalidArgument` for a malformed token or pipeline filter.
+    package static func listQuery(
+        select: String,
+        from table: String,
+        filter: OperationFilter,
+        pageSize: Int,
+        pageToken: String?,
+        bind: (Bind) -> String
+    ) throws(GatewayError) -> String {
+        var sql = "SELECT \(select) FROM \(table) WHERE 1 = 1"
+        if let key = try filter.validatedPipelineKey() { sql += " AND pipeline_key = \(bind(.text(key)))" }
+        if let state = filter.state { sql += " AND state = \(bind(.text(state.rawValue)))" }
+        if let pageToken { sql += " AND seq < \(bind(.integer(try parseToken(pageToken))))" }
+        return sql + " ORDER BY seq DESC LIMIT \(bind(.integer(Int64(pageSize + 1))))"
+    }
+
+    /// Splits the rows of a `listQuery` into the page and the token of the next one (nil on the last page).
+    package static func page<Row>(
+        _ rows: [Row],
+        pageSize: Int,
+        sequence: (Row) throws -> Int64
+    ) rethrows -> (rows: [Row], nextPageToken: String?) {
+        let page = Array(rows.prefix(pageSize))
+        guard rows.count > pageSize, let last = page.last else { return (page, nil) }
+        return (page, makeToken(afterSequence: try sequence(last)))
+    }
 }
 
 /// The errors every store phrases the same way.
@@ -131,6 +169,12 @@ package enum OperationStoreErrors {
         if let requestID { metadata["request_id"] = "\(requestID)" }
         logger.warning("operation store call failed", metadata: metadata)
         return GatewayError(.unavailable, unavailableMessage)
+    }
+
+    /// Why `cancel` changed nothing: the operation is unknown (`state` nil) or already finished in `state`.
+    package static func notCancellable(_ id: String, state: String?) -> GatewayError {
+        guard let state else { return notFound(id) }
+        return alreadyFinished(id, OperationState(rawValue: state) ?? .failed)
     }
 
     package static func invalidFilter(_ pipeline: String) -> GatewayError {

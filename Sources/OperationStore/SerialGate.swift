@@ -3,7 +3,7 @@
 /// The SQLite store runs everything on one connection; SQLite's own mutex only serializes single API calls,
 /// so a multi-statement transaction (or a write while another statement is still stepping, which would
 /// delay its commit) needs this gate around it. The PostgreSQL store uses one to elect the leader of a group
-/// commit (`EnqueueBatcher`).
+/// commit (`GroupCommit`).
 package actor SerialGate {
     package init() {}
 
@@ -24,6 +24,21 @@ package actor SerialGate {
         } else {
             // Ownership passes straight to the next waiter; `held` stays true.
             waiters.removeFirst().resume()
+        }
+    }
+}
+
+extension SerialGate {
+    /// Runs `body` holding the gate, and releases it whatever `body` does.
+    package nonisolated func holding<T>(_ body: () async throws -> T) async throws -> T {
+        await acquire()
+        do {
+            let value = try await body()
+            await release()
+            return value
+        } catch {
+            await release()
+            throw error
         }
     }
 }

@@ -25,7 +25,9 @@ package final class PostgresOperationStore: OperationStore {
     private let batcher = EnqueueBatcher()
     private let enqueueGate = SerialGate()
     /// Group commit of completions (see `CompletionBatcher`), with a gate of its own: a completion batch and an
-    /// enqueue batch are separate transactions on separate connections and need not wait for each other.
+    /// enqueue batch are separate transactions on separate connections and need not wait for each other
+    /// (PostgreSQL flushes the WAL of concurrent commits together). One gate and one transaction for both,
+    /// with the claims, as in the SQLite store, measured slower here (bench/README.md, issue 12).
     private let completions = CompletionBatcher()
     private let completionGate = SerialGate()
     /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
@@ -100,21 +102,7 @@ package final class PostgresOperationStore: OperationStore {
     ) async throws -> (operation: Operation, created: Bool) {
         let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
         return try await bounded("enqueue") { [self] in
-            try await holding(enqueueGate) { try await batcher.drain(until: ticket) { await commitEnqueues($0) } }
-        }
-    }
-
-    /// Runs `body` holding `gate` (the leader of a group commit is whoever holds it), and releases it whatever
-    /// `body` does.
-    private func holding<T: Sendable>(_ gate: SerialGate, _ body: () async throws -> T) async throws -> T {
-        await gate.acquire()
-        do {
-            let value = try await body()
-            await gate.release()
-            return value
-        } catch {
-            await gate.release()
-            throw error
+            try await enqueueGate.holding { try await batcher.drain(until: ticket) { await commitEnqueues($0) } }
         }
     }
 
@@ -249,29 +237,21 @@ package final class PostgresOperationStore: OperationStore {
         pageToken: String?
     ) async throws -> (operations: [Operation], nextPageToken: String?) {
         let pageSize = OperationPaging.effectivePageSize(pageSize)
-        var sql = "SELECT \(Self.selectColumns) FROM \(operations) WHERE TRUE"
         var binds = PostgresBindings()
-        if let key = try filter.validatedPipelineKey() {
-            binds.append(key)
-            sql += " AND pipeline_key = $\(binds.count)"
+        let sql = try OperationPaging.listQuery(
+            select: Self.selectColumns, from: operations, filter: filter, pageSize: pageSize, pageToken: pageToken
+        ) { value in
+            switch value {
+            case .text(let text): binds.append(text)
+            case .integer(let integer): binds.append(integer)
+            }
+            return "$\(binds.count)"
         }
-        if let state = filter.state {
-            binds.append(state.rawValue)
-            sql += " AND state = $\(binds.count)"
-        }
-        if let pageToken {
-            binds.append(try OperationPaging.parseToken(pageToken))
-            sql += " AND seq < $\(binds.count)"
-        }
-        binds.append(pageSize + 1)
-        sql += " ORDER BY seq DESC LIMIT $\(binds.count)"
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         return try await bounded("list") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
-            let page = Array(rows.prefix(pageSize))
-            let operations = try await makeOperations(page)
-            let next = rows.count > pageSize ? try Self.operationRow(page[page.count - 1]).row.sequence : nil
-            return (operations, next.map { OperationPaging.makeToken(afterSequence: $0) })
+            let page = try OperationPaging.page(rows, pageSize: pageSize) { try Self.operationRow($0).row.sequence }
+            return (try await makeOperations(page.rows), page.nextPageToken)
         }
     }
 
@@ -291,8 +271,7 @@ package final class PostgresOperationStore: OperationStore {
                 "SELECT state FROM \(unescaped: operations) WHERE id = \(id)",
                 logger: logger
             ).collect()
-            guard let raw = try states.first?.decode(String.self) else { throw OperationStoreErrors.notFound(id) }
-            throw OperationStoreErrors.alreadyFinished(id, OperationState(rawValue: raw) ?? .failed)
+            throw OperationStoreErrors.notCancellable(id, state: try states.first?.decode(String.self))
         }
     }
 
@@ -376,7 +355,7 @@ package final class PostgresOperationStore: OperationStore {
         let ticket = completions.add(
             PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
         return try await bounded("complete") { [self] in
-            try await holding(completionGate) {
+            try await completionGate.holding {
                 try await completions.drain(until: ticket) { await commitCompletions($0) }
             }
         }
@@ -654,19 +633,13 @@ package final class PostgresOperationStore: OperationStore {
         return stored
     }
 
-    /// `new`'s answer from the operation its idempotency key names in `stored` (created: false), or
-    /// `idempotencyConflict` when that operation was made from another request; nil when the key names none.
+    /// `new`'s answer from the operation its idempotency key names in `stored`; nil when it names none.
     private static func idempotentAnswer(
         _ new: NewOperation,
         stored: [String: [String: Operation]]
     ) -> Result<(operation: Operation, created: Bool), any Error>? {
-        guard let scope = new.idempotencyScope, let key = new.operation.idempotencyKey,
-            let existing = stored[scope]?[key]
-        else { return nil }
-        guard existing.requestDigest == new.operation.requestDigest else {
-            return .failure(OperationStoreErrors.idempotencyConflict(key))
-        }
-        return .success((existing, false))
+        guard let scope = new.idempotencyScope, let key = new.operation.idempotencyKey else { return nil }
+        return new.idempotentAnswer(existing: stored[scope]?[key])
     }
 
     /// Inserts spilled blobs (of requests or results) with one multi-row `INSERT` per at most 1 000 blobs.

@@ -11,11 +11,14 @@ package import TriggerModel
 /// every method is one autocommit statement (or an explicit transaction). Blobs over the inline limit are
 /// files under `<dataDir>/blobs/<op-id>/`, fsynced before the row that names them commits.
 ///
-/// Concurrency: one connection, whose calls run on NIO's thread pool (never on an event loop); a FIFO
-/// `SerialGate` orders statements so no commit waits behind another statement still stepping. Enqueues are
-/// group-committed (issue 12): the enqueues that arrive while a commit is on its way to the disk are inserted
-/// together in the next transaction, so concurrent accepts share one fsync instead of queueing for one each,
-/// and each still returns only once its own row is durable. Completions likewise (`complete`).
+/// Concurrency: one connection, whose calls run on a thread of the store's own (never on an event loop, nor on
+/// a pool another connection to the same file could fill while it waits for this one's lock); a FIFO
+/// `SerialGate` orders statements so no commit waits behind another statement still stepping.
+///
+/// Group commit (issue 12): the writes that arrive while a commit is on its way to the disk (enqueues, the
+/// dispatcher's claims and its runs' completions) are made together in the next transaction, so they share
+/// one fsync instead of queueing for one each, and each call still returns only once its own write is
+/// durable. Accepts therefore do not wait behind a claim's or a completion's fsync of their own.
 package final class SQLiteOperationStore: OperationStore {
     package struct Configuration: Sendable {
         /// Created when missing.
@@ -42,14 +45,18 @@ package final class SQLiteOperationStore: OperationStore {
 
     private let connection: SQLiteConnection
     private let gate = SerialGate()
-    /// Group commit of enqueues (see `EnqueueBatcher`), under `gate`.
+    /// Group commit of enqueues (see `EnqueueBatcher`), under `gate`, in the transaction `commitPending` runs.
     private let batcher = EnqueueBatcher()
-    /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
+    /// Transactions that inserted enqueues: fewer than the enqueues when commits were shared (for tests).
     package var enqueueTransactionCount: Int { batcher.transactions }
-    /// Group commit of completions (see `GroupCommit`), under `gate`: runs finishing together share one fsync.
+    /// Group commit of completions (see `CompletionBatcher`), likewise: runs finishing together share one fsync.
     private let completions = CompletionBatcher()
-    /// Transactions `complete` has run: fewer than the completions when commits were shared (for tests).
+    /// Transactions that stored completions: fewer than the completions when commits were shared (for tests).
     package var completionTransactionCount: Int { completions.transactions }
+    /// Claims, likewise: a claim joins the next group commit rather than costing an fsync of its own.
+    private let claims = GroupCommit<PendingClaim, [Operation]>()
+    /// Transactions that made claims (for tests).
+    package var claimTransactionCount: Int { claims.transactions }
     private let blobs: BlobDirectory
     private let codec: OperationPayloadCodec
     private let threadPool: NIOThreadPool
@@ -75,8 +82,27 @@ package final class SQLiteOperationStore: OperationStore {
         _ configuration: Configuration,
         logger: Logger = Logger(label: "trigger-gateway.store.sqlite")
     ) async throws -> SQLiteOperationStore {
-        let threadPool = NIOThreadPool.singleton
+        // A thread of its own: a transaction spans several jobs (BEGIN … COMMIT), and on a shared pool the
+        // jobs of another connection to the same file (a second handle in this process) could take every
+        // thread busy-waiting for this connection's write lock, which it then could not release until
+        // `busy_timeout`. One thread also keeps the statements of one connection in order without hand-offs.
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
         let blobs = BlobDirectory(root: configuration.blobDirectory)
+        do {
+            return try await open(configuration, threadPool: threadPool, blobs: blobs, logger: logger)
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private static func open(
+        _ configuration: Configuration,
+        threadPool: NIOThreadPool,
+        blobs: BlobDirectory,
+        logger: Logger
+    ) async throws -> SQLiteOperationStore {
         // Errors here name the path and the OS reason: they reach the operator at start-up, never a client.
         try await threadPool.runIfActive {
             try BlobDirectory.makeWritableDirectory(configuration.dataDirectory, what: "data directory")
@@ -118,38 +144,153 @@ package final class SQLiteOperationStore: OperationStore {
     ) async throws -> (operation: Operation, created: Bool) {
         let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
         return try await serialized {
-            try await batcher.drain(until: ticket) { await commitEnqueues($0) }
+            try await batcher.drain(until: ticket) { await commitPending() }
         }
     }
 
-    /// Inserts `batch` with one multi-row `INSERT` (one implicit transaction, one fsync) and sets each ticket's
-    /// outcome.
+    // MARK: Group commit
+
+    /// A claim waiting for its group commit: its statement, made by `claim`.
+    struct PendingClaim: Sendable {
+        var sql: String
+        var binds: [SQLiteData]
+    }
+
+    /// The answers of one group commit, given to their tickets only once the transaction is committed (a
+    /// caller must never see a write that a failed `COMMIT` undid), with what to remove when it is not.
+    private struct Answers {
+        var enqueues: [(EnqueueBatcher.Ticket, EnqueueBatcher.Outcome)] = []
+        var completions: [(CompletionBatcher.Ticket, CompletionBatcher.Outcome)] = []
+        var claims: [(GroupCommit<PendingClaim, [Operation]>.Ticket, GroupCommit<PendingClaim, [Operation]>.Outcome)] =
+            []
+        /// Blob files written for this transaction: removed when it does not commit.
+        var written: [(operationID: String, blobs: [SpilledBlob], wholeDirectory: Bool)] = []
+        /// Blob files of writes the transaction did not make (a completion without the lease, an enqueue an
+        /// idempotency key answered): removed once it committed.
+        var unused: [(operationID: String, blobs: [SpilledBlob], wholeDirectory: Bool)] = []
+    }
+
+    /// Commits what is waiting (completions, enqueues, claims: at most `maxBatch` of each) in one transaction,
+    /// one fsync, and answers each ticket; false when nothing was waiting. Call only holding `gate`.
     ///
-    /// One statement rather than `BEGIN … COMMIT` around several: each statement runs as its own job on NIO's
-    /// thread pool, and a write lock held between jobs lets the jobs of another connection to the same file
-    /// (a second handle in this process) fill the pool busy-waiting for that lock, which the holder then
-    /// cannot release: a deadlock until `busy_timeout`. Idempotency keys are looked up before (a key found
-    /// answers without inserting) and after (a key another writer or an earlier row of this batch inserted
-    /// meanwhile: `ON CONFLICT DO NOTHING` skips the row). An enqueue that fails on its own (a conflict, a blob
-    /// write) fails alone; a failed statement fails the rows it carried, and their blob files are removed.
-    private func commitEnqueues(_ batch: [EnqueueBatcher.Ticket]) async {
+    /// Completions go first, claims last, so a claim can take what the same transaction enqueued. When the
+    /// transaction fails and it carried more than one kind of write, each kind is tried again in a transaction
+    /// of its own, so a failure of one kind does not fail the others.
+    private func commitPending() async -> Bool {
+        let completionBatch = completions.takeBatch()
+        let enqueueBatch = batcher.takeBatch()
+        let claimBatch = claims.takeBatch()
+        let kinds = [!completionBatch.isEmpty, !enqueueBatch.isEmpty, !claimBatch.isEmpty].filter { $0 }.count
+        guard kinds > 0 else { return false }
+        if kinds == 1 {
+            await commitTransaction(completionBatch, enqueueBatch, claimBatch)
+            return true
+        }
+        if await tryCommitTransaction(completionBatch, enqueueBatch, claimBatch) { return true }
+        await commitTransaction(completionBatch, [], [])
+        await commitTransaction([], enqueueBatch, [])
+        await commitTransaction([], [], claimBatch)
+        return true
+    }
+
+    /// One transaction for the given batches; every ticket is answered, with the failure when it fails.
+    private func commitTransaction(
+        _ completionBatch: [CompletionBatcher.Ticket],
+        _ enqueueBatch: [EnqueueBatcher.Ticket],
+        _ claimBatch: [GroupCommit<PendingClaim, [Operation]>.Ticket]
+    ) async {
+        guard !(completionBatch.isEmpty && enqueueBatch.isEmpty && claimBatch.isEmpty) else { return }
+        do {
+            try await runTransaction(completionBatch, enqueueBatch, claimBatch)
+        } catch {
+            for ticket in completionBatch { ticket.outcome = .failure(error) }
+            for ticket in enqueueBatch { ticket.outcome = .failure(error) }
+            for ticket in claimBatch { ticket.outcome = .failure(error) }
+        }
+    }
+
+    /// One transaction for the given batches; false (nothing answered, nothing left behind) when it failed.
+    private func tryCommitTransaction(
+        _ completionBatch: [CompletionBatcher.Ticket],
+        _ enqueueBatch: [EnqueueBatcher.Ticket],
+        _ claimBatch: [GroupCommit<PendingClaim, [Operation]>.Ticket]
+    ) async -> Bool {
+        do {
+            try await runTransaction(completionBatch, enqueueBatch, claimBatch)
+            return true
+        } catch {
+            logger.debug("group commit failed; committing each kind of write alone", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// `BEGIN IMMEDIATE`, the statements of each batch, `COMMIT`; then answers the tickets. On failure it rolls
+    /// back, removes the blob files it wrote and throws, with no ticket answered.
+    private func runTransaction(
+        _ completionBatch: [CompletionBatcher.Ticket],
+        _ enqueueBatch: [EnqueueBatcher.Ticket],
+        _ claimBatch: [GroupCommit<PendingClaim, [Operation]>.Ticket]
+    ) async throws {
+        var answers = Answers()
+        do {
+            // IMMEDIATE: the write lock from the start, so no other writer (another process on the file) can
+            // make this transaction fail half-way with SQLITE_BUSY on its first write.
+            try await query("BEGIN IMMEDIATE")
+            do {
+                try await storeResults(completionBatch, into: &answers)
+                try await insertOperations(enqueueBatch, into: &answers)
+                for ticket in claimBatch {
+                    answers.claims.append((ticket, .success(try await runClaim(ticket.item))))
+                }
+                try await query("COMMIT")
+            } catch {
+                _ = try? await query("ROLLBACK")
+                throw error
+            }
+        } catch {
+            for file in answers.written {
+                await removeBlobs(file.blobs, operationID: file.operationID, wholeDirectory: file.wholeDirectory)
+            }
+            throw error
+        }
+        for file in answers.unused {
+            await removeBlobs(file.blobs, operationID: file.operationID, wholeDirectory: file.wholeDirectory)
+        }
+        for (ticket, outcome) in answers.completions { ticket.outcome = outcome }
+        for (ticket, outcome) in answers.enqueues { ticket.outcome = outcome }
+        for (ticket, outcome) in answers.claims { ticket.outcome = outcome }
+    }
+
+    /// The enqueues of `batch` with one multi-row `INSERT`, inside the caller's transaction. Idempotency keys
+    /// are looked up before (a key found answers without inserting) and after (a key another writer or an
+    /// earlier row of this batch inserted meanwhile: `ON CONFLICT DO NOTHING` skips the row). An enqueue that
+    /// fails on its own (a conflict, a blob write) fails alone; a failed statement throws.
+    private func insertOperations(_ batch: [EnqueueBatcher.Ticket], into answers: inout Answers) async throws {
         var pending: [EnqueueBatcher.Ticket] = []
         pending.reserveCapacity(batch.count)
         for ticket in batch {
             do {
                 if let answer = try await existingAnswer(for: ticket.new) {
-                    ticket.outcome = .success(answer)
+                    answers.enqueues.append((ticket, .success(answer)))
                     continue
                 }
-                let spilled = ticket.new.encodedRequest.blobs
-                if !spilled.isEmpty {
-                    let id = ticket.new.operation.id
-                    try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
-                }
-                pending.append(ticket)
-            } catch {
-                ticket.outcome = .failure(error)
+            } catch let error as GatewayError where error.code == .conflict {
+                answers.enqueues.append((ticket, .failure(error)))
+                continue
             }
+            let spilled = ticket.new.encodedRequest.blobs
+            if !spilled.isEmpty {
+                let id = ticket.new.operation.id
+                do {
+                    try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
+                } catch {
+                    await removeBlobs(spilled, operationID: id, wholeDirectory: true)
+                    answers.enqueues.append((ticket, .failure(error)))
+                    continue
+                }
+                answers.written.append((id, spilled, true))
+            }
+            pending.append(ticket)
         }
         guard !pending.isEmpty else { return }
         var binds: [SQLiteData] = []
@@ -168,40 +309,36 @@ package final class SQLiteOperationStore: OperationStore {
             ]
             rows.append("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?)")
         }
-        let inserted: Set<String>
-        do {
-            // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch,
-            // may hold the key; the row is skipped and the existing one answers below.
-            let returned = try await query(
-                """
-                INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs) \
-                VALUES \(rows.joined(separator: ", ")) \
-                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
-                """,
-                binds
-            )
-            inserted = Set(returned.compactMap { $0.column("id")?.string })
-        } catch {
-            for ticket in pending {
-                await removeBlobDirectory(ticket.new.encodedRequest.blobs, operationID: ticket.new.operation.id)
-                ticket.outcome = .failure(error)
-            }
-            return
-        }
+        // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch, may
+        // hold the key; the row is skipped and the existing one answers below.
+        let returned = try await query(
+            """
+            INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+            idempotency_scope, idempotency_key, request_digest, has_blobs) \
+            VALUES \(rows.joined(separator: ", ")) \
+            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
+            """,
+            binds
+        )
+        let inserted = Set(returned.compactMap { $0.column("id")?.string })
         for ticket in pending {
-            if inserted.contains(ticket.new.operation.id) {
-                ticket.outcome = .success((ticket.new.operation, true))
+            let new = ticket.new
+            if inserted.contains(new.operation.id) {
+                answers.enqueues.append((ticket, .success((new.operation, true))))
                 continue
             }
-            await removeBlobDirectory(ticket.new.encodedRequest.blobs, operationID: ticket.new.operation.id)
+            if !new.encodedRequest.blobs.isEmpty {
+                answers.unused.append((new.operation.id, new.encodedRequest.blobs, true))
+            }
             do {
-                guard let answer = try await existingAnswer(for: ticket.new) else {
-                    throw GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row")
+                if let answer = try await existingAnswer(for: new) {
+                    answers.enqueues.append((ticket, .success(answer)))
+                } else {
+                    let message = "operation store unavailable: idempotent insert found no row"
+                    answers.enqueues.append((ticket, .failure(GatewayError(.unavailable, message))))
                 }
-                ticket.outcome = .success(answer)
-            } catch {
-                ticket.outcome = .failure(error)
+            } catch let error as GatewayError where error.code == .conflict {
+                answers.enqueues.append((ticket, .failure(error)))
             }
         }
     }
@@ -210,13 +347,8 @@ package final class SQLiteOperationStore: OperationStore {
     ///
     /// - Throws: `OperationStoreErrors.idempotencyConflict` when that operation was made from another request.
     private func existingAnswer(for new: NewOperation) async throws -> (operation: Operation, created: Bool)? {
-        guard let key = new.operation.idempotencyKey, let scope = new.idempotencyScope,
-            let existing = try await existingOperation(scope: scope, key: key)
-        else { return nil }
-        guard existing.requestDigest == new.operation.requestDigest else {
-            throw OperationStoreErrors.idempotencyConflict(key)
-        }
-        return (existing, false)
+        guard let key = new.operation.idempotencyKey, let scope = new.idempotencyScope else { return nil }
+        return try new.idempotentAnswer(existing: try await existingOperation(scope: scope, key: key))?.get()
     }
 
     package func get(id: String) async throws -> Operation? {
@@ -232,31 +364,22 @@ package final class SQLiteOperationStore: OperationStore {
         pageToken: String?
     ) async throws -> (operations: [Operation], nextPageToken: String?) {
         let pageSize = OperationPaging.effectivePageSize(pageSize)
-        var sql = "SELECT \(Self.selectColumns) FROM operations WHERE 1 = 1"
         var binds: [SQLiteData] = []
-        if let key = try filter.validatedPipelineKey() {
-            sql += " AND pipeline_key = ?"
-            binds.append(.text(key))
+        let sql = try OperationPaging.listQuery(
+            select: Self.selectColumns, from: "operations", filter: filter, pageSize: pageSize, pageToken: pageToken
+        ) { value in
+            switch value {
+            case .text(let text): binds.append(.text(text))
+            case .integer(let integer): binds.append(.integer(Int(integer)))
+            }
+            return "?"
         }
-        if let state = filter.state {
-            sql += " AND state = ?"
-            binds.append(.text(state.rawValue))
-        }
-        if let pageToken {
-            sql += " AND seq < ?"
-            binds.append(.integer(Int(try OperationPaging.parseToken(pageToken))))
-        }
-        // One extra row tells whether there is a next page without a COUNT.
-        sql += " ORDER BY seq DESC LIMIT ?"
-        binds.append(.integer(pageSize + 1))
-        let finalSQL = sql
-        let finalBinds = binds
+        let statementBinds = binds
         return try await serialized {
-            let rows = try await query(finalSQL, finalBinds)
-            let page = Array(rows.prefix(pageSize))
-            let operations = try await makeOperations(page)
-            let next = rows.count > pageSize ? try Self.operationRow(page[page.count - 1]).row.sequence : nil
-            return (operations, next.map { OperationPaging.makeToken(afterSequence: $0) })
+            let page = try OperationPaging.page(try await query(sql, statementBinds), pageSize: pageSize) {
+                try Self.operationRow($0).row.sequence
+            }
+            return (try await makeOperations(page.rows), page.nextPageToken)
         }
     }
 
@@ -272,8 +395,7 @@ package final class SQLiteOperationStore: OperationStore {
             )
             if let cancelled = try await makeOperations(rows).first { return cancelled }
             let states = try await query("SELECT state FROM operations WHERE id = ?", [.text(id)])
-            guard let raw = states.first?.column("state")?.string else { throw OperationStoreErrors.notFound(id) }
-            throw OperationStoreErrors.alreadyFinished(id, OperationState(rawValue: raw) ?? .failed)
+            throw OperationStoreErrors.notCancellable(id, state: states.first?.column("state")?.string)
         }
     }
 
@@ -299,7 +421,8 @@ package final class SQLiteOperationStore: OperationStore {
         case .excluding(let keys):
             keyClause = keys.isEmpty ? "" : " AND pipeline_key NOT IN (\(Self.placeholders(keys, after: &binds)))"
         }
-        // One statement: SQLite runs it under its write lock, so no other writer (or process) claims the same rows.
+        // One statement under SQLite's write lock (in the group commit's transaction), so no other writer (or
+        // process) claims the same rows.
         let sql = """
             UPDATE operations SET state = 'running', lease_owner = ?1, lease_expires_at = ?2, \
             attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
@@ -308,13 +431,18 @@ package final class SQLiteOperationStore: OperationStore {
             \(keyClause) ORDER BY seq LIMIT ?4) \
             RETURNING \(Self.selectColumns)
             """
-        let statementBinds = binds
+        let ticket = claims.add(PendingClaim(sql: sql, binds: binds))
         return try await serialized {
-            let rows = try await query(sql, statementBinds)
-            // RETURNING order is unspecified; hand them out oldest first.
-            let bySequence = rows.sorted { ($0.column("seq")?.integer ?? 0) < ($1.column("seq")?.integer ?? 0) }
-            return try await makeOperations(bySequence)
+            try await claims.drain(until: ticket) { await commitPending() }
         }
+    }
+
+    /// One claim's statement, inside the group commit's transaction: the operations it took, oldest first.
+    private func runClaim(_ claim: PendingClaim) async throws -> [Operation] {
+        let rows = try await query(claim.sql, claim.binds)
+        // RETURNING order is unspecified; hand them out oldest first.
+        let bySequence = rows.sorted { ($0.column("seq")?.integer ?? 0) < ($1.column("seq")?.integer ?? 0) }
+        return try await makeOperations(bySequence)
     }
 
     /// `?5, ?6, …`: numbered placeholders for `keys`, appended to `binds` (numbered because the claim statement
@@ -359,27 +487,36 @@ package final class SQLiteOperationStore: OperationStore {
         let ticket = completions.add(
             PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
         return try await serialized {
-            try await completions.drain(until: ticket) { await commitCompletions($0) }
+            try await completions.drain(until: ticket) { await commitPending() }
         }
     }
 
-    /// Stores the results of `batch` with one `UPDATE … FROM (VALUES …)` (one implicit transaction, one fsync;
-    /// one statement for the reason `commitEnqueues` gives) and sets each ticket's outcome: true when the run
-    /// still held its lease. Result blob files are written (and fsynced) first; a ticket whose files fail fails
-    /// alone, a failed statement fails the rows it carried, and unused files are removed.
-    private func commitCompletions(_ batch: [CompletionBatcher.Ticket]) async {
+    /// The results of `batch` with one `UPDATE … FROM (VALUES …)`, inside the caller's transaction; each
+    /// answer is true when the run still held its lease. Result blob files are written (and fsynced) first; a
+    /// completion whose files fail fails alone. A lease owner's second completion of one run in the same batch
+    /// is not in the statement and answers false, as the second of two calls one after the other would
+    /// (SQLite's `RETURNING` cannot name the VALUES row that updated, so both would look stored).
+    private func storeResults(_ batch: [CompletionBatcher.Ticket], into answers: inout Answers) async throws {
         var pending: [CompletionBatcher.Ticket] = []
         pending.reserveCapacity(batch.count)
+        var seen = Set<[String]>()
         for ticket in batch {
-            let spilled = ticket.item.encoded.blobs
+            let item = ticket.item
+            guard seen.insert([item.id, item.owner]).inserted else {
+                answers.completions.append((ticket, .success(false)))
+                continue
+            }
+            let spilled = item.encoded.blobs
             if !spilled.isEmpty {
                 do {
-                    let id = ticket.item.id
+                    let id = item.id
                     try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
                 } catch {
-                    ticket.outcome = .failure(error)
+                    await removeBlobs(spilled, operationID: item.id, wholeDirectory: false)
+                    answers.completions.append((ticket, .failure(error)))
                     continue
                 }
+                answers.written.append((item.id, spilled, false))
             }
             pending.append(ticket)
         }
@@ -396,33 +533,28 @@ package final class SQLiteOperationStore: OperationStore {
             ]
             rows.append("(?, ?, ?, ?, ?)")
         }
-        let updated: Set<[String]>
-        do {
-            // The VALUES columns are column1 … column5: id, lease owner, result, finished_at, has result blobs.
-            let returned = try await query(
-                """
-                UPDATE operations SET state = 'succeeded', result = v.column3, error = NULL,                 finished_at = v.column4, lease_expires_at = NULL, has_blobs = MAX(has_blobs, v.column5)                 FROM (VALUES \(rows.joined(separator: ", "))) AS v                 WHERE operations.id = v.column1 AND operations.state = 'running'                 AND operations.lease_owner = v.column2 RETURNING operations.id, operations.lease_owner
-                """,
-                binds
-            )
-            // By row and owner: a batch may hold the owner's completion of a run and a stranger's (a worker whose
-            // lease expired), and only the owner's was stored.
-            updated = Set(
-                returned.compactMap { row in
-                    row.column("id")?.string.flatMap { id in row.column("lease_owner")?.string.map { [id, $0] } }
-                })
-        } catch {
-            // A failed statement did not commit (SQLite rolls the statement back), so the files are unused.
-            for ticket in pending {
-                await removeResultBlobs(ticket.item.encoded.blobs, operationID: ticket.item.id)
-                ticket.outcome = .failure(error)
-            }
-            return
-        }
+        // The VALUES columns are column1 … column5: id, lease owner, result, finished_at, has result blobs.
+        let returned = try await query(
+            """
+            UPDATE operations SET state = 'succeeded', result = v.column3, error = NULL, \
+            finished_at = v.column4, lease_expires_at = NULL, has_blobs = MAX(has_blobs, v.column5) \
+            FROM (VALUES \(rows.joined(separator: ", "))) AS v \
+            WHERE operations.id = v.column1 AND operations.state = 'running' \
+            AND operations.lease_owner = v.column2 RETURNING operations.id, operations.lease_owner
+            """,
+            binds
+        )
+        // By row and owner: a batch may hold the owner's completion of a run and a stranger's (a worker whose
+        // lease expired), and only the owner's was stored.
+        let updated = Set(
+            returned.compactMap { row in
+                row.column("id")?.string.flatMap { id in row.column("lease_owner")?.string.map { [id, $0] } }
+            })
         for ticket in pending {
-            let done = updated.contains([ticket.item.id, ticket.item.owner])
-            if !done { await removeResultBlobs(ticket.item.encoded.blobs, operationID: ticket.item.id) }
-            ticket.outcome = .success(done)
+            let item = ticket.item
+            let done = updated.contains([item.id, item.owner])
+            if !done, !item.encoded.blobs.isEmpty { answers.unused.append((item.id, item.encoded.blobs, false)) }
+            answers.completions.append((ticket, .success(done)))
         }
     }
 
@@ -501,7 +633,15 @@ package final class SQLiteOperationStore: OperationStore {
         try await serialized {
             guard !connection.isClosed else { return }
             try await connection.close()
+            // Later calls fail as unavailable (the pool refuses work), as they did on the closed connection.
+            try await threadPool.shutdownGracefully()
         }
+    }
+
+    deinit {
+        // A store dropped without `close()` (a failed start, a test) must not leave its thread running; a pool
+        // already shut down ignores this.
+        threadPool.shutdownGracefully { _ in }
     }
 
     /// Names of the blob files kept for an operation (diagnostics and tests).
@@ -606,15 +746,7 @@ package final class SQLiteOperationStore: OperationStore {
     }
 
     func serialized<T>(_ body: () async throws -> T) async throws -> T {
-        await gate.acquire()
-        do {
-            let value = try await body()
-            await gate.release()
-            return value
-        } catch {
-            await gate.release()
-            throw error
-        }
+        try await gate.holding(body)
     }
 
     @discardableResult
@@ -655,15 +787,18 @@ package final class SQLiteOperationStore: OperationStore {
         return try await makeOperations(rows).first
     }
 
-    private func removeBlobDirectory(_ spilled: [SpilledBlob], operationID: String) async {
-        guard !spilled.isEmpty else { return }
-        _ = try? await onThreadPool { [blobs] in blobs.remove(operationID: operationID) }
-    }
-
-    private func removeResultBlobs(_ spilled: [SpilledBlob], operationID: String) async {
+    /// Removes blob files no committed row names: a request's whole directory (`wholeDirectory`), or only a
+    /// result's files (the request's stay).
+    private func removeBlobs(_ spilled: [SpilledBlob], operationID: String, wholeDirectory: Bool) async {
         guard !spilled.isEmpty else { return }
         let names = spilled.map(\.name)
-        _ = try? await onThreadPool { [blobs] in blobs.remove(operationID: operationID, names: names) }
+        _ = try? await onThreadPool { [blobs] in
+            if wholeDirectory {
+                blobs.remove(operationID: operationID)
+            } else {
+                blobs.remove(operationID: operationID, names: names)
+            }
+        }
     }
 
     private static func noBlobs(_ name: String) throws -> ByteBuffer {

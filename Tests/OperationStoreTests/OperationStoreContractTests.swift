@@ -300,6 +300,44 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "one run completed twice at once by its lease owner: one completion answers true, the other false",
+        arguments: StoreKind.allCases)
+    func duplicateOwnerCompletions(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { harness, store in
+            var ids: [String] = []
+            for i in 0..<30 {
+                ids.append(try await store.enqueue(Fixtures.request(text: "d\(i)"), idempotencyKey: nil).operation.id)
+            }
+            let t0 = Fixtures.now() + 1
+            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(30), limit: 30, now: t0).count == 30)
+            let answers = try await withThrowingTaskGroup(of: (String, Int, Bool).self) { group in
+                for id in ids {
+                    for copy in 0..<2 {
+                        group.addTask {
+                            let result = Fixtures.result(text: "\(id) \(copy)")
+                            return (id, copy, try await store.complete(id: id, owner: "A", result: result, now: t0 + 1))
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String: [Int: Bool]]()) { $0[$1.0, default: [:]][$1.1] = $1.2 }
+            }
+            // Both copies of most runs wait together for one group commit (60 completions, two cores).
+            #expect(try #require(harness.transactionCounts(store)).completions < 60)
+            try await harness.withPeer { peer in
+                for id in ids {
+                    let copies = try #require(answers[id])
+                    // As two calls one after the other: the first is stored, the second finds the run finished.
+                    #expect(copies.values.filter { $0 }.count == 1, "\(id): \(copies)")
+                    let stored = try #require(try await peer.get(id: id))
+                    #expect(stored.state == .succeeded)
+                    let winner = try #require(copies.first { $0.value }?.key)
+                    #expect(stored.result == Fixtures.result(text: "\(id) \(winner)"))
+                }
+            }
+        }
+    }
+
+    @Test(
         "one run completed at once by its lease owner and by workers without the lease: only the owner's is stored",
         arguments: StoreKind.allCases)
     func concurrentOwnerAndStrangerCompletions(kind: StoreKind) async throws {
