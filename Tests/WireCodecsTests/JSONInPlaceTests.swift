@@ -76,7 +76,8 @@ struct JSONInPlaceTests {
         let payload = pseudoRandomBytes(300_000)
         let (body, base64) = Self.body(payload: payload)
         var gatherer = BodyGatherer()
-        gatherer.append(body)
+        // A buffer of its own: `body` is kept for comparing, and a shared body would be copied first.
+        gatherer.append(ByteBuffer(bytes: Array(body.readableBytesView)))
         let address = try #require(gatherer.storageAddress)
         let inputs = try RESTTriggerBody.decode(json: gatherer.take(), limits: .defaults, keepCanonicalBase64: true)
         let blob = try #require(inputs.first?.variables["f"]?.blobValue)
@@ -89,7 +90,7 @@ struct JSONInPlaceTests {
         // Small blobs are decoded as ever: they must not keep a large body alive.
         #expect(inputs.first?.variables["small"]?.blobValue?.canonicalBase64 == nil)
         // The same values as decoding.
-        let decoded = try RESTTriggerBody.decode(json: Self.body(payload: payload).body, limits: .defaults)
+        let decoded = try RESTTriggerBody.decode(json: body, limits: .defaults)
         #expect(inputs == decoded)
     }
 
