@@ -252,6 +252,13 @@ public enum GatewayBenchmarks {
                 MicroBenchmark(name: "JSON → model (\(label), \(body.readableBytes) B)", bytes: body.readableBytes) {
                     try RESTTriggerBody.decode(json: body, limits: limits).count
                 })
+            // For an http runner: canonical base64 data URIs checked and kept as text, not decoded (issue 12).
+            list.append(
+                MicroBenchmark(
+                    name: "JSON → model, base64 kept (\(label), \(body.readableBytes) B)", bytes: body.readableBytes
+                ) {
+                    try RESTTriggerBody.decode(json: body, limits: limits, keepCanonicalBase64: true).count
+                })
             list.append(
                 MicroBenchmark(
                     name: "JSON → model, out of place (\(label), \(body.readableBytes) B)", bytes: body.readableBytes
@@ -375,6 +382,12 @@ public enum GatewayBenchmarks {
                 var out = allocator.buffer(capacity: large + 3)
                 try encoded.withUnsafeReadableBytes { try Base64.decode($0, into: &out) }
                 return out.readableBytes
+            })
+        list.append(
+            MicroBenchmark(
+                name: "base64 canonical check, TriggerModel (\(large >> 20) MiB decoded)", bytes: encoded.readableBytes
+            ) {
+                encoded.withUnsafeReadableBytes { Base64.isCanonical($0) } ? encoded.readableBytes : 0
             })
         list.append(
             MicroBenchmark(name: "base64 encode, TriggerModel (\(large >> 20) MiB of bytes)", bytes: large) {

@@ -122,6 +122,9 @@ struct RESTBodyCollector {
     private let limits: CodecLimits
     /// Labelled `application/x-www-form-urlencoded` but read as JSON (see `formLabelledJSON`).
     private var formLabelled = false
+    /// Large data URIs with canonical base64 are kept as that text, not decoded (a sync or streamed trigger
+    /// for an http runner, which gets the same text: `RESTTriggerBody.decode(json:limits:keepCanonicalBase64:)`).
+    var keepCanonicalBase64 = false
 
     static func json(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
         RESTBodyCollector(storage: .json(BodyGatherer(expectedLength: expectedLength)), limits: limits)
@@ -223,7 +226,8 @@ struct RESTBodyCollector {
             guard gatherer.count > 0 else {
                 throw GatewayError(.invalidArgument, "request body is empty: expected a JSON object with \"data\"")
             }
-            return try RESTTriggerBody.decode(json: gatherer.take(), limits: limits)
+            return try RESTTriggerBody.decode(
+                json: gatherer.take(), limits: limits, keepCanonicalBase64: keepCanonicalBase64)
         case .multipart(var decoder):
             storage = .json(BodyGatherer())
             return try decoder.finish()
@@ -394,7 +398,7 @@ extension RESTRequestHead {
                     RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true),
                     close: true)
             }
-            let collector: RESTBodyCollector
+            var collector: RESTBodyCollector
             let contentType = first("content-type").map { MediaType.parse($0) }
             switch contentType?.type {
             case nil, "application/json":
@@ -422,6 +426,9 @@ extension RESTRequestHead {
                     )
                 }
             }
+            // An async trigger's blobs go to the operation store as bytes: decoding them now, in place, is
+            // cheaper than decoding them into a new buffer there.
+            collector.keepCanonicalBase64 = mode != .async && services.dispatcher.sendsBlobsAsBase64(for: ref)
             return .readBody(collector, .trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context)))
         }
     }

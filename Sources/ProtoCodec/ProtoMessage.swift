@@ -35,6 +35,20 @@ enum ProtoMessage {
         free: Free<M>,
         _ body: (UnsafePointer<M>) throws -> T
     ) throws -> T {
+        // A message that may hold a large string is unpacked into memory a decoder can take over
+        // (`UnpackAllocation`); small ones keep protobuf-c's default allocator, at no cost.
+        if raw.count >= UnpackAllocation.largeBytes, let base = raw.baseAddress {
+            let allocation = UnpackAllocation()
+            return try withExtendedLifetime(allocation) {
+                var allocator = allocation.allocator
+                let message = unpack(&allocator, raw.count, base.assumingMemoryBound(to: UInt8.self))
+                guard let message else {
+                    throw GatewayError(.invalidArgument, "malformed protobuf: not a valid \(what)")
+                }
+                defer { free(message, &allocator) }
+                return try UnpackAllocation.$current.withValue(allocation) { try body(UnsafePointer(message)) }
+            }
+        }
         // protobuf-c reads nothing when the length is 0, but is handed a non-NULL pointer on principle.
         var empty: UInt8 = 0
         let message: UnsafeMutablePointer<M>? =

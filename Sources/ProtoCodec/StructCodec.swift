@@ -80,12 +80,37 @@ enum StructCodec {
     private static func stringOrBlob(_ cString: UnsafePointer<CChar>?) throws -> Value {
         guard let cString else { return .string("") }
         let bytes = UnsafeRawBufferPointer(start: cString, count: strlen(cString))
+        if bytes.count >= UnpackAllocation.largeBytes, bytes.first.map({ $0 | 0x20 }) == UInt8(ascii: "d"),
+            let storage = UnpackAllocation.current?.take(cString)
+        {
+            return try largeStringOrBlob(storage, count: bytes.count)
+        }
         do {
             if let blob = try DataURI.decode(bytes) { return .blob(blob) }
         } catch {
             throw GatewayError(.invalidArgument, DataURI.message(for: error))
         }
         return .string(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// A large string whose storage was taken over from protobuf-c (`UnpackAllocation`; `count` bytes and
+    /// its NUL): a data URI is decoded in place and its blob is a slice of that storage, anything else
+    /// becomes a `String`.
+    private static func largeStringOrBlob(_ storage: ByteBuffer, count: Int) throws -> Value {
+        var storage = storage
+        let decoded: (contentType: String, fileName: String?, payloadOffset: Int, byteCount: Int)?
+        do {
+            decoded = try storage.withUnsafeMutableReadableBytes { raw in
+                try DataURI.decodeInPlace(UnsafeMutableRawBufferPointer(rebasing: raw[..<count]))
+            }
+        } catch let failure as Base64.Failure {
+            throw GatewayError(.invalidArgument, DataURI.message(for: failure))
+        }
+        guard let decoded else {
+            return .string(storage.withUnsafeReadableBytes { String(decoding: $0[..<count], as: UTF8.self) })
+        }
+        let bytes = storage.getSlice(at: storage.readerIndex + decoded.payloadOffset, length: decoded.byteCount)!
+        return .blob(Blob(contentType: decoded.contentType, fileName: decoded.fileName, bytes: bytes))
     }
 
     private static func tooDeep() -> GatewayError {

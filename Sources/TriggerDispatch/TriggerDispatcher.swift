@@ -40,6 +40,13 @@ package final class TriggerDispatcher: Sendable {
         routes.resolve(ref).flatMap { pools[$0.pool] == nil ? nil : $0.pool }
     }
 
+    /// Whether `ref`'s pool sends blobs as base64 text (the http transport's JSON, API.md §5), so that a
+    /// frontend may keep a client's canonical base64 as it is instead of decoding it (issue 12).
+    package func sendsBlobsAsBase64(for ref: PipelineRef) -> Bool {
+        guard let route = routes.resolve(ref) else { return false }
+        return pools[route.pool]?.configuration.transport == .http
+    }
+
     /// The releases routes name for `ref`'s pipeline (`RouteTable.releases(of:)`).
     package func releases(of ref: PipelineRef) -> [String] {
         routes.releases(of: ref)

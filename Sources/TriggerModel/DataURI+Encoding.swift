@@ -30,7 +30,11 @@ extension DataURI {
     /// Appends the data URI for `blob` (header, then the base64 payload) to `buffer`.
     package static func encode(_ blob: Blob, into buffer: inout ByteBuffer) {
         buffer.writeBytes(header(for: blob))
-        blob.bytes.withUnsafeReadableBytes { Base64.encode($0, into: &buffer) }
+        if let text = blob.canonicalBase64 {
+            buffer.writeImmutableBuffer(text)  // the same text `encode` would write
+        } else {
+            blob.bytes.withUnsafeReadableBytes { Base64.encode($0, into: &buffer) }
+        }
     }
 
     /// The data URI for `blob` as a string (tests, fuzzing, small values; the codecs write into buffers).
@@ -47,6 +51,12 @@ extension DataURI {
     @discardableResult
     package static func write(_ blob: Blob, header: [UInt8], into target: UnsafeMutableRawBufferPointer) -> Int {
         UnsafeMutableRawBufferPointer(rebasing: target[..<header.count]).copyBytes(from: header)
+        if let text = blob.canonicalBase64 {
+            text.withUnsafeReadableBytes { source in
+                UnsafeMutableRawBufferPointer(rebasing: target[header.count...]).copyMemory(from: source)
+            }
+            return header.count + text.readableBytes
+        }
         let payload = blob.bytes.withUnsafeReadableBytes { source in
             Base64.encode(source, into: UnsafeMutableRawBufferPointer(rebasing: target[header.count...]))
         }

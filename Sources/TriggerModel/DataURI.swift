@@ -68,6 +68,19 @@ package enum DataURI {
         return (header.contentType, header.fileName, header.payloadOffset, count)
     }
 
+    /// The header of `text` when it is a base64 data URI whose payload is canonical base64
+    /// (`Base64.isCanonical`), checked but not decoded: the blob can be kept as that text
+    /// (`Blob(canonicalBase64:)`). Nil when `text` is not a data URI or its payload is anything else (then
+    /// `decode` or `decodeInPlace` tells valid from invalid).
+    package static func canonicalBase64Header(
+        _ text: UnsafeRawBufferPointer
+    ) -> (contentType: String, fileName: String?, payloadOffset: Int)? {
+        guard let header = parseHeader(text),
+            Base64.isCanonical(UnsafeRawBufferPointer(rebasing: text[header.payloadOffset...]))
+        else { return nil }
+        return header
+    }
+
     /// As `decode(_:)` over a string's UTF-8.
     package static func decode(_ text: String) throws(Base64.Failure) -> Blob? {
         var text = text

@@ -31,6 +31,9 @@ struct JSONParser {
     /// Set when large data URIs are decoded in place (`JSONValueCodec.decodeObject(inPlace:)`): the buffer
     /// `bytes` points into, whose storage no one else holds; their blobs are slices of it.
     private let inPlaceSource: ByteBuffer?
+    /// With `inPlaceSource`: large data URIs whose payload is canonical base64 are kept as that text
+    /// (`Blob(canonicalBase64:)`, a slice of the source), checked but not decoded; others are decoded in place.
+    private let keepCanonicalBase64: Bool
     private let maxDepth: Int
     private let pathPrefix: String
     private var pos = 0
@@ -45,11 +48,15 @@ struct JSONParser {
     /// blobs get buffers of their own, so that they do not keep a large body alive.
     static let inPlaceBlobBytes = 64 << 10
 
-    init(_ raw: UnsafeRawBufferPointer, maxDepth: Int, pathPrefix: String, inPlaceSource: ByteBuffer? = nil) {
+    init(
+        _ raw: UnsafeRawBufferPointer, maxDepth: Int, pathPrefix: String, inPlaceSource: ByteBuffer? = nil,
+        keepCanonicalBase64: Bool = false
+    ) {
         precondition(raw.count > 0, "JSONParser needs at least one byte")
         self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
         self.count = raw.count
         self.inPlaceSource = inPlaceSource
+        self.keepCanonicalBase64 = keepCanonicalBase64
         self.maxDepth = maxDepth
         self.pathPrefix = pathPrefix
     }
@@ -264,6 +271,12 @@ struct JSONParser {
         let raw = UnsafeRawBufferPointer(start: bytes + start, count: end - start)
         if memchr(raw.baseAddress!, Int32(UInt8(ascii: "\\")), raw.count) != nil { return nil }
         if let source = inPlaceSource, raw.count >= Self.inPlaceBlobBytes {
+            if keepCanonicalBase64, let header = DataURI.canonicalBase64Header(raw) {
+                pos = end + 1
+                let text = source.getSlice(
+                    at: source.readerIndex + start + header.payloadOffset, length: raw.count - header.payloadOffset)!
+                return Blob(contentType: header.contentType, fileName: header.fileName, canonicalBase64: text)
+            }
             // The storage is the parser's alone (see `inPlaceSource`) and these bytes are behind `pos` once
             // this string is consumed: decoding over them cannot be seen by anyone else or by the parser.
             let decoded: (contentType: String, fileName: String?, payloadOffset: Int, byteCount: Int)?

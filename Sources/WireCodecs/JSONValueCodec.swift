@@ -38,16 +38,21 @@ package enum JSONValueCodec {
     /// body's own storage, and their blobs are slices of it (issue 12). A 24 MiB base64 body then needs no
     /// second 18 MiB buffer; the body's storage lives as long as such a blob. The body's storage is made
     /// unique first (copied if someone else still holds it), so no other holder sees it change.
+    ///
+    /// - Parameter keepCanonicalBase64: keep such data URIs whose payload is canonical base64 as that text
+    ///   (`Blob(canonicalBase64:)`, a slice of the body), validated but not decoded: for a request bound for
+    ///   an http runner, whose JSON carries the same text again (issue 12). Other payloads are decoded in place.
     package static func decodeObject(
         inPlace body: consuming ByteBuffer,
         limits: CodecLimits = .defaults,
-        what: String = "body"
+        what: String = "body",
+        keepCanonicalBase64: Bool = false
     ) throws -> ValueObject {
         var body = consume body
         body.withUnsafeMutableReadableBytes { _ in }  // copy-on-write now, if the storage is shared
         let value: Value
         do {
-            value = try parse(body, limits: limits, path: "", inPlace: true)
+            value = try parse(body, limits: limits, path: "", inPlace: true, keepCanonicalBase64: keepCanonicalBase64)
         } catch {
             throw error.error
         }
@@ -63,7 +68,8 @@ package enum JSONValueCodec {
         _ bytes: ByteBuffer,
         limits: CodecLimits,
         path: String,
-        inPlace: Bool = false
+        inPlace: Bool = false,
+        keepCanonicalBase64: Bool = false
     ) throws(JSONParseFailure) -> Value {
         guard bytes.readableBytes > 0 else {
             let suffix = path.isEmpty ? "" : " (in \(path))"
@@ -77,7 +83,8 @@ package enum JSONValueCodec {
         }
         let result = bytes.withUnsafeReadableBytes { raw -> Result<Value, JSONParseFailure> in
             var parser = JSONParser(
-                raw, maxDepth: limits.maxDepth, pathPrefix: path, inPlaceSource: inPlace ? bytes : nil)
+                raw, maxDepth: limits.maxDepth, pathPrefix: path, inPlaceSource: inPlace ? bytes : nil,
+                keepCanonicalBase64: keepCanonicalBase64)
             do {
                 return .success(try parser.parseDocument())
             } catch let failure as JSONParseFailure {

@@ -8,12 +8,17 @@ package import TriggerModel
 /// Also used for the `data` array of the HTTP backend hop, which has the same element shape.
 package enum RESTTriggerBody {
     /// Decodes the batch of a trigger body, taking the body over: large data URIs are decoded into its own
-    /// storage (`JSONValueCodec.decodeObject(inPlace:)`).
+    /// storage (`JSONValueCodec.decodeObject(inPlace:)`), or with `keepCanonicalBase64` (a request for an
+    /// http runner) kept as their canonical base64 text when they are canonical.
     ///
     /// - Throws: `GatewayError(.invalidArgument)` for malformed JSON, a body that is not an object, a missing,
-    ///   empty or non-array batch, a batch over `limits.maxBatch`, or elements of the wrong shape.
-    package static func decode(json body: consuming ByteBuffer, limits: CodecLimits) throws -> [TriggerInput] {
-        let object = try JSONValueCodec.decodeObject(inPlace: body, limits: limits, what: "request body")
+    ///   empty or non-array batch, a batch over `limits.maxBatch`, elements of the wrong shape, or a data URI
+    ///   whose payload is not base64.
+    package static func decode(
+        json body: consuming ByteBuffer, limits: CodecLimits, keepCanonicalBase64: Bool = false
+    ) throws -> [TriggerInput] {
+        let object = try JSONValueCodec.decodeObject(
+            inPlace: body, limits: limits, what: "request body", keepCanonicalBase64: keepCanonicalBase64)
         return try inputs(of: object, limits: limits)
     }
 

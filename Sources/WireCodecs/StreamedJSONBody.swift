@@ -55,8 +55,8 @@ package struct StreamedJSONBody: Sendable {
     /// True once every byte has been handed out.
     package var isFinished: Bool { index == pieces.count }
 
-    /// The next bytes of the document, at most about `maxBytes` of them (a text piece comes whole); nil at
-    /// the end. Base64 chunks cover a multiple of 3 blob bytes, so they concatenate to the blob's encoding.
+    /// The next bytes of the document, at most about `maxBytes` of them (a text piece comes whole: a blob
+    /// kept as its canonical base64 is such a piece, handed out as the slice it is); nil at the end. Base64 chunks cover a multiple of 3 blob bytes, so they concatenate to the blob's encoding.
     package mutating func next(maxBytes: Int) -> ByteBuffer? {
         guard index < pieces.count else { return nil }
         switch pieces[index] {
@@ -98,7 +98,12 @@ package struct StreamedJSONBody: Sendable {
             buffer.writeInteger(UInt8(ascii: "\""))
             buffer.writeBytes(DataURI.header(for: blob))
             pieces.append(.text(buffer))
-            pieces.append(.base64(blob.bytes))
+            if let text = blob.canonicalBase64 {
+                // Already the encoding (the client's own text, issue 12): sent as it is, no copy.
+                pieces.append(.text(text))
+            } else {
+                pieces.append(.base64(blob.bytes))
+            }
             buffer = ByteBufferAllocator().buffer(capacity: 256)
             buffer.writeInteger(UInt8(ascii: "\""))
         }

@@ -48,6 +48,44 @@ struct HTTPBackendTests {
         }
     }
 
+    /// A large data URI bound for an http runner is passed on as the client's own base64 when it is canonical
+    /// (issue 12), decoded and re-encoded when it is not (URL-safe here); the runner sees the same bytes
+    /// either way. A bad byte is still the client's 400, naming its offset.
+    @Test("a 6 MiB base64 JSON body reaches demo-runner with the same sha256, canonical or URL-safe; bad base64 is 400")
+    func largeBase64JSON() async throws {
+        try await withDemoRunnerProcess(transport: "http") { runnerPort in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
+                let bytes = randomBytes(6 << 20, seed: 11)
+                let canonical = Data(bytes).base64EncodedString()
+                let urlSafe = canonical.replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+                    of: "/", with: "_")
+                var broken = Array(canonical.utf8)
+                broken[1_000_003] = UInt8(ascii: "*")
+                let client = try await gateway.client()
+                for (payload, expected) in [
+                    (canonical, 200), (urlSafe, 200), (String(decoding: broken, as: UTF8.self), 400),
+                ] {
+                    let body =
+                        #"{"data":[{"variable":{"blob":"data:application/octet-stream;base64,"#
+                        + payload + #""}}]}"#
+                    let response = try await client.request(
+                        "POST", "/v1beta/namespaces/demo/pipelines/blob-info/trigger", headers: jsonHeaders,
+                        body: ByteBuffer(string: body)
+                    )
+                    #expect(response.status == expected, "\(response.bodyString.prefix(300))")
+                    if expected == 200 {
+                        let info = try outputs(response.body).first?["blob"] as? [String: Any]
+                        #expect(info?["size"] as? Int == bytes.count)
+                        #expect(info?["sha256"] as? String == (try sha256Hex(bytes)))
+                    } else {
+                        #expect(response.bodyString.contains("payload offset 1000003"), "\(response.bodyString)")
+                    }
+                }
+                await client.close()
+            }
+        }
+    }
+
     @Test("a pipeline's error status passes through with its code and message")
     func backendError() async throws {
         try await withDemoRunnerProcess(transport: "http") { runnerPort in

@@ -57,6 +57,48 @@ struct StructConversionTests {
         #expect(decoded[0].variables["s"] == .string(s))
     }
 
+    /// A large data URI string is decoded in place, into the memory protobuf-c unpacked it into
+    /// (`UnpackAllocation`, issue 12): the blob's storage is the string's, about 4/3 of the blob, where a
+    /// decode into a new buffer would have storage for the blob alone.
+    @Test(
+        "a large data URI decodes in place, into the storage protobuf-c unpacked the string into",
+        arguments: [65_536 / 4 * 3, 300_000, 1 << 20]
+    )
+    func largeDataURIInPlace(blobBytes: Int) throws {
+        var rng = SplitMix64(seed: 7)
+        let payload = (0..<blobBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let uri = DataURI.encode(Blob(contentType: "image/png", fileName: "a.png", bytes: ByteBuffer(bytes: payload)))
+        let decoded = try roundTrip([TriggerInput(variables: ["file": .string(uri), "s": .string("x")])])
+        let blob = try #require(decoded[0].variables["file"]?.blobValue)
+        #expect(blob.contentType == "image/png" && blob.fileName == "a.png")
+        #expect(Array(blob.bytes.readableBytesView) == payload)
+        #expect(blob.bytes.storageCapacity >= uri.utf8.count, "decoded into a new buffer, not in place")
+        #expect(decoded[0].variables["s"] == .string("x"))
+    }
+
+    @Test("a large string that is not a data URI, or only looks like one, stays that string")
+    func largePlainString() throws {
+        let text = String(repeating: "d", count: 100_000)
+        let header = "data:text/plain," + String(repeating: "a", count: 100_000)
+        let decoded = try roundTrip([TriggerInput(variables: ["a": .string(text), "b": .string(header)])])
+        #expect(decoded[0].variables["a"] == .string(text))
+        #expect(decoded[0].variables["b"] == .string(header))
+    }
+
+    @Test("a large data URI with a bad byte is an invalid argument naming its payload offset")
+    func largeBrokenDataURI() throws {
+        var uri = Array(DataURI.encode(Blob(bytes: ByteBuffer(repeating: 0xA5, count: 120_000))).utf8)
+        let payloadStart = uri.firstIndex(of: UInt8(ascii: ","))! + 1
+        uri[payloadStart + 70_001] = UInt8(ascii: "!")
+        let bytes = InstillCodec.encodeTriggerRequest(
+            ref: Self.ref, inputs: [TriggerInput(variables: ["f": .string(String(decoding: uri, as: UTF8.self))])])
+        let error = #expect(throws: GatewayError.self) {
+            try InstillCodec.decodeTriggerRequest(bytes, release: false, maxBatch: 32)
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("payload offset 70001") == true, "\(String(describing: error))")
+    }
+
     @Test("a base64 data URI with a broken payload is an invalid argument")
     func brokenDataURI() throws {
         let bytes = InstillCodec.encodeTriggerRequest(

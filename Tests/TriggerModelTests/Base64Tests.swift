@@ -124,4 +124,60 @@ struct Base64Tests {
             (#expect(throws: Base64.Failure.self) { try decodeInPlace(truncated) })
                 == (#expect(throws: Base64.Failure.self) { try decode(String(decoding: truncated, as: UTF8.self)) }))
     }
+
+    private func isCanonical(_ text: String) -> Bool {
+        Array(text.utf8).withUnsafeBytes { Base64.isCanonical($0) }
+    }
+
+    @Test(
+        "canonical base64: exactly what encode writes (RFC 4648 §3.5, §4)",
+        arguments: [
+            ("", true), ("Zg==", true), ("Zm8=", true), ("Zm9v", true), ("+/+/", true), ("AAAAZm9vYg==", true),
+            // URL-safe alphabet, missing padding, bits past the last byte set: valid to decode, not canonical.
+            ("-_-_", false), ("Zg", false), ("Zm8", false), ("Zh==", false), ("Zm9=", false),
+            // Not base64 at all.
+            ("Zm9v!", false), ("Zm9", false), ("Zm=v", false), ("====", false), ("A===", false), ("Zm 9", false),
+            ("Z\u{0}==", false),
+        ]
+    )
+    func canonical(text: String, expected: Bool) throws {
+        #expect(isCanonical(text) == expected)
+        if expected {
+            // Canonical means the decoding re-encodes to the same text, and its length is known without decoding.
+            let bytes = try decode(text)
+            #expect(encode(bytes) == text)
+            #expect(Array(text.utf8).withUnsafeBytes { Base64.decodedLength(canonical: $0) } == bytes.count)
+        }
+    }
+
+    @Test("every encoding of every length up to 70 is canonical; one changed byte outside the alphabet is not")
+    func canonicalEncodings() {
+        for length in 0...70 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            let text = encode(bytes)
+            #expect(isCanonical(text), "\(text)")
+            for position in stride(from: 0, to: text.utf8.count, by: 7) {
+                var broken = Array(text.utf8)
+                broken[position] = UInt8(ascii: "*")
+                #expect(!broken.withUnsafeBytes { Base64.isCanonical($0) })
+            }
+        }
+    }
+
+    @Test("a blob held as canonical base64: its bytes decoded on demand, equal to the same blob held as bytes")
+    func blobAsBase64() {
+        let bytes: [UInt8] = Array(0...255) + [7, 8]
+        let text = ByteBuffer(string: encode(bytes))
+        let held = Blob(contentType: "image/png", fileName: "a.png", canonicalBase64: text)
+        let plain = Blob(contentType: "image/png", fileName: "a.png", bytes: ByteBuffer(bytes: bytes))
+        #expect(held.count == bytes.count)
+        #expect(held.canonicalBase64 == text && plain.canonicalBase64 == nil)
+        #expect(Array(held.bytes.readableBytesView) == bytes)
+        #expect(held == plain && plain == held)
+        #expect(held != Blob(contentType: "image/png", fileName: "b.png", canonicalBase64: text))
+        #expect(DataURI.encode(held) == DataURI.encode(plain))
+        var changed = held
+        changed.bytes = ByteBuffer(bytes: [1])
+        #expect(changed.canonicalBase64 == nil && changed.count == 1)
+    }
 }

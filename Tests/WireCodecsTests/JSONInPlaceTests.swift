@@ -68,4 +68,69 @@ struct JSONInPlaceTests {
         #expect(inPlace?.message == outOfPlace?.message)
         #expect(inPlace?.message.contains("offset 90001") == true, "\(String(describing: inPlace))")
     }
+
+    // MARK: Kept as canonical base64 (requests for http runners)
+
+    @Test("kept as base64: the blob is the client's text, a slice of the body; nothing decoded or copied")
+    func keptAsBase64() throws {
+        let payload = pseudoRandomBytes(300_000)
+        let (body, base64) = Self.body(payload: payload)
+        var gatherer = BodyGatherer()
+        // A buffer of its own: `body` is kept for comparing, and a shared body would be copied first.
+        gatherer.append(ByteBuffer(bytes: Array(body.readableBytesView)))
+        let address = try #require(gatherer.storageAddress)
+        let inputs = try RESTTriggerBody.decode(json: gatherer.take(), limits: .defaults, keepCanonicalBase64: true)
+        let blob = try #require(inputs.first?.variables["f"]?.blobValue)
+        let text = try #require(blob.canonicalBase64)
+        #expect(String(buffer: text) == base64)
+        let textAddress = text.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress!) }
+        #expect(textAddress > address && textAddress < address + 200, "the text was copied out of the body")
+        #expect(blob.count == payload.count && blob.contentType == "image/png" && blob.fileName == "a.png")
+        #expect(Array(blob.bytes.readableBytesView) == payload)
+        // Small blobs are decoded as ever: they must not keep a large body alive.
+        #expect(inputs.first?.variables["small"]?.blobValue?.canonicalBase64 == nil)
+        // The same values as decoding.
+        let decoded = try RESTTriggerBody.decode(json: body, limits: .defaults)
+        #expect(inputs == decoded)
+    }
+
+    @Test(
+        "kept as base64 only when canonical: URL-safe or unpadded payloads are decoded in place as before",
+        arguments: [true, false]
+    )
+    func nonCanonicalDecoded(urlSafe: Bool) throws {
+        // 100 001 bytes: the encoding ends in one `=`, which the unpadded variant drops.
+        let payload = pseudoRandomBytes(100_001)
+        let (original, base64) = Self.body(payload: payload)
+        var text = Array(original.readableBytesView)
+        let start = text.count - base64.utf8.count - #"","small":"data:;base64,AAEC","s":"x"}}]}"#.utf8.count
+        if urlSafe {
+            for i in start..<(start + base64.utf8.count) {
+                if text[i] == UInt8(ascii: "+") { text[i] = UInt8(ascii: "-") }
+                if text[i] == UInt8(ascii: "/") { text[i] = UInt8(ascii: "_") }
+            }
+        } else {
+            text.remove(at: start + base64.utf8.count - 1)
+        }
+        let inputs = try RESTTriggerBody.decode(
+            json: ByteBuffer(bytes: text), limits: .defaults, keepCanonicalBase64: true)
+        let blob = try #require(inputs.first?.variables["f"]?.blobValue)
+        #expect(blob.canonicalBase64 == nil)
+        #expect(Array(blob.bytes.readableBytesView) == payload)
+    }
+
+    @Test("kept as base64: bad base64 still fails naming its offset, as without")
+    func keptBadPayload() throws {
+        let (body, base64) = Self.body(payload: pseudoRandomBytes(120_000))
+        var bytes = Array(body.readableBytesView)
+        let payloadStart = bytes.count - base64.utf8.count - #"","small":"data:;base64,AAEC","s":"x"}}]}"#.utf8.count
+        bytes[payloadStart + 90_001] = UInt8(ascii: "!")
+        let kept = gatewayError {
+            _ = try RESTTriggerBody.decode(json: ByteBuffer(bytes: bytes), limits: .defaults, keepCanonicalBase64: true)
+        }
+        let decoded = gatewayError { _ = try RESTTriggerBody.decode(json: ByteBuffer(bytes: bytes), limits: .defaults) }
+        #expect(kept?.code == .invalidArgument)
+        #expect(kept?.message == decoded?.message)
+        #expect(kept?.message.contains("offset 90001") == true, "\(String(describing: kept))")
+    }
 }

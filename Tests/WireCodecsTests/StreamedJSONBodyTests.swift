@@ -64,4 +64,25 @@ struct StreamedJSONBodyTests {
         var empty = StreamedJSONBody(ByteBuffer())
         #expect(empty.count == 0 && empty.isFinished && empty.next(maxBytes: 10) == nil)
     }
+
+    @Test("a blob held as canonical base64 goes out as that very text: same bytes, no encoding, no copy")
+    func canonicalBase64PassedThrough() throws {
+        let bytes = pseudoRandomBytes(200_000)
+        var encoded = ByteBuffer()
+        bytes.withUnsafeBytes { Base64.encode($0, into: &encoded) }
+        let held = Blob(contentType: "image/png", fileName: "a b.png", canonicalBase64: encoded)
+        let plain = Blob(contentType: "image/png", fileName: "a b.png", bytes: ByteBuffer(bytes: bytes))
+        let small = Value.blob(Blob(bytes: ByteBuffer(bytes: [1])))
+        let request = Self.request(["file": .blob(held), "small": small])
+        var body = BackendHTTPBody.streamed(request: request)
+        #expect(body.count == Self.whole(Self.request(["file": .blob(plain), "small": small])).readableBytes)
+        #expect(body.joined() == Self.whole(request))
+        let textAddress = encoded.withUnsafeReadableBytes { $0.baseAddress }
+        var chunks: [ByteBuffer] = []
+        while let chunk = body.next(maxBytes: 64 << 10) { chunks.append(chunk) }
+        // Text, the client's base64 whole (a slice of the same storage), text.
+        #expect(chunks.count == 3)
+        #expect(chunks[1].withUnsafeReadableBytes { $0.baseAddress } == textAddress)
+        #expect(chunks[1].readableBytes == encoded.readableBytes)
+    }
 }
