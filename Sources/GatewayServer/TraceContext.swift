@@ -20,18 +20,22 @@ struct TraceContext {
     var started: Bool
 
     init(traceParent received: String?, traceState: String?) {
-        var random = SystemRandomNumberGenerator()
-        let span = Self.nonZero(&random)
+        // The thread's own generator, not a getrandom(2) per word: see `ThreadRandom` for why that is enough.
+        let random = ThreadRandom.current
+        let span = Self.nonZero(random)
         if let received, let traceID = TraceParent.traceID(of: received) {
-            let flags = received.utf8.dropFirst(53).prefix(2)
+            var flags = received.utf8.dropFirst(53).makeIterator()  // two hex digits: TraceParent checked them
+            let zero = UInt8(ascii: "0")
             self.traceID = traceID
-            self.traceParent = Self.format(traceID: traceID.utf8, span: span, flags: flags)
+            self.traceParent = Self.format(
+                traceID: traceID, span: span, flags: (flags.next() ?? zero, flags.next() ?? zero))
             self.traceState = traceState
             self.started = false
         } else {
-            let traceID = Self.hex(Self.nonZero(&random), random.next())
+            let traceID = Self.hex(Self.nonZero(random), random.next())
             self.traceID = traceID
-            self.traceParent = Self.format(traceID: traceID.utf8, span: span, flags: "01".utf8)
+            self.traceParent = Self.format(
+                traceID: traceID, span: span, flags: (UInt8(ascii: "0"), UInt8(ascii: "1")))
             self.traceState = nil
             self.started = true
         }
@@ -39,7 +43,7 @@ struct TraceContext {
 
     /// A random word other than zero: a span id, or a trace id's high half, so that neither id is all zeros
     /// (invalid: §3.2.2.3, §3.2.2.4). Zero maps to one rather than drawing again: one draw per word.
-    private static func nonZero(_ random: inout SystemRandomNumberGenerator) -> UInt64 {
+    private static func nonZero(_ random: ThreadRandom.Generator) -> UInt64 {
         let value = random.next() as UInt64
         return value == 0 ? 1 : value
     }
@@ -60,28 +64,23 @@ struct TraceContext {
         }
     }
 
-    /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place: one allocation.
-    private static func format(
-        traceID: some Collection<UInt8>, span: UInt64, flags: some Collection<UInt8>
-    ) -> String {
-        String(unsafeUninitializedCapacity: 55) { buffer in
-            buffer[0] = UInt8(ascii: "0")
-            buffer[1] = UInt8(ascii: "0")
-            buffer[2] = UInt8(ascii: "-")
-            var index = 3
-            for byte in traceID.prefix(32) {
-                buffer[index] = byte
-                index += 1
+    /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place from the id's bytes: one allocation.
+    private static func format(traceID: String, span: UInt64, flags: (UInt8, UInt8)) -> String {
+        var traceID = traceID
+        return traceID.withUTF8 { id in
+            String(unsafeUninitializedCapacity: 55) { buffer in
+                buffer[0] = UInt8(ascii: "0")
+                buffer[1] = UInt8(ascii: "0")
+                buffer[2] = UInt8(ascii: "-")
+                // 32 hex digits (a parsed or a made trace id); anything shorter is padded, never read past.
+                for i in 0..<32 { buffer[3 + i] = i < id.count ? id[i] : UInt8(ascii: "0") }
+                buffer[35] = UInt8(ascii: "-")
+                for i in 0..<16 { buffer[36 + i] = hexDigit(span >> (60 - 4 * UInt64(i))) }
+                buffer[52] = UInt8(ascii: "-")
+                buffer[53] = flags.0
+                buffer[54] = flags.1
+                return 55
             }
-            buffer[35] = UInt8(ascii: "-")
-            for i in 0..<16 { buffer[36 + i] = hexDigit(span >> (60 - 4 * UInt64(i))) }
-            buffer[52] = UInt8(ascii: "-")
-            index = 53
-            for byte in flags.prefix(2) {
-                buffer[index] = byte
-                index += 1
-            }
-            return 55
         }
     }
 }

@@ -77,9 +77,16 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
         "[" + self.fields.map { "\($0.name): \($0.value)" }.joined(separator: ", ") + "]"
     }
 
-    /// Header names are short; only allocate when there is an upper-case ASCII byte to fold.
+    /// Header names are short; only allocate when there is an upper-case ASCII byte to fold. The bytes are
+    /// scanned through `withUTF8` (a plain loop): `utf8.contains` cost ~400 instructions per name, and every
+    /// `first(name:)` runs this (bench/README.md, "Instructions per call").
     private static func lowercased(_ name: String) -> String {
-        name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? name.lowercased() : name
+        var name = name
+        let hasUppercase = name.withUTF8 { bytes in
+            for byte in bytes where byte &- UInt8(ascii: "A") < 26 { return true }
+            return false
+        }
+        return hasUppercase ? name.lowercased() : name
     }
 
     /// Adds a received field whose name nghttp2 has already validated as lowercase.

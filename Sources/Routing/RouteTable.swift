@@ -17,6 +17,8 @@ package struct RouteTable: Sendable {
         /// The route as written in the configuration: `namespace/pipeline` or `namespace/pipeline@release`
         /// (e.g. "demo/*"). Made once here, so naming a request's route (logs, metric labels) allocates nothing.
         package var pattern: String
+        /// The name of the pool the route sends to.
+        package var pool: String { route.pool }
 
         package init(index: Int, route: RouteConfiguration) {
             self.index = index
@@ -49,22 +51,32 @@ package struct RouteTable: Sendable {
     package func resolve(_ ref: PipelineRef) -> ResolvedRoute? {
         // An id with a "/" (a REST segment that carried %2F) names no pipeline: Instill ids are single path
         // segments, and a `*` route must not hand "ec/ho" to a backend as if it were one (issue 10, item 6).
-        if ref.namespace.contains("/") || ref.pipeline.contains("/") || ref.release?.contains("/") == true {
+        if Self.hasSlash(ref.namespace) || Self.hasSlash(ref.pipeline) || ref.release.map(Self.hasSlash) == true {
             return nil
         }
-        var best: (entry: Entry, score: Int)?
         // Exact-namespace routes always outrank `*` ones, so look at the latter only when needed.
-        for candidates in [byNamespace[ref.namespace] ?? [], anyNamespace] {
-            for entry in candidates {
-                guard let score = Self.score(entry.route, ref), score > (best?.score ?? -1) else { continue }
-                best = (entry, score)
-            }
-            if best != nil { break }
-        }
-        guard let best else { return nil }
+        guard
+            let best = byNamespace[ref.namespace].flatMap({ Self.best(of: $0, for: ref) })
+                ?? Self.best(of: anyNamespace, for: ref)
+        else { return nil }
         return ResolvedRoute(
-            pool: best.entry.route.pool, routeIndex: best.entry.index, route: best.entry.route,
-            pattern: best.entry.pattern)
+            pool: best.route.pool, routeIndex: best.index, route: best.route, pattern: best.pattern)
+    }
+
+    /// The most specific of `candidates` that matches `ref`, the first listed among equals.
+    private static func best(of candidates: [Entry], for ref: PipelineRef) -> Entry? {
+        var best: (entry: Entry, score: Int)?
+        for entry in candidates {
+            guard let score = Self.score(entry.route, ref), score > (best?.score ?? -1) else { continue }
+            best = (entry, score)
+        }
+        return best?.entry
+    }
+
+    /// Whether `id` has a "/" byte; a plain byte scan (this runs for every trigger).
+    private static func hasSlash(_ id: String) -> Bool {
+        var id = id
+        return id.withUTF8 { $0.contains(UInt8(ascii: "/")) }
     }
 
     /// The releases routes name for `ref`'s pipeline (its own release ignored), sorted and unique: the release

@@ -10,24 +10,51 @@ package import TriggerModel
 package final class TriggerDispatcher: Sendable {
     private let routes: RouteTable
     private let pools: [String: BackendPool]
+    /// The pool of each route, by its index in the table (`RouteTable.Entry.index`): a resolved route finds
+    /// its pool without hashing the pool's name. Nil for a route whose pool this configuration lacks.
+    private let poolOfRoute: [BackendPool?]
 
     package init(routes: RouteTable, pools: [String: BackendPool]) {
         self.routes = routes
         self.pools = pools
+        var poolOfRoute = [BackendPool?](repeating: nil, count: (routes.entries.map(\.index).max() ?? -1) + 1)
+        for entry in routes.entries { poolOfRoute[entry.index] = pools[entry.pool] }
+        self.poolOfRoute = poolOfRoute
+    }
+
+    /// Where a trigger goes: the route that matched and its pool. Resolved once per request by the frontend
+    /// (for the record, the deadline and the call), not once per use.
+    package struct Target: Sendable {
+        package var route: RouteTable.ResolvedRoute
+        package var pool: BackendPool
+        /// The pool's `request_timeout`, which bounds a sync call too.
+        package var requestTimeout: TimeAmount { pool.configuration.requestTimeout }
+        /// Whether the pool sends blobs as base64 text (the http transport's JSON, API.md §5), so that a
+        /// frontend may keep a client's canonical base64 as it is instead of decoding it (issue 12).
+        package var sendsBlobsAsBase64: Bool { pool.configuration.transport == .http }
+    }
+
+    /// The route `ref` matches and its pool; nil when no route matches it or its pool is gone.
+    package func target(for ref: PipelineRef) -> Target? {
+        guard let route = routes.resolve(ref), let pool = poolOfRoute[route.routeIndex] else { return nil }
+        return Target(route: route, pool: pool)
+    }
+
+    /// The `.notFound` error of a pipeline no route matches.
+    package static func notFound(_ ref: PipelineRef) -> GatewayError {
+        GatewayError(.notFound, "pipeline \"\(ref)\" not found: no route matches it")
     }
 
     /// The pool a pipeline is routed to, or `.notFound` naming the pipeline.
     package func pool(for ref: PipelineRef) throws -> BackendPool {
-        guard let route = routes.resolve(ref), let pool = pools[route.pool] else {
-            throw GatewayError(.notFound, "pipeline \"\(ref)\" not found: no route matches it")
-        }
-        return pool
+        guard let target = target(for: ref) else { throw Self.notFound(ref) }
+        return target.pool
     }
 
     /// The route `ref` matches, with its pool's name and its pattern as configured; nil when no route matches
-    /// it or its pool is gone. For the request's record; running the trigger resolves it again.
+    /// it or its pool is gone.
     package func route(for ref: PipelineRef) -> RouteTable.ResolvedRoute? {
-        routes.resolve(ref).flatMap { pools[$0.pool] == nil ? nil : $0 }
+        target(for: ref)?.route
     }
 
     /// The `request_timeout` of the pool named `name`; nil for a pool this configuration does not have.
@@ -38,13 +65,6 @@ package final class TriggerDispatcher: Sendable {
     /// The name of the pool `ref` is routed to; nil when no route matches it.
     package func poolName(for ref: PipelineRef) -> String? {
         routes.resolve(ref).flatMap { pools[$0.pool] == nil ? nil : $0.pool }
-    }
-
-    /// Whether `ref`'s pool sends blobs as base64 text (the http transport's JSON, API.md §5), so that a
-    /// frontend may keep a client's canonical base64 as it is instead of decoding it (issue 12).
-    package func sendsBlobsAsBase64(for ref: PipelineRef) -> Bool {
-        guard let route = routes.resolve(ref) else { return false }
-        return pools[route.pool]?.configuration.transport == .http
     }
 
     /// The releases routes name for `ref`'s pipeline (`RouteTable.releases(of:)`).
@@ -70,17 +90,33 @@ package final class TriggerDispatcher: Sendable {
         on eventLoop: any EventLoop,
         cancellation: TriggerCancellation
     ) -> EventLoopFuture<TriggerResult> {
-        do {
-            return try pool(for: request.ref).run(request, on: eventLoop, cancellation: cancellation)
-        } catch {
-            return eventLoop.makeFailedFuture(error)
-        }
+        runSync(request, target: target(for: request.ref), on: eventLoop, cancellation: cancellation)
+    }
+
+    /// ``runSync(_:on:cancellation:)`` with the request's route already resolved (``target(for:)``; nil:
+    /// `.notFound`).
+    package func runSync(
+        _ request: TriggerRequest,
+        target: Target?,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        guard let target else { return eventLoop.makeFailedFuture(Self.notFound(request.ref)) }
+        return target.pool.run(request, on: eventLoop, cancellation: cancellation)
     }
 
     /// Stream mode on the caller's event loop: the backend's events pulled one at a time on `eventLoop`.
     /// Throws before the first event only for routing errors and for the pool's overload (a stream holds a
     /// slot for its whole life), so a frontend can still answer those with a plain error response.
     package func openStream(_ request: TriggerRequest, on eventLoop: any EventLoop) throws -> any TriggerEventSource {
-        try pool(for: request.ref).admitStream(request, on: eventLoop)
+        try openStream(request, target: target(for: request.ref), on: eventLoop)
+    }
+
+    /// ``openStream(_:on:)`` with the request's route already resolved (nil: `.notFound`).
+    package func openStream(
+        _ request: TriggerRequest, target: Target?, on eventLoop: any EventLoop
+    ) throws -> any TriggerEventSource {
+        guard let target else { throw Self.notFound(request.ref) }
+        return try target.pool.admitStream(request, on: eventLoop)
     }
 }

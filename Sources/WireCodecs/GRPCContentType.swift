@@ -19,6 +19,11 @@ package enum GRPCContentType: Equatable, Sendable {
             self = .other
             return
         }
+        // What gRPC clients send, answered without parsing (this runs for every call).
+        if header == "application/grpc" {
+            self = .grpc(codec: "proto")
+            return
+        }
         let type = MediaType.parse(header).type
         let base = "application/grpc"
         guard type.hasPrefix(base) else {

@@ -91,4 +91,66 @@ struct RequestContextTests {
         let two = TraceContext(traceParent: nil, traceState: nil)
         #expect(one.traceID != two.traceID)
     }
+
+    /// The 128 bits of an id as two words (32 lowercase hex digits).
+    static func bits(_ hex: some StringProtocol) -> [UInt64] {
+        [UInt64(hex.prefix(16), radix: 16)!, UInt64(hex.dropFirst(16).prefix(16), radix: 16)!]
+    }
+
+    /// How often each bit position is set across `ids`: a generator that is stuck, repeats, or leaves a bit
+    /// constant shows here.
+    static func ones(_ ids: [[UInt64]]) -> [Int] {
+        var ones = [Int](repeating: 0, count: ids.first.map { $0.count * 64 } ?? 0)
+        for id in ids {
+            for (w, word) in id.enumerated() {
+                for bit in 0..<64 where word >> UInt64(bit) & 1 == 1 { ones[w * 64 + bit] += 1 }
+            }
+        }
+        return ones
+    }
+
+    @Test("started trace ids, span ids and request ids: valid W3C ids, non-zero, unique, every bit random-looking")
+    func randomIDs() {
+        let count = 4096
+        var traceIDs: [[UInt64]] = []
+        var spanIDs: [[UInt64]] = []
+        var requestIDs: [[UInt64]] = []
+        var seen = Set<String>()
+        let hexDigits = Set("0123456789abcdef".utf8)
+        for _ in 0..<count {
+            let trace = TraceContext(traceParent: nil, traceState: nil)
+            // A parser (§3.2) accepts what we send: version 00, 32 + 16 lowercase hex, ids not all zero, sampled.
+            #expect(TraceParent.traceID(of: trace.traceParent) == trace.traceID)
+            #expect(trace.traceID.utf8.count == 32 && trace.traceID.utf8.allSatisfy(hexDigits.contains))
+            let span = trace.traceParent.utf8.dropFirst(36).prefix(16)
+            #expect(span.allSatisfy(hexDigits.contains) && span.contains { $0 != UInt8(ascii: "0") })
+            traceIDs.append(Self.bits(trace.traceID))
+            spanIDs.append([UInt64(String(decoding: span, as: UTF8.self), radix: 16)!])
+            let requestID = RequestContext.requestID(nil)
+            #expect(requestID.utf8.count == 32 && requestID.utf8.allSatisfy(hexDigits.contains))
+            requestIDs.append(Self.bits(requestID))
+            seen.insert(trace.traceID)
+            seen.insert(requestID)
+        }
+        #expect(seen.count == 2 * count, "no id repeats")
+        // Each bit is set in about half of 4096 draws (binomial, σ = 32): outside 1700...2400 (more than 10 σ
+        // off) only a broken generator lands, never a working one by chance.
+        for (name, ids) in [("trace", traceIDs), ("span", spanIDs), ("request", requestIDs)] {
+            let ones = Self.ones(ids)
+            let off = ones.enumerated().filter { !(1700...2400).contains($0.element) }
+            #expect(off.isEmpty, "\(name) id bits far from half set: \(off.prefix(8))")
+        }
+    }
+
+    @Test("ids drawn on other threads differ from this one's: each thread's generator has its own seed")
+    func randomIDsAcrossThreads() async {
+        let local = (0..<64).map { _ in TraceContext(traceParent: nil, traceState: nil).traceID }
+        let others = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<4 {
+                group.addTask { (0..<64).map { _ in TraceContext(traceParent: nil, traceState: nil).traceID } }
+            }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(Set(local + others).count == local.count + others.count)
+    }
 }
