@@ -56,6 +56,9 @@ let package = Package(
         // Tests only: a manual `Clock` (TestClock) for time logic that takes a clock, so tests move time instead
         // of sleeping.
         .package(url: "https://github.com/pointfreeco/swift-clocks", from: "1.1.1"),
+        // Completion webhooks (issue 19): an HTTP/1.1 and HTTPS client with pooling, timeouts and certificate
+        // verification, outside the core, instead of our own client.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -138,7 +141,9 @@ let package = Package(
             name: "AsyncDispatch",
             dependencies: [
                 "OperationStore", "TriggerDispatch", "TriggerModel", "GatewayConfig", "WireCodecs", "Routing",
-                "Observability", nioCore, nioPosix, nioHTTP1, logging, lifecycle, crypto,
+                "Observability", nioCore, nioHTTP1, logging, lifecycle, crypto,
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -33,6 +33,9 @@ package final class HTTPBackendTransport: TriggerRunner {
         let health: EndpointHealth
         /// Idle connections, in the list of the loop each lives on.
         let idle: PerLoopLists<HTTPBackendConnection>
+        /// The active health check's own keep-alive connection, between probes (a probe takes it out while it
+        /// runs; probes of one endpoint never overlap: a round waits for all of its probes).
+        let probeConnection = Mutex<HTTPBackendConnection?>(nil)
 
         init(
             _ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth, group: any EventLoopGroup
@@ -45,11 +48,14 @@ package final class HTTPBackendTransport: TriggerRunner {
     }
 
     /// `metrics`: the pool's instruments (ejections, retries, backend latency per endpoint); nil records nothing.
+    /// `healthCheckClock`: what the active health check waits its interval on (tests step rounds with a manual
+    /// clock).
     package init(
         configuration: BackendPoolConfiguration,
         group: any EventLoopGroup,
         codecLimits: CodecLimits,
-        metrics: PoolMetrics? = nil
+        metrics: PoolMetrics? = nil,
+        healthCheckClock: any Clock<Duration> = ContinuousClock()
     ) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
@@ -69,7 +75,8 @@ package final class HTTPBackendTransport: TriggerRunner {
         self.codecLimits = codecLimits
         if let check = configuration.healthCheck {
             healthChecker.withLock { task in
-                task = ActiveHealthChecker.start(check, balancer: balancer) { [weak self] index in
+                task = ActiveHealthChecker.start(check, balancer: balancer, clock: healthCheckClock) {
+                    [weak self] index in
                     guard let self else { return nil }
                     return await self.probe(self.endpoints[index], check)
                 }
@@ -77,15 +84,49 @@ package final class HTTPBackendTransport: TriggerRunner {
         }
     }
 
-    /// One active health check: `GET {base}{path}` on a connection of its own, closed after; a 2xx answer within
-    /// the timeout passes.
+    /// One active health check: `GET {base}{path}`; a 2xx answer within the timeout passes. Probes of an endpoint
+    /// share one keep-alive connection of their own (as Envoy's HTTP health checker keeps its connection between
+    /// intervals), so a probe every interval costs no connect or TLS handshake; it is opened again after a
+    /// failure, a timeout or a `Connection: close`. A kept connection the backend closed while idle (its
+    /// keep-alive timeout) is not the endpoint's failure: the probe is then made once on a fresh connection.
     private func probe(_ endpoint: EndpointState, _ check: HealthCheckConfiguration) async -> Bool {
-        guard let connection = try? await connect(endpoint, timeout: check.timeout) else { return false }
-        defer { connection.close() }
+        let kept = endpoint.probeConnection.withLock { kept in
+            defer { kept = nil }
+            return kept
+        }
+        if let kept {
+            switch await probe(on: kept, endpoint, check) {
+            case .answered(let passed): return passed
+            case .lost: break
+            case .failed: return false
+            }
+        }
+        guard let fresh = try? await connect(endpoint, timeout: check.timeout) else { return false }
+        guard case .answered(let passed) = await probe(on: fresh, endpoint, check) else { return false }
+        return passed
+    }
+
+    private enum ProbeOutcome {
+        case answered(passed: Bool)
+        /// The connection closed before any answer (a kept connection the backend had closed while idle).
+        case lost
+        case failed
+    }
+
+    /// One probe on `connection`, which is kept for the next probe when it answered on a keep-alive connection
+    /// and closed otherwise.
+    private func probe(
+        on connection: HTTPBackendConnection,
+        _ endpoint: EndpointState,
+        _ check: HealthCheckConfiguration
+    ) async -> ProbeOutcome {
+        guard connection.isActive else {
+            connection.close()
+            return .lost
+        }
         var headers = HTTPHeaders()
         headers.add(name: "host", value: endpoint.endpoint.description)
         headers.add(name: "content-length", value: "0")
-        headers.add(name: "connection", value: "close")
         let head = HTTPRequestHead(
             version: .http1_1,
             method: .GET,
@@ -93,10 +134,45 @@ package final class HTTPBackendTransport: TriggerRunner {
             headers: headers
         )
         let answer = connection.execute(head: head, body: StreamedJSONBody(ByteBuffer()), maxResponseBytes: 64 << 10)
-        let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) { connection.close() }
+        let timedOut = ProbeTimeout()
+        let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) {
+            timedOut.fired.store(true, ordering: .sequentiallyConsistent)
+            connection.close()
+        }
         defer { timer.cancel() }
-        guard let response = try? await answer.get() else { return false }
-        return (200..<300).contains(response.status)
+        let response: HTTPBackendResponse
+        do {
+            response = try await answer.get()
+        } catch {
+            connection.close()
+            // Our own close at the timeout is the endpoint's failure; the backend's close before answering is not.
+            if case HTTPBackendClientHandler.Failure.closedBeforeResponse = error,
+                !timedOut.fired.load(ordering: .sequentiallyConsistent)
+            {
+                return .lost
+            }
+            return .failed
+        }
+        if response.keepAlive && !retired.load(ordering: .sequentiallyConsistent) {
+            endpoint.probeConnection.withLock { $0 = connection }
+            // Checked after the store (both sequentially consistent with `retire`), as `release` does.
+            if retired.load(ordering: .sequentiallyConsistent) { closeProbeConnection(endpoint) }
+        } else {
+            connection.close()
+        }
+        return .answered(passed: (200..<300).contains(response.status))
+    }
+
+    /// Set when a probe's timeout closed its connection.
+    private final class ProbeTimeout: Sendable {
+        let fired = Atomic(false)
+    }
+
+    private func closeProbeConnection(_ endpoint: EndpointState) {
+        endpoint.probeConnection.withLock { kept in
+            defer { kept = nil }
+            return kept
+        }?.close()
     }
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
@@ -437,7 +513,10 @@ extension HTTPBackendTransport: RetirableTransport {
     package func retire() {
         healthChecker.withLock { $0?.cancel() }
         retired.store(true, ordering: .sequentiallyConsistent)
-        for endpoint in endpoints { closeIdle(endpoint) }
+        for endpoint in endpoints {
+            closeIdle(endpoint)
+            closeProbeConnection(endpoint)
+        }
     }
 }
 
