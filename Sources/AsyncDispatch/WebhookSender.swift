@@ -218,7 +218,8 @@ package final class WebhookSender: Sendable {
     }
 
     /// One POST, bounded as a whole (connect, TLS handshake, request, answer) by the webhook's `timeout`;
-    /// returns the HTTP status.
+    /// returns the HTTP status. AsyncHTTPClient's pool retries a failed connect or handshake (with backoff)
+    /// until that deadline, then throws the last connect error (a refused connection, the certificate problem).
     private func post(
         _ body: ByteBuffer,
         operationID id: String,

@@ -232,7 +232,8 @@ extension AsyncWebhookTests {
             let webhook = WebhookConfiguration(
                 url: "https://localhost:\(front.port)/hooks",
                 endpoint: BackendEndpoint(host: "localhost", port: front.port, scheme: .https),
-                path: "/hooks", maxAttempts: 1, caFile: otherCA ? pki.otherCAFile : nil
+                // One attempt of one second: AsyncHTTPClient reconnects until the attempt's deadline.
+                path: "/hooks", maxAttempts: 1, timeout: .seconds(1), caFile: otherCA ? pki.otherCAFile : nil
             )
             sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
             #expect(await eventually(within: .seconds(10)) { sender.pending == 0 })
