@@ -253,7 +253,7 @@ let package = Package(
         .testTarget(
             name: "BackendsTests",
             dependencies: [
-                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", nioCore, nioPosix, nioHTTP1,
+                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", "HTTP2Engine", nioCore, nioPosix, nioHTTP1,
                 .product(name: "Clocks", package: "swift-clocks"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -23,7 +23,7 @@ extension GRPCBackendTransport: PipelineDescribing {
             ":method": "POST",
             ":scheme": scheme,
             ":path": Self.describePath,
-            ":authority": endpoint.peer.endpoint,
+            ":authority": endpoint.authority,
             "content-type": "application/grpc",
             "te": "trailers",
             "grpc-timeout": GRPCTimeout.encode(Self.describeTimeout),

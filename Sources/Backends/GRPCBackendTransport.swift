@@ -87,7 +87,7 @@ package final class GRPCBackendTransport: TriggerRunner {
             ":method": "POST",
             ":scheme": scheme,
             ":path": Self.healthCheckPath,
-            ":authority": endpoint.peer.endpoint,
+            ":authority": endpoint.authority,
             "content-type": "application/grpc",
             "te": "trailers",
             "grpc-timeout": GRPCTimeout.encode(check.timeout),
@@ -283,7 +283,7 @@ extension GRPCBackendTransport {
             ":method": "POST",
             ":scheme": scheme,
             ":path": path,
-            ":authority": endpoint.peer.endpoint,
+            ":authority": endpoint.authority,
             "content-type": "application/grpc",
             "te": "trailers",
         ]

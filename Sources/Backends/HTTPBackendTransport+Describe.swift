@@ -15,7 +15,7 @@ extension HTTPBackendTransport: PipelineDescribing {
         defer { connection.close() }
         let body = BackendHTTPBody.encodeDescribeRequest(ref)
         var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.endpoint.description)
+        headers.add(name: "host", value: endpoint.authority)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.readableBytes))
         headers.add(name: "connection", value: "close")

@@ -29,6 +29,8 @@ package final class HTTPBackendTransport: TriggerRunner {
     /// and never leaves it. Each loop's list has its own lock, which other loops' calls never take.
     final class EndpointState: Sendable {
         let endpoint: BackendPoolConfiguration.Endpoint
+        /// Its requests' `Host` (``BackendPoolConfiguration/Endpoint/authority(tls:)``).
+        let authority: String
         let index: Int
         let health: EndpointHealth
         /// Idle connections, in the list of the loop each lives on.
@@ -38,9 +40,12 @@ package final class HTTPBackendTransport: TriggerRunner {
         let probeConnection = Mutex<HTTPBackendConnection?>(nil)
 
         init(
-            _ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth, group: any EventLoopGroup
+            _ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth,
+            group: any EventLoopGroup,
+            tls: BackendTLS?
         ) {
             self.endpoint = endpoint
+            self.authority = endpoint.authority(tls: tls)
             self.index = index
             self.health = health
             self.idle = PerLoopLists(group: group)
@@ -70,7 +75,8 @@ package final class HTTPBackendTransport: TriggerRunner {
         )
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map {
-            EndpointState($0.element, index: $0.offset, health: balancer.health[$0.offset], group: group)
+            EndpointState(
+                $0.element, index: $0.offset, health: balancer.health[$0.offset], group: group, tls: configuration.tls)
         }
         self.codecLimits = codecLimits
         if let check = configuration.healthCheck {
@@ -125,7 +131,7 @@ package final class HTTPBackendTransport: TriggerRunner {
             return .lost
         }
         var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.endpoint.description)
+        headers.add(name: "host", value: endpoint.authority)
         headers.add(name: "content-length", value: "0")
         let head = HTTPRequestHead(
             version: .http1_1,
@@ -226,7 +232,7 @@ package final class HTTPBackendTransport: TriggerRunner {
         done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
     ) {
         endpoint.health.outstanding.add(1, ordering: .relaxed)
-        let (head, body) = requestParts(request, endpoint: endpoint.endpoint, accept: "application/json")
+        let (head, body) = requestParts(request, endpoint: endpoint, accept: "application/json")
         let balancer = self.balancer
         let deadline = request.deadline
         let finish: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
@@ -353,12 +359,12 @@ package final class HTTPBackendTransport: TriggerRunner {
     /// sent (`StreamedJSONBody`).
     func requestParts(
         _ request: TriggerRequest,
-        endpoint: BackendPoolConfiguration.Endpoint,
+        endpoint: EndpointState,
         accept: String
     ) -> (HTTPRequestHead, StreamedJSONBody) {
         let body = BackendHTTPBody.streamed(request: request)
         var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.description)
+        headers.add(name: "host", value: endpoint.authority)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.count))
         headers.add(name: "accept", value: accept)
@@ -372,7 +378,8 @@ package final class HTTPBackendTransport: TriggerRunner {
             let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
             headers.add(name: "x-trigger-deadline-ms", value: String(ms))
         }
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.basePath + "/run", headers: headers)
+        let head = HTTPRequestHead(
+            version: .http1_1, method: .POST, uri: endpoint.endpoint.basePath + "/run", headers: headers)
         return (head, body)
     }
 

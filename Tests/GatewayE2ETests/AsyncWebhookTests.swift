@@ -1,6 +1,7 @@
 import AsyncDispatch
 import Clocks
 import Foundation
+import GatewayApp
 import GatewayConfig
 import GatewayTestSupport
 import Logging
@@ -215,6 +216,37 @@ extension AsyncWebhookTests {
                 #expect(requests[1].headers["host"] == "localhost:\(front.port)")
                 #expect(front.handshakeFailures.isEmpty, "\(front.handshakeFailures)")
                 #expect(front.clientSubjects.count == 1, "\(front.clientSubjects.count) handshakes")
+            }
+        }
+    }
+
+    @Test(
+        "a webhook's ca_file is read with the config (start, check-config, reload): unreadable or not PEM is an error")
+    func caFileChecked() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        let cases: [(file: String, error: String?)] = [
+            (
+                "\(pki.directory)/nope.pem",
+                "routes[0].webhook.ca_file: cannot read \(pki.directory)/nope.pem: no such file"
+            ),
+            (pki.clientKey, "routes[0].webhook.ca_file: "),
+            (pki.caFile, nil),
+        ]
+        for (file, expected) in cases {
+            let path = "\(pki.directory)/config-\(UUID().uuidString).yaml"
+            try """
+            pools: [{name: demo, transport: inprocess}]
+            routes:
+              - {namespace: demo, pool: demo, webhook: {url: "https://localhost:1/h", ca_file: \(file)}}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            do {
+                let loaded = try ConfigFile.load(path: path)
+                #expect(expected == nil, "accepted \(file)")
+                #expect(loaded.configuration.routes.first?.webhook?.caFile == file)
+            } catch {
+                let expected = try #require(expected, "\(error)")
+                #expect(error.description.contains(expected), "\(error)")
             }
         }
     }
