@@ -14,7 +14,8 @@ let testSwiftSettings: [SwiftSetting] = [
 /// values of `@Test`/`@Suite`), which is the toolchain's, not ours.
 let swiftSettings: [SwiftSetting] =
     testSwiftSettings
-    + (ProcessInfo.processInfo.environment["TG_WARNINGS_AS_ERRORS"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : [])
+    + (ProcessInfo.processInfo.environment["TG_WARNINGS_AS_ERRORS"] == "1"
+        ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
@@ -56,6 +57,9 @@ let package = Package(
         // Tests only: a manual `Clock` (TestClock) for time logic that takes a clock, so tests move time instead
         // of sleeping.
         .package(url: "https://github.com/pointfreeco/swift-clocks", from: "1.1.1"),
+        // Completion webhooks (issue 19): an HTTP/1.1 and HTTPS client with pooling, timeouts and certificate
+        // verification, outside the core, instead of our own client.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C libraries: each imported by exactly one Swift module (scripts/lint.sh checks).
@@ -87,7 +91,8 @@ let package = Package(
 
         // Codecs and engines.
         .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
-        .target(name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .target(
+            name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .target(
             name: "WireCodecs",
             dependencies: [
@@ -102,7 +107,8 @@ let package = Package(
             dependencies: ["TriggerModel", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Routing", dependencies: ["TriggerModel", "GatewayConfig", crypto], swiftSettings: swiftSettings),
+        .target(
+            name: "Routing", dependencies: ["TriggerModel", "GatewayConfig", crypto], swiftSettings: swiftSettings),
         .target(
             name: "Backends",
             dependencies: [
@@ -121,15 +127,22 @@ let package = Package(
         ),
 
         // Durable async operations: one protocol, two stores.
-        .target(name: "OperationStore", dependencies: ["TriggerModel", nioCore, logging, crypto], swiftSettings: swiftSettings),
+        .target(
+            name: "OperationStore", dependencies: ["TriggerModel", nioCore, logging, crypto],
+            swiftSettings: swiftSettings),
         .target(
             name: "SQLiteOperationStore",
-            dependencies: ["OperationStore", "TriggerModel", nioCore, logging, .product(name: "SQLiteNIO", package: "sqlite-nio")],
+            dependencies: [
+                "OperationStore", "TriggerModel", nioCore, logging, .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "PostgresOperationStore",
-            dependencies: ["OperationStore", "TriggerModel", nioCore, logging, .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: [
+                "OperationStore", "TriggerModel", nioCore, logging,
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -138,7 +151,9 @@ let package = Package(
             name: "AsyncDispatch",
             dependencies: [
                 "OperationStore", "TriggerDispatch", "TriggerModel", "GatewayConfig", "WireCodecs", "Routing",
-                "Observability", nioCore, nioPosix, nioHTTP1, logging, lifecycle, crypto,
+                "Observability", nioCore, nioHTTP1, logging, lifecycle, crypto,
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -164,7 +179,8 @@ let package = Package(
         .target(
             name: "GatewayServer",
             dependencies: [
-                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing", "GatewayConfig",
+                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing",
+                "GatewayConfig",
                 "AsyncDispatch", "OperationStore", "AbacusSurface", "CraftSurface", "Observability", nioCore, nioPosix,
                 nioHTTP1, logging, lifecycle,
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -178,9 +194,11 @@ let package = Package(
         .target(
             name: "GatewayApp",
             dependencies: [
-                "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel", "WireCodecs",
+                "GatewayServer", "GatewayConfig", "Routing", "Backends", "TriggerDispatch", "TriggerModel",
+                "WireCodecs",
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "CraftSurface",
-                "Observability", nioCore, logging, lifecycle, crypto, .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                "Observability", nioCore, logging, lifecycle, crypto,
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -242,13 +260,16 @@ let package = Package(
         ),
         .testTarget(
             name: "OperationStoreTests",
-            dependencies: ["OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging],
+            dependencies: [
+                "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging,
+            ],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "BackendsTests",
             dependencies: [
-                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", "GatewayTestSupport", nioCore, nioPosix, nioHTTP1,
+                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", "GatewayTestSupport", "HTTP2Engine", nioCore,
+                nioPosix, nioHTTP1,
                 .product(name: "Clocks", package: "swift-clocks"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -257,44 +278,63 @@ let package = Package(
         .testTarget(
             name: "GatewayServerTests",
             dependencies: [
-                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability", "Backends",
+                "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability",
+                "Backends",
                 "TriggerDispatch", "Routing", "GatewayConfig", "GatewayTestSupport", nioCore, logging,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),
-        .testTarget(name: "ObservabilityTests", dependencies: ["Observability", "GatewayTestSupport"], swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "ObservabilityTests", dependencies: ["Observability", "GatewayTestSupport"],
+            swiftSettings: testSwiftSettings),
         .testTarget(
             name: "AsyncDispatchTests",
             dependencies: [
-                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "TriggerDispatch", "Backends", "GatewayConfig",
+                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "TriggerDispatch", "Backends",
+                "GatewayConfig",
                 "Routing", "TriggerModel", "GatewayTestSupport", nioCore, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
             ],
             swiftSettings: testSwiftSettings
         ),
-        .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "CraftSurfaceTests",
             dependencies: ["CraftSurface", "GatewayConfig", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: testSwiftSettings
         ),
-        .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: testSwiftSettings),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"], swiftSettings: testSwiftSettings),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"], swiftSettings: testSwiftSettings),
-        .testTarget(name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore], swiftSettings: testSwiftSettings),
-        .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore],
+            swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"],
+            swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"],
+            swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore],
+            swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "HTTP2EngineTests",
+            dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: testSwiftSettings),
         .testTarget(
             name: "AbacusSurfaceTests",
             dependencies: ["AbacusSurface", "OperationStore", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(name: "GatewayFuzzingTests", dependencies: ["GatewayFuzzing"], swiftSettings: testSwiftSettings),
-        .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore], swiftSettings: testSwiftSettings),
+        .testTarget(
+            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore],
+            swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",
             dependencies: [
-                "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends", "WireCodecs",
+                "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends",
+                "WireCodecs",
                 "OperationStore", "AsyncDispatch", "GatewayApp", "Observability", nioCore, nioPosix, nioHTTP1, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
             ],

@@ -1,16 +1,29 @@
+import AsyncHTTPClient
 import Crypto
 package import GatewayConfig
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 package import Logging
 package import NIOCore
 import NIOHTTP1
-import NIOPosix
+import NIOSSL
 package import Observability
+import ServiceLifecycle
 import Synchronization
 import TriggerModel
 
 /// Delivers completion webhooks: `POST` of the operation JSON to a route's URL, signed with
 /// `trigger-gateway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, retried with
-/// doubling backoff on connection failures and non-2xx answers.
+/// doubling backoff on connection failures and non-2xx answers (a 3xx too: redirects are not followed).
+///
+/// The HTTP is AsyncHTTPClient's: one `HTTPClient` per sender (one sender per process), on the gateway's event
+/// loop group, made at the first delivery and shut down by ``shutdown()`` (the `WebhookService` does that when the
+/// gateway stops). Its pool keeps connections to a receiver alive between deliveries. `https://` URLs are
+/// verified as a browser would (system trust store, the certificate must name the host), against the
+/// webhook's `ca_file` instead of the system store when one is configured.
 ///
 /// Delivery is best effort and in memory: retries pending when the process stops are not resumed (the
 /// operation itself is durable and can always be read with GetOperation).
@@ -20,11 +33,26 @@ import TriggerModel
 package final class WebhookSender: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let inFlight = Mutex(0)
     /// `trigger_gateway_webhook_*` on /metrics; nil records nothing.
     private let metrics: WebhookMetrics?
     /// What the backoff between attempts sleeps on; tests pass a manual clock to step retries.
     private let clock: any Clock<Duration>
+    private let state = Mutex(State())
+
+    private struct State {
+        /// Made at the first delivery, so a sender that never delivers needs no shutdown.
+        var client: HTTPClient?
+        var stopping = false
+        var nextDelivery = 0
+        var deliveries: [Int: Delivery] = [:]
+    }
+
+    /// A delivery's task and whether it is waiting out a backoff (which ``shutdown()`` cuts short) rather than
+    /// posting (which it lets finish, bounded by the webhook's timeout).
+    private struct Delivery {
+        var task: Task<Void, Never>?
+        var waiting = false
+    }
 
     package init(
         group: any EventLoopGroup,
@@ -39,10 +67,11 @@ package final class WebhookSender: Sendable {
     }
 
     /// Deliveries not yet done (for tests and shutdown logs).
-    package var pending: Int { inFlight.withLock { $0 } }
+    package var pending: Int { state.withLock { $0.deliveries.count } }
 
     /// Starts delivering `body` for operation `id` in the background, with the trigger's trace context;
-    /// `requestID` (the trigger's) goes into the log lines of failed deliveries.
+    /// `requestID` (the trigger's) goes into the log lines of failed deliveries. After ``shutdown()`` began, the
+    /// delivery is dropped (logged).
     package func deliver(
         _ body: ByteBuffer,
         operationID id: String,
@@ -52,9 +81,22 @@ package final class WebhookSender: Sendable {
         to webhook: WebhookConfiguration
     ) {
         let trace = (parent: traceParent, state: traceState)
-        inFlight.withLock { $0 += 1 }
-        Task {
-            defer { self.inFlight.withLock { $0 -= 1 } }
+        let key: Int? = state.withLock { state in
+            guard !state.stopping else { return nil }
+            state.nextDelivery += 1
+            state.deliveries[state.nextDelivery] = Delivery()
+            return state.nextDelivery
+        }
+        guard let key else {
+            logger.warning(
+                "webhook not sent: the gateway is stopping",
+                metadata: [
+                    "operation.id": "\(id)", "request_id": "\(requestID ?? "")", "webhook.url": "\(webhook.url)",
+                ])
+            return
+        }
+        let task = Task {
+            defer { _ = self.state.withLock { $0.deliveries.removeValue(forKey: key) } }
             var wait = webhook.backoff
             for attempt in 1...webhook.maxAttempts {
                 let status: Int
@@ -89,9 +131,52 @@ package final class WebhookSender: Sendable {
                     )
                     return
                 }
-                try? await clock.sleep(for: wait)
+                let stopping = state.withLock { state in
+                    state.deliveries[key]?.waiting = true
+                    return state.stopping
+                }
+                if !stopping { try? await clock.sleep(for: wait) }
+                guard
+                    state.withLock({ state in
+                        state.deliveries[key]?.waiting = false
+                        return !state.stopping
+                    })
+                else {
+                    logger.info(
+                        "webhook retries dropped: the gateway is stopping",
+                        metadata: [
+                            "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
+                            "webhook.url": "\(webhook.url)",
+                        ])
+                    return
+                }
                 wait *= 2
             }
+        }
+        let cancel = state.withLock { state in
+            state.deliveries[key]?.task = task
+            return state.stopping && state.deliveries[key]?.waiting == true
+        }
+        if cancel { task.cancel() }
+    }
+
+    /// Stops delivering: backoff waits end at once (their retries are dropped), POSTs under way finish (each
+    /// bounded by its webhook's timeout), then the HTTP client shuts down. Idempotent.
+    package func shutdown() async {
+        let (running, waiting, client) = state.withLock { state in
+            state.stopping = true
+            let running = state.deliveries.values.compactMap(\.task)
+            let waiting = state.deliveries.values.filter(\.waiting).compactMap(\.task)
+            let client = state.client
+            state.client = nil
+            return (running, waiting, client)
+        }
+        for task in waiting { task.cancel() }
+        for task in running { await task.value }
+        do {
+            try await client?.shutdown()
+        } catch {
+            logger.warning("closing the webhook client failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -103,83 +188,90 @@ package final class WebhookSender: Sendable {
         return "t=\(timestamp),v1=\(code.lowercaseHex)"
     }
 
-    /// One POST; returns the HTTP status.
+    /// The shared client, made on first use; nil once ``shutdown()`` began.
+    private var client: HTTPClient? {
+        state.withLock { state in
+            guard !state.stopping else { return nil }
+            if let client = state.client { return client }
+            var configuration = HTTPClient.Configuration()
+            // A 3xx is an answer like any non-2xx: retried, never followed (the operator configured the URL).
+            configuration.redirectConfiguration = .disallow
+            // The operation JSON is sent as it is; answers are read and dropped, so no decompression.
+            configuration.decompression = .disabled
+            let client = HTTPClient(eventLoopGroup: group, configuration: configuration)
+            state.client = client
+            return client
+        }
+    }
+
+    /// Errors of one POST besides AsyncHTTPClient's own.
+    private enum PostError: Error, CustomStringConvertible {
+        case stopping
+        case caFile(String, any Error)
+
+        var description: String {
+            switch self {
+            case .stopping: "the gateway is stopping"
+            case .caFile(let path, let error): "ca_file \(path): \(error)"
+            }
+        }
+    }
+
+    /// One POST, bounded as a whole (connect, TLS handshake, request, answer) by the webhook's `timeout`;
+    /// returns the HTTP status. AsyncHTTPClient's pool retries a failed connect or handshake (with backoff)
+    /// until that deadline, then throws the last connect error (a refused connection, the certificate problem).
     private func post(
         _ body: ByteBuffer,
         operationID id: String,
         trace: (parent: String?, state: String?),
         to webhook: WebhookConfiguration
     ) async throws -> Int {
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: "\(webhook.endpoint.host):\(webhook.endpoint.port)")
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        headers.add(name: "connection", value: "close")
-        headers.add(name: "trigger-gateway-operation", value: id)
+        guard let client else { throw PostError.stopping }
+        var request = HTTPClientRequest(url: webhook.requestURL)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        request.headers.add(name: "trigger-gateway-operation", value: id)
         if let parent = trace.parent {
-            headers.add(name: "traceparent", value: parent)
-            if let state = trace.state { headers.add(name: "tracestate", value: state) }
+            request.headers.add(name: "traceparent", value: parent)
+            if let state = trace.state { request.headers.add(name: "tracestate", value: state) }
         }
         if let secret = webhook.secret {
             let now = Int64(Duration.nanosecondsSince1970 / 1_000_000_000)
-            headers.add(
+            request.headers.add(
                 name: "trigger-gateway-signature", value: Self.signature(secret: secret, timestamp: now, body: body))
         }
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: webhook.path, headers: headers)
-        let timeout = TimeAmount.nanoseconds(
-            Int64(webhook.timeout.components.seconds) * 1_000_000_000
-                + webhook.timeout.components.attoseconds / 1_000_000_000)
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(StatusCollector())
-                }
+        if let caFile = webhook.caFile {
+            // Read at each delivery (deliveries are rare next to a TLS handshake), so a CA file replaced on disk
+            // counts from the next delivery on; the client's pool keys connections by the roots, so
+            // keep-alive still holds between deliveries with the same CA.
+            var tls = TLSConfiguration.makeClientConfiguration()
+            do {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+            } catch {
+                throw PostError.caFile(caFile, error)
             }
-            .connect(host: webhook.endpoint.host, port: webhook.endpoint.port)
-            .get()
-        let status: EventLoopFuture<Int> = channel.eventLoop.flatSubmit {
-            let collector = try! channel.pipeline.syncOperations.handler(type: StatusCollector.self)
-            channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-            channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-            return collector.status.futureResult
+            request.tlsConfiguration = tls
         }
-        defer { channel.close(promise: nil) }
-        return try await status.get()
+        request.body = .bytes(body)
+        let response = try await client.execute(request, timeout: TimeAmount(webhook.timeout))
+        // The answer's body is read and dropped, so its connection can serve the next delivery.
+        for try await _ in response.body {}
+        return Int(response.status.code)
     }
 }
 
-/// Completes with the response status once the whole response was read (or fails if the peer leaves).
-private final class StatusCollector: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    struct Closed: Error {}
+/// Shuts the webhook client down when the gateway stops: a service started before the async dispatcher, so
+/// the `ServiceGroup` stops it after the dispatcher (whose last finished operations may still send webhooks).
+package struct WebhookService: Service {
+    let sender: WebhookSender
 
-    var status: EventLoopPromise<Int>!
-    private var code = 0
+    package init(sender: WebhookSender) { self.sender = sender }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        status = context.eventLoop.makePromise(of: Int.self)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): code = Int(head.status.code)
-        case .body: break
-        case .end: status.succeed(code)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        status.fail(Closed())
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        status.fail(error)
-        context.close(promise: nil)
+    package func run() async throws {
+        try? await gracefulShutdown()
+        // Outside the group's cancellation, as the store's close: a cancelled shutdown would cut POSTs short.
+        let sender = self.sender
+        await Task { await sender.shutdown() }.value
     }
 }
 

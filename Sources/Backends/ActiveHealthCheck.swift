@@ -58,10 +58,11 @@ package enum ActiveHealthChecker {
     static func start<Transport: BalancedTransport & AnyObject>(
         for pool: BackendPoolConfiguration,
         of transport: Transport,
+        clock: any Clock<Duration> = ContinuousClock(),
         probe: @escaping @Sendable (Transport, Int, HealthCheckConfiguration) async -> Bool
     ) -> Task<Void, Never>? {
         guard let check = pool.healthCheck else { return nil }
-        return start(check, balancer: transport.balancer) { [weak transport] index in
+        return start(check, balancer: transport.balancer, clock: clock) { [weak transport] index in
             guard let transport else { return nil }
             return await probe(transport, index, check)
         }

@@ -27,6 +27,15 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
             self.basePath = basePath
         }
         package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        /// What a request to this endpoint names as its `Host` (http) or `:authority` (grpc): with a TLS
+        /// `server_name` that server, as SNI and the certificate check do (`server_name:port`: the endpoint is
+        /// then an address, the server a virtual host behind it, as Envoy's configured host header is);
+        /// otherwise the endpoint's own `host:port`.
+        package func authority(tls: BackendTLS?) -> String {
+            guard let serverName = tls?.serverName else { return description }
+            return "\(serverName):\(port)"
+        }
     }
 
     package var name: String

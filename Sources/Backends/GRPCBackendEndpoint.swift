@@ -12,6 +12,8 @@ import Synchronization
 final class GRPCBackendEndpoint: Sendable {
     let endpoint: BackendPoolConfiguration.Endpoint
     let peer: GRPCBackendPeer
+    /// Its calls' `:authority` (``BackendPoolConfiguration/Endpoint/authority(tls:)``).
+    let authority: String
     /// The pool's TLS to this endpoint; nil: h2c.
     let tls: BackendTLS?
     let index: Int
@@ -34,6 +36,7 @@ final class GRPCBackendEndpoint: Sendable {
     ) {
         self.endpoint = endpoint
         self.peer = peer
+        self.authority = endpoint.authority(tls: tls)
         self.tls = tls
         self.index = index
         self.health = health

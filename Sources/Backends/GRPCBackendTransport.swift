@@ -264,7 +264,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
             ":method": "POST",
             ":scheme": scheme,
             ":path": path,
-            ":authority": endpoint.peer.endpoint,
+            ":authority": endpoint.authority,
             "content-type": "application/grpc",
             "te": "trailers",
         ]

@@ -128,7 +128,7 @@ final class HTTPBackendStreamConsumer: Sendable {
             }
         }
         chosen.withLock { $0 = endpoint }
-        let (head, body) = transport.requestParts(request, endpoint: endpoint.endpoint, accept: SSEEncoder.contentType)
+        let (head, body) = transport.requestParts(request, endpoint: endpoint, accept: SSEEncoder.contentType)
         state.withLock { $0 = .running(connection) }
         connection.startStreaming(
             head: head,

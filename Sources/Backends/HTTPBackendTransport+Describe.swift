@@ -7,7 +7,7 @@ extension HTTPBackendTransport: PipelineDescribing {
     /// A control-plane call: small, cached by the caller, and bounded so a stuck runner cannot hold a client.
     static let describeTimeout = TimeAmount.seconds(5)
 
-    /// `POST {base}/describe` on a connection of its own (closed after, as the active health check does), to
+    /// `POST {base}/describe` on a connection of its own (closed after: describes are rare), to
     /// an endpoint the balancer picks. A runner without the route (404, 405 or 501) is `.unimplemented`.
     package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
         let response = try await controlRequest(

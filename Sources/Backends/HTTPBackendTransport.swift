@@ -29,15 +29,23 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// and never leaves it. Each loop's list has its own lock, which other loops' calls never take.
     final class EndpointState: Sendable {
         let endpoint: BackendPoolConfiguration.Endpoint
+        /// Its requests' `Host` (``BackendPoolConfiguration/Endpoint/authority(tls:)``).
+        let authority: String
         let index: Int
         let health: EndpointHealth
         /// Idle connections, in the list of the loop each lives on.
         let idle: PerLoopLists<HTTPBackendConnection>
+        /// The active health check's own keep-alive connection, between probes (a probe takes it out while it
+        /// runs; probes of one endpoint never overlap: a round waits for all of its probes).
+        let probeConnection = Mutex<HTTPBackendConnection?>(nil)
 
         init(
-            _ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth, group: any EventLoopGroup
+            _ endpoint: BackendPoolConfiguration.Endpoint, index: Int, health: EndpointHealth,
+            group: any EventLoopGroup,
+            tls: BackendTLS?
         ) {
             self.endpoint = endpoint
+            self.authority = endpoint.authority(tls: tls)
             self.index = index
             self.health = health
             self.idle = PerLoopLists(group: group)
@@ -45,11 +53,14 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     }
 
     /// `metrics`: the pool's instruments (ejections, retries, backend latency per endpoint); nil records nothing.
+    /// `healthCheckClock`: what the active health check waits its interval on (tests step rounds with a manual
+    /// clock).
     package init(
         configuration: BackendPoolConfiguration,
         group: any EventLoopGroup,
         codecLimits: CodecLimits,
-        metrics: PoolMetrics? = nil
+        metrics: PoolMetrics? = nil,
+        healthCheckClock: any Clock<Duration> = ContinuousClock()
     ) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
@@ -57,22 +68,108 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         let balancer = EndpointBalancer(pool: configuration, metrics: metrics)
         self.balancer = balancer
         self.endpoints = configuration.endpoints.enumerated().map {
-            EndpointState($0.element, index: $0.offset, health: balancer.health[$0.offset], group: group)
+            EndpointState(
+                $0.element, index: $0.offset, health: balancer.health[$0.offset], group: group, tls: configuration.tls)
         }
         self.codecLimits = codecLimits
-        let checker = ActiveHealthChecker.start(for: configuration, of: self) { await $0.probe($0.endpoints[$1], $2) }
+        let checker = ActiveHealthChecker.start(for: configuration, of: self, clock: healthCheckClock) {
+            await $0.probe($0.endpoints[$1], $2)
+        }
         healthChecker.withLock { $0 = checker }
     }
 
-    /// One active health check: `GET {base}{path}` on a connection of its own, closed after; a 2xx answer within
-    /// the timeout passes.
+    /// One active health check: `GET {base}{path}`; a 2xx answer within the timeout passes. Probes of an endpoint
+    /// share one keep-alive connection of their own (as Envoy's HTTP health checker keeps its connection between
+    /// intervals), so a probe every interval costs no connect or TLS handshake; it is opened again after a
+    /// failure, a timeout or a `Connection: close`. A kept connection the backend closed while idle (its
+    /// keep-alive timeout) is not the endpoint's failure: the probe is then made once on a fresh connection.
     private func probe(_ endpoint: EndpointState, _ check: HealthCheckConfiguration) async -> Bool {
-        let response = try? await controlRequest(
-            .GET, check.path, body: nil, to: endpoint, timeout: check.timeout, maxResponseBytes: 64 << 10)
-        return response.map { (200..<300).contains($0.status) } ?? false
+        let kept = endpoint.probeConnection.withLock { kept in
+            defer { kept = nil }
+            return kept
+        }
+        if let kept {
+            switch await probe(on: kept, endpoint, check) {
+            case .answered(let passed): return passed
+            case .lost: break
+            case .failed: return false
+            }
+        }
+        guard let fresh = try? await connect(endpoint, timeout: check.timeout) else { return false }
+        guard case .answered(let passed) = await probe(on: fresh, endpoint, check) else { return false }
+        return passed
     }
 
-    /// A control-plane request (the health probe's `GET`, `POST /describe`) of `path` under `endpoint`'s base
+    private enum ProbeOutcome {
+        case answered(passed: Bool)
+        /// The connection closed before any answer (a kept connection the backend had closed while idle).
+        case lost
+        case failed
+    }
+
+    /// One probe on `connection`, which is kept for the next probe when it answered on a keep-alive connection
+    /// and closed otherwise.
+    private func probe(
+        on connection: HTTPBackendConnection,
+        _ endpoint: EndpointState,
+        _ check: HealthCheckConfiguration
+    ) async -> ProbeOutcome {
+        guard connection.isActive else {
+            connection.close()
+            return .lost
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: endpoint.authority)
+        headers.add(name: "content-length", value: "0")
+        let head = HTTPRequestHead(
+            version: .http1_1,
+            method: .GET,
+            uri: endpoint.endpoint.basePath + check.path,
+            headers: headers
+        )
+        let answer = connection.execute(head: head, body: StreamedJSONBody(ByteBuffer()), maxResponseBytes: 64 << 10)
+        let timedOut = ProbeTimeout()
+        let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) {
+            timedOut.fired.store(true, ordering: .sequentiallyConsistent)
+            connection.close()
+        }
+        defer { timer.cancel() }
+        let response: HTTPBackendResponse
+        do {
+            response = try await answer.get()
+        } catch {
+            connection.close()
+            // Our own close at the timeout is the endpoint's failure; the backend's close before answering is not.
+            if case HTTPBackendClientHandler.Failure.closedBeforeResponse = error,
+                !timedOut.fired.load(ordering: .sequentiallyConsistent)
+            {
+                return .lost
+            }
+            return .failed
+        }
+        if response.keepAlive && !retired.load(ordering: .sequentiallyConsistent) {
+            endpoint.probeConnection.withLock { $0 = connection }
+            // Checked after the store (both sequentially consistent with `retire`), as `release` does.
+            if retired.load(ordering: .sequentiallyConsistent) { closeProbeConnection(endpoint) }
+        } else {
+            connection.close()
+        }
+        return .answered(passed: (200..<300).contains(response.status))
+    }
+
+    /// Set when a probe's timeout closed its connection.
+    private final class ProbeTimeout: Sendable {
+        let fired = Atomic(false)
+    }
+
+    private func closeProbeConnection(_ endpoint: EndpointState) {
+        endpoint.probeConnection.withLock { kept in
+            defer { kept = nil }
+            return kept
+        }?.close()
+    }
+
+    /// A control-plane request (`POST /describe`; health probes keep a connection instead) of `path` under `endpoint`'s base
     /// path, on a connection of its own that is closed after the answer or once `timeout` (connect included)
     /// has passed. `body` is JSON; nil sends none. A failed connect throws its own error; a connection lost
     /// (or closed by the timeout) before the answer throws ``BackendErrors/connectionLost(pool:endpoint:)``.
@@ -87,7 +184,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         let connection = try await connect(endpoint, timeout: timeout)
         defer { connection.close() }
         var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.endpoint.description)
+        headers.add(name: "host", value: endpoint.authority)
         if body != nil { headers.add(name: "content-type", value: "application/json") }
         headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
         headers.add(name: "connection", value: "close")
@@ -142,7 +239,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
     ) {
         endpoint.health.outstanding.add(1, ordering: .relaxed)
-        let (head, body) = requestParts(request, endpoint: endpoint.endpoint, accept: "application/json")
+        let (head, body) = requestParts(request, endpoint: endpoint, accept: "application/json")
         let balancer = self.balancer
         let deadline = request.deadline
         let finish: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
@@ -269,12 +366,12 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// sent (`StreamedJSONBody`).
     func requestParts(
         _ request: TriggerRequest,
-        endpoint: BackendPoolConfiguration.Endpoint,
+        endpoint: EndpointState,
         accept: String
     ) -> (HTTPRequestHead, StreamedJSONBody) {
         let body = BackendHTTPBody.streamed(request: request)
         var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.description)
+        headers.add(name: "host", value: endpoint.authority)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.count))
         headers.add(name: "accept", value: accept)
@@ -288,7 +385,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
             headers.add(name: "x-trigger-deadline-ms", value: String(ms))
         }
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.basePath + "/run", headers: headers)
+        let head = HTTPRequestHead(
+            version: .http1_1, method: .POST, uri: endpoint.endpoint.basePath + "/run", headers: headers)
         return (head, body)
     }
 
@@ -417,7 +515,10 @@ extension HTTPBackendTransport: RetirableTransport {
     package func retire() {
         healthChecker.withLock { $0?.cancel() }
         retired.store(true, ordering: .sequentiallyConsistent)
-        for endpoint in endpoints { closeIdle(endpoint) }
+        for endpoint in endpoints {
+            closeIdle(endpoint)
+            closeProbeConnection(endpoint)
+        }
     }
 }
 

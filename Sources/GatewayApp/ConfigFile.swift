@@ -53,6 +53,15 @@ package enum ConfigFile {
                 throw ConfigError(source: path, path: error.path, message: error.message)
             }
         }
+        // And the CA file of each https webhook (the sender reads it again at each delivery).
+        for (index, route) in configuration.routes.enumerated() {
+            guard let caFile = route.webhook?.caFile else { continue }
+            do {
+                _ = try ListenerTLS.certificates(in: caFile, key: "routes[\(index)].webhook.ca_file")
+            } catch {
+                throw ConfigError(source: path, path: error.path, message: error.message)
+            }
+        }
         return (configuration, digest(of: bytes))
     }
 

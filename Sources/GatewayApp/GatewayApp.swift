@@ -43,6 +43,8 @@ package final class GatewayApp: Sendable {
     private let retiredPools = Mutex<[BackendPool]>([])
     private let storeService: OperationStoreService?
     private let storeHealth: StoreHealthService?
+    /// Shuts the completion webhooks' HTTP client down after the async dispatcher stopped.
+    private let webhookService: WebhookService?
     private let group: any EventLoopGroup
     private let inProcessRunner: any TriggerRunner
     /// Told of every finished request, in order (`FrontendServices.requestObservers`), in every generation.
@@ -95,14 +97,10 @@ package final class GatewayApp: Sendable {
         }
         let health = HealthRegistry(async: store == nil ? nil : (openedStore == nil ? .notServing : .serving))
         self.health = health
+        let webhooks = store.map { _ in WebhookSender(group: group, logger: logger, metrics: metrics.webhooks) }
+        self.webhookService = webhooks.map { WebhookService(sender: $0) }
         let operations = store.map {
-            AsyncOperations(
-                store: $0,
-                settings: config.store,
-                routes: routes,
-                webhooks: WebhookSender(group: group, logger: logger, metrics: metrics.webhooks),
-                metrics: metrics
-            )
+            AsyncOperations(store: $0, settings: config.store, routes: routes, webhooks: webhooks, metrics: metrics)
         }
         self.operations = operations
         // Loaded again here (ConfigFile.load checked the files): a failure now (the files changed meanwhile)
@@ -361,13 +359,15 @@ package final class GatewayApp: Sendable {
 }
 
 extension GatewayApp {
-    /// The services to run, in start order: the store, its health probe, the async dispatcher, the listener. A
-    /// `ServiceGroup` stops them in reverse: the listener drains first, then the dispatcher (running calls
-    /// finish, queued work stays stored), then the store closes.
+    /// The services to run, in start order: the store, its health probe, the webhook client, the async
+    /// dispatcher, the listener. A `ServiceGroup` stops them in reverse: the listener drains first, then the
+    /// dispatcher (running calls finish, queued work stays stored), then webhook POSTs under way finish and the
+    /// webhook client closes, then the store closes.
     package var services: [any Service] {
         var services: [any Service] = []
         if let storeService { services.append(storeService) }
         if let storeHealth { services.append(storeHealth) }
+        if let webhookService { services.append(webhookService) }
         if let asyncDispatcher { services.append(asyncDispatcher) }
         if let scheduler { services.append(scheduler) }
         services.append(server)

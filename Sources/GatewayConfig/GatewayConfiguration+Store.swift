@@ -84,11 +84,13 @@ extension GatewayConfiguration {
     static func readWebhook(_ node: Node, at path: String, _ reader: ConfigNodeReader) throws(ConfigError)
         -> WebhookConfiguration
     {
-        let m = try reader.mapping(node, at: path, allowed: ["url", "secret", "max_attempts", "backoff", "timeout"])
+        let m = try reader.mapping(
+            node, at: path, allowed: ["url", "secret", "max_attempts", "backoff", "timeout", "ca_file"])
         guard let urlNode = m["url"] else { throw reader.error(m.path("url"), m.node, "missing (required)") }
         let url = try reader.nonEmptyString(urlNode, at: m.path("url"))
-        guard url.lowercased().hasPrefix("http://") else {
-            throw reader.error(m.path("url"), urlNode, "expected an http:// URL (TLS to webhooks is not supported yet)")
+        let lowercased = url.lowercased()
+        guard lowercased.hasPrefix("http://") || lowercased.hasPrefix("https://") else {
+            throw reader.error(m.path("url"), urlNode, "expected an http:// or https:// URL")
         }
         let endpoint: BackendEndpoint
         do {
@@ -98,9 +100,17 @@ extension GatewayConfiguration {
         }
         var webhook = WebhookConfiguration(
             url: url,
-            endpoint: BackendEndpoint(host: endpoint.host, port: endpoint.port),
+            endpoint: BackendEndpoint(host: endpoint.host, port: endpoint.port, scheme: endpoint.scheme),
             path: endpoint.basePath.isEmpty ? "/" : endpoint.basePath
         )
+        if let n = m["ca_file"] {
+            // The file itself is read by ConfigFile.load (start, check-config, reload) and at each delivery.
+            guard endpoint.scheme == .https else {
+                throw reader.error(
+                    m.path("ca_file"), n, "needs an https:// url (a CA verifies the receiver's certificate)")
+            }
+            webhook.caFile = try reader.nonEmptyString(n, at: m.path("ca_file"))
+        }
         if let n = m["secret"] { webhook.secret = try reader.nonEmptyString(n, at: m.path("secret")) }
         if let n = m["max_attempts"] {
             webhook.maxAttempts = try reader.int(

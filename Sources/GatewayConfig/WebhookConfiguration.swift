@@ -1,8 +1,9 @@
 /// A route's completion webhook (`routes[i].webhook`): where the gateway POSTs an async operation's JSON
 /// when it finishes, and the secret it signs the body with.
 package struct WebhookConfiguration: Sendable, Equatable {
-    /// As written (`http://host:port/path`), for logs.
+    /// As written (`http://host:port/path` or `https://…`), for logs.
     package var url: String
+    /// Host, port and scheme (`http`, or `https` for TLS); a port the URL leaves out is 80 or 443.
     package var endpoint: BackendEndpoint
     /// The request path (`/path`, `/` when the URL has none).
     package var path: String
@@ -12,8 +13,11 @@ package struct WebhookConfiguration: Sendable, Equatable {
     package var maxAttempts: Int
     /// Wait before the second delivery, doubled for each further one.
     package var backoff: Duration
-    /// How long one delivery may take.
+    /// How long one delivery may take: connect, TLS handshake, request and answer together.
     package var timeout: Duration
+    /// `ca_file` (https only): PEM CA certificates the receiver's certificate is verified against instead of
+    /// the system's trust store.
+    package var caFile: String?
 
     package init(
         url: String,
@@ -22,7 +26,8 @@ package struct WebhookConfiguration: Sendable, Equatable {
         secret: String? = nil,
         maxAttempts: Int = 5,
         backoff: Duration = .seconds(1),
-        timeout: Duration = .seconds(10)
+        timeout: Duration = .seconds(10),
+        caFile: String? = nil
     ) {
         self.url = url
         self.endpoint = endpoint
@@ -31,7 +36,11 @@ package struct WebhookConfiguration: Sendable, Equatable {
         self.maxAttempts = maxAttempts
         self.backoff = backoff
         self.timeout = timeout
+        self.caFile = caFile
     }
+
+    /// The URL each delivery POSTs to: `<scheme>://<host>:<port><path>` (an IPv6 host in brackets).
+    package var requestURL: String { "\((endpoint.scheme ?? .http).rawValue)://\(endpoint.authority)\(path)" }
 
     package static let maxAttemptsRange = 1...100
 }

@@ -367,7 +367,10 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             return
         }
         if let timedOut = event as? HTTP1RequestTimedOutEvent {
-            // The timeout handler in front answered 408 on its own: that is this request's end.
+            // The timeout handler in front answered 408 on its own: that is this request's end, and the
+            // connection's (it closes once the 408 is written). Nothing read after it is served or answered: the
+            // rest of a head or body arriving late, or bytes the decoder fails on.
+            state = .closed
             if open == nil {
                 open = services.openRequest(
                     requestID: timedOut.requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "")
@@ -462,6 +465,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         if error is HTTPParserError, case .discarding(keepAlive: false) = state {
             // The head was answered already (e.g. a Transfer-Encoding we refuse, which llhttp also fails on
             // right after the head) and a lingering close is under way: closing now could lose that answer.
+            return
+        }
+        if error is HTTPParserError, case .closed = state {
+            // A response already ended the connection (the request timeout's 408, a 503 at the grace's end) and
+            // its close is under way: bytes decoded after it get no second answer, and closing now could cut
+            // the first one short.
             return
         }
         if let parserError = error as? HTTPParserError, case .idle = state {

@@ -102,18 +102,42 @@ struct WebhookConfigurationTests {
                     webhook: {url: "http://127.0.0.1:9000/hooks/x", secret: k, max_attempts: 3, backoff: 2s, timeout: 5s}
                 """
         let webhook = try #require(try GatewayConfiguration.parse(yaml: yaml, source: "t.yaml").routes[0].webhook)
-        #expect(webhook.endpoint == BackendEndpoint(host: "127.0.0.1", port: 9000))
+        #expect(webhook.endpoint == BackendEndpoint(host: "127.0.0.1", port: 9000, scheme: .http))
         #expect(webhook.path == "/hooks/x")
+        #expect(webhook.requestURL == "http://127.0.0.1:9000/hooks/x")
         #expect(webhook.secret == "k")
         #expect(webhook.maxAttempts == 3)
         #expect(webhook.backoff == .seconds(2))
         #expect(webhook.timeout == .seconds(5))
+        #expect(webhook.caFile == nil)
+    }
+
+    @Test("an https webhook: port 443 unless given, its ca_file, an IPv6 host in brackets")
+    func https() throws {
+        let yaml =
+            Self.pools + """
+                routes:
+                  - {namespace: a, pool: demo, webhook: {url: "https://hooks.example/done", ca_file: /etc/ca.pem}}
+                  - {namespace: b, pool: demo, webhook: {url: "HTTPS://[::1]:8443"}}
+                """
+        let routes = try GatewayConfiguration.parse(yaml: yaml, source: "t.yaml").routes
+        let first = try #require(routes[0].webhook)
+        #expect(first.requestURL == "https://hooks.example:443/done")
+        #expect(first.caFile == "/etc/ca.pem")
+        let second = try #require(routes[1].webhook)
+        #expect(second.requestURL == "https://[::1]:8443/")
+        #expect(second.caFile == nil)
     }
 
     @Test(
         "bad webhooks name their path",
         arguments: [
-            ("{url: \"https://x:1/h\"}", "t.yaml: routes[0].webhook.url: expected an http:// URL"),
+            ("{url: \"ftp://x:1/h\"}", "t.yaml: routes[0].webhook.url: expected an http:// or https:// URL"),
+            (
+                "{url: \"http://x:1/h\", ca_file: /ca.pem}",
+                "t.yaml: routes[0].webhook.ca_file: needs an https:// url"
+            ),
+            ("{url: \"https://x:1/h\", ca_file: \"\"}", "t.yaml: routes[0].webhook.ca_file:"),
             ("{secret: k}", "t.yaml: routes[0].webhook.url: missing (required)"),
             ("{url: \"http://x:1/\", max_attempts: 0}", "t.yaml: routes[0].webhook.max_attempts: 0 is out of range"),
             ("{url: \"http://x:1/\", retries: 2}", "t.yaml: routes[0].webhook.retries: unknown key"),

@@ -1,6 +1,7 @@
 import AsyncDispatch
 import Clocks
 import Foundation
+import GatewayApp
 import GatewayConfig
 import GatewayTestSupport
 import Logging
@@ -134,6 +135,146 @@ extension AsyncWebhookTests {
         // The third answered 204: delivered, nothing more is pending.
         #expect(await eventually(within: .seconds(10)) { sender.pending == 0 })
         #expect(receiver.requests.count == 3)
+        await sender.shutdown()
+    }
+
+    @Test("shutdown cuts a backoff wait short (its retries are dropped) and later deliveries are not sent")
+    func shutdownDropsRetries() async throws {
+        let receiver = try await WebhookReceiver.start(failFirst: 1)
+        defer { Task { await receiver.stop() } }
+        let clock = TestClock()
+        var logger = Logger(label: "webhook-test")
+        logger.logLevel = .critical
+        let sender = WebhookSender(group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
+        let webhook = WebhookConfiguration(
+            url: "http://127.0.0.1:\(receiver.port)/hooks",
+            endpoint: BackendEndpoint(host: "127.0.0.1", port: receiver.port),
+            path: "/hooks", maxAttempts: 3, backoff: .seconds(3600)
+        )
+        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
+        #expect(await eventually(within: .seconds(10)) { receiver.requests.count == 1 })
+        // The 500 answered, the delivery waits an hour of a clock nobody moves; shutdown ends it at once.
+        try await withTimeout(.seconds(10)) { await sender.shutdown() }
+        #expect(sender.pending == 0)
+        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-2", to: webhook)
+        #expect(sender.pending == 0)
+        await clock.advance(by: .seconds(7200))
+        #expect(receiver.requests.count == 1)
+    }
+}
+
+extension AsyncWebhookTests {
+    /// An https receiver: the recording receiver behind a TLS front with the test PKI's `localhost` certificate.
+    static func withHTTPSReceiver<T>(
+        _ pki: TestCertificates,
+        _ body: (WebhookReceiver, TLSTerminator) async throws -> T
+    ) async throws -> T {
+        let receiver = try await WebhookReceiver.start(failFirst: 0)
+        let front = try await TLSTerminator(
+            certFile: pki.serverCert, keyFile: pki.serverKey, applicationProtocols: ["http/1.1"],
+            backendPort: receiver.port)
+        defer {
+            Task {
+                await front.close()
+                await receiver.stop()
+            }
+        }
+        return try await body(receiver, front)
+    }
+
+    @Test("an https:// webhook is POSTed over TLS, the receiver's certificate verified against the route's ca_file")
+    func https() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await Self.withHTTPSReceiver(pki) { receiver, front in
+            let yaml = """
+                pools:
+                  - {name: demo, transport: inprocess}
+                routes:
+                  - namespace: demo
+                    pool: demo
+                    webhook: {url: "https://localhost:\(front.port)/hooks/tls", secret: s3cret, ca_file: \(pki.caFile)}
+                """
+            try await withTestGateway(yaml: yaml) { gateway in
+                let client = try await AsyncClient.connect(port: gateway.port)
+                var names: [String] = []
+                // Two deliveries: the second reuses the first's connection (the client's pool keeps it alive).
+                for word in ["one", "two"] {
+                    let (_, body) = try await client.trigger("upper", ["w": word])
+                    let name = try #require(body.operationName)
+                    _ = try await client.waitDone(name)
+                    names.append(name)
+                    #expect(await eventually(within: .seconds(10)) { receiver.requests.count == names.count })
+                }
+                let requests = receiver.requests
+                try #require(requests.count == 2)
+                #expect(requests.map(\.path) == ["/hooks/tls", "/hooks/tls"])
+                #expect(
+                    requests.map { $0.headers["trigger-gateway-operation"] }
+                        == names.map { String($0.dropFirst("operations/".count)) })
+                #expect(requests[1].headers["trigger-gateway-signature"]?.contains(",v1=") == true)
+                #expect(requests[1].headers["host"] == "localhost:\(front.port)")
+                #expect(front.handshakeFailures.isEmpty, "\(front.handshakeFailures)")
+                #expect(front.clientSubjects.count == 1, "\(front.clientSubjects.count) handshakes")
+            }
+        }
+    }
+
+    @Test(
+        "a webhook's ca_file is read with the config (start, check-config, reload): unreadable or not PEM is an error")
+    func caFileChecked() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        let cases: [(file: String, error: String?)] = [
+            (
+                "\(pki.directory)/nope.pem",
+                "routes[0].webhook.ca_file: cannot read \(pki.directory)/nope.pem: no such file"
+            ),
+            (pki.clientKey, "routes[0].webhook.ca_file: "),
+            (pki.caFile, nil),
+        ]
+        for (file, expected) in cases {
+            let path = "\(pki.directory)/config-\(UUID().uuidString).yaml"
+            try """
+            pools: [{name: demo, transport: inprocess}]
+            routes:
+              - {namespace: demo, pool: demo, webhook: {url: "https://localhost:1/h", ca_file: \(file)}}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            do {
+                let loaded = try ConfigFile.load(path: path)
+                #expect(expected == nil, "accepted \(file)")
+                #expect(loaded.configuration.routes.first?.webhook?.caFile == file)
+            } catch {
+                let expected = try #require(expected, "\(error)")
+                #expect(error.description.contains(expected), "\(error)")
+            }
+        }
+    }
+
+    @Test(
+        "an https:// webhook whose certificate does not verify is not delivered: a CA that did not sign it, or none (system store)",
+        arguments: [true, false])
+    func httpsUnverified(otherCA: Bool) async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await Self.withHTTPSReceiver(pki) { receiver, front in
+            var logger = Logger(label: "webhook-test")
+            logger.logLevel = .critical
+            let sender = WebhookSender(group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            let webhook = WebhookConfiguration(
+                url: "https://localhost:\(front.port)/hooks",
+                endpoint: BackendEndpoint(host: "localhost", port: front.port, scheme: .https),
+                // One attempt of one second: AsyncHTTPClient reconnects until the attempt's deadline.
+                path: "/hooks", maxAttempts: 1, timeout: .seconds(1), caFile: otherCA ? pki.otherCAFile : nil
+            )
+            sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
+            #expect(await eventually(within: .seconds(10)) { sender.pending == 0 })
+            await sender.shutdown()
+            #expect(receiver.requests.isEmpty)
+            // The receiver's side of the refused handshake (the gateway's alert).
+            #expect(await eventually(within: .seconds(5)) { !front.handshakeFailures.isEmpty })
+            #expect(front.clientSubjects.isEmpty)
+        }
     }
 }
 

@@ -208,6 +208,36 @@ struct BackendTLSTests {
         }
     }
 
+    @Test("Host to an http backend over TLS: the server_name when set (the server behind the address), else the URL's")
+    func hostNamesServerName() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        // A recording backend (its 204 is no trigger answer: the call fails, what it was sent is what counts).
+        let backend = try await WebhookReceiver.start(failFirst: 0)
+        let front = try await TLSTerminator(
+            certFile: pki.serverCert, keyFile: pki.serverKey, applicationProtocols: ["http/1.1"],
+            backendPort: backend.port)
+        defer {
+            Task {
+                await front.close()
+                await backend.stop()
+            }
+        }
+        let endpoint = "https://127.0.0.1:\(front.port)"
+        for (serverName, host) in [
+            ("", "127.0.0.1:\(front.port)"), (", server_name: localhost", "localhost:\(front.port)"),
+        ] {
+            let before = backend.requests.count
+            let yaml = Self.yaml(transport: "http", endpoint: endpoint, tls: "{ca_file: \(pki.caFile)\(serverName)}")
+            try await withTestGateway(yaml: yaml) { gateway in
+                _ = try await Self.trigger(port: gateway.port)
+            }
+            let sent = backend.requests.dropFirst(before)
+            #expect(!sent.isEmpty)
+            #expect(sent.allSatisfy { $0.path == "/run" && $0.headers["host"] == host }, "\(sent.map(\.headers))")
+        }
+    }
+
     @Test("a backend that requires a client certificate: served with cert_file/key_file, refused clearly without")
     func clientCertificate() async throws {
         let pki = try await TestCertificates.make()

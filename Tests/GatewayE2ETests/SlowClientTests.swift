@@ -2,6 +2,7 @@ import DemoRunner
 import Foundation
 import GatewayTestSupport
 import NIOCore
+import Observability
 import Synchronization
 import Testing
 
@@ -246,6 +247,32 @@ struct SlowClientTests {
                 #expect(outcome.text.lowercased().contains("connection: close"), "\(outcome.text.prefix(300))")
                 #expect(outcome.closedByServer)
             }
+        }
+    }
+
+    @Test(
+        "h1: after the header timeout's 408 the connection is over: bytes sent later get no second answer or record"
+    )
+    func h1NothingAfterHeaderTimeout() async throws {
+        let observer = RecordingObserver()
+        try await withTestGateway(yaml: "timeouts: {request_header: 200ms, idle: 5s}", requestObservers: [observer]) {
+            gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            // Half a head: the decoder holds it, unfinished, when the 408 is written.
+            socket.send("GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Partial: ")
+            let first = try await socket.waitForClose(timeout: .seconds(5), stopAfter: "not received in time")
+            #expect(first.text.hasPrefix("HTTP/1.1 408"), "\(first.text.prefix(300))")
+            // Then what a decoder fails on, and the end of the head (which must not be served either). The
+            // server may have closed already; a send that fails is part of the outcome.
+            socket.send("\u{1}\u{2}garbage\r\n\r\n")
+            let rest = try await socket.waitForClose(timeout: .seconds(5))
+            let text = first.text + rest.text
+            #expect(text.components(separatedBy: "HTTP/1.1 ").count == 2, "more than one response: \(text)")
+            #expect(rest.closedByServer || first.closedByServer)
+            // One request, one record: the 408 (a decode error at the close would add a 400 of its own).
+            _ = try await observer.records(of: try #require(observer.all.first?.requestID))
+            try await Task.sleep(for: RequestRecordTests.strayRecordWindow)
+            #expect(observer.all.map(\.status) == [408], "\(observer.all.map { ($0.requestID, $0.status) })")
         }
     }
 

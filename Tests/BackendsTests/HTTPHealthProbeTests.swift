@@ -1,0 +1,204 @@
+import Backends
+import Clocks
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import Testing
+import WireCodecs
+
+/// The http transport's active health probes over real sockets, rounds stepped on a manual clock: probes of
+/// an endpoint share one keep-alive connection, opened again only when it cannot serve the next probe.
+@Suite("http active health probes: one kept connection per endpoint")
+struct HTTPHealthProbeTests {
+    static let interval = Duration.seconds(3600)
+
+    /// A transport with an active health check every `interval` (an hour: only the manual clock moves it) on
+    /// one endpoint.
+    static func transport(port: Int, clock: TestClock<Duration>) -> HTTPBackendTransport {
+        let configuration = BackendPoolConfiguration(
+            name: "probed",
+            transport: .http,
+            endpoints: [.init(host: "127.0.0.1", port: port)],
+            connectTimeout: .seconds(2),
+            healthCheck: HealthCheckConfiguration(
+                interval: TimeAmount(interval), timeout: .seconds(2), healthyThreshold: 1, unhealthyThreshold: 1)
+        )
+        return HTTPBackendTransport(
+            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, codecLimits: .defaults,
+            healthCheckClock: clock)
+    }
+
+    /// Moves the clock an interval at a time until the backend has answered `count` probes (bounded in wall
+    /// time). A step taken before the checker waits only moves `now`; its wait then ends at a later step.
+    static func step(_ clock: TestClock<Duration>, until count: Int, _ backend: ProbeBackend) async throws -> Bool {
+        let started = ContinuousClock.now
+        while backend.requests < count {
+            guard ContinuousClock.now - started < .seconds(10) else { return false }
+            await clock.advance(by: interval)
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return true
+    }
+
+    @Test("five probes, one connection: each probe after the first reuses the kept one", .timeLimit(.minutes(1)))
+    func oneConnection() async throws {
+        let backend = try await ProbeBackend.start()
+        let clock = TestClock()
+        let transport = Self.transport(port: backend.port, clock: clock)
+        defer { transport.retire() }
+        #expect(try await Self.step(clock, until: 5, backend))
+        #expect(backend.requests == 5)
+        #expect(backend.accepted == 1, "\(backend.accepted) connections for 5 probes")
+        #expect(backend.paths.allSatisfy { $0 == "/healthz" })
+        #expect(transport.balancer.isAvailable(0))
+        // Retiring the pool closes the kept connection.
+        transport.retire()
+        #expect(await backend.waitUntilClosed(1))
+        await backend.stop()
+    }
+
+    @Test(
+        "a Connection: close answer, or a kept connection the backend closed while idle, is opened again; no false failure",
+        .timeLimit(.minutes(1)),
+        arguments: [ProbeBackend.Close.announced, .silently]
+    )
+    func reopened(close: ProbeBackend.Close) async throws {
+        // The second probe's connection ends after its answer: told (`Connection: close`) or not (the backend
+        // closes it idle, as a keep-alive timeout does).
+        let backend = try await ProbeBackend.start(closeAfter: 2, close: close)
+        let clock = TestClock()
+        let transport = Self.transport(port: backend.port, clock: clock)
+        defer { transport.retire() }
+        #expect(try await Self.step(clock, until: 2, backend))
+        // The third probe finds the connection gone: it opens a new one (not counted against the endpoint).
+        #expect(await backend.waitUntilClosed(1))
+        #expect(try await Self.step(clock, until: 5, backend))
+        #expect(backend.accepted == 2, "\(backend.accepted) connections for 5 probes")
+        #expect(transport.balancer.isAvailable(0), "a probe that only found its kept connection closed failed")
+        await backend.stop()
+    }
+
+    @Test("a probe answered 500 fails the endpoint and keeps the connection; one that times out opens a new one")
+    func failures() async throws {
+        let backend = try await ProbeBackend.start(status: { $0 == 2 ? .internalServerError : .ok }, silentAt: 4)
+        let clock = TestClock()
+        let transport = Self.transport(port: backend.port, clock: clock)
+        defer { transport.retire() }
+        #expect(try await Self.step(clock, until: 2, backend))
+        #expect(try await eventuallyTrue { !transport.balancer.isAvailable(0) }, "a 500 did not fail the probe")
+        #expect(try await Self.step(clock, until: 3, backend))
+        #expect(try await eventuallyTrue { transport.balancer.isAvailable(0) })
+        #expect(backend.accepted == 1)
+        // Probe 4 is never answered: its timeout (2 s) closes the connection; probe 5 connects again.
+        #expect(try await Self.step(clock, until: 4, backend))
+        #expect(try await eventuallyTrue { !transport.balancer.isAvailable(0) }, "an unanswered probe passed")
+        #expect(try await Self.step(clock, until: 5, backend))
+        #expect(backend.accepted == 2)
+        #expect(try await eventuallyTrue { transport.balancer.isAvailable(0) })
+        await backend.stop()
+    }
+}
+
+/// Polls `condition` every 5 ms for up to 10 s.
+func eventuallyTrue(_ condition: () -> Bool) async throws -> Bool {
+    let started = ContinuousClock.now
+    while !condition() {
+        guard ContinuousClock.now - started < .seconds(10) else { return false }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    return true
+}
+
+/// An HTTP/1.1 backend on loopback that counts accepted connections and requests, answering each per the test.
+final class ProbeBackend: Sendable {
+    enum Close: Sendable { case announced, silently }
+
+    let port: Int
+    private let channel: any Channel
+    private let state: State
+
+    final class State: Sendable {
+        let counts = Mutex<(accepted: Int, closed: Int, paths: [String])>((0, 0, []))
+        let closeAfter: Int?
+        let close: Close
+        let status: @Sendable (Int) -> HTTPResponseStatus
+        let silentAt: Int?
+        init(
+            closeAfter: Int?, close: Close, status: @escaping @Sendable (Int) -> HTTPResponseStatus, silentAt: Int?
+        ) {
+            self.closeAfter = closeAfter
+            self.close = close
+            self.status = status
+            self.silentAt = silentAt
+        }
+    }
+
+    var accepted: Int { state.counts.withLock { $0.accepted } }
+    var requests: Int { state.counts.withLock { $0.paths.count } }
+    var paths: [String] { state.counts.withLock { $0.paths } }
+
+    private init(port: Int, channel: any Channel, state: State) {
+        self.port = port
+        self.channel = channel
+        self.state = state
+    }
+
+    /// `closeAfter`: the request after whose answer the connection ends (`close` says how); `status`: the answer
+    /// to request n (1-based, over all connections); `silentAt`: a request left unanswered.
+    static func start(
+        closeAfter: Int? = nil,
+        close: Close = .announced,
+        status: @escaping @Sendable (Int) -> HTTPResponseStatus = { _ in .ok },
+        silentAt: Int? = nil
+    ) async throws -> ProbeBackend {
+        let state = State(closeAfter: closeAfter, close: close, status: status, silentAt: silentAt)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                state.counts.withLock { $0.accepted += 1 }
+                channel.closeFuture.whenComplete { _ in state.counts.withLock { $0.closed += 1 } }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(state: state))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        return ProbeBackend(port: channel.localAddress!.port!, channel: channel, state: state)
+    }
+
+    /// Waits (up to 10 s) until `count` accepted connections have closed.
+    func waitUntilClosed(_ count: Int) async -> Bool {
+        (try? await eventuallyTrue { state.counts.withLock { $0.closed } >= count }) ?? false
+    }
+
+    func stop() async { try? await channel.close() }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let state: State
+        init(state: State) { self.state = state }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .head(let head) = unwrapInboundIn(data) else { return }
+            let n = state.counts.withLock { counts in
+                counts.paths.append(head.uri)
+                return counts.paths.count
+            }
+            if n == state.silentAt { return }
+            let ends = n == state.closeAfter
+            var headers = HTTPHeaders()
+            headers.add(name: "content-length", value: "2")
+            if ends && state.close == .announced { headers.add(name: "connection", value: "close") }
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: state.status(n), headers: headers))),
+                promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if ends { channel.close(promise: nil) }
+            }
+        }
+    }
+}
