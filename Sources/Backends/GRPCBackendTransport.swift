@@ -31,7 +31,13 @@ package final class GRPCBackendTransport: TriggerRunner {
     private let healthChecker = Mutex<Task<Void, Never>?>(nil)
 
     /// `metrics`: the pool's instruments (ejections, retries, backend latency per endpoint); nil records nothing.
-    package init(configuration: BackendPoolConfiguration, group: any EventLoopGroup, metrics: PoolMetrics? = nil) {
+    /// `healthCheckClock`: what the active health check waits its interval on (tests count or step rounds).
+    package init(
+        configuration: BackendPoolConfiguration,
+        group: any EventLoopGroup,
+        metrics: PoolMetrics? = nil,
+        healthCheckClock: any Clock<Duration> = ContinuousClock()
+    ) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
         self.group = group
@@ -47,7 +53,9 @@ package final class GRPCBackendTransport: TriggerRunner {
                 tls: configuration.tls
             )
         }
-        let checker = ActiveHealthChecker.start(for: configuration, of: self) { await $0.probe($0.endpoints[$1], $2) }
+        let checker = ActiveHealthChecker.start(for: configuration, of: self, clock: healthCheckClock) {
+            await $0.probe($0.endpoints[$1], $2)
+        }
         healthChecker.withLock { $0 = checker }
     }
 

@@ -181,7 +181,8 @@ final class ScriptedRunner: TriggerRunner {
         }
         switch pipeline {
         case _ where hangs, "hang":
-            // Until cancelled: on the real clock, since no test moves time for it.
+            // A run that hangs until cancelled (the behaviour under test, not a wait): on the real clock, since
+            // no test moves time for it.
             while true { try await Task.sleep(for: .seconds(3600)) }
         case "flaky" where run == 1:
             throw GatewayError(.unavailable, "the backend is restarting")

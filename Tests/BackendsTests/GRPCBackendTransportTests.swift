@@ -1,5 +1,6 @@
 import Backends
 import DemoRunner
+import GatewayTestSupport
 import NIOCore
 import Synchronization
 import Testing
@@ -110,11 +111,10 @@ struct GRPCBackendTransportTests {
         // The next call goes out once the transport has seen the old connection go (a call racing the close may
         // reach the backend on it and fails, by design: it is not retried). Waiting on that event, not a fixed
         // sleep that a loaded machine outruns.
-        let noticed = ContinuousClock.now + .seconds(20)
-        while transport.connectionCount > 0, ContinuousClock.now < noticed {
-            try await Task.sleep(for: .milliseconds(2))
+        let noticed = await eventually(within: .seconds(20), interval: .milliseconds(2)) {
+            transport.connectionCount == 0
         }
-        #expect(transport.connectionCount == 0, "the closed connection is still counted as usable")
+        #expect(noticed, "the closed connection is still counted as usable")
         #expect(try await transport.run(makeRequest("echo", ["a": .number(2)])).outputs.first?["a"] == .number(2))
         #expect(transport.connectionCount == 1)
     }

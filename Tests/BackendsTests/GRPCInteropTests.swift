@@ -1,5 +1,6 @@
 import Backends
 import Foundation
+import GatewayTestSupport
 import NIOCore
 import Testing
 import TriggerModel
@@ -100,22 +101,22 @@ enum GRPCInterop {
     /// Runs the script to its end (bounded); returns its exit status and output.
     static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (Int32, String) {
         let process = try start(arguments)
-        let end = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning { process.terminate() }
-        while process.isRunning { try await Task.sleep(for: .milliseconds(5)) }
+        if await !eventually(within: timeout, { !process.isRunning }) { process.terminate() }
+        // After SIGTERM the script's exit is what comes next; its status is read only once it has exited.
+        _ = try await blocking { process.waitUntilExit() }
         let log = URL(fileURLWithPath: process.arguments![0]).deletingLastPathComponent()
             .appendingPathComponent("output.txt")
         return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
     }
 
     static func waitForPort(_ path: String, process: Process) async throws -> Int {
-        let end = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < end, process.isRunning {
-            if let text = try? String(contentsOfFile: path, encoding: .utf8), let port = Int(text) { return port }
-            try await Task.sleep(for: .milliseconds(20))
+        var port: Int?
+        _ = await eventually(within: .seconds(60)) {
+            port = (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0) }
+            return port != nil || !process.isRunning
         }
-        throw GatewayError(.unavailable, "the grpcio server did not start")
+        guard let port else { throw GatewayError(.unavailable, "the grpcio server did not start") }
+        return port
     }
 
     static let script = #"""

@@ -1,5 +1,6 @@
 import Backends
 import Clocks
+import GatewayTestSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -32,13 +33,11 @@ struct HTTPHealthProbeTests {
     /// Moves the clock an interval at a time until the backend has answered `count` probes (bounded in wall
     /// time). A step taken before the checker waits only moves `now`; its wait then ends at a later step.
     static func step(_ clock: TestClock<Duration>, until count: Int, _ backend: ProbeBackend) async throws -> Bool {
-        let started = ContinuousClock.now
-        while backend.requests < count {
-            guard ContinuousClock.now - started < .seconds(10) else { return false }
+        await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+            if backend.requests >= count { return true }
             await clock.advance(by: interval)
-            try await Task.sleep(for: .milliseconds(5))
+            return false
         }
-        return true
     }
 
     @Test("five probes, one connection: each probe after the first reuses the kept one", .timeLimit(.minutes(1)))
@@ -86,28 +85,18 @@ struct HTTPHealthProbeTests {
         let transport = Self.transport(port: backend.port, clock: clock)
         defer { transport.retire() }
         #expect(try await Self.step(clock, until: 2, backend))
-        #expect(try await eventuallyTrue { !transport.balancer.isAvailable(0) }, "a 500 did not fail the probe")
+        #expect(await eventually(within: .seconds(10), interval: .milliseconds(5)) { !transport.balancer.isAvailable(0) }, "a 500 did not fail the probe")
         #expect(try await Self.step(clock, until: 3, backend))
-        #expect(try await eventuallyTrue { transport.balancer.isAvailable(0) })
+        #expect(await eventually(within: .seconds(10), interval: .milliseconds(5)) { transport.balancer.isAvailable(0) })
         #expect(backend.accepted == 1)
         // Probe 4 is never answered: its timeout (2 s) closes the connection; probe 5 connects again.
         #expect(try await Self.step(clock, until: 4, backend))
-        #expect(try await eventuallyTrue { !transport.balancer.isAvailable(0) }, "an unanswered probe passed")
+        #expect(await eventually(within: .seconds(10), interval: .milliseconds(5)) { !transport.balancer.isAvailable(0) }, "an unanswered probe passed")
         #expect(try await Self.step(clock, until: 5, backend))
         #expect(backend.accepted == 2)
-        #expect(try await eventuallyTrue { transport.balancer.isAvailable(0) })
+        #expect(await eventually(within: .seconds(10), interval: .milliseconds(5)) { transport.balancer.isAvailable(0) })
         await backend.stop()
     }
-}
-
-/// Polls `condition` every 5 ms for up to 10 s.
-func eventuallyTrue(_ condition: () -> Bool) async throws -> Bool {
-    let started = ContinuousClock.now
-    while !condition() {
-        guard ContinuousClock.now - started < .seconds(10) else { return false }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-    return true
 }
 
 /// An HTTP/1.1 backend on loopback that counts accepted connections and requests, answering each per the test.
@@ -169,7 +158,7 @@ final class ProbeBackend: Sendable {
 
     /// Waits (up to 10 s) until `count` accepted connections have closed.
     func waitUntilClosed(_ count: Int) async -> Bool {
-        (try? await eventuallyTrue { state.counts.withLock { $0.closed } >= count }) ?? false
+        await eventually(within: .seconds(10), interval: .milliseconds(5)) { state.counts.withLock { $0.closed } >= count }
     }
 
     func stop() async { try? await channel.close() }

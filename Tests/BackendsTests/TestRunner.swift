@@ -1,3 +1,4 @@
+import GatewayTestSupport
 import NIOCore
 import Synchronization
 import TriggerModel
@@ -19,6 +20,7 @@ struct TestRunner: TriggerRunner {
         let first = request.inputs.first?.variables ?? ValueObject()
         switch request.ref.pipeline {
         case "echo":
+            // A slow pipeline when asked (`delay_ms`): the backend's run time under test, not a wait.
             if let ms = first["delay_ms"]?.numberValue { try await Task.sleep(for: .milliseconds(Int(ms))) }
             return TriggerResult(outputs: request.inputs.map(\.variables))
         case "meta":
@@ -36,6 +38,7 @@ struct TestRunner: TriggerRunner {
         case "slow":
             probe.bump("slow.started")
             do {
+                // A run that lasts `ms` (a minute by default: until cancelled), the workload under test.
                 try await Task.sleep(for: .milliseconds(Int(first["ms"]?.numberValue ?? 60_000)))
             } catch {
                 probe.bump("slow.cancelled")
@@ -78,6 +81,7 @@ struct TestRunner: TriggerRunner {
                 defer { i += 1 }
                 return i
             }
+            // The stream's pace between events (`delay_ms`): the producer's speed under test, not a wait.
             if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
             try Task.checkCancellation()
             if i == 0 { return .status(name: "PIPELINE_STATUS_UPDATED", data: ["state": .string("RUNNING")]) }
@@ -129,11 +133,6 @@ final class Probe: Sendable {
 
     /// Waits (bounded) until `key` reaches `atLeast`; returns whether it did.
     func wait(for key: String, atLeast: Int = 1, within limit: Duration = .seconds(20)) async -> Bool {
-        let end = ContinuousClock.now + limit
-        while ContinuousClock.now < end {
-            if count(key) >= atLeast { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return count(key) >= atLeast
+        await eventually(within: limit, interval: .milliseconds(5)) { count(key) >= atLeast }
     }
 }

@@ -5,6 +5,10 @@ import TriggerModel
 
 @Suite("DemoPipelines", .timeLimit(.minutes(1)))
 struct DemoPipelinesTests {
+    /// How long `tokensIsPullBased` stops reading to show the producer does NOT run ahead: three of its
+    /// 100 ms delays, time for "b" and "c" to be made by a producer that did not wait to be asked.
+    static let runAheadWindow = Duration.milliseconds(100) * 3
+
     static func request(_ pipeline: String, _ inputs: ValueObject...) -> TriggerRequest {
         TriggerRequest(
             ref: PipelineRef(namespace: "demo", pipeline: pipeline, release: "r1"),
@@ -74,8 +78,8 @@ struct DemoPipelinesTests {
         #expect(try await iterator.next() == Self.running)
         _ = try await iterator.next()  // "a": the first word comes without a delay
         // A producer that ran ahead would have "b" and "c" queued by now and hand "b" over at once. This
-        // waits for something that must NOT happen (no event marks it), so it is a window: three delays.
-        try await Task.sleep(for: .milliseconds(100) * 3)
+        // waits for something that must NOT happen (no event marks it), so it is a window.
+        try await Task.sleep(for: Self.runAheadWindow)
         let asked = ContinuousClock.now
         let next = try await iterator.next()
         #expect(ContinuousClock.now - asked >= .milliseconds(100))

@@ -129,9 +129,8 @@ struct AccessLogTests {
     func levelFromFlag() async throws {
         try await ProcessTests.withGatewayProcess(["--log-level", "warning"]) { server in
             try await Self.drive(port: server.port, rest: "log-rest-3", grpc: "log-grpc-3")
-            // A line that must NOT appear: give it the time one would take to reach the pipe (no event marks
-            // its absence), then look.
-            try await Task.sleep(for: .milliseconds(300))
+            // A line that must NOT appear: look once the gateway has exited and its whole log is read.
+            #expect(await server.stopAndReadLog(), "the gateway's stderr did not end")
             #expect(!server.logged.contains("log-rest-3"), "\(server.logged)")
             #expect(!server.logged.contains("configuration loaded"), "\(server.logged)")
         }

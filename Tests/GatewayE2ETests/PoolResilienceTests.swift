@@ -98,12 +98,10 @@ struct PoolResilienceTests {
                 try await Task.sleep(for: Self.outage)
                 let back = try await runners.reviveA()
                 // Back: new calls reach it after the ejection backoff (at most 5 s), with no health check.
-                let clock = ContinuousClock()
-                let deadline = clock.now + .seconds(12)
-                while Self.socketCount(back.pid) < 2, clock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(100))
+                let reached = await eventually(within: .seconds(12), interval: .milliseconds(100)) {
+                    Self.socketCount(back.pid) >= 2
                 }
-                #expect(Self.socketCount(back.pid) >= 2, "the revived endpoint got no connection")
+                #expect(reached, "the revived endpoint got no connection")
                 stop.value.store(true, ordering: .relaxed)
                 for name in names {
                     let done = try await asyncClient.waitDone(name)
@@ -349,14 +347,30 @@ struct PoolResilienceTests {
         }
     }
 
-    /// A transport of the pool's kind over `ports`, with outlier detection off (so only the health check decides)
-    /// and a fast health check.
-    /// The health-check interval of ``checkedTransport(_:ports:)``.
+    /// The health-check interval of ``checkedTransport(_:ports:healthCheckClock:)``.
     static let probeInterval = Duration.milliseconds(300)
 
+    /// The real clock, counting the health checker's waits: it waits once after recording each round, so
+    /// `rounds` is the number of probe rounds whose results the balancer has.
+    final class RoundCountingClock: Clock, Sendable {
+        typealias Instant = ContinuousClock.Instant
+        private let base = ContinuousClock()
+        private let waits = Atomic<Int>(0)
+        var rounds: Int { waits.load(ordering: .acquiring) }
+        var now: Instant { base.now }
+        var minimumResolution: Duration { base.minimumResolution }
+        func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+            waits.add(1, ordering: .releasing)
+            try await base.sleep(until: deadline, tolerance: tolerance)
+        }
+    }
+
+    /// A transport of the pool's kind over `ports`, with outlier detection off (so only the health check decides)
+    /// and a fast health check waiting on `healthCheckClock`.
     static func checkedTransport(
         _ transport: String,
-        ports: [Int]
+        ports: [Int],
+        healthCheckClock: RoundCountingClock = RoundCountingClock()
     ) -> (any TriggerRunner, EndpointBalancer, () -> Void) {
         let configuration = BackendPoolConfiguration(
             name: "checked",
@@ -378,10 +392,11 @@ struct PoolResilienceTests {
         )
         let group = MultiThreadedEventLoopGroup.singleton
         if transport == "grpc" {
-            let grpc = GRPCBackendTransport(configuration: configuration, group: group)
+            let grpc = GRPCBackendTransport(configuration: configuration, group: group, healthCheckClock: healthCheckClock)
             return (grpc, grpc.balancer, { grpc.close() })
         }
-        let http = HTTPBackendTransport(configuration: configuration, group: group, codecLimits: .defaults)
+        let http = HTTPBackendTransport(
+            configuration: configuration, group: group, codecLimits: .defaults, healthCheckClock: healthCheckClock)
         return (http, http.balancer, { http.retire() })
     }
 
@@ -402,16 +417,18 @@ struct PoolResilienceTests {
         let runners = try await RunnerPair(transport)
         defer { runners.kill() }
         let (a, b) = (runners.a, runners.b)
-        let (runner, balancer, close) = Self.checkedTransport(transport, ports: [a.port, b.port])
+        let rounds = RoundCountingClock()
+        let (runner, balancer, close) = Self.checkedTransport(transport, ports: [a.port, b.port], healthCheckClock: rounds)
         defer { close() }
         let request = TriggerRequest(
             ref: PipelineRef(namespace: "demo", pipeline: "echo"),
             inputs: [TriggerInput(variables: ["k": .number(1)])]
         )
-        // Both answer their probes: after a few rounds (threshold 1: one failed probe would take it out) both
-        // are still in. The rounds are a window in which nothing must happen (no event marks a probe that
-        // passed without changing anything), so they are slept, named after the interval.
-        try await Task.sleep(for: Self.probeInterval * 3)
+        // Both answer their probes: after three recorded rounds (threshold 1: one failed probe would take it
+        // out) both are still in. Counted on the checker's clock, not slept, so a loaded machine that runs the
+        // rounds late still checks three of them.
+        let probed = await eventually(within: .seconds(10)) { rounds.rounds >= 3 }
+        #expect(probed, "\(rounds.rounds) health-check rounds")
         #expect(balancer.isAvailable(0) && balancer.isAvailable(1))
 
         a.signal(SIGKILL)

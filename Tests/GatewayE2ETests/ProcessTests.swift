@@ -207,11 +207,10 @@ struct ProcessTests {
             let response = try await client.request("GET", "/v1beta/\(name)")
             return (try json(response.body)["operation"] as? [String: Any])?["metadata"] as? [String: Any] ?? [:]
         }
-        let end = ContinuousClock.now + .seconds(10)
-        while try await metadata(client)["state"] as? String != "running", ContinuousClock.now < end {
-            try await Task.sleep(for: .milliseconds(20))
+        let running = try await eventually(within: .seconds(10)) {
+            try await metadata(client)["state"] as? String == "running"
         }
-        #expect(try await metadata(client)["state"] as? String == "running")
+        #expect(running)
         await client.close()
         #expect(await first.stop() == 0)
 
@@ -230,13 +229,11 @@ struct ProcessTests {
         let last = try await TestProcess.Server.start(Self.gatewayPath, arguments + ["--listen", "127.0.0.1:0"])
         do {
             let client = try await TestHTTPClient.connect(port: last.port)
-            let end = ContinuousClock.now + .seconds(10)
             var seen: [String: Any] = [:]
-            repeat {
+            _ = try await eventually(within: .seconds(10)) {
                 seen = try await metadata(client)
-                if seen["state"] as? String == "running" { break }
-                try await Task.sleep(for: .milliseconds(20))
-            } while ContinuousClock.now < end
+                return seen["state"] as? String == "running"
+            }
             #expect(seen["state"] as? String == "running", "\(seen)")
             #expect(seen["attempts"] as? Int == 1, "\(seen)")
             await client.close()

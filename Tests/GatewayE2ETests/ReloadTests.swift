@@ -209,8 +209,7 @@ struct ReloadTests {
             let (_, after) = try await client.trigger("upper", ["w": "after"])
             let name = try #require(after.operationName)
             _ = try await client.waitDone(name)
-            let end = ContinuousClock.now + .seconds(10)
-            while receiver.requests.isEmpty, ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(20)) }
+            _ = await eventually(within: .seconds(10)) { !receiver.requests.isEmpty }
             let requests = receiver.requests
             #expect(requests.count == 1, "only the operation finished after the reload is posted")
             let delivered = try #require(requests.first)

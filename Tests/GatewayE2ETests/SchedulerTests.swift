@@ -2,6 +2,7 @@ import AsyncDispatch
 import FoundationEssentials
 import GatewayApp
 import GatewayConfig
+import GatewayTestSupport
 import Logging
 import OperationStore
 import Synchronization
@@ -83,11 +84,9 @@ final class SteppedSchedulerClock: SchedulerClock {
 
     /// Waits (bounded, polling) until someone sleeps until `deadline`: the scheduler finished its pass.
     func sleeper(until deadline: Date) async -> Bool {
-        for _ in 0..<500 {
-            if state.withLock({ $0.sleepers.contains { $0.deadline == deadline } }) { return true }
-            try? await Task.sleep(for: .milliseconds(10))
+        await eventually(within: .seconds(5), interval: .milliseconds(10)) {
+            state.withLock { $0.sleepers.contains { $0.deadline == deadline } }
         }
-        return false
     }
 }
 

@@ -14,9 +14,13 @@ struct SlowClientTests {
     static let floodPath = "/v1beta/namespaces/demo/pipelines/flood/trigger"
 
     /// How long a test waits to show that something does NOT happen (a connection is not cut): a multiple of
-    /// the timeout under test, since no event marks "the timer did not fire". The only sleeps in this suite
-    /// besides a client's own pace (trickles, slow readers), which is the behaviour under test.
+    /// the timeout under test, since no event marks "the timer did not fire". With `stalledStreamsWindow`,
+    /// the only sleeps in this suite besides a client's own pace (trickles, slow readers), which is the
+    /// behaviour under test.
     static func notCutWindow(_ timeout: Duration) -> Duration { timeout * 2 }
+    /// How long `h2ShutWindowsMemoryCeiling` keeps its 200 streams stalled before reading the gateway's RSS: a
+    /// window in which the gateway must NOT grow past the ceiling.
+    static let stalledStreamsWindow = Duration.seconds(1)
 
     static func echoRequest(bodySize: Int) -> (head: String, body: [UInt8]) {
         let body = Array(paddedBody(size: bodySize).readableBytesView)
@@ -348,6 +352,7 @@ struct SlowClientTests {
             var last = client.snapshot
             let started = ContinuousClock.now
             while last.streams[stream]?.closedWith == nil, ContinuousClock.now - started < .seconds(20) {
+                // The reader's pace (a window update every 100 ms): the slow client under test, not a wait.
                 try await Task.sleep(for: .milliseconds(100))
                 try await client.consumeAll()
                 last = client.snapshot
@@ -385,6 +390,7 @@ struct SlowClientTests {
             var last = client.snapshot
             let started = ContinuousClock.now
             while last.streams[stream]?.closedWith == nil, ContinuousClock.now - started < .seconds(20) {
+                // The reader's pace (a window update every 100 ms): the slow client under test, not a wait.
                 try await Task.sleep(for: .milliseconds(100))
                 try await client.consumeAll()
                 last = client.snapshot
@@ -484,7 +490,9 @@ struct SlowClientTests {
                 }
                 #expect(seen.streams.values.filter { $0.status == "200" }.count == 50)
             }
-            try await Task.sleep(for: .seconds(1))
+            // The ceiling must not be passed while the streams stay stalled: a window (no event marks that the
+            // gateway will buffer no more), after the producers already filled what they could.
+            try await Task.sleep(for: Self.stalledStreamsWindow)
             let growth = try #require(residentBytes(pid: gateway.pid)) - baseline
             #expect(growth < 32 << 20, "gateway RSS grew by \(growth >> 20) MiB for 200 stalled streams")
             for client in clients { await client.close() }
@@ -509,11 +517,7 @@ func withTimeout(_ limit: Duration, _ body: @escaping @Sendable () async -> Void
         await body()
         done.store(true, ordering: .relaxed)
     }
-    let started = ContinuousClock.now
-    while !done.load(ordering: .relaxed), ContinuousClock.now - started < limit {
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    let finished = done.load(ordering: .relaxed)
+    let finished = await eventually(within: limit, interval: .milliseconds(10)) { done.load(ordering: .relaxed) }
     #expect(finished, "not done within \(limit)")
     _ = task
 }

@@ -53,6 +53,7 @@ struct StreamBackPressureTests {
             let sampling = Task {
                 while !Task.isCancelled {
                     if let rss = residentBytes(pid: gateway.pid) { peak.withLock { $0 = max($0, rss) } }
+                    // The sampling period of the RSS peak, not a wait for an event.
                     try? await Task.sleep(for: .milliseconds(50))
                 }
             }

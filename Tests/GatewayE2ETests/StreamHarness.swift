@@ -37,13 +37,9 @@ struct StreamSetup: Sendable {
     /// The time of the cancellation after the first `count` ones, polling up to `timeout` for it (nil: none
     /// came). The bound asserted by tests is on the returned time, not on this wait.
     func cancellation(after count: Int, timeout: Duration = .seconds(5)) async -> Double? {
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start <= timeout {
-            let times = cancellationTimes
-            if times.count > count { return times[count] }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return nil
+        _ = await eventually(within: timeout, interval: .milliseconds(10)) { cancellationTimes.count > count }
+        let times = cancellationTimes
+        return times.count > count ? times[count] : nil
     }
 }
 

@@ -27,6 +27,7 @@ struct FrontendDeadlineTests {
         func run(_ request: TriggerRequest) async throws -> TriggerResult {
             started.add(1, ordering: .sequentiallyConsistent)
             do {
+                // A run that hangs until cancelled: the behaviour under test, not a wait.
                 while true { try await Task.sleep(for: .seconds(3600)) }
             } catch {
                 cancelled.add(1, ordering: .sequentiallyConsistent)

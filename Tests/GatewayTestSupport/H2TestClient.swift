@@ -102,12 +102,12 @@ package final class H2TestClient: Sendable {
 
     /// Polls until `condition` holds or `timeout` passes; returns the last snapshot either way.
     package func wait(timeout: Duration, until condition: (Snapshot) -> Bool) async throws -> Snapshot {
-        let started = ContinuousClock.now
-        while true {
-            let now = snapshot
-            if condition(now) || ContinuousClock.now - started > timeout { return now }
-            try await Task.sleep(for: .milliseconds(10))
+        var last = snapshot
+        _ = await eventually(within: timeout, interval: .milliseconds(10)) {
+            last = snapshot
+            return condition(last)
         }
+        return last
     }
 
     package func close() async {

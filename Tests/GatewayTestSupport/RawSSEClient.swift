@@ -118,6 +118,7 @@ package enum RawSSEClient {
         guard sent == bytes.count else { throw POSIXError(.EPIPE) }
     }
 
+    /// The reader's stall and pauses between sips: the slow client is the behaviour under test, not a wait.
     private static func sleep(for duration: Duration) {
         let (seconds, attoseconds) = duration.components
         let interval = Double(seconds) + Double(attoseconds) / 1e18

@@ -35,6 +35,7 @@ package enum RawTCPClient {
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
         for chunk in chunks {
             _ = chunk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            // The client's pace between chunks is the behaviour under test (a slow sender), not a wait.
             if pauseBetweenChunks > .zero {
                 let (seconds, attoseconds) = pauseBetweenChunks.components
                 usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))

@@ -16,11 +16,7 @@ package final class RecordingObserver: RequestObserver {
     /// The records of the request `id`, once at least one arrived (the record is told when the exchange ends,
     /// which may be just after the client has its answer); empty after `timeout`.
     package func records(of id: String, timeout: Duration = .seconds(5)) async throws -> [RequestRecord] {
-        let started = ContinuousClock.now
-        while true {
-            let found = all.filter { $0.requestID == id }
-            if !found.isEmpty || ContinuousClock.now - started > timeout { return found }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        _ = await eventually(within: timeout, interval: .milliseconds(5)) { all.contains { $0.requestID == id } }
+        return all.filter { $0.requestID == id }
     }
 }

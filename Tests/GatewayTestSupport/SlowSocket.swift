@@ -73,6 +73,7 @@ package final class SlowSocket: Sendable {
             let end = min(bytes.count, offset + size)
             guard send(Array(bytes[offset..<end])) else { return }
             offset = end
+            // The pause is the slow client under test, not a wait for the server.
             if offset < bytes.count { try await Task.sleep(for: pause) }
         }
     }

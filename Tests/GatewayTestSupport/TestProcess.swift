@@ -71,6 +71,8 @@ package enum TestProcess {
         private let output = Mutex("")
         /// Everything the child wrote on stderr (its log), drained continuously.
         private let errors = Mutex("")
+        /// Whether stderr reached its end (the child exited and every byte it wrote is in `errors`).
+        private let errorsEnded = Atomic<Bool>(false)
 
         private init(process: Process, port: Int, stderrPipe: Pipe) {
             self.process = process
@@ -86,12 +88,9 @@ package enum TestProcess {
 
         /// Waits up to `timeout` until the log contains `text` `atLeast` times; returns the count seen.
         package func logOccurrences(of text: String, atLeast: Int = 1, timeout: Duration) async -> Int {
-            let start = ContinuousClock.now
-            while true {
-                let count = logged.components(separatedBy: text).count - 1
-                if count >= atLeast || ContinuousClock.now - start > timeout { return count }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+            func count() -> Int { logged.components(separatedBy: text).count - 1 }
+            _ = await eventually(within: timeout) { count() >= atLeast }
+            return count()
         }
 
         /// What the child wrote to stderr (its log) so far (the same as `logged`).
@@ -100,12 +99,9 @@ package enum TestProcess {
         /// How many times `text` occurs in what the child printed, waiting up to `timeout` for at least
         /// `atLeast` of them (polled: the output arrives from another thread).
         package func occurrences(of text: String, atLeast: Int = 1, timeout: Duration) async -> Int {
-            let start = ContinuousClock.now
-            while true {
-                let count = printed.components(separatedBy: text).count - 1
-                if count >= atLeast || ContinuousClock.now - start > timeout { return count }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+            func count() -> Int { printed.components(separatedBy: text).count - 1 }
+            _ = await eventually(within: timeout) { count() >= atLeast }
+            return count()
         }
 
         package static func start(_ executable: String, _ arguments: [String]) async throws -> Server {
@@ -145,7 +141,12 @@ package enum TestProcess {
             }
             err.fileHandleForReading.readabilityHandler = { [weak server] handle in
                 let data = handle.availableData
-                guard let server, !data.isEmpty else { return }
+                guard let server else { return }
+                guard !data.isEmpty else {
+                    handle.readabilityHandler = nil
+                    server.errorsEnded.store(true, ordering: .releasing)
+                    return
+                }
                 server.errors.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
             return server
@@ -164,6 +165,16 @@ package enum TestProcess {
             let process = self.process
             _ = try? await blocking { process.waitUntilExit() }
             return process.terminationStatus
+        }
+
+        /// Stops the child (``stop(signal:)``) and waits for the end of its stderr, so that `logged` then holds
+        /// every line it will ever write: how a test shows a line was NOT logged without sleeping. Returns
+        /// whether the end came (bounded: a grandchild holding the pipe would keep it open).
+        package func stopAndReadLog(signal: Int32 = SIGTERM) async -> Bool {
+            await stop(signal: signal)
+            return await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+                errorsEnded.load(ordering: .acquiring)
+            }
         }
     }
 }
