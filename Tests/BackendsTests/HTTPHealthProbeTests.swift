@@ -33,7 +33,7 @@ struct HTTPHealthProbeTests {
     /// Moves the clock an interval at a time until the backend has answered `count` probes (bounded in wall
     /// time). A step taken before the checker waits only moves `now`; its wait then ends at a later step.
     static func step(_ clock: TestClock<Duration>, until count: Int, _ backend: ProbeBackend) async throws -> Bool {
-        await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+        await eventually(within: .seconds(10)) {
             if backend.requests >= count { return true }
             await clock.advance(by: interval)
             return false
@@ -85,16 +85,18 @@ struct HTTPHealthProbeTests {
         let transport = Self.transport(port: backend.port, clock: clock)
         defer { transport.retire() }
         #expect(try await Self.step(clock, until: 2, backend))
-        #expect(await eventually(within: .seconds(10), interval: .milliseconds(5)) { !transport.balancer.isAvailable(0) }, "a 500 did not fail the probe")
+        let failed = await eventually(within: .seconds(10)) { !transport.balancer.isAvailable(0) }
+        #expect(failed, "a 500 did not fail the probe")
         #expect(try await Self.step(clock, until: 3, backend))
-        #expect(await eventually(within: .seconds(10), interval: .milliseconds(5)) { transport.balancer.isAvailable(0) })
+        #expect(await eventually(within: .seconds(10)) { transport.balancer.isAvailable(0) })
         #expect(backend.accepted == 1)
         // Probe 4 is never answered: its timeout (2 s) closes the connection; probe 5 connects again.
         #expect(try await Self.step(clock, until: 4, backend))
-        #expect(await eventually(within: .seconds(10), interval: .milliseconds(5)) { !transport.balancer.isAvailable(0) }, "an unanswered probe passed")
+        let timedOut = await eventually(within: .seconds(10)) { !transport.balancer.isAvailable(0) }
+        #expect(timedOut, "an unanswered probe passed")
         #expect(try await Self.step(clock, until: 5, backend))
         #expect(backend.accepted == 2)
-        #expect(await eventually(within: .seconds(10), interval: .milliseconds(5)) { transport.balancer.isAvailable(0) })
+        #expect(await eventually(within: .seconds(10)) { transport.balancer.isAvailable(0) })
         await backend.stop()
     }
 }
@@ -158,7 +160,7 @@ final class ProbeBackend: Sendable {
 
     /// Waits (up to 10 s) until `count` accepted connections have closed.
     func waitUntilClosed(_ count: Int) async -> Bool {
-        await eventually(within: .seconds(10), interval: .milliseconds(5)) { state.counts.withLock { $0.closed } >= count }
+        await eventually(within: .seconds(10)) { state.counts.withLock { $0.closed } >= count }
     }
 
     func stop() async { try? await channel.close() }

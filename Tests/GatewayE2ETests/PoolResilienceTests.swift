@@ -392,7 +392,8 @@ struct PoolResilienceTests {
         )
         let group = MultiThreadedEventLoopGroup.singleton
         if transport == "grpc" {
-            let grpc = GRPCBackendTransport(configuration: configuration, group: group, healthCheckClock: healthCheckClock)
+            let grpc = GRPCBackendTransport(
+                configuration: configuration, group: group, healthCheckClock: healthCheckClock)
             return (grpc, grpc.balancer, { grpc.close() })
         }
         let http = HTTPBackendTransport(
@@ -418,7 +419,8 @@ struct PoolResilienceTests {
         defer { runners.kill() }
         let (a, b) = (runners.a, runners.b)
         let rounds = RoundCountingClock()
-        let (runner, balancer, close) = Self.checkedTransport(transport, ports: [a.port, b.port], healthCheckClock: rounds)
+        let (runner, balancer, close) = Self.checkedTransport(
+            transport, ports: [a.port, b.port], healthCheckClock: rounds)
         defer { close() }
         let request = TriggerRequest(
             ref: PipelineRef(namespace: "demo", pipeline: "echo"),
