@@ -69,10 +69,9 @@ package enum TestProcess {
 
         /// Everything the child printed on stdout after its `listening on` line (it is drained continuously).
         private let output = Mutex("")
-        /// Everything the child wrote on stderr (its log), drained continuously.
+        /// Everything the child wrote on stderr (its log), drained continuously. The drain reads and appends
+        /// under this lock, so that holding it, a byte the child wrote is either still in the pipe or here.
         private let errors = Mutex("")
-        /// Whether stderr reached its end (the child exited and every byte it wrote is in `errors`).
-        private let errorsEnded = Atomic<Bool>(false)
 
         private init(process: Process, port: Int, stderrPipe: Pipe) {
             self.process = process
@@ -140,14 +139,13 @@ package enum TestProcess {
                 server.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
             err.fileHandleForReading.readabilityHandler = { [weak server] handle in
-                let data = handle.availableData
                 guard let server else { return }
-                guard !data.isEmpty else {
-                    handle.readabilityHandler = nil
-                    server.errorsEnded.store(true, ordering: .releasing)
-                    return
+                let ended = server.errors.withLock { errors in
+                    let data = handle.availableData
+                    errors += String(decoding: data, as: UTF8.self)
+                    return data.isEmpty
                 }
-                server.errors.withLock { $0 += String(decoding: data, as: UTF8.self) }
+                if ended { handle.readabilityHandler = nil }
             }
             return server
         }
@@ -167,13 +165,19 @@ package enum TestProcess {
             return process.terminationStatus
         }
 
-        /// Stops the child (``stop(signal:)``) and waits for the end of its stderr, so that `logged` then holds
-        /// every line it will ever write: how a test shows a line was NOT logged without sleeping. Returns
-        /// whether the end came (bounded: a grandchild holding the pipe would keep it open).
+        /// Stops the child (``stop(signal:)``) and waits until its stderr pipe holds no unread byte, so that
+        /// `logged` then holds every line it wrote: how a test shows a line was NOT logged without sleeping.
+        /// Returns whether the pipe was drained (bounded by 10 s).
         package func stopAndReadLog(signal: Int32 = SIGTERM) async -> Bool {
             await stop(signal: signal)
+            let descriptor = stderrPipe.fileHandleForReading.fileDescriptor
             return await eventually(within: .seconds(10), interval: .milliseconds(5)) {
-                errorsEnded.load(ordering: .acquiring)
+                // Under the drain's lock no read is in flight: no POLLIN (only POLLHUP once the child is gone)
+                // means every byte it wrote is in `errors`.
+                errors.withLock { _ in
+                    var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                    return poll(&entry, 1, 0) >= 0 && entry.revents & Int16(POLLIN) == 0
+                }
             }
         }
     }
