@@ -157,7 +157,7 @@ struct LoopNativeCallTests {
             try await loop.submit { first.value.cancel() }.get()
             #expect(await backend.probe.wait(for: "stream.cancelled"))
             #expect(pool.slotsInUse == 0)
-            let after = try await loop.submit { try first.value.next() }.get().get()
+            let after = try await loop.submit { first.value.next() }.get().get()
             #expect(after == nil)
         }
     }

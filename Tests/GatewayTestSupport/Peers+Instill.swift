@@ -1,4 +1,4 @@
-package import Foundation
+import Foundation
 
 extension Peers {
     /// The Python of `.venv-instill`, where `scripts/setup.sh --test` installs instill-sdk 0.18.0 (its pins
