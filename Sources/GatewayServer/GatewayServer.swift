@@ -251,7 +251,7 @@ package final class GatewayServer: Service {
             channel.writeAndFlush(response).whenComplete { _ in channel.close(promise: nil) }
         case .http1:
             countOpen(channel, .http1, tls: secure, metrics: services.metrics)
-            try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
+            try sync.addHandler(ReadIdleHandler(timeout: services.idleTimeout))
             try sync.addHandler(HTTPResponseEncoder())
             let requestTimeouts = HTTP1RequestTimeoutHandler(
                 headerTimeout: services.slowClients.requestHeaderTimeout,

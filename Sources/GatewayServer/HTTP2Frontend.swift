@@ -25,7 +25,7 @@ extension GatewayServer {
         configuration.connectionOutboundHighWatermark = services.slowClients.connectionBufferBytes
         configuration.flushesOncePerTick = true
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(IdleStateHandler(readTimeout: services.idleTimeout))
+        try sync.addHandler(ReadIdleHandler(timeout: services.idleTimeout))
         frontend.session = try sync.configureHTTP2Session(
             role: .server, configuration: configuration, delegate: frontend)
         try sync.addHandler(frontend)

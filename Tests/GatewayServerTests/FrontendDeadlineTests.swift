@@ -16,7 +16,8 @@ import WireCodecs
 /// head's arrival, or the route's pool `request_timeout` when that is shorter (folded in at the frontend,
 /// `RequestContext`). The connection runs on NIO's testing loop, whose clock moves only when told, and the
 /// frontend's clock is that loop's (`FrontendServices.clock`): the tests stand one nanosecond before the
-/// deadline and then on it, with hour-long timeouts and a one-minute limit, so no real time decides anything.
+/// deadline and then on it, with hour-long timeouts and a one-minute limit, so no real time decides anything;
+/// the idle timeout of a connection with nothing to do likewise.
 @Suite("Sync trigger deadlines through the HTTP/1.1 frontend, on the event loop's clock")
 struct FrontendDeadlineTests {
     /// Runs every pipeline until cancelled, counting runs started and cancelled.
@@ -45,7 +46,8 @@ struct FrontendDeadlineTests {
     static func connection(
         requestTimeout: TimeAmount,
         poolTimeout: TimeAmount,
-        runner: Hanging
+        runner: Hanging,
+        idleTimeout: TimeAmount = .hours(24)
     ) async throws -> (NIOAsyncTestingEventLoop, NIOAsyncTestingChannel) {
         let loop = NIOAsyncTestingEventLoop()
         let pool = BackendPool(
@@ -59,7 +61,7 @@ struct FrontendDeadlineTests {
             maxHeaderBytes: 16_384,
             maxConcurrentStreams: 8,
             requestTimeout: requestTimeout,
-            idleTimeout: .hours(24),
+            idleTimeout: idleTimeout,
             logger: Logger(label: "deadline-test", factory: { _ in SwiftLogNoOpLogHandler() })
         )
         services.clock = { loop.now }
@@ -122,5 +124,19 @@ struct FrontendDeadlineTests {
     func poolTimeout() async throws {
         try await Self.expectCut(
             at: .minutes(30), requestTimeout: .hours(1), poolTimeout: .minutes(30), message: "1800s")
+    }
+
+    @Test(
+        "an HTTP/1.1 connection with nothing to do is closed at timeouts.idle, not a nanosecond before",
+        .timeLimit(.minutes(1)))
+    func idleConnection() async throws {
+        let (loop, channel) = try await Self.connection(
+            requestTimeout: .hours(1), poolTimeout: .hours(1), runner: Hanging(), idleTimeout: .hours(2))
+        await loop.advanceTime(by: .hours(2) - .nanoseconds(1))
+        #expect(channel.isActive, "closed before the idle timeout")
+        await loop.advanceTime(by: .nanoseconds(1))
+        #expect(await eventually(within: .seconds(20)) { !channel.isActive }, "still open after the idle timeout")
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
     }
 }

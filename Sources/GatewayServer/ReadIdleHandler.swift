@@ -1,0 +1,90 @@
+import NIOCore
+
+/// Fires `IdleStateHandler.IdleStateEvent.read` when a connection has read nothing for `timeout`
+/// (`timeouts.idle`), as NIO's `IdleStateHandler(readTimeout:)` does, but measured on the event loop's own
+/// clock (`EventLoop.now`).
+///
+/// Why our own: NIO's handler reads `NIODeadline.now()` (the wall clock) when its timer fires, so on a testing
+/// loop whose time is moved by hand it never sees the idle time pass, and the idle rule could only be tested
+/// by waiting in real time (issue 19, item 5). On a real loop `EventLoop.now` is `NIODeadline.now()`, so the
+/// behaviour is the same: the timer starts when the channel is active, a read in progress or a completed read
+/// pushes it back by the time read since, and after firing the next check is one whole `timeout` later. The
+/// consumers (`HTTP1FrontendHandler`, `HTTP2FrontendConnection`) keep matching NIO's event type.
+final class ReadIdleHandler: ChannelDuplexHandler {
+    typealias InboundIn = NIOAny
+    typealias InboundOut = NIOAny
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
+
+    private let timeout: TimeAmount
+    private var lastRead: NIODeadline?
+    private var reading = false
+    private var check: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stop()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stop()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if reading {
+            reading = false
+            lastRead = context.eventLoop.now
+        }
+        context.fireChannelReadComplete()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard check == nil, timeout > .zero else { return }
+        lastRead = context.eventLoop.now
+        schedule(context, in: timeout)
+    }
+
+    private func stop() {
+        check?.cancel()
+        check = nil
+    }
+
+    private func schedule(_ context: ChannelHandlerContext, in amount: TimeAmount) {
+        check = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [self] in
+            fire(context)
+        }
+    }
+
+    private func fire(_ context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        if reading {
+            schedule(context, in: timeout)
+            return
+        }
+        let idle = context.eventLoop.now - (lastRead ?? context.eventLoop.now)
+        if idle >= timeout {
+            schedule(context, in: timeout)
+            context.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        } else {
+            schedule(context, in: timeout - idle)
+        }
+    }
+}
