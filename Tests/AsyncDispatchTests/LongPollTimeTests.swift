@@ -43,6 +43,15 @@ struct LongPollTimeTests {
         var answered: Bool { done.value.withLock { $0 } }
     }
 
+    /// Claims the only queued operation `id` as `owner` and stores its success, as a dispatcher would.
+    static func runToSuccess(_ id: String, in store: any OperationStore, as owner: String, at now: Date) async throws {
+        let claimed = try await store.claim(owner: owner, leaseDuration: hour, limit: 1, now: now, scope: .all)
+        #expect(claimed.map(\.id) == [id])
+        let stored = try await store.complete(
+            id: id, owner: owner, result: TriggerResult(outputs: [["done": .bool(true)]]), now: now)
+        #expect(stored)
+    }
+
     @Test("an unfinished operation is answered when the wait ends, not a second before", .timeLimit(.minutes(1)))
     func waitEndsOnTheClock() async throws {
         try await withRecordingStore { store in
@@ -88,14 +97,7 @@ struct LongPollTimeTests {
             let poll = PendingPoll(operations, operation.id, wait: Self.hour)
             #expect(await time.settle(sleepers: Self.sleepers))
             // Another instance claims and completes it: the store changes, nothing here is told.
-            let now = time.wallClock()
-            let claimed = try await store.claim(
-                owner: "other", leaseDuration: Self.hour, limit: 1, now: now, scope: .all)
-            #expect(claimed.map(\.id) == [operation.id])
-            #expect(
-                try await store.complete(
-                    id: operation.id, owner: "other", result: TriggerResult(outputs: [["done": .bool(true)]]),
-                    now: now))
+            try await Self.runToSuccess(operation.id, in: store, as: "other", at: time.wallClock())
             #expect(await time.advance(by: Self.poll - .seconds(1), settlingOn: Self.sleepers))
             #expect(!poll.answered, "answered before the next re-read")
             await time.advance(by: .seconds(1))
@@ -111,12 +113,7 @@ struct LongPollTimeTests {
             let (operation, _) = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil)
             let poll = PendingPoll(operations, operation.id, wait: Self.hour)
             #expect(await time.settle(sleepers: Self.sleepers))
-            let now = time.wallClock()
-            _ = try await store.claim(owner: "here", leaseDuration: Self.hour, limit: 1, now: now, scope: .all)
-            #expect(
-                try await store.complete(
-                    id: operation.id, owner: "here", result: TriggerResult(outputs: [["done": .bool(true)]]),
-                    now: now))
+            try await Self.runToSuccess(operation.id, in: store, as: "here", at: time.wallClock())
             await operations.finished(operation.id)
             // No time moves: the notice alone answers it.
             #expect(try await poll.task.value.state == .succeeded)
