@@ -243,13 +243,32 @@ struct AsyncDurabilityTests {
         await withTaskGroup(of: Void.self) { group in
             for lane in 0..<lanes {
                 group.addTask {
-                    guard let client = try? await AsyncClient.connect(port: server.port) else { return }
+                    guard let client = try? await AsyncClient.connect(port: server.port) else {
+                        progress.laneEnded("lane \(lane): no connection")
+                        return
+                    }
                     for n in stride(from: lane, to: total, by: lanes) {
                         if progress.killed.load(ordering: .sequentiallyConsistent) { break }
                         let (pipeline, variables) = trigger(n)
-                        guard let (status, body) = try? await client.trigger(pipeline, variables),
-                            status == 200, let name = body.operationName
-                        else { break }
+                        var answer = try? await client.trigger(pipeline, variables)
+                        // A 503 is a refusal, not an acceptance (the store's health probe overran on a loaded
+                        // machine): a client tries again after a pause, which is the client's behaviour here,
+                        // not a wait; at most 100 times.
+                        var refusals = 0
+                        while let (status, _) = answer, status == 503, refusals < 100,
+                            !progress.killed.load(ordering: .sequentiallyConsistent)
+                        {
+                            refusals += 1
+                            try? await Task.sleep(for: .milliseconds(50))
+                            answer = try? await client.trigger(pipeline, variables)
+                        }
+                        guard let (status, body) = answer, status == 200, let name = body.operationName else {
+                            if !progress.killed.load(ordering: .sequentiallyConsistent) {
+                                progress.laneEnded(
+                                    "lane \(lane), trigger \(n): \(answer.map { "\($0.0) \($0.1)" } ?? "no answer")")
+                            }
+                            break
+                        }
                         let count = progress.accepted.withLock { list in
                             list.append((name, n))
                             return list.count
@@ -263,6 +282,8 @@ struct AsyncDurabilityTests {
             }
         }
         await server.stop(signal: SIGKILL)
+        let endings = progress.endings.withLock { $0 }
+        #expect(endings.isEmpty, "lanes ended before the kill: \(endings.prefix(4))")
         return progress.accepted.withLock { $0 }
     }
 
@@ -301,6 +322,10 @@ struct AsyncDurabilityTests {
     final class KillProgress: Sendable {
         let accepted = Mutex<[(name: String, n: Int)]>([])
         let killed = Atomic<Bool>(false)
+        /// Why lanes stopped before the kill (for the failure message).
+        let endings = Mutex<[String]>([])
+
+        func laneEnded(_ why: String) { endings.withLock { $0.append(why) } }
     }
 
     // MARK: PostgreSQL, two instances
