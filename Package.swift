@@ -279,7 +279,7 @@ let package = Package(
             name: "GatewayServerTests",
             dependencies: [
                 "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability",
-                "Backends",
+                "Backends", "HTTP2Engine",
                 "TriggerDispatch", "Routing", "GatewayConfig", "GatewayTestSupport", nioCore, logging,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -41,13 +41,14 @@ struct FrontendDeadlineTests {
         }
     }
 
-    /// An HTTP/1.1 connection of the gateway's frontend on a testing loop, routing `demo/*` to a pool of
-    /// `runner` with `poolTimeout`, under `requestTimeout`.
+    /// A connection of the gateway's frontend (HTTP/1.1, or `wire`) on a testing loop, routing `demo/*` to a pool
+    /// of `runner` with `poolTimeout`, under `requestTimeout`.
     static func connection(
         requestTimeout: TimeAmount,
         poolTimeout: TimeAmount,
         runner: Hanging,
-        idleTimeout: TimeAmount = .hours(24)
+        idleTimeout: TimeAmount = .hours(24),
+        wire: ProtocolSniffer.WireProtocol = .http1
     ) async throws -> (NIOAsyncTestingEventLoop, NIOAsyncTestingChannel) {
         let loop = NIOAsyncTestingEventLoop()
         let pool = BackendPool(
@@ -67,7 +68,7 @@ struct FrontendDeadlineTests {
         services.clock = { loop.now }
         let current = CurrentFrontendServices(services)
         let channel = NIOAsyncTestingChannel(loop: loop)
-        try await loop.executeInContext { try GatewayServer.configure(channel, for: .http1, services: current) }
+        try await loop.executeInContext { try GatewayServer.configure(channel, for: wire, services: current) }
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
         return (loop, channel)
     }
