@@ -19,8 +19,9 @@ import Synchronization
 /// 3. the client stays silent: health watches end (as when the gateway drains), odd-length inputs also get
 ///    the listener's drain notice (`ChannelShouldQuiesceEvent`), and the loop's clock advances in steps until
 ///    the connection closes — a timeout or the drain must close it within
-///    ``FuzzServices/longestQuietLife``. Every timer of the gateway's own runs on the loop's clock; NIO's idle
-///    handler does not, so its event is delivered by the harness (see the loop below).
+///    ``FuzzServices/longestQuietLife``. Every timer of the gateway's runs on the loop's clock (the idle
+///    timeout's `ReadIdleHandler`, the slow-client timeouts, and request deadlines through
+///    `FrontendServices.clock`), so the harness only advances the clock.
 ///
 /// What must hold, besides never trapping: see ``HTTP1Transcript`` and ``HTTP2Transcript``.
 enum FuzzConnection {
@@ -65,8 +66,8 @@ enum FuzzConnection {
     }
 
     private static func serve(_ input: [UInt8], transcript: inout Transcript) async -> String? {
-        let services = FuzzServices.make()
         let loop = NIOAsyncTestingEventLoop()
+        let services = FuzzServices.make(clock: { loop.now })
         let channel = NIOAsyncTestingChannel(loop: loop)
         do {
             try await loop.executeInContext {
@@ -111,24 +112,12 @@ enum FuzzConnection {
             }
         }
         var quiet = TimeAmount.zero
-        var sinceIdleEvent = TimeAmount.zero
         while channel.isActive {
             guard quiet <= FuzzServices.longestQuietLife else {
                 return "the connection outlived every timeout (\(quiet.nanoseconds / 1_000_000) ms quiet)"
             }
             await loop.advanceTime(by: quietStep)
             quiet = quiet + quietStep
-            sinceIdleEvent = sinceIdleEvent + quietStep
-            // NIO's IdleStateHandler measures idleness on the wall clock (`NIODeadline.now()`), not the loop's,
-            // so under the manual clock it would never see the connection idle: its event is delivered here
-            // after each idle period of quiet, as it would be in real time. What the frontends do with it
-            // (close an idle connection, GOAWAY then close on HTTP/2) is what is under test.
-            if sinceIdleEvent >= FuzzServices.idleTimeout {
-                sinceIdleEvent = .zero
-                try? await loop.executeInContext {
-                    channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
-                }
-            }
             // Work off the loop (a watch ending after the drain, a late answer) gets a moment to come back in
             // the first steps; after that there is none left, and yielding is enough.
             if quiet <= quietStep * 2 {

@@ -31,7 +31,9 @@ enum FuzzServices {
     /// A bearer token the authenticator knows (auth is not required, so requests without one pass too).
     static let token = "fuzz-token"
 
-    static func make() -> CurrentFrontendServices {
+    /// `clock`: what requests are timed on and their deadlines count from (`FrontendServices.clock`): the
+    /// connection's testing loop's, so a sync deadline runs out when the harness advances that loop.
+    static func make(clock: @escaping @Sendable () -> NIODeadline) -> CurrentFrontendServices {
         let logger = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
         let pool = BackendPool(
             configuration: BackendPoolConfiguration(
@@ -44,7 +46,7 @@ enum FuzzServices {
             }
         )
         let health = HealthRegistry(gateway: .serving)
-        let services = FrontendServices(
+        var services = FrontendServices(
             dispatcher: TriggerDispatcher(routes: routes, pools: ["demo": pool]),
             authenticator: TokenAuthenticator(tokens: [(name: "fuzz", token: token)], authRequired: false),
             // The codec fuzzers' caps (``RESTFuzzing/limits``): short inputs reach the batch, depth and part limits.
@@ -64,6 +66,7 @@ enum FuzzServices {
             ),
             health: health
         )
+        services.clock = clock
         return CurrentFrontendServices(services)
     }
 
