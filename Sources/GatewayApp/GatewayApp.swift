@@ -359,18 +359,21 @@ package final class GatewayApp: Sendable {
 }
 
 extension GatewayApp {
-    /// The services to run, in start order: the store, its health probe, the webhook client, the async
-    /// dispatcher, the listener. A `ServiceGroup` stops them in reverse: the listener drains first, then the
-    /// dispatcher (running calls finish, queued work stays stored), then webhook POSTs under way finish and the
-    /// webhook client closes, then the store closes.
+    /// The services to run, in start order: the store, its health probe, the webhook client, then the async
+    /// dispatcher, the scheduler and the listener as one ``SharedGraceServices``. A `ServiceGroup` stops them in
+    /// reverse: the listener drains while the dispatcher stops claiming and lets its running calls finish (queued
+    /// work stays stored), both within the one `timeouts.shutdown_grace` counted from the signal; then webhook
+    /// POSTs under way finish and the webhook client closes, then the store closes.
     package var services: [any Service] {
         var services: [any Service] = []
         if let storeService { services.append(storeService) }
         if let storeHealth { services.append(storeHealth) }
         if let webhookService { services.append(webhookService) }
-        if let asyncDispatcher { services.append(asyncDispatcher) }
-        if let scheduler { services.append(scheduler) }
-        services.append(server)
+        var work: [any Service] = []
+        if let asyncDispatcher { work.append(asyncDispatcher) }
+        if let scheduler { work.append(scheduler) }
+        work.append(server)
+        services.append(SharedGraceServices(services: work))
         return services
     }
 }

@@ -97,6 +97,45 @@ struct ProcessTests {
         }
     }
 
+    @Test(
+        "SIGTERM with a sync call and an async run both held past the grace: the process exits after one grace, not two"
+    )
+    func oneGraceForCallsAndRuns() async throws {
+        // The listener and the async dispatcher once took the grace one after the other (a ServiceGroup stops its
+        // services in turn): 2 × 3 s here. Both now count it from the signal; the bound leaves 1.5 s for the rest
+        // of the stop (the store closing, the process exiting) and still fails the old behaviour by 1.5 s.
+        let grace = 3.0
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-grace-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: config) }
+        try "timeouts: {shutdown_grace: 3s}\n".write(to: config, atomically: true, encoding: .utf8)
+        try await Self.withGatewayProcess(["--config", config.path]) { server in
+            let held = ByteBuffer(string: #"{"data":[{"variable":{"ms":60000}}]}"#)
+            let client = try await TestHTTPClient.connect(port: server.port)
+            let accepted = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger-async", headers: jsonHeaders, body: held)
+            #expect(accepted.status == 200, "\(accepted.bodyString)")
+            let caller = try await TestHTTPClient.connect(port: server.port)
+            async let call = caller.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: jsonHeaders, body: held)
+            // Both hold a slot of the default pool (the async run and the sync call) before the signal.
+            let bothInFlight = try await eventually(within: .seconds(10)) {
+                let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                return scrape.samples[#"trigger_gateway_pool_in_flight{pool="demo"}"#] == 2
+            }
+            #expect(bothInFlight, "the call and the run never both reached the pool")
+            await client.close()
+            let clock = ContinuousClock()
+            let signalled = clock.now
+            server.signal(SIGTERM)
+            let answer = try await call
+            #expect(answer.status == 503, "\(answer.bodyString)")
+            #expect(await server.stop(signal: 0) == 0)
+            let took = clock.now - signalled
+            #expect(took < .seconds(grace * 1.5), "stopping took \(took) with a \(grace) s grace")
+            #expect(took >= .seconds(grace * 0.9), "the held work did not get its grace: \(took)")
+        }
+    }
+
     @Test("check-config exits non-zero with a path-precise message; a good file passes")
     func checkConfig() async throws {
         let dir = FileManager.default.temporaryDirectory
