@@ -23,8 +23,9 @@ package enum InstillCodec {
     /// Decodes a trigger request of `generation` (one decoder per generation, all into the same model):
     /// a pipeline's (`release: false`) or a release's (`release: true`), sync, stream and async alike.
     ///
-    /// The batch is `data` when it has elements, else the legacy `inputs`; more than `maxBatch` elements is
-    /// `.invalidArgument` naming the limit. `connection_references` are not part of the model and dropped.
+    /// The batch is `data` when it has elements, else the legacy `inputs`; neither having an element, or more
+    /// than `maxBatch` elements, is `.invalidArgument` (REST's rules, `RESTTriggerBody`). `connection_references`
+    /// are not part of the model and dropped.
     package static func decodeTriggerRequest(
         _ bytes: ByteBuffer,
         generation: InstillGeneration,
@@ -168,6 +169,11 @@ package enum InstillCodec {
     ) throws -> [TriggerInput] {
         let useData = count > 0
         let total = useData ? count : inputs.0
+        // As REST answers `{"data": []}` (RESTTriggerBody): nothing to run is the caller's mistake, not an empty
+        // run (a sync answer with no outputs, or an async operation stored with no inputs).
+        guard total > 0 else {
+            throw GatewayError(.invalidArgument, "data is empty: a trigger needs at least one batch element")
+        }
         guard total <= maxBatch else {
             throw GatewayError(.invalidArgument, "batch of \(total) inputs exceeds the limit of \(maxBatch)")
         }

@@ -57,6 +57,19 @@ struct ReflectionTests {
                 (answer?["outputs"] as? [[String: Any]])?.first?["prompt"] as? String == "HELLO", "\(call.stdoutString)"
             )
 
+            // An empty batch is refused as REST refuses `{"data": []}`, not run with no inputs (found by review).
+            for method in ["TriggerNamespacePipeline", "TriggerAsyncNamespacePipeline"] {
+                let empty = try await Self.grpcurl([
+                    "-d", #"{"namespace_id":"demo","pipeline_id":"echo"}"#,
+                    address, "pipeline.pipeline.v1beta.PipelinePublicService/\(method)",
+                ])
+                #expect(empty.status != 0, "\(method): \(empty.stdoutString)")
+                #expect(empty.stderr.contains("Code: InvalidArgument"), "\(method): \(empty.stderr)")
+                #expect(
+                    empty.stderr.contains("data is empty: a trigger needs at least one batch element"),
+                    "\(empty.stderr)")
+            }
+
             // grpc.health.v1 through reflection too.
             let health = try await Self.grpcurl([address, "grpc.health.v1.Health/Check"])
             #expect(health.stdoutString.contains("\"SERVING\""), "\(health.stderr)")

@@ -77,6 +77,36 @@ struct InstillGenerationsCodecTests {
         }
     }
 
+    @Test("an empty batch (neither data nor inputs) is INVALID_ARGUMENT in every generation, as over REST")
+    func emptyBatch() throws {
+        let ref = PipelineRef(namespace: "a", pipeline: "b")
+        let one = [TriggerInput(variables: ["k": .string("v")])]
+        let cases: [(InstillGeneration, ByteBuffer, ByteBuffer)] = [
+            (
+                .pipelinePipelineV1beta, InstillCodec.encodeTriggerRequest(ref: ref, inputs: []),
+                InstillCodec.encodeTriggerRequest(ref: ref, inputs: one)
+            ),
+            (
+                .vdpPipelineV1beta, InstillCodec.encodeTriggerRequest(ref: ref, inputs: []),
+                InstillCodec.encodeTriggerRequest(ref: ref, inputs: one)
+            ),
+            (
+                .pipelineV1beta, InstillCodec.encodeNamedTriggerRequest(ref: ref, inputs: []),
+                InstillCodec.encodeNamedTriggerRequest(ref: ref, inputs: one)
+            ),
+        ]
+        for (generation, empty, single) in cases {
+            let error = #expect(throws: GatewayError.self, "\(generation)") {
+                _ = try InstillCodec.decodeTriggerRequest(empty, generation: generation, release: false, maxBatch: 32)
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message == "data is empty: a trigger needs at least one batch element")
+            #expect(
+                try InstillCodec.decodeTriggerRequest(single, generation: generation, release: false, maxBatch: 32)
+                    .inputs == one)
+        }
+    }
+
     @Test("a finished operation's Any carries the generation's response type", .enabled(if: Protoc.isAvailable))
     func operationTypeURL() throws {
         let snapshot = OperationSnapshot(
