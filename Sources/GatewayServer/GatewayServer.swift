@@ -152,7 +152,7 @@ package final class GatewayServer: Service {
             listenMetadata["tls.allow_plaintext"] = "\(tls.allowPlaintext)"
         }
         services.logger.info("listening", metadata: listenMetadata)
-        Self.warnIfAboveFileLimit(maxConnections: configuration.maxConnections, logger: services.logger)
+        Self.fitOpenFileLimit(maxConnections: configuration.maxConnections, logger: services.logger)
 
         await withGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
@@ -183,18 +183,38 @@ package final class GatewayServer: Service {
         channel.close(promise: nil)
     }
 
-    /// `limits.max_connections` above the process's open-file limit cannot be reached: accept fails first
-    /// (and pauses). Said once at start-up, with what to change.
-    static func warnIfAboveFileLimit(maxConnections: Int, logger: Logger) {
+    /// Fits the process's open-file limit to `limits.max_connections`, once at start-up.
+    ///
+    /// Every connection holds a descriptor, and backend connections, the store, blobs and the listener need some
+    /// too (64 kept aside). A soft limit below that is raised, up to the hard limit: an unprivileged process may,
+    /// and 1 024 (the usual soft default, kept for select(2) users; NIO uses epoll) would otherwise cap a default
+    /// `max_connections` of 4 096 where accept then fails (and pauses). Go's runtime raises the soft limit the same
+    /// way at start. What the hard limit still does not allow is said once, with what to change.
+    static func fitOpenFileLimit(maxConnections: Int, logger: Logger) {
+        let resource = Int32(RLIMIT_NOFILE.rawValue)
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return }
-        // Backend connections, the store, blobs and the listener need descriptors too.
+        guard getrlimit(resource, &limit) == 0 else { return }
         let headroom = 64
-        let usable = Int(clamping: limit.rlim_cur) - headroom
-        guard maxConnections > usable else { return }
+        // RLIM_INFINITY is all ones (Glibc's macro does not import as an unsigned constant).
+        let wanted = rlim_t(maxConnections + headroom)
+        if limit.rlim_cur != rlim_t.max, limit.rlim_cur < wanted {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max == rlim_t.max ? wanted : min(wanted, limit.rlim_max)
+            if raised.rlim_cur > limit.rlim_cur, setrlimit(resource, &raised) == 0 {
+                logger.info(
+                    "raised the open-file soft limit to fit limits.max_connections",
+                    metadata: ["nofile.soft.was": "\(limit.rlim_cur)", "nofile.soft": "\(raised.rlim_cur)"]
+                )
+                limit = raised
+            }
+        }
+        guard limit.rlim_cur != rlim_t.max, maxConnections > Int(clamping: limit.rlim_cur) - headroom else { return }
         logger.warning(
-            "limits.max_connections is above what the open-file limit allows; raise the limit (LimitNOFILE=, ulimit -n) or lower max_connections",
-            metadata: ["connections.limit": "\(maxConnections)", "nofile.soft": "\(limit.rlim_cur)"]
+            "limits.max_connections is above what the open-file limit allows; raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower max_connections",
+            metadata: [
+                "connections.limit": "\(maxConnections)", "nofile.soft": "\(limit.rlim_cur)",
+                "nofile.hard": "\(limit.rlim_max)",
+            ]
         )
     }
 

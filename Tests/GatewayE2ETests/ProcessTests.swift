@@ -136,6 +136,50 @@ struct ProcessTests {
         }
     }
 
+    @Test("a soft open-file limit below max_connections is raised to fit; only a hard limit below it is warned about")
+    func openFileLimit() async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-nofile-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        // Started as an unprivileged user's shell or systemd starts it, with `ulimits` applied first.
+        func start(_ ulimits: String) async throws -> TestProcess.Server {
+            try await TestProcess.Server.start(
+                "/bin/sh",
+                [
+                    "-c", "\(ulimits); exec \"$0\" \"$@\"", Self.gatewayPath, "serve", "--listen", "127.0.0.1:0",
+                    "--data-dir", dataDir.path,
+                ])
+        }
+        // "soft hard" of the running process's open-file limit (/proc/PID/limits).
+        func limits(_ server: TestProcess.Server) -> String {
+            let text = (try? String(contentsOfFile: "/proc/\(server.pid)/limits", encoding: .utf8)) ?? ""
+            let line = text.split(separator: "\n").first { $0.hasPrefix("Max open files") } ?? ""
+            return line.split(separator: " ").dropFirst(3).prefix(2).joined(separator: " ")
+        }
+        let warning = "limits.max_connections is above what the open-file limit allows"
+        try #require(Self.hardOpenFileLimit() >= 4160, "this machine's hard limit is below the default max_connections")
+
+        // Soft 1024, the hard limit above the default 4 096 connections + 64: raised, no warning.
+        let raised = try await start("ulimit -Sn 1024")
+        #expect(await raised.logOccurrences(of: "raised the open-file soft limit", timeout: .seconds(10)) == 1)
+        #expect(limits(raised).hasPrefix("4160 "), "soft hard: \(limits(raised))")
+        #expect(await raised.stopAndReadLog())
+        #expect(!raised.printedErrors.contains(warning), "\(raised.printedErrors)")
+
+        // Hard 1024: nothing to raise to; warned once, naming the hard limit.
+        let short = try await start("ulimit -n 1024")
+        #expect(await short.logOccurrences(of: warning, timeout: .seconds(10)) == 1, "\(short.printedErrors)")
+        #expect(limits(short) == "1024 1024", "soft hard: \(limits(short))")
+        #expect(await short.stopAndReadLog())
+        #expect(short.printedErrors.contains("nofile.hard=1024"), "\(short.printedErrors)")
+    }
+
+    /// This process's hard open-file limit (what a child started from it may raise its soft limit to).
+    static func hardOpenFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        return limit.rlim_max == rlim_t.max ? Int.max : Int(clamping: limit.rlim_max)
+    }
+
     @Test("check-config exits non-zero with a path-precise message; a good file passes")
     func checkConfig() async throws {
         let dir = FileManager.default.temporaryDirectory
