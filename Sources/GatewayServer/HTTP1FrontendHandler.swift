@@ -293,17 +293,21 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             status: HTTPResponseStatus(statusCode: response.status),
             headers: headers
         )
+        // The record says what is sent before it is sent: the flush can close the connection before it returns
+        // (NIO's pipeline handler closes after the last response of a draining connection), and the close
+        // must not find the request unanswered and record 499 (found by review, at shutdown).
+        if open != nil {
+            open!.record.status = response.status
+            open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
+            open!.sentHead = true
+        }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if response.body.readableBytes > 0 && !response.omitsBody {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
-        if open != nil {
-            open!.record.status = response.status
-            open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
-            finishRequest()
-        }
+        finishRequest()
         if !keepAlive {
             let channel = context.channel
             promise.futureResult.whenComplete { _ in Self.lingeringClose(channel) }

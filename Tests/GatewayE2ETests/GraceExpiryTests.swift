@@ -1,6 +1,7 @@
 import Foundation
 import GatewayTestSupport
 import NIOCore
+import Observability
 import Testing
 
 /// The end of the shutdown grace period (issue 9 item 4): a call still in flight gets an answer in its
@@ -8,24 +9,31 @@ import Testing
 /// grace (300 ms) always runs out.
 @Suite("Shutdown grace expiry answers each protocol", .serialized)
 struct GraceExpiryTests {
-    static func withHeldCalls(_ body: (TestGateway, GatedRunner) async throws -> Void) async throws {
+    static func withHeldCalls(
+        grace: String = "300ms",
+        observers: [any RequestObserver] = [],
+        _ body: (TestGateway, GatedRunner) async throws -> Void
+    ) async throws {
         let runner = GatedRunner()
         defer { runner.open() }
         try await withHTTPBackend(runner: runner) { port in
             let yaml = """
-                timeouts: {shutdown_grace: 300ms}
+                timeouts: {shutdown_grace: \(grace)}
                 pools: [{name: held, transport: http, endpoints: ["127.0.0.1:\(port)"]}]
                 routes: [{namespace: demo, pipeline: "*", pool: held}]
                 """
-            try await withTestGateway(yaml: yaml) { gateway in try await body(gateway, runner) }
+            try await withTestGateway(yaml: yaml, requestObservers: observers) { gateway in
+                try await body(gateway, runner)
+            }
         }
     }
 
     static let body = #"{"data":[{"variable":{"prompt":"hello"}}]}"#
 
-    @Test("HTTP/1.1 sync: 503 with Retry-After and Connection: close, then the socket closes")
+    @Test("HTTP/1.1 sync: 503 with Retry-After and Connection: close, then the socket closes; the record says 503")
     func http1Sync() async throws {
-        try await Self.withHeldCalls { gateway, runner in
+        let observer = RecordingObserver()
+        try await Self.withHeldCalls(observers: [observer]) { gateway, runner in
             let client = try await gateway.client()
             let call = Task {
                 try await client.request(
@@ -42,6 +50,34 @@ struct GraceExpiryTests {
             #expect(response.header("request-id") == "held-1")
             #expect(try json(response.body)["message"] as? String == "the gateway is shutting down; retry the request")
             #expect(await client.waitForClose())
+            // The access log and metrics get what the client got (the close that follows the answer once
+            // recorded 499, found by review).
+            let record = try #require(try await observer.records(of: "held-1").first)
+            #expect(record.status == 503)
+            #expect(record.bytesOut == response.body.readableBytes)
+        }
+    }
+
+    @Test("HTTP/1.1 sync: a call that finishes inside the grace gets its 200, and the record says 200")
+    func http1SyncFinishesInGrace() async throws {
+        let observer = RecordingObserver()
+        try await Self.withHeldCalls(grace: "1h", observers: [observer]) { gateway, runner in
+            let client = try await gateway.client()
+            let call = Task {
+                try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    headers: jsonHeaders + [("request-id", "held-2")], body: ByteBuffer(string: Self.body)
+                )
+            }
+            try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
+            let stopping = Task { await gateway.beginShutdown() }
+            runner.open()
+            let response = try await call.value
+            #expect(response.status == 200, "\(response.bodyString)")
+            let record = try #require(try await observer.records(of: "held-2").first)
+            #expect(record.status == 200)
+            #expect(record.bytesOut == response.body.readableBytes)
+            await stopping.value
         }
     }
 
