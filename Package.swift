@@ -293,7 +293,7 @@ let package = Package(
             dependencies: [
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "TriggerDispatch", "Backends",
                 "GatewayConfig",
-                "Routing", "TriggerModel", "GatewayTestSupport", nioCore, logging,
+                "Routing", "TriggerModel", "GatewayTestSupport", nioCore, nioPosix, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
             ],
             swiftSettings: testSwiftSettings
