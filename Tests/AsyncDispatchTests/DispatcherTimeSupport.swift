@@ -98,8 +98,9 @@ final class RecordingStore: OperationStore {
     init(_ base: SQLiteOperationStore) { self.base = base }
 
     var claims: [Claim] { log.withLock { $0.claims } }
+    private let gets = Atomic<Int>(0)
     /// `get` calls so far.
-    let gets = Atomic<Int>(0)
+    var getCount: Int { gets.load(ordering: .relaxed) }
     var renewals: [Renewal] { log.withLock { $0.renewals } }
     var failures: [Failure] { log.withLock { $0.failures } }
     /// The claims that took operation `id`.

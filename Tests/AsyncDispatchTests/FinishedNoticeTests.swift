@@ -33,11 +33,11 @@ struct FinishedNoticeTests {
             let sender = WebhookSender(group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test"))
             let operations = AsyncOperations(
                 store: store, settings: StoreConfiguration(), routes: routes, webhooks: sender)
-            let now = Date()
             var finished: [String: Operation] = [:]
             for pipeline in ["plain", "hooked"] {
                 let (operation, _) = try await store.enqueue(asyncRequest(pipeline), idempotencyKey: nil)
                 let owner = "owner-\(pipeline)"
+                let now = Date()
                 let claimed = try await store.claim(owner: owner, leaseDuration: .seconds(60), limit: 1, now: now)
                 #expect(claimed.map(\.id) == [operation.id])
                 #expect(
@@ -48,11 +48,11 @@ struct FinishedNoticeTests {
 
             let plain = try #require(finished["plain"])
             await operations.finished(plain.id, ref: plain.ref)
-            #expect(store.gets.load(ordering: .relaxed) == 0, "read back for a route without a webhook")
+            #expect(store.getCount == 0, "read back for a route without a webhook")
 
             let hooked = try #require(finished["hooked"])
             await operations.finished(hooked.id, ref: hooked.ref)
-            #expect(store.gets.load(ordering: .relaxed) == 1, "the webhook's route must read its operation once")
+            #expect(store.getCount == 1, "the webhook's route must read its operation once")
             await sender.shutdown()
         }
     }
