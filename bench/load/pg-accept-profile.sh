@@ -79,6 +79,8 @@ gw0="$(ticks "$PID/stat")"
 pg0="$(ticks $(cluster_pids))"
 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$TMP/post.lua" "$url" >"$TMP/wrk.txt"
 accepted=$(($(rows) - rows0))
+connections="$(psql -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
+    AND application_name <> 'psql'")"
 # Let the accepted operations run to the end, so their claims and completions are counted too (at most 60 s).
 for _ in $(seq 1 600); do
     [ "$(done_rows)" -ge "$(rows)" ] && break
@@ -91,6 +93,7 @@ hz="$(getconf CLK_TCK)"
 
 echo "accepted: $accepted ($(awk '/Requests\/sec/ {print $2}' "$TMP/wrk.txt") req/s while wrk ran; unfinished after" \
     "waiting: $unfinished; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "connections the gateway's pool held when wrk ended: $connections"
 echo "CPU per accepted-and-run operation: gateway $(((gw1 - gw0) * 1000000 / hz / accepted)) us," \
     "PostgreSQL $(((pg1 - pg0) * 1000000 / hz / accepted)) us"
 psql -P pager=off -qc "SELECT wal_records, wal_write, wal_sync, round(wal_sync::numeric * 1000 / $accepted, 1) \
