@@ -77,12 +77,6 @@ package final class PostgresOperationStore: OperationStore {
         )
         clientConfiguration.options.connectTimeout = configuration.connectTimeout
         clientConfiguration.options.maximumConnections = max(1, configuration.maximumConnections)
-        // No bitmap scans in the store's sessions (a run-time parameter sent at connection start-up): with the
-        // statistics of a smaller table (a backlog grows faster than ANALYZE runs), PostgreSQL chose a bitmap scan
-        // of every queued row plus a sort for each claim instead of reading the oldest `limit` rows in index
-        // order. Every statement of the store is served as well or better by a plain index scan (lookups by key,
-        // `ORDER BY seq LIMIT` pages, the partial indexes of purge and claims).
-        clientConfiguration.options.additionalStartupParameters = [("enable_bitmapscan", "off")]
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let runTask = Task { await client.run() }
         let store = PostgresOperationStore(
@@ -320,11 +314,14 @@ package final class PostgresOperationStore: OperationStore {
         // re-check of the WHERE clause on locked rows (READ COMMITTED) drops rows claimed meanwhile.
         //
         // Queued and lease-expired rows are looked for separately, each through its partial index
-        // (`claimIndexStatements`), then the oldest of both are taken: one condition with
-        // an OR made PostgreSQL read every due row (a bitmap scan) and sort them all for each claim, so a claim
-        // cost grew with the backlog (6 ms for 13 000 queued rows, bench/README.md, pgaccept), and a bitmap scan
-        // never marks the index entries of dead row versions (each claimed and each finished operation leaves
-        // one), where an index scan does, so later claims skip them.
+        // (`claimIndexStatements`), then the oldest of both are taken. One condition with an OR made PostgreSQL
+        // read every due row (a bitmap scan) and sort them all for each claim, so a claim cost grew with the
+        // backlog (6 ms for 13 000 queued rows, bench/README.md, pgaccept). Now, with statistics that know the
+        // backlog, it reads the `limit` oldest queued rows in index order (and an index scan marks the entries of
+        // dead row versions, which each claimed and finished operation leaves, so later claims skip them); with
+        // those of a smaller table (until autovacuum's next ANALYZE) it may still read the queued rows through a
+        // bitmap scan, fewer than before. `enable_bitmapscan = off` for the store's sessions would rule that out,
+        // but only as a start-up parameter, which connection poolers such as PgBouncer refuse by default.
         let query = PostgresQuery(
             unsafeSQL: """
                 WITH due AS (SELECT seq FROM \(operations) \
