@@ -138,8 +138,8 @@ package final class AsyncDispatcher: Service {
     ///
     /// The discovery claim (pipelines not seen yet, see `ClaimPlanner`) is made only while it may find something:
     /// when the last one found an operation, when an operation of an unknown pipeline was queued here, and once
-    /// per poll interval for those queued by other instances. Made every round, it read the whole backlog of the
-    /// known pipelines each time to answer none.
+    /// per poll interval (the wait ends then at the latest) for those queued by other instances. Made every
+    /// round, it read the whole backlog of the known pipelines each time to answer none.
     private func claimLoop(workers: inout TaskGroup<Void>) async {
         var failures = 0
         var discoveryPending = true
@@ -207,7 +207,11 @@ package final class AsyncDispatcher: Service {
                 }
             }
             if more { continue }
-            await operations.dispatcherWake.wait(timeout: settings.pollInterval, clock: clock)
+            // Wake up for the next look for unknown pipelines at the latest, so one queued by another instance is
+            // found within a poll interval even while wake-ups keep restarting the wait; else at the poll interval.
+            let untilDiscovery = discoveryPending ? settings.pollInterval : settings.pollInterval - sinceDiscovery()
+            await operations.dispatcherWake.wait(
+                timeout: max(.zero, min(settings.pollInterval, untilDiscovery)), clock: clock)
         }
     }
 

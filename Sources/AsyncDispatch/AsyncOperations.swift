@@ -96,13 +96,7 @@ package final class AsyncOperations: Sendable {
     /// wakes it.
     func queued(_ operation: Operation) {
         let key = OperationFilter.pipelineKey(operation.ref)
-        queuedPipelines.withLock { queued in
-            if queued.keys.count < Self.maxQueuedPipelines {
-                queued.keys.insert(key)
-            } else if !queued.keys.contains(key) {
-                queued.overflowed = true
-            }
-        }
+        queuedPipelines.withLock { $0.insert(key) }
         dispatcherWake.signal()
     }
 
@@ -119,8 +113,18 @@ package final class AsyncOperations: Sendable {
 
     /// See `takeQueuedPipelines`.
     struct QueuedPipelines {
-        var keys: Set<String> = []
-        var overflowed = false
+        private(set) var keys: Set<String> = []
+        /// A key was left out of `keys` (it was full): any pipeline may be new.
+        private(set) var overflowed = false
+
+        /// Lists `key`, up to `maxQueuedPipelines` keys; past that, a key not listed sets `overflowed`.
+        mutating func insert(_ key: String) {
+            if keys.count < AsyncOperations.maxQueuedPipelines {
+                keys.insert(key)
+            } else if !keys.contains(key) {
+                overflowed = true
+            }
+        }
     }
 
     /// Bound on the keys `queued` remembers between two claim rounds: clients of a wildcard route name any

@@ -79,6 +79,18 @@ struct ClaimPlannerTests {
         #expect(claims.map(\.isDiscovery) == [false, true])
     }
 
+    @Test("pipelines queued between two claim rounds: up to the bound listed; past it, a new one marks the overflow")
+    func queuedPipelinesBound() {
+        let bound = AsyncOperations.maxQueuedPipelines
+        var queued = AsyncOperations.QueuedPipelines()
+        for index in 0..<bound { queued.insert("x/p\(index)") }
+        #expect(queued.keys.count == bound && !queued.overflowed)
+        queued.insert("x/p0")
+        #expect(!queued.overflowed, "a key already listed is no news")
+        queued.insert("x/new")
+        #expect(queued.overflowed && queued.keys.count == bound && !queued.keys.contains("x/new"))
+    }
+
     @Test("a reload forgets every key's pool but keeps counting the runs in progress")
     func reload() {
         var planner = ClaimPlanner()
