@@ -262,6 +262,7 @@ let package = Package(
             name: "OperationStoreTests",
             dependencies: [
                 "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging,
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),
@@ -293,7 +294,7 @@ let package = Package(
             dependencies: [
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "TriggerDispatch", "Backends",
                 "GatewayConfig",
-                "Routing", "TriggerModel", "GatewayTestSupport", nioCore, logging,
+                "Routing", "TriggerModel", "GatewayTestSupport", nioCore, nioPosix, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
             ],
             swiftSettings: testSwiftSettings

@@ -135,13 +135,25 @@ package final class AsyncDispatcher: Service {
 
     /// Claims what the pools can take (`ClaimPlanner`), runs each claimed operation as a worker task, and
     /// waits for a wake (a new operation, a finished run) or the poll interval when nothing more is claimable.
+    ///
+    /// The discovery claim (pipelines not seen yet, see `ClaimPlanner`) is made only while it may find something:
+    /// when the last one found an operation, when an operation of an unknown pipeline was queued here, and once
+    /// per poll interval (the wait ends then at the latest) for those queued by other instances. Made every
+    /// round, it read the whole backlog of the known pipelines each time to answer none.
     private func claimLoop(workers: inout TaskGroup<Void>) async {
         var failures = 0
+        var discoveryPending = true
+        var sinceDiscovery = clock.stopwatch()
         while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
             let dispatcher = currentDispatcher.withLock { $0 }
             var free = settings.workers - running.withLock { $0 }
+            let queued = operations.takeQueuedPipelines()
+            let pollPassed = sinceDiscovery() >= settings.pollInterval
             let planned = planner.withLock { planner in
-                planner.plan(batch: 64) { name in
+                if queued.overflowed || pollPassed || queued.keys.contains(where: { !planner.knows($0) }) {
+                    discoveryPending = true
+                }
+                return planner.plan(batch: 64, discover: discoveryPending) { name in
                     dispatcher.load(ofPool: name).map {
                         ClaimPlanner.Load(maxConcurrency: $0.maxConcurrency, inUse: $0.inUse)
                     }
@@ -169,6 +181,11 @@ package final class AsyncDispatcher: Service {
                     }
                     break
                 }
+                if claim.isDiscovery {
+                    // Look again next round only if it found something.
+                    discoveryPending = !claimed.isEmpty
+                    sinceDiscovery = clock.stopwatch()
+                }
                 // A full claim means there may be more: plan again at once.
                 if claimed.count == limit { more = true }
                 free -= claimed.count
@@ -190,7 +207,11 @@ package final class AsyncDispatcher: Service {
                 }
             }
             if more { continue }
-            await operations.dispatcherWake.wait(timeout: settings.pollInterval, clock: clock)
+            // Wake up for the next look for unknown pipelines at the latest, so one queued by another instance is
+            // found within a poll interval even while wake-ups keep restarting the wait; else at the poll interval.
+            let untilDiscovery = discoveryPending ? settings.pollInterval : settings.pollInterval - sinceDiscovery()
+            await operations.dispatcherWake.wait(
+                timeout: max(.zero, min(settings.pollInterval, untilDiscovery)), clock: clock)
         }
     }
 
@@ -213,7 +234,7 @@ package final class AsyncDispatcher: Service {
                 "operation gave up after \(operation.attempts - 1) attempts\(reason)"
             )
             if await finish(
-                id, owner: owner,
+                id, ref: operation.ref, owner: owner,
                 { store, now in
                     try await store.fail(id: id, owner: owner, error: error, retryAt: nil, now: now)
                 })
@@ -258,7 +279,7 @@ package final class AsyncDispatcher: Service {
         switch outcome {
         case .finished(.success(let result)):
             if await finish(
-                id, owner: owner,
+                id, ref: operation.ref, owner: owner,
                 { store, now in
                     try await store.complete(id: id, owner: owner, result: result, now: now)
                 })
@@ -275,7 +296,7 @@ package final class AsyncDispatcher: Service {
             let retryAt =
                 retry ? now().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
             if await finish(
-                id, owner: owner, final: !retry,
+                id, ref: operation.ref, owner: owner, final: !retry,
                 { store, now in
                     try await store.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
                 })
@@ -316,6 +337,7 @@ package final class AsyncDispatcher: Service {
     @discardableResult
     private func finish(
         _ id: String,
+        ref: PipelineRef,
         owner: String,
         final: Bool = true,
         _ write: @escaping @Sendable (any OperationStore, Date) async throws -> Bool
@@ -347,7 +369,7 @@ package final class AsyncDispatcher: Service {
             logger.info("operation outcome not stored (lease lost or cancelled)", metadata: ["operation.id": "\(id)"])
         }
         if final && stored {
-            await operations.finished(id)
+            await operations.finished(id, ref: ref)
         } else if !stored {
             operations.completions.notify(id)
         }

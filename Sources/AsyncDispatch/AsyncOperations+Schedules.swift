@@ -10,7 +10,7 @@ extension AsyncOperations {
         stored.mode = .async
         stored.deadline = nil
         let (operation, created) = try await store.enqueue(stored, idempotencyKey: request.idempotencyKey)
-        if created { dispatcherWake.signal() }
+        if created { queued(operation) }
         return (operation, created)
     }
 

@@ -19,6 +19,8 @@ package final class AsyncOperations: Sendable {
     package let completions = CompletionBroadcaster()
     /// Wakes the local dispatcher's claim loop.
     package let dispatcherWake = WakeSignal()
+    /// Pipelines of the operations queued here since the dispatcher last looked (see `takeQueuedPipelines`).
+    private let queuedPipelines = Mutex(QueuedPipelines())
     /// Lease keepers of operations running here, so a cancel on this instance stops the run at once.
     private let localRuns = Mutex<[String: WakeSignal]>([:])
     /// Completion webhooks: the routes that name them, and who posts them.
@@ -46,14 +48,16 @@ package final class AsyncOperations: Sendable {
         self.metrics = metrics
     }
 
-    /// Called once an operation reached a final state here (stored by the local dispatcher, or cancelled
-    /// through this instance): wakes local long-polls and sends the route's webhook, if it has one.
-    func finished(_ id: String) async {
+    /// Called once an operation of pipeline `ref` reached a final state here (stored by the local dispatcher,
+    /// or cancelled through this instance): wakes local long-polls and sends the route's webhook, if it has
+    /// one. The operation is read back from the store only for a webhook: most routes have none, and a read per
+    /// finished operation was the most frequent statement of a PostgreSQL accept (bench/README.md, pgaccept).
+    func finished(_ id: String, ref: PipelineRef) async {
         completions.notify(id)
-        guard let routes = routes.withLock({ $0 }), let webhooks else { return }
-        guard let operation = try? await store.get(id: id), operation.state.isFinished,
-            let webhook = routes.resolve(operation.ref)?.route.webhook
+        guard let routes = routes.withLock({ $0 }), let webhooks,
+            let webhook = routes.resolve(ref)?.route.webhook
         else { return }
+        guard let operation = try? await store.get(id: id), operation.state.isFinished else { return }
         var body = ByteBufferAllocator().buffer(capacity: 512)
         RESTOperationBody(operation).writeEnvelope(into: &body)
         webhooks.deliver(
@@ -83,10 +87,49 @@ package final class AsyncOperations: Sendable {
         let (operation, created) = try await store.enqueue(stored, idempotencyKey: request.idempotencyKey)
         if created {
             metrics?.async.recordAccepted()
-            dispatcherWake.signal()
+            queued(operation)
         }
         return operation
     }
+
+    /// A new operation was queued here: notes its pipeline for the dispatcher (see `takeQueuedPipelines`) and
+    /// wakes it.
+    func queued(_ operation: Operation) {
+        let key = OperationFilter.pipelineKey(operation.ref)
+        queuedPipelines.withLock { $0.insert(key) }
+        dispatcherWake.signal()
+    }
+
+    /// The pipeline keys of the operations queued here since the last call, and whether there were more than
+    /// `maxQueuedPipelines` of them (then they are not all listed). The dispatcher looks for pipelines it does not
+    /// know yet (`ClaimPlanner`'s discovery claim, which reads every queued row of the known ones) only when one
+    /// of these is new to it, or when its poll interval has passed (operations queued by other instances).
+    func takeQueuedPipelines() -> QueuedPipelines {
+        queuedPipelines.withLock { queued in
+            defer { queued = QueuedPipelines() }
+            return queued
+        }
+    }
+
+    /// See `takeQueuedPipelines`.
+    struct QueuedPipelines {
+        private(set) var keys: Set<String> = []
+        /// A key was left out of `keys` (it was full): any pipeline may be new.
+        private(set) var overflowed = false
+
+        /// Lists `key`, up to `maxQueuedPipelines` keys; past that, a key not listed sets `overflowed`.
+        mutating func insert(_ key: String) {
+            if keys.count < AsyncOperations.maxQueuedPipelines {
+                keys.insert(key)
+            } else if !keys.contains(key) {
+                overflowed = true
+            }
+        }
+    }
+
+    /// Bound on the keys `queued` remembers between two claim rounds: clients of a wildcard route name any
+    /// pipeline.
+    static let maxQueuedPipelines = 1024
 
     /// The operation, after waiting up to `wait` (capped at `settings.maxWait`) for it to finish.
     /// Throws `.notFound` for an unknown id.
@@ -113,7 +156,7 @@ package final class AsyncOperations: Sendable {
         // No attempt yet: it was cancelled while queued (one retried after a failure is not told apart).
         metrics?.async.recordFinished(.cancelled, wasQueued: operation.attempts == 0)
         localRuns.withLock { $0[id] }?.signal()
-        await finished(id)
+        await finished(id, ref: operation.ref)
         return operation
     }
 

@@ -30,6 +30,12 @@ struct ClaimPlanner {
     struct Claim: Equatable {
         var scope: ClaimScope
         var limit: Int
+
+        /// The discovery claim: pipelines whose pool is not known yet (every other claim names its keys).
+        var isDiscovery: Bool {
+            if case .only = scope { return false }
+            return true
+        }
     }
 
     /// Pipeline key → the pool it is routed to (nil when no route matches it).
@@ -42,10 +48,15 @@ struct ClaimPlanner {
     static let maxKnownKeys = 4096
 
     /// The claims for this round, in order: each known pool with free slots, then the unroutable keys, then
-    /// one discovery claim. Each limit is bounded by the pool's free slots and by `batch`, not by the free
+    /// one discovery claim (its scope is `.all` or `.excluding`, the others' `.only`) when `discover` is true or
+    /// no key is known yet. Each limit is bounded by the pool's free slots and by `batch`, not by the free
     /// workers: the caller makes them in order, each at most the workers still free after the claims before
     /// it returned (a claim may return fewer than it asked for, so that cannot be planned here).
-    func plan(batch: Int, load: (String) -> Load?) -> [Claim] {
+    ///
+    /// `discover`: whether an operation of a key not known here may be queued. The discovery claim reads every
+    /// queued operation of the known keys before it can answer none (on PostgreSQL, a few ms per 10 000 queued),
+    /// so the dispatcher skips it while nothing new can be there.
+    func plan(batch: Int, discover: Bool = true, load: (String) -> Load?) -> [Claim] {
         var keysOfPool: [String: Set<String>] = [:]
         var unroutable: Set<String> = []
         for (key, pool) in poolOfKey {
@@ -62,8 +73,17 @@ struct ClaimPlanner {
         if !unroutable.isEmpty {
             claims.append(Claim(scope: .only(unroutable), limit: batch))
         }
-        claims.append(Claim(scope: poolOfKey.isEmpty ? .all : .excluding(Set(poolOfKey.keys)), limit: 1))
+        if poolOfKey.isEmpty {
+            claims.append(Claim(scope: .all, limit: 1))
+        } else if discover {
+            claims.append(Claim(scope: .excluding(Set(poolOfKey.keys)), limit: 1))
+        }
         return claims
+    }
+
+    /// Whether `key`'s pool is known (an operation of it was claimed here since the last `forgetRoutes`).
+    func knows(_ key: String) -> Bool {
+        poolOfKey[key] != nil
     }
 
     /// Records a claimed run of `key`, routed to `pool`.

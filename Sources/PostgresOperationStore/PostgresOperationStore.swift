@@ -106,18 +106,13 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// Inserts `batch` in one transaction (group commit, see `EnqueueBatcher`) with `insertOperations`, and
-    /// answers each ticket. A PostgreSQL transaction is lost as a whole by any failed statement, so when the
-    /// batch's transaction fails each enqueue is tried again in a transaction of its own: one bad enqueue fails
-    /// alone.
+    /// Commits `batch` (group commit, see `EnqueueBatcher`) with `commitEnqueueBatch`, and answers each ticket.
+    /// When the batch's statement fails (nothing of it is committed), each enqueue is tried again on its own, so
+    /// one bad enqueue fails alone.
     private func commitEnqueues(_ batch: [EnqueueBatcher.Ticket]) async {
         if batch.count > 1 {
             do {
-                let news = batch.map(\.new)
-                let answers = try await transaction { [self] connection in
-                    try await insertOperations(news, on: connection)
-                }
-                for (ticket, answer) in zip(batch, answers) { ticket.outcome = answer }
+                try await commitEnqueueBatch(batch)
                 return
             } catch {
                 logger.debug("group commit failed; committing its enqueues one by one", metadata: ["error": "\(error)"])
@@ -125,50 +120,72 @@ package final class PostgresOperationStore: OperationStore {
         }
         for ticket in batch {
             do {
-                let new = ticket.new
-                let answers = try await transaction { [self] connection in
-                    try await insertOperations([new], on: connection)
-                }
-                ticket.outcome = answers[0]
+                try await commitEnqueueBatch([ticket])
             } catch {
                 ticket.outcome = .failure(error)
             }
         }
     }
 
-    /// The enqueues of `news` inside one transaction, with three statements whatever their number: the lookup of
-    /// the idempotency keys already stored (one per principal), one multi-row `INSERT` of the rest, one lookup
-    /// of the keys that insert skipped. Returns each enqueue's answer in order; an idempotency conflict is that
-    /// enqueue's answer, not an error of the transaction (which commits the others).
+    /// Inserts the operations of `batch` and answers every ticket; throws only when nothing of `batch` was
+    /// committed (the caller may then try again).
     ///
-    /// Idempotency, as one enqueue at a time would answer: a key already stored answers with its operation
-    /// (created: false) when the request digest matches, else with `idempotencyConflict`. `ON CONFLICT DO
-    /// NOTHING` skips a row whose key an earlier row of the same `INSERT` took (duplicates inside one batch
-    /// share the first one's row) or another instance committed meanwhile (PostgreSQL waits for that
-    /// transaction and then skips); the skipped rows are answered from a second lookup, which sees both.
+    /// One statement for a batch without spilled blobs: a multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING
+    /// id`, atomic on its own, run outside a transaction block (`autocommitted`: two round trips where `BEGIN`,
+    /// `INSERT`, `COMMIT` took three); its commit is durable (`synchronous_commit=on`) before it is answered. A
+    /// batch with blobs adds their `INSERT` in one transaction (a blob row is committed with the row that names
+    /// it).
     ///
-    /// - Throws: the driver's error when a statement fails (the caller retries one by one).
-    private func insertOperations(_ news: [NewOperation], on connection: PostgresConnection) async throws
-        -> [Result<(operation: Operation, created: Bool), any Error>]
-    {
-        var answers: [Result<(operation: Operation, created: Bool), any Error>?] = Array(
-            repeating: nil, count: news.count)
-        let keyed = news.indices.filter { news[$0].idempotencyScope != nil && news[$0].operation.idempotencyKey != nil }
-        if !keyed.isEmpty {
-            let stored = try await storedOperations(keyedBy: keyed.map { news[$0] }, on: connection)
-            for index in keyed {
-                if let answer = Self.idempotentAnswer(news[index], stored: stored) { answers[index] = answer }
+    /// Idempotency, as one enqueue at a time would answer: `ON CONFLICT DO NOTHING` skips a row whose key is
+    /// already stored, or an earlier row of the same `INSERT` took (duplicates inside one batch share the first
+    /// one's row), or another instance committed meanwhile (PostgreSQL waits for that transaction and then
+    /// skips). The skipped rows, all committed by then, are answered by one lookup after the commit: with their
+    /// operation (created: false) when the request digest matches, else with `idempotencyConflict`. No lookup
+    /// runs before the insert (it found nothing the skipped-row lookup does not). When that lookup fails, only
+    /// the skipped enqueues fail (`.unavailable`); the inserted ones are committed and answered.
+    private func commitEnqueueBatch(_ batch: [EnqueueBatcher.Ticket]) async throws {
+        let news = batch.map(\.new)
+        let inserted: Set<String>
+        if news.contains(where: { !$0.encodedRequest.blobs.isEmpty }) {
+            inserted = try await transaction { [self] connection in try await insertOperations(news, on: connection) }
+        } else {
+            inserted = try await insertOperations(news, on: nil)
+        }
+        var skipped: [EnqueueBatcher.Ticket] = []
+        for ticket in batch {
+            if inserted.contains(ticket.new.operation.id) {
+                ticket.outcome = .success((ticket.new.operation, true))
+            } else {
+                skipped.append(ticket)
             }
         }
-        let pending = news.indices.filter { answers[$0] == nil }
-        guard !pending.isEmpty else { return answers.map { $0! } }
+        guard !skipped.isEmpty else { return }
+        do {
+            let stored = try await storedOperations(keyedBy: skipped.map(\.new))
+            for ticket in skipped {
+                ticket.outcome =
+                    Self.idempotentAnswer(ticket.new, stored: stored)
+                    ?? .failure(
+                        GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row"))
+            }
+        } catch {
+            for ticket in skipped { ticket.outcome = .failure(error) }
+        }
+    }
 
-        // `seq` follows the order of the VALUES rows, so the batch keeps its arrival order in listings.
-        var binds = PostgresBindings(capacity: pending.count * 9)
+    /// One multi-row `INSERT … ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id` of `news`
+    /// (arrival order: `seq` follows the VALUES rows, so a batch keeps its order in listings), then the spilled
+    /// blobs of the rows it inserted. On `connection` (inside the caller's transaction) when given, else
+    /// `autocommitted` (then `news` must have no blobs). Returns the ids it inserted.
+    ///
+    /// - Throws: the driver's error when a statement fails.
+    private func insertOperations(_ news: [NewOperation], on connection: PostgresConnection?) async throws
+        -> Set<String>
+    {
+        var binds = PostgresBindings(capacity: news.count * 9)
         var rows: [String] = []
-        rows.reserveCapacity(pending.count)
-        for index in pending {
-            let new = news[index]
+        rows.reserveCapacity(news.count)
+        for new in news {
             let operation = new.operation
             let first = binds.count + 1
             binds.append(operation.id)
@@ -184,41 +201,30 @@ package final class PostgresOperationStore: OperationStore {
             rows.append(
                 "(\(p[0]), \(p[1]), 'queued', \(p[2]), \(p[3]), 0, \(p[4]), \(p[5]), \(p[6]), \(p[7]), \(p[8]))")
         }
-        let returned = try await connection.query(
-            PostgresQuery(
-                unsafeSQL: """
-                    INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                    idempotency_scope, idempotency_key, request_digest, has_blobs) \
-                    VALUES \(rows.joined(separator: ", ")) \
-                    ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
-                    """,
-                binds: binds
-            ),
-            logger: logger
-        ).collect()
-        let inserted = Set(try returned.map { try $0.decode(String.self) })
-        var blobs: [(operationID: String, blob: SpilledBlob)] = []
-        var skipped: [Int] = []
-        for index in pending {
-            let new = news[index]
-            if inserted.contains(new.operation.id) {
-                answers[index] = .success((new.operation, true))
-                blobs += new.encodedRequest.blobs.map { (new.operation.id, $0) }
+        let query = PostgresQuery(
+            unsafeSQL: """
+                INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
+                idempotency_scope, idempotency_key, request_digest, has_blobs) \
+                VALUES \(rows.joined(separator: ", ")) \
+                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
+                """,
+            binds: binds
+        )
+        let returned =
+            if let connection {
+                try await connection.query(query, logger: logger).collect()
             } else {
-                skipped.append(index)
+                try await autocommitted(query)
             }
+        let inserted = Set(try returned.map { try $0.decode(String.self) })
+        let blobs = news.filter { inserted.contains($0.operation.id) }.flatMap { new in
+            new.encodedRequest.blobs.map { (operationID: new.operation.id, blob: $0) }
         }
-        try await insertBlobs(blobs, on: connection)
-        if !skipped.isEmpty {
-            let stored = try await storedOperations(keyedBy: skipped.map { news[$0] }, on: connection)
-            for index in skipped {
-                answers[index] =
-                    Self.idempotentAnswer(news[index], stored: stored)
-                    ?? .failure(
-                        GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row"))
-            }
+        if !blobs.isEmpty {
+            guard let connection else { preconditionFailure("blobs are inserted inside a transaction") }
+            try await insertBlobs(blobs, on: connection)
         }
-        return answers.map { $0! }
+        return inserted
     }
 
     package func get(id: String) async throws -> Operation? {
@@ -306,13 +312,27 @@ package final class PostgresOperationStore: OperationStore {
         }
         // SKIP LOCKED: rows another instance is claiming right now are left to it, not waited for; the
         // re-check of the WHERE clause on locked rows (READ COMMITTED) drops rows claimed meanwhile.
+        //
+        // Queued and lease-expired rows are looked for separately, each through its partial index
+        // (`claimIndexStatements`), then the oldest of both are taken. One condition with an OR made PostgreSQL
+        // read every due row (a bitmap scan) and sort them all for each claim, so a claim cost grew with the
+        // backlog (6 ms for 13 000 queued rows, bench/README.md, pgaccept). Now, with statistics that know the
+        // backlog, it reads the `limit` oldest queued rows in index order (and an index scan marks the entries of
+        // dead row versions, which each claimed and finished operation leaves, so later claims skip them); with
+        // those of a smaller table (until autovacuum's next ANALYZE) it may still read the queued rows through a
+        // bitmap scan, fewer than before. `enable_bitmapscan = off` for the store's sessions would rule that out,
+        // but only as a start-up parameter, which connection poolers such as PgBouncer refuse by default.
         let query = PostgresQuery(
             unsafeSQL: """
+                WITH due AS (SELECT seq FROM \(operations) \
+                WHERE state = 'queued' AND not_before <= $3\(keyClause) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
+                expired AS (SELECT seq FROM \(operations) \
+                WHERE state = 'running' AND lease_expires_at <= $3\(keyClause) ORDER BY seq LIMIT $4 \
+                FOR UPDATE SKIP LOCKED), \
+                picked AS (SELECT seq FROM due UNION ALL SELECT seq FROM expired ORDER BY seq LIMIT $4) \
                 UPDATE \(operations) SET state = 'running', lease_owner = $1, \
                 lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-                WHERE seq IN (SELECT seq FROM \(operations) \
-                WHERE ((state = 'queued' AND not_before <= $3) OR (state = 'running' AND lease_expires_at <= $3))\
-                \(keyClause) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                WHERE seq IN (SELECT seq FROM picked) \
                 RETURNING \(Self.selectColumns)
                 """,
             binds: binds
@@ -361,15 +381,13 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// Stores the results of `batch` in one transaction (group commit, see `CompletionBatcher`) with
-    /// `storeResults`, and answers each ticket; when that transaction fails, each completion is tried again in a
-    /// transaction of its own, so one bad completion fails alone.
+    /// Stores the results of `batch` (group commit, see `CompletionBatcher`) with `storeResults`, and answers each
+    /// ticket; when that fails (nothing of it is committed), each completion is tried again on its own, so one bad
+    /// completion fails alone.
     private func commitCompletions(_ batch: [CompletionBatcher.Ticket]) async {
         if batch.count > 1 {
             do {
-                let items = batch.map(\.item)
-                let answers = try await transaction { [self] connection in try await storeResults(items, on: connection)
-                }
+                let answers = try await storeResults(batch.map(\.item))
                 for (ticket, answer) in zip(batch, answers) { ticket.outcome = .success(answer) }
                 return
             } catch {
@@ -379,24 +397,31 @@ package final class PostgresOperationStore: OperationStore {
         }
         for ticket in batch {
             do {
-                let item = ticket.item
-                let answers = try await transaction { [self] connection in
-                    try await storeResults([item], on: connection)
-                }
-                ticket.outcome = .success(answers[0])
+                ticket.outcome = .success(try await storeResults([ticket.item])[0])
             } catch {
                 ticket.outcome = .failure(error)
             }
         }
     }
 
-    /// The results of `items` with one `UPDATE … FROM (VALUES …)` and one insert of their result blobs, inside
-    /// the caller's transaction. Returns, per item, whether it was stored: only a row still `running` under
+    /// The results of `items`, committed: one `UPDATE … FROM (VALUES …)` outside a transaction block
+    /// (`autocommitted`) when no result has spilled blobs, else that `UPDATE` and the insert of their blobs in one
+    /// transaction.
+    private func storeResults(_ items: [PendingCompletion]) async throws -> [Bool] {
+        if items.contains(where: { !$0.encoded.blobs.isEmpty }) {
+            return try await transaction { [self] connection in try await storeResults(items, on: connection) }
+        }
+        return try await storeResults(items, on: nil)
+    }
+
+    /// The results of `items` with one `UPDATE … FROM (VALUES …)` and one insert of their result blobs, on
+    /// `connection` (inside the caller's transaction; nil: `autocommitted`, only for items without blobs).
+    /// Returns, per item, whether it was stored: only a row still `running` under
     /// the item's lease owner is written, so a completion by a worker that lost its lease changes nothing.
     /// When one batch holds two completions of the same row by its owner, PostgreSQL writes the row from one
     /// of them (`UPDATE … FROM` updates a row once), and `RETURNING` names that one: it alone answers true, as
     /// the first of two calls one after the other would.
-    private func storeResults(_ items: [PendingCompletion], on connection: PostgresConnection) async throws -> [Bool] {
+    private func storeResults(_ items: [PendingCompletion], on connection: PostgresConnection?) async throws -> [Bool] {
         var binds = PostgresBindings(capacity: items.count * 6)
         var rows: [String] = []
         rows.reserveCapacity(items.count)
@@ -413,25 +438,31 @@ package final class PostgresOperationStore: OperationStore {
                 "($\(first)::int8, $\(first + 1)::text, $\(first + 2)::text, $\(first + 3)::bytea, "
                     + "$\(first + 4)::int8, $\(first + 5)::bool)")
         }
-        let returned = try await connection.query(
-            PostgresQuery(
-                unsafeSQL: """
-                    UPDATE \(operations) AS o SET state = 'succeeded', result = v.result, error = NULL, \
-                    finished_at = v.finished_at, lease_expires_at = NULL, has_blobs = o.has_blobs OR v.has_blobs \
-                    FROM (VALUES \(rows.joined(separator: ", "))) AS v (n, id, owner, result, finished_at, has_blobs) \
-                    WHERE o.id = v.id AND o.state = 'running' AND o.lease_owner = v.owner RETURNING v.n
-                    """,
-                binds: binds
-            ),
-            logger: logger
-        ).collect()
+        let query = PostgresQuery(
+            unsafeSQL: """
+                UPDATE \(operations) AS o SET state = 'succeeded', result = v.result, error = NULL, \
+                finished_at = v.finished_at, lease_expires_at = NULL, has_blobs = o.has_blobs OR v.has_blobs \
+                FROM (VALUES \(rows.joined(separator: ", "))) AS v (n, id, owner, result, finished_at, has_blobs) \
+                WHERE o.id = v.id AND o.state = 'running' AND o.lease_owner = v.owner RETURNING v.n
+                """,
+            binds: binds
+        )
+        let returned =
+            if let connection {
+                try await connection.query(query, logger: logger).collect()
+            } else {
+                try await autocommitted(query)
+            }
         var stored = Array(repeating: false, count: items.count)
         for row in returned { stored[Int(try row.decode(Int64.self))] = true }
         var blobs: [(operationID: String, blob: SpilledBlob)] = []
         for (item, done) in zip(items, stored) where done {
             blobs += item.encoded.blobs.map { (item.id, $0) }
         }
-        try await insertBlobs(blobs, on: connection)
+        if !blobs.isEmpty {
+            guard let connection else { preconditionFailure("result blobs are inserted inside a transaction") }
+            try await insertBlobs(blobs, on: connection)
+        }
         return stored
     }
 
@@ -559,6 +590,11 @@ package final class PostgresOperationStore: OperationStore {
                 )
                 // Schedule state, added the same unversioned way.
                 try await connection.query(PostgresQuery(unsafeSQL: schedulesTableSQL), logger: logger)
+                // The claim indexes, the same unversioned way: a database made by an earlier gateway trades its
+                // (state, not_before, seq) and (state, lease_expires_at) indexes for these at the next start.
+                for statement in claimIndexStatements() {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
             }
         }
     }
@@ -599,19 +635,29 @@ package final class PostgresOperationStore: OperationStore {
                 PRIMARY KEY (operation_id, name)
             )
             """,
-            "CREATE INDEX \(operations)_claim_queued ON \(operations) (state, not_before, seq)",
-            "CREATE INDEX \(operations)_claim_leases ON \(operations) (state, lease_expires_at)",
             "CREATE INDEX \(operations)_by_pipeline ON \(operations) (pipeline_key, seq)",
             "CREATE INDEX \(operations)_by_state ON \(operations) (state, seq)",
             "CREATE INDEX \(operations)_finished ON \(operations) (finished_at) WHERE finished_at IS NOT NULL",
         ]
     }
 
-    /// The stored operations the idempotency keys of `news` name, by principal scope and key: one query per
-    /// scope (a batch of accepts seldom spans many principals).
-    private func storedOperations(keyedBy news: [NewOperation], on connection: PostgresConnection) async throws
-        -> [String: [String: Operation]]
-    {
+    /// What `claim` reads: the queued rows in `seq` order, so a claim takes its `limit` oldest from the front of
+    /// the index instead of reading and sorting every due row (see `claim`), and the running rows by lease expiry,
+    /// so expired leases are found without reading the live ones. Partial, so only rows in those states are in
+    /// them: an operation adds an entry to each on its way through (and one per lease renewal), where the
+    /// (state, …) indexes they replace took one per row version in every state. Idempotent: runs at every start.
+    private func claimIndexStatements() -> [String] {
+        [
+            "DROP INDEX IF EXISTS \(operations)_claim_queued",
+            "DROP INDEX IF EXISTS \(operations)_claim_leases",
+            "CREATE INDEX IF NOT EXISTS \(operations)_queued ON \(operations) (seq) WHERE state = 'queued'",
+            "CREATE INDEX IF NOT EXISTS \(operations)_leases ON \(operations) (lease_expires_at) WHERE state = 'running'",
+        ]
+    }
+
+    /// The stored (committed) operations the idempotency keys of `news` name, by principal scope and key: one
+    /// query per scope (a batch of accepts seldom spans many principals).
+    private func storedOperations(keyedBy news: [NewOperation]) async throws -> [String: [String: Operation]] {
         var keysByScope: [String: Set<String>] = [:]
         for new in news {
             guard let scope = new.idempotencyScope, let key = new.operation.idempotencyKey else { continue }
@@ -619,14 +665,14 @@ package final class PostgresOperationStore: OperationStore {
         }
         var stored: [String: [String: Operation]] = [:]
         for (scope, keys) in keysByScope {
-            let rows = try await connection.query(
+            let rows = try await client.query(
                 """
                 SELECT \(unescaped: Self.selectColumns) FROM \(unescaped: operations) \
                 WHERE idempotency_scope = \(scope) AND idempotency_key = ANY(\(Array(keys)))
                 """,
                 logger: logger
             ).collect()
-            for operation in try await makeOperations(rows, on: connection) {
+            for operation in try await makeOperations(rows) {
                 if let key = operation.idempotencyKey { stored[scope, default: [:]][key] = operation }
             }
         }
@@ -667,6 +713,25 @@ package final class PostgresOperationStore: OperationStore {
                 ),
                 logger: logger
             )
+        }
+    }
+
+    /// The rows of the single statement `query`, run outside a transaction block, once its commit is known to
+    /// have succeeded: one statement is atomic, so it needs no `BEGIN` and `COMMIT` round trips, but PostgresNIO
+    /// answers a query at its CommandComplete, and PostgreSQL commits such a statement only afterwards, when it
+    /// processes the Sync that follows. The server sends its queued output at the ReadyForQuery after that commit,
+    /// so normally both arrive together; but a commit whose WAL flush fails is a PANIC, whose error report first
+    /// flushes the queued CommandComplete. A second statement on the same connection runs only after the first
+    /// one's ReadyForQuery and fails when the connection is lost, so its answer proves the commit: two round trips
+    /// (the second a `SELECT 1` that writes nothing) where `BEGIN`, the statement and `COMMIT` took three.
+    ///
+    /// - Throws: the driver's error when either statement fails (then the first one may or may not be committed,
+    ///   as when a `COMMIT` is lost).
+    private func autocommitted(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await client.withConnection { [logger] connection in
+            let rows = try await connection.query(query, logger: logger).collect()
+            _ = try await connection.query("SELECT 1", logger: logger).collect()
+            return rows
         }
     }
 

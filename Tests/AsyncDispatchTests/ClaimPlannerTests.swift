@@ -66,6 +66,31 @@ struct ClaimPlannerTests {
         #expect(planner.outstanding == ["removed": 1])
     }
 
+    @Test("without discover, no discovery claim once a key is known; knowing none, the claim of any pipeline stays")
+    func discoverySkipped() {
+        var planner = ClaimPlanner()
+        #expect(planner.plan(batch: 64, discover: false) { _ in nil } == [.init(scope: .all, limit: 1)])
+        planner.claimed(key: "x/a", pool: "a")
+        #expect(planner.knows("x/a") && !planner.knows("x/b"))
+        let load = Load(maxConcurrency: 8, inUse: 0)
+        #expect(planner.plan(batch: 64, discover: false) { _ in load } == [.init(scope: .only(["x/a"]), limit: 7)])
+        let claims = planner.plan(batch: 64, discover: true) { _ in load }
+        #expect(claims == [.init(scope: .only(["x/a"]), limit: 7), .init(scope: .excluding(["x/a"]), limit: 1)])
+        #expect(claims.map(\.isDiscovery) == [false, true])
+    }
+
+    @Test("pipelines queued between two claim rounds: up to the bound listed; past it, a new one marks the overflow")
+    func queuedPipelinesBound() {
+        let bound = AsyncOperations.maxQueuedPipelines
+        var queued = AsyncOperations.QueuedPipelines()
+        for index in 0..<bound { queued.insert("x/p\(index)") }
+        #expect(queued.keys.count == bound && !queued.overflowed)
+        queued.insert("x/p0")
+        #expect(!queued.overflowed, "a key already listed is no news")
+        queued.insert("x/new")
+        #expect(queued.overflowed && queued.keys.count == bound && !queued.keys.contains("x/new"))
+    }
+
     @Test("a reload forgets every key's pool but keeps counting the runs in progress")
     func reload() {
         var planner = ClaimPlanner()

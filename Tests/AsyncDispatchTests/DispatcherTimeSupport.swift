@@ -98,6 +98,9 @@ final class RecordingStore: OperationStore {
     init(_ base: SQLiteOperationStore) { self.base = base }
 
     var claims: [Claim] { log.withLock { $0.claims } }
+    private let gets = Atomic<Int>(0)
+    /// `get` calls so far.
+    var getCount: Int { gets.load(ordering: .relaxed) }
     var renewals: [Renewal] { log.withLock { $0.renewals } }
     var failures: [Failure] { log.withLock { $0.failures } }
     /// The claims that took operation `id`.
@@ -109,7 +112,10 @@ final class RecordingStore: OperationStore {
         try await base.enqueue(request, idempotencyKey: idempotencyKey)
     }
 
-    func get(id: String) async throws -> Operation? { try await base.get(id: id) }
+    func get(id: String) async throws -> Operation? {
+        gets.wrappingAdd(1, ordering: .relaxed)
+        return try await base.get(id: id)
+    }
 
     func list(
         filter: OperationFilter,

@@ -78,6 +78,43 @@ struct DispatcherTimeTests {
     }
 
     @Test(
+        "a pipeline new here: queued here, claimed at once; queued by another instance, at the next poll, not before",
+        .timeLimit(.minutes(1)))
+    func newPipelineDiscovery() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: Self.hour), runner: ScriptedRunner(),
+                clock: time, now: time.wallClock)
+            #expect(await time.settle(sleepers: Self.idle))
+            func succeeded(_ id: String) async throws -> Bool {
+                try await eventually(within: .seconds(20)) { try await store.get(id: id)?.state == .succeeded }
+            }
+            // Queued here: the dispatcher learns test/a's pool from it, with no time passing.
+            let first = try await instance.operations.submit(asyncRequest("a"))
+            #expect(try await succeeded(first.id))
+            #expect(await time.settle(sleepers: Self.idle))
+
+            // test/b straight into the store, as another instance's frontend would, then more of the known test/a
+            // here: the wake claims test/a's work only; looking for unknown pipelines waits for the poll.
+            let (remote, _) = try await store.enqueue(asyncRequest("b"), idempotencyKey: nil)
+            let known = try await instance.operations.submit(asyncRequest("a"))
+            #expect(try await succeeded(known.id))
+            #expect(await time.advance(by: Self.hour - .seconds(1), settlingOn: Self.idle))
+            #expect(store.claims(of: remote.id).isEmpty, "a pipeline queued elsewhere looked for before the poll")
+            await time.advance(by: .seconds(1))
+            #expect(try await succeeded(remote.id))
+            #expect(await time.settle(sleepers: Self.idle))
+
+            // A pipeline new here, queued here: claimed at once, whatever the poll.
+            let new = try await instance.operations.submit(asyncRequest("c"))
+            #expect(try await succeeded(new.id))
+            #expect(time.elapsed == Self.hour, "waited for the clock")
+            await instance.stop()
+        }
+    }
+
+    @Test(
         "a failed attempt is retried once its back-off has passed, at the first poll after it, not before",
         .timeLimit(.minutes(1)))
     func retryWaitsBackoff() async throws {

@@ -114,7 +114,7 @@ struct LongPollTimeTests {
             let poll = PendingPoll(operations, operation.id, wait: Self.hour)
             #expect(await time.settle(sleepers: Self.sleepers))
             try await Self.runToSuccess(operation.id, in: store, as: "here", at: time.wallClock())
-            await operations.finished(operation.id)
+            await operations.finished(operation.id, ref: operation.ref)
             // No time moves: the notice alone answers it.
             #expect(try await poll.task.value.state == .succeeded)
             #expect(time.elapsed == .zero)

@@ -110,7 +110,7 @@ package final class ThrowawayPostgres: Sendable {
     }
 
     /// A loopback port nothing listens on now (bound, read, released).
-    private static func freePort() throws -> Int {
+    package static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw SetupError("socket failed") }
         defer { close(fd) }
