@@ -68,8 +68,7 @@ struct StreamSSETests {
     func backendDownBeforeFirstEvent(backend: StreamBackend, http2: Bool) async throws {
         try await withStreamSetup(backend) { setup in
             let runner = try #require(setup.runner)
-            runner.signal(SIGKILL)
-            _ = await runner.waitForExit(timeout: .seconds(5))
+            await runner.stop(signal: SIGKILL)
             let body = #"{"data":[{"variable":{"prompt":"a b"}}]}"#
             let sync = try await curlBeforeStart("\(setup.sseBase)/tokens/trigger", http2: http2, body: body)
             let stream = try await curlBeforeStart(
