@@ -6,6 +6,13 @@ import TriggerModel
 /// hands it to the frontend's `deliver` (which encodes and writes it, and completes when the client can take
 /// more), then pulls the next. A slow client is thereby a slow backend, never a growing buffer.
 ///
+/// The stream *begins* with the backend's first event that is not an error (`begin`, where SSE writes its
+/// `200` head): until then the client has been sent nothing, so an error known before any output (a pipeline
+/// the runner does not have, a backend that is down or refuses, the idle rule before the first event) ends
+/// the relay unbegun and the frontend answers it as sync mode would, with the error's own status (API.md §2:
+/// only an error *after the first byte* is an error event). gRPC sends its response HEADERS with the first
+/// message anyway and needs no `begin`.
+///
 /// Streams have no total deadline, only the idle rule (issue 5, item 4): a backend silent for `idleTimeout`
 /// while an event is awaited ends the stream with `.deadlineExceeded`, and its run is cancelled. The timer
 /// is lazy: one scheduled task re-arms itself while events keep coming, rather than one per event.
@@ -15,26 +22,34 @@ final class EventRelay {
     private let source: any TriggerEventSource
     private let eventLoop: any EventLoop
     private let idleTimeout: TimeAmount
+    private let begin: () -> Void
     private let deliver: (TriggerEvent) -> EventLoopFuture<Void>
     private let finish: (GatewayError?) -> Void
     private var stopped = false
+    /// `begin` was called: the client has been (or is being) sent the stream's head.
+    private(set) var began = false
     /// When the event awaited now was asked for; nil while none is awaited.
     private var waitingSince: NIODeadline?
     private var idleTimer: Scheduled<Void>?
 
-    /// `deliver` writes one event (`.status`, `.output`, `.end` or `.error`: what to send is the frontend's
-    /// choice); its future fails when the client went away. `finish` ends the client's stream: nil after the
-    /// backend's last event, or the error that cut it (transport failure, idle timeout).
+    /// `begin` is called once, right before the first event is delivered (or before `finish(nil)` of a stream
+    /// that ended with no event at all). `deliver` writes one event (`.status`, `.output`, `.end` or `.error`:
+    /// what to send is the frontend's choice); its future fails when the client went away. `finish` ends the
+    /// client's stream: nil after the backend's last event, or the error that cut it (transport failure, idle
+    /// timeout, or an `.error` event that came first). When ``began`` is still false at `finish`, nothing was
+    /// delivered: the frontend answers the error as a plain error response.
     init(
         source: any TriggerEventSource,
         eventLoop: any EventLoop,
         idleTimeout: TimeAmount,
+        begin: @escaping () -> Void = {},
         deliver: @escaping (TriggerEvent) -> EventLoopFuture<Void>,
         finish: @escaping (GatewayError?) -> Void
     ) {
         self.source = source
         self.eventLoop = eventLoop
         self.idleTimeout = idleTimeout
+        self.begin = begin
         self.deliver = deliver
         self.finish = finish
     }
@@ -66,6 +81,16 @@ final class EventRelay {
             guard !self.stopped else { return }
             switch result {
             case .success(let event?):
+                if !self.began {
+                    // An error before any output is the answer itself, not an event of a stream.
+                    if case .error(let error) = event {
+                        self.end(error)
+                        return
+                    }
+                    self.began = true
+                    self.begin()
+                    guard !self.stopped else { return }  // writing the head found the client gone
+                }
                 self.deliver(event).assumeIsolated().whenComplete { written in
                     switch written {
                     case .success: self.pull()
@@ -73,6 +98,10 @@ final class EventRelay {
                     }
                 }
             case .success(nil):
+                if !self.began {
+                    self.began = true
+                    self.begin()
+                }
                 self.end(nil)
             case .failure(let error):
                 self.end(gatewayError(from: error))

@@ -218,6 +218,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     /// is taken from the backend only once the previous one has been written to the socket, so a slow reader
     /// slows the relay (and, through the pull-based transports, the backend) instead of growing memory.
     ///
+    /// The `200` head waits for the stream's first event (`EventRelay`'s `begin`): an error before it (unknown
+    /// pipeline, backend down, the idle timeout) is answered as in sync mode, a JSON error with its status.
+    ///
     /// A stream has no total deadline (the request timeout would cut long healthy streams); a backend that is
     /// silent for the idle timeout ends it with an error event instead.
     private func startStream(
@@ -231,30 +234,38 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
                 .error(gatewayError(from: error), requestID: request.requestID), keepAlive: keepAlive, context: context)
             return
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/event-stream")
-        headers.add(name: "cache-control", value: "no-cache")
-        headers.add(name: "request-id", value: request.requestID)
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.writeAndFlush(
-            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-        open?.sentHead = true
-
         let channel = context.channel
         let relay = EventRelay(
             source: source,
             eventLoop: context.eventLoop,
             idleTimeout: services.idleTimeout,
+            begin: { [unowned self] in
+                var headers = HTTPHeaders()
+                headers.add(name: "content-type", value: "text/event-stream")
+                headers.add(name: "cache-control", value: "no-cache")
+                headers.add(name: "request-id", value: request.requestID)
+                if !keepAlive { headers.add(name: "connection", value: "close") }
+                let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)
+                // Not flushed: the first event follows at once and leaves in the same write.
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
+                open?.sentHead = true
+            },
             deliver: { [unowned self] event in
                 var encoded = channel.allocator.buffer(capacity: 256)
                 SSEEncoder.encode(event, into: &encoded)
                 return writeEvent(encoded, context: context)
             },
             finish: { [unowned self] error in
-                guard case .streaming = state else { return }
+                guard case .streaming(let relay) = state else { return }
                 open?.record.endpoint = source.endpoint
                 if let error { services.logFailure(error, of: open?.record) }
                 state = keepAlive ? .idle : .closed
+                guard relay.began else {
+                    // Nothing was sent: the error is the whole answer, as in sync mode.
+                    let error = error ?? GatewayError(.internalError, "the stream ended before it began")
+                    write(.error(error, requestID: request.requestID), keepAlive: keepAlive, context: context)
+                    return
+                }
                 if let error {
                     var encoded = channel.allocator.buffer(capacity: 256)
                     SSEEncoder.encode(.error(error), into: &encoded)
@@ -293,21 +304,26 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             status: HTTPResponseStatus(statusCode: response.status),
             headers: headers
         )
-        // The record says what is sent before it is sent: the flush can close the connection before it returns
-        // (NIO's pipeline handler closes after the last response of a draining connection), and the close
-        // must not find the request unanswered and record 499 (found by review, at shutdown).
+        // The record takes what is sent, and leaves `open`, before the answer is written: the flush can close the
+        // connection before it returns (NIO's pipeline handler closes a draining connection after its last
+        // response), and that close must not find the request unanswered (it recorded 499, 0 bytes, and a
+        // downstream disconnect for a request that got its 200 or 503; found by review, at shutdown).
         if open != nil {
             open!.record.status = response.status
             open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
             open!.sentHead = true
         }
+        let answered = open
+        open = nil
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if response.body.readableBytes > 0 && !response.omitsBody {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
-        finishRequest()
+        if let answered {
+            FrontendServices.finish(answered, observers: services.requestObservers, clock: services.clock)
+        }
         if !keepAlive {
             let channel = context.channel
             promise.futureResult.whenComplete { _ in Self.lingeringClose(channel) }
@@ -323,10 +339,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     /// The client went away (or the connection was cut) with the request unanswered or its stream open: a
-    /// response head already sent keeps its status, otherwise the record says 499 (`clientClosedRequest`).
+    /// response head already sent keeps its status, otherwise the record says 499 (`clientClosedRequest`);
+    /// either way the record is flagged `downstreamDisconnected` (Envoy's `DC`).
     private func abandonRequest() {
         guard open != nil else { return }
         if !open!.sentHead { open!.record.status = RequestRecord.clientClosedRequest }
+        open!.record.downstreamDisconnected = true
         finishRequest()
     }
 
@@ -399,7 +417,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
         let requestID: String
         switch state {
-        case .streaming(let relay):
+        case .streaming(let relay) where relay.began:
             state = .closed
             relay.cancel()
             var encoded = context.channel.allocator.buffer(capacity: 128)
@@ -410,6 +428,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
             finishRequest()
             return
+        case .streaming(let relay):
+            // Not begun: nothing was sent, so the 503 below is the answer.
+            state = .closed
+            relay.cancel()
+            requestID = currentRequestID
         case .running(let task):
             task.cancel()
             requestID = currentRequestID

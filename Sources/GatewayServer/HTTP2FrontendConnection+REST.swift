@@ -96,7 +96,8 @@ extension HTTP2FrontendConnection {
     }
 
     /// SSE over HTTP/2: each event is one DATA frame, sent only while the stream can take more.
-    /// Like HTTP/1.1, no total deadline but the idle rule: see `HTTP1FrontendHandler.startStream`.
+    /// Like HTTP/1.1, the `200` HEADERS wait for the first event and an error before it is a plain error
+    /// response; no total deadline but the idle rule: see `HTTP1FrontendHandler.startStream`.
     private func restStream(_ request: TriggerRequest, target: TriggerDispatcher.Target?, stream: HTTP2StreamID) {
         let source: any TriggerEventSource
         do {
@@ -105,20 +106,22 @@ extension HTTP2FrontendConnection {
             restRespond(.error(gatewayError(from: error), requestID: request.requestID), stream: stream)
             return
         }
-        session.sendResponseHeaders(
-            stream: stream,
-            headers: [
-                ":status": "200", "content-type": "text/event-stream", "cache-control": "no-cache",
-                "request-id": request.requestID,
-            ],
-            endStream: false
-        )
-        streams[stream]?.wire = .eventStream
-        streams[stream]?.open?.sentHead = true
         let relay = EventRelay(
             source: source,
             eventLoop: eventLoop,
             idleTimeout: services.idleTimeout,
+            begin: { [unowned self] in
+                session.sendResponseHeaders(
+                    stream: stream,
+                    headers: [
+                        ":status": "200", "content-type": "text/event-stream", "cache-control": "no-cache",
+                        "request-id": request.requestID,
+                    ],
+                    endStream: false
+                )
+                streams[stream]?.wire = .eventStream
+                streams[stream]?.open?.sentHead = true
+            },
             deliver: { [unowned self] event in
                 var encoded = ByteBuffer()
                 SSEEncoder.encode(event, into: &encoded)
@@ -128,7 +131,14 @@ extension HTTP2FrontendConnection {
             finish: { [unowned self] error in
                 streams[stream]?.open?.record.endpoint = source.endpoint
                 if let error { services.logFailure(error, of: streams[stream]?.open?.record) }
+                let began = streams[stream]?.relay?.began ?? true
                 streams[stream]?.relay = nil
+                guard began else {
+                    // Nothing was sent: the error is the whole answer, as in sync mode.
+                    let error = error ?? GatewayError(.internalError, "the stream ended before it began")
+                    restRespond(.error(error, requestID: request.requestID), stream: stream)
+                    return
+                }
                 streams[stream]?.phase = .done
                 var last = ByteBuffer()
                 if let error { SSEEncoder.encode(.error(error), into: &last) }

@@ -304,11 +304,13 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     /// The stream is closed: its record goes to the observers, once. A stream closed before its answer's
     /// end (RST_STREAM from the client, the connection gone) is recorded as the client's cancellation: 499
-    /// when no REST response head went out, gRPC CANCELLED when no status did.
+    /// when no REST response head went out, gRPC CANCELLED when no status did, and `downstreamDisconnected`
+    /// (Envoy's `DC`) whatever had been sent.
     private func finishRecord(_ state: StreamState) {
         guard var request = state.open else { return }
         state.open = nil
         if !state.answered {
+            request.record.downstreamDisconnected = true
             if request.record.frontend == .grpc {
                 request.record.grpcStatus = RequestRecord.grpcCancelled
             } else if !request.sentHead {

@@ -6,7 +6,8 @@ package import Logging
 /// Keys: `request_id`, `frontend` (rest | grpc), `protocol` (HTTP/1.1 | HTTP/2), `method`, `path`,
 /// `operation`, `status`, `bytes_in`, `bytes_out`, `duration_us` (microseconds from the request head's
 /// arrival to the end of the exchange); when known: `grpc_status`, `principal`, `namespace`, `pipeline`,
-/// `route`, `pool`, `endpoint`, `mode`, `trace_id`. Find a request by the `request-id` its client got back:
+/// `route`, `pool`, `endpoint`, `mode`, `trace_id`, and `response_flags=DC` (Envoy's flag for "downstream
+/// connection termination") when the client went away before the answer's end. Find a request by the `request-id` its client got back:
 /// `grep request_id=<id>`.
 package struct AccessLog: RequestObserver {
     private let logger: Logger
@@ -40,6 +41,7 @@ package struct AccessLog: RequestObserver {
         if let value = record.endpoint { metadata["endpoint"] = .string(value) }
         if let value = record.mode { metadata["mode"] = .string(value) }
         if let value = record.traceID { metadata["trace_id"] = .string(value) }
+        if record.downstreamDisconnected { metadata["response_flags"] = .string("DC") }
         logger.info("request", metadata: metadata)
     }
 }

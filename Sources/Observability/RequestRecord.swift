@@ -43,11 +43,18 @@ package struct RequestRecord: Sendable {
     package var mode: String?
     /// The HTTP status of the response (gRPC: 200 unless the request was refused before the call began).
     /// A REST client that went away before any response head was sent is recorded as 499 (nginx's "client
-    /// closed request"); one that went away mid-answer keeps the status that was sent.
+    /// closed request", which nginx too logs only when no response head was sent); one that went away
+    /// mid-answer (an SSE stream it hung up on) keeps the status that was sent, and
+    /// ``downstreamDisconnected`` says the answer was cut.
     package var status: Int
     /// The gRPC status code sent in the trailers; nil for REST. A call the client cancelled (RST_STREAM, the
     /// connection closed) before its status went out is recorded as 1, CANCELLED.
     package var grpcStatus: Int?
+    /// The client closed the connection or reset the stream before the answer's end, on any frontend (REST
+    /// over HTTP/1.1 and HTTP/2, gRPC): Envoy's response flag `DC`, "downstream connection termination",
+    /// which Envoy logs next to the status it had sent. With it, `status` is 499 when no head went out and the
+    /// sent status otherwise, and gRPC's `grpcStatus` is CANCELLED when no status went out.
+    package var downstreamDisconnected = false
     /// Request body bytes received and response body bytes sent (gRPC: message frames included).
     package var bytesIn: Int
     package var bytesOut: Int

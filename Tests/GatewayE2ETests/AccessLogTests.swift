@@ -125,6 +125,72 @@ struct AccessLogTests {
         }
     }
 
+    @Test("a client that goes away: the sent status plus response_flags=DC (499 only before any head)")
+    func downstreamDisconnect() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await ProcessTests.withGatewayProcess { server in
+            let base = "http://127.0.0.1:\(server.port)/v1beta/namespaces/demo/pipelines"
+            let slowTokens = #"{"data":[{"variable":{"prompt":"a b c d e f g h i j","delay_ms":300}}]}"#
+            // curl piped into grep -m1: grep exits after the first token, curl dies on its next write (the next
+            // token, 300 ms later) and its socket closes mid-stream, after the 200 head and some events.
+            for (id, http2) in [("log-dc-sse1", false), ("log-dc-sse2", true)] {
+                let script =
+                    "\(curl) -sN \(http2 ? "--http2-prior-knowledge" : "") -H 'request-id: \(id)' "
+                    + "-H 'content-type: application/json' -d '\(slowTokens)' \(base)/tokens/trigger-stream "
+                    + "| grep -m1 -q '\"token\"'"
+                let out = try await TestProcess.run("/bin/sh", ["-c", script])
+                #expect(out.status == 0, "grep saw no token: \(out.stderr)")
+                let line = try #require(
+                    await Self.lines(of: server, containing: "request_id=\(id)").first, "\(server.logged)")
+                let fields = Self.logfmt(line)
+                #expect(fields["protocol"] == (http2 ? "HTTP/2" : "HTTP/1.1"), "\(line)")
+                #expect(fields["mode"] == "stream", "\(line)")
+                #expect(fields["status"] == "200", "the status that was sent: \(line)")
+                #expect(fields["response_flags"] == "DC", "\(line)")
+                #expect(Int(fields["bytes_out"] ?? "") ?? 0 > 0, "\(line)")
+            }
+
+            // Gone before any head: 499, and DC too.
+            let gone = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--max-time", "1", "-H", "request-id: log-dc-sync", "-H", "content-type: application/json",
+                    "-d", #"{"data":[{"variable":{"ms":5000}}]}"#, "\(base)/sleep/trigger",
+                ])
+            #expect(gone.status == 28, "curl timed out: \(gone.stderr)")
+            let syncLine = try #require(
+                await Self.lines(of: server, containing: "request_id=log-dc-sync").first, "\(server.logged)")
+            #expect(Self.logfmt(syncLine)["status"] == "499", "\(syncLine)")
+            #expect(Self.logfmt(syncLine)["response_flags"] == "DC", "\(syncLine)")
+
+            // A gRPC stream the client cancels (RST_STREAM) after one message: HEADERS went out with 200, no
+            // status did.
+            _ = try await Peers.grpcio(
+                "stream-first-cancel", port: server.port,
+                ["tokens", #"[{"prompt":"a b c d e f g h i j","delay_ms":300}]"#])
+            let grpcLine = try #require(
+                await Self.lines(of: server, containing: "pipeline=tokens").first { $0.contains("frontend=grpc") },
+                "\(server.logged)")
+            let grpc = Self.logfmt(grpcLine)
+            #expect(grpc["status"] == "200", "\(grpcLine)")
+            #expect(grpc["grpc_status"] == "1", "CANCELLED: \(grpcLine)")
+            #expect(grpc["response_flags"] == "DC", "\(grpcLine)")
+
+            // A stream read to its end carries no flag.
+            let whole = try await TestProcess.run(
+                curl,
+                [
+                    "-sSN", "-H", "request-id: log-dc-none", "-H", "content-type: application/json",
+                    "-d", #"{"data":[{"variable":{"prompt":"a b"}}]}"#, "\(base)/tokens/trigger-stream",
+                ])
+            #expect(whole.stdoutString.contains("PIPELINE_OUTPUT_UPDATED"), "\(whole.stdoutString)")
+            let wholeLine = try #require(
+                await Self.lines(of: server, containing: "request_id=log-dc-none").first, "\(server.logged)")
+            #expect(Self.logfmt(wholeLine)["status"] == "200", "\(wholeLine)")
+            #expect(Self.logfmt(wholeLine)["response_flags"] == nil, "\(wholeLine)")
+        }
+    }
+
     @Test("--log-level warning leaves the access log out")
     func levelFromFlag() async throws {
         try await ProcessTests.withGatewayProcess(["--log-level", "warning"]) { server in

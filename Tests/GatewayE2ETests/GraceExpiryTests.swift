@@ -55,6 +55,7 @@ struct GraceExpiryTests {
             let record = try #require(try await observer.records(of: "held-1").first)
             #expect(record.status == 503)
             #expect(record.bytesOut == response.body.readableBytes)
+            #expect(!record.downstreamDisconnected, "the gateway closed after a whole answer: not a client leaving")
         }
     }
 
@@ -77,12 +78,13 @@ struct GraceExpiryTests {
             let record = try #require(try await observer.records(of: "held-2").first)
             #expect(record.status == 200)
             #expect(record.bytesOut == response.body.readableBytes)
+            #expect(!record.downstreamDisconnected, "the gateway closed after a whole answer: not a client leaving")
             await stopping.value
         }
     }
 
-    @Test("SSE over HTTP/1.1: an error event, then the terminating chunk (curl sees a complete response)")
-    func http1SSE() async throws {
+    @Test("SSE over HTTP/1.1 before the first event: nothing was sent, so 503 with Retry-After, as sync mode")
+    func http1SSEBeforeFirstEvent() async throws {
         try await Self.withHeldCalls { gateway, runner in
             let call = Task {
                 let (headers, _, raw) = try await curlSSE([
@@ -94,10 +96,34 @@ struct GraceExpiryTests {
             try #require(await runner.waitForStart(orEndOf: call), "the call never reached the backend")
             await gateway.beginShutdown()
             let (headers, raw) = try await call.value
-            let events = try parseSSE(raw)
+            #expect(headers.contains("http/1.1 503"), "\(headers)")
+            #expect(headers.contains("retry-after:"), "\(headers)")
+            #expect(headers.contains("content-type: application/json"), "\(headers)")
+            #expect(raw.contains("the gateway is shutting down"), "\(raw)")
+            #expect(try parseSSE(raw).isEmpty, "no SSE event: \(raw)")
+        }
+    }
+
+    @Test("SSE over HTTP/1.1 mid-stream: an error event, then the terminating chunk (curl sees a complete response)")
+    func http1SSE() async throws {
+        try await withStreamSetup(.inProcess, timeouts: "shutdown_grace: 300ms") { setup in
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-grace-\(UUID().uuidString)")
+                .path
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            async let result = curlSSE(
+                [
+                    "-H", "content-type: application/json",
+                    "-d", #"{"data":[{"variable":{"prompt":"a b c","delay_ms":20000}}]}"#,
+                    "\(setup.sseBase)/tokens/trigger-stream",
+                ], outputFile: file)
+            #expect(await fileContains(file, "PIPELINE_OUTPUT_UPDATED"), "the stream never began")
+            await setup.gateway.beginShutdown()
+            let (headers, events, raw) = try await result
             #expect(headers.contains("http/1.1 200"), "\(headers)")
-            #expect(events.map(\.name) == ["PIPELINE_ERROR_UPDATED"], "\(raw)")
-            #expect(events.first?.data["code"] as? Int == 14, "\(raw)")
+            #expect(
+                events.map(\.name) == ["PIPELINE_STATUS_UPDATED", "PIPELINE_OUTPUT_UPDATED", "PIPELINE_ERROR_UPDATED"],
+                "\(raw)")
+            #expect(events.last?.data["code"] as? Int == 14, "\(raw)")
         }
     }
 

@@ -45,6 +45,80 @@ struct StreamSSETests {
         }
     }
 
+    @Test(
+        "an unknown pipeline is a plain 404 JSON error, no 200 and no error event, over HTTP/1.1 and h2c",
+        arguments: StreamBackend.allCases, [false, true]
+    )
+    func unknownPipelineBeforeFirstEvent(backend: StreamBackend, http2: Bool) async throws {
+        try await withStreamSetup(backend) { setup in
+            let answer = try await curlBeforeStart(
+                "\(setup.sseBase)/nope/trigger-stream", http2: http2, body: #"{"data":[{"variable":{}}]}"#)
+            #expect(answer.status == 404, "\(backend): \(answer.headers)\(answer.body)")
+            #expect(answer.headers.contains("content-type: application/json"), "\(answer.headers)")
+            #expect(!answer.body.contains("event:"), "no SSE event: \(answer.body)")
+            #expect(answer.json?["code"] as? Int == 5, "NOT_FOUND: \(answer.body)")
+            #expect((answer.json?["message"] as? String)?.contains("nope") == true, "\(answer.body)")
+        }
+    }
+
+    @Test(
+        "a backend that is down before the stream starts: the same JSON error and status as sync mode, not 200",
+        arguments: [StreamBackend.http, .grpc], [false, true]
+    )
+    func backendDownBeforeFirstEvent(backend: StreamBackend, http2: Bool) async throws {
+        try await withStreamSetup(backend) { setup in
+            let runner = try #require(setup.runner)
+            await runner.stop(signal: SIGKILL)
+            let body = #"{"data":[{"variable":{"prompt":"a b"}}]}"#
+            let sync = try await curlBeforeStart("\(setup.sseBase)/tokens/trigger", http2: http2, body: body)
+            let stream = try await curlBeforeStart(
+                "\(setup.sseBase)/tokens/trigger-stream", http2: http2, body: body)
+            #expect([502, 503].contains(sync.status), "\(sync.headers)\(sync.body)")
+            #expect(stream.status == sync.status, "\(backend): \(stream.headers)\(stream.body)")
+            #expect(stream.headers.contains("content-type: application/json"), "\(stream.headers)")
+            #expect(!stream.body.contains("event:"), "no SSE event: \(stream.body)")
+            let code = try #require(stream.json?["code"] as? Int, "\(stream.body)")
+            #expect(code == sync.json?["code"] as? Int, "same google.rpc code as sync: \(stream.body) / \(sync.body)")
+        }
+    }
+
+    @Test("a pipeline that fails after its first event still answers 200 and then the error event")
+    func failureAfterFirstEventIsAnEvent() async throws {
+        for backend in StreamBackend.allCases {
+            try await withStreamSetup(backend) { setup in
+                let (headers, events, raw) = try await curlSSE([
+                    "-H", "content-type: application/json",
+                    "-d", #"{"data":[{"variable":{"message":"boom","code":"FAILED_PRECONDITION"}}]}"#,
+                    "\(setup.sseBase)/fail/trigger-stream",
+                ])
+                #expect(headers.contains("http/1.1 200"), "\(backend): \(headers)")
+                #expect(
+                    events.map(\.name) == ["PIPELINE_STATUS_UPDATED", "PIPELINE_ERROR_UPDATED"], "\(backend): \(raw)")
+                #expect(events.last?.data["code"] as? Int == 9, "\(backend): \(raw)")
+            }
+        }
+    }
+
+    /// A request answered before any stream began, read by curl: its status line, headers and JSON body.
+    func curlBeforeStart(_ url: String, http2: Bool, body: String) async throws -> (
+        status: Int, headers: String, body: String, json: [String: Any]?
+    ) {
+        let curl = try #require(TestProcess.which("curl"))
+        let out = try await TestProcess.run(
+            curl,
+            ["-siN", "--max-time", "30"] + (http2 ? ["--http2-prior-knowledge"] : [])
+                + ["-H", "content-type: application/json", "-d", body, url])
+        #expect(out.status == 0, "curl: \(out.stderr)")
+        let text = out.stdoutString.replacingOccurrences(of: "\r\n", with: "\n")
+        let parts = text.components(separatedBy: "\n\n")
+        let headers = (parts.first ?? "").lowercased()
+        let responseBody = parts.dropFirst().joined(separator: "\n\n")
+        let statusLine = headers.split(separator: "\n").first ?? ""
+        let status = statusLine.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        let json = try? JSONSerialization.jsonObject(with: Data(responseBody.utf8)) as? [String: Any]
+        return (status, headers, responseBody, json)
+    }
+
     @Test("an event is flushed as it arrives: the first token comes long before the stream ends")
     func flushedAsItArrives() async throws {
         for backend in StreamBackend.allCases {

@@ -1,0 +1,136 @@
+@testable import GatewayServer
+import NIOCore
+import NIOEmbedded
+import Testing
+import TriggerModel
+
+/// `EventRelay`'s start rule on NIO's testing loop: the stream begins (SSE's `200` head) with the backend's
+/// first event that is not an error; an error, a transport failure or the idle timeout before it ends the
+/// relay unbegun, so the frontend answers with a plain error response (API.md §2: only an error after the
+/// first byte is an error event).
+@Suite("EventRelay: when a stream begins")
+struct EventRelayTests {
+    /// A source whose results the test hands over, one per `next()`.
+    final class ScriptedSource: TriggerEventSource {
+        let loop: EmbeddedEventLoop
+        var waiting: EventLoopPromise<TriggerEvent?>?
+        var cancelled = false
+
+        init(loop: EmbeddedEventLoop) { self.loop = loop }
+
+        func next() -> EventLoopFuture<TriggerEvent?> {
+            let promise = loop.makePromise(of: TriggerEvent?.self)
+            waiting = promise
+            return promise.futureResult
+        }
+
+        func cancel() { cancelled = true }
+
+        func send(_ event: TriggerEvent?) throws {
+            let promise = try #require(waiting, "the relay is not waiting for an event")
+            waiting = nil
+            promise.succeed(event)
+        }
+
+        func fail(_ error: GatewayError) throws {
+            let promise = try #require(waiting, "the relay is not waiting for an event")
+            waiting = nil
+            promise.fail(error)
+        }
+    }
+
+    /// What the relay told its frontend, in order.
+    final class Transcript {
+        var lines: [String] = []
+        var relay: EventRelay?
+    }
+
+    static func name(_ event: TriggerEvent) -> String {
+        switch event {
+        case .status: "status"
+        case .output: "output"
+        case .error(let error): "error \(error.code)"
+        case .end: "end"
+        }
+    }
+
+    static func relay(
+        _ source: ScriptedSource, loop: EmbeddedEventLoop, idle: TimeAmount = .seconds(60)
+    ) -> Transcript {
+        let transcript = Transcript()
+        let relay = EventRelay(
+            source: source, eventLoop: loop, idleTimeout: idle,
+            begin: { transcript.lines.append("begin") },
+            deliver: { event in
+                transcript.lines.append("deliver \(name(event))")
+                return loop.makeSucceededVoidFuture()
+            },
+            finish: { error in
+                let began = transcript.relay?.began ?? false
+                transcript.lines.append("finish \(error.map { "\($0.code)" } ?? "clean") began=\(began)")
+            })
+        transcript.relay = relay
+        relay.start()
+        return transcript
+    }
+
+    static let running = TriggerEvent.status(name: "PIPELINE_STATUS_UPDATED", data: ["status": .string("RUNNING")])
+
+    @Test("an error event before any other is the answer: the stream never begins")
+    func errorFirst() throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop)
+        try source.send(.error(GatewayError(.notFound, "pipeline \"nope\" not found")))
+        #expect(transcript.lines == ["finish notFound began=false"])
+        #expect(source.waiting == nil, "nothing more is pulled")
+    }
+
+    @Test("a transport failure before any event is the answer: the stream never begins")
+    func failureFirst() throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop)
+        try source.fail(GatewayError(.backendFailed, "connection refused"))
+        #expect(transcript.lines == ["finish backendFailed began=false"])
+    }
+
+    @Test("the first event begins the stream, once; an error after it is an event of the stream")
+    func beginsWithFirstEvent() throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop)
+        #expect(transcript.lines.isEmpty, "nothing is sent before the backend's first event")
+        try source.send(Self.running)
+        try source.send(.output(name: "PIPELINE_OUTPUT_UPDATED", outputs: [["token": .string("a")]]))
+        try source.send(.error(GatewayError(.failedPrecondition, "boom")))
+        try source.send(nil)
+        #expect(
+            transcript.lines == [
+                "begin", "deliver status", "deliver output", "deliver error failedPrecondition",
+                "finish clean began=true",
+            ])
+    }
+
+    @Test("the idle timeout before the first event ends the relay unbegun and cancels the run; not a tick before")
+    func idleBeforeFirstEvent() throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop, idle: .seconds(5))
+        loop.advanceTime(by: .seconds(5) - .nanoseconds(1))
+        #expect(transcript.lines.isEmpty)
+        #expect(!source.cancelled)
+        loop.advanceTime(by: .nanoseconds(1))
+        #expect(transcript.lines == ["finish deadlineExceeded began=false"])
+        #expect(source.cancelled)
+    }
+
+    @Test("a stream that ends with no event at all begins and ends clean (an empty stream, not an error)")
+    func emptyStream() throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop)
+        try source.send(nil)
+        #expect(transcript.lines == ["begin", "finish clean began=true"])
+    }
+}
