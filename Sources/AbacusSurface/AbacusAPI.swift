@@ -59,8 +59,11 @@ package struct AbacusServices: Sendable {
     package var operations: AsyncOperations?
     /// Why no run can be accepted right now (the store is down), or nil.
     package var runsUnavailable: GatewayError?
-    /// Throws `GatewayError(.notFound)` when no route serves the ref (`TriggerDispatcher.pool(for:)`).
-    package var checkRoute: @Sendable (PipelineRef) throws -> Void
+    /// Throws `GatewayError(.notFound)` when the ref names no pipeline: no route serves it, or the runner of
+    /// its pool has no such pipeline (`TriggerDispatcher.pipelineDescription`: the runner's `Describe`, as
+    /// Instill's `GetNamespacePipeline` and the Craft AI surface ask it). Other errors mean the runner could
+    /// not be asked (down, slow, broken).
+    package var checkPipeline: @Sendable (PipelineRef) async throws -> Void
     /// What a client may be told about an error that is neither the surface's nor a `GatewayError` (the
     /// frontend's rule: log it with the request id, answer "internal error").
     package var gatewayError: @Sendable (any Error) -> GatewayError
@@ -71,7 +74,7 @@ package struct AbacusServices: Sendable {
         limits: CodecLimits,
         operations: AsyncOperations?,
         runsUnavailable: GatewayError?,
-        checkRoute: @escaping @Sendable (PipelineRef) throws -> Void,
+        checkPipeline: @escaping @Sendable (PipelineRef) async throws -> Void,
         gatewayError: @escaping @Sendable (any Error) -> GatewayError
     ) {
         self.namespace = namespace
@@ -79,7 +82,7 @@ package struct AbacusServices: Sendable {
         self.limits = limits
         self.operations = operations
         self.runsUnavailable = runsUnavailable
-        self.checkRoute = checkRoute
+        self.checkPipeline = checkPipeline
         self.gatewayError = gatewayError
     }
 }
@@ -89,6 +92,12 @@ package struct AbacusResponse: Sendable {
     package var status: Int
     package var body: ByteBuffer
     package var headers: [(name: String, value: String)]
+    /// The pipeline the call named (`pipelineId` in the surface's namespace), once its parameters named one,
+    /// whether or not the call then succeeded: for the request's access-log line and metrics labels.
+    package var pipeline: PipelineRef? = nil
+    /// `.async` when the call runs the pipeline (`runPipeline`: a pipeline version is an async operation);
+    /// nil for the reads.
+    package var mode: TriggerMode? = nil
 }
 
 /// The Abacus.AI `runPipeline` surface (API.md §4b; CLIENTS.md §4): the calls the published `abacusai` client
@@ -127,13 +136,24 @@ package enum AbacusAPI {
 
     /// Answers one call; never throws: every failure is an envelope with `success: false`.
     package static func handle(_ request: AbacusRequest, services: AbacusServices) async -> AbacusResponse {
+        var named: Named?
+        var response: AbacusResponse
         do {
-            let result = try await result(of: request, services: services)
-            return AbacusResponse(status: 200, body: AbacusEnvelope.success(result), headers: [])
+            let result = try await result(of: request, services: services, named: &named)
+            response = AbacusResponse(status: 200, body: AbacusEnvelope.success(result), headers: [])
         } catch {
             let abacusError = error as? AbacusError ?? AbacusError(services.gatewayError(error))
-            return failure(abacusError, requestID: request.requestID)
+            response = failure(abacusError, requestID: request.requestID)
         }
+        response.pipeline = named?.ref
+        response.mode = named?.mode
+        return response
+    }
+
+    /// The pipeline a call named, and its mode when the call runs it (`AbacusResponse.pipeline`, `.mode`).
+    private struct Named {
+        var ref: PipelineRef
+        var mode: TriggerMode?
     }
 
     /// The envelope of `error`, with the headers its status calls for.
@@ -156,7 +176,9 @@ package enum AbacusAPI {
         )
     }
 
-    private static func result(of request: AbacusRequest, services: AbacusServices) async throws -> Value {
+    private static func result(of request: AbacusRequest, services: AbacusServices, named: inout Named?)
+        async throws -> Value
+    {
         guard let action = Action(rawValue: request.action) else {
             let served = Action.allCases.map(\.rawValue).joined(separator: ", ")
             throw AbacusError(
@@ -189,8 +211,11 @@ package enum AbacusAPI {
         case .version:
             return .string(apiVersion)
         case .runPipeline:
+            let pipelineID = try parameters.requiredString("pipelineId")
+            named = Named(ref: pipelineRef(pipelineID, services), mode: .async)
             return .object(
-                try await runPipeline(parameters, request: request, principal: principal, services: services)
+                try await runPipeline(
+                    pipelineID, parameters, request: request, principal: principal, services: services)
             )
         case .describePipelineVersion:
             let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
@@ -200,29 +225,31 @@ package enum AbacusAPI {
             return .object(AbacusPipelineVersion.step(operation))
         case .listPipelineVersions:
             let pipelineID = try parameters.requiredString("pipelineId")
-            let ref = try resolve(pipelineID, services)
+            named = Named(ref: pipelineRef(pipelineID, services))
+            let ref = try await resolve(pipelineID, services)
             let limit = try parameters.count("limit") ?? 0
             let operations = try await list(ref, limit: limit, principal: principal, services)
             return .list(operations.map { .object(AbacusPipelineVersion.render($0)) })
         case .describePipeline:
             let pipelineID = try parameters.requiredString("pipelineId")
-            let ref = try resolve(pipelineID, services)
+            named = Named(ref: pipelineRef(pipelineID, services))
+            let ref = try await resolve(pipelineID, services)
             let latest = try await list(ref, limit: 0, principal: principal, services).first
             return .object(AbacusPipelineVersion.pipeline(id: pipelineID, latest: latest))
         }
     }
 
     /// Stores a pipeline version (a queued operation) for `pipelineId` with the decoded mappings as its one
-    /// input, and answers it as PENDING. The pipeline is resolved first: one no route serves is refused with
-    /// `DataNotFoundError` before anything is stored, as are bad mappings.
+    /// input, and answers it as PENDING. The pipeline is resolved first: an unknown one (`resolve`) is refused
+    /// with `DataNotFoundError` before anything is stored, as are bad mappings.
     private static func runPipeline(
+        _ pipelineID: String,
         _ parameters: AbacusParameters,
         request: AbacusRequest,
         principal: String?,
         services: AbacusServices
     ) async throws -> ValueObject {
-        let pipelineID = try parameters.requiredString("pipelineId")
-        let ref = try resolve(pipelineID, services)
+        let ref = try await resolve(pipelineID, services)
         let variables = try AbacusVariableMappings.decode(
             try parameters.value("pipelineVariableMappings"),
             limits: services.limits
@@ -244,13 +271,28 @@ package enum AbacusAPI {
         return AbacusPipelineVersion.render(try await operations.submit(trigger))
     }
 
-    /// The ref `pipelineId` names; `DataNotFoundError` when no route serves it.
-    private static func resolve(_ pipelineID: String, _ services: AbacusServices) throws -> PipelineRef {
-        let ref = PipelineRef(namespace: services.namespace, pipeline: pipelineID)
+    /// The ref `pipelineId` names in the surface's namespace.
+    private static func pipelineRef(_ pipelineID: String, _ services: AbacusServices) -> PipelineRef {
+        PipelineRef(namespace: services.namespace, pipeline: pipelineID)
+    }
+
+    /// The ref `pipelineId` names, checked to exist (`AbacusServices.checkPipeline`): `DataNotFoundError` 404
+    /// when no route serves it or its runner has no such pipeline, so a mistyped id fails at once instead of
+    /// becoming a stored run that fails later.
+    ///
+    /// A runner that cannot be asked right now (down, slow: any error but NOT_FOUND) refuses nothing: a run is
+    /// then stored as any async trigger is while its backend is away, retried by the dispatcher, and fails
+    /// with the runner's own answer if the pipeline turns out not to exist.
+    private static func resolve(_ pipelineID: String, _ services: AbacusServices) async throws -> PipelineRef {
+        let ref = pipelineRef(pipelineID, services)
         do {
-            try services.checkRoute(ref)
+            try await services.checkPipeline(ref)
         } catch let error as GatewayError where error.code == .notFound {
-            throw AbacusError.dataNotFound("no pipeline \"\(pipelineID)\" (no route serves \(ref))")
+            throw AbacusError.dataNotFound("no pipeline \"\(pipelineID)\": \(error.message)")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // Not known not to exist: see above.
         }
         return ref
     }

@@ -17,7 +17,8 @@ package final class CraftSurface: Sendable {
 
     /// - Parameters:
     ///   - key: the access-token key (see `CraftSigningKey.load`).
-    ///   - describe: asks the runner of a pipeline for its description (the `Describe` call).
+    ///   - describe: asks the runner of a pipeline for its description (`TriggerDispatcher.pipelineDescription`:
+    ///     the `Describe` call, a runner that cannot describe answering an empty description).
     package init(
         configuration: CraftConfiguration,
         key: [UInt8],
@@ -76,7 +77,7 @@ package final class CraftSurface: Sendable {
 /// calls (each `run_pipeline` asks first) costs one `Describe` call.
 ///
 /// A runner that cannot describe (it answers UNIMPLEMENTED, as runners written before the call existed do)
-/// describes every pipeline as taking any inputs.
+/// describes every pipeline as taking any inputs: `describe` answers so (`TriggerDispatcher.pipelineDescription`).
 package final class CraftDescriptionCache: Sendable {
     private let configured: [String: PipelineDescription]
     private let describe: @Sendable (PipelineRef) async throws -> PipelineDescription
@@ -105,12 +106,7 @@ package final class CraftDescriptionCache: Sendable {
         if let configured = configured[ref.pipeline] { return configured }
         let now = ContinuousClock.now
         if let cached = entries.withLock({ $0[ref] }), cached.at.duration(to: now) < ttl { return cached.description }
-        let description: PipelineDescription
-        do {
-            description = try await describe(ref)
-        } catch let error as GatewayError where error.code == .unimplemented {
-            description = PipelineDescription()
-        }
+        let description = try await describe(ref)
         entries.withLock { entries in
             if entries.count >= 1024 { entries.removeAll() }
             entries[ref] = (description, now)

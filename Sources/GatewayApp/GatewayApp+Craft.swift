@@ -29,7 +29,7 @@ extension GatewayApp {
             key: key,
             authRequired: config.authRequired,
             principals: Set(config.tokens.map(\.name)),
-            describe: { ref in try await dispatcher.pool(for: ref).describePipeline(ref) }
+            describe: { ref in try await dispatcher.pipelineDescription(ref) }
         )
     }
 }

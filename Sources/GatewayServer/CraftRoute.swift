@@ -1,3 +1,7 @@
+import CraftSurface
+import GatewayConfig
+import TriggerModel
+
 /// The routes of the Craft AI surface (CLIENTS.md §3.7), parsed from a request target's decoded segments.
 enum CraftRoute: Equatable {
     /// `POST /api/v1/auth/refresh`
@@ -73,5 +77,38 @@ enum CraftRoute: Equatable {
         default:
             return nil
         }
+    }
+}
+
+extension CraftRoute {
+    /// The pipeline a request on this route names, for its record (the access log and the request metrics), and
+    /// the trigger mode when it starts an execution (`.async`: an execution is an async operation). Read from
+    /// the path and the configuration only, before the request is authenticated or served, as a REST trigger's
+    /// is; nil for routes that name no pipeline (auth, reads of an execution by its id) and for a deployment or
+    /// endpoint path no deployment has.
+    func pipeline(of craft: CraftSurface) -> (ref: PipelineRef, mode: TriggerMode?)? {
+        let configuration = craft.configuration
+        let deployment: CraftDeploymentConfiguration?
+        var mode: TriggerMode? = nil
+        switch self {
+        case .pipeline(let name):
+            return (craft.ref(pipeline: name), nil)
+        case .runPipeline(let name):
+            return (craft.ref(pipeline: name), .async)
+        case .deployment(let name), .latestExecution(let name):
+            deployment = configuration.deployment(named: name)
+        case .executeDeployment(let name):
+            deployment = configuration.deployment(named: name)
+            mode = .async
+        case .endpoint(let path):
+            deployment = configuration.deployment(endpointURLPath: path)
+            mode = .async
+        case .endpointExecution(let path, _), .endpointOutput(let path, _, _):
+            deployment = configuration.deployment(endpointURLPath: path)
+        case .refresh, .executionOutputs, .executionOutput:
+            return nil
+        }
+        guard let deployment else { return nil }
+        return (craft.ref(pipeline: deployment.pipeline, release: deployment.release), mode)
     }
 }

@@ -80,7 +80,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case .serve(let originForm):
             target = originForm
         case .reject(let error, let close):
-            var response = RESTResponse.error(error, requestID: requestID)
+            var response = RESTErrorFormat(path: head.uri).response(error, requestID: requestID)
             response.omitsBody = head.method == .HEAD
             state = .discarding(keepAlive: head.isKeepAlive && !close)
             write(response, keepAlive: head.isKeepAlive && !close, context: context)
@@ -119,7 +119,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         } catch {
             // The rest of the body would still be on its way; closing is the only way not to read it.
             state = .discarding(keepAlive: false)
-            write(.error(gatewayError(from: error), requestID: use.requestID), keepAlive: false, context: context)
+            write(use.errorResponse(gatewayError(from: error)), keepAlive: false, context: context)
         }
     }
 
@@ -134,8 +134,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
                 body = try collector.finishBody()
             } catch {
                 state = keepAlive ? .idle : .closed
-                write(
-                    .error(gatewayError(from: error), requestID: use.requestID), keepAlive: keepAlive, context: context)
+                write(use.errorResponse(gatewayError(from: error)), keepAlive: keepAlive, context: context)
                 return
             }
             let plan: RESTTriggerPlan
@@ -310,6 +309,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         // downstream disconnect for a request that got its 200 or 503; found by review, at shutdown).
         if open != nil {
             open!.record.status = response.status
+            if let naming = response.naming { open!.record.name(naming) }
             open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
             open!.sentHead = true
         }
@@ -448,7 +448,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             return
         }
         state = .closed
-        write(.error(error, requestID: requestID), keepAlive: false, context: context)
+        let format = RESTErrorFormat(path: open?.record.path ?? "")
+        write(format.response(error, requestID: requestID), keepAlive: false, context: context)
     }
 
     /// A field name in lowercase, without a new string when it already is (most clients send lowercase).

@@ -1,6 +1,7 @@
 import HTTP2Engine
 import NIOCore
 import ProtoCodec
+import TriggerDispatch
 import TriggerModel
 
 /// `GetNamespacePipeline` / `GetNamespacePipelineRelease` (`pipeline.pipeline.v1beta` and `vdp.pipeline.v1beta`),
@@ -20,6 +21,7 @@ extension HTTP2FrontendConnection {
             return
         }
         let services = self.services
+        streams[stream]?.open?.record.name(ref, mode: nil, route: services.dispatcher.route(for: ref))
         let requestID = call.context.requestID
         startTask(stream: stream) {
             do {

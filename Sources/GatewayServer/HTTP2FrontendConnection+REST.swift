@@ -67,6 +67,7 @@ extension HTTP2FrontendConnection {
         if let state = streams[stream] {
             state.phase = .done
             state.open?.record.status = response.status
+            if let naming = response.naming { state.open?.record.name(naming) }
             state.open?.sentHead = true
             if empty { state.answered = true }
         }

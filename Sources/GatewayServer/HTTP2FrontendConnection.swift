@@ -141,7 +141,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 state.phase = .restCollecting(collector, use)
             } catch {
                 state.phase = .done
-                restRespond(.error(gatewayError(from: error), requestID: use.requestID), stream: stream)
+                restRespond(use.errorResponse(gatewayError(from: error)), stream: stream)
             }
         case .grpcCollecting(var deframer, let call, var message):
             state.phase = .running
@@ -213,7 +213,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 body = try collector.finishBody()
             } catch {
                 state.phase = .done
-                restRespond(.error(gatewayError(from: error), requestID: use.requestID), stream: stream)
+                restRespond(use.errorResponse(gatewayError(from: error)), stream: stream)
                 return
             }
             switch (use, body) {
@@ -284,7 +284,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                     SSEEncoder.encode(.error(error), into: &encoded)
                     sendBody(stream: id, encoded, endStream: true)
                 case .rest:
-                    restRespond(.error(error, requestID: state.requestID), stream: id)
+                    let format = RESTErrorFormat(path: state.open?.record.path ?? "")
+                    restRespond(format.response(error, requestID: state.requestID), stream: id)
                 }
             }
         }

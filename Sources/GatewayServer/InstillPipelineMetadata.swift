@@ -10,12 +10,7 @@ import TriggerModel
 /// cannot describe pipelines (UNIMPLEMENTED) gives schemas that take any fields, as the Craft AI surface reads it.
 enum InstillPipelineMetadata {
     static func resource(_ ref: PipelineRef, services: FrontendServices) async throws -> PipelineResource {
-        let description: PipelineDescription
-        do {
-            description = try await services.dispatcher.describePipeline(ref)
-        } catch let error as GatewayError where error.code == .unimplemented {
-            description = PipelineDescription()
-        }
+        let description = try await services.dispatcher.pipelineDescription(ref)
         let owner = services.namespaces.namespace(id: ref.namespace)?.name ?? "organizations/\(ref.namespace)"
         let pipelineName = "namespaces/\(ref.namespace)/pipelines/\(ref.pipeline)"
         func release(_ id: String) -> PipelineResource {

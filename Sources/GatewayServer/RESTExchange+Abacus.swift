@@ -8,9 +8,13 @@ import WireCodecs
 /// `/api/v0/<action>`: hands the Abacus.AI surface (`AbacusAPI`) its request and writes its envelope.
 ///
 /// GET and HEAD run at once with the query string (HEAD is routed as GET, see `RESTRequestHead.start`); POST
-/// first gathers its body raw, under the body cap, and the surface parses it. Failures of the surface's own come back in its envelope (`{"success": false, ...}`);
-/// only what the frontend refuses before the surface sees the request (headers or body over the caps) is in
-/// the gateway's usual error shape.
+/// first gathers its body raw, under the body cap, and the surface parses it. Every failure is in the
+/// surface's envelope (`{"success": false, ...}`): the surface's own, and what the frontend refuses before the
+/// surface sees the request (`RESTErrorFormat.abacus`: headers or a body over the caps, no `Host`).
+///
+/// The pipeline a call names is known only once its parameters are parsed (a POST's are in its body): the
+/// surface reports it with its answer (`AbacusResponse.pipeline`), and the response carries it to the
+/// request's record (`RESTResponse.naming`), so the access log and the metrics name the route it matched.
 extension RESTRequestHead {
     /// `trace`: the request's trace context (``RequestContext/startTrace()``), which its runs carry.
     func abacusStart(_ action: String, services: FrontendServices, requestID: String, trace: TraceContext) -> RESTStart
@@ -20,7 +24,7 @@ extension RESTRequestHead {
             query = try RESTQuery(target: target)
         } catch {
             let response = AbacusAPI.failure(AbacusError(gatewayError(from: error)), requestID: requestID)
-            return .respond(Self.restResponse(response, requestID: requestID), closeConnection: false)
+            return .respond(.abacus(response, requestID: requestID), closeConnection: false)
         }
         let dispatcher = services.dispatcher
         let abacus = AbacusServices(
@@ -29,7 +33,7 @@ extension RESTRequestHead {
             limits: services.limits,
             operations: services.operations,
             runsUnavailable: services.health.status(.async) == .serving ? nil : HealthRegistry.asyncUnavailable,
-            checkRoute: { ref in _ = try dispatcher.pool(for: ref) },
+            checkPipeline: { ref in _ = try await dispatcher.pipelineDescription(ref) },
             gatewayError: { gatewayError(from: $0, requestID: requestID) }
         )
         let request = AbacusRequest(
@@ -49,40 +53,36 @@ extension RESTRequestHead {
         guard method == "POST" else {
             return .run(
                 RESTWork(requestID: requestID) {
-                    Self.restResponse(await AbacusAPI.handle(request, services: abacus), requestID: requestID)
+                    Self.abacusAnswer(await AbacusAPI.handle(request, services: abacus), dispatcher, requestID)
                 }
             )
         }
         let declaredLength = first("content-length").flatMap(Int.init)
         if let declared = declaredLength, declared > services.limits.maxBodyBytes {
             let error = RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true)
-            return .respond(.error(error, requestID: requestID), closeConnection: true)
+            return .respond(RESTErrorFormat.abacus.response(error, requestID: requestID), closeConnection: true)
         }
         return .readBody(
             .raw(limits: services.limits, expectedLength: declaredLength),
             .work(
-                RESTBodyWork(requestID: requestID) { body in
+                RESTBodyWork(requestID: requestID, errorFormat: .abacus) { body in
                     var request = request
                     if case .bytes(let bytes) = body { request.body = bytes }
-                    return Self.restResponse(await AbacusAPI.handle(request, services: abacus), requestID: requestID)
+                    return Self.abacusAnswer(await AbacusAPI.handle(request, services: abacus), dispatcher, requestID)
                 }
             )
         )
     }
 
-    /// A method the action does not take, refused in the surface's envelope (the client reads every answer
-    /// of `/api/v0/` as one) with `Allow` listing the methods it does take (RFC 9110 §15.5.6).
-    func abacusMethodNotAllowed(_ action: String, allow: String, requestID: String) -> RESTResponse {
-        let error = AbacusError(.methodNotAllowed, "\(action) takes \(allow), not \(method)", httpStatus: 405)
-        var response = Self.restResponse(AbacusAPI.failure(error, requestID: requestID), requestID: requestID)
-        response.headers.removeAll { $0.name == "allow" }
-        response.headers.append(("allow", allow))
+    /// The surface's answer as a REST response, naming the pipeline the call resolved (if any) with the route
+    /// it matches, for the request's record.
+    private static func abacusAnswer(_ answer: AbacusResponse, _ dispatcher: TriggerDispatcher, _ requestID: String)
+        -> RESTResponse
+    {
+        var response = RESTResponse.abacus(answer, requestID: requestID)
+        if let ref = answer.pipeline {
+            response.naming = RequestNaming(ref: ref, mode: answer.mode, route: dispatcher.route(for: ref))
+        }
         return response
-    }
-
-    private static func restResponse(_ response: AbacusResponse, requestID: String) -> RESTResponse {
-        var rest = RESTResponse.json(status: response.status, body: response.body, requestID: requestID)
-        rest.headers.append(contentsOf: response.headers)
-        return rest
     }
 }

@@ -79,7 +79,7 @@ extension RESTRequestHead {
         return .readBody(
             collector,
             .work(
-                RESTBodyWork(requestID: requestID) { body in
+                RESTBodyWork(requestID: requestID, errorFormat: .craft) { body in
                     let craftBody: CraftRequestBody
                     switch (kind, body) {
                     case (.json, .bytes(let bytes)): craftBody = .json(bytes)

@@ -68,12 +68,23 @@ enum RESTBodyUse {
         case .work(let work): work.requestID
         }
     }
+
+    /// The answer to a body that failed before the work could see it (over the cap, malformed), in the shape of
+    /// the surface the request is for (``RESTErrorFormat``).
+    func errorResponse(_ error: GatewayError) -> RESTResponse {
+        switch self {
+        case .trigger(let plan): .error(error, requestID: plan.requestID)
+        case .work(let work): work.errorFormat.response(error, requestID: work.requestID)
+        }
+    }
 }
 
 /// Work that needs the request body: it runs off the event loop once the whole body has arrived within the
 /// cap; a body the collector refuses (over the cap, malformed) is answered by the frontend without it.
 struct RESTBodyWork: Sendable {
     var requestID: String
+    /// The shape of the error the frontend answers when the body itself fails (over the cap, cut short).
+    var errorFormat = RESTErrorFormat.instill
     var run: @Sendable (RESTBody) async -> RESTResponse
 }
 
@@ -253,8 +264,10 @@ extension RESTRequestHead {
     func route(
         services: FrontendServices, requestID: String, record: inout RequestRecord, arrival: NIODeadline
     ) -> RESTStart {
+        // Each surface's errors in its own shape, those of the frontend's checks below included (decided only
+        // when there is an error: the path's prefixes are not compared on the way to a trigger).
         func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
-            .respond(.error(error, requestID: requestID), closeConnection: close)
+            .respond(RESTErrorFormat(path: target).response(error, requestID: requestID), closeConnection: close)
         }
         if wireSize > services.maxHeaderBytes {
             return fail(
@@ -285,14 +298,12 @@ extension RESTRequestHead {
         record.operation = path.operationID(method: method, path: pathOnly)
         guard path.allowedMethods.contains(method) else {
             let allow = path.allowedMethods.joined(separator: ", ")
-            if case .abacus(let action) = path {
-                return .respond(
-                    abacusMethodNotAllowed(action, allow: allow, requestID: requestID), closeConnection: false)
-            }
-            var response = RESTResponse.error(
+            var response = RESTErrorFormat(path: target).response(
                 GatewayError(.methodNotAllowed, "\(method) is not allowed on \(pathOnly); use \(allow)"),
                 requestID: requestID
             )
+            // RFC 9110 §15.5.6: the methods this path takes (a surface's format may have named its own).
+            response.headers.removeAll { $0.name == "allow" }
             response.headers.append(("allow", allow))
             return .respond(response, closeConnection: false)
         }
@@ -331,8 +342,12 @@ extension RESTRequestHead {
                 requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: first)
             let trace = context.startTrace()
             record.traceID = trace.traceID
+            if let craft = services.craft, let named = route.pipeline(of: craft) {
+                record.name(named.ref, mode: named.mode, route: services.dispatcher.route(for: named.ref))
+            }
             return craftStart(route, services: services, requestID: requestID, trace: trace)
         case .pipeline(let ref):
+            record.name(ref, mode: nil, route: services.dispatcher.route(for: ref))
             return pipelineStart(ref, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?

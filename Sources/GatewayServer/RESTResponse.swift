@@ -11,6 +11,9 @@ struct RESTResponse {
     /// The answer to a HEAD: the headers (with the body's `content-length`) go out, the body does not
     /// (RFC 9110 §9.3.2).
     var omitsBody = false
+    /// The pipeline the request turned out to name, for its record, when only the work that computed this
+    /// answer could tell (``RequestNaming``); the frontend writing the response names the record with it.
+    var naming: RequestNaming? = nil
 
     static func json(status: Int, body: ByteBuffer, requestID: String) -> RESTResponse {
         RESTResponse(

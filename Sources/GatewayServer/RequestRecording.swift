@@ -27,16 +27,22 @@ extension RequestRecord {
     /// its status: CANCELLED, as the client's library reports it.
     static let grpcCancelled = 1
 
-    /// Names the pipeline a trigger asked for: the namespace and pipeline as sent, and the route that matched
-    /// (`TriggerDispatcher.route(for:)`) with its pool (bounded: the configuration's strings, no copy).
-    mutating func name(_ ref: PipelineRef, mode: TriggerMode, route resolved: RouteTable.ResolvedRoute?) {
+    /// Names the pipeline a request asked for: the namespace and pipeline as sent, and the route that matched
+    /// (`TriggerDispatcher.route(for:)`) with its pool (bounded: the configuration's strings, no copy). `mode`
+    /// is the trigger's, nil for a request that names a pipeline without running it (its metadata, its runs).
+    mutating func name(_ ref: PipelineRef, mode: TriggerMode?, route resolved: RouteTable.ResolvedRoute?) {
         namespace = ref.namespace
         pipeline = ref.pipeline
-        self.mode = mode.rawValue
+        self.mode = mode?.rawValue
         if let resolved {
             route = resolved.pattern
             pool = resolved.pool
         }
+    }
+
+    /// Names the pipeline as work that ran after the head learned it (``RequestNaming``).
+    mutating func name(_ naming: RequestNaming) {
+        name(naming.ref, mode: naming.mode, route: naming.route)
     }
 
     /// The trace id of a W3C `traceparent` (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, W3C
@@ -44,6 +50,27 @@ extension RequestRecord {
     mutating func trace(_ traceParent: String?) {
         guard let traceParent, let id = TraceParent.traceID(of: traceParent) else { return }
         traceID = id
+    }
+}
+
+/// The pipeline a request named, when only work that ran after its head could tell (the Abacus.AI surface:
+/// `pipelineId` is a parameter of the body or the query, parsed off the event loop): carried back on the
+/// response (``RESTResponse/naming``), and put into the request's record (``RequestRecord/name(_:)``) by the
+/// frontend that writes that response. Requests whose head names the pipeline (REST triggers, the Craft AI
+/// surface, `GetNamespacePipeline`) name it in their record at once instead.
+///
+/// A class so that a response without one costs a nil pointer, not the struct's room.
+final class RequestNaming: Sendable {
+    let ref: PipelineRef
+    /// The trigger's mode; nil when the request does not run the pipeline.
+    let mode: TriggerMode?
+    /// The route `ref` matched (`TriggerDispatcher.route(for:)`); nil when none did.
+    let route: RouteTable.ResolvedRoute?
+
+    init(ref: PipelineRef, mode: TriggerMode?, route: RouteTable.ResolvedRoute?) {
+        self.ref = ref
+        self.mode = mode
+        self.route = route
     }
 }
 

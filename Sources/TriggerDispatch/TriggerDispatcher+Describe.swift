@@ -9,4 +9,21 @@ extension TriggerDispatcher {
     package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
         try await pool(for: ref).describePipeline(ref)
     }
+
+    /// How every surface learns what a pipeline takes and whether it exists: ``describePipeline(_:)``, with a
+    /// runner that cannot describe pipelines (UNIMPLEMENTED: runners written before `Describe` existed) taken
+    /// to have every pipeline it is routed, each accepting any fields (an empty description).
+    ///
+    /// Used by Instill's `GetNamespacePipeline` (REST and gRPC), the Craft AI surface's descriptions and the
+    /// Abacus.AI surface's check of a `pipelineId`.
+    ///
+    /// - Throws: `.notFound` when no route matches `ref` or the runner has no such pipeline; transport errors
+    ///   as for a run (the runner is down, slow or broken).
+    package func pipelineDescription(_ ref: PipelineRef) async throws -> PipelineDescription {
+        do {
+            return try await describePipeline(ref)
+        } catch let error as GatewayError where error.code == .unimplemented {
+            return PipelineDescription()
+        }
+    }
 }

@@ -162,7 +162,8 @@ struct AbacusInteropTests {
     }
 
     /// Routes that name their pipelines: a pipeline no route serves is unknown here. (With the embedded
-    /// default's `demo/*` every id resolves, and one the demo runner lacks ends as a FAILED version.)
+    /// default's `demo/*` every id has a route, and the demo runner's `Describe` tells the unknown ones:
+    /// `unknownPipelineOnWildcardRoute`.)
     static let namedRoutes = """
         pools:
           - {name: demo, transport: inprocess}
@@ -218,6 +219,38 @@ struct AbacusInteropTests {
             #expect((answer["final"] as? [String: Any])?["status"] as? String == "COMPLETE", "\(answer)")
             let id = try #require((answer["started"] as? [String: Any])?["pipeline_version"] as? String)
             #expect(try await gateway.store.get(id: id)?.request.principal == "alice")
+        }
+    }
+
+    @Test(
+        "with the embedded default's demo/*: run_pipeline, describe_pipeline and list_pipeline_versions of a pipeline the demo runner lacks raise DataNotFoundError at once; nothing is stored"
+    )
+    func unknownPipelineOnWildcardRoute() async throws {
+        try await withTestGateway { gateway in
+            var answer = try await Peers.abacus("run", port: gateway.port, ["nope", "snake", "[]", "0"])
+            #expect(answer["exception"] as? String == "DataNotFoundError", "\(answer)")
+            #expect(answer["http_status"] as? Int == 404)
+            #expect((answer["message"] as? String)?.contains("nope") == true, "\(answer)")
+            answer = try await Peers.abacus("describe_pipeline", port: gateway.port, ["nope2"])
+            #expect(answer["exception"] as? String == "DataNotFoundError", "\(answer)")
+            answer = try await Peers.abacus("list", port: gateway.port, ["nope3", "10"])
+            #expect(answer["exception"] as? String == "DataNotFoundError", "\(answer)")
+            let page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.isEmpty, "refused runs must not be stored: \(page.operations.map(\.ref))")
+        }
+    }
+
+    @Test(
+        "a run whose body is over limits.max_body_bytes: the client raises InvalidParameterError 413 from the envelope (not a bare ApiException)"
+    )
+    func bodyOverTheCap() async throws {
+        try await withTestGateway(yaml: "limits: {max_body_bytes: 4096}\n") { gateway in
+            let mappings = #"[{"name":"p","variable_type":"STRING","value":"\#(String(repeating: "x", count: 5000))"}]"#
+            let answer = try await Peers.abacus("run", port: gateway.port, ["echo", "snake", mappings, "0"])
+            #expect(answer["exception"] as? String == "InvalidParameterError", "\(answer)")
+            #expect(answer["http_status"] as? Int == 413)
+            #expect((answer["message"] as? String)?.contains("4096") == true, "\(answer)")
+            #expect((answer["request_id"] as? String)?.isEmpty == false, "\(answer)")
         }
     }
 }

@@ -245,4 +245,119 @@ struct AbacusRESTTests {
             await client.close()
         }
     }
+
+    /// curl's answer to `arguments` (PORT replaced by the gateway's), with the body sent on stdin when given:
+    /// the status and the body parsed as JSON.
+    private static func curl(_ arguments: [String], port: Int, stdin: Data? = nil) async throws
+        -> (status: Int, body: [String: Any])
+    {
+        let curl = try #require(TestProcess.which("curl"))
+        let output = try await TestProcess.run(
+            curl,
+            ["-sS", "-o", "-", "-w", "\n%{http_code}"]
+                + arguments.map { $0.replacingOccurrences(of: "PORT", with: String(port)) },
+            stdin: stdin
+        )
+        #expect(output.status == 0, "\(output.stderr)")
+        let text = output.stdoutString
+        let cut = text.lastIndex(of: "\n") ?? text.startIndex
+        let body = try JSONSerialization.jsonObject(with: Data(text[..<cut].utf8)) as? [String: Any]
+        return (Int(text[text.index(after: cut)...]) ?? 0, body ?? [:])
+    }
+
+    @Test(
+        "the frontend's own refusals on /api/v0/ are the envelope too: no Host, a body over the cap (declared or streamed; HTTP/1.1 and h2c), headers over the cap",
+        arguments: [
+            ("no Host", ["-H", "Host:", "http://127.0.0.1:PORT/api/v0/getApiEndpoint"], 400, "InvalidParameterError"),
+            (
+                "declared", ["--data-binary", "@-", "http://127.0.0.1:PORT/api/v0/runPipeline"], 413,
+                "InvalidParameterError"
+            ),
+            (
+                "chunked", ["-X", "POST", "-T", "-", "http://127.0.0.1:PORT/api/v0/runPipeline"], 413,
+                "InvalidParameterError"
+            ),
+            (
+                "h2c declared",
+                ["--http2-prior-knowledge", "--data-binary", "@-", "http://127.0.0.1:PORT/api/v0/runPipeline"],
+                413, "InvalidParameterError"
+            ),
+            (
+                "h2c streamed",
+                ["--http2-prior-knowledge", "-X", "POST", "-T", "-", "http://127.0.0.1:PORT/api/v0/runPipeline"],
+                413, "InvalidParameterError"
+            ),
+            (
+                "headers",
+                ["-H", "x-pad: \(String(repeating: "p", count: 9000))", "http://127.0.0.1:PORT/api/v0/version"],
+                431, "InvalidRequest"
+            ),
+        ] as [(String, [String], Int, String)])
+    func frontendRefusalsInEnvelope(name: String, arguments: [String], status: Int, errorType: String) async throws {
+        try await withTestGateway(yaml: "limits: {max_body_bytes: 4096, max_header_bytes: 8192}\n") { gateway in
+            let pad = String(repeating: "x", count: 5000)
+            let body = #"{"pipelineId":"echo","pipelineVariableMappings":[{"name":"p","value":"\#(pad)"}]}"#
+            let requestID = "envelope-\(name.replacingOccurrences(of: " ", with: "-"))"
+            let (answered, envelope) = try await Self.curl(
+                ["-H", "content-type: application/json", "-H", "request-id: \(requestID)"] + arguments,
+                port: gateway.port,
+                stdin: Data(body.utf8)
+            )
+            #expect(answered == status, "\(name): \(envelope)")
+            #expect(envelope["success"] as? Bool == false, "\(name): \(envelope)")
+            #expect(envelope["errorType"] as? String == errorType, "\(name): \(envelope)")
+            #expect((envelope["error"] as? String)?.isEmpty == false, "\(name): \(envelope)")
+            #expect(envelope["requestId"] as? String == requestID, "\(name): \(envelope)")
+            #expect(envelope["code"] == nil, "no Instill error body on /api/v0/: \(envelope)")
+            let page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.isEmpty)
+        }
+    }
+
+    @Test(
+        "on a wildcard route (demo/*) a pipelineId the runner lacks is DataNotFoundError 404 (its Describe says so), for runs and reads; nothing is stored"
+    )
+    func unknownPipelineOnWildcardRoute() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            for (action, body) in [
+                ("runPipeline", #"{"pipelineId":"nope","pipelineVariableMappings":[]}"#),
+                ("describePipeline", #"{"pipelineId":"nope2"}"#),
+                ("listPipelineVersions", #"{"pipelineId":"nope3","limit":5}"#),
+            ] {
+                let (status, answer) = try await post(client, action, body)
+                #expect(status == 404, "\(action): \(answer)")
+                #expect(answer["success"] as? Bool == false && answer["errorType"] as? String == "DataNotFoundError")
+                #expect((answer["error"] as? String)?.contains("nope") == true, "\(answer)")
+            }
+            let response = try await client.request("GET", "/api/v0/describePipeline?pipelineId=nope4")
+            #expect(response.status == 404, "\(response.bodyString)")
+            var page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.isEmpty, "\(page.operations.map(\.ref))")
+            // A pipeline the runner has still runs.
+            let (status, answer) = try await post(client, "runPipeline", #"{"pipelineId":"echo"}"#)
+            #expect(status == 200, "\(answer)")
+            page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.map(\.ref.pipeline) == ["echo"])
+            await client.close()
+        }
+    }
+
+    @Test("a runner that cannot be asked (its pool is down) refuses nothing: the run is stored, as async triggers are")
+    func runnerDownStillAccepts() async throws {
+        let yaml = """
+            pools:
+              - {name: away, transport: grpc, endpoints: ["127.0.0.1:1"]}
+            routes:
+              - {namespace: demo, pipeline: "*", pool: away}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let (status, answer) = try await post(client, "runPipeline", #"{"pipelineId":"anything"}"#)
+            #expect(status == 200, "\(answer)")
+            let id = try #require((answer["result"] as? [String: Any])?["pipelineVersion"] as? String, "\(answer)")
+            #expect(try await gateway.store.get(id: id)?.ref.pipeline == "anything")
+            await client.close()
+        }
+    }
 }

@@ -252,4 +252,52 @@ struct AccessLogTests {
             #expect(server.logged.hasPrefix("ts="), "\(server.logged)")
         }
     }
+
+    @Test(
+        "the surfaces' lines name the pipeline, route, pool and mode: an Abacus run (pipelineId in the body), a Craft endpoint trigger, GetNamespacePipeline"
+    )
+    func surfaceLines() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await ProcessTests.withGatewayProcess { server in
+            let base = "http://127.0.0.1:\(server.port)"
+            let calls: [(id: String, arguments: [String])] = [
+                (
+                    "log-abacus-1",
+                    [
+                        "-H", "content-type: application/json", "-H", "apiKey: k", "-d", #"{"pipelineId":"upper"}"#,
+                        "\(base)/api/v0/runPipeline",
+                    ]
+                ),
+                (
+                    "log-craft-1",
+                    [
+                        "-H", "content-type: application/json", "-H", "authorization: EndpointToken t", "-d",
+                        #"{"prompt":"hi"}"#, "\(base)/endpoints/upper",
+                    ]
+                ),
+                ("log-meta-1", ["\(base)/v1beta/namespaces/demo/pipelines/upper"]),
+            ]
+            for call in calls {
+                let out = try await TestProcess.run(curl, ["-sS", "-H", "request-id: \(call.id)"] + call.arguments)
+                #expect(out.status == 0 && !out.stdoutString.contains(#""code""#), "\(call.id): \(out.stdoutString)")
+            }
+            let expected: [String: (operation: String, mode: String?)] = [
+                "log-abacus-1": ("abacusRunPipeline", "async"),
+                "log-craft-1": ("craftTriggerEndpoint", "async"),
+                "log-meta-1": ("getNamespacePipeline", nil),
+            ]
+            for (id, want) in expected {
+                let lines = await Self.lines(of: server, containing: "request_id=\(id)")
+                #expect(lines.count == 1, "\(server.logged)")
+                let line = Self.logfmt(try #require(lines.first))
+                #expect(line["operation"] == want.operation, "\(line)")
+                #expect(line["status"] == "200", "\(line)")
+                #expect(line["namespace"] == "demo", "\(id): \(line)")
+                #expect(line["pipeline"] == "upper", "\(id): \(line)")
+                #expect(line["route"] == "demo/*", "\(id): \(line)")
+                #expect(line["pool"] == "demo", "\(id): \(line)")
+                #expect(line["mode"] == want.mode, "\(id): \(line)")
+            }
+        }
+    }
 }

@@ -433,4 +433,40 @@ struct CraftRESTTests {
             #expect(response.status == 401, "\(response.bodyString)")
         }
     }
+
+    @Test(
+        "the frontend's own refusals on Craft paths are Craft errors: a streamed body over the cap (HTTP/1.1 and h2c), no Host",
+        arguments: [
+            ["-X", "POST", "-T", "-", "-H", "authorization: EndpointToken t", "http://127.0.0.1:PORT/endpoints/echo"],
+            [
+                "--http2-prior-knowledge", "-X", "POST", "-T", "-", "-H", "authorization: EndpointToken t",
+                "http://127.0.0.1:PORT/endpoints/echo",
+            ],
+            ["-H", "Host:", "http://127.0.0.1:PORT/api/v1/pipelines/echo"],
+        ])
+    func frontendRefusalsInCraftShape(arguments: [String]) async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway(yaml: "limits: {max_body_bytes: 4096}\n") { gateway in
+            let body = #"{"prompt":"\#(String(repeating: "x", count: 5000))"}"#
+            let output = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "-H", "content-type: application/json", "-H", "request-id: craft-refusal", "-o", "-", "-w",
+                    "\n%{http_code}",
+                ] + arguments.map { $0.replacingOccurrences(of: "PORT", with: String(gateway.port)) },
+                stdin: Data(body.utf8)
+            )
+            let text = output.stdoutString
+            let cut = try #require(text.lastIndex(of: "\n"), "\(text) \(output.stderr)")
+            let status = Int(text[text.index(after: cut)...])
+            let answer = try #require(
+                try JSONSerialization.jsonObject(with: Data(text[..<cut].utf8)) as? [String: Any], "\(text)")
+            let expected = arguments.contains("Host:") ? (400, "INVALID_ARGUMENT") : (413, "RESOURCE_EXHAUSTED")
+            #expect(status == expected.0, "\(answer)")
+            #expect(answer["name"] as? String == expected.1, "\(answer)")
+            #expect((answer["message"] as? String)?.isEmpty == false, "\(answer)")
+            #expect(answer["request_id"] as? String == "craft-refusal", "\(answer)")
+            #expect(answer["code"] == nil, "no Instill error body on a Craft path: \(answer)")
+        }
+    }
 }

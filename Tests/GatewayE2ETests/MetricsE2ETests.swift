@@ -241,4 +241,60 @@ struct MetricsE2ETests {
             #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
         }
     }
+
+    @Test(
+        "the surfaces' requests that name a pipeline carry its route and mode: the abacusai client, craft-ai-sdk, curl (HTTP/1.1 and h2c), GetNamespacePipeline",
+        .timeLimit(.minutes(2))
+    )
+    func surfaceRoutes() async throws {
+        try await withTestGateway { gateway in
+            let port = gateway.port
+            let run = try await Peers.abacus("run", port: port, ["echo", "snake", "[]", "0"])
+            #expect((run["started"] as? [String: Any])?["status"] as? String == "PENDING", "\(run)")
+            let abacus = ["-H", "content-type: application/json", "http://127.0.0.1:PORT/api/v0/runPipeline", "--data"]
+            var answer = try await Self.curl(
+                ["--http2-prior-knowledge"] + abacus + [#"{"pipelineId":"upper"}"#], port: port)
+            #expect(answer.status == 200, "\(answer.body)")
+            answer = try await Self.curl(abacus + [#"{"pipelineId":"nope"}"#], port: port)
+            #expect(answer.status == 404, "\(answer.body)")
+            let described = try await Peers.abacus("describe_pipeline", port: port, ["echo"])
+            #expect(described["pipeline_id"] as? String == "echo", "\(described)")
+
+            let craftRun = try await Peers.craft("run_json", port: port, ["echo", #"{"prompt":"hi"}"#])
+            #expect(craftRun["result"] != nil, "\(craftRun)")
+            let craftEndpoint = try await Peers.craft(
+                "trigger", port: port, ["upper", "EP-TOKEN", #"{"prompt":"hello"}"#, "true"])
+            #expect(craftEndpoint["result"] != nil, "\(craftEndpoint)")
+
+            let pipelines = "http://127.0.0.1:PORT/v1beta/namespaces/demo/pipelines/"
+            #expect(try await Self.curl([pipelines + "echo"], port: port).status == 200)
+            #expect(try await Self.curl([pipelines + "zzz"], port: port).status == 404)
+
+            let (status, text) = try await Self.curl(["http://127.0.0.1:PORT/metrics"], port: port)
+            #expect(status == 200)
+            let scrape = Exposition(text)
+            let expected: [String: Double] = [
+                #"frontend="rest",operation="abacusRunPipeline",route="demo/*",mode="async",code="200""#: 2,
+                #"frontend="rest",operation="abacusRunPipeline",route="demo/*",mode="async",code="404""#: 1,
+                #"frontend="rest",operation="abacusDescribePipeline",route="demo/*",mode="none",code="200""#: 1,
+                #"frontend="rest",operation="craftGetPipeline",route="demo/*",mode="none",code="200""#: 1,
+                #"frontend="rest",operation="craftRunPipeline",route="demo/*",mode="async",code="200""#: 1,
+                #"frontend="rest",operation="craftTriggerEndpoint",route="demo/*",mode="async",code="200""#: 1,
+                #"frontend="rest",operation="getNamespacePipeline",route="demo/*",mode="none",code="200""#: 1,
+                #"frontend="rest",operation="getNamespacePipeline",route="demo/*",mode="none",code="404""#: 1,
+            ]
+            for (labels, count) in expected {
+                #expect(scrape.samples["trigger_gateway_requests_total{\(labels)}"] == count, "\(labels)\n\(text)")
+            }
+            for operation in ["abacusRunPipeline", "craftRunPipeline", "craftTriggerEndpoint", "getNamespacePipeline"] {
+                let unrouted = scrape.samples.filter {
+                    $0.key.hasPrefix("trigger_gateway_requests_total{")
+                        && $0.key.contains(#"operation="\#(operation)""#)
+                        && $0.key.contains(#"route="none""#)
+                }
+                #expect(unrouted.isEmpty, "\(operation) without its route: \(unrouted)")
+            }
+            #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+        }
+    }
 }
