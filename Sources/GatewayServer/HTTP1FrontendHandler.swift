@@ -285,26 +285,30 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     private func write(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
-        headers.add(name: "content-length", value: String(response.body.readableBytes))
-        if !keepAlive { headers.add(name: "connection", value: "close") }
+        // One array of the final size, handed to `HTTPHeaders` as it is (its `add` checks each name again).
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(response.headers.count + 2)
+        for field in response.headers { fields.append((field.name, field.value)) }
+        fields.append(("content-length", String(response.body.readableBytes)))
+        if !keepAlive { fields.append(("connection", "close")) }
         let head = HTTPResponseHead(
             version: .http1_1,
             status: HTTPResponseStatus(statusCode: response.status),
-            headers: headers
+            headers: HTTPHeaders(fields)
         )
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if response.body.readableBytes > 0 && !response.omitsBody {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
-        let promise = context.eventLoop.makePromise(of: Void.self)
+        // A promise (a future, its callbacks) only when something waits for the write: the close after it.
+        let promise = keepAlive ? nil : context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
         if open != nil {
             open!.record.status = response.status
             open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
             finishRequest()
         }
-        if !keepAlive {
+        if let promise {
             let channel = context.channel
             promise.futureResult.whenComplete { _ in Self.lingeringClose(channel) }
         }
