@@ -295,13 +295,16 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     private func write(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
-        headers.add(name: "content-length", value: String(response.body.readableBytes))
-        if !keepAlive { headers.add(name: "connection", value: "close") }
+        // One array of the final size, handed to `HTTPHeaders` as it is (its `add` checks each name again).
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(response.headers.count + 2)
+        for field in response.headers { fields.append((field.name, field.value)) }
+        fields.append(("content-length", String(response.body.readableBytes)))
+        if !keepAlive { fields.append(("connection", "close")) }
         let head = HTTPResponseHead(
             version: .http1_1,
             status: HTTPResponseStatus(statusCode: response.status),
-            headers: headers
+            headers: HTTPHeaders(fields)
         )
         // The record takes what is sent, and leaves `open`, before the answer is written: the flush can close the
         // connection before it returns (NIO's pipeline handler closes a draining connection after its last
@@ -319,12 +322,13 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         if response.body.readableBytes > 0 && !response.omitsBody {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
-        let promise = context.eventLoop.makePromise(of: Void.self)
+        // A promise (a future, its callbacks) only when something waits for the write: the close after it.
+        let promise = keepAlive ? nil : context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
         if let answered {
             FrontendServices.finish(answered, observers: services.requestObservers, clock: services.clock)
         }
-        if !keepAlive {
+        if let promise {
             let channel = context.channel
             promise.futureResult.whenComplete { _ in Self.lingeringClose(channel) }
         }

@@ -64,6 +64,9 @@ enum HTTP1RequestRules {
     /// which a server "MUST accept") loses its scheme and authority; the authority is not used for routing
     /// (the gateway serves one origin). Any other target is returned as it is.
     static func originForm(_ target: String) -> String {
+        // An origin-form target (`/…`, what clients send) is returned as it is: checked on its first byte, since
+        // the `Character` search for `:` below cost ~17 000 instructions on a usual trigger path (issue 11).
+        if target.utf8.first == UInt8(ascii: "/") { return target }
         guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://") else { return target }
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1)
         let scheme = target[..<colon]

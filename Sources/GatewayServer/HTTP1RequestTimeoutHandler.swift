@@ -27,6 +27,9 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     /// When the armed timeout is due; nil when none is armed.
     private var due: NIODeadline?
 
+    /// Reads kept going while a request is being answered (see ``ReadAhead``).
+    private var readAhead = ReadAhead()
+
     init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.machine = StateMachine(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)
     }
@@ -51,9 +54,14 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let action: StateMachine.Action
         switch unwrapInboundIn(data) {
-        case .head: action = machine.receivedHead()
-        case .body: action = machine.receivedBody()
-        case .end: action = machine.receivedEnd()
+        case .head:
+            action = machine.receivedHead()
+            readAhead.receivedHead()
+        case .body:
+            action = machine.receivedBody()
+        case .end:
+            action = machine.receivedEnd()
+            readAhead.receivedEnd()
         }
         run(action, context: context)
         context.fireChannelRead(data)
@@ -62,6 +70,14 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     func channelReadComplete(context: ChannelHandlerContext) {
         run(machine.readCompleted(), context: context)
         context.fireChannelReadComplete()
+        // Asked from here, below `HTTPServerPipelineHandler`, the read reaches the channel, which then keeps the
+        // socket registered for reading (see ``ReadAhead``).
+        if readAhead.keepsReading { context.read() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { readAhead.quiesce() }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -70,6 +86,7 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
             machine.sentResponseHead()
         case .end:
             machine.sentResponseEnd()
+            readAhead.sentResponseEnd()
         default:
             break
         }
@@ -131,6 +148,13 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     private func timeoutFired(context: ChannelHandlerContext) {
+        if machine.state == .readingHead, readAhead.unanswered > 0 {
+            // The start of the next request was read while an earlier one is still being answered (pipelined):
+            // NIO's pipeline handler would not have let it be read yet, so its header time has not begun either,
+            // and a 408 now would overtake the earlier answer. Count again from now.
+            run(.arm(machine.headerTimeout), context: context)
+            return
+        }
         switch machine.timeoutFired() {
         case .none:
             return
@@ -160,6 +184,51 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
 
 @available(*, unavailable)
 extension HTTP1RequestTimeoutHandler: Sendable {}
+
+extension HTTP1RequestTimeoutHandler {
+    /// When to keep reading the socket while a request is answered: the two `epoll_ctl` calls per request
+    /// that NIO's `HTTPServerPipelineHandler` otherwise costs (issue 11).
+    ///
+    /// That handler holds back every `read()` from the time a request has fully arrived until its response
+    /// has ended, so that a client pipelining requests cannot make it buffer without bound; the channel then
+    /// takes the socket out of the read set and puts it back after the response: two syscalls on every
+    /// request, also for the client that sends one request at a time. Here the read is let through while
+    /// exactly one request is unanswered and no later request has begun: a client that pipelines is read
+    /// until its next request's head has arrived, and from then on held back as before (so the bound is one
+    /// more read's worth of bytes than NIO's). While the connection quiesces (graceful shutdown) nothing is
+    /// let through, as in NIO's handler.
+    struct ReadAhead {
+        /// Requests whose head has arrived and whose response has not ended.
+        private(set) var unanswered = 0
+        /// A request's head has arrived and its end has not.
+        private(set) var readingRequest = false
+        private(set) var quiescing = false
+
+        mutating func receivedHead() {
+            unanswered += 1
+            readingRequest = true
+        }
+
+        mutating func receivedEnd() {
+            readingRequest = false
+        }
+
+        mutating func sentResponseEnd() {
+            unanswered = max(0, unanswered - 1)
+        }
+
+        mutating func quiesce() {
+            quiescing = true
+        }
+
+        /// True when NIO's handler would hold the read back only to keep a single, fully received request's
+        /// answer from being overtaken, i.e. when letting it through cannot grow what is buffered beyond the
+        /// next request's head.
+        var keepsReading: Bool {
+            unanswered == 1 && !readingRequest && !quiescing
+        }
+    }
+}
 
 /// Told to the handlers after the request timeout handler when it answers a request itself (408): the
 /// frontend handler ends that request's record with it.

@@ -84,11 +84,16 @@ enum RESTPath: Equatable {
         let raw = segments(of: path)
         var parts: [String] = []
         parts.reserveCapacity(raw.count)
-        for segment in raw {
-            guard let decoded = PercentDecoding.decodeStrictly(segment.utf8) else {
-                throw GatewayError(.invalidArgument, "malformed percent-escape in the path \"\(path)\"")
+        if !hasPercent(path) {
+            // Nothing to decode (the usual target): each segment as it is.
+            for segment in raw { parts.append(String(segment)) }
+        } else {
+            for segment in raw {
+                guard let decoded = PercentDecoding.decodeStrictly(segment.utf8) else {
+                    throw GatewayError(.invalidArgument, "malformed percent-escape in the path \"\(path)\"")
+                }
+                parts.append(decoded)
             }
-            parts.append(decoded)
         }
         if let craft = CraftRoute(segments: parts) { return .craft(craft) }
         // parts[0] is "" (the leading slash).
@@ -168,6 +173,12 @@ enum RESTPath: Equatable {
         }
         segments.append(path[start...])
         return segments
+    }
+
+    /// Whether `path` holds a `%` (a byte loop: a path without one needs no decoding).
+    private static func hasPercent(_ path: Substring) -> Bool {
+        path.utf8.withContiguousStorageIfAvailable { $0.contains(UInt8(ascii: "%")) }
+            ?? path.utf8.contains(UInt8(ascii: "%"))
     }
 
     private static func isASCII<Text: StringProtocol>(_ text: Text) -> Bool {

@@ -59,9 +59,23 @@ extension JSONValueCodec {
     /// Appends `string` quoted and escaped per RFC 8259 §7: `"`, `\` and control characters only; everything else
     /// (including non-ASCII) is written as UTF-8.
     package static func writeString(_ string: String, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
         var string = string
         string.withUTF8 { utf8 in
+            // Nothing to escape (keys, ids, most values): quotes and text in one write, not three (each `ByteBuffer`
+            // write costs ~170 instructions of checks, issue 11).
+            if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: utf8.count + 2) { out in
+                    out[0] = UInt8(ascii: "\"")
+                    if utf8.count > 0 {
+                        let text = UnsafeMutableRawBufferPointer(rebasing: out[1...])
+                        text.copyMemory(from: UnsafeRawBufferPointer(utf8))
+                    }
+                    out[utf8.count + 1] = UInt8(ascii: "\"")
+                    return utf8.count + 2
+                }
+                return
+            }
+            buffer.writeInteger(UInt8(ascii: "\""))
             var runStart = 0
             for i in 0..<utf8.count {
                 let c = utf8[i]
@@ -84,8 +98,8 @@ extension JSONValueCodec {
                 }
             }
             if runStart < utf8.count { buffer.writeBytes(UnsafeBufferPointer(rebasing: utf8[runStart...])) }
+            buffer.writeInteger(UInt8(ascii: "\""))
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
     }
 
     /// Appends `number`: integral values below 2^53 as plain integers (`1`, not `1.0`), others in Swift's

@@ -1,0 +1,108 @@
+import GatewayTestSupport
+import NIOCore
+import NIOEmbedded
+import Synchronization
+import Testing
+
+@testable import GatewayServer
+
+/// The HTTP/1.1 frontend keeps reading while it answers a request (issue 11: NIO's `HTTPServerPipelineHandler`
+/// otherwise takes the socket out of the read set and puts it back, two `epoll_ctl` per request), unless the
+/// client pipelines: from the next request's head on, reads are held back until the answer has gone out.
+@Suite("HTTP/1.1 reads while a request is answered")
+struct HTTP1ReadAheadTests {
+    /// Counts the `read()` calls that reach the channel (it sits first in the pipeline, next to the head).
+    final class ReadCounter: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = Any
+        let reads = Atomic<Int>(0)
+
+        func read(context: ChannelHandlerContext) {
+            reads.add(1, ordering: .sequentiallyConsistent)
+            context.read()
+        }
+    }
+
+    static let body = #"{"data":[{"variable":{"x":1}}]}"#
+    static let request =
+        "POST /v1beta/namespaces/demo/pipelines/wait/trigger HTTP/1.1\r\nhost: gw\r\n"
+        + "content-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"
+
+    @Test("the state: one fully received, unanswered request lets reads through; a second one's head stops them")
+    func readAheadStates() {
+        var state = HTTP1RequestTimeoutHandler.ReadAhead()
+        #expect(!state.keepsReading, "nothing to answer: NIO's handler lets reads through itself")
+        state.receivedHead()
+        #expect(!state.keepsReading, "the request's body is still arriving")
+        state.receivedEnd()
+        #expect(state.keepsReading, "one request, fully received, being answered")
+        state.receivedHead()
+        #expect(!state.keepsReading, "a pipelined request began: hold reads back")
+        state.receivedEnd()
+        #expect(!state.keepsReading)
+        state.sentResponseEnd()
+        #expect(state.keepsReading, "the pipelined request is now the one being answered")
+        state.sentResponseEnd()
+        #expect(!state.keepsReading)
+        #expect(state.unanswered == 0)
+
+        // An early answer (e.g. 413) ends before its request does: never below zero, nothing held.
+        state.receivedHead()
+        state.sentResponseEnd()
+        state.sentResponseEnd()
+        state.receivedEnd()
+        #expect(state.unanswered == 0)
+        #expect(!state.keepsReading)
+
+        state.receivedHead()
+        state.receivedEnd()
+        state.quiesce()
+        #expect(!state.keepsReading, "a quiescing connection reads no further request")
+    }
+
+    @Test(
+        "a trigger being answered keeps the connection reading; a pipelined request's head holds reads back",
+        .timeLimit(.minutes(1)))
+    func pipelineReads() async throws {
+        let runner = FrontendDeadlineTests.Hanging()
+        let (loop, channel) = try await FrontendDeadlineTests.connection(
+            requestTimeout: .hours(1), poolTimeout: .hours(2), runner: runner)
+        let counter = ReadCounter()
+        try await channel.pipeline.addHandler(counter, position: .first).get()
+
+        try await channel.writeInbound(ByteBuffer(string: Self.request))
+        await loop.run()
+        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+        let afterFirst = counter.reads.load(ordering: .sequentiallyConsistent)
+        #expect(afterFirst == 1, "the read after the request's last byte did not reach the channel")
+
+        // The client pipelines a second request while the first is answered: no read passes from then on.
+        try await channel.writeInbound(ByteBuffer(string: Self.request))
+        await loop.run()
+        #expect(counter.reads.load(ordering: .sequentiallyConsistent) == afterFirst)
+        #expect(try await FrontendDeadlineTests.written(channel).isEmpty, "answered before the deadline")
+
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
+    }
+
+    @Test("a quiescing connection does not read past the request it is answering", .timeLimit(.minutes(1)))
+    func quiescingHoldsReads() async throws {
+        let runner = FrontendDeadlineTests.Hanging()
+        let (loop, channel) = try await FrontendDeadlineTests.connection(
+            requestTimeout: .hours(1), poolTimeout: .hours(2), runner: runner)
+        let counter = ReadCounter()
+        try await channel.pipeline.addHandler(counter, position: .first).get()
+        // The shutdown's quiesce arrives while the request's body does (quiescing an idle connection closes it).
+        let split = Self.request.utf8.count - 5
+        try await channel.writeInbound(ByteBuffer(string: String(Self.request.utf8.prefix(split))!))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        await loop.run()
+        try await channel.writeInbound(ByteBuffer(string: String(Self.request.utf8.dropFirst(split))!))
+        await loop.run()
+        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+        #expect(counter.reads.load(ordering: .sequentiallyConsistent) == 0)
+
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
+    }
+}

@@ -1,0 +1,32 @@
+import Testing
+
+@testable import GatewayServer
+
+/// The usual request target takes short cuts (issue 11): an origin-form target is not searched for a scheme,
+/// and a path without `%` is not percent-decoded. Both must route exactly as the general code does.
+@Suite("REST request targets: short cuts route as the general code")
+struct RESTTargetFastPathTests {
+    @Test(
+        "origin-form targets come back as they are; absolute-form ones lose scheme and authority",
+        arguments: [
+            ("/v1beta/namespaces/demo/pipelines/echo/trigger", "/v1beta/namespaces/demo/pipelines/echo/trigger"),
+            ("/a://b?c", "/a://b?c"),
+            ("/", "/"),
+            ("http://gw:8080/v1beta/operations?x=1", "/v1beta/operations?x=1"),
+            ("http://gw:8080?x=1", "/?x=1"),
+            ("http://gw", "/"),
+            ("*", "*"),
+        ])
+    func originForm(target: String, expected: String) {
+        #expect(HTTP1RequestRules.originForm(target) == expected)
+    }
+
+    @Test("a path with escapes routes as the same path written plainly")
+    func escapedAndPlain() throws {
+        let plain = try RESTPath.parse("/v1beta/namespaces/demo/pipelines/echo/trigger")
+        let escaped = try RESTPath.parse("/v1beta/namespaces/d%65mo/pipelines/ec%68o/trigger")
+        #expect(plain != nil)
+        #expect(plain == escaped)
+        #expect(throws: (any Error).self) { try RESTPath.parse("/v1beta/namespaces/demo/pipelines/echo%/trigger") }
+    }
+}
