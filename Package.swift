@@ -262,6 +262,7 @@ let package = Package(
             name: "OperationStoreTests",
             dependencies: [
                 "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging,
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),
