@@ -13,35 +13,12 @@ extension ByteBuffer: PayloadSink {
 }
 
 /// SHA-256 (swift-crypto) as a payload sink: request digests hash the canonical form as it is written.
-///
-/// Small writes (tags, lengths, short strings: most of a request) are gathered in a 1 KiB buffer and hashed
-/// together; a write of 1 KiB or more (a blob) goes to the hasher as it is, so a 32 MiB request still needs
-/// no second copy. Why: each `SHA256.update` has a fixed cost of its own (≈ 1 000 instructions through
-/// swift-crypto's wrapper), and a small request's digest was ~20 such calls: ~29 000 instructions of an
-/// accepted operation (issue 12). The bytes hashed, so the digests, are the same either way.
 package struct SHA256Sink: PayloadSink {
     private var hasher = SHA256()
-    private var pending: [UInt8] = []
-    private static let gather = 1024
 
     package init() {}
 
-    mutating func write(_ bytes: UnsafeRawBufferPointer) {
-        if bytes.count >= Self.gather {
-            flush()
-            hasher.update(bufferPointer: bytes)
-            return
-        }
-        if pending.count + bytes.count > Self.gather { flush() }
-        if pending.capacity == 0 { pending.reserveCapacity(Self.gather) }
-        pending.append(contentsOf: bytes)
-    }
-
-    private mutating func flush() {
-        guard !pending.isEmpty else { return }
-        pending.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        pending.removeAll(keepingCapacity: true)
-    }
+    mutating func write(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
 
     package mutating func update(_ bytes: UnsafeRawBufferPointer) { write(bytes) }
 
@@ -52,9 +29,7 @@ package struct SHA256Sink: PayloadSink {
 
     /// The digest as 64 lowercase hex digits.
     package func finalizeHex() -> String {
-        var done = self
-        done.flush()
-        return done.hasher.finalize().lowercaseHex
+        hasher.finalize().lowercaseHex
     }
 }
 
