@@ -15,7 +15,9 @@ struct SQLiteGroupCommitTests {
         private let continuation: AsyncStream<Void>.Continuation
 
         init() {
-            (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+            let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+            self.stream = stream
+            self.continuation = continuation
         }
 
         func open() { continuation.finish() }
