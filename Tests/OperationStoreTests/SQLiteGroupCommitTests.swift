@@ -76,11 +76,12 @@ struct SQLiteGroupCommitTests {
     func probeAlone() async throws {
         try await StoreHarness.with(.sqlite) { _, any in
             let store = try #require(any as? SQLiteOperationStore)
-            try await store.probe(instance: "gw", now: Fixtures.now())
-            try await store.probe(instance: "gw", now: Fixtures.now() + 1)
+            let now = Fixtures.now()
+            try await store.probe(instance: "gw", now: now)
+            try await store.probe(instance: "gw", now: now + 1)
             #expect(store.heartbeatTransactionCount == 2)
             let rows = try await store.serialized { try await store.query("SELECT beat_at FROM heartbeats") }
-            #expect(rows.compactMap { $0.column("beat_at")?.integer } == [Int((Fixtures.now() + 1).storeMilliseconds)])
+            #expect(rows.compactMap { $0.column("beat_at")?.integer } == [Int((now + 1).storeMilliseconds)])
         }
     }
 
