@@ -263,6 +263,7 @@ let package = Package(
             dependencies: [
                 "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),

@@ -68,19 +68,21 @@ package struct Operation: Sendable, Equatable {
     /// `operations/<id>`: the name clients see.
     package var name: String { "operations/\(id)" }
 
-    /// A new random id.
+    /// A new random id: 26 characters of Crockford's base-32 alphabet (no i, l, o, u: readable, URL-safe,
+    /// case-insensitive) carrying 128 bits from the system's generator (`BufferedSystemRandom`: ids must be
+    /// unguessable, see there).
     package static func makeID() -> String {
-        // Crockford's alphabet (no i, l, o, u): readable, URL-safe, case-insensitive.
-        let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
-        var generator = SystemRandomNumberGenerator()
-        var high = generator.next() as UInt64
-        var low = generator.next() as UInt64
-        var out = [UInt8](repeating: 0, count: 26)
-        for i in 0..<26 {
-            out[i] = alphabet[Int(low & 31)]
-            low = (low >> 5) | ((high & 31) << 59)
-            high >>= 5
+        var high = BufferedSystemRandom.next()
+        var low = BufferedSystemRandom.next()
+        return String(unsafeUninitializedCapacity: 26) { out in
+            for i in 0..<26 {
+                out[i] = idAlphabet[Int(low & 31)]
+                low = (low >> 5) | ((high & 31) << 59)
+                high >>= 5
+            }
+            return 26
         }
-        return String(decoding: out, as: UTF8.self)
     }
+
+    private static let idAlphabet: [UInt8] = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
 }

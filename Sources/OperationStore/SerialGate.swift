@@ -10,6 +10,9 @@ package actor SerialGate {
     private var held = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
+    /// Callers waiting for the gate (tests order their calls by it).
+    package var waiting: Int { waiters.count }
+
     package func acquire() async {
         if !held {
             held = true

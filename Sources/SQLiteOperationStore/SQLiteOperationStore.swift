@@ -3,6 +3,7 @@ package import Logging
 import NIOCore
 package import OperationStore
 import SQLiteNIO
+import Synchronization
 package import TriggerModel
 
 /// The embedded operation store: one SQLite file, `<dataDir>/operations.sqlite`, for a single gateway instance.
@@ -44,7 +45,7 @@ package final class SQLiteOperationStore: OperationStore {
     static let schemaVersion = 1
 
     private let connection: SQLiteConnection
-    private let gate = SerialGate()
+    let gate = SerialGate()
     /// Group commit of enqueues (see `EnqueueBatcher`), under `gate`, in the transaction `commitPending` runs.
     private let batcher = EnqueueBatcher()
     /// Transactions that inserted enqueues: fewer than the enqueues when commits were shared (for tests).
@@ -57,6 +58,12 @@ package final class SQLiteOperationStore: OperationStore {
     private let claims = GroupCommit<PendingClaim, [Operation]>()
     /// Transactions that made claims (for tests).
     package var claimTransactionCount: Int { claims.transactions }
+    /// Readiness probes' heartbeats, likewise (see `probe`).
+    private let heartbeats = GroupCommit<Heartbeat, Void>()
+    /// Transactions that wrote heartbeats (for tests).
+    package var heartbeatTransactionCount: Int { heartbeats.transactions }
+    /// Resumed after the next group commit that reaches `COMMIT` (see `probe`).
+    private let commitWaiters = Mutex<[@Sendable () -> Void]>([])
     private let blobs: BlobDirectory
     private let codec: OperationPayloadCodec
     private let threadPool: NIOThreadPool
@@ -156,6 +163,41 @@ package final class SQLiteOperationStore: OperationStore {
         var binds: [SQLiteData]
     }
 
+    /// A readiness probe's heartbeat waiting for its group commit.
+    struct Heartbeat: Sendable {
+        var instance: String
+        /// Milliseconds since the epoch.
+        var beatAt: Int64
+    }
+
+    /// What one group commit carries: the tickets taken from each kind's `GroupCommit`.
+    private struct Batches {
+        var completions: [CompletionBatcher.Ticket] = []
+        var enqueues: [EnqueueBatcher.Ticket] = []
+        var claims: [GroupCommit<PendingClaim, [Operation]>.Ticket] = []
+        var heartbeats: [GroupCommit<Heartbeat, Void>.Ticket] = []
+
+        /// Kinds of write present.
+        var kinds: Int {
+            [!completions.isEmpty, !enqueues.isEmpty, !claims.isEmpty, !heartbeats.isEmpty].filter { $0 }.count
+        }
+
+        /// Each kind alone, for retrying a failed group commit kind by kind.
+        var split: [Batches] {
+            [
+                Batches(completions: completions), Batches(enqueues: enqueues), Batches(claims: claims),
+                Batches(heartbeats: heartbeats),
+            ].filter { $0.kinds > 0 }
+        }
+
+        func fail(_ error: any Error) {
+            for ticket in completions { ticket.outcome = .failure(error) }
+            for ticket in enqueues { ticket.outcome = .failure(error) }
+            for ticket in claims { ticket.outcome = .failure(error) }
+            for ticket in heartbeats { ticket.outcome = .failure(error) }
+        }
+    }
+
     /// The answers of one group commit, given to their tickets only once the transaction is committed (a
     /// caller must never see a write that a failed `COMMIT` undid), with what to remove when it is not.
     private struct Answers {
@@ -170,78 +212,58 @@ package final class SQLiteOperationStore: OperationStore {
         var unused: [(operationID: String, blobs: [SpilledBlob], wholeDirectory: Bool)] = []
     }
 
-    /// Commits what is waiting (completions, enqueues, claims: at most `maxBatch` of each) in one transaction,
-    /// one fsync, and answers each ticket; false when nothing was waiting. Call only holding `gate`.
+    /// Commits what is waiting (completions, enqueues, claims, heartbeats: at most `maxBatch` of each) in one
+    /// transaction, one fsync, and answers each ticket; false when nothing was waiting. Call only holding `gate`.
     ///
-    /// Completions go first, claims last, so a claim can take what the same transaction enqueued. When the
-    /// transaction fails and it carried more than one kind of write, each kind is tried again in a transaction
-    /// of its own, so a failure of one kind does not fail the others.
+    /// Completions go first, claims after enqueues, so a claim can take what the same transaction enqueued.
+    /// When the transaction fails and it carried more than one kind of write, each kind is tried again in a
+    /// transaction of its own, so a failure of one kind does not fail the others.
     private func commitPending() async -> Bool {
-        let completionBatch = completions.takeBatch()
-        let enqueueBatch = batcher.takeBatch()
-        let claimBatch = claims.takeBatch()
-        let kinds = [!completionBatch.isEmpty, !enqueueBatch.isEmpty, !claimBatch.isEmpty].filter { $0 }.count
-        guard kinds > 0 else { return false }
-        if kinds == 1 {
-            await commitTransaction(completionBatch, enqueueBatch, claimBatch)
-            return true
+        let batches = Batches(
+            completions: completions.takeBatch(), enqueues: batcher.takeBatch(), claims: claims.takeBatch(),
+            heartbeats: heartbeats.takeBatch())
+        switch batches.kinds {
+        case 0:
+            return false
+        case 1:
+            await commitTransaction(batches)
+        default:
+            do {
+                try await runTransaction(batches)
+            } catch {
+                logger.debug(
+                    "group commit failed; committing each kind of write alone", metadata: ["error": "\(error)"])
+                for kind in batches.split { await commitTransaction(kind) }
+            }
         }
-        if await tryCommitTransaction(completionBatch, enqueueBatch, claimBatch) { return true }
-        await commitTransaction(completionBatch, [], [])
-        await commitTransaction([], enqueueBatch, [])
-        await commitTransaction([], [], claimBatch)
         return true
     }
 
-    /// One transaction for the given batches; every ticket is answered, with the failure when it fails.
-    private func commitTransaction(
-        _ completionBatch: [CompletionBatcher.Ticket],
-        _ enqueueBatch: [EnqueueBatcher.Ticket],
-        _ claimBatch: [GroupCommit<PendingClaim, [Operation]>.Ticket]
-    ) async {
-        guard !(completionBatch.isEmpty && enqueueBatch.isEmpty && claimBatch.isEmpty) else { return }
+    /// One transaction for `batches`; every ticket is answered, with the failure when it fails.
+    private func commitTransaction(_ batches: Batches) async {
         do {
-            try await runTransaction(completionBatch, enqueueBatch, claimBatch)
+            try await runTransaction(batches)
         } catch {
-            for ticket in completionBatch { ticket.outcome = .failure(error) }
-            for ticket in enqueueBatch { ticket.outcome = .failure(error) }
-            for ticket in claimBatch { ticket.outcome = .failure(error) }
+            batches.fail(error)
         }
     }
 
-    /// One transaction for the given batches; false (nothing answered, nothing left behind) when it failed.
-    private func tryCommitTransaction(
-        _ completionBatch: [CompletionBatcher.Ticket],
-        _ enqueueBatch: [EnqueueBatcher.Ticket],
-        _ claimBatch: [GroupCommit<PendingClaim, [Operation]>.Ticket]
-    ) async -> Bool {
-        do {
-            try await runTransaction(completionBatch, enqueueBatch, claimBatch)
-            return true
-        } catch {
-            logger.debug("group commit failed; committing each kind of write alone", metadata: ["error": "\(error)"])
-            return false
-        }
-    }
-
-    /// `BEGIN IMMEDIATE`, the statements of each batch, `COMMIT`; then answers the tickets. On failure it rolls
-    /// back, removes the blob files it wrote and throws, with no ticket answered.
-    private func runTransaction(
-        _ completionBatch: [CompletionBatcher.Ticket],
-        _ enqueueBatch: [EnqueueBatcher.Ticket],
-        _ claimBatch: [GroupCommit<PendingClaim, [Operation]>.Ticket]
-    ) async throws {
+    /// `BEGIN IMMEDIATE`, the statements of each batch, `COMMIT`; then answers the tickets and wakes whoever
+    /// waits for a commit (`probe`). On failure it rolls back, removes the blob files it wrote and throws, with
+    /// no ticket answered.
+    private func runTransaction(_ batches: Batches) async throws {
         var answers = Answers()
         do {
             // IMMEDIATE: the write lock from the start, so no other writer (another process on the file) can
             // make this transaction fail half-way with SQLITE_BUSY on its first write.
             try await query("BEGIN IMMEDIATE")
             do {
-                try await storeResults(completionBatch, into: &answers)
-                try await insertOperations(enqueueBatch, into: &answers)
-                for ticket in claimBatch {
+                try await storeResults(batches.completions, into: &answers)
+                try await insertOperations(batches.enqueues, into: &answers)
+                for ticket in batches.claims {
                     answers.claims.append((ticket, .success(try await runClaim(ticket.item))))
                 }
+                try await writeHeartbeats(batches.heartbeats)
                 try await query("COMMIT")
             } catch {
                 _ = try? await query("ROLLBACK")
@@ -259,6 +281,29 @@ package final class SQLiteOperationStore: OperationStore {
         for (ticket, outcome) in answers.completions { ticket.outcome = outcome }
         for (ticket, outcome) in answers.enqueues { ticket.outcome = outcome }
         for (ticket, outcome) in answers.claims { ticket.outcome = outcome }
+        for ticket in batches.heartbeats { ticket.outcome = .success(()) }
+        let waiting = commitWaiters.withLock { waiters in
+            defer { waiters.removeAll() }
+            return waiters
+        }
+        for wake in waiting { wake() }
+    }
+
+    /// The latest heartbeat of each instance in `batch`, inside the caller's transaction.
+    private func writeHeartbeats(_ batch: [GroupCommit<Heartbeat, Void>.Ticket]) async throws {
+        var latest: [String: Int64] = [:]
+        for ticket in batch {
+            latest[ticket.item.instance] = max(latest[ticket.item.instance] ?? 0, ticket.item.beatAt)
+        }
+        for (instance, beatAt) in latest.sorted(by: { $0.key < $1.key }) {
+            try await query(
+                """
+                INSERT INTO heartbeats (instance, beat_at) VALUES (?, ?) \
+                ON CONFLICT (instance) DO UPDATE SET beat_at = excluded.beat_at
+                """,
+                [.text(instance), .integer(Int(beatAt))]
+            )
+        }
     }
 
     /// The enqueues of `batch` with one multi-row `INSERT`, inside the caller's transaction. Idempotency keys
@@ -406,7 +451,25 @@ package final class SQLiteOperationStore: OperationStore {
         now: Date,
         scope: ClaimScope
     ) async throws -> [Operation] {
-        guard limit > 0 else { return [] }
+        guard limit > 0,
+            let statement = Self.claimStatement(
+                owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+        else { return [] }
+        let ticket = claims.add(statement)
+        return try await serialized {
+            try await claims.drain(until: ticket) { await commitPending() }
+        }
+    }
+
+    /// The claim's statement: up to `limit` claimable operations (queued and due, or running with an expired
+    /// lease) of `scope`, oldest first, leased to `owner`; nil when the scope names no pipeline.
+    static func claimStatement(
+        owner: String,
+        leaseDuration: Duration,
+        limit: Int,
+        now: Date,
+        scope: ClaimScope
+    ) -> PendingClaim? {
         let nowMS = now.storeMilliseconds
         var binds: [SQLiteData] = [
             .text(owner), .integer(Int(nowMS + leaseDuration.milliseconds)), .integer(Int(nowMS)), .integer(limit),
@@ -416,25 +479,33 @@ package final class SQLiteOperationStore: OperationStore {
         case .all:
             keyClause = ""
         case .only(let keys):
-            guard !keys.isEmpty else { return [] }
+            guard !keys.isEmpty else { return nil }
             keyClause = " AND pipeline_key IN (\(Self.placeholders(keys, after: &binds)))"
         case .excluding(let keys):
             keyClause = keys.isEmpty ? "" : " AND pipeline_key NOT IN (\(Self.placeholders(keys, after: &binds)))"
         }
         // One statement under SQLite's write lock (in the group commit's transaction), so no other writer (or
         // process) claims the same rows.
+        //
+        // The two kinds of claimable rows are two index walks, named (`INDEXED BY`) rather than left to the
+        // planner: queued rows in `seq` order (`operations_by_state`, so `LIMIT` stops the walk early) and
+        // expired leases (few: at most the runs in progress), merged by `seq`. Written as one `OR` with a
+        // pipeline `IN (…)`, SQLite chose `operations_by_pipeline` and walked every row the pipeline ever had,
+        // finished ones included, on each claim: 40 ms per claim with 30 000 finished rows (issue 12), so the
+        // cost of a claim grew with the table. Now it grows with the queued rows the walk passes over.
         let sql = """
             UPDATE operations SET state = 'running', lease_owner = ?1, lease_expires_at = ?2, \
             attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
-            WHERE seq IN (SELECT seq FROM operations \
-            WHERE ((state = 'queued' AND not_before <= ?3) OR (state = 'running' AND lease_expires_at <= ?3))\
-            \(keyClause) ORDER BY seq LIMIT ?4) \
+            WHERE seq IN (\
+            SELECT seq FROM operations INDEXED BY operations_by_state \
+            WHERE state = 'queued' AND not_before <= ?3\(keyClause) \
+            UNION ALL \
+            SELECT seq FROM operations INDEXED BY operations_claim_leases \
+            WHERE state = 'running' AND lease_expires_at <= ?3\(keyClause) \
+            ORDER BY seq LIMIT ?4) \
             RETURNING \(Self.selectColumns)
             """
-        let ticket = claims.add(PendingClaim(sql: sql, binds: binds))
-        return try await serialized {
-            try await claims.drain(until: ticket) { await commitPending() }
-        }
+        return PendingClaim(sql: sql, binds: binds)
     }
 
     /// One claim's statement, inside the group commit's transaction: the operations it took, oldest first.
@@ -617,16 +688,32 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    /// Readiness (`StoreHealthService`): the store can commit. The heartbeat joins the next group commit rather
+    /// than queueing for the gate behind every accept, claim and completion waiting there, and the probe is
+    /// answered as soon as any group commit reaches `COMMIT` after it began (its own or one already under way):
+    /// a store busy committing is healthy. Before, the probe was a statement of its own at the back of the
+    /// gate's queue, and on a loaded machine it could wait out the probe's 2 s timeout behind group commits
+    /// that all succeeded, which marked async NOT_SERVING (503s) while the store was fine.
+    ///
+    /// - Throws: the failure of the transaction that carried the heartbeat, when no commit succeeded first.
     package func probe(instance: String, now: Date) async throws {
-        try await serialized {
-            _ = try await query(
-                """
-                INSERT INTO heartbeats (instance, beat_at) VALUES (?, ?) \
-                ON CONFLICT (instance) DO UPDATE SET beat_at = excluded.beat_at
-                """,
-                [.text(instance), .integer(Int(now.storeMilliseconds))]
-            )
+        let ticket = heartbeats.add(Heartbeat(instance: instance, beatAt: now.storeMilliseconds))
+        let outcome = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<Void, any Error>, Never>) in
+            let once = ResumeOnce(continuation)
+            commitWaiters.withLock { $0.append { once.resume(.success(())) } }
+            Task {
+                do {
+                    try await self.serialized {
+                        try await self.heartbeats.drain(until: ticket) { await self.commitPending() }
+                    }
+                    once.resume(.success(()))
+                } catch {
+                    once.resume(.failure(error))
+                }
+            }
         }
+        try outcome.get()
     }
 
     package func close() async throws {
@@ -805,23 +892,36 @@ package final class SQLiteOperationStore: OperationStore {
         throw GatewayError(.internalError, "stored operation names blob \(name) but has no blob files")
     }
 
+    /// The names `selectColumns` lists, in order.
+    static let selectColumnNames = selectColumns.split(separator: ",").map { String($0.filter { $0 != " " }) }
+
     private static func operationRow(_ row: SQLiteRow) throws -> (row: OperationRow, hasBlobs: Bool) {
+        // A row of `SELECT selectColumns` (or `RETURNING` them) has its columns in that order: found by position
+        // (short names compare in a few instructions), not by `SQLiteRow.column(_:)`, which hashes the name
+        // (~16 000 instructions per claimed operation, issue 12). Any other layout is read by name.
+        let columns = row.columns
+        let names = Self.selectColumnNames
+        let positional = columns.count == names.count && zip(columns, names).allSatisfy { $0.name == $1 }
+        func field(_ column: String) -> SQLiteData? {
+            guard positional, let index = names.firstIndex(of: column) else { return row.column(column) }
+            return columns[index].data
+        }
         func damaged(_ column: String) -> GatewayError {
             GatewayError(.internalError, "operation row is damaged (\(column))")
         }
         func int(_ column: String) throws -> Int64 {
-            guard let value = row.column(column)?.integer else { throw damaged(column) }
+            guard let value = field(column)?.integer else { throw damaged(column) }
             return Int64(value)
         }
         func optionalInt(_ column: String) -> Int64? {
-            row.column(column)?.integer.map(Int64.init)
+            field(column)?.integer.map(Int64.init)
         }
         func text(_ column: String) throws -> String {
-            guard let value = row.column(column)?.string else { throw damaged(column) }
+            guard let value = field(column)?.string else { throw damaged(column) }
             return value
         }
         func optionalBlob(_ column: String) -> ByteBuffer? {
-            row.column(column)?.blob
+            field(column)?.blob
         }
         guard let request = optionalBlob("request") else { throw damaged("request") }
         let operationRow = OperationRow(
@@ -835,10 +935,10 @@ package final class SQLiteOperationStore: OperationStore {
             startedAt: optionalInt("started_at"),
             finishedAt: optionalInt("finished_at"),
             attempts: Int(try int("attempts")),
-            leaseOwner: row.column("lease_owner")?.string,
+            leaseOwner: field("lease_owner")?.string,
             leaseExpiresAt: optionalInt("lease_expires_at"),
             notBefore: try int("not_before"),
-            idempotencyKey: row.column("idempotency_key")?.string,
+            idempotencyKey: field("idempotency_key")?.string,
             requestDigest: try text("request_digest")
         )
         return (operationRow, optionalInt("has_blobs") == 1)
@@ -847,4 +947,17 @@ package final class SQLiteOperationStore: OperationStore {
 
 extension Optional where Wrapped == String {
     fileprivate var sqlite: SQLiteData { map { .text($0) } ?? .null }
+}
+
+/// A continuation resumed by whichever of its callers comes first; later calls do nothing.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, Never>?>
+
+    init(_ continuation: CheckedContinuation<T, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ value: T) {
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
 }

@@ -169,4 +169,19 @@ struct OperationPayloadCodecTests {
         let allowed = Set("0123456789abcdefghjkmnpqrstvwxyz")
         #expect(ids.allSatisfy { $0.count == 26 && $0.allSatisfy(allowed.contains) })
     }
+
+    @Test("ids drawn on many threads at once across buffer refills never repeat, and use every character")
+    func operationIDsConcurrently() async {
+        // 8 × 2 000 ids = 32 000 words: 62 refills of `BufferedSystemRandom`'s 512-word chunk, drawn concurrently.
+        let ids = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<2000).map { _ in Operation.makeID() } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(ids.count == 16_000 && Set(ids).count == 16_000)
+        // Each of the 32 characters in each of the first 25 positions (the 26th holds 3 bits): no stuck bits.
+        for position in 0..<25 {
+            let seen = Set(ids.map { Array($0.utf8)[position] })
+            #expect(seen.count == 32, "position \(position): \(seen.count) characters")
+        }
+    }
 }

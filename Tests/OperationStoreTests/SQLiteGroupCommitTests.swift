@@ -1,0 +1,109 @@
+import Foundation
+import OperationStore
+import SQLiteNIO
+@testable import SQLiteOperationStore
+import Testing
+import TriggerModel
+
+/// What only the embedded store does: readiness probes answered by group commits, and claims that walk the claim
+/// indexes (issue 12).
+@Suite("SQLite group commit: probes and claims")
+struct SQLiteGroupCommitTests {
+    /// A one-shot signal between test tasks.
+    final class Latch: Sendable {
+        private let stream: AsyncStream<Void>
+        private let continuation: AsyncStream<Void>.Continuation
+
+        init() {
+            let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+            self.stream = stream
+            self.continuation = continuation
+        }
+
+        func open() { continuation.finish() }
+
+        func wait() async {
+            for await _ in stream {}
+        }
+    }
+
+    /// Yields until `condition` holds; a test whose condition never holds ends at its time limit.
+    static func until(_ condition: () async -> Bool) async {
+        while await !condition() { try? await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    @Test(
+        "a probe is answered by the next group commit, not after every caller queued at the store's gate",
+        .timeLimit(.minutes(1)))
+    func probeJoinsGroupCommit() async throws {
+        try await StoreHarness.with(.sqlite) { _, any in
+            let store = try #require(any as? SQLiteOperationStore)
+            // The test holds the gate; an enqueue, then a holder that keeps the gate until told, then the probe
+            // queue behind it, in that order.
+            let release = Latch()
+            let entered = Latch()
+            let holder = Task {
+                try await store.serialized {
+                    entered.open(); await release.wait()
+                }
+            }
+            await entered.wait()
+            let enqueue = Task { try await store.enqueue(Fixtures.request(text: "p"), idempotencyKey: nil) }
+            await Self.until { await store.gate.waiting == 1 }
+            let keep = Latch()
+            let blocker = Task { try await store.serialized { await keep.wait() } }
+            await Self.until { await store.gate.waiting == 2 }
+            let probe = Task { try await store.probe(instance: "gw", now: Fixtures.now()) }
+            await Self.until { await store.gate.waiting == 3 }
+
+            // The enqueue commits its own write and the heartbeat in one transaction; the probe is answered by
+            // that commit while `blocker` still holds the gate (before, the probe waited for the gate: a hang).
+            release.open()
+            try await probe.value
+            #expect(store.heartbeatTransactionCount == 1)
+            #expect(store.enqueueTransactionCount == 1)
+            #expect(try await enqueue.value.created)
+            keep.open()
+            try await holder.value
+            try await blocker.value
+            // The heartbeat is stored.
+            let rows = try await store.serialized { try await store.query("SELECT instance FROM heartbeats") }
+            #expect(rows.compactMap { $0.column("instance")?.string } == ["gw"])
+        }
+    }
+
+    @Test("an idle store's probe commits its own heartbeat, each time", .timeLimit(.minutes(1)))
+    func probeAlone() async throws {
+        try await StoreHarness.with(.sqlite) { _, any in
+            let store = try #require(any as? SQLiteOperationStore)
+            let now = Fixtures.now()
+            try await store.probe(instance: "gw", now: now)
+            try await store.probe(instance: "gw", now: now + 1)
+            #expect(store.heartbeatTransactionCount == 2)
+            let rows = try await store.serialized { try await store.query("SELECT beat_at FROM heartbeats") }
+            #expect(rows.compactMap { $0.column("beat_at")?.integer } == [Int((now + 1).storeMilliseconds)])
+        }
+    }
+
+    @Test(
+        "claims walk the claim indexes whatever their scope, never a pipeline's whole history",
+        arguments: [ClaimScope.all, .only(["acme/echo"]), .only(["acme/a", "acme/b"]), .excluding(["acme/echo"])])
+    func claimPlan(scope: ClaimScope) async throws {
+        try await StoreHarness.with(.sqlite) { _, any in
+            let store = try #require(any as? SQLiteOperationStore)
+            let claim = try #require(
+                SQLiteOperationStore.claimStatement(
+                    owner: "gw/1", leaseDuration: .seconds(30), limit: 64, now: Fixtures.now(), scope: scope))
+            let plan = try await store.serialized {
+                try await store.query("EXPLAIN QUERY PLAN \(claim.sql)", claim.binds)
+            }
+            .compactMap { $0.column("detail")?.string }
+            let walks = plan.filter { $0.hasPrefix("SEARCH") || $0.hasPrefix("SCAN") }
+            #expect(walks.contains { $0.contains("USING INDEX operations_by_state (state=?)") }, "\(plan)")
+            #expect(walks.contains { $0.contains("INDEX operations_claim_leases (state=? AND lease_expires_at<?)") })
+            // Every walk is one of the two claim indexes or the row lookup by primary key.
+            let allowed = ["operations_by_state", "operations_claim_leases", "INTEGER PRIMARY KEY"]
+            #expect(walks.allSatisfy { walk in allowed.contains { walk.contains($0) } }, "\(plan)")
+        }
+    }
+}
