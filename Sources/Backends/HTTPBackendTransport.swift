@@ -369,7 +369,9 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         endpoint: EndpointState,
         accept: String
     ) -> (HTTPRequestHead, StreamedJSONBody) {
-        let body = BackendHTTPBody.streamed(request: request)
+        // A body relayed from the client as it arrives (issue 12) was rendered by the frontend already.
+        let body =
+            request.relayedBody.map(StreamedJSONBody.init(relayed:)) ?? BackendHTTPBody.streamed(request: request)
         var headers = HTTPHeaders()
         headers.add(name: "host", value: endpoint.authority)
         headers.add(name: "content-type", value: "application/json")
