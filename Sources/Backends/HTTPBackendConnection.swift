@@ -155,9 +155,29 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         guard !writingBody else { return }
         writingBody = true
         defer { writingBody = false }
+        // Only a relayed body ever waits (and needs a way to be woken).
+        let whenReady: (@Sendable () -> Void)? = outbound?.isRelayed == true ? relayedBytesArrived(context) : nil
         while var body = outbound {
-            while context.channel.isWritable, let chunk = body.next(maxBytes: Self.chunkBytes) {
-                context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+            var waiting = false
+            chunks: while context.channel.isWritable {
+                switch body.next(maxBytes: Self.chunkBytes, whenReady: whenReady ?? {}) {
+                case .bytes(let chunk):
+                    context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                case .end:
+                    break chunks
+                case .wait:
+                    // A relayed body whose next bytes are still on their way from the client.
+                    waiting = true
+                    break chunks
+                case .failed(let error):
+                    // The relayed body was given up: the request is cut off mid-body, so the backend never
+                    // sees a whole one, and the connection cannot carry another.
+                    outbound = nil
+                    context.flush()
+                    fail(error)
+                    context.close(promise: nil)
+                    return
+                }
             }
             if body.isFinished {
                 outbound = nil
@@ -168,8 +188,24 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
             }
             outbound = body
             context.flush()
+            if waiting { return }
             // A flush that emptied the socket's queue made the channel writable again: go on here.
             guard context.channel.isWritable else { return }
+        }
+    }
+
+    /// What a relayed body calls (on the frontend's thread) when it has more bytes, or ended: the writing
+    /// goes on on this connection's loop.
+    private func relayedBytesArrived(_ context: ChannelHandlerContext) -> @Sendable () -> Void {
+        let loop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        return {
+            let resume: @Sendable () -> Void = {
+                let handler = handler.value
+                if handler.outbound != nil, handler.context != nil { handler.writeBody(context: bound.value) }
+            }
+            if loop.inEventLoop { resume() } else { loop.execute(resume) }
         }
     }
 

@@ -372,7 +372,9 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         endpoint: EndpointState,
         accept: String
     ) -> (HTTPRequestHead, StreamedJSONBody) {
-        let body = BackendHTTPBody.streamed(request: request)
+        // A body relayed from the client as it arrives (issue 12) was rendered by the frontend already.
+        let body =
+            request.relayedBody.map(StreamedJSONBody.init(relayed:)) ?? BackendHTTPBody.streamed(request: request)
         // Built as one array and handed to `HTTPHeaders` as it is: `HTTPHeaders.add` checks every name again
         // (~700 instructions a field, issue 11); these names are our constants, and the values are checked by
         // the channel's `NIOHTTPRequestHeadersValidator` as they go out.

@@ -41,6 +41,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private var currentRequestID = ""
     /// The record of the request in progress, from its head until its exchange ends (`finishRequest`).
     private var open: OpenRequest?
+    /// The runner request started while a large JSON body arrives (issue 12), from the head to the body's end.
+    private var relay: HTTP1BodyRelay?
 
     /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
     private let secure: Bool
@@ -101,6 +103,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             startWork(work.run, keepAlive: head.isKeepAlive, context: context)
         case .readBody(let collector, let use):
             state = .collecting(collector, use, keepAlive: head.isKeepAlive)
+            relay = HTTP1BodyRelay(
+                use: use, collector: collector, headers: head.headers,
+                services: services, eventLoop: context.eventLoop)
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
                 // curl asks before sending bodies over 1 MiB and otherwise waits a full second.
                 let interim = HTTPResponseHead(version: head.version, status: .continue)
@@ -116,7 +121,10 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         do {
             try collector.append(chunk)
             state = .collecting(collector, use, keepAlive: keepAlive)
+            relay?.received(chunk)
         } catch {
+            relay?.abort()
+            relay = nil
             // The rest of the body would still be on its way; closing is the only way not to read it.
             state = .discarding(keepAlive: false)
             write(use.errorResponse(gatewayError(from: error)), keepAlive: false, context: context)
@@ -129,10 +137,15 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             state = keepAlive ? .idle : .closed
         case .collecting(var collector, let use, let keepAlive):
             state = .idle
+            let relay = self.relay
+            self.relay = nil
+            // Where the body was gathered: the relayed blob must be a slice of it (see `HTTP1BodyRelay.finish`).
+            let gatheredAddress = relay?.isRelaying == true ? collector.gatheredStorageAddress : nil
             let body: RESTBody
             do {
                 body = try collector.finishBody()
             } catch {
+                relay?.abort()
                 state = keepAlive ? .idle : .closed
                 write(use.errorResponse(gatewayError(from: error)), keepAlive: keepAlive, context: context)
                 return
@@ -150,6 +163,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
                 preconditionFailure("a trigger body was collected raw")
             }
             let request = plan.makeRequest(inputs: inputs)
+            if let relay,
+                case .relayed(let call, let cancellation) = relay.finish(request, gatheredAddress: gatheredAddress)
+            {
+                awaitSync(call, cancellation: cancellation, request: request, keepAlive: keepAlive, context: context)
+                return
+            }
             if plan.mode == .stream {
                 startStream(request, target: plan.target, keepAlive: keepAlive, context: context)
             } else {
@@ -169,9 +188,18 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             return
         }
         let cancellation = TriggerCancellation()
+        let call = services.dispatcher.runSync(
+            request, target: target, on: context.eventLoop, cancellation: cancellation)
+        awaitSync(call, cancellation: cancellation, request: request, keepAlive: keepAlive, context: context)
+    }
+
+    /// Answers with the outcome of a sync call under way (`call`, cancelled through `cancellation`).
+    private func awaitSync(
+        _ call: EventLoopFuture<TriggerResult>, cancellation: TriggerCancellation, request: TriggerRequest,
+        keepAlive: Bool, context: ChannelHandlerContext
+    ) {
         state = .calling(cancellation)
-        services.dispatcher.runSync(request, target: target, on: context.eventLoop, cancellation: cancellation)
-            .assumeIsolated()
+        call.assumeIsolated()
             .whenComplete { result in
                 // The connection closed meanwhile (or the grace ran out): nothing to answer.
                 guard case .calling(let current) = self.state, current === cancellation else { return }
@@ -368,6 +396,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         defer { abandonRequest() }
+        relay?.abort()
+        relay = nil
         switch state {
         case .running(let task):
             task.cancel()  // the client is gone: stop the backend call
@@ -397,6 +427,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             // connection's (it closes once the 408 is written). Nothing read after it is served or answered: the
             // rest of a head or body arriving late, or bytes the decoder fails on.
             state = .closed
+            relay?.abort()
+            relay = nil
             if open == nil {
                 open = services.openRequest(
                     requestID: timedOut.requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "")
@@ -446,6 +478,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             call.cancel()
             requestID = currentRequestID
         case .collecting(_, let use, _):
+            relay?.abort()
+            relay = nil
             requestID = use.requestID
         case .idle, .discarding, .closed:
             context.close(promise: nil)

@@ -139,6 +139,13 @@ struct RESTBodyCollector {
     /// for an http runner, which gets the same text: `RESTTriggerBody.decode(json:limits:keepCanonicalBase64:)`).
     var keepCanonicalBase64 = false
 
+    /// Whether this is a JSON trigger body whose large canonical data URIs stay the client's text: the
+    /// bodies `HTTP1BodyRelay` may relay as they arrive.
+    var keepsCanonicalBase64JSON: Bool {
+        guard keepCanonicalBase64, !raw, !parts, !formLabelled, case .json = storage else { return false }
+        return true
+    }
+
     static func json(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
         RESTBodyCollector(storage: .json(BodyGatherer(expectedLength: expectedLength)), limits: limits)
     }

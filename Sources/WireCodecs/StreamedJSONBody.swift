@@ -1,5 +1,5 @@
 package import NIOCore
-import TriggerModel
+package import TriggerModel
 
 /// A JSON document held as the text around its large blobs plus those blobs' bytes, whose base64 is produced
 /// only as the document is sent, one bounded chunk at a time (issue 12).
@@ -18,6 +18,8 @@ package struct StreamedJSONBody: Sendable {
         case text(ByteBuffer)
         /// A blob's bytes, sent as their base64 (no quotes, no header: those are in the text around it).
         case base64(ByteBuffer)
+        /// The whole body, still arriving from the client (the HTTP/1.1 frontend's streaming relay).
+        case relayed(RelayedBody)
     }
 
     /// Blobs at least this large are encoded as they are sent; smaller ones are written into the text.
@@ -25,6 +27,10 @@ package struct StreamedJSONBody: Sendable {
 
     private var pieces: [Piece]
     private var index = 0
+    /// Set once this copy has claimed its relayed body.
+    private var claimed = false
+    /// The indices of the pieces that are a blob kept as its canonical base64 text.
+    private var blobIndices: [Int] = []
     /// Bytes of the whole document: the text pieces plus the base64 length of each deferred blob.
     package let count: Int
 
@@ -34,12 +40,19 @@ package struct StreamedJSONBody: Sendable {
         self.count = text.readableBytes
     }
 
+    /// A body relayed as it arrives (`TriggerRequest.relayedBody`): its bytes come from `relayed`.
+    package init(relayed: RelayedBody) {
+        self.pieces = [.relayed(relayed)]
+        self.count = relayed.count
+    }
+
     init(pieces: [Piece]) {
         self.pieces = pieces
         self.count = pieces.reduce(0) { sum, piece in
             switch piece {
             case .text(let text): sum + text.readableBytes
             case .base64(let bytes): sum + Base64.encodedLength(bytes.readableBytes)
+            case .relayed(let body): sum + body.count
             }
         }
     }
@@ -52,6 +65,12 @@ package struct StreamedJSONBody: Sendable {
         return builder.finish(text)
     }
 
+    /// Whether the body is relayed from a client as it arrives (`init(relayed:)`).
+    package var isRelayed: Bool {
+        if case .relayed? = pieces.first { return true }
+        return false
+    }
+
     /// True once every byte has been handed out.
     package var isFinished: Bool { index == pieces.count }
 
@@ -60,6 +79,8 @@ package struct StreamedJSONBody: Sendable {
     package mutating func next(maxBytes: Int) -> ByteBuffer? {
         guard index < pieces.count else { return nil }
         switch pieces[index] {
+        case .relayed:
+            preconditionFailure("a relayed body is read with next(maxBytes:whenReady:)")
         case .text(let text):
             index += 1
             return text
@@ -77,6 +98,46 @@ package struct StreamedJSONBody: Sendable {
         }
     }
 
+    /// What `next(maxBytes:whenReady:)` hands out.
+    package enum Chunk {
+        case bytes(ByteBuffer)
+        /// A relayed body has nothing more yet: `whenReady` runs (on the producer's thread) when it has.
+        case wait
+        case end
+        /// A relayed body was given up (or sent a second time): the request must be aborted.
+        case failed(any Error)
+    }
+
+    /// `next(maxBytes:)` for a writer that can wait: a relayed body's bytes as they arrive.
+    package mutating func next(maxBytes: Int, whenReady: @escaping @Sendable () -> Void) -> Chunk {
+        guard index < pieces.count else { return .end }
+        guard case .relayed(let body) = pieces[index] else {
+            return next(maxBytes: maxBytes).map(Chunk.bytes) ?? .end
+        }
+        if !claimed {
+            guard body.claim() else { return .failed(RelayedBody.Failure.replayed) }
+            claimed = true
+        }
+        switch body.next(whenReady: whenReady) {
+        case .bytes(let bytes): return .bytes(bytes)
+        case .wait: return .wait
+        case .failed(let error): return .failed(error)
+        case .end:
+            index += 1
+            return .end
+        }
+    }
+
+    /// The JSON text around the one large blob, and the blob's text, when the document is exactly that: text,
+    /// a canonical base64 blob kept as the client's text (`Blob.canonicalBase64`), text. The streaming relay
+    /// compares the request it sent ahead with the one the whole body makes (`HTTP1BodyRelay`).
+    package var aroundOnlyBlob: (before: ByteBuffer, blob: ByteBuffer, after: ByteBuffer)? {
+        guard pieces.count == 3, blobIndices == [1],
+            case .text(let before) = pieces[0], case .text(let blob) = pieces[1], case .text(let after) = pieces[2]
+        else { return nil }
+        return (before, blob, after)
+    }
+
     /// The whole document in one buffer (tests, small bodies).
     package func joined() -> ByteBuffer {
         var copy = self
@@ -89,6 +150,7 @@ package struct StreamedJSONBody: Sendable {
     /// header) becomes a piece, the blob another, and the text goes on after it.
     struct Builder: JSONBlobWriter {
         private(set) var pieces: [Piece] = []
+        private(set) var blobIndices: [Int] = []
 
         mutating func write(_ blob: Blob, into buffer: inout ByteBuffer) {
             guard blob.count >= StreamedJSONBody.deferredBlobBytes else {
@@ -100,6 +162,7 @@ package struct StreamedJSONBody: Sendable {
             pieces.append(.text(buffer))
             if let text = blob.canonicalBase64 {
                 // Already the encoding (the client's own text, issue 12): sent as it is, no copy.
+                blobIndices.append(pieces.count)
                 pieces.append(.text(text))
             } else {
                 pieces.append(.base64(blob.bytes))
@@ -110,7 +173,9 @@ package struct StreamedJSONBody: Sendable {
 
         consuming func finish(_ text: ByteBuffer) -> StreamedJSONBody {
             if text.readableBytes > 0 { pieces.append(.text(text)) }
-            return StreamedJSONBody(pieces: pieces)
+            var body = StreamedJSONBody(pieces: pieces)
+            body.blobIndices = blobIndices
+            return body
         }
     }
 }

@@ -54,6 +54,11 @@ package final class SlowSocket: Sendable {
         }
     }
 
+    /// Closes both directions now (a client that goes away mid-request); the descriptor is released at deinit.
+    package func shutdown() {
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+    }
+
     /// Sends `bytes`; false when the server has already closed.
     @discardableResult
     package func send(_ bytes: [UInt8]) -> Bool {

@@ -76,6 +76,27 @@ struct StructConversionTests {
         #expect(decoded[0].variables["s"] == .string("x"))
     }
 
+    /// The edge of `UnpackAllocation.largeBytes` (64 KiB, the whole string): a data URI of exactly that many
+    /// bytes is decoded in place, into the unpacked string's storage (its 64 KiB and the NUL: a buffer of
+    /// 128 KiB, ByteBuffer capacities being powers of two); one byte shorter, into a buffer of its own (the
+    /// ~48 KiB blob: 64 KiB). Both payloads are whole base64 quanta (headers of 16 and 19 bytes).
+    @Test(
+        "a data URI of exactly 64 KiB decodes in place; one byte under, into a buffer of its own",
+        arguments: [(header: "data:a/b;base64,", inPlace: true), (header: "data:a/bcde;base64,", inPlace: false)])
+    func inPlaceThreshold(header: String, inPlace: Bool) throws {
+        let length = inPlace ? 65_536 : 65_535
+        var rng = SplitMix64(seed: 9)
+        let payload = (0..<((length - header.utf8.count) / 4 * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var encoded = ByteBuffer()
+        payload.withUnsafeBytes { Base64.encode($0, into: &encoded) }
+        let uri = header + String(buffer: encoded)
+        #expect(uri.utf8.count == length)
+        let decoded = try roundTrip([TriggerInput(variables: ["file": .string(uri)])])
+        let blob = try #require(decoded[0].variables["file"]?.blobValue)
+        #expect(Array(blob.bytes.readableBytesView) == payload)
+        #expect((blob.bytes.storageCapacity > 65_536) == inPlace, "capacity \(blob.bytes.storageCapacity)")
+    }
+
     @Test("a large string that is not a data URI, or only looks like one, stays that string")
     func largePlainString() throws {
         let text = String(repeating: "d", count: 100_000)

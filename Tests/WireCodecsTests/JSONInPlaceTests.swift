@@ -17,6 +17,35 @@ struct JSONInPlaceTests {
         return (ByteBuffer(string: text), base64)
     }
 
+    /// The edge of `JSONParser.inPlaceBlobBytes` (64 KiB, the whole data URI string): a URI of exactly that many
+    /// bytes is kept as the client's canonical text for an http runner, or decoded in place (a slice of the
+    /// body); one byte shorter, it is decoded into a buffer of its own. The headers are picked so that both
+    /// payloads are canonical base64 (whole quanta).
+    @Test(
+        "a data URI of exactly 64 KiB is kept or decoded in place; one byte under, decoded into its own buffer",
+        arguments: [(header: "data:a/b;base64,", inPlace: true), (header: "data:a/bcde;base64,", inPlace: false)])
+    func inPlaceThreshold(header: String, inPlace: Bool) throws {
+        let payloadLength = (inPlace ? 65_536 : 65_535) - header.utf8.count
+        let payload = pseudoRandomBytes(payloadLength / 4 * 3)
+        var encoded = ByteBuffer()
+        payload.withUnsafeBytes { Base64.encode($0, into: &encoded) }
+        #expect(header.utf8.count + encoded.readableBytes == (inPlace ? 65_536 : 65_535))
+        let text = #"{"data":[{"variable":{"f":""# + header + String(buffer: encoded) + #""}}]}"#
+        for keep in [true, false] {
+            var gatherer = BodyGatherer()
+            gatherer.append(ByteBuffer(string: text))
+            let address = try #require(gatherer.storageAddress)
+            let inputs = try RESTTriggerBody.decode(json: gatherer.take(), limits: .defaults, keepCanonicalBase64: keep)
+            let blob = try #require(inputs.first?.variables["f"]?.blobValue)
+            #expect(Array(blob.bytes.readableBytesView) == payload)
+            #expect((blob.canonicalBase64 != nil) == (keep && inPlace))
+            let storage = (blob.canonicalBase64 ?? blob.bytes).withUnsafeReadableBytes {
+                UInt(bitPattern: $0.baseAddress!)
+            }
+            #expect((storage > address && storage < address + UInt(text.utf8.count)) == inPlace, "keep: \(keep)")
+        }
+    }
+
     @Test("a 200 KB blob, a small blob and a string: each decodes as out of place would")
     func sameValues() throws {
         let (body, _) = Self.body(payload: pseudoRandomBytes(200_000))

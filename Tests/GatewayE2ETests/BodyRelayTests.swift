@@ -1,0 +1,253 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// The streaming relay of large base64 JSON bodies to http runners (issue 12, `HTTP1BodyRelay`): the runner
+/// request starts while the client's body arrives; a body that then fails validation, turns out to be of
+/// another shape, or whose client goes away never reaches the runner whole. Observed from the runner's side
+/// (`RecordingRunner` counts whole and cut-off requests) and with the real demo-runner (sha256 of what it got).
+@Suite("Streaming relay of large JSON bodies to http runners")
+struct BodyRelayTests {
+    static let path = "/v1beta/namespaces/demo/pipelines/blob-info/trigger"
+    static let header = "data:application/octet-stream;base64,"
+
+    /// A JSON trigger body with one data URI of `blobBytes` random bytes, `after` right after the URI's
+    /// closing quote; the payload's offset in the body and the base64 text.
+    static func body(blobBytes: Int, seed: UInt64, after: String = "") -> (
+        body: [UInt8], payloadStart: Int, base64: String
+    ) {
+        let base64 = Data(randomBytes(blobBytes, seed: seed)).base64EncodedString()
+        let prefix = #"{"data": [{"variable": {"n": 7, "file": ""# + header
+        let text = prefix + base64 + "\"" + after + "}}]}"
+        return (Array(text.utf8), prefix.utf8.count, base64)
+    }
+
+    static func head(_ length: Int) -> String {
+        "POST \(path) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: \(length)\r\n\r\n"
+    }
+
+    /// Reads one whole response (head and `Content-Length` body) from `socket`.
+    static func response(_ socket: SlowSocket) async throws -> SlowSocket.Outcome {
+        try await socket.waitForClose(timeout: .seconds(30)) { outcome in
+            guard let end = outcome.received.firstRange(of: Array("\r\n\r\n".utf8)) else { return false }
+            let head = String(decoding: outcome.received[..<end.lowerBound], as: UTF8.self).lowercased()
+            let length =
+                head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+            return outcome.received.count - end.upperBound >= length
+        }
+    }
+
+    /// Sends `body` in two halves, the second only once the runner has received `ahead` bytes of its request
+    /// body: the runner request started before the client's body ended.
+    static func sendSplit(_ socket: SlowSocket, _ body: [UInt8], runner: RecordingRunner, ahead: Int) async throws {
+        let half = body.count / 2
+        try await blocking {
+            _ = socket.send(head(body.count)); _ = socket.send(Array(body[..<half]))
+        }
+        let started = await eventually(within: .seconds(20)) { runner.largestBodySeen >= ahead }
+        #expect(started, "the runner got \(runner.largestBodySeen) bytes before the client's body ended")
+        try await blocking { _ = socket.send(Array(body[half...])) }
+    }
+
+    @Test("a 4 MiB canonical data URI: the runner request starts before the body ends and carries the same JSON")
+    func relayedAhead() async throws {
+        let runner = try await RecordingRunner.start()
+        defer { runner.stop() }
+        try await withTestGateway(yaml: httpPoolConfig(port: runner.port)) { gateway in
+            let (body, _, base64) = Self.body(blobBytes: 3 << 20, seed: 21)
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            try await Self.sendSplit(socket, body, runner: runner, ahead: 1 << 20)
+            let answer = try await Self.response(socket)
+            #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(300))")
+            let whole = try #require(runner.wholeBodies.first)
+            #expect(runner.wholeBodies.count == 1 && runner.cutOff == 0)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(whole)) as? [String: Any])
+            #expect(json["namespace"] as? String == "demo" && json["pipeline"] as? String == "blob-info")
+            let item = try #require((json["data"] as? [[String: Any]])?.first)
+            let variable = try #require(item["variable"] as? [String: Any])
+            #expect(variable["file"] as? String == Self.header + base64)
+            #expect(variable["n"] as? Int == 7)
+            #expect(item["secret"] as? [String: String] == [:])
+        }
+    }
+
+    @Test("bad base64 near the end: 400 naming its offset; the runner saw a cut-off request, never a whole one")
+    func badBase64Aborted() async throws {
+        let runner = try await RecordingRunner.start()
+        defer { runner.stop() }
+        try await withTestGateway(yaml: httpPoolConfig(port: runner.port)) { gateway in
+            var (body, payloadStart, base64) = Self.body(blobBytes: 3 << 20, seed: 22)
+            let badOffset = base64.utf8.count - 1_000
+            body[payloadStart + badOffset] = UInt8(ascii: "*")
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            try await Self.sendSplit(socket, body, runner: runner, ahead: 1 << 20)
+            let answer = try await Self.response(socket)
+            #expect(answer.text.hasPrefix("HTTP/1.1 400"), "\(answer.text.prefix(300))")
+            #expect(answer.text.contains("payload offset \(badOffset)"), "\(answer.text.prefix(400))")
+            #expect(await eventually(within: .seconds(10)) { runner.cutOff == 1 })
+            #expect(runner.wholeBodies.isEmpty)
+        }
+    }
+
+    @Test("the client gone mid-body: the runner request is cut off, and the gateway serves the next upload")
+    func clientGoneMidBody() async throws {
+        let runner = try await RecordingRunner.start()
+        defer { runner.stop() }
+        try await withTestGateway(yaml: httpPoolConfig(port: runner.port)) { gateway in
+            let (body, _, _) = Self.body(blobBytes: 3 << 20, seed: 23)
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            let half = body.count / 2
+            try await blocking {
+                _ = socket.send(Self.head(body.count)); _ = socket.send(Array(body[..<half]))
+            }
+            #expect(await eventually(within: .seconds(20)) { runner.largestBodySeen >= 1 << 20 })
+            socket.shutdown()
+            #expect(await eventually(within: .seconds(10)) { runner.cutOff == 1 })
+            #expect(runner.wholeBodies.isEmpty)
+            let client = try await gateway.client()
+            let response = try await client.request(
+                "POST", Self.path, headers: jsonHeaders, body: ByteBuffer(bytes: body))
+            #expect(response.status == 200, "\(response.bodyString.prefix(300))")
+            #expect(runner.wholeBodies.count == 1)
+            await client.close()
+        }
+    }
+
+    /// The relay assumes the blob is the body's last value; a value after it shows only at the end: the
+    /// request sent ahead is cut off and the body is served the ordinary way.
+    @Test("a value after the blob: the request sent ahead is cut off, the ordinary one answers 200")
+    func otherShapeServedOrdinarily() async throws {
+        let runner = try await RecordingRunner.start()
+        defer { runner.stop() }
+        try await withTestGateway(yaml: httpPoolConfig(port: runner.port)) { gateway in
+            // `,"mmm":1` (8 bytes) keeps the length the relay derives a whole number of base64 quanta: it starts.
+            let (body, _, base64) = Self.body(blobBytes: 3 << 20, seed: 24, after: #","mmm":1"#)
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            try await Self.sendSplit(socket, body, runner: runner, ahead: 1 << 20)
+            let answer = try await Self.response(socket)
+            #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(300))")
+            #expect(await eventually(within: .seconds(10)) { runner.cutOff == 1 })
+            let whole = try #require(runner.wholeBodies.first)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(whole)) as? [String: Any])
+            let variable = try #require(((json["data"] as? [[String: Any]])?.first)?["variable"] as? [String: Any])
+            #expect(variable["file"] as? String == Self.header + base64)
+            #expect(variable["mmm"] as? Int == 1)
+        }
+    }
+
+    @Test("relayed uploads reach demo-runner with the same sha256; one cut off mid-body leaves it serving")
+    func demoRunner() async throws {
+        try await withDemoRunnerProcess(transport: "http") { runnerPort in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
+                let bytes = randomBytes(6 << 20, seed: 25)
+                let base64 = Data(bytes).base64EncodedString()
+                let body = Array((#"{"data":[{"variable":{"blob":""# + Self.header + base64 + #""}}]}"#).utf8)
+                let socket = try await SlowSocket.connect(port: gateway.port)
+                try await blocking {
+                    _ = socket.send(Self.head(body.count)); _ = socket.send(Array(body[..<(4 << 20)]))
+                }
+                socket.shutdown()
+                let client = try await gateway.client()
+                for _ in 0..<2 {
+                    let response = try await client.request(
+                        "POST", Self.path, headers: jsonHeaders, body: ByteBuffer(bytes: body))
+                    #expect(response.status == 200, "\(response.bodyString.prefix(300))")
+                    let info = try outputs(response.body).first?["blob"] as? [String: Any]
+                    #expect(info?["size"] as? Int == bytes.count)
+                    #expect(info?["sha256"] as? String == (try sha256Hex(bytes)))
+                }
+                await client.close()
+            }
+        }
+    }
+}
+
+/// An http runner that records what reaches it: each whole request body (and answers it with an empty result),
+/// and each request whose connection closed before its `Content-Length` was reached (cut off).
+final class RecordingRunner: Sendable {
+    private struct Record {
+        var wholeBodies: [[UInt8]] = []
+        var cutOff = 0
+        var largestBodySeen = 0
+    }
+
+    private let record = Mutex(Record())
+    private let channel: any Channel
+    var port: Int { channel.localAddress!.port! }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    var wholeBodies: [[UInt8]] { record.withLock { $0.wholeBodies } }
+    var cutOff: Int { record.withLock { $0.cutOff } }
+    /// The most body bytes one request has had so far.
+    var largestBodySeen: Int { record.withLock { $0.largestBodySeen } }
+
+    static func start() async throws -> RecordingRunner {
+        let box = Mutex<RecordingRunner?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Handler(runner: { box.withLock { $0! } }))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let runner = RecordingRunner(channel: channel)
+        box.withLock { $0 = runner }
+        return runner
+    }
+
+    func stop() {
+        channel.close(promise: nil)
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let runner: @Sendable () -> RecordingRunner
+        var pending: [UInt8] = []
+        var contentLength: Int?
+
+        init(runner: @escaping @Sendable () -> RecordingRunner) { self.runner = runner }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            pending += unwrapInboundIn(data).readableBytesView
+            while true {
+                if contentLength == nil {
+                    guard let end = pending.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+                    let head = String(decoding: pending[..<end.lowerBound], as: UTF8.self).lowercased()
+                    let line = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    contentLength =
+                        line.flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }
+                        ?? 0
+                    pending.removeSubrange(..<end.upperBound)
+                }
+                let length = contentLength!
+                let seen = min(pending.count, length)
+                runner().record.withLock { $0.largestBodySeen = max($0.largestBodySeen, seen) }
+                guard pending.count >= length else { return }
+                let body = Array(pending[..<length])
+                pending.removeSubrange(..<length)
+                contentLength = nil
+                runner().record.withLock { $0.wholeBodies.append(body) }
+                let answer = #"{"outputs":[{}]}"#
+                context.writeAndFlush(
+                    NIOAny(
+                        ByteBuffer(
+                            string:
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(answer.utf8.count)\r\n\r\n\(answer)"
+                        )),
+                    promise: nil)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if contentLength != nil { runner().record.withLock { $0.cutOff += 1 } }
+            context.fireChannelInactive()
+        }
+    }
+}
