@@ -22,16 +22,19 @@ import CTriggerProtos
 /// `defer`, ``ProtoArena`` in `deinit`); the handle is not used after that. The first chunk is
 /// ``chunkBytes`` and comes from the calling thread's cache of one chunk when there is one, so the steady
 /// state of a loop that decodes and encodes one call at a time allocates nothing here; ``release()`` gives
-/// it back to the releasing thread's cache (or frees it when that already holds one). Further chunks, and
-/// single allocations over a quarter of a chunk, are `malloc`ed and freed by ``release()``: memory is bounded
-/// by what the tree needs plus less than one chunk, never kept after the tree is gone beyond one chunk per thread.
+/// it back to the releasing thread's cache (or frees it when that already holds one). An allocation that does
+/// not fit in the current chunk's room opens a new chunk, or, when it is over a quarter of a chunk, gets a
+/// block of its own (so the current chunk's room still serves the small ones after it); both are `malloc`ed
+/// and freed by ``release()``. Memory is bounded by what the tree needs plus under a chunk and a quarter of
+/// slack per chunk, and nothing outlives the tree but one chunk per thread.
 ///
 /// Not thread-safe: one tree is built or read by one thread at a time (protobuf-c and our codecs run
 /// synchronously).
 struct ArenaMemory {
     /// The first chunk's size, header included: a small trigger's request or answer tree fits in it.
     static let chunkBytes = 8 << 10
-    /// Allocations larger than this get a block of their own, so a large string does not waste a chunk's rest.
+    /// Allocations larger than this that do not fit in the current chunk get a block of their own, so a large
+    /// string does not waste a chunk's rest.
     static let ownBlockBytes = chunkBytes / 4
     /// Every allocation is aligned to this (malloc's guarantee on x86_64 and arm64, which protobuf-c assumes).
     static let maxAlignment = 16

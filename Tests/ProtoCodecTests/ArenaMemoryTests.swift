@@ -82,17 +82,27 @@ struct ArenaMemoryTests {
         #expect(memory.allocate(byteCount: 8, alignment: 8) == spilled + 8)  // the new chunk goes on
     }
 
-    @Test("a quarter chunk still comes from the chunk; one byte more gets a block of its own")
+    @Test("past a chunk's room, a quarter chunk opens a new chunk; one byte more gets a block of its own")
     func ownBlockEdge() {
-        let memory = ArenaMemory()
-        defer { memory.release() }
-        let first = memory.allocate(byteCount: 16)
-        let edge = memory.allocate(byteCount: ArenaMemory.ownBlockBytes)
-        #expect(edge == first + 16)
-        let past = memory.allocate(byteCount: ArenaMemory.ownBlockBytes + 1)
-        #expect(past + ArenaMemory.ownBlockBytes + 1 <= first || past >= first + ArenaMemory.chunkBytes)
-        // The chunk's room was kept for what comes after.
-        #expect(memory.allocate(byteCount: 16) == edge + ArenaMemory.ownBlockBytes)
+        let filled = ArenaMemory.firstChunkCapacity - 96  // leaves 96 bytes of room in the first chunk
+        do {
+            let memory = ArenaMemory()
+            defer { memory.release() }
+            let first = memory.allocate(byteCount: filled)
+            let edge = memory.allocate(byteCount: ArenaMemory.ownBlockBytes)
+            #expect(edge + ArenaMemory.ownBlockBytes <= first || edge >= first + ArenaMemory.firstChunkCapacity)
+            // A new chunk: what follows is allocated right after it, the old chunk's room is left.
+            #expect(memory.allocate(byteCount: 16) == edge + ArenaMemory.ownBlockBytes)
+        }
+        do {
+            let memory = ArenaMemory()
+            defer { memory.release() }
+            let first = memory.allocate(byteCount: filled)
+            let past = memory.allocate(byteCount: ArenaMemory.ownBlockBytes + 1)
+            #expect(past + ArenaMemory.ownBlockBytes + 1 <= first || past >= first + ArenaMemory.firstChunkCapacity)
+            // A block of its own: the chunk's last 96 bytes still serve the small allocations after it.
+            #expect(memory.allocate(byteCount: 16) == first + filled)
+        }
     }
 
     @Test("a large allocation gets a block of its own and leaves the chunk's room to later small ones")
