@@ -357,8 +357,7 @@ final class GRPCBackendCall {
 
     /// Hands a unary `Run`'s result to its completion, at most once.
     private func complete(_ result: Result<TriggerResult, any Error>) {
-        guard let completion = unaryCompletion else { return }
-        unaryCompletion = nil
+        guard let completion = unaryCompletion.take() else { return }
         completion(result)
     }
 

@@ -306,8 +306,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// end (RST_STREAM from the client, the connection gone) is recorded as the client's cancellation: 499
     /// when no REST response head went out, gRPC CANCELLED when no status did.
     private func finishRecord(_ state: StreamState) {
-        guard var request = state.open else { return }
-        state.open = nil
+        // Moved out, not copied and then cleared: a copy retained each of the record's strings once more.
+        guard var request = state.open.take() else { return }
         if !state.answered {
             if request.record.frontend == .grpc {
                 request.record.grpcStatus = RequestRecord.grpcCancelled
