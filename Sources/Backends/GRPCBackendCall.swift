@@ -38,7 +38,9 @@ final class GRPCBackendCall {
     private(set) var outcome: Result<Void, any Error>?
 
     // Unary.
-    private let unaryPromise: EventLoopPromise<TriggerResult>?
+    /// A `Run` call's outcome, called once on the connection's loop and then dropped (issue 11: a promise and a
+    /// `whenComplete` closure per call only to hand the result to the transport, which this replaces).
+    private var unaryCompletion: ((Result<TriggerResult, any Error>) -> Void)?
     /// A unary call of another service (the active health check): the response message, undecoded.
     private let rawPromise: EventLoopPromise<ByteBuffer>?
     private var unaryMessage: ByteBuffer?
@@ -58,10 +60,15 @@ final class GRPCBackendCall {
     /// The 5-byte Length-Prefixed-Message prefix (gRPC PROTOCOL-HTTP2.md).
     private static let prefixBytes = 5
 
-    init(unary promise: EventLoopPromise<TriggerResult>, peer: GRPCBackendPeer, maxMessageBytes: Int) {
+    /// A unary `Run`: `completion` gets the decoded result or the call's error, once, on the connection's loop.
+    init(
+        unary completion: @escaping (Result<TriggerResult, any Error>) -> Void,
+        peer: GRPCBackendPeer,
+        maxMessageBytes: Int
+    ) {
         self.kind = .unary
         self.peer = peer
-        self.unaryPromise = promise
+        self.unaryCompletion = completion
         self.rawPromise = nil
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
     }
@@ -69,7 +76,6 @@ final class GRPCBackendCall {
     init(raw promise: EventLoopPromise<ByteBuffer>, peer: GRPCBackendPeer, maxMessageBytes: Int) {
         self.kind = .unary
         self.peer = peer
-        self.unaryPromise = nil
         self.rawPromise = promise
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
     }
@@ -77,7 +83,6 @@ final class GRPCBackendCall {
     init(streamingPeer peer: GRPCBackendPeer, maxMessageBytes: Int) {
         self.kind = .streaming
         self.peer = peer
-        self.unaryPromise = nil
         self.rawPromise = nil
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
     }
@@ -181,11 +186,11 @@ final class GRPCBackendCall {
                     switch try RunnerCodec.decodeRunOutcome(message) {
                     case .success(let result):
                         finish(.success(()))
-                        unaryPromise?.succeed(result)
+                        complete(.success(result))
                     case .failure(let applicationError):
                         // The pipeline ran and failed: the backend did its job (the call succeeded on the wire).
                         finish(.success(()))
-                        unaryPromise?.fail(applicationError)
+                        complete(.failure(applicationError))
                     }
                 } catch {
                     garbage("undecodable RunResponse: \(Self.describe(error))")
@@ -342,12 +347,18 @@ final class GRPCBackendCall {
         switch kind {
         case .unary:
             if case .failure(let error) = result {
-                unaryPromise?.fail(error)
+                complete(.failure(error))
                 rawPromise?.fail(error)
             }
         case .streaming:
             deliverIfPulled()
         }
+    }
+
+    /// Hands a unary `Run`'s result to its completion, at most once.
+    private func complete(_ result: Result<TriggerResult, any Error>) {
+        guard let completion = unaryCompletion.take() else { return }
+        completion(result)
     }
 
     /// `grpc-status` / `grpc-message` → success, a mapped error, or a reason the block is garbage.

@@ -89,18 +89,27 @@ final class GRPCBackendConnection: Sendable {
         message: [ByteBuffer],
         deadline: NIODeadline?
     ) {
-        let core = self.core
-        let load = self.load
-        let start: @Sendable () -> Void = {
-            guard let session = core.value else {
-                load.release()
-                call.value.failedToStart(GRPCBackendCall.Refused())
-                return
-            }
-            session.start(call.value, headers: headers, message: message, deadline: deadline)
+        // On the connection's own loop (the per-loop pools' case) the stream starts now: no hop, and no closure
+        // to allocate.
+        guard eventLoop.inEventLoop else {
+            eventLoop.execute { self.startOnLoop(call, headers: headers, message: message, deadline: deadline) }
+            return
         }
-        // On the connection's own loop (the per-loop pools' case) the stream starts now, no hop.
-        if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
+        startOnLoop(call, headers: headers, message: message, deadline: deadline)
+    }
+
+    private func startOnLoop(
+        _ call: NIOLoopBoundBox<GRPCBackendCall>,
+        headers: HTTP2Headers,
+        message: [ByteBuffer],
+        deadline: NIODeadline?
+    ) {
+        guard let session = core.value else {
+            load.release()
+            call.value.failedToStart(GRPCBackendCall.Refused())
+            return
+        }
+        session.start(call.value, headers: headers, message: message, deadline: deadline)
     }
 
     func close() {

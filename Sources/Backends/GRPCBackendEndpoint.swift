@@ -59,25 +59,10 @@ final class GRPCBackendEndpoint: Sendable {
         return ready ? eventLoop.makeSucceededFuture(connection) : whenReady(connection, on: eventLoop)
     }
 
-    /// ``acquire(on:pinned:connectTimeout:)`` for the sync hot path: `then` is called at once (no future) when
-    /// the picked connection is connected and on `eventLoop`, the common case; otherwise once it is ready or
-    /// has failed, on `eventLoop`.
-    func acquire(
-        on eventLoop: any EventLoop,
-        pinned: Bool,
-        connectTimeout: TimeAmount,
-        then: @escaping @Sendable (Result<GRPCBackendConnection, any Error>) -> Void
-    ) {
-        let (connection, ready) = reserve(on: eventLoop, pinned: pinned, connectTimeout: connectTimeout)
-        if ready {
-            then(.success(connection))  // the common case: no future at all
-        } else {
-            whenReady(connection, on: eventLoop).whenComplete(then)
-        }
-    }
-
     /// `connection`, completed on `eventLoop` once it is connected (its reserved stream is released if it fails).
-    private func whenReady(_ connection: GRPCBackendConnection, on eventLoop: any EventLoop)
+    /// The unary hot path (``GRPCBackendTransport``) calls ``reserve(on:pinned:connectTimeout:)`` itself and
+    /// needs this only when the connection is not ready, so a ready connection costs it no future.
+    func whenReady(_ connection: GRPCBackendConnection, on eventLoop: any EventLoop)
         -> EventLoopFuture<GRPCBackendConnection>
     {
         connection.ready.hop(to: eventLoop).flatMapError { error in
@@ -88,7 +73,7 @@ final class GRPCBackendEndpoint: Sendable {
 
     /// Picks (or opens) a connection and reserves one stream on it; `ready` when it is connected and on
     /// `eventLoop`, so it can be used at once.
-    private func reserve(on eventLoop: any EventLoop, pinned: Bool, connectTimeout: TimeAmount)
+    func reserve(on eventLoop: any EventLoop, pinned: Bool, connectTimeout: TimeAmount)
         -> (connection: GRPCBackendConnection, ready: Bool)
     {
         let pinned = pinned && connections.hasList(for: eventLoop)

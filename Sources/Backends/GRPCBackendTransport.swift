@@ -159,8 +159,8 @@ extension GRPCBackendTransport: LoopCallingTransport {
             }
             let balancer = self.balancer
             self.attempt(
-                request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop, pinned: pinned,
-                cancellation: cancellation, refusedBefore: false
+                deadline: request.deadline, headers: headers, message: message, on: endpoint, eventLoop: eventLoop,
+                pinned: pinned, cancellation: cancellation, refusedBefore: false
             ) { result in
                 endpoint.health.outstanding.subtract(1, ordering: .relaxed)
                 switch result {
@@ -182,11 +182,15 @@ extension GRPCBackendTransport: LoopCallingTransport {
 
     /// One try on one endpoint, reported once to `done` on `eventLoop`; ``NotSent`` when nothing reached the
     /// backend. A refused stream never reached the backend (GOAWAY race, connection closing): one retry on a
-    /// fresh connection is safe even for non-idempotent runs; after that, another endpoint is.
+    /// fresh connection is safe even for non-idempotent runs; after that, another endpoint is. `deadline` (the
+    /// request's) bounds the stream locally unless `pinned` (the caller enforces it then).
     ///
-    /// The call's own promise (``GRPCBackendCall``'s) is the only one a try makes when the connection is ready.
+    /// Issue 11: no promise and no future when the connection is ready (the call reports to one closure, which
+    /// runs ``finishAttempt`` on `eventLoop`, directly on the pinned path whose connection is `eventLoop`'s
+    /// own), and the request itself is not passed along (its metadata is in `headers`; every closure that
+    /// captured it copied a dozen strings).
     private func attempt(
-        _ request: TriggerRequest,
+        deadline: NIODeadline?,
         headers: HTTP2Headers,
         message: [ByteBuffer],
         on endpoint: GRPCBackendEndpoint,
@@ -196,48 +200,100 @@ extension GRPCBackendTransport: LoopCallingTransport {
         refusedBefore: Bool,
         done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
     ) {
-        let balancer = self.balancer
-        let maxResponseBytes = configuration.maxResponseBytes
-        endpoint.acquire(on: eventLoop, pinned: pinned, connectTimeout: configuration.connectTimeout) { acquired in
-            let connection: GRPCBackendConnection
-            switch acquired {
-            case .failure(let error):
-                balancer.recordFailure(endpoint.index)
-                done(.failure(NotSent(error: error)))
-                return
-            case .success(let ready):
-                connection = ready
-            }
-            let promise = connection.eventLoop.makePromise(of: TriggerResult.self)
-            let call = NIOLoopBoundBox.makeBoxSendingValue(
-                GRPCBackendCall(unary: promise, peer: endpoint.peer, maxMessageBytes: maxResponseBytes),
-                eventLoop: connection.eventLoop
-            )
-            cancellation.whenCancelled {
-                let error = cancelledError(endpoint.peer)
-                call.eventLoop.execute { call.value.cancel(error) }
-            }
-            connection.start(call, headers: headers, message: message, deadline: pinned ? nil : request.deadline)
-            // `hop` is free on the pinned path (the connection is `eventLoop`'s own).
-            promise.futureResult.hop(to: eventLoop).whenComplete { result in
-                guard case .failure(let error) = result, error is GRPCBackendCall.Refused else {
-                    done(result)
-                    return
-                }
-                if cancellation.isCancelled {
-                    done(.failure(cancelledError(endpoint.peer)))
-                } else if refusedBefore {
-                    // Refused again on a fresh connection: the endpoint takes no work (it is draining), which
-                    // counts against it like a refused connect.
-                    balancer.recordFailure(endpoint.index)
-                    done(.failure(NotSent(error: refusedError(endpoint.peer))))
-                } else {
-                    self.attempt(
-                        request, headers: headers, message: message, on: endpoint, eventLoop: eventLoop,
-                        pinned: pinned, cancellation: cancellation, refusedBefore: true, done: done
+        let (connection, ready) = endpoint.reserve(
+            on: eventLoop, pinned: pinned, connectTimeout: configuration.connectTimeout)
+        guard ready else {
+            endpoint.whenReady(connection, on: eventLoop).whenComplete { acquired in
+                switch acquired {
+                case .failure(let error):
+                    self.balancer.recordFailure(endpoint.index)
+                    done(.failure(NotSent(error: error)))
+                case .success(let connection):
+                    self.start(
+                        deadline: deadline, headers: headers, message: message, on: connection, endpoint: endpoint,
+                        eventLoop: eventLoop, pinned: pinned, cancellation: cancellation, refusedBefore: refusedBefore,
+                        done: done
                     )
                 }
             }
+            return
+        }
+        start(
+            deadline: deadline, headers: headers, message: message, on: connection, endpoint: endpoint,
+            eventLoop: eventLoop, pinned: pinned, cancellation: cancellation, refusedBefore: refusedBefore, done: done
+        )
+    }
+
+    /// Starts one try's stream on `connection` (a stream reserved on it, connected).
+    private func start(
+        deadline: NIODeadline?,
+        headers: HTTP2Headers,
+        message: [ByteBuffer],
+        on connection: GRPCBackendConnection,
+        endpoint: GRPCBackendEndpoint,
+        eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation,
+        refusedBefore: Bool,
+        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    ) {
+        let sameLoop = connection.eventLoop === eventLoop
+        let completion: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
+            guard sameLoop else {
+                eventLoop.execute {
+                    self.finishAttempt(
+                        result, deadline: deadline, headers: headers, message: message, on: endpoint,
+                        eventLoop: eventLoop, pinned: pinned, cancellation: cancellation, refusedBefore: refusedBefore,
+                        done: done
+                    )
+                }
+                return
+            }
+            self.finishAttempt(
+                result, deadline: deadline, headers: headers, message: message, on: endpoint, eventLoop: eventLoop,
+                pinned: pinned, cancellation: cancellation, refusedBefore: refusedBefore, done: done
+            )
+        }
+        let call = NIOLoopBoundBox.makeBoxSendingValue(
+            GRPCBackendCall(unary: completion, peer: endpoint.peer, maxMessageBytes: configuration.maxResponseBytes),
+            eventLoop: connection.eventLoop
+        )
+        cancellation.whenCancelled {
+            let error = cancelledError(endpoint.peer)
+            call.eventLoop.execute { call.value.cancel(error) }
+        }
+        connection.start(call, headers: headers, message: message, deadline: pinned ? nil : deadline)
+    }
+
+    /// A try's outcome, on `eventLoop`: to `done`, or, for a refused stream, once more on a fresh connection.
+    private func finishAttempt(
+        _ result: Result<TriggerResult, any Error>,
+        deadline: NIODeadline?,
+        headers: HTTP2Headers,
+        message: [ByteBuffer],
+        on endpoint: GRPCBackendEndpoint,
+        eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation,
+        refusedBefore: Bool,
+        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    ) {
+        guard case .failure(let error) = result, error is GRPCBackendCall.Refused else {
+            done(result)
+            return
+        }
+        if cancellation.isCancelled {
+            done(.failure(cancelledError(endpoint.peer)))
+        } else if refusedBefore {
+            // Refused again on a fresh connection: the endpoint takes no work (it is draining), which
+            // counts against it like a refused connect.
+            balancer.recordFailure(endpoint.index)
+            done(.failure(NotSent(error: refusedError(endpoint.peer))))
+        } else {
+            attempt(
+                deadline: deadline, headers: headers, message: message, on: endpoint, eventLoop: eventLoop,
+                pinned: pinned, cancellation: cancellation, refusedBefore: true, done: done
+            )
         }
     }
 
@@ -268,14 +324,16 @@ extension GRPCBackendTransport: LoopCallingTransport {
     /// What every call of `path` to `endpoint` sends first: a gRPC request over HTTP/2 (gRPC's PROTOCOL-HTTP2.md:
     /// POST, `content-type: application/grpc`, `te: trailers`).
     func callHeaders(path: String, endpoint: GRPCBackendEndpoint) -> HTTP2Headers {
-        [
-            ":method": "POST",
-            ":scheme": scheme,
-            ":path": path,
-            ":authority": endpoint.authority,
-            "content-type": "application/grpc",
-            "te": "trailers",
-        ]
+        // Room for the metadata ``requestHeaders(path:endpoint:request:)`` adds (up to 7 fields), so the
+        // block is allocated once per call, not grown twice.
+        var headers = HTTP2Headers(capacity: 13)
+        headers.add(name: ":method", value: "POST")
+        headers.add(name: ":scheme", value: scheme)
+        headers.add(name: ":path", value: path)
+        headers.add(name: ":authority", value: endpoint.authority)
+        headers.add(name: "content-type", value: "application/grpc")
+        headers.add(name: "te", value: "trailers")
+        return headers
     }
 
     func requestHeaders(path: String, endpoint: GRPCBackendEndpoint, request: TriggerRequest) throws -> HTTP2Headers {

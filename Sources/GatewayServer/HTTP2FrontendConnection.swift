@@ -308,8 +308,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// when no REST response head went out, gRPC CANCELLED when no status did, and `downstreamDisconnected`
     /// (Envoy's `DC`) whatever had been sent.
     private func finishRecord(_ state: StreamState) {
-        guard var request = state.open else { return }
-        state.open = nil
+        // Moved out, not copied and then cleared: a copy retained each of the record's strings once more.
+        guard var request = state.open.take() else { return }
         if !state.answered {
             request.record.downstreamDisconnected = true
             if request.record.frontend == .grpc {

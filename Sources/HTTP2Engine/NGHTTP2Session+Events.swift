@@ -11,8 +11,13 @@ extension NGHTTP2Session {
         if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST, self.role == .server, self.streams[id] == nil {
             self.streams[id] = HTTP2StreamState(id: id, announced: false)
         }
-        guard let stream = self.streams[id] else { return }
-        stream.headerBlock = HTTP2Headers()
+        guard let stream = self.streams[id] else {
+            self.headerStream = nil
+            return
+        }
+        self.headerStream = stream
+        // Room for a typical block at once, not grown field by field (a request's ~10 fields took 5 allocations).
+        stream.headerBlock = HTTP2Headers(capacity: self.role == .server && !stream.receivedHeaders ? 16 : 4)
         stream.headerBlockSize = 0
         if self.role == .server, !stream.receivedHeaders {
             self.requestProgressed(stream, within: self.configuration.requestHeaderTimeout)
@@ -29,7 +34,8 @@ extension NGHTTP2Session {
         name: UnsafeBufferPointer<UInt8>,
         value: UnsafeBufferPointer<UInt8>
     ) throws -> Int32 {
-        guard let stream = self.streams[frame.pointee.hd.stream_id] else { return 0 }
+        let id = frame.pointee.hd.stream_id
+        guard let stream = self.headerStream.flatMap({ $0.id == id ? $0 : nil }) ?? self.streams[id] else { return 0 }
         // RFC 9113 §6.5.2: the uncompressed size plus 32 bytes of overhead per field.
         stream.headerBlockSize += name.count + value.count + 32
         if stream.headerBlockSize > self.configuration.maxHeaderListSize {
@@ -68,7 +74,17 @@ extension NGHTTP2Session {
     func receivedFrame(_ frame: UnsafePointer<nghttp2_frame>) throws {
         let header = frame.pointee.hd
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-        if self.role == .server, let stream = self.streams[header.stream_id] {
+        // One lookup for the whole frame (a HEADERS frame's stream is the one its fields were decoded for);
+        // nothing below removes a stream before its last use here.
+        let isHeaders = UInt32(header.type) == NGHTTP2_HEADERS.rawValue
+        let known: HTTP2StreamState?
+        if isHeaders, let current = self.headerStream, current.id == header.stream_id {
+            known = current
+        } else {
+            known = header.stream_id == 0 ? nil : self.streams[header.stream_id]
+        }
+        if isHeaders { self.headerStream = nil }
+        if self.role == .server, let stream = known {
             if endStream {
                 stream.inboundDeadline = nil
             } else if UInt32(header.type) == NGHTTP2_HEADERS.rawValue, !stream.receivedHeaders {
@@ -78,7 +94,7 @@ extension NGHTTP2Session {
         }
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard let stream = self.streams[header.stream_id] else { return }
+            guard let stream = known else { return }
             let block = stream.headerBlock
             stream.headerBlock = HTTP2Headers()
             if self.role == .client, !stream.receivedHeaders, let status = block.first(name: ":status"),
@@ -101,7 +117,7 @@ extension NGHTTP2Session {
             }
 
         case NGHTTP2_DATA.rawValue:
-            guard let stream = self.streams[header.stream_id] else { return }
+            guard let stream = known else { return }
             let data = stream.inboundData ?? self.allocator.buffer(capacity: 0)
             stream.inboundData = nil
             guard data.readableBytes > 0 || endStream else { return }
@@ -155,6 +171,7 @@ extension NGHTTP2Session {
 
     /// A stream closed (both sides ended, or RST_STREAM either way, or GOAWAY cut it off).
     func streamClosed(streamID: Int32, errorCode: UInt32) throws {
+        if self.headerStream?.id == streamID { self.headerStream = nil }
         guard let stream = self.streams.removeValue(forKey: streamID) else { return }
         self.releaseOutbound(of: stream)
         // Bytes the owner will never consume now; without this the connection window would shrink for good.

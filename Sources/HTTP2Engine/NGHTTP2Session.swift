@@ -58,6 +58,10 @@ package final class NGHTTP2Session {
 
     /// The open streams we know about, by id. See ``HTTP2StreamState`` for the lifetime rules.
     var streams: [Int32: HTTP2StreamState] = [:]
+    /// The stream whose header block is being decoded, from its `on_begin_headers` to its `on_frame_recv` (or
+    /// its close): a block's fields arrive between those two, contiguously (RFC 9113 §4.3), so `on_header`
+    /// finds its stream here instead of hashing its id once per field (issue 11).
+    var headerStream: HTTP2StreamState?
     /// Operations waiting for libnghttp2 to be off the stack; FIFO so stream ids and frame order hold.
     var pendingOperations = CircularBuffer<PendingOperation>(initialCapacity: 8)
     /// Stream writability changes to report once the drain has finished.

@@ -4,12 +4,13 @@ import NIOCore
 /// Owns every piece of C memory behind one protobuf-c message tree that Swift builds for packing.
 ///
 /// Who frees what: protobuf-c never frees a message it did not unpack, so each struct, pointer array and
-/// C string allocated here is freed in `deinit`, after the last `pack`. Blob bytes are not copied in: the
+/// C string allocated here is a slice of one ``ArenaMemory`` (one bump-allocated region, issue 11: it was a
+/// `malloc` per node), released in `deinit`, after the last `pack`. Blob bytes are not copied in: the
 /// tree points into the `ByteBuffer`s' own storage, which the arena keeps alive by retaining it
 /// (`withUnsafeReadableBytesWithStorageManagement`, NIO's sanctioned way to keep those bytes valid beyond
 /// the closure) and releases in `deinit`. Use one arena per encode, through `withProtoArena`.
 final class ProtoArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
+    private let memory = ArenaMemory()
     private var storages: [Unmanaged<AnyObject>] = []
     /// The `bytes` fields of at least `ProtoMessage.sharedBinaryBytes` pointed at so far, by their address:
     /// `ProtoMessage.packPieces` hands these buffers on as they are instead of copying their bytes.
@@ -18,17 +19,13 @@ final class ProtoArena {
     fileprivate init() {}
 
     deinit {
-        for block in blocks { block.deallocate() }
+        memory.release()
         for storage in storages { storage.release() }
     }
 
     /// A message struct, initialised by its generated `…__init` (which sets the descriptor and defaults).
     func message<M>(_ initialize: (UnsafeMutablePointer<M>?) -> Void) -> UnsafeMutablePointer<M> {
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: MemoryLayout<M>.stride,
-            alignment: MemoryLayout<M>.alignment
-        )
-        blocks.append(raw)
+        let raw = memory.allocate(byteCount: MemoryLayout<M>.stride, alignment: MemoryLayout<M>.alignment)
         let typed = raw.bindMemory(to: M.self, capacity: 1)
         initialize(typed)
         return typed
@@ -39,8 +36,7 @@ final class ProtoArena {
     func array<E>(of _: E.Type, count: Int) -> UnsafeMutablePointer<E>? {
         guard count > 0 else { return nil }
         let byteCount = MemoryLayout<E>.stride * count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: MemoryLayout<E>.alignment)
-        blocks.append(raw)
+        let raw = memory.allocate(byteCount: byteCount, alignment: MemoryLayout<E>.alignment)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
         return raw.bindMemory(to: E.self, capacity: count)
     }
@@ -62,8 +58,7 @@ final class ProtoArena {
     func cString(_ s: String) -> UnsafeMutablePointer<CChar> {
         var s = s
         return s.withUTF8 { utf8 in
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: utf8.count + 1, alignment: 1)
-            blocks.append(raw)
+            let raw = memory.allocate(byteCount: utf8.count + 1, alignment: 1)
             if let base = utf8.baseAddress { raw.copyMemory(from: base, byteCount: utf8.count) }
             raw.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
             return raw.bindMemory(to: CChar.self, capacity: utf8.count + 1)

@@ -4,8 +4,9 @@ import TriggerModel
 
 /// The two doors through which messages cross between Swift and protobuf-c.
 ///
-/// Unpacking: protobuf-c allocates the whole tree with the default allocator and `…__free_unpacked` frees
-/// it; `withUnpacked` frees it in a `defer`, so no pointer into it can outlive the closure. protobuf-c
+/// Unpacking: protobuf-c allocates the whole tree in an ``ArenaMemory`` (a message of
+/// `UnpackAllocation.largeBytes` or more: with ``UnpackAllocation``, and `…__free_unpacked` frees it);
+/// `withUnpacked` frees it in a `defer`, so no pointer into it can outlive the closure. protobuf-c
 /// returns NULL for any malformed input (bad varint, truncated field, wrong wire type, bad UTF-8 is not
 /// checked) and for allocation failure; both become `.invalidArgument`, since a 32 MiB cap bounds what a
 /// peer can make it allocate. Packing: sized first, then packed straight into the output buffer.
@@ -49,18 +50,23 @@ enum ProtoMessage {
                 return try UnpackAllocation.$current.withValue(allocation) { try body(UnsafePointer(message)) }
             }
         }
+        // A small message's tree goes into one region (`ArenaMemory`), freed as a whole: no `malloc` per node
+        // and no `…__free_unpacked` walk (issue 11). protobuf-c frees through the same allocator what it
+        // allocated before failing on malformed input; that is a no-op here, and `release` frees it.
+        let memory = ArenaMemory()
+        defer { memory.release() }
+        var allocator = memory.protobufAllocator
         // protobuf-c reads nothing when the length is 0, but is handed a non-NULL pointer on principle.
         var empty: UInt8 = 0
         let message: UnsafeMutablePointer<M>? =
             if let base = raw.baseAddress, raw.count > 0 {
-                unpack(nil, raw.count, base.assumingMemoryBound(to: UInt8.self))
+                unpack(&allocator, raw.count, base.assumingMemoryBound(to: UInt8.self))
             } else {
-                withUnsafePointer(to: &empty) { unpack(nil, 0, $0) }
+                withUnsafePointer(to: &empty) { unpack(&allocator, 0, $0) }
             }
         guard let message else {
             throw GatewayError(.invalidArgument, "malformed protobuf: not a valid \(what)")
         }
-        defer { free(message, nil) }
         return try body(UnsafePointer(message))
     }
 

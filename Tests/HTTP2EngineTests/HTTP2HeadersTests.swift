@@ -25,4 +25,15 @@ struct HTTP2HeadersTests {
         #expect(headers.fields.map(\.name) == [":x", ":status", "grpc-status"])
         #expect(headers.first(name: ":status") == "204")
     }
+
+    @Test("first(name:) finds a field by its lowercase name, by a mixed-case one, and misses cleanly")
+    func firstIsCaseInsensitive() {
+        let headers: HTTP2Headers = [":path": "/a", "Grpc-Timeout": "1S", "te": "trailers", "grpc-timeout": "2S"]
+        #expect(headers.first(name: "grpc-timeout") == "1S")  // the first of two, exact lowercase query
+        #expect(headers.first(name: "GRPC-Timeout") == "1S")  // folded only after the exact scan missed
+        #expect(headers.first(name: ":PATH") == "/a")
+        #expect(headers.first(name: "authorization") == nil)
+        #expect(headers.first(name: "Authorization") == nil)
+        #expect(HTTP2Headers().first(name: "te") == nil)
+    }
 }
