@@ -210,12 +210,7 @@ package final class PostgresOperationStore: OperationStore {
                 """,
             binds: binds
         )
-        let returned =
-            if let connection {
-                try await connection.query(query, logger: logger).collect()
-            } else {
-                try await autocommitted(query)
-            }
+        let returned = try await batchRows(of: query, in: connection)
         let inserted = Set(try returned.map { try $0.decode(String.self) })
         let blobs = news.filter { inserted.contains($0.operation.id) }.flatMap { new in
             new.encodedRequest.blobs.map { (operationID: new.operation.id, blob: $0) }
@@ -447,12 +442,7 @@ package final class PostgresOperationStore: OperationStore {
                 """,
             binds: binds
         )
-        let returned =
-            if let connection {
-                try await connection.query(query, logger: logger).collect()
-            } else {
-                try await autocommitted(query)
-            }
+        let returned = try await batchRows(of: query, in: connection)
         var stored = Array(repeating: false, count: items.count)
         for row in returned { stored[Int(try row.decode(Int64.self))] = true }
         var blobs: [(operationID: String, blob: SpilledBlob)] = []
@@ -714,6 +704,13 @@ package final class PostgresOperationStore: OperationStore {
                 logger: logger
             )
         }
+    }
+
+    /// `query`'s rows: on `connection`, inside the caller's transaction (which commits it), or else
+    /// ``autocommitted(_:)``, whose answer follows its commit. The one place a batch statement chooses between them.
+    private func batchRows(of query: PostgresQuery, in connection: PostgresConnection?) async throws -> [PostgresRow] {
+        if let connection { return try await connection.query(query, logger: logger).collect() }
+        return try await autocommitted(query)
     }
 
     /// The rows of the single statement `query`, run outside a transaction block, once its commit is known to
