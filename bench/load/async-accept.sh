@@ -14,46 +14,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${1:-10s}"
 CONNECTIONS="${2:-32}"
-BUILD="${BUILD:-release}"
 command -v wrk >/dev/null || { echo "async-accept: wrk is required (apt-get install wrk)" >&2; exit 1; }
 
-if [ -n "${TG_GATEWAY_BIN:-}" ]; then
-    BIN="$TG_GATEWAY_BIN"  # a binary built elsewhere (a before/after comparison in the same conditions)
-else
-    swift build -c "$BUILD" --product trigger-gateway >/dev/null
-    BIN="$(swift build -c "$BUILD" --show-bin-path)/trigger-gateway"
-fi
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/tg-bench-async.XXXXXX")"
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-cat >"$TMP/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"data":[{"variable":{"prompt":"hello"}}]}'
-LUA
+source bench/load/common.sh
 
 # Starts the gateway with config $1, waits for its port, runs wrk, prints "<label> <req/s>".
 run() {
     local label="$1" config="$2"
-    rm -rf "$TMP/data"
-    "$BIN" serve --listen 127.0.0.1:0 --data-dir "$TMP/data" --config "$config" >"$TMP/out.log" 2>"$TMP/err.log" &
-    PID=$!
-    local port=""
-    for _ in $(seq 1 100); do
-        port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/out.log")"
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$TMP/err.log" >&2; exit 1; }
-    local url="http://127.0.0.1:$port/v1beta/namespaces/demo/pipelines/echo/trigger-async"
-    # One request first: it must be an accepted operation, not an error.
-    curl -sS -H 'content-type: application/json' -d '{"data":[{"variable":{}}]}' "$url" | grep -q '"operations/' \
-        || { echo "async-accept: $label did not accept a trigger" >&2; exit 1; }
+    start_accepting_gateway "$config"
+    local url="$URL"
     local cpu_before cpu_after ticks
     cpu_before="$(awk '{print $14 + $15}' "/proc/$PID/stat")"
     wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$TMP/post.lua" "$url" >"$TMP/wrk.txt"

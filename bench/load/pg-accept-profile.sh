@@ -17,12 +17,7 @@ command -v wrk >/dev/null || { echo "pg-accept-profile: wrk is required (apt-get
 if [ -z "${TG_POSTGRES_URL:-}" ]; then
     TG_PG_FSYNC=1 exec scripts/with-postgres.sh "$0" "$DURATION" "$CONNECTIONS"
 fi
-if [ -n "${TG_GATEWAY_BIN:-}" ]; then
-    BIN="$TG_GATEWAY_BIN"
-else
-    swift build -c release --product trigger-gateway >/dev/null
-    BIN="$(swift build -c release --show-bin-path)/trigger-gateway"
-fi
+source bench/load/common.sh
 
 PG_CTL="$(command -v pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl | head -1)"
 RUN_AS=()
@@ -33,31 +28,9 @@ psql -v ON_ERROR_STOP=1 -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_sta
 "${RUN_AS[@]}" "$PG_CTL" restart -D "$DATA" -w -m fast >/dev/null
 psql -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/tg-pg-profile.XXXXXX")"
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-cat >"$TMP/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"data":[{"variable":{"prompt":"hello"}}]}'
-LUA
 printf 'store: {kind: postgres, url: "%s", table_prefix: profile_}\n' "$TG_POSTGRES_URL" >"$TMP/pg.yaml"
-"$BIN" serve --listen 127.0.0.1:0 --data-dir "$TMP/data" --config "$TMP/pg.yaml" >"$TMP/out.log" 2>"$TMP/err.log" &
-PID=$!
-port=""
-for _ in $(seq 1 100); do
-    port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/out.log")"
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$TMP/err.log" >&2; exit 1; }
-url="http://127.0.0.1:$port/v1beta/namespaces/demo/pipelines/echo/trigger-async"
-curl -sS -H 'content-type: application/json' -d '{"data":[{"variable":{}}]}' "$url" | grep -q '"operations/' \
-    || { echo "pg-accept-profile: the gateway did not accept a trigger" >&2; exit 1; }
+start_accepting_gateway "$TMP/pg.yaml"
+url="$URL"
 sleep 1
 
 # CPU ticks (utime + stime) of the gateway, and of this cluster's postmaster and its children only (other
