@@ -171,6 +171,11 @@ final class HTTP1BodyRelay {
     func finish(_ request: TriggerRequest, gatheredAddress: UInt?) -> Outcome {
         guard case .relaying(let relaying) = phase else { return .ordinary }
         phase = .off
+        // The call ended before the body did: the runner answered early (a 200, or a 400/413 from a proxy or
+        // auth layer in front of it) or its connection failed mid-body. That request was made, and it stays
+        // this request's only one: sending the body again could run the pipeline twice (README, backend
+        // pools: "a call that may have run is not retried"), so the client gets that call's outcome.
+        if relaying.body.isEnded { return .relayed(relaying.call, relaying.cancellation) }
         var sameFields = request
         sameFields.inputs = relaying.provisional.inputs
         sameFields.relayedBody = relaying.body
@@ -179,7 +184,7 @@ final class HTTP1BodyRelay {
             split.blob.readableBytes == relaying.end - relaying.start,
             split.blob.withUnsafeReadableBytes({ UInt(bitPattern: $0.baseAddress) })
                 == gatheredAddress + UInt(relaying.start),
-            split.before == relaying.before, split.after == relaying.after, !relaying.body.isEnded
+            split.before == relaying.before, split.after == relaying.after
         else {
             abort(relaying)
             return .ordinary

@@ -117,6 +117,47 @@ struct BodyRelayTests {
         }
     }
 
+    /// A runner (or a proxy or auth layer in front of it) may answer before it read the whole request. The
+    /// request sent ahead was made: it stays the only one, and its answer is the client's (the reviewer saw
+    /// 13 runs for 10 such uploads before: the body was sent again on a new connection).
+    @Test("the runner answers before the body's end: its answer is the client's, and the request is not sent again")
+    func earlyAnswerNotSentAgain() async throws {
+        let runner = try await RecordingRunner.start(.answerEarly(afterBytes: 64 << 10))
+        defer { runner.stop() }
+        try await withTestGateway(yaml: httpPoolConfig(port: runner.port)) { gateway in
+            let (body, _, _) = Self.body(blobBytes: 3 << 20, seed: 25)
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            try await Self.sendSplit(socket, body, runner: runner, ahead: 1 << 20)
+            let answer = try await Self.response(socket)
+            #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(300))")
+            #expect(answer.text.contains(#""outputs""#), "\(answer.text.prefix(300))")
+            #expect(runner.requestsStarted == 1)
+        }
+    }
+
+    /// A runner connection reset mid-body: the request may have started a run, so it is not retried
+    /// (`max_tries` default), as for a body that is not relayed.
+    @Test("the runner resets mid-body: 502, and the request is not sent again")
+    func resetMidBodyNotSentAgain() async throws {
+        let runner = try await RecordingRunner.start(.reset(afterBytes: 512 << 10))
+        defer { runner.stop() }
+        try await withTestGateway(yaml: httpPoolConfig(port: runner.port)) { gateway in
+            let (body, _, _) = Self.body(blobBytes: 3 << 20, seed: 26)
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            try await blocking {
+                _ = socket.send(Self.head(body.count)); _ = socket.send(Array(body[..<(body.count / 2)]))
+            }
+            #expect(
+                await eventually(within: .seconds(20)) {
+                    runner.requestsStarted == 1 && runner.largestBodySeen >= 512 << 10
+                })
+            try await blocking { _ = socket.send(Array(body[(body.count / 2)...])) }
+            let answer = try await Self.response(socket)
+            #expect(answer.text.hasPrefix("HTTP/1.1 502"), "\(answer.text.prefix(300))")
+            #expect(runner.requestsStarted == 1)
+        }
+    }
+
     /// The relay assumes the blob is the body's last value; a value after it shows only at the end: the
     /// request sent ahead is cut off and the body is served the ordinary way.
     @Test("a value after the blob: the request sent ahead is cut off, the ordinary one answers 200")
@@ -169,26 +210,42 @@ struct BodyRelayTests {
 /// An http runner that records what reaches it: each whole request body (and answers it with an empty result),
 /// and each request whose connection closed before its `Content-Length` was reached (cut off).
 final class RecordingRunner: Sendable {
+    /// How the runner treats a request body.
+    enum Behaviour: Sendable {
+        /// Answers 200 once the whole body is in.
+        case answerAtEnd
+        /// Answers 200 once this many body bytes are in, and reads on (as a runner, or a proxy or auth layer
+        /// in front of one, that answers before the whole request arrived).
+        case answerEarly(afterBytes: Int)
+        /// Closes the connection (RST) once this many body bytes are in.
+        case reset(afterBytes: Int)
+    }
+
     private struct Record {
         var wholeBodies: [[UInt8]] = []
         var cutOff = 0
         var largestBodySeen = 0
+        /// Request heads received: every request the gateway started, whole or not.
+        var requestsStarted = 0
     }
 
     private let record = Mutex(Record())
     private let channel: any Channel
+    let behaviour: Behaviour
     var port: Int { channel.localAddress!.port! }
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, behaviour: Behaviour) {
         self.channel = channel
+        self.behaviour = behaviour
     }
 
     var wholeBodies: [[UInt8]] { record.withLock { $0.wholeBodies } }
     var cutOff: Int { record.withLock { $0.cutOff } }
     /// The most body bytes one request has had so far.
     var largestBodySeen: Int { record.withLock { $0.largestBodySeen } }
+    var requestsStarted: Int { record.withLock { $0.requestsStarted } }
 
-    static func start() async throws -> RecordingRunner {
+    static func start(_ behaviour: Behaviour = .answerAtEnd) async throws -> RecordingRunner {
         let box = Mutex<RecordingRunner?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
@@ -197,7 +254,7 @@ final class RecordingRunner: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let runner = RecordingRunner(channel: channel)
+        let runner = RecordingRunner(channel: channel, behaviour: behaviour)
         box.withLock { $0 = runner }
         return runner
     }
@@ -211,11 +268,15 @@ final class RecordingRunner: Sendable {
         let runner: @Sendable () -> RecordingRunner
         var pending: [UInt8] = []
         var contentLength: Int?
+        /// Body bytes of the current request consumed so far (an early answer consumes as it reads).
+        var consumed = 0
+        var answered = false
 
         init(runner: @escaping @Sendable () -> RecordingRunner) { self.runner = runner }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             pending += unwrapInboundIn(data).readableBytesView
+            let runner = runner()
             while true {
                 if contentLength == nil {
                     guard let end = pending.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
@@ -225,24 +286,52 @@ final class RecordingRunner: Sendable {
                         line.flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }
                         ?? 0
                     pending.removeSubrange(..<end.upperBound)
+                    (consumed, answered) = (0, false)
+                    runner.record.withLock { $0.requestsStarted += 1 }
                 }
                 let length = contentLength!
-                let seen = min(pending.count, length)
-                runner().record.withLock { $0.largestBodySeen = max($0.largestBodySeen, seen) }
+                let seen = consumed + min(pending.count, length - consumed)
+                runner.record.withLock { $0.largestBodySeen = max($0.largestBodySeen, seen) }
+                switch runner.behaviour {
+                case .answerAtEnd:
+                    break
+                case .answerEarly(let afterBytes):
+                    if !answered, seen >= afterBytes {
+                        answered = true
+                        answer(context)
+                    }
+                    // Read on without keeping the bytes.
+                    let take = min(pending.count, length - consumed)
+                    consumed += take
+                    pending.removeSubrange(..<take)
+                    guard consumed == length else { return }
+                    runner.record.withLock { $0.wholeBodies.append([]) }
+                    (contentLength, consumed) = (nil, 0)
+                    continue
+                case .reset(let afterBytes):
+                    if seen >= afterBytes {
+                        context.close(promise: nil)
+                        return
+                    }
+                }
                 guard pending.count >= length else { return }
                 let body = Array(pending[..<length])
                 pending.removeSubrange(..<length)
                 contentLength = nil
-                runner().record.withLock { $0.wholeBodies.append(body) }
-                let answer = #"{"outputs":[{}]}"#
-                context.writeAndFlush(
-                    NIOAny(
-                        ByteBuffer(
-                            string:
-                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(answer.utf8.count)\r\n\r\n\(answer)"
-                        )),
-                    promise: nil)
+                runner.record.withLock { $0.wholeBodies.append(body) }
+                answer(context)
             }
+        }
+
+        private func answer(_ context: ChannelHandlerContext) {
+            let answer = #"{"outputs":[{}]}"#
+            context.writeAndFlush(
+                NIOAny(
+                    ByteBuffer(
+                        string:
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(answer.utf8.count)\r\n\r\n\(answer)"
+                    )),
+                promise: nil)
         }
 
         func channelInactive(context: ChannelHandlerContext) {
