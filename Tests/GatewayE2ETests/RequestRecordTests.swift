@@ -244,7 +244,9 @@ struct RequestRecordTests {
         }
     }
 
-    @Test("the principal of the Abacus.AI and Craft AI surfaces' callers (apiKey, SDK token, access token, endpoint token)")
+    @Test(
+        "the principal of the Abacus.AI and Craft AI surfaces' callers (apiKey, SDK token, access token, endpoint token)"
+    )
     func surfacePrincipal() async throws {
         let observer = RecordingObserver()
         let yaml = "tokens: [{name: alice, token: s3cret-token}, {name: bob, token: b0b-token}]"
@@ -253,7 +255,9 @@ struct RequestRecordTests {
             defer { Task { await client.close() } }
             let abacus = try await client.request(
                 "POST", "/api/v0/describePipeline",
-                headers: [("request-id", "rec-abacus"), ("apikey", "s3cret-token"), ("content-type", "application/json")],
+                headers: [
+                    ("request-id", "rec-abacus"), ("apikey", "s3cret-token"), ("content-type", "application/json"),
+                ],
                 body: ByteBuffer(string: #"{"pipelineId":"echo"}"#))
             #expect(abacus.status == 200, "\(abacus.bodyString)")
             let abacusRecord = try await Self.only("rec-abacus", in: observer)
