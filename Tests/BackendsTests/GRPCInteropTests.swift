@@ -146,12 +146,14 @@ enum GRPCInterop {
         """
         import os
         import sys
-        import tempfile
         import time
         from concurrent import futures
 
         mode, proto_root, arg = sys.argv[1], sys.argv[2], sys.argv[3]
-        out = tempfile.mkdtemp()
+        # Beside this script, in the directory the test removes when it is done (the server is ended by SIGTERM,
+        # which would skip any cleanup of its own).
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen")
+        os.makedirs(out, exist_ok=True)
         from grpc_tools import protoc  # noqa: E402
 
         if protoc.main(["protoc", f"-I{proto_root}", f"--python_out={out}", f"--grpc_python_out={out}",
