@@ -392,8 +392,13 @@ struct CraftExchange: Sendable {
     /// endpoint has no paging parameters; the whole history is under `/v1beta/operations`, paged).
     static let executionListLimit = 1000
 
+    /// At most this many of a pipeline's newest executions are looked through for those the caller may see
+    /// (ten of the store's largest pages): a read costs the store bounded work however long its history.
+    static let executionScanLimit = 10 * OperationPaging.maximumPageSize
+
     /// The newest executions of `ref`'s pipeline (any release, any deployment) that `principal` may see, at most
-    /// `limit` (the store's pages, read until enough are found or none are left).
+    /// `limit`, among the pipeline's newest ``executionScanLimit`` (the store's pages, newest first, read until
+    /// enough are found, none are left, or that many were looked through).
     private func executions(of ref: PipelineRef, visibleTo principal: String?, limit: Int) async throws
         -> [Operation]
     {
@@ -402,15 +407,19 @@ struct CraftExchange: Sendable {
         filter.pipeline = OperationFilter.pipelineKey(ref)
         var found: [Operation] = []
         var token: String? = nil
+        var scanned = 0
+        // A small first page for the common case (`executions/latest`: the newest is the caller's), then large.
+        var pageSize = min(max(limit, OperationPaging.defaultPageSize), OperationPaging.maximumPageSize)
         repeat {
-            let page = try await operations.list(
-                filter: filter, pageSize: min(max(limit, 10), OperationPaging.maximumPageSize), pageToken: token)
+            let page = try await operations.list(filter: filter, pageSize: pageSize, pageToken: token)
+            pageSize = OperationPaging.maximumPageSize
             for operation in page.operations where RESTOperations.isVisible(operation, to: principal) {
                 found.append(operation)
                 if found.count == limit { return found }
             }
+            scanned += page.operations.count
             token = page.nextPageToken
-        } while token != nil
+        } while token != nil && scanned < Self.executionScanLimit
         return found
     }
 

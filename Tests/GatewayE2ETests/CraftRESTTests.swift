@@ -433,6 +433,25 @@ struct CraftRESTTests {
         }
     }
 
+    @Test("a pipeline's latest execution of the caller is found behind a full first page of another's")
+    func latestBehindAnotherPrincipalsPage() async throws {
+        let yaml = "tokens: [{name: alice, token: ALICE}, {name: bob, token: BOB}]"
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let alice = try await Self.accessToken(client, sdkToken: "ALICE")
+            let bob = try await Self.accessToken(client, sdkToken: "BOB")
+            let mine = try await Self.run(client, alice, "echo", #"{"i":0}"#)
+            // One more than the first page holds (OperationPaging.defaultPageSize, 50), all newer and bob's.
+            for i in 1...51 { _ = try await Self.run(client, bob, "echo", #"{"i":\#(i)}"#) }
+            var response = try await client.request(
+                "GET", "/api/v1/pipelines/echo/executions/latest", headers: Self.bearer(alice))
+            #expect(try json(response.body)["execution_id"] as? String == mine, "\(response.bodyString)")
+            response = try await client.request("GET", "/api/v1/pipelines/echo/executions", headers: Self.bearer(bob))
+            let listed = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [Any]
+            #expect(listed?.count == 51, "\(response.bodyString.prefix(200))")
+        }
+    }
+
     @Test("deployments: described, executed through the API, and their latest execution (204 before any)")
     func deployments() async throws {
         try await withTestGateway { gateway in
