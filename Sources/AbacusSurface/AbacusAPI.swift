@@ -98,6 +98,9 @@ package struct AbacusResponse: Sendable {
     /// `.async` when the call runs the pipeline (`runPipeline`: a pipeline version is an async operation);
     /// nil for the reads.
     package var mode: TriggerMode? = nil
+    /// The principal the call's `apiKey` authenticated, once it did (whether or not the call then succeeded):
+    /// for the request's access-log line, as the Instill paths record theirs. nil with auth off.
+    package var principal: String? = nil
 }
 
 /// The Abacus.AI `runPipeline` surface (API.md §4b; CLIENTS.md §4): the calls the published `abacusai` client
@@ -137,9 +140,10 @@ package enum AbacusAPI {
     /// Answers one call; never throws: every failure is an envelope with `success: false`.
     package static func handle(_ request: AbacusRequest, services: AbacusServices) async -> AbacusResponse {
         var named: Named?
+        var principal: String?
         var response: AbacusResponse
         do {
-            let result = try await result(of: request, services: services, named: &named)
+            let result = try await result(of: request, services: services, named: &named, principal: &principal)
             response = AbacusResponse(status: 200, body: AbacusEnvelope.success(result), headers: [])
         } catch {
             let abacusError = error as? AbacusError ?? AbacusError(services.gatewayError(error))
@@ -147,6 +151,7 @@ package enum AbacusAPI {
         }
         response.pipeline = named?.ref
         response.mode = named?.mode
+        response.principal = principal
         return response
     }
 
@@ -176,9 +181,9 @@ package enum AbacusAPI {
         )
     }
 
-    private static func result(of request: AbacusRequest, services: AbacusServices, named: inout Named?)
-        async throws -> Value
-    {
+    private static func result(
+        of request: AbacusRequest, services: AbacusServices, named: inout Named?, principal: inout String?
+    ) async throws -> Value {
         guard let action = Action(rawValue: request.action) else {
             let served = Action.allCases.map(\.rawValue).joined(separator: ", ")
             throw AbacusError(
@@ -194,7 +199,7 @@ package enum AbacusAPI {
                 httpStatus: 405
             )
         }
-        let principal = action.needsKey ? try authenticate(request.apiKey, services.authenticator) : nil
+        principal = action.needsKey ? try authenticate(request.apiKey, services.authenticator) : nil
         let parameters = try AbacusParameters(body: request.body, query: request.query, limits: services.limits)
         switch action {
         case .getApiEndpoint:

@@ -1,5 +1,6 @@
 package import FoundationEssentials
 import JWTKit
+import TriggerModel
 
 #if canImport(Glibc)
     import Glibc
@@ -132,11 +133,16 @@ package enum CraftSigningKey {
         let path = dataDir.hasSuffix("/") ? dataDir + generatedFileName : "\(dataDir)/\(generatedFileName)"
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 {
-            var random = SystemRandomNumberGenerator()
-            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+            // 32 bytes as four words of the kernel's CSPRNG output (one buffered read, not a syscall per byte).
             let digits = Array("0123456789abcdef".utf8)
             var hex: [UInt8] = []
-            for byte in bytes { hex += [digits[Int(byte >> 4)], digits[Int(byte & 15)]] }
+            for _ in 0..<(CraftAccessTokens.minimumKeyBytes / 8) {
+                let word = BufferedSystemRandom.next()
+                for shift in stride(from: 0, to: 64, by: 8) {
+                    let byte = UInt8(truncatingIfNeeded: word >> UInt64(shift))
+                    hex += [digits[Int(byte >> 4)], digits[Int(byte & 15)]]
+                }
+            }
             hex.append(0x0A)
             let written = hex.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             let synced = fsync(fd)

@@ -1,10 +1,9 @@
 package import FoundationEssentials
 package import GatewayConfig
-import Synchronization
 package import TriggerModel
 
 /// Everything the Craft AI surface needs that is not HTTP: its configuration, the access-token signer, the
-/// principals a token may name, and pipeline descriptions (cached briefly). Built with each configuration
+/// principals a token may name, and pipeline descriptions. Built with each configuration
 /// generation, so a reload (SIGHUP) swaps it whole.
 package final class CraftSurface: Sendable {
     package let configuration: CraftConfiguration
@@ -13,7 +12,7 @@ package final class CraftSurface: Sendable {
     /// `principals` (a token removed by a reload stops working at once, not when its JWTs expire).
     package let authRequired: Bool
     package let principals: Set<String>
-    package let descriptions: CraftDescriptionCache
+    package let descriptions: CraftDescriptions
 
     /// - Parameters:
     ///   - key: the access-token key (see `CraftSigningKey.load`).
@@ -31,7 +30,7 @@ package final class CraftSurface: Sendable {
         self.accessTokens = CraftAccessTokens(key: key, lifetime: configuration.accessTokenLifetime, now: now)
         self.authRequired = authRequired
         self.principals = principals
-        self.descriptions = CraftDescriptionCache(configuration: configuration, describe: describe)
+        self.descriptions = CraftDescriptions(configuration: configuration, describe: describe)
     }
 
     /// The route of pipeline `name` in the surface's namespace.
@@ -73,20 +72,17 @@ package final class CraftSurface: Sendable {
     }
 }
 
-/// Pipeline descriptions: the configured ones, else the runner's answer, kept for `ttl` so a burst of SDK
-/// calls (each `run_pipeline` asks first) costs one `Describe` call.
+/// Pipeline descriptions: the ones `craft.pipelines` configures, else the runner's answer (through `describe`,
+/// `TriggerDispatcher.pipelineDescription`, which keeps answers a few seconds for every surface alike).
 ///
 /// A runner that cannot describe (it answers UNIMPLEMENTED, as runners written before the call existed do)
-/// describes every pipeline as taking any inputs: `describe` answers so (`TriggerDispatcher.pipelineDescription`).
-package final class CraftDescriptionCache: Sendable {
+/// describes every pipeline as taking any inputs: `describe` answers so.
+package struct CraftDescriptions: Sendable {
     private let configured: [String: PipelineDescription]
     private let describe: @Sendable (PipelineRef) async throws -> PipelineDescription
-    private let ttl: Duration
-    private let entries = Mutex<[PipelineRef: (description: PipelineDescription, at: ContinuousClock.Instant)]>([:])
 
     package init(
         configuration: CraftConfiguration,
-        ttl: Duration = .seconds(5),
         describe: @escaping @Sendable (PipelineRef) async throws -> PipelineDescription
     ) {
         var configured: [String: PipelineDescription] = [:]
@@ -98,19 +94,11 @@ package final class CraftDescriptionCache: Sendable {
         }
         self.configured = configured
         self.describe = describe
-        self.ttl = ttl
     }
 
     /// The description of `ref`. Throws what the runner throws (`.notFound` for a pipeline it lacks).
     package func description(of ref: PipelineRef) async throws -> PipelineDescription {
         if let configured = configured[ref.pipeline] { return configured }
-        let now = ContinuousClock.now
-        if let cached = entries.withLock({ $0[ref] }), cached.at.duration(to: now) < ttl { return cached.description }
-        let description = try await describe(ref)
-        entries.withLock { entries in
-            if entries.count >= 1024 { entries.removeAll() }
-            entries[ref] = (description, now)
-        }
-        return description
+        return try await describe(ref)
     }
 }

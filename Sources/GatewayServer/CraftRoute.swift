@@ -6,10 +6,20 @@ import TriggerModel
 enum CraftRoute: Equatable {
     /// `POST /api/v1/auth/refresh`
     case refresh
+    /// `GET /api/v1/pipelines` (`list_pipelines`)
+    case pipelines
     /// `GET /api/v1/pipelines/{name}`
     case pipeline(name: String)
+    /// `GET /api/v1/pipelines/{name}/executions` (`list_pipeline_executions`)
+    case pipelineExecutions(name: String)
+    /// `GET /api/v1/pipelines/{name}/executions/latest` (`get_pipeline` reads it for `last_execution_id`)
+    case latestPipelineExecution(name: String)
     /// `POST /api/v1/pipelines/{name}/run`
     case runPipeline(name: String)
+    /// `GET /api/v1/executions/{id}[?include_io_values=false]` (`get_pipeline_execution`)
+    case execution(id: String)
+    /// `GET /api/v1/executions/{id}/inputs/{name}` (a file input's bytes, `get_pipeline_execution_input`)
+    case executionInput(id: String, name: String)
     /// `GET /api/v1/executions/{id}/outputs[?wait_for_completion=true]`
     case executionOutputs(id: String)
     /// `GET /api/v1/executions/{id}/outputs/{name}`
@@ -30,8 +40,8 @@ enum CraftRoute: Equatable {
     var allowedMethods: [String] {
         switch self {
         case .refresh, .runPipeline, .executeDeployment, .endpoint: ["POST"]
-        case .pipeline, .executionOutputs, .executionOutput, .deployment, .latestExecution, .endpointExecution,
-            .endpointOutput:
+        case .pipelines, .pipeline, .pipelineExecutions, .latestPipelineExecution, .execution, .executionInput,
+            .executionOutputs, .executionOutput, .deployment, .latestExecution, .endpointExecution, .endpointOutput:
             ["GET", "HEAD"]
         }
     }
@@ -53,13 +63,19 @@ enum CraftRoute: Equatable {
         case "api":
             guard p[1] == "v1" else { return nil }
             switch Array(p.dropFirst(2)).count {
+            case 1 where p[2] == "pipelines": self = .pipelines
             case 2 where p[2] == "auth" && p[3] == "refresh": self = .refresh
+            case 2 where p[2] == "executions": self = .execution(id: p[3])
             case 2 where p[2] == "pipelines": self = .pipeline(name: p[3])
             case 2 where p[2] == "deployments": self = .deployment(name: p[3])
             case 3 where p[2] == "pipelines" && p[4] == "run": self = .runPipeline(name: p[3])
+            case 3 where p[2] == "pipelines" && p[4] == "executions": self = .pipelineExecutions(name: p[3])
             case 3 where p[2] == "executions" && p[4] == "outputs": self = .executionOutputs(id: p[3])
             case 3 where p[2] == "deployments" && p[4] == "executions": self = .executeDeployment(name: p[3])
             case 4 where p[2] == "executions" && p[4] == "outputs": self = .executionOutput(id: p[3], name: p[5])
+            case 4 where p[2] == "executions" && p[4] == "inputs": self = .executionInput(id: p[3], name: p[5])
+            case 4 where p[2] == "pipelines" && p[4] == "executions" && p[5] == "latest":
+                self = .latestPipelineExecution(name: p[3])
             case 4 where p[2] == "deployments" && p[4] == "executions" && p[5] == "latest":
                 self = .latestExecution(deployment: p[3])
             default: return nil
@@ -91,7 +107,7 @@ extension CraftRoute {
         let deployment: CraftDeploymentConfiguration?
         var mode: TriggerMode? = nil
         switch self {
-        case .pipeline(let name):
+        case .pipeline(let name), .pipelineExecutions(let name), .latestPipelineExecution(let name):
             return (craft.ref(pipeline: name), nil)
         case .runPipeline(let name):
             return (craft.ref(pipeline: name), .async)
@@ -105,7 +121,7 @@ extension CraftRoute {
             mode = .async
         case .endpointExecution(let path, _), .endpointOutput(let path, _, _):
             deployment = configuration.deployment(endpointURLPath: path)
-        case .refresh, .executionOutputs, .executionOutput:
+        case .refresh, .pipelines, .execution, .executionInput, .executionOutputs, .executionOutput:
             return nil
         }
         guard let deployment else { return nil }

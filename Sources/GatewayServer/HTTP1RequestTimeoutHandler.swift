@@ -30,6 +30,11 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     /// Reads kept going while a request is being answered (see ``ReadAhead``).
     private var readAhead = ReadAhead()
 
+    /// The target of the request whose body is being read: a 408 then is in the error shape of the surface
+    /// the path belongs to (``RESTErrorFormat``). Nil while a head is still being read (no path yet: the
+    /// Instill shape, as for every error of a request no surface can be told from).
+    private var target: String?
+
     init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.machine = StateMachine(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)
     }
@@ -54,14 +59,16 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let action: StateMachine.Action
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let head):
             action = machine.receivedHead()
             readAhead.receivedHead()
+            target = head.uri
         case .body:
             action = machine.receivedBody()
         case .end:
             action = machine.receivedEnd()
             readAhead.receivedEnd()
+            target = nil
         }
         run(action, context: context)
         context.fireChannelRead(data)
@@ -164,7 +171,7 @@ final class HTTP1RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHa
             // RFC 9110 §15.5.9: 408 when the server would not wait any longer; the connection is not reused.
             let error = GatewayError(.deadlineExceeded, "the request was not received in time")
             let requestID = RequestID.make()
-            let response = RESTResponse.error(error, requestID: requestID)
+            let response = RESTErrorFormat(path: target ?? "").response(error, requestID: requestID)
             // The frontend handler records this as its request's end (`RequestRecord`).
             context.fireUserInboundEventTriggered(
                 HTTP1RequestTimedOutEvent(requestID: requestID, status: 408, bodyBytes: response.body.readableBytes))

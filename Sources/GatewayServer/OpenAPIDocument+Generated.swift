@@ -2963,6 +2963,87 @@ let openAPIDocumentJSON = #####"""
         }
       }
     },
+    "/api/v1/pipelines": {
+      "get": {
+        "operationId": "craftListPipelines",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "The pipelines the routes name in `craft.namespace` (and those `craft.pipelines` and deployments name, while routed); a `*` route names none",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/CraftPipelineListItem"
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": []
+      }
+    },
     "/api/v1/pipelines/{name}": {
       "get": {
         "operationId": "craftGetPipeline",
@@ -3176,6 +3257,396 @@ let openAPIDocumentJSON = #####"""
             }
           }
         }
+      }
+    },
+    "/api/v1/pipelines/{name}/executions": {
+      "get": {
+        "operationId": "craftListPipelineExecutions",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "The pipeline’s executions the caller may see, newest first (at most 1000)",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/CraftExecutionSummary"
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The pipeline id.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
+      }
+    },
+    "/api/v1/pipelines/{name}/executions/latest": {
+      "get": {
+        "operationId": "craftLatestPipelineExecution",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "The pipeline’s newest execution the caller may see",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CraftExecutionId"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "204": {
+            "description": "No execution yet.",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The pipeline id.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
+      }
+    },
+    "/api/v1/executions/{id}": {
+      "get": {
+        "operationId": "craftGetExecution",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "An execution: status, times, inputs and (once it succeeded) outputs",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CraftExecution"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The execution (operation) id.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          },
+          {
+            "name": "include_io_values",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "boolean"
+            },
+            "description": "`false` leaves every `value` out."
+          }
+        ]
+      }
+    },
+    "/api/v1/executions/{id}/inputs/{name}": {
+      "get": {
+        "operationId": "craftExecutionInput",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "One input: JSON, or a file as application/octet-stream",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The input value (JSON), or the file’s bytes.",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {}
+              },
+              "application/octet-stream": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The execution (operation) id.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          },
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The input name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
       }
     },
     "/api/v1/executions/{id}/outputs": {
@@ -4843,7 +5314,8 @@ let openAPIDocumentJSON = #####"""
         "type": "object",
         "required": [
           "name",
-          "parameters"
+          "parameters",
+          "creation_info"
         ],
         "properties": {
           "name": {
@@ -4863,6 +5335,24 @@ let openAPIDocumentJSON = #####"""
                 "items": {
                   "$ref": "#/components/schemas/CraftIO"
                 }
+              },
+              "pipeline_name": {
+                "type": "string"
+              }
+            }
+          },
+          "creation_info": {
+            "type": "object",
+            "description": "`status` is always `ready` (a routed pipeline is never being built); `get_pipeline` adds `last_execution_id` itself.",
+            "properties": {
+              "status": {
+                "type": "string",
+                "enum": [
+                  "ready"
+                ]
+              },
+              "origin": {
+                "type": "string"
               }
             }
           }
@@ -4937,6 +5427,212 @@ let openAPIDocumentJSON = #####"""
             }
           }
         }
+      },
+      "CraftPipelineListItem": {
+        "type": "object",
+        "required": [
+          "pipeline_name",
+          "status"
+        ],
+        "properties": {
+          "pipeline_name": {
+            "type": "string"
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "ready"
+            ]
+          }
+        }
+      },
+      "CraftExecutionSummary": {
+        "type": "object",
+        "required": [
+          "execution_id",
+          "status",
+          "created_at",
+          "created_by",
+          "end_date",
+          "pipeline_name",
+          "deployment_name"
+        ],
+        "properties": {
+          "execution_id": {
+            "type": "string"
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "Pending",
+              "Running",
+              "Succeeded",
+              "Failed"
+            ],
+            "description": "queued → `Pending`, running → `Running`, succeeded → `Succeeded`, failed or cancelled → `Failed`."
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "created_by": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The principal that started it; null with auth off or for a schedule’s run."
+          },
+          "end_date": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
+          },
+          "pipeline_name": {
+            "type": "string"
+          },
+          "deployment_name": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "null for a `run_pipeline` execution."
+          }
+        }
+      },
+      "CraftExecution": {
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/CraftExecutionSummary"
+          },
+          {
+            "type": "object",
+            "required": [
+              "start_date",
+              "steps",
+              "inputs",
+              "outputs"
+            ],
+            "properties": {
+              "start_date": {
+                "type": [
+                  "string",
+                  "null"
+                ],
+                "format": "date-time"
+              },
+              "steps": {
+                "type": "array",
+                "items": {
+                  "type": "object",
+                  "properties": {
+                    "name": {
+                      "type": "string"
+                    },
+                    "status": {
+                      "type": "string"
+                    },
+                    "start_date": {
+                      "type": [
+                        "string",
+                        "null"
+                      ],
+                      "format": "date-time"
+                    },
+                    "end_date": {
+                      "type": [
+                        "string",
+                        "null"
+                      ],
+                      "format": "date-time"
+                    }
+                  }
+                }
+              },
+              "inputs": {
+                "type": "array",
+                "items": {
+                  "type": "object",
+                  "required": [
+                    "pipeline_input_name",
+                    "data_type",
+                    "mapping_type",
+                    "mapping_value"
+                  ],
+                  "properties": {
+                    "data_type": {
+                      "type": "string"
+                    },
+                    "mapping_type": {
+                      "type": "string",
+                      "enum": [
+                        "run",
+                        "endpoint"
+                      ],
+                      "description": "Where the execution came from: `run_pipeline` or a deployment (the values are the pipeline inputs after the mappings)."
+                    },
+                    "mapping_value": {
+                      "type": "object"
+                    },
+                    "value": {
+                      "description": "Absent for files (read them from `/inputs/{name}` or `/outputs/{name}`) and with `include_io_values=false`."
+                    },
+                    "pipeline_input_name": {
+                      "type": "string"
+                    }
+                  }
+                }
+              },
+              "outputs": {
+                "type": "array",
+                "description": "Listed once the execution succeeded.",
+                "items": {
+                  "type": "object",
+                  "required": [
+                    "pipeline_output_name",
+                    "data_type",
+                    "mapping_type",
+                    "mapping_value"
+                  ],
+                  "properties": {
+                    "data_type": {
+                      "type": "string"
+                    },
+                    "mapping_type": {
+                      "type": "string",
+                      "enum": [
+                        "endpoint",
+                        "is_null"
+                      ]
+                    },
+                    "mapping_value": {
+                      "type": "object"
+                    },
+                    "value": {
+                      "description": "Absent for files (read them from `/inputs/{name}` or `/outputs/{name}`) and with `include_io_values=false`."
+                    },
+                    "pipeline_output_name": {
+                      "type": "string"
+                    }
+                  }
+                }
+              },
+              "error": {
+                "type": "object",
+                "description": "A failed or cancelled execution’s error.",
+                "properties": {
+                  "message": {
+                    "type": "string"
+                  },
+                  "name": {
+                    "type": "string"
+                  }
+                }
+              }
+            }
+          }
+        ]
       }
     },
     "responses": {

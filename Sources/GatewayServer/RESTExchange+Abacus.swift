@@ -75,13 +75,15 @@ extension RESTRequestHead {
     }
 
     /// The surface's answer as a REST response, naming the pipeline the call resolved (if any) with the route
-    /// it matches, for the request's record.
+    /// it matches, and the principal its `apiKey` named, for the request's record.
     private static func abacusAnswer(_ answer: AbacusResponse, _ dispatcher: TriggerDispatcher, _ requestID: String)
         -> RESTResponse
     {
         var response = RESTResponse.abacus(answer, requestID: requestID)
-        if let ref = answer.pipeline {
-            response.naming = RequestNaming(ref: ref, mode: answer.mode, route: dispatcher.route(for: ref))
+        if answer.pipeline != nil || answer.principal != nil {
+            response.naming = RequestNaming(
+                ref: answer.pipeline, mode: answer.mode, route: answer.pipeline.flatMap(dispatcher.route(for:)),
+                principal: answer.principal)
         }
         return response
     }

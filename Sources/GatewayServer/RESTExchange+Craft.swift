@@ -111,12 +111,34 @@ struct CraftExchange: Sendable {
     /// The request's trace context: an execution's run carries it to the backend and webhooks.
     var trace: TraceContext
 
+    /// The principal the request authenticated as, once it did: for its record (``RequestNaming``).
+    var principal: String? = nil
+
     func answer(_ route: CraftRoute, body: CraftRequestBody?) async -> RESTResponse {
+        var exchange = self
+        var response: RESTResponse
         do {
-            return try await respond(route, body: body)
+            response = try await exchange.respond(route, body: body)
         } catch {
-            return CraftAnswer.error(gatewayError(from: error, requestID: requestID), requestID: requestID)
+            response = CraftAnswer.error(gatewayError(from: error, requestID: requestID), requestID: requestID)
         }
+        // The pipeline was named from the path at the head; only the principal is learnt here.
+        if let principal = exchange.principal {
+            response.naming = RequestNaming(ref: nil, mode: nil, route: nil, principal: principal)
+        }
+        return response
+    }
+
+    /// The principal of the request's access token (`Authorization: Bearer`), kept for its record.
+    private mutating func authenticate() async throws -> String? {
+        principal = try await craft.principal(authorization: authorization)
+        return principal
+    }
+
+    /// The principal of an SDK or endpoint token, kept for its record.
+    private mutating func authenticated(_ principal: String?) -> String? {
+        self.principal = principal
+        return principal
     }
 
     private var operations: AsyncOperations {
@@ -128,19 +150,51 @@ struct CraftExchange: Sendable {
         }
     }
 
-    private func respond(_ route: CraftRoute, body: CraftRequestBody?) async throws -> RESTResponse {
+    private mutating func respond(_ route: CraftRoute, body: CraftRequestBody?) async throws -> RESTResponse {
         let limits = services.limits
         switch route {
         case .refresh:
             return try await refresh(body ?? .json(ByteBuffer()))
         case .pipeline(let name):
-            _ = try await craft.principal(authorization: authorization)
+            _ = try await authenticate()
             let ref = craft.ref(pipeline: name)
             _ = try services.dispatcher.pool(for: ref)
             let description = try await craft.descriptions.description(of: ref)
             return CraftAnswer.json(CraftAnswer.pipeline(name: name, description), requestID: requestID)
+        case .pipelines:
+            _ = try await authenticate()
+            return CraftAnswer.list(pipelineNames().map(CraftAnswer.pipelineListItem(name:)), requestID: requestID)
+        case .pipelineExecutions(let name):
+            let principal = try await authenticate()
+            let ref = craft.ref(pipeline: name)
+            try await checkPipelineExists(name, what: "pipeline")
+            let executions = try await executions(of: ref, visibleTo: principal, limit: Self.executionListLimit)
+            return CraftAnswer.list(executions.map(CraftAnswer.executionSummary), requestID: requestID)
+        case .latestPipelineExecution(let name):
+            let principal = try await authenticate()
+            let ref = craft.ref(pipeline: name)
+            try await checkPipelineExists(name, what: "pipeline")
+            guard let latest = try await executions(of: ref, visibleTo: principal, limit: 1).first else {
+                return RESTResponse(status: 204, headers: [("request-id", requestID)], body: ByteBuffer())
+            }
+            return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
+        case .execution(let id):
+            let principal = try await authenticate()
+            let operation = try await visibleExecution(id, principal: principal)
+            let values = (try RESTQuery(target: target))["include_io_values"]?.lowercased() != "false"
+            var outputs: [CraftMappings.MappedOutput] = []
+            if operation.state == .succeeded { outputs = try succeededOutputs(operation) }
+            return CraftAnswer.json(
+                CraftAnswer.execution(operation, outputs: outputs, includeValues: values), requestID: requestID)
+        case .executionInput(let id, let name):
+            let principal = try await authenticate()
+            let operation = try await visibleExecution(id, principal: principal)
+            guard let value = operation.request.inputs.first?.variables[name] else {
+                throw GatewayError(.notFound, "execution \(id) has no input \"\(name)\"")
+            }
+            return valueResponse(value)
         case .runPipeline(let name):
-            let principal = try await craft.principal(authorization: authorization)
+            let principal = try await authenticate()
             let run = try (body ?? .form(ByteBuffer())).pipelineRun(limits: limits)
             return try await execute(
                 ref: craft.ref(pipeline: name),
@@ -150,7 +204,7 @@ struct CraftExchange: Sendable {
                 principal: principal
             )
         case .executionOutputs(let id):
-            let principal = try await craft.principal(authorization: authorization)
+            let principal = try await authenticate()
             let waits = (try RESTQuery(target: target))["wait_for_completion"]?.lowercased() == "true"
             guard let operation = try await finishedExecution(id, principal: principal, wait: waits) else {
                 return CraftAnswer.stillRunning(id, location: target, requestID: requestID)
@@ -158,18 +212,18 @@ struct CraftExchange: Sendable {
             let outputs = try succeededOutputs(operation)
             return CraftAnswer.json(CraftAnswer.executionOutputs(id: id, outputs), requestID: requestID)
         case .executionOutput(let id, let name):
-            let principal = try await craft.principal(authorization: authorization)
+            let principal = try await authenticate()
             guard let operation = try await finishedExecution(id, principal: principal, wait: false) else {
                 throw GatewayError(.failedPrecondition, "execution \(id) has not finished yet")
             }
             return try outputValue(
                 named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: false)
         case .deployment(let name):
-            _ = try await craft.principal(authorization: authorization)
+            _ = try await authenticate()
             let deployment = try await existingDeployment(named: name)
             return CraftAnswer.json(CraftAnswer.deployment(deployment), requestID: requestID)
         case .latestExecution(let name):
-            let principal = try await craft.principal(authorization: authorization)
+            let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
             var filter = OperationFilter()
             filter.pipeline = OperationFilter.pipelineKey(craft.ref(pipeline: deployment.pipeline))
@@ -184,18 +238,19 @@ struct CraftExchange: Sendable {
             }
             return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
         case .executeDeployment(let name):
-            let principal = try await craft.principal(authorization: authorization)
+            let principal = try await authenticate()
             return try await execute(try await existingDeployment(named: name), body: body, principal: principal)
         case .endpoint(let path):
             let query = try RESTQuery(target: target)
-            let principal =
+            let principal = authenticated(
                 authorization != nil
-                ? try services.authenticator.authenticate(authorization: authorization)
-                : try services.authenticator.authenticate(token: query["token"])
+                    ? try services.authenticator.authenticate(authorization: authorization)
+                    : try services.authenticator.authenticate(token: query["token"]))
             return try await execute(
                 try await endpointDeployment(path, principal: principal), body: body, principal: principal)
         case .endpointExecution(let path, let id):
-            let principal = try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"])
+            let principal = authenticated(
+                try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"]))
             let deployment = try await endpointDeployment(path, principal: principal)
             guard
                 let operation = try await finishedExecution(
@@ -208,7 +263,8 @@ struct CraftExchange: Sendable {
             return CraftAnswer.json(
                 CraftAnswer.endpointOutputs(id: id, outputs, fileURLPrefix: base), requestID: requestID)
         case .endpointOutput(let path, let id, let name):
-            let principal = try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"])
+            let principal = authenticated(
+                try services.authenticator.authenticate(token: try RESTQuery(target: target)["token"]))
             let deployment = try await endpointDeployment(path, principal: principal)
             guard
                 let operation = try await finishedExecution(
@@ -224,7 +280,7 @@ struct CraftExchange: Sendable {
     // MARK: Auth
 
     /// `{"refresh_token": <sdk token>}` → `{"access_token": <jwt>}`. With auth off any SDK token is taken.
-    private func refresh(_ body: CraftRequestBody) async throws -> RESTResponse {
+    private mutating func refresh(_ body: CraftRequestBody) async throws -> RESTResponse {
         guard case .json(let bytes) = body else {
             throw GatewayError(.unsupportedMediaType, "send {\"refresh_token\": ...} as application/json")
         }
@@ -232,9 +288,23 @@ struct CraftExchange: Sendable {
         guard case .string(let token)? = object["refresh_token"], !token.isEmpty else {
             throw GatewayError(.invalidArgument, "the body needs a string \"refresh_token\" (the SDK token)")
         }
-        let principal = try services.authenticator.authenticate(token: token)
+        let principal = authenticated(try services.authenticator.authenticate(token: token))
         let jwt = try await craft.accessTokens.issue(subject: principal ?? CraftAccessTokens.anonymousSubject)
         return CraftAnswer.json(["access_token": .string(jwt)], requestID: requestID)
+    }
+
+    // MARK: Pipelines
+
+    /// The pipelines `list_pipelines` shows: those the route table names in the surface's namespace, those
+    /// described under `craft.pipelines` and those deployments name, each only while a route serves it. A
+    /// `*` route names no pipeline, so what only a wildcard serves is not listed (the runner protocol has no
+    /// call that lists pipelines).
+    private func pipelineNames() -> [String] {
+        let dispatcher = services.dispatcher
+        var names = Set(dispatcher.pipelines(in: craft.configuration.namespace))
+        names.formUnion(craft.configuration.pipelines.map(\.name))
+        names.formUnion((craft.configuration.deployments ?? []).map(\.pipeline))
+        return names.filter { dispatcher.target(for: craft.ref(pipeline: $0)) != nil }.sorted()
     }
 
     // MARK: Deployments
@@ -318,6 +388,48 @@ struct CraftExchange: Sendable {
         return CraftAnswer.json(["execution_id": .string(operation.id)], requestID: requestID)
     }
 
+    /// At most this many executions in `list_pipeline_executions`'s answer, newest first (Craft AI's own
+    /// endpoint has no paging parameters; the whole history is under `/v1beta/operations`, paged).
+    static let executionListLimit = 1000
+
+    /// At most this many of a pipeline's newest executions are looked through for those the caller may see
+    /// (ten of the store's largest pages): a read costs the store bounded work however long its history.
+    static let executionScanLimit = 10 * OperationPaging.maximumPageSize
+
+    /// The newest executions of `ref`'s pipeline (any release, any deployment) that `principal` may see, at most
+    /// `limit`, among the pipeline's newest ``executionScanLimit`` (the store's pages, newest first, read until
+    /// enough are found, none are left, or that many were looked through).
+    private func executions(of ref: PipelineRef, visibleTo principal: String?, limit: Int) async throws
+        -> [Operation]
+    {
+        let operations = try operations
+        var filter = OperationFilter()
+        filter.pipeline = OperationFilter.pipelineKey(ref)
+        var found: [Operation] = []
+        var token: String? = nil
+        var scanned = 0
+        // A small first page for the common case (`executions/latest`: the newest is the caller's), then large.
+        var pageSize = min(max(limit, OperationPaging.defaultPageSize), OperationPaging.maximumPageSize)
+        repeat {
+            let page = try await operations.list(filter: filter, pageSize: pageSize, pageToken: token)
+            pageSize = OperationPaging.maximumPageSize
+            for operation in page.operations where RESTOperations.isVisible(operation, to: principal) {
+                found.append(operation)
+                if found.count == limit { return found }
+            }
+            scanned += page.operations.count
+            token = page.nextPageToken
+        } while token != nil && scanned < Self.executionScanLimit
+        return found
+    }
+
+    /// The execution `id` as it is now; 404 for an unknown id or one of another principal.
+    private func visibleExecution(_ id: String, principal: String?) async throws -> Operation {
+        let operation = try await operations.get(id: id)
+        try RESTOperations.checkVisible(operation, to: principal)
+        return operation
+    }
+
     /// The execution once finished, waiting up to the long-poll wait when `wait`; nil when it is still
     /// running. 404 for an unknown id, one of another principal, or one of another deployment.
     private func finishedExecution(
@@ -366,14 +478,20 @@ struct CraftExchange: Sendable {
         else {
             throw GatewayError(.notFound, "execution \(executionID) has no output \"\(name)\"")
         }
-        if case .blob(let blob) = output.value {
+        return valueResponse(output.value)
+    }
+
+    /// An input or output value: a file as `application/octet-stream` (the SDK returns the raw bytes,
+    /// CLIENTS.md §3.3), anything else as its JSON.
+    private func valueResponse(_ value: Value) -> RESTResponse {
+        if case .blob(let blob) = value {
             return RESTResponse(
                 status: 200,
                 headers: [("content-type", "application/octet-stream"), ("request-id", requestID)],
                 body: blob.bytes
             )
         }
-        return RESTResponse.json(status: 200, body: JSONValueCodec.encode(output.value), requestID: requestID)
+        return RESTResponse.json(status: 200, body: JSONValueCodec.encode(value), requestID: requestID)
     }
 
     /// `http(s)://host` as the client addressed us, for the absolute `url` of file outputs (the SDK appends
@@ -413,10 +531,7 @@ enum CraftAnswer {
     static func error(_ error: GatewayError, requestID: String) -> RESTResponse {
         let object: ValueObject = [
             "message": .string(error.message),
-            // The google.rpc name (`NOT_FOUND`, `INTERNAL`): what the SDK prints in brackets before the message.
-            "name": .string(
-                GatewayError.Code.rpcCodeNames.indices.contains(error.code.rpcCode)
-                    ? GatewayError.Code.rpcCodeNames[error.code.rpcCode] : "UNKNOWN"),
+            "name": .string(errorName(error)),
             "request_id": .string(requestID),
         ]
         var response = RESTResponse.json(
@@ -426,6 +541,13 @@ enum CraftAnswer {
             response.headers.append(("retry-after", "1"))
         }
         return response
+    }
+
+    /// The google.rpc name of the error's code (`NOT_FOUND`, `INTERNAL`): what the SDK prints in brackets
+    /// before the message.
+    static func errorName(_ error: GatewayError) -> String {
+        GatewayError.Code.rpcCodeNames.indices.contains(error.code.rpcCode)
+            ? GatewayError.Code.rpcCodeNames[error.code.rpcCode] : "UNKNOWN"
     }
 
     /// 307 to the same target: the long-poll ended before the execution did (RFC 9110 §15.4.8 keeps the
@@ -440,15 +562,123 @@ enum CraftAnswer {
         return response
     }
 
-    /// `GET /api/v1/pipelines/{name}`: `parameters.inputs[]` with `name` and `data_type` (what the SDK reads).
+    /// A JSON array body: what `list_pipelines` and `list_pipeline_executions` return as they are.
+    static func list(_ items: [ValueObject], requestID: String) -> RESTResponse {
+        .json(status: 200, body: JSONValueCodec.encode(.list(items.map(Value.object))), requestID: requestID)
+    }
+
+    /// `GET /api/v1/pipelines/{name}`: `parameters.inputs[]` with `name` and `data_type` (what `run_pipeline`
+    /// reads), and `creation_info`, which `get_pipeline` must find (it sets `creation_info.last_execution_id`
+    /// and, when waiting, loops while `creation_info.status` is `creation_pending`). A routed pipeline is
+    /// always `ready`: the gateway builds nothing.
     static func pipeline(name: String, _ description: PipelineDescription) -> ValueObject {
         func list(_ parameters: [PipelineDescription.Parameter]) -> Value {
             .list(parameters.map { .object(["name": .string($0.name), "data_type": .string($0.dataType)]) })
         }
         return [
             "name": .string(name),
-            "parameters": .object(["inputs": list(description.inputs), "outputs": list(description.outputs)]),
+            "parameters": .object([
+                "pipeline_name": .string(name),
+                "inputs": list(description.inputs),
+                "outputs": list(description.outputs),
+            ]),
+            "creation_info": .object(["status": .string("ready"), "origin": .string("gateway")]),
         ]
+    }
+
+    /// One `list_pipelines` item: `{pipeline_name, status}` (no `created_at`: a route has no creation time).
+    static func pipelineListItem(name: String) -> ValueObject {
+        ["pipeline_name": .string(name), "status": .string("ready")]
+    }
+
+    /// Craft AI's execution status (`EXECUTION_STATUS` of craft-ai-sdk 0.74.7) of an operation state. A
+    /// cancelled operation is `Failed`: Craft AI has no cancelled state, and `Error` means a platform fault.
+    static func status(_ state: OperationState) -> String {
+        switch state {
+        case .queued: "Pending"
+        case .running: "Running"
+        case .succeeded: "Succeeded"
+        case .failed, .cancelled: "Failed"
+        }
+    }
+
+    /// An RFC 3339 time (UTC, milliseconds), as stored.
+    private static func time(_ date: Date?) -> Value {
+        date.map { .string(RFC3339.format(milliseconds: $0.storeMilliseconds)) } ?? .null
+    }
+
+    /// `list_pipeline_executions`'s item: `{execution_id, status, created_at, created_by, end_date,
+    /// pipeline_name, deployment_name}`. `created_by` is the principal that started it (null when auth is off
+    /// or for a schedule's run); `deployment_name` is null for a `run_pipeline` execution.
+    static func executionSummary(_ operation: Operation) -> ValueObject {
+        [
+            "execution_id": .string(operation.id),
+            "status": .string(status(operation.state)),
+            "created_at": time(operation.createdAt),
+            "created_by": operation.request.principal.map(Value.string) ?? .null,
+            "end_date": time(operation.finishedAt),
+            "pipeline_name": .string(operation.ref.pipeline),
+            "deployment_name": operation.request.labels[CraftLabels.deployment].map(Value.string) ?? .null,
+        ]
+    }
+
+    /// `GET /api/v1/executions/{id}` (`get_pipeline_execution`): the summary, `start_date`, `steps` (one, the
+    /// pipeline's run), and `inputs` / `outputs` as `{pipeline_{input,output}_name, data_type, mapping_type,
+    /// mapping_value, value?}` (the SDK reads `mapping_value` and spreads it into each item).
+    ///
+    /// An input's `mapping_type` is where the execution came from (`run` for `run_pipeline`, `endpoint` for a
+    /// deployment): the values are the pipeline's inputs after the mappings, which are not kept. Outputs are
+    /// listed once the execution succeeded, through its output mapping. A file carries no `value`: the SDK
+    /// fetches `/inputs/{name}` or `/outputs/{name}` for it. `includeValues` false
+    /// (`?include_io_values=false`) leaves every `value` out. A failed execution has `error` `{message, name}`.
+    static func execution(_ operation: Operation, outputs: [CraftMappings.MappedOutput], includeValues: Bool)
+        -> ValueObject
+    {
+        var object = executionSummary(operation)
+        object["start_date"] = time(operation.startedAt)
+        object["steps"] = .list([
+            .object([
+                "name": .string(operation.ref.pipeline),
+                "status": .string(status(operation.state)),
+                "start_date": time(operation.startedAt),
+                "end_date": time(operation.finishedAt),
+            ])
+        ])
+        let source = operation.request.labels[CraftLabels.deployment] == nil ? "run" : "endpoint"
+        let inputs = operation.request.inputs.first?.variables ?? ValueObject()
+        object["inputs"] = .list(
+            inputs.keys.sorted().map { name in
+                let value = inputs[name] ?? .null
+                var item: ValueObject = [
+                    "pipeline_input_name": .string(name),
+                    "data_type": .string(dataType(value)),
+                    "mapping_type": .string(source),
+                    "mapping_value": .object([:]),
+                ]
+                if includeValues, dataType(value) != "file" { item["value"] = value }
+                return .object(item)
+            })
+        object["outputs"] = .list(
+            outputs.map { output in
+                var mapping = ValueObject()
+                if let name = output.endpointOutputName { mapping["endpoint_output_name"] = .string(name) }
+                var item: ValueObject = [
+                    "pipeline_output_name": .string(output.pipelineOutputName),
+                    "data_type": .string(dataType(output.value)),
+                    "mapping_type": .string(output.mappingType),
+                    "mapping_value": .object(mapping),
+                ]
+                if includeValues, output.endpointOutputName != nil, dataType(output.value) != "file" {
+                    item["value"] = output.value
+                }
+                return .object(item)
+            })
+        if let error = OperationView.error(operation) {
+            object["error"] = .object([
+                "message": .string(error.message), "name": .string(CraftAnswer.errorName(error)),
+            ])
+        }
+        return object
     }
 
     /// `GET /api/v1/deployments/{name}`: the SDK reads `execution_rule` (`trigger_endpoint` needs `endpoint`)

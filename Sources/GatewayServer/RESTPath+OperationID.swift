@@ -42,7 +42,12 @@ extension RESTPath {
         case .craft(let route):
             switch route {
             case .refresh: return "craftRefresh"
+            case .pipelines: return "craftListPipelines"
             case .pipeline: return "craftGetPipeline"
+            case .pipelineExecutions: return "craftListPipelineExecutions"
+            case .latestPipelineExecution: return "craftLatestPipelineExecution"
+            case .execution: return "craftGetExecution"
+            case .executionInput: return "craftExecutionInput"
             case .runPipeline: return "craftRunPipeline"
             case .executionOutputs: return "craftExecutionOutputs"
             case .executionOutput: return "craftExecutionOutput"

@@ -40,9 +40,10 @@ extension RequestRecord {
         }
     }
 
-    /// Names the pipeline as work that ran after the head learned it (``RequestNaming``).
+    /// Names the pipeline and the principal as work that ran after the head learned them (``RequestNaming``).
     mutating func name(_ naming: RequestNaming) {
-        name(naming.ref, mode: naming.mode, route: naming.route)
+        if let ref = naming.ref { name(ref, mode: naming.mode, route: naming.route) }
+        if let principal = naming.principal { self.principal = principal }
     }
 
     /// The trace id of a W3C `traceparent` (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, W3C
@@ -53,24 +54,30 @@ extension RequestRecord {
     }
 }
 
-/// The pipeline a request named, when only work that ran after its head could tell (the Abacus.AI surface:
-/// `pipelineId` is a parameter of the body or the query, parsed off the event loop): carried back on the
-/// response (``RESTResponse/naming``), and put into the request's record (``RequestRecord/name(_:)``) by the
-/// frontend that writes that response. Requests whose head names the pipeline (REST triggers, the Craft AI
-/// surface, `GetNamespacePipeline`) name it in their record at once instead.
+/// The pipeline a request named and the principal it authenticated as, when only work that ran after its head
+/// could tell (the Abacus.AI surface: `pipelineId` is a parameter of the body or the query, parsed off the event
+/// loop; the Abacus.AI and Craft AI surfaces check their own credentials there): carried back on the response
+/// (``RESTResponse/naming``), and put into the request's record (``RequestRecord/name(_:)``) by the frontend
+/// that writes that response. Requests whose head names the pipeline (REST triggers, the Craft AI surface,
+/// `GetNamespacePipeline`) name it in their record at once instead.
 ///
 /// A class so that a response without one costs a nil pointer, not the struct's room.
 final class RequestNaming: Sendable {
-    let ref: PipelineRef
+    /// nil: the work named no pipeline (the record keeps what the head named, if anything).
+    let ref: PipelineRef?
     /// The trigger's mode; nil when the request does not run the pipeline.
     let mode: TriggerMode?
     /// The route `ref` matched (`TriggerDispatcher.route(for:)`); nil when none did.
     let route: RouteTable.ResolvedRoute?
+    /// The principal the surface authenticated (an Abacus.AI `apiKey`'s token, a Craft AI access token's
+    /// subject, an endpoint token); nil when none did or auth is off.
+    let principal: String?
 
-    init(ref: PipelineRef, mode: TriggerMode?, route: RouteTable.ResolvedRoute?) {
+    init(ref: PipelineRef?, mode: TriggerMode?, route: RouteTable.ResolvedRoute?, principal: String? = nil) {
         self.ref = ref
         self.mode = mode
         self.route = route
+        self.principal = principal
     }
 }
 

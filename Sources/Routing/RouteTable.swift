@@ -92,6 +92,19 @@ package struct RouteTable: Sendable {
         return releases.sorted()
     }
 
+    /// The pipeline ids routes name in `namespace` (its own routes and `*`-namespace ones), sorted and unique: a
+    /// `*` pipeline matches every id but names none, so it adds nothing here (the table cannot list what a
+    /// wildcard serves).
+    package func pipelines(in namespace: String) -> [String] {
+        var names = Set<String>()
+        for entry in entries where entry.route.pipeline != RouteConfiguration.wildcard {
+            if entry.route.namespace == namespace || entry.route.namespace == RouteConfiguration.wildcard {
+                names.insert(entry.route.pipeline)
+            }
+        }
+        return names.sorted()
+    }
+
     /// Nil when the route does not match; otherwise a weight where each more significant rule dominates
     /// all less significant ones together.
     private static func score(_ route: RouteConfiguration, _ ref: PipelineRef) -> Int? {

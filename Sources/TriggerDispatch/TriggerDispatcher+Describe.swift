@@ -15,15 +15,19 @@ extension TriggerDispatcher {
     /// to have every pipeline it is routed, each accepting any fields (an empty description).
     ///
     /// Used by Instill's `GetNamespacePipeline` (REST and gRPC), the Craft AI surface's descriptions and the
-    /// Abacus.AI surface's check of a `pipelineId`.
+    /// Abacus.AI surface's check of a `pipelineId`. Answers are kept for a few seconds in this generation's
+    /// ``PipelineDescriptionCache`` (one cache for every surface; a reload builds a new dispatcher, so a new,
+    /// empty cache); failures are not kept.
     ///
     /// - Throws: `.notFound` when no route matches `ref` or the runner has no such pipeline; transport errors
     ///   as for a run (the runner is down, slow or broken).
     package func pipelineDescription(_ ref: PipelineRef) async throws -> PipelineDescription {
-        do {
-            return try await describePipeline(ref)
-        } catch let error as GatewayError where error.code == .unimplemented {
-            return PipelineDescription()
+        try await descriptions.description(of: ref) {
+            do {
+                return try await describePipeline(ref)
+            } catch let error as GatewayError where error.code == .unimplemented {
+                return PipelineDescription()
+            }
         }
     }
 }

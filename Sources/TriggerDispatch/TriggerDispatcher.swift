@@ -13,10 +13,17 @@ package final class TriggerDispatcher: Sendable {
     /// The pool of each route, by its index in the table (`RouteTable.Entry.index`): a resolved route finds
     /// its pool without hashing the pool's name. Nil for a route whose pool this configuration lacks.
     private let poolOfRoute: [BackendPool?]
+    /// What runners last said of their pipelines (``pipelineDescription(_:)``), for this generation only.
+    let descriptions: PipelineDescriptionCache
 
-    package init(routes: RouteTable, pools: [String: BackendPool]) {
+    /// - Parameter descriptions: the description cache (tests pass one on a clock they move).
+    package init(
+        routes: RouteTable, pools: [String: BackendPool],
+        descriptions: PipelineDescriptionCache = PipelineDescriptionCache()
+    ) {
         self.routes = routes
         self.pools = pools
+        self.descriptions = descriptions
         var poolOfRoute = [BackendPool?](repeating: nil, count: (routes.entries.map(\.index).max() ?? -1) + 1)
         for entry in routes.entries { poolOfRoute[entry.index] = pools[entry.pool] }
         self.poolOfRoute = poolOfRoute
@@ -70,6 +77,11 @@ package final class TriggerDispatcher: Sendable {
     /// The releases routes name for `ref`'s pipeline (`RouteTable.releases(of:)`).
     package func releases(of ref: PipelineRef) -> [String] {
         routes.releases(of: ref)
+    }
+
+    /// The pipeline ids routes name in `namespace` (`RouteTable.pipelines(in:)`).
+    package func pipelines(in namespace: String) -> [String] {
+        routes.pipelines(in: namespace)
     }
 
     /// A pool's slot limit and the slots in use now (calls and streams), for the async dispatcher's claims;

@@ -27,8 +27,12 @@ struct GRPCInteropTests {
     @Test("the transport against a grpcio server: echo, metadata, status mapping, deadline, streaming")
     func transportAgainstGrpcioServer() async throws {
         let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("grpcio-port-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: portFile) }
         let server = try GRPCInterop.start(["server", GRPCInterop.protoRoot, portFile])
-        defer { server.terminate() }
+        defer {
+            server.terminate()
+            GRPCInterop.removeDirectory(of: server)
+        }
         let port = try await GRPCInterop.waitForPort(portFile, process: server)
         let transport = makeTransport(port: port)
         defer { transport.close() }
@@ -94,19 +98,34 @@ enum GRPCInterop {
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
+        do {
+            try process.run()
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
         return process
     }
 
-    /// Runs the script to its end (bounded); returns its exit status and output.
+    /// Runs the script to its end (bounded); returns its exit status and output. Its directory is removed.
     static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (Int32, String) {
         let process = try start(arguments)
+        defer { removeDirectory(of: process) }
         if await !eventually(within: timeout, { !process.isRunning }) { process.terminate() }
         // After SIGTERM the script's exit is what comes next; its status is read only once it has exited.
         _ = try await blocking { process.waitUntilExit() }
-        let log = URL(fileURLWithPath: process.arguments![0]).deletingLastPathComponent()
-            .appendingPathComponent("output.txt")
+        let log = directory(of: process).appendingPathComponent("output.txt")
         return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+
+    /// The directory `start` made for `process`: its script and its output.
+    static func directory(of process: Process) -> URL {
+        URL(fileURLWithPath: process.arguments![0]).deletingLastPathComponent()
+    }
+
+    /// Removes the directory `start` made for `process` (the script keeps running from memory if it still is).
+    static func removeDirectory(of process: Process) {
+        try? FileManager.default.removeItem(at: directory(of: process))
     }
 
     static func waitForPort(_ path: String, process: Process) async throws -> Int {
@@ -127,12 +146,14 @@ enum GRPCInterop {
         """
         import os
         import sys
-        import tempfile
         import time
         from concurrent import futures
 
         mode, proto_root, arg = sys.argv[1], sys.argv[2], sys.argv[3]
-        out = tempfile.mkdtemp()
+        # Beside this script, in the directory the test removes when it is done (the server is ended by SIGTERM,
+        # which would skip any cleanup of its own).
+        out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen")
+        os.makedirs(out, exist_ok=True)
         from grpc_tools import protoc  # noqa: E402
 
         if protoc.main(["protoc", f"-I{proto_root}", f"--python_out={out}", f"--grpc_python_out={out}",

@@ -1,3 +1,4 @@
+import DemoRunner
 import Foundation
 import GatewayTestSupport
 import NIOCore
@@ -339,6 +340,59 @@ struct AbacusRESTTests {
             #expect(status == 200, "\(answer)")
             page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
             #expect(page.operations.map(\.ref.pipeline) == ["echo"])
+            await client.close()
+        }
+    }
+
+    /// The demo pipelines, counting the `Describe` calls that reach the runner.
+    final class CountingDescriber: TriggerRunner, PipelineDescribing {
+        let pipelines = DemoPipelines()
+        let describes = Atomic<Int>(0)
+
+        func run(_ request: TriggerRequest) async throws -> TriggerResult { try await pipelines.run(request) }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            pipelines.runStreaming(request)
+        }
+
+        func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
+            describes.add(1, ordering: .sequentiallyConsistent)
+            return try await pipelines.describePipeline(ref)
+        }
+    }
+
+    @Test(
+        "one Describe over the grpc hop serves a burst of Abacus.AI, Craft AI and Instill calls (one cache for all surfaces)"
+    )
+    func describeCachedAcrossSurfaces() async throws {
+        let runner = CountingDescriber()
+        try await withGatewayOverBackend(runner, transport: "grpc") { gateway in
+            let client = try await gateway.client()
+            for _ in 0..<3 {
+                let (status, answer) = try await post(client, "describePipeline", #"{"pipelineId":"echo"}"#)
+                #expect(status == 200, "\(answer)")
+            }
+            let (status, answer) = try await post(client, "runPipeline", #"{"pipelineId":"echo"}"#)
+            #expect(status == 200, "\(answer)")
+            let refresh = try await client.request(
+                "POST", "/api/v1/auth/refresh", headers: [("content-type", "application/json")],
+                body: ByteBuffer(string: #"{"refresh_token":"any"}"#))
+            let token = try #require(try json(refresh.body)["access_token"] as? String)
+            for _ in 0..<2 {
+                let response = try await client.request(
+                    "GET", "/api/v1/pipelines/echo", headers: [("authorization", "Bearer \(token)")])
+                #expect(response.status == 200, "\(response.bodyString)")
+            }
+            let instill = try await client.request("GET", "/v1beta/namespaces/demo/pipelines/echo")
+            #expect(instill.status == 200, "\(instill.bodyString)")
+            #expect(runner.describes.load(ordering: .sequentiallyConsistent) == 1)
+            // Another pipeline is its own Describe; an unknown one is asked each time (failures are not kept).
+            _ = try await post(client, "describePipeline", #"{"pipelineId":"upper"}"#)
+            for _ in 0..<2 {
+                let (status, _) = try await post(client, "describePipeline", #"{"pipelineId":"nope"}"#)
+                #expect(status == 404)
+            }
+            #expect(runner.describes.load(ordering: .sequentiallyConsistent) == 4)
             await client.close()
         }
     }

@@ -362,6 +362,96 @@ struct CraftRESTTests {
         }
     }
 
+    @Test(
+        "execution reads: another principal's is 404 and unlisted; cancelled is Failed with CANCELLED; include_io_values=false; a deployment's execution names it"
+    )
+    func executionReads() async throws {
+        let yaml = """
+            tokens: [{name: alice, token: ALICE}, {name: bob, token: BOB}]
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let alice = try await Self.accessToken(client, sdkToken: "ALICE")
+            let bob = try await Self.accessToken(client, sdkToken: "BOB")
+            let slow = try await Self.run(client, alice, "sleep", #"{"ms":60000}"#)
+            var response = try await client.request("GET", "/api/v1/executions/\(slow)", headers: Self.bearer(bob))
+            #expect(response.status == 404, "\(response.bodyString)")
+            response = try await client.request("GET", "/api/v1/pipelines/sleep/executions", headers: Self.bearer(bob))
+            #expect(response.status == 200 && response.bodyString == "[]", "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/pipelines/sleep/executions/latest", headers: Self.bearer(bob))
+            #expect(response.status == 204, "\(response.bodyString)")
+
+            response = try await client.request(
+                "POST", "/v1beta/operations/\(slow):cancel", headers: [("authorization", "Bearer ALICE")])
+            #expect(response.status == 200, "\(response.bodyString)")
+            response = try await client.request("GET", "/api/v1/executions/\(slow)", headers: Self.bearer(alice))
+            var execution = try json(response.body)
+            #expect(execution["status"] as? String == "Failed", "\(response.bodyString)")
+            #expect((execution["error"] as? [String: Any])?["name"] as? String == "CANCELLED", "\(response.bodyString)")
+            #expect(execution["created_by"] as? String == "alice")
+            #expect((execution["outputs"] as? [Any])?.isEmpty == true)
+            // HEAD answers as GET does, without the body.
+            let head = try await client.request("HEAD", "/api/v1/executions/\(slow)", headers: Self.bearer(alice))
+            #expect(head.status == 200 && head.body.readableBytes == 0)
+
+            // Through a deployment, the values left out on request.
+            response = try await client.request(
+                "POST", "/endpoints/echo", headers: jsonHeaders + [("authorization", "EndpointToken ALICE")],
+                body: try jsonBody(["a": 1]))
+            let echoID = try #require(try json(response.body)["execution_id"] as? String, "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(echoID)/outputs?wait_for_completion=true", headers: Self.bearer(alice))
+            #expect(response.status == 200, "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(echoID)?include_io_values=false", headers: Self.bearer(alice))
+            execution = try json(response.body)
+            #expect(execution["deployment_name"] as? String == "echo", "\(response.bodyString)")
+            let input = try #require((execution["inputs"] as? [[String: Any]])?.first, "\(response.bodyString)")
+            #expect(input["pipeline_input_name"] as? String == "a" && input["mapping_type"] as? String == "endpoint")
+            #expect(input["value"] == nil, "\(response.bodyString)")
+            let output = try #require((execution["outputs"] as? [[String: Any]])?.first, "\(response.bodyString)")
+            #expect(output["value"] == nil && output["data_type"] as? String == "number", "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(echoID)/inputs/a", headers: Self.bearer(alice))
+            #expect(response.status == 200 && response.bodyString == "1", "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(echoID)/inputs/a", headers: Self.bearer(bob))
+            #expect(response.status == 404, "\(response.bodyString)")
+
+            // Newest first, alice's only.
+            response = try await client.request("GET", "/api/v1/pipelines/echo/executions", headers: Self.bearer(alice))
+            let listed = try #require(
+                try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [[String: Any]])
+            #expect(listed.map { $0["execution_id"] as? String } == [echoID], "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/pipelines/echo/executions/latest", headers: Self.bearer(alice))
+            #expect(try json(response.body)["execution_id"] as? String == echoID, "\(response.bodyString)")
+            response = try await client.request("GET", "/api/v1/pipelines", headers: Self.bearer(alice))
+            #expect(
+                response.status == 200 && response.bodyString == "[]", "only a * route here: \(response.bodyString)")
+        }
+    }
+
+    @Test("a pipeline's latest execution of the caller is found behind a full first page of another's")
+    func latestBehindAnotherPrincipalsPage() async throws {
+        let yaml = "tokens: [{name: alice, token: ALICE}, {name: bob, token: BOB}]"
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let alice = try await Self.accessToken(client, sdkToken: "ALICE")
+            let bob = try await Self.accessToken(client, sdkToken: "BOB")
+            let mine = try await Self.run(client, alice, "echo", #"{"i":0}"#)
+            // One more than the first page holds (OperationPaging.defaultPageSize, 50), all newer and bob's.
+            for i in 1...51 { _ = try await Self.run(client, bob, "echo", #"{"i":\#(i)}"#) }
+            var response = try await client.request(
+                "GET", "/api/v1/pipelines/echo/executions/latest", headers: Self.bearer(alice))
+            #expect(try json(response.body)["execution_id"] as? String == mine, "\(response.bodyString)")
+            response = try await client.request("GET", "/api/v1/pipelines/echo/executions", headers: Self.bearer(bob))
+            let listed = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [Any]
+            #expect(listed?.count == 51, "\(response.bodyString.prefix(200))")
+        }
+    }
+
     @Test("deployments: described, executed through the API, and their latest execution (204 before any)")
     func deployments() async throws {
         try await withTestGateway { gateway in

@@ -251,4 +251,126 @@ struct CraftSDKTests {
             #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
         }
     }
+
+    // MARK: Reads of pipelines and executions (get_pipeline, list_pipelines, list_pipeline_executions,
+    // get_pipeline_execution and its input and output getters): each answered 404 before they were served.
+
+    /// Routes that name `upper` and `sleep`, `echo` described by `craft.pipelines` with a file input, and the
+    /// rest behind a `*` route (served but not listed).
+    static let readsYAML = """
+        pools:
+          - {name: demo, transport: inprocess}
+        routes:
+          - {namespace: demo, pipeline: "*", pool: demo}
+          - {namespace: demo, pipeline: upper, pool: demo}
+          - {namespace: demo, pipeline: sleep, pool: demo}
+          - {namespace: other, pipeline: tokens, pool: demo}
+        craft:
+          pipelines:
+            - {name: echo, inputs: [{name: doc, data_type: file}, {name: n, data_type: number}]}
+        """
+
+    @Test("get_pipeline and list_pipelines: a routed pipeline is ready with its inputs, last_execution_id follows runs")
+    func getAndListPipelines() async throws {
+        try await withTestGateway(yaml: Self.readsYAML) { gateway in
+            var answer = try await Peers.craft("get_pipeline", port: gateway.port, ["blob-info"])
+            var pipeline = try result(answer)
+            let parameters = try #require(pipeline["parameters"] as? [String: Any], "\(answer)")
+            #expect(parameters["inputs"] as? [[String: String]] == [["name": "file", "data_type": "file"]])
+            #expect(parameters["pipeline_name"] as? String == "blob-info")
+            var creation = try #require(pipeline["creation_info"] as? [String: Any], "\(answer)")
+            #expect(creation["status"] as? String == "ready")
+            #expect(creation.keys.contains("last_execution_id") && creation["last_execution_id"] is NSNull)
+            #expect(count(answer, status: 204, pathContaining: "/pipelines/blob-info/executions/latest") == 1)
+
+            // list_pipelines returns the body as it is: routed names and described ones, not what only `*` serves.
+            answer = try await Peers.craft("list_pipelines", port: gateway.port)
+            let list = try #require(answer["result"] as? [[String: Any]], "\(answer)")
+            #expect(list.map { $0["pipeline_name"] as? String } == ["echo", "sleep", "upper"], "\(answer)")
+            #expect(list.allSatisfy { $0["status"] as? String == "ready" })
+
+            // After two runs the newest is the pipeline's last execution; waiting for creation ends at once.
+            _ = try await Peers.craft("run_json", port: gateway.port, ["upper", #"{"p":"a"}"#])
+            let second = try result(try await Peers.craft("run_json", port: gateway.port, ["upper", #"{"p":"b"}"#]))
+            answer = try await Peers.craft("get_pipeline", port: gateway.port, ["upper", "true"])
+            pipeline = try result(answer)
+            creation = try #require(pipeline["creation_info"] as? [String: Any], "\(answer)")
+            #expect(creation["last_execution_id"] as? String == second["execution_id"] as? String, "\(answer)")
+
+            answer = try await Peers.craft("get_pipeline", port: gateway.port, ["no-such-pipeline"])
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
+        }
+    }
+
+    @Test("get_pipeline_execution and list_pipeline_executions: status, times, inputs and outputs (files fetched)")
+    func getAndListExecutions() async throws {
+        try await withTestGateway(yaml: Self.readsYAML) { gateway in
+            var answer = try await Peers.craft("list_executions", port: gateway.port, ["echo"])
+            #expect(answer["result"] as? [Any] != nil && (answer["result"] as? [Any])?.isEmpty == true, "\(answer)")
+
+            // A file input and a number: echo hands both back as outputs.
+            let run = try result(
+                try await Peers.craft("run_file", port: gateway.port, ["echo", "doc", "00ff10ab"]))
+            let id = try #require(run["execution_id"] as? String, "\(run)")
+            answer = try await Peers.craft("get_execution", port: gateway.port, [id])
+            let execution = try result(answer)
+            #expect(execution["execution_id"] as? String == id)
+            #expect(execution["status"] as? String == "Succeeded", "\(answer)")
+            #expect(execution["pipeline_name"] as? String == "echo")
+            #expect(execution["deployment_name"] is NSNull)
+            #expect((execution["created_at"] as? String)?.hasSuffix("Z") == true, "\(answer)")
+            #expect((execution["end_date"] as? String)?.hasSuffix("Z") == true, "\(answer)")
+            let inputs = try #require(execution["inputs"] as? [[String: Any]], "\(answer)")
+            #expect(inputs.count == 1, "\(answer)")
+            #expect(inputs.first?["pipeline_input_name"] as? String == "doc")
+            #expect(inputs.first?["data_type"] as? String == "file")
+            #expect(inputs.first?["source"] as? String == "run")
+            #expect((inputs.first?["value"] as? [String: Any])?["hex"] as? String == "00ff10ab", "\(answer)")
+            let outputs = try #require(execution["outputs"] as? [[String: Any]], "\(answer)")
+            #expect(outputs.first?["pipeline_output_name"] as? String == "doc")
+            #expect(outputs.first?["destination"] as? String == "endpoint")
+            #expect((outputs.first?["value"] as? [String: Any])?["hex"] as? String == "00ff10ab", "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/executions/\(id)/inputs/doc") == 1, "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/executions/\(id)/outputs/doc") == 1, "\(answer)")
+
+            answer = try await Peers.craft("execution_input", port: gateway.port, [id, "doc"])
+            #expect((try result(answer)["value"] as? [String: Any])?["hex"] as? String == "00ff10ab", "\(answer)")
+            answer = try await Peers.craft("execution_output", port: gateway.port, [id, "doc"])
+            #expect((try result(answer)["value"] as? [String: Any])?["hex"] as? String == "00ff10ab", "\(answer)")
+            answer = try await Peers.craft("execution_input", port: gateway.port, [id, "nope"])
+            #expect((try error(answer)["message"] as? String)?.contains("Cannot find input nope") == true)
+
+            // A run still going is Running with no outputs read; a failed one is Failed with its error.
+            let running = try result(
+                try await Peers.craft("run_nowait", port: gateway.port, ["sleep", #"{"ms":1500}"#]))
+            let runningID = try #require(running["execution_id"] as? String)
+            answer = try await Peers.craft("get_execution", port: gateway.port, [runningID])
+            #expect(["Pending", "Running"].contains(try result(answer)["status"] as? String), "\(answer)")
+            let failing = try result(
+                try await Peers.craft("run_nowait", port: gateway.port, ["fail", #"{"message":"kaput"}"#]))
+            let failingID = try #require(failing["execution_id"] as? String)
+            var failed: [String: Any] = [:]
+            for _ in 0..<50 {
+                failed = try result(try await Peers.craft("get_execution", port: gateway.port, [failingID]))
+                if failed["status"] as? String != "Pending" && failed["status"] as? String != "Running" { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(failed["status"] as? String == "Failed", "\(failed)")
+            #expect(failed["outputs"] as? [Any] != nil && (failed["outputs"] as? [Any])?.isEmpty == true)
+            #expect((failed["error"] as? [String: Any])?["message"] as? String == "kaput", "\(failed)")
+
+            // Newest first, each with who and where from; only the pipeline's own.
+            answer = try await Peers.craft("list_executions", port: gateway.port, ["echo"])
+            let echoRuns = try #require(answer["result"] as? [[String: Any]], "\(answer)")
+            #expect(echoRuns.map { $0["execution_id"] as? String } == [id], "\(answer)")
+            #expect(echoRuns.first?["status"] as? String == "Succeeded")
+            #expect(echoRuns.first?["pipeline_name"] as? String == "echo")
+            #expect(echoRuns.first?.keys.contains("created_by") == true)
+
+            answer = try await Peers.craft("get_execution", port: gateway.port, ["no-such-execution"])
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
+            answer = try await Peers.craft("list_executions", port: gateway.port, ["no-such-pipeline"])
+            #expect(try error(answer)["status_code"] as? Int == 404, "\(answer)")
+        }
+    }
 }

@@ -244,6 +244,61 @@ struct RequestRecordTests {
         }
     }
 
+    @Test(
+        "the principal of the Abacus.AI and Craft AI surfaces' callers (apiKey, SDK token, access token, endpoint token)"
+    )
+    func surfacePrincipal() async throws {
+        let observer = RecordingObserver()
+        let yaml = "tokens: [{name: alice, token: s3cret-token}, {name: bob, token: b0b-token}]"
+        try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
+            let client = try await gateway.client()
+            defer { Task { await client.close() } }
+            let abacus = try await client.request(
+                "POST", "/api/v0/describePipeline",
+                headers: [
+                    ("request-id", "rec-abacus"), ("apikey", "s3cret-token"), ("content-type", "application/json"),
+                ],
+                body: ByteBuffer(string: #"{"pipelineId":"echo"}"#))
+            #expect(abacus.status == 200, "\(abacus.bodyString)")
+            let abacusRecord = try await Self.only("rec-abacus", in: observer)
+            #expect(abacusRecord.principal == "alice")
+            #expect(abacusRecord.pipeline == "echo", "the pipeline is still named")
+
+            let refresh = try await client.request(
+                "POST", "/api/v1/auth/refresh",
+                headers: [("request-id", "rec-refresh"), ("content-type", "application/json")],
+                body: ByteBuffer(string: #"{"refresh_token":"b0b-token"}"#))
+            #expect(refresh.status == 200, "\(refresh.bodyString)")
+            #expect(try await Self.only("rec-refresh", in: observer).principal == "bob")
+            let token = try #require(try json(refresh.body)["access_token"] as? String)
+            let pipeline = try await client.request(
+                "GET", "/api/v1/pipelines/echo",
+                headers: [("request-id", "rec-craft"), ("authorization", "Bearer \(token)")])
+            #expect(pipeline.status == 200, "\(pipeline.bodyString)")
+            let craftRecord = try await Self.only("rec-craft", in: observer)
+            #expect(craftRecord.principal == "bob")
+            #expect(craftRecord.pipeline == "echo")
+
+            let endpoint = try await client.request(
+                "POST", "/endpoints/echo",
+                headers: [
+                    ("request-id", "rec-endpoint"), ("authorization", "EndpointToken s3cret-token"),
+                    ("content-type", "application/json"),
+                ],
+                body: ByteBuffer(string: #"{"prompt":"hi"}"#))
+            #expect(endpoint.status == 200, "\(endpoint.bodyString)")
+            #expect(try await Self.only("rec-endpoint", in: observer).principal == "alice")
+
+            // A refused key names no one.
+            let refused = try await client.request(
+                "POST", "/api/v0/describePipeline",
+                headers: [("request-id", "rec-abacus-bad"), ("apikey", "wrong"), ("content-type", "application/json")],
+                body: ByteBuffer(string: #"{"pipelineId":"echo"}"#))
+            #expect(refused.status == 401, "\(refused.bodyString)")
+            #expect(try await Self.only("rec-abacus-bad", in: observer).principal == nil)
+        }
+    }
+
     @Test("the endpoint of a stream over a grpc pool: SSE and gRPC server streaming")
     func endpointOfGRPCStream() async throws {
         let observer = RecordingObserver()

@@ -307,6 +307,40 @@ struct SlowClientTests {
         }
     }
 
+    @Test(
+        "h1: a body that stops on a surface's path gets its 408 in that surface's error shape",
+        arguments: [
+            ("/api/v0/runPipeline", "abacus"), ("/api/v1/pipelines/echo/run", "craft"),
+            ("/endpoints/echo", "craft"), ("/v1beta/namespaces/demo/pipelines/echo/trigger", "instill"),
+        ])
+    func h1BodyProgressTimeoutShape(path: String, shape: String) async throws {
+        try await withTestGateway(yaml: "timeouts: {body_progress: 300ms, idle: 5s}") { gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            socket.send(
+                "POST \(path) HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 100\r\n\r\n{\"pipelineId\"")
+            let outcome = try await socket.waitForClose(timeout: .seconds(5))
+            #expect(outcome.text.hasPrefix("HTTP/1.1 408"), "\(outcome.text.prefix(300))")
+            let parts = outcome.text.components(separatedBy: "\r\n\r\n")
+            let body = try #require(
+                try JSONSerialization.jsonObject(with: Data((parts.count > 1 ? parts[1] : "").utf8)) as? [String: Any],
+                "\(outcome.text)")
+            switch shape {
+            case "abacus":
+                #expect(body["success"] as? Bool == false, "\(body)")
+                #expect((body["errorType"] as? String)?.isEmpty == false, "\(body)")
+                #expect(body["requestId"] is String, "\(body)")
+            case "craft":
+                #expect((body["message"] as? String)?.contains("not received in time") == true, "\(body)")
+                #expect(body["name"] as? String == "DEADLINE_EXCEEDED", "\(body)")
+                #expect(body["request_id"] is String, "\(body)")
+            default:
+                #expect(body["code"] as? Int == 4, "\(body)")
+            }
+            if shape != "instill" { #expect(body["code"] == nil, "no Instill body on \(path): \(body)") }
+        }
+    }
+
     @Test("h1: the header timeout does not cut a kept-alive connection that is idle between requests")
     func h1IdleIsNotHeaderTimeout() async throws {
         try await withTestGateway(yaml: "timeouts: {request_header: 200ms, idle: 5s}") { gateway in

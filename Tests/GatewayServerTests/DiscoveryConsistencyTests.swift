@@ -86,7 +86,12 @@ struct DiscoveryConsistencyTests {
     static func craftKind(_ route: CraftRoute) -> String {
         switch route {
         case .refresh: "refresh"
+        case .pipelines: "pipelines"
         case .pipeline: "pipeline"
+        case .pipelineExecutions: "pipelineExecutions"
+        case .latestPipelineExecution: "latestPipelineExecution"
+        case .execution: "execution"
+        case .executionInput: "executionInput"
         case .runPipeline: "runPipeline"
         case .executionOutputs: "executionOutputs"
         case .executionOutput: "executionOutput"
@@ -112,7 +117,9 @@ struct DiscoveryConsistencyTests {
             "/v1beta/schedules", "/v1beta/schedules/n:pause", "/v1beta/schedules/n:resume",
             "/v1beta/schedules/n:trigger",
             "/healthz", "/v1beta/__liveness", "/readyz", "/v1beta/__readiness", "/metrics", "/openapi.json",
-            "/api/v1/auth/refresh", "/api/v1/pipelines/p", "/api/v1/pipelines/p/run", "/api/v1/executions/e/outputs",
+            "/api/v1/auth/refresh", "/api/v1/pipelines", "/api/v1/pipelines/p", "/api/v1/pipelines/p/run",
+            "/api/v1/pipelines/p/executions", "/api/v1/pipelines/p/executions/latest", "/api/v1/executions/e",
+            "/api/v1/executions/e/inputs/i", "/api/v1/executions/e/outputs",
             "/api/v1/executions/e/outputs/o", "/api/v1/deployments/d", "/api/v1/deployments/d/executions/latest",
             "/api/v1/deployments/d/executions", "/endpoints/d", "/endpoints/v1/d/executions/e",
             "/endpoints/v1/d/executions/e/outputs/o",

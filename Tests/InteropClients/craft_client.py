@@ -21,6 +21,12 @@ Scenarios:
                                                 trigger_endpoint(wait_for_completion=False), then
                                                 retrieve_endpoint_results
   retrieve DEPLOYMENT TOKEN EXECUTION_ID        retrieve_endpoint_results
+  get_pipeline PIPELINE [WAIT]                  get_pipeline (WAIT "true": wait_for_completion=True)
+  list_pipelines                                list_pipelines
+  list_executions PIPELINE                      list_pipeline_executions
+  get_execution EXECUTION_ID                    get_pipeline_execution
+  execution_input EXECUTION_ID NAME             get_pipeline_execution_input
+  execution_output EXECUTION_ID NAME            get_pipeline_execution_output
 """
 
 import io
@@ -101,6 +107,18 @@ def main():
         }
     elif scenario == "retrieve":
         result = sdk.retrieve_endpoint_results(args[0], args[2], token(args[1]))
+    elif scenario == "get_pipeline":
+        result = sdk.get_pipeline(args[0], wait_for_completion=len(args) > 1 and args[1] == "true")
+    elif scenario == "list_pipelines":
+        result = sdk.list_pipelines()
+    elif scenario == "list_executions":
+        result = sdk.list_pipeline_executions(args[0])
+    elif scenario == "get_execution":
+        result = sdk.get_pipeline_execution(args[0])
+    elif scenario == "execution_input":
+        result = sdk.get_pipeline_execution_input(args[0], args[1])
+    elif scenario == "execution_output":
+        result = sdk.get_pipeline_execution_output(args[0], args[1])
     else:
         raise SystemExit(f"unknown scenario {scenario}")
     return result

@@ -49,22 +49,26 @@ def generate():
         "google/rpc/status.proto",
     ]
     if protoc.main(args + SOURCES + imported) != 0:
+        shutil.rmtree(gen, ignore_errors=True)
         raise SystemExit("protoc failed")
     sys.path.insert(0, gen)
     return gen
 
 
+# The generated modules are needed only until they are imported: the directory goes, whatever happens
+# (generate() removes its own directory when protoc fails).
 GEN = generate()
-from google.protobuf import json_format, struct_pb2  # noqa: E402
-from core.mgmt.v1beta import mgmt_pb2, mgmt_public_service_pb2_grpc as mgmt_grpc  # noqa: E402
-from pipeline.pipeline.v1beta import pipeline_pb2 as namespaced_pb2  # noqa: E402
-from pipeline.pipeline.v1beta import pipeline_public_service_pb2_grpc as namespaced_grpc  # noqa: E402
-from pipeline.v1beta import pipeline_pb2 as named_pb2  # noqa: E402
-from pipeline.v1beta import pipeline_public_service_pb2_grpc as named_grpc  # noqa: E402
-from vdp.pipeline.v1beta import pipeline_pb2 as vdp_pb2  # noqa: E402
-from vdp.pipeline.v1beta import pipeline_public_service_pb2_grpc as vdp_grpc  # noqa: E402
-
-shutil.rmtree(GEN, ignore_errors=True)
+try:
+    from google.protobuf import json_format, struct_pb2  # noqa: E402
+    from core.mgmt.v1beta import mgmt_pb2, mgmt_public_service_pb2_grpc as mgmt_grpc  # noqa: E402
+    from pipeline.pipeline.v1beta import pipeline_pb2 as namespaced_pb2  # noqa: E402
+    from pipeline.pipeline.v1beta import pipeline_public_service_pb2_grpc as namespaced_grpc  # noqa: E402
+    from pipeline.v1beta import pipeline_pb2 as named_pb2  # noqa: E402
+    from pipeline.v1beta import pipeline_public_service_pb2_grpc as named_grpc  # noqa: E402
+    from vdp.pipeline.v1beta import pipeline_pb2 as vdp_pb2  # noqa: E402
+    from vdp.pipeline.v1beta import pipeline_public_service_pb2_grpc as vdp_grpc  # noqa: E402
+finally:
+    shutil.rmtree(GEN, ignore_errors=True)
 
 MODULES = {"vdp": (vdp_pb2, vdp_grpc), "namespaced": (namespaced_pb2, namespaced_grpc), "named": (named_pb2, named_grpc)}
 

@@ -36,11 +36,13 @@ def generate():
     sys.path.insert(0, GEN)
 
 
-generate()
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory  # noqa: E402
-from tgreflection import reflection_pb2  # noqa: E402
-
-shutil.rmtree(GEN, ignore_errors=True)
+# The generated module is needed only until it is imported: the directory goes, whatever happens.
+try:
+    generate()
+    from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory  # noqa: E402
+    from tgreflection import reflection_pb2  # noqa: E402
+finally:
+    shutil.rmtree(GEN, ignore_errors=True)
 
 
 class Call:

@@ -8,6 +8,7 @@ added: `principal` (the x-trigger-principal metadata) and `peer_cn` (the client 
 grpcio's auth context saw it, "" without one). Ends on SIGTERM or when its parent process goes.
 """
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -20,13 +21,17 @@ import grpc
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTOS = os.path.join(HERE, "..", "..", "protos")
 GEN = tempfile.mkdtemp(prefix="tg-tls-runner-")
-include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
-if protoc.main(["protoc", "-I", PROTOS, "-I", include, "--python_out", GEN, "--grpc_python_out", GEN,
-                "trigger/runner/v1/runner.proto"]) != 0:
-    raise SystemExit("protoc failed")
-sys.path.insert(0, GEN)
-from trigger.runner.v1 import runner_pb2 as pb  # noqa: E402
-from trigger.runner.v1 import runner_pb2_grpc as rpc  # noqa: E402
+# The generated modules are needed only until they are imported: the directory goes, whatever happens.
+try:
+    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    if protoc.main(["protoc", "-I", PROTOS, "-I", include, "--python_out", GEN, "--grpc_python_out", GEN,
+                    "trigger/runner/v1/runner.proto"]) != 0:
+        raise SystemExit("protoc failed")
+    sys.path.insert(0, GEN)
+    from trigger.runner.v1 import runner_pb2 as pb  # noqa: E402
+    from trigger.runner.v1 import runner_pb2_grpc as rpc  # noqa: E402
+finally:
+    shutil.rmtree(GEN, ignore_errors=True)
 
 
 def entry(key, text):

@@ -5,8 +5,9 @@
 #endif
 import Synchronization
 
-/// Unpredictable random words for operation ids (and result blob names): the system's generator, read in
-/// 4 KiB chunks instead of 8 bytes at a time.
+/// Unpredictable random words for operation ids (and result blob names) and the Craft AI surface's generated
+/// signing key: the system's generator, read in 4 KiB chunks instead of 8 bytes at a time. In TriggerModel, the
+/// lowest module both the operation store and the Craft AI surface import.
 ///
 /// Why: on Linux every `SystemRandomNumberGenerator.next()` is a `getrandom(2)` syscall, and an accepted,
 /// run and completed async operation drew ~9 of them (two per id, ids for the operation and its result blobs;

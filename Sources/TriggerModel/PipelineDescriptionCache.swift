@@ -1,0 +1,52 @@
+import Synchronization
+
+/// Pipeline descriptions as runners last gave them, each kept for `ttl`: every surface asks before it acts
+/// (Craft AI's `run_pipeline` reads the pipeline first, Abacus.AI's calls check `pipelineId`, Instill's
+/// `GetNamespacePipeline` shows it), and a burst of calls should cost the runner one `Describe`, not one each.
+///
+/// Only answers are kept: a failure (an unknown pipeline, a runner that is down) is asked again next time, so
+/// a pipeline that appears, or a runner that comes back, is seen at once. One cache per configuration
+/// generation (the `TriggerDispatcher` holds it), so a reload starts empty: a route that now goes to another
+/// pool is never described by the old one.
+///
+/// Time is `now` (monotonic; a test passes a clock it moves). An entry read `ttl` or more after it was stored
+/// is stale and asked for again.
+package final class PipelineDescriptionCache: Sendable {
+    /// The default lifetime of an entry: short enough that a runner's changed description shows within
+    /// seconds, long enough to fold an SDK's burst of calls (each `run_pipeline` asks first) into one.
+    package static let defaultTTL = Duration.seconds(5)
+    /// At most this many pipelines are kept; reaching it empties the cache (an id space a client can grow,
+    /// behind a `*` route, must not grow memory).
+    package static let capacity = 1024
+
+    package let ttl: Duration
+    private let now: @Sendable () -> ContinuousClock.Instant
+    private let entries = Mutex<[PipelineRef: (description: PipelineDescription, storedAt: ContinuousClock.Instant)]>(
+        [:])
+
+    package init(
+        ttl: Duration = PipelineDescriptionCache.defaultTTL,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    ) {
+        self.ttl = ttl
+        self.now = now
+    }
+
+    /// The description of `ref`: the kept one while it is younger than `ttl`, else `describe`'s answer, which
+    /// is kept. Throws what `describe` throws (nothing is kept then).
+    package func description(
+        of ref: PipelineRef,
+        describe: () async throws -> PipelineDescription
+    ) async throws -> PipelineDescription {
+        let asked = now()
+        if let kept = entries.withLock({ $0[ref] }), kept.storedAt.duration(to: asked) < ttl {
+            return kept.description
+        }
+        let description = try await describe()
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll() }
+            entries[ref] = (description, asked)
+        }
+        return description
+    }
+}

@@ -1,0 +1,41 @@
+@testable import GatewayServer
+import Testing
+
+/// The Craft AI surface's routes as parsed from a request path (CLIENTS.md §3 and the reads craft-ai-sdk 0.74.7's
+/// `get_pipeline`, `list_pipelines`, `list_pipeline_executions` and `get_pipeline_execution*` send).
+@Suite("Craft AI routes")
+struct CraftRouteTests {
+    static func route(_ target: String) throws -> CraftRoute? {
+        guard case .craft(let route)? = try RESTPath.parse(target) else { return nil }
+        return route
+    }
+
+    @Test(
+        "each SDK read parses to its route",
+        arguments: [
+            ("/api/v1/pipelines", CraftRoute.pipelines),
+            ("/api/v1/pipelines/p", .pipeline(name: "p")),
+            ("/api/v1/pipelines/p/executions", .pipelineExecutions(name: "p")),
+            ("/api/v1/pipelines/p/executions/latest", .latestPipelineExecution(name: "p")),
+            ("/api/v1/executions/e", .execution(id: "e")),
+            ("/api/v1/executions/e?include_io_values=false", .execution(id: "e")),
+            ("/api/v1/executions/e/inputs/i", .executionInput(id: "e", name: "i")),
+            ("/api/v1/executions/e/outputs/o", .executionOutput(id: "e", name: "o")),
+            ("/api/v1/pipelines/a%20b/executions", .pipelineExecutions(name: "a b")),
+        ])
+    func parses(target: String, expected: CraftRoute) throws {
+        #expect(try Self.route(target) == expected)
+        #expect(expected.allowedMethods == ["GET", "HEAD"])
+        #expect(!expected.readsBody)
+    }
+
+    @Test(
+        "near misses are no Craft route",
+        arguments: [
+            "/api/v1/pipelines/", "/api/v1/pipelines/p/executions/other", "/api/v1/executions",
+            "/api/v1/executions/e/inputs", "/api/v1/executions/e/other/i", "/api/v1/pipelines/p/executions/latest/x",
+        ])
+    func nearMisses(target: String) throws {
+        #expect(try Self.route(target) == nil, "\(target)")
+    }
+}

@@ -1,0 +1,119 @@
+import Backends
+import GatewayConfig
+import Routing
+import Synchronization
+import Testing
+import TriggerDispatch
+import TriggerModel
+
+/// The one description cache every surface reads through (`TriggerDispatcher.pipelineDescription`): its TTL on
+/// a clock the test moves, failures not kept, a new generation (reload) starting empty.
+@Suite("Pipeline description cache")
+struct PipelineDescriptionCacheTests {
+    /// A clock the test moves by hand.
+    final class ManualClock: Sendable {
+        private let base = ContinuousClock.now
+        private let offset = Mutex(Duration.zero)
+        func advance(by amount: Duration) { offset.withLock { $0 += amount } }
+        var now: ContinuousClock.Instant { base.advanced(by: offset.withLock { $0 }) }
+    }
+
+    /// Describes `known` (one input, `prompt`), counting every Describe; anything else is `.notFound`.
+    final class CountingRunner: TriggerRunner, PipelineDescribing {
+        let describes = Atomic<Int>(0)
+        let known: Set<String>
+
+        init(known: Set<String>) { self.known = known }
+
+        func run(_ request: TriggerRequest) async throws -> TriggerResult { TriggerResult(outputs: []) }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish() }
+        }
+
+        func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
+            describes.add(1, ordering: .sequentiallyConsistent)
+            guard known.contains(ref.pipeline) else { throw GatewayError(.notFound, "no \(ref.pipeline)") }
+            return PipelineDescription(inputs: [.init(name: "prompt", dataType: "string")])
+        }
+
+        var count: Int { describes.load(ordering: .sequentiallyConsistent) }
+    }
+
+    static func dispatcher(_ runner: CountingRunner, clock: ManualClock) -> TriggerDispatcher {
+        let pool = BackendPool(
+            configuration: BackendPoolConfiguration(name: "p", transport: .inProcess), transport: runner)
+        return TriggerDispatcher(
+            routes: RouteTable(routes: [RouteConfiguration(namespace: "demo", pool: "p")]),
+            pools: ["p": pool],
+            descriptions: PipelineDescriptionCache(ttl: .seconds(5), now: { clock.now })
+        )
+    }
+
+    @Test("a description is asked once within the TTL: kept at 5 s − 1 ns, asked again at 5 s")
+    func ttlEdge() async throws {
+        let clock = ManualClock()
+        let runner = CountingRunner(known: ["echo"])
+        let dispatcher = Self.dispatcher(runner, clock: clock)
+        let ref = PipelineRef(namespace: "demo", pipeline: "echo")
+        let first = try await dispatcher.pipelineDescription(ref)
+        #expect(first.inputs.map(\.name) == ["prompt"])
+        _ = try await dispatcher.pipelineDescription(ref)
+        #expect(runner.count == 1)
+        clock.advance(by: .seconds(5) - .nanoseconds(1))
+        _ = try await dispatcher.pipelineDescription(ref)
+        #expect(runner.count == 1, "still fresh just inside the TTL")
+        clock.advance(by: .nanoseconds(1))
+        _ = try await dispatcher.pipelineDescription(ref)
+        #expect(runner.count == 2, "stale at the TTL: asked again")
+        _ = try await dispatcher.pipelineDescription(ref)
+        #expect(runner.count == 2, "the new answer is kept from when it was asked")
+        // Another pipeline is its own entry.
+        _ = try await dispatcher.pipelineDescription(PipelineRef(namespace: "demo", pipeline: "echo", release: "v1"))
+        #expect(runner.count == 3)
+    }
+
+    @Test("failures are not kept: an unknown pipeline is asked each time")
+    func failuresNotKept() async throws {
+        let clock = ManualClock()
+        let runner = CountingRunner(known: [])
+        let dispatcher = Self.dispatcher(runner, clock: clock)
+        let ref = PipelineRef(namespace: "demo", pipeline: "nope")
+        for expected in 1...2 {
+            await #expect(throws: GatewayError.self) { try await dispatcher.pipelineDescription(ref) }
+            #expect(runner.count == expected)
+        }
+    }
+
+    @Test("a new generation (a reload builds a new dispatcher) starts empty")
+    func reloadStartsEmpty() async throws {
+        let clock = ManualClock()
+        let runner = CountingRunner(known: ["echo"])
+        let ref = PipelineRef(namespace: "demo", pipeline: "echo")
+        _ = try await Self.dispatcher(runner, clock: clock).pipelineDescription(ref)
+        _ = try await Self.dispatcher(runner, clock: clock).pipelineDescription(ref)
+        #expect(runner.count == 2)
+    }
+
+    @Test("reaching the capacity empties the cache instead of growing")
+    func capacity() async throws {
+        let cache = PipelineDescriptionCache()
+        let asked = Atomic<Int>(0)
+        for i in 0...PipelineDescriptionCache.capacity {
+            _ = try await cache.description(of: PipelineRef(namespace: "n", pipeline: "p\(i)")) {
+                asked.add(1, ordering: .relaxed)
+                return PipelineDescription()
+            }
+        }
+        // p0 was dropped when the 1025th entry came in; p1024 is kept.
+        _ = try await cache.description(of: PipelineRef(namespace: "n", pipeline: "p0")) {
+            asked.add(1, ordering: .relaxed)
+            return PipelineDescription()
+        }
+        _ = try await cache.description(of: PipelineRef(namespace: "n", pipeline: "p1024")) {
+            asked.add(1, ordering: .relaxed)
+            return PipelineDescription()
+        }
+        #expect(asked.load(ordering: .relaxed) == PipelineDescriptionCache.capacity + 2)
+    }
+}
