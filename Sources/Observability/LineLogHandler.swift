@@ -301,29 +301,44 @@ package struct LineWriter {
     /// leaves as they are.
     private mutating func quoted(_ text: UnsafeBufferPointer<UInt8>, escapingOtherControls: Bool) {
         bytes.append(UInt8(ascii: "\""))
-        for byte in text {
+        // The runs between escapes go in whole (one append each, not one per byte).
+        var run = 0
+        for (index, byte) in text.enumerated() {
+            let escape: StaticString
             switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): bytes.append(contentsOf: #"\r"#.utf8)
-            case UInt8(ascii: "\t"): bytes.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20 where escapingOtherControls:
-                bytes.append(contentsOf: #"\u00"#.utf8)
+            case UInt8(ascii: "\""): escape = #"\""#
+            case UInt8(ascii: "\\"): escape = #"\\"#
+            case UInt8(ascii: "\n"): escape = #"\n"#
+            case UInt8(ascii: "\r"): escape = #"\r"#
+            case UInt8(ascii: "\t"): escape = #"\t"#
+            case 0..<0x20 where escapingOtherControls: escape = #"\u00"#
+            default: continue
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[run..<index]))
+            bytes.append(contentsOf: UnsafeBufferPointer(start: escape.utf8Start, count: escape.utf8CodeUnitCount))
+            if escape.utf8CodeUnitCount == 4 {  // `\u00`: the byte's two hex digits follow
                 bytes.append(Self.hex(byte >> 4))
                 bytes.append(Self.hex(byte & 0xF))
-            default: bytes.append(byte)
             }
+            run = index + 1
         }
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[run...]))
         bytes.append(UInt8(ascii: "\""))
     }
 
     /// A logfmt key: characters that would break the pair (space, `=`, `"`, control) become `_`.
     private mutating func logfmtKey(_ key: String) {
-        for byte in key.utf8 {
-            bytes.append(
-                byte <= 0x20 || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\"") || byte == 0x7F
-                    ? UInt8(ascii: "_") : byte)
+        func breaksPair(_ byte: UInt8) -> Bool {
+            byte <= 0x20 || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\"") || byte == 0x7F
+        }
+        var key = key
+        key.withUTF8 { key in
+            // Our keys are plain: in whole, one append.
+            guard key.contains(where: breaksPair) else {
+                bytes.append(contentsOf: key)
+                return
+            }
+            for byte in key { bytes.append(breaksPair(byte) ? UInt8(ascii: "_") : byte) }
         }
     }
 

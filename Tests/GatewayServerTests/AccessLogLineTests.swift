@@ -61,6 +61,31 @@ struct AccessLogLineTests {
         }
     }
 
+    @Test("JSON: the full record's escaped values read back as they were, numbers as numbers")
+    func jsonRoundTrip() throws {
+        let record = Self.full
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(Self.direct(record, .json))) as? [String: Any])
+        #expect(object["path"] as? String == record.path)
+        #expect(object["principal"] as? String == record.principal)
+        #expect(object["request_id"] as? String == record.requestID)
+        #expect(object["operation"] as? String == "")
+        #expect(object["grpc_status"] as? Int == -3)
+        #expect(object["bytes_in"] as? Int == Int.max)
+        #expect(object["duration_us"] as? Int == -2)
+        #expect(object["response_flags"] as? String == "DC")
+    }
+
+    @Test("logfmt: values with a space, quote, backslash, `=` or control are quoted and escaped; others bare")
+    func logfmtQuoting() {
+        let line = String(decoding: Self.direct(Self.full, .logfmt), as: UTF8.self)
+        #expect(line.contains(#" path="/a\"b\\c=d\te" "#), "\(line)")
+        #expect(line.contains(" principal=\"user\u{1}\u{7F}é\" "), "\(line)")
+        #expect(line.contains(#" request_id="id with space" "#), "\(line)")
+        #expect(line.contains(#" operation="" "#), "\(line)")
+        #expect(line.contains(" pool=bench "), "\(line)")
+    }
+
     @Test("the bare record's logfmt line, byte for byte")
     func pinned() {
         #expect(
