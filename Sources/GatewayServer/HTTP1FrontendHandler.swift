@@ -221,15 +221,18 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         keepAlive: Bool, context: ChannelHandlerContext
     ) {
         state = .calling(cancellation)
+        // Only the id is captured: the whole request in the callback's context would be copied (its strings
+        // retained, its inputs kept alive) until the answer.
+        let requestID = request.requestID
         call.assumeIsolated()
             .whenComplete { result in
                 // The connection closed meanwhile (or the grace ran out): nothing to answer.
                 guard case .calling(let current) = self.state, current === cancellation else { return }
                 self.open?.record.endpoint = cancellation.endpoint
-                let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
                 if case .failure(let error) = outcome { self.services.logFailure(error, of: self.open?.record) }
                 self.finished(
-                    RESTOperations.response(to: outcome, requestID: request.requestID),
+                    RESTOperations.response(to: outcome, requestID: requestID),
                     keepAlive: keepAlive,
                     context: context
                 )
