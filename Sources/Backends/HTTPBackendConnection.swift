@@ -181,9 +181,9 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
             }
             if body.isFinished {
                 outbound = nil
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenFailure { error in
-                    self.fail(error)
-                }
+                // No promise (a future and a callback per call): a write that fails closes the channel, and its
+                // `channelInactive` fails the call.
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                 return
             }
             outbound = body

@@ -18,8 +18,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     private enum State {
         case idle
-        /// Reading the body of a trigger.
-        case collecting(RESTBodyCollector, RESTBodyUse, keepAlive: Bool)
+        /// Reading a request body (into `collector`, for `bodyUse`).
+        case collecting(keepAlive: Bool)
         /// An answer was (or is being) sent early; the rest of this request's body is ignored.
         case discarding(keepAlive: Bool)
         /// The answer is computed in a task (async mode, operation reads).
@@ -43,6 +43,11 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private var open: OpenRequest?
     /// The runner request started while a large JSON body arrives (issue 12), from the head to the body's end.
     private var relay: HTTP1BodyRelay?
+    /// While `collecting`: the body so far, and what it is for. Kept out of `State` so that each chunk grows
+    /// the collector in place: a state payload is copied out and back (the plan's references retained and
+    /// released, ~5 000 instructions a request, issue 11).
+    private var collector: RESTBodyCollector?
+    private var bodyUse: RESTBodyUse?
 
     /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
     private let secure: Bool
@@ -102,10 +107,18 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case .run(let work):
             startWork(work.run, keepAlive: head.isKeepAlive, context: context)
         case .readBody(let collector, let use):
-            state = .collecting(collector, use, keepAlive: head.isKeepAlive)
-            relay = HTTP1BodyRelay(
-                use: use, collector: collector, headers: head.headers,
-                services: services, eventLoop: context.eventLoop)
+            state = .collecting(keepAlive: head.isKeepAlive)
+            // The relay's own first test, made here so that a small body's request does not copy the services
+            // and the plan into a relay that declines at once.
+            if let length = head.headers.first(name: "content-length").flatMap({ Int($0) }),
+                length >= HTTP1BodyRelay.minimumBytes
+            {
+                relay = HTTP1BodyRelay(
+                    use: use, collector: collector, headers: head.headers,
+                    services: services, eventLoop: context.eventLoop)
+            }
+            self.collector = collector
+            self.bodyUse = use
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
                 // curl asks before sending bodies over 1 MiB and otherwise waits a full second.
                 let interim = HTTPResponseHead(version: head.version, status: .continue)
@@ -115,28 +128,37 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     }
 
     private func receivedBody(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
-        guard case .collecting(var collector, let use, let keepAlive) = state else { return }
-        state = .idle  // leave the collector uniquely referenced while it grows
+        guard case .collecting = state, collector != nil else { return }
         open?.record.bytesIn += chunk.readableBytes
         do {
-            try collector.append(chunk)
-            state = .collecting(collector, use, keepAlive: keepAlive)
+            try collector!.append(chunk)
             relay?.received(chunk)
         } catch {
             relay?.abort()
             relay = nil
+            let use = takeBody().use
             // The rest of the body would still be on its way; closing is the only way not to read it.
             state = .discarding(keepAlive: false)
             write(use.errorResponse(gatewayError(from: error)), keepAlive: false, context: context)
         }
     }
 
+    /// The collector and the body's use, moved out of the handler (no copy): the body ended or failed.
+    private func takeBody() -> (collector: RESTBodyCollector, use: RESTBodyUse) {
+        var collector: RESTBodyCollector? = nil
+        var use: RESTBodyUse? = nil
+        swap(&collector, &self.collector)
+        swap(&use, &bodyUse)
+        return (collector!, use!)
+    }
+
     private func receivedEnd(context: ChannelHandlerContext) {
         switch state {
         case .discarding(let keepAlive):
             state = keepAlive ? .idle : .closed
-        case .collecting(var collector, let use, let keepAlive):
+        case .collecting(let keepAlive):
             state = .idle
+            var (collector, use) = takeBody()
             let relay = self.relay
             self.relay = nil
             // Where the body was gathered: the relayed blob must be a slice of it (see `HTTP1BodyRelay.finish`).
@@ -182,13 +204,13 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private func startSync(
         _ request: TriggerRequest, target: TriggerDispatcher.Target?, keepAlive: Bool, context: ChannelHandlerContext
     ) {
-        let services = self.services
         guard request.mode == .sync else {
+            let services = self.services
             startWork({ await RESTOperations.run(request, services: services) }, keepAlive: keepAlive, context: context)
             return
         }
         let cancellation = TriggerCancellation()
-        let call = services.dispatcher.runSync(
+        let call = self.services.dispatcher.runSync(
             request, target: target, on: context.eventLoop, cancellation: cancellation)
         awaitSync(call, cancellation: cancellation, request: request, keepAlive: keepAlive, context: context)
     }
@@ -199,15 +221,18 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         keepAlive: Bool, context: ChannelHandlerContext
     ) {
         state = .calling(cancellation)
+        // Only the id is captured: the whole request in the callback's context would be copied (its strings
+        // retained, its inputs kept alive) until the answer.
+        let requestID = request.requestID
         call.assumeIsolated()
             .whenComplete { result in
                 // The connection closed meanwhile (or the grace ran out): nothing to answer.
                 guard case .calling(let current) = self.state, current === cancellation else { return }
                 self.open?.record.endpoint = cancellation.endpoint
-                let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
                 if case .failure(let error) = outcome { self.services.logFailure(error, of: self.open?.record) }
                 self.finished(
-                    RESTOperations.response(to: outcome, requestID: request.requestID),
+                    RESTOperations.response(to: outcome, requestID: requestID),
                     keepAlive: keepAlive,
                     context: context
                 )
@@ -344,8 +369,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
             open!.sentHead = true
         }
-        let answered = open
-        open = nil
+        var answered: OpenRequest? = nil
+        swap(&answered, &open)  // moved out, not copied: the record holds a dozen strings
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if response.body.readableBytes > 0 && !response.omitsBody {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
@@ -365,8 +390,9 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     /// The request's exchange is over (its last byte queued, or the client gone): its record goes to the
     /// observers, once.
     private func finishRequest() {
-        guard let request = open else { return }
-        open = nil
+        var request: OpenRequest? = nil
+        swap(&request, &open)
+        guard let request else { return }
         FrontendServices.finish(request, observers: services.requestObservers, clock: services.clock)
     }
 
@@ -382,7 +408,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     /// A request target's path: the target itself (no copy) unless it has a query.
     static func pathOnly(_ target: String) -> String {
-        guard let query = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target }
+        guard let query = RESTPath.queryStart(of: target) else { return target }
         return String(target[..<query])
     }
 
@@ -398,6 +424,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         defer { abandonRequest() }
         relay?.abort()
         relay = nil
+        collector = nil
+        bodyUse = nil
         switch state {
         case .running(let task):
             task.cancel()  // the client is gone: stop the backend call
@@ -429,6 +457,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             state = .closed
             relay?.abort()
             relay = nil
+            collector = nil
+            bodyUse = nil
             if open == nil {
                 open = services.openRequest(
                     requestID: timedOut.requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "")
@@ -477,10 +507,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             state = .closed
             call.cancel()
             requestID = currentRequestID
-        case .collecting(_, let use, _):
+        case .collecting:
             relay?.abort()
             relay = nil
-            requestID = use.requestID
+            requestID = bodyUse?.requestID ?? currentRequestID
+            collector = nil
+            bodyUse = nil
         case .idle, .discarding, .closed:
             context.close(promise: nil)
             return

@@ -152,8 +152,16 @@ enum RESTPath: Equatable {
         guard isASCII(target) else {
             return target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         }
-        guard let query = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target[...] }
+        guard let query = queryStart(of: target) else { return target[...] }
         return target[..<query]
+    }
+
+    /// The index of `target`'s first `?` (where its query begins), found by a plain loop over its contiguous
+    /// UTF-8: the generic `utf8.firstIndex(of:)` cost ~1 400 instructions on a 50-byte target (issue 11).
+    static func queryStart(of target: String) -> String.Index? {
+        var target = target
+        guard let offset = target.withUTF8({ $0.firstIndex(of: UInt8(ascii: "?")) }) else { return nil }
+        return target.utf8.index(target.utf8.startIndex, offsetBy: offset)
     }
 
     /// `path.split(separator: "/", omittingEmptySubsequences: false)`, on bytes when `path` is all ASCII (where

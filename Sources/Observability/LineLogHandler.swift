@@ -67,16 +67,35 @@ package struct LineLogHandler: LogHandler {
     ) -> [UInt8] {
         var out = LineWriter(format: format)
         out.bytes.reserveCapacity(256)
-        out.begin()
-        out.field("ts", .string(rfc3339(timestamp)))
-        out.field("level", .string(level.rawValue))
-        out.field("logger", .string(label))
-        out.field("msg", .string(message))
+        out.begin(timestamp: timestamp, level: level, label: label, message: message)
         for key in metadata.keys.sorted() {
             out.field(key, metadata[key]!)
         }
         out.end()
         return out.bytes
+    }
+
+    /// Whether ``writeLine(level:message:into:fields:)`` writes what ``log(event:)`` would: this handler adds no
+    /// metadata of its own (none set, no provider), so a line's fields are exactly the caller's.
+    package var addsNoMetadata: Bool { metadata.isEmpty && metadataProvider == nil }
+
+    /// Writes one line whose metadata `fields` appends itself, in key order, with the writer's typed fields
+    /// (``LineWriter/field(_:string:)``, ``LineWriter/field(_:integer:)``): the same bytes as ``log(event:)``
+    /// given that metadata when ``addsNoMetadata``, without building a `Logger.Metadata` dictionary, boxing
+    /// numbers or making a `String` per value. `buffer` is reused: emptied, filled, written, kept for the next
+    /// line (its capacity stays).
+    package func writeLine(
+        level: Logger.Level, message: String, into buffer: inout [UInt8], fields: (inout LineWriter) -> Void
+    ) {
+        guard level >= logLevel else { return }
+        buffer.removeAll(keepingCapacity: true)
+        var out = LineWriter(format: format, bytes: buffer)
+        buffer = []  // `out` holds the only reference: appends grow it in place
+        out.begin(timestamp: Self.now(), level: level, label: label, message: message)
+        fields(&out)
+        out.end()
+        out.bytes.withUnsafeMutableBytes { Self.writeAll($0, to: fileDescriptor) }
+        buffer = out.bytes
     }
 
     /// Wall-clock time now, for the line's `ts`: `clock_gettime`, no Foundation.
@@ -88,33 +107,38 @@ package struct LineLogHandler: LogHandler {
 
     /// `2026-11-29T14:39:29.123Z` (RFC 3339 §5.6), by `gmtime_r`.
     package static func rfc3339(_ time: (seconds: Int, milliseconds: Int)) -> String {
+        String(unsafeUninitializedCapacity: 24) { buffer in
+            rfc3339(time, into: buffer)
+            return 24
+        }
+    }
+
+    /// ``rfc3339(_:)`` into the first 24 bytes of `buffer`.
+    static func rfc3339(_ time: (seconds: Int, milliseconds: Int), into buffer: UnsafeMutableBufferPointer<UInt8>) {
         var seconds = time_t(time.seconds)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func digits(_ value: Int32, _ count: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) {
+        func digits(_ value: Int32, _ count: Int, at index: Int) {
             var value = value
             for i in stride(from: count - 1, through: 0, by: -1) {
                 buffer[index + i] = UInt8(ascii: "0") + UInt8(value % 10)
                 value /= 10
             }
         }
-        return String(unsafeUninitializedCapacity: 24) { buffer in
-            digits(parts.tm_year + 1900, 4, into: buffer, at: 0)
-            buffer[4] = UInt8(ascii: "-")
-            digits(parts.tm_mon + 1, 2, into: buffer, at: 5)
-            buffer[7] = UInt8(ascii: "-")
-            digits(parts.tm_mday, 2, into: buffer, at: 8)
-            buffer[10] = UInt8(ascii: "T")
-            digits(parts.tm_hour, 2, into: buffer, at: 11)
-            buffer[13] = UInt8(ascii: ":")
-            digits(parts.tm_min, 2, into: buffer, at: 14)
-            buffer[16] = UInt8(ascii: ":")
-            digits(parts.tm_sec, 2, into: buffer, at: 17)
-            buffer[19] = UInt8(ascii: ".")
-            digits(Int32(time.milliseconds), 3, into: buffer, at: 20)
-            buffer[23] = UInt8(ascii: "Z")
-            return 24
-        }
+        digits(parts.tm_year + 1900, 4, at: 0)
+        buffer[4] = UInt8(ascii: "-")
+        digits(parts.tm_mon + 1, 2, at: 5)
+        buffer[7] = UInt8(ascii: "-")
+        digits(parts.tm_mday, 2, at: 8)
+        buffer[10] = UInt8(ascii: "T")
+        digits(parts.tm_hour, 2, at: 11)
+        buffer[13] = UInt8(ascii: ":")
+        digits(parts.tm_min, 2, at: 14)
+        buffer[16] = UInt8(ascii: ":")
+        digits(parts.tm_sec, 2, at: 17)
+        buffer[19] = UInt8(ascii: ".")
+        digits(Int32(time.milliseconds), 3, at: 20)
+        buffer[23] = UInt8(ascii: "Z")
     }
 
     /// Writes every byte, retrying short writes and EINTR; a failing descriptor drops the line (logging must
@@ -140,16 +164,30 @@ package enum LineFormat: String, Sendable, CaseIterable {
     case json
 }
 
-/// Appends one line's fields in its format.
-private struct LineWriter {
+/// Appends one line's fields in its format, into one byte array (no `String` per value).
+package struct LineWriter {
     let format: LineFormat
-    var bytes: [UInt8] = []
+    var bytes: [UInt8]
     private var first = true
 
-    init(format: LineFormat) { self.format = format }
+    init(format: LineFormat, bytes: [UInt8] = []) {
+        self.format = format
+        self.bytes = bytes
+    }
 
-    mutating func begin() {
+    /// Opens the line and writes the fields every line has: `ts`, `level`, `logger`, `msg`.
+    mutating func begin(
+        timestamp: (seconds: Int, milliseconds: Int), level: Logger.Level, label: String, message: String
+    ) {
         if format == .json { bytes.append(UInt8(ascii: "{")) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { time in
+            LineLogHandler.rfc3339(timestamp, into: time)
+            key("ts")
+            stringValue(UnsafeBufferPointer(rebasing: time[0..<24]))
+        }
+        field("level", string: level.rawValue)
+        field("logger", string: label)
+        field("msg", string: message)
     }
 
     mutating func end() {
@@ -157,18 +195,60 @@ private struct LineWriter {
         bytes.append(UInt8(ascii: "\n"))
     }
 
+    /// A field as `Logger.Metadata.Value.string(value)` writes it.
+    package mutating func field(_ key: String, string value: String) {
+        self.key(key)
+        var value = value
+        value.withUTF8 { stringValue($0) }
+    }
+
+    /// A field as `Logger.Metadata.Value.stringConvertible(value)` writes an integer: a JSON number, bare in
+    /// logfmt.
+    package mutating func field(_ key: String, integer value: Int) {
+        self.key(key)
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { room in  // UInt64.max has 20 digits
+            var start = room.count
+            repeat {
+                start -= 1
+                room[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: room[start...]))
+        }
+    }
+
     mutating func field(_ key: String, _ value: Logger.Metadata.Value) {
+        self.key(key)
+        switch format {
+        case .json:
+            json(value)
+        case .logfmt:
+            var text = text(value)
+            text.withUTF8 { logfmtValue($0) }
+        }
+    }
+
+    /// The separator before a field, its key, and the separator after it.
+    private mutating func key(_ key: String) {
         if !first { bytes.append(format == .json ? UInt8(ascii: ",") : UInt8(ascii: " ")) }
         first = false
         switch format {
         case .json:
             jsonString(key)
             bytes.append(UInt8(ascii: ":"))
-            json(value)
         case .logfmt:
             logfmtKey(key)
             bytes.append(UInt8(ascii: "="))
-            logfmtValue(text(value))
+        }
+    }
+
+    /// A string value in the line's format.
+    private mutating func stringValue(_ value: UnsafeBufferPointer<UInt8>) {
+        switch format {
+        case .json: quoted(value, escapingOtherControls: true)
+        case .logfmt: logfmtValue(value)
         }
     }
 
@@ -212,49 +292,67 @@ private struct LineWriter {
 
     /// A JSON string (RFC 8259 §7): quote, backslash and control characters escaped.
     private mutating func jsonString(_ text: String) {
-        quoted(text, escapingOtherControls: true)
+        var text = text
+        text.withUTF8 { quoted($0, escapingOtherControls: true) }
     }
 
     /// `text` in double quotes with `"`, `\\`, newline, return and tab backslash-escaped, as both formats
     /// write them; `escapingOtherControls` (JSON) writes the other control bytes as `\u00XX`, which logfmt
     /// leaves as they are.
-    private mutating func quoted(_ text: String, escapingOtherControls: Bool) {
+    private mutating func quoted(_ text: UnsafeBufferPointer<UInt8>, escapingOtherControls: Bool) {
         bytes.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
+        // The runs between escapes go in whole (one append each, not one per byte).
+        var run = 0
+        for (index, byte) in text.enumerated() {
+            let escape: StaticString
             switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): bytes.append(contentsOf: #"\r"#.utf8)
-            case UInt8(ascii: "\t"): bytes.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20 where escapingOtherControls:
-                bytes.append(contentsOf: #"\u00"#.utf8)
+            case UInt8(ascii: "\""): escape = #"\""#
+            case UInt8(ascii: "\\"): escape = #"\\"#
+            case UInt8(ascii: "\n"): escape = #"\n"#
+            case UInt8(ascii: "\r"): escape = #"\r"#
+            case UInt8(ascii: "\t"): escape = #"\t"#
+            case 0..<0x20 where escapingOtherControls: escape = #"\u00"#
+            default: continue
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[run..<index]))
+            bytes.append(contentsOf: UnsafeBufferPointer(start: escape.utf8Start, count: escape.utf8CodeUnitCount))
+            if escape.utf8CodeUnitCount == 4 {  // `\u00`: the byte's two hex digits follow
                 bytes.append(Self.hex(byte >> 4))
                 bytes.append(Self.hex(byte & 0xF))
-            default: bytes.append(byte)
             }
+            run = index + 1
         }
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[run...]))
         bytes.append(UInt8(ascii: "\""))
     }
 
     /// A logfmt key: characters that would break the pair (space, `=`, `"`, control) become `_`.
     private mutating func logfmtKey(_ key: String) {
-        for byte in key.utf8 {
-            bytes.append(
-                byte <= 0x20 || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\"") || byte == 0x7F
-                    ? UInt8(ascii: "_") : byte)
+        func breaksPair(_ byte: UInt8) -> Bool {
+            byte <= 0x20 || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\"") || byte == 0x7F
+        }
+        var key = key
+        key.withUTF8 { key in
+            // Our keys are plain: in whole, one append.
+            guard key.contains(where: breaksPair) else {
+                bytes.append(contentsOf: key)
+                return
+            }
+            for byte in key { bytes.append(breaksPair(byte) ? UInt8(ascii: "_") : byte) }
         }
     }
 
-    private mutating func logfmtValue(_ text: String) {
-        let needsQuotes =
-            text.isEmpty
-            || text.utf8.contains {
-                $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "\"")
-                    || $0 == UInt8(ascii: "\\")
-            }
+    private mutating func logfmtValue(_ text: UnsafeBufferPointer<UInt8>) {
+        var needsQuotes = text.isEmpty
+        for byte in text
+        where byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\"")
+            || byte == UInt8(ascii: "\\")
+        {
+            needsQuotes = true
+            break
+        }
         guard needsQuotes else {
-            bytes.append(contentsOf: text.utf8)
+            bytes.append(contentsOf: text)
             return
         }
         quoted(text, escapingOtherControls: false)

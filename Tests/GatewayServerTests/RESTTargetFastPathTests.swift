@@ -21,6 +21,19 @@ struct RESTTargetFastPathTests {
         #expect(HTTP1RequestRules.originForm(target) == expected)
     }
 
+    @Test(
+        "the query's start found by the byte loop is the general search's, and the path before it the same",
+        arguments: [
+            "/v1beta/namespaces/demo/pipelines/echo/trigger", "/v1beta/operations?x=1&y=?", "?", "", "/a",
+            "/é/ü?q=ç", "/" + String(repeating: "long-segment/", count: 20) + "?tail", "/no-query-but-ü",
+        ])
+    func queryStart(target: String) {
+        #expect(RESTPath.queryStart(of: target) == target.utf8.firstIndex(of: UInt8(ascii: "?")))
+        let general = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        #expect(RESTPath.pathPart(of: target) == general)
+        #expect(HTTP1FrontendHandler.pathOnly(target) == String(general))
+    }
+
     @Test("a path with escapes routes as the same path written plainly")
     func escapedAndPlain() throws {
         let plain = try RESTPath.parse("/v1beta/namespaces/demo/pipelines/echo/trigger")

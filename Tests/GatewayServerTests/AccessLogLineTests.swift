@@ -1,0 +1,138 @@
+import Foundation
+import Logging
+import Observability
+import Testing
+
+/// The access log's direct line (``AccessLog/fields(of:into:)``, no metadata dictionary) against the general
+/// path (its metadata through `LineLogHandler.line`): the same bytes for the same records, in both formats.
+@Suite("Access log: the direct line equals the metadata line")
+struct AccessLogLineTests {
+    static let timestamp = (seconds: 1_796_006_369, milliseconds: 7)
+
+    /// A record with only the fields every request has.
+    static var bare: RequestRecord {
+        RequestRecord(
+            requestID: "r-1", frontend: .rest, httpVersion: "HTTP/1.1", method: "POST",
+            path: "/v1beta/namespaces/demo/pipelines/echo/trigger", operation: "triggerPipeline", status: 200,
+            durationNanoseconds: 1_234_567)
+    }
+
+    /// Every optional field set, values that need quoting and escaping, negative and large numbers.
+    static var full: RequestRecord {
+        var record = bare
+        record.frontend = .grpc
+        record.httpVersion = "HTTP/2"
+        record.requestID = "id with space"
+        record.path = "/a\"b\\c=d\te"
+        record.operation = ""
+        record.route = "demo/*"
+        record.principal = "user\u{1}\u{7F}é"
+        record.namespace = "demo"
+        record.pipeline = "echo"
+        record.pool = "bench"
+        record.endpoint = "127.0.0.1:8080"
+        record.mode = "sync"
+        record.status = 499
+        record.grpcStatus = -3
+        record.downstreamDisconnected = true
+        record.bytesIn = Int.max
+        record.bytesOut = 0
+        record.durationNanoseconds = -2_000
+        record.traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+        return record
+    }
+
+    static func general(_ record: RequestRecord, _ format: LineFormat) -> [UInt8] {
+        LineLogHandler.line(
+            format: format, timestamp: timestamp, level: .info, label: "trigger-gateway", message: "request",
+            metadata: AccessLog.metadata(of: record))
+    }
+
+    static func direct(_ record: RequestRecord, _ format: LineFormat) -> [UInt8] {
+        AccessLog.line(of: record, format: format, label: "trigger-gateway", timestamp: timestamp)
+    }
+
+    @Test("same bytes, logfmt and JSON, bare and full records", arguments: [LineFormat.logfmt, .json])
+    func sameBytes(format: LineFormat) {
+        for record in [Self.bare, Self.full] {
+            let general = String(decoding: Self.general(record, format), as: UTF8.self)
+            let direct = String(decoding: Self.direct(record, format), as: UTF8.self)
+            #expect(direct == general)
+        }
+    }
+
+    @Test("JSON: the full record's escaped values read back as they were, numbers as numbers")
+    func jsonRoundTrip() throws {
+        let record = Self.full
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(Self.direct(record, .json))) as? [String: Any])
+        #expect(object["path"] as? String == record.path)
+        #expect(object["principal"] as? String == record.principal)
+        #expect(object["request_id"] as? String == record.requestID)
+        #expect(object["operation"] as? String == "")
+        #expect(object["grpc_status"] as? Int == -3)
+        #expect(object["bytes_in"] as? Int == Int.max)
+        #expect(object["duration_us"] as? Int == -2)
+        #expect(object["response_flags"] as? String == "DC")
+    }
+
+    @Test("logfmt: values with a space, quote, backslash, `=` or control are quoted and escaped; others bare")
+    func logfmtQuoting() {
+        let line = String(decoding: Self.direct(Self.full, .logfmt), as: UTF8.self)
+        #expect(line.contains(#" path="/a\"b\\c=d\te" "#), "\(line)")
+        #expect(line.contains(" principal=\"user\u{1}\u{7F}é\" "), "\(line)")
+        #expect(line.contains(#" request_id="id with space" "#), "\(line)")
+        #expect(line.contains(#" operation="" "#), "\(line)")
+        #expect(line.contains(" pool=bench "), "\(line)")
+    }
+
+    @Test("the bare record's logfmt line, byte for byte")
+    func pinned() {
+        #expect(
+            String(decoding: Self.direct(Self.bare, .logfmt), as: UTF8.self)
+                == "ts=2026-11-30T02:39:29.007Z level=info logger=trigger-gateway msg=request bytes_in=0 bytes_out=0 "
+                + "duration_us=1234 frontend=rest method=POST operation=triggerPipeline "
+                + "path=/v1beta/namespaces/demo/pipelines/echo/trigger protocol=HTTP/1.1 request_id=r-1 status=200\n")
+    }
+
+    /// Through the gateway's handler on a pipe: the direct path (the handler adds no metadata), line after line
+    /// in the reused buffer, a long line after a short one and a short one after it; and the metadata path for
+    /// a handler with metadata of its own, which the line must carry too.
+    @Test("the observer writes each record as one line, through the direct path and the metadata path")
+    func writes() throws {
+        let pipe = Pipe()
+        let handler = LineLogHandler(
+            label: "t", format: .logfmt, level: .info, fileDescriptor: pipe.fileHandleForWriting.fileDescriptor)
+        let direct = AccessLog(logger: Logger(label: "t") { _ in handler })
+        var long = Self.bare
+        long.path = "/" + String(repeating: "x", count: 3000)
+        direct.requestFinished(Self.bare)
+        direct.requestFinished(long)
+        direct.requestFinished(Self.full)
+        var tagged = Logger(label: "t") { _ in handler }
+        tagged[metadataKey: "instance"] = "a"
+        AccessLog(logger: tagged).requestFinished(Self.bare)
+        var quiet = Logger(label: "t") { _ in handler }
+        quiet.logLevel = .warning
+        AccessLog(logger: quiet).requestFinished(Self.bare)
+        try pipe.fileHandleForWriting.close()
+        let lines = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n", omittingEmptySubsequences: false).map { $0.drop { $0 != "l" } }
+        // Without `ts` (the wall clock's): from `level=` on.
+        func expected(_ record: RequestRecord, _ extra: Logger.Metadata = [:]) -> Substring {
+            var metadata = AccessLog.metadata(of: record)
+            metadata.merge(extra) { _, new in new }
+            let line = LineLogHandler.line(
+                format: .logfmt, timestamp: Self.timestamp, level: .info, label: "t", message: "request",
+                metadata: metadata)
+            return String(decoding: line.dropLast(), as: UTF8.self).drop { $0 != "l" }
+        }
+        #expect(lines.count == 5, "\(lines)")  // four lines and the empty rest after the last newline
+        guard lines.count == 5 else { return }
+        #expect(lines[0] == expected(Self.bare))
+        #expect(lines[1] == expected(long))
+        #expect(lines[2] == expected(Self.full))
+        #expect(lines[3] == expected(Self.bare, ["instance": "a"]))
+        #expect(lines[4] == "")
+    }
+}
