@@ -42,7 +42,7 @@ struct PostgresAsyncClaimTests {
         }
     }
 
-    @Test("a claim lost in a server crash fences the run it started: its owner's writes answer false, it is claimed again")
+    @Test("a claim lost in a server crash fences the run it started: its owner's writes fail, it is claimed again")
     func lostClaimIsAnExpiredLease() async throws {
         try await StoreHarness.with(.postgres) { harness, store in
             let postgres = try #require(store as? PostgresOperationStore)
