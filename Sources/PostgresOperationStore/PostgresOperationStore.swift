@@ -3,6 +3,7 @@ package import Logging
 import NIOCore
 package import OperationStore
 import PostgresNIO
+import Synchronization
 package import TriggerModel
 
 /// The shared operation store: several gateway instances use one PostgreSQL database; any of them answers
@@ -21,9 +22,17 @@ package final class PostgresOperationStore: OperationStore {
     static let schemaVersion = 1
 
     let client: PostgresClient
-    /// Group commit of enqueues (see `EnqueueBatcher`): the holder of `enqueueGate` commits the batch.
-    private let batcher = EnqueueBatcher()
-    private let enqueueGate = SerialGate()
+    /// Group commit of enqueues (see `EnqueueBatcher`), in `enqueueLaneCount` lanes taken in turn: the holder of a
+    /// lane's gate commits the lane's batch. One lane kept one batch in flight, so an accept waited for the batch
+    /// ahead of it (its statement, WAL flush and confirmation, ~10 ms under load) and then for its own, while the
+    /// disk was idle between them. With several lanes, batches on separate connections overlap, and PostgreSQL
+    /// flushes the WAL of commits that wait together once (bench/README.md, branch pgstore).
+    private let enqueueLanes = (0..<PostgresOperationStore.enqueueLaneCount).map { _ in
+        EnqueueLane(batcher: EnqueueBatcher(), gate: SerialGate())
+    }
+    private let nextEnqueueLane = Atomic<Int>(0)
+    /// Enqueue batches in flight at most: each holds one pool connection while it commits.
+    static let enqueueLaneCount = 3
     /// Group commit of completions (see `CompletionBatcher`), with a gate of its own: a completion batch and an
     /// enqueue batch are separate transactions on separate connections and need not wait for each other
     /// (PostgreSQL flushes the WAL of concurrent commits together). One gate and one transaction for both,
@@ -31,7 +40,7 @@ package final class PostgresOperationStore: OperationStore {
     private let completions = CompletionBatcher()
     private let completionGate = SerialGate()
     /// Transactions `enqueue` has run: fewer than the enqueues when commits were shared (for tests).
-    package var enqueueTransactionCount: Int { batcher.transactions }
+    package var enqueueTransactionCount: Int { enqueueLanes.reduce(0) { $0 + $1.batcher.transactions } }
     /// Transactions `complete` has run: fewer than the completions when commits were shared (for tests).
     package var completionTransactionCount: Int { completions.transactions }
     private let runTask: Task<Void, Never>
@@ -100,9 +109,10 @@ package final class PostgresOperationStore: OperationStore {
         _ request: TriggerRequest,
         idempotencyKey: String?
     ) async throws -> (operation: Operation, created: Bool) {
-        let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
+        let lane = enqueueLanes[nextEnqueueLane.add(1, ordering: .relaxed).oldValue % enqueueLanes.count]
+        let ticket = lane.batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
         return try await bounded("enqueue") { [self] in
-            try await enqueueGate.holding { try await batcher.drain(until: ticket) { await commitEnqueues($0) } }
+            try await lane.gate.holding { try await lane.batcher.drain(until: ticket) { await commitEnqueues($0) } }
         }
     }
 
@@ -276,6 +286,14 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    /// The `OperationStore` claim, committed asynchronously (`synchronous_commit = off`): the answer does not wait
+    /// for the claim's WAL flush, which took one flush per claim round and made concurrent accepts wait behind it
+    /// (bench/README.md, branch pgstore). A claim lost in a server crash leaves its rows as they were before it:
+    /// queued, or running under an expired lease. That is the state an expired lease of this claim would reach:
+    /// the rows are claimed again, and this owner's `complete`, `fail`, `renewLease` and `release` answer false
+    /// (they are fenced by state and lease owner), so the run is repeated, never finished twice. A claim is never
+    /// lost once anything durable follows it: every synchronous commit (an accept, a completion) flushes the WAL
+    /// written before it, the claim's included, so a stored result never refers to a lost claim.
     package func claim(
         owner: String,
         leaseDuration: Duration,
@@ -317,9 +335,16 @@ package final class PostgresOperationStore: OperationStore {
         // those of a smaller table (until autovacuum's next ANALYZE) it may still read the queued rows through a
         // bitmap scan, fewer than before. `enable_bitmapscan = off` for the store's sessions would rule that out,
         // but only as a start-up parameter, which connection poolers such as PgBouncer refuse by default.
+        //
+        // Committed without waiting for its WAL flush (`synchronous_commit = off` for this statement's own
+        // transaction, set by the `async_commit` CTE, which the one-time filter runs before any row is read):
+        // see `claim`'s doc comment for why a claim lost in a server crash is harmless. `set_config(…, true)` is
+        // `SET LOCAL`: it ends with the statement's implicit transaction, so the connection's later statements
+        // (enqueues and completions share the pool) commit synchronously as before.
         let query = PostgresQuery(
             unsafeSQL: """
-                WITH due AS (SELECT seq FROM \(operations) \
+                WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting), \
+                due AS (SELECT seq FROM \(operations) \
                 WHERE state = 'queued' AND not_before <= $3\(keyClause) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
                 expired AS (SELECT seq FROM \(operations) \
                 WHERE state = 'running' AND lease_expires_at <= $3\(keyClause) ORDER BY seq LIMIT $4 \
@@ -327,7 +352,7 @@ package final class PostgresOperationStore: OperationStore {
                 picked AS (SELECT seq FROM due UNION ALL SELECT seq FROM expired ORDER BY seq LIMIT $4) \
                 UPDATE \(operations) SET state = 'running', lease_owner = $1, \
                 lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-                WHERE seq IN (SELECT seq FROM picked) \
+                WHERE (SELECT setting FROM async_commit) IS NOT NULL AND seq IN (SELECT seq FROM picked) \
                 RETURNING \(Self.selectColumns)
                 """,
             binds: binds
@@ -532,6 +557,12 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     // MARK: Internals
+
+    /// One lane of enqueue group commits (see `enqueueLanes`).
+    private struct EnqueueLane: Sendable {
+        let batcher: EnqueueBatcher
+        let gate: SerialGate
+    }
 
     static let selectColumns = "\(OperationRow.columns), has_blobs"
 
