@@ -37,8 +37,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         enum Phase {
             /// REST: reading the body.
             case restCollecting(RESTBodyCollector, RESTBodyUse)
-            /// gRPC: reading the request message (the one message of a unary call, once complete).
-            case grpcCollecting(GRPCMessageDeframer, GRPCCall, ByteBuffer?)
+            /// gRPC: reading the request message (the one message of a unary call, once complete); the call
+            /// itself waits in ``StreamState/grpcCall``.
+            case grpcCollecting(GRPCMessageDeframer, ByteBuffer?)
             /// gRPC server reflection: a bidirectional call, each request answered as it arrives
             /// (HTTP2FrontendConnection+Reflection.swift).
             case grpcReflection(GRPCReflectionCall)
@@ -60,6 +61,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var phase: Phase
         var wire = Wire.rest
         var requestID = ""
+        /// gRPC: the call decided from the headers, until its request message is complete. Kept here, not in
+        /// ``phase``: every match of the phase copied the payload, and the call's context holds a dozen strings
+        /// (issue 11: 24 retains and releases per call).
+        var grpcCall: GRPCCall?
         var task: Task<Void, Never>?
         /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:target:stream:deliver:)``).
         var call: TriggerCancellation?
@@ -143,7 +148,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 state.phase = .done
                 restRespond(use.errorResponse(gatewayError(from: error)), stream: stream)
             }
-        case .grpcCollecting(var deframer, let call, var message):
+        case .grpcCollecting(var deframer, var message):
             state.phase = .running
             deframer.append(data)
             // Pull complete messages as they arrive: an oversized one is refused from its 5-byte prefix,
@@ -155,7 +160,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                     }
                     message = next
                 }
-                state.phase = .grpcCollecting(deframer, call, message)
+                state.phase = .grpcCollecting(deframer, message)
             } catch {
                 session.consume(stream: stream, bytes: size)
                 grpcFinish(stream, error: gatewayError(from: error))
@@ -229,9 +234,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
                 preconditionFailure("a trigger body was collected raw")
             }
-        case .grpcCollecting(let deframer, let call, let message):
+        case .grpcCollecting(let deframer, let message):
             state.phase = .running
-            guard let message, !deframer.hasPartialMessage else {
+            guard let message, !deframer.hasPartialMessage, let call = state.grpcCall.take() else {
                 let reason = deframer.hasPartialMessage ? "truncated gRPC message" : "missing request message"
                 grpcFinish(stream, error: GatewayError(.invalidArgument, reason))
                 return
@@ -342,6 +347,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     ) {
         let cancellation = TriggerCancellation()
         streams[stream]?.call = cancellation
+        // Only the id is needed afterwards: capturing the request copied its dozen strings (issue 11).
+        let requestID = request.requestID
         services.dispatcher.runSync(request, target: target, on: eventLoop, cancellation: cancellation)
             .assumeIsolated()
             .whenComplete { result in
@@ -349,7 +356,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 state.call = nil
                 state.open?.record.endpoint = cancellation.endpoint
                 // Headers, message and trailers of one answer leave in one write, not one per frame group.
-                let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
+                let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
                 if case .failure(let error) = outcome { self.services.logFailure(error, of: state.open?.record) }
                 self.session.withBatchedWrites { deliver(self, outcome) }
             }
