@@ -11,6 +11,9 @@ package import TriggerModel
 package final class BackendPool: TriggerRunner {
     package let configuration: BackendPoolConfiguration
     let transport: any TriggerRunner
+    /// `transport` when its calls can report to a closure (http, grpc): the event-loop path then makes no
+    /// promise of its own besides the pool's (issue 11). Cast once here, not per call.
+    private let loopTransport: (any LoopCallingTransport)?
     private let limiter: ConcurrencyLimiter
     /// The pool's instruments on /metrics; nil records nothing (unit tests). The transport records per endpoint
     /// on the same object (it was given it when built).
@@ -28,6 +31,7 @@ package final class BackendPool: TriggerRunner {
     ) {
         self.configuration = configuration
         self.transport = transport
+        self.loopTransport = transport as? any LoopCallingTransport
         self.metrics = metrics
         self.clock = clock
         self.limiter = ConcurrencyLimiter(
@@ -92,41 +96,17 @@ package final class BackendPool: TriggerRunner {
             return promise.futureResult
         }
         let promise = eventLoop.makePromise(of: TriggerResult.self)
-        let start: @Sendable () -> Void = { [self] in
-            eventLoop.assertInEventLoop()
-            guard !cancellation.isCancelled else {
-                limiter.release()
-                promise.fail(CancellationError())
-                return
-            }
-            // The frontends decide the deadline once, with this pool's request timeout folded in, from the
-            // request's arrival (GatewayServer's RequestContext); the pool enforces it, it does not re-derive it.
-            // A caller without one gets the pool's own, from the slot. All on the loop's clock (the real one
-            // in production, virtual on NIO's test loops).
-            let request = request.deadline == nil ? withEffectiveDeadline(request, now: eventLoop.now) : request
-            var timer: Scheduled<Void>?
-            if let deadline = request.deadline {
-                let pool = configuration.name
-                let timeout = configuration.requestTimeout
-                let remaining = deadline - eventLoop.now
-                timer = eventLoop.scheduleTask(deadline: deadline) {
-                    promise.fail(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout))))
-                    cancellation.cancel()
-                }
-            }
-            let limiter = self.limiter
-            transport.run(request, on: eventLoop, cancellation: cancellation).hop(to: eventLoop).whenComplete {
-                [timer] result in
-                timer?.cancel()
-                limiter.release()
-                // After a deadline the promise is already failed; NIO ignores the second completion.
-                promise.completeWith(result)
-            }
-        }
         if limiter.tryAcquire() {
-            // The common case: a slot is free, so no waiter closure is made.
-            if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
+            // The common case: a slot is free, so no waiter closure is made, and on the loop no closure at all.
+            if eventLoop.inEventLoop {
+                startCall(request, on: eventLoop, cancellation: cancellation, promise: promise)
+            } else {
+                eventLoop.execute { self.startCall(request, on: eventLoop, cancellation: cancellation, promise: promise) }
+            }
             return promise.futureResult
+        }
+        let start: @Sendable () -> Void = { [self] in
+            startCall(request, on: eventLoop, cancellation: cancellation, promise: promise)
         }
         do {
             switch try limiter.acquire(onSlot: { eventLoop.execute(start) }) {
@@ -142,6 +122,51 @@ package final class BackendPool: TriggerRunner {
             promise.fail(error)
         }
         return promise.futureResult
+    }
+
+    /// A sync call that holds a slot, on `eventLoop`: the deadline's timer, then the transport's call, whose
+    /// outcome gives the slot back and completes `promise` (which the timer may have failed first).
+    private func startCall(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation,
+        promise: EventLoopPromise<TriggerResult>
+    ) {
+        eventLoop.assertInEventLoop()
+        guard !cancellation.isCancelled else {
+            limiter.release()
+            promise.fail(CancellationError())
+            return
+        }
+        // The frontends decide the deadline once, with this pool's request timeout folded in, from the
+        // request's arrival (GatewayServer's RequestContext); the pool enforces it, it does not re-derive it.
+        // A caller without one gets the pool's own, from the slot. All on the loop's clock (the real one
+        // in production, virtual on NIO's test loops).
+        guard let deadline = request.deadline else {
+            startCall(
+                withEffectiveDeadline(request, now: eventLoop.now), on: eventLoop, cancellation: cancellation,
+                promise: promise)
+            return
+        }
+        let pool = configuration.name
+        let timeout = configuration.requestTimeout
+        let remaining = deadline - eventLoop.now
+        let timer = eventLoop.scheduleTask(deadline: deadline) {
+            promise.fail(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout))))
+            cancellation.cancel()
+        }
+        let limiter = self.limiter
+        let complete: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
+            timer.cancel()
+            limiter.release()
+            // After a deadline the promise is already failed; NIO ignores the second completion.
+            promise.completeWith(result)
+        }
+        if let loopTransport {
+            loopTransport.call(request, on: eventLoop, pinned: true, cancellation: cancellation, completion: complete)
+        } else {
+            transport.run(request, on: eventLoop, cancellation: cancellation).hop(to: eventLoop).whenComplete(complete)
+        }
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
