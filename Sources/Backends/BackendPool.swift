@@ -74,6 +74,19 @@ package final class BackendPool: TriggerRunner {
 
     /// The frontends' sync path: the slot, the effective deadline and the transport's call all on `eventLoop`
     /// (DESIGN.md "Threading model"); no task unless the transport is not loop-native (the in-process runner).
+    /// The future form of ``run(_:on:cancellation:completion:)``.
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        let promise = eventLoop.makePromise(of: TriggerResult.self)
+        run(request, on: eventLoop, cancellation: cancellation) { promise.completeWith($0) }
+        return promise.futureResult
+    }
+
+    /// The frontends' sync path, its outcome reported once to `completion` on `eventLoop` (issue 11: no promise
+    /// and no future; the deadline's timer is a NIO scheduled callback, which makes no promise either).
     ///
     /// Over the limit with room in the queue, the call waits for a slot (cancelling it takes it out of the
     /// queue); with no room it fails `.overloaded` at once. The request's deadline is the one the frontend set
@@ -83,31 +96,33 @@ package final class BackendPool: TriggerRunner {
     package func run(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult> {
+        cancellation: TriggerCancellation,
+        completion: @escaping (Result<TriggerResult, any Error>) -> Void
+    ) {
+        let call = PoolCall(
+            pool: configuration.name, timeout: configuration.requestTimeout, limiter: limiter,
+            cancellation: cancellation, eventLoop: eventLoop, completion: completion)
         if request.waitsForCapacity {
             // Background work waits in its own queue, which only the `async` form has; it is never on a
             // frontend's hot path.
-            let promise = eventLoop.makePromise(of: TriggerResult.self)
             let task = Task { [self] in
-                do { promise.succeed(try await self.run(request)) } catch { promise.fail(error) }
+                let result: Result<TriggerResult, any Error>
+                do { result = .success(try await self.run(request)) } catch { result = .failure(error) }
+                call.reportOnLoop(result)
             }
             cancellation.whenCancelled { task.cancel() }
-            return promise.futureResult
+            return
         }
-        let promise = eventLoop.makePromise(of: TriggerResult.self)
         if limiter.tryAcquire() {
             // The common case: a slot is free, so no waiter closure is made, and on the loop no closure at all.
             if eventLoop.inEventLoop {
-                startCall(request, on: eventLoop, cancellation: cancellation, promise: promise)
+                startCall(request, on: eventLoop, call)
             } else {
-                eventLoop.execute { self.startCall(request, on: eventLoop, cancellation: cancellation, promise: promise) }
+                eventLoop.execute { self.startCall(request, on: eventLoop, call) }
             }
-            return promise.futureResult
+            return
         }
-        let start: @Sendable () -> Void = { [self] in
-            startCall(request, on: eventLoop, cancellation: cancellation, promise: promise)
-        }
+        let start: @Sendable () -> Void = { [self] in startCall(request, on: eventLoop, call) }
         do {
             switch try limiter.acquire(onSlot: { eventLoop.execute(start) }) {
             case .granted:
@@ -115,27 +130,21 @@ package final class BackendPool: TriggerRunner {
             case .queued(let id):
                 let limiter = self.limiter
                 cancellation.whenCancelled {
-                    if limiter.withdraw(id) { promise.fail(CancellationError()) }
+                    if limiter.withdraw(id) { call.reportOnLoop(.failure(CancellationError())) }
                 }
             }
         } catch {
-            promise.fail(error)
+            call.reportOnLoop(.failure(error))
         }
-        return promise.futureResult
     }
 
     /// A sync call that holds a slot, on `eventLoop`: the deadline's timer, then the transport's call, whose
-    /// outcome gives the slot back and completes `promise` (which the timer may have failed first).
-    private func startCall(
-        _ request: TriggerRequest,
-        on eventLoop: any EventLoop,
-        cancellation: TriggerCancellation,
-        promise: EventLoopPromise<TriggerResult>
-    ) {
+    /// outcome gives the slot back and is reported unless the deadline was first.
+    private func startCall(_ request: TriggerRequest, on eventLoop: any EventLoop, _ call: PoolCall) {
         eventLoop.assertInEventLoop()
-        guard !cancellation.isCancelled else {
+        guard !call.cancellation.isCancelled else {
             limiter.release()
-            promise.fail(CancellationError())
+            call.report(.failure(CancellationError()))
             return
         }
         // The frontends decide the deadline once, with this pool's request timeout folded in, from the
@@ -143,29 +152,24 @@ package final class BackendPool: TriggerRunner {
         // A caller without one gets the pool's own, from the slot. All on the loop's clock (the real one
         // in production, virtual on NIO's test loops).
         guard let deadline = request.deadline else {
-            startCall(
-                withEffectiveDeadline(request, now: eventLoop.now), on: eventLoop, cancellation: cancellation,
-                promise: promise)
+            startCall(withEffectiveDeadline(request, now: eventLoop.now), on: eventLoop, call)
             return
         }
-        let pool = configuration.name
-        let timeout = configuration.requestTimeout
-        let remaining = deadline - eventLoop.now
-        let timer = eventLoop.scheduleTask(deadline: deadline) {
-            promise.fail(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout))))
-            cancellation.cancel()
-        }
-        let limiter = self.limiter
-        let complete: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
-            timer.cancel()
+        do {
+            try call.armTimer(deadline: deadline)
+        } catch {
+            // The loop is shutting down: nothing can run on it any more.
             limiter.release()
-            // After a deadline the promise is already failed; NIO ignores the second completion.
-            promise.completeWith(result)
+            call.report(.failure(error))
+            return
         }
         if let loopTransport {
-            loopTransport.call(request, on: eventLoop, pinned: true, cancellation: cancellation, completion: complete)
+            loopTransport.call(request, on: eventLoop, pinned: true, cancellation: call.cancellation) {
+                call.transportEnded($0)
+            }
         } else {
-            transport.run(request, on: eventLoop, cancellation: cancellation).hop(to: eventLoop).whenComplete(complete)
+            transport.run(request, on: eventLoop, cancellation: call.cancellation).hop(to: eventLoop)
+                .whenComplete { call.transportEnded($0) }
         }
     }
 
@@ -284,6 +288,72 @@ package func describe(_ amount: TimeAmount) -> String {
     if ms >= 1000, ms % 1000 == 0 { return "\(ms / 1000)s" }
     if ms >= 1000 { return "\(Double(ms) / 1000)s" }
     return "\(max(ms, 0))ms"
+}
+
+/// One sync call of a pool (``BackendPool/run(_:on:cancellation:completion:)``), from its slot to its one
+/// outcome: the deadline's timer or the transport's answer, whichever comes first, is reported; the slot is
+/// given back when the transport's call has ended.
+///
+/// `@unchecked Sendable`: touched only on `eventLoop` (``reportOnLoop(_:)`` hops there); it travels to the
+/// loop at most once, and the scheduled callback runs there.
+private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
+    let pool: String
+    let timeout: TimeAmount
+    let limiter: ConcurrencyLimiter
+    let cancellation: TriggerCancellation
+    let eventLoop: any EventLoop
+    private let completion: (Result<TriggerResult, any Error>) -> Void
+    private var timer: NIOScheduledCallback?
+    /// From the slot to the deadline, for the error message.
+    private var remaining = TimeAmount.zero
+    private var reported = false
+
+    init(
+        pool: String, timeout: TimeAmount, limiter: ConcurrencyLimiter, cancellation: TriggerCancellation,
+        eventLoop: any EventLoop, completion: @escaping (Result<TriggerResult, any Error>) -> Void
+    ) {
+        self.pool = pool
+        self.timeout = timeout
+        self.limiter = limiter
+        self.cancellation = cancellation
+        self.eventLoop = eventLoop
+        self.completion = completion
+    }
+
+    /// Throws when the loop is shutting down.
+    func armTimer(deadline: NIODeadline) throws {
+        remaining = deadline - eventLoop.now
+        timer = try eventLoop.scheduleCallback(at: deadline, handler: self)
+    }
+
+    /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        timer = nil
+        report(.failure(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout)))))
+        cancellation.cancel()
+    }
+
+    /// The transport's call ended: the slot goes back, and its outcome is reported unless the deadline was.
+    func transportEnded(_ result: Result<TriggerResult, any Error>) {
+        timer?.cancel()
+        timer = nil
+        limiter.release()
+        report(result)
+    }
+
+    func report(_ result: Result<TriggerResult, any Error>) {
+        guard !reported else { return }
+        reported = true
+        completion(result)
+    }
+
+    func reportOnLoop(_ result: Result<TriggerResult, any Error>) {
+        if eventLoop.inEventLoop {
+            report(result)
+        } else {
+            eventLoop.execute { self.report(result) }
+        }
+    }
 }
 
 /// One stream's slot of a pool's ``ConcurrencyLimiter``: released once, by the end of the stream or, when it

@@ -349,17 +349,16 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         streams[stream]?.call = cancellation
         // Only the id is needed afterwards: capturing the request copied its dozen strings (issue 11).
         let requestID = request.requestID
-        services.dispatcher.runSync(request, target: target, on: eventLoop, cancellation: cancellation)
-            .assumeIsolated()
-            .whenComplete { result in
-                guard let state = self.streams[stream], state.call === cancellation else { return }
-                state.call = nil
-                state.open?.record.endpoint = cancellation.endpoint
-                // Headers, message and trailers of one answer leave in one write, not one per frame group.
-                let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
-                if case .failure(let error) = outcome { self.services.logFailure(error, of: state.open?.record) }
-                self.session.withBatchedWrites { deliver(self, outcome) }
-            }
+        // Reported on this loop, with no future (issue 11).
+        services.dispatcher.runSync(request, target: target, on: eventLoop, cancellation: cancellation) { result in
+            guard let state = self.streams[stream], state.call === cancellation else { return }
+            state.call = nil
+            state.open?.record.endpoint = cancellation.endpoint
+            // Headers, message and trailers of one answer leave in one write, not one per frame group.
+            let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
+            if case .failure(let error) = outcome { self.services.logFailure(error, of: state.open?.record) }
+            self.session.withBatchedWrites { deliver(self, outcome) }
+        }
     }
 
     /// Runs `work` off the loop and hands its result back to `deliver` on the loop, if the stream is still
