@@ -21,7 +21,7 @@ struct CommonFieldsTests {
             [
                 ("tf", "trailerz"), ("user-agenu", "application/grpd"), ("grpc-statuz", "POSt"),
                 ("content-typf", "Application/grpc"), ("accept-encodinh", "20O"), ("xrpc-accept-encoding", "gzi"),
-                ("date", "https"), ("host", "applicatioN/json"), ("x", "application/grpc+protp"),
+                ("date", "https"), ("server", "applicatioN/json"), ("accepu", "0"), ("x", "application/grpc+protp"),
             ],
             // Values around the common lengths: empty, one byte, and longer than any literal.
             [("x-empty", ""), ("x-one", "1"), ("x-long", String(repeating: "application/grpc", count: 4))],
