@@ -93,7 +93,7 @@ package final class GRPCBackendTransport: TriggerRunner {
             eventLoop: connection.eventLoop
         )
         var headers = callHeaders(path: path, endpoint: endpoint)
-        headers.add(name: "grpc-timeout", value: GRPCTimeout.encode(timeout))
+        headers.add(lowercasedName: "grpc-timeout", value: GRPCTimeout.encode(timeout))
         let framed = [GRPCMessageFramer.frame(message)]
         return try await withTaskCancellationHandler {
             connection.start(call, headers: headers, message: framed, deadline: .now() + timeout)
@@ -315,12 +315,12 @@ extension GRPCBackendTransport: LoopCallingTransport {
         // Room for the metadata ``requestHeaders(path:endpoint:request:)`` adds (up to 7 fields), so the
         // block is allocated once per call, not grown twice.
         var headers = HTTP2Headers(capacity: 13)
-        headers.add(name: ":method", value: "POST")
-        headers.add(name: ":scheme", value: scheme)
-        headers.add(name: ":path", value: path)
-        headers.add(name: ":authority", value: endpoint.authority)
-        headers.add(name: "content-type", value: "application/grpc")
-        headers.add(name: "te", value: "trailers")
+        headers.add(lowercasedName: ":method", value: "POST")
+        headers.add(lowercasedName: ":scheme", value: scheme)
+        headers.add(lowercasedName: ":path", value: path)
+        headers.add(lowercasedName: ":authority", value: endpoint.authority)
+        headers.add(lowercasedName: "content-type", value: "application/grpc")
+        headers.add(lowercasedName: "te", value: "trailers")
         return headers
     }
 
@@ -334,7 +334,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
                     "backend pool \"\(configuration.name)\": the deadline passed before the call started"
                 )
             }
-            headers.add(name: "grpc-timeout", value: GRPCTimeout.encode(remaining))
+            headers.add(lowercasedName: "grpc-timeout", value: GRPCTimeout.encode(remaining))
         }
         Self.addMetadata(&headers, "request-id", request.requestID)
         Self.addMetadata(&headers, "traceparent", request.traceParent)
@@ -354,7 +354,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
             for byte in bytes where (byte < 0x20 && byte != 0x09) || byte == 0x7F { return false }
             return true
         }
-        if valid { headers.add(name: name, value: value) }
+        if valid { headers.add(lowercasedName: name, value: value) }
     }
 
 }
