@@ -133,7 +133,9 @@ extension GRPCBackendTransport: LoopCallingTransport {
         cancellation: TriggerCancellation
     ) -> EventLoopFuture<TriggerResult> {
         let promise = eventLoop.makePromise(of: TriggerResult.self)
-        call(request, on: eventLoop, pinned: pinned, cancellation: cancellation, completion: { promise.completeWith($0) })
+        call(
+            request, on: eventLoop, pinned: pinned, cancellation: cancellation, completion: { promise.completeWith($0) }
+        )
         return promise.futureResult
     }
 
@@ -242,7 +244,8 @@ extension GRPCBackendTransport: LoopCallingTransport {
             let error = cancelledError(peer)
             call.eventLoop.execute { call.value.cancel(error) }
         }
-        connection.start(call, headers: unary.headers, message: unary.message, deadline: unary.pinned ? nil : unary.deadline)
+        connection.start(
+            call, headers: unary.headers, message: unary.message, deadline: unary.pinned ? nil : unary.deadline)
     }
 
     /// A try's outcome, on its loop: reported, or, for a refused stream, tried once more on a fresh connection.

@@ -258,7 +258,8 @@ extension HTTP2FrontendConnection {
     }
 
     private func grpcTrigger(
-        _ message: ByteBuffer, release: Bool, stream call: consuming GRPCCall, on stream: HTTP2StreamID, mode: TriggerMode
+        _ message: ByteBuffer, release: Bool, stream call: consuming GRPCCall, on stream: HTTP2StreamID,
+        mode: TriggerMode
     ) {
         let request: TriggerRequest
         let target: TriggerDispatcher.Target?

@@ -15,10 +15,16 @@ enum HTTP2CommonFields {
         case 4: return match(bytes, "date", "date") ?? match(bytes, "host", "host")
         case 5: return match(bytes, ":path", ":path")
         case 6: return match(bytes, "accept", "accept") ?? match(bytes, "server", "server")
-        case 7: return match(bytes, ":method", ":method") ?? match(bytes, ":scheme", ":scheme") ?? match(bytes, ":status", ":status")
-        case 10: return match(bytes, ":authority", ":authority") ?? match(bytes, "user-agent", "user-agent") ?? match(bytes, "request-id", "request-id")
+        case 7:
+            return match(bytes, ":method", ":method") ?? match(bytes, ":scheme", ":scheme")
+                ?? match(bytes, ":status", ":status")
+        case 10:
+            return match(bytes, ":authority", ":authority") ?? match(bytes, "user-agent", "user-agent")
+                ?? match(bytes, "request-id", "request-id")
         case 11: return match(bytes, "grpc-status", "grpc-status") ?? match(bytes, "traceparent", "traceparent")
-        case 12: return match(bytes, "content-type", "content-type") ?? match(bytes, "grpc-message", "grpc-message") ?? match(bytes, "grpc-timeout", "grpc-timeout")
+        case 12:
+            return match(bytes, "content-type", "content-type") ?? match(bytes, "grpc-message", "grpc-message")
+                ?? match(bytes, "grpc-timeout", "grpc-timeout")
         case 13: return match(bytes, "grpc-encoding", "grpc-encoding") ?? match(bytes, "authorization", "authorization")
         case 14: return match(bytes, "content-length", "content-length")
         case 15: return match(bytes, "accept-encoding", "accept-encoding")
@@ -35,7 +41,9 @@ enum HTTP2CommonFields {
         case 4: return match(bytes, "POST", "POST") ?? match(bytes, "http", "http") ?? match(bytes, "gzip", "gzip")
         case 5: return match(bytes, "https", "https")
         case 8: return match(bytes, "trailers", "trailers") ?? match(bytes, "identity", "identity")
-        case 16: return match(bytes, "application/grpc", "application/grpc") ?? match(bytes, "application/json", "application/json")
+        case 16:
+            return match(bytes, "application/grpc", "application/grpc")
+                ?? match(bytes, "application/json", "application/json")
         case 22: return match(bytes, "application/grpc+proto", "application/grpc+proto")
         default: return nil
         }
