@@ -11,6 +11,9 @@ package import TriggerModel
 package final class BackendPool: TriggerRunner {
     package let configuration: BackendPoolConfiguration
     let transport: any TriggerRunner
+    /// `transport` when its calls can report to a closure (http, grpc): the event-loop path then makes no
+    /// promise of its own besides the pool's (issue 11). Cast once here, not per call.
+    private let loopTransport: (any LoopCallingTransport)?
     private let limiter: ConcurrencyLimiter
     /// The pool's instruments on /metrics; nil records nothing (unit tests). The transport records per endpoint
     /// on the same object (it was given it when built).
@@ -28,6 +31,7 @@ package final class BackendPool: TriggerRunner {
     ) {
         self.configuration = configuration
         self.transport = transport
+        self.loopTransport = transport as? any LoopCallingTransport
         self.metrics = metrics
         self.clock = clock
         self.limiter = ConcurrencyLimiter(
@@ -70,6 +74,19 @@ package final class BackendPool: TriggerRunner {
 
     /// The frontends' sync path: the slot, the effective deadline and the transport's call all on `eventLoop`
     /// (DESIGN.md "Threading model"); no task unless the transport is not loop-native (the in-process runner).
+    /// The future form of ``run(_:on:cancellation:completion:)``.
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        let promise = eventLoop.makePromise(of: TriggerResult.self)
+        run(request, on: eventLoop, cancellation: cancellation) { promise.completeWith($0) }
+        return promise.futureResult
+    }
+
+    /// The frontends' sync path, its outcome reported once to `completion` on `eventLoop` (issue 11: no promise
+    /// and no future; the deadline's timer is a NIO scheduled callback, which makes no promise either).
     ///
     /// Over the limit with room in the queue, the call waits for a slot (cancelling it takes it out of the
     /// queue); with no room it fails `.overloaded` at once. The request's deadline is the one the frontend set
@@ -79,55 +96,33 @@ package final class BackendPool: TriggerRunner {
     package func run(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult> {
+        cancellation: TriggerCancellation,
+        completion: @escaping (Result<TriggerResult, any Error>) -> Void
+    ) {
+        let call = PoolCall(
+            pool: configuration.name, timeout: configuration.requestTimeout, limiter: limiter,
+            cancellation: cancellation, eventLoop: eventLoop, completion: completion)
         if request.waitsForCapacity {
             // Background work waits in its own queue, which only the `async` form has; it is never on a
             // frontend's hot path.
-            let promise = eventLoop.makePromise(of: TriggerResult.self)
             let task = Task { [self] in
-                do { promise.succeed(try await self.run(request)) } catch { promise.fail(error) }
+                let result: Result<TriggerResult, any Error>
+                do { result = .success(try await self.run(request)) } catch { result = .failure(error) }
+                call.reportOnLoop(result)
             }
             cancellation.whenCancelled { task.cancel() }
-            return promise.futureResult
-        }
-        let promise = eventLoop.makePromise(of: TriggerResult.self)
-        let start: @Sendable () -> Void = { [self] in
-            eventLoop.assertInEventLoop()
-            guard !cancellation.isCancelled else {
-                limiter.release()
-                promise.fail(CancellationError())
-                return
-            }
-            // The frontends decide the deadline once, with this pool's request timeout folded in, from the
-            // request's arrival (GatewayServer's RequestContext); the pool enforces it, it does not re-derive it.
-            // A caller without one gets the pool's own, from the slot. All on the loop's clock (the real one
-            // in production, virtual on NIO's test loops).
-            let request = request.deadline == nil ? withEffectiveDeadline(request, now: eventLoop.now) : request
-            var timer: Scheduled<Void>?
-            if let deadline = request.deadline {
-                let pool = configuration.name
-                let timeout = configuration.requestTimeout
-                let remaining = deadline - eventLoop.now
-                timer = eventLoop.scheduleTask(deadline: deadline) {
-                    promise.fail(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout))))
-                    cancellation.cancel()
-                }
-            }
-            let limiter = self.limiter
-            transport.run(request, on: eventLoop, cancellation: cancellation).hop(to: eventLoop).whenComplete {
-                [timer] result in
-                timer?.cancel()
-                limiter.release()
-                // After a deadline the promise is already failed; NIO ignores the second completion.
-                promise.completeWith(result)
-            }
+            return
         }
         if limiter.tryAcquire() {
-            // The common case: a slot is free, so no waiter closure is made.
-            if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
-            return promise.futureResult
+            // The common case: a slot is free, so no waiter closure is made, and on the loop no closure at all.
+            if eventLoop.inEventLoop {
+                startCall(request, on: eventLoop, call)
+            } else {
+                eventLoop.execute { self.startCall(request, on: eventLoop, call) }
+            }
+            return
         }
+        let start: @Sendable () -> Void = { [self] in startCall(request, on: eventLoop, call) }
         do {
             switch try limiter.acquire(onSlot: { eventLoop.execute(start) }) {
             case .granted:
@@ -135,13 +130,47 @@ package final class BackendPool: TriggerRunner {
             case .queued(let id):
                 let limiter = self.limiter
                 cancellation.whenCancelled {
-                    if limiter.withdraw(id) { promise.fail(CancellationError()) }
+                    if limiter.withdraw(id) { call.reportOnLoop(.failure(CancellationError())) }
                 }
             }
         } catch {
-            promise.fail(error)
+            call.reportOnLoop(.failure(error))
         }
-        return promise.futureResult
+    }
+
+    /// A sync call that holds a slot, on `eventLoop`: the deadline's timer, then the transport's call, whose
+    /// outcome gives the slot back and is reported unless the deadline was first.
+    private func startCall(_ request: TriggerRequest, on eventLoop: any EventLoop, _ call: PoolCall) {
+        eventLoop.assertInEventLoop()
+        guard !call.cancellation.isCancelled else {
+            limiter.release()
+            call.report(.failure(CancellationError()))
+            return
+        }
+        // The frontends decide the deadline once, with this pool's request timeout folded in, from the
+        // request's arrival (GatewayServer's RequestContext); the pool enforces it, it does not re-derive it.
+        // A caller without one gets the pool's own, from the slot. All on the loop's clock (the real one
+        // in production, virtual on NIO's test loops).
+        guard let deadline = request.deadline else {
+            startCall(withEffectiveDeadline(request, now: eventLoop.now), on: eventLoop, call)
+            return
+        }
+        do {
+            try call.armTimer(deadline: deadline)
+        } catch {
+            // The loop is shutting down: nothing can run on it any more.
+            limiter.release()
+            call.report(.failure(error))
+            return
+        }
+        if let loopTransport {
+            loopTransport.call(request, on: eventLoop, pinned: true, cancellation: call.cancellation) {
+                call.transportEnded($0)
+            }
+        } else {
+            transport.run(request, on: eventLoop, cancellation: call.cancellation).hop(to: eventLoop)
+                .whenComplete { call.transportEnded($0) }
+        }
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
@@ -259,6 +288,72 @@ package func describe(_ amount: TimeAmount) -> String {
     if ms >= 1000, ms % 1000 == 0 { return "\(ms / 1000)s" }
     if ms >= 1000 { return "\(Double(ms) / 1000)s" }
     return "\(max(ms, 0))ms"
+}
+
+/// One sync call of a pool (``BackendPool/run(_:on:cancellation:completion:)``), from its slot to its one
+/// outcome: the deadline's timer or the transport's answer, whichever comes first, is reported; the slot is
+/// given back when the transport's call has ended.
+///
+/// `@unchecked Sendable`: touched only on `eventLoop` (``reportOnLoop(_:)`` hops there); it travels to the
+/// loop at most once, and the scheduled callback runs there.
+private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
+    let pool: String
+    let timeout: TimeAmount
+    let limiter: ConcurrencyLimiter
+    let cancellation: TriggerCancellation
+    let eventLoop: any EventLoop
+    private let completion: (Result<TriggerResult, any Error>) -> Void
+    private var timer: NIOScheduledCallback?
+    /// From the slot to the deadline, for the error message.
+    private var remaining = TimeAmount.zero
+    private var reported = false
+
+    init(
+        pool: String, timeout: TimeAmount, limiter: ConcurrencyLimiter, cancellation: TriggerCancellation,
+        eventLoop: any EventLoop, completion: @escaping (Result<TriggerResult, any Error>) -> Void
+    ) {
+        self.pool = pool
+        self.timeout = timeout
+        self.limiter = limiter
+        self.cancellation = cancellation
+        self.eventLoop = eventLoop
+        self.completion = completion
+    }
+
+    /// Throws when the loop is shutting down.
+    func armTimer(deadline: NIODeadline) throws {
+        remaining = deadline - eventLoop.now
+        timer = try eventLoop.scheduleCallback(at: deadline, handler: self)
+    }
+
+    /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        timer = nil
+        report(.failure(BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout)))))
+        cancellation.cancel()
+    }
+
+    /// The transport's call ended: the slot goes back, and its outcome is reported unless the deadline was.
+    func transportEnded(_ result: Result<TriggerResult, any Error>) {
+        timer?.cancel()
+        timer = nil
+        limiter.release()
+        report(result)
+    }
+
+    func report(_ result: Result<TriggerResult, any Error>) {
+        guard !reported else { return }
+        reported = true
+        completion(result)
+    }
+
+    func reportOnLoop(_ result: Result<TriggerResult, any Error>) {
+        if eventLoop.inEventLoop {
+            report(result)
+        } else {
+            eventLoop.execute { self.report(result) }
+        }
+    }
 }
 
 /// One stream's slot of a pool's ``ConcurrencyLimiter``: released once, by the end of the stream or, when it

@@ -304,9 +304,31 @@ protocol LoopCallingTransport: TriggerRunner {
         pinned: Bool,
         cancellation: TriggerCancellation
     ) -> EventLoopFuture<TriggerResult>
+    /// The same call reported to `completion`, once, on `eventLoop` (a default goes through the future).
+    func call(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation,
+        completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    )
 }
 
 extension LoopCallingTransport {
+    /// The call reported to `completion` on `eventLoop` instead of through a future: what ``BackendPool`` uses so
+    /// that its promise is the call's only one. This default goes through the future; a transport whose tries
+    /// report to a closure anyway (grpc) implements it directly.
+    func call(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation,
+        completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    ) {
+        call(request, on: eventLoop, pinned: pinned, cancellation: cancellation).hop(to: eventLoop)
+            .whenComplete(completion)
+    }
+
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
         try await TriggerCancellation.awaiting { call(request, on: group.next(), pinned: false, cancellation: $0) }
     }
@@ -386,24 +408,44 @@ func withSafeRetries<T: Sendable>(
     _ body: @escaping (_ index: Int, _ done: @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
 ) -> EventLoopFuture<T> {
     let promise = eventLoop.makePromise(of: T.self)
-    let retries = SafeRetries(balancer: balancer, maxTries: maxTries, deadline: deadline, promise: promise, body: body)
+    withSafeRetries(
+        balancer, maxTries: maxTries, deadline: deadline, on: eventLoop, cancellation: cancellation,
+        completion: { promise.completeWith($0) }, body
+    )
+    return promise.futureResult
+}
+
+/// The same reporting the chain's outcome to `completion`, once, on `eventLoop`: no promise at all, for a
+/// caller that has its own (``BackendPool``'s, issue 11).
+func withSafeRetries<T: Sendable>(
+    _ balancer: EndpointBalancer,
+    maxTries: Int,
+    deadline: NIODeadline?,
+    on eventLoop: any EventLoop,
+    cancellation: TriggerCancellation,
+    completion: @escaping @Sendable (Result<T, any Error>) -> Void,
+    _ body: @escaping (_ index: Int, _ done: @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
+) {
+    let retries = SafeRetries(
+        balancer: balancer, maxTries: maxTries, deadline: deadline, eventLoop: eventLoop, completion: completion,
+        body: body)
     if eventLoop.inEventLoop {
         retries.attempt(cancellation: cancellation)
     } else {
         eventLoop.execute { retries.attempt(cancellation: cancellation) }
     }
-    return promise.futureResult
 }
 
 /// The state of one call's chain of tries on the event-loop path.
 ///
 /// `@unchecked Sendable`: it is created off the loop at most to be handed to it once, and from then on only
-/// touched on the loop of its promise (`body` reports each try there).
+/// touched on `eventLoop` (`body` reports each try there).
 private final class SafeRetries<T: Sendable>: @unchecked Sendable {
     let balancer: EndpointBalancer
     let maxTries: Int
     let deadline: NIODeadline?
-    let promise: EventLoopPromise<T>
+    let eventLoop: any EventLoop
+    let completion: @Sendable (Result<T, any Error>) -> Void
     let body: (Int, @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
     var avoiding: Int?
     var holdsBudget = false
@@ -413,13 +455,15 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         balancer: EndpointBalancer,
         maxTries: Int,
         deadline: NIODeadline?,
-        promise: EventLoopPromise<T>,
+        eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void,
         body: @escaping (Int, @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
     ) {
         self.balancer = balancer
         self.maxTries = maxTries
         self.deadline = deadline
-        self.promise = promise
+        self.eventLoop = eventLoop
+        self.completion = completion
         self.body = body
     }
 
@@ -430,7 +474,7 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         cancellation.endpoint = balancer.endpointName(index)
         let start = NIODeadline.now()
         body(index) { result in
-            self.promise.futureResult.eventLoop.assertInEventLoop()
+            self.eventLoop.assertInEventLoop()
             self.balancer.tryEnded(index, startedAt: start)
             switch result {
             case .success(let value):
@@ -458,6 +502,6 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
             holdsBudget = false
             balancer.endRetry()
         }
-        promise.completeWith(result)
+        completion(result)
     }
 }

@@ -9,8 +9,10 @@ import WireCodecs
 /// (server streaming).
 ///
 /// Lives on its connection's event loop and is only touched there (callers box it in a `NIOLoopBoundBox`).
-/// Its stream and session are known once ``GRPCBackendSession`` has started it; the session is held weakly
-/// because the session owns the call's bookkeeping, not the other way round.
+/// Its stream and session are known once ``GRPCBackendSession`` has started it. The session is held strongly:
+/// the reference cycle through ``GRPCBackendSession``'s map of calls ends when the engine reports the stream
+/// closed (every stream is, when the connection goes), and a weak reference gave the session a side table,
+/// which sent every retain and release of it, dozens per call, through the runtime's slow path (issue 11).
 ///
 /// Flow control is the back-pressure (STYLE.md habit 5): a unary call consumes DATA as it arrives (the
 /// message is buffered either way, bounded by the deframer's cap); a streaming call consumes only the bytes
@@ -30,7 +32,7 @@ final class GRPCBackendCall {
     let peer: GRPCBackendPeer
     private var deframer: GRPCMessageDeframer
     private(set) var stream: HTTP2StreamID?
-    private weak var session: NGHTTP2Session?
+    private var session: NGHTTP2Session?
     private var deadlineTimer: Scheduled<Void>?
 
     /// How the call ended: trailers (success or a status error), a reset, a lost connection, a

@@ -93,7 +93,7 @@ package final class GRPCBackendTransport: TriggerRunner {
             eventLoop: connection.eventLoop
         )
         var headers = callHeaders(path: path, endpoint: endpoint)
-        headers.add(name: "grpc-timeout", value: GRPCTimeout.encode(timeout))
+        headers.add(lowercasedName: "grpc-timeout", value: GRPCTimeout.encode(timeout))
         let framed = [GRPCMessageFramer.frame(message)]
         return try await withTaskCancellationHandler {
             connection.start(call, headers: headers, message: framed, deadline: .now() + timeout)
@@ -124,177 +124,168 @@ extension GRPCBackendTransport: RetirableTransport {
 }
 
 extension GRPCBackendTransport: LoopCallingTransport {
-    /// A unary `Run`: the stream is opened, the answer decoded and the future completed on `eventLoop`. The
-    /// deadline goes to the backend as `grpc-timeout`. `pinned`: on `eventLoop`'s own connections, with the
-    /// deadline enforced by the caller (``BackendPool`` does, with one timer per call on this loop), so the call
-    /// sets no timer of its own; otherwise on the shared connections, with the call's own deadline timer (`async`
-    /// callers). A try that reached no backend (connect failed, stream refused twice) goes to another endpoint
-    /// under ``withSafeRetries(_:maxTries:deadline:on:cancellation:_:)``.
+    /// A unary `Run`: the stream is opened, the answer decoded and the future completed on `eventLoop`; see
+    /// ``call(_:on:pinned:cancellation:completion:)``.
     func call(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
         cancellation: TriggerCancellation
     ) -> EventLoopFuture<TriggerResult> {
+        let promise = eventLoop.makePromise(of: TriggerResult.self)
+        call(
+            request, on: eventLoop, pinned: pinned, cancellation: cancellation, completion: { promise.completeWith($0) }
+        )
+        return promise.futureResult
+    }
+
+    /// A unary `Run`, its outcome reported once to `completion` on `eventLoop` (no promise of its own: the
+    /// pool's is the call's only one). The deadline goes to the backend as `grpc-timeout`. `pinned`: on
+    /// `eventLoop`'s own connections, with the deadline enforced by the caller (``BackendPool`` does, with one
+    /// timer per call on this loop), so the call sets no timer of its own; otherwise on the shared connections,
+    /// with the call's own deadline timer (`async` callers). A try that reached no backend (connect failed,
+    /// stream refused twice) goes to another endpoint under ``withSafeRetries(_:maxTries:deadline:on:cancellation:completion:_:)``.
+    func call(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation,
+        completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    ) {
         // Framed in pieces: a large blob goes out as the buffer it arrived in, not copied (issue 12).
         let message = GRPCMessageFramer.frame(pieces: RunnerCodec.encodeRunRequestPieces(request, headroom: 5))
-        // One promise for the whole call (``withSafeRetries``'s); each try reports through `done` (issue 11:
-        // the chain of `flatMap`s it replaced allocated a future per step).
-        return withSafeRetries(
+        withSafeRetries(
             balancer,
             maxTries: configuration.maxTries,
             deadline: request.deadline,
             on: eventLoop,
-            cancellation: cancellation
+            cancellation: cancellation,
+            completion: completion
         ) { index, done in
             let endpoint = self.endpoints[index]
-            endpoint.health.outstanding.add(1, ordering: .relaxed)
             let headers: HTTP2Headers
             do {
                 headers = try self.requestHeaders(path: Self.runPath, endpoint: endpoint, request: request)
             } catch {
-                endpoint.health.outstanding.subtract(1, ordering: .relaxed)
                 done(.failure(error))
                 return
             }
-            let balancer = self.balancer
+            endpoint.health.outstanding.add(1, ordering: .relaxed)
             self.attempt(
-                deadline: request.deadline, headers: headers, message: message, on: endpoint, eventLoop: eventLoop,
-                pinned: pinned, cancellation: cancellation, refusedBefore: false
-            ) { result in
-                endpoint.health.outstanding.subtract(1, ordering: .relaxed)
-                switch result {
-                case .success:
-                    balancer.recordSuccess(index)
-                case .failure(let error as GatewayError):
-                    if error.code == .backendFailed {
-                        balancer.recordFailure(index)
-                    } else if error.code.isApplication {
-                        balancer.recordSuccess(index)
-                    }
-                case .failure:
-                    break
-                }
-                done(result)
-            }
+                UnaryTry(
+                    endpoint: endpoint, headers: headers, message: message, deadline: request.deadline,
+                    eventLoop: eventLoop, pinned: pinned, cancellation: cancellation, refusedBefore: false, done: done
+                )
+            )
         }
     }
 
-    /// One try on one endpoint, reported once to `done` on `eventLoop`; ``NotSent`` when nothing reached the
-    /// backend. A refused stream never reached the backend (GOAWAY race, connection closing): one retry on a
-    /// fresh connection is safe even for non-idempotent runs; after that, another endpoint is. `deadline` (the
-    /// request's) bounds the stream locally unless `pinned` (the caller enforces it then).
+    /// What one try of a unary `Run` on one endpoint carries from ``attempt(_:)`` through ``start(_:on:)`` to
+    /// ``finishAttempt(_:_:)``, and again for its one retry on a fresh connection after a refused stream.
+    /// The request itself is not in it: its metadata is in `headers` already (issue 11: every closure that
+    /// captured the request copied a dozen strings).
+    private struct UnaryTry: Sendable {
+        let endpoint: GRPCBackendEndpoint
+        let headers: HTTP2Headers
+        let message: [ByteBuffer]
+        /// The request's deadline: it bounds the stream locally unless `pinned` (the caller enforces it then).
+        let deadline: NIODeadline?
+        /// Where the try reports: `done` is called on it.
+        let eventLoop: any EventLoop
+        let pinned: Bool
+        let cancellation: TriggerCancellation
+        /// This is the retry after a refused stream: a second refusal is final for this endpoint.
+        var refusedBefore: Bool
+        /// ``withSafeRetries``'s report of this try, called once.
+        let done: @Sendable (Result<TriggerResult, any Error>) -> Void
+    }
+
+    /// One try on one endpoint, reported once (``report(_:_:)``) on its loop; ``NotSent`` when nothing reached
+    /// the backend. A refused stream never reached the backend (GOAWAY race, connection closing): one retry on
+    /// a fresh connection is safe even for non-idempotent runs; after that, another endpoint is.
     ///
     /// Issue 11: no promise and no future when the connection is ready (the call reports to one closure, which
-    /// runs ``finishAttempt`` on `eventLoop`, directly on the pinned path whose connection is `eventLoop`'s
-    /// own), and the request itself is not passed along (its metadata is in `headers`; every closure that
-    /// captured it copied a dozen strings).
-    private func attempt(
-        deadline: NIODeadline?,
-        headers: HTTP2Headers,
-        message: [ByteBuffer],
-        on endpoint: GRPCBackendEndpoint,
-        eventLoop: any EventLoop,
-        pinned: Bool,
-        cancellation: TriggerCancellation,
-        refusedBefore: Bool,
-        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
-    ) {
-        let (connection, ready) = endpoint.reserve(
-            on: eventLoop, pinned: pinned, connectTimeout: configuration.connectTimeout)
+    /// runs ``finishAttempt(_:_:)`` on the try's loop, directly on the pinned path whose connection is that
+    /// loop's own).
+    private func attempt(_ unary: UnaryTry) {
+        let (connection, ready) = unary.endpoint.reserve(
+            on: unary.eventLoop, pinned: unary.pinned, connectTimeout: configuration.connectTimeout)
         guard ready else {
-            endpoint.whenReady(connection, on: eventLoop).whenComplete { acquired in
+            unary.endpoint.whenReady(connection, on: unary.eventLoop).whenComplete { acquired in
                 switch acquired {
                 case .failure(let error):
-                    self.balancer.recordFailure(endpoint.index)
-                    done(.failure(NotSent(error: error)))
+                    self.balancer.recordFailure(unary.endpoint.index)
+                    self.report(.failure(NotSent(error: error)), unary)
                 case .success(let connection):
-                    self.start(
-                        deadline: deadline, headers: headers, message: message, on: connection, endpoint: endpoint,
-                        eventLoop: eventLoop, pinned: pinned, cancellation: cancellation, refusedBefore: refusedBefore,
-                        done: done
-                    )
+                    self.start(unary, on: connection)
                 }
             }
             return
         }
-        start(
-            deadline: deadline, headers: headers, message: message, on: connection, endpoint: endpoint,
-            eventLoop: eventLoop, pinned: pinned, cancellation: cancellation, refusedBefore: refusedBefore, done: done
-        )
+        start(unary, on: connection)
     }
 
     /// Starts one try's stream on `connection` (a stream reserved on it, connected).
-    private func start(
-        deadline: NIODeadline?,
-        headers: HTTP2Headers,
-        message: [ByteBuffer],
-        on connection: GRPCBackendConnection,
-        endpoint: GRPCBackendEndpoint,
-        eventLoop: any EventLoop,
-        pinned: Bool,
-        cancellation: TriggerCancellation,
-        refusedBefore: Bool,
-        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
-    ) {
-        let sameLoop = connection.eventLoop === eventLoop
+    private func start(_ unary: UnaryTry, on connection: GRPCBackendConnection) {
+        let sameLoop = connection.eventLoop === unary.eventLoop
         let completion: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
             guard sameLoop else {
-                eventLoop.execute {
-                    self.finishAttempt(
-                        result, deadline: deadline, headers: headers, message: message, on: endpoint,
-                        eventLoop: eventLoop, pinned: pinned, cancellation: cancellation, refusedBefore: refusedBefore,
-                        done: done
-                    )
-                }
+                unary.eventLoop.execute { self.finishAttempt(result, unary) }
                 return
             }
-            self.finishAttempt(
-                result, deadline: deadline, headers: headers, message: message, on: endpoint, eventLoop: eventLoop,
-                pinned: pinned, cancellation: cancellation, refusedBefore: refusedBefore, done: done
-            )
+            self.finishAttempt(result, unary)
         }
+        let peer = unary.endpoint.peer
         let call = NIOLoopBoundBox.makeBoxSendingValue(
-            GRPCBackendCall(unary: completion, peer: endpoint.peer, maxMessageBytes: configuration.maxResponseBytes),
+            GRPCBackendCall(unary: completion, peer: peer, maxMessageBytes: configuration.maxResponseBytes),
             eventLoop: connection.eventLoop
         )
-        cancellation.whenCancelled {
-            let error = cancelledError(endpoint.peer)
+        unary.cancellation.whenCancelled {
+            let error = cancelledError(peer)
             call.eventLoop.execute { call.value.cancel(error) }
         }
-        connection.start(call, headers: headers, message: message, deadline: pinned ? nil : deadline)
+        connection.start(
+            call, headers: unary.headers, message: unary.message, deadline: unary.pinned ? nil : unary.deadline)
     }
 
-    /// A try's outcome, on `eventLoop`: to `done`, or, for a refused stream, once more on a fresh connection.
-    private func finishAttempt(
-        _ result: Result<TriggerResult, any Error>,
-        deadline: NIODeadline?,
-        headers: HTTP2Headers,
-        message: [ByteBuffer],
-        on endpoint: GRPCBackendEndpoint,
-        eventLoop: any EventLoop,
-        pinned: Bool,
-        cancellation: TriggerCancellation,
-        refusedBefore: Bool,
-        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
-    ) {
+    /// A try's outcome, on its loop: reported, or, for a refused stream, tried once more on a fresh connection.
+    private func finishAttempt(_ result: Result<TriggerResult, any Error>, _ unary: UnaryTry) {
         guard case .failure(let error) = result, error is GRPCBackendCall.Refused else {
-            done(result)
+            report(result, unary)
             return
         }
-        if cancellation.isCancelled {
-            done(.failure(cancelledError(endpoint.peer)))
-        } else if refusedBefore {
+        if unary.cancellation.isCancelled {
+            report(.failure(cancelledError(unary.endpoint.peer)), unary)
+        } else if unary.refusedBefore {
             // Refused again on a fresh connection: the endpoint takes no work (it is draining), which
             // counts against it like a refused connect.
-            balancer.recordFailure(endpoint.index)
-            done(.failure(NotSent(error: refusedError(endpoint.peer))))
+            balancer.recordFailure(unary.endpoint.index)
+            report(.failure(NotSent(error: refusedError(unary.endpoint.peer))), unary)
         } else {
-            attempt(
-                deadline: deadline, headers: headers, message: message, on: endpoint, eventLoop: eventLoop,
-                pinned: pinned, cancellation: cancellation, refusedBefore: true, done: done
-            )
+            var again = unary
+            again.refusedBefore = true
+            attempt(again)
         }
+    }
+
+    /// The try's end: the endpoint's count of calls in flight and its health (a transport failure counts
+    /// against it; an answer, the pipeline's own error included, for it), then ``UnaryTry/done``.
+    private func report(_ result: Result<TriggerResult, any Error>, _ unary: UnaryTry) {
+        let index = unary.endpoint.index
+        unary.endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+        switch result {
+        case .success:
+            balancer.recordSuccess(index)
+        case .failure(let error as GatewayError):
+            if error.code == .backendFailed {
+                balancer.recordFailure(index)
+            } else if error.code.isApplication {
+                balancer.recordSuccess(index)
+            }
+        case .failure:
+            break
+        }
+        unary.done(result)
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
@@ -327,12 +318,12 @@ extension GRPCBackendTransport: LoopCallingTransport {
         // Room for the metadata ``requestHeaders(path:endpoint:request:)`` adds (up to 7 fields), so the
         // block is allocated once per call, not grown twice.
         var headers = HTTP2Headers(capacity: 13)
-        headers.add(name: ":method", value: "POST")
-        headers.add(name: ":scheme", value: scheme)
-        headers.add(name: ":path", value: path)
-        headers.add(name: ":authority", value: endpoint.authority)
-        headers.add(name: "content-type", value: "application/grpc")
-        headers.add(name: "te", value: "trailers")
+        headers.add(lowercasedName: ":method", value: "POST")
+        headers.add(lowercasedName: ":scheme", value: scheme)
+        headers.add(lowercasedName: ":path", value: path)
+        headers.add(lowercasedName: ":authority", value: endpoint.authority)
+        headers.add(lowercasedName: "content-type", value: "application/grpc")
+        headers.add(lowercasedName: "te", value: "trailers")
         return headers
     }
 
@@ -346,7 +337,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
                     "backend pool \"\(configuration.name)\": the deadline passed before the call started"
                 )
             }
-            headers.add(name: "grpc-timeout", value: GRPCTimeout.encode(remaining))
+            headers.add(lowercasedName: "grpc-timeout", value: GRPCTimeout.encode(remaining))
         }
         Self.addMetadata(&headers, "request-id", request.requestID)
         Self.addMetadata(&headers, "traceparent", request.traceParent)
@@ -366,7 +357,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
             for byte in bytes where (byte < 0x20 && byte != 0x09) || byte == 0x7F { return false }
             return true
         }
-        if valid { headers.add(name: name, value: value) }
+        if valid { headers.add(lowercasedName: name, value: value) }
     }
 
 }

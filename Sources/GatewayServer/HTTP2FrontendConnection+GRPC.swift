@@ -221,14 +221,15 @@ extension HTTP2FrontendConnection {
         if case .reflection = method {
             state.phase = .grpcReflection(GRPCReflectionCall(deframer: deframer))
         } else {
-            state.phase = .grpcCollecting(deframer, call, nil)
+            state.grpcCall = call
+            state.phase = .grpcCollecting(deframer, nil)
         }
         if endStream {
             session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
         }
     }
 
-    func grpcReceivedRequest(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {
+    func grpcReceivedRequest(_ message: ByteBuffer, call: consuming GRPCCall, stream: HTTP2StreamID) {
         switch call.method {
         case .instillHealth:
             grpcRespond(stream, message: InstillCodec.encodeHealthCheckResponse(serving: true))
@@ -257,7 +258,8 @@ extension HTTP2FrontendConnection {
     }
 
     private func grpcTrigger(
-        _ message: ByteBuffer, release: Bool, stream call: GRPCCall, on stream: HTTP2StreamID, mode: TriggerMode
+        _ message: ByteBuffer, release: Bool, stream call: consuming GRPCCall, on stream: HTTP2StreamID,
+        mode: TriggerMode
     ) {
         let request: TriggerRequest
         let target: TriggerDispatcher.Target?

@@ -37,8 +37,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         enum Phase {
             /// REST: reading the body.
             case restCollecting(RESTBodyCollector, RESTBodyUse)
-            /// gRPC: reading the request message (the one message of a unary call, once complete).
-            case grpcCollecting(GRPCMessageDeframer, GRPCCall, ByteBuffer?)
+            /// gRPC: reading the request message (the one message of a unary call, once complete); the call
+            /// itself waits in ``StreamState/grpcCall``.
+            case grpcCollecting(GRPCMessageDeframer, ByteBuffer?)
             /// gRPC server reflection: a bidirectional call, each request answered as it arrives
             /// (HTTP2FrontendConnection+Reflection.swift).
             case grpcReflection(GRPCReflectionCall)
@@ -60,6 +61,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var phase: Phase
         var wire = Wire.rest
         var requestID = ""
+        /// gRPC: the call decided from the headers, until its request message is complete. Kept here, not in
+        /// ``phase``: every match of the phase copied the payload, and the call's context holds a dozen strings
+        /// (issue 11: 24 retains and releases per call).
+        var grpcCall: GRPCCall?
         var task: Task<Void, Never>?
         /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:target:stream:deliver:)``).
         var call: TriggerCancellation?
@@ -78,6 +83,15 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var answered = false
 
         init(phase: Phase) { self.phase = phase }
+
+        /// The phase, moved out: ``phase`` is `.running` until the caller puts one back. Matching the phase in
+        /// place copied its payload (a deframer or a body collector with their buffers) and setting the next one
+        /// destroyed the original (issue 11: ~1 000 instructions per gRPC call each way).
+        func takePhase() -> Phase {
+            var phase = Phase.running
+            swap(&phase, &self.phase)
+            return phase
+        }
 
         /// A task or a loop-native call is computing the answer.
         var hasWork: Bool { task != nil || call != nil || relay != nil }
@@ -133,9 +147,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         // Bodies are gathered (JSON needs the whole document; the cap bounds it), so bytes are released to
         // the peer as they are appended: that is when they have left the connection's buffers.
         let size = data.readableBytes
-        switch state.phase {
+        // Moved out, so the collector or deframer is uniquely referenced while it grows.
+        switch state.takePhase() {
         case .restCollecting(var collector, let use):
-            state.phase = .running  // keep the collector uniquely referenced while it grows
             do {
                 try collector.append(data)
                 state.phase = .restCollecting(collector, use)
@@ -143,8 +157,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 state.phase = .done
                 restRespond(use.errorResponse(gatewayError(from: error)), stream: stream)
             }
-        case .grpcCollecting(var deframer, let call, var message):
-            state.phase = .running
+        case .grpcCollecting(var deframer, var message):
             deframer.append(data)
             // Pull complete messages as they arrive: an oversized one is refused from its 5-byte prefix,
             // before its body is buffered.
@@ -155,18 +168,21 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                     }
                     message = next
                 }
-                state.phase = .grpcCollecting(deframer, call, message)
+                state.phase = .grpcCollecting(deframer, message)
             } catch {
                 session.consume(stream: stream, bytes: size)
                 grpcFinish(stream, error: gatewayError(from: error))
                 return
             }
         case .grpcReflection(let call):
+            state.phase = .grpcReflection(call)
             // It consumes the bytes itself, as their requests are answered.
             grpcReflectionReceived(data, call: call, stream: stream, endStream: endStream)
             return
-        case .running, .done:
+        case .running:
             break
+        case .done:
+            state.phase = .done
         }
         session.consume(stream: stream, bytes: size)
         if endStream { receivedEndStream(stream) }
@@ -205,9 +221,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     private func receivedEndStream(_ stream: HTTP2StreamID) {
         guard let state = streams[stream] else { return }
-        switch state.phase {
+        switch state.takePhase() {
         case .restCollecting(var collector, let use):
-            state.phase = .running
             let body: RESTBody
             do {
                 body = try collector.finishBody()
@@ -229,18 +244,20 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
                 preconditionFailure("a trigger body was collected raw")
             }
-        case .grpcCollecting(let deframer, let call, let message):
-            state.phase = .running
-            guard let message, !deframer.hasPartialMessage else {
+        case .grpcCollecting(let deframer, let message):
+            guard let message, !deframer.hasPartialMessage, let call = state.grpcCall.take() else {
                 let reason = deframer.hasPartialMessage ? "truncated gRPC message" : "missing request message"
                 grpcFinish(stream, error: GatewayError(.invalidArgument, reason))
                 return
             }
             grpcReceivedRequest(message, call: call, stream: stream)
         case .grpcReflection(let call):
+            state.phase = .grpcReflection(call)
             grpcReflectionReceivedEnd(call: call, stream: stream)
-        case .running, .done:
+        case .running:
             break
+        case .done:
+            state.phase = .done
         }
     }
 
@@ -342,17 +359,18 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     ) {
         let cancellation = TriggerCancellation()
         streams[stream]?.call = cancellation
-        services.dispatcher.runSync(request, target: target, on: eventLoop, cancellation: cancellation)
-            .assumeIsolated()
-            .whenComplete { result in
-                guard let state = self.streams[stream], state.call === cancellation else { return }
-                state.call = nil
-                state.open?.record.endpoint = cancellation.endpoint
-                // Headers, message and trailers of one answer leave in one write, not one per frame group.
-                let outcome = result.mapError { gatewayError(from: $0, requestID: request.requestID) }
-                if case .failure(let error) = outcome { self.services.logFailure(error, of: state.open?.record) }
-                self.session.withBatchedWrites { deliver(self, outcome) }
-            }
+        // Only the id is needed afterwards: capturing the request copied its dozen strings (issue 11).
+        let requestID = request.requestID
+        // Reported on this loop, with no future (issue 11).
+        services.dispatcher.runSync(request, target: target, on: eventLoop, cancellation: cancellation) { result in
+            guard let state = self.streams[stream], state.call === cancellation else { return }
+            state.call = nil
+            state.open?.record.endpoint = cancellation.endpoint
+            // Headers, message and trailers of one answer leave in one write, not one per frame group.
+            let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
+            if case .failure(let error) = outcome { self.services.logFailure(error, of: state.open?.record) }
+            self.session.withBatchedWrites { deliver(self, outcome) }
+        }
     }
 
     /// Runs `work` off the loop and hands its result back to `deliver` on the loop, if the stream is still

@@ -45,6 +45,7 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
 
     package func handlerRemoved(context: ChannelHandlerContext) {
         self.session.transportClosed()
+        self.session.detachTransport()
         self.context = nil
     }
 

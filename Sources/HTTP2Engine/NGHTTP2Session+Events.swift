@@ -46,9 +46,11 @@ extension NGHTTP2Session {
         var trimmed = value[...]
         while let first = trimmed.first, first == 0x20 || first == 0x09 { trimmed = trimmed.dropFirst() }
         while let last = trimmed.last, last == 0x20 || last == 0x09 { trimmed = trimmed.dropLast() }
+        // Common names and values are literals, not decoded (``HTTP2CommonFields``).
+        let value = UnsafeBufferPointer(rebasing: trimmed)
         stream.headerBlock.appendReceived(
-            name: String(decoding: name, as: UTF8.self),
-            value: String(decoding: trimmed, as: UTF8.self)
+            name: HTTP2CommonFields.name(name) ?? String(decoding: name, as: UTF8.self),
+            value: HTTP2CommonFields.value(value) ?? String(decoding: value, as: UTF8.self)
         )
         return 0
     }

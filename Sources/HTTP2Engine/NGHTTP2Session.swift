@@ -95,7 +95,10 @@ package final class NGHTTP2Session {
     var writeProgressTimer: Scheduled<Void>?
     var requestProgressTimer: (deadline: NIODeadline, task: Scheduled<Void>)?
 
-    weak var transport: (any HTTP2SessionTransport)?
+    /// The handler writing for this session. Strong, released by ``detachTransport()`` when the handler leaves
+    /// its pipeline (NIO removes every handler of a closed channel): a weak reference gave the handler a side
+    /// table, which sent each retain and release of it through the runtime's slow path (issue 11).
+    var transport: (any HTTP2SessionTransport)?
     private(set) var eventLoop: (any EventLoop)?
     var allocator = ByteBufferAllocator()
 
@@ -223,6 +226,11 @@ package final class NGHTTP2Session {
     func transportWritabilityChanged() {
         self.preconditionInEventLoop()
         self.drain()
+    }
+
+    /// The handler left its pipeline: the reference cycle between it and the session ends here.
+    func detachTransport() {
+        self.transport = nil
     }
 
     /// The channel is gone: every open stream the owner knows is reported closed (`.cancel`), then the

@@ -117,6 +117,22 @@ package final class TriggerDispatcher: Sendable {
         return target.pool.run(request, on: eventLoop, cancellation: cancellation)
     }
 
+    /// ``runSync(_:target:on:cancellation:)`` reported once to `completion` on `eventLoop`, with no future
+    /// (``BackendPool/run(_:on:cancellation:completion:)``); a missing route is reported at once.
+    package func runSync(
+        _ request: TriggerRequest,
+        target: Target?,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation,
+        completion: @escaping (Result<TriggerResult, any Error>) -> Void
+    ) {
+        guard let target else {
+            completion(.failure(Self.notFound(request.ref)))
+            return
+        }
+        target.pool.run(request, on: eventLoop, cancellation: cancellation, completion: completion)
+    }
+
     /// Stream mode on the caller's event loop: the backend's events pulled one at a time on `eventLoop`.
     /// Throws before the first event only for routing errors and for the pool's overload (a stream holds a
     /// slot for its whole life), so a frontend can still answer those with a plain error response.
