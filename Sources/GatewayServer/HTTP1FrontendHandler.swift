@@ -41,7 +41,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private var currentRequestID = ""
     /// The record of the request in progress, from its head until its exchange ends (`finishRequest`).
     private var open: OpenRequest?
-    /// The runner request started while a large JSON body arrives (issue 12), from the head to the body's end.
+    /// The runner request started while a large JSON or multipart body arrives (issue 12), from the head to the
+    /// body's end.
     private var relay: HTTP1BodyRelay?
 
     /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
@@ -101,11 +102,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             write(response, keepAlive: head.isKeepAlive && !close, context: context)
         case .run(let work):
             startWork(work.run, keepAlive: head.isKeepAlive, context: context)
-        case .readBody(let collector, let use):
-            state = .collecting(collector, use, keepAlive: head.isKeepAlive)
+        case .readBody(var collector, let use):
             relay = HTTP1BodyRelay(
                 use: use, collector: collector, headers: head.headers,
                 services: services, eventLoop: context.eventLoop)
+            if let relay, collector.decodesMultipartBatch { collector.observeFileParts(relay) }
+            state = .collecting(collector, use, keepAlive: head.isKeepAlive)
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
                 // curl asks before sending bodies over 1 MiB and otherwise waits a full second.
                 let interim = HTTPResponseHead(version: head.version, status: .continue)
