@@ -43,6 +43,13 @@ final class HTTP1BodyRelay {
     /// The placeholder blob the runner request is first rendered with: larger than the thresholds that keep a
     /// blob as its canonical text (`JSONValueCodec`) and send it as a piece of its own (`StreamedJSONBody`).
     static let placeholderBytes = 128 << 10
+    /// Back-pressure from a runner slower than its client: past `queueHighWater` bytes queued for the runner
+    /// (and not yet taken by its connection), the client's connection is not read until the runner has taken
+    /// the queue down to `queueLowWater`. So the relay holds a window, not the body, on top of what the
+    /// collector gathers. A runner that takes nothing for the body-progress timeout (`timeouts.body_progress`)
+    /// makes the client's body stall that long: 408, as for a client that stopped sending.
+    static let queueHighWater = 1 << 20
+    static let queueLowWater = 256 << 10
 
     private enum Phase {
         /// JSON: looking for the blob's start in the body's first bytes.
@@ -78,6 +85,9 @@ final class HTTP1BodyRelay {
     private let limits: CodecLimits
     private let dispatcher: TriggerDispatcher
     private let eventLoop: any EventLoop
+    /// The client's connection, whose reading stops while the runner is behind (`queueHighWater`).
+    private let channel: any Channel
+    private var readingPaused = false
     private var phase: Phase
     /// The body's first bytes (JSON, while scanning).
     private var window = ByteBuffer()
@@ -93,7 +103,7 @@ final class HTTP1BodyRelay {
     /// multipart body's relay must be handed to the collector (`RESTBodyCollector.observeFileParts`).
     init?(
         use: RESTBodyUse, collector: RESTBodyCollector, headers: HTTPHeaders, services: FrontendServices,
-        eventLoop: any EventLoop
+        channel: any Channel
     ) {
         // The cheap checks first: this runs for every request with a body.
         guard case .trigger(let plan) = use, plan.mode == .sync, plan.target?.sendsBlobsAsBase64 == true,
@@ -111,7 +121,8 @@ final class HTTP1BodyRelay {
         self.declaredLength = declaredLength
         self.limits = services.limits
         self.dispatcher = services.dispatcher
-        self.eventLoop = eventLoop
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
     }
 
     /// Whether a runner request is under way.
@@ -202,6 +213,28 @@ final class HTTP1BodyRelay {
         let to = min(offset + chunk.readableBytes, end)
         guard from < to else { return }
         body.append(chunk.getSlice(at: chunk.readerIndex + from - offset, length: to - from)!)
+        holdIfBehind(body)
+    }
+
+    /// Stops reading the client while the runner is `queueHighWater` bytes behind; reading resumes when its
+    /// connection has taken the queue down to `queueLowWater`, or the body ended (completed, or given up:
+    /// the ordinary path then reads the rest).
+    private func holdIfBehind(_ body: RelayedBody) {
+        guard !readingPaused, body.queuedBytes > Self.queueHighWater else { return }
+        let loop = eventLoop
+        let relay = NIOLoopBound(self, eventLoop: loop)
+        guard body.whenDrained(to: Self.queueLowWater, { loop.execute { relay.value.resumeReading() } }) else {
+            return
+        }
+        readingPaused = true
+        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+    }
+
+    private func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        // Turning `autoRead` back on issues the read that was not made.
+        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
     }
 
     /// What the frontend does once the whole body was parsed into `request`.
@@ -305,6 +338,7 @@ extension HTTP1BodyRelay: MultipartFileObserver {
         default: break
         }
         relaying.body.append(chunk)
+        holdIfBehind(relaying.body)
     }
 
     func fileEnded(_ body: ByteBuffer) {

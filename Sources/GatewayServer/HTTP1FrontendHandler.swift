@@ -105,7 +105,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         case .readBody(var collector, let use):
             relay = HTTP1BodyRelay(
                 use: use, collector: collector, headers: head.headers,
-                services: services, eventLoop: context.eventLoop)
+                services: services, channel: context.channel)
             if let relay, collector.decodesMultipartBatch { collector.observeFileParts(relay) }
             state = .collecting(collector, use, keepAlive: head.isKeepAlive)
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
