@@ -188,12 +188,27 @@ final class RecordingRunner: Sendable {
     /// The most body bytes one request has had so far.
     var largestBodySeen: Int { record.withLock { $0.largestBodySeen } }
 
-    static func start() async throws -> RecordingRunner {
+    /// A runner on an ephemeral loopback port. `readEvery`: a slow runner, which reads at most 16 KiB per
+    /// interval (no automatic reads, a small socket receive buffer), so a relay can be ahead of it.
+    static func start(readEvery: TimeAmount? = nil) async throws -> RecordingRunner {
         let box = Mutex<RecordingRunner?>(nil)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if readEvery != nil {
+            bootstrap = bootstrap.childChannelOption(.autoRead, value: false)
+                .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 << 10))
+                .childChannelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
+        }
+        let channel = try await bootstrap
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(Handler(runner: { box.withLock { $0! } }))
+                    if let readEvery {
+                        // One read per interval for as long as the connection is open.
+                        channel.eventLoop.scheduleRepeatedTask(initialDelay: readEvery, delay: readEvery) { task in
+                            guard channel.isActive else { return task.cancel() }
+                            channel.read()
+                        }
+                    }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()

@@ -292,3 +292,59 @@ struct MultipartRelayTests {
         }
     }
 }
+
+/// Back-pressure of the streaming relay (`HTTP1BodyRelay.queueHighWater`): a runner that reads slower than the
+/// client sends keeps the gateway's memory at what the body path holds anyway (the gathered body or the file)
+/// plus a window, not plus a second copy of the body queued for the runner. Measured as the peak RSS growth
+/// (`VmHWM`) of a gateway process over one upload, in bytes, against a runner reading 16 KiB per 2 ms.
+@Suite("Streaming relay back-pressure from a slow runner")
+struct RelayBackPressureTests {
+    static func highWaterMark(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+        let kib = try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+        return kib << 10
+    }
+
+    /// Uploads `body` (after a small warm-up request) through a gateway process to a slow runner; returns
+    /// the gateway's peak RSS growth over the upload, after checking that the runner got the whole request.
+    static func peakGrowth(head: String, body: [UInt8]) async throws -> Int {
+        let runner = try await RecordingRunner.start(readEvery: .milliseconds(2))
+        defer { runner.stop() }
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("mprelay-\(UUID()).yaml")
+        try ("limits: {max_body_bytes: 64MiB}\n" + httpPoolConfig(port: runner.port))
+            .write(to: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: config) }
+        return try await ProcessTests.withGatewayProcess(["--config", config.path, "--log-level", "warning"]) {
+            server in
+            let warm = try await SlowSocket.connect(port: server.port)
+            let small = Array(#"{"data":[{"variable":{"k":"v"}}]}"#.utf8)
+            try await blocking { _ = warm.send(BodyRelayTests.head(small.count)); _ = warm.send(small) }
+            #expect(try await BodyRelayTests.response(warm).text.hasPrefix("HTTP/1.1 200"))
+            let idle = try highWaterMark(server.pid)
+            let socket = try await SlowSocket.connect(port: server.port)
+            try await blocking { _ = socket.send(head); _ = socket.send(body) }
+            let answer = try await BodyRelayTests.response(socket)
+            #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(300))")
+            #expect(runner.wholeBodies.count == 2 && runner.cutOff == 0)
+            return try highWaterMark(server.pid) - idle
+        }
+    }
+
+    @Test("a 16 MiB multipart file to a slow runner: peak RSS growth stays under 1.5× the file")
+    func multipart() async throws {
+        let file = randomBytes(16 << 20, seed: 51)
+        let body = MultipartRelayTests.form(file: file)
+        let growth = try await Self.peakGrowth(head: MultipartRelayTests.head(body.count), body: body)
+        // Without back-pressure the file's base64 (4/3 of it) queues up for the runner: over 2× the file.
+        #expect(growth <= file.count * 3 / 2, "peak RSS grew by \(growth >> 20) MiB for a \(file.count >> 20) MiB file")
+    }
+
+    @Test("a 16 MiB base64 JSON body to a slow runner: peak RSS growth stays under 1.5× the body")
+    func json() async throws {
+        let (body, _, _) = BodyRelayTests.body(blobBytes: 12 << 20, seed: 52)
+        let growth = try await Self.peakGrowth(head: BodyRelayTests.head(body.count), body: body)
+        // Without back-pressure the client's read buffers queue up for the runner besides the gathered body.
+        #expect(growth <= body.count * 3 / 2, "peak RSS grew by \(growth >> 20) MiB for a \(body.count >> 20) MiB body")
+    }
+}
