@@ -16,8 +16,9 @@ import WireCodecs
 /// The runner request is rendered from the body's beginning with a placeholder for the blob (so it is the
 /// same JSON the gateway would send, `BackendHTTPBody`), its `Content-Length` derived from the client's.
 ///
-/// Nothing is trusted before the whole body is in: the runner gets everything but the request's last
-/// bytes until the body was parsed and validated the ordinary way (`RESTBodyCollector`), and the request
+/// Each piece of the client's base64 is checked against the standard alphabet as it arrives: a bad one cuts
+/// the runner request off at once. Nothing is trusted before the whole body is in: the runner gets everything
+/// but the request's last bytes until the body was parsed and validated the ordinary way (`RESTBodyCollector`), and the request
 /// this makes is rendered again and compared with the one sent ahead (the text around the blob, the blob's
 /// place in the gathered body, the transport fields). Only when they are the same are the last bytes sent;
 /// otherwise (bad base64, a body of another shape, the client gone) the runner request is aborted (its
@@ -212,7 +213,18 @@ final class HTTP1BodyRelay {
         let from = max(offset, start)
         let to = min(offset + chunk.readableBytes, end)
         guard from < to else { return }
-        body.append(chunk.getSlice(at: chunk.readerIndex + from - offset, length: to - from)!)
+        let slice = chunk.getSlice(at: chunk.readerIndex + from - offset, length: to - from)!
+        // Not canonical base64 (the ordinary parse will say where): cut the runner request off now, not after
+        // the body's last byte. Only the blob's last two characters may be padding.
+        let checked = slice.withUnsafeReadableBytes { bytes in
+            var n = bytes.count
+            if to == end {
+                while n > 0, bytes.count - n < 2, bytes[n - 1] == UInt8(ascii: "=") { n -= 1 }
+            }
+            return Base64.isStandardAlphabet(UnsafeRawBufferPointer(rebasing: bytes[..<n]))
+        }
+        guard checked else { return abort() }
+        body.append(slice)
         holdIfBehind(body)
     }
 
