@@ -337,7 +337,8 @@ extension HTTP1BodyRelay: MultipartFileObserver {
                 return
             }
             let quantum: [UInt8] =
-                fileCarry.count == 1 ? [fileCarry.bytes.0, input[0], input[1]] : [fileCarry.bytes.0, fileCarry.bytes.1, input[0]]
+                fileCarry.count == 1
+                ? [fileCarry.bytes.0, input[0], input[1]] : [fileCarry.bytes.0, fileCarry.bytes.1, input[0]]
             quantum.withUnsafeBytes { Base64.encode($0, into: &chunk) }
             input = UnsafeRawBufferPointer(rebasing: input[need...])
             fileCarry.count = 0

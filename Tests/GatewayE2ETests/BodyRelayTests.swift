@@ -227,7 +227,8 @@ final class RecordingRunner: Sendable {
                 .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 << 10))
                 .childChannelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
         }
-        let channel = try await bootstrap
+        let channel =
+            try await bootstrap
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(Handler(runner: { box.withLock { $0! } }))

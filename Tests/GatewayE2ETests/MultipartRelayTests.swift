@@ -135,12 +135,15 @@ struct MultipartRelayTests {
             let out = try await TestProcess.run(
                 curl,
                 [
-                    "-sS", "-w", "\n%{http_code}", "-F", "variables[0].file=@\(file.path);type=application/octet-stream",
+                    "-sS", "-w", "\n%{http_code}", "-F",
+                    "variables[0].file=@\(file.path);type=application/octet-stream",
                     "http://127.0.0.1:\(gateway.port)\(Self.path)",
                 ])
             #expect(out.stdoutString.hasSuffix("\n200"), "\(out.stdoutString.suffix(300)) \(out.stderr)")
             try #require(runner.wholeBodies.count == 1)
-            #expect(try Self.file(of: runner.wholeBodies[0])?.hasSuffix(";base64," + Data(bytes).base64EncodedString()) == true)
+            #expect(
+                try Self.file(of: runner.wholeBodies[0])?.hasSuffix(";base64," + Data(bytes).base64EncodedString())
+                    == true)
         }
     }
 
@@ -251,7 +254,9 @@ struct MultipartRelayTests {
 
             let over = Self.form(file: randomBytes(cap + 1 - empty.count, seed: 42))
             let second = try await SlowSocket.connect(port: gateway.port)
-            try await blocking { _ = second.send(Self.head(over.count)); _ = second.send(over) }
+            try await blocking {
+                _ = second.send(Self.head(over.count)); _ = second.send(over)
+            }
             let answer = try await BodyRelayTests.response(second)
             #expect(answer.text.hasPrefix("HTTP/1.1 413"), "\(answer.text.prefix(300))")
             #expect(runner.wholeBodies.count == 1 && runner.cutOff == 0)
@@ -283,7 +288,9 @@ struct MultipartRelayTests {
                     try await Self.sendHoldingBack(socket, body, runner: runner, ahead: 1 << 20)
                     expected += 1
                 } else {
-                    try await blocking { _ = socket.send(Self.head(body.count)); _ = socket.send(body) }
+                    try await blocking {
+                        _ = socket.send(Self.head(body.count)); _ = socket.send(body)
+                    }
                 }
                 let answer = try await BodyRelayTests.response(socket)
                 #expect(answer.text.hasPrefix("HTTP/1.1 \(status)"), "\(extra) \(parts): \(answer.text.prefix(300))")
@@ -319,11 +326,15 @@ struct RelayBackPressureTests {
             server in
             let warm = try await SlowSocket.connect(port: server.port)
             let small = Array(#"{"data":[{"variable":{"k":"v"}}]}"#.utf8)
-            try await blocking { _ = warm.send(BodyRelayTests.head(small.count)); _ = warm.send(small) }
+            try await blocking {
+                _ = warm.send(BodyRelayTests.head(small.count)); _ = warm.send(small)
+            }
             #expect(try await BodyRelayTests.response(warm).text.hasPrefix("HTTP/1.1 200"))
             let idle = try highWaterMark(server.pid)
             let socket = try await SlowSocket.connect(port: server.port)
-            try await blocking { _ = socket.send(head); _ = socket.send(body) }
+            try await blocking {
+                _ = socket.send(head); _ = socket.send(body)
+            }
             let answer = try await BodyRelayTests.response(socket)
             #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(300))")
             #expect(runner.wholeBodies.count == 2 && runner.cutOff == 0)

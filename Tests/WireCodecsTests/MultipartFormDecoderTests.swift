@@ -319,7 +319,9 @@ struct MultipartFileObserverTests {
         let provisional = try #require(began.inputs.first)
         #expect(provisional.variables["n"] == .number(7))
         #expect(provisional.variables["text"] == .string("not a file"))
-        #expect(Array(provisional.variables["image"]?.blobValue?.bytes.readableBytesView ?? []) == Array("PLACEHOLDER".utf8))
+        #expect(
+            Array(provisional.variables["image"]?.blobValue?.bytes.readableBytesView ?? []) == Array("PLACEHOLDER".utf8)
+        )
     }
 
     @Test("an observer that declines a part gets none of its bytes; each file part is offered")
