@@ -217,15 +217,17 @@ final class RecordingRunner: Sendable {
     /// The most body bytes one request has had so far.
     var largestBodySeen: Int { record.withLock { $0.largestBodySeen } }
 
-    /// A runner on an ephemeral loopback port. `readEvery`: a slow runner, which reads at most 16 KiB per
-    /// interval (no automatic reads, a small socket receive buffer), so a relay can be ahead of it.
+    /// A runner on an ephemeral loopback port. `readEvery`: a slow runner, which reads once per interval
+    /// (16 KiB reads, no automatic reads, a 256 KiB socket receive buffer: with 16 KiB, under load, loopback's
+    /// 64 KiB segments left its receive window shut for longer than a request's timeout), so a relay can be
+    /// ahead of it.
     static func start(readEvery: TimeAmount? = nil) async throws -> RecordingRunner {
         let box = Mutex<RecordingRunner?>(nil)
         var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         if readEvery != nil {
             bootstrap = bootstrap.childChannelOption(.autoRead, value: false)
                 .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 << 10))
-                .childChannelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
+                .childChannelOption(.socketOption(.so_rcvbuf), value: 256 << 10)
         }
         let channel =
             try await bootstrap

@@ -303,7 +303,7 @@ struct MultipartRelayTests {
 /// Back-pressure of the streaming relay (`HTTP1BodyRelay.queueHighWater`): a runner that reads slower than the
 /// client sends keeps the gateway's memory at what the body path holds anyway (the gathered body or the file)
 /// plus a window, not plus a second copy of the body queued for the runner. Measured as the peak RSS growth
-/// (`VmHWM`) of a gateway process over one upload, in bytes, against a runner reading 16 KiB per 2 ms.
+/// (`VmHWM`) of a gateway process over one upload, in bytes, against a runner reading every 5 ms.
 @Suite("Streaming relay back-pressure from a slow runner")
 struct RelayBackPressureTests {
     static func highWaterMark(_ pid: Int32) throws -> Int {
@@ -316,7 +316,7 @@ struct RelayBackPressureTests {
     /// Uploads `body` (after a small warm-up request) through a gateway process to a slow runner; returns
     /// the gateway's peak RSS growth over the upload, after checking that the runner got the whole request.
     static func peakGrowth(head: String, body: [UInt8]) async throws -> Int {
-        let runner = try await RecordingRunner.start(readEvery: .milliseconds(2))
+        let runner = try await RecordingRunner.start(readEvery: .milliseconds(5))
         defer { runner.stop() }
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("mprelay-\(UUID()).yaml")
         try ("limits: {max_body_bytes: 64MiB}\n" + httpPoolConfig(port: runner.port))
