@@ -4,7 +4,7 @@ import TriggerDispatch
 import TriggerModel
 import WireCodecs
 
-/// The streaming relay of a large base64 JSON body to an http runner (issue 12): the runner request starts
+/// The streaming relay of a large upload to an http runner (issue 12): the runner request starts
 /// while the client's body is still arriving, and the client's canonical base64 goes to the runner as it
 /// comes, so the upload is not received whole before its first byte goes out (store and forward made a
 /// 24 MiB body take the time of two transfers plus the runner's work).
@@ -16,36 +16,63 @@ import WireCodecs
 /// The runner request is rendered from the body's beginning with a placeholder for the blob (so it is the
 /// same JSON the gateway would send, `BackendHTTPBody`), its `Content-Length` derived from the client's.
 ///
-/// Nothing is trusted before the whole body is in: the runner gets everything but the request's last
-/// bytes until the body was parsed and validated the ordinary way (`RESTBodyCollector`), and the request
+/// Each piece of the client's base64 is checked against the standard alphabet as it arrives: a bad one cuts
+/// the runner request off at once. Nothing is trusted before the whole body is in: the runner gets everything
+/// but the request's last bytes until the body was parsed and validated the ordinary way (`RESTBodyCollector`), and the request
 /// this makes is rendered again and compared with the one sent ahead (the text around the blob, the blob's
 /// place in the gathered body, the transport fields). Only when they are the same are the last bytes sent;
 /// otherwise (bad base64, a body of another shape, the client gone) the runner request is aborted (its
 /// connection closed mid-body: the runner never sees a whole request) and the request goes on, or fails,
 /// the ordinary way. Loop-confined: used by one `HTTP1FrontendHandler` on its event loop.
+///
+/// A `multipart/form-data` trigger body (a file upload, `curl -F`) is relayed the same way: the multipart
+/// decoder hands the first file part's bytes over as it finds them (`MultipartFileObserver`), and they are
+/// base64-encoded here, three bytes to four characters, into the data URI the runner's JSON carries. The
+/// runner request's length must be known before its head goes out; it is derived from the client's
+/// `Content-Length`, assuming the file is the body's last part followed by the usual close delimiter
+/// (`MultipartFileStart.closingBytes`): a body of another shape shows as a part of another length, and the
+/// request sent ahead is cut off. Why not `Transfer-Encoding: chunked` to the runner, which needs no length:
+/// runners are not all full HTTP/1.1 servers (Python's `http.server` and WSGI's reference server read
+/// `Content-Length` only), every runner request so far carried a `Content-Length` (API.md §5), and a body
+/// whose length is not what was derived is served the ordinary way anyway.
 final class HTTP1BodyRelay {
-    /// Bodies (their declared length) and blobs (their base64 bytes) smaller than this are not relayed: the
-    /// store-and-forward time of a smaller body is below a millisecond or two.
+    /// Bodies (their declared length) and blobs (their base64 bytes, a file's bytes) smaller than this are not
+    /// relayed: the store-and-forward time of a smaller body is below a millisecond or two.
     static let minimumBytes = 1 << 20
     /// How much of the body's beginning is looked at for the blob's start.
     static let windowBytes = 64 << 10
     /// The placeholder blob the runner request is first rendered with: larger than the thresholds that keep a
     /// blob as its canonical text (`JSONValueCodec`) and send it as a piece of its own (`StreamedJSONBody`).
     static let placeholderBytes = 128 << 10
+    /// Back-pressure from a runner slower than its client: past `queueHighWater` bytes queued for the runner
+    /// (and not yet taken by its connection), the client's connection is not read until the runner has taken
+    /// the queue down to `queueLowWater`. So the relay holds a window, not the body, on top of what the
+    /// collector gathers. A runner that takes nothing for the body-progress timeout (`timeouts.body_progress`)
+    /// makes the client's body stall that long: 408, as for a client that stopped sending.
+    static let queueHighWater = 1 << 20
+    static let queueLowWater = 256 << 10
 
     private enum Phase {
-        /// Looking for the blob's start in the body's first bytes.
+        /// JSON: looking for the blob's start in the body's first bytes.
         case scanning
+        /// Multipart: waiting for the first file part (`MultipartFileObserver`).
+        case awaitingFile
         case relaying(Relaying)
         /// Not relayed (not of the shape, or given up): the ordinary path serves the request.
         case off
     }
 
+    /// Where the relayed blob comes from.
+    private enum Source {
+        /// The client's base64 text: offsets of its first byte and of the byte after its last in the body.
+        case base64Text(start: Int, end: Int)
+        /// A multipart file part of `count` bytes, encoded here.
+        case file(count: Int)
+    }
+
     private struct Relaying {
         let body: RelayedBody
-        /// The blob's first byte and the byte after its last, as offsets in the client's body.
-        let start: Int
-        let end: Int
+        let source: Source
         /// The runner request's text before and after the blob.
         let before: ByteBuffer
         let after: ByteBuffer
@@ -59,28 +86,44 @@ final class HTTP1BodyRelay {
     private let limits: CodecLimits
     private let dispatcher: TriggerDispatcher
     private let eventLoop: any EventLoop
-    private var phase = Phase.scanning
-    /// The body's first bytes (while scanning).
+    /// The client's connection, whose reading stops while the runner is behind (`queueHighWater`).
+    private let channel: any Channel
+    private var readingPaused = false
+    private var phase: Phase
+    /// The body's first bytes (JSON, while scanning).
     private var window = ByteBuffer()
     /// Bytes of the body received so far.
     private var received = 0
+    /// A relayed file's bytes seen so far, the last 0–2 of them not encoded yet (base64 takes three at a
+    /// time), and where the decoder kept the whole file once its part ended.
+    private var fileBytesSeen = 0
+    private var fileCarry: (count: Int, bytes: (UInt8, UInt8)) = (0, (0, 0))
+    private var fileStorageAddress: UInt?
 
-    /// A relay for this request, or nil when it is not of the shape (see the type's documentation).
+    /// A relay for this request, or nil when it is not of the shape (see the type's documentation). A
+    /// multipart body's relay must be handed to the collector (`RESTBodyCollector.observeFileParts`).
     init?(
         use: RESTBodyUse, collector: RESTBodyCollector, headers: HTTPHeaders, services: FrontendServices,
-        eventLoop: any EventLoop
+        channel: any Channel
     ) {
         // The cheap checks first: this runs for every request with a body.
         guard case .trigger(let plan) = use, plan.mode == .sync, plan.target?.sendsBlobsAsBase64 == true,
-            collector.keepsCanonicalBase64JSON,
             let declaredLength = headers.first(name: "content-length").flatMap({ Int($0) }),
             declaredLength >= Self.minimumBytes
         else { return nil }
+        if collector.keepsCanonicalBase64JSON {
+            phase = .scanning
+        } else if collector.decodesMultipartBatch {
+            phase = .awaitingFile
+        } else {
+            return nil
+        }
         self.plan = plan
         self.declaredLength = declaredLength
         self.limits = services.limits
         self.dispatcher = services.dispatcher
-        self.eventLoop = eventLoop
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
     }
 
     /// Whether a runner request is under way.
@@ -94,7 +137,7 @@ final class HTTP1BodyRelay {
         let offset = received
         received += chunk.readableBytes
         switch phase {
-        case .off:
+        case .off, .awaitingFile:
             return
         case .scanning:
             window.writeImmutableBuffer(chunk)
@@ -107,7 +150,9 @@ final class HTTP1BodyRelay {
                 begin(start: start, closer: closer)
             }
         case .relaying(let relaying):
-            forward(chunk, at: offset, relaying)
+            if case .base64Text(let start, let end) = relaying.source {
+                forward(chunk, at: offset, start: start, end: end, relaying.body)
+            }
         }
     }
 
@@ -116,7 +161,31 @@ final class HTTP1BodyRelay {
         window = ByteBuffer()
     }
 
-    /// Starts the runner request for a blob whose base64 begins at `start`.
+    /// Starts the runner request for `provisional` (rendered with a placeholder blob) whose blob will be
+    /// `blobBase64Bytes` of base64; nil when the request is not text, one large blob, text.
+    private func start(
+        _ provisional: TriggerRequest, blobBase64Bytes: Int, source: Source,
+        split: (StreamedJSONBody) -> (before: ByteBuffer, blob: ByteBuffer, after: ByteBuffer)?
+    ) -> Relaying? {
+        var provisional = provisional
+        guard let split = split(BackendHTTPBody.streamed(request: provisional)),
+            split.blob.readableBytes == Self.placeholderBytes
+        else { return nil }
+        let body = RelayedBody(
+            count: split.before.readableBytes + blobBase64Bytes + split.after.readableBytes, head: split.before)
+        provisional.relayedBody = body
+        let cancellation = TriggerCancellation()
+        let call = dispatcher.runSync(provisional, target: plan.target, on: eventLoop, cancellation: cancellation)
+        // The call ended before the body did (refused, failed, answered early): stop queueing bytes for it.
+        call.whenComplete { _ in body.fail() }
+        let relaying = Relaying(
+            body: body, source: source, before: split.before, after: split.after, provisional: provisional,
+            call: call, cancellation: cancellation)
+        phase = .relaying(relaying)
+        return relaying
+    }
+
+    /// Starts the runner request for a JSON blob whose base64 begins at `start`.
     private func begin(start: Int, closer: [UInt8]) {
         defer { window = ByteBuffer() }
         let length = declaredLength - start - closer.count
@@ -126,35 +195,58 @@ final class HTTP1BodyRelay {
         synthetic.writeBytes(window.readableBytesView.prefix(start))
         synthetic.writeRepeatingByte(UInt8(ascii: "A"), count: Self.placeholderBytes)
         synthetic.writeBytes(closer)
-        guard let inputs = try? RESTTriggerBody.decode(json: synthetic, limits: limits, keepCanonicalBase64: true)
+        guard let inputs = try? RESTTriggerBody.decode(json: synthetic, limits: limits, keepCanonicalBase64: true),
+            let relaying = self.start(
+                plan.makeRequest(inputs: inputs), blobBase64Bytes: length,
+                source: .base64Text(start: start, end: start + length), split: { $0.aroundOnlyBlob })
         else { return stop() }
-        var provisional = plan.makeRequest(inputs: inputs)
-        guard let split = BackendHTTPBody.streamed(request: provisional).aroundOnlyBlob,
-            split.blob.readableBytes == Self.placeholderBytes
-        else { return stop() }
-        let body = RelayedBody(
-            count: split.before.readableBytes + length + split.after.readableBytes, head: split.before)
-        provisional.relayedBody = body
-        let cancellation = TriggerCancellation()
-        let call = dispatcher.runSync(provisional, target: plan.target, on: eventLoop, cancellation: cancellation)
-        // The call ended before the body did (refused, failed, answered early): stop queueing bytes for it.
-        call.whenComplete { _ in body.fail() }
-        let relaying = Relaying(
-            body: body, start: start, end: start + length, before: split.before, after: split.after,
-            provisional: provisional, call: call, cancellation: cancellation)
-        phase = .relaying(relaying)
         // The blob's bytes received so far are in the window.
         if received > start {
-            forward(window.getSlice(at: start, length: min(received, relaying.end) - start)!, at: start, relaying)
+            forward(
+                window.getSlice(at: start, length: min(received, start + length) - start)!, at: start,
+                start: start, end: start + length, relaying.body)
         }
     }
 
-    /// Queues the part of `chunk` (the body's bytes from `offset`) that is the blob's.
-    private func forward(_ chunk: ByteBuffer, at offset: Int, _ relaying: Relaying) {
-        let from = max(offset, relaying.start)
-        let to = min(offset + chunk.readableBytes, relaying.end)
+    /// Queues the part of `chunk` (the body's bytes from `offset`) that is the blob's (`start..<end`).
+    private func forward(_ chunk: ByteBuffer, at offset: Int, start: Int, end: Int, _ body: RelayedBody) {
+        let from = max(offset, start)
+        let to = min(offset + chunk.readableBytes, end)
         guard from < to else { return }
-        relaying.body.append(chunk.getSlice(at: chunk.readerIndex + from - offset, length: to - from)!)
+        let slice = chunk.getSlice(at: chunk.readerIndex + from - offset, length: to - from)!
+        // Not canonical base64 (the ordinary parse will say where): cut the runner request off now, not after
+        // the body's last byte. Only the blob's last two characters may be padding.
+        let checked = slice.withUnsafeReadableBytes { bytes in
+            var n = bytes.count
+            if to == end {
+                while n > 0, bytes.count - n < 2, bytes[n - 1] == UInt8(ascii: "=") { n -= 1 }
+            }
+            return Base64.isStandardAlphabet(UnsafeRawBufferPointer(rebasing: bytes[..<n]))
+        }
+        guard checked else { return abort() }
+        body.append(slice)
+        holdIfBehind(body)
+    }
+
+    /// Stops reading the client while the runner is `queueHighWater` bytes behind; reading resumes when its
+    /// connection has taken the queue down to `queueLowWater`, or the body ended (completed, or given up:
+    /// the ordinary path then reads the rest).
+    private func holdIfBehind(_ body: RelayedBody) {
+        guard !readingPaused, body.queuedBytes > Self.queueHighWater else { return }
+        let loop = eventLoop
+        let relay = NIOLoopBound(self, eventLoop: loop)
+        guard body.whenDrained(to: Self.queueLowWater, { loop.execute { relay.value.resumeReading() } }) else {
+            return
+        }
+        readingPaused = true
+        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+    }
+
+    private func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        // Turning `autoRead` back on issues the read that was not made.
+        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
     }
 
     /// What the frontend does once the whole body was parsed into `request`.
@@ -166,8 +258,9 @@ final class HTTP1BodyRelay {
     }
 
     /// Compares the request the whole body made with the one sent ahead and completes that one when they are
-    /// the same; `gatheredAddress` is where the collector gathered the body (`gatheredStorageAddress`, read
-    /// before the body was parsed), so the blob is known to be the very bytes that were relayed.
+    /// the same; `gatheredAddress` is where the collector gathered a JSON body (`gatheredStorageAddress`, read
+    /// before the body was parsed), so the blob is known to be the very bytes that were relayed (a multipart
+    /// file: the buffer whose bytes were encoded, `fileEnded`).
     func finish(_ request: TriggerRequest, gatheredAddress: UInt?) -> Outcome {
         guard case .relaying(let relaying) = phase else { return .ordinary }
         phase = .off
@@ -179,11 +272,23 @@ final class HTTP1BodyRelay {
         var sameFields = request
         sameFields.inputs = relaying.provisional.inputs
         sameFields.relayedBody = relaying.body
-        guard sameFields == relaying.provisional, let gatheredAddress,
-            let split = BackendHTTPBody.streamed(request: request).aroundOnlyBlob,
-            split.blob.readableBytes == relaying.end - relaying.start,
-            split.blob.withUnsafeReadableBytes({ UInt(bitPattern: $0.baseAddress) })
-                == gatheredAddress + UInt(relaying.start),
+        let streamed = BackendHTTPBody.streamed(request: request)
+        let split: (before: ByteBuffer, blob: ByteBuffer, after: ByteBuffer)?
+        let expectedAddress: UInt?
+        let expectedCount: Int
+        switch relaying.source {
+        case .base64Text(let start, let end):
+            split = streamed.aroundOnlyBlob
+            expectedAddress = gatheredAddress.map { $0 + UInt(start) }
+            expectedCount = end - start
+        case .file(let count):
+            split = streamed.aroundOnlyBlobBytes
+            expectedAddress = fileBytesSeen == count ? fileStorageAddress : nil
+            expectedCount = count
+        }
+        guard sameFields == relaying.provisional, let split, let expectedAddress,
+            split.blob.readableBytes == expectedCount,
+            split.blob.withUnsafeReadableBytes({ UInt(bitPattern: $0.baseAddress) }) == expectedAddress,
             split.before == relaying.before, split.after == relaying.after
         else {
             abort(relaying)
@@ -203,6 +308,70 @@ final class HTTP1BodyRelay {
         // Cancelled first: the connection's close is then the caller's doing, not the endpoint's failure.
         relaying.cancellation.cancel()
         relaying.body.fail()
+    }
+}
+
+extension HTTP1BodyRelay: MultipartFileObserver {
+    func fileBegan(_ file: MultipartFileStart) -> Bool {
+        guard case .awaitingFile = phase else { return false }
+        // Only the first file part is looked at: it is relayed if the body ends right after it.
+        phase = .off
+        let count = declaredLength - file.dataOffset - file.closingBytes
+        guard count >= Self.minimumBytes,
+            let inputs = try? file.inputs(ifLastWith: ByteBuffer(repeating: 0, count: Self.placeholderBytes)),
+            start(
+                plan.makeRequest(inputs: inputs), blobBase64Bytes: Base64.encodedLength(count),
+                source: .file(count: count), split: { $0.aroundOnlyBlobBytes }) != nil
+        else { return false }
+        return true
+    }
+
+    func fileBytes(_ bytes: UnsafeRawBufferPointer) {
+        guard case .relaying(let relaying) = phase, case .file(let count) = relaying.source else { return }
+        fileBytesSeen += bytes.count
+        // Longer than the body's length allows for a last part: not of the shape.
+        guard fileBytesSeen <= count else { return abort() }
+        var input = bytes
+        var chunk = ByteBufferAllocator().buffer(capacity: Base64.encodedLength(fileCarry.count + input.count))
+        if fileCarry.count > 0 {
+            // Complete the held-back quantum first.
+            let need = 3 - fileCarry.count
+            guard input.count >= need else {
+                fileCarry.bytes.1 = input[0]  // one held, one more: still short of three
+                fileCarry.count = 2
+                return
+            }
+            let quantum: [UInt8] =
+                fileCarry.count == 1
+                ? [fileCarry.bytes.0, input[0], input[1]] : [fileCarry.bytes.0, fileCarry.bytes.1, input[0]]
+            quantum.withUnsafeBytes { Base64.encode($0, into: &chunk) }
+            input = UnsafeRawBufferPointer(rebasing: input[need...])
+            fileCarry.count = 0
+        }
+        let whole = input.count / 3 * 3
+        Base64.encode(UnsafeRawBufferPointer(rebasing: input[..<whole]), into: &chunk)
+        switch input.count - whole {
+        case 1: fileCarry = (1, (input[whole], 0))
+        case 2: fileCarry = (2, (input[whole], input[whole + 1]))
+        default: break
+        }
+        relaying.body.append(chunk)
+        holdIfBehind(relaying.body)
+    }
+
+    func fileEnded(_ body: ByteBuffer) {
+        guard case .relaying(let relaying) = phase, case .file(let count) = relaying.source else { return }
+        // Shorter than derived: another part or a longer epilogue follows; not of the shape.
+        guard fileBytesSeen == count else { return abort() }
+        if fileCarry.count > 0 {
+            // The last, padded quantum.
+            var chunk = ByteBufferAllocator().buffer(capacity: 4)
+            let rest: [UInt8] = fileCarry.count == 1 ? [fileCarry.bytes.0] : [fileCarry.bytes.0, fileCarry.bytes.1]
+            rest.withUnsafeBytes { Base64.encode($0, into: &chunk) }
+            fileCarry.count = 0
+            relaying.body.append(chunk)
+        }
+        fileStorageAddress = body.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
     }
 }
 

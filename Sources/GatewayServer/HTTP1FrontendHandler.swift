@@ -41,7 +41,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     private var currentRequestID = ""
     /// The record of the request in progress, from its head until its exchange ends (`finishRequest`).
     private var open: OpenRequest?
-    /// The runner request started while a large JSON body arrives (issue 12), from the head to the body's end.
+    /// The runner request started while a large JSON or multipart body arrives (issue 12), from the head to the
+    /// body's end.
     private var relay: HTTP1BodyRelay?
     /// While `collecting`: the body so far, and what it is for. Kept out of `State` so that each chunk grows
     /// the collector in place: a state payload is copied out and back (the plan's references retained and
@@ -106,7 +107,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             write(response, keepAlive: head.isKeepAlive && !close, context: context)
         case .run(let work):
             startWork(work.run, keepAlive: head.isKeepAlive, context: context)
-        case .readBody(let collector, let use):
+        case .readBody(var collector, let use):
             state = .collecting(keepAlive: head.isKeepAlive)
             // The relay's own first test, made here so that a small body's request does not copy the services
             // and the plan into a relay that declines at once.
@@ -115,7 +116,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             {
                 relay = HTTP1BodyRelay(
                     use: use, collector: collector, headers: head.headers,
-                    services: services, eventLoop: context.eventLoop)
+                    services: services, channel: context.channel)
+                if let relay, collector.decodesMultipartBatch { collector.observeFileParts(relay) }
             }
             self.collector = collector
             self.bodyUse = use

@@ -146,6 +146,21 @@ struct RESTBodyCollector {
         return true
     }
 
+    /// Whether this is a multipart body decoded into a trigger batch: the bodies whose file part
+    /// `HTTP1BodyRelay` may relay as it arrives (`observeFileParts`).
+    var decodesMultipartBatch: Bool {
+        guard !parts, case .multipart = storage else { return false }
+        return true
+    }
+
+    /// Tells `observer` about a multipart trigger body's file parts as they stream (`HTTP1BodyRelay`).
+    mutating func observeFileParts(_ observer: any MultipartFileObserver) {
+        guard !parts, case .multipart(var decoder) = storage else { return }
+        storage = .json(BodyGatherer())
+        decoder.fileObserver = observer
+        storage = .multipart(decoder)
+    }
+
     static func json(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
         RESTBodyCollector(storage: .json(BodyGatherer(expectedLength: expectedLength)), limits: limits)
     }

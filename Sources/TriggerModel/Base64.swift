@@ -219,6 +219,14 @@ package enum Base64 {
         }
     }
 
+    /// True when every byte of `input` is in RFC 4648 §4's standard alphabet (`A–Z a–z 0–9 + /`, no padding):
+    /// a piece from the middle of canonical base64. The streaming relay checks each piece of a client's
+    /// base64 as it arrives (issue 12), so a bad body is cut off at its piece, not after its last byte.
+    package static func isStandardAlphabet(_ input: UnsafeRawBufferPointer) -> Bool {
+        guard let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
+        return allStandardAlphabet(src, count: input.count)
+    }
+
     /// The number of bytes canonical base64 `input` (`isCanonical`) encodes.
     package static func decodedLength(canonical input: UnsafeRawBufferPointer) -> Int {
         let n = input.count

@@ -40,6 +40,15 @@ package final class RelayedBody: Sendable {
         var failure: (any Error)?
         var consumerClaimed = false
         var wake: (@Sendable () -> Void)?
+        /// The producer's wait for the queue to drain (`whenDrained`).
+        var drained: (lowWater: Int, resume: @Sendable () -> Void)?
+
+        /// Takes the producer's resume when the queue is at its low-water mark or the body ended.
+        mutating func takeResumeIfDrained() -> (@Sendable () -> Void)? {
+            guard let drained, queuedBytes <= drained.lowWater || complete || failure != nil else { return nil }
+            self.drained = nil
+            return drained.resume
+        }
     }
 
     /// Bytes of the whole body (the runner request's `Content-Length`), known before the first one.
@@ -57,6 +66,20 @@ package final class RelayedBody: Sendable {
 
     /// Bytes queued and not yet taken by the consumer (for a producer that wants to bound them).
     package var queuedBytes: Int { state.withLock { $0.queuedBytes } }
+
+    /// Asks to be told when the consumer has taken the queue down to `lowWater` bytes, or the body ended:
+    /// `resume` runs once, on the thread that made it so (the consumer's, or the one ending the body). A
+    /// producer that stops reading its source meanwhile keeps the queue bounded by its window instead of by
+    /// the body when the consumer is the slower (a runner reading slowly). Returns false, and drops
+    /// `resume`, when that is so already: the producer goes on. One wait at a time.
+    package func whenDrained(to lowWater: Int, _ resume: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            guard state.queuedBytes > lowWater, !state.complete, state.failure == nil else { return false }
+            precondition(state.drained == nil, "one drain wait at a time")
+            state.drained = (lowWater, resume)
+            return true
+        }
+    }
 
     /// Whether `complete` or `fail` ended the body.
     package var isEnded: Bool { state.withLock { $0.complete || $0.failure != nil } }
@@ -88,6 +111,7 @@ package final class RelayedBody: Sendable {
             return state.wake
         }
         wake?()
+        state.withLock { $0.takeResumeIfDrained() }?()
     }
 
     /// Ends the body unfinished: the consumer gets `error` and aborts its request. No effect once complete.
@@ -101,6 +125,7 @@ package final class RelayedBody: Sendable {
             return state.wake
         }
         wake?()
+        state.withLock { $0.takeResumeIfDrained() }?()
     }
 
     /// Claims the body for one consumer; false when another consumer had it already.
@@ -114,18 +139,20 @@ package final class RelayedBody: Sendable {
     /// The next queued bytes (all that is queued, joined into one write by the caller's channel), `.wait`
     /// with `whenReady` kept for the producer's next step, `.end`, or the failure.
     package func next(whenReady: @escaping @Sendable () -> Void) -> Next {
-        state.withLock { state in
-            if let failure = state.failure { return .failed(failure) }
+        let (next, resume) = state.withLock { state -> (Next, (@Sendable () -> Void)?) in
+            if let failure = state.failure { return (.failed(failure), nil) }
             if !state.queue.isEmpty {
                 let bytes = state.queue.removeFirst()
                 state.queuedBytes -= bytes.readableBytes
                 state.handedOut += bytes.readableBytes
-                return .bytes(bytes)
+                return (.bytes(bytes), state.takeResumeIfDrained())
             }
-            if state.complete { return .end }
+            if state.complete { return (.end, nil) }
             state.wake = whenReady
-            return .wait
+            return (.wait, nil)
         }
+        resume?()
+        return next
     }
 }
 

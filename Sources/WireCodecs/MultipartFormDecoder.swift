@@ -9,6 +9,55 @@ package import TriggerModel
     import Darwin
 #endif
 
+/// Told by a `MultipartFormDecoder` (batch mode) about each file part while it streams: the HTTP/1.1
+/// frontend's streaming relay (issue 12) sends a file's base64 to an http runner as the bytes arrive instead
+/// of after the whole body. Called synchronously from `feed`, in the body's order; the bytes handed to
+/// `fileBytes` are exactly those the decoder appends to the part's blob (bytes held back as a possible
+/// delimiter come once they are known to be data), and `fileEnded` gets the blob's buffer as the batch keeps it.
+package protocol MultipartFileObserver: AnyObject {
+    /// A file part's headers were read; returns whether to be handed this part's bytes.
+    func fileBegan(_ start: MultipartFileStart) -> Bool
+    /// The next bytes of the observed part (any size, never empty).
+    func fileBytes(_ bytes: UnsafeRawBufferPointer)
+    /// The observed part ended (its closing delimiter was found); `body` is its whole content.
+    func fileEnded(_ body: ByteBuffer)
+}
+
+/// What a `MultipartFileObserver` learns when a file part begins.
+package struct MultipartFileStart {
+    /// The part's field name, file name and content type (RFC 7578 §4.2, §4.4).
+    package let name: String
+    package let fileName: String?
+    package let contentType: String?
+    /// The body offset of the part's first content byte.
+    package let dataOffset: Int
+    /// Bytes of the close delimiter as every common sender writes it, `CRLF--boundary--CRLF` (RFC 2046
+    /// §5.1.1; curl, browsers, Go's mime/multipart, Python's urllib3): when the file is the body's last part,
+    /// its length is the body's length less `dataOffset` and this.
+    package let closingBytes: Int
+    private let part: PartHeaders
+    private let fieldsBefore: MultipartFieldAssembler
+
+    init(part: PartHeaders, dataOffset: Int, closingBytes: Int, fieldsBefore: MultipartFieldAssembler) {
+        self.name = part.name
+        self.fileName = part.fileName
+        self.contentType = part.contentType
+        self.part = part
+        self.dataOffset = dataOffset
+        self.closingBytes = closingBytes
+        self.fieldsBefore = fieldsBefore
+    }
+
+    /// The batch the body would make if this part, holding `content`, were its last.
+    ///
+    /// - Throws: what `MultipartFormDecoder.finish()` would (a bad field name, a gap in the batch).
+    package func inputs(ifLastWith content: ByteBuffer) throws -> [TriggerInput] {
+        var assembler = fieldsBefore
+        try assembler.add(part: part, body: content)
+        return try assembler.inputs()
+    }
+}
+
 /// A streaming `multipart/form-data` decoder (RFC 7578 over RFC 2046 §5.1) that turns the parts of a REST
 /// trigger into its batch: `variables[i].key` / `inputs[i].key` fields, arrays as `key[j]`; or, made with
 /// `collectingParts: true`, hands over the plain parts (`finishParts()`) for surfaces with their own field
@@ -48,11 +97,17 @@ package struct MultipartFormDecoder {
     private var headerBytes: [UInt8] = []
     private var partCount = 0
     private var receivedBytes = 0
+    /// The body offset of the chunk being fed.
+    private var chunkStart = 0
     private var part: PartHeaders?
     private var partBody = ByteBuffer()
     private var assembler: MultipartFieldAssembler
     /// Set in parts mode (`collectingParts`): the parts so far, in order, instead of a batch.
     private var parts: [MultipartPart]?
+    /// Told about file parts as they stream (batch mode only; see `MultipartFileObserver`).
+    package var fileObserver: (any MultipartFileObserver)?
+    /// Whether `fileObserver` asked for the current part's bytes.
+    private var observingPart = false
 
     /// - Parameter boundary: the `boundary` parameter of the request's `Content-Type`
     ///   (see `MediaType.parse`).
@@ -79,6 +134,7 @@ package struct MultipartFormDecoder {
     /// - Throws: `GatewayError(.payloadTooLarge)` past `limits.maxBodyBytes`, `.invalidArgument` for a malformed
     ///   body or a field that breaks a limit.
     package mutating func feed(_ chunk: ByteBuffer) throws {
+        chunkStart = receivedBytes
         receivedBytes += chunk.readableBytes
         guard receivedBytes <= limits.maxBodyBytes else {
             throw GatewayError(.payloadTooLarge, "multipart body is larger than \(limits.maxBodyBytes) bytes")
@@ -193,11 +249,15 @@ package struct MultipartFormDecoder {
     }
 
     private mutating func emit(_ bytes: UnsafeRawBufferPointer) {
-        if state == .body && bytes.count > 0 { partBody.writeBytes(bytes) }
+        guard state == .body && bytes.count > 0 else { return }
+        partBody.writeBytes(bytes)
+        if observingPart { fileObserver?.fileBytes(bytes) }
     }
 
     private mutating func emit(_ bytes: [UInt8]) {
-        if state == .body { partBody.writeBytes(bytes) }
+        guard state == .body && !bytes.isEmpty else { return }
+        partBody.writeBytes(bytes)
+        if observingPart { bytes.withUnsafeBytes { fileObserver?.fileBytes($0) } }
     }
 
     /// After a delimiter: `--` (the close), or optional blanks then CRLF (a part follows).
@@ -257,10 +317,17 @@ package struct MultipartFormDecoder {
             let blankLine =
                 n == 2 ? headerBytes == [0x0D, 0x0A] : n >= 4 && headerBytes[(n - 4)...] == [0x0D, 0x0A, 0x0D, 0x0A]
             if blankLine {
-                part = try PartHeaders(parsing: headerBytes, partNumber: partCount)
+                let part = try PartHeaders(parsing: headerBytes, partNumber: partCount)
+                self.part = part
                 headerBytes.removeAll(keepingCapacity: true)
                 partBody = ByteBuffer()
                 state = .body
+                if let fileObserver, parts == nil, part.isFile {
+                    observingPart = fileObserver.fileBegan(
+                        MultipartFileStart(
+                            part: part, dataOffset: chunkStart + offset, closingBytes: delimiter.count + 4,
+                            fieldsBefore: assembler))
+                }
                 return
             }
         }
@@ -271,6 +338,10 @@ package struct MultipartFormDecoder {
         self.part = nil
         let body = partBody
         partBody = ByteBuffer()
+        if observingPart {
+            observingPart = false
+            fileObserver?.fileEnded(body)
+        }
         if parts != nil {
             parts!.append(
                 MultipartPart(name: part.name, fileName: part.fileName, contentType: part.contentType, body: body)

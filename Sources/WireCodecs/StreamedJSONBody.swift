@@ -138,6 +138,16 @@ package struct StreamedJSONBody: Sendable {
         return (before, blob, after)
     }
 
+    /// The JSON text around the one large blob, and the blob's bytes, when the document is exactly that: text,
+    /// a blob held as bytes (sent as the base64 made while it is sent), text. The streaming relay of a
+    /// multipart file compares the request it sent ahead with the one the whole body makes (`HTTP1BodyRelay`).
+    package var aroundOnlyBlobBytes: (before: ByteBuffer, blob: ByteBuffer, after: ByteBuffer)? {
+        guard pieces.count == 3, blobIndices.isEmpty,
+            case .text(let before) = pieces[0], case .base64(let blob) = pieces[1], case .text(let after) = pieces[2]
+        else { return nil }
+        return (before, blob, after)
+    }
+
     /// The whole document in one buffer (tests, small bodies).
     package func joined() -> ByteBuffer {
         var copy = self

@@ -93,6 +93,35 @@ struct BodyRelayTests {
         }
     }
 
+    @Test("a bad base64 character early: the runner request is cut off at its piece, before the body ends")
+    func badBase64CutAtItsPiece() async throws {
+        let runner = try await RecordingRunner.start()
+        defer { runner.stop() }
+        try await withTestGateway(yaml: httpPoolConfig(port: runner.port)) { gateway in
+            var (bad, payloadStart, _) = Self.body(blobBytes: 3 << 20, seed: 26)
+            // In the first half, after the relay started (its first 64 KiB).
+            let badOffset = 1 << 20
+            bad[payloadStart + badOffset] = UInt8(ascii: "*")
+            let body = bad
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            let (early, half) = (payloadStart + (512 << 10), body.count / 2)
+            try await blocking {
+                _ = socket.send(Self.head(body.count)); _ = socket.send(Array(body[..<early]))
+            }
+            // The runner request is under way, then the piece with the bad character comes.
+            #expect(await eventually(within: .seconds(20)) { runner.largestBodySeen >= 256 << 10 })
+            try await blocking { _ = socket.send(Array(body[early..<half])) }
+            // Cut off while the client still holds half of its body.
+            #expect(await eventually(within: .seconds(20)) { runner.cutOff == 1 })
+            #expect(runner.wholeBodies.isEmpty)
+            try await blocking { _ = socket.send(Array(body[half...])) }
+            let answer = try await Self.response(socket)
+            #expect(answer.text.hasPrefix("HTTP/1.1 400"), "\(answer.text.prefix(300))")
+            #expect(answer.text.contains("payload offset \(badOffset)"), "\(answer.text.prefix(400))")
+            #expect(runner.wholeBodies.isEmpty)
+        }
+    }
+
     @Test("the client gone mid-body: the runner request is cut off, and the gateway serves the next upload")
     func clientGoneMidBody() async throws {
         let runner = try await RecordingRunner.start()
@@ -245,12 +274,32 @@ final class RecordingRunner: Sendable {
     var largestBodySeen: Int { record.withLock { $0.largestBodySeen } }
     var requestsStarted: Int { record.withLock { $0.requestsStarted } }
 
-    static func start(_ behaviour: Behaviour = .answerAtEnd) async throws -> RecordingRunner {
+    /// A runner on an ephemeral loopback port that treats bodies per `behaviour`. `readEvery`: a slow runner, which reads once per interval
+    /// (16 KiB reads, no automatic reads, a 256 KiB socket receive buffer: with 16 KiB, under load, loopback's
+    /// 64 KiB segments left its receive window shut for longer than a request's timeout), so a relay can be
+    /// ahead of it.
+    static func start(_ behaviour: Behaviour = .answerAtEnd, readEvery: TimeAmount? = nil) async throws
+        -> RecordingRunner
+    {
         let box = Mutex<RecordingRunner?>(nil)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if readEvery != nil {
+            bootstrap = bootstrap.childChannelOption(.autoRead, value: false)
+                .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 << 10))
+                .childChannelOption(.socketOption(.so_rcvbuf), value: 256 << 10)
+        }
+        let channel =
+            try await bootstrap
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(Handler(runner: { box.withLock { $0! } }))
+                    if let readEvery {
+                        // One read per interval for as long as the connection is open.
+                        let reads = channel.eventLoop.scheduleRepeatedTask(initialDelay: readEvery, delay: readEvery) {
+                            _ in channel.read()
+                        }
+                        channel.closeFuture.whenComplete { _ in reads.cancel() }
+                    }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()

@@ -75,4 +75,31 @@ struct RelayedBodyTests {
         #expect(body.claim())
         #expect(!body.claim())
     }
+
+    @Test("back-pressure: the wait resumes at its low-water mark, not before, and when the body fails or completes")
+    func drainedAtMark() {
+        let resumed = Wakes()
+        let body = RelayedBody(count: 100, head: ByteBuffer(string: "0123"))
+        body.append(ByteBuffer(string: "4567"))
+        body.append(ByteBuffer(string: "89"))
+        #expect(!body.whenDrained(to: 10, resumed.wake), "10 queued: at the mark already, no wait")
+        #expect(body.whenDrained(to: 2, resumed.wake))
+        _ = body.next(whenReady: {})
+        #expect(resumed.value == 0, "6 queued, over 2")
+        _ = body.next(whenReady: {})
+        #expect(resumed.value == 1, "2 queued: at the mark")
+        _ = body.next(whenReady: {})
+        #expect(resumed.value == 1, "once")
+
+        let failing = RelayedBody(count: 100, head: ByteBuffer(string: "0123"))
+        #expect(failing.whenDrained(to: 0, resumed.wake))
+        failing.fail()
+        #expect(resumed.value == 2, "a failed body resumes its producer (the ordinary path reads the rest)")
+        #expect(!failing.whenDrained(to: 0, resumed.wake), "no wait on an ended body")
+
+        let completing = RelayedBody(count: 8, head: ByteBuffer(string: "0123"))
+        #expect(completing.whenDrained(to: 0, resumed.wake))
+        completing.complete(tail: ByteBuffer(string: "4567"))
+        #expect(resumed.value == 3)
+    }
 }

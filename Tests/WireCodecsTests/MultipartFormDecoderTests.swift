@@ -253,6 +253,105 @@ struct MultipartFormDecoderTests {
     }
 }
 
+/// What a `MultipartFileObserver` was told, in order.
+final class RecordingFileObserver: MultipartFileObserver {
+    var began: [(name: String, fileName: String?, dataOffset: Int, closingBytes: Int, inputs: [TriggerInput])] = []
+    var bytes: [UInt8] = []
+    var ended: [ByteBuffer] = []
+    var observe = true
+
+    func fileBegan(_ start: MultipartFileStart) -> Bool {
+        let inputs = (try? start.inputs(ifLastWith: ByteBuffer(string: "PLACEHOLDER"))) ?? []
+        began.append((start.name, start.fileName, start.dataOffset, start.closingBytes, inputs))
+        return observe
+    }
+
+    func fileBytes(_ bytes: UnsafeRawBufferPointer) {
+        #expect(!bytes.isEmpty)
+        self.bytes += bytes
+    }
+
+    func fileEnded(_ body: ByteBuffer) { ended.append(body) }
+}
+
+@Suite("MultipartFormDecoder file observer (streaming relay)")
+struct MultipartFileObserverTests {
+    typealias Part = MultipartFormDecoderTests.Part
+    static let boundary = MultipartFormDecoderTests.boundary
+
+    @Test(
+        "a file part's bytes reach the observer exactly as the blob gets them, however the body is chunked",
+        arguments: MultipartFormDecoderTests.Feeding.allCases)
+    func fileBytesInOrder(feeding: MultipartFormDecoderTests.Feeding) throws {
+        let file = MultipartFormDecoderTests.trickyFile
+        let bytes = MultipartFormDecoderTests.body(
+            [
+                Part(name: "variables[0].n", body: Array("7".utf8)),
+                Part(name: "variables[0].text", contentType: "text/plain", body: Array("not a file".utf8)),
+                Part(name: "variables[0].image", fileName: "cat.png", contentType: "image/png", body: file),
+            ],
+            preamble: "pre\r\n")
+        let observer = RecordingFileObserver()
+        var decoder = try MultipartFormDecoder(boundary: Self.boundary, limits: .defaults)
+        decoder.fileObserver = observer
+        let step = feeding == .whole ? bytes.count : feeding == .byteByByte ? 1 : 7
+        var i = 0
+        while i < bytes.count {
+            try decoder.feed(ByteBuffer(bytes: bytes[i..<min(i + step, bytes.count)]))
+            i += step
+        }
+        let inputs = try decoder.finish()
+        try #require(observer.began.count == 1)
+        let began = observer.began[0]
+        #expect(began.name == "variables[0].image" && began.fileName == "cat.png")
+        // The file is the last part: its length is the body's less its offset and the close delimiter.
+        #expect(bytes.count - began.dataOffset - began.closingBytes == file.count)
+        #expect(Array(bytes[began.dataOffset..<(began.dataOffset + file.count)]) == file)
+        #expect(observer.bytes == file)
+        try #require(observer.ended.count == 1)
+        let blob = try #require(inputs[0].variables["image"]?.blobValue)
+        #expect(Array(blob.bytes.readableBytesView) == file)
+        // The very buffer the batch keeps.
+        #expect(
+            observer.ended[0].withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+                == blob.bytes.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) })
+        // The batch it would make as the last part: the fields before it plus this part's content.
+        let provisional = try #require(began.inputs.first)
+        #expect(provisional.variables["n"] == .number(7))
+        #expect(provisional.variables["text"] == .string("not a file"))
+        #expect(
+            Array(provisional.variables["image"]?.blobValue?.bytes.readableBytesView ?? []) == Array("PLACEHOLDER".utf8)
+        )
+    }
+
+    @Test("an observer that declines a part gets none of its bytes; each file part is offered")
+    func declined() throws {
+        let bytes = MultipartFormDecoderTests.body([
+            Part(name: "variables[0].a", fileName: "a.bin", body: Array("aaaa".utf8)),
+            Part(name: "variables[0].b", fileName: "b.bin", body: Array("bbbbbb".utf8)),
+        ])
+        let observer = RecordingFileObserver()
+        observer.observe = false
+        var decoder = try MultipartFormDecoder(boundary: Self.boundary, limits: .defaults)
+        decoder.fileObserver = observer
+        try decoder.feed(ByteBuffer(bytes: bytes))
+        _ = try decoder.finish()
+        #expect(observer.began.map(\.name) == ["variables[0].a", "variables[0].b"])
+        #expect(observer.bytes.isEmpty && observer.ended.isEmpty)
+    }
+
+    @Test("a decoder collecting plain parts (Craft) tells no observer")
+    func partsModeNotObserved() throws {
+        let bytes = MultipartFormDecoderTests.body([Part(name: "f", fileName: "a.bin", body: Array("aaaa".utf8))])
+        let observer = RecordingFileObserver()
+        var decoder = try MultipartFormDecoder(boundary: Self.boundary, limits: .defaults, collectingParts: true)
+        decoder.fileObserver = observer
+        try decoder.feed(ByteBuffer(bytes: bytes))
+        #expect(try decoder.finishParts().count == 1)
+        #expect(observer.began.isEmpty)
+    }
+}
+
 @Suite("MediaType")
 struct MediaTypeTests {
     @Test("Type is lowercased and parameters unquoted")
