@@ -553,6 +553,14 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    package func queuedCount() async throws -> Int {
+        try await serialized {
+            let rows = try await query(
+                "SELECT count(*) AS n FROM operations INDEXED BY operations_by_state WHERE state = 'queued'")
+            return rows.first?.column("n")?.integer ?? 0
+        }
+    }
+
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let ticket = completions.add(
