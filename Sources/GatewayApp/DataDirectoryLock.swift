@@ -1,7 +1,8 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import FoundationEssentials
+import SQLiteOperationStore
+import TriggerModel
 
 /// The data directory's owner: an advisory `flock(2)` (`LOCK_EX | LOCK_NB`) on `<dataDir>/trigger-gateway.lock`,
 /// held by `serve` for its whole life, so a second gateway on the same directory refuses to start (as Prometheus,
@@ -23,8 +24,11 @@ package struct DataDirectoryLock: ~Copyable {
         package var holder: Int32?
         /// Nil: another process holds the lock. Otherwise the system call that failed and its `errno` text.
         package var systemError: String?
+        /// The data directory could not be made (the whole line, naming the path and the reason).
+        package var directoryError: String?
 
         package var description: String {
+            if let directoryError { return directoryError }
             if let systemError {
                 return "cannot lock the data directory: \(path): \(systemError)"
             }
@@ -42,9 +46,9 @@ package struct DataDirectoryLock: ~Copyable {
     package init(dataDir: String) throws(Failure) {
         let path = dataDir.hasSuffix("/") ? dataDir + Self.fileName : "\(dataDir)/\(Self.fileName)"
         do {
-            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+            try SQLiteOperationStore.prepareDataDirectory(dataDir)
         } catch {
-            throw Failure(path: path, systemError: "cannot create the directory: \(error)")
+            throw Failure(path: path, directoryError: error.message)
         }
         // Not O_TRUNC: the file may be a live holder's, whose pid the refusal names.
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)

@@ -81,7 +81,8 @@ struct DataDirectoryTests {
         let config = Self.temporaryPath("tg-lock-check") + ".yaml"
         try "data_dir: \(dataDir)\n".write(toFile: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: config) }
-        let server = try await TestProcess.Server.start(Self.gatewayPath, ["serve", "--config", config, "--listen", "127.0.0.1:0"])
+        let server = try await TestProcess.Server.start(
+            Self.gatewayPath, ["serve", "--config", config, "--listen", "127.0.0.1:0"])
         defer { Task { await server.stop() } }
         let out = try await TestProcess.run(Self.gatewayPath, ["check-config", config])
         #expect(out.status == 0, "\(out.stderr)")
@@ -134,7 +135,8 @@ struct DataDirectoryTests {
         // Cancelling a queued one: the count follows the store.
         let queued = try #require(
             try await names.asyncFirst { try await Self.state(client, $0) == "queued" })
-        let cancelled = try await client.request("POST", "/v1beta/\(queued):cancel", headers: jsonHeaders, body: ByteBuffer(string: "{}"))
+        let cancelled = try await client.request(
+            "POST", "/v1beta/\(queued):cancel", headers: jsonHeaders, body: ByteBuffer(string: "{}"))
         #expect(cancelled.status == 200, "\(cancelled.bodyString)")
         let after = try await MetricsE2ETests.scrape(client) { $0.samples["trigger_gateway_async_queued"] == 1 }
         #expect(after.samples["trigger_gateway_async_queued"] == 1, "\(after.text)")

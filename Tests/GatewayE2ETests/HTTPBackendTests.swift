@@ -182,7 +182,8 @@ extension HTTPBackendTests {
                 reset: false, says: "an endpoint closed the connection mid-response"
             ),
             (
-                reply: "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"out\r\n",
+                reply:
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"out\r\n",
                 reset: false, says: "an endpoint closed the connection mid-response"
             ),
         ])

@@ -144,7 +144,8 @@ struct DataURITests {
                 // Parameters without a media type (";…") decode as text/plain's (RFC 2397 §2).
                 var expected = original
                 if original.contentType.hasPrefix(";") {
-                    expected = Blob(contentType: "text/plain" + original.contentType, fileName: fileName, bytes: original.bytes)
+                    expected = Blob(
+                        contentType: "text/plain" + original.contentType, fileName: fileName, bytes: original.bytes)
                 }
                 #expect(decoded == expected)
             }
