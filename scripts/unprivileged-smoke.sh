@@ -106,6 +106,14 @@ expect "Craft AI pipeline described with that token" '"data_type":"file"' "$out"
 key_mode=$(stat -c '%a %U' "$work/data/craft-jwt.key") || fail "no craft-jwt.key in the data dir"
 expect "Craft AI key is the user's, mode 600" "600 $user" "$key_mode"
 
+# The data dir is locked (flock on a file the user creates there): a second serve on it refuses, naming the holder.
+if out=$("${as_user[@]}" "$work/trigger-gateway" serve --listen 127.0.0.1:0 --data-dir "$work/data" 2>&1); then
+    fail "a second serve on the same data dir started: $out"
+fi
+expect "a second serve on the data dir refuses, naming the holder" "in use by another trigger-gateway (pid $gateway_pid)" "$out"
+lock_owner=$(stat -c '%U' "$work/data/trigger-gateway.lock") || fail "no lock file in the data dir"
+expect "the data dir's lock file is the user's" "$user" "$lock_owner"
+
 # SIGHUP reloads as the user too (the file is readable, the signal is the user's own process).
 sed -i 's/namespace: viagrpc/namespace: viarpc/' "$work/gateway.yaml"
 kill -HUP "$gateway_pid"

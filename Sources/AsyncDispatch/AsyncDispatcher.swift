@@ -95,6 +95,7 @@ package final class AsyncDispatcher: Service {
         await takeBackEarlierLeases()
         await withTaskGroup(of: Void.self) { workers in
             workers.addTask { await self.purgeLoop() }
+            if metrics != nil { workers.addTask { await self.queueCountLoop() } }
             await withGracefulShutdownHandler {
                 await self.claimLoop(workers: &workers)
             } onGracefulShutdown: {
@@ -301,7 +302,7 @@ package final class AsyncDispatcher: Service {
                     try await store.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
                 })
             {
-                if retry { metrics?.recordRequeued() } else { metrics?.recordFinished(.failed) }
+                if !retry { metrics?.recordFinished(.failed) }
             }
         case .leaseLost:
             logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
@@ -383,11 +384,10 @@ package final class AsyncDispatcher: Service {
     private func release(_ id: String, owner: String) async {
         let store = self.store
         let logger = self.logger
-        let metrics = self.metrics
         let now = self.now
         _ = await Task {
             do {
-                if try await store.release(id: id, owner: owner, now: now()) { metrics?.recordRequeued() }
+                _ = try await store.release(id: id, owner: owner, now: now())
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(
@@ -411,6 +411,20 @@ package final class AsyncDispatcher: Service {
                 logger.log(level: Self.logLevel(error), "purge failed", metadata: ["error": "\(error)"])
             }
             try? await clock.sleep(for: every)
+        }
+    }
+
+    /// How often `trigger_gateway_async_queued` is read from the store: the poll interval, but at most once a
+    /// second (a count walks the queued rows' index: cheap, not free on a long queue).
+    package var queueCountInterval: Duration { max(settings.pollInterval, .seconds(1)) }
+
+    /// Keeps `trigger_gateway_async_queued` at the store's count of queued operations (see `AsyncMetrics`), read
+    /// every `queueCountInterval` of `clock`. A read that fails leaves the last value (the store's health probe
+    /// reports the outage).
+    private func queueCountLoop() async {
+        while !Task.isCancelled, !stopping.load(ordering: .sequentiallyConsistent) {
+            if let count = try? await store.queuedCount() { metrics?.recordQueueLength(count) }
+            try? await clock.sleep(for: queueCountInterval)
         }
     }
 

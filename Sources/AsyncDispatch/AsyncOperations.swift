@@ -153,8 +153,7 @@ package final class AsyncOperations: Sendable {
     /// renewal). `.failedPrecondition` naming the state for a finished operation, `.notFound` for none.
     package func cancel(id: String) async throws -> Operation {
         let operation = try await store.cancel(id: id)
-        // No attempt yet: it was cancelled while queued (one retried after a failure is not told apart).
-        metrics?.async.recordFinished(.cancelled, wasQueued: operation.attempts == 0)
+        metrics?.async.recordFinished(.cancelled)
         localRuns.withLock { $0[id] }?.signal()
         await finished(id, ref: operation.ref)
         return operation

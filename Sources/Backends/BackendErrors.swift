@@ -3,6 +3,7 @@
 #endif
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import TriggerModel
 
@@ -65,6 +66,23 @@ enum BackendErrors {
 
     static func badResponse(pool: String, endpoint: String, reason: String) -> GatewayError {
         endpointFailure(pool: pool, endpoint: endpoint, "an endpoint answered garbage: \(reason)")
+    }
+
+    /// An HTTP exchange with an endpoint that failed after the request went out, saying what happened: the
+    /// endpoint reset the connection (a crashed runner, a proxy's RST), closed it inside the response (a body
+    /// shorter than its `content-length`, a chunked body without its last chunk), or sent something that is
+    /// not HTTP/1.1.
+    static func exchangeFailed(pool: String, endpoint: String, _ error: any Error) -> GatewayError {
+        switch error {
+        case let error as IOError where error.errnoCode == ECONNRESET || error.errnoCode == EPIPE:
+            endpointFailure(pool: pool, endpoint: endpoint, "an endpoint reset the connection")
+        case HTTPParserError.invalidEOFState:
+            endpointFailure(pool: pool, endpoint: endpoint, "an endpoint closed the connection mid-response")
+        case is HTTPParserError:
+            badResponse(pool: pool, endpoint: endpoint, reason: "not an HTTP/1.1 response")
+        default:
+            badResponse(pool: pool, endpoint: endpoint, reason: reason(error))
+        }
     }
 
     /// What went wrong on a backend connection, in words a client can use: the system's text for an errno

@@ -203,8 +203,9 @@ extension BackendErrors {
         default: codes = ["\(boring)"]
         }
         if codes.contains("CERTIFICATE_VERIFY_FAILED") {
-            return "the endpoint's certificate did not verify (it is not signed by a CA in the pool's "
-                + "tls.ca_file, or it has expired)"
+            // Without `tls.ca_file` the pool verifies against the system's CA store (BackendTLS+Load).
+            return "the endpoint's certificate did not verify (it is not signed by a CA the pool trusts: its "
+                + "tls.ca_file, or the system's CA store when it has none; or it has expired)"
         }
         if codes.contains("WRONG_VERSION_NUMBER") || codes.contains("HTTP_REQUEST")
             || codes.contains("RECORD_LENGTH_MISMATCH")

@@ -169,8 +169,8 @@ final class HTTPBackendStreamConsumer: Sendable {
         case let error as GatewayError:
             return GatewayError(error.code, "backend pool \"\(transport.poolName)\": \(error.message)")
         default:
-            return BackendErrors.badResponse(
-                pool: transport.poolName, endpoint: endpoint.endpoint.description, reason: BackendErrors.reason(error))
+            return BackendErrors.exchangeFailed(
+                pool: transport.poolName, endpoint: endpoint.endpoint.description, error)
         }
     }
 }

@@ -333,7 +333,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         case HTTPBackendClientHandler.Failure.responseTooLarge(let limit):
             BackendErrors.badResponse(pool: pool, endpoint: endpoint, reason: "response larger than \(limit) bytes")
         default:
-            BackendErrors.badResponse(pool: pool, endpoint: endpoint, reason: BackendErrors.reason(error))
+            BackendErrors.exchangeFailed(pool: pool, endpoint: endpoint, error)
         }
     }
 

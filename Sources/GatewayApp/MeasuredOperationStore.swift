@@ -103,6 +103,10 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         try await measure("release") { try await base.release(id: id, owner: owner, now: now) }
     }
 
+    package func queuedCount() async throws -> Int {
+        try await measure("queued_count") { try await base.queuedCount() }
+    }
+
     package func purge(finishedBefore: Date) async throws -> Int {
         try await measure("purge") { try await base.purge(finishedBefore: finishedBefore) }
     }

@@ -103,6 +103,10 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().release(id: id, owner: owner, now: now)
     }
 
+    package func queuedCount() async throws -> Int {
+        try await current().queuedCount()
+    }
+
     package func purge(finishedBefore: Date) async throws -> Int {
         try await current().purge(finishedBefore: finishedBefore)
     }

@@ -157,9 +157,7 @@ struct CraftExchange: Sendable {
             return try await refresh(body ?? .json(ByteBuffer()))
         case .pipeline(let name):
             _ = try await authenticate()
-            let ref = craft.ref(pipeline: name)
-            _ = try services.dispatcher.pool(for: ref)
-            let description = try await craft.descriptions.description(of: ref)
+            let description = try await knownDescription(of: craft.ref(pipeline: name))
             return CraftAnswer.json(CraftAnswer.pipeline(name: name, description), requestID: requestID)
         case .pipelines:
             _ = try await authenticate()
@@ -321,12 +319,29 @@ struct CraftExchange: Sendable {
     }
 
     private func checkPipelineExists(_ name: String, what: String) async throws {
-        let ref = craft.ref(pipeline: name)
         do {
-            _ = try services.dispatcher.pool(for: ref)
-            _ = try await craft.descriptions.description(of: ref)
+            _ = try await knownDescription(of: craft.ref(pipeline: name))
         } catch let error as GatewayError where error.code == .notFound {
             throw GatewayError(.notFound, "\(what) \"\(name)\" not found")
+        }
+    }
+
+    /// What is known of pipeline `ref`: `.notFound` when no route serves it or its runner says it has no such
+    /// pipeline; otherwise its description (`CraftDescriptions`: the dispatcher's cache, then `craft.pipelines`). A runner that cannot be asked right now
+    /// (down, slow, broken: any error but NOT_FOUND) refuses nothing (README "Unknown pipelines", as Instill's
+    /// trigger-async and Abacus' `runPipeline` do): the route table says the pipeline is served, so it is
+    /// described as taking any inputs, the SDK goes on, and its execution is stored and run when the runner is
+    /// back. That answer is not cached: the next call asks the runner again.
+    private func knownDescription(of ref: PipelineRef) async throws -> PipelineDescription {
+        _ = try services.dispatcher.pool(for: ref)
+        do {
+            return try await craft.descriptions.description(of: ref)
+        } catch let error as GatewayError where error.code == .notFound {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return PipelineDescription()
         }
     }
 

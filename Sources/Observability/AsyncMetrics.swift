@@ -5,11 +5,11 @@ import Synchronization
 ///
 /// - `trigger_gateway_async_accepted_total`: operations stored by an async trigger (a repeat with the same
 ///   `Idempotency-Key` returns the stored one and is not counted).
-/// - `trigger_gateway_async_queued`: operations this instance put in the queue (accepted, a failed attempt to be
-///   retried, a run handed back at shutdown) minus those it claimed or cancelled while queued. With one instance
-///   this is the queue's length; instances sharing a PostgreSQL store each count their own moves, so the queue is
-///   the sum over them (a single instance's value may be negative). A run whose lease expired is claimable again
-///   without passing through this count.
+/// - `trigger_gateway_async_queued`: the queue's length as the store counts it (operations in state `queued`, a
+///   retry waiting for its time included), read by the async dispatcher at a bounded interval
+///   (`AsyncDispatcher.queueCountInterval`). It is the whole store's queue, whichever instance queued or claims:
+///   instances sharing a PostgreSQL store all report the same value (aggregate with `max`, not `sum`). Counting
+///   each instance's own moves instead read negative after a restart or when another instance claimed them.
 /// - `trigger_gateway_async_running`: runs this instance's dispatcher has in progress.
 /// - `trigger_gateway_async_finished_total{state}`: operations that reached a final state here (`succeeded`,
 ///   `failed`, `cancelled`).
@@ -37,8 +37,8 @@ package final class AsyncMetrics: Sendable {
         )
         queued = registry.gauge(
             name: "trigger_gateway_async_queued",
-            help: "Operations this instance queued (accepted, retry scheduled, handed back) minus those it claimed "
-                + "or cancelled while queued; the queue's length summed over the instances sharing a store."
+            help: "Operations queued in the store (retries waiting for their time included), as last counted; "
+                + "instances sharing a store report the same queue: aggregate with max, not sum."
         )
         running = registry.gauge(
             name: "trigger_gateway_async_running",
@@ -69,17 +69,13 @@ package final class AsyncMetrics: Sendable {
     // MARK: Recording
 
     /// An async trigger stored a new operation.
-    package func recordAccepted() {
-        accepted.increment()
-        queued.increment()
-    }
+    package func recordAccepted() { accepted.increment() }
 
-    /// An operation went back to the queue from here: a failed attempt to be retried, a cut run handed back.
-    package func recordRequeued() { queued.increment() }
+    /// The store counted `count` queued operations (the whole store's queue).
+    package func recordQueueLength(_ count: Int) { queued.set(to: Double(count)) }
 
     /// This instance claimed an operation that became runnable `lagSeconds` ago, and starts running it.
     package func recordClaimed(lagSeconds: Double) {
-        queued.decrement()
         running.increment()
         attempts.increment()
         dispatchLag.record(max(lagSeconds, 0))
@@ -88,11 +84,8 @@ package final class AsyncMetrics: Sendable {
     /// A run claimed here ended (whatever became of the operation).
     package func recordRunEnded() { running.decrement() }
 
-    /// An operation reached a final state here; `wasQueued`: it was cancelled before any claim.
-    package func recordFinished(_ state: FinalState, wasQueued: Bool = false) {
-        finished[state]!.increment()
-        if wasQueued { queued.decrement() }
-    }
+    /// An operation reached a final state here.
+    package func recordFinished(_ state: FinalState) { finished[state]!.increment() }
 }
 
 /// The operation store's calls: `trigger_gateway_store_operation_duration_seconds{operation}` (every call,

@@ -68,6 +68,10 @@ package protocol OperationStore: Sendable {
     /// lease owner; false (and nothing changes) otherwise.
     func release(id: String, owner: String, now: Date) async throws -> Bool
 
+    /// How many operations are queued now (state `queued`, a retry waiting for its time included): the queue's
+    /// length over the whole store, whichever instance queued them. One count on the state index.
+    func queuedCount() async throws -> Int
+
     /// Deletes finished operations whose `finishedAt < finishedBefore`, with their blobs; returns how many.
     func purge(finishedBefore: Date) async throws -> Int
 

@@ -390,6 +390,16 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    package func queuedCount() async throws -> Int {
+        try await bounded("queuedCount") { [self] in
+            // On the partial index `<prefix>operations_queued` (WHERE state = 'queued'): an index-only count.
+            let rows = try await client.query(
+                "SELECT count(*)::int8 FROM \(unescaped: operations) WHERE state = 'queued'", logger: logger
+            ).collect()
+            return Int(try rows.first?.decode(Int64.self) ?? 0)
+        }
+    }
+
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let ticket = completions.add(

@@ -104,6 +104,14 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    /// Creates the data directory `path` when missing (`mkdir -p`) and checks it is a writable directory, as
+    /// `open` does. `serve` calls it before it locks the directory (`DataDirectoryLock`), for either store.
+    ///
+    /// - Throws: `GatewayError(.unavailable)` naming the path (and the missing component) and the system's reason.
+    package static func prepareDataDirectory(_ path: String) throws(GatewayError) {
+        try BlobDirectory.makeWritableDirectory(path, what: "data directory")
+    }
+
     private static func open(
         _ configuration: Configuration,
         threadPool: NIOThreadPool,
@@ -550,6 +558,14 @@ package final class SQLiteOperationStore: OperationStore {
                 """,
                 [.integer(Int(now.storeMilliseconds)), .text(ownerPrefix)]
             ).count
+        }
+    }
+
+    package func queuedCount() async throws -> Int {
+        try await serialized {
+            let rows = try await query(
+                "SELECT count(*) AS n FROM operations INDEXED BY operations_by_state WHERE state = 'queued'")
+            return rows.first?.column("n")?.integer ?? 0
         }
     }
 

@@ -17,16 +17,18 @@ package import NIOCore
 /// part is the media type; a `filename`, `file-name` or `name` parameter (any case; Instill writes `fileName`)
 /// is the file name (the last one wins); every other parameter stays part of the content type, in order,
 /// joined by `;`. Each part is percent-decoded (a `%` not followed by two hex digits is a literal `%`; bytes
-/// that are not UTF-8 become U+FFFD). An empty media type means `application/octet-stream` (see `Blob`).
+/// that are not UTF-8 become U+FFFD). An omitted media type is `text/plain;charset=US-ASCII` (RFC 2397 §2, as
+/// Python's `urllib.request` reads `data:;base64,…`); with parameters but no type, `text/plain` plus them (RFC
+/// 2397's shorthand `data:;charset=utf-8;base64,…`).
 /// Anything else that starts with `data:` stays a string. A base64 data URI whose payload is not base64 is an
 /// error, not a string: the client plainly meant a binary.
 ///
 /// Encoding: the content type split at `;` (its parameters, blanks and all), and the file name as a
 /// `filename=` parameter (also when empty), each percent-encoded except for token characters, `/` and `=`
 /// (and a parameter of the content type that would read as a file name gets its `=` encoded), so that
-/// `decode(encode(blob)) == blob` for every blob whose content type is not empty. The header is never longer
-/// than `maxHeaderBytes`: when it would be, the file name is shortened (keeping its extension) and, if the
-/// content type alone is too long, the content type loses its parameters (or becomes
+/// `decode(encode(blob)) == blob` for every blob whose content type is neither empty nor starts with `;`. The
+/// header is never longer than `maxHeaderBytes`: when it would be, the file name is shortened (keeping its
+/// extension) and, if the content type alone is too long, the content type loses its parameters (or becomes
 /// `application/octet-stream`). Only such oversized blobs do not round-trip exactly.
 ///
 /// Decoding only accepts headers whose canonical encoding fits in `maxHeaderBytes`, so whatever decodes
@@ -35,6 +37,9 @@ package enum DataURI {
     /// The longest header (`data:` through the `,`) decoding looks at and encoding writes. Bounds the scan of a
     /// long plain string that merely starts with `data:`.
     package static let maxHeaderBytes = 1024
+
+    /// The content type of a data URI that names none (RFC 2397 §2).
+    package static let omittedMediaType = "text/plain;charset=US-ASCII"
 
     static let scheme = Array("data:".utf8)
     static let marker = Array(";base64".utf8)
@@ -131,7 +136,11 @@ package enum DataURI {
                 contentType += ";" + percentDecode(part)
             }
         }
-        if contentType.isEmpty { contentType = Blob.defaultContentType }
+        if contentType.isEmpty {
+            contentType = Self.omittedMediaType
+        } else if contentType.hasPrefix(";") {
+            contentType = "text/plain" + contentType
+        }
         // A header that would re-encode past the cap is not one we accept: what decodes must re-encode whole.
         guard headerLength(contentType: contentType, fileName: fileName) <= maxHeaderBytes else { return nil }
         return (contentType, fileName, comma + 1)

@@ -68,6 +68,15 @@ struct ServeCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         var logger = Logger(label: "trigger-gateway")
         logger.logLevel = level
+        // The data directory is this process's alone (its instance id, the SQLite store): a second gateway on it
+        // would take this one's leases back and run its running operations again. Taken before the store opens.
+        let dataDirectoryLock: DataDirectoryLock
+        do {
+            dataDirectoryLock = try DataDirectoryLock(dataDir: configuration.dataDir)
+        } catch {
+            FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         // Trap SIGHUP before anything can deliver it: its default action ends the process.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         // The store opens before anything listens: an async trigger is only ever answered with an id the
@@ -164,6 +173,7 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("trigger-gateway: \(failure)\n".utf8))
             throw ExitCode(1)
         }
+        dataDirectoryLock.release()
     }
 }
 

@@ -160,6 +160,7 @@ final class RecordingStore: OperationStore {
         try await base.release(id: id, owner: owner, now: now)
     }
 
+    func queuedCount() async throws -> Int { try await base.queuedCount() }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
 
     func probe(instance: String, now: Date) async throws { try await base.probe(instance: instance, now: now) }

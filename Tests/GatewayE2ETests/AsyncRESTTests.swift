@@ -284,6 +284,7 @@ final class UnavailableStore: OperationStore {
         throw unavailable()
     }
     func release(id: String, owner: String, now: Date) async throws -> Bool { throw unavailable() }
+    func queuedCount() async throws -> Int { throw unavailable() }
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
     func probe(instance: String, now: Date) async throws { throw unavailable() }
     func close() async throws {}

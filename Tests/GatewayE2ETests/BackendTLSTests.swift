@@ -155,6 +155,8 @@ struct BackendTLSTests {
                 let rest = try await Self.trigger(port: gateway.port)
                 #expect(rest.status == 502, "\(rest.body)")
                 #expect(rest.body.contains("certificate did not verify"), "\(rest.body)")
+                // Which CAs were tried: the pool's tls.ca_file, else the system's store (never "ca_file" alone).
+                #expect(rest.body.contains("not signed by a CA the pool trusts: its tls.ca_file"), "\(rest.body)")
                 #expect(!rest.body.contains("\(front.port)"), "an endpoint's address is the operator's: \(rest.body)")
                 let grpc = try await Peers.grpcio("trigger", port: gateway.port, ["echo", "[{}]"])
                 #expect(grpc["code"] as? String == "UNAVAILABLE", "\(grpc)")

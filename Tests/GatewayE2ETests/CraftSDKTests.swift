@@ -1,5 +1,8 @@
+import DemoRunner
 import Foundation
 import GatewayTestSupport
+import NIOCore
+import NIOPosix
 import Testing
 
 /// The Craft AI surface driven by the unmodified craft-ai-sdk 0.74.7 (Tests/InteropClients/craft_client.py,
@@ -239,6 +242,56 @@ struct CraftSDKTests {
             #expect(failure["message"] as? String == "kaput", "\(answer)")
             #expect(failure["status_code"] as? Int == 500, "\(answer)")
             #expect(failure["name"] as? String == "INTERNAL", "\(answer)")
+        }
+    }
+
+    @Test(
+        "with the http runner down, run_pipeline and trigger_endpoint (token and deployment paths) are accepted; the executions run when it is back",
+        .timeLimit(.minutes(2))
+    )
+    func runnerDownRefusesNothing() async throws {
+        // A port the runner will listen on again: bound once, closed (the runner is down), bound again below.
+        let first = try await DemoHTTPServer.bind(
+            host: "127.0.0.1", port: 0, runner: DemoPipelines(), group: MultiThreadedEventLoopGroup.singleton)
+        let port = try #require(first.localAddress?.port)
+        try await first.close()
+        let yaml = """
+            pools:
+              - {name: runner, transport: http, connect_timeout: 1s, endpoints: ["127.0.0.1:\(port)"]}
+            routes:
+              - {namespace: demo, pipeline: upper, pool: runner}
+            store: {max_attempts: 50, retry_backoff: 100ms, max_retry_backoff: 200ms}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            // run_pipeline asks GET /api/v1/pipelines/upper first; trigger_endpoint GET /api/v1/deployments/upper
+            // (no endpoint token) or POST /endpoints/upper (with one).
+            var ids: [String] = []
+            let run = try await Peers.craft("run_nowait", port: gateway.port, ["upper", #"{"prompt":"run"}"#])
+            ids.append(try #require(try result(run)["execution_id"] as? String, "\(run)"))
+            #expect(count(run, status: 200, pathContaining: "/api/v1/pipelines/upper") >= 1, "\(run)")
+            for token in ["EP-TOKEN", "-"] {
+                let trigger = try await Peers.craft(
+                    "trigger", port: gateway.port, ["upper", token, #"{"prompt":"trigger"}"#, "false"])
+                ids.append(try #require(try result(trigger)["execution_id"] as? String, "\(trigger)"))
+            }
+            // What the route table does not serve is still refused at once.
+            let unknown = try await Peers.craft("run_json", port: gateway.port, ["no-such-pipeline", "{}"])
+            #expect(try error(unknown)["status_code"] as? Int == 404, "\(unknown)")
+            let noDeployment = try await Peers.craft(
+                "trigger", port: gateway.port, ["no-such-pipeline", "-", "{}", "false"])
+            #expect(try error(noDeployment)["status_code"] as? Int == 404, "\(noDeployment)")
+
+            let back = try await DemoHTTPServer.bind(
+                host: "127.0.0.1", port: port, runner: DemoPipelines(), group: MultiThreadedEventLoopGroup.singleton)
+            defer { Task { try? await back.close() } }
+            let client = try await gateway.client()
+            for (i, id) in ids.enumerated() {
+                let done = try await client.request("GET", "/v1beta/operations/\(id)?wait=30s")
+                let operation = try #require(try json(done.body)["operation"] as? [String: Any], "\(done.bodyString)")
+                #expect(operation["done"] as? Bool == true, "\(done.bodyString)")
+                let outputs = (operation["response"] as? [String: Any])?["outputs"] as? [[String: Any]]
+                #expect(outputs?.first?["prompt"] as? String == (i == 0 ? "RUN" : "TRIGGER"), "\(done.bodyString)")
+            }
         }
     }
 

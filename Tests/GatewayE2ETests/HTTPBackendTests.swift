@@ -172,6 +172,39 @@ struct HTTPBackendTests {
     }
 }
 
+extension HTTPBackendTests {
+    @Test(
+        "a backend that resets the connection or closes it mid-response is 502 saying which",
+        arguments: [
+            (reply: "", reset: true, says: "an endpoint reset the connection"),
+            (
+                reply: "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"outputs\":",
+                reset: false, says: "an endpoint closed the connection mid-response"
+            ),
+            (
+                reply:
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"out\r\n",
+                reset: false, says: "an endpoint closed the connection mid-response"
+            ),
+        ])
+    func cutBackend(reply: String, reset: Bool, says: String) async throws {
+        try await withCannedBackend(reply: reply, reset: reset) { port in
+            try await withTestGateway(yaml: httpPoolConfig(port: port)) { gateway in
+                let client = try await gateway.client()
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+                )
+                #expect(response.status == 502, "\(response.bodyString)")
+                #expect(
+                    try json(response.body)["message"] as? String == "backend pool \"runner\": \(says)",
+                    "\(response.bodyString)")
+                await client.close()
+            }
+        }
+    }
+}
+
 func httpPoolConfig(port: Int, requestTimeout: String = "30s") -> String {
     """
     pools:
@@ -202,11 +235,13 @@ func withDemoRunnerProcess<T>(transport: String, _ body: (Int) async throws -> T
 }
 
 /// A backend that reads a request and answers with fixed bytes, then closes.
-func withCannedBackend<T>(reply: String, _ body: (Int) async throws -> T) async throws -> T {
+/// A backend that answers every connection's first read with `reply`, then closes it; with `reset`, by a TCP
+/// reset (SO_LINGER 0) rather than a FIN.
+func withCannedBackend<T>(reply: String, reset: Bool = false, _ body: (Int) async throws -> T) async throws -> T {
     let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(CannedReplyHandler(reply: reply))
+                try channel.pipeline.syncOperations.addHandler(CannedReplyHandler(reply: reply, reset: reset))
             }
         }
         .bind(host: "127.0.0.1", port: 0).get()
@@ -223,12 +258,20 @@ func withCannedBackend<T>(reply: String, _ body: (Int) async throws -> T) async 
 private final class CannedReplyHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let reply: String
+    let reset: Bool
     var replied = false
-    init(reply: String) { self.reply = reply }
+    init(reply: String, reset: Bool) {
+        self.reply = reply
+        self.reset = reset
+    }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !replied else { return }
         replied = true
         let channel = context.channel
-        context.writeAndFlush(NIOAny(ByteBuffer(string: reply))).whenComplete { _ in channel.close(promise: nil) }
+        let reset = self.reset
+        context.writeAndFlush(NIOAny(ByteBuffer(string: reply))).whenComplete { _ in
+            guard reset, let socket = channel as? any SocketOptionProvider else { return channel.close(promise: nil) }
+            socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 }

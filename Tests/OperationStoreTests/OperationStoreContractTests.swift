@@ -550,6 +550,33 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "queuedCount is the store's queue: enqueues, claims, a retry waiting for its time, cancels, a release",
+        arguments: StoreKind.allCases)
+    func queuedCountFollowsTheQueue(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            #expect(try await store.queuedCount() == 0)
+            var ids: [String] = []
+            for _ in 0..<4 { ids.append(try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id) }
+            #expect(try await store.queuedCount() == 4)
+            let t0 = Fixtures.now() + 1
+            // Claimed by another owner than the one that enqueued: the count is the store's, not an instance's.
+            let claimed = try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 2, now: t0)
+            #expect(claimed.count == 2)
+            #expect(try await store.queuedCount() == 2)
+            // A failed attempt waiting for its retry time is queued.
+            #expect(
+                try await store.fail(
+                    id: claimed[0].id, owner: "B", error: GatewayError(.backendFailed, "down"), retryAt: t0 + 60,
+                    now: t0))
+            #expect(try await store.queuedCount() == 3)
+            #expect(try await store.release(id: claimed[1].id, owner: "B", now: t0))
+            #expect(try await store.queuedCount() == 4)
+            _ = try await store.cancel(id: ids[3])
+            #expect(try await store.queuedCount() == 3)
+        }
+    }
+
+    @Test(
         "release hands a cut run back: queued at once, its attempt not counted, only by the lease owner",
         arguments: StoreKind.allCases)
     func releaseDoesNotCountTheAttempt(kind: StoreKind) async throws {

@@ -161,8 +161,11 @@ struct JSONValueCodecTests {
         let withParams = try decode(#""data:text/plain;charset=utf-8;base64,aGk=""#).blobValue
         #expect(withParams?.contentType == "text/plain;charset=utf-8")
         #expect(withParams.map { String(buffer: $0.bytes) } == "hi")
+        // RFC 2397 §2: an omitted media type is text/plain;charset=US-ASCII; with only a charset, text/plain.
         let untyped = try decode(#""data:;base64,aGk=""#).blobValue
-        #expect(untyped?.contentType == Blob.defaultContentType)
+        #expect(untyped?.contentType == "text/plain;charset=US-ASCII")
+        let charsetOnly = try decode(#""data:;charset=utf-8;base64,aGk=""#).blobValue
+        #expect(charsetOnly?.contentType == "text/plain;charset=utf-8")
         let escaped = try decode(#""data:image\/png;base64,aGk\/""#).blobValue
         #expect(escaped?.contentType == "image/png")
         #expect(escaped.map { Array($0.bytes.readableBytesView) } == [0x68, 0x69, 0x3F])

@@ -1,0 +1,152 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// The data directory as operators meet it with the real executable: one gateway per directory (the lock), and
+/// what a restart on it leaves in `/metrics`.
+@Suite("data directory: one gateway per directory, restarts")
+struct DataDirectoryTests {
+    static var gatewayPath: String { ProcessTests.gatewayPath }
+
+    static func temporaryPath(_ prefix: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    }
+
+    /// A `sleep` run of 30 s on the embedded demo pipelines; the operation's name.
+    static func acceptSleep(_ client: TestHTTPClient) async throws -> String {
+        let accepted = try await client.request(
+            "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger-async", headers: jsonHeaders,
+            body: ByteBuffer(string: #"{"data":[{"variable":{"ms":30000}}]}"#)
+        )
+        #expect(accepted.status == 200, "\(accepted.bodyString)")
+        return try #require((try json(accepted.body)["operation"] as? [String: Any])?["name"] as? String)
+    }
+
+    static func state(_ client: TestHTTPClient, _ name: String) async throws -> String? {
+        let response = try await client.request("GET", "/v1beta/\(name)")
+        return ((try json(response.body)["operation"] as? [String: Any])?["metadata"] as? [String: Any])?["state"]
+            as? String
+    }
+
+    @Test(
+        "a second serve on a data dir in use exits 1 naming the lock file and the holder's pid; the first serves on; after kill -9 a restart starts",
+        .timeLimit(.minutes(2))
+    )
+    func secondServeRefused() async throws {
+        let dataDir = Self.temporaryPath("tg-lock")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir]
+        let first = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+        let client = try await TestHTTPClient.connect(port: first.port)
+        let name = try await Self.acceptSleep(client)
+        #expect(try await eventually(within: .seconds(10)) { try await Self.state(client, name) == "running" })
+
+        // Twice: a refused start leaves the lock (and its pid) as they were.
+        for _ in 0..<2 {
+            let second = try await TestProcess.run(
+                Self.gatewayPath, arguments, environment: ["SWIFT_BACKTRACE": "enable=no"])
+            #expect(second.status == 1, "\(second.stderr)")
+            let last = second.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            #expect(
+                last
+                    == "trigger-gateway: the data directory is in use by another trigger-gateway (pid \(first.pid)): "
+                    + "\(dataDir)/trigger-gateway.lock is locked; each instance needs its own data_dir (--data-dir)",
+                "\(second.stderr)")
+            #expect(!second.stdoutString.contains("listening on"), "\(second.stdoutString)")
+        }
+        // The first never saw the second: its run was not taken back, and it still answers.
+        #expect(!first.logged.contains("took back the leases"), "\(first.logged)")
+        #expect(try await Self.state(client, name) == "running")
+        let health = try await client.request("GET", "/healthz")
+        #expect(health.status == 200)
+        await client.close()
+
+        // kill -9: the kernel drops the lock; the restart takes the run back at once.
+        #expect(await first.stop(signal: SIGKILL) == SIGKILL)
+        let restarted = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+        defer { Task { await restarted.stop() } }
+        #expect(await restarted.logOccurrences(of: "took back the leases", timeout: .seconds(10)) == 1)
+        let again = try await TestHTTPClient.connect(port: restarted.port)
+        #expect(try await Self.state(again, name) == "running")
+        await again.close()
+        let pid = try String(contentsOfFile: "\(dataDir)/trigger-gateway.lock", encoding: .utf8)
+        #expect(pid == "\(restarted.pid)\n")
+    }
+
+    @Test("check-config takes no lock: it validates a file while a gateway runs")
+    func checkConfigTakesNoLock() async throws {
+        let dataDir = Self.temporaryPath("tg-lock-check")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let config = Self.temporaryPath("tg-lock-check") + ".yaml"
+        try "data_dir: \(dataDir)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let server = try await TestProcess.Server.start(
+            Self.gatewayPath, ["serve", "--config", config, "--listen", "127.0.0.1:0"])
+        defer { Task { await server.stop() } }
+        let out = try await TestProcess.run(Self.gatewayPath, ["check-config", config])
+        #expect(out.status == 0, "\(out.stderr)")
+        // The file path in --config is the same directory: serve's own refusal proves the lock is there.
+        let refused = try await TestProcess.run(
+            Self.gatewayPath, ["serve", "--config", config, "--listen", "127.0.0.1:0"],
+            environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("(pid \(server.pid))"), "\(refused.stderr)")
+    }
+
+    @Test(
+        "trigger_gateway_async_queued after a restart is the store's queue (2 queued, 1 running), never negative",
+        .timeLimit(.minutes(2))
+    )
+    func queuedGaugeAfterRestart() async throws {
+        let dataDir = Self.temporaryPath("tg-queued")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let config = Self.temporaryPath("tg-queued") + ".yaml"
+        // One worker: of three runs one is running, two stay queued.
+        try "timeouts: {shutdown_grace: 200ms}\nstore: {workers: 1, poll_interval: 100ms}\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let arguments = ["serve", "--config", config, "--listen", "127.0.0.1:0", "--data-dir", dataDir]
+
+        let first = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+        var client = try await TestHTTPClient.connect(port: first.port)
+        var names: [String] = []
+        for _ in 0..<3 { names.append(try await Self.acceptSleep(client)) }
+        let firstScrape = try await MetricsE2ETests.scrape(client) {
+            $0.samples["trigger_gateway_async_running"] == 1 && $0.samples["trigger_gateway_async_queued"] == 2
+        }
+        #expect(firstScrape.samples["trigger_gateway_async_queued"] == 2, "\(firstScrape.text)")
+        await client.close()
+        // SIGTERM: the running one is cut after the grace and handed back to the queue.
+        #expect(await first.stop() == 0)
+
+        let second = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+        defer { Task { await second.stop() } }
+        client = try await TestHTTPClient.connect(port: second.port)
+        var seen: [Double] = []
+        let scrape = try await MetricsE2ETests.scrape(client) {
+            seen.append($0.samples["trigger_gateway_async_queued"] ?? .nan)
+            return $0.samples["trigger_gateway_async_running"] == 1 && $0.samples["trigger_gateway_async_queued"] == 2
+        }
+        #expect(scrape.samples["trigger_gateway_async_running"] == 1, "\(scrape.text)")
+        #expect(scrape.samples["trigger_gateway_async_queued"] == 2, "\(seen)")
+        #expect(seen.allSatisfy { $0 >= 0 }, "\(seen)")
+
+        // Cancelling a queued one: the count follows the store.
+        let queued = try #require(
+            try await names.asyncFirst { try await Self.state(client, $0) == "queued" })
+        let cancelled = try await client.request(
+            "POST", "/v1beta/\(queued):cancel", headers: jsonHeaders, body: ByteBuffer(string: "{}"))
+        #expect(cancelled.status == 200, "\(cancelled.bodyString)")
+        let after = try await MetricsE2ETests.scrape(client) { $0.samples["trigger_gateway_async_queued"] == 1 }
+        #expect(after.samples["trigger_gateway_async_queued"] == 1, "\(after.text)")
+        await client.close()
+    }
+}
+
+extension Array {
+    fileprivate func asyncFirst(where predicate: (Element) async throws -> Bool) async rethrows -> Element? {
+        for element in self where try await predicate(element) { return element }
+        return nil
+    }
+}
