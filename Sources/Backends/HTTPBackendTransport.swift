@@ -377,19 +377,14 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             request.relayedBody.map(StreamedJSONBody.init(relayed:)) ?? BackendHTTPBody.streamed(request: request)
         // Built as one array and handed to `HTTPHeaders` as it is: `HTTPHeaders.add` checks every name again
         // (~700 instructions a field, issue 11); these names are our constants, the values ours or checked by
-        // ``addField(_:_:_:)`` (the channel has no `NIOHTTPRequestHeadersValidator`).
+        // ``TriggerRequest/forEachForwardedField(_:)`` (the channel has no `NIOHTTPRequestHeadersValidator`).
         var fields: [(String, String)] = []
         fields.reserveCapacity(11)
         fields.append(("host", endpoint.authority))
         fields.append(("content-type", "application/json"))
         fields.append(("content-length", String(body.count)))
         fields.append(("accept", accept))
-        Self.addField(&fields, "request-id", request.requestID)
-        Self.addField(&fields, "traceparent", request.traceParent)
-        Self.addField(&fields, "tracestate", request.traceState)
-        Self.addField(&fields, "idempotency-key", request.idempotencyKey)
-        Self.addField(&fields, "x-trigger-principal", request.principal)
-        Self.addField(&fields, "instill-requester-uid", request.requesterUID)
+        request.forEachForwardedField { fields.append(($0, $1)) }
         if let deadline = request.deadline {
             let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
             fields.append(("x-trigger-deadline-ms", String(ms)))
@@ -397,21 +392,6 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         let head = HTTPRequestHead(
             version: .http1_1, method: .POST, uri: endpoint.runPath, headers: HTTPHeaders(fields))
         return (head, body)
-    }
-
-    /// Adds a value the request brought from outside (the client's request id, trace context, idempotency key,
-    /// requester, or the principal a token or certificate named) only when it is a valid field value (RFC 9110
-    /// §5.5: no control character but HTAB; a CR or LF would split the field), as the gRPC transport does
-    /// with its metadata. Checked here, on the few values that vary, instead of by NIO's
-    /// `NIOHTTPRequestHeadersValidator` on every field of every request (~5 000 instructions a call, issue 11).
-    static func addField(_ fields: inout [(String, String)], _ name: String, _ value: String?) {
-        guard var value, !value.isEmpty else { return }
-        // A plain loop over the bytes (`utf8.contains(where:)` cost ~700 instructions per value).
-        let valid = value.withUTF8 { bytes in
-            for byte in bytes where (byte < 0x20 && byte != UInt8(ascii: "\t")) || byte == 0x7F { return false }
-            return true
-        }
-        if valid { fields.append((name, value)) }
     }
 
     func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
