@@ -12,7 +12,9 @@ struct RapidResetE2ETests {
     /// dynamic table: `:method: POST` (static 3), `:scheme: http` (6), then literals without indexing for
     /// `:path` (name 4), `:authority` (1) and `content-type` (31 = 15 + 16).
     static func headers(stream: UInt32) -> [UInt8] {
-        func literal(_ prefix: [UInt8], _ value: String) -> [UInt8] { prefix + [UInt8(value.utf8.count)] + Array(value.utf8) }
+        func literal(_ prefix: [UInt8], _ value: String) -> [UInt8] {
+            prefix + [UInt8(value.utf8.count)] + Array(value.utf8)
+        }
         let block: [UInt8] =
             [0x83, 0x86] + literal([0x04], "/v1beta/namespaces/demo/pipelines/upper/trigger")
             + literal([0x01], "gw") + literal([0x0f, 0x10], "application/json")
@@ -67,8 +69,9 @@ struct RapidResetE2ETests {
             let scrape = try await SlowSocket.connect(port: server.port)
             scrape.send("GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
             let metrics = try await scrape.waitForClose(timeout: .seconds(5)).text
+            let series = "trigger_gateway_http2_enhance_your_calm_total{reason=\"rapid_reset\"}"
             #expect(
-                metrics.contains("trigger_gateway_http2_enhance_your_calm_total{reason=\"rapid_reset\"} \(refused ? 1 : 0)\n"),
+                metrics.contains("\(series) \(refused ? 1 : 0)\n"),
                 "\(metrics.split(separator: "\n").filter { $0.contains("enhance_your_calm") })")
         }
     }
