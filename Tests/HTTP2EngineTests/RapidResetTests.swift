@@ -95,14 +95,16 @@ struct RapidResetTests {
         #expect(try Self.sendResets(1, to: pair, from: &stream) == [.enhanceYourCalm])
     }
 
-    @Test("with the engine's limit off, libnghttp2's backstop (burst 2000) still ends the connection, unexplained")
-    func backstop() throws {
+    /// libnghttp2's own limit (default burst 1000, INTERNAL_ERROR) is moved to the backstop (burst 2000): with
+    /// the engine's limit off, 1500 resets in one read keep the connection. Only this direction is asserted:
+    /// libnghttp2 refills on the wall clock (`nghttp2_time_now_sec`), which a test cannot step, and a slow run
+    /// (AddressSanitizer) refills more, so the backstop's own trip point is not exact.
+    @Test("libnghttp2's default limit is moved out of the way: with the engine's limit off, 1500 resets pass")
+    func nghttp2LimitMovedAside() throws {
         let pair = try Self.pair(limit: nil)
         var stream: UInt32 = 1
-        #expect(try Self.sendResets(1000, to: pair, from: &stream).isEmpty)
+        #expect(try Self.sendResets(1500, to: pair, from: &stream).isEmpty)
         #expect(pair.server.isActive)
-        let goAways = try Self.sendResets(1001, to: pair, from: &stream)
-        #expect(goAways == [.internalError])
     }
 
     @Test("a client's resets are only counted by a server: a client session takes any number of server resets")
