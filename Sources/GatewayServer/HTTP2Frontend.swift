@@ -14,6 +14,7 @@ extension GatewayServer {
         let services = current.value
         let frontend = HTTP2FrontendConnection(
             services: current, eventLoop: channel.eventLoop, clientPrincipal: clientPrincipal)
+        frontend.peerAddress = channel.remoteAddress
         var configuration = HTTP2SessionConfiguration.defaults
         configuration.maxConcurrentStreams = services.maxConcurrentStreams
         configuration.maxHeaderListSize = services.maxHeaderBytes

@@ -115,6 +115,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     /// The principal the connection's verified client certificate names (see `ListenerTLS.clientPrincipal`).
     private let clientPrincipal: String?
+    /// The client's address, for the warning a connection refused for excessive load logs.
+    var peerAddress: SocketAddress?
 
     init(services current: CurrentFrontendServices, eventLoop: any EventLoop, clientPrincipal: String? = nil) {
         self.currentServices = current
@@ -210,6 +212,18 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     }
 
     func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {
+        if let error = error as? HTTP2EngineError, error.code == .excessiveLoad {
+            // The engine ended the connection with GOAWAY(ENHANCE_YOUR_CALM); say why, once per connection (its
+            // reset streams each still get their access-log line, as client-cancelled requests).
+            services.logger.warning(
+                "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: rapid reset (stream reset rate over the limit)",
+                metadata: [
+                    "peer.address": "\(peerAddress.map { "\($0)" } ?? "unknown")",
+                    "reason": "\(error.message)",
+                ]
+            )
+            services.metrics?.connections.endedForExcessiveLoad(.rapidReset)
+        }
         for (_, state) in streams {
             state.stopWork()
             state.deadlineTimer?.cancel()

@@ -7,7 +7,7 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case protocolError, goAwaySent, sessionClosing, streamIDsExhausted, connectionClosed, internalError
-            case timedOut
+            case timedOut, excessiveLoad
         }
 
         private var wrapped: Wrapped
@@ -25,6 +25,10 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
         package static let connectionClosed = Code(.connectionClosed)
         /// The peer did not progress in time: no preface, or a connection it stopped reading.
         package static let timedOut = Code(.timedOut)
+        /// The peer generated excessive load (it reset streams faster than
+        /// ``HTTP2SessionConfiguration/streamResetRateLimit`` allows: rapid reset); the connection ended with
+        /// GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §5.4.1).
+        package static let excessiveLoad = Code(.excessiveLoad)
         /// A bug or an allocation failure inside the engine or libnghttp2.
         package static let internalError = Code(.internalError)
 

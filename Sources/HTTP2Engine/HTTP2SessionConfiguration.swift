@@ -53,10 +53,15 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// responses) then leave in one `write` system call, as nghttpx batches its writes. Off by default:
     /// an `EmbeddedChannel` never runs the tick's flush on its own.
     package var flushesOncePerTick = false
+    /// Server only: how fast the client may reset streams (RST_STREAM) before the connection is ended with
+    /// GOAWAY(ENHANCE_YOUR_CALM); see ``HTTP2StreamResetRateLimit`` (rapid reset, CVE-2023-44487). Keep it
+    /// at or below ``HTTP2StreamResetRateLimit/defaults`` × 2, where libnghttp2's own limit (INTERNAL_ERROR)
+    /// sits. `nil` leaves only libnghttp2's limit.
+    package var streamResetRateLimit: HTTP2StreamResetRateLimit? = .defaults
 
     /// Defaults: 100 streams, 64 KiB − 1 stream window, 1 MiB connection window, 16 KiB header lists,
     /// preface expected, 256 KiB outbound high watermark per stream and 1 MiB per connection, no
-    /// write-progress, preface or request-progress timeout.
+    /// write-progress, preface or request-progress timeout, stream resets limited to burst 1000 and 33/s.
     package static var defaults: HTTP2SessionConfiguration {
         HTTP2SessionConfiguration(
             maxConcurrentStreams: 100,

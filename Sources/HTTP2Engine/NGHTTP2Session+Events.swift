@@ -130,6 +130,9 @@ extension NGHTTP2Session {
                 endStream: endStream
             )
 
+        case NGHTTP2_RST_STREAM.rawValue:
+            try self.receivedReset()
+
         case NGHTTP2_GOAWAY.rawValue:
             self.goAwayReceived = true
             self.delegate?.session(
@@ -157,6 +160,26 @@ extension NGHTTP2Session {
         default:
             break
         }
+    }
+
+    /// Server: a client RST_STREAM takes a token of ``HTTP2SessionConfiguration/streamResetRateLimit``.
+    /// When the bucket runs dry this throws `.excessiveLoad`, which stops `mem_recv` at this frame (before
+    /// libnghttp2 closes the stream or counts it against its own, higher limit) and makes ``receive(_:)`` end
+    /// the connection with GOAWAY(ENHANCE_YOUR_CALM).
+    private func receivedReset() throws {
+        guard self.role == .server, let limit = self.configuration.streamResetRateLimit,
+            let now = self.eventLoop?.now
+        else { return }
+        if self.streamResetBucket == nil {
+            self.streamResetBucket = HTTP2TokenBucket(limit: limit, now: now)
+        }
+        guard !self.streamResetBucket!.take(now: now) else { return }
+        throw HTTP2EngineError(
+            .excessiveLoad,
+            "rapid reset: the client reset streams faster than the limit (burst \(limit.burst), "
+                + "\(limit.refillPerSecond)/s)",
+            http2ErrorCode: .enhanceYourCalm
+        )
     }
 
     /// The 8 opaque bytes of a PING frame, big-endian, read in place from the frame libnghttp2 lent us.

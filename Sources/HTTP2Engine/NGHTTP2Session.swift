@@ -94,6 +94,9 @@ package final class NGHTTP2Session {
     var prefaceTimer: Scheduled<Void>?
     var writeProgressTimer: Scheduled<Void>?
     var requestProgressTimer: (deadline: NIODeadline, task: Scheduled<Void>)?
+    /// Server: the client's RST_STREAM budget (``HTTP2SessionConfiguration/streamResetRateLimit``), created at
+    /// the first reset (on the event loop's clock, so it starts full then).
+    var streamResetBucket: HTTP2TokenBucket?
 
     /// The handler writing for this session. Strong, released by ``detachTransport()`` when the handler leaves
     /// its pipeline (NIO removes every handler of a closed channel): a weak reference gave the handler a side
@@ -211,7 +214,9 @@ package final class NGHTTP2Session {
             let code = Int32(truncatingIfNeeded: rc)
             if let parked = self.parkedError {
                 self.parkedError = nil
-                self.failConnection(parked, goAwayCode: .internalError)
+                // A callback that refused the peer says with which code (ENHANCE_YOUR_CALM for rapid reset).
+                let code = (parked as? HTTP2EngineError)?.http2ErrorCode ?? .internalError
+                self.failConnection(parked, goAwayCode: code)
             } else {
                 let error = HTTP2EngineError(.protocolError, "nghttp2_session_mem_recv: \(nghttpErrorString(code))")
                 self.failConnection(error, goAwayCode: .protocolError)

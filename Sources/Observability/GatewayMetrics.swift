@@ -110,9 +110,27 @@ package final class ConnectionMetrics: Sendable {
         case http2
     }
 
+    /// Why an HTTP/2 connection was ended with GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §5.4.1).
+    package enum ExcessiveLoad: String, Sendable, CaseIterable {
+        /// The client reset streams faster than the engine's limit (CVE-2023-44487).
+        case rapidReset = "rapid_reset"
+    }
+
     private let open: [Gauge]
+    private let calm: [ExcessiveLoad: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
+        var calm: [ExcessiveLoad: Counter] = [:]
+        for reason in ExcessiveLoad.allCases {
+            // Envoy counts the same as `http2.rx_reset` / nghttpx logs it; ours names the GOAWAY code sent.
+            calm[reason] = registry.counter(
+                name: "trigger_gateway_http2_enhance_your_calm_total",
+                labels: [("reason", reason.rawValue)],
+                help: "HTTP/2 connections ended with GOAWAY ENHANCE_YOUR_CALM, by reason (rapid_reset: "
+                    + "stream resets over the rate limit)."
+            )
+        }
+        self.calm = calm
         // Cleartext and TLS alike; `tls` says which. Both label sets exist from the start, so a dashboard sees 0.
         var gauges: [Gauge] = []
         for proto in WireProtocol.allCases {
@@ -131,6 +149,9 @@ package final class ConnectionMetrics: Sendable {
 
     /// A connection's frontend was installed (after the preface sniff); pair with ``closed(_:tls:)``.
     package func opened(_ proto: WireProtocol, tls: Bool) { gauge(proto, tls: tls).increment() }
+
+    /// An HTTP/2 connection was ended with GOAWAY(ENHANCE_YOUR_CALM) for `reason`.
+    package func endedForExcessiveLoad(_ reason: ExcessiveLoad) { calm[reason]!.increment() }
 
     /// A connection counted by ``opened(_:tls:)`` closed.
     package func closed(_ proto: WireProtocol, tls: Bool) { gauge(proto, tls: tls).decrement() }
