@@ -6,7 +6,9 @@
 # connection). The fuzzer is the separate package scripts/fuzz (entry: Sources/GatewayFuzzing,
 # `fuzzGatewayInput`), built with `-sanitize=fuzzer,address` into scripts/fuzz/.build (gitignored). Seeds:
 # corpus/seed-* (generated), corpus/nghttp-* and corpus/http1-* (captured from real clients by
-# record-nghttp.sh and record-http1.sh).
+# record-nghttp.sh and record-http1.sh), corpus/relay-* (hand-written bodies of the streaming relay's shapes for
+# `RelayFuzzing`: a JSON body's open data URI, multipart bodies with file parts; the connection harness cannot
+# reach the relay itself, which needs an http pool and a body of at least 1 MiB).
 #
 #   scripts/fuzz.sh                 build only
 #   scripts/fuzz.sh regress         build, then replay every file in FailCases/ and corpus/ once; non-zero on
