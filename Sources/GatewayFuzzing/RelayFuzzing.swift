@@ -32,17 +32,20 @@ enum RelayFuzzing {
     /// The relay looks at no more than its window; inputs are shorter than that, so the whole input is used.
     static func prefixScanner(_ bytes: [UInt8]) {
         let whole = RelayPrefixScanner.scan(bytes)
-        check(whole, in: bytes)
+        check(whole, in: bytes[...])
         // The same bytes at a non-zero start index, as a `ByteBufferView` of a buffer read from has.
         let padded = [UInt8](repeating: UInt8(ascii: "{"), count: 7) + bytes
         precondition(RelayPrefixScanner.scan(padded[7...]) == whole, "scanner answer depends on the start index")
-        // Every prefix (every one for short inputs, a spread of them for long ones; each scan is linear).
-        let step = max(1, bytes.count / 256)
-        var length = 0
-        while length < bytes.count {
+        // A spread of prefixes (every one for inputs up to 64 bytes; each scan is linear and the replay of the
+        // whole corpus in CI pays for them): 64 lengths, plus those just before and at a found blob's start.
+        var lengths = Set(stride(from: 0, to: bytes.count, by: max(1, bytes.count / 64)))
+        if case .found(let start, _) = whole {
+            lengths.formUnion([start - 1, start].filter { $0 >= 0 && $0 < bytes.count })
+        }
+        for length in lengths.sorted() {
             let prefix = bytes[0..<length]
             let answer = RelayPrefixScanner.scan(prefix)
-            check(answer, in: Array(prefix))
+            check(answer, in: prefix)
             switch answer {
             case .needMore:
                 break
@@ -57,11 +60,10 @@ enum RelayFuzzing {
                         "scanner: a prefix said \(answer), the whole input \(whole) with no end to the blob")
                 }
             }
-            length += step
         }
     }
 
-    private static func check(_ answer: RelayPrefixScanner.Result, in bytes: [UInt8]) {
+    private static func check(_ answer: RelayPrefixScanner.Result, in bytes: ArraySlice<UInt8>) {
         guard case .found(let start, let closer) = answer else { return }
         let marker = Array(";base64,".utf8)
         precondition(start >= marker.count && start <= bytes.count, "scanner: start \(start) outside the bytes")
@@ -171,10 +173,15 @@ enum RelayFuzzing {
 
     static func multipartObserver(_ body: ByteBuffer, boundary: String) {
         guard let atOnce = decode([body], boundary: boundary) else { return }
-        var drip: [ByteBuffer] = []
-        var rest = body
-        while let byte = rest.readSlice(length: 1) { drip.append(byte) }
-        for (name, pieces) in [("a byte at a time", drip), ("in derived pieces", derivedPieces(of: body))] {
+        var chunkings = [("in derived pieces", derivedPieces(of: body))]
+        // A byte at a time too, for bodies with a file part and short enough for CI's replay of the corpus.
+        if !atOnce.starts.isEmpty && body.readableBytes <= 2048 {
+            var drip: [ByteBuffer] = []
+            var rest = body
+            while let byte = rest.readSlice(length: 1) { drip.append(byte) }
+            chunkings.append(("a byte at a time", drip))
+        }
+        for (name, pieces) in chunkings {
             let run = decode(pieces, boundary: boundary)!
             switch (atOnce.outcome, run.outcome) {
             case (.success(let a), .success(let b)):
