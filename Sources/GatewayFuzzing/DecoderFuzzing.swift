@@ -15,7 +15,7 @@ import WireCodecs
 /// - a decoded data URI re-encodes to one that decodes to the same blob;
 /// - strict percent-decoding agrees with lenient decoding whenever it succeeds; `Accept` weights stay in
 ///   0...1000; gzip/deflate decompression never passes its cap, and compression round-trips;
-/// - the REST decoders' invariants (``RESTFuzzing``).
+/// - the REST decoders' invariants (``RESTFuzzing``) and the streaming relay's (``RelayFuzzing``).
 enum DecoderFuzzing {
     static let maxBatch = 32
 
@@ -26,6 +26,7 @@ enum DecoderFuzzing {
         deframer(buffer)
         text(bytes)
         RESTFuzzing.run(bytes)
+        RelayFuzzing.run(bytes)
     }
 
     // MARK: Protobuf

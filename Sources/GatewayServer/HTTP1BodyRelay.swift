@@ -376,8 +376,8 @@ extension HTTP1BodyRelay: MultipartFileObserver {
 }
 
 /// Finds where the base64 of a body's first data URI starts, in the body's first bytes (`HTTP1BodyRelay`).
-enum RelayPrefixScanner {
-    enum Result: Equatable {
+package enum RelayPrefixScanner {
+    package enum Result: Equatable {
         /// Not decided within these bytes.
         case needMore
         /// Not of the shape (brackets that do not nest).
@@ -390,7 +390,7 @@ enum RelayPrefixScanner {
     /// within its first 256 bytes and does not end within `bytes`; strings that end are skipped (a small
     /// data URI before the large one). `closer` is the closing quote and the brackets that close what is
     /// open at the blob. The JSON itself is not validated here: the body's ordinary parse does that.
-    static func scan<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes) -> Result where Bytes.Index == Int {
+    package static func scan<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes) -> Result where Bytes.Index == Int {
         let marker = Array(";base64,".utf8)
         let dataPrefix = Array("data:".utf8)
         var stack: [UInt8] = []

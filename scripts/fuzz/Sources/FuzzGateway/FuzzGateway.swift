@@ -22,9 +22,13 @@ func fuzzGatewayMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 /// `--defsym main=FuzzGateway_main` displaces, still references it.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    fuzzGatewayInput(UnsafeRawBufferPointer(start: data, count: size))
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    if onlyRelay { fuzzRelayParsers(bytes) } else { fuzzGatewayInput(bytes) }
     return 0
 }
+
+/// `FUZZ_ONLY=relay`: only the streaming relay's parsers, not the whole connection (see `fuzzRelayParsers`).
+private let onlyRelay = ProcessInfo.processInfo.environment["FUZZ_ONLY"] == "relay"
 
 private func writeSeeds(to directory: String) -> CInt {
     for seed in gatewayFuzzSeeds() {
