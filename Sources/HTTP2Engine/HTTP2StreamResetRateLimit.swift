@@ -1,4 +1,4 @@
-package import NIOCore
+import NIOCore
 
 /// How fast a client may reset its own streams before the server ends the connection: the HTTP/2
 /// "rapid reset" attack (CVE-2023-44487) opens a stream and resets it at once, over and over, so the server
