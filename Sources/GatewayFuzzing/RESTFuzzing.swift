@@ -209,11 +209,18 @@ enum RESTFuzzing {
     }
 
     private static func chunks(of body: ByteBuffer) -> [ByteBuffer] {
+        pieces(of: body, sizes: chunkSizes)
+    }
+
+    /// `body` cut into consecutive slices of `sizes[0]`, `sizes[1]`, … bytes, starting over at the end of `sizes`
+    /// (the last slice shorter); `sizes` must be non-empty and positive. Used by every decoder check that feeds a
+    /// body in uneven chunks.
+    static func pieces(of body: ByteBuffer, sizes: [Int]) -> [ByteBuffer] {
         var rest = body
         var pieces: [ByteBuffer] = []
         var i = 0
         while rest.readableBytes > 0 {
-            pieces.append(rest.readSlice(length: min(chunkSizes[i % chunkSizes.count], rest.readableBytes))!)
+            pieces.append(rest.readSlice(length: min(sizes[i % sizes.count], rest.readableBytes))!)
             i += 1
         }
         return pieces

@@ -161,14 +161,7 @@ enum RelayFuzzing {
         let view = body.readableBytesView
         let sizes = view.suffix(16).map { $0 == 0xFF ? Int.max : Int($0 % 64) + 1 }
         guard !sizes.isEmpty else { return [] }
-        var rest = body
-        var pieces: [ByteBuffer] = []
-        var i = 0
-        while rest.readableBytes > 0 {
-            pieces.append(rest.readSlice(length: min(sizes[i % sizes.count], rest.readableBytes))!)
-            i += 1
-        }
-        return pieces
+        return RESTFuzzing.pieces(of: body, sizes: sizes)
     }
 
     static func multipartObserver(_ body: ByteBuffer, boundary: String) {
