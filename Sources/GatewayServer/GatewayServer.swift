@@ -57,7 +57,8 @@ package final class GatewayServer: Service {
         self.admission = ConnectionAdmission(limit: configuration.maxConnections)
     }
 
-    /// Connections closed at accept because `maxConnections` were open (a metric later; tests read it now).
+    /// Connections closed at accept because `maxConnections` were open (also the metric
+    /// `trigger_gateway_connections_rejected_total{reason="max_connections"}`).
     package var rejectedConnections: Int { admission.rejected }
 
     /// Client connections accepted, set up and not yet closed (tests wait on it instead of sleeping).
@@ -97,7 +98,7 @@ package final class GatewayServer: Service {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard admission.admit(channel) else {
-                            Self.refuse(channel, admission: admission, logger: services.logger)
+                            Self.refuse(channel, admission: admission, services: current.value)
                             return
                         }
                         // TCP_NODELAY (IPPROTO_TCP): NIO sets it on the listener and Linux copies it to accepted
@@ -167,12 +168,14 @@ package final class GatewayServer: Service {
         services.logger.info("stopped")
     }
 
-    /// Closes a connection accepted over `maxConnections`. Logged for the first one and every 1000th after,
-    /// so a flood does not also flood the log.
-    private static func refuse(_ channel: any Channel, admission: ConnectionAdmission, logger: Logger) {
+    /// Closes a connection accepted over `maxConnections`: counted in
+    /// `trigger_gateway_connections_rejected_total{reason="max_connections"}`, logged for the first one and every
+    /// 1000th after, so a flood does not also flood the log.
+    private static func refuse(_ channel: any Channel, admission: ConnectionAdmission, services: FrontendServices) {
+        services.metrics?.connections.rejectedOverLimit()
         let rejected = admission.rejected
         if rejected == 1 || rejected % 1000 == 0 {
-            logger.warning(
+            services.logger.warning(
                 "connection refused: too many open connections",
                 metadata: [
                     "connections.limit": "\(admission.limit)", "connections.rejected": "\(rejected)",

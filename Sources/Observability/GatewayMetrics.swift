@@ -118,6 +118,7 @@ package final class ConnectionMetrics: Sendable {
 
     private let open: [Gauge]
     private let calm: [ExcessiveLoad: Counter]
+    private let overflow: Counter
 
     init(registry: PrometheusCollectorRegistry) {
         var calm: [ExcessiveLoad: Counter] = [:]
@@ -131,6 +132,14 @@ package final class ConnectionMetrics: Sendable {
             )
         }
         self.calm = calm
+        // Envoy's `downstream_cx_overflow` (listener connection limit); one reason today, labelled so that others
+        // (e.g. a per-address cap) join the same family.
+        overflow = registry.counter(
+            name: "trigger_gateway_connections_rejected_total",
+            labels: [("reason", "max_connections")],
+            help: "Frontend connections closed at accept, by reason (max_connections: limits.max_connections "
+                + "connections were open)."
+        )
         // Cleartext and TLS alike; `tls` says which. Both label sets exist from the start, so a dashboard sees 0.
         var gauges: [Gauge] = []
         for proto in WireProtocol.allCases {
@@ -152,6 +161,9 @@ package final class ConnectionMetrics: Sendable {
 
     /// An HTTP/2 connection was ended with GOAWAY(ENHANCE_YOUR_CALM) for `reason`.
     package func endedForExcessiveLoad(_ reason: ExcessiveLoad) { calm[reason]!.increment() }
+
+    /// A connection was closed at accept because `limits.max_connections` were open.
+    package func rejectedOverLimit() { overflow.increment() }
 
     /// A connection counted by ``opened(_:tls:)`` closed.
     package func closed(_ proto: WireProtocol, tls: Bool) { gauge(proto, tls: tls).decrement() }

@@ -117,7 +117,17 @@ struct SlowClientTests {
             #expect(outcome.text.hasPrefix("HTTP/1.1 200") == served, "\(outcome.text.prefix(200))")
             if !served { #expect(outcome.closedByServer) }
             #expect(gateway.rejectedConnections() == (served ? 0 : 1))
-            withExtendedLifetime(silent) {}
+            // The refusal is in the metrics too: free a slot and scrape.
+            silent.removeAll()
+            socket.shutdown()
+            #expect(await eventually(within: .seconds(5)) { gateway.openConnections() == 0 })
+            let scrape = try await SlowSocket.connect(port: gateway.port)
+            scrape.send("GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+            let metrics = try await scrape.waitForClose(timeout: .seconds(5)).text
+            let series = "trigger_gateway_connections_rejected_total{reason=\"max_connections\"}"
+            #expect(
+                metrics.contains("\(series) \(served ? 0 : 1)\n"),
+                "\(metrics.split(separator: "\n").filter { $0.contains("connections_rejected") })")
         }
     }
 
