@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Observability
 import Synchronization
 import Testing
 
@@ -138,14 +139,22 @@ extension AsyncWebhookTests {
         await sender.shutdown()
     }
 
-    @Test("shutdown cuts a backoff wait short (its retries are dropped) and later deliveries are not sent")
+    @Test(
+        "shutdown cuts a backoff wait short (its retries are dropped) and later deliveries are not sent; both count as dropped"
+    )
     func shutdownDropsRetries() async throws {
         let receiver = try await WebhookReceiver.start(failFirst: 1)
         defer { Task { await receiver.stop() } }
         let clock = TestClock()
         var logger = Logger(label: "webhook-test")
         logger.logLevel = .critical
-        let sender = WebhookSender(group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
+        let metrics = GatewayMetrics()
+        let sender = WebhookSender(
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger, metrics: metrics.webhooks, clock: clock)
+        func count(_ outcome: String) -> Double? {
+            Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+                .samples[#"trigger_gateway_webhook_deliveries_total{outcome="\#(outcome)"}"#]
+        }
         let webhook = WebhookConfiguration(
             url: "http://127.0.0.1:\(receiver.port)/hooks",
             endpoint: BackendEndpoint(host: "127.0.0.1", port: receiver.port),
@@ -154,10 +163,14 @@ extension AsyncWebhookTests {
         sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
         #expect(await eventually(within: .seconds(10)) { receiver.requests.count == 1 })
         // The 500 answered, the delivery waits an hour of a clock nobody moves; shutdown ends it at once.
+        #expect(count("dropped") == 0)
         try await withTimeout(.seconds(10)) { await sender.shutdown() }
         #expect(sender.pending == 0)
+        #expect(count("dropped") == 1, "the retry cut short")
         sender.deliver(ByteBuffer(string: "{}"), operationID: "op-2", to: webhook)
         #expect(sender.pending == 0)
+        #expect(count("dropped") == 2, "the delivery refused while stopping")
+        #expect(count("given_up") == 0)
         await clock.advance(by: .seconds(7200))
         #expect(receiver.requests.count == 1)
     }
