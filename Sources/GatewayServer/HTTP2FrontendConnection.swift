@@ -140,6 +140,43 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         }
     }
 
+    /// A request whose header block outgrew `limits.max_header_bytes`: answered in the client's protocol and
+    /// logged like any refused request. gRPC: RESOURCE_EXHAUSTED, as gRPC core (grpcio, C++) answers metadata
+    /// over its hard limit (a reset would read as INTERNAL); otherwise 431 (RFC 6585 §5), as HTTP/1.1 does.
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveOversizedHeaders headers: HTTP2Headers,
+        size: Int,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
+        currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
+        let limit = services.maxHeaderBytes
+        var isGRPC = false
+        if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) { isGRPC = true }
+        // gRPC: gRPC core's wording, which clients and their users search for.
+        let error = GatewayError(
+            .headersTooLarge,
+            isGRPC
+                ? "received metadata size exceeds hard limit (\(size) vs. \(limit))"
+                : "request headers exceed limits.max_header_bytes (\(size) vs. \(limit) bytes)")
+        let requestID = RequestContext.requestID(headers.first(name: "request-id"))
+        // `.done`: any body that follows is consumed and dropped.
+        let state = StreamState(phase: .done)
+        state.requestID = requestID
+        state.open = services.openRequest(
+            requestID: requestID, frontend: isGRPC ? .grpc : .rest, httpVersion: "HTTP/2",
+            method: headers.first(name: ":method") ?? "",
+            path: HTTP1FrontendHandler.pathOnly(headers.first(name: ":path") ?? ""))
+        streams[stream] = state
+        if isGRPC {
+            state.wire = .grpc
+            grpcFinish(stream, error: error)
+        } else {
+            restRespond(RESTResponse.error(error, requestID: requestID), stream: stream)
+        }
+    }
+
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
         guard let state = streams[stream] else {
             session.consume(stream: stream, bytes: data.readableBytes)
