@@ -177,6 +177,12 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         }
     }
 
+    /// The session is about to cut `stream` (or the connection) for a client that read nothing: its record
+    /// says the gateway ended it (`SI`), not the client (`DC`).
+    func session(_ session: NGHTTP2Session, writeStalledOn stream: HTTP2StreamID) {
+        streams[stream]?.open?.record.termination = .streamIdleTimeout
+    }
+
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
         guard let state = streams[stream] else {
             session.consume(stream: stream, bytes: data.readableBytes)
@@ -373,13 +379,14 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     /// The stream is closed: its record goes to the observers, once. A stream closed before its answer's
     /// end (RST_STREAM from the client, the connection gone) is recorded as the client's cancellation: 499
-    /// when no REST response head went out, gRPC CANCELLED when no status did, and `downstreamDisconnected`
-    /// (Envoy's `DC`) whatever had been sent.
+    /// when no REST response head went out, gRPC CANCELLED when no status did, and flagged with who ended it
+    /// whatever had been sent: Envoy's `DC` (the client), or `SI` when the session cut a client that read
+    /// nothing (``session(_:writeStalledOn:)``).
     private func finishRecord(_ state: StreamState) {
         // Moved out, not copied and then cleared: a copy retained each of the record's strings once more.
         guard var request = state.open.take() else { return }
         if !state.answered {
-            request.record.downstreamDisconnected = true
+            if request.record.termination == nil { request.record.termination = .downstreamDisconnected }
             if request.record.frontend == .grpc {
                 request.record.grpcStatus = RequestRecord.grpcCancelled
             } else if !request.sentHead {
