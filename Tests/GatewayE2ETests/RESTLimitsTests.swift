@@ -124,7 +124,9 @@ struct RESTLimitsTests {
         }
     }
 
-    @Test("over HTTP/2 too (curl): headers up to the limit pass; past it the answer is 431 with a JSON error, not a reset")
+    @Test(
+        "over HTTP/2 too (curl): headers up to the limit pass; past it the answer is 431 with a JSON error, not a reset"
+    )
     func headerLimitH2() async throws {
         let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
         try await withTestGateway(yaml: "limits:\n  max_header_bytes: 4096\n") { gateway in
