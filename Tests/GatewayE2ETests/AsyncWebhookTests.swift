@@ -122,11 +122,16 @@ extension AsyncWebhookTests {
         sender.deliver(ByteBuffer(string: #"{"operation":{}}"#), operationID: "op-1", to: webhook)
         #expect(await eventually(within: .seconds(10)) { receiver.requests.count == 1 })
 
-        /// Moves the clock a backoff at a time until `count` POSTs have arrived (bounded in wall time). A step
-        /// taken before the sender has started its wait only moves `now`; the wait then ends at a later step.
+        /// Moves the clock a backoff at a time until `count` POSTs have arrived (bounded in wall time). The clock
+        /// moves only while the sender waits on it (`checkSuspension` throws then), as in HTTPHealthProbeTests:
+        /// a step taken while a POST is in flight would only move `now`, and then the wait it starts ends
+        /// at once or at the next step, depending on the machine's load.
         func step(until count: Int) async -> Bool {
-            await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+            await eventually(within: .seconds(20), interval: .milliseconds(5)) {
+                // Read after seeing the sender wait, so no POST is in flight: the count is its last word.
+                let senderWaits = (try? await clock.checkSuspension()) == nil
                 if receiver.requests.count >= count { return true }
+                guard senderWaits else { return false }
                 await clock.advance(by: .seconds(3600))
                 return receiver.requests.count >= count
             }

@@ -414,7 +414,7 @@ struct PoolResilienceTests {
 
     @Test(
         "active health checks: demo-runner answers them; a killed endpoint is taken out, and back within one interval",
-        .timeLimit(.minutes(1)),
+        .timeLimit(.minutes(2)),
         arguments: transports
     )
     func activeHealthCheck(transport: String) async throws {
@@ -432,13 +432,13 @@ struct PoolResilienceTests {
         // Both answer their probes: after three recorded rounds (threshold 1: one failed probe would take it
         // out) both are still in. Counted on the checker's clock, not slept, so a loaded machine that runs the
         // rounds late still checks three of them.
-        let probed = await eventually(within: .seconds(10)) { rounds.rounds >= 3 }
+        let probed = await eventually(within: .seconds(30)) { rounds.rounds >= 3 }
         #expect(probed, "\(rounds.rounds) health-check rounds")
         #expect(balancer.isAvailable(0) && balancer.isAvailable(1))
 
         a.signal(SIGKILL)
         _ = await a.stop()
-        let out = await eventually(within: .seconds(10)) { !balancer.isAvailable(0) }
+        let out = await eventually(within: .seconds(20)) { !balancer.isAvailable(0) }
         #expect(out, "the dead endpoint stays in")
         for _ in 0..<10 { #expect(balancer.pick() == 1) }
         for _ in 0..<5 { _ = try await runner.run(request) }
@@ -448,7 +448,7 @@ struct PoolResilienceTests {
         // Back at the first round that starts after the revival: counted in rounds on the checker's clock, not in
         // wall time, so a loaded machine that runs rounds late still checks it. The round in flight at the revival
         // may have probed before it (+1); the observation may trail the recording (+1, and +1 more of slack).
-        let back = await eventually(within: .seconds(10)) { balancer.isAvailable(0) }
+        let back = await eventually(within: .seconds(20)) { balancer.isAvailable(0) }
         #expect(back, "the revived endpoint stays out")
         #expect(rounds.rounds - revivedAt <= 4, "back after \(rounds.rounds - revivedAt) rounds")
         #expect(try await runner.run(request).outputs.first?["k"] == .number(1))
