@@ -26,7 +26,8 @@ import TriggerModel
 /// webhook's `ca_file` instead of the system store when one is configured.
 ///
 /// Delivery is best effort and in memory: retries pending when the process stops are not resumed (the
-/// operation itself is durable and can always be read with GetOperation).
+/// operation itself is durable and can always be read with GetOperation). Each one dropped that way is a
+/// warning naming its operation and a `trigger_gateway_webhook_deliveries_total{outcome="dropped"}`.
 ///
 /// The trigger's W3C trace context (`traceparent`, `tracestate`, stored with the operation) goes with each
 /// delivery, so the receiver's work joins the trace of the request that started the run (issue 16, item 3).
@@ -88,6 +89,7 @@ package final class WebhookSender: Sendable {
             return state.nextDelivery
         }
         guard let key else {
+            metrics?.recordDelivery(.dropped)
             logger.warning(
                 "webhook not sent: the gateway is stopping",
                 metadata: [
@@ -142,7 +144,8 @@ package final class WebhookSender: Sendable {
                         return !state.stopping
                     })
                 else {
-                    logger.info(
+                    metrics?.recordDelivery(.dropped)
+                    logger.warning(
                         "webhook retries dropped: the gateway is stopping",
                         metadata: [
                             "operation.id": "\(id)", "request_id": "\(requestID ?? "")",

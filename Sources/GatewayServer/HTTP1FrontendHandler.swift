@@ -354,7 +354,10 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
         open?.record.bytesOut += buffer.readableBytes
         let written = context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))))
         let channel = context.channel
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
+            // The gateway's decision, not the client leaving: the record says `SI`, not `DC`.
+            handler.value.open?.record.termination = .streamIdleTimeout
             channel.close(promise: nil)
         }
         written.whenComplete { _ in timer.cancel() }
@@ -412,11 +415,12 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
 
     /// The client went away (or the connection was cut) with the request unanswered or its stream open: a
     /// response head already sent keeps its status, otherwise the record says 499 (`clientClosedRequest`);
-    /// either way the record is flagged `downstreamDisconnected` (Envoy's `DC`).
+    /// either way the record is flagged with who ended it: Envoy's `DC` (the client), unless the gateway cut
+    /// a client that stopped reading (`SI`, set by the write-progress timer).
     private func abandonRequest() {
         guard open != nil else { return }
         if !open!.sentHead { open!.record.status = RequestRecord.clientClosedRequest }
-        open!.record.downstreamDisconnected = true
+        if open!.record.termination == nil { open!.record.termination = .downstreamDisconnected }
         finishRequest()
     }
 

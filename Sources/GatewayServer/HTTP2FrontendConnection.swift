@@ -140,6 +140,49 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         }
     }
 
+    /// A request whose header block outgrew `limits.max_header_bytes`: answered in the client's protocol and
+    /// logged like any refused request. gRPC: RESOURCE_EXHAUSTED, as gRPC core (grpcio, C++) answers metadata
+    /// over its hard limit (a reset would read as INTERNAL); otherwise 431 (RFC 6585 §5), as HTTP/1.1 does.
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveOversizedHeaders headers: HTTP2Headers,
+        size: Int,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
+        currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
+        let limit = services.maxHeaderBytes
+        var isGRPC = false
+        if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) { isGRPC = true }
+        // gRPC: gRPC core's wording, which clients and their users search for.
+        let error = GatewayError(
+            .headersTooLarge,
+            isGRPC
+                ? "received metadata size exceeds hard limit (\(size) vs. \(limit))"
+                : "request headers exceed limits.max_header_bytes (\(size) vs. \(limit) bytes)")
+        let requestID = RequestContext.requestID(headers.first(name: "request-id"))
+        // `.done`: any body that follows is consumed and dropped.
+        let state = StreamState(phase: .done)
+        state.requestID = requestID
+        state.open = services.openRequest(
+            requestID: requestID, frontend: isGRPC ? .grpc : .rest, httpVersion: "HTTP/2",
+            method: headers.first(name: ":method") ?? "",
+            path: HTTP1FrontendHandler.pathOnly(headers.first(name: ":path") ?? ""))
+        streams[stream] = state
+        if isGRPC {
+            state.wire = .grpc
+            grpcFinish(stream, error: error)
+        } else {
+            restRespond(RESTResponse.error(error, requestID: requestID), stream: stream)
+        }
+    }
+
+    /// The session is about to cut `stream` (or the connection) for a client that read nothing: its record
+    /// says the gateway ended it (`SI`), not the client (`DC`).
+    func session(_ session: NGHTTP2Session, writeStalledOn stream: HTTP2StreamID) {
+        streams[stream]?.open?.record.termination = .streamIdleTimeout
+    }
+
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
         guard let state = streams[stream] else {
             session.consume(stream: stream, bytes: data.readableBytes)
@@ -336,13 +379,14 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     /// The stream is closed: its record goes to the observers, once. A stream closed before its answer's
     /// end (RST_STREAM from the client, the connection gone) is recorded as the client's cancellation: 499
-    /// when no REST response head went out, gRPC CANCELLED when no status did, and `downstreamDisconnected`
-    /// (Envoy's `DC`) whatever had been sent.
+    /// when no REST response head went out, gRPC CANCELLED when no status did, and flagged with who ended it
+    /// whatever had been sent: Envoy's `DC` (the client), or `SI` when the session cut a client that read
+    /// nothing (``session(_:writeStalledOn:)``).
     private func finishRecord(_ state: StreamState) {
         // Moved out, not copied and then cleared: a copy retained each of the record's strings once more.
         guard var request = state.open.take() else { return }
         if !state.answered {
-            request.record.downstreamDisconnected = true
+            if request.record.termination == nil { request.record.termination = .downstreamDisconnected }
             if request.record.frontend == .grpc {
                 request.record.grpcStatus = RequestRecord.grpcCancelled
             } else if !request.sentHead {

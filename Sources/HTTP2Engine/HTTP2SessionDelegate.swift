@@ -25,6 +25,27 @@ package protocol HTTP2SessionDelegate: AnyObject {
         endStream: Bool
     )
 
+    /// Server: a request header block larger than ``HTTP2SessionConfiguration/maxHeaderListSize`` (RFC 9113
+    /// §6.5.2 size: names, values and 32 bytes per field). `headers` holds the fields that fit, plus any
+    /// `content-type` after them, so the owner can answer in the client's protocol (gRPC core answers
+    /// RESOURCE_EXHAUSTED "received metadata size exceeds hard limit"; HTTP, 431 per RFC 6585 §5). `size` is
+    /// the whole block's size in bytes. The stream then goes on like any other (data, `streamClosed`).
+    ///
+    /// Optional: by default the stream is reset with INTERNAL_ERROR, as nghttpx does.
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveOversizedHeaders headers: HTTP2Headers,
+        size: Int,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    )
+
+    /// The peer has taken none of `stream`'s queued bytes for ``HTTP2SessionConfiguration/writeProgressTimeout``:
+    /// the session resets it (RST_STREAM CANCEL) or, when the whole connection is stalled, closes the
+    /// connection, right after this call; its `streamClosed` follows. Lets the owner record that the session
+    /// ended it, not the peer. Optional: default does nothing.
+    func session(_ session: NGHTTP2Session, writeStalledOn stream: HTTP2StreamID)
+
     /// The payload of one DATA frame (possibly empty when it only carries END_STREAM).
     ///
     /// These bytes count against the flow-control windows until the owner calls
@@ -53,6 +74,16 @@ package protocol HTTP2SessionDelegate: AnyObject {
 }
 
 extension HTTP2SessionDelegate {
+    package func session(_ session: NGHTTP2Session, writeStalledOn stream: HTTP2StreamID) {}
+    package func session(
+        _ session: NGHTTP2Session,
+        didReceiveOversizedHeaders headers: HTTP2Headers,
+        size: Int,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
+        session.resetStream(stream, errorCode: .internalError)
+    }
     package func session(_ session: NGHTTP2Session, streamWritabilityChanged stream: HTTP2StreamID, isWritable: Bool) {}
     package func session(
         _ session: NGHTTP2Session,

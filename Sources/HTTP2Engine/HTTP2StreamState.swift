@@ -19,6 +19,9 @@ final class HTTP2StreamState {
     var headerBlock = HTTP2Headers()
     /// RFC 9113 §6.5.2 size of `headerBlock` so far.
     var headerBlockSize = 0
+    /// Server: this request's header block outgrew the limit; fields past it are counted, not kept (see
+    /// ``HTTP2SessionDelegate/session(_:didReceiveOversizedHeaders:size:stream:endStream:)``).
+    var headerBlockOverflowed = false
     /// DATA payload of the frame being received; delivered whole at its `on_frame_recv`.
     var inboundData: ByteBuffer?
     /// Bytes received on this stream and not yet consumed by the owner (delivered or still in `inboundData`).

@@ -26,9 +26,12 @@ extension NGHTTP2Session {
 
     /// One decoded header field (nghttp2 has validated it against RFC 9113 §8.2 already).
     ///
-    /// - Returns: 0, or NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE when the block outgrows
+    /// - Returns: 0, or NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE when a response or trailer block outgrows
     ///   ``HTTP2SessionConfiguration/maxHeaderListSize``: libnghttp2 then resets the stream (INTERNAL_ERROR)
-    ///   and keeps decoding the block for HPACK's sake, the way nghttpx rejects oversized requests.
+    ///   and keeps decoding the block for HPACK's sake, the way nghttpx rejects oversized blocks. An oversized
+    ///   request block (server) is counted to its end and reported to the delegate instead, which answers
+    ///   it in the client's protocol: a reset reads as INTERNAL to gRPC clients, and as a network error to
+    ///   HTTP ones.
     func receivedHeader(
         frame: UnsafePointer<nghttp2_frame>,
         name: UnsafeBufferPointer<UInt8>,
@@ -39,7 +42,15 @@ extension NGHTTP2Session {
         // RFC 9113 §6.5.2: the uncompressed size plus 32 bytes of overhead per field.
         stream.headerBlockSize += name.count + value.count + 32
         if stream.headerBlockSize > self.configuration.maxHeaderListSize {
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+            guard self.role == .server, !stream.receivedHeaders else {
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+            }
+            // Kept past the limit: only a short content-type (which protocol to answer in); the rest is counted.
+            stream.headerBlockOverflowed = true
+            if value.count <= 128, name.elementsEqual("content-type".utf8) {
+                stream.headerBlock.appendReceived(name: "content-type", value: String(decoding: value, as: UTF8.self))
+            }
+            return 0
         }
         // RFC 9110 §5.5: leading and trailing whitespace is not part of a field value. The server role lets
         // such values through (see `NGHTTP2Tables.makeOptions`), so they are trimmed here, for every field.
@@ -104,7 +115,18 @@ extension NGHTTP2Session {
             {
                 return  // informational response (RFC 9110 §15.2): wait for the final one
             }
-            if !stream.receivedHeaders {
+            if stream.headerBlockOverflowed {
+                stream.headerBlockOverflowed = false
+                stream.receivedHeaders = true
+                stream.announced = true
+                self.delegate?.session(
+                    self,
+                    didReceiveOversizedHeaders: block,
+                    size: stream.headerBlockSize,
+                    stream: HTTP2StreamID(header.stream_id),
+                    endStream: endStream
+                )
+            } else if !stream.receivedHeaders {
                 stream.receivedHeaders = true
                 stream.announced = true
                 self.delegate?.session(

@@ -98,6 +98,7 @@ extension NGHTTP2Session {
             return now - since >= timeout
         }.map(\.id).sorted()
         if !stalled.isEmpty {
+            for id in stalled { self.delegate?.session(self, writeStalledOn: HTTP2StreamID(id)) }
             if let transport = self.transport, !transport.isWritable {
                 if self.closeError == nil {
                     self.closeError = HTTP2EngineError(

@@ -7,8 +7,9 @@ import NIOPosix
 /// Keys: `request_id`, `frontend` (rest | grpc), `protocol` (HTTP/1.1 | HTTP/2), `method`, `path`,
 /// `operation`, `status`, `bytes_in`, `bytes_out`, `duration_us` (microseconds from the request head's
 /// arrival to the end of the exchange); when known: `grpc_status`, `principal`, `namespace`, `pipeline`,
-/// `route`, `pool`, `endpoint`, `mode`, `trace_id`, and `response_flags=DC` (Envoy's flag for "downstream
-/// connection termination") when the client went away before the answer's end. Find a request by the `request-id` its client got back:
+/// `route`, `pool`, `endpoint`, `mode`, `trace_id`, and `response_flags` when the exchange was cut before the
+/// answer's end, naming who cut it as Envoy does (``RequestRecord/Termination``): `DC` the client went away,
+/// `SI` the gateway gave up on a client that read nothing. Find a request by the `request-id` its client got back:
 /// `grep request_id=<id>`.
 ///
 /// With the gateway's own handler (`LineLogHandler`, adding no metadata of its own) a line is formatted
@@ -70,7 +71,7 @@ package struct AccessLog: RequestObserver {
         if let value = record.principal { out.field("principal", string: value) }
         out.field("protocol", string: record.httpVersion)
         out.field("request_id", string: record.requestID)
-        if record.downstreamDisconnected { out.field("response_flags", string: "DC") }
+        if let flag = record.termination { out.field("response_flags", string: flag.rawValue) }
         if let value = record.route { out.field("route", string: value) }
         out.field("status", integer: record.status)
         if let value = record.traceID { out.field("trace_id", string: value) }
@@ -99,7 +100,7 @@ package struct AccessLog: RequestObserver {
         if let value = record.endpoint { metadata["endpoint"] = .string(value) }
         if let value = record.mode { metadata["mode"] = .string(value) }
         if let value = record.traceID { metadata["trace_id"] = .string(value) }
-        if record.downstreamDisconnected { metadata["response_flags"] = .string("DC") }
+        if let flag = record.termination { metadata["response_flags"] = .string(flag.rawValue) }
         return metadata
     }
 

@@ -127,13 +127,15 @@ package final class StoreMetrics: Sendable {
 }
 
 /// Completion webhooks: `trigger_gateway_webhook_deliveries_total{outcome}`, one per delivery when it ends
-/// (`delivered`: a 2xx answer; `given_up`: every attempt failed), and
+/// (`delivered`: a 2xx answer; `given_up`: every attempt failed; `dropped`: the gateway stopped before it was
+/// sent or while its retry waited: deliveries are in memory, not resumed after a restart), and
 /// `trigger_gateway_webhook_attempts_total{outcome}` per POST (`success`, `http_error` for a non-2xx answer,
 /// `transport_error` when no answer came).
 package final class WebhookMetrics: Sendable {
     package enum DeliveryOutcome: String, Sendable, CaseIterable {
         case delivered
         case givenUp = "given_up"
+        case dropped
     }
 
     package enum AttemptOutcome: String, Sendable, CaseIterable {
@@ -151,7 +153,8 @@ package final class WebhookMetrics: Sendable {
             deliveries[outcome] = registry.counter(
                 name: "trigger_gateway_webhook_deliveries_total",
                 labels: [("outcome", outcome.rawValue)],
-                help: "Completion webhooks ended, by outcome: delivered (a 2xx answer) or given_up."
+                help:
+                    "Completion webhooks ended, by outcome: delivered (a 2xx answer), given_up, or dropped (the gateway stopped)."
             )
         }
         var attempts: [AttemptOutcome: Counter] = [:]

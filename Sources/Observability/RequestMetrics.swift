@@ -10,6 +10,10 @@ import Synchronization
 ///   labels)
 /// - `trigger_gateway_requests_in_flight{frontend}` (gauge: up in ``requestStarted(_:)``, down in
 ///   ``requestFinished(_:)``; the frontends tell both)
+/// - `trigger_gateway_requests_cut_total{frontend,response_flags}` (counter): requests ended before their answer's
+///   end, by who ended them in Envoy's flags (``RequestRecord/Termination``: `DC` the client, `SI` the gateway's
+///   write-progress timeout); `requests_total` counts them too, under the status that was sent (or 499 /
+///   CANCELLED)
 ///
 /// Labels come only from the record's bounded fields: `route` is the configured pattern ("none" when the request
 /// named no pipeline or none matched), `mode` "sync"/"async"/"stream" ("none" for non-trigger requests), `code`
@@ -26,6 +30,8 @@ import Synchronization
 package final class RequestMetrics: RequestObserver, Sendable {
     private let registry: PrometheusCollectorRegistry
     private let inFlight: [Gauge]
+    /// `requests_cut_total`, indexed by frontend (rest, grpc) then termination (DC, SI): four atomics made up front.
+    private let cut: [[Counter]]
     /// Each thread's instruments by label combination.
     private let caches = ThreadSpecificVariable<Cache>()
     /// Serializes cache misses (rare: once per thread and label combination).
@@ -39,6 +45,16 @@ package final class RequestMetrics: RequestObserver, Sendable {
                 labels: [("frontend", $0.rawValue)],
                 help: "Requests received and not yet answered in full, by frontend."
             )
+        }
+        self.cut = [RequestRecord.Frontend.rest, .grpc].map { frontend in
+            [RequestRecord.Termination.downstreamDisconnected, .streamIdleTimeout].map { flag in
+                registry.counter(
+                    name: "trigger_gateway_requests_cut_total",
+                    labels: [("frontend", frontend.rawValue), ("response_flags", flag.rawValue)],
+                    help: "Requests ended before the answer's end, by who: DC (the client went away) or SI (the "
+                        + "gateway cut a client that read nothing for timeouts.write_progress)."
+                )
+            }
         }
     }
 
@@ -56,6 +72,9 @@ package final class RequestMetrics: RequestObserver, Sendable {
         series.duration.record(Double(record.durationNanoseconds) / 1e9)
         series.requestSize.record(Double(record.bytesIn))
         series.responseSize.record(Double(record.bytesOut))
+        if let flag = record.termination {
+            cut[record.frontend == .rest ? 0 : 1][flag == .downstreamDisconnected ? 0 : 1].increment()
+        }
     }
 
     /// The in-flight gauge of `frontend` (for tests).

@@ -50,11 +50,26 @@ package struct RequestRecord: Sendable {
     /// The gRPC status code sent in the trailers; nil for REST. A call the client cancelled (RST_STREAM, the
     /// connection closed) before its status went out is recorded as 1, CANCELLED.
     package var grpcStatus: Int?
-    /// The client closed the connection or reset the stream before the answer's end, on any frontend (REST
-    /// over HTTP/1.1 and HTTP/2, gRPC): Envoy's response flag `DC`, "downstream connection termination",
-    /// which Envoy logs next to the status it had sent. With it, `status` is 499 when no head went out and the
-    /// sent status otherwise, and gRPC's `grpcStatus` is CANCELLED when no status went out.
-    package var downstreamDisconnected = false
+    /// Who ended the exchange before its answer's end, in Envoy's response flags; nil when it ended normally.
+    package enum Termination: String, Sendable {
+        /// `DC`, "downstream connection termination": the client closed the connection or reset the stream.
+        case downstreamDisconnected = "DC"
+        /// `SI`, "stream idle timeout": the gateway cut it, the client having taken nothing of the answer for
+        /// `timeouts.write_progress` (Envoy's `stream_idle_timeout` fires on such a stalled reader too).
+        case streamIdleTimeout = "SI"
+    }
+
+    /// Set when the exchange was cut before the answer's end, on any frontend (REST over HTTP/1.1 and HTTP/2,
+    /// gRPC), naming who cut it; Envoy logs the flag next to the status it had sent, and so do we. With it,
+    /// `status` is 499 when no head went out and the sent status otherwise, and gRPC's `grpcStatus` is
+    /// CANCELLED when no status went out.
+    package var termination: Termination?
+
+    /// The client went away before the answer's end (``Termination/downstreamDisconnected``).
+    package var downstreamDisconnected: Bool {
+        get { termination == .downstreamDisconnected }
+        set { termination = newValue ? .downstreamDisconnected : nil }
+    }
     /// Request body bytes received and response body bytes sent (gRPC: message frames included).
     package var bytesIn: Int
     package var bytesOut: Int

@@ -30,10 +30,18 @@ struct HTTPHealthProbeTests {
             healthCheckClock: clock)
     }
 
-    /// Moves the clock an interval at a time until the backend has answered `count` probes (bounded in wall
-    /// time). A step taken before the checker waits only moves `now`; its wait then ends at a later step.
+    /// Moves the clock an interval at a time until the backend has seen `count` probes and the checker has
+    /// recorded them (bounded in wall time).
+    ///
+    /// The clock moves only while the checker sleeps on it, and the count is read only then: a round in flight
+    /// (request sent, answer not yet recorded) is never cut short or followed by an extra round. Reading the
+    /// count first and advancing after let a round in flight finish and go to sleep in between, so the advance
+    /// started one round too many under load (6 probes for 5, or the 200 of the next round hiding a 500).
     static func step(_ clock: TestClock<Duration>, until count: Int, _ backend: ProbeBackend) async throws -> Bool {
         await eventually(within: .seconds(10)) {
+            // `checkSuspension` throws when something sleeps on the clock: here only the checker, between rounds.
+            let checkerSleeps = (try? await clock.checkSuspension()) == nil
+            guard checkerSleeps else { return false }
             if backend.requests >= count { return true }
             await clock.advance(by: interval)
             return false

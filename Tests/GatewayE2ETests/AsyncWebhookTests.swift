@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Observability
 import Synchronization
 import Testing
 
@@ -121,11 +122,16 @@ extension AsyncWebhookTests {
         sender.deliver(ByteBuffer(string: #"{"operation":{}}"#), operationID: "op-1", to: webhook)
         #expect(await eventually(within: .seconds(10)) { receiver.requests.count == 1 })
 
-        /// Moves the clock a backoff at a time until `count` POSTs have arrived (bounded in wall time). A step
-        /// taken before the sender has started its wait only moves `now`; the wait then ends at a later step.
+        /// Moves the clock a backoff at a time until `count` POSTs have arrived (bounded in wall time). The clock
+        /// moves only while the sender waits on it (`checkSuspension` throws then), as in HTTPHealthProbeTests:
+        /// a step taken while a POST is in flight would only move `now`, and then the wait it starts ends
+        /// at once or at the next step, depending on the machine's load.
         func step(until count: Int) async -> Bool {
-            await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+            await eventually(within: .seconds(20), interval: .milliseconds(5)) {
+                // Read after seeing the sender wait, so no POST is in flight: the count is its last word.
+                let senderWaits = (try? await clock.checkSuspension()) == nil
                 if receiver.requests.count >= count { return true }
+                guard senderWaits else { return false }
                 await clock.advance(by: .seconds(3600))
                 return receiver.requests.count >= count
             }
@@ -138,14 +144,22 @@ extension AsyncWebhookTests {
         await sender.shutdown()
     }
 
-    @Test("shutdown cuts a backoff wait short (its retries are dropped) and later deliveries are not sent")
+    @Test(
+        "shutdown cuts a backoff wait short (its retries are dropped) and later deliveries are not sent; both count as dropped"
+    )
     func shutdownDropsRetries() async throws {
         let receiver = try await WebhookReceiver.start(failFirst: 1)
         defer { Task { await receiver.stop() } }
         let clock = TestClock()
         var logger = Logger(label: "webhook-test")
         logger.logLevel = .critical
-        let sender = WebhookSender(group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
+        let metrics = GatewayMetrics()
+        let sender = WebhookSender(
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger, metrics: metrics.webhooks, clock: clock)
+        func count(_ outcome: String) -> Double? {
+            Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+                .samples[#"trigger_gateway_webhook_deliveries_total{outcome="\#(outcome)"}"#]
+        }
         let webhook = WebhookConfiguration(
             url: "http://127.0.0.1:\(receiver.port)/hooks",
             endpoint: BackendEndpoint(host: "127.0.0.1", port: receiver.port),
@@ -154,10 +168,14 @@ extension AsyncWebhookTests {
         sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
         #expect(await eventually(within: .seconds(10)) { receiver.requests.count == 1 })
         // The 500 answered, the delivery waits an hour of a clock nobody moves; shutdown ends it at once.
+        #expect(count("dropped") == 0)
         try await withTimeout(.seconds(10)) { await sender.shutdown() }
         #expect(sender.pending == 0)
+        #expect(count("dropped") == 1, "the retry cut short")
         sender.deliver(ByteBuffer(string: "{}"), operationID: "op-2", to: webhook)
         #expect(sender.pending == 0)
+        #expect(count("dropped") == 2, "the delivery refused while stopping")
+        #expect(count("given_up") == 0)
         await clock.advance(by: .seconds(7200))
         #expect(receiver.requests.count == 1)
     }

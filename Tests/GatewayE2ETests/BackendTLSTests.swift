@@ -110,11 +110,14 @@ struct BackendTLSTests {
                     transport: kind == .grpc ? "grpc" : "http",
                     endpoint: "\(kind == .grpc ? "grpcs" : "https")://127.0.0.1:\(front.port)",
                     tls: "{ca_file: \(pki.caFile)}",
-                    extra: "health_check: {interval: 500ms, timeout: 500ms}"
+                    // A generous probe timeout (at most the interval): a 500 ms one expired mid-handshake on a
+                    // loaded machine, which the terminator lists as a failed handshake (and which took the endpoint
+                    // out: a 503).
+                    extra: "health_check: {interval: 3s, timeout: 3s}"
                 )
                 try await withTestGateway(yaml: yaml) { gateway in
                     // The active health check reaches the endpoint over the same TLS before any call.
-                    let probed = await eventually(within: .seconds(5)) { !front.clientSubjects.isEmpty }
+                    let probed = await eventually(within: .seconds(10)) { !front.clientSubjects.isEmpty }
                     #expect(probed, "\(kind): no TLS handshake from the health check")
                     for _ in 0..<3 {
                         let answer = try await Self.trigger(port: gateway.port)

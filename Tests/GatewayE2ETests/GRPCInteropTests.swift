@@ -77,6 +77,19 @@ struct GRPCInteropTests {
         }
     }
 
+    @Test(
+        "metadata under max_header_bytes passes; over it is RESOURCE_EXHAUSTED (as gRPC core answers), not INTERNAL",
+        arguments: [(3000, nil), (6000, "RESOURCE_EXHAUSTED")] as [(Int, String?)])
+    func metadataCap(padding: Int, code: String?) async throws {
+        try await withTestGateway(yaml: "limits:\n  max_header_bytes: 4096\n") { gateway in
+            let answer = try await Peers.grpcio("metadata-sized", port: gateway.port, [String(padding)])
+            #expect(answer["code"] as? String == code, "\(answer)")
+            if code != nil {
+                #expect((answer["details"] as? String)?.contains("metadata size exceeds") == true, "\(answer)")
+            }
+        }
+    }
+
     @Test("a data URI in a Struct is a binary: blob-info reports the sender's sha256")
     func blob() async throws {
         try await withTestGateway { gateway in

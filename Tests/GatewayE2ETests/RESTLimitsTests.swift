@@ -125,6 +125,30 @@ struct RESTLimitsTests {
     }
 
     @Test(
+        "over HTTP/2 too (curl): headers up to the limit pass; past it the answer is 431 with a JSON error, not a reset"
+    )
+    func headerLimitH2() async throws {
+        let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
+        try await withTestGateway(yaml: "limits:\n  max_header_bytes: 4096\n") { gateway in
+            for (padding, status) in [(2000, "200"), (5000, "431")] {
+                let out = try await TestProcess.run(
+                    curl,
+                    [
+                        "-sS", "--http2-prior-knowledge", "-w", "\n%{http_code}", "-H",
+                        "x-padding: " + String(repeating: "p", count: padding),
+                        "http://127.0.0.1:\(gateway.port)/healthz",
+                    ])
+                #expect(out.status == 0, "\(padding): \(out.stderr)")
+                let lines = out.stdoutString.split(separator: "\n")
+                #expect(lines.last.map(String.init) == status, "\(padding): \(out.stdoutString) \(out.stderr)")
+                if status == "431" {
+                    #expect(out.stdoutString.contains("max_header_bytes"), "\(out.stdoutString)")
+                }
+            }
+        }
+    }
+
+    @Test(
         "malformed JSON, multipart and base64 are 400 with a message saying what is wrong",
         arguments: [
             ("application/json", #"{"data":[{"variable":{"a":}}]}"#, "JSON"),

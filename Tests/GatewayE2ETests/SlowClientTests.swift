@@ -372,8 +372,10 @@ struct SlowClientTests {
     )
     func h2ShutWindowReset() async throws {
         let probe = DemoPipelines.CancellationProbe()
+        let observer = RecordingObserver()
         try await withTestGateway(
-            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe)
+            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe),
+            requestObservers: [observer]
         ) {
             gateway in
             let client = try await H2TestClient.connect(port: gateway.port)
@@ -384,6 +386,7 @@ struct SlowClientTests {
                 "CANCEL expected: \(String(describing: seen.streams[stream]?.closedWith))")
             #expect((seen.streams[stream]?.receivedBytes ?? 0) <= 65_535)
             try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
+            try await Self.expectCutByGateway(observer)
             await client.close()
         }
     }
@@ -412,8 +415,11 @@ struct SlowClientTests {
     )
     func grpcShutWindowReset() async throws {
         let probe = DemoPipelines.CancellationProbe()
+        let observer = RecordingObserver()
         let yaml = "timeouts: {write_progress: 300ms}"
-        try await withTestGateway(yaml: yaml, inProcessRunner: DemoPipelines(cancellations: probe)) { gateway in
+        try await withTestGateway(
+            yaml: yaml, inProcessRunner: DemoPipelines(cancellations: probe), requestObservers: [observer]
+        ) { gateway in
             let client = try await H2TestClient.connect(port: gateway.port)
             let stream = try await client.request(Self.grpcHeaders, body: Self.grpcFloodRequest(bytes: 8 << 20))
             let seen = try await client.wait(timeout: .seconds(5)) { $0.streams[stream]?.closedWith != nil }
@@ -422,6 +428,7 @@ struct SlowClientTests {
                 record.closedWith == 8, "CANCEL (gRPC: CANCELLED) expected: \(String(describing: record.closedWith))")
             #expect(record.status == "200" && record.grpcStatus == nil)
             try await withTimeout(.seconds(5)) { await probe.waitForCount(atLeast: 1) }
+            try await Self.expectCutByGateway(observer)
             await client.close()
         }
     }
@@ -444,6 +451,15 @@ struct SlowClientTests {
             #expect((last.streams[stream]?.receivedBytes ?? 0) > 512 << 10)
             await client.close()
         }
+    }
+
+    /// The test's one request is recorded as cut by the gateway's write-progress timeout (Envoy's `SI`), not as
+    /// the client leaving (`DC`): the client under test never closed anything.
+    static func expectCutByGateway(_ observer: RecordingObserver) async throws {
+        #expect(await eventually(within: .seconds(10)) { !observer.all.isEmpty }, "no request record")
+        let records = observer.all
+        #expect(records.count == 1, "\(records)")
+        #expect(records.first?.termination == .streamIdleTimeout, "\(String(describing: records.first))")
     }
 
     static let grpcHeaders: [(String, String)] = [
@@ -479,8 +495,10 @@ struct SlowClientTests {
     @Test("h1 SSE → in-process flood: a client that stops reading is disconnected at write_progress")
     func h1StalledSSEClosed() async throws {
         let probe = DemoPipelines.CancellationProbe()
+        let observer = RecordingObserver()
         try await withTestGateway(
-            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe)
+            yaml: "timeouts: {write_progress: 300ms}", inProcessRunner: DemoPipelines(cancellations: probe),
+            requestObservers: [observer]
         ) {
             gateway in
             let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
@@ -493,6 +511,7 @@ struct SlowClientTests {
             let outcome = try await socket.waitForClose(timeout: .seconds(10))
             #expect(outcome.closedByServer)
             #expect(!outcome.text.hasSuffix("0\r\n\r\n"))
+            try await Self.expectCutByGateway(observer)
         }
     }
 

@@ -84,6 +84,14 @@ package final class TestHTTPClient: Sendable {
         let collector = self.collector
         let channel = self.channel
         channel.eventLoop.execute {
+            // A connection the server already closed (killed, idle timeout, `Connection: close`) fails the
+            // request at once: its close was reported while no request waited, and the writes below fail
+            // without reaching the collector, so the request would otherwise wait forever (a hang seen once in
+            // AsyncDurabilityTests.killNineSQLite, with no gateway alive).
+            guard channel.isActive else {
+                promise.fail(ResponseCollector.Failure.closed)
+                return
+            }
             collector.value.promise = promise
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             if let chunks {
@@ -91,7 +99,14 @@ package final class TestHTTPClient: Sendable {
             } else if let body {
                 channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
             }
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in
+                // Still this request's: fail it (the collector may have failed it already, on the close).
+                guard let waiting = collector.value.promise, waiting.futureResult === promise.futureResult else {
+                    return
+                }
+                collector.value.promise = nil
+                waiting.fail(error)
+            }
         }
         return try await promise.futureResult.get()
     }

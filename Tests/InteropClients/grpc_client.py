@@ -202,6 +202,11 @@ def main():
             stub.TriggerNamespacePipeline(
                 trigger_request("demo", "sleep", [{"ms": 60000}]), metadata=metadata, timeout=float(extra[0])
             )
+        elif scenario == "metadata-sized":
+            # An echo call carrying N bytes of custom metadata (one x-padding value), to probe the header cap.
+            padding = [("x-padding", "p" * int(extra[0]))]
+            r = stub.TriggerNamespacePipeline(trigger_request("demo", "echo", [{"k": 1}]), metadata=metadata + padding)
+            out = {"outputs": outputs(r)}
         elif scenario == "sized":
             # A valid request of exactly N serialized bytes (padding in a string), to probe the size cap.
             target = int(extra[0])

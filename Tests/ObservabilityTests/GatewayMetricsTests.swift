@@ -121,6 +121,27 @@ struct GatewayMetricsTests {
         #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="rest"}"#] == 0)
     }
 
+    @Test("requests cut before the answer's end count by frontend and who cut them (DC, SI); whole answers do not")
+    func cutRequests() {
+        let metrics = GatewayMetrics()
+        var left = Self.record(.rest, operation: "triggerNamespacePipeline", status: 499)
+        left.termination = .downstreamDisconnected
+        var stalled = Self.record(.grpc, operation: "/x.Y/Z", grpcStatus: 1)
+        stalled.termination = .streamIdleTimeout
+        for record in [left, left, stalled, Self.record(.rest, operation: "triggerNamespacePipeline")] {
+            metrics.requests.requestStarted(record.frontend)
+            metrics.requests.requestFinished(record)
+        }
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        func cut(_ frontend: String, _ flag: String) -> Double? {
+            scrape.samples[#"trigger_gateway_requests_cut_total{frontend="\#(frontend)",response_flags="\#(flag)"}"#]
+        }
+        #expect(cut("rest", "DC") == 2, "\(scrape.text)")
+        #expect(cut("rest", "SI") == 0)
+        #expect(cut("grpc", "DC") == 0)
+        #expect(cut("grpc", "SI") == 1)
+    }
+
     @Test("in-flight requests: up at the head, down at the end, per frontend")
     func inFlight() {
         let metrics = GatewayMetrics()
