@@ -1,5 +1,4 @@
 import NIOCore
-import TriggerModel
 
 #if canImport(Glibc)
     import Glibc

@@ -221,7 +221,8 @@ struct CanonicalSyncResponseTests {
         case 3:
             let sign: FloatingPointSign = Bool.random(using: &random) ? .plus : .minus
             let exponent = Int.random(in: -1000...1000, using: &random)
-            return .number(Double(sign: sign, exponent: exponent, significand: Double.random(in: 1..<2, using: &random)))
+            let significand = Double.random(in: 1..<2, using: &random)
+            return .number(Double(sign: sign, exponent: exponent, significand: significand))
         case 4, 5:
             // A value string starting "data:" is left to the parser (it may be a blob): `reEncoded` covers it.
             let string = randomString(using: &random)
