@@ -192,7 +192,7 @@ struct CanonicalSyncResponseTests {
 
     @Test("Whatever the encoder writes (no blobs, no traces) passes through unchanged: 500 seeded random results")
     func encoderOutputPassesThrough() throws {
-        var random = SeededRandom(seed: 11)
+        var random = SplitMix64(seed: 11)
         for _ in 0..<500 {
             let outputs = (0..<Int.random(in: 0...3, using: &random)).map { _ in
                 Self.randomObject(depth: 0, using: &random)
@@ -205,7 +205,7 @@ struct CanonicalSyncResponseTests {
         }
     }
 
-    static func randomObject(depth: Int, using random: inout SeededRandom) -> ValueObject {
+    static func randomObject(depth: Int, using random: inout SplitMix64) -> ValueObject {
         var object = ValueObject()
         for i in 0..<Int.random(in: 0...4, using: &random) {
             object["\(randomString(using: &random))\(i)"] = randomValue(depth: depth + 1, using: &random)
@@ -213,7 +213,7 @@ struct CanonicalSyncResponseTests {
         return object
     }
 
-    static func randomValue(depth: Int, using random: inout SeededRandom) -> Value {
+    static func randomValue(depth: Int, using random: inout SplitMix64) -> Value {
         switch Int.random(in: 0..<(depth < 4 ? 8 : 6), using: &random) {
         case 0: return .null
         case 1: return .bool(Bool.random(using: &random))
@@ -234,21 +234,22 @@ struct CanonicalSyncResponseTests {
         }
     }
 
-    static func randomString(using random: inout SeededRandom) -> String {
+    static func randomString(using random: inout SplitMix64) -> String {
         let pieces = ["a", "Z", " ", "\"", "\\", "\n", "\t", "\u{01}", "\u{1f}", "é", "日", "😀", "/", "data", ":"]
         return (0..<Int.random(in: 0...6, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
     }
 }
 
-/// SplitMix64: a reproducible sequence for the property test above.
-struct SeededRandom: RandomNumberGenerator {
+/// SplitMix64, so a failing random case can be replayed: the same generator as ProtoCodecTests' (test targets
+/// share no module here, and a shared one would mean a new Package.swift dependency for a dozen lines).
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1330_11EB
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
 }
