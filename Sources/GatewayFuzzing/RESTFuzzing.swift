@@ -89,10 +89,22 @@ enum RESTFuzzing {
                 preconditionFailure("accepted backend run request does not survive re-encoding: \(error)")
             }
         }
-        if let result = try? BackendHTTPBody.decodeResult(body, limits: limits) {
+        let result = Result { try BackendHTTPBody.decodeResult(body, limits: limits) }
+        let tree = Result { try BackendHTTPBody.decodeTree(body, limits: limits) }
+        switch (result, tree) {
+        case (.success(let result), .success(let tree)):
+            // The runner's text passed through (issue 11) is what the tree would have encoded to, byte for byte.
             var encoded = ByteBuffer()
             RESTResponseBody.encode(result: result, into: &encoded)
+            var reference = ByteBuffer()
+            RESTResponseBody.encode(result: tree, into: &reference)
+            precondition(encoded == reference, "a passed-through sync response differs from its re-encoding")
+            precondition(result == tree, "a passed-through sync response decodes to other outputs")
             _ = try? BackendHTTPBody.decodeResult(encoded, limits: limits)
+        case (.failure(let error), .failure(let reference)):
+            precondition("\(error)" == "\(reference)", "the passthrough changed a runner answer's error")
+        default:
+            preconditionFailure("the passthrough accepts what decoding refuses, or the other way round")
         }
         _ = BackendHTTPBody.decodeError(status: 502, body: body)
     }

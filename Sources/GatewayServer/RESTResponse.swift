@@ -41,6 +41,8 @@ struct RESTResponse {
     }
 
     static func result(_ result: TriggerResult, requestID: String) -> RESTResponse {
+        // The runner's own text, when it is this body already: no copy (issue 11).
+        if let text = result.restJSON { return json(status: 200, body: text, requestID: requestID) }
         var body = ByteBufferAllocator().buffer(capacity: 256)
         RESTResponseBody.encode(result: result, into: &body)
         return json(status: 200, body: body, requestID: requestID)

@@ -1,11 +1,77 @@
+package import NIOCore
+import Synchronization
+
 /// What a backend answered for a whole trigger: one output object per batch element, plus metadata.
+///
+/// A result may also carry `restJSON`: the runner's own sync-response text, checked to be byte for byte what
+/// `RESTResponseBody.encode(result:)` would write for it (issue 11). A REST client then gets those bytes as they
+/// came, and `outputs` is decoded from them only when a consumer reads it (a gRPC frontend, the operation store,
+/// Abacus/Craft reshaping). Setting `outputs` or `metadata` drops `restJSON`, so it never describes a result
+/// that was changed afterwards.
 package struct TriggerResult: Sendable, Equatable {
-    package var outputs: [ValueObject]
-    package var metadata: TriggerMetadata
+    private var storage: Storage
+    package var metadata: TriggerMetadata {
+        didSet { if case .restJSON(let lazy) = storage { storage = .values(lazy.outputs) } }
+    }
+
+    private enum Storage: Sendable {
+        case values([ValueObject])
+        case restJSON(LazyOutputs)
+    }
 
     package init(outputs: [ValueObject], metadata: TriggerMetadata = TriggerMetadata()) {
-        self.outputs = outputs
+        self.storage = .values(outputs)
         self.metadata = metadata
+    }
+
+    /// A result whose REST form is `restJSON` (a complete sync-response body, `{"outputs":[...],"metadata":{}}`
+    /// in `RESTResponseBody`'s canonical form; the caller has checked it) with no traces; `decodeOutputs` turns
+    /// that text into `outputs` the first time they are read, at most once.
+    package init(restJSON: ByteBuffer, decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
+        self.storage = .restJSON(LazyOutputs(json: restJSON, decode: decodeOutputs))
+        self.metadata = TriggerMetadata()
+    }
+
+    /// One output object per batch element; decoded from `restJSON` on first read when the result carries it.
+    package var outputs: [ValueObject] {
+        get {
+            switch storage {
+            case .values(let outputs): outputs
+            case .restJSON(let lazy): lazy.outputs
+            }
+        }
+        set { storage = .values(newValue) }
+    }
+
+    /// The sync-response body a REST client gets for this result, when the runner's text is that body already.
+    package var restJSON: ByteBuffer? {
+        if case .restJSON(let lazy) = storage { return lazy.json }
+        return nil
+    }
+
+    package static func == (lhs: TriggerResult, rhs: TriggerResult) -> Bool {
+        lhs.metadata == rhs.metadata && lhs.outputs == rhs.outputs
+    }
+
+    /// The runner's text and its outputs once decoded: a class so that copies of the result share one decode.
+    private final class LazyOutputs: Sendable {
+        let json: ByteBuffer
+        private let decode: @Sendable (ByteBuffer) -> [ValueObject]
+        private let decoded = Mutex<[ValueObject]?>(nil)
+
+        init(json: ByteBuffer, decode: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
+            self.json = json
+            self.decode = decode
+        }
+
+        var outputs: [ValueObject] {
+            decoded.withLock { decoded in
+                if let decoded { return decoded }
+                let outputs = decode(json)
+                decoded = outputs
+                return outputs
+            }
+        }
     }
 }
 

@@ -93,8 +93,29 @@ package enum BackendHTTPBody {
 
     /// The result in a 2xx response body.
     ///
+    /// A body already in the form a REST client gets (`CanonicalSyncResponse`) is kept as that text
+    /// (`TriggerResult.restJSON`) and its outputs are decoded only if a consumer reads them (issue 11); any
+    /// other body is decoded now, with the same checks and errors either way.
+    ///
     /// - Throws: `GatewayError(.backendFailed)` when the body is not JSON or not a sync-response object.
     package static func decodeResult(_ body: ByteBuffer, limits: CodecLimits) throws -> TriggerResult {
+        if let json = CanonicalSyncResponse.passthroughBody(body, maxDepth: limits.maxDepth) {
+            return TriggerResult(restJSON: json) { json in
+                do {
+                    return try decodeTree(json, limits: limits).outputs
+                } catch {
+                    // Unreachable: the scan accepts only what the parser accepts and the shape check passes.
+                    assertionFailure("a canonical sync response failed to decode: \(error)")
+                    return []
+                }
+            }
+        }
+        return try decodeTree(body, limits: limits)
+    }
+
+    /// `decodeResult` through a `Value` tree, never keeping the runner's text: the reference the passthrough
+    /// must agree with (the fuzzers compare the two).
+    package static func decodeTree(_ body: ByteBuffer, limits: CodecLimits) throws -> TriggerResult {
         let value: Value
         do {
             value = try JSONValueCodec.parse(body, limits: limits, path: "")

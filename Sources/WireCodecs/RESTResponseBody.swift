@@ -8,7 +8,12 @@ package import TriggerModel
 /// their decoders live here too.
 package enum RESTResponseBody {
     /// Appends the sync response for `result`; binaries come out as data URIs, `metadata` is `{}` without traces.
+    /// A result that carries the runner's text in this form already (`TriggerResult.restJSON`) is written as it is.
     package static func encode(result: TriggerResult, into buffer: inout ByteBuffer) {
+        if let json = result.restJSON {
+            buffer.writeImmutableBuffer(json)
+            return
+        }
         buffer.writeStaticString("{\"outputs\":")
         writeObjects(result.outputs, into: &buffer)
         buffer.writeStaticString(",\"metadata\":")

@@ -1,0 +1,361 @@
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Recognises a runner's sync-response body that the gateway would send on unchanged: JSON that
+/// `JSONValueCodec.parse` accepts and that `RESTResponseBody.encode(result:)` writes back to the same bytes,
+/// apart from insignificant whitespace (RFC 8259 §2), which is dropped (issue 11: decoding the runner's answer
+/// into `Value` trees and encoding it again cost ~15 k instructions of a ~241 k REST call).
+///
+/// The scan builds no tree. It answers yes only for `{"outputs":[<objects>],"metadata":{}}` (members in that
+/// order, no traces) in which every value is already in the writer's form:
+/// - strings: valid UTF-8 (the checks of `String(validating:)`: no overlong forms, surrogates or code points
+///   past U+10FFFF), escapes only where the writer puts them (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, and
+///   `\u00xx` in lowercase hex for the other control characters); no value string starting `data:` (any
+///   case), since the parser makes it a blob and the writer re-renders its data URI;
+/// - numbers: integers of at most 15 digits without a leading zero or a minus zero, or non-integral numbers
+///   whose text is Swift's shortest round-trip form (`JSONValueCodec.writeNumber`);
+/// - objects: no repeated key (the parser would merge them), at most `maxCheckedKeys` keys;
+/// - nesting within `maxDepth`, counted as the parser counts it.
+/// Anything else, valid or not, gets "no", and the caller takes the decoding path, which produces today's
+/// result or today's error: this check never decides what is an error.
+enum CanonicalSyncResponse {
+    /// Objects with more keys are left to the parser: the duplicate check here is quadratic.
+    static let maxCheckedKeys = 16
+
+    /// The body to send for `body` (the same bytes, or a copy without its whitespace), or nil when `body` is
+    /// not a canonical sync response.
+    static func passthroughBody(_ body: ByteBuffer, maxDepth: Int) -> ByteBuffer? {
+        guard body.readableBytes > 0 else { return nil }
+        let scan = body.withUnsafeReadableBytes { raw -> (canonical: Bool, sawWhitespace: Bool) in
+            var scanner = Scanner(raw, maxDepth: maxDepth)
+            return (scanner.syncResponse(), scanner.sawWhitespace)
+        }
+        guard scan.canonical else { return nil }
+        return scan.sawWhitespace ? compacted(body) : body
+    }
+
+    /// `body` without whitespace outside strings; only called on text the scanner accepted.
+    static func compacted(_ body: ByteBuffer) -> ByteBuffer {
+        var out = ByteBufferAllocator().buffer(capacity: body.readableBytes)
+        body.withUnsafeReadableBytes { raw in
+            var inString = false
+            var escaped = false
+            var runStart = 0
+            for i in 0..<raw.count {
+                let c = raw[i]
+                if inString {
+                    if escaped {
+                        escaped = false
+                    } else if c == UInt8(ascii: "\\") {
+                        escaped = true
+                    } else if c == UInt8(ascii: "\"") {
+                        inString = false
+                    }
+                } else if c == UInt8(ascii: "\"") {
+                    inString = true
+                } else if c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D {
+                    if runStart < i { out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart..<i])) }
+                    runStart = i + 1
+                }
+            }
+            if runStart < raw.count { out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[runStart...])) }
+        }
+        return out
+    }
+
+    struct Scanner {
+        private let bytes: UnsafePointer<UInt8>
+        private let count: Int
+        private let maxDepth: Int
+        private var pos = 0
+        private var depth = 0
+        /// Keys of the objects being scanned (offset and length), innermost last.
+        private var keys: [(start: Int, count: Int)] = []
+        private(set) var sawWhitespace = false
+
+        /// `raw` must not be empty.
+        init(_ raw: UnsafeRawBufferPointer, maxDepth: Int) {
+            self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            self.count = raw.count
+            self.maxDepth = maxDepth
+        }
+
+        /// The whole document is `{"outputs":[<objects>],"metadata":{}}` in canonical form.
+        mutating func syncResponse() -> Bool {
+            skipWhitespace()
+            guard enterContainer(), literal("{"), member("outputs"), enterContainer(), literal("[") else {
+                return false
+            }
+            skipWhitespace()
+            if !literal("]") {
+                while true {
+                    guard pos < count, bytes[pos] == UInt8(ascii: "{"), object() else { return false }
+                    skipWhitespace()
+                    if literal(",") {
+                        skipWhitespace()
+                        continue
+                    }
+                    guard literal("]") else { return false }
+                    break
+                }
+            }
+            depth -= 1
+            skipWhitespace()
+            guard literal(","), member("metadata"), enterContainer(), literal("{") else { return false }
+            skipWhitespace()
+            guard literal("}") else { return false }
+            depth -= 1
+            skipWhitespace()
+            guard literal("}") else { return false }
+            skipWhitespace()
+            return pos == count
+        }
+
+        /// `"name"` and its colon, with the whitespace around them.
+        private mutating func member(_ name: StaticString) -> Bool {
+            skipWhitespace()
+            guard literal("\""), literal(name), literal("\"") else { return false }
+            skipWhitespace()
+            guard literal(":") else { return false }
+            skipWhitespace()
+            return true
+        }
+
+        private mutating func value() -> Bool {
+            guard pos < count else { return false }
+            switch bytes[pos] {
+            case UInt8(ascii: "{"): return object()
+            case UInt8(ascii: "["): return array()
+            case UInt8(ascii: "\""): return string(isValue: true)
+            case UInt8(ascii: "t"): return literal("true")
+            case UInt8(ascii: "f"): return literal("false")
+            case UInt8(ascii: "n"): return literal("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return number()
+            default: return false
+            }
+        }
+
+        private mutating func enterContainer() -> Bool {
+            depth += 1
+            return depth <= maxDepth
+        }
+
+        private mutating func object() -> Bool {
+            guard enterContainer() else { return false }
+            pos += 1
+            skipWhitespace()
+            if literal("}") {
+                depth -= 1
+                return true
+            }
+            let frame = keys.count
+            while true {
+                guard pos < count, bytes[pos] == UInt8(ascii: "\"") else { return false }
+                let start = pos + 1
+                guard string(isValue: false) else { return false }
+                let key = (start: start, count: pos - 1 - start)
+                guard keys.count - frame < Self.maxKeys else { return false }
+                for other in keys[frame...] where other.count == key.count {
+                    if memcmp(bytes + other.start, bytes + key.start, key.count) == 0 { return false }
+                }
+                keys.append(key)
+                skipWhitespace()
+                guard literal(":") else { return false }
+                skipWhitespace()
+                guard value() else { return false }
+                skipWhitespace()
+                if literal(",") {
+                    skipWhitespace()
+                    continue
+                }
+                guard literal("}") else { return false }
+                break
+            }
+            keys.removeSubrange(frame...)
+            depth -= 1
+            return true
+        }
+
+        private static var maxKeys: Int { CanonicalSyncResponse.maxCheckedKeys }
+
+        private mutating func array() -> Bool {
+            guard enterContainer() else { return false }
+            pos += 1
+            skipWhitespace()
+            if literal("]") {
+                depth -= 1
+                return true
+            }
+            while true {
+                guard value() else { return false }
+                skipWhitespace()
+                if literal(",") {
+                    skipWhitespace()
+                    continue
+                }
+                guard literal("]") else { return false }
+                break
+            }
+            depth -= 1
+            return true
+        }
+
+        /// The string at `pos` (its opening quote); leaves `pos` after the closing quote.
+        private mutating func string(isValue: Bool) -> Bool {
+            pos += 1
+            if isValue, count - pos >= 5 {
+                let d = bytes + pos
+                if d[0] | 0x20 == UInt8(ascii: "d"), d[1] | 0x20 == UInt8(ascii: "a"), d[2] | 0x20 == UInt8(ascii: "t"),
+                    d[3] | 0x20 == UInt8(ascii: "a"), d[4] == UInt8(ascii: ":")
+                {
+                    return false
+                }
+            }
+            while pos < count {
+                let c = bytes[pos]
+                if c == UInt8(ascii: "\"") {
+                    pos += 1
+                    return true
+                }
+                if c < 0x20 { return false }
+                if c == UInt8(ascii: "\\") {
+                    guard canonicalEscape() else { return false }
+                    continue
+                }
+                if c < 0x80 {
+                    pos += 1
+                    continue
+                }
+                guard utf8Sequence() else { return false }
+            }
+            return false
+        }
+
+        /// An escape at `pos` written as `JSONValueCodec.writeString` writes it; moves past it.
+        private mutating func canonicalEscape() -> Bool {
+            guard pos + 1 < count else { return false }
+            switch bytes[pos + 1] {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"),
+                UInt8(ascii: "b"), UInt8(ascii: "f"):
+                pos += 2
+                return true
+            case UInt8(ascii: "u"):
+                guard pos + 5 < count, bytes[pos + 2] == UInt8(ascii: "0"), bytes[pos + 3] == UInt8(ascii: "0"),
+                    let high = lowerHex(bytes[pos + 4]), high < 2, let low = lowerHex(bytes[pos + 5])
+                else { return false }
+                switch high << 4 | low {
+                case 0x08, 0x09, 0x0A, 0x0C, 0x0D: return false  // written as \b \t \n \f \r
+                default:
+                    pos += 6
+                    return true
+                }
+            default:
+                return false
+            }
+        }
+
+        private func lowerHex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            default: nil
+            }
+        }
+
+        /// A well-formed UTF-8 sequence of 2 to 4 bytes at `pos` (Unicode §3.9, table 3-7); moves past it.
+        private mutating func utf8Sequence() -> Bool {
+            let lead = bytes[pos]
+            let length: Int
+            var low: UInt8 = 0x80
+            var high: UInt8 = 0xBF
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0:
+                length = 3
+                low = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED:
+                length = 3
+                high = 0x9F
+            case 0xF0:
+                length = 4
+                low = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4:
+                length = 4
+                high = 0x8F
+            default: return false
+            }
+            guard count - pos >= length else { return false }
+            guard (low...high).contains(bytes[pos + 1]) else { return false }
+            for i in 2..<length where bytes[pos + i] & 0xC0 != 0x80 { return false }
+            pos += length
+            return true
+        }
+
+        /// A number `JSONValueCodec.writeNumber` writes back as the same text.
+        private mutating func number() -> Bool {
+            let start = pos
+            if bytes[pos] == UInt8(ascii: "-") { pos += 1 }
+            let digitsStart = pos
+            guard pos < count, isDigit(bytes[pos]) else { return false }
+            if bytes[pos] == UInt8(ascii: "0") {
+                pos += 1
+                if pos < count && isDigit(bytes[pos]) { return false }
+            } else {
+                while pos < count && isDigit(bytes[pos]) { pos += 1 }
+            }
+            let isInteger = pos >= count || (bytes[pos] != UInt8(ascii: ".") && bytes[pos] | 0x20 != UInt8(ascii: "e"))
+            if isInteger {
+                // Up to 15 digits the parser's Double is exact and the writer prints the same digits; "-0"
+                // comes back as "0".
+                let digits = pos - digitsStart
+                return digits <= 15 && !(start != digitsStart && digits == 1 && bytes[digitsStart] == UInt8(ascii: "0"))
+            }
+            if bytes[pos] == UInt8(ascii: ".") {
+                pos += 1
+                guard pos < count, isDigit(bytes[pos]) else { return false }
+                while pos < count && isDigit(bytes[pos]) { pos += 1 }
+            }
+            if pos < count && bytes[pos] | 0x20 == UInt8(ascii: "e") {
+                pos += 1
+                if pos < count && (bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-")) { pos += 1 }
+                guard pos < count, isDigit(bytes[pos]) else { return false }
+                while pos < count && isDigit(bytes[pos]) { pos += 1 }
+            }
+            let text = String(decoding: UnsafeBufferPointer(start: bytes + start, count: pos - start), as: UTF8.self)
+            guard let number = Double(text), number.isFinite else { return false }
+            // Integral values below 2^53 are written without a fraction: "1.0" would come back as "1".
+            if number == number.rounded(.towardZero) && abs(number) < 9_007_199_254_740_992 { return false }
+            return number.description == text
+        }
+
+        @inline(__always)
+        private func isDigit(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 }
+
+        private mutating func literal(_ text: StaticString) -> Bool {
+            let n = text.utf8CodeUnitCount
+            guard count - pos >= n, memcmp(bytes + pos, text.utf8Start, n) == 0 else { return false }
+            pos += n
+            return true
+        }
+
+        private mutating func skipWhitespace() {
+            while pos < count {
+                switch bytes[pos] {
+                case 0x20, 0x09, 0x0A, 0x0D:
+                    pos += 1
+                    sawWhitespace = true
+                default: return
+                }
+            }
+        }
+    }
+}
