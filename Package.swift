@@ -10,10 +10,19 @@ let testSwiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
+/// Release builds of our targets skip the dynamic exclusivity checks (`swift_beginAccess`/`swift_endAccess` around
+/// every access to a class property or global whose exclusivity the compiler cannot prove statically): they cost
+/// FIGURE instructions per gRPC call and FIGURE per REST call (bench/callgrind, see bench/README.md "Branch
+/// buildopt"). Debug builds — every test run and the ASan run — keep the checks, so an exclusivity violation still
+/// fails a test. Dependencies are not affected (the flags go to our targets only).
+let releaseSpeedSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
 /// Test targets keep warnings as warnings: Swift Testing's macro expansions warn under Swift 6.3 (`@const`
 /// values of `@Test`/`@Suite`), which is the toolchain's, not ours.
 let swiftSettings: [SwiftSetting] =
     testSwiftSettings
+    + releaseSpeedSettings
     + (ProcessInfo.processInfo.environment["TG_WARNINGS_AS_ERRORS"] == "1"
         ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
