@@ -6,14 +6,6 @@ import Testing
 /// for each field it reads (it replaced thirteen such lookups).
 @Suite("gRPC request head: one pass, the same answers as first(name:)")
 struct GRPCRequestHeadTests {
-    /// Every field the head reads, with how to get it back from the head.
-    static let read: [(String, (GRPCRequestHead) -> String?)] = [
-        (":path", \.path), (":method", \.method), ("request-id", \.requestID), ("authorization", \.authorization),
-        ("instill-requester-uid", \.requesterUID), ("grpc-timeout", \.timeout), ("grpc-encoding", \.encoding),
-        ("grpc-accept-encoding", \.acceptEncoding), ("traceparent", \.traceParent), ("tracestate", \.traceState),
-        ("idempotency-key", \.idempotencyKey), ("instill-return-traces", \.returnTraces),
-    ]
-
     static let blocks: [HTTP2Headers] = [
         // What h2load and most clients send: none of the optional metadata.
         [
@@ -35,9 +27,17 @@ struct GRPCRequestHeadTests {
 
     @Test("each read field equals first(name:) on blocks with none, all, repeated and look-alike fields")
     func sameAsFirst() {
+        // Every field the head reads, with how to get it back from the head.
+        let read: [(String, (GRPCRequestHead) -> String?)] = [
+            (":path", \.path), (":method", \.method), ("request-id", \.requestID),
+            ("authorization", \.authorization), ("instill-requester-uid", \.requesterUID),
+            ("grpc-timeout", \.timeout), ("grpc-encoding", \.encoding), ("grpc-accept-encoding", \.acceptEncoding),
+            ("traceparent", \.traceParent), ("tracestate", \.traceState), ("idempotency-key", \.idempotencyKey),
+            ("instill-return-traces", \.returnTraces),
+        ]
         for headers in Self.blocks {
             let head = GRPCRequestHead(headers)
-            for (name, get) in Self.read {
+            for (name, get) in read {
                 #expect(get(head) == headers.first(name: name), "\(name) in \(headers)")
             }
         }
