@@ -12,7 +12,7 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
     let channel: any Channel
     let load: GRPCBackendConnectionLoad
     var session: NGHTTP2Session?
-    private var calls = HTTP2StreamTable<HTTP2StreamID, GRPCBackendCall>()
+    private var calls: [HTTP2StreamID: GRPCBackendCall] = [:]
     /// Calls whose stream closed because the connection did; they learn the reason in `sessionDidClose`.
     private var orphans: [GRPCBackendCall] = []
 

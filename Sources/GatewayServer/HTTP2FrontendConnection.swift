@@ -25,7 +25,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     let eventLoop: any EventLoop
     /// Set right after the engine is configured; the session keeps its delegate until the connection ends.
     var session: NGHTTP2Session!
-    var streams = HTTP2StreamTable<HTTP2StreamID, StreamState>()
+    var streams: [HTTP2StreamID: StreamState] = [:]
     /// Set when the shutdown grace ran out: the session ends once the last stream's answer is out.
     private var terminating = false
     /// An idle period passed and the graceful shutdown began; a second one closes the connection (a peer
@@ -230,7 +230,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
             finishRecord(state)
         }
-        streams.removeAll()
+        streams = [:]
     }
 
     private func receivedEndStream(_ stream: HTTP2StreamID) {
