@@ -131,16 +131,17 @@ struct GRPCCall {
 extension HTTP2FrontendConnection {
     /// `codec`: the `+codec` of the call's `content-type` (`proto` when absent), as the caller parsed it.
     func grpcReceivedHeaders(_ headers: HTTP2Headers, codec: String, stream: HTTP2StreamID, endStream: Bool) {
-        let requestID = RequestContext.requestID(headers.first(name: "request-id"))
+        let head = GRPCRequestHead(headers)
+        let requestID = RequestContext.requestID(head.requestID)
         let state = StreamState(phase: .done)
         state.wire = .grpc
         state.requestID = requestID
-        let path = headers.first(name: ":path") ?? ""
-        let httpMethod = headers.first(name: ":method")
+        let path = head.path ?? ""
+        let httpMethod = head.method
         state.open = FrontendServices.openRequest(
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .grpc,
             httpVersion: "HTTP/2", method: httpMethod ?? "", path: path)
-        state.open?.record.trace(headers.first(name: "traceparent"))
+        state.open?.record.trace(head.traceParent)
         streams[stream] = state
         guard httpMethod == "POST" else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))
@@ -160,7 +161,7 @@ extension HTTP2FrontendConnection {
             return
         }
         var requestEncoding: GRPCCompression?
-        if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+        if let encoding = head.encoding, encoding != "identity" {
             guard let supported = GRPCCompression(rawValue: encoding) else {
                 // gRPC compression.md: an unsupported message encoding is UNIMPLEMENTED, with the encodings we
                 // do accept in grpc-accept-encoding so the client can retry with one of them.
@@ -173,20 +174,20 @@ extension HTTP2FrontendConnection {
             requestEncoding = supported
         }
         state.responseEncoding = GRPCCompression.responseEncoding(
-            request: requestEncoding, acceptEncoding: headers.first(name: "grpc-accept-encoding")
+            request: requestEncoding, acceptEncoding: head.acceptEncoding
         )
         var principal: String?
         var requesterUID: String?
         if GRPCCall.needsAuth(method) {
             do {
-                principal = try services.authenticator.authenticate(authorization: headers.first(name: "authorization"))
+                principal = try services.authenticator.authenticate(authorization: head.authorization)
                 state.open?.record.principal = principal
             } catch {
                 grpcFinish(stream, error: gatewayError(from: error))
                 return
             }
             // Instill's requester: the namespace the principal acts for (refused unless it may).
-            if let requester = headers.first(name: "instill-requester-uid"), !requester.isEmpty {
+            if let requester = head.requesterUID, !requester.isEmpty {
                 do {
                     requesterUID = try services.namespaces.checkRequester(uid: requester, principal: principal)
                 } catch {
@@ -196,7 +197,7 @@ extension HTTP2FrontendConnection {
             }
         }
         var clientTimeout: TimeAmount?
-        if let timeout = headers.first(name: "grpc-timeout") {
+        if let timeout = head.timeout {
             guard let amount = GRPCTimeout.parse(timeout) else {
                 grpcFinish(stream, error: GatewayError(.invalidArgument, "malformed grpc-timeout \"\(timeout)\""))
                 return
@@ -211,8 +212,9 @@ extension HTTP2FrontendConnection {
         }
         var context = RequestContext(
             requestID: requestID, start: state.open!.start, requestTimeout: services.requestTimeout,
-            clientTimeout: clientTimeout
-        ) { headers.first(name: $0) }
+            clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
+            idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces
+        )
         context.principal = principal
         context.requesterUID = requesterUID
         var call = GRPCCall(method: method, context: context)

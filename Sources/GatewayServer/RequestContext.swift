@@ -43,15 +43,34 @@ struct RequestContext {
         clientTimeout: TimeAmount? = nil,
         field: (String) -> String?
     ) {
+        self.init(
+            requestID: requestID, start: start, requestTimeout: requestTimeout, clientTimeout: clientTimeout,
+            traceParent: field("traceparent"), traceState: field("tracestate"),
+            idempotencyKey: field("idempotency-key"), returnTraces: field("instill-return-traces"))
+    }
+
+    /// The context from fields already read (a gRPC call reads its header block in one pass, `GRPCRequestHead`):
+    /// `traceParent`, `traceState`, `idempotencyKey` and `returnTraces` are the values of `traceparent`,
+    /// `tracestate`, `idempotency-key` and `instill-return-traces` as received, nil when absent.
+    init(
+        requestID: String,
+        start: NIODeadline,
+        requestTimeout: TimeAmount,
+        clientTimeout: TimeAmount?,
+        traceParent: String?,
+        traceState: String?,
+        idempotencyKey: String?,
+        returnTraces: String?
+    ) {
         self.requestID = requestID
         self.start = start
         let clientDeadline = clientTimeout.map { start + $0 }
         self.clientDeadline = clientDeadline
         self.syncDeadline = min(start + requestTimeout, clientDeadline ?? .distantFuture)
-        self.receivedTraceParent = field("traceparent")
-        self.receivedTraceState = field("tracestate")
-        self.idempotencyKey = field("idempotency-key")
-        self.returnTraces = field("instill-return-traces").map { $0.lowercased() == "true" } ?? false
+        self.receivedTraceParent = traceParent
+        self.receivedTraceState = traceState
+        self.idempotencyKey = idempotencyKey
+        self.returnTraces = returnTraces.map { $0.lowercased() == "true" } ?? false
     }
 
     /// The route's pool bounds a sync call too (`pools[].request_timeout`): folded into ``syncDeadline`` from

@@ -9,6 +9,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
     .enableUpcomingFeature("MemberImportVisibility"),
+    // As the main package builds the engine for release (its Package.swift, `releaseSpeedSettings`), so this
+    // stage tests the engine as it ships.
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 
