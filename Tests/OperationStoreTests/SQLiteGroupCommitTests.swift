@@ -100,9 +100,9 @@ struct SQLiteGroupCommitTests {
             .compactMap { $0.column("detail")?.string }
             let walks = plan.filter { $0.hasPrefix("SEARCH") || $0.hasPrefix("SCAN") }
             #expect(walks.contains { $0.contains("USING INDEX operations_by_state (state=?)") }, "\(plan)")
-            #expect(walks.contains { $0.contains("INDEX operations_claim_leases (state=? AND lease_expires_at<?)") })
+            #expect(walks.contains { $0.contains("INDEX operations_running_leases (lease_expires_at<?)") }, "\(plan)")
             // Every walk is one of the two claim indexes or the row lookup by primary key.
-            let allowed = ["operations_by_state", "operations_claim_leases", "INTEGER PRIMARY KEY"]
+            let allowed = ["operations_by_state", "operations_running_leases", "INTEGER PRIMARY KEY"]
             #expect(walks.allSatisfy { walk in allowed.contains { walk.contains($0) } }, "\(plan)")
         }
     }
