@@ -522,7 +522,8 @@ package final class SQLiteOperationStore: OperationStore {
         let rows = try await query(claim.sql, claim.binds)
         // RETURNING order is unspecified; hand them out oldest first (sorted once decoded: by name, each
         // comparison would hash the column name twice).
-        return try await makeOperations(decoded: rows.map(Self.operationRow).sorted { $0.row.sequence < $1.row.sequence })
+        return try await makeOperations(
+            decoded: rows.map(Self.operationRow).sorted { $0.row.sequence < $1.row.sequence })
     }
 
     /// `?5, ?6, …`: numbered placeholders for `keys`, appended to `binds` (numbered because the claim statement

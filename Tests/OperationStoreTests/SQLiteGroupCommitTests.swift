@@ -106,4 +106,45 @@ struct SQLiteGroupCommitTests {
             #expect(walks.allSatisfy { walk in allowed.contains { walk.contains($0) } }, "\(plan)")
         }
     }
+
+    @Test("a database made with the earlier claim indexes trades them for the partial lease index at the next open")
+    func earlierIndexesReplaced() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func claimIndexes(_ store: SQLiteOperationStore) async throws -> Set<String> {
+            let rows = try await store.serialized {
+                try await store.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'operations'")
+            }
+            let names = rows.compactMap { $0.column("name")?.string }
+            return Set(names).intersection(
+                ["operations_claim_queued", "operations_claim_leases", "operations_running_leases"])
+        }
+        let first = try await SQLiteOperationStore.open(.init(dataDirectory: dir.path))
+        #expect(try await claimIndexes(first) == ["operations_running_leases"])
+        // One operation running on a lease that will have expired, in the schema as an earlier gateway made it.
+        let (operation, _) = try await first.enqueue(Fixtures.request(), idempotencyKey: nil)
+        let start = Date()
+        let claimed = try await first.claim(owner: "old", leaseDuration: .seconds(1), limit: 8, now: start)
+        #expect(claimed.map(\.id) == [operation.id])
+        try await first.serialized {
+            for statement in [
+                "DROP INDEX operations_running_leases",
+                "CREATE INDEX operations_claim_queued ON operations (state, not_before, seq)",
+                "CREATE INDEX operations_claim_leases ON operations (state, lease_expires_at)",
+            ] {
+                try await first.query(statement)
+            }
+        }
+        #expect(try await claimIndexes(first) == ["operations_claim_queued", "operations_claim_leases"])
+        try await first.close()
+
+        // The next open changes them; the expired lease is found through the new index.
+        let second = try await SQLiteOperationStore.open(.init(dataDirectory: dir.path))
+        #expect(try await claimIndexes(second) == ["operations_running_leases"])
+        let reclaimed = try await second.claim(
+            owner: "new", leaseDuration: .seconds(60), limit: 8, now: start.addingTimeInterval(2))
+        #expect(reclaimed.map(\.id) == [operation.id])
+        #expect(reclaimed.first?.attempts == 2)
+        try await second.close()
+    }
 }
