@@ -497,7 +497,7 @@ package final class SQLiteOperationStore: OperationStore {
         //
         // The two kinds of claimable rows are two index walks, named (`INDEXED BY`) rather than left to the
         // planner: queued rows in `seq` order (`operations_by_state`, so `LIMIT` stops the walk early) and
-        // expired leases (`operations_running_leases`, which holds only running rows: at most the runs in
+        // expired leases (`operations_claim_leases`, which holds only running rows: at most the runs in
         // progress), merged by `seq`. Written as one `OR` with a
         // pipeline `IN (…)`, SQLite chose `operations_by_pipeline` and walked every row the pipeline ever had,
         // finished ones included, on each claim: 40 ms per claim with 30 000 finished rows (issue 12), so the
@@ -509,7 +509,7 @@ package final class SQLiteOperationStore: OperationStore {
             SELECT seq FROM operations INDEXED BY operations_by_state \
             WHERE state = 'queued' AND not_before <= ?3\(keyClause) \
             UNION ALL \
-            SELECT seq FROM operations INDEXED BY operations_running_leases \
+            SELECT seq FROM operations INDEXED BY operations_claim_leases \
             WHERE state = 'running' AND lease_expires_at <= ?3\(keyClause) \
             ORDER BY seq LIMIT ?4) \
             RETURNING \(Self.selectColumns)
@@ -807,7 +807,7 @@ package final class SQLiteOperationStore: OperationStore {
         )
         // Schedule state (SQLiteOperationStore+Schedules.swift); not versioned, added the same way.
         try await query(Self.schedulesTable)
-        for statement in Self.indexMigrations { try await query(statement) }
+        try await migrateIndexes()
     }
 
     private static let schema = [
@@ -839,23 +839,34 @@ package final class SQLiteOperationStore: OperationStore {
         "CREATE INDEX operations_finished ON operations (finished_at) WHERE finished_at IS NOT NULL",
     ]
 
-    /// Index changes since schema version 1, applied at every open (each is a no-op once made), so a store
-    /// created by an earlier gateway gets them too; the rows are untouched.
+    /// Index changes since schema version 1, made at every open (each is a no-op once made), so a store created by
+    /// an earlier gateway gets them too; the rows are untouched.
     ///
     /// Every index is maintained on every write of a row that changes its key, and an operation's row is written
     /// three times (enqueue, claim, completion), so an index no statement reads costs three B-tree updates per
     /// operation for nothing (issue 12: CPU per accepted operation):
     /// - `operations_claim_queued (state, not_before, seq)`: no statement has used it since claims walk
     ///   `operations_by_state` (see `claimStatement`); dropped.
-    /// - `operations_claim_leases (state, lease_expires_at)` indexed every row, finished ones included, and
-    ///   moved on each state change; the claim only ever reads its `state = 'running'` part. Replaced by
-    ///   `operations_running_leases`, partial on `state = 'running'`: a row enters it when claimed and leaves it
-    ///   when finished or queued again, and an enqueue does not touch it.
-    static let indexMigrations = [
-        "DROP INDEX IF EXISTS operations_claim_queued",
-        "DROP INDEX IF EXISTS operations_claim_leases",
-        "CREATE INDEX IF NOT EXISTS operations_running_leases ON operations (lease_expires_at) WHERE state = 'running'",
-    ]
+    /// - `operations_claim_leases` was `(state, lease_expires_at)` over every row, finished ones included, moved on
+    ///   each state change; the claim only ever reads its `state = 'running'` part. It is now
+    ///   `(lease_expires_at) WHERE state = 'running'`: a row enters it when claimed and leaves it when finished or
+    ///   queued again, and an enqueue does not touch it. The name stays, so an earlier gateway started again on the
+    ///   same file (a rollback) still finds the index its claim names (`INDEXED BY`), and can use it.
+    private func migrateIndexes() async throws {
+        let leases = try await query(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'operations_claim_leases'"
+        ).first?.column("sql")?.string
+        if leases != Self.claimLeasesIndex {
+            if leases != nil { try await query("DROP INDEX operations_claim_leases") }
+            try await query(Self.claimLeasesIndex)
+        }
+        try await query("DROP INDEX IF EXISTS operations_claim_queued")
+    }
+
+    /// As `sqlite_master` keeps it (the statement's text), which is how `migrateIndexes` tells it from the earlier
+    /// index of that name.
+    static let claimLeasesIndex =
+        "CREATE INDEX operations_claim_leases ON operations (lease_expires_at) WHERE state = 'running'"
 
     private func sweepOrphanBlobs() async throws {
         let ids = try await onThreadPool { [blobs] in blobs.operationIDs() }
