@@ -35,6 +35,8 @@ package final class AsyncDispatcher: Service {
     /// This instance's identity across restarts (kept in its data directory), when it has one.
     private let identity: String?
     private let running = Mutex(0)
+    /// The runs in progress here, whose leases `keepLeases` renews.
+    private let localRuns = Mutex<[ObjectIdentifier: LocalRun]>([:])
     /// What to claim next, per pool (see `ClaimPlanner`).
     private let planner = Mutex(ClaimPlanner())
     private let claims = Atomic<Int>(0)
@@ -95,6 +97,8 @@ package final class AsyncDispatcher: Service {
         await takeBackEarlierLeases()
         await withTaskGroup(of: Void.self) { workers in
             workers.addTask { await self.purgeLoop() }
+            // Renews through the shutdown grace too (runs still finishing); ended by `cancelAll` below.
+            workers.addTask { await self.keepLeases() }
             if metrics != nil { workers.addTask { await self.queueCountLoop() } }
             await withGracefulShutdownHandler {
                 await self.claimLoop(workers: &workers)
@@ -250,33 +254,41 @@ package final class AsyncDispatcher: Service {
         request.deadline = nil
         request.waitsForCapacity = true
         let call = request
-        let keeper = WakeSignal()
-        operations.registerLocalRun(id, keeper)
-        defer { operations.unregisterLocalRun(id) }
-
-        let outcome: Outcome? = await withTaskGroup(of: Outcome?.self) { group in
-            let dispatcher = currentDispatcher.withLock { $0 }
-            group.addTask { [dispatcher] in
-                do {
-                    return .finished(.success(try await dispatcher.runSync(call)))
-                } catch {
-                    if !(error is GatewayError), !(error is CancellationError) {
-                        self.logger.error(
-                            "internal error running an operation",
-                            metadata: [
-                                "operation.id": "\(id)", "request_id": "\(call.requestID)",
-                                "error": "\(String(reflecting: error))",
-                            ]
-                        )
-                    }
-                    return .finished(.failure(Self.gatewayError(from: error)))
+        let dispatcher = currentDispatcher.withLock { $0 }
+        let logger = self.logger
+        // One task per run; its lease is renewed by `keepLeases` with every other run's, which cancels this task
+        // when the lease is gone. (Before, each run was a task group of the call and a lease keeper of its own
+        // sleeping on a timer (a second group): six tasks and a timer per operation, issue 12.)
+        let run = LocalRun(id: id, owner: owner)
+        let task = Task { [dispatcher] () -> Result<TriggerResult, GatewayError> in
+            do {
+                return .success(try await dispatcher.runSync(call))
+            } catch {
+                if !(error is GatewayError), !(error is CancellationError) {
+                    logger.error(
+                        "internal error running an operation",
+                        metadata: [
+                            "operation.id": "\(id)", "request_id": "\(call.requestID)",
+                            "error": "\(String(reflecting: error))",
+                        ]
+                    )
                 }
+                return .failure(Self.gatewayError(from: error))
             }
-            group.addTask { await self.keepLease(id, owner: owner, keeper: keeper) ? nil : .leaseLost }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
         }
+        run.attach(task)
+        let key = ObjectIdentifier(run)
+        localRuns.withLock { $0[key] = run }
+        // A local cancel (`AsyncOperations.cancel`) has already ended the lease in the store: stop the run at once.
+        operations.registerLocalRun(id) { run.loseLease() }
+        defer { operations.unregisterLocalRun(id) }
+        let result = await withTaskCancellationHandler {
+            await task.value
+        } onCancel: {
+            task.cancel()
+        }
+        localRuns.withLock { $0[key] = nil }
+        let outcome: Outcome = run.leaseLost ? .leaseLost : .finished(result)
         switch outcome {
         case .finished(.success(let result)):
             if await finish(
@@ -307,29 +319,33 @@ package final class AsyncDispatcher: Service {
         case .leaseLost:
             logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
             operations.completions.notify(id)
-        case nil:
-            // Cancelled before either child produced anything (shutdown).
-            await release(id, owner: owner)
         }
     }
 
-    /// Renews the lease every third of its duration until cancelled (true) or the lease is gone (false).
-    private func keepLease(_ id: String, owner: String, keeper: WakeSignal) async -> Bool {
+    /// Renews the lease of every run in progress here every third of the lease's duration, until cancelled; a
+    /// run whose lease is gone (cancelled, or expired and claimed by another owner) is cancelled and its result
+    /// dropped (`LocalRun.loseLease`). One loop for all runs: a run started just after a round is renewed by the
+    /// next one, so no lease goes longer than a third of its duration without a renewal, as when each run had a
+    /// keeper of its own.
+    private func keepLeases() async {
         let interval = settings.lease / 3
         while !Task.isCancelled {
-            await keeper.wait(timeout: interval, clock: clock)
-            if Task.isCancelled { return true }
-            do {
-                if try await !store.renewLease(id: id, owner: owner, leaseDuration: settings.lease, now: now()) {
-                    return false
+            try? await clock.sleep(for: interval)
+            if Task.isCancelled { return }
+            let runs = localRuns.withLock { Array($0.values) }
+            for run in runs where !run.leaseLost {
+                do {
+                    let held = try await store.renewLease(
+                        id: run.id, owner: run.owner, leaseDuration: settings.lease, now: now())
+                    if !held { run.loseLease() }
+                } catch {
+                    // The store is unreachable: keep running; if the lease expires meanwhile, fencing makes the
+                    // later `complete` a no-op and the reclaimed run stores the result.
+                    logger.warning(
+                        "lease renewal failed", metadata: ["operation.id": "\(run.id)", "error": "\(error)"])
                 }
-            } catch {
-                // The store is unreachable: keep running; if the lease expires meanwhile, fencing makes the
-                // later `complete` a no-op and the reclaimed run stores the result.
-                logger.warning("lease renewal failed", metadata: ["operation.id": "\(id)", "error": "\(error)"])
             }
         }
-        return true
     }
 
     /// Stores an outcome, retrying while the store is unreachable for up to one lease (after that the
@@ -466,4 +482,40 @@ extension Clock where Duration == Swift.Duration {
         let start = now
         return { start.duration(to: self.now) }
     }
+}
+
+/// One run in progress on this dispatcher: its lease (operation and owner, renewed by
+/// `AsyncDispatcher.keepLeases`) and the task running it, cancelled when the lease is lost.
+final class LocalRun: Sendable {
+    let id: String
+    let owner: String
+    private struct State {
+        var lost = false
+        var task: Task<Result<TriggerResult, GatewayError>, Never>?
+    }
+    private let state = Mutex(State())
+
+    init(id: String, owner: String) {
+        self.id = id
+        self.owner = owner
+    }
+
+    /// The task running the operation; cancelled at once when the lease was lost before.
+    func attach(_ task: Task<Result<TriggerResult, GatewayError>, Never>) {
+        let lost = state.withLock { state in
+            state.task = task
+            return state.lost
+        }
+        if lost { task.cancel() }
+    }
+
+    /// The lease is gone: the run is cancelled and its result is not stored.
+    func loseLease() {
+        state.withLock { state in
+            state.lost = true
+            return state.task
+        }?.cancel()
+    }
+
+    var leaseLost: Bool { state.withLock { $0.lost } }
 }

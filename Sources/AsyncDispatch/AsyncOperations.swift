@@ -22,7 +22,8 @@ package final class AsyncOperations: Sendable {
     /// Pipelines of the operations queued here since the dispatcher last looked (see `takeQueuedPipelines`).
     private let queuedPipelines = Mutex(QueuedPipelines())
     /// Lease keepers of operations running here, so a cancel on this instance stops the run at once.
-    private let localRuns = Mutex<[String: WakeSignal]>([:])
+    /// How to stop each run in progress here (see `registerLocalRun`), by operation id.
+    private let localRuns = Mutex<[String: @Sendable () -> Void]>([:])
     /// Completion webhooks: the routes that name them, and who posts them.
     private let routes: Mutex<RouteTable?>
     package let webhooks: WebhookSender?
@@ -154,7 +155,7 @@ package final class AsyncOperations: Sendable {
     package func cancel(id: String) async throws -> Operation {
         let operation = try await store.cancel(id: id)
         metrics?.async.recordFinished(.cancelled)
-        localRuns.withLock { $0[id] }?.signal()
+        localRuns.withLock { $0[id] }?()
         await finished(id, ref: operation.ref)
         return operation
     }
@@ -167,8 +168,10 @@ package final class AsyncOperations: Sendable {
         try await store.list(filter: filter, pageSize: pageSize, pageToken: pageToken)
     }
 
-    func registerLocalRun(_ id: String, _ keeper: WakeSignal) {
-        localRuns.withLock { $0[id] = keeper }
+    /// `stop` ends the run of operation `id` on this instance; `cancel` calls it once the store has cancelled
+    /// the operation (its lease is gone, so the run's result would not be stored anyway).
+    func registerLocalRun(_ id: String, stop: @escaping @Sendable () -> Void) {
+        localRuns.withLock { $0[id] = stop }
     }
 
     func unregisterLocalRun(_ id: String) {

@@ -3,8 +3,7 @@ import Synchronization
 /// A one-slot wake-up: `signal()` wakes the current waiter, or the next one if nobody is waiting.
 ///
 /// The dispatcher's claim loop sleeps on one between polls (a local enqueue or a finished worker wakes it
-/// at once); a running operation's lease keeper sleeps on one so a local cancel reaches it without waiting
-/// for the next renewal.
+/// at once).
 package final class WakeSignal: Sendable {
     private struct State {
         var pending = false

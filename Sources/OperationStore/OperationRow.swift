@@ -97,7 +97,8 @@ package struct NewOperation: Sendable {
             createdAt: created,
             notBefore: created,
             idempotencyKey: idempotencyKey,
-            requestDigest: OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
+            requestDigest: idempotencyKey == nil
+                ? "" : OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
         )
         self.encodedRequest = codec.encode(request, blobPrefix: "q")
         self.idempotencyScope = idempotencyKey == nil ? nil : (request.principal ?? "")

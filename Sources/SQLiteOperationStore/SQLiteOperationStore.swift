@@ -373,7 +373,7 @@ package final class SQLiteOperationStore: OperationStore {
             """,
             binds
         )
-        let inserted = Set(returned.compactMap { $0.column("id")?.string })
+        let inserted = Set(returned.compactMap { Self.text(at: 0, of: $0.columns) })
         for ticket in pending {
             let new = ticket.new
             if inserted.contains(new.operation.id) {
@@ -497,7 +497,8 @@ package final class SQLiteOperationStore: OperationStore {
         //
         // The two kinds of claimable rows are two index walks, named (`INDEXED BY`) rather than left to the
         // planner: queued rows in `seq` order (`operations_by_state`, so `LIMIT` stops the walk early) and
-        // expired leases (few: at most the runs in progress), merged by `seq`. Written as one `OR` with a
+        // expired leases (`operations_claim_leases`, which holds only running rows: at most the runs in
+        // progress), merged by `seq`. Written as one `OR` with a
         // pipeline `IN (…)`, SQLite chose `operations_by_pipeline` and walked every row the pipeline ever had,
         // finished ones included, on each claim: 40 ms per claim with 30 000 finished rows (issue 12), so the
         // cost of a claim grew with the table. Now it grows with the queued rows the walk passes over.
@@ -519,9 +520,10 @@ package final class SQLiteOperationStore: OperationStore {
     /// One claim's statement, inside the group commit's transaction: the operations it took, oldest first.
     private func runClaim(_ claim: PendingClaim) async throws -> [Operation] {
         let rows = try await query(claim.sql, claim.binds)
-        // RETURNING order is unspecified; hand them out oldest first.
-        let bySequence = rows.sorted { ($0.column("seq")?.integer ?? 0) < ($1.column("seq")?.integer ?? 0) }
-        return try await makeOperations(bySequence)
+        // RETURNING order is unspecified; hand them out oldest first (sorted once decoded: by name, each
+        // comparison would hash the column name twice).
+        return try await makeOperations(
+            decoded: rows.map(Self.operationRow).sorted { $0.row.sequence < $1.row.sequence })
     }
 
     /// `?5, ?6, …`: numbered placeholders for `keys`, appended to `binds` (numbered because the claim statement
@@ -635,7 +637,8 @@ package final class SQLiteOperationStore: OperationStore {
         // lease expired), and only the owner's was stored.
         let updated = Set(
             returned.compactMap { row in
-                row.column("id")?.string.flatMap { id in row.column("lease_owner")?.string.map { [id, $0] } }
+                let columns = row.columns
+                return Self.text(at: 0, of: columns).flatMap { id in Self.text(at: 1, of: columns).map { [id, $0] } }
             })
         for ticket in pending {
             let item = ticket.item
@@ -804,6 +807,7 @@ package final class SQLiteOperationStore: OperationStore {
         )
         // Schedule state (SQLiteOperationStore+Schedules.swift); not versioned, added the same way.
         try await query(Self.schedulesTable)
+        try await migrateIndexes()
     }
 
     private static let schema = [
@@ -830,12 +834,39 @@ package final class SQLiteOperationStore: OperationStore {
             UNIQUE (idempotency_scope, idempotency_key)
         )
         """,
-        "CREATE INDEX operations_claim_queued ON operations (state, not_before, seq)",
-        "CREATE INDEX operations_claim_leases ON operations (state, lease_expires_at)",
         "CREATE INDEX operations_by_pipeline ON operations (pipeline_key, seq)",
         "CREATE INDEX operations_by_state ON operations (state, seq)",
         "CREATE INDEX operations_finished ON operations (finished_at) WHERE finished_at IS NOT NULL",
     ]
+
+    /// Index changes since schema version 1, made at every open (each is a no-op once made), so a store created by
+    /// an earlier gateway gets them too; the rows are untouched.
+    ///
+    /// Every index is maintained on every write of a row that changes its key, and an operation's row is written
+    /// three times (enqueue, claim, completion), so an index no statement reads costs three B-tree updates per
+    /// operation for nothing (issue 12: CPU per accepted operation):
+    /// - `operations_claim_queued (state, not_before, seq)`: no statement has used it since claims walk
+    ///   `operations_by_state` (see `claimStatement`); dropped.
+    /// - `operations_claim_leases` was `(state, lease_expires_at)` over every row, finished ones included, moved on
+    ///   each state change; the claim only ever reads its `state = 'running'` part. It is now
+    ///   `(lease_expires_at) WHERE state = 'running'`: a row enters it when claimed and leaves it when finished or
+    ///   queued again, and an enqueue does not touch it. The name stays, so an earlier gateway started again on the
+    ///   same file (a rollback) still finds the index its claim names (`INDEXED BY`), and can use it.
+    private func migrateIndexes() async throws {
+        let leases = try await query(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'operations_claim_leases'"
+        ).first?.column("sql")?.string
+        if leases != Self.claimLeasesIndex {
+            if leases != nil { try await query("DROP INDEX operations_claim_leases") }
+            try await query(Self.claimLeasesIndex)
+        }
+        try await query("DROP INDEX IF EXISTS operations_claim_queued")
+    }
+
+    /// As `sqlite_master` keeps it (the statement's text), which is how `migrateIndexes` tells it from the earlier
+    /// index of that name.
+    static let claimLeasesIndex =
+        "CREATE INDEX operations_claim_leases ON operations (lease_expires_at) WHERE state = 'running'"
 
     private func sweepOrphanBlobs() async throws {
         let ids = try await onThreadPool { [blobs] in blobs.operationIDs() }
@@ -870,7 +901,10 @@ package final class SQLiteOperationStore: OperationStore {
     }
 
     private func makeOperations(_ rows: [SQLiteRow]) async throws -> [Operation] {
-        let decoded = try rows.map(Self.operationRow)
+        try await makeOperations(decoded: rows.map(Self.operationRow))
+    }
+
+    private func makeOperations(decoded: [(row: OperationRow, hasBlobs: Bool)]) async throws -> [Operation] {
         let blobs = self.blobs
         guard decoded.contains(where: \.hasBlobs) else {
             return try decoded.map { try $0.row.makeOperation(resolveBlob: Self.noBlobs) }
@@ -906,6 +940,12 @@ package final class SQLiteOperationStore: OperationStore {
 
     private static func noBlobs(_ name: String) throws -> ByteBuffer {
         throw GatewayError(.internalError, "stored operation names blob \(name) but has no blob files")
+    }
+
+    /// The text of column `index` of a `RETURNING` row's `columns` (by position: `SQLiteRow.column(_:)` hashes
+    /// the name).
+    private static func text(at index: Int, of columns: [SQLiteColumn]) -> String? {
+        index < columns.count ? columns[index].data.string : nil
     }
 
     /// The names `selectColumns` lists, in order.

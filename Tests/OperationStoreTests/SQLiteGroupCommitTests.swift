@@ -100,10 +100,66 @@ struct SQLiteGroupCommitTests {
             .compactMap { $0.column("detail")?.string }
             let walks = plan.filter { $0.hasPrefix("SEARCH") || $0.hasPrefix("SCAN") }
             #expect(walks.contains { $0.contains("USING INDEX operations_by_state (state=?)") }, "\(plan)")
-            #expect(walks.contains { $0.contains("INDEX operations_claim_leases (state=? AND lease_expires_at<?)") })
+            #expect(walks.contains { $0.contains("INDEX operations_claim_leases (lease_expires_at<?)") }, "\(plan)")
             // Every walk is one of the two claim indexes or the row lookup by primary key.
             let allowed = ["operations_by_state", "operations_claim_leases", "INTEGER PRIMARY KEY"]
             #expect(walks.allSatisfy { walk in allowed.contains { walk.contains($0) } }, "\(plan)")
         }
+    }
+
+    @Test("a database made with the earlier claim indexes trades them for the partial lease index at the next open")
+    func earlierIndexesReplaced() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        /// The claim indexes by name, with their statements.
+        func claimIndexes(_ store: SQLiteOperationStore) async throws -> [String: String] {
+            let rows = try await store.serialized {
+                try await store.query(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'operations'")
+            }
+            var indexes: [String: String] = [:]
+            for row in rows {
+                guard let name = row.column("name")?.string, name.hasPrefix("operations_claim") else { continue }
+                indexes[name] = row.column("sql")?.string
+            }
+            return indexes
+        }
+        let current = ["operations_claim_leases": SQLiteOperationStore.claimLeasesIndex]
+        let first = try await SQLiteOperationStore.open(.init(dataDirectory: dir.path))
+        #expect(try await claimIndexes(first) == current)
+        // One operation running on a lease that will have expired, in the schema as an earlier gateway made it.
+        let (operation, _) = try await first.enqueue(Fixtures.request(), idempotencyKey: nil)
+        let start = Date()
+        let claimed = try await first.claim(owner: "old", leaseDuration: .seconds(1), limit: 8, now: start)
+        #expect(claimed.map(\.id) == [operation.id])
+        try await first.serialized {
+            for statement in [
+                "DROP INDEX operations_claim_leases",
+                "CREATE INDEX operations_claim_queued ON operations (state, not_before, seq)",
+                "CREATE INDEX operations_claim_leases ON operations (state, lease_expires_at)",
+            ] {
+                try await first.query(statement)
+            }
+        }
+        #expect(try await claimIndexes(first).keys.sorted() == ["operations_claim_leases", "operations_claim_queued"])
+        try await first.close()
+
+        // The next open changes them; the expired lease is found through the new index.
+        let second = try await SQLiteOperationStore.open(.init(dataDirectory: dir.path))
+        #expect(try await claimIndexes(second) == current)
+        // An earlier gateway started again on the file (a rollback) names the index in its claim: it still runs.
+        let earlierClaim = try await second.serialized {
+            try await second.query(
+                """
+                SELECT seq FROM operations INDEXED BY operations_claim_leases \
+                WHERE state = 'running' AND lease_expires_at <= ?
+                """, [.integer(Int(start.addingTimeInterval(2).timeIntervalSince1970 * 1000))])
+        }
+        #expect(earlierClaim.count == 1)
+        let reclaimed = try await second.claim(
+            owner: "new", leaseDuration: .seconds(60), limit: 8, now: start.addingTimeInterval(2))
+        #expect(reclaimed.map(\.id) == [operation.id])
+        #expect(reclaimed.first?.attempts == 2)
+        try await second.close()
     }
 }
