@@ -17,7 +17,8 @@ import WireCodecs
 /// same JSON the gateway would send, `BackendHTTPBody`), its `Content-Length` derived from the client's.
 ///
 /// Each piece of the client's base64 is checked against the standard alphabet as it arrives: a bad one cuts
-/// the runner request off at once. Nothing is trusted before the whole body is in: the runner gets everything
+/// the runner request off at once, and the end-of-body parse does not check those bytes again
+/// (`checkedBase64(gatheredAddress:)`). Nothing is trusted before the whole body is in: the runner gets everything
 /// but the request's last bytes until the body was parsed and validated the ordinary way (`RESTBodyCollector`), and the request
 /// this makes is rendered again and compared with the one sent ahead (the text around the blob, the blob's
 /// place in the gathered body, the transport fields). Only when they are the same are the last bytes sent;

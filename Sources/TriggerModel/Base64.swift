@@ -14,7 +14,8 @@ package import NIOCore
 /// while a data URI does not say which one its client used (ours takes either, even mixed); and its errors
 /// name the bad character but not where it is, which the client's error message does (`DataURI`). Speed: ours
 /// decodes 1.1–1.4× and encodes 1.2× as fast (rows "base64 decode/encode, TriggerModel" and "…, ExtrasBase64"
-/// of one bench/micro run, side by side in bench/README.md "Our code or a library").
+/// of one bench/micro run, side by side in bench/README.md "Our code or a library"), and encoding and the
+/// alphabet check have had SSSE3/AVX2 kernels since (`CBase64`; bench/README.md, branch mpfast).
 package enum Base64 {
     /// Why a decode failed; `offset` is the index of the first offending byte in the input.
     package struct Failure: Error, Equatable, Sendable {
