@@ -91,9 +91,11 @@ let package = Package(
             cSettings: [.unsafeFlags(["-Wno-unused-parameter"])],
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
+        // Vector kernels for base64 (SSSE3 encoding, SSE2 alphabet check), chosen at run time (issue 12).
+        .target(name: "CBase64"),
 
         // The model: no I/O, no protocol types.
-        .target(name: "TriggerModel", dependencies: [nioCore], swiftSettings: swiftSettings),
+        .target(name: "TriggerModel", dependencies: ["CBase64", nioCore], swiftSettings: swiftSettings),
 
         // What the frontends report of each finished request, and who is told (access log, request metrics).
         .target(

@@ -19,6 +19,7 @@ check_owner() {
 check_owner CNghttp2 HTTP2Engine
 check_owner CTriggerProtos ProtoCodec
 check_owner CZlib WireCodecs
+check_owner CBase64 TriggerModel
 python3 scripts/check-dependencies.py || fail=1
 # Formatting: swift format (the toolchain's) with the project's .swift-format (NIO's style: 4 spaces, 120
 # columns). Fix with `swift format format -i -r Sources Tests bench/micro/Sources/GatewayMicro scripts/fuzz/Sources`.

@@ -17,7 +17,8 @@ import WireCodecs
 /// same JSON the gateway would send, `BackendHTTPBody`), its `Content-Length` derived from the client's.
 ///
 /// Each piece of the client's base64 is checked against the standard alphabet as it arrives: a bad one cuts
-/// the runner request off at once. Nothing is trusted before the whole body is in: the runner gets everything
+/// the runner request off at once, and the end-of-body parse does not check those bytes again
+/// (`checkedBase64(gatheredAddress:)`). Nothing is trusted before the whole body is in: the runner gets everything
 /// but the request's last bytes until the body was parsed and validated the ordinary way (`RESTBodyCollector`), and the request
 /// this makes is rendered again and compared with the one sent ahead (the text around the blob, the blob's
 /// place in the gathered body, the transport fields). Only when they are the same are the last bytes sent;
@@ -99,6 +100,9 @@ final class HTTP1BodyRelay {
     private var fileBytesSeen = 0
     private var fileCarry: (count: Int, bytes: (UInt8, UInt8)) = (0, (0, 0))
     private var fileStorageAddress: UInt?
+    /// JSON: the body offset up to which the blob's base64 (from its start) was relayed and found in the
+    /// standard alphabet (`forward`).
+    private var checkedUpTo = 0
 
     /// A relay for this request, or nil when it is not of the shape (see the type's documentation). A
     /// multipart body's relay must be handed to the collector (`RESTBodyCollector.observeFileParts`).
@@ -200,6 +204,7 @@ final class HTTP1BodyRelay {
                 plan.makeRequest(inputs: inputs), blobBase64Bytes: length,
                 source: .base64Text(start: start, end: start + length), split: { $0.aroundOnlyBlob })
         else { return stop() }
+        checkedUpTo = start
         // The blob's bytes received so far are in the window.
         if received > start {
             forward(
@@ -216,14 +221,15 @@ final class HTTP1BodyRelay {
         let slice = chunk.getSlice(at: chunk.readerIndex + from - offset, length: to - from)!
         // Not canonical base64 (the ordinary parse will say where): cut the runner request off now, not after
         // the body's last byte. Only the blob's last two characters may be padding.
-        let checked = slice.withUnsafeReadableBytes { bytes in
+        let checked = slice.withUnsafeReadableBytes { bytes -> Int? in
             var n = bytes.count
             if to == end {
                 while n > 0, bytes.count - n < 2, bytes[n - 1] == UInt8(ascii: "=") { n -= 1 }
             }
-            return Base64.isStandardAlphabet(UnsafeRawBufferPointer(rebasing: bytes[..<n]))
+            return Base64.isStandardAlphabet(UnsafeRawBufferPointer(rebasing: bytes[..<n])) ? n : nil
         }
-        guard checked else { return abort() }
+        guard let checked else { return abort() }
+        if from == checkedUpTo { checkedUpTo = from + checked }
         body.append(slice)
         holdIfBehind(body)
     }
@@ -247,6 +253,18 @@ final class HTTP1BodyRelay {
         readingPaused = false
         // Turning `autoRead` back on issues the read that was not made.
         try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+    }
+
+    /// The addresses of the gathered JSON body (its storage at `gatheredAddress`, `gatheredStorageAddress`) that
+    /// were relayed and found in base64's standard alphabet on the way (`forward`), for the end-of-body parse
+    /// not to check them again (`RESTBodyCollector.checkedAlphabet`); nil when not relaying a JSON blob. Should
+    /// the parse find the blob elsewhere than these addresses, it checks it whole (and `finish` cuts the runner
+    /// request off).
+    func checkedBase64(gatheredAddress: UInt?) -> Range<UInt>? {
+        guard case .relaying(let relaying) = phase, case .base64Text(let start, _) = relaying.source,
+            let gatheredAddress, checkedUpTo > start
+        else { return nil }
+        return (gatheredAddress + UInt(start))..<(gatheredAddress + UInt(checkedUpTo))
     }
 
     /// What the frontend does once the whole body was parsed into `request`.

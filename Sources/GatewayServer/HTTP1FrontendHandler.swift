@@ -165,6 +165,7 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             self.relay = nil
             // Where the body was gathered: the relayed blob must be a slice of it (see `HTTP1BodyRelay.finish`).
             let gatheredAddress = relay?.isRelaying == true ? collector.gatheredStorageAddress : nil
+            collector.checkedAlphabet = relay?.checkedBase64(gatheredAddress: gatheredAddress)
             let body: RESTBody
             do {
                 body = try collector.finishBody()

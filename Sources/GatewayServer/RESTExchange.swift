@@ -138,6 +138,10 @@ struct RESTBodyCollector {
     /// Large data URIs with canonical base64 are kept as that text, not decoded (a sync or streamed trigger
     /// for an http runner, which gets the same text: `RESTTriggerBody.decode(json:limits:keepCanonicalBase64:)`).
     var keepCanonicalBase64 = false
+    /// Addresses of the gathered JSON body's storage that `HTTP1BodyRelay` already found in base64's standard
+    /// alphabet while relaying them (`checkedBase64(gatheredAddress:)`): the end-of-body parse does not check
+    /// them again, so the runner's last bytes do not wait for a second pass over the blob (issue 12).
+    var checkedAlphabet: Range<UInt>?
 
     /// Whether this is a JSON trigger body whose large canonical data URIs stay the client's text: the
     /// bodies `HTTP1BodyRelay` may relay as they arrive.
@@ -262,7 +266,8 @@ struct RESTBodyCollector {
                 throw GatewayError(.invalidArgument, "request body is empty: expected a JSON object with \"data\"")
             }
             return try RESTTriggerBody.decode(
-                json: gatherer.take(), limits: limits, keepCanonicalBase64: keepCanonicalBase64)
+                json: gatherer.take(), limits: limits, keepCanonicalBase64: keepCanonicalBase64,
+                checkedAlphabet: checkedAlphabet)
         case .multipart(var decoder):
             storage = .json(BodyGatherer())
             return try decoder.finish()

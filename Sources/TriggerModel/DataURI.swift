@@ -77,12 +77,23 @@ package enum DataURI {
     /// (`Base64.isCanonical`), checked but not decoded: the blob can be kept as that text
     /// (`Blob(canonicalBase64:)`). Nil when `text` is not a data URI or its payload is anything else (then
     /// `decode` or `decodeInPlace` tells valid from invalid).
+    ///
+    /// - Parameter checkedAlphabet: addresses of memory already found to be in base64's standard alphabet
+    ///   (the streaming relay's check of a body's pieces, `HTTP1BodyRelay`); the part of the payload that lies
+    ///   in it from the payload's first byte is not looked at again (`Base64.isCanonical(_:knownStandardAlphabet:)`).
     package static func canonicalBase64Header(
-        _ text: UnsafeRawBufferPointer
+        _ text: UnsafeRawBufferPointer, checkedAlphabet: Range<UInt>? = nil
     ) -> (contentType: String, fileName: String?, payloadOffset: Int)? {
-        guard let header = parseHeader(text),
-            Base64.isCanonical(UnsafeRawBufferPointer(rebasing: text[header.payloadOffset...]))
-        else { return nil }
+        guard let header = parseHeader(text) else { return nil }
+        let payload = UnsafeRawBufferPointer(rebasing: text[header.payloadOffset...])
+        var known = 0
+        if let checkedAlphabet, let base = payload.baseAddress {
+            let first = UInt(bitPattern: base)
+            if checkedAlphabet.lowerBound <= first, first < checkedAlphabet.upperBound {
+                known = Int(checkedAlphabet.upperBound - first)
+            }
+        }
+        guard Base64.isCanonical(payload, knownStandardAlphabet: known) else { return nil }
         return header
     }
 

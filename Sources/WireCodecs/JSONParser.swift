@@ -34,6 +34,9 @@ struct JSONParser {
     /// With `inPlaceSource`: large data URIs whose payload is canonical base64 are kept as that text
     /// (`Blob(canonicalBase64:)`, a slice of the source), checked but not decoded; others are decoded in place.
     private let keepCanonicalBase64: Bool
+    /// With `keepCanonicalBase64`: memory already found in base64's standard alphabet (`HTTP1BodyRelay`'s
+    /// check of a relayed body's pieces), not checked again (`DataURI.canonicalBase64Header`).
+    private let checkedAlphabet: Range<UInt>?
     private let maxDepth: Int
     private let pathPrefix: String
     private var pos = 0
@@ -50,13 +53,14 @@ struct JSONParser {
 
     init(
         _ raw: UnsafeRawBufferPointer, maxDepth: Int, pathPrefix: String, inPlaceSource: ByteBuffer? = nil,
-        keepCanonicalBase64: Bool = false
+        keepCanonicalBase64: Bool = false, checkedAlphabet: Range<UInt>? = nil
     ) {
         precondition(raw.count > 0, "JSONParser needs at least one byte")
         self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
         self.count = raw.count
         self.inPlaceSource = inPlaceSource
         self.keepCanonicalBase64 = keepCanonicalBase64
+        self.checkedAlphabet = checkedAlphabet
         self.maxDepth = maxDepth
         self.pathPrefix = pathPrefix
     }
@@ -271,7 +275,7 @@ struct JSONParser {
         let raw = UnsafeRawBufferPointer(start: bytes + start, count: end - start)
         if memchr(raw.baseAddress!, Int32(UInt8(ascii: "\\")), raw.count) != nil { return nil }
         if let source = inPlaceSource, raw.count >= Self.inPlaceBlobBytes {
-            if keepCanonicalBase64, let header = DataURI.canonicalBase64Header(raw) {
+            if keepCanonicalBase64, let header = DataURI.canonicalBase64Header(raw, checkedAlphabet: checkedAlphabet) {
                 pos = end + 1
                 let text = source.getSlice(
                     at: source.readerIndex + start + header.payloadOffset, length: raw.count - header.payloadOffset)!

@@ -42,17 +42,22 @@ package enum JSONValueCodec {
     /// - Parameter keepCanonicalBase64: keep such data URIs whose payload is canonical base64 as that text
     ///   (`Blob(canonicalBase64:)`, a slice of the body), validated but not decoded: for a request bound for
     ///   an http runner, whose JSON carries the same text again (issue 12). Other payloads are decoded in place.
+    /// - Parameter checkedAlphabet: with `keepCanonicalBase64`, addresses in `body`'s storage already found in
+    ///   base64's standard alphabet, not checked again (`DataURI.canonicalBase64Header(_:checkedAlphabet:)`).
     package static func decodeObject(
         inPlace body: consuming ByteBuffer,
         limits: CodecLimits = .defaults,
         what: String = "body",
-        keepCanonicalBase64: Bool = false
+        keepCanonicalBase64: Bool = false,
+        checkedAlphabet: Range<UInt>? = nil
     ) throws -> ValueObject {
         var body = consume body
         body.withUnsafeMutableReadableBytes { _ in }  // copy-on-write now, if the storage is shared
         let value: Value
         do {
-            value = try parse(body, limits: limits, path: "", inPlace: true, keepCanonicalBase64: keepCanonicalBase64)
+            value = try parse(
+                body, limits: limits, path: "", inPlace: true, keepCanonicalBase64: keepCanonicalBase64,
+                checkedAlphabet: checkedAlphabet)
         } catch {
             throw error.error
         }
@@ -69,7 +74,8 @@ package enum JSONValueCodec {
         limits: CodecLimits,
         path: String,
         inPlace: Bool = false,
-        keepCanonicalBase64: Bool = false
+        keepCanonicalBase64: Bool = false,
+        checkedAlphabet: Range<UInt>? = nil
     ) throws(JSONParseFailure) -> Value {
         guard bytes.readableBytes > 0 else {
             let suffix = path.isEmpty ? "" : " (in \(path))"
@@ -84,7 +90,7 @@ package enum JSONValueCodec {
         let result = bytes.withUnsafeReadableBytes { raw -> Result<Value, JSONParseFailure> in
             var parser = JSONParser(
                 raw, maxDepth: limits.maxDepth, pathPrefix: path, inPlaceSource: inPlace ? bytes : nil,
-                keepCanonicalBase64: keepCanonicalBase64)
+                keepCanonicalBase64: keepCanonicalBase64, checkedAlphabet: checkedAlphabet)
             do {
                 return .success(try parser.parseDocument())
             } catch let failure as JSONParseFailure {

@@ -9,16 +9,19 @@ package import TriggerModel
 package enum RESTTriggerBody {
     /// Decodes the batch of a trigger body, taking the body over: large data URIs are decoded into its own
     /// storage (`JSONValueCodec.decodeObject(inPlace:)`), or with `keepCanonicalBase64` (a request for an
-    /// http runner) kept as their canonical base64 text when they are canonical.
+    /// http runner) kept as their canonical base64 text when they are canonical; `checkedAlphabet`: memory of
+    /// `body` already found in base64's standard alphabet (`JSONValueCodec.decodeObject(inPlace:)`).
     ///
     /// - Throws: `GatewayError(.invalidArgument)` for malformed JSON, a body that is not an object, a missing,
     ///   empty or non-array batch, a batch over `limits.maxBatch`, elements of the wrong shape, or a data URI
     ///   whose payload is not base64.
     package static func decode(
-        json body: consuming ByteBuffer, limits: CodecLimits, keepCanonicalBase64: Bool = false
+        json body: consuming ByteBuffer, limits: CodecLimits, keepCanonicalBase64: Bool = false,
+        checkedAlphabet: Range<UInt>? = nil
     ) throws -> [TriggerInput] {
         let object = try JSONValueCodec.decodeObject(
-            inPlace: body, limits: limits, what: "request body", keepCanonicalBase64: keepCanonicalBase64)
+            inPlace: body, limits: limits, what: "request body", keepCanonicalBase64: keepCanonicalBase64,
+            checkedAlphabet: checkedAlphabet)
         return try inputs(of: object, limits: limits)
     }
 

@@ -68,6 +68,59 @@ struct Base64Tests {
         #expect(try decode(encode(all)) == all)
     }
 
+    /// RFC 4648 §4 one sextet at a time: the reference the table and vector encoders are held to.
+    private func referenceEncode(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let group = bytes[i..<min(i + 3, bytes.count)]
+            var v = 0
+            for (k, byte) in group.enumerated() { v |= Int(byte) << (16 - 8 * k) }
+            for k in 0..<4 {
+                out.append(k <= group.count ? alphabet[(v >> (18 - 6 * k)) & 0x3F] : UInt8(ascii: "="))
+            }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test("Encoding is RFC 4648's at every length around the vector step's 12-byte groups and 16-byte loads")
+    func encodeMatchesReference() {
+        var random = XorShift(seed: 12)
+        for length in Array(0..<100) + [1 << 16, (1 << 16) + 1, (1 << 16) + 2, 1 << 20] {
+            let bytes = random.bytes(length)
+            #expect(encode(bytes) == referenceEncode(bytes), "length \(length)")
+        }
+        // Every sextet value in every lane of a group: bytes spelling 0…63 repeatedly, at each offset.
+        let sextets = (0..<48).map { UInt8(truncatingIfNeeded: $0 &* 0x41 &+ $0 >> 2) } + (0...255).map { UInt8($0) }
+        for offset in 0..<12 {
+            let bytes = Array(sextets[offset...])
+            #expect(encode(bytes) == referenceEncode(bytes), "offset \(offset)")
+        }
+    }
+
+    @Test("The standard alphabet: every byte value at every position of a 64-byte piece and its short tail")
+    func standardAlphabet() {
+        let valid = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var random = XorShift(seed: 3)
+        let piece = Array(encode(random.bytes(48)).utf8)  // 64 characters, no padding
+        #expect(piece.withUnsafeBytes { Base64.isStandardAlphabet($0) })
+        for count in [64, 45, 31, 1] {
+            for position in 0..<count {
+                for byte in 0...255 {
+                    var text = Array(piece.prefix(count))
+                    text[position] = UInt8(byte)
+                    let got = text.withUnsafeBytes { Base64.isStandardAlphabet($0) }
+                    if got != valid.contains(UInt8(byte)) {
+                        Issue.record("byte \(byte) at \(position) of \(count): \(got)")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
     @Test(
         "Invalid input reports the offset of the first offending byte",
         arguments: [
@@ -147,6 +200,47 @@ struct Base64Tests {
             let bytes = try decode(text)
             #expect(encode(bytes) == text)
             #expect(Array(text.utf8).withUnsafeBytes { Base64.decodedLength(canonical: $0) } == bytes.count)
+        }
+    }
+
+    @Test("A prefix the caller already checked is not checked again; the rest, the padding and the last group are")
+    func canonicalWithKnownPrefix() {
+        var random = XorShift(seed: 9)
+        var text = Array(encode(random.bytes(30)).utf8)  // 40 characters, no padding
+        text[5] = UInt8(ascii: "*")
+        func check(_ text: [UInt8], known: Int) -> Bool {
+            text.withUnsafeBytes { Base64.isCanonical($0, knownStandardAlphabet: known) }
+        }
+        #expect(check(text, known: 6))  // the caller vouched for byte 5
+        #expect(!check(text, known: 5) && !check(text, known: 0) && !check(text, known: -3))
+        text[5] = UInt8(ascii: "A")
+        text[20] = UInt8(ascii: "*")
+        #expect(!check(text, known: 20) && check(text, known: 21))
+        // Past the payload, and the parts never skipped: padding, unused bits, length.
+        #expect(check(Array("Zg==".utf8), known: 100) && !check(Array("Zh==".utf8), known: 100))
+        #expect(!check(Array("Zm9".utf8), known: 100) && !check(Array("Zm=v".utf8), known: 2))
+    }
+
+    @Test("A data URI's payload found in checked memory is not checked again; elsewhere it is checked whole")
+    func dataURICheckedMemory() {
+        var random = XorShift(seed: 10)
+        let prefix = "data:application/octet-stream;base64,"
+        var text = Array((prefix + encode(random.bytes(300))).utf8)
+        let bad = prefix.utf8.count + 100
+        text[bad] = UInt8(ascii: "!")
+        text.withUnsafeBytes { raw in
+            let base = UInt(bitPattern: raw.baseAddress!)
+            let payload = base + UInt(prefix.utf8.count)
+            let end = base + UInt(raw.count)
+            #expect(DataURI.canonicalBase64Header(raw) == nil)
+            // Checked from the payload's first byte (or before) past the bad one: trusted.
+            #expect(
+                DataURI.canonicalBase64Header(raw, checkedAlphabet: payload..<end)?.payloadOffset == prefix.utf8.count)
+            #expect(DataURI.canonicalBase64Header(raw, checkedAlphabet: base..<end) != nil)
+            // Checked only up to the bad byte, or from after the payload's start, or elsewhere: checked here.
+            #expect(DataURI.canonicalBase64Header(raw, checkedAlphabet: payload..<(base + UInt(bad))) == nil)
+            #expect(DataURI.canonicalBase64Header(raw, checkedAlphabet: (payload + 1)..<end) == nil)
+            #expect(DataURI.canonicalBase64Header(raw, checkedAlphabet: (end + 10)..<(end + 1000)) == nil)
         }
     }
 

@@ -27,7 +27,8 @@ let package = Package(
             cSettings: [.unsafeFlags(["-Wno-unused-parameter"])],
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
-        .target(name: "TriggerModel", dependencies: [nioCore], swiftSettings: swiftSettings),
+        .target(name: "CBase64"),
+        .target(name: "TriggerModel", dependencies: ["CBase64", nioCore], swiftSettings: swiftSettings),
         .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
         .target(name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .target(name: "WireCodecs", dependencies: ["TriggerModel", "CZlib", nioCore], swiftSettings: swiftSettings),
