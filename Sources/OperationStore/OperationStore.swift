@@ -64,9 +64,10 @@ package protocol OperationStore: Sendable {
     func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool
 
     /// running → queued as if it had never been claimed: the lease is cleared and the claim's attempt is not
-    /// counted (the gateway itself cut the run, at shutdown, so the pipeline was not at fault). Only for the
-    /// lease owner; false (and nothing changes) otherwise.
-    func release(id: String, owner: String, now: Date) async throws -> Bool
+    /// counted (the gateway itself cut the run, at shutdown, or the call never reached a runner, so the
+    /// pipeline was not at fault), and it is not claimed again before `notBefore`. Only for the lease owner;
+    /// false (and nothing changes) otherwise.
+    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool
 
     /// How many operations are queued now (state `queued`, a retry waiting for its time included): the queue's
     /// length over the whole store, whichever instance queued them. One count on the state index.
@@ -213,5 +214,12 @@ extension OperationStore {
     /// `claim` over every pipeline.
     package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
         try await claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: .all)
+    }
+}
+
+extension OperationStore {
+    /// ``release(id:owner:notBefore:now:)`` claimable again at once (`notBefore = now`).
+    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+        try await release(id: id, owner: owner, notBefore: now, now: now)
     }
 }

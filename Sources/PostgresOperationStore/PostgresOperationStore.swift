@@ -512,10 +512,10 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
         let query: PostgresQuery = """
             UPDATE \(unescaped: operations) SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
-            not_before = \(now.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
+            not_before = \(notBefore.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
             WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
             """
         return try await bounded("release") { [self] in

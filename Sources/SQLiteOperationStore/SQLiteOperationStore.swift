@@ -669,7 +669,7 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
         try await serialized {
             try await !query(
                 """
@@ -677,7 +677,7 @@ package final class SQLiteOperationStore: OperationStore {
                 lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ? \
                 RETURNING seq
                 """,
-                [.integer(Int(now.storeMilliseconds)), .text(id), .text(owner)]
+                [.integer(Int(notBefore.storeMilliseconds)), .text(id), .text(owner)]
             ).isEmpty
         }
     }
