@@ -112,6 +112,16 @@ package final class SQLiteOperationStore: OperationStore {
         try BlobDirectory.makeWritableDirectory(path, what: "data directory")
     }
 
+    /// A warning for the operator when the data directory `path` is open to other users (a group or other
+    /// permission bit: one made 0755 by an older version, or by hand), naming it and its mode; nil when it is
+    /// private (0700, as the gateway creates it). The store in it holds the inputs and results of async runs;
+    /// the files themselves are created 0600 either way, so this warns rather than refusing to start.
+    package static func dataDirectoryExposure(_ path: String) -> String? {
+        guard let mode = BlobDirectory.exposure(of: path) else { return nil }
+        return "the data directory \(path) is open to other users (mode 0\(String(mode, radix: 8))); "
+            + "it holds the inputs and results of async runs: chmod 700 it"
+    }
+
     private static func open(
         _ configuration: Configuration,
         threadPool: NIOThreadPool,
@@ -123,6 +133,7 @@ package final class SQLiteOperationStore: OperationStore {
             try BlobDirectory.makeWritableDirectory(configuration.dataDirectory, what: "data directory")
             try BlobDirectory.makeWritableDirectory(configuration.blobDirectory, what: "blob directory")
             try BlobDirectory.checkWritableIfPresent(configuration.databasePath, what: "database")
+            try BlobDirectory.createPrivateFileIfMissing(configuration.databasePath, what: "database")
         }
         let connection: SQLiteConnection
         do {
