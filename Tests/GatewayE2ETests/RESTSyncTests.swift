@@ -176,4 +176,27 @@ struct RESTSyncTests {
             await client.close()
         }
     }
+
+    @Test("Request-Id: 200 bytes are echoed, 201 bytes or a space are replaced by one of the gateway's")
+    func requestIDLimit() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let edge = String(repeating: "r", count: 200)
+            for (sent, kept) in [(edge, true), (edge + "r", false), ("sp ace", false)] {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    headers: jsonHeaders + [("request-id", sent)],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+                )
+                #expect(response.status == 200)
+                let echoed = try #require(response.header("request-id"))
+                if kept {
+                    #expect(echoed == sent)
+                } else {
+                    #expect(echoed.count == 32 && echoed.allSatisfy(\.isHexDigit), "\(echoed.prefix(80))")
+                }
+            }
+            await client.close()
+        }
+    }
 }
