@@ -317,7 +317,12 @@ package final class AsyncDispatcher: Service {
                 if !retry { metrics?.recordFinished(.failed) }
             }
         case .leaseLost:
-            logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
+            // A cancel (`:cancel`) ends the lease too; say which it was (one read, only when a run is cut).
+            if (try? await store.get(id: id))?.state == .cancelled {
+                logger.info("operation cancelled; its run was stopped", metadata: ["operation.id": "\(id)"])
+            } else {
+                logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
+            }
             operations.completions.notify(id)
         case nil:
             // Cancelled before either child produced anything (shutdown).

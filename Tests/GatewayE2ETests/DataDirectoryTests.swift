@@ -131,6 +131,25 @@ struct DataDirectoryTests {
         await private_.stop()
     }
 
+    @Test(
+        "cancelling a running operation logs that it was cancelled, not that its lease was lost",
+        .timeLimit(.minutes(1)))
+    func cancelIsLoggedAsCancel() async throws {
+        let dataDir = Self.temporaryPath("tg-cancel-log")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let server = try await TestProcess.Server.start(
+            Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        let client = try await TestHTTPClient.connect(port: server.port)
+        let name = try await Self.acceptSleep(client)
+        #expect(try await eventually(within: .seconds(10)) { try await Self.state(client, name) == "running" })
+        let cancelled = try await client.request("POST", "/v1beta/\(name):cancel")
+        #expect(cancelled.status == 200, "\(cancelled.bodyString)")
+        await client.close()
+        #expect(await server.logOccurrences(of: "operation cancelled; its run was stopped", timeout: .seconds(10)) == 1)
+        #expect(!server.logged.contains("lease lost"), "\(server.logged)")
+        await server.stop()
+    }
+
     @Test("check-config takes no lock: it validates a file while a gateway runs")
     func checkConfigTakesNoLock() async throws {
         let dataDir = Self.temporaryPath("tg-lock-check")
