@@ -261,7 +261,9 @@ package final class PostgresOperationStore: OperationStore {
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         return try await bounded("list") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
-            let page = try OperationPaging.page(rows, pageSize: pageSize) { try Self.operationRow($0).row.sequence }
+            let page = try OperationPaging.page(rows, pageSize: pageSize, filter: filter) {
+                try Self.operationRow($0).row.sequence
+            }
             return (try await makeOperations(page.rows), page.nextPageToken)
         }
     }

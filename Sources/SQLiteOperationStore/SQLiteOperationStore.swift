@@ -440,7 +440,9 @@ package final class SQLiteOperationStore: OperationStore {
         }
         let statementBinds = binds
         return try await serialized {
-            let page = try OperationPaging.page(try await query(sql, statementBinds), pageSize: pageSize) {
+            let page = try OperationPaging.page(
+                try await query(sql, statementBinds), pageSize: pageSize, filter: filter
+            ) {
                 try Self.operationRow($0).row.sequence
             }
             return (try await makeOperations(page.rows), page.nextPageToken)

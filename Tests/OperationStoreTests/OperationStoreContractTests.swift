@@ -733,6 +733,18 @@ struct OperationStoreContractTests {
                 _ = try await store.list(filter: OperationFilter(), pageSize: 5, pageToken: "garbage")
             }
             #expect(badToken?.code == .invalidArgument)
+            // A token is bound to its filter (AIP-158): the next page under the same one, refused under another.
+            let next = try #require(queuedA.nextPageToken)
+            let page2 = try await store.list(
+                filter: OperationFilter(pipeline: "acme/a", state: .queued), pageSize: 3, pageToken: next)
+            #expect(Set(page2.operations.map(\.id)).isDisjoint(with: queuedA.operations.map(\.id)))
+            for other in [OperationFilter(pipeline: "acme/b", state: .queued), OperationFilter(pipeline: "acme/a")] {
+                let refused = await gatewayError {
+                    _ = try await store.list(filter: other, pageSize: 3, pageToken: next)
+                }
+                #expect(refused?.code == .invalidArgument)
+                #expect(refused?.message.hasPrefix("page_token was made for another filter") == true)
+            }
             let badFilter = await gatewayError {
                 _ = try await store.list(filter: OperationFilter(pipeline: "no-slash"), pageSize: 5, pageToken: nil)
             }
