@@ -25,8 +25,9 @@ trap cleanup EXIT
 chmod 755 "$work"
 # Copies: the checkout may live under a directory the unprivileged user cannot enter.
 cp "$bin_dir/trigger-gateway" "$bin_dir/demo-runner" "$work/"
-mkdir "$work/data"
-chown "$user:$group" "$work/data"
+# The user's own state directory; serve creates the data dir inside it (with the mode it chooses).
+mkdir "$work/state"
+chown "$user:$group" "$work/state"
 
 as_user=(setpriv --reuid="$user" --regid="$group" --clear-groups --inh-caps=-all)
 
@@ -63,7 +64,7 @@ routes:
 YAML
 chmod 644 "$work/gateway.yaml"
 start "$work/gateway.log" "$work/trigger-gateway" serve --config "$work/gateway.yaml" \
-    --listen 127.0.0.1:0 --data-dir "$work/data"
+    --listen 127.0.0.1:0 --data-dir "$work/state/data"
 port=$started_port
 gateway_pid=$started_pid
 base="http://127.0.0.1:$port/v1beta/namespaces"
@@ -103,15 +104,23 @@ expect "Craft AI access token issued" '"access_token"' "$out"
 jwt=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 out=$(curl -sS --max-time 10 -H "authorization: Bearer $jwt" "http://127.0.0.1:$port/api/v1/pipelines/blob-info")
 expect "Craft AI pipeline described with that token" '"data_type":"file"' "$out"
-key_mode=$(stat -c '%a %U' "$work/data/craft-jwt.key") || fail "no craft-jwt.key in the data dir"
+key_mode=$(stat -c '%a %U' "$work/state/data/craft-jwt.key") || fail "no craft-jwt.key in the data dir"
 expect "Craft AI key is the user's, mode 600" "600 $user" "$key_mode"
 
+# The stored async inputs are the user's alone: the data dir serve created 0700, the store's files 0600.
+dir_mode=$(stat -c '%a %U' "$work/state/data") || fail "no data dir"
+expect "the data dir is the user's, mode 700" "700 $user" "$dir_mode"
+for f in operations.sqlite operations.sqlite-wal operations.sqlite-shm; do
+    f_mode=$(stat -c '%a %U' "$work/state/data/$f") || fail "no $f in the data dir"
+    expect "$f is the user's, mode 600" "600 $user" "$f_mode"
+done
+
 # The data dir is locked (flock on a file the user creates there): a second serve on it refuses, naming the holder.
-if out=$("${as_user[@]}" "$work/trigger-gateway" serve --listen 127.0.0.1:0 --data-dir "$work/data" 2>&1); then
+if out=$("${as_user[@]}" "$work/trigger-gateway" serve --listen 127.0.0.1:0 --data-dir "$work/state/data" 2>&1); then
     fail "a second serve on the same data dir started: $out"
 fi
 expect "a second serve on the data dir refuses, naming the holder" "in use by another trigger-gateway (pid $gateway_pid)" "$out"
-lock_owner=$(stat -c '%U' "$work/data/trigger-gateway.lock") || fail "no lock file in the data dir"
+lock_owner=$(stat -c '%U' "$work/state/data/trigger-gateway.lock") || fail "no lock file in the data dir"
 expect "the data dir's lock file is the user's" "$user" "$lock_owner"
 
 # SIGHUP reloads as the user too (the file is readable, the signal is the user's own process).

@@ -305,6 +305,18 @@ package final class AsyncDispatcher: Service {
                 await release(id, owner: owner)
                 return
             }
+            if error.notSent {
+                // No runner saw the call (connection refused: a runner restarting, a backend not up yet): not
+                // an attempt. Queued again after a wait that grows with the outage (README "Async runs").
+                let now = now()
+                let waited = operation.startedAt.map { now.timeIntervalSince($0) } ?? 0
+                let wait = StoreConfiguration.notSentBackoff(waited: .milliseconds(Int64(max(waited, 0) * 1000)))
+                logger.debug(
+                    "backend not reached; operation queued again",
+                    metadata: ["operation.id": "\(id)", "retry_in": "\(wait)", "error": "\(error.message)"])
+                await release(id, owner: owner, notBefore: now.addingTimeInterval(seconds(wait)))
+                return
+            }
             let retry = Self.isRetryable(error) && operation.attempts < settings.maxAttempts
             let retryAt =
                 retry ? now().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
@@ -317,7 +329,12 @@ package final class AsyncDispatcher: Service {
                 if !retry { metrics?.recordFinished(.failed) }
             }
         case .leaseLost:
-            logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
+            // A cancel (`:cancel`) ends the lease too; say which it was (one read, only when a run is cut).
+            if (try? await store.get(id: id))?.state == .cancelled {
+                logger.info("operation cancelled; its run was stopped", metadata: ["operation.id": "\(id)"])
+            } else {
+                logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
+            }
             operations.completions.notify(id)
         }
     }
@@ -394,16 +411,18 @@ package final class AsyncDispatcher: Service {
         return stored
     }
 
-    /// Hands a run the gateway itself cut (shutdown) back to the queue without counting its attempt: a
-    /// gateway restarted again and again (a crash loop, a port that stays taken) must not use up an
+    /// Hands a run the gateway itself cut (shutdown), or one whose call reached no runner, back to the queue
+    /// without counting its attempt, claimable from `notBefore` (at once when nil): a gateway restarted again
+    /// and again (a crash loop, a port that stays taken) or a runner down for a while must not use up an
     /// operation's attempts. Outside the cancelled task, so the store call is not cancelled too.
-    private func release(_ id: String, owner: String) async {
+    private func release(_ id: String, owner: String, notBefore: Date? = nil) async {
         let store = self.store
         let logger = self.logger
         let now = self.now
         _ = await Task {
             do {
-                _ = try await store.release(id: id, owner: owner, now: now())
+                let now = now()
+                _ = try await store.release(id: id, owner: owner, notBefore: notBefore ?? now, now: now)
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(

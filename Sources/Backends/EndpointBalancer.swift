@@ -346,6 +346,14 @@ extension LoopCallingTransport {
 /// GOAWAY or REFUSED_STREAM): safe to retry on another endpoint, even for a run that is not idempotent.
 struct NotSent: Error {
     var error: any Error
+
+    /// The error a chain of tries that ended on this one throws: ``error``, marked as never sent
+    /// (``GatewayError/notSent``) so that whoever retries later knows the backend did not see the call.
+    var final: any Error {
+        guard var error = error as? GatewayError else { return error }
+        error.notSent = true
+        return error
+    }
 }
 
 /// Runs `body` on an endpoint picked by `balancer`; a try that failed with ``NotSent`` goes again to another
@@ -371,7 +379,7 @@ func withSafeRetries<T: Sendable>(
         } catch let notSent as NotSent {
             let timeLeft = deadline.map { $0 > .now() } ?? true
             guard tries < maxTries, timeLeft, !Task.isCancelled, holdsBudget || balancer.beginRetry() else {
-                throw notSent.error
+                throw notSent.final
             }
             holdsBudget = true
             balancer.retried(from: index)
@@ -484,7 +492,7 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
                 guard self.tries < self.maxTries, timeLeft, !cancellation.isCancelled,
                     self.holdsBudget || self.balancer.beginRetry()
                 else {
-                    self.finish(.failure(notSent.error))
+                    self.finish(.failure(notSent.final))
                     return
                 }
                 self.holdsBudget = true

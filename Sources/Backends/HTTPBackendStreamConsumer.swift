@@ -167,7 +167,9 @@ final class HTTPBackendStreamConsumer: Sendable {
                 pool: transport.poolName, endpoint: endpoint.endpoint.description,
                 reason: "response larger than \(limit) bytes")
         case let error as GatewayError:
-            return GatewayError(error.code, "backend pool \"\(transport.poolName)\": \(error.message)")
+            var named = GatewayError(error.code, "backend pool \"\(transport.poolName)\": \(error.message)")
+            named.notSent = error.notSent
+            return named
         default:
             return BackendErrors.exchangeFailed(
                 pool: transport.poolName, endpoint: endpoint.endpoint.description, error)

@@ -51,7 +51,7 @@ package struct DataDirectoryLock: ~Copyable {
             throw Failure(path: path, directoryError: error.message)
         }
         // Not O_TRUNC: the file may be a live holder's, whose pid the refusal names.
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw Failure(path: path, systemError: "open: \(Self.errnoText())") }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
@@ -66,6 +66,12 @@ package struct DataDirectoryLock: ~Copyable {
         _ = line.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
         self.descriptor = descriptor
         self.path = path
+    }
+
+    /// The warning `serve` logs once when `dataDir` is open to other users
+    /// (``SQLiteOperationStore/dataDirectoryExposure(_:)``), nil when it is private.
+    package static func exposure(ofDataDir dataDir: String) -> String? {
+        SQLiteOperationStore.dataDirectoryExposure(dataDir)
     }
 
     /// Ends the lock (the process's end does the same, however it ends).

@@ -74,6 +74,17 @@ package struct StoreConfiguration: Sendable, Equatable {
     package static let minimumLease = Duration.milliseconds(100)
     package static let healthIntervalRange = Duration.milliseconds(50)...Duration.seconds(2)
 
+    /// How long a run whose call reached no runner (every connection refused, no endpoint to take it) waits
+    /// in the queue before it is claimed again, `waited` after its first claim: half of that, within
+    /// ``notSentBackoffRange`` (1 s to 30 s). Such a run spends no attempt (the pipeline did not run), so a
+    /// runner that is down for a while loses nothing; the wait grows with the outage (by about half each time)
+    /// so a long one costs a few claims a minute per operation, not a spinning queue.
+    package static func notSentBackoff(waited: Duration) -> Duration {
+        min(max(waited / 2, notSentBackoffRange.lowerBound), notSentBackoffRange.upperBound)
+    }
+
+    package static let notSentBackoffRange = Duration.seconds(1)...Duration.seconds(30)
+
     /// The wait before attempt `attempt + 1`, after `attempt` failed ones.
     package func backoff(afterAttempt attempt: Int) -> Duration {
         var wait = retryBackoff

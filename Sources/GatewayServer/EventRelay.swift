@@ -134,7 +134,8 @@ final class EventRelay {
         }
     }
 
-    private static func describe(_ amount: TimeAmount) -> String {
+    /// `30s`, `501ms`: a duration as error messages say it (whole seconds, else milliseconds).
+    static func describe(_ amount: TimeAmount) -> String {
         let ms = amount.nanoseconds / 1_000_000
         return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
     }

@@ -203,11 +203,13 @@ extension HTTP2FrontendConnection {
                 return
             }
             clientTimeout = amount
-            // The deadline ends the call whatever it is doing (PROTOCOL-HTTP2.md: the server cancels too).
+            // The deadline ends the call whatever it is doing (PROTOCOL-HTTP2.md: the server cancels too). Said
+            // in s/ms as the pool's deadline is, not in the header's wire units ("501m" is 501 ms).
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             state.deadlineTimer = eventLoop.scheduleTask(in: amount) {
                 bound.value.grpcFinish(
-                    stream, error: GatewayError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
+                    stream,
+                    error: GatewayError(.deadlineExceeded, "deadline of \(EventRelay.describe(amount)) exceeded"))
             }
         }
         var context = RequestContext(

@@ -284,6 +284,19 @@ enum RESTErrors {
 }
 
 extension RESTRequestHead {
+    /// The first coding of `content-encoding` other than `identity` (RFC 9110 §8.4: a comma-separated list,
+    /// case-insensitive), nil when there is none: request bodies are read as sent, never decoded.
+    var unsupportedContentCoding: String? {
+        for value in all("content-encoding") {
+            for coding in value.split(separator: ",") {
+                // A coding is a token (no inner whitespace): dropping all of it drops the list's OWS.
+                let name = String(coding.filter { $0 != " " && $0 != "\t" }).lowercased()
+                if !name.isEmpty, name != "identity" { return name }
+            }
+        }
+        return nil
+    }
+
     /// Decides what a request head asks for: an immediate answer (health, errors) or a body to read.
     /// HEAD is routed as GET here; `start` then drops the body of the answer. What the head names (the
     /// operation; for a trigger the principal, pipeline, route, pool, mode and trace) goes into `record`;
@@ -332,6 +345,17 @@ extension RESTRequestHead {
             // RFC 9110 §15.5.6: the methods this path takes (a surface's format may have named its own).
             response.headers.removeAll { $0.name == "allow" }
             response.headers.append(("allow", allow))
+            return .respond(response, closeConnection: false)
+        }
+        if let coding = unsupportedContentCoding {
+            // RFC 9110 §8.4.1 / §15.5.16: a body in a coding we do not decode is refused, saying which we take.
+            var response = RESTErrorFormat(path: target).response(
+                GatewayError(
+                    .unsupportedMediaType,
+                    "content coding \"\(coding)\" is not supported: send the body uncompressed (identity)"),
+                requestID: requestID
+            )
+            response.headers.append(("accept-encoding", "identity"))
             return .respond(response, closeConnection: false)
         }
         switch path {

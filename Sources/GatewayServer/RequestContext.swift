@@ -80,10 +80,10 @@ struct RequestContext {
         syncDeadline = min(syncDeadline, start + timeout)
     }
 
-    /// The request id a client sent in `request-id`, or a new one when it sent none or an empty one.
+    /// The request id a client sent in `request-id`, or a new one when it sent none or one that is not
+    /// acceptable (``RequestID/resolve(_:)``: empty, over 200 bytes, or not visible ASCII).
     static func requestID(_ sent: String?) -> String {
-        if let sent, !sent.isEmpty { return sent }
-        return RequestID.make()
+        RequestID.resolve(sent)
     }
 
     /// The model of the trigger, whichever frontend and wire it came from. The deadline follows the mode:

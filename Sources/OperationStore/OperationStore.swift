@@ -64,9 +64,10 @@ package protocol OperationStore: Sendable {
     func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool
 
     /// running → queued as if it had never been claimed: the lease is cleared and the claim's attempt is not
-    /// counted (the gateway itself cut the run, at shutdown, so the pipeline was not at fault). Only for the
-    /// lease owner; false (and nothing changes) otherwise.
-    func release(id: String, owner: String, now: Date) async throws -> Bool
+    /// counted (the gateway itself cut the run, at shutdown, or the call never reached a runner, so the
+    /// pipeline was not at fault), and it is not claimed again before `notBefore`. Only for the lease owner;
+    /// false (and nothing changes) otherwise.
+    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool
 
     /// How many operations are queued now (state `queued`, a retry waiting for its time included): the queue's
     /// length over the whole store, whichever instance queued them. One count on the state index.
@@ -93,16 +94,42 @@ package enum OperationPaging {
         requested <= 0 ? defaultPageSize : min(requested, maximumPageSize)
     }
 
-    /// Tokens are opaque to clients; inside, the store's insertion sequence of the last row returned.
-    package static func makeToken(afterSequence sequence: Int64) -> String {
-        "o" + String(sequence, radix: 36)
+    /// Tokens are opaque to clients; inside, the store's insertion sequence of the last row returned and a tag
+    /// of the filter the page was listed with (`o<sequence>.<tag>`, both base 36), so a token is only good for
+    /// the filter it was made under (AIP-158: changing the filter between pages is INVALID_ARGUMENT).
+    package static func makeToken(afterSequence sequence: Int64, filter: OperationFilter) -> String {
+        "o" + String(sequence, radix: 36) + "." + filterTag(filter)
     }
 
-    package static func parseToken(_ token: String) throws(GatewayError) -> Int64 {
-        guard token.hasPrefix("o"), let sequence = Int64(token.dropFirst(), radix: 36), sequence > 0 else {
+    /// The sequence `token` continues after.
+    ///
+    /// - Throws: `.invalidArgument` for a malformed token, or one made under another filter than `filter`.
+    package static func parseToken(_ token: String, filter: OperationFilter) throws(GatewayError) -> Int64 {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[1].isEmpty, parts[0].hasPrefix("o"),
+            let sequence = Int64(parts[0].dropFirst(), radix: 36),
+            sequence > 0
+        else {
             throw GatewayError(.invalidArgument, "invalid page_token")
         }
+        guard parts[1] == filterTag(filter) else {
+            throw GatewayError(
+                .invalidArgument,
+                "page_token was made for another filter: keep the pipeline and state of the first page, "
+                    + "or start again without a page_token")
+        }
         return sequence
+    }
+
+    /// A short tag of `filter` (32-bit FNV-1a of its pipeline and state, base 36): the same in every process,
+    /// since a token one instance made may come back to another sharing the store. It binds a token to its
+    /// filter against mistakes; it is not a secret (the filter is the client's own).
+    static func filterTag(_ filter: OperationFilter) -> String {
+        var hash: UInt32 = 0x811C_9DC5
+        for byte in (filter.pipeline ?? "").utf8 + [0] + (filter.state?.rawValue ?? "").utf8 {
+            hash = (hash ^ UInt32(byte)) &* 0x0100_0193
+        }
+        return String(hash, radix: 36)
     }
 
     /// A value `listQuery` binds.
@@ -128,19 +155,21 @@ package enum OperationPaging {
         var sql = "SELECT \(select) FROM \(table) WHERE 1 = 1"
         if let key = try filter.validatedPipelineKey() { sql += " AND pipeline_key = \(bind(.text(key)))" }
         if let state = filter.state { sql += " AND state = \(bind(.text(state.rawValue)))" }
-        if let pageToken { sql += " AND seq < \(bind(.integer(try parseToken(pageToken))))" }
+        if let pageToken { sql += " AND seq < \(bind(.integer(try parseToken(pageToken, filter: filter))))" }
         return sql + " ORDER BY seq DESC LIMIT \(bind(.integer(Int64(pageSize + 1))))"
     }
 
-    /// Splits the rows of a `listQuery` into the page and the token of the next one (nil on the last page).
+    /// Splits the rows of a `listQuery` into the page and the token of the next one (nil on the last page),
+    /// made for `filter`.
     package static func page<Row>(
         _ rows: [Row],
         pageSize: Int,
+        filter: OperationFilter,
         sequence: (Row) throws -> Int64
     ) rethrows -> (rows: [Row], nextPageToken: String?) {
         let page = Array(rows.prefix(pageSize))
         guard rows.count > pageSize, let last = page.last else { return (page, nil) }
-        return (page, makeToken(afterSequence: try sequence(last)))
+        return (page, makeToken(afterSequence: try sequence(last), filter: filter))
     }
 }
 
@@ -213,5 +242,12 @@ extension OperationStore {
     /// `claim` over every pipeline.
     package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
         try await claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: .all)
+    }
+}
+
+extension OperationStore {
+    /// ``release(id:owner:notBefore:now:)`` claimable again at once (`notBefore = now`).
+    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+        try await release(id: id, owner: owner, notBefore: now, now: now)
     }
 }

@@ -261,7 +261,9 @@ package final class PostgresOperationStore: OperationStore {
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         return try await bounded("list") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
-            let page = try OperationPaging.page(rows, pageSize: pageSize) { try Self.operationRow($0).row.sequence }
+            let page = try OperationPaging.page(rows, pageSize: pageSize, filter: filter) {
+                try Self.operationRow($0).row.sequence
+            }
             return (try await makeOperations(page.rows), page.nextPageToken)
         }
     }
@@ -512,10 +514,10 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
         let query: PostgresQuery = """
             UPDATE \(unescaped: operations) SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
-            not_before = \(now.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
+            not_before = \(notBefore.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
             WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
             """
         return try await bounded("release") { [self] in

@@ -101,7 +101,9 @@ struct BlobDirectory: Sendable {
     }
 
     /// `mkdir -p` that says which path failed and why in the words of the OS ("Permission denied", "Not a
-    /// directory"), then checks the directory is writable. Blocks: run it on a thread pool.
+    /// directory"), then checks the directory is writable. The directory itself, when created here, gets
+    /// mode 0700 (it holds the inputs of async runs; components above it get the usual 0755); an existing
+    /// one keeps its mode (see ``exposure(of:)``). Blocks: run it on a thread pool.
     static func makeWritableDirectory(_ path: String, what: String) throws(GatewayError) {
         // Each missing component in turn (mkdir -p); a failure names the component only when it is not the
         // directory itself ("cannot create the data directory /srv/a/b (at /srv/a): Permission denied").
@@ -109,7 +111,7 @@ struct BlobDirectory: Sendable {
         let components = path.split(separator: "/").filter { $0 != "." }
         for (index, component) in components.enumerated() {
             prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + component
-            if mkdir(prefix, 0o755) != 0, errno != EEXIST {
+            if mkdir(prefix, index == components.count - 1 ? 0o700 : 0o755) != 0, errno != EEXIST {
                 let reason = String(cString: strerror(errno))
                 let at = index == components.count - 1 ? "" : " (at \(prefix))"
                 throw GatewayError(.unavailable, "cannot create the \(what) \(path)\(at): \(reason)")
@@ -122,6 +124,27 @@ struct BlobDirectory: Sendable {
         guard access(path, W_OK | X_OK) == 0 else {
             let reason = String(cString: strerror(errno))
             throw GatewayError(.unavailable, "the \(what) \(path) is not writable: \(reason)")
+        }
+    }
+
+    /// The permission bits of `path` when it is open to other users (any group or other bit), else nil.
+    static func exposure(of path: String) -> mode_t? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        let exposed = status.st_mode & 0o077
+        return exposed == 0 ? nil : status.st_mode & 0o777
+    }
+
+    /// Creates the file `path` empty with mode 0600 when it does not exist (an existing file keeps its mode).
+    /// SQLite gives the `-wal` and `-shm` files it creates the main file's mode, so creating the database this
+    /// way first keeps all three private. Blocks.
+    static func createPrivateFileIfMissing(_ path: String, what: String) throws(GatewayError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            _ = close(fd)
+        } else if errno != EEXIST {
+            let reason = String(cString: strerror(errno))
+            throw GatewayError(.unavailable, "cannot create the \(what) \(path): \(reason)")
         }
     }
 

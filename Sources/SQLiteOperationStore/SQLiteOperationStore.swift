@@ -112,6 +112,16 @@ package final class SQLiteOperationStore: OperationStore {
         try BlobDirectory.makeWritableDirectory(path, what: "data directory")
     }
 
+    /// A warning for the operator when the data directory `path` is open to other users (a group or other
+    /// permission bit: one made 0755 by an older version, or by hand), naming it and its mode; nil when it is
+    /// private (0700, as the gateway creates it). The store in it holds the inputs and results of async runs;
+    /// the files themselves are created 0600 either way, so this warns rather than refusing to start.
+    package static func dataDirectoryExposure(_ path: String) -> String? {
+        guard let mode = BlobDirectory.exposure(of: path) else { return nil }
+        return "the data directory \(path) is open to other users (mode 0\(String(mode, radix: 8))); "
+            + "it holds the inputs and results of async runs: chmod 700 it"
+    }
+
     private static func open(
         _ configuration: Configuration,
         threadPool: NIOThreadPool,
@@ -123,6 +133,7 @@ package final class SQLiteOperationStore: OperationStore {
             try BlobDirectory.makeWritableDirectory(configuration.dataDirectory, what: "data directory")
             try BlobDirectory.makeWritableDirectory(configuration.blobDirectory, what: "blob directory")
             try BlobDirectory.checkWritableIfPresent(configuration.databasePath, what: "database")
+            try BlobDirectory.createPrivateFileIfMissing(configuration.databasePath, what: "database")
         }
         let connection: SQLiteConnection
         do {
@@ -429,7 +440,9 @@ package final class SQLiteOperationStore: OperationStore {
         }
         let statementBinds = binds
         return try await serialized {
-            let page = try OperationPaging.page(try await query(sql, statementBinds), pageSize: pageSize) {
+            let page = try OperationPaging.page(
+                try await query(sql, statementBinds), pageSize: pageSize, filter: filter
+            ) {
                 try Self.operationRow($0).row.sequence
             }
             return (try await makeOperations(page.rows), page.nextPageToken)
@@ -672,7 +685,7 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    package func release(id: String, owner: String, now: Date) async throws -> Bool {
+    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
         try await serialized {
             try await !query(
                 """
@@ -680,7 +693,7 @@ package final class SQLiteOperationStore: OperationStore {
                 lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ? \
                 RETURNING seq
                 """,
-                [.integer(Int(now.storeMilliseconds)), .text(id), .text(owner)]
+                [.integer(Int(notBefore.storeMilliseconds)), .text(id), .text(owner)]
             ).isEmpty
         }
     }

@@ -5,7 +5,7 @@ extension DataURI {
     /// `decode` gives them back, shortened as the type's documentation says when it would exceed
     /// `maxHeaderBytes`.
     package static func header(for blob: Blob) -> [UInt8] {
-        var contentType = blob.contentType
+        var contentType = encodable(blob.contentType)
         var fileName = blob.fileName
         if headerLength(contentType: contentType, fileName: fileName) > maxHeaderBytes {
             let parameterRoom = fileName == nil ? 0 : fileNameParameter.count
@@ -25,6 +25,14 @@ extension DataURI {
         out.reserveCapacity(headerLength(contentType: contentType, fileName: fileName))
         forEachHeaderByte(contentType: contentType, fileName: fileName) { out.append($0) }
         return out
+    }
+
+    /// `contentType` with a media type that decoding accepts: as it is when its media type (before the first
+    /// `;`) is empty or `type/subtype`, else `application/octet-stream` with the same parameters.
+    static func encodable(_ contentType: String) -> String {
+        let mediaType = contentType.utf8.prefix { $0 != UInt8(ascii: ";") }
+        if mediaType.isEmpty || isMediaType(String(Substring(mediaType))) { return contentType }
+        return Blob.defaultContentType + String(Substring(contentType.utf8.dropFirst(mediaType.count)))
     }
 
     /// Appends the data URI for `blob` (header, then the base64 payload) to `buffer`.

@@ -20,10 +20,13 @@ package import NIOCore
 /// that are not UTF-8 become U+FFFD). An omitted media type is `text/plain;charset=US-ASCII` (RFC 2397 §2, as
 /// Python's `urllib.request` reads `data:;base64,…`); with parameters but no type, `text/plain` plus them (RFC
 /// 2397's shorthand `data:;charset=utf-8;base64,…`).
-/// Anything else that starts with `data:` stays a string. A base64 data URI whose payload is not base64 is an
+/// Anything else that starts with `data:` stays a string. A base64 data URI whose payload is not base64, or
+/// whose media type is not `type/subtype` (RFC 2397 `mediatype`, RFC 9110 §8.3.1: `data:???;base64,…`), is an
 /// error, not a string: the client plainly meant a binary.
 ///
-/// Encoding: the content type split at `;` (its parameters, blanks and all), and the file name as a
+/// Encoding: a content type whose media type is not `type/subtype` (a multipart part's `Content-Type: x`) is
+/// written as `application/octet-stream` with its parameters, so that whatever is encoded decodes. Then
+/// the content type split at `;` (its parameters, blanks and all), and the file name as a
 /// `filename=` parameter (also when empty), each percent-encoded except for token characters, `/` and `=`
 /// (and a parameter of the content type that would read as a file name gets its `=` encoded), so that
 /// `decode(encode(blob)) == blob` for every blob whose content type is neither empty nor starts with `;`. The
@@ -53,7 +56,7 @@ package enum DataURI {
     ///
     /// - Throws: `Base64.Failure` (offset within the payload) when it is one but its payload is not base64.
     package static func decode(_ text: UnsafeRawBufferPointer) throws(Base64.Failure) -> Blob? {
-        guard let header = parseHeader(text) else { return nil }
+        guard let header = try parseHeader(text) else { return nil }
         let payload = UnsafeRawBufferPointer(rebasing: text[header.payloadOffset...])
         var bytes = ByteBufferAllocator().buffer(capacity: Base64.decodeCapacity(payload.count))
         try Base64.decode(payload, into: &bytes)
@@ -68,7 +71,7 @@ package enum DataURI {
     package static func decodeInPlace(
         _ text: UnsafeMutableRawBufferPointer
     ) throws(Base64.Failure) -> (contentType: String, fileName: String?, payloadOffset: Int, byteCount: Int)? {
-        guard let header = parseHeader(UnsafeRawBufferPointer(text)) else { return nil }
+        guard let header = try parseHeader(UnsafeRawBufferPointer(text)) else { return nil }
         let count = try Base64.decodeInPlace(UnsafeMutableRawBufferPointer(rebasing: text[header.payloadOffset...]))
         return (header.contentType, header.fileName, header.payloadOffset, count)
     }
@@ -84,7 +87,7 @@ package enum DataURI {
     package static func canonicalBase64Header(
         _ text: UnsafeRawBufferPointer, checkedAlphabet: Range<UInt>? = nil
     ) -> (contentType: String, fileName: String?, payloadOffset: Int)? {
-        guard let header = parseHeader(text) else { return nil }
+        guard let header = try? parseHeader(text) else { return nil }
         let payload = UnsafeRawBufferPointer(rebasing: text[header.payloadOffset...])
         var known = 0
         if let checkedAlphabet, let base = payload.baseAddress {
@@ -114,15 +117,31 @@ package enum DataURI {
         return try result.get()
     }
 
-    /// The message for a data URI whose payload failed to decode.
+    /// The message for a data URI whose payload (or media type) failed to decode.
     package static func message(for failure: Base64.Failure) -> String {
-        "invalid base64 in data URI at payload offset \(failure.offset): \(failure.reason)"
+        guard failure.offset >= 0 else { return "invalid data URI: \(failure.reason)" }
+        return "invalid base64 in data URI at payload offset \(failure.offset): \(failure.reason)"
+    }
+
+    /// The failure of a data URI whose media type is not `type/subtype`: offset -1, as it is in the header, not
+    /// the payload (``message(for:)`` says so).
+    static func invalidMediaType(_ type: String) -> Base64.Failure {
+        Base64.Failure(
+            offset: -1, reason: "media type \"\(type.prefix(64))\" is not type/subtype (RFC 2397, RFC 9110 §8.3.1)")
+    }
+
+    /// `type "/" subtype`, each an RFC 9110 §5.6.2 token: what RFC 2397's `mediatype` is.
+    package static func isMediaType(_ text: String) -> Bool {
+        let parts = text.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy(HTTPToken.isToken)
     }
 
     /// Content type, file name and payload offset of a base64 data URI; nil when `text` is not one.
+    ///
+    /// - Throws: ``invalidMediaType(_:)`` when it is one but its media type is not `type/subtype`.
     static func parseHeader(
         _ text: UnsafeRawBufferPointer
-    ) -> (contentType: String, fileName: String?, payloadOffset: Int)? {
+    ) throws(Base64.Failure) -> (contentType: String, fileName: String?, payloadOffset: Int)? {
         guard text.count >= scheme.count + marker.count + 1 else { return nil }
         for i in 0..<scheme.count where text[i] | (i < 4 ? 0x20 : 0) != scheme[i] { return nil }
         let start = scheme.count
@@ -139,6 +158,7 @@ package enum DataURI {
         let parts = UnsafeRawBufferPointer(rebasing: header[..<markerStart])
             .split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false)
         var contentType = percentDecode(parts[0])
+        if !contentType.isEmpty, !isMediaType(contentType) { throw invalidMediaType(contentType) }
         var fileName: String?
         for part in parts.dropFirst() {
             if let eq = part.firstIndex(of: UInt8(ascii: "=")), isFileNameKey(part[..<eq]) {

@@ -8,11 +8,21 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
     package var message: String
     /// Extra structured details for the JSON `details` array (each a small object).
     package var details: [ValueObject]
+    /// True when the call failed before any of it reached a backend (every try's connection was refused or
+    /// timed out, the streams were refused): the pipeline did not run, so an async run waits for its backend
+    /// instead of spending an attempt (`AsyncDispatcher`). How the error came about, not what it says: not
+    /// rendered, and not part of `==`.
+    package var notSent = false
 
     package init(_ code: Code, _ message: String, details: [ValueObject] = []) {
         self.code = code
         self.message = message
         self.details = details
+    }
+
+    /// Equal code, message and details (``notSent`` is where the error came from, not the error).
+    package static func == (lhs: GatewayError, rhs: GatewayError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.details == rhs.details
     }
 
     package var description: String { "\(code): \(message)" }

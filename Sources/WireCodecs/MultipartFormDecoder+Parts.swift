@@ -223,15 +223,26 @@ struct MultipartFieldAssembler {
                         + "batch indices must start at 0 without gaps"
                 )
             }
-            let entries = element.slots.map { entry -> (key: String, value: Value) in
+            var entries: [(key: String, value: Value)] = []
+            entries.reserveCapacity(element.slots.count)
+            for entry in element.slots {
                 switch entry.slot {
                 case .single(let value):
-                    return (entry.key, value)
+                    entries.append((entry.key, value))
                 case .list(let list):
-                    // Stable sort: for a repeated position the later part wins, as for a repeated field.
+                    // For a repeated position the later part wins, as for a repeated field.
                     var last: [Int: Value] = [:]
                     for (position, value) in list { last[position] = value }
-                    return (entry.key, .list(last.keys.sorted().map { last[$0]! }))
+                    // Positions must run from 0 without gaps, as batch indices do: `a[5]` alone is not `[a]`.
+                    let highestPosition = last.keys.max() ?? 0
+                    if let missing = (0...highestPosition).first(where: { last[$0] == nil }) {
+                        throw GatewayError(
+                            .invalidArgument,
+                            "multipart field \"variables[\(i)].\(entry.key)[\(highestPosition)]\" has no "
+                                + "variables[\(i)].\(entry.key)[\(missing)]: array indices must start at 0 without gaps"
+                        )
+                    }
+                    entries.append((entry.key, .list((0...highestPosition).map { last[$0]! })))
                 }
             }
             inputs.append(TriggerInput(variables: ValueObject(uniqueKeyEntries: entries)))

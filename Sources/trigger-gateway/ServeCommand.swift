@@ -77,6 +77,9 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        if let exposure = DataDirectoryLock.exposure(ofDataDir: configuration.dataDir) {
+            logger.warning("\(exposure)", metadata: ["path": "\(configuration.dataDir)"])
+        }
         // Trap SIGHUP before anything can deliver it: its default action ends the process.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         // The store opens before anything listens: an async trigger is only ever answered with an id the

@@ -91,9 +91,14 @@ final class RecordingStore: OperationStore {
         var now: Date
         var retryAt: Date?
     }
+    struct Release: Sendable {
+        var now: Date
+        var notBefore: Date
+    }
 
     let base: SQLiteOperationStore
-    private let log = Mutex<(claims: [Claim], renewals: [Renewal], failures: [Failure])>(([], [], []))
+    private let log = Mutex<(claims: [Claim], renewals: [Renewal], failures: [Failure], releases: [Release])>(
+        ([], [], [], []))
 
     init(_ base: SQLiteOperationStore) { self.base = base }
 
@@ -103,6 +108,7 @@ final class RecordingStore: OperationStore {
     var getCount: Int { gets.load(ordering: .relaxed) }
     var renewals: [Renewal] { log.withLock { $0.renewals } }
     var failures: [Failure] { log.withLock { $0.failures } }
+    var releases: [Release] { log.withLock { $0.releases } }
     /// The claims that took operation `id`.
     func claims(of id: String) -> [Claim] { claims.filter { $0.ids.contains(id) } }
 
@@ -156,8 +162,10 @@ final class RecordingStore: OperationStore {
         return stored
     }
 
-    func release(id: String, owner: String, now: Date) async throws -> Bool {
-        try await base.release(id: id, owner: owner, now: now)
+    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
+        let released = try await base.release(id: id, owner: owner, notBefore: notBefore, now: now)
+        log.withLock { $0.releases.append(Release(now: now, notBefore: notBefore)) }
+        return released
     }
 
     func queuedCount() async throws -> Int { try await base.queuedCount() }
@@ -169,7 +177,9 @@ final class RecordingStore: OperationStore {
 }
 
 /// The pipelines the dispatcher tests run, by name: `hang` runs until cancelled; `flaky` fails with a
-/// retryable `.unavailable` on its first run and succeeds afterwards; anything else succeeds at once.
+/// retryable `.unavailable` on its first run and succeeds afterwards; `unreached` fails as a call that reached
+/// no runner (``GatewayError/notSent``, connection refused) on its first 12 runs and succeeds afterwards;
+/// anything else succeeds at once.
 /// `runs` counts the runs started, per pipeline. A runner made with `hangs: true` runs every pipeline until
 /// cancelled (an instance whose backend call never returns).
 final class ScriptedRunner: TriggerRunner {
@@ -193,6 +203,10 @@ final class ScriptedRunner: TriggerRunner {
             while true { try await Task.sleep(for: .seconds(3600)) }
         case "flaky" where run == 1:
             throw GatewayError(.unavailable, "the backend is restarting")
+        case "unreached" where run <= 12:
+            var refused = GatewayError(.backendFailed, "cannot connect to an endpoint: connection refused")
+            refused.notSent = true
+            throw refused
         default:
             return TriggerResult(outputs: [["run": .number(Double(run))]])
         }

@@ -151,6 +151,52 @@ struct DispatcherTimeTests {
     }
 
     @Test(
+        "a run whose call reached no runner spends no attempt: queued again after 1 s, then waits growing to 30 s",
+        .timeLimit(.minutes(1)))
+    func notSentRunWaitsWithoutAnAttempt() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            let runner = ScriptedRunner()
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: .seconds(1)), runner: runner, clock: time,
+                now: time.wallClock)
+            let operation = try await instance.operations.submit(asyncRequest("unreached"))
+            // One-second steps, each waiting (bounded) for the dispatcher to go back to sleep: a step that does
+            // not settle only costs real time here, the claims' times are checked below.
+            var succeeded = false
+            for _ in 0..<400 {
+                succeeded = try await store.get(id: operation.id)?.state == .succeeded
+                if succeeded { break }
+                await time.advance(by: .seconds(1))
+                _ = await eventually(within: .seconds(1), interval: .milliseconds(2)) {
+                    time.isSettled(sleepers: Self.idle)
+                }
+            }
+            #expect(succeeded)
+            #expect(runner.runs("unreached") == 13)
+            #expect(store.failures.isEmpty, "a refused call is not a failed attempt")
+            #expect(try await store.get(id: operation.id)?.attempts == 1, "only the run that reached the runner")
+            let releases = store.releases
+            let claims = store.claims(of: operation.id)
+            #expect(releases.count == 12)
+            #expect(claims.count == 13)
+            let waits = releases.map { $0.notBefore.timeIntervalSince($0.now) }
+            #expect(abs(waits[0] - 1) < 0.01, "the first wait is 1 s")
+            #expect(zip(waits, waits.dropFirst()).allSatisfy { $0 <= $1 + 0.01 }, "the waits grow: \(waits)")
+            #expect(waits.allSatisfy { $0 <= 30.01 }, "capped at 30 s: \(waits)")
+            #expect(abs((waits.last ?? 0) - 30) < 0.01, "the cap is reached: \(waits)")
+            for (release, claim) in zip(releases, claims.dropFirst()) {
+                // The store keeps milliseconds: within one of the time is at the time.
+                #expect(claim.now.timeIntervalSince(release.notBefore) > -0.001, "claimed again before its time")
+                // The next 1 s poll, plus the real time the steps took (`now` is the wall clock moved by the test
+                // clock), well under the waits it follows.
+                #expect(claim.now.timeIntervalSince(release.notBefore) <= 2.5, "not claimed at the next poll")
+            }
+            await instance.stop()
+        }
+    }
+
+    @Test(
         "a lease that is not renewed expires, and another dispatcher claims the operation then, not before",
         .timeLimit(.minutes(1)))
     func expiredLeaseIsReclaimed() async throws {

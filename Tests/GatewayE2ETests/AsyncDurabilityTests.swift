@@ -86,6 +86,48 @@ struct AsyncDurabilityTests {
     }
 
     @Test(
+        "async runs accepted while the http runner is down wait for it: none fails, each succeeds on its first attempt",
+        .timeLimit(.minutes(1))
+    )
+    func runsWaitForARunnerThatIsDown() async throws {
+        let dataDir = Self.temporaryPath("tg-runner-down")
+        let config = Self.temporaryPath("tg-runner-down") + ".yaml"
+        let runnerPort = try ThrowawayPostgres.freePort()
+        // The default attempts (3, 1 s then 2 s back-off): the old dispatcher failed every run within ~3 s.
+        try """
+        pools: [{name: r, transport: http, endpoints: ["127.0.0.1:\(runnerPort)"]}]
+        routes: [{namespace: demo, pipeline: "*", pool: r}]
+        store: {poll_interval: 100ms}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        defer {
+            try? FileManager.default.removeItem(atPath: dataDir)
+            try? FileManager.default.removeItem(atPath: config)
+        }
+        let gateway = try await Self.startGateway(dataDir: dataDir, config: config)
+        defer { Task { await gateway.stop() } }
+        let client = try await AsyncClient.connect(port: gateway.port)
+        var names: [String] = []
+        for i in 0..<5 {
+            let (status, json) = try await client.trigger("sleep", ["ms": 10, "i": i])
+            #expect(status == 200, "\(json)")
+            names.append(try #require(json.operationName))
+        }
+        await client.client.close()
+        // Past the old code's three attempts: every run is still waiting, none failed.
+        try await Task.sleep(for: .seconds(4))
+        #expect(try await Self.count(port: gateway.port, state: "failed") == 0)
+        #expect(try await Self.count(port: gateway.port, state: "queued") == 5)
+
+        let runner = try await PoolResilienceTests.startRunner("http", port: runnerPort)
+        defer { runner.signal(SIGKILL) }
+        let finals = try await Self.waitAll(names, port: gateway.port, timeout: .seconds(30))
+        for name in names {
+            #expect(finals[name]?.state == "succeeded", "\(name): \(String(describing: finals[name]))")
+            #expect(finals[name]?.attempts == 1, "a refused call spent no attempt")
+        }
+    }
+
+    @Test(
         "kill -9 with operations running, immediate restart on the same data dir: they finish in seconds, not after their lease",
         .timeLimit(.minutes(1))
     )

@@ -212,6 +212,17 @@ struct AsyncRESTTests {
             #expect(status == 400, "\(page)")
             (status, page) = try await client.get("/v1beta/operations?page_token=garbage")
             #expect(status == 400, "\(page)")
+            // A token made under one filter is refused under another (AIP-158), and kept good under its own.
+            (status, page) = try await client.get("/v1beta/operations?pipeline=demo%2Fecho&page_size=2")
+            let first = try #require(page["nextPageToken"] as? String)
+            for other in ["pipeline=demo%2Fupper", "pipeline=demo%2Fecho&state=succeeded", ""] {
+                (status, page) = try await client.get("/v1beta/operations?\(other)&page_size=2&page_token=\(first)")
+                #expect(status == 400, "\(other): \(page)")
+                #expect((page["message"] as? String)?.hasPrefix("page_token was made for another filter") == true)
+            }
+            (status, page) = try await client.get(
+                "/v1beta/operations?pipeline=demo%2Fecho&page_size=2&page_token=\(first)")
+            #expect(status == 200, "\(page)")
         }
     }
 
@@ -283,7 +294,7 @@ final class UnavailableStore: OperationStore {
     func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
         throw unavailable()
     }
-    func release(id: String, owner: String, now: Date) async throws -> Bool { throw unavailable() }
+    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool { throw unavailable() }
     func queuedCount() async throws -> Int { throw unavailable() }
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
     func probe(instance: String, now: Date) async throws { throw unavailable() }

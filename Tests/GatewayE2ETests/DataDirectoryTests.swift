@@ -74,6 +74,82 @@ struct DataDirectoryTests {
         #expect(pid == "\(restarted.pid)\n")
     }
 
+    /// The permission bits of `path`.
+    static func mode(_ path: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int
+    }
+
+    static func setMode(_ path: String, _ mode: Int) throws {
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+    }
+
+    @Test(
+        "a data dir serve creates is 0700 and the store's files (database, -wal, -shm) 0600, whatever the umask allows; no warning",
+        .timeLimit(.minutes(1))
+    )
+    func storeFilesArePrivate() async throws {
+        let parent = Self.temporaryPath("tg-modes")
+        let dataDir = parent + "/data"
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let server = try await TestProcess.Server.start(
+            Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        let client = try await TestHTTPClient.connect(port: server.port)
+        _ = try await Self.acceptSleep(client)
+        await client.close()
+        #expect(Self.mode(dataDir) == 0o700)
+        #expect(Self.mode(parent) == 0o755, "a created parent is an ordinary directory")
+        for file in ["operations.sqlite", "operations.sqlite-wal", "operations.sqlite-shm"] {
+            #expect(Self.mode("\(dataDir)/\(file)") == 0o600, "\(file)")
+        }
+        #expect(!server.logged.contains("open to other users"), "\(server.logged)")
+        await server.stop()
+    }
+
+    @Test(
+        "an existing data dir open to other users: serve warns once naming it and its mode, and serves; a 0700 one: no warning",
+        .timeLimit(.minutes(1))
+    )
+    func exposedDataDirWarns() async throws {
+        let dataDir = Self.temporaryPath("tg-exposed")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: false)
+        try Self.setMode(dataDir, 0o750)
+        let arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir]
+        let exposed = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+        #expect(await exposed.logOccurrences(of: "is open to other users (mode 0750)", timeout: .seconds(5)) == 1)
+        #expect(exposed.logged.contains("the data directory \(dataDir) is open"), "\(exposed.logged)")
+        #expect(Self.mode(dataDir) == 0o750, "an operator's directory keeps its mode")
+        #expect(Self.mode("\(dataDir)/operations.sqlite") == 0o600)
+        await exposed.stop()
+
+        try Self.setMode(dataDir, 0o700)
+        let private_ = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+        let health = try await TestHTTPClient.connect(port: private_.port)
+        #expect(try await health.request("GET", "/healthz").status == 200)
+        await health.close()
+        #expect(!private_.logged.contains("open to other users"), "\(private_.logged)")
+        await private_.stop()
+    }
+
+    @Test(
+        "cancelling a running operation logs that it was cancelled, not that its lease was lost",
+        .timeLimit(.minutes(1)))
+    func cancelIsLoggedAsCancel() async throws {
+        let dataDir = Self.temporaryPath("tg-cancel-log")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let server = try await TestProcess.Server.start(
+            Self.gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        let client = try await TestHTTPClient.connect(port: server.port)
+        let name = try await Self.acceptSleep(client)
+        #expect(try await eventually(within: .seconds(10)) { try await Self.state(client, name) == "running" })
+        let cancelled = try await client.request("POST", "/v1beta/\(name):cancel")
+        #expect(cancelled.status == 200, "\(cancelled.bodyString)")
+        await client.close()
+        #expect(await server.logOccurrences(of: "operation cancelled; its run was stopped", timeout: .seconds(10)) == 1)
+        #expect(!server.logged.contains("lease lost"), "\(server.logged)")
+        await server.stop()
+    }
+
     @Test("check-config takes no lock: it validates a file while a gateway runs")
     func checkConfigTakesNoLock() async throws {
         let dataDir = Self.temporaryPath("tg-lock-check")

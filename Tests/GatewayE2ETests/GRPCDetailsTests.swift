@@ -83,6 +83,27 @@ struct GRPCDetailsTests {
         }
     }
 
+    @Test("a stream's passed grpc-timeout says its deadline in ms or s, not in the header's wire unit (501m)")
+    func streamDeadlineMessage() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        // TriggerNamespacePipelineRequest{namespace_id: "demo", pipeline_id: "sleep", data: [{variable: {ms: 5000}}]}.
+        let sleep = Self.hex("0a0464656d6f" + "1205736c656570" + "22130a110a0f0a026d73120911" + "000000000088b340")
+        try await withTestGateway { gateway in
+            for (header, said) in [("501m", "501ms"), ("1S", "1s"), ("700000u", "700ms")] {
+                let out = try await TestProcess.run(
+                    curl,
+                    [
+                        "-sS", "--max-time", "10", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null",
+                        "-H", "content-type: application/grpc", "-H", "te: trailers", "-H", "grpc-timeout: \(header)",
+                        "--data-binary", "@-", "http://127.0.0.1:\(gateway.port)\(Self.path)WithStream",
+                    ], stdin: Data(Self.framed(sleep, flag: 0)))
+                let headers = out.stdoutString.lowercased()
+                #expect(headers.contains("grpc-status: 4"), "\(headers)")
+                #expect(headers.contains("grpc-message: deadline of \(said) exceeded"), "\(headers)")
+            }
+        }
+    }
+
     @Test("a message gzipped by gzip(1) is read, and the answer is gzip-compressed (flag set, grpc-encoding: gzip)")
     func gzipToolMessage() async throws {
         let gzip = try #require(TestProcess.which("gzip"))

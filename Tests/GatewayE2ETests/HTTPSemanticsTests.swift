@@ -338,6 +338,43 @@ struct HTTPSemanticsTests {
         }
     }
 
+    @Test(
+        "a body in a content coding other than identity: 415 + Accept-Encoding: identity in each surface's shape, HTTP/1.1 and h2",
+        arguments: ["--http1.1", "--http2-prior-knowledge"])
+    func contentCodingRefused(version: String) async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway { gateway in
+            func post(_ path: String, coding: String) async throws -> String {
+                let out = try await TestProcess.run(
+                    curl,
+                    [
+                        "-sS", "--max-time", "10", version, "-D", "-", "-H", "content-type: application/json",
+                        "-H", "content-encoding: \(coding)", "-d", Self.body, "http://127.0.0.1:\(gateway.port)\(path)",
+                    ])
+                return out.stdoutString.lowercased()
+            }
+            let surfaces = [
+                (Self.trigger, #""code":3"#), ("/api/v0/runPipeline", #""success":false"#),
+                ("/api/v1/pipelines/echo/run", #""name":"#),
+            ]
+            for (path, shape) in surfaces {
+                for coding in ["gzip", "br", "identity, gzip", "x-unknown"] {
+                    let answer = try await post(path, coding: coding)
+                    if path == Self.trigger || path.hasPrefix("/api/v1/") {
+                        #expect(answer.contains(" 415"), "\(path) \(coding): \(answer)")
+                    }
+                    #expect(answer.contains("accept-encoding: identity"), "\(path) \(coding): \(answer)")
+                    #expect(answer.contains("is not supported: send the body uncompressed"), "\(answer)")
+                    #expect(answer.contains(shape), "\(path): \(answer)")
+                }
+            }
+            for coding in ["identity", "IDENTITY"] {
+                let answer = try await post(Self.trigger, coding: coding)
+                #expect(answer.contains(" 200"), "\(coding): \(answer)")
+            }
+        }
+    }
+
     @Test("a 401 carries WWW-Authenticate: Bearer, on both HTTP versions")
     func wwwAuthenticate() async throws {
         let curl = try #require(TestProcess.which("curl"))

@@ -95,6 +95,31 @@ struct RESTSyncTests {
         }
     }
 
+    @Test(
+        "a data URI whose media type is not type/subtype is a 400, small or large (fast path), JSON and multipart alike"
+    )
+    func dataURIBadMediaType() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            for payload in ["AAAA", String(repeating: "A", count: 100_000)] {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: try jsonBody(["data": [["variable": ["img": "data:???;base64," + payload]]]])
+                )
+                #expect(response.status == 400, "\(response.bodyString.prefix(300))")
+                #expect(response.bodyString.contains(#"invalid data URI: media type \"???\" is not type/subtype"#))
+            }
+            var form = MultipartBody()
+            form.field("variables[0].img", "data:???;base64,AAAA")
+            let multipart = try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                headers: [("content-type", form.contentType)], body: form.finished())
+            #expect(multipart.status == 400, "\(multipart.bodyString)")
+            #expect(multipart.bodyString.contains("variables[0].img: invalid data URI: media type"))
+            await client.close()
+        }
+    }
+
     @Test("unknown pipeline, unknown route, unknown path: 404 with a JSON error naming it")
     func notFound() async throws {
         try await withTestGateway { gateway in
@@ -173,6 +198,29 @@ struct RESTSyncTests {
                 body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
             )
             #expect(response.header("request-id") == "abc-123")
+            await client.close()
+        }
+    }
+
+    @Test("Request-Id: 200 bytes are echoed, 201 bytes or a space are replaced by one of the gateway's")
+    func requestIDLimit() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let edge = String(repeating: "r", count: 200)
+            for (sent, kept) in [(edge, true), (edge + "r", false), ("sp ace", false)] {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    headers: jsonHeaders + [("request-id", sent)],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#)
+                )
+                #expect(response.status == 200)
+                let echoed = try #require(response.header("request-id"))
+                if kept {
+                    #expect(echoed == sent)
+                } else {
+                    #expect(echoed.count == 32 && echoed.allSatisfy(\.isHexDigit), "\(echoed.prefix(80))")
+                }
+            }
             await client.close()
         }
     }

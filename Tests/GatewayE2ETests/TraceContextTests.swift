@@ -106,6 +106,22 @@ struct TraceContextTests {
         }
     }
 
+    @Test("gRPC: a request-id of 200 bytes is the call's id; one of 201 bytes is replaced by one of the gateway's")
+    func grpcRequestIDLimit() async throws {
+        let observer = RecordingObserver()
+        try await withGatewayOverBackend(TraceEchoRunner(), transport: "http", requestObservers: [observer]) {
+            gateway in
+            let edge = String(repeating: "g", count: 200)
+            _ = try await GRPCSyncMetadataTests.call(port: gateway.port, headers: ["request-id: \(edge)"])
+            #expect(try await observer.records(of: edge).count == 1)
+            let before = observer.all.count
+            _ = try await GRPCSyncMetadataTests.call(port: gateway.port, headers: ["request-id: \(edge)g"])
+            #expect(await eventually(within: .seconds(5)) { observer.all.count > before })
+            #expect(!observer.all.contains { $0.requestID.hasPrefix("ggg") && $0.requestID.count > 200 })
+            #expect(observer.all.last.map { $0.requestID.count == 32 } == true)
+        }
+    }
+
     @Test("Abacus runPipeline and Craft endpoint executions carry the gateway's span, or a trace it started")
     func surfaces() async throws {
         let yaml = """

@@ -36,6 +36,20 @@ struct RequestContextTests {
         #expect(RequestContext.requestID("mine") == "mine")
     }
 
+    @Test("a client's request-id is kept up to 200 bytes of visible ASCII; longer, spaced or non-ASCII: ours instead")
+    func requestIDRule() {
+        let edge = String(repeating: "r", count: 200)
+        #expect(RequestContext.requestID(edge) == edge)
+        let past = String(repeating: "r", count: 201)
+        let replaced = RequestContext.requestID(past)
+        #expect(replaced != past)
+        #expect(replaced.utf8.count == 32 && replaced.allSatisfy(\.isHexDigit), "one of ours: \(replaced)")
+        #expect(RequestContext.requestID(#"!~"quoted";x=1"#) == #"!~"quoted";x=1"#, "visible ASCII is kept")
+        for bad in ["sp ace", "caf\u{e9}", "tab\there", "del\u{7f}", "nul\u{0}"] {
+            #expect(RequestContext.requestID(bad) != bad, "\(bad.debugDescription)")
+        }
+    }
+
     @Test("one deadline: sync the earlier of grpc-timeout and the request timeout; streams the client's; async none")
     func deadlines() {
         var plain = Self.context([:])

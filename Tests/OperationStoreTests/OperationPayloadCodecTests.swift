@@ -156,10 +156,38 @@ struct OperationPayloadCodecTests {
 
     @Test(
         "page tokens round-trip and garbage is rejected",
-        arguments: ["", "o", "x12", "o-5", "o0", "ozzzzzzzzzzzzzzzzzzzzz"])
+        arguments: ["", "o", "x12", "o-5", "o0", "ozzzzzzzzzzzzzzzzzzzzz", "o9ix", "o9ix.", "o9ix.a.b"])
     func pageTokens(garbage: String) throws {
-        #expect(try OperationPaging.parseToken(OperationPaging.makeToken(afterSequence: 12345)) == 12345)
-        #expect(throws: GatewayError.self) { try OperationPaging.parseToken(garbage) }
+        let filter = OperationFilter()
+        #expect(
+            try OperationPaging.parseToken(
+                OperationPaging.makeToken(afterSequence: 12345, filter: filter), filter: filter)
+                == 12345)
+        let error = #expect(throws: GatewayError.self) { try OperationPaging.parseToken(garbage, filter: filter) }
+        #expect(error?.message == "invalid page_token")
+    }
+
+    @Test("a page token is good only for the filter it was made under (AIP-158)")
+    func pageTokenFilter() throws {
+        let filters = [
+            OperationFilter(), OperationFilter(pipeline: "demo/echo"), OperationFilter(pipeline: "demo/sleep"),
+            OperationFilter(state: .queued), OperationFilter(pipeline: "demo/echo", state: .queued),
+            OperationFilter(pipeline: "demo/echo", state: .succeeded),
+        ]
+        for made in filters {
+            let token = OperationPaging.makeToken(afterSequence: 77, filter: made)
+            for used in filters {
+                if used == made {
+                    #expect(try OperationPaging.parseToken(token, filter: used) == 77)
+                } else {
+                    let error = #expect(throws: GatewayError.self) {
+                        try OperationPaging.parseToken(token, filter: used)
+                    }
+                    #expect(error?.code == .invalidArgument)
+                    #expect(error?.message.hasPrefix("page_token was made for another filter") == true)
+                }
+            }
+        }
     }
 
     @Test("operation ids are 26 URL-safe characters and do not repeat")

@@ -603,6 +603,29 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "release with a not-before time: its attempt not counted, not claimable before that time, then at once",
+        arguments: StoreKind.allCases)
+    func releaseWithNotBeforeWaits(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            let t0 = Fixtures.now() + 1
+            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0).count == 1)
+            #expect(try await store.release(id: id, owner: "B", notBefore: t0 + 5, now: t0 + 1) == false)
+            #expect(try await store.release(id: id, owner: "A", notBefore: t0 + 5, now: t0 + 1))
+            let released = try #require(try await store.get(id: id))
+            #expect(released.state == .queued)
+            #expect(released.attempts == 0)
+            #expect(released.notBefore == t0 + 5)
+            #expect(try await store.queuedCount() == 1)
+            // One millisecond before its time: not claimable; at its time: claimed, attempt 1 again.
+            #expect(try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 4.999).isEmpty)
+            let again = try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 5)
+            #expect(again.map(\.id) == [id])
+            #expect(again.first?.attempts == 1)
+        }
+    }
+
+    @Test(
         "cancel: queued and running can be cancelled, finished cannot, unknown is not found",
         arguments: StoreKind.allCases)
     func cancelRules(kind: StoreKind) async throws {
@@ -712,6 +735,18 @@ struct OperationStoreContractTests {
                 _ = try await store.list(filter: OperationFilter(), pageSize: 5, pageToken: "garbage")
             }
             #expect(badToken?.code == .invalidArgument)
+            // A token is bound to its filter (AIP-158): the next page under the same one, refused under another.
+            let next = try #require(queuedA.nextPageToken)
+            let page2 = try await store.list(
+                filter: OperationFilter(pipeline: "acme/a", state: .queued), pageSize: 3, pageToken: next)
+            #expect(Set(page2.operations.map(\.id)).isDisjoint(with: queuedA.operations.map(\.id)))
+            for other in [OperationFilter(pipeline: "acme/b", state: .queued), OperationFilter(pipeline: "acme/a")] {
+                let refused = await gatewayError {
+                    _ = try await store.list(filter: other, pageSize: 3, pageToken: next)
+                }
+                #expect(refused?.code == .invalidArgument)
+                #expect(refused?.message.hasPrefix("page_token was made for another filter") == true)
+            }
             let badFilter = await gatewayError {
                 _ = try await store.list(filter: OperationFilter(pipeline: "no-slash"), pageSize: 5, pageToken: nil)
             }

@@ -57,7 +57,7 @@ struct DataURITests {
             ("data:text/plain;filename=a;filename=b;base64,AA==", "text/plain", "b"),
             ("data:image%2Fpng;q=%22x%20y%22;base64,AA==", "image/png;q=\"x y\"", nil),
             ("data:text/plain;x=50%;y=%zz;base64,AA==", "text/plain;x=50%;y=%zz", nil),
-            ("data:x;filename=;base64,AA==", "x", ""),
+            ("data:x/y;filename=;base64,AA==", "x/y", ""),
             ("data:;a=b;;base64,AA==", "text/plain;a=b;", nil),
             ("data:text/plain;base64;base64,AA==", "text/plain;base64", nil),
             ("data:a/b;filename=%FF;base64,AA==", "a/b", "\u{FFFD}"),
@@ -68,6 +68,20 @@ struct DataURITests {
         #expect(blob.contentType == contentType)
         #expect(blob.fileName == fileName)
         #expect(Array(blob.bytes.readableBytesView) == [0])
+    }
+
+    @Test(
+        "A base64 data URI whose media type is not type/subtype is an error, not a string (RFC 2397, RFC 9110 §8.3.1)",
+        arguments: [
+            "data:???;base64,AAAA", "data:x;base64,AA==", "data:image/;base64,AA==", "data:/png;base64,AA==",
+            "data:a/b/c;base64,AA==", "data:image%2F;base64,AA==", "data:a%20b/c;base64,AA==", "data:(a)/b;base64,AA==",
+        ])
+    func rejectsBadMediaType(uri: String) {
+        let failure = #expect(throws: Base64.Failure.self) { try DataURI.decode(uri) }
+        if let failure {
+            #expect(DataURI.message(for: failure).hasPrefix("invalid data URI: media type \""), "\(failure)")
+            #expect(DataURI.message(for: failure).hasSuffix("is not type/subtype (RFC 2397, RFC 9110 §8.3.1)"))
+        }
     }
 
     @Test(
@@ -107,6 +121,20 @@ struct DataURITests {
         // Not ";a=b": a data URI without a media type reads as text/plain (RFC 2397 §2; see `headers`).
         "text/plain;base64", "text/plain;", "weird type, with ünïcode % and \\ \" \u{0}", "x",
     ]
+    /// What encoding writes for `contentType`, spelled out here: an empty media type or a `type/subtype` one as
+    /// it is, any other as application/octet-stream with the same parameters.
+    static func encodable(_ contentType: String) -> String {
+        let semicolon = contentType.firstIndex(of: ";") ?? contentType.endIndex
+        let mediaType = contentType[..<semicolon]
+        let parts = mediaType.split(separator: "/", omittingEmptySubsequences: false)
+        let tchars = Set("!#$%&'*+-.^_`|~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        if mediaType.isEmpty || (parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(tchars.contains) })
+        {
+            return contentType
+        }
+        return "application/octet-stream" + contentType[semicolon...]
+    }
+
     static let fileNames: [String?] = [
         nil, "", "résumé 📄.pdf", "a;b,c%d=e", "%41", "name=x", "../../etc/passwd", "tab\there\r\n",
     ]
@@ -118,7 +146,9 @@ struct DataURITests {
         for count in [0, 1, 2, 3, 64, 1000] {
             let original = blob(contentType, fileName, XorShift(seed: UInt64(count + 1)).bytesOnce(count))
             let uri = DataURI.encode(original)
-            #expect(try DataURI.decode(uri) == original, "\(uri.prefix(200))")
+            // A media type that is not type/subtype is written as application/octet-stream (params kept).
+            let expected = Blob(contentType: Self.encodable(contentType), fileName: fileName, bytes: original.bytes)
+            #expect(try DataURI.decode(uri) == expected, "\(uri.prefix(200))")
             // The ByteBuffer writer produces the same text.
             var buffer = ByteBuffer()
             DataURI.encode(original, into: &buffer)
@@ -142,7 +172,8 @@ struct DataURITests {
             let decoded = try #require(try DataURI.decode(DataURI.encode(original)))
             if header.count < DataURI.maxHeaderBytes / 2 {
                 // Parameters without a media type (";…") decode as text/plain's (RFC 2397 §2).
-                var expected = original
+                var expected = Blob(
+                    contentType: Self.encodable(original.contentType), fileName: fileName, bytes: original.bytes)
                 if original.contentType.hasPrefix(";") {
                     expected = Blob(
                         contentType: "text/plain" + original.contentType, fileName: fileName, bytes: original.bytes)

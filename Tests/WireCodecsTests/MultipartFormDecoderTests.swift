@@ -92,14 +92,31 @@ struct MultipartFormDecoderTests {
         #expect(inputs[1].variables == ["prompt": .string("quoted"), "empty": .string("")])
     }
 
-    @Test("Array positions may be sparse and are ordered by position")
-    func sparseArray() throws {
+    @Test("Array positions may come in any order and are ordered by position")
+    func arrayOrder() throws {
         let bytes = Self.body([
-            Part(name: "variables[0].xs[10]", body: Array("c".utf8)),
-            Part(name: "variables[0].xs[2]", body: Array("a".utf8)),
-            Part(name: "variables[0].xs[5]", body: Array("b".utf8)),
+            Part(name: "variables[0].xs[2]", body: Array("c".utf8)),
+            Part(name: "variables[0].xs[0]", body: Array("a".utf8)),
+            Part(name: "variables[0].xs[1]", body: Array("b".utf8)),
         ])
         #expect(try Self.decode(bytes)[0].variables["xs"] == .list([.string("a"), .string("b"), .string("c")]))
+    }
+
+    @Test("Array positions with a gap are refused, naming the field, as batch-index gaps are")
+    func arrayGap() throws {
+        let gap = Self.body([
+            Part(name: "variables[0].xs[0]", body: Array("a".utf8)),
+            Part(name: "variables[0].xs[5]", body: Array("b".utf8)),
+        ])
+        let error = try #require(throws: GatewayError.self) { try Self.decode(gap) }
+        #expect(error.code == .invalidArgument)
+        #expect(
+            error.message
+                == #"multipart field "variables[0].xs[5]" has no variables[0].xs[1]: array indices must start at 0 without gaps"#
+        )
+        let noZero = Self.body([Part(name: "variables[0].a[5]", body: Array("x".utf8))])
+        let alone = try #require(throws: GatewayError.self) { try Self.decode(noZero) }
+        #expect(alone.message.contains("has no variables[0].a[0]"), "\(alone.message)")
     }
 
     @Test("A delimiter at the very start, no preamble, no trailing CRLF after the close")
