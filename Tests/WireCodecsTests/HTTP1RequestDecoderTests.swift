@@ -253,7 +253,8 @@ struct HTTP1RequestDecoderTests {
 
     @Test("an HTTP/1.0 request with Transfer-Encoding does not persist (RFC 9112 §6.1)")
     func http10Chunked() {
-        let decoded = Self.decode("POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        let decoded = Self.decode(
+            "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
         #expect(decoded.requests.first?.keepAlive == false)
         #expect(decoded.requests.first?.ended == true)
     }
@@ -262,7 +263,8 @@ struct HTTP1RequestDecoderTests {
     func pipelined() {
         let decoded = Self.decode(
             "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: a\r\n\r\n"
-                + "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET /d HTTP/1.1\r\n")
+                + "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET /d HTTP/1.1\r\n"
+        )
         #expect(decoded.failure == nil)
         #expect(decoded.requests.map(\.target) == ["/a", "/b", "/c"])
         #expect(decoded.requests.map { String(decoding: $0.body, as: UTF8.self) } == ["hello", "", "hi"])
@@ -285,7 +287,10 @@ struct HTTP1RequestDecoderTests {
             ("-5\r\nhello\r\n0\r\n\r\n", .invalidChunkSize),
             ("5x\r\nhello\r\n0\r\n\r\n", .invalidChunkSize),
             ("5;a=b\r\nhello\r\n0\r\n\r\n", nil),
-            ("5 ; a = \"b\\\"c\" ;d\r\nhello\r\n0;e\r\n\r\n", nil),
+            ("5;a=\"b\\\"c\";d\r\nhello\r\n0;e\r\n\r\n", nil),
+            ("5 ;a\r\nhello\r\n0\r\n\r\n", .invalidChunkSize),
+            ("5; a\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
+            ("5;a =b\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
             ("5;\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
             ("5;a=\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
             ("5;a=\"b\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
