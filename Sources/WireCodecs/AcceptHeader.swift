@@ -152,15 +152,6 @@ package struct AcceptHeader: Sendable, Equatable {
 
     /// `token = 1*tchar` (RFC 9110 §5.6.2).
     private static func isToken(_ s: Substring) -> Bool {
-        !s.isEmpty
-            && s.utf8.allSatisfy { c in
-                switch c {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    true
-                default:
-                    "!#$%&'*+-.^_`|~".utf8.contains(c)
-                }
-            }
+        !s.isEmpty && s.utf8.allSatisfy(isTokenCharacter)
     }
 }

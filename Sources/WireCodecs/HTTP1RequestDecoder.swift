@@ -605,6 +605,16 @@ enum HeadParser {
         guard target.upperBound - i >= 3, bytes[i] == UInt8(ascii: ":"), bytes[i + 1] == UInt8(ascii: "/"),
             bytes[i + 2] == UInt8(ascii: "/")
         else { throw .invalidTarget }
+        // authority = [ userinfo "@" ] host [ ":" port ] (RFC 3986 §3.2): unreserved, pct-encoded, sub-delims,
+        // ":", "@" and an IP literal's brackets, up to the path, query or fragment.
+        i += 3
+        while i < target.upperBound, !"/?#".utf8.contains(bytes[i]) {
+            let c = bytes[i]
+            guard isLetter(c) || (0x30...0x39).contains(c) || "-._~%!$&'()*+,;=:@[]".utf8.contains(c) else {
+                throw .invalidTarget
+            }
+            i += 1
+        }
     }
 
     private static func isLetter(_ c: UInt8) -> Bool {

@@ -99,6 +99,8 @@ struct HTTP1RequestDecoderTests {
             ("GET example.com HTTP/1.1", false),
             ("GET 1http://x/ HTTP/1.1", false),
             ("GET http:/x HTTP/1.1", false),
+            ("GET http://a`b/ HTTP/1.1", false),
+            ("GET http://u@[::1]:80?q HTTP/1.1", true),
             ("GET /a b HTTP/1.1", false),
             ("GET /\u{7F} HTTP/1.1", false),
             ("GET /é HTTP/1.1", false),
