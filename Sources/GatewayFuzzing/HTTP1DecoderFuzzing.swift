@@ -20,7 +20,7 @@ import WireCodecs
 ///   rest on as upgrade bytes); the gateway upgrades nothing, so ours reads on;
 /// - after a request that does not persist (`Connection: close`, HTTP/1.0): the gateway closes after it.
 /// Field values are compared without the whitespace around them (llhttp keeps a trailing HTAB).
-/// Ours refusing what llhttp accepts is allowed (non-ASCII targets, HTTP/0.9 and 2.0, a Content-Length of
+/// Ours refusing what llhttp accepts is allowed (non-ASCII targets, a fragment in the target, HTTP/0.9 and 2.0, a Content-Length of
 /// over 18 digits, `Transfer-Encoding: gzip, chunked` answered 501, chunk extensions llhttp reads loosely).
 enum HTTP1DecoderFuzzing {
     struct Request: Equatable {

@@ -28,7 +28,8 @@ package import NIOCore
 /// - chunk-size `1*HEXDIG`, at most 15 digits (no overflow), chunk extensions parsed as
 ///   `*( ";" token [ "=" ( token / quoted-string ) ] )` (§7.1.1 without its BWS, as llhttp) and dropped, the chunk line
 ///   within `maxChunkLineBytes`; trailer fields parsed as field lines and dropped, within
-///   `maxTrailerBytes` (§7.1.2);
+///   `maxTrailerBytes` (§7.1.2), except that Content-Length and Transfer-Encoding there are refused (RFC 9110
+///   §6.5.1);
 /// - a request with neither Content-Length nor Transfer-Encoding has no body (§6.3 item 7).
 ///
 /// Keep-alive (§9.3): HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with `Connection:
@@ -229,7 +230,7 @@ package struct HTTP1RequestDecoder: Sendable {
                 return .end
             }
             state = .trailers(bytes: bytes + line.count + 2)
-            guard Self.isFieldLine(line) else { throw .invalidTrailer }
+            guard Self.isFieldLine(line), !Self.namesFraming(line) else { throw .invalidTrailer }
             return try step(&buffer)
         case .failed:
             preconditionFailure("HTTP1RequestDecoder used after it failed")
@@ -395,6 +396,14 @@ package struct HTTP1RequestDecoder: Sendable {
     }
 
     /// A trailer line (or any field line) as `name: value`: nil when it is not one.
+    /// A trailer field that would frame the message (Content-Length, Transfer-Encoding): RFC 9110 §6.5.1 forbids
+    /// them in trailers; llhttp refuses them, and so do we rather than drop them.
+    static func namesFraming(_ line: ByteBufferView) -> Bool {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return false }
+        let name = line[line.startIndex..<colon].map { $0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0 }
+        return name.elementsEqual("content-length".utf8) || name.elementsEqual("transfer-encoding".utf8)
+    }
+
     static func isFieldLine(_ line: ByteBufferView) -> Bool {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else { return false }
         return line[line.startIndex..<colon].allSatisfy(isTokenCharacter)
@@ -424,7 +433,8 @@ func isBlank(_ c: UInt8) -> Bool {
 enum HTTP1CharacterClass {
     static let token: UInt8 = 1
     static let fieldValue: UInt8 = 2
-    /// A request-target byte: VCHAR (RFC 9112 §3.2 with RFC 3986's characters; no raw non-ASCII or space).
+    /// A request-target byte: VCHAR but "#" (RFC 9112 §3.2 with RFC 3986's characters; no raw non-ASCII,
+    /// space or fragment).
     static let target: UInt8 = 4
 
     static let table: [UInt8] = (0..<256).map { (c: Int) -> UInt8 in
@@ -434,7 +444,8 @@ enum HTTP1CharacterClass {
             (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c)
         if isAlphaNumeric || "!#$%&'*+-.^_`|~".utf8.contains(byte) { bits |= token }
         if c == 0x09 || (0x20...0x7E).contains(c) || c >= 0x80 { bits |= fieldValue }
-        if (0x21...0x7E).contains(c) { bits |= target }
+        // No "#": a request-target has no fragment (RFC 9112 §3.2: absolute-path, query, absolute-URI).
+        if (0x21...0x7E).contains(c) && c != 0x23 { bits |= target }
         return bits
     }
 }
@@ -594,27 +605,44 @@ enum HeadParser {
             guard equals(bytes, method, "OPTIONS") else { throw .invalidTarget }
             return
         }
-        // absolute-form: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" then "//" authority.
+        // absolute-form: scheme ":" then "//" authority.
         var i = target.lowerBound
         guard isLetter(bytes[i]) else { throw .invalidTarget }
-        while i < target.upperBound,
-            isLetter(bytes[i]) || (0x30...0x39).contains(bytes[i]) || "+-.".utf8.contains(bytes[i])
-        {
-            i += 1
-        }
+        // Letters only, as llhttp (RFC 3986 also allows digits, "+", "-", "."): the schemes an HTTP server
+        // is sent (http, https) have none.
+        while i < target.upperBound, isLetter(bytes[i]) { i += 1 }
         guard target.upperBound - i >= 3, bytes[i] == UInt8(ascii: ":"), bytes[i + 1] == UInt8(ascii: "/"),
             bytes[i + 2] == UInt8(ascii: "/")
         else { throw .invalidTarget }
-        // authority = [ userinfo "@" ] host [ ":" port ] (RFC 3986 §3.2): unreserved, pct-encoded, sub-delims,
-        // ":", "@" and an IP literal's brackets, up to the path, query or fragment.
+        // authority = [ userinfo "@" ] host [ ":" port ] (RFC 3986 §3.2), up to the path, query or fragment.
         i += 3
-        while i < target.upperBound, !"/?#".utf8.contains(bytes[i]) {
-            let c = bytes[i]
-            guard isLetter(c) || (0x30...0x39).contains(c) || "-._~%!$&'()*+,;=:@[]".utf8.contains(c) else {
-                throw .invalidTarget
-            }
-            i += 1
+        var end = i
+        while end < target.upperBound, !"/?#".utf8.contains(bytes[end]) { end += 1 }
+        guard isAuthority(bytes, i..<end) else { throw .invalidTarget }
+    }
+
+    /// RFC 3986 §3.2: userinfo of unreserved, pct-encoded, sub-delims and ":"; a host that is an IP literal
+    /// in brackets or a reg-name (unreserved, pct-encoded, sub-delims); a port of digits.
+    private static func isAuthority(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        func isRegular(_ c: UInt8) -> Bool {
+            isLetter(c) || (0x30...0x39).contains(c) || "-._~%!$&'()*+,;=".utf8.contains(c)
         }
+        var i = range.lowerBound
+        if let at = range.last(where: { bytes[$0] == UInt8(ascii: "@") }) {
+            guard (i..<at).allSatisfy({ isRegular(bytes[$0]) || bytes[$0] == UInt8(ascii: ":") }) else { return false }
+            i = at + 1
+        }
+        if i < range.upperBound, bytes[i] == UInt8(ascii: "[") {
+            guard let close = (i..<range.upperBound).first(where: { bytes[$0] == UInt8(ascii: "]") }), close > i + 1,
+                (i + 1..<close).allSatisfy({ isRegular(bytes[$0]) || bytes[$0] == UInt8(ascii: ":") })
+            else { return false }
+            i = close + 1
+        } else {
+            while i < range.upperBound, isRegular(bytes[i]) { i += 1 }
+        }
+        if i == range.upperBound { return true }
+        guard bytes[i] == UInt8(ascii: ":") else { return false }
+        return (i + 1..<range.upperBound).allSatisfy { (0x30...0x39).contains(bytes[$0]) }
     }
 
     private static func isLetter(_ c: UInt8) -> Bool {

@@ -90,7 +90,8 @@ struct HTTP1RequestDecoderTests {
         arguments: [
             ("GET / HTTP/1.1", true),
             ("GET http://example.com:80/a?b HTTP/1.1", true),
-            ("GET h2c+x.y-z://host/ HTTP/1.1", true),
+            ("GET HTTPS://host/ HTTP/1.1", true),
+            ("GET h2c+x.y-z://host/ HTTP/1.1", false),
             ("OPTIONS * HTTP/1.1", true),
             ("GET * HTTP/1.1", false),
             ("CONNECT example.com:443 HTTP/1.1", true),
@@ -101,7 +102,11 @@ struct HTTP1RequestDecoderTests {
             ("GET http:/x HTTP/1.1", false),
             ("GET http://a`b/ HTTP/1.1", false),
             ("GET http://u@[::1]:80?q HTTP/1.1", true),
+            ("GET http://a:80[80/p HTTP/1.1", false),
+            ("GET http://a:8x/p HTTP/1.1", false),
+            ("GET http://[::1/p HTTP/1.1", false),
             ("GET /a b HTTP/1.1", false),
+            ("GET /a#b HTTP/1.1", false),
             ("GET /\u{7F} HTTP/1.1", false),
             ("GET /é HTTP/1.1", false),
         ])
@@ -302,6 +307,8 @@ struct HTTP1RequestDecoderTests {
             ("5\nhello\r\n0\r\n\r\n", .lineEnding),
             ("5\r\nhello\r\n0\r\nTrailer-A: 1\r\nb: \r\n\r\n", nil),
             ("5\r\nhello\r\n0\r\nbad trailer\r\n\r\n", .invalidTrailer),
+            ("5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", .invalidTrailer),
+            ("5\r\nhello\r\n0\r\ncontent-length: 5\r\n\r\n", .invalidTrailer),
             ("5\r\nhello\r\n0\r\nT: \u{1}\r\n\r\n", .invalidTrailer),
         ])
     func chunked(body: String, failure: HTTP1RequestDecoder.Failure?) {
