@@ -24,7 +24,9 @@
 #                                   going past known crashers. FUZZ_ONLY=relay fuzzes only the streaming relay's
 #                                   parsers (RelayFuzzing: prefix scanner, multipart file observer), not the
 #                                   whole connection: ~160 inputs/s at load 3 (2 cores, 2026-11-30), against
-#                                   ~4/s for the whole harness at load 9.
+#                                   ~4/s for the whole harness at load 9. FUZZ_ONLY=http1 fuzzes only our
+#                                   HTTP/1.1 request decoder against NIO's (HTTP1DecoderFuzzing: the same
+#                                   requests read, what llhttp refuses refused); seeds corpus/h1dec-*.
 #   scripts/fuzz.sh merge           fold .build/corpus-work/ into corpus/, keeping only inputs that add coverage.
 #   scripts/fuzz.sh minimize FILE   minimize a crasher (-minimize_crash=1) into FailCases/<name>.min.
 #   scripts/fuzz.sh seeds           rewrite the generated seeds corpus/seed-* (FuzzSeeds.swift).

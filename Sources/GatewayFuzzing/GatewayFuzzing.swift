@@ -16,9 +16,11 @@ public func fuzzGatewayInput(_ bytes: UnsafeRawBufferPointer) {
 
 /// Drives only the decoders (protobuf, gRPC deframer, grpc-timeout, grpc-message, data URI, REST JSON,
 /// multipart, backend bodies, SSE, the sniffer's preface match) on `bytes`,
-/// checking the invariants listed in ``DecoderFuzzing``.
+/// checking the invariants listed in ``DecoderFuzzing``; and our HTTP/1.1 request decoder against NIO's
+/// (``HTTP1DecoderFuzzing``).
 public func fuzzGatewayDecoders(_ bytes: UnsafeRawBufferPointer) {
     DecoderFuzzing.run(bytes)
+    HTTP1DecoderFuzzing.run(bytes)
 }
 
 /// Drives only the streaming relay's parsers (``RelayFuzzing``): `FUZZ_ONLY=relay scripts/fuzz.sh run` fuzzes
@@ -32,4 +34,10 @@ public func fuzzRelayParsers(_ bytes: UnsafeRawBufferPointer) {
 /// writes them to `scripts/fuzz/corpus/`.
 public func gatewayFuzzSeeds() -> [(name: String, bytes: [UInt8])] {
     FuzzSeeds.all()
+}
+
+/// Differential fuzzing of our HTTP/1.1 request decoder against NIO's (llhttp) (``HTTP1DecoderFuzzing``):
+/// `FUZZ_ONLY=http1` fuzzes only that, thousands of inputs a second.
+public func fuzzHTTP1Decoder(_ bytes: UnsafeRawBufferPointer) {
+    HTTP1DecoderFuzzing.run(bytes)
 }

@@ -23,12 +23,17 @@ func fuzzGatewayMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
-    if onlyRelay { fuzzRelayParsers(bytes) } else { fuzzGatewayInput(bytes) }
+    switch only {
+    case "relay": fuzzRelayParsers(bytes)
+    case "http1": fuzzHTTP1Decoder(bytes)
+    default: fuzzGatewayInput(bytes)
+    }
     return 0
 }
 
-/// `FUZZ_ONLY=relay`: only the streaming relay's parsers, not the whole connection (see `fuzzRelayParsers`).
-private let onlyRelay = ProcessInfo.processInfo.environment["FUZZ_ONLY"] == "relay"
+/// `FUZZ_ONLY=relay`: only the streaming relay's parsers, not the whole connection (see `fuzzRelayParsers`);
+/// `FUZZ_ONLY=http1`: only our HTTP/1.1 request decoder against NIO's (see `fuzzHTTP1Decoder`).
+private let only = ProcessInfo.processInfo.environment["FUZZ_ONLY"]
 
 private func writeSeeds(to directory: String) -> CInt {
     for seed in gatewayFuzzSeeds() {

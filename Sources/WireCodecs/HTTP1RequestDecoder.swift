@@ -1,0 +1,814 @@
+package import NIOCore
+
+/// An HTTP/1.1 request decoder (RFC 9112) over the connection's bytes: request heads kept as one `ByteBuffer`
+/// plus byte ranges, bodies handed on as slices of the bytes read, and the framing rules the server must
+/// enforce (request smuggling: RFC 9112 §6.1, §6.3, §11.2) decided here rather than after the head.
+///
+/// Why our own code rather than NIO's `HTTPRequestDecoder` (llhttp): on a small REST call the NIO decoder
+/// and the parts it hands on cost ~4 000 instructions in llhttp, ~2 900 making a `String` of every header
+/// name and value, ~3 400 in dynamic casts of the `NIOAny`-wrapped parts and ~4 700 in generic-metadata
+/// lookups, out of 240 936 per call (callgrind of main at 9d4843f, issue 11). This decoder makes no
+/// `String` until a caller asks for a value, and matches names case-insensitively on bytes.
+///
+/// Strictness (each rule at least as strict as llhttp's strict mode, differential-fuzzed against it in
+/// `GatewayFuzzing.HTTP1DecoderFuzzing`):
+/// - request-line `method SP request-target SP HTTP-version CRLF` (§3), single spaces; the method a token;
+///   the target visible ASCII in origin-form, absolute-form, asterisk-form (`*`, OPTIONS only) or
+///   authority-form (CONNECT only) (§3.2); the version `HTTP/1.1` or `HTTP/1.0`;
+/// - empty lines (CRLF) before the request-line are skipped (§2.2), as llhttp does;
+/// - lines end in CRLF; a bare CR or LF is refused (§2.2 lets a server accept a bare LF; llhttp does not);
+/// - field names are tokens with no whitespace before the colon (§5.1: MUST be rejected); field values are
+///   `field-vchar`, SP, HTAB and obs-text (§5.5), other control characters refused; obs-fold refused (§5.2);
+/// - Content-Length is 1*DIGIT, at most 18 digits (no overflow; llhttp allows leading zeros past that); a second Content-Length line or a list is refused
+///   (§6.3 item 5 lets a recipient accept a list of identical values; llhttp refuses, and so do we);
+/// - Transfer-Encoding and Content-Length together: refused (§6.3 item 3 allows processing after removing
+///   Content-Length, but a server "ought to" treat it as an error; the smuggling vector, as llhttp does);
+/// - Transfer-Encoding whose final coding is not `chunked` (400, §6.3 item 4), or with another coding
+///   before it (501, §6.1: not one we implement); `chunked` twice: 400 (§7: applied once);
+/// - chunk-size `1*HEXDIG`, at most 15 digits (no overflow), chunk extensions parsed as
+///   `*( ";" token [ "=" ( token / quoted-string ) ] )` (§7.1.1 without its BWS, as llhttp) and dropped, the chunk line
+///   within `maxChunkLineBytes`; trailer fields parsed as field lines and dropped, within
+///   `maxTrailerBytes` (§7.1.2), except that Content-Length and Transfer-Encoding there are refused (RFC 9110
+///   §6.5.1);
+/// - a request with neither Content-Length nor Transfer-Encoding has no body (§6.3 item 7).
+///
+/// Keep-alive (§9.3): HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with `Connection:
+/// keep-alive`; an HTTP/1.0 request with Transfer-Encoding does not persist (§6.1: "MUST treat the message as
+/// if the framing is faulty … and close the connection after processing the message").
+///
+/// Use: append the bytes read to one buffer and call ``next(_:)`` until it returns nil (needs more bytes);
+/// the decoder consumes what it returns. After an error the connection's bytes can no longer be trusted: the
+/// caller answers and closes, and must not call ``next(_:)`` again.
+package struct HTTP1RequestDecoder: Sendable {
+    /// Bounds of what one request may hold before the decoder refuses it.
+    package struct Limits: Sendable, Hashable {
+        /// The head's bytes: request-line, field lines and the blank line, plus any empty lines before it.
+        /// Default 80 KiB: llhttp's (NIO's `maxHeaderListSize`) field bytes, and the line for the target.
+        package var maxHeadBytes: Int
+        /// Field lines in one head (NIO: 65 534).
+        package var maxFieldCount: Int
+        /// One chunk-size line, with its extensions and CRLF.
+        package var maxChunkLineBytes: Int
+        /// The trailer section, with its final CRLF.
+        package var maxTrailerBytes: Int
+
+        package init(
+            maxHeadBytes: Int = 80 * 1024 + 8 * 1024, maxFieldCount: Int = 65_534, maxChunkLineBytes: Int = 4096,
+            maxTrailerBytes: Int = 16 * 1024
+        ) {
+            self.maxHeadBytes = maxHeadBytes
+            self.maxFieldCount = maxFieldCount
+            self.maxChunkLineBytes = maxChunkLineBytes
+            self.maxTrailerBytes = maxTrailerBytes
+        }
+    }
+
+    /// What the decoder read next.
+    package enum Part: Sendable {
+        case head(HTTP1RequestHead)
+        /// Body bytes, a slice of the bytes read (no copy).
+        case body(ByteBuffer)
+        /// The request (its body, if any) is complete.
+        case end
+    }
+
+    /// Why a request was refused: each maps to the answer's status (``status``) and the words of its message.
+    package enum Failure: Error, Sendable, Hashable {
+        case headTooLarge
+        case tooManyFields
+        case invalidMethod
+        case invalidTarget
+        case invalidVersion
+        /// A line that does not end in CRLF (a bare CR or LF).
+        case lineEnding
+        case invalidFieldName
+        case invalidFieldValue
+        case obsoleteLineFolding
+        case invalidContentLength
+        case duplicateContentLength
+        case contentLengthWithTransferEncoding
+        /// Transfer-Encoding whose final coding is not a single `chunked`.
+        case chunkedNotFinal
+        /// A transfer coding other than `chunked` (before a final `chunked`).
+        case unsupportedTransferCoding
+        case invalidChunkSize
+        case invalidChunkExtension
+        case chunkLineTooLong
+        /// The CRLF after a chunk's data is missing.
+        case invalidChunkEnd
+        case trailerTooLarge
+        case invalidTrailer
+
+        /// The answer's status: 431 for a head over its limits, 501 for a coding not implemented, else 400.
+        package var status: Int {
+            switch self {
+            case .headTooLarge, .tooManyFields: 431
+            case .unsupportedTransferCoding: 501
+            default: 400
+            }
+        }
+
+        /// What was wrong, in words (for the error message after "malformed HTTP/1.1 request: ").
+        package var words: String {
+            switch self {
+            case .headTooLarge: "headers too large"
+            case .tooManyFields: "too many header fields"
+            case .invalidMethod: "invalid method"
+            case .invalidTarget: "invalid request target"
+            case .invalidVersion: "invalid HTTP version"
+            case .lineEnding: "a line must end with CRLF"
+            case .invalidFieldName: "invalid header field"
+            case .invalidFieldValue: "invalid characters"
+            case .obsoleteLineFolding: "obsolete line folding"
+            case .invalidContentLength: "invalid Content-Length"
+            case .duplicateContentLength: "more than one Content-Length"
+            case .contentLengthWithTransferEncoding: "both Content-Length and Transfer-Encoding"
+            case .chunkedNotFinal: "Transfer-Encoding does not end with a single chunked coding"
+            case .unsupportedTransferCoding: "a transfer coding other than chunked"
+            case .invalidChunkSize: "invalid chunk size"
+            case .invalidChunkExtension: "invalid chunk extension"
+            case .chunkLineTooLong: "chunk line too long"
+            case .invalidChunkEnd: "a chunk's data must end with CRLF"
+            case .trailerTooLarge: "trailer section too large"
+            case .invalidTrailer: "invalid trailer field"
+            }
+        }
+    }
+
+    private enum State: Sendable {
+        /// Reading a head; `scanned` bytes of it (from the buffer's reader index) are known complete lines.
+        case head
+        /// `remaining` bytes of a Content-Length body.
+        case fixed(remaining: Int)
+        /// Before a chunk-size line.
+        case chunkSize
+        /// `remaining` bytes of a chunk's data, then its CRLF.
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        /// Trailer lines; `bytes` of them read so far.
+        case trailers(bytes: Int)
+        case failed
+    }
+
+    package let limits: Limits
+    private var state = State.head
+    /// Bytes from the reader index already scanned for the head's end without finding it (resumed from there).
+    private var headScanned = 0
+    /// Bytes from the reader index of the head's complete lines already checked (see `HeadParser.check`).
+    private var headChecked = 0
+
+    package init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    /// True between requests (no byte of the next one consumed): the connection may close here cleanly.
+    package var isBetweenRequests: Bool {
+        if case .head = state { return true }
+        return false
+    }
+
+    /// The next part from `buffer` (consumed from it), or nil when more bytes are needed.
+    package mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> Part? {
+        do {
+            return try step(&buffer)
+        } catch {
+            state = .failed
+            throw error
+        }
+    }
+
+    private mutating func step(_ buffer: inout ByteBuffer) throws(Failure) -> Part? {
+        switch state {
+        case .head:
+            guard let head = try readHead(&buffer) else { return nil }
+            switch head.framing {
+            case .none: state = .fixed(remaining: 0)
+            case .contentLength(let length): state = .fixed(remaining: length)
+            case .chunked: state = .chunkSize
+            }
+            return .head(head)
+        case .fixed(let remaining):
+            if remaining == 0 {
+                state = .head
+                return .end
+            }
+            guard buffer.readableBytes > 0 else { return nil }
+            let take = min(remaining, buffer.readableBytes)
+            state = .fixed(remaining: remaining - take)
+            return .body(buffer.readSlice(length: take)!)
+        case .chunkSize:
+            guard let line = try readLine(&buffer, limit: limits.maxChunkLineBytes, tooLong: .chunkLineTooLong) else {
+                return nil
+            }
+            let size = try Self.chunkSize(line)
+            if size == 0 {
+                state = .trailers(bytes: 0)
+            } else {
+                state = .chunkData(remaining: size)
+            }
+            return try step(&buffer)
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let take = min(remaining, buffer.readableBytes)
+            state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
+            return .body(buffer.readSlice(length: take)!)
+        case .chunkDataEnd:
+            guard buffer.readableBytes >= 2 else {
+                if buffer.readableBytes == 1, buffer.readableBytesView.first != UInt8(ascii: "\r") {
+                    throw .invalidChunkEnd
+                }
+                return nil
+            }
+            guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw .invalidChunkEnd }
+            state = .chunkSize
+            return try step(&buffer)
+        case .trailers(let bytes):
+            let room = limits.maxTrailerBytes - bytes
+            guard let line = try readLine(&buffer, limit: room, tooLong: .trailerTooLarge) else { return nil }
+            if line.isEmpty {
+                state = .head
+                return .end
+            }
+            state = .trailers(bytes: bytes + line.count + 2)
+            guard Self.isFieldLine(line), !Self.namesFraming(line) else { throw .invalidTrailer }
+            return try step(&buffer)
+        case .failed:
+            preconditionFailure("HTTP1RequestDecoder used after it failed")
+        }
+    }
+
+    /// One CRLF-ended line (without the CRLF), consumed; nil when it has not all arrived. A bare CR or LF
+    /// throws; a line of `limit` bytes or more with its CRLF throws `tooLong`.
+    private func readLine(
+        _ buffer: inout ByteBuffer, limit: Int, tooLong: Failure
+    ) throws(Failure) -> ByteBufferView? {
+        let view = buffer.readableBytesView
+        if view.isEmpty { return nil }
+        guard let lf = view.firstIndex(of: UInt8(ascii: "\n")) else {
+            if view.count >= limit { throw tooLong }
+            if let cr = view.firstIndex(of: UInt8(ascii: "\r")), cr != view.index(before: view.endIndex) {
+                throw .lineEnding
+            }
+            return nil
+        }
+        let length = lf - view.startIndex + 1
+        if length > limit { throw tooLong }
+        guard lf > view.startIndex, view[lf - 1] == UInt8(ascii: "\r") else { throw .lineEnding }
+        let line = view[view.startIndex..<(lf - 1)]
+        if line.contains(UInt8(ascii: "\r")) { throw .lineEnding }
+        buffer.moveReaderIndex(forwardBy: length)
+        return line
+    }
+
+    // MARK: Head
+
+    /// The head, once its blank line has arrived, consumed from `buffer`; its lines are checked as soon as
+    /// each is complete, so a malformed request is refused without waiting for the rest.
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws(Failure) -> HTTP1RequestHead? {
+        // Empty lines before the request-line (§2.2): dropped.
+        while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
+            buffer.moveReaderIndex(forwardBy: 2)
+            headScanned = 0
+            headChecked = 0
+        }
+        switch buffer.readableBytesView.first {
+        case UInt8(ascii: "\r"):
+            // An empty line's CR, its LF not read yet (a CR followed by anything else is not a line end).
+            if buffer.readableBytes == 1 { return nil }
+            throw .lineEnding
+        case UInt8(ascii: "\n"):
+            throw .lineEnding
+        default:
+            break
+        }
+        let end: Int? = buffer.withUnsafeReadableBytes { bytes in
+            Self.headEnd(bytes, from: headScanned)
+        }
+        guard let end else {
+            // Check what has arrived, so that garbage is refused at once rather than after the limit or timeout.
+            let readable = buffer.readableBytes
+            try buffer.withUnsafeReadableBytes { bytes throws(Failure) in
+                try HeadParser.check(bytes, resume: &headChecked)
+            }
+            if readable >= limits.maxHeadBytes { throw .headTooLarge }
+            headScanned = max(0, readable - 3)
+            return nil
+        }
+        headScanned = 0
+        headChecked = 0
+        if end > limits.maxHeadBytes { throw .headTooLarge }
+        let layout = try buffer.withUnsafeReadableBytes { bytes throws(Failure) in
+            try HeadParser.parse(UnsafeRawBufferPointer(rebasing: bytes[..<end]), limits: limits)
+        }
+        let bytes = buffer.readSlice(length: end)!
+        return HTTP1RequestHead(bytes: bytes, layout: layout)
+    }
+
+    /// The length of the head up to and with its blank line (`CRLF CRLF`), or nil.
+    private static func headEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var i = start
+        let count = bytes.count
+        while i + 3 < count {
+            // Jump by the LF: the scan looks at most bytes once.
+            if bytes[i + 3] != UInt8(ascii: "\n") {
+                i += bytes[i + 3] == UInt8(ascii: "\r") ? 1 : 4
+                continue
+            }
+            if bytes[i] == UInt8(ascii: "\r") && bytes[i + 1] == UInt8(ascii: "\n")
+                && bytes[i + 2] == UInt8(ascii: "\r")
+            {
+                return i + 4
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    // MARK: Chunks
+
+    /// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1): the size; the extensions are checked and dropped.
+    static func chunkSize(_ line: ByteBufferView) throws(Failure) -> Int {
+        var size = 0
+        var digits = 0
+        var i = line.startIndex
+        while i < line.endIndex, let value = hexValue(line[i]) {
+            // 15 hex digits stay below 2^60: no overflow, and far past any body limit.
+            guard digits < 15 else { throw .invalidChunkSize }
+            size = size << 4 | value
+            digits += 1
+            i += 1
+        }
+        guard digits > 0 else { throw .invalidChunkSize }
+        guard i == line.endIndex || line[i] == UInt8(ascii: ";") else { throw .invalidChunkSize }
+        try checkExtensions(line[i...])
+        return size
+    }
+
+    /// `*( ";" chunk-ext-name [ "=" chunk-ext-val ] )`, chunk-ext-val a token or a quoted-string (RFC 9112
+    /// §7.1.1, RFC 9110 §5.6.4). The grammar's BWS around `;` and `=` is refused, as llhttp (strict) refuses
+    /// it: whitespace in chunk lines is where parsers disagree, the stuff of request smuggling ("funky
+    /// chunks", 2025).
+    private static func checkExtensions(_ text: ByteBufferView.SubSequence) throws(Failure) {
+        var i = text.startIndex
+        while i < text.endIndex {
+            guard text[i] == UInt8(ascii: ";") else { throw .invalidChunkExtension }
+            i += 1
+            let nameStart = i
+            while i < text.endIndex, isTokenCharacter(text[i]) { i += 1 }
+            guard i > nameStart else { throw .invalidChunkExtension }
+            guard i < text.endIndex, text[i] == UInt8(ascii: "=") else { continue }
+            i += 1
+            guard i < text.endIndex else { throw .invalidChunkExtension }
+            if text[i] == UInt8(ascii: "\"") {
+                i += 1
+                var closed = false
+                while i < text.endIndex {
+                    let c = text[i]
+                    i += 1
+                    if c == UInt8(ascii: "\"") {
+                        closed = true
+                        break
+                    }
+                    if c == UInt8(ascii: "\\") {
+                        // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+                        guard i < text.endIndex, isFieldValueCharacter(text[i]) else { throw .invalidChunkExtension }
+                        i += 1
+                    } else if !isFieldValueCharacter(c) {
+                        throw .invalidChunkExtension
+                    }
+                }
+                guard closed else { throw .invalidChunkExtension }
+            } else {
+                let valueStart = i
+                while i < text.endIndex, isTokenCharacter(text[i]) { i += 1 }
+                guard i > valueStart else { throw .invalidChunkExtension }
+            }
+        }
+    }
+
+    private static func hexValue(_ c: UInt8) -> Int? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(c &- UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(c &- UInt8(ascii: "a") &+ 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(c &- UInt8(ascii: "A") &+ 10)
+        default: nil
+        }
+    }
+
+    /// A trailer line (or any field line) as `name: value`: nil when it is not one.
+    /// A trailer field that would frame the message (Content-Length, Transfer-Encoding): RFC 9110 §6.5.1 forbids
+    /// them in trailers; llhttp refuses them, and so do we rather than drop them.
+    static func namesFraming(_ line: ByteBufferView) -> Bool {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return false }
+        let name = line[line.startIndex..<colon].map { $0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0 }
+        return name.elementsEqual("content-length".utf8) || name.elementsEqual("transfer-encoding".utf8)
+    }
+
+    static func isFieldLine(_ line: ByteBufferView) -> Bool {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else { return false }
+        return line[line.startIndex..<colon].allSatisfy(isTokenCharacter)
+            && line[(colon + 1)...].allSatisfy(isFieldValueCharacter)
+    }
+}
+
+// MARK: Character classes
+
+/// `tchar` (RFC 9110 §5.6.2).
+@inline(__always)
+func isTokenCharacter(_ c: UInt8) -> Bool {
+    HTTP1CharacterClass.table[Int(c)] & HTTP1CharacterClass.token != 0
+}
+
+/// `field-vchar / SP / HTAB` with obs-text (RFC 9110 §5.5): anything but CTLs other than HTAB, and DEL.
+@inline(__always)
+func isFieldValueCharacter(_ c: UInt8) -> Bool {
+    HTTP1CharacterClass.table[Int(c)] & HTTP1CharacterClass.fieldValue != 0
+}
+
+@inline(__always)
+func isBlank(_ c: UInt8) -> Bool {
+    c == UInt8(ascii: " ") || c == UInt8(ascii: "\t")
+}
+
+enum HTTP1CharacterClass {
+    static let token: UInt8 = 1
+    static let fieldValue: UInt8 = 2
+    /// A request-target byte: VCHAR but "#" (RFC 9112 §3.2 with RFC 3986's characters; no raw non-ASCII,
+    /// space or fragment).
+    static let target: UInt8 = 4
+
+    static let table: [UInt8] = (0..<256).map { (c: Int) -> UInt8 in
+        var bits: UInt8 = 0
+        let byte = UInt8(c)
+        // The one definition of `tchar` is HTTPToken's; this table only caches it per byte.
+        if HTTPToken.isTChar(byte) { bits |= token }
+        if c == 0x09 || (0x20...0x7E).contains(c) || c >= 0x80 { bits |= fieldValue }
+        // No "#": a request-target has no fragment (RFC 9112 §3.2: absolute-path, query, absolute-URI).
+        if (0x21...0x7E).contains(c) && c != 0x23 { bits |= target }
+        return bits
+    }
+}
+
+// MARK: Head parsing
+
+/// Where the parts of a head are, in its bytes.
+struct HTTP1HeadLayout: Sendable {
+    var method: Range<Int>
+    var target: Range<Int>
+    var minorVersion: Int
+    /// Each field line's name and value (the value without the whitespace around it).
+    var fields: [(name: Range<Int>, value: Range<Int>)]
+    var framing: HTTP1RequestHead.Framing
+    var keepAlive: Bool
+}
+
+/// The head's lines checked in one pass over its bytes (request-line, field lines, blank line).
+enum HeadParser {
+    /// The layout of a complete head.
+    static func parse(
+        _ bytes: UnsafeRawBufferPointer, limits: HTTP1RequestDecoder.Limits
+    ) throws(HTTP1RequestDecoder.Failure) -> HTTP1HeadLayout {
+        guard let line = try requestLine(bytes) else { throw .lineEnding }  // unreachable: the head is whole
+        var fields: [(name: Range<Int>, value: Range<Int>)] = []
+        fields.reserveCapacity(16)
+        var i = line.end
+        while let next = try fieldLine(bytes, at: i) {
+            guard let field = next.field else {
+                guard next.end == bytes.count else { throw .lineEnding }
+                let (framing, keepAlive) = try framingAndPersistence(
+                    bytes, fields: fields, minorVersion: line.minorVersion)
+                return HTTP1HeadLayout(
+                    method: line.method, target: line.target, minorVersion: line.minorVersion, fields: fields,
+                    framing: framing, keepAlive: keepAlive)
+            }
+            guard fields.count < limits.maxFieldCount else { throw .tooManyFields }
+            fields.append(field)
+            i = next.end
+        }
+        throw .lineEnding  // unreachable: the head ends with a blank line
+    }
+
+    /// Checks the lines of an incomplete head from `resume` (0: the request-line; else the start of a field
+    /// line after lines already checked), and the start of the line not yet complete; moves `resume` past the
+    /// complete lines. Each byte is checked about once however the head is split across reads.
+    static func check(_ bytes: UnsafeRawBufferPointer, resume: inout Int) throws(HTTP1RequestDecoder.Failure) {
+        if resume == 0 {
+            guard let line = try requestLine(bytes) else { return }
+            resume = line.end
+        }
+        while let next = try fieldLine(bytes, at: resume) {
+            resume = next.end
+        }
+    }
+
+    /// `method SP request-target SP HTTP-version CRLF` (RFC 9112 §3): nil when the bytes end before its CRLF
+    /// with nothing wrong so far.
+    static func requestLine(
+        _ bytes: UnsafeRawBufferPointer
+    ) throws(HTTP1RequestDecoder.Failure) -> (method: Range<Int>, target: Range<Int>, minorVersion: Int, end: Int)? {
+        let count = bytes.count
+        var i = 0
+        let methodStart = i
+        while i < count, isTokenCharacter(bytes[i]) { i += 1 }
+        if i == count { return nil }
+        guard i > methodStart, bytes[i] == UInt8(ascii: " ") else { throw .invalidMethod }
+        let method = methodStart..<i
+        i += 1
+        let targetStart = i
+        while i < count, HTTP1CharacterClass.table[Int(bytes[i])] & HTTP1CharacterClass.target != 0 { i += 1 }
+        if i == count { return nil }
+        guard i > targetStart, bytes[i] == UInt8(ascii: " ") else { throw .invalidTarget }
+        let target = targetStart..<i
+        i += 1
+        for expected in "HTTP/1.".utf8 {
+            if i == count { return nil }
+            guard bytes[i] == expected else { throw .invalidVersion }
+            i += 1
+        }
+        if i == count { return nil }
+        let minor: Int
+        switch bytes[i] {
+        case UInt8(ascii: "1"): minor = 1
+        case UInt8(ascii: "0"): minor = 0
+        default: throw .invalidVersion
+        }
+        i += 1
+        if i == count { return nil }
+        guard bytes[i] == UInt8(ascii: "\r") else { throw .invalidVersion }
+        i += 1
+        if i == count { return nil }
+        guard bytes[i] == UInt8(ascii: "\n") else { throw .lineEnding }
+        i += 1
+        try checkTargetForm(bytes, method: method, target: target)
+        return (method, target, minor, i)
+    }
+
+    /// The field line (or the blank line ending the head: `field` nil) at `start`: nil when the bytes end
+    /// before its CRLF with nothing wrong so far. The value is without the whitespace around it (§5.1).
+    static func fieldLine(
+        _ bytes: UnsafeRawBufferPointer, at start: Int
+    ) throws(HTTP1RequestDecoder.Failure) -> (field: (name: Range<Int>, value: Range<Int>)?, end: Int)? {
+        let count = bytes.count
+        var i = start
+        if i == count { return nil }
+        if bytes[i] == UInt8(ascii: "\r") {
+            i += 1
+            if i == count { return nil }
+            guard bytes[i] == UInt8(ascii: "\n") else { throw .lineEnding }
+            return (nil, i + 1)
+        }
+        // A line starting with whitespace continues the previous one: obs-fold (§5.2), refused. (Before the
+        // first field line it is whitespace after the request-line, refused as well.)
+        if isBlank(bytes[i]) { throw .obsoleteLineFolding }
+        let nameStart = i
+        while i < count, isTokenCharacter(bytes[i]) { i += 1 }
+        if i == count { return nil }
+        // No whitespace between the name and the colon (§5.1).
+        guard i > nameStart, bytes[i] == UInt8(ascii: ":") else { throw .invalidFieldName }
+        let name = nameStart..<i
+        i += 1
+        while i < count, isBlank(bytes[i]) { i += 1 }
+        let valueStart = i
+        var valueEnd = i
+        while i < count, isFieldValueCharacter(bytes[i]) {
+            if !isBlank(bytes[i]) { valueEnd = i + 1 }
+            i += 1
+        }
+        if i == count { return nil }
+        guard bytes[i] == UInt8(ascii: "\r") else {
+            throw bytes[i] == UInt8(ascii: "\n") ? .lineEnding : .invalidFieldValue
+        }
+        i += 1
+        if i == count { return nil }
+        guard bytes[i] == UInt8(ascii: "\n") else { throw .lineEnding }
+        return ((name, valueStart..<valueEnd), i + 1)
+    }
+
+    /// RFC 9112 §3.2: origin-form (`/…`), absolute-form (`scheme://…`), authority-form for CONNECT, asterisk-form
+    /// for OPTIONS.
+    private static func checkTargetForm(
+        _ bytes: UnsafeRawBufferPointer, method: Range<Int>, target: Range<Int>
+    ) throws(HTTP1RequestDecoder.Failure) {
+        let first = bytes[target.lowerBound]
+        if first == UInt8(ascii: "/") { return }
+        if equals(bytes, method, "CONNECT") {
+            // authority-form = uri-host ":" port
+            guard let colon = (target.lowerBound..<target.upperBound).last(where: { bytes[$0] == UInt8(ascii: ":") }),
+                colon > target.lowerBound, colon + 1 < target.upperBound,
+                (colon + 1..<target.upperBound).allSatisfy({ (0x30...0x39).contains(bytes[$0]) }),
+                !(target.lowerBound..<colon).contains(where: { "/?#@".utf8.contains(bytes[$0]) })
+            else { throw .invalidTarget }
+            return
+        }
+        if target.count == 1, first == UInt8(ascii: "*") {
+            guard equals(bytes, method, "OPTIONS") else { throw .invalidTarget }
+            return
+        }
+        // absolute-form: scheme ":" then "//" authority.
+        var i = target.lowerBound
+        guard isLetter(bytes[i]) else { throw .invalidTarget }
+        // Letters only, as llhttp (RFC 3986 also allows digits, "+", "-", "."): the schemes an HTTP server
+        // is sent (http, https) have none.
+        while i < target.upperBound, isLetter(bytes[i]) { i += 1 }
+        guard target.upperBound - i >= 3, bytes[i] == UInt8(ascii: ":"), bytes[i + 1] == UInt8(ascii: "/"),
+            bytes[i + 2] == UInt8(ascii: "/")
+        else { throw .invalidTarget }
+        // authority = [ userinfo "@" ] host [ ":" port ] (RFC 3986 §3.2), up to the path, query or fragment.
+        i += 3
+        var end = i
+        while end < target.upperBound, !"/?#".utf8.contains(bytes[end]) { end += 1 }
+        guard isAuthority(bytes, i..<end) else { throw .invalidTarget }
+    }
+
+    /// RFC 3986 §3.2: userinfo of unreserved, pct-encoded, sub-delims and ":"; a host that is an IP literal
+    /// in brackets or a reg-name (unreserved, pct-encoded, sub-delims); a port of digits.
+    private static func isAuthority(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        func isRegular(_ c: UInt8) -> Bool {
+            isLetter(c) || (0x30...0x39).contains(c) || "-._~%!$&'()*+,;=".utf8.contains(c)
+        }
+        var i = range.lowerBound
+        if let at = range.last(where: { bytes[$0] == UInt8(ascii: "@") }) {
+            guard (i..<at).allSatisfy({ isRegular(bytes[$0]) || bytes[$0] == UInt8(ascii: ":") }) else { return false }
+            i = at + 1
+        }
+        if i < range.upperBound, bytes[i] == UInt8(ascii: "[") {
+            guard let close = (i..<range.upperBound).first(where: { bytes[$0] == UInt8(ascii: "]") }), close > i + 1,
+                (i + 1..<close).allSatisfy({ isRegular(bytes[$0]) || bytes[$0] == UInt8(ascii: ":") })
+            else { return false }
+            i = close + 1
+        } else {
+            while i < range.upperBound, isRegular(bytes[i]) { i += 1 }
+        }
+        if i == range.upperBound { return true }
+        guard bytes[i] == UInt8(ascii: ":") else { return false }
+        return (i + 1..<range.upperBound).allSatisfy { (0x30...0x39).contains(bytes[$0]) }
+    }
+
+    private static func isLetter(_ c: UInt8) -> Bool {
+        (c | 0x20) >= UInt8(ascii: "a") && (c | 0x20) <= UInt8(ascii: "z")
+    }
+
+    /// RFC 9112 §6.1, §6.3 and §9.3 over the field lines.
+    private static func framingAndPersistence(
+        _ bytes: UnsafeRawBufferPointer, fields: [(name: Range<Int>, value: Range<Int>)], minorVersion: Int
+    ) throws(HTTP1RequestDecoder.Failure) -> (HTTP1RequestHead.Framing, Bool) {
+        var contentLength: Int? = nil
+        var transferEncoding = false
+        var chunkedFinal = false
+        var chunkedCount = 0
+        var otherCoding = false
+        var close = false
+        var keepAlive = false
+        for field in fields {
+            let name = field.name
+            switch name.count {
+            case 14 where equalsIgnoringCase(bytes, name, "content-length"):
+                guard contentLength == nil else { throw .duplicateContentLength }
+                let value = field.value
+                guard value.count > 0, value.count <= 18 else { throw .invalidContentLength }
+                var length = 0
+                for i in value {
+                    let digit = bytes[i] &- UInt8(ascii: "0")
+                    guard digit < 10 else { throw .invalidContentLength }
+                    length = length * 10 + Int(digit)
+                }
+                contentLength = length
+            case 17 where equalsIgnoringCase(bytes, name, "transfer-encoding"):
+                transferEncoding = true
+                // A list of codings (§6.1, RFC 9110 §5.6.1: empty elements ignored), possibly over several lines.
+                for coding in elements(bytes, field.value) {
+                    if chunkedFinal { chunkedFinal = false }
+                    let token = coding.lowerBound..<(coding.lowerBound + tokenLength(bytes, coding))
+                    if token.count == 7 && equalsIgnoringCase(bytes, token, "chunked") && token == coding {
+                        chunkedCount += 1
+                        chunkedFinal = true
+                    } else {
+                        otherCoding = true
+                    }
+                }
+            case 10 where equalsIgnoringCase(bytes, name, "connection"):
+                for option in elements(bytes, field.value) {
+                    if equalsIgnoringCase(bytes, option, "close") { close = true }
+                    if equalsIgnoringCase(bytes, option, "keep-alive") { keepAlive = true }
+                }
+            default:
+                break
+            }
+        }
+        let persistent = !close && (minorVersion >= 1 || keepAlive)
+        if transferEncoding {
+            if contentLength != nil { throw .contentLengthWithTransferEncoding }
+            guard chunkedFinal, chunkedCount == 1 else { throw .chunkedNotFinal }
+            if otherCoding { throw .unsupportedTransferCoding }
+            return (.chunked, persistent && minorVersion >= 1)
+        }
+        if let contentLength { return (.contentLength(contentLength), persistent) }
+        return (.none, persistent)
+    }
+
+    /// The comma-separated elements of a list value, each without the whitespace around it; empty ones
+    /// skipped.
+    static func elements(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var start = value.lowerBound
+        var i = value.lowerBound
+        while i <= value.upperBound {
+            if i == value.upperBound || bytes[i] == UInt8(ascii: ",") {
+                var a = start
+                var b = i
+                while a < b, isBlank(bytes[a]) { a += 1 }
+                while b > a, isBlank(bytes[b - 1]) { b -= 1 }
+                if a < b { result.append(a..<b) }
+                start = i + 1
+            }
+            i += 1
+        }
+        return result
+    }
+
+    private static func tokenLength(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int {
+        var n = 0
+        while range.lowerBound + n < range.upperBound, isTokenCharacter(bytes[range.lowerBound + n]) { n += 1 }
+        return n
+    }
+
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        let t = text.utf8Start
+        for k in 0..<range.count where bytes[range.lowerBound + k] != t[k] { return false }
+        return true
+    }
+
+    /// ASCII case-insensitive comparison with a lowercase `text`.
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString)
+        -> Bool
+    {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        let t = text.utf8Start
+        for k in 0..<range.count {
+            var c = bytes[range.lowerBound + k]
+            if c &- UInt8(ascii: "A") < 26 { c |= 0x20 }
+            if c != t[k] { return false }
+        }
+        return true
+    }
+}
+
+/// A request head as read: its bytes (request-line to the blank line) and where each part is. Strings are
+/// made only for what a caller asks for.
+package struct HTTP1RequestHead: Sendable {
+    /// How the body is delimited (RFC 9112 §6.3).
+    package enum Framing: Sendable, Hashable {
+        case none
+        case contentLength(Int)
+        case chunked
+    }
+
+    /// The head's bytes, with any empty lines before the request-line dropped.
+    package let bytes: ByteBuffer
+    let layout: HTTP1HeadLayout
+
+    init(bytes: ByteBuffer, layout: HTTP1HeadLayout) {
+        self.bytes = bytes
+        self.layout = layout
+    }
+
+    package var method: String { string(layout.method) }
+    package var target: String { string(layout.target) }
+    /// 1 (HTTP/1.1) or 0 (HTTP/1.0).
+    package var minorVersion: Int { layout.minorVersion }
+    package var framing: Framing { layout.framing }
+    /// Whether the connection persists after this request (RFC 9112 §9.3).
+    package var keepAlive: Bool { layout.keepAlive }
+    package var fieldCount: Int { layout.fields.count }
+
+    /// The method equals `text` (case-sensitive, RFC 9110 §9.1).
+    package func methodIs(_ text: StaticString) -> Bool {
+        bytes.withUnsafeReadableBytes { HeadParser.equals($0, layout.method, text) }
+    }
+
+    /// Each field as strings, in order, the name as sent.
+    package var fields: [(name: String, value: String)] {
+        layout.fields.map { (string($0.name), string($0.value)) }
+    }
+
+    /// The value of the first field named `name` (given in lowercase; matched ignoring ASCII case), or nil.
+    package func first(name: StaticString) -> String? {
+        let index: Int? = bytes.withUnsafeReadableBytes { raw in
+            layout.fields.firstIndex { HeadParser.equalsIgnoringCase(raw, $0.name, name) }
+        }
+        return index.map { string(layout.fields[$0].value) }
+    }
+
+    /// The values of every field named `name` (lowercase; matched ignoring ASCII case).
+    package func values(name: StaticString) -> [String] {
+        let ranges: [Range<Int>] = bytes.withUnsafeReadableBytes { raw in
+            layout.fields.filter { HeadParser.equalsIgnoringCase(raw, $0.name, name) }.map(\.value)
+        }
+        return ranges.map(string)
+    }
+
+    private func string(_ range: Range<Int>) -> String {
+        bytes.getString(at: bytes.readerIndex + range.lowerBound, length: range.count) ?? ""
+    }
+}

@@ -1,0 +1,410 @@
+import NIOCore
+import Testing
+import WireCodecs
+
+/// `HTTP1RequestDecoder` (RFC 9112): every rule it enforces, each limit at its edge and one past it, and a few
+/// requests split at every byte boundary.
+@Suite("HTTP/1.1 request decoder")
+struct HTTP1RequestDecoderTests {
+    /// What a decoder made of some bytes: the requests read, and the failure that stopped it (if any).
+    struct Decoded: Equatable {
+        struct Request: Equatable {
+            var method: String
+            var target: String
+            var minorVersion: Int
+            var fields: [String]
+            var framing: HTTP1RequestHead.Framing
+            var keepAlive: Bool
+            var body: [UInt8]
+            var ended: Bool
+        }
+        var requests: [Request] = []
+        var failure: HTTP1RequestDecoder.Failure?
+        /// Bytes left in the buffer when the decoder needed more.
+        var leftover = 0
+    }
+
+    static func decode(
+        _ pieces: [[UInt8]], limits: HTTP1RequestDecoder.Limits = .init()
+    ) -> Decoded {
+        var decoder = HTTP1RequestDecoder(limits: limits)
+        var buffer = ByteBuffer()
+        var result = Decoded()
+        for piece in pieces {
+            buffer.writeBytes(piece)
+            while true {
+                let part: HTTP1RequestDecoder.Part?
+                do {
+                    part = try decoder.next(&buffer)
+                } catch {
+                    result.failure = error
+                    return result
+                }
+                guard let part else { break }
+                switch part {
+                case .head(let head):
+                    result.requests.append(
+                        .init(
+                            method: head.method, target: head.target, minorVersion: head.minorVersion,
+                            fields: head.fields.map { "\($0.name): \($0.value)" }, framing: head.framing,
+                            keepAlive: head.keepAlive, body: [], ended: false))
+                case .body(let chunk):
+                    result.requests[result.requests.count - 1].body += Array(chunk.readableBytesView)
+                case .end:
+                    result.requests[result.requests.count - 1].ended = true
+                }
+            }
+            // The cumulation buffer of a real connection: read bytes dropped, the rest kept.
+            buffer.discardReadBytes()
+        }
+        result.leftover = buffer.readableBytes
+        return result
+    }
+
+    static func decode(_ text: String, limits: HTTP1RequestDecoder.Limits = .init()) -> Decoded {
+        decode([Array(text.utf8)], limits: limits)
+    }
+
+    static func failure(_ text: String, limits: HTTP1RequestDecoder.Limits = .init()) -> HTTP1RequestDecoder
+        .Failure?
+    {
+        decode(text, limits: limits).failure
+    }
+
+    // MARK: Request-line
+
+    @Test("a GET with no body: head then end, keep-alive")
+    func simpleGet() {
+        let decoded = Self.decode("GET /healthz?x=1 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n")
+        #expect(decoded.failure == nil)
+        #expect(
+            decoded.requests == [
+                .init(
+                    method: "GET", target: "/healthz?x=1", minorVersion: 1, fields: ["Host: a", "Accept: */*"],
+                    framing: .none, keepAlive: true, body: [], ended: true)
+            ])
+    }
+
+    @Test(
+        "request targets in each form (RFC 9112 §3.2)",
+        arguments: [
+            ("GET / HTTP/1.1", true),
+            ("GET http://example.com:80/a?b HTTP/1.1", true),
+            ("GET HTTPS://host/ HTTP/1.1", true),
+            ("GET h2c+x.y-z://host/ HTTP/1.1", false),
+            ("OPTIONS * HTTP/1.1", true),
+            ("GET * HTTP/1.1", false),
+            ("CONNECT example.com:443 HTTP/1.1", true),
+            ("CONNECT example.com HTTP/1.1", false),
+            ("CONNECT /a:1 HTTP/1.1", true),  // origin-form is always allowed
+            ("GET example.com HTTP/1.1", false),
+            ("GET 1http://x/ HTTP/1.1", false),
+            ("GET http:/x HTTP/1.1", false),
+            ("GET http://a`b/ HTTP/1.1", false),
+            ("GET http://u@[::1]:80?q HTTP/1.1", true),
+            ("GET http://a:80[80/p HTTP/1.1", false),
+            ("GET http://a:8x/p HTTP/1.1", false),
+            ("GET http://[::1/p HTTP/1.1", false),
+            ("GET /a b HTTP/1.1", false),
+            ("GET /a#b HTTP/1.1", false),
+            ("GET /\u{7F} HTTP/1.1", false),
+            ("GET /é HTTP/1.1", false),
+        ])
+    func targetForms(line: String, accepted: Bool) {
+        let decoded = Self.decode(line + "\r\nHost: a\r\n\r\n")
+        #expect((decoded.failure == nil) == accepted, "\(decoded)")
+        // "GET /a b HTTP/1.1" reads as the target "/a" and the version "b …".
+        if !accepted { #expect([.invalidTarget, .invalidVersion].contains(decoded.failure)) }
+    }
+
+    @Test(
+        "methods are tokens; single spaces; the version HTTP/1.1 or HTTP/1.0",
+        arguments: [
+            ("PURGE / HTTP/1.1", nil),
+            ("G@T / HTTP/1.1", HTTP1RequestDecoder.Failure.invalidMethod),
+            (" GET / HTTP/1.1", .invalidMethod),
+            ("GET  / HTTP/1.1", .invalidTarget),
+            ("GET / HTTP/1.1 ", .invalidVersion),
+            ("GET / HTTP/2.0", .invalidVersion),
+            ("GET / HTTP/1.2", .invalidVersion),
+            ("GET / http/1.1", .invalidVersion),
+            ("GET / HTTP/1.10", .invalidVersion),
+            ("GET /", .invalidTarget),
+        ])
+    func requestLine(line: String, failure: HTTP1RequestDecoder.Failure?) {
+        #expect(Self.failure(line + "\r\nHost: a\r\n\r\n") == failure)
+    }
+
+    @Test("HTTP/1.0 persists only with Connection: keep-alive; HTTP/1.1 until Connection: close")
+    func persistence() {
+        #expect(Self.decode("GET / HTTP/1.0\r\n\r\n").requests.first?.keepAlive == false)
+        #expect(Self.decode("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").requests.first?.keepAlive == true)
+        #expect(Self.decode("GET / HTTP/1.1\r\nHost: a\r\n\r\n").requests.first?.keepAlive == true)
+        #expect(
+            Self.decode("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE\r\n\r\n").requests.first?.keepAlive
+                == false)
+        #expect(
+            Self.decode("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n").requests.first?.keepAlive == false)
+    }
+
+    @Test("empty lines before a request-line are skipped; a bare LF is refused")
+    func leadingEmptyLines() {
+        let decoded = Self.decode("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(decoded.failure == nil)
+        #expect(decoded.requests.count == 1)
+        #expect(Self.failure("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") == .lineEnding)
+        #expect(Self.failure("\r\rGET / HTTP/1.1\r\nHost: a\r\n\r\n") == .lineEnding)
+    }
+
+    // MARK: Field lines
+
+    @Test(
+        "field lines: token names, no space before the colon, no obs-fold, no control characters but HTAB",
+        arguments: [
+            ("X-A: b\r\n", nil),
+            ("X-A:b\r\n", nil),
+            ("X-A: \t b \t\r\n", nil),
+            ("X-A: caf\u{E9}\r\n", nil),  // obs-text (UTF-8 bytes ≥ 0x80)
+            ("X-A:\r\n", nil),  // an empty value
+            ("X-A : b\r\n", HTTP1RequestDecoder.Failure.invalidFieldName),
+            ("X A: b\r\n", .invalidFieldName),
+            (": b\r\n", .invalidFieldName),
+            ("X-A\r\n", .invalidFieldName),
+            ("X(A): b\r\n", .invalidFieldName),
+            ("X-A: b\r\n c\r\n", .obsoleteLineFolding),
+            ("X-A: b\r\n\tc\r\n", .obsoleteLineFolding),
+            ("X-A: a\u{1}b\r\n", .invalidFieldValue),
+            ("X-A: a\u{7F}b\r\n", .invalidFieldValue),
+            ("X-A: a\0b\r\n", .invalidFieldValue),
+            ("X-A: a\rb\r\n", .lineEnding),
+            ("X-A: ab\n", .lineEnding),
+        ])
+    func fieldLines(line: String, failure: HTTP1RequestDecoder.Failure?) {
+        #expect(Self.failure("GET / HTTP/1.1\r\nHost: a\r\n" + line + "\r\n") == failure)
+    }
+
+    @Test("values lose the whitespace around them; names keep their case and match ignoring it")
+    func fieldValues() throws {
+        var decoder = HTTP1RequestDecoder()
+        var buffer = ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\nX-Thing: \t one two \t\r\nx-thing: 3\r\n\r\n")
+        guard case .head(let head) = try decoder.next(&buffer) else {
+            Issue.record("no head")
+            return
+        }
+        #expect(head.first(name: "x-thing") == "one two")
+        #expect(head.values(name: "x-thing") == ["one two", "3"])
+        #expect(head.first(name: "host") == "a")
+        #expect(head.first(name: "content-type") == nil)
+        #expect(head.methodIs("GET"))
+        #expect(!head.methodIs("get"))
+        #expect(head.fields.map(\.name) == ["Host", "X-Thing", "x-thing"])
+    }
+
+    @Test("a whitespace line right after the request-line is refused")
+    func whitespaceAfterRequestLine() {
+        #expect(Self.failure("GET / HTTP/1.1\r\n Host: a\r\n\r\n") == .obsoleteLineFolding)
+    }
+
+    // MARK: Framing
+
+    @Test(
+        "Content-Length: digits only, one line, no overflow (RFC 9112 §6.3)",
+        arguments: [
+            ("Content-Length: 3\r\n", nil),
+            ("Content-Length: 003\r\n", nil),
+            ("content-length:3 \r\n", nil),
+            ("Content-Length: +3\r\n", HTTP1RequestDecoder.Failure.invalidContentLength),
+            ("Content-Length: -1\r\n", .invalidContentLength),
+            ("Content-Length: 3 3\r\n", .invalidContentLength),
+            ("Content-Length: 0x3\r\n", .invalidContentLength),
+            ("Content-Length:\r\n", .invalidContentLength),
+            ("Content-Length: 3, 3\r\n", .invalidContentLength),
+            ("Content-Length: 3\r\nContent-Length: 3\r\n", .duplicateContentLength),
+            ("Content-Length: 999999999999999999\r\n", nil),
+            ("Content-Length: 1000000000000000000\r\n", .invalidContentLength),
+            ("Content-Length: 99999999999999999999999\r\n", .invalidContentLength),
+        ])
+    func contentLength(fields: String, failure: HTTP1RequestDecoder.Failure?) {
+        #expect(Self.failure("POST / HTTP/1.1\r\nHost: a\r\n" + fields + "\r\nabc") == failure)
+    }
+
+    @Test(
+        "Transfer-Encoding: chunked last and once (400), no other coding (501), never with Content-Length",
+        arguments: [
+            ("Transfer-Encoding: chunked\r\n", nil),
+            ("Transfer-Encoding: CHUNKED\r\n", nil),
+            ("Transfer-Encoding: , chunked ,\r\n", nil),
+            ("Transfer-Encoding: gzip, chunked\r\n", HTTP1RequestDecoder.Failure.unsupportedTransferCoding),
+            ("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", .unsupportedTransferCoding),
+            ("Transfer-Encoding: chunked, gzip\r\n", .chunkedNotFinal),
+            ("Transfer-Encoding: gzip\r\n", .chunkedNotFinal),
+            ("Transfer-Encoding: chunked, chunked\r\n", .chunkedNotFinal),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", .chunkedNotFinal),
+            ("Transfer-Encoding: chunked;q=1\r\n", .chunkedNotFinal),
+            ("Transfer-Encoding:\r\n", .chunkedNotFinal),
+            ("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", .contentLengthWithTransferEncoding),
+            ("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", .contentLengthWithTransferEncoding),
+        ])
+    func transferEncoding(fields: String, failure: HTTP1RequestDecoder.Failure?) {
+        #expect(Self.failure("POST / HTTP/1.1\r\nHost: a\r\n" + fields + "\r\n0\r\n\r\n") == failure)
+    }
+
+    @Test("failures map to 400, 431 and 501")
+    func statuses() {
+        #expect(HTTP1RequestDecoder.Failure.contentLengthWithTransferEncoding.status == 400)
+        #expect(HTTP1RequestDecoder.Failure.chunkedNotFinal.status == 400)
+        #expect(HTTP1RequestDecoder.Failure.unsupportedTransferCoding.status == 501)
+        #expect(HTTP1RequestDecoder.Failure.headTooLarge.status == 431)
+        #expect(HTTP1RequestDecoder.Failure.tooManyFields.status == 431)
+    }
+
+    @Test("an HTTP/1.0 request with Transfer-Encoding does not persist (RFC 9112 §6.1)")
+    func http10Chunked() {
+        let decoded = Self.decode(
+            "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        #expect(decoded.requests.first?.keepAlive == false)
+        #expect(decoded.requests.first?.ended == true)
+    }
+
+    @Test("a Content-Length body, then a pipelined request in the same read")
+    func pipelined() {
+        let decoded = Self.decode(
+            "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET /d HTTP/1.1\r\n"
+        )
+        #expect(decoded.failure == nil)
+        #expect(decoded.requests.map(\.target) == ["/a", "/b", "/c"])
+        #expect(decoded.requests.map { String(decoding: $0.body, as: UTF8.self) } == ["hello", "", "hi"])
+        #expect(decoded.requests.allSatisfy { $0.ended })
+        #expect(decoded.leftover == "GET /d HTTP/1.1\r\n".utf8.count)
+    }
+
+    // MARK: Chunked bodies
+
+    @Test(
+        "chunk sizes are hex, at most 15 digits; extensions are parsed and dropped",
+        arguments: [
+            ("5\r\nhello\r\n0\r\n\r\n", nil),
+            ("A\r\n0123456789\r\n0\r\n\r\n", nil),
+            ("a\r\n0123456789\r\n0\r\n\r\n", nil),
+            ("000000000000005\r\nhello\r\n0\r\n\r\n", nil),
+            ("0000000000000005\r\nhello\r\n0\r\n\r\n", HTTP1RequestDecoder.Failure.invalidChunkSize),
+            ("fffffffffffffffff\r\n", .invalidChunkSize),
+            ("\r\nhello\r\n0\r\n\r\n", .invalidChunkSize),
+            ("-5\r\nhello\r\n0\r\n\r\n", .invalidChunkSize),
+            ("5x\r\nhello\r\n0\r\n\r\n", .invalidChunkSize),
+            ("5;a=b\r\nhello\r\n0\r\n\r\n", nil),
+            ("5;a=\"b\\\"c\";d\r\nhello\r\n0;e\r\n\r\n", nil),
+            ("5 ;a\r\nhello\r\n0\r\n\r\n", .invalidChunkSize),
+            ("5; a\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
+            ("5;a =b\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
+            ("5;\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
+            ("5;a=\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
+            ("5;a=\"b\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
+            ("5;a b\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
+            ("5;a=\u{1}\r\nhello\r\n0\r\n\r\n", .invalidChunkExtension),
+            ("5\r\nhelloX\r\n0\r\n\r\n", .invalidChunkEnd),
+            ("5\nhello\r\n0\r\n\r\n", .lineEnding),
+            ("5\r\nhello\r\n0\r\nTrailer-A: 1\r\nb: \r\n\r\n", nil),
+            ("5\r\nhello\r\n0\r\nbad trailer\r\n\r\n", .invalidTrailer),
+            ("5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", .invalidTrailer),
+            ("5\r\nhello\r\n0\r\ncontent-length: 5\r\n\r\n", .invalidTrailer),
+            ("5\r\nhello\r\n0\r\nT: \u{1}\r\n\r\n", .invalidTrailer),
+        ])
+    func chunked(body: String, failure: HTTP1RequestDecoder.Failure?) {
+        let decoded = Self.decode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        #expect(decoded.failure == failure, "\(decoded)")
+        if failure == nil {
+            #expect(decoded.requests.first?.ended == true)
+            #expect([5, 10].contains(decoded.requests.first?.body.count ?? 0))
+        }
+    }
+
+    // MARK: Limits, at the edge and one past
+
+    static let get = "GET / HTTP/1.1\r\nHost: a\r\n"
+
+    @Test("the head limit: a head of exactly maxHeadBytes passes, one byte more is refused")
+    func headLimit() {
+        let limit = 200
+        let limits = HTTP1RequestDecoder.Limits(maxHeadBytes: limit)
+        let fixed = Self.get.utf8.count + "X: \r\n\r\n".utf8.count
+        let atLimit = Self.get + "X: " + String(repeating: "v", count: limit - fixed) + "\r\n\r\n"
+        #expect(atLimit.utf8.count == limit)
+        #expect(Self.failure(atLimit, limits: limits) == nil)
+        let past = Self.get + "X: " + String(repeating: "v", count: limit - fixed + 1) + "\r\n\r\n"
+        #expect(Self.failure(past, limits: limits) == .headTooLarge)
+        // Incomplete heads too: refused once the bytes reach the limit without the blank line.
+        let incomplete = Self.get + "X: " + String(repeating: "v", count: limit)
+        #expect(Self.failure(incomplete, limits: limits) == .headTooLarge)
+        #expect(Self.decode([Array(incomplete.utf8.prefix(limit - 1))], limits: limits).failure == nil)
+    }
+
+    @Test("the field count limit: maxFieldCount fields pass, one more is refused")
+    func fieldCountLimit() {
+        let limits = HTTP1RequestDecoder.Limits(maxFieldCount: 5)
+        let five = "GET / HTTP/1.1\r\n" + (1...5).map { "f\($0): v\r\n" }.joined() + "\r\n"
+        let six = "GET / HTTP/1.1\r\n" + (1...6).map { "f\($0): v\r\n" }.joined() + "\r\n"
+        #expect(Self.failure(five, limits: limits) == nil)
+        #expect(Self.failure(six, limits: limits) == .tooManyFields)
+    }
+
+    @Test("the chunk line limit: a line of maxChunkLineBytes passes, one byte more is refused")
+    func chunkLineLimit() {
+        let limits = HTTP1RequestDecoder.Limits(maxChunkLineBytes: 20)
+        let head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        // "1;" + name + CRLF
+        let atLimit = "1;" + String(repeating: "e", count: 16) + "\r\n"
+        #expect(atLimit.utf8.count == 20)
+        #expect(Self.failure(head + atLimit + "x\r\n0\r\n\r\n", limits: limits) == nil)
+        let past = "1;" + String(repeating: "e", count: 17) + "\r\n"
+        #expect(Self.failure(head + past + "x\r\n0\r\n\r\n", limits: limits) == .chunkLineTooLong)
+        // Without its CRLF yet: refused once it cannot fit.
+        #expect(Self.failure(head + String(repeating: "0", count: 20), limits: limits) == .chunkLineTooLong)
+    }
+
+    @Test("the trailer limit: a trailer section of maxTrailerBytes passes, one byte more is refused")
+    func trailerLimit() {
+        let limits = HTTP1RequestDecoder.Limits(maxTrailerBytes: 20)
+        let head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+        let atLimit = "T: " + String(repeating: "v", count: 13) + "\r\n\r\n"
+        #expect(atLimit.utf8.count == 20)
+        #expect(Self.failure(head + atLimit, limits: limits) == nil)
+        let past = "T: " + String(repeating: "v", count: 14) + "\r\n\r\n"
+        #expect(Self.failure(head + past, limits: limits) == .trailerTooLarge)
+    }
+
+    // MARK: Splits
+
+    static let splitRequests: [String] = [
+        "GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "\r\nPOST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello worldGET /c HTTP/1.0\r\n\r\n",
+        "POST /d HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "3;x=\"y\"\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n",
+        "POST /e HTTP/1.1\r\nHost: a\r\nX: a\u{1}\r\n\r\n",
+        "GET / HTTP/1.1\r\nX : y\r\n\r\n",
+        "POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX",
+    ]
+
+    @Test("split at every byte boundary (two pieces) and a byte at a time: the same outcome", arguments: splitRequests)
+    func splits(text: String) {
+        let bytes = Array(text.utf8)
+        let whole = Self.decode([bytes])
+        for cut in 0...bytes.count {
+            let split = Self.decode([Array(bytes[..<cut]), Array(bytes[cut...])])
+            #expect(split == whole, "cut at \(cut)")
+        }
+        // Body pieces differ with the split; `Decoded.Request.body` holds each body whole.
+        #expect(Self.decode(bytes.map { [$0] }) == whole)
+    }
+
+    @Test("a malformed request-line is refused before the head ends")
+    func earlyRefusal() {
+        #expect(Self.failure("GET /a\u{1}") == .invalidTarget)
+        #expect(Self.failure("GET / HTTP/1.1\r\nX : ") == .invalidFieldName)
+        #expect(Self.failure("GET / HTTP/1.1\r\nHost: a\r\nX: \u{1}") == .invalidFieldValue)
+        // Incomplete but fine so far: waits.
+        #expect(Self.decode("GET / HTTP/1.1\r\nHost: a\r\nX: y").failure == nil)
+        #expect(Self.decode("GET / HTTP/1.1\r\nHost: a\r\nX: y").leftover > 0)
+    }
+}
