@@ -1,4 +1,5 @@
 package import NIOCore
+import TriggerModel
 
 /// An HTTP/1.1 request decoder (RFC 9112) over the connection's bytes: request heads kept as one `ByteBuffer`
 /// plus byte ranges, bodies handed on as slices of the bytes read, and the framing rules the server must
