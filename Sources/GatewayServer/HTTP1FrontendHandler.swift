@@ -603,6 +603,19 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             write(.error(gatewayError, requestID: requestID), keepAlive: false, context: context)
             return
         }
+        if let parserError = error as? HTTPParserError, case .collecting = state, collector != nil {
+            // Bad body framing (a chunk size that is not hex or overflows, a chunk without its CRLF): the head
+            // was taken, nothing answered yet. Answer 400 in the path's error shape, as a body over the limit
+            // is, and close; a relayed runner request is cut mid-body so the runner never takes it as whole.
+            relay?.abort()
+            relay = nil
+            let use = takeBody().use
+            state = .discarding(keepAlive: false)
+            let gatewayError = GatewayError(
+                .invalidArgument, "malformed HTTP/1.1 request body: \(Self.words(for: parserError))")
+            write(use.errorResponse(gatewayError), keepAlive: false, context: context)
+            return
+        }
         context.close(promise: nil)
     }
 }

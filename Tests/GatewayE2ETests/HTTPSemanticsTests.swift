@@ -277,6 +277,19 @@ struct HTTPSemanticsTests {
                 "POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked, gzip\r\n\r\n21\r\n\(body)\r\n0\r\n\r\n",
                 400
             ),
+            // Malformed chunked framing after the head (RFC 9112 §7.1): a 400 JSON answer, not a silent close.
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n\(body)\r\n0\r\n\r\n",
+                400
+            ),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffffffff\r\n\(body)\r\n0\r\n\r\n",
+                400
+            ),
+            (
+                "POST \(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n21\r\n\(body)XX0\r\n\r\n",
+                400
+            ),
             // Absolute-form (RFC 9112 §3.2.2) is served; the authority does not route.
             (
                 "POST http://x\(trigger) HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 33\r\n\r\n\(body)",
