@@ -177,9 +177,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         }
     }
 
-    /// The session is about to cut `stream` (or the connection) for a client that read nothing: its record
-    /// says the gateway ended it (`SI`), not the client (`DC`).
-    func session(_ session: NGHTTP2Session, writeStalledOn stream: HTTP2StreamID) {
+    /// The session is about to cut `stream` (or the connection) for a client that read nothing, or whose
+    /// request body stopped: its record says the gateway ended it (`SI`), not the client (`DC`).
+    func session(_ session: NGHTTP2Session, idleTimeoutOn stream: HTTP2StreamID) {
         streams[stream]?.open?.record.termination = .streamIdleTimeout
     }
 
@@ -381,7 +381,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// end (RST_STREAM from the client, the connection gone) is recorded as the client's cancellation: 499
     /// when no REST response head went out, gRPC CANCELLED when no status did, and flagged with who ended it
     /// whatever had been sent: Envoy's `DC` (the client), or `SI` when the session cut a client that read
-    /// nothing (``session(_:writeStalledOn:)``).
+    /// nothing (``session(_:idleTimeoutOn:)``).
     private func finishRecord(_ state: StreamState) {
         // Moved out, not copied and then cleared: a copy retained each of the record's strings once more.
         guard var request = state.open.take() else { return }

@@ -40,11 +40,13 @@ package protocol HTTP2SessionDelegate: AnyObject {
         endStream: Bool
     )
 
-    /// The peer has taken none of `stream`'s queued bytes for ``HTTP2SessionConfiguration/writeProgressTimeout``:
-    /// the session resets it (RST_STREAM CANCEL) or, when the whole connection is stalled, closes the
-    /// connection, right after this call; its `streamClosed` follows. Lets the owner record that the session
-    /// ended it, not the peer. Optional: default does nothing.
-    func session(_ session: NGHTTP2Session, writeStalledOn stream: HTTP2StreamID)
+    /// `stream` made no progress within one of the session's progress timeouts — the peer took none of its
+    /// queued bytes for ``HTTP2SessionConfiguration/writeProgressTimeout``, or its request body stayed silent
+    /// for ``HTTP2SessionConfiguration/requestBodyProgressTimeout`` — and the session resets it (RST_STREAM
+    /// CANCEL) or, when the whole connection is stalled, closes the connection, right after this call; its
+    /// `streamClosed` follows. Lets the owner record that the session ended it (Envoy's stream idle timeout,
+    /// `SI`), not the peer. Optional: default does nothing.
+    func session(_ session: NGHTTP2Session, idleTimeoutOn stream: HTTP2StreamID)
 
     /// The payload of one DATA frame (possibly empty when it only carries END_STREAM).
     ///
@@ -74,7 +76,7 @@ package protocol HTTP2SessionDelegate: AnyObject {
 }
 
 extension HTTP2SessionDelegate {
-    package func session(_ session: NGHTTP2Session, writeStalledOn stream: HTTP2StreamID) {}
+    package func session(_ session: NGHTTP2Session, idleTimeoutOn stream: HTTP2StreamID) {}
     package func session(
         _ session: NGHTTP2Session,
         didReceiveOversizedHeaders headers: HTTP2Headers,

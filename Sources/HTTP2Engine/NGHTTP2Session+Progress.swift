@@ -98,7 +98,7 @@ extension NGHTTP2Session {
             return now - since >= timeout
         }.map(\.id).sorted()
         if !stalled.isEmpty {
-            for id in stalled { self.delegate?.session(self, writeStalledOn: HTTP2StreamID(id)) }
+            for id in stalled { self.delegate?.session(self, idleTimeoutOn: HTTP2StreamID(id)) }
             if let transport = self.transport, !transport.isWritable {
                 if self.closeError == nil {
                     self.closeError = HTTP2EngineError(
@@ -148,6 +148,7 @@ extension NGHTTP2Session {
             guard let stream = self.streams[id], let deadline = stream.inboundDeadline else { continue }
             if deadline <= now {
                 stream.inboundDeadline = nil
+                self.delegate?.session(self, idleTimeoutOn: HTTP2StreamID(id))
                 self.pendingOperations.append(.resetStream(id, .cancel))
             } else {
                 next = min(next ?? deadline, deadline)

@@ -346,4 +346,25 @@ struct RequestRecordTests {
             #expect(record.operation == "triggerPipeline")
         }
     }
+
+    @Test("an HTTP/2 request body that stops is reset at body_progress: the record says the gateway ended it (SI)")
+    func h2BodyTimeout() async throws {
+        let observer = RecordingObserver()
+        try await withTestGateway(yaml: "timeouts: {body_progress: 300ms, idle: 5s}", requestObservers: [observer]) {
+            gateway in
+            let client = try await H2TestClient.connect(port: gateway.port)
+            let stream = try await client.request(
+                [
+                    (":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+                    (":path", "/v1beta/users/demo/pipelines/echo/trigger"), ("content-type", "application/json"),
+                    ("request-id", "rec-h2-stall"),
+                ],
+                body: Array(#"{"data":[{"#.utf8), endStream: false)
+            let seen = try await client.wait(timeout: .seconds(5)) { $0.streams[stream]?.closedWith != nil }
+            #expect(seen.streams[stream]?.closedWith == 8, "RST_STREAM CANCEL")
+            let record = try await Self.only("rec-h2-stall", in: observer)
+            #expect(record.termination == .streamIdleTimeout, "\(record)")
+            await client.close()
+        }
+    }
 }

@@ -121,13 +121,12 @@ struct SlowClientTests {
             silent.removeAll()
             socket.shutdown()
             #expect(await eventually(within: .seconds(5)) { gateway.openConnections() == 0 })
-            let scrape = try await SlowSocket.connect(port: gateway.port)
-            scrape.send("GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
-            let metrics = try await scrape.waitForClose(timeout: .seconds(5)).text
-            let series = "trigger_gateway_connections_rejected_total{reason=\"max_connections\"}"
+            let scrape = try await TestHTTPClient.connect(port: gateway.port)
+            let metrics = Exposition(try await scrape.request("GET", "/metrics").bodyString)
             #expect(
-                metrics.contains("\(series) \(served ? 0 : 1)\n"),
-                "\(metrics.split(separator: "\n").filter { $0.contains("connections_rejected") })")
+                metrics.samples[#"trigger_gateway_connections_rejected_total{reason="max_connections"}"#]
+                    == (served ? 0 : 1))
+            await scrape.close()
         }
     }
 

@@ -70,17 +70,18 @@ package final class H2TestClient: Sendable {
         return H2TestClient(channel: channel, session: session, recorder: recorder, shared: shared)
     }
 
-    /// Starts a request with `headers` (pseudo-headers first) and `body`; returns its stream id.
-    package func request(_ headers: [(String, String)], body: [UInt8]) async throws -> Int32 {
+    /// Starts a request with `headers` (pseudo-headers first) and `body`; returns its stream id. `endStream`
+    /// false leaves the request open after `body` (a client whose body stops).
+    package func request(_ headers: [(String, String)], body: [UInt8], endStream: Bool = true) async throws -> Int32 {
         let session = self.session
         return try await channel.eventLoop.submit {
             var block = HTTP2Headers()
             for (name, value) in headers { block.add(name: name, value: value) }
-            let stream = try session.value.startRequest(headers: block, endStream: body.isEmpty)
+            let stream = try session.value.startRequest(headers: block, endStream: endStream && body.isEmpty)
             if !body.isEmpty {
                 var buffer = ByteBuffer()
                 buffer.writeBytes(body)
-                session.value.sendData(stream: stream, buffer, endStream: true)
+                session.value.sendData(stream: stream, buffer, endStream: endStream)
             }
             return stream.rawValue
         }.get()
