@@ -312,6 +312,7 @@ let package = Package(
                 "GatewayConfig",
                 "Routing", "TriggerModel", "GatewayTestSupport", nioCore, nioPosix, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),

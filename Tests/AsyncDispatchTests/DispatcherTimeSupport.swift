@@ -5,6 +5,7 @@ import FoundationEssentials
 import GatewayConfig
 import Logging
 import NIOCore
+import NIOEmbedded
 import OperationStore
 import GatewayTestSupport
 import Routing
@@ -21,10 +22,14 @@ import TriggerModel
 /// The clock also keeps the deadline of every sleep in progress, so a test can move time one step, then wait
 /// until every task it woke has done its work and gone back to sleep (``advance(by:settlingOn:)``): what the
 /// dispatcher does at each virtual instant is then the same on a loaded machine as on an idle one.
+///
+/// `loop` moves with the clock: the pools' attempt timers run on it (a `BackendPool`'s `async` calls and their
+/// deadlines are on an event loop, issue 11), so an attempt's request timeout passes in the same steps.
 final class VirtualTime: Clock, Sendable {
     typealias Duration = Swift.Duration
     typealias Instant = TestClock<Duration>.Instant
 
+    let loop = NIOAsyncTestingEventLoop()
     private let base = TestClock()
     private let origin: Instant
     private let sleeps = Mutex<[UUID: Instant]>([:])
@@ -61,9 +66,10 @@ final class VirtualTime: Clock, Sendable {
         await eventually(within: .seconds(20), interval: .milliseconds(2)) { isSettled(sleepers: sleepers) }
     }
 
-    /// Moves time by `step`, waking the sleeps due by then in order.
+    /// Moves time by `step`, waking the sleeps due by then in order, then the loop's timers due by then.
     func advance(by step: Duration) async {
         await base.advance(by: step)
+        await loop.advanceTime(by: TimeAmount(step))
     }
 
     /// Moves time by `step`, then waits until the `sleepers` sleeping tasks of the code under test all went
@@ -224,12 +230,12 @@ struct DispatcherInstance {
     let dispatcher: AsyncDispatcher
     let task: Task<Void, any Error>
 
-    /// `requestTimeout`: the pool's, which bounds each attempt; its timer sleeps on `clock` too.
+    /// `requestTimeout`: the pool's, which bounds each attempt; its timer runs on `clock`'s loop.
     init(
         store: any OperationStore,
         settings: StoreConfiguration,
         runner: ScriptedRunner,
-        clock: any Clock<Duration>,
+        clock: VirtualTime,
         now: @escaping @Sendable () -> Date,
         requestTimeout: TimeAmount = .hours(24)
     ) {
@@ -239,7 +245,7 @@ struct DispatcherInstance {
             configuration: BackendPoolConfiguration(
                 name: "local", transport: .inProcess, requestTimeout: requestTimeout),
             transport: runner,
-            clock: clock
+            eventLoopGroup: clock.loop
         )
         let routes = RouteTable(routes: [RouteConfiguration(namespace: "test", pool: "local")])
         var logger = Logger(label: "dispatcher-test")

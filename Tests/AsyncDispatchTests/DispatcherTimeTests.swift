@@ -23,10 +23,11 @@ struct DispatcherTimeTests {
     }
 
     /// What sleeps on the clock: an idle dispatcher's claim loop (the poll), purge loop and lease keeper (one
-    /// for all its runs), and for each running attempt its pool's attempt timer. The tests wait for exactly
-    /// these to be asleep again after each step, so each step's outcome does not depend on the machine's load.
+    /// for all its runs); a running attempt adds nothing (its pool's attempt timer is on the clock's loop, not
+    /// a sleeping task). The tests wait for exactly these to be asleep again after each step, so each step's
+    /// outcome does not depend on the machine's load.
     static let idle = 3
-    static let perRun = 1
+    static let perRun = 0
 
     /// Steps `time` by `step` until `condition` holds, at most `steps` times; true when it held. After each
     /// step it waits until `condition` holds or the `sleepers` are all asleep again.
