@@ -194,10 +194,11 @@ struct PoolDeadlineTests {
         call.cancel()
         #expect(await eventually(within: .seconds(20)) { runner.probe.count("cancelled") == 1 })
         await #expect(throws: (any Error).self) { try await call.value }
-        #expect(await eventually(within: .seconds(20)) {
-            await loop.run()
-            return pool.slotsInUse == 0
-        })
+        #expect(
+            await eventually(within: .seconds(20)) {
+                await loop.run()
+                return pool.slotsInUse == 0
+            })
         await loop.shutdownGracefully()
     }
 }
