@@ -333,7 +333,10 @@ let package = Package(
             name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"],
             swiftSettings: testSwiftSettings),
         .testTarget(
-            name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore],
+            name: "DemoRunnerTests",
+            dependencies: [
+                "DemoRunner", "TriggerModel", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "HTTP2EngineTests",
