@@ -314,7 +314,7 @@ package final class AsyncDispatcher: Service {
                 logger.debug(
                     "backend not reached; operation queued again",
                     metadata: ["operation.id": "\(id)", "retry_in": "\(wait)", "error": "\(error.message)"])
-                await release(id, owner: owner, notBefore: now.addingTimeInterval(seconds(wait)))
+                await release(id, owner: owner, after: wait)
                 return
             }
             let retry = Self.isRetryable(error) && operation.attempts < settings.maxAttempts
@@ -412,17 +412,19 @@ package final class AsyncDispatcher: Service {
     }
 
     /// Hands a run the gateway itself cut (shutdown), or one whose call reached no runner, back to the queue
-    /// without counting its attempt, claimable from `notBefore` (at once when nil): a gateway restarted again
+    /// without counting its attempt, claimable `after` that long from the release's own time stamp (at once when
+    /// nil; one stamp, so the wait is exact whatever the store call waited for): a gateway restarted again
     /// and again (a crash loop, a port that stays taken) or a runner down for a while must not use up an
     /// operation's attempts. Outside the cancelled task, so the store call is not cancelled too.
-    private func release(_ id: String, owner: String, notBefore: Date? = nil) async {
+    private func release(_ id: String, owner: String, after wait: Duration? = nil) async {
         let store = self.store
         let logger = self.logger
         let now = self.now
         _ = await Task {
             do {
                 let now = now()
-                _ = try await store.release(id: id, owner: owner, notBefore: notBefore ?? now, now: now)
+                let notBefore = wait.map { now.addingTimeInterval(seconds($0)) } ?? now
+                _ = try await store.release(id: id, owner: owner, notBefore: notBefore, now: now)
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(
