@@ -100,7 +100,9 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
     }
 
     package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
-        try await measure("release") { try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now) }
+        try await measure("release") {
+            try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
+        }
     }
 
     package func queuedCount() async throws -> Int {

@@ -210,7 +210,8 @@ package final class PostgresOperationStore: OperationStore {
             binds.append(new.deployment)
             let p = (first..<first + 10).map { "$\($0)" }
             rows.append(
-                "(\(p[0]), \(p[1]), 'queued', \(p[2]), \(p[3]), 0, \(p[4]), \(p[5]), \(p[6]), \(p[7]), \(p[8]), \(p[9]))")
+                "(\(p[0]), \(p[1]), 'queued', \(p[2]), \(p[3]), 0, \(p[4]), \(p[5]), \(p[6]), \(p[7]), \(p[8]), \(p[9]))"
+            )
         }
         let query = PostgresQuery(
             unsafeSQL: """

@@ -126,7 +126,9 @@ struct ClaimPlannerTests {
         #expect(up.first == .init(scope: .only(["x/a"]), limit: 4))
     }
 
-    @Test("a pool whose run reached no runner: no claim for the back-off (1 s, growing with the outage to 30 s), then one probe; a reached runner ends it")
+    @Test(
+        "a pool whose run reached no runner: no claim for the back-off (1 s, growing with the outage to 30 s), then one probe; a reached runner ends it"
+    )
     func unreachedPool() throws {
         var planner = ClaimPlanner()
         let start = Date(timeIntervalSince1970: 1_000_000)

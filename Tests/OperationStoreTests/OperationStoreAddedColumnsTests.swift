@@ -43,8 +43,9 @@ struct OperationStoreAddedColumnsTests {
             let refused = try #require(try await store.get(id: id))
             #expect((refused.attempts, refused.cutRuns) == (1, 1))
             let third = try await store.claim(owner: "C", leaseDuration: .seconds(10), limit: 1, now: t0 + 2)
-            #expect(try await store.complete(
-                id: id, owner: "C", result: TriggerResult(outputs: [["ok": .bool(true)]]), now: t0 + 3))
+            #expect(
+                try await store.complete(
+                    id: id, owner: "C", result: TriggerResult(outputs: [["ok": .bool(true)]]), now: t0 + 3))
             #expect(third.map(\.attempts) == [2])
             let done = try #require(try await store.get(id: id))
             #expect(done.state == .succeeded)
@@ -70,7 +71,8 @@ struct OperationStoreAddedColumnsTests {
                 _ = try await store.enqueue(Self.request(deployment: "hourly", text: "h\(i)"), idempotencyKey: nil)
                 _ = try await store.enqueue(Self.request(deployment: nil, text: "p\(i)"), idempotencyKey: nil)
             }
-            let first = try await store.list(filter: OperationFilter(deployment: "nightly"), pageSize: 2, pageToken: nil)
+            let first = try await store.list(
+                filter: OperationFilter(deployment: "nightly"), pageSize: 2, pageToken: nil)
             #expect(first.operations.map(\.id) == [mine[2], mine[1]])
             let token = try #require(first.nextPageToken)
             let second = try await store.list(
@@ -95,11 +97,14 @@ struct OperationStoreAddedColumnsTests {
             // A token made without a deployment filter is the same as before the filter existed.
             #expect(
                 OperationPaging.makeToken(afterSequence: 7, filter: OperationFilter(pipeline: "a/b"))
-                    == OperationPaging.makeToken(afterSequence: 7, filter: OperationFilter(pipeline: "a/b", deployment: nil)))
+                    == OperationPaging.makeToken(
+                        afterSequence: 7, filter: OperationFilter(pipeline: "a/b", deployment: nil)))
         }
     }
 
-    @Test("SQLite: a file an earlier gateway made gains the columns and the index at the next open; old rows read as 0 cut runs, and an earlier gateway's insert still runs")
+    @Test(
+        "SQLite: a file an earlier gateway made gains the columns and the index at the next open; old rows read as 0 cut runs, and an earlier gateway's insert still runs"
+    )
     func sqliteMigration() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-store-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -158,7 +163,9 @@ struct OperationStoreAddedColumnsTests {
         try await second.close()
     }
 
-    @Test("PostgreSQL: a database an earlier gateway made gains the columns at the next start, while that gateway's insert and release keep working")
+    @Test(
+        "PostgreSQL: a database an earlier gateway made gains the columns at the next start, while that gateway's insert and release keep working"
+    )
     func postgresMigration() async throws {
         try await StoreHarness.with(.postgres) { harness, store in
             let postgres = try #require(store as? PostgresOperationStore)
@@ -198,7 +205,7 @@ struct OperationStoreAddedColumnsTests {
                             """), logger: postgres.logger)
                 let earlier = try #require(try await peer.get(id: "earlier"))
                 #expect(earlier.state == .queued)
-        #expect((earlier.attempts, earlier.cutRuns) == (0, 0))
+                #expect((earlier.attempts, earlier.cutRuns) == (0, 0))
                 let read = try #require(try await peer.get(id: old.id))
                 #expect(read.cutRuns == 0)
                 let (new, _) = try await peer.enqueue(Self.request(deployment: "nightly"), idempotencyKey: nil)
