@@ -226,8 +226,10 @@ package final class AsyncDispatcher: Service {
             // And when an unreached pool may be probed again (a pool with no available endpoint is looked at again
             // at the poll interval: nothing signals its return).
             var timeout = min(settings.pollInterval, untilDiscovery)
-            if let probe = planner.withLock({ $0.nextProbe }) {
-                timeout = min(timeout, .milliseconds(Int64(max(probe.timeIntervalSince(now()), 0) * 1000)))
+            let current = now()
+            if let probe = planner.withLock({ $0.nextProbe(after: current) }) {
+                // Rounded up: a wake a moment early would find the pool still waiting.
+                timeout = min(timeout, .milliseconds(Int64((probe.timeIntervalSince(current) * 1000).rounded(.up))))
             }
             await operations.dispatcherWake.wait(timeout: max(.zero, timeout), clock: clock)
         }

@@ -149,9 +149,13 @@ struct ClaimPlanner {
         if outages[pool] != nil { outages[pool] = nil }
     }
 
-    /// The earliest instant an unreached pool may be probed again (nil when none is unreached): the claim loop
-    /// wakes then at the latest.
-    var nextProbe: Date? { outages.values.map(\.until).min() }
+    /// The earliest instant after `now` at which an unreached pool may be probed (nil when there is none): the
+    /// claim loop wakes then at the latest. An outage whose wait is over is not one: its probe is claimed, or
+    /// waits for its run in progress or for an operation to become due, on the loop's usual wake-ups (a run's
+    /// end, the poll interval); an instant already passed would make the loop wait for nothing and spin.
+    func nextProbe(after now: Date) -> Date? {
+        outages.values.lazy.map(\.until).filter { $0 > now }.min()
+    }
 
     /// A config reload: routes and pools changed, so every key's pool is learnt again, and pools unreached so far
     /// are tried at once (the reload may have fixed their endpoints). Runs in progress keep counting against the
