@@ -137,10 +137,11 @@ struct ClaimPlanner {
     mutating func unreached(pool: String?, now: Date) -> Date? {
         guard let pool else { return nil }
         let since = outages[pool]?.since ?? now
-        let outage = Duration.milliseconds(Int64(max(now.timeIntervalSince(since), 0) * 1000))
-        let until = now.addingTimeInterval(seconds(StoreConfiguration.notSentBackoff(waited: outage)))
-        outages[pool] = Outage(since: since, until: max(until, outages[pool]?.until ?? until))
-        return until
+        let down = Duration.milliseconds(Int64(max(now.timeIntervalSince(since), 0) * 1000))
+        let until = now.addingTimeInterval(seconds(StoreConfiguration.notSentBackoff(waited: down)))
+        let outage = Outage(since: since, until: max(until, outages[pool]?.until ?? until))
+        outages[pool] = outage
+        return outage.until
     }
 
     /// A run of `pool` reached a runner (whatever its result): the outage, if any, is over.
