@@ -204,11 +204,10 @@ package final class AsyncDispatcher: Service {
                     planner.withLock { $0.claimed(key: OperationFilter.pipelineKey(operation.request.ref), pool: pool) }
                     workers.addTask {
                         let reach = await self.execute(operation, owner: owner)
-                        let now = self.now()
                         self.planner.withLock { planner in
                             switch reach {
                             case .reached: planner.reached(pool: pool)
-                            case .notSent: planner.unreached(pool: pool, now: now)
+                            case .notSent(let at): planner.unreached(pool: pool, now: at)
                             case .unknown: break
                             }
                             planner.finished(pool: pool)
@@ -241,8 +240,10 @@ package final class AsyncDispatcher: Service {
     private enum Reach {
         /// The call was answered (a result or an error from the runner or the way to it).
         case reached
-        /// No runner saw the call (`GatewayError.notSent`, e.g. connection refused).
-        case notSent
+        /// No runner saw the call (`GatewayError.notSent`, e.g. connection refused); `at`: the instant its
+        /// operation's wait was counted from, so the pool's wait (`ClaimPlanner.unreached`) is counted from the same
+        /// one and does not end after the operation's by the time the hand-back took.
+        case notSent(at: Date)
         /// No call, or not known: the run gave up before calling, was cut (shutdown) or lost its lease.
         case unknown
     }
@@ -342,7 +343,7 @@ package final class AsyncDispatcher: Service {
                     "backend not reached; operation queued again",
                     metadata: ["operation.id": "\(id)", "retry_in": "\(wait)", "error": "\(error.message)"])
                 await release(id, owner: owner, notBefore: now.addingTimeInterval(seconds(wait)))
-                return .notSent
+                return .notSent(at: now)
             }
             let counted = operation.countedAttempts
             let retry = Self.isRetryable(error) && counted < settings.maxAttempts
