@@ -56,6 +56,13 @@ package final class BackendPool: TriggerRunner {
     /// Calls and background runs waiting for a slot now.
     package var callsQueued: Int { limiter.queued }
 
+    /// Whether a call may reach a runner now, as far as the pool knows: false while every endpoint of a network
+    /// pool is ejected or failing its active health check (``EndpointBalancer/hasAvailableEndpoint(now:)``);
+    /// always true for an in-process runner. The async dispatcher claims nothing for a pool while it is false.
+    package var hasAvailableEndpoint: Bool {
+        (transport as? any BalancedTransport)?.balancer.hasAvailableEndpoint() ?? true
+    }
+
     /// A reload removed or replaced this pool: calls already in flight finish, then its connections close.
     /// New calls never reach it (the route table that named it is gone), except the few that picked it just
     /// before the swap; they run normally and their connections close after them.

@@ -192,7 +192,7 @@ package final class PostgresOperationStore: OperationStore {
     private func insertOperations(_ news: [NewOperation], on connection: PostgresConnection?) async throws
         -> Set<String>
     {
-        var binds = PostgresBindings(capacity: news.count * 9)
+        var binds = PostgresBindings(capacity: news.count * 10)
         var rows: [String] = []
         rows.reserveCapacity(news.count)
         for new in news {
@@ -207,14 +207,16 @@ package final class PostgresOperationStore: OperationStore {
             binds.append(operation.idempotencyKey)
             binds.append(operation.requestDigest)
             binds.append(!new.encodedRequest.blobs.isEmpty)
-            let p = (first..<first + 9).map { "$\($0)" }
+            binds.append(new.deployment)
+            let p = (first..<first + 10).map { "$\($0)" }
             rows.append(
-                "(\(p[0]), \(p[1]), 'queued', \(p[2]), \(p[3]), 0, \(p[4]), \(p[5]), \(p[6]), \(p[7]), \(p[8]))")
+                "(\(p[0]), \(p[1]), 'queued', \(p[2]), \(p[3]), 0, \(p[4]), \(p[5]), \(p[6]), \(p[7]), \(p[8]), \(p[9]))"
+            )
         }
         let query = PostgresQuery(
             unsafeSQL: """
                 INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs) \
+                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
                 VALUES \(rows.joined(separator: ", ")) \
                 ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
                 """,
@@ -514,9 +516,10 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
+    package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        let counts = callMade ? "cut_runs = cut_runs + 1" : "attempts = GREATEST(attempts - 1, 0)"
         let query: PostgresQuery = """
-            UPDATE \(unescaped: operations) SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
+            UPDATE \(unescaped: operations) SET state = 'queued', \(unescaped: counts), \
             not_before = \(notBefore.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
             WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
             """
@@ -625,7 +628,7 @@ package final class PostgresOperationStore: OperationStore {
                 try await connection.query(PostgresQuery(unsafeSQL: schedulesTableSQL), logger: logger)
                 // The claim indexes, the same unversioned way: a database made by an earlier gateway trades its
                 // (state, not_before, seq) and (state, lease_expires_at) indexes for these at the next start.
-                for statement in claimIndexStatements() {
+                for statement in claimIndexStatements() + addedColumnStatements() {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
             }
@@ -685,6 +688,20 @@ package final class PostgresOperationStore: OperationStore {
             "DROP INDEX IF EXISTS \(operations)_claim_leases",
             "CREATE INDEX IF NOT EXISTS \(operations)_queued ON \(operations) (seq) WHERE state = 'queued'",
             "CREATE INDEX IF NOT EXISTS \(operations)_leases ON \(operations) (lease_expires_at) WHERE state = 'running'",
+        ]
+    }
+
+    /// The columns of `OperationRow.addedColumns` (additive: an earlier gateway sharing the database neither names
+    /// nor needs them; `ADD COLUMN` with a constant default rewrites no row), and the index of
+    /// `OperationFilter.deployment` (partial: operations of no deployment, most, are not in it). Idempotent.
+    private func addedColumnStatements() -> [String] {
+        OperationRow.addedColumns.map { column in
+            "ALTER TABLE \(operations) ADD COLUMN IF NOT EXISTS \(column.name) \(column.definition)"
+        } + [
+            """
+            CREATE INDEX IF NOT EXISTS \(operations)_by_deployment ON \(operations) (deployment, seq) \
+            WHERE deployment IS NOT NULL
+            """
         ]
     }
 
@@ -857,18 +874,19 @@ package final class PostgresOperationStore: OperationStore {
     private static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
         let (
             seq, id, state, request, result, error, created, started, finished, attempts, owner, expires,
-            notBefore, key, digest, hasBlobs
+            notBefore, key, digest, cutRuns, hasBlobs
         ) = try row.decode(
             (
                 Int64, String, String, ByteBuffer, ByteBuffer?, ByteBuffer?, Int64, Int64?, Int64?, Int, String?,
-                Int64?, Int64, String?, String, Bool
+                Int64?, Int64, String?, String, Int, Bool
             ).self
         )
         return (
             OperationRow(
                 sequence: seq, id: id, state: state, request: request, result: result, error: error,
                 createdAt: created, startedAt: started, finishedAt: finished, attempts: attempts, leaseOwner: owner,
-                leaseExpiresAt: expires, notBefore: notBefore, idempotencyKey: key, requestDigest: digest
+                leaseExpiresAt: expires, notBefore: notBefore, idempotencyKey: key, requestDigest: digest,
+                cutRuns: cutRuns
             ),
             hasBlobs
         )

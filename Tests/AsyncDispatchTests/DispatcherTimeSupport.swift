@@ -168,8 +168,8 @@ final class RecordingStore: OperationStore {
         return stored
     }
 
-    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
-        let released = try await base.release(id: id, owner: owner, notBefore: notBefore, now: now)
+    func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        let released = try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
         log.withLock { $0.releases.append(Release(now: now, notBefore: notBefore)) }
         return released
     }
@@ -185,14 +185,22 @@ final class RecordingStore: OperationStore {
 /// The pipelines the dispatcher tests run, by name: `hang` runs until cancelled; `flaky` fails with a
 /// retryable `.unavailable` on its first run and succeeds afterwards; `unreached` fails as a call that reached
 /// no runner (``GatewayError/notSent``, connection refused) on its first 12 runs and succeeds afterwards;
+/// `gated` fails as a call that reached no runner while ``isDown`` (a runner that is down) and succeeds otherwise;
 /// anything else succeeds at once.
 /// `runs` counts the runs started, per pipeline. A runner made with `hangs: true` runs every pipeline until
 /// cancelled (an instance whose backend call never returns).
 final class ScriptedRunner: TriggerRunner {
     private let started = Mutex<[String: Int]>([:])
     private let hangs: Bool
+    private let down = Atomic<Bool>(false)
 
     init(hangs: Bool = false) { self.hangs = hangs }
+
+    /// Whether `gated`'s runner is down (its calls refused).
+    var isDown: Bool {
+        get { down.load(ordering: .relaxed) }
+        set { down.store(newValue, ordering: .relaxed) }
+    }
 
     func runs(_ pipeline: String) -> Int { started.withLock { $0[pipeline, default: 0] } }
 
@@ -209,7 +217,7 @@ final class ScriptedRunner: TriggerRunner {
             while true { try await Task.sleep(for: .seconds(3600)) }
         case "flaky" where run == 1:
             throw GatewayError(.unavailable, "the backend is restarting")
-        case "unreached" where run <= 12:
+        case "unreached" where run <= 12, "gated" where isDown:
             var refused = GatewayError(.backendFailed, "cannot connect to an endpoint: connection refused")
             refused.notSent = true
             throw refused

@@ -198,6 +198,55 @@ struct DispatcherTimeTests {
     }
 
     @Test(
+        "while a runner is down its queued operations wait in the store: one probe run per back-off, not a claim and a release of each; all run once it is back",
+        .timeLimit(.minutes(1)))
+    func runnerDownClaimsOnlyProbes() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            let runner = ScriptedRunner()
+            runner.isDown = true
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: .seconds(1)), runner: runner, clock: time,
+                now: time.wallClock)
+            var ids: [String] = []
+            for _ in 0..<20 { ids.append(try await instance.operations.submit(asyncRequest("gated")).id) }
+            /// One-second steps, each waiting (bounded) for the dispatcher to go back to sleep.
+            func second() async {
+                await time.advance(by: .seconds(1))
+                _ = await eventually(within: .seconds(1), interval: .milliseconds(2)) {
+                    time.isSettled(sleepers: Self.idle)
+                }
+            }
+            // Two minutes down. The first round claims a worker's worth (4) before any run has failed; after that
+            // only probes, one per back-off of the pool (1 s growing by half of the outage, to 30 s): about 12 in
+            // two minutes. Claiming each operation once per its own back-off made about 11 releases of each.
+            for _ in 0..<120 { await second() }
+            let releases = store.releases.count
+            let claimed = store.claims.reduce(0) { $0 + $1.ids.count }
+            #expect(releases >= 4 + 8, "probes stopped while the runner is down: \(releases)")
+            #expect(releases <= 4 + 16, "claimed and released while the runner is down: \(releases)")
+            #expect(claimed == releases, "every claimed run was refused and handed back")
+            // Claim calls (most find nothing) come at the 1 s poll and the runs' ends, not in a loop: a probe due
+            // while none can be claimed yet must not make the claim loop spin.
+            #expect(store.claims.count <= 2 * 120 + 40, "claim calls while the runner is down: \(store.claims.count)")
+            #expect(store.failures.isEmpty)
+
+            // Back: the next probe reaches it, then every operation runs (each on its first attempt).
+            runner.isDown = false
+            var done = 0
+            for _ in 0..<90 {
+                done = 0
+                for id in ids where try await store.get(id: id)?.state == .succeeded { done += 1 }
+                if done == ids.count { break }
+                await second()
+            }
+            #expect(done == ids.count)
+            for id in ids { #expect(try await store.get(id: id)?.attempts == 1) }
+            await instance.stop()
+        }
+    }
+
+    @Test(
         "a lease that is not renewed expires, and another dispatcher claims the operation then, not before",
         .timeLimit(.minutes(1)))
     func expiredLeaseIsReclaimed() async throws {
