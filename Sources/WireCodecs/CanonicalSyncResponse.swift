@@ -1,4 +1,5 @@
 import NIOCore
+import TriggerModel
 
 #if canImport(Glibc)
     import Glibc
@@ -269,35 +270,11 @@ enum CanonicalSyncResponse {
             }
         }
 
-        /// A well-formed UTF-8 sequence of 2 to 4 bytes at `pos` (Unicode §3.9, table 3-7); moves past it.
+        /// A well-formed UTF-8 sequence of 2 to 4 bytes at `pos` (`UTF8Validation`); moves past it.
         private mutating func utf8Sequence() -> Bool {
-            let lead = bytes[pos]
-            let length: Int
-            var low: UInt8 = 0x80
-            var high: UInt8 = 0xBF
-            switch lead {
-            case 0xC2...0xDF: length = 2
-            case 0xE0:
-                length = 3
-                low = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED:
-                length = 3
-                high = 0x9F
-            case 0xF0:
-                length = 4
-                low = 0x90
-            case 0xF1...0xF3: length = 4
-            case 0xF4:
-                length = 4
-                high = 0x8F
-            default: return false
-            }
-            guard count - pos >= length else { return false }
-            guard (low...high).contains(bytes[pos + 1]) else { return false }
-            for i in 2..<length where bytes[pos + i] & 0xC0 != 0x80 { return false }
+            let length = UTF8Validation.sequenceLength(bytes + pos, available: count - pos)
             pos += length
-            return true
+            return length > 0
         }
 
         /// A number `JSONValueCodec.writeNumber` writes back as the same text.
