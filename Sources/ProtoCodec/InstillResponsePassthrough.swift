@@ -178,7 +178,9 @@ enum InstillResponsePassthrough {
             case 0x19:  // number_value = 3 (fixed64) → number_value = 2
                 guard end - start == 9 else { return false }
                 var bits: UInt64 = 0
-                withUnsafeMutableBytes(of: &bits) { $0.copyMemory(from: UnsafeRawBufferPointer(start: source + start + 1, count: 8)) }
+                withUnsafeMutableBytes(of: &bits) {
+                    $0.copyMemory(from: UnsafeRawBufferPointer(start: source + start + 1, count: 8))
+                }
                 return !Double(bitPattern: UInt64(littleEndian: bits)).isNaN && retag(start, 0x11)
             case 0x22:  // string_value = 4 → string_value = 3
                 guard let range = length(after: start, within: end), range.end == end,
@@ -202,7 +204,8 @@ enum InstillResponsePassthrough {
             guard depth <= ProtoLimits.maxNestingDepth else { return false }
             var pos = start
             while pos < end {
-                guard source[pos] == 0x0A, let item = length(after: pos, within: end), value(from: item.start, to: item.end)
+                guard source[pos] == 0x0A, let item = length(after: pos, within: end),
+                    value(from: item.start, to: item.end)
                 else { return false }
                 pos = item.end
             }

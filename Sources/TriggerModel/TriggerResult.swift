@@ -91,7 +91,10 @@ package struct TriggerResult: Sendable, Equatable {
         private let decode: @Sendable (ByteBuffer) -> [ValueObject]
         private let decoded = Mutex<[ValueObject]?>(nil)
 
-        init(form: WireForm, wire: ByteBuffer, source: ByteBuffer, decode: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
+        init(
+            form: WireForm, wire: ByteBuffer, source: ByteBuffer,
+            decode: @escaping @Sendable (ByteBuffer) -> [ValueObject]
+        ) {
             self.form = form
             self.wire = wire
             self.source = source

@@ -53,7 +53,8 @@ struct InstillResponsePassthroughTests {
                 sourceLocation: sourceLocation)
             // The same outputs, compared through the runner's encoding so that a NaN equals itself.
             #expect(
-                RunnerCodec.encodeRunResponse(result) == RunnerCodec.encodeRunResponse(tree), sourceLocation: sourceLocation)
+                RunnerCodec.encodeRunResponse(result) == RunnerCodec.encodeRunResponse(tree),
+                sourceLocation: sourceLocation)
             return result.instillProto != nil
         case (.success(.failure(let error)), .success(.failure(let tree))):
             #expect(error == tree, sourceLocation: sourceLocation)
@@ -92,7 +93,8 @@ struct InstillResponsePassthroughTests {
         #expect(result.instillProto?.readableBytes == bytes.readableBytes)
         // What an Instill client decodes (where a "data:" string is a blob) is what it decoded before.
         let before = InstillCodec.encodeTriggerResponseTree(TriggerResult(outputs: outputs))
-        #expect(try InstillCodec.decodeTriggerResponse(result.instillProto!) == InstillCodec.decodeTriggerResponse(before))
+        #expect(
+            try InstillCodec.decodeTriggerResponse(result.instillProto!) == InstillCodec.decodeTriggerResponse(before))
     }
 
     @Test("Reading the outputs decodes the runner's message once; changing them drops the passed-through bytes")
@@ -127,7 +129,9 @@ struct InstillResponsePassthroughTests {
 
     @Test("Blobs are decoded and re-encoded as data URIs")
     func blobs() throws {
-        let blob = TriggerResult(outputs: [ValueObject([(key: "b", value: .blob(Blob(bytes: ByteBuffer(string: "hi"))))])])
+        let blob = TriggerResult(outputs: [
+            ValueObject([(key: "b", value: .blob(Blob(bytes: ByteBuffer(string: "hi"))))])
+        ])
         #expect(try !Self.agree(Array(buffer: RunnerCodec.encodeRunResponse(blob))))
     }
 
@@ -142,8 +146,12 @@ struct InstillResponsePassthroughTests {
         #expect(try !Self.agree(Self.output(Self.entry("é", Self.null), Self.entry("e\u{301}", Self.yes))))
         #expect(try !Self.agree(Self.output(Self.entry("K", Self.null), Self.entry("\u{212A}", Self.yes))))
         // Duplicates one level down and across sibling objects.
-        #expect(try Self.agree(Self.output(Self.entry("o", Self.nested(Self.entry("a", Self.null))), Self.entry("a", Self.null))))
-        #expect(try !Self.agree(Self.output(Self.entry("o", Self.nested(Self.entry("a", Self.null), Self.entry("a", Self.null))))))
+        #expect(
+            try Self.agree(
+                Self.output(Self.entry("o", Self.nested(Self.entry("a", Self.null))), Self.entry("a", Self.null))))
+        #expect(
+            try !Self.agree(
+                Self.output(Self.entry("o", Self.nested(Self.entry("a", Self.null), Self.entry("a", Self.null))))))
         // An explicit empty key: protobuf-c writes none.
         #expect(try !Self.agree(Self.output(Self.field(0x0A, [0x0A, 0x00] + Self.field(0x12, Self.null)))))
         #expect(try !Self.agree(Self.output(Self.entry(key: [0x61, 0x00, 0x62], Self.null))))
@@ -161,10 +169,21 @@ struct InstillResponsePassthroughTests {
     func entries() throws {
         #expect(try !Self.agree(Self.output(Self.field(0x0A, Self.field(0x0A, Array("a".utf8))))))  // no value
         #expect(try !Self.agree(Self.output(Self.field(0x0A, Self.field(0x12, Self.null) + Self.field(0x0A, [0x61])))))
-        #expect(try !Self.agree(Self.output(Self.field(0x0A, Self.field(0x0A, [0x61]) + Self.field(0x12, Self.null) + Self.field(0x12, Self.yes)))))
-        #expect(try !Self.agree(Self.output(Self.field(0x0A, Self.field(0x0A, [0x61]) + Self.field(0x0A, [0x62]) + Self.field(0x12, Self.null)))))
-        #expect(try !Self.agree(Self.output(Self.field(0x0A, Self.field(0x0A, [0x61]) + Self.field(0x12, Self.null) + [0x18, 0x01]))))
-        #expect(try !Self.agree(Self.output(Self.entry("a", Self.null)) + [] + Self.output([0x12, 0x00])))  // unknown field in Object
+        #expect(
+            try !Self.agree(
+                Self.output(
+                    Self.field(
+                        0x0A, Self.field(0x0A, [0x61]) + Self.field(0x12, Self.null) + Self.field(0x12, Self.yes)))))
+        #expect(
+            try !Self.agree(
+                Self.output(
+                    Self.field(0x0A, Self.field(0x0A, [0x61]) + Self.field(0x0A, [0x62]) + Self.field(0x12, Self.null)))
+            ))
+        #expect(
+            try !Self.agree(
+                Self.output(Self.field(0x0A, Self.field(0x0A, [0x61]) + Self.field(0x12, Self.null) + [0x18, 0x01]))))
+        // An unknown field in an Object.
+        #expect(try !Self.agree(Self.output(Self.entry("a", Self.null)) + Self.output([0x12, 0x00])))
     }
 
     @Test("Values: exactly one case in canonical form")
@@ -188,7 +207,9 @@ struct InstillResponsePassthroughTests {
 
     @Test("Strings: well-formed UTF-8 without NUL")
     func strings() throws {
-        func one(_ bytes: [UInt8]) throws -> Bool { try Self.agree(Self.output(Self.entry("s", Self.field(0x22, bytes)))) }
+        func one(_ bytes: [UInt8]) throws -> Bool {
+            try Self.agree(Self.output(Self.entry("s", Self.field(0x22, bytes))))
+        }
         #expect(try one([]))
         #expect(try one(Array("\u{7F}\u{80}\u{7FF}\u{800}\u{D7FF}\u{E000}\u{FFFF}\u{10000}\u{10FFFF}".utf8)))
         #expect(try !one([0x61, 0x00]))
