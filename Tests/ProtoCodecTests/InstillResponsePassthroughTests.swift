@@ -254,4 +254,31 @@ struct InstillResponsePassthroughTests {
         #expect(try Self.agree(nestedObjects(ProtoLimits.maxNestingDepth)))
         #expect(try !Self.agree(nestedObjects(ProtoLimits.maxNestingDepth + 1)))
     }
+
+    @Test("Mutated answers (bytes flipped, cut, inserted): both paths give the same bytes or the same error")
+    func mutations() throws {
+        var rng = SplitMix64(seed: 11)
+        let bases = [
+            Array(buffer: RunnerCodec.encodeRunResponse(TriggerResult(outputs: [Self.plain, ValueObject()]))),
+            Self.output(
+                Self.entry("é", Self.null), Self.entry("e", Self.list(Self.yes, Self.number(2), Self.string("x")))),
+        ]
+        var passed = 0
+        for round in 0..<2000 {
+            var bytes = bases[round % bases.count]
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                let at = Int.random(in: 0..<bytes.count, using: &rng)
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: bytes[at] = UInt8.random(in: 0...255, using: &rng)
+                case 1: bytes[at] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
+                case 2: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: at)
+                default: bytes.removeSubrange(at...)
+                }
+                if bytes.isEmpty { break }
+            }
+            if try Self.agree(bytes) { passed += 1 }
+        }
+        // Some mutations (a changed letter in a string, a flipped bit in a number) keep the canonical form.
+        #expect(passed > 0)
+    }
 }
