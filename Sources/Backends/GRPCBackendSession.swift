@@ -12,7 +12,9 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
     let channel: any Channel
     let load: GRPCBackendConnectionLoad
     var session: NGHTTP2Session?
-    private var calls: [HTTP2StreamID: GRPCBackendCall] = [:]
+    /// The open calls by stream: an `HTTP2StreamObjectTable` (the newest stream kept aside, issue 11) holding
+    /// only `GRPCBackendCall`s, read through `call(_:)`.
+    private var calls = HTTP2StreamObjectTable()
     /// Calls whose stream closed because the connection did; they learn the reason in `sessionDidClose`.
     private var orphans: [GRPCBackendCall] = []
 
@@ -68,19 +70,24 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
         stream: HTTP2StreamID,
         endStream: Bool
     ) {
-        calls[stream]?.receivedHeaders(headers, endStream: endStream)
+        call(stream)?.receivedHeaders(headers, endStream: endStream)
     }
 
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
-        calls[stream]?.receivedData(data, endStream: endStream)
+        call(stream)?.receivedData(data, endStream: endStream)
+    }
+
+    private func call(_ stream: HTTP2StreamID) -> GRPCBackendCall? {
+        calls[stream].map { unsafeDowncast($0, to: GRPCBackendCall.self) }
     }
 
     func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID) {
-        calls[stream]?.receivedTrailers(trailers)
+        call(stream)?.receivedTrailers(trailers)
     }
 
     func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
-        guard let call = calls.removeValue(forKey: stream) else { return }
+        guard let removed = calls.removeValue(forKey: stream) else { return }
+        let call = unsafeDowncast(removed, to: GRPCBackendCall.self)
         releaseStream()
         if errorCode == .cancel, !channel.isActive {
             // The engine closes every stream with CANCEL when the connection goes, then reports the

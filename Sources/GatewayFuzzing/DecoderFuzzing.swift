@@ -8,6 +8,7 @@ import WireCodecs
 /// - decoders never trap; they return a value or throw;
 /// - an Instill trigger request or runner request that decodes re-encodes to bytes that decode again (the
 ///   gateway re-encodes what it accepted towards backends, so accepting something it cannot re-send is a bug);
+/// - a runner's `RunResponse` passed through to an Instill client gives the bytes re-encoding would give;
 /// - the gRPC deframer yields the same messages and the same error whether the bytes arrive at once or one at
 ///   a time (STYLE.md habit 14: drip-fed decoding);
 /// - `grpc-message` percent-encoding round-trips any string; an accepted `grpc-timeout` re-encodes to a value
@@ -72,6 +73,7 @@ enum DecoderFuzzing {
         if let result = try? RunnerCodec.decodeRunResponse(buffer) {
             _ = RunnerCodec.encodeRunResponse(result)
         }
+        runResponsePassthrough(buffer)
         if let event = try? RunnerCodec.decodeRunEvent(buffer) {
             _ = RunnerCodec.encodeRunEvent(event)
         }
@@ -84,6 +86,29 @@ enum DecoderFuzzing {
         }
         _ = InstillCodec.decodeHealthCheckRequest(buffer)
         _ = InstillCodec.decodeGRPCHealthRequest(buffer)
+    }
+
+    /// A runner's `RunResponse` passed through to an Instill client (issue 11, `InstillResponsePassthrough`)
+    /// gives the bytes and the outcome that decoding and re-encoding give, or the same error.
+    static func runResponsePassthrough(_ buffer: ByteBuffer) {
+        let outcome = Result { try RunnerCodec.decodeRunOutcome(buffer) }
+        let tree = Result { try RunnerCodec.decodeRunOutcomeTree(buffer) }
+        switch (outcome, tree) {
+        case (.success(.success(let result)), .success(.success(let reference))):
+            precondition(
+                InstillCodec.encodeTriggerResponse(result) == InstillCodec.encodeTriggerResponseTree(reference),
+                "a passed-through RunResponse differs from its re-encoding")
+            // Compared through the runner's encoding, so that a NaN equals itself.
+            precondition(
+                RunnerCodec.encodeRunResponse(result) == RunnerCodec.encodeRunResponse(reference),
+                "a passed-through RunResponse decodes to other outputs")
+        case (.success(.failure(let error)), .success(.failure(let reference))):
+            precondition(error == reference, "the passthrough changed a runner's application error")
+        case (.failure(let error), .failure(let reference)):
+            precondition("\(error)" == "\(reference)", "the passthrough changed a RunResponse's decoding error")
+        default:
+            preconditionFailure("the RunResponse passthrough accepts what decoding refuses, or the other way round")
+        }
     }
 
     // MARK: gRPC deframer

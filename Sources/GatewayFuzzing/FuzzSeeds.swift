@@ -106,6 +106,7 @@ enum FuzzSeeds {
             ("msg-run-request", Array(buffer: run)),
             ("msg-trigger-response", Array(buffer: InstillCodec.encodeTriggerResponse(sampleResult))),
             ("msg-run-response", Array(buffer: RunnerCodec.encodeRunResponse(sampleResult))),
+            ("msg-run-response-plain", Array(buffer: RunnerCodec.encodeRunResponse(plainResult))),
             ("msg-framed-two", twoFramed),
             ("text-timeout", Array("99999999H".utf8)),
             ("text-grpc-message", Array("caf%C3%A9 %zz %".utf8)),
@@ -214,6 +215,16 @@ enum FuzzSeeds {
 
     static var sampleResult: TriggerResult {
         TriggerResult(outputs: sampleInputs.map(\.variables))
+    }
+
+    /// A result without blobs or traces: a grpc runner's answer that passes through to Instill clients as it is.
+    static var plainResult: TriggerResult {
+        let nested = ValueObject([(key: "k", value: .string("v")), (key: "", value: .null)])
+        let output = ValueObject([
+            (key: "text", value: .string("héllo 日本")), (key: "n", value: .number(1.5)), (key: "ok", value: .bool(true)),
+            (key: "nothing", value: .null), (key: "list", value: .list([.number(-0.0), .string(""), .object(nested)])),
+        ])
+        return TriggerResult(outputs: [output, ValueObject()])
     }
 
     static func grpcHeaders(_ path: String, extra: [(String, String)] = []) -> [(String, String)] {

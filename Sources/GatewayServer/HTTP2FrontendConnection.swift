@@ -25,7 +25,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     let eventLoop: any EventLoop
     /// Set right after the engine is configured; the session keeps its delegate until the connection ends.
     var session: NGHTTP2Session!
-    var streams: [HTTP2StreamID: StreamState] = [:]
+    var streams = StreamStates()
     /// Set when the shutdown grace ran out: the session ends once the last stream's answer is out.
     private var terminating = false
     /// An idle period passed and the graceful shutdown began; a second one closes the connection (a peer
@@ -273,7 +273,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
             finishRecord(state)
         }
-        streams = [:]
+        streams.removeAll()
     }
 
     private func receivedEndStream(_ stream: HTTP2StreamID) {
@@ -457,3 +457,30 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
 @available(*, unavailable)
 extension HTTP2FrontendConnection: Sendable {}
+
+extension HTTP2FrontendConnection {
+    /// The open streams' states by id: an `HTTP2StreamObjectTable` (a dictionary with the newest stream kept
+    /// aside, issue 11), typed.
+    struct StreamStates: Sequence {
+        private var table = HTTP2StreamObjectTable()
+
+        subscript(id: HTTP2StreamID) -> StreamState? {
+            get { table[id].map { unsafeDowncast($0, to: StreamState.self) } }
+            set { table[id] = newValue }
+        }
+
+        @discardableResult
+        mutating func removeValue(forKey id: HTTP2StreamID) -> StreamState? {
+            table.removeValue(forKey: id).map { unsafeDowncast($0, to: StreamState.self) }
+        }
+
+        mutating func removeAll() { table.removeAll() }
+
+        var isEmpty: Bool { table.isEmpty }
+
+        /// For the rare walks over every stream (shutdown, connection loss): a copy of the entries.
+        func makeIterator() -> IndexingIterator<[(key: HTTP2StreamID, value: StreamState)]> {
+            table.map { (key: $0.key, value: unsafeDowncast($0.value, to: StreamState.self)) }.makeIterator()
+        }
+    }
+}

@@ -109,8 +109,16 @@ package enum InstillCodec {
     // MARK: Trigger responses
 
     /// `TriggerNamespacePipeline{,WithStream,Release}Response`: one output per batch item, and the traces
-    /// in `metadata` (omitted when there are none).
+    /// in `metadata` (omitted when there are none). A result that carries this message already
+    /// (`TriggerResult.instillProto`, from a grpc runner's answer) is not encoded again.
     package static func encodeTriggerResponse(_ result: TriggerResult) -> ByteBuffer {
+        if let message = result.instillProto { return message }
+        return encodeTriggerResponseTree(result)
+    }
+
+    /// `encodeTriggerResponse` from the result's outputs and metadata, never from `instillProto`: the reference
+    /// the passthrough must agree with.
+    package static func encodeTriggerResponseTree(_ result: TriggerResult) -> ByteBuffer {
         withProtoArena { arena in ProtoMessage.pack(encode(result, in: arena)) }
     }
 

@@ -91,7 +91,29 @@ package enum RunnerCodec {
 
     /// A `RunResponse` as what the pipeline did: its result, or (when `error` is set) its application error
     /// with `GatewayError.Code.application(code)`. Throws only for malformed bytes.
+    ///
+    /// A response whose Instill form is its own bytes renumbered (`InstillResponsePassthrough`) is kept as that
+    /// message (`TriggerResult.instillProto`) and its outputs are decoded only if a consumer reads them
+    /// (issue 11); any other response is decoded now, with the same checks and errors either way.
     package static func decodeRunOutcome(_ bytes: ByteBuffer) throws -> Result<TriggerResult, GatewayError> {
+        if let instill = InstillResponsePassthrough.instillResponse(fromRunResponse: bytes) {
+            return .success(
+                TriggerResult(instillProto: instill, runResponse: bytes) { bytes in
+                    do {
+                        return try decodeRunOutcomeTree(bytes).get().outputs
+                    } catch {
+                        // Unreachable: the scan accepts only what unpacks, within the depth limit, without `error`.
+                        assertionFailure("a canonical RunResponse failed to decode: \(error)")
+                        return []
+                    }
+                })
+        }
+        return try decodeRunOutcomeTree(bytes)
+    }
+
+    /// `decodeRunOutcome` through protobuf-c and the model, never keeping the runner's bytes: the reference the
+    /// passthrough must agree with (the fuzzer and the tests compare the two).
+    package static func decodeRunOutcomeTree(_ bytes: ByteBuffer) throws -> Result<TriggerResult, GatewayError> {
         try WireDepthGuard.check(bytes, as: .runResponse, what: "RunResponse")
         return try ProtoMessage.withUnpacked(
             bytes,

@@ -3,20 +3,29 @@ import Synchronization
 
 /// What a backend answered for a whole trigger: one output object per batch element, plus metadata.
 ///
-/// A result may also carry `restJSON`: the runner's own sync-response text, checked to be byte for byte what
-/// `RESTResponseBody.encode(result:)` would write for it (issue 11). A REST client then gets those bytes as they
-/// came, and `outputs` is decoded from them only when a consumer reads it (a gRPC frontend, the operation store,
-/// Abacus/Craft reshaping). Setting `outputs` or `metadata` drops `restJSON`, so it never describes a result
-/// that was changed afterwards.
+/// A result may also carry the client's bytes as the runner sent them (issue 11): `restJSON`, the runner's own
+/// sync-response text, checked to be byte for byte what `RESTResponseBody.encode(result:)` would write for it;
+/// or `instillProto`, the Instill `TriggerNamespacePipelineResponse` that a grpc runner's `RunResponse` is
+/// once its value tags are renumbered, checked to be byte for byte what `InstillCodec.encodeTriggerResponse`
+/// would write. A client of that protocol then gets those bytes, and `outputs` is decoded from the runner's
+/// message only when a consumer reads it (another frontend, the operation store, Abacus/Craft reshaping).
+/// Setting `outputs` or `metadata` drops the bytes, so they never describe a result that was changed
+/// afterwards.
 package struct TriggerResult: Sendable, Equatable {
     private var storage: Storage
     package var metadata: TriggerMetadata {
-        didSet { if case .restJSON(let lazy) = storage { storage = .values(lazy.outputs) } }
+        didSet { if case .wire(let lazy) = storage { storage = .values(lazy.outputs) } }
     }
 
     private enum Storage: Sendable {
         case values([ValueObject])
-        case restJSON(LazyOutputs)
+        case wire(LazyOutputs)
+    }
+
+    /// Which client protocol's message `LazyOutputs.wire` is.
+    private enum WireForm: Sendable {
+        case restJSON
+        case instillProto
     }
 
     package init(outputs: [ValueObject], metadata: TriggerMetadata = TriggerMetadata()) {
@@ -28,7 +37,20 @@ package struct TriggerResult: Sendable, Equatable {
     /// in `RESTResponseBody`'s canonical form; the caller has checked it) with no traces; `decodeOutputs` turns
     /// that text into `outputs` the first time they are read, at most once.
     package init(restJSON: ByteBuffer, decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
-        self.storage = .restJSON(LazyOutputs(json: restJSON, decode: decodeOutputs))
+        self.storage = .wire(LazyOutputs(form: .restJSON, wire: restJSON, source: restJSON, decode: decodeOutputs))
+        self.metadata = TriggerMetadata()
+    }
+
+    /// A result whose gRPC form is `instillProto` (a complete Instill `TriggerNamespacePipelineResponse` in
+    /// `InstillCodec.encodeTriggerResponse`'s canonical form, without metadata; the caller has checked it)
+    /// with no traces; `decodeOutputs(runResponse)` gives `outputs` the first time they are read, at most once.
+    package init(
+        instillProto: ByteBuffer,
+        runResponse: ByteBuffer,
+        decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]
+    ) {
+        self.storage = .wire(
+            LazyOutputs(form: .instillProto, wire: instillProto, source: runResponse, decode: decodeOutputs))
         self.metadata = TriggerMetadata()
     }
 
@@ -37,7 +59,7 @@ package struct TriggerResult: Sendable, Equatable {
         get {
             switch storage {
             case .values(let outputs): outputs
-            case .restJSON(let lazy): lazy.outputs
+            case .wire(let lazy): lazy.outputs
             }
         }
         set { storage = .values(newValue) }
@@ -45,7 +67,14 @@ package struct TriggerResult: Sendable, Equatable {
 
     /// The sync-response body a REST client gets for this result, when the runner's text is that body already.
     package var restJSON: ByteBuffer? {
-        if case .restJSON(let lazy) = storage { return lazy.json }
+        if case .wire(let lazy) = storage, lazy.form == .restJSON { return lazy.wire }
+        return nil
+    }
+
+    /// The gRPC response message an Instill client gets for this result, when the runner's message is that
+    /// message already (apart from its renumbered value tags).
+    package var instillProto: ByteBuffer? {
+        if case .wire(let lazy) = storage, lazy.form == .instillProto { return lazy.wire }
         return nil
     }
 
@@ -53,21 +82,29 @@ package struct TriggerResult: Sendable, Equatable {
         lhs.metadata == rhs.metadata && lhs.outputs == rhs.outputs
     }
 
-    /// The runner's text and its outputs once decoded: a class so that copies of the result share one decode.
+    /// The client's bytes, the runner's message they came from, and its outputs once decoded: a class so that
+    /// copies of the result share one decode.
     private final class LazyOutputs: Sendable {
-        let json: ByteBuffer
+        let form: WireForm
+        let wire: ByteBuffer
+        private let source: ByteBuffer
         private let decode: @Sendable (ByteBuffer) -> [ValueObject]
         private let decoded = Mutex<[ValueObject]?>(nil)
 
-        init(json: ByteBuffer, decode: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
-            self.json = json
+        init(
+            form: WireForm, wire: ByteBuffer, source: ByteBuffer,
+            decode: @escaping @Sendable (ByteBuffer) -> [ValueObject]
+        ) {
+            self.form = form
+            self.wire = wire
+            self.source = source
             self.decode = decode
         }
 
         var outputs: [ValueObject] {
             decoded.withLock { decoded in
                 if let decoded { return decoded }
-                let outputs = decode(json)
+                let outputs = decode(source)
                 decoded = outputs
                 return outputs
             }

@@ -1,4 +1,5 @@
 import NIOCore
+import TriggerModel
 
 #if canImport(Glibc)
     import Glibc
@@ -21,7 +22,8 @@ import NIOCore
 ///   case), since the parser makes it a blob and the writer re-renders its data URI;
 /// - numbers: integers of at most 15 digits without a leading zero or a minus zero, or non-integral numbers
 ///   whose text is Swift's shortest round-trip form (`JSONValueCodec.writeNumber`);
-/// - objects: no repeated key (the parser would merge them), at most `maxCheckedKeys` keys;
+/// - objects: no repeated key (the parser would merge them, and Swift takes canonically equivalent keys for
+///   one), at most `maxCheckedKeys` keys;
 /// - nesting within `maxDepth`, counted as the parser counts it.
 /// Anything else, valid or not, gets "no", and the caller takes the decoding path, which produces today's
 /// result or today's error: this check never decides what is an error.
@@ -162,9 +164,7 @@ enum CanonicalSyncResponse {
                 guard string(isValue: false) else { return false }
                 let key = (start: start, count: pos - 1 - start)
                 guard keys.count - frame < Self.maxKeys else { return false }
-                for other in keys[frame...] where other.count == key.count {
-                    if memcmp(bytes + other.start, bytes + key.start, key.count) == 0 { return false }
-                }
+                for other in keys[frame...] where sameKey(other, key) { return false }
                 keys.append(key)
                 skipWhitespace()
                 guard literal(":") else { return false }
@@ -184,6 +184,51 @@ enum CanonicalSyncResponse {
         }
 
         private static var maxKeys: Int { CanonicalSyncResponse.maxCheckedKeys }
+
+        /// Whether the parser's `ValueObject` would take the keys whose text is at `a` and `b` for one key. It
+        /// merges keys Swift takes as equal, which includes canonically equivalent ones ("é" and "e\u{301}",
+        /// "K" and the Kelvin sign): bytes decide between ASCII keys, decoded strings otherwise.
+        private func sameKey(_ a: (start: Int, count: Int), _ b: (start: Int, count: Int)) -> Bool {
+            if isASCII(a), isASCII(b) {
+                return a.count == b.count && memcmp(bytes + a.start, bytes + b.start, a.count) == 0
+            }
+            return decodedKey(a) == decodedKey(b)
+        }
+
+        private func isASCII(_ key: (start: Int, count: Int)) -> Bool {
+            for i in key.start..<(key.start + key.count) where bytes[i] >= 0x80 { return false }
+            return true
+        }
+
+        /// The text of a key the scan accepted (only the escapes `canonicalEscape` allows), unescaped.
+        private func decodedKey(_ key: (start: Int, count: Int)) -> String {
+            var utf8: [UInt8] = []
+            utf8.reserveCapacity(key.count)
+            var i = key.start
+            let end = key.start + key.count
+            while i < end {
+                guard bytes[i] == UInt8(ascii: "\\") else {
+                    utf8.append(bytes[i])
+                    i += 1
+                    continue
+                }
+                switch bytes[i + 1] {
+                case UInt8(ascii: "n"): utf8.append(0x0A)
+                case UInt8(ascii: "r"): utf8.append(0x0D)
+                case UInt8(ascii: "t"): utf8.append(0x09)
+                case UInt8(ascii: "b"): utf8.append(0x08)
+                case UInt8(ascii: "f"): utf8.append(0x0C)
+                case UInt8(ascii: "u"):
+                    // `\u00xx`, lowercase hex, a control character.
+                    utf8.append((lowerHex(bytes[i + 4]) ?? 0) << 4 | (lowerHex(bytes[i + 5]) ?? 0))
+                    i += 6
+                    continue
+                default: utf8.append(bytes[i + 1])  // `\"` and `\\`
+                }
+                i += 2
+            }
+            return String(decoding: utf8, as: UTF8.self)
+        }
 
         private mutating func array() -> Bool {
             guard enterContainer() else { return false }
@@ -269,35 +314,11 @@ enum CanonicalSyncResponse {
             }
         }
 
-        /// A well-formed UTF-8 sequence of 2 to 4 bytes at `pos` (Unicode §3.9, table 3-7); moves past it.
+        /// A well-formed UTF-8 sequence of 2 to 4 bytes at `pos` (`UTF8Validation`); moves past it.
         private mutating func utf8Sequence() -> Bool {
-            let lead = bytes[pos]
-            let length: Int
-            var low: UInt8 = 0x80
-            var high: UInt8 = 0xBF
-            switch lead {
-            case 0xC2...0xDF: length = 2
-            case 0xE0:
-                length = 3
-                low = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED:
-                length = 3
-                high = 0x9F
-            case 0xF0:
-                length = 4
-                low = 0x90
-            case 0xF1...0xF3: length = 4
-            case 0xF4:
-                length = 4
-                high = 0x8F
-            default: return false
-            }
-            guard count - pos >= length else { return false }
-            guard (low...high).contains(bytes[pos + 1]) else { return false }
-            for i in 2..<length where bytes[pos + i] & 0xC0 != 0x80 { return false }
+            let length = UTF8Validation.sequenceLength(bytes + pos, available: count - pos)
             pos += length
-            return true
+            return length > 0
         }
 
         /// A number `JSONValueCodec.writeNumber` writes back as the same text.

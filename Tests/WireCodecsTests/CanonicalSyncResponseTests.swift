@@ -36,6 +36,7 @@ struct CanonicalSyncResponseTests {
             #"{"outputs":[{"a":1},{"b":[true,false,null,[],{}]}],"metadata":{}}"#,
             #"{"outputs":[{"s":"quote \" backslash \\ nl \n cr \r tab \t bs \b ff \f ctl \u0001\u001f"}],"metadata":{}}"#,
             "{\"outputs\":[{\"é\":\"café 日本 😀 \u{7f}\"}],\"metadata\":{}}",
+            "{\"outputs\":[{\"é\":1,\"e\":2,\"\\n\u{301}\":3,\"\\u0001é\":4}],\"metadata\":{}}",  // distinct keys
             #"{"outputs":[{"n":[0,-1,123456789012345,-123456789012345,0.5,-0.25,1e-05,1.5e+300,3.14159]}],"metadata":{}}"#,
             #"{"outputs":[{"d":"dat","e":"data","f":"date: today","g":"xdata:;base64,aGk="}],"metadata":{}}"#,
             #"{"outputs":[{"data:":"keys are never blobs"}],"metadata":{}}"#,
@@ -76,6 +77,8 @@ struct CanonicalSyncResponseTests {
             #"{"outputs":[{"n":1234567890123456}],"metadata":{}}"#,
             #"{"outputs":[{"n":12345678901234567890}],"metadata":{}}"#,
             #"{"outputs":[{"a":1,"a":2}],"metadata":{}}"#,  // merged by the parser
+            "{\"outputs\":[{\"é\":1,\"e\u{301}\":2}],\"metadata\":{}}",  // canonically equivalent keys, merged
+            "{\"outputs\":[{\"K\":1,\"\u{212A}\":2}],\"metadata\":{}}",  // K and the Kelvin sign, merged
             #"{"outputs":[{"x":{"a":1,"b":2,"a":3}}],"metadata":{}}"#,
             #"{"outputs":[{"img":"data:text/plain;base64,aGk="}],"metadata":{}}"#,  // a blob
             #"{"outputs":[{"img":"DATA:text/plain;base64,aGk="}],"metadata":{}}"#,

@@ -1,0 +1,36 @@
+/// Well-formed UTF-8 as Unicode defines it (§3.9, table 3-7: no overlong forms, no surrogates, nothing past
+/// U+10FFFF), which is what `String(validating:as:)` accepts and what `String(decoding:as:)` and
+/// `String(cString:)` leave unrepaired. The passthrough scanners (issue 11) use it to accept only text that
+/// decoding would not change.
+package enum UTF8Validation {
+    /// The length (2 to 4) of the well-formed multi-byte sequence starting at `bytes`, of which `available`
+    /// bytes are readable; 0 when there is none (an ASCII byte, a stray continuation byte, an ill-formed or
+    /// truncated sequence).
+    package static func sequenceLength(_ bytes: UnsafePointer<UInt8>, available: Int) -> Int {
+        guard available > 0 else { return 0 }
+        let length: Int
+        var low: UInt8 = 0x80
+        var high: UInt8 = 0xBF
+        switch bytes[0] {
+        case 0xC2...0xDF: length = 2
+        case 0xE0:
+            length = 3
+            low = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED:
+            length = 3
+            high = 0x9F
+        case 0xF0:
+            length = 4
+            low = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4:
+            length = 4
+            high = 0x8F
+        default: return 0
+        }
+        guard available >= length, (low...high).contains(bytes[1]) else { return 0 }
+        for i in 2..<length where bytes[i] & 0xC0 != 0x80 { return 0 }
+        return length
+    }
+}
