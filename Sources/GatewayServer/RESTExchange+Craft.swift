@@ -724,7 +724,7 @@ enum CraftAnswer {
         switch value {
         case .blob: "file"
         case .string: "string"
-        case .number: "number"
+        case .number, .largeInteger: "number"
         case .bool: "boolean"
         case .list: "array"
         case .object, .null: "json"

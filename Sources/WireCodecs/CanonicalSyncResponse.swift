@@ -19,8 +19,9 @@ import NIOCore
 ///   past U+10FFFF), escapes only where the writer puts them (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, and
 ///   `\u00xx` in lowercase hex for the other control characters); no value string starting `data:` (any
 ///   case), since the parser makes it a blob and the writer re-renders its data URI;
-/// - numbers: integers of at most 15 digits without a leading zero or a minus zero, or non-integral numbers
-///   whose text is Swift's shortest round-trip form (`JSONValueCodec.writeNumber`);
+/// - numbers: integers without a leading zero or a minus zero (any length: the parser keeps their digits), or
+///   other numbers whose text is the writer's form (`JSONValueCodec.writeNumber`: Swift's shortest round-trip
+///   form, integral values below 1e16 only as plain integers);
 /// - objects: no repeated key (the parser would merge them), at most `maxCheckedKeys` keys;
 /// - nesting within `maxDepth`, counted as the parser counts it.
 /// Anything else, valid or not, gets "no", and the caller takes the decoding path, which produces today's
@@ -314,10 +315,10 @@ enum CanonicalSyncResponse {
             }
             let isInteger = pos >= count || (bytes[pos] != UInt8(ascii: ".") && bytes[pos] | 0x20 != UInt8(ascii: "e"))
             if isInteger {
-                // Up to 15 digits the parser's Double is exact and the writer prints the same digits; "-0"
-                // comes back as "0".
+                // The parser keeps integers exact (a Double up to ±2^53, the digits past it) and the writer
+                // prints the same digits; "-0" comes back as "0".
                 let digits = pos - digitsStart
-                return digits <= 15 && !(start != digitsStart && digits == 1 && bytes[digitsStart] == UInt8(ascii: "0"))
+                return !(start != digitsStart && digits == 1 && bytes[digitsStart] == UInt8(ascii: "0"))
             }
             if bytes[pos] == UInt8(ascii: ".") {
                 pos += 1
@@ -332,8 +333,10 @@ enum CanonicalSyncResponse {
             }
             let text = String(decoding: UnsafeBufferPointer(start: bytes + start, count: pos - start), as: UTF8.self)
             guard let number = Double(text), number.isFinite else { return false }
-            // Integral values below 2^53 are written without a fraction: "1.0" would come back as "1".
-            if number == number.rounded(.towardZero) && abs(number) < 9_007_199_254_740_992 { return false }
+            // Integral values below 1e16 are written without a fraction or exponent: "1.0" would come back as "1".
+            if number == number.rounded(.towardZero) && abs(number) < JSONValueCodec.plainIntegralLimit {
+                return false
+            }
             return number.description == text
         }
 

@@ -37,6 +37,10 @@ struct CanonicalSyncResponseTests {
             #"{"outputs":[{"s":"quote \" backslash \\ nl \n cr \r tab \t bs \b ff \f ctl \u0001\u001f"}],"metadata":{}}"#,
             "{\"outputs\":[{\"é\":\"café 日本 😀 \u{7f}\"}],\"metadata\":{}}",
             #"{"outputs":[{"n":[0,-1,123456789012345,-123456789012345,0.5,-0.25,1e-05,1.5e+300,3.14159]}],"metadata":{}}"#,
+            // Integers of any length keep their digits on both paths (2^53, 2^53 + 1, Int64.min, UInt64.max, 2^64).
+            #"{"outputs":[{"n":[1234567890123456,9007199254740992,9007199254740993,-9223372036854775808]}],"metadata":{}}"#,
+            #"{"outputs":[{"n":[18446744073709551615,18446744073709551616,123456789012345678901234567890]}],"metadata":{}}"#,
+            #"{"outputs":[{"n":[1e+16,2e+16,-1.2e+17]}],"metadata":{}}"#,
             #"{"outputs":[{"d":"dat","e":"data","f":"date: today","g":"xdata:;base64,aGk="}],"metadata":{}}"#,
             #"{"outputs":[{"data:":"keys are never blobs"}],"metadata":{}}"#,
         ]
@@ -73,8 +77,8 @@ struct CanonicalSyncResponseTests {
             #"{"outputs":[{"n":-0}],"metadata":{}}"#,
             #"{"outputs":[{"n":1E-05}],"metadata":{}}"#,
             #"{"outputs":[{"n":0.10}],"metadata":{}}"#,
-            #"{"outputs":[{"n":1234567890123456}],"metadata":{}}"#,
-            #"{"outputs":[{"n":12345678901234567890}],"metadata":{}}"#,
+            #"{"outputs":[{"n":9007199254740992.0}],"metadata":{}}"#,  // written 9007199254740992
+            #"{"outputs":[{"n":9.007199254740994e+15}],"metadata":{}}"#,  // Swift's form, written as digits
             #"{"outputs":[{"a":1,"a":2}],"metadata":{}}"#,  // merged by the parser
             #"{"outputs":[{"x":{"a":1,"b":2,"a":3}}],"metadata":{}}"#,
             #"{"outputs":[{"img":"data:text/plain;base64,aGk="}],"metadata":{}}"#,  // a blob
@@ -217,7 +221,18 @@ struct CanonicalSyncResponseTests {
         switch Int.random(in: 0..<(depth < 4 ? 8 : 6), using: &random) {
         case 0: return .null
         case 1: return .bool(Bool.random(using: &random))
-        case 2: return .number(Double(Int.random(in: -1_000_000...1_000_000, using: &random)))
+        case 2:
+            // Small integers, integers a Double holds (up to 2^53), past it (the exact case) and past 64 bits.
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: return .number(Double(Int.random(in: -1_000_000...1_000_000, using: &random)))
+            case 1: return .number(Double(Int64.random(in: -(1 << 53)...(1 << 53), using: &random)))
+            case 2: return .integer(Int64.random(in: Int64.min...Int64.max, using: &random))
+            default:
+                let digits = (0..<Int.random(in: 20...40, using: &random)).map { _ in
+                    String(Int.random(in: 0...9, using: &random))
+                }
+                return .largeInteger(LargeInteger("9" + digits.joined())!)
+            }
         case 3:
             let sign: FloatingPointSign = Bool.random(using: &random) ? .plus : .minus
             let exponent = Int.random(in: -1000...1000, using: &random)
