@@ -96,16 +96,8 @@ enum CanonicalSyncResponse {
             }
             skipWhitespace()
             if !literal("]") {
-                while true {
-                    guard pos < count, bytes[pos] == UInt8(ascii: "{"), object() else { return false }
-                    skipWhitespace()
-                    if literal(",") {
-                        skipWhitespace()
-                        continue
-                    }
-                    guard literal("]") else { return false }
-                    break
-                }
+                let outputs = elements(closing: "]") { $0.pos < $0.count && $0.bytes[$0.pos] == UInt8(ascii: "{") && $0.object() }
+                guard outputs else { return false }
             }
             depth -= 1
             skipWhitespace()
@@ -157,31 +149,39 @@ enum CanonicalSyncResponse {
                 return true
             }
             let frame = keys.count
-            while true {
-                guard pos < count, bytes[pos] == UInt8(ascii: "\"") else { return false }
-                let start = pos + 1
-                guard string(isValue: false) else { return false }
-                let key = (start: start, count: pos - 1 - start)
-                guard keys.count - frame < Self.maxKeys else { return false }
-                for other in keys[frame...] where other.count == key.count {
-                    if memcmp(bytes + other.start, bytes + key.start, key.count) == 0 { return false }
-                }
-                keys.append(key)
-                skipWhitespace()
-                guard literal(":") else { return false }
-                skipWhitespace()
-                guard value() else { return false }
-                skipWhitespace()
-                if literal(",") {
-                    skipWhitespace()
-                    continue
-                }
-                guard literal("}") else { return false }
-                break
-            }
+            guard elements(closing: "}", { $0.objectMember(frame: frame) }) else { return false }
             keys.removeSubrange(frame...)
             depth -= 1
             return true
+        }
+
+        /// `"key": value` at `pos`, its key not one already read in the object whose keys start at `frame`.
+        private mutating func objectMember(frame: Int) -> Bool {
+            guard pos < count, bytes[pos] == UInt8(ascii: "\"") else { return false }
+            let start = pos + 1
+            guard string(isValue: false) else { return false }
+            let key = (start: start, count: pos - 1 - start)
+            guard keys.count - frame < Self.maxKeys else { return false }
+            for other in keys[frame...] where other.count == key.count {
+                if memcmp(bytes + other.start, bytes + key.start, key.count) == 0 { return false }
+            }
+            keys.append(key)
+            skipWhitespace()
+            guard literal(":") else { return false }
+            skipWhitespace()
+            return value()
+        }
+
+        /// The elements of a non-empty array or object from its first one at `pos`: `element` (which reads one)
+        /// separated by commas, then `closing`, with whitespace around each comma. Leaves `pos` after `closing`.
+        @inline(__always)
+        private mutating func elements(closing: StaticString, _ element: (inout Scanner) -> Bool) -> Bool {
+            while true {
+                guard element(&self) else { return false }
+                skipWhitespace()
+                guard literal(",") else { return literal(closing) }
+                skipWhitespace()
+            }
         }
 
         private static var maxKeys: Int { CanonicalSyncResponse.maxCheckedKeys }
@@ -194,16 +194,7 @@ enum CanonicalSyncResponse {
                 depth -= 1
                 return true
             }
-            while true {
-                guard value() else { return false }
-                skipWhitespace()
-                if literal(",") {
-                    skipWhitespace()
-                    continue
-                }
-                guard literal("]") else { return false }
-                break
-            }
+            guard elements(closing: "]", { $0.value() }) else { return false }
             depth -= 1
             return true
         }

@@ -1,3 +1,4 @@
+import GatewayTestSupport
 import NIOCore
 import Synchronization
 import Testing
@@ -146,32 +147,35 @@ struct CanonicalSyncResponseTests {
         #expect(error == Self.refusal { _ = try BackendHTTPBody.decodeTree(body, limits: limits) })
     }
 
+    /// Bodies the parser refuses (a typed list: inline in `@Test`, the literal is too slow to type-check).
+    static let malformedBodies: [[UInt8]] = [
+        Array(#"{"outputs":[{"s":"\#u{01}"}],"metadata":{}}"#.utf8),  // raw control character
+        Array(#"{"outputs":[{"s":"a\x"}],"metadata":{}}"#.utf8),  // unknown escape
+        Array(#"{"outputs":[{"s":"\u00"}],"metadata":{}}"#.utf8),  // short \u
+        Array(#"{"outputs":[{"n":01}],"metadata":{}}"#.utf8),
+        Array(#"{"outputs":[{"n":1.}],"metadata":{}}"#.utf8),
+        Array(#"{"outputs":[{"n":1e999}],"metadata":{}}"#.utf8),
+        Array(#"{"outputs":[{"a":1}],"metadata":{}} x"#.utf8),
+        Array(#"{"outputs":[{"a":1}],"metadata":{}"#.utf8),
+        Array(#"{"outputs":[{"a":1},],"metadata":{}}"#.utf8),
+        Array(#"{"outputs":[{"a":tru}],"metadata":{}}"#.utf8),
+        Array(#"{"outputs":[1],"metadata":{}}"#.utf8),
+        Array(#"{"outputs":{},"metadata":{}}"#.utf8),
+        Array(#"{"outputs":[],"metadata":[]}"#.utf8),
+        Array(#"{"outputs":[{"img":"data:text/plain;base64,!!!"}],"metadata":{}}"#.utf8),
+        Self.withString([0xC0, 0x80]),  // overlong
+        Self.withString([0xE0, 0x80, 0x80]),  // overlong
+        Self.withString([0xED, 0xA0, 0x80]),  // surrogate
+        Self.withString([0xF4, 0x90, 0x80, 0x80]),  // past U+10FFFF
+        Self.withString([0xF5, 0x80, 0x80, 0x80]),
+        Self.withString([0xE2, 0x82]),  // truncated
+        Self.withString([0x80]),  // continuation byte alone
+        Array("".utf8),
+    ]
+
     @Test(
         "Malformed answers are refused with today's errors",
-        arguments: [
-            Array(#"{"outputs":[{"s":"\#u{01}"}],"metadata":{}}"#.utf8),  // raw control character
-            Array(#"{"outputs":[{"s":"a\x"}],"metadata":{}}"#.utf8),  // unknown escape
-            Array(#"{"outputs":[{"s":"\u00"}],"metadata":{}}"#.utf8),  // short \u
-            Array(#"{"outputs":[{"n":01}],"metadata":{}}"#.utf8),
-            Array(#"{"outputs":[{"n":1.}],"metadata":{}}"#.utf8),
-            Array(#"{"outputs":[{"n":1e999}],"metadata":{}}"#.utf8),
-            Array(#"{"outputs":[{"a":1}],"metadata":{}} x"#.utf8),
-            Array(#"{"outputs":[{"a":1}],"metadata":{}"#.utf8),
-            Array(#"{"outputs":[{"a":1},],"metadata":{}}"#.utf8),
-            Array(#"{"outputs":[{"a":tru}],"metadata":{}}"#.utf8),
-            Array(#"{"outputs":[1],"metadata":{}}"#.utf8),
-            Array(#"{"outputs":{},"metadata":{}}"#.utf8),
-            Array(#"{"outputs":[],"metadata":[]}"#.utf8),
-            Array(#"{"outputs":[{"img":"data:text/plain;base64,!!!"}],"metadata":{}}"#.utf8),
-            Self.withString([0xC0, 0x80]),  // overlong
-            Self.withString([0xE0, 0x80, 0x80]),  // overlong
-            Self.withString([0xED, 0xA0, 0x80]),  // surrogate
-            Self.withString([0xF4, 0x90, 0x80, 0x80]),  // past U+10FFFF
-            Self.withString([0xF5, 0x80, 0x80, 0x80]),
-            Self.withString([0xE2, 0x82]),  // truncated
-            Self.withString([0x80]),  // continuation byte alone
-            Array("".utf8),
-        ]
+        arguments: Self.malformedBodies
     )
     func malformed(bytes: [UInt8]) {
         let body = Self.body(bytes)
@@ -252,20 +256,6 @@ struct CanonicalSyncResponseTests {
     static func randomString(using random: inout SplitMix64) -> String {
         let pieces = ["a", "Z", " ", "\"", "\\", "\n", "\t", "\u{01}", "\u{1f}", "é", "日", "😀", "/", "data", ":"]
         return (0..<Int.random(in: 0...6, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
-    }
-}
-
-/// SplitMix64, so a failing random case can be replayed: the same generator as ProtoCodecTests' (test targets
-/// share no module here, and a shared one would mean a new Package.swift dependency for a dozen lines).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,3 +1,4 @@
+import GatewayFuzzing
 import NIOCore
 import Testing
 import WireCodecs
@@ -28,36 +29,27 @@ struct HTTP1RequestDecoderTests {
         _ pieces: [[UInt8]], limits: HTTP1RequestDecoder.Limits = .init()
     ) -> Decoded {
         var decoder = HTTP1RequestDecoder(limits: limits)
-        var buffer = ByteBuffer()
         var result = Decoded()
-        for piece in pieces {
-            buffer.writeBytes(piece)
-            while true {
-                let part: HTTP1RequestDecoder.Part?
-                do {
-                    part = try decoder.next(&buffer)
-                } catch {
-                    result.failure = error
-                    return result
+        do {
+            let leftover = try HTTP1DecoderFuzzing.feed(pieces, to: &decoder) { part in
+                    switch part {
+                    case .head(let head):
+                        result.requests.append(
+                            .init(
+                                method: head.method, target: head.target, minorVersion: head.minorVersion,
+                                fields: head.fields.map { "\($0.name): \($0.value)" }, framing: head.framing,
+                                keepAlive: head.keepAlive, body: [], ended: false))
+                    case .body(let chunk):
+                        result.requests[result.requests.count - 1].body += Array(chunk.readableBytesView)
+                    case .end:
+                        result.requests[result.requests.count - 1].ended = true
+                    }
+                    return true
                 }
-                guard let part else { break }
-                switch part {
-                case .head(let head):
-                    result.requests.append(
-                        .init(
-                            method: head.method, target: head.target, minorVersion: head.minorVersion,
-                            fields: head.fields.map { "\($0.name): \($0.value)" }, framing: head.framing,
-                            keepAlive: head.keepAlive, body: [], ended: false))
-                case .body(let chunk):
-                    result.requests[result.requests.count - 1].body += Array(chunk.readableBytesView)
-                case .end:
-                    result.requests[result.requests.count - 1].ended = true
-                }
-            }
-            // The cumulation buffer of a real connection: read bytes dropped, the rest kept.
-            buffer.discardReadBytes()
+            result.leftover = leftover ?? 0
+        } catch {
+            result.failure = error
         }
-        result.leftover = buffer.readableBytes
         return result
     }
 
