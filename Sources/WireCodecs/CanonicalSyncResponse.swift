@@ -96,7 +96,9 @@ enum CanonicalSyncResponse {
             }
             skipWhitespace()
             if !literal("]") {
-                let outputs = elements(closing: "]") { $0.pos < $0.count && $0.bytes[$0.pos] == UInt8(ascii: "{") && $0.object() }
+                let outputs = elements(closing: "]") {
+                    $0.pos < $0.count && $0.bytes[$0.pos] == UInt8(ascii: "{") && $0.object()
+                }
                 guard outputs else { return false }
             }
             depth -= 1

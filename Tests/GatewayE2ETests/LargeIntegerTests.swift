@@ -9,9 +9,11 @@ import Testing
 @Suite("integers past 2^53 over REST")
 struct LargeIntegerTests {
     /// 2^53, 2^53 + 1, Int64.max, UInt64.max, 2^64, -2^63, then 0.1 and -0 (written 0), as a client sends them.
-    static let sent = "[9007199254740992,9007199254740993,9223372036854775807,18446744073709551615,"
+    static let sent =
+        "[9007199254740992,9007199254740993,9223372036854775807,18446744073709551615,"
         + "18446744073709551616,-9223372036854775808,0.1,-0]"
-    static let answered = "[9007199254740992,9007199254740993,9223372036854775807,18446744073709551615,"
+    static let answered =
+        "[9007199254740992,9007199254740993,9223372036854775807,18446744073709551615,"
         + "18446744073709551616,-9223372036854775808,0.1,0]"
     static let body = #"{"data":[{"variable":{"n":\#(sent)}}]}"#
 
@@ -36,7 +38,8 @@ struct LargeIntegerTests {
         try await withTestGateway { gateway in
             let curl = try #require(TestProcess.which("curl"), "scripts/test installs curl")
             let out = try await TestProcess.run(
-                curl, [
+                curl,
+                [
                     "-sS", "--max-time", "20", "-H", "content-type: application/json", "-d", Self.body,
                     "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
                 ])

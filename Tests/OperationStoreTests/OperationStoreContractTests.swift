@@ -38,7 +38,9 @@ struct OperationStoreContractTests {
             #expect(fetched.request.inputs[0].variables["negativeZero"]?.numberValue?.sign == .minus)
             // Integers past 2^53 come back as the same digits, not as their nearest double.
             let variables = fetched.request.inputs[0].variables
-            if case .largeInteger(let i)? = variables["uint64Max"] { #expect(i.digits == "18446744073709551615") } else {
+            if case .largeInteger(let i)? = variables["uint64Max"] {
+                #expect(i.digits == "18446744073709551615")
+            } else {
                 Issue.record("uint64Max came back as \(String(describing: variables["uint64Max"]))")
             }
             #expect(variables["int64Min"]?.int64Value == Int64.min)

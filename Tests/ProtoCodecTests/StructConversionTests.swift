@@ -33,7 +33,9 @@ struct StructConversionTests {
     @Test("an integer past 2^53 goes out as its nearest double: number_value is a double by the protocol")
     func largeIntegerIsADouble() throws {
         let decoded = try roundTrip([
-            TriggerInput(variables: ["u": .integer(UInt64.max), "i": .integer(Int64.min), "s": .integer(Int64(1) << 53)])
+            TriggerInput(variables: [
+                "u": .integer(UInt64.max), "i": .integer(Int64.min), "s": .integer(Int64(1) << 53),
+            ])
         ])
         #expect(decoded[0].variables["u"] == .number(18_446_744_073_709_551_616.0))
         #expect(decoded[0].variables["i"] == .number(-9_223_372_036_854_775_808.0))

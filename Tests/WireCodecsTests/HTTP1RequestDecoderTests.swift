@@ -32,20 +32,20 @@ struct HTTP1RequestDecoderTests {
         var result = Decoded()
         do {
             let leftover = try HTTP1DecoderFuzzing.feed(pieces, to: &decoder) { part in
-                    switch part {
-                    case .head(let head):
-                        result.requests.append(
-                            .init(
-                                method: head.method, target: head.target, minorVersion: head.minorVersion,
-                                fields: head.fields.map { "\($0.name): \($0.value)" }, framing: head.framing,
-                                keepAlive: head.keepAlive, body: [], ended: false))
-                    case .body(let chunk):
-                        result.requests[result.requests.count - 1].body += Array(chunk.readableBytesView)
-                    case .end:
-                        result.requests[result.requests.count - 1].ended = true
-                    }
-                    return true
+                switch part {
+                case .head(let head):
+                    result.requests.append(
+                        .init(
+                            method: head.method, target: head.target, minorVersion: head.minorVersion,
+                            fields: head.fields.map { "\($0.name): \($0.value)" }, framing: head.framing,
+                            keepAlive: head.keepAlive, body: [], ended: false))
+                case .body(let chunk):
+                    result.requests[result.requests.count - 1].body += Array(chunk.readableBytesView)
+                case .end:
+                    result.requests[result.requests.count - 1].ended = true
                 }
+                return true
+            }
             result.leftover = leftover ?? 0
         } catch {
             result.failure = error
