@@ -49,6 +49,22 @@ struct LargeIntegerTests {
         }
     }
 
+    @Test("through an http runner (a demo-runner process): the hop and the answer keep the digits")
+    func httpRunner() async throws {
+        try await withDemoRunnerProcess(transport: "http") { runnerPort in
+            try await withTestGateway(yaml: httpPoolConfig(port: runnerPort)) { gateway in
+                let client = try await gateway.client()
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: Self.body))
+                #expect(response.status == 200, "\(response.bodyString)")
+                #expect(
+                    response.bodyString.contains(#"{"outputs":[{"n":\#(Self.answered)}]"#), "\(response.bodyString)")
+                await client.close()
+            }
+        }
+    }
+
     @Test("SSE trigger (curl -N): the output event carries the same digits")
     func sse() async throws {
         try await withTestGateway { gateway in
