@@ -324,7 +324,8 @@ let package = Package(
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
-            name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore],
+            name: "WireCodecsTests",
+            dependencies: ["WireCodecs", "TriggerModel", "GatewayFuzzing", "GatewayTestSupport", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"],
@@ -349,7 +350,7 @@ let package = Package(
         ),
         .testTarget(name: "GatewayFuzzingTests", dependencies: ["GatewayFuzzing"], swiftSettings: testSwiftSettings),
         .testTarget(
-            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore],
+            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "GatewayTestSupport", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",

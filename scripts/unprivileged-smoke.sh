@@ -107,10 +107,11 @@ expect "Craft AI pipeline described with that token" '"data_type":"file"' "$out"
 key_mode=$(stat -c '%a %U' "$work/state/data/craft-jwt.key") || fail "no craft-jwt.key in the data dir"
 expect "Craft AI key is the user's, mode 600" "600 $user" "$key_mode"
 
-# The stored async inputs are the user's alone: the data dir serve created 0700, the store's files 0600.
+# The stored async inputs are the user's alone: the data dir serve created 0700, the store's files and the
+# instance id 0600.
 dir_mode=$(stat -c '%a %U' "$work/state/data") || fail "no data dir"
 expect "the data dir is the user's, mode 700" "700 $user" "$dir_mode"
-for f in operations.sqlite operations.sqlite-wal operations.sqlite-shm; do
+for f in operations.sqlite operations.sqlite-wal operations.sqlite-shm instance-id; do
     f_mode=$(stat -c '%a %U' "$work/state/data/$f") || fail "no $f in the data dir"
     expect "$f is the user's, mode 600" "600 $user" "$f_mode"
 done

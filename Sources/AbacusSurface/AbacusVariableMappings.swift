@@ -116,6 +116,7 @@ package enum AbacusVariableMappings {
         case .float:
             switch value {
             case .number: return value
+            case .largeInteger(let i): return .number(i.doubleValue)
             case .string(let text):
                 if let number = Double(text), number.isFinite { return .number(number) }
             default: break
@@ -240,6 +241,7 @@ package enum AbacusVariableMappings {
         switch value {
         case .bool: .boolean
         case .number(let n): n.rounded(.towardZero) == n && abs(n) <= maxExactInteger ? .integer : .float
+        case .largeInteger: .integer
         case .string: .string
         case .list: .list
         case .object, .null: .json
@@ -253,6 +255,7 @@ package enum AbacusVariableMappings {
         case .null: "null"
         case .bool(let flag): "the boolean \(flag)"
         case .number(let n): "the number \(n.rounded(.towardZero) == n && abs(n) < 1e15 ? String(Int64(n)) : String(n))"
+        case .largeInteger(let i): "the number \(i.digits)"
         case .string(let text): "the string \"\(text.count > 40 ? text.prefix(40) + "…" : Substring(text))\""
         case .list: "a list"
         case .object: "an object"

@@ -24,7 +24,7 @@ extension DemoPipelines {
         case .list(let items): return .list(items.map(describeBlobs))
         case .object(let object):
             return .object(ValueObject(object.map { (key: $0.key, value: describeBlobs($0.value)) }))
-        case .null, .bool, .number, .string: return value
+        case .null, .bool, .number, .largeInteger, .string: return value
         }
     }
 
@@ -33,7 +33,7 @@ extension DemoPipelines {
         case .blob: true
         case .list(let items): items.contains(where: containsBlob)
         case .object(let object): object.contains { containsBlob($0.value) }
-        case .null, .bool, .number, .string: false
+        case .null, .bool, .number, .largeInteger, .string: false
         }
     }
 }

@@ -202,6 +202,7 @@ package struct DemoPipelines: TriggerRunner {
         switch variables[key] {
         case nil, .null?: return value
         case .number(let n)?: number = n
+        case .largeInteger(let i)?: number = i.doubleValue
         case .string(let s)?:
             guard let n = Double(s) else { throw GatewayError(.invalidArgument, "\"\(key)\" must be a number") }
             number = n
@@ -222,7 +223,7 @@ package struct DemoPipelines: TriggerRunner {
         case .string(let s): .string(s.uppercased())
         case .list(let items): .list(items.map(uppercased))
         case .object(let object): .object(uppercased(object))
-        case .null, .bool, .number, .blob: value
+        case .null, .bool, .number, .largeInteger, .blob: value
         }
     }
 }

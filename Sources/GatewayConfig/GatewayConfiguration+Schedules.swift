@@ -186,7 +186,10 @@ extension GatewayConfiguration {
             switch node.tag.rawValue {
             case Tag.Name.null.rawValue: return .null
             case Tag.Name.bool.rawValue: return node.bool.map(Value.bool) ?? .string(scalar.string)
-            case Tag.Name.int.rawValue: return node.int.map { .number(Double($0)) } ?? .string(scalar.string)
+            case Tag.Name.int.rawValue:
+                // Exact, as the JSON codecs keep integers (a decimal past Int64's range keeps its digits).
+                return node.int.map { Value.integer(Int64($0)) } ?? Value.integer(text: scalar.string)
+                    ?? .string(scalar.string)
             case Tag.Name.float.rawValue: return node.float.map(Value.number) ?? .string(scalar.string)
             default: return .string(scalar.string)
             }

@@ -1,7 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-import WireCodecs
+package import WireCodecs
 
 /// Differential fuzzing of our HTTP/1.1 request decoder (`HTTP1RequestDecoder`) against NIO's
 /// `HTTPRequestDecoder` (llhttp), on the raw input as one connection's client bytes. What must hold:
@@ -22,7 +22,7 @@ import WireCodecs
 /// Field values are compared without the whitespace around them (llhttp keeps a trailing HTAB).
 /// Ours refusing what llhttp accepts is allowed (non-ASCII targets, a fragment in the target, HTTP/0.9 and 2.0, a Content-Length of
 /// over 18 digits, `Transfer-Encoding: gzip, chunked` answered 501, chunk extensions llhttp reads loosely).
-enum HTTP1DecoderFuzzing {
+package enum HTTP1DecoderFuzzing {
     struct Request: Equatable {
         var method: String
         var target: String
@@ -102,19 +102,9 @@ enum HTTP1DecoderFuzzing {
 
     static func decode(_ pieces: [[UInt8]]) -> Outcome {
         var decoder = HTTP1RequestDecoder()
-        var buffer = ByteBuffer()
         var outcome = Outcome()
-        for piece in pieces {
-            buffer.writeBytes(piece)
-            while true {
-                let part: HTTP1RequestDecoder.Part?
-                do {
-                    part = try decoder.next(&buffer)
-                } catch {
-                    outcome.refused = true
-                    return outcome
-                }
-                guard let part else { break }
+        do {
+            let leftover = try feed(pieces, to: &decoder) { part in
                 switch part {
                 case .head(let head):
                     var request = Request(
@@ -124,17 +114,20 @@ enum HTTP1DecoderFuzzing {
                         !head.keepAlive || head.methodIs("CONNECT") || head.first(name: "upgrade") != nil
                         || !knownMethods.contains(request.method)
                     outcome.requests.append(request)
-                    if request.last && !knownMethods.contains(request.method) { return outcome }
+                    return !(request.last && !knownMethods.contains(request.method))
                 case .body(let chunk):
                     outcome.requests[outcome.requests.count - 1].body += chunk.readableBytesView
+                    return true
                 case .end:
                     outcome.requests[outcome.requests.count - 1].ended = true
-                    if outcome.requests[outcome.requests.count - 1].last { return outcome }
+                    return !outcome.requests[outcome.requests.count - 1].last
                 }
             }
-            buffer.discardReadBytes()
+            guard let leftover else { return outcome }
+            outcome.waiting = leftover > 0 || !decoder.isBetweenRequests
+        } catch {
+            outcome.refused = true
         }
-        outcome.waiting = buffer.readableBytes > 0 || !decoder.isBetweenRequests
         return outcome
     }
 
@@ -186,5 +179,26 @@ enum HTTP1DecoderFuzzing {
 
     static func excerpt(_ bytes: [UInt8]) -> String {
         String(decoding: bytes.prefix(400), as: UTF8.self).debugDescription
+    }
+}
+
+extension HTTP1DecoderFuzzing {
+    /// Feeds `pieces` to `decoder` as one connection's reads: each appended to one cumulation buffer, parts taken
+    /// until the decoder needs more, read bytes then dropped and the rest kept. Each part goes to `onPart`, which
+    /// returns false to stop there. Returns the bytes left unread after the last piece, or nil when `onPart`
+    /// stopped; a decoder failure is thrown as it is. The fuzzer and the decoder's tests share it.
+    package static func feed(
+        _ pieces: [[UInt8]], to decoder: inout HTTP1RequestDecoder,
+        _ onPart: (HTTP1RequestDecoder.Part) -> Bool
+    ) throws(HTTP1RequestDecoder.Failure) -> Int? {
+        var buffer = ByteBuffer()
+        for piece in pieces {
+            buffer.writeBytes(piece)
+            while let part = try decoder.next(&buffer) {
+                guard onPart(part) else { return nil }
+            }
+            buffer.discardReadBytes()
+        }
+        return buffer.readableBytes
     }
 }

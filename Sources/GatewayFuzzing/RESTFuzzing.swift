@@ -122,7 +122,7 @@ enum RESTFuzzing {
         case .string(let s): s.utf8.contains(0)
         case .list(let values): values.contains(where: hasNUL)
         case .object(let object): hasNUL(object)
-        case .null, .bool, .number, .blob: false
+        case .null, .bool, .number, .largeInteger, .blob: false
         }
     }
 

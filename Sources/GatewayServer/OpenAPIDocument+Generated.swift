@@ -1000,17 +1000,12 @@ let openAPIDocumentJSON = #####"""
           {
             "name": "state",
             "in": "query",
-            "description": "Only operations in this state (also `STATE_QUEUED` etc., any case).",
+            "description": "Only operations in this state: `queued`, `running`, `succeeded`, `failed`, `cancelled`, in any case, with or without a `STATE_` prefix (`STATE_QUEUED`); empty means any.",
             "schema": {
               "type": "string",
-              "enum": [
-                "queued",
-                "running",
-                "succeeded",
-                "failed",
-                "cancelled"
-              ]
-            }
+              "pattern": "^(([Ss][Tt][Aa][Tt][Ee]_)?([Qq][Uu][Ee][Uu][Ee][Dd]|[Rr][Uu][Nn][Nn][Ii][Nn][Gg]|[Ss][Uu][Cc][Cc][Ee][Ee][Dd][Ee][Dd]|[Ff][Aa][Ii][Ll][Ee][Dd]|[Cc][Aa][Nn][Cc][Ee][Ll][Ll][Ee][Dd]))?$"
+            },
+            "example": "succeeded"
           },
           {
             "name": "page_size",
@@ -1018,7 +1013,8 @@ let openAPIDocumentJSON = #####"""
             "description": "At most this many (0: the default, 50; larger values are capped at 1000). Also `pageSize`.",
             "schema": {
               "type": "integer",
-              "minimum": 0
+              "minimum": 0,
+              "maximum": 9223372036854775807
             }
           },
           {
@@ -1087,10 +1083,10 @@ let openAPIDocumentJSON = #####"""
           {
             "name": "wait",
             "in": "query",
-            "description": "How long to wait for the operation to finish, as a duration (`30s`, `500ms`, `2m`); capped by the gateway (`async.max_wait`). Answers at once without it.",
+            "description": "How long to wait for the operation to finish, as a duration (`30s`, `500ms`, `2m`); at most 366 days (longer is a 400); capped by the gateway (`async.max_wait`). Answers at once without it.",
             "schema": {
               "type": "string",
-              "pattern": "^[0-9]+(ms|s|m|h)$"
+              "pattern": "^([0-9]{1,10}ms|[0-9]{1,7}s|[0-9]{1,5}m|[0-9]{1,3}h)$"
             },
             "example": "5s"
           }
@@ -2954,7 +2950,8 @@ let openAPIDocumentJSON = #####"""
                 ],
                 "properties": {
                   "refresh_token": {
-                    "type": "string"
+                    "type": "string",
+                    "minLength": 1
                   }
                 }
               }
@@ -3252,6 +3249,9 @@ let openAPIDocumentJSON = #####"""
                   "type": "string",
                   "format": "binary",
                   "description": "One part per file input, named after it."
+                },
+                "propertyNames": {
+                  "minLength": 1
                 }
               }
             }
@@ -4158,7 +4158,10 @@ let openAPIDocumentJSON = #####"""
             },
             "multipart/form-data": {
               "schema": {
-                "type": "object"
+                "type": "object",
+                "propertyNames": {
+                  "minLength": 1
+                }
               }
             }
           }
@@ -4264,7 +4267,10 @@ let openAPIDocumentJSON = #####"""
             "multipart/form-data": {
               "schema": {
                 "type": "object",
-                "description": "Non-file fields JSON-encoded, one part per file."
+                "description": "Non-file fields JSON-encoded, one part per file.",
+                "propertyNames": {
+                  "minLength": 1
+                }
               }
             }
           }
@@ -4550,13 +4556,19 @@ let openAPIDocumentJSON = #####"""
       },
       "TriggerItem": {
         "type": "object",
-        "description": "One batch item. A string that is a data URI (`data:<mime>;base64,…`) is a binary input.",
+        "description": "One batch item. A string that is a data URI (`data:<mime>;base64,…`) is a binary input. A `variable` or `secret` that is null is as if absent.",
         "properties": {
           "variable": {
-            "type": "object"
+            "type": [
+              "object",
+              "null"
+            ]
           },
           "secret": {
-            "type": "object",
+            "type": [
+              "object",
+              "null"
+            ],
             "additionalProperties": {
               "type": "string"
             }
@@ -4575,11 +4587,7 @@ let openAPIDocumentJSON = #####"""
             }
           },
           "inputs": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-              "type": "object"
-            }
+            "description": "The legacy batch: an array of variable objects. Ignored, whatever it holds, when `data` is there."
           }
         },
         "anyOf": [
@@ -4591,7 +4599,16 @@ let openAPIDocumentJSON = #####"""
           {
             "required": [
               "inputs"
-            ]
+            ],
+            "properties": {
+              "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                  "type": "object"
+                }
+              }
+            }
           }
         ],
         "example": {
@@ -4606,7 +4623,7 @@ let openAPIDocumentJSON = #####"""
       },
       "TriggerMultipart": {
         "type": "object",
-        "description": "Fields `variables[i].key` or `inputs[i].key` (arrays `variables[i].key[j]`; `i` below the batch limit, 32 by default). A non-file field is JSON-decoded when it parses as JSON, else a string; a file part is a binary with its content type and file name.",
+        "description": "Fields `variables[i].key` or `inputs[i].key` (arrays `variables[i].key[j]`; `i` below the batch limit, 32 by default). A non-file field is JSON-decoded when it parses as JSON, else a string; a file part is a binary with its content type and file name. Batch indices start at 0 without gaps (a field of item `i` needs one of item `i - 1`; 400 otherwise), a rule JSON Schema cannot state for property names.",
         "propertyNames": {
           "pattern": "^(variables|inputs)\\[(3[01]|[12]?[0-9])\\]\\..+$"
         },
@@ -5089,42 +5106,859 @@ let openAPIDocumentJSON = #####"""
         "required": [
           "name"
         ],
-        "description": "Keys camelCase or snake_case.",
+        "description": "Keys camelCase or snake_case. A member that is null is as if absent. A `value` (not null) is needed unless `isRequired` is false. The `value` is typed by `variableType` (INTEGER: integral within 2^53, or such digits in a string; FLOAT: a number or numeric string; BOOLEAN: a boolean or `true`/`false` in any case; the id types: a non-empty string; ATTACHMENT: a base64 data URI; LIST: an array whose items are typed by `itemType`).",
         "properties": {
           "name": {
-            "type": "string"
+            "type": "string",
+            "minLength": 1
           },
           "variableType": {
-            "type": "string",
+            "type": [
+              "string",
+              "null"
+            ],
             "enum": [
+              "FEATURE_GROUP",
               "INTEGER",
-              "FLOAT",
-              "BOOLEAN",
               "STRING",
+              "BOOLEAN",
+              "FLOAT",
               "JSON",
               "LIST",
-              "ATTACHMENT",
               "DATASET_ID",
               "MODEL_ID",
               "FEATURE_GROUP_ID",
-              "DEPLOYMENT_ID",
+              "MONITOR_ID",
               "BATCH_PREDICTION_ID",
-              "DATETIME",
-              "DICT",
-              "MODEL_VERSION_ID",
-              "PIPELINE_ID",
-              "MODEL_MONITOR_ID",
-              "MONITOR_ALERT_ID"
+              "DEPLOYMENT_ID",
+              "ATTACHMENT",
+              null
             ]
           },
           "value": {},
           "isRequired": {
-            "type": "boolean"
+            "type": [
+              "boolean",
+              "null"
+            ]
           },
           "itemType": {
-            "type": "string"
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "FEATURE_GROUP",
+              "INTEGER",
+              "STRING",
+              "BOOLEAN",
+              "FLOAT",
+              "JSON",
+              "LIST",
+              "DATASET_ID",
+              "MODEL_ID",
+              "FEATURE_GROUP_ID",
+              "MONITOR_ID",
+              "BATCH_PREDICTION_ID",
+              "DEPLOYMENT_ID",
+              "ATTACHMENT",
+              null
+            ],
+            "description": "The type of a LIST's items."
           }
-        }
+        },
+        "allOf": [
+          {
+            "anyOf": [
+              {
+                "required": [
+                  "isRequired"
+                ],
+                "properties": {
+                  "isRequired": {
+                    "const": false
+                  }
+                }
+              },
+              {
+                "required": [
+                  "value"
+                ],
+                "properties": {
+                  "value": {
+                    "not": {
+                      "type": "null"
+                    }
+                  }
+                }
+              }
+            ]
+          },
+          {
+            "anyOf": [
+              {
+                "anyOf": [
+                  {
+                    "not": {
+                      "required": [
+                        "variableType"
+                      ]
+                    }
+                  },
+                  {
+                    "properties": {
+                      "variableType": {
+                        "type": "null"
+                      }
+                    }
+                  }
+                ]
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "FEATURE_GROUP"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "minLength": 1
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "INTEGER"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "anyOf": [
+                          {
+                            "type": "integer",
+                            "minimum": -9007199254740992,
+                            "maximum": 9007199254740992
+                          },
+                          {
+                            "type": "string",
+                            "pattern": "^-?[0-9]{1,15}$"
+                          }
+                        ]
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "STRING"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "BOOLEAN"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "anyOf": [
+                          {
+                            "type": "boolean"
+                          },
+                          {
+                            "type": "string",
+                            "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"
+                          }
+                        ]
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "FLOAT"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "anyOf": [
+                          {
+                            "type": "number"
+                          },
+                          {
+                            "type": "string",
+                            "pattern": "^-?[0-9]{1,15}(\\.[0-9]{1,15})?([eE][-+]?[0-9]{1,2})?$"
+                          }
+                        ]
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "JSON"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {},
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "DATASET_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "minLength": 1
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "MODEL_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "minLength": 1
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "FEATURE_GROUP_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "minLength": 1
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "MONITOR_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "minLength": 1
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "BATCH_PREDICTION_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "minLength": 1
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "DEPLOYMENT_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "minLength": 1
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "ATTACHMENT"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "string",
+                        "pattern": "^data:[a-z]{1,20}/[a-z]{1,20};base64,([A-Za-z0-9+/]{4}){0,20}$"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                },
+                "allOf": [
+                  {
+                    "anyOf": [
+                      {
+                        "not": {
+                          "required": [
+                            "itemType"
+                          ]
+                        }
+                      },
+                      {
+                        "properties": {
+                          "itemType": {
+                            "type": "null"
+                          }
+                        }
+                      }
+                    ]
+                  }
+                ]
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "FEATURE_GROUP"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string",
+                          "minLength": 1
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "INTEGER"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "anyOf": [
+                            {
+                              "type": "integer",
+                              "minimum": -9007199254740992,
+                              "maximum": 9007199254740992
+                            },
+                            {
+                              "type": "string",
+                              "pattern": "^-?[0-9]{1,15}$"
+                            }
+                          ]
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "STRING"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string"
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "BOOLEAN"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "anyOf": [
+                            {
+                              "type": "boolean"
+                            },
+                            {
+                              "type": "string",
+                              "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"
+                            }
+                          ]
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "FLOAT"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "anyOf": [
+                            {
+                              "type": "number"
+                            },
+                            {
+                              "type": "string",
+                              "pattern": "^-?[0-9]{1,15}(\\.[0-9]{1,15})?([eE][-+]?[0-9]{1,2})?$"
+                            }
+                          ]
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "JSON"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {}
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "LIST"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "array"
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "DATASET_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string",
+                          "minLength": 1
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "MODEL_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string",
+                          "minLength": 1
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "FEATURE_GROUP_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string",
+                          "minLength": 1
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "MONITOR_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string",
+                          "minLength": 1
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "BATCH_PREDICTION_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string",
+                          "minLength": 1
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "DEPLOYMENT_ID"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string",
+                          "minLength": 1
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              {
+                "required": [
+                  "variableType",
+                  "itemType"
+                ],
+                "properties": {
+                  "variableType": {
+                    "const": "LIST"
+                  },
+                  "itemType": {
+                    "const": "ATTACHMENT"
+                  },
+                  "value": {
+                    "anyOf": [
+                      {
+                        "type": "array",
+                        "items": {
+                          "type": "string",
+                          "pattern": "^data:[a-z]{1,20}/[a-z]{1,20};base64,([A-Za-z0-9+/]{4}){0,20}$"
+                        }
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              }
+            ]
+          }
+        ]
       },
       "AbacusPipelineStepVersion": {
         "type": "object",

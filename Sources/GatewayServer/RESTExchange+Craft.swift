@@ -720,7 +720,7 @@ enum CraftAnswer {
         switch value {
         case .blob: "file"
         case .string: "string"
-        case .number: "number"
+        case .number, .largeInteger: "number"
         case .bool: "boolean"
         case .list: "array"
         case .object, .null: "json"

@@ -74,6 +74,9 @@ struct PayloadReader {
         case .boolFalse: return .bool(false)
         case .boolTrue: return .bool(true)
         case .number: return .number(Double(bitPattern: try uint64()))
+        case .largeInteger:
+            guard let integer = LargeInteger(try string()) else { throw Self.corrupt("large integer") }
+            return .largeInteger(integer)
         case .string: return .string(try string())
         case .list:
             let n = try count()

@@ -56,6 +56,8 @@ enum PayloadTag: UInt8 {
     case object = 6
     case inlineBlob = 7
     case spilledBlob = 8
+    /// A `Value.largeInteger`, as its decimal text (a length, then ASCII).
+    case largeInteger = 9
 }
 
 /// Writes the store's compact binary form of model values: tag bytes, LEB128 lengths, UTF-8 strings,
@@ -135,6 +137,9 @@ struct PayloadWriter<Sink: PayloadSink> {
         case .number(let n):
             byte(PayloadTag.number.rawValue)
             uint64(n.bitPattern)
+        case .largeInteger(let i):
+            byte(PayloadTag.largeInteger.rawValue)
+            string(i.digits)
         case .string(let s):
             byte(PayloadTag.string.rawValue)
             string(s)

@@ -102,6 +102,10 @@ enum RunnerValueCodec {
         case .number(let n):
             message.pointee.kind_case = TRIGGER__RUNNER__V1__VALUE__KIND_NUMBER_VALUE
             message.pointee.number_value = n
+        case .largeInteger(let i):
+            // `number_value` is a double by the protocol: an integer past 2^53 goes out as its nearest one.
+            message.pointee.kind_case = TRIGGER__RUNNER__V1__VALUE__KIND_NUMBER_VALUE
+            message.pointee.number_value = i.doubleValue
         case .string(let s):
             message.pointee.kind_case = TRIGGER__RUNNER__V1__VALUE__KIND_STRING_VALUE
             message.pointee.string_value = arena.cString(s)

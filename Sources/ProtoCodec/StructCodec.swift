@@ -15,7 +15,9 @@ import TriggerModel
 /// Decoding keeps the entries in the order they arrived (protobuf-c unpacks a map as its repeated entries,
 /// in wire order); a key sent twice keeps its first position and its last value. A string that is a base64
 /// data URI becomes `.blob`, decoded straight from protobuf-c's C string. A `Value` with no kind set is
-/// read as null. Encoding writes a blob back as a data-URI string, and entries in the object's order.
+/// read as null. Encoding writes a blob back as a data-URI string, and entries in the object's order; a
+/// `largeInteger` goes out as its nearest double, since `number_value` is a double by the protocol (a client
+/// that needs integers past 2^53 exact uses the REST surface, whose JSON keeps their digits).
 ///
 /// Depth is counted as `ProtoLimits.maxNestingDepth` documents; `WireDepthGuard` has already refused deeper
 /// input before unpacking, and the check here keeps the recursion bounded on its own.
@@ -142,6 +144,10 @@ enum StructCodec {
         case .number(let n):
             message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE
             message.pointee.number_value = n
+        case .largeInteger(let i):
+            // `number_value` is a double by the protocol: an integer past 2^53 goes out as its nearest one.
+            message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE
+            message.pointee.number_value = i.doubleValue
         case .string(let s):
             message.pointee.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE
             message.pointee.string_value = arena.cString(s)

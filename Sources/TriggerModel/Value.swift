@@ -3,24 +3,70 @@
 /// Every ingress codec (REST JSON, multipart, protobuf `Struct`) produces `Value`s and every egress codec
 /// consumes them, so no protocol type leaks past the codecs. Numbers are `Double` because that is what both
 /// JSON (as commonly implemented) and `google.protobuf.Value` carry; codecs print integral numbers without a
-/// fraction so `1` round-trips as `1`.
+/// fraction so `1` round-trips as `1`. An integer a `Double` would round (magnitude past 2^53, RFC 8259 §6's
+/// interoperable range) is a `largeInteger` instead, so `9007199254740993` or `18446744073709551615` go out of
+/// the JSON codecs and the store as they came in; protocols whose numbers are doubles (`google.protobuf.Value`'s
+/// `number_value`) carry its nearest double. Build integers with `Value.integer(_:)`, which picks the case.
 package enum Value: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
+    /// An integer whose magnitude is past 2^53 (never one a `number` holds exactly up to there).
+    case largeInteger(LargeInteger)
     case string(String)
     case list([Value])
     case object(ValueObject)
     case blob(Blob)
+
+    /// Structural equality, where a `number` and a `largeInteger` are equal when they are the same integer as
+    /// the JSON writer prints it: an integral double in (2^53, 1e16) is written as its digits and read back as a
+    /// `largeInteger`, and is the same JSON value.
+    package static func == (lhs: Value, rhs: Value) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case (.bool(let a), .bool(let b)): a == b
+        case (.number(let a), .number(let b)): a == b
+        case (.largeInteger(let a), .largeInteger(let b)): a == b
+        case (.number(let a), .largeInteger(let b)), (.largeInteger(let b), .number(let a)): b.isWritten(as: a)
+        case (.string(let a), .string(let b)): a == b
+        case (.list(let a), .list(let b)): a == b
+        case (.object(let a), .object(let b)): a == b
+        case (.blob(let a), .blob(let b)): a == b
+        default: false
+        }
+    }
 
     package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
+    /// The number as a `Double`: a `largeInteger` as its nearest double (rounded, as `strtod` rounds).
     package var numberValue: Double? {
-        if case .number(let n) = self { return n }
-        return nil
+        switch self {
+        case .number(let n): n
+        case .largeInteger(let i): i.doubleValue
+        default: nil
+        }
+    }
+
+    /// The number as an exact `Int64`, or nil when it is not a number, not integral or out of `Int64`'s range.
+    package var int64Value: Int64? {
+        switch self {
+        case .number(let n): Int64(exactly: n)
+        case .largeInteger(let i): Int64(i.digits)
+        default: nil
+        }
+    }
+
+    /// `value` as a `number` when a `Double` holds it exactly and within ±2^53, else as a `largeInteger`.
+    package static func integer(_ value: Int64) -> Value {
+        value.magnitude <= LargeInteger.maxDoubleExact ? .number(Double(value)) : .largeInteger(LargeInteger(value))
+    }
+
+    /// As `integer(_: Int64)`, for unsigned values (`UInt64.max` stays `18446744073709551615`).
+    package static func integer(_ value: UInt64) -> Value {
+        value <= LargeInteger.maxDoubleExact ? .number(Double(value)) : .largeInteger(LargeInteger(value))
     }
 
     package var objectValue: ValueObject? {
@@ -89,5 +135,74 @@ extension ValueObject {
     package init(uniqueKeyEntries entries: [(key: String, value: Value)]) {
         self.init()
         self.entries = entries
+    }
+}
+
+/// An integer past ±2^53 kept exact as its decimal text: JSON's grammar has no integer size limit (RFC 8259 §6),
+/// and a client's 64-bit id or counter must not come back rounded (`9007199254740993` as `…992`) or as a float
+/// (`…992.0`). The gateway does no arithmetic on these; it only carries them.
+package struct LargeInteger: Sendable, Hashable, CustomStringConvertible {
+    /// 2^53: every integer up to this magnitude is exact in a `Double`, so `Value.number` holds it.
+    package static let maxDoubleExact: UInt64 = 1 << 53
+
+    /// The canonical decimal text: an optional `-`, then digits without a leading zero; magnitude above 2^53.
+    package let digits: String
+
+    package var description: String { digits }
+
+    /// The nearest `Double` (what `google.protobuf.Value.number_value` can carry).
+    package var doubleValue: Double { Double(digits) ?? .nan }
+
+    /// Whether `number` is this integer as the JSON writer prints a double: integral and below 1e16 in
+    /// magnitude, as digits (past that it writes an exponent, which reads back as a `Double`).
+    package func isWritten(as number: Double) -> Bool {
+        guard number == number.rounded(.towardZero), abs(number) < 1e16 else { return false }
+        return String(Int64(number)) == digits
+    }
+
+    package init(_ value: Int64) {
+        precondition(value.magnitude > Self.maxDoubleExact, "a Double holds \(value) exactly: use Value.number")
+        self.digits = String(value)
+    }
+
+    package init(_ value: UInt64) {
+        precondition(value > Self.maxDoubleExact, "a Double holds \(value) exactly: use Value.number")
+        self.digits = String(value)
+    }
+
+    /// Parses the JSON integer grammar (`-?(0|[1-9][0-9]*)`, RFC 8259 §6); nil for other text or when the
+    /// magnitude is at most 2^53 (those are `Value.number`s: see `Value.integer(text:)`).
+    package init?(_ text: some StringProtocol) {
+        let utf8 = text.utf8
+        var digitsStart = utf8.startIndex
+        if utf8.first == UInt8(ascii: "-") { digitsStart = utf8.index(after: digitsStart) }
+        let magnitude = utf8[digitsStart...]
+        guard let first = magnitude.first, first != UInt8(ascii: "0"),
+            magnitude.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 })
+        else { return nil }
+        // More than 16 digits is past 2^53 (16 digits); 16 digits compare as a number.
+        if magnitude.count <= 16, let m = UInt64(String(decoding: magnitude, as: UTF8.self)),
+            m <= Self.maxDoubleExact
+        {
+            return nil
+        }
+        self.digits = String(text)
+    }
+}
+
+extension Value {
+    /// A JSON integer literal (`-?(0|[1-9][0-9]*)`) as a `number` when within ±2^53, else a `largeInteger`
+    /// holding its digits; nil for text that is not such a literal. `-0` is `-0.0`, as the parser's fast path
+    /// reads it (the JSON writer prints it `0`).
+    package static func integer(text: some StringProtocol) -> Value? {
+        if let large = LargeInteger(text) { return .largeInteger(large) }
+        let utf8 = text.utf8
+        let negative = utf8.first == UInt8(ascii: "-")
+        let magnitude = negative ? utf8.dropFirst() : utf8[...]
+        guard let first = magnitude.first, magnitude.count == 1 || first != UInt8(ascii: "0"),
+            magnitude.count <= 16, magnitude.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }),
+            let m = UInt64(String(decoding: magnitude, as: UTF8.self))
+        else { return nil }
+        return .number(negative ? -Double(m) : Double(m))
     }
 }

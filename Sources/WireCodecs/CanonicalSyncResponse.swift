@@ -20,8 +20,9 @@ import TriggerModel
 ///   past U+10FFFF), escapes only where the writer puts them (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, and
 ///   `\u00xx` in lowercase hex for the other control characters); no value string starting `data:` (any
 ///   case), since the parser makes it a blob and the writer re-renders its data URI;
-/// - numbers: integers of at most 15 digits without a leading zero or a minus zero, or non-integral numbers
-///   whose text is Swift's shortest round-trip form (`JSONValueCodec.writeNumber`);
+/// - numbers: integers without a leading zero or a minus zero (any length: the parser keeps their digits), or
+///   other numbers whose text is the writer's form (`JSONValueCodec.writeNumber`: Swift's shortest round-trip
+///   form, integral values below 1e16 only as plain integers);
 /// - objects: no repeated key (the parser would merge them, and Swift takes canonically equivalent keys for
 ///   one), at most `maxCheckedKeys` keys;
 /// - nesting within `maxDepth`, counted as the parser counts it.
@@ -97,16 +98,10 @@ enum CanonicalSyncResponse {
             }
             skipWhitespace()
             if !literal("]") {
-                while true {
-                    guard pos < count, bytes[pos] == UInt8(ascii: "{"), object() else { return false }
-                    skipWhitespace()
-                    if literal(",") {
-                        skipWhitespace()
-                        continue
-                    }
-                    guard literal("]") else { return false }
-                    break
+                let outputs = elements(closing: "]") {
+                    $0.pos < $0.count && $0.bytes[$0.pos] == UInt8(ascii: "{") && $0.object()
                 }
+                guard outputs else { return false }
             }
             depth -= 1
             skipWhitespace()
@@ -158,29 +153,37 @@ enum CanonicalSyncResponse {
                 return true
             }
             let frame = keys.count
-            while true {
-                guard pos < count, bytes[pos] == UInt8(ascii: "\"") else { return false }
-                let start = pos + 1
-                guard string(isValue: false) else { return false }
-                let key = (start: start, count: pos - 1 - start)
-                guard keys.count - frame < Self.maxKeys else { return false }
-                for other in keys[frame...] where sameKey(other, key) { return false }
-                keys.append(key)
-                skipWhitespace()
-                guard literal(":") else { return false }
-                skipWhitespace()
-                guard value() else { return false }
-                skipWhitespace()
-                if literal(",") {
-                    skipWhitespace()
-                    continue
-                }
-                guard literal("}") else { return false }
-                break
-            }
+            guard elements(closing: "}", { $0.objectMember(frame: frame) }) else { return false }
             keys.removeSubrange(frame...)
             depth -= 1
             return true
+        }
+
+        /// `"key": value` at `pos`, its key not one already read in the object whose keys start at `frame`.
+        private mutating func objectMember(frame: Int) -> Bool {
+            guard pos < count, bytes[pos] == UInt8(ascii: "\"") else { return false }
+            let start = pos + 1
+            guard string(isValue: false) else { return false }
+            let key = (start: start, count: pos - 1 - start)
+            guard keys.count - frame < Self.maxKeys else { return false }
+            for other in keys[frame...] where sameKey(other, key) { return false }
+            keys.append(key)
+            skipWhitespace()
+            guard literal(":") else { return false }
+            skipWhitespace()
+            return value()
+        }
+
+        /// The elements of a non-empty array or object from its first one at `pos`: `element` (which reads one)
+        /// separated by commas, then `closing`, with whitespace around each comma. Leaves `pos` after `closing`.
+        @inline(__always)
+        private mutating func elements(closing: StaticString, _ element: (inout Scanner) -> Bool) -> Bool {
+            while true {
+                guard element(&self) else { return false }
+                skipWhitespace()
+                guard literal(",") else { return literal(closing) }
+                skipWhitespace()
+            }
         }
 
         private static var maxKeys: Int { CanonicalSyncResponse.maxCheckedKeys }
@@ -238,16 +241,7 @@ enum CanonicalSyncResponse {
                 depth -= 1
                 return true
             }
-            while true {
-                guard value() else { return false }
-                skipWhitespace()
-                if literal(",") {
-                    skipWhitespace()
-                    continue
-                }
-                guard literal("]") else { return false }
-                break
-            }
+            guard elements(closing: "]", { $0.value() }) else { return false }
             depth -= 1
             return true
         }
@@ -335,10 +329,10 @@ enum CanonicalSyncResponse {
             }
             let isInteger = pos >= count || (bytes[pos] != UInt8(ascii: ".") && bytes[pos] | 0x20 != UInt8(ascii: "e"))
             if isInteger {
-                // Up to 15 digits the parser's Double is exact and the writer prints the same digits; "-0"
-                // comes back as "0".
+                // The parser keeps integers exact (a Double up to ±2^53, the digits past it) and the writer
+                // prints the same digits; "-0" comes back as "0".
                 let digits = pos - digitsStart
-                return digits <= 15 && !(start != digitsStart && digits == 1 && bytes[digitsStart] == UInt8(ascii: "0"))
+                return !(start != digitsStart && digits == 1 && bytes[digitsStart] == UInt8(ascii: "0"))
             }
             if bytes[pos] == UInt8(ascii: ".") {
                 pos += 1
@@ -353,8 +347,10 @@ enum CanonicalSyncResponse {
             }
             let text = String(decoding: UnsafeBufferPointer(start: bytes + start, count: pos - start), as: UTF8.self)
             guard let number = Double(text), number.isFinite else { return false }
-            // Integral values below 2^53 are written without a fraction: "1.0" would come back as "1".
-            if number == number.rounded(.towardZero) && abs(number) < 9_007_199_254_740_992 { return false }
+            // Integral values below 1e16 are written without a fraction or exponent: "1.0" would come back as "1".
+            if number == number.rounded(.towardZero) && abs(number) < JSONValueCodec.plainIntegralLimit {
+                return false
+            }
             return number.description == text
         }
 

@@ -92,7 +92,7 @@ struct JSONParser {
             try expectLiteral("null")
             return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return .number(try parseNumber())
+            return try parseNumber()
         default:
             throw syntax("unexpected \(describeByte()), expected a value")
         }
@@ -199,7 +199,9 @@ struct JSONParser {
 
     // MARK: Numbers
 
-    private mutating func parseNumber() throws(JSONParseFailure) -> Double {
+    /// A number: integers stay exact (`Value.integer(text:)`: past ±2^53 as a `largeInteger`), others are the
+    /// nearest `Double`; a non-integer past `Double`'s range (`1e400`) is refused rather than made infinite.
+    private mutating func parseNumber() throws(JSONParseFailure) -> Value {
         let start = pos
         var negative = false
         if bytes[pos] == UInt8(ascii: "-") {
@@ -233,13 +235,14 @@ struct JSONParser {
         if isInteger && integerEnd - digitsStart <= 15 {
             var v: Int64 = 0
             for i in digitsStart..<integerEnd { v = v * 10 + Int64(bytes[i] &- UInt8(ascii: "0")) }
-            return negative ? -Double(v) : Double(v)
+            return .number(negative ? -Double(v) : Double(v))
         }
         let text = String(decoding: UnsafeBufferPointer(start: bytes + start, count: pos - start), as: UTF8.self)
+        if isInteger, let integer = Value.integer(text: text) { return integer }
         guard let value = Double(text), value.isFinite else {
             throw syntax("number \(text.prefix(40)) is out of range")
         }
-        return value
+        return .number(value)
     }
 
     @inline(__always)

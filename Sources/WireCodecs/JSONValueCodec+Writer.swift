@@ -22,6 +22,7 @@ extension JSONValueCodec {
         case .null: buffer.writeStaticString("null")
         case .bool(let b): buffer.writeStaticString(b ? "true" : "false")
         case .number(let n): writeNumber(n, into: &buffer)
+        case .largeInteger(let i): buffer.writeString(i.digits)
         case .string(let s): writeString(s, into: &buffer)
         case .list(let elements):
             buffer.writeInteger(UInt8(ascii: "["))
@@ -102,14 +103,19 @@ extension JSONValueCodec {
         }
     }
 
-    /// Appends `number`: integral values below 2^53 as plain integers (`1`, not `1.0`), others in Swift's
-    /// shortest round-trip form (which is valid JSON: `0.1`, `1e-05`, `1e+300`).
+    /// Integral doubles below this magnitude are written as plain integers; from here on Swift's shortest form
+    /// is already exponential (`1e+16`), never a `.0` fraction.
+    package static let plainIntegralLimit: Double = 1e16
+
+    /// Appends `number`: integral values below 1e16 as plain integers (`1`, not `1.0`; `9007199254740992`, not
+    /// `9007199254740992.0`), others in Swift's shortest round-trip form (which is valid JSON: `0.1`, `1e-05`,
+    /// `1e+300`).
     package static func writeNumber(_ number: Double, into buffer: inout ByteBuffer) {
         guard number.isFinite else {
             buffer.writeStaticString("null")
             return
         }
-        if number == number.rounded(.towardZero) && abs(number) < 9_007_199_254_740_992 {
+        if number == number.rounded(.towardZero) && abs(number) < plainIntegralLimit {
             writeInteger(Int64(number), into: &buffer)
         } else {
             buffer.writeString(number.description)
@@ -122,7 +128,8 @@ extension JSONValueCodec {
             buffer.writeStaticString("null")
             return
         }
-        if float == float.rounded(.towardZero) && abs(float) < 16_777_216 {
+        // Inclusive: Swift prints 2^24 itself as `16777216.0` (past it, exponential).
+        if float == float.rounded(.towardZero) && abs(float) <= 16_777_216 {
             writeInteger(Int64(float), into: &buffer)
         } else {
             buffer.writeString(float.description)

@@ -95,7 +95,7 @@ package enum RESTTriggerBody {
         switch value {
         case .null: "null"
         case .bool: "a boolean"
-        case .number: "a number"
+        case .number, .largeInteger: "a number"
         case .string: "a string"
         case .list: "an array"
         case .object: "an object"

@@ -98,11 +98,41 @@ struct DataDirectoryTests {
         await client.close()
         #expect(Self.mode(dataDir) == 0o700)
         #expect(Self.mode(parent) == 0o755, "a created parent is an ordinary directory")
-        for file in ["operations.sqlite", "operations.sqlite-wal", "operations.sqlite-shm"] {
+        for file in ["operations.sqlite", "operations.sqlite-wal", "operations.sqlite-shm", "instance-id"] {
             #expect(Self.mode("\(dataDir)/\(file)") == 0o600, "\(file)")
         }
+        #expect(!FileManager.default.fileExists(atPath: "\(dataDir)/instance-id.tmp"))
         #expect(!server.logged.contains("open to other users"), "\(server.logged)")
         await server.stop()
+    }
+
+    @Test(
+        "an existing instance-id file open to other users: serve warns once naming it and its mode, and keeps its id; a 0600 one: no warning",
+        .timeLimit(.minutes(1))
+    )
+    func exposedInstanceIDWarns() async throws {
+        let dataDir = Self.temporaryPath("tg-exposed-id")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: false)
+        try Self.setMode(dataDir, 0o700)
+        let path = "\(dataDir)/instance-id"
+        try "abc123\n".write(toFile: path, atomically: false, encoding: .utf8)
+        try Self.setMode(path, 0o644)
+        let arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir]
+        let exposed = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+        #expect(await exposed.logOccurrences(of: "is open to other users (mode 0644)", timeout: .seconds(5)) == 1)
+        #expect(exposed.logged.contains("the instance-id file \(path) is open"), "\(exposed.logged)")
+        await exposed.stop()
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "abc123\n", "the id is kept, not remade")
+        #expect(Self.mode(path) == 0o644, "an operator's file keeps its mode")
+
+        try Self.setMode(path, 0o600)
+        let private_ = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+        let health = try await TestHTTPClient.connect(port: private_.port)
+        #expect(try await health.request("GET", "/healthz").status == 200)
+        await health.close()
+        #expect(!private_.logged.contains("open to other users"), "\(private_.logged)")
+        await private_.stop()
     }
 
     @Test(

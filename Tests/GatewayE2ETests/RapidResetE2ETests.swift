@@ -66,13 +66,13 @@ struct RapidResetE2ETests {
             }
             socket.shutdown()
             // The count, from a client of its own (the attacked connection is gone).
-            let scrape = try await SlowSocket.connect(port: server.port)
-            scrape.send("GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
-            let metrics = try await scrape.waitForClose(timeout: .seconds(5)).text
+            let scrape = try await TestHTTPClient.connect(port: server.port)
+            let metrics = Exposition(try await scrape.request("GET", "/metrics").bodyString)
+            await scrape.close()
             let series = "trigger_gateway_http2_enhance_your_calm_total{reason=\"rapid_reset\"}"
             #expect(
-                metrics.contains("\(series) \(refused ? 1 : 0)\n"),
-                "\(metrics.split(separator: "\n").filter { $0.contains("enhance_your_calm") })")
+                metrics.samples[series] == (refused ? 1 : 0),
+                "\(metrics.samples.filter { $0.key.contains("enhance_your_calm") })")
         }
     }
 }

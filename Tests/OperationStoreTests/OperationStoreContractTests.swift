@@ -36,6 +36,15 @@ struct OperationStoreContractTests {
             #expect(fetched.request.inputs[0].variables.keys == request.inputs[0].variables.keys)
             #expect(fetched.request.inputs[0].variables["small"]?.blobValue?.bytes == Fixtures.bytes(10))
             #expect(fetched.request.inputs[0].variables["negativeZero"]?.numberValue?.sign == .minus)
+            // Integers past 2^53 come back as the same digits, not as their nearest double.
+            let variables = fetched.request.inputs[0].variables
+            if case .largeInteger(let i)? = variables["uint64Max"] {
+                #expect(i.digits == "18446744073709551615")
+            } else {
+                Issue.record("uint64Max came back as \(String(describing: variables["uint64Max"]))")
+            }
+            #expect(variables["int64Min"]?.int64Value == Int64.min)
+            #expect(variables["past64Bits"] == .largeInteger(LargeInteger("-18446744073709551616")!))
             #expect(fetched.request.inputs[0].secrets == ["token": "s3cret", "a": "b"])
 
             // Only the 1 MiB blob is spilled; the 10-byte and empty ones stay inline.

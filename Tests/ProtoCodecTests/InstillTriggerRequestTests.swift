@@ -1,3 +1,4 @@
+import GatewayTestSupport
 import NIOCore
 import ProtoCodec
 import Testing
@@ -153,18 +154,5 @@ struct InstillTriggerRequestTests {
             _ = try? RunnerCodec.decodeRunResponse(ByteBuffer(bytes: bytes))
             _ = try? RunnerCodec.decodeRunEvent(ByteBuffer(bytes: bytes))
         }
-    }
-}
-
-/// A small deterministic generator, so a failing random case can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,3 +1,4 @@
+import GatewayTestSupport
 import NIOCore
 import ProtoCodec
 import Testing
@@ -27,6 +28,20 @@ struct StructConversionTests {
         #expect(decoded == [TriggerInput(variables: variables, secrets: ["k": "v"])])
         #expect(decoded[0].variables.keys == ["zeta", "alpha", "neg", "big", "flags", "nested", "emoji"])
         #expect(decoded[0].variables["nested"]?.objectValue?.keys == ["b", "a"])
+    }
+
+    @Test("an integer past 2^53 goes out as its nearest double: number_value is a double by the protocol")
+    func largeIntegerIsADouble() throws {
+        let decoded = try roundTrip([
+            TriggerInput(variables: [
+                "u": .integer(UInt64.max), "i": .integer(Int64.min), "s": .integer(Int64(1) << 53),
+            ])
+        ])
+        #expect(decoded[0].variables["u"] == .number(18_446_744_073_709_551_616.0))
+        #expect(decoded[0].variables["i"] == .number(-9_223_372_036_854_775_808.0))
+        #expect(decoded[0].variables["s"] == .number(9_007_199_254_740_992.0))
+        let response = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: [["n": .integer(UInt64.max)]]))
+        #expect(try InstillCodec.decodeTriggerResponse(response).outputs == [["n": .number(0x1p64)]])
     }
 
     @Test("a base64 data URI string becomes a blob, and a blob goes back as a data URI")

@@ -1,3 +1,4 @@
+import GatewayFuzzing
 import NIOCore
 import Testing
 import WireCodecs
@@ -28,19 +29,9 @@ struct HTTP1RequestDecoderTests {
         _ pieces: [[UInt8]], limits: HTTP1RequestDecoder.Limits = .init()
     ) -> Decoded {
         var decoder = HTTP1RequestDecoder(limits: limits)
-        var buffer = ByteBuffer()
         var result = Decoded()
-        for piece in pieces {
-            buffer.writeBytes(piece)
-            while true {
-                let part: HTTP1RequestDecoder.Part?
-                do {
-                    part = try decoder.next(&buffer)
-                } catch {
-                    result.failure = error
-                    return result
-                }
-                guard let part else { break }
+        do {
+            let leftover = try HTTP1DecoderFuzzing.feed(pieces, to: &decoder) { part in
                 switch part {
                 case .head(let head):
                     result.requests.append(
@@ -53,11 +44,12 @@ struct HTTP1RequestDecoderTests {
                 case .end:
                     result.requests[result.requests.count - 1].ended = true
                 }
+                return true
             }
-            // The cumulation buffer of a real connection: read bytes dropped, the rest kept.
-            buffer.discardReadBytes()
+            result.leftover = leftover ?? 0
+        } catch {
+            result.failure = error
         }
-        result.leftover = buffer.readableBytes
         return result
     }
 

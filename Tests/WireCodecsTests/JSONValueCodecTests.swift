@@ -21,13 +21,11 @@ struct JSONValueCodecTests {
     @Test("Scalars decode to the right cases")
     func scalars() throws {
         let value = try decode(#" [ 0 , -0.5 , 1e3 , 12345678901234567890 , "s" , true , null ] "#)
-        // An integer past 2^53 decodes to the nearest Double (12345678901234567168), as JSON numbers do in
-        // JavaScript; a float literal says so without the compiler's "not exactly representable" warning.
-        let bigInteger = 1.234_567_890_123_456_789_0e19
         #expect(
             value
                 == .list([
-                    .number(0), .number(-0.5), .number(1000), .number(bigInteger), .string("s"),
+                    .number(0), .number(-0.5), .number(1000),
+                    .largeInteger(try #require(LargeInteger("12345678901234567890"))), .string("s"),
                     .bool(true), .null,
                 ])
         )
@@ -38,11 +36,59 @@ struct JSONValueCodecTests {
         arguments: [
             (1.0, "1"), (-3.0, "-3"), (0.1, "0.1"), (1e-5, "1e-05"), (123456789012.0, "123456789012"),
             (1.5e300, "1.5e+300"), (Double.nan, "null"), (Double.infinity, "null"),
+            // Integral doubles up to 1e16 (a protobuf `number_value`, say): digits, never Swift's `….0` form.
+            (9_007_199_254_740_992.0, "9007199254740992"), (-9_007_199_254_740_994.0, "-9007199254740994"),
+            (9_999_999_999_999_998.0, "9999999999999998"), (1e16, "1e+16"),
         ]
     )
     func numberWriting(number: Double, expected: String) throws {
         #expect(encodeJSON(.number(number)) == expected)
-        if number.isFinite { #expect(try decode(expected) == .number(number)) }
+        if number.isFinite && abs(number) <= 9_007_199_254_740_992 { #expect(try decode(expected) == .number(number)) }
+    }
+
+    @Test(
+        "Integer literals come back with their digits: exact up to 2^53 as numbers, past it as large integers",
+        arguments: [
+            ("9007199254740992", "9007199254740992", false),  // 2^53: the last a Double holds with its neighbours
+            ("-9007199254740992", "-9007199254740992", false),
+            ("9007199254740993", "9007199254740993", true),  // 2^53 + 1: a Double would make it …992
+            ("9223372036854775807", "9223372036854775807", true),  // Int64.max
+            ("-9223372036854775808", "-9223372036854775808", true),  // -2^63
+            ("18446744073709551615", "18446744073709551615", true),  // UInt64.max
+            ("18446744073709551616", "18446744073709551616", true),  // 2^64
+            ("123456789012345678901234567890", "123456789012345678901234567890", true),
+            ("-0", "0", false),  // no negative zero in the writer's integers
+            ("0", "0", false),
+            ("0.1", "0.1", false),
+            ("-0.0", "0", false),
+            ("1e2", "100", false),
+        ]
+    )
+    func integerRoundTrip(text: String, expected: String, large: Bool) throws {
+        let value = try decode(text)
+        if case .largeInteger = value { #expect(large, "\(text)") } else { #expect(!large, "\(text)") }
+        #expect(encodeJSON(value) == expected)
+        #expect(encodeJSON(.list([value, .object(["n": value])])) == "[\(expected),{\"n\":\(expected)}]")
+    }
+
+    @Test("Numbers past a Double's range are refused, not made infinite", arguments: ["1e400", "-1e400", "1.5e309"])
+    func outOfRange(text: String) throws {
+        #expect(throws: GatewayError.self) { try decode(text) }
+    }
+
+    @Test("Value.integer picks the exact case; numberValue and int64Value read both")
+    func integerConstructors() throws {
+        #expect(Value.integer(Int64(1) << 53) == .number(9_007_199_254_740_992))
+        #expect(Value.integer((Int64(1) << 53) + 1) == .largeInteger(try #require(LargeInteger("9007199254740993"))))
+        #expect(Value.integer(Int64.min).int64Value == Int64.min)
+        #expect(Value.integer(UInt64.max) == .largeInteger(try #require(LargeInteger("18446744073709551615"))))
+        #expect(Value.integer(UInt64.max).int64Value == nil)
+        #expect(Value.integer(UInt64.max).numberValue == 18_446_744_073_709_551_616.0)
+        #expect(LargeInteger("9007199254740992") == nil, "2^53 is a number")
+        #expect(LargeInteger("09007199254740993") == nil, "a leading zero is not JSON")
+        #expect(LargeInteger("9007199254740993.0") == nil)
+        #expect(Value.integer(text: "-0")?.numberValue?.sign == .minus)
+        #expect(Value.integer(text: "1.5") == nil)
     }
 
     @Test("String escapes decode, including surrogate pairs")
