@@ -53,6 +53,8 @@ package final class PostgresOperationStore: OperationStore {
     private let heartbeatTable: String
     /// Schedule state (PostgresOperationStore+Schedules.swift).
     let scheduleTable: String
+    /// The procedure that inserts and commits an enqueue batch (`enqueueProcedureSQL`).
+    private let enqueueProcedure: String
 
     private init(client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger) {
         self.client = client
@@ -65,6 +67,7 @@ package final class PostgresOperationStore: OperationStore {
         self.versionTable = "\(configuration.tablePrefix)schema_version"
         self.heartbeatTable = "\(configuration.tablePrefix)heartbeats"
         self.scheduleTable = "\(configuration.tablePrefix)schedules"
+        self.enqueueProcedure = "\(configuration.tablePrefix)operations_enqueue"
     }
 
     /// Starts the client and creates the schema when missing. Throws `.unavailable` when the server cannot
@@ -183,45 +186,63 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// One multi-row `INSERT … ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id` of `news`
-    /// (arrival order: `seq` follows the VALUES rows, so a batch keeps its order in listings), then the spilled
-    /// blobs of the rows it inserted. On `connection` (inside the caller's transaction) when given, else
-    /// `autocommitted` (then `news` must have no blobs). Returns the ids it inserted.
+    /// Inserts `news` with `ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING` (arrival order: `seq`
+    /// follows the order of the arrays, so a batch keeps its order in listings), then the spilled blobs of the rows
+    /// it inserted. On `connection` (inside the caller's transaction, which commits it) when given: the
+    /// `enqueueInsertSQL` statement. Else (then `news` must have no blobs) one `CALL` of the `<prefix>operations_enqueue`
+    /// procedure, which runs the same `INSERT` and commits it before it returns (see `enqueueProcedureSQL`): one
+    /// round trip whose answer proves the commit durable. Returns the ids it inserted.
     ///
     /// - Throws: the driver's error when a statement fails.
     private func insertOperations(_ news: [NewOperation], on connection: PostgresConnection?) async throws
         -> Set<String>
     {
-        var binds = PostgresBindings(capacity: news.count * 9)
-        var rows: [String] = []
-        rows.reserveCapacity(news.count)
+        // One fixed statement text whatever the batch's size (arrays, not a VALUES row per operation): PL/pgSQL
+        // keeps the procedure's plan per connection, and the statement parses the same short text every time.
+        var ids: [String] = [], pipelineKeys: [String] = [], requests: [ByteBuffer] = []
+        var createdAt: [Int64] = [], notBefore: [Int64] = [], keyed: [Bool] = [], scopes: [String] = []
+        var keys: [String] = [], digests: [String] = [], hasBlobs: [Bool] = []
+        ids.reserveCapacity(news.count)
         for new in news {
             let operation = new.operation
-            let first = binds.count + 1
-            binds.append(operation.id)
-            binds.append(new.pipelineKey)
-            binds.append(new.encodedRequest.bytes)
-            binds.append(operation.createdAt.storeMilliseconds)
-            binds.append(operation.notBefore.storeMilliseconds)
-            binds.append(new.idempotencyScope)
-            binds.append(operation.idempotencyKey)
-            binds.append(operation.requestDigest)
-            binds.append(!new.encodedRequest.blobs.isEmpty)
-            let p = (first..<first + 9).map { "$\($0)" }
-            rows.append(
-                "(\(p[0]), \(p[1]), 'queued', \(p[2]), \(p[3]), 0, \(p[4]), \(p[5]), \(p[6]), \(p[7]), \(p[8]))")
+            ids.append(operation.id)
+            pipelineKeys.append(new.pipelineKey)
+            requests.append(new.encodedRequest.bytes)
+            createdAt.append(operation.createdAt.storeMilliseconds)
+            notBefore.append(operation.notBefore.storeMilliseconds)
+            // Scope and key are NULL together (no idempotency key); PostgresNIO's arrays have no NULL elements,
+            // so `keyed` says which rows have them.
+            keyed.append(operation.idempotencyKey != nil)
+            scopes.append(new.idempotencyScope ?? "")
+            keys.append(operation.idempotencyKey ?? "")
+            digests.append(operation.requestDigest)
+            hasBlobs.append(!new.encodedRequest.blobs.isEmpty)
         }
-        let query = PostgresQuery(
-            unsafeSQL: """
-                INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs) \
-                VALUES \(rows.joined(separator: ", ")) \
-                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
-                """,
-            binds: binds
-        )
-        let returned = try await batchRows(of: query, in: connection)
-        let inserted = Set(try returned.map { try $0.decode(String.self) })
+        var binds = PostgresBindings(capacity: 10)
+        binds.append(ids)
+        binds.append(pipelineKeys)
+        binds.append(requests)
+        binds.append(createdAt)
+        binds.append(notBefore)
+        binds.append(keyed)
+        binds.append(scopes)
+        binds.append(keys)
+        binds.append(digests)
+        binds.append(hasBlobs)
+        let inserted: Set<String>
+        if let connection {
+            let rows = try await connection.query(
+                PostgresQuery(unsafeSQL: enqueueInsertSQL + " RETURNING id", binds: binds), logger: logger
+            ).collect()
+            inserted = Set(try rows.map { try $0.decode(String.self) })
+        } else {
+            let rows = try await client.query(
+                PostgresQuery(
+                    unsafeSQL: "CALL \(enqueueProcedure)($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)", binds: binds),
+                logger: logger
+            ).collect()
+            inserted = Set(try rows.first?.decode([String]?.self) ?? [])
+        }
         let blobs = news.filter { inserted.contains($0.operation.id) }.flatMap { new in
             new.encodedRequest.blobs.map { (operationID: new.operation.id, blob: $0) }
         }
@@ -628,6 +649,9 @@ package final class PostgresOperationStore: OperationStore {
                 for statement in claimIndexStatements() {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
+                // The enqueue procedure, the same unversioned way: only this and later gateways call it, and an
+                // earlier one sharing the database keeps inserting with its own statement (a rolling upgrade).
+                try await connection.query(PostgresQuery(unsafeSQL: enqueueProcedureSQL), logger: logger)
             }
         }
     }
@@ -686,6 +710,46 @@ package final class PostgresOperationStore: OperationStore {
             "CREATE INDEX IF NOT EXISTS \(operations)_queued ON \(operations) (seq) WHERE state = 'queued'",
             "CREATE INDEX IF NOT EXISTS \(operations)_leases ON \(operations) (lease_expires_at) WHERE state = 'running'",
         ]
+    }
+
+    /// The enqueue `INSERT` of `insertOperations`, one row per element of its ten array parameters (ids, pipeline
+    /// keys, requests, created-at and not-before milliseconds, whether the row has an idempotency key, scopes,
+    /// keys, request digests, has-blobs), in the arrays' order. `ON CONFLICT … DO NOTHING` skips a row whose key
+    /// is stored already or taken by an earlier row of the same statement.
+    private var enqueueInsertSQL: String {
+        """
+        INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
+        idempotency_scope, idempotency_key, request_digest, has_blobs) \
+        SELECT r.id, r.pipeline_key, 'queued', r.request, r.created_at, 0, r.not_before, \
+        CASE WHEN r.keyed THEN r.scope END, CASE WHEN r.keyed THEN r.key END, r.digest, r.has_blobs \
+        FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int8[], $5::int8[], $6::bool[], $7::text[], \
+        $8::text[], $9::text[], $10::bool[]) \
+        AS r (id, pipeline_key, request, created_at, not_before, keyed, scope, key, digest, has_blobs) \
+        ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+        """
+    }
+
+    /// `<prefix>operations_enqueue(…, INOUT inserted text[])`: runs `enqueueInsertSQL` and **commits it** before it
+    /// returns the ids it inserted. Why a procedure: PostgresNIO answers a statement at its CommandComplete, and a
+    /// statement outside a transaction block is committed only after that, at the Sync that follows; normally the
+    /// server sends both together after the commit, but a commit whose WAL flush fails is a PANIC, whose error
+    /// report first sends the queued CommandComplete. The `COMMIT` inside the procedure (PostgreSQL 11+:
+    /// transaction control in a procedure `CALL`ed outside a transaction block) is a full commit, which with
+    /// `synchronous_commit = on` returns only once its WAL is flushed, and the `CALL` is complete only after it: its
+    /// answer proves the batch durable in one round trip, where the statement and a `SELECT 1` to confirm its
+    /// commit took two (bench/README.md, branch pgbatch). `CREATE OR REPLACE` at every start: idempotent, and a
+    /// changed body replaces the old one.
+    private var enqueueProcedureSQL: String {
+        """
+        CREATE OR REPLACE PROCEDURE \(enqueueProcedure)(text[], text[], bytea[], int8[], int8[], bool[], text[], \
+        text[], text[], bool[], INOUT inserted text[]) LANGUAGE plpgsql AS $procedure$
+        BEGIN
+            WITH added AS (\(enqueueInsertSQL) RETURNING id)
+            SELECT array_agg(id) INTO inserted FROM added;
+            COMMIT;
+        END
+        $procedure$
+        """
     }
 
     /// The stored (committed) operations the idempotency keys of `news` name, by principal scope and key: one
