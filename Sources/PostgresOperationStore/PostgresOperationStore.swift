@@ -619,7 +619,9 @@ package final class PostgresOperationStore: OperationStore {
                 }
                 // The batch procedures (`BatchStatement`), the same unversioned way: only this and later gateways
                 // call them, and an earlier one sharing the database (a rolling upgrade) keeps its own statements.
-                for statement in [enqueueInsert.procedureSQL(returning: "id"), completionUpdate.procedureSQL(returning: "r.n")] {
+                for statement in [
+                    enqueueInsert.procedureSQL(returning: "id"), completionUpdate.procedureSQL(returning: "r.n"),
+                ] {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
             }
@@ -689,7 +691,9 @@ package final class PostgresOperationStore: OperationStore {
     private var enqueueInsert: BatchStatement {
         BatchStatement(
             procedure: "\(operations)_enqueue",
-            parameterTypes: ["text[]", "text[]", "bytea[]", "int8[]", "int8[]", "bool[]", "text[]", "text[]", "text[]", "bool[]"],
+            parameterTypes: [
+                "text[]", "text[]", "bytea[]", "int8[]", "int8[]", "bool[]", "text[]", "text[]", "text[]", "bool[]",
+            ],
             sql: """
                 INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
                 idempotency_scope, idempotency_key, request_digest, has_blobs) \

@@ -68,7 +68,10 @@ struct PostgresBatchProcedureTests {
             #expect(groups.count == 3)
             #expect(groups.first.map { [$0.0, $0.1] } == [nil, nil])
             #expect(groups.first?.2 == 12)
-            #expect(groups.dropFirst().map { "\($0.0 ?? "-")/\($0.1 ?? "-")=\($0.2)" } == ["alice/key-0=1", "alice/key-2=1"])
+            #expect(
+                groups.dropFirst().map { "\($0.0 ?? "-")/\($0.1 ?? "-")=\($0.2)" } == [
+                    "alice/key-0=1", "alice/key-2=1",
+                ])
         }
     }
 
@@ -79,7 +82,10 @@ struct PostgresBatchProcedureTests {
             let table = try #require(harness.postgresConfiguration?.tablePrefix) + "operations"
             // A body that fails, as a stand-in for another gateway version's.
             for (name, types) in [
-                ("enqueue", "text[], text[], bytea[], int8[], int8[], bool[], text[], text[], text[], bool[], INOUT returned text[]"),
+                (
+                    "enqueue",
+                    "text[], text[], bytea[], int8[], int8[], bool[], text[], text[], text[], bool[], INOUT returned text[]"
+                ),
                 ("complete", "int8[], text[], text[], bytea[], int8[], bool[], INOUT returned int8[]"),
             ] {
                 try await postgres.client.query(
@@ -90,14 +96,18 @@ struct PostgresBatchProcedureTests {
                             """),
                     logger: postgres.logger)
             }
-            await #expect(throws: GatewayError.self) { try await store.enqueue(Fixtures.request(), idempotencyKey: nil) }
+            await #expect(throws: GatewayError.self) {
+                try await store.enqueue(Fixtures.request(), idempotencyKey: nil)
+            }
 
             try await harness.withPeer { peer in
                 let (operation, created) = try await peer.enqueue(Fixtures.request(), idempotencyKey: nil)
                 #expect(created)
                 let claimed = try await peer.claim(owner: "w", leaseDuration: .seconds(60), limit: 8, now: Date())
                 #expect(claimed.map(\.id) == [operation.id])
-                #expect(try await peer.complete(id: operation.id, owner: "w", result: Fixtures.result(text: "done"), now: Date()))
+                #expect(
+                    try await peer.complete(
+                        id: operation.id, owner: "w", result: Fixtures.result(text: "done"), now: Date()))
                 #expect(try await peer.get(id: operation.id)?.state == .succeeded)
             }
         }
