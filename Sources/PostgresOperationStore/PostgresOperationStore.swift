@@ -750,7 +750,9 @@ package final class PostgresOperationStore: OperationStore {
         /// CommandComplete, when that fails), and the `CALL` completes only after it: one round trip whose answer
         /// proves the batch durable, where the statement and a `SELECT 1` run after it to confirm its commit
         /// took two (bench/README.md, branch pgbatch). PL/pgSQL also keeps the statement's plan per connection.
-        /// Created at every start (`CREATE OR REPLACE`: idempotent, and a changed body replaces the old one).
+        /// Created at every start (`CREATE OR REPLACE`: idempotent). Since every start replaces the body, a later
+        /// version that changes what a procedure does must give it a new name (`…_enqueue2`): instances of two
+        /// versions sharing one database during a rolling upgrade would otherwise replace each other's.
         func procedureSQL(returning column: String) -> String {
             """
             CREATE OR REPLACE PROCEDURE \(procedure)(\(parameterTypes.joined(separator: ", ")), \
