@@ -185,9 +185,9 @@ package final class PostgresOperationStore: OperationStore {
     /// Inserts `news` with `ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING` (arrival order: `seq`
     /// follows the order of the arrays, so a batch keeps its order in listings), then the spilled blobs of the rows
     /// it inserted. On `connection` (inside the caller's transaction, which commits it) when given: the
-    /// `enqueueInsertSQL` statement. Else (then `news` must have no blobs) one `CALL` of the `<prefix>operations_enqueue`
-    /// procedure, which runs the same `INSERT` and commits it before it returns (see `enqueueProcedureSQL`): one
-    /// round trip whose answer proves the commit durable. Returns the ids it inserted.
+    /// `enqueueInsert` statement. Else (then `news` must have no blobs) one `CALL` of its procedure, which runs the
+    /// same `INSERT` and commits it before it returns (`committedBatch`): one round trip whose answer proves the
+    /// commit durable. Returns the ids it inserted.
     ///
     /// - Throws: the driver's error when a statement fails.
     private func insertOperations(_ news: [NewOperation], on connection: PostgresConnection?) async throws
@@ -710,8 +710,9 @@ package final class PostgresOperationStore: OperationStore {
 
     /// The completion `UPDATE` of `storeResults`, one result per element of its six array parameters (batch
     /// positions, ids, lease owners, results, finished-at milliseconds, has-blobs). Only a row still `running`
-    /// under the item's lease owner is written. The rows are found by id (`o.id = ANY($2)`: an index lookup each,
-    /// whatever the table's statistics say about the running rows).
+    /// under the item's lease owner is written. `o.id = ANY($2)` lets the planner look the rows up by id; on a young
+    /// table whose statistics count few running rows it still prefers the `_leases` index (bench/README.md,
+    /// branch pgbatch).
     private var completionUpdate: BatchStatement {
         BatchStatement(
             procedure: "\(operations)_complete",
@@ -740,10 +741,9 @@ package final class PostgresOperationStore: OperationStore {
         var returnType: String
 
         /// `CREATE OR REPLACE PROCEDURE <procedure>(<parameterTypes>, INOUT returned <returnType>)`: runs `sql`
-        /// with `RETURNING <column>`, collects that column into one array and
-        /// **commits** before it returns. Why a procedure: PostgresNIO answers a statement at its
-        /// CommandComplete, and a statement outside a transaction block is committed only after that, at the
-        /// Sync that follows; normally the server sends both together once the commit is done, but a commit
+        /// with `RETURNING <column>`, collects that column into one array and **commits** before it returns.
+        /// Why a procedure: PostgresNIO answers a statement at its CommandComplete, and a statement outside a
+        /// transaction block is committed only after that, at the Sync that follows; normally the server sends both together once the commit is done, but a commit
         /// whose WAL flush fails is a PANIC, whose error report first sends the queued CommandComplete. A
         /// `COMMIT` inside a procedure `CALL`ed outside a transaction block (PostgreSQL 11+) is a full commit,
         /// which with `synchronous_commit = on` returns only once its WAL is flushed (and PANICs, answering no
