@@ -312,6 +312,7 @@ let package = Package(
                 "GatewayConfig",
                 "Routing", "TriggerModel", "GatewayTestSupport", nioCore, nioPosix, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),
@@ -332,7 +333,10 @@ let package = Package(
             name: "RoutingTests", dependencies: ["Routing", "GatewayConfig", "TriggerModel"],
             swiftSettings: testSwiftSettings),
         .testTarget(
-            name: "DemoRunnerTests", dependencies: ["DemoRunner", "TriggerModel", nioCore],
+            name: "DemoRunnerTests",
+            dependencies: [
+                "DemoRunner", "TriggerModel", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "HTTP2EngineTests",

@@ -158,9 +158,9 @@ package final class AsyncDispatcher: Service {
                 if queued.overflowed || pollPassed || queued.keys.contains(where: { !planner.knows($0) }) {
                     discoveryPending = true
                 }
-                return planner.plan(batch: 64, discover: discoveryPending) { name in
+                return planner.plan(batch: 64, discover: discoveryPending, now: now()) { name in
                     dispatcher.load(ofPool: name).map {
-                        ClaimPlanner.Load(maxConcurrency: $0.maxConcurrency, inUse: $0.inUse)
+                        ClaimPlanner.Load(maxConcurrency: $0.maxConcurrency, inUse: $0.inUse, reachable: $0.reachable)
                     }
                 }
             }
@@ -203,8 +203,15 @@ package final class AsyncDispatcher: Service {
                     let pool = dispatcher.poolName(for: operation.request.ref)
                     planner.withLock { $0.claimed(key: OperationFilter.pipelineKey(operation.request.ref), pool: pool) }
                     workers.addTask {
-                        await self.execute(operation, owner: owner)
-                        self.planner.withLock { $0.finished(pool: pool) }
+                        let reach = await self.execute(operation, owner: owner)
+                        self.planner.withLock { planner in
+                            switch reach {
+                            case .reached: planner.reached(pool: pool)
+                            case .notSent(let at): planner.unreached(pool: pool, now: at)
+                            case .unknown: break
+                            }
+                            planner.finished(pool: pool)
+                        }
                         self.running.withLock { $0 -= 1 }
                         self.metrics?.recordRunEnded()
                         self.operations.dispatcherWake.signal()
@@ -215,12 +222,31 @@ package final class AsyncDispatcher: Service {
             // Wake up for the next look for unknown pipelines at the latest, so one queued by another instance is
             // found within a poll interval even while wake-ups keep restarting the wait; else at the poll interval.
             let untilDiscovery = discoveryPending ? settings.pollInterval : settings.pollInterval - sinceDiscovery()
-            await operations.dispatcherWake.wait(
-                timeout: max(.zero, min(settings.pollInterval, untilDiscovery)), clock: clock)
+            // And when an unreached pool may be probed again (a pool with no available endpoint is looked at again
+            // at the poll interval: nothing signals its return).
+            var timeout = min(settings.pollInterval, untilDiscovery)
+            let current = now()
+            if let probe = planner.withLock({ $0.nextProbe(after: current) }) {
+                // Rounded up: a wake a moment early would find the pool still waiting.
+                timeout = min(timeout, .milliseconds(Int64((probe.timeIntervalSince(current) * 1000).rounded(.up))))
+            }
+            await operations.dispatcherWake.wait(timeout: max(.zero, timeout), clock: clock)
         }
     }
 
     // MARK: Running one operation
+
+    /// Whether a run's call reached a runner, for the claim planner's view of the pool (`ClaimPlanner`).
+    private enum Reach {
+        /// The call was answered (a result or an error from the runner or the way to it).
+        case reached
+        /// No runner saw the call (`GatewayError.notSent`, e.g. connection refused); `at`: the instant its
+        /// operation's wait was counted from, so the pool's wait (`ClaimPlanner.unreached`) is counted from the same
+        /// one and does not end after the operation's by the time the hand-back took.
+        case notSent(at: Date)
+        /// No call, or not known: the run gave up before calling, was cut (shutdown) or lost its lease.
+        case unknown
+    }
 
     private enum Outcome: Sendable {
         case finished(Result<TriggerResult, GatewayError>)
@@ -228,15 +254,15 @@ package final class AsyncDispatcher: Service {
         case leaseLost
     }
 
-    private func execute(_ operation: Operation, owner: String) async {
+    private func execute(_ operation: Operation, owner: String) async -> Reach {
         let id = operation.id
-        if operation.attempts > settings.maxAttempts {
+        if operation.countedAttempts > settings.maxAttempts {
             // Claims count attempts; this one was reclaimed after a lease expired once too often (a run that
             // kills its dispatcher, or outlives every lease).
             let reason = operation.error.map { ": last error: \($0.message)" } ?? " (each run lost its lease)"
             let error = GatewayError(
                 operation.error?.code ?? .deadlineExceeded,
-                "operation gave up after \(operation.attempts - 1) attempts\(reason)"
+                "operation gave up after \(operation.countedAttempts - 1) attempts\(reason)"
             )
             if await finish(
                 id, ref: operation.ref, owner: owner,
@@ -246,7 +272,7 @@ package final class AsyncDispatcher: Service {
             {
                 metrics?.recordFinished(.failed)
             }
-            return
+            return .unknown
         }
         var request = operation.request
         request.mode = .sync
@@ -299,11 +325,13 @@ package final class AsyncDispatcher: Service {
             {
                 metrics?.recordFinished(.succeeded)
             }
+            return .reached
         case .finished(.failure(let error)):
             if Task.isCancelled {
-                // Shutdown cut the run: hand the operation back so it runs again soon, here or elsewhere.
-                await release(id, owner: owner)
-                return
+                // Shutdown cut the run: hand the operation back so it runs again soon, here or elsewhere. Its call
+                // was made (`attempts` keeps it) but the pipeline was not at fault (the limit does not count it).
+                await release(id, owner: owner, callMade: true)
+                return .unknown
             }
             if error.notSent {
                 // No runner saw the call (connection refused: a runner restarting, a backend not up yet): not
@@ -314,12 +342,12 @@ package final class AsyncDispatcher: Service {
                 logger.debug(
                     "backend not reached; operation queued again",
                     metadata: ["operation.id": "\(id)", "retry_in": "\(wait)", "error": "\(error.message)"])
-                await release(id, owner: owner, notBefore: now.addingTimeInterval(seconds(wait)))
-                return
+                await release(id, owner: owner, after: wait)
+                return .notSent(at: now)
             }
-            let retry = Self.isRetryable(error) && operation.attempts < settings.maxAttempts
-            let retryAt =
-                retry ? now().addingTimeInterval(seconds(settings.backoff(afterAttempt: operation.attempts))) : nil
+            let counted = operation.countedAttempts
+            let retry = Self.isRetryable(error) && counted < settings.maxAttempts
+            let retryAt = retry ? now().addingTimeInterval(seconds(settings.backoff(afterAttempt: counted))) : nil
             if await finish(
                 id, ref: operation.ref, owner: owner, final: !retry,
                 { store, now in
@@ -328,6 +356,7 @@ package final class AsyncDispatcher: Service {
             {
                 if !retry { metrics?.recordFinished(.failed) }
             }
+            return .reached
         case .leaseLost:
             // A cancel (`:cancel`) ends the lease too; say which it was (one read, only when a run is cut).
             if (try? await store.get(id: id))?.state == .cancelled {
@@ -336,6 +365,7 @@ package final class AsyncDispatcher: Service {
                 logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
             }
             operations.completions.notify(id)
+            return .unknown
         }
     }
 
@@ -412,17 +442,19 @@ package final class AsyncDispatcher: Service {
     }
 
     /// Hands a run the gateway itself cut (shutdown), or one whose call reached no runner, back to the queue
-    /// without counting its attempt, claimable from `notBefore` (at once when nil): a gateway restarted again
+    /// without counting its attempt, claimable `after` that long from the release's own time stamp (at once when
+    /// nil; one stamp, so the wait is exact whatever the store call waited for): a gateway restarted again
     /// and again (a crash loop, a port that stays taken) or a runner down for a while must not use up an
     /// operation's attempts. Outside the cancelled task, so the store call is not cancelled too.
-    private func release(_ id: String, owner: String, notBefore: Date? = nil) async {
+    private func release(_ id: String, owner: String, after wait: Duration? = nil, callMade: Bool = false) async {
         let store = self.store
         let logger = self.logger
         let now = self.now
         _ = await Task {
             do {
                 let now = now()
-                _ = try await store.release(id: id, owner: owner, notBefore: notBefore ?? now, now: now)
+                let notBefore = wait.map { now.addingTimeInterval(seconds($0)) } ?? now
+                _ = try await store.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(

@@ -1,3 +1,5 @@
+import FoundationEssentials
+import GatewayConfig
 import OperationStore
 
 /// Decides what the async dispatcher claims, so that it never holds more runs for a backend pool than the
@@ -18,11 +20,31 @@ import OperationStore
 /// i.e. neither more of this instance's runs than the pool has slots, nor any while sync and stream
 /// traffic keeps every slot busy. Pipeline keys carry no release, so releases of one pipeline routed to
 /// different pools share the budget of the pool last seen for that key.
+///
+/// A pool no runner can be reached on gets no claims (else, while a runner stays down, every queued operation of
+/// it would be claimed, refused and handed back once per back-off: two store writes each, spending nothing but
+/// the store's time). Two signs of that:
+/// - the pool's balancer has no available endpoint (`Load.reachable` false: each is ejected or failing its active
+///   health check). Claims resume once one is back; nothing signals that, so the dispatcher looks again at
+///   least every poll interval;
+/// - a run of the pool ended with a call that reached no runner (`notSent`, e.g. connection refused: the only
+///   sign when the pool has one endpoint and no health check). The pool is then *unreached* for a back-off that
+///   grows with the outage (`StoreConfiguration.notSentBackoff`, 1 s to 30 s, from the first such run); after
+///   it, one operation is claimed as a probe, and claims resume in full when a run reaches a runner again.
 struct ClaimPlanner {
     /// A pool's size and current use, as `TriggerDispatcher.load(ofPool:)` reports it.
     struct Load: Equatable {
         var maxConcurrency: Int
         var inUse: Int
+        /// Whether any endpoint of the pool may be picked on its own merits (`BackendPool.hasAvailableEndpoint`).
+        var reachable = true
+    }
+
+    /// A pool whose last run reached no runner: since when (the first such run of the outage) and until when
+    /// nothing more is claimed for it.
+    struct Outage: Equatable {
+        var since: Date
+        var until: Date
     }
 
     /// One claim to make: `limit` operations among `scope`, on behalf of `pool` (nil: pipelines no route
@@ -42,6 +64,8 @@ struct ClaimPlanner {
     private(set) var poolOfKey: [String: String?] = [:]
     /// Pool → this instance's runs on it, claimed and not finished.
     private(set) var outstanding: [String: Int] = [:]
+    /// Pools whose last run here reached no runner (see the type's documentation).
+    private(set) var outages: [String: Outage] = [:]
 
     /// Bound on the keys remembered: a wildcard route lets clients name any pipeline, so the key set is
     /// not bounded by the configuration. Past it the planner starts over (one discovery claim per key again).
@@ -56,7 +80,10 @@ struct ClaimPlanner {
     /// `discover`: whether an operation of a key not known here may be queued. The discovery claim reads every
     /// queued operation of the known keys before it can answer none (on PostgreSQL, a few ms per 10 000 queued),
     /// so the dispatcher skips it while nothing new can be there.
-    func plan(batch: Int, discover: Bool = true, load: (String) -> Load?) -> [Claim] {
+    ///
+    /// A pool that is not `reachable`, or unreached until after `now`, gets no claim; one unreached until `now` or
+    /// earlier gets one probe (limit 1) when none of its runs is in progress here.
+    func plan(batch: Int, discover: Bool = true, now: Date = .distantFuture, load: (String) -> Load?) -> [Claim] {
         var keysOfPool: [String: Set<String>] = [:]
         var unroutable: Set<String> = []
         for (key, pool) in poolOfKey {
@@ -65,8 +92,13 @@ struct ClaimPlanner {
         var claims: [Claim] = []
         for pool in keysOfPool.keys.sorted() {
             guard let load = load(pool) else { continue }
+            guard load.reachable else { continue }
             let own = outstanding[pool, default: 0]
-            let limit = min(load.maxConcurrency - own, load.maxConcurrency - load.inUse, batch)
+            var limit = min(load.maxConcurrency - own, load.maxConcurrency - load.inUse, batch)
+            if let outage = outages[pool] {
+                guard outage.until <= now, own == 0 else { continue }
+                limit = min(limit, 1)
+            }
             guard limit > 0 else { continue }
             claims.append(Claim(scope: .only(keysOfPool[pool]!), limit: limit))
         }
@@ -99,9 +131,38 @@ struct ClaimPlanner {
         outstanding[pool] = count > 1 ? count - 1 : nil
     }
 
-    /// A config reload: routes and pools changed, so every key's pool is learnt again. Runs in progress keep
-    /// counting against the pool name they started on until they finish.
+    /// A run of `pool` ended with a call that reached no runner, at `now`: the pool gets no claims until the
+    /// returned instant (`now` plus `StoreConfiguration.notSentBackoff` of the outage so far), then one probe.
+    @discardableResult
+    mutating func unreached(pool: String?, now: Date) -> Date? {
+        guard let pool else { return nil }
+        let since = outages[pool]?.since ?? now
+        let down = Duration.milliseconds(Int64(max(now.timeIntervalSince(since), 0) * 1000))
+        let until = now.addingTimeInterval(seconds(StoreConfiguration.notSentBackoff(waited: down)))
+        let outage = Outage(since: since, until: max(until, outages[pool]?.until ?? until))
+        outages[pool] = outage
+        return outage.until
+    }
+
+    /// A run of `pool` reached a runner (whatever its result): the outage, if any, is over.
+    mutating func reached(pool: String?) {
+        guard let pool else { return }
+        if outages[pool] != nil { outages[pool] = nil }
+    }
+
+    /// The earliest instant after `now` at which an unreached pool may be probed (nil when there is none): the
+    /// claim loop wakes then at the latest. An outage whose wait is over is not one: its probe is claimed, or
+    /// waits for its run in progress or for an operation to become due, on the loop's usual wake-ups (a run's
+    /// end, the poll interval); an instant already passed would make the loop wait for nothing and spin.
+    func nextProbe(after now: Date) -> Date? {
+        outages.values.lazy.map(\.until).filter { $0 > now }.min()
+    }
+
+    /// A config reload: routes and pools changed, so every key's pool is learnt again, and pools unreached so far
+    /// are tried at once (the reload may have fixed their endpoints). Runs in progress keep counting against the
+    /// pool name they started on until they finish.
     mutating func forgetRoutes() {
         poolOfKey = [:]
+        outages = [:]
     }
 }

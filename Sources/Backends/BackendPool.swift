@@ -1,4 +1,5 @@
 package import NIOCore
+import NIOPosix
 package import Observability
 import Synchronization
 package import TriggerModel
@@ -18,22 +19,27 @@ package final class BackendPool: TriggerRunner {
     /// The pool's instruments on /metrics; nil records nothing (unit tests). The transport records per endpoint
     /// on the same object (it was given it when built).
     package let metrics: PoolMetrics?
-    /// What the `async` path's deadline timer sleeps on (``run(_:)``); tests pass a manual clock so they can
-    /// expire a deadline at a moment they choose instead of racing a real one. (The event-loop path's timer
-    /// is on the loop's own clock, `EventLoop.now`, which NIO's test loops advance by hand.)
-    private let clock: any Clock<Duration>
+    /// The loops the `async` path's calls (``run(_:)``) run on, each with its deadline's timer on that loop's
+    /// clock like a frontend's call (issue 11: no task group and no sleeping task per call). Nil: the
+    /// transport's own group for http and grpc, NIO's shared group for a transport without one (the in-process
+    /// runner: GatewayApp passes its group). Tests pass a `NIOAsyncTestingEventLoop` to move the deadline by hand.
+    private let eventLoopGroup: (any EventLoopGroup)?
+    /// Looked up when an `async` call comes: a pool that only serves frontends starts no shared group's threads.
+    private var asyncLoops: any EventLoopGroup {
+        eventLoopGroup ?? loopTransport?.group ?? MultiThreadedEventLoopGroup.singleton
+    }
 
     package init(
         configuration: BackendPoolConfiguration,
         transport: any TriggerRunner,
         metrics: PoolMetrics? = nil,
-        clock: any Clock<Duration> = ContinuousClock()
+        eventLoopGroup: (any EventLoopGroup)? = nil
     ) {
         self.configuration = configuration
         self.transport = transport
         self.loopTransport = transport as? any LoopCallingTransport
         self.metrics = metrics
-        self.clock = clock
+        self.eventLoopGroup = eventLoopGroup
         self.limiter = ConcurrencyLimiter(
             name: configuration.name,
             maxConcurrency: configuration.maxConcurrency,
@@ -47,6 +53,16 @@ package final class BackendPool: TriggerRunner {
     /// Slots of `max_concurrency` held now by calls and streams.
     package var slotsInUse: Int { limiter.running }
 
+    /// Calls and background runs waiting for a slot now.
+    package var callsQueued: Int { limiter.queued }
+
+    /// Whether a call may reach a runner now, as far as the pool knows: false while every endpoint of a network
+    /// pool is ejected or failing its active health check (``EndpointBalancer/hasAvailableEndpoint(now:)``);
+    /// always true for an in-process runner. The async dispatcher claims nothing for a pool while it is false.
+    package var hasAvailableEndpoint: Bool {
+        (transport as? any BalancedTransport)?.balancer.hasAvailableEndpoint() ?? true
+    }
+
     /// A reload removed or replaced this pool: calls already in flight finish, then its connections close.
     /// New calls never reach it (the route table that named it is gone), except the few that picked it just
     /// before the swap; they run normally and their connections close after them.
@@ -54,21 +70,20 @@ package final class BackendPool: TriggerRunner {
         (transport as? any RetirableTransport)?.retire()
     }
 
+    /// The `async` form (the async dispatcher's runs, control work): the loop path of
+    /// ``run(_:on:cancellation:completion:)`` on one of the pool's loops (``asyncLoops``), awaited; cancelling
+    /// the awaiting task cancels the call (out of the queue, or the transport's call).
+    ///
+    /// Background work (``TriggerRequest/waitsForCapacity``) is never refused by the gateway's own limit and its
+    /// request timeout starts with the slot (an earlier deadline of the caller's own, if it brought one, wins).
+    /// Other callers' deadline counts from now, as a frontend's does from the request's arrival.
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
-        if request.waitsForCapacity {
-            // Async work: never refused by the gateway's own limit; the request timeout starts with the slot.
-            return try await limiter.withSlot(background: true) {
-                // The timer runs the request timeout exactly, from the slot (an earlier deadline of the caller's
-                // own, if it brought one, wins); `request.deadline` tells the transport and the backend.
-                let timeout = configuration.requestTimeout
-                let remaining = request.deadline.map { min($0 - .now(), timeout) } ?? timeout
-                let request = withEffectiveDeadline(request, now: .now())
-                return try await withTimer(remaining) { try await self.transport.run(request) }
-            }
-        }
-        let request = withEffectiveDeadline(request, now: .now())
-        return try await limiter.withSlot {
-            try await withTimer(request.deadline! - .now()) { try await self.transport.run(request) }
+        let loop = asyncLoops.next()
+        let request = request.waitsForCapacity ? request : withEffectiveDeadline(request, now: loop.now)
+        return try await TriggerCancellation.awaiting { cancellation in
+            let promise = loop.makePromise(of: TriggerResult.self)
+            run(request, on: loop, pinned: false, cancellation: cancellation) { promise.completeWith($0) }
+            return promise.futureResult
         }
     }
 
@@ -99,21 +114,25 @@ package final class BackendPool: TriggerRunner {
         cancellation: TriggerCancellation,
         completion: @escaping (Result<TriggerResult, any Error>) -> Void
     ) {
+        run(request, on: eventLoop, pinned: true, cancellation: cancellation, completion: completion)
+    }
+
+    /// `pinned`: the call is on a frontend's loop and goes out on that loop's own backend connections, with
+    /// this pool's timer as its only deadline; otherwise (the `async` form, on one of ``asyncLoops``) on the
+    /// transport's shared connections, which bound the stream by the deadline too, as they do for any caller
+    /// on no loop of theirs.
+    private func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation,
+        completion: @escaping (Result<TriggerResult, any Error>) -> Void
+    ) {
         let call = PoolCall(
             pool: configuration.name, timeout: configuration.requestTimeout, limiter: limiter,
-            cancellation: cancellation, eventLoop: eventLoop, completion: completion)
-        if request.waitsForCapacity {
-            // Background work waits in its own queue, which only the `async` form has; it is never on a
-            // frontend's hot path.
-            let task = Task { [self] in
-                let result: Result<TriggerResult, any Error>
-                do { result = .success(try await self.run(request)) } catch { result = .failure(error) }
-                call.reportOnLoop(result)
-            }
-            cancellation.whenCancelled { task.cancel() }
-            return
-        }
-        if limiter.tryAcquire() {
+            cancellation: cancellation, eventLoop: eventLoop, pinned: pinned,
+            background: request.waitsForCapacity, completion: completion)
+        if !call.background, limiter.tryAcquire() {
             // The common case: a slot is free, so no waiter closure is made, and on the loop no closure at all.
             if eventLoop.inEventLoop {
                 startCall(request, on: eventLoop, call)
@@ -124,7 +143,8 @@ package final class BackendPool: TriggerRunner {
         }
         let start: @Sendable () -> Void = { [self] in startCall(request, on: eventLoop, call) }
         do {
-            switch try limiter.acquire(onSlot: { eventLoop.execute(start) }) {
+            // Background work waits in its own queue, behind callers, and is never refused.
+            switch try limiter.acquire(background: call.background, onSlot: { eventLoop.execute(start) }) {
             case .granted:
                 if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
             case .queued(let id):
@@ -151,7 +171,9 @@ package final class BackendPool: TriggerRunner {
         // request's arrival (GatewayServer's RequestContext); the pool enforces it, it does not re-derive it.
         // A caller without one gets the pool's own, from the slot. All on the loop's clock (the real one
         // in production, virtual on NIO's test loops).
-        guard let deadline = request.deadline else {
+        // Background work's request timeout also starts with the slot, whatever deadline it brought.
+        guard let deadline = request.deadline, !call.background else {
+            call.background = false
             startCall(withEffectiveDeadline(request, now: eventLoop.now), on: eventLoop, call)
             return
         }
@@ -164,7 +186,7 @@ package final class BackendPool: TriggerRunner {
             return
         }
         if let loopTransport {
-            loopTransport.call(request, on: eventLoop, pinned: true, cancellation: call.cancellation) {
+            loopTransport.call(request, on: eventLoop, pinned: call.pinned, cancellation: call.cancellation) {
                 call.transportEnded($0)
             }
         } else {
@@ -256,30 +278,6 @@ package final class BackendPool: TriggerRunner {
         }
         return request
     }
-
-    /// Races `body` against a timer of `remaining` on the pool's clock; when it fires first, the body's task
-    /// is cancelled and the caller gets `.deadlineExceeded` at once, whatever the transport does with the
-    /// cancellation.
-    private func withTimer<T: Sendable>(
-        _ remaining: TimeAmount,
-        _ body: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
-        let pool = configuration.name
-        let timeout = configuration.requestTimeout
-        let clock = self.clock
-        return try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                if remaining.nanoseconds > 0 {
-                    try await clock.sleep(for: .nanoseconds(remaining.nanoseconds))
-                }
-                throw BackendErrors.deadline(pool: pool, after: describe(min(remaining, timeout)))
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw CancellationError() }
-            return first
-        }
-    }
 }
 
 /// `1.5s`, `250ms`: how durations appear in error messages.
@@ -302,6 +300,11 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
     let limiter: ConcurrencyLimiter
     let cancellation: TriggerCancellation
     let eventLoop: any EventLoop
+    /// On the caller's own loop's backend connections (the frontends), or the transport's shared ones.
+    let pinned: Bool
+    /// Background work (``TriggerRequest/waitsForCapacity``): queued behind callers, never refused, its
+    /// request timeout counted from the slot; cleared once that deadline is set.
+    var background: Bool
     private let completion: (Result<TriggerResult, any Error>) -> Void
     private var timer: NIOScheduledCallback?
     /// From the slot to the deadline, for the error message.
@@ -310,8 +313,11 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
 
     init(
         pool: String, timeout: TimeAmount, limiter: ConcurrencyLimiter, cancellation: TriggerCancellation,
-        eventLoop: any EventLoop, completion: @escaping (Result<TriggerResult, any Error>) -> Void
+        eventLoop: any EventLoop, pinned: Bool, background: Bool,
+        completion: @escaping (Result<TriggerResult, any Error>) -> Void
     ) {
+        self.pinned = pinned
+        self.background = background
         self.pool = pool
         self.timeout = timeout
         self.limiter = limiter

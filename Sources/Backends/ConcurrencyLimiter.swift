@@ -76,16 +76,20 @@ package final class ConcurrencyLimiter: Sendable {
 
     /// The event-loop form of ``acquire(background:)``, for callers that must not suspend: takes a slot now
     /// (`.granted`), or queues `onSlot`, which is called (on the releasing thread) once a slot is handed over,
-    /// or throws `.overloaded` when the queue is full. A queued caller that gives up calls ``withdraw(_:)``;
-    /// when that returns false the slot was already handed over and `onSlot` runs (or ran), so the caller must
-    /// release it.
-    package func acquire(onSlot: @escaping @Sendable () -> Void) throws -> Ticket {
+    /// or throws `.overloaded` when the queue is full (never for `background` work, which waits in its own
+    /// queue behind callers). A queued caller that gives up calls ``withdraw(_:)``; when that returns false the
+    /// slot was already handed over and `onSlot` runs (or ran), so the caller must release it.
+    package func acquire(background: Bool = false, onSlot: @escaping @Sendable () -> Void) throws -> Ticket {
         if tryAcquire() { return .granted }
         var handOver: [Waiter] = []
         let id: UInt64? = queues.withLock { q in
-            guard q.waiters.count < maxQueue else { return nil }
+            if !background, q.waiters.count >= maxQueue { return nil }
             q.nextID += 1
-            q.waiters.append((q.nextID, { _ in onSlot() }))
+            if background {
+                q.background.append((q.nextID, { _ in onSlot() }))
+            } else {
+                q.waiters.append((q.nextID, { _ in onSlot() }))
+            }
             queuedCount.add(1, ordering: .sequentiallyConsistent)
             handOver = takeSlotsForQueued(&q)
             return q.nextID

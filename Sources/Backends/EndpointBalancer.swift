@@ -239,6 +239,13 @@ package final class EndpointBalancer: Sendable {
         health[index].isAvailable(at: now)
     }
 
+    /// Whether any endpoint is available (``isAvailable(_:now:)``). False only while every endpoint is ejected or
+    /// failing its active health check; passive ejection alone never ejects a whole pool
+    /// (`OutlierDetection.maxEjectedPercent`), so without a health check this stays true.
+    package func hasAvailableEndpoint(now: NIODeadline = .now()) -> Bool {
+        health.contains { $0.isAvailable(at: now) }
+    }
+
     /// The active health check's verdict changed.
     package func setActivelyHealthy(_ index: Int, _ healthy: Bool) {
         health[index].activelyHealthy.store(healthy, ordering: .relaxed)

@@ -13,7 +13,7 @@ package import TriggerModel
 /// execution of a deployment, and how its outputs are shown.
 package enum CraftLabels {
     /// The deployment the execution was triggered through (absent for `run_pipeline`).
-    package static let deployment = "craft.deployment"
+    package static let deployment = TriggerRequest.deploymentLabel
     /// The output mapping, JSON (absent: outputs pass under their own names).
     package static let outputsMapping = "craft.outputs_mapping"
     /// The non-file I/O cap in force when it was created, bytes.

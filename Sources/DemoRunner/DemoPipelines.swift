@@ -1,3 +1,4 @@
+package import NIOCore
 package import TriggerModel
 
 /// The bundled demo pipelines (API.md §6), runnable in-process by the gateway's embedded default and by the
@@ -42,6 +43,25 @@ package struct DemoPipelines: TriggerRunner {
         try await execute(request, emit: { _ in })
     }
 
+    /// The gateway's in-process sync path (issue 11: a call never leaves its connection's loop): a pipeline
+    /// that neither waits nor hashes (``immediateResult(_:)``) is answered on `eventLoop` at once, with no task;
+    /// `sleep`, `tokens` and `blob-info` (whose hashing of a large upload must not stall the loop) run in a
+    /// task of their own, as every pipeline did before.
+    package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        do {
+            guard let result = try immediateResult(request) else {
+                return runInTask(request, on: eventLoop, cancellation: cancellation)
+            }
+            return eventLoop.makeSucceededFuture(result)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+    }
+
     /// Every pipeline streams: a `RUNNING` status first, then its own events, then `.end` (or `.error`).
     /// An unknown pipeline yields only the `.error`. Ending the consumption cancels the run.
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
@@ -73,16 +93,35 @@ package struct DemoPipelines: TriggerRunner {
         return stream
     }
 
+    /// The outcome of a pipeline that neither waits nor hashes (`echo`, `upper`, `fail`, `flood`'s unary
+    /// form, an unknown pipeline's error), computed now; nil for the others.
+    private func immediateResult(_ request: TriggerRequest) throws(GatewayError) -> TriggerResult? {
+        switch request.ref.pipeline {
+        case "echo":
+            return TriggerResult(outputs: request.inputs.map(\.variables))
+        case "upper":
+            return TriggerResult(outputs: request.inputs.map { Self.uppercased($0.variables) })
+        case "fail":
+            let first = request.inputs.first?.variables ?? ValueObject()
+            let message = request.inputs.lazy.compactMap { $0.variables["message"]?.stringValue }.first
+            throw GatewayError(.application(try Self.rpcCode(first["code"])), message ?? "pipeline failed")
+        case "flood":
+            let plan = try Self.floodPlan(request)
+            return TriggerResult(outputs: [["bytes": .number(Double(plan.bytes)), "events": .number(0)]])
+        case "tokens", "sleep", "blob-info":
+            return nil
+        default:
+            throw Self.unknownPipeline(request.ref)
+        }
+    }
+
     private func execute(
         _ request: TriggerRequest,
         emit: @Sendable (TriggerEvent) -> Void
     ) async throws(GatewayError) -> TriggerResult {
+        if let result = try immediateResult(request) { return result }
         do {
             switch request.ref.pipeline {
-            case "echo":
-                return TriggerResult(outputs: request.inputs.map(\.variables))
-            case "upper":
-                return TriggerResult(outputs: request.inputs.map { Self.uppercased($0.variables) })
             case "tokens":
                 return try await tokens(request, emit: emit)
             case "sleep":
@@ -91,15 +130,8 @@ package struct DemoPipelines: TriggerRunner {
                     try await Task.sleep(for: .milliseconds(ms))
                 }
                 return TriggerResult(outputs: request.inputs.map(\.variables))
-            case "fail":
-                let first = request.inputs.first?.variables ?? ValueObject()
-                let message = request.inputs.lazy.compactMap { $0.variables["message"]?.stringValue }.first
-                throw GatewayError(.application(try Self.rpcCode(first["code"])), message ?? "pipeline failed")
             case "blob-info":
                 return TriggerResult(outputs: request.inputs.map { Self.blobInfo($0.variables) })
-            case "flood":
-                let plan = try Self.floodPlan(request)
-                return TriggerResult(outputs: [["bytes": .number(Double(plan.bytes)), "events": .number(0)]])
             default:
                 throw Self.unknownPipeline(request.ref)
             }

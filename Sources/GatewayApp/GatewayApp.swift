@@ -312,8 +312,9 @@ package final class GatewayApp: Sendable {
             case .grpc:
                 transport = GRPCBackendTransport(configuration: backendConfig, group: group, metrics: poolMetrics)
             }
+            // The async dispatcher's runs go out on these loops too, each with its deadline's timer on its loop.
             pools[poolConfig.name] = BackendPool(
-                configuration: backendConfig, transport: transport, metrics: poolMetrics)
+                configuration: backendConfig, transport: transport, metrics: poolMetrics, eventLoopGroup: group)
         }
         return (pools, failures)
     }

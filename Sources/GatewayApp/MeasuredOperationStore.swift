@@ -99,8 +99,10 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         try await measure("expire_leases") { try await base.expireLeases(ownerPrefix: ownerPrefix, now: now) }
     }
 
-    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
-        try await measure("release") { try await base.release(id: id, owner: owner, notBefore: notBefore, now: now) }
+    package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        try await measure("release") {
+            try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
+        }
     }
 
     package func queuedCount() async throws -> Int {

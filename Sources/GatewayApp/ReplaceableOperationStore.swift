@@ -99,8 +99,8 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().expireLeases(ownerPrefix: ownerPrefix, now: now)
     }
 
-    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
-        try await current().release(id: id, owner: owner, notBefore: notBefore, now: now)
+    package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        try await current().release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
     }
 
     package func queuedCount() async throws -> Int {

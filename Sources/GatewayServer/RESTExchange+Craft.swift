@@ -166,13 +166,16 @@ struct CraftExchange: Sendable {
             let principal = try await authenticate()
             let ref = craft.ref(pipeline: name)
             try await checkPipelineExists(name, what: "pipeline")
-            let executions = try await executions(of: ref, visibleTo: principal, limit: Self.executionListLimit)
+            let executions = try await executions(
+                matching: OperationFilter(pipeline: OperationFilter.pipelineKey(ref)), visibleTo: principal,
+                limit: Self.executionListLimit)
             return CraftAnswer.list(executions.map(CraftAnswer.executionSummary), requestID: requestID)
         case .latestPipelineExecution(let name):
             let principal = try await authenticate()
             let ref = craft.ref(pipeline: name)
             try await checkPipelineExists(name, what: "pipeline")
-            guard let latest = try await executions(of: ref, visibleTo: principal, limit: 1).first else {
+            let filter = OperationFilter(pipeline: OperationFilter.pipelineKey(ref))
+            guard let latest = try await executions(matching: filter, visibleTo: principal, limit: 1).first else {
                 return RESTResponse(status: 204, headers: [("request-id", requestID)], body: ByteBuffer())
             }
             return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
@@ -223,15 +226,10 @@ struct CraftExchange: Sendable {
         case .latestExecution(let name):
             let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
-            var filter = OperationFilter()
-            filter.pipeline = OperationFilter.pipelineKey(craft.ref(pipeline: deployment.pipeline))
-            let page = try await operations.list(filter: filter, pageSize: 100, pageToken: nil)
-            guard
-                let latest = page.operations.first(where: {
-                    $0.request.labels[CraftLabels.deployment] == deployment.name
-                        && RESTOperations.isVisible($0, to: principal)
-                })
-            else {
+            // The store finds the deployment's own executions (its `deployment` column), however many of other
+            // deployments (or plain runs of the pipeline) are newer.
+            let filter = OperationFilter(deployment: deployment.name)
+            guard let latest = try await executions(matching: filter, visibleTo: principal, limit: 1).first else {
                 return RESTResponse(status: 204, headers: [("request-id", requestID)], body: ByteBuffer())
             }
             return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
@@ -411,15 +409,13 @@ struct CraftExchange: Sendable {
     /// (ten of the store's largest pages): a read costs the store bounded work however long its history.
     static let executionScanLimit = 10 * OperationPaging.maximumPageSize
 
-    /// The newest executions of `ref`'s pipeline (any release, any deployment) that `principal` may see, at most
-    /// `limit`, among the pipeline's newest ``executionScanLimit`` (the store's pages, newest first, read until
-    /// enough are found, none are left, or that many were looked through).
-    private func executions(of ref: PipelineRef, visibleTo principal: String?, limit: Int) async throws
+    /// The newest executions `filter` matches (a pipeline's, any release and deployment; or a deployment's) that
+    /// `principal` may see, at most `limit`, among the newest ``executionScanLimit`` it matches (the store's pages,
+    /// newest first, read until enough are found, none are left, or that many were looked through).
+    private func executions(matching filter: OperationFilter, visibleTo principal: String?, limit: Int) async throws
         -> [Operation]
     {
         let operations = try operations
-        var filter = OperationFilter()
-        filter.pipeline = OperationFilter.pipelineKey(ref)
         var found: [Operation] = []
         var token: String? = nil
         var scanned = 0

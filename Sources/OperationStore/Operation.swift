@@ -18,11 +18,16 @@ package struct Operation: Sendable, Equatable {
     /// Set when `state == .failed`; on a `queued` operation it is the last failed attempt's error.
     package var error: GatewayError?
     package var createdAt: Date
-    /// When the first attempt was claimed.
+    /// When the first attempt was claimed; a later attempt (a retry, a run cut and taken again) keeps it, so
+    /// `finishedAt − startedAt` is the whole time the operation was being run (README "Async runs").
     package var startedAt: Date?
     package var finishedAt: Date?
-    /// How many times the operation was claimed (so 1 during the first run).
+    /// Backend calls made, the one in progress included (so 1 during the first run): claims, less those handed
+    /// back because their call reached no runner (`release(…, callMade: false)`).
     package var attempts: Int
+    /// Of `attempts`, the runs the gateway itself cut and handed back (a graceful stop: `release(…, callMade:
+    /// true)`): calls made that the attempt limit does not hold against the operation.
+    package var cutRuns: Int
     package var leaseOwner: String?
     package var leaseExpiresAt: Date?
     /// A queued operation is not claimed before this instant (retry backoff).
@@ -45,6 +50,7 @@ package struct Operation: Sendable, Equatable {
         startedAt: Date? = nil,
         finishedAt: Date? = nil,
         attempts: Int = 0,
+        cutRuns: Int = 0,
         leaseOwner: String? = nil,
         leaseExpiresAt: Date? = nil,
         notBefore: Date,
@@ -61,12 +67,16 @@ package struct Operation: Sendable, Equatable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.attempts = attempts
+        self.cutRuns = cutRuns
         self.leaseOwner = leaseOwner
         self.leaseExpiresAt = leaseExpiresAt
         self.notBefore = notBefore
         self.idempotencyKey = idempotencyKey
         self.requestDigest = requestDigest
     }
+
+    /// The attempts the attempt limit counts: `attempts` less the runs the gateway cut itself (`cutRuns`).
+    package var countedAttempts: Int { max(attempts - cutRuns, 0) }
 
     /// `operations/<id>`: the name clients see.
     package var name: String { "operations/\(id)" }

@@ -21,11 +21,12 @@ package struct OperationRow: Sendable {
     package var notBefore: Int64
     package var idempotencyKey: String?
     package var requestDigest: String
+    package var cutRuns: Int
 
     package init(
         sequence: Int64, id: String, state: String, request: ByteBuffer, result: ByteBuffer?, error: ByteBuffer?,
         createdAt: Int64, startedAt: Int64?, finishedAt: Int64?, attempts: Int, leaseOwner: String?,
-        leaseExpiresAt: Int64?, notBefore: Int64, idempotencyKey: String?, requestDigest: String
+        leaseExpiresAt: Int64?, notBefore: Int64, idempotencyKey: String?, requestDigest: String, cutRuns: Int
     ) {
         self.sequence = sequence
         self.id = id
@@ -42,13 +43,25 @@ package struct OperationRow: Sendable {
         self.notBefore = notBefore
         self.idempotencyKey = idempotencyKey
         self.requestDigest = requestDigest
+        self.cutRuns = cutRuns
     }
 
     /// The column list, in `init` order, both stores select.
     package static let columns = """
         seq, id, state, request, result, error, created_at, started_at, finished_at, attempts, lease_owner, \
-        lease_expires_at, not_before, idempotency_key, request_digest
+        lease_expires_at, not_before, idempotency_key, request_digest, cut_runs
         """
+
+    /// The columns added after the first schema, with their types: each store adds the missing ones at open
+    /// (`ALTER TABLE … ADD COLUMN`), so a store made by an earlier gateway gains them, and an earlier gateway
+    /// still sharing the store (PostgreSQL) keeps working: it neither names nor needs them.
+    /// - `cut_runs`: `Operation.cutRuns` (0 for rows an earlier gateway wrote or released);
+    /// - `deployment`: the request's `TriggerRequest.deploymentLabel`, what `OperationFilter.deployment` matches
+    ///   (NULL for operations of no deployment, and for those an earlier gateway stored).
+    package static let addedColumns: [(name: String, definition: String)] = [
+        ("cut_runs", "INTEGER NOT NULL DEFAULT 0"),
+        ("deployment", "TEXT"),
+    ]
 
     /// Decodes the payloads; `resolveBlob` gives a spilled blob of this operation by name.
     package func makeOperation(resolveBlob: @escaping (String) throws -> ByteBuffer) throws -> Operation {
@@ -67,6 +80,7 @@ package struct OperationRow: Sendable {
             startedAt: startedAt.map(Date.init(storeMilliseconds:)),
             finishedAt: finishedAt.map(Date.init(storeMilliseconds:)),
             attempts: attempts,
+            cutRuns: cutRuns,
             leaseOwner: leaseOwner,
             leaseExpiresAt: leaseExpiresAt.map(Date.init(storeMilliseconds:)),
             notBefore: Date(storeMilliseconds: notBefore),
@@ -83,6 +97,8 @@ package struct NewOperation: Sendable {
     /// Idempotency keys are scoped by principal, so two tenants never collide on (or probe) each other's keys.
     package var idempotencyScope: String?
     package var pipelineKey: String
+    /// The `deployment` column: the request's `TriggerRequest.deploymentLabel`.
+    package var deployment: String?
 
     package init(request: TriggerRequest, idempotencyKey: String?, codec: OperationPayloadCodec, now: Date = Date()) {
         var request = request
@@ -103,6 +119,7 @@ package struct NewOperation: Sendable {
         self.encodedRequest = codec.encode(request, blobPrefix: "q")
         self.idempotencyScope = idempotencyKey == nil ? nil : (request.principal ?? "")
         self.pipelineKey = OperationFilter.pipelineKey(request.ref)
+        self.deployment = request.labels[TriggerRequest.deploymentLabel]
     }
 }
 

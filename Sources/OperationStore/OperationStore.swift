@@ -63,11 +63,13 @@ package protocol OperationStore: Sendable {
     /// owner, false (and nothing changes) otherwise.
     func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool
 
-    /// running → queued as if it had never been claimed: the lease is cleared and the claim's attempt is not
-    /// counted (the gateway itself cut the run, at shutdown, or the call never reached a runner, so the
-    /// pipeline was not at fault), and it is not claimed again before `notBefore`. Only for the lease owner;
-    /// false (and nothing changes) otherwise.
-    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool
+    /// running → queued, its attempt not held against it: the gateway itself cut the run (at shutdown) or the
+    /// call never reached a runner, so the pipeline was not at fault. The lease is cleared and it is not claimed
+    /// again before `notBefore`. `callMade`: whether the cut run's backend call was made (a graceful stop cut
+    /// it): `attempts` (backend calls made, API.md) keeps it and `cutRuns` counts it; else (no runner saw the
+    /// call) `attempts` drops by one, as if it had never been claimed. Only for the lease owner; false (and
+    /// nothing changes) otherwise.
+    func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool
 
     /// How many operations are queued now (state `queued`, a retry waiting for its time included): the queue's
     /// length over the whole store, whichever instance queued them. One count on the state index.
@@ -126,7 +128,10 @@ package enum OperationPaging {
     /// filter against mistakes; it is not a secret (the filter is the client's own).
     static func filterTag(_ filter: OperationFilter) -> String {
         var hash: UInt32 = 0x811C_9DC5
-        for byte in (filter.pipeline ?? "").utf8 + [0] + (filter.state?.rawValue ?? "").utf8 {
+        var bytes = Array((filter.pipeline ?? "").utf8) + [0] + Array((filter.state?.rawValue ?? "").utf8)
+        // Only a filter with a deployment adds it, so tokens made before it existed stay good.
+        if let deployment = filter.deployment { bytes += [0] + Array(deployment.utf8) }
+        for byte in bytes {
             hash = (hash ^ UInt32(byte)) &* 0x0100_0193
         }
         return String(hash, radix: 36)
@@ -155,6 +160,7 @@ package enum OperationPaging {
         var sql = "SELECT \(select) FROM \(table) WHERE 1 = 1"
         if let key = try filter.validatedPipelineKey() { sql += " AND pipeline_key = \(bind(.text(key)))" }
         if let state = filter.state { sql += " AND state = \(bind(.text(state.rawValue)))" }
+        if let deployment = filter.deployment { sql += " AND deployment = \(bind(.text(deployment)))" }
         if let pageToken { sql += " AND seq < \(bind(.integer(try parseToken(pageToken, filter: filter))))" }
         return sql + " ORDER BY seq DESC LIMIT \(bind(.integer(Int64(pageSize + 1))))"
     }
@@ -246,8 +252,14 @@ extension OperationStore {
 }
 
 extension OperationStore {
-    /// ``release(id:owner:notBefore:now:)`` claimable again at once (`notBefore = now`).
+    /// ``release(id:owner:notBefore:callMade:now:)`` of a run whose call reached no runner, claimable again at
+    /// once (`notBefore = now`).
     package func release(id: String, owner: String, now: Date) async throws -> Bool {
-        try await release(id: id, owner: owner, notBefore: now, now: now)
+        try await release(id: id, owner: owner, notBefore: now, callMade: false, now: now)
+    }
+
+    /// ``release(id:owner:notBefore:callMade:now:)`` of a run whose call reached no runner.
+    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
+        try await release(id: id, owner: owner, notBefore: notBefore, callMade: false, now: now)
     }
 }

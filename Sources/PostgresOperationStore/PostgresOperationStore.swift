@@ -197,7 +197,8 @@ package final class PostgresOperationStore: OperationStore {
         // keeps the procedure's plan per connection, and the statement parses the same short text every time.
         var ids: [String] = [], pipelineKeys: [String] = [], requests: [ByteBuffer] = []
         var createdAt: [Int64] = [], notBefore: [Int64] = [], keyed: [Bool] = [], scopes: [String] = []
-        var keys: [String] = [], digests: [String] = [], hasBlobs: [Bool] = []
+        var keys: [String] = [], digests: [String] = [], hasBlobs: [Bool] = [], deployed: [Bool] = []
+        var deployments: [String] = []
         ids.reserveCapacity(news.count)
         for new in news {
             let operation = new.operation
@@ -213,8 +214,11 @@ package final class PostgresOperationStore: OperationStore {
             keys.append(operation.idempotencyKey ?? "")
             digests.append(operation.requestDigest)
             hasBlobs.append(!new.encodedRequest.blobs.isEmpty)
+            // The same for the deployment (NULL: no deployment label), kept apart from an empty label's "".
+            deployed.append(new.deployment != nil)
+            deployments.append(new.deployment ?? "")
         }
-        var binds = PostgresBindings(capacity: 10)
+        var binds = PostgresBindings(capacity: 12)
         binds.append(ids)
         binds.append(pipelineKeys)
         binds.append(requests)
@@ -225,6 +229,8 @@ package final class PostgresOperationStore: OperationStore {
         binds.append(keys)
         binds.append(digests)
         binds.append(hasBlobs)
+        binds.append(deployed)
+        binds.append(deployments)
         let inserted = Set(
             try await committedBatch(
                 enqueueInsert, binds: binds, on: connection, returning: "id", as: String.self))
@@ -503,9 +509,10 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
+    package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        let counts = callMade ? "cut_runs = cut_runs + 1" : "attempts = GREATEST(attempts - 1, 0)"
         let query: PostgresQuery = """
-            UPDATE \(unescaped: operations) SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
+            UPDATE \(unescaped: operations) SET state = 'queued', \(unescaped: counts), \
             not_before = \(notBefore.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
             WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
             """
@@ -614,11 +621,13 @@ package final class PostgresOperationStore: OperationStore {
                 try await connection.query(PostgresQuery(unsafeSQL: schedulesTableSQL), logger: logger)
                 // The claim indexes, the same unversioned way: a database made by an earlier gateway trades its
                 // (state, not_before, seq) and (state, lease_expires_at) indexes for these at the next start.
-                for statement in claimIndexStatements() {
+                for statement in claimIndexStatements() + addedColumnStatements() {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
                 // The batch procedures (`BatchStatement`), the same unversioned way: only this and later gateways
                 // call them, and an earlier one sharing the database (a rolling upgrade) keeps its own statements.
+                // After the added columns, which the enqueue procedure writes (a database made before them gains
+                // them first).
                 for statement in [
                     enqueueInsert.procedureSQL(returning: "id"), completionUpdate.procedureSQL(returning: "r.n"),
                 ] {
@@ -684,24 +693,44 @@ package final class PostgresOperationStore: OperationStore {
         ]
     }
 
-    /// The enqueue `INSERT` of `insertOperations`, one row per element of its ten array parameters (ids, pipeline
-    /// keys, requests, created-at and not-before milliseconds, whether the row has an idempotency key, scopes,
-    /// keys, request digests, has-blobs), in the arrays' order. `ON CONFLICT … DO NOTHING` skips a row whose key
-    /// is stored already or taken by an earlier row of the same statement.
+    /// The columns of `OperationRow.addedColumns` (additive: an earlier gateway sharing the database neither names
+    /// nor needs them; `ADD COLUMN` with a constant default rewrites no row), and the index of
+    /// `OperationFilter.deployment` (partial: operations of no deployment, most, are not in it). Idempotent.
+    private func addedColumnStatements() -> [String] {
+        OperationRow.addedColumns.map { column in
+            "ALTER TABLE \(operations) ADD COLUMN IF NOT EXISTS \(column.name) \(column.definition)"
+        } + [
+            """
+            CREATE INDEX IF NOT EXISTS \(operations)_by_deployment ON \(operations) (deployment, seq) \
+            WHERE deployment IS NOT NULL
+            """
+        ]
+    }
+
+    /// The enqueue `INSERT` of `insertOperations`, one row per element of its twelve array parameters (ids,
+    /// pipeline keys, requests, created-at and not-before milliseconds, whether the row has an idempotency key,
+    /// scopes, keys, request digests, has-blobs, whether the row has a deployment, deployments), in the arrays'
+    /// order. `ON CONFLICT … DO NOTHING` skips a row whose key is stored already or taken by an earlier row of the
+    /// same statement. Of `OperationRow.addedColumns` it writes `deployment` and leaves `cut_runs` to its default,
+    /// so the procedure needs them to exist: the store's start adds them (`addedColumnStatements`) before it
+    /// creates the procedures.
     private var enqueueInsert: BatchStatement {
         BatchStatement(
             procedure: "\(operations)_enqueue",
             parameterTypes: [
                 "text[]", "text[]", "bytea[]", "int8[]", "int8[]", "bool[]", "text[]", "text[]", "text[]", "bool[]",
+                "bool[]", "text[]",
             ],
             sql: """
                 INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs) \
+                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
                 SELECT r.id, r.pipeline_key, 'queued', r.request, r.created_at, 0, r.not_before, \
-                CASE WHEN r.keyed THEN r.scope END, CASE WHEN r.keyed THEN r.key END, r.digest, r.has_blobs \
+                CASE WHEN r.keyed THEN r.scope END, CASE WHEN r.keyed THEN r.key END, r.digest, r.has_blobs, \
+                CASE WHEN r.deployed THEN r.deployment END \
                 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int8[], $5::int8[], $6::bool[], $7::text[], \
-                $8::text[], $9::text[], $10::bool[]) \
-                AS r (id, pipeline_key, request, created_at, not_before, keyed, scope, key, digest, has_blobs) \
+                $8::text[], $9::text[], $10::bool[], $11::bool[], $12::text[]) \
+                AS r (id, pipeline_key, request, created_at, not_before, keyed, scope, key, digest, has_blobs, \
+                deployed, deployment) \
                 ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
                 """,
             returnType: "text[]"
@@ -937,18 +966,19 @@ package final class PostgresOperationStore: OperationStore {
     private static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
         let (
             seq, id, state, request, result, error, created, started, finished, attempts, owner, expires,
-            notBefore, key, digest, hasBlobs
+            notBefore, key, digest, cutRuns, hasBlobs
         ) = try row.decode(
             (
                 Int64, String, String, ByteBuffer, ByteBuffer?, ByteBuffer?, Int64, Int64?, Int64?, Int, String?,
-                Int64?, Int64, String?, String, Bool
+                Int64?, Int64, String?, String, Int, Bool
             ).self
         )
         return (
             OperationRow(
                 sequence: seq, id: id, state: state, request: request, result: result, error: error,
                 createdAt: created, startedAt: started, finishedAt: finished, attempts: attempts, leaseOwner: owner,
-                leaseExpiresAt: expires, notBefore: notBefore, idempotencyKey: key, requestDigest: digest
+                leaseExpiresAt: expires, notBefore: notBefore, idempotencyKey: key, requestDigest: digest,
+                cutRuns: cutRuns
             ),
             hasBlobs
         )

@@ -369,16 +369,16 @@ package final class SQLiteOperationStore: OperationStore {
                 .integer(Int(operation.createdAt.storeMilliseconds)),
                 .integer(Int(operation.notBefore.storeMilliseconds)),
                 new.idempotencyScope.sqlite, operation.idempotencyKey.sqlite, .text(operation.requestDigest),
-                .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1),
+                .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1), new.deployment.sqlite,
             ]
-            rows.append("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?)")
+            rows.append("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)")
         }
         // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch, may
         // hold the key; the row is skipped and the existing one answers below.
         let returned = try await query(
             """
             INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-            idempotency_scope, idempotency_key, request_digest, has_blobs) \
+            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
             VALUES \(rows.joined(separator: ", ")) \
             ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
             """,
@@ -685,11 +685,12 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    package func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
-        try await serialized {
+    package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        let counts = callMade ? "cut_runs = cut_runs + 1" : "attempts = MAX(attempts - 1, 0)"
+        return try await serialized {
             try await !query(
                 """
-                UPDATE operations SET state = 'queued', attempts = MAX(attempts - 1, 0), not_before = ?, \
+                UPDATE operations SET state = 'queued', \(counts), not_before = ?, \
                 lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'running' AND lease_owner = ? \
                 RETURNING seq
                 """,
@@ -820,7 +821,24 @@ package final class SQLiteOperationStore: OperationStore {
         )
         // Schedule state (SQLiteOperationStore+Schedules.swift); not versioned, added the same way.
         try await query(Self.schedulesTable)
+        try await addColumns()
         try await migrateIndexes()
+    }
+
+    /// Adds the columns of `OperationRow.addedColumns` a store made by an earlier gateway lacks (additive: an
+    /// earlier gateway opening the file again ignores them), and the index of `OperationFilter.deployment`.
+    private func addColumns() async throws {
+        let present = Set(
+            try await query("PRAGMA table_info(operations)").compactMap { $0.column("name")?.string })
+        for (name, definition) in OperationRow.addedColumns where !present.contains(name) {
+            try await query("ALTER TABLE operations ADD COLUMN \(name) \(definition)")
+        }
+        // Partial: operations of no deployment (most) are not in it.
+        try await query(
+            """
+            CREATE INDEX IF NOT EXISTS operations_by_deployment ON operations (deployment, seq) \
+            WHERE deployment IS NOT NULL
+            """)
     }
 
     private static let schema = [
@@ -1008,7 +1026,8 @@ package final class SQLiteOperationStore: OperationStore {
             leaseExpiresAt: optionalInt("lease_expires_at"),
             notBefore: try int("not_before"),
             idempotencyKey: field("idempotency_key")?.string,
-            requestDigest: try text("request_digest")
+            requestDigest: try text("request_digest"),
+            cutRuns: Int(optionalInt("cut_runs") ?? 0)
         )
         return (operationRow, optionalInt("has_blobs") == 1)
     }

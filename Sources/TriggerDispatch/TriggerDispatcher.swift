@@ -84,10 +84,11 @@ package final class TriggerDispatcher: Sendable {
         routes.pipelines(in: namespace)
     }
 
-    /// A pool's slot limit and the slots in use now (calls and streams), for the async dispatcher's claims;
-    /// nil for a pool this configuration does not have.
-    package func load(ofPool name: String) -> (maxConcurrency: Int, inUse: Int)? {
-        pools[name].map { ($0.configuration.maxConcurrency, $0.slotsInUse) }
+    /// A pool's slot limit, the slots in use now (calls and streams) and whether any endpoint is available
+    /// (``BackendPool/hasAvailableEndpoint``), for the async dispatcher's claims; nil for a pool this
+    /// configuration does not have.
+    package func load(ofPool name: String) -> (maxConcurrency: Int, inUse: Int, reachable: Bool)? {
+        pools[name].map { ($0.configuration.maxConcurrency, $0.slotsInUse, $0.hasAvailableEndpoint) }
     }
 
     /// Sync mode: forwards, waits, returns the outputs.

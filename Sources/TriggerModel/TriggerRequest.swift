@@ -54,6 +54,9 @@ package struct TriggerRequest: Sendable, Equatable {
     /// deployment and the output mapping of an execution). Stored with the operation, never sent to a runner,
     /// and not part of the request digest. Keys are `<surface>.<name>`.
     package var labels: [String: String] = [:]
+    /// The label naming the deployment an execution belongs to (the Craft AI surface's): stores keep its value in
+    /// a column of its own, so a deployment's executions are listed by the store (`OperationFilter.deployment`).
+    package static let deploymentLabel = "craft.deployment"
     /// Set by the HTTP/1.1 frontend's streaming relay (issue 12): the http runner's request body, still
     /// arriving from the client, sent instead of one rendered from `inputs` (which then hold a placeholder for
     /// the large blob). Only ever set on a sync request for an http pool; nil everywhere else.

@@ -33,9 +33,18 @@ package protocol TriggerRunner: Sendable {
 }
 
 extension TriggerRunner {
-    /// The bridge for runners that only have the `async` form: one task per call, its outcome handed back
-    /// to `eventLoop`; cancelling cancels the task.
+    /// The bridge for runners that only have the `async` form: ``runInTask(_:on:cancellation:)``.
     package func run(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        runInTask(request, on: eventLoop, cancellation: cancellation)
+    }
+
+    /// `run(_:)` in one task of its own, its outcome handed back to `eventLoop`; cancelling cancels the task.
+    /// What a runner that is loop-native for some calls only uses for the others (the demo pipelines' waits).
+    package func runInTask(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
         cancellation: TriggerCancellation

@@ -1,4 +1,5 @@
 @testable import AsyncDispatch
+import FoundationEssentials
 import OperationStore
 import Testing
 
@@ -112,5 +113,58 @@ struct ClaimPlannerTests {
         #expect(planner.poolOfKey.count == ClaimPlanner.maxKnownKeys)
         planner.claimed(key: "x/new", pool: "p")
         #expect(planner.poolOfKey.count == 1)
+    }
+
+    @Test("a pool with no available endpoint (all ejected or failing health checks) gets no claim until one is back")
+    func unavailablePool() {
+        var planner = ClaimPlanner()
+        planner.claimed(key: "x/a", pool: "a")
+        planner.finished(pool: "a")
+        let down = planner.plan(batch: 64) { _ in Load(maxConcurrency: 4, inUse: 0, reachable: false) }
+        #expect(down == [.init(scope: .excluding(["x/a"]), limit: 1)])
+        let up = planner.plan(batch: 64) { _ in Load(maxConcurrency: 4, inUse: 0, reachable: true) }
+        #expect(up.first == .init(scope: .only(["x/a"]), limit: 4))
+    }
+
+    @Test(
+        "a pool whose run reached no runner: no claim for the back-off (1 s, growing with the outage to 30 s), then one probe; a reached runner ends it"
+    )
+    func unreachedPool() throws {
+        var planner = ClaimPlanner()
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        let load = { (_: String) in Load(maxConcurrency: 4, inUse: 0) }
+        planner.claimed(key: "x/a", pool: "a")
+        planner.claimed(key: "x/b", pool: "b")
+        #expect(planner.unreached(pool: "a", now: start) == start.addingTimeInterval(1))
+        planner.finished(pool: "a")
+        planner.finished(pool: "b")
+        #expect(planner.nextProbe(after: start) == start.addingTimeInterval(1))
+        // Once it is due it is no longer a time to wake at (the loop would spin on it).
+        #expect(planner.nextProbe(after: start.addingTimeInterval(1)) == nil)
+        // Just before its end: pool b only.
+        var claims = planner.plan(batch: 64, now: start.addingTimeInterval(0.999), load: load)
+        #expect(claims.prefix(1) == [.init(scope: .only(["x/b"]), limit: 4)])
+        #expect(!claims.contains { $0.scope == .only(["x/a"]) })
+        // At its end: one probe.
+        claims = planner.plan(batch: 64, now: start.addingTimeInterval(1), load: load)
+        #expect(claims.first == .init(scope: .only(["x/a"]), limit: 1))
+        // While the probe runs, nothing more.
+        planner.claimed(key: "x/a", pool: "a")
+        claims = planner.plan(batch: 64, now: start.addingTimeInterval(2), load: load)
+        #expect(!claims.contains { $0.scope == .only(["x/a"]) })
+        // Refused again 10 s into the outage: 5 s more (half the outage); 100 s in: the 30 s cap.
+        #expect(planner.unreached(pool: "a", now: start.addingTimeInterval(10)) == start.addingTimeInterval(15))
+        #expect(planner.unreached(pool: "a", now: start.addingTimeInterval(100)) == start.addingTimeInterval(130))
+        planner.finished(pool: "a")
+        #expect(planner.plan(batch: 64, now: start.addingTimeInterval(129.9), load: load).count == 2)
+        // The runner answered: all slots again.
+        planner.reached(pool: "a")
+        #expect(planner.nextProbe(after: start) == nil)
+        claims = planner.plan(batch: 64, now: start.addingTimeInterval(129.9), load: load)
+        #expect(claims.first == .init(scope: .only(["x/a"]), limit: 4))
+        // A reload forgets outages (its endpoints may be fixed).
+        planner.unreached(pool: "a", now: start)
+        planner.forgetRoutes()
+        #expect(planner.outages.isEmpty)
     }
 }

@@ -5,6 +5,7 @@ import FoundationEssentials
 import GatewayConfig
 import Logging
 import NIOCore
+import NIOEmbedded
 import OperationStore
 import GatewayTestSupport
 import Routing
@@ -21,10 +22,14 @@ import TriggerModel
 /// The clock also keeps the deadline of every sleep in progress, so a test can move time one step, then wait
 /// until every task it woke has done its work and gone back to sleep (``advance(by:settlingOn:)``): what the
 /// dispatcher does at each virtual instant is then the same on a loaded machine as on an idle one.
+///
+/// `loop` moves with the clock: the pools' attempt timers run on it (a `BackendPool`'s `async` calls and their
+/// deadlines are on an event loop, issue 11), so an attempt's request timeout passes in the same steps.
 final class VirtualTime: Clock, Sendable {
     typealias Duration = Swift.Duration
     typealias Instant = TestClock<Duration>.Instant
 
+    let loop = NIOAsyncTestingEventLoop()
     private let base = TestClock()
     private let origin: Instant
     private let sleeps = Mutex<[UUID: Instant]>([:])
@@ -61,9 +66,10 @@ final class VirtualTime: Clock, Sendable {
         await eventually(within: .seconds(20), interval: .milliseconds(2)) { isSettled(sleepers: sleepers) }
     }
 
-    /// Moves time by `step`, waking the sleeps due by then in order.
+    /// Moves time by `step`, waking the sleeps due by then in order, then the loop's timers due by then.
     func advance(by step: Duration) async {
         await base.advance(by: step)
+        await loop.advanceTime(by: TimeAmount(step))
     }
 
     /// Moves time by `step`, then waits until the `sleepers` sleeping tasks of the code under test all went
@@ -162,8 +168,8 @@ final class RecordingStore: OperationStore {
         return stored
     }
 
-    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
-        let released = try await base.release(id: id, owner: owner, notBefore: notBefore, now: now)
+    func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        let released = try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
         log.withLock { $0.releases.append(Release(now: now, notBefore: notBefore)) }
         return released
     }
@@ -179,14 +185,22 @@ final class RecordingStore: OperationStore {
 /// The pipelines the dispatcher tests run, by name: `hang` runs until cancelled; `flaky` fails with a
 /// retryable `.unavailable` on its first run and succeeds afterwards; `unreached` fails as a call that reached
 /// no runner (``GatewayError/notSent``, connection refused) on its first 12 runs and succeeds afterwards;
+/// `gated` fails as a call that reached no runner while ``isDown`` (a runner that is down) and succeeds otherwise;
 /// anything else succeeds at once.
 /// `runs` counts the runs started, per pipeline. A runner made with `hangs: true` runs every pipeline until
 /// cancelled (an instance whose backend call never returns).
 final class ScriptedRunner: TriggerRunner {
     private let started = Mutex<[String: Int]>([:])
     private let hangs: Bool
+    private let down = Atomic<Bool>(false)
 
     init(hangs: Bool = false) { self.hangs = hangs }
+
+    /// Whether `gated`'s runner is down (its calls refused).
+    var isDown: Bool {
+        get { down.load(ordering: .relaxed) }
+        set { down.store(newValue, ordering: .relaxed) }
+    }
 
     func runs(_ pipeline: String) -> Int { started.withLock { $0[pipeline, default: 0] } }
 
@@ -203,7 +217,7 @@ final class ScriptedRunner: TriggerRunner {
             while true { try await Task.sleep(for: .seconds(3600)) }
         case "flaky" where run == 1:
             throw GatewayError(.unavailable, "the backend is restarting")
-        case "unreached" where run <= 12:
+        case "unreached" where run <= 12, "gated" where isDown:
             var refused = GatewayError(.backendFailed, "cannot connect to an endpoint: connection refused")
             refused.notSent = true
             throw refused
@@ -224,12 +238,12 @@ struct DispatcherInstance {
     let dispatcher: AsyncDispatcher
     let task: Task<Void, any Error>
 
-    /// `requestTimeout`: the pool's, which bounds each attempt; its timer sleeps on `clock` too.
+    /// `requestTimeout`: the pool's, which bounds each attempt; its timer runs on `clock`'s loop.
     init(
         store: any OperationStore,
         settings: StoreConfiguration,
         runner: ScriptedRunner,
-        clock: any Clock<Duration>,
+        clock: VirtualTime,
         now: @escaping @Sendable () -> Date,
         requestTimeout: TimeAmount = .hours(24)
     ) {
@@ -239,7 +253,7 @@ struct DispatcherInstance {
             configuration: BackendPoolConfiguration(
                 name: "local", transport: .inProcess, requestTimeout: requestTimeout),
             transport: runner,
-            clock: clock
+            eventLoopGroup: clock.loop
         )
         let routes = RouteTable(routes: [RouteConfiguration(namespace: "test", pool: "local")])
         var logger = Logger(label: "dispatcher-test")

@@ -23,10 +23,11 @@ struct DispatcherTimeTests {
     }
 
     /// What sleeps on the clock: an idle dispatcher's claim loop (the poll), purge loop and lease keeper (one
-    /// for all its runs), and for each running attempt its pool's attempt timer. The tests wait for exactly
-    /// these to be asleep again after each step, so each step's outcome does not depend on the machine's load.
+    /// for all its runs); a running attempt adds nothing (its pool's attempt timer is on the clock's loop, not
+    /// a sleeping task). The tests wait for exactly these to be asleep again after each step, so each step's
+    /// outcome does not depend on the machine's load.
     static let idle = 3
-    static let perRun = 1
+    static let perRun = 0
 
     /// Steps `time` by `step` until `condition` holds, at most `steps` times; true when it held. After each
     /// step it waits until `condition` holds or the `sleepers` are all asleep again.
@@ -192,6 +193,55 @@ struct DispatcherTimeTests {
                 // clock), well under the waits it follows.
                 #expect(claim.now.timeIntervalSince(release.notBefore) <= 2.5, "not claimed at the next poll")
             }
+            await instance.stop()
+        }
+    }
+
+    @Test(
+        "while a runner is down its queued operations wait in the store: one probe run per back-off, not a claim and a release of each; all run once it is back",
+        .timeLimit(.minutes(1)))
+    func runnerDownClaimsOnlyProbes() async throws {
+        try await withRecordingStore { store in
+            let time = VirtualTime()
+            let runner = ScriptedRunner()
+            runner.isDown = true
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: .seconds(1)), runner: runner, clock: time,
+                now: time.wallClock)
+            var ids: [String] = []
+            for _ in 0..<20 { ids.append(try await instance.operations.submit(asyncRequest("gated")).id) }
+            /// One-second steps, each waiting (bounded) for the dispatcher to go back to sleep.
+            func second() async {
+                await time.advance(by: .seconds(1))
+                _ = await eventually(within: .seconds(1), interval: .milliseconds(2)) {
+                    time.isSettled(sleepers: Self.idle)
+                }
+            }
+            // Two minutes down. The first round claims a worker's worth (4) before any run has failed; after that
+            // only probes, one per back-off of the pool (1 s growing by half of the outage, to 30 s): about 12 in
+            // two minutes. Claiming each operation once per its own back-off made about 11 releases of each.
+            for _ in 0..<120 { await second() }
+            let releases = store.releases.count
+            let claimed = store.claims.reduce(0) { $0 + $1.ids.count }
+            #expect(releases >= 4 + 8, "probes stopped while the runner is down: \(releases)")
+            #expect(releases <= 4 + 16, "claimed and released while the runner is down: \(releases)")
+            #expect(claimed == releases, "every claimed run was refused and handed back")
+            // Claim calls (most find nothing) come at the 1 s poll and the runs' ends, not in a loop: a probe due
+            // while none can be claimed yet must not make the claim loop spin.
+            #expect(store.claims.count <= 2 * 120 + 40, "claim calls while the runner is down: \(store.claims.count)")
+            #expect(store.failures.isEmpty)
+
+            // Back: the next probe reaches it, then every operation runs (each on its first attempt).
+            runner.isDown = false
+            var done = 0
+            for _ in 0..<90 {
+                done = 0
+                for id in ids where try await store.get(id: id)?.state == .succeeded { done += 1 }
+                if done == ids.count { break }
+                await second()
+            }
+            #expect(done == ids.count)
+            for id in ids { #expect(try await store.get(id: id)?.attempts == 1) }
             await instance.stop()
         }
     }

@@ -165,4 +165,27 @@ struct EndpointBalancerTests {
         balancer.setActivelyHealthy(0, true)
         for _ in 0..<50 { #expect(balancer.pick(now: Self.start) == 0) }
     }
+
+    @Test(
+        "a pool has an available endpoint unless every one is ejected or failing its health check (what async claims follow)"
+    )
+    func hasAvailableEndpoint() {
+        let balancer = Self.balancer(2, percent: 50)
+        #expect(balancer.hasAvailableEndpoint(now: Self.start))
+        // Ejection never empties a pool: the second endpoint's failures do not eject it.
+        for _ in 0..<3 { balancer.recordFailure(0, now: Self.start) }
+        for _ in 0..<3 { balancer.recordFailure(1, now: Self.start) }
+        #expect(balancer.isEjected(0, now: Self.start) && !balancer.isEjected(1, now: Self.start))
+        #expect(balancer.hasAvailableEndpoint(now: Self.start))
+        // The one left fails its health check: none available, until the ejection ends.
+        balancer.setActivelyHealthy(1, false)
+        #expect(!balancer.hasAvailableEndpoint(now: Self.start))
+        #expect(balancer.hasAvailableEndpoint(now: Self.start + .seconds(1)))
+        // A single endpoint with no health check: always available (only refused calls tell it is down).
+        let single = Self.balancer(1)
+        for _ in 0..<10 { single.recordFailure(0, now: Self.start) }
+        #expect(single.hasAvailableEndpoint(now: Self.start))
+        single.setActivelyHealthy(0, false)
+        #expect(!single.hasAvailableEndpoint(now: Self.start))
+    }
 }

@@ -1,6 +1,7 @@
 import Backends
-import Clocks
+import GatewayTestSupport
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import Testing
 import TriggerModel
@@ -136,20 +137,26 @@ struct GRPCBackendFailureTests {
     @Test("through a BackendPool, the pool's timeout cancels the call and the backend's run")
     func poolTimeout() async throws {
         try await withGRPCBackend { backend in
-            // The pool's timer sleeps on a test clock that only moves when told: the call is sure to have
-            // reached the backend before the timeout fires, however loaded the machine. The timeout itself is
-            // long, so neither the transport nor the backend (which see the deadline as wall time) cut the run
-            // first: what ends it is the pool.
-            let clock = TestClock()
+            // The pool's `async` calls and their timers run on a testing loop whose clock only moves when told:
+            // the call is sure to have reached the backend before the timeout fires, however loaded the machine.
+            // Its clock starts at the real uptime, so the deadline the transport and the backend are given (wall
+            // time, two minutes away) is not what ends the run: the pool's timer is.
+            let loop = NIOAsyncTestingEventLoop()
+            await loop.advanceTime(to: .now())
             var configuration = backend.configuration
             configuration.requestTimeout = .seconds(120)
-            let pool = BackendPool(configuration: configuration, transport: backend.transport, clock: clock)
+            let pool = BackendPool(configuration: configuration, transport: backend.transport, eventLoopGroup: loop)
             let call = Task { try await pool.run(makeRequest("slow", ["ms": .number(600_000)])) }
             #expect(await backend.probe.wait(for: "slow.started", within: .seconds(30)))
-            await clock.advance(by: .seconds(120))
+            await loop.advanceTime(by: .seconds(120) - .nanoseconds(1))
+            #expect(backend.probe.count("slow.cancelled") == 0, "cut before the pool's timeout")
+            await loop.advanceTime(by: .nanoseconds(1))
             let error = await #expect(throws: GatewayError.self) { try await call.value }
             #expect(error?.code == .deadlineExceeded)
+            #expect(error?.message.contains("120s") == true, "\(String(describing: error))")
             #expect(await backend.probe.wait(for: "slow.cancelled", within: .seconds(20)))
+            #expect(await eventually(within: .seconds(20)) { pool.slotsInUse == 0 }, "the slot is given back")
+            await loop.shutdownGracefully()
         }
     }
 

@@ -83,4 +83,156 @@ struct PoolDeadlineTests {
         #expect(await Self.slotReturned(pool, loop: loop))
         await loop.shutdownGracefully()
     }
+
+    // MARK: A call that ends just before its deadline, and one just after
+
+    /// A pool over a ``LoopTimedRunner`` whose `async` calls run on `loop`.
+    static func timedPool(
+        _ runner: LoopTimedRunner, on loop: NIOAsyncTestingEventLoop, requestTimeout: TimeAmount,
+        maxConcurrency: Int = 8
+    ) -> BackendPool {
+        BackendPool(
+            configuration: BackendPoolConfiguration(
+                name: "p", transport: .inProcess, requestTimeout: requestTimeout, maxConcurrency: maxConcurrency),
+            transport: runner, eventLoopGroup: loop)
+    }
+
+    @Test(
+        "a frontend's call whose run ends one nanosecond before its deadline is answered; one nanosecond after, cut",
+        .timeLimit(.minutes(1)), arguments: [Int64(-1), 1])
+    func frontendCallAtTheEdge(offset: Int64) async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let pool = Self.timedPool(runner, on: loop, requestTimeout: .hours(2))
+        var request = LoopTimedRunner.request(lasting: .hours(1) + .nanoseconds(offset))
+        request.deadline = loop.now + .hours(1)
+        let cancellation = TriggerCancellation()
+        let future = pool.run(request, on: loop, cancellation: cancellation)
+        await loop.run()
+        #expect(runner.probe.count("started") == 1)
+        await loop.advanceTime(by: .hours(1) + .nanoseconds(max(offset, 0)))
+        if offset < 0 {
+            let result = try await future.get()
+            #expect(result.outputs.first?["ns"] != nil)
+            #expect(!cancellation.isCancelled)
+        } else {
+            let error = await #expect(throws: GatewayError.self) { try await future.get() }
+            #expect(error?.code == .deadlineExceeded)
+            #expect(error?.message.contains("3600s") == true, "\(String(describing: error))")
+            #expect(cancellation.isCancelled, "the run is cancelled at the deadline")
+            #expect(runner.probe.count("cancelled") == 1)
+        }
+        #expect(pool.slotsInUse == 0)
+        await loop.shutdownGracefully()
+    }
+
+    /// The `async` form (the async dispatcher's runs): the same timer on one of the pool's loops, the pool's
+    /// request timeout counted from the call (no task group and no sleeping task per call, issue 11).
+    @Test(
+        "an async caller's run that ends one nanosecond before the pool's timeout is answered; one after, cut",
+        .timeLimit(.minutes(1)), arguments: [Int64(-1), 1])
+    func asyncCallAtTheEdge(offset: Int64) async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let pool = Self.timedPool(runner, on: loop, requestTimeout: .hours(1))
+        let request = LoopTimedRunner.request(lasting: .hours(1) + .nanoseconds(offset))
+        let call = Task { try await pool.run(request) }
+        #expect(await eventually(within: .seconds(20)) { runner.probe.count("started") == 1 })
+        await loop.advanceTime(by: .hours(1) - .nanoseconds(1))
+        #expect(runner.probe.count("cancelled") == 0, "cut before the pool's timeout")
+        await loop.advanceTime(by: .nanoseconds(2))
+        if offset < 0 {
+            #expect(try await call.value.outputs.first?["ns"] != nil)
+        } else {
+            let error = await #expect(throws: GatewayError.self) { try await call.value }
+            #expect(error?.code == .deadlineExceeded)
+            #expect(error?.message.contains("3600s") == true, "\(String(describing: error))")
+            #expect(runner.probe.count("cancelled") == 1)
+        }
+        #expect(pool.slotsInUse == 0)
+        await loop.shutdownGracefully()
+    }
+
+    @Test(
+        "background work waits for a slot without being refused; its request timeout counts from the slot, not the call",
+        .timeLimit(.minutes(1)))
+    func backgroundTimeoutFromTheSlot() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let pool = Self.timedPool(runner, on: loop, requestTimeout: .hours(1), maxConcurrency: 1)
+        // A frontend's call holds the only slot for half an hour.
+        let holder = pool.run(
+            LoopTimedRunner.request(lasting: .minutes(30)), on: loop, cancellation: TriggerCancellation())
+        await loop.run()
+        var background = LoopTimedRunner.request(lasting: .hours(2))
+        background.waitsForCapacity = true
+        let call = Task { try await pool.run(background) }
+        #expect(await eventually(within: .seconds(20)) { pool.callsQueued == 1 })
+
+        await loop.advanceTime(by: .minutes(30))
+        _ = try await holder.get()
+        #expect(runner.probe.count("started") == 2, "the slot is handed to the background run")
+        // An hour from the call would be now + 30 minutes: not cut then.
+        await loop.advanceTime(by: .hours(1) - .nanoseconds(1))
+        #expect(runner.probe.count("cancelled") == 0, "cut before an hour from its slot")
+        await loop.advanceTime(by: .nanoseconds(1))
+        let error = await #expect(throws: GatewayError.self) { try await call.value }
+        #expect(error?.code == .deadlineExceeded)
+        #expect(error?.message.contains("3600s") == true, "\(String(describing: error))")
+        #expect(runner.probe.count("cancelled") == 1)
+        #expect(pool.slotsInUse == 0)
+        await loop.shutdownGracefully()
+    }
+
+    @Test("cancelling an async caller's task cancels its run at once and gives the slot back", .timeLimit(.minutes(1)))
+    func asyncCancellation() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let pool = Self.timedPool(runner, on: loop, requestTimeout: .hours(1))
+        let call = Task { try await pool.run(LoopTimedRunner.request(lasting: .minutes(5))) }
+        #expect(await eventually(within: .seconds(20)) { runner.probe.count("started") == 1 })
+        call.cancel()
+        #expect(await eventually(within: .seconds(20)) { runner.probe.count("cancelled") == 1 })
+        await #expect(throws: (any Error).self) { try await call.value }
+        #expect(
+            await eventually(within: .seconds(20)) {
+                await loop.run()
+                return pool.slotsInUse == 0
+            })
+        await loop.shutdownGracefully()
+    }
+}
+
+/// A loop-native runner whose run lasts `ns` nanoseconds (the request's input) on the calling loop's clock,
+/// then echoes its inputs: on a testing loop a run ends at an instant the test chooses, with no real time.
+/// Cancelling ends the run at once (its scheduled end is cancelled: `EventLoopError.cancelled`).
+struct LoopTimedRunner: TriggerRunner {
+    let probe = Probe()
+
+    static func request(lasting duration: TimeAmount) -> TriggerRequest {
+        makeRequest("timed", ["ns": .number(Double(duration.nanoseconds))])
+    }
+
+    func run(_ request: TriggerRequest) async throws -> TriggerResult {
+        throw GatewayError(.unimplemented, "LoopTimedRunner runs on a loop only")
+    }
+
+    func run(
+        _ request: TriggerRequest, on eventLoop: any EventLoop, cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        probe.bump("started")
+        let nanoseconds = Int64(request.inputs.first?.variables["ns"]?.numberValue ?? 0)
+        let outputs = request.inputs.map(\.variables)
+        let end = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { TriggerResult(outputs: outputs) }
+        let probe = self.probe
+        cancellation.whenCancelled {
+            probe.bump("cancelled")
+            end.cancel()
+        }
+        return end.futureResult
+    }
+
+    func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+        AsyncThrowingStream { $0.finish(throwing: GatewayError(.unimplemented, "no streams here")) }
+    }
 }

@@ -1,5 +1,6 @@
 import DemoRunner
 import NIOCore
+import NIOEmbedded
 import Testing
 import TriggerModel
 
@@ -224,6 +225,38 @@ struct DemoPipelinesTests {
             try await Self.collect(DemoPipelines().runStreaming(Self.request("fail", ["message": .string("x")])))
                 == [Self.running, .error(GatewayError(.application(13), "x"))]
         )
+    }
+
+    @Test(
+        "the event-loop form (the gateway's in-process sync path) answers as the async form: echo, upper, fail and an unknown pipeline at once, sleep in a task that cancelling stops"
+    )
+    func loopForm() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let pipelines = DemoPipelines()
+        func run(_ request: TriggerRequest, _ cancellation: TriggerCancellation = TriggerCancellation()) async throws
+            -> TriggerResult
+        {
+            try await pipelines.run(request, on: loop, cancellation: cancellation).get()
+        }
+        let input: ValueObject = ["greeting": .string("hi"), "n": .number(1)]
+        #expect(try await run(Self.request("echo", input)).outputs == [input])
+        #expect(try await run(Self.request("upper", input)).outputs == [["greeting": .string("HI"), "n": .number(1)]])
+        await #expect(throws: GatewayError(.application(9), "x")) {
+            try await run(Self.request("fail", ["message": .string("x"), "code": .string("FAILED_PRECONDITION")]))
+        }
+        await #expect(throws: GatewayError(.notFound, "pipeline \"nope\" not found in the demo runner")) {
+            try await run(Self.request("nope", [:]))
+        }
+        let sleepInput: ValueObject = ["ms": .number(5)]
+        #expect(try await run(Self.request("sleep", sleepInput)).outputs == [sleepInput])
+
+        let cancellation = TriggerCancellation()
+        let long = pipelines.run(Self.request("sleep", ["ms": .number(600_000)]), on: loop, cancellation: cancellation)
+        cancellation.cancel()
+        let error = await #expect(throws: GatewayError.self) { try await long.get() }
+        #expect(error?.code == .cancelled)
+        #expect(pipelines.cancellations.count == 1)
+        await loop.shutdownGracefully()
     }
 
     @Test("an unknown pipeline is not found, in both modes")

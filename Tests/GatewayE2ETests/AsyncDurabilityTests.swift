@@ -86,7 +86,7 @@ struct AsyncDurabilityTests {
     }
 
     @Test(
-        "async runs accepted while the http runner is down wait for it: none fails, each succeeds on its first attempt",
+        "async runs accepted while the http runner is down wait for it in the store (one probe run per back-off, not a claim and a release of each): none fails, each succeeds on its first attempt",
         .timeLimit(.minutes(1))
     )
     func runsWaitForARunnerThatIsDown() async throws {
@@ -107,16 +107,26 @@ struct AsyncDurabilityTests {
         defer { Task { await gateway.stop() } }
         let client = try await AsyncClient.connect(port: gateway.port)
         var names: [String] = []
-        for i in 0..<5 {
+        let count = 20
+        for i in 0..<count {
             let (status, json) = try await client.trigger("sleep", ["ms": 10, "i": i])
             #expect(status == 200, "\(json)")
             names.append(try #require(json.operationName))
         }
-        await client.client.close()
         // Past the old code's three attempts: every run is still waiting, none failed.
         try await Task.sleep(for: .seconds(4))
         #expect(try await Self.count(port: gateway.port, state: "failed") == 0)
-        #expect(try await Self.count(port: gateway.port, state: "queued") == 5)
+        #expect(try await Self.count(port: gateway.port, state: "queued") == count)
+        // Runs started and handed back while the runner was down: the first round took every operation (no run
+        // had failed yet), then one probe per back-off of the pool (1 s, 1 s, 1.5 s: 3 in 4 s, 2 more of slack).
+        // Claiming each operation once per its own back-off took each 4 times (80).
+        let scrape = Exposition(try await client.client.request("GET", "/metrics").bodyString)
+        let runs = scrape.samples["trigger_gateway_async_attempts_total"] ?? -1
+        let releases =
+            scrape.samples["trigger_gateway_store_operation_duration_seconds_count{operation=\"release\"}"] ?? -1
+        #expect(runs >= 1 && runs <= Double(count + 5), "runs started while the runner is down: \(runs)")
+        #expect(releases == runs, "each run refused and handed back: \(releases) of \(runs)")
+        await client.client.close()
 
         let runner = try await PoolResilienceTests.startRunner("http", port: runnerPort)
         defer { runner.signal(SIGKILL) }

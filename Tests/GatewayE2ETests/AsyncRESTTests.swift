@@ -294,7 +294,9 @@ final class UnavailableStore: OperationStore {
     func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
         throw unavailable()
     }
-    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool { throw unavailable() }
+    func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        throw unavailable()
+    }
     func queuedCount() async throws -> Int { throw unavailable() }
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
     func probe(instance: String, now: Date) async throws { throw unavailable() }

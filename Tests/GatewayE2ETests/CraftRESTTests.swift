@@ -484,6 +484,34 @@ struct CraftRESTTests {
         }
     }
 
+    @Test(
+        "a deployment's latest execution is found however many executions of other deployments of its pipeline are newer (the store filters on the deployment)"
+    )
+    func latestBehindOtherDeployments() async throws {
+        let yaml = "craft:\n  deployments:\n    - {name: quiet, pipeline: echo}\n    - {name: busy, pipeline: echo}\n"
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await gateway.client()
+            let token = try await Self.accessToken(client)
+            func execute(_ deployment: String, _ n: Int) async throws -> String {
+                let response = try await client.request(
+                    "POST", "/api/v1/deployments/\(deployment)/executions", headers: Self.bearer(token) + jsonHeaders,
+                    body: try jsonBody(["n": n]))
+                return try #require(try json(response.body)["execution_id"] as? String, "\(response.bodyString)")
+            }
+            let quiet = try await execute("quiet", 0)
+            // More than the 100 newest operations of the pipeline, which were all the surface used to read.
+            var busy = ""
+            for n in 1...110 { busy = try await execute("busy", n) }
+            var response = try await client.request(
+                "GET", "/api/v1/deployments/quiet/executions/latest", headers: Self.bearer(token))
+            #expect(response.status == 200)
+            #expect(try json(response.body)["execution_id"] as? String == quiet, "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/deployments/busy/executions/latest", headers: Self.bearer(token))
+            #expect(try json(response.body)["execution_id"] as? String == busy, "\(response.bodyString)")
+        }
+    }
+
     @Test("SIGHUP reload swaps the craft section: a new deployment appears, the old path is gone")
     func reload() async throws {
         try await withTestGateway(yaml: "craft:\n  deployments:\n    - {name: one, pipeline: upper}\n") { gateway in

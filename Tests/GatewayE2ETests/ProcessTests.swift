@@ -267,7 +267,9 @@ struct ProcessTests {
         }
     }
 
-    @Test("restarts keep a queued operation's attempts: a cut run is handed back, a start that fails claims nothing")
+    @Test(
+        "restarts keep a queued operation's attempts: a cut run is handed back (its call counted in attempts, not against max_attempts, its startTime kept), a start that fails claims nothing"
+    )
     func restartsKeepAttempts() async throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-restarts-\(UUID().uuidString)")
             .path
@@ -275,7 +277,9 @@ struct ProcessTests {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent(
             "tg-restarts-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: config) }
-        try "timeouts: {shutdown_grace: 200ms}\n".write(to: config, atomically: true, encoding: .utf8)
+        // One attempt only: the run after the cut must not be refused as a second.
+        try "timeouts: {shutdown_grace: 200ms}\nstore: {max_attempts: 1}\n".write(
+            to: config, atomically: true, encoding: .utf8)
         let arguments = ["serve", "--config", config.path, "--data-dir", dataDir]
 
         // A run in progress at SIGTERM, cut when the grace runs out.
@@ -290,10 +294,13 @@ struct ProcessTests {
             let response = try await client.request("GET", "/v1beta/\(name)")
             return (try json(response.body)["operation"] as? [String: Any])?["metadata"] as? [String: Any] ?? [:]
         }
+        var firstRun: [String: Any] = [:]
         let running = try await eventually(within: .seconds(10)) {
-            try await metadata(client)["state"] as? String == "running"
+            firstRun = try await metadata(client)
+            return firstRun["state"] as? String == "running"
         }
         #expect(running)
+        let firstStart = try #require(firstRun["startTime"] as? String, "\(firstRun)")
         await client.close()
         #expect(await first.stop() == 0)
 
@@ -308,7 +315,8 @@ struct ProcessTests {
             }
         }
 
-        // A good start runs it again as its first attempt, not its fourth.
+        // A good start runs it again: its second backend call (the cut one was made), not its fourth, and within
+        // `max_attempts: 1` (the cut run is not held against it); the operation started with its first run.
         let last = try await TestProcess.Server.start(Self.gatewayPath, arguments + ["--listen", "127.0.0.1:0"])
         do {
             let client = try await TestHTTPClient.connect(port: last.port)
@@ -318,7 +326,8 @@ struct ProcessTests {
                 return seen["state"] as? String == "running"
             }
             #expect(seen["state"] as? String == "running", "\(seen)")
-            #expect(seen["attempts"] as? Int == 1, "\(seen)")
+            #expect(seen["attempts"] as? Int == 2, "\(seen)")
+            #expect(seen["startTime"] as? String == firstStart, "\(seen)")
             await client.close()
         }
         await last.stop()

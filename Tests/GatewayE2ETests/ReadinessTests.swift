@@ -362,9 +362,9 @@ final class WriteFailingStore: OperationStore {
         try check()
         return try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
     }
-    func release(id: String, owner: String, notBefore: Date, now: Date) async throws -> Bool {
+    func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
         try check()
-        return try await base.release(id: id, owner: owner, notBefore: notBefore, now: now)
+        return try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
     }
     func queuedCount() async throws -> Int { try await base.queuedCount() }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }

@@ -19,7 +19,8 @@ struct PostgresBatchProcedureTests {
             let table = try #require(harness.postgresConfiguration?.tablePrefix) + "operations"
             let calls = [
                 "CALL \(table)_enqueue(ARRAY['op-in-block'], ARRAY['p'], ARRAY['\\x00'::bytea], ARRAY[1::int8], "
-                    + "ARRAY[1::int8], ARRAY[false], ARRAY[''], ARRAY[''], ARRAY['d'], ARRAY[false], NULL)",
+                    + "ARRAY[1::int8], ARRAY[false], ARRAY[''], ARRAY[''], ARRAY['d'], ARRAY[false], "
+                    + "ARRAY[false], ARRAY[''], NULL)",
                 "CALL \(table)_complete(ARRAY[0::int8], ARRAY['op-in-block'], ARRAY['w'], ARRAY['\\x00'::bytea], "
                     + "ARRAY[1::int8], ARRAY[false], NULL)",
             ]
@@ -75,6 +76,58 @@ struct PostgresBatchProcedureTests {
         }
     }
 
+    /// A database made before the added columns (`OperationRow.addedColumns`) and the procedures: the next start
+    /// adds the columns before it creates the procedures, and the enqueue procedure writes `deployment` as the plain
+    /// `INSERT` did (NULL without the label, an empty label as "", not NULL) and leaves `cut_runs` at 0.
+    @Test(
+        "a database made before the added columns and the procedures: the next start adds both; the enqueue procedure writes deployment NULL, empty or set"
+    )
+    func enqueueProcedureOnEarlierSchema() async throws {
+        try await StoreHarness.with(.postgres) { harness, store in
+            let postgres = try #require(store as? PostgresOperationStore)
+            let table = try #require(harness.postgresConfiguration?.tablePrefix) + "operations"
+            for statement in [
+                "DROP PROCEDURE \(table)_enqueue", "DROP PROCEDURE \(table)_complete",
+                "ALTER TABLE \(table) DROP COLUMN deployment", "ALTER TABLE \(table) DROP COLUMN cut_runs",
+            ] {
+                try await postgres.client.query(PostgresQuery(unsafeSQL: statement), logger: postgres.logger)
+            }
+            try await harness.withPeer { peer in
+                var ids: [String: String] = [:]
+                for (name, deployment) in [("none", nil), ("empty", ""), ("nightly", "nightly")] as [(String, String?)]
+                {
+                    var request = Fixtures.request(text: name)
+                    if let deployment { request.labels[TriggerRequest.deploymentLabel] = deployment }
+                    ids[name] = try await peer.enqueue(request, idempotencyKey: nil).operation.id
+                }
+                let rows = try await postgres.client.query(
+                    PostgresQuery(unsafeSQL: "SELECT id, deployment, cut_runs::int8 FROM \(table)"),
+                    logger: postgres.logger
+                ).collect()
+                var stored: [String: (String?, Int64)] = [:]
+                for row in rows {
+                    let (id, deployment, cutRuns) = try row.decode((String, String?, Int64).self)
+                    stored[id] = (deployment, cutRuns)
+                }
+                #expect(stored.count == 3)
+                #expect(stored[try #require(ids["none"])].map { $0.0 == nil && $0.1 == 0 } == true)
+                #expect(stored[try #require(ids["empty"])].map { $0.0 == "" && $0.1 == 0 } == true)
+                #expect(stored[try #require(ids["nightly"])].map { $0.0 == "nightly" && $0.1 == 0 } == true)
+                #expect(
+                    try await peer.list(filter: OperationFilter(deployment: "nightly"), pageSize: 10, pageToken: nil)
+                        .operations.map(\.id) == [ids["nightly"]])
+                // The completion procedure, recreated too.
+                let claimed = try await peer.claim(owner: "w", leaseDuration: .seconds(60), limit: 8, now: Date())
+                #expect(claimed.count == 3)
+                for operation in claimed {
+                    #expect(
+                        try await peer.complete(
+                            id: operation.id, owner: "w", result: Fixtures.result(text: "done"), now: Date()))
+                }
+            }
+        }
+    }
+
     @Test("every start replaces the procedures' bodies, so a database with an earlier body gets this gateway's")
     func proceduresReplacedAtStart() async throws {
         try await StoreHarness.with(.postgres) { harness, store in
@@ -84,7 +137,8 @@ struct PostgresBatchProcedureTests {
             for (name, types) in [
                 (
                     "enqueue",
-                    "text[], text[], bytea[], int8[], int8[], bool[], text[], text[], text[], bool[], INOUT returned text[]"
+                    "text[], text[], bytea[], int8[], int8[], bool[], text[], text[], text[], bool[], bool[], text[], "
+                        + "INOUT returned text[]"
                 ),
                 ("complete", "int8[], text[], text[], bytea[], int8[], bool[], INOUT returned int8[]"),
             ] {
