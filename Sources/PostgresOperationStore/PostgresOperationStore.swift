@@ -140,11 +140,10 @@ package final class PostgresOperationStore: OperationStore {
     /// Inserts the operations of `batch` and answers every ticket; throws only when nothing of `batch` was
     /// committed (the caller may then try again).
     ///
-    /// One statement for a batch without spilled blobs: a multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING
-    /// id`, atomic on its own, run outside a transaction block (`autocommitted`: two round trips where `BEGIN`,
-    /// `INSERT`, `COMMIT` took three); its commit is durable (`synchronous_commit=on`) before it is answered. A
-    /// batch with blobs adds their `INSERT` in one transaction (a blob row is committed with the row that names
-    /// it).
+    /// One round trip for a batch without spilled blobs: the `CALL` of a procedure that runs the batch's
+    /// `INSERT … ON CONFLICT DO NOTHING` and commits it (`committedBatch`); its commit is durable
+    /// (`synchronous_commit=on`) before it is answered. A batch with blobs adds their `INSERT` in one transaction
+    /// (a blob row is committed with the row that names it).
     ///
     /// Idempotency, as one enqueue at a time would answer: `ON CONFLICT DO NOTHING` skips a row whose key is
     /// already stored, or an earlier row of the same `INSERT` took (duplicates inside one batch share the first
@@ -183,47 +182,58 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// One multi-row `INSERT … ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id` of `news`
-    /// (arrival order: `seq` follows the VALUES rows, so a batch keeps its order in listings), then the spilled
-    /// blobs of the rows it inserted. On `connection` (inside the caller's transaction) when given, else
-    /// `autocommitted` (then `news` must have no blobs). Returns the ids it inserted.
+    /// Inserts `news` with `ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING` (arrival order: `seq`
+    /// follows the order of the arrays, so a batch keeps its order in listings), then the spilled blobs of the rows
+    /// it inserted. On `connection` (inside the caller's transaction, which commits it) when given: the
+    /// `enqueueInsert` statement. Else (then `news` must have no blobs) one `CALL` of its procedure, which runs the
+    /// same `INSERT` and commits it before it returns (`committedBatch`): one round trip whose answer proves the
+    /// commit durable. Returns the ids it inserted.
     ///
     /// - Throws: the driver's error when a statement fails.
     private func insertOperations(_ news: [NewOperation], on connection: PostgresConnection?) async throws
         -> Set<String>
     {
-        var binds = PostgresBindings(capacity: news.count * 10)
-        var rows: [String] = []
-        rows.reserveCapacity(news.count)
+        // One fixed statement text whatever the batch's size (arrays, not a VALUES row per operation): PL/pgSQL
+        // keeps the procedure's plan per connection, and the statement parses the same short text every time.
+        var ids: [String] = [], pipelineKeys: [String] = [], requests: [ByteBuffer] = []
+        var createdAt: [Int64] = [], notBefore: [Int64] = [], keyed: [Bool] = [], scopes: [String] = []
+        var keys: [String] = [], digests: [String] = [], hasBlobs: [Bool] = [], deployed: [Bool] = []
+        var deployments: [String] = []
+        ids.reserveCapacity(news.count)
         for new in news {
             let operation = new.operation
-            let first = binds.count + 1
-            binds.append(operation.id)
-            binds.append(new.pipelineKey)
-            binds.append(new.encodedRequest.bytes)
-            binds.append(operation.createdAt.storeMilliseconds)
-            binds.append(operation.notBefore.storeMilliseconds)
-            binds.append(new.idempotencyScope)
-            binds.append(operation.idempotencyKey)
-            binds.append(operation.requestDigest)
-            binds.append(!new.encodedRequest.blobs.isEmpty)
-            binds.append(new.deployment)
-            let p = (first..<first + 10).map { "$\($0)" }
-            rows.append(
-                "(\(p[0]), \(p[1]), 'queued', \(p[2]), \(p[3]), 0, \(p[4]), \(p[5]), \(p[6]), \(p[7]), \(p[8]), \(p[9]))"
-            )
+            ids.append(operation.id)
+            pipelineKeys.append(new.pipelineKey)
+            requests.append(new.encodedRequest.bytes)
+            createdAt.append(operation.createdAt.storeMilliseconds)
+            notBefore.append(operation.notBefore.storeMilliseconds)
+            // Scope and key are NULL together (no idempotency key); PostgresNIO's arrays have no NULL elements,
+            // so `keyed` says which rows have them.
+            keyed.append(operation.idempotencyKey != nil)
+            scopes.append(new.idempotencyScope ?? "")
+            keys.append(operation.idempotencyKey ?? "")
+            digests.append(operation.requestDigest)
+            hasBlobs.append(!new.encodedRequest.blobs.isEmpty)
+            // The same for the deployment (NULL: no deployment label), kept apart from an empty label's "".
+            deployed.append(new.deployment != nil)
+            deployments.append(new.deployment ?? "")
         }
-        let query = PostgresQuery(
-            unsafeSQL: """
-                INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
-                VALUES \(rows.joined(separator: ", ")) \
-                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
-                """,
-            binds: binds
-        )
-        let returned = try await batchRows(of: query, in: connection)
-        let inserted = Set(try returned.map { try $0.decode(String.self) })
+        var binds = PostgresBindings(capacity: 12)
+        binds.append(ids)
+        binds.append(pipelineKeys)
+        binds.append(requests)
+        binds.append(createdAt)
+        binds.append(notBefore)
+        binds.append(keyed)
+        binds.append(scopes)
+        binds.append(keys)
+        binds.append(digests)
+        binds.append(hasBlobs)
+        binds.append(deployed)
+        binds.append(deployments)
+        let inserted = Set(
+            try await committedBatch(
+                enqueueInsert, binds: binds, on: connection, returning: "id", as: String.self))
         let blobs = news.filter { inserted.contains($0.operation.id) }.flatMap { new in
             new.encodedRequest.blobs.map { (operationID: new.operation.id, blob: $0) }
         }
@@ -438,8 +448,8 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// The results of `items`, committed: one `UPDATE … FROM (VALUES …)` outside a transaction block
-    /// (`autocommitted`) when no result has spilled blobs, else that `UPDATE` and the insert of their blobs in one
+    /// The results of `items`, committed: one `CALL` of the procedure that runs `completionUpdate` and commits
+    /// (`committedBatch`) when no result has spilled blobs, else that `UPDATE` and the insert of their blobs in one
     /// transaction.
     private func storeResults(_ items: [PendingCompletion]) async throws -> [Bool] {
         if items.contains(where: { !$0.encoded.blobs.isEmpty }) {
@@ -448,42 +458,25 @@ package final class PostgresOperationStore: OperationStore {
         return try await storeResults(items, on: nil)
     }
 
-    /// The results of `items` with one `UPDATE … FROM (VALUES …)` and one insert of their result blobs, on
-    /// `connection` (inside the caller's transaction; nil: `autocommitted`, only for items without blobs).
+    /// The results of `items` with one `completionUpdate` and one insert of their result blobs, on `connection`
+    /// (inside the caller's transaction; nil: the committing procedure, only for items without blobs).
     /// Returns, per item, whether it was stored: only a row still `running` under
     /// the item's lease owner is written, so a completion by a worker that lost its lease changes nothing.
     /// When one batch holds two completions of the same row by its owner, PostgreSQL writes the row from one
     /// of them (`UPDATE … FROM` updates a row once), and `RETURNING` names that one: it alone answers true, as
     /// the first of two calls one after the other would.
     private func storeResults(_ items: [PendingCompletion], on connection: PostgresConnection?) async throws -> [Bool] {
-        var binds = PostgresBindings(capacity: items.count * 6)
-        var rows: [String] = []
-        rows.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() {
-            let first = binds.count + 1
-            binds.append(index)
-            binds.append(item.id)
-            binds.append(item.owner)
-            binds.append(item.encoded.bytes)
-            binds.append(item.finishedAt)
-            binds.append(!item.encoded.blobs.isEmpty)
-            // Types on every row: a VALUES list takes its column types from its rows, not from the target table.
-            rows.append(
-                "($\(first)::int8, $\(first + 1)::text, $\(first + 2)::text, $\(first + 3)::bytea, "
-                    + "$\(first + 4)::int8, $\(first + 5)::bool)")
-        }
-        let query = PostgresQuery(
-            unsafeSQL: """
-                UPDATE \(operations) AS o SET state = 'succeeded', result = v.result, error = NULL, \
-                finished_at = v.finished_at, lease_expires_at = NULL, has_blobs = o.has_blobs OR v.has_blobs \
-                FROM (VALUES \(rows.joined(separator: ", "))) AS v (n, id, owner, result, finished_at, has_blobs) \
-                WHERE o.id = v.id AND o.state = 'running' AND o.lease_owner = v.owner RETURNING v.n
-                """,
-            binds: binds
-        )
-        let returned = try await batchRows(of: query, in: connection)
+        var binds = PostgresBindings(capacity: 6)
+        binds.append(Array(0..<Int64(items.count)))
+        binds.append(items.map(\.id))
+        binds.append(items.map(\.owner))
+        binds.append(items.map(\.encoded.bytes))
+        binds.append(items.map(\.finishedAt))
+        binds.append(items.map { !$0.encoded.blobs.isEmpty })
+        let returned = try await committedBatch(
+            completionUpdate, binds: binds, on: connection, returning: "r.n", as: Int64.self)
         var stored = Array(repeating: false, count: items.count)
-        for row in returned { stored[Int(try row.decode(Int64.self))] = true }
+        for n in returned { stored[Int(n)] = true }
         var blobs: [(operationID: String, blob: SpilledBlob)] = []
         for (item, done) in zip(items, stored) where done {
             blobs += item.encoded.blobs.map { (item.id, $0) }
@@ -631,6 +624,15 @@ package final class PostgresOperationStore: OperationStore {
                 for statement in claimIndexStatements() + addedColumnStatements() {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
+                // The batch procedures (`BatchStatement`), the same unversioned way: only this and later gateways
+                // call them, and an earlier one sharing the database (a rolling upgrade) keeps its own statements.
+                // After the added columns, which the enqueue procedure writes (a database made before them gains
+                // them first).
+                for statement in [
+                    enqueueInsert.procedureSQL(returning: "id"), completionUpdate.procedureSQL(returning: "r.n"),
+                ] {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
             }
         }
     }
@@ -705,6 +707,94 @@ package final class PostgresOperationStore: OperationStore {
         ]
     }
 
+    /// The enqueue `INSERT` of `insertOperations`, one row per element of its twelve array parameters (ids,
+    /// pipeline keys, requests, created-at and not-before milliseconds, whether the row has an idempotency key,
+    /// scopes, keys, request digests, has-blobs, whether the row has a deployment, deployments), in the arrays'
+    /// order. `ON CONFLICT … DO NOTHING` skips a row whose key is stored already or taken by an earlier row of the
+    /// same statement. Of `OperationRow.addedColumns` it writes `deployment` and leaves `cut_runs` to its default,
+    /// so the procedure needs them to exist: the store's start adds them (`addedColumnStatements`) before it
+    /// creates the procedures.
+    private var enqueueInsert: BatchStatement {
+        BatchStatement(
+            procedure: "\(operations)_enqueue",
+            parameterTypes: [
+                "text[]", "text[]", "bytea[]", "int8[]", "int8[]", "bool[]", "text[]", "text[]", "text[]", "bool[]",
+                "bool[]", "text[]",
+            ],
+            sql: """
+                INSERT INTO \(operations) (id, pipeline_key, state, request, created_at, attempts, not_before, \
+                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
+                SELECT r.id, r.pipeline_key, 'queued', r.request, r.created_at, 0, r.not_before, \
+                CASE WHEN r.keyed THEN r.scope END, CASE WHEN r.keyed THEN r.key END, r.digest, r.has_blobs, \
+                CASE WHEN r.deployed THEN r.deployment END \
+                FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int8[], $5::int8[], $6::bool[], $7::text[], \
+                $8::text[], $9::text[], $10::bool[], $11::bool[], $12::text[]) \
+                AS r (id, pipeline_key, request, created_at, not_before, keyed, scope, key, digest, has_blobs, \
+                deployed, deployment) \
+                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+                """,
+            returnType: "text[]"
+        )
+    }
+
+    /// The completion `UPDATE` of `storeResults`, one result per element of its six array parameters (batch
+    /// positions, ids, lease owners, results, finished-at milliseconds, has-blobs). Only a row still `running`
+    /// under the item's lease owner is written. `o.id = ANY($2)` lets the planner look the rows up by id; on a young
+    /// table whose statistics count few running rows it still prefers the `_leases` index (bench/README.md,
+    /// branch pgbatch).
+    private var completionUpdate: BatchStatement {
+        BatchStatement(
+            procedure: "\(operations)_complete",
+            parameterTypes: ["int8[]", "text[]", "text[]", "bytea[]", "int8[]", "bool[]"],
+            sql: """
+                UPDATE \(operations) AS o SET state = 'succeeded', result = r.result, error = NULL, \
+                finished_at = r.finished_at, lease_expires_at = NULL, has_blobs = o.has_blobs OR r.has_blobs \
+                FROM unnest($1::int8[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::bool[]) \
+                AS r (n, id, owner, result, finished_at, has_blobs) \
+                WHERE o.id = ANY($2::text[]) AND o.id = r.id AND o.state = 'running' AND o.lease_owner = r.owner
+                """,
+            returnType: "int8[]"
+        )
+    }
+
+    /// A batch write (an enqueue or a completion batch): its statement, and the procedure that runs it and
+    /// commits (`committedBatch`).
+    struct BatchStatement {
+        /// The procedure's name (the table prefix's).
+        var procedure: String
+        /// The statement's `$1…$n` types, which the procedure takes in that order.
+        var parameterTypes: [String]
+        /// One statement without `RETURNING`, its parameters `$1…$n`.
+        var sql: String
+        /// The array type of the column `committedBatch` returns.
+        var returnType: String
+
+        /// `CREATE OR REPLACE PROCEDURE <procedure>(<parameterTypes>, INOUT returned <returnType>)`: runs `sql`
+        /// with `RETURNING <column>`, collects that column into one array and **commits** before it returns.
+        /// Why a procedure: PostgresNIO answers a statement at its CommandComplete, and a statement outside a
+        /// transaction block is committed only after that, at the Sync that follows; normally the server sends both together once the commit is done, but a commit
+        /// whose WAL flush fails is a PANIC, whose error report first sends the queued CommandComplete. A
+        /// `COMMIT` inside a procedure `CALL`ed outside a transaction block (PostgreSQL 11+) is a full commit,
+        /// which with `synchronous_commit = on` returns only once its WAL is flushed (and PANICs, answering no
+        /// CommandComplete, when that fails), and the `CALL` completes only after it: one round trip whose answer
+        /// proves the batch durable, where the statement and a `SELECT 1` run after it to confirm its commit
+        /// took two (bench/README.md, branch pgbatch). PL/pgSQL also keeps the statement's plan per connection.
+        /// Created at every start (`CREATE OR REPLACE`: idempotent). Since every start replaces the body, a later
+        /// version that changes what a procedure does must give it a new name (`…_enqueue2`): instances of two
+        /// versions sharing one database during a rolling upgrade would otherwise replace each other's.
+        func procedureSQL(returning column: String) -> String {
+            """
+            CREATE OR REPLACE PROCEDURE \(procedure)(\(parameterTypes.joined(separator: ", ")), \
+            INOUT returned \(returnType)) LANGUAGE plpgsql AS $procedure$
+            BEGIN
+                WITH written AS (\(sql) RETURNING \(column) AS value) SELECT array_agg(value) INTO returned FROM written;
+                COMMIT;
+            END
+            $procedure$
+            """
+        }
+    }
+
     /// The stored (committed) operations the idempotency keys of `news` name, by principal scope and key: one
     /// query per scope (a batch of accepts seldom spans many principals).
     private func storedOperations(keyedBy news: [NewOperation]) async throws -> [String: [String: Operation]] {
@@ -766,30 +856,32 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// `query`'s rows: on `connection`, inside the caller's transaction (which commits it), or else
-    /// ``autocommitted(_:)``, whose answer follows its commit. The one place a batch statement chooses between them.
-    private func batchRows(of query: PostgresQuery, in connection: PostgresConnection?) async throws -> [PostgresRow] {
-        if let connection { return try await connection.query(query, logger: logger).collect() }
-        return try await autocommitted(query)
-    }
-
-    /// The rows of the single statement `query`, run outside a transaction block, once its commit is known to
-    /// have succeeded: one statement is atomic, so it needs no `BEGIN` and `COMMIT` round trips, but PostgresNIO
-    /// answers a query at its CommandComplete, and PostgreSQL commits such a statement only afterwards, when it
-    /// processes the Sync that follows. The server sends its queued output at the ReadyForQuery after that commit,
-    /// so normally both arrive together; but a commit whose WAL flush fails is a PANIC, whose error report first
-    /// flushes the queued CommandComplete. A second statement on the same connection runs only after the first
-    /// one's ReadyForQuery and fails when the connection is lost, so its answer proves the commit: two round trips
-    /// (the second a `SELECT 1` that writes nothing) where `BEGIN`, the statement and `COMMIT` took three.
+    /// The `returning` column of the rows `statement` wrote with `binds`, once they are committed: on `connection`,
+    /// inside the caller's transaction (which commits it), or else by one `CALL` of the statement's procedure,
+    /// which commits before it answers (`BatchStatement.procedureSQL`). The one place a batch write chooses between
+    /// them.
     ///
-    /// - Throws: the driver's error when either statement fails (then the first one may or may not be committed,
-    ///   as when a `COMMIT` is lost).
-    private func autocommitted(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await client.withConnection { [logger] connection in
-            let rows = try await connection.query(query, logger: logger).collect()
-            _ = try await connection.query("SELECT 1", logger: logger).collect()
-            return rows
+    /// - Throws: the driver's error when the statement fails (then nothing of it is committed), or when the
+    ///   connection is lost before the answer (then it may or may not be committed, as when a `COMMIT` is lost).
+    private func committedBatch<Value: PostgresArrayDecodable>(
+        _ statement: BatchStatement,
+        binds: PostgresBindings,
+        on connection: PostgresConnection?,
+        returning column: String,
+        as: Value.Type
+    ) async throws -> [Value] where Value._DecodableType == Value {
+        if let connection {
+            let rows = try await connection.query(
+                PostgresQuery(unsafeSQL: "\(statement.sql) RETURNING \(column)", binds: binds), logger: logger
+            ).collect()
+            return try rows.map { try $0.decode(Value.self) }
         }
+        let arguments = (1...statement.parameterTypes.count).map { "$\($0)" }.joined(separator: ", ")
+        let rows = try await client.query(
+            PostgresQuery(unsafeSQL: "CALL \(statement.procedure)(\(arguments), NULL)", binds: binds), logger: logger
+        ).collect()
+        // array_agg of no rows is NULL.
+        return try rows.first?.decode([Value]?.self) ?? []
     }
 
     /// Runs `body` in a transaction; the error `body` threw is rethrown as is (PostgresNIO wraps it).
