@@ -85,7 +85,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 answersWithoutBody.append(method == .HEAD || method == .CONNECT)
                 let requestHead = HTTPRequestHead(
                     version: HTTPVersion(major: 1, minor: head.minorVersion), method: method, uri: head.target,
-                    headers: HTTPHeaders(head.fields))
+                    headers: HTTPHeaders(head.fieldPairs))
                 context.fireChannelRead(wrapInboundOut(.head(requestHead)))
             case .body(let slice):
                 context.fireChannelRead(wrapInboundOut(.body(slice)))
@@ -155,7 +155,17 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
             }
             if !informational { chunked = suppressBody ? false : isChunked }
             writeHeld(context: context)
-            var buffer = context.channel.allocator.buffer(capacity: 256)
+            // Sized for the head and, where it is known, the body that will join it: no growth on the way.
+            var size = 64 + head.status.reasonPhrase.utf8.count
+            var bodyBytes = 0
+            for field in head.headers {
+                size += field.name.utf8.count + field.value.utf8.count + 4
+                if field.name.utf8.count == 14, field.name.lowercased() == "content-length" {
+                    bodyBytes = Int(field.value) ?? 0
+                }
+            }
+            if isChunked { bodyBytes = 0 }
+            var buffer = context.channel.allocator.buffer(capacity: size + (suppressBody ? 0 : bodyBytes))
             Self.write(head, into: &buffer)
             if promise == nil && !informational {
                 held = buffer
