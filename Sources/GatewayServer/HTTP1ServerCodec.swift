@@ -208,7 +208,8 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 buffer.writeStaticString("0\r\n\r\n")
                 context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
             } else if let promise {
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+                context.write(
+                    wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
             }
         }
     }

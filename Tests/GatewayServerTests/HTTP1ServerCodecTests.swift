@@ -103,7 +103,8 @@ struct HTTP1ServerCodecTests {
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: "2")
         channel.write(
-            HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)), promise: nil)
+            HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)),
+            promise: nil)
         channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: "{}"))), promise: nil)
         #expect(try Self.written(channel).isEmpty, "held until the end or a flush")
         channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
@@ -123,7 +124,8 @@ struct HTTP1ServerCodecTests {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/event-stream")
         channel.write(
-            HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)), promise: nil)
+            HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)),
+            promise: nil)
         let first = channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: "data: 1\n\n"))))
         #expect(
             try Self.written(channel).joined() == "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
@@ -141,7 +143,8 @@ struct HTTP1ServerCodecTests {
         var headers = HTTPHeaders()
         headers.add(name: "content-length", value: "2")
         channel.write(
-            HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)), promise: nil)
+            HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)),
+            promise: nil)
         let body = channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: "{}"))))
         channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
         #expect(try Self.written(channel) == ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"])
