@@ -35,6 +35,8 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes read and not yet decoded (nil when none: the next read is taken as it is, without a copy).
     private var pending: ByteBuffer?
     private var failed = false
+    /// The close came from the handlers behind (not the client leaving).
+    private var closedHere = false
     private let note: FailureNote
     private static let empty = ByteBuffer()
 
@@ -104,7 +106,13 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        endOfInput(context: context)
+        if closedHere {
+            // The gateway closed (an answer with `Connection: close`, a drained connection, a timeout): whatever
+            // request was open was dealt with by whoever closed; an error now would ask for a second answer.
+            failed = true
+        } else {
+            endOfInput(context: context)
+        }
         context.fireChannelInactive()
     }
 
@@ -223,6 +231,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .all { closedHere = true }
         writeHeld(context: context)
         context.close(mode: mode, promise: promise)
     }
