@@ -56,8 +56,15 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
     /// The principal the connection's verified client certificate names (see `ListenerTLS.clientPrincipal`).
     private let clientPrincipal: String?
 
-    init(services current: CurrentFrontendServices, secure: Bool = false, clientPrincipal: String? = nil) {
+    /// Where ``HTTP1ServerCodec`` says exactly why a request could not be decoded (nil behind NIO's decoder).
+    private let decodingFailure: HTTP1ServerCodec.FailureNote?
+
+    init(
+        services current: CurrentFrontendServices, secure: Bool = false, clientPrincipal: String? = nil,
+        decodingFailure: HTTP1ServerCodec.FailureNote? = nil
+    ) {
         self.secure = secure
+        self.decodingFailure = decodingFailure
         self.currentServices = current
         self.servicesGeneration = current.generation
         self.clientPrincipal = clientPrincipal
@@ -591,10 +598,20 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             return
         }
         if let parserError = error as? HTTPParserError, case .idle = state {
-            let gatewayError: GatewayError =
-                parserError == .headerOverflow
-                ? GatewayError(.headersTooLarge, "request headers exceed the parser's limit")
-                : GatewayError(.invalidArgument, "malformed HTTP/1.1 request: \(Self.words(for: parserError))")
+            let gatewayError: GatewayError
+            switch decodingFailure?.failure {
+            case .some(.headTooLarge), .some(.tooManyFields):
+                gatewayError = GatewayError(.headersTooLarge, "request headers exceed the parser's limit")
+            case .some(let failure) where failure.status == 501:
+                gatewayError = GatewayError(.unimplemented, "malformed HTTP/1.1 request: \(failure.words)")
+            case .some(let failure):
+                gatewayError = GatewayError(.invalidArgument, "malformed HTTP/1.1 request: \(failure.words)")
+            case .none:
+                gatewayError =
+                    parserError == .headerOverflow
+                    ? GatewayError(.headersTooLarge, "request headers exceed the parser's limit")
+                    : GatewayError(.invalidArgument, "malformed HTTP/1.1 request: \(Self.words(for: parserError))")
+            }
             state = .closed
             let requestID = RequestID.make()
             // No head was parsed: method and path are unknown.
@@ -611,8 +628,8 @@ final class HTTP1FrontendHandler: ChannelInboundHandler {
             relay = nil
             let use = takeBody().use
             state = .discarding(keepAlive: false)
-            let gatewayError = GatewayError(
-                .invalidArgument, "malformed HTTP/1.1 request body: \(Self.words(for: parserError))")
+            let words = decodingFailure?.failure?.words ?? Self.words(for: parserError)
+            let gatewayError = GatewayError(.invalidArgument, "malformed HTTP/1.1 request body: \(words)")
             write(use.errorResponse(gatewayError), keepAlive: false, context: context)
             return
         }

@@ -1,8 +1,10 @@
 import NIOHTTP1
 import TriggerModel
 
-/// The HTTP/1.1 message rules that NIO's decoder (llhttp) leaves to the server, checked on each request
-/// head before routing (RFC 9112): `Host`, `Transfer-Encoding`, and the absolute form of the target.
+/// The HTTP/1.1 message rules the request decoder leaves to the server, checked on each request head before
+/// routing (RFC 9112): `Host`, and the absolute form of the target. (Framing, `Transfer-Encoding` included, is
+/// the decoder's: `HTTP1RequestDecoder` refuses a coding other than a single final `chunked` before any head
+/// reaches here, 400 or 501 as its `Failure.status` says.)
 enum HTTP1RequestRules {
     enum Outcome: Equatable {
         /// Serve the request; the target in origin-form (`/path?query`).
@@ -12,9 +14,6 @@ enum HTTP1RequestRules {
     }
 
     static func check(_ head: HTTPRequestHead) -> Outcome {
-        if let rejection = checkTransferEncoding(head.headers[canonicalForm: "transfer-encoding"]) {
-            return rejection
-        }
         if head.version.major == 1 && head.version.minor >= 1 {
             // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
             // request message that lacks a Host header field and to any request message that contains more
@@ -32,32 +31,6 @@ enum HTTP1RequestRules {
             }
         }
         return .serve(target: originForm(head.uri))
-    }
-
-    /// RFC 9112 §6.1 and §6.3: `chunked` must be the final coding (else the body length cannot be known:
-    /// 400 and close) and is applied once (§7.1); any other coding is one we do not implement (501, and close,
-    /// since the body that follows is not one we can read). NIO's decoder answers neither itself: it hands
-    /// over the head and then fails the parse, which used to close the connection with no answer.
-    static func checkTransferEncoding(_ lines: [Substring]) -> Outcome? {
-        guard !lines.isEmpty else { return nil }
-        let codings = lines.flatMap { $0.split(separator: ",") }.map { $0.trimmingBlanks().lowercased() }
-            .filter { !$0.isEmpty }
-        guard codings.last == "chunked", codings.filter({ $0 == "chunked" }).count == 1 else {
-            return .reject(
-                GatewayError(
-                    .invalidArgument,
-                    "Transfer-Encoding \"\(lines.joined(separator: ", "))\" does not end with a single chunked coding"
-                ),
-                closeConnection: true
-            )
-        }
-        if let unknown = codings.first(where: { $0 != "chunked" }) {
-            return .reject(
-                GatewayError(.unimplemented, "transfer coding \"\(unknown)\" is not supported; send chunked only"),
-                closeConnection: true
-            )
-        }
-        return nil
     }
 
     /// The origin-form of a target: an absolute-form one (`http://host:port/path?query`, RFC 9112 §3.2.2,
@@ -93,13 +66,5 @@ enum HTTP1RequestRules {
                 "-._~%!$&'()*+,;=:[]".utf8.contains(c)
             }
         }
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingBlanks() -> Substring {
-        var s = drop { $0 == " " || $0 == "\t" }
-        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
-        return s
     }
 }

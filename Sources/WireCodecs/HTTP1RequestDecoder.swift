@@ -793,6 +793,11 @@ package struct HTTP1RequestHead: Sendable {
         layout.fields.map { (string($0.name), string($0.value)) }
     }
 
+    /// ``fields`` in the shape NIO's `HTTPHeaders` takes: one array, not relabelled into a second one.
+    package var fieldPairs: [(String, String)] {
+        layout.fields.map { (string($0.name), string($0.value)) }
+    }
+
     /// The value of the first field named `name` (given in lowercase; matched ignoring ASCII case), or nil.
     package func first(name: StaticString) -> String? {
         let index: Int? = bytes.withUnsafeReadableBytes { raw in
