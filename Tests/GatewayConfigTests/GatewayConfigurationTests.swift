@@ -40,6 +40,14 @@ struct GatewayConfigurationTests {
           - {namespace: "*", pool: web}
         """
 
+    @Test("an empty or comment-only document is refused (a truncated file); `{}` is the defaults", arguments: ["", "\n\n", "# all gone\n", "---\n"])
+    func emptyDocumentRefused(yaml: String) throws {
+        let error = #expect(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml, source: "e.yaml") }
+        #expect(error?.description.hasPrefix("e.yaml: the file is empty") == true, "\(String(describing: error))")
+        let explicit = try GatewayConfiguration.parse(yaml: "{}", source: "e.yaml")
+        #expect(explicit.routes == GatewayConfiguration.defaults.routes)
+    }
+
     @Test("outlier detection and active health check keys parse; without them: detection on, no health check")
     func poolResilienceKeys() throws {
         let yaml = """
