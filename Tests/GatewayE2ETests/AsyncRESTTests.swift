@@ -223,6 +223,22 @@ struct AsyncRESTTests {
             (status, page) = try await client.get(
                 "/v1beta/operations?pipeline=demo%2Fecho&page_size=2&page_token=\(first)")
             #expect(status == 200, "\(page)")
+
+            // What would otherwise be answered as if unfiltered, or filtered by the first value only (review 8):
+            // 400 INVALID_ARGUMENT naming the parameter.
+            for (query, words) in [
+                ("filter=state%3Dfailed", "unknown query parameter \"filter\""),
+                ("pipline=demo%2Fecho", "unknown query parameter \"pipline\""),
+                ("pipeline=demo%2Fecho&pipeline=demo%2Ffail", "\"pipeline\" is given 2 times"),
+                ("state=queued&state=running", "\"state\" is given 2 times"),
+                ("page_size=2&pageSize=3", "\"page_size\" is given 2 times"),
+                ("pipeline=demo%2F*", "wildcards are not supported"),
+            ] {
+                (status, page) = try await client.get("/v1beta/operations?\(query)")
+                #expect(status == 400, "\(query): \(page)")
+                #expect(page["code"] as? Int == 3, "\(query): \(page)")
+                #expect((page["message"] as? String)?.contains(words) == true, "\(query): \(page)")
+            }
         }
     }
 
