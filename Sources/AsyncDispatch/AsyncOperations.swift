@@ -152,8 +152,17 @@ package final class AsyncOperations: Sendable {
 
     /// queued/running → cancelled; a run on this instance is stopped at once (elsewhere, at its next lease
     /// renewal). `.failedPrecondition` naming the state for a finished operation, `.notFound` for none.
+    /// Cancels operation `id` (google.longrunning `CancelOperation`). Idempotent: cancelling an operation that
+    /// is already cancelled answers it as it is, so a client that retries its cancel after a timeout does not
+    /// read an error for the state it asked for (review 8). A succeeded or failed one stays FAILED_PRECONDITION.
     package func cancel(id: String) async throws -> Operation {
-        let operation = try await store.cancel(id: id)
+        let operation: Operation
+        do {
+            operation = try await store.cancel(id: id)
+        } catch let error as GatewayError where error.code == .failedPrecondition {
+            if let current = try await store.get(id: id), current.state == .cancelled { return current }
+            throw error
+        }
         metrics?.async.recordFinished(.cancelled)
         localRuns.withLock { $0[id] }?()
         await finished(id, ref: operation.ref)

@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 import Synchronization
 
 /// Decides which repeats of one kind of log line are written: the first at once, then at most one per
