@@ -196,3 +196,33 @@ struct GraceExpiryTests {
         }
     }
 }
+
+extension GraceExpiryTests {
+    /// Review 8, finding 12: a long-poll is only a wait; at drain start it gets its normal "not done yet"
+    /// answer, not the grace's 503 at its end.
+    @Test("a long-poll in flight at shutdown is answered at drain start with done:false, not held for the grace")
+    func longPollAnsweredAtDrainStart() async throws {
+        try await withTestGateway(yaml: "timeouts: {shutdown_grace: 5s}\n") { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (status, accepted) = try await client.trigger("sleep", ["ms": 20_000])
+            #expect(status == 200, "\(accepted)")
+            let name = try #require(accepted.operationName)
+            let waiter = try await AsyncClient.connect(port: gateway.port)
+            let clock = ContinuousClock()
+            let poll = Task { try await waiter.get("/v1beta/\(name)?wait=30s") }
+            let operations = try #require(gateway.app.operations)
+            #expect(
+                await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+                    operations.completions.waiterCount >= 1
+                }, "the long-poll never started waiting")
+            let started = clock.now
+            let stopping = Task { await gateway.beginShutdown() }
+            let (pollStatus, body) = try await poll.value
+            let waited = clock.now - started
+            #expect(pollStatus == 200, "\(body)")
+            #expect((body["operation"] as? [String: Any])?["done"] as? Bool == false, "\(body)")
+            #expect(waited < .seconds(3), "held \(waited) of the 5 s grace")
+            await stopping.value
+        }
+    }
+}
