@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import AsyncDispatch
 import Logging
 package import NIOCore
 import NIOHTTP1

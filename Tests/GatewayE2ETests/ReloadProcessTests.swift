@@ -207,7 +207,9 @@ struct ReloadProcessTests {
 
     static func refusedReloads(server: TestProcess.Server, file: URL, keyFile: URL, running: String) async throws {
         // The start-up line names the address as host:port, not as SocketAddress's description.
-        #expect(server.logged.contains("listen.address=0.0.0.0:\(server.port)"), "\(server.logged)")
+        #expect(
+            await server.logOccurrences(of: "listen.address=0.0.0.0:\(server.port) ", timeout: .seconds(10)) == 1,
+            "\(server.logged)")
         let client = try await TestHTTPClient.connect(port: server.port)
         let alice = [("authorization", "Bearer s3cret")]
         func trigger(_ headers: [(String, String)]) async throws -> Int {
