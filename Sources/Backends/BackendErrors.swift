@@ -28,7 +28,9 @@ enum BackendErrors {
         endpoint: String,
         _ what: String
     ) -> GatewayError {
-        var metadata: Logger.Metadata = ["backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)"]
+        var metadata: Logger.Metadata = [
+            "backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)",
+        ]
         if let heldBack = failureLog.admit("\(pool)/\(endpoint)") {
             if heldBack > 0 { metadata["backend.failures_held_back"] = "\(heldBack)" }
             logger.warning("backend endpoint failed", metadata: metadata)

@@ -133,7 +133,9 @@ extension RESTRequestHead {
 /// Running a REST trigger once its body is read: sync (the backend's outputs) or async (an operation).
 enum RESTOperations {
     /// The query parameters `GET /v1beta/operations` reads, each in both spellings where it has two.
-    static let listParameters: [[String]] = [["pipeline"], ["state"], ["page_size", "pageSize"], ["page_token", "pageToken"]]
+    static let listParameters: [[String]] = [
+        ["pipeline"], ["state"], ["page_size", "pageSize"], ["page_token", "pageToken"],
+    ]
 
     /// Refuses a list query the gateway would otherwise answer as if it were not filtered (review 8): an
     /// unknown parameter (an AIP-160 `filter=` expression, a typo), and a parameter given twice or in both its

@@ -218,7 +218,9 @@ package enum OperationStoreErrors {
         if let requestID { metadata["request_id"] = "\(requestID)" }
         logger.warning("operation store call failed", metadata: metadata)
         if let described, described != dump {
-            logger.debug("operation store call failed: the driver's error", metadata: ["store.call": "\(what)", "error": "\(dump)"])
+            logger.debug(
+                "operation store call failed: the driver's error",
+                metadata: ["store.call": "\(what)", "error": "\(dump)"])
         }
         return GatewayError(.unavailable, unavailableMessage)
     }

@@ -812,7 +812,8 @@ package final class PostgresOperationStore: OperationStore {
         } catch {
             if forOperator {
                 throw (error as? GatewayError)
-                    ?? GatewayError(.unavailable, "cannot reach PostgreSQL: \(PostgresErrorDescription.describe(error))")
+                    ?? GatewayError(
+                        .unavailable, "cannot reach PostgreSQL: \(PostgresErrorDescription.describe(error))")
             }
             throw OperationStoreErrors.unavailable(
                 what, error, described: PostgresErrorDescription.describe(error), logger: logger)

@@ -40,7 +40,9 @@ struct GatewayConfigurationTests {
           - {namespace: "*", pool: web}
         """
 
-    @Test("an empty or comment-only document is refused (a truncated file)", arguments: ["", "\n\n", "# all gone\n", "---\n"])
+    @Test(
+        "an empty or comment-only document is refused (a truncated file)",
+        arguments: ["", "\n\n", "# all gone\n", "---\n"])
     func emptyDocumentRefused(yaml: String) throws {
         let error = #expect(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml, source: "e.yaml") }
         #expect(error?.description.hasPrefix("e.yaml: the file is empty") == true, "\(String(describing: error))")

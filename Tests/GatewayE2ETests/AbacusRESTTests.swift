@@ -82,7 +82,9 @@ struct AbacusRESTTests {
             #expect(response.header("allow") == nil)
             let body = try json(response.body)
             #expect(body["success"] as? Bool == false, "\(body)")
-            #expect((body["error"] as? String)?.contains("does not serve the Abacus.AI API method \"deletePipeline\"") == true, "\(body)")
+            #expect(
+                (body["error"] as? String)?.contains("does not serve the Abacus.AI API method \"deletePipeline\"")
+                    == true, "\(body)")
             // The connection is still usable afterwards.
             #expect(try await client.request("GET", "/api/v0/version").status == 200)
         }

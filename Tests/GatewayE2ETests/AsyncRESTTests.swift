@@ -97,7 +97,9 @@ struct AsyncRESTTests {
         }
     }
 
-    @Test("unknown id is 404; cancel of a finished operation is 409 naming its state; cancel of a running one works, again is 200")
+    @Test(
+        "unknown id is 404; cancel of a finished operation is 409 naming its state; cancel of a running one works, again is 200"
+    )
     func cancelAndNotFound() async throws {
         let probe = DemoPipelines.CancellationProbe()
         try await withTestGateway(inProcessRunner: DemoPipelines(cancellations: probe)) { gateway in
@@ -150,7 +152,8 @@ struct AsyncRESTTests {
             #expect((body["operation"] as? [String: Any])?["name"] as? String == longName, "\(body)")
             let after = Exposition(try await client.client.request("GET", "/metrics").bodyString)
             let finished = #"trigger_gateway_async_finished_total{state="cancelled"}"#
-            #expect(after.samples[finished] == before.samples[finished], "\(String(describing: after.samples[finished]))")
+            #expect(
+                after.samples[finished] == before.samples[finished], "\(String(describing: after.samples[finished]))")
         }
     }
 

@@ -196,7 +196,8 @@ struct ReloadProcessTests {
             """
         try running.write(to: file, atomically: true, encoding: .utf8)
         let server = try await TestProcess.Server.start(
-            ProcessTests.gatewayPath, ["serve", "--config", file.path, "--data-dir", dir.appendingPathComponent("data").path])
+            ProcessTests.gatewayPath,
+            ["serve", "--config", file.path, "--data-dir", dir.appendingPathComponent("data").path])
         do {
             try await Self.refusedReloads(server: server, file: file, keyFile: keyFile, running: running)
         } catch {

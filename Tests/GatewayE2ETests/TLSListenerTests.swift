@@ -148,11 +148,14 @@ extension TLSListenerTests {
         try await withTestGateway(yaml: Self.yaml(pki)) { gateway in
             let error = #expect(throws: ConfigError.self) { try gateway.reload(yaml: "log: {level: info}\n") }
             #expect(error?.path == "tls", "\(String(describing: error))")
-            #expect(error?.message.contains("cannot be switched off by a reload") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("cannot be switched off by a reload") == true, "\(String(describing: error))")
             let tls = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile])
             #expect(tls.output.contains("status=200"), "\(tls.output)")
             let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])
-            #expect(plain.output.contains("status=400") && plain.output.contains("this port requires TLS"), "\(plain.output)")
+            #expect(
+                plain.output.contains("status=400") && plain.output.contains("this port requires TLS"),
+                "\(plain.output)")
             // New certificates are still applied by a reload that keeps `tls:`.
             _ = try gateway.reload(yaml: Self.yaml(pki, cert: pki.otherServerCert, key: pki.otherServerKey))
             let renewed = try await Self.trigger(port: gateway.port, ["--cacert", pki.otherCAFile])
