@@ -209,7 +209,7 @@ struct ReloadProcessTests {
     static func refusedReloads(server: TestProcess.Server, file: URL, keyFile: URL, running: String) async throws {
         // The start-up line names the address as host:port, not as SocketAddress's description.
         #expect(
-            await server.logOccurrences(of: "listen.address=0.0.0.0:\(server.port) ", timeout: .seconds(10)) == 1,
+            await server.logOccurrences(of: "listen.address=0.0.0.0:\(server.port)\n", timeout: .seconds(10)) == 1,
             "\(server.logged)")
         let client = try await TestHTTPClient.connect(port: server.port)
         let alice = [("authorization", "Bearer s3cret")]
