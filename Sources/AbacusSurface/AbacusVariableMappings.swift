@@ -170,7 +170,15 @@ package enum AbacusVariableMappings {
                 } catch {
                     throw .invalidParameter("\(path): \(DataURI.message(for: error))")
                 }
-                throw wrong("a data URI (data:<media type>;base64,<payload>)")
+                // Shaped like one, but its header holds a byte a data URI's header cannot (RFC 2397 §3: a raw
+                // space or non-ASCII letter in `filename=`): say that, not merely what the form is.
+                if let header = Self.rawDataURIHeader(text) {
+                    throw .invalidParameter(
+                        "\(path) must be a data URI for variableType \(type.rawValue): its header \"\(header.prefix(80))\" "
+                            + "holds a space, control or non-ASCII character; percent-encode parameter values such as "
+                            + "the filename (filename=pic%20%F0%9F%9A%80.png; RFC 2397)")
+                }
+                throw wrong("a data URI (data:<media type>[;filename=<percent-encoded name>];base64,<payload>)")
             default: throw wrong("a data URI (data:<media type>;base64,<payload>)")
             }
         case .featureGroup, .datasetID, .modelID, .featureGroupID, .monitorID, .batchPredictionID, .deploymentID:
@@ -261,5 +269,18 @@ package enum AbacusVariableMappings {
         case .object: "an object"
         case .blob: "a binary (data URI)"
         }
+    }
+}
+
+extension AbacusVariableMappings {
+    /// The header (between `data:` and `;base64,`) of `text` when `text` is shaped like a base64 data URI but
+    /// its header holds a byte outside printable ASCII (which `DataURI` does not take as a data URI); else nil.
+    static func rawDataURIHeader(_ text: String) -> String? {
+        guard text.prefix(5).lowercased() == "data:", let comma = text.firstIndex(of: ","),
+            text[..<comma].lowercased().hasSuffix(";base64")
+        else { return nil }
+        let header = text[text.index(text.startIndex, offsetBy: 5)..<comma]
+        guard header.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) else { return nil }
+        return String(header)
     }
 }

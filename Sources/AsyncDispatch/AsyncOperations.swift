@@ -145,15 +145,33 @@ package final class AsyncOperations: Sendable {
         while true {
             guard let operation = try await store.get(id: id) else { throw OperationStoreErrors.notFound(id) }
             let remaining = clock.now.duration(to: end)
-            if operation.state.isFinished || remaining <= .zero || Task.isCancelled { return operation }
+            if operation.state.isFinished || remaining <= .zero || Task.isCancelled || completions.isClosed {
+                return operation
+            }
             await completions.wait(for: id, timeout: min(remaining, settings.pollInterval), on: clock)
         }
     }
 
+    /// Answers every long-poll now and every later one at once, with the operation as it is (`done: false`
+    /// when it is not finished; Craft's outputs read then redirects to itself, which its SDK follows, to
+    /// another instance behind the load balancer). Called when the gateway starts draining (SIGTERM).
+    package func endLongPolls() {
+        completions.close()
+    }
+
     /// queued/running → cancelled; a run on this instance is stopped at once (elsewhere, at its next lease
-    /// renewal). `.failedPrecondition` naming the state for a finished operation, `.notFound` for none.
+    /// renewal). `.failedPrecondition` naming the state for a succeeded or failed operation, `.notFound` for
+    /// none. Idempotent (google.longrunning's best-effort `CancelOperation`): an operation that is already
+    /// cancelled is answered as it is, so a client that retries its cancel after a timeout does not read an
+    /// error for the state it asked for (review 8).
     package func cancel(id: String) async throws -> Operation {
-        let operation = try await store.cancel(id: id)
+        let operation: Operation
+        do {
+            operation = try await store.cancel(id: id)
+        } catch let error as GatewayError where error.code == .failedPrecondition {
+            if let current = try await store.get(id: id), current.state == .cancelled { return current }
+            throw error
+        }
         metrics?.async.recordFinished(.cancelled)
         localRuns.withLock { $0[id] }?()
         await finished(id, ref: operation.ref)

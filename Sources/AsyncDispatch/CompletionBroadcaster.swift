@@ -9,6 +9,7 @@ package final class CompletionBroadcaster: Sendable {
     private struct State {
         var nextToken: UInt64 = 0
         var waiters: [String: [UInt64: CheckedContinuation<Void, Never>]] = [:]
+        var closed = false
     }
 
     private let state = Mutex(State())
@@ -30,6 +31,21 @@ package final class CompletionBroadcaster: Sendable {
         }
     }
 
+    /// Wakes every waiter, and makes every later `wait` return at once: the gateway is draining, and a long-poll
+    /// is only a wait, so it is answered now with the operation as it is (review 8: held for the whole grace,
+    /// then 503, it turned a harmless wait into an error and made every stop last `shutdown_grace`).
+    package func close() {
+        let waiters = state.withLock { state in
+            state.closed = true
+            defer { state.waiters = [:] }
+            return state.waiters.values.flatMap(\.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// True once ``close()`` was called.
+    package var isClosed: Bool { state.withLock { $0.closed } }
+
     package var waiterCount: Int { state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
 
     private func waitForNotice(_ id: String) async {
@@ -40,7 +56,7 @@ package final class CompletionBroadcaster: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let cancelled = state.withLock { state in
-                    if Task.isCancelled { return true }
+                    if Task.isCancelled || state.closed { return true }
                     state.waiters[id, default: [:]][token] = continuation
                     return false
                 }

@@ -18,18 +18,30 @@ enum BackendErrors {
 
     /// An endpoint of `pool` failed the call (`what`, in words: "closed the connection mid-stream"): logged
     /// with the endpoint, answered without it.
+    ///
+    /// The warning is rate-limited per endpoint (``failureLog``): the first failure at once, then at most one line
+    /// per 10 s carrying `backend.failures_held_back`, the failures since the last line; every failure is also
+    /// logged at debug level, and counted by the backend metrics.
     static func endpointFailure(
         _ code: GatewayError.Code = .backendFailed,
         pool: String,
         endpoint: String,
         _ what: String
     ) -> GatewayError {
-        logger.warning(
-            "backend endpoint failed",
-            metadata: ["backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)"]
-        )
+        var metadata: Logger.Metadata = [
+            "backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)",
+        ]
+        if let heldBack = failureLog.admit("\(pool)/\(endpoint)") {
+            if heldBack > 0 { metadata["backend.failures_held_back"] = "\(heldBack)" }
+            logger.warning("backend endpoint failed", metadata: metadata)
+        } else {
+            logger.debug("backend endpoint failed", metadata: metadata)
+        }
         return GatewayError(code, "backend pool \"\(pool)\": \(what)")
     }
+
+    /// One warning per endpoint per 10 s while it keeps failing (review 8: one per try flooded the log).
+    static let failureLog = FailureLogLimiter(interval: .seconds(10))
 
     static func overloaded(pool: String, limit: Int, queue: Int) -> GatewayError {
         GatewayError(

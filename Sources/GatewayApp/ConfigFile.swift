@@ -45,6 +45,18 @@ package enum ConfigFile {
                 throw ConfigError(source: path, path: error.path, message: error.message)
             }
         }
+        // And `craft.jwt_secret_file`: a key that does not load would switch the whole Craft AI surface off (404
+        // on every call), so it is refused here like a TLS file — by check-config, at start and on reload, which
+        // then keeps the running key. Without the key the gateway generates one in the data dir at start.
+        if let secretFile = configuration.craft.jwtSecretFile {
+            do {
+                _ = try CraftSigningKey.load(secretFile: secretFile, dataDir: configuration.dataDir)
+            } catch {
+                throw ConfigError(
+                    source: path, path: "craft.jwt_secret_file",
+                    message: "the access-token key \(error.path) \(error.reason)")
+            }
+        }
         // Likewise the files a pool's `tls:` names (CA, client certificate and key).
         for (index, pool) in configuration.pools.enumerated() {
             do {

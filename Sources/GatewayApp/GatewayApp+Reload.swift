@@ -18,8 +18,10 @@ extension GatewayApp {
     ) -> ConfigStatus.ReloadOutcome {
         let now = Date().timeIntervalSince1970
         let loaded: (configuration: GatewayConfiguration, digest: String)
+        let report: ReloadReport
         do {
             loaded = try ConfigFile.load(path: path, listen: listen, dataDir: dataDir)
+            report = try reload(to: loaded.configuration)
         } catch {
             logger.error(
                 "config reload refused; the running configuration stays",
@@ -28,7 +30,6 @@ extension GatewayApp {
             configStatus.recordReload(.refused, digest: nil, at: now)
             return .refused
         }
-        let report = reload(to: loaded.configuration)
         configStatus.recordReload(.applied, digest: loaded.digest, at: now)
         var metadata: Logger.Metadata = ["config.digest": "\(loaded.digest)", "config.source": "\(path)"]
         if !report.poolsAdded.isEmpty { metadata["pools.new"] = "\(report.poolsAdded.joined(separator: ","))" }

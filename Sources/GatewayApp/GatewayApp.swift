@@ -195,8 +195,19 @@ package final class GatewayApp: Sendable {
 
     /// Makes `new` the configuration of every request that starts from now on (see the type's summary).
     /// `new` has been validated (`ConfigFile.load`); the caller logs and records the outcome.
+    ///
+    /// Keys that need a restart (`listen`, `data_dir`, `store`, …) keep their running values. Two checks then
+    /// run on the configuration that will actually be in force, and refuse the whole reload (nothing changes):
+    /// - the listen policy (no tokens → loopback only, unless `auth: none`) against the *running* listen
+    ///   address, so a file without `listen:` or `tokens:` cannot leave a public listener unauthenticated;
+    /// - TLS on/off: adding or removing `tls:` would change the listener's protocol under its clients (a file
+    ///   whose `tls:` block was lost would turn the port into cleartext). Like nginx/Envoy, where the
+    ///   listener's protocol belongs to the listener, that needs a restart; new certificates for a TLS
+    ///   listener are applied.
+    ///
+    /// - Throws: `ConfigError` naming the key (`listen`, `tls`), with the message a reload logs.
     @discardableResult
-    package func reload(to new: GatewayConfiguration) -> ReloadReport {
+    package func reload(to new: GatewayConfiguration) throws(ConfigError) -> ReloadReport {
         var applied = new
         let (old, oldPools) = generation.withLock { ($0.configuration, $0.pools) }
         var restartRequired: [String] = []
@@ -224,6 +235,16 @@ package final class GatewayApp: Sendable {
             // The process's log handler is installed once, at start-up.
             restartRequired.append("log")
             applied.log = old.log
+        }
+        try applied.validateListenPolicy()
+        if (applied.tls == nil) != (old.tls == nil) {
+            throw ConfigError(
+                source: new.source, path: "tls",
+                message: old.tls == nil
+                    ? "TLS cannot be switched on by a reload: the listener on \(old.listen) serves cleartext "
+                        + "until a restart"
+                    : "TLS cannot be switched off by a reload (the `tls:` block is missing): the listener on "
+                        + "\(old.listen) keeps serving TLS; remove TLS with a restart")
         }
         // New certificates for new connections. A TLS configuration that no longer loads (the files changed
         // after validation) keeps the running one rather than fall back to cleartext.

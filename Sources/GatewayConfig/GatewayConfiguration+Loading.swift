@@ -14,8 +14,13 @@ extension GatewayConfiguration {
         return try parse(yaml: text, source: path)
     }
 
-    /// Parses and validates YAML text. An empty document is the embedded default. Listen policy is not
-    /// checked here (`--listen` may still change the address): call `validateListenPolicy()` afterwards.
+    /// Parses and validates YAML text. Listen policy is not checked here (`--listen` may still change the
+    /// address): call `validateListenPolicy()` afterwards.
+    ///
+    /// An empty or comment-only document is refused ("the file is empty"): it is the classic truncated-file
+    /// failure of an editor or config-management run, and taking it as the embedded default would swap every
+    /// route for the demo on a reload. `{}` is an explicit empty mapping, and takes the defaults. The embedded
+    /// default itself is `serve` without `--config`, which does not parse a file.
     package static func parse(yaml: String, source: String) throws(ConfigError) -> GatewayConfiguration {
         let root: Node?
         do {
@@ -27,7 +32,13 @@ extension GatewayConfiguration {
         }
         var config = GatewayConfiguration.defaults
         config.source = source
-        guard let root else { return config }
+        // No document, or a document with no content (`---` alone): `null` as YAML resolves it.
+        guard let root, root.null == nil else {
+            throw ConfigError(
+                source: source, path: "",
+                message: "the file is empty (no YAML document, only blank lines or comments); "
+                    + "write `{}` to run the built-in defaults")
+        }
         let reader = ConfigNodeReader(source: source)
         let top = try reader.mapping(root, at: "", allowed: Self.topLevelKeys)
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import AsyncDispatch
 import Logging
 package import NIOCore
 import NIOHTTP1
@@ -146,7 +147,9 @@ package final class GatewayServer: Service {
             }
         }
         for waiter in waiters { waiter.resume(returning: address) }
-        var listenMetadata: Logger.Metadata = ["listen.address": "\(address)"]
+        // `host:port` (brackets around IPv6), not SocketAddress's `[IPv4]127.0.0.1/127.0.0.1:8080` description.
+        let host = address.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? configuration.host
+        var listenMetadata: Logger.Metadata = ["listen.address": "\(host):\(address.port ?? configuration.port)"]
         if let tls = services.tls {
             listenMetadata["tls.subject"] = "\(tls.subject)"
             listenMetadata["tls.not_valid_after"] = "\(tls.notValidAfter)"
@@ -159,9 +162,13 @@ package final class GatewayServer: Service {
             try? await serverChannel.closeFuture.get()
         } onGracefulShutdown: {
             services.health.draining()
+            services.operations?.endLongPolls()
             serverChannel.close(promise: nil)
         }
         services.health.draining()
+        // Long-polls (`?wait=`, Craft's outputs wait) are answered with their normal "not done yet" now, not
+        // held for the whole grace and then cut with 503.
+        services.operations?.endLongPolls()
         // Stop accepting is done; now drain what is in flight, then cut what remains.
         services.logger.info("draining connections", metadata: ["connections.open": "\(connections.count)"])
         await connections.drain(grace: configuration.shutdownGrace)

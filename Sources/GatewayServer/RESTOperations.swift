@@ -69,12 +69,21 @@ extension RESTRequestHead {
                     }
                 })
         case .listOperations:
+            if let refusal = RESTOperations.checkListParameters(query) { return fail(refusal) }
             var filter = OperationFilter()
             var pageSize = 0
             if let pipeline = query["pipeline"], !pipeline.isEmpty {
                 let parts = pipeline.split(separator: "/", omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
                     return fail(OperationStoreErrors.invalidFilter(pipeline))
+                }
+                // The filter is an exact match: a `*` would silently match nothing.
+                guard !pipeline.contains("*") else {
+                    return fail(
+                        GatewayError(
+                            .invalidArgument,
+                            "invalid pipeline filter \"\(pipeline)\": wildcards are not supported; "
+                                + "name one namespace/pipeline, or leave pipeline out for all"))
                 }
                 filter.pipeline = pipeline
             }
@@ -123,6 +132,35 @@ extension RESTRequestHead {
 
 /// Running a REST trigger once its body is read: sync (the backend's outputs) or async (an operation).
 enum RESTOperations {
+    /// The query parameters `GET /v1beta/operations` reads, each in both spellings where it has two.
+    static let listParameters: [[String]] = [
+        ["pipeline"], ["state"], ["page_size", "pageSize"], ["page_token", "pageToken"],
+    ]
+
+    /// Refuses a list query the gateway would otherwise answer as if it were not filtered (review 8): an
+    /// unknown parameter (an AIP-160 `filter=` expression, a typo), and a parameter given twice or in both its
+    /// spellings (`state=queued&state=running`: one filter value each; this list takes one). Nil when fine.
+    static func checkListParameters(_ query: RESTQuery) -> GatewayError? {
+        let known = listParameters.flatMap { $0 }
+        if let unknown = query.names.first(where: { !known.contains($0) }) {
+            let hint = unknown == "filter" ? "filter expressions are not supported; " : ""
+            return GatewayError(
+                .invalidArgument,
+                "unknown query parameter \"\(unknown)\" on the operations list: \(hint)"
+                    + "it takes pipeline=<namespace>/<pipeline>, state=<state>, page_size and page_token")
+        }
+        for spellings in listParameters {
+            let given = query.names.filter { spellings.contains($0) }
+            if given.count > 1 {
+                return GatewayError(
+                    .invalidArgument,
+                    "query parameter \"\(spellings[0])\" is given \(given.count) times; the operations list takes "
+                        + "one value (list each \(spellings[0]) separately)")
+            }
+        }
+        return nil
+    }
+
     /// What the frontends call when a trigger's body is complete (sync and async; streams go elsewhere).
     static func run(_ request: TriggerRequest, services: FrontendServices) async -> RESTResponse {
         if request.mode == .async {
@@ -189,6 +227,9 @@ struct RESTQuery {
     }
 
     subscript(name: String) -> String? { items.first { $0.name == name }?.value }
+
+    /// The parameter names in order, repeats included.
+    var names: [String] { items.map(\.name) }
 
     private static func decode(_ text: Substring) throws -> String {
         guard let decoded = PercentDecoding.decodeStrictly(text.utf8, plusAsSpace: true) else {

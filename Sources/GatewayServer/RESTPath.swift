@@ -1,3 +1,4 @@
+import AbacusSurface
 import TriggerModel
 
 /// The REST routes of API.md §2, parsed from a request target without allocating per-character.
@@ -49,6 +50,14 @@ enum RESTPath: Equatable {
         case .abacus(let action): action == "runPipeline" ? ["POST"] : ["GET", "HEAD", "POST"]
         case .craft(let route): route.allowedMethods
         }
+    }
+
+    /// True for an `/api/v0/` method this gateway does not serve: every HTTP method gets the Abacus surface's
+    /// 404 "does not serve" then, since a 405 listing methods would say the path exists (review 8: the
+    /// client's `deletePipeline` is a DELETE).
+    var answersEveryMethod: Bool {
+        guard case .abacus(let action) = self else { return false }
+        return AbacusAPI.Action(rawValue: action) == nil
     }
 
     private static let abacusPrefix = "/api/v0/"

@@ -19,7 +19,7 @@ package import Logging
 /// `.stringConvertible` are written as JSON numbers and Booleans, the rest as strings (arrays and
 /// dictionaries as JSON arrays and objects). In logfmt a value is written bare unless it is empty or holds a
 /// space, `=`, `"`, `\` or a control character; then it is double-quoted with `"`, `\`, newline, carriage
-/// return and tab escaped by a backslash.
+/// return and tab escaped by a backslash and the other control characters (ESC, DEL, …) as `\u00XX`.
 package struct LineLogHandler: LogHandler {
     package var metadata: Logger.Metadata = [:]
     package var metadataProvider: Logger.MetadataProvider?
@@ -247,7 +247,7 @@ package struct LineWriter {
     /// A string value in the line's format.
     private mutating func stringValue(_ value: UnsafeBufferPointer<UInt8>) {
         switch format {
-        case .json: quoted(value, escapingOtherControls: true)
+        case .json: quoted(value)
         case .logfmt: logfmtValue(value)
         }
     }
@@ -293,13 +293,14 @@ package struct LineWriter {
     /// A JSON string (RFC 8259 §7): quote, backslash and control characters escaped.
     private mutating func jsonString(_ text: String) {
         var text = text
-        text.withUTF8 { quoted($0, escapingOtherControls: true) }
+        text.withUTF8 { quoted($0) }
     }
 
-    /// `text` in double quotes with `"`, `\\`, newline, return and tab backslash-escaped, as both formats
-    /// write them; `escapingOtherControls` (JSON) writes the other control bytes as `\u00XX`, which logfmt
-    /// leaves as they are.
-    private mutating func quoted(_ text: UnsafeBufferPointer<UInt8>, escapingOtherControls: Bool) {
+    /// `text` in double quotes with `"`, `\\`, newline, return and tab backslash-escaped, and every other C0
+    /// control byte and DEL as `\u00XX`, in both formats: JSON requires it (RFC 8259 §7), and in logfmt a raw
+    /// ESC from a client's pipeline id or request id would reach the terminal of whoever `tail`s the log
+    /// (escape-sequence injection, review 8).
+    private mutating func quoted(_ text: UnsafeBufferPointer<UInt8>) {
         bytes.append(UInt8(ascii: "\""))
         // The runs between escapes go in whole (one append each, not one per byte).
         var run = 0
@@ -311,7 +312,7 @@ package struct LineWriter {
             case UInt8(ascii: "\n"): escape = #"\n"#
             case UInt8(ascii: "\r"): escape = #"\r"#
             case UInt8(ascii: "\t"): escape = #"\t"#
-            case 0..<0x20 where escapingOtherControls: escape = #"\u00"#
+            case 0..<0x20, 0x7F: escape = #"\u00"#
             default: continue
             }
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[run..<index]))
@@ -355,7 +356,7 @@ package struct LineWriter {
             bytes.append(contentsOf: text)
             return
         }
-        quoted(text, escapingOtherControls: false)
+        quoted(text)
     }
 
     private static func hex(_ nibble: UInt8) -> UInt8 {

@@ -186,7 +186,14 @@ package enum OperationStoreErrors {
     }
 
     package static func alreadyFinished(_ id: String, _ state: OperationState) -> GatewayError {
-        GatewayError(.failedPrecondition, "operation \(id) is already \(state.rawValue)")
+        let finished =
+            switch state {
+            case .cancelled: "was already cancelled"
+            case .succeeded: "has already succeeded"
+            case .failed: "has already failed"
+            case .queued, .running: "is \(state.rawValue)"
+            }
+        return GatewayError(.failedPrecondition, "operation \(id) \(finished)")
     }
 
     package static func idempotencyConflict(_ key: String) -> GatewayError {
@@ -199,18 +206,28 @@ package enum OperationStoreErrors {
 
     /// Maps a failure below the store to `.unavailable` with the client-safe message, and logs the cause.
     /// A `GatewayError` that is not `.unavailable` (conflict, not found...) passes through unchanged.
+    ///
+    /// `described`: the cause in an operator's words (a store knows its driver's errors); when given, the
+    /// driver's own dump goes to a debug line only.
     package static func unavailable(
         _ what: String,
         _ error: any Error,
+        described: String? = nil,
         logger: Logger,
         requestID: String? = nil
     ) -> GatewayError {
         if let error = error as? GatewayError {
             if error.code != .unavailable || error.message == unavailableMessage { return error }
         }
-        var metadata: Logger.Metadata = ["store.call": "\(what)", "error": "\(String(reflecting: error))"]
+        let dump = String(reflecting: error)
+        var metadata: Logger.Metadata = ["store.call": "\(what)", "error": "\(described ?? dump)"]
         if let requestID { metadata["request_id"] = "\(requestID)" }
         logger.warning("operation store call failed", metadata: metadata)
+        if let described, described != dump {
+            logger.debug(
+                "operation store call failed: the driver's error",
+                metadata: ["store.call": "\(what)", "error": "\(dump)"])
+        }
         return GatewayError(.unavailable, unavailableMessage)
     }
 

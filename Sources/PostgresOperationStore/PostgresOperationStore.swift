@@ -921,9 +921,11 @@ package final class PostgresOperationStore: OperationStore {
         } catch {
             if forOperator {
                 throw (error as? GatewayError)
-                    ?? GatewayError(.unavailable, "cannot reach PostgreSQL: \(String(reflecting: error))")
+                    ?? GatewayError(
+                        .unavailable, "cannot reach PostgreSQL: \(PostgresErrorDescription.describe(error))")
             }
-            throw OperationStoreErrors.unavailable(what, error, logger: logger)
+            throw OperationStoreErrors.unavailable(
+                what, error, described: PostgresErrorDescription.describe(error), logger: logger)
         }
     }
 

@@ -151,6 +151,24 @@ struct AbacusVariableMappingsTests {
         #expect(direct?.message.contains("pipelineVariableMappings[0].value") == true, "\(String(describing: direct))")
     }
 
+    @Test("a data URI with a raw space or non-ASCII filename: the error says to percent-encode it (review 8)")
+    func rawFileName() throws {
+        for name in ["pic x.png", "pic 🚀.png"] {
+            let error = try #require(
+                failure(
+                    #"[{"name":"f","variableType":"ATTACHMENT","value":"data:image/png;filename=\#(name);base64,iVBORw0KGgo="}]"#
+                ))
+            #expect(error.type == .invalidParameter)
+            #expect(error.message.contains("percent-encode"), "\(error.message)")
+            #expect(error.message.contains("filename=\(name)"), "\(error.message)")
+        }
+        // Percent-encoded, the same name is a binary with its name decoded.
+        let decoded = try decode(
+            #"[{"name":"f","variableType":"ATTACHMENT","value":"data:image/png;filename=pic%20%F0%9F%9A%80.png;base64,iVBORw0KGgo="}]"#
+        )
+        #expect(try #require(decoded["f"]?.blobValue).fileName == "pic 🚀.png")
+    }
+
     @Test("the list and each item must have the right shape; a name may be given once")
     func shapes() throws {
         #expect(failure(#"{"name":"v"}"#)?.type == .invalidParameter)

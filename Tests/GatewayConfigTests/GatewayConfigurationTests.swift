@@ -40,6 +40,14 @@ struct GatewayConfigurationTests {
           - {namespace: "*", pool: web}
         """
 
+    @Test(
+        "an empty or comment-only document is refused (a truncated file)",
+        arguments: ["", "\n\n", "# all gone\n", "---\n"])
+    func emptyDocumentRefused(yaml: String) throws {
+        let error = #expect(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml, source: "e.yaml") }
+        #expect(error?.description.hasPrefix("e.yaml: the file is empty") == true, "\(String(describing: error))")
+    }
+
     @Test("outlier detection and active health check keys parse; without them: detection on, no health check")
     func poolResilienceKeys() throws {
         let yaml = """
@@ -195,11 +203,11 @@ struct GatewayConfigurationTests {
         #expect(config.timeouts.writeProgress == .seconds(3))
     }
 
-    @Test("an empty file, or one with only comments, is the embedded default", arguments: ["", "# nothing\n", "---\n"])
-    func emptyFileIsDefault(yaml: String) throws {
+    @Test("`{}` (an explicit empty mapping) is the embedded default")
+    func emptyMappingIsDefault() throws {
         var expected = GatewayConfiguration.defaults
         expected.source = "empty.yaml"
-        #expect(try GatewayConfiguration.parse(yaml: yaml, source: "empty.yaml") == expected)
+        #expect(try GatewayConfiguration.parse(yaml: "{}", source: "empty.yaml") == expected)
     }
 
     @Test("empty sections (`limits:` with nothing under it) keep their defaults")

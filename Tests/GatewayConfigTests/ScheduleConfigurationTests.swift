@@ -67,7 +67,7 @@ struct ScheduleConfigurationTests {
 
     @Test("no schedules key: no schedules")
     func noSchedules() throws {
-        #expect(try GatewayConfiguration.parse(yaml: "", source: "e.yaml").schedules.isEmpty)
+        #expect(try GatewayConfiguration.parse(yaml: "{}", source: "e.yaml").schedules.isEmpty)
     }
 
     static let refusals: [(String, String)] = [

@@ -5,7 +5,7 @@ import Testing
 struct StoreConfigurationTests {
     @Test("no store section is SQLite under data_dir with the documented defaults")
     func defaults() throws {
-        let config = try GatewayConfiguration.parse(yaml: "", source: "t.yaml")
+        let config = try GatewayConfiguration.parse(yaml: "{}", source: "t.yaml")
         #expect(config.store == StoreConfiguration.defaults)
         #expect(config.store.kind == .sqlite)
         #expect(config.store.lease == .seconds(10))

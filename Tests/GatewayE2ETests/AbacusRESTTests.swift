@@ -71,6 +71,25 @@ struct AbacusRESTTests {
         }
     }
 
+    @Test(
+        "an /api/v0/ method the gateway does not serve is 404 \"does not serve\" whatever the HTTP method (no 405)",
+        arguments: ["DELETE", "POST", "GET", "PUT"])
+    func unservedMethodAnyVerb(method: String) async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let response = try await client.request(method, "/api/v0/deletePipeline?pipelineId=echo")
+            #expect(response.status == 404, "\(response.bodyString)")
+            #expect(response.header("allow") == nil)
+            let body = try json(response.body)
+            #expect(body["success"] as? Bool == false, "\(body)")
+            #expect(
+                (body["error"] as? String)?.contains("does not serve the Abacus.AI API method \"deletePipeline\"")
+                    == true, "\(body)")
+            // The connection is still usable afterwards.
+            #expect(try await client.request("GET", "/api/v0/version").status == 200)
+        }
+    }
+
     @Test("reads take GET with a query string as well as POST with JSON; runPipeline is POST only; HEAD has no body")
     func getAndPost() async throws {
         try await withTestGateway { gateway in

@@ -97,7 +97,9 @@ struct AsyncRESTTests {
         }
     }
 
-    @Test("unknown id is 404; cancel of a finished operation is 409 naming its state; cancel of a running one works")
+    @Test(
+        "unknown id is 404; cancel of a finished operation is 409 naming its state; cancel of a running one works, again is 200"
+    )
     func cancelAndNotFound() async throws {
         let probe = DemoPipelines.CancellationProbe()
         try await withTestGateway(inProcessRunner: DemoPipelines(cancellations: probe)) { gateway in
@@ -114,7 +116,7 @@ struct AsyncRESTTests {
             (status, body) = try await client.post("/v1beta/\(doneName):cancel")
             #expect(status == 409, "\(body)")
             #expect(body["code"] as? Int == 9)
-            #expect((body["message"] as? String)?.contains("succeeded") == true, "\(body)")
+            #expect((body["message"] as? String)?.hasSuffix("has already succeeded") == true, "\(body)")
 
             let (_, long) = try await client.trigger("sleep", ["ms": 30_000])
             let longName = try #require(long.operationName)
@@ -141,6 +143,17 @@ struct AsyncRESTTests {
             #expect(settled, "the cancelled run is still counted as running")
             let final = try await client.get("/v1beta/\(longName)")
             #expect((final.json["operation"] as? [String: Any])?.metadataState == "cancelled")
+            // A retried cancel is idempotent (review 8): 200 with the cancelled operation, not 409, and the
+            // finished count is not bumped again.
+            let before = Exposition(try await client.client.request("GET", "/metrics").bodyString)
+            (status, body) = try await client.post("/v1beta/\(longName):cancel")
+            #expect(status == 200, "\(body)")
+            #expect((body["operation"] as? [String: Any])?.metadataState == "cancelled", "\(body)")
+            #expect((body["operation"] as? [String: Any])?["name"] as? String == longName, "\(body)")
+            let after = Exposition(try await client.client.request("GET", "/metrics").bodyString)
+            let finished = #"trigger_gateway_async_finished_total{state="cancelled"}"#
+            #expect(
+                after.samples[finished] == before.samples[finished], "\(String(describing: after.samples[finished]))")
         }
     }
 
@@ -223,6 +236,22 @@ struct AsyncRESTTests {
             (status, page) = try await client.get(
                 "/v1beta/operations?pipeline=demo%2Fecho&page_size=2&page_token=\(first)")
             #expect(status == 200, "\(page)")
+
+            // What would otherwise be answered as if unfiltered, or filtered by the first value only (review 8):
+            // 400 INVALID_ARGUMENT naming the parameter.
+            for (query, words) in [
+                ("filter=state%3Dfailed", "unknown query parameter \"filter\""),
+                ("pipline=demo%2Fecho", "unknown query parameter \"pipline\""),
+                ("pipeline=demo%2Fecho&pipeline=demo%2Ffail", "\"pipeline\" is given 2 times"),
+                ("state=queued&state=running", "\"state\" is given 2 times"),
+                ("page_size=2&pageSize=3", "\"page_size\" is given 2 times"),
+                ("pipeline=demo%2F*", "wildcards are not supported"),
+            ] {
+                (status, page) = try await client.get("/v1beta/operations?\(query)")
+                #expect(status == 400, "\(query): \(page)")
+                #expect(page["code"] as? Int == 3, "\(query): \(page)")
+                #expect((page["message"] as? String)?.contains(words) == true, "\(query): \(page)")
+            }
         }
     }
 

@@ -1,4 +1,6 @@
+import AsyncDispatch
 import Foundation
+import GatewayApp
 import GatewayTestSupport
 import NIOCore
 import Observability
@@ -193,6 +195,39 @@ struct GraceExpiryTests {
             let answer: [String: String] = ["code": outcome.first ?? "", "details": outcome.last ?? ""]
             #expect(answer["code"] == "UNAVAILABLE", "\(answer)")
             #expect(answer["details"]?.contains("shutting down") == true, "\(answer)")
+        }
+    }
+}
+
+extension GraceExpiryTests {
+    /// Review 8, finding 12: a long-poll is only a wait; at drain start it gets its normal "not done yet"
+    /// answer, not the grace's 503 at its end.
+    @Test("a long-poll in flight at shutdown is answered at drain start with done:false, not held for the grace")
+    func longPollAnsweredAtDrainStart() async throws {
+        try await withTestGateway(yaml: "timeouts: {shutdown_grace: 5s}\n") { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (status, accepted) = try await client.trigger("sleep", ["ms": 20_000])
+            #expect(status == 200, "\(accepted)")
+            let name = try #require(accepted.operationName)
+            let waiter = try await AsyncClient.connect(port: gateway.port)
+            let clock = ContinuousClock()
+            let poll = Task { () async throws -> (Int, Bool?) in
+                let (status, body) = try await waiter.get("/v1beta/\(name)?wait=30s")
+                return (status, (body["operation"] as? [String: Any])?["done"] as? Bool)
+            }
+            let operations = try #require(gateway.app.operations)
+            #expect(
+                await eventually(within: .seconds(10), interval: .milliseconds(5)) {
+                    operations.completions.waiterCount >= 1
+                }, "the long-poll never started waiting")
+            let started = clock.now
+            let stopping = Task { await gateway.beginShutdown() }
+            let (pollStatus, done) = try await poll.value
+            let waited = clock.now - started
+            #expect(pollStatus == 200)
+            #expect(done == false)
+            #expect(waited < .seconds(3), "held \(waited) of the 5 s grace")
+            await stopping.value
         }
     }
 }

@@ -144,6 +144,14 @@ struct ReadinessTests {
             #expect(read.status == 503)
             #expect(read.header("retry-after") != nil)
             Self.expectNothingInternal(read.bodyString)
+            // The log says what failed in words, not as a driver's Swift dump (review 8).
+            #expect(await gateway.logOccurrences(of: "operation store call failed", timeout: .seconds(10)) >= 1)
+            let storeLines = gateway.logged.split(separator: "\n").filter { $0.contains("operation store call failed") }
+            for line in storeLines {
+                #expect(!line.contains("ConnectionPoolModule") && !line.contains("(base:"), "\(line)")
+                #expect(!line.contains("PSQLError") && !line.contains("PostgresNIO"), "\(line)")
+                #expect(!line.contains("GatewayError("), "\(line)")
+            }
 
             try await postgres.start()
             let up = try await Self.waitForStatus(200, "/readyz?component=async", port: port)

@@ -70,6 +70,19 @@ struct ReflectionTests {
                     "\(empty.stderr)")
             }
 
+            // A bad instill-requester-uid fails the call it is for, not grpcurl's reflection lookup (review 8).
+            let badRequester = try await Self.grpcurl([
+                "-H", "instill-requester-uid: not-a-uuid",
+                "-d", #"{"namespace_id":"demo","pipeline_id":"upper","data":[{"variable":{"prompt":"x"}}]}"#,
+                address, "pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline",
+            ])
+            #expect(badRequester.status != 0, "\(badRequester.stdoutString)")
+            #expect(!badRequester.stderr.contains("failed to query for service descriptor"), "\(badRequester.stderr)")
+            #expect(badRequester.stderr.contains("Code: InvalidArgument"), "\(badRequester.stderr)")
+            #expect(
+                badRequester.stderr.contains(#"instill-requester-uid "not-a-uuid" is not a UUID"#),
+                "\(badRequester.stderr)")
+
             // grpc.health.v1 through reflection too.
             let health = try await Self.grpcurl([address, "grpc.health.v1.Health/Check"])
             #expect(health.stdoutString.contains("\"SERVING\""), "\(health.stderr)")

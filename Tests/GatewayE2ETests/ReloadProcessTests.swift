@@ -174,4 +174,104 @@ struct ReloadProcessTests {
             #expect(await server.stop() == 0)
         }
     }
+
+    /// Review 8, findings 1, 3 and 3b on the real executable: a reload is checked against the configuration
+    /// actually in force, and a file that would silently switch things off is refused, the running one staying.
+    @Test(
+        "SIGHUP: no tokens on a non-loopback listener, an empty file, a bad craft.jwt_secret_file are refused; check-config agrees"
+    )
+    func refusedReloads() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-refuse-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("gateway.yaml")
+        let keyFile = dir.appendingPathComponent("craft.key")
+        try Data(String(repeating: "k", count: 40).utf8).write(to: keyFile)
+        // A non-loopback listener (all addresses) is allowed because it has a token. The file's `listen` is the
+        // one in force: no `--listen` override, which a reload would apply to the new file as well.
+        let running = """
+            listen: "0.0.0.0:0"
+            tokens: [{name: alice, token: s3cret}]
+            craft: {jwt_secret_file: \(keyFile.path)}
+            """
+        try running.write(to: file, atomically: true, encoding: .utf8)
+        let server = try await TestProcess.Server.start(
+            ProcessTests.gatewayPath,
+            ["serve", "--config", file.path, "--data-dir", dir.appendingPathComponent("data").path])
+        do {
+            try await Self.refusedReloads(server: server, file: file, keyFile: keyFile, running: running)
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
+    static func refusedReloads(server: TestProcess.Server, file: URL, keyFile: URL, running: String) async throws {
+        // The start-up line names the address as host:port, not as SocketAddress's description.
+        #expect(
+            await server.logOccurrences(of: "listen.address=0.0.0.0:\(server.port)\n", timeout: .seconds(10)) == 1,
+            "\(server.logged)")
+        let client = try await TestHTTPClient.connect(port: server.port)
+        let alice = [("authorization", "Bearer s3cret")]
+        func trigger(_ headers: [(String, String)]) async throws -> Int {
+            try await client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders + headers,
+                body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
+            ).status
+        }
+        #expect(try await trigger([]) == 401)
+        #expect(try await trigger(alice) == 200)
+
+        var refusals = 0
+        // Each file: what check-config says about it alone, and that SIGHUP refuses it with the message.
+        for (yaml, message) in [
+            // No `listen:` (the default is loopback) and no tokens: the listen policy is checked against the
+            // running 0.0.0.0, which a reload keeps, not against the file's default.
+            ("tokens: []\n", "refusing to listen on 0.0.0.0:"),
+            ("# the rest of the file was lost\n\n", "the file is empty"),
+            ("", "the file is empty"),
+        ] {
+            try yaml.write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            refusals += 1
+            #expect(
+                await server.logOccurrences(of: "config reload refused", atLeast: refusals, timeout: .seconds(10))
+                    == refusals, "\(yaml): \(server.logged)")
+            #expect(server.logged.contains(message), "\(yaml): \(server.logged)")
+            #expect(try await trigger([]) == 401, "\(yaml): the token is still required")
+            #expect(try await trigger(alice) == 200)
+        }
+        let empty = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
+        #expect(empty.status != 0 && empty.stderr.contains("\(file.path): the file is empty"), "\(empty.stderr)")
+
+        // The Craft key replaced by a short file mid-rotation: refused, the running key keeps serving.
+        let refresh = try await client.request(
+            "POST", "/api/v1/auth/refresh", headers: jsonHeaders, body: try jsonBody(["refresh_token": "s3cret"]))
+        let accessToken = try #require(try json(refresh.body)["access_token"] as? String, "\(refresh.bodyString)")
+        try running.write(to: file, atomically: true, encoding: .utf8)
+        try Data("short".utf8).write(to: keyFile)
+        server.signal(SIGHUP)
+        refusals += 1
+        #expect(
+            await server.logOccurrences(of: "config reload refused", atLeast: refusals, timeout: .seconds(10))
+                == refusals, "\(server.logged)")
+        #expect(server.logged.contains("craft.jwt_secret_file: the access-token key"), "\(server.logged)")
+        let craft = try await client.request(
+            "GET", "/api/v1/pipelines/echo", headers: [("authorization", "Bearer \(accessToken)")])
+        #expect(craft.status == 200, "the running key stays: \(craft.bodyString)")
+        let check = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
+        #expect(check.status != 0, "\(check.stdoutString)")
+        #expect(
+            check.stderr.contains("craft.jwt_secret_file: the access-token key \(keyFile.path) holds 5 bytes"),
+            "\(check.stderr)")
+        try FileManager.default.removeItem(at: keyFile)
+        let missing = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
+        #expect(missing.status != 0 && missing.stderr.contains("cannot be read"), "\(missing.stderr)")
+
+        let metrics = try await client.request("GET", "/metrics", headers: alice).bodyString
+        #expect(metrics.contains("trigger_gateway_config_last_reload_successful 0"), "\(metrics)")
+        #expect(metrics.contains(#"trigger_gateway_config_reloads_total{outcome="refused"} 4"#), "\(metrics)")
+        await client.close()
+        #expect(await server.stop() == 0)
+    }
 }

@@ -143,7 +143,7 @@ struct ReloadTests {
             new.listen = .init(host: "127.0.0.1", port: 1)
             new.dataDir = "/nonexistent"
             new.store.workers += 1
-            let report = gateway.app.reload(to: new)
+            let report = try gateway.app.reload(to: new)
             #expect(report.restartRequired == ["listen", "data_dir", "store"])
             #expect(gateway.app.configuration.listen == gateway.configuration.listen)
             #expect(gateway.app.configuration.dataDir == gateway.configuration.dataDir)

@@ -139,6 +139,37 @@ struct TLSListenerTests {
     }
 }
 
+extension TLSListenerTests {
+    /// Review 8, finding 2: a file whose `tls:` block was lost must not turn the TLS port into cleartext.
+    @Test("a reload cannot switch TLS off (nor on): refused with the key path, the listener keeps its protocol")
+    func reloadCannotToggleTLS() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await withTestGateway(yaml: Self.yaml(pki)) { gateway in
+            let error = #expect(throws: ConfigError.self) { try gateway.reload(yaml: "log: {level: info}\n") }
+            #expect(error?.path == "tls", "\(String(describing: error))")
+            #expect(
+                error?.message.contains("cannot be switched off by a reload") == true, "\(String(describing: error))")
+            let tls = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile])
+            #expect(tls.output.contains("status=200"), "\(tls.output)")
+            let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])
+            #expect(
+                plain.output.contains("status=400") && plain.output.contains("this port requires TLS"),
+                "\(plain.output)")
+            // New certificates are still applied by a reload that keeps `tls:`.
+            _ = try gateway.reload(yaml: Self.yaml(pki, cert: pki.otherServerCert, key: pki.otherServerKey))
+            let renewed = try await Self.trigger(port: gateway.port, ["--cacert", pki.otherCAFile])
+            #expect(renewed.output.contains("status=200"), "\(renewed.output)")
+        }
+        try await withTestGateway { gateway in
+            let error = #expect(throws: ConfigError.self) { try gateway.reload(yaml: Self.yaml(pki)) }
+            #expect(error?.path == "tls", "\(String(describing: error))")
+            let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])
+            #expect(plain.output.contains("status=200"), "cleartext until a restart: \(plain.output)")
+        }
+    }
+}
+
 /// `ListenerTLS.load`: what an operator gets wrong, refused when the configuration loads.
 @Suite("ListenerTLS.load refuses unusable files with the key path and the reason")
 struct ListenerTLSLoadTests {

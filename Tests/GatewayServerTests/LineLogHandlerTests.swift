@@ -32,6 +32,24 @@ struct LineLogHandlerTests {
                 + "request_id=r-1 status=200\n")
     }
 
+    @Test("logfmt and JSON: ESC, other C0 controls and DEL are written as \\u00XX, never raw (terminal injection)")
+    func controlCharacters() throws {
+        let value = "q\u{1B}[31mred\u{07}\u{7F}\u{1F}é"
+        for format in [LineFormat.logfmt, .json] {
+            let bytes = LineLogHandler.line(
+                format: format, timestamp: (1_796_006_369, 7), level: .info, label: "trigger-gateway",
+                message: "request", metadata: ["pipeline": .string(value)])
+            let raw = bytes.filter { ($0 < 0x20 && $0 != 0x0A) || $0 == 0x7F }
+            #expect(raw.isEmpty, "\(format): raw control bytes \(raw)")
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(text.contains(#""q\u001b[31mred\u0007\u007f\u001fé""#), "\(format): \(text)")
+            if format == .json {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+                #expect(object["pipeline"] as? String == value)
+            }
+        }
+    }
+
     @Test("JSON: one object per line, numbers as numbers, strings escaped")
     func json() throws {
         let text = Self.line(.json)

@@ -29,7 +29,7 @@ package struct TestGateway: Sendable {
         var new = try GatewayConfiguration.parse(yaml: yaml, source: "reload.yaml")
         new.listen = configuration.listen
         new.dataDir = configuration.dataDir
-        return app.reload(to: new)
+        return try app.reload(to: new)
     }
 
     /// Connections closed at accept because `limits.max_connections` were open.

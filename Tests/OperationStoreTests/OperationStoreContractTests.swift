@@ -646,7 +646,7 @@ struct OperationStoreContractTests {
             #expect(try await store.get(id: queued) == cancelled)
             let again = await gatewayError { _ = try await store.cancel(id: queued) }
             #expect(again?.code == .failedPrecondition)
-            #expect(again?.message == "operation \(queued) is already cancelled")
+            #expect(again?.message == "operation \(queued) was already cancelled")
 
             let running = try await store.enqueue(Fixtures.request(text: "r"), idempotencyKey: nil).operation.id
             let t0 = Fixtures.now() + 1
@@ -664,7 +664,7 @@ struct OperationStoreContractTests {
             #expect(try await store.complete(id: succeeded, owner: "A", result: Fixtures.result(), now: t0 + 3))
             let finished = await gatewayError { _ = try await store.cancel(id: succeeded) }
             #expect(finished?.code == .failedPrecondition)
-            #expect(finished?.message == "operation \(succeeded) is already succeeded")
+            #expect(finished?.message == "operation \(succeeded) has already succeeded")
 
             let unknown = await gatewayError { _ = try await store.cancel(id: "0000000000000000000000zzzz") }
             #expect(unknown?.code == .notFound)

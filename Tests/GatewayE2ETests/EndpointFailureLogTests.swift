@@ -1,0 +1,46 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import Testing
+
+/// Review 8, finding 4, on the real executable: an endpoint that is down is one warning, not one per try.
+@Suite("a failing endpoint is logged once per interval, every failure still counted", .serialized)
+struct EndpointFailureLogTests {
+    @Test("20 calls to a refused endpoint: one warning line; the backend metrics count every try")
+    func oneWarningPerInterval() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-down-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        // Port 1 on loopback: connection refused at once. Outlier detection off, so every call tries it.
+        try """
+        pools:
+          - {name: down, transport: http, endpoints: ["127.0.0.1:1"], outlier_detection: {consecutive_failures: 0}}
+        routes: [{namespace: down, pipeline: "*", pool: down}]
+        """.write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            let calls = 20
+            for _ in 0..<calls {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/down/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#))
+                #expect(response.status >= 500, "\(response.bodyString)")
+            }
+            let metrics = try await client.request("GET", "/metrics").bodyString
+            await client.close()
+            // Each call tried the endpoint at least once, and the histogram of tries counts them all.
+            let tries = metrics.split(separator: "\n").first {
+                $0.hasPrefix("trigger_gateway_backend_request_duration_seconds_count")
+                    && $0.contains(#"endpoint="127.0.0.1:1""#)
+            }
+            let counted = tries.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+            #expect(counted >= Double(calls), "\(String(describing: tries))")
+            #expect(await server.stopAndReadLog())
+            let warnings = server.logged.split(separator: "\n").filter {
+                $0.contains(#"msg="backend endpoint failed""#) && $0.contains("level=warning")
+            }
+            // All 20 calls fall within the 10 s interval of the first failure.
+            #expect(warnings.count == 1, "\(warnings.prefix(3))")
+            #expect(warnings.first?.contains(#"backend.endpoint=127.0.0.1:1"#) == true, "\(warnings)")
+        }
+    }
+}
