@@ -203,34 +203,16 @@ enum CanonicalSyncResponse {
             return true
         }
 
-        /// The text of a key the scan accepted (only the escapes `canonicalEscape` allows), unescaped.
+        /// The text of a key the scan accepted, unescaped by the parser's own string reading (the key with its
+        /// quotes as a document), so the two cannot disagree on what a key is. A key the parser would not read
+        /// as a plain string (a `data:` blob) compares as "", equal to any other such key: the scan then says
+        /// "no" and the caller takes the decoding path, which is always right.
         private func decodedKey(_ key: (start: Int, count: Int)) -> String {
-            var utf8: [UInt8] = []
-            utf8.reserveCapacity(key.count)
-            var i = key.start
-            let end = key.start + key.count
-            while i < end {
-                guard bytes[i] == UInt8(ascii: "\\") else {
-                    utf8.append(bytes[i])
-                    i += 1
-                    continue
-                }
-                switch bytes[i + 1] {
-                case UInt8(ascii: "n"): utf8.append(0x0A)
-                case UInt8(ascii: "r"): utf8.append(0x0D)
-                case UInt8(ascii: "t"): utf8.append(0x09)
-                case UInt8(ascii: "b"): utf8.append(0x08)
-                case UInt8(ascii: "f"): utf8.append(0x0C)
-                case UInt8(ascii: "u"):
-                    // `\u00xx`, lowercase hex, a control character.
-                    utf8.append((lowerHex(bytes[i + 4]) ?? 0) << 4 | (lowerHex(bytes[i + 5]) ?? 0))
-                    i += 6
-                    continue
-                default: utf8.append(bytes[i + 1])  // `\"` and `\\`
-                }
-                i += 2
-            }
-            return String(decoding: utf8, as: UTF8.self)
+            var parser = JSONParser(
+                UnsafeRawBufferPointer(start: bytes + key.start - 1, count: key.count + 2), maxDepth: 1,
+                pathPrefix: "")
+            guard case .string(let text)? = try? parser.parseDocument() else { return "" }
+            return text
         }
 
         private mutating func array() -> Bool {
