@@ -88,9 +88,14 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
             case .head(let head):
                 let method = HTTPMethod(rawValue: head.method)
                 answersWithoutBody.append(method == .HEAD || method == .CONNECT)
-                let requestHead = HTTPRequestHead(
+                var requestHead = HTTPRequestHead(
                     version: HTTPVersion(major: 1, minor: head.minorVersion), method: method, uri: head.target,
                     headers: HTTPHeaders(head.fieldPairs))
+                // The decoder's persistence decision wins where the head alone would keep the connection: an
+                // HTTP/1.0 request framed by Transfer-Encoding closes after its answer (RFC 9112 §6.1).
+                if !head.keepAlive && requestHead.isKeepAlive {
+                    requestHead.headers.replaceOrAdd(name: "connection", value: "close")
+                }
                 context.fireChannelRead(wrapInboundOut(.head(requestHead)))
             case .body(let slice):
                 context.fireChannelRead(wrapInboundOut(.body(slice)))

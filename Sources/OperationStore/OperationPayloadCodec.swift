@@ -13,8 +13,19 @@ package struct OperationPayloadCodec: Sendable {
 
     package var inlineBlobLimit: Int
 
-    package init(inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit) {
+    /// Whether integers past 2^53 (`Value.largeInteger`) are stored as their digits. False in this version: it
+    /// reads the digits form but writes the nearest double, as earlier versions did, because an earlier
+    /// instance sharing the PostgreSQL store during a rolling upgrade (or a rollback on either store) cannot
+    /// read the new tag, and one such row fails that instance's whole claim batch. The next version writes the
+    /// digits (expand, then contract); until then a stored async request or result holds the nearest double,
+    /// while sync answers and streams, which are never stored, keep the digits.
+    package var largeIntegerDigits: Bool
+
+    package init(
+        inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit, largeIntegerDigits: Bool = false
+    ) {
         self.inlineBlobLimit = inlineBlobLimit
+        self.largeIntegerDigits = largeIntegerDigits
     }
 
     private static let formatVersion: UInt8 = 1
@@ -28,7 +39,9 @@ package struct OperationPayloadCodec: Sendable {
     /// Everything of the request except its deadline (a monotonic instant of the accepting process).
     /// Spilled blobs are named `<blobPrefix><n>`.
     package func encode(_ request: TriggerRequest, blobPrefix: String) -> Encoded {
-        var w = PayloadWriter(sink: ByteBuffer(), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix)
+        var w = PayloadWriter(
+            sink: ByteBuffer(), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix,
+            largeIntegerDigits: largeIntegerDigits)
         w.byte(Self.formatVersion)
         Self.writeRef(request.ref, to: &w)
         w.string(request.mode.rawValue)
@@ -79,7 +92,9 @@ package struct OperationPayloadCodec: Sendable {
     }
 
     package func encode(_ result: TriggerResult, blobPrefix: String) -> Encoded {
-        var w = PayloadWriter(sink: ByteBuffer(), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix)
+        var w = PayloadWriter(
+            sink: ByteBuffer(), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix,
+            largeIntegerDigits: largeIntegerDigits)
         w.byte(Self.formatVersion)
         w.objects(result.outputs)
         let traces = result.metadata.traces

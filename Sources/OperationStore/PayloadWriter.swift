@@ -69,12 +69,17 @@ struct PayloadWriter<Sink: PayloadSink> {
     var sink: Sink
     let inlineLimit: Int?
     let spillPrefix: String
+    /// Whether a `Value.largeInteger` is written as its digits (`PayloadTag.largeInteger`) or as its nearest
+    /// double (`PayloadTag.number`, what every earlier version wrote and can read). See
+    /// `OperationPayloadCodec.largeIntegerDigits`.
+    let largeIntegerDigits: Bool
     private(set) var spilled: [SpilledBlob] = []
 
-    init(sink: Sink, inlineLimit: Int?, spillPrefix: String = "") {
+    init(sink: Sink, inlineLimit: Int?, spillPrefix: String = "", largeIntegerDigits: Bool = false) {
         self.sink = sink
         self.inlineLimit = inlineLimit
         self.spillPrefix = spillPrefix
+        self.largeIntegerDigits = largeIntegerDigits
     }
 
     mutating func byte(_ byte: UInt8) {
@@ -138,8 +143,13 @@ struct PayloadWriter<Sink: PayloadSink> {
             byte(PayloadTag.number.rawValue)
             uint64(n.bitPattern)
         case .largeInteger(let i):
-            byte(PayloadTag.largeInteger.rawValue)
-            string(i.digits)
+            if largeIntegerDigits {
+                byte(PayloadTag.largeInteger.rawValue)
+                string(i.digits)
+            } else {
+                byte(PayloadTag.number.rawValue)
+                uint64(i.doubleValue.bitPattern)
+            }
         case .string(let s):
             byte(PayloadTag.string.rawValue)
             string(s)

@@ -341,7 +341,7 @@ package final class PostgresOperationStore: OperationStore {
         // re-check of the WHERE clause on locked rows (READ COMMITTED) drops rows claimed meanwhile.
         //
         // Queued and lease-expired rows are looked for separately, each through its partial index
-        // (`claimIndexStatements`), then the oldest of both are taken. One condition with an OR made PostgreSQL
+        // (`claimIndexes`), then the oldest of both are taken. One condition with an OR made PostgreSQL
         // read every due row (a bitmap scan) and sort them all for each claim, so a claim cost grew with the
         // backlog (6 ms for 13 000 queued rows, bench/README.md, pgaccept). Now, with statistics that know the
         // backlog, it reads the `limit` oldest queued rows in index order (and an index scan marks the entries of
@@ -621,7 +621,7 @@ package final class PostgresOperationStore: OperationStore {
                 try await connection.query(PostgresQuery(unsafeSQL: schedulesTableSQL), logger: logger)
                 // The claim indexes, the same unversioned way: a database made by an earlier gateway trades its
                 // (state, not_before, seq) and (state, lease_expires_at) indexes for these at the next start.
-                for statement in claimIndexStatements() + addedColumnStatements() {
+                for statement in try await missingSchemaStatements(on: connection) {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
                 // The batch procedures (`BatchStatement`), the same unversioned way: only this and later gateways
@@ -684,27 +684,61 @@ package final class PostgresOperationStore: OperationStore {
     /// so expired leases are found without reading the live ones. Partial, so only rows in those states are in
     /// them: an operation adds an entry to each on its way through (and one per lease renewal), where the
     /// (state, …) indexes they replace took one per row version in every state. Idempotent: runs at every start.
-    private func claimIndexStatements() -> [String] {
-        [
-            "DROP INDEX IF EXISTS \(operations)_claim_queued",
-            "DROP INDEX IF EXISTS \(operations)_claim_leases",
-            "CREATE INDEX IF NOT EXISTS \(operations)_queued ON \(operations) (seq) WHERE state = 'queued'",
-            "CREATE INDEX IF NOT EXISTS \(operations)_leases ON \(operations) (lease_expires_at) WHERE state = 'running'",
-        ]
+    /// The claim indexes: an earlier gateway's two dropped, these two made.
+    private var claimIndexes: (dropped: [String], made: [(name: String, sql: String)]) {
+        (
+            dropped: ["\(operations)_claim_queued", "\(operations)_claim_leases"],
+            made: [
+                (
+                    "\(operations)_queued",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_queued ON \(operations) (seq) WHERE state = 'queued'"
+                ),
+                (
+                    "\(operations)_leases",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_leases ON \(operations) (lease_expires_at) "
+                        + "WHERE state = 'running'"
+                ),
+                // The index of `OperationFilter.deployment` (partial: operations of no deployment, most, are not
+                // in it).
+                (
+                    "\(operations)_by_deployment",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_by_deployment ON \(operations) (deployment, seq) "
+                        + "WHERE deployment IS NOT NULL"
+                ),
+            ]
+        )
     }
 
-    /// The columns of `OperationRow.addedColumns` (additive: an earlier gateway sharing the database neither names
-    /// nor needs them; `ADD COLUMN` with a constant default rewrites no row), and the index of
-    /// `OperationFilter.deployment` (partial: operations of no deployment, most, are not in it). Idempotent.
-    private func addedColumnStatements() -> [String] {
-        OperationRow.addedColumns.map { column in
-            "ALTER TABLE \(operations) ADD COLUMN IF NOT EXISTS \(column.name) \(column.definition)"
-        } + [
-            """
-            CREATE INDEX IF NOT EXISTS \(operations)_by_deployment ON \(operations) (deployment, seq) \
-            WHERE deployment IS NOT NULL
-            """
-        ]
+    /// The statements that bring a database made by an earlier gateway to this one's claim indexes and
+    /// `OperationRow.addedColumns` (additive: an earlier gateway sharing the database neither names nor needs
+    /// them; `ADD COLUMN` with a constant default rewrites no row), only those whose change is missing. Why not
+    /// run them all, each being idempotent: `CREATE INDEX` takes a SHARE lock on the table and `ALTER TABLE` an
+    /// ACCESS EXCLUSIVE one before either looks at `IF [NOT] EXISTS`, so at every start they would queue every
+    /// instance's writes (the `ALTER`, its reads too) behind the longest transaction then running. Columns
+    /// before indexes (the deployment index names a column).
+    private func missingSchemaStatements(on connection: PostgresConnection) async throws -> [String] {
+        let columns = Set(
+            try await connection.query(
+                """
+                SELECT attname::text FROM pg_attribute \
+                WHERE attrelid = to_regclass(\(operations)) AND attnum > 0 AND NOT attisdropped
+                """,
+                logger: logger
+            ).collect().map { try $0.decode(String.self) })
+        let indexes = Set(
+            try await connection.query(
+                """
+                SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                WHERE i.indrelid = to_regclass(\(operations))
+                """,
+                logger: logger
+            ).collect().map { try $0.decode(String.self) })
+        let claim = claimIndexes
+        return OperationRow.addedColumns.filter { !columns.contains($0.name) }.map {
+            "ALTER TABLE \(operations) ADD COLUMN IF NOT EXISTS \($0.name) \($0.definition)"
+        }
+            + claim.dropped.filter { indexes.contains($0) }.map { "DROP INDEX IF EXISTS \($0)" }
+            + claim.made.filter { !indexes.contains($0.name) }.map(\.sql)
     }
 
     /// The enqueue `INSERT` of `insertOperations`, one row per element of its twelve array parameters (ids,
@@ -712,7 +746,7 @@ package final class PostgresOperationStore: OperationStore {
     /// scopes, keys, request digests, has-blobs, whether the row has a deployment, deployments), in the arrays'
     /// order. `ON CONFLICT … DO NOTHING` skips a row whose key is stored already or taken by an earlier row of the
     /// same statement. Of `OperationRow.addedColumns` it writes `deployment` and leaves `cut_runs` to its default,
-    /// so the procedure needs them to exist: the store's start adds them (`addedColumnStatements`) before it
+    /// so the procedure needs them to exist: the store's start adds them (`missingSchemaStatements`) before it
     /// creates the procedures.
     private var enqueueInsert: BatchStatement {
         BatchStatement(

@@ -67,6 +67,22 @@ struct HTTP1ServerCodecTests {
         #expect(try channel.finish().isClean)
     }
 
+    @Test("an HTTP/1.0 request framed by Transfer-Encoding does not persist, even with Connection: keep-alive")
+    func http10ChunkedCloses() throws {
+        let (channel, sink, _) = try Self.channel()
+        try channel.writeInbound(
+            ByteBuffer(
+                string: "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "3\r\nabc\r\n0\r\n\r\n"))
+        guard case .head(let head)? = sink.parts.first else { Issue.record("\(sink.parts)"); return }
+        // RFC 9112 §6.1: the connection closes after the answer (a keep-alive HTTP/1.0 request without it stays).
+        #expect(head.version == .http1_0 && !head.isKeepAlive)
+        let (other, otherSink, _) = try Self.channel()
+        try other.writeInbound(ByteBuffer(string: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"))
+        guard case .head(let kept)? = otherSink.parts.first else { Issue.record("\(otherSink.parts)"); return }
+        #expect(kept.isKeepAlive)
+    }
+
     @Test("a decoding failure is an HTTPParserError, its exact reason in the note; later bytes are dropped")
     func failure() throws {
         let (channel, sink, note) = try Self.channel()

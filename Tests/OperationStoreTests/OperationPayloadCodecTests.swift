@@ -40,7 +40,7 @@ struct OperationPayloadCodecTests {
 
     @Test("a request round-trips through the stored form, spilling blobs over the limit by name")
     func requestRoundTrip() throws {
-        let codec = OperationPayloadCodec(inlineBlobLimit: 1000)
+        let codec = OperationPayloadCodec(inlineBlobLimit: 1000, largeIntegerDigits: true)
         var request = Fixtures.richRequest()
         let encoded = codec.encode(request, blobPrefix: "q")
         #expect(encoded.blobs.map(\.name) == ["q0"])
@@ -52,6 +52,29 @@ struct OperationPayloadCodecTests {
         }
         request.deadline = nil
         #expect(decoded == request)
+    }
+
+    @Test(
+        "integers past 2^53: stored as the nearest double (what earlier versions read) unless digits are on; both read")
+    func largeIntegers() throws {
+        let big = try #require(LargeInteger("18446744073709551615"))
+        var request = Fixtures.request(blobs: [])
+        request.deadline = nil
+        request.inputs[0].variables["big"] = .largeInteger(big)
+        var asDouble = request
+        asDouble.inputs[0].variables["big"] = .number(big.doubleValue)
+
+        // Default: byte for byte what a `.number` of the nearest double gives, so an earlier instance reads it.
+        let compatible = OperationPayloadCodec().encode(request, blobPrefix: "q").bytes
+        #expect(compatible == OperationPayloadCodec().encode(asDouble, blobPrefix: "q").bytes)
+        let read = try OperationPayloadCodec.decodeRequest(compatible) { _ in ByteBuffer() }
+        #expect(read.inputs[0].variables["big"] == .number(big.doubleValue))
+
+        // Digits on (the next version's writer): this version reads them back exactly.
+        let digits = OperationPayloadCodec(largeIntegerDigits: true).encode(request, blobPrefix: "q").bytes
+        #expect(digits != compatible)
+        let exact = try OperationPayloadCodec.decodeRequest(digits) { _ in ByteBuffer() }
+        #expect(exact.inputs[0].variables["big"] == .largeInteger(big))
     }
 
     @Test("labels round-trip; a request without labels is stored exactly as before labels existed")
