@@ -262,6 +262,9 @@ let package = Package(
         ),
 
         // Test support and tests.
+        // The seeded generator random-case tests replay from; no dependencies, so the ASan core package
+        // (scripts/asan-core) builds it with the codec suites.
+        .target(name: "SeededRandom", path: "Tests/SeededRandom", swiftSettings: testSwiftSettings),
         .target(
             name: "GatewayTestSupport",
             dependencies: [
@@ -325,7 +328,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WireCodecsTests",
-            dependencies: ["WireCodecs", "TriggerModel", "GatewayFuzzing", "GatewayTestSupport", nioCore],
+            dependencies: ["WireCodecs", "TriggerModel", "SeededRandom", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayConfigTests", dependencies: ["GatewayConfig", "TriggerModel"],
@@ -350,7 +353,7 @@ let package = Package(
         ),
         .testTarget(name: "GatewayFuzzingTests", dependencies: ["GatewayFuzzing"], swiftSettings: testSwiftSettings),
         .testTarget(
-            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "GatewayTestSupport", nioCore],
+            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "SeededRandom", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",

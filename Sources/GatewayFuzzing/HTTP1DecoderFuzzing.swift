@@ -1,7 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-package import WireCodecs
+import WireCodecs
 
 /// Differential fuzzing of our HTTP/1.1 request decoder (`HTTP1RequestDecoder`) against NIO's
 /// `HTTPRequestDecoder` (llhttp), on the raw input as one connection's client bytes. What must hold:
@@ -104,7 +104,7 @@ package enum HTTP1DecoderFuzzing {
         var decoder = HTTP1RequestDecoder()
         var outcome = Outcome()
         do {
-            let leftover = try feed(pieces, to: &decoder) { part in
+            let leftover = try decoder.feed(reads: pieces) { part in
                 switch part {
                 case .head(let head):
                     var request = Request(
@@ -179,26 +179,5 @@ package enum HTTP1DecoderFuzzing {
 
     static func excerpt(_ bytes: [UInt8]) -> String {
         String(decoding: bytes.prefix(400), as: UTF8.self).debugDescription
-    }
-}
-
-extension HTTP1DecoderFuzzing {
-    /// Feeds `pieces` to `decoder` as one connection's reads: each appended to one cumulation buffer, parts taken
-    /// until the decoder needs more, read bytes then dropped and the rest kept. Each part goes to `onPart`, which
-    /// returns false to stop there. Returns the bytes left unread after the last piece, or nil when `onPart`
-    /// stopped; a decoder failure is thrown as it is. The fuzzer and the decoder's tests share it.
-    package static func feed(
-        _ pieces: [[UInt8]], to decoder: inout HTTP1RequestDecoder,
-        _ onPart: (HTTP1RequestDecoder.Part) -> Bool
-    ) throws(HTTP1RequestDecoder.Failure) -> Int? {
-        var buffer = ByteBuffer()
-        for piece in pieces {
-            buffer.writeBytes(piece)
-            while let part = try decoder.next(&buffer) {
-                guard onPart(part) else { return nil }
-            }
-            buffer.discardReadBytes()
-        }
-        return buffer.readableBytes
     }
 }

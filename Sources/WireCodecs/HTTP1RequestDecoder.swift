@@ -818,3 +818,23 @@ package struct HTTP1RequestHead: Sendable {
         bytes.getString(at: bytes.readerIndex + range.lowerBound, length: range.count) ?? ""
     }
 }
+
+extension HTTP1RequestDecoder {
+    /// Feeds `pieces` as one connection's reads: each appended to one cumulation buffer, parts taken until the
+    /// decoder needs more, read bytes then dropped and the rest kept. Each part goes to `onPart`, which returns
+    /// false to stop there. Returns the bytes left unread after the last piece, or nil when `onPart` stopped; a
+    /// decoder failure is thrown as it is. What the differential fuzzer and the decoder's tests drive it with.
+    package mutating func feed(
+        reads pieces: [[UInt8]], _ onPart: (Part) -> Bool
+    ) throws(Failure) -> Int? {
+        var buffer = ByteBuffer()
+        for piece in pieces {
+            buffer.writeBytes(piece)
+            while let part = try next(&buffer) {
+                guard onPart(part) else { return nil }
+            }
+            buffer.discardReadBytes()
+        }
+        return buffer.readableBytes
+    }
+}

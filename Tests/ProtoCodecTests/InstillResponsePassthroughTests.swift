@@ -1,4 +1,4 @@
-import GatewayTestSupport
+import SeededRandom
 import NIOCore
 import Testing
 import TriggerModel

@@ -1,4 +1,3 @@
-import GatewayFuzzing
 import NIOCore
 import Testing
 import WireCodecs
@@ -31,7 +30,7 @@ struct HTTP1RequestDecoderTests {
         var decoder = HTTP1RequestDecoder(limits: limits)
         var result = Decoded()
         do {
-            let leftover = try HTTP1DecoderFuzzing.feed(pieces, to: &decoder) { part in
+            let leftover = try decoder.feed(reads: pieces) { part in
                 switch part {
                 case .head(let head):
                     result.requests.append(

@@ -33,8 +33,9 @@ let package = Package(
         .target(name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", nioCore], swiftSettings: swiftSettings),
         .target(name: "WireCodecs", dependencies: ["TriggerModel", "CZlib", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "HTTP2EngineTests", dependencies: ["HTTP2Engine", nioCore, nioEmbedded], swiftSettings: swiftSettings),
-        .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .target(name: "SeededRandom", path: "Tests/SeededRandom", swiftSettings: swiftSettings),
+        .testTarget(name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "SeededRandom", nioCore], swiftSettings: swiftSettings),
         .testTarget(name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: swiftSettings),
-        .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", nioCore], swiftSettings: swiftSettings),
+        .testTarget(name: "WireCodecsTests", dependencies: ["WireCodecs", "TriggerModel", "SeededRandom", nioCore], swiftSettings: swiftSettings),
     ]
 )
