@@ -47,7 +47,10 @@ struct AbacusVariableMappingsTests {
             // Past 2^53, exactly (abacusai sends a Python int's digits): as a number or as a string.
             (#"{"variableType":"INTEGER","value":9007199254740993}"#, .integer(Int64(1) << 53 + 1)),
             (#"{"variableType":"INTEGER","value":"-9007199254740993"}"#, .integer(-(Int64(1) << 53 + 1))),
-            (#"{"variableType":"INTEGER","value":18446744073709551616}"#, .largeInteger(LargeInteger("18446744073709551616")!)),
+            (
+                #"{"variableType":"INTEGER","value":18446744073709551616}"#,
+                .largeInteger(LargeInteger("18446744073709551616")!)
+            ),
             (#"{"variableType":"INTEGER","value":"18446744073709551615"}"#, .integer(UInt64.max)),
             (#"{"variableType":"FLOAT","value":2.5}"#, .number(2.5)),
             (#"{"variableType":"FLOAT","value":"1e3"}"#, .number(1000)),

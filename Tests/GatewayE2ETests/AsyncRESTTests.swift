@@ -188,7 +188,7 @@ struct AsyncRESTTests {
     }
 
     @Test(
-        "a pipeline a * route sends to a runner that lacks it is refused as the sync trigger refuses it; nothing stored")
+        "a pipeline a * route sends to a runner that lacks it is refused as a sync trigger is; nothing stored")
     func unknownBehindWildcard() async throws {
         // The default configuration routes demo/* to the demo runner, which describes its pipelines.
         try await withTestGateway { gateway in
