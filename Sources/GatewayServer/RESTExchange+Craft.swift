@@ -407,8 +407,9 @@ struct CraftExchange: Sendable {
     static let executionScanLimit = 10 * OperationPaging.maximumPageSize
 
     /// The newest executions `filter` matches (a pipeline's, any release and deployment; or a deployment's) that
-    /// `principal` may see and `belongs` takes, at most `limit`, among the newest ``executionScanLimit`` it matches (the store's pages,
-    /// newest first, read until enough are found, none are left, or that many were looked through).
+    /// `principal` may see and `belongs` takes, at most `limit`, among the newest ``executionScanLimit`` it
+    /// matches (the store's pages, newest first, read until enough are found, none are left, or that many were
+    /// looked through).
     private func executions(
         matching filter: OperationFilter, visibleTo principal: String?, limit: Int,
         where belongs: (Operation) -> Bool = { _ in true }

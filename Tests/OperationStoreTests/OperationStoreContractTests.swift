@@ -36,7 +36,8 @@ struct OperationStoreContractTests {
             #expect(fetched.request.inputs[0].variables.keys == request.inputs[0].variables.keys)
             #expect(fetched.request.inputs[0].variables["small"]?.blobValue?.bytes == Fixtures.bytes(10))
             #expect(fetched.request.inputs[0].variables["negativeZero"]?.numberValue?.sign == .minus)
-            // Integers past 2^53 keep their digits (`OperationPayloadCodec.largeIntegerDigits`), not the nearest double.
+            // Integers past 2^53 keep their digits (`OperationPayloadCodec.largeIntegerDigits`), not the nearest
+            // double.
             let variables = fetched.request.inputs[0].variables
             #expect(variables["twoTo53Plus1"]?.int64Value == 9_007_199_254_740_993)
             #expect(variables["uint64Max"] == .integer(UInt64.max))
