@@ -12,7 +12,8 @@ package import WireCodecs
 /// `long_description` (read and ignored). Unknown keys are ignored, as the client ignores them in answers.
 ///
 /// The `value` is typed by `variableType`:
-/// - `INTEGER`: an integral number (or a string holding one), at most 2^53 in magnitude (exact in a double);
+/// - `INTEGER`: an integer of any size, exactly (or a string holding one); a double such as `1.5` or `1e300`
+///   is refused unless it is integral within 2^53 (where it names exactly one integer);
 /// - `FLOAT`: a number (or a string holding a finite one);
 /// - `BOOLEAN`: `true` / `false` (or those words as strings, any case);
 /// - `STRING`: a string; one that happens to be a data URI stays text (the body parser had made it a binary:
@@ -103,16 +104,18 @@ package enum AbacusVariableMappings {
         }
         switch type {
         case .integer:
-            let number: Double?
+            // abacusai sends a Python int as JSON digits of any size: past 2^53 the body parser made it a
+            // `largeInteger`, which is carried exactly (its digits reach an http runner, REST answers and the
+            // store). A double (`1.5e3`, or past 2^53 where it no longer names one integer) is refused.
             switch value {
-            case .number(let n): number = n
-            case .string(let text): number = Int64(text).map(Double.init)
-            default: number = nil
+            case .number(let n) where n.rounded(.towardZero) == n && abs(n) <= maxExactInteger: return value
+            case .largeInteger: return value
+            case .string(let text):
+                if let n = Int64(text) { return .integer(n) }
+                if let large = LargeInteger(text) { return .largeInteger(large) }
+            default: break
             }
-            guard let number, number.rounded(.towardZero) == number, abs(number) <= maxExactInteger else {
-                throw wrong("an integer (at most 2^53 in magnitude)")
-            }
-            return .number(number)
+            throw wrong("an integer")
         case .float:
             switch value {
             case .number: return value

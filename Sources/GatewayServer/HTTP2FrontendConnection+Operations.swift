@@ -39,7 +39,12 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: gatewayError(from: error))
             return
         }
-        respondWithOperation(call: call, stream: stream) { try await operations.submit(request) }
+        let dispatcher = services.dispatcher
+        respondWithOperation(call: call, stream: stream) {
+            // As REST's trigger-async: a pipeline the runner says it lacks is refused before anything is stored.
+            try await dispatcher.checkAsyncTarget(request.ref)
+            return try await operations.submit(request)
+        }
     }
 
     func grpcGetOperation(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {

@@ -226,10 +226,7 @@ struct CraftExchange: Sendable {
         case .latestExecution(let name):
             let principal = try await authenticate()
             let deployment = try await existingDeployment(named: name)
-            // The store finds the deployment's own executions (its `deployment` column), however many of other
-            // deployments (or plain runs of the pipeline) are newer.
-            let filter = OperationFilter(deployment: deployment.name)
-            guard let latest = try await executions(matching: filter, visibleTo: principal, limit: 1).first else {
+            guard let latest = try await latestExecution(of: deployment, visibleTo: principal) else {
                 return RESTResponse(status: 204, headers: [("request-id", requestID)], body: ByteBuffer())
             }
             return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
@@ -410,11 +407,13 @@ struct CraftExchange: Sendable {
     static let executionScanLimit = 10 * OperationPaging.maximumPageSize
 
     /// The newest executions `filter` matches (a pipeline's, any release and deployment; or a deployment's) that
-    /// `principal` may see, at most `limit`, among the newest ``executionScanLimit`` it matches (the store's pages,
-    /// newest first, read until enough are found, none are left, or that many were looked through).
-    private func executions(matching filter: OperationFilter, visibleTo principal: String?, limit: Int) async throws
-        -> [Operation]
-    {
+    /// `principal` may see and `belongs` takes, at most `limit`, among the newest ``executionScanLimit`` it
+    /// matches (the store's pages, newest first, read until enough are found, none are left, or that many were
+    /// looked through).
+    private func executions(
+        matching filter: OperationFilter, visibleTo principal: String?, limit: Int,
+        where belongs: (Operation) -> Bool = { _ in true }
+    ) async throws -> [Operation] {
         let operations = try operations
         var found: [Operation] = []
         var token: String? = nil
@@ -424,7 +423,8 @@ struct CraftExchange: Sendable {
         repeat {
             let page = try await operations.list(filter: filter, pageSize: pageSize, pageToken: token)
             pageSize = OperationPaging.maximumPageSize
-            for operation in page.operations where RESTOperations.isVisible(operation, to: principal) {
+            for operation in page.operations
+            where RESTOperations.isVisible(operation, to: principal) && belongs(operation) {
                 found.append(operation)
                 if found.count == limit { return found }
             }
@@ -432,6 +432,28 @@ struct CraftExchange: Sendable {
             token = page.nextPageToken
         } while token != nil && scanned < Self.executionScanLimit
         return found
+    }
+
+    /// The newest execution of `deployment` that `principal` may see, as craft-ai-sdk's endpoint call reads it
+    /// (`…/executions/latest` before it posts, CLIENTS.md): an execution of the deployment *as configured now*,
+    /// so of its pipeline (a deployment the configuration moved to another pipeline does not answer with the
+    /// old pipeline's runs), and found whenever it was stored.
+    ///
+    /// The store finds the deployment's executions by its `deployment` column, however many of other
+    /// deployments (or plain runs of the pipeline) are newer. Executions stored before that column existed have
+    /// none there, and are all older than any that has one: only when none has are they looked for, by the
+    /// request's `TriggerRequest.deploymentLabel`, among the pipeline's newest (``executionScanLimit``).
+    private func latestExecution(
+        of deployment: CraftDeploymentConfiguration, visibleTo principal: String?
+    ) async throws -> Operation? {
+        let pipeline = OperationFilter.pipelineKey(craft.ref(pipeline: deployment.pipeline))
+        let indexed = OperationFilter(pipeline: pipeline, deployment: deployment.name)
+        if let latest = try await executions(matching: indexed, visibleTo: principal, limit: 1).first {
+            return latest
+        }
+        return try await executions(matching: OperationFilter(pipeline: pipeline), visibleTo: principal, limit: 1) {
+            $0.request.labels[TriggerRequest.deploymentLabel] == deployment.name
+        }.first
     }
 
     /// The execution `id` as it is now; 404 for an unknown id or one of another principal.

@@ -171,7 +171,7 @@ enum RESTOperations {
             }
             return await answer(requestID: request.requestID) {
                 // Unknown pipelines are refused now, not after the operation was stored and claimed.
-                _ = try services.dispatcher.pool(for: request.ref)
+                try await services.dispatcher.checkAsyncTarget(request.ref)
                 return try await operations.submit(request)
             }
         }

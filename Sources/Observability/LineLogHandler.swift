@@ -19,7 +19,8 @@ package import Logging
 /// `.stringConvertible` are written as JSON numbers and Booleans, the rest as strings (arrays and
 /// dictionaries as JSON arrays and objects). In logfmt a value is written bare unless it is empty or holds a
 /// space, `=`, `"`, `\` or a control character; then it is double-quoted with `"`, `\`, newline, carriage
-/// return and tab escaped by a backslash and the other control characters (ESC, DEL, …) as `\u00XX`.
+/// return and tab escaped by a backslash and the other control characters (C0 such as ESC, DEL, and C1 such
+/// as U+009B CSI) as `\u00XX`, in JSON strings too.
 package struct LineLogHandler: LogHandler {
     package var metadata: Logger.Metadata = [:]
     package var metadataProvider: Logger.MetadataProvider?
@@ -297,15 +298,20 @@ package struct LineWriter {
     }
 
     /// `text` in double quotes with `"`, `\\`, newline, return and tab backslash-escaped, and every other C0
-    /// control byte and DEL as `\u00XX`, in both formats: JSON requires it (RFC 8259 §7), and in logfmt a raw
-    /// ESC from a client's pipeline id or request id would reach the terminal of whoever `tail`s the log
-    /// (escape-sequence injection, review 8).
+    /// control byte, DEL and every C1 control (U+0080–U+009F, UTF-8 `C2 80`–`C2 9F`) as `\u00XX`, in both
+    /// formats: JSON requires it of C0 (RFC 8259 §7) and allows it of the rest, and in logfmt a raw ESC, or a
+    /// C1 CSI (U+009B, what ESC `[` abbreviates), from a client's pipeline id or request id would reach the
+    /// terminal of whoever `tail`s the log (escape-sequence injection, review 8; ECMA-48 §5.3).
     private mutating func quoted(_ text: UnsafeBufferPointer<UInt8>) {
         bytes.append(UInt8(ascii: "\""))
         // The runs between escapes go in whole (one append each, not one per byte).
         var run = 0
-        for (index, byte) in text.enumerated() {
+        var index = 0
+        while index < text.count {
+            let byte = text[index]
             let escape: StaticString
+            var escaped = byte  // the code point whose two hex digits follow a `\u00`
+            var length = 1
             switch byte {
             case UInt8(ascii: "\""): escape = #"\""#
             case UInt8(ascii: "\\"): escape = #"\\"#
@@ -313,18 +319,30 @@ package struct LineWriter {
             case UInt8(ascii: "\r"): escape = #"\r"#
             case UInt8(ascii: "\t"): escape = #"\t"#
             case 0..<0x20, 0x7F: escape = #"\u00"#
-            default: continue
+            case 0xC2 where Self.isC1(text, at: index):
+                escape = #"\u00"#
+                escaped = text[index + 1]
+                length = 2
+            default:
+                index += 1
+                continue
             }
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[run..<index]))
             bytes.append(contentsOf: UnsafeBufferPointer(start: escape.utf8Start, count: escape.utf8CodeUnitCount))
-            if escape.utf8CodeUnitCount == 4 {  // `\u00`: the byte's two hex digits follow
-                bytes.append(Self.hex(byte >> 4))
-                bytes.append(Self.hex(byte & 0xF))
+            if escape.utf8CodeUnitCount == 4 {  // `\u00`: the code point's two hex digits follow
+                bytes.append(Self.hex(escaped >> 4))
+                bytes.append(Self.hex(escaped & 0xF))
             }
-            run = index + 1
+            index += length
+            run = index
         }
         bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[run...]))
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether the UTF-8 at `index` is a C1 control, U+0080–U+009F (`C2 80`–`C2 9F`).
+    private static func isC1(_ text: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {
+        text[index] == 0xC2 && index + 1 < text.count && (0x80...0x9F).contains(text[index + 1])
     }
 
     /// A logfmt key: characters that would break the pair (space, `=`, `"`, control) become `_`.
@@ -335,19 +353,28 @@ package struct LineWriter {
         var key = key
         key.withUTF8 { key in
             // Our keys are plain: in whole, one append.
-            guard key.contains(where: breaksPair) else {
+            guard key.contains(where: { breaksPair($0) || $0 == 0xC2 }) else {
                 bytes.append(contentsOf: key)
                 return
             }
-            for byte in key { bytes.append(breaksPair(byte) ? UInt8(ascii: "_") : byte) }
+            var index = 0
+            while index < key.count {
+                if Self.isC1(key, at: index) {  // one `_` for the control's two bytes
+                    bytes.append(UInt8(ascii: "_"))
+                    index += 2
+                    continue
+                }
+                bytes.append(breaksPair(key[index]) ? UInt8(ascii: "_") : key[index])
+                index += 1
+            }
         }
     }
 
     private mutating func logfmtValue(_ text: UnsafeBufferPointer<UInt8>) {
         var needsQuotes = text.isEmpty
-        for byte in text
+        for (index, byte) in text.enumerated()
         where byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\"")
-            || byte == UInt8(ascii: "\\")
+            || byte == UInt8(ascii: "\\") || Self.isC1(text, at: index)
         {
             needsQuotes = true
             break

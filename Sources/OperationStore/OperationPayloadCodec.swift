@@ -13,16 +13,15 @@ package struct OperationPayloadCodec: Sendable {
 
     package var inlineBlobLimit: Int
 
-    /// Whether integers past 2^53 (`Value.largeInteger`) are stored as their digits. False in this version: it
-    /// reads the digits form but writes the nearest double, as earlier versions did, because an earlier
-    /// instance sharing the PostgreSQL store during a rolling upgrade (or a rollback on either store) cannot
-    /// read the new tag, and one such row fails that instance's whole claim batch. The next version writes the
-    /// digits (expand, then contract); until then a stored async request or result holds the nearest double,
-    /// while sync answers and streams, which are never stored, keep the digits.
+    /// Whether integers past 2^53 (`Value.largeInteger`) are stored as their digits (`PayloadTag.largeInteger`),
+    /// so an async operation's stored request and result keep them exactly. True from this version on: the
+    /// previous one (54e6771) already reads the digits form and has shipped, so a rolling upgrade from it is safe
+    /// (expand, then contract); a rollback to a version before 54e6771 cannot read such rows (README). False
+    /// writes the nearest double, the form every earlier version wrote, and is kept to produce such rows in tests.
     package var largeIntegerDigits: Bool
 
     package init(
-        inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit, largeIntegerDigits: Bool = false
+        inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit, largeIntegerDigits: Bool = true
     ) {
         self.inlineBlobLimit = inlineBlobLimit
         self.largeIntegerDigits = largeIntegerDigits
@@ -148,9 +147,10 @@ package struct OperationPayloadCodec: Sendable {
         return TriggerResult(outputs: outputs, metadata: TriggerMetadata(traces: traces))
     }
 
-    /// Errors are small: everything stays inline.
+    /// Errors are small: everything stays inline. Integers past 2^53 in the details keep their digits, as in
+    /// requests and results.
     package static func encode(_ error: GatewayError) -> ByteBuffer {
-        var w = PayloadWriter(sink: ByteBuffer(), inlineLimit: nil)
+        var w = PayloadWriter(sink: ByteBuffer(), inlineLimit: nil, largeIntegerDigits: true)
         w.byte(formatVersion)
         w.string(error.code.description)
         w.string(error.message)
@@ -168,8 +168,10 @@ package struct OperationPayloadCodec: Sendable {
 
     /// Lowercase hex SHA-256 of the canonical form of `ref` and `inputs` (all blob bytes included, secrets
     /// and dictionaries in key order). Two requests with equal digests ask the same pipeline the same thing.
+    /// Integers past 2^53 enter it as their nearest double, as in every earlier version: a digest stored by an
+    /// earlier instance must still match a retry of the same request with the same idempotency key.
     package static func digest(ref: PipelineRef, inputs: [TriggerInput]) -> String {
-        var w = PayloadWriter(sink: SHA256Sink(), inlineLimit: nil)
+        var w = PayloadWriter(sink: SHA256Sink(), inlineLimit: nil, largeIntegerDigits: false)
         w.string("trigger-gateway request digest v1")
         writeRef(ref, to: &w)
         writeInputs(inputs, to: &w)

@@ -70,12 +70,12 @@ struct PayloadWriter<Sink: PayloadSink> {
     let inlineLimit: Int?
     let spillPrefix: String
     /// Whether a `Value.largeInteger` is written as its digits (`PayloadTag.largeInteger`) or as its nearest
-    /// double (`PayloadTag.number`, what every earlier version wrote and can read). See
+    /// double (`PayloadTag.number`, what versions before 54e6771 wrote and can read). See
     /// `OperationPayloadCodec.largeIntegerDigits`.
     let largeIntegerDigits: Bool
     private(set) var spilled: [SpilledBlob] = []
 
-    init(sink: Sink, inlineLimit: Int?, spillPrefix: String = "", largeIntegerDigits: Bool = false) {
+    init(sink: Sink, inlineLimit: Int?, spillPrefix: String = "", largeIntegerDigits: Bool) {
         self.sink = sink
         self.inlineLimit = inlineLimit
         self.spillPrefix = spillPrefix

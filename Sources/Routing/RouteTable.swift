@@ -132,5 +132,9 @@ package struct RouteTable: Sendable {
         package var route: RouteConfiguration
         /// The winning route as configured (``Entry/pattern``): bounded by the config, never a raw id.
         package var pattern: String
+
+        /// Whether the route names the pipeline exactly (not `*`): the configuration then says it exists, while
+        /// behind a `*` only the runner knows.
+        package var namesPipeline: Bool { route.pipeline != RouteConfiguration.wildcard }
     }
 }

@@ -1,4 +1,5 @@
 import Backends
+import Routing
 package import TriggerModel
 
 extension TriggerDispatcher {
@@ -28,6 +29,33 @@ extension TriggerDispatcher {
             } catch let error as GatewayError where error.code == .unimplemented {
                 return PipelineDescription()
             }
+        }
+    }
+}
+
+extension TriggerDispatcher {
+    /// Refuses an async trigger of a pipeline that would only fail once run, as the sync path does at once:
+    /// `notFound(_:)` when no route matches `ref`; the runner's own `.notFound` (the error a sync trigger of it
+    /// gets) when `ref` matched a `*` pipeline route and the runner's `Describe` says it has no such pipeline.
+    ///
+    /// Nothing else refuses (README "Async"): a route naming the pipeline exactly says it exists; a runner that
+    /// cannot describe pipelines decides when it runs; and a runner that is away (every endpoint ejected or
+    /// failing its health check: not asked, so an accept does not wait out the describe timeout) or cannot be
+    /// asked right now (down, slow, broken: any error but NOT_FOUND) leaves the operation stored, to run when
+    /// the runner is back, as async triggers always are. Answers are cached (``pipelineDescription(_:)``).
+    package func checkAsyncTarget(_ ref: PipelineRef) async throws {
+        guard let target = target(for: ref) else { throw Self.notFound(ref) }
+        guard !target.route.namesPipeline, target.pool.hasAvailableEndpoint else {
+            return
+        }
+        do {
+            _ = try await pipelineDescription(ref)
+        } catch let error as GatewayError where error.code == .notFound {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // Not known not to exist: see above.
         }
     }
 }

@@ -44,6 +44,14 @@ struct AbacusVariableMappingsTests {
             (#"{"variableType":"INTEGER","value":42}"#, Value.number(42)),
             (#"{"variableType":"INTEGER","value":"-7"}"#, .number(-7)),
             (#"{"variableType":"INTEGER","value":9007199254740992}"#, .number(9_007_199_254_740_992)),
+            // Past 2^53, exactly (abacusai sends a Python int's digits): as a number or as a string.
+            (#"{"variableType":"INTEGER","value":9007199254740993}"#, .integer(Int64(1) << 53 + 1)),
+            (#"{"variableType":"INTEGER","value":"-9007199254740993"}"#, .integer(-(Int64(1) << 53 + 1))),
+            (
+                #"{"variableType":"INTEGER","value":18446744073709551616}"#,
+                .largeInteger(LargeInteger("18446744073709551616")!)
+            ),
+            (#"{"variableType":"INTEGER","value":"18446744073709551615"}"#, .integer(UInt64.max)),
             (#"{"variableType":"FLOAT","value":2.5}"#, .number(2.5)),
             (#"{"variableType":"FLOAT","value":"1e3"}"#, .number(1000)),
             (#"{"variableType":"BOOLEAN","value":false}"#, .bool(false)),
@@ -101,7 +109,9 @@ struct AbacusVariableMappingsTests {
             #"{"name":"v","variableType":"INTEGER","value":1.5}"#,
             #"{"name":"v","variableType":"INTEGER","value":"12x"}"#,
             #"{"name":"v","variableType":"INTEGER","value":true}"#,
-            #"{"name":"v","variableType":"INTEGER","value":9007199254740994}"#,
+            #"{"name":"v","variableType":"INTEGER","value":9.007199254740994e15}"#,
+            #"{"name":"v","variableType":"INTEGER","value":1e300}"#,
+            #"{"name":"v","variableType":"INTEGER","value":"1e300"}"#,
             #"{"name":"v","variableType":"FLOAT","value":"abc"}"#,
             #"{"name":"v","variableType":"FLOAT","value":[1]}"#,
             #"{"name":"v","variableType":"BOOLEAN","value":1}"#,

@@ -15,15 +15,19 @@ struct HTTPHealthProbeTests {
     static let interval = Duration.seconds(3600)
 
     /// A transport with an active health check every `interval` (an hour: only the manual clock moves it) on
-    /// one endpoint.
-    static func transport(port: Int, clock: TestClock<Duration>) -> HTTPBackendTransport {
+    /// one endpoint. The probe and connect timeouts run on the event loop's real clock: `probeTimeout` is an
+    /// hour unless the test is about a probe that times out, so a probe answered late on a loaded machine is
+    /// never taken for a failure.
+    static func transport(
+        port: Int, clock: TestClock<Duration>, probeTimeout: TimeAmount = .hours(1)
+    ) -> HTTPBackendTransport {
         let configuration = BackendPoolConfiguration(
             name: "probed",
             transport: .http,
             endpoints: [.init(host: "127.0.0.1", port: port)],
-            connectTimeout: .seconds(2),
+            connectTimeout: .seconds(60),
             healthCheck: HealthCheckConfiguration(
-                interval: TimeAmount(interval), timeout: .seconds(2), healthyThreshold: 1, unhealthyThreshold: 1)
+                interval: TimeAmount(interval), timeout: probeTimeout, healthyThreshold: 1, unhealthyThreshold: 1)
         )
         return HTTPBackendTransport(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, codecLimits: .defaults,
@@ -38,7 +42,7 @@ struct HTTPHealthProbeTests {
     /// count first and advancing after let a round in flight finish and go to sleep in between, so the advance
     /// started one round too many under load (6 probes for 5, or the 200 of the next round hiding a 500).
     static func step(_ clock: TestClock<Duration>, until count: Int, _ backend: ProbeBackend) async throws -> Bool {
-        await eventually(within: .seconds(10)) {
+        await eventually(within: .seconds(120)) {
             // `checkSuspension` throws when something sleeps on the clock: here only the checker, between rounds.
             let checkerSleeps = (try? await clock.checkSuspension()) == nil
             guard checkerSleeps else { return false }
@@ -48,7 +52,7 @@ struct HTTPHealthProbeTests {
         }
     }
 
-    @Test("five probes, one connection: each probe after the first reuses the kept one", .timeLimit(.minutes(1)))
+    @Test("five probes, one connection: each probe after the first reuses the kept one", .timeLimit(.minutes(5)))
     func oneConnection() async throws {
         let backend = try await ProbeBackend.start()
         let clock = TestClock()
@@ -67,7 +71,7 @@ struct HTTPHealthProbeTests {
 
     @Test(
         "a Connection: close answer, or a kept connection the backend closed while idle, is opened again; no false failure",
-        .timeLimit(.minutes(1)),
+        .timeLimit(.minutes(5)),
         arguments: [ProbeBackend.Close.announced, .silently]
     )
     func reopened(close: ProbeBackend.Close) async throws {
@@ -90,21 +94,23 @@ struct HTTPHealthProbeTests {
     func failures() async throws {
         let backend = try await ProbeBackend.start(status: { $0 == 2 ? .internalServerError : .ok }, silentAt: 4)
         let clock = TestClock()
-        let transport = Self.transport(port: backend.port, clock: clock)
+        // The probe that is never answered must time out on the real clock: 10 s, far past a loaded machine's
+        // answer to the others (2 s once was not), and the waits below are bounded well past it.
+        let transport = Self.transport(port: backend.port, clock: clock, probeTimeout: .seconds(10))
         defer { transport.retire() }
         #expect(try await Self.step(clock, until: 2, backend))
-        let failed = await eventually(within: .seconds(10)) { !transport.balancer.isAvailable(0) }
+        let failed = await eventually(within: .seconds(120)) { !transport.balancer.isAvailable(0) }
         #expect(failed, "a 500 did not fail the probe")
         #expect(try await Self.step(clock, until: 3, backend))
-        #expect(await eventually(within: .seconds(10)) { transport.balancer.isAvailable(0) })
+        #expect(await eventually(within: .seconds(120)) { transport.balancer.isAvailable(0) })
         #expect(backend.accepted == 1)
-        // Probe 4 is never answered: its timeout (2 s) closes the connection; probe 5 connects again.
+        // Probe 4 is never answered: its timeout (10 s) closes the connection; probe 5 connects again.
         #expect(try await Self.step(clock, until: 4, backend))
-        let timedOut = await eventually(within: .seconds(10)) { !transport.balancer.isAvailable(0) }
+        let timedOut = await eventually(within: .seconds(120)) { !transport.balancer.isAvailable(0) }
         #expect(timedOut, "an unanswered probe passed")
         #expect(try await Self.step(clock, until: 5, backend))
         #expect(backend.accepted == 2)
-        #expect(await eventually(within: .seconds(10)) { transport.balancer.isAvailable(0) })
+        #expect(await eventually(within: .seconds(120)) { transport.balancer.isAvailable(0) })
         await backend.stop()
     }
 }
@@ -168,7 +174,7 @@ final class ProbeBackend: Sendable {
 
     /// Waits (up to 10 s) until `count` accepted connections have closed.
     func waitUntilClosed(_ count: Int) async -> Bool {
-        await eventually(within: .seconds(10)) { state.counts.withLock { $0.closed } >= count }
+        await eventually(within: .seconds(120)) { state.counts.withLock { $0.closed } >= count }
     }
 
     func stop() async { try? await channel.close() }

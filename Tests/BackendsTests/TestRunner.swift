@@ -131,8 +131,10 @@ final class Probe: Sendable {
 
     func count(_ key: String) -> Int { counters.withLock { $0[key, default: 0] } }
 
-    /// Waits (bounded) until `key` reaches `atLeast`; returns whether it did.
-    func wait(for key: String, atLeast: Int = 1, within limit: Duration = .seconds(20)) async -> Bool {
+    /// Waits (bounded) until `key` reaches `atLeast`; returns whether it did. The bound only catches a hang:
+    /// the wait ends as soon as the count is reached, and 20 s was once not enough for three stream events on a
+    /// 2-core machine at load 34.
+    func wait(for key: String, atLeast: Int = 1, within limit: Duration = .seconds(120)) async -> Bool {
         await eventually(within: limit, interval: .milliseconds(5)) { count(key) >= atLeast }
     }
 }

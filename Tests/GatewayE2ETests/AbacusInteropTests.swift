@@ -83,7 +83,9 @@ struct AbacusInteropTests {
             let mappings = """
                 [{"name":"n","variable_type":"INTEGER","value":"7"},{"name":"x","variable_type":"FLOAT","value":0.25},
                  {"name":"b","variable_type":"BOOLEAN","value":"true"},{"name":"j","variable_type":"JSON","value":{"k":[1]}},
-                 {"name":"l","variable_type":"LIST","value":["a","b"]},{"name":"s","variable_type":"STRING","value":"text"}]
+                 {"name":"l","variable_type":"LIST","value":["a","b"]},{"name":"s","variable_type":"STRING","value":"text"},
+                 {"name":"big","variable_type":"INTEGER","value":9007199254740993},
+                 {"name":"bigs","variable_type":"INTEGER","value":"-9007199254740993"}]
                 """
             var answer = try await Peers.abacus("run", port: gateway.port, ["echo", "snake", mappings, "1"])
             let sent = try #require(Self.sentBody(answer, "/api/v0/runPipeline"), "\(answer)")
@@ -96,6 +98,9 @@ struct AbacusInteropTests {
             #expect((output("j") as? [String: Any])?["k"] as? [Int] == [1])
             #expect(output("l") as? [String] == ["a", "b"])
             #expect(output("s") as? String == "text")
+            // Integers past 2^53 go through the run and its stored result exactly, not as the nearest double.
+            #expect(output("big") as? Int == 9_007_199_254_740_993, "\(outputs)")
+            #expect(output("bigs") as? Int == -9_007_199_254_740_993, "\(outputs)")
 
             // "hello" as a data URI; blob-info describes each binary input it gets.
             let attachment =

@@ -125,6 +125,32 @@ struct AccessLogTests {
         }
     }
 
+    @Test("a pipeline id with C0 and C1 controls (ESC, CSI U+009B, NEL U+0085) is escaped in logfmt and JSON, one line")
+    func controlCharactersEscaped() async throws {
+        // review 8's log-injection repro: percent-encoded in the path, decoded into the pipeline id.
+        let path = "/v1beta/namespaces/demo/pipelines/q%22x%5C%1B%5B31m%C2%9B31mred%C2%85level=critical/trigger"
+        for format in ["logfmt", "json"] {
+            try await ProcessTests.withGatewayProcess(["--log-format", format]) { server in
+                let client = try await TestHTTPClient.connect(port: server.port)
+                let response = try await client.request(
+                    "POST", path, headers: jsonHeaders + [("request-id", "log-ctl-\(format)")],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#))
+                #expect(response.status >= 400, "\(response.bodyString)")
+                await client.close()
+                let lines = await Self.lines(of: server, containing: "log-ctl-\(format)")
+                #expect(lines.count == 1, "\(server.logged)")
+                let line = try #require(lines.first)
+                let raw = line.unicodeScalars.filter { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+                #expect(raw.isEmpty, "raw controls \(raw.map(\.value)) in \(line)")
+                #expect(line.contains(#"q\"x\\\u001b[31m\u009b31mred\u0085level=critical"#), "\(line)")
+                if format == "json" {
+                    let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                    #expect(object?["pipeline"] as? String == "q\"x\\\u{1B}[31m\u{9B}31mred\u{85}level=critical")
+                }
+            }
+        }
+    }
+
     @Test("a client that goes away: the sent status plus response_flags=DC (499 only before any head)")
     func downstreamDisconnect() async throws {
         let curl = try #require(TestProcess.which("curl"))

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayTestSupport
+import OperationStore
 import Testing
 
 /// Async mode over gRPC, driven by grpcio with stubs generated from our protos (the interop client's
@@ -72,6 +73,17 @@ struct AsyncGRPCTests {
                 except grpc.RpcError as e:
                     conflict = e.code().name
                 out = {"a": a, "b": b, "conflict": conflict}
+            elif scenario == "unknown":
+                # The same unknown pipeline, sync then async: each call's error.
+                out = {}
+                for kind, call, request in [
+                        ("sync", stub.TriggerNamespacePipeline, pb.TriggerNamespacePipelineRequest),
+                        ("async", stub.TriggerAsyncNamespacePipeline, pb.TriggerAsyncNamespacePipelineRequest)]:
+                    try:
+                        call(request(namespace_id="demo", pipeline_id=extra[0], data=[pb.TriggerData()]))
+                        out[kind] = {"code": "OK"}
+                    except grpc.RpcError as e:
+                        out[kind] = gc.error(e)
             elif scenario == "get":
                 out = op_dict(stub.GetOperation(pb.GetOperationRequest(operation_id=extra[0])).operation)
             else:
@@ -126,6 +138,19 @@ struct AsyncGRPCTests {
             let error = try #require(final["error"] as? [String: Any], "\(final)")
             #expect(error["code"] as? Int == 13)
             #expect(error["message"] as? String == "grpc boom")
+        }
+    }
+
+    @Test("a pipeline the runner lacks behind a * route: TriggerAsync refuses it with the sync call's NOT_FOUND")
+    func unknownPipeline() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Self.run("unknown", port: gateway.port, ["nope"])
+            let sync = try #require(answer["sync"] as? [String: Any], "\(answer)")
+            #expect(sync["code"] as? String == "NOT_FOUND", "\(answer)")
+            #expect((sync["details"] as? String)?.contains("not found in the demo runner") == true, "\(answer)")
+            #expect(answer["async"] as? [String: String] == sync as? [String: String], "\(answer)")
+            let page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.isEmpty)
         }
     }
 

@@ -187,6 +187,51 @@ struct AsyncRESTTests {
         }
     }
 
+    @Test(
+        "a pipeline a * route sends to a runner that lacks it is refused as a sync trigger is; nothing stored")
+    func unknownBehindWildcard() async throws {
+        // The default configuration routes demo/* to the demo runner, which describes its pipelines.
+        try await withTestGateway { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            let (syncStatus, sync) = try await client.trigger("nope", [:], verb: "trigger")
+            #expect(syncStatus == 404, "\(sync)")
+            for verb in ["trigger-async", "triggerAsync"] {
+                let (status, answer) = try await client.trigger("nope", [:], verb: verb)
+                #expect(status == 404, "\(answer)")
+                #expect(answer["code"] as? Int == sync["code"] as? Int, "\(answer)")
+                #expect(answer["message"] as? String == sync["message"] as? String, "\(answer) vs \(sync)")
+            }
+            #expect((sync["message"] as? String)?.contains("not found in the demo runner") == true, "\(sync)")
+            let page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(page.operations.isEmpty)
+            // A pipeline it has is still accepted through the same route.
+            #expect(try await client.trigger("echo", [:]).status == 200)
+        }
+    }
+
+    @Test("a route naming the pipeline, or a * route whose runner cannot be asked, refuses nothing: stored as ever")
+    func acceptedWithoutAnswer() async throws {
+        let yaml = """
+            pools:
+              - {name: away, transport: grpc, endpoints: ["127.0.0.1:1"]}
+              - {name: demo, transport: inprocess}
+            routes:
+              - {namespace: demo, pipeline: "*", pool: away}
+              - {namespace: demo, pipeline: nope, pool: demo}
+            """
+        try await withTestGateway(yaml: yaml) { gateway in
+            let client = try await AsyncClient.connect(port: gateway.port)
+            // demo/nope is routed by name to the demo runner (which lacks it): the configuration says it exists.
+            var (status, answer) = try await client.trigger("nope", [:])
+            #expect(status == 200, "\(answer)")
+            // demo/anything goes to a runner that is down: not known not to exist.
+            (status, answer) = try await client.trigger("anything", [:])
+            #expect(status == 200, "\(answer)")
+            let page = try await gateway.store.list(filter: OperationFilter(), pageSize: 10, pageToken: nil)
+            #expect(Set(page.operations.map(\.ref.pipeline)) == ["nope", "anything"])
+        }
+    }
+
     @Test("list filters by pipeline and state and pages without repeats")
     func list() async throws {
         try await withTestGateway { gateway in

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayConfig
 import GatewayTestSupport
 import NIOCore
 import OperationStore
@@ -509,6 +510,53 @@ struct CraftRESTTests {
             response = try await client.request(
                 "GET", "/api/v1/deployments/busy/executions/latest", headers: Self.bearer(token))
             #expect(try json(response.body)["execution_id"] as? String == busy, "\(response.bodyString)")
+        }
+    }
+
+    @Test(
+        "a deployment's latest execution is of its pipeline as configured now, and found when stored before the store had a deployment column"
+    )
+    func latestScopedAndLegacy() async throws {
+        try await withTestGateway(yaml: "craft:\n  deployments:\n    - {name: d, pipeline: echo}\n") { gateway in
+            let client = try await gateway.client()
+            let token = try await Self.accessToken(client)
+            func execute() async throws -> String {
+                let response = try await client.request(
+                    "POST", "/api/v1/deployments/d/executions", headers: Self.bearer(token) + jsonHeaders,
+                    body: try jsonBody(["n": 1]))
+                return try #require(try json(response.body)["execution_id"] as? String, "\(response.bodyString)")
+            }
+            func latest() async throws -> (status: Int, id: String?) {
+                let response = try await client.request(
+                    "GET", "/api/v1/deployments/d/executions/latest", headers: Self.bearer(token))
+                return (
+                    response.status, response.status == 200 ? try json(response.body)["execution_id"] as? String : nil
+                )
+            }
+            _ = try await execute()
+            let newest = try await execute()
+            #expect(try await latest().id == newest)
+
+            // As an earlier gateway stored them: the rows have no deployment column value (their requests still
+            // carry the deployment's label). An SQLite client of its own, as an earlier version's file would be.
+            let database = "\(gateway.configuration.dataDir)/operations.sqlite"
+            let nulled = try await TestProcess.run(
+                Peers.python,
+                [
+                    "-c",
+                    "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=30); "
+                        + "n=c.execute('UPDATE operations SET deployment = NULL').rowcount; c.commit(); print(n)",
+                    database,
+                ])
+            #expect(nulled.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "\(nulled.stderr)")
+            #expect(try await latest().id == newest)
+
+            // The deployment now runs another pipeline: the old pipeline's executions are not its latest.
+            try gateway.reload(yaml: "craft:\n  deployments:\n    - {name: d, pipeline: upper}\n")
+            #expect(try await latest().status == 204)
+            let moved = try await execute()
+            #expect(try await latest().id == moved)
+            await client.close()
         }
     }
 

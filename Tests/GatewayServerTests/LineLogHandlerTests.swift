@@ -50,6 +50,33 @@ struct LineLogHandlerTests {
         }
     }
 
+    @Test("logfmt and JSON: C1 controls (U+0080–U+009F, CSI among them) are written as \\u00XX, never raw")
+    func c1Controls() throws {
+        // U+009B is CSI (ESC [ in one character): `\u{9B}31m` turns a terminal red. U+00A0 and é are not controls:
+        // their bytes (C2 A0, C3 A9) stay as they are; U+0080 and U+009F are the range's edges.
+        let value = "q\u{9B}31mred\u{80}\u{9F}\u{A0}é\u{85}"
+        for format in [LineFormat.logfmt, .json] {
+            let bytes = LineLogHandler.line(
+                format: format, timestamp: (1_796_006_369, 7), level: .info, label: "trigger-gateway",
+                message: "request", metadata: ["pipeline": .string(value), "k\u{9B}ey": "v"])
+            let text = String(decoding: bytes, as: UTF8.self)
+            let c1 = text.unicodeScalars.filter { (0x80...0x9F).contains($0.value) }
+            #expect(c1.isEmpty, "\(format): raw C1 controls \(c1.map(\.value))")
+            #expect(text.contains(#""q\u009b31mred\u0080\u009f\#u{A0}é\u0085""#), "\(format): \(text)")
+            if format == .json {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+                #expect(object["pipeline"] as? String == value)
+            } else {
+                #expect(text.contains(" k_ey=v"), "\(text)")
+            }
+        }
+        // A lone value with nothing else to quote is quoted for its C1 control alone.
+        let bare = LineLogHandler.line(
+            format: .logfmt, timestamp: (1_796_006_369, 7), level: .info, label: "trigger-gateway",
+            message: "request", metadata: ["pipeline": "a\u{9B}b"])
+        #expect(String(decoding: bare, as: UTF8.self).contains(#" pipeline="a\u009bb""#))
+    }
+
     @Test("JSON: one object per line, numbers as numbers, strings escaped")
     func json() throws {
         let text = Self.line(.json)

@@ -54,27 +54,45 @@ struct OperationPayloadCodecTests {
         #expect(decoded == request)
     }
 
-    @Test(
-        "integers past 2^53: stored as the nearest double (what earlier versions read) unless digits are on; both read")
+    @Test("integers past 2^53 are stored as their digits; the nearest-double form of earlier versions still reads")
     func largeIntegers() throws {
         let big = try #require(LargeInteger("18446744073709551615"))
         var request = Fixtures.request(blobs: [])
         request.deadline = nil
         request.inputs[0].variables["big"] = .largeInteger(big)
+        request.inputs[0].variables["twoTo53Plus1"] = .integer(Int64(1) << 53 + 1)
         var asDouble = request
         asDouble.inputs[0].variables["big"] = .number(big.doubleValue)
+        asDouble.inputs[0].variables["twoTo53Plus1"] = .number(9_007_199_254_740_992)
 
-        // Default: byte for byte what a `.number` of the nearest double gives, so an earlier instance reads it.
-        let compatible = OperationPayloadCodec().encode(request, blobPrefix: "q").bytes
-        #expect(compatible == OperationPayloadCodec().encode(asDouble, blobPrefix: "q").bytes)
-        let read = try OperationPayloadCodec.decodeRequest(compatible) { _ in ByteBuffer() }
-        #expect(read.inputs[0].variables["big"] == .number(big.doubleValue))
-
-        // Digits on (the next version's writer): this version reads them back exactly.
-        let digits = OperationPayloadCodec(largeIntegerDigits: true).encode(request, blobPrefix: "q").bytes
-        #expect(digits != compatible)
+        // Default: the digits, read back exactly (2^53 + 1 is not rounded to 2^53).
+        let digits = OperationPayloadCodec().encode(request, blobPrefix: "q").bytes
         let exact = try OperationPayloadCodec.decodeRequest(digits) { _ in ByteBuffer() }
         #expect(exact.inputs[0].variables["big"] == .largeInteger(big))
+        #expect(exact.inputs[0].variables["twoTo53Plus1"]?.int64Value == 9_007_199_254_740_993)
+        #expect(exact == request)
+
+        // A row written before 54e6771 (the nearest double, byte for byte what `largeIntegerDigits: false`
+        // writes) still reads, as that double.
+        let earlier = OperationPayloadCodec(largeIntegerDigits: false).encode(request, blobPrefix: "q").bytes
+        #expect(earlier == OperationPayloadCodec().encode(asDouble, blobPrefix: "q").bytes)
+        #expect(earlier != digits)
+        let read = try OperationPayloadCodec.decodeRequest(earlier) { _ in ByteBuffer() }
+        #expect(read == asDouble)
+
+        // A result and an error's details keep the digits too.
+        let result = TriggerResult(outputs: [["n": .largeInteger(big)]], metadata: TriggerMetadata(traces: [:]))
+        let storedResult = OperationPayloadCodec().encode(result, blobPrefix: "r").bytes
+        #expect(try OperationPayloadCodec.decodeResult(storedResult) { _ in ByteBuffer() } == result)
+        let error = GatewayError(.invalidArgument, "too big", details: [["n": .largeInteger(big)]])
+        let storedError = try OperationPayloadCodec.decodeError(OperationPayloadCodec.encode(error))
+        #expect(storedError.details == error.details)
+
+        // The request digest is unchanged: the nearest double, so a retry matches a digest an earlier instance
+        // stored for the same idempotency key.
+        #expect(
+            OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
+                == OperationPayloadCodec.digest(ref: asDouble.ref, inputs: asDouble.inputs))
     }
 
     @Test("labels round-trip; a request without labels is stored exactly as before labels existed")

@@ -29,26 +29,20 @@ struct OperationStoreContractTests {
             #expect(operation.request == expected)
 
             let fetched = try #require(try await store.get(id: operation.id))
-            // Everything as it was, but integers past 2^53, which are stored as their nearest double (below).
-            var stored = operation
-            for key in ["uint64Max", "int64Min", "past64Bits"] {
-                if case .largeInteger(let i)? = stored.request.inputs[0].variables[key] {
-                    stored.request.inputs[0].variables[key] = .number(i.doubleValue)
-                }
-            }
-            #expect(fetched == stored)
+            #expect(fetched == operation)
             let big = try #require(fetched.request.inputs[0].variables["big"]?.blobValue)
             #expect(big.bytes == Fixtures.bytes(1 << 20))
             #expect(big.fileName == "big.bin")
             #expect(fetched.request.inputs[0].variables.keys == request.inputs[0].variables.keys)
             #expect(fetched.request.inputs[0].variables["small"]?.blobValue?.bytes == Fixtures.bytes(10))
             #expect(fetched.request.inputs[0].variables["negativeZero"]?.numberValue?.sign == .minus)
-            // Integers past 2^53 are stored as their nearest double in this version, the form an earlier instance
-            // sharing the store can read (`OperationPayloadCodec.largeIntegerDigits`).
+            // Integers past 2^53 keep their digits (`OperationPayloadCodec.largeIntegerDigits`), not the nearest
+            // double.
             let variables = fetched.request.inputs[0].variables
-            #expect(variables["uint64Max"] == .number(18446744073709551615.0))
+            #expect(variables["twoTo53Plus1"]?.int64Value == 9_007_199_254_740_993)
+            #expect(variables["uint64Max"] == .integer(UInt64.max))
             #expect(variables["int64Min"]?.int64Value == Int64.min)
-            #expect(variables["past64Bits"] == .number(-18446744073709551616.0))
+            #expect(variables["past64Bits"] == .largeInteger(LargeInteger("-18446744073709551616")!))
             #expect(fetched.request.inputs[0].secrets == ["token": "s3cret", "a": "b"])
 
             // Only the 1 MiB blob is spilled; the 10-byte and empty ones stay inline.

@@ -148,6 +148,7 @@ enum Fixtures {
             "alpha": .number(-1.25e-300),
             "integer": .number(42),
             "negativeZero": .number(-0.0),
+            "twoTo53Plus1": .integer(Int64(1) << 53 + 1),
             "uint64Max": .integer(UInt64.max),
             "int64Min": .integer(Int64.min),
             "past64Bits": .largeInteger(LargeInteger("-18446744073709551616")!),
