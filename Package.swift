@@ -311,7 +311,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ObservabilityTests",
-            dependencies: ["Observability", "GatewayTestSupport", .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: [
+                "Observability", "GatewayTestSupport",
+                // The sharded histograms' exposition is compared with swift-prometheus' own.
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "AsyncDispatchTests",

@@ -27,7 +27,7 @@ struct ShardedHistogramTests {
         done.wait()
     }
 
-    @Test("the exposition is swift-prometheus' byte for byte: same lines, cumulative buckets, +Inf, sum, count, escaping")
+    @Test("the exposition is swift-prometheus' byte for byte: cumulative buckets, +Inf, sum, count, escaping")
     func sameExpositionAsSwiftPrometheus() {
         let labels = [("pool", "runner"), ("endpoint", #"odd"name\with\#nnewline"#)]
         let help = #"One try, in seconds (a \ in the help)."#
