@@ -435,7 +435,10 @@ extension GatewayBenchmarks {
         let kept = ours.shard()
         let registry = PrometheusCollectorRegistry()
         let theirs = registry.makeValueHistogram(
-            name: "bench_seconds", labels: labels, buckets: MetricBuckets.seconds, help: "Bench.")
+            descriptor: MetricNameDescriptor(metricName: "bench_seconds", unitName: "", helpText: "Bench."),
+            labels: labels,
+            buckets: MetricBuckets.seconds
+        )
         // Durations spread over the buckets as a loaded gateway's are (mostly under 10 ms).
         let values = [0.0004, 0.0012, 0.0031, 0.0008, 0.0150, 0.0006, 0.0420, 0.0021]
         var next = 0

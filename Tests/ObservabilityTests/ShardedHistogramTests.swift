@@ -33,7 +33,11 @@ struct ShardedHistogramTests {
         let help = #"One try, in seconds (a \ in the help)."#
         let values = [0.0, 0.25, 1.0, 1.0.nextUp, 2.5, 7, 10, 10.0.nextUp, 1e9, 3.75]
         let registry = PrometheusCollectorRegistry()
-        let theirs = registry.makeValueHistogram(name: "x_seconds", labels: labels, buckets: Self.bounds, help: help)
+        let theirs = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(metricName: "x_seconds", unitName: "", helpText: help),
+            labels: labels,
+            buckets: Self.bounds
+        )
         let family = ShardedHistogramFamily(name: "x_seconds", help: help, bounds: Self.bounds)
         let ours = family.series(labels: labels)
         for value in values {
@@ -46,7 +50,10 @@ struct ShardedHistogramTests {
 
         // The gateway's bounds too, with no labels.
         let bare = ShardedHistogramFamily(name: "y_bytes", help: "Bytes.", bounds: MetricBuckets.bytes)
-        let bareTheirs = registry.makeValueHistogram(name: "y_bytes", buckets: MetricBuckets.bytes, help: "Bytes.")
+        let bareTheirs = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(metricName: "y_bytes", unitName: "", helpText: "Bytes."),
+            buckets: MetricBuckets.bytes
+        )
         for value in [0.0, 64, 65, 4096, 300_000_000] {
             bare.series(labels: []).record(value)
             bareTheirs.record(value)
