@@ -257,7 +257,11 @@ let package = Package(
         // builds no more of the graph than it measures.
         .target(
             name: "GatewayBenchmarks",
-            dependencies: ["TriggerModel", "ProtoCodec", "WireCodecs", "Observability", nioCore],
+            dependencies: [
+                "TriggerModel", "ProtoCodec", "WireCodecs", "Observability", nioCore,
+                // swift-prometheus' histogram, the row our sharded one is measured against.
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -306,7 +310,12 @@ let package = Package(
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
-            name: "ObservabilityTests", dependencies: ["Observability", "GatewayTestSupport"],
+            name: "ObservabilityTests",
+            dependencies: [
+                "Observability", "GatewayTestSupport",
+                // The sharded histograms' exposition is compared with swift-prometheus' own.
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "AsyncDispatchTests",

@@ -1,5 +1,7 @@
+import Dispatch
 import NIOCore
 import Observability
+import Prometheus
 import ProtoCodec
 import TriggerModel
 import WireCodecs
@@ -165,6 +167,8 @@ public enum GatewayBenchmarks {
                 metrics.requests.requestFinished(record)
                 return 1
             })
+
+        list += histogramRows()
 
         // gRPC deframing: 100 small messages in one read; one large message in 64 KiB reads.
         let small = instillRequest(smallVariables)
@@ -410,5 +414,68 @@ public enum GatewayBenchmarks {
                 return n
             })
         return list
+    }
+}
+
+extension GatewayBenchmarks {
+    /// Records per thread in the contended rows' runs.
+    static let contendedRecords = 10_000
+
+    /// Histogram records (issue 11: the request families are recorded by every event loop for every call):
+    /// the gateway's ``ShardedHistogram`` (the calling thread's shard, found per record as `PoolMetrics` does, or
+    /// kept as `RequestMetrics`' per-thread cache does) against swift-prometheus' `ValueHistogram` (a lock per
+    /// series), alone and with two threads recording into the same series at once. A contended run is
+    /// ``contendedRecords`` records on each of two threads (the caller's and a dispatch worker), so its time per
+    /// record is the row's time / 10 000.
+    static func histogramRows() -> [MicroBenchmark] {
+        let labels = [("pool", "runner"), ("endpoint", "127.0.0.1:9000")]
+        let family = ShardedHistogramFamily(name: "bench_seconds", help: "Bench.", bounds: MetricBuckets.seconds)
+        let ours = family.series(labels: labels)
+        // bench/micro builds and runs every row on its main thread: this shard is that thread's.
+        let kept = ours.shard()
+        let registry = PrometheusCollectorRegistry()
+        let theirs = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(metricName: "bench_seconds", unitName: "", helpText: "Bench."),
+            labels: labels,
+            buckets: MetricBuckets.seconds
+        )
+        // Durations spread over the buckets as a loaded gateway's are (mostly under 10 ms).
+        let values = [0.0004, 0.0012, 0.0031, 0.0008, 0.0150, 0.0006, 0.0420, 0.0021]
+        var next = 0
+        func value() -> Double {
+            next = (next + 1) & 7
+            return values[next]
+        }
+        func contended(_ record: @escaping @Sendable (Double) -> Void) -> () -> Int {
+            {
+                let other = DispatchGroup()
+                DispatchQueue.global().async(group: other) {
+                    for i in 0..<contendedRecords { record(values[i & 7]) }
+                }
+                for i in 0..<contendedRecords { record(values[i & 7]) }
+                other.wait()
+                return contendedRecords
+            }
+        }
+        return [
+            MicroBenchmark(name: "histogram record, ours (thread's shard looked up per record)", bytes: 0) {
+                ours.record(value())
+                return 1
+            },
+            MicroBenchmark(name: "histogram record, ours (thread's shard kept, as the request metrics do)", bytes: 0) {
+                kept.record(value())
+                return 1
+            },
+            MicroBenchmark(name: "histogram record, swift-prometheus ValueHistogram (lock per series)", bytes: 0) {
+                theirs.record(value())
+                return 1
+            },
+            MicroBenchmark(
+                name: "histogram record, ours, 2 threads × \(contendedRecords) into one series at once", bytes: 0,
+                run: contended { ours.record($0) }),
+            MicroBenchmark(
+                name: "histogram record, swift-prometheus ValueHistogram, 2 threads × \(contendedRecords) at once",
+                bytes: 0, run: contended { theirs.record($0) }),
+        ]
     }
 }

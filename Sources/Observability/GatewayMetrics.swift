@@ -10,7 +10,8 @@ import Synchronization
 ///
 /// Two ways values get here. Events (a request finished, an endpoint ejected, a retry sent, an operation
 /// accepted) increment instruments that were looked up once and kept (counters and gauges are atomics, no
-/// lock). Levels that are state elsewhere (slots in use, queue lengths, endpoint health) are read at scrape time
+/// lock; the histograms recorded per call are ``ShardedHistogramFamily``s, with a shard per recording thread,
+/// no lock either; the other histograms, off the per-call path, are swift-prometheus'). Levels that are state elsewhere (slots in use, queue lengths, endpoint health) are read at scrape time
 /// by the collectors registered with ``addCollector(_:)``, run just before the registry is rendered.
 ///
 /// Naming follows the Prometheus conventions (https://prometheus.io/docs/practices/naming/): a
@@ -25,6 +26,13 @@ package final class GatewayMetrics: Sendable {
     package let schedules: ScheduleMetrics
     package let connections: ConnectionMetrics
     package let config: ConfigMetrics
+    /// `trigger_gateway_backend_request_duration_seconds`, shared by every pool's ``PoolMetrics`` (a reload's
+    /// pools find their endpoints' series in it).
+    private let backendDurations = ShardedHistogramFamily(
+        name: "trigger_gateway_backend_request_duration_seconds",
+        help: "One try of a call on a backend endpoint, from picking it to its answer or failure, in seconds.",
+        bounds: MetricBuckets.seconds
+    )
 
     private struct Collectors {
         var next = 0
@@ -50,7 +58,7 @@ package final class GatewayMetrics: Sendable {
 
     /// A pool's instruments: its own and one set per endpoint (`endpoints` as configured, `host:port`).
     package func pool(_ name: String, endpoints: [String]) -> PoolMetrics {
-        PoolMetrics(registry: registry, pool: name, endpoints: endpoints)
+        PoolMetrics(registry: registry, backendDurations: backendDurations, pool: name, endpoints: endpoints)
     }
 
     /// Runs `collect` before every scrape (to set gauges from state kept elsewhere) until the returned token's
@@ -72,6 +80,10 @@ package final class GatewayMetrics: Sendable {
             var buffer: [UInt8] = []
             buffer.reserveCapacity(16 << 10)
             registry.emit(into: &buffer)
+            // The families recorded per call (``ShardedHistogramFamily``: no lock per record) are not the
+            // registry's; same text format, after its families.
+            requests.emitHistograms(into: &buffer)
+            backendDurations.emit(into: &buffer)
             return buffer
         }
     }

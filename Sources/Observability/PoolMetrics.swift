@@ -1,7 +1,8 @@
 package import Prometheus
 
 /// One backend pool's instruments, made once when the pool is built (a bounded set: the configured pools and
-/// their endpoints), so recording is an atomic add on an instrument already at hand.
+/// their endpoints), so recording is an atomic add on an instrument already at hand, or for the try duration a
+/// record into the calling thread's shard of a ``ShardedHistogram`` (no lock: it is recorded on every call).
 ///
 /// Per pool: `trigger_gateway_pool_in_flight` and `trigger_gateway_pool_queued` (gauges, set at scrape time from
 /// the pool's limiter), `trigger_gateway_pool_rejected_total` (refused at once: over `max_concurrency` with a
@@ -23,11 +24,19 @@ package final class PoolMetrics: Sendable {
     package let endpointInFlight: [Gauge]
     package let ejections: [Counter]
     package let retries: [Counter]
-    package let backendDuration: [ValueHistogram]
+    package let backendDuration: [ShardedHistogram]
     private let registry: PrometheusCollectorRegistry
+    private let backendDurations: ShardedHistogramFamily
 
-    init(registry: PrometheusCollectorRegistry, pool: String, endpoints: [String]) {
+    /// `backendDurations`: the gateway's `trigger_gateway_backend_request_duration_seconds` family.
+    init(
+        registry: PrometheusCollectorRegistry,
+        backendDurations: ShardedHistogramFamily,
+        pool: String,
+        endpoints: [String]
+    ) {
         self.registry = registry
+        self.backendDurations = backendDurations
         self.pool = pool
         self.endpoints = endpoints
         let poolLabel = [("pool", pool)]
@@ -75,17 +84,10 @@ package final class PoolMetrics: Sendable {
                 help: "Calls tried again on another endpoint after nothing reached a backend on this one."
             )
         }
-        backendDuration = labels.map {
-            registry.histogram(
-                name: "trigger_gateway_backend_request_duration_seconds",
-                labels: $0,
-                buckets: MetricBuckets.seconds,
-                help: "One try of a call on a backend endpoint, from picking it to its answer or failure, in seconds."
-            )
-        }
+        backendDuration = labels.map { backendDurations.series(labels: $0) }
     }
 
-    // MARK: Recording (atomic adds; no lock)
+    // MARK: Recording (atomic adds and thread-owned shards; no lock)
 
     /// A call or stream refused as overloaded.
     package func recordRejected() { rejected.increment() }
@@ -132,7 +134,7 @@ package final class PoolMetrics: Sendable {
             registry.unregisterGauge(endpointInFlight[i])
             registry.unregisterCounter(ejections[i])
             registry.unregisterCounter(retries[i])
-            registry.unregisterValueHistogram(backendDuration[i])
+            backendDurations.unregister(backendDuration[i])
         }
     }
 }

@@ -23,12 +23,16 @@ import Synchronization
 /// Hot path (issue 11): ``requestFinished(_:)`` runs on the connection's event loop for every request. It looks
 /// its instruments up in a cache private to the calling thread (a `ThreadSpecificVariable`: each event loop is
 /// one thread), so a recording takes neither the registry's lock (`makeCounter` & co. lock it) nor any lock
-/// shared across event loops to find them; the counter and gauge are atomics. Only a thread's first request of
-/// a label combination takes `RequestMetrics`' own lock and the registry's. swift-prometheus' histograms keep a
-/// lock per series (their `record` is not lock-free): uncontended unless two loops finish a request of the
-/// same operation, route and mode at the same instant.
+/// shared across event loops to find them. The counters and gauges are atomics; the three histograms are
+/// ``ShardedHistogram``s, and the cache holds the thread's own shard of each (no lock to record: see that type).
+/// Only a thread's first request of a label combination takes `RequestMetrics`' own lock, the registry's and the
+/// histogram families'.
 package final class RequestMetrics: RequestObserver, Sendable {
     private let registry: PrometheusCollectorRegistry
+    /// The three histogram families, rendered after the registry's families by ``GatewayMetrics/scrape()``.
+    let duration: ShardedHistogramFamily
+    let requestSize: ShardedHistogramFamily
+    let responseSize: ShardedHistogramFamily
     private let inFlight: [Gauge]
     /// `requests_cut_total`, indexed by frontend (rest, grpc) then termination (DC, SI): four atomics made up front.
     private let cut: [[Counter]]
@@ -39,6 +43,21 @@ package final class RequestMetrics: RequestObserver, Sendable {
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
+        duration = ShardedHistogramFamily(
+            name: "trigger_gateway_request_duration_seconds",
+            help: "From a request's head arriving to the end of its response, in seconds.",
+            bounds: MetricBuckets.seconds
+        )
+        requestSize = ShardedHistogramFamily(
+            name: "trigger_gateway_request_size_bytes",
+            help: "Request body bytes received (gRPC: message frames included).",
+            bounds: MetricBuckets.bytes
+        )
+        responseSize = ShardedHistogramFamily(
+            name: "trigger_gateway_response_size_bytes",
+            help: "Response body bytes sent (gRPC: message frames included).",
+            bounds: MetricBuckets.bytes
+        )
         self.inFlight = [RequestRecord.Frontend.rest, .grpc].map {
             registry.gauge(
                 name: "trigger_gateway_requests_in_flight",
@@ -77,6 +96,11 @@ package final class RequestMetrics: RequestObserver, Sendable {
         }
     }
 
+    /// Appends the histogram families' exposition (the counters and gauges are the registry's).
+    func emitHistograms(into buffer: inout [UInt8]) {
+        for family in [duration, requestSize, responseSize] { family.emit(into: &buffer) }
+    }
+
     /// The in-flight gauge of `frontend` (for tests).
     package func inFlight(_ frontend: RequestRecord.Frontend) -> Gauge { inFlight[frontend == .rest ? 0 : 1] }
 
@@ -108,9 +132,10 @@ package final class RequestMetrics: RequestObserver, Sendable {
 
     struct Series {
         var requests: Counter
-        var duration: ValueHistogram
-        var requestSize: ValueHistogram
-        var responseSize: ValueHistogram
+        /// The calling thread's shards: a `Series` lives in one thread's cache only.
+        var duration: HistogramShard
+        var requestSize: HistogramShard
+        var responseSize: HistogramShard
     }
 
     /// One thread's instruments. Only ever touched by the thread it belongs to.
@@ -149,24 +174,9 @@ package final class RequestMetrics: RequestObserver, Sendable {
                 help: "Requests answered, by frontend, API operation, configured route, mode and outcome code "
                     + "(HTTP status for REST, gRPC status for gRPC)."
             ),
-            duration: registry.histogram(
-                name: "trigger_gateway_request_duration_seconds",
-                labels: labels,
-                buckets: MetricBuckets.seconds,
-                help: "From a request's head arriving to the end of its response, in seconds."
-            ),
-            requestSize: registry.histogram(
-                name: "trigger_gateway_request_size_bytes",
-                labels: labels,
-                buckets: MetricBuckets.bytes,
-                help: "Request body bytes received (gRPC: message frames included)."
-            ),
-            responseSize: registry.histogram(
-                name: "trigger_gateway_response_size_bytes",
-                labels: labels,
-                buckets: MetricBuckets.bytes,
-                help: "Response body bytes sent (gRPC: message frames included)."
-            )
+            duration: duration.series(labels: labels).shard(),
+            requestSize: requestSize.series(labels: labels).shard(),
+            responseSize: responseSize.series(labels: labels).shard()
         )
     }
 }
