@@ -218,7 +218,9 @@ extension HTTP1FrontendHandler {
             pending = nil
             let error = GatewayError(.deadlineExceeded, "the request was not received in time")
             let requestID = RequestID.make()
-            let response = RESTErrorFormat(path: requestTarget ?? "").response(error, requestID: requestID)
+            var response = RESTErrorFormat(path: requestTarget ?? "").response(error, requestID: requestID)
+            // The error's body (DEADLINE_EXCEEDED) under 408, not the 504 that code maps to: the client was late.
+            response.status = 408
             state = .closed
             relay?.abort()
             relay = nil
