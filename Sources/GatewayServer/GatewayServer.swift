@@ -4,7 +4,6 @@
 import AsyncDispatch
 import Logging
 package import NIOCore
-import NIOHTTP1
 import NIOSSL
 import NIOPosix
 import Observability

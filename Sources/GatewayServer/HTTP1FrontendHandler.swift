@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOHTTP1
 import Observability
 import TriggerDispatch
 import TriggerModel
