@@ -305,7 +305,7 @@ let package = Package(
                 "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability",
                 "Backends", "HTTP2Engine",
                 "TriggerDispatch", "Routing", "GatewayConfig", "GatewayTestSupport", nioCore, logging,
-                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),

@@ -4,7 +4,6 @@
 import AsyncDispatch
 import Logging
 package import NIOCore
-import NIOHTTP1
 import NIOSSL
 import NIOPosix
 import Observability
@@ -282,19 +281,9 @@ package final class GatewayServer: Service {
         case .http1:
             countOpen(channel, .http1, tls: secure, metrics: services.metrics)
             try sync.addHandler(ReadIdleHandler(timeout: services.idleTimeout))
-            let requestTimeouts = HTTP1RequestTimeoutHandler(
-                headerTimeout: services.slowClients.requestHeaderTimeout,
-                bodyTimeout: services.slowClients.bodyProgressTimeout
-            )
-            try sync.addHandler(HTTP1RequestTimeoutHandler.ByteObserver(owner: requestTimeouts))
-            let decodingFailure = HTTP1ServerCodec.FailureNote()
-            try sync.addHandler(HTTP1ServerCodec(note: decodingFailure))
-            try sync.addHandler(requestTimeouts)
-            try sync.addHandler(HTTPServerPipelineHandler())
+            // One handler from bytes to answers: decoding, pipelining, timeouts, routing (issue 11).
             try sync.addHandler(
-                HTTP1FrontendHandler(
-                    services: current, secure: secure, clientPrincipal: clientPrincipal,
-                    decodingFailure: decodingFailure))
+                HTTP1FrontendHandler(services: current, secure: secure, clientPrincipal: clientPrincipal))
         case .http2:
             countOpen(channel, .http2, tls: secure, metrics: services.metrics)
             try configureHTTP2(channel, services: current, clientPrincipal: clientPrincipal)

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import TriggerDispatch
 import TriggerModel
 import WireCodecs
@@ -104,15 +103,15 @@ final class HTTP1BodyRelay {
     /// standard alphabet (`forward`).
     private var checkedUpTo = 0
 
-    /// A relay for this request, or nil when it is not of the shape (see the type's documentation). A
-    /// multipart body's relay must be handed to the collector (`RESTBodyCollector.observeFileParts`).
+    /// A relay for this request (`declaredLength`: the body's Content-Length), or nil when it is not of the shape
+    /// (see the type's documentation). A multipart body's relay must be handed to the collector
+    /// (`RESTBodyCollector.observeFileParts`).
     init?(
-        use: RESTBodyUse, collector: RESTBodyCollector, headers: HTTPHeaders, services: FrontendServices,
+        use: RESTBodyUse, collector: RESTBodyCollector, declaredLength: Int, services: FrontendServices,
         channel: any Channel
     ) {
         // The cheap checks first: this runs for every request with a body.
         guard case .trigger(let plan) = use, plan.mode == .sync, plan.target?.sendsBlobsAsBase64 == true,
-            let declaredLength = headers.first(name: "content-length").flatMap({ Int($0) }),
             declaredLength >= Self.minimumBytes
         else { return nil }
         if collector.keepsCanonicalBase64JSON {

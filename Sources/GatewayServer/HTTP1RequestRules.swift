@@ -1,4 +1,3 @@
-import NIOHTTP1
 import TriggerModel
 
 /// The HTTP/1.1 message rules the request decoder leaves to the server, checked on each request head before
@@ -13,24 +12,33 @@ enum HTTP1RequestRules {
         case reject(GatewayError, closeConnection: Bool)
     }
 
-    static func check(_ head: HTTPRequestHead) -> Outcome {
-        if head.version.major == 1 && head.version.minor >= 1 {
+    /// - Parameters:
+    ///   - minorVersion: the request's HTTP/1.x minor version.
+    ///   - target: the request-target as sent.
+    ///   - headers: the field lines, names in lowercase.
+    static func check(minorVersion: Int, target: String, headers: [(name: String, value: String)]) -> Outcome {
+        if minorVersion >= 1 {
             // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
             // request message that lacks a Host header field and to any request message that contains more
             // than one Host header field line or a Host header field with an invalid field value."
-            let hosts = head.headers["host"]
-            guard hosts.count == 1 else {
-                let what = hosts.isEmpty ? "has no Host header" : "has \(hosts.count) Host headers"
+            var hosts = 0
+            var host = ""
+            for field in headers where field.name == "host" {
+                hosts += 1
+                host = field.value
+            }
+            guard hosts == 1 else {
+                let what = hosts == 0 ? "has no Host header" : "has \(hosts) Host headers"
                 return .reject(
                     GatewayError(.invalidArgument, "HTTP/1.1 request \(what); send exactly one"), closeConnection: false
                 )
             }
-            guard isValidHost(hosts[0]) else {
+            guard isValidHost(host) else {
                 return .reject(
-                    GatewayError(.invalidArgument, "invalid Host header \"\(hosts[0])\""), closeConnection: false)
+                    GatewayError(.invalidArgument, "invalid Host header \"\(host)\""), closeConnection: false)
             }
         }
-        return .serve(target: originForm(head.uri))
+        return .serve(target: originForm(target))
     }
 
     /// The origin-form of a target: an absolute-form one (`http://host:port/path?query`, RFC 9112 §3.2.2,

@@ -798,6 +798,25 @@ package struct HTTP1RequestHead: Sendable {
         layout.fields.map { (string($0.name), string($0.value)) }
     }
 
+    /// Each field as strings, in order, the name in lowercase (RFC 9110 §5.1: names are case-insensitive):
+    /// what a server that matches names by equality wants, made from the bytes in one pass per field (no
+    /// second string for a name sent in capitals, as `String.lowercased()` would make).
+    package var lowercasedFields: [(name: String, value: String)] {
+        bytes.withUnsafeReadableBytes { raw in
+            layout.fields.map { field in
+                let name = String(unsafeUninitializedCapacity: field.name.count) { out in
+                    for k in 0..<field.name.count {
+                        let c = raw[field.name.lowerBound + k]
+                        out[k] = c &- UInt8(ascii: "A") < 26 ? c | 0x20 : c
+                    }
+                    return field.name.count
+                }
+                let value = String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.value]), as: UTF8.self)
+                return (name, value)
+            }
+        }
+    }
+
     /// The value of the first field named `name` (given in lowercase; matched ignoring ASCII case), or nil.
     package func first(name: StaticString) -> String? {
         let index: Int? = bytes.withUnsafeReadableBytes { raw in

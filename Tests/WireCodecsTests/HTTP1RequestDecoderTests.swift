@@ -76,6 +76,23 @@ struct HTTP1RequestDecoderTests {
             ])
     }
 
+    @Test("lowercasedFields: names in lowercase from the bytes, values as sent, order and duplicates kept")
+    func lowercasedFields() throws {
+        var decoder = HTTP1RequestDecoder()
+        var buffer = ByteBuffer(
+            string: "GET / HTTP/1.1\r\nHost: a\r\nX-Request-ID: AbC\r\naccept: */*\r\nACCEPT: text/Plain\r\n"
+                + "Content-Type-Long-Name-Over-Fifteen: V\r\n\r\n")
+        guard case .head(let head)? = try decoder.next(&buffer) else {
+            Issue.record("no head")
+            return
+        }
+        #expect(
+            head.lowercasedFields.map { "\($0.name)=\($0.value)" } == [
+                "host=a", "x-request-id=AbC", "accept=*/*", "accept=text/Plain",
+                "content-type-long-name-over-fifteen=V",
+            ])
+    }
+
     @Test(
         "request targets in each form (RFC 9112 §3.2)",
         arguments: [

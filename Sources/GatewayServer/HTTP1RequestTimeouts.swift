@@ -1,6 +1,12 @@
 import NIOCore
 
-extension HTTP1RequestTimeoutHandler {
+/// Bounds the time an HTTP/1.1 client may take to send a request (issue 10, item 2): its header block
+/// within the request-header timeout of its first bytes, and each piece of its body within the
+/// body-progress timeout of the previous one. Over either, the client gets 408 with `Connection: close`
+/// and the connection closes. Trickling a byte at a time does not help: unlike the keep-alive idle timeout,
+/// these count from the start of the head, or the last *decoded* piece of body, not from the last read.
+/// The connection handler (`HTTP1FrontendHandler`) feeds the machine its decoder's events and owns the timer.
+enum HTTP1RequestTimeouts {
     /// Where the request decoder stands, and which timer that calls for (issue 10, item 2). No I/O and no
     /// clock: it asks its owner to arm or cancel the one timer, and says what a fired timer means.
     ///

@@ -1,0 +1,236 @@
+import NIOCore
+import Observability
+import TriggerModel
+import WireCodecs
+
+/// The connection's part of the HTTP/1.1 frontend: bytes in, one request at a time, timeouts, drain.
+extension HTTP1FrontendHandler {
+    private static let empty = ByteBuffer()
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After a failure, the last request or a timeout, the connection's bytes are not decoded (nor trusted);
+        // they are still read, so that a lingering close drains them.
+        guard !inputDone else { return }
+        var bytes = unwrapInboundIn(data)
+        if pending == nil || pending!.readableBytes == 0 {
+            pending = bytes
+        } else {
+            pending!.writeBuffer(&bytes)
+        }
+        decode(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        run(timeouts.readCompleted(), context: context)
+        context.fireChannelReadComplete()
+    }
+
+    /// Takes requests from the bytes read until the decoder needs more, or a request waits for the answer
+    /// before it (RFC 9112 §9.3.2: answers go out in the order of the requests; as NIO's
+    /// `HTTPServerPipelineHandler`, one request is served at a time and the next one's bytes wait).
+    func decode(context: ChannelHandlerContext) {
+        guard !decoding else { return }  // an answer written from inside the loop: the loop goes on by itself
+        decoding = true
+        defer { decoding = false }
+        while !inputDone {
+            if unanswered && !requestOpen { return }
+            // Uniquely referenced while decoding: a slice handed on does not copy what follows.
+            var buffer = pending ?? Self.empty
+            pending = nil
+            let part: HTTP1RequestDecoder.Part?
+            do {
+                part = try decoder.next(&buffer)
+            } catch {
+                inputDone = true
+                decodingFailed(error, context: context)
+                return
+            }
+            pending = buffer.readableBytes > 0 ? buffer : nil
+            guard let part else {
+                // Bytes that make no part yet: a header block begun (its timer starts at the read's end).
+                if pending != nil { timeouts.receivedBytes() }
+                return
+            }
+            switch part {
+            case .head(let head):
+                requestOpen = true
+                unanswered = true
+                requestKeepAlive = head.keepAlive
+                answerOmitsBody = head.methodIs("HEAD") || head.methodIs("CONNECT")
+                run(timeouts.receivedHead(), context: context)
+                receivedHead(head, context: context)
+            case .body(let chunk):
+                run(timeouts.receivedBody(), context: context)
+                receivedBody(chunk, context: context)
+            case .end:
+                requestOpen = false
+                requestTarget = nil
+                run(timeouts.receivedEnd(), context: context)
+                // The connection's last request (`Connection: close`, HTTP/1.0, a drain): nothing after it is
+                // served, nor answered (RFC 9112 §9.6).
+                if !requestKeepAlive || quiescing {
+                    inputDone = true
+                    pending = nil
+                }
+                receivedEnd(context: context)
+                if quiescing && !unanswered {
+                    // Answered early (before its end) while the connection drains: nothing more to send.
+                    closeConnection(context: context)
+                    return
+                }
+            }
+        }
+    }
+
+    /// An answer's last byte was queued: the next request may be taken (and its bytes read).
+    func responseEnded(keepAlive: Bool, context: ChannelHandlerContext) {
+        timeouts.sentResponseEnd()
+        unanswered = false
+        answerOmitsBody = false
+        guard keepAlive else {
+            inputDone = true
+            pending = nil
+            return
+        }
+        guard !decoding else { return }
+        if pending != nil && !inputDone {
+            decode(context: context)
+            run(timeouts.readCompleted(), context: context)
+        }
+        if readHeld {
+            readHeld = false
+            read(context: context)
+        }
+    }
+
+    /// Reads go on while a request is answered, unless the next request has begun arriving (a client that
+    /// pipelines is held to one read beyond the request being answered) or the connection drains. Holding
+    /// every read until the answer, as NIO's pipeline handler does, costs two `epoll_ctl` per request (issue 11).
+    func read(context: ChannelHandlerContext) {
+        if unanswered && !requestOpen && (quiescing || pending != nil) {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    /// Closes the connection from here (the gateway's decision: no end-of-input error follows).
+    func closeConnection(context: ChannelHandlerContext) {
+        closedHere = true
+        context.close(promise: nil)
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .all { closedHere = true }
+        context.close(mode: mode, promise: promise)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stopTimer()
+    }
+
+    /// The client went away. Inside a request that is an error (a relayed runner request is cut short); between
+    /// requests, behind an answer still pending, or when the gateway closed, it is a clean end.
+    func endOfInput(context: ChannelHandlerContext) {
+        guard !inputDone else { return }
+        inputDone = true
+        guard !closedHere, !(unanswered && !requestOpen) else { return }
+        if !decoder.isBetweenRequests || pending != nil {
+            decodingFailed(nil, context: context)
+        }
+    }
+
+    /// A graceful stop (`ChannelShouldQuiesceEvent`): an idle connection closes now; one with a request in
+    /// progress serves it, says `Connection: close` on its answer and closes after it (as NIO's pipeline
+    /// handler did).
+    func quiesce(context: ChannelHandlerContext) {
+        guard unanswered || requestOpen else {
+            closeConnection(context: context)
+            return
+        }
+        quiescing = true
+        if !requestOpen {
+            inputDone = true
+            pending = nil
+        }
+    }
+
+    // MARK: Request timeouts
+
+    func stopTimer() {
+        timer?.cancel()
+        timer = nil
+        timerFiresAt = nil
+        due = nil
+    }
+
+    func run(_ action: HTTP1RequestTimeouts.StateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .cancel:
+            due = nil
+        case .arm(let amount):
+            // The loop's clock, not the wall clock: the same on a real loop, virtual under test (advanceTime).
+            let due = context.eventLoop.now + amount
+            self.due = due
+            if let firesAt = timerFiresAt, firesAt <= due { return }
+            timer?.cancel()
+            schedule(at: due, context: context)
+        }
+    }
+
+    private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        timerFiresAt = deadline
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timer = nil
+            handler.timerFiresAt = nil
+            handler.timerFired(context: context)
+        }
+    }
+
+    /// The scheduled timer fired: the armed timeout is over, or was moved later (re-arm), or was cancelled.
+    private func timerFired(context: ChannelHandlerContext) {
+        guard let due else { return }
+        if due > context.eventLoop.now {
+            schedule(at: due, context: context)
+            return
+        }
+        self.due = nil
+        timeoutFired(context: context)
+    }
+
+    private func timeoutFired(context: ChannelHandlerContext) {
+        switch timeouts.timeoutFired() {
+        case .none:
+            return
+        case .close:
+            inputDone = true
+            pending = nil
+            closeConnection(context: context)
+        case .respondAndClose:
+            // RFC 9110 §15.5.9: 408 when the server would not wait any longer; the connection is not reused.
+            // That is this request's end (its record says 408), and the connection's: nothing read after it is
+            // served or answered, the rest of a head or body arriving late or bytes the decoder fails on.
+            inputDone = true
+            pending = nil
+            let error = GatewayError(.deadlineExceeded, "the request was not received in time")
+            let requestID = RequestID.make()
+            var response = RESTErrorFormat(path: requestTarget ?? "").response(error, requestID: requestID)
+            // The error's body (DEADLINE_EXCEEDED) under 408, not the 504 that code maps to: the client was late.
+            response.status = 408
+            state = .closed
+            relay?.abort()
+            relay = nil
+            collector = nil
+            bodyUse = nil
+            if open == nil {
+                open = services.openRequest(
+                    requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "")
+            }
+            write(response, keepAlive: false, lingering: false, context: context)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import NIOCore
+import NIOHTTP1
+
+/// The bytes of the HTTP/1.1 frontend's answers (RFC 9112 §4, §6, §7.1), each response written into one
+/// buffer sized up front: status line, field lines and, where the body is known, the body, so that an answer
+/// leaves in one write. The framing is what NIO's `HTTPResponseEncoder` did for this frontend before
+/// (`Content-Length` for a known body, `Transfer-Encoding: chunked` for a stream; no body and no framing
+/// fields for 1xx, 204 and 304, RFC 9110 §6.4.1; a HEAD request's answer keeps its `Content-Length` and loses
+/// its body, RFC 9110 §9.3.2), and the reason phrases are NIO's.
+enum HTTP1ResponseEncoder {
+    /// A complete response. `fields` go out in order, then `content-length` (unless the status has no body),
+    /// then `connection: close` when the connection ends after it (`keepAlive` false).
+    static func response(
+        status: Int, fields: [(name: String, value: String)], body: ByteBuffer, keepAlive: Bool, omitsBody: Bool,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let hasBody = mayHaveBody(status)
+        let bodyBytes = hasBody && !omitsBody ? body.readableBytes : 0
+        var buffer = allocator.buffer(capacity: headSize(status: status, fields: fields) + 48 + bodyBytes)
+        writeStatusLine(status, into: &buffer)
+        writeFields(fields, into: &buffer)
+        if hasBody {
+            buffer.writeStaticString("content-length: ")
+            writeDecimal(body.readableBytes, into: &buffer)
+            buffer.writeStaticString("\r\n")
+        }
+        if !keepAlive { buffer.writeStaticString("connection: close\r\n") }
+        buffer.writeStaticString("\r\n")
+        if bodyBytes > 0 {
+            var body = body
+            buffer.writeBuffer(&body)
+        }
+        return buffer
+    }
+
+    /// The head of a response whose body follows as chunks (``chunk(_:allocator:)``, ``lastChunk``): SSE.
+    static func streamHead(
+        status: Int, fields: [(name: String, value: String)], keepAlive: Bool, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: headSize(status: status, fields: fields) + 64)
+        writeStatusLine(status, into: &buffer)
+        writeFields(fields, into: &buffer)
+        if !keepAlive { buffer.writeStaticString("connection: close\r\n") }
+        buffer.writeStaticString("transfer-encoding: chunked\r\n\r\n")
+        return buffer
+    }
+
+    /// One chunk of a chunked body (RFC 9112 §7.1): its size in hex, the bytes, CRLF. Empty data makes no chunk
+    /// (an empty chunk would end the body).
+    static func chunk(_ data: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard data.readableBytes > 0 else { return allocator.buffer(capacity: 0) }
+        var buffer = allocator.buffer(capacity: data.readableBytes + 20)
+        buffer.writeString(String(data.readableBytes, radix: 16))
+        buffer.writeStaticString("\r\n")
+        var data = data
+        buffer.writeBuffer(&data)
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// The end of a chunked body: the last chunk and no trailer.
+    static let lastChunk: StaticString = "0\r\n\r\n"
+
+    /// `100 Continue` (RFC 9110 §10.1.1), in the request's HTTP/1.x version.
+    static func continueResponse(minorVersion: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 32)
+        buffer.writeStaticString("HTTP/1.")
+        writeDecimal(minorVersion, into: &buffer)
+        buffer.writeStaticString(" 100 Continue\r\n\r\n")
+        return buffer
+    }
+
+    /// Whether a response with `status` may have content (RFC 9110 §6.4.1: not 1xx, 204, 304).
+    static func mayHaveBody(_ status: Int) -> Bool {
+        !(status < 200 || status == 204 || status == 304)
+    }
+
+    private static func headSize(status: Int, fields: [(name: String, value: String)]) -> Int {
+        var size = 32
+        for field in fields { size += field.name.utf8.count + field.value.utf8.count + 4 }
+        return size
+    }
+
+    private static func writeStatusLine(_ status: Int, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("HTTP/1.1 ")
+        writeDecimal(status, into: &buffer)
+        buffer.writeStaticString(" ")
+        buffer.writeString(HTTPResponseStatus(statusCode: status).reasonPhrase)
+        buffer.writeStaticString("\r\n")
+    }
+
+    private static func writeFields(_ fields: [(name: String, value: String)], into buffer: inout ByteBuffer) {
+        for field in fields {
+            buffer.writeString(field.name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(field.value)
+            buffer.writeStaticString("\r\n")
+        }
+    }
+
+    /// A non-negative integer in decimal, without a `String` in between.
+    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        precondition(value >= 0)
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var rest = value
+        while divisor > 0 {
+            buffer.writeInteger(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        }
+    }
+}
