@@ -495,12 +495,16 @@ private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
 
     private func pull() -> EventLoopFuture<TriggerEvent?> {
         if inner == nil { inner = open() }
-        return inner!.next().hop(to: eventLoop).always { [self] result in
+        // The inner future itself, not `always`'s copy: a future per relayed event less (issue 11). Callbacks
+        // run in the order they were added, so the slot is released before the consumer sees the end.
+        let event = inner!.next().hop(to: eventLoop)
+        event.whenComplete { [self] result in
             switch result {
             case .success(nil), .failure: release()
             case .success: break
             }
         }
+        return event
     }
 
     func cancel() {
