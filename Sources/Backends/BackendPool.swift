@@ -493,14 +493,33 @@ private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
 
     var endpoint: String? { inner?.endpoint }
 
+    /// With the slot held, the inner source's next event with no future of ours (issue 11); otherwise
+    /// through `next()`. The inner source calls back on its loop, which is this one (opened on it).
+    func next(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void) {
+        guard case .held = slot else { return next().assumeIsolatedUnsafeUnchecked().whenComplete(deliver) }
+        if inner == nil { inner = open() }
+        inner!.next { [self] result in
+            assert(eventLoop.inEventLoop, "an event source called back off its loop")
+            switch result {
+            case .success(nil), .failure: release()
+            case .success: break
+            }
+            deliver(result)
+        }
+    }
+
     private func pull() -> EventLoopFuture<TriggerEvent?> {
         if inner == nil { inner = open() }
-        return inner!.next().hop(to: eventLoop).always { [self] result in
+        // The inner future itself, not `always`'s copy: a future per relayed event less (issue 11). Callbacks
+        // run in the order they were added, so the slot is released before the consumer sees the end.
+        let event = inner!.next().hop(to: eventLoop)
+        event.whenComplete { [self] result in
             switch result {
             case .success(nil), .failure: release()
             case .success: break
             }
         }
+        return event
     }
 
     func cancel() {

@@ -48,7 +48,7 @@ final class GRPCBackendCall {
     private var unaryMessage: ByteBuffer?
 
     // Streaming.
-    private var pendingPull: EventLoopPromise<TriggerEvent?>?
+    private var pendingPull: ((Result<TriggerEvent?, any Error>) -> Void)?
     /// Stream offsets, in DATA payload bytes: received, given back to the backend, and the end of the last
     /// message handed to the consumer.
     private var receivedBytes = 0
@@ -254,16 +254,23 @@ final class GRPCBackendCall {
 
     /// The next event for the consumer: a decoded message, nil at a clean end, or the call's error.
     func pull(eventLoop: any EventLoop) -> EventLoopFuture<TriggerEvent?> {
-        precondition(kind == .streaming && pendingPull == nil, "one pull at a time on a streaming call")
-        if isDrained { return eventLoop.makeSucceededFuture(nil) }
         let promise = eventLoop.makePromise(of: TriggerEvent?.self)
-        pendingPull = promise
-        deliverIfPulled()
+        pull { promise.completeWith($0) }
         return promise.futureResult
     }
 
+    /// `pull(eventLoop:)` without a future: `deliver` is called once, on the call's loop, with the next event
+    /// (at once when one is buffered). The stream relay's form (issue 11: a future per event cost ~1 k
+    /// instructions and an allocation to make and free).
+    func pull(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void) {
+        precondition(kind == .streaming && pendingPull == nil, "one pull at a time on a streaming call")
+        if isDrained { return deliver(.success(nil)) }
+        pendingPull = deliver
+        deliverIfPulled()
+    }
+
     private func deliverIfPulled() {
-        guard let promise = pendingPull else { return }
+        guard let deliver = pendingPull else { return }
         do {
             if let message = try deframer.next() {
                 pendingPull = nil
@@ -275,11 +282,11 @@ final class GRPCBackendCall {
                     case .end, .error: sawTerminalEvent = true
                     case .status, .output: break
                     }
-                    promise.succeed(event)
+                    deliver(.success(event))
                 } catch {
                     garbage("undecodable RunEvent: \(Self.describe(error))")
                     isDrained = true
-                    promise.fail(outcomeError)
+                    deliver(.failure(outcomeError))
                 }
                 return
             }
@@ -287,7 +294,7 @@ final class GRPCBackendCall {
             pendingPull = nil
             garbage(Self.describe(error))
             isDrained = true
-            promise.fail(outcomeError)
+            deliver(.failure(outcomeError))
             return
         }
         if let outcome {
@@ -295,15 +302,15 @@ final class GRPCBackendCall {
             isDrained = true
             switch outcome {
             case .failure(let error):
-                promise.fail(error)
+                deliver(.failure(error))
             case .success where deframer.hasPartialMessage:
                 garbage("a truncated message before the trailers")
-                promise.fail(outcomeError)
+                deliver(.failure(outcomeError))
             case .success where !sawTerminalEvent:
                 garbage("the stream ended without an end event")
-                promise.fail(outcomeError)
+                deliver(.failure(outcomeError))
             case .success:
-                promise.succeed(nil)
+                deliver(.success(nil))
             }
             return
         }

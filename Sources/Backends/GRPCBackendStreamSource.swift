@@ -135,6 +135,15 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
             }
     }
 
+    /// The running call's next event with no future when the call's connection is on this source's loop
+    /// (a loop-native pool); otherwise through `next()`.
+    func next(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void) {
+        guard case .running(let call, let endpoint) = state, call.eventLoop.inEventLoop else {
+            return next().assumeIsolatedUnsafeUnchecked().whenComplete(deliver)
+        }
+        call.value.pull { [self] result in deliver(outcome(of: result, endpoint)) }
+    }
+
     private func pull(_ call: NIOLoopBoundBox<GRPCBackendCall>, _ endpoint: GRPCBackendEndpoint)
         -> EventLoopFuture<TriggerEvent?>
     {
@@ -142,19 +151,29 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
             call.eventLoop.inEventLoop
             ? call.value.pull(eventLoop: call.eventLoop)
             : call.eventLoop.flatSubmit { call.value.pull(eventLoop: call.eventLoop) }
-        let balancer = transport.balancer
-        return pulled.hop(to: eventLoop).flatMapErrorThrowing { [self] error in
+        let promise = eventLoop.makePromise(of: TriggerEvent?.self)
+        pulled.hop(to: eventLoop).whenComplete { [self] result in promise.completeWith(outcome(of: result, endpoint)) }
+        return promise.futureResult
+    }
+
+    /// What a pulled event means for the call (done, a success or failure for the balancer), and the error the
+    /// consumer gets for a refused stream.
+    private func outcome(of pulled: Result<TriggerEvent?, any Error>, _ endpoint: GRPCBackendEndpoint)
+        -> Result<TriggerEvent?, any Error>
+    {
+        switch pulled {
+        case .failure(let error):
             markDone()
-            if error is GRPCBackendCall.Refused { throw refusedError(endpoint.peer) }
-            if (error as? GatewayError)?.code == .backendFailed { balancer.recordFailure(endpoint.index) }
-            throw error
-        }.map { [self] event in
+            if error is GRPCBackendCall.Refused { return .failure(refusedError(endpoint.peer)) }
+            if (error as? GatewayError)?.code == .backendFailed { transport.balancer.recordFailure(endpoint.index) }
+            return .failure(error)
+        case .success(let event):
             switch event {
             case nil: markDone()
-            case .end?, .error?: balancer.recordSuccess(endpoint.index)
+            case .end?, .error?: transport.balancer.recordSuccess(endpoint.index)
             case .status?, .output?: break
             }
-            return event
+            return .success(event)
         }
     }
 }

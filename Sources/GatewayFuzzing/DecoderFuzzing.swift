@@ -74,6 +74,7 @@ enum DecoderFuzzing {
             _ = RunnerCodec.encodeRunResponse(result)
         }
         runResponsePassthrough(buffer)
+        runEventPassthrough(buffer)
         if let event = try? RunnerCodec.decodeRunEvent(buffer) {
             _ = RunnerCodec.encodeRunEvent(event)
         }
@@ -108,6 +109,37 @@ enum DecoderFuzzing {
             precondition("\(error)" == "\(reference)", "the passthrough changed a RunResponse's decoding error")
         default:
             preconditionFailure("the RunResponse passthrough accepts what decoding refuses, or the other way round")
+        }
+    }
+
+    /// A runner's `RunEvent` passed through to an Instill stream client (issue 11,
+    /// `InstillResponsePassthrough.instillStreamOutput`/`endEventResult`) gives the event, the bytes and the
+    /// error that decoding and re-encoding give.
+    static func runEventPassthrough(_ buffer: ByteBuffer) {
+        let event = Result { try RunnerCodec.decodeRunEvent(buffer) }
+        let tree = Result { try RunnerCodec.decodeRunEventTree(buffer) }
+        switch (event, tree) {
+        case (.success(let event), .success(let reference)):
+            // Compared through the runner's encoding, so that a NaN equals itself.
+            precondition(
+                RunnerCodec.encodeRunEvent(event) == RunnerCodec.encodeRunEvent(reference),
+                "a passed-through RunEvent decodes to another event")
+            let results: (TriggerResult, TriggerResult)?
+            switch (event, reference) {
+            case (.output(_, let result), .output(_, let referenceResult)): results = (result, referenceResult)
+            case (.end(let result), .end(let referenceResult)): results = (result, referenceResult)
+            default: results = nil
+            }
+            if let (result, referenceResult) = results {
+                precondition(
+                    InstillCodec.encodeTriggerResponse(result)
+                        == InstillCodec.encodeTriggerResponseTree(referenceResult),
+                    "a passed-through RunEvent differs from its re-encoding")
+            }
+        case (.failure(let error), .failure(let reference)):
+            precondition("\(error)" == "\(reference)", "the passthrough changed a RunEvent's decoding error")
+        default:
+            preconditionFailure("the RunEvent passthrough accepts what decoding refuses, or the other way round")
         }
     }
 

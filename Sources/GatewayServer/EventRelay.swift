@@ -76,7 +76,7 @@ final class EventRelay {
         // The loop's clock (virtual under test), which the idle timer is scheduled on too.
         waitingSince = eventLoop.now
         if idleTimer == nil { armIdleTimer(at: waitingSince! + idleTimeout) }
-        source.next().assumeIsolated().whenComplete { result in
+        source.next { result in
             self.waitingSince = nil
             guard !self.stopped else { return }
             switch result {

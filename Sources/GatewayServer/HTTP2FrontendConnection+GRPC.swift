@@ -322,8 +322,7 @@ extension HTTP2FrontendConnection {
                 switch event {
                 // Instill's stream response has no status message.
                 case .status: return eventLoop.makeSucceededVoidFuture()
-                case .output(_, let outputs):
-                    message = InstillCodec.encodeTriggerResponse(TriggerResult(outputs: outputs))
+                case .output(_, let result): message = InstillCodec.encodeTriggerResponse(result)
                 case .end(let result): message = InstillCodec.encodeTriggerResponse(result)
                 case .error(let error):
                     grpcFinish(stream, error: error)

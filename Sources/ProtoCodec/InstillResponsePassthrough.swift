@@ -92,6 +92,11 @@ enum InstillResponsePassthrough {
         /// The payload range of the length-delimited field whose one-byte tag is at `tag`, when its length is a
         /// minimal varint and the payload ends within `limit`.
         private func length(after tag: Int, within limit: Int) -> (start: Int, end: Int)? {
+            Self.length(in: source, after: tag, within: limit)
+        }
+
+        /// `length(after:within:)` over any bytes (the event wrappers, which are not copied).
+        static func length(in source: UnsafePointer<UInt8>, after tag: Int, within limit: Int) -> (start: Int, end: Int)? {
             var pos = tag + 1
             var value = 0
             var shift = 0
@@ -243,5 +248,79 @@ enum InstillResponsePassthrough {
             (target + copied).update(from: source + copied, count: end - copied)
             copied = end
         }
+    }
+}
+
+// MARK: Stream events
+
+extension InstillResponsePassthrough {
+    /// For a runner's `RunEvent` holding an `OutputEvent` whose outputs are in canonical form: the event's name
+    /// and Instill's stream message for it (`TriggerNamespacePipelineWithStreamResponse`, whose `outputs = 1`
+    /// and `metadata = 2` are the unary response's, so `TriggerResult.instillProto` serves both), else nil.
+    ///
+    /// `RunEvent { output = 2 { name = 1, outputs = 2 … } }` becomes `{ outputs = 1 … }`: the wrapper and the
+    /// name are dropped and each `outputs` tag is rewritten, every `Object` checked and renumbered as in
+    /// `instillResponse(fromRunResponse:)` (one byte per tag, so the lengths stay). A name that is not
+    /// canonical (NUL, ill-formed UTF-8), fields out of order or repeated, or any other field gets nil.
+    static func instillStreamOutput(fromRunEvent event: ByteBuffer) -> (name: String, message: ByteBuffer)? {
+        let count = event.readableBytes
+        guard count > 0 else { return nil }
+        var out = ByteBufferAllocator().buffer(capacity: count)
+        var found: (name: String, outputsStart: Int)?
+        event.withUnsafeReadableBytes { raw in
+            let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+                var scanner = Scanner(
+                    source: base, target: target.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
+                found = scanner.outputEvent()
+                return found == nil ? 0 : count
+            }
+        }
+        guard let found else { return nil }
+        // The copied wrapper and name precede the outputs in `out`; the message starts after them.
+        out.moveReaderIndex(forwardBy: found.outputsStart)
+        return (found.name, out)
+    }
+
+    /// The `RunResponse` of a `RunEvent { end = 3 { result = 1 { … } } }` (a slice of `event`), when that is
+    /// all the event holds; nil otherwise (another case, no result, other fields).
+    static func endEventResult(fromRunEvent event: ByteBuffer) -> ByteBuffer? {
+        let count = event.readableBytes
+        let range = event.withUnsafeReadableBytes { raw -> (start: Int, end: Int)? in
+            guard count > 0 else { return nil }
+            let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            guard base[0] == 0x1A, let end = Scanner.length(in: base, after: 0, within: count), end.end == count,
+                end.start < count, base[end.start] == 0x0A,
+                let result = Scanner.length(in: base, after: end.start, within: count), result.end == count
+            else { return nil }
+            return result
+        }
+        guard let range else { return nil }
+        return event.getSlice(at: event.readerIndex + range.start, length: range.end - range.start)
+    }
+}
+
+extension InstillResponsePassthrough.Scanner {
+    /// `RunEvent { output = 2 { name = 1, outputs = 2 … } }`, copied with each `outputs` tag (2) written as
+    /// Instill's (1) and every value renumbered; the name and where the outputs start in the copy.
+    fileprivate mutating func outputEvent() -> (name: String, outputsStart: Int)? {
+        guard source[0] == 0x12, let output = length(after: 0, within: count), output.end == count else { return nil }
+        var pos = output.start
+        var name = ""
+        if pos < count, source[pos] == 0x0A {
+            guard let range = length(after: pos, within: count), isCanonicalString(from: range.start, to: range.end)
+            else { return nil }
+            name = string((range.start, range.end - range.start))
+            pos = range.end
+        }
+        let outputsStart = pos
+        while pos < count {
+            guard source[pos] == 0x12, let field = length(after: pos, within: count), retag(pos, 0x0A),
+                object(from: field.start, to: field.end)
+            else { return nil }
+            pos = field.end
+        }
+        copy(upTo: count)
+        return (name, outputsStart)
     }
 }

@@ -96,19 +96,24 @@ package enum RunnerCodec {
     /// message (`TriggerResult.instillProto`) and its outputs are decoded only if a consumer reads them
     /// (issue 11); any other response is decoded now, with the same checks and errors either way.
     package static func decodeRunOutcome(_ bytes: ByteBuffer) throws -> Result<TriggerResult, GatewayError> {
-        if let instill = InstillResponsePassthrough.instillResponse(fromRunResponse: bytes) {
-            return .success(
-                TriggerResult(instillProto: instill, runResponse: bytes) { bytes in
-                    do {
-                        return try decodeRunOutcomeTree(bytes).get().outputs
-                    } catch {
-                        // Unreachable: the scan accepts only what unpacks, within the depth limit, without `error`.
-                        assertionFailure("a canonical RunResponse failed to decode: \(error)")
-                        return []
-                    }
-                })
-        }
+        if let result = passedThrough(runResponse: bytes) { return .success(result) }
         return try decodeRunOutcomeTree(bytes)
+    }
+
+    /// `runResponse` as the result that carries its Instill message, when it is in canonical form.
+    private static func passedThrough(runResponse: ByteBuffer) -> TriggerResult? {
+        guard let instill = InstillResponsePassthrough.instillResponse(fromRunResponse: runResponse) else {
+            return nil
+        }
+        return TriggerResult(instillProto: instill, runResponse: runResponse) { bytes in
+            do {
+                return try decodeRunOutcomeTree(bytes).get().outputs
+            } catch {
+                // Unreachable: the scan accepts only what unpacks, within the depth limit, without `error`.
+                assertionFailure("a canonical RunResponse failed to decode: \(error)")
+                return []
+            }
+        }
     }
 
     /// `decodeRunOutcome` through protobuf-c and the model, never keeping the runner's bytes: the reference the
@@ -140,11 +145,12 @@ package enum RunnerCodec {
                 status.pointee.data = RunnerValueCodec.encode(data, in: arena)
                 m.pointee.event_case = TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_STATUS
                 m.pointee.status = status
-            case .output(let name, let outputs):
+            case .output(let name, let result):
                 let output: UnsafeMutablePointer<Trigger__Runner__V1__OutputEvent> =
                     arena.message(trigger__runner__v1__output_event__init)
                 output.pointee.name = arena.cString(name)
-                (output.pointee.n_outputs, output.pointee.outputs) = RunnerValueCodec.encode(outputs, in: arena)
+                (output.pointee.n_outputs, output.pointee.outputs) = RunnerValueCodec.encode(
+                    result.outputs, in: arena)
                 m.pointee.event_case = TRIGGER__RUNNER__V1__RUN_EVENT__EVENT_OUTPUT
                 m.pointee.output = output
             case .end(let result):
@@ -164,7 +170,34 @@ package enum RunnerCodec {
     /// An `ErrorEvent` becomes `.error` with the pipeline's application code
     /// (`GatewayError.Code.application(code)`, passed to the client unchanged); an event with no case set is
     /// `.invalidArgument`.
+    ///
+    /// An output or end event whose Instill form is its own outputs renumbered
+    /// (`InstillResponsePassthrough.instillStreamOutput`/`endEventResult`) keeps that message
+    /// (`TriggerResult.instillProto`) and decodes its outputs only if a consumer reads them (issue 11: a relayed
+    /// stream event cost ~43 k instructions, ~10 k of them this decode and the re-encode); every other event is
+    /// decoded now. Either way the same event, or the same error.
     package static func decodeRunEvent(_ bytes: ByteBuffer) throws -> TriggerEvent {
+        if let (name, instill) = InstillResponsePassthrough.instillStreamOutput(fromRunEvent: bytes) {
+            let result = TriggerResult(instillProto: instill, runResponse: bytes) { bytes in
+                do {
+                    if case .output(_, let result) = try decodeRunEventTree(bytes) { return result.outputs }
+                } catch {}
+                // Unreachable: the scan accepts only an output event that unpacks within the depth limit.
+                assertionFailure("a canonical OutputEvent failed to decode")
+                return []
+            }
+            return .output(name: name, result: result)
+        }
+        if let runResponse = InstillResponsePassthrough.endEventResult(fromRunEvent: bytes),
+            let result = passedThrough(runResponse: runResponse)
+        {
+            return .end(result)
+        }
+        return try decodeRunEventTree(bytes)
+    }
+
+    /// `decodeRunEvent` through protobuf-c and the model: the reference the passthrough must agree with.
+    package static func decodeRunEventTree(_ bytes: ByteBuffer) throws -> TriggerEvent {
         try WireDepthGuard.check(bytes, as: .runEvent, what: "RunEvent")
         return try ProtoMessage.withUnpacked(
             bytes,

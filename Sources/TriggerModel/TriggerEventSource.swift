@@ -11,6 +11,12 @@ package protocol TriggerEventSource: AnyObject {
     /// `.error`); a failure is a transport failure, after which the source is done.
     func next() -> EventLoopFuture<TriggerEvent?>
 
+    /// `next()` without a future: `deliver` is called once, on the source's loop (at once when an event is
+    /// ready), with what the future would have completed with. Sources on a loop-native transport implement
+    /// it directly (issue 11: the stream relay made a future per layer per event); the default waits on
+    /// `next()`.
+    func next(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void)
+
     /// The consumer is gone (client reset, deadline, shutdown): stop the backend's run. A pending `next()`
     /// may then fail or end; later ones return nil. Idempotent.
     func cancel()
@@ -22,6 +28,10 @@ package protocol TriggerEventSource: AnyObject {
 
 extension TriggerEventSource {
     package var endpoint: String? { nil }
+
+    package func next(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void) {
+        next().assumeIsolatedUnsafeUnchecked().whenComplete(deliver)
+    }
 }
 
 /// The bridge for runners that only have `runStreaming` (the in-process runner, the http transport): each

@@ -155,10 +155,18 @@ package struct Trace: Sendable, Equatable {
 package enum TriggerEvent: Sendable, Equatable {
     /// A status change, named as Instill names them (`PIPELINE_STATUS_UPDATED` carries e.g. `RUNNING`).
     case status(name: String, data: ValueObject)
-    /// Partial or final outputs (`PIPELINE_OUTPUT_UPDATED`).
-    case output(name: String, outputs: [ValueObject])
+    /// Partial or final outputs (`PIPELINE_OUTPUT_UPDATED`), as a result without metadata: like a sync
+    /// result, it may carry the Instill stream message a grpc runner's `OutputEvent` is once renumbered
+    /// (`TriggerResult.instillProto`; Instill's `TriggerNamespacePipelineWithStreamResponse` has the unary
+    /// response's layout), its outputs then decoded only if a consumer reads them (issue 11).
+    case output(name: String, result: TriggerResult)
     /// The run failed after the stream began; the stream ends after this event.
     case error(GatewayError)
     /// The run is complete; carries the final result. Always the last event of a clean stream.
     case end(TriggerResult)
+
+    /// An output event holding `outputs` (what every producer but the grpc transport's decoder makes).
+    package static func output(name: String, outputs: [ValueObject]) -> TriggerEvent {
+        .output(name: name, result: TriggerResult(outputs: outputs))
+    }
 }

@@ -25,10 +25,10 @@ package enum SSEEncoder {
         case .status(let name, let data):
             writeHeader(name.isEmpty ? statusEvent : name, into: &buffer)
             JSONValueCodec.write(data, into: &buffer)
-        case .output(let name, let outputs):
+        case .output(let name, let result):
             writeHeader(name.isEmpty ? outputEvent : name, into: &buffer)
             buffer.writeStaticString("{\"outputs\":")
-            RESTResponseBody.writeObjects(outputs, into: &buffer)
+            RESTResponseBody.writeObjects(result.outputs, into: &buffer)
             buffer.writeInteger(UInt8(ascii: "}"))
         case .error(let error):
             writeHeader(errorEvent, into: &buffer)

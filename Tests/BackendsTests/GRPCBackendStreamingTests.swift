@@ -61,9 +61,9 @@ struct GRPCBackendStreamingTests {
             #expect(producedWhileStalled < 16, "produced \(producedWhileStalled) events for a consumer that took 2")
             var received = 1
             while let event = try await iterator.next() {
-                if case .output(_, let outputs) = event {
+                if case .output(_, let result) = event {
                     received += 1
-                    #expect(outputs == [TestRunner.eventOutput(received, size: size)])
+                    #expect(result.outputs == [TestRunner.eventOutput(received, size: size)])
                 }
             }
             #expect(received == 200)

@@ -107,7 +107,7 @@ struct DemoPipelinesTests {
             )
         )
         let outputs = events.compactMap { event -> ValueObject? in
-            if case .output(_, let outputs) = event { return outputs.first }
+            if case .output(_, let result) = event { return result.outputs.first }
             return nil
         }
         #expect(
