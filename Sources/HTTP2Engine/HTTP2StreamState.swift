@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 
 /// The engine's book-keeping for one open stream: the inbound header block being decoded, inbound bytes
 /// not yet consumed, and the outbound queue the data provider reads from.
@@ -75,13 +75,15 @@ final class HTTP2StreamState {
 /// Why (issue 11): most streams queue one buffer (a unary call's request or answer message), and a
 /// `CircularBuffer` allocates its storage when it is made: one allocation per stream, two per proxied gRPC call
 /// (the frontend's and the backend's stream). Invariant: `rest` is nil or empty whenever `head` is nil.
-struct HTTP2OutboundQueue {
+package struct HTTP2OutboundQueue {
     private var head: ByteBuffer?
     private var rest: CircularBuffer<ByteBuffer>?
 
-    var isEmpty: Bool { self.head == nil }
+    package init() {}
 
-    mutating func append(_ buffer: ByteBuffer) {
+    package var isEmpty: Bool { self.head == nil }
+
+    package mutating func append(_ buffer: ByteBuffer) {
         guard self.head != nil else {
             self.head = buffer
             return
@@ -92,7 +94,7 @@ struct HTTP2OutboundQueue {
 
     /// Copies up to `destination.count` bytes from the oldest buffer into `destination` and drops them from
     /// the queue (the buffer itself once it is used up); returns how many. 0 only when the queue is empty.
-    mutating func readFirst(into destination: UnsafeMutableRawBufferPointer) -> Int {
+    package mutating func readFirst(into destination: UnsafeMutableRawBufferPointer) -> Int {
         guard var first = self.head.take() else { return 0 }
         let n = min(first.readableBytes, destination.count)
         first.withUnsafeReadableBytes { source in
@@ -108,7 +110,7 @@ struct HTTP2OutboundQueue {
         return n
     }
 
-    mutating func removeAll() {
+    package mutating func removeAll() {
         self.head = nil
         self.rest = nil
     }
