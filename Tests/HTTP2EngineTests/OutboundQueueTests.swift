@@ -73,7 +73,9 @@ struct OutboundQueueTests {
             // drain finds the kept buffer still referenced) or is delivered and dropped at once (so it is reused).
             while let bytes = try pair.client.readOutbound(as: ByteBuffer.self) { try pair.server.writeInbound(bytes) }
             if readBetween {
-                while let bytes = try pair.server.readOutbound(as: ByteBuffer.self) { try pair.client.writeInbound(bytes) }
+                while let bytes = try pair.server.readOutbound(as: ByteBuffer.self) {
+                    try pair.client.writeInbound(bytes)
+                }
             }
         }
         while let bytes = try pair.server.readOutbound(as: ByteBuffer.self) { held.append(bytes) }
