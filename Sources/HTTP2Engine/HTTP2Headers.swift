@@ -49,9 +49,11 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
 
     /// ``add(name:value:)`` for a name known to be lowercase (a literal such as `"grpc-timeout"`): not scanned
     /// for upper case (issue 11: ~90 instructions per field of a backend call's request headers).
-    package mutating func add(lowercasedName name: String, value: String) {
+    /// The strings are taken, not copied (see ``append(name:value:isPseudo:)``).
+    package mutating func add(lowercasedName name: consuming String, value: consuming String) {
         assert(Self.lowercased(name) == name, "\(name) is not lowercase")
-        self.appendReceived(name: name, value: value)
+        let isPseudo = name.utf8.first == UInt8(ascii: ":")
+        self.append(name: name, value: value, isPseudo: isPseudo)
     }
 
     /// Replaces every field named `name` with one field (appended if there was none).
