@@ -82,11 +82,13 @@ extension HTTP2ConnectionHandler: HTTP2SessionTransport {
 
     func sessionWrite(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
+        // `NIOAny(bytes)`, not `Self.wrapOutboundOut(bytes)`: the latter was called unspecialised, through
+        // NIOCore's generic extension (~500 instructions a write, two writes per proxied gRPC call; issue 11).
         guard self.flushesOncePerTick else {
-            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+            context.writeAndFlush(NIOAny(bytes), promise: nil)
             return
         }
-        context.write(Self.wrapOutboundOut(bytes), promise: nil)
+        context.write(NIOAny(bytes), promise: nil)
         guard !self.flushScheduled else { return }
         self.flushScheduled = true
         // Tasks run after the tick's I/O: every drain of this tick (this connection's reads, and the answers

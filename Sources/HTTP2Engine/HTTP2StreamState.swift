@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 
 /// The engine's book-keeping for one open stream: the inbound header block being decoded, inbound bytes
 /// not yet consumed, and the outbound queue the data provider reads from.
@@ -37,7 +37,7 @@ final class HTTP2StreamState {
     /// HEADERS went out with a data provider attached, so DATA/trailers flow through ``readOutbound``.
     var hasDataProvider = false
     /// Bytes waiting for the data provider.
-    var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    var outbound = HTTP2OutboundQueue()
     var outboundBytes = 0
     /// The owner ended its side (`endStream: true` on data, or trailers).
     var outboundEnded = false
@@ -61,21 +61,57 @@ final class HTTP2StreamState {
     /// Copies up to `capacity` queued bytes into `destination`; returns how many.
     func readOutbound(into destination: UnsafeMutableRawBufferPointer) -> Int {
         var written = 0
-        while written < destination.count, var head = self.outbound.first {
-            let n = min(head.readableBytes, destination.count - written)
-            head.withUnsafeReadableBytes { source in
-                UnsafeMutableRawBufferPointer(rebasing: destination[written..<(written + n)])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<n]))
-            }
-            head.moveReaderIndex(forwardBy: n)
-            written += n
-            if head.readableBytes == 0 {
-                self.outbound.removeFirst()
-            } else {
-                self.outbound[self.outbound.startIndex] = head
-            }
+        while written < destination.count, !self.outbound.isEmpty {
+            written += self.outbound.readFirst(into: UnsafeMutableRawBufferPointer(rebasing: destination[written...]))
         }
         self.outboundBytes -= written
         return written
+    }
+}
+
+/// A stream's queued outbound buffers, oldest first: the first held inline, a `CircularBuffer` only from the
+/// second on.
+///
+/// Why (issue 11): most streams queue one buffer (a unary call's request or answer message), and a
+/// `CircularBuffer` allocates its storage when it is made: one allocation per stream, two per proxied gRPC call
+/// (the frontend's and the backend's stream). Invariant: `rest` is nil or empty whenever `head` is nil.
+package struct HTTP2OutboundQueue {
+    private var head: ByteBuffer?
+    private var rest: CircularBuffer<ByteBuffer>?
+
+    package init() {}
+
+    package var isEmpty: Bool { self.head == nil }
+
+    package mutating func append(_ buffer: ByteBuffer) {
+        guard self.head != nil else {
+            self.head = buffer
+            return
+        }
+        if self.rest == nil { self.rest = CircularBuffer(initialCapacity: 4) }
+        self.rest!.append(buffer)
+    }
+
+    /// Copies up to `destination.count` bytes from the oldest buffer into `destination` and drops them from
+    /// the queue (the buffer itself once it is used up); returns how many. 0 only when the queue is empty.
+    package mutating func readFirst(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        guard var first = self.head.take() else { return 0 }
+        let n = min(first.readableBytes, destination.count)
+        first.withUnsafeReadableBytes { source in
+            UnsafeMutableRawBufferPointer(rebasing: destination[..<n])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[..<n]))
+        }
+        first.moveReaderIndex(forwardBy: n)
+        if first.readableBytes > 0 {
+            self.head = first
+        } else {
+            self.head = self.rest?.popFirst()
+        }
+        return n
+    }
+
+    package mutating func removeAll() {
+        self.head = nil
+        self.rest = nil
     }
 }

@@ -59,9 +59,10 @@ extension NGHTTP2Session {
         while let last = trimmed.last, last == 0x20 || last == 0x09 { trimmed = trimmed.dropLast() }
         // Common names and values are literals, not decoded (``HTTP2CommonFields``).
         let value = UnsafeBufferPointer(rebasing: trimmed)
-        stream.headerBlock.appendReceived(
+        stream.headerBlock.append(
             name: HTTP2CommonFields.name(name) ?? String(decoding: name, as: UTF8.self),
-            value: HTTP2CommonFields.value(value) ?? String(decoding: value, as: UTF8.self)
+            value: HTTP2CommonFields.value(value) ?? String(decoding: value, as: UTF8.self),
+            isPseudo: name.first == UInt8(ascii: ":")
         )
         return 0
     }
