@@ -41,6 +41,35 @@ package enum InstillCodec {
         }
     }
 
+    /// As `decodeTriggerRequest(_:generation:release:maxBatch:)`, for a call that may go to a grpc runner: a
+    /// request in canonical form (`InstillRequestPassthrough`) keeps its batch as the runner's `RunRequest.inputs`
+    /// bytes, and its inputs are decoded (by `decodeTriggerRequest`, from `bytes`) only if something reads them
+    /// (issue 11). Any other request is decoded now, with the same model or error either way.
+    package static func decodeTriggerBatch(
+        _ bytes: ByteBuffer,
+        generation: InstillGeneration,
+        release: Bool,
+        maxBatch: Int
+    ) throws -> (ref: PipelineRef, batch: TriggerBatch) {
+        if generation != .pipelineV1beta,
+            let carried = InstillRequestPassthrough.batch(
+                fromTriggerRequest: bytes, release: release, maxBatch: maxBatch)
+        {
+            let batch = TriggerBatch(runRequestInputs: carried.runRequestInputs, source: bytes) { bytes in
+                do {
+                    return try decodeTriggerRequest(bytes, release: release, maxBatch: maxBatch).inputs
+                } catch {
+                    // Unreachable: the scan accepts only what decodes, within the depth and batch limits.
+                    assertionFailure("a canonical trigger request failed to decode: \(error)")
+                    return []
+                }
+            }
+            return (carried.ref, batch)
+        }
+        let decoded = try decodeTriggerRequest(bytes, generation: generation, release: release, maxBatch: maxBatch)
+        return (decoded.ref, TriggerBatch(decoded.inputs))
+    }
+
     /// Decodes `TriggerNamespacePipeline{,WithStream,Async}Request` (`release: false`) or
     /// `Trigger{,Async}NamespacePipelineReleaseRequest` (`release: true`) of `pipeline.pipeline.v1beta`.
     package static func decodeTriggerRequest(

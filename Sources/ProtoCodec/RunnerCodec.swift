@@ -20,16 +20,76 @@ package enum RunnerCodec {
 
     // MARK: RunRequest
 
+    /// The `RunRequest` for `request`. A batch that carries its `RunRequest` form (`TriggerBatch.runRequestInputs`,
+    /// from `InstillRequestPassthrough`) is not encoded again: its bytes follow the other fields as they are.
     package static func encodeRunRequest(_ request: TriggerRequest) -> ByteBuffer {
-        withProtoArena { arena in ProtoMessage.pack(runRequest(request, in: arena)) }
+        if let inputs = request.batch.runRequestInputs {
+            return runRequestCarrying(inputs, of: request, headroom: 0).reduce(into: ByteBuffer()) {
+                $0.writeImmutableBuffer($1)
+            }
+        }
+        return encodeRunRequestTree(request)
     }
 
     /// The same bytes as `encodeRunRequest`, as buffers to send one after the other: large blobs are their
     /// own `ByteBuffer`s, shared rather than copied (`ProtoMessage.packPieces`), and the first buffer has
     /// `headroom` bytes of room in front for a prefix (`GRPCMessageFramer.frame(pieces:)` needs 5).
     package static func encodeRunRequestPieces(_ request: TriggerRequest, headroom: Int = 0) -> [ByteBuffer] {
-        withProtoArena { arena in
+        if let inputs = request.batch.runRequestInputs {
+            return runRequestCarrying(inputs, of: request, headroom: headroom)
+        }
+        return withProtoArena { arena in
             ProtoMessage.packPieces(runRequest(request, in: arena), arena: arena, headroom: headroom)
+        }
+    }
+
+    /// `encodeRunRequest` through the model and protobuf-c, never from the batch's `RunRequest` bytes: the
+    /// reference the request passthrough must agree with (the fuzzer and the tests compare the two).
+    package static func encodeRunRequestTree(_ request: TriggerRequest) -> ByteBuffer {
+        withProtoArena { arena in ProtoMessage.pack(runRequest(request, in: arena)) }
+    }
+
+    /// The `RunRequest` of `request` whose batch is already `inputs` (its field 6 elements): fields 1 to 5
+    /// written here as protobuf-c packs them (in field order; proto3 scalars only when not empty or false;
+    /// strings cut at an embedded NUL, as `ProtoArena.cString` hands them to `strlen`), then `inputs`, which
+    /// protobuf-c would write last too. Inputs of `ProtoMessage.sharedBinaryBytes` or more are a piece of
+    /// their own, not copied.
+    private static func runRequestCarrying(
+        _ inputs: ByteBuffer, of request: TriggerRequest, headroom: Int
+    ) -> [ByteBuffer] {
+        let shared = inputs.readableBytes >= ProtoMessage.sharedBinaryBytes
+        let ref = request.ref
+        let fieldBytes =
+            ref.namespace.utf8.count + ref.pipeline.utf8.count + (ref.release?.utf8.count ?? 0)
+            + request.requestID.utf8.count + 4 * 6 + 2
+        var out = ByteBufferAllocator().buffer(capacity: headroom + fieldBytes + (shared ? 0 : inputs.readableBytes))
+        out.moveWriterIndex(forwardBy: headroom)
+        out.moveReaderIndex(forwardBy: headroom)
+        writeString(ref.namespace, tag: 0x0A, to: &out)
+        writeString(ref.pipeline, tag: 0x12, to: &out)
+        if let release = ref.release { writeString(release, tag: 0x1A, to: &out) }
+        writeString(request.requestID, tag: 0x22, to: &out)
+        if request.returnTraces { out.writeInteger(UInt16(0x2801)) }
+        if shared { return [out, inputs] }
+        out.writeImmutableBuffer(inputs)
+        return [out]
+    }
+
+    /// A proto3 `string` field with a one-byte tag: nothing for an empty string.
+    private static func writeString(_ string: String, tag: UInt8, to out: inout ByteBuffer) {
+        var string = string
+        string.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            let text = bytes.firstIndex(of: 0).map { UnsafeRawBufferPointer(rebasing: bytes[..<$0]) } ?? bytes
+            guard !text.isEmpty else { return }
+            out.writeInteger(tag)
+            var length = UInt64(text.count)
+            while length >= 0x80 {
+                out.writeInteger(UInt8(truncatingIfNeeded: length) | 0x80)
+                length >>= 7
+            }
+            out.writeInteger(UInt8(length))
+            out.writeBytes(text)
         }
     }
 
