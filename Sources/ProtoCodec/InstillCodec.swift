@@ -55,19 +55,32 @@ package enum InstillCodec {
             let carried = InstillRequestPassthrough.batch(
                 fromTriggerRequest: bytes, release: release, maxBatch: maxBatch)
         {
-            let batch = TriggerBatch(runRequestInputs: carried.runRequestInputs, source: bytes) { bytes in
-                do {
-                    return try decodeTriggerRequest(bytes, release: release, maxBatch: maxBatch).inputs
-                } catch {
-                    // Unreachable: the scan accepts only what decodes, within the depth and batch limits.
-                    assertionFailure("a canonical trigger request failed to decode: \(error)")
-                    return []
-                }
-            }
+            let batch = TriggerBatch(
+                runRequestInputs: carried.runRequestInputs, source: bytes,
+                decode: release ? decodeCarriedReleaseBatch : decodeCarriedBatch)
             return (carried.ref, batch)
         }
         let decoded = try decodeTriggerRequest(bytes, generation: generation, release: release, maxBatch: maxBatch)
         return (decoded.ref, TriggerBatch(decoded.inputs))
+    }
+
+    /// The inputs of a request `InstillRequestPassthrough` accepted (so within the batch limit, which is not
+    /// checked again): closures without captures, so a batch allocates no context for them.
+    private static let decodeCarriedBatch: @Sendable (ByteBuffer) -> [TriggerInput] = {
+        decodeCarried($0, release: false)
+    }
+    private static let decodeCarriedReleaseBatch: @Sendable (ByteBuffer) -> [TriggerInput] = {
+        decodeCarried($0, release: true)
+    }
+
+    private static func decodeCarried(_ bytes: ByteBuffer, release: Bool) -> [TriggerInput] {
+        do {
+            return try decodeTriggerRequest(bytes, release: release, maxBatch: .max).inputs
+        } catch {
+            // Unreachable: the scan accepts only what decodes, within the depth and batch limits.
+            assertionFailure("a canonical trigger request failed to decode: \(error)")
+            return []
+        }
     }
 
     /// Decodes `TriggerNamespacePipeline{,WithStream,Async}Request` (`release: false`) or

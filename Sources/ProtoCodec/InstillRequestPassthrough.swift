@@ -32,8 +32,8 @@ enum InstillRequestPassthrough {
         let count = request.readableBytes
         guard count > 0 else { return nil }
         var out = ByteBufferAllocator().buffer(capacity: count)
-        var scan: Scan?
-        request.withUnsafeReadableBytes { raw in
+        let scan = request.withUnsafeReadableBytes { raw -> Scan? in
+            var scan: Scan?
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
                 var transcoder = ValueWireTranscoder(
                     source: raw.baseAddress!.assumingMemoryBound(to: UInt8.self),
@@ -44,6 +44,7 @@ enum InstillRequestPassthrough {
                 scan = transcoder.triggerRequest(release: release, maxBatch: maxBatch)
                 return scan == nil ? 0 : count
             }
+            return scan
         }
         guard let scan else { return nil }
         return request.withUnsafeReadableBytes { raw in

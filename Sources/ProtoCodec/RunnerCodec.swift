@@ -2,6 +2,14 @@ import CTriggerProtos
 package import NIOCore
 package import TriggerModel
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// `trigger.runner.v1` (protos/trigger/runner/v1/runner.proto) ↔ the trigger model: the gateway encodes
 /// requests and decodes responses and events; a runner (the demo runner) does the opposite.
 ///
@@ -59,37 +67,53 @@ package enum RunnerCodec {
     ) -> [ByteBuffer] {
         let shared = inputs.readableBytes >= ProtoMessage.sharedBinaryBytes
         let ref = request.ref
+        // Each string: its bytes, a one-byte tag and at most a 10-byte varint; then `return_traces`.
         let fieldBytes =
             ref.namespace.utf8.count + ref.pipeline.utf8.count + (ref.release?.utf8.count ?? 0)
-            + request.requestID.utf8.count + 4 * 6 + 2
+            + request.requestID.utf8.count + 4 * 11 + 2
         var out = ByteBufferAllocator().buffer(capacity: headroom + fieldBytes + (shared ? 0 : inputs.readableBytes))
         out.moveWriterIndex(forwardBy: headroom)
         out.moveReaderIndex(forwardBy: headroom)
-        writeString(ref.namespace, tag: 0x0A, to: &out)
-        writeString(ref.pipeline, tag: 0x12, to: &out)
-        if let release = ref.release { writeString(release, tag: 0x1A, to: &out) }
-        writeString(request.requestID, tag: 0x22, to: &out)
-        if request.returnTraces { out.writeInteger(UInt16(0x2801)) }
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: fieldBytes) { raw in
+            let start = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var at = start
+            writeString(ref.namespace, tag: 0x0A, at: &at)
+            writeString(ref.pipeline, tag: 0x12, at: &at)
+            if let release = ref.release { writeString(release, tag: 0x1A, at: &at) }
+            writeString(request.requestID, tag: 0x22, at: &at)
+            if request.returnTraces {
+                at[0] = 0x28
+                at[1] = 1
+                at += 2
+            }
+            return start.distance(to: at)
+        }
         if shared { return [out, inputs] }
         out.writeImmutableBuffer(inputs)
         return [out]
     }
 
-    /// A proto3 `string` field with a one-byte tag: nothing for an empty string.
-    private static func writeString(_ string: String, tag: UInt8, to out: inout ByteBuffer) {
+    /// A proto3 `string` field with a one-byte tag at `at` (advanced past it): nothing for an empty string.
+    private static func writeString(_ string: String, tag: UInt8, at: inout UnsafeMutablePointer<UInt8>) {
         var string = string
         string.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            let text = bytes.firstIndex(of: 0).map { UnsafeRawBufferPointer(rebasing: bytes[..<$0]) } ?? bytes
-            guard !text.isEmpty else { return }
-            out.writeInteger(tag)
-            var length = UInt64(text.count)
+            guard let base = utf8.baseAddress else { return }
+            let count =
+                memchr(base, 0, utf8.count).map { UnsafeRawPointer(base).distance(to: UnsafeRawPointer($0)) }
+                ?? utf8.count
+            guard count > 0 else { return }
+            at[0] = tag
+            at += 1
+            var length = UInt64(count)
             while length >= 0x80 {
-                out.writeInteger(UInt8(truncatingIfNeeded: length) | 0x80)
+                at[0] = UInt8(truncatingIfNeeded: length) | 0x80
+                at += 1
                 length >>= 7
             }
-            out.writeInteger(UInt8(length))
-            out.writeBytes(text)
+            at[0] = UInt8(length)
+            at += 1
+            at.update(from: base, count: count)
+            at += count
         }
     }
 

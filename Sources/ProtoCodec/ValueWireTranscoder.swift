@@ -58,8 +58,6 @@ struct ValueWireTranscoder {
     /// Bytes before this offset are in `target` already.
     private var copied = 0
     private var depth = 0
-    /// Keys of the objects being scanned (offset and length), innermost last.
-    private var keys: [(start: Int, count: Int)] = []
 
     /// Reads `count` bytes at `source`; `target` has room for as many, written at the same offsets.
     init(source: UnsafePointer<UInt8>, target: UnsafeMutablePointer<UInt8>, count: Int, tags: ValueTags) {
@@ -95,21 +93,22 @@ struct ValueWireTranscoder {
     mutating func object(from start: Int, to end: Int) -> Bool {
         depth += 1
         guard depth <= ProtoLimits.maxNestingDepth else { return false }
-        let frame = keys.count
         var pos = start
+        var entries = 0
         while pos < end {
             guard source[pos] == 0x0A, let entry = length(after: pos, within: end) else { return false }
-            guard keys.count - frame < Self.maxCheckedKeys, self.entry(from: entry.start, to: entry.end, frame: frame)
+            entries += 1
+            guard entries <= Self.maxCheckedKeys, self.entry(from: entry.start, to: entry.end, after: start)
             else { return false }
             pos = entry.end
         }
-        keys.removeSubrange(frame...)
         depth -= 1
         return true
     }
 
-    /// An entry: a non-empty `key = 1` or none, then `value = 2`, nothing else.
-    private mutating func entry(from start: Int, to end: Int, frame: Int) -> Bool {
+    /// An entry: a non-empty `key = 1` or none, then `value = 2`, nothing else; its key not one of the entries
+    /// from `objectStart` up to it (read again from the source rather than kept: no allocation per object).
+    private mutating func entry(from start: Int, to end: Int, after objectStart: Int) -> Bool {
         var pos = start
         var key = (start: start, count: 0)
         if pos < end, source[pos] == 0x0A {
@@ -119,14 +118,29 @@ struct ValueWireTranscoder {
             key = (range.start, range.end - range.start)
             pos = range.end
         }
-        for other in keys[frame...] where ValueObject.isSameKey(utf8: bytes(other), bytes(key)) { return false }
-        keys.append(key)
+        guard isNewKey(key, entriesFrom: objectStart) else { return false }
         guard pos < end, source[pos] == 0x12, let value = length(after: pos, within: end), value.end == end else {
             return false
         }
         return self.value(from: value.start, to: value.end)
     }
 
+    /// Whether no entry between `objectStart` and `key` (entries already checked) has a key `ValueObject` takes
+    /// for the same (`ValueObject.isSameKey`).
+    private func isNewKey(_ key: (start: Int, count: Int), entriesFrom objectStart: Int) -> Bool {
+        var pos = objectStart
+        while let entry = length(after: pos, within: key.start), entry.end <= key.start {
+            var other = (start: entry.start, count: 0)
+            if entry.start < entry.end, source[entry.start] == 0x0A,
+                let range = length(after: entry.start, within: entry.end)
+            {
+                other = (range.start, range.end - range.start)
+            }
+            if ValueObject.isSameKey(utf8: bytes(other), bytes(key)) { return false }
+            pos = entry.end
+        }
+        return true
+    }
     private func bytes(_ key: (start: Int, count: Int)) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: source + key.start, count: key.count)
     }

@@ -31,7 +31,7 @@ package struct TriggerInput: Sendable, Equatable {
 package struct TriggerBatch: Sendable, Equatable {
     private enum Storage: Sendable {
         case values([TriggerInput])
-        case wire(WireBacked<[TriggerInput]>)
+        case wire(WireBacked)
     }
 
     private var storage: Storage
@@ -47,13 +47,13 @@ package struct TriggerBatch: Sendable, Equatable {
         source: ByteBuffer,
         decode: @escaping @Sendable (ByteBuffer) -> [TriggerInput]
     ) {
-        self.storage = .wire(WireBacked(wire: runRequestInputs, source: source, decode: decode))
+        self.storage = .wire(WireBacked(wire: runRequestInputs, source: source, decoder: .inputs(decode)))
     }
 
     package var inputs: [TriggerInput] {
         switch storage {
         case .values(let inputs): inputs
-        case .wire(let lazy): lazy.model
+        case .wire(let lazy): lazy.inputs
         }
     }
 

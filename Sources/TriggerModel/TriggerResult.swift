@@ -13,12 +13,12 @@ package import NIOCore
 package struct TriggerResult: Sendable, Equatable {
     private var storage: Storage
     package var metadata: TriggerMetadata {
-        didSet { if case .wire(_, let lazy) = storage { storage = .values(lazy.model) } }
+        didSet { if case .wire(_, let lazy) = storage { storage = .values(lazy.outputs) } }
     }
 
     private enum Storage: Sendable {
         case values([ValueObject])
-        case wire(WireForm, WireBacked<[ValueObject]>)
+        case wire(WireForm, WireBacked)
     }
 
     /// Which client protocol's message the `wire` storage holds.
@@ -36,7 +36,7 @@ package struct TriggerResult: Sendable, Equatable {
     /// in `RESTResponseBody`'s canonical form; the caller has checked it) with no traces; `decodeOutputs` turns
     /// that text into `outputs` the first time they are read, at most once.
     package init(restJSON: ByteBuffer, decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
-        self.storage = .wire(.restJSON, WireBacked(wire: restJSON, source: restJSON, decode: decodeOutputs))
+        self.storage = .wire(.restJSON, WireBacked(wire: restJSON, source: restJSON, decoder: .outputs(decodeOutputs)))
         self.metadata = TriggerMetadata()
     }
 
@@ -48,7 +48,8 @@ package struct TriggerResult: Sendable, Equatable {
         runResponse: ByteBuffer,
         decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]
     ) {
-        self.storage = .wire(.instillProto, WireBacked(wire: instillProto, source: runResponse, decode: decodeOutputs))
+        self.storage = .wire(
+            .instillProto, WireBacked(wire: instillProto, source: runResponse, decoder: .outputs(decodeOutputs)))
         self.metadata = TriggerMetadata()
     }
 
@@ -57,7 +58,7 @@ package struct TriggerResult: Sendable, Equatable {
         get {
             switch storage {
             case .values(let outputs): outputs
-            case .wire(_, let lazy): lazy.model
+            case .wire(_, let lazy): lazy.outputs
             }
         }
         set { storage = .values(newValue) }
