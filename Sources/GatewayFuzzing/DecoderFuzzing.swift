@@ -8,7 +8,8 @@ import WireCodecs
 /// - decoders never trap; they return a value or throw;
 /// - an Instill trigger request or runner request that decodes re-encodes to bytes that decode again (the
 ///   gateway re-encodes what it accepted towards backends, so accepting something it cannot re-send is a bug);
-/// - a runner's `RunResponse` passed through to an Instill client gives the bytes re-encoding would give;
+/// - a runner's `RunResponse` passed through to an Instill client, and an Instill trigger request's batch
+///   passed through to a grpc runner, give the bytes re-encoding would give;
 /// - the gRPC deframer yields the same messages and the same error whether the bytes arrive at once or one at
 ///   a time (STYLE.md habit 14: drip-fed decoding);
 /// - `grpc-message` percent-encoding round-trips any string; an accepted `grpc-timeout` re-encodes to a value
@@ -75,6 +76,7 @@ enum DecoderFuzzing {
         }
         runResponsePassthrough(buffer)
         runEventPassthrough(buffer)
+        triggerRequestPassthrough(buffer)
         if let event = try? RunnerCodec.decodeRunEvent(buffer) {
             _ = RunnerCodec.encodeRunEvent(event)
         }
@@ -140,6 +142,45 @@ enum DecoderFuzzing {
             precondition("\(error)" == "\(reference)", "the passthrough changed a RunEvent's decoding error")
         default:
             preconditionFailure("the RunEvent passthrough accepts what decoding refuses, or the other way round")
+        }
+    }
+
+    /// An Instill trigger request whose batch goes to a grpc runner as its own bytes renumbered (issue 11,
+    /// `InstillRequestPassthrough`) gives the `RunRequest` and the model that decoding and re-encoding give, or
+    /// the same error.
+    static func triggerRequestPassthrough(_ buffer: ByteBuffer) {
+        for release in [false, true] {
+            let carried = Result {
+                try InstillCodec.decodeTriggerBatch(
+                    buffer, generation: .pipelinePipelineV1beta, release: release, maxBatch: maxBatch)
+            }
+            let tree = Result { try InstillCodec.decodeTriggerRequest(buffer, release: release, maxBatch: maxBatch) }
+            switch (carried, tree) {
+            case (.success(let carried), .success(let reference)):
+                precondition(carried.ref == reference.ref, "the request passthrough changed the pipeline")
+                // The fields around the batch vary too: a request id cut at a NUL as protobuf-c cuts it, traces.
+                var request = TriggerRequest(
+                    ref: carried.ref, inputs: [], requestID: release ? "r\u{0}x" : "", returnTraces: release)
+                var referenceRequest = request
+                request.batch = carried.batch
+                referenceRequest.inputs = reference.inputs
+                let runRequest = RunnerCodec.encodeRunRequestTree(referenceRequest)
+                precondition(
+                    RunnerCodec.encodeRunRequest(request) == runRequest
+                        && RunnerCodec.encodeRunRequestPieces(request, headroom: 5).reduce(into: ByteBuffer()) {
+                            $0.writeImmutableBuffer($1)
+                        } == runRequest,
+                    "a passed-through trigger request differs from its re-encoding")
+                // Compared through the runner's encoding, so that a NaN equals itself.
+                referenceRequest.inputs = carried.batch.inputs
+                precondition(
+                    RunnerCodec.encodeRunRequestTree(referenceRequest) == runRequest,
+                    "a passed-through trigger request decodes to other inputs")
+            case (.failure(let error), .failure(let reference)):
+                precondition("\(error)" == "\(reference)", "the passthrough changed a trigger request's error")
+            default:
+                preconditionFailure("the trigger request passthrough accepts what decoding refuses, or the other way")
+            }
         }
     }
 

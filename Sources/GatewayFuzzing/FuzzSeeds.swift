@@ -103,6 +103,11 @@ enum FuzzSeeds {
         seeds += [
             ("msg-sdk-trigger", sdkTriggerRequest),
             ("msg-release-trigger", Array(buffer: release)),
+            // A batch that passes through to a grpc runner as it is (`InstillRequestPassthrough`).
+            (
+                "msg-trigger-plain",
+                Array(buffer: InstillCodec.encodeTriggerRequest(ref: releaseRef, inputs: plainInputs))
+            ),
             ("msg-run-request", Array(buffer: run)),
             ("msg-trigger-response", Array(buffer: InstillCodec.encodeTriggerResponse(sampleResult))),
             ("msg-run-response", Array(buffer: RunnerCodec.encodeRunResponse(sampleResult))),
@@ -215,6 +220,11 @@ enum FuzzSeeds {
 
     static var sampleResult: TriggerResult {
         TriggerResult(outputs: sampleInputs.map(\.variables))
+    }
+
+    /// Inputs without blobs or secrets: an Instill trigger request whose batch passes through to a grpc runner.
+    static var plainInputs: [TriggerInput] {
+        plainResult.outputs.map { TriggerInput(variables: $0) }
     }
 
     /// A result without blobs or traces: a grpc runner's answer that passes through to Instill clients as it is.

@@ -273,12 +273,13 @@ extension HTTP2FrontendConnection {
         let target: TriggerDispatcher.Target?
         var context = call.context
         do {
-            let decoded = try InstillCodec.decodeTriggerRequest(
+            // A grpc runner may get the batch as the client sent it, renumbered (issue 11).
+            let decoded = try InstillCodec.decodeTriggerBatch(
                 message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch)
             // Resolved once: the record's route, the pool's timeout and the call all use this one.
             target = services.dispatcher.target(for: decoded.ref)
             context.bound(byPoolTimeout: target?.requestTimeout)
-            request = context.makeRequest(ref: decoded.ref, mode: mode, inputs: decoded.inputs)
+            request = context.makeRequest(ref: decoded.ref, mode: mode, batch: decoded.batch)
             if let state = streams[stream] {
                 state.open?.record.name(request.ref, mode: mode, route: target?.route)
                 state.open?.record.traceID = context.trace?.traceID

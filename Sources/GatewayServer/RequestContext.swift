@@ -86,9 +86,6 @@ struct RequestContext {
         RequestID.resolve(sent)
     }
 
-    /// The model of the trigger, whichever frontend and wire it came from. The deadline follows the mode:
-    /// sync calls get ``syncDeadline``; streams only the client's own; async triggers none (their run's
-    /// timeout starts when it gets a slot, in the async dispatcher).
     /// The trace context of the trigger (``TraceContext``): made on the first call, the same afterwards.
     @discardableResult
     mutating func startTrace() -> TraceContext {
@@ -98,7 +95,16 @@ struct RequestContext {
         return made
     }
 
+    /// The model of the trigger, whichever frontend and wire it came from. The deadline follows the mode:
+    /// sync calls get ``syncDeadline``; streams only the client's own; async triggers none (their run's
+    /// timeout starts when it gets a slot, in the async dispatcher).
     mutating func makeRequest(ref: PipelineRef, mode: TriggerMode, inputs: [TriggerInput]) -> TriggerRequest {
+        makeRequest(ref: ref, mode: mode, batch: TriggerBatch(inputs))
+    }
+
+    /// As `makeRequest(ref:mode:inputs:)`, with the batch as a decoder made it (a gRPC trigger's may carry the
+    /// runner's bytes: `TriggerBatch`).
+    mutating func makeRequest(ref: PipelineRef, mode: TriggerMode, batch: TriggerBatch) -> TriggerRequest {
         let trace = startTrace()
         let deadline: NIODeadline? =
             switch mode {
@@ -109,7 +115,7 @@ struct RequestContext {
         var request = TriggerRequest(
             ref: ref,
             mode: mode,
-            inputs: inputs,
+            inputs: [],
             principal: principal,
             deadline: deadline,
             requestID: requestID,
@@ -119,6 +125,7 @@ struct RequestContext {
             returnTraces: returnTraces
         )
         request.requesterUID = requesterUID
+        request.batch = batch
         return request
     }
 }

@@ -41,6 +41,48 @@ package enum InstillCodec {
         }
     }
 
+    /// As `decodeTriggerRequest(_:generation:release:maxBatch:)`, for a call that may go to a grpc runner: a
+    /// request in canonical form (`InstillRequestPassthrough`) keeps its batch as the runner's `RunRequest.inputs`
+    /// bytes, and its inputs are decoded (by `decodeTriggerRequest`, from `bytes`) only if something reads them
+    /// (issue 11). Any other request is decoded now, with the same model or error either way.
+    package static func decodeTriggerBatch(
+        _ bytes: ByteBuffer,
+        generation: InstillGeneration,
+        release: Bool,
+        maxBatch: Int
+    ) throws -> (ref: PipelineRef, batch: TriggerBatch) {
+        if generation != .pipelineV1beta,
+            let carried = InstillRequestPassthrough.batch(
+                fromTriggerRequest: bytes, release: release, maxBatch: maxBatch)
+        {
+            let batch = TriggerBatch(
+                runRequestInputs: carried.runRequestInputs, source: bytes,
+                decode: release ? decodeCarriedReleaseBatch : decodeCarriedBatch)
+            return (carried.ref, batch)
+        }
+        let decoded = try decodeTriggerRequest(bytes, generation: generation, release: release, maxBatch: maxBatch)
+        return (decoded.ref, TriggerBatch(decoded.inputs))
+    }
+
+    /// The inputs of a request `InstillRequestPassthrough` accepted (so within the batch limit, which is not
+    /// checked again): closures without captures, so a batch allocates no context for them.
+    private static let decodeCarriedBatch: @Sendable (ByteBuffer) -> [TriggerInput] = {
+        decodeCarried($0, release: false)
+    }
+    private static let decodeCarriedReleaseBatch: @Sendable (ByteBuffer) -> [TriggerInput] = {
+        decodeCarried($0, release: true)
+    }
+
+    private static func decodeCarried(_ bytes: ByteBuffer, release: Bool) -> [TriggerInput] {
+        do {
+            return try decodeTriggerRequest(bytes, release: release, maxBatch: .max).inputs
+        } catch {
+            // Unreachable: the scan accepts only what decodes, within the depth and batch limits.
+            assertionFailure("a canonical trigger request failed to decode: \(error)")
+            return []
+        }
+    }
+
     /// Decodes `TriggerNamespacePipeline{,WithStream,Async}Request` (`release: false`) or
     /// `Trigger{,Async}NamespacePipelineReleaseRequest` (`release: true`) of `pipeline.pipeline.v1beta`.
     package static func decodeTriggerRequest(

@@ -2,6 +2,14 @@ import CTriggerProtos
 package import NIOCore
 package import TriggerModel
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// `trigger.runner.v1` (protos/trigger/runner/v1/runner.proto) ↔ the trigger model: the gateway encodes
 /// requests and decodes responses and events; a runner (the demo runner) does the opposite.
 ///
@@ -20,16 +28,92 @@ package enum RunnerCodec {
 
     // MARK: RunRequest
 
+    /// The `RunRequest` for `request`. A batch that carries its `RunRequest` form (`TriggerBatch.runRequestInputs`,
+    /// from `InstillRequestPassthrough`) is not encoded again: its bytes follow the other fields as they are.
     package static func encodeRunRequest(_ request: TriggerRequest) -> ByteBuffer {
-        withProtoArena { arena in ProtoMessage.pack(runRequest(request, in: arena)) }
+        if let inputs = request.batch.runRequestInputs {
+            return runRequestCarrying(inputs, of: request, headroom: 0).reduce(into: ByteBuffer()) {
+                $0.writeImmutableBuffer($1)
+            }
+        }
+        return encodeRunRequestTree(request)
     }
 
     /// The same bytes as `encodeRunRequest`, as buffers to send one after the other: large blobs are their
     /// own `ByteBuffer`s, shared rather than copied (`ProtoMessage.packPieces`), and the first buffer has
     /// `headroom` bytes of room in front for a prefix (`GRPCMessageFramer.frame(pieces:)` needs 5).
     package static func encodeRunRequestPieces(_ request: TriggerRequest, headroom: Int = 0) -> [ByteBuffer] {
-        withProtoArena { arena in
+        if let inputs = request.batch.runRequestInputs {
+            return runRequestCarrying(inputs, of: request, headroom: headroom)
+        }
+        return withProtoArena { arena in
             ProtoMessage.packPieces(runRequest(request, in: arena), arena: arena, headroom: headroom)
+        }
+    }
+
+    /// `encodeRunRequest` through the model and protobuf-c, never from the batch's `RunRequest` bytes: the
+    /// reference the request passthrough must agree with (the fuzzer and the tests compare the two).
+    package static func encodeRunRequestTree(_ request: TriggerRequest) -> ByteBuffer {
+        withProtoArena { arena in ProtoMessage.pack(runRequest(request, in: arena)) }
+    }
+
+    /// The `RunRequest` of `request` whose batch is already `inputs` (its field 6 elements): fields 1 to 5
+    /// written here as protobuf-c packs them (in field order; proto3 scalars only when not empty or false;
+    /// strings cut at an embedded NUL, as `ProtoArena.cString` hands them to `strlen`), then `inputs`, which
+    /// protobuf-c would write last too. Inputs of `ProtoMessage.sharedBinaryBytes` or more are a piece of
+    /// their own, not copied.
+    private static func runRequestCarrying(
+        _ inputs: ByteBuffer, of request: TriggerRequest, headroom: Int
+    ) -> [ByteBuffer] {
+        let shared = inputs.readableBytes >= ProtoMessage.sharedBinaryBytes
+        let ref = request.ref
+        // Each string: its bytes, a one-byte tag and at most a 10-byte varint; then `return_traces`.
+        let fieldBytes =
+            ref.namespace.utf8.count + ref.pipeline.utf8.count + (ref.release?.utf8.count ?? 0)
+            + request.requestID.utf8.count + 4 * 11 + 2
+        var out = ByteBufferAllocator().buffer(capacity: headroom + fieldBytes + (shared ? 0 : inputs.readableBytes))
+        out.moveWriterIndex(forwardBy: headroom)
+        out.moveReaderIndex(forwardBy: headroom)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: fieldBytes) { raw in
+            let start = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var at = start
+            writeString(ref.namespace, tag: 0x0A, at: &at)
+            writeString(ref.pipeline, tag: 0x12, at: &at)
+            if let release = ref.release { writeString(release, tag: 0x1A, at: &at) }
+            writeString(request.requestID, tag: 0x22, at: &at)
+            if request.returnTraces {
+                at[0] = 0x28
+                at[1] = 1
+                at += 2
+            }
+            return start.distance(to: at)
+        }
+        if shared { return [out, inputs] }
+        out.writeImmutableBuffer(inputs)
+        return [out]
+    }
+
+    /// A proto3 `string` field with a one-byte tag at `at` (advanced past it): nothing for an empty string.
+    private static func writeString(_ string: String, tag: UInt8, at: inout UnsafeMutablePointer<UInt8>) {
+        var string = string
+        string.withUTF8 { utf8 in
+            guard let base = utf8.baseAddress else { return }
+            let count =
+                memchr(base, 0, utf8.count).map { UnsafeRawPointer(base).distance(to: UnsafeRawPointer($0)) }
+                ?? utf8.count
+            guard count > 0 else { return }
+            at[0] = tag
+            at += 1
+            var length = UInt64(count)
+            while length >= 0x80 {
+                at[0] = UInt8(truncatingIfNeeded: length) | 0x80
+                at += 1
+                length >>= 7
+            }
+            at[0] = UInt8(length)
+            at += 1
+            at.update(from: base, count: count)
+            at += count
         }
     }
 

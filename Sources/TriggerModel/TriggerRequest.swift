@@ -21,6 +21,53 @@ package struct TriggerInput: Sendable, Equatable {
     }
 }
 
+/// A trigger's batch: the model's inputs, or (issue 11) the bytes a grpc runner's `RunRequest` carries them in,
+/// with the inputs decoded from the client's message only if something reads them.
+///
+/// The bytes form is made only by a frontend that checked them to be byte for byte what
+/// `RunnerCodec.encodeRunRequest` writes for the decoded inputs (`InstillRequestPassthrough`), so the runner
+/// gets the same message either way; every other reader (REST runners, the in-process runner, the operation
+/// store, logs) reads `inputs` as before.
+package struct TriggerBatch: Sendable, Equatable {
+    private enum Storage: Sendable {
+        case values([TriggerInput])
+        case wire(WireBacked)
+    }
+
+    private var storage: Storage
+
+    package init(_ inputs: [TriggerInput]) {
+        self.storage = .values(inputs)
+    }
+
+    /// A batch whose `RunRequest` form is `runRequestInputs`: its `inputs` field (6), every element with its tag
+    /// and length, as `RunnerCodec` writes it; `decode(source)` gives the inputs the first time they are read.
+    package init(
+        runRequestInputs: ByteBuffer,
+        source: ByteBuffer,
+        decode: @escaping @Sendable (ByteBuffer) -> [TriggerInput]
+    ) {
+        self.storage = .wire(WireBacked(wire: runRequestInputs, source: source, decoder: .inputs(decode)))
+    }
+
+    package var inputs: [TriggerInput] {
+        switch storage {
+        case .values(let inputs): inputs
+        case .wire(let lazy): lazy.inputs
+        }
+    }
+
+    /// The encoded `RunRequest.inputs` elements, when the batch carries them.
+    package var runRequestInputs: ByteBuffer? {
+        if case .wire(let lazy) = storage { return lazy.wire }
+        return nil
+    }
+
+    package static func == (lhs: TriggerBatch, rhs: TriggerBatch) -> Bool {
+        lhs.inputs == rhs.inputs
+    }
+}
+
 /// The one internal model every ingress shape (REST JSON, multipart, gRPC protobuf) becomes.
 ///
 /// It carries no protocol types; frontends fill the transport-level fields (principal, deadline, request
@@ -29,7 +76,18 @@ package struct TriggerRequest: Sendable, Equatable {
     package var ref: PipelineRef
     package var mode: TriggerMode
     /// The batch, one element per `data[i]`; never more than the configured batch limit.
-    package var inputs: [TriggerInput]
+    package var batch: TriggerBatch
+    /// The batch's inputs. Setting them (or changing one) makes the batch plain values.
+    package var inputs: [TriggerInput] {
+        get { batch.inputs }
+        set { batch = TriggerBatch(newValue) }
+        _modify {
+            var inputs = batch.inputs
+            batch = TriggerBatch([])  // `inputs` is then the array's only reference: changed in place
+            defer { batch = TriggerBatch(inputs) }
+            yield &inputs
+        }
+    }
     /// Who sent it, as resolved from the token by routing; nil when auth is off.
     package var principal: String?
     /// When the client stops waiting (from `grpc-timeout`, or the gateway's request timeout).
@@ -76,7 +134,7 @@ package struct TriggerRequest: Sendable, Equatable {
     ) {
         self.ref = ref
         self.mode = mode
-        self.inputs = inputs
+        self.batch = TriggerBatch(inputs)
         self.principal = principal
         self.deadline = deadline
         self.requestID = requestID

@@ -1,5 +1,4 @@
 package import NIOCore
-import Synchronization
 
 /// What a backend answered for a whole trigger: one output object per batch element, plus metadata.
 ///
@@ -14,15 +13,15 @@ import Synchronization
 package struct TriggerResult: Sendable, Equatable {
     private var storage: Storage
     package var metadata: TriggerMetadata {
-        didSet { if case .wire(let lazy) = storage { storage = .values(lazy.outputs) } }
+        didSet { if case .wire(_, let lazy) = storage { storage = .values(lazy.outputs) } }
     }
 
     private enum Storage: Sendable {
         case values([ValueObject])
-        case wire(LazyOutputs)
+        case wire(WireForm, WireBacked)
     }
 
-    /// Which client protocol's message `LazyOutputs.wire` is.
+    /// Which client protocol's message the `wire` storage holds.
     private enum WireForm: Sendable {
         case restJSON
         case instillProto
@@ -37,7 +36,7 @@ package struct TriggerResult: Sendable, Equatable {
     /// in `RESTResponseBody`'s canonical form; the caller has checked it) with no traces; `decodeOutputs` turns
     /// that text into `outputs` the first time they are read, at most once.
     package init(restJSON: ByteBuffer, decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]) {
-        self.storage = .wire(LazyOutputs(form: .restJSON, wire: restJSON, source: restJSON, decode: decodeOutputs))
+        self.storage = .wire(.restJSON, WireBacked(wire: restJSON, source: restJSON, decoder: .outputs(decodeOutputs)))
         self.metadata = TriggerMetadata()
     }
 
@@ -50,7 +49,7 @@ package struct TriggerResult: Sendable, Equatable {
         decodeOutputs: @escaping @Sendable (ByteBuffer) -> [ValueObject]
     ) {
         self.storage = .wire(
-            LazyOutputs(form: .instillProto, wire: instillProto, source: runResponse, decode: decodeOutputs))
+            .instillProto, WireBacked(wire: instillProto, source: runResponse, decoder: .outputs(decodeOutputs)))
         self.metadata = TriggerMetadata()
     }
 
@@ -59,7 +58,7 @@ package struct TriggerResult: Sendable, Equatable {
         get {
             switch storage {
             case .values(let outputs): outputs
-            case .wire(let lazy): lazy.outputs
+            case .wire(_, let lazy): lazy.outputs
             }
         }
         set { storage = .values(newValue) }
@@ -67,14 +66,14 @@ package struct TriggerResult: Sendable, Equatable {
 
     /// The sync-response body a REST client gets for this result, when the runner's text is that body already.
     package var restJSON: ByteBuffer? {
-        if case .wire(let lazy) = storage, lazy.form == .restJSON { return lazy.wire }
+        if case .wire(.restJSON, let lazy) = storage { return lazy.wire }
         return nil
     }
 
     /// The gRPC response message an Instill client gets for this result, when the runner's message is that
     /// message already (apart from its renumbered value tags).
     package var instillProto: ByteBuffer? {
-        if case .wire(let lazy) = storage, lazy.form == .instillProto { return lazy.wire }
+        if case .wire(.instillProto, let lazy) = storage { return lazy.wire }
         return nil
     }
 
@@ -82,34 +81,6 @@ package struct TriggerResult: Sendable, Equatable {
         lhs.metadata == rhs.metadata && lhs.outputs == rhs.outputs
     }
 
-    /// The client's bytes, the runner's message they came from, and its outputs once decoded: a class so that
-    /// copies of the result share one decode.
-    private final class LazyOutputs: Sendable {
-        let form: WireForm
-        let wire: ByteBuffer
-        private let source: ByteBuffer
-        private let decode: @Sendable (ByteBuffer) -> [ValueObject]
-        private let decoded = Mutex<[ValueObject]?>(nil)
-
-        init(
-            form: WireForm, wire: ByteBuffer, source: ByteBuffer,
-            decode: @escaping @Sendable (ByteBuffer) -> [ValueObject]
-        ) {
-            self.form = form
-            self.wire = wire
-            self.source = source
-            self.decode = decode
-        }
-
-        var outputs: [ValueObject] {
-            decoded.withLock { decoded in
-                if let decoded { return decoded }
-                let outputs = decode(source)
-                decoded = outputs
-                return outputs
-            }
-        }
-    }
 }
 
 /// Per-step traces a backend may report (Instill's `TriggerMetadata.traces`), keyed by component id.

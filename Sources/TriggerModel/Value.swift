@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A JSON-like value as it travels through the gateway, plus one case JSON lacks: `blob`.
 ///
 /// Every ingress codec (REST JSON, multipart, protobuf `Struct`) produces `Value`s and every egress codec
@@ -135,6 +143,38 @@ extension ValueObject {
     package init(uniqueKeyEntries entries: [(key: String, value: Value)]) {
         self.init()
         self.entries = entries
+    }
+}
+
+extension ValueObject {
+    /// Whether `ValueObject` takes two keys, given as the bytes a wire carries them in, for one key: it merges
+    /// keys that are `String ==`, which is Unicode canonical equivalence, so different bytes can be one key
+    /// ("é" as U+00E9 and as "e" U+0301; "K" and the Kelvin sign U+212A, whose decomposition is "K"). Between
+    /// two all-ASCII keys equivalence is identity and the bytes decide; otherwise `decode` (the key's text as
+    /// the wire's decoder reads it) gives the `String`s to compare.
+    ///
+    /// The one place of this rule for the passthrough scanners (issue 11): a message whose keys the decoder
+    /// would merge is not in canonical form. The wire must spell each ASCII key one way only (UTF-8, or JSON
+    /// with escapes only where the writer puts them), so that equal ASCII keys have equal bytes.
+    package static func isSameKey(
+        _ a: UnsafeRawBufferPointer,
+        _ b: UnsafeRawBufferPointer,
+        decode: (UnsafeRawBufferPointer) -> String
+    ) -> Bool {
+        if isASCII(a), isASCII(b) {
+            return a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+        }
+        return decode(a) == decode(b)
+    }
+
+    /// `isSameKey` for keys whose bytes are their well-formed UTF-8 (protobuf strings).
+    package static func isSameKey(utf8 a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        isSameKey(a, b) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        for byte in bytes where byte >= 0x80 { return false }
+        return true
     }
 }
 

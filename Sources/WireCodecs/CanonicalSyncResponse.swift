@@ -188,28 +188,24 @@ enum CanonicalSyncResponse {
 
         private static var maxKeys: Int { CanonicalSyncResponse.maxCheckedKeys }
 
-        /// Whether the parser's `ValueObject` would take the keys whose text is at `a` and `b` for one key. It
-        /// merges keys Swift takes as equal, which includes canonically equivalent ones ("é" and "e\u{301}",
-        /// "K" and the Kelvin sign): bytes decide between ASCII keys, decoded strings otherwise.
+        /// Whether the parser's `ValueObject` would take the keys whose text is at `a` and `b` for one key
+        /// (`ValueObject.isSameKey`: the scan accepts escapes only where the writer puts them, so equal ASCII keys
+        /// have equal text).
         private func sameKey(_ a: (start: Int, count: Int), _ b: (start: Int, count: Int)) -> Bool {
-            if isASCII(a), isASCII(b) {
-                return a.count == b.count && memcmp(bytes + a.start, bytes + b.start, a.count) == 0
-            }
-            return decodedKey(a) == decodedKey(b)
+            ValueObject.isSameKey(text(a), text(b)) { decodedKey($0) }
         }
 
-        private func isASCII(_ key: (start: Int, count: Int)) -> Bool {
-            for i in key.start..<(key.start + key.count) where bytes[i] >= 0x80 { return false }
-            return true
+        private func text(_ key: (start: Int, count: Int)) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(start: bytes + key.start, count: key.count)
         }
 
         /// The text of a key the scan accepted, unescaped by the parser's own string reading (the key with its
         /// quotes as a document), so the two cannot disagree on what a key is. A key the parser would not read
         /// as a plain string (a `data:` blob) compares as "", equal to any other such key: the scan then says
         /// "no" and the caller takes the decoding path, which is always right.
-        private func decodedKey(_ key: (start: Int, count: Int)) -> String {
+        private func decodedKey(_ key: UnsafeRawBufferPointer) -> String {
             var parser = JSONParser(
-                UnsafeRawBufferPointer(start: bytes + key.start - 1, count: key.count + 2), maxDepth: 1,
+                UnsafeRawBufferPointer(start: key.baseAddress! - 1, count: key.count + 2), maxDepth: 1,
                 pathPrefix: "")
             guard case .string(let text)? = try? parser.parseDocument() else { return "" }
             return text
