@@ -80,6 +80,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let exposure = DataDirectoryLock.exposure(ofDataDir: configuration.dataDir) {
             logger.warning("\(exposure)", metadata: ["path": "\(configuration.dataDir)"])
         }
+        for (path, exposure) in GatewayApp.exposedKeyFiles(configuration) {
+            logger.warning("\(exposure)", metadata: ["path": "\(path)"])
+        }
         // Trap SIGHUP before anything can deliver it: its default action ends the process.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         // The store opens before anything listens: an async trigger is only ever answered with an id the
