@@ -124,10 +124,8 @@ package final class GatewayServer: Service {
                 .bind(host: configuration.host, port: configuration.port)
                 .get()
         } catch {
-            services.logger.error(
-                "cannot listen",
-                metadata: ["listen.address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
             let error = ListenFailure(host: configuration.host, port: configuration.port, error: error)
+            services.logger.error("cannot listen", metadata: ["listen.address": "\(error.address)", "error": "\(error.reason)"])
             let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
                 outcome = .failure(error)
                 return listening.withLock { w in
