@@ -31,7 +31,9 @@ extension HTTPBackendTransport: PipelineDescribing {
         case 404:
             // A runner with the route answers an unknown pipeline with a 404 whose error names the pipeline (the
             // demo runner does); a runner without the route answers some other 404: it cannot describe.
-            if let error = BackendHTTPBody.pipelineError(in: response.body), error.message.contains("\"\(ref.pipeline)\"") {
+            if let error = BackendHTTPBody.pipelineError(in: response.body),
+                error.message.contains("\"\(ref.pipeline)\"")
+            {
                 throw GatewayError(.notFound, error.message)
             }
             throw GatewayError(.unimplemented, "backend pool \"\(poolName)\" does not describe its pipelines")

@@ -125,7 +125,8 @@ package final class GatewayServer: Service {
                 .get()
         } catch {
             let error = ListenFailure(host: configuration.host, port: configuration.port, error: error)
-            services.logger.error("cannot listen", metadata: ["listen.address": "\(error.address)", "error": "\(error.reason)"])
+            services.logger.error(
+                "cannot listen", metadata: ["listen.address": "\(error.address)", "error": "\(error.reason)"])
             let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
                 outcome = .failure(error)
                 return listening.withLock { w in

@@ -129,7 +129,8 @@ package struct ListenerTLS: Sendable {
             key = try Certificate.PrivateKey(pemDocument: keyBlock)
         } catch {
             throw Failure(
-                path: keyKey, message: "\(keyFile): its \(keyBlock.discriminator) block is not a private key it can read")
+                path: keyKey,
+                message: "\(keyFile): its \(keyBlock.discriminator) block is not a private key it can read")
         }
         guard key.publicKey == leaf.publicKey else {
             throw Failure(path: keyKey, message: "\(keyFile) is not the private key of the certificate in \(certFile)")
@@ -171,7 +172,8 @@ package struct ListenerTLS: Sendable {
         if documents.isEmpty {
             throw Failure(
                 path: key,
-                message: "\(file): not a PEM private key (PKCS#8, SEC1 or PKCS#1): no -----BEGIN … PRIVATE KEY----- block")
+                message:
+                    "\(file): not a PEM private key (PKCS#8, SEC1 or PKCS#1): no -----BEGIN … PRIVATE KEY----- block")
         }
         if documents.contains(where: { $0.discriminator == "ENCRYPTED PRIVATE KEY" }) {
             throw Failure(path: key, message: encrypted)
@@ -221,7 +223,9 @@ package struct ListenerTLS: Sendable {
             // Binary: most likely DER, which converts losslessly to the PEM the gateway reads.
             let convert = key.hasSuffix("key_file") ? "openssl pkey" : "openssl x509"
             throw Failure(
-                path: key, message: "\(path) is not PEM text (DER? convert it: \(convert) -inform DER -in \(path) -out \(path).pem)")
+                path: key,
+                message:
+                    "\(path) is not PEM text (DER? convert it: \(convert) -inform DER -in \(path) -out \(path).pem)")
         }
         return text
     }

@@ -47,7 +47,8 @@ struct EndpointFailureLogTests {
     @Test("a runner's HTML error page: the client reads the pool and status; the page goes to the endpoint's warning")
     func htmlErrorPageIsLoggedNotSent() async throws {
         try await withCannedBackend(reply: htmlErrorPage) { port in
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-html-\(UUID().uuidString).yaml")
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tg-html-\(UUID().uuidString).yaml")
             defer { try? FileManager.default.removeItem(at: file) }
             try """
             pools: [{name: html, transport: http, endpoints: ["127.0.0.1:\(port)"]}]
