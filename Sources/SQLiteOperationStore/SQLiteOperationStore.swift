@@ -112,6 +112,14 @@ package final class SQLiteOperationStore: OperationStore {
         try BlobDirectory.makeWritableDirectory(path, what: "data directory")
     }
 
+    /// What `check-config` can tell of the data directory `path` without making it: nil when it is a writable
+    /// directory, or when its first existing ancestor is a directory the gateway's user may create it in; else
+    /// why `serve` would fail ("/srv is not writable: Permission denied"). A relative `path` is not checked:
+    /// it is relative to `serve`'s working directory, which `check-config`'s need not be (review 9, finding 10).
+    package static func dataDirectoryProblem(_ path: String) -> String? {
+        BlobDirectory.creationProblem(path)
+    }
+
     /// A warning for the operator when the data directory `path` is open to other users (a group or other
     /// permission bit: one made 0755 by an older version, or by hand), naming it and its mode; nil when it is
     /// private (0700, as the gateway creates it). The store in it holds the inputs and results of async runs;

@@ -184,6 +184,37 @@ struct DataDirectoryTests {
     }
 
     @Test(
+        "data_dir that cannot be made: check-config says so; a relative one names the working directory and --data-dir"
+    )
+    func dataDirectoryProblems() async throws {
+        let root = Self.temporaryPath("tg-dd-problem")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false)
+        let blocker = "\(root)/blocker"
+        try "a file\n".write(toFile: blocker, atomically: false, encoding: .utf8)
+        let config = "\(root)/gateway.yaml"
+        try "data_dir: \(blocker)/data\n".write(toFile: config, atomically: false, encoding: .utf8)
+        var out = try await TestProcess.run(Self.gatewayPath, ["check-config", config])
+        #expect(out.status == 1, "\(out.stdoutString)")
+        #expect(out.stderr.contains("data_dir: \(blocker) is not a directory"), "\(out.stderr)")
+        try "data_dir: \(root)/new/data\n".write(toFile: config, atomically: false, encoding: .utf8)
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", config])
+        #expect(out.status == 0, "a creatable data_dir is fine: \(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/new"), "check-config makes nothing")
+
+        // serve with a relative data dir that cannot be made: relative to what, and which setting.
+        out = try await TestProcess.run(
+            "/bin/sh",
+            ["-c", "cd '\(root)' && exec '\(Self.gatewayPath)' serve --listen 127.0.0.1:0 --data-dir blocker/data"],
+            environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(out.status != 0)
+        #expect(
+            out.stderr.contains(
+                "(a path relative to the working directory \(root); set an absolute --data-dir or data_dir)"),
+            "\(out.stderr)")
+    }
+
+    @Test(
         "an existing data dir open to other users: serve warns once naming it and its mode, and serves; a 0700 one: no warning",
         .timeLimit(.minutes(1))
     )
