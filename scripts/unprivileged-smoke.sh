@@ -124,6 +124,17 @@ expect "a second serve on the data dir refuses, naming the holder" "in use by an
 lock_owner=$(stat -c '%U' "$work/state/data/trigger-gateway.lock") || fail "no lock file in the data dir"
 expect "the data dir's lock file is the user's" "$user" "$lock_owner"
 
+# A privileged port as the user: one line saying how to fix it (review 9, finding 10), not a raw socket error.
+if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null || echo 1024)" -gt 80 ]; then
+    if out=$(timeout 20 "${as_user[@]}" "$work/trigger-gateway" serve --listen 127.0.0.1:80 \
+        --data-dir "$work/state/data80" 2>&1); then
+        fail "serve on port 80 as the user started: $out"
+    fi
+    expect "a privileged port says how to fix it" \
+        "cannot listen on 127.0.0.1:80: permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE" "$out"
+    case "$out" in *"bind(descriptor"*) fail "a syscall signature in the listen error: $out";; esac
+fi
+
 # SIGHUP reloads as the user too (the file is readable, the signal is the user's own process).
 sed -i 's/namespace: viagrpc/namespace: viarpc/' "$work/gateway.yaml"
 kill -HUP "$gateway_pid"

@@ -411,25 +411,29 @@ package final class AsyncDispatcher: Service {
         let logger = self.logger
         let (clock, now) = (self.clock, self.now)
         // Unstructured on purpose: a result already computed is stored even while shutdown cancels workers.
-        let stored = await Task {
+        // Why an outcome was not stored matters to the operator: the store refused the write (the lease was lost
+        // or the operation cancelled) or it kept failing (logged above; review 9 #7: "lease lost" was said then too).
+        enum Outcome { case stored, refused, failed }
+        let outcome = await Task { () async -> Outcome in
             let elapsed = clock.stopwatch()
             var wait = Duration.milliseconds(50)
             while true {
                 do {
-                    return try await write(store, now())
+                    return try await write(store, now()) ? .stored : .refused
                 } catch {
                     if elapsed() + wait >= lease {
                         logger.error(
                             "could not store an operation outcome",
                             metadata: ["operation.id": "\(id)", "error": "\(error)"])
-                        return false
+                        return .failed
                     }
                     try? await clock.sleep(for: wait)
                     wait = min(wait * 2, .seconds(2))
                 }
             }
         }.value
-        if !stored {
+        let stored = outcome == .stored
+        if outcome == .refused {
             logger.info("operation outcome not stored (lease lost or cancelled)", metadata: ["operation.id": "\(id)"])
         }
         if final && stored {

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import TriggerModel
+import WireCodecs
 
 /// The errors the backend layer makes, in one place so their wording stays consistent.
 ///
@@ -26,11 +27,13 @@ enum BackendErrors {
         _ code: GatewayError.Code = .backendFailed,
         pool: String,
         endpoint: String,
-        _ what: String
+        _ what: String,
+        response snippet: String? = nil
     ) -> GatewayError {
         var metadata: Logger.Metadata = [
             "backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)",
         ]
+        if let snippet, !snippet.isEmpty { metadata["backend.response"] = "\(snippet)" }
         if let heldBack = failureLog.admit("\(pool)/\(endpoint)") {
             if heldBack > 0 { metadata["backend.failures_held_back"] = "\(heldBack)" }
             logger.warning("backend endpoint failed", metadata: metadata)
@@ -78,6 +81,17 @@ enum BackendErrors {
 
     static func badResponse(pool: String, endpoint: String, reason: String) -> GatewayError {
         endpointFailure(pool: pool, endpoint: endpoint, "an endpoint answered garbage: \(reason)")
+    }
+
+    /// The error a non-2xx answer of an endpoint stands for: the pipeline's own JSON error unchanged, or else (an
+    /// HTML error page, an empty 500) an endpoint failure the client reads in our words, with the pool and the
+    /// status; the start of the body goes to the endpoint's warning only (review 9, finding 5: a framework's
+    /// error page can hold a stack trace or internal host names).
+    static func errorAnswer(pool: String, endpoint: String, status: Int, body: ByteBuffer) -> GatewayError {
+        if let error = BackendHTTPBody.pipelineError(in: body) { return error }
+        return endpointFailure(
+            pool: pool, endpoint: endpoint, "an endpoint answered HTTP \(status) (not a JSON error)",
+            response: BackendHTTPBody.logSnippet(body))
     }
 
     /// An HTTP exchange with an endpoint that failed after the request went out, saying what happened: the

@@ -86,7 +86,9 @@ final class HTTPBackendStreamConsumer: Sendable {
                 event = try SSEDecoder.triggerEvent(event: name, data: data, limits: transport.limits)
             case .response(let response)?:
                 guard (200..<300).contains(response.status) else {
-                    throw BackendHTTPBody.decodeError(status: response.status, body: response.body)
+                    throw BackendErrors.errorAnswer(
+                        pool: transport.poolName, endpoint: endpoint.endpoint.description, status: response.status,
+                        body: response.body)
                 }
                 do {
                     event = .end(try BackendHTTPBody.decodeResult(response.body, limits: transport.limits))

@@ -10,11 +10,12 @@ extension HTTPBackendTransport: PipelineDescribing {
     /// `POST {base}/describe` on a connection of its own (closed after: describes are rare), to
     /// an endpoint the balancer picks. A runner without the route (404, 405 or 501) is `.unimplemented`.
     package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
+        let endpoint = self.endpoint(at: balancer.pick())
         let response = try await controlRequest(
             .POST,
             "/describe",
             body: BackendHTTPBody.encodeDescribeRequest(ref),
-            to: endpoint(at: balancer.pick()),
+            to: endpoint,
             timeout: Self.describeTimeout,
             maxResponseBytes: 1 << 20
         )
@@ -30,11 +31,15 @@ extension HTTPBackendTransport: PipelineDescribing {
         case 404:
             // A runner with the route answers an unknown pipeline with a 404 whose error names the pipeline (the
             // demo runner does); a runner without the route answers some other 404: it cannot describe.
-            let error = BackendHTTPBody.decodeError(status: response.status, body: response.body)
-            if error.message.contains("\"\(ref.pipeline)\"") { throw GatewayError(.notFound, error.message) }
+            if let error = BackendHTTPBody.pipelineError(in: response.body),
+                error.message.contains("\"\(ref.pipeline)\"")
+            {
+                throw GatewayError(.notFound, error.message)
+            }
             throw GatewayError(.unimplemented, "backend pool \"\(poolName)\" does not describe its pipelines")
         default:
-            throw BackendHTTPBody.decodeError(status: response.status, body: response.body)
+            throw BackendErrors.errorAnswer(
+                pool: poolName, endpoint: endpoint.endpoint.description, status: response.status, body: response.body)
         }
     }
 }

@@ -309,7 +309,11 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
                         connection.close()
                     }
                     guard (200..<300).contains(response.status) else {
-                        done(.failure(BackendHTTPBody.decodeError(status: response.status, body: response.body)))
+                        done(
+                            .failure(
+                                BackendErrors.errorAnswer(
+                                    pool: pool, endpoint: endpoint.endpoint.description, status: response.status,
+                                    body: response.body)))
                         return
                     }
                     do {

@@ -74,6 +74,12 @@ package struct DataDirectoryLock: ~Copyable {
         SQLiteOperationStore.dataDirectoryExposure(dataDir)
     }
 
+    /// Why `serve` could not make or write `dataDir`, as far as `check-config` can tell without making it
+    /// (``SQLiteOperationStore/dataDirectoryProblem(_:)``); nil when it looks fine or is relative.
+    package static func problem(ofDataDir dataDir: String) -> String? {
+        SQLiteOperationStore.dataDirectoryProblem(dataDir)
+    }
+
     /// Ends the lock (the process's end does the same, however it ends).
     deinit { close(descriptor) }
 

@@ -1,7 +1,9 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import CraftSurface
 import FoundationEssentials
+package import GatewayConfig
 import Logging
 import OperationStore
 
@@ -45,10 +47,40 @@ extension GatewayApp {
     /// it is private. Like the store's files (0600) and the data directory (0700), the gateway's state is its
     /// user's alone; it warns, as for the data directory, rather than changing an operator's file.
     static func exposure(ofInstanceIDFile path: String) -> String? {
+        exposure(of: path, "the instance-id file \(path)", "the data directory's files are the gateway's alone")
+    }
+
+    /// Warnings for the secret keys the configuration names that are open to other users (review 9, finding 8):
+    /// the Craft AI signing key (`craft.jwt_secret_file`, or the one generated into `data_dir`), whose reader can
+    /// mint access tokens for any principal, and the private keys of the listener's and the pools' TLS
+    /// (`tls.key_file`, `pools[].tls.key_file`). Each is `(path, message)`; a file that is missing or private
+    /// gives none (a missing one is refused by the configuration's own check). sshd refuses such keys outright;
+    /// the gateway warns, as for its data directory, and leaves the operator's file alone.
+    package static func exposedKeyFiles(_ configuration: GatewayConfiguration) -> [(path: String, message: String)] {
+        var keys: [(String, String)] = []
+        if let secretFile = configuration.craft.jwtSecretFile {
+            keys.append((secretFile, "craft.jwt_secret_file"))
+        } else {
+            let dataDir = configuration.dataDir
+            let name = CraftSigningKey.generatedFileName
+            keys.append((dataDir.hasSuffix("/") ? dataDir + name : "\(dataDir)/\(name)", "the Craft AI signing key"))
+        }
+        if let tls = configuration.tls { keys.append((tls.keyFile, "tls.key_file")) }
+        for pool in configuration.pools {
+            if let keyFile = pool.tls?.keyFile { keys.append((keyFile, "pools[\(pool.name)].tls.key_file")) }
+        }
+        return keys.compactMap { path, what in
+            exposure(of: path, "\(what) \(path)", "a secret key must be readable by the gateway's user alone")
+                .map { (path, $0) }
+        }
+    }
+
+    /// "`what` is open to other users (mode 0644); `why`: chmod 600 it" when `path` has a group or other
+    /// permission bit; nil when it is private or cannot be read.
+    private static func exposure(of path: String, _ what: String, _ why: String) -> String? {
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         guard let mode = attributes?[.posixPermissions] as? Int, mode & 0o077 != 0 else { return nil }
-        return "the instance-id file \(path) is open to other users (mode 0\(String(mode & 0o777, radix: 8))); "
-            + "the data directory's files are the gateway's alone: chmod 600 it"
+        return "\(what) is open to other users (mode 0\(String(mode & 0o777, radix: 8))); \(why): chmod 600 it"
     }
 
     /// Writes `contents` to `path` atomically with mode 0600 from the start (`open` with the mode, as the data

@@ -88,7 +88,7 @@ package struct StoreHealthService: Service {
                 // Started without a store, the start-up line already said so.
                 if failures == 1, !startedWithoutStore {
                     logger.warning(
-                        "operation store unreachable: async triggers answer 503 until it is back",
+                        "operation store unavailable: async triggers answer 503 until it is back",
                         metadata: ["store": "\(storeName)"]
                     )
                 }

@@ -106,7 +106,8 @@ enum RESTFuzzing {
         default:
             preconditionFailure("the passthrough accepts what decoding refuses, or the other way round")
         }
-        _ = BackendHTTPBody.decodeError(status: 502, body: body)
+        _ = BackendHTTPBody.pipelineError(in: body)
+        _ = BackendHTTPBody.logSnippet(body)
     }
 
     private static func hasNUL(_ input: TriggerInput) -> Bool {

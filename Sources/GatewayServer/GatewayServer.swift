@@ -113,7 +113,7 @@ package final class GatewayServer: Service {
                         services.logger.error(
                             "cannot set up an accepted connection",
                             metadata: [
-                                "peer.address": "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")",
+                                "peer.address": "\(channel.remoteAddress?.hostPort ?? "unknown")",
                                 "error": "\(error)",
                             ]
                         )
@@ -123,10 +123,9 @@ package final class GatewayServer: Service {
                 .bind(host: configuration.host, port: configuration.port)
                 .get()
         } catch {
-            services.logger.error(
-                "cannot listen",
-                metadata: ["listen.address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
             let error = ListenFailure(host: configuration.host, port: configuration.port, error: error)
+            services.logger.error(
+                "cannot listen", metadata: ["listen.address": "\(error.address)", "error": "\(error.reason)"])
             let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
                 outcome = .failure(error)
                 return listening.withLock { w in
@@ -146,9 +145,7 @@ package final class GatewayServer: Service {
             }
         }
         for waiter in waiters { waiter.resume(returning: address) }
-        // `host:port` (brackets around IPv6), not SocketAddress's `[IPv4]127.0.0.1/127.0.0.1:8080` description.
-        let host = address.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? configuration.host
-        var listenMetadata: Logger.Metadata = ["listen.address": "\(host):\(address.port ?? configuration.port)"]
+        var listenMetadata: Logger.Metadata = ["listen.address": "\(address.hostPort)"]
         if let tls = services.tls {
             listenMetadata["tls.subject"] = "\(tls.subject)"
             listenMetadata["tls.not_valid_after"] = "\(tls.notValidAfter)"
@@ -185,7 +182,7 @@ package final class GatewayServer: Service {
                 "connection refused: too many open connections",
                 metadata: [
                     "connections.limit": "\(admission.limit)", "connections.rejected": "\(rejected)",
-                    "client.address": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                    "peer.address": "\(channel.remoteAddress?.hostPort ?? "unknown")",
                 ]
             )
         }

@@ -261,7 +261,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             services.logger.warning(
                 "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: rapid reset (stream reset rate over the limit)",
                 metadata: [
-                    "peer.address": "\(peerAddress.map { "\($0)" } ?? "unknown")",
+                    "peer.address": "\(peerAddress?.hostPort ?? "unknown")",
                     "reason": "\(error.message)",
                 ]
             )

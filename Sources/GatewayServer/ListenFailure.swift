@@ -13,6 +13,12 @@ package struct ListenFailure: Error, CustomStringConvertible {
         self.address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         if let error = error as? IOError {
             self.reason = String(cString: strerror(error.errnoCode)).lowercased()
+            if error.errnoCode == EACCES, port > 0, port < 1024 {
+                // Review 9, finding 10: say how to fix it (Linux's privileged ports, capabilities(7)).
+                self.reason +=
+                    ": ports below 1024 need root or CAP_NET_BIND_SERVICE"
+                    + " (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE), or use a port above 1023"
+            }
         } else if error is SocketAddressError {
             self.reason = "the address does not resolve"
         } else {

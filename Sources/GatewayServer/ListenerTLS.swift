@@ -123,11 +123,14 @@ package struct ListenerTLS: Sendable {
         guard let leaf = chain.first else {
             throw Failure(path: certKey, message: "\(certFile): holds no PEM certificate")
         }
+        let keyBlock = try privateKeyBlock(keyPEM, file: keyFile, key: keyKey)
         let key: Certificate.PrivateKey
         do {
-            key = try Certificate.PrivateKey(pemEncoded: keyPEM)
+            key = try Certificate.PrivateKey(pemDocument: keyBlock)
         } catch {
-            throw Failure(path: keyKey, message: "\(keyFile): not a PEM private key (PKCS#8, SEC1 or PKCS#1): \(error)")
+            throw Failure(
+                path: keyKey,
+                message: "\(keyFile): its \(keyBlock.discriminator) block is not a private key it can read")
         }
         guard key.publicKey == leaf.publicKey else {
             throw Failure(path: keyKey, message: "\(keyFile) is not the private key of the certificate in \(certFile)")
@@ -145,12 +148,46 @@ package struct ListenerTLS: Sendable {
         do {
             return (
                 try NIOSSLCertificate.fromPEMBytes(Array(chainPEM.utf8)),
-                try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem),
+                try NIOSSLPrivateKey(bytes: Array(keyBlock.pemString.utf8), format: .pem),
                 leaf
             )
         } catch {
             throw Failure(path: certKey, message: "\(certFile): cannot be used: \(error)")
         }
+    }
+
+    /// The one private-key block of a key file's PEM text, in words an operator can act on (review 9,
+    /// finding 12): a file that also holds certificates or EC parameters (a haproxy-style bundle, `openssl
+    /// ecparam -genkey`'s output) gives its key, as nginx's `ssl_certificate_key` takes it; an encrypted key
+    /// (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a traditional one with `Proc-Type: 4,ENCRYPTED`, RFC 1421) says how to
+    /// decrypt it (the gateway has no passphrase to ask for); DER or other text says it is not PEM. Never a
+    /// library's type name or source path.
+    static func privateKeyBlock(_ pem: String, file: String, key: String) throws(Failure) -> PEMDocument {
+        let encrypted =
+            "\(file): the key is encrypted; write it unencrypted (openssl pkey -in \(file) -out \(file).plain) "
+            + "and keep it readable by the gateway's user alone"
+        // A traditional encrypted key's headers are not base64: its parse would fail, so look first.
+        if pem.contains("Proc-Type: 4,ENCRYPTED") { throw Failure(path: key, message: encrypted) }
+        let documents = (try? PEMDocument.parseMultiple(pemString: pem)) ?? []
+        if documents.isEmpty {
+            throw Failure(
+                path: key,
+                message:
+                    "\(file): not a PEM private key (PKCS#8, SEC1 or PKCS#1): no -----BEGIN … PRIVATE KEY----- block")
+        }
+        if documents.contains(where: { $0.discriminator == "ENCRYPTED PRIVATE KEY" }) {
+            throw Failure(path: key, message: encrypted)
+        }
+        let keys = documents.filter { ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"].contains($0.discriminator) }
+        guard keys.count == 1, let block = keys.first else {
+            let found = documents.map(\.discriminator).joined(separator: ", ")
+            throw Failure(
+                path: key,
+                message: keys.isEmpty
+                    ? "\(file): holds no PEM private key (found \(found))"
+                    : "\(file): holds \(keys.count) private keys; key_file must hold one")
+        }
+        return block
     }
 
     /// The PEM certificates in `path` (a CA file), at least one; failures name `key`.
@@ -183,7 +220,12 @@ package struct ListenerTLS: Sendable {
             throw Failure(path: key, message: "cannot read \(path): \(reason)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw Failure(path: key, message: "\(path) is not PEM text")
+            // Binary: most likely DER, which converts losslessly to the PEM the gateway reads.
+            let convert = key.hasSuffix("key_file") ? "openssl pkey" : "openssl x509"
+            throw Failure(
+                path: key,
+                message:
+                    "\(path) is not PEM text (DER? convert it: \(convert) -inform DER -in \(path) -out \(path).pem)")
         }
         return text
     }

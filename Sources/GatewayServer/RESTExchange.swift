@@ -374,6 +374,8 @@ extension RESTRequestHead {
             // The Prometheus text exposition of the gateway's registry (GatewayMetrics).
             var response = RESTResponse.text(status: 200, "", contentType: GatewayMetrics.contentType)
             response.body = ByteBuffer(bytes: services.metrics?.scrape() ?? [])
+            // Like every other answer (review 9 #15): a scrape that went wrong is found in the log by its id.
+            response.headers.append(("request-id", requestID))
             return .respond(response, closeConnection: false)
         case .openAPI:
             return .respond(.openAPIDocument(requestID: requestID), closeConnection: false)

@@ -114,7 +114,8 @@ struct BlobDirectory: Sendable {
             if mkdir(prefix, index == components.count - 1 ? 0o700 : 0o755) != 0, errno != EEXIST {
                 let reason = String(cString: strerror(errno))
                 let at = index == components.count - 1 ? "" : " (at \(prefix))"
-                throw GatewayError(.unavailable, "cannot create the \(what) \(path)\(at): \(reason)")
+                throw GatewayError(
+                    .unavailable, "cannot create the \(what) \(path)\(at): \(reason)\(Self.relativeNote(path))")
             }
         }
         var isDirectory = stat()
@@ -125,6 +126,37 @@ struct BlobDirectory: Sendable {
             let reason = String(cString: strerror(errno))
             throw GatewayError(.unavailable, "the \(what) \(path) is not writable: \(reason)")
         }
+    }
+
+    /// ``SQLiteOperationStore/dataDirectoryProblem(_:)``: checked, never made.
+    static func creationProblem(_ path: String) -> String? {
+        guard path.hasPrefix("/") else { return nil }
+        var candidate = path
+        while true {
+            var status = stat()
+            if stat(candidate, &status) == 0 {
+                guard (status.st_mode & S_IFMT) == S_IFDIR else { return "\(candidate) is not a directory" }
+                guard access(candidate, W_OK | X_OK) == 0 else {
+                    let reason = String(cString: strerror(errno))
+                    return candidate == path
+                        ? "\(path) is not writable: \(reason)"
+                        : "cannot be created: \(candidate) is not writable: \(reason)"
+                }
+                return nil
+            }
+            guard errno == ENOENT || errno == ENOTDIR, let slash = candidate.lastIndex(of: "/"), candidate != "/" else {
+                return "\(candidate): \(String(cString: strerror(errno)))"
+            }
+            candidate = slash == candidate.startIndex ? "/" : String(candidate[..<slash])
+        }
+    }
+
+    /// For a relative path, what it is relative to and where it comes from (review 9, finding 10:
+    /// `./.trigger-gateway`, the default, fails under a service manager whose working directory is `/`).
+    static func relativeNote(_ path: String) -> String {
+        guard !path.hasPrefix("/") else { return "" }
+        let cwd = FileManager.default.currentDirectoryPath
+        return " (a path relative to the working directory \(cwd); set an absolute --data-dir or data_dir)"
     }
 
     /// The permission bits of `path` when it is open to other users (any group or other bit), else nil.

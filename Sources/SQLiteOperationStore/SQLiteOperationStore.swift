@@ -112,6 +112,14 @@ package final class SQLiteOperationStore: OperationStore {
         try BlobDirectory.makeWritableDirectory(path, what: "data directory")
     }
 
+    /// What `check-config` can tell of the data directory `path` without making it: nil when it is a writable
+    /// directory, or when its first existing ancestor is a directory the gateway's user may create it in; else
+    /// why `serve` would fail ("/srv is not writable: Permission denied"). A relative `path` is not checked:
+    /// it is relative to `serve`'s working directory, which `check-config`'s need not be (review 9, finding 10).
+    package static func dataDirectoryProblem(_ path: String) -> String? {
+        BlobDirectory.creationProblem(path)
+    }
+
     /// A warning for the operator when the data directory `path` is open to other users (a group or other
     /// permission bit: one made 0755 by an older version, or by hand), naming it and its mode; nil when it is
     /// private (0700, as the gateway creates it). The store in it holds the inputs and results of async runs;
@@ -209,6 +217,14 @@ package final class SQLiteOperationStore: OperationStore {
             ].filter { $0.kinds > 0 }
         }
 
+        /// The store calls this transaction carries, for `store.call` on its failure ("enqueue", "complete+claim").
+        var calls: String {
+            [
+                (!completions.isEmpty, "complete"), (!enqueues.isEmpty, "enqueue"), (!claims.isEmpty, "claim"),
+                (!heartbeats.isEmpty, "heartbeat"),
+            ].filter(\.0).map(\.1).joined(separator: "+")
+        }
+
         func fail(_ error: any Error) {
             for ticket in completions { ticket.outcome = .failure(error) }
             for ticket in enqueues { ticket.outcome = .failure(error) }
@@ -271,6 +287,10 @@ package final class SQLiteOperationStore: OperationStore {
     /// waits for a commit (`probe`). On failure it rolls back, removes the blob files it wrote and throws, with
     /// no ticket answered.
     private func runTransaction(_ batches: Batches) async throws {
+        try await Self.$call.withValue(batches.calls) { try await runTransactionNamed(batches) }
+    }
+
+    private func runTransactionNamed(_ batches: Batches) async throws {
         var answers = Answers()
         do {
             // IMMEDIATE: the write lock from the start, so no other writer (another process on the file) can
@@ -285,7 +305,9 @@ package final class SQLiteOperationStore: OperationStore {
                 try await writeHeartbeats(batches.heartbeats)
                 try await query("COMMIT")
             } catch {
-                _ = try? await query("ROLLBACK")
+                // Not through `query`: after SQLITE_FULL (and other errors) SQLite has rolled back already, and
+                // this ROLLBACK's own "no transaction is active" is no second store failure to log (review 9 #7).
+                _ = try? await connection.query("ROLLBACK")
                 throw error
             }
         } catch {
@@ -792,7 +814,7 @@ package final class SQLiteOperationStore: OperationStore {
                 try await createSchema()
                 try await query("COMMIT")
             } catch {
-                _ = try? await query("ROLLBACK")
+                _ = try? await connection.query("ROLLBACK")
                 throw error
             }
             try await sweepOrphanBlobs()
@@ -914,12 +936,21 @@ package final class SQLiteOperationStore: OperationStore {
         try await gate.holding(body)
     }
 
+    /// The store call a failing statement belongs to, for the warning's `store.call` (a transaction's
+    /// writes: ``Batches/calls``); "sqlite" outside one.
+    @TaskLocal static var call = "sqlite"
+
     @discardableResult
     func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         do {
             return try await connection.query(sql, binds)
+        } catch let error as SQLiteError where error.reason == .full {
+            // The operator's words for SQLITE_FULL (review 9 #7): the fix is disk space, not the store.
+            let dataDirectory = blobs.root.hasSuffix("/blobs") ? String(blobs.root.dropLast(6)) : blobs.root
+            throw OperationStoreErrors.unavailable(
+                Self.call, error, described: "the disk holding \(dataDirectory) is full (SQLITE_FULL)", logger: logger)
         } catch {
-            throw OperationStoreErrors.unavailable("sqlite", error, logger: logger)
+            throw OperationStoreErrors.unavailable(Self.call, error, logger: logger)
         }
     }
 

@@ -132,23 +132,24 @@ package enum BackendHTTPBody {
         }
     }
 
-    /// The error a non-2xx response stands for. A JSON `{code, message, details}` body is the pipeline's own
-    /// failure (API.md §5): an application error whose google.rpc code reaches the client unchanged and is never
-    /// retried. Anything else (an HTML 502 from a proxy, an empty 500) is a transport failure: `.backendFailed`
-    /// naming the status.
-    package static func decodeError(status: Int, body: ByteBuffer) -> GatewayError {
-        if body.readableBytes > 0,
-            case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults, path: ""),
-            let error = RESTResponseBody.error(of: object)
-        {
-            return error
-        }
-        var message = "backend answered HTTP \(status)"
-        let snippet = String(decoding: body.readableBytesView.prefix(200), as: UTF8.self)
+    /// The pipeline's own error a non-2xx response carries: a JSON `{code, message, details}` body (API.md §5),
+    /// an application error whose google.rpc code reaches the client unchanged and is never retried. `nil` for
+    /// anything else (an HTML 502 from a proxy, a framework's error page, an empty 500): that is a transport
+    /// failure of the endpoint, which the backend layer words and logs (its text never reaches a client:
+    /// review 9, finding 5).
+    package static func pipelineError(in body: ByteBuffer) -> GatewayError? {
+        guard body.readableBytes > 0,
+            case .object(let object)? = try? JSONValueCodec.parse(body, limits: .defaults, path: "")
+        else { return nil }
+        return RESTResponseBody.error(of: object)
+    }
+
+    /// The first 200 bytes of a body that is not a JSON error, on one line, for the operator's log only (it can
+    /// hold a stack trace or internal host names).
+    package static func logSnippet(_ body: ByteBuffer) -> String {
+        String(decoding: body.readableBytesView.prefix(200), as: UTF8.self)
             .filter { !$0.isNewline }
             .trimmingPrefixWhitespace()
-        if !snippet.isEmpty { message += ": \(snippet)" }
-        return GatewayError(.backendFailed, message)
     }
 }
 

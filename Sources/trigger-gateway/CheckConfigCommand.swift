@@ -16,6 +16,10 @@ struct CheckConfigCommand: ParsableCommand {
     func run() throws {
         do {
             let (configuration, digest) = try ConfigFile.load(path: file)
+            // `serve` makes data_dir (mkdir -p): say now when it could not (review 9, finding 10).
+            if let problem = DataDirectoryLock.problem(ofDataDir: configuration.dataDir) {
+                throw ConfigError(source: file, path: "data_dir", message: problem)
+            }
             let periodic = configuration.craft.deployments?.filter { $0.schedule != nil }.count ?? 0
             let counts =
                 "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "

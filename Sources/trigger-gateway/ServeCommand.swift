@@ -80,6 +80,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let exposure = DataDirectoryLock.exposure(ofDataDir: configuration.dataDir) {
             logger.warning("\(exposure)", metadata: ["path": "\(configuration.dataDir)"])
         }
+        for (path, exposure) in GatewayApp.exposedKeyFiles(configuration) {
+            logger.warning("\(exposure)", metadata: ["path": "\(path)"])
+        }
         // Trap SIGHUP before anything can deliver it: its default action ends the process.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
         // The store opens before anything listens: an async trigger is only ever answered with an id the
@@ -162,9 +165,18 @@ struct ServeCommand: AsyncParsableCommand {
                 tasks.addTask {
                     // Tests and scripts start us on port 0 and read the port from this line.
                     let address = try await app.server.localAddress()
-                    let host = address.ipAddress ?? listenHost
-                    let line = "listening on \(host.contains(":") ? "[\(host)]" : host):\(address.port ?? 0)\n"
-                    FileHandle.standardOutput.write(Data(line.utf8))
+                    let listening = ListenAddress(host: address.ipAddress ?? listenHost, port: address.port ?? 0)
+                    if format == .json {
+                        // `serve --log-format json 2>&1 | jq` must read every line as JSON (review 9, finding 6):
+                        // the same words, as a log line of the chosen format on stdout.
+                        var stdout = Logger(label: "trigger-gateway") {
+                            LineLogHandler(label: $0, format: .json, fileDescriptor: 1)
+                        }
+                        stdout.logLevel = .info
+                        stdout.info("listening on \(listening)", metadata: ["listen.address": "\(listening)"])
+                    } else {
+                        FileHandle.standardOutput.write(Data("listening on \(listening)\n".utf8))
+                    }
                 }
                 try await tasks.waitForAll()
             }

@@ -71,6 +71,25 @@ struct PoolDeadlineTests {
     }
 
     @Test(
+        "a deadline of request_timeout from arrival, a moment before the slot: the message names request_timeout (1s, not 999ms)",
+        .timeLimit(.minutes(1)))
+    func deadlineNamesTheConfiguredTimeout() async throws {
+        for (spent, says) in [(TimeAmount.microseconds(300), "within 1s"), (.milliseconds(400), "within 600ms")] {
+            let loop = NIOAsyncTestingEventLoop()
+            let runner = TestRunner()
+            let pool = Self.pool(runner, requestTimeout: .seconds(1))
+            var request = Self.slow
+            // The frontend folded the pool's timeout into the deadline at arrival, `spent` before the pool's slot.
+            request.deadline = loop.now + .seconds(1) - spent
+            try await Self.expectCut(after: .seconds(1) - spent, runner: runner, loop: loop, message: says) {
+                pool.run(request, on: loop, cancellation: $0)
+            }
+            #expect(await Self.slotReturned(pool, loop: loop))
+            await loop.shutdownGracefully()
+        }
+    }
+
+    @Test(
         "without a deadline from the caller, the pool's request_timeout counts from the slot on the loop's clock",
         .timeLimit(.minutes(1)))
     func poolTimeoutFromTheSlot() async throws {

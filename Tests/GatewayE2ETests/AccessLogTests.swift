@@ -100,6 +100,13 @@ struct AccessLogTests {
     @Test("--log-format json: every line is a JSON object; the request lines carry typed fields")
     func jsonLines() async throws {
         try await ProcessTests.withGatewayProcess(["--log-format", "json"]) { server in
+            // Review 9, finding 6: `serve --log-format json 2>&1 | jq` reads stdout's ready line too.
+            let ready = try #require(
+                try JSONSerialization.jsonObject(with: Data(server.readyLine.utf8)) as? [String: Any],
+                "not JSON: \(server.readyLine)")
+            #expect(ready["msg"] as? String == "listening on 127.0.0.1:\(server.port)", "\(server.readyLine)")
+            #expect(ready["listen.address"] as? String == "127.0.0.1:\(server.port)", "\(server.readyLine)")
+            #expect(ready["ts"] is String && ready["level"] as? String == "info", "\(server.readyLine)")
             try await Self.drive(port: server.port, rest: "log-rest-2", grpc: "log-grpc-2")
             _ = await Self.lines(of: server, containing: "log-grpc-2")
             _ = await Self.lines(of: server, containing: "log-rest-2")

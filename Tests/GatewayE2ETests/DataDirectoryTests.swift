@@ -136,6 +136,85 @@ struct DataDirectoryTests {
     }
 
     @Test(
+        "secret keys open to other users (generated Craft key, craft.jwt_secret_file, tls.key_file): one warning each naming the file and its mode; 0600 ones: none",
+        .timeLimit(.minutes(1))
+    )
+    func exposedKeyFilesWarn() async throws {
+        let dataDir = Self.temporaryPath("tg-exposed-keys")
+        let pki = try await TestCertificates.make()
+        defer {
+            try? FileManager.default.removeItem(atPath: dataDir)
+            pki.remove()
+        }
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: false)
+        try Self.setMode(dataDir, 0o700)
+        let generated = "\(dataDir)/craft-jwt.key"
+        try (String(repeating: "ab", count: 32) + "\n").write(toFile: generated, atomically: false, encoding: .utf8)
+        let secret = "\(dataDir)/shared-jwt.key"
+        try (String(repeating: "cd", count: 32) + "\n").write(toFile: secret, atomically: false, encoding: .utf8)
+        let config = "\(dataDir)/gateway.yaml"
+        try Self.setMode(generated, 0o644)
+        try Self.setMode(secret, 0o640)
+        try Self.setMode(pki.serverKey, 0o604)
+        let tls = "tls: {cert_file: \(pki.serverCert), key_file: \(pki.serverKey), allow_plaintext: true}\n"
+        // The generated key first (no jwt_secret_file), then the configured one.
+        for (yaml, craftKey) in [(tls, generated), (tls + "craft: {jwt_secret_file: \(secret)}\n", secret)] {
+            try yaml.write(toFile: config, atomically: false, encoding: .utf8)
+            let server = try await TestProcess.Server.start(
+                Self.gatewayPath, ["serve", "--config", config, "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+            #expect(await server.logOccurrences(of: "is open to other users", atLeast: 2, timeout: .seconds(5)) == 2)
+            let what = craftKey == secret ? "craft.jwt_secret_file" : "the Craft AI signing key"
+            let craftMode = craftKey == secret ? "0640" : "0644"
+            #expect(
+                server.logged.contains("\(what) \(craftKey) is open to other users (mode \(craftMode))"),
+                "\(server.logged)")
+            #expect(
+                server.logged.contains("tls.key_file \(pki.serverKey) is open to other users (mode 0604)"),
+                "\(server.logged)")
+            await server.stop()
+        }
+        for path in [generated, secret, pki.serverKey] { try Self.setMode(path, 0o600) }
+        let private_ = try await TestProcess.Server.start(
+            Self.gatewayPath, ["serve", "--config", config, "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        let health = try await TestHTTPClient.connect(port: private_.port)
+        #expect(try await health.request("GET", "/healthz").status == 200)
+        await health.close()
+        #expect(!private_.logged.contains("open to other users"), "\(private_.logged)")
+        await private_.stop()
+    }
+
+    @Test(
+        "data_dir that cannot be made: check-config says so; a relative one names the working directory and --data-dir"
+    )
+    func dataDirectoryProblems() async throws {
+        let root = Self.temporaryPath("tg-dd-problem")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false)
+        let blocker = "\(root)/blocker"
+        try "a file\n".write(toFile: blocker, atomically: false, encoding: .utf8)
+        let config = "\(root)/gateway.yaml"
+        try "data_dir: \(blocker)/data\n".write(toFile: config, atomically: false, encoding: .utf8)
+        var out = try await TestProcess.run(Self.gatewayPath, ["check-config", config])
+        #expect(out.status == 1, "\(out.stdoutString)")
+        #expect(out.stderr.contains("data_dir: \(blocker) is not a directory"), "\(out.stderr)")
+        try "data_dir: \(root)/new/data\n".write(toFile: config, atomically: false, encoding: .utf8)
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", config])
+        #expect(out.status == 0, "a creatable data_dir is fine: \(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/new"), "check-config makes nothing")
+
+        // serve with a relative data dir that cannot be made: relative to what, and which setting.
+        out = try await TestProcess.run(
+            "/bin/sh",
+            ["-c", "cd '\(root)' && exec '\(Self.gatewayPath)' serve --listen 127.0.0.1:0 --data-dir blocker/data"],
+            environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(out.status != 0)
+        #expect(
+            out.stderr.contains(
+                "(a path relative to the working directory \(root); set an absolute --data-dir or data_dir)"),
+            "\(out.stderr)")
+    }
+
+    @Test(
         "an existing data dir open to other users: serve warns once naming it and its mode, and serves; a 0700 one: no warning",
         .timeLimit(.minutes(1))
     )

@@ -43,4 +43,35 @@ struct EndpointFailureLogTests {
             #expect(warnings.first?.contains(#"backend.endpoint=127.0.0.1:1"#) == true, "\(warnings)")
         }
     }
+
+    @Test("a runner's HTML error page: the client reads the pool and status; the page goes to the endpoint's warning")
+    func htmlErrorPageIsLoggedNotSent() async throws {
+        try await withCannedBackend(reply: htmlErrorPage) { port in
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "tg-html-\(UUID().uuidString).yaml")
+            defer { try? FileManager.default.removeItem(at: file) }
+            try """
+            pools: [{name: html, transport: http, endpoints: ["127.0.0.1:\(port)"]}]
+            routes: [{namespace: html, pipeline: "*", pool: html}]
+            """.write(to: file, atomically: true, encoding: .utf8)
+            try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+                let client = try await TestHTTPClient.connect(port: server.port)
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/html/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#))
+                await client.close()
+                #expect(response.status == 502, "\(response.bodyString)")
+                #expect(
+                    try json(response.body)["message"] as? String
+                        == #"backend pool "html": an endpoint answered HTTP 501 (not a JSON error)"#,
+                    "\(response.bodyString)")
+                #expect(await server.stopAndReadLog())
+                let warning = server.logged.split(separator: "\n").first {
+                    $0.contains(#"msg="backend endpoint failed""#) && $0.contains("level=warning")
+                }
+                #expect(warning?.contains("backend.endpoint=127.0.0.1:\(port)") == true, "\(server.logged)")
+                #expect(warning?.contains("secret-host.internal") == true, "\(String(describing: warning))")
+            }
+        }
+    }
 }

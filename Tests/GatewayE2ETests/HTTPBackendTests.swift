@@ -186,6 +186,8 @@ extension HTTPBackendTests {
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"out\r\n",
                 reset: false, says: "an endpoint closed the connection mid-response"
             ),
+            // Review 9, finding 5: a framework's error page is not sent on (it names the status only).
+            (reply: htmlErrorPage, reset: false, says: "an endpoint answered HTTP 501 (not a JSON error)"),
         ])
     func cutBackend(reply: String, reset: Bool, says: String) async throws {
         try await withCannedBackend(reply: reply, reset: reset) { port in
@@ -199,11 +201,23 @@ extension HTTPBackendTests {
                 #expect(
                     try json(response.body)["message"] as? String == "backend pool \"runner\": \(says)",
                     "\(response.bodyString)")
+                #expect(!response.bodyString.contains("secret-host"), "\(response.bodyString)")
                 await client.close()
             }
         }
     }
 }
+
+/// `python3 -m http.server`'s answer to a POST, with an internal host name the client must not read.
+let htmlErrorPage = {
+    let page = """
+        <!DOCTYPE HTML>
+        <html lang="en"><head><title>Error response</title></head>
+        <body><h1>Error response</h1><p>Error code: 501</p><p>at secret-host.internal:8080</p></body></html>
+        """
+    return "HTTP/1.1 501 Unsupported method ('POST')\r\ncontent-type: text/html;charset=utf-8\r\n"
+        + "content-length: \(page.utf8.count)\r\nconnection: close\r\n\r\n\(page)"
+}()
 
 func httpPoolConfig(port: Int, requestTimeout: String = "30s") -> String {
     """

@@ -224,4 +224,17 @@ struct RESTSyncTests {
             await client.close()
         }
     }
+
+    @Test("/metrics answers carry request-id like every other answer (the probes' too)")
+    func requestIDOnMetrics() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            for path in ["/metrics", "/healthz", "/readyz"] {
+                let response = try await client.request("GET", path, headers: [("request-id", "scrape-1")])
+                #expect(response.status == 200, "\(path)")
+                #expect(response.header("request-id") == "scrape-1", "\(path)")
+            }
+            await client.close()
+        }
+    }
 }

@@ -178,6 +178,56 @@ extension TLSListenerTests {
 /// `ListenerTLS.load`: what an operator gets wrong, refused when the configuration loads.
 @Suite("ListenerTLS.load refuses unusable files with the key path and the reason")
 struct ListenerTLSLoadTests {
+    @Test(
+        "key files in operator words: a cert+key bundle and EC parameters + key load; encrypted keys say how to decrypt; DER says convert; no library internals"
+    )
+    func keyFileShapes() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        let dir = pki.directory
+        func openssl(_ arguments: [String]) async throws {
+            let out = try await TestProcess.run("/usr/bin/openssl", arguments)
+            #expect(out.status == 0, "openssl \(arguments): \(out.stderr)")
+        }
+        func message(_ keyFile: String) -> String? {
+            do {
+                _ = try ListenerTLS.load(.init(certFile: pki.serverCert, keyFile: keyFile))
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        let key = try String(contentsOfFile: pki.serverKey, encoding: .utf8)
+        let cert = try String(contentsOfFile: pki.serverCert, encoding: .utf8)
+        // haproxy's bundle (certificate, then key) and `openssl ecparam -genkey`'s EC PARAMETERS + key: the key.
+        try (cert + key).write(toFile: "\(dir)/bundle.pem", atomically: false, encoding: .utf8)
+        #expect(message("\(dir)/bundle.pem") == nil)
+        try await openssl(["ec", "-in", pki.serverKey, "-out", "\(dir)/sec1.key"])
+        let parameters = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
+        try (parameters + String(contentsOfFile: "\(dir)/sec1.key", encoding: .utf8))
+            .write(toFile: "\(dir)/ecparam.key", atomically: false, encoding: .utf8)
+        #expect(message("\(dir)/ecparam.key") == nil)
+
+        try await openssl(["pkey", "-in", pki.serverKey, "-aes256", "-passout", "pass:x", "-out", "\(dir)/enc8.key"])
+        try await openssl(["ec", "-in", pki.serverKey, "-aes256", "-passout", "pass:x", "-out", "\(dir)/enc1.key"])
+        try await openssl(["pkey", "-in", pki.serverKey, "-outform", "DER", "-out", "\(dir)/key.der"])
+        try (key + key).write(toFile: "\(dir)/two.key", atomically: false, encoding: .utf8)
+        try "not a key\n".write(toFile: "\(dir)/garbage.key", atomically: false, encoding: .utf8)
+        let expected = [
+            "enc8.key": "the key is encrypted; write it unencrypted (openssl pkey -in \(dir)/enc8.key -out",
+            "enc1.key": "the key is encrypted; write it unencrypted (openssl pkey -in \(dir)/enc1.key -out",
+            "key.der": "is not PEM text (DER? convert it: openssl pkey -inform DER -in \(dir)/key.der -out",
+            "garbage.key": "not a PEM private key (PKCS#8, SEC1 or PKCS#1): no -----BEGIN … PRIVATE KEY----- block",
+            "two.key": "holds 2 private keys; key_file must hold one",
+        ]
+        for (file, says) in expected {
+            let text = try #require(message("\(dir)/\(file)"), "\(file) loaded")
+            #expect(text.contains(says), "\(file): \(text)")
+            #expect(!text.contains("ASN1Error") && !text.contains(".swift"), "\(file): \(text)")
+        }
+        #expect(message(pki.serverCert)?.contains("holds no PEM private key (found CERTIFICATE") == true)
+    }
+
     @Test("missing file, key of another certificate, expired, not yet valid, require_client_cert without a CA")
     func refusals() async throws {
         let pki = try await TestCertificates.make()

@@ -65,6 +65,8 @@ package enum TestProcess {
     package final class Server: Sendable {
         package let process: Process
         package let port: Int
+        /// The stdout line the port was read from (`listening on 127.0.0.1:PORT`, or its JSON log line).
+        package let readyLine: String
         private let stderrPipe: Pipe
 
         /// Everything the child printed on stdout after its `listening on` line (it is drained continuously).
@@ -73,9 +75,10 @@ package enum TestProcess {
         /// under this lock, so that holding it, a byte the child wrote is either still in the pipe or here.
         private let errors = Mutex("")
 
-        private init(process: Process, port: Int, stderrPipe: Pipe) {
+        private init(process: Process, port: Int, readyLine: String, stderrPipe: Pipe) {
             self.process = process
             self.port = port
+            self.readyLine = readyLine
             self.stderrPipe = stderrPipe
         }
 
@@ -112,7 +115,7 @@ package enum TestProcess {
             process.standardOutput = out
             process.standardError = err
             try process.run()
-            let port: Int = try await blocking {
+            let (port, readyLine): (Int, String) = try await blocking {
                 var seen = Data()
                 while true {
                     let chunk = out.fileHandleForReading.availableData
@@ -121,18 +124,21 @@ package enum TestProcess {
                     let text = String(decoding: seen, as: UTF8.self)
                     if let range = text.range(of: "listening on ") {
                         let rest = text[range.upperBound...]
-                        guard let lineEnd = rest.firstIndex(where: { $0 == "\n" || $0 == " " }) else { continue }
+                        guard let newline = rest.firstIndex(of: "\n") else { continue }
+                        // Plain (`listening on 127.0.0.1:8080`) or a JSON log line with `--log-format json`.
+                        let lineEnd = rest.firstIndex(where: { $0 == "\n" || $0 == " " || $0 == "\"" }) ?? newline
                         let address = rest[..<lineEnd]
+                        let lineStart = text[..<range.lowerBound].lastIndex(of: "\n").map(text.index(after:))
                         if let colon = address.lastIndex(of: ":"),
                             let port = Int(address[address.index(after: colon)...])
                         {
-                            return port
+                            return (port, String(text[(lineStart ?? text.startIndex)..<newline]))
                         }
                     }
                 }
             }
             // Keep draining stdout so the child never blocks on a full pipe.
-            let server = Server(process: process, port: port, stderrPipe: err)
+            let server = Server(process: process, port: port, readyLine: readyLine, stderrPipe: err)
             out.fileHandleForReading.readabilityHandler = { [weak server] handle in
                 let data = handle.availableData
                 guard let server, !data.isEmpty else { return }

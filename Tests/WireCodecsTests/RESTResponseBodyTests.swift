@@ -137,21 +137,21 @@ struct BackendHTTPBodyTests {
         #expect(error?.message == message)
     }
 
-    @Test("A JSON error body is the pipeline's error, code unchanged; anything else is backendFailed naming the status")
+    @Test("A JSON error body is the pipeline's error, code unchanged; anything else is no pipeline error")
     func errors() {
         var body = ByteBuffer()
         RESTResponseBody.encode(error: GatewayError(.invalidArgument, "bad prompt"), into: &body)
-        let mapped = BackendHTTPBody.decodeError(status: 400, body: body)
+        let mapped = BackendHTTPBody.pipelineError(in: body)
         #expect(mapped == GatewayError(.application(3), "bad prompt"))
         body.clear()
         RESTResponseBody.encode(error: GatewayError(.application(13), "pipeline broke"), into: &body)
-        let pipelineError = BackendHTTPBody.decodeError(status: 500, body: body)
+        let pipelineError = BackendHTTPBody.pipelineError(in: body)
         #expect(pipelineError == GatewayError(.application(13), "pipeline broke"))
-        #expect(pipelineError.code.httpStatus == 500 && pipelineError.code.rpcCode == 13)
+        #expect(pipelineError?.code.httpStatus == 500 && pipelineError?.code.rpcCode == 13)
 
-        let html = BackendHTTPBody.decodeError(status: 502, body: buffer("<h1>Bad Gateway</h1>\n"))
-        #expect(html == GatewayError(.backendFailed, "backend answered HTTP 502: <h1>Bad Gateway</h1>"))
-        let empty = BackendHTTPBody.decodeError(status: 500, body: ByteBuffer())
-        #expect(empty == GatewayError(.backendFailed, "backend answered HTTP 500"))
+        #expect(BackendHTTPBody.pipelineError(in: buffer("<h1>Bad Gateway</h1>\n")) == nil)
+        #expect(BackendHTTPBody.pipelineError(in: ByteBuffer()) == nil)
+        #expect(BackendHTTPBody.logSnippet(buffer("\n  <h1>Bad\nGateway</h1>\n")) == "<h1>BadGateway</h1>")
+        #expect(BackendHTTPBody.logSnippet(buffer(String(repeating: "x", count: 300))).count == 200)
     }
 }
