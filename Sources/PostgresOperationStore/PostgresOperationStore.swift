@@ -94,7 +94,6 @@ package final class PostgresOperationStore: OperationStore {
             clientConfiguration.options.additionalStartupParameters = [("application_name", name)]
         }
         clientConfiguration.options.maximumConnections = max(1, configuration.maximumConnections)
-        try await probeConnection(configuration, logger: logger)
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let runTask = Task { await client.run() }
         let store = PostgresOperationStore(
@@ -104,6 +103,10 @@ package final class PostgresOperationStore: OperationStore {
             logger: logger
         )
         do {
+            // Within the operation timeout, like every call (a connect attempt alone may take longer).
+            try await store.bounded("connect", forOperator: true) {
+                try await probeConnection(configuration, logger: logger)
+            }
             try await store.createSchema(role: configuration.username)
         } catch {
             try? await store.close()
