@@ -157,6 +157,8 @@ let package = Package(
             dependencies: [
                 "OperationStore", "TriggerModel", nioCore, logging,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                // TLS to PostgreSQL (`sslmode`, review 9 #1): already in the graph through postgres-nio.
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -65,6 +65,10 @@ package enum ConfigFile {
                 throw ConfigError(source: path, path: error.path, message: error.message)
             }
         }
+        // And the PostgreSQL URL's parameters and TLS files (`sslrootcert`, …): refused here rather than dropped.
+        if configuration.store.kind == .postgres {
+            _ = try GatewayApp.postgresConfiguration(configuration)
+        }
         // And the CA file of each https webhook (the sender reads it again at each delivery).
         for (index, route) in configuration.routes.enumerated() {
             guard let caFile = route.webhook?.caFile else { continue }

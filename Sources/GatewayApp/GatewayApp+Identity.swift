@@ -18,7 +18,12 @@ extension GatewayApp {
     static func instanceIdentity(dataDir: String, logger: Logger) -> String? {
         let path = dataDir.hasSuffix("/") ? dataDir + "instance-id" : dataDir + "/instance-id"
         let files = FileManager.default
+        // What was wrong with a file that was there: an id replaced silently lost the at-once takeover of the
+        // previous run's leases with nothing in the log (review 9 #15).
+        var replaced: String?
+        if files.fileExists(atPath: path) { replaced = "cannot be read" }
         if let data = files.contents(atPath: path) {
+            replaced = "does not hold an instance id (1 to 64 ASCII letters and digits)"
             let text = String(String(decoding: data, as: UTF8.self).filter { !$0.isWhitespace })
             if !text.isEmpty, text.count <= 64, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) {
                 if let exposure = exposure(ofInstanceIDFile: path) {
@@ -32,6 +37,15 @@ extension GatewayApp {
             try files.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
             // Written whole to a temporary name, then renamed: a crash never leaves half an id behind.
             try writePrivateFile(path, contents: identity + "\n")
+            if let replaced {
+                logger.warning(
+                    """
+                    the instance-id file \(path) \(replaced): replaced with a new id; leases of a previous run are \
+                    taken back only when they expire
+                    """,
+                    metadata: ["path": "\(path)", "instance": "\(identity)"]
+                )
+            }
             return identity
         } catch {
             logger.warning(

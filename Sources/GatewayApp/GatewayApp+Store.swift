@@ -8,7 +8,7 @@ import TriggerModel
 
 extension GatewayApp {
     /// Opens the configured operation store: SQLite under `dataDir` (created when missing), or PostgreSQL
-    /// at `store.url`. Throws `ConfigError` for a bad URL (path `store.url`), `.unavailable` when the store
+    /// at `store.url`. Throws `ConfigError` for a bad URL or TLS file (path `store.url`), `.unavailable` when the store
     /// cannot be opened.
     package static func openStore(
         _ config: GatewayConfiguration,
@@ -20,14 +20,7 @@ extension GatewayApp {
             storeLogger[metadataKey: "store"] = "sqlite"
             return try await SQLiteOperationStore.open(.init(dataDirectory: config.dataDir), logger: storeLogger)
         case .postgres:
-            var configuration: PostgresOperationStoreConfiguration
-            do {
-                configuration = try PostgresOperationStoreConfiguration(url: config.store.url ?? "")
-            } catch {
-                throw ConfigError(source: config.source, path: "store.url", message: error.description)
-            }
-            configuration.tablePrefix = config.store.tablePrefix
-            configuration.maximumConnections = max(4, min(64, config.store.workers / 2))
+            let configuration = try postgresConfiguration(config)
             var storeLogger = logger
             storeLogger[metadataKey: "store"] = "postgres"
             // PostgresNIO logs each failed connection attempt at info: while the server is down (reconnects
@@ -46,7 +39,8 @@ extension GatewayApp {
             guard let parsed = try? PostgresOperationStoreConfiguration(url: config.store.url ?? "") else {
                 return "postgres"
             }
-            return "postgres \(parsed.username)@\(parsed.host):\(parsed.port)/\(parsed.database ?? "")"
+            return "postgres \(parsed.username)@\(parsed.host):\(parsed.port)/\(parsed.database ?? "") "
+                + "sslmode=\(parsed.tls.mode.rawValue)"
         }
     }
 }

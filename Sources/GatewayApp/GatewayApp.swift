@@ -139,18 +139,21 @@ package final class GatewayApp: Sendable {
         )
         scheduler?.setStartGate { _ = try await server.localAddress() }
         self.server = server
+        let identity = operations.flatMap { _ in Self.instanceIdentity(dataDir: config.dataDir, logger: logger) }
         self.asyncDispatcher = operations.map {
             AsyncDispatcher(
                 operations: $0,
                 dispatcher: dispatcher,
                 shutdownGrace: config.timeouts.shutdownGrace,
                 logger: logger,
-                identity: Self.instanceIdentity(dataDir: config.dataDir, logger: logger),
+                identity: identity,
                 startGate: { _ = try await server.localAddress() }
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
-        let instance = asyncDispatcher?.instanceID ?? Operation.makeID()
+        // The heartbeat row is the instance id's (the data dir's), not the process's: a second live process
+        // writing it is a copied data dir, which the store's probe reports (review 9 #2).
+        let instance = identity ?? asyncDispatcher?.instanceID ?? Operation.makeID()
         self.storeHealth = store.map {
             StoreHealthService(
                 store: $0,

@@ -70,7 +70,7 @@ package struct StoreHealthService: Service {
             if Task.isCancelled { return }
             if healthy {
                 if failures > 0 {
-                    logger.info("operation store reachable again", metadata: ["store": "\(storeName)"])
+                    logger.info("operation store ready again", metadata: ["store": "\(storeName)"])
                 }
                 startedWithoutStore = false
                 failures = 0
@@ -88,7 +88,7 @@ package struct StoreHealthService: Service {
                 // Started without a store, the start-up line already said so.
                 if failures == 1, !startedWithoutStore {
                     logger.warning(
-                        "operation store unavailable: async triggers answer 503 until it is back",
+                        "operation store not ready: async triggers answer 503 until it is back",
                         metadata: ["store": "\(storeName)"]
                     )
                 }

@@ -2,11 +2,11 @@ import NIOCore
 import TriggerModel
 
 extension HealthRegistry {
-    /// What an async trigger gets, at once, while the store is down (instead of waiting out the store's
+    /// What an async trigger gets, at once, while the store is not ready (down, or refusing the role a privilege; instead of waiting out the store's
     /// own timeout): 503 with `Retry-After` on REST, UNAVAILABLE on gRPC.
     static let asyncUnavailable = GatewayError(
         .unavailable,
-        "async triggers are unavailable: the operation store cannot be reached; retry later"
+        "async triggers are unavailable: the operation store is not ready; retry later"
     )
 }
 

@@ -1,3 +1,4 @@
+import NIOSSL
 import PostgresNIO
 import TriggerModel
 
@@ -6,7 +7,9 @@ import TriggerModel
 /// and the server's own message and SQLSTATE when the server answered. `PSQLError`'s `description` is generic
 /// on purpose (it may hold query data); this keeps to its code, the server's message and the SQLSTATE.
 enum PostgresErrorDescription {
-    static func describe(_ error: any Error) -> String {
+    /// `sslMode`: the URL's `sslmode`, named in the words for a TLS failure (at `open`'s probe).
+    static func describe(_ error: any Error, sslMode: String? = nil) -> String {
+        let mode = sslMode.map { " (sslmode=\($0))" } ?? ""
         if let error = error as? GatewayError { return error.message }
         if let error = error as? PSQLError {
             switch error.code {
@@ -14,7 +17,10 @@ enum PostgresErrorDescription {
                 let message = error.serverInfo?[.message] ?? "no message"
                 let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
                 return "PostgreSQL refused the statement: \(message)\(state)"
-            case .connectionError:
+            case .connectionError, .failedToAddSSLHandler:
+                if let tlsError = error.underlying.flatMap(tlsFailure) {
+                    return "the TLS handshake with PostgreSQL failed\(mode): \(tlsError)"
+                }
                 let cause = error.underlying.map { ": \(String(describing: $0))" } ?? ""
                 return "cannot connect to PostgreSQL\(cause)"
             case .serverClosedConnection, .uncleanShutdown:
@@ -23,7 +29,11 @@ enum PostgresErrorDescription {
                 return "the PostgreSQL connection was closed by the gateway (shutting down or reconnecting)"
             case .queryCancelled:
                 return "the PostgreSQL statement was cancelled"
-            case .sslUnsupported, .failedToAddSSLHandler, .receivedUnencryptedDataAfterSSLRequest:
+            case .sslUnsupported:
+                return
+                    "the PostgreSQL server does not accept TLS connections, and sslmode\(mode.isEmpty ? "" : "=" + (sslMode ?? "")) "
+                    + "requires TLS (turn ssl on in the server, or use sslmode=prefer or disable)"
+            case .receivedUnencryptedDataAfterSSLRequest:
                 return "TLS with PostgreSQL failed (\(error.code))"
             case .unsupportedAuthMechanism, .authMechanismRequiresPassword, .saslError:
                 return "PostgreSQL authentication failed (\(error.code))"
@@ -46,5 +56,62 @@ enum PostgresErrorDescription {
             }
         }
         return reflected
+    }
+
+    /// A TLS handshake failure in operator words: an untrusted certificate, or one that does not name the host.
+    private static func tlsFailure(_ error: any Error) -> String? {
+        if let error = error as? NIOSSLExtraError, error == .failedToValidateHostname {
+            return "the server's certificate does not name the host of the URL (sslmode=verify-full): \(error)"
+        }
+        guard let error = error as? NIOSSLError else { return nil }
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "the server's certificate is not signed by a CA in sslrootcert (\(text))"
+        }
+        return text
+    }
+
+    /// A statement refused for a missing privilege (SQLSTATE 42501, `insufficient_privilege`: "permission
+    /// denied for …", "must be owner of …"). The store is reachable; what the operator needs is the GRANT.
+    struct Privilege: Error {
+        /// The server's message, e.g. `permission denied for schema public`.
+        var message: String
+
+        init?(_ error: any Error) {
+            guard let error = error as? PSQLError, error.code == .server,
+                error.serverInfo?[.sqlState] == "42501", let message = error.serverInfo?[.message]
+            else { return nil }
+            self.message = message
+        }
+
+        /// The message in operator words with the grant that fixes it for `role` (README "PostgreSQL roles").
+        func advice(role: String) -> String {
+            let said =
+                "the PostgreSQL role \(role) lacks a privilege the operation store needs: \(message) (SQLSTATE 42501)"
+            let object = message.split(separator: " ").last.map(String.init) ?? ""
+            let fix: String
+            if message.hasPrefix("permission denied for schema") {
+                fix =
+                    "GRANT USAGE, CREATE ON SCHEMA \(object) TO \(role) (CREATE is needed for the first start and "
+                    + "upgrades only), or make the schema as a role that has it"
+            } else if message.hasPrefix("must be owner of") {
+                fix =
+                    "an upgrade replaces the store's procedures and only their owner may: start this version once as "
+                    + "the owner of \(object) (or ALTER … OWNER TO \(role)); later starts need no ownership"
+            } else if message.hasPrefix("permission denied for table") {
+                fix = "GRANT SELECT, INSERT, UPDATE, DELETE ON \(object) TO \(role)"
+            } else if message.hasPrefix("permission denied for sequence") {
+                fix = "GRANT USAGE, SELECT ON SEQUENCE \(object) TO \(role)"
+            } else if message.hasPrefix("permission denied for procedure")
+                || message.hasPrefix("permission denied for function")
+            {
+                fix = "GRANT EXECUTE ON PROCEDURE \(object) TO \(role)"
+            } else if message.hasPrefix("permission denied for database") {
+                fix = "GRANT CONNECT, CREATE ON DATABASE \(object) TO \(role)"
+            } else {
+                fix = "see README, \"PostgreSQL roles\", for the grants a role needs"
+            }
+            return "\(said): \(fix)"
+        }
     }
 }

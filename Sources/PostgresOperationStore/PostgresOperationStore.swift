@@ -2,6 +2,7 @@ package import FoundationEssentials
 package import Logging
 import NIOCore
 package import OperationStore
+import NIOSSL
 import PostgresNIO
 import Synchronization
 package import TriggerModel
@@ -51,6 +52,10 @@ package final class PostgresOperationStore: OperationStore {
     private let blobTable: String
     private let versionTable: String
     private let heartbeatTable: String
+    /// This store's heartbeat nonce (`probe`): random per store, so per process and per reconnect.
+    private let bootNonce = Operation.makeID()
+    /// Whether `probe` has written a heartbeat yet (its first beat may replace a crashed run's).
+    private let hasBeaten = Atomic<Bool>(false)
     /// Schedule state (PostgresOperationStore+Schedules.swift).
     let scheduleTable: String
 
@@ -82,9 +87,12 @@ package final class PostgresOperationStore: OperationStore {
             username: configuration.username,
             password: configuration.password,
             database: configuration.database,
-            tls: .disable
+            tls: configuration.tls.clientTLS
         )
         clientConfiguration.options.connectTimeout = configuration.connectTimeout
+        if let name = configuration.applicationName {
+            clientConfiguration.options.additionalStartupParameters = [("application_name", name)]
+        }
         clientConfiguration.options.maximumConnections = max(1, configuration.maximumConnections)
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let runTask = Task { await client.run() }
@@ -95,12 +103,57 @@ package final class PostgresOperationStore: OperationStore {
             logger: logger
         )
         do {
-            try await store.createSchema()
+            // Within the operation timeout, like every call (a connect attempt alone may take longer).
+            try await store.bounded("connect", forOperator: true) {
+                try await probeConnection(configuration, logger: logger)
+            }
+            try await store.createSchema(role: configuration.username)
         } catch {
             try? await store.close()
             throw error
         }
         return store
+    }
+
+    /// One connection made and closed before the pool starts, so that `open` fails with the reason a
+    /// connection cannot be made (refused, TLS refused by the server, a certificate not trusted or not naming the
+    /// host, authentication): the pool retries a failing connection in the background, and a call waiting on it
+    /// only learns that it timed out.
+    ///
+    /// - Throws: `GatewayError(.unavailable)` with `PostgresErrorDescription`'s words.
+    private static func probeConnection(_ configuration: Configuration, logger: Logger) async throws {
+        var tls = PostgresConnection.Configuration.TLS.disable
+        if let tlsConfiguration = configuration.tls.clientConfiguration {
+            let context: NIOSSLContext
+            do {
+                context = try NIOSSLContext(configuration: tlsConfiguration)
+            } catch {
+                throw GatewayError(.unavailable, "cannot set up TLS to PostgreSQL: \(error)")
+            }
+            tls = configuration.tls.mode == .prefer ? .prefer(context) : .require(context)
+        }
+        var probe = PostgresConnection.Configuration(
+            host: configuration.host,
+            port: configuration.port,
+            username: configuration.username,
+            password: configuration.password,
+            database: configuration.database,
+            tls: tls
+        )
+        probe.options.connectTimeout = .nanoseconds(
+            configuration.connectTimeout.components.seconds * 1_000_000_000
+                + configuration.connectTimeout.components.attoseconds / 1_000_000_000)
+        if let name = configuration.applicationName {
+            probe.options.additionalStartupParameters = [("application_name", name)]
+        }
+        do {
+            let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+            try? await connection.close()
+        } catch {
+            throw GatewayError(
+                .unavailable,
+                PostgresErrorDescription.describe(error, sslMode: configuration.tls.mode.rawValue))
+        }
     }
 
     // MARK: OperationStore
@@ -535,17 +588,41 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    /// Also watches for a second live gateway under the same instance id (a copied data dir, review 9 #2):
+    /// each store writes its own random `boot` nonce with its heartbeat, and reads the one it replaces. Between
+    /// two beats of this store only this store writes the row, unless another process uses the id: a foreign
+    /// nonce found at any beat but the first is such a process, and is logged as an error at every beat while it
+    /// lasts. The first beat is exempt: after a crash the dead run's fresh row is there once, and a reconnect
+    /// (a new store) starts over. Warning only: the leases were already taken back at start (to refuse the start
+    /// would mean waiting a beat before the takeover).
     package func probe(instance: String, now: Date) async throws {
         let nowMS = now.storeMilliseconds
-        try await bounded("probe") { [self] in
-            _ = try await client.query(
+        let nonce = bootNonce
+        let rows = try await bounded("probe") { [self] in
+            try await client.query(
                 """
-                INSERT INTO \(unescaped: heartbeatTable) (instance, beat_at) VALUES (\(instance), \(nowMS)) \
-                ON CONFLICT (instance) DO UPDATE SET beat_at = EXCLUDED.beat_at
+                WITH previous AS (SELECT boot, beat_at FROM \(unescaped: heartbeatTable) WHERE instance = \(instance)) \
+                INSERT INTO \(unescaped: heartbeatTable) (instance, beat_at, boot) VALUES (\(instance), \(nowMS), \(nonce)) \
+                ON CONFLICT (instance) DO UPDATE SET beat_at = EXCLUDED.beat_at, boot = EXCLUDED.boot \
+                RETURNING (SELECT boot FROM previous), (SELECT beat_at FROM previous)
                 """,
                 logger: logger
-            )
+            ).collect()
         }
+        let beatenBefore = hasBeaten.exchange(true, ordering: .relaxed)
+        guard beatenBefore, let row = rows.first,
+            let (previousBoot, previousBeat) = try? row.decode((String?, Int64?).self),
+            let previousBoot, previousBoot != nonce
+        else { return }
+        let when = previousBeat.map { "\(Date(storeMilliseconds: $0))" } ?? "?"
+        let message =
+            "instance id \(instance) is in use by another live gateway too (it wrote the heartbeat at \(when), "
+            + "after ours): a copied data dir? The two take each other's running operations back and run them "
+            + "again; stop the copy, delete <data_dir>/instance-id on it and start it again"
+        logger.error(
+            "\(message)",
+            metadata: ["instance": "\(instance)"]
+        )
     }
 
     package func close() async throws {
@@ -574,67 +651,138 @@ package final class PostgresOperationStore: OperationStore {
 
     static let selectColumns = "\(OperationRow.columns), has_blobs"
 
-    private func createSchema() async throws {
+    /// Brings the database to this version's schema, running only the DDL that is missing: a schema that is
+    /// already current runs none (no `CREATE … IF NOT EXISTS`, which checks the CREATE privilege on the schema
+    /// before it looks for the object, and no `CREATE OR REPLACE PROCEDURE` of a body already stored, which
+    /// needs the procedure's ownership), so a role with only DML and EXECUTE privileges can run the gateway once
+    /// a more privileged role has made or upgraded the schema (review 9 #3; README "PostgreSQL roles").
+    ///
+    /// - Throws: `GatewayError(.unavailable)`; a missing privilege (SQLSTATE 42501) is named with the GRANT that
+    ///   gives it to `role` (`PostgresErrorDescription.privilegeAdvice`).
+    private func createSchema(role: String) async throws {
         // Only `open` runs this, and only the operator sees what it throws (a log line, a start-up message):
         // it keeps the driver's reason.
-        try await bounded("create schema", forOperator: true) { [self] in
-            try await transaction { [self] connection in
-                // Instances starting together would otherwise race on CREATE TABLE IF NOT EXISTS (it is not
-                // atomic against a concurrent creator); the lock is per database and released at commit.
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))", logger: logger)
-                try await connection.query(
-                    "CREATE TABLE IF NOT EXISTS \(unescaped: versionTable) (version INT NOT NULL)",
-                    logger: logger
-                )
-                let rows = try await connection.query(
-                    "SELECT version FROM \(unescaped: versionTable)",
-                    logger: logger
-                ).collect()
-                switch try rows.first?.decode(Int.self) {
-                case nil:
-                    for statement in schemaStatements() {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                    }
-                    try await connection.query(
-                        "INSERT INTO \(unescaped: versionTable) (version) VALUES (\(Self.schemaVersion))",
-                        logger: logger
-                    )
-                case Self.schemaVersion?:
-                    break
-                case let other?:
-                    throw GatewayError(
-                        .unavailable,
-                        "operation store schema version \(other) is not supported "
-                            + "(this gateway knows \(Self.schemaVersion))"
-                    )
-                }
-                // Readiness probes write here, one row per instance. Not versioned: it holds nothing durable,
-                // and a database created before it existed gains it on the next start.
-                try await connection.query(
-                    """
-                    CREATE TABLE IF NOT EXISTS \(unescaped: heartbeatTable) \
-                    (instance TEXT PRIMARY KEY, beat_at BIGINT NOT NULL)
-                    """,
-                    logger: logger
-                )
-                // Schedule state, added the same unversioned way.
-                try await connection.query(PostgresQuery(unsafeSQL: schedulesTableSQL), logger: logger)
-                // The claim indexes, the same unversioned way: a database made by an earlier gateway trades its
-                // (state, not_before, seq) and (state, lease_expires_at) indexes for these at the next start.
-                for statement in try await missingSchemaStatements(on: connection) {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                }
-                // The batch procedures (`BatchStatement`), the same unversioned way: only this and later gateways
-                // call them, and an earlier one sharing the database (a rolling upgrade) keeps its own statements.
-                // After the added columns, which the enqueue procedure writes (a database made before them gains
-                // them first).
-                for statement in [
-                    enqueueInsert.procedureSQL(returning: "id"), completionUpdate.procedureSQL(returning: "r.n"),
-                ] {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                }
+        do {
+            try await bounded("create schema", forOperator: true) { [self] in
+                try await transaction { [self] connection in try await setUpSchema(on: connection) }
             }
+        } catch let error as PostgresErrorDescription.Privilege {
+            throw GatewayError(.unavailable, error.advice(role: role))
         }
+    }
+
+    private func setUpSchema(on connection: PostgresConnection) async throws {
+        // Instances starting together would otherwise race on CREATE TABLE IF NOT EXISTS (it is not
+        // atomic against a concurrent creator); the lock is per database and released at commit.
+        try await connection.query("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))", logger: logger)
+        let tables = try await existingTables(on: connection)
+        if !tables.contains(versionTable) {
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS \(unescaped: versionTable) (version INT NOT NULL)",
+                logger: logger
+            )
+        }
+        let rows = try await connection.query(
+            "SELECT version FROM \(unescaped: versionTable)",
+            logger: logger
+        ).collect()
+        switch try rows.first?.decode(Int.self) {
+        case nil:
+            for statement in schemaStatements() {
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+            try await connection.query(
+                "INSERT INTO \(unescaped: versionTable) (version) VALUES (\(Self.schemaVersion))",
+                logger: logger
+            )
+        case Self.schemaVersion?:
+            break
+        case let other?:
+            throw GatewayError(
+                .unavailable,
+                "operation store schema version \(other) is not supported "
+                    + "(this gateway knows \(Self.schemaVersion))"
+            )
+        }
+        // Readiness probes write here, one row per instance. Not versioned: it holds nothing durable,
+        // and a database created before it existed gains it on the next start.
+        if !tables.contains(heartbeatTable) {
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS \(unescaped: heartbeatTable) \
+                (instance TEXT PRIMARY KEY, beat_at BIGINT NOT NULL, boot TEXT)
+                """,
+                logger: logger
+            )
+        } else if try await !hasColumn(heartbeatTable, "boot", on: connection) {
+            // `probe`'s nonce, added (expand only: an earlier instance's upsert leaves it alone).
+            try await connection.query(
+                "ALTER TABLE \(unescaped: heartbeatTable) ADD COLUMN IF NOT EXISTS boot TEXT", logger: logger)
+        }
+        // Schedule state, added the same unversioned way.
+        if !tables.contains(scheduleTable) {
+            try await connection.query(PostgresQuery(unsafeSQL: schedulesTableSQL), logger: logger)
+        }
+        // The claim indexes, the same unversioned way: a database made by an earlier gateway trades its
+        // (state, not_before, seq) and (state, lease_expires_at) indexes for these at the next start.
+        for statement in try await missingSchemaStatements(on: connection) {
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        }
+        // The batch procedures (`BatchStatement`), the same unversioned way: only this and later gateways
+        // call them, and an earlier one sharing the database (a rolling upgrade) keeps its own statements.
+        // After the added columns, which the enqueue procedure writes (a database made before them gains
+        // them first). Only those whose stored body is not this version's (`pg_proc.prosrc`).
+        let bodies = try await storedProcedureBodies(on: connection)
+        for (statement, returning) in [(enqueueInsert, "id"), (completionUpdate, "r.n")]
+        where bodies[statement.procedure] != statement.procedureBody(returning: returning) {
+            try await connection.query(
+                PostgresQuery(unsafeSQL: statement.procedureSQL(returning: returning)), logger: logger)
+        }
+    }
+
+    private func hasColumn(_ table: String, _ column: String, on connection: PostgresConnection) async throws
+        -> Bool
+    {
+        let rows = try await connection.query(
+            """
+            SELECT count(*) FROM pg_attribute \
+            WHERE attrelid = to_regclass(\(table)) AND attname = \(column) AND NOT attisdropped
+            """,
+            logger: logger
+        ).collect()
+        return try rows.first?.decode(Int.self) == 1
+    }
+
+    /// Which of the store's tables exist (as `search_path` resolves their names, like the statements do).
+    private func existingTables(on connection: PostgresConnection) async throws -> Set<String> {
+        let names = [versionTable, heartbeatTable, scheduleTable]
+        var found = Set<String>()
+        for name in names {
+            let rows = try await connection.query(
+                "SELECT to_regclass(\(name)) IS NOT NULL", logger: logger
+            ).collect()
+            if try rows.first?.decode(Bool.self) == true { found.insert(name) }
+        }
+        return found
+    }
+
+    /// The source (`prosrc`) of the batch procedures stored in the first schema of `search_path` that holds
+    /// them, by name.
+    private func storedProcedureBodies(on connection: PostgresConnection) async throws -> [String: String] {
+        let names = [enqueueInsert.procedure, completionUpdate.procedure]
+        let rows = try await connection.query(
+            """
+            SELECT p.proname::text, p.prosrc FROM pg_proc p \
+            WHERE p.proname = ANY(\(names)) AND p.pronamespace = to_regnamespace(current_schema())
+            """,
+            logger: logger
+        ).collect()
+        var bodies: [String: String] = [:]
+        for row in rows {
+            let (name, body) = try row.decode((String, String).self)
+            bodies[name] = body
+        }
+        return bodies
     }
 
     /// "tgopstor" as a number: any constant works as long as it is the same in every instance.
@@ -819,12 +967,20 @@ package final class PostgresOperationStore: OperationStore {
         func procedureSQL(returning column: String) -> String {
             """
             CREATE OR REPLACE PROCEDURE \(procedure)(\(parameterTypes.joined(separator: ", ")), \
-            INOUT returned \(returnType)) LANGUAGE plpgsql AS $procedure$
+            INOUT returned \(returnType)) LANGUAGE plpgsql AS $procedure$\(procedureBody(returning: column))$procedure$
+            """
+        }
+
+        /// The procedure's body: what PostgreSQL stores as its `pg_proc.prosrc`, compared at start to skip an
+        /// unchanged procedure.
+        func procedureBody(returning column: String) -> String {
+            """
+
             BEGIN
                 WITH written AS (\(sql) RETURNING \(column) AS value) SELECT array_agg(value) INTO returned FROM written;
                 COMMIT;
             END
-            $procedure$
+
             """
         }
     }
@@ -954,6 +1110,7 @@ package final class PostgresOperationStore: OperationStore {
             }
         } catch {
             if forOperator {
+                if let privilege = PostgresErrorDescription.Privilege(error) { throw privilege }
                 throw (error as? GatewayError)
                     ?? GatewayError(
                         .unavailable, "cannot reach PostgreSQL: \(PostgresErrorDescription.describe(error))")

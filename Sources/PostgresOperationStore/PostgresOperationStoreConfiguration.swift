@@ -1,3 +1,5 @@
+package import NIOSSL
+import PostgresNIO
 import TriggerModel
 
 /// Where the PostgreSQL operation store lives and how long it waits for it.
@@ -17,6 +19,10 @@ package struct PostgresOperationStoreConfiguration: Sendable {
     package var operationTimeout: Duration
     package var connectTimeout: Duration
     package var maximumConnections: Int
+    /// TLS to the server (`sslmode` and friends in the URL, see `TLSSettings`).
+    package var tls: TLSSettings
+    /// `application_name` in the URL: what `pg_stat_activity` shows for the gateway's connections.
+    package var applicationName: String?
 
     package init(
         host: String,
@@ -28,7 +34,9 @@ package struct PostgresOperationStoreConfiguration: Sendable {
         inlineBlobLimit: Int = 64 * 1024,
         operationTimeout: Duration = .seconds(10),
         connectTimeout: Duration = .seconds(5),
-        maximumConnections: Int = 10
+        maximumConnections: Int = 10,
+        tls: TLSSettings = TLSSettings(mode: .prefer),
+        applicationName: String? = nil
     ) {
         self.host = host
         self.port = port
@@ -40,10 +48,31 @@ package struct PostgresOperationStoreConfiguration: Sendable {
         self.operationTimeout = operationTimeout
         self.connectTimeout = connectTimeout
         self.maximumConnections = maximumConnections
+        self.tls = tls
+        self.applicationName = applicationName
     }
 
-    /// `postgres://user[:password]@host[:port][/database]` (also `postgresql://`). Percent-escapes in the user
-    /// and password are decoded. TLS is not supported yet: the server must accept plain connections.
+    /// libpq's connection parameters this store takes in the URL's query; any other is refused (libpq refuses
+    /// an unknown one too, and a silently dropped `sslmode` once meant cleartext: review 9 #1).
+    package static let urlParameters = [
+        "sslmode", "sslrootcert", "sslcert", "sslkey", "application_name", "connect_timeout",
+    ]
+
+    /// `postgres://user[:password]@host[:port][/database][?param=value&…]` (also `postgresql://`).
+    /// Percent-escapes in the user, password, database and parameter values are decoded.
+    ///
+    /// Parameters, with libpq's meaning (PostgreSQL docs, "libpq — Connection Strings" / "SSL Support"):
+    /// - `sslmode`: `disable`, `prefer` (the default, as libpq's), `require`, `verify-ca`, `verify-full`.
+    ///   `allow` (cleartext first, TLS only if the server insists) is refused: PostgresNIO cannot retry in TLS.
+    /// - `sslrootcert`: a PEM file of the CA certificates the server's certificate is verified against, or
+    ///   `system` (the system's trust store). Needed by `verify-ca`/`verify-full`; with `require` it makes the
+    ///   mode act as `verify-ca`, as in libpq.
+    /// - `sslcert` + `sslkey`: PEM client certificate (and chain) and its key, for `clientcert` authentication.
+    /// - `application_name`: sent in the start-up packet.
+    /// - `connect_timeout`: seconds (an integer, at least 2 as libpq rounds) to wait for a connection.
+    ///
+    /// The files are read by the caller (`tlsConfiguration` is built from them), not here.
+    /// - Throws: `ConfigurationError` naming the parameter for an unknown parameter or a bad value.
     package init(url: String) throws(ConfigurationError) {
         var rest = Substring(url)
         if rest.hasPrefix("postgres://") {
@@ -53,7 +82,16 @@ package struct PostgresOperationStoreConfiguration: Sendable {
         } else {
             throw ConfigurationError("expected a postgres:// URL, got \"\(url)\"")
         }
-        if let query = rest.firstIndex(of: "?") { rest = rest[..<query] }
+        var parameters: [(name: String, value: String)] = []
+        if let query = rest.firstIndex(of: "?") {
+            for pair in rest[rest.index(after: query)...].split(separator: "&", omittingEmptySubsequences: true) {
+                let eq = pair.firstIndex(of: "=") ?? pair.endIndex
+                let name = Self.percentDecoded(pair[..<eq])
+                let value = eq == pair.endIndex ? "" : Self.percentDecoded(pair[pair.index(after: eq)...])
+                parameters.append((name, value))
+            }
+            rest = rest[..<query]
+        }
         var database: String?
         if let slash = rest.firstIndex(of: "/") {
             let name = rest[rest.index(after: slash)...]
@@ -90,6 +128,122 @@ package struct PostgresOperationStoreConfiguration: Sendable {
             password: password,
             database: database
         )
+        try applyParameters(parameters)
+    }
+
+    private mutating func applyParameters(_ parameters: [(name: String, value: String)]) throws(ConfigurationError) {
+        var mode: TLSSettings.Mode?
+        for (name, value) in parameters {
+            switch name {
+            case "sslmode":
+                guard let parsed = TLSSettings.Mode(rawValue: value) else {
+                    if value == "allow" {
+                        throw ConfigurationError(
+                            "sslmode=allow is not supported (it falls back to TLS only when the server refuses "
+                                + "cleartext, which PostgresNIO cannot do): use prefer, require, verify-ca or "
+                                + "verify-full")
+                    }
+                    throw ConfigurationError(
+                        "sslmode=\(value) is not one of disable, prefer, require, verify-ca, verify-full")
+                }
+                mode = parsed
+            case "sslrootcert": tls.rootCertificate = value.isEmpty ? nil : value
+            case "sslcert": tls.certificate = value.isEmpty ? nil : value
+            case "sslkey": tls.key = value.isEmpty ? nil : value
+            case "application_name": applicationName = value.isEmpty ? nil : value
+            case "connect_timeout":
+                // libpq: an integer of seconds; 0, negative or absent is "wait forever", and 1 counts as 2.
+                // Here a wait is always bounded, so only a positive value is taken.
+                guard let seconds = Int(value), seconds > 0, seconds <= 3600 else {
+                    throw ConfigurationError("connect_timeout=\(value) is not a whole number of seconds from 1 to 3600")
+                }
+                connectTimeout = .seconds(max(2, seconds))
+            default:
+                throw ConfigurationError(
+                    "the URL parameter \"\(name)\" is not supported (supported: "
+                        + Self.urlParameters.joined(separator: ", ") + ")")
+            }
+        }
+        tls.mode = mode ?? .prefer
+        if tls.mode == .require, tls.rootCertificate != nil { tls.mode = .verifyCA }
+        if tls.mode == .disable, tls.rootCertificate != nil || tls.certificate != nil {
+            throw ConfigurationError("sslmode=disable with sslrootcert/sslcert: the files would not be used")
+        }
+        if tls.mode.verifiesCertificate, tls.rootCertificate == nil {
+            throw ConfigurationError(
+                "sslmode=\(tls.mode.rawValue) needs sslrootcert (a PEM file of the CA certificates, or \"system\")")
+        }
+        if (tls.certificate == nil) != (tls.key == nil) {
+            throw ConfigurationError("sslcert and sslkey go together (the client certificate and its key)")
+        }
+    }
+
+    /// TLS to PostgreSQL, as libpq's `sslmode` and file parameters describe it.
+    package struct TLSSettings: Sendable, Equatable {
+        package enum Mode: String, Sendable {
+            /// Cleartext only.
+            case disable
+            /// TLS when the server offers it (certificate not verified), else cleartext.
+            case prefer
+            /// TLS or no connection; the certificate is not verified.
+            case require
+            /// TLS, and the server's certificate must chain to `sslrootcert`.
+            case verifyCA = "verify-ca"
+            /// As `verifyCA`, and the certificate must name the host of the URL (an IP: an IP SAN).
+            case verifyFull = "verify-full"
+
+            package var verifiesCertificate: Bool { self == .verifyCA || self == .verifyFull }
+        }
+        package var mode: Mode
+        /// `sslrootcert`: a PEM file path, or `system`.
+        package var rootCertificate: String?
+        /// `sslcert`: a PEM client certificate file.
+        package var certificate: String?
+        /// `sslkey`: the client certificate's PEM key file.
+        package var key: String?
+        /// What `rootCertificate` names, loaded by the caller (`GatewayApp.loadPostgresTLS`: the file's
+        /// certificates, or `.default` for `system`). Needed by `verify-ca` and `verify-full`.
+        package var trustRoots: NIOSSLTrustRoots?
+        /// What `certificate` and `key` name, loaded by the caller.
+        package var identity: (chain: [NIOSSLCertificate], key: NIOSSLPrivateKey)?
+
+        /// NIOSSL's client configuration for this mode: nil for `disable`. `prefer` and `require` encrypt but do
+        /// not verify the certificate (libpq's meaning: they protect against passive listeners only); the
+        /// `verify-*` modes trust only `trustRoots`, and `verify-full` also checks the host name (or IP SAN).
+        package var clientConfiguration: TLSConfiguration? {
+            guard mode != .disable else { return nil }
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            switch mode {
+            case .disable, .prefer, .require: configuration.certificateVerification = .none
+            case .verifyCA: configuration.certificateVerification = .noHostnameVerification
+            case .verifyFull: configuration.certificateVerification = .fullVerification
+            }
+            if let trustRoots { configuration.trustRoots = trustRoots }
+            if let identity {
+                configuration.certificateChain = identity.chain.map { .certificate($0) }
+                configuration.privateKey = .privateKey(identity.key)
+            }
+            return configuration
+        }
+
+        /// PostgresNIO's mode: `prefer` asks for TLS and goes on in cleartext when the server declines; the others
+        /// fail the connection then (`PSQLError.sslUnsupported`).
+        var clientTLS: PostgresClient.Configuration.TLS {
+            guard let configuration = clientConfiguration else { return .disable }
+            return mode == .prefer ? .prefer(configuration) : .require(configuration)
+        }
+
+        package init(mode: Mode, rootCertificate: String? = nil, certificate: String? = nil, key: String? = nil) {
+            self.mode = mode
+            self.rootCertificate = rootCertificate
+            self.certificate = certificate
+            self.key = key
+        }
+
+        package static func == (a: Self, b: Self) -> Bool {
+            a.mode == b.mode && a.rootCertificate == b.rootCertificate && a.certificate == b.certificate
+                && a.key == b.key
+        }
     }
 
     package struct ConfigurationError: Error, Sendable, CustomStringConvertible {

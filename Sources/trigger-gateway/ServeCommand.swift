@@ -114,7 +114,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             logger.warning(
-                "operation store unreachable at start-up: serving sync and stream triggers, async triggers answer 503 until it is reachable",
+                "operation store not ready at start-up: serving sync and stream triggers, async triggers answer 503 until it is ready",
                 metadata: ["store": "\(GatewayApp.storeName(configuration))", "error": "\(reason)"]
             )
             store = nil

@@ -215,6 +215,39 @@ struct DataDirectoryTests {
     }
 
     @Test(
+        "a garbage or empty instance-id file: serve warns once that it replaced it with a new id; a valid one: no warning",
+        .timeLimit(.minutes(1))
+    )
+    func garbageInstanceIDWarns() async throws {
+        let dataDir = Self.temporaryPath("tg-garbage-id")
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: false)
+        try Self.setMode(dataDir, 0o700)
+        let path = "\(dataDir)/instance-id"
+        let arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir]
+        // (An unreadable file takes the same path with "cannot be read"; these tests run as root, which reads it.)
+        for contents in [Data("hello world!\u{0}".utf8) + Data([0xff]), Data()] {
+            try contents.write(to: URL(fileURLWithPath: path))
+            try Self.setMode(path, 0o600)
+            let server = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+            #expect(
+                await server.logOccurrences(of: "does not hold an instance id", timeout: .seconds(5)) == 1,
+                "\(server.logged)")
+            #expect(server.logged.contains("the instance-id file \(path)"), "\(server.logged)")
+            #expect(server.logged.contains("replaced with a new id"), "\(server.logged)")
+            await server.stop()
+            let written = try String(contentsOfFile: path, encoding: .utf8)
+            #expect(written.count > 2 && written.hasSuffix("\n"), "a fresh id is written: \(written)")
+            let again = try await TestProcess.Server.start(Self.gatewayPath, arguments)
+            let health = try await TestHTTPClient.connect(port: again.port)
+            #expect(try await health.request("GET", "/healthz").status == 200)
+            await health.close()
+            #expect(!again.logged.contains("instance-id"), "the new id is kept: \(again.logged)")
+            await again.stop()
+        }
+    }
+
+    @Test(
         "an existing data dir open to other users: serve warns once naming it and its mode, and serves; a 0700 one: no warning",
         .timeLimit(.minutes(1))
     )

@@ -195,7 +195,7 @@ struct ReadinessTests {
             Self.expectNothingInternal(refused.bodyString)
 
             let log = gateway.printedErrors
-            let warnings = log.split(separator: "\n").filter { $0.contains("operation store unreachable at start-up") }
+            let warnings = log.split(separator: "\n").filter { $0.contains("operation store not ready at start-up") }
             #expect(warnings.count == 1, "\(log)")
             #expect(warnings.first?.contains("127.0.0.1:\(postgres.port)") == true, "\(log)")
             #expect(!log.contains("hunter2secret"), "\(log)")

@@ -45,18 +45,40 @@ package final class ThrowawayPostgres: Sendable {
         }
     }
 
-    /// Starts the server and waits until it accepts connections.
-    package func start() async throws {
+    /// Starts the server and waits until it accepts connections. With `tls`, the server also accepts TLS
+    /// (`ssl=on`) with `certificates.serverCert` (a `localhost` / 127.0.0.1 certificate from `caFile`); cleartext
+    /// connections are still accepted, as with a stock `ssl=on` server.
+    package func start(tls certificates: TestCertificates? = nil) async throws {
+        var options = "-h 127.0.0.1 -p \(port) -k \(directory) -F -c max_connections=100"
+        if let certificates {
+            // The server refuses a key that others can read, and reads both files as its own OS user.
+            let cert = "\(directory)/server.crt", key = "\(directory)/server.key"
+            try? FileManager.default.removeItem(atPath: cert)
+            try? FileManager.default.removeItem(atPath: key)
+            try FileManager.default.copyItem(atPath: certificates.serverCert, toPath: cert)
+            try FileManager.default.copyItem(atPath: certificates.serverKey, toPath: key)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key)
+            if getuid() == 0 { _ = try await TestProcess.run("/usr/bin/chown", ["postgres:", cert, key]) }
+            options += " -c ssl=on -c ssl_cert_file=\(cert) -c ssl_key_file=\(key)"
+        }
         let started = try await Self.runAsServerUser(
             pgCtl,
             [
                 "start", "-D", "\(directory)/data", "-w", "-t", "60", "-l", "\(directory)/server.log", "-o",
-                "-h 127.0.0.1 -p \(port) -k \(directory) -F -c max_connections=100",
+                options,
             ])
         guard started.status == 0 else {
             let log = (try? String(contentsOfFile: "\(directory)/server.log", encoding: .utf8)) ?? ""
             throw SetupError("pg_ctl start failed: \(started.stderr) \(log)")
         }
+    }
+
+    /// `psql -Atc sql` against the cluster (trust auth): the rows, `|`-separated, one a line.
+    package func psql(_ sql: String) async throws -> String {
+        guard let psql = Self.binary("psql") else { throw SetupError("psql not found") }
+        let output = try await TestProcess.run(psql, [url(), "-Atc", sql])
+        guard output.status == 0 else { throw SetupError("psql failed: \(output.stderr)") }
+        return output.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Stops the server (fast: open sessions are ended, as when a server goes away) and waits for it.
@@ -98,7 +120,8 @@ package final class ThrowawayPostgres: Sendable {
         return output
     }
 
-    private static func binary(_ name: String) -> String? {
+    /// A PostgreSQL tool (`psql`, `initdb`, …): on PATH, else the newest under /usr/lib/postgresql.
+    package static func binary(_ name: String) -> String? {
         if let found = TestProcess.which(name) { return found }
         let root = "/usr/lib/postgresql"
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
