@@ -56,7 +56,9 @@ extension HTTP1FrontendHandler {
                 requestOpen = true
                 unanswered = true
                 requestKeepAlive = head.keepAlive
-                answerOmitsBody = head.methodIs("HEAD") || head.methodIs("CONNECT")
+                // RFC 9110 §9.3.2; a CONNECT's 2xx would have no body either (§9.3.6), but this gateway answers
+                // CONNECT only with errors, which keep theirs.
+                answerOmitsBody = head.methodIs("HEAD")
                 run(timeouts.receivedHead(), context: context)
                 receivedHead(head, context: context)
             case .body(let chunk):
@@ -90,6 +92,12 @@ extension HTTP1FrontendHandler {
         guard keepAlive else {
             inputDone = true
             pending = nil
+            // A read held for a pipelined request resumes, so the lingering close drains what the client sends
+            // rather than resetting the connection under the answer.
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
             return
         }
         guard !decoding else { return }

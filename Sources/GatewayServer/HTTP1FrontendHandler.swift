@@ -54,6 +54,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     var state = State.idle
     /// The id of the request in progress, for an answer the handler writes on its own (grace expiry).
     private var currentRequestID = ""
+    /// Whether the request in progress is HTTP/1.0: its answers say `Connection: keep-alive` when the connection
+    /// persists (RFC 9112 §9.3: persistence is opt-in there), and its streams are close-delimited, since
+    /// `Transfer-Encoding` must not be sent to a request that is not HTTP/1.1 (RFC 9112 §6.1).
+    private var requestIsHTTP10 = false
     /// The record of the request in progress, from its head until its exchange ends (`finishRequest`).
     var open: OpenRequest?
     /// The runner request started while a large JSON or multipart body arrives (issue 12), from the head to the
@@ -122,7 +126,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     func receivedHead(_ head: HTTP1RequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
         currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
-        let keepAlive = head.keepAlive
+        var keepAlive = head.keepAlive
         let method = head.method
         let uri = head.target
         requestTarget = uri
@@ -135,6 +139,13 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         }
         let requestID = RequestContext.requestID(requestIDField)
         currentRequestID = requestID
+        requestIsHTTP10 = head.minorVersion == 0
+        // A body the client holds back until `100 Continue` (RFC 9110 §10.1.1) may never come if the request is
+        // answered before that: a client may then send its next request instead. So an answer sent without the
+        // `100` ends the connection (RFC 9110 §10.1.1: the server may close instead of reading the body).
+        let bodyHeldBack =
+            head.minorVersion >= 1 && head.framing != .none
+            && fields.contains { $0.name == "expect" && $0.value.lowercased() == "100-continue" }
         open = FrontendServices.openRequest(
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
             httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri))
@@ -145,8 +156,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         case .reject(let error, let close):
             var response = RESTErrorFormat(path: uri).response(error, requestID: requestID)
             response.omitsBody = answerOmitsBody
-            state = .discarding(keepAlive: keepAlive && !close)
-            write(response, keepAlive: keepAlive && !close, context: context)
+            keepAlive = keepAlive && !close && !bodyHeldBack
+            state = .discarding(keepAlive: keepAlive)
+            write(response, keepAlive: keepAlive, context: context)
             return
         }
         var restHead = RESTRequestHead(method: method, target: target, headers: fields)
@@ -154,8 +166,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         let arrival = open!.start
         switch restHead.start(services: services, requestID: requestID, record: &open!.record, arrival: arrival) {
         case .respond(let response, let close):
-            state = .discarding(keepAlive: keepAlive && !close)
-            write(response, keepAlive: keepAlive && !close, context: context)
+            keepAlive = keepAlive && !close && !bodyHeldBack
+            state = .discarding(keepAlive: keepAlive)
+            write(response, keepAlive: keepAlive, context: context)
         case .run(let work):
             startWork(work.run, keepAlive: keepAlive, context: context)
         case .readBody(var collector, let use):
@@ -170,7 +183,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             }
             self.collector = collector
             self.bodyUse = use
-            if restHead.first("expect")?.lowercased() == "100-continue" {
+            // An HTTP/1.0 client's expectation is ignored (RFC 9110 §10.1.1): it cannot read a 1xx answer.
+            if bodyHeldBack {
                 // curl asks before sending bodies over 1 MiB and otherwise waits a full second.
                 context.writeAndFlush(
                     wrapOutboundOut(
@@ -354,6 +368,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             return
         }
         let channel = context.channel
+        // HTTP/1.0 has no chunked framing: the stream ends with the connection (RFC 9112 §6.1, §6.3).
+        let chunked = !requestIsHTTP10
+        let keepAlive = keepAlive && chunked
         let relay = EventRelay(
             source: source,
             eventLoop: context.eventLoop,
@@ -365,7 +382,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                         ("content-type", "text/event-stream"), ("cache-control", "no-cache"),
                         ("request-id", request.requestID),
                     ],
-                    keepAlive: keepAlive && !quiescing, allocator: channel.allocator)
+                    keepAlive: keepAlive && !quiescing, chunked: chunked, allocator: channel.allocator)
                 // Not flushed: the first event follows at once and leaves in the same write.
                 context.write(wrapOutboundOut(head), promise: nil)
                 timeouts.sentResponseHead()
@@ -374,7 +391,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             deliver: { [unowned self] event in
                 var encoded = channel.allocator.buffer(capacity: 256)
                 SSEEncoder.encode(event, into: &encoded)
-                return writeEvent(encoded, context: context)
+                return writeEvent(encoded, chunked: chunked, context: context)
             },
             finish: { [unowned self] error in
                 guard case .streaming(let relay) = state else { return }
@@ -392,9 +409,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                     var encoded = channel.allocator.buffer(capacity: 256)
                     SSEEncoder.encode(.error(error), into: &encoded)
                     open?.record.bytesOut += encoded.readableBytes
-                    end = HTTP1ResponseEncoder.chunk(encoded, allocator: channel.allocator)
+                    end = chunked ? HTTP1ResponseEncoder.chunk(encoded, allocator: channel.allocator) : encoded
                 }
-                end.writeStaticString(HTTP1ResponseEncoder.lastChunk)
+                if chunked { end.writeStaticString(HTTP1ResponseEncoder.lastChunk) }
                 let closes = !keepAlive || quiescing
                 let promise = closes ? context.eventLoop.makePromise(of: Void.self) : nil
                 context.writeAndFlush(wrapOutboundOut(end), promise: promise)
@@ -409,10 +426,12 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
 
     /// Writes one SSE event. A client that has not taken it within the write-progress timeout (it stopped
     /// reading) is disconnected, which ends the stream and cancels the backend call (issue 10, item 4).
-    private func writeEvent(_ buffer: ByteBuffer, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+    private func writeEvent(_ buffer: ByteBuffer, chunked: Bool, context: ChannelHandlerContext)
+        -> EventLoopFuture<Void>
+    {
         open?.record.bytesOut += buffer.readableBytes
         let written = context.writeAndFlush(
-            wrapOutboundOut(HTTP1ResponseEncoder.chunk(buffer, allocator: context.channel.allocator)))
+            wrapOutboundOut(chunked ? HTTP1ResponseEncoder.chunk(buffer, allocator: context.channel.allocator) : buffer))
         let channel = context.channel
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
@@ -446,7 +465,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         swap(&answered, &open)  // moved out, not copied: the record holds a dozen strings
         let buffer = HTTP1ResponseEncoder.response(
             status: response.status, fields: response.headers, body: response.body, keepAlive: keepAlive,
-            omitsBody: omitsBody, allocator: context.channel.allocator)
+            announcesKeepAlive: requestIsHTTP10, omitsBody: omitsBody, allocator: context.channel.allocator)
         // A promise (a future, its callbacks) only when something waits for the write: the close after it.
         let promise = keepAlive ? nil : context.eventLoop.makePromise(of: Void.self)
         timeouts.sentResponseHead()
@@ -559,8 +578,11 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             var encoded = context.channel.allocator.buffer(capacity: 128)
             SSEEncoder.encode(.error(error), into: &encoded)
             open?.record.bytesOut += encoded.readableBytes
-            var end = HTTP1ResponseEncoder.chunk(encoded, allocator: context.channel.allocator)
-            end.writeStaticString(HTTP1ResponseEncoder.lastChunk)
+            var end = encoded
+            if !requestIsHTTP10 {
+                end = HTTP1ResponseEncoder.chunk(encoded, allocator: context.channel.allocator)
+                end.writeStaticString(HTTP1ResponseEncoder.lastChunk)
+            }
             let channel = context.channel
             inputDone = true
             context.writeAndFlush(wrapOutboundOut(end)).whenComplete { _ in channel.close(promise: nil) }

@@ -9,10 +9,12 @@ import NIOHTTP1
 /// its body, RFC 9110 §9.3.2), and the reason phrases are NIO's.
 enum HTTP1ResponseEncoder {
     /// A complete response. `fields` go out in order, then `content-length` (unless the status has no body),
-    /// then `connection: close` when the connection ends after it (`keepAlive` false).
+    /// then `connection: close` when the connection ends after it (`keepAlive` false), or `connection:
+    /// keep-alive` when it persists and `announcesKeepAlive` (an HTTP/1.0 request, whose client assumes a close
+    /// unless told otherwise: RFC 9112 §9.3, RFC 2068 §19.7.1).
     static func response(
-        status: Int, fields: [(name: String, value: String)], body: ByteBuffer, keepAlive: Bool, omitsBody: Bool,
-        allocator: ByteBufferAllocator
+        status: Int, fields: [(name: String, value: String)], body: ByteBuffer, keepAlive: Bool,
+        announcesKeepAlive: Bool = false, omitsBody: Bool, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let hasBody = mayHaveBody(status)
         let bodyBytes = hasBody && !omitsBody ? body.readableBytes : 0
@@ -24,7 +26,11 @@ enum HTTP1ResponseEncoder {
             writeDecimal(body.readableBytes, into: &buffer)
             buffer.writeStaticString("\r\n")
         }
-        if !keepAlive { buffer.writeStaticString("connection: close\r\n") }
+        if !keepAlive {
+            buffer.writeStaticString("connection: close\r\n")
+        } else if announcesKeepAlive {
+            buffer.writeStaticString("connection: keep-alive\r\n")
+        }
         buffer.writeStaticString("\r\n")
         if bodyBytes > 0 {
             var body = body
@@ -34,14 +40,17 @@ enum HTTP1ResponseEncoder {
     }
 
     /// The head of a response whose body follows as chunks (``chunk(_:allocator:)``, ``lastChunk``): SSE.
+    /// Not `chunked` (an HTTP/1.0 request, RFC 9112 §6.1): no framing field, the body ends with the connection
+    /// (RFC 9112 §6.3), so the caller passes `keepAlive` false.
     static func streamHead(
-        status: Int, fields: [(name: String, value: String)], keepAlive: Bool, allocator: ByteBufferAllocator
+        status: Int, fields: [(name: String, value: String)], keepAlive: Bool, chunked: Bool = true,
+        allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: headSize(status: status, fields: fields) + 64)
         writeStatusLine(status, into: &buffer)
         writeFields(fields, into: &buffer)
         if !keepAlive { buffer.writeStaticString("connection: close\r\n") }
-        buffer.writeStaticString("transfer-encoding: chunked\r\n\r\n")
+        buffer.writeStaticString(chunked ? "transfer-encoding: chunked\r\n\r\n" : "\r\n")
         return buffer
     }
 

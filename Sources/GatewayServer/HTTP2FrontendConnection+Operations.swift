@@ -41,8 +41,9 @@ extension HTTP2FrontendConnection {
         }
         let dispatcher = services.dispatcher
         respondWithOperation(call: call, stream: stream) {
-            // As REST's trigger-async: a pipeline the runner says it lacks is refused before anything is stored.
-            try await dispatcher.checkAsyncTarget(request.ref)
+            // As REST's trigger-async: a pipeline the runner says it lacks is refused before anything is stored
+            // (a keyed request asks only the route table: its retry gets the operation stored under the key).
+            try await dispatcher.checkAsyncTarget(request.ref, askRunner: request.idempotencyKey == nil)
             return try await operations.submit(request)
         }
     }

@@ -170,8 +170,9 @@ enum RESTOperations {
                     requestID: request.requestID)
             }
             return await answer(requestID: request.requestID) {
-                // Unknown pipelines are refused now, not after the operation was stored and claimed.
-                try await services.dispatcher.checkAsyncTarget(request.ref)
+                // Unknown pipelines are refused now, not after the operation was stored and claimed; a keyed
+                // request asks only the route table, so its retry gets the operation stored under its key.
+                try await services.dispatcher.checkAsyncTarget(request.ref, askRunner: request.idempotencyKey == nil)
                 return try await operations.submit(request)
             }
         }

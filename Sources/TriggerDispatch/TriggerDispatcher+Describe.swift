@@ -43,9 +43,12 @@ extension TriggerDispatcher {
     /// failing its health check: not asked, so an accept does not wait out the describe timeout) or cannot be
     /// asked right now (down, slow, broken: any error but NOT_FOUND) leaves the operation stored, to run when
     /// the runner is back, as async triggers always are. Answers are cached (``pipelineDescription(_:)``).
-    package func checkAsyncTarget(_ ref: PipelineRef) async throws {
+    ///
+    /// `askRunner` false (a request with an idempotency key, whose retry must get the operation already stored
+    /// under the key even if the pipeline has gone since): only the route table is asked.
+    package func checkAsyncTarget(_ ref: PipelineRef, askRunner: Bool = true) async throws {
         guard let target = target(for: ref) else { throw Self.notFound(ref) }
-        guard !target.route.namesPipeline, target.pool.hasAvailableEndpoint else {
+        guard askRunner, !target.route.namesPipeline, target.pool.hasAvailableEndpoint else {
             return
         }
         do {

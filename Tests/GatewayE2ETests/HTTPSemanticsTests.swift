@@ -220,6 +220,38 @@ struct HTTPSemanticsTests {
         }
     }
 
+    @Test("HTTP/1.0 (RFC 9112 §6.1, RFC 9110 §10.1.1): a stream is close-delimited, not chunked; no 100 Continue")
+    func http10StreamAndExpect() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await withTestGateway { gateway in
+            let base = "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines"
+            let stream = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http1.0", "-N", "-D", "-", "-H", "content-type: application/json",
+                    "-d", #"{"data":[{"variable":{"prompt":"one two"}}]}"#, "\(base)/tokens/trigger-stream",
+                ])
+            let text = stream.stdoutString
+            let head = text.components(separatedBy: "\r\n\r\n").first?.lowercased() ?? ""
+            #expect(head.hasPrefix("http/1.1 200"), "\(text)")
+            #expect(!head.contains("transfer-encoding"), "\(text)")
+            #expect(head.contains("connection: close"), "\(text)")
+            // The events themselves, with no chunk-size lines between them, and the stream ended by the close.
+            let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+            #expect(body.hasPrefix("event: "), "\(text)")
+            #expect(body.contains("PIPELINE_OUTPUT_UPDATED") && !body.contains("\r\n"), "\(text)")
+            #expect(stream.status == 0, "\(stream.stderr)")
+            let expect = try await TestProcess.run(
+                curl,
+                [
+                    "-sS", "--http1.0", "-v", "-H", "Expect: 100-continue", "-H", "content-type: application/json",
+                    "-d", Self.body, "\(base)/echo/trigger",
+                ])
+            #expect(!expect.stderr.contains(" 100 Continue"), "\(expect.stderr)")
+            #expect(expect.stderr.contains("< HTTP/1.1 200"), "\(expect.stderr)")
+        }
+    }
+
     @Test("Accept is negotiated the same way over h2c")
     func acceptH2() async throws {
         let curl = try #require(TestProcess.which("curl"))

@@ -102,7 +102,69 @@ struct HTTP1ConnectionTests {
         await otherLoop.run()
         let kept = Self.answers(try await Self.writes(other).joined())
         #expect(kept.count == 1 && !kept[0].head.contains("connection: close"), "\(kept)")
+        // Persistence is opt-in for HTTP/1.0, so the answer says it persists (RFC 9112 §9.3); HTTP/1.1's does not.
+        #expect(kept.first?.head.contains("connection: keep-alive") == true, "\(kept)")
         await Self.finish(otherLoop, other)
+
+        let (loop11, http11) = try await Self.connection()
+        try await http11.writeInbound(ByteBuffer(string: Self.unknown(id: "v11")))
+        await loop11.run()
+        let plain = Self.answers(try await Self.writes(http11).joined())
+        #expect(plain.count == 1 && !plain[0].head.contains("connection: keep-alive"), "\(plain)")
+        await Self.finish(loop11, http11)
+    }
+
+    @Test("HTTP/1.0 Expect: 100-continue is ignored (RFC 9110 §10.1.1): no 100, the body is read", .timeLimit(.minutes(1)))
+    func http10ExpectIgnored() async throws {
+        let (loop, channel) = try await Self.connection()
+        try await channel.writeInbound(
+            ByteBuffer(
+                string: "POST /v1beta/namespaces/demo/pipelines/wait/trigger HTTP/1.0\r\nhost: gw\r\n"
+                    + "content-type: application/json\r\nexpect: 100-continue\r\n"
+                    + "content-length: \(Self.triggerBody.utf8.count)\r\n\r\n"))
+        await loop.run()
+        #expect(try await Self.writes(channel) == [])
+        await Self.finish(loop, channel)
+    }
+
+    @Test(
+        "a request refused before its held-back body (Expect: 100-continue) closes: the body may never come",
+        .timeLimit(.minutes(1)))
+    func refusedBeforeContinueCloses() async throws {
+        let (loop, channel) = try await Self.connection()
+        // No such route: answered at the head, without a 100; the client may skip the body and send its next
+        // request, which must not be read as that body.
+        try await channel.writeInbound(
+            ByteBuffer(
+                string: "POST /nope HTTP/1.1\r\nhost: gw\r\nexpect: 100-continue\r\ncontent-length: 5000\r\n\r\n"
+                    + Self.unknown(id: "next")))
+        await loop.run()
+        let answers = Self.answers(try await Self.writes(channel).joined())
+        #expect(answers.count == 1, "\(answers)")
+        #expect(answers.first?.status.hasPrefix("HTTP/1.1 404") == true, "\(answers)")
+        #expect(answers.first?.head.contains("connection: close") == true, "\(answers)")
+        await Self.finish(loop, channel)
+
+        // The same request without Expect keeps the connection (its body follows).
+        let (otherLoop, other) = try await Self.connection()
+        try await other.writeInbound(
+            ByteBuffer(string: "POST /nope HTTP/1.1\r\nhost: gw\r\ncontent-length: 3\r\n\r\nabc" + Self.unknown(id: "b")))
+        await otherLoop.run()
+        let both = Self.answers(try await Self.writes(other).joined())
+        #expect(both.count == 2 && !both[0].head.contains("connection: close"), "\(both)")
+        await Self.finish(otherLoop, other)
+    }
+
+    @Test("an error answer to CONNECT keeps its body (RFC 9110 §9.3.6 drops only a 2xx's)", .timeLimit(.minutes(1)))
+    func connectErrorHasBody() async throws {
+        let (loop, channel) = try await Self.connection()
+        try await channel.writeInbound(ByteBuffer(string: "CONNECT /nope HTTP/1.1\r\nhost: gw\r\n\r\n"))
+        await loop.run()
+        let answers = Self.answers(try await Self.writes(channel).joined())
+        #expect(answers.count == 1, "\(answers)")
+        #expect(answers.first.map { !$0.body.isEmpty && $0.head.contains("content-length: \($0.body.utf8.count)") } == true,
+            "\(answers)")
+        await Self.finish(loop, channel)
     }
 
     @Test("a decoding failure is answered with the decoder's status and closes; later bytes are not answered")
