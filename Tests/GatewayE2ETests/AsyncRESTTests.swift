@@ -206,6 +206,13 @@ struct AsyncRESTTests {
             #expect(page.operations.isEmpty)
             // A pipeline it has is still accepted through the same route.
             #expect(try await client.trigger("echo", [:]).status == 200)
+            // A keyed request asks only the route table, so a retry of an operation accepted before the pipeline
+            // went gets that operation, not a 404: stored (and failing when run), as before the check.
+            let keyed = try await client.client.request(
+                "POST", "/v1beta/namespaces/demo/pipelines/nope/trigger-async",
+                headers: jsonHeaders + [("idempotency-key", "k-nope")],
+                body: ByteBuffer(string: #"{"data":[{"variable":{}}]}"#))
+            #expect(keyed.status == 200, "\(keyed.bodyString)")
         }
     }
 
