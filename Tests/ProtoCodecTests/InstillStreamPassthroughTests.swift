@@ -135,17 +135,7 @@ struct InstillStreamPassthroughTests {
         ]
         var passed = 0
         for round in 0..<3000 {
-            var bytes = bases[round % bases.count]
-            for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                let at = Int.random(in: 0..<bytes.count, using: &rng)
-                switch Int.random(in: 0..<4, using: &rng) {
-                case 0: bytes[at] = UInt8.random(in: 0...255, using: &rng)
-                case 1: bytes[at] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
-                case 2: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: at)
-                default: bytes.removeSubrange(at...)
-                }
-                if bytes.isEmpty { break }
-            }
+            let bytes = Wire.mutated(bases[round % bases.count], using: &rng)
             if try Self.agree(bytes) { passed += 1 }
         }
         #expect(passed > 0)
