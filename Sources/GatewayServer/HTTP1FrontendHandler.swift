@@ -431,7 +431,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     {
         open?.record.bytesOut += buffer.readableBytes
         let written = context.writeAndFlush(
-            wrapOutboundOut(chunked ? HTTP1ResponseEncoder.chunk(buffer, allocator: context.channel.allocator) : buffer))
+            wrapOutboundOut(chunked ? HTTP1ResponseEncoder.chunk(buffer, allocator: context.channel.allocator) : buffer)
+        )
         let channel = context.channel
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {

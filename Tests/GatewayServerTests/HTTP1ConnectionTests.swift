@@ -114,7 +114,9 @@ struct HTTP1ConnectionTests {
         await Self.finish(loop11, http11)
     }
 
-    @Test("HTTP/1.0 Expect: 100-continue is ignored (RFC 9110 §10.1.1): no 100, the body is read", .timeLimit(.minutes(1)))
+    @Test(
+        "HTTP/1.0 Expect: 100-continue is ignored (RFC 9110 §10.1.1): no 100, the body is read", .timeLimit(.minutes(1))
+    )
     func http10ExpectIgnored() async throws {
         let (loop, channel) = try await Self.connection()
         try await channel.writeInbound(
@@ -148,7 +150,8 @@ struct HTTP1ConnectionTests {
         // The same request without Expect keeps the connection (its body follows).
         let (otherLoop, other) = try await Self.connection()
         try await other.writeInbound(
-            ByteBuffer(string: "POST /nope HTTP/1.1\r\nhost: gw\r\ncontent-length: 3\r\n\r\nabc" + Self.unknown(id: "b")))
+            ByteBuffer(
+                string: "POST /nope HTTP/1.1\r\nhost: gw\r\ncontent-length: 3\r\n\r\nabc" + Self.unknown(id: "b")))
         await otherLoop.run()
         let both = Self.answers(try await Self.writes(other).joined())
         #expect(both.count == 2 && !both[0].head.contains("connection: close"), "\(both)")
@@ -162,7 +165,8 @@ struct HTTP1ConnectionTests {
         await loop.run()
         let answers = Self.answers(try await Self.writes(channel).joined())
         #expect(answers.count == 1, "\(answers)")
-        #expect(answers.first.map { !$0.body.isEmpty && $0.head.contains("content-length: \($0.body.utf8.count)") } == true,
+        #expect(
+            answers.first.map { !$0.body.isEmpty && $0.head.contains("content-length: \($0.body.utf8.count)") } == true,
             "\(answers)")
         await Self.finish(loop, channel)
     }
