@@ -57,8 +57,20 @@ struct BackendFailureFlagsTests {
 
     /// The access line of request `id` (logfmt), once written.
     static func accessLine(_ server: TestProcess.Server, id: String) async throws -> [String: String] {
-        let lines = await AccessLogTests.lines(of: server, containing: "request_id=\(id)")
-            .filter { $0.contains(#"msg=request"#) }
+        try await accessLines(server, containing: "request_id=\(id)", message: "msg=request")
+    }
+
+    /// The lines with `needle` and `message`, waiting up to 5 s for one: a failed trigger's warning carries the
+    /// same request id and comes first.
+    static func accessLines(
+        _ server: TestProcess.Server, containing needle: String, message: String
+    ) async throws -> [String: String] {
+        var lines: [Substring] = []
+        for _ in 0..<250 {
+            lines = server.logged.split(separator: "\n").filter { $0.contains(needle) && $0.contains(message) }
+            if !lines.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
         #expect(lines.count == 1, "\(server.logged)")
         return AccessLogTests.logfmt(try #require(lines.first))
     }
@@ -87,7 +99,7 @@ struct BackendFailureFlagsTests {
     func refusedInJSON() async throws {
         try await Self.withGateway(endpoint: "127.0.0.1:1", logFormat: "json") { server, client in
             _ = try await Self.trigger(client, id: "flags-json")
-            _ = await server.logOccurrences(of: #""request_id":"flags-json""#, atLeast: 1, timeout: .seconds(5))
+            _ = await server.logOccurrences(of: #""request_id":"flags-json""#, atLeast: 2, timeout: .seconds(5))
             let line = try #require(
                 server.logged.split(separator: "\n").first {
                     $0.contains(#""request_id":"flags-json""#) && $0.contains(#""msg":"request""#)
