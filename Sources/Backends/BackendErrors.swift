@@ -23,12 +23,16 @@ enum BackendErrors {
     /// The warning is rate-limited per endpoint (``failureLog``): the first failure at once, then at most one line
     /// per 10 s carrying `backend.failures_held_back`, the failures since the last line; every failure is also
     /// logged at debug level, and counted by the backend metrics.
+    ///
+    /// `flag`: Envoy's response flag for it (``UpstreamFailure``); by default `UT` for a `.deadlineExceeded` and
+    /// `UC` (the endpoint cut the exchange) otherwise.
     static func endpointFailure(
         _ code: GatewayError.Code = .backendFailed,
         pool: String,
         endpoint: String,
         _ what: String,
-        response snippet: String? = nil
+        response snippet: String? = nil,
+        flag: UpstreamFailure? = nil
     ) -> GatewayError {
         var metadata: Logger.Metadata = [
             "backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)",
@@ -40,21 +44,27 @@ enum BackendErrors {
         } else {
             logger.debug("backend endpoint failed", metadata: metadata)
         }
-        return GatewayError(code, "backend pool \"\(pool)\": \(what)")
+        var error = GatewayError(code, "backend pool \"\(pool)\": \(what)")
+        error.upstreamFailure = flag ?? (code == .deadlineExceeded ? .requestTimeout : .connectionTermination)
+        return error
     }
 
     /// One warning per endpoint per 10 s while it keeps failing (review 8: one per try flooded the log).
     static let failureLog = FailureLogLimiter(interval: .seconds(10))
 
     static func overloaded(pool: String, limit: Int, queue: Int) -> GatewayError {
-        GatewayError(
+        var error = GatewayError(
             .overloaded,
             "backend pool \"\(pool)\" is overloaded: \(limit) calls running and \(queue) queued; retry later"
         )
+        error.upstreamFailure = .overflow
+        return error
     }
 
     static func deadline(pool: String, after: String) -> GatewayError {
-        GatewayError(.deadlineExceeded, "backend pool \"\(pool)\" did not answer within \(after)")
+        var error = GatewayError(.deadlineExceeded, "backend pool \"\(pool)\" did not answer within \(after)")
+        error.upstreamFailure = .requestTimeout
+        return error
     }
 
     /// Outlier detection took an endpoint out of picking (it comes back by itself after `length`).
@@ -66,13 +76,14 @@ enum BackendErrors {
     }
 
     static func connectFailed(pool: String, endpoint: String, reason: String) -> GatewayError {
-        endpointFailure(pool: pool, endpoint: endpoint, "cannot connect to an endpoint: \(reason)")
+        endpointFailure(
+            pool: pool, endpoint: endpoint, "cannot connect to an endpoint: \(reason)", flag: .connectionFailure)
     }
 
     static func connectTimeout(pool: String, endpoint: String, after timeout: TimeAmount) -> GatewayError {
         endpointFailure(
             .deadlineExceeded, pool: pool, endpoint: endpoint,
-            "connecting to an endpoint timed out after \(describe(timeout))")
+            "connecting to an endpoint timed out after \(describe(timeout))", flag: .connectionFailure)
     }
 
     static func connectionLost(pool: String, endpoint: String) -> GatewayError {
@@ -80,7 +91,8 @@ enum BackendErrors {
     }
 
     static func badResponse(pool: String, endpoint: String, reason: String) -> GatewayError {
-        endpointFailure(pool: pool, endpoint: endpoint, "an endpoint answered garbage: \(reason)")
+        endpointFailure(
+            pool: pool, endpoint: endpoint, "an endpoint answered garbage: \(reason)", flag: .protocolError)
     }
 
     /// The error a non-2xx answer of an endpoint stands for: the pipeline's own JSON error unchanged, or else (an
@@ -91,7 +103,18 @@ enum BackendErrors {
         if let error = BackendHTTPBody.pipelineError(in: body) { return error }
         return endpointFailure(
             pool: pool, endpoint: endpoint, "an endpoint answered HTTP \(status) (not a JSON error)",
-            response: BackendHTTPBody.logSnippet(body))
+            response: BackendHTTPBody.logSnippet(body), flag: .protocolError)
+    }
+
+    /// A 2xx answer whose body is not the runner protocol's JSON result (an HTML page from a proxy, a truncated
+    /// or plain-text body; `problem` is the decoder's words): a 502 the client reads in our words, the start of
+    /// the body in the endpoint's warning only (as ``errorAnswer(pool:endpoint:status:body:)``).
+    static func unreadableResult(
+        pool: String, endpoint: String, status: Int, body: ByteBuffer, problem: String
+    ) -> GatewayError {
+        endpointFailure(
+            pool: pool, endpoint: endpoint, "an endpoint's HTTP \(status) answer is not a runner result: \(problem)",
+            response: BackendHTTPBody.logSnippet(body), flag: .protocolError)
     }
 
     /// An HTTP exchange with an endpoint that failed after the request went out, saying what happened: the

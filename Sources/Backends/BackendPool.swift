@@ -131,7 +131,7 @@ package final class BackendPool: TriggerRunner {
         let call = PoolCall(
             pool: configuration.name, timeout: configuration.requestTimeout, limiter: limiter,
             cancellation: cancellation, eventLoop: eventLoop, pinned: pinned,
-            background: request.waitsForCapacity, completion: completion)
+            background: request.waitsForCapacity, metrics: metrics, completion: completion)
         if !call.background, limiter.tryAcquire() {
             // The common case: a slot is free, so no waiter closure is made, and on the loop no closure at all.
             if eventLoop.inEventLoop {
@@ -305,6 +305,8 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
     /// Background work (``TriggerRequest/waitsForCapacity``): queued behind callers, never refused, its
     /// request timeout counted from the slot; cleared once that deadline is set.
     var background: Bool
+    /// Counts the deadline (`UT`) against the endpoint the call went to.
+    let metrics: PoolMetrics?
     private let completion: (Result<TriggerResult, any Error>) -> Void
     private var timer: NIOScheduledCallback?
     /// From the slot to the deadline, for the error message.
@@ -313,9 +315,10 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
 
     init(
         pool: String, timeout: TimeAmount, limiter: ConcurrencyLimiter, cancellation: TriggerCancellation,
-        eventLoop: any EventLoop, pinned: Bool, background: Bool,
+        eventLoop: any EventLoop, pinned: Bool, background: Bool, metrics: PoolMetrics?,
         completion: @escaping (Result<TriggerResult, any Error>) -> Void
     ) {
+        self.metrics = metrics
         self.pinned = pinned
         self.background = background
         self.pool = pool
@@ -338,6 +341,7 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
         // The deadline counts from the request's arrival, so the frontend's moment before the slot leaves a little
         // less than `request_timeout` (`1s` was "within 999ms", review 9 #15): within 10 ms of it, name it.
         let budget = timeout - remaining < .milliseconds(10) ? timeout : min(remaining, timeout)
+        if !reported { metrics?.recordFailure(endpointNamed: cancellation.endpoint, reason: .requestTimeout) }
         report(.failure(BackendErrors.deadline(pool: pool, after: describe(budget))))
         cancellation.cancel()
     }

@@ -130,7 +130,8 @@ final class BackendTLSHandshake: ChannelInboundHandler, RemovableChannelHandler 
             handler.fail(
                 BackendErrors.endpointFailure(
                     .deadlineExceeded, pool: handler.pool, endpoint: handler.endpoint,
-                    "the TLS handshake with an endpoint timed out after \(describe(handler.timeout))"))
+                    "the TLS handshake with an endpoint timed out after \(describe(handler.timeout))",
+                    flag: .connectionFailure))
             channel.close(promise: nil)
         }
     }
@@ -152,7 +153,8 @@ final class BackendTLSHandshake: ChannelInboundHandler, RemovableChannelHandler 
             fail(
                 BackendErrors.endpointFailure(
                     pool: pool, endpoint: endpoint,
-                    "TLS handshake with an endpoint failed: \(Self.reason(error, expectedName: expectedName))"))
+                    "TLS handshake with an endpoint failed: \(Self.reason(error, expectedName: expectedName))",
+                    flag: .connectionFailure))
         }
         context.fireErrorCaught(error)
     }
@@ -162,7 +164,8 @@ final class BackendTLSHandshake: ChannelInboundHandler, RemovableChannelHandler 
             fail(
                 BackendErrors.endpointFailure(
                     pool: pool, endpoint: endpoint,
-                    "TLS handshake with an endpoint failed: the endpoint closed the connection"))
+                    "TLS handshake with an endpoint failed: the endpoint closed the connection",
+                    flag: .connectionFailure))
         }
         context.fireChannelInactive()
     }
@@ -224,7 +227,10 @@ extension BackendErrors {
     /// A TLS failure on an established connection (the backend refused the session after the handshake), or nil
     /// when `error` is not a TLS failure.
     static func tlsFailure(pool: String, endpoint: String, _ error: any Error) -> GatewayError? {
-        tlsReason(error).map { endpointFailure(pool: pool, endpoint: endpoint, "TLS with an endpoint failed: \($0)") }
+        tlsReason(error).map {
+            endpointFailure(
+                pool: pool, endpoint: endpoint, "TLS with an endpoint failed: \($0)", flag: .connectionFailure)
+        }
     }
 
     /// `CERTIFICATE_VERIFY_FAILED` out of `Error: 268435581 error:1000007d:SSL routines:OPENSSL_internal:

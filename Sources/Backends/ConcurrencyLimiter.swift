@@ -118,6 +118,7 @@ package final class ConcurrencyLimiter: Sendable {
     /// The refusal, counted.
     private func overloaded() -> GatewayError {
         metrics?.recordRejected()
+        metrics?.recordFailure(endpoint: nil, reason: .overflow)
         return BackendErrors.overloaded(pool: name, limit: maxConcurrency, queue: maxQueue)
     }
 

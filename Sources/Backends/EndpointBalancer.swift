@@ -284,9 +284,32 @@ package final class EndpointBalancer: Sendable {
         metrics?.recordRetry(from: index)
     }
 
-    /// Times one try on endpoint `index` for `trigger_gateway_backend_request_duration_seconds`.
-    func tryEnded(_ index: Int, startedAt start: NIODeadline) {
-        metrics?.recordTry(endpoint: index, nanoseconds: (NIODeadline.now() - start).nanoseconds.magnitude)
+    /// Times one try on endpoint `index` for `trigger_gateway_backend_request_duration_seconds`, and counts it in
+    /// `trigger_gateway_backend_failures_total` when it failed on the backend's side (`error` carries an
+    /// ``UpstreamFailure``; a ``NotSent`` try's too). Every unary try of either transport ends here.
+    func tryEnded(_ index: Int, startedAt start: NIODeadline, error: (any Error)? = nil) {
+        guard let metrics else { return }
+        metrics.recordTry(endpoint: index, nanoseconds: (NIODeadline.now() - start).nanoseconds.magnitude)
+        if let error, let reason = Self.upstreamFailure(of: error) {
+            metrics.recordFailure(endpoint: index, reason: reason)
+        }
+    }
+
+    /// A stream's failure after its start (the start's tries end in ``tryEnded(_:startedAt:error:)``): counted in
+    /// `trigger_gateway_backend_failures_total` when `error` carries an ``UpstreamFailure``.
+    func streamFailed(_ index: Int, _ error: any Error) {
+        if let metrics, let reason = Self.upstreamFailure(of: error) {
+            metrics.recordFailure(endpoint: index, reason: reason)
+        }
+    }
+
+    /// The response flag a try's error carries, looking through ``NotSent``.
+    static func upstreamFailure(of error: any Error) -> UpstreamFailure? {
+        switch error {
+        case let error as GatewayError: error.upstreamFailure
+        case let notSent as NotSent: (notSent.error as? GatewayError)?.upstreamFailure
+        default: nil
+        }
     }
 
     package var ejectionsTotal: Int { ejectionsMade.load(ordering: .relaxed) }
@@ -381,8 +404,15 @@ func withSafeRetries<T: Sendable>(
         tries += 1
         let start = NIODeadline.now()
         do {
-            defer { balancer.tryEnded(index, startedAt: start) }
-            return try await body(index)
+            let value: T
+            do {
+                value = try await body(index)
+            } catch {
+                balancer.tryEnded(index, startedAt: start, error: error)
+                throw error
+            }
+            balancer.tryEnded(index, startedAt: start)
+            return value
         } catch let notSent as NotSent {
             let timeLeft = deadline.map { $0 > .now() } ?? true
             guard tries < maxTries, timeLeft, !Task.isCancelled, holdsBudget || balancer.beginRetry() else {
@@ -490,7 +520,11 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         let start = NIODeadline.now()
         body(index) { result in
             self.eventLoop.assertInEventLoop()
-            self.balancer.tryEnded(index, startedAt: start)
+            if case .failure(let error) = result {
+                self.balancer.tryEnded(index, startedAt: start, error: error)
+            } else {
+                self.balancer.tryEnded(index, startedAt: start)
+            }
             switch result {
             case .success(let value):
                 self.finish(.success(value))

@@ -103,6 +103,7 @@ final class GRPCBackendStreamConsumer: Sendable {
             markDone()
             if error is GRPCBackendCall.Refused { throw refusedError(peer) }
             if (error as? GatewayError)?.code == .backendFailed { balancer.recordFailure(endpoint.index) }
+            balancer.streamFailed(endpoint.index, error)
             throw error
         }
     }

@@ -166,6 +166,7 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
             markDone()
             if error is GRPCBackendCall.Refused { return .failure(refusedError(endpoint.peer)) }
             if (error as? GatewayError)?.code == .backendFailed { transport.balancer.recordFailure(endpoint.index) }
+            transport.balancer.streamFailed(endpoint.index, error)
             return .failure(error)
         case .success(let event):
             switch event {

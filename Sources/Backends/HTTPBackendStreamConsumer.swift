@@ -72,6 +72,7 @@ final class HTTPBackendStreamConsumer: Sendable {
             if (translated as? GatewayError)?.code == .backendFailed {
                 transport.balancer.recordFailure(endpoint.index)
             }
+            transport.balancer.streamFailed(endpoint.index, translated)
             throw translated
         }
         let event: TriggerEvent
@@ -93,12 +94,15 @@ final class HTTPBackendStreamConsumer: Sendable {
                 do {
                     event = .end(try BackendHTTPBody.decodeResult(response.body, limits: transport.limits))
                 } catch let error as GatewayError {
-                    throw GatewayError(.backendFailed, "backend pool \"\(transport.poolName)\": \(error.message)")
+                    throw BackendErrors.unreadableResult(
+                        pool: transport.poolName, endpoint: endpoint.endpoint.description, status: response.status,
+                        body: response.body, problem: error.message)
                 }
             }
         } catch {
             finish(connection, reuse: false)
             if (error as? GatewayError)?.code == .backendFailed { transport.balancer.recordFailure(endpoint.index) }
+            transport.balancer.streamFailed(endpoint.index, error)
             throw error
         }
         switch event {

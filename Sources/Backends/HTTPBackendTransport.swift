@@ -319,7 +319,11 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
                     do {
                         done(.success(try BackendHTTPBody.decodeResult(response.body, limits: limits)))
                     } catch let error as GatewayError {
-                        done(.failure(GatewayError(.backendFailed, "backend pool \"\(pool)\": \(error.message)")))
+                        done(
+                            .failure(
+                                BackendErrors.unreadableResult(
+                                    pool: pool, endpoint: endpoint.endpoint.description, status: response.status,
+                                    body: response.body, problem: error.message)))
                     } catch {
                         done(.failure(error))
                     }

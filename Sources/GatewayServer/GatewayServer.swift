@@ -280,7 +280,9 @@ package final class GatewayServer: Service {
             try sync.addHandler(ReadIdleHandler(timeout: services.idleTimeout))
             // One handler from bytes to answers: decoding, pipelining, timeouts, routing (issue 11).
             try sync.addHandler(
-                HTTP1FrontendHandler(services: current, secure: secure, clientPrincipal: clientPrincipal))
+                HTTP1FrontendHandler(
+                    services: current, secure: secure, clientPrincipal: clientPrincipal,
+                    peer: channel.remoteAddress?.hostPort))
         case .http2:
             countOpen(channel, .http2, tls: secure, metrics: services.metrics)
             try configureHTTP2(channel, services: current, clientPrincipal: clientPrincipal)

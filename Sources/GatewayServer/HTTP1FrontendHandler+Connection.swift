@@ -236,7 +236,7 @@ extension HTTP1FrontendHandler {
             bodyUse = nil
             if open == nil {
                 open = services.openRequest(
-                    requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "")
+                    requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "", peer: peer)
             }
             write(response, keepAlive: false, lingering: false, context: context)
         }

@@ -60,6 +60,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     private var requestIsHTTP10 = false
     /// The record of the request in progress, from its head until its exchange ends (`finishRequest`).
     var open: OpenRequest?
+    /// The client's `host:port` (one string shared by the connection's records).
+    let peer: String?
     /// The runner request started while a large JSON or multipart body arrives (issue 12), from the head to the
     /// body's end.
     var relay: HTTP1BodyRelay?
@@ -112,7 +114,12 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// When the armed timeout is due; nil when none is armed.
     var due: NIODeadline?
 
-    init(services current: CurrentFrontendServices, secure: Bool = false, clientPrincipal: String? = nil) {
+    /// `peer`: the client's `host:port`, for every request's record (the access log's `peer.address`).
+    init(
+        services current: CurrentFrontendServices, secure: Bool = false, clientPrincipal: String? = nil,
+        peer: String? = nil
+    ) {
+        self.peer = peer
         self.secure = secure
         self.currentServices = current
         self.servicesGeneration = current.generation
@@ -131,7 +138,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         let uri = head.target
         requestTarget = uri
         // Names lowercased once, from the decoder's bytes: what `RESTRequestHead` matches by equality.
-        let fields = head.lowercasedFields
+        var fields = head.lowercasedFields
         var requestIDField: String? = nil
         for field in fields where field.name == "request-id" {
             requestIDField = field.value
@@ -148,11 +155,17 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             && fields.contains { $0.name == "expect" && $0.value.lowercased() == "100-continue" }
         open = FrontendServices.openRequest(
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
-            httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri))
+            httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri), peer: peer)
         let target: String
         switch HTTP1RequestRules.check(minorVersion: head.minorVersion, target: uri, headers: fields) {
-        case .serve(let originForm):
+        case .serve(let originForm, let authority):
             target = originForm
+            if let authority {
+                // RFC 9112 §3.2.2: the absolute-form's authority stands for the origin, not Host (the URLs the
+                // surfaces build, Abacus.AI's getApiEndpoint, name it).
+                fields.removeAll { $0.name == "host" }
+                fields.append(("host", authority))
+            }
         case .reject(let error, let close):
             var response = RESTErrorFormat(path: uri).response(error, requestID: requestID)
             response.omitsBody = answerOmitsBody
@@ -396,7 +409,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             finish: { [unowned self] error in
                 guard case .streaming(let relay) = state else { return }
                 open?.record.endpoint = source.endpoint
-                if let error { services.logFailure(error, of: open?.record) }
+                if let error {
+                    open?.record.upstreamFailure = error.upstreamFailure
+                    services.logFailure(error, of: open?.record)
+                }
                 state = keepAlive ? .idle : .closed
                 guard relay.began else {
                     // Nothing was sent: the error is the whole answer, as in sync mode.
@@ -458,6 +474,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         let omitsBody = response.omitsBody || answerOmitsBody
         if open != nil {
             open!.record.status = response.status
+            if let flag = response.upstreamFailure { open!.record.upstreamFailure = flag }
             if let naming = response.naming { open!.record.name(naming) }
             open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
             open!.sentHead = true
@@ -642,7 +659,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             let requestID = RequestID.make()
             // No head was parsed: method and path are unknown.
             open = services.openRequest(
-                requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "")
+                requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "", peer: peer)
             write(.error(gatewayError, requestID: requestID), keepAlive: false, context: context)
         case .collecting where collector != nil:
             // Bad body framing (a chunk size that is not hex or overflows, a chunk without its CRLF): the head

@@ -6,8 +6,10 @@ import TriggerModel
 /// reaches here, 400 or 501 as its `Failure.status` says.)
 enum HTTP1RequestRules {
     enum Outcome: Equatable {
-        /// Serve the request; the target in origin-form (`/path?query`).
-        case serve(target: String)
+        /// Serve the request; the target in origin-form (`/path?query`). `authority`: an absolute-form target's
+        /// (`host[:port]`), which replaces the Host header (RFC 9112 §3.2.2: the server "MUST ignore the received
+        /// Host header field (if any) and instead use the host information of the request-target"); nil otherwise.
+        case serve(target: String, authority: String?)
         /// Answer with `error`; `closeConnection` when the body's framing cannot be trusted.
         case reject(GatewayError, closeConnection: Bool)
     }
@@ -16,6 +18,11 @@ enum HTTP1RequestRules {
     ///   - minorVersion: the request's HTTP/1.x minor version.
     ///   - target: the request-target as sent.
     ///   - headers: the field lines, names in lowercase.
+    ///
+    /// The asterisk-form (`OPTIONS *`, RFC 9112 §3.2.4) and the authority-form (`CONNECT host:port`, §3.2.3) ask
+    /// for what this gateway does not do (server-wide options, a proxy tunnel): 501 with words saying so
+    /// (RFC 9110 §15.6.2: the server "does not support the functionality required"), instead of a 404 naming a
+    /// path the client never sent.
     static func check(minorVersion: Int, target: String, headers: [(name: String, value: String)]) -> Outcome {
         if minorVersion >= 1 {
             // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
@@ -38,7 +45,43 @@ enum HTTP1RequestRules {
                     GatewayError(.invalidArgument, "invalid Host header \"\(host)\""), closeConnection: false)
             }
         }
-        return .serve(target: originForm(target))
+        if target.utf8.first == UInt8(ascii: "/") { return .serve(target: target, authority: nil) }
+        if target == "*" {
+            return .reject(
+                GatewayError(
+                    .unimplemented,
+                    "the asterisk-form request target (OPTIONS *, RFC 9112 §3.2.4) is not served; send a path"),
+                closeConnection: false)
+        }
+        guard let authority = absoluteFormAuthority(target) else {
+            return .reject(
+                GatewayError(
+                    .unimplemented,
+                    "the authority-form request target \"\(target)\" (CONNECT, RFC 9112 §3.2.3) is not served: "
+                        + "this gateway is not a proxy; send a path"),
+                closeConnection: false)
+        }
+        guard isValidHost(String(authority)) else {
+            return .reject(
+                GatewayError(.invalidArgument, "invalid authority \"\(authority)\" in the request target"),
+                closeConnection: false)
+        }
+        return .serve(target: originForm(target), authority: String(authority))
+    }
+
+    /// The authority (`host[:port]`, userinfo dropped) of an absolute-form target (`scheme://authority/path?query`,
+    /// RFC 9112 §3.2.2, RFC 3986 §3.2); nil when `target` is not in absolute-form.
+    static func absoluteFormAuthority(_ target: String) -> Substring? {
+        guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://") else { return nil }
+        let scheme = target[..<colon]
+        guard let head = scheme.first, head.isASCII, head.isLetter,
+            scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+        else { return nil }
+        let afterScheme = target[target.index(colon, offsetBy: 3)...]
+        let end = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? afterScheme.endIndex
+        let authority = afterScheme[..<end]
+        if let at = authority.lastIndex(of: "@") { return authority[authority.index(after: at)...] }
+        return authority
     }
 
     /// The origin-form of a target: an absolute-form one (`http://host:port/path?query`, RFC 9112 §3.2.2,

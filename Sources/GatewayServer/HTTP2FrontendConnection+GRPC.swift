@@ -140,7 +140,7 @@ extension HTTP2FrontendConnection {
         let httpMethod = head.method
         state.open = FrontendServices.openRequest(
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .grpc,
-            httpVersion: "HTTP/2", method: httpMethod ?? "", path: path)
+            httpVersion: "HTTP/2", method: httpMethod ?? "", path: path, peer: peer)
         state.open?.record.trace(head.traceParent)
         streams[stream] = state
         guard httpMethod == "POST" else {
@@ -380,6 +380,7 @@ extension HTTP2FrontendConnection {
         state.deadlineTimer = nil
         state.answered = true
         state.open?.record.grpcStatus = error?.code.rpcCode ?? 0
+        if let flag = error?.upstreamFailure { state.open?.record.upstreamFailure = flag }
         let code = error?.code.rpcCode ?? 0
         if state.sentHeaders {
             let trailers =

@@ -28,7 +28,7 @@ extension HTTP2FrontendConnection {
         let requestID = RequestContext.requestID(head.first("request-id"))
         var open = services.openRequest(
             requestID: requestID, frontend: .rest, httpVersion: "HTTP/2", method: head.method,
-            path: HTTP1FrontendHandler.pathOnly(head.target)
+            path: HTTP1FrontendHandler.pathOnly(head.target), peer: peer
         )
         let arrival = open.start
         let start = head.start(services: services, requestID: requestID, record: &open.record, arrival: arrival)
@@ -67,6 +67,7 @@ extension HTTP2FrontendConnection {
         if let state = streams[stream] {
             state.phase = .done
             state.open?.record.status = response.status
+            if let flag = response.upstreamFailure { state.open?.record.upstreamFailure = flag }
             if let naming = response.naming { state.open?.record.name(naming) }
             state.open?.sentHead = true
             if empty { state.answered = true }
@@ -131,7 +132,10 @@ extension HTTP2FrontendConnection {
             },
             finish: { [unowned self] error in
                 streams[stream]?.open?.record.endpoint = source.endpoint
-                if let error { services.logFailure(error, of: streams[stream]?.open?.record) }
+                if let error {
+                    streams[stream]?.open?.record.upstreamFailure = error.upstreamFailure
+                    services.logFailure(error, of: streams[stream]?.open?.record)
+                }
                 let began = streams[stream]?.relay?.began ?? true
                 streams[stream]?.relay = nil
                 guard began else {

@@ -116,7 +116,11 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// The principal the connection's verified client certificate names (see `ListenerTLS.clientPrincipal`).
     private let clientPrincipal: String?
     /// The client's address, for the warning a connection refused for excessive load logs.
-    var peerAddress: SocketAddress?
+    var peerAddress: SocketAddress? {
+        didSet { peer = peerAddress?.hostPort }
+    }
+    /// `peerAddress` as `host:port`, made once for every request's record (the access log's `peer.address`).
+    private(set) var peer: String?
 
     init(services current: CurrentFrontendServices, eventLoop: any EventLoop, clientPrincipal: String? = nil) {
         self.currentServices = current
@@ -167,7 +171,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         state.open = services.openRequest(
             requestID: requestID, frontend: isGRPC ? .grpc : .rest, httpVersion: "HTTP/2",
             method: headers.first(name: ":method") ?? "",
-            path: HTTP1FrontendHandler.pathOnly(headers.first(name: ":path") ?? ""))
+            path: HTTP1FrontendHandler.pathOnly(headers.first(name: ":path") ?? ""), peer: peer)
         streams[stream] = state
         if isGRPC {
             state.wire = .grpc

@@ -14,6 +14,9 @@ struct RESTResponse {
     /// The pipeline the request turned out to name, for its record, when only the work that computed this
     /// answer could tell (``RequestNaming``); the frontend writing the response names the record with it.
     var naming: RequestNaming? = nil
+    /// The backend failure this answer reports (``GatewayError/upstreamFailure``), for the record's
+    /// `response_flags`.
+    var upstreamFailure: UpstreamFailure? = nil
 
     static func json(status: Int, body: ByteBuffer, requestID: String) -> RESTResponse {
         RESTResponse(
@@ -28,6 +31,7 @@ struct RESTResponse {
         var body = ByteBufferAllocator().buffer(capacity: 128 + error.message.utf8.count)
         RESTResponseBody.encode(error: error, into: &body)
         var response = json(status: error.code.httpStatus, body: body, requestID: requestID)
+        response.upstreamFailure = error.upstreamFailure
         // Every 503 (overload, a store or pool that is down) and 429 says when to come back (RFC 9110 §10.2.3).
         if error.code.httpStatus == 503 || error.code == .tooManyRequests {
             response.headers.append(("retry-after", "1"))

@@ -114,23 +114,25 @@ enum TraceParent {
 
 extension FrontendServices {
     /// A new record for a request whose head just arrived; the observers hear of it (in-flight requests).
+    /// `peer`: the client's `host:port` (``SocketAddress/hostPort``), made once per connection.
     func openRequest(
-        requestID: String, frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String
+        requestID: String, frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String,
+        peer: String?
     ) -> OpenRequest {
         Self.openRequest(
             observers: requestObservers, clock: clock, requestID: requestID, frontend: frontend,
-            httpVersion: httpVersion, method: method, path: path)
+            httpVersion: httpVersion, method: method, path: path, peer: peer)
     }
 
-    /// ``openRequest(requestID:frontend:httpVersion:method:path:)`` given only what it uses: a frontend holds
+    /// ``openRequest(requestID:frontend:httpVersion:method:path:peer:)`` given only what it uses: a frontend holds
     /// its services in a class property, and calling a method on that copies the whole struct (two dozen
     /// references retained and released, ~1 000 instructions) where reading two fields does not.
     static func openRequest(
         observers: [any RequestObserver], clock: @Sendable () -> NIODeadline, requestID: String,
-        frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String
+        frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String, peer: String?
     ) -> OpenRequest {
         for observer in observers { observer.requestStarted(frontend) }
-        return OpenRequest(
+        var open = OpenRequest(
             record: RequestRecord(
                 requestID: requestID,
                 frontend: frontend,
@@ -143,6 +145,8 @@ extension FrontendServices {
             ),
             start: clock()
         )
+        open.record.peerAddress = peer
+        return open
     }
 
     /// A trigger failed on the gateway's or a backend's side (a 5xx: backend failed, unavailable, deadline,

@@ -7,9 +7,11 @@ import NIOPosix
 /// Keys: `request_id`, `frontend` (rest | grpc), `protocol` (HTTP/1.1 | HTTP/2), `method`, `path`,
 /// `operation`, `status`, `bytes_in`, `bytes_out`, `duration_us` (microseconds from the request head's
 /// arrival to the end of the exchange); when known: `grpc_status`, `principal`, `namespace`, `pipeline`,
-/// `route`, `pool`, `endpoint`, `mode`, `trace_id`, and `response_flags` when the exchange was cut before the
-/// answer's end, naming who cut it as Envoy does (``RequestRecord/Termination``): `DC` the client went away,
-/// `SI` the gateway gave up on a client that read nothing. Find a request by the `request-id` its client got back:
+/// `route`, `pool`, `endpoint`, `mode`, `trace_id`, `peer.address` (the client's `host:port`); and always
+/// `response_flags`, Envoy's `%RESPONSE_FLAGS%` (``RequestRecord/responseFlags``): `-` for none; `UF`, `UT`, `UC`,
+/// `UO`, `UPE` when the answer is a failure the gateway made on a backend's behalf (``UpstreamFailure``); `DC` when
+/// the client went away, `SI` when the gateway gave up on a client that read nothing (``RequestRecord/Termination``);
+/// both joined by `,`. Find a request by the `request-id` its client got back:
 /// `grep request_id=<id>`.
 ///
 /// With the gateway's own handler (`LineLogHandler`, adding no metadata of its own) a line is formatted
@@ -66,12 +68,13 @@ package struct AccessLog: RequestObserver {
         if let value = record.namespace { out.field("namespace", string: value) }
         out.field("operation", string: record.operation)
         out.field("path", string: record.path)
+        if let value = record.peerAddress { out.field("peer.address", string: value) }
         if let value = record.pipeline { out.field("pipeline", string: value) }
         if let value = record.pool { out.field("pool", string: value) }
         if let value = record.principal { out.field("principal", string: value) }
         out.field("protocol", string: record.httpVersion)
         out.field("request_id", string: record.requestID)
-        if let flag = record.termination { out.field("response_flags", string: flag.rawValue) }
+        out.field("response_flags", string: record.responseFlags)
         if let value = record.route { out.field("route", string: value) }
         out.field("status", integer: record.status)
         if let value = record.traceID { out.field("trace_id", string: value) }
@@ -100,7 +103,8 @@ package struct AccessLog: RequestObserver {
         if let value = record.endpoint { metadata["endpoint"] = .string(value) }
         if let value = record.mode { metadata["mode"] = .string(value) }
         if let value = record.traceID { metadata["trace_id"] = .string(value) }
-        if let flag = record.termination { metadata["response_flags"] = .string(flag.rawValue) }
+        metadata["response_flags"] = .string(record.responseFlags)
+        if let value = record.peerAddress { metadata["peer.address"] = .string(value) }
         return metadata
     }
 

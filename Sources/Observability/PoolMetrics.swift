@@ -1,4 +1,5 @@
 package import Prometheus
+package import TriggerModel
 
 /// One backend pool's instruments, made once when the pool is built (a bounded set: the configured pools and
 /// their endpoints), so recording is an atomic add on an instrument already at hand, or for the try duration a
@@ -11,6 +12,9 @@ package import Prometheus
 /// check), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
 /// `trigger_gateway_pool_retries_total` (tries sent again elsewhere after nothing reached this endpoint) and
 /// `trigger_gateway_backend_request_duration_seconds` (one try of a call on the endpoint, answered or failed).
+/// `trigger_gateway_backend_failures_total{pool,endpoint,reason}`: tries that failed on the gateway's side, by
+/// Envoy's response flag (``UpstreamFailure``: `UF`, `UT`, `UC`, `UPE` per endpoint; `UO`, refused before any
+/// endpoint was picked, with `endpoint=""`, and so is a `UT` whose call had no endpoint yet).
 ///
 /// A pool that a reload carries over or rebuilds under the same name gets the same series (the registry hands
 /// back the instrument of the same name and labels), so its counters keep counting.
@@ -25,6 +29,9 @@ package final class PoolMetrics: Sendable {
     package let ejections: [Counter]
     package let retries: [Counter]
     package let backendDuration: [ShardedHistogram]
+    /// `trigger_gateway_backend_failures_total`: per endpoint (``endpoints``' order, then one for no endpoint),
+    /// per ``UpstreamFailure`` case (`allCases` order). Made up front: a bounded set, and a scrape shows the zeros.
+    package let failures: [[Counter]]
     private let registry: PrometheusCollectorRegistry
     private let backendDurations: ShardedHistogramFamily
 
@@ -85,6 +92,15 @@ package final class PoolMetrics: Sendable {
             )
         }
         backendDuration = labels.map { backendDurations.series(labels: $0) }
+        failures = (endpoints + [""]).map { endpoint in
+            UpstreamFailure.allCases.map { reason in
+                registry.counter(
+                    name: "trigger_gateway_backend_failures_total",
+                    labels: [("pool", pool), ("endpoint", endpoint), ("reason", reason.rawValue)],
+                    help: "Tries of a call that failed on the backend's side, by Envoy's response flag."
+                )
+            }
+        }
     }
 
     // MARK: Recording (atomic adds and thread-owned shards; no lock)
@@ -107,6 +123,22 @@ package final class PoolMetrics: Sendable {
         if backendDuration.indices.contains(index) { backendDuration[index].record(Double(nanoseconds) / 1e9) }
     }
 
+    /// A try failed for `reason`: on endpoint `index` (``endpoints``' order), or nil when none was picked yet.
+    package func recordFailure(endpoint index: Int?, reason: UpstreamFailure) {
+        let row = index.flatMap { endpoints.indices.contains($0) ? $0 : nil } ?? endpoints.count
+        failures[row][Self.column(reason)].increment()
+    }
+
+    /// ``recordFailure(endpoint:reason:)`` by the endpoint's configured name (the deadline's path, which knows the
+    /// name its call went to, not the index): a linear search, on failures only.
+    package func recordFailure(endpointNamed name: String?, reason: UpstreamFailure) {
+        recordFailure(endpoint: name.flatMap { endpoints.firstIndex(of: $0) }, reason: reason)
+    }
+
+    private static func column(_ reason: UpstreamFailure) -> Int {
+        UpstreamFailure.allCases.firstIndex(of: reason) ?? 0
+    }
+
     /// Scrape time: the levels the pool keeps elsewhere (its limiter, its balancer).
     package func setLevels(inFlight: Int, queued: Int) {
         self.inFlight.set(to: Double(inFlight))
@@ -127,6 +159,7 @@ package final class PoolMetrics: Sendable {
             registry.unregisterGauge(inFlight)
             registry.unregisterGauge(queued)
             registry.unregisterCounter(rejected)
+            for counter in failures[endpoints.count] { registry.unregisterCounter(counter) }
         }
         let kept = Set(live?.endpoints ?? [])
         for (i, endpoint) in endpoints.enumerated() where !kept.contains(endpoint) {
@@ -135,6 +168,7 @@ package final class PoolMetrics: Sendable {
             registry.unregisterCounter(ejections[i])
             registry.unregisterCounter(retries[i])
             backendDurations.unregister(backendDuration[i])
+            for counter in failures[i] { registry.unregisterCounter(counter) }
         }
     }
 }

@@ -1,3 +1,5 @@
+package import TriggerModel
+
 /// One finished request as its frontend saw it: the access log writes one line of it and the request metrics
 /// count it.
 ///
@@ -64,6 +66,24 @@ package struct RequestRecord: Sendable {
     /// `status` is 499 when no head went out and the sent status otherwise, and gRPC's `grpcStatus` is
     /// CANCELLED when no status went out.
     package var termination: Termination?
+
+    /// Set when the answer is (or carries) a failure the gateway made on a backend's behalf (connect failed, timed
+    /// out, connection cut, garbage, overflow), from the error's ``GatewayError/upstreamFailure``.
+    package var upstreamFailure: UpstreamFailure?
+
+    /// The client's address, `host:port` (`[::1]:5000` for IPv6), as the connection's other log lines write it.
+    package var peerAddress: String?
+
+    /// Envoy's `%RESPONSE_FLAGS%`: the upstream failure's flag, then the termination's, joined by `,` as Envoy
+    /// joins several; `-` when neither.
+    package var responseFlags: String {
+        switch (upstreamFailure, termination) {
+        case (nil, nil): "-"
+        case (let upstream?, nil): upstream.rawValue
+        case (nil, let cut?): cut.rawValue
+        case (let upstream?, let cut?): upstream.rawValue + "," + cut.rawValue
+        }
+    }
 
     /// The client went away before the answer's end (``Termination/downstreamDisconnected``).
     package var downstreamDisconnected: Bool {

@@ -13,6 +13,9 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
     /// instead of spending an attempt (`AsyncDispatcher`). How the error came about, not what it says: not
     /// rendered, and not part of `==`.
     package var notSent = false
+    /// Set by the backend layer on a failure of its own making (connect, timeout, reset, garbage, overflow): the
+    /// access log's response flag and the backend failures counter's `reason`. Not rendered, not part of `==`.
+    package var upstreamFailure: UpstreamFailure?
 
     package init(_ code: Code, _ message: String, details: [ValueObject] = []) {
         self.code = code

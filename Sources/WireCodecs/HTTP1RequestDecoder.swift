@@ -17,7 +17,9 @@ import TriggerModel
 ///   the target visible ASCII in origin-form, absolute-form, asterisk-form (`*`, OPTIONS only) or
 ///   authority-form (CONNECT only) (§3.2); the version `HTTP/1.1` or `HTTP/1.0`;
 /// - empty lines (CRLF) before the request-line are skipped (§2.2), as llhttp does;
-/// - lines end in CRLF; a bare CR or LF is refused (§2.2 lets a server accept a bare LF; llhttp does not);
+/// - lines end in CRLF; a bare CR or LF is refused (§2.2 lets a server accept a bare LF; llhttp does not): one
+///   rule for every line, the request-line included (`requestLineBareLF`, its own words), since a front proxy
+///   that takes a bare LF as a line end while we do not, or the reverse, disagrees with us on where a head ends;
 /// - field names are tokens with no whitespace before the colon (§5.1: MUST be rejected); field values are
 ///   `field-vchar`, SP, HTAB and obs-text (§5.5), other control characters refused; obs-fold refused (§5.2);
 /// - Content-Length is 1*DIGIT, at most 18 digits (no overflow; llhttp allows leading zeros past that); a second Content-Length line or a list is refused
@@ -82,6 +84,9 @@ package struct HTTP1RequestDecoder: Sendable {
         case invalidVersion
         /// A line that does not end in CRLF (a bare CR or LF).
         case lineEnding
+        /// The request-line ends with a bare LF (`GET / HTTP/1.1\n`): refused, named apart from a bad version so
+        /// that the client reads what is wrong.
+        case requestLineBareLF
         case invalidFieldName
         case invalidFieldValue
         case obsoleteLineFolding
@@ -118,6 +123,7 @@ package struct HTTP1RequestDecoder: Sendable {
             case .invalidTarget: "invalid request target"
             case .invalidVersion: "invalid HTTP version"
             case .lineEnding: "a line must end with CRLF"
+            case .requestLineBareLF: "the request line ends with a bare LF; it must end with CRLF (RFC 9112 §2.2)"
             case .invalidFieldName: "invalid header field"
             case .invalidFieldValue: "invalid characters"
             case .obsoleteLineFolding: "obsolete line folding"
@@ -535,6 +541,7 @@ enum HeadParser {
         }
         i += 1
         if i == count { return nil }
+        if bytes[i] == UInt8(ascii: "\n") { throw .requestLineBareLF }
         guard bytes[i] == UInt8(ascii: "\r") else { throw .invalidVersion }
         i += 1
         if i == count { return nil }

@@ -164,6 +164,22 @@ struct AbacusRESTTests {
             #expect(text.hasPrefix("HTTP/1.0 400") || text.hasPrefix("HTTP/1.1 400"), "\(text)")
             #expect(text.contains(#""errorType":"InvalidRequest""#), "\(text)")
 
+            // An absolute-form target (RFC 9112 §3.2.2, as a client configured with the gateway as its HTTP proxy
+            // sends): its authority, not Host, names the gateway; with HTTP/1.0 and no Host at all, too.
+            for (version, host) in [("1.1", "host: ignored.example\r\n"), ("1.0", "")] {
+                let absolute = try await RawTCPClient.exchange(
+                    port: gateway.port,
+                    sending: [
+                        Array(
+                            "GET http://proxied.example:9000/api/v0/getApiEndpoint HTTP/\(version)\r\n\(host)\r\n".utf8)
+                    ])
+                let answer = String(decoding: absolute, as: UTF8.self)
+                #expect(answer.contains(" 200 OK"), "\(answer)")
+                let body = answer.split(separator: "\r\n\r\n", maxSplits: 1).last.map(String.init) ?? ""
+                let result = try json(ByteBuffer(string: body))["result"] as? [String: Any]
+                #expect(result?["apiEndpoint"] as? String == "http://proxied.example:9000", "\(answer)")
+            }
+
             let out = try await TestProcess.run(
                 curl,
                 [

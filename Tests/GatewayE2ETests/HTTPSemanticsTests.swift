@@ -116,6 +116,62 @@ struct HTTPSemanticsTests {
         }
     }
 
+    @Test("HEAD on the SSE routes (RFC 9110 §9.3.2): headers, no body, never an event stream; both HTTP versions")
+    func headOnStreamRoutes() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        let stream = "/v1beta/namespaces/demo/pipelines/echo/trigger-stream"
+        try await withTestGateway { gateway in
+            for path in [stream, Self.trigger] {
+                let bytes = Array(
+                    (Self.request("HEAD", path, headers: ["host: x", "accept: text/event-stream"])
+                        + Self.request("GET", "/healthz", headers: ["host: x", "connection: close"])).utf8)
+                let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [bytes])
+                let answers = Self.responses(reply, bodiless: [0])
+                try #require(answers.count == 2, "\(String(decoding: reply, as: UTF8.self))")
+                #expect(answers[0].status == 405, "\(answers[0])")
+                #expect(answers[0].headers["content-type"] != "text/event-stream", "\(answers[0])")
+                #expect(answers[0].headers["transfer-encoding"] == nil, "a HEAD answer is no stream: \(answers[0])")
+                #expect(answers[1].status == 200, "no body between the two answers: \(answers)")
+                let h2 = try await TestProcess.run(
+                    curl,
+                    [
+                        "-sS", "--http2-prior-knowledge", "-I", "-H", "accept: text/event-stream", "--max-time", "5",
+                        "http://127.0.0.1:\(gateway.port)\(path)",
+                    ])
+                #expect(h2.status == 0, "\(h2.stderr)")
+                #expect(h2.stdoutString.hasPrefix("HTTP/2 405"), "\(h2.stdoutString)")
+                #expect(!h2.stdoutString.contains("text/event-stream"), "\(h2.stdoutString)")
+            }
+        }
+    }
+
+    @Test("request-line edges: a bare LF is a 400 naming it; absolute-form routes; OPTIONS * and CONNECT get 501")
+    func requestLineEdges() async throws {
+        try await withTestGateway { gateway in
+            // A request line ended by a bare LF: refused (RFC 9112 §2.2 lets us), in words, and the connection closed.
+            let bare = try await RawTCPClient.exchange(
+                port: gateway.port, sending: [Array("GET /healthz HTTP/1.1\nhost: x\r\n\r\n".utf8)])
+            let refused = Self.responses(bare)
+            try #require(refused.count == 1, "\(String(decoding: bare, as: UTF8.self))")
+            #expect(refused[0].status == 400)
+            #expect(refused[0].body.contains("the request line ends with a bare LF"), "\(refused[0].body)")
+            // Absolute-form routes as origin-form would (RFC 9112 §3.2.2); then the asterisk- and authority-forms.
+            let bytes = Array(
+                (Self.request("GET", "http://gw.example:8080/healthz")
+                    + Self.request("OPTIONS", "*") + Self.request("CONNECT", "gw.example:443")
+                    + Self.request("GET", "/healthz", headers: ["host: x", "connection: close"])).utf8)
+            let reply = try await RawTCPClient.exchange(port: gateway.port, sending: [bytes])
+            let answers = Self.responses(reply)
+            try #require(answers.count == 4, "\(String(decoding: reply, as: UTF8.self))")
+            #expect(answers[0].status == 200, "\(answers[0])")
+            #expect(answers[1].status == 501, "\(answers[1])")
+            #expect(answers[1].body.contains("asterisk-form"), "\(answers[1].body)")
+            #expect(answers[2].status == 501, "\(answers[2])")
+            #expect(answers[2].body.contains("not a proxy"), "\(answers[2].body)")
+            #expect(answers[3].status == 200)
+        }
+    }
+
     // MARK: 6. Percent-decoded path segments
 
     @Test(

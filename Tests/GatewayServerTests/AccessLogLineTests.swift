@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Observability
 import Testing
+import TriggerModel
 
 /// The access log's direct line (``AccessLog/fields(of:into:)``, no metadata dictionary) against the general
 /// path (its metadata through `LineLogHandler.line`): the same bytes for the same records, in both formats.
@@ -35,6 +36,8 @@ struct AccessLogLineTests {
         record.status = 499
         record.grpcStatus = -3
         record.downstreamDisconnected = true
+        record.upstreamFailure = .connectionTermination
+        record.peerAddress = "[::1]:5000"
         record.bytesIn = Int.max
         record.bytesOut = 0
         record.durationNanoseconds = -2_000
@@ -73,7 +76,24 @@ struct AccessLogLineTests {
         #expect(object["grpc_status"] as? Int == -3)
         #expect(object["bytes_in"] as? Int == Int.max)
         #expect(object["duration_us"] as? Int == -2)
-        #expect(object["response_flags"] as? String == "DC")
+        #expect(object["response_flags"] as? String == "UC,DC")
+        #expect(object["peer.address"] as? String == "[::1]:5000")
+    }
+
+    @Test("response_flags: `-` for none, the upstream flag, the termination's, or both joined by `,` (Envoy)")
+    func responseFlags() {
+        var record = Self.bare
+        #expect(record.responseFlags == "-")
+        for failure in UpstreamFailure.allCases {
+            record.upstreamFailure = failure
+            record.termination = nil
+            #expect(record.responseFlags == failure.rawValue)
+            record.termination = .streamIdleTimeout
+            #expect(record.responseFlags == failure.rawValue + ",SI")
+        }
+        record.upstreamFailure = nil
+        #expect(record.responseFlags == "SI")
+        #expect(UpstreamFailure.allCases.map(\.rawValue) == ["UF", "UT", "UC", "UO", "UPE"])
     }
 
     @Test("logfmt: values with a space, quote, backslash, `=` or control are quoted and escaped; others bare")
@@ -93,7 +113,8 @@ struct AccessLogLineTests {
             String(decoding: Self.direct(Self.bare, .logfmt), as: UTF8.self)
                 == "ts=2026-11-30T02:39:29.007Z level=info logger=trigger-gateway msg=request bytes_in=0 bytes_out=0 "
                 + "duration_us=1234 frontend=rest method=POST operation=triggerPipeline "
-                + "path=/v1beta/namespaces/demo/pipelines/echo/trigger protocol=HTTP/1.1 request_id=r-1 status=200\n")
+                + "path=/v1beta/namespaces/demo/pipelines/echo/trigger protocol=HTTP/1.1 request_id=r-1 response_flags=- "
+                + "status=200\n")
     }
 
     /// Through the gateway's handler on a pipe: the direct path (the handler adds no metadata), line after line

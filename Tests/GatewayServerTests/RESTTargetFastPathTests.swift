@@ -1,4 +1,5 @@
 import Testing
+import TriggerModel
 
 @testable import GatewayServer
 
@@ -19,6 +20,35 @@ struct RESTTargetFastPathTests {
         ])
     func originForm(target: String, expected: String) {
         #expect(HTTP1RequestRules.originForm(target) == expected)
+    }
+
+    @Test(
+        "an absolute-form target routes as origin-form and its authority replaces Host (RFC 9112 §3.2.2)",
+        arguments: [
+            ("http://gw.example:8080/v1beta/operations?x=1", "/v1beta/operations?x=1", "gw.example:8080"),
+            ("https://user@gw/a", "/a", "gw"),
+            ("http://[::1]:80?q", "/?q", "[::1]:80"),
+        ])
+    func absoluteForm(target: String, path: String, authority: String) {
+        let outcome = HTTP1RequestRules.check(minorVersion: 1, target: target, headers: [("host", "other")])
+        #expect(outcome == .serve(target: path, authority: authority))
+        #expect(
+            HTTP1RequestRules.check(minorVersion: 1, target: path, headers: [("host", "other")])
+                == .serve(target: path, authority: nil))
+    }
+
+    @Test("asterisk-form and authority-form targets: 501 saying what is not served")
+    func asteriskAndAuthorityForms() throws {
+        for (target, words) in [("*", "asterisk-form"), ("gw.example:443", "authority-form")] {
+            let outcome = HTTP1RequestRules.check(minorVersion: 1, target: target, headers: [("host", "gw")])
+            guard case .reject(let error, let close) = outcome else {
+                Issue.record("\(target): \(outcome)")
+                continue
+            }
+            #expect(error.code.httpStatus == 501)
+            #expect(error.message.contains(words), "\(error.message)")
+            #expect(!close)
+        }
     }
 
     @Test(

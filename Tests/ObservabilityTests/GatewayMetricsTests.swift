@@ -3,6 +3,7 @@ import GatewayTestSupport
 import Observability
 import Synchronization
 import Testing
+import TriggerModel
 
 @Suite("GatewayMetrics")
 struct GatewayMetricsTests {
@@ -164,6 +165,11 @@ struct GatewayMetricsTests {
         pool.recordEjection(endpoint: 0)
         pool.recordRetry(from: 0)
         pool.recordTry(endpoint: 1, nanoseconds: 3_000_000)
+        pool.recordFailure(endpoint: 0, reason: .connectionFailure)
+        pool.recordFailure(endpoint: 0, reason: .connectionFailure)
+        pool.recordFailure(endpoint: nil, reason: .overflow)
+        pool.recordFailure(endpointNamed: "127.0.0.1:2", reason: .requestTimeout)
+        pool.recordFailure(endpointNamed: "elsewhere:1", reason: .requestTimeout)
         pool.setLevels(inFlight: 2, queued: 1)
         pool.setEndpoint(0, available: false, inFlight: 0)
         pool.setEndpoint(1, available: true, inFlight: 2)
@@ -201,6 +207,12 @@ struct GatewayMetricsTests {
             scrape.samples[
                 #"trigger_gateway_backend_request_duration_seconds_bucket{pool="runner",endpoint="127.0.0.1:2",le="0.005"}"#
             ] == 1)
+        let failures = #"trigger_gateway_backend_failures_total{pool="runner","#
+        #expect(scrape.samples[failures + #"endpoint="127.0.0.1:1",reason="UF"}"#] == 2)
+        #expect(scrape.samples[failures + #"endpoint="127.0.0.1:1",reason="UC"}"#] == 0, "made up front")
+        #expect(scrape.samples[failures + #"endpoint="127.0.0.1:2",reason="UT"}"#] == 1)
+        #expect(scrape.samples[failures + #"endpoint="",reason="UO"}"#] == 1)
+        #expect(scrape.samples[failures + #"endpoint="",reason="UT"}"#] == 1, "an unknown endpoint: the pool's row")
         #expect(scrape.samples["trigger_gateway_async_queued"] == 0)
         #expect(scrape.samples["trigger_gateway_async_attempts_total"] == 1)
         #expect(scrape.samples[#"trigger_gateway_store_errors_total{operation="claim"}"#] == 1)
@@ -237,6 +249,9 @@ struct GatewayMetricsTests {
         let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
         #expect(scrape.samples[#"trigger_gateway_pool_ejections_total{pool="runner",endpoint="a:1"}"#] == 2)
         #expect(scrape.samples[#"trigger_gateway_pool_ejections_total{pool="runner",endpoint="b:2"}"#] == nil)
+        #expect(scrape.samples.keys.allSatisfy { !$0.contains(#"endpoint="b:2""#) }, "\(scrape.text)")
+        #expect(
+            scrape.samples[#"trigger_gateway_backend_failures_total{pool="runner",endpoint="",reason="UO"}"#] == 0)
         #expect(scrape.samples.keys.allSatisfy { !$0.contains(#"pool="gone""#) }, "\(scrape.text)")
         #expect(scrape.samples[#"trigger_gateway_pool_in_flight{pool="runner"}"#] != nil)
     }

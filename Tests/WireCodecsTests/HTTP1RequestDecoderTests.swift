@@ -164,6 +164,25 @@ struct HTTP1RequestDecoderTests {
         #expect(Self.failure("\r\rGET / HTTP/1.1\r\nHost: a\r\n\r\n") == .lineEnding)
     }
 
+    @Test("a request-line ended by a bare LF is refused in its own words; CRLF and a split CRLF are taken")
+    func requestLineBareLF() {
+        // The edge: the same line with CRLF decodes, whole or with the CR and LF in separate reads.
+        #expect(Self.decode("GET / HTTP/1.1\r\nHost: a\r\n\r\n").requests.count == 1)
+        let split = Self.decode(["GET / HTTP/1.1\r", "\nHost: a\r\n\r\n"].map { Array($0.utf8) })
+        #expect(split.failure == nil)
+        #expect(split.requests.count == 1)
+        // Just past it: a bare LF, whole or arriving after the version.
+        #expect(Self.failure("GET / HTTP/1.1\nHost: a\r\n\r\n") == .requestLineBareLF)
+        #expect(Self.failure("GET / HTTP/1.1\n") == .requestLineBareLF)
+        #expect(Self.failure("POST /x HTTP/1.0\n\n") == .requestLineBareLF)
+        // A CR followed by anything but LF is still a bad line ending.
+        #expect(Self.failure("GET / HTTP/1.1\rX") == .lineEnding)
+        #expect(
+            HTTP1RequestDecoder.Failure.requestLineBareLF.words
+                == "the request line ends with a bare LF; it must end with CRLF (RFC 9112 §2.2)")
+        #expect(HTTP1RequestDecoder.Failure.requestLineBareLF.status == 400)
+    }
+
     // MARK: Field lines
 
     @Test(

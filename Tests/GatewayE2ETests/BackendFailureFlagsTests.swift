@@ -1,0 +1,196 @@
+import Foundation
+import GatewayTestSupport
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Failures the gateway makes on a backend's behalf, as an operator sees them on the real executable: the access
+/// line's `response_flags` (Envoy's `UF`, `UT`, `UC`, `UO`, `UPE`; `-` for none) and `peer.address`, and
+/// `trigger_gateway_backend_failures_total{pool,endpoint,reason}` counting each failed try.
+@Suite("Backend failures: response flags in the access log, counted by reason", .serialized)
+struct BackendFailureFlagsTests {
+    static let body = ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
+
+    /// A gateway whose pool `p` goes to `endpoint`, with `extra` pool keys; `body` gets it and a client.
+    static func withGateway(
+        endpoint: String, extra: String = "", logFormat: String? = nil,
+        _ body: (TestProcess.Server, TestHTTPClient) async throws -> Void
+    ) async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-flags-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+        pools:
+          - {name: p, transport: http, endpoints: ["\(endpoint)"], connect_timeout: 1s, \
+        outlier_detection: {consecutive_failures: 0}\(extra)}
+        routes: [{namespace: demo, pipeline: "*", pool: p}]
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let arguments = ["--config", file.path] + (logFormat.map { ["--log-format", $0] } ?? [])
+        try await ProcessTests.withGatewayProcess(arguments) { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            do {
+                try await body(server, client)
+            } catch {
+                await client.close()
+                throw error
+            }
+            await client.close()
+        }
+    }
+
+    static func trigger(_ client: TestHTTPClient, id: String) async throws -> TestHTTPClient.Response {
+        try await client.request(
+            "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+            headers: jsonHeaders + [("request-id", id)], body: body)
+    }
+
+    /// The value of `trigger_gateway_backend_failures_total` for `endpoint` and `reason` in pool `p` (0 when
+    /// absent), whatever order the labels are written in.
+    static func failures(_ client: TestHTTPClient, endpoint: String, reason: String) async throws -> Double {
+        let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+        let wanted = [#"pool="p""#, #"endpoint="\#(endpoint)""#, #"reason="\#(reason)""#]
+        let series = scrape.samples.filter { key, _ in
+            key.hasPrefix("trigger_gateway_backend_failures_total{") && wanted.allSatisfy { key.contains($0) }
+        }
+        #expect(series.count <= 1, "\(series)")
+        return series.first?.value ?? 0
+    }
+
+    /// The access line of request `id` (logfmt), once written.
+    static func accessLine(_ server: TestProcess.Server, id: String) async throws -> [String: String] {
+        try await accessLines(server, containing: "request_id=\(id)", message: "msg=request")
+    }
+
+    /// The lines with `needle` and `message`, waiting up to 5 s for one: a failed trigger's warning carries the
+    /// same request id and comes first.
+    static func accessLines(
+        _ server: TestProcess.Server, containing needle: String, message: String
+    ) async throws -> [String: String] {
+        var lines: [Substring] = []
+        for _ in 0..<250 {
+            lines = server.logged.split(separator: "\n").filter { $0.contains(needle) && $0.contains(message) }
+            if !lines.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(lines.count == 1, "\(server.logged)")
+        return AccessLogTests.logfmt(try #require(lines.first))
+    }
+
+    @Test("a refused port: 502, UF with the client's address, counted per try")
+    func refusedIsUF() async throws {
+        // Port 1 on loopback: refused at once.
+        try await Self.withGateway(endpoint: "127.0.0.1:1") { server, client in
+            let response = try await Self.trigger(client, id: "flags-uf")
+            #expect(response.status == 502, "\(response.bodyString)")
+            let line = try await Self.accessLine(server, id: "flags-uf")
+            #expect(line["response_flags"] == "UF", "\(line)")
+            #expect(line["status"] == "502", "\(line)")
+            #expect(line["peer.address"]?.hasPrefix("127.0.0.1:") == true, "\(line)")
+            #expect(line["peer.address"] != "127.0.0.1:\(server.port)", "the client's port, not the listener's")
+            #expect(try await Self.failures(client, endpoint: "127.0.0.1:1", reason: "UF") >= 1)
+            #expect(try await Self.failures(client, endpoint: "127.0.0.1:1", reason: "UC") == 0)
+            // A request with no failure: `-`.
+            _ = try await client.request("GET", "/metrics", headers: [("request-id", "flags-none")])
+            let plain = try await Self.accessLine(server, id: "flags-none")
+            #expect(plain["response_flags"] == "-", "\(plain)")
+        }
+    }
+
+    @Test("the same in JSON: response_flags and peer.address keys")
+    func refusedInJSON() async throws {
+        try await Self.withGateway(endpoint: "127.0.0.1:1", logFormat: "json") { server, client in
+            _ = try await Self.trigger(client, id: "flags-json")
+            _ = await server.logOccurrences(of: #""request_id":"flags-json""#, atLeast: 2, timeout: .seconds(5))
+            let line = try #require(
+                server.logged.split(separator: "\n").first {
+                    $0.contains(#""request_id":"flags-json""#) && $0.contains(#""msg":"request""#)
+                }, "\(server.logged)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["response_flags"] as? String == "UF", "\(line)")
+            #expect((object["peer.address"] as? String)?.hasPrefix("127.0.0.1:") == true, "\(line)")
+        }
+    }
+
+    @Test("a runner that closes mid-answer: 502, UC, counted")
+    func closedMidAnswerIsUC() async throws {
+        let cut = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"outputs\""
+        try await withCannedBackend(reply: cut) { port in
+            try await Self.withGateway(endpoint: "127.0.0.1:\(port)") { server, client in
+                let response = try await Self.trigger(client, id: "flags-uc")
+                #expect(response.status == 502, "\(response.bodyString)")
+                #expect(try await Self.accessLine(server, id: "flags-uc")["response_flags"] == "UC")
+                #expect(try await Self.failures(client, endpoint: "127.0.0.1:\(port)", reason: "UC") == 1)
+            }
+        }
+    }
+
+    @Test("a 2xx that is not JSON: a clear 502, UPE, the warning names pool, endpoint and the body's start")
+    func nonJSONSuccessIsUPE() async throws {
+        let page = "<html><body>maintenance at secret-host.internal</body></html>"
+        let reply =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: \(page.utf8.count)\r\n"
+            + "connection: close\r\n\r\n\(page)"
+        try await withCannedBackend(reply: reply) { port in
+            try await Self.withGateway(endpoint: "127.0.0.1:\(port)") { server, client in
+                let response = try await Self.trigger(client, id: "flags-upe")
+                #expect(response.status == 502, "\(response.bodyString)")
+                let message = try #require(try json(response.body)["message"] as? String)
+                #expect(message.hasPrefix(#"backend pool "p": an endpoint's HTTP 200 answer is not a runner result"#))
+                #expect(!message.contains("secret-host"), "the body stays in the log: \(message)")
+                #expect(try await Self.accessLine(server, id: "flags-upe")["response_flags"] == "UPE")
+                #expect(try await Self.failures(client, endpoint: "127.0.0.1:\(port)", reason: "UPE") == 1)
+                let warning = try #require(
+                    server.logged.split(separator: "\n").first {
+                        $0.contains(#"msg="backend endpoint failed""#) && $0.contains("level=warning")
+                    }, "\(server.logged)")
+                #expect(warning.contains("backend.pool=p"), "\(warning)")
+                #expect(warning.contains("backend.endpoint=127.0.0.1:\(port)"), "\(warning)")
+                #expect(warning.contains("secret-host.internal"), "\(warning)")
+            }
+        }
+    }
+
+    @Test("a runner that never answers, one slot and no queue: the second call UO, the first UT; both counted")
+    func overflowAndTimeout() async throws {
+        try await withSilentBackend { port in
+            try await Self.withGateway(
+                endpoint: "127.0.0.1:\(port)", extra: ", request_timeout: 3s, max_concurrency: 1, max_queue: 0"
+            ) { server, client in
+                let first = Task {
+                    let other = try await TestHTTPClient.connect(port: server.port)
+                    defer { Task { await other.close() } }
+                    return try await Self.trigger(other, id: "flags-ut")
+                }
+                // The first call holds the only slot once the pool says so.
+                var inFlight = 0.0
+                for _ in 0..<100 where inFlight < 1 {
+                    let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                    inFlight = scrape.samples[#"trigger_gateway_pool_in_flight{pool="p"}"#] ?? 0
+                    if inFlight < 1 { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                #expect(inFlight == 1)
+                let refused = try await Self.trigger(client, id: "flags-uo")
+                #expect(refused.status == 503, "\(refused.bodyString)")
+                #expect(try await Self.accessLine(server, id: "flags-uo")["response_flags"] == "UO")
+                #expect(try await Self.failures(client, endpoint: "", reason: "UO") == 1)
+                let timedOut = try await first.value
+                #expect(timedOut.status == 504, "\(timedOut.bodyString)")
+                #expect(try await Self.accessLine(server, id: "flags-ut")["response_flags"] == "UT")
+                #expect(try await Self.failures(client, endpoint: "127.0.0.1:\(port)", reason: "UT") == 1)
+            }
+        }
+    }
+}
+
+/// A backend that accepts connections and reads what comes, never answering (a hung runner).
+func withSilentBackend<T>(_ body: (Int) async throws -> T) async throws -> T {
+    let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: "127.0.0.1", port: 0).get()
+    do {
+        let result = try await body(server.localAddress!.port!)
+        try? await server.close()
+        return result
+    } catch {
+        try? await server.close()
+        throw error
+    }
+}
