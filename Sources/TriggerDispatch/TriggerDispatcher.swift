@@ -34,7 +34,7 @@ package final class TriggerDispatcher: Sendable {
     package struct Target: Sendable {
         package var route: RouteTable.ResolvedRoute
         package var pool: BackendPool
-        /// The pool's `request_timeout`, which bounds a sync call too.
+        /// The pool's `request_timeout`, which bounds a sync call too, and a stream's wait for its first event.
         package var requestTimeout: TimeAmount { pool.configuration.requestTimeout }
         /// Whether the pool sends blobs as base64 text (the http transport's JSON, API.md §5), so that a
         /// frontend may keep a client's canonical base64 as it is instead of decoding it (issue 12).
