@@ -1,4 +1,3 @@
-import Backends
 import NIOCore
 import TriggerDispatch
 import TriggerModel
@@ -188,8 +187,7 @@ extension TriggerDispatcher.Target {
     /// `request_timeout` and `timeouts.request`, `requestTimeout`), past which the client is told what that
     /// sync call would be (review 10 #1).
     func firstEventBound(cappedAt requestTimeout: TimeAmount) -> EventRelay.FirstEventBound {
-        let pool = self.pool
         let timeout = min(self.requestTimeout, requestTimeout)
-        return EventRelay.FirstEventBound(timeout: timeout, error: { pool.deadlineExceeded(after: timeout) })
+        return EventRelay.FirstEventBound(timeout: timeout, error: { [self] in deadlineExceeded(after: timeout) })
     }
 }
