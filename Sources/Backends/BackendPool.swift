@@ -267,6 +267,13 @@ package final class BackendPool: TriggerRunner {
         }
     }
 
+    /// What a caller is told when this pool's call or stream did not answer within `amount`: the one wording of
+    /// the pool's deadline (`.deadlineExceeded`: 504 / DEADLINE_EXCEEDED), for the sync call's timer and a
+    /// stream's wait for its first event alike.
+    package func deadlineExceeded(after amount: TimeAmount) -> GatewayError {
+        BackendErrors.deadline(pool: configuration.name, after: describe(amount))
+    }
+
     /// `request` with the earlier of its own deadline and `now` plus the pool's request timeout.
     private func withEffectiveDeadline(_ request: TriggerRequest, now: NIODeadline) -> TriggerRequest {
         var request = request

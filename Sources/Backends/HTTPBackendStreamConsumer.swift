@@ -79,6 +79,8 @@ final class HTTPBackendStreamConsumer: Sendable {
         do {
             switch item {
             case nil:
+                // Closed by our own cancellation (the client left, review 10 #7): not the endpoint's failure.
+                if Task.isCancelled { throw CancellationError() }
                 throw BackendErrors.endpointFailure(
                     pool: transport.poolName, endpoint: endpoint.endpoint.description,
                     "an endpoint ended the stream before its final event"

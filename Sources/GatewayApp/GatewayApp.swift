@@ -366,6 +366,7 @@ package final class GatewayApp: Sendable {
             maxConcurrentStreams: config.limits.maxConcurrentStreams,
             requestTimeout: TimeAmount(config.timeouts.request),
             idleTimeout: TimeAmount(config.timeouts.idle),
+            streamIdleTimeout: TimeAmount(config.timeouts.streamIdle),
             logger: logger,
             operations: operations,
             configStatus: configStatus,

@@ -178,6 +178,7 @@ extension GatewayConfiguration {
             at: "timeouts",
             allowed: [
                 "request", "idle", "shutdown_grace", "preface", "request_header", "body_progress", "write_progress",
+                "stream_idle",
             ]
         )
         var timeouts = TimeoutsConfiguration.defaults
@@ -200,6 +201,9 @@ extension GatewayConfiguration {
         }
         if let n = m["write_progress"] {
             timeouts.writeProgress = try reader.duration(n, at: m.path("write_progress"), minimum: oneMillisecond)
+        }
+        if let n = m["stream_idle"] {
+            timeouts.streamIdle = try reader.duration(n, at: m.path("stream_idle"), minimum: oneMillisecond)
         }
         return timeouts
     }

@@ -18,6 +18,10 @@ package struct TimeoutsConfiguration: Sendable, Equatable {
     /// the stream is reset (HTTP/2 RST_STREAM CANCEL, which gRPC reports as CANCELLED) or, on HTTP/1.1, the
     /// connection is closed.
     package var writeProgress: Duration
+    /// A stream's backend silent this long between two events, while the gateway awaits the next, ends the
+    /// stream with an error (the first event is bounded by the pool's `request_timeout` instead). 60 s, what
+    /// `idle` (which bounded it before it had its own key) defaults to.
+    package var streamIdle: Duration
 
     package init(
         request: Duration = .seconds(60),
@@ -26,7 +30,8 @@ package struct TimeoutsConfiguration: Sendable, Equatable {
         preface: Duration = .seconds(10),
         requestHeader: Duration = .seconds(30),
         bodyProgress: Duration = .seconds(30),
-        writeProgress: Duration = .seconds(30)
+        writeProgress: Duration = .seconds(30),
+        streamIdle: Duration = .seconds(60)
     ) {
         self.request = request
         self.idle = idle
@@ -35,9 +40,10 @@ package struct TimeoutsConfiguration: Sendable, Equatable {
         self.requestHeader = requestHeader
         self.bodyProgress = bodyProgress
         self.writeProgress = writeProgress
+        self.streamIdle = streamIdle
     }
 
     /// 60 s request, 60 s idle, 10 s shutdown grace, 10 s preface, 30 s request header, 30 s body progress,
-    /// 30 s write progress.
+    /// 30 s write progress, 60 s stream idle.
     package static var defaults: TimeoutsConfiguration { TimeoutsConfiguration() }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import TriggerDispatch
 import TriggerModel
 
 /// The one relay from a backend's event stream to a client, for gRPC server streaming and SSE over HTTP/2
@@ -13,15 +14,21 @@ import TriggerModel
 /// only an error *after the first byte* is an error event). gRPC sends its response HEADERS with the first
 /// message anyway and needs no `begin`.
 ///
-/// Streams have no total deadline, only the idle rule (issue 5, item 4): a backend silent for `idleTimeout`
-/// while an event is awaited ends the stream with `.deadlineExceeded`, and its run is cancelled. The timer
-/// is lazy: one scheduled task re-arms itself while events keep coming, rather than one per event.
+/// Streams have no total deadline (issue 5, item 4), only two waits, each while an event is awaited: the
+/// backend's *first* event within `firstEvent`'s timeout (the route's pool `request_timeout`: a runner must
+/// start answering a stream as soon as a sync call of its pool must finish; past it the client gets that
+/// pool's deadline error, 504 / DEADLINE_EXCEEDED, before any byte — review 10 #1: a runner hung on `/run`
+/// held its slot until the client gave up), then each next one within `idleTimeout` (`timeouts.stream_idle`).
+/// Past either, the stream ends with `.deadlineExceeded` and its run is cancelled. Time spent waiting for the
+/// *client* (a slow reader) counts for neither. The timer is lazy: one scheduled task re-arms itself while
+/// events keep coming, rather than one per event.
 ///
 /// Loop-bound: built, started and cancelled on `eventLoop`.
 final class EventRelay {
     private let source: any TriggerEventSource
     private let eventLoop: any EventLoop
     private let idleTimeout: TimeAmount
+    private let firstEvent: FirstEventBound?
     private let begin: () -> Void
     private let deliver: (TriggerEvent) -> EventLoopFuture<Void>
     private let finish: (GatewayError?) -> Void
@@ -31,6 +38,16 @@ final class EventRelay {
     /// When the event awaited now was asked for; nil while none is awaited.
     private var waitingSince: NIODeadline?
     private var idleTimer: Scheduled<Void>?
+    /// When `idleTimer` fires.
+    private var idleTimerDue = NIODeadline.uptimeNanoseconds(0)
+    /// No event has arrived yet: the wait is `firstEvent`'s.
+    private var awaitingFirst = true
+
+    /// The wait for a stream's first event (see the type's comment): how long, and the error past it.
+    struct FirstEventBound {
+        var timeout: TimeAmount
+        var error: () -> GatewayError
+    }
 
     /// `begin` is called once, right before the first event is delivered (or before `finish(nil)` of a stream
     /// that ended with no event at all). `deliver` writes one event (`.status`, `.output`, `.end` or `.error`:
@@ -42,6 +59,7 @@ final class EventRelay {
         source: any TriggerEventSource,
         eventLoop: any EventLoop,
         idleTimeout: TimeAmount,
+        firstEvent: FirstEventBound? = nil,
         begin: @escaping () -> Void = {},
         deliver: @escaping (TriggerEvent) -> EventLoopFuture<Void>,
         finish: @escaping (GatewayError?) -> Void
@@ -49,6 +67,7 @@ final class EventRelay {
         self.source = source
         self.eventLoop = eventLoop
         self.idleTimeout = idleTimeout
+        self.firstEvent = firstEvent
         self.begin = begin
         self.deliver = deliver
         self.finish = finish
@@ -74,13 +93,21 @@ final class EventRelay {
     private func pull() {
         guard !stopped else { return }
         // The loop's clock (virtual under test), which the idle timer is scheduled on too.
-        waitingSince = eventLoop.now
-        if idleTimer == nil { armIdleTimer(at: waitingSince! + idleTimeout) }
+        let since = eventLoop.now
+        waitingSince = since
+        let due = since + currentWait
+        // Armed for a later instant by the first event's longer wait: brought forward (once per stream at most).
+        if let armed = idleTimer, idleTimerDue > due {
+            armed.cancel()
+            idleTimer = nil
+        }
+        if idleTimer == nil { armIdleTimer(at: due) }
         source.next { result in
             self.waitingSince = nil
             guard !self.stopped else { return }
             switch result {
             case .success(let event?):
+                self.awaitingFirst = false
                 if !self.began {
                     // An error before any output is the answer itself, not an event of a stream.
                     if case .error(let error) = event {
@@ -117,17 +144,28 @@ final class EventRelay {
         finish(error)
     }
 
+    /// The bound of the wait in progress: the first event's, then the idle rule's.
+    private var currentWait: TimeAmount {
+        awaitingFirst ? (firstEvent?.timeout ?? idleTimeout) : idleTimeout
+    }
+
     private func armIdleTimer(at deadline: NIODeadline) {
+        idleTimerDue = deadline
         idleTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.idleTimer = nil
             guard !self.stopped, let since = self.waitingSince else { return }
-            let due = since + self.idleTimeout
+            let due = since + self.currentWait
             if due > self.eventLoop.now {
                 self.armIdleTimer(at: due)
                 return
             }
-            let error = GatewayError(
-                .deadlineExceeded, "the backend sent no event for \(Self.describe(self.idleTimeout))")
+            let error =
+                if self.awaitingFirst, let firstEvent = self.firstEvent {
+                    firstEvent.error()
+                } else {
+                    GatewayError(
+                        .deadlineExceeded, "the backend sent no event for \(Self.describe(self.idleTimeout))")
+                }
             // Ended first: cancelling may fail the pull at once, which must not answer in its place.
             self.end(error)
             self.source.cancel()
@@ -143,3 +181,13 @@ final class EventRelay {
 
 @available(*, unavailable)
 extension EventRelay: Sendable {}
+
+extension TriggerDispatcher.Target {
+    /// A stream's wait for its first event: what a sync call of the pool may take (the shorter of the pool's
+    /// `request_timeout` and `timeouts.request`, `requestTimeout`), past which the client is told what that
+    /// sync call would be (review 10 #1).
+    func firstEventBound(cappedAt requestTimeout: TimeAmount) -> EventRelay.FirstEventBound {
+        let timeout = min(self.requestTimeout, requestTimeout)
+        return EventRelay.FirstEventBound(timeout: timeout, error: { [self] in deadlineExceeded(after: timeout) })
+    }
+}

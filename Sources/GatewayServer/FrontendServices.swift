@@ -21,6 +21,9 @@ package struct FrontendServices: Sendable {
     package var requestTimeout: TimeAmount
     /// How long a connection may sit with nothing to do before it is closed.
     package var idleTimeout: TimeAmount
+    /// How long a stream's backend may be silent between two events while the next is awaited
+    /// (`timeouts.stream_idle`; `EventRelay`). Its first event is bounded by the pool's request timeout instead.
+    package var streamIdleTimeout: TimeAmount
     package var logger: Logger
     /// Async mode (accepting async triggers, the operation endpoints); nil answers them UNIMPLEMENTED.
     package var operations: AsyncOperations?
@@ -57,6 +60,7 @@ package struct FrontendServices: Sendable {
         maxConcurrentStreams: Int,
         requestTimeout: TimeAmount,
         idleTimeout: TimeAmount,
+        streamIdleTimeout: TimeAmount? = nil,
         logger: Logger,
         operations: AsyncOperations? = nil,
         configStatus: ConfigStatus? = nil,
@@ -71,6 +75,7 @@ package struct FrontendServices: Sendable {
         self.maxConcurrentStreams = maxConcurrentStreams
         self.requestTimeout = requestTimeout
         self.idleTimeout = idleTimeout
+        self.streamIdleTimeout = streamIdleTimeout ?? idleTimeout
         self.logger = logger
         self.operations = operations
         self.configStatus = configStatus

@@ -387,7 +387,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         let relay = EventRelay(
             source: source,
             eventLoop: context.eventLoop,
-            idleTimeout: services.idleTimeout,
+            idleTimeout: services.streamIdleTimeout,
+            firstEvent: target?.firstEventBound(cappedAt: services.requestTimeout),
             begin: { [unowned self] in
                 let head = HTTP1ResponseEncoder.streamHead(
                     status: 200,

@@ -317,7 +317,8 @@ extension HTTP2FrontendConnection {
         let relay = EventRelay(
             source: source,
             eventLoop: eventLoop,
-            idleTimeout: services.idleTimeout,
+            idleTimeout: services.streamIdleTimeout,
+            firstEvent: target?.firstEventBound(cappedAt: services.requestTimeout),
             deliver: { [unowned self] event in
                 let message: ByteBuffer
                 switch event {

@@ -111,7 +111,8 @@ extension HTTP2FrontendConnection {
         let relay = EventRelay(
             source: source,
             eventLoop: eventLoop,
-            idleTimeout: services.idleTimeout,
+            idleTimeout: services.streamIdleTimeout,
+            firstEvent: target?.firstEventBound(cappedAt: services.requestTimeout),
             begin: { [unowned self] in
                 session.sendResponseHeaders(
                     stream: stream,

@@ -34,8 +34,10 @@ package final class TriggerDispatcher: Sendable {
     package struct Target: Sendable {
         package var route: RouteTable.ResolvedRoute
         package var pool: BackendPool
-        /// The pool's `request_timeout`, which bounds a sync call too.
+        /// The pool's `request_timeout`, which bounds a sync call too, and a stream's wait for its first event.
         package var requestTimeout: TimeAmount { pool.configuration.requestTimeout }
+        /// What a caller is told when the pool did not answer within `amount` (the pool's one deadline wording).
+        package func deadlineExceeded(after amount: TimeAmount) -> GatewayError { pool.deadlineExceeded(after: amount) }
         /// Whether the pool sends blobs as base64 text (the http transport's JSON, API.md §5), so that a
         /// frontend may keep a client's canonical base64 as it is instead of decoding it (issue 12).
         package var sendsBlobsAsBase64: Bool { pool.configuration.transport == .http }

@@ -30,7 +30,7 @@ struct ConfigErrorTests {
             yaml: "timeouts: {grace: 1s}\n",
             path: "timeouts.grace",
             message:
-                "unknown key; expected one of: request, idle, shutdown_grace, preface, request_header, body_progress, write_progress"
+                "unknown key; expected one of: request, idle, shutdown_grace, preface, request_header, body_progress, write_progress, stream_idle"
         ),
         Case(
             yaml: "pools:\n  - {name: a, transport: inprocess, endpoint: []}\n",

@@ -207,10 +207,10 @@ struct StreamSSETests {
     }
 
     @Test(
-        "a stream that keeps producing outlives the request timeout; a silent one is cut at the idle timeout",
+        "a stream that keeps producing outlives the request timeout; a silent one is cut at timeouts.stream_idle",
         arguments: StreamBackend.allCases)
     func idleVersusTotal(backend: StreamBackend) async throws {
-        try await withStreamSetup(backend, timeouts: "request: 1s, idle: 1s") { setup in
+        try await withStreamSetup(backend, timeouts: "request: 1s, stream_idle: 1s") { setup in
             // 8 words 400 ms apart: 2.8 s in total, never 1 s without an event.
             var (_, events, raw) = try await curlSSE([
                 "-H", "content-type: application/json", "-H", "accept: text/event-stream",

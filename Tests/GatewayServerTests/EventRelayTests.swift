@@ -55,15 +55,20 @@ struct EventRelayTests {
     }
 
     static func relay(
-        _ source: ScriptedSource, loop: EmbeddedEventLoop, idle: TimeAmount = .seconds(60)
+        _ source: ScriptedSource, loop: EmbeddedEventLoop, idle: TimeAmount = .seconds(60),
+        firstEvent: TimeAmount? = nil, written: ((TriggerEvent) -> EventLoopFuture<Void>)? = nil
     ) -> Transcript {
         let transcript = Transcript()
         let relay = EventRelay(
             source: source, eventLoop: loop, idleTimeout: idle,
+            firstEvent: firstEvent.map { timeout in
+                EventRelay.FirstEventBound(
+                    timeout: timeout, error: { GatewayError(.deadlineExceeded, "pool did not answer") })
+            },
             begin: { transcript.lines.append("begin") },
             deliver: { event in
                 transcript.lines.append("deliver \(name(event))")
-                return loop.makeSucceededVoidFuture()
+                return written?(event) ?? loop.makeSucceededVoidFuture()
             },
             finish: { error in
                 let began = transcript.relay?.began ?? false
@@ -123,6 +128,56 @@ struct EventRelayTests {
         loop.advanceTime(by: .nanoseconds(1))
         #expect(transcript.lines == ["finish deadlineExceeded began=false"])
         #expect(source.cancelled)
+    }
+
+    @Test(
+        "the first event waits the pool's request timeout, not the idle rule: cut at its edge with the pool's error",
+        arguments: [(TimeAmount.seconds(3), TimeAmount.seconds(60)), (.seconds(90), .seconds(60))])
+    func firstEventBound(first: TimeAmount, idle: TimeAmount) throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop, idle: idle, firstEvent: first)
+        loop.advanceTime(by: first - .nanoseconds(1))
+        #expect(transcript.lines.isEmpty)
+        #expect(!source.cancelled)
+        loop.advanceTime(by: .nanoseconds(1))
+        #expect(transcript.lines == ["finish deadlineExceeded began=false"])
+        #expect(source.cancelled, "the hung run is cancelled (its slot freed)")
+    }
+
+    @Test(
+        "after the first event the idle rule applies, also when it is shorter than the first event's wait",
+        arguments: [TimeAmount.seconds(5), .seconds(120)])
+    func idleAfterFirstEvent(idle: TimeAmount) throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop, idle: idle, firstEvent: .seconds(60))
+        loop.advanceTime(by: .seconds(59))
+        try source.send(Self.running)
+        loop.advanceTime(by: idle - .nanoseconds(1))
+        #expect(transcript.lines == ["begin", "deliver status"])
+        #expect(!source.cancelled)
+        loop.advanceTime(by: .nanoseconds(1))
+        #expect(transcript.lines == ["begin", "deliver status", "finish deadlineExceeded began=true"])
+        #expect(source.cancelled)
+    }
+
+    @Test("time spent waiting for a slow client counts for neither wait; the backend's wait starts at the pull")
+    func slowClientIsNotIdle() throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let write = loop.makePromise(of: Void.self)
+        let transcript = Self.relay(
+            source, loop: loop, idle: .seconds(5), firstEvent: .seconds(3), written: { _ in write.futureResult })
+        try source.send(Self.running)
+        loop.advanceTime(by: .seconds(30))  // the client reads nothing for 30 s
+        #expect(transcript.lines == ["begin", "deliver status"])
+        write.succeed()
+        loop.advanceTime(by: .seconds(5) - .nanoseconds(1))
+        #expect(!source.cancelled, "the idle wait counted the client's time")
+        loop.advanceTime(by: .nanoseconds(1))
+        #expect(source.cancelled)
+        #expect(transcript.lines.last == "finish deadlineExceeded began=true")
     }
 
     @Test("a stream that ends with no event at all begins and ends clean (an empty stream, not an error)")
