@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Observability
 import TriggerModel
 import WireCodecs
 
