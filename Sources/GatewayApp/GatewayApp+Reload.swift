@@ -35,6 +35,9 @@ extension GatewayApp {
         if !report.poolsAdded.isEmpty { metadata["pools.new"] = "\(report.poolsAdded.joined(separator: ","))" }
         if !report.poolsRetired.isEmpty { metadata["pools.retired"] = "\(report.poolsRetired.joined(separator: ","))" }
         logger.info("config reloaded", metadata: metadata)
+        for warning in loaded.configuration.warnings {
+            logger.warning("\(warning.message)", metadata: ["config.key": "\(warning.path)"])
+        }
         if !report.restartRequired.isEmpty {
             logger.warning(
                 "restart required: these keys changed but keep their running values until a restart",

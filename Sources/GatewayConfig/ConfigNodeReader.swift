@@ -7,9 +7,21 @@ import Yams
 /// keys, not YAML paths, it cannot report unknown keys, and it would turn `token: 0123` into the number 83.
 struct ConfigNodeReader {
     let source: String
+    /// The warnings met while reading (``GatewayConfiguration/warnings``), in file order.
+    let warnings = Warnings()
+
+    /// Shared by the copies of one reader (it is passed by value through the parse).
+    final class Warnings {
+        var list: [ConfigError] = []
+    }
 
     func error(_ path: String, _ node: Node?, _ message: String) -> ConfigError {
         ConfigError(source: source, path: path, message: message, line: node?.mark?.line)
+    }
+
+    /// Records a warning at `path` (the file still loads).
+    func warn(_ path: String, _ node: Node?, _ message: String) {
+        warnings.list.append(error(path, node, message))
     }
 
     /// A mapping's entries, after refusing keys outside `allowed` (typos are errors, never ignored).

@@ -289,3 +289,26 @@ struct GatewayConfigurationTests {
         #expect(example.log == .defaults, "scripts/example-config.yaml shows the defaults")
     }
 }
+
+/// Review 10, finding 8: valid files that are likely not meant load with located warnings.
+@Suite("GatewayConfiguration warnings: pools and no routes")
+struct GatewayConfigurationWarningTests {
+    @Test("pools and no routes (key absent or empty): one warning at routes; with a route, none")
+    func poolsWithoutRoutes() throws {
+        for file in [
+            #"pools: [{name: a, transport: http, endpoints: ["127.0.0.1:9090"]}]"#,
+            "pools: [{name: a, transport: inprocess}]\nroutes: []",
+        ] {
+            let config = try GatewayConfiguration.parse(yaml: file, source: "gw.yaml")
+            #expect(config.routes.isEmpty)
+            #expect(
+                config.warnings.map(\.description)
+                    == ["gw.yaml: routes: no routes: every trigger will be 404 (no route matches it)"], "\(file)")
+        }
+        let routed = try GatewayConfiguration.parse(
+            yaml: "pools: [{name: a, transport: inprocess}]\nroutes: [{namespace: n, pool: a}]", source: "gw.yaml")
+        #expect(routed.warnings.isEmpty)
+        // The embedded default (no pools, no routes key) routes demo: nothing to warn of.
+        #expect(try GatewayConfiguration.parse(yaml: "{}", source: "gw.yaml").warnings.isEmpty)
+    }
+}
