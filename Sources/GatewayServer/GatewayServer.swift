@@ -149,7 +149,7 @@ package final class GatewayServer: Service {
         if let tls = services.tls {
             listenMetadata["tls.subject"] = "\(tls.subject)"
             listenMetadata["tls.not_valid_after"] = "\(tls.notValidAfter)"
-            listenMetadata["tls.allow_plaintext"] = "\(tls.allowPlaintext)"
+            listenMetadata["tls.allow_plaintext"] = .stringConvertible(tls.allowPlaintext)
         }
         services.logger.info("listening", metadata: listenMetadata)
         Self.fitOpenFileLimit(maxConnections: configuration.maxConnections, logger: services.logger)
@@ -166,7 +166,8 @@ package final class GatewayServer: Service {
         // held for the whole grace and then cut with 503.
         services.operations?.endLongPolls()
         // Stop accepting is done; now drain what is in flight, then cut what remains.
-        services.logger.info("draining connections", metadata: ["connections.open": "\(connections.count)"])
+        services.logger.info(
+            "draining connections", metadata: ["connections.open": .stringConvertible(connections.count)])
         await connections.drain(grace: configuration.shutdownGrace)
         services.logger.info("stopped")
     }
@@ -181,7 +182,8 @@ package final class GatewayServer: Service {
             services.logger.warning(
                 "connection refused: too many open connections",
                 metadata: [
-                    "connections.limit": "\(admission.limit)", "connections.rejected": "\(rejected)",
+                    "connections.limit": .stringConvertible(admission.limit),
+                    "connections.rejected": .stringConvertible(rejected),
                     "peer.address": "\(channel.remoteAddress?.hostPort ?? "unknown")",
                 ]
             )
@@ -209,7 +211,10 @@ package final class GatewayServer: Service {
             if raised.rlim_cur > limit.rlim_cur, setrlimit(resource, &raised) == 0 {
                 logger.info(
                     "raised the open-file soft limit to fit limits.max_connections",
-                    metadata: ["nofile.soft.was": "\(limit.rlim_cur)", "nofile.soft": "\(raised.rlim_cur)"]
+                    metadata: [
+                        "nofile.soft.was": .stringConvertible(limit.rlim_cur),
+                        "nofile.soft": .stringConvertible(raised.rlim_cur),
+                    ]
                 )
                 limit = raised
             }
@@ -218,8 +223,9 @@ package final class GatewayServer: Service {
         logger.warning(
             "limits.max_connections is above what the open-file limit allows; raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower max_connections",
             metadata: [
-                "connections.limit": "\(maxConnections)", "nofile.soft": "\(limit.rlim_cur)",
-                "nofile.hard": "\(limit.rlim_max)",
+                "connections.limit": .stringConvertible(maxConnections),
+                "nofile.soft": .stringConvertible(limit.rlim_cur),
+                "nofile.hard": .stringConvertible(limit.rlim_max),
             ]
         )
     }

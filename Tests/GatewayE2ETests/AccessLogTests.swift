@@ -279,6 +279,16 @@ struct AccessLogTests {
             let first = try #require(server.logged.split(separator: "\n").first)
             let object = try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any]
             #expect(object?["msg"] as? String == "configuration loaded", "\(first)")
+            // Review 10, finding 9: counts are JSON numbers on every line (`.stringConvertible`), not strings.
+            #expect(await server.stopAndReadLog())
+            let objects = try server.logged.split(separator: "\n").map {
+                try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], "\($0)")
+            }
+            for (message, key) in [("scheduler started", "schedules"), ("draining connections", "connections.open")] {
+                let line = try #require(objects.first { $0["msg"] as? String == message }, "\(server.logged)")
+                #expect(line[key] is NSNumber && !(line[key] is String), "\(message): \(line)")
+                #expect((line[key] as? NSNumber)?.intValue == 0, "\(message): \(line)")
+            }
         }
         try await ProcessTests.withGatewayProcess(["--config", config.path, "--log-format", "logfmt"]) { server in
             _ = await server.logOccurrences(of: "configuration loaded", timeout: .seconds(5))
