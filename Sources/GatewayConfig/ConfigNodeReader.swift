@@ -107,6 +107,13 @@ struct ConfigNodeReader {
         } else if case .scalar(let scalar) = node, !isNull(node), let parsed = ConfigUnits.parseByteSize(scalar.string)
         {
             value = parsed
+            if let binary = ConfigUnits.binaryReading(ofSISize: scalar.string), binary != parsed {
+                // Valid and exact, but the limits this guards (the SDKs' 32 MiB message) are binary: say it.
+                warn(
+                    path, node,
+                    "\(scalar.string) is \(parsed) bytes (an SI suffix: powers of 1000); "
+                        + "the binary \(ConfigUnits.binarySpelling(ofSISize: scalar.string)) would be \(binary)")
+            }
         } else {
             throw error(path, node, "expected a size such as 1048576, \"512KiB\" or \"32MiB\", got \(describe(node))")
         }

@@ -290,8 +290,8 @@ struct GatewayConfigurationTests {
     }
 }
 
-/// Review 10, finding 8: valid files that are likely not meant load with located warnings.
-@Suite("GatewayConfiguration warnings: pools and no routes")
+/// Review 10, findings 8 and 5: valid files that are likely not meant load with located warnings.
+@Suite("GatewayConfiguration warnings: pools and no routes; SI size suffixes")
 struct GatewayConfigurationWarningTests {
     @Test("pools and no routes (key absent or empty): one warning at routes; with a route, none")
     func poolsWithoutRoutes() throws {
@@ -310,5 +310,27 @@ struct GatewayConfigurationWarningTests {
         #expect(routed.warnings.isEmpty)
         // The embedded default (no pools, no routes key) routes demo: nothing to warn of.
         #expect(try GatewayConfiguration.parse(yaml: "{}", source: "gw.yaml").warnings.isEmpty)
+    }
+
+    @Test("an SI suffix on a byte size: loaded as powers of 1000, with a warning naming both readings")
+    func siSizeSuffix() throws {
+        let config = try GatewayConfiguration.parse(
+            yaml: "limits: {max_body_bytes: 32MB, max_header_bytes: 64KiB, stream_buffer_bytes: 1048576}",
+            source: "gw.yaml")
+        #expect(config.limits.maxBodyBytes == 32_000_000)
+        #expect(config.limits.maxHeaderBytes == 65_536)
+        #expect(
+            config.warnings.map(\.description) == [
+                "gw.yaml: limits.max_body_bytes: 32MB is 32000000 bytes (an SI suffix: powers of 1000); "
+                    + "the binary 32MiB would be 33554432"
+            ])
+        #expect(config.warnings.first?.line == 1)
+        // Lower case and a space, as the grammar allows.
+        let spaced = try GatewayConfiguration.parse(yaml: "limits: {max_body_bytes: 2 kb}", source: "f")
+        #expect(spaced.limits.maxBodyBytes == 2_000)
+        #expect(
+            spaced.warnings.map(\.message) == [
+                "2 kb is 2000 bytes (an SI suffix: powers of 1000); the binary 2 KiB would be 2048"
+            ])
     }
 }
