@@ -123,7 +123,9 @@ struct TLSListenerTests {
         }
     }
 
-    @Test("a reload with a renewed certificate: new connections get it, an open connection keeps working")
+    @Test(
+        "a reload with a renewed certificate: new connections get it, an open connection keeps working; its expiry on /metrics and in the report"
+    )
     func reloadCertificate() async throws {
         let pki = try await TestCertificates.make()
         defer { pki.remove() }
@@ -131,7 +133,30 @@ struct TLSListenerTests {
             let open = try await TestHTTPClient.connect(port: gateway.port, tlsCA: pki.caFile)
             let first = try await open.request("GET", "/healthz")
             #expect(first.status == 200)
-            _ = try gateway.reload(yaml: Self.yaml(pki, cert: pki.otherServerCert, key: pki.otherServerKey))
+            // Review 10, finding 3: the certificate's expiry on /metrics, with the standard process metrics.
+            func gauge(_ name: String) async throws -> Double? {
+                let text = try await open.request("GET", "/metrics").bodyString
+                let line = text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                return line.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            let now = Date().timeIntervalSince1970
+            let expiry = try #require(try await gauge("trigger_gateway_tls_certificate_expiry_timestamp_seconds"))
+            // TestCertificates signs for 2 days.
+            #expect(expiry > now + 86_400 && expiry < now + 3 * 86_400, "\(expiry)")
+            let started = try #require(try await gauge("process_start_time_seconds"))
+            #expect(started <= now + 1 && started > now - 86_400, "\(started)")
+            let openFDs = try #require(try await gauge("process_open_fds"))
+            let maxFDs = try #require(try await gauge("process_max_fds"))
+            #expect(openFDs >= 3 && openFDs < maxFDs, "\(openFDs) of \(maxFDs)")
+            // The same certificate again: the reload names none; the other one: it names it.
+            #expect(try gateway.reload(yaml: Self.yaml(pki)).certificate == nil)
+            let report = try gateway.reload(yaml: Self.yaml(pki, cert: pki.otherServerCert, key: pki.otherServerKey))
+            let certificate = try #require(report.certificate)
+            #expect(certificate.subject == "CN=localhost")
+            #expect(abs(certificate.notValidAfter.timeIntervalSince1970 - expiry) < 60, "\(certificate)")
+            #expect(
+                try await gauge("trigger_gateway_tls_certificate_expiry_timestamp_seconds")
+                    == certificate.notValidAfter.timeIntervalSince1970)
             let renewed = try await Self.trigger(port: gateway.port, ["--cacert", pki.otherCAFile])
             #expect(renewed.output.contains("status=200"), "\(renewed.output)")
             let old = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile])
