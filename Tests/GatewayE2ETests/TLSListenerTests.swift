@@ -1,4 +1,5 @@
 import Foundation
+import GatewayApp
 import GatewayConfig
 import GatewayServer
 import GatewayTestSupport
