@@ -100,7 +100,9 @@ let package = Package(
         // What the frontends report of each finished request, and who is told (access log, request metrics).
         .target(
             name: "Observability",
-            dependencies: [.product(name: "Prometheus", package: "swift-prometheus"), "TriggerModel", nioPosix, logging],
+            dependencies: [
+                .product(name: "Prometheus", package: "swift-prometheus"), "TriggerModel", nioCore, nioPosix, logging,
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -314,7 +316,7 @@ let package = Package(
         .testTarget(
             name: "ObservabilityTests",
             dependencies: [
-                "Observability", "GatewayTestSupport", "TriggerModel",
+                "Observability", "GatewayTestSupport", "TriggerModel", nioCore,
                 // The sharded histograms' exposition is compared with swift-prometheus' own.
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

@@ -130,7 +130,8 @@ package final class AsyncDispatcher: Service {
             let ended = try await store.expireLeases(ownerPrefix: "\(identity).", now: now())
             if ended > 0 {
                 logger.info(
-                    "took back the leases of this instance's previous run", metadata: ["operations": "\(ended)"])
+                    "took back the leases of this instance's previous run",
+                    metadata: ["operations": .stringConvertible(ended)])
                 operations.dispatcherWake.signal()
             }
         } catch {
@@ -476,7 +477,8 @@ package final class AsyncDispatcher: Service {
                 let cutoff = now().addingTimeInterval(-seconds(settings.retention))
                 let purged = try await store.purge(finishedBefore: cutoff)
                 if purged > 0 {
-                    logger.info("purged finished operations", metadata: ["operations.purged": "\(purged)"])
+                    logger.info(
+                        "purged finished operations", metadata: ["operations.purged": .stringConvertible(purged)])
                 }
             } catch {
                 logger.log(level: Self.logLevel(error), "purge failed", metadata: ["error": "\(error)"])

@@ -112,7 +112,7 @@ package final class Scheduler: Service {
                 return
             }
         }
-        logger.info("scheduler started", metadata: ["schedules": "\(configured.count)"])
+        logger.info("scheduler started", metadata: ["schedules": .stringConvertible(configured.count)])
         await withGracefulShutdownHandler {
             while !self.stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
                 let now = self.clock.now

@@ -128,7 +128,7 @@ package final class WebhookSender: Sendable {
                         metadata: [
                             "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
                             "webhook.url": "\(webhook.url)",
-                            "http.status": "\(status)",
+                            "http.status": .stringConvertible(status),
                         ]
                     )
                     return

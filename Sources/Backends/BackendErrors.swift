@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Observability
 import TriggerModel
 import WireCodecs
 
@@ -39,7 +40,7 @@ enum BackendErrors {
         ]
         if let snippet, !snippet.isEmpty { metadata["backend.response"] = "\(snippet)" }
         if let heldBack = failureLog.admit("\(pool)/\(endpoint)") {
-            if heldBack > 0 { metadata["backend.failures_held_back"] = "\(heldBack)" }
+            if heldBack > 0 { metadata["backend.failures_held_back"] = .stringConvertible(heldBack) }
             logger.warning("backend endpoint failed", metadata: metadata)
         } else {
             logger.debug("backend endpoint failed", metadata: metadata)

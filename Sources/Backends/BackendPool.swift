@@ -318,6 +318,8 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
     private var timer: NIOScheduledCallback?
     /// From the slot to the deadline, for the error message.
     private var remaining = TimeAmount.zero
+    /// The call's deadline, once its timer is armed.
+    private var deadline: NIODeadline?
     private var reported = false
 
     init(
@@ -339,25 +341,44 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
     /// Throws when the loop is shutting down.
     func armTimer(deadline: NIODeadline) throws {
         remaining = deadline - eventLoop.now
+        self.deadline = deadline
         timer = try eventLoop.scheduleCallback(at: deadline, handler: self)
     }
 
     /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
     func handleScheduledCallback(eventLoop: some EventLoop) {
         timer = nil
-        // The deadline counts from the request's arrival, so the frontend's moment before the slot leaves a little
-        // less than `request_timeout` (`1s` was "within 999ms", review 9 #15): within 10 ms of it, name it.
-        let budget = timeout - remaining < .milliseconds(10) ? timeout : min(remaining, timeout)
         if !reported { metrics?.recordFailure(endpointNamed: cancellation.endpoint, reason: .requestTimeout) }
-        report(.failure(BackendErrors.deadline(pool: pool, after: describe(budget))))
+        report(.failure(deadlineError()))
         cancellation.cancel()
     }
 
-    /// The transport's call ended: the slot goes back, and its outcome is reported unless the deadline was.
+    /// The gateway's own words for its deadline: `backend pool "rpc" did not answer within 5s`.
+    private func deadlineError() -> GatewayError {
+        // The deadline counts from the request's arrival, so the frontend's moment before the slot leaves a little
+        // less than `request_timeout` (`1s` was "within 999ms", review 9 #15): within 10 ms of it, name it.
+        let budget = timeout - remaining < .milliseconds(10) ? timeout : min(remaining, timeout)
+        return BackendErrors.deadline(pool: pool, after: describe(budget))
+    }
+
+    /// A runner's DEADLINE_EXCEEDED this close to the call's deadline is that deadline, which the runner learned
+    /// from us (`grpc-timeout`): its answer and our timer race, and whichever this loop serves first
+    /// must not change what the client reads (review 10, finding 6). 10 ms: timer slack, far below any timeout.
+    static let deadlineRaceSlack = TimeAmount.milliseconds(10)
+
+    /// The transport's call ended: the slot goes back, and its outcome is reported unless the deadline was. A
+    /// DEADLINE_EXCEEDED at (or within ``deadlineRaceSlack`` of) the deadline is reported as the gateway's own.
     func transportEnded(_ result: Result<TriggerResult, any Error>) {
+        let armed = timer != nil
         timer?.cancel()
         timer = nil
         limiter.release()
+        if armed, case .failure(let error as GatewayError) = result, error.code == .deadlineExceeded,
+            let deadline, eventLoop.now + Self.deadlineRaceSlack >= deadline
+        {
+            report(.failure(deadlineError()))
+            return
+        }
         report(result)
     }
 

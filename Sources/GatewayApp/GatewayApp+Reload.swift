@@ -34,7 +34,15 @@ extension GatewayApp {
         var metadata: Logger.Metadata = ["config.digest": "\(loaded.digest)", "config.source": "\(path)"]
         if !report.poolsAdded.isEmpty { metadata["pools.new"] = "\(report.poolsAdded.joined(separator: ","))" }
         if !report.poolsRetired.isEmpty { metadata["pools.retired"] = "\(report.poolsRetired.joined(separator: ","))" }
+        if let certificate = report.certificate {
+            // As the start-up `listening` line names them (review 10, finding 3: which certificate is in force).
+            metadata["tls.subject"] = "\(certificate.subject)"
+            metadata["tls.not_valid_after"] = "\(certificate.notValidAfter)"
+        }
         logger.info("config reloaded", metadata: metadata)
+        for warning in loaded.configuration.warnings {
+            logger.warning("\(warning.message)", metadata: ["config.key": "\(warning.path)"])
+        }
         if !report.restartRequired.isEmpty {
             logger.warning(
                 "restart required: these keys changed but keep their running values until a restart",

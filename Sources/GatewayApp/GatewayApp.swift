@@ -6,6 +6,7 @@ package import Logging
 package import NIOCore
 package import Observability
 package import OperationStore
+package import FoundationEssentials
 import Routing
 import Synchronization
 package import ServiceLifecycle
@@ -113,6 +114,7 @@ package final class GatewayApp: Sendable {
             tls = nil
             tlsFailure = error
         }
+        metrics.setListenerCertificateExpiry(tls?.notValidAfter.timeIntervalSince1970)
         let scheduler = Self.makeScheduler(config, operations: operations, logger: logger)
         self.scheduler = scheduler
         let server = GatewayServer(
@@ -194,6 +196,14 @@ package final class GatewayApp: Sendable {
         package var restartRequired: [String]
         package var poolsAdded: [String]
         package var poolsRetired: [String]
+        /// The listener certificate now in force, when the reload changed it (subject or expiry); nil when not.
+        package var certificate: Certificate? = nil
+
+        /// A listener certificate as the log names it (`tls.subject`, `tls.not_valid_after`).
+        package struct Certificate: Sendable, Equatable {
+            package var subject: String
+            package var notValidAfter: Date
+        }
     }
 
     /// Makes `new` the configuration of every request that starts from now on (see the type's summary).
@@ -251,7 +261,8 @@ package final class GatewayApp: Sendable {
         }
         // New certificates for new connections. A TLS configuration that no longer loads (the files changed
         // after validation) keeps the running one rather than fall back to cleartext.
-        var tls = server.currentServices.value.tls
+        let runningTLS = server.currentServices.value.tls
+        var tls = runningTLS
         do {
             tls = try applied.tls.map { configured throws(ListenerTLS.Failure) in try ListenerTLS.load(configured) }
         } catch {
@@ -259,6 +270,14 @@ package final class GatewayApp: Sendable {
                 "tls: the new certificate files do not load; the running ones stay",
                 metadata: ["tls.error": "\(error.path): \(error.message)"])
         }
+        var certificate: ReloadReport.Certificate?
+        if let tls,
+            tls.serialNumber != runningTLS?.serialNumber || tls.subject != runningTLS?.subject
+                || tls.notValidAfter != runningTLS?.notValidAfter
+        {
+            certificate = ReloadReport.Certificate(subject: tls.subject, notValidAfter: tls.notValidAfter)
+        }
+        metrics.setListenerCertificateExpiry(tls?.notValidAfter.timeIntervalSince1970)
         let (pools, poolFailures) = Self.makePools(
             applied, reusing: oldPools, group: group, inProcessRunner: inProcessRunner, metrics: metrics)
         for failure in poolFailures {
@@ -296,7 +315,8 @@ package final class GatewayApp: Sendable {
         }
         let added = pools.filter { oldPools[$0.key] !== $0.value }.map(\.key)
         return ReloadReport(
-            restartRequired: restartRequired, poolsAdded: added.sorted(), poolsRetired: retired.sorted())
+            restartRequired: restartRequired, poolsAdded: added.sorted(), poolsRetired: retired.sorted(),
+            certificate: certificate)
     }
 
     /// One pool per configured pool; a pool whose settings are unchanged in `reusing` is carried over. A pool

@@ -7,9 +7,21 @@ import Yams
 /// keys, not YAML paths, it cannot report unknown keys, and it would turn `token: 0123` into the number 83.
 struct ConfigNodeReader {
     let source: String
+    /// The warnings met while reading (``GatewayConfiguration/warnings``), in file order.
+    let warnings = Warnings()
+
+    /// Shared by the copies of one reader (it is passed by value through the parse).
+    final class Warnings {
+        var list: [ConfigError] = []
+    }
 
     func error(_ path: String, _ node: Node?, _ message: String) -> ConfigError {
         ConfigError(source: source, path: path, message: message, line: node?.mark?.line)
+    }
+
+    /// Records a warning at `path` (the file still loads).
+    func warn(_ path: String, _ node: Node?, _ message: String) {
+        warnings.list.append(error(path, node, message))
     }
 
     /// A mapping's entries, after refusing keys outside `allowed` (typos are errors, never ignored).
@@ -95,6 +107,13 @@ struct ConfigNodeReader {
         } else if case .scalar(let scalar) = node, !isNull(node), let parsed = ConfigUnits.parseByteSize(scalar.string)
         {
             value = parsed
+            if let binary = ConfigUnits.binaryReading(ofSISize: scalar.string), binary != parsed {
+                // Valid and exact, but the limits this guards (the SDKs' 32 MiB message) are binary: say it.
+                warn(
+                    path, node,
+                    "\(scalar.string) is \(parsed) bytes (an SI suffix: powers of 1000); "
+                        + "the binary \(ConfigUnits.binarySpelling(ofSISize: scalar.string)) would be \(binary)")
+            }
         } else {
             throw error(path, node, "expected a size such as 1048576, \"512KiB\" or \"32MiB\", got \(describe(node))")
         }

@@ -76,6 +76,29 @@ package enum ConfigUnits {
         return overflow ? nil : bytes
     }
 
+    /// The bytes `text` would be with its SI suffix read as binary (`32MB` → 32 MiB = 33554432); nil when `text`
+    /// has no SI suffix (`KB`, `MB`, `GB`, any case) or does not parse. For the notice an SI size gets.
+    package static func binaryReading(ofSISize text: String) -> Int? {
+        guard let binary = siSuffix(of: text) else { return nil }
+        return parseByteSize(String(text.dropLast(2)) + binary)
+    }
+
+    /// `text` with its SI suffix spelled as the binary one (`32MB` → `32MiB`); `text` when it has none.
+    package static func binarySpelling(ofSISize text: String) -> String {
+        guard let binary = siSuffix(of: text) else { return text }
+        return String(text.dropLast(2)) + binary
+    }
+
+    /// The binary suffix matching `text`'s SI one (`MB` → `MiB`), nil when it has none.
+    private static func siSuffix(of text: String) -> String? {
+        switch text.suffix(2).lowercased() {
+        case "kb": "KiB"
+        case "mb": "MiB"
+        case "gb": "GiB"
+        default: nil
+        }
+    }
+
     /// `Duration` in the shortest exact config spelling (`1m30s` → "90s", 500 ms → "500ms"), for messages.
     package static func format(_ duration: Duration) -> String {
         let (seconds, attos) = duration.components

@@ -85,9 +85,15 @@ extension GatewayConfiguration {
                 }
             }
             try checkDuplicateRoutes(config.routes, node: top["routes"], reader)
+            if config.routes.isEmpty {
+                // Listing pools replaces the embedded route too: a file with pools and no routes is valid (a
+                // stage of an edit) but serves nothing, and readiness cannot tell (review 10, finding 8).
+                reader.warn("routes", top["routes"], "no routes: every trigger will be 404 (no route matches it)")
+            }
         }
         if let node = top["schedules"] { config.schedules = try readSchedules(node, config: config, reader) }
         try checkPeriodicDeployments(config, reader)
+        config.warnings = reader.warnings.list
         return config
     }
 

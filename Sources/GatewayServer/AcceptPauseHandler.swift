@@ -44,7 +44,7 @@ final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHandler {
                 "accept paused: out of file descriptors; new connections wait in the backlog",
                 metadata: [
                     "error": "\(String(cString: strerror(error.errnoCode)))", "pause": "\(pause)",
-                    "accept.pauses": "\(pausesSinceLog)",
+                    "accept.pauses": .stringConvertible(pausesSinceLog),
                 ]
             )
             lastLog = now

@@ -658,9 +658,12 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             }
             state = .closed
             let requestID = RequestID.make()
-            // No head was parsed: method and path are unknown.
+            // No head was taken; its request line, when whole and valid, names what was asked for (review 10,
+            // finding 10: which endpoint draws malformed requests). The log writer escapes it like any field.
+            let line = decoder.failedRequestLine
             open = services.openRequest(
-                requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "", peer: peer)
+                requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: line?.method ?? "",
+                path: line.map { Self.pathOnly($0.target) } ?? "", peer: peer)
             write(.error(gatewayError, requestID: requestID), keepAlive: false, context: context)
         case .collecting where collector != nil:
             // Bad body framing (a chunk size that is not hex or overflows, a chunk without its CRLF): the head

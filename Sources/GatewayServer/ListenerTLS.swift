@@ -28,6 +28,8 @@ package struct ListenerTLS: Sendable {
     /// The leaf certificate's subject and expiry, for the start-up log.
     package let subject: String
     package let notValidAfter: Date
+    /// The leaf's serial number (hex): a renewal that keeps subject and expiry to the second still changes it.
+    package let serialNumber: String
     /// `client_ca_file` is set: client certificates are asked for and verified, and name the principal.
     package let verifiesClients: Bool
     /// `client_principals`: certificate subject → principal.
@@ -77,6 +79,7 @@ package struct ListenerTLS: Sendable {
                 allowPlaintext: configuration.allowPlaintext,
                 subject: "\(leaf.subject)",
                 notValidAfter: leaf.notValidAfter,
+                serialNumber: "\(leaf.serialNumber)",
                 verifiesClients: configuration.clientCAFile != nil,
                 clientPrincipals: configuration.clientPrincipals
             )

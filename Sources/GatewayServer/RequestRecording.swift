@@ -153,6 +153,12 @@ extension FrontendServices {
     /// overload, internal): one warning with the request id, pool and endpoint, so that the backend layer's own
     /// warnings (per endpoint and connection, shared by requests) can be tied to the requests they failed.
     /// Client errors (4xx) and application errors the pipeline reported are the client's to see, not logged.
+    ///
+    /// Held back as the backend layer's endpoint warnings are (README, Backend pools, *Whose fault*): an outage
+    /// or an overload fails every request alike, and one warning each undid that rule (review 10, finding 2).
+    /// Per pool, endpoint and status (``triggerFailureLog``), the first failure is a warning at once, then at
+    /// most one per 10 s carrying `failures_held_back`; every one is still logged at debug level, and each
+    /// request's access line carries its 5xx status, pool and endpoint.
     func logFailure(_ error: GatewayError, of record: RequestRecord?) {
         guard error.code.httpStatus >= 500, !error.code.isApplication, let record else { return }
         var metadata: Logger.Metadata = [
@@ -161,8 +167,17 @@ extension FrontendServices {
         ]
         if let pool = record.pool { metadata["backend.pool"] = .string(pool) }
         if let endpoint = record.endpoint { metadata["backend.endpoint"] = .string(endpoint) }
-        logger.warning("trigger failed", metadata: metadata)
+        let key = "\(record.pool ?? "")/\(record.endpoint ?? "")/\(error.code.httpStatus)"
+        if let heldBack = Self.triggerFailureLog.admit(key) {
+            if heldBack > 0 { metadata["failures_held_back"] = .stringConvertible(heldBack) }
+            logger.warning("trigger failed", metadata: metadata)
+        } else {
+            logger.debug("trigger failed", metadata: metadata)
+        }
     }
+
+    /// One `trigger failed` warning per pool, endpoint and status per 10 s (the backend layer's rule, its type).
+    static let triggerFailureLog = FailureLogLimiter(interval: .seconds(10))
 
     /// Ends a request: its duration on the services' clock, then every observer, in order, on this loop.
     func finish(_ request: OpenRequest) {

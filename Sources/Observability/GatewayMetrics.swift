@@ -26,6 +26,10 @@ package final class GatewayMetrics: Sendable {
     package let schedules: ScheduleMetrics
     package let connections: ConnectionMetrics
     package let config: ConfigMetrics
+    /// `process_start_time_seconds`, `process_open_fds`, `process_max_fds` (Prometheus' standard names).
+    private let process: ProcessMetrics
+    /// `trigger_gateway_tls_certificate_expiry_timestamp_seconds`: the listener certificate's `notAfter`.
+    private let certificateExpiry: Gauge
     /// `trigger_gateway_backend_request_duration_seconds`, shared by every pool's ``PoolMetrics`` (a reload's
     /// pools find their endpoints' series in it).
     private let backendDurations = ShardedHistogramFamily(
@@ -54,6 +58,19 @@ package final class GatewayMetrics: Sendable {
         self.schedules = ScheduleMetrics(registry: registry)
         self.connections = ConnectionMetrics(registry: registry)
         self.config = ConfigMetrics(registry: registry)
+        self.process = ProcessMetrics(registry: registry)
+        self.certificateExpiry = registry.gauge(
+            name: "trigger_gateway_tls_certificate_expiry_timestamp_seconds",
+            help: "When the listener's TLS certificate in force expires (its notAfter), in seconds since the "
+                + "Unix epoch; 0 without TLS. Alert on it minus time() (Envoy: days_until_first_cert_expiring)."
+        )
+        addCollector { [process] in process.collect() }
+    }
+
+    /// The listener certificate in force from now on (start-up, a reload that loaded new files): its `notAfter`
+    /// in seconds since the Unix epoch, nil without TLS.
+    package func setListenerCertificateExpiry(_ notValidAfter: Double?) {
+        certificateExpiry.set(to: notValidAfter ?? 0)
     }
 
     /// A pool's instruments: its own and one set per endpoint (`endpoints` as configured, `host:port`).

@@ -17,7 +17,9 @@ package import Logging
 /// Every line has `ts` (RFC 3339, UTC, milliseconds), `level`, `logger` (the label) and `msg`, then the
 /// metadata in key order. In JSON, integer, floating-point and Boolean metadata given as
 /// `.stringConvertible` are written as JSON numbers and Booleans, the rest as strings (arrays and
-/// dictionaries as JSON arrays and objects). In logfmt a value is written bare unless it is empty or holds a
+/// dictionaries as JSON arrays and objects). The rule for callers: a count, status, size or flag is given as
+/// `.stringConvertible(value)`, never interpolated (`"\(count)"` is `.string`, a JSON string a `jq` comparison
+/// with a number silently fails on; review 10, finding 9). In logfmt a value is written bare unless it is empty or holds a
 /// space, `=`, `"`, `\` or a control character; then it is double-quoted with `"`, `\`, newline, carriage
 /// return and tab escaped by a backslash and the other control characters (C0 such as ESC, DEL, and C1 such
 /// as U+009B CSI) as `\u00XX`, in JSON strings too.

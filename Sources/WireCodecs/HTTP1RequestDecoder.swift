@@ -164,6 +164,11 @@ package struct HTTP1RequestDecoder: Sendable {
     /// Bytes from the reader index of the head's complete lines already checked (see `HeadParser.check`).
     private var headChecked = 0
 
+    /// The request line of a head the decoder failed on after that line was whole (a bad field line, a head
+    /// over the limit): its method and request-target, for the access line of the refusal (review 10, finding
+    /// 10). nil until a failure, and when the failure was in the request line itself or in a body.
+    package private(set) var failedRequestLine: (method: String, target: String)?
+
     package init(limits: Limits = Limits()) {
         self.limits = limits
     }
@@ -179,8 +184,25 @@ package struct HTTP1RequestDecoder: Sendable {
         do {
             return try step(&buffer)
         } catch {
+            if case .head = state { failedRequestLine = Self.requestLine(in: buffer) }
             state = .failed
             throw error
+        }
+    }
+
+    /// The method and request-target of the whole, valid request line at the start of `buffer`'s readable bytes
+    /// (after empty lines, as ``readHead(_:)`` skips them); nil when there is none. Off the hot path: failures only.
+    private static func requestLine(in buffer: ByteBuffer) -> (method: String, target: String)? {
+        buffer.withUnsafeReadableBytes { bytes -> (method: String, target: String)? in
+            var start = 0
+            while start + 1 < bytes.count, bytes[start] == UInt8(ascii: "\r"), bytes[start + 1] == UInt8(ascii: "\n") {
+                start += 2
+            }
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+            guard let line = try? HeadParser.requestLine(rest) else { return nil }
+            return (
+                String(decoding: rest[line.method], as: UTF8.self), String(decoding: rest[line.target], as: UTF8.self)
+            )
         }
     }
 

@@ -25,6 +25,9 @@ struct CheckConfigCommand: ParsableCommand {
                 "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "
                 + "\(configuration.schedules.count) schedules"
                 + (periodic > 0 ? ", \(periodic) periodic Craft AI deployments" : "")
+            for warning in configuration.warnings {
+                FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
+            }
             print("\(file): ok (\(counts), \(digest))")
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))

@@ -80,6 +80,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let exposure = DataDirectoryLock.exposure(ofDataDir: configuration.dataDir) {
             logger.warning("\(exposure)", metadata: ["path": "\(configuration.dataDir)"])
         }
+        for warning in configuration.warnings {
+            logger.warning("\(warning.message)", metadata: ["config.key": "\(warning.path)"])
+        }
         for (path, exposure) in GatewayApp.exposedKeyFiles(configuration) {
             logger.warning("\(exposure)", metadata: ["path": "\(path)"])
         }

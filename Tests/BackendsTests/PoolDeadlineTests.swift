@@ -145,6 +145,34 @@ struct PoolDeadlineTests {
         await loop.shutdownGracefully()
     }
 
+    /// Review 10, finding 6: the runner's DEADLINE_EXCEEDED (from the grpc-timeout we sent) and the pool's timer
+    /// race; within the slack of the deadline the client reads the gateway's words whichever comes first, while
+    /// a runner's own deadline well before ours passes through as the runner said it.
+    @Test(
+        "a runner's DEADLINE_EXCEEDED 5 ms before the deadline reads as the gateway's; one a minute before, as the runner's",
+        .timeLimit(.minutes(1)), arguments: [(TimeAmount.milliseconds(5), true), (.minutes(1), false)])
+    func runnerDeadlineRace(early: TimeAmount, gatewayWords: Bool) async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let pool = Self.timedPool(runner, on: loop, requestTimeout: .hours(1))
+        let lasting = TimeAmount.hours(1) - early
+        var request = makeRequest(
+            "timed", ["ns": .number(Double(lasting.nanoseconds)), "deadline_exceeded": .bool(true)])
+        request.deadline = loop.now + .hours(1)
+        let cancellation = TriggerCancellation()
+        let future = pool.run(request, on: loop, cancellation: cancellation)
+        await loop.run()
+        await loop.advanceTime(by: .hours(1) - early)
+        let error = await #expect(throws: GatewayError.self) { try await future.get() }
+        #expect(error?.code == .deadlineExceeded)
+        let expected =
+            gatewayWords
+            ? #"backend pool "p" did not answer within 3600s"# : "the run did not finish within its grpc-timeout"
+        #expect(error?.message == expected, "\(String(describing: error))")
+        #expect(pool.slotsInUse == 0)
+        await loop.shutdownGracefully()
+    }
+
     /// The `async` form (the async dispatcher's runs): the same timer on one of the pool's loops, the pool's
     /// request timeout counted from the call (no task group and no sleeping task per call, issue 11).
     @Test(
@@ -242,7 +270,14 @@ struct LoopTimedRunner: TriggerRunner {
         probe.bump("started")
         let nanoseconds = Int64(request.inputs.first?.variables["ns"]?.numberValue ?? 0)
         let outputs = request.inputs.map(\.variables)
-        let end = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { TriggerResult(outputs: outputs) }
+        // `deadline_exceeded`: the run ends with a runner's own DEADLINE_EXCEEDED (its grpc-timeout) instead.
+        let failsDeadline = request.inputs.first?.variables["deadline_exceeded"] != nil
+        let end = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { () throws -> TriggerResult in
+            if failsDeadline {
+                throw GatewayError(.deadlineExceeded, "the run did not finish within its grpc-timeout")
+            }
+            return TriggerResult(outputs: outputs)
+        }
         let probe = self.probe
         cancellation.whenCancelled {
             probe.bump("cancelled")

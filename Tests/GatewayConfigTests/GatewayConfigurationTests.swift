@@ -289,3 +289,48 @@ struct GatewayConfigurationTests {
         #expect(example.log == .defaults, "scripts/example-config.yaml shows the defaults")
     }
 }
+
+/// Review 10, findings 8 and 5: valid files that are likely not meant load with located warnings.
+@Suite("GatewayConfiguration warnings: pools and no routes; SI size suffixes")
+struct GatewayConfigurationWarningTests {
+    @Test("pools and no routes (key absent or empty): one warning at routes; with a route, none")
+    func poolsWithoutRoutes() throws {
+        for file in [
+            #"pools: [{name: a, transport: http, endpoints: ["127.0.0.1:9090"]}]"#,
+            "pools: [{name: a, transport: inprocess}]\nroutes: []",
+        ] {
+            let config = try GatewayConfiguration.parse(yaml: file, source: "gw.yaml")
+            #expect(config.routes.isEmpty)
+            #expect(
+                config.warnings.map(\.description)
+                    == ["gw.yaml: routes: no routes: every trigger will be 404 (no route matches it)"], "\(file)")
+        }
+        let routed = try GatewayConfiguration.parse(
+            yaml: "pools: [{name: a, transport: inprocess}]\nroutes: [{namespace: n, pool: a}]", source: "gw.yaml")
+        #expect(routed.warnings.isEmpty)
+        // The embedded default (no pools, no routes key) routes demo: nothing to warn of.
+        #expect(try GatewayConfiguration.parse(yaml: "{}", source: "gw.yaml").warnings.isEmpty)
+    }
+
+    @Test("an SI suffix on a byte size: loaded as powers of 1000, with a warning naming both readings")
+    func siSizeSuffix() throws {
+        let config = try GatewayConfiguration.parse(
+            yaml: "limits: {max_body_bytes: 32MB, max_header_bytes: 64KiB, stream_buffer_bytes: 1048576}",
+            source: "gw.yaml")
+        #expect(config.limits.maxBodyBytes == 32_000_000)
+        #expect(config.limits.maxHeaderBytes == 65_536)
+        #expect(
+            config.warnings.map(\.description) == [
+                "gw.yaml: limits.max_body_bytes: 32MB is 32000000 bytes (an SI suffix: powers of 1000); "
+                    + "the binary 32MiB would be 33554432"
+            ])
+        #expect(config.warnings.first?.line == 1)
+        // Lower case and a space, as the grammar allows.
+        let spaced = try GatewayConfiguration.parse(yaml: "limits: {max_body_bytes: 2 kb}", source: "f")
+        #expect(spaced.limits.maxBodyBytes == 2_000)
+        #expect(
+            spaced.warnings.map(\.message) == [
+                "2 kb is 2000 bytes (an SI suffix: powers of 1000); the binary 2 KiB would be 2048"
+            ])
+    }
+}

@@ -269,6 +269,28 @@ struct AccessLogTests {
         }
     }
 
+    @Test("a head refused for a control character in a field: the access line names its method and path (review 10)")
+    func refusedHeadNamesItsLine() async throws {
+        let curl = try #require(TestProcess.which("curl"))
+        try await ProcessTests.withGatewayProcess { server in
+            let out = try await TestProcess.run(
+                curl,
+                [
+                    "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Request-Id: abc\u{1B}[31mRED",
+                    "http://127.0.0.1:\(server.port)/healthz?probe=1",
+                ])
+            #expect(out.stdoutString == "400", "\(out.stdoutString)")
+            let lines = await Self.lines(of: server, containing: "status=400")
+            let access = try #require(lines.first { $0.contains("msg=request ") }, "\(server.logged)")
+            let fields = Self.logfmt(access)
+            #expect(fields["method"] == "GET", "\(access)")
+            #expect(fields["path"] == "/healthz", "\(access)")
+            #expect(fields["operation"] == "unmatched", "\(access)")
+            // The refused value itself is not logged (the generated request id replaces the bad one).
+            #expect(!access.contains("RED"), "\(access)")
+        }
+    }
+
     @Test("log: {format: json} in the file: the lines are JSON; --log-format logfmt overrides it")
     func formatFromFile() async throws {
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("tg-log-\(UUID().uuidString).yaml")
@@ -279,6 +301,16 @@ struct AccessLogTests {
             let first = try #require(server.logged.split(separator: "\n").first)
             let object = try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any]
             #expect(object?["msg"] as? String == "configuration loaded", "\(first)")
+            // Review 10, finding 9: counts are JSON numbers on every line (`.stringConvertible`), not strings.
+            #expect(await server.stopAndReadLog())
+            let objects = try server.logged.split(separator: "\n").map {
+                try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], "\($0)")
+            }
+            for (message, key) in [("scheduler started", "schedules"), ("draining connections", "connections.open")] {
+                let line = try #require(objects.first { $0["msg"] as? String == message }, "\(server.logged)")
+                #expect(line[key] is NSNumber && !(line[key] is String), "\(message): \(line)")
+                #expect((line[key] as? NSNumber)?.intValue == 0, "\(message): \(line)")
+            }
         }
         try await ProcessTests.withGatewayProcess(["--config", config.path, "--log-format", "logfmt"]) { server in
             _ = await server.logOccurrences(of: "configuration loaded", timeout: .seconds(5))

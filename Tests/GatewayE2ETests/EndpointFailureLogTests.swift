@@ -6,7 +6,7 @@ import Testing
 /// Review 8, finding 4, on the real executable: an endpoint that is down is one warning, not one per try.
 @Suite("a failing endpoint is logged once per interval, every failure still counted", .serialized)
 struct EndpointFailureLogTests {
-    @Test("20 calls to a refused endpoint: one warning line; the backend metrics count every try")
+    @Test("20 calls to a refused endpoint: one warning line of each kind; the backend metrics count every try")
     func oneWarningPerInterval() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-down-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
@@ -41,6 +41,14 @@ struct EndpointFailureLogTests {
             // All 20 calls fall within the 10 s interval of the first failure.
             #expect(warnings.count == 1, "\(warnings.prefix(3))")
             #expect(warnings.first?.contains(#"backend.endpoint=127.0.0.1:1"#) == true, "\(warnings)")
+            // Review 10, finding 2: the per-request `trigger failed` warning follows the same rule (the access
+            // line of each request still carries its 5xx).
+            let lines = server.logged.split(separator: "\n")
+            let failed = lines.filter { $0.contains(#"msg="trigger failed""#) && $0.contains("level=warning") }
+            #expect(failed.count == 1, "\(failed.prefix(3))")
+            #expect(failed.first?.contains("backend.pool=down") == true, "\(failed)")
+            let fiveHundreds = lines.filter { $0.contains("msg=request ") && $0.contains("status=502") }
+            #expect(fiveHundreds.count == calls, "\(fiveHundreds.count)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayApp
 import GatewayConfig
 import GatewayServer
 import GatewayTestSupport
@@ -57,7 +58,9 @@ struct TLSListenerTests {
         }
     }
 
-    @Test("cleartext on a TLS-only port gets a readable HTTP/1.1 400; with allow_plaintext it is served too")
+    @Test(
+        "cleartext on a TLS-only port: HTTP/1.1 gets a readable 400, h2c and gRPC a GOAWAY saying why; with allow_plaintext it is served too"
+    )
     func cleartextRules() async throws {
         let pki = try await TestCertificates.make()
         defer { pki.remove() }
@@ -67,6 +70,17 @@ struct TLSListenerTests {
             #expect(plain.output.contains("this port requires TLS"), "\(plain.output)")
             let h2c = try await Self.trigger(port: gateway.port, scheme: "http", ["--http2-prior-knowledge"])
             #expect(!h2c.output.contains("status=200"), "\(h2c.output)")
+            // Review 10, finding 4: an h2c client reads the reason too, as GOAWAY(INADEQUATE_SECURITY) debug data:
+            // nghttp prints the frame, and grpcio's UNAVAILABLE carries the text.
+            if let nghttp = TestProcess.which("nghttp") {
+                let out = try await TestProcess.run(nghttp, ["-v", "http://127.0.0.1:\(gateway.port)/healthz"])
+                let text = out.stdoutString + out.stderr
+                #expect(text.contains("GOAWAY") && text.contains("INADEQUATE_SECURITY"), "\(text)")
+                #expect(text.contains("this port requires TLS"), "\(text)")
+            }
+            let grpc = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"k": 2}]"#])
+            #expect(grpc["code"] as? String == "UNAVAILABLE", "\(grpc)")
+            #expect((grpc["details"] as? String)?.contains("this port requires TLS") == true, "\(grpc)")
         }
         try await withTestGateway(yaml: Self.yaml(pki, extra: "allow_plaintext: true")) { gateway in
             let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])
@@ -123,7 +137,9 @@ struct TLSListenerTests {
         }
     }
 
-    @Test("a reload with a renewed certificate: new connections get it, an open connection keeps working")
+    @Test(
+        "a reload with a renewed certificate: new connections get it, an open connection keeps working; its expiry on /metrics and in the report"
+    )
     func reloadCertificate() async throws {
         let pki = try await TestCertificates.make()
         defer { pki.remove() }
@@ -131,7 +147,30 @@ struct TLSListenerTests {
             let open = try await TestHTTPClient.connect(port: gateway.port, tlsCA: pki.caFile)
             let first = try await open.request("GET", "/healthz")
             #expect(first.status == 200)
-            _ = try gateway.reload(yaml: Self.yaml(pki, cert: pki.otherServerCert, key: pki.otherServerKey))
+            // Review 10, finding 3: the certificate's expiry on /metrics, with the standard process metrics.
+            func gauge(_ name: String) async throws -> Double? {
+                let text = try await open.request("GET", "/metrics").bodyString
+                let line = text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                return line.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            let now = Date().timeIntervalSince1970
+            let expiry = try #require(try await gauge("trigger_gateway_tls_certificate_expiry_timestamp_seconds"))
+            // TestCertificates signs for 2 days.
+            #expect(expiry > now + 86_400 && expiry < now + 3 * 86_400, "\(expiry)")
+            let started = try #require(try await gauge("process_start_time_seconds"))
+            #expect(started <= now + 1 && started > now - 86_400, "\(started)")
+            let openFDs = try #require(try await gauge("process_open_fds"))
+            let maxFDs = try #require(try await gauge("process_max_fds"))
+            #expect(openFDs >= 3 && openFDs < maxFDs, "\(openFDs) of \(maxFDs)")
+            // The same certificate again: the reload names none; the other one: it names it.
+            #expect(try gateway.reload(yaml: Self.yaml(pki)).certificate == nil)
+            let report = try gateway.reload(yaml: Self.yaml(pki, cert: pki.otherServerCert, key: pki.otherServerKey))
+            let certificate = try #require(report.certificate)
+            #expect(certificate.subject == "CN=localhost")
+            #expect(abs(certificate.notValidAfter.timeIntervalSince1970 - expiry) < 60, "\(certificate)")
+            #expect(
+                try await gauge("trigger_gateway_tls_certificate_expiry_timestamp_seconds")
+                    == certificate.notValidAfter.timeIntervalSince1970)
             let renewed = try await Self.trigger(port: gateway.port, ["--cacert", pki.otherCAFile])
             #expect(renewed.output.contains("status=200"), "\(renewed.output)")
             let old = try await Self.trigger(port: gateway.port, ["--cacert", pki.caFile])

@@ -186,12 +186,15 @@ struct GatewayMetricsTests {
         metrics.connections.opened(.http2, tls: false)
         metrics.config.setDigest("sha256:abc")
         metrics.config.recordReload(.refused, at: 1_700_000_000)
+        metrics.setListenerCertificateExpiry(1_800_000_000)
 
         let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
         #expect(!scrape.samples.isEmpty)
+        // Prometheus' standard process metrics keep their standard names (review 10, finding 3).
+        let standard: Set = ["process_start_time_seconds", "process_open_fds", "process_max_fds"]
         for series in scrape.samples.keys {
             let family = scrape.family(of: series)
-            #expect(family.hasPrefix("trigger_gateway_"), "\(series)")
+            #expect(family.hasPrefix("trigger_gateway_") || standard.contains(family), "\(series)")
             #expect(scrape.help[family]?.isEmpty == false, "no HELP for \(family)")
             let type = try #require(scrape.type[family], "no TYPE for \(family)")
             #expect((type == "counter") == family.hasSuffix("_total"), "\(family) is a \(type)")
@@ -199,6 +202,14 @@ struct GatewayMetricsTests {
         for (family, type) in scrape.type where type == "histogram" {
             #expect(family.hasSuffix("_seconds") || family.hasSuffix("_bytes"), "\(family): a unit in base units")
         }
+        #expect(scrape.samples["trigger_gateway_tls_certificate_expiry_timestamp_seconds"] == 1_800_000_000)
+        let openFDs = try #require(scrape.samples["process_open_fds"])
+        let maxFDs = try #require(scrape.samples["process_max_fds"])
+        #expect(openFDs >= 3 && openFDs < maxFDs, "\(openFDs) of \(maxFDs)")
+        // This test process started before this scrape, and less than a day ago.
+        let started = try #require(scrape.samples["process_start_time_seconds"])
+        let now = Date().timeIntervalSince1970
+        #expect(started <= now + 1 && started > now - 86_400, "\(started) vs \(now)")
         #expect(scrape.samples[#"trigger_gateway_pool_rejected_total{pool="runner"}"#] == 1)
         #expect(scrape.samples[#"trigger_gateway_pool_ejections_total{pool="runner",endpoint="127.0.0.1:1"}"#] == 1)
         #expect(scrape.samples[#"trigger_gateway_pool_endpoint_available{pool="runner",endpoint="127.0.0.1:1"}"#] == 0)

@@ -435,3 +435,43 @@ struct HTTP1RequestDecoderTests {
         #expect(Self.decode("GET / HTTP/1.1\r\nHost: a\r\nX: y").leftover > 0)
     }
 }
+
+/// Review 10, finding 10: a head refused after its request line names that line, for the access log.
+@Suite("HTTP/1.1 request decoder: the request line of a refused head")
+struct HTTP1RequestDecoderFailedLineTests {
+    /// Feeds `text` whole; the failure and the decoder's `failedRequestLine`.
+    static func fail(_ text: String) -> (HTTP1RequestDecoder.Failure?, method: String?, target: String?) {
+        var decoder = HTTP1RequestDecoder(limits: .init(maxHeadBytes: 128))
+        var buffer = ByteBuffer(string: text)
+        do {
+            while try decoder.next(&buffer) != nil {}
+            return (nil, nil, nil)
+        } catch {
+            return (error, decoder.failedRequestLine?.method, decoder.failedRequestLine?.target)
+        }
+    }
+
+    @Test("a control character in a field value (whole head or not): the line's method and target")
+    func controlInField() {
+        let whole = Self.fail("GET /healthz?x=1 HTTP/1.1\r\nRequest-Id: abc\u{1B}[31mRED\r\n\r\n")
+        #expect(whole.0 == .invalidFieldValue)
+        #expect(whole.method == "GET" && whole.target == "/healthz?x=1")
+        // The head not yet whole: refused as the bad line arrives, after two empty lines before it (§2.2).
+        let partial = Self.fail("\r\n\r\nPOST /v1beta/x HTTP/1.1\r\nA: \u{7F}\r\n")
+        #expect(partial.0 == .invalidFieldValue)
+        #expect(partial.method == "POST" && partial.target == "/v1beta/x")
+    }
+
+    @Test("a head over the limit names its line; a bad request line, or none whole, names nothing")
+    func limitsAndBadLines() {
+        let long = Self.fail("GET /big HTTP/1.1\r\nA: " + String(repeating: "a", count: 200))
+        #expect(long.0 == .headTooLarge)
+        #expect(long.method == "GET" && long.target == "/big")
+        let badMethod = Self.fail("G(T / HTTP/1.1\r\n\r\n")
+        #expect(badMethod.0 == .invalidMethod && badMethod.method == nil)
+        let badVersion = Self.fail("GET / HTTP/2.0\r\n\r\n")
+        #expect(badVersion.0 == .invalidVersion && badVersion.target == nil)
+        let overlongLine = Self.fail("GET /" + String(repeating: "a", count: 200))
+        #expect(overlongLine.0 == .headTooLarge && overlongLine.method == nil)
+    }
+}

@@ -1,5 +1,5 @@
-import Backends
 import NIOCore
+import Observability
 import Synchronization
 import Testing
 

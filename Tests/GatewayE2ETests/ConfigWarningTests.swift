@@ -1,0 +1,39 @@
+import Foundation
+import GatewayTestSupport
+import Testing
+
+/// Review 10, findings 8 and 5, on the real executable: a file that loads but is likely not meant is said so by
+/// `check-config` (still exit 0) and in `serve`'s log.
+@Suite("config warnings: check-config and serve say them, and still load the file")
+struct ConfigWarningTests {
+    @Test("pools and no routes, an SI size: check-config warns on stderr and exits 0; serve logs both warnings")
+    func poolsWithoutRoutesAndSISize() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-warn-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+        limits: {max_body_bytes: 32MB}
+        pools: [{name: a, transport: http, endpoints: ["127.0.0.1:9"]}]
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let out = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdoutString.contains(": ok (1 pools, 0 routes"), "\(out.stdoutString)")
+        #expect(
+            out.stderr.contains(
+                "warning: \(file.path): routes: no routes: every trigger will be 404 (no route matches it)"),
+            "\(out.stderr)")
+        #expect(
+            out.stderr.contains(
+                "warning: \(file.path): limits.max_body_bytes: 32MB is 32000000 bytes (an SI suffix: powers of 1000); "
+                    + "the binary 32MiB would be 33554432"), "\(out.stderr)")
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            #expect(await server.stopAndReadLog())
+            let warnings = server.logged.split(separator: "\n").filter { $0.contains("level=warning") }
+            #expect(
+                warnings.contains {
+                    $0.contains("msg=\"no routes: every trigger will be 404") && $0.contains("config.key=routes")
+                },
+                "\(server.logged)")
+            #expect(warnings.contains { $0.contains("config.key=limits.max_body_bytes") }, "\(server.logged)")
+        }
+    }
+}
