@@ -272,18 +272,14 @@ package final class GatewayServer: Service {
                         clientPrincipal: tls.clientPrincipal(of: channel))
                 }
             )
-        case .plaintextRefused(let http2):
-            // The client reads why in its own protocol, then the connection closes.
-            let text = "this port requires TLS (https://, or a gRPC channel with TLS credentials)"
+        case .plaintextRefused:
+            // Where the client speaks HTTP/1.1 it reads why; anything else sees the connection close.
+            let text = "this port requires TLS (https://, or a gRPC channel with TLS credentials)\n"
             var response = channel.allocator.buffer(capacity: 160 + text.utf8.count)
-            if http2 {
-                Self.writeTLSRequiredGoaway(debugData: text, into: &response)
-            } else {
-                response.writeString(
-                    "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                        + "content-length: \(text.utf8.count + 1)\r\nconnection: close\r\n\r\n\(text)\n"
-                )
-            }
+            response.writeString(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                    + "content-length: \(text.utf8.count)\r\nconnection: close\r\n\r\n\(text)"
+            )
             channel.writeAndFlush(response).whenComplete { _ in channel.close(promise: nil) }
         case .http1:
             countOpen(channel, .http1, tls: secure, metrics: services.metrics)
@@ -297,23 +293,6 @@ package final class GatewayServer: Service {
             countOpen(channel, .http2, tls: secure, metrics: services.metrics)
             try configureHTTP2(channel, services: current, clientPrincipal: clientPrincipal)
         }
-    }
-
-    /// An h2c client on a TLS-only port (its whole preface read): the server preface (an empty SETTINGS frame,
-    /// RFC 9113 §3.4), then GOAWAY with last-stream-id 0 (no stream was processed: a client may retry anywhere),
-    /// INADEQUATE_SECURITY (0xc, §7: the transport does not meet the security the server requires) and `debugData`
-    /// (§6.8), which gRPC libraries put into the UNAVAILABLE they report and `nghttp -v` prints. Written by hand:
-    /// no HTTP/2 session exists for a connection that is refused before it starts.
-    static func writeTLSRequiredGoaway(debugData: String, into buffer: inout ByteBuffer) {
-        // SETTINGS: length 0, type 0x4, flags 0, stream 0.
-        buffer.writeBytes([0, 0, 0, 0x4, 0, 0, 0, 0, 0])
-        let debug = Array(debugData.utf8)
-        let length = 8 + debug.count
-        buffer.writeBytes([UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), 0x7, 0])
-        buffer.writeInteger(UInt32(0))  // stream 0
-        buffer.writeInteger(UInt32(0))  // last-stream-id
-        buffer.writeInteger(UInt32(0xC))  // INADEQUATE_SECURITY
-        buffer.writeBytes(debug)
     }
 
     /// `trigger_gateway_connections_open{protocol,tls}`: up now, down when the connection closes.
