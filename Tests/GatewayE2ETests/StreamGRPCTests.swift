@@ -88,10 +88,10 @@ struct StreamGRPCTests {
     }
 
     @Test(
-        "a stream silent for the idle timeout ends with DEADLINE_EXCEEDED; a busy one outlives the request timeout",
+        "a stream silent for timeouts.stream_idle ends with DEADLINE_EXCEEDED; a busy one outlives the request timeout",
         arguments: StreamBackend.allCases)
     func idleVersusTotal(backend: StreamBackend) async throws {
-        try await withStreamSetup(backend, timeouts: "request: 1s, idle: 1s") { setup in
+        try await withStreamSetup(backend, timeouts: "request: 1s, stream_idle: 1s") { setup in
             var answer = try await Peers.grpcio(
                 "stream-run", port: setup.gateway.port, ["tokens", #"[{"prompt":"a b c d e f g h","delay_ms":400}]"#]
             )
