@@ -337,7 +337,9 @@ extension GRPCBackendTransport: LoopCallingTransport {
                     "backend pool \"\(configuration.name)\": the deadline passed before the call started"
                 )
             }
-            headers.add(lowercasedName: "grpc-timeout", value: GRPCTimeout.encode(remaining))
+            // Three significant digits, rounded up: one value for the calls of a pool, which HPACK indexes
+            // (GRPCTimeout.encodeIndexable); the exact deadline is this side's, enforced by the call's timer.
+            headers.add(lowercasedName: "grpc-timeout", value: GRPCTimeout.encodeIndexable(remaining))
         }
         request.forEachForwardedField { headers.add(lowercasedName: $0, value: $1) }
         return headers

@@ -235,6 +235,9 @@ enum DecoderFuzzing {
         let string = String(decoding: bytes, as: UTF8.self)
         if let timeout = GRPCTimeout.parse(string) {
             precondition(GRPCTimeout.parse(GRPCTimeout.encode(timeout)) != nil, "grpc-timeout re-encoding")
+            // The backend's form: parses, and never says less time than there is.
+            let indexable = GRPCTimeout.parse(GRPCTimeout.encodeIndexable(timeout))
+            precondition(indexable.map { $0 >= timeout } == true, "grpc-timeout indexable re-encoding")
         }
         _ = GRPCStatusMessage.percentDecode(string)
         let encoded = GRPCStatusMessage.percentEncode(string)

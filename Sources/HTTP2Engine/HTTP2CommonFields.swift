@@ -49,6 +49,27 @@ enum HTTP2CommonFields {
         }
     }
 
+    /// Whether a field named `name` (lowercase, as blocks store them) carries a value new on every message, which
+    /// the engine then sends as an HPACK "literal never indexed" (RFC 7541 §6.2.3, `NGHTTP2_NV_FLAG_NO_INDEX`)
+    /// rather than adding it to the dynamic tables of both ends: `request-id` (made per request when the client
+    /// sent none), `traceparent` (a new span id on every hop, W3C Trace Context §3.2.2.4), `idempotency-key`
+    /// (one per operation).
+    ///
+    /// Why (issue 11, what a runner pays behind the gateway): indexed, each of these values was copied into the
+    /// receiver's table on every call (an allocation, and an eviction once the 4 KiB table is full), and the
+    /// ~200 bytes they add per call turned the table over every ~20 calls, evicting the fields that do repeat
+    /// (`:authority`, `grpc-timeout`, the principal), which were then sent in full again. Never indexed, they
+    /// cost the receiver one literal each and leave the table to the fields that repeat.
+    static func isUniquePerMessage(_ name: String) -> Bool {
+        // Lengths first: nearly every field differs there, and a small string's equality is a word compare.
+        switch name.utf8.count {
+        case 10: name == "request-id"
+        case 11: name == "traceparent"
+        case 15: name == "idempotency-key"
+        default: false
+        }
+    }
+
     /// `string` when `bytes` (of the literal's length, as the callers' switch guarantees) equals `literal`: the
     /// same text twice, once as bytes to compare with no string machinery, once as the `String` literal to hand
     /// out (making a `String` from a `StaticString` would decode it again, and allocate past 15 bytes).

@@ -7,7 +7,8 @@ extension HTTP2Headers {
     /// temporary allocations (on the stack for a block of ordinary size): issue 11, the three arrays built
     /// here before were three heap allocations per block, three blocks per proxied gRPC call. No
     /// NGHTTP2_NV_FLAG_NO_COPY_* flag is set: libnghttp2 copies every pair during the `nghttp2_submit_*`
-    /// call, so nothing here has to outlive it.
+    /// call, so nothing here has to outlive it. Fields whose value is new on every message go out never
+    /// indexed (`HTTP2CommonFields.isUniquePerMessage`).
     func withNGHTTP2NVArray<T>(_ body: (UnsafePointer<nghttp2_nv>?, Int) -> T) -> T {
         // Over the buffer by index: `for field in fields` copied each field, a retain and a release of both its
         // strings per field and loop (issue 11: ~13 fields per proxied gRPC call, visited twice).
@@ -34,7 +35,8 @@ extension HTTP2Headers {
                                 value: base + value,
                                 namelen: value - name,
                                 valuelen: offset - value,
-                                flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                                flags: HTTP2CommonFields.isUniquePerMessage(fields[index].name)
+                                    ? UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) : UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
                             )
                         )
                     }

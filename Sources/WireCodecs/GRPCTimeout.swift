@@ -37,6 +37,38 @@ package enum GRPCTimeout {
         return "\(maxValue)H"
     }
 
+    /// The header value for `amount` rounded up to three significant digits, in the coarsest unit that holds
+    /// that value exactly: 59.999768 s is `1M`, 4.98731 s is `4990m`, 123 ns is `123n`. Never less than
+    /// `amount`, and at most 1 % more (`encode` near `TimeAmount`'s largest value, where rounding up overflows).
+    ///
+    /// Why (issue 11, the runner's cost behind the gateway): a backend call's `grpc-timeout` is the time left
+    /// of its deadline, which `encode` wrote to the microsecond, a value new on every call. HPACK (RFC 7541)
+    /// cannot index such a value: each call sent it as a new literal and added it to both ends' dynamic tables,
+    /// evicting fields that repeat. Rounded to three digits the calls of a pool share a value (all of them,
+    /// when the client set no deadline and the request timeout is the one), sent after the first call as
+    /// one byte naming a table entry. grpc-core rounds the same way ("encoding may round up arbitrarily").
+    /// Rounding up does not let a backend run past the deadline: the gateway enforces the exact deadline
+    /// itself and resets the stream (RST_STREAM CANCEL) when it passes.
+    package static func encodeIndexable(_ amount: TimeAmount) -> String {
+        let nanos = amount.nanoseconds
+        guard nanos > 0 else { return "0n" }
+        // 10^(digits - 3) for a value of more than three digits: the step the value is rounded up to.
+        var step: Int64 = 1
+        while nanos / step >= 1_000 { step *= 10 }
+        let (steps, remainder) = nanos.quotientAndRemainder(dividingBy: step)
+        let (rounded, overflow) = (steps + (remainder == 0 ? 0 : 1)).multipliedReportingOverflow(by: step)
+        guard !overflow else { return encode(amount) }
+        for (perUnit, symbol) in coarsestFirst where rounded % perUnit == 0 && rounded / perUnit <= maxValue {
+            return "\(rounded / perUnit)\(symbol)"
+        }
+        return encode(amount)
+    }
+
+    /// Nanoseconds per unit, coarsest first.
+    private static let coarsestFirst: [(Int64, Character)] = [
+        (3_600_000_000_000, "H"), (60_000_000_000, "M"), (1_000_000_000, "S"), (1_000_000, "m"), (1_000, "u"), (1, "n"),
+    ]
+
     private static func nanoseconds(perUnit unit: UInt8) -> Int64? {
         switch unit {
         case UInt8(ascii: "H"): 3_600_000_000_000

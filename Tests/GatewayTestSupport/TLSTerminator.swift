@@ -108,7 +108,7 @@ package final class TLSTerminator: Sendable {
             ClientBootstrap(group: context.eventLoop)
                 .channelInitializer { back in
                     back.eventLoop.makeCompletedFuture {
-                        try back.pipeline.syncOperations.addHandler(Back(front: front))
+                        try back.pipeline.syncOperations.addHandler(RelayBackHandler(front: front))
                     }
                 }
                 .connect(host: "127.0.0.1", port: backendPort)
@@ -143,21 +143,4 @@ package final class TLSTerminator: Sendable {
         }
     }
 
-    /// The backend side: bytes from the backend go back to the TLS client.
-    private final class Back: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-
-        private let front: any Channel
-
-        init(front: any Channel) { self.front = front }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            front.writeAndFlush(unwrapInboundIn(data), promise: nil)
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            front.close(promise: nil)
-            context.fireChannelInactive()
-        }
-    }
 }

@@ -167,6 +167,37 @@ struct GRPCFramingTests {
         #expect(GRPCTimeout.parse(header).map { $0 >= amount } == true)
     }
 
+    /// A backend call's grpc-timeout (issue 11): one value for the calls of a pool, so HPACK indexes it.
+    @Test(
+        "grpc-timeout for a backend rounds up to three significant digits, in the coarsest exact unit",
+        arguments: [
+            (TimeAmount.nanoseconds(59_999_768_000), "1M"), (.nanoseconds(59_850_000_000), "59900m"),
+            (.nanoseconds(4_987_310_000), "4990m"), (.seconds(30), "30S"), (.milliseconds(29_999), "30S"),
+            (.seconds(90), "90S"), (.hours(2), "2H"), (.nanoseconds(123), "123n"), (.nanoseconds(1_001), "1010n"),
+            (.nanoseconds(999_999), "1m"), (.nanoseconds(100_000_001), "101m"), (.nanoseconds(1), "1n"),
+            (.nanoseconds(0), "0n"), (.nanoseconds(-5), "0n"), (.nanoseconds(.max), "2562048H"),
+            (.hours(2_000_000), "2000000H"),
+        ]
+    )
+    func timeoutEncodesIndexable(amount: TimeAmount, header: String) throws {
+        #expect(GRPCTimeout.encodeIndexable(amount) == header)
+        let parsed = try #require(GRPCTimeout.parse(header))
+        // Never less than the amount, and at most 1 % more.
+        #expect(parsed >= amount)
+        if amount > .zero, amount < .hours(1_000_000) {
+            #expect(parsed.nanoseconds - amount.nanoseconds <= amount.nanoseconds / 100)
+        }
+    }
+
+    @Test("calls a few milliseconds apart under a 60 s request timeout all send one grpc-timeout value")
+    func timeoutIndexableIsShared() {
+        let values = Set(
+            stride(from: 0, to: 50_000_000, by: 997_001).map {
+                GRPCTimeout.encodeIndexable(.nanoseconds(60_000_000_000 - Int64($0)))
+            })
+        #expect(values == ["1M"])
+    }
+
     @Test(
         "grpc-message percent-encoding round-trips UTF-8 and escapes only what the spec says",
         arguments: [
