@@ -10,10 +10,7 @@ import TriggerModel
 /// bytes, and the test walks each request's HPACK block (RFC 7541 §6) to see how every field was sent.
 @Suite("gRPC backend calls: HPACK form of the request headers")
 struct GRPCBackendHPACKTests {
-    @Test(
-        "from the second call on nothing new enters the runner's HPACK table: per-call values go never indexed, "
-            + "the rest (grpc-timeout included) as table indexes"
-    )
+    @Test("from the second call on, per-call values go never indexed and the rest (grpc-timeout too) as indexes")
     func perCallValuesNeverIndexed() async throws {
         try await withGRPCBackend { backend in
             let relay = try await RecordingRelay(backendPort: backend.port)
