@@ -262,7 +262,7 @@ let package = Package(
         .target(
             name: "GatewayBenchmarks",
             dependencies: [
-                "TriggerModel", "ProtoCodec", "WireCodecs", "Observability", nioCore,
+                "TriggerModel", "ProtoCodec", "WireCodecs", "Observability", "HTTP2Engine", nioCore,
                 // swift-prometheus' histogram, the row our sharded one is measured against.
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

@@ -1,4 +1,6 @@
 import Dispatch
+import Glibc
+import HTTP2Engine
 import NIOCore
 import Observability
 import Prometheus
@@ -169,6 +171,7 @@ public enum GatewayBenchmarks {
             })
 
         list += histogramRows()
+        list += chunkPoolRows()
 
         // gRPC deframing: 100 small messages in one read; one large message in 64 KiB reads.
         let small = instillRequest(smallVariables)
@@ -476,6 +479,31 @@ extension GatewayBenchmarks {
             MicroBenchmark(
                 name: "histogram record, swift-prometheus ValueHistogram, 2 threads × \(contendedRecords) at once",
                 bytes: 0, run: contended { theirs.record($0) }),
+        ]
+    }
+}
+
+extension GatewayBenchmarks {
+    /// libnghttp2's allocations (issue 11): a unary call's pattern through ``NGHTTP2ChunkPool`` (the session's
+    /// `nghttp2_mem`) against the process allocator (glibc `malloc`/`free`, which libnghttp2 uses without one).
+    /// One run allocates 18 blocks of the sizes libnghttp2 1.52 asks for in a unary call (a stream, outbound
+    /// items, a copied header array, HPACK name and value buffers; sizes from its structs, approximate) and
+    /// frees them, so the rows' times are per call.
+    static func chunkPoolRows() -> [MicroBenchmark] {
+        let sizes = [280, 176, 176, 48, 40, 44, 52, 36, 320, 176, 96, 40, 44, 176, 60, 176, 40, 48]
+        let pool = NGHTTP2ChunkPool()
+        var held = [UnsafeMutableRawPointer?](repeating: nil, count: sizes.count)
+        return [
+            MicroBenchmark(name: "nghttp2 chunk pool: a unary call's 18 allocations and frees", bytes: 0) {
+                for (i, size) in sizes.enumerated() { held[i] = pool.allocate(size) }
+                for pointer in held { pool.deallocate(pointer) }
+                return held.count
+            },
+            MicroBenchmark(name: "nghttp2 default allocator (malloc/free): the same 18", bytes: 0) {
+                for (i, size) in sizes.enumerated() { held[i] = malloc(size) }
+                for pointer in held { free(pointer) }
+                return held.count
+            },
         ]
     }
 }

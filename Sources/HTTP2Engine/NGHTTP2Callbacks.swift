@@ -2,7 +2,7 @@ import CNghttp2
 
 /// The process-wide libnghttp2 callbacks table and session options, built once and never freed.
 ///
-/// libnghttp2 copies both into each session at `nghttp2_session_*_new2`, so sharing read-only pointers
+/// libnghttp2 copies both into each session at `nghttp2_session_*_new3`, so sharing read-only pointers
 /// across event loops is safe; that is what makes the `@unchecked Sendable` true.
 struct NGHTTP2Tables: @unchecked Sendable {
     let callbacks: OpaquePointer

@@ -55,6 +55,9 @@ package final class NGHTTP2Session {
     /// `user_data` pointer when the session is created, and Swift only lets us form
     /// `Unmanaged.passUnretained(self)` once every stored property is initialized.
     private(set) var nghttp2: OpaquePointer! = nil
+    /// libnghttp2's allocator for this session (issue 11: its per-call allocations recycled). Released after
+    /// `deinit` has deleted the session, so it outlives every chunk libnghttp2 holds.
+    private let memoryPool = NGHTTP2ChunkPool()
 
     /// The open streams we know about, by id. See ``HTTP2StreamState`` for the lifetime rules.
     var streams = HTTP2StreamTable<Int32, HTTP2StreamState>()
@@ -129,21 +132,24 @@ package final class NGHTTP2Session {
         let tables = NGHTTP2Tables.shared
         let userData = Unmanaged.passUnretained(self).toOpaque()
         var session: OpaquePointer?
+        // libnghttp2 copies the struct; its `mem_user_data` is the pool's state, which lives as long as `self`.
+        var memory = self.memoryPool.memory
         let rc: Int32
         switch role {
         case .server:
             let options = configuration.expectsClientPreface ? tables.options : tables.optionsWithoutClientMagic
             // Returns 0 or NGHTTP2_ERR_NOMEM.
-            rc = nghttp2_session_server_new2(&session, tables.callbacks, userData, options)
+            rc = nghttp2_session_server_new3(&session, tables.callbacks, userData, options, &memory)
         case .client:
             // Returns 0 or NGHTTP2_ERR_NOMEM; the client writes its own preface from the first mem_send.
-            rc = nghttp2_session_client_new2(&session, tables.callbacks, userData, tables.clientOptions)
+            rc = nghttp2_session_client_new3(&session, tables.callbacks, userData, tables.clientOptions, &memory)
         }
-        precondition(rc == 0 && session != nil, "nghttp2_session_*_new2 failed: \(nghttpErrorString(rc))")
+        precondition(rc == 0 && session != nil, "nghttp2_session_*_new3 failed: \(nghttpErrorString(rc))")
         self.nghttp2 = session
     }
 
     deinit {
+        // Frees through ``memoryPool``, which is released only after this body.
         nghttp2_session_del(self.nghttp2)
     }
 
