@@ -9,6 +9,7 @@ import NIOPosix
 import Observability
 import ServiceLifecycle
 import Synchronization
+import TriggerModel
 
 /// The one listener: accepts connections, sniffs HTTP/1.1 vs HTTP/2, installs the matching frontend, and
 /// drains on shutdown.
@@ -272,13 +273,18 @@ package final class GatewayServer: Service {
                         clientPrincipal: tls.clientPrincipal(of: channel))
                 }
             )
-        case .plaintextRefused:
-            // Where the client speaks HTTP/1.1 it reads why; anything else sees the connection close.
-            let text = "this port requires TLS (https://, or a gRPC channel with TLS credentials)\n"
+        case .plaintextRefused(let http2):
+            // The client reads why in its own protocol, then the connection closes.
+            let text = "this port requires TLS (https://, or a gRPC channel with TLS credentials)"
+            if http2 {
+                countOpen(channel, .http2, tls: false, metrics: services.metrics)
+                try configureHTTP2(channel, services: current, refusal: GatewayError(.invalidArgument, text))
+                return
+            }
             var response = channel.allocator.buffer(capacity: 160 + text.utf8.count)
             response.writeString(
                 "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                    + "content-length: \(text.utf8.count)\r\nconnection: close\r\n\r\n\(text)"
+                    + "content-length: \(text.utf8.count + 1)\r\nconnection: close\r\n\r\n\(text)\n"
             )
             channel.writeAndFlush(response).whenComplete { _ in channel.close(promise: nil) }
         case .http1:

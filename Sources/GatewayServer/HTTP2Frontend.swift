@@ -9,11 +9,12 @@ extension GatewayServer {
     static func configureHTTP2(
         _ channel: any Channel,
         services current: CurrentFrontendServices,
-        clientPrincipal: String? = nil
+        clientPrincipal: String? = nil,
+        refusal: GatewayError? = nil
     ) throws {
         let services = current.value
         let frontend = HTTP2FrontendConnection(
-            services: current, eventLoop: channel.eventLoop, clientPrincipal: clientPrincipal)
+            services: current, eventLoop: channel.eventLoop, clientPrincipal: clientPrincipal, refusal: refusal)
         frontend.peerAddress = channel.remoteAddress
         var configuration = HTTP2SessionConfiguration.defaults
         configuration.maxConcurrentStreams = services.maxConcurrentStreams

@@ -121,11 +121,19 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     }
     /// `peerAddress` as `host:port`, made once for every request's record (the access log's `peer.address`).
     private(set) var peer: String?
+    /// Set for an h2c connection on a port that requires TLS (`ProtocolSniffer`'s `.plaintextRefused`): every request is
+    /// answered with this error in its protocol and the connection is shut down gracefully, so gRPC and h2c
+    /// clients read why (review 10, finding 4) and do not reconnect in a loop, as they do after a bare GOAWAY.
+    private let refusal: GatewayError?
 
-    init(services current: CurrentFrontendServices, eventLoop: any EventLoop, clientPrincipal: String? = nil) {
+    init(
+        services current: CurrentFrontendServices, eventLoop: any EventLoop, clientPrincipal: String? = nil,
+        refusal: GatewayError? = nil
+    ) {
         self.currentServices = current
         self.servicesGeneration = current.generation
         self.clientPrincipal = clientPrincipal
+        self.refusal = refusal
         self.services = current.value(clientPrincipal: clientPrincipal)
         self.eventLoop = eventLoop
     }
@@ -135,6 +143,12 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     func session(
         _ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool
     ) {
+        if let refusal {
+            refuse(headers, stream: stream, error: refusal)
+            // GOAWAY (the first call; later ones find it begun): the client's next call opens a new connection.
+            session.initiateGracefulShutdown()
+            return
+        }
         currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         // Only application/grpc[+codec] is gRPC; look-alikes (gRPC-Web) are answered 415 as REST.
         if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")) {
@@ -156,14 +170,25 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     ) {
         currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         let limit = services.maxHeaderBytes
-        var isGRPC = false
-        if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) { isGRPC = true }
+        let isGRPC = Self.isGRPC(headers)
         // gRPC: gRPC core's wording, which clients and their users search for.
         let error = GatewayError(
             .headersTooLarge,
             isGRPC
                 ? "received metadata size exceeds hard limit (\(size) vs. \(limit))"
                 : "request headers exceed limits.max_header_bytes (\(size) vs. \(limit) bytes)")
+        refuse(headers, stream: stream, error: error)
+    }
+
+    private static func isGRPC(_ headers: HTTP2Headers) -> Bool {
+        if case .grpc = GRPCContentType(header: headers.first(name: "content-type")) { return true }
+        return false
+    }
+
+    /// Answers a request refused before any routing with `error` in its protocol (gRPC status, or a REST error
+    /// body), logged like any refused request; a body that follows is consumed and dropped.
+    private func refuse(_ headers: HTTP2Headers, stream: HTTP2StreamID, error: GatewayError) {
+        let isGRPC = Self.isGRPC(headers)
         let requestID = RequestContext.requestID(headers.first(name: "request-id"))
         // `.done`: any body that follows is consumed and dropped.
         let state = StreamState(phase: .done)

@@ -9,9 +9,11 @@ package import NIOCore
 ///
 /// With TLS on the port (issue 17), the very first byte is looked at first: 0x16 (a TLS handshake record,
 /// RFC 8446 §5.1) decides `.tls`, after which the listener installs TLS and a second sniffer for what runs
-/// inside it; any other first byte is cleartext, served when the port allows it and otherwise answered with
-/// a readable HTTP/1.1 400 (`.plaintextRefused`). Neither `P` (the h2 preface) nor an HTTP/1.1 method starts
-/// with 0x16, so nothing is guessed.
+/// inside it; any other first byte is cleartext, served when the port allows it and otherwise refused
+/// (`.plaintextRefused`) in the client's own protocol, once the preface tells which: an HTTP/1.1 400 for HTTP/1.1;
+/// for h2c and gRPC an HTTP/2 session that answers each request with the reason (400, INVALID_ARGUMENT) and then
+/// GOAWAY (review 10, finding 4). Neither `P` (the h2 preface) nor an HTTP/1.1 method starts with 0x16, so nothing
+/// is guessed.
 ///
 /// A connection that has not decided within `timeout` of becoming active (silent, or stalled part-way
 /// through the preface) is closed, as nghttpd closes it; so is an undecided one at shutdown, which has no
@@ -25,8 +27,8 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
         case http2
         /// A TLS ClientHello on a port with TLS.
         case tls
-        /// Cleartext on a port that requires TLS.
-        case plaintextRefused
+        /// Cleartext on a port that requires TLS: HTTP/2 prior knowledge (the whole preface) or HTTP/1.1.
+        case plaintextRefused(http2: Bool)
     }
 
     /// What the port accepts besides cleartext HTTP.
@@ -100,19 +102,19 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
                 decide(.tls, context: context)
                 return
             }
-            if tls == .required {
-                decide(.plaintextRefused, context: context)
-                return
-            }
         } else {
             buffered.append(buffer)
         }
+        // Cleartext: served, or (TLS required) refused in the protocol the preface names.
+        let refused = tls == .required
         switch Self.match(buffer, from: matched) {
         case .mismatch:
-            decide(.http1, context: context)
+            decide(refused ? .plaintextRefused(http2: false) : .http1, context: context)
         case .partial(let newMatched):
             matched = newMatched
-            if matched == Self.preface.count { decide(.http2, context: context) }
+            if matched == Self.preface.count {
+                decide(refused ? .plaintextRefused(http2: true) : .http2, context: context)
+            }
         }
     }
 

@@ -58,7 +58,9 @@ struct TLSListenerTests {
         }
     }
 
-    @Test("cleartext on a TLS-only port gets a readable HTTP/1.1 400; with allow_plaintext it is served too")
+    @Test(
+        "cleartext on a TLS-only port: HTTP/1.1 and h2c get a readable 400, gRPC INVALID_ARGUMENT saying why; with allow_plaintext it is served too"
+    )
     func cleartextRules() async throws {
         let pki = try await TestCertificates.make()
         defer { pki.remove() }
@@ -66,8 +68,21 @@ struct TLSListenerTests {
             let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])
             #expect(plain.output.contains("status=400"), "\(plain.output)")
             #expect(plain.output.contains("this port requires TLS"), "\(plain.output)")
+            // Review 10, finding 4: h2c and gRPC clients read the reason too, as an answer to their request (a
+            // bare GOAWAY after the server preface made grpcio reconnect in a loop, without backoff).
             let h2c = try await Self.trigger(port: gateway.port, scheme: "http", ["--http2-prior-knowledge"])
-            #expect(!h2c.output.contains("status=200"), "\(h2c.output)")
+            #expect(h2c.output.contains("version=2 status=400"), "\(h2c.output)")
+            #expect(h2c.output.contains("this port requires TLS"), "\(h2c.output)")
+            if let nghttp = TestProcess.which("nghttp") {
+                // The connection then ends with GOAWAY(NO_ERROR).
+                let out = try await TestProcess.run(nghttp, ["-v", "http://127.0.0.1:\(gateway.port)/healthz"])
+                let text = out.stdoutString + out.stderr
+                #expect(text.contains("this port requires TLS") && text.contains("GOAWAY"), "\(text)")
+            }
+            // Under a 20 s deadline: a retry loop would end as DEADLINE_EXCEEDED, not with the answer.
+            let grpc = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"k": 2}]"#, "20"])
+            #expect(grpc["code"] as? String == "INVALID_ARGUMENT", "\(grpc)")
+            #expect((grpc["details"] as? String)?.contains("this port requires TLS") == true, "\(grpc)")
         }
         try await withTestGateway(yaml: Self.yaml(pki, extra: "allow_plaintext: true")) { gateway in
             let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])

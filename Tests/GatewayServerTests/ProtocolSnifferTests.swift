@@ -26,8 +26,12 @@ struct ProtocolSnifferTests {
     @Test("TLS required: a handshake record is TLS, an HTTP/1.1 request and the h2 preface are refused")
     func required() throws {
         #expect(try Self.decide(Self.clientHello, mode: .required) == .tls)
-        #expect(try Self.decide(Array("GET / HTTP/1.1\r\n".utf8), mode: .required) == .plaintextRefused)
-        #expect(try Self.decide(ProtocolSniffer.preface, mode: .required) == .plaintextRefused)
+        #expect(try Self.decide(Array("GET / HTTP/1.1\r\n".utf8), mode: .required) == .plaintextRefused(http2: false))
+        // `P` as in the preface, then not: HTTP/1.1 (review 10, finding 4: the protocol picks the refusal's form).
+        #expect(try Self.decide(Array("POST / HTTP/1.1\r\n".utf8), mode: .required) == .plaintextRefused(http2: false))
+        #expect(try Self.decide(ProtocolSniffer.preface, mode: .required) == .plaintextRefused(http2: true))
+        // A preface split over reads is recognised before the refusal is decided.
+        #expect(try Self.decide(Array(ProtocolSniffer.preface.prefix(10)), mode: .required) == nil)
     }
 
     @Test("TLS optional: TLS, HTTP/1.1 and h2 prior knowledge on one port")

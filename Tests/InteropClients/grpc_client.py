@@ -107,8 +107,12 @@ def main():
     out = {}
     try:
         if scenario == "trigger":
+            # Optional third argument: a deadline in seconds.
             pipeline, variables = extra[0], json.loads(extra[1])
-            r = stub.TriggerNamespacePipeline(trigger_request("demo", pipeline, variables), metadata=metadata)
+            timeout = float(extra[2]) if len(extra) > 2 else None
+            r = stub.TriggerNamespacePipeline(
+                trigger_request("demo", pipeline, variables), metadata=metadata, timeout=timeout
+            )
             out = {"outputs": outputs(r)}
         elif scenario == "release":
             pipeline, release, variables = extra[0], extra[1], json.loads(extra[2])
