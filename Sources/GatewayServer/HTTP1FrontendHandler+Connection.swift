@@ -222,11 +222,15 @@ extension HTTP1FrontendHandler {
             // RFC 9110 §15.5.9: 408 when the server would not wait any longer; the connection is not reused.
             // That is this request's end (its record says 408), and the connection's: nothing read after it is
             // served or answered, the rest of a head or body arriving late or bytes the decoder fails on.
+            // A head cut short: its request line, when whole, names what was asked for in the access line and
+            // picks the error's shape.
+            let line = open == nil ? pending.flatMap { HTTP1RequestDecoder.requestLine(in: $0) } : nil
             inputDone = true
             pending = nil
             let error = GatewayError(.deadlineExceeded, "the request was not received in time")
             let requestID = RequestID.make()
-            var response = RESTErrorFormat(path: requestTarget ?? "").response(error, requestID: requestID)
+            let target = requestTarget ?? line?.target ?? ""
+            var response = RESTErrorFormat(path: target).response(error, requestID: requestID)
             // The error's body (DEADLINE_EXCEEDED) under 408, not the 504 that code maps to: the client was late.
             response.status = 408
             state = .closed
@@ -236,7 +240,8 @@ extension HTTP1FrontendHandler {
             bodyUse = nil
             if open == nil {
                 open = services.openRequest(
-                    requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: "", path: "", peer: peer)
+                    requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: line?.method ?? "",
+                    path: HTTP1FrontendHandler.pathOnly(target), peer: peer)
             }
             write(response, keepAlive: false, lingering: false, context: context)
         }

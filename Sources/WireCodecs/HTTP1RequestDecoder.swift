@@ -191,8 +191,9 @@ package struct HTTP1RequestDecoder: Sendable {
     }
 
     /// The method and request-target of the whole, valid request line at the start of `buffer`'s readable bytes
-    /// (after empty lines, as ``readHead(_:)`` skips them); nil when there is none. Off the hot path: failures only.
-    private static func requestLine(in buffer: ByteBuffer) -> (method: String, target: String)? {
+    /// (after empty lines, as ``readHead(_:)`` skips them); nil when there is none. Off the hot path: failures,
+    /// and a head still incomplete when the request-header timeout ends it (its 408's access line).
+    package static func requestLine(in buffer: ByteBuffer) -> (method: String, target: String)? {
         buffer.withUnsafeReadableBytes { bytes -> (method: String, target: String)? in
             var start = 0
             while start + 1 < bytes.count, bytes[start] == UInt8(ascii: "\r"), bytes[start + 1] == UInt8(ascii: "\n") {

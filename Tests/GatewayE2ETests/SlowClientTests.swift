@@ -286,6 +286,8 @@ struct SlowClientTests {
             _ = try await observer.records(of: try #require(observer.all.first?.requestID))
             try await Task.sleep(for: RequestRecordTests.strayRecordWindow)
             #expect(observer.all.map(\.status) == [408], "\(observer.all.map { ($0.requestID, $0.status) })")
+            // The request line had arrived: the record names it (the access line's method and path).
+            #expect(observer.all.first?.method == "GET" && observer.all.first?.path == "/healthz")
         }
     }
 
