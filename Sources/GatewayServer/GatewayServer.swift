@@ -213,8 +213,8 @@ package final class GatewayServer: Service {
                 logger.info(
                     "raised the open-file soft limit to fit limits.max_connections",
                     metadata: [
-                        "nofile.soft.was": .stringConvertible(limit.rlim_cur),
-                        "nofile.soft": .stringConvertible(raised.rlim_cur),
+                        "nofile.soft.was": openFileLimit(limit.rlim_cur),
+                        "nofile.soft": openFileLimit(raised.rlim_cur),
                     ]
                 )
                 limit = raised
@@ -225,10 +225,16 @@ package final class GatewayServer: Service {
             "limits.max_connections is above what the open-file limit allows; raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower max_connections",
             metadata: [
                 "connections.limit": .stringConvertible(maxConnections),
-                "nofile.soft": .stringConvertible(limit.rlim_cur),
-                "nofile.hard": .stringConvertible(limit.rlim_max),
+                "nofile.soft": openFileLimit(limit.rlim_cur),
+                "nofile.hard": openFileLimit(limit.rlim_max),
             ]
         )
+    }
+
+    /// An rlimit value for the log: its number, or "unlimited" for RLIM_INFINITY (all ones, which a JSON log
+    /// would otherwise print as 18446744073709551615, a number most JSON readers cannot hold exactly).
+    static func openFileLimit(_ value: rlim_t) -> Logger.MetadataValue {
+        value == rlim_t.max ? "unlimited" : .stringConvertible(value)
     }
 
     /// Installs what an accepted connection starts with: the protocol sniffer, which installs the TLS handler
