@@ -1,4 +1,4 @@
-package import Synchronization
+import Synchronization
 
 /// Group commit (issue 12): the writes of one kind that arrive while a commit is on its way to the disk are
 /// made together in the next transaction, so concurrent callers share one fsync instead of queueing for one
@@ -15,11 +15,6 @@ package import Synchronization
 /// Use: `add` a ticket, then, holding the store's write lock (whatever serialises its transactions), `drain`
 /// until that ticket has its outcome. The holder commits every waiting ticket, its own and others', through
 /// the store's `commit`, which must set each ticket's outcome; later holders find theirs already answered.
-///
-/// `@inlinable` (with its state `@usableFromInline`): the stores, in other modules, then run code specialised
-/// for their item and value types. Called unspecialised, every ticket's outcome read or write looked up the
-/// generic metadata of `Mutex<Result<Value, any Error>?>` and `Result` (a hash-table search each): ~11 k
-/// instructions per accepted-and-run operation on PostgreSQL (bench/README.md, branch asynccost).
 package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     package typealias Outcome = Result<Value, any Error>
 
@@ -27,13 +22,13 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// read by its owner after taking the lock, so the store's lock orders both; the mutex makes it visible.
     package final class Ticket: Sendable {
         package let item: Item
-        @usableFromInline let state = Mutex<Outcome?>(nil)
+        private let state = Mutex<Outcome?>(nil)
 
-        @inlinable init(_ item: Item) {
+        init(_ item: Item) {
             self.item = item
         }
 
-        @inlinable package var outcome: Outcome? {
+        package var outcome: Outcome? {
             get { state.withLock { $0 } }
             set { state.withLock { $0 = newValue } }
         }
@@ -41,8 +36,8 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
 
     /// Writes per transaction at most.
     package let maxBatch: Int
-    @usableFromInline let pending = Mutex<[Ticket]>([])
-    @usableFromInline let transactionCount = Atomic<Int>(0)
+    private let pending = Mutex<[Ticket]>([])
+    private let transactionCount = Atomic<Int>(0)
 
     package init(maxBatch: Int = 256) {
         precondition(maxBatch > 0)
@@ -50,7 +45,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     }
 
     /// Queues `item` for the next group commit.
-    @inlinable package func add(_ item: Item) -> Ticket {
+    package func add(_ item: Item) -> Ticket {
         let ticket = Ticket(item)
         pending.withLock { $0.append(ticket) }
         return ticket
@@ -59,7 +54,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// Commits batches (oldest first) until `ticket` has its outcome, and returns it. Call only while holding
     /// the store's write lock. A caller cancelled while it waited for the lock withdraws its ticket here if no
     /// batch has taken it yet, so nothing is stored for an enqueue that was answered with an error.
-    @inlinable package func drain(
+    package func drain(
         until ticket: Ticket,
         commit: ([Ticket]) async -> Void
     ) async throws -> Value {
@@ -75,7 +70,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// batches of several `GroupCommit`s in one transaction (`takeBatch` from each). `commitPending` answers
     /// false when nothing was pending (every ticket it took must have its outcome set). Call only while holding
     /// the store's write lock.
-    @inlinable package func drain(until ticket: Ticket, commitPending: () async -> Bool) async throws -> Value {
+    package func drain(until ticket: Ticket, commitPending: () async -> Bool) async throws -> Value {
         if Task.isCancelled, withdraw(ticket) { throw CancellationError() }
         while ticket.outcome == nil {
             guard await commitPending() else { break }
@@ -89,7 +84,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
 
     /// Takes the oldest waiting tickets (at most `maxBatch`) for the next transaction, which the caller runs
     /// and answers each of them. Only under the store's write lock.
-    @inlinable package func takeBatch() -> [Ticket] {
+    package func takeBatch() -> [Ticket] {
         let batch = pending.withLock { pending in
             let batch = Array(pending.prefix(maxBatch))
             pending.removeFirst(batch.count)
@@ -103,7 +98,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// (for tests).
     package var transactions: Int { transactionCount.load(ordering: .relaxed) }
 
-    @inlinable func withdraw(_ ticket: Ticket) -> Bool {
+    private func withdraw(_ ticket: Ticket) -> Bool {
         pending.withLock { pending in
             guard let index = pending.firstIndex(where: { $0 === ticket }) else { return false }
             pending.remove(at: index)
