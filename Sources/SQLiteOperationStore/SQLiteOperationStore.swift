@@ -538,9 +538,10 @@ package final class SQLiteOperationStore: OperationStore {
         // finished ones included, on each claim: 40 ms per claim with 30 000 finished rows (issue 12), so the
         // cost of a claim grew with the table. Now it grows with the queued rows the walk passes over.
         //
-        // The limit is written into the statement, not bound: SQLite's compiler (`sqlite3ExprIsInteger`) marks a bound `LIMIT`
-        // so that binding a value expires the statement, which `sqlite3_step` then compiles a second time. That
-        // was ~34 k instructions per accepted-and-run operation (bench/README.md, branch asynccost).
+        // The limit is written into the statement, not bound: SQLite's compiler (`sqlite3ExprIsInteger`) marks a
+        // bound `LIMIT` so that binding a value expires the statement, which `sqlite3_step` then compiles a second
+        // time (`sqlite3Reprepare`): ~34 k instructions per accepted-and-run operation (bench/README.md, branch
+        // asynccost). sqlite-nio prepares every statement anew, so distinct limits cost no cache.
         let sql = """
             UPDATE operations SET state = 'running', lease_owner = ?1, lease_expires_at = ?2, \
             attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
