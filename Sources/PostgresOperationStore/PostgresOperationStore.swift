@@ -235,7 +235,7 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// Inserts `news` with `ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING` (arrival order: `seq`
+    /// Inserts `news` with `ON CONFLICT … DO NOTHING` on the keyed rows (`enqueueInsert`; arrival order: `seq`
     /// follows the order of the arrays, so a batch keeps its order in listings), then the spilled blobs of the rows
     /// it inserted. On `connection` (inside the caller's transaction, which commits it) when given: the
     /// `enqueueInsert` statement. Else (then `news` must have no blobs) one `CALL` of its procedure, which runs the
@@ -822,7 +822,6 @@ package final class PostgresOperationStore: OperationStore {
             )
             """,
             "CREATE INDEX \(operations)_by_pipeline ON \(operations) (pipeline_key, seq)",
-            "CREATE INDEX \(operations)_by_state ON \(operations) (state, seq)",
             "CREATE INDEX \(operations)_finished ON \(operations) (finished_at) WHERE finished_at IS NOT NULL",
         ]
     }
@@ -833,9 +832,16 @@ package final class PostgresOperationStore: OperationStore {
     /// them: an operation adds an entry to each on its way through (and one per lease renewal), where the
     /// (state, …) indexes they replace took one per row version in every state. Idempotent: runs at every start.
     /// The claim indexes: an earlier gateway's two dropped, these two made.
+    ///
+    /// No `(state, seq)` index (`_by_state`, made with the table by earlier gateways, dropped here): every version
+    /// of every row entered it (3 of the ~17 B-tree leaf insertions of an accepted-and-run operation), to serve
+    /// only `list` by state, which reads other indexes now: `_queued` (queued), `_leases` and a sort (running), the
+    /// primary key backwards (succeeded: most rows), `_failed_or_cancelled` (the only rows that enter it). An
+    /// earlier gateway sharing the database needs it for none of its statements (its listings read the same
+    /// indexes) and makes it only with a new table, which this one's next start drops again.
     private var claimIndexes: (dropped: [String], made: [(name: String, sql: String)]) {
         (
-            dropped: ["\(operations)_claim_queued", "\(operations)_claim_leases"],
+            dropped: ["\(operations)_claim_queued", "\(operations)_claim_leases", "\(operations)_by_state"],
             made: [
                 (
                     "\(operations)_queued",
@@ -845,6 +851,11 @@ package final class PostgresOperationStore: OperationStore {
                     "\(operations)_leases",
                     "CREATE INDEX IF NOT EXISTS \(operations)_leases ON \(operations) (lease_expires_at) "
                         + "WHERE state = 'running'"
+                ),
+                (
+                    "\(operations)_failed_or_cancelled",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_failed_or_cancelled ON \(operations) (seq) "
+                        + "WHERE state IN ('failed', 'cancelled')"
                 ),
                 // The index of `OperationFilter.deployment` (partial: operations of no deployment, most, are not
                 // in it).
@@ -893,10 +904,15 @@ package final class PostgresOperationStore: OperationStore {
     /// pipeline keys, requests, created-at and not-before milliseconds, whether the row has an idempotency key,
     /// scopes, keys, request digests, has-blobs, whether the row has a deployment, deployments), in the arrays'
     /// order. `ON CONFLICT … DO NOTHING` skips a row whose key is stored already or taken by an earlier row of the
-    /// same statement. Of `OperationRow.addedColumns` it writes `deployment` and leaves `cut_runs` to its default,
-    /// so the procedure needs them to exist: the store's start adds them (`missingSchemaStatements`) before it
+    /// same statement. The conflict target names the keyed rows (`WHERE idempotency_key IS NOT NULL`; keyless
+    /// rows, whose key is NULL, never conflict): PostgreSQL infers any unique index whose predicate that implies,
+    /// so it works with today's `UNIQUE (idempotency_scope, idempotency_key)` and with a partial unique index of
+    /// the keyed rows only, which a later release may put in its place (keyless rows would then enter no unique
+    /// index) once no instance that runs the earlier target, which infers no partial index, can remain. Of
+    /// `OperationRow.addedColumns` it writes `deployment` and leaves `cut_runs` to its default, so the procedure
+    /// needs them to exist: the store's start adds them (`missingSchemaStatements`) before it
     /// creates the procedures.
-    private var enqueueInsert: BatchStatement {
+    var enqueueInsert: BatchStatement {
         BatchStatement(
             procedure: "\(operations)_enqueue",
             parameterTypes: [
@@ -913,7 +929,7 @@ package final class PostgresOperationStore: OperationStore {
                 $8::text[], $9::text[], $10::bool[], $11::bool[], $12::text[]) \
                 AS r (id, pipeline_key, request, created_at, not_before, keyed, scope, key, digest, has_blobs, \
                 deployed, deployment) \
-                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+                ON CONFLICT (idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 """,
             returnType: "text[]"
         )

@@ -515,7 +515,7 @@ package final class SQLiteOperationStore: OperationStore {
     ) -> PendingClaim? {
         let nowMS = now.storeMilliseconds
         var binds: [SQLiteData] = [
-            .text(owner), .integer(Int(nowMS + leaseDuration.milliseconds)), .integer(Int(nowMS)), .integer(limit),
+            .text(owner), .integer(Int(nowMS + leaseDuration.milliseconds)), .integer(Int(nowMS)),
         ]
         let keyClause: String
         switch scope {
@@ -537,6 +537,11 @@ package final class SQLiteOperationStore: OperationStore {
         // pipeline `IN (…)`, SQLite chose `operations_by_pipeline` and walked every row the pipeline ever had,
         // finished ones included, on each claim: 40 ms per claim with 30 000 finished rows (issue 12), so the
         // cost of a claim grew with the table. Now it grows with the queued rows the walk passes over.
+        //
+        // The limit is written into the statement, not bound: SQLite's compiler (`sqlite3ExprIsInteger`) marks a
+        // bound `LIMIT` so that binding a value expires the statement, which `sqlite3_step` then compiles a second
+        // time (`sqlite3Reprepare`): ~34 k instructions per accepted-and-run operation (bench/README.md, branch
+        // asynccost). sqlite-nio prepares every statement anew, so distinct limits cost no cache.
         let sql = """
             UPDATE operations SET state = 'running', lease_owner = ?1, lease_expires_at = ?2, \
             attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
@@ -546,7 +551,7 @@ package final class SQLiteOperationStore: OperationStore {
             UNION ALL \
             SELECT seq FROM operations INDEXED BY operations_claim_leases \
             WHERE state = 'running' AND lease_expires_at <= ?3\(keyClause) \
-            ORDER BY seq LIMIT ?4) \
+            ORDER BY seq LIMIT \(max(limit, 0))) \
             RETURNING \(Self.selectColumns)
             """
         return PendingClaim(sql: sql, binds: binds)

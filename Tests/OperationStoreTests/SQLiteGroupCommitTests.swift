@@ -107,6 +107,29 @@ struct SQLiteGroupCommitTests {
         }
     }
 
+    @Test("the claim's limit is written into its statement, each limit taking that many operations")
+    func claimLimitInline() async throws {
+        // A bound LIMIT makes SQLite compile the statement twice (binding its value expires the first
+        // compilation; bench/README.md, branch asynccost): the limit is part of the text, and only the owner and
+        // the two times (and the scope's keys) are bound.
+        let claim = try #require(
+            SQLiteOperationStore.claimStatement(
+                owner: "gw/1", leaseDuration: .seconds(30), limit: 7, now: Fixtures.now(), scope: .only(["acme/echo"])))
+        #expect(claim.sql.contains("LIMIT 7)"))
+        #expect(!claim.sql.contains("LIMIT ?"))
+        #expect(claim.binds.count == 4)
+        #expect(claim.sql.contains("pipeline_key IN (?4)"))
+        try await StoreHarness.with(.sqlite) { _, store in
+            for _ in 0..<5 { _ = try await store.enqueue(Fixtures.request(), idempotencyKey: nil) }
+            for (limit, expected) in [(1, 1), (3, 3), (3, 1), (2, 0)] {
+                let claimed = try await store.claim(
+                    owner: "gw/\(limit)", leaseDuration: .seconds(30), limit: limit, now: Date(),
+                    scope: .only(["acme/echo"]))
+                #expect(claimed.count == expected)
+            }
+        }
+    }
+
     @Test("a database made with the earlier claim indexes trades them for the partial lease index at the next open")
     func earlierIndexesReplaced() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-store-\(UUID().uuidString)")
