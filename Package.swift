@@ -290,6 +290,7 @@ let package = Package(
                 "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings
         ),
