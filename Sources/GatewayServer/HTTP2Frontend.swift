@@ -31,5 +31,6 @@ extension GatewayServer {
         frontend.session = try sync.configureHTTP2Session(
             role: .server, configuration: configuration, delegate: frontend)
         try sync.addHandler(frontend)
+        frontend.startRefusalTimer(services.slowClients.prefaceTimeout)
     }
 }

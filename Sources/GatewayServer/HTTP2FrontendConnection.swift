@@ -125,6 +125,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// answered with this error in its protocol and the connection is shut down gracefully, so gRPC and h2c
     /// clients read why (review 10, finding 4) and do not reconnect in a loop, as they do after a bare GOAWAY.
     private let refusal: GatewayError?
+    /// ``startRefusalTimer(_:)``'s timer; cancelled when the connection ends.
+    private var refusalTimer: Scheduled<Void>?
 
     init(
         services current: CurrentFrontendServices, eventLoop: any EventLoop, clientPrincipal: String? = nil,
@@ -144,9 +146,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         _ session: NGHTTP2Session, didReceiveHeaders headers: HTTP2Headers, stream: HTTP2StreamID, endStream: Bool
     ) {
         if let refusal {
-            refuse(headers, stream: stream, error: refusal)
-            // GOAWAY (the first call; later ones find it begun): the client's next call opens a new connection.
-            session.initiateGracefulShutdown()
+            refuseForTLS(headers, stream: stream, error: refusal)
             return
         }
         currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
@@ -168,6 +168,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         stream: HTTP2StreamID,
         endStream: Bool
     ) {
+        if let refusal {
+            refuseForTLS(headers, stream: stream, error: refusal)
+            return
+        }
         currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         let limit = services.maxHeaderBytes
         let isGRPC = Self.isGRPC(headers)
@@ -178,6 +182,26 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 ? "received metadata size exceeds hard limit (\(size) vs. \(limit))"
                 : "request headers exceed limits.max_header_bytes (\(size) vs. \(limit) bytes)")
         refuse(headers, stream: stream, error: error)
+    }
+
+    /// A request on an h2c connection to a TLS-only port: answered with `error`, and the graceful GOAWAY begins
+    /// (the first request; later ones find it begun), so the client's next call opens a new connection. A body
+    /// still coming is read and dropped as for any refused request; ``refusalTimer`` bounds how long. (Not
+    /// RST_STREAM(NO_ERROR) after the answer, RFC 9113 §8.1: libnghttp2 drops a stream's queued DATA at the
+    /// reset, so the answer would be lost unless the reset waited for its last frame to be written.)
+    private func refuseForTLS(_ headers: HTTP2Headers, stream: HTTP2StreamID, error: GatewayError) {
+        refuse(headers, stream: stream, error: error)
+        session.initiateGracefulShutdown()
+    }
+
+    /// In refusal mode, the connection's whole life is bounded by the preface timeout (from when the frontend is
+    /// installed): a client that sends the preface and no request, or never reads its answer, is cut then, as the
+    /// sniffer cut every cleartext connection at once before refusals were answered in HTTP/2.
+    func startRefusalTimer(_ timeout: TimeAmount) {
+        guard refusal != nil else { return }
+        // Strong on purpose: cancelled when the session closes (sessionDidClose), so it never outlives the connection.
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        refusalTimer = eventLoop.scheduleTask(in: timeout) { bound.value.session.terminate() }
     }
 
     private static func isGRPC(_ headers: HTTP2Headers) -> Bool {
@@ -296,6 +320,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             )
             services.metrics?.connections.endedForExcessiveLoad(.rapidReset)
         }
+        refusalTimer?.cancel()
+        refusalTimer = nil
         for (_, state) in streams {
             state.stopWork()
             state.deadlineTimer?.cancel()

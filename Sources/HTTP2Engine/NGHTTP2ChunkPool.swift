@@ -16,9 +16,15 @@ import CNghttp2
 /// chunk has a 16-byte header before the pointer handed out (its class, or for a large block its size), so
 /// every pointer is 16-byte aligned as `malloc`'s are (x86_64 and arm64 `max_align_t`).
 ///
-/// **Bounds.** A class keeps at most ``maxRetainedBytesPerClass`` of free chunks (128 of 32 bytes … 4 of 1024
-/// bytes, under 25 KiB per session); a chunk freed beyond that goes back to `free` at once. Everything kept is
-/// freed when the pool is.
+/// **Bounds.** A class keeps at most ``maxRetainedBytesPerClass`` of free chunks' payload (128 of 32 bytes … 4 of
+/// 1024 bytes: 24 KiB of payload, ~28 KiB with the 16-byte headers, ~30 KiB with malloc's own overhead, per
+/// session once a burst has filled the lists); a chunk freed beyond that goes back to `free` at once. Everything
+/// kept is freed when the pool is.
+///
+/// **rcbufs.** libnghttp2's reference-counted buffers (`nghttp2_rcbuf`) keep a copy of `nghttp2_mem` and free
+/// through it. None outlives the session here: the engine registers `on_header_callback` (not `_callback2`), so
+/// no rcbuf reaches Swift, and nothing calls `nghttp2_rcbuf_incref`. Keeping one past the session would free
+/// into this pool's released state.
 ///
 /// **Owner and lifetime.** ``NGHTTP2Session`` owns one pool per session and passes ``memory`` to
 /// `nghttp2_session_*_new3`, which copies the `nghttp2_mem` struct but keeps its `mem_user_data` pointer (this
@@ -103,6 +109,8 @@ package final class NGHTTP2ChunkPool {
     // MARK: The four entry points, as libnghttp2 calls them (C semantics)
 
     static func allocate(_ state: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMutableRawPointer? {
+        // A `size_t` of 2^63 or more arrives negative; C's malloc fails such a size, and so does this.
+        guard size >= 0, size <= Int.max - headerSize else { return nil }
         guard let sizeClass = sizeClass(of: size) else {
             let block = systemAllocate(headerSize + size)
             block.storeBytes(of: largeMarker, as: Int.self)
@@ -147,6 +155,8 @@ package final class NGHTTP2ChunkPool {
         _ size: Int
     ) -> UnsafeMutableRawPointer? {
         guard let pointer else { return allocate(state, size) }
+        // C realloc: a size it cannot serve fails and leaves the block as it was (libnghttp2 still owns it).
+        guard size >= 0, size <= Int.max - headerSize else { return nil }
         guard size > 0 else {
             deallocate(state, pointer)
             return nil

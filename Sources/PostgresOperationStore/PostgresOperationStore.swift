@@ -874,7 +874,9 @@ package final class PostgresOperationStore: OperationStore {
     /// run them all, each being idempotent: `CREATE INDEX` takes a SHARE lock on the table and `ALTER TABLE` an
     /// ACCESS EXCLUSIVE one before either looks at `IF [NOT] EXISTS`, so at every start they would queue every
     /// instance's writes (the `ALTER`, its reads too) behind the longest transaction then running. Columns
-    /// before indexes (the deployment index names a column).
+    /// before indexes (the deployment index names a column); drops last: `DROP INDEX` takes an ACCESS EXCLUSIVE
+    /// lock, which blocks every other instance's reads as well until the schema transaction commits, so it must
+    /// not be taken before a `CREATE INDEX` that scans the whole table (that one's SHARE lock holds writes only).
     private func missingSchemaStatements(on connection: PostgresConnection) async throws -> [String] {
         let columns = Set(
             try await connection.query(
@@ -896,8 +898,8 @@ package final class PostgresOperationStore: OperationStore {
         return OperationRow.addedColumns.filter { !columns.contains($0.name) }.map {
             "ALTER TABLE \(operations) ADD COLUMN IF NOT EXISTS \($0.name) \($0.definition)"
         }
-            + claim.dropped.filter { indexes.contains($0) }.map { "DROP INDEX IF EXISTS \($0)" }
             + claim.made.filter { !indexes.contains($0.name) }.map(\.sql)
+            + claim.dropped.filter { indexes.contains($0) }.map { "DROP INDEX IF EXISTS \($0)" }
     }
 
     /// The enqueue `INSERT` of `insertOperations`, one row per element of its twelve array parameters (ids,

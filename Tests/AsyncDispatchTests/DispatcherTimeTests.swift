@@ -215,9 +215,10 @@ struct DispatcherTimeTests {
             /// run ahead of the probes: 11 releases counted where 12 are due. Alone a step settles in milliseconds.
             func second() async {
                 await time.advance(by: .seconds(1))
-                _ = await eventually(within: .seconds(10), interval: .milliseconds(2)) {
+                let settled = await eventually(within: .seconds(10), interval: .milliseconds(2)) {
                     time.isSettled(sleepers: Self.idle)
                 }
+                #expect(settled, "a one-second step did not settle within 10 s")
             }
             // Two minutes down. The first round claims a worker's worth (4) before any run has failed; after that
             // only probes, one per back-off of the pool (1 s growing by half of the outage, to 30 s): about 12 in

@@ -58,6 +58,24 @@ struct TLSListenerTests {
         }
     }
 
+    @Test("h2c on a TLS-only port that sends no request is closed at the preface timeout, not left to idle")
+    func refusedConnectionBounded() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await withTestGateway(yaml: Self.yaml(pki) + "\ntimeouts: {preface: 500ms, idle: 60s}") { gateway in
+            let start = ContinuousClock.now
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            defer { socket.shutdown() }
+            // The client preface and an empty SETTINGS frame, then nothing.
+            #expect(socket.send(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            let outcome = try await socket.waitForClose(timeout: .seconds(10))
+            #expect(outcome.closedByServer, "still open after \(outcome.elapsed)")
+            // Not before the preface timeout (counted from after the connect), and well before idle's 60 s.
+            #expect(outcome.ended - start >= .milliseconds(500), "closed after \(outcome.ended - start)")
+            #expect(outcome.ended - start < .seconds(10))
+        }
+    }
+
     @Test(
         "cleartext on a TLS-only port: HTTP/1.1 and h2c get a readable 400, gRPC INVALID_ARGUMENT saying why; with allow_plaintext it is served too"
     )
@@ -83,6 +101,17 @@ struct TLSListenerTests {
             let grpc = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"k": 2}]"#, "20"])
             #expect(grpc["code"] as? String == "INVALID_ARGUMENT", "\(grpc)")
             #expect((grpc["details"] as? String)?.contains("this port requires TLS") == true, "\(grpc)")
+            // An upload gets the answer too (its body read and dropped, within the refused connection's bound).
+            let upload = FileManager.default.temporaryDirectory.appendingPathComponent("tls-refusal-\(UUID()).json")
+            defer { try? FileManager.default.removeItem(at: upload) }
+            try Data(("{\"inputs\":[{\"b\":\"" + String(repeating: "x", count: 4 << 20) + "\"}]}").utf8).write(to: upload)
+            let big = try await Self.curl([
+                "--http2-prior-knowledge", "-w", "\nversion=%{http_version} status=%{http_code}",
+                "-H", "content-type: application/json", "--data-binary", "@\(upload.path)",
+                "http://127.0.0.1:\(gateway.port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+            ])
+            #expect(big.output.contains("version=2 status=400"), "\(big.output)")
+            #expect(big.output.contains("this port requires TLS"), "\(big.output)")
         }
         try await withTestGateway(yaml: Self.yaml(pki, extra: "allow_plaintext: true")) { gateway in
             let plain = try await Self.trigger(port: gateway.port, scheme: "http", [])

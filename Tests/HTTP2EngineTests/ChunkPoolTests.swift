@@ -106,4 +106,19 @@ struct ChunkPoolTests {
         // free(NULL) is a no-op.
         pool.deallocate(nil)
     }
+
+    @Test("A size_t past Int.max (negative here) fails like C's malloc, and a failed realloc leaves the block intact")
+    func impossibleSizes() throws {
+        let pool = NGHTTP2ChunkPool()
+        #expect(pool.allocate(-1) == nil)
+        #expect(pool.allocate(Int.max) == nil)
+        #expect(pool.allocateZeroed(1, -1) == nil)
+        let block = try #require(pool.allocate(24))
+        block.storeBytes(of: 0xABCD, as: UInt32.self)
+        #expect(pool.reallocate(block, -1) == nil)
+        #expect(pool.reallocate(block, Int.max) == nil)
+        // Still the caller's, with its bytes.
+        #expect(block.load(as: UInt32.self) == 0xABCD)
+        pool.deallocate(block)
+    }
 }
