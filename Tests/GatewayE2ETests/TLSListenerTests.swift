@@ -104,7 +104,8 @@ struct TLSListenerTests {
             // An upload gets the answer too (its body read and dropped, within the refused connection's bound).
             let upload = FileManager.default.temporaryDirectory.appendingPathComponent("tls-refusal-\(UUID()).json")
             defer { try? FileManager.default.removeItem(at: upload) }
-            try Data(("{\"inputs\":[{\"b\":\"" + String(repeating: "x", count: 4 << 20) + "\"}]}").utf8).write(to: upload)
+            try Data(("{\"inputs\":[{\"b\":\"" + String(repeating: "x", count: 4 << 20) + "\"}]}").utf8).write(
+                to: upload)
             let big = try await Self.curl([
                 "--http2-prior-knowledge", "-w", "\nversion=%{http_version} status=%{http_code}",
                 "-H", "content-type: application/json", "--data-binary", "@\(upload.path)",
