@@ -1,6 +1,6 @@
 package import GatewayConfig
 import NIOCore
-package import TriggerModel
+import TriggerModel
 package import WireCodecs
 
 /// A `create_deployment` body (craft-ai-sdk 0.74.7 posts it as JSON to `/api/v1/endpoints` for the `endpoint`

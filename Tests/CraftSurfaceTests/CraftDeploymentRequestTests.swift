@@ -3,6 +3,7 @@ import GatewayConfig
 import NIOCore
 import Testing
 import TriggerModel
+import WireCodecs
 
 @Suite("Craft AI create_deployment bodies and execution log queries")
 struct CraftDeploymentRequestTests {

@@ -161,7 +161,8 @@ extension CraftSDKTests {
             #expect((lines.last?["message"] as? String)?.hasPrefix("succeeded after 1 attempt") == true, "\(answer)")
             #expect(count(answer, status: 200, pathContaining: "/api/v1/executions/\(id)/logs") == 1, "\(answer)")
             let times = try lines.map { line in
-                try #require(RFC3339Milliseconds.parse(try #require(line["timestamp"] as? String)), "\(line)")
+                let text = try #require(line["timestamp"] as? String, "\(line)")
+                return try #require(RFC3339Milliseconds.parse(text), "\(line)")
             }
             #expect(times == times.sorted())
 

@@ -1,3 +1,4 @@
+import GatewayConfig
 @testable import GatewayServer
 import Testing
 
