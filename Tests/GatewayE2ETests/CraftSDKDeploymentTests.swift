@@ -59,7 +59,7 @@ extension CraftSDKTests {
         try await withTestGateway { gateway in
             // Implicit: pipeline echo is deployment echo at /endpoints/echo.
             var answer = try await Peers.craft("create_deployment", port: gateway.port, ["echo", "echo", "endpoint"])
-            var created = try result(answer)
+            let created = try result(answer)
             #expect(created["name"] as? String == "echo", "\(answer)")
             #expect(created["status"] as? String == "up")
             #expect(count(answer, status: 200, pathContaining: "/api/v1/endpoints") == 1, "\(answer)")
