@@ -3952,6 +3952,78 @@ let openAPIDocumentJSON = #####"""
             }
           }
         ]
+      },
+      "delete": {
+        "operationId": "craftDeleteDeployment",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`delete_deployment`: refused, 501 (a deployment is configuration: remove it from `craft.deployments` and reload); 404 for an unknown one",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The deployment name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
       }
     },
     "/api/v1/deployments/{name}/executions/latest": {
@@ -4487,6 +4559,381 @@ let openAPIDocumentJSON = #####"""
             "in": "path",
             "required": true,
             "description": "The output name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
+      }
+    },
+    "/api/v1/deployments": {
+      "get": {
+        "operationId": "craftListDeployments",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "The deployments: those configured, or one implicit deployment per listed pipeline",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/CraftDeploymentListItem"
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        }
+      }
+    },
+    "/api/v1/endpoints": {
+      "post": {
+        "operationId": "craftCreateEndpointDeployment",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`create_deployment` with the `endpoint` rule. Deployments are configuration: honoured (200, the deployment) only when the deployment exists as asked (same pipeline, rule, endpoint path or schedule, mode `elastic`, no mappings); 409 when the name is a different deployment, 501 when it would have to be configured (`craft.deployments`), 404 for an unknown pipeline",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CraftDeploymentCreation"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CraftDeployment"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        }
+      }
+    },
+    "/api/v1/periodic-deployment": {
+      "post": {
+        "operationId": "craftCreatePeriodicDeployment",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`create_deployment` with the `periodic` rule. Deployments are configuration: honoured (200, the deployment) only when the deployment exists as asked (same pipeline, rule, endpoint path or schedule, mode `elastic`, no mappings); 409 when the name is a different deployment, 501 when it would have to be configured (`craft.deployments`), 404 for an unknown pipeline",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CraftDeploymentCreation"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CraftDeployment"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        }
+      }
+    },
+    "/api/v1/executions/{id}/logs": {
+      "post": {
+        "operationId": "craftExecutionLogs",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`get_pipeline_execution_logs`: what the gateway recorded of the execution (created, started, a pending retry, how it ended), one list of lines (the SDK reads the first)",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "from": {
+                    "type": "integer",
+                    "description": "Inclusive lower bound, milliseconds since the epoch."
+                  },
+                  "to": {
+                    "type": "integer",
+                    "description": "Inclusive upper bound, milliseconds since the epoch."
+                  },
+                  "limit": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "At most this many lines, oldest first."
+                  }
+                }
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "type": "array",
+                    "items": {
+                      "$ref": "#/components/schemas/CraftLogLine"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The execution (operation) id.",
             "schema": {
               "type": "string",
               "minLength": 1
@@ -6215,6 +6662,13 @@ let openAPIDocumentJSON = #####"""
           },
           "schedule": {
             "type": "string"
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "up"
+            ],
+            "description": "Always `up`: a configured deployment is ready (`get_deployment(wait_for_completion=True)` reads it until final)."
           }
         }
       },
@@ -6467,6 +6921,94 @@ let openAPIDocumentJSON = #####"""
             }
           }
         ]
+      },
+      "CraftDeploymentListItem": {
+        "type": "object",
+        "required": [
+          "name",
+          "pipeline_name",
+          "execution_rule"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "pipeline_name": {
+            "type": "string"
+          },
+          "execution_rule": {
+            "type": "string",
+            "enum": [
+              "endpoint",
+              "periodic"
+            ]
+          },
+          "mode": {
+            "type": "string",
+            "enum": [
+              "elastic"
+            ]
+          },
+          "is_enabled": {
+            "type": "boolean"
+          }
+        }
+      },
+      "CraftDeploymentCreation": {
+        "type": "object",
+        "required": [
+          "name",
+          "pipeline_name"
+        ],
+        "properties": {
+          "name": {
+            "type": "string",
+            "minLength": 1
+          },
+          "pipeline_name": {
+            "type": "string",
+            "minLength": 1
+          },
+          "mode": {
+            "type": "string",
+            "enum": [
+              "elastic",
+              "low_latency"
+            ]
+          },
+          "endpoint_url_path": {
+            "type": "string"
+          },
+          "schedule": {
+            "type": "string"
+          },
+          "endpoint_token": {
+            "type": "string"
+          },
+          "inputs_mapping": {
+            "type": "array"
+          },
+          "outputs_mapping": {
+            "type": "array"
+          }
+        },
+        "description": "What craft-ai-sdk's `create_deployment` posts; resource hints (`description`, `ram_request`, `gpu_request`, `enable_parallel_executions`, `max_parallel_executions_per_pod`, `execution_timeout_s`) are ignored."
+      },
+      "CraftLogLine": {
+        "type": "object",
+        "required": [
+          "timestamp",
+          "message"
+        ],
+        "properties": {
+          "timestamp": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "message": {
+            "type": "string"
+          }
+        }
       }
     },
     "responses": {

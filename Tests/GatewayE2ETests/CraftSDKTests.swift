@@ -10,16 +10,16 @@ import Testing
 @Suite("Craft AI surface with craft-ai-sdk")
 struct CraftSDKTests {
     /// The SDK's answer, or a failure that shows what it printed.
-    private func result(_ answer: [String: Any]) throws -> [String: Any] {
+    func result(_ answer: [String: Any]) throws -> [String: Any] {
         try #require(answer["result"] as? [String: Any], "\(answer)")
     }
 
-    private func error(_ answer: [String: Any]) throws -> [String: Any] {
+    func error(_ answer: [String: Any]) throws -> [String: Any] {
         try #require(answer["error"] as? [String: Any], "expected an SdkException: \(answer)")
     }
 
     /// How many times the SDK was answered `status` on a path containing `fragment`.
-    private func count(_ answer: [String: Any], status: Int, pathContaining fragment: String) -> Int {
+    func count(_ answer: [String: Any], status: Int, pathContaining fragment: String) -> Int {
         (answer["http"] as? [[String: Any]] ?? []).filter {
             $0["status"] as? Int == status && ($0["path"] as? String ?? "").contains(fragment)
         }.count

@@ -96,6 +96,9 @@ struct DiscoveryConsistencyTests {
         case .executionOutputs: "executionOutputs"
         case .executionOutput: "executionOutput"
         case .deployment: "deployment"
+        case .deployments: "deployments"
+        case .createDeployment(let rule): "createDeployment \(rule)"
+        case .executionLogs: "executionLogs"
         case .latestExecution: "latestExecution"
         case .executeDeployment: "executeDeployment"
         case .endpoint: "endpoint"
@@ -120,7 +123,9 @@ struct DiscoveryConsistencyTests {
             "/api/v1/auth/refresh", "/api/v1/pipelines", "/api/v1/pipelines/p", "/api/v1/pipelines/p/run",
             "/api/v1/pipelines/p/executions", "/api/v1/pipelines/p/executions/latest", "/api/v1/executions/e",
             "/api/v1/executions/e/inputs/i", "/api/v1/executions/e/outputs",
-            "/api/v1/executions/e/outputs/o", "/api/v1/deployments/d", "/api/v1/deployments/d/executions/latest",
+            "/api/v1/executions/e/outputs/o", "/api/v1/executions/e/logs", "/api/v1/deployments",
+            "/api/v1/endpoints", "/api/v1/periodic-deployment", "/api/v1/deployments/d",
+            "/api/v1/deployments/d/executions/latest",
             "/api/v1/deployments/d/executions", "/endpoints/d", "/endpoints/v1/d/executions/e",
             "/endpoints/v1/d/executions/e/outputs/o",
         ] + AbacusAPI.Action.allCases.map { "/api/v0/\($0.rawValue)" }
