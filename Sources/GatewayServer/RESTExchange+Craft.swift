@@ -358,12 +358,23 @@ struct CraftExchange: Sendable {
                     + "configuration (craft.deployments): change it there and reload")
         }
         if let token = request.endpointToken {
-            let owner = try services.authenticator.authenticate(token: token)
+            // Craft AI would set the endpoint's secret to it; here endpoint tokens are the configured `tokens`,
+            // so the one given must be among them (and one the deployment takes). An unknown one is 403, not
+            // the authenticator's 401: the caller's own (SDK) credentials were good.
+            let owner: String?
+            do {
+                owner = try services.authenticator.authenticate(token: token)
+            } catch {
+                throw GatewayError(
+                    .permissionDenied,
+                    "the endpoint_token given is not a configured token: endpoint tokens are the gateway's "
+                        + "configuration (tokens, craft.deployments[].tokens), not set through the API")
+            }
             if let owner, !existing.tokens.isEmpty, !existing.tokens.contains(owner) {
                 throw GatewayError(
                     .permissionDenied,
-                    "the endpoint_token given may not trigger deployment \"\(request.name)\" (its tokens are configured)"
-                )
+                    "the endpoint_token given may not trigger deployment \"\(request.name)\" (its tokens are "
+                        + "configured: craft.deployments[].tokens)")
             }
         }
         return existing

@@ -167,7 +167,8 @@ struct CraftSDKTests {
     }
 
     @Test(
-        "with tokens configured: a wrong endpoint token is 401, a wrong SDK token fails the refresh, a good one works")
+        "with tokens configured: a wrong endpoint token is 401, a wrong SDK token fails the refresh, a good one works; create_deployment's endpoint_token must be one the deployment takes"
+    )
     func tokens() async throws {
         let yaml = """
             tokens:
@@ -204,6 +205,26 @@ struct CraftSDKTests {
                 sdkToken: "BOB-SECRET"
             )
             #expect((try result(answer)["outputs"] as? [String: Any])?["prompt"] as? String == "OK", "\(answer)")
+
+            // create_deployment's endpoint_token: one the deployment takes is honoured; a configured token it
+            // does not take, or one that is not configured at all, is 403 (the SDK token itself was good).
+            let shout = ["upper", "shout", "endpoint"]
+            answer = try await Peers.craft(
+                "create_deployment", port: gateway.port,
+                shout + [#"{"endpoint_url_path": "loud", "endpoint_token": "ALICE-SECRET"}"#], sdkToken: "BOB-SECRET")
+            #expect(try result(answer)["name"] as? String == "shout", "\(answer)")
+            answer = try await Peers.craft(
+                "create_deployment", port: gateway.port,
+                shout + [#"{"endpoint_url_path": "loud", "endpoint_token": "BOB-SECRET"}"#], sdkToken: "BOB-SECRET")
+            failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 403, "\(answer)")
+            #expect((failure["message"] as? String)?.contains("craft.deployments[].tokens") == true, "\(answer)")
+            answer = try await Peers.craft(
+                "create_deployment", port: gateway.port,
+                shout + [#"{"endpoint_url_path": "loud", "endpoint_token": "NEW-SECRET"}"#], sdkToken: "BOB-SECRET")
+            failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 403, "\(answer)")
+            #expect((failure["message"] as? String)?.contains("not a configured token") == true, "\(answer)")
         }
     }
 

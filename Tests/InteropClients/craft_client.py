@@ -30,9 +30,11 @@ Scenarios:
   execution_logs EXECUTION_ID [KWARGS_JSON]     get_pipeline_execution_logs; KWARGS_JSON may hold
                                                 from_ms / to_ms (become from_datetime / to_datetime) and limit
   list_deployments                              list_deployments
-  get_deployment NAME [WAIT]                    get_deployment (WAIT "true": wait_for_completion=True)
+  get_deployment NAME [WAIT]                    get_deployment (WAIT "true": wait_for_completion=True,
+                                                timeout_s=10)
   create_deployment PIPELINE NAME RULE [KWARGS_JSON]
-                                                create_deployment(pipeline, name, execution_rule, **KWARGS)
+                                                create_deployment(pipeline, name, execution_rule, **KWARGS);
+                                                timeout_s 10 unless KWARGS names one
   delete_deployment NAME                        delete_deployment
 """
 
@@ -139,9 +141,13 @@ def main():
     elif scenario == "list_deployments":
         result = sdk.list_deployments()
     elif scenario == "get_deployment":
-        result = sdk.get_deployment(args[0], wait_for_completion=len(args) > 1 and args[1] == "true")
+        # Waiting loops with no sleep until the status is final: bounded, so a status that never is one
+        # is the SDK's TimeoutException rather than a hung test.
+        wait = len(args) > 1 and args[1] == "true"
+        result = sdk.get_deployment(args[0], wait_for_completion=wait, timeout_s=10 if wait else None)
     elif scenario == "create_deployment":
         kwargs = json.loads(args[3]) if len(args) > 3 else {}
+        kwargs.setdefault("timeout_s", 10)  # create_deployment waits by default: the same bound
         result = sdk.create_deployment(args[0], args[1], args[2], **kwargs)
     elif scenario == "delete_deployment":
         result = sdk.delete_deployment(args[0])
