@@ -906,6 +906,120 @@ let openAPIDocumentJSON = #####"""
         }
       }
     },
+    "/v1beta/{nsKind}/{namespace}/pipelines/{pipeline}/releases": {
+      "get": {
+        "operationId": "listNamespacePipelineReleases",
+        "tags": [
+          "Instill triggers"
+        ],
+        "summary": "A page of a routed pipeline's releases (Instill's ListNamespacePipelineReleases; gRPC ListNamespacePipelineReleases, and ListPipelineReleases in pipeline.v1beta)",
+        "description": "The releases routes name for the pipeline, ordered by id. `page_size` unset or 0 is 10, above 100 is 100 (Instill's rule), negative is 400; `page_token` is a `nextPageToken` this list gave (keyset paging on the release id: a release added or removed between pages neither repeats nor hides another); `filter` expressions are not supported (400); `view` and `show_deleted` change nothing. Each release has its name, uid and id; its schemas are GetNamespacePipelineRelease's.",
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/NsKind"
+          },
+          {
+            "$ref": "#/components/parameters/Namespace"
+          },
+          {
+            "$ref": "#/components/parameters/Pipeline"
+          },
+          {
+            "name": "page_size",
+            "in": "query",
+            "required": false,
+            "description": "Releases per page: 0 or absent is 10, above 100 is 100, negative is 400 (`pageSize` too).",
+            "schema": {
+              "type": "integer",
+              "format": "int32",
+              "minimum": 0,
+              "maximum": 2147483647
+            }
+          },
+          {
+            "name": "page_token",
+            "in": "query",
+            "required": false,
+            "description": "The `nextPageToken` of the previous page (`pageToken` too); anything else is 400.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "filter",
+            "in": "query",
+            "required": false,
+            "description": "Not supported: a non-empty filter is 400.",
+            "schema": {
+              "type": "string",
+              "maxLength": 0
+            }
+          },
+          {
+            "name": "view",
+            "in": "query",
+            "required": false,
+            "description": "Accepted; the answer is the same for every view.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "show_deleted",
+            "in": "query",
+            "required": false,
+            "description": "Accepted (`showDeleted` too); no release is ever deleted here.",
+            "schema": {
+              "type": "boolean"
+            }
+          },
+          {
+            "$ref": "#/components/parameters/RequestIdIn"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "One page of the releases.",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PipelineReleasePage"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "502": {
+            "$ref": "#/components/responses/BadGateway"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
     "/v1beta/{nsKind}/{namespace}/pipelines/{pipeline}/releases/{release}": {
       "get": {
         "operationId": "getNamespacePipelineRelease",
@@ -4653,7 +4767,7 @@ let openAPIDocumentJSON = #####"""
         "tags": [
           "Craft AI"
         ],
-        "summary": "`create_deployment` with the `endpoint` rule. Deployments are configuration: honoured (200, the deployment) only when the deployment exists as asked (same pipeline, rule, endpoint path or schedule, mode `elastic`, no mappings); 409 when the name is a different deployment, 501 when it would have to be configured (`craft.deployments`), 404 for an unknown pipeline",
+        "summary": "`create_deployment` with the `endpoint` rule. Deployments are configuration: honoured (200, the deployment) only when the deployment exists as asked (same pipeline, rule, endpoint path or schedule, mode `elastic`, no mappings); 409 when the name is a different deployment, 501 when it would have to be configured (`craft.deployments`), 404 for an unknown pipeline; an `endpoint_token` must be a configured token the deployment takes (403 otherwise)",
         "security": [
           {},
           {
@@ -5141,6 +5255,31 @@ let openAPIDocumentJSON = #####"""
           },
           "dataSpecification": {
             "$ref": "#/components/schemas/DataSpecification"
+          }
+        }
+      },
+      "PipelineReleasePage": {
+        "type": "object",
+        "required": [
+          "releases",
+          "nextPageToken",
+          "totalSize"
+        ],
+        "properties": {
+          "releases": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/PipelineRelease"
+            }
+          },
+          "nextPageToken": {
+            "type": "string",
+            "description": "The `page_token` of the next page; empty on the last."
+          },
+          "totalSize": {
+            "type": "integer",
+            "format": "int32",
+            "description": "The pipeline's releases in all pages."
           }
         }
       },

@@ -24,6 +24,7 @@ extension RESTPath {
                 }
             }
         case .pipeline(let ref): return ref.release != nil ? "getNamespacePipelineRelease" : "getNamespacePipeline"
+        case .pipelineReleases: return "listNamespacePipelineReleases"
         case .operation: return "getOperation"
         case .cancelOperation: return "cancelOperation"
         case .listOperations: return "listOperations"
