@@ -2673,8 +2673,9 @@ let openAPIDocumentJSON = #####"""
                       "integer",
                       "null"
                     ],
-                    "minimum": 0,
-                    "maximum": 9007199254740992
+                    "minimum": 1,
+                    "maximum": 1000,
+                    "description": "At most this many, newest first: 1 to 1000 (the store's largest page; abacusai sends 200); absent or null: the store's default page. 0 or more than 1000 is InvalidParameterError."
                   }
                 },
                 "required": [
@@ -2778,11 +2779,11 @@ let openAPIDocumentJSON = #####"""
             "name": "limit",
             "in": "query",
             "required": false,
-            "description": "At most this many (0: the default page).",
+            "description": "At most this many, newest first: 1 to 1000 (the store's largest page); absent: the store's default page. 0 or more than 1000 is InvalidParameterError.",
             "schema": {
               "type": "integer",
-              "minimum": 0,
-              "maximum": 9007199254740992
+              "minimum": 1,
+              "maximum": 1000
             }
           }
         ]

@@ -229,6 +229,42 @@ struct InstillPipelineMetadataTests {
         }
     }
 
+    @Test("grpcurl through reflection alone (no -proto): ListNamespacePipelineReleases and ListPipelineReleases")
+    func grpcurlListReleases() async throws {
+        try await withTestGateway(yaml: Self.yaml) { gateway in
+            let address = "127.0.0.1:\(gateway.port)"
+            let auth = ["-H", "authorization: Bearer alice-token"]
+            for (method, request) in [
+                (
+                    "pipeline.pipeline.v1beta.PipelinePublicService/ListNamespacePipelineReleases",
+                    #"{"namespace_id":"demo","pipeline_id":"blob-info","page_size":1}"#
+                ),
+                (
+                    "vdp.pipeline.v1beta.PipelinePublicService/ListNamespacePipelineReleases",
+                    #"{"namespace_id":"demo","pipeline_id":"blob-info","page_size":1}"#
+                ),
+                (
+                    "pipeline.v1beta.PipelinePublicService/ListPipelineReleases",
+                    #"{"parent":"namespaces/demo/pipelines/blob-info","page_size":1}"#
+                ),
+            ] {
+                let first = try await ReflectionTests.grpcurl(auth + ["-d", request, address, method])
+                #expect(first.status == 0, "\(method): \(first.stderr)")
+                let page = try JSONSerialization.jsonObject(with: first.stdout) as? [String: Any]
+                #expect(Self.ids(page) == ["v1"], "\(method): \(first.stdoutString)")
+                #expect(page?["totalSize"] as? Int == 2, "\(method): \(first.stdoutString)")
+                let token = try #require(page?["nextPageToken"] as? String, "\(first.stdoutString)")
+                var next = try #require(
+                    try JSONSerialization.jsonObject(with: Data(request.utf8)) as? [String: Any])
+                next["page_token"] = token
+                let body = String(decoding: try JSONSerialization.data(withJSONObject: next), as: UTF8.self)
+                let second = try await ReflectionTests.grpcurl(auth + ["-d", body, address, method])
+                let rest = try JSONSerialization.jsonObject(with: second.stdout) as? [String: Any]
+                #expect(Self.ids(rest) == ["v2"] && rest?["nextPageToken"] == nil, "\(method): \(second.stdoutString)")
+            }
+        }
+    }
+
     @Test("REST: GET /v1beta/{ns-kind}/{ns}/pipelines/{id}/releases with curl, page_size and page_token edges")
     func restListReleases() async throws {
         try await withTestGateway(yaml: Self.manyReleasesYAML) { gateway in
