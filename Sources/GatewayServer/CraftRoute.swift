@@ -20,11 +20,17 @@ enum CraftRoute: Equatable {
     case execution(id: String)
     /// `GET /api/v1/executions/{id}/inputs/{name}` (a file input's bytes, `get_pipeline_execution_input`)
     case executionInput(id: String, name: String)
+    /// `POST /api/v1/executions/{id}/logs` (`get_pipeline_execution_logs`: `{from?, to?, limit?}`)
+    case executionLogs(id: String)
     /// `GET /api/v1/executions/{id}/outputs[?wait_for_completion=true]`
     case executionOutputs(id: String)
     /// `GET /api/v1/executions/{id}/outputs/{name}`
     case executionOutput(id: String, name: String)
-    /// `GET /api/v1/deployments/{name}`
+    /// `GET /api/v1/deployments` (`list_deployments`)
+    case deployments
+    /// `POST /api/v1/endpoints` or `POST /api/v1/periodic-deployment` (`create_deployment`, by execution rule)
+    case createDeployment(rule: CraftDeploymentConfiguration.ExecutionRule)
+    /// `GET /api/v1/deployments/{name}[?wait_for_completion=true]`; `DELETE` (`delete_deployment`)
     case deployment(name: String)
     /// `GET /api/v1/deployments/{name}/executions/latest`
     case latestExecution(deployment: String)
@@ -39,9 +45,10 @@ enum CraftRoute: Equatable {
 
     var allowedMethods: [String] {
         switch self {
-        case .refresh, .runPipeline, .executeDeployment, .endpoint: ["POST"]
+        case .refresh, .runPipeline, .executeDeployment, .endpoint, .createDeployment, .executionLogs: ["POST"]
+        case .deployment: ["GET", "HEAD", "DELETE"]
         case .pipelines, .pipeline, .pipelineExecutions, .latestPipelineExecution, .execution, .executionInput,
-            .executionOutputs, .executionOutput, .deployment, .latestExecution, .endpointExecution, .endpointOutput:
+            .executionOutputs, .executionOutput, .deployments, .latestExecution, .endpointExecution, .endpointOutput:
             ["GET", "HEAD"]
         }
     }
@@ -49,7 +56,7 @@ enum CraftRoute: Equatable {
     /// Whether the request carries a body the route reads.
     var readsBody: Bool {
         switch self {
-        case .refresh, .runPipeline, .executeDeployment, .endpoint: true
+        case .refresh, .runPipeline, .executeDeployment, .endpoint, .createDeployment, .executionLogs: true
         default: false
         }
     }
@@ -64,6 +71,9 @@ enum CraftRoute: Equatable {
             guard p[1] == "v1" else { return nil }
             switch Array(p.dropFirst(2)).count {
             case 1 where p[2] == "pipelines": self = .pipelines
+            case 1 where p[2] == "deployments": self = .deployments
+            case 1 where p[2] == "endpoints": self = .createDeployment(rule: .endpoint)
+            case 1 where p[2] == "periodic-deployment": self = .createDeployment(rule: .periodic)
             case 2 where p[2] == "auth" && p[3] == "refresh": self = .refresh
             case 2 where p[2] == "executions": self = .execution(id: p[3])
             case 2 where p[2] == "pipelines": self = .pipeline(name: p[3])
@@ -71,6 +81,7 @@ enum CraftRoute: Equatable {
             case 3 where p[2] == "pipelines" && p[4] == "run": self = .runPipeline(name: p[3])
             case 3 where p[2] == "pipelines" && p[4] == "executions": self = .pipelineExecutions(name: p[3])
             case 3 where p[2] == "executions" && p[4] == "outputs": self = .executionOutputs(id: p[3])
+            case 3 where p[2] == "executions" && p[4] == "logs": self = .executionLogs(id: p[3])
             case 3 where p[2] == "deployments" && p[4] == "executions": self = .executeDeployment(name: p[3])
             case 4 where p[2] == "executions" && p[4] == "outputs": self = .executionOutput(id: p[3], name: p[5])
             case 4 where p[2] == "executions" && p[4] == "inputs": self = .executionInput(id: p[3], name: p[5])
@@ -121,7 +132,8 @@ extension CraftRoute {
             mode = .async
         case .endpointExecution(let path, _), .endpointOutput(let path, _, _):
             deployment = configuration.deployment(endpointURLPath: path)
-        case .refresh, .pipelines, .execution, .executionInput, .executionOutputs, .executionOutput:
+        case .refresh, .pipelines, .execution, .executionInput, .executionOutputs, .executionOutput, .deployments,
+            .createDeployment, .executionLogs:
             return nil
         }
         guard let deployment else { return nil }

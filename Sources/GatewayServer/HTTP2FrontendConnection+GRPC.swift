@@ -17,6 +17,9 @@ struct GRPCCall {
         /// `GetNamespacePipeline[Release]` (`GetPipeline[Release]` in `pipeline.v1beta`): a routed pipeline's
         /// metadata (HTTP2FrontendConnection+Pipelines).
         case getPipeline(release: Bool)
+        /// `ListNamespacePipelineReleases` (`ListPipelineReleases` in `pipeline.v1beta`): a page of the releases
+        /// routes name for a pipeline (HTTP2FrontendConnection+Pipelines).
+        case listPipelineReleases
         /// `core.mgmt.v1beta.MgmtPublicService` requester lookups (HTTP2FrontendConnection+Mgmt).
         case checkNamespace
         case getUser
@@ -81,7 +84,7 @@ struct GRPCCall {
         "TriggerAsyncPipelineRelease", "GetPipeline", "GetPipelineRelease",
         "TriggerNamespacePipeline", "TriggerNamespacePipelineRelease", "TriggerNamespacePipelineWithStream",
         "TriggerAsyncNamespacePipeline", "TriggerAsyncNamespacePipelineRelease", "GetNamespacePipeline",
-        "GetNamespacePipelineRelease",
+        "GetNamespacePipelineRelease", "ListNamespacePipelineReleases", "ListPipelineReleases",
     ]
 
     /// A `PipelinePublicService` method of `generation`: the namespace/pipeline-id names of 2024 and 2025, the
@@ -102,6 +105,7 @@ struct GRPCCall {
             case "TriggerAsyncPipelineRelease": return .triggerAsync(release: true)
             case "GetPipeline": return .getPipeline(release: false)
             case "GetPipelineRelease": return .getPipeline(release: true)
+            case "ListPipelineReleases": return .listPipelineReleases
             default: return nil
             }
         }
@@ -113,6 +117,7 @@ struct GRPCCall {
         case "TriggerAsyncNamespacePipelineRelease": return .triggerAsync(release: true)
         case "GetNamespacePipeline": return .getPipeline(release: false)
         case "GetNamespacePipelineRelease": return .getPipeline(release: true)
+        case "ListNamespacePipelineReleases": return .listPipelineReleases
         default: return nil
         }
     }
@@ -254,6 +259,8 @@ extension HTTP2FrontendConnection {
             grpcGetOperation(message, call: call, stream: stream)
         case .getPipeline(let release):
             grpcGetPipeline(message, release: release, call: call, stream: stream)
+        case .listPipelineReleases:
+            grpcListPipelineReleases(message, call: call, stream: stream)
         case .checkNamespace, .getUser, .getOrganization:
             grpcMgmt(message, call: call, stream: stream)
         case .trigger(let release):

@@ -46,4 +46,44 @@ extension HTTP2FrontendConnection {
             }
         }
     }
+
+    /// `ListNamespacePipelineReleases` (`pipeline.pipeline.v1beta`, `vdp.pipeline.v1beta`) /
+    /// `ListPipelineReleases` (`pipeline.v1beta`): a page of a routed pipeline's releases
+    /// (`InstillPipelineMetadata.releases`); INVALID_ARGUMENT for a bad page size, token or a filter, NOT_FOUND
+    /// for a pipeline the gateway does not serve.
+    func grpcListPipelineReleases(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {
+        let generation = call.generation
+        let query: PipelineReleaseQuery
+        do {
+            query =
+                generation == .pipelineV1beta
+                ? try InstillCodec.decodeNamedListPipelineReleasesRequest(message)
+                : try InstillCodec.decodeListPipelineReleasesRequest(message)
+        } catch {
+            grpcFinish(stream, error: gatewayError(from: error))
+            return
+        }
+        let services = self.services
+        streams[stream]?.open?.record.name(query.ref, mode: nil, route: services.dispatcher.route(for: query.ref))
+        let requestID = call.context.requestID
+        startTask(stream: stream) {
+            do {
+                return Result<PipelineReleasePage, GatewayError>.success(
+                    try await InstillPipelineMetadata.releases(query, services: services))
+            } catch {
+                return .failure(gatewayError(from: error, requestID: requestID))
+            }
+        } deliver: { connection, outcome in
+            switch outcome {
+            case .success(let page):
+                connection.grpcRespond(
+                    stream,
+                    message: generation == .pipelineV1beta
+                        ? InstillCodec.encodeNamedListPipelineReleasesResponse(page)
+                        : InstillCodec.encodeListPipelineReleasesResponse(page))
+            case .failure(let error):
+                connection.grpcFinish(stream, error: error)
+            }
+        }
+    }
 }

@@ -2,7 +2,8 @@ import Routing
 import TriggerDispatch
 import TriggerModel
 
-/// What Instill's `GetNamespacePipeline` / `GetNamespacePipelineRelease` answer (gRPC and REST alike): a
+/// What Instill's `GetNamespacePipeline` / `GetNamespacePipelineRelease` / `ListNamespacePipelineReleases` answer
+/// (gRPC and REST alike): a
 /// pipeline the gateway routes, with its releases as routes name them and its input and output fields as
 /// the runner describes them (the runner protocol's `Describe` call, which the Craft AI surface uses too).
 ///
@@ -31,5 +32,15 @@ enum InstillPipelineMetadata {
         resource.inputSchema = PipelineDescription.jsonSchema(of: description.inputs)
         resource.outputSchema = PipelineDescription.jsonSchema(of: description.outputs)
         return resource
+    }
+
+    /// What `ListNamespacePipelineReleases` (`ListPipelineReleases`, and its REST binding) answers: the page
+    /// `query` asks for of the releases the pipeline's ``resource(_:services:)`` lists (so the same NOT_FOUND
+    /// for a pipeline the gateway does not serve), each with its name, uid and id as that list has them; a
+    /// release's schemas are `GetNamespacePipelineRelease`'s.
+    static func releases(_ query: PipelineReleaseQuery, services: FrontendServices) async throws
+        -> PipelineReleasePage
+    {
+        query.page(of: try await resource(query.ref, services: services).releases)
     }
 }

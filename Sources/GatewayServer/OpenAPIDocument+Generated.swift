@@ -906,6 +906,120 @@ let openAPIDocumentJSON = #####"""
         }
       }
     },
+    "/v1beta/{nsKind}/{namespace}/pipelines/{pipeline}/releases": {
+      "get": {
+        "operationId": "listNamespacePipelineReleases",
+        "tags": [
+          "Instill triggers"
+        ],
+        "summary": "A page of a routed pipeline's releases (Instill's ListNamespacePipelineReleases; gRPC ListNamespacePipelineReleases, and ListPipelineReleases in pipeline.v1beta)",
+        "description": "The releases routes name for the pipeline, ordered by id. `page_size` unset or 0 is 10, above 100 is 100 (Instill's rule), negative is 400; `page_token` is a `nextPageToken` this list gave (keyset paging on the release id: a release added or removed between pages neither repeats nor hides another); `filter` expressions are not supported (400); `view` and `show_deleted` change nothing. Each release has its name, uid and id; its schemas are GetNamespacePipelineRelease's.",
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/NsKind"
+          },
+          {
+            "$ref": "#/components/parameters/Namespace"
+          },
+          {
+            "$ref": "#/components/parameters/Pipeline"
+          },
+          {
+            "name": "page_size",
+            "in": "query",
+            "required": false,
+            "description": "Releases per page: 0 or absent is 10, above 100 is 100, negative is 400 (`pageSize` too).",
+            "schema": {
+              "type": "integer",
+              "format": "int32",
+              "minimum": 0,
+              "maximum": 2147483647
+            }
+          },
+          {
+            "name": "page_token",
+            "in": "query",
+            "required": false,
+            "description": "The `nextPageToken` of the previous page (`pageToken` too); anything else is 400.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "filter",
+            "in": "query",
+            "required": false,
+            "description": "Not supported: a non-empty filter is 400.",
+            "schema": {
+              "type": "string",
+              "maxLength": 0
+            }
+          },
+          {
+            "name": "view",
+            "in": "query",
+            "required": false,
+            "description": "Accepted; the answer is the same for every view.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "show_deleted",
+            "in": "query",
+            "required": false,
+            "description": "Accepted (`showDeleted` too); no release is ever deleted here.",
+            "schema": {
+              "type": "boolean"
+            }
+          },
+          {
+            "$ref": "#/components/parameters/RequestIdIn"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "One page of the releases.",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PipelineReleasePage"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "502": {
+            "$ref": "#/components/responses/BadGateway"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
     "/v1beta/{nsKind}/{namespace}/pipelines/{pipeline}/releases/{release}": {
       "get": {
         "operationId": "getNamespacePipelineRelease",
@@ -2559,8 +2673,9 @@ let openAPIDocumentJSON = #####"""
                       "integer",
                       "null"
                     ],
-                    "minimum": 0,
-                    "maximum": 9007199254740992
+                    "minimum": 1,
+                    "maximum": 1000,
+                    "description": "At most this many, newest first: 1 to 1000 (the store's largest page; abacusai sends 200); absent or null: the store's default page. 0 or more than 1000 is InvalidParameterError."
                   }
                 },
                 "required": [
@@ -2664,11 +2779,11 @@ let openAPIDocumentJSON = #####"""
             "name": "limit",
             "in": "query",
             "required": false,
-            "description": "At most this many (0: the default page).",
+            "description": "At most this many, newest first: 1 to 1000 (the store's largest page); absent: the store's default page. 0 or more than 1000 is InvalidParameterError.",
             "schema": {
               "type": "integer",
-              "minimum": 0,
-              "maximum": 9007199254740992
+              "minimum": 1,
+              "maximum": 1000
             }
           }
         ]
@@ -3952,6 +4067,78 @@ let openAPIDocumentJSON = #####"""
             }
           }
         ]
+      },
+      "delete": {
+        "operationId": "craftDeleteDeployment",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`delete_deployment`: refused, 501 (a deployment is configuration: remove it from `craft.deployments` and reload); 404 for an unknown one",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The deployment name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
       }
     },
     "/api/v1/deployments/{name}/executions/latest": {
@@ -4494,6 +4681,381 @@ let openAPIDocumentJSON = #####"""
           }
         ]
       }
+    },
+    "/api/v1/deployments": {
+      "get": {
+        "operationId": "craftListDeployments",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "The deployments: those configured, or one implicit deployment per listed pipeline",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/CraftDeploymentListItem"
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        }
+      }
+    },
+    "/api/v1/endpoints": {
+      "post": {
+        "operationId": "craftCreateEndpointDeployment",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`create_deployment` with the `endpoint` rule. Deployments are configuration: honoured (200, the deployment) only when the deployment exists as asked (same pipeline, rule, endpoint path or schedule, mode `elastic`, no mappings); 409 when the name is a different deployment, 501 when it would have to be configured (`craft.deployments`), 404 for an unknown pipeline; an `endpoint_token` must be a configured token the deployment takes (403 otherwise)",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CraftDeploymentCreation"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CraftDeployment"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        }
+      }
+    },
+    "/api/v1/periodic-deployment": {
+      "post": {
+        "operationId": "craftCreatePeriodicDeployment",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`create_deployment` with the `periodic` rule. Deployments are configuration: honoured (200, the deployment) only when the deployment exists as asked (same pipeline, rule, endpoint path or schedule, mode `elastic`, no mappings); 409 when the name is a different deployment, 501 when it would have to be configured (`craft.deployments`), 404 for an unknown pipeline",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CraftDeploymentCreation"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CraftDeployment"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        }
+      }
+    },
+    "/api/v1/executions/{id}/logs": {
+      "post": {
+        "operationId": "craftExecutionLogs",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`get_pipeline_execution_logs`: what the gateway recorded of the execution (created, started, a pending retry, how it ended), one list of lines (the SDK reads the first)",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "from": {
+                    "type": "integer",
+                    "description": "Inclusive lower bound, milliseconds since the epoch."
+                  },
+                  "to": {
+                    "type": "integer",
+                    "description": "Inclusive upper bound, milliseconds since the epoch."
+                  },
+                  "limit": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "At most this many lines, oldest first."
+                  }
+                }
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "OK",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "type": "array",
+                    "items": {
+                      "$ref": "#/components/schemas/CraftLogLine"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The execution (operation) id.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
+      }
     }
   },
   "components": {
@@ -4694,6 +5256,31 @@ let openAPIDocumentJSON = #####"""
           },
           "dataSpecification": {
             "$ref": "#/components/schemas/DataSpecification"
+          }
+        }
+      },
+      "PipelineReleasePage": {
+        "type": "object",
+        "required": [
+          "releases",
+          "nextPageToken",
+          "totalSize"
+        ],
+        "properties": {
+          "releases": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/PipelineRelease"
+            }
+          },
+          "nextPageToken": {
+            "type": "string",
+            "description": "The `page_token` of the next page; empty on the last."
+          },
+          "totalSize": {
+            "type": "integer",
+            "format": "int32",
+            "description": "The pipeline's releases in all pages."
           }
         }
       },
@@ -6215,6 +6802,13 @@ let openAPIDocumentJSON = #####"""
           },
           "schedule": {
             "type": "string"
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "up"
+            ],
+            "description": "Always `up`: a configured deployment is ready (`get_deployment(wait_for_completion=True)` reads it until final)."
           }
         }
       },
@@ -6467,6 +7061,94 @@ let openAPIDocumentJSON = #####"""
             }
           }
         ]
+      },
+      "CraftDeploymentListItem": {
+        "type": "object",
+        "required": [
+          "name",
+          "pipeline_name",
+          "execution_rule"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "pipeline_name": {
+            "type": "string"
+          },
+          "execution_rule": {
+            "type": "string",
+            "enum": [
+              "endpoint",
+              "periodic"
+            ]
+          },
+          "mode": {
+            "type": "string",
+            "enum": [
+              "elastic"
+            ]
+          },
+          "is_enabled": {
+            "type": "boolean"
+          }
+        }
+      },
+      "CraftDeploymentCreation": {
+        "type": "object",
+        "required": [
+          "name",
+          "pipeline_name"
+        ],
+        "properties": {
+          "name": {
+            "type": "string",
+            "minLength": 1
+          },
+          "pipeline_name": {
+            "type": "string",
+            "minLength": 1
+          },
+          "mode": {
+            "type": "string",
+            "enum": [
+              "elastic",
+              "low_latency"
+            ]
+          },
+          "endpoint_url_path": {
+            "type": "string"
+          },
+          "schedule": {
+            "type": "string"
+          },
+          "endpoint_token": {
+            "type": "string"
+          },
+          "inputs_mapping": {
+            "type": "array"
+          },
+          "outputs_mapping": {
+            "type": "array"
+          }
+        },
+        "description": "What craft-ai-sdk's `create_deployment` posts; resource hints (`description`, `ram_request`, `gpu_request`, `enable_parallel_executions`, `max_parallel_executions_per_pod`, `execution_timeout_s`) are ignored."
+      },
+      "CraftLogLine": {
+        "type": "object",
+        "required": [
+          "timestamp",
+          "message"
+        ],
+        "properties": {
+          "timestamp": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "message": {
+            "type": "string"
+          }
+        }
       }
     },
     "responses": {

@@ -32,6 +32,7 @@ extension RESTRequestHead {
             craft: craft,
             services: services,
             requestID: requestID,
+            method: method,
             target: target,
             authorization: first("authorization"),
             host: first("host") ?? first(":authority"),
@@ -103,6 +104,8 @@ struct CraftExchange: Sendable {
     var craft: CraftSurface
     var services: FrontendServices
     var requestID: String
+    /// The request's method (HEAD is routed as GET): `DELETE` on a deployment is `delete_deployment`.
+    var method: String
     var target: String
     var authorization: String?
     var host: String?
@@ -187,6 +190,15 @@ struct CraftExchange: Sendable {
             if operation.state == .succeeded { outputs = try succeededOutputs(operation) }
             return CraftAnswer.json(
                 CraftAnswer.execution(operation, outputs: outputs, includeValues: values), requestID: requestID)
+        case .executionLogs(let id):
+            let principal = try await authenticate()
+            let query = try CraftLogQuery(body ?? .json(ByteBuffer()), limits: limits)
+            let operation = try await visibleExecution(id, principal: principal)
+            let lines = query.select(CraftAnswer.executionLog(operation))
+            // The SDK reads the first element: the logs of the execution's one pipeline run.
+            return RESTResponse.json(
+                status: 200, body: JSONValueCodec.encode(.list([.list(lines.map(Value.object))])),
+                requestID: requestID)
         case .executionInput(let id, let name):
             let principal = try await authenticate()
             let operation = try await visibleExecution(id, principal: principal)
@@ -219,9 +231,23 @@ struct CraftExchange: Sendable {
             }
             return try outputValue(
                 named: name, of: try succeededOutputs(operation), executionID: id, byEndpointName: false)
+        case .deployments:
+            _ = try await authenticate()
+            return CraftAnswer.list(deployments().map(CraftAnswer.deploymentListItem), requestID: requestID)
+        case .createDeployment(let rule):
+            _ = try await authenticate()
+            let request = try CraftDeploymentRequest(body ?? .json(ByteBuffer()), rule: rule, limits: limits)
+            let deployment = try await createdDeployment(request)
+            return CraftAnswer.json(CraftAnswer.deployment(deployment), requestID: requestID)
         case .deployment(let name):
             _ = try await authenticate()
             let deployment = try await existingDeployment(named: name)
+            if method == "DELETE" {
+                throw GatewayError(
+                    .unimplemented,
+                    "deployment \"\(name)\" is part of the gateway's configuration and cannot be deleted through "
+                        + "the API: remove it from craft.deployments (or its route) and reload the configuration")
+            }
             return CraftAnswer.json(CraftAnswer.deployment(deployment), requestID: requestID)
         case .latestExecution(let name):
             let principal = try await authenticate()
@@ -302,13 +328,75 @@ struct CraftExchange: Sendable {
 
     // MARK: Deployments
 
+    /// What `list_deployments` shows: the configured deployments, or (implicit deployments) one per pipeline
+    /// `list_pipelines` shows, named after it.
+    private func deployments() -> [CraftDeploymentConfiguration] {
+        if let configured = craft.configuration.deployments { return configured }
+        return pipelineNames().compactMap { craft.configuration.deployment(named: $0) }
+    }
+
+    /// `create_deployment`: deployments are configuration, so the one shape honoured is a deployment that
+    /// exists already as asked (the same pipeline, execution rule, endpoint path or schedule, and no mappings
+    /// beyond the configured ones), which the SDK then reads with `get_deployment` as it does after a real
+    /// creation. A name taken by a different deployment is 409 ALREADY_EXISTS; a deployment that would have to
+    /// be added is 501 UNIMPLEMENTED, saying what to add to the configuration. The pipeline must be served
+    /// (404 otherwise). An `endpoint_token`, when given, must be a configured token the deployment takes.
+    private func createdDeployment(_ request: CraftDeploymentRequest) async throws -> CraftDeploymentConfiguration {
+        try await checkPipelineExists(request.pipeline, what: "pipeline")
+        let existing: CraftDeploymentConfiguration?
+        if craft.configuration.deployments != nil || request.name == request.pipeline {
+            existing = craft.configuration.deployment(named: request.name)
+        } else {
+            // Implicit deployments: the name is a deployment only when a pipeline of that name is served.
+            existing = try await deploymentIfExists(named: request.name)
+        }
+        guard let existing else { throw GatewayError(.unimplemented, request.configurationHint) }
+        if let mismatch = request.mismatch(with: existing) {
+            throw GatewayError(
+                .conflict,
+                "deployment \"\(request.name)\" already exists with \(mismatch); deployments are the gateway's "
+                    + "configuration (craft.deployments): change it there and reload")
+        }
+        if let token = request.endpointToken {
+            // Craft AI would set the endpoint's secret to it; here endpoint tokens are the configured `tokens`,
+            // so the one given must be among them (and one the deployment takes). An unknown one is 403, not
+            // the authenticator's 401: the caller's own (SDK) credentials were good.
+            let owner: String?
+            do {
+                owner = try services.authenticator.authenticate(token: token)
+            } catch {
+                throw GatewayError(
+                    .permissionDenied,
+                    "the endpoint_token given is not a configured token: endpoint tokens are the gateway's "
+                        + "configuration (tokens, craft.deployments[].tokens), not set through the API")
+            }
+            if let owner, !existing.tokens.isEmpty, !existing.tokens.contains(owner) {
+                throw GatewayError(
+                    .permissionDenied,
+                    "the endpoint_token given may not trigger deployment \"\(request.name)\" (its tokens are "
+                        + "configured: craft.deployments[].tokens)")
+            }
+        }
+        return existing
+    }
+
     /// A configured deployment, or (with implicit deployments) the pipeline of that name when it exists.
     private func existingDeployment(named name: String) async throws -> CraftDeploymentConfiguration {
-        guard let deployment = craft.configuration.deployment(named: name) else {
+        guard let deployment = try await deploymentIfExists(named: name) else {
             throw GatewayError(.notFound, "deployment \"\(name)\" not found")
         }
+        return deployment
+    }
+
+    /// The deployment named `name`, or nil when there is none (with implicit deployments: no such pipeline).
+    private func deploymentIfExists(named name: String) async throws -> CraftDeploymentConfiguration? {
+        guard let deployment = craft.configuration.deployment(named: name) else { return nil }
         if craft.configuration.deployments == nil {
-            try await checkPipelineExists(deployment.pipeline, what: "deployment")
+            do {
+                try await checkPipelineExists(deployment.pipeline, what: "deployment")
+            } catch let error as GatewayError where error.code == .notFound {
+                return nil
+            }
         }
         return deployment
     }
@@ -727,6 +815,9 @@ enum CraftAnswer {
             "execution_rule": .string(deployment.executionRule.rawValue),
             "mode": .string("elastic"),
             "is_enabled": .bool(true),
+            // `get_deployment(wait_for_completion=True)`, which `create_deployment` calls by default, re-reads
+            // the deployment until its status is final (`up`, ...): without one it would spin.
+            "status": .string("up"),
         ]
         if let path = deployment.endpointURLPath { object["endpoint_url_path"] = .string(path) }
         if let schedule = deployment.schedule {
@@ -735,6 +826,56 @@ enum CraftAnswer {
             object["schedule_name"] = .string(schedule.name)
         }
         return object
+    }
+
+    /// One `list_deployments` item: `{name, pipeline_name, execution_rule, mode, is_enabled}` (no
+    /// `created_at`: a configured deployment has no creation time).
+    static func deploymentListItem(_ deployment: CraftDeploymentConfiguration) -> ValueObject {
+        [
+            "name": .string(deployment.name),
+            "pipeline_name": .string(deployment.pipeline),
+            "execution_rule": .string(deployment.executionRule.rawValue),
+            "mode": .string("elastic"),
+            "is_enabled": .bool(true),
+        ]
+    }
+
+    /// The log of an execution (`get_pipeline_execution_logs`): what the gateway recorded of it, as
+    /// `{timestamp, message}` lines, oldest first, each with its time in milliseconds since the epoch for
+    /// ``CraftLogQuery`` to select by. The runner protocol carries no log output, so these are the execution's
+    /// events: created (queued), started on the runner, a retry pending after a failed attempt, and how it
+    /// ended (with the error's code and message, and the attempts made).
+    static func executionLog(_ operation: Operation) -> [(milliseconds: Int64, line: ValueObject)] {
+        var lines: [(milliseconds: Int64, line: ValueObject)] = []
+        func add(_ date: Date, _ message: String) {
+            let ms = date.storeMilliseconds
+            lines.append((ms, ["timestamp": .string(RFC3339.format(milliseconds: ms)), "message": .string(message)]))
+        }
+        let deployment = operation.request.labels[CraftLabels.deployment].map { ", deployment \($0)" } ?? ""
+        add(operation.createdAt, "execution \(operation.id) created: pipeline \(operation.ref)\(deployment); queued")
+        if let started = operation.startedAt { add(started, "started on the pipeline's runner") }
+        let attempts = operation.attempts == 1 ? "1 attempt" : "\(operation.attempts) attempts"
+        switch operation.state {
+        case .queued:
+            if let error = operation.error {
+                add(
+                    operation.notBefore,
+                    "attempt \(operation.attempts) failed: [\(errorName(error))] \(error.message); the next attempt is not made before this time"
+                )
+            }
+        case .running:
+            break
+        case .succeeded:
+            add(operation.finishedAt ?? operation.createdAt, "succeeded after \(attempts)")
+        case .failed:
+            let error = OperationView.error(operation) ?? GatewayError(.internalError, "failed")
+            add(
+                operation.finishedAt ?? operation.createdAt,
+                "failed after \(attempts): [\(errorName(error))] \(error.message)")
+        case .cancelled:
+            add(operation.finishedAt ?? operation.createdAt, "cancelled after \(attempts)")
+        }
+        return lines
     }
 
     /// Craft AI's data type of a value.

@@ -402,6 +402,9 @@ extension RESTRequestHead {
         case .pipeline(let ref):
             record.name(ref, mode: nil, route: services.dispatcher.route(for: ref))
             return pipelineStart(ref, services: services, requestID: requestID)
+        case .pipelineReleases(let ref):
+            record.name(ref, mode: nil, route: services.dispatcher.route(for: ref))
+            return pipelineReleasesStart(ref, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
             record.namespace = ref.namespace

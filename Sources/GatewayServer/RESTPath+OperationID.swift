@@ -1,3 +1,4 @@
+import GatewayConfig
 import TriggerModel
 
 extension RESTPath {
@@ -23,6 +24,7 @@ extension RESTPath {
                 }
             }
         case .pipeline(let ref): return ref.release != nil ? "getNamespacePipelineRelease" : "getNamespacePipeline"
+        case .pipelineReleases: return "listNamespacePipelineReleases"
         case .operation: return "getOperation"
         case .cancelOperation: return "cancelOperation"
         case .listOperations: return "listOperations"
@@ -51,7 +53,11 @@ extension RESTPath {
             case .runPipeline: return "craftRunPipeline"
             case .executionOutputs: return "craftExecutionOutputs"
             case .executionOutput: return "craftExecutionOutput"
-            case .deployment: return "craftGetDeployment"
+            case .deployments: return "craftListDeployments"
+            case .createDeployment(.endpoint): return "craftCreateEndpointDeployment"
+            case .createDeployment(.periodic): return "craftCreatePeriodicDeployment"
+            case .executionLogs: return "craftExecutionLogs"
+            case .deployment: return method == "DELETE" ? "craftDeleteDeployment" : "craftGetDeployment"
             case .latestExecution: return "craftLatestExecution"
             case .executeDeployment: return "craftExecuteDeployment"
             case .endpoint: return "craftTriggerEndpoint"

@@ -19,6 +19,9 @@ enum RESTPath: Equatable {
     /// `GET /v1beta/{ns-kind}/{ns}/pipelines/{pipeline}[/releases/{release}]`: Instill's
     /// `GetNamespacePipeline[Release]` (RESTExchange+Pipelines).
     case pipeline(PipelineRef)
+    /// `GET /v1beta/{ns-kind}/{ns}/pipelines/{pipeline}/releases[?page_size=&page_token=]`: Instill's
+    /// `ListNamespacePipelineReleases` (RESTExchange+Pipelines).
+    case pipelineReleases(PipelineRef)
     case operation(id: String)
     case cancelOperation(id: String)
     case listOperations
@@ -44,7 +47,8 @@ enum RESTPath: Equatable {
     var allowedMethods: [String] {
         switch self {
         case .trigger, .cancelOperation, .scheduleAction: ["POST"]
-        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI, .pipeline:
+        case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI, .pipeline,
+            .pipelineReleases:
             ["GET", "HEAD"]
         // runPipeline stores a run, so the safe methods must not reach it (`AbacusAPI.Action.isSafe`).
         case .abacus(let action): action == "runPipeline" ? ["POST"] : ["GET", "HEAD", "POST"]
@@ -121,6 +125,7 @@ enum RESTPath: Equatable {
         guard namespaceKinds.contains(parts[2]) else { return nil }
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases/{release}
+        // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/{verb}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases/{release}/{verb}
         let components = parts.dropFirst(3).map { $0 }
@@ -135,6 +140,9 @@ enum RESTPath: Equatable {
             return .pipeline(PipelineRef(namespace: components[0], pipeline: components[2]))
         case 5 where components[1] == "pipelines" && components[3] == "releases":
             return .pipeline(PipelineRef(namespace: components[0], pipeline: components[2], release: components[4]))
+        case 4 where components[1] == "pipelines" && components[3] == "releases":
+            if components.contains(where: { $0.contains("/") }) { return nil }
+            return .pipelineReleases(PipelineRef(namespace: components[0], pipeline: components[2]))
         case 4 where components[1] == "pipelines":
             guard let kind = triggerKind(components[3]) else { return nil }
             let ref = PipelineRef(namespace: String(components[0]), pipeline: String(components[2]))

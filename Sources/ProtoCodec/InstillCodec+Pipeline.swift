@@ -61,6 +61,37 @@ extension InstillCodec {
         }
     }
 
+    /// The query of a `ListNamespacePipelineReleasesRequest` (`namespace_id=1, pipeline_id=2, page_size=3,
+    /// page_token=4, view=5, filter=6, show_deleted=7`; `view` and `show_deleted` read past).
+    ///
+    /// - Throws: `.invalidArgument` for a missing id and for ``PipelineReleaseQuery``'s refusals.
+    package static func decodeListPipelineReleasesRequest(_ bytes: ByteBuffer) throws -> PipelineReleaseQuery {
+        try ProtoMessage.withUnpacked(
+            bytes,
+            as: "ListNamespacePipelineReleasesRequest",
+            unpack: pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__unpack,
+            free: pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__free_unpacked
+        ) { m in
+            try PipelineReleaseQuery(
+                ref: try pipelineRef(m.pointee.namespace_id, m.pointee.pipeline_id, release: nil),
+                pageSize: Int(m.pointee.page_size), pageToken: StructCodec.string(m.pointee.page_token),
+                filter: StructCodec.string(m.pointee.filter))
+        }
+    }
+
+    /// `ListNamespacePipelineReleasesResponse{releases=1, next_page_token=2, total_size=3}`, each release as
+    /// `GetNamespacePipelineReleaseResponse` has it.
+    package static func encodeListPipelineReleasesResponse(_ page: PipelineReleasePage) -> ByteBuffer {
+        withProtoArena { arena in
+            let m: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse> =
+                arena.message(pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__init)
+            (m.pointee.n_releases, m.pointee.releases) = arena.repeated(page.releases) { encodeRelease($0, in: arena) }
+            m.pointee.next_page_token = arena.cString(page.nextPageToken)
+            m.pointee.total_size = Int32(clamping: page.totalSize)
+            return ProtoMessage.pack(m)
+        }
+    }
+
     private static func encodeRelease(
         _ release: PipelineResource, in arena: ProtoArena
     ) -> UnsafeMutablePointer<Pipeline__Pipeline__V1beta__PipelineRelease> {

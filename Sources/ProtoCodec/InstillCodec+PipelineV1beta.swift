@@ -35,7 +35,10 @@ extension InstillCodec {
 
     /// The ref a `pipeline.v1beta` resource name names (the google.api.http templates
     /// `namespaces/*/pipelines/*` and `namespaces/*/pipelines/*/releases/*`).
-    package static func pipelineRef(resourceName name: String, release: Bool) throws -> PipelineRef {
+    /// `field` names the request field in the error (`name`, or a list's `parent`).
+    package static func pipelineRef(resourceName name: String, release: Bool, field: String = "name") throws
+        -> PipelineRef
+    {
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
         let expected =
             release
@@ -45,7 +48,7 @@ extension InstillCodec {
             !release || parts[4] == "releases",
             parts.enumerated().allSatisfy({ $0.offset % 2 == 0 || !$0.element.isEmpty })
         else {
-            throw GatewayError(.invalidArgument, "name \"\(name)\" must be \(expected)")
+            throw GatewayError(.invalidArgument, "\(field) \"\(name)\" must be \(expected)")
         }
         return PipelineRef(
             namespace: String(parts[1]), pipeline: String(parts[3]), release: release ? String(parts[5]) : nil)
@@ -122,6 +125,39 @@ extension InstillCodec {
             let m: UnsafeMutablePointer<Pipeline__V1beta__GetPipelineReleaseResponse> =
                 arena.message(pipeline__v1beta__get_pipeline_release_response__init)
             m.pointee.release = encodeNamedRelease(release, in: arena)
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    /// The query of a `pipeline.v1beta` `ListPipelineReleasesRequest` (`parent=1` naming
+    /// `namespaces/{ns}/pipelines/{p}`, `page_size=2, page_token=3, view=4, filter=5, show_deleted=6`).
+    ///
+    /// - Throws: `.invalidArgument` for a `parent` of another form and for ``PipelineReleaseQuery``'s refusals.
+    package static func decodeNamedListPipelineReleasesRequest(_ bytes: ByteBuffer) throws -> PipelineReleaseQuery {
+        try ProtoMessage.withUnpacked(
+            bytes,
+            as: "ListPipelineReleasesRequest",
+            unpack: pipeline__v1beta__list_pipeline_releases_request__unpack,
+            free: pipeline__v1beta__list_pipeline_releases_request__free_unpacked
+        ) { m in
+            try PipelineReleaseQuery(
+                ref: try pipelineRef(
+                    resourceName: StructCodec.string(m.pointee.parent), release: false, field: "parent"),
+                pageSize: Int(m.pointee.page_size), pageToken: StructCodec.string(m.pointee.page_token),
+                filter: StructCodec.string(m.pointee.filter))
+        }
+    }
+
+    /// `ListPipelineReleasesResponse{releases=1, next_page_token=2, total_size=3}`.
+    package static func encodeNamedListPipelineReleasesResponse(_ page: PipelineReleasePage) -> ByteBuffer {
+        withProtoArena { arena in
+            let m: UnsafeMutablePointer<Pipeline__V1beta__ListPipelineReleasesResponse> =
+                arena.message(pipeline__v1beta__list_pipeline_releases_response__init)
+            (m.pointee.n_releases, m.pointee.releases) = arena.repeated(page.releases) {
+                encodeNamedRelease($0, in: arena)
+            }
+            m.pointee.next_page_token = arena.cString(page.nextPageToken)
+            m.pointee.total_size = Int32(clamping: page.totalSize)
             return ProtoMessage.pack(m)
         }
     }

@@ -166,6 +166,29 @@ struct AbacusInteropTests {
         }
     }
 
+    @Test(
+        "list_pipeline_versions limit: 1 and 1000 (the store's largest page) answer; 0 and 1001 raise InvalidParameterError naming the range"
+    )
+    func listLimitEdges() async throws {
+        try await withTestGateway { gateway in
+            _ = try await Peers.abacus(
+                "run", port: gateway.port,
+                ["echo", "snake", #"[{"name":"w","variable_type":"STRING","value":"x"}]"#, "0"])
+            for limit in ["1", "1000"] {
+                let answer = try await Peers.abacus("list", port: gateway.port, ["echo", limit])
+                #expect((answer["versions"] as? [[String: Any]])?.count == 1, "limit \(limit): \(answer)")
+            }
+            for limit in [0, 1001] {
+                let answer = try await Peers.abacus("list", port: gateway.port, ["echo", "\(limit)"])
+                #expect(answer["exception"] as? String == "InvalidParameterError", "limit \(limit): \(answer)")
+                #expect(answer["http_status"] as? Int == 400, "\(answer)")
+                #expect(
+                    (answer["message"] as? String)?.hasPrefix("limit must be from 1 to 1000 (it is \(limit))") == true,
+                    "\(answer)")
+            }
+        }
+    }
+
     /// Routes that name their pipelines: a pipeline no route serves is unknown here. (With the embedded
     /// default's `demo/*` every id has a route, and the demo runner's `Describe` tells the unknown ones:
     /// `unknownPipelineOnWildcardRoute`.)

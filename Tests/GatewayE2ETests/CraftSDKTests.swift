@@ -10,16 +10,16 @@ import Testing
 @Suite("Craft AI surface with craft-ai-sdk")
 struct CraftSDKTests {
     /// The SDK's answer, or a failure that shows what it printed.
-    private func result(_ answer: [String: Any]) throws -> [String: Any] {
+    func result(_ answer: [String: Any]) throws -> [String: Any] {
         try #require(answer["result"] as? [String: Any], "\(answer)")
     }
 
-    private func error(_ answer: [String: Any]) throws -> [String: Any] {
+    func error(_ answer: [String: Any]) throws -> [String: Any] {
         try #require(answer["error"] as? [String: Any], "expected an SdkException: \(answer)")
     }
 
     /// How many times the SDK was answered `status` on a path containing `fragment`.
-    private func count(_ answer: [String: Any], status: Int, pathContaining fragment: String) -> Int {
+    func count(_ answer: [String: Any], status: Int, pathContaining fragment: String) -> Int {
         (answer["http"] as? [[String: Any]] ?? []).filter {
             $0["status"] as? Int == status && ($0["path"] as? String ?? "").contains(fragment)
         }.count
@@ -167,7 +167,8 @@ struct CraftSDKTests {
     }
 
     @Test(
-        "with tokens configured: a wrong endpoint token is 401, a wrong SDK token fails the refresh, a good one works")
+        "with tokens configured: a wrong endpoint token is 401, a wrong SDK token fails the refresh, a good one works; create_deployment's endpoint_token must be one the deployment takes"
+    )
     func tokens() async throws {
         let yaml = """
             tokens:
@@ -204,6 +205,26 @@ struct CraftSDKTests {
                 sdkToken: "BOB-SECRET"
             )
             #expect((try result(answer)["outputs"] as? [String: Any])?["prompt"] as? String == "OK", "\(answer)")
+
+            // create_deployment's endpoint_token: one the deployment takes is honoured; a configured token it
+            // does not take, or one that is not configured at all, is 403 (the SDK token itself was good).
+            let shout = ["upper", "shout", "endpoint"]
+            answer = try await Peers.craft(
+                "create_deployment", port: gateway.port,
+                shout + [#"{"endpoint_url_path": "loud", "endpoint_token": "ALICE-SECRET"}"#], sdkToken: "BOB-SECRET")
+            #expect(try result(answer)["name"] as? String == "shout", "\(answer)")
+            answer = try await Peers.craft(
+                "create_deployment", port: gateway.port,
+                shout + [#"{"endpoint_url_path": "loud", "endpoint_token": "BOB-SECRET"}"#], sdkToken: "BOB-SECRET")
+            failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 403, "\(answer)")
+            #expect((failure["message"] as? String)?.contains("craft.deployments[].tokens") == true, "\(answer)")
+            answer = try await Peers.craft(
+                "create_deployment", port: gateway.port,
+                shout + [#"{"endpoint_url_path": "loud", "endpoint_token": "NEW-SECRET"}"#], sdkToken: "BOB-SECRET")
+            failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 403, "\(answer)")
+            #expect((failure["message"] as? String)?.contains("not a configured token") == true, "\(answer)")
         }
     }
 

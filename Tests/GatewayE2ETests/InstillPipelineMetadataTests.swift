@@ -134,4 +134,172 @@ struct InstillPipelineMetadataTests {
             #expect(try await get("/v1beta/namespaces/demo/pipelines/echo", token: false).status == 401)
         }
     }
+
+    // MARK: ListNamespacePipelineReleases
+
+    /// 101 releases of `upper` (a pipeline the demo runner has) (`r000` … `r100`), one past Instill's page cap of 100, and the two of `blob-info`.
+    static let manyReleasesYAML =
+        yaml + "\n"
+        + (0...100).map {
+            "  - {namespace: demo, pipeline: upper, release: r\(String(format: "%03d", $0)), pool: demo}"
+        }
+        .joined(separator: "\n") + "\n"
+
+    static func ids(_ answer: [String: Any]?) -> [String]? {
+        (answer?["releases"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+    }
+
+    @Test("the SDK's list_pipeline_releases: pages of total_size, next_page_token, NOT_FOUND, INVALID_ARGUMENT")
+    func sdkListReleases() async throws {
+        try await withTestGateway(yaml: Self.yaml) { gateway in
+            func list(_ args: [String]) async throws -> Peers.InstillSDKRun {
+                try await Peers.instillSDK("list_pipeline_releases", port: gateway.port, args, token: "alice-token")
+            }
+            // The SDK's default total_size (10): both, no further page.
+            var run = try await list(["demo", "blob-info"])
+            #expect(run.status == 0, "\(run.output)")
+            #expect(Self.ids(run.result) == ["v1", "v2"], "\(run.output)")
+            #expect(run.result?["nextPageToken"] as? String == "" && run.result?["totalSize"] as? Int == 2)
+            let first = try #require((run.result?["releases"] as? [[String: Any]])?.first)
+            #expect(first["name"] as? String == "namespaces/demo/pipelines/blob-info/releases/v1")
+            #expect(UUID(uuidString: first["uid"] as? String ?? "") != nil)
+
+            // One per page: v1 and a token, then v2 and none.
+            run = try await list(["demo", "blob-info", "1"])
+            #expect(Self.ids(run.result) == ["v1"], "\(run.output)")
+            let token = try #require(run.result?["nextPageToken"] as? String, "\(run.output)")
+            #expect(!token.isEmpty && run.result?["totalSize"] as? Int == 2)
+            run = try await list(["demo", "blob-info", "1", token])
+            #expect(Self.ids(run.result) == ["v2"], "\(run.output)")
+            #expect(run.result?["nextPageToken"] as? String == "", "\(run.output)")
+
+            // A pipeline without releases: an empty list; an unknown one: NOT_FOUND (the SDK exits 1).
+            run = try await list(["demo", "echo"])
+            #expect(Self.ids(run.result) == [] && run.result?["totalSize"] as? Int == 0, "\(run.output)")
+            run = try await list(["demo", "no-such"])
+            #expect(run.status != 0 && run.output.contains("NOT_FOUND"), "\(run.output)")
+            run = try await list(["demo", "blob-info", "-1"])
+            #expect(run.status != 0 && run.output.contains("INVALID_ARGUMENT"), "\(run.output)")
+            run = try await list(["demo", "blob-info", "1", "not-a-token"])
+            #expect(run.status != 0 && run.output.contains("invalid page_token"), "\(run.output)")
+        }
+    }
+
+    @Test("grpcio, all three generations: page_size 0, 100, 101 (coerced to 100) and the page after; errors")
+    func grpcioListReleases() async throws {
+        try await withTestGateway(yaml: Self.manyReleasesYAML) { gateway in
+            let all = (0...100).map { "r" + String(format: "%03d", $0) }
+            for generation in ["vdp", "namespaced", "named"] {
+                func list(_ pipeline: String, _ page: [String] = []) async throws -> [String: Any] {
+                    try await Peers.instillGenerations(
+                        "list_releases", port: gateway.port, [generation, "demo", pipeline] + page,
+                        token: "alice-token")
+                }
+                var answer = try await list("upper", ["0"])
+                #expect(Self.ids(answer) == Array(all.prefix(10)), "\(generation): \(answer)")
+                #expect(answer["totalSize"] as? Int == 101, "\(generation)")
+                for size in ["100", "101"] {
+                    answer = try await list("upper", [size])
+                    #expect(Self.ids(answer) == Array(all.prefix(100)), "\(generation) page_size \(size)")
+                    let token = try #require(answer["nextPageToken"] as? String, "\(answer)")
+                    #expect(!token.isEmpty)
+                    let rest = try await list("upper", [size, token])
+                    #expect(Self.ids(rest) == ["r100"], "\(generation): \(rest)")
+                    #expect(rest["nextPageToken"] as? String == "", "\(generation): \(rest)")
+                }
+                answer = try await list("blob-info", ["1"])
+                #expect(Self.ids(answer) == ["v1"], "\(generation): \(answer)")
+                #expect(
+                    (answer["releases"] as? [[String: Any]])?.first?["name"] as? String
+                        == "namespaces/demo/pipelines/blob-info/releases/v1")
+
+                for (page, code) in [
+                    (["-1"], "INVALID_ARGUMENT"), (["1", "zz"], "INVALID_ARGUMENT"),
+                    (["1", "", "id=\"v1\""], "INVALID_ARGUMENT"),
+                ] {
+                    answer = try await list("blob-info", page)
+                    #expect(answer["code"] as? String == code, "\(generation) \(page): \(answer)")
+                }
+                answer = try await list("no-such")
+                #expect(answer["code"] as? String == "NOT_FOUND", "\(generation): \(answer)")
+            }
+            let anonymous = try await Peers.instillGenerations(
+                "list_releases", port: gateway.port, ["namespaced", "demo", "blob-info"])
+            #expect(anonymous["code"] as? String == "UNAUTHENTICATED", "\(anonymous)")
+        }
+    }
+
+    @Test("grpcurl through reflection alone (no -proto): ListNamespacePipelineReleases and ListPipelineReleases")
+    func grpcurlListReleases() async throws {
+        try await withTestGateway(yaml: Self.yaml) { gateway in
+            let address = "127.0.0.1:\(gateway.port)"
+            let auth = ["-H", "authorization: Bearer alice-token"]
+            for (method, request) in [
+                (
+                    "pipeline.pipeline.v1beta.PipelinePublicService/ListNamespacePipelineReleases",
+                    #"{"namespace_id":"demo","pipeline_id":"blob-info","page_size":1}"#
+                ),
+                (
+                    "vdp.pipeline.v1beta.PipelinePublicService/ListNamespacePipelineReleases",
+                    #"{"namespace_id":"demo","pipeline_id":"blob-info","page_size":1}"#
+                ),
+                (
+                    "pipeline.v1beta.PipelinePublicService/ListPipelineReleases",
+                    #"{"parent":"namespaces/demo/pipelines/blob-info","page_size":1}"#
+                ),
+            ] {
+                let first = try await ReflectionTests.grpcurl(auth + ["-d", request, address, method])
+                #expect(first.status == 0, "\(method): \(first.stderr)")
+                let page = try JSONSerialization.jsonObject(with: first.stdout) as? [String: Any]
+                #expect(Self.ids(page) == ["v1"], "\(method): \(first.stdoutString)")
+                #expect(page?["totalSize"] as? Int == 2, "\(method): \(first.stdoutString)")
+                let token = try #require(page?["nextPageToken"] as? String, "\(first.stdoutString)")
+                var next = try #require(
+                    try JSONSerialization.jsonObject(with: Data(request.utf8)) as? [String: Any])
+                next["page_token"] = token
+                let body = String(decoding: try JSONSerialization.data(withJSONObject: next), as: UTF8.self)
+                let second = try await ReflectionTests.grpcurl(auth + ["-d", body, address, method])
+                let rest = try JSONSerialization.jsonObject(with: second.stdout) as? [String: Any]
+                #expect(Self.ids(rest) == ["v2"] && rest?["nextPageToken"] == nil, "\(method): \(second.stdoutString)")
+            }
+        }
+    }
+
+    @Test("REST: GET /v1beta/{ns-kind}/{ns}/pipelines/{id}/releases with curl, page_size and page_token edges")
+    func restListReleases() async throws {
+        try await withTestGateway(yaml: Self.manyReleasesYAML) { gateway in
+            let curl = try #require(TestProcess.which("curl"))
+            func get(_ path: String, token: Bool = true) async throws -> (status: Int, json: [String: Any]) {
+                var args = ["-sS", "-o", "-", "-w", "\n%{http_code}"]
+                if token { args += ["-H", "Authorization: Bearer alice-token"] }
+                let out = try await TestProcess.run(curl, args + ["http://127.0.0.1:\(gateway.port)\(path)"])
+                let lines = out.stdoutString.split(separator: "\n", omittingEmptySubsequences: false)
+                let body = lines.dropLast().joined(separator: "\n")
+                let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+                return (Int(lines.last ?? "") ?? 0, json)
+            }
+            let base = "/v1beta/namespaces/demo/pipelines/upper/releases"
+            var answer = try await get(base)
+            #expect(answer.status == 200 && Self.ids(answer.json)?.count == 10, "\(answer)")
+            #expect(answer.json["totalSize"] as? Int == 101)
+            answer = try await get(base + "?page_size=101")
+            #expect(Self.ids(answer.json)?.count == 100, "\(answer)")
+            let token = try #require(answer.json["nextPageToken"] as? String)
+            answer = try await get(base + "?pageSize=100&pageToken=\(token)")
+            #expect(Self.ids(answer.json) == ["r100"] && answer.json["nextPageToken"] as? String == "", "\(answer)")
+            answer = try await get("/v1beta/users/demo/pipelines/blob-info/releases?page_size=1&view=VIEW_FULL")
+            #expect(Self.ids(answer.json) == ["v1"], "\(answer)")
+            let release = try #require((answer.json["releases"] as? [[String: Any]])?.first)
+            #expect(release["name"] as? String == "namespaces/demo/pipelines/blob-info/releases/v1")
+
+            for query in ["page_size=-1", "page_size=x", "page_token=zz", "filter=a", "page=2"] {
+                answer = try await get(base + "?" + query)
+                #expect(answer.status == 400, "\(query): \(answer)")
+                #expect((answer.json["message"] as? String)?.isEmpty == false, "\(query): \(answer)")
+            }
+            #expect(try await get("/v1beta/namespaces/demo/pipelines/no-such/releases").status == 404)
+            #expect(try await get("/v1beta/namespaces/elsewhere/pipelines/upper/releases").status == 404)
+            #expect(try await get(base, token: false).status == 401)
+        }
+    }
 }

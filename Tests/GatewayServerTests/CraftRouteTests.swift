@@ -1,3 +1,4 @@
+import GatewayConfig
 @testable import GatewayServer
 import Testing
 
@@ -30,10 +31,29 @@ struct CraftRouteTests {
     }
 
     @Test(
+        "the deployment calls and execution logs parse to their routes, with their methods",
+        arguments: [
+            ("/api/v1/deployments", CraftRoute.deployments, ["GET", "HEAD"], false),
+            ("/api/v1/endpoints", .createDeployment(rule: .endpoint), ["POST"], true),
+            ("/api/v1/periodic-deployment", .createDeployment(rule: .periodic), ["POST"], true),
+            (
+                "/api/v1/deployments/d?wait_for_completion=true", .deployment(name: "d"), ["GET", "HEAD", "DELETE"],
+                false
+            ),
+            ("/api/v1/executions/e/logs", .executionLogs(id: "e"), ["POST"], true),
+        ])
+    func deploymentRoutes(target: String, expected: CraftRoute, methods: [String], readsBody: Bool) throws {
+        #expect(try Self.route(target) == expected)
+        #expect(expected.allowedMethods == methods)
+        #expect(expected.readsBody == readsBody)
+    }
+
+    @Test(
         "near misses are no Craft route",
         arguments: [
             "/api/v1/pipelines/", "/api/v1/pipelines/p/executions/other", "/api/v1/executions",
             "/api/v1/executions/e/inputs", "/api/v1/executions/e/other/i", "/api/v1/pipelines/p/executions/latest/x",
+            "/api/v1/periodic-deployments", "/api/v1/endpoint", "/api/v1/executions/e/logs/x",
         ])
     func nearMisses(target: String) throws {
         #expect(try Self.route(target) == nil, "\(target)")

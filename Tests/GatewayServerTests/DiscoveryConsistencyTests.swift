@@ -12,9 +12,9 @@ struct DiscoveryConsistencyTests {
     @Test("every method reflection advertises is dispatched; the backends' Runner is neither")
     func reflectionMatchesDispatch() {
         let paths = GRPCReflectionIndex.gateway.methodPaths
-        // grpc.health (2), reflection (2), mgmt (5), pipeline.pipeline.v1beta and vdp.pipeline.v1beta (10 each),
-        // pipeline.v1beta (10).
-        #expect(paths.count == 39, "\(paths)")
+        // grpc.health (2), reflection (2), mgmt (5), pipeline.pipeline.v1beta and vdp.pipeline.v1beta (11 each),
+        // pipeline.v1beta (11).
+        #expect(paths.count == 42, "\(paths)")
         for path in paths {
             #expect(GRPCCall.method(path: path) != nil, "advertised but not dispatched: \(path)")
         }
@@ -69,6 +69,7 @@ struct DiscoveryConsistencyTests {
         switch path {
         case .trigger(let ref, let kind): "trigger \(kind) release=\(ref.release != nil)"
         case .pipeline(let ref): "pipeline release=\(ref.release != nil)"
+        case .pipelineReleases: "pipelineReleases"
         case .operation: "operation"
         case .cancelOperation: "cancelOperation"
         case .listOperations: "listOperations"
@@ -96,6 +97,9 @@ struct DiscoveryConsistencyTests {
         case .executionOutputs: "executionOutputs"
         case .executionOutput: "executionOutput"
         case .deployment: "deployment"
+        case .deployments: "deployments"
+        case .createDeployment(let rule): "createDeployment \(rule)"
+        case .executionLogs: "executionLogs"
         case .latestExecution: "latestExecution"
         case .executeDeployment: "executeDeployment"
         case .endpoint: "endpoint"
@@ -113,6 +117,7 @@ struct DiscoveryConsistencyTests {
             "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger-stream",
             "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger-async",
             "/v1beta/namespaces/demo/pipelines/echo", "/v1beta/users/demo/pipelines/echo/releases/v1",
+            "/v1beta/organizations/demo/pipelines/echo/releases",
             "/v1beta/operations/abc", "/v1beta/operations/abc:cancel", "/v1beta/operations",
             "/v1beta/schedules", "/v1beta/schedules/n:pause", "/v1beta/schedules/n:resume",
             "/v1beta/schedules/n:trigger",
@@ -120,7 +125,9 @@ struct DiscoveryConsistencyTests {
             "/api/v1/auth/refresh", "/api/v1/pipelines", "/api/v1/pipelines/p", "/api/v1/pipelines/p/run",
             "/api/v1/pipelines/p/executions", "/api/v1/pipelines/p/executions/latest", "/api/v1/executions/e",
             "/api/v1/executions/e/inputs/i", "/api/v1/executions/e/outputs",
-            "/api/v1/executions/e/outputs/o", "/api/v1/deployments/d", "/api/v1/deployments/d/executions/latest",
+            "/api/v1/executions/e/outputs/o", "/api/v1/executions/e/logs", "/api/v1/deployments",
+            "/api/v1/endpoints", "/api/v1/periodic-deployment", "/api/v1/deployments/d",
+            "/api/v1/deployments/d/executions/latest",
             "/api/v1/deployments/d/executions", "/endpoints/d", "/endpoints/v1/d/executions/e",
             "/endpoints/v1/d/executions/e/outputs/o",
         ] + AbacusAPI.Action.allCases.map { "/api/v0/\($0.rawValue)" }

@@ -27,8 +27,18 @@ Scenarios:
   get_execution EXECUTION_ID                    get_pipeline_execution
   execution_input EXECUTION_ID NAME             get_pipeline_execution_input
   execution_output EXECUTION_ID NAME            get_pipeline_execution_output
+  execution_logs EXECUTION_ID [KWARGS_JSON]     get_pipeline_execution_logs; KWARGS_JSON may hold
+                                                from_ms / to_ms (become from_datetime / to_datetime) and limit
+  list_deployments                              list_deployments
+  get_deployment NAME [WAIT]                    get_deployment (WAIT "true": wait_for_completion=True,
+                                                timeout_s=10)
+  create_deployment PIPELINE NAME RULE [KWARGS_JSON]
+                                                create_deployment(pipeline, name, execution_rule, **KWARGS);
+                                                timeout_s 10 unless KWARGS names one
+  delete_deployment NAME                        delete_deployment
 """
 
+import datetime
 import io
 import json
 import os
@@ -119,6 +129,28 @@ def main():
         result = sdk.get_pipeline_execution_input(args[0], args[1])
     elif scenario == "execution_output":
         result = sdk.get_pipeline_execution_output(args[0], args[1])
+    elif scenario == "execution_logs":
+        kwargs = json.loads(args[1]) if len(args) > 1 else {}
+        for key in ("from", "to"):
+            if f"{key}_ms" in kwargs:
+                # Half a millisecond in, so the SDK's int(1000 * dt.timestamp()) gives back exactly ms.
+                ms = kwargs.pop(f"{key}_ms")
+                epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+                kwargs[f"{key}_datetime"] = epoch + datetime.timedelta(milliseconds=ms, microseconds=500)
+        result = sdk.get_pipeline_execution_logs(args[0], **kwargs)
+    elif scenario == "list_deployments":
+        result = sdk.list_deployments()
+    elif scenario == "get_deployment":
+        # Waiting loops with no sleep until the status is final: bounded, so a status that never is one
+        # is the SDK's TimeoutException rather than a hung test.
+        wait = len(args) > 1 and args[1] == "true"
+        result = sdk.get_deployment(args[0], wait_for_completion=wait, timeout_s=10 if wait else None)
+    elif scenario == "create_deployment":
+        kwargs = json.loads(args[3]) if len(args) > 3 else {}
+        kwargs.setdefault("timeout_s", 10)  # create_deployment waits by default: the same bound
+        result = sdk.create_deployment(args[0], args[1], args[2], **kwargs)
+    elif scenario == "delete_deployment":
+        result = sdk.delete_deployment(args[0])
     else:
         raise SystemExit(f"unknown scenario {scenario}")
     return result

@@ -14,6 +14,8 @@ Scenarios:
   bad_name NAME        TriggerPipeline (named) with this resource name
   mgmt KIND ID         KIND: check (CheckNamespace), user (GetUser), organization (GetOrganization)
   get_pipeline GEN NS PIPE [RELEASE]   GetNamespacePipeline[Release] (vdp, namespaced), GetPipeline[Release] (named)
+  list_releases GEN NS PIPE [PAGE_SIZE [PAGE_TOKEN [FILTER]]]
+                       ListNamespacePipelineReleases (vdp, namespaced), ListPipelineReleases (named)
   trigger NS PIPE      TriggerNamespacePipeline (namespaced) with data [{"prompt": "hello"}]
   trigger_async NS PIPE   the same through TriggerAsyncNamespacePipeline, then GetOperation until done
 """
@@ -214,6 +216,20 @@ def main():
                 r = stub.GetNamespacePipeline(
                     pb2.GetNamespacePipelineRequest(namespace_id=ns, pipeline_id=pipe), metadata=metadata)
             out = json_format.MessageToDict(r)
+        elif scenario == "list_releases":
+            pb2, grpc_module = MODULES[extra[0]]
+            stub = grpc_module.PipelinePublicServiceStub(channel)
+            page = {"view": pb2.Pipeline.VIEW_RECIPE, "show_deleted": True}
+            for key, value in zip(["page_size", "page_token", "filter"], extra[3:]):
+                page[key] = int(value) if key == "page_size" else value
+            if extra[0] == "named":
+                parent = "namespaces/%s/pipelines/%s" % (extra[1], extra[2])
+                r = stub.ListPipelineReleases(pb2.ListPipelineReleasesRequest(parent=parent, **page), metadata=metadata)
+            else:
+                r = stub.ListNamespacePipelineReleases(
+                    pb2.ListNamespacePipelineReleasesRequest(namespace_id=extra[1], pipeline_id=extra[2], **page),
+                    metadata=metadata)
+            out = json_format.MessageToDict(r, always_print_fields_with_no_presence=True)
         elif scenario == "trigger":
             stub = namespaced_grpc.PipelinePublicServiceStub(channel)
             r = stub.TriggerNamespacePipeline(

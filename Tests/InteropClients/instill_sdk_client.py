@@ -10,6 +10,9 @@ Scenarios:
                               the requester's uid as Python's uuid5 computes it
   get_pipeline NS PIPE        get_pipeline(): the GetNamespacePipelineResponse as a dict
   get_pipeline_release NS PIPE RELEASE
+  list_pipeline_releases NS PIPE [PAGE_SIZE [PAGE_TOKEN]]
+                              list_pipeline_releases(total_size=PAGE_SIZE, next_page_token=PAGE_TOKEN): the
+                              ListNamespacePipelineReleasesResponse as a dict (totalSize and nextPageToken always)
   tls-defaults                the SDK's defaults (secure=True: TLS with the roots GRPC_DEFAULT_SSL_ROOTS_FILE_PATH
                               names, target localhost:PORT): trigger, trigger_release, trigger_async + get_operation
                               (asked until done, bounded) and trigger_with_stream on the demo namespace
@@ -72,6 +75,16 @@ def main():
     elif scenario == "get_pipeline_release":
         result = MessageToDict(
             client.get_pipeline_release(namespace_id=args[0], pipeline_id=args[1], release_id=args[2])
+        )
+    elif scenario == "list_pipeline_releases":
+        kwargs = {}
+        if len(args) > 2:
+            kwargs["total_size"] = int(args[2])  # the SDK's name for page_size
+        if len(args) > 3:
+            kwargs["next_page_token"] = args[3]
+        result = MessageToDict(
+            client.list_pipeline_releases(namespace_id=args[0], pipeline_id=args[1], **kwargs),
+            including_default_value_fields=True,  # protobuf 4.25 (instill-sdk pins it)
         )
     else:
         raise SystemExit("unknown scenario %s" % scenario)

@@ -203,4 +203,74 @@ struct InstillGenerationsCodecTests {
             #expect(text.contains(expected), "\(expected) in \(text)")
         }
     }
+
+    @Test(
+        "ListNamespacePipelineReleases / ListPipelineReleases: the request's ids and page fields, the response's",
+        .enabled(if: Protoc.isAvailable))
+    func listReleases() throws {
+        let token = PipelineReleaseQuery.token(after: "v1")
+        let query = try InstillCodec.decodeListPipelineReleasesRequest(
+            Protoc.encode(
+                "pipeline.pipeline.v1beta.ListNamespacePipelineReleasesRequest",
+                #"namespace_id: "n" pipeline_id: "p" page_size: 101 page_token: "\#(token)" view: VIEW_RECIPE"#
+                    + " show_deleted: true"))
+        #expect(query.ref == PipelineRef(namespace: "n", pipeline: "p"))
+        #expect(query.pageSize == 100 && query.after == "v1")
+        // The 2024 generation's request is field for field the same.
+        let vdp = try InstillCodec.decodeListPipelineReleasesRequest(
+            Protoc.encode(
+                "vdp.pipeline.v1beta.ListNamespacePipelineReleasesRequest",
+                #"namespace_id: "n" pipeline_id: "p" page_size: 2"#))
+        #expect(vdp.ref == query.ref && vdp.pageSize == 2 && vdp.after == nil)
+        for (text, message) in [
+            (#"pipeline_id: "p""#, "namespace_id is required"),
+            (#"namespace_id: "n" pipeline_id: "p" page_size: -1"#, "page_size must not be negative (it is -1)"),
+            (#"namespace_id: "n" pipeline_id: "p" filter: "x""#, "filter expressions are not supported"),
+            (#"namespace_id: "n" pipeline_id: "p" page_token: "nope""#, "invalid page_token"),
+        ] {
+            #expect("\(text)") {
+                try InstillCodec.decodeListPipelineReleasesRequest(
+                    Protoc.encode("pipeline.pipeline.v1beta.ListNamespacePipelineReleasesRequest", text))
+            } throws: { ($0 as? GatewayError)?.code == .invalidArgument && "\($0)".contains(message) }
+        }
+
+        let named = try InstillCodec.decodeNamedListPipelineReleasesRequest(
+            Protoc.encode(
+                "pipeline.v1beta.ListPipelineReleasesRequest",
+                #"parent: "namespaces/n/pipelines/p" page_size: 3 page_token: "\#(token)""#))
+        #expect(named.ref == query.ref && named.pageSize == 3 && named.after == "v1")
+        #expect {
+            try InstillCodec.decodeNamedListPipelineReleasesRequest(
+                Protoc.encode("pipeline.v1beta.ListPipelineReleasesRequest", #"parent: "namespaces/n/pipelines""#))
+        } throws: { "\($0)".contains(#"parent "namespaces/n/pipelines" must be namespaces/{namespace}/pipelines/"#) }
+
+        let release = PipelineResource(
+            name: "namespaces/n/pipelines/p/releases/v2", uid: "u-v2", id: "v2", ownerName: "users/n",
+            inputSchema: ValueObject(), outputSchema: ValueObject())
+        let page = PipelineReleasePage(releases: [release], nextPageToken: "rtok", totalSize: 7)
+        for (message, bytes) in [
+            (
+                "pipeline.pipeline.v1beta.ListNamespacePipelineReleasesResponse",
+                InstillCodec.encodeListPipelineReleasesResponse(page)
+            ),
+            (
+                "pipeline.v1beta.ListPipelineReleasesResponse",
+                InstillCodec.encodeNamedListPipelineReleasesResponse(page)
+            ),
+        ] {
+            let text = try Protoc.decode(message, bytes)
+            for expected in [
+                #"name: "namespaces/n/pipelines/p/releases/v2""#, #"id: "v2""#, #"next_page_token: "rtok""#,
+                "total_size: 7",
+            ] {
+                #expect(text.contains(expected), "\(expected) in \(message): \(text)")
+            }
+        }
+        // The last page: no token on the wire (proto3 leaves the empty string out), total still there.
+        let last = try Protoc.decode(
+            "pipeline.pipeline.v1beta.ListNamespacePipelineReleasesResponse",
+            InstillCodec.encodeListPipelineReleasesResponse(
+                PipelineReleasePage(releases: [], nextPageToken: "", totalSize: 0)))
+        #expect(!last.contains("next_page_token") && !last.contains("releases"), "\(last)")
+    }
 }

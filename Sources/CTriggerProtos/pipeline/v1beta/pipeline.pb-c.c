@@ -1060,6 +1060,96 @@ void   pipeline__v1beta__get_pipeline_release_response__free_unpacked
   assert(message->base.descriptor == &pipeline__v1beta__get_pipeline_release_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   pipeline__v1beta__list_pipeline_releases_request__init
+                     (Pipeline__V1beta__ListPipelineReleasesRequest         *message)
+{
+  static const Pipeline__V1beta__ListPipelineReleasesRequest init_value = PIPELINE__V1BETA__LIST_PIPELINE_RELEASES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__list_pipeline_releases_request__get_packed_size
+                     (const Pipeline__V1beta__ListPipelineReleasesRequest *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__list_pipeline_releases_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__list_pipeline_releases_request__pack
+                     (const Pipeline__V1beta__ListPipelineReleasesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__list_pipeline_releases_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__list_pipeline_releases_request__pack_to_buffer
+                     (const Pipeline__V1beta__ListPipelineReleasesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__list_pipeline_releases_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__ListPipelineReleasesRequest *
+       pipeline__v1beta__list_pipeline_releases_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__ListPipelineReleasesRequest *)
+     protobuf_c_message_unpack (&pipeline__v1beta__list_pipeline_releases_request__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__list_pipeline_releases_request__free_unpacked
+                     (Pipeline__V1beta__ListPipelineReleasesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__list_pipeline_releases_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__v1beta__list_pipeline_releases_response__init
+                     (Pipeline__V1beta__ListPipelineReleasesResponse         *message)
+{
+  static const Pipeline__V1beta__ListPipelineReleasesResponse init_value = PIPELINE__V1BETA__LIST_PIPELINE_RELEASES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t pipeline__v1beta__list_pipeline_releases_response__get_packed_size
+                     (const Pipeline__V1beta__ListPipelineReleasesResponse *message)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__list_pipeline_releases_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__v1beta__list_pipeline_releases_response__pack
+                     (const Pipeline__V1beta__ListPipelineReleasesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__list_pipeline_releases_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__v1beta__list_pipeline_releases_response__pack_to_buffer
+                     (const Pipeline__V1beta__ListPipelineReleasesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__v1beta__list_pipeline_releases_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__V1beta__ListPipelineReleasesResponse *
+       pipeline__v1beta__list_pipeline_releases_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__V1beta__ListPipelineReleasesResponse *)
+     protobuf_c_message_unpack (&pipeline__v1beta__list_pipeline_releases_response__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__v1beta__list_pipeline_releases_response__free_unpacked
+                     (Pipeline__V1beta__ListPipelineReleasesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__v1beta__list_pipeline_releases_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   pipeline__v1beta__pipeline__init
                      (Pipeline__V1beta__Pipeline         *message)
 {
@@ -2525,6 +2615,173 @@ const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_release_response
   pipeline__v1beta__get_pipeline_release_response__field_indices_by_name,
   1,  pipeline__v1beta__get_pipeline_release_response__number_ranges,
   (ProtobufCMessageInit) pipeline__v1beta__get_pipeline_release_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__list_pipeline_releases_request__field_descriptors[6] =
+{
+  {
+    "parent",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__ListPipelineReleasesRequest, parent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__ListPipelineReleasesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__ListPipelineReleasesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "view",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__ListPipelineReleasesRequest, view),
+    &pipeline__v1beta__pipeline__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "filter",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__ListPipelineReleasesRequest, filter),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "show_deleted",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__ListPipelineReleasesRequest, show_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__list_pipeline_releases_request__field_indices_by_name[] = {
+  4,   /* field[4] = filter */
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
+  0,   /* field[0] = parent */
+  5,   /* field[5] = show_deleted */
+  3,   /* field[3] = view */
+};
+static const ProtobufCIntRange pipeline__v1beta__list_pipeline_releases_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__list_pipeline_releases_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.ListPipelineReleasesRequest",
+  "ListPipelineReleasesRequest",
+  "Pipeline__V1beta__ListPipelineReleasesRequest",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__ListPipelineReleasesRequest),
+  6,
+  pipeline__v1beta__list_pipeline_releases_request__field_descriptors,
+  pipeline__v1beta__list_pipeline_releases_request__field_indices_by_name,
+  1,  pipeline__v1beta__list_pipeline_releases_request__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__list_pipeline_releases_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__v1beta__list_pipeline_releases_response__field_descriptors[3] =
+{
+  {
+    "releases",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Pipeline__V1beta__ListPipelineReleasesResponse, n_releases),
+    offsetof(Pipeline__V1beta__ListPipelineReleasesResponse, releases),
+    &pipeline__v1beta__pipeline_release__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__ListPipelineReleasesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__V1beta__ListPipelineReleasesResponse, total_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__v1beta__list_pipeline_releases_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = releases */
+  2,   /* field[2] = total_size */
+};
+static const ProtobufCIntRange pipeline__v1beta__list_pipeline_releases_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor pipeline__v1beta__list_pipeline_releases_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.v1beta.ListPipelineReleasesResponse",
+  "ListPipelineReleasesResponse",
+  "Pipeline__V1beta__ListPipelineReleasesResponse",
+  "pipeline.v1beta",
+  sizeof(Pipeline__V1beta__ListPipelineReleasesResponse),
+  3,
+  pipeline__v1beta__list_pipeline_releases_response__field_descriptors,
+  pipeline__v1beta__list_pipeline_releases_response__field_indices_by_name,
+  1,  pipeline__v1beta__list_pipeline_releases_response__number_ranges,
+  (ProtobufCMessageInit) pipeline__v1beta__list_pipeline_releases_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue pipeline__v1beta__pipeline__view__enum_values_by_number[4] =

@@ -7,7 +7,7 @@
 #endif
 
 #include "pipeline/v1beta/pipeline_public_service.pb-c.h"
-static const ProtobufCMethodDescriptor pipeline__v1beta__pipeline_public_service__method_descriptors[10] =
+static const ProtobufCMethodDescriptor pipeline__v1beta__pipeline_public_service__method_descriptors[11] =
 {
   { "Liveness", &pipeline__v1beta__liveness_request__descriptor, &pipeline__v1beta__liveness_response__descriptor },
   { "Readiness", &pipeline__v1beta__readiness_request__descriptor, &pipeline__v1beta__readiness_response__descriptor },
@@ -19,11 +19,13 @@ static const ProtobufCMethodDescriptor pipeline__v1beta__pipeline_public_service
   { "GetOperation", &pipeline__v1beta__get_operation_request__descriptor, &pipeline__v1beta__get_operation_response__descriptor },
   { "GetPipeline", &pipeline__v1beta__get_pipeline_request__descriptor, &pipeline__v1beta__get_pipeline_response__descriptor },
   { "GetPipelineRelease", &pipeline__v1beta__get_pipeline_release_request__descriptor, &pipeline__v1beta__get_pipeline_release_response__descriptor },
+  { "ListPipelineReleases", &pipeline__v1beta__list_pipeline_releases_request__descriptor, &pipeline__v1beta__list_pipeline_releases_response__descriptor },
 };
 const unsigned pipeline__v1beta__pipeline_public_service__method_indices_by_name[] = {
   7,        /* GetOperation */
   8,        /* GetPipeline */
   9,        /* GetPipelineRelease */
+  10,        /* ListPipelineReleases */
   0,        /* Liveness */
   1,        /* Readiness */
   4,        /* TriggerAsyncPipeline */
@@ -39,7 +41,7 @@ const ProtobufCServiceDescriptor pipeline__v1beta__pipeline_public_service__desc
   "PipelinePublicService",
   "Pipeline__V1beta__PipelinePublicService",
   "pipeline.v1beta",
-  10,
+  11,
   pipeline__v1beta__pipeline_public_service__method_descriptors,
   pipeline__v1beta__pipeline_public_service__method_indices_by_name
 };
@@ -122,6 +124,14 @@ void pipeline__v1beta__pipeline_public_service__get_pipeline_release(ProtobufCSe
 {
   assert(service->descriptor == &pipeline__v1beta__pipeline_public_service__descriptor);
   service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void pipeline__v1beta__pipeline_public_service__list_pipeline_releases(ProtobufCService *service,
+                                                                       const Pipeline__V1beta__ListPipelineReleasesRequest *input,
+                                                                       Pipeline__V1beta__ListPipelineReleasesResponse_Closure closure,
+                                                                       void *closure_data)
+{
+  assert(service->descriptor == &pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void pipeline__v1beta__pipeline_public_service__init (Pipeline__V1beta__PipelinePublicService_Service *service,
                                                       Pipeline__V1beta__PipelinePublicService_ServiceDestroy destroy)

@@ -44,6 +44,8 @@ typedef struct Pipeline__V1beta__GetPipelineRequest Pipeline__V1beta__GetPipelin
 typedef struct Pipeline__V1beta__GetPipelineResponse Pipeline__V1beta__GetPipelineResponse;
 typedef struct Pipeline__V1beta__GetPipelineReleaseRequest Pipeline__V1beta__GetPipelineReleaseRequest;
 typedef struct Pipeline__V1beta__GetPipelineReleaseResponse Pipeline__V1beta__GetPipelineReleaseResponse;
+typedef struct Pipeline__V1beta__ListPipelineReleasesRequest Pipeline__V1beta__ListPipelineReleasesRequest;
+typedef struct Pipeline__V1beta__ListPipelineReleasesResponse Pipeline__V1beta__ListPipelineReleasesResponse;
 typedef struct Pipeline__V1beta__Pipeline Pipeline__V1beta__Pipeline;
 typedef struct Pipeline__V1beta__PipelineRelease Pipeline__V1beta__PipelineRelease;
 typedef struct Pipeline__V1beta__DataSpecification Pipeline__V1beta__DataSpecification;
@@ -398,6 +400,38 @@ struct  Pipeline__V1beta__GetPipelineReleaseResponse
 #define PIPELINE__V1BETA__GET_PIPELINE_RELEASE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__get_pipeline_release_response__descriptor) \
     , NULL }
+
+
+/*
+ * A pipeline's releases, a page at a time; `parent` is `namespaces/{namespace}/pipelines/{pipeline}`. The
+ * optional fields upstream are read as in the other generations' ListNamespacePipelineReleasesRequest.
+ */
+struct  Pipeline__V1beta__ListPipelineReleasesRequest
+{
+  ProtobufCMessage base;
+  char *parent;
+  int32_t page_size;
+  char *page_token;
+  Pipeline__V1beta__Pipeline__View view;
+  char *filter;
+  protobuf_c_boolean show_deleted;
+};
+#define PIPELINE__V1BETA__LIST_PIPELINE_RELEASES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__list_pipeline_releases_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Pipeline__V1beta__ListPipelineReleasesResponse
+{
+  ProtobufCMessage base;
+  size_t n_releases;
+  Pipeline__V1beta__PipelineRelease **releases;
+  char *next_page_token;
+  int32_t total_size;
+};
+#define PIPELINE__V1BETA__LIST_PIPELINE_RELEASES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__v1beta__list_pipeline_releases_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -892,6 +926,44 @@ Pipeline__V1beta__GetPipelineReleaseResponse *
 void   pipeline__v1beta__get_pipeline_release_response__free_unpacked
                      (Pipeline__V1beta__GetPipelineReleaseResponse *message,
                       ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__ListPipelineReleasesRequest methods */
+void   pipeline__v1beta__list_pipeline_releases_request__init
+                     (Pipeline__V1beta__ListPipelineReleasesRequest         *message);
+size_t pipeline__v1beta__list_pipeline_releases_request__get_packed_size
+                     (const Pipeline__V1beta__ListPipelineReleasesRequest   *message);
+size_t pipeline__v1beta__list_pipeline_releases_request__pack
+                     (const Pipeline__V1beta__ListPipelineReleasesRequest   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__list_pipeline_releases_request__pack_to_buffer
+                     (const Pipeline__V1beta__ListPipelineReleasesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__ListPipelineReleasesRequest *
+       pipeline__v1beta__list_pipeline_releases_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__list_pipeline_releases_request__free_unpacked
+                     (Pipeline__V1beta__ListPipelineReleasesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__V1beta__ListPipelineReleasesResponse methods */
+void   pipeline__v1beta__list_pipeline_releases_response__init
+                     (Pipeline__V1beta__ListPipelineReleasesResponse         *message);
+size_t pipeline__v1beta__list_pipeline_releases_response__get_packed_size
+                     (const Pipeline__V1beta__ListPipelineReleasesResponse   *message);
+size_t pipeline__v1beta__list_pipeline_releases_response__pack
+                     (const Pipeline__V1beta__ListPipelineReleasesResponse   *message,
+                      uint8_t             *out);
+size_t pipeline__v1beta__list_pipeline_releases_response__pack_to_buffer
+                     (const Pipeline__V1beta__ListPipelineReleasesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__V1beta__ListPipelineReleasesResponse *
+       pipeline__v1beta__list_pipeline_releases_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__v1beta__list_pipeline_releases_response__free_unpacked
+                     (Pipeline__V1beta__ListPipelineReleasesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Pipeline__V1beta__Pipeline methods */
 void   pipeline__v1beta__pipeline__init
                      (Pipeline__V1beta__Pipeline         *message);
@@ -1029,6 +1101,12 @@ typedef void (*Pipeline__V1beta__GetPipelineReleaseRequest_Closure)
 typedef void (*Pipeline__V1beta__GetPipelineReleaseResponse_Closure)
                  (const Pipeline__V1beta__GetPipelineReleaseResponse *message,
                   void *closure_data);
+typedef void (*Pipeline__V1beta__ListPipelineReleasesRequest_Closure)
+                 (const Pipeline__V1beta__ListPipelineReleasesRequest *message,
+                  void *closure_data);
+typedef void (*Pipeline__V1beta__ListPipelineReleasesResponse_Closure)
+                 (const Pipeline__V1beta__ListPipelineReleasesResponse *message,
+                  void *closure_data);
 typedef void (*Pipeline__V1beta__Pipeline_Closure)
                  (const Pipeline__V1beta__Pipeline *message,
                   void *closure_data);
@@ -1071,6 +1149,8 @@ extern const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_request__
 extern const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_response__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_release_request__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__v1beta__get_pipeline_release_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__list_pipeline_releases_request__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__v1beta__list_pipeline_releases_response__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__v1beta__pipeline__descriptor;
 extern const ProtobufCEnumDescriptor    pipeline__v1beta__pipeline__view__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__v1beta__pipeline_release__descriptor;

@@ -72,6 +72,10 @@ struct Pipeline__V1beta__PipelinePublicService_Service
                                const Pipeline__V1beta__GetPipelineReleaseRequest *input,
                                Pipeline__V1beta__GetPipelineReleaseResponse_Closure closure,
                                void *closure_data);
+  void (*list_pipeline_releases)(Pipeline__V1beta__PipelinePublicService_Service *service,
+                                 const Pipeline__V1beta__ListPipelineReleasesRequest *input,
+                                 Pipeline__V1beta__ListPipelineReleasesResponse_Closure closure,
+                                 void *closure_data);
 };
 typedef void (*Pipeline__V1beta__PipelinePublicService_ServiceDestroy)(Pipeline__V1beta__PipelinePublicService_Service *);
 void pipeline__v1beta__pipeline_public_service__init (Pipeline__V1beta__PipelinePublicService_Service *service,
@@ -89,7 +93,8 @@ void pipeline__v1beta__pipeline_public_service__init (Pipeline__V1beta__Pipeline
       function_prefix__ ## trigger_async_pipeline_release,\
       function_prefix__ ## get_operation,\
       function_prefix__ ## get_pipeline,\
-      function_prefix__ ## get_pipeline_release  }
+      function_prefix__ ## get_pipeline_release,\
+      function_prefix__ ## list_pipeline_releases  }
 void pipeline__v1beta__pipeline_public_service__liveness(ProtobufCService *service,
                                                          const Pipeline__V1beta__LivenessRequest *input,
                                                          Pipeline__V1beta__LivenessResponse_Closure closure,
@@ -130,6 +135,10 @@ void pipeline__v1beta__pipeline_public_service__get_pipeline_release(ProtobufCSe
                                                                      const Pipeline__V1beta__GetPipelineReleaseRequest *input,
                                                                      Pipeline__V1beta__GetPipelineReleaseResponse_Closure closure,
                                                                      void *closure_data);
+void pipeline__v1beta__pipeline_public_service__list_pipeline_releases(ProtobufCService *service,
+                                                                       const Pipeline__V1beta__ListPipelineReleasesRequest *input,
+                                                                       Pipeline__V1beta__ListPipelineReleasesResponse_Closure closure,
+                                                                       void *closure_data);
 
 /* --- descriptors --- */
 

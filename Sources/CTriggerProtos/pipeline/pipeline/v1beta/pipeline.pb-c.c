@@ -1060,6 +1060,96 @@ void   pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__free
   assert(message->base.descriptor == &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__init
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest         *message)
+{
+  static const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest init_value = PIPELINE__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINE_RELEASES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__pack
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *
+       pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__init
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse         *message)
+{
+  static const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse init_value = PIPELINE__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINE_RELEASES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__pack
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *
+       pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   pipeline__pipeline__v1beta__pipeline__init
                      (Pipeline__Pipeline__V1beta__Pipeline         *message)
 {
@@ -2655,6 +2745,186 @@ const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipel
   pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__field_indices_by_name,
   1,  pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__number_ranges,
   (ProtobufCMessageInit) pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__field_descriptors[7] =
+{
+  {
+    "namespace_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest, namespace_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pipeline_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest, pipeline_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "view",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest, view),
+    &pipeline__pipeline__v1beta__pipeline__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "filter",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest, filter),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "show_deleted",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest, show_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__field_indices_by_name[] = {
+  5,   /* field[5] = filter */
+  0,   /* field[0] = namespace_id */
+  2,   /* field[2] = page_size */
+  3,   /* field[3] = page_token */
+  1,   /* field[1] = pipeline_id */
+  6,   /* field[6] = show_deleted */
+  4,   /* field[4] = view */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.ListNamespacePipelineReleasesRequest",
+  "ListNamespacePipelineReleasesRequest",
+  "Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest),
+  7,
+  pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__field_descriptors,
+  pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__field_descriptors[3] =
+{
+  {
+    "releases",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse, n_releases),
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse, releases),
+    &pipeline__pipeline__v1beta__pipeline_release__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse, total_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = releases */
+  2,   /* field[2] = total_size */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.ListNamespacePipelineReleasesResponse",
+  "ListNamespacePipelineReleasesResponse",
+  "Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse),
+  3,
+  pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__field_descriptors,
+  pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue pipeline__pipeline__v1beta__pipeline__view__enum_values_by_number[4] =

@@ -7,7 +7,7 @@
 #endif
 
 #include "pipeline/pipeline/v1beta/pipeline_public_service.pb-c.h"
-static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors[10] =
+static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors[11] =
 {
   { "Liveness", &pipeline__pipeline__v1beta__liveness_request__descriptor, &pipeline__pipeline__v1beta__liveness_response__descriptor },
   { "Readiness", &pipeline__pipeline__v1beta__readiness_request__descriptor, &pipeline__pipeline__v1beta__readiness_response__descriptor },
@@ -19,11 +19,13 @@ static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_publ
   { "GetOperation", &pipeline__pipeline__v1beta__get_operation_request__descriptor, &pipeline__pipeline__v1beta__get_operation_response__descriptor },
   { "GetNamespacePipeline", &pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor, &pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor },
   { "GetNamespacePipelineRelease", &pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor, &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor },
+  { "ListNamespacePipelineReleases", &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor, &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor },
 };
 const unsigned pipeline__pipeline__v1beta__pipeline_public_service__method_indices_by_name[] = {
   8,        /* GetNamespacePipeline */
   9,        /* GetNamespacePipelineRelease */
   7,        /* GetOperation */
+  10,        /* ListNamespacePipelineReleases */
   0,        /* Liveness */
   1,        /* Readiness */
   4,        /* TriggerAsyncNamespacePipeline */
@@ -39,7 +41,7 @@ const ProtobufCServiceDescriptor pipeline__pipeline__v1beta__pipeline_public_ser
   "PipelinePublicService",
   "Pipeline__Pipeline__V1beta__PipelinePublicService",
   "pipeline.pipeline.v1beta",
-  10,
+  11,
   pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors,
   pipeline__pipeline__v1beta__pipeline_public_service__method_indices_by_name
 };
@@ -122,6 +124,14 @@ void pipeline__pipeline__v1beta__pipeline_public_service__get_namespace_pipeline
 {
   assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
   service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void pipeline__pipeline__v1beta__pipeline_public_service__list_namespace_pipeline_releases(ProtobufCService *service,
+                                                                                           const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *input,
+                                                                                           Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse_Closure closure,
+                                                                                           void *closure_data)
+{
+  assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void pipeline__pipeline__v1beta__pipeline_public_service__init (Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
                                                                 Pipeline__Pipeline__V1beta__PipelinePublicService_ServiceDestroy destroy)

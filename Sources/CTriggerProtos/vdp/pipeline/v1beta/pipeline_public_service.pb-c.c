@@ -7,7 +7,7 @@
 #endif
 
 #include "vdp/pipeline/v1beta/pipeline_public_service.pb-c.h"
-static const ProtobufCMethodDescriptor vdp__pipeline__v1beta__pipeline_public_service__method_descriptors[10] =
+static const ProtobufCMethodDescriptor vdp__pipeline__v1beta__pipeline_public_service__method_descriptors[11] =
 {
   { "Liveness", &vdp__pipeline__v1beta__liveness_request__descriptor, &vdp__pipeline__v1beta__liveness_response__descriptor },
   { "Readiness", &vdp__pipeline__v1beta__readiness_request__descriptor, &vdp__pipeline__v1beta__readiness_response__descriptor },
@@ -19,11 +19,13 @@ static const ProtobufCMethodDescriptor vdp__pipeline__v1beta__pipeline_public_se
   { "GetOperation", &vdp__pipeline__v1beta__get_operation_request__descriptor, &vdp__pipeline__v1beta__get_operation_response__descriptor },
   { "GetNamespacePipeline", &vdp__pipeline__v1beta__get_namespace_pipeline_request__descriptor, &vdp__pipeline__v1beta__get_namespace_pipeline_response__descriptor },
   { "GetNamespacePipelineRelease", &vdp__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor, &vdp__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor },
+  { "ListNamespacePipelineReleases", &vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor, &vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor },
 };
 const unsigned vdp__pipeline__v1beta__pipeline_public_service__method_indices_by_name[] = {
   8,        /* GetNamespacePipeline */
   9,        /* GetNamespacePipelineRelease */
   7,        /* GetOperation */
+  10,        /* ListNamespacePipelineReleases */
   0,        /* Liveness */
   1,        /* Readiness */
   4,        /* TriggerAsyncNamespacePipeline */
@@ -39,7 +41,7 @@ const ProtobufCServiceDescriptor vdp__pipeline__v1beta__pipeline_public_service_
   "PipelinePublicService",
   "Vdp__Pipeline__V1beta__PipelinePublicService",
   "vdp.pipeline.v1beta",
-  10,
+  11,
   vdp__pipeline__v1beta__pipeline_public_service__method_descriptors,
   vdp__pipeline__v1beta__pipeline_public_service__method_indices_by_name
 };
@@ -122,6 +124,14 @@ void vdp__pipeline__v1beta__pipeline_public_service__get_namespace_pipeline_rele
 {
   assert(service->descriptor == &vdp__pipeline__v1beta__pipeline_public_service__descriptor);
   service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void vdp__pipeline__v1beta__pipeline_public_service__list_namespace_pipeline_releases(ProtobufCService *service,
+                                                                                      const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *input,
+                                                                                      Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse_Closure closure,
+                                                                                      void *closure_data)
+{
+  assert(service->descriptor == &vdp__pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void vdp__pipeline__v1beta__pipeline_public_service__init (Vdp__Pipeline__V1beta__PipelinePublicService_Service *service,
                                                            Vdp__Pipeline__V1beta__PipelinePublicService_ServiceDestroy destroy)

@@ -44,6 +44,8 @@ typedef struct Vdp__Pipeline__V1beta__GetNamespacePipelineRequest Vdp__Pipeline_
 typedef struct Vdp__Pipeline__V1beta__GetNamespacePipelineResponse Vdp__Pipeline__V1beta__GetNamespacePipelineResponse;
 typedef struct Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseRequest Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseRequest;
 typedef struct Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse;
+typedef struct Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest;
+typedef struct Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse;
 typedef struct Vdp__Pipeline__V1beta__Pipeline Vdp__Pipeline__V1beta__Pipeline;
 typedef struct Vdp__Pipeline__V1beta__PipelineRelease Vdp__Pipeline__V1beta__PipelineRelease;
 typedef struct Vdp__Pipeline__V1beta__DataSpecification Vdp__Pipeline__V1beta__DataSpecification;
@@ -400,6 +402,40 @@ struct  Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse
 #define VDP__PIPELINE__V1BETA__GET_NAMESPACE_PIPELINE_RELEASE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&vdp__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor) \
     , NULL }
+
+
+/*
+ * A pipeline's releases, a page at a time. `page_size` (unset or 0: 10; above 100: 100), `page_token`, `view`,
+ * `filter` and `show_deleted` are `optional` upstream; the wire is the same without the presence bit, and the
+ * gateway reads an empty value as an absent one.
+ */
+struct  Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest
+{
+  ProtobufCMessage base;
+  char *namespace_id;
+  char *pipeline_id;
+  int32_t page_size;
+  char *page_token;
+  Vdp__Pipeline__V1beta__Pipeline__View view;
+  char *filter;
+  protobuf_c_boolean show_deleted;
+};
+#define VDP__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINE_RELEASES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, VDP__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse
+{
+  ProtobufCMessage base;
+  size_t n_releases;
+  Vdp__Pipeline__V1beta__PipelineRelease **releases;
+  char *next_page_token;
+  int32_t total_size;
+};
+#define VDP__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINE_RELEASES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -898,6 +934,44 @@ Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *
 void   vdp__pipeline__v1beta__get_namespace_pipeline_release_response__free_unpacked
                      (Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *message,
                       ProtobufCAllocator *allocator);
+/* Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest methods */
+void   vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__init
+                     (Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest         *message);
+size_t vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__get_packed_size
+                     (const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest   *message);
+size_t vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__pack
+                     (const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest   *message,
+                      uint8_t             *out);
+size_t vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__pack_to_buffer
+                     (const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *
+       vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__free_unpacked
+                     (Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse methods */
+void   vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__init
+                     (Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse         *message);
+size_t vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__get_packed_size
+                     (const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse   *message);
+size_t vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__pack
+                     (const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse   *message,
+                      uint8_t             *out);
+size_t vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__pack_to_buffer
+                     (const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *
+       vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__free_unpacked
+                     (Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Vdp__Pipeline__V1beta__Pipeline methods */
 void   vdp__pipeline__v1beta__pipeline__init
                      (Vdp__Pipeline__V1beta__Pipeline         *message);
@@ -1035,6 +1109,12 @@ typedef void (*Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseRequest_Closure
 typedef void (*Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse_Closure)
                  (const Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse *message,
                   void *closure_data);
+typedef void (*Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest_Closure)
+                 (const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *message,
+                  void *closure_data);
+typedef void (*Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse_Closure)
+                 (const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *message,
+                  void *closure_data);
 typedef void (*Vdp__Pipeline__V1beta__Pipeline_Closure)
                  (const Vdp__Pipeline__V1beta__Pipeline *message,
                   void *closure_data);
@@ -1077,6 +1157,8 @@ extern const ProtobufCMessageDescriptor vdp__pipeline__v1beta__get_namespace_pip
 extern const ProtobufCMessageDescriptor vdp__pipeline__v1beta__get_namespace_pipeline_response__descriptor;
 extern const ProtobufCMessageDescriptor vdp__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor;
 extern const ProtobufCMessageDescriptor vdp__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor;
+extern const ProtobufCMessageDescriptor vdp__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor;
+extern const ProtobufCMessageDescriptor vdp__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor;
 extern const ProtobufCMessageDescriptor vdp__pipeline__v1beta__pipeline__descriptor;
 extern const ProtobufCEnumDescriptor    vdp__pipeline__v1beta__pipeline__view__descriptor;
 extern const ProtobufCMessageDescriptor vdp__pipeline__v1beta__pipeline_release__descriptor;

@@ -72,6 +72,10 @@ struct Vdp__Pipeline__V1beta__PipelinePublicService_Service
                                          const Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *input,
                                          Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse_Closure closure,
                                          void *closure_data);
+  void (*list_namespace_pipeline_releases)(Vdp__Pipeline__V1beta__PipelinePublicService_Service *service,
+                                           const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *input,
+                                           Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse_Closure closure,
+                                           void *closure_data);
 };
 typedef void (*Vdp__Pipeline__V1beta__PipelinePublicService_ServiceDestroy)(Vdp__Pipeline__V1beta__PipelinePublicService_Service *);
 void vdp__pipeline__v1beta__pipeline_public_service__init (Vdp__Pipeline__V1beta__PipelinePublicService_Service *service,
@@ -89,7 +93,8 @@ void vdp__pipeline__v1beta__pipeline_public_service__init (Vdp__Pipeline__V1beta
       function_prefix__ ## trigger_async_namespace_pipeline_release,\
       function_prefix__ ## get_operation,\
       function_prefix__ ## get_namespace_pipeline,\
-      function_prefix__ ## get_namespace_pipeline_release  }
+      function_prefix__ ## get_namespace_pipeline_release,\
+      function_prefix__ ## list_namespace_pipeline_releases  }
 void vdp__pipeline__v1beta__pipeline_public_service__liveness(ProtobufCService *service,
                                                               const Vdp__Pipeline__V1beta__LivenessRequest *input,
                                                               Vdp__Pipeline__V1beta__LivenessResponse_Closure closure,
@@ -130,6 +135,10 @@ void vdp__pipeline__v1beta__pipeline_public_service__get_namespace_pipeline_rele
                                                                                     const Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseRequest *input,
                                                                                     Vdp__Pipeline__V1beta__GetNamespacePipelineReleaseResponse_Closure closure,
                                                                                     void *closure_data);
+void vdp__pipeline__v1beta__pipeline_public_service__list_namespace_pipeline_releases(ProtobufCService *service,
+                                                                                      const Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesRequest *input,
+                                                                                      Vdp__Pipeline__V1beta__ListNamespacePipelineReleasesResponse_Closure closure,
+                                                                                      void *closure_data);
 
 /* --- descriptors --- */
 
