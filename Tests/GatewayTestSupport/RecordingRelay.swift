@@ -45,8 +45,7 @@ package final class RecordingRelay: Sendable {
 
         private let backendPort: Int
         private let record: @Sendable ([UInt8]) -> Void
-        private var backend: (any Channel)?
-        private var pending: [ByteBuffer] = []
+        private let link = RelayBackendLink()
 
         init(backendPort: Int, record: @escaping @Sendable ([UInt8]) -> Void) {
             self.backendPort = backendPort
@@ -54,47 +53,66 @@ package final class RecordingRelay: Sendable {
         }
 
         func channelActive(context: ChannelHandlerContext) {
-            let front = context.channel
-            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            ClientBootstrap(group: context.eventLoop)
-                .channelInitializer { back in
-                    back.eventLoop.makeCompletedFuture {
-                        try back.pipeline.syncOperations.addHandler(RelayBackHandler(front: front))
-                    }
-                }
-                .connect(host: "127.0.0.1", port: backendPort)
-                .whenComplete { result in
-                    let relay = loopBound.value
-                    switch result {
-                    case .success(let back):
-                        relay.backend = back
-                        for buffer in relay.pending { back.write(buffer, promise: nil) }
-                        relay.pending = []
-                        back.flush()
-                        back.closeFuture.whenComplete { _ in front.close(promise: nil) }
-                    case .failure:
-                        front.close(promise: nil)
-                    }
-                }
+            link.connect(front: context.channel, port: backendPort)
             context.fireChannelActive()
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
             record(Array(buffer.readableBytesView))
-            if let backend { backend.writeAndFlush(buffer, promise: nil) } else { pending.append(buffer) }
+            link.forward(buffer)
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            backend?.close(promise: nil)
+            link.close()
             context.fireChannelInactive()
         }
     }
 
 }
 
-/// The backend side of a test relay (``RecordingRelay``, ``TLSTerminator``): bytes from the backend go back to
-/// the client's channel, and either side closing closes the other.
+/// A test relay's connection to its backend at 127.0.0.1 (``RecordingRelay``, ``TLSTerminator``): client bytes
+/// read before it is up are held and written once it is; either side closing closes the other. Used on the
+/// client channel's event loop only.
+final class RelayBackendLink {
+    private var backend: (any Channel)?
+    private var pending: [ByteBuffer] = []
+
+    /// Connects on `front`'s event loop; `front` is closed when the connect fails or the backend closes.
+    func connect(front: any Channel, port: Int) {
+        let loopBound = NIOLoopBound(self, eventLoop: front.eventLoop)
+        ClientBootstrap(group: front.eventLoop)
+            .channelInitializer { back in
+                back.eventLoop.makeCompletedFuture {
+                    try back.pipeline.syncOperations.addHandler(RelayBackHandler(front: front))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .whenComplete { result in
+                let link = loopBound.value
+                switch result {
+                case .success(let back):
+                    link.backend = back
+                    for buffer in link.pending { back.write(buffer, promise: nil) }
+                    link.pending = []
+                    back.flush()
+                    back.closeFuture.whenComplete { _ in front.close(promise: nil) }
+                case .failure:
+                    front.close(promise: nil)
+                }
+            }
+    }
+
+    /// Client bytes to the backend, or held until it is connected.
+    func forward(_ buffer: ByteBuffer) {
+        if let backend { backend.writeAndFlush(buffer, promise: nil) } else { pending.append(buffer) }
+    }
+
+    func close() { backend?.close(promise: nil) }
+}
+
+/// The backend side of a test relay (``RelayBackendLink``): bytes from the backend go back to the client's
+/// channel, and either side closing closes the other.
 final class RelayBackHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 

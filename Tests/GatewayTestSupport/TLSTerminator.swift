@@ -83,8 +83,7 @@ package final class TLSTerminator: Sendable {
 
         private let backendPort: Int
         private let report: @Sendable (Event) -> Void
-        private var backend: (any Channel)?
-        private var pending: [ByteBuffer] = []
+        private let link = RelayBackendLink()
 
         init(backendPort: Int, report: @escaping @Sendable (Event) -> Void) {
             self.backendPort = backendPort
@@ -97,39 +96,13 @@ package final class TLSTerminator: Sendable {
                     .flatMap { $0 }
                     .flatMap { $0.subjectName.first { $0.type == .commonName }?.value }
                 report(.handshake(subject))
-                connectBackend(context: context)
+                link.connect(front: context.channel, port: backendPort)
             }
             context.fireUserInboundEventTriggered(event)
         }
 
-        private func connectBackend(context: ChannelHandlerContext) {
-            let front = context.channel
-            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            ClientBootstrap(group: context.eventLoop)
-                .channelInitializer { back in
-                    back.eventLoop.makeCompletedFuture {
-                        try back.pipeline.syncOperations.addHandler(RelayBackHandler(front: front))
-                    }
-                }
-                .connect(host: "127.0.0.1", port: backendPort)
-                .whenComplete { result in
-                    let relay = loopBound.value
-                    switch result {
-                    case .success(let back):
-                        relay.backend = back
-                        for buffer in relay.pending { back.write(buffer, promise: nil) }
-                        relay.pending = []
-                        back.flush()
-                        back.closeFuture.whenComplete { _ in front.close(promise: nil) }
-                    case .failure:
-                        front.close(promise: nil)
-                    }
-                }
-        }
-
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = unwrapInboundIn(data)
-            if let backend { backend.writeAndFlush(buffer, promise: nil) } else { pending.append(buffer) }
+            link.forward(unwrapInboundIn(data))
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -138,7 +111,7 @@ package final class TLSTerminator: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            backend?.close(promise: nil)
+            link.close()
             context.fireChannelInactive()
         }
     }
