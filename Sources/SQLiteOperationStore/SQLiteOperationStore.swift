@@ -27,15 +27,21 @@ package final class SQLiteOperationStore: OperationStore {
         package var inlineBlobLimit: Int
         /// How long a statement waits for a lock another process holds before failing as unavailable.
         package var busyTimeout: Duration
+        /// The wall clock that stamps what the store times itself: an enqueue's `created_at`/`not_before` and a
+        /// cancel's `finished_at` (every other time is the caller's `now`). Tests move it with their virtual
+        /// clock, so no real time leaks into the times they check.
+        package var now: @Sendable () -> Date
 
         package init(
             dataDirectory: String,
             inlineBlobLimit: Int = OperationPayloadCodec.defaultInlineBlobLimit,
-            busyTimeout: Duration = .seconds(5)
+            busyTimeout: Duration = .seconds(5),
+            now: @escaping @Sendable () -> Date = { Date() }
         ) {
             self.dataDirectory = dataDirectory
             self.inlineBlobLimit = inlineBlobLimit
             self.busyTimeout = busyTimeout
+            self.now = now
         }
 
         package var databasePath: String { "\(dataDirectory)/operations.sqlite" }
@@ -68,19 +74,23 @@ package final class SQLiteOperationStore: OperationStore {
     private let codec: OperationPayloadCodec
     private let threadPool: NIOThreadPool
     private let logger: Logger
+    /// `Configuration.now`.
+    private let now: @Sendable () -> Date
 
     private init(
         connection: SQLiteConnection,
         blobs: BlobDirectory,
         codec: OperationPayloadCodec,
         threadPool: NIOThreadPool,
-        logger: Logger
+        logger: Logger,
+        now: @escaping @Sendable () -> Date
     ) {
         self.connection = connection
         self.blobs = blobs
         self.codec = codec
         self.threadPool = threadPool
         self.logger = logger
+        self.now = now
     }
 
     /// Opens (creating when missing) the database, applies the schema, and removes blob directories left by
@@ -159,7 +169,8 @@ package final class SQLiteOperationStore: OperationStore {
             blobs: blobs,
             codec: OperationPayloadCodec(inlineBlobLimit: configuration.inlineBlobLimit),
             threadPool: threadPool,
-            logger: logger
+            logger: logger,
+            now: configuration.now
         )
         do {
             try await store.prepare(busyTimeout: configuration.busyTimeout)
@@ -176,7 +187,8 @@ package final class SQLiteOperationStore: OperationStore {
         _ request: TriggerRequest,
         idempotencyKey: String?
     ) async throws -> (operation: Operation, created: Bool) {
-        let ticket = batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
+        let ticket = batcher.add(
+            NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec, now: now()))
         return try await serialized {
             try await batcher.drain(until: ticket) { await commitPending() }
         }
@@ -472,7 +484,7 @@ package final class SQLiteOperationStore: OperationStore {
     }
 
     package func cancel(id: String) async throws -> Operation {
-        let now = Date().storeMilliseconds
+        let now = self.now().storeMilliseconds
         return try await serialized {
             let rows = try await query(
                 """

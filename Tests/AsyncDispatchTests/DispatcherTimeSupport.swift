@@ -16,8 +16,10 @@ import TriggerModel
 
 /// Time for dispatchers under test: a `TestClock` their waits sleep on, and a wall clock that moves with it.
 ///
-/// `now()` is the real wall clock plus every advance of `clock`, so operations the store stamps with the real
-/// time (`enqueue`) are never in the future of a dispatcher's `now`, and an hour passes in one `advance`.
+/// `wallClock()` is the real time when the `VirtualTime` was made plus every advance of `clock`: no real time
+/// leaks into it, so a loaded machine cannot move the times the tests check (a step that took a second of real
+/// time once made a claim look a second late). The store under test stamps its own times (an enqueue's) with
+/// it too (``withRecordingStore(now:_:)``), and an hour passes in one `advance`.
 ///
 /// The clock also keeps the deadline of every sleep in progress, so a test can move time one step, then wait
 /// until every task it woke has done its work and gone back to sleep (``advance(by:settlingOn:)``): what the
@@ -33,6 +35,9 @@ final class VirtualTime: Clock, Sendable {
     private let base = TestClock()
     private let origin: Instant
     private let sleeps = Mutex<[UUID: Instant]>([:])
+
+    /// The wall-clock time at `origin`.
+    private let epoch = Date()
 
     init() { origin = base.now }
 
@@ -51,7 +56,7 @@ final class VirtualTime: Clock, Sendable {
 
     @Sendable func wallClock() -> Date {
         let (seconds, attoseconds) = elapsed.components
-        return Date().addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18)
+        return epoch.addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18)
     }
 
     /// True when exactly `sleepers` tasks sleep on the clock, none of them due: everything woken so far has
@@ -59,6 +64,15 @@ final class VirtualTime: Clock, Sendable {
     func isSettled(sleepers: Int) -> Bool {
         let now = base.now
         return sleeps.withLock { sleeps in sleeps.count == sleepers && sleeps.values.allSatisfy { $0 > now } }
+    }
+
+    /// The sleeps in progress, each as the time left until its deadline ("3 asleep: 1.0 seconds, …"): what a step
+    /// that did not settle reports.
+    var sleepsDescription: String {
+        let now = base.now
+        return sleeps.withLock { sleeps in
+            "\(sleeps.count) asleep: " + sleeps.values.map { "\(now.duration(to: $0))" }.joined(separator: ", ")
+        }
     }
 
     /// Waits (bounded in real time) until ``isSettled(sleepers:)``.
@@ -278,10 +292,14 @@ struct DispatcherInstance {
 
 /// Runs `body` with a SQLite store in a fresh temporary directory, recording (see ``RecordingStore``); closes
 /// and removes it afterwards. Every dispatcher of a test shares the one store, as instances share PostgreSQL.
-func withRecordingStore(_ body: (RecordingStore) async throws -> Void) async throws {
+/// A `RecordingStore` over a SQLite store in a fresh directory, stamping its own times with `now` (a test's
+/// `VirtualTime.wallClock`, or the real time).
+func withRecordingStore(
+    now: @escaping @Sendable () -> Date = { Date() }, _ body: (RecordingStore) async throws -> Void
+) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-dispatch-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: directory) }
-    let store = RecordingStore(try await SQLiteOperationStore.open(.init(dataDirectory: directory.path)))
+    let store = RecordingStore(try await SQLiteOperationStore.open(.init(dataDirectory: directory.path, now: now)))
     do {
         try await body(store)
     } catch {

@@ -54,8 +54,8 @@ struct LongPollTimeTests {
 
     @Test("an unfinished operation is answered when the wait ends, not a second before", .timeLimit(.minutes(1)))
     func waitEndsOnTheClock() async throws {
-        try await withRecordingStore { store in
-            let time = VirtualTime()
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
             let operations = Self.operations(store, time)
             let (operation, _) = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil)
             let poll = PendingPoll(operations, operation.id, wait: Self.hour)
@@ -72,8 +72,8 @@ struct LongPollTimeTests {
 
     @Test("a wait longer than store.max_wait is cut to it", .timeLimit(.minutes(1)))
     func waitIsCappedByMaxWait() async throws {
-        try await withRecordingStore { store in
-            let time = VirtualTime()
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
             let operations = Self.operations(store, time)
             let (operation, _) = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil)
             let poll = PendingPoll(operations, operation.id, wait: Self.hour * 24)
@@ -90,8 +90,8 @@ struct LongPollTimeTests {
         "a result stored by another instance (no local notice) is seen at the next poll interval, not before",
         .timeLimit(.minutes(1)))
     func otherInstanceResultAtNextPoll() async throws {
-        try await withRecordingStore { store in
-            let time = VirtualTime()
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
             let operations = Self.operations(store, time)
             let (operation, _) = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil)
             let poll = PendingPoll(operations, operation.id, wait: Self.hour)
@@ -107,8 +107,8 @@ struct LongPollTimeTests {
 
     @Test("an operation finished on this instance answers the long-poll at once", .timeLimit(.minutes(1)))
     func localNoticeAnswersAtOnce() async throws {
-        try await withRecordingStore { store in
-            let time = VirtualTime()
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
             let operations = Self.operations(store, time)
             let (operation, _) = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil)
             let poll = PendingPoll(operations, operation.id, wait: Self.hour)
