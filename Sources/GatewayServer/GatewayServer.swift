@@ -177,7 +177,7 @@ package final class GatewayServer: Service {
     /// `trigger_gateway_connections_rejected_total{reason="max_connections"}`, logged for the first one and every
     /// 1000th after, so a flood does not also flood the log.
     private static func refuse(_ channel: any Channel, admission: ConnectionAdmission, services: FrontendServices) {
-        services.metrics?.connections.rejectedOverLimit()
+        services.metrics?.connections.rejected(.maxConnections)
         let rejected = admission.rejected
         if rejected == 1 || rejected % 1000 == 0 {
             services.logger.warning(
@@ -282,7 +282,9 @@ package final class GatewayServer: Service {
         case .plaintextRefused(let http2):
             // The client reads why in its own protocol, then the connection closes.
             let text = "this port requires TLS (https://, or a gRPC channel with TLS credentials)"
+            services.metrics?.connections.rejected(.tlsRequired)
             if http2 {
+                // Counted open too: it lives while its request is answered (at most the preface timeout).
                 countOpen(channel, .http2, tls: false, metrics: services.metrics)
                 try configureHTTP2(channel, services: current, refusal: GatewayError(.invalidArgument, text))
                 return

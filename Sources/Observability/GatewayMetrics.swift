@@ -145,9 +145,18 @@ package final class ConnectionMetrics: Sendable {
         case rapidReset = "rapid_reset"
     }
 
+    /// Why a frontend connection was refused before any request was served.
+    package enum RejectReason: String, Sendable, CaseIterable {
+        /// `limits.max_connections` were open: closed at accept (Envoy's `downstream_cx_overflow`).
+        case maxConnections = "max_connections"
+        /// Cleartext HTTP/1.1 or h2c on a TLS-only port: answered 400 / INVALID_ARGUMENT, then closed. A client
+        /// configured with `http://` for an `https://` gateway shows up here, not as a TLS handshake error.
+        case tlsRequired = "tls_required"
+    }
+
     private let open: [Gauge]
     private let calm: [ExcessiveLoad: Counter]
-    private let overflow: Counter
+    private let rejected: [RejectReason: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
         var calm: [ExcessiveLoad: Counter] = [:]
@@ -161,14 +170,18 @@ package final class ConnectionMetrics: Sendable {
             )
         }
         self.calm = calm
-        // Envoy's `downstream_cx_overflow` (listener connection limit); one reason today, labelled so that others
-        // (e.g. a per-address cap) join the same family.
-        overflow = registry.counter(
-            name: "trigger_gateway_connections_rejected_total",
-            labels: [("reason", "max_connections")],
-            help: "Frontend connections closed at accept, by reason (max_connections: limits.max_connections "
-                + "connections were open)."
-        )
+        // Envoy's `downstream_cx_overflow` (listener connection limit) and cleartext on a TLS-only port, one family
+        // with a reason label, each label set there from the start.
+        var rejected: [RejectReason: Counter] = [:]
+        for reason in RejectReason.allCases {
+            rejected[reason] = registry.counter(
+                name: "trigger_gateway_connections_rejected_total",
+                labels: [("reason", reason.rawValue)],
+                help: "Frontend connections refused before serving a request, by reason (max_connections: "
+                    + "limits.max_connections connections were open; tls_required: cleartext on a TLS-only port)."
+            )
+        }
+        self.rejected = rejected
         // Cleartext and TLS alike; `tls` says which. Both label sets exist from the start, so a dashboard sees 0.
         var gauges: [Gauge] = []
         for proto in WireProtocol.allCases {
@@ -191,8 +204,8 @@ package final class ConnectionMetrics: Sendable {
     /// An HTTP/2 connection was ended with GOAWAY(ENHANCE_YOUR_CALM) for `reason`.
     package func endedForExcessiveLoad(_ reason: ExcessiveLoad) { calm[reason]!.increment() }
 
-    /// A connection was closed at accept because `limits.max_connections` were open.
-    package func rejectedOverLimit() { overflow.increment() }
+    /// A connection was refused for `reason` (closed at accept, or answered with the reason and closed).
+    package func rejected(_ reason: RejectReason) { rejected[reason]!.increment() }
 
     /// A connection counted by ``opened(_:tls:)`` closed.
     package func closed(_ proto: WireProtocol, tls: Bool) { gauge(proto, tls: tls).decrement() }

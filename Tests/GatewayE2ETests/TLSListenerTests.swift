@@ -91,6 +91,11 @@ struct TLSListenerTests {
             let h2c = try await Self.trigger(port: gateway.port, scheme: "http", ["--http2-prior-knowledge"])
             #expect(h2c.output.contains("version=2 status=400"), "\(h2c.output)")
             #expect(h2c.output.contains("this port requires TLS"), "\(h2c.output)")
+            // Both refusals are counted (the scrape itself is over TLS).
+            let scrape = try await Self.curl(["--cacert", pki.caFile, "https://127.0.0.1:\(gateway.port)/metrics"])
+            let metrics = Exposition(scrape.output)
+            #expect(metrics.samples[#"trigger_gateway_connections_rejected_total{reason="tls_required"}"#] == 2)
+            #expect(metrics.samples[#"trigger_gateway_connections_rejected_total{reason="max_connections"}"#] == 0)
             if let nghttp = TestProcess.which("nghttp") {
                 // The connection then ends with GOAWAY(NO_ERROR).
                 let out = try await TestProcess.run(nghttp, ["-v", "http://127.0.0.1:\(gateway.port)/healthz"])
