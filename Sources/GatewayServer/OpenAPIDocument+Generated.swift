@@ -4333,21 +4333,15 @@ let openAPIDocumentJSON = #####"""
                 "type": "object"
               }
             },
-            "application/x-www-form-urlencoded": {
-              "schema": {
-                "type": "object",
-                "properties": {
-                  "json_inputs": {
-                    "type": "string"
-                  }
-                }
-              }
-            },
             "multipart/form-data": {
               "schema": {
                 "type": "object",
                 "propertyNames": {
                   "minLength": 1
+                },
+                "additionalProperties": {
+                  "type": "string",
+                  "description": "One part per input, named after it (each name once): a file, or its value as JSON text (a text that is not JSON is a string)."
                 }
               }
             }
@@ -4958,17 +4952,31 @@ let openAPIDocumentJSON = #####"""
                 "additionalProperties": false,
                 "properties": {
                   "from": {
-                    "type": "integer",
-                    "description": "Inclusive lower bound, milliseconds since the epoch."
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "description": "Inclusive lower bound, milliseconds since the epoch.",
+                    "minimum": -8999999999999999,
+                    "maximum": 8999999999999999
                   },
                   "to": {
-                    "type": "integer",
-                    "description": "Inclusive upper bound, milliseconds since the epoch."
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "description": "Inclusive upper bound, milliseconds since the epoch.",
+                    "minimum": -8999999999999999,
+                    "maximum": 8999999999999999
                   },
                   "limit": {
-                    "type": "integer",
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
                     "minimum": 1,
-                    "description": "At most this many lines, oldest first."
+                    "description": "At most this many lines, oldest first.",
+                    "maximum": 8999999999999999
                   }
                 }
               }
@@ -7110,29 +7118,56 @@ let openAPIDocumentJSON = #####"""
             "minLength": 1
           },
           "mode": {
-            "type": "string",
+            "type": [
+              "string",
+              "null"
+            ],
             "enum": [
               "elastic",
-              "low_latency"
-            ]
+              "low_latency",
+              null
+            ],
+            "description": "Only `elastic` matches a deployment (the only mode the gateway has); null or left out: `elastic`."
           },
           "endpoint_url_path": {
-            "type": "string"
+            "type": [
+              "string",
+              "null"
+            ],
+            "minLength": 1,
+            "description": "The endpoint's path; null or left out: the deployment's name."
           },
           "schedule": {
-            "type": "string"
+            "type": [
+              "string",
+              "null"
+            ],
+            "minLength": 1,
+            "description": "A periodic deployment's cron expression, compared as text with the configured one."
           },
           "endpoint_token": {
-            "type": "string"
+            "type": [
+              "string",
+              "null"
+            ],
+            "minLength": 1
           },
           "inputs_mapping": {
-            "type": "array"
+            "type": [
+              "array",
+              "null"
+            ],
+            "description": "A non-empty list asks for mappings of its own, which are configuration (craft.deployments[].input_mappings, output_mappings): where the deployment exists, 409."
           },
           "outputs_mapping": {
-            "type": "array"
+            "type": [
+              "array",
+              "null"
+            ],
+            "description": "A non-empty list asks for mappings of its own, which are configuration (craft.deployments[].input_mappings, output_mappings): where the deployment exists, 409."
           }
         },
-        "description": "What craft-ai-sdk's `create_deployment` posts; resource hints (`description`, `ram_request`, `gpu_request`, `enable_parallel_executions`, `max_parallel_executions_per_pod`, `execution_timeout_s`) are ignored."
+        "description": "What craft-ai-sdk's `create_deployment` posts; resource hints (`description`, `ram_request`, `gpu_request`, `enable_parallel_executions`, `max_parallel_executions_per_pod`, `execution_timeout_s`) are ignored. A key whose value is null counts as left out (the SDK leaves out each key whose value is None); strings that are given are not empty."
       },
       "CraftLogLine": {
         "type": "object",

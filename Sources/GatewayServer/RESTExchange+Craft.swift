@@ -185,7 +185,7 @@ struct CraftExchange: Sendable {
         case .execution(let id):
             let principal = try await authenticate()
             let operation = try await visibleExecution(id, principal: principal)
-            let values = (try RESTQuery(target: target))["include_io_values"]?.lowercased() != "false"
+            let values = try RESTQuery(target: target).boolean("include_io_values") ?? true
             var outputs: [CraftMappings.MappedOutput] = []
             if operation.state == .succeeded { outputs = try succeededOutputs(operation) }
             return CraftAnswer.json(
@@ -218,7 +218,7 @@ struct CraftExchange: Sendable {
             )
         case .executionOutputs(let id):
             let principal = try await authenticate()
-            let waits = (try RESTQuery(target: target))["wait_for_completion"]?.lowercased() == "true"
+            let waits = try RESTQuery(target: target).boolean("wait_for_completion") ?? false
             guard let operation = try await finishedExecution(id, principal: principal, wait: waits) else {
                 return CraftAnswer.stillRunning(id, location: target, requestID: requestID)
             }

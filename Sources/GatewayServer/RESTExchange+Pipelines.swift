@@ -86,9 +86,8 @@ extension RESTRequestHead {
             }
             pageSize = Int(parsed)
         }
-        if let text = query["show_deleted"] ?? query["showDeleted"], !["", "true", "false"].contains(text) {
-            throw GatewayError(.invalidArgument, "invalid show_deleted \"\(text)\": expected true or false")
-        }
+        // Read and checked only: deleted releases are never listed (there are none to show).
+        for name in ["show_deleted", "showDeleted"] { _ = try query.boolean(name) }
         return try PipelineReleaseQuery(
             ref: ref, pageSize: pageSize, pageToken: query["page_token"] ?? query["pageToken"] ?? "",
             filter: query["filter"] ?? "")

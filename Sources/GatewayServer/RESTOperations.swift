@@ -229,6 +229,20 @@ struct RESTQuery {
 
     subscript(name: String) -> String? { items.first { $0.name == name }?.value }
 
+    /// A boolean parameter: nil when absent or empty; `true` or `false` in any case (craft-ai-sdk's `requests`
+    /// sends Python's `True`/`False`; grpc-gateway's `strconv.ParseBool` takes `True` too).
+    ///
+    /// - Throws: `GatewayError(.invalidArgument)` naming the parameter and the value, for any other value (a
+    ///   value that is neither must not quietly mean one of them).
+    func boolean(_ name: String) throws(GatewayError) -> Bool? {
+        guard let text = self[name], !text.isEmpty else { return nil }
+        switch text.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: throw GatewayError(.invalidArgument, "invalid \(name) \"\(text)\": expected true or false")
+        }
+    }
+
     /// The parameter names in order, repeats included.
     var names: [String] { items.map(\.name) }
 

@@ -404,6 +404,18 @@ struct CraftRESTTests {
             response = try await client.request(
                 "GET", "/api/v1/executions/\(echoID)/outputs?wait_for_completion=true", headers: Self.bearer(alice))
             #expect(response.status == 200, "\(response.bodyString)")
+            // Python's False (what the SDK's `requests` sends) is false too; a value that is neither is refused.
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(echoID)?include_io_values=maybe", headers: Self.bearer(alice))
+            #expect(response.status == 400, "\(response.bodyString)")
+            #expect(response.bodyString.contains(#"invalid include_io_values \"maybe\""#), "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(echoID)/outputs?wait_for_completion=1", headers: Self.bearer(alice))
+            #expect(response.status == 400, "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(echoID)?include_io_values=False", headers: Self.bearer(alice))
+            let withoutValues = try (json(response.body)["inputs"] as? [[String: Any]])?.first
+            #expect(response.status == 200 && withoutValues?["value"] == nil, "\(response.bodyString)")
             response = try await client.request(
                 "GET", "/api/v1/executions/\(echoID)?include_io_values=false", headers: Self.bearer(alice))
             execution = try json(response.body)
