@@ -41,6 +41,8 @@ package final class AsyncDispatcher: Service {
     private let planner = Mutex(ClaimPlanner())
     private let claims = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
+    /// Outcomes `finish` is retrying while the store is unreachable; claims wait for them (see `claimLoop`).
+    private let pendingOutcomes = Atomic<Int>(0)
 
     /// Awaited before the first claim; when it throws, nothing is claimed (see `init`).
     private let startGate: (@Sendable () async throws -> Void)?
@@ -151,6 +153,13 @@ package final class AsyncDispatcher: Service {
         var discoveryPending = true
         var sinceDiscovery = clock.stopwatch()
         while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
+            if pendingOutcomes.load(ordering: .relaxed) > 0 {
+                // Outcomes wait for the store (`finish`): no claim before they are written, or one of their
+                // operations, its lease expired during the outage, would be claimed here again and run twice. A
+                // claim would fail meanwhile anyway (the store is unreachable); `finish` wakes this loop when done.
+                await operations.dispatcherWake.wait(timeout: min(settings.pollInterval, .seconds(1)), clock: clock)
+                continue
+            }
             let dispatcher = currentDispatcher.withLock { $0 }
             var free = settings.workers - running.withLock { $0 }
             let queued = operations.takeQueuedPipelines()
@@ -306,6 +315,9 @@ package final class AsyncDispatcher: Service {
         run.attach(task)
         let key = ObjectIdentifier(run)
         localRuns.withLock { $0[key] = run }
+        // Until the outcome is stored: its lease is renewed while `finish` waits out a store outage, so once the
+        // store is back the operation stays this run's (not claimed again) while its result is written.
+        defer { localRuns.withLock { $0[key] = nil } }
         // A local cancel (`AsyncOperations.cancel`) has already ended the lease in the store: stop the run at once.
         operations.registerLocalRun(id) { run.loseLease() }
         defer { operations.unregisterLocalRun(id) }
@@ -314,7 +326,6 @@ package final class AsyncDispatcher: Service {
         } onCancel: {
             task.cancel()
         }
-        localRuns.withLock { $0[key] = nil }
         let outcome: Outcome = run.leaseLost ? .leaseLost : .finished(result)
         switch outcome {
         case .finished(.success(let result)):
@@ -396,9 +407,21 @@ package final class AsyncDispatcher: Service {
         }
     }
 
-    /// Stores an outcome, retrying while the store is unreachable for up to one lease (after that the
-    /// operation is someone else's anyway). Notifies local waiters when the operation is finished. True when
-    /// the outcome was stored.
+    /// Stores an outcome, retrying while the store is unreachable (backing off to 1 s) until the store takes or
+    /// refuses it, however long the outage; another error is retried for up to one lease. Claims wait meanwhile
+    /// (`pendingOutcomes`). Notifies local waiters when the operation is finished. True when the outcome was
+    /// stored.
+    ///
+    /// The write is fenced on this run's claim (`owner` is unique per claim; the store updates the row only
+    /// while it is running under that owner), so retrying past the lease is safe: once another claim has taken
+    /// the operation (its lease expired while the store was reachable to that claimer), the store refuses the
+    /// write, and until then the result is still this run's to store. Giving up after one lease, as before, made
+    /// every run that finished during a store outage longer than the lease (a PostgreSQL failover) run again
+    /// (review 12, finding 1). The run's lease keeps being renewed meanwhile (`keepLeases`).
+    ///
+    /// Cancelling the caller (a worker, when the shutdown grace is over) ends the retries after one last try: the
+    /// operation then runs again after its lease, here or on another instance (the stop does not wait out an
+    /// outage, review 12, finding 2).
     @discardableResult
     private func finish(
         _ id: String,
@@ -411,28 +434,69 @@ package final class AsyncDispatcher: Service {
         let lease = settings.lease
         let logger = self.logger
         let (clock, now) = (self.clock, self.now)
-        // Unstructured on purpose: a result already computed is stored even while shutdown cancels workers.
         // Why an outcome was not stored matters to the operator: the store refused the write (the lease was lost
-        // or the operation cancelled) or it kept failing (logged above; review 9 #7: "lease lost" was said then too).
+        // or the operation cancelled) or it kept failing until the gateway stopped (review 9 #7).
         enum Outcome { case stored, refused, failed }
-        let outcome = await Task { () async -> Outcome in
+        // Unstructured, so a cancelled worker's last try is not itself cancelled before it reaches the store.
+        let wake = operations.dispatcherWake
+        let task = Task { [self] () async -> Outcome in
             let elapsed = clock.stopwatch()
             var wait = Duration.milliseconds(50)
+            var warned = false
+            var pending = false
+            defer {
+                if pending {
+                    self.pendingOutcomes.wrappingSubtract(1, ordering: .relaxed)
+                    wake.signal()
+                }
+            }
             while true {
                 do {
                     return try await write(store, now()) ? .stored : .refused
                 } catch {
-                    if elapsed() + wait >= lease {
+                    if Task.isCancelled {
+                        logger.error(
+                            """
+                            could not store an operation outcome before the gateway stopped; the operation runs \
+                            again after its lease
+                            """,
+                            metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                        return .failed
+                    }
+                    // Unreachable (`.unavailable`): retried until the store is back. Any other error is not
+                    // the outage this waits out: given up after one lease, as a write that cannot succeed.
+                    let unreachable = Self.isStoreUnreachable(error)
+                    if !unreachable, elapsed() + wait >= lease {
                         logger.error(
                             "could not store an operation outcome",
                             metadata: ["operation.id": "\(id)", "error": "\(error)"])
                         return .failed
                     }
+                    if unreachable, !pending {
+                        pending = true
+                        self.pendingOutcomes.wrappingAdd(1, ordering: .relaxed)
+                    }
+                    if unreachable, !warned, elapsed() + wait >= lease {
+                        warned = true
+                        logger.warning(
+                            """
+                            the store has been unreachable for longer than the lease; the operation's outcome is \
+                            kept and stored when the store is back, unless another instance has taken the \
+                            operation over meanwhile
+                            """,
+                            metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                    }
+                    // A cancelled sleep ends at once: the loop makes its last try.
                     try? await clock.sleep(for: wait)
-                    wait = min(wait * 2, .seconds(2))
+                    wait = min(wait * 2, .seconds(1))
                 }
             }
-        }.value
+        }
+        let outcome = await withTaskCancellationHandler {
+            await task.value
+        } onCancel: {
+            task.cancel()
+        }
         let stored = outcome == .stored
         if outcome == .refused {
             logger.info("operation outcome not stored (lease lost or cancelled)", metadata: ["operation.id": "\(id)"])
@@ -515,7 +579,13 @@ package final class AsyncDispatcher: Service {
 
     /// Store outages are logged by the store's health probe; here they are detail.
     static func logLevel(_ error: any Error) -> Logger.Level {
-        (error as? GatewayError)?.code == .unavailable ? .debug : .warning
+        isStoreUnreachable(error) ? .debug : .warning
+    }
+
+    /// Whether a store call failed because the store cannot be reached (the stores throw
+    /// `GatewayError(.unavailable)` for a connection, a timeout or a database file that cannot be opened).
+    static func isStoreUnreachable(_ error: any Error) -> Bool {
+        (error as? GatewayError)?.code == .unavailable
     }
 
     static func gatewayError(from error: any Error) -> GatewayError {

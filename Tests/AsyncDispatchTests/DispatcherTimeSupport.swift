@@ -124,6 +124,22 @@ final class RecordingStore: OperationStore {
 
     var claims: [Claim] { log.withLock { $0.claims } }
     private let gets = Atomic<Int>(0)
+    private let unreachable = Atomic<Bool>(false)
+    private let refusedWrites = Atomic<Int>(0)
+    /// While true the dispatcher's calls (claims, renewals, outcomes, releases) fail as a store that cannot be
+    /// reached does (a PostgreSQL failover); reads and enqueues still work, for the test's own checks.
+    var isUnreachable: Bool {
+        get { unreachable.load(ordering: .relaxed) }
+        set { unreachable.store(newValue, ordering: .relaxed) }
+    }
+    /// Outcome writes (`complete`, `fail`) that failed as unreachable so far.
+    var unreachableWrites: Int { refusedWrites.load(ordering: .relaxed) }
+
+    private func checkReachable(write: Bool = false) throws {
+        guard isUnreachable else { return }
+        if write { refusedWrites.wrappingAdd(1, ordering: .relaxed) }
+        throw GatewayError(.unavailable, "the store is unreachable (test)")
+    }
     /// `get` calls so far.
     var getCount: Int { gets.load(ordering: .relaxed) }
     var renewals: [Renewal] { log.withLock { $0.renewals } }
@@ -156,6 +172,7 @@ final class RecordingStore: OperationStore {
     func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
         -> [Operation]
     {
+        try checkReachable()
         let claimed = try await base.claim(
             owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
         log.withLock { $0.claims.append(Claim(owner: owner, now: now, ids: claimed.map(\.id))) }
@@ -163,26 +180,31 @@ final class RecordingStore: OperationStore {
     }
 
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        try checkReachable()
         let held = try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
         log.withLock { $0.renewals.append(Renewal(owner: owner, now: now, held: held)) }
         return held
     }
 
     func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
-        try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
+        try checkReachable()
+        return try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
     }
 
     func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
-        try await base.complete(id: id, owner: owner, result: result, now: now)
+        try checkReachable(write: true)
+        return try await base.complete(id: id, owner: owner, result: result, now: now)
     }
 
     func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        try checkReachable(write: true)
         let stored = try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
         log.withLock { $0.failures.append(Failure(now: now, retryAt: retryAt)) }
         return stored
     }
 
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        try checkReachable()
         let released = try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
         log.withLock { $0.releases.append(Release(now: now, notBefore: notBefore)) }
         return released
@@ -207,8 +229,12 @@ final class ScriptedRunner: TriggerRunner {
     private let started = Mutex<[String: Int]>([:])
     private let hangs: Bool
     private let down = Atomic<Bool>(false)
+    private let whenRunning = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     init(hangs: Bool = false) { self.hangs = hangs }
+
+    /// Called with the pipeline's name at the start of every run (e.g. to take the store away mid-run).
+    func onRun(_ body: @escaping @Sendable (String) -> Void) { whenRunning.withLock { $0 = body } }
 
     /// Whether `gated`'s runner is down (its calls refused).
     var isDown: Bool {
@@ -220,6 +246,7 @@ final class ScriptedRunner: TriggerRunner {
 
     func run(_ request: TriggerRequest) async throws -> TriggerResult {
         let pipeline = request.ref.pipeline
+        whenRunning.withLock { $0 }?(pipeline)
         let run = started.withLock { runs in
             runs[pipeline, default: 0] += 1
             return runs[pipeline]!

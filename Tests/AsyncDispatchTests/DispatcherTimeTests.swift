@@ -259,6 +259,67 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// A store outage that outlasts the lease (review 12, finding 1: a PostgreSQL failover of 15 s with the
+    /// default 10 s lease ran every run that had finished during it a second time).
+    static let outageSettings = StoreConfiguration(
+        lease: .seconds(30), maxAttempts: 3, retryBackoff: hour, maxRetryBackoff: hour, workers: 4,
+        pollInterval: .seconds(5))
+
+    @Test(
+        "a store outage longer than the lease: a run that finished during it has its outcome stored once the store is back, and is not run again",
+        .timeLimit(.minutes(1)))
+    func outcomeOutlivesALongStoreOutage() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let runner = ScriptedRunner()
+            // The store goes away while the run is under way: its outcome cannot be written.
+            runner.onRun { _ in store.isUnreachable = true }
+            let instance = DispatcherInstance(
+                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock)
+            let operation = try await instance.operations.submit(asyncRequest("echo"))
+            #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
+            // Two leases of outage, a second at a time: the dispatcher's loops, and the outcome's retries, sleep.
+            let sleepers = Self.idle + 1
+            for _ in 0..<60 {
+                let settled = await time.advance(by: .seconds(1), settlingOn: sleepers)
+                #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
+            }
+            #expect(try await store.get(id: operation.id)?.state == .running)
+            let writesDuringOutage = store.unreachableWrites
+            #expect(writesDuringOutage > 30, "the outcome was retried through the outage: \(writesDuringOutage)")
+
+            store.isUnreachable = false
+            #expect(
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
+            #expect(runner.runs("echo") == 1, "run again after the outage")
+            #expect(store.claims(of: operation.id).count == 1)
+            #expect(try await store.get(id: operation.id)?.attempts == 1)
+            await instance.stop()
+        }
+    }
+
+    @Test(
+        "a stop while the store is unreachable does not wait out the outage: the unstored outcome is given up after one last try",
+        .timeLimit(.minutes(1)))
+    func stopDuringAStoreOutage() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let runner = ScriptedRunner()
+            runner.onRun { _ in store.isUnreachable = true }
+            let instance = DispatcherInstance(
+                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock)
+            let operation = try await instance.operations.submit(asyncRequest("echo"))
+            #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
+            let before = store.unreachableWrites
+            // No time passes: a stop that waited for the outage (or a lease) to end would never return.
+            await instance.stop()
+            #expect(store.unreachableWrites == before + 1, "one last try at the stop")
+            #expect(try await store.get(id: operation.id)?.state == .running, "left to its lease")
+        }
+    }
+
     @Test(
         "a lease that is not renewed expires, and another dispatcher claims the operation then, not before",
         .timeLimit(.minutes(1)))
