@@ -7,20 +7,26 @@ extension GatewayApp {
     /// Reloads from the configuration file (what SIGHUP does): reads and validates it exactly as
     /// `check-config` does, then swaps it in with `reload(to:digest:)`. A file that does not validate is
     /// refused with one log line carrying `check-config`'s message, and the running configuration stays.
-    /// `listen`/`dataDir` are the command line's overrides, applied as at start-up.
+    /// `listen`/`dataDir`/`logFormat`/`logLevel` are the command line's overrides, applied as at start-up: a
+    /// key the command line sets is the command line's, so a file without it (or with another value) is no
+    /// "restart required" change (review 12, finding 5: `--log-format json` warned at every reload).
     ///
     /// Returns the outcome, also recorded in `configStatus` (seen on `/metrics`).
     @discardableResult
     package func reload(
         fromFile path: String,
         listen: ListenAddress? = nil,
-        dataDir: String? = nil
+        dataDir: String? = nil,
+        logFormat: LogConfiguration.Format? = nil,
+        logLevel: LogConfiguration.Level? = nil
     ) -> ConfigStatus.ReloadOutcome {
         let now = Date().timeIntervalSince1970
-        let loaded: (configuration: GatewayConfiguration, digest: String)
+        var loaded: (configuration: GatewayConfiguration, digest: String)
         let report: ReloadReport
         do {
             loaded = try ConfigFile.load(path: path, listen: listen, dataDir: dataDir)
+            if let logFormat { loaded.configuration.log.format = logFormat }
+            if let logLevel { loaded.configuration.log.level = logLevel }
             report = try reload(to: loaded.configuration)
         } catch {
             logger.error(

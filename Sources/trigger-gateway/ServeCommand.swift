@@ -150,7 +150,9 @@ struct ServeCommand: AsyncParsableCommand {
                         logger.warning("SIGHUP ignored: running the embedded default, there is no file to reload")
                         return
                     }
-                    app.reload(fromFile: configPath, listen: listenOverride, dataDir: dataDir)
+                    app.reload(
+                        fromFile: configPath, listen: listenOverride, dataDir: dataDir, logFormat: logFormat,
+                        logLevel: logLevel)
                 }
             )
         )

@@ -177,6 +177,25 @@ struct ReloadProcessTests {
 
     /// Review 8, findings 1, 3 and 3b on the real executable: a reload is checked against the configuration
     /// actually in force, and a file that would silently switch things off is refused, the running one staying.
+    @Test("a log level given on the command line is no 'restart required' change at a reload (review 12 #5)")
+    func commandLineLogOverrideSurvivesReload() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Self.config(extraNamespaces: []).write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path, "--log-level", "debug"]) { server in
+            try Self.config(extraNamespaces: ["added"]).write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", timeout: .seconds(10)) == 1)
+            #expect(!server.logged.contains("restart required"), "\(server.logged)")
+            // A key the file does change still warns.
+            try (Self.config(extraNamespaces: ["added"]) + "\nlimits: {max_connections: 77}\n").write(
+                to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "restart required", timeout: .seconds(10)) == 1)
+            #expect(server.logged.contains("config.keys=limits.max_connections"), "\(server.logged)")
+        }
+    }
+
     @Test(
         "SIGHUP: no tokens on a non-loopback listener, an empty file, a bad craft.jwt_secret_file are refused; check-config agrees"
     )
