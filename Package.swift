@@ -287,8 +287,8 @@ let package = Package(
         .testTarget(
             name: "OperationStoreTests",
             dependencies: [
-                "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", nioCore, logging,
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", "GatewayTestSupport",
+                nioCore, logging, .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

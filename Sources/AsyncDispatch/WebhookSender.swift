@@ -102,16 +102,20 @@ package final class WebhookSender: Sendable {
             var wait = webhook.backoff
             for attempt in 1...webhook.maxAttempts {
                 let status: Int
+                // Why this attempt failed, for the log: the receiver's status, or what kept it from answering.
+                var failure: String
                 do {
                     status = try await post(body, operationID: id, trace: trace, to: webhook)
+                    failure = "HTTP \(status)"
                 } catch {
                     status = 0
+                    failure = Self.describe(error, timeout: webhook.timeout)
                     logger.info(
                         "webhook delivery failed",
                         metadata: [
                             "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
-                            "webhook.url": "\(webhook.url)",
-                            "error": "\(error)",
+                            "webhook.url": "\(webhook.url)", "webhook.attempt": .stringConvertible(attempt),
+                            "error": "\(failure)",
                         ]
                     )
                 }
@@ -123,14 +127,14 @@ package final class WebhookSender: Sendable {
                 }
                 if attempt == webhook.maxAttempts {
                     metrics?.recordDelivery(.givenUp)
-                    logger.warning(
-                        "webhook given up",
-                        metadata: [
-                            "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
-                            "webhook.url": "\(webhook.url)",
-                            "http.status": .stringConvertible(status),
-                        ]
-                    )
+                    // The last attempt's cause and how many were made (review 12, finding 8: `http.status=0` read
+                    // like a receiver's answer when none had come).
+                    var metadata: Logger.Metadata = [
+                        "operation.id": "\(id)", "request_id": "\(requestID ?? "")", "webhook.url": "\(webhook.url)",
+                        "webhook.attempts": .stringConvertible(attempt), "error": "\(failure)",
+                    ]
+                    if status != 0 { metadata["http.status"] = .stringConvertible(status) }
+                    logger.warning("webhook given up", metadata: metadata)
                     return
                 }
                 let stopping = state.withLock { state in
@@ -181,6 +185,20 @@ package final class WebhookSender: Sendable {
         } catch {
             logger.warning("closing the webhook client failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// What kept a POST from being answered, in words an operator reads at 3am: "no answer within 2 s" for
+    /// AsyncHTTPClient's timeouts (its `HTTPClientError.deadlineExceeded` names neither), the system's text for a
+    /// socket error ("Connection refused": NIO's `IOError` description reads "connection reset (error set): …"
+    /// for a refused connect), else the error's own description.
+    static func describe(_ error: any Error, timeout: Duration) -> String {
+        if let error = error as? HTTPClientError,
+            [.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout].contains(error)
+        {
+            return "no answer within \(timeout)"
+        }
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        return "\(error)"
     }
 
     /// The signature header value for `body` at `timestamp` (seconds since 1970).

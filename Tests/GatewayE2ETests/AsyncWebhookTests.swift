@@ -145,6 +145,34 @@ extension AsyncWebhookTests {
     }
 
     @Test(
+        "a delivery given up says why and after how many attempts: a receiver that is down (no http.status), one that answers 500"
+    )
+    func givenUpSaysWhy() async throws {
+        let receiver = try await WebhookReceiver.start(failFirst: 100)
+        defer { Task { await receiver.stop() } }
+        let closedPort = try ThrowawayPostgres.freePort()
+        let log = RecordedLog()
+        let sender = WebhookSender(
+            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "webhook-test") { _ in log })
+        for port in [closedPort, receiver.port] {
+            let webhook = WebhookConfiguration(
+                url: "http://127.0.0.1:\(port)/hooks", endpoint: BackendEndpoint(host: "127.0.0.1", port: port),
+                path: "/hooks", maxAttempts: 2, backoff: .milliseconds(10), timeout: .seconds(1))
+            sender.deliver(ByteBuffer(string: "{}"), operationID: "op-\(port)", to: webhook)
+        }
+        #expect(await eventually(within: .seconds(20)) { sender.pending == 0 })
+        await sender.shutdown()
+        let givenUp = log.lines.filter { $0.message == "webhook given up" }
+        let down = try #require(givenUp.first { $0.metadata["operation.id"] == "op-\(closedPort)" }, "\(log.lines)")
+        #expect(down.metadata["webhook.attempts"] == "2")
+        #expect(down.metadata["error"] == "Connection refused", "\(down)")
+        #expect(down.metadata["http.status"] == nil, "no answer came: \(down)")
+        let failing = try #require(givenUp.first { $0.metadata["operation.id"] == "op-\(receiver.port)" })
+        #expect(failing.metadata["http.status"] == "500" && failing.metadata["error"] == "HTTP 500", "\(failing)")
+        #expect(receiver.requests.count == 2)
+    }
+
+    @Test(
         "shutdown cuts a backoff wait short (its retries are dropped) and later deliveries are not sent; both count as dropped"
     )
     func shutdownDropsRetries() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayTestSupport
 import Logging
 import OperationStore
 @testable import SQLiteOperationStore
@@ -32,37 +33,5 @@ struct SQLiteDiskFullTests {
         #expect(warning.metadata["error"] == "the disk holding \(dir.path) is full (SQLITE_FULL)", "\(warning)")
         #expect(!log.lines.contains { "\($0)".contains("rollback") }, "\(log.lines)")
         try await store.close()
-    }
-}
-
-/// A swift-log handler that keeps every line (level, message, metadata as text), for assertions.
-final class RecordedLog: LogHandler, Sendable {
-    struct Line: Sendable, CustomStringConvertible {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-        var description: String { "\(level) \(message) \(metadata)" }
-    }
-    private let recorded = Mutex<[Line]>([])
-    var lines: [Line] { recorded.withLock { $0 } }
-
-    var metadata: Logger.Metadata {
-        get { [:] }
-        set {}
-    }
-    var logLevel: Logger.Level {
-        get { .trace }
-        set {}
-    }
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { nil }
-        set {}
-    }
-
-    func log(event: LogEvent) {
-        let line = Line(
-            level: event.level, message: "\(event.message)",
-            metadata: (event.metadata ?? [:]).mapValues { "\($0)" })
-        recorded.withLock { $0.append(line) }
     }
 }
