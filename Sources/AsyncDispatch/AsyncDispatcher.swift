@@ -342,6 +342,10 @@ package final class AsyncDispatcher: Service {
             if Task.isCancelled {
                 // Shutdown cut the run: hand the operation back so it runs again soon, here or elsewhere. Its call
                 // was made (`attempts` keeps it) but the pipeline was not at fault (the limit does not count it).
+                // One line each, so a rolling restart leaves a trace of what it cut (review 12, finding 2).
+                logger.info(
+                    "run cut at shutdown; the operation is queued again",
+                    metadata: ["operation.id": "\(id)", "request_id": "\(call.requestID)"])
                 await release(id, owner: owner, callMade: true)
                 return .unknown
             }

@@ -170,7 +170,9 @@ package final class GatewayServer: Service {
         services.logger.info(
             "draining connections", metadata: ["connections.open": .stringConvertible(connections.count)])
         await connections.drain(grace: configuration.shutdownGrace)
-        services.logger.info("stopped")
+        // The process's own `stopped` comes last, once every service has (review 12, finding 2: this line came
+        // before the async dispatcher's and the store's ends).
+        services.logger.info("listener stopped")
     }
 
     /// Closes a connection accepted over `maxConnections`: counted in

@@ -194,6 +194,8 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         dataDirectoryLock.release()
+        // The last line of a stop: every service (listener, async dispatcher, webhooks, store) has ended.
+        logger.info("stopped")
     }
 }
 

@@ -133,6 +133,12 @@ struct ProcessTests {
             let took = clock.now - signalled
             #expect(took < .seconds(grace * 1.5), "stopping took \(took) with a \(grace) s grace")
             #expect(took >= .seconds(grace * 0.9), "the held work did not get its grace: \(took)")
+            // The cut run is named, and `stopped` is the process's last line, after every service ended.
+            let lines = server.logged.split(separator: "\n")
+            #expect(lines.contains { $0.contains("msg=\"run cut at shutdown; the operation is queued again\"") })
+            #expect(lines.last?.contains("msg=stopped") == true, "\(lines.suffix(4))")
+            let dispatcherStopped = lines.firstIndex { $0.contains("msg=\"async dispatcher stopped\"") }
+            #expect(dispatcherStopped != nil && dispatcherStopped! < lines.count - 1, "\(lines.suffix(4))")
         }
     }
 
