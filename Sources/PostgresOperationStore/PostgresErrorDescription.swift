@@ -15,7 +15,15 @@ enum PostgresErrorDescription {
             switch error.code {
             case .server:
                 let message = error.serverInfo?[.message] ?? "no message"
-                let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+                let sqlState = error.serverInfo?[.sqlState]
+                let state = sqlState.map { " (SQLSTATE \($0))" } ?? ""
+                // At connect time no statement is involved (review 12, finding 7): class 28 is the login
+                // (`invalid_authorization_specification`: a wrong password, an unknown role), 3D000 the
+                // database the URL names.
+                if sqlState?.hasPrefix("28") == true {
+                    return "PostgreSQL refused the login of store.url's user: \(message)\(state)"
+                }
+                if sqlState == "3D000" { return "PostgreSQL has no database of store.url's name: \(message)\(state)" }
                 return "PostgreSQL refused the statement: \(message)\(state)"
             case .connectionError, .failedToAddSSLHandler:
                 if let tlsError = error.underlying.flatMap(tlsFailure) {
@@ -35,8 +43,13 @@ enum PostgresErrorDescription {
                     + "requires TLS (turn ssl on in the server, or use sslmode=prefer or disable)"
             case .receivedUnencryptedDataAfterSSLRequest:
                 return "TLS with PostgreSQL failed (\(error.code))"
-            case .unsupportedAuthMechanism, .authMechanismRequiresPassword, .saslError:
-                return "PostgreSQL authentication failed (\(error.code))"
+            case .authMechanismRequiresPassword:
+                return "PostgreSQL asks for a password and store.url has none (postgres://user:password@host/db)"
+            case .unsupportedAuthMechanism:
+                return "PostgreSQL asks for an authentication method the gateway does not support (use "
+                    + "scram-sha-256, md5, password or trust in pg_hba.conf)"
+            case .saslError:
+                return "PostgreSQL's SCRAM authentication failed (a wrong password, or a proxy in between)"
             default:
                 return "PostgreSQL error \(error.code)"
             }
@@ -46,7 +59,8 @@ enum PostgresErrorDescription {
         let reflected = String(reflecting: error)
         if reflected.contains("ConnectionPoolError") {
             if reflected.contains("poolShutdown") {
-                return "the PostgreSQL connection pool is shut down (the gateway is stopping or reconnecting)"
+                // Calls in flight on a pool being replaced: during an outage the store reconnects with a new one.
+                return "the PostgreSQL connection pool was closed: the gateway is reconnecting (or stopping)"
             }
             if reflected.contains("connectionCreationCircuitBreakerTripped") {
                 return "cannot connect to PostgreSQL: new connections keep failing (server down or unreachable)"

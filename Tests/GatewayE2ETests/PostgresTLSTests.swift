@@ -1,4 +1,4 @@
-import FoundationEssentials
+import Foundation
 import GatewayTestSupport
 import Testing
 
@@ -118,6 +118,31 @@ struct PostgresTLSTests {
                 (gateway: TestProcess.Server) async throws in
                 #expect(try await Self.asyncReady(gateway), "\(gateway.logged)")
                 #expect(try await Self.sslOfConnections(postgres, named: "tg_plain").allSatisfy { $0 == "f" })
+            }
+        }
+    }
+
+    @Test("an unknown role and a missing database are named as the login's and the URL's, not a statement's")
+    func refusedLogins() async throws {
+        try await ThrowawayPostgres.with { postgres in
+            try await postgres.start()
+            let url = postgres.url()
+            // The log line quotes the server's message (logfmt escapes its quotes): matched up to them.
+            for (bad, expected) in [
+                (
+                    url.replacingOccurrences(of: "//postgres@", with: "//nobody_here@"),
+                    "PostgreSQL refused the login of store.url's user: role \\\"nobody_here\\\" does not exist"
+                ),
+                (
+                    String(url.dropLast("postgres".count)) + "no_such_db",
+                    "PostgreSQL has no database of store.url's name: database \\\"no_such_db\\\" does not exist"
+                ),
+            ] {
+                try await Self.withGateway(url: bad) { (gateway: TestProcess.Server) async throws in
+                    #expect(
+                        await gateway.logOccurrences(of: expected, timeout: .seconds(20)) >= 1, "\(gateway.logged)")
+                    #expect(!gateway.logged.contains("refused the statement"), "\(gateway.logged)")
+                }
             }
         }
     }
