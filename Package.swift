@@ -130,7 +130,7 @@ let package = Package(
             name: "Backends",
             dependencies: [
                 "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "Observability",
-                nioCore, nioPosix, nioHTTP1, logging,
+                nioCore, nioPosix, logging,
                 // TLS to backends (issue 17, item 2).
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),

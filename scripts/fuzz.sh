@@ -27,6 +27,9 @@
 #                                   ~4/s for the whole harness at load 9. FUZZ_ONLY=http1 fuzzes only our
 #                                   HTTP/1.1 request decoder against NIO's (HTTP1DecoderFuzzing: the same
 #                                   requests read, what llhttp refuses refused); seeds corpus/h1dec-*.
+#                                   FUZZ_ONLY=h1resp fuzzes only our HTTP/1.1 response decoder (the http
+#                                   transport's, HTTP1ResponseDecoderFuzzing); seeds corpus/h1resp-*. `regress`
+#                                   replays every corpus file through it too (fuzzGatewayDecoders).
 #   scripts/fuzz.sh merge           fold .build/corpus-work/ into corpus/, keeping only inputs that add coverage.
 #   scripts/fuzz.sh minimize FILE   minimize a crasher (-minimize_crash=1) into FailCases/<name>.min.
 #   scripts/fuzz.sh seeds           rewrite the generated seeds corpus/seed-* (FuzzSeeds.swift).

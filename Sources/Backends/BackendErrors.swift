@@ -3,7 +3,6 @@
 #endif
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import Observability
 import TriggerModel
@@ -126,10 +125,10 @@ enum BackendErrors {
         switch error {
         case let error as IOError where error.errnoCode == ECONNRESET || error.errnoCode == EPIPE:
             endpointFailure(pool: pool, endpoint: endpoint, "an endpoint reset the connection")
-        case HTTPParserError.invalidEOFState:
+        case HTTP1ResponseDecoder.Failure.closedMidResponse:
             endpointFailure(pool: pool, endpoint: endpoint, "an endpoint closed the connection mid-response")
-        case is HTTPParserError:
-            badResponse(pool: pool, endpoint: endpoint, reason: "not an HTTP/1.1 response")
+        case let failure as HTTP1ResponseDecoder.Failure:
+            badResponse(pool: pool, endpoint: endpoint, reason: "not an HTTP/1.1 response (\(failure.words))")
         default:
             badResponse(pool: pool, endpoint: endpoint, reason: reason(error))
         }

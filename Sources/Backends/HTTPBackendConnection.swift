@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import TriggerModel
 import WireCodecs
 
@@ -32,7 +31,7 @@ final class HTTPBackendConnection: Sendable {
 
     /// Sends one request and completes with the backend's full response (bounded by `maxResponseBytes`).
     func execute(
-        head: HTTPRequestHead,
+        head: ByteBuffer,
         body: StreamedJSONBody,
         maxResponseBytes: Int
     ) -> EventLoopFuture<HTTPBackendResponse> {
@@ -50,7 +49,7 @@ final class HTTPBackendConnection: Sendable {
     /// Sends one request whose answer is read as a stream: the connection stops reading on its own
     /// (`autoRead` off) and reads only when `pull` finds nothing decoded yet, so a slow consumer leaves the
     /// backend's bytes in the kernel buffers and TCP flow control slows the backend down.
-    func startStreaming(head: HTTPRequestHead, body: StreamedJSONBody, maxResponseBytes: Int, maxEventBytes: Int) {
+    func startStreaming(head: ByteBuffer, body: StreamedJSONBody, maxResponseBytes: Int, maxEventBytes: Int) {
         let handler = self.handler
         let channel = self.channel
         channel.eventLoop.execute {
@@ -95,7 +94,9 @@ enum HTTPBackendStreamItem: Sendable {
 }
 
 /// Sends one request at a time on a backend connection, collects its response and completes the waiting
-/// promise.
+/// promise. The connection's bytes are its own HTTP/1.1 client codec: request heads written whole
+/// (`HTTP1RequestHeadWriter`), responses read by ``HTTP1ResponseDecoder`` from the bytes as they arrive (issue
+/// 11: NIO's codec cost ~7 000 instructions a call in `NIOAny` casts and generic-metadata lookups alone).
 ///
 /// The request body is written as the socket takes it (issue 12): chunks of `StreamedJSONBody` (a blob's
 /// base64 is produced `chunkBytes` at a time) go out while the channel is writable and the rest waits for
@@ -106,8 +107,8 @@ enum HTTPBackendStreamItem: Sendable {
 /// the pool then drops the connection instead of reusing it. So is a connection whose backend answered
 /// before the whole request body was sent.
 final class HTTPBackendClientHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// Bytes of body per write: large enough to keep syscalls few, small enough to stay in cache between
     /// being encoded and being copied into the socket.
@@ -116,6 +117,9 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     enum Failure: Error {
         case closedBeforeResponse
         case responseTooLarge(Int)
+        /// Bytes that are no answer to a request: sent while none was outstanding, or after a response on the
+        /// same read.
+        case unsolicitedBytes
     }
 
     private var promise: EventLoopPromise<HTTPBackendResponse>?
@@ -130,6 +134,11 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     /// Set while `writeBody` runs: writability changes it causes itself are picked up by its own loop.
     private var writingBody = false
     private var context: ChannelHandlerContext?
+    private var decoder = HTTP1ResponseDecoder()
+    /// Bytes read and not yet decoded (a head or chunk line split across reads); nil when there are none.
+    private var pending: ByteBuffer?
+    /// Set once the backend's bytes could not be decoded (the connection is closing): nothing more is read.
+    private var broken = false
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -141,12 +150,12 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
 
     /// Writes the request head and as much of `body` as the channel takes now; the rest follows as it
     /// becomes writable.
-    func send(head: HTTPRequestHead, body: StreamedJSONBody) {
+    func send(head: ByteBuffer, body: StreamedJSONBody) {
         guard let context else {
             fail(Failure.closedBeforeResponse)
             return
         }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(head), promise: nil)
         outbound = body
         writeBody(context: context)
     }
@@ -162,7 +171,7 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
             chunks: while context.channel.isWritable {
                 switch body.next(maxBytes: Self.chunkBytes, whenReady: whenReady ?? {}) {
                 case .bytes(let chunk):
-                    context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                    context.write(wrapOutboundOut(chunk), promise: nil)
                 case .end:
                     break chunks
                 case .wait:
@@ -181,9 +190,10 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
             }
             if body.isFinished {
                 outbound = nil
-                // No promise (a future and a callback per call): a write that fails closes the channel, and its
+                // The body is framed by its Content-Length: nothing ends it but its last byte. No write
+                // promise (a future and a callback per call): a write that fails closes the channel, and its
                 // `channelInactive` fails the call.
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                context.flush()
                 return
             }
             outbound = body
@@ -256,45 +266,91 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !broken else { return }
+        guard promise != nil || stream != nil else {
+            // Bytes on an idle connection answer nothing we asked (a server's 408 before its idle close, or
+            // garbage): the connection is dropped rather than left to mix them into the next answer.
+            broken = true
+            context.close(promise: nil)
+            return
+        }
+        var bytes = unwrapInboundIn(data)
+        if var pending = self.pending.take() {
+            pending.writeBuffer(&bytes)
+            bytes = pending
+        }
+        decode(&bytes, context: context)
+        if bytes.readableBytes > 0 {
+            bytes.discardReadBytes()
+            pending = bytes
+        }
+    }
+
+    /// Hands every part decoded from `bytes` on: to the streamed answer's reader, or to the response being
+    /// gathered.
+    private func decode(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) {
+        do {
+            while let part = try decoder.next(&bytes) {
+                guard receive(part, context: context, leftover: bytes.readableBytes) else { return }
+            }
+        } catch {
+            // The backend's bytes can no longer be framed: fail the call and drop the connection.
+            broken = true
+            bytes.clear()
+            fail(error)
+            context.close(promise: nil)
+        }
+    }
+
+    /// One decoded part; false when the connection was closed and reading stops.
+    private func receive(_ part: HTTP1ResponseDecoder.Part, context: ChannelHandlerContext, leftover: Int) -> Bool {
         if let stream {
             do {
-                try stream.receive(unwrapInboundIn(data))
+                try stream.receive(part)
             } catch {
                 stream.fail(error)
                 context.close(promise: nil)
+                return false
             }
-            return
+            return true
         }
-        switch unwrapInboundIn(data) {
+        switch part {
         case .head(let head):
+            guard promise != nil else {
+                // An answer to nothing: the connection's bytes are not ours to read.
+                fail(Failure.unsolicitedBytes)
+                context.close(promise: nil)
+                return false
+            }
             response = HTTPBackendResponse(
-                status: Int(head.status.code),
-                contentType: head.headers.first(name: "content-type"),
+                status: head.status,
+                contentType: head.first(name: "content-type"),
                 body: ByteBuffer(),
-                keepAlive: head.isKeepAlive
+                keepAlive: head.keepAlive
             )
-            let declared = head.headers.first(name: "content-length").flatMap(Int.init)
-            body = BodyGatherer(expectedLength: declared.map { min($0, maxResponseBytes) })
+            body = BodyGatherer(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
         case .body(let chunk):
-            guard response != nil else { return }
+            guard response != nil else { return true }
             if body.count + chunk.readableBytes > maxResponseBytes {
                 fail(Failure.responseTooLarge(maxResponseBytes))
                 context.close(promise: nil)
-                return
+                return false
             }
             body.append(chunk)
         case .end:
-            guard var response, let promise else { return }
+            guard var response, let promise else { return true }
             self.promise = nil
             self.response = nil
             response.body = body.take()
-            if outbound != nil {
+            if outbound != nil || leftover > 0 {
                 // Answered before the request body was all sent: the rest cannot follow on this connection.
+                // Or bytes follow the response on the same read: nothing was asked for them.
                 outbound = nil
                 response.keepAlive = false
             }
             promise.succeed(response)
         }
+        return true
     }
 
     /// Where the response body gathered so far is stored (tests: gathering stays linear, see `BodyGatherer`).
@@ -307,6 +363,15 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A body that ends with the connection (no framing fields) ends here; anything else begun is cut off.
+        var bytes = pending.take() ?? ByteBuffer()
+        if !broken {
+            do {
+                if let end = try decoder.finish(&bytes) { _ = receive(end, context: context, leftover: 0) }
+            } catch {
+                fail(error)
+            }
+        }
         fail(Failure.closedBeforeResponse)
         context.fireChannelInactive()
     }

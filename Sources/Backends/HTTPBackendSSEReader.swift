@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import WireCodecs
 
 /// The event-loop side of one streamed answer from an HTTP backend: decodes SSE as the body arrives and
@@ -57,20 +56,21 @@ final class HTTPBackendSSEReader {
         return true
     }
 
-    func receive(_ part: HTTPClientResponsePart) throws {
+    /// One part of the response (interim 1xx heads were dropped by the decoder).
+    func receive(_ part: HTTP1ResponseDecoder.Part) throws {
         switch part {
         case .head(let head):
-            if head.status.code < 200 { return }  // 100 Continue and friends carry nothing for us
             sawHead = true
-            keepAlive = head.isKeepAlive
-            let contentType = head.headers.first(name: "content-type").map { MediaType.parse($0).type }
-            isEventStream = (200..<300).contains(head.status.code) && contentType == SSEEncoder.contentType
+            keepAlive = head.keepAlive
+            let contentType = head.first(name: "content-type")
+            isEventStream =
+                (200..<300).contains(head.status)
+                && contentType.map { MediaType.parse($0).type } == SSEEncoder.contentType
             if !isEventStream {
-                let declared = head.headers.first(name: "content-length").flatMap(Int.init)
-                wholeBody = BodyGatherer(expectedLength: declared.map { min($0, maxResponseBytes) })
+                wholeBody = BodyGatherer(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
                 whole = HTTPBackendResponse(
-                    status: Int(head.status.code),
-                    contentType: head.headers.first(name: "content-type"),
+                    status: head.status,
+                    contentType: contentType,
                     body: ByteBuffer(),
                     keepAlive: keepAlive
                 )

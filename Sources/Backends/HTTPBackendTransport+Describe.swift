@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 package import TriggerModel
 import WireCodecs
 
@@ -12,7 +11,7 @@ extension HTTPBackendTransport: PipelineDescribing {
     package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
         let endpoint = self.endpoint(at: balancer.pick())
         let response = try await controlRequest(
-            .POST,
+            "POST",
             "/describe",
             body: BackendHTTPBody.encodeDescribeRequest(ref),
             to: endpoint,

@@ -1,7 +1,6 @@
 import Synchronization
 package import NIOCore
 import NIOPosix
-import NIOHTTP1
 package import Observability
 package import TriggerModel
 package import WireCodecs
@@ -121,15 +120,10 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             connection.close()
             return .lost
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.authority)
-        headers.add(name: "content-length", value: "0")
-        let head = HTTPRequestHead(
-            version: .http1_1,
-            method: .GET,
-            uri: endpoint.endpoint.basePath + check.path,
-            headers: headers
-        )
+        var writer = HTTP1RequestHeadWriter(method: "GET", target: endpoint.endpoint.basePath + check.path)
+        writer.add("host", endpoint.authority)
+        writer.add("content-length", decimal: 0)
+        let head = writer.finish()
         let answer = connection.execute(head: head, body: StreamedJSONBody(ByteBuffer()), maxResponseBytes: 64 << 10)
         let timedOut = ProbeTimeout()
         let timer = connection.channel.eventLoop.scheduleTask(in: check.timeout) {
@@ -177,7 +171,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// has passed. `body` is JSON; nil sends none. A failed connect throws its own error; a connection lost
     /// (or closed by the timeout) before the answer throws ``BackendErrors/connectionLost(pool:endpoint:)``.
     func controlRequest(
-        _ method: HTTPMethod,
+        _ method: StaticString,
         _ path: String,
         body: ByteBuffer?,
         to endpoint: EndpointState,
@@ -186,13 +180,12 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     ) async throws -> HTTPBackendResponse {
         let connection = try await connect(endpoint, timeout: timeout)
         defer { connection.close() }
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.authority)
-        if body != nil { headers.add(name: "content-type", value: "application/json") }
-        headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
-        headers.add(name: "connection", value: "close")
-        let head = HTTPRequestHead(
-            version: .http1_1, method: method, uri: endpoint.endpoint.basePath + path, headers: headers)
+        var writer = HTTP1RequestHeadWriter(method: method, target: endpoint.endpoint.basePath + path)
+        writer.add("host", endpoint.authority)
+        if body != nil { writer.add("content-type", "application/json") }
+        writer.add("content-length", decimal: body?.readableBytes ?? 0)
+        writer.add("connection", "close")
+        let head = writer.finish()
         let timer = connection.channel.eventLoop.scheduleTask(in: timeout) { connection.close() }
         defer { timer.cancel() }
         do {
@@ -276,7 +269,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     }
 
     private func execute(
-        head: HTTPRequestHead,
+        head: ByteBuffer,
         body: StreamedJSONBody,
         on connection: HTTPBackendConnection,
         endpoint: EndpointState,
@@ -379,27 +372,23 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         _ request: TriggerRequest,
         endpoint: EndpointState,
         accept: String
-    ) -> (HTTPRequestHead, StreamedJSONBody) {
+    ) -> (head: ByteBuffer, body: StreamedJSONBody) {
         // A body relayed from the client as it arrives (issue 12) was rendered by the frontend already.
         let body =
             request.relayedBody.map(StreamedJSONBody.init(relayed:)) ?? BackendHTTPBody.streamed(request: request)
-        // Built as one array and handed to `HTTPHeaders` as it is: `HTTPHeaders.add` checks every name again
-        // (~700 instructions a field, issue 11); these names are our constants, the values ours or checked by
-        // ``TriggerRequest/forEachForwardedField(_:)`` (the channel has no `NIOHTTPRequestHeadersValidator`).
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(11)
-        fields.append(("host", endpoint.authority))
-        fields.append(("content-type", "application/json"))
-        fields.append(("content-length", String(body.count)))
-        fields.append(("accept", accept))
-        request.forEachForwardedField { fields.append(($0, $1)) }
+        // Written straight into the head's bytes (no `HTTPHeaders`, whose `add` checked every name again: ~700
+        // instructions a field, issue 11): these names are our constants, the values ours or checked by
+        // ``TriggerRequest/forEachForwardedField(_:)`` (the channel has no outbound header validator).
+        var writer = HTTP1RequestHeadWriter(method: "POST", target: endpoint.runPath)
+        writer.add("host", endpoint.authority)
+        writer.add("content-type", "application/json")
+        writer.add("content-length", decimal: body.count)
+        writer.add("accept", accept)
+        request.forEachForwardedField { writer.add($0, $1) }
         if let deadline = request.deadline {
-            let ms = max((deadline - .now()).nanoseconds / 1_000_000, 1)
-            fields.append(("x-trigger-deadline-ms", String(ms)))
+            writer.add("x-trigger-deadline-ms", decimal: Int(max((deadline - .now()).nanoseconds / 1_000_000, 1)))
         }
-        let head = HTTPRequestHead(
-            version: .http1_1, method: .POST, uri: endpoint.runPath, headers: HTTPHeaders(fields))
-        return (head, body)
+        return (writer.finish(), body)
     }
 
     func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
@@ -479,8 +468,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             on: eventLoop, host: endpoint.endpoint.host, pool: pool, endpoint: name,
             connectTimeout: connectTimeout, handshake: handshake
         ) { channel in
-            // No outbound header validation: every value that varies is checked as the head is built (`addField`).
-            try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+            // Our own HTTP/1.1 client codec (`HTTPBackendClientHandler`): no outbound header validation, every
+            // value that varies is checked as the head is built (`forEachForwardedField`).
             try channel.pipeline.syncOperations.addHandler(HTTPBackendClientHandler())
         }
         return bootstrap.connect(host: endpoint.endpoint.host, port: endpoint.endpoint.port)

@@ -16,11 +16,12 @@ public func fuzzGatewayInput(_ bytes: UnsafeRawBufferPointer) {
 
 /// Drives only the decoders (protobuf, gRPC deframer, grpc-timeout, grpc-message, data URI, REST JSON,
 /// multipart, backend bodies, SSE, the sniffer's preface match) on `bytes`,
-/// checking the invariants listed in ``DecoderFuzzing``; and our HTTP/1.1 request decoder against NIO's
-/// (``HTTP1DecoderFuzzing``).
+/// checking the invariants listed in ``DecoderFuzzing``; our HTTP/1.1 request decoder against NIO's
+/// (``HTTP1DecoderFuzzing``); and our HTTP/1.1 response decoder (``HTTP1ResponseDecoderFuzzing``).
 public func fuzzGatewayDecoders(_ bytes: UnsafeRawBufferPointer) {
     DecoderFuzzing.run(bytes)
     HTTP1DecoderFuzzing.run(bytes)
+    HTTP1ResponseDecoderFuzzing.run(bytes)
 }
 
 /// Drives only the streaming relay's parsers (``RelayFuzzing``): `FUZZ_ONLY=relay scripts/fuzz.sh run` fuzzes
@@ -34,6 +35,12 @@ public func fuzzRelayParsers(_ bytes: UnsafeRawBufferPointer) {
 /// writes them to `scripts/fuzz/corpus/`.
 public func gatewayFuzzSeeds() -> [(name: String, bytes: [UInt8])] {
     FuzzSeeds.all()
+}
+
+/// Our HTTP/1.1 response decoder, what the http transport reads runners' answers with
+/// (``HTTP1ResponseDecoderFuzzing``): `FUZZ_ONLY=h1resp` fuzzes only that, thousands of inputs a second.
+public func fuzzHTTP1ResponseDecoder(_ bytes: UnsafeRawBufferPointer) {
+    HTTP1ResponseDecoderFuzzing.run(bytes)
 }
 
 /// Differential fuzzing of our HTTP/1.1 request decoder against NIO's (llhttp) (``HTTP1DecoderFuzzing``):

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import WireCodecs
 
 /// The bytes of the HTTP/1.1 frontend's answers (RFC 9112 §4, §6, §7.1), each response written into one
 /// buffer sized up front: status line, field lines and, where the body is known, the body, so that an answer
@@ -23,7 +24,7 @@ enum HTTP1ResponseEncoder {
         writeFields(fields, into: &buffer)
         if hasBody {
             buffer.writeStaticString("content-length: ")
-            writeDecimal(body.readableBytes, into: &buffer)
+            buffer.writeDecimal(body.readableBytes)
             buffer.writeStaticString("\r\n")
         }
         if !keepAlive {
@@ -74,7 +75,7 @@ enum HTTP1ResponseEncoder {
     static func continueResponse(minorVersion: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 32)
         buffer.writeStaticString("HTTP/1.")
-        writeDecimal(minorVersion, into: &buffer)
+        buffer.writeDecimal(minorVersion)
         buffer.writeStaticString(" 100 Continue\r\n\r\n")
         return buffer
     }
@@ -92,7 +93,7 @@ enum HTTP1ResponseEncoder {
 
     private static func writeStatusLine(_ status: Int, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("HTTP/1.1 ")
-        writeDecimal(status, into: &buffer)
+        buffer.writeDecimal(status)
         buffer.writeStaticString(" ")
         buffer.writeString(HTTPResponseStatus(statusCode: status).reasonPhrase)
         buffer.writeStaticString("\r\n")
@@ -104,19 +105,6 @@ enum HTTP1ResponseEncoder {
             buffer.writeStaticString(": ")
             buffer.writeString(field.value)
             buffer.writeStaticString("\r\n")
-        }
-    }
-
-    /// A non-negative integer in decimal, without a `String` in between.
-    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
-        precondition(value >= 0)
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
         }
     }
 }

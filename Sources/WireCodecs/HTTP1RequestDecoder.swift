@@ -143,26 +143,19 @@ package struct HTTP1RequestDecoder: Sendable {
     }
 
     private enum State: Sendable {
-        /// Reading a head; `scanned` bytes of it (from the buffer's reader index) are known complete lines.
+        /// Reading a head.
         case head
-        /// `remaining` bytes of a Content-Length body.
-        case fixed(remaining: Int)
-        /// Before a chunk-size line.
-        case chunkSize
-        /// `remaining` bytes of a chunk's data, then its CRLF.
-        case chunkData(remaining: Int)
-        case chunkDataEnd
-        /// Trailer lines; `bytes` of them read so far.
-        case trailers(bytes: Int)
+        /// Reading the body (`body`), then the next head.
+        case body
         case failed
     }
 
     package let limits: Limits
     private var state = State.head
-    /// Bytes from the reader index already scanned for the head's end without finding it (resumed from there).
-    private var headScanned = 0
-    /// Bytes from the reader index of the head's complete lines already checked (see `HeadParser.check`).
-    private var headChecked = 0
+    /// The body being read while `state` is `.body`.
+    private var body = HTTP1BodyDecoder(.fixed(remaining: 0))
+    /// Where the head being read ends, resumed across reads.
+    private var scanner = HTTP1HeadScanner()
 
     /// The request line of a head the decoder failed on after that line was whole (a bad field line, a head
     /// over the limit): its method and request-target, for the access line of the refusal (review 10, finding
@@ -212,82 +205,23 @@ package struct HTTP1RequestDecoder: Sendable {
         case .head:
             guard let head = try readHead(&buffer) else { return nil }
             switch head.framing {
-            case .none: state = .fixed(remaining: 0)
-            case .contentLength(let length): state = .fixed(remaining: length)
-            case .chunked: state = .chunkSize
+            case .none: body = HTTP1BodyDecoder(.fixed(remaining: 0))
+            case .contentLength(let length): body = HTTP1BodyDecoder(.fixed(remaining: length))
+            case .chunked: body = HTTP1BodyDecoder(.chunkSize)
             }
+            state = .body
             return .head(head)
-        case .fixed(let remaining):
-            if remaining == 0 {
+        case .body:
+            switch try body.next(&buffer, limits: limits) {
+            case nil: return nil
+            case .body(let bytes): return .body(bytes)
+            case .end:
                 state = .head
                 return .end
             }
-            guard buffer.readableBytes > 0 else { return nil }
-            let take = min(remaining, buffer.readableBytes)
-            state = .fixed(remaining: remaining - take)
-            return .body(buffer.readSlice(length: take)!)
-        case .chunkSize:
-            guard let line = try readLine(&buffer, limit: limits.maxChunkLineBytes, tooLong: .chunkLineTooLong) else {
-                return nil
-            }
-            let size = try Self.chunkSize(line)
-            if size == 0 {
-                state = .trailers(bytes: 0)
-            } else {
-                state = .chunkData(remaining: size)
-            }
-            return try step(&buffer)
-        case .chunkData(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let take = min(remaining, buffer.readableBytes)
-            state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
-            return .body(buffer.readSlice(length: take)!)
-        case .chunkDataEnd:
-            guard buffer.readableBytes >= 2 else {
-                if buffer.readableBytes == 1, buffer.readableBytesView.first != UInt8(ascii: "\r") {
-                    throw .invalidChunkEnd
-                }
-                return nil
-            }
-            guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw .invalidChunkEnd }
-            state = .chunkSize
-            return try step(&buffer)
-        case .trailers(let bytes):
-            let room = limits.maxTrailerBytes - bytes
-            guard let line = try readLine(&buffer, limit: room, tooLong: .trailerTooLarge) else { return nil }
-            if line.isEmpty {
-                state = .head
-                return .end
-            }
-            state = .trailers(bytes: bytes + line.count + 2)
-            guard Self.isFieldLine(line), !Self.namesFraming(line) else { throw .invalidTrailer }
-            return try step(&buffer)
         case .failed:
             preconditionFailure("HTTP1RequestDecoder used after it failed")
         }
-    }
-
-    /// One CRLF-ended line (without the CRLF), consumed; nil when it has not all arrived. A bare CR or LF
-    /// throws; a line of `limit` bytes or more with its CRLF throws `tooLong`.
-    private func readLine(
-        _ buffer: inout ByteBuffer, limit: Int, tooLong: Failure
-    ) throws(Failure) -> ByteBufferView? {
-        let view = buffer.readableBytesView
-        if view.isEmpty { return nil }
-        guard let lf = view.firstIndex(of: UInt8(ascii: "\n")) else {
-            if view.count >= limit { throw tooLong }
-            if let cr = view.firstIndex(of: UInt8(ascii: "\r")), cr != view.index(before: view.endIndex) {
-                throw .lineEnding
-            }
-            return nil
-        }
-        let length = lf - view.startIndex + 1
-        if length > limit { throw tooLong }
-        guard lf > view.startIndex, view[lf - 1] == UInt8(ascii: "\r") else { throw .lineEnding }
-        let line = view[view.startIndex..<(lf - 1)]
-        if line.contains(UInt8(ascii: "\r")) { throw .lineEnding }
-        buffer.moveReaderIndex(forwardBy: length)
-        return line
     }
 
     // MARK: Head
@@ -298,8 +232,7 @@ package struct HTTP1RequestDecoder: Sendable {
         // Empty lines before the request-line (§2.2): dropped.
         while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
             buffer.moveReaderIndex(forwardBy: 2)
-            headScanned = 0
-            headChecked = 0
+            scanner.reset()
         }
         switch buffer.readableBytesView.first {
         case UInt8(ascii: "\r"):
@@ -311,133 +244,14 @@ package struct HTTP1RequestDecoder: Sendable {
         default:
             break
         }
-        let end: Int? = buffer.withUnsafeReadableBytes { bytes in
-            Self.headEnd(bytes, from: headScanned)
-        }
-        guard let end else {
-            // Check what has arrived, so that garbage is refused at once rather than after the limit or timeout.
-            let readable = buffer.readableBytes
-            try buffer.withUnsafeReadableBytes { bytes throws(Failure) in
-                try HeadParser.check(bytes, resume: &headChecked)
-            }
-            if readable >= limits.maxHeadBytes { throw .headTooLarge }
-            headScanned = max(0, readable - 3)
+        guard let end = try scanner.headLength(buffer, startLine: .request, maxHeadBytes: limits.maxHeadBytes) else {
             return nil
         }
-        headScanned = 0
-        headChecked = 0
-        if end > limits.maxHeadBytes { throw .headTooLarge }
         let layout = try buffer.withUnsafeReadableBytes { bytes throws(Failure) in
             try HeadParser.parse(UnsafeRawBufferPointer(rebasing: bytes[..<end]), limits: limits)
         }
         let bytes = buffer.readSlice(length: end)!
         return HTTP1RequestHead(bytes: bytes, layout: layout)
-    }
-
-    /// The length of the head up to and with its blank line (`CRLF CRLF`), or nil.
-    private static func headEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        var i = start
-        let count = bytes.count
-        while i + 3 < count {
-            // Jump by the LF: the scan looks at most bytes once.
-            if bytes[i + 3] != UInt8(ascii: "\n") {
-                i += bytes[i + 3] == UInt8(ascii: "\r") ? 1 : 4
-                continue
-            }
-            if bytes[i] == UInt8(ascii: "\r") && bytes[i + 1] == UInt8(ascii: "\n")
-                && bytes[i + 2] == UInt8(ascii: "\r")
-            {
-                return i + 4
-            }
-            i += 1
-        }
-        return nil
-    }
-
-    // MARK: Chunks
-
-    /// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1): the size; the extensions are checked and dropped.
-    static func chunkSize(_ line: ByteBufferView) throws(Failure) -> Int {
-        var size = 0
-        var digits = 0
-        var i = line.startIndex
-        while i < line.endIndex, let value = hexValue(line[i]) {
-            // 15 hex digits stay below 2^60: no overflow, and far past any body limit.
-            guard digits < 15 else { throw .invalidChunkSize }
-            size = size << 4 | value
-            digits += 1
-            i += 1
-        }
-        guard digits > 0 else { throw .invalidChunkSize }
-        guard i == line.endIndex || line[i] == UInt8(ascii: ";") else { throw .invalidChunkSize }
-        try checkExtensions(line[i...])
-        return size
-    }
-
-    /// `*( ";" chunk-ext-name [ "=" chunk-ext-val ] )`, chunk-ext-val a token or a quoted-string (RFC 9112
-    /// §7.1.1, RFC 9110 §5.6.4). The grammar's BWS around `;` and `=` is refused, as llhttp (strict) refuses
-    /// it: whitespace in chunk lines is where parsers disagree, the stuff of request smuggling ("funky
-    /// chunks", 2025).
-    private static func checkExtensions(_ text: ByteBufferView.SubSequence) throws(Failure) {
-        var i = text.startIndex
-        while i < text.endIndex {
-            guard text[i] == UInt8(ascii: ";") else { throw .invalidChunkExtension }
-            i += 1
-            let nameStart = i
-            while i < text.endIndex, isTokenCharacter(text[i]) { i += 1 }
-            guard i > nameStart else { throw .invalidChunkExtension }
-            guard i < text.endIndex, text[i] == UInt8(ascii: "=") else { continue }
-            i += 1
-            guard i < text.endIndex else { throw .invalidChunkExtension }
-            if text[i] == UInt8(ascii: "\"") {
-                i += 1
-                var closed = false
-                while i < text.endIndex {
-                    let c = text[i]
-                    i += 1
-                    if c == UInt8(ascii: "\"") {
-                        closed = true
-                        break
-                    }
-                    if c == UInt8(ascii: "\\") {
-                        // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
-                        guard i < text.endIndex, isFieldValueCharacter(text[i]) else { throw .invalidChunkExtension }
-                        i += 1
-                    } else if !isFieldValueCharacter(c) {
-                        throw .invalidChunkExtension
-                    }
-                }
-                guard closed else { throw .invalidChunkExtension }
-            } else {
-                let valueStart = i
-                while i < text.endIndex, isTokenCharacter(text[i]) { i += 1 }
-                guard i > valueStart else { throw .invalidChunkExtension }
-            }
-        }
-    }
-
-    private static func hexValue(_ c: UInt8) -> Int? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(c &- UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(c &- UInt8(ascii: "a") &+ 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(c &- UInt8(ascii: "A") &+ 10)
-        default: nil
-        }
-    }
-
-    /// A trailer line (or any field line) as `name: value`: nil when it is not one.
-    /// A trailer field that would frame the message (Content-Length, Transfer-Encoding): RFC 9110 §6.5.1 forbids
-    /// them in trailers; llhttp refuses them, and so do we rather than drop them.
-    static func namesFraming(_ line: ByteBufferView) -> Bool {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return false }
-        let name = line[line.startIndex..<colon].map { $0 &- UInt8(ascii: "A") < 26 ? $0 | 0x20 : $0 }
-        return name.elementsEqual("content-length".utf8) || name.elementsEqual("transfer-encoding".utf8)
-    }
-
-    static func isFieldLine(_ line: ByteBufferView) -> Bool {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else { return false }
-        return line[line.startIndex..<colon].allSatisfy(isTokenCharacter)
-            && line[(colon + 1)...].allSatisfy(isFieldValueCharacter)
     }
 }
 
@@ -499,32 +313,54 @@ enum HeadParser {
         _ bytes: UnsafeRawBufferPointer, limits: HTTP1RequestDecoder.Limits
     ) throws(HTTP1RequestDecoder.Failure) -> HTTP1HeadLayout {
         guard let line = try requestLine(bytes) else { throw .lineEnding }  // unreachable: the head is whole
+        let fields = try fieldLines(bytes, from: line.end, maxFieldCount: limits.maxFieldCount)
+        let (framing, keepAlive) = try framingAndPersistence(bytes, fields: fields, minorVersion: line.minorVersion)
+        return HTTP1HeadLayout(
+            method: line.method, target: line.target, minorVersion: line.minorVersion, fields: fields,
+            framing: framing, keepAlive: keepAlive)
+    }
+
+    /// The field lines of a complete head from `start` (after its start line) to its blank line, which must end
+    /// `bytes`.
+    static func fieldLines(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, maxFieldCount: Int
+    ) throws(HTTP1RequestDecoder.Failure) -> [(name: Range<Int>, value: Range<Int>)] {
         var fields: [(name: Range<Int>, value: Range<Int>)] = []
         fields.reserveCapacity(16)
-        var i = line.end
+        var i = start
         while let next = try fieldLine(bytes, at: i) {
             guard let field = next.field else {
                 guard next.end == bytes.count else { throw .lineEnding }
-                let (framing, keepAlive) = try framingAndPersistence(
-                    bytes, fields: fields, minorVersion: line.minorVersion)
-                return HTTP1HeadLayout(
-                    method: line.method, target: line.target, minorVersion: line.minorVersion, fields: fields,
-                    framing: framing, keepAlive: keepAlive)
+                return fields
             }
-            guard fields.count < limits.maxFieldCount else { throw .tooManyFields }
+            guard fields.count < maxFieldCount else { throw .tooManyFields }
             fields.append(field)
             i = next.end
         }
         throw .lineEnding  // unreachable: the head ends with a blank line
     }
 
-    /// Checks the lines of an incomplete head from `resume` (0: the request-line; else the start of a field
+    /// The first line of a head: a request's request-line or a response's status-line.
+    enum StartLine: Sendable {
+        case request
+        case status
+    }
+
+    /// Checks the lines of an incomplete head from `resume` (0: the start line; else the start of a field
     /// line after lines already checked), and the start of the line not yet complete; moves `resume` past the
     /// complete lines. Each byte is checked about once however the head is split across reads.
-    static func check(_ bytes: UnsafeRawBufferPointer, resume: inout Int) throws(HTTP1RequestDecoder.Failure) {
+    static func check(
+        _ bytes: UnsafeRawBufferPointer, startLine: StartLine, resume: inout Int
+    ) throws(HTTP1RequestDecoder.Failure) {
         if resume == 0 {
-            guard let line = try requestLine(bytes) else { return }
-            resume = line.end
+            switch startLine {
+            case .request:
+                guard let line = try requestLine(bytes) else { return }
+                resume = line.end
+            case .status:
+                guard let line = try statusLine(bytes) else { return }
+                resume = line.end
+            }
         }
         while let next = try fieldLine(bytes, at: resume) {
             resume = next.end
@@ -679,61 +515,114 @@ enum HeadParser {
         (c | 0x20) >= UInt8(ascii: "a") && (c | 0x20) <= UInt8(ascii: "z")
     }
 
-    /// RFC 9112 §6.1, §6.3 and §9.3 over the field lines.
-    private static func framingAndPersistence(
-        _ bytes: UnsafeRawBufferPointer, fields: [(name: Range<Int>, value: Range<Int>)], minorVersion: Int
-    ) throws(HTTP1RequestDecoder.Failure) -> (HTTP1RequestHead.Framing, Bool) {
+    /// What a head's framing and connection fields say (RFC 9112 §6.1, §6.3, §9.3), each checked: the
+    /// request and the response decoders each apply their own rules to it.
+    struct FramingFields {
         var contentLength: Int? = nil
         var transferEncoding = false
+        /// The last transfer coding is `chunked`.
         var chunkedFinal = false
         var chunkedCount = 0
+        /// A transfer coding other than `chunked`.
         var otherCoding = false
+        /// `Connection: close`.
         var close = false
+        /// `Connection: keep-alive`.
         var keepAlive = false
+
+        /// Persistence (§9.3): HTTP/1.1 unless `close`; HTTP/1.0 only with `keep-alive`.
+        func persistent(minorVersion: Int) -> Bool {
+            !close && (minorVersion >= 1 || keepAlive)
+        }
+
+        /// With Transfer-Encoding: no Content-Length too (§6.3 item 3 allows processing after removing it, but
+        /// a recipient "ought to" treat it as an error: the smuggling vector), and the codings exactly one final
+        /// `chunked` (§6.3 item 4, §7: applied once) and nothing else (§6.1: no other coding is implemented).
+        func checkChunkedOnly() throws(HTTP1RequestDecoder.Failure) {
+            if contentLength != nil { throw .contentLengthWithTransferEncoding }
+            guard chunkedFinal, chunkedCount == 1 else { throw .chunkedNotFinal }
+            if otherCoding { throw .unsupportedTransferCoding }
+        }
+    }
+
+    /// The framing and connection fields among `fields`. Content-Length is `1*DIGIT`, at most 18 digits (no
+    /// overflow). A second Content-Length (another line or a list) is refused, unless `identicalContentLengths`
+    /// (a response: §6.3 item 5 lets a recipient accept a list of identical values), when only differing values
+    /// are.
+    static func framingFields(
+        _ bytes: UnsafeRawBufferPointer, fields: [(name: Range<Int>, value: Range<Int>)],
+        identicalContentLengths: Bool = false
+    ) throws(HTTP1RequestDecoder.Failure) -> FramingFields {
+        var found = FramingFields()
         for field in fields {
             let name = field.name
             switch name.count {
             case 14 where equalsIgnoringCase(bytes, name, "content-length"):
-                guard contentLength == nil else { throw .duplicateContentLength }
-                let value = field.value
-                guard value.count > 0, value.count <= 18 else { throw .invalidContentLength }
-                var length = 0
-                for i in value {
-                    let digit = bytes[i] &- UInt8(ascii: "0")
-                    guard digit < 10 else { throw .invalidContentLength }
-                    length = length * 10 + Int(digit)
+                if identicalContentLengths {
+                    var any = false
+                    for element in elements(bytes, field.value) {
+                        let length = try contentLength(bytes, element)
+                        guard found.contentLength == nil || found.contentLength == length else {
+                            throw .duplicateContentLength
+                        }
+                        found.contentLength = length
+                        any = true
+                    }
+                    guard any else { throw .invalidContentLength }
+                } else {
+                    guard found.contentLength == nil else { throw .duplicateContentLength }
+                    found.contentLength = try contentLength(bytes, field.value)
                 }
-                contentLength = length
             case 17 where equalsIgnoringCase(bytes, name, "transfer-encoding"):
-                transferEncoding = true
+                found.transferEncoding = true
                 // A list of codings (§6.1, RFC 9110 §5.6.1: empty elements ignored), possibly over several lines.
                 for coding in elements(bytes, field.value) {
-                    if chunkedFinal { chunkedFinal = false }
+                    if found.chunkedFinal { found.chunkedFinal = false }
                     let token = coding.lowerBound..<(coding.lowerBound + tokenLength(bytes, coding))
                     if token.count == 7 && equalsIgnoringCase(bytes, token, "chunked") && token == coding {
-                        chunkedCount += 1
-                        chunkedFinal = true
+                        found.chunkedCount += 1
+                        found.chunkedFinal = true
                     } else {
-                        otherCoding = true
+                        found.otherCoding = true
                     }
                 }
             case 10 where equalsIgnoringCase(bytes, name, "connection"):
                 for option in elements(bytes, field.value) {
-                    if equalsIgnoringCase(bytes, option, "close") { close = true }
-                    if equalsIgnoringCase(bytes, option, "keep-alive") { keepAlive = true }
+                    if equalsIgnoringCase(bytes, option, "close") { found.close = true }
+                    if equalsIgnoringCase(bytes, option, "keep-alive") { found.keepAlive = true }
                 }
             default:
                 break
             }
         }
-        let persistent = !close && (minorVersion >= 1 || keepAlive)
-        if transferEncoding {
-            if contentLength != nil { throw .contentLengthWithTransferEncoding }
-            guard chunkedFinal, chunkedCount == 1 else { throw .chunkedNotFinal }
-            if otherCoding { throw .unsupportedTransferCoding }
+        return found
+    }
+
+    /// `1*DIGIT`, at most 18 digits (below 2^63: no overflow, far past any body limit).
+    private static func contentLength(
+        _ bytes: UnsafeRawBufferPointer, _ value: Range<Int>
+    ) throws(HTTP1RequestDecoder.Failure) -> Int {
+        guard value.count > 0, value.count <= 18 else { throw .invalidContentLength }
+        var length = 0
+        for i in value {
+            let digit = bytes[i] &- UInt8(ascii: "0")
+            guard digit < 10 else { throw .invalidContentLength }
+            length = length * 10 + Int(digit)
+        }
+        return length
+    }
+
+    /// RFC 9112 §6.1, §6.3 and §9.3 over a request's field lines.
+    private static func framingAndPersistence(
+        _ bytes: UnsafeRawBufferPointer, fields: [(name: Range<Int>, value: Range<Int>)], minorVersion: Int
+    ) throws(HTTP1RequestDecoder.Failure) -> (HTTP1RequestHead.Framing, Bool) {
+        let found = try framingFields(bytes, fields: fields)
+        let persistent = found.persistent(minorVersion: minorVersion)
+        if found.transferEncoding {
+            try found.checkChunkedOnly()
             return (.chunked, persistent && minorVersion >= 1)
         }
-        if let contentLength { return (.contentLength(contentLength), persistent) }
+        if let contentLength = found.contentLength { return (.contentLength(contentLength), persistent) }
         return (.none, persistent)
     }
 
@@ -757,7 +646,7 @@ enum HeadParser {
         return result
     }
 
-    private static func tokenLength(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int {
+    static func tokenLength(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int {
         var n = 0
         while range.lowerBound + n < range.upperBound, isTokenCharacter(bytes[range.lowerBound + n]) { n += 1 }
         return n
@@ -768,6 +657,19 @@ enum HeadParser {
         let t = text.utf8Start
         for k in 0..<range.count where bytes[range.lowerBound + k] != t[k] { return false }
         return true
+    }
+
+    /// The value of the first of `fields` (ranges in `bytes`' readable bytes) named `name` (lowercase; matched
+    /// ignoring ASCII case), or nil.
+    static func first(
+        name: StaticString, in bytes: ByteBuffer, fields: [(name: Range<Int>, value: Range<Int>)]
+    ) -> String? {
+        let index: Int? = bytes.withUnsafeReadableBytes { raw in
+            fields.firstIndex { equalsIgnoringCase(raw, $0.name, name) }
+        }
+        guard let index else { return nil }
+        let value = fields[index].value
+        return bytes.getString(at: bytes.readerIndex + value.lowerBound, length: value.count) ?? ""
     }
 
     /// ASCII case-insensitive comparison with a lowercase `text`.
@@ -849,10 +751,7 @@ package struct HTTP1RequestHead: Sendable {
 
     /// The value of the first field named `name` (given in lowercase; matched ignoring ASCII case), or nil.
     package func first(name: StaticString) -> String? {
-        let index: Int? = bytes.withUnsafeReadableBytes { raw in
-            layout.fields.firstIndex { HeadParser.equalsIgnoringCase(raw, $0.name, name) }
-        }
-        return index.map { string(layout.fields[$0].value) }
+        HeadParser.first(name: name, in: bytes, fields: layout.fields)
     }
 
     /// The values of every field named `name` (lowercase; matched ignoring ASCII case).

@@ -1,7 +1,5 @@
 @testable import Backends
 import NIOCore
-import NIOEmbedded
-import NIOHTTP1
 import NIOPosix
 import Testing
 import TriggerModel
@@ -19,6 +17,18 @@ struct HTTPBackendRequestHeadTests {
             group: MultiThreadedEventLoopGroup.singleton, codecLimits: .defaults)
     }
 
+    /// The head as the frontend's own request decoder reads it (the strict HTTP/1.1 rules a runner's server
+    /// would apply).
+    static func decoded(_ head: ByteBuffer) throws -> HTTP1RequestHead {
+        var decoder = HTTP1RequestDecoder()
+        var bytes = head
+        guard case .head(let parsed)? = try decoder.next(&bytes) else { throw DecodeFailure() }
+        #expect(bytes.readableBytes == 0)
+        return parsed
+    }
+
+    struct DecodeFailure: Error {}
+
     @Test("a CR, LF, NUL or DEL drops the value; HTAB, spaces and non-ASCII pass; an empty value is not sent")
     func fieldValues() throws {
         let http = Self.transport()
@@ -29,45 +39,54 @@ struct HTTPBackendRequestHeadTests {
         request.idempotencyKey = "key\u{0}"
         request.requesterUID = "é-\u{7F}"
         request.traceParent = ""
-        let (head, _) = http.requestParts(request, endpoint: http.endpoint(at: 0), accept: "application/json")
-        #expect(head.headers["x-trigger-principal"].isEmpty)
-        #expect(head.headers["idempotency-key"].isEmpty)
-        #expect(head.headers["instill-requester-uid"].isEmpty)
-        #expect(head.headers["traceparent"].isEmpty)
-        #expect(head.headers["tracestate"] == ["k=v,\tw=x y"])
-        #expect(head.headers["request-id"] == ["req-echo"])
+        let head = try Self.decoded(
+            http.requestParts(request, endpoint: http.endpoint(at: 0), accept: "application/json").head)
+        #expect(head.values(name: "x-trigger-principal").isEmpty)
+        #expect(head.values(name: "idempotency-key").isEmpty)
+        #expect(head.values(name: "instill-requester-uid").isEmpty)
+        #expect(head.values(name: "traceparent").isEmpty)
+        #expect(head.values(name: "tracestate") == ["k=v,\tw=x y"])
+        #expect(head.values(name: "request-id") == ["req-echo"])
 
         // Just inside the edge: the same fields with only valid bytes all go out.
         request.principal = "alice"
         request.idempotencyKey = "key"
         request.requesterUID = "é-~"
         request.traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        let (valid, _) = http.requestParts(request, endpoint: http.endpoint(at: 0), accept: "application/json")
-        #expect(valid.headers["x-trigger-principal"] == ["alice"])
-        #expect(valid.headers["idempotency-key"] == ["key"])
-        #expect(valid.headers["instill-requester-uid"] == ["é-~"])
-        #expect(valid.headers["traceparent"] == [request.traceParent!])
+        let valid = try Self.decoded(
+            http.requestParts(request, endpoint: http.endpoint(at: 0), accept: "application/json").head)
+        #expect(valid.values(name: "x-trigger-principal") == ["alice"])
+        #expect(valid.values(name: "idempotency-key") == ["key"])
+        #expect(valid.values(name: "instill-requester-uid") == ["é-~"])
+        #expect(valid.values(name: "traceparent") == [request.traceParent!])
     }
 
     @Test("the encoded head has one line per field: nothing a client sent splits a field")
     func encodedHead() throws {
         let http = Self.transport()
         defer { http.retire() }
-        var request = makeRequest("echo")
+        var request = makeRequest("echo", deadline: .now() + .seconds(5))
         request.principal = "alice\r\nx-injected: 1"
         request.traceState = "a\nb"
-        let (head, _) = http.requestParts(request, endpoint: http.endpoint(at: 0), accept: "application/json")
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-        try channel.writeOutbound(HTTPClientRequestPart.head(head))
-        var bytes = ByteBuffer()
-        while var part = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&part) }
+        let (bytes, body) = http.requestParts(request, endpoint: http.endpoint(at: 0), accept: "application/json")
         let text = String(buffer: bytes)
         #expect(!text.contains("x-injected"))
         #expect(!text.contains("tracestate"))
         let lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
         #expect(lines.first == "POST /run HTTP/1.1")
         #expect(lines.dropFirst().prefix { !$0.isEmpty }.allSatisfy { $0.contains(": ") }, "\(text)")
-        _ = try channel.finish()
+        // Every field the transport sends, in order, as the frontend's decoder reads them.
+        let head = try Self.decoded(bytes)
+        #expect(head.methodIs("POST") && head.target == "/run" && head.minorVersion == 1)
+        #expect(head.framing == .contentLength(body.count))
+        #expect(
+            head.fields.map(\.name) == [
+                "host", "content-type", "content-length", "accept", "request-id", "x-trigger-deadline-ms",
+            ], "\(text)")
+        #expect(head.first(name: "host") == "127.0.0.1:9")
+        #expect(head.first(name: "content-type") == "application/json")
+        #expect(head.first(name: "accept") == "application/json")
+        #expect(
+            head.first(name: "x-trigger-deadline-ms").flatMap(Int.init).map { (4_000...5_000).contains($0) } == true)
     }
 }

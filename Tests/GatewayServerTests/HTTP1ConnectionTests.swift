@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import Synchronization
 import Testing
+import WireCodecs
 
 @testable import GatewayServer
 
@@ -315,7 +316,7 @@ struct HTTP1ConnectionTests {
         #expect(String(buffer: noContent) == "HTTP/1.1 204 No Content\r\nrequest-id: r\r\nconnection: close\r\n\r\n")
         for value in [0, 7, 10, 99, 100, 1_048_576] {
             var buffer = allocator.buffer(capacity: 8)
-            HTTP1ResponseEncoder.writeDecimal(value, into: &buffer)
+            buffer.writeDecimal(value)
             #expect(String(buffer: buffer) == String(value))
         }
     }

@@ -26,13 +26,15 @@ func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     switch only {
     case "relay": fuzzRelayParsers(bytes)
     case "http1": fuzzHTTP1Decoder(bytes)
+    case "h1resp": fuzzHTTP1ResponseDecoder(bytes)
     default: fuzzGatewayInput(bytes)
     }
     return 0
 }
 
 /// `FUZZ_ONLY=relay`: only the streaming relay's parsers, not the whole connection (see `fuzzRelayParsers`);
-/// `FUZZ_ONLY=http1`: only our HTTP/1.1 request decoder against NIO's (see `fuzzHTTP1Decoder`).
+/// `FUZZ_ONLY=http1`: only our HTTP/1.1 request decoder against NIO's (see `fuzzHTTP1Decoder`);
+/// `FUZZ_ONLY=h1resp`: only our HTTP/1.1 response decoder (see `fuzzHTTP1ResponseDecoder`).
 private let only = ProcessInfo.processInfo.environment["FUZZ_ONLY"]
 
 private func writeSeeds(to directory: String) -> CInt {

@@ -1,0 +1,153 @@
+import Backends
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import TriggerModel
+import WireCodecs
+
+/// The http transport's own HTTP/1.1 client codec over real sockets: a runner that answers chunked (in
+/// pieces that split a chunk line), one that ends its body by closing, one that sends `100 Continue` first,
+/// and one whose answer frames itself twice; with whether the connection was kept for the next call.
+@Suite("http backend: response framing over real sockets")
+struct HTTPBackendFramingTests {
+    static let answer = #"{"outputs":[{"x":1}]}"#
+
+    static func transport(port: Int) -> HTTPBackendTransport {
+        HTTPBackendTransport(
+            configuration: BackendPoolConfiguration(
+                name: "scripted", transport: .http, endpoints: [.init(host: "127.0.0.1", port: port)],
+                connectTimeout: .seconds(30)),
+            group: MultiThreadedEventLoopGroup.singleton, codecLimits: .defaults)
+    }
+
+    static func expected() throws -> [ValueObject] {
+        try BackendHTTPBody.decodeResult(ByteBuffer(string: answer), limits: .defaults).outputs
+    }
+
+    /// Two calls; returns how many connections the runner accepted.
+    static func twoCalls(_ reply: ScriptedBackend.Reply) async throws -> Int {
+        let backend = try await ScriptedBackend.start(reply)
+        let transport = Self.transport(port: backend.port)
+        for _ in 0..<2 {
+            let result = try await transport.run(makeRequest("echo"))
+            #expect(try result.outputs == Self.expected())
+        }
+        transport.retire()
+        let accepted = backend.accepted
+        try await backend.stop()
+        return accepted
+    }
+
+    @Test("a chunked answer in pieces (a chunk-size line split across writes): read whole, connection kept")
+    func chunked() async throws {
+        let body = Array(Self.answer.utf8)
+        let pieces = [
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+            "5;name=value\r\n" + String(decoding: body[..<5], as: UTF8.self) + "\r\n",
+            String(body.count - 5, radix: 16).prefix(1).description,
+            String(String(body.count - 5, radix: 16).dropFirst()) + "\r\n" + String(decoding: body[5...], as: UTF8.self)
+                + "\r\n0\r\nx-trailer: t\r\n\r\n",
+        ]
+        #expect(try await Self.twoCalls(.init(pieces: pieces, close: false)) == 1)
+    }
+
+    @Test("an answer without Content-Length ends with the connection; the next call connects again")
+    func closeDelimited() async throws {
+        let pieces = ["HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n", Self.answer]
+        #expect(try await Self.twoCalls(.init(pieces: pieces, close: true)) == 2)
+    }
+
+    @Test("100 Continue before the answer is skipped; the connection is kept")
+    func continueFirst() async throws {
+        let pieces = [
+            "HTTP/1.1 100 Continue\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(Self.answer.utf8.count)\r\n\r\n"
+                + Self.answer,
+        ]
+        #expect(try await Self.twoCalls(.init(pieces: pieces, close: false)) == 1)
+    }
+
+    @Test("an answer with both Transfer-Encoding and Content-Length is refused: 502 naming the problem")
+    func framedTwice() async throws {
+        let backend = try await ScriptedBackend.start(
+            .init(
+                pieces: [
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n"
+                ], close: false))
+        let transport = Self.transport(port: backend.port)
+        let error = await #expect(throws: GatewayError.self) { try await transport.run(makeRequest("echo")) }
+        #expect(error?.code == .backendFailed)
+        #expect(
+            error?.message.contains("not an HTTP/1.1 response (both Content-Length and Transfer-Encoding)") == true,
+            "\(String(describing: error?.message))")
+        transport.retire()
+        try await backend.stop()
+    }
+}
+
+/// A runner that reads each request whole (with the frontend's request decoder) and answers it with fixed
+/// pieces, each written and flushed on its own; with `close`, it closes the connection after the answer.
+final class ScriptedBackend: Sendable {
+    struct Reply: Sendable {
+        var pieces: [String]
+        var close: Bool
+    }
+
+    let port: Int
+    private let channel: any Channel
+    private let counter: Counter
+
+    final class Counter: Sendable {
+        let accepted = Atomic(0)
+    }
+
+    /// Connections accepted so far.
+    var accepted: Int { counter.accepted.load(ordering: .relaxed) }
+
+    private init(port: Int, channel: any Channel, counter: Counter) {
+        self.port = port
+        self.channel = channel
+        self.counter = counter
+    }
+
+    static func start(_ reply: Reply) async throws -> ScriptedBackend {
+        let counter = Counter()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                counter.accepted.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Handler(reply: reply))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return ScriptedBackend(port: channel.localAddress!.port!, channel: channel, counter: counter)
+    }
+
+    func stop() async throws {
+        try await channel.close()
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let reply: Reply
+        var decoder = HTTP1RequestDecoder()
+        var buffer = ByteBuffer()
+
+        init(reply: Reply) { self.reply = reply }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = unwrapInboundIn(data)
+            buffer.writeBuffer(&bytes)
+            while let part = try? decoder.next(&buffer) {
+                guard case .end = part else { continue }
+                for piece in reply.pieces {
+                    context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: piece)), promise: nil)
+                }
+                if reply.close { context.close(promise: nil) }
+            }
+            buffer.discardReadBytes()
+        }
+    }
+}
