@@ -120,6 +120,24 @@ struct GRPCFramingTests {
         #expect(GRPCMessageFramer.frame(pieces: [head, rest]).count == 2)
     }
 
+    @Test("framing pieces handed over: the prefix is written into the first piece's own storage, not a copy")
+    func framePiecesInPlace() throws {
+        var storage: UInt = 0
+        // A fresh encoding, as `RunnerCodec.encodeRunRequestPieces` returns it: the array is the only reference.
+        func encoded() -> [ByteBuffer] {
+            var head = ByteBuffer()
+            head.writeRepeatingByte(0xEE, count: 5)
+            head.writeBytes([1, 2, 3])
+            head.moveReaderIndex(forwardBy: 5)
+            storage = head.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+            return [head]
+        }
+        let framed = GRPCMessageFramer.frame(pieces: encoded())
+        #expect(framed.count == 1)
+        #expect(Array(framed[0].readableBytesView) == [0, 0, 0, 0, 3, 1, 2, 3])
+        #expect(framed[0].withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) } == storage)
+    }
+
     @Test("the framer writes what the deframer reads")
     func framerRoundTrip() throws {
         let message = ByteBuffer(bytes: (0..<300).map { UInt8(truncatingIfNeeded: $0) })
