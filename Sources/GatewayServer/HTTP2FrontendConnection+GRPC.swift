@@ -299,7 +299,7 @@ extension HTTP2FrontendConnection {
             grpcStream(request, target: target, stream: stream)
             return
         }
-        runSync(request, target: target, stream: stream) { connection, outcome in
+        runSync(request, target: target, stream: stream) { connection, stream, _, outcome in
             switch outcome {
             case .success(let result):
                 connection.grpcRespond(stream, message: InstillCodec.encodeTriggerResponse(result))
