@@ -2,8 +2,10 @@ package import NIOCore
 
 /// Writes the 5-byte gRPC Length-Prefixed-Message prefix (uncompressed, big-endian length) before a message.
 package enum GRPCMessageFramer {
-    /// A new buffer holding the prefix and the message.
+    /// The prefix and the message: the message's own buffer when the 5 bytes before its readable bytes are its
+    /// prefix already (``writePrefix(intoHeadroomOf:)``), else a new buffer holding both.
     package static func frame(_ message: ByteBuffer) -> ByteBuffer {
+        if let framed = framedInPlace(message) { return framed }
         var out = ByteBufferAllocator().buffer(capacity: 5 + message.readableBytes)
         frame(message, into: &out)
         return out
@@ -18,6 +20,31 @@ package enum GRPCMessageFramer {
         out.writeInteger(UInt32(compressed.readableBytes), endianness: .big)
         out.writeImmutableBuffer(compressed)
         return out
+    }
+
+    /// Makes the 5 bytes before `message`'s readable bytes its prefix (uncompressed), when it has that room: a
+    /// codec that leaves 5 bytes of headroom calls this on its fresh, unshared buffer (so nothing is copied),
+    /// and ``frame(_:)`` then frames the message in place however many holders it has by then (issue 11: the
+    /// Instill answer of a proxied call was copied into a new buffer behind its prefix, two allocations per
+    /// unary call and per relayed stream event).
+    package static func writePrefix(intoHeadroomOf message: inout ByteBuffer) {
+        guard message.readerIndex >= 5, message.readableBytes <= Int(UInt32.max) else { return }
+        let at = message.readerIndex - 5
+        message.setInteger(UInt8(0), at: at)
+        message.setInteger(UInt32(message.readableBytes), at: at + 1, endianness: .big)
+    }
+
+    /// `message` with its reader index moved back over the 5 bytes before it when those are its uncompressed
+    /// prefix; nil otherwise. Whoever wrote them, the result is byte for byte the framed message.
+    static func framedInPlace(_ message: ByteBuffer) -> ByteBuffer? {
+        guard message.readerIndex >= 5, message.readableBytes <= Int(UInt32.max) else { return nil }
+        var framed = message
+        framed.moveReaderIndex(to: message.readerIndex - 5)
+        guard framed.getInteger(at: framed.readerIndex, as: UInt8.self) == 0,
+            framed.getInteger(at: framed.readerIndex + 1, endianness: .big, as: UInt32.self)
+                == UInt32(message.readableBytes)
+        else { return nil }
+        return framed
     }
 
     /// Appends the prefix and the message to `buffer`, so several messages can share one DATA frame.
