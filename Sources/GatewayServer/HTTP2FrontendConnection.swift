@@ -469,7 +469,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 request.record.status = RequestRecord.clientClosedRequest
             }
         }
-        FrontendServices.finish(request, observers: services.requestObservers, clock: services.clock)
+        FrontendServices.finish(consume request, observers: services.requestObservers, clock: services.clock)
     }
 
     /// Completes when `stream` can take more bytes: how a slow reader slows the producer (no unbounded
