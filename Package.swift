@@ -109,7 +109,8 @@ let package = Package(
         // Codecs and engines.
         .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
         .target(
-            name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", nioCore], swiftSettings: swiftSettings),
+            name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", "WireCodecs", nioCore],
+            swiftSettings: swiftSettings),
         .target(
             name: "WireCodecs",
             dependencies: [
@@ -367,7 +368,7 @@ let package = Package(
         ),
         .testTarget(name: "GatewayFuzzingTests", dependencies: ["GatewayFuzzing"], swiftSettings: testSwiftSettings),
         .testTarget(
-            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "SeededRandom", nioCore],
+            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "WireCodecs", "SeededRandom", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",

@@ -517,32 +517,38 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         tries += 1
         // The name is the configuration's string, shared: no copy per call.
         cancellation.endpoint = balancer.endpointName(index)
-        let start = NIODeadline.now()
-        body(index) { result in
-            self.eventLoop.assertInEventLoop()
-            if case .failure(let error) = result {
-                self.balancer.tryEnded(index, startedAt: start, error: error)
-            } else {
-                self.balancer.tryEnded(index, startedAt: start)
+        current = (index, NIODeadline.now(), cancellation)
+        // The try's report captures this object alone, so it needs no context of its own (issue 11: one
+        // allocation per try); what it needs of the try is in `current`, tries being sequential.
+        body(index) { [self] result in tryEnded(result) }
+    }
+
+    /// The current try: its endpoint, when it started, and the call's cancellation.
+    private var current: (index: Int, start: NIODeadline, cancellation: TriggerCancellation)?
+
+    private func tryEnded(_ result: Result<T, any Error>) {
+        eventLoop.assertInEventLoop()
+        guard let (index, start, cancellation) = current.take() else { return }
+        if case .failure(let error) = result {
+            balancer.tryEnded(index, startedAt: start, error: error)
+        } else {
+            balancer.tryEnded(index, startedAt: start)
+        }
+        switch result {
+        case .success(let value):
+            finish(.success(value))
+        case .failure(let notSent as NotSent):
+            let timeLeft = deadline.map { $0 > .now() } ?? true
+            guard tries < maxTries, timeLeft, !cancellation.isCancelled, holdsBudget || balancer.beginRetry() else {
+                finish(.failure(notSent.final))
+                return
             }
-            switch result {
-            case .success(let value):
-                self.finish(.success(value))
-            case .failure(let notSent as NotSent):
-                let timeLeft = self.deadline.map { $0 > .now() } ?? true
-                guard self.tries < self.maxTries, timeLeft, !cancellation.isCancelled,
-                    self.holdsBudget || self.balancer.beginRetry()
-                else {
-                    self.finish(.failure(notSent.final))
-                    return
-                }
-                self.holdsBudget = true
-                self.balancer.retried(from: index)
-                self.avoiding = self.balancer.count > 1 ? index : nil
-                self.attempt(cancellation: cancellation)
-            case .failure(let error):
-                self.finish(.failure(error))
-            }
+            holdsBudget = true
+            balancer.retried(from: index)
+            avoiding = balancer.count > 1 ? index : nil
+            attempt(cancellation: cancellation)
+        case .failure(let error):
+            finish(.failure(error))
         }
     }
 

@@ -92,24 +92,27 @@ final class GRPCBackendConnection: Sendable {
         // On the connection's own loop (the per-loop pools' case) the stream starts now: no hop, and no closure
         // to allocate.
         guard eventLoop.inEventLoop else {
-            eventLoop.execute { self.startOnLoop(call, headers: headers, message: message, deadline: deadline) }
+            eventLoop.execute { self.startOnLoop(call.value, headers: headers, message: message, deadline: deadline) }
             return
         }
-        startOnLoop(call, headers: headers, message: message, deadline: deadline)
+        startOnLoop(call.value, headers: headers, message: message, deadline: deadline)
     }
 
-    private func startOnLoop(
-        _ call: NIOLoopBoundBox<GRPCBackendCall>,
+    /// ``start(_:headers:message:deadline:)`` from this connection's own loop (the caller checked
+    /// `eventLoop.inEventLoop`): the call needs no box to get here (issue 11: one allocation per call).
+    func startOnLoop(
+        _ call: GRPCBackendCall,
         headers: HTTP2Headers,
         message: [ByteBuffer],
         deadline: NIODeadline?
     ) {
+        eventLoop.assertInEventLoop()
         guard let session = core.value else {
             load.release()
-            call.value.failedToStart(GRPCBackendCall.Refused())
+            call.failedToStart(GRPCBackendCall.Refused())
             return
         }
-        session.start(call.value, headers: headers, message: message, deadline: deadline)
+        session.start(call, headers: headers, message: message, deadline: deadline)
     }
 
     func close() {

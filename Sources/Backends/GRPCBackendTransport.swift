@@ -154,6 +154,9 @@ extension GRPCBackendTransport: LoopCallingTransport {
     ) {
         // Framed in pieces: a large blob goes out as the buffer it arrived in, not copied (issue 12).
         let message = GRPCMessageFramer.frame(pieces: RunnerCodec.encodeRunRequestPieces(request, headroom: 5))
+        let run = UnaryRun(
+            transport: self, request: request, message: message, eventLoop: eventLoop, pinned: pinned,
+            cancellation: cancellation)
         withSafeRetries(
             balancer,
             maxTries: configuration.maxTries,
@@ -161,53 +164,109 @@ extension GRPCBackendTransport: LoopCallingTransport {
             on: eventLoop,
             cancellation: cancellation,
             completion: completion
-        ) { index, done in
-            let endpoint = self.endpoints[index]
-            let headers: HTTP2Headers
+        ) { [run] index, done in run.begin(endpoint: index, done: done) }
+    }
+
+    /// One unary `Run`, from its first try to its last: what ``attempt(_:)``, ``start(_:on:)`` and
+    /// ``finishAttempt(_:_:)`` carry, and the current try's state. Tries are sequential (``withSafeRetries``
+    /// starts the next once `done` has been called), so one object serves them all.
+    ///
+    /// Issue 11: one object per call, which every closure of the call captures alone (a closure that captures
+    /// one object needs no context of its own), in place of a struct copied into a context per closure (the
+    /// retries' body, the call's completion, the cancellation handler) and a box for the backend call.
+    ///
+    /// `@unchecked Sendable`: its state is only touched on `eventLoop` (the retries run there, the completion and
+    /// the cancellation handler hop there first).
+    private final class UnaryRun: @unchecked Sendable {
+        let transport: GRPCBackendTransport
+        let request: TriggerRequest
+        let message: [ByteBuffer]
+        /// Where the tries run and report: `done` is called on it.
+        let eventLoop: any EventLoop
+        /// The request's deadline bounds the stream locally unless `pinned` (the caller enforces it then).
+        let pinned: Bool
+        let cancellation: TriggerCancellation
+
+        // The current try.
+        var endpoint: GRPCBackendEndpoint! = nil
+        var headers = HTTP2Headers()
+        /// This is the retry after a refused stream: a second refusal is final for this endpoint.
+        var refusedBefore = false
+        /// ``withSafeRetries``'s report of this try, called once.
+        var done: (@Sendable (Result<TriggerResult, any Error>) -> Void)?
+        /// The try's backend call once started, for the cancellation handler.
+        var started: Started = .none
+
+        enum Started {
+            case none
+            /// On a connection of `eventLoop` itself.
+            case onLoop(GRPCBackendCall)
+            /// On another loop's connection (the shared connections of an `async` caller).
+            case elsewhere(NIOLoopBoundBox<GRPCBackendCall>)
+        }
+
+        init(
+            transport: GRPCBackendTransport, request: TriggerRequest, message: [ByteBuffer], eventLoop: any EventLoop,
+            pinned: Bool, cancellation: TriggerCancellation
+        ) {
+            self.transport = transport
+            self.request = request
+            self.message = message
+            self.eventLoop = eventLoop
+            self.pinned = pinned
+            self.cancellation = cancellation
+        }
+
+        /// A try on the endpoint at `index` (``withSafeRetries``'s body), on `eventLoop`.
+        func begin(endpoint index: Int, done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void) {
+            let endpoint = transport.endpoints[index]
             do {
-                headers = try self.requestHeaders(path: Self.runPath, endpoint: endpoint, request: request)
+                headers = try transport.requestHeaders(
+                    path: GRPCBackendTransport.runPath, endpoint: endpoint,
+                    request: request)
             } catch {
                 done(.failure(error))
                 return
             }
+            self.endpoint = endpoint
+            self.done = done
+            refusedBefore = false
+            started = .none
             endpoint.health.outstanding.add(1, ordering: .relaxed)
-            self.attempt(
-                UnaryTry(
-                    endpoint: endpoint, headers: headers, message: message, deadline: request.deadline,
-                    eventLoop: eventLoop, pinned: pinned, cancellation: cancellation, refusedBefore: false, done: done
-                )
-            )
+            transport.attempt(self)
+        }
+
+        /// The backend call's outcome, on the connection's loop.
+        func callEnded(_ result: Result<TriggerResult, any Error>) {
+            guard eventLoop.inEventLoop else {
+                eventLoop.execute { self.transport.finishAttempt(result, self) }
+                return
+            }
+            transport.finishAttempt(result, self)
+        }
+
+        /// The cancellation handler, on any thread.
+        func cancel() {
+            eventLoop.execute {
+                let error = cancelledError(self.endpoint.peer)
+                switch self.started {
+                case .none: break
+                case .onLoop(let call): call.cancel(error)
+                case .elsewhere(let call): call.eventLoop.execute { call.value.cancel(error) }
+                }
+            }
         }
     }
 
-    /// What one try of a unary `Run` on one endpoint carries from ``attempt(_:)`` through ``start(_:on:)`` to
-    /// ``finishAttempt(_:_:)``, and again for its one retry on a fresh connection after a refused stream.
-    /// The request itself is not in it: its metadata is in `headers` already (issue 11: every closure that
-    /// captured the request copied a dozen strings).
-    private struct UnaryTry: Sendable {
-        let endpoint: GRPCBackendEndpoint
-        let headers: HTTP2Headers
-        let message: [ByteBuffer]
-        /// The request's deadline: it bounds the stream locally unless `pinned` (the caller enforces it then).
-        let deadline: NIODeadline?
-        /// Where the try reports: `done` is called on it.
-        let eventLoop: any EventLoop
-        let pinned: Bool
-        let cancellation: TriggerCancellation
-        /// This is the retry after a refused stream: a second refusal is final for this endpoint.
-        var refusedBefore: Bool
-        /// ``withSafeRetries``'s report of this try, called once.
-        let done: @Sendable (Result<TriggerResult, any Error>) -> Void
-    }
-
-    /// One try on one endpoint, reported once (``report(_:_:)``) on its loop; ``NotSent`` when nothing reached
-    /// the backend. A refused stream never reached the backend (GOAWAY race, connection closing): one retry on
-    /// a fresh connection is safe even for non-idempotent runs; after that, another endpoint is.
+    /// One try on the run's current endpoint, reported once (``report(_:_:)``) on its loop; ``NotSent`` when
+    /// nothing reached the backend. A refused stream never reached the backend (GOAWAY race, connection
+    /// closing): one retry on a fresh connection is safe even for non-idempotent runs; after that, another
+    /// endpoint is.
     ///
     /// Issue 11: no promise and no future when the connection is ready (the call reports to one closure, which
     /// runs ``finishAttempt(_:_:)`` on the try's loop, directly on the pinned path whose connection is that
     /// loop's own).
-    private func attempt(_ unary: UnaryTry) {
+    private func attempt(_ unary: UnaryRun) {
         let (connection, ready) = unary.endpoint.reserve(
             on: unary.eventLoop, pinned: unary.pinned, connectTimeout: configuration.connectTimeout)
         guard ready else {
@@ -225,31 +284,26 @@ extension GRPCBackendTransport: LoopCallingTransport {
         start(unary, on: connection)
     }
 
-    /// Starts one try's stream on `connection` (a stream reserved on it, connected).
-    private func start(_ unary: UnaryTry, on connection: GRPCBackendConnection) {
-        let sameLoop = connection.eventLoop === unary.eventLoop
-        let completion: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
-            guard sameLoop else {
-                unary.eventLoop.execute { self.finishAttempt(result, unary) }
-                return
-            }
-            self.finishAttempt(result, unary)
+    /// Starts the run's current try on `connection` (a stream reserved on it, connected), on the run's loop.
+    private func start(_ unary: UnaryRun, on connection: GRPCBackendConnection) {
+        let call = GRPCBackendCall(
+            unary: { [unary] in unary.callEnded($0) }, peer: unary.endpoint.peer,
+            maxMessageBytes: configuration.maxResponseBytes)
+        let deadline = unary.pinned ? nil : unary.request.deadline
+        if connection.eventLoop === unary.eventLoop {
+            unary.started = .onLoop(call)
+            unary.cancellation.whenCancelled { [unary] in unary.cancel() }
+            connection.startOnLoop(call, headers: unary.headers, message: unary.message, deadline: deadline)
+        } else {
+            let box = NIOLoopBoundBox.makeBoxSendingValue(call, eventLoop: connection.eventLoop)
+            unary.started = .elsewhere(box)
+            unary.cancellation.whenCancelled { [unary] in unary.cancel() }
+            connection.start(box, headers: unary.headers, message: unary.message, deadline: deadline)
         }
-        let peer = unary.endpoint.peer
-        let call = NIOLoopBoundBox.makeBoxSendingValue(
-            GRPCBackendCall(unary: completion, peer: peer, maxMessageBytes: configuration.maxResponseBytes),
-            eventLoop: connection.eventLoop
-        )
-        unary.cancellation.whenCancelled {
-            let error = cancelledError(peer)
-            call.eventLoop.execute { call.value.cancel(error) }
-        }
-        connection.start(
-            call, headers: unary.headers, message: unary.message, deadline: unary.pinned ? nil : unary.deadline)
     }
 
     /// A try's outcome, on its loop: reported, or, for a refused stream, tried once more on a fresh connection.
-    private func finishAttempt(_ result: Result<TriggerResult, any Error>, _ unary: UnaryTry) {
+    private func finishAttempt(_ result: Result<TriggerResult, any Error>, _ unary: UnaryRun) {
         guard case .failure(let error) = result, error is GRPCBackendCall.Refused else {
             report(result, unary)
             return
@@ -262,15 +316,15 @@ extension GRPCBackendTransport: LoopCallingTransport {
             balancer.recordFailure(unary.endpoint.index)
             report(.failure(NotSent(error: refusedError(unary.endpoint.peer))), unary)
         } else {
-            var again = unary
-            again.refusedBefore = true
-            attempt(again)
+            unary.refusedBefore = true
+            unary.started = .none
+            attempt(unary)
         }
     }
 
     /// The try's end: the endpoint's count of calls in flight and its health (a transport failure counts
-    /// against it; an answer, the pipeline's own error included, for it), then ``UnaryTry/done``.
-    private func report(_ result: Result<TriggerResult, any Error>, _ unary: UnaryTry) {
+    /// against it; an answer, the pipeline's own error included, for it), then the try's `done`.
+    private func report(_ result: Result<TriggerResult, any Error>, _ unary: UnaryRun) {
         let index = unary.endpoint.index
         unary.endpoint.health.outstanding.subtract(1, ordering: .relaxed)
         switch result {
@@ -285,7 +339,10 @@ extension GRPCBackendTransport: LoopCallingTransport {
         case .failure:
             break
         }
-        unary.done(result)
+        // The run lets go of the try's call (which holds the run through its completion) before reporting.
+        unary.started = .none
+        let done = unary.done.take()
+        done?(result)
     }
 
     package func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {

@@ -143,10 +143,13 @@ extension HTTP2FrontendConnection {
         state.requestID = requestID
         let path = head.path ?? ""
         let httpMethod = head.method
-        state.open = FrontendServices.openRequest(
+        var open = FrontendServices.openRequest(
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .grpc,
             httpVersion: "HTTP/2", method: httpMethod ?? "", path: path, peer: peer)
-        state.open?.record.trace(head.traceParent)
+        open.record.trace(head.traceParent)
+        // Read here: `state.open!.start` below copied the whole record out of the state (issue 11).
+        let start = open.start
+        state.open = consume open
         streams[stream] = state
         guard httpMethod == "POST" else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))
@@ -222,19 +225,20 @@ extension HTTP2FrontendConnection {
             }
         }
         var context = RequestContext(
-            requestID: requestID, start: state.open!.start, requestTimeout: services.requestTimeout,
+            requestID: requestID, start: start, requestTimeout: services.requestTimeout,
             clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
             idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces
         )
         context.principal = principal
         context.requesterUID = requesterUID
+        // Moved, not copied (issue 11: a dozen strings retained and released per copy of either).
         var call = GRPCCall(method: method, context: context)
         call.generation = generation
         let deframer = GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding)
         if case .reflection = method {
             state.phase = .grpcReflection(GRPCReflectionCall(deframer: deframer))
         } else {
-            state.grpcCall = call
+            state.grpcCall = consume call
             state.phase = .grpcCollecting(deframer, nil)
         }
         if endStream {
@@ -278,11 +282,13 @@ extension HTTP2FrontendConnection {
     ) {
         let request: TriggerRequest
         let target: TriggerDispatcher.Target?
-        var context = call.context
+        let generation = call.generation
+        // Moved out of the call, not copied (issue 11: a dozen strings retained and released).
+        var context = (consume call).context
         do {
             // A grpc runner may get the batch as the client sent it, renumbered (issue 11).
             let decoded = try InstillCodec.decodeTriggerBatch(
-                message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch)
+                message, generation: generation, release: release, maxBatch: services.limits.maxBatch)
             // Resolved once: the record's route, the pool's timeout and the call all use this one.
             target = services.dispatcher.target(for: decoded.ref)
             context.bound(byPoolTimeout: target?.requestTimeout)
@@ -299,7 +305,7 @@ extension HTTP2FrontendConnection {
             grpcStream(request, target: target, stream: stream)
             return
         }
-        runSync(request, target: target, stream: stream) { connection, outcome in
+        runSync(request, target: target, stream: stream) { connection, stream, _, outcome in
             switch outcome {
             case .success(let result):
                 connection.grpcRespond(stream, message: InstillCodec.encodeTriggerResponse(result))

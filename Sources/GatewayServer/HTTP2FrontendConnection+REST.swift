@@ -84,9 +84,8 @@ extension HTTP2FrontendConnection {
             return
         }
         if request.mode == .sync {
-            runSync(request, target: target, stream: stream) { connection, outcome in
-                connection.restRespond(
-                    RESTOperations.response(to: outcome, requestID: request.requestID), stream: stream)
+            runSync(request, target: target, stream: stream) { connection, stream, requestID, outcome in
+                connection.restRespond(RESTOperations.response(to: outcome, requestID: requestID), stream: stream)
             }
             return
         }

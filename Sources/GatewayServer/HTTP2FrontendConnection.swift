@@ -68,6 +68,11 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var task: Task<Void, Never>?
         /// A sync call running on this loop (``HTTP2FrontendConnection/runSync(_:target:stream:deliver:)``).
         var call: TriggerCancellation?
+        /// Where that call's outcome goes: set with ``call``, taken by the outcome or dropped by ``stopWork()``.
+        /// Kept here so that the call's completion captures this state alone (issue 11: a closure capturing the
+        /// connection, the stream, the cancellation, the request id and `deliver` was a context per call). It
+        /// holds the connection while the call runs, as that closure did.
+        var syncDelivery: SyncDelivery?
         /// A stream's events being relayed (gRPC server streaming, SSE).
         var relay: EventRelay?
         /// gRPC: response headers went out, so errors must go in trailers, not Trailers-Only.
@@ -93,6 +98,21 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             return phase
         }
 
+        /// The outcome of the sync call ``runSync`` started, on the loop: delivered if this is still the stream's
+        /// state and the call was not stopped (``stopWork()`` forgets the call and its delivery first).
+        func syncCallEnded(_ result: Result<TriggerResult, any Error>) {
+            guard let call, let delivery = syncDelivery.take(), delivery.connection.streams[delivery.stream] === self
+            else { return }
+            self.call = nil
+            open?.record.endpoint = call.endpoint
+            // Headers, message and trailers of one answer leave in one write, not one per frame group.
+            let outcome = result.mapError { gatewayError(from: $0, requestID: delivery.requestID) }
+            if case .failure(let error) = outcome { delivery.connection.services.logFailure(error, of: open?.record) }
+            delivery.connection.session.withBatchedWrites {
+                delivery.deliver(delivery.connection, delivery.stream, delivery.requestID, outcome)
+            }
+        }
+
         /// A task or a loop-native call is computing the answer.
         var hasWork: Bool { task != nil || call != nil || relay != nil }
 
@@ -104,6 +124,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             // must then be dropped, not written next to the one the caller is about to write.
             let call = self.call
             self.call = nil
+            syncDelivery = nil
             if let call { open?.record.endpoint = call.endpoint }
             call?.cancel()
             let relay = self.relay
@@ -448,7 +469,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 request.record.status = RequestRecord.clientClosedRequest
             }
         }
-        FrontendServices.finish(request, observers: services.requestObservers, clock: services.clock)
+        FrontendServices.finish(consume request, observers: services.requestObservers, clock: services.clock)
     }
 
     /// Completes when `stream` can take more bytes: how a slow reader slows the producer (no unbounded
@@ -464,26 +485,41 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// Runs a sync trigger on this loop (no task, no hop: DESIGN.md "Threading model") and hands its outcome
     /// to `deliver` if the stream is still open by then. Closing the stream cancels the call.
     /// `target`: the request's route as the frontend resolved it (``TriggerDispatcher/target(for:)``).
+    /// `deliver` gets the stream and the request's id with the outcome, so it need capture nothing (issue 11: a
+    /// closure that captured the stream, or the whole request, was a context allocated per call).
     func runSync(
         _ request: TriggerRequest,
         target: TriggerDispatcher.Target?,
         stream: HTTP2StreamID,
-        deliver: @escaping (HTTP2FrontendConnection, Result<TriggerResult, GatewayError>) -> Void
+        deliver:
+            @escaping (
+                _ connection: HTTP2FrontendConnection, _ stream: HTTP2StreamID, _ requestID: String,
+                _ outcome: Result<TriggerResult, GatewayError>
+            ) -> Void
     ) {
+        // A stream without a state is closed: nothing would be delivered.
+        guard let state = streams[stream] else { return }
         let cancellation = TriggerCancellation()
-        streams[stream]?.call = cancellation
-        // Only the id is needed afterwards: capturing the request copied its dozen strings (issue 11).
-        let requestID = request.requestID
+        state.call = cancellation
+        // Only the id is needed afterwards: keeping the request copied its dozen strings (issue 11).
+        state.syncDelivery = SyncDelivery(
+            connection: self, stream: stream, requestID: request.requestID, deliver: deliver)
         // Reported on this loop, with no future (issue 11).
-        services.dispatcher.runSync(request, target: target, on: eventLoop, cancellation: cancellation) { result in
-            guard let state = self.streams[stream], state.call === cancellation else { return }
-            state.call = nil
-            state.open?.record.endpoint = cancellation.endpoint
-            // Headers, message and trailers of one answer leave in one write, not one per frame group.
-            let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
-            if case .failure(let error) = outcome { self.services.logFailure(error, of: state.open?.record) }
-            self.session.withBatchedWrites { deliver(self, outcome) }
+        services.dispatcher.runSync(request, target: target, on: eventLoop, cancellation: cancellation) {
+            [state] result in state.syncCallEnded(result)
         }
+    }
+
+    /// A sync call's delivery: see ``StreamState/syncDelivery``.
+    struct SyncDelivery {
+        let connection: HTTP2FrontendConnection
+        let stream: HTTP2StreamID
+        let requestID: String
+        let deliver:
+            (
+                _ connection: HTTP2FrontendConnection, _ stream: HTTP2StreamID, _ requestID: String,
+                _ outcome: Result<TriggerResult, GatewayError>
+            ) -> Void
     }
 
     /// Runs `work` off the loop and hands its result back to `deliver` on the loop, if the stream is still

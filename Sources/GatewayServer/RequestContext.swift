@@ -112,20 +112,18 @@ struct RequestContext {
             case .stream: clientDeadline
             case .async: nil
             }
-        var request = TriggerRequest(
+        return TriggerRequest(
             ref: ref,
             mode: mode,
-            inputs: [],
+            batch: batch,
             principal: principal,
             deadline: deadline,
             requestID: requestID,
             traceParent: trace.traceParent,
             traceState: trace.traceState,
             idempotencyKey: idempotencyKey,
-            returnTraces: returnTraces
+            returnTraces: returnTraces,
+            requesterUID: requesterUID
         )
-        request.requesterUID = requesterUID
-        request.batch = batch
-        return request
     }
 }

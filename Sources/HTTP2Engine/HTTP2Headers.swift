@@ -40,6 +40,8 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
     }
 
     package var count: Int { self.fields.count }
+    /// How many fields fit before the block's storage grows.
+    package var capacity: Int { self.fields.capacity }
     package var isEmpty: Bool { self.fields.isEmpty }
 
     /// Appends a field, lower-casing its name and keeping pseudo-headers ahead of regular ones.
@@ -122,6 +124,13 @@ package struct HTTP2Headers: Hashable, Sendable, Sequence, ExpressibleByDictiona
             return false
         }
         return hasUppercase ? name.lowercased() : name
+    }
+
+    /// Empties the block, keeping its storage for the next one when nothing else holds it (Array's
+    /// `removeAll(keepingCapacity:)`: a shared storage stays with its other holders, this block gets a fresh one).
+    mutating func removeAllKeepingCapacity() {
+        self.fields.removeAll(keepingCapacity: true)
+        self.pseudoCount = 0
     }
 
     /// Adds a field whose name is lowercase already (a received one: nghttp2 has validated it).

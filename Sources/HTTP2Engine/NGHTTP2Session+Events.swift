@@ -16,8 +16,14 @@ extension NGHTTP2Session {
             return
         }
         self.headerStream = stream
-        // Room for a typical block at once, not grown field by field (a request's ~10 fields took 5 allocations).
-        stream.headerBlock = HTTP2Headers(capacity: self.role == .server && !stream.receivedHeaders ? 16 : 4)
+        // Room for a typical block at once, not grown field by field (a request's ~10 fields took 5 allocations):
+        // the spare block's storage when it has that room.
+        let capacity = self.role == .server && !stream.receivedHeaders ? 16 : 4
+        if let spare = self.spareHeaderBlock.take(), spare.capacity >= capacity {
+            stream.headerBlock = spare
+        } else {
+            stream.headerBlock = HTTP2Headers(capacity: capacity)
+        }
         stream.headerBlockSize = 0
         if self.role == .server, !stream.receivedHeaders {
             self.requestProgressed(stream, within: self.configuration.requestHeaderTimeout)
@@ -109,8 +115,13 @@ extension NGHTTP2Session {
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
             guard let stream = known else { return }
-            let block = stream.headerBlock
+            var block = stream.headerBlock
             stream.headerBlock = HTTP2Headers()
+            defer {
+                // After the delegate: its storage is unshared unless the delegate kept the block.
+                block.removeAllKeepingCapacity()
+                self.spareHeaderBlock = block
+            }
             if self.role == .client, !stream.receivedHeaders, let status = block.first(name: ":status"),
                 status.utf8.first == UInt8(ascii: "1")
             {

@@ -65,6 +65,12 @@ package final class NGHTTP2Session {
     /// its close): a block's fields arrive between those two, contiguously (RFC 9113 §4.3), so `on_header`
     /// finds its stream here instead of hashing its id once per field (issue 11).
     var headerStream: HTTP2StreamState?
+    /// The storage of the last header block delivered, emptied, for the next block to fill: a delegate that
+    /// only reads a block (the gRPC paths: the frontend's request head, a backend call's response headers and
+    /// trailers) leaves it unshared, so a proxied unary call's three blocks allocate no field array of their own
+    /// once the connection has received one (issue 11). A delegate that keeps a block keeps its storage; the
+    /// spare is then a fresh array, as the next block would have needed anyway.
+    var spareHeaderBlock: HTTP2Headers?
     /// Operations waiting for libnghttp2 to be off the stack; FIFO so stream ids and frame order hold.
     var pendingOperations = CircularBuffer<PendingOperation>(initialCapacity: 8)
     /// Stream writability changes to report once the drain has finished.

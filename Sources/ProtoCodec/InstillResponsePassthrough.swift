@@ -1,4 +1,5 @@
 import NIOCore
+import WireCodecs
 
 /// Recognises a grpc runner's `RunResponse` (protos/trigger/runner/v1/runner.proto) that, with its value tags
 /// renumbered, is byte for byte the `TriggerNamespacePipelineResponse` that decoding it (`RunnerCodec`) and
@@ -12,9 +13,14 @@ import NIOCore
 /// before, with the same result or error.
 enum InstillResponsePassthrough {
     /// The Instill response message for `runResponse`, or nil when `runResponse` is not in canonical form.
+    ///
+    /// The answer carries its gRPC prefix in the 5 bytes before it (`GRPCMessageFramer.writePrefix`), so the
+    /// gRPC frontend frames it without a copy.
     static func instillResponse(fromRunResponse runResponse: ByteBuffer) -> ByteBuffer? {
         let count = runResponse.readableBytes
-        var out = ByteBufferAllocator().buffer(capacity: max(count, 1))
+        var out = ByteBufferAllocator().buffer(capacity: Self.prefixBytes + count)
+        out.moveWriterIndex(forwardBy: Self.prefixBytes)
+        out.moveReaderIndex(forwardBy: Self.prefixBytes)
         let accepted = runResponse.withUnsafeReadableBytes { raw -> Bool in
             guard let base = raw.baseAddress else { return true }  // no outputs: the empty message
             return out.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
@@ -27,8 +33,13 @@ enum InstillResponsePassthrough {
                 return transcoder.runResponse() ? count : 0
             } == count
         }
-        return accepted ? out : nil
+        guard accepted else { return nil }
+        GRPCMessageFramer.writePrefix(intoHeadroomOf: &out)
+        return out
     }
+
+    /// The room left before an answer for its gRPC message prefix.
+    static let prefixBytes = 5
 }
 
 extension ValueWireTranscoder {
@@ -72,8 +83,10 @@ extension InstillResponsePassthrough {
             }
         }
         guard let found else { return nil }
-        // The copied wrapper and name precede the outputs in `out`; the message starts after them.
+        // The copied wrapper and name precede the outputs in `out`; the message starts after them. Their last
+        // 5 bytes, when there are that many (a named event), become the message's gRPC prefix.
         out.moveReaderIndex(forwardBy: found.outputsStart)
+        GRPCMessageFramer.writePrefix(intoHeadroomOf: &out)
         return (found.name, out)
     }
 

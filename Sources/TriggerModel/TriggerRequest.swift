@@ -120,6 +120,35 @@ package struct TriggerRequest: Sendable, Equatable {
     /// the large blob). Only ever set on a sync request for an http pool; nil everywhere else.
     package var relayedBody: RelayedBody?
 
+    /// A request whose batch a decoder made (a gRPC trigger's may carry the runner's bytes), with every field a
+    /// frontend sets: built in place, not built with an empty batch and then changed (issue 11: that copied the
+    /// whole request, a few dozen references retained and released, once more per call).
+    package init(
+        ref: PipelineRef,
+        mode: TriggerMode,
+        batch: TriggerBatch,
+        principal: String?,
+        deadline: NIODeadline?,
+        requestID: String,
+        traceParent: String?,
+        traceState: String?,
+        idempotencyKey: String?,
+        returnTraces: Bool,
+        requesterUID: String?
+    ) {
+        self.ref = ref
+        self.mode = mode
+        self.batch = batch
+        self.principal = principal
+        self.deadline = deadline
+        self.requestID = requestID
+        self.traceParent = traceParent
+        self.traceState = traceState
+        self.idempotencyKey = idempotencyKey
+        self.returnTraces = returnTraces
+        self.requesterUID = requesterUID
+    }
+
     package init(
         ref: PipelineRef,
         mode: TriggerMode = .sync,

@@ -2,8 +2,10 @@ package import NIOCore
 
 /// Writes the 5-byte gRPC Length-Prefixed-Message prefix (uncompressed, big-endian length) before a message.
 package enum GRPCMessageFramer {
-    /// A new buffer holding the prefix and the message.
+    /// The prefix and the message: the message's own buffer when the 5 bytes before its readable bytes are its
+    /// prefix already (``writePrefix(intoHeadroomOf:)``), else a new buffer holding both.
     package static func frame(_ message: ByteBuffer) -> ByteBuffer {
+        if let framed = framedInPlace(message) { return framed }
         var out = ByteBufferAllocator().buffer(capacity: 5 + message.readableBytes)
         frame(message, into: &out)
         return out
@@ -20,6 +22,31 @@ package enum GRPCMessageFramer {
         return out
     }
 
+    /// Makes the 5 bytes before `message`'s readable bytes its prefix (uncompressed), when it has that room: a
+    /// codec that leaves 5 bytes of headroom calls this on its fresh, unshared buffer (so nothing is copied),
+    /// and ``frame(_:)`` then frames the message in place however many holders it has by then (issue 11: the
+    /// Instill answer of a proxied call was copied into a new buffer behind its prefix, two allocations per
+    /// unary call and per relayed stream event).
+    package static func writePrefix(intoHeadroomOf message: inout ByteBuffer) {
+        guard message.readerIndex >= 5, message.readableBytes <= Int(UInt32.max) else { return }
+        let at = message.readerIndex - 5
+        message.setInteger(UInt8(0), at: at)
+        message.setInteger(UInt32(message.readableBytes), at: at + 1, endianness: .big)
+    }
+
+    /// `message` with its reader index moved back over the 5 bytes before it when those are its uncompressed
+    /// prefix; nil otherwise. Whoever wrote them, the result is byte for byte the framed message.
+    static func framedInPlace(_ message: ByteBuffer) -> ByteBuffer? {
+        guard message.readerIndex >= 5, message.readableBytes <= Int(UInt32.max) else { return nil }
+        var framed = message
+        framed.moveReaderIndex(to: message.readerIndex - 5)
+        guard framed.getInteger(at: framed.readerIndex, as: UInt8.self) == 0,
+            framed.getInteger(at: framed.readerIndex + 1, endianness: .big, as: UInt32.self)
+                == UInt32(message.readableBytes)
+        else { return nil }
+        return framed
+    }
+
     /// Appends the prefix and the message to `buffer`, so several messages can share one DATA frame.
     package static func frame(_ message: ByteBuffer, into buffer: inout ByteBuffer) {
         precondition(message.readableBytes <= Int(UInt32.max), "a gRPC message is at most 4 GiB")
@@ -32,10 +59,14 @@ package enum GRPCMessageFramer {
     /// Frames a message given as consecutive buffers (`RunnerCodec.encodeRunRequestPieces`): the prefix goes
     /// into the first buffer's room before its readable bytes when it has 5 bytes of it, else in a buffer of
     /// its own; the message's bytes are not copied.
-    package static func frame(pieces: [ByteBuffer]) -> [ByteBuffer] {
+    ///
+    /// `pieces` is consumed: a caller that hands over its only reference (a fresh encoding) gets the prefix
+    /// written into that very storage. Borrowed, the caller's array still held the first buffer, so the array
+    /// and then the buffer were copied to write 5 bytes (issue 11: 3 allocations and a copy of the first piece
+    /// per backend call).
+    package static func frame(pieces: consuming [ByteBuffer]) -> [ByteBuffer] {
         let length = pieces.reduce(0) { $0 + $1.readableBytes }
         precondition(length <= Int(UInt32.max), "a gRPC message is at most 4 GiB")
-        var pieces = pieces
         if var first = pieces.first, first.readerIndex >= 5 {
             pieces[0] = ByteBuffer()  // `first` is then the only reference: the prefix is written in place
             let at = first.readerIndex - 5

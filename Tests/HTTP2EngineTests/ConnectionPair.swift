@@ -31,6 +31,9 @@ final class RecordingDelegate: HTTP2SessionDelegate {
     var events: [RecordedEvent] = []
     var closeError: (any Error)?
     var autoConsume = true
+    /// Records copies of received header blocks instead of the blocks themselves, so the session's storage is
+    /// not held (the engine then reuses it for its next block).
+    var copiesHeaderBlocks = false
     /// Bytes received per stream (concatenated), and bytes not yet consumed.
     var bodies: [Int32: ByteBuffer] = [:]
     var unconsumed: [Int32: Int] = [:]
@@ -47,8 +50,12 @@ final class RecordingDelegate: HTTP2SessionDelegate {
         stream: HTTP2StreamID,
         endStream: Bool
     ) {
-        self.events.append(.headers(stream.rawValue, headers, endStream: endStream))
+        self.events.append(.headers(stream.rawValue, self.recorded(headers), endStream: endStream))
         self.onHeaders?(session, stream, headers, endStream)
+    }
+
+    private func recorded(_ block: HTTP2Headers) -> HTTP2Headers {
+        self.copiesHeaderBlocks ? HTTP2Headers(block.map { ($0.name, $0.value) }) : block
     }
 
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
@@ -63,7 +70,7 @@ final class RecordingDelegate: HTTP2SessionDelegate {
     }
 
     func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID) {
-        self.events.append(.trailers(stream.rawValue, trailers))
+        self.events.append(.trailers(stream.rawValue, self.recorded(trailers)))
         self.onTrailers?(session, stream, trailers)
     }
 

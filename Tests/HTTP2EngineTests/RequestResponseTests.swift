@@ -38,6 +38,47 @@ struct RequestResponseTests {
         #expect(pair.client.isActive && pair.server.isActive)
     }
 
+    @Test(
+        "consecutive header blocks on one connection keep their own fields, kept by the delegate or let go (reused)",
+        arguments: [false, true])
+    func headerBlocksDoNotLeak(serverCopies: Bool) throws {
+        let pair = try ConnectionPair()
+        pair.serveEcho()
+        pair.serverDelegate.copiesHeaderBlocks = serverCopies
+        pair.clientDelegate.copiesHeaderBlocks = !serverCopies
+        // A first block larger than the engine's initial room, then smaller ones.
+        let extra = (0..<20).map { ("x-first-\($0)", "value \($0)") }
+        let first = try pair.clientSession.startRequest(
+            headers: ConnectionPair.requestHeaders(path: "/pkg.Service/First", extra: extra), endStream: false)
+        pair.clientSession.sendData(stream: first, ByteBuffer(string: "a"), endStream: true)
+        try pair.interact()
+        let second = try pair.startRequest(body: "b", path: "/pkg.Service/Second")
+        try pair.interact()
+
+        guard case .headers(_, let firstHeaders, _) = pair.serverDelegate.events(for: first.rawValue).first,
+            case .headers(_, let secondHeaders, _) = pair.serverDelegate.events(for: second.rawValue).first
+        else {
+            Issue.record("expected both requests' headers")
+            return
+        }
+        #expect(firstHeaders.first(name: ":path") == "/pkg.Service/First")
+        #expect(firstHeaders.count == 25)
+        #expect(firstHeaders.first(name: "x-first-19") == "value 19")
+        #expect(secondHeaders == ConnectionPair.requestHeaders(path: "/pkg.Service/Second"))
+        for stream in [first, second] {
+            let response = pair.clientDelegate.events(for: stream.rawValue)
+            #expect(
+                response.first
+                    == .headers(
+                        stream.rawValue, [":status": "200", "content-type": "application/grpc"],
+                        endStream: false))
+            #expect(
+                response.suffix(2) == [
+                    .trailers(stream.rawValue, ["grpc-status": "0"]), .closed(stream.rawValue, .noError),
+                ])
+        }
+    }
+
     @Test("a response made inside callbacks leaves in one write")
     func responseIsCoalesced() throws {
         let pair = try ConnectionPair()

@@ -2,6 +2,7 @@ import SeededRandom
 import NIOCore
 import Testing
 import TriggerModel
+import WireCodecs
 
 @testable import ProtoCodec
 
@@ -112,6 +113,13 @@ struct InstillResponsePassthroughTests {
         let before = InstillCodec.encodeTriggerResponseTree(TriggerResult(outputs: outputs))
         #expect(
             try InstillCodec.decodeTriggerResponse(result.instillProto!) == InstillCodec.decodeTriggerResponse(before))
+        // The answer carries its gRPC prefix: framed in its own storage, the same bytes as framed by a copy.
+        let message = result.instillProto!
+        let framed = GRPCMessageFramer.frame(message)
+        #expect(framed == GRPCMessageFramer.frame(ByteBuffer(bytes: Array(buffer: message))))
+        #expect(
+            framed.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+                == message.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) })
     }
 
     @Test("Reading the outputs decodes the runner's message once; changing them drops the passed-through bytes")

@@ -2,6 +2,7 @@ import NIOCore
 import SeededRandom
 import Testing
 import TriggerModel
+import WireCodecs
 
 @testable import ProtoCodec
 
@@ -34,6 +35,13 @@ struct InstillStreamPassthroughTests {
                     InstillCodec.encodeTriggerResponse(result)
                         == InstillCodec.encodeTriggerResponseTree(treeResult),
                     sourceLocation: sourceLocation)
+                // Framed (in place when the event left room for the prefix) as a copy of the message would be.
+                if let message = result.instillProto {
+                    #expect(
+                        GRPCMessageFramer.frame(message)
+                            == GRPCMessageFramer.frame(ByteBuffer(bytes: Array(buffer: message))),
+                        sourceLocation: sourceLocation)
+                }
                 return result.instillProto != nil
             }
             switch (event, tree) {

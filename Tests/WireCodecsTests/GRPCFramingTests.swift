@@ -120,6 +120,61 @@ struct GRPCFramingTests {
         #expect(GRPCMessageFramer.frame(pieces: [head, rest]).count == 2)
     }
 
+    @Test("framing pieces handed over: the prefix is written into the first piece's own storage, not a copy")
+    func framePiecesInPlace() throws {
+        var storage: UInt = 0
+        // A fresh encoding, as `RunnerCodec.encodeRunRequestPieces` returns it: the array is the only reference.
+        func encoded() -> [ByteBuffer] {
+            var head = ByteBuffer()
+            head.writeRepeatingByte(0xEE, count: 5)
+            head.writeBytes([1, 2, 3])
+            head.moveReaderIndex(forwardBy: 5)
+            storage = head.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+            return [head]
+        }
+        let framed = GRPCMessageFramer.frame(pieces: encoded())
+        #expect(framed.count == 1)
+        #expect(Array(framed[0].readableBytesView) == [0, 0, 0, 0, 3, 1, 2, 3])
+        #expect(framed[0].withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) } == storage)
+    }
+
+    @Test("a message whose headroom holds its prefix is framed in its own storage, shared or not; any other is copied")
+    func frameInPlace() throws {
+        var message = ByteBuffer()
+        message.writeRepeatingByte(0xEE, count: 5)
+        message.writeBytes([1, 2, 3])
+        message.moveReaderIndex(forwardBy: 5)
+        let copied = GRPCMessageFramer.frame(message)
+        #expect(Array(copied.readableBytesView) == [0, 0, 0, 0, 3, 1, 2, 3])
+        GRPCMessageFramer.writePrefix(intoHeadroomOf: &message)
+        let holder = message  // another holder: framing must not write
+        let framed = GRPCMessageFramer.frame(message)
+        #expect(framed == copied)
+        #expect(
+            framed.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+                == holder.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) })
+        #expect(Array(holder.readableBytesView) == [1, 2, 3])
+        // A prefix for another length, or a compressed flag, is not this message's: copied.
+        for (flag, length) in [(UInt8(0), UInt32(4)), (UInt8(1), UInt32(3))] {
+            var other = holder
+            other.setInteger(flag, at: 0)
+            other.setInteger(length, at: 1)
+            let reframed = GRPCMessageFramer.frame(other)
+            #expect(reframed == copied)
+            #expect(
+                reframed.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+                    != other.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) })
+        }
+        // Less than 5 bytes of headroom: nothing written, copied.
+        var short = ByteBuffer(bytes: [9, 1, 2, 3])
+        short.moveReaderIndex(forwardBy: 1)
+        GRPCMessageFramer.writePrefix(intoHeadroomOf: &short)
+        var whole = short
+        whole.moveReaderIndex(to: 0)
+        #expect(Array(whole.readableBytesView) == [9, 1, 2, 3])
+        #expect(GRPCMessageFramer.frame(short) == copied)
+    }
+
     @Test("the framer writes what the deframer reads")
     func framerRoundTrip() throws {
         let message = ByteBuffer(bytes: (0..<300).map { UInt8(truncatingIfNeeded: $0) })
