@@ -298,8 +298,8 @@ let package = Package(
         .testTarget(
             name: "BackendsTests",
             dependencies: [
-                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", "GatewayTestSupport", "HTTP2Engine", nioCore,
-                nioPosix, nioHTTP1,
+                "Backends", "DemoRunner", "TriggerModel", "WireCodecs", "GatewayTestSupport", "HTTP2Engine",
+                "Observability", nioCore, nioPosix, nioHTTP1,
                 .product(name: "Clocks", package: "swift-clocks"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

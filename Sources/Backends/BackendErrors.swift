@@ -67,6 +67,16 @@ enum BackendErrors {
         return error
     }
 
+    /// The client's own deadline (`grpc-timeout`, shorter than the gateway's timeouts) passed first: see
+    /// `GatewayError.callerDeadline`.
+    static func clientDeadline(pool: String, after: String) -> GatewayError {
+        var error = GatewayError(
+            .deadlineExceeded, "the client's deadline (\(after)) passed before backend pool \"\(pool)\" answered")
+        error.upstreamFailure = .requestTimeout
+        error.callerDeadline = true
+        return error
+    }
+
     /// Outlier detection took an endpoint out of picking (it comes back by itself after `length`).
     static func logEjection(pool: String, endpoint: String, for length: TimeAmount) {
         logger.warning(

@@ -131,7 +131,8 @@ package final class BackendPool: TriggerRunner {
         let call = PoolCall(
             pool: configuration.name, timeout: configuration.requestTimeout, limiter: limiter,
             cancellation: cancellation, eventLoop: eventLoop, pinned: pinned,
-            background: request.waitsForCapacity, metrics: metrics, completion: completion)
+            background: request.waitsForCapacity, clientDeadline: request.deadlineIsClients, metrics: metrics,
+            completion: completion)
         if !call.background, limiter.tryAcquire() {
             // The common case: a slot is free, so no waiter closure is made, and on the loop no closure at all.
             if eventLoop.inEventLoop {
@@ -312,6 +313,8 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
     /// Background work (``TriggerRequest/waitsForCapacity``): queued behind callers, never refused, its
     /// request timeout counted from the slot; cleared once that deadline is set.
     var background: Bool
+    /// The request's deadline is the client's own (`TriggerRequest.deadlineIsClients`).
+    let clientDeadline: Bool
     /// Counts the deadline (`UT`) against the endpoint the call went to.
     let metrics: PoolMetrics?
     private let completion: (Result<TriggerResult, any Error>) -> Void
@@ -324,9 +327,10 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
 
     init(
         pool: String, timeout: TimeAmount, limiter: ConcurrencyLimiter, cancellation: TriggerCancellation,
-        eventLoop: any EventLoop, pinned: Bool, background: Bool, metrics: PoolMetrics?,
+        eventLoop: any EventLoop, pinned: Bool, background: Bool, clientDeadline: Bool, metrics: PoolMetrics?,
         completion: @escaping (Result<TriggerResult, any Error>) -> Void
     ) {
+        self.clientDeadline = clientDeadline
         self.metrics = metrics
         self.pinned = pinned
         self.background = background
@@ -348,16 +352,23 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
     /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
     func handleScheduledCallback(eventLoop: some EventLoop) {
         timer = nil
-        if !reported { metrics?.recordFailure(endpointNamed: cancellation.endpoint, reason: .requestTimeout) }
-        report(.failure(deadlineError()))
+        let error = deadlineError()
+        // A caller's shorter deadline says nothing about the endpoint (as outlier detection already holds).
+        if !reported, !error.callerDeadline {
+            metrics?.recordFailure(endpointNamed: cancellation.endpoint, reason: .requestTimeout)
+        }
+        report(.failure(error))
         cancellation.cancel()
     }
 
-    /// The gateway's own words for its deadline: `backend pool "rpc" did not answer within 5s`.
+    /// The gateway's own words for its deadline: `backend pool "rpc" did not answer within 5s`; or, when the
+    /// client's deadline was the shorter, `the client's deadline (295ms) passed before backend pool "rpc"
+    /// answered`, marked ``GatewayError/callerDeadline``.
     private func deadlineError() -> GatewayError {
         // The deadline counts from the request's arrival, so the frontend's moment before the slot leaves a little
         // less than `request_timeout` (`1s` was "within 999ms", review 9 #15): within 10 ms of it, name it.
         let budget = timeout - remaining < .milliseconds(10) ? timeout : min(remaining, timeout)
+        if clientDeadline { return BackendErrors.clientDeadline(pool: pool, after: describe(budget)) }
         return BackendErrors.deadline(pool: pool, after: describe(budget))
     }
 

@@ -112,7 +112,7 @@ struct RequestContext {
             case .stream: clientDeadline
             case .async: nil
             }
-        return TriggerRequest(
+        var request = TriggerRequest(
             ref: ref,
             mode: mode,
             batch: batch,
@@ -125,5 +125,8 @@ struct RequestContext {
             returnTraces: returnTraces,
             requesterUID: requesterUID
         )
+        // The client's own deadline is the binding one: its passing is not the backend's failure.
+        if let deadline, let clientDeadline { request.deadlineIsClients = clientDeadline <= deadline }
+        return request
     }
 }

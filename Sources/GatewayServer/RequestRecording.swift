@@ -168,7 +168,8 @@ extension FrontendServices {
         if let pool = record.pool { metadata["backend.pool"] = .string(pool) }
         if let endpoint = record.endpoint { metadata["backend.endpoint"] = .string(endpoint) }
         let key = "\(record.pool ?? "")/\(record.endpoint ?? "")/\(error.code.httpStatus)"
-        if let heldBack = Self.triggerFailureLog.admit(key) {
+        // A deadline the caller chose is the caller's to see (its access line says `UT`), not a warning.
+        if !error.callerDeadline, let heldBack = Self.triggerFailureLog.admit(key) {
             if heldBack > 0 { metadata["failures_held_back"] = .stringConvertible(heldBack) }
             logger.warning("trigger failed", metadata: metadata)
         } else {

@@ -16,6 +16,12 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
     /// Set by the backend layer on a failure of its own making (connect, timeout, reset, garbage, overflow): the
     /// access log's response flag and the backend failures counter's `reason`. Not rendered, not part of `==`.
     package var upstreamFailure: UpstreamFailure?
+    /// Set on a `.deadlineExceeded` whose deadline was the client's own (`grpc-timeout`, shorter than
+    /// `timeouts.request` and the pool's `request_timeout`): the backend was not late by any measure of the
+    /// gateway's, so `trigger_gateway_backend_failures_total` does not count it and `trigger failed` is not a
+    /// warning (review 12, finding 3); the access log still flags `UT`, as Envoy does. Not rendered, not part
+    /// of `==`.
+    package var callerDeadline = false
 
     package init(_ code: Code, _ message: String, details: [ValueObject] = []) {
         self.code = code

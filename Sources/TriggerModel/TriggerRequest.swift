@@ -92,6 +92,9 @@ package struct TriggerRequest: Sendable, Equatable {
     package var principal: String?
     /// When the client stops waiting (from `grpc-timeout`, or the gateway's request timeout).
     package var deadline: NIODeadline?
+    /// Whether ``deadline`` is the client's own (`grpc-timeout`, shorter than every timeout of the gateway's):
+    /// its passing is then not the backend's failure (`GatewayError.callerDeadline`).
+    package var deadlineIsClients = false
     /// Echoed to the client and passed to the backend; made by the frontend when the client sent none.
     package var requestID: String
     /// W3C trace context as received, passed through untouched.

@@ -2,6 +2,7 @@
 import NIOCore
 import GatewayTestSupport
 import NIOEmbedded
+import Observability
 import Testing
 import TriggerModel
 
@@ -66,6 +67,33 @@ struct PoolDeadlineTests {
         try await Self.expectCut(after: .hours(1), runner: runner, loop: loop, message: "3600s") {
             pool.run(request, on: loop, cancellation: $0)
         }
+        #expect(await Self.slotReturned(pool, loop: loop))
+        await loop.shutdownGracefully()
+    }
+
+    /// Review 12, finding 3: five calls with a 300 ms grpc-timeout against a healthy runner were counted as the
+    /// endpoint's failures (`UT`) and warned as `trigger failed`.
+    @Test(
+        "the client's own shorter deadline: cut when it passes, named as the client's, not counted against the pool",
+        .timeLimit(.minutes(1)), arguments: [true, false])
+    func clientsDeadline(clients: Bool) async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = TestRunner()
+        let metrics = GatewayMetrics()
+        let pool = BackendPool(
+            configuration: BackendPoolConfiguration(name: "p", transport: .inProcess, requestTimeout: .hours(2)),
+            transport: runner, metrics: metrics.pool("p", endpoints: []))
+        var request = Self.slow
+        request.deadline = loop.now + .hours(1)
+        request.deadlineIsClients = clients
+        let message =
+            clients ? "the client's deadline (3600s) passed before backend pool" : "did not answer within 3600s"
+        try await Self.expectCut(after: .hours(1), runner: runner, loop: loop, message: message) {
+            pool.run(request, on: loop, cancellation: $0)
+        }
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        let timeouts = scrape.samples[#"trigger_gateway_backend_failures_total{pool="p",endpoint="",reason="UT"}"#]
+        #expect(timeouts == (clients ? 0 : 1), "\(scrape.samples.filter { $0.key.contains("failures") })")
         #expect(await Self.slotReturned(pool, loop: loop))
         await loop.shutdownGracefully()
     }
