@@ -154,11 +154,11 @@ package final class AsyncDispatcher: Service {
         var sinceDiscovery = clock.stopwatch()
         while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
             if pendingOutcomes.load(ordering: .relaxed) > 0 {
-                // Outcomes wait for the store (`finish`): no claim before they are written, or one of their
-                // operations, its lease expired during the outage, would be claimed here again and run twice. A
-                // claim would fail meanwhile anyway (the store is unreachable); `finish` wakes this loop when done.
-                await operations.dispatcherWake.wait(timeout: min(settings.pollInterval, .seconds(1)), clock: clock)
-                continue
+                // Outcomes wait for the store (`finish`, retrying every second at most): each claim waits up to two
+                // seconds for them first, so when the store comes back they are written before a claim here takes
+                // one of their operations (its lease expired during the outage) and runs it again. Bounded, so a
+                // write that keeps failing on a reachable store slows claiming but never stops it.
+                await operations.dispatcherWake.wait(timeout: min(settings.pollInterval, .seconds(2)), clock: clock)
             }
             let dispatcher = currentDispatcher.withLock { $0 }
             var free = settings.workers - running.withLock { $0 }
@@ -441,8 +441,15 @@ package final class AsyncDispatcher: Service {
         // Why an outcome was not stored matters to the operator: the store refused the write (the lease was lost
         // or the operation cancelled) or it kept failing until the gateway stopped (review 9 #7).
         enum Outcome { case stored, refused, failed }
-        // Unstructured, so a cancelled worker's last try is not itself cancelled before it reaches the store.
+        // How long an unreachable store is waited out (the lease at least): a PostgreSQL failover takes seconds to
+        // minutes. Both stores report most failures as `.unavailable` (a statement timeout on a slow but reachable
+        // server too), so this bound is what ends a write that cannot succeed (review 12, diff review 2).
+        let limit = max(lease, Self.outcomeRetryLimit)
+        let stop = OutcomeRetryStop()
         let wake = operations.dispatcherWake
+        // Unstructured and never cancelled: a write under way when the shutdown grace ends still reaches the store
+        // (cancelled, PostgresNIO would drop it, and the operation would run again; diff review 3). The worker's
+        // cancellation only ends the waits between tries (`stop`).
         let task = Task { [self] () async -> Outcome in
             let elapsed = clock.stopwatch()
             var wait = Duration.milliseconds(50)
@@ -458,7 +465,7 @@ package final class AsyncDispatcher: Service {
                 do {
                     return try await write(store, now()) ? .stored : .refused
                 } catch {
-                    if Task.isCancelled {
+                    if stop.requested {
                         logger.error(
                             """
                             could not store an operation outcome before the gateway stopped; the operation runs \
@@ -467,12 +474,12 @@ package final class AsyncDispatcher: Service {
                             metadata: ["operation.id": "\(id)", "error": "\(error)"])
                         return .failed
                     }
-                    // Unreachable (`.unavailable`): retried until the store is back. Any other error is not
-                    // the outage this waits out: given up after one lease, as a write that cannot succeed.
+                    // Unreachable (`.unavailable`): retried for up to `limit`. Any other error is not the outage
+                    // this waits out: given up after one lease, as a write that cannot succeed.
                     let unreachable = Self.isStoreUnreachable(error)
-                    if !unreachable, elapsed() + wait >= lease {
+                    if elapsed() + wait >= (unreachable ? limit : lease) {
                         logger.error(
-                            "could not store an operation outcome",
+                            "could not store an operation outcome; the operation runs again after its lease",
                             metadata: ["operation.id": "\(id)", "error": "\(error)"])
                         return .failed
                     }
@@ -490,8 +497,15 @@ package final class AsyncDispatcher: Service {
                             """,
                             metadata: ["operation.id": "\(id)", "error": "\(error)"])
                     }
-                    // A cancelled sleep ends at once: the loop makes its last try.
-                    try? await clock.sleep(for: wait)
+                    if await !stop.sleep(for: wait, on: clock) {
+                        logger.error(
+                            """
+                            could not store an operation outcome before the gateway stopped; the operation runs \
+                            again after its lease
+                            """,
+                            metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                        return .failed
+                    }
                     wait = min(wait * 2, .seconds(1))
                 }
             }
@@ -499,7 +513,7 @@ package final class AsyncDispatcher: Service {
         let outcome = await withTaskCancellationHandler {
             await task.value
         } onCancel: {
-            task.cancel()
+            stop.request()
         }
         let stored = outcome == .stored
         if outcome == .refused {
@@ -586,6 +600,9 @@ package final class AsyncDispatcher: Service {
         isStoreUnreachable(error) ? .debug : .warning
     }
 
+    /// The longest an outcome waits for an unreachable store (`finish`), unless the lease is longer.
+    static let outcomeRetryLimit = Duration.seconds(600)
+
     /// Whether a store call failed because the store cannot be reached (the stores throw
     /// `GatewayError(.unavailable)` for a connection, a timeout or a database file that cannot be opened).
     static func isStoreUnreachable(_ error: any Error) -> Bool {
@@ -612,6 +629,37 @@ extension Clock where Duration == Swift.Duration {
     func stopwatch() -> @Sendable () -> Duration {
         let start = now
         return { start.duration(to: self.now) }
+    }
+}
+
+/// How a worker's cancellation (the shutdown grace is over) reaches `finish`'s retries without cancelling a store
+/// write under way: it ends the wait between tries, and no further try starts.
+private final class OutcomeRetryStop: Sendable {
+    private let state = Mutex<(requested: Bool, sleeper: Task<Void, any Error>?)>((false, nil))
+
+    var requested: Bool { state.withLock { $0.requested } }
+
+    func request() {
+        let sleeper = state.withLock { state in
+            state.requested = true
+            return state.sleeper
+        }
+        sleeper?.cancel()
+    }
+
+    /// Waits `duration` on `clock`; false when a stop was requested before or during the wait.
+    func sleep(for duration: Duration, on clock: any Clock<Duration>) async -> Bool {
+        let sleeper = Task { try await clock.sleep(for: duration) }
+        let stopped = state.withLock { state in
+            state.sleeper = sleeper
+            return state.requested
+        }
+        if stopped { sleeper.cancel() }
+        _ = await sleeper.result
+        return state.withLock { state in
+            state.sleeper = nil
+            return !state.requested
+        }
     }
 }
 

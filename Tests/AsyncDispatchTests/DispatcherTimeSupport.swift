@@ -132,6 +132,13 @@ final class RecordingStore: OperationStore {
         get { unreachable.load(ordering: .relaxed) }
         set { unreachable.store(newValue, ordering: .relaxed) }
     }
+    private let completesFail = Atomic<Bool>(false)
+    /// While true only `complete` fails, as `.unavailable` (a write that times out on a slow but reachable
+    /// store): claims and renewals still work.
+    var failsCompletes: Bool {
+        get { completesFail.load(ordering: .relaxed) }
+        set { completesFail.store(newValue, ordering: .relaxed) }
+    }
     /// Outcome writes (`complete`, `fail`) that failed as unreachable so far.
     var unreachableWrites: Int { refusedWrites.load(ordering: .relaxed) }
 
@@ -193,6 +200,10 @@ final class RecordingStore: OperationStore {
 
     func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         try checkReachable(write: true)
+        if failsCompletes {
+            refusedWrites.wrappingAdd(1, ordering: .relaxed)
+            throw GatewayError(.unavailable, "operation store unavailable: complete timed out (test)")
+        }
         return try await base.complete(id: id, owner: owner, result: result, now: now)
     }
 
