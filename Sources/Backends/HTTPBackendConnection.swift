@@ -116,6 +116,8 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
 
     enum Failure: Error {
         case closedBeforeResponse
+        /// The connection had closed before the request could be written: the backend saw nothing of it.
+        case closedBeforeSend
         case responseTooLarge(Int)
         /// Bytes that are no answer to a request: sent while none was outstanding, or after a response on the
         /// same read.
@@ -139,6 +141,8 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     private var pending: ByteBuffer?
     /// Set once the backend's bytes could not be decoded (the connection is closing): nothing more is read.
     private var broken = false
+    /// Bytes arrived after a streamed answer's end: the connection is not reused (``finishStreaming()``).
+    private var bytesAfterStream = false
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -151,8 +155,11 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     /// Writes the request head and as much of `body` as the channel takes now; the rest follows as it
     /// becomes writable.
     func send(head: ByteBuffer, body: StreamedJSONBody) {
-        guard let context else {
-            fail(Failure.closedBeforeResponse)
+        // A pooled connection may have closed (its idle close, or bytes it got while idle) after it was taken and
+        // before this ran: a write would be dropped and the call would wait for its deadline. Failed at once as
+        // never sent, which the transport retries like a refused connect (review 12, diff review 6).
+        guard let context, context.channel.isActive, !broken else {
+            fail(Failure.closedBeforeSend)
             return
         }
         context.write(wrapOutboundOut(head), promise: nil)
@@ -255,14 +262,19 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         return promise.futureResult
     }
 
-    /// Ends streaming mode; true when the whole response was read and the connection may be reused.
+    /// Ends streaming mode; true when the whole response was read and the connection may be reused: nothing
+    /// followed it (no byte kept, the decoder between responses), as on the non-streamed path (`leftover`).
+    /// Bytes after a streamed answer's end would be read as the start of the next request's answer (review 12,
+    /// diff review 1: a stray head desynchronised the next call on the connection).
     func finishStreaming() -> Bool {
         defer {
             stream = nil
             outbound = nil
+            bytesAfterStream = false
         }
         // A request body not sent whole leaves the connection mid-request.
-        return outbound == nil && (stream?.reusable ?? false)
+        return outbound == nil && (stream?.reusable ?? false) && !bytesAfterStream && pending == nil
+            && decoder.isBetweenResponses
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -305,6 +317,11 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     /// One decoded part; false when the connection was closed and reading stops.
     private func receive(_ part: HTTP1ResponseDecoder.Part, context: ChannelHandlerContext, leftover: Int) -> Bool {
         if let stream {
+            // After the answer's end nothing is the stream's: such bytes stay undecoded, and mark the connection.
+            guard !stream.ended else {
+                bytesAfterStream = true
+                return false
+            }
             do {
                 try stream.receive(part)
             } catch {
@@ -312,6 +329,7 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return false
             }
+            if stream.ended, leftover > 0 { bytesAfterStream = true }
             return true
         }
         switch part {

@@ -164,7 +164,8 @@ final class HTTPBackendStreamConsumer: Sendable {
 
     private func translate(_ error: any Error) -> any Error {
         switch error {
-        case HTTPBackendClientHandler.Failure.closedBeforeResponse, ChannelError.ioOnClosedChannel,
+        case HTTPBackendClientHandler.Failure.closedBeforeResponse, HTTPBackendClientHandler.Failure.closedBeforeSend,
+            ChannelError.ioOnClosedChannel,
             ChannelError.alreadyClosed, ChannelError.eof:
             return BackendErrors.endpointFailure(
                 pool: transport.poolName, endpoint: endpoint.endpoint.description,

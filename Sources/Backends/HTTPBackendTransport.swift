@@ -293,7 +293,13 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
                         done(.failure(CancellationError()))
                         return
                     }
-                    done(.failure(Self.transportError(error, pool: pool, endpoint: endpoint.endpoint.description)))
+                    let failure = Self.transportError(error, pool: pool, endpoint: endpoint.endpoint.description)
+                    // Nothing was written: retried on another connection as a refused connect is.
+                    if case HTTPBackendClientHandler.Failure.closedBeforeSend = error {
+                        done(.failure(NotSent(error: failure)))
+                        return
+                    }
+                    done(.failure(failure))
                 case .success(let response):
                     cancellation.clearHandler()
                     if response.keepAlive {
@@ -327,7 +333,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// What a failed exchange with a backend (not the caller's own cancel) tells the client.
     private static func transportError(_ error: any Error, pool: String, endpoint: String) -> GatewayError {
         switch error {
-        case HTTPBackendClientHandler.Failure.closedBeforeResponse:
+        case HTTPBackendClientHandler.Failure.closedBeforeResponse, HTTPBackendClientHandler.Failure.closedBeforeSend:
             BackendErrors.connectionLost(pool: pool, endpoint: endpoint)
         case let error where BackendErrors.tlsReason(error) != nil:
             BackendErrors.tlsFailure(pool: pool, endpoint: endpoint, error)!

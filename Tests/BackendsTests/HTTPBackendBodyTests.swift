@@ -68,6 +68,26 @@ struct HTTPBackendBodyTests {
         _ = try? channel.finish()
     }
 
+    /// Review 12, diff review 6: a pooled connection that closed after it was taken and before the request was
+    /// written took the write silently, and the call waited for its deadline.
+    @Test("a request on a connection already closed fails at once as never sent, without writing")
+    func sendOnClosedConnection() throws {
+        let channel = EmbeddedChannel()
+        let handler = HTTPBackendClientHandler()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.close().wait()
+        let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
+        handler.start(promise: promise, maxResponseBytes: 1 << 20)
+        handler.send(head: ByteBuffer(string: "POST /run HTTP/1.1\r\n\r\n"), body: StreamedJSONBody(ByteBuffer()))
+        let outcome = Result { try promise.futureResult.wait() }
+        guard case .failure(HTTPBackendClientHandler.Failure.closedBeforeSend) = outcome else {
+            Issue.record("not failed as never sent: \(outcome)")
+            return
+        }
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "nothing written")
+    }
+
     @Test("the streaming reader gathers a non-SSE answer linearly too")
     func sseReaderWholeAnswer() throws {
         let reader = HTTPBackendSSEReader(maxResponseBytes: 32 << 20, maxEventBytes: 1 << 20)
@@ -113,6 +133,7 @@ struct HTTPBackendBodyTests {
         let channel = EmbeddedChannel()
         let handler = HTTPBackendClientHandler()
         try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()  // an open connection, as pooled
         let request = Self.blobRequest(3 << 20)
         let body = BackendHTTPBody.streamed(request: request)
         channel.isWritable = false
@@ -142,6 +163,7 @@ struct HTTPBackendBodyTests {
         let channel = EmbeddedChannel()
         let handler = HTTPBackendClientHandler()
         try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()  // an open connection, as pooled
         let body = BackendHTTPBody.streamed(request: Self.blobRequest(1 << 20))
         channel.isWritable = false
         let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)

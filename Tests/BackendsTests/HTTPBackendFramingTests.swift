@@ -68,6 +68,32 @@ struct HTTPBackendFramingTests {
         #expect(try await Self.twoCalls(.init(pieces: pieces, close: false)) == 1)
     }
 
+    /// Review 12, diff review 1: bytes after a streamed (SSE) answer's end were left for the next request on the
+    /// kept connection, which then read a shifted answer.
+    @Test(
+        "a streamed answer followed by stray bytes: the connection is not reused; without them, it is",
+        arguments: [true, false])
+    func bytesAfterStream(stray: Bool) async throws {
+        let events = "event: result\ndata: {\"outputs\":[{\"x\":1}],\"metadata\":{}}\n\n"
+        let answer =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: \(events.utf8.count)\r\n\r\n"
+            + events + (stray ? "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc" : "")
+        let backend = try await ScriptedBackend.start(.init(pieces: [answer], close: false))
+        let transport = Self.transport(port: backend.port)
+        for _ in 0..<2 {
+            var ended: [TriggerEvent] = []
+            for try await event in transport.runStreaming(makeRequest("echo")) { ended.append(event) }
+            guard case .end(let result)? = ended.last else {
+                Issue.record("no final event: \(ended)")
+                continue
+            }
+            #expect(try result.outputs == Self.expected())
+        }
+        transport.retire()
+        #expect(backend.accepted == (stray ? 2 : 1))
+        try await backend.stop()
+    }
+
     @Test("an answer with both Transfer-Encoding and Content-Length is refused: 502 naming the problem")
     func framedTwice() async throws {
         let backend = try await ScriptedBackend.start(
