@@ -71,7 +71,8 @@ enum BackendErrors {
     /// `GatewayError.callerDeadline`.
     static func clientDeadline(pool: String, after: String) -> GatewayError {
         var error = GatewayError(
-            .deadlineExceeded, "the client's deadline (\(after)) passed before backend pool \"\(pool)\" answered")
+            .deadlineExceeded,
+            "the client's deadline passed before backend pool \"\(pool)\" answered, \(after) after the call reached it")
         error.upstreamFailure = .requestTimeout
         error.callerDeadline = true
         return error

@@ -362,8 +362,9 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
     }
 
     /// The gateway's own words for its deadline: `backend pool "rpc" did not answer within 5s`; or, when the
-    /// client's deadline was the shorter, `the client's deadline (295ms) passed before backend pool "rpc"
-    /// answered`, marked ``GatewayError/callerDeadline``.
+    /// client's deadline was the shorter, `the client's deadline passed before backend pool "rpc" answered,
+    /// 295ms after the call reached it` (the time the pool had, not the client's `grpc-timeout` itself, which
+    /// also covered the frontend's work), marked ``GatewayError/callerDeadline``.
     private func deadlineError() -> GatewayError {
         // The deadline counts from the request's arrival, so the frontend's moment before the slot leaves a little
         // less than `request_timeout` (`1s` was "within 999ms", review 9 #15): within 10 ms of it, name it.

@@ -87,7 +87,9 @@ struct PoolDeadlineTests {
         request.deadline = loop.now + .hours(1)
         request.deadlineIsClients = clients
         let message =
-            clients ? "the client's deadline (3600s) passed before backend pool" : "did not answer within 3600s"
+            clients
+            ? "the client's deadline passed before backend pool \"p\" answered, 3600s after the call reached it"
+            : "did not answer within 3600s"
         try await Self.expectCut(after: .hours(1), runner: runner, loop: loop, message: message) {
             pool.run(request, on: loop, cancellation: $0)
         }
