@@ -386,6 +386,24 @@ enum HeadParser {
         guard i > targetStart, bytes[i] == UInt8(ascii: " ") else { throw .invalidTarget }
         let target = targetStart..<i
         i += 1
+        guard let minor = try httpVersion(bytes, at: &i) else { return nil }
+        if i == count { return nil }
+        if bytes[i] == UInt8(ascii: "\n") { throw .requestLineBareLF }
+        guard bytes[i] == UInt8(ascii: "\r") else { throw .invalidVersion }
+        i += 1
+        if i == count { return nil }
+        guard bytes[i] == UInt8(ascii: "\n") else { throw .lineEnding }
+        i += 1
+        try checkTargetForm(bytes, method: method, target: target)
+        return (method, target, minor, i)
+    }
+
+    /// `HTTP/1.1` or `HTTP/1.0` at `i` (RFC 9112 §2.3: other versions are refused), moving `i` past it: its minor
+    /// version, or nil when the bytes end first with nothing wrong so far. Request and status lines alike.
+    static func httpVersion(
+        _ bytes: UnsafeRawBufferPointer, at i: inout Int
+    ) throws(HTTP1RequestDecoder.Failure) -> Int? {
+        let count = bytes.count
         for expected in "HTTP/1.".utf8 {
             if i == count { return nil }
             guard bytes[i] == expected else { throw .invalidVersion }
@@ -399,15 +417,7 @@ enum HeadParser {
         default: throw .invalidVersion
         }
         i += 1
-        if i == count { return nil }
-        if bytes[i] == UInt8(ascii: "\n") { throw .requestLineBareLF }
-        guard bytes[i] == UInt8(ascii: "\r") else { throw .invalidVersion }
-        i += 1
-        if i == count { return nil }
-        guard bytes[i] == UInt8(ascii: "\n") else { throw .lineEnding }
-        i += 1
-        try checkTargetForm(bytes, method: method, target: target)
-        return (method, target, minor, i)
+        return minor
     }
 
     /// The field line (or the blank line ending the head: `field` nil) at `start`: nil when the bytes end

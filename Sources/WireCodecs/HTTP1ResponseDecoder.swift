@@ -234,19 +234,7 @@ extension HeadParser {
     ) throws(HTTP1RequestDecoder.Failure) -> (status: Int, minorVersion: Int, end: Int)? {
         let count = bytes.count
         var i = 0
-        for expected in "HTTP/1.".utf8 {
-            if i == count { return nil }
-            guard bytes[i] == expected else { throw .invalidVersion }
-            i += 1
-        }
-        if i == count { return nil }
-        let minor: Int
-        switch bytes[i] {
-        case UInt8(ascii: "1"): minor = 1
-        case UInt8(ascii: "0"): minor = 0
-        default: throw .invalidVersion
-        }
-        i += 1
+        guard let minor = try httpVersion(bytes, at: &i) else { return nil }
         if i == count { return nil }
         guard bytes[i] == UInt8(ascii: " ") else { throw .invalidVersion }
         i += 1

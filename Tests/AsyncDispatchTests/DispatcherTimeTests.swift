@@ -265,19 +265,30 @@ struct DispatcherTimeTests {
         lease: .seconds(30), maxAttempts: 3, retryBackoff: hour, maxRetryBackoff: hour, workers: 4,
         pollInterval: .seconds(5))
 
+    /// An instance on `store` whose first run ends with its outcome unwritable (`takeAway` breaks the store as the
+    /// run starts), and that run's operation, once a write of its outcome has failed.
+    static func runIntoOutage(
+        _ store: RecordingStore, time: VirtualTime, takeAway: @escaping @Sendable (RecordingStore) -> Void
+    ) async throws -> (DispatcherInstance, ScriptedRunner, Operation) {
+        let runner = ScriptedRunner()
+        runner.onRun { _ in takeAway(store) }
+        let instance = DispatcherInstance(
+            store: store, settings: outageSettings, runner: runner, clock: time, now: time.wallClock)
+        let operation = try await instance.operations.submit(asyncRequest("echo"))
+        #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
+        return (instance, runner, operation)
+    }
+
     @Test(
         "a store outage longer than the lease: a run that finished during it has its outcome stored once the store is back, and is not run again",
         .timeLimit(.minutes(1)))
     func outcomeOutlivesALongStoreOutage() async throws {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
-            let runner = ScriptedRunner()
             // The store goes away while the run is under way: its outcome cannot be written.
-            runner.onRun { _ in store.isUnreachable = true }
-            let instance = DispatcherInstance(
-                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock)
-            let operation = try await instance.operations.submit(asyncRequest("echo"))
-            #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
+            let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
+                $0.isUnreachable = true
+            }
             // Two leases of outage, a second at a time: the dispatcher's loops, and the outcome's retries, sleep.
             let sleepers = Self.idle + 1
             for _ in 0..<60 {
@@ -306,12 +317,7 @@ struct DispatcherTimeTests {
     func failingOutcomeDoesNotStallClaims() async throws {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
-            let runner = ScriptedRunner()
-            runner.onRun { _ in store.failsCompletes = true }
-            let instance = DispatcherInstance(
-                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock)
-            _ = try await instance.operations.submit(asyncRequest("echo"))
-            #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
+            let (instance, runner, _) = try await Self.runIntoOutage(store, time: time) { $0.failsCompletes = true }
             // Another operation, queued while the first one's outcome keeps failing: claimed and run within
             // seconds of virtual time, not after the outcome's retries end.
             let other = try await instance.operations.submit(asyncRequest("other"))
@@ -331,12 +337,7 @@ struct DispatcherTimeTests {
     func stopDuringAStoreOutage() async throws {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
-            let runner = ScriptedRunner()
-            runner.onRun { _ in store.isUnreachable = true }
-            let instance = DispatcherInstance(
-                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock)
-            let operation = try await instance.operations.submit(asyncRequest("echo"))
-            #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
+            let (instance, _, operation) = try await Self.runIntoOutage(store, time: time) { $0.isUnreachable = true }
             let before = store.unreachableWrites
             // No time passes: a stop that waited for the outage (or a lease) to end would never return.
             await instance.stop()
