@@ -461,19 +461,20 @@ package final class AsyncDispatcher: Service {
                     wake.signal()
                 }
             }
+            func givenUpAtStop(_ error: any Error) -> Outcome {
+                logger.error(
+                    """
+                    could not store an operation outcome before the gateway stopped; the operation runs again \
+                    after its lease
+                    """,
+                    metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                return .failed
+            }
             while true {
                 do {
                     return try await write(store, now()) ? .stored : .refused
                 } catch {
-                    if stop.requested {
-                        logger.error(
-                            """
-                            could not store an operation outcome before the gateway stopped; the operation runs \
-                            again after its lease
-                            """,
-                            metadata: ["operation.id": "\(id)", "error": "\(error)"])
-                        return .failed
-                    }
+                    if stop.requested { return givenUpAtStop(error) }
                     // Unreachable (`.unavailable`): retried for up to `limit`. Any other error is not the outage
                     // this waits out: given up after one lease, as a write that cannot succeed.
                     let unreachable = Self.isStoreUnreachable(error)
@@ -497,15 +498,7 @@ package final class AsyncDispatcher: Service {
                             """,
                             metadata: ["operation.id": "\(id)", "error": "\(error)"])
                     }
-                    if await !stop.sleep(for: wait, on: clock) {
-                        logger.error(
-                            """
-                            could not store an operation outcome before the gateway stopped; the operation runs \
-                            again after its lease
-                            """,
-                            metadata: ["operation.id": "\(id)", "error": "\(error)"])
-                        return .failed
-                    }
+                    if await !stop.sleep(for: wait, on: clock) { return givenUpAtStop(error) }
                     wait = min(wait * 2, .seconds(1))
                 }
             }
