@@ -411,10 +411,10 @@ package final class AsyncDispatcher: Service {
         }
     }
 
-    /// Stores an outcome, retrying while the store is unreachable (backing off to 1 s) until the store takes or
-    /// refuses it, however long the outage; another error is retried for up to one lease. Claims wait meanwhile
-    /// (`pendingOutcomes`). Notifies local waiters when the operation is finished. True when the outcome was
-    /// stored.
+    /// Stores an outcome, retrying (backing off to 1 s) until the store takes or refuses it: while the store is
+    /// unreachable (`.unavailable`) for up to `outcomeRetryLimit` (or the lease if longer), any other error for
+    /// up to one lease. Each claim round waits up to 2 s for such pending outcomes (`pendingOutcomes`). Notifies
+    /// local waiters when the operation is finished. True when the outcome was stored.
     ///
     /// The write is fenced on this run's claim (`owner` is unique per claim; the store updates the row only
     /// while it is running under that owner), so retrying past the lease is safe: once another claim has taken
@@ -423,9 +423,10 @@ package final class AsyncDispatcher: Service {
     /// every run that finished during a store outage longer than the lease (a PostgreSQL failover) run again
     /// (review 12, finding 1). The run's lease keeps being renewed meanwhile (`keepLeases`).
     ///
-    /// Cancelling the caller (a worker, when the shutdown grace is over) ends the retries after one last try: the
-    /// operation then runs again after its lease, here or on another instance (the stop does not wait out an
-    /// outage, review 12, finding 2).
+    /// Cancelling the caller (a worker, when the shutdown grace is over) ends the wait between tries and starts
+    /// no further try, but never cancels a write under way (PostgresNIO drops a cancelled query): the operation
+    /// then runs again after its lease, here or on another instance (the stop does not wait out an outage,
+    /// review 12, finding 2).
     @discardableResult
     private func finish(
         _ id: String,
