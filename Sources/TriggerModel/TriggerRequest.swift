@@ -164,15 +164,9 @@ package struct TriggerRequest: Sendable, Equatable {
         idempotencyKey: String? = nil,
         returnTraces: Bool = false
     ) {
-        self.ref = ref
-        self.mode = mode
-        self.batch = TriggerBatch(inputs)
-        self.principal = principal
-        self.deadline = deadline
-        self.requestID = requestID
-        self.traceParent = traceParent
-        self.traceState = traceState
-        self.idempotencyKey = idempotencyKey
-        self.returnTraces = returnTraces
+        self.init(
+            ref: ref, mode: mode, batch: TriggerBatch(inputs), principal: principal, deadline: deadline,
+            requestID: requestID, traceParent: traceParent, traceState: traceState, idempotencyKey: idempotencyKey,
+            returnTraces: returnTraces, requesterUID: nil)
     }
 }
