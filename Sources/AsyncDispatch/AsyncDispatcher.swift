@@ -50,10 +50,14 @@ package final class AsyncDispatcher: Service {
     private let clock: any Clock<Duration>
     /// The wall-clock instant for the store (see the type's documentation).
     private let now: @Sendable () -> Date
+    /// The longest an outcome waits for an unreachable store (`finish`), unless the lease is longer.
+    private let outcomeRetryLimit: Duration
 
     /// `startGate`: what must be true before operations are claimed, e.g. the listener is bound. A gateway
     /// whose start fails (a port already taken) must not claim queued work only to cut it a moment later.
     /// `clock` and `now`: the dispatcher's time (see the type's documentation); keep the defaults outside tests.
+    /// `outcomeRetryLimit`: how long a finished run's outcome is retried while the store is unreachable (the lease
+    /// if longer; see `finish`); 10 minutes outlasts a managed PostgreSQL failover (15–120 s). Tests shorten it.
     package init(
         operations: AsyncOperations,
         dispatcher: TriggerDispatcher,
@@ -62,8 +66,10 @@ package final class AsyncDispatcher: Service {
         identity: String? = nil,
         startGate: (@Sendable () async throws -> Void)? = nil,
         clock: any Clock<Duration> = ContinuousClock(),
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() },
+        outcomeRetryLimit: Duration = .seconds(600)
     ) {
+        self.outcomeRetryLimit = outcomeRetryLimit
         self.startGate = startGate
         self.clock = clock
         self.now = now
@@ -445,7 +451,7 @@ package final class AsyncDispatcher: Service {
         // How long an unreachable store is waited out (the lease at least): a PostgreSQL failover takes seconds to
         // minutes. Both stores report most failures as `.unavailable` (a statement timeout on a slow but reachable
         // server too), so this bound is what ends a write that cannot succeed (review 12, diff review 2).
-        let limit = max(lease, Self.outcomeRetryLimit)
+        let limit = max(lease, outcomeRetryLimit)
         let stop = OutcomeRetryStop()
         let wake = operations.dispatcherWake
         // Unstructured and never cancelled: a write under way when the shutdown grace ends still reaches the store
@@ -593,9 +599,6 @@ package final class AsyncDispatcher: Service {
     static func logLevel(_ error: any Error) -> Logger.Level {
         isStoreUnreachable(error) ? .debug : .warning
     }
-
-    /// The longest an outcome waits for an unreachable store (`finish`), unless the lease is longer.
-    static let outcomeRetryLimit = Duration.seconds(600)
 
     /// Whether a store call failed because the store cannot be reached (the stores throw
     /// `GatewayError(.unavailable)` for a connection, a timeout or a database file that cannot be opened).

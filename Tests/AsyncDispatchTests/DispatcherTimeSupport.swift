@@ -297,7 +297,8 @@ struct DispatcherInstance {
         runner: ScriptedRunner,
         clock: VirtualTime,
         now: @escaping @Sendable () -> Date,
-        requestTimeout: TimeAmount = .hours(24)
+        requestTimeout: TimeAmount = .hours(24),
+        outcomeRetryLimit: Duration = .seconds(600)
     ) {
         let operations = AsyncOperations(store: store, settings: settings)
         self.operations = operations
@@ -316,7 +317,8 @@ struct DispatcherInstance {
             shutdownGrace: .zero,
             logger: logger,
             clock: clock,
-            now: now
+            now: now,
+            outcomeRetryLimit: outcomeRetryLimit
         )
         self.dispatcher = dispatcher
         task = Task { try await dispatcher.run() }

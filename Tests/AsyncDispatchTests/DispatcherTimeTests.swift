@@ -4,6 +4,7 @@ import GatewayConfig
 import GatewayTestSupport
 import NIOCore
 import OperationStore
+import Synchronization
 import Testing
 import TriggerModel
 
@@ -268,12 +269,17 @@ struct DispatcherTimeTests {
     /// An instance on `store` whose first run ends with its outcome unwritable (`takeAway` breaks the store as the
     /// run starts), and that run's operation, once a write of its outcome has failed.
     static func runIntoOutage(
-        _ store: RecordingStore, time: VirtualTime, takeAway: @escaping @Sendable (RecordingStore) -> Void
+        _ store: RecordingStore, time: VirtualTime, outcomeRetryLimit: Duration = .seconds(600),
+        takeAway: @escaping @Sendable (RecordingStore) -> Void
     ) async throws -> (DispatcherInstance, ScriptedRunner, Operation) {
         let runner = ScriptedRunner()
-        runner.onRun { _ in takeAway(store) }
+        let first = Atomic<Bool>(true)
+        runner.onRun { _ in
+            if first.exchange(false, ordering: .relaxed) { takeAway(store) }
+        }
         let instance = DispatcherInstance(
-            store: store, settings: outageSettings, runner: runner, clock: time, now: time.wallClock)
+            store: store, settings: outageSettings, runner: runner, clock: time, now: time.wallClock,
+            outcomeRetryLimit: outcomeRetryLimit)
         let operation = try await instance.operations.submit(asyncRequest("echo"))
         #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
         return (instance, runner, operation)
@@ -311,6 +317,45 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// The outcome retry limit at its edge: tries are one virtual second apart once the back-off reaches 1 s, and
+    /// the last one starts while `elapsed + 1 s < limit`. With a 45 s limit that is at 43 s; the try at 44 s fails
+    /// and gives up.
+    @Test(
+        "the outcome retry limit: an outage that ends just inside it has the outcome stored (one run); one just past it has the outcome given up and the operation run again after its lease",
+        .timeLimit(.minutes(1)),
+        arguments: [(outage: 43, runs: 1), (outage: 45, runs: 2)])
+    func outcomeRetryLimitEdge(outage: Int, runs: Int) async throws {
+        let time = VirtualTime()
+        let limit = Duration.seconds(45)
+        try await withRecordingStore(now: time.wallClock) { store in
+            let (instance, runner, operation) = try await Self.runIntoOutage(
+                store, time: time, outcomeRetryLimit: limit
+            ) { $0.isUnreachable = true }
+            // Asleep after each step: the dispatcher's loops and the outcome's retries until they give up (the try
+            // at 44 s); after that, the claim loop's back-off from its failing claims may be.
+            func step() async {
+                await time.advance(by: .seconds(1))
+                let settled = await eventually(within: .seconds(20), interval: .milliseconds(2)) {
+                    time.isSettled(sleepers: Self.idle + 1)
+                        || (time.elapsed >= .seconds(44) && time.isSettled(sleepers: Self.idle))
+                }
+                #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
+            }
+            for _ in 1...outage { await step() }
+            #expect(runner.runs("echo") == 1)
+            store.isUnreachable = false
+            var succeeded = false
+            for _ in 0..<20 where !succeeded {
+                await step()
+                succeeded = try await store.get(id: operation.id)?.state == .succeeded
+            }
+            #expect(succeeded, "not succeeded at \(time.elapsed)")
+            #expect(runner.runs("echo") == runs, "runs of an operation whose store was away \(outage) s")
+            #expect(store.claims(of: operation.id).count == runs)
+            await instance.stop()
+        }
+    }
+
     @Test(
         "an outcome write that keeps failing on a reachable store slows claiming but does not stop it (diff review 2)",
         .timeLimit(.minutes(1)))
@@ -327,6 +372,34 @@ struct DispatcherTimeTests {
             }
             #expect(ran && runner.runs("other") == 1, "claiming stalled behind a failing outcome write")
             #expect(store.claims(of: other.id).count == 1)
+            await instance.stop()
+        }
+    }
+
+    /// The claim round's pause at its edge: while an outcome waits for the store, each round first waits for it
+    /// up to 2 s (unless woken), so an idle instance's rounds, at most a poll interval (5 s) apart otherwise, come
+    /// at most 7 s apart: slowed by the pause, by no more than it.
+    @Test(
+        "while an outcome waits for the store, claim rounds pause for it up to 2 s each: an idle instance claims every poll interval plus 2 s, not more",
+        .timeLimit(.minutes(1)))
+    func claimPauseWhileAnOutcomeWaits() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let (instance, _, _) = try await Self.runIntoOutage(store, time: time) { $0.failsCompletes = true }
+            let start = time.wallClock()
+            for _ in 0..<30 {
+                let settled = await time.advance(by: .seconds(1), settlingOn: Self.idle + 1)
+                #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
+            }
+            // One instant per claim round (a round may claim in several scopes).
+            var rounds: [Date] = []
+            for claim in store.claims where claim.now > start && rounds.last != claim.now { rounds.append(claim.now) }
+            let gaps = zip(rounds, rounds.dropFirst()).map { $1.timeIntervalSince($0) }
+            #expect(gaps.count >= 3, "rounds: \(rounds.count)")
+            let poll = seconds(Self.outageSettings.pollInterval)
+            // A round's wait can end early for the next look for unknown pipelines, so a gap may be shorter.
+            let longest = gaps.max() ?? 0
+            #expect(longest > poll && longest <= poll + 2, "seconds between claim rounds: \(gaps)")
             await instance.stop()
         }
     }
