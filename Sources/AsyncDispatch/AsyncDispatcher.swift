@@ -213,6 +213,11 @@ package final class AsyncDispatcher: Service {
                 running.withLock { $0 += claimed.count }
                 let claimedAt = now()
                 for operation in claimed {
+                    if adopt(operation, owner: owner) {
+                        free += 1
+                        running.withLock { $0 -= 1 }
+                        continue
+                    }
                     // Runnable since it was accepted, or since its retry time.
                     let runnableSince = max(operation.createdAt, operation.notBefore)
                     metrics?.recordClaimed(lagSeconds: claimedAt.timeIntervalSince(runnableSince))
@@ -250,6 +255,21 @@ package final class AsyncDispatcher: Service {
         }
     }
 
+    /// Whether `operation`, just claimed under `owner`, is one whose run is still here (its lease expired while
+    /// the store was unreachable: the run went on, or its outcome waits in `finish`): that run adopts the claim
+    /// (`LocalRun.adopt`) and stores its outcome under it, so the operation does not run a second time. Without
+    /// it, the claim round that follows a store outage could take such an operation back a moment before its
+    /// outcome's next try, and run the pipeline again. Another instance's claim cannot be adopted: fencing
+    /// refuses this run's write, and that instance runs the operation again.
+    private func adopt(_ operation: Operation, owner: String) -> Bool {
+        let run = localRuns.withLock { runs in runs.values.first { $0.id == operation.id } }
+        guard let run, run.adopt(owner) else { return false }
+        logger.info(
+            "operation claimed again while its run here was still storing its outcome; the run keeps it",
+            metadata: ["operation.id": "\(operation.id)", "attempts": "\(operation.attempts)"])
+        return true
+    }
+
     // MARK: Running one operation
 
     /// Whether a run's call reached a runner, for the claim planner's view of the pool (`ClaimPlanner`).
@@ -281,8 +301,8 @@ package final class AsyncDispatcher: Service {
                 "operation gave up after \(operation.countedAttempts - 1) attempts\(reason)"
             )
             if await finish(
-                id, ref: operation.ref, owner: owner,
-                { store, now in
+                id, ref: operation.ref, run: LocalRun(id: id, owner: owner),
+                { store, owner, now in
                     try await store.fail(id: id, owner: owner, error: error, retryAt: nil, now: now)
                 })
             {
@@ -336,8 +356,8 @@ package final class AsyncDispatcher: Service {
         switch outcome {
         case .finished(.success(let result)):
             if await finish(
-                id, ref: operation.ref, owner: owner,
-                { store, now in
+                id, ref: operation.ref, run: run,
+                { store, owner, now in
                     try await store.complete(id: id, owner: owner, result: result, now: now)
                 })
             {
@@ -352,7 +372,7 @@ package final class AsyncDispatcher: Service {
                 logger.info(
                     "run cut at shutdown; the operation is queued again",
                     metadata: ["operation.id": "\(id)", "request_id": "\(call.requestID)"])
-                await release(id, owner: owner, callMade: true)
+                await release(id, owner: run.owner, callMade: true)
                 return .unknown
             }
             if error.notSent {
@@ -364,15 +384,15 @@ package final class AsyncDispatcher: Service {
                 logger.debug(
                     "backend not reached; operation queued again",
                     metadata: ["operation.id": "\(id)", "retry_in": "\(wait)", "error": "\(error.message)"])
-                await release(id, owner: owner, after: wait)
+                await release(id, owner: run.owner, after: wait)
                 return .notSent(at: now)
             }
             let counted = operation.countedAttempts
             let retry = Self.isRetryable(error) && counted < settings.maxAttempts
             let retryAt = retry ? now().addingTimeInterval(seconds(settings.backoff(afterAttempt: counted))) : nil
             if await finish(
-                id, ref: operation.ref, owner: owner, final: !retry,
-                { store, now in
+                id, ref: operation.ref, run: run, final: !retry,
+                { store, owner, now in
                     try await store.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
                 })
             {
@@ -422,10 +442,11 @@ package final class AsyncDispatcher: Service {
     /// up to one lease. Each claim round waits up to 2 s for such pending outcomes (`pendingOutcomes`). Notifies
     /// local waiters when the operation is finished. True when the outcome was stored.
     ///
-    /// The write is fenced on this run's claim (`owner` is unique per claim; the store updates the row only
+    /// The write is fenced on this run's claim (`run.owner` is unique per claim; the store updates the row only
     /// while it is running under that owner), so retrying past the lease is safe: once another claim has taken
     /// the operation (its lease expired while the store was reachable to that claimer), the store refuses the
-    /// write, and until then the result is still this run's to store. Giving up after one lease, as before, made
+    /// write, and until then the result is still this run's to store; a claim of the operation by this instance
+    /// meanwhile is adopted by the run (`adopt`), and the write follows it. Giving up after one lease, as before, made
     /// every run that finished during a store outage longer than the lease (a PostgreSQL failover) run again
     /// (review 12, finding 1). The run's lease keeps being renewed meanwhile (`keepLeases`).
     ///
@@ -437,9 +458,9 @@ package final class AsyncDispatcher: Service {
     private func finish(
         _ id: String,
         ref: PipelineRef,
-        owner: String,
+        run: LocalRun,
         final: Bool = true,
-        _ write: @escaping @Sendable (any OperationStore, Date) async throws -> Bool
+        _ write: @escaping @Sendable (_ store: any OperationStore, _ owner: String, _ now: Date) async throws -> Bool
     ) async -> Bool {
         let store = self.store
         let lease = settings.lease
@@ -479,7 +500,12 @@ package final class AsyncDispatcher: Service {
             }
             while true {
                 do {
-                    return try await write(store, now()) ? .stored : .refused
+                    let owner = run.owner
+                    if try await write(store, owner, now()) { return .stored }
+                    // Refused under a claim the run has since adopted (`adopt`, a claim here while the write was on
+                    // its way): written again under the new one at once.
+                    if run.owner != owner { continue }
+                    return .refused
                 } catch {
                     if stop.requested { return givenUpAtStop(error) }
                     // Unreachable (`.unavailable`): retried for up to `limit`. Any other error is not the outage
@@ -664,16 +690,31 @@ private final class OutcomeRetryStop: Sendable {
 /// `AsyncDispatcher.keepLeases`) and the task running it, cancelled when the lease is lost.
 final class LocalRun: Sendable {
     let id: String
-    let owner: String
     private struct State {
+        var owner: String
         var lost = false
         var task: Task<Result<TriggerResult, GatewayError>, Never>?
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     init(id: String, owner: String) {
         self.id = id
-        self.owner = owner
+        self.state = Mutex(State(owner: owner))
+    }
+
+    /// The claim this run's lease and outcome are under: the one that started it, or a later claim of the same
+    /// operation by this instance that the run adopted (`adopt`).
+    var owner: String { state.withLock { $0.owner } }
+
+    /// A claim here took this run's operation again (its lease expired while the store was unreachable): the run
+    /// goes on under that claim, renewing its lease and storing its outcome with it, instead of a second run.
+    /// False when the lease was already lost (the run is being cut; the claim then runs the operation).
+    func adopt(_ owner: String) -> Bool {
+        state.withLock { state in
+            if state.lost { return false }
+            state.owner = owner
+            return true
+        }
     }
 
     /// The task running the operation; cancelled at once when the lease was lost before.

@@ -45,6 +45,12 @@ final class VirtualTime: Clock, Sendable {
     var minimumResolution: Duration { .zero }
 
     func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+        // A deadline already reached returns at once, as on the real clocks. `TestClock` suspends a sleep whose
+        // deadline is exactly now until the next `advance`: a zero timeout (the claim loop's wait when the next
+        // look for new pipelines is due at this very step) then hung the step unsettled, "0.0 seconds" asleep,
+        // in a minority of runs (the flaky `notSentRunWaitsWithoutAnAttempt`, `attemptTimeout`, `retryWaitsBackoff`).
+        try Task.checkCancellation()
+        if deadline <= base.now { return }
         let id = UUID()
         sleeps.withLock { $0[id] = deadline }
         defer { _ = sleeps.withLock { $0.removeValue(forKey: id) } }

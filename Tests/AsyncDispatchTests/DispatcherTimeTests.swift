@@ -45,7 +45,10 @@ struct DispatcherTimeTests {
             let settled = try await eventually(within: .seconds(20), interval: .milliseconds(2)) {
                 try await condition() || time.isSettled(sleepers: sleepers)
             }
-            if !settled { return false }
+            if !settled {
+                Issue.record("a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
+                return false
+            }
         }
         return try await condition()
     }
@@ -351,7 +354,8 @@ struct DispatcherTimeTests {
             }
             #expect(succeeded, "not succeeded at \(time.elapsed)")
             #expect(runner.runs("echo") == runs, "runs of an operation whose store was away \(outage) s")
-            #expect(store.claims(of: operation.id).count == runs)
+            // A claim here may take the operation back before the outcome's next try (the run adopts it then).
+            #expect(store.claims(of: operation.id).count >= runs)
             await instance.stop()
         }
     }
@@ -372,6 +376,40 @@ struct DispatcherTimeTests {
             }
             #expect(ran && runner.runs("other") == 1, "claiming stalled behind a failing outcome write")
             #expect(store.claims(of: other.id).count == 1)
+            await instance.stop()
+        }
+    }
+
+    @Test(
+        "after a store outage longer than the lease, a claim here that takes back an operation whose outcome still waits to be stored is adopted by its run: the pipeline is not run again",
+        .timeLimit(.minutes(1)))
+    func claimAfterOutageIsAdopted() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
+                $0.isUnreachable = true
+            }
+            // Just past the 30 s lease (the renewals at 10, 20 and 30 s failed): claimable again once the store is
+            // back, and the next claim round (at most 7 s away) comes before the next renewal (40 s).
+            for _ in 0..<31 {
+                let settled = await time.advance(by: .seconds(1), settlingOn: Self.idle + 1)
+                #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
+            }
+            // Back for claims while the outcome's writes still fail: the claim round comes first.
+            store.failsCompletes = true
+            store.isUnreachable = false
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10) {
+                    store.claims(of: operation.id).count == 2
+                })
+            store.failsCompletes = false
+            #expect(
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
+            #expect(runner.runs("echo") == 1, "run again after the outage")
+            let stored = try #require(try await store.get(id: operation.id))
+            #expect(stored.leaseOwner == store.claims(of: operation.id).last?.owner, "stored under the adopted claim")
             await instance.stop()
         }
     }
@@ -397,9 +435,12 @@ struct DispatcherTimeTests {
             let gaps = zip(rounds, rounds.dropFirst()).map { $1.timeIntervalSince($0) }
             #expect(gaps.count >= 3, "rounds: \(rounds.count)")
             let poll = seconds(Self.outageSettings.pollInterval)
-            // A round's wait can end early for the next look for unknown pipelines, so a gap may be shorter.
+            // A round's wait can end early (a wake, the next look for unknown pipelines), so a gap may be shorter.
+            // A wait's sleep starts in a child task, at an instant inside the step the test advanced through, so a
+            // gap may be longer by a fraction of the step (up to 0.5 s seen): half a step is allowed for it; a
+            // pause of 3 s makes the gap 8 s.
             let longest = gaps.max() ?? 0
-            #expect(longest > poll && longest <= poll + 2, "seconds between claim rounds: \(gaps)")
+            #expect(longest > poll && longest <= poll + 2.5, "seconds between claim rounds: \(gaps)")
             await instance.stop()
         }
     }
