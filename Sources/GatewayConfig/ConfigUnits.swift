@@ -11,10 +11,36 @@ package enum ConfigUnits {
     /// number of seconds (`"30"`, `"0.25"`). Units: `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`. Negative values,
     /// empty text and durations over `maxDuration` give nil.
     package static func parseDuration(_ text: String) -> Duration? {
+        guard case .nanoseconds(let nanos)? = scanDuration(text) else { return nil }
+        let duration = Duration.nanoseconds(nanos)
+        return duration <= maxDuration ? duration : nil
+    }
+
+    /// ``parseDuration(_:)``'s grammar, with a duration past `maxDuration` (or past what an `Int` of nanoseconds
+    /// holds) read as `maxDuration`; nil only for text that is not a duration. For waits the server caps anyway
+    /// (`?wait=`, at `store.max_wait`): a long one asks to wait as long as allowed; refusing `99999999999s` as "not
+    /// a duration" while `1h` is quietly capped was inconsistent (review 12, finding 9).
+    package static func parseDurationCapped(_ text: String) -> Duration? {
+        switch scanDuration(text) {
+        case nil: nil
+        case .tooLong?: maxDuration
+        case .nanoseconds(let nanos)?: min(Duration.nanoseconds(nanos), maxDuration)
+        }
+    }
+
+    private enum ScannedDuration {
+        case nanoseconds(Int)
+        /// Valid text whose value overflows an `Int` of nanoseconds (292 years).
+        case tooLong
+    }
+
+    /// The duration grammar; nil when `text` is not in it.
+    private static func scanDuration(_ text: String) -> ScannedDuration? {
         let utf8 = Array(text.utf8)
         guard !utf8.isEmpty else { return nil }
         var index = 0
         var totalNanos = 0
+        var overflowed = false
         var sawComponent = false
         while index < utf8.count {
             guard let (scaled, next) = parseDecimal(utf8, from: index) else { return nil }
@@ -33,14 +59,16 @@ package enum ConfigUnits {
             case "h": nanosPerUnit = 3_600_000_000_000
             default: return nil
             }
-            guard let nanos = scaled.times(nanosPerUnit) else { return nil }
-            let (sum, overflow) = totalNanos.addingReportingOverflow(nanos)
-            guard !overflow else { return nil }
-            totalNanos = sum
             sawComponent = true
+            guard let nanos = scaled.times(nanosPerUnit) else {
+                overflowed = true
+                continue
+            }
+            let (sum, overflow) = totalNanos.addingReportingOverflow(nanos)
+            if overflow { overflowed = true }
+            totalNanos = sum
         }
-        let duration = Duration.nanoseconds(totalNanos)
-        return duration <= maxDuration ? duration : nil
+        return overflowed ? .tooLong : .nanoseconds(totalNanos)
     }
 
     /// Parses a byte count: a plain integer, or an integer with a unit. `KiB`/`MiB`/`GiB` (and the
@@ -117,10 +145,12 @@ package enum ConfigUnits {
         var fraction = 0
         var fractionDigits = 0
         var digits = 0
+        var overflowed = false
         while index < utf8.count, isDigit(utf8[index]) {
             let (times10, o1) = integer.multipliedReportingOverflow(by: 10)
             let (sum, o2) = times10.addingReportingOverflow(Int(utf8[index] - UInt8(ascii: "0")))
-            guard !o1, !o2 else { return nil }
+            // Read on to the end of the number (the text may still not be a duration), then `times` says overflow.
+            if o1 || o2 { overflowed = true }
             integer = sum
             index += 1
             digits += 1
@@ -138,16 +168,22 @@ package enum ConfigUnits {
             }
         }
         guard digits > 0 else { return nil }
-        return (FixedPoint(integer: integer, fraction: fraction, fractionDigits: fractionDigits), index)
+        return (
+            FixedPoint(integer: integer, fraction: fraction, fractionDigits: fractionDigits, overflowed: overflowed),
+            index
+        )
     }
 
     private struct FixedPoint {
         var integer: Int
         var fraction: Int
         var fractionDigits: Int
+        /// The integer part did not fit an `Int`.
+        var overflowed = false
 
         /// `self × unit`, truncated to an integer, or nil on overflow.
         func times(_ unit: Int) -> Int? {
+            if overflowed { return nil }
             let (whole, overflow) = integer.multipliedReportingOverflow(by: unit)
             guard !overflow else { return nil }
             var scale = 1

@@ -41,7 +41,8 @@ extension RESTRequestHead {
         case .operation(let id):
             let wait: Duration
             if let text = query["wait"] {
-                guard let parsed = ConfigUnits.parseDuration(text) else {
+                // Capped at `store.max_wait` by the long poll, so any longer duration only asks for the longest.
+                guard let parsed = ConfigUnits.parseDurationCapped(text) else {
                     return fail(
                         GatewayError(.invalidArgument, "invalid wait \"\(text)\": expected a duration such as 30s"))
                 }

@@ -38,6 +38,29 @@ struct ConfigUnitsTests {
     }
 
     @Test(
+        "capped durations: the grammar is the same, a duration too long for any setting reads as the longest",
+        arguments: [
+            ("30s", Duration.seconds(30)),
+            ("8785h", ConfigUnits.maxDuration),
+            ("99999999999s", ConfigUnits.maxDuration),
+            ("99999999999999999999s", ConfigUnits.maxDuration),
+            ("99999999999999999999", ConfigUnits.maxDuration),
+            ("1m99999999999999999999h", ConfigUnits.maxDuration),
+        ] as [(String, Duration)]
+    )
+    func cappedDurations(text: String, expected: Duration) {
+        #expect(ConfigUnits.parseDurationCapped(text) == expected)
+    }
+
+    @Test(
+        "capped durations still refuse what is not a duration",
+        arguments: ["", "soon", "-1s", "1d", "99999999999999999999d", "1s "]
+    )
+    func cappedNotDurations(text: String) {
+        #expect(ConfigUnits.parseDurationCapped(text) == nil)
+    }
+
+    @Test(
         "sizes parse with binary and decimal units",
         arguments: [
             ("33554432", 33_554_432),

@@ -66,6 +66,10 @@ struct AsyncRESTTests {
             let finishTime = try #require((operation["metadata"] as? [String: Any])?["finishTime"] as? String)
             let finished = try Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(finishTime)
             #expect(answeredAt.timeIntervalSince(finished) < 2, "\(finishTime) → \(answeredAt)")
+            // A wait longer than any duration the gateway takes is a wait as long as allowed (store.max_wait), as
+            // `1h` is, not "not a duration" (review 12, finding 9).
+            (status, body) = try await client.get("/v1beta/\(try #require(quick.operationName))?wait=99999999999s")
+            #expect(status == 200, "\(body)")
 
             let (_, slow) = try await client.trigger("sleep", ["ms": 20_000])
             let start = clock.now
