@@ -424,9 +424,11 @@ package final class AsyncDispatcher: Service {
             let runs = localRuns.withLock { Array($0.values) }
             for run in runs where !run.leaseLost {
                 do {
+                    let owner = run.owner
                     let held = try await store.renewLease(
-                        id: run.id, owner: run.owner, leaseDuration: settings.lease, now: now())
-                    if !held { run.loseLease() }
+                        id: run.id, owner: owner, leaseDuration: settings.lease, now: now())
+                    // Not held under a claim the run has since adopted (`adopt`): the lease is the run's still.
+                    if !held, run.owner == owner { run.loseLease() }
                 } catch {
                     // The store is unreachable: keep running; if the lease expires meanwhile, fencing makes the
                     // later `complete` a no-op and the reclaimed run stores the result.
