@@ -339,8 +339,12 @@ extension GRPCBackendTransport: LoopCallingTransport {
         case .failure:
             break
         }
-        // The run lets go of the try's call (which holds the run through its completion) before reporting.
+        // The run lets go of the try's call (which holds the run through its completion) and of its handler on
+        // the caller's cancellation (which holds the run, and which the run holds) before reporting: left in
+        // place, either cycle kept every call's run, request and cancellation alive (~2 KB a call, found at
+        // the thirteenth session's start: RSS grew 19 MB per 10 000 gRPC calls).
         unary.started = .none
+        unary.cancellation.clearHandler()
         let done = unary.done.take()
         done?(result)
     }

@@ -1,4 +1,5 @@
-import Backends
+@testable import Backends
+import GatewayTestSupport
 import NIOCore
 import NIOPosix
 import Testing
@@ -26,6 +27,36 @@ struct LoopNativeCallTests {
             }
             // One connection per loop, reused by that loop's calls.
             #expect(backend.transport.connectionCount == loops.count)
+        }
+    }
+
+    /// A leak found by RSS growth (19 MB per 10 000 calls): the run held the caller's cancellation and the
+    /// cancellation's handler held the run, so neither (nor the request they carry) was ever freed.
+    @Test("a finished call keeps nothing alive: its cancellation (and the run its handler held) is freed")
+    func finishedCallIsFreed() async throws {
+        try await withGRPCBackend { backend in
+            let pool = BackendPool(configuration: backend.configuration, transport: backend.transport)
+            for pinned in [true, false] {
+                weak var released: TriggerCancellation?
+                do {
+                    let cancellation = TriggerCancellation()
+                    released = cancellation
+                    let result: TriggerResult
+                    if pinned {
+                        result = try await pool.run(
+                            makeRequest("echo"), on: testGroup.next(), cancellation: cancellation
+                        )
+                        .get()
+                    } else {
+                        result = try await backend.transport.call(
+                            makeRequest("echo"), on: testGroup.next(), pinned: false, cancellation: cancellation
+                        ).get()
+                    }
+                    #expect(!result.outputs.isEmpty)
+                }
+                // What is left of the call is released on its loop after the answer: give it a moment.
+                #expect(await eventually(within: .seconds(10)) { released == nil }, "pinned: \(pinned)")
+            }
         }
     }
 
