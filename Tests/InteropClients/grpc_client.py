@@ -274,6 +274,17 @@ def main():
                 for i in range(count)
             ]
             out = {"outputs": [outputs(f.result())[0]["i"] for f in futures]}
+        elif scenario == "repeat":
+            # COUNT unary calls on one connection, BATCH at a time (the per-call memory test): how many were OK.
+            count, batch = int(extra[0]), int(extra[1]) if len(extra) > 1 else 32
+            ok = 0
+            for start in range(0, count, batch):
+                futures = [
+                    stub.TriggerNamespacePipeline.future(trigger_request("demo", "upper", [{"i": str(i)}]), metadata=metadata)
+                    for i in range(start, min(start + batch, count))
+                ]
+                ok += sum(1 for f in futures if outputs(f.result())[0]["i"] is not None)
+            out = {"ok": ok}
         elif scenario == "mixed":
             # One malformed request and good ones on the same connection: the error stays on its stream.
             raw = channel.unary_unary(
