@@ -3,7 +3,8 @@ import GatewayTestSupport
 import Testing
 
 /// No call leaves memory behind: the gateway process's resident set does not grow with the number of calls it
-/// has answered, on each sync path through a runner process. A leak of one object graph per call grows it
+/// has answered, on each sync and stream path through a runner process (gRPC streams a quarter as many: one at
+/// a time from Python, and each holds more than a unary call). A leak of one object graph per call grows it
 /// linearly (the thirteenth session found one on the gRPC unary path: ~2 KB a call, 19 MB per 10 000 calls,
 /// which no functional test could see). Counts, not time: RSS after a warm-up, then after `calls` more calls.
 @Suite("per-call memory: the gateway's RSS does not grow with the calls it answers")
@@ -33,25 +34,26 @@ struct PerCallMemoryTests {
     }
 
     /// `count` REST calls with h2load (HTTP/1.1 with `h1`, else h2c), 8 connections; all must be 2xx.
-    static func rest(port: Int, count: Int, h1: Bool, body: String) async throws {
+    static func rest(port: Int, count: Int, h1: Bool, body: String, stream: Bool = false) async throws {
         let h2load = try #require(TestProcess.which("h2load"), "scripts/test installs nghttp2-client")
         let out = try await TestProcess.run(
             h2load,
             (h1 ? ["--h1"] : []) + [
                 "-n\(count)", "-c8", "-m1", "-d", body, "-H", "content-type: application/json",
-                "http://127.0.0.1:\(port)/v1beta/namespaces/demo/pipelines/echo/trigger",
+                "http://127.0.0.1:\(port)/v1beta/namespaces/demo/pipelines/echo/trigger\(stream ? "-stream" : "")",
             ])
         #expect(out.stdoutString.contains("\(count) succeeded"), "\(out.stdoutString)")
         #expect(out.stdoutString.contains("0 3xx, 0 4xx, 0 5xx"), "\(out.stdoutString)")
     }
 
-    static func grpc(port: Int, count: Int) async throws {
-        let answer = try await Peers.grpcio("repeat", port: port, [String(count), "32"])
+    static func grpc(port: Int, count: Int, stream: Bool = false) async throws {
+        let answer = try await Peers.grpcio(
+            stream ? "repeat-stream" : "repeat", port: port, [String(count)] + (stream ? [] : ["32"]))
         #expect(answer["ok"] as? Int == count, "\(answer)")
     }
 
     @Test(
-        "gRPC unary to a grpc runner, REST over HTTP/1.1 and over h2c to an http runner: RSS flat over 6 000 calls each",
+        "gRPC unary and streams to a grpc runner; REST over HTTP/1.1, h2c and SSE to an http runner: RSS flat over 6 000 calls each",
         .timeLimit(.minutes(5)))
     func rssFlatPerPath() async throws {
         try await withDemoRunnerProcess(transport: "grpc") { grpcPort in
@@ -77,6 +79,11 @@ struct PerCallMemoryTests {
                         { try await Self.rest(port: gateway.port, count: $0, h1: true, body: body) }
                     ),
                     ("REST over h2c", { try await Self.rest(port: gateway.port, count: $0, h1: false, body: body) }),
+                    (
+                        "REST SSE over HTTP/1.1",
+                        { try await Self.rest(port: gateway.port, count: $0, h1: true, body: body, stream: true) }
+                    ),
+                    ("gRPC server streaming", { try await Self.grpc(port: gateway.port, count: $0 / 4, stream: true) }),
                 ]
                 for (name, run) in paths {
                     try await run(Self.warmup)

@@ -285,6 +285,16 @@ def main():
                 ]
                 ok += sum(1 for f in futures if outputs(f.result())[0]["i"] is not None)
             out = {"ok": ok}
+        elif scenario == "repeat-stream":
+            # COUNT server-streaming calls of `upper` on one connection, one at a time: how many ended with output.
+            count = int(extra[0])
+            ok = 0
+            for i in range(count):
+                responses = list(
+                    stub.TriggerNamespacePipelineWithStream(trigger_request("demo", "upper", [{"i": str(i)}]), metadata=metadata)
+                )
+                ok += 1 if responses else 0
+            out = {"ok": ok}
         elif scenario == "mixed":
             # One malformed request and good ones on the same connection: the error stays on its stream.
             raw = channel.unary_unary(
