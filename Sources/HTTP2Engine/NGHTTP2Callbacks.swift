@@ -55,6 +55,9 @@ struct NGHTTP2Tables: @unchecked Sendable {
             // The rapid-reset limit (CVE-2023-44487) is the engine's (HTTP2StreamResetRateLimit), which ends the
             // connection with ENHANCE_YOUR_CALM and says why; libnghttp2's own (INTERNAL_ERROR, unexplained)
             // is moved out of its way and stays as a backstop. (Debian's 1.52.0-1+deb12u3 has the option.)
+            // CONTINUATION frames per header block: ours, not libnghttp2's 8 (see the constant for why).
+            // (Debian's 1.52.0-1+deb12u3 has the option, with the CVE-2024-28182 fix.)
+            nghttp2_option_set_max_continuations(options, HTTP2SessionConfiguration.maxContinuationFrames)
             let backstop = HTTP2StreamResetRateLimit.nghttp2Backstop
             nghttp2_option_set_stream_reset_rate_limit(
                 options,
