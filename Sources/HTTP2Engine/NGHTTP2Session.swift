@@ -217,7 +217,8 @@ package final class NGHTTP2Session {
     ///
     /// A protocol error nghttp2 can express (bad frame, HPACK failure) makes it queue a GOAWAY, which the
     /// drain sends before closing. A fatal error (bad client preface, flooding, a failing callback) fails the
-    /// connection: GOAWAY(PROTOCOL_ERROR or INTERNAL_ERROR) best effort, then close.
+    /// connection: GOAWAY(PROTOCOL_ERROR or INTERNAL_ERROR) best effort, then close; a header block over
+    /// ``HTTP2SessionConfiguration/maxContinuationFrames``, GOAWAY(ENHANCE_YOUR_CALM).
     func receive(_ buffer: ByteBuffer) {
         self.preconditionInEventLoop()
         guard self.lifecycle == .active, buffer.readableBytes > 0 else { return }
