@@ -196,6 +196,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         let limit = services.maxHeaderBytes
         let isGRPC = Self.isGRPC(headers)
+        services.metrics?.connections.refusedHeaderBlock(.maxHeaderBytes)
         // gRPC: gRPC core's wording, which clients and their users search for.
         let error = GatewayError(
             .headersTooLarge,
@@ -340,6 +341,20 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 ]
             )
             services.metrics?.connections.endedForExcessiveLoad(.rapidReset)
+        } else if let error = error as? HTTP2EngineError, let reason = Self.headerBlockRefusal(error) {
+            // The block could not be answered on its stream (it was never decoded to its end): say why, once,
+            // and count it, as its stream gets no access-log line.
+            let message =
+                reason == .tooManyContinuations
+                ? "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: request header block over the ceiling "
+                    + "(more than \(HTTP2SessionConfiguration.maxContinuationFrames) CONTINUATION frames)"
+                : "HTTP/2 connection ended with GOAWAY COMPRESSION_ERROR: request header block not decodable "
+                    + "(a field over 65536 encoded bytes, or malformed HPACK)"
+            services.logger.warning(
+                "\(message)",
+                metadata: ["peer.address": "\(peerAddress?.hostPort ?? "unknown")"]
+            )
+            services.metrics?.connections.refusedHeaderBlock(reason)
         }
         refusalTimer?.cancel()
         refusalTimer = nil
@@ -350,6 +365,14 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             finishRecord(state)
         }
         streams.removeAll()
+    }
+
+    /// The header-block refusal an engine error stands for: ours (too many CONTINUATION frames), or the
+    /// GOAWAY(COMPRESSION_ERROR) libnghttp2 sends when HPACK decoding fails (RFC 9113 §4.3). nil otherwise.
+    private static func headerBlockRefusal(_ error: HTTP2EngineError) -> ConnectionMetrics.HeaderBlockRefusal? {
+        if error.code == .headerBlockTooLarge { return .tooManyContinuations }
+        if error.code == .goAwaySent, error.http2ErrorCode == .compressionError { return .compressionError }
+        return nil
     }
 
     private func receivedEndStream(_ stream: HTTP2StreamID) {

@@ -7,7 +7,7 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case protocolError, goAwaySent, sessionClosing, streamIDsExhausted, connectionClosed, internalError
-            case timedOut, excessiveLoad
+            case timedOut, excessiveLoad, headerBlockTooLarge
         }
 
         private var wrapped: Wrapped
@@ -29,6 +29,10 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
         /// ``HTTP2SessionConfiguration/streamResetRateLimit`` allows: rapid reset); the connection ended with
         /// GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §5.4.1).
         package static let excessiveLoad = Code(.excessiveLoad)
+        /// Server: a request header block took more than ``HTTP2SessionConfiguration/maxContinuationFrames``
+        /// CONTINUATION frames; the connection ended with GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §10.5.1 lets a
+        /// server close the connection rather than process a header section it is not willing to handle).
+        package static let headerBlockTooLarge = Code(.headerBlockTooLarge)
         /// A bug or an allocation failure inside the engine or libnghttp2.
         package static let internalError = Code(.internalError)
 

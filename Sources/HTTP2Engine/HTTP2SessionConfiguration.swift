@@ -22,6 +22,16 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// libnghttp2 1.52 only advertises it (nghttp2 issue #655), so the engine counts while decoding and
     /// resets the stream (RST_STREAM INTERNAL_ERROR, like nghttpx) when a block exceeds it.
     package var maxHeaderListSize: Int
+    /// Server only, fixed (libnghttp2's options are built once per process): the CONTINUATION frames one
+    /// request header block may take after its HEADERS frame. A block within it is decoded to its end (HPACK
+    /// state stays in step) and, when over ``maxHeaderListSize``, answered on its stream; a block past it ends
+    /// the connection with GOAWAY(ENHANCE_YOUR_CALM) and ``HTTP2EngineError/Code/headerBlockTooLarge``.
+    /// 64 lets a peer using 16 KiB frames (the SETTINGS_MAX_FRAME_SIZE we keep) send 1040 KiB: any block the
+    /// largest `limits.max_header_bytes` (1 MiB) admits, each field at most 65,536 encoded bytes
+    /// (NGHTTP2_HD_MAX_NV: a larger one fails HPACK decoding, GOAWAY(COMPRESSION_ERROR)). libnghttp2's default,
+    /// 8 (the CVE-2024-28182 fix), ended blocks over ~144 KiB with GOAWAY(PROTOCOL_ERROR), unexplained; the
+    /// block's cost stays bounded, and ``requestHeaderTimeout`` bounds its time.
+    package static let maxContinuationFrames = 64
     /// Server only: whether the session expects the 24-byte client preface at the start of its input.
     /// `true` (the default) fits the gateway's sniffer, which re-fires the preface bytes it buffered; set it to
     /// `false` only when whoever installs the session has already swallowed the preface.

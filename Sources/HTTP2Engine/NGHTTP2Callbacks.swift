@@ -52,6 +52,9 @@ struct NGHTTP2Tables: @unchecked Sendable {
             // `authorization: Bearer ` (its default empty token): RFC 9110 §5.5 lets a recipient strip that
             // whitespace instead, which `receivedHeader` does. (libnghttp2 ≥ 1.50; the non-`2` API of 1.52.)
             nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(options, 1)
+            // CONTINUATION frames per header block: ours, not libnghttp2's 8 (see the constant for why).
+            // (Debian's 1.52.0-1+deb12u3 has the option, with the CVE-2024-28182 fix.)
+            nghttp2_option_set_max_continuations(options, HTTP2SessionConfiguration.maxContinuationFrames)
             // The rapid-reset limit (CVE-2023-44487) is the engine's (HTTP2StreamResetRateLimit), which ends the
             // connection with ENHANCE_YOUR_CALM and says why; libnghttp2's own (INTERNAL_ERROR, unexplained)
             // is moved out of its way and stays as a backstop. (Debian's 1.52.0-1+deb12u3 has the option.)

@@ -217,7 +217,8 @@ package final class NGHTTP2Session {
     ///
     /// A protocol error nghttp2 can express (bad frame, HPACK failure) makes it queue a GOAWAY, which the
     /// drain sends before closing. A fatal error (bad client preface, flooding, a failing callback) fails the
-    /// connection: GOAWAY(PROTOCOL_ERROR or INTERNAL_ERROR) best effort, then close.
+    /// connection: GOAWAY(PROTOCOL_ERROR or INTERNAL_ERROR) best effort, then close; a header block over
+    /// ``HTTP2SessionConfiguration/maxContinuationFrames``, GOAWAY(ENHANCE_YOUR_CALM).
     func receive(_ buffer: ByteBuffer) {
         self.preconditionInEventLoop()
         guard self.lifecycle == .active, buffer.readableBytes > 0 else { return }
@@ -225,7 +226,8 @@ package final class NGHTTP2Session {
             self.isInsideNghttp2 = true
             defer { self.isInsideNghttp2 = false }
             // Returns the bytes processed (all of them: no callback of ours returns NGHTTP2_ERR_PAUSE), or
-            // NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_CALLBACK_FAILURE, NGHTTP2_ERR_BAD_CLIENT_MAGIC, NGHTTP2_ERR_FLOODED.
+            // NGHTTP2_ERR_NOMEM, NGHTTP2_ERR_CALLBACK_FAILURE, NGHTTP2_ERR_BAD_CLIENT_MAGIC, NGHTTP2_ERR_FLOODED,
+            // NGHTTP2_ERR_TOO_MANY_CONTINUATIONS (server: see `maxContinuationFrames`).
             return nghttp2_session_mem_recv(
                 self.nghttp2,
                 bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
@@ -239,6 +241,13 @@ package final class NGHTTP2Session {
                 // A callback that refused the peer says with which code (ENHANCE_YOUR_CALM for rapid reset).
                 let code = (parked as? HTTP2EngineError)?.http2ErrorCode ?? .internalError
                 self.failConnection(parked, goAwayCode: code)
+            } else if code == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue {
+                let error = HTTP2EngineError(
+                    .headerBlockTooLarge,
+                    "a header block of more than \(HTTP2SessionConfiguration.maxContinuationFrames) CONTINUATION frames",
+                    http2ErrorCode: .enhanceYourCalm
+                )
+                self.failConnection(error, goAwayCode: .enhanceYourCalm)
             } else {
                 let error = HTTP2EngineError(.protocolError, "nghttp2_session_mem_recv: \(nghttpErrorString(code))")
                 self.failConnection(error, goAwayCode: .protocolError)

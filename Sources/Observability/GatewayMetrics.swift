@@ -145,6 +145,19 @@ package final class ConnectionMetrics: Sendable {
         case rapidReset = "rapid_reset"
     }
 
+    /// Why an HTTP/2 request header block was refused (RFC 9113 §10.5.1; Envoy counts the like as
+    /// `http2.header_overflow`).
+    package enum HeaderBlockRefusal: String, Sendable, CaseIterable {
+        /// Over `limits.max_header_bytes`: answered 431 / RESOURCE_EXHAUSTED on its stream, the connection kept.
+        case maxHeaderBytes = "max_header_bytes"
+        /// More CONTINUATION frames than the engine allows (over ~1 MiB): the connection ended with
+        /// GOAWAY(ENHANCE_YOUR_CALM).
+        case tooManyContinuations = "too_many_continuations"
+        /// HPACK decoding failed (a single field over 65,536 encoded bytes, libnghttp2's limit, or a malformed
+        /// block): the connection ended with GOAWAY(COMPRESSION_ERROR), as RFC 9113 §4.3 requires.
+        case compressionError = "compression_error"
+    }
+
     /// Why a frontend connection was refused before any request was served.
     package enum RejectReason: String, Sendable, CaseIterable {
         /// `limits.max_connections` were open: closed at accept (Envoy's `downstream_cx_overflow`).
@@ -157,6 +170,7 @@ package final class ConnectionMetrics: Sendable {
     private let open: [Gauge]
     private let calm: [ExcessiveLoad: Counter]
     private let rejected: [RejectReason: Counter]
+    private let headerBlocks: [HeaderBlockRefusal: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
         var calm: [ExcessiveLoad: Counter] = [:]
@@ -182,6 +196,16 @@ package final class ConnectionMetrics: Sendable {
             )
         }
         self.rejected = rejected
+        var headerBlocks: [HeaderBlockRefusal: Counter] = [:]
+        for reason in HeaderBlockRefusal.allCases {
+            headerBlocks[reason] = registry.counter(
+                name: "trigger_gateway_http2_header_blocks_refused_total",
+                labels: [("reason", reason.rawValue)],
+                help: "HTTP/2 request header blocks refused, by reason (max_header_bytes: answered 431 / "
+                    + "RESOURCE_EXHAUSTED; too_many_continuations, compression_error: the connection ended)."
+            )
+        }
+        self.headerBlocks = headerBlocks
         // Cleartext and TLS alike; `tls` says which. Both label sets exist from the start, so a dashboard sees 0.
         var gauges: [Gauge] = []
         for proto in WireProtocol.allCases {
@@ -203,6 +227,9 @@ package final class ConnectionMetrics: Sendable {
 
     /// An HTTP/2 connection was ended with GOAWAY(ENHANCE_YOUR_CALM) for `reason`.
     package func endedForExcessiveLoad(_ reason: ExcessiveLoad) { calm[reason]!.increment() }
+
+    /// An HTTP/2 request header block was refused for `reason`.
+    package func refusedHeaderBlock(_ reason: HeaderBlockRefusal) { headerBlocks[reason]!.increment() }
 
     /// A connection was refused for `reason` (closed at accept, or answered with the reason and closed).
     package func rejected(_ reason: RejectReason) { rejected[reason]!.increment() }

@@ -8,6 +8,7 @@ TG_TLS_KEY (PEM files) add a client certificate.
 """
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -211,6 +212,36 @@ def main():
             padding = [("x-padding", "p" * int(extra[0]))]
             r = stub.TriggerNamespacePipeline(trigger_request("demo", "echo", [{"k": 1}]), metadata=metadata + padding)
             out = {"outputs": outputs(r)}
+        elif scenario == "metadata-edge":
+            # The header block at exactly LIMIT bytes (RFC 9113 §6.5.2 count), then one byte more: one x-padding
+            # value sized from the gateway's own count of a first, over-limit call ("(SIZE vs. LIMIT)").
+            limit = int(extra[0])
+
+            def call(n):
+                try:
+                    request = trigger_request("demo", "echo", [{"k": 1}])
+                    stub.TriggerNamespacePipeline(request, metadata=metadata + [("x-padding", "p" * n)])
+                    return {"code": "OK"}
+                except grpc.RpcError as e:
+                    return error(e)
+
+            probe = call(limit)
+            size = int(re.search(r"\((\d+) vs\. ", probe["details"]).group(1))
+            at = limit - (size - limit)
+            out = {"probe": probe, "at": call(at), "past": call(at + 1)}
+        elif scenario == "metadata-split":
+            # TOTAL bytes of metadata values in fields of at most FIELD bytes (grpcio sends them raw, not Huffman
+            # coded), then a plain call on the same channel.
+            total, field = int(extra[0]), int(extra[1])
+            padding = [("x-pad-%d" % i, "p" * min(field, total - i)) for i in range(0, total, field)]
+            out = {}
+            try:
+                stub.TriggerNamespacePipeline(trigger_request("demo", "echo", [{"k": 1}]), metadata=metadata + padding)
+                out["first"] = {"code": "OK"}
+            except grpc.RpcError as e:
+                out["first"] = error(e)
+            r = stub.TriggerNamespacePipeline(trigger_request("demo", "echo", [{"k": 2}]), metadata=metadata)
+            out["then"] = outputs(r)
         elif scenario == "sized":
             # A valid request of exactly N serialized bytes (padding in a string), to probe the size cap.
             target = int(extra[0])

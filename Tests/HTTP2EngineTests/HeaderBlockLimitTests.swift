@@ -1,0 +1,131 @@
+import HTTP2Engine
+import NIOCore
+import NIOEmbedded
+import Testing
+
+/// Request header blocks far over `maxHeaderListSize`, fed as raw frames (the engine's own client, like curl's
+/// libnghttp2, will not send a block over 64 KiB). Review 12, finding 4: past libnghttp2's default of 8
+/// CONTINUATION frames the connection died with an unexplained GOAWAY(PROTOCOL_ERROR).
+@Suite("HTTP/2 request header blocks past the limit")
+struct HeaderBlockLimitTests {
+    /// HPACK integer with an `n`-bit prefix (RFC 7541 §5.1), `first` holding the pattern bits above it.
+    static func integer(_ value: Int, prefix n: Int, first: UInt8) -> [UInt8] {
+        let max = (1 << n) - 1
+        guard value >= max else { return [first | UInt8(value)] }
+        var bytes = [first | UInt8(max)]
+        var rest = value - max
+        while rest >= 128 {
+            bytes.append(UInt8(rest % 128) | 0x80)
+            rest /= 128
+        }
+        return bytes + [UInt8(rest)]
+    }
+
+    /// A literal field with a new name, raw (not Huffman) strings (RFC 7541 §6.2): `indexed` adds it to the
+    /// dynamic table (§6.2.1), otherwise "without indexing" (§6.2.2).
+    static func literal(_ name: String, _ value: [UInt8], indexed: Bool = false) -> [UInt8] {
+        [indexed ? 0x40 : 0x00] + integer(name.utf8.count, prefix: 7, first: 0) + Array(name.utf8)
+            + integer(value.count, prefix: 7, first: 0) + value
+    }
+
+    /// `GET /` (static entries 2, 6, 4) with `:authority: gw` (name 1, without indexing).
+    static let requestStart: [UInt8] = [0x82, 0x86, 0x84, 0x01, 0x02] + Array("gw".utf8)
+
+    static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: ArraySlice<UInt8>) -> [UInt8] {
+        let n = payload.count
+        return [UInt8(n >> 16), UInt8(n >> 8 & 0xff), UInt8(n & 0xff), type, flags]
+            + withUnsafeBytes(of: stream.bigEndian, Array.init) + payload
+    }
+
+    /// `block` as one HEADERS frame (END_STREAM) and `continuations` CONTINUATION frames, END_HEADERS on the last.
+    static func headerFrames(stream: UInt32, block: [UInt8], continuations: Int) -> [UInt8] {
+        let pieces = continuations + 1
+        let size = (block.count + pieces - 1) / pieces
+        var bytes: [UInt8] = []
+        for i in 0..<pieces {
+            let piece = block[min(i * size, block.count)..<min((i + 1) * size, block.count)]
+            let endHeaders: UInt8 = i == pieces - 1 ? 0x4 : 0
+            bytes += frame(
+                type: i == 0 ? 0x1 : 0x9, flags: (i == 0 ? 0x1 : 0) | endHeaders, stream: stream, payload: piece)
+        }
+        return bytes
+    }
+
+    /// A server session fed the client preface and `frames`; returns what it wrote back.
+    static func feed(_ pair: ConnectionPair, _ frames: [UInt8]) throws -> [FrameHeader] {
+        _ = try pair.server.readAllOutbound()
+        try pair.server.writeInbound(ByteBuffer(bytes: ErrorHandlingTests.preface + frames))
+        return FrameHeader.parse(try pair.server.readAllOutbound())
+    }
+
+    /// ~120 KiB (4 fields of 30,000 bytes) after a small field added to the dynamic table; the next request
+    /// names that entry (index 62), so it decodes right only if the oversized block was decoded to its end.
+    @Test(
+        "a block in HEADERS + up to maxContinuationFrames CONTINUATIONs is reported oversized; the next stream is served",
+        arguments: [8, 9, HTTP2SessionConfiguration.maxContinuationFrames]
+    )
+    func oversizedBlockKeepsConnection(continuations: Int) throws {
+        let pair = try ConnectionPair()
+        var block = Self.requestStart + Self.literal("x-tag", Array("kept".utf8), indexed: true)
+        for i in 0..<4 { block += Self.literal("x-pad\(i)", Array(repeating: 0x61, count: 30_000)) }
+        let next = Self.requestStart + [0x80 | 62]
+        let frames = try Self.feed(
+            pair,
+            Self.headerFrames(stream: 1, block: block, continuations: continuations)
+                + Self.frame(type: 0x1, flags: 0x5, stream: 3, payload: next[...])
+        )
+
+        #expect(frames.compactMap(\.goAwayFields).isEmpty)
+        #expect(pair.server.isActive)
+        // The recording delegate keeps the default answer to an oversized block: RST_STREAM on that stream only.
+        #expect(pair.serverDelegate.events(for: 1) == [.closed(1, .internalError)])
+        let served = pair.serverDelegate.events(for: 3).first
+        guard case .headers(3, let headers, endStream: true) = served else {
+            Issue.record("stream 3: \(String(describing: served))")
+            return
+        }
+        #expect(headers.first(name: "x-tag") == "kept")
+    }
+
+    @Test(
+        "one CONTINUATION past maxContinuationFrames ends the connection: GOAWAY ENHANCE_YOUR_CALM, headerBlockTooLarge"
+    )
+    func blockOverCeiling() throws {
+        let pair = try ConnectionPair()
+        var block = Self.requestStart
+        for i in 0..<4 { block += Self.literal("x-pad\(i)", Array(repeating: 0x61, count: 30_000)) }
+        let frames = try Self.feed(
+            pair,
+            Self.headerFrames(
+                stream: 1, block: block, continuations: HTTP2SessionConfiguration.maxContinuationFrames + 1)
+        )
+
+        #expect(frames.compactMap(\.goAwayFields).map(\.1) == [.enhanceYourCalm])
+        #expect(!pair.server.isActive)
+        let error = pair.serverDelegate.closeError as? HTTP2EngineError
+        #expect(error?.code == .headerBlockTooLarge, "\(String(describing: error))")
+    }
+
+    /// The ceiling that stays: libnghttp2 1.52's HPACK decoder takes a string of at most NGHTTP2_HD_MAX_NV
+    /// (65,536) encoded bytes; one more fails decoding, a connection error (RFC 9113 §4.3).
+    @Test(
+        "a field value of 65,536 encoded bytes is decoded; 65,537 is GOAWAY COMPRESSION_ERROR",
+        arguments: [65_536, 65_537])
+    func fieldCeiling(length: Int) throws {
+        let pair = try ConnectionPair()
+        let block = Self.requestStart + Self.literal("x-big", Array(repeating: 0x61, count: length))
+        let frames = try Self.feed(
+            pair,
+            Self.headerFrames(stream: 1, block: block, continuations: 4)
+        )
+
+        if length <= 65_536 {
+            #expect(frames.compactMap(\.goAwayFields).isEmpty)
+            #expect(pair.serverDelegate.events(for: 1) == [.closed(1, .internalError)])
+        } else {
+            #expect(frames.compactMap(\.goAwayFields).map(\.1) == [.compressionError])
+            let error = pair.serverDelegate.closeError as? HTTP2EngineError
+            #expect(error?.code == .goAwaySent && error?.http2ErrorCode == .compressionError)
+        }
+    }
+}
