@@ -242,7 +242,7 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         let promise = self.promise
         self.promise = nil
         self.response = nil
-        self.body = BodyGatherer()
+        self.body.restart(expectedLength: nil)
         self.outbound = nil
         promise?.fail(error)
         stream?.fail(error)
@@ -346,7 +346,7 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
                 body: ByteBuffer(),
                 keepAlive: head.keepAlive
             )
-            body = BodyGatherer(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
+            body.restart(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
         case .body(let chunk):
             guard response != nil else { return true }
             if body.count + chunk.readableBytes > maxResponseBytes {
