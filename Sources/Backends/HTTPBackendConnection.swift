@@ -37,12 +37,17 @@ final class HTTPBackendConnection: Sendable {
     ) -> EventLoopFuture<HTTPBackendResponse> {
         let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
         let handler = self.handler
-        let send: @Sendable () -> Void = {
+        // On the connection's own loop (the per-loop idle lists' case) the request goes out now: no hop, and no
+        // closure (issue 11: a context allocated per call when one closure served both branches).
+        if channel.eventLoop.inEventLoop {
             handler.value.start(promise: promise, maxResponseBytes: maxResponseBytes)
             handler.value.send(head: head, body: body)
+        } else {
+            channel.eventLoop.execute {
+                handler.value.start(promise: promise, maxResponseBytes: maxResponseBytes)
+                handler.value.send(head: head, body: body)
+            }
         }
-        // On the connection's own loop (the per-loop idle lists' case) the request goes out now, no hop.
-        if channel.eventLoop.inEventLoop { send() } else { channel.eventLoop.execute(send) }
         return promise.futureResult
     }
 
