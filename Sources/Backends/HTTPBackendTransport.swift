@@ -309,9 +309,11 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             // The caller gave up (deadline or client gone): the response will never be read, so the connection
             // cannot be reused; closing it also tells the backend to stop.
             cancellation.whenCancelled { [self] in cancel() }
-            connection.execute(head: head, body: body, maxResponseBytes: transport.maxResponseBytes)
-                .hop(to: eventLoop)
-                .whenComplete { [self] in answered($0) }
+            // Reported on the connection's loop, which is `eventLoop` on the frontends' path (pinned); an `async`
+            // caller's shared connection may be on another.
+            connection.execute(head: head, body: body, maxResponseBytes: transport.maxResponseBytes) { [self] in
+                answered($0)
+            }
         }
 
         /// The cancellation handler, on any thread: closes the try's connection unless its answer came first
@@ -320,8 +322,12 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             eventLoop.execute { self.connection?.close() }
         }
 
-        /// The backend's answer, on `eventLoop`.
+        /// The backend's answer, on the connection's loop; handled on `eventLoop`.
         private func answered(_ outcome: Result<HTTPBackendResponse, any Error>) {
+            guard eventLoop.inEventLoop else {
+                eventLoop.execute { self.answered(outcome) }
+                return
+            }
             guard let connection = self.connection.take() else { return }
             let pool = transport.poolName
             switch outcome {
