@@ -36,14 +36,31 @@ final class HTTPBackendConnection: Sendable {
         maxResponseBytes: Int
     ) -> EventLoopFuture<HTTPBackendResponse> {
         let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
-        let handler = self.handler
-        let send: @Sendable () -> Void = {
-            handler.value.start(promise: promise, maxResponseBytes: maxResponseBytes)
-            handler.value.send(head: head, body: body)
-        }
-        // On the connection's own loop (the per-loop idle lists' case) the request goes out now, no hop.
-        if channel.eventLoop.inEventLoop { send() } else { channel.eventLoop.execute(send) }
+        execute(head: head, body: body, maxResponseBytes: maxResponseBytes) { promise.completeWith($0) }
         return promise.futureResult
+    }
+
+    /// The same reporting the response (or the failure) to `answer`, once, on the connection's loop: no promise,
+    /// for a caller with a completion of its own (the transport's `UnaryRun`, issue 11: a future and its
+    /// callback per call less).
+    func execute(
+        head: ByteBuffer,
+        body: StreamedJSONBody,
+        maxResponseBytes: Int,
+        answer: @escaping @Sendable (Result<HTTPBackendResponse, any Error>) -> Void
+    ) {
+        let handler = self.handler
+        // On the connection's own loop (the per-loop idle lists' case) the request goes out now: no hop, and no
+        // closure (a context allocated per call when one closure served both branches).
+        if channel.eventLoop.inEventLoop {
+            handler.value.start(answer: answer, maxResponseBytes: maxResponseBytes)
+            handler.value.send(head: head, body: body)
+        } else {
+            channel.eventLoop.execute {
+                handler.value.start(answer: answer, maxResponseBytes: maxResponseBytes)
+                handler.value.send(head: head, body: body)
+            }
+        }
     }
 
     /// Sends one request whose answer is read as a stream: the connection stops reading on its own
@@ -94,7 +111,7 @@ enum HTTPBackendStreamItem: Sendable {
 }
 
 /// Sends one request at a time on a backend connection, collects its response and completes the waiting
-/// promise. The connection's bytes are its own HTTP/1.1 client codec: request heads written whole
+/// call. The connection's bytes are its own HTTP/1.1 client codec: request heads written whole
 /// (`HTTP1RequestHeadWriter`), responses read by ``HTTP1ResponseDecoder`` from the bytes as they arrive (issue
 /// 11: NIO's codec cost ~7 000 instructions a call in `NIOAny` casts and generic-metadata lookups alone).
 ///
@@ -103,7 +120,7 @@ enum HTTPBackendStreamItem: Sendable {
 /// `channelWritabilityChanged`, so a large body costs one chunk of memory beyond its blob, not its whole
 /// encoding.
 ///
-/// A response that is too large, a decoder error, or the connection closing mid-response fails the promise;
+/// A response that is too large, a decoder error, or the connection closing mid-response fails the call;
 /// the pool then drops the connection instead of reusing it. So is a connection whose backend answered
 /// before the whole request body was sent.
 final class HTTPBackendClientHandler: ChannelInboundHandler {
@@ -124,7 +141,8 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         case unsolicitedBytes
     }
 
-    private var promise: EventLoopPromise<HTTPBackendResponse>?
+    /// Where the response in progress is reported, once; nil between requests.
+    private var answer: (@Sendable (Result<HTTPBackendResponse, any Error>) -> Void)?
     /// The response being read; its body is gathered in `body` and set at its end.
     private var response: HTTPBackendResponse?
     private var body = BodyGatherer()
@@ -176,7 +194,17 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         while var body = outbound {
             var waiting = false
             chunks: while context.channel.isWritable {
-                switch body.next(maxBytes: Self.chunkBytes, whenReady: whenReady ?? {}) {
+                // A body that never waits takes the plain form: `whenReady ?? {}` made a closure and its
+                // reabstraction thunk per call (2 allocations, issue 11).
+                let next: StreamedJSONBody.Chunk
+                if let whenReady {
+                    next = body.next(maxBytes: Self.chunkBytes, whenReady: whenReady)
+                } else if let bytes = body.next(maxBytes: Self.chunkBytes) {
+                    next = .bytes(bytes)
+                } else {
+                    next = .end
+                }
+                switch next {
                 case .bytes(let chunk):
                     context.write(wrapOutboundOut(chunk), promise: nil)
                 case .end:
@@ -231,25 +259,30 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    /// ``start(answer:maxResponseBytes:)`` completing `promise`.
     func start(promise: EventLoopPromise<HTTPBackendResponse>, maxResponseBytes: Int) {
-        precondition(self.promise == nil, "one request at a time per backend connection")
-        self.promise = promise
+        start(answer: { promise.completeWith($0) }, maxResponseBytes: maxResponseBytes)
+    }
+
+    func start(answer: @escaping @Sendable (Result<HTTPBackendResponse, any Error>) -> Void, maxResponseBytes: Int) {
+        precondition(self.answer == nil, "one request at a time per backend connection")
+        self.answer = answer
         self.maxResponseBytes = maxResponseBytes
         self.response = nil
     }
 
     func fail(_ error: any Error) {
-        let promise = self.promise
-        self.promise = nil
+        let answer = self.answer
+        self.answer = nil
         self.response = nil
-        self.body = BodyGatherer()
+        self.body.restart(expectedLength: nil)
         self.outbound = nil
-        promise?.fail(error)
+        answer?(.failure(error))
         stream?.fail(error)
     }
 
     func startStreaming(maxResponseBytes: Int, maxEventBytes: Int) {
-        precondition(promise == nil && stream == nil, "one request at a time per backend connection")
+        precondition(answer == nil && stream == nil, "one request at a time per backend connection")
         stream = HTTPBackendSSEReader(maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes)
     }
 
@@ -279,7 +312,7 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !broken else { return }
-        guard promise != nil || stream != nil else {
+        guard answer != nil || stream != nil else {
             // Bytes on an idle connection answer nothing we asked (a server's 408 before its idle close, or
             // garbage): the connection is dropped rather than left to mix them into the next answer.
             broken = true
@@ -334,7 +367,7 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         }
         switch part {
         case .head(let head):
-            guard promise != nil else {
+            guard answer != nil else {
                 // An answer to nothing: the connection's bytes are not ours to read.
                 fail(Failure.unsolicitedBytes)
                 context.close(promise: nil)
@@ -346,7 +379,7 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
                 body: ByteBuffer(),
                 keepAlive: head.keepAlive
             )
-            body = BodyGatherer(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
+            body.restart(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
         case .body(let chunk):
             guard response != nil else { return true }
             if body.count + chunk.readableBytes > maxResponseBytes {
@@ -356,8 +389,8 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
             }
             body.append(chunk)
         case .end:
-            guard var response, let promise else { return true }
-            self.promise = nil
+            guard var response, let answer else { return true }
+            self.answer = nil
             self.response = nil
             response.body = body.take()
             if outbound != nil || leftover > 0 {
@@ -366,7 +399,7 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
                 outbound = nil
                 response.keepAlive = false
             }
-            promise.succeed(response)
+            answer(.success(response))
         }
         return true
     }

@@ -67,7 +67,7 @@ final class HTTPBackendSSEReader {
                 (200..<300).contains(head.status)
                 && contentType.map { MediaType.parse($0).type } == SSEEncoder.contentType
             if !isEventStream {
-                wholeBody = BodyGatherer(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
+                wholeBody.restart(expectedLength: head.contentLength.map { min($0, maxResponseBytes) })
                 whole = HTTPBackendResponse(
                     status: head.status,
                     contentType: contentType,

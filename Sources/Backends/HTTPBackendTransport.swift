@@ -197,49 +197,189 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         }
     }
 
-    /// `POST /run` on an idle connection (or a new one), answered on `eventLoop`. `pinned`: on `eventLoop`'s own
-    /// connections (the frontends' path); otherwise on the shared ones, which `async` callers (not on a loop)
-    /// use. A try whose connect failed reached no backend and goes to another endpoint under
-    /// ``withSafeRetries(_:maxTries:deadline:on:cancellation:_:)``.
+    /// `POST /run` on an idle connection (or a new one), answered on `eventLoop`; see
+    /// ``call(_:on:pinned:cancellation:completion:)``.
     func call(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
         cancellation: TriggerCancellation
     ) -> EventLoopFuture<TriggerResult> {
-        // One promise for the whole call (``withSafeRetries``'s); each try reports through `done` (issue 11:
-        // the chain of `flatMap`s it replaced allocated a future per step).
+        let promise = eventLoop.makePromise(of: TriggerResult.self)
+        call(
+            request, on: eventLoop, pinned: pinned, cancellation: cancellation, completion: { promise.completeWith($0) }
+        )
+        return promise.futureResult
+    }
+
+    /// `POST /run` on an idle connection (or a new one), its outcome reported once to `completion` on
+    /// `eventLoop` (no promise of its own: the pool's is the call's only one). `pinned`: on `eventLoop`'s own
+    /// connections (the frontends' path); otherwise on the shared ones, which `async` callers (not on a loop)
+    /// use. A try whose connect failed reached no backend and goes to another endpoint under
+    /// ``withSafeRetries(_:maxTries:deadline:on:cancellation:completion:_:)``.
+    func call(
+        _ request: TriggerRequest,
+        on eventLoop: any EventLoop,
+        pinned: Bool,
+        cancellation: TriggerCancellation,
+        completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
+    ) {
+        let run = UnaryRun(
+            transport: self, request: request, eventLoop: eventLoop, pinned: pinned, cancellation: cancellation)
         withSafeRetries(
             balancer,
             maxTries: configuration.maxTries,
             deadline: request.deadline,
             on: eventLoop,
-            cancellation: cancellation
-        ) { index, done in
-            self.attempt(
-                request, on: self.endpoints[index], eventLoop: eventLoop, pinned: pinned, cancellation: cancellation,
-                done: done
-            )
-        }
+            cancellation: cancellation,
+            completion: completion
+        ) { [run] index, done in run.begin(endpoint: index, done: done) }
     }
 
-    /// One try on one endpoint, reported once to `done` on `eventLoop`. A failed connect is ``NotSent``
-    /// (nothing reached the backend); every transport failure counts against the endpoint, every answer (the
-    /// pipeline's own error included) for it.
-    private func attempt(
-        _ request: TriggerRequest,
-        on endpoint: EndpointState,
-        eventLoop: any EventLoop,
-        pinned: Bool,
-        cancellation: TriggerCancellation,
-        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
-    ) {
-        endpoint.health.outstanding.add(1, ordering: .relaxed)
-        let (head, body) = requestParts(request, endpoint: endpoint, accept: "application/json")
-        let balancer = self.balancer
-        let deadline = request.deadline
-        let finish: @Sendable (Result<TriggerResult, any Error>) -> Void = { result in
+    /// One `POST /run`, from its first try to its last, and the current try's state. Tries are sequential
+    /// (``withSafeRetries`` starts the next once `done` has been called), so one object serves them all.
+    ///
+    /// Issue 11 (as `GRPCBackendTransport`'s `UnaryRun`): every closure of the call (the retries' body, the
+    /// connect's and the answer's completions, the cancellation handler) captures this object alone, so none
+    /// needs a context of its own; they replaced a context per closure, each with its copy of the request.
+    ///
+    /// `@unchecked Sendable`: its state is only touched on `eventLoop` (the retries run there, the connect and
+    /// the answer are hopped there, the cancellation handler hops there first).
+    private final class UnaryRun: @unchecked Sendable {
+        let transport: HTTPBackendTransport
+        let request: TriggerRequest
+        /// Where the tries run and report: `done` is called on it.
+        let eventLoop: any EventLoop
+        let pinned: Bool
+        let cancellation: TriggerCancellation
+
+        // The current try.
+        var endpoint: EndpointState! = nil
+        /// ``withSafeRetries``'s report of this try, called once.
+        var done: (@Sendable (Result<TriggerResult, any Error>) -> Void)?
+        /// The request while a new connection is being made.
+        var parts: (head: ByteBuffer, body: StreamedJSONBody)?
+        /// The connection the request went out on, until its answer: what the cancellation handler closes.
+        var connection: HTTPBackendConnection?
+
+        init(
+            transport: HTTPBackendTransport, request: TriggerRequest, eventLoop: any EventLoop, pinned: Bool,
+            cancellation: TriggerCancellation
+        ) {
+            self.transport = transport
+            self.request = request
+            self.eventLoop = eventLoop
+            self.pinned = pinned
+            self.cancellation = cancellation
+        }
+
+        /// A try on the endpoint at `index` (``withSafeRetries``'s body), on `eventLoop`, on an idle connection
+        /// when there is one (the common case: no future), or on a new one.
+        func begin(endpoint index: Int, done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void) {
+            let endpoint = transport.endpoints[index]
+            self.endpoint = endpoint
+            self.done = done
+            endpoint.health.outstanding.add(1, ordering: .relaxed)
+            let parts = transport.requestParts(request, endpoint: endpoint, accept: "application/json")
+            if let idle = transport.idleConnection(endpoint, on: eventLoop, pinned: pinned) {
+                send(parts.head, parts.body, on: idle)
+                return
+            }
+            self.parts = parts
+            transport.newConnection(endpoint, on: eventLoop, pinned: pinned, deadline: request.deadline)
+                .whenComplete { [self] in connected($0) }
+        }
+
+        /// A new connection's outcome, on `eventLoop`. A failed connect is ``NotSent`` (nothing reached the
+        /// backend).
+        private func connected(_ result: Result<HTTPBackendConnection, any Error>) {
+            let parts = self.parts.take()!
+            switch result {
+            case .failure(let error):
+                // A connect cut short by the caller's own deadline says nothing about the endpoint.
+                if request.deadline.map({ $0 > .now() }) ?? true { transport.balancer.recordFailure(endpoint.index) }
+                finish(.failure(NotSent(error: error)))
+            case .success(let connection):
+                send(parts.head, parts.body, on: connection)
+            }
+        }
+
+        private func send(_ head: ByteBuffer, _ body: StreamedJSONBody, on connection: HTTPBackendConnection) {
+            self.connection = connection
+            // The caller gave up (deadline or client gone): the response will never be read, so the connection
+            // cannot be reused; closing it also tells the backend to stop.
+            cancellation.whenCancelled { [self] in cancel() }
+            // Reported on the connection's loop, which is `eventLoop` on the frontends' path (pinned); an `async`
+            // caller's shared connection may be on another.
+            connection.execute(head: head, body: body, maxResponseBytes: transport.maxResponseBytes) { [self] in
+                answered($0)
+            }
+        }
+
+        /// The cancellation handler, on any thread: closes the try's connection unless its answer came first
+        /// (then the connection may already serve another call).
+        private func cancel() {
+            eventLoop.execute { self.connection?.close() }
+        }
+
+        /// The backend's answer, on the connection's loop; handled on `eventLoop`.
+        private func answered(_ outcome: Result<HTTPBackendResponse, any Error>) {
+            guard eventLoop.inEventLoop else {
+                eventLoop.execute { self.answered(outcome) }
+                return
+            }
+            guard let connection = self.connection.take() else { return }
+            let pool = transport.poolName
+            switch outcome {
+            case .failure(let error):
+                connection.close()
+                // Our own close after the caller gave up (deadline, client gone) is not the endpoint's doing.
+                if cancellation.isCancelled {
+                    finish(.failure(CancellationError()))
+                    return
+                }
+                let failure = HTTPBackendTransport.transportError(
+                    error, pool: pool, endpoint: endpoint.endpoint.description)
+                // Nothing was written: retried on another connection as a refused connect is.
+                if case HTTPBackendClientHandler.Failure.closedBeforeSend = error {
+                    finish(.failure(NotSent(error: failure)))
+                    return
+                }
+                finish(.failure(failure))
+            case .success(let response):
+                cancellation.clearHandler()
+                if response.keepAlive {
+                    transport.release(connection, to: endpoint)
+                } else {
+                    connection.close()
+                }
+                guard (200..<300).contains(response.status) else {
+                    finish(
+                        .failure(
+                            BackendErrors.errorAnswer(
+                                pool: pool, endpoint: endpoint.endpoint.description, status: response.status,
+                                body: response.body)))
+                    return
+                }
+                do {
+                    finish(.success(try BackendHTTPBody.decodeResult(response.body, limits: transport.limits)))
+                } catch let error as GatewayError {
+                    finish(
+                        .failure(
+                            BackendErrors.unreadableResult(
+                                pool: pool, endpoint: endpoint.endpoint.description, status: response.status,
+                                body: response.body, problem: error.message)))
+                } catch {
+                    finish(.failure(error))
+                }
+            }
+        }
+
+        /// Ends the try: every transport failure counts against the endpoint, every answer (the pipeline's own
+        /// error included) for it.
+        private func finish(_ result: Result<TriggerResult, any Error>) {
             endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+            let balancer = transport.balancer
             switch result {
             case .success:
                 balancer.recordSuccess(endpoint.index)
@@ -252,86 +392,12 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             case .failure:
                 break
             }
-            done(result)
+            done.take()?(result)
         }
-        acquire(endpoint, on: eventLoop, pinned: pinned, deadline: deadline) { acquired in
-            switch acquired {
-            case .failure(let error):
-                // A connect cut short by the caller's own deadline says nothing about the endpoint.
-                if deadline.map({ $0 > .now() }) ?? true { balancer.recordFailure(endpoint.index) }
-                finish(.failure(NotSent(error: error)))
-            case .success(let connection):
-                self.execute(
-                    head: head, body: body, on: connection, endpoint: endpoint, eventLoop: eventLoop,
-                    cancellation: cancellation, done: finish)
-            }
-        }
-    }
-
-    private func execute(
-        head: ByteBuffer,
-        body: StreamedJSONBody,
-        on connection: HTTPBackendConnection,
-        endpoint: EndpointState,
-        eventLoop: any EventLoop,
-        cancellation: TriggerCancellation,
-        done: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
-    ) {
-        // The caller gave up (deadline or client gone): the response will never be read, so the connection
-        // cannot be reused; closing it also tells the backend to stop.
-        cancellation.whenCancelled { connection.close() }
-        let pool = configuration.name
-        let limits = codecLimits
-        connection.execute(head: head, body: body, maxResponseBytes: configuration.maxResponseBytes)
-            .hop(to: eventLoop)
-            .whenComplete { outcome in
-                switch outcome {
-                case .failure(let error):
-                    connection.close()
-                    // Our own close after the caller gave up (deadline, client gone) is not the endpoint's doing.
-                    if cancellation.isCancelled {
-                        done(.failure(CancellationError()))
-                        return
-                    }
-                    let failure = Self.transportError(error, pool: pool, endpoint: endpoint.endpoint.description)
-                    // Nothing was written: retried on another connection as a refused connect is.
-                    if case HTTPBackendClientHandler.Failure.closedBeforeSend = error {
-                        done(.failure(NotSent(error: failure)))
-                        return
-                    }
-                    done(.failure(failure))
-                case .success(let response):
-                    cancellation.clearHandler()
-                    if response.keepAlive {
-                        self.release(connection, to: endpoint)
-                    } else {
-                        connection.close()
-                    }
-                    guard (200..<300).contains(response.status) else {
-                        done(
-                            .failure(
-                                BackendErrors.errorAnswer(
-                                    pool: pool, endpoint: endpoint.endpoint.description, status: response.status,
-                                    body: response.body)))
-                        return
-                    }
-                    do {
-                        done(.success(try BackendHTTPBody.decodeResult(response.body, limits: limits)))
-                    } catch let error as GatewayError {
-                        done(
-                            .failure(
-                                BackendErrors.unreadableResult(
-                                    pool: pool, endpoint: endpoint.endpoint.description, status: response.status,
-                                    body: response.body, problem: error.message)))
-                    } catch {
-                        done(.failure(error))
-                    }
-                }
-            }
     }
 
     /// What a failed exchange with a backend (not the caller's own cancel) tells the client.
-    private static func transportError(_ error: any Error, pool: String, endpoint: String) -> GatewayError {
+    static func transportError(_ error: any Error, pool: String, endpoint: String) -> GatewayError {
         switch error {
         case HTTPBackendClientHandler.Failure.closedBeforeResponse, HTTPBackendClientHandler.Failure.closedBeforeSend:
             BackendErrors.connectionLost(pool: pool, endpoint: endpoint)
@@ -412,24 +478,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         return newConnection(endpoint, on: eventLoop, pinned: pinned, deadline: deadline)
     }
 
-    /// ``acquire(_:on:pinned:deadline:)`` for the sync hot path: `then` is called at once (no future) with an
-    /// idle connection, the common case; otherwise once a new one is connected or has failed, on `eventLoop`.
-    func acquire(
-        _ endpoint: EndpointState,
-        on eventLoop: any EventLoop,
-        pinned: Bool,
-        deadline: NIODeadline?,
-        then: @escaping @Sendable (Result<HTTPBackendConnection, any Error>) -> Void
-    ) {
-        if let idle = idleConnection(endpoint, on: eventLoop, pinned: pinned) {
-            then(.success(idle))
-        } else {
-            newConnection(endpoint, on: eventLoop, pinned: pinned, deadline: deadline).whenComplete(then)
-        }
-    }
-
     /// An idle connection still open, taken off `eventLoop`'s list (`pinned`) or the shared one.
-    private func idleConnection(_ endpoint: EndpointState, on eventLoop: any EventLoop, pinned: Bool)
+    func idleConnection(_ endpoint: EndpointState, on eventLoop: any EventLoop, pinned: Bool)
         -> HTTPBackendConnection?
     {
         let pinned = pinned && endpoint.idle.hasList(for: eventLoop)
@@ -443,7 +493,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     }
 
     /// A new connection for `endpoint`, completed on `eventLoop`; its connect timeout is cut to the deadline.
-    private func newConnection(
+    func newConnection(
         _ endpoint: EndpointState, on eventLoop: any EventLoop, pinned: Bool, deadline: NIODeadline?
     ) -> EventLoopFuture<HTTPBackendConnection> {
         let pinned = pinned && endpoint.idle.hasList(for: eventLoop)

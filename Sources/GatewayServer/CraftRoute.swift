@@ -61,8 +61,16 @@ enum CraftRoute: Equatable {
         }
     }
 
+    /// Whether a path whose first segment (after the leading slash) is `segment` may be one of these routes: the
+    /// first segments ``init(segments:)`` switches on. `RESTPath.parse` asks before it makes the `String`s the
+    /// initialiser takes, so an Instill path (`/v1beta/...`) makes none.
+    static func mayMatch(firstSegment segment: Substring) -> Bool {
+        segment == "api" || segment == "endpoints"
+    }
+
     /// `parts` are the target's path segments, percent-decoded, with the leading empty one (`/api/v1/...` is
-    /// `["", "api", "v1", ...]`). nil when the path is none of these routes.
+    /// `["", "api", "v1", ...]`). nil when the path is none of these routes. Its first segments are those of
+    /// ``mayMatch(firstSegment:)``.
     init?(segments parts: [String]) {
         guard parts.count >= 3, parts[0].isEmpty, parts.dropFirst().allSatisfy({ !$0.isEmpty }) else { return nil }
         let p = Array(parts.dropFirst())

@@ -215,11 +215,9 @@ struct RESTBodyCollector {
         }
         switch storage {
         case .json(var gatherer):
-            // Take the gatherer out of `storage` first: with two references every append would copy all that was
-            // gathered so far (quadratic in the body size; see `BodyGatherer`).
-            storage = .json(BodyGatherer())
+            // Appended in place through the copy: a gatherer is a handle on its box, which holds the only reference
+            // to the bytes (see `BodyGatherer`), so no placeholder (a box allocated per chunk) is swapped in.
             gatherer.append(chunk)
-            storage = .json(gatherer)
         case .multipart(var decoder):
             storage = .json(BodyGatherer())  // drop the reference so `feed` mutates a unique copy
             try decoder.feed(chunk)
@@ -261,7 +259,6 @@ struct RESTBodyCollector {
             }
             return try RESTTriggerBody.inputs(of: object, limits: limits)
         case .json(var gatherer):
-            storage = .json(BodyGatherer())
             guard gatherer.count > 0 else {
                 throw GatewayError(.invalidArgument, "request body is empty: expected a JSON object with \"data\"")
             }

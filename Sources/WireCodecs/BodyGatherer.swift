@@ -24,11 +24,18 @@ package struct BodyGatherer {
         nonmutating _modify { yield &box.buffer }
         nonmutating set { box.buffer = newValue }
     }
-    private let expectedLength: Int?
+    private var expectedLength: Int?
 
     /// - Parameter expectedLength: the declared body length, already checked against the cap; the storage
     ///   is allocated for it at the first chunk.
     package init(expectedLength: Int? = nil) {
+        self.expectedLength = expectedLength
+    }
+
+    /// Starts gathering another body in the same box (a connection's next response): what was gathered is
+    /// dropped. Issue 11: one allocation per call less than a new gatherer.
+    package mutating func restart(expectedLength: Int?) {
+        box.buffer = nil
         self.expectedLength = expectedLength
     }
 

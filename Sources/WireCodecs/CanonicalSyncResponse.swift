@@ -88,6 +88,9 @@ enum CanonicalSyncResponse {
             self.bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
             self.count = raw.count
             self.maxDepth = maxDepth
+            // Room for a result's usual keys at once: grown from empty, they were reallocated twice per answer
+            // (issue 11).
+            keys.reserveCapacity(8)
         }
 
         /// The whole document is `{"outputs":[<objects>],"metadata":{}}` in canonical form.

@@ -260,13 +260,20 @@ package struct HTTP1RequestDecoder: Sendable {
 /// `tchar` (RFC 9110 §5.6.2).
 @inline(__always)
 func isTokenCharacter(_ c: UInt8) -> Bool {
-    HTTP1CharacterClass.table[Int(c)] & HTTP1CharacterClass.token != 0
+    HTTP1CharacterClass.contains(c, low: HTTP1CharacterClass.tokenLow, high: HTTP1CharacterClass.tokenHigh)
 }
 
 /// `field-vchar / SP / HTAB` with obs-text (RFC 9110 §5.5): anything but CTLs other than HTAB, and DEL.
 @inline(__always)
 func isFieldValueCharacter(_ c: UInt8) -> Bool {
-    HTTP1CharacterClass.table[Int(c)] & HTTP1CharacterClass.fieldValue != 0
+    c == 0x09 || (c >= 0x20 && c != 0x7F)
+}
+
+/// A request-target byte: VCHAR but "#" (RFC 9112 §3.2 with RFC 3986's characters; no raw non-ASCII, space or
+/// fragment: absolute-path, query, absolute-URI).
+@inline(__always)
+func isTargetCharacter(_ c: UInt8) -> Bool {
+    HTTP1CharacterClass.contains(c, low: HTTP1CharacterClass.targetLow, high: HTTP1CharacterClass.targetHigh)
 }
 
 @inline(__always)
@@ -274,22 +281,26 @@ func isBlank(_ c: UInt8) -> Bool {
     c == UInt8(ascii: " ") || c == UInt8(ascii: "\t")
 }
 
+/// ASCII character classes as 128-bit sets of bytes, two integer literals each: bit `c` of `low` (c < 64) or bit
+/// `c - 64` of `high` (64 ≤ c < 128) is set when byte `c` is in the class; no byte ≥ 0x80 is.
+///
+/// Why literals and not a table built from `HTTPToken.isTChar`: a global array is initialised lazily, so every
+/// read of it in a scanning loop went through `swift_once` (~1.5 k instructions per REST call, bench/README
+/// "Branch restalloc"); integer constants fold into the loop. `HTTPToken.isTChar` stays the one definition of
+/// `tchar`: `HTTP1RequestDecoderTests.characterClassesMatchTheirDefinitions` checks these bits against it for every byte.
 enum HTTP1CharacterClass {
-    static let token: UInt8 = 1
-    static let fieldValue: UInt8 = 2
-    /// A request-target byte: VCHAR but "#" (RFC 9112 §3.2 with RFC 3986's characters; no raw non-ASCII,
-    /// space or fragment).
-    static let target: UInt8 = 4
+    /// `tchar`: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~`` (RFC 9110 §5.6.2).
+    static let tokenLow: UInt64 = 0x03FF_6CFA_0000_0000
+    static let tokenHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+    /// 0x21...0x7E but 0x23 ("#").
+    static let targetLow: UInt64 = 0xFFFF_FFF6_0000_0000
+    static let targetHigh: UInt64 = 0x7FFF_FFFF_FFFF_FFFF
 
-    static let table: [UInt8] = (0..<256).map { (c: Int) -> UInt8 in
-        var bits: UInt8 = 0
-        let byte = UInt8(c)
-        // The one definition of `tchar` is HTTPToken's; this table only caches it per byte.
-        if HTTPToken.isTChar(byte) { bits |= token }
-        if c == 0x09 || (0x20...0x7E).contains(c) || c >= 0x80 { bits |= fieldValue }
-        // No "#": a request-target has no fragment (RFC 9112 §3.2: absolute-path, query, absolute-URI).
-        if (0x21...0x7E).contains(c) && c != 0x23 { bits |= target }
-        return bits
+    @inline(__always)
+    static func contains(_ c: UInt8, low: UInt64, high: UInt64) -> Bool {
+        if c < 64 { return (low &>> UInt64(c)) & 1 != 0 }
+        if c < 128 { return (high &>> UInt64(c &- 64)) & 1 != 0 }
+        return false
     }
 }
 
@@ -381,7 +392,7 @@ enum HeadParser {
         let method = methodStart..<i
         i += 1
         let targetStart = i
-        while i < count, HTTP1CharacterClass.table[Int(bytes[i])] & HTTP1CharacterClass.target != 0 { i += 1 }
+        while i < count, isTargetCharacter(bytes[i]) { i += 1 }
         if i == count { return nil }
         guard i > targetStart, bytes[i] == UInt8(ascii: " ") else { throw .invalidTarget }
         let target = targetStart..<i

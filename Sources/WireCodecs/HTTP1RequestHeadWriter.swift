@@ -26,18 +26,37 @@ package struct HTTP1RequestHeadWriter {
 
     /// One field line.
     package mutating func add(_ name: String, _ value: String) {
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
+        var name = name
+        var value = value
+        name.withUTF8 { name in
+            value.withUTF8 { value in addLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) }
+        }
     }
 
     /// One field line whose value is a non-negative decimal (`content-length`, `x-trigger-deadline-ms`).
     package mutating func add(_ name: String, decimal value: Int) {
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeDecimal(value)
-        buffer.writeStaticString("\r\n")
+        var name = name
+        withDecimalDigits(value) { digits in name.withUTF8 { addLine(UnsafeRawBufferPointer($0), digits) } }
+    }
+
+    /// `name: value CRLF` in one write: each `ByteBuffer` write checks uniqueness and capacity and moves the
+    /// writer index (with its exclusivity checks), so a line written in four pieces cost ~1 000 instructions
+    /// (issue 11; bench/README "Branch restalloc").
+    private mutating func addLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        let length = name.count + value.count + 4
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
+            let base = out.baseAddress!
+            if let start = name.baseAddress { base.copyMemory(from: start, byteCount: name.count) }
+            var at = name.count
+            base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: at, as: UInt8.self)
+            base.storeBytes(of: UInt8(ascii: " "), toByteOffset: at + 1, as: UInt8.self)
+            at += 2
+            if let start = value.baseAddress { (base + at).copyMemory(from: start, byteCount: value.count) }
+            at += value.count
+            base.storeBytes(of: UInt8(ascii: "\r"), toByteOffset: at, as: UInt8.self)
+            base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: at + 1, as: UInt8.self)
+            return length
+        }
     }
 
     /// The head, ended by its blank line.
@@ -48,16 +67,26 @@ package struct HTTP1RequestHeadWriter {
 }
 
 extension ByteBuffer {
-    /// `value` (≥ 0) in decimal ASCII digits, without making a `String` (HTTP/1.1 `Content-Length` and the like).
+    /// `value` (≥ 0) in decimal ASCII digits, without making a `String` (HTTP/1.1 `Content-Length` and the like),
+    /// in one write.
     package mutating func writeDecimal(_ value: Int) {
-        precondition(value >= 0)
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
+        withDecimalDigits(value) { _ = writeBytes($0) }
+    }
+}
+
+/// Calls `body` with `value` (≥ 0) in decimal ASCII digits, formatted on the stack (no `String`, no buffer).
+@inline(__always)
+func withDecimalDigits<Result>(_ value: Int, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+    precondition(value >= 0)
+    var storage: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: Int.max has 19 digits
+    return try withUnsafeMutableBytes(of: &storage) { digits in
         var rest = value
-        while divisor > 0 {
-            writeInteger(UInt8(ascii: "0") + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
-        }
+        var start = digits.count
+        repeat {
+            start -= 1
+            digits[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+        } while rest > 0
+        return try body(UnsafeRawBufferPointer(rebasing: digits[start...]))
     }
 }

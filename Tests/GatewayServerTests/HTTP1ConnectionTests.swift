@@ -314,7 +314,7 @@ struct HTTP1ConnectionTests {
             status: 204, fields: [("request-id", "r")], body: ByteBuffer(string: "x"), keepAlive: false,
             omitsBody: false, allocator: allocator)
         #expect(String(buffer: noContent) == "HTTP/1.1 204 No Content\r\nrequest-id: r\r\nconnection: close\r\n\r\n")
-        for value in [0, 7, 10, 99, 100, 1_048_576] {
+        for value in [0, 7, 10, 99, 100, 1_048_576, Int.max] {
             var buffer = allocator.buffer(capacity: 8)
             buffer.writeDecimal(value)
             #expect(String(buffer: buffer) == String(value))

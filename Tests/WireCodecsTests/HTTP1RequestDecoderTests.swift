@@ -1,5 +1,6 @@
 import NIOCore
 import Testing
+import TriggerModel
 import WireCodecs
 
 /// `HTTP1RequestDecoder` (RFC 9112): every rule it enforces, each limit at its edge and one past it, and a few
@@ -433,6 +434,29 @@ struct HTTP1RequestDecoderTests {
         // Incomplete but fine so far: waits.
         #expect(Self.decode("GET / HTTP/1.1\r\nHost: a\r\nX: y").failure == nil)
         #expect(Self.decode("GET / HTTP/1.1\r\nHost: a\r\nX: y").leftover > 0)
+    }
+
+    // MARK: Character classes
+
+    @Test("each byte in a method, a request-target, a field name and a field value: accepted exactly by its class")
+    func characterClassesMatchTheirDefinitions() {
+        func fails(_ parts: [UInt8]...) -> Bool { Self.decode([Array(parts.joined())]).failure != nil }
+        let ending = Array(" HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
+        for c in UInt8.min...UInt8.max {
+            // tchar, HTTPToken's one definition (RFC 9110 §5.6.2).
+            #expect(fails(Array("G".utf8), [c], Array("T /".utf8), ending) == !HTTPToken.isTChar(c), "method \(c)")
+            // VCHAR but "#" (RFC 9112 §3.2).
+            let isTarget = (0x21...0x7E).contains(c) && c != UInt8(ascii: "#")
+            #expect(fails(Array("GET /a".utf8), [c], Array("b".utf8), ending) == !isTarget, "target \(c)")
+            let head = Array("GET / HTTP/1.1\r\nHost: a\r\n".utf8)
+            if c != UInt8(ascii: ":") {  // a colon ends the name: "X:y: v" is the field X
+                let badName = fails(head, Array("X".utf8), [c], Array("y: v\r\n\r\n".utf8))
+                #expect(badName == !HTTPToken.isTChar(c), "field name \(c)")
+            }
+            // field-vchar / SP / HTAB with obs-text (RFC 9110 §5.5).
+            let isValue = c == 0x09 || (0x20...0x7E).contains(c) || c >= 0x80
+            #expect(fails(head, Array("X: a".utf8), [c], Array("b\r\n\r\n".utf8)) == !isValue, "field value \(c)")
+        }
     }
 }
 
