@@ -392,6 +392,10 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             case .failure:
                 break
             }
+            // The run's handler on the caller's cancellation holds the run, which holds the cancellation: left
+            // in place (a failed try), the cycle would keep both and the request alive (the leak the gRPC
+            // transport had, thirteenth session).
+            cancellation.clearHandler()
             done.take()?(result)
         }
     }

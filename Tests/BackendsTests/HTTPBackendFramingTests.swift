@@ -1,4 +1,5 @@
-import Backends
+@testable import Backends
+import GatewayTestSupport
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -91,6 +92,28 @@ struct HTTPBackendFramingTests {
         }
         transport.retire()
         #expect(backend.accepted == (stray ? 2 : 1))
+        try await backend.stop()
+    }
+
+    /// The leak class of the gRPC transport (thirteenth session): the run's handler on the caller's cancellation
+    /// held the run, which holds the cancellation. A try that failed (the runner closed without answering) left
+    /// it in place.
+    @Test("a call that failed keeps nothing alive: its cancellation (and the run its handler held) is freed")
+    func failedCallIsFreed() async throws {
+        let backend = try await ScriptedBackend.start(.init(pieces: [], close: true))
+        let transport = Self.transport(port: backend.port)
+        for pinned in [true, false] {
+            weak var released: TriggerCancellation?
+            do {
+                let cancellation = TriggerCancellation()
+                released = cancellation
+                let loop = MultiThreadedEventLoopGroup.singleton.next()
+                let future = transport.call(makeRequest("echo"), on: loop, pinned: pinned, cancellation: cancellation)
+                await #expect(throws: GatewayError.self) { try await future.get() }
+            }
+            #expect(await eventually(within: .seconds(10)) { released == nil }, "pinned: \(pinned)")
+        }
+        transport.retire()
         try await backend.stop()
     }
 
