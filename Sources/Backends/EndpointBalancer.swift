@@ -323,18 +323,13 @@ package protocol BalancedTransport: Sendable {
     var endpointNames: [String] { get }
 }
 
-/// A network transport whose unary calls all go through ``call(_:on:pinned:cancellation:)``: both of
+/// A network transport whose unary calls all go through ``call(_:on:pinned:cancellation:completion:)``: both of
 /// ``TriggerRunner``'s `run` forms are that call, on the caller's loop (`pinned`, the frontends' and the pool's
 /// loop-native path) or on a loop of the group with the shared connections (`async` callers, on no loop).
 protocol LoopCallingTransport: TriggerRunner {
     var group: any EventLoopGroup { get }
-    func call(
-        _ request: TriggerRequest,
-        on eventLoop: any EventLoop,
-        pinned: Bool,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult>
-    /// The same call reported to `completion`, once, on `eventLoop` (a default goes through the future).
+    /// One unary call, its outcome reported to `completion` once, on `eventLoop` (no promise of its own: what
+    /// ``BackendPool`` uses, so that its promise is the call's only one).
     func call(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
@@ -345,18 +340,16 @@ protocol LoopCallingTransport: TriggerRunner {
 }
 
 extension LoopCallingTransport {
-    /// The call reported to `completion` on `eventLoop` instead of through a future: what ``BackendPool`` uses so
-    /// that its promise is the call's only one. This default goes through the future; a transport whose tries
-    /// report to a closure anyway (grpc) implements it directly.
+    /// ``call(_:on:pinned:cancellation:completion:)`` as a future on `eventLoop`.
     func call(
         _ request: TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
-        cancellation: TriggerCancellation,
-        completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
-    ) {
-        call(request, on: eventLoop, pinned: pinned, cancellation: cancellation).hop(to: eventLoop)
-            .whenComplete(completion)
+        cancellation: TriggerCancellation
+    ) -> EventLoopFuture<TriggerResult> {
+        let promise = eventLoop.makePromise(of: TriggerResult.self)
+        call(request, on: eventLoop, pinned: pinned, cancellation: cancellation) { promise.completeWith($0) }
+        return promise.futureResult
     }
 
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {

@@ -124,21 +124,6 @@ extension GRPCBackendTransport: RetirableTransport {
 }
 
 extension GRPCBackendTransport: LoopCallingTransport {
-    /// A unary `Run`: the stream is opened, the answer decoded and the future completed on `eventLoop`; see
-    /// ``call(_:on:pinned:cancellation:completion:)``.
-    func call(
-        _ request: TriggerRequest,
-        on eventLoop: any EventLoop,
-        pinned: Bool,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult> {
-        let promise = eventLoop.makePromise(of: TriggerResult.self)
-        call(
-            request, on: eventLoop, pinned: pinned, cancellation: cancellation, completion: { promise.completeWith($0) }
-        )
-        return promise.futureResult
-    }
-
     /// A unary `Run`, its outcome reported once to `completion` on `eventLoop` (no promise of its own: the
     /// pool's is the call's only one). The deadline goes to the backend as `grpc-timeout`. `pinned`: on
     /// `eventLoop`'s own connections, with the deadline enforced by the caller (``BackendPool`` does, with one

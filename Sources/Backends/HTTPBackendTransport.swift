@@ -197,21 +197,6 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         }
     }
 
-    /// `POST /run` on an idle connection (or a new one), answered on `eventLoop`; see
-    /// ``call(_:on:pinned:cancellation:completion:)``.
-    func call(
-        _ request: TriggerRequest,
-        on eventLoop: any EventLoop,
-        pinned: Bool,
-        cancellation: TriggerCancellation
-    ) -> EventLoopFuture<TriggerResult> {
-        let promise = eventLoop.makePromise(of: TriggerResult.self)
-        call(
-            request, on: eventLoop, pinned: pinned, cancellation: cancellation, completion: { promise.completeWith($0) }
-        )
-        return promise.futureResult
-    }
-
     /// `POST /run` on an idle connection (or a new one), its outcome reported once to `completion` on
     /// `eventLoop` (no promise of its own: the pool's is the call's only one). `pinned`: on `eventLoop`'s own
     /// connections (the frontends' path); otherwise on the shared ones, which `async` callers (not on a loop)
