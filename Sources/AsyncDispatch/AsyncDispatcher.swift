@@ -501,6 +501,7 @@ package final class AsyncDispatcher: Service {
                     after its lease
                     """,
                     metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                _ = run.end(unlessAdoptedSince: run.owner)
                 return .failed
             }
             while true {
@@ -509,7 +510,7 @@ package final class AsyncDispatcher: Service {
                     if try await write(store, owner, now()) { return .stored }
                     // Refused under a claim the run has since adopted (`adopt`, a claim here while the write was on
                     // its way): written again under the new one at once.
-                    if run.owner != owner { continue }
+                    if !run.end(unlessAdoptedSince: owner) { continue }
                     return .refused
                 } catch {
                     if stop.requested { return givenUpAtStop(error) }
@@ -520,6 +521,8 @@ package final class AsyncDispatcher: Service {
                         logger.error(
                             "could not store an operation outcome; the operation runs again after its lease",
                             metadata: ["operation.id": "\(id)", "error": "\(error)"])
+                        // No claim is adopted from now on: one made here runs the operation again at once.
+                        _ = run.end(unlessAdoptedSince: run.owner)
                         return .failed
                     }
                     if unreachable, !pending {
@@ -698,6 +701,8 @@ final class LocalRun: Sendable {
     private struct State {
         var owner: String
         var lost = false
+        /// The run is over here (its outcome was refused or given up): a claim can no longer be adopted.
+        var ended = false
         var task: Task<Result<TriggerResult, GatewayError>, Never>?
     }
     private let state: Mutex<State>
@@ -713,11 +718,23 @@ final class LocalRun: Sendable {
 
     /// A claim here took this run's operation again (its lease expired while the store was unreachable): the run
     /// goes on under that claim, renewing its lease and storing its outcome with it, instead of a second run.
-    /// False when the lease was already lost (the run is being cut; the claim then runs the operation).
+    /// False when the lease was already lost (the run is being cut) or the run is over (`end`): the claim then
+    /// runs the operation.
     func adopt(_ owner: String) -> Bool {
         state.withLock { state in
-            if state.lost { return false }
+            if state.lost || state.ended { return false }
             state.owner = owner
+            return true
+        }
+    }
+
+    /// Ends the run here unless it adopted a claim since `owner` (one lock with `adopt`, so a claim is either
+    /// adopted before, and the outcome written again under it, or not at all, and run by its claimer): a refused
+    /// write that raced an adoption must not leave the operation claimed with no run behind it (review 13 F2).
+    func end(unlessAdoptedSince owner: String) -> Bool {
+        state.withLock { state in
+            if state.owner != owner { return false }
+            state.ended = true
             return true
         }
     }
