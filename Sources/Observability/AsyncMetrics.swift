@@ -53,15 +53,10 @@ package final class AsyncMetrics: Sendable {
             name: "trigger_gateway_async_attempts_total",
             help: "Runs of async operations started (first attempts and retries)."
         )
-        var finished: [FinalState: Counter] = [:]
-        for state in FinalState.allCases {
-            finished[state] = registry.counter(
-                name: "trigger_gateway_async_finished_total",
-                labels: [("state", state.rawValue)],
-                help: "Async operations that reached a final state on this instance, by state."
-            )
-        }
-        self.finished = finished
+        self.finished = registry.counters(
+            FinalState.self, name: "trigger_gateway_async_finished_total", label: "state",
+            help: "Async operations that reached a final state on this instance, by state."
+        )
     }
 
     package func finished(_ state: FinalState) -> Counter { finished[state]! }
@@ -148,25 +143,15 @@ package final class WebhookMetrics: Sendable {
     private let attempts: [AttemptOutcome: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
-        var deliveries: [DeliveryOutcome: Counter] = [:]
-        for outcome in DeliveryOutcome.allCases {
-            deliveries[outcome] = registry.counter(
-                name: "trigger_gateway_webhook_deliveries_total",
-                labels: [("outcome", outcome.rawValue)],
-                help:
-                    "Completion webhooks ended, by outcome: delivered (a 2xx answer), given_up, or dropped (the gateway stopped)."
-            )
-        }
-        var attempts: [AttemptOutcome: Counter] = [:]
-        for outcome in AttemptOutcome.allCases {
-            attempts[outcome] = registry.counter(
-                name: "trigger_gateway_webhook_attempts_total",
-                labels: [("outcome", outcome.rawValue)],
-                help: "Completion webhook POSTs, by outcome: success, http_error (not 2xx) or transport_error."
-            )
-        }
-        self.deliveries = deliveries
-        self.attempts = attempts
+        self.deliveries = registry.counters(
+            DeliveryOutcome.self, name: "trigger_gateway_webhook_deliveries_total", label: "outcome",
+            help:
+                "Completion webhooks ended, by outcome: delivered (a 2xx answer), given_up, or dropped (the gateway stopped)."
+        )
+        self.attempts = registry.counters(
+            AttemptOutcome.self, name: "trigger_gateway_webhook_attempts_total", label: "outcome",
+            help: "Completion webhook POSTs, by outcome: success, http_error (not 2xx) or transport_error."
+        )
     }
 
     package func recordDelivery(_ outcome: DeliveryOutcome) { deliveries[outcome]!.increment() }

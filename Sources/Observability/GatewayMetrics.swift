@@ -173,39 +173,24 @@ package final class ConnectionMetrics: Sendable {
     private let headerBlocks: [HeaderBlockRefusal: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
-        var calm: [ExcessiveLoad: Counter] = [:]
-        for reason in ExcessiveLoad.allCases {
-            // Envoy counts the same as `http2.rx_reset` / nghttpx logs it; ours names the GOAWAY code sent.
-            calm[reason] = registry.counter(
-                name: "trigger_gateway_http2_enhance_your_calm_total",
-                labels: [("reason", reason.rawValue)],
-                help: "HTTP/2 connections ended with GOAWAY ENHANCE_YOUR_CALM, by reason (rapid_reset: "
-                    + "stream resets over the rate limit)."
-            )
-        }
-        self.calm = calm
+        // Envoy counts the same as `http2.rx_reset` / nghttpx logs it; ours names the GOAWAY code sent.
+        self.calm = registry.counters(
+            ExcessiveLoad.self, name: "trigger_gateway_http2_enhance_your_calm_total", label: "reason",
+            help: "HTTP/2 connections ended with GOAWAY ENHANCE_YOUR_CALM, by reason (rapid_reset: "
+                + "stream resets over the rate limit)."
+        )
         // Envoy's `downstream_cx_overflow` (listener connection limit) and cleartext on a TLS-only port, one family
         // with a reason label, each label set there from the start.
-        var rejected: [RejectReason: Counter] = [:]
-        for reason in RejectReason.allCases {
-            rejected[reason] = registry.counter(
-                name: "trigger_gateway_connections_rejected_total",
-                labels: [("reason", reason.rawValue)],
-                help: "Frontend connections refused before serving a request, by reason (max_connections: "
-                    + "limits.max_connections connections were open; tls_required: cleartext on a TLS-only port)."
-            )
-        }
-        self.rejected = rejected
-        var headerBlocks: [HeaderBlockRefusal: Counter] = [:]
-        for reason in HeaderBlockRefusal.allCases {
-            headerBlocks[reason] = registry.counter(
-                name: "trigger_gateway_http2_header_blocks_refused_total",
-                labels: [("reason", reason.rawValue)],
-                help: "HTTP/2 request header blocks refused, by reason (max_header_bytes: answered 431 / "
-                    + "RESOURCE_EXHAUSTED; too_many_continuations, compression_error: the connection ended)."
-            )
-        }
-        self.headerBlocks = headerBlocks
+        self.rejected = registry.counters(
+            RejectReason.self, name: "trigger_gateway_connections_rejected_total", label: "reason",
+            help: "Frontend connections refused before serving a request, by reason (max_connections: "
+                + "limits.max_connections connections were open; tls_required: cleartext on a TLS-only port)."
+        )
+        self.headerBlocks = registry.counters(
+            HeaderBlockRefusal.self, name: "trigger_gateway_http2_header_blocks_refused_total", label: "reason",
+            help: "HTTP/2 request header blocks refused, by reason (max_header_bytes: answered 431 / "
+                + "RESOURCE_EXHAUSTED; too_many_continuations, compression_error: the connection ended)."
+        )
         // Cleartext and TLS alike; `tls` says which. Both label sets exist from the start, so a dashboard sees 0.
         var gauges: [Gauge] = []
         for proto in WireProtocol.allCases {
@@ -258,15 +243,10 @@ package final class ConfigMetrics: Sendable {
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
-        var reloads: [ReloadOutcome: Counter] = [:]
-        for outcome in ReloadOutcome.allCases {
-            reloads[outcome] = registry.counter(
-                name: "trigger_gateway_config_reloads_total",
-                labels: [("outcome", outcome.rawValue)],
-                help: "Reloads attempted (SIGHUP), by outcome: applied, or refused (the running configuration stayed)."
-            )
-        }
-        self.reloads = reloads
+        self.reloads = registry.counters(
+            ReloadOutcome.self, name: "trigger_gateway_config_reloads_total", label: "outcome",
+            help: "Reloads attempted (SIGHUP), by outcome: applied, or refused (the running configuration stayed)."
+        )
         lastSuccessful = registry.gauge(
             name: "trigger_gateway_config_last_reload_successful",
             help: "Whether the last reload was applied (1) or refused (0); 1 before any reload."
@@ -311,6 +291,18 @@ extension PrometheusCollectorRegistry {
 
     func counter(name: String, labels: [(String, String)] = [], help: String) -> Counter {
         makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    /// One counter of the family `name` per case of `Label` (its raw value under the label `label`), all made up
+    /// front: a bounded set, and a scrape shows the zeros before the first event.
+    func counters<Label: CaseIterable & Hashable & RawRepresentable>(
+        _: Label.Type, name: String, label: String, help: String
+    ) -> [Label: Counter] where Label.RawValue == String {
+        var counters: [Label: Counter] = [:]
+        for value in Label.allCases {
+            counters[value] = counter(name: name, labels: [(label, value.rawValue)], help: help)
+        }
+        return counters
     }
 
     func gauge(name: String, labels: [(String, String)] = [], help: String) -> Gauge {
