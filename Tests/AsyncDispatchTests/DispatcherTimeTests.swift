@@ -53,6 +53,15 @@ struct DispatcherTimeTests {
         return try await condition()
     }
 
+    /// `count` one-second steps, each waiting until the `sleepers` are asleep again; a step that does not settle
+    /// is recorded as an issue, with what sleeps.
+    static func stepSeconds(_ count: Int, of time: VirtualTime, settlingOn sleepers: Int) async {
+        for _ in 0..<count {
+            let settled = await time.advance(by: .seconds(1), settlingOn: sleepers)
+            #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
+        }
+    }
+
     @Test(
         "an idle dispatcher polls: work stored without a wake signal is claimed at the next poll, not before",
         .timeLimit(.minutes(1)))
@@ -300,10 +309,7 @@ struct DispatcherTimeTests {
             }
             // Two leases of outage, a second at a time: the dispatcher's loops, and the outcome's retries, sleep.
             let sleepers = Self.idle + 1
-            for _ in 0..<60 {
-                let settled = await time.advance(by: .seconds(1), settlingOn: sleepers)
-                #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
-            }
+            await Self.stepSeconds(60, of: time, settlingOn: sleepers)
             #expect(try await store.get(id: operation.id)?.state == .running)
             let writesDuringOutage = store.unreachableWrites
             #expect(writesDuringOutage > 30, "the outcome was retried through the outage: \(writesDuringOutage)")
@@ -391,10 +397,7 @@ struct DispatcherTimeTests {
             }
             // Just past the 30 s lease (the renewals at 10, 20 and 30 s failed): claimable again once the store is
             // back, and the next claim round (at most 7 s away) comes before the next renewal (40 s).
-            for _ in 0..<31 {
-                let settled = await time.advance(by: .seconds(1), settlingOn: Self.idle + 1)
-                #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
-            }
+            await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
             // Back for claims while the outcome's writes still fail: the claim round comes first.
             store.failsCompletes = true
             store.isUnreachable = false
@@ -425,10 +428,7 @@ struct DispatcherTimeTests {
         try await withRecordingStore(now: time.wallClock) { store in
             let (instance, _, _) = try await Self.runIntoOutage(store, time: time) { $0.failsCompletes = true }
             let start = time.wallClock()
-            for _ in 0..<30 {
-                let settled = await time.advance(by: .seconds(1), settlingOn: Self.idle + 1)
-                #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
-            }
+            await Self.stepSeconds(30, of: time, settlingOn: Self.idle + 1)
             // One instant per claim round (a round may claim in several scopes).
             var rounds: [Date] = []
             for claim in store.claims where claim.now > start && rounds.last != claim.now { rounds.append(claim.now) }
