@@ -7,8 +7,9 @@ import WireCodecs
 /// One connection of the demo runner's gRPC server: the engine's delegate, turning `Runner/Run` and
 /// `Runner/RunStream` calls into runs of the `TriggerRunner` and their results into gRPC responses.
 ///
-/// Lives on the connection's event loop; runs execute in tasks and hop back to the loop to answer. A
-/// client RST_STREAM (or the connection closing) cancels that stream's task; `grpc-timeout` becomes the
+/// Lives on the connection's event loop. `Run` goes through the runner's loop-native form (answered on the
+/// loop, in a task only for pipelines that wait); streams and `Describe` run in tasks and hop back to the
+/// loop to answer. A client RST_STREAM (or the connection closing) cancels that stream's run; `grpc-timeout` becomes the
 /// request's deadline and a timer that cancels the run and answers DEADLINE_EXCEEDED. Streaming runs wait
 /// for the stream to be writable before producing more, so a slow client slows the run down (STYLE.md 5).
 final class DemoGRPCConnection: HTTP2SessionDelegate {
@@ -79,7 +80,7 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
     }
 
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
-        guard let state = streams[stream], state.task == nil, !state.answered else { return }
+        guard let state = streams[stream], !state.runStarted, !state.answered else { return }
         state.deframer.append(data)
         // The request is buffered whole (it is one message), bounded by the deframer's cap.
         session.consume(stream: stream, bytes: data.readableBytes)
@@ -99,12 +100,12 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
     }
 
     func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID) {
-        guard let state = streams[stream], state.task == nil, !state.answered else { return }
+        guard let state = streams[stream], !state.runStarted, !state.answered else { return }
         requestComplete(state)
     }
 
     private func requestComplete(_ state: DemoGRPCStream) {
-        guard !state.answered, state.task == nil else { return }
+        guard !state.answered, !state.runStarted else { return }
         guard let message = state.message, !state.deframer.hasPartialMessage else {
             fail(state, GatewayError(.invalidArgument, "the request has no complete message"))
             return
@@ -144,16 +145,29 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
 
     // MARK: Runs
 
+    /// `Runner/Run` through the runner's loop-native form: a pipeline that answers at once (`echo`) is answered
+    /// from this read, with no task and no hop (what the gateway's own in-process path does, issue 11); the
+    /// others run in a task of the runner's. Without this, every call woke a pool thread and hopped back, and
+    /// that scheduling made the runner's CPU per call depend on how calls arrived, which skewed bench/'s
+    /// gateway-vs-peer rows (bench/README "Branch backendcost").
     private func startUnary(_ state: DemoGRPCStream, _ request: TriggerRequest) {
-        let runner = self.runner
-        answerUnary(state) {
-            do {
-                return RunnerCodec.encodeRunResponse(try await runner.run(request))
-            } catch let error as GatewayError where error.code.isApplication {
+        let cancellation = TriggerCancellation()
+        state.cancellation = cancellation
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let stream = state.id
+        runner.run(request, on: eventLoop, cancellation: cancellation).whenComplete { result in
+            let outcome: Result<ByteBuffer, any Error>
+            switch result {
+            case .success(let result):
+                outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunResponse(result)))
+            case .failure(let error as GatewayError) where error.code.isApplication:
                 // The pipeline's own failure travels in the message with grpc-status OK (runner.proto), so the
                 // gateway never mistakes it for the runner failing.
-                return RunnerCodec.encodeRunError(error)
+                outcome = .success(GRPCMessageFramer.frame(RunnerCodec.encodeRunError(error)))
+            case .failure(let error):
+                outcome = .failure(error)
             }
+            loopBound.value.unaryFinished(stream, outcome)
         }
     }
 
@@ -247,7 +261,7 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
 
     private func deadlinePassed(_ stream: HTTP2StreamID) {
         guard let state = streams[stream], !state.answered else { return }
-        state.task?.cancel()
+        state.cancelRun()
         fail(state, GatewayError(.deadlineExceeded, "the run did not finish within its grpc-timeout"))
     }
 
@@ -310,14 +324,14 @@ final class DemoGRPCConnection: HTTP2SessionDelegate {
         guard let state = streams.removeValue(forKey: stream) else { return }
         state.deadlineTimer?.cancel()
         // A reset from the client (or the connection closing) before the answer: stop the run.
-        if !state.answered || errorCode != .noError { state.task?.cancel() }
+        if !state.answered || errorCode != .noError { state.cancelRun() }
         state.writabilityWaiter?.fail(CancellationError())
         state.writabilityWaiter = nil
     }
 
     func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {
         for state in streams.values {
-            state.task?.cancel()
+            state.cancelRun()
             state.writabilityWaiter?.fail(CancellationError())
         }
         streams.removeAll()

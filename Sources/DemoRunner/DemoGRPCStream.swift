@@ -22,9 +22,11 @@ final class DemoGRPCStream {
     let deadline: NIODeadline?
     var deframer: GRPCMessageDeframer
     var message: ByteBuffer?
-    /// The run, once the request is complete; cancelled when the client resets the stream or the deadline
-    /// passes.
+    /// The run, once the request is complete, as a task (streams, `Describe`) or as a loop-native call
+    /// stopped through `cancellation` (`Run`); cancelled when the client resets the stream or the deadline
+    /// passes (``cancelRun()``).
     var task: Task<Void, Never>?
+    var cancellation: TriggerCancellation?
     var deadlineTimer: Scheduled<Void>?
     /// Response HEADERS sent (so an error becomes trailers, not Trailers-Only).
     var sentHeaders = false
@@ -39,6 +41,15 @@ final class DemoGRPCStream {
         self.metadata = metadata
         self.deadline = deadline
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
+    }
+
+    /// A run was started (request frames after it are ignored).
+    var runStarted: Bool { task != nil || cancellation != nil }
+
+    /// Stops the run, whichever form it has.
+    func cancelRun() {
+        task?.cancel()
+        cancellation?.cancel()
     }
 
     /// Fills the transport-level fields of `request` from the call's metadata (runner.proto's header).
