@@ -247,6 +247,9 @@ enum DecoderFuzzing {
             precondition(strict == PercentDecoding.decode(bytes), "strict and lenient percent-decoding disagree")
         }
         let accept = AcceptHeader(lines: [string])
+        if let bare = AcceptHeader.parseBareMediaType(string) {
+            precondition(bare == AcceptHeader.parseMember(Substring(string)), "Accept fast path disagrees")
+        }
         for type in ["application/json", "text/event-stream"] {
             precondition((0...1000).contains(accept.quality(of: type)), "Accept weight out of range")
         }

@@ -44,6 +44,10 @@ package struct AcceptHeader: Sendable, Equatable {
                 ranges.append(MediaRange(type: "*", subtype: "*", parameterCount: 0, quality: 1000))
                 continue
             }
+            if let range = Self.parseBareMediaType(line) {
+                ranges.append(range)
+                continue
+            }
             for member in line.split(separator: ",") {
                 if let range = Self.parseMember(member) { ranges.append(range) }
             }
@@ -102,8 +106,37 @@ package struct AcceptHeader: Sendable, Equatable {
         return best?.range
     }
 
+    /// A line that is one lowercase `type/subtype` with nothing else (no list, parameters, weight or
+    /// whitespace): what SDKs and the gateway's http transport send (`application/json`,
+    /// `text/event-stream`). Read from its bytes; the general ``parseMember(_:)`` splits by `Character` and
+    /// cost ~10 k instructions for `application/json` (bench/README "Fourteenth session: the demo runner").
+    /// Nil for anything else, which the general parse then reads; where this answers, it answers the same
+    /// (the fuzzer checks it).
+    package static func parseBareMediaType(_ line: String) -> MediaRange? {
+        let bytes = line.utf8
+        var slash: String.UTF8View.Index?
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "/") {
+                guard slash == nil else { return nil }
+                slash = index
+            } else if byte &- UInt8(ascii: "A") < 26 || !HTTPToken.isTChar(byte) {
+                return nil  // uppercase (lowered by the general parse), a separator, whitespace
+            }
+            bytes.formIndex(after: &index)
+        }
+        guard let slash, slash != bytes.startIndex else { return nil }
+        let afterSlash = bytes.index(after: slash)
+        guard afterSlash != bytes.endIndex else { return nil }
+        let type = String(line[..<slash])
+        let subtype = String(line[afterSlash...])
+        if type == "*" && subtype != "*" { return nil }
+        return MediaRange(type: type, subtype: subtype, parameterCount: 0, quality: 1000)
+    }
+
     /// One list member: `type/subtype *( OWS ";" OWS parameter ) [ weight ]`; nil when malformed.
-    private static func parseMember(_ member: Substring) -> MediaRange? {
+    package static func parseMember(_ member: Substring) -> MediaRange? {
         let pieces = member.split(separator: ";", omittingEmptySubsequences: false)
         let mediaType = trimmed(pieces[0]).lowercased()
         if mediaType.isEmpty { return nil }

@@ -53,6 +53,22 @@ struct AcceptHeaderTests {
         }
     }
 
+    @Test(
+        "a bare lowercase media type is read from its bytes, as the general parse reads it; anything else is left to it",
+        arguments: [
+            ("application/json", true), ("text/event-stream", true), ("*/*", true), ("text/*", true),
+            ("application/vnd.api+json", true), ("Application/json", false), ("application/json ", false),
+            (" application/json", false), ("application/json;q=0.5", false), ("text/event-stream, */*", false),
+            ("*/json", false), ("application/", false), ("/json", false), ("a/b/c", false), ("", false),
+            ("application", false), ("app\u{e9}/json", false),
+        ]
+    )
+    func bareMediaType(line: String, taken: Bool) {
+        let bare = AcceptHeader.parseBareMediaType(line)
+        #expect((bare != nil) == taken)
+        if let bare { #expect(bare == AcceptHeader.parseMember(Substring(line))) }
+    }
+
     @Test("only a range naming the type counts as explicit")
     func explicit() {
         #expect(AcceptHeader(lines: ["text/event-stream"]).namesExplicitly(Self.sse))
