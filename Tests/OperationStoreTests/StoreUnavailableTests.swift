@@ -18,8 +18,12 @@ struct StoreUnavailableTests {
             host: "127.0.0.1",
             port: port,
             username: "postgres",
-            operationTimeout: .seconds(2),
-            connectTimeout: .seconds(1)
+            // Far above what a refused connect takes, so only the refusal can end the wait: with 2 s and 1 s
+            // the test failed when the whole test process stalled ~30 s under a saturated machine (the timeout
+            // fired before the refusal was read). A pool that retried the refused connect forever would still
+            // end at the operation timeout, with another message, and fail the check below.
+            operationTimeout: .seconds(60),
+            connectTimeout: .seconds(30)
         )
         let error = await gatewayError {
             // The pool logs every failed connection attempt at info: expected here, so kept out of the output.
