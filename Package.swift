@@ -234,7 +234,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "demo-runner",
-            dependencies: ["DemoRunner", argumentParser, nioCore, nioPosix],
+            dependencies: ["DemoRunner", "HTTP2Engine", argumentParser, nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
