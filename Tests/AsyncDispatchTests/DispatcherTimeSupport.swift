@@ -167,6 +167,20 @@ final class RecordingStore: OperationStore {
         if write { refusedWrites.wrappingAdd(1, ordering: .relaxed) }
         throw GatewayError(.unavailable, "the store is unreachable (test)")
     }
+    private let inFlight = Atomic<Int>(0)
+    /// The dispatcher's store calls (claims, renewals, outcomes, releases) under way: none once what a step
+    /// woke has been written. A claim held by `onClaim` counts.
+    var callsInFlight: Int { inFlight.load(ordering: .sequentiallyConsistent) }
+
+    private func trackCall() -> CallEnd {
+        inFlight.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        return CallEnd(store: self)
+    }
+    private struct CallEnd {
+        let store: RecordingStore
+        func end() { store.inFlight.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+    }
+
     /// `get` calls so far.
     var getCount: Int { gets.load(ordering: .relaxed) }
     var renewals: [Renewal] { log.withLock { $0.renewals } }
@@ -200,6 +214,8 @@ final class RecordingStore: OperationStore {
     func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
         -> [Operation]
     {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         let claimed = try await base.claim(
             owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
@@ -209,6 +225,8 @@ final class RecordingStore: OperationStore {
     }
 
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         let held = try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
         log.withLock { $0.renewals.append(Renewal(owner: owner, now: now, held: held)) }
@@ -216,11 +234,15 @@ final class RecordingStore: OperationStore {
     }
 
     func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         return try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
     }
 
     func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable(write: true)
         try checkOutcomeWritable("complete")
         let stored = try await base.complete(id: id, owner: owner, result: result, now: now)
@@ -235,6 +257,8 @@ final class RecordingStore: OperationStore {
     }
 
     func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable(write: true)
         try checkOutcomeWritable("fail")
         let stored = try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
@@ -243,11 +267,15 @@ final class RecordingStore: OperationStore {
     }
 
     func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         return try await base.uncountAdoptedClaims(id: id, owner: owner, count: count)
     }
 
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         let released = try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
         log.withLock { $0.releases.append(Release(now: now, notBefore: notBefore)) }

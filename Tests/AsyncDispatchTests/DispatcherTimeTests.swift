@@ -32,18 +32,24 @@ struct DispatcherTimeTests {
 
     /// Steps `time` by `step` until `condition` holds, at most `steps` times; true when it held. After each
     /// step it waits until `condition` holds or the `sleepers` are all asleep again.
+    ///
+    /// `quiet`: also wait until none of its store calls is under way. A PostgreSQL call takes real time and sleeps
+    /// on no clock, so without it a step could count as settled while a write it started was still on its way,
+    /// and the next steps run out before it lands (seen on the PostgreSQL adoption tests).
     static func step(
         _ time: VirtualTime,
         by step: Duration,
         settlingOn sleepers: Int,
         atMost steps: Int,
+        quiet store: RecordingStore? = nil,
         until condition: () async throws -> Bool
     ) async rethrows -> Bool {
         for _ in 0..<steps {
             if try await condition() { return true }
             await time.advance(by: step)
             let settled = try await eventually(within: .seconds(20), interval: .milliseconds(2)) {
-                try await condition() || time.isSettled(sleepers: sleepers)
+                try await condition()
+                    || (time.isSettled(sleepers: sleepers) && (store?.callsInFlight ?? 0) == 0)
             }
             if !settled {
                 Issue.record("a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
@@ -403,12 +409,12 @@ struct DispatcherTimeTests {
             store.failsOutcomes = true
             store.isUnreachable = false
             #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10) {
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
                     store.claims(of: operation.id).count == 2
                 })
             store.failsOutcomes = false
             #expect(
-                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5) {
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
                     try await store.get(id: operation.id)?.state == .succeeded
                 })
             #expect(runner.runs("echo") == 1, "run again after the outage")
@@ -437,15 +443,16 @@ struct DispatcherTimeTests {
             store.failsOutcomes = true
             store.isUnreachable = false
             #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10) {
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
                     store.claims(of: operation.id).count == 2
                 })
             store.failsOutcomes = false
             let adopter = try #require(store.claims(of: operation.id).last).owner
             #expect(
-                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5) {
-                    try await store.get(id: operation.id)?.state == .queued
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
+                    store.failures.contains { $0.stored }
                 })
+            #expect(try await store.get(id: operation.id)?.state == .queued)
             #expect(runner.runs("down") == 1, "run again after the outage")
             let retry = try #require(store.failures.last)
             #expect(retry.stored && retry.owner == adopter && retry.retryAt != nil, "the retry under the adopted claim")
@@ -453,7 +460,9 @@ struct DispatcherTimeTests {
 
             // The retries, an hour apart: every one of max_attempts runs, then failed.
             #expect(
-                try await Self.step(time, by: .seconds(60), settlingOn: Self.idle, atMost: 60 * maxAttempts) {
+                try await Self.step(
+                    time, by: .seconds(60), settlingOn: Self.idle, atMost: 60 * maxAttempts, quiet: store
+                ) {
                     try await store.get(id: operation.id)?.state == .failed
                 })
             #expect(runner.runs("down") == maxAttempts)
@@ -496,7 +505,7 @@ struct DispatcherTimeTests {
             store.isUnreachable = false
             // While the claim is held, its loop does not sleep on the clock.
             #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10) {
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
                     held.load(ordering: .sequentiallyConsistent)
                 })
             // The outcome's next try (at most a second away): refused, and decided on, before the claim returns.
@@ -507,7 +516,7 @@ struct DispatcherTimeTests {
             #expect(refused, "no refused write at \(time.elapsed): \(time.sleepsDescription)")
             released.store(true, ordering: .sequentiallyConsistent)
             #expect(
-                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5) {
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
                     try await store.get(id: operation.id)?.state == .succeeded
                 }, "left running with no run behind it")
             #expect(runner.runs("echo") == 1, "run again by the claim")
@@ -547,7 +556,7 @@ struct DispatcherTimeTests {
             }
             store.isUnreachable = false
             #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10) {
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10, quiet: store) {
                     held.load(ordering: .sequentiallyConsistent)
                 })
             let first = try #require(store.claims(of: operation.id).first).owner
@@ -558,12 +567,15 @@ struct DispatcherTimeTests {
                 })
             #expect(await time.settle(sleepers: Self.idle - 1))
             released.store(true, ordering: .sequentiallyConsistent)
-            #expect(await time.settle(sleepers: Self.idle))
+            #expect(
+                await eventually(within: .seconds(20), interval: .milliseconds(2)) {
+                    time.isSettled(sleepers: Self.idle) && store.callsInFlight == 0
+                })
             #expect(runner.runs("hang") == 1, "the run was cut and the claim ran the pipeline again")
             // The next renewal (50 s) is under the adopted claim, and holds.
             let adopter = try #require(store.claims(of: operation.id).last).owner
             #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10) {
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10, quiet: store) {
                     store.renewals.last.map { $0.owner == adopter } ?? false
                 })
             #expect(store.renewals.last?.held == true)
