@@ -234,7 +234,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "demo-runner",
-            dependencies: ["DemoRunner", argumentParser, nioCore, nioPosix],
+            dependencies: ["DemoRunner", "HTTP2Engine", argumentParser, nioCore, nioPosix],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -326,8 +326,8 @@ let package = Package(
         .testTarget(
             name: "AsyncDispatchTests",
             dependencies: [
-                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "TriggerDispatch", "Backends",
-                "GatewayConfig",
+                "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerDispatch",
+                "Backends", "GatewayConfig",
                 "Routing", "TriggerModel", "GatewayTestSupport", nioCore, nioPosix, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -35,8 +35,13 @@ package final class AsyncDispatcher: Service {
     /// This instance's identity across restarts (kept in its data directory), when it has one.
     private let identity: String?
     private let running = Mutex(0)
-    /// The runs in progress here, whose leases `keepLeases` renews.
-    private let localRuns = Mutex<[ObjectIdentifier: LocalRun]>([:])
+    /// The runs in progress here, whose leases `keepLeases` renews, by operation id (`adopt` looks one up per
+    /// claimed operation). A run that ended here may still be listed when a claim starts its operation again:
+    /// the new run replaces it, and each run removes only itself.
+    private let localRuns = Mutex<[String: LocalRun]>([:])
+    /// Whether a claim is under way (`claimLoop`), for a run whose lease renewal or outcome write was refused:
+    /// that claim may be the refusal's cause, and its operations are adopted only once it returns.
+    private let claimsUnderWay = ClaimsUnderWay()
     /// What to claim next, per pool (see `ClaimPlanner`).
     private let planner = Mutex(ClaimPlanner())
     private let claims = Atomic<Int>(0)
@@ -188,6 +193,8 @@ package final class AsyncDispatcher: Service {
                 let limit = min(claim.limit, free)
                 let owner = "\(instanceID)/\(claims.wrappingAdd(1, ordering: .relaxed).newValue)"
                 let claimed: [Operation]
+                // Until its operations are adopted or started below (no suspension point in between).
+                claimsUnderWay.begin()
                 do {
                     claimed = try await store.claim(
                         owner: owner,
@@ -198,6 +205,7 @@ package final class AsyncDispatcher: Service {
                     )
                     failures = 0
                 } catch {
+                    claimsUnderWay.end()
                     failures += 1
                     // A store that is down is reported once by its health probe (StoreHealthService), not here.
                     if failures == 1 || failures % 100 == 0 {
@@ -241,6 +249,7 @@ package final class AsyncDispatcher: Service {
                         self.operations.dispatcherWake.signal()
                     }
                 }
+                claimsUnderWay.end()
             }
             if more { continue }
             // Wake up for the next look for unknown pipelines at the latest, so one queued by another instance is
@@ -263,9 +272,11 @@ package final class AsyncDispatcher: Service {
     /// (`LocalRun.adopt`) and stores its outcome under it, so the operation does not run a second time. Without
     /// it, the claim round that follows a store outage could take such an operation back a moment before its
     /// outcome's next try, and run the pipeline again. Another instance's claim cannot be adopted: fencing
-    /// refuses this run's write, and that instance runs the operation again.
+    /// refuses this run's write, and that instance runs the operation again. The claim made no backend call: the
+    /// run takes its attempt back in the store before its next write (`uncountAdoptedClaims`), so the operation
+    /// keeps every attempt of `max_attempts` (review 13 F3).
     private func adopt(_ operation: Operation, owner: String) -> Bool {
-        let run = localRuns.withLock { runs in runs.values.first { $0.id == operation.id } }
+        let run = localRuns.withLock { $0[operation.id] }
         guard let run, run.adopt(owner) else { return false }
         logger.info(
             "operation claimed again while its run here was still storing its outcome; the run keeps it",
@@ -342,11 +353,14 @@ package final class AsyncDispatcher: Service {
             }
         }
         run.attach(task)
-        let key = ObjectIdentifier(run)
-        localRuns.withLock { $0[key] = run }
+        localRuns.withLock { $0[id] = run }
         // Until the outcome is stored: its lease is renewed while `finish` waits out a store outage, so once the
         // store is back the operation stays this run's (not claimed again) while its result is written.
-        defer { localRuns.withLock { $0[key] = nil } }
+        defer {
+            localRuns.withLock { runs in
+                if runs[id] === run { runs[id] = nil }
+            }
+        }
         // A local cancel (`AsyncOperations.cancel`) has already ended the lease in the store: stop the run at once.
         operations.registerLocalRun(id) { run.loseLease() }
         defer { operations.unregisterLocalRun(id) }
@@ -375,7 +389,7 @@ package final class AsyncDispatcher: Service {
                 logger.info(
                     "run cut at shutdown; the operation is queued again",
                     metadata: ["operation.id": "\(id)", "request_id": "\(call.requestID)"])
-                await release(id, owner: run.owner, callMade: true)
+                await release(run, callMade: true)
                 return .unknown
             }
             if error.notSent {
@@ -387,7 +401,7 @@ package final class AsyncDispatcher: Service {
                 logger.debug(
                     "backend not reached; operation queued again",
                     metadata: ["operation.id": "\(id)", "retry_in": "\(wait)", "error": "\(error.message)"])
-                await release(id, owner: run.owner, after: wait)
+                await release(run, after: wait)
                 return .notSent(at: now)
             }
             let counted = operation.countedAttempts
@@ -419,6 +433,11 @@ package final class AsyncDispatcher: Service {
     /// dropped (`LocalRun.loseLease`). One loop for all runs: a run started just after a round is renewed by the
     /// next one, so no lease goes longer than a third of its duration without a renewal, as when each run had a
     /// keeper of its own.
+    ///
+    /// A renewal refused while a claim is under way here is decided at the next round: that claim may be what took
+    /// the lease (committed before the renewal, its answer not yet back), and the run adopts it when it returns.
+    /// Cut now, the run would refuse the adoption and the claim would run the pipeline again (review 13 F4). A lease
+    /// another instance took is then cut a third of a lease later; its outcome could not be stored meanwhile.
     private func keepLeases() async {
         let interval = settings.lease / 3
         while !Task.isCancelled {
@@ -430,8 +449,17 @@ package final class AsyncDispatcher: Service {
                     let owner = run.owner
                     let held = try await store.renewLease(
                         id: run.id, owner: owner, leaseDuration: settings.lease, now: now())
-                    // Not held under a claim the run has since adopted (`adopt`): the lease is the run's still.
-                    if !held, run.owner == owner { run.loseLease() }
+                    if !held {
+                        if claimsUnderWay.active {
+                            logger.debug(
+                                "lease renewal refused while a claim is under way; decided at the next renewal",
+                                metadata: ["operation.id": "\(run.id)"])
+                            continue
+                        }
+                        // Not held under a claim the run has adopted since (`adopt`): the lease is the run's still.
+                        // One lock with `adopt`: an adoption between a check and the cut would be cut too.
+                        run.loseLease(ifOwner: owner)
+                    }
                 } catch {
                     // The store is unreachable: keep running; if the lease expires meanwhile, fencing makes the
                     // later `complete` a no-op and the reclaimed run stores the result.
@@ -506,10 +534,17 @@ package final class AsyncDispatcher: Service {
             }
             while true {
                 do {
-                    let owner = run.owner
+                    let (owner, uncounted) = run.claim
+                    // The attempts of the claims the run adopted first (fenced on the same claim as the write).
+                    if uncounted > 0, try await store.uncountAdoptedClaims(id: id, owner: owner, count: uncounted) {
+                        run.uncounted(uncounted)
+                    }
                     if try await write(store, owner, now()) { return .stored }
-                    // Refused under a claim the run has since adopted (`adopt`, a claim here while the write was on
-                    // its way): written again under the new one at once.
+                    // Refused. A claim under way here may have taken the operation before the write reached the store
+                    // (the lease expired during an outage): once it returns, the run has adopted it (`adopt`) and the
+                    // outcome is written again under it at once. Ended before that, the run would refuse the adoption
+                    // and the claim would run the pipeline again (review 13 F2).
+                    await self.claimsUnderWay.ended()
                     if !run.end(unlessAdoptedSince: owner) { continue }
                     return .refused
                 } catch {
@@ -566,13 +601,19 @@ package final class AsyncDispatcher: Service {
     /// without counting its attempt, claimable `after` that long from the release's own time stamp (at once when
     /// nil; one stamp, so the wait is exact whatever the store call waited for): a gateway restarted again
     /// and again (a crash loop, a port that stays taken) or a runner down for a while must not use up an
-    /// operation's attempts. Outside the cancelled task, so the store call is not cancelled too.
-    private func release(_ id: String, owner: String, after wait: Duration? = nil, callMade: Bool = false) async {
+    /// operation's attempts. Outside the cancelled task, so the store call is not cancelled too. The run's adopted
+    /// claims (`adopt`) have their attempts taken back first, as before an outcome write.
+    private func release(_ run: LocalRun, after wait: Duration? = nil, callMade: Bool = false) async {
         let store = self.store
         let logger = self.logger
         let now = self.now
+        let id = run.id
         _ = await Task {
             do {
+                let (owner, uncounted) = run.claim
+                if uncounted > 0, try await store.uncountAdoptedClaims(id: id, owner: owner, count: uncounted) {
+                    run.uncounted(uncounted)
+                }
                 let now = now()
                 let notBefore = wait.map { now.addingTimeInterval(seconds($0)) } ?? now
                 _ = try await store.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
@@ -703,6 +744,8 @@ final class LocalRun: Sendable {
         var lost = false
         /// The run is over here (its outcome was refused or given up): a claim can no longer be adopted.
         var ended = false
+        /// Claims adopted whose attempts the store still counts (`AsyncDispatcher.adopt`, `uncounted(_:)`).
+        var uncounted = 0
         var task: Task<Result<TriggerResult, GatewayError>, Never>?
     }
     private let state: Mutex<State>
@@ -716,6 +759,14 @@ final class LocalRun: Sendable {
     /// operation by this instance that the run adopted (`adopt`).
     var owner: String { state.withLock { $0.owner } }
 
+    /// `owner`, and how many adopted claims still count an attempt in the store (each claim counts one, and an
+    /// adopted claim made no backend call): taken back under `owner` before the run's outcome or release is written
+    /// (`AsyncDispatcher.finish`, `release`: one after the other, never two at once, so none is taken back twice).
+    var claim: (owner: String, uncounted: Int) { state.withLock { ($0.owner, $0.uncounted) } }
+
+    /// `count` adopted claims' attempts were taken back in the store.
+    func uncounted(_ count: Int) { state.withLock { $0.uncounted -= count } }
+
     /// A claim here took this run's operation again (its lease expired while the store was unreachable): the run
     /// goes on under that claim, renewing its lease and storing its outcome with it, instead of a second run.
     /// False when the lease was already lost (the run is being cut) or the run is over (`end`): the claim then
@@ -724,6 +775,7 @@ final class LocalRun: Sendable {
         state.withLock { state in
             if state.lost || state.ended { return false }
             state.owner = owner
+            state.uncounted += 1
             return true
         }
     }
@@ -756,5 +808,48 @@ final class LocalRun: Sendable {
         }?.cancel()
     }
 
+    /// `loseLease()` unless the run has adopted a claim since `owner` (whose lease a renewal under `owner` found
+    /// gone): checked and cut under one lock with `adopt`, so an adoption cannot fall between the two.
+    func loseLease(ifOwner owner: String) {
+        state.withLock { state -> Task<Result<TriggerResult, GatewayError>, Never>? in
+            guard state.owner == owner else { return nil }
+            state.lost = true
+            return state.task
+        }?.cancel()
+    }
+
     var leaseLost: Bool { state.withLock { $0.lost } }
+}
+
+/// Whether the claim loop has a claim under way: sent, and its operations not yet adopted or started. A run whose
+/// renewal or outcome write was refused asks it, since that claim may be what took the lease (`keepLeases`,
+/// `finish`). One claim at a time (the claim loop is one task).
+private final class ClaimsUnderWay: Sendable {
+    private let state = Mutex<(active: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    var active: Bool { state.withLock { $0.active } }
+
+    func begin() { state.withLock { $0.active = true } }
+
+    func end() {
+        let waiters = state.withLock { state in
+            state.active = false
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once no claim is under way: at once when none is, else when the current one ends (its operations
+    /// adopted or started). Not cancellable: a claim ends with its store call, which is bounded.
+    func ended() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state in
+                if !state.active { return true }
+                state.waiters.append(waiter)
+                return false
+            }
+            if now { waiter.resume() }
+        }
+    }
 }

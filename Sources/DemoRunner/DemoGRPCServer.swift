@@ -1,4 +1,4 @@
-import HTTP2Engine
+package import HTTP2Engine
 package import NIOCore
 import NIOPosix
 import Synchronization
@@ -15,15 +15,32 @@ package enum DemoGRPCServer {
     /// framing of many small values.
     package static let defaultMaxMessageBytes = (32 << 20) + (1 << 20)
 
+    /// How fast the gateway may reset streams before this runner ends the connection: burst 100 000, 10 000 a
+    /// second, not the engine's defaults (libnghttp2's: burst 1000, 33 a second), which the gateway's own listener
+    /// keeps. The gateway resets one stream per cancelled or expired call (README "Writing an http runner"), and
+    /// a backlog of calls expiring together resets hundreds a second on one connection: at the defaults the
+    /// runner ended that connection with GOAWAY, failing the calls still on it with 502 instead of 504 (review 13
+    /// F8). Counting only "premature" resets, as Envoy does, would not help: an expired call is reset before any
+    /// answer, young, which is what Envoy counts (and it closes at 50 % of 500 streams). This runner is a test
+    /// and benchmark backend whose one client is the gateway; the limit stays (a runaway client still ends at it),
+    /// set by `demo-runner --stream-reset-limit`.
+    package static let defaultStreamResetRateLimit = HTTP2StreamResetRateLimit(burst: 100_000, refillPerSecond: 10_000)
+
     /// Binds and returns the server channel; close it to stop (accepted connections close with it).
     package static func bind(
         host: String,
         port: Int,
         runner: any TriggerRunner,
         group: any EventLoopGroup,
-        maxMessageBytes: Int = DemoGRPCServer.defaultMaxMessageBytes
+        maxMessageBytes: Int = DemoGRPCServer.defaultMaxMessageBytes,
+        streamResetRateLimit: HTTP2StreamResetRateLimit = DemoGRPCServer.defaultStreamResetRateLimit
     ) async throws -> any Channel {
         let children = DemoGRPCChildChannels()
+        let configuration = {
+            var configuration = HTTP2SessionConfiguration.defaults
+            configuration.streamResetRateLimit = streamResetRateLimit
+            return configuration
+        }()
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -41,6 +58,7 @@ package enum DemoGRPCServer {
                     )
                     connection.session = try channel.pipeline.syncOperations.configureHTTP2Session(
                         role: .server,
+                        configuration: configuration,
                         delegate: connection
                     )
                 }

@@ -105,6 +105,12 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         }
     }
 
+    package func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+        try await measure("uncount_adopted_claims") {
+            try await base.uncountAdoptedClaims(id: id, owner: owner, count: count)
+        }
+    }
+
     package func queuedCount() async throws -> Int {
         try await measure("queued_count") { try await base.queuedCount() }
     }

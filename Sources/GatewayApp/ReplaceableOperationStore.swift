@@ -103,6 +103,10 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
     }
 
+    package func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+        try await current().uncountAdoptedClaims(id: id, owner: owner, count: count)
+    }
+
     package func queuedCount() async throws -> Int {
         try await current().queuedCount()
     }

@@ -64,9 +64,9 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// an `EmbeddedChannel` never runs the tick's flush on its own.
     package var flushesOncePerTick = false
     /// Server only: how fast the client may reset streams (RST_STREAM) before the connection is ended with
-    /// GOAWAY(ENHANCE_YOUR_CALM); see ``HTTP2StreamResetRateLimit`` (rapid reset, CVE-2023-44487). Keep it
-    /// at or below ``HTTP2StreamResetRateLimit/defaults`` × 2, where libnghttp2's own limit (INTERNAL_ERROR)
-    /// sits. `nil` leaves only libnghttp2's limit.
+    /// GOAWAY(ENHANCE_YOUR_CALM); see ``HTTP2StreamResetRateLimit`` (rapid reset, CVE-2023-44487). libnghttp2's
+    /// own limit (INTERNAL_ERROR, unexplained) is set to twice this, at least twice the defaults, so this one
+    /// trips first. `nil` leaves only libnghttp2's, at twice the defaults.
     package var streamResetRateLimit: HTTP2StreamResetRateLimit? = .defaults
 
     /// Defaults: 100 streams, 64 KiB − 1 stream window, 1 MiB connection window, 16 KiB header lists,

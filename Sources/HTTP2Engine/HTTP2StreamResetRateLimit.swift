@@ -31,6 +31,21 @@ package struct HTTP2StreamResetRateLimit: Hashable, Sendable {
     /// always trips first and the connection ends with ENHANCE_YOUR_CALM. libnghttp2 refills whole seconds at
     /// a time, so with equal limits it could run a few tokens behind ours and trip first.
     static let nghttp2Backstop = HTTP2StreamResetRateLimit(burst: 2000, refillPerSecond: 66)
+
+    /// libnghttp2's limit for a server session whose engine limit is `limit`: ``nghttp2Backstop``, or twice `limit`
+    /// when that is higher (a runner behind the gateway raises its limit: each cancelled or expired call resets
+    /// one stream), so the engine's limit still trips first and says why. The sessions of a higher limit get
+    /// libnghttp2 options of their own (`NGHTTP2Session.init`); all others share the process-wide ones.
+    static func nghttp2Backstop(for limit: HTTP2StreamResetRateLimit?) -> HTTP2StreamResetRateLimit {
+        guard let limit else { return nghttp2Backstop }
+        func doubled(_ value: Int) -> Int {
+            let (twice, overflow) = value.multipliedReportingOverflow(by: 2)
+            return overflow ? .max : twice
+        }
+        return HTTP2StreamResetRateLimit(
+            burst: max(doubled(limit.burst), nghttp2Backstop.burst),
+            refillPerSecond: max(doubled(limit.refillPerSecond), nghttp2Backstop.refillPerSecond))
+    }
 }
 
 /// A token bucket on the connection's clock (the event loop's `now`), so tests on an `EmbeddedEventLoop`

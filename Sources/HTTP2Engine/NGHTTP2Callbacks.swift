@@ -34,7 +34,11 @@ struct NGHTTP2Tables: @unchecked Sendable {
         self.clientOptions = Self.makeOptions(skipClientMagic: false, server: false)
     }
 
-    private static func makeOptions(skipClientMagic: Bool, server: Bool) -> OpaquePointer {
+    /// New libnghttp2 options (the caller owns them: `nghttp2_option_del`); `backstop`: libnghttp2's own stream reset
+    /// limit, for a server (see ``HTTP2StreamResetRateLimit/nghttp2Backstop(for:)``).
+    static func makeOptions(
+        skipClientMagic: Bool, server: Bool, backstop: HTTP2StreamResetRateLimit = .nghttp2Backstop
+    ) -> OpaquePointer {
         var options: OpaquePointer?
         // Returns 0 or NGHTTP2_ERR_NOMEM.
         let rc = nghttp2_option_new(&options)
@@ -58,7 +62,6 @@ struct NGHTTP2Tables: @unchecked Sendable {
             // The rapid-reset limit (CVE-2023-44487) is the engine's (HTTP2StreamResetRateLimit), which ends the
             // connection with ENHANCE_YOUR_CALM and says why; libnghttp2's own (INTERNAL_ERROR, unexplained)
             // is moved out of its way and stays as a backstop. (Debian's 1.52.0-1+deb12u3 has the option.)
-            let backstop = HTTP2StreamResetRateLimit.nghttp2Backstop
             nghttp2_option_set_stream_reset_rate_limit(
                 options,
                 UInt64(backstop.burst),

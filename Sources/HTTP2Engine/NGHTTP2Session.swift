@@ -143,9 +143,19 @@ package final class NGHTTP2Session {
         let rc: Int32
         switch role {
         case .server:
-            let options = configuration.expectsClientPreface ? tables.options : tables.optionsWithoutClientMagic
-            // Returns 0 or NGHTTP2_ERR_NOMEM.
-            rc = nghttp2_session_server_new3(&session, tables.callbacks, userData, options, &memory)
+            let backstop = HTTP2StreamResetRateLimit.nghttp2Backstop(for: configuration.streamResetRateLimit)
+            if backstop == .nghttp2Backstop {
+                let options = configuration.expectsClientPreface ? tables.options : tables.optionsWithoutClientMagic
+                // Returns 0 or NGHTTP2_ERR_NOMEM.
+                rc = nghttp2_session_server_new3(&session, tables.callbacks, userData, options, &memory)
+            } else {
+                // A reset limit above twice the defaults: options of this session's own, so libnghttp2's limit stays
+                // above it. libnghttp2 copies the options' values into the session: freed as soon as it is made.
+                let options = NGHTTP2Tables.makeOptions(
+                    skipClientMagic: !configuration.expectsClientPreface, server: true, backstop: backstop)
+                defer { nghttp2_option_del(options) }
+                rc = nghttp2_session_server_new3(&session, tables.callbacks, userData, options, &memory)
+            }
         case .client:
             // Returns 0 or NGHTTP2_ERR_NOMEM; the client writes its own preface from the first mem_send.
             rc = nghttp2_session_client_new3(&session, tables.callbacks, userData, tables.clientOptions, &memory)

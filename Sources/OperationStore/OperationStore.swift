@@ -71,6 +71,13 @@ package protocol OperationStore: Sendable {
     /// nothing changes) otherwise.
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool
 
+    /// Takes back the attempts of `count` claims of a running operation that made no backend call: a run already
+    /// in progress on the claiming instance adopted them (its lease had expired during a store outage; README
+    /// "Store outages", `AsyncDispatcher.adopt`), the last of them by `owner`. `attempts` drops by `count`, as
+    /// `release(…, callMade: false)` drops it by one; the operation stays running under `owner`. Only for the lease
+    /// owner of a running operation; false (and nothing changes) otherwise.
+    func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool
+
     /// How many operations are queued now (state `queued`, a retry waiting for its time included): the queue's
     /// length over the whole store, whichever instance queued them. One count on the state index.
     func queuedCount() async throws -> Int

@@ -58,6 +58,8 @@ package final class PostgresOperationStore: OperationStore {
     private let hasBeaten = Atomic<Bool>(false)
     /// Schedule state (PostgresOperationStore+Schedules.swift).
     let scheduleTable: String
+    /// `Configuration.now`.
+    private let now: @Sendable () -> Date
 
     private init(client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger) {
         self.client = client
@@ -70,6 +72,7 @@ package final class PostgresOperationStore: OperationStore {
         self.versionTable = "\(configuration.tablePrefix)schema_version"
         self.heartbeatTable = "\(configuration.tablePrefix)heartbeats"
         self.scheduleTable = "\(configuration.tablePrefix)schedules"
+        self.now = configuration.now
     }
 
     /// Starts the client and creates the schema when missing. Throws `.unavailable` when the server cannot
@@ -163,7 +166,8 @@ package final class PostgresOperationStore: OperationStore {
         idempotencyKey: String?
     ) async throws -> (operation: Operation, created: Bool) {
         let lane = enqueueLanes[nextEnqueueLane.add(1, ordering: .relaxed).oldValue % enqueueLanes.count]
-        let ticket = lane.batcher.add(NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec))
+        let ticket = lane.batcher.add(
+            NewOperation(request: request, idempotencyKey: idempotencyKey, codec: codec, now: now()))
         return try await bounded("enqueue") { [self] in
             try await lane.gate.holding { try await lane.batcher.drain(until: ticket) { await commitEnqueues($0) } }
         }
@@ -334,7 +338,7 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     package func cancel(id: String) async throws -> Operation {
-        let now = Date().storeMilliseconds
+        let now = self.now().storeMilliseconds
         return try await bounded("cancel") { [self] in
             let rows = try await client.query(
                 """
@@ -570,6 +574,16 @@ package final class PostgresOperationStore: OperationStore {
             WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
             """
         return try await bounded("release") { [self] in
+            try await !client.query(query, logger: logger).collect().isEmpty
+        }
+    }
+
+    package func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+        let query: PostgresQuery = """
+            UPDATE \(unescaped: operations) SET attempts = GREATEST(attempts - \(count), 0) \
+            WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
+            """
+        return try await bounded("uncountAdoptedClaims") { [self] in
             try await !client.query(query, logger: logger).collect().isEmpty
         }
     }

@@ -1,3 +1,4 @@
+package import FoundationEssentials
 package import NIOSSL
 import PostgresNIO
 import TriggerModel
@@ -23,6 +24,10 @@ package struct PostgresOperationStoreConfiguration: Sendable {
     package var tls: TLSSettings
     /// `application_name` in the URL: what `pg_stat_activity` shows for the gateway's connections.
     package var applicationName: String?
+    /// The wall clock that stamps what the store times itself: an enqueue's `created_at`/`not_before` and a
+    /// cancel's `finished_at` (every other time is the caller's `now`), as `SQLiteOperationStore.Configuration.now`.
+    /// Tests move it with their virtual clock.
+    package var now: @Sendable () -> Date = { Date() }
 
     package init(
         host: String,

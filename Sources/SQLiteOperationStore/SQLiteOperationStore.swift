@@ -738,6 +738,18 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    package func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+        try await serialized {
+            try await !query(
+                """
+                UPDATE operations SET attempts = MAX(attempts - ?, 0) \
+                WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING seq
+                """,
+                [.integer(count), .text(id), .text(owner)]
+            ).isEmpty
+        }
+    }
+
     package func purge(finishedBefore: Date) async throws -> Int {
         try await serialized {
             let rows = try await query(

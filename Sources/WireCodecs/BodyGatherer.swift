@@ -34,6 +34,11 @@ package struct BodyGatherer {
 
     /// Starts gathering another body in the same box (a connection's next response): what was gathered is
     /// dropped. Issue 11: one allocation per call less than a new gatherer.
+    ///
+    /// The box is shared: this drops the bytes of every copy of the handle (as `take()` empties them all), while
+    /// each copy keeps its own `expectedLength`. Restart only a gatherer whose copies are no longer read: today
+    /// each one restarted is a private field of its owner (the backend client handler, the SSE reader). Not made
+    /// non-copyable: `RESTExchange` carries gatherers as enum payloads, which `switch` copies (review 13 F7).
     package mutating func restart(expectedLength: Int?) {
         box.buffer = nil
         self.expectedLength = expectedLength

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import DemoRunner
+import HTTP2Engine
 import NIOCore
 import NIOPosix
 
@@ -25,9 +26,24 @@ struct DemoRunnerCommand: AsyncParsableCommand {
     @Option(help: "Backend transport to serve: http or grpc.")
     var transport: Transport = .http
 
+    @Option(
+        help: """
+            grpc: RST_STREAMs the gateway may send, BURST/PER_SECOND, before the connection is ended \
+            (it resets one stream per cancelled or expired call; libnghttp2's defaults are 1000/33).
+            """)
+    var streamResetLimit: String =
+        "\(DemoGRPCServer.defaultStreamResetRateLimit.burst)/"
+        + "\(DemoGRPCServer.defaultStreamResetRateLimit.refillPerSecond)"
+
     func run() async throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
             throw ValidationError("--listen must be HOST:PORT, got \"\(listen)\"")
+        }
+        let limit = streamResetLimit.split(separator: "/", omittingEmptySubsequences: false)
+        guard limit.count == 2, let burst = Int(limit[0]), let perSecond = Int(limit[1]), burst >= 1, perSecond >= 0
+        else {
+            throw ValidationError(
+                "--stream-reset-limit must be BURST/PER_SECOND (BURST ≥ 1), got \"\(streamResetLimit)\"")
         }
         var host = String(listen[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -44,7 +60,9 @@ struct DemoRunnerCommand: AsyncParsableCommand {
         case .http:
             channel = try await DemoHTTPServer.bind(host: host, port: port, runner: pipelines, group: group)
         case .grpc:
-            channel = try await DemoGRPCServer.bind(host: host, port: port, runner: pipelines, group: group)
+            channel = try await DemoGRPCServer.bind(
+                host: host, port: port, runner: pipelines, group: group,
+                streamResetRateLimit: HTTP2StreamResetRateLimit(burst: burst, refillPerSecond: perSecond))
         }
         let address = channel.localAddress!
         // Written unbuffered: a pipe would otherwise hold the line back from the test that waits for it.

@@ -8,9 +8,11 @@ import NIOCore
 import NIOEmbedded
 import OperationStore
 import GatewayTestSupport
+import PostgresOperationStore
 import Routing
 import SQLiteOperationStore
 import Synchronization
+import Testing
 import TriggerDispatch
 import TriggerModel
 
@@ -100,8 +102,8 @@ final class VirtualTime: Clock, Sendable {
     }
 }
 
-/// A store that records the dispatcher's claims, renewals and failures (with the `now` each was made at) and
-/// forwards everything to a SQLite store: what the tests read the dispatcher's timing from.
+/// A store that records the dispatcher's claims, renewals, outcomes and releases (with the `now` each was made at)
+/// and forwards everything to a SQLite or PostgreSQL store: what the tests read the dispatcher's timing from.
 final class RecordingStore: OperationStore {
     struct Claim: Sendable {
         var owner: String
@@ -116,17 +118,29 @@ final class RecordingStore: OperationStore {
     struct Failure: Sendable {
         var now: Date
         var retryAt: Date?
+        var owner: String
+        var stored: Bool
+    }
+    struct Completion: Sendable {
+        var owner: String
+        var stored: Bool
     }
     struct Release: Sendable {
         var now: Date
         var notBefore: Date
     }
 
-    let base: SQLiteOperationStore
-    private let log = Mutex<(claims: [Claim], renewals: [Renewal], failures: [Failure], releases: [Release])>(
-        ([], [], [], []))
+    let base: any OperationStore
+    private let log = Mutex<
+        (claims: [Claim], renewals: [Renewal], failures: [Failure], completions: [Completion], releases: [Release])
+    >(([], [], [], [], []))
+    private let claimHook = Mutex<(@Sendable ([Operation]) async -> Void)?>(nil)
 
-    init(_ base: SQLiteOperationStore) { self.base = base }
+    init(_ base: any OperationStore) { self.base = base }
+
+    /// `body` is called with what each claim took, once it is committed and before it is answered (to hold an
+    /// answer back while the test moves the dispatcher's other tasks).
+    func onClaim(_ body: @escaping @Sendable ([Operation]) async -> Void) { claimHook.withLock { $0 = body } }
 
     var claims: [Claim] { log.withLock { $0.claims } }
     private let gets = Atomic<Int>(0)
@@ -139,9 +153,9 @@ final class RecordingStore: OperationStore {
         set { unreachable.store(newValue, ordering: .relaxed) }
     }
     private let completesFail = Atomic<Bool>(false)
-    /// While true only `complete` fails, as `.unavailable` (a write that times out on a slow but reachable
-    /// store): claims and renewals still work.
-    var failsCompletes: Bool {
+    /// While true only the outcome writes (`complete`, `fail`) fail, as `.unavailable` (a write that times out on a
+    /// slow but reachable store): claims and renewals still work.
+    var failsOutcomes: Bool {
         get { completesFail.load(ordering: .relaxed) }
         set { completesFail.store(newValue, ordering: .relaxed) }
     }
@@ -153,10 +167,25 @@ final class RecordingStore: OperationStore {
         if write { refusedWrites.wrappingAdd(1, ordering: .relaxed) }
         throw GatewayError(.unavailable, "the store is unreachable (test)")
     }
+    private let inFlight = Atomic<Int>(0)
+    /// The dispatcher's store calls (claims, renewals, outcomes, releases) under way: none once what a step
+    /// woke has been written. A claim held by `onClaim` counts.
+    var callsInFlight: Int { inFlight.load(ordering: .sequentiallyConsistent) }
+
+    private func trackCall() -> CallEnd {
+        inFlight.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        return CallEnd(store: self)
+    }
+    private struct CallEnd {
+        let store: RecordingStore
+        func end() { store.inFlight.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+    }
+
     /// `get` calls so far.
     var getCount: Int { gets.load(ordering: .relaxed) }
     var renewals: [Renewal] { log.withLock { $0.renewals } }
     var failures: [Failure] { log.withLock { $0.failures } }
+    var completions: [Completion] { log.withLock { $0.completions } }
     var releases: [Release] { log.withLock { $0.releases } }
     /// The claims that took operation `id`.
     func claims(of id: String) -> [Claim] { claims.filter { $0.ids.contains(id) } }
@@ -185,14 +214,19 @@ final class RecordingStore: OperationStore {
     func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
         -> [Operation]
     {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         let claimed = try await base.claim(
             owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
         log.withLock { $0.claims.append(Claim(owner: owner, now: now, ids: claimed.map(\.id))) }
+        await claimHook.withLock { $0 }?(claimed)
         return claimed
     }
 
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         let held = try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
         log.withLock { $0.renewals.append(Renewal(owner: owner, now: now, held: held)) }
@@ -200,27 +234,48 @@ final class RecordingStore: OperationStore {
     }
 
     func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         return try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
     }
 
     func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable(write: true)
-        if failsCompletes {
-            refusedWrites.wrappingAdd(1, ordering: .relaxed)
-            throw GatewayError(.unavailable, "operation store unavailable: complete timed out (test)")
-        }
-        return try await base.complete(id: id, owner: owner, result: result, now: now)
-    }
-
-    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
-        try checkReachable(write: true)
-        let stored = try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
-        log.withLock { $0.failures.append(Failure(now: now, retryAt: retryAt)) }
+        try checkOutcomeWritable("complete")
+        let stored = try await base.complete(id: id, owner: owner, result: result, now: now)
+        log.withLock { $0.completions.append(Completion(owner: owner, stored: stored)) }
         return stored
     }
 
+    private func checkOutcomeWritable(_ call: String) throws {
+        guard failsOutcomes else { return }
+        refusedWrites.wrappingAdd(1, ordering: .relaxed)
+        throw GatewayError(.unavailable, "operation store unavailable: \(call) timed out (test)")
+    }
+
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
+        try checkReachable(write: true)
+        try checkOutcomeWritable("fail")
+        let stored = try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+        log.withLock { $0.failures.append(Failure(now: now, retryAt: retryAt, owner: owner, stored: stored)) }
+        return stored
+    }
+
+    func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
+        try checkReachable()
+        return try await base.uncountAdoptedClaims(id: id, owner: owner, count: count)
+    }
+
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
+        let call = trackCall()
+        defer { call.end() }
         try checkReachable()
         let released = try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
         log.withLock { $0.releases.append(Release(now: now, notBefore: notBefore)) }
@@ -236,7 +291,7 @@ final class RecordingStore: OperationStore {
 }
 
 /// The pipelines the dispatcher tests run, by name: `hang` runs until cancelled; `flaky` fails with a
-/// retryable `.unavailable` on its first run and succeeds afterwards; `unreached` fails as a call that reached
+/// retryable `.unavailable` on its first run and succeeds afterwards; `down` fails so on every run; `unreached` fails as a call that reached
 /// no runner (``GatewayError/notSent``, connection refused) on its first 12 runs and succeeds afterwards;
 /// `gated` fails as a call that reached no runner while ``isDown`` (a runner that is down) and succeeds otherwise;
 /// anything else succeeds at once.
@@ -273,7 +328,7 @@ final class ScriptedRunner: TriggerRunner {
             // A run that hangs until cancelled (the behaviour under test, not a wait): on the real clock, since
             // no test moves time for it.
             while true { try await Task.sleep(for: .seconds(3600)) }
-        case "flaky" where run == 1:
+        case "flaky" where run == 1, "down":
             throw GatewayError(.unavailable, "the backend is restarting")
         case "unreached" where run <= 12, "gated" where isDown:
             var refused = GatewayError(.backendFailed, "cannot connect to an endpoint: connection refused")
@@ -336,16 +391,44 @@ struct DispatcherInstance {
     }
 }
 
-/// Runs `body` with a SQLite store in a fresh temporary directory, recording (see ``RecordingStore``); closes
-/// and removes it afterwards. Every dispatcher of a test shares the one store, as instances share PostgreSQL.
-/// A `RecordingStore` over a SQLite store in a fresh directory, stamping its own times with `now` (a test's
-/// `VirtualTime.wallClock`, or the real time).
+/// The store under a dispatcher test.
+enum DispatchStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+}
+
+/// Runs `body` with a store of `kind`, recording (see ``RecordingStore``) and stamping its own times with `now` (a
+/// test's `VirtualTime.wallClock`, or the real time); closes (and for SQLite removes) it afterwards. Every
+/// dispatcher of a test shares the one store, as instances share PostgreSQL. SQLite: a fresh temporary directory.
+/// PostgreSQL: the server of `TG_POSTGRES_URL` (scripts/with-postgres.sh), tables of a fresh prefix; without it
+/// the test fails, unless `TG_ALLOW_NO_POSTGRES=1` (then `body` does not run).
 func withRecordingStore(
+    _ kind: DispatchStoreKind = .sqlite,
     now: @escaping @Sendable () -> Date = { Date() }, _ body: (RecordingStore) async throws -> Void
 ) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-dispatch-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: directory) }
-    let store = RecordingStore(try await SQLiteOperationStore.open(.init(dataDirectory: directory.path, now: now)))
+    let store: RecordingStore
+    switch kind {
+    case .sqlite:
+        store = RecordingStore(try await SQLiteOperationStore.open(.init(dataDirectory: directory.path, now: now)))
+    case .postgres:
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = environment["TG_POSTGRES_URL"], !url.isEmpty else {
+            if environment["TG_ALLOW_NO_POSTGRES"] != "1" {
+                Issue.record(
+                    "TG_POSTGRES_URL is not set: run under scripts/with-postgres.sh (or TG_ALLOW_NO_POSTGRES=1)")
+            }
+            return
+        }
+        var configuration = try PostgresOperationStore.Configuration(url: url)
+        configuration.tablePrefix = "d\(Operation.makeID().prefix(12))_"
+        configuration.maximumConnections = 4
+        // Generous: the suites share two cores.
+        configuration.operationTimeout = .seconds(60)
+        configuration.now = now
+        store = RecordingStore(try await PostgresOperationStore.open(configuration))
+    }
     do {
         try await body(store)
     } catch {

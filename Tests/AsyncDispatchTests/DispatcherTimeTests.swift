@@ -32,18 +32,24 @@ struct DispatcherTimeTests {
 
     /// Steps `time` by `step` until `condition` holds, at most `steps` times; true when it held. After each
     /// step it waits until `condition` holds or the `sleepers` are all asleep again.
+    ///
+    /// `quiet`: also wait until none of its store calls is under way. A PostgreSQL call takes real time and sleeps
+    /// on no clock, so without it a step could count as settled while a write it started was still on its way,
+    /// and the next steps run out before it lands (seen on the PostgreSQL adoption tests).
     static func step(
         _ time: VirtualTime,
         by step: Duration,
         settlingOn sleepers: Int,
         atMost steps: Int,
+        quiet store: RecordingStore? = nil,
         until condition: () async throws -> Bool
     ) async rethrows -> Bool {
         for _ in 0..<steps {
             if try await condition() { return true }
             await time.advance(by: step)
             let settled = try await eventually(within: .seconds(20), interval: .milliseconds(2)) {
-                try await condition() || time.isSettled(sleepers: sleepers)
+                try await condition()
+                    || (time.isSettled(sleepers: sleepers) && (store?.callsInFlight ?? 0) == 0)
             }
             if !settled {
                 Issue.record("a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
@@ -281,7 +287,8 @@ struct DispatcherTimeTests {
     /// An instance on `store` whose first run ends with its outcome unwritable (`takeAway` breaks the store as the
     /// run starts), and that run's operation, once a write of its outcome has failed.
     static func runIntoOutage(
-        _ store: RecordingStore, time: VirtualTime, outcomeRetryLimit: Duration = .seconds(600),
+        _ store: RecordingStore, time: VirtualTime, settings: StoreConfiguration = outageSettings,
+        pipeline: String = "echo", outcomeRetryLimit: Duration = .seconds(600),
         takeAway: @escaping @Sendable (RecordingStore) -> Void
     ) async throws -> (DispatcherInstance, ScriptedRunner, Operation) {
         let runner = ScriptedRunner()
@@ -290,9 +297,9 @@ struct DispatcherTimeTests {
             if first.exchange(false, ordering: .relaxed) { takeAway(store) }
         }
         let instance = DispatcherInstance(
-            store: store, settings: outageSettings, runner: runner, clock: time, now: time.wallClock,
+            store: store, settings: settings, runner: runner, clock: time, now: time.wallClock,
             outcomeRetryLimit: outcomeRetryLimit)
-        let operation = try await instance.operations.submit(asyncRequest("echo"))
+        let operation = try await instance.operations.submit(asyncRequest(pipeline))
         #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
         return (instance, runner, operation)
     }
@@ -372,7 +379,7 @@ struct DispatcherTimeTests {
     func failingOutcomeDoesNotStallClaims() async throws {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
-            let (instance, runner, _) = try await Self.runIntoOutage(store, time: time) { $0.failsCompletes = true }
+            let (instance, runner, _) = try await Self.runIntoOutage(store, time: time) { $0.failsOutcomes = true }
             // Another operation, queued while the first one's outcome keeps failing: claimed and run within
             // seconds of virtual time, not after the outcome's retries end.
             let other = try await instance.operations.submit(asyncRequest("other"))
@@ -388,10 +395,10 @@ struct DispatcherTimeTests {
 
     @Test(
         "after a store outage longer than the lease, a claim here that takes back an operation whose outcome still waits to be stored is adopted by its run: the pipeline is not run again",
-        .timeLimit(.minutes(1)))
-    func claimAfterOutageIsAdopted() async throws {
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
+    func claimAfterOutageIsAdopted(kind: DispatchStoreKind) async throws {
         let time = VirtualTime()
-        try await withRecordingStore(now: time.wallClock) { store in
+        try await withRecordingStore(kind, now: time.wallClock) { store in
             let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
                 $0.isUnreachable = true
             }
@@ -399,20 +406,181 @@ struct DispatcherTimeTests {
             // back, and the next claim round (at most 7 s away) comes before the next renewal (40 s).
             await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
             // Back for claims while the outcome's writes still fail: the claim round comes first.
-            store.failsCompletes = true
+            store.failsOutcomes = true
             store.isUnreachable = false
             #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10) {
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
                     store.claims(of: operation.id).count == 2
                 })
-            store.failsCompletes = false
+            store.failsOutcomes = false
             #expect(
-                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5) {
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
                     try await store.get(id: operation.id)?.state == .succeeded
                 })
             #expect(runner.runs("echo") == 1, "run again after the outage")
             let stored = try #require(try await store.get(id: operation.id))
             #expect(stored.leaseOwner == store.claims(of: operation.id).last?.owner, "stored under the adopted claim")
+            #expect(stored.attempts == 1, "the adopted claim made no backend call")
+            await instance.stop()
+        }
+    }
+
+    /// The attempt limit at its edge across an adoption (review 13 F3): the adopted claim made no backend call, so
+    /// an operation whose every run fails retryably runs exactly `max_attempts` times, one of them before the outage,
+    /// and not once more.
+    @Test(
+        "an adopted run that fails retryably stores its retry under the adopted claim, and the operation still gets all max_attempts runs, not one more",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases, [2, 3])
+    func adoptedRetryKeepsTheAttemptLimit(kind: DispatchStoreKind, maxAttempts: Int) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(kind, now: time.wallClock) { store in
+            var settings = Self.outageSettings
+            settings.maxAttempts = maxAttempts
+            let (instance, runner, operation) = try await Self.runIntoOutage(
+                store, time: time, settings: settings, pipeline: "down"
+            ) { $0.isUnreachable = true }
+            await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
+            store.failsOutcomes = true
+            store.isUnreachable = false
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
+                    store.claims(of: operation.id).count == 2
+                })
+            store.failsOutcomes = false
+            let adopter = try #require(store.claims(of: operation.id).last).owner
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
+                    store.failures.contains { $0.stored }
+                })
+            #expect(try await store.get(id: operation.id)?.state == .queued)
+            #expect(runner.runs("down") == 1, "run again after the outage")
+            let retry = try #require(store.failures.last)
+            #expect(retry.stored && retry.owner == adopter && retry.retryAt != nil, "the retry under the adopted claim")
+            #expect(try await store.get(id: operation.id)?.attempts == 1, "the adopted claim's attempt is taken back")
+
+            // The retries, an hour apart: every one of max_attempts runs, then failed.
+            #expect(
+                try await Self.step(
+                    time, by: .seconds(60), settlingOn: Self.idle, atMost: 60 * maxAttempts, quiet: store
+                ) {
+                    try await store.get(id: operation.id)?.state == .failed
+                })
+            #expect(runner.runs("down") == maxAttempts)
+            let failed = try #require(try await store.get(id: operation.id))
+            #expect(failed.attempts == maxAttempts)
+            #expect(failed.error?.code == .unavailable)
+            // And not once more.
+            for _ in 0..<3 { #expect(await time.advance(by: Self.hour, settlingOn: Self.idle)) }
+            #expect(runner.runs("down") == maxAttempts)
+            await instance.stop()
+        }
+    }
+
+    /// F2's race, made to happen (review 13 F2): the claim that takes back an operation whose outcome waits is
+    /// committed, and the outcome's write under the old claim is refused and answered, before the claim returns.
+    /// The run must wait for that claim and adopt it: ended at the refusal, it left the claim running the pipeline
+    /// again (d7d28c5); before that, it left the operation running under the claim with no run behind it.
+    @Test(
+        "a refused outcome write answered while the claim that took its operation back is still under way: the run adopts the claim and stores its outcome; one run, nothing left running",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
+    func refusedOutcomeWaitsForTheClaim(kind: DispatchStoreKind) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(kind, now: time.wallClock) { store in
+            let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
+                $0.isUnreachable = true
+            }
+            await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
+            let held = Atomic<Bool>(false)
+            let released = Atomic<Bool>(false)
+            store.onClaim { claimed in
+                guard claimed.contains(where: { $0.id == operation.id }) else { return }
+                // Committed: the outcome's next try reaches the store now, and is refused (another claim holds it).
+                store.failsOutcomes = false
+                held.store(true, ordering: .sequentiallyConsistent)
+                _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
+                    released.load(ordering: .sequentiallyConsistent)
+                }
+            }
+            store.failsOutcomes = true
+            store.isUnreachable = false
+            // While the claim is held, its loop does not sleep on the clock.
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
+                    held.load(ordering: .sequentiallyConsistent)
+                })
+            // The outcome's next try (at most a second away): refused, and decided on, before the claim returns.
+            await time.advance(by: .seconds(1))
+            let refused = await eventually(within: .seconds(20), interval: .milliseconds(2)) {
+                store.completions.contains { !$0.stored } && time.isSettled(sleepers: Self.idle - 1)
+            }
+            #expect(refused, "no refused write at \(time.elapsed): \(time.sleepsDescription)")
+            released.store(true, ordering: .sequentiallyConsistent)
+            #expect(
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                }, "left running with no run behind it")
+            #expect(runner.runs("echo") == 1, "run again by the claim")
+            let stored = try #require(try await store.get(id: operation.id))
+            #expect(stored.leaseOwner == store.claims(of: operation.id).last?.owner, "stored under the adopted claim")
+            #expect(stored.attempts == 1)
+            await instance.stop()
+        }
+    }
+
+    /// F4's race, made to happen (review 13 F4): a claim here takes back a running operation whose lease expired
+    /// during an outage, and its answer is held while the run's next renewal, under the old claim, is refused. The
+    /// renewal must not cut the run: the claim, once back, is adopted, and the pipeline is not run again.
+    @Test(
+        "a lease renewal refused while the claim that took the operation back is under way does not cut the run: the claim is adopted, the pipeline runs once",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
+    func refusedRenewalWaitsForTheClaim(kind: DispatchStoreKind) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(kind, now: time.wallClock) { store in
+            let runner = ScriptedRunner()
+            let instance = DispatcherInstance(
+                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock)
+            let operation = try await instance.operations.submit(asyncRequest("hang"))
+            #expect(await eventually(within: .seconds(20)) { runner.runs("hang") == 1 })
+            #expect(await time.settle(sleepers: Self.idle + Self.perRun))
+            // Renewals at 10, 20 and 30 s fail: the 30 s lease expires.
+            store.isUnreachable = true
+            await Self.stepSeconds(31, of: time, settlingOn: Self.idle)
+            let held = Atomic<Bool>(false)
+            let released = Atomic<Bool>(false)
+            store.onClaim { claimed in
+                guard claimed.contains(where: { $0.id == operation.id }) else { return }
+                held.store(true, ordering: .sequentiallyConsistent)
+                _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
+                    released.load(ordering: .sequentiallyConsistent)
+                }
+            }
+            store.isUnreachable = false
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10, quiet: store) {
+                    held.load(ordering: .sequentiallyConsistent)
+                })
+            let first = try #require(store.claims(of: operation.id).first).owner
+            // The renewal at 40 s, under the first claim: refused; the lease keeper decides and sleeps again.
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle - 1, atMost: 10) {
+                    store.renewals.last.map { $0.owner == first && !$0.held } ?? false
+                })
+            #expect(await time.settle(sleepers: Self.idle - 1))
+            released.store(true, ordering: .sequentiallyConsistent)
+            #expect(
+                await eventually(within: .seconds(20), interval: .milliseconds(2)) {
+                    time.isSettled(sleepers: Self.idle) && store.callsInFlight == 0
+                })
+            #expect(runner.runs("hang") == 1, "the run was cut and the claim ran the pipeline again")
+            // The next renewal (50 s) is under the adopted claim, and holds.
+            let adopter = try #require(store.claims(of: operation.id).last).owner
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10, quiet: store) {
+                    store.renewals.last.map { $0.owner == adopter } ?? false
+                })
+            #expect(store.renewals.last?.held == true)
+            #expect(runner.runs("hang") == 1)
+            #expect(try await store.get(id: operation.id)?.leaseOwner == adopter)
             await instance.stop()
         }
     }
@@ -426,7 +594,7 @@ struct DispatcherTimeTests {
     func claimPauseWhileAnOutcomeWaits() async throws {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
-            let (instance, _, _) = try await Self.runIntoOutage(store, time: time) { $0.failsCompletes = true }
+            let (instance, _, _) = try await Self.runIntoOutage(store, time: time) { $0.failsOutcomes = true }
             let start = time.wallClock()
             await Self.stepSeconds(30, of: time, settlingOn: Self.idle + 1)
             // One instant per claim round (a round may claim in several scopes).

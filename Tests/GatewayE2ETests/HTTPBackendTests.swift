@@ -233,10 +233,12 @@ func httpPoolConfig(port: Int, requestTimeout: String = "30s") -> String {
 }
 
 /// Starts the `demo-runner` executable on an ephemeral port and stops it afterwards.
-func withDemoRunnerProcess<T>(transport: String, _ body: (Int) async throws -> T) async throws -> T {
+func withDemoRunnerProcess<T>(
+    transport: String, arguments: [String] = [], _ body: (Int) async throws -> T
+) async throws -> T {
     let runner = try await TestProcess.Server.start(
         TestProcess.productsDirectory.appendingPathComponent("demo-runner").path,
-        ["--listen", "127.0.0.1:0", "--transport", transport]
+        ["--listen", "127.0.0.1:0", "--transport", transport] + arguments
     )
     do {
         let result = try await body(runner.port)

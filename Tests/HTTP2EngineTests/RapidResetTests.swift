@@ -107,6 +107,24 @@ struct RapidResetTests {
         #expect(pair.server.isActive)
     }
 
+    /// A limit above libnghttp2's backstop (burst 2000), as the demo runner's: the session gets libnghttp2 options of
+    /// its own with twice the limit, so the engine's limit is the one that trips, at its edge. With the shared
+    /// options libnghttp2 ended the connection with INTERNAL_ERROR at its 2001st reset (review 13 F8).
+    @Test(
+        "a raised limit raises libnghttp2's own with it: burst − 1 resets keep the connection, the burst-th ends it with ENHANCE_YOUR_CALM",
+        arguments: [(4999, true), (5000, false)]
+    )
+    func raisedLimit(resets: Int, staysOpen: Bool) throws {
+        let pair = try Self.pair(limit: HTTP2StreamResetRateLimit(burst: 5000, refillPerSecond: 0))
+        var stream: UInt32 = 1
+        let goAways = try Self.sendResets(resets, to: pair, from: &stream)
+        #expect(pair.server.isActive == staysOpen)
+        #expect(goAways == (staysOpen ? [] : [.enhanceYourCalm]))
+        if !staysOpen {
+            #expect((pair.serverDelegate.closeError as? HTTP2EngineError)?.code == .excessiveLoad)
+        }
+    }
+
     @Test("a client's resets are only counted by a server: a client session takes any number of server resets")
     func clientRoleUnlimited() throws {
         let pair = try Self.pair()

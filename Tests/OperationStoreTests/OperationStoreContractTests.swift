@@ -610,6 +610,35 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "uncountAdoptedClaims takes back the attempts of adopted claims: the operation stays running under its owner; only by the lease owner of a running operation",
+        arguments: StoreKind.allCases)
+    func uncountAdoptedClaimsKeepsTheRun(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            let t0 = Fixtures.now() + 1
+            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0).count == 1)
+            // The lease expires; two claims take the operation back (both adopted by A's run).
+            #expect(try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 10).count == 1)
+            let third = try await store.claim(owner: "C", leaseDuration: .seconds(10), limit: 1, now: t0 + 20)
+            #expect(third.first?.attempts == 3)
+            #expect(try await store.uncountAdoptedClaims(id: id, owner: "B", count: 2) == false, "not the owner")
+            #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2))
+            let uncounted = try #require(try await store.get(id: id))
+            #expect(uncounted.attempts == 1)
+            #expect(uncounted.state == .running)
+            #expect(uncounted.leaseOwner == "C")
+            #expect(uncounted.leaseExpiresAt == t0 + 30, "the lease is left as it was")
+            // Still C's to finish; once finished, nothing more to take back.
+            #expect(
+                try await store.fail(
+                    id: id, owner: "C", error: GatewayError(.unavailable, "x"), retryAt: t0 + 21, now: t0 + 20))
+            #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 1) == false, "no longer running")
+            let again = try await store.claim(owner: "D", leaseDuration: .seconds(10), limit: 1, now: t0 + 21)
+            #expect(again.first?.attempts == 2)
+        }
+    }
+
+    @Test(
         "release with a not-before time: its attempt not counted, not claimable before that time, then at once",
         arguments: StoreKind.allCases)
     func releaseWithNotBeforeWaits(kind: StoreKind) async throws {
