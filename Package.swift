@@ -22,11 +22,21 @@ let testSwiftSettings: [SwiftSetting] = [
 let releaseSpeedSettings: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]
+/// The fuzz build (scripts/fuzz.sh sets `TG_FUZZ_INSTRUMENT=1`) instruments our targets only: libFuzzer's coverage
+/// and AddressSanitizer for our Swift modules (with the C functions their clang importer compiles, e.g. CZlib's
+/// `static inline` shims) and our C targets. Flags on swift build's command line (`-Xswiftc`, `-Xcc`) would
+/// instrument every dependency too (swift-nio, two BoringSSLs, AsyncHTTPClient, ...): about 6 of a CI run's 30
+/// minutes. The trade-off is in scripts/fuzz.sh's header. Unset (every other build), nothing changes.
+let fuzzInstrumented = ProcessInfo.processInfo.environment["TG_FUZZ_INSTRUMENT"] == "1"
+let fuzzSwiftSettings: [SwiftSetting] =
+    fuzzInstrumented ? [.unsafeFlags(["-sanitize=fuzzer,address", "-Xcc", "-fsanitize=fuzzer-no-link,address"])] : []
+let fuzzCSettings: [CSetting] = fuzzInstrumented ? [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])] : []
 /// Test targets keep warnings as warnings: Swift Testing's macro expansions warn under Swift 6.3 (`@const`
 /// values of `@Test`/`@Suite`), which is the toolchain's, not ours.
 let swiftSettings: [SwiftSetting] =
     testSwiftSettings
     + releaseSpeedSettings
+    + fuzzSwiftSettings
     + (ProcessInfo.processInfo.environment["TG_WARNINGS_AS_ERRORS"] == "1"
         ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
@@ -88,11 +98,11 @@ let package = Package(
         ),
         .target(
             name: "CTriggerProtos",
-            cSettings: [.unsafeFlags(["-Wno-unused-parameter"])],
+            cSettings: [.unsafeFlags(["-Wno-unused-parameter"])] + fuzzCSettings,
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
         // Vector kernels for base64 (SSSE3 encoding, SSE2 alphabet check), chosen at run time (issue 12).
-        .target(name: "CBase64"),
+        .target(name: "CBase64", cSettings: fuzzCSettings),
 
         // The model: no I/O, no protocol types.
         .target(name: "TriggerModel", dependencies: ["CBase64", nioCore], swiftSettings: swiftSettings),
