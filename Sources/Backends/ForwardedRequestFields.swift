@@ -1,4 +1,5 @@
 import TriggerModel
+import WireCodecs
 
 extension TriggerRequest {
     /// The request's own fields that every backend receives, as HTTP/1.1 headers (http runners) or gRPC metadata
@@ -12,12 +13,8 @@ extension TriggerRequest {
     func forEachForwardedField(_ body: (_ name: String, _ value: String) -> Void) {
         func forward(_ name: String, _ value: String?) {
             guard var value, !value.isEmpty else { return }
-            // A plain loop over the bytes (`utf8.contains(where:)` cost ~700 instructions per value).
-            let valid = value.withUTF8 { bytes in
-                for byte in bytes where (byte < 0x20 && byte != UInt8(ascii: "\t")) || byte == 0x7F { return false }
-                return true
-            }
-            if valid { body(name, value) }
+            // Eight bytes at a time (`utf8.contains(where:)` cost ~700 instructions per value, a byte loop ~400).
+            if value.withUTF8({ isFieldValue(UnsafeRawBufferPointer($0)) }) { body(name, value) }
         }
         forward("request-id", requestID)
         forward("traceparent", traceParent)

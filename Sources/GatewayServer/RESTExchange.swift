@@ -21,13 +21,20 @@ struct RESTRequestHead {
         scheme == "https" || first("x-forwarded-proto")?.lowercased() == "https" ? "https" : "http"
     }
 
+    /// The first field line named `name` (lowercase), or nil.
+    ///
+    /// Names are compared by length first: a trigger asks for about ten names, most of them absent, over every
+    /// field of the head, and `String ==` on two different strings costs ~35 instructions where their UTF-8
+    /// counts answer nearly all of them (~2 k instructions per REST call; branch hotpath).
     func first(_ name: String) -> String? {
-        headers.first(where: { $0.name == name })?.value
+        let count = name.utf8.count
+        return headers.first(where: { $0.name.utf8.count == count && $0.name == name })?.value
     }
 
     /// Every field line named `name`, in order: for list-valued fields such as `Accept` (RFC 9110 §5.3).
     func all(_ name: String) -> [String] {
-        headers.compactMap { $0.name == name ? $0.value : nil }
+        let count = name.utf8.count
+        return headers.compactMap { $0.name.utf8.count == count && $0.name == name ? $0.value : nil }
     }
 
     /// Approximate on-the-wire size of the head: what the header-size cap is measured against.

@@ -19,6 +19,8 @@ package struct RouteTable: Sendable {
         package var pattern: String
         /// The name of the pool the route sends to.
         package var pool: String { route.pool }
+        /// What ``RouteTable/resolve(_:)`` answers for this entry, made once.
+        package let resolved: ResolvedRoute
 
         package init(index: Int, route: RouteConfiguration) {
             self.index = index
@@ -26,6 +28,7 @@ package struct RouteTable: Sendable {
             self.pattern =
                 route.release.map { "\(route.namespace)/\(route.pipeline)@\($0)" }
                 ?? "\(route.namespace)/\(route.pipeline)"
+            self.resolved = ResolvedRoute(pool: route.pool, routeIndex: index, route: route, pattern: self.pattern)
         }
     }
 
@@ -55,22 +58,19 @@ package struct RouteTable: Sendable {
             return nil
         }
         // Exact-namespace routes always outrank `*` ones, so look at the latter only when needed.
-        guard
-            let best = byNamespace[ref.namespace].flatMap({ Self.best(of: $0, for: ref) })
-                ?? Self.best(of: anyNamespace, for: ref)
-        else { return nil }
-        return ResolvedRoute(
-            pool: best.route.pool, routeIndex: best.index, route: best.route, pattern: best.pattern)
+        return byNamespace[ref.namespace].flatMap({ Self.best(of: $0, for: ref) })
+            ?? Self.best(of: anyNamespace, for: ref)
     }
 
-    /// The most specific of `candidates` that matches `ref`, the first listed among equals.
-    private static func best(of candidates: [Entry], for ref: PipelineRef) -> Entry? {
-        var best: (entry: Entry, score: Int)?
-        for entry in candidates {
-            guard let score = Self.score(entry.route, ref), score > (best?.score ?? -1) else { continue }
-            best = (entry, score)
+    /// The most specific of `candidates` that matches `ref`, the first listed among equals. By index: a copy of
+    /// each `Entry` looked at retained and released its strings (~10 each per call).
+    private static func best(of candidates: [Entry], for ref: PipelineRef) -> ResolvedRoute? {
+        var best: (index: Int, score: Int)?
+        for index in candidates.indices {
+            guard let score = Self.score(candidates[index].route, ref), score > (best?.score ?? -1) else { continue }
+            best = (index, score)
         }
-        return best?.entry
+        return best.map { candidates[$0.index].resolved }
     }
 
     /// Whether `id` has a "/" byte; a plain byte scan (this runs for every trigger).
@@ -125,16 +125,35 @@ package struct RouteTable: Sendable {
     }
 
     /// Where a trigger goes: the pool's name, and which route said so.
-    package struct ResolvedRoute: Sendable, Equatable {
-        package var pool: String
+    ///
+    /// A class made once per table entry (``Entry/resolved``), not a struct made per call: a trigger's route
+    /// travels by value through the dispatcher's `Target`, the request record and the call's closures, and
+    /// each copy or destroy of the struct moved its ~200 bytes and retained or released each of its strings and
+    /// optional webhook (~2.5 k instructions per gRPC call, ~5 k per REST call, mostly `memcpy` and reference
+    /// counting; bench/README.md "Branch hotpath"). Immutable, so sharing it is safe; equal when its fields are.
+    package final class ResolvedRoute: Sendable, Equatable {
+        package let pool: String
         /// The index of the winning line in the config's `routes`.
-        package var routeIndex: Int
-        package var route: RouteConfiguration
+        package let routeIndex: Int
+        package let route: RouteConfiguration
         /// The winning route as configured (``Entry/pattern``): bounded by the config, never a raw id.
-        package var pattern: String
+        package let pattern: String
+
+        package init(pool: String, routeIndex: Int, route: RouteConfiguration, pattern: String) {
+            self.pool = pool
+            self.routeIndex = routeIndex
+            self.route = route
+            self.pattern = pattern
+        }
 
         /// Whether the route names the pipeline exactly (not `*`): the configuration then says it exists, while
         /// behind a `*` only the runner knows.
         package var namesPipeline: Bool { route.pipeline != RouteConfiguration.wildcard }
+
+        package static func == (lhs: ResolvedRoute, rhs: ResolvedRoute) -> Bool {
+            lhs === rhs
+                || (lhs.pool == rhs.pool && lhs.routeIndex == rhs.routeIndex && lhs.route == rhs.route
+                    && lhs.pattern == rhs.pattern)
+        }
     }
 }

@@ -269,6 +269,34 @@ func isFieldValueCharacter(_ c: UInt8) -> Bool {
     c == 0x09 || (c >= 0x20 && c != 0x7F)
 }
 
+/// Whether every byte of `bytes` is a field-value byte (``isFieldValueCharacter(_:)``, RFC 9110 §5.5), for values
+/// checked whole before they are sent (the gateway's forwarded fields, `TriggerRequest.forEachForwardedField`).
+///
+/// Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7F is valid whole (both tests are
+/// exact as a yes/no, "Bit Twiddling Hacks", `hasless` and `haszero`); only a word that has one, such as one
+/// holding a HTAB, is looked at byte by byte. A byte at a time cost ~10 instructions a byte, ~850 per call for a
+/// request id and a `traceparent` (bench/callgrind, branch hotpath).
+package func isFieldValue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let highBits: UInt64 = 0x8080_8080_8080_8080
+    var offset = 0
+    while offset + 8 <= bytes.count {
+        let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        let belowSpace = (word &- ones &* 0x20) & ~word & highBits
+        let notDEL = word ^ (ones &* 0x7F)
+        let isDEL = (notDEL &- ones) & ~notDEL & highBits
+        if belowSpace | isDEL != 0 {
+            for index in offset..<(offset + 8) where !isFieldValueCharacter(bytes[index]) { return false }
+        }
+        offset += 8
+    }
+    while offset < bytes.count {
+        if !isFieldValueCharacter(bytes[offset]) { return false }
+        offset += 1
+    }
+    return true
+}
+
 /// A request-target byte: VCHAR but "#" (RFC 9112 §3.2 with RFC 3986's characters; no raw non-ASCII, space or
 /// fragment: absolute-path, query, absolute-URI).
 @inline(__always)

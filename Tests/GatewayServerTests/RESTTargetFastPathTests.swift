@@ -72,4 +72,18 @@ struct RESTTargetFastPathTests {
         #expect(plain == escaped)
         #expect(throws: (any Error).self) { try RESTPath.parse("/v1beta/namespaces/demo/pipelines/echo%/trigger") }
     }
+
+    @Test("a Host value: exactly RFC 3986's reg-name, IP literal and port bytes are valid, alone and in a value")
+    func hostCharacters() {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=:[]".utf8)
+        for c in UInt8.min...UInt8.max {
+            let alone = String(decoding: [c], as: UTF8.self)
+            #expect(HTTP1RequestRules.isValidHost(alone) == allowed.contains(c), "byte \(c)")
+            let inside = HTTP1RequestRules.isValidHost("127.0.0.1" + alone + ":80")
+            #expect(inside == allowed.contains(c), "byte \(c) inside")
+        }
+        #expect(HTTP1RequestRules.isValidHost(""))
+        #expect(HTTP1RequestRules.isValidHost("[::1]:8080"))
+        #expect(!HTTP1RequestRules.isValidHost("h\u{E9}te"))
+    }
 }

@@ -1,8 +1,9 @@
 import HTTP2Engine
 import Testing
 
-/// `HTTP2StreamObjectTable` (over `HTTP2StreamTable`) keeps the entry added last aside and answers it with a compare (issue 11); it must behave
-/// exactly as the dictionary it fronts, whichever entry is asked for, after replacements and removals.
+/// `HTTP2StreamObjectTable` (over `HTTP2StreamTable`) keeps the entry added last aside, out of its dictionary, and
+/// answers it with a compare (issue 11); it must behave exactly as a dictionary, whichever entry is asked for,
+/// after replacements (of the newest entry and of older ones), removals, and keys smaller than earlier ones.
 @Suite("HTTP/2 stream table")
 struct StreamTableTests {
     final class Box {
@@ -39,5 +40,57 @@ struct StreamTableTests {
         reference.removeAll()
         check()
         #expect(table[HTTP2StreamID(9)] == nil)
+    }
+
+    @Test("a seeded walk of adds, replacements and removals agrees with a dictionary at every step")
+    func seededWalkMatchesDictionary() {
+        var table = HTTP2StreamObjectTable()
+        var reference: [HTTP2StreamID: Box] = [:]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func random(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        var nextStream: Int32 = 1
+        for step in 0..<4_000 {
+            let id: HTTP2StreamID
+            switch random(4) {
+            case 0:  // a new stream, its id greater than any before (RFC 9113 §5.1.1)
+                id = HTTP2StreamID(nextStream)
+                nextStream += 2
+            default:  // any id seen so far, or just past them: the newest, an older one, or an unknown one
+                id = HTTP2StreamID(Int32(random(Int(nextStream) + 2)))
+            }
+            if random(3) == 0 {
+                let removed = table.removeValue(forKey: id)
+                let expected = reference.removeValue(forKey: id)
+                let sameRemoved = removed === expected
+                #expect(sameRemoved)
+            } else {
+                let box = Box(step)
+                table[id] = box
+                reference[id] = box
+            }
+            #expect(table.count == reference.count)
+            #expect(table.isEmpty == reference.isEmpty)
+            let found = table[id]
+            let sameFound = found === reference[id]
+            #expect(sameFound)
+            if step % 50 == 0 {
+                for (key, value) in reference {
+                    let found = table[key]
+                    let same = found === value
+                    #expect(same)
+                }
+                let entries = Array(table)
+                #expect(entries.count == reference.count)
+                #expect(Set(entries.map(\.key)) == Set(reference.keys))
+                for entry in entries {
+                    let expected: AnyObject? = reference[entry.key]
+                    let same = entry.value === expected
+                    #expect(same)
+                }
+            }
+        }
     }
 }

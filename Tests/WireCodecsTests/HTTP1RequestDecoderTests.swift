@@ -1,4 +1,5 @@
 import NIOCore
+import SeededRandom
 import Testing
 import TriggerModel
 import WireCodecs
@@ -456,6 +457,42 @@ struct HTTP1RequestDecoderTests {
             // field-vchar / SP / HTAB with obs-text (RFC 9110 §5.5).
             let isValue = c == 0x09 || (0x20...0x7E).contains(c) || c >= 0x80
             #expect(fails(head, Array("X: a".utf8), [c], Array("b\r\n\r\n".utf8)) == !isValue, "field value \(c)")
+        }
+    }
+}
+
+/// `isFieldValue(_:)` checks eight bytes at a time (branch hotpath); it must answer as the byte-by-byte rule.
+@Suite("HTTP field values checked whole")
+struct FieldValueCheckTests {
+    /// field-vchar / SP / HTAB with obs-text (RFC 9110 §5.5), a byte at a time.
+    static func byteRule(_ c: UInt8) -> Bool { c == 0x09 || (c >= 0x20 && c != 0x7F) }
+
+    @Test("every byte at every position of a word, a tail and a short value agrees with the byte rule")
+    func everyBytePosition() {
+        for length in [1, 7, 8, 9, 16, 23, 55] {
+            for position in 0..<length {
+                for c in UInt8.min...UInt8.max {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    bytes[position] = c
+                    let whole = bytes.withUnsafeBytes { isFieldValue($0) }
+                    #expect(whole == Self.byteRule(c), "byte \(c) at \(position) of \(length)")
+                }
+            }
+        }
+        #expect([UInt8]().withUnsafeBytes { isFieldValue($0) })
+    }
+
+    @Test("seeded values with HTAB, DEL, obs-text and controls next to each other agree with the byte rule")
+    func seededValues() {
+        var random = SplitMix64(seed: 11)
+        let alphabet: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x41, 0x7E, 0x7F, 0x80, 0xC3, 0xFF]
+        for _ in 0..<5_000 {
+            let length = Int.random(in: 0...40, using: &random)
+            let bytes = (0..<length).map { _ -> UInt8 in
+                Int.random(in: 0..<4, using: &random) == 0
+                    ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0x20...0x7E, using: &random)
+            }
+            #expect(bytes.withUnsafeBytes { isFieldValue($0) } == bytes.allSatisfy { Self.byteRule($0) }, "\(bytes)")
         }
     }
 }
