@@ -21,10 +21,12 @@ struct PerCallMemoryTests {
           - {name: grpc-runner, transport: grpc, endpoints: ["127.0.0.1:\(grpcPort)"], request_timeout: 20s}
           - {name: http-runner, transport: http, endpoints: ["127.0.0.1:\(httpPort)"], request_timeout: 20s}
           - {name: http-expiring, transport: http, endpoints: ["127.0.0.1:\(httpPort)"], request_timeout: 10ms}
+          - {name: grpc-expiring, transport: grpc, endpoints: ["127.0.0.1:\(grpcPort)"], request_timeout: 10ms}
         routes:
           - {namespace: demo, pipeline: "upper", pool: grpc-runner}
           - {namespace: demo, pipeline: "echo", pool: http-runner}
           - {namespace: demo, pipeline: "sleep", pool: http-expiring}
+          - {namespace: expiring, pipeline: "sleep", pool: grpc-expiring}
         """
     }
 
@@ -91,6 +93,13 @@ struct PerCallMemoryTests {
         #expect(drained, "operations still queued or running")
     }
 
+    /// `count` gRPC unary calls that all expire (the `sleep` pipeline behind a 10 ms `request_timeout`): each
+    /// backend stream is reset (RST_STREAM CANCEL) and the caller gets DEADLINE_EXCEEDED.
+    static func grpcExpiring(port: Int, count: Int) async throws {
+        let answer = try await Peers.grpcio("repeat-expiring", port: port, [String(count), "32"])
+        #expect(answer["expired"] as? Int == count, "\(answer)")
+    }
+
     static func grpc(port: Int, count: Int, stream: Bool = false) async throws {
         let answer = try await Peers.grpcio(
             stream ? "repeat-stream" : "repeat", port: port, [String(count)] + (stream ? [] : ["32"]))
@@ -138,6 +147,7 @@ struct PerCallMemoryTests {
                                 port: gateway.port, count: $0, h1: true, body: sleepBody, expiring: true)
                         }
                     ),
+                    ("gRPC unary, every call expiring", { try await Self.grpcExpiring(port: gateway.port, count: $0) }),
                     ("gRPC server streaming", { try await Self.grpc(port: gateway.port, count: $0 / 4, stream: true) }),
                     // Each operation is also a stored row (SQLite's page cache grows with the file, ~0.7 KB an
                     // operation accepted, review 13): a third as many, so a leak of ~1.5 KB a run still fails.

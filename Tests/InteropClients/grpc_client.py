@@ -316,6 +316,22 @@ def main():
                 ]
                 ok += sum(1 for f in futures if outputs(f.result())[0]["i"] is not None)
             out = {"ok": ok}
+        elif scenario == "repeat-expiring":
+            # COUNT unary calls of `sleep` (200 ms) routed to a pool whose request_timeout is far shorter, BATCH at a
+            # time (the per-call memory test's failing row): how many ended DEADLINE_EXCEEDED.
+            count, batch = int(extra[0]), int(extra[1]) if len(extra) > 1 else 32
+            expired = 0
+            for start in range(0, count, batch):
+                futures = [
+                    stub.TriggerNamespacePipeline.future(trigger_request("expiring", "sleep", [{"ms": 200}]), metadata=metadata)
+                    for _ in range(start, min(start + batch, count))
+                ]
+                for f in futures:
+                    try:
+                        f.result()
+                    except grpc.RpcError as e:
+                        expired += 1 if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED else 0
+            out = {"expired": expired}
         elif scenario == "repeat-stream":
             # COUNT server-streaming calls of `upper` on one connection, one at a time: how many ended with output.
             count = int(extra[0])
