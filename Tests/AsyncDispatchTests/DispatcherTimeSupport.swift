@@ -446,3 +446,28 @@ func asyncRequest(_ pipeline: String) -> TriggerRequest {
         requestID: "req-\(pipeline)"
     )
 }
+
+/// Holds `store`'s claim of one operation, once committed, until ``release()``: the window in which a test
+/// interleaves the run's own store calls (a refused outcome write or renewal) with a claim still under way
+/// (review 13 F2, F4). `whenCommitted` runs first, inside the claim.
+final class HeldClaim: Sendable {
+    private let held = Atomic<Bool>(false)
+    private let released = Atomic<Bool>(false)
+
+    /// The claim is committed and being held.
+    var isHeld: Bool { held.load(ordering: .sequentiallyConsistent) }
+
+    init(of id: String, in store: RecordingStore, whenCommitted: @escaping @Sendable () -> Void = {}) {
+        store.onClaim { [self] claimed in
+            guard claimed.contains(where: { $0.id == id }) else { return }
+            whenCommitted()
+            held.store(true, ordering: .sequentiallyConsistent)
+            _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
+                self.released.load(ordering: .sequentiallyConsistent)
+            }
+        }
+    }
+
+    /// Lets the claim return.
+    func release() { released.store(true, ordering: .sequentiallyConsistent) }
+}

@@ -490,23 +490,14 @@ struct DispatcherTimeTests {
                 $0.isUnreachable = true
             }
             await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
-            let held = Atomic<Bool>(false)
-            let released = Atomic<Bool>(false)
-            store.onClaim { claimed in
-                guard claimed.contains(where: { $0.id == operation.id }) else { return }
-                // Committed: the outcome's next try reaches the store now, and is refused (another claim holds it).
-                store.failsOutcomes = false
-                held.store(true, ordering: .sequentiallyConsistent)
-                _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
-                    released.load(ordering: .sequentiallyConsistent)
-                }
-            }
+            // Committed: the outcome's next try reaches the store now, and is refused (another claim holds it).
+            let claim = HeldClaim(of: operation.id, in: store) { store.failsOutcomes = false }
             store.failsOutcomes = true
             store.isUnreachable = false
             // While the claim is held, its loop does not sleep on the clock.
             #expect(
                 await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
-                    held.load(ordering: .sequentiallyConsistent)
+                    claim.isHeld
                 })
             // The outcome's next try (at most a second away): refused, and decided on, before the claim returns.
             await time.advance(by: .seconds(1))
@@ -514,7 +505,7 @@ struct DispatcherTimeTests {
                 store.completions.contains { !$0.stored } && time.isSettled(sleepers: Self.idle - 1)
             }
             #expect(refused, "no refused write at \(time.elapsed): \(time.sleepsDescription)")
-            released.store(true, ordering: .sequentiallyConsistent)
+            claim.release()
             #expect(
                 try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
                     try await store.get(id: operation.id)?.state == .succeeded
@@ -545,19 +536,11 @@ struct DispatcherTimeTests {
             // Renewals at 10, 20 and 30 s fail: the 30 s lease expires.
             store.isUnreachable = true
             await Self.stepSeconds(31, of: time, settlingOn: Self.idle)
-            let held = Atomic<Bool>(false)
-            let released = Atomic<Bool>(false)
-            store.onClaim { claimed in
-                guard claimed.contains(where: { $0.id == operation.id }) else { return }
-                held.store(true, ordering: .sequentiallyConsistent)
-                _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
-                    released.load(ordering: .sequentiallyConsistent)
-                }
-            }
+            let claim = HeldClaim(of: operation.id, in: store)
             store.isUnreachable = false
             #expect(
                 await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10, quiet: store) {
-                    held.load(ordering: .sequentiallyConsistent)
+                    claim.isHeld
                 })
             let first = try #require(store.claims(of: operation.id).first).owner
             // The renewal at 40 s, under the first claim: refused; the lease keeper decides and sleeps again.
@@ -566,7 +549,7 @@ struct DispatcherTimeTests {
                     store.renewals.last.map { $0.owner == first && !$0.held } ?? false
                 })
             #expect(await time.settle(sleepers: Self.idle - 1))
-            released.store(true, ordering: .sequentiallyConsistent)
+            claim.release()
             #expect(
                 await eventually(within: .seconds(20), interval: .milliseconds(2)) {
                     time.isSettled(sleepers: Self.idle) && store.callsInFlight == 0
