@@ -298,7 +298,8 @@ let package = Package(
         .testTarget(
             name: "OperationStoreTests",
             dependencies: [
-                "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel", "GatewayTestSupport",
+                "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerModel",
+                "GatewayTestSupport",
                 nioCore, logging, .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -364,7 +365,8 @@ let package = Package(
         .testTarget(
             name: "DemoRunnerTests",
             dependencies: [
-                "DemoRunner", "TriggerModel", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                "DemoRunner", "HTTP2Engine", "TriggerModel", nioCore,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings),
         .testTarget(
@@ -378,7 +380,8 @@ let package = Package(
         ),
         .testTarget(name: "GatewayFuzzingTests", dependencies: ["GatewayFuzzing"], swiftSettings: testSwiftSettings),
         .testTarget(
-            name: "ProtoCodecTests", dependencies: ["ProtoCodec", "TriggerModel", "WireCodecs", "SeededRandom", nioCore],
+            name: "ProtoCodecTests",
+            dependencies: ["ProtoCodec", "TriggerModel", "WireCodecs", "SeededRandom", nioCore],
             swiftSettings: testSwiftSettings),
         .testTarget(
             name: "GatewayE2ETests",

@@ -26,6 +26,15 @@ package enum DemoGRPCServer {
     /// set by `demo-runner --stream-reset-limit`.
     package static let defaultStreamResetRateLimit = HTTP2StreamResetRateLimit(burst: 100_000, refillPerSecond: 10_000)
 
+    /// `demo-runner --stream-reset-limit`'s `BURST/PER_SECOND` (BURST ≥ 1, PER_SECOND ≥ 0, decimal); nil for
+    /// anything else.
+    package static func streamResetRateLimit(parsing text: String) -> HTTP2StreamResetRateLimit? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let burst = Int(parts[0]), let perSecond = Int(parts[1]), burst >= 1, perSecond >= 0
+        else { return nil }
+        return HTTP2StreamResetRateLimit(burst: burst, refillPerSecond: perSecond)
+    }
+
     /// Binds and returns the server channel; close it to stop (accepted connections close with it).
     package static func bind(
         host: String,

@@ -39,9 +39,7 @@ struct DemoRunnerCommand: AsyncParsableCommand {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
             throw ValidationError("--listen must be HOST:PORT, got \"\(listen)\"")
         }
-        let limit = streamResetLimit.split(separator: "/", omittingEmptySubsequences: false)
-        guard limit.count == 2, let burst = Int(limit[0]), let perSecond = Int(limit[1]), burst >= 1, perSecond >= 0
-        else {
+        guard let resetLimit = DemoGRPCServer.streamResetRateLimit(parsing: streamResetLimit) else {
             throw ValidationError(
                 "--stream-reset-limit must be BURST/PER_SECOND (BURST ≥ 1), got \"\(streamResetLimit)\"")
         }
@@ -62,7 +60,7 @@ struct DemoRunnerCommand: AsyncParsableCommand {
         case .grpc:
             channel = try await DemoGRPCServer.bind(
                 host: host, port: port, runner: pipelines, group: group,
-                streamResetRateLimit: HTTP2StreamResetRateLimit(burst: burst, refillPerSecond: perSecond))
+                streamResetRateLimit: resetLimit)
         }
         let address = channel.localAddress!
         // Written unbuffered: a pipe would otherwise hold the line back from the test that waits for it.
