@@ -1,6 +1,7 @@
 import Foundation
 import GatewayTestSupport
 import NIOCore
+import NIOPosix
 import Testing
 
 /// A burst of expired calls on a gRPC pool (review 13 F8): each one resets its stream on the runner's connection,
@@ -11,12 +12,26 @@ import Testing
 @Suite("cancel bursts on a gRPC pool")
 struct CancelBurstTests {
     /// 160 clients × 20 calls of `sleep` 2 s on a pool whose `request_timeout` is 100 ms: 3200 calls, each reset
-    /// at 100 ms; the gateway's 2 event loops hold about 80 calls each on one runner connection, so each
+    /// at 100 ms; the gateway runs on 2 event loops of its own (whatever the machine's core count: a pool keeps
+    /// one runner connection per loop), which hold about 80 calls each on one runner connection, so each
     /// connection sees about 800 resets a second for 2 seconds, past the defaults' burst.
     @Test(
         "3200 calls expiring on pooled runner connections: all answer 504 with the demo runner's limit; some 502 at libnghttp2's default",
         arguments: [(limit: String?.none, all504: true), (limit: "1000/33", all504: false)])
     func expiredCallsBurst(limit: String?, all504: Bool) async throws {
+        // Two loops, so two runner connections share the burst on any machine (on NIO's singleton a 16-core
+        // machine would spread it over 16, each under the default burst, and the 502 case could not fail).
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        do {
+            try await expireBurst(limit: limit, all504: all504, on: loops)
+        } catch {
+            try? await loops.shutdownGracefully()
+            throw error
+        }
+        try await loops.shutdownGracefully()
+    }
+
+    private func expireBurst(limit: String?, all504: Bool, on loops: MultiThreadedEventLoopGroup) async throws {
         let arguments = limit.map { ["--stream-reset-limit", $0] } ?? []
         try await withDemoRunnerProcess(transport: "grpc", arguments: arguments) { runnerPort in
             let yaml = """
@@ -25,7 +40,7 @@ struct CancelBurstTests {
                 routes:
                   - {namespace: demo, pipeline: "*", pool: runner}
                 """
-            try await withTestGateway(yaml: yaml) { gateway in
+            try await withTestGateway(yaml: yaml, eventLoopGroup: loops) { gateway in
                 let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
                     for _ in 0..<160 {
                         group.addTask {

@@ -6,7 +6,7 @@ import Backends
 import GatewayServer
 package import Observability
 import Logging
-import NIOCore
+package import NIOCore
 import NIOPosix
 package import OperationStore
 import ServiceLifecycle
@@ -52,8 +52,13 @@ package struct TestGateway: Sendable {
 /// The operation store is `store` when given (tests inject failing stores), else the configured one (passed
 /// through `wrapStore`, so a test can interpose on a real store); a SQLite store lives in a fresh temporary
 /// data directory, removed afterwards.
+///
+/// `eventLoopGroup` (nil: NIO's singleton, one loop per core) serves the gateway's connections and its pools:
+/// a test whose figure depends on how many loops share the backend connections (a pool keeps one per loop)
+/// passes a group of its own size, and shuts it down afterwards.
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
+    eventLoopGroup: (any EventLoopGroup)? = nil,
     inProcessRunner: DemoPipelines = DemoPipelines(),
     store injectedStore: (any OperationStore)? = nil,
     wrapStore: (any OperationStore) -> any OperationStore = { $0 },
@@ -78,7 +83,7 @@ package func withTestGateway<T: Sendable>(
     }
     let app = GatewayApp(
         configuration: configuration,
-        group: MultiThreadedEventLoopGroup.singleton,
+        group: eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton,
         inProcessRunner: inProcessRunner,
         logger: logger,
         store: store,
