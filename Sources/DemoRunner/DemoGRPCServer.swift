@@ -26,11 +26,13 @@ package enum DemoGRPCServer {
     /// set by `demo-runner --stream-reset-limit`.
     package static let defaultStreamResetRateLimit = HTTP2StreamResetRateLimit(burst: 100_000, refillPerSecond: 10_000)
 
-    /// `demo-runner --stream-reset-limit`'s `BURST/PER_SECOND` (BURST ≥ 1, PER_SECOND ≥ 0, decimal); nil for
-    /// anything else.
+    /// `demo-runner --stream-reset-limit`'s `BURST/PER_SECOND` (decimal; BURST 1 to 10^9, PER_SECOND 0 to 10^9:
+    /// `HTTP2StreamResetRateLimit.maximum`); nil for anything else.
     package static func streamResetRateLimit(parsing text: String) -> HTTP2StreamResetRateLimit? {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let burst = Int(parts[0]), let perSecond = Int(parts[1]), burst >= 1, perSecond >= 0
+        guard parts.count == 2, let burst = Int(parts[0]), let perSecond = Int(parts[1]),
+            (1...HTTP2StreamResetRateLimit.maximum).contains(burst),
+            (0...HTTP2StreamResetRateLimit.maximum).contains(perSecond)
         else { return nil }
         return HTTP2StreamResetRateLimit(burst: burst, refillPerSecond: perSecond)
     }

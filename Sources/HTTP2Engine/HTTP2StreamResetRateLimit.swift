@@ -12,13 +12,21 @@ import NIOCore
 /// do. So with the defaults the 1000th reset of a burst is the one that is refused, one before libnghttp2's own
 /// limit (the 1001st) would end the connection with INTERNAL_ERROR and no reason the gateway could log.
 package struct HTTP2StreamResetRateLimit: Hashable, Sendable {
-    /// Resets a client may send at once (the bucket's size and its initial content). At least 1.
+    /// Resets a client may send at once (the bucket's size and its initial content). 1 to ``maximum``.
     package var burst: Int
-    /// Resets a client may send per second in the long run (tokens added per second, continuously).
+    /// Resets a client may send per second in the long run (tokens added per second, continuously). 0 to
+    /// ``maximum``.
     package var refillPerSecond: Int
 
+    /// The largest burst and refill: a billion resets, past any real connection's, and small enough that the
+    /// bucket's nanotokens (``HTTP2TokenBucket``, burst × 10^9, plus a refill up to the burst) fit in an Int64.
+    /// Larger values trapped on the first reset (review 14 F4: `--stream-reset-limit 10000000000/1`).
+    package static let maximum = 1_000_000_000
+
     package init(burst: Int, refillPerSecond: Int) {
-        precondition(burst >= 1 && refillPerSecond >= 0, "stream reset rate limit: burst ≥ 1, refill ≥ 0")
+        precondition(
+            (1...Self.maximum).contains(burst) && (0...Self.maximum).contains(refillPerSecond),
+            "stream reset rate limit: burst 1 to 10^9, refill 0 to 10^9")
         self.burst = burst
         self.refillPerSecond = refillPerSecond
     }
@@ -38,10 +46,9 @@ package struct HTTP2StreamResetRateLimit: Hashable, Sendable {
     /// libnghttp2 options of their own (`NGHTTP2Session.init`); all others share the process-wide ones.
     static func nghttp2Backstop(for limit: HTTP2StreamResetRateLimit?) -> HTTP2StreamResetRateLimit {
         guard let limit else { return nghttp2Backstop }
-        func doubled(_ value: Int) -> Int {
-            let (twice, overflow) = value.multipliedReportingOverflow(by: 2)
-            return overflow ? .max : twice
-        }
+        // At `maximum` itself the backstop equals the limit: a billion resets, where a few tokens of libnghttp2's
+        // whole-second refill do not matter.
+        func doubled(_ value: Int) -> Int { min(value * 2, maximum) }
         return HTTP2StreamResetRateLimit(
             burst: max(doubled(limit.burst), nghttp2Backstop.burst),
             refillPerSecond: max(doubled(limit.refillPerSecond), nghttp2Backstop.refillPerSecond))

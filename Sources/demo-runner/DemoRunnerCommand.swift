@@ -41,7 +41,8 @@ struct DemoRunnerCommand: AsyncParsableCommand {
         }
         guard let resetLimit = DemoGRPCServer.streamResetRateLimit(parsing: streamResetLimit) else {
             throw ValidationError(
-                "--stream-reset-limit must be BURST/PER_SECOND (BURST ≥ 1), got \"\(streamResetLimit)\"")
+                "--stream-reset-limit must be BURST/PER_SECOND (BURST 1 to 1000000000, PER_SECOND 0 to 1000000000), got \"\(streamResetLimit)\""
+            )
         }
         var host = String(listen[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

@@ -125,6 +125,20 @@ struct RapidResetTests {
         }
     }
 
+    /// The largest limit (`HTTP2StreamResetRateLimit.maximum`, 10^9 burst and refill): the bucket's nanotokens and
+    /// a refill after an hour's quiet stay in range. A burst of 10^10 overflowed them and trapped on the first reset
+    /// (review 14 F4).
+    @Test("the largest limit takes resets without overflowing, before and after a long quiet period")
+    func largestLimit() throws {
+        let maximum = HTTP2StreamResetRateLimit.maximum
+        let pair = try Self.pair(limit: HTTP2StreamResetRateLimit(burst: maximum, refillPerSecond: maximum))
+        var stream: UInt32 = 1
+        #expect(try Self.sendResets(3, to: pair, from: &stream).isEmpty)
+        pair.server.embeddedEventLoop.advanceTime(by: .seconds(3600))
+        #expect(try Self.sendResets(3, to: pair, from: &stream).isEmpty)
+        #expect(pair.server.isActive)
+    }
+
     @Test("a client's resets are only counted by a server: a client session takes any number of server resets")
     func clientRoleUnlimited() throws {
         let pair = try Self.pair()
