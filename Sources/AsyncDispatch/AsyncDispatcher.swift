@@ -35,10 +35,6 @@ package final class AsyncDispatcher: Service {
     /// This instance's identity across restarts (kept in its data directory), when it has one.
     private let identity: String?
     private let running = Mutex(0)
-    /// The runs in progress here, whose leases `keepLeases` renews, by operation id (`adopt` looks one up per
-    /// claimed operation). A run that ended here may still be listed when a claim starts its operation again:
-    /// the new run replaces it, and each run removes only itself.
-    private let localRuns = Mutex<[String: LocalRun]>([:])
     /// Whether a claim is under way (`claimLoop`), for a run whose lease renewal or outcome write was refused:
     /// that claim may be the refusal's cause, and its operations are adopted only once it returns.
     private let claimsUnderWay = ClaimsUnderWay()
@@ -276,8 +272,8 @@ package final class AsyncDispatcher: Service {
     /// run takes its attempt back in the store before its next write (`uncountAdoptedClaims`), so the operation
     /// keeps every attempt of `max_attempts` (review 13 F3).
     private func adopt(_ operation: Operation, owner: String) -> Bool {
-        let run = localRuns.withLock { $0[operation.id] }
-        guard let run, run.adopt(owner) else { return false }
+        let run = operations.localRun(operation.id)
+        guard let run, run.adopt(owner, attempts: operation.attempts) else { return false }
         logger.info(
             "operation claimed again while its run here was still storing its outcome; the run keeps it",
             metadata: ["operation.id": "\(operation.id)", "attempts": "\(operation.attempts)"])
@@ -353,17 +349,11 @@ package final class AsyncDispatcher: Service {
             }
         }
         run.attach(task)
-        localRuns.withLock { $0[id] = run }
         // Until the outcome is stored: its lease is renewed while `finish` waits out a store outage, so once the
-        // store is back the operation stays this run's (not claimed again) while its result is written.
-        defer {
-            localRuns.withLock { runs in
-                if runs[id] === run { runs[id] = nil }
-            }
-        }
-        // A local cancel (`AsyncOperations.cancel`) has already ended the lease in the store: stop the run at once.
-        operations.registerLocalRun(id) { run.loseLease() }
-        defer { operations.unregisterLocalRun(id) }
+        // store is back the operation stays this run's (not claimed again) while its result is written. A local
+        // cancel (`AsyncOperations.cancel`) finds it there too.
+        operations.registerLocalRun(run)
+        defer { operations.unregisterLocalRun(run) }
         let result = await withTaskCancellationHandler {
             await task.value
         } onCancel: {
@@ -434,16 +424,15 @@ package final class AsyncDispatcher: Service {
     /// next one, so no lease goes longer than a third of its duration without a renewal, as when each run had a
     /// keeper of its own.
     ///
-    /// A renewal refused while a claim is under way here is decided at the next round: that claim may be what took
+    /// A renewal refused while a claim is under way here is decided once that claim returns: it may be what took
     /// the lease (committed before the renewal, its answer not yet back), and the run adopts it when it returns.
-    /// Cut now, the run would refuse the adoption and the claim would run the pipeline again (review 13 F4). A lease
-    /// another instance took is then cut a third of a lease later; its outcome could not be stored meanwhile.
+    /// Cut now, the run would refuse the adoption and the claim would run the pipeline again (review 13 F4).
     private func keepLeases() async {
         let interval = settings.lease / 3
         while !Task.isCancelled {
             try? await clock.sleep(for: interval)
             if Task.isCancelled { return }
-            let runs = localRuns.withLock { Array($0.values) }
+            let runs = operations.localRunsInProgress
             for run in runs where !run.leaseLost {
                 do {
                     let owner = run.owner
@@ -451,9 +440,18 @@ package final class AsyncDispatcher: Service {
                         id: run.id, owner: owner, leaseDuration: settings.lease, now: now())
                     if !held {
                         if claimsUnderWay.active {
+                            // Decided as soon as that claim returns (bounded by one store call), not a third of a
+                            // lease later: a claim under way that did not take this lease (another pool's, one
+                            // begun after the renewal) must not keep a run another instance took, or one cancelled
+                            // there, calling its backend (review 14 F3). Apart, so the other renewals go on.
                             logger.debug(
-                                "lease renewal refused while a claim is under way; decided at the next renewal",
+                                "lease renewal refused while a claim is under way; decided once it returns",
                                 metadata: ["operation.id": "\(run.id)"])
+                            let claimsUnderWay = self.claimsUnderWay
+                            Task {
+                                await claimsUnderWay.ended()
+                                run.loseLease(ifOwner: owner)
+                            }
                             continue
                         }
                         // Not held under a claim the run has adopted since (`adopt`): the lease is the run's still.
@@ -534,12 +532,18 @@ package final class AsyncDispatcher: Service {
             }
             while true {
                 do {
-                    let (owner, uncounted) = run.claim
-                    // The attempts of the claims the run adopted first (fenced on the same claim as the write).
-                    if uncounted > 0, try await store.uncountAdoptedClaims(id: id, owner: owner, count: uncounted) {
+                    let (owner, uncounted, attempts) = run.claim
+                    // The attempts of the claims the run adopted first (fenced on the same claim as the write, and
+                    // on the count, so a repeat after a lost reply takes nothing back twice).
+                    if uncounted > 0,
+                        try await store.uncountAdoptedClaims(id: id, owner: owner, count: uncounted, from: attempts)
+                    {
                         run.uncounted(uncounted)
                     }
-                    if try await write(store, owner, now()) { return .stored }
+                    if try await write(store, owner, now()) {
+                        await self.endRun(run, after: owner)
+                        return .stored
+                    }
                     // Refused. A claim under way here may have taken the operation before the write reached the store
                     // (the lease expired during an outage): once it returns, the run has adopted it (`adopt`) and the
                     // outcome is written again under it at once. Ended before that, the run would refuse the adoption
@@ -610,19 +614,42 @@ package final class AsyncDispatcher: Service {
         let id = run.id
         _ = await Task {
             do {
-                let (owner, uncounted) = run.claim
-                if uncounted > 0, try await store.uncountAdoptedClaims(id: id, owner: owner, count: uncounted) {
+                let (owner, uncounted, attempts) = run.claim
+                if uncounted > 0,
+                    try await store.uncountAdoptedClaims(id: id, owner: owner, count: uncounted, from: attempts)
+                {
                     run.uncounted(uncounted)
                 }
                 let now = now()
                 let notBefore = wait.map { now.addingTimeInterval(seconds($0)) } ?? now
                 _ = try await store.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
+                await self.endRun(run, after: owner)
             } catch {
                 // The lease expires and the operation is claimed again; that claim counts an attempt.
                 logger.warning(
                     "could not hand a cut run back", metadata: ["operation.id": "\(id)", "error": "\(error)"])
             }
         }.value
+    }
+
+    /// Ends `run` once its outcome or release is in the store under `owner`: from then on a claim here of its
+    /// operation is not adopted (`LocalRun.adopt` refuses) but run. A stored retry or a release queues the
+    /// operation again, claimable at once with no backoff (`retry_backoff: 0s`, a release's `notBefore = now`), and
+    /// a claim can return before this run has heard its write's answer: the run, not ended yet, adopts that claim,
+    /// which would leave the operation running with no run behind it until the lease expires, the claim's attempt
+    /// counted (review 14 F2). Such a claim is handed back (`release(…, callMade: false)`: the claim's attempt with
+    /// it), so the next claim round runs the operation. A final outcome's row is claimed by no one: nothing to hand back.
+    private func endRun(_ run: LocalRun, after owner: String) async {
+        let last = run.end()
+        guard last != owner else { return }
+        let now = now()
+        do {
+            _ = try await store.release(id: run.id, owner: last, notBefore: now, callMade: false, now: now)
+        } catch {
+            logger.warning(
+                "could not hand back a claim made as the run's outcome was stored; the operation runs after its lease",
+                metadata: ["operation.id": "\(run.id)", "error": "\(error)"])
+        }
     }
 
     // MARK: Retention
@@ -746,6 +773,9 @@ final class LocalRun: Sendable {
         var ended = false
         /// Claims adopted whose attempts the store still counts (`AsyncDispatcher.adopt`, `uncounted(_:)`).
         var uncounted = 0
+        /// The store's `attempts` after the last adopted claim, less what was taken back since: the fence of
+        /// `uncountAdoptedClaims` (a repeat after a lost reply takes nothing back twice).
+        var attempts = 0
         var task: Task<Result<TriggerResult, GatewayError>, Never>?
     }
     private let state: Mutex<State>
@@ -762,20 +792,30 @@ final class LocalRun: Sendable {
     /// `owner`, and how many adopted claims still count an attempt in the store (each claim counts one, and an
     /// adopted claim made no backend call): taken back under `owner` before the run's outcome or release is written
     /// (`AsyncDispatcher.finish`, `release`: one after the other, never two at once, so none is taken back twice).
-    var claim: (owner: String, uncounted: Int) { state.withLock { ($0.owner, $0.uncounted) } }
+    /// `attempts`: what the store counts now (the fence of `uncountAdoptedClaims`).
+    var claim: (owner: String, uncounted: Int, attempts: Int) {
+        state.withLock { ($0.owner, $0.uncounted, $0.attempts) }
+    }
 
     /// `count` adopted claims' attempts were taken back in the store.
-    func uncounted(_ count: Int) { state.withLock { $0.uncounted -= count } }
+    func uncounted(_ count: Int) {
+        state.withLock { state in
+            state.uncounted -= count
+            state.attempts -= count
+        }
+    }
 
     /// A claim here took this run's operation again (its lease expired while the store was unreachable): the run
     /// goes on under that claim, renewing its lease and storing its outcome with it, instead of a second run.
     /// False when the lease was already lost (the run is being cut) or the run is over (`end`): the claim then
     /// runs the operation.
-    func adopt(_ owner: String) -> Bool {
+    /// `attempts`: the claimed operation's, as the claim counted them.
+    func adopt(_ owner: String, attempts: Int) -> Bool {
         state.withLock { state in
             if state.lost || state.ended { return false }
             state.owner = owner
             state.uncounted += 1
+            state.attempts = attempts
             return true
         }
     }
@@ -788,6 +828,15 @@ final class LocalRun: Sendable {
             if state.owner != owner { return false }
             state.ended = true
             return true
+        }
+    }
+
+    /// Ends the run here whatever claim it is under (its outcome or release is stored): no claim is adopted from
+    /// now on. Returns the owner of the claim it was under last (one lock with `adopt`).
+    func end() -> String {
+        state.withLock { state in
+            state.ended = true
+            return state.owner
         }
     }
 

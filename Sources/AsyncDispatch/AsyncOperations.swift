@@ -21,9 +21,12 @@ package final class AsyncOperations: Sendable {
     package let dispatcherWake = WakeSignal()
     /// Pipelines of the operations queued here since the dispatcher last looked (see `takeQueuedPipelines`).
     private let queuedPipelines = Mutex(QueuedPipelines())
-    /// Lease keepers of operations running here, so a cancel on this instance stops the run at once.
-    /// How to stop each run in progress here (see `registerLocalRun`), by operation id.
-    private let localRuns = Mutex<[String: @Sendable () -> Void]>([:])
+    /// The runs in progress here, by operation id (`registerLocalRun`): the dispatcher renews their leases and
+    /// adopts its own claims of their operations; a cancel on this instance stops one at once. A run that ended
+    /// here may still be listed when a claim starts its operation again: the new run replaces it, and each run
+    /// removes only itself (review 14 F5: an old run removing the new one's entry left a local cancel unable to
+    /// stop it).
+    private let localRuns = Mutex<[String: LocalRun]>([:])
     /// Completion webhooks: the routes that name them, and who posts them.
     private let routes: Mutex<RouteTable?>
     package let webhooks: WebhookSender?
@@ -173,7 +176,7 @@ package final class AsyncOperations: Sendable {
             throw error
         }
         metrics?.async.recordFinished(.cancelled)
-        localRuns.withLock { $0[id] }?()
+        localRun(id)?.loseLease()
         await finished(id, ref: operation.ref)
         return operation
     }
@@ -186,13 +189,22 @@ package final class AsyncOperations: Sendable {
         try await store.list(filter: filter, pageSize: pageSize, pageToken: pageToken)
     }
 
-    /// `stop` ends the run of operation `id` on this instance; `cancel` calls it once the store has cancelled
-    /// the operation (its lease is gone, so the run's result would not be stored anyway).
-    func registerLocalRun(_ id: String, stop: @escaping @Sendable () -> Void) {
-        localRuns.withLock { $0[id] = stop }
+    /// `run` is in progress here: `cancel` stops it (`LocalRun.loseLease`) once the store has cancelled its
+    /// operation (its lease is gone, so the run's result would not be stored anyway).
+    func registerLocalRun(_ run: LocalRun) {
+        localRuns.withLock { $0[run.id] = run }
     }
 
-    func unregisterLocalRun(_ id: String) {
-        _ = localRuns.withLock { $0.removeValue(forKey: id) }
+    /// Removes `run`, not a later run of the same operation that replaced it.
+    func unregisterLocalRun(_ run: LocalRun) {
+        localRuns.withLock { runs in
+            if runs[run.id] === run { runs[run.id] = nil }
+        }
     }
+
+    /// The run of operation `id` in progress here, if any.
+    func localRun(_ id: String) -> LocalRun? { localRuns.withLock { $0[id] } }
+
+    /// Every run in progress here.
+    var localRunsInProgress: [LocalRun] { localRuns.withLock { Array($0.values) } }
 }

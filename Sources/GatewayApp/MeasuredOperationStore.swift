@@ -105,9 +105,9 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         }
     }
 
-    package func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+    package func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
         try await measure("uncount_adopted_claims") {
-            try await base.uncountAdoptedClaims(id: id, owner: owner, count: count)
+            try await base.uncountAdoptedClaims(id: id, owner: owner, count: count, from: attempts)
         }
     }
 

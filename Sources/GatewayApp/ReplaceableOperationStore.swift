@@ -103,8 +103,8 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
     }
 
-    package func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
-        try await current().uncountAdoptedClaims(id: id, owner: owner, count: count)
+    package func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
+        try await current().uncountAdoptedClaims(id: id, owner: owner, count: count, from: attempts)
     }
 
     package func queuedCount() async throws -> Int {

@@ -75,8 +75,10 @@ package protocol OperationStore: Sendable {
     /// in progress on the claiming instance adopted them (its lease had expired during a store outage; README
     /// "Store outages", `AsyncDispatcher.adopt`), the last of them by `owner`. `attempts` drops by `count`, as
     /// `release(…, callMade: false)` drops it by one; the operation stays running under `owner`. Only for the lease
-    /// owner of a running operation; false (and nothing changes) otherwise.
-    func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool
+    /// owner of a running operation whose `attempts` is `attempts` (what the last adopted claim counted); false
+    /// (and nothing changes) otherwise. That fence makes it idempotent: a repeat after a reply that was lost (a
+    /// timeout, a failover) finds `attempts` already lower and takes nothing back twice (review 14 F1).
+    func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool
 
     /// How many operations are queued now (state `queued`, a retry waiting for its time included): the queue's
     /// length over the whole store, whichever instance queued them. One count on the state index.

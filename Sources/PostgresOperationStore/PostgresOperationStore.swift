@@ -578,10 +578,11 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+    package func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
         let query: PostgresQuery = """
             UPDATE \(unescaped: operations) SET attempts = GREATEST(attempts - \(count), 0) \
-            WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
+            WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) AND attempts = \(attempts) \
+            RETURNING seq
             """
         return try await bounded("uncountAdoptedClaims") { [self] in
             try await !client.query(query, logger: logger).collect().isEmpty

@@ -738,14 +738,14 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    package func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+    package func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
         try await serialized {
             try await !query(
                 """
                 UPDATE operations SET attempts = MAX(attempts - ?, 0) \
-                WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING seq
+                WHERE id = ? AND state = 'running' AND lease_owner = ? AND attempts = ? RETURNING seq
                 """,
-                [.integer(count), .text(id), .text(owner)]
+                [.integer(count), .text(id), .text(owner), .integer(attempts)]
             ).isEmpty
         }
     }

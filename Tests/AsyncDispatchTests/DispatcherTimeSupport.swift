@@ -135,12 +135,24 @@ final class RecordingStore: OperationStore {
         (claims: [Claim], renewals: [Renewal], failures: [Failure], completions: [Completion], releases: [Release])
     >(([], [], [], [], []))
     private let claimHook = Mutex<(@Sendable ([Operation]) async -> Void)?>(nil)
+    private let failHook = Mutex<(@Sendable (_ stored: Bool) async -> Void)?>(nil)
 
     init(_ base: any OperationStore) { self.base = base }
 
     /// `body` is called with what each claim took, once it is committed and before it is answered (to hold an
     /// answer back while the test moves the dispatcher's other tasks).
     func onClaim(_ body: @escaping @Sendable ([Operation]) async -> Void) { claimHook.withLock { $0 = body } }
+
+    /// `body` is called with whether each `fail` was stored, once it is committed and before it is answered.
+    func onFail(_ body: @escaping @Sendable (_ stored: Bool) async -> Void) { failHook.withLock { $0 = body } }
+
+    private let uncountReplyLost = Atomic<Bool>(false)
+    /// When set, the next `uncountAdoptedClaims` is committed and then fails as `.unavailable` (its reply lost: a
+    /// timeout, a failover), once.
+    func losesNextUncountReply() { uncountReplyLost.store(true, ordering: .relaxed) }
+    private let uncountCalls = Atomic<Int>(0)
+    /// `uncountAdoptedClaims` calls so far.
+    var uncounts: Int { uncountCalls.load(ordering: .relaxed) }
 
     var claims: [Claim] { log.withLock { $0.claims } }
     private let gets = Atomic<Int>(0)
@@ -263,14 +275,20 @@ final class RecordingStore: OperationStore {
         try checkOutcomeWritable("fail")
         let stored = try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
         log.withLock { $0.failures.append(Failure(now: now, retryAt: retryAt, owner: owner, stored: stored)) }
+        await failHook.withLock { $0 }?(stored)
         return stored
     }
 
-    func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+    func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
         let call = trackCall()
         defer { call.end() }
         try checkReachable()
-        return try await base.uncountAdoptedClaims(id: id, owner: owner, count: count)
+        uncountCalls.wrappingAdd(1, ordering: .relaxed)
+        let uncounted = try await base.uncountAdoptedClaims(id: id, owner: owner, count: count, from: attempts)
+        if uncountReplyLost.exchange(false, ordering: .relaxed) {
+            throw GatewayError(.unavailable, "operation store unavailable: uncountAdoptedClaims timed out (test)")
+        }
+        return uncounted
     }
 
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {

@@ -425,6 +425,81 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// An adopted claim's attempt taken back once, although the reply of the statement that took it back was lost
+    /// and the statement was sent again (review 14 F1): without the fence on `attempts` the repeat took a second
+    /// attempt back, and the operation got one run beyond `max_attempts`.
+    @Test(
+        "an adopted claim's attempt is taken back once when the reply of its uncount is lost and the uncount is repeated",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
+    func uncountRepeatedAfterLostReply(kind: DispatchStoreKind) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(kind, now: time.wallClock) { store in
+            let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
+                $0.isUnreachable = true
+            }
+            await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
+            store.failsOutcomes = true
+            store.losesNextUncountReply()
+            store.isUnreachable = false
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
+                    store.claims(of: operation.id).count == 2 && store.uncounts >= 2
+                })
+            store.failsOutcomes = false
+            #expect(
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
+            #expect(runner.runs("echo") == 1)
+            #expect(try await store.get(id: operation.id)?.attempts == 1, "taken back twice, or not at all")
+            await instance.stop()
+        }
+    }
+
+    /// A retry stored with no backoff, and a claim here that takes the operation back before the run has heard
+    /// the write's answer (review 14 F2): the run, not ended yet, adopts that claim, and must hand it back once the
+    /// answer comes. Dropped, the claim left the operation running with no run behind it until its lease expired
+    /// (30 s), its attempt counted.
+    @Test(
+        "a retry stored with no backoff and claimed here before its write is answered runs again at once; nothing is left running",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
+    func retryClaimedBeforeItsWriteIsAnswered(kind: DispatchStoreKind) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(kind, now: time.wallClock) { store in
+            var settings = Self.outageSettings
+            settings.retryBackoff = .zero
+            settings.maxRetryBackoff = .zero
+            let held = Atomic<Bool>(false)
+            let released = Atomic<Bool>(false)
+            store.onFail { stored in
+                guard stored, !held.exchange(true, ordering: .sequentiallyConsistent) else { return }
+                _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
+                    released.load(ordering: .sequentiallyConsistent)
+                }
+            }
+            let runner = ScriptedRunner()
+            let instance = DispatcherInstance(
+                store: store, settings: settings, runner: runner, clock: time, now: time.wallClock)
+            let operation = try await instance.operations.submit(asyncRequest("flaky"))
+            #expect(await eventually(within: .seconds(20)) { held.load(ordering: .sequentiallyConsistent) })
+            // The claim loop's next round (the poll interval) takes the retry, queued at once, while the write's
+            // answer is held.
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10) {
+                    store.claims(of: operation.id).count == 2
+                })
+            #expect(await time.settle(sleepers: Self.idle))
+            released.store(true, ordering: .sequentiallyConsistent)
+            #expect(
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10, quiet: store) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                }, "left running with no run behind it")
+            #expect(runner.runs("flaky") == 2)
+            #expect(try await store.get(id: operation.id)?.attempts == 2, "one attempt per run")
+            await instance.stop()
+        }
+    }
+
     /// The attempt limit at its edge across an adoption (review 13 F3): the adopted claim made no backend call, so
     /// an operation whose every run fails retryably runs exactly `max_attempts` times, one of them before the outage,
     /// and not once more.
@@ -564,6 +639,52 @@ struct DispatcherTimeTests {
             #expect(store.renewals.last?.held == true)
             #expect(runner.runs("hang") == 1)
             #expect(try await store.get(id: operation.id)?.leaseOwner == adopter)
+            await instance.stop()
+        }
+    }
+
+    /// A renewal refused while a claim of another operation is under way (review 14 F3): decided once that claim
+    /// returns. Put off to the next renewal (a third of a lease), the run of an operation cancelled or taken over on
+    /// another instance went on calling its backend meanwhile, and again at every round a claim was under way.
+    @Test(
+        "a lease renewal refused while an unrelated claim is under way cuts the run as soon as that claim returns, not a renewal later",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
+    func refusedRenewalDecidedWhenTheClaimReturns(kind: DispatchStoreKind) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(kind, now: time.wallClock) { store in
+            let runner = ScriptedRunner()
+            let instance = DispatcherInstance(
+                store: store, settings: Self.outageSettings, runner: runner, clock: time, now: time.wallClock)
+            let operation = try await instance.operations.submit(asyncRequest("hang"))
+            #expect(await eventually(within: .seconds(20)) { runner.runs("hang") == 1 })
+            #expect(await time.settle(sleepers: Self.idle + Self.perRun))
+            // Cancelled by another instance sharing the store: this one's local stop is not told.
+            _ = try await store.base.cancel(id: operation.id)
+            // A claim of another operation, held while the renewal at 10 s is refused.
+            let held = Atomic<Bool>(false)
+            let released = Atomic<Bool>(false)
+            store.onClaim { claimed in
+                guard claimed.contains(where: { $0.request.ref.pipeline == "echo" }) else { return }
+                held.store(true, ordering: .sequentiallyConsistent)
+                _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
+                    released.load(ordering: .sequentiallyConsistent)
+                }
+            }
+            _ = try await instance.operations.submit(asyncRequest("echo"))
+            #expect(await eventually(within: .seconds(20)) { held.load(ordering: .sequentiallyConsistent) })
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle - 1, atMost: 12) {
+                    store.renewals.contains { !$0.held }
+                })
+            #expect(await time.settle(sleepers: Self.idle - 1))
+            #expect(instance.operations.localRun(operation.id)?.leaseLost == false, "decided before the claim returned")
+            released.store(true, ordering: .sequentiallyConsistent)
+            // No step of time: the claim's return decides.
+            #expect(
+                await eventually(within: .seconds(20), interval: .milliseconds(2)) {
+                    instance.operations.localRun(operation.id) == nil
+                }, "the run went on after the claim returned")
+            #expect(runner.runs("echo") == 1)
             await instance.stop()
         }
     }

@@ -382,7 +382,9 @@ final class UnavailableStore: OperationStore {
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
         throw unavailable()
     }
-    func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool { throw unavailable() }
+    func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
+        throw unavailable()
+    }
     func queuedCount() async throws -> Int { throw unavailable() }
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
     func probe(instance: String, now: Date) async throws { throw unavailable() }

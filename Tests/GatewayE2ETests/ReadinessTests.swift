@@ -374,9 +374,9 @@ final class WriteFailingStore: OperationStore {
         try check()
         return try await base.release(id: id, owner: owner, notBefore: notBefore, callMade: callMade, now: now)
     }
-    func uncountAdoptedClaims(id: String, owner: String, count: Int) async throws -> Bool {
+    func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
         try check()
-        return try await base.uncountAdoptedClaims(id: id, owner: owner, count: count)
+        return try await base.uncountAdoptedClaims(id: id, owner: owner, count: count, from: attempts)
     }
     func queuedCount() async throws -> Int { try await base.queuedCount() }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }

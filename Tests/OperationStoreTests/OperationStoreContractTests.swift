@@ -610,7 +610,7 @@ struct OperationStoreContractTests {
     }
 
     @Test(
-        "uncountAdoptedClaims takes back the attempts of adopted claims: the operation stays running under its owner; only by the lease owner of a running operation",
+        "uncountAdoptedClaims takes back the attempts of adopted claims: the operation stays running under its owner; only by the lease owner of a running operation, once",
         arguments: StoreKind.allCases)
     func uncountAdoptedClaimsKeepsTheRun(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
@@ -621,8 +621,14 @@ struct OperationStoreContractTests {
             #expect(try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 10).count == 1)
             let third = try await store.claim(owner: "C", leaseDuration: .seconds(10), limit: 1, now: t0 + 20)
             #expect(third.first?.attempts == 3)
-            #expect(try await store.uncountAdoptedClaims(id: id, owner: "B", count: 2) == false, "not the owner")
-            #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2))
+            #expect(
+                try await store.uncountAdoptedClaims(id: id, owner: "B", count: 2, from: 3) == false, "not the owner")
+            #expect(
+                try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2, from: 2) == false,
+                "not the attempts the claim counted")
+            #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2, from: 3))
+            // A repeat (its first reply lost) takes nothing back twice.
+            #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2, from: 3) == false, "repeated")
             let uncounted = try #require(try await store.get(id: id))
             #expect(uncounted.attempts == 1)
             #expect(uncounted.state == .running)
@@ -632,7 +638,9 @@ struct OperationStoreContractTests {
             #expect(
                 try await store.fail(
                     id: id, owner: "C", error: GatewayError(.unavailable, "x"), retryAt: t0 + 21, now: t0 + 20))
-            #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 1) == false, "no longer running")
+            #expect(
+                try await store.uncountAdoptedClaims(id: id, owner: "C", count: 1, from: 1) == false,
+                "no longer running")
             let again = try await store.claim(owner: "D", leaseDuration: .seconds(10), limit: 1, now: t0 + 21)
             #expect(again.first?.attempts == 2)
         }
