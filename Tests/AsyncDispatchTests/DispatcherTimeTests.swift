@@ -689,6 +689,27 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// An ended run removes only itself from the runs in progress (review 14 F5): a new run of the same operation
+    /// that replaced it stays listed, so a local cancel still stops it and its lease is still renewed.
+    @Test("an old run of an operation removes only itself from the runs in progress, not the new run that replaced it")
+    func oldRunRemovesOnlyItself() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let instance = DispatcherInstance(
+                store: store, settings: Self.outageSettings, runner: ScriptedRunner(), clock: time, now: time.wallClock)
+            let old = LocalRun(id: "op", owner: "claim-1")
+            let new = LocalRun(id: "op", owner: "claim-2")
+            instance.operations.registerLocalRun(old)
+            instance.operations.registerLocalRun(new)
+            instance.operations.unregisterLocalRun(old)
+            #expect(instance.operations.localRun("op") === new)
+            #expect(instance.operations.localRunsInProgress.count == 1)
+            instance.operations.unregisterLocalRun(new)
+            #expect(instance.operations.localRun("op") == nil)
+            await instance.stop()
+        }
+    }
+
     /// The claim round's pause at its edge: while an outcome waits for the store, each round first waits for it
     /// up to 2 s (unless woken), so an idle instance's rounds, at most a poll interval (5 s) apart otherwise, come
     /// at most 7 s apart: slowed by the pause, by no more than it.
