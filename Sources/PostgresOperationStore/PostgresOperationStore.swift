@@ -372,7 +372,28 @@ package final class PostgresOperationStore: OperationStore {
         now: Date,
         scope: ClaimScope
     ) async throws -> [Operation] {
-        guard limit > 0 else { return [] }
+        guard limit > 0,
+            let query = claimQuery(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+        else { return [] }
+        return try await bounded("claim") { [self] in
+            let rows = try await client.query(query, logger: logger).collect()
+            return try await makeOperations(rows, sorted: true)
+        }
+    }
+
+    /// The claim statement of `claim` (nil: a scope that names no key, which claims nothing): binds `$1` owner,
+    /// `$2` lease expiry and `$3` now (milliseconds), `$4` limit, `$5` the scope's keys when it names any.
+    ///
+    /// A scope's keys are matched as `(pipeline_key || '') = ANY($5)`, which no index serves. With
+    /// `pipeline_key = ANY($5)` the planner could AND the `_queued` and `_leases` scans with `_by_pipeline`, whose
+    /// entries are every operation of those pipelines ever stored (finished ones and dead row versions included):
+    /// it did so whenever the table's statistics were younger than its rows (a table that grows faster than
+    /// autovacuum analyzes it, as every new deployment's and every benchmark's does), so each claim read the
+    /// pipelines' whole history twice, a cost growing with the table (bench/README.md, branch pgaccept: 4.9 ms
+    /// against 0.6 ms for a claim of 16 on a never-analyzed table of 50 200 rows). Without it a claim reads only
+    /// queued rows (`_queued`) and running ones (`_leases`), whose counts are bounded by the backlog and the leases.
+    func claimQuery(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) -> PostgresQuery?
+    {
         let nowMS = now.storeMilliseconds
         let expires = nowMS + leaseDuration.milliseconds
         var binds = PostgresBindings()
@@ -385,9 +406,11 @@ package final class PostgresOperationStore: OperationStore {
         case .all:
             break
         case .only(let keys):
-            guard !keys.isEmpty else { return [] }
+            guard !keys.isEmpty else { return nil }
             binds.append(keys.sorted())
-            keyClause = " AND pipeline_key = ANY($5)"
+            // `pipeline_key || ''`, not `pipeline_key`: an expression no index covers, so that the planner cannot
+            // add `_by_pipeline` to the scans below (see `claimQuery`'s doc comment).
+            keyClause = " AND (pipeline_key || '') = ANY($5)"
         case .excluding(let keys):
             if !keys.isEmpty {
                 binds.append(keys.sorted())
@@ -412,7 +435,7 @@ package final class PostgresOperationStore: OperationStore {
         // see `claim`'s doc comment for why a claim lost in a server crash is harmless. `set_config(…, true)` is
         // `SET LOCAL`: it ends with the statement's implicit transaction, so the connection's later statements
         // (enqueues and completions share the pool) commit synchronously as before.
-        let query = PostgresQuery(
+        return PostgresQuery(
             unsafeSQL: """
                 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting), \
                 due AS (SELECT seq FROM \(operations) \
@@ -428,10 +451,6 @@ package final class PostgresOperationStore: OperationStore {
                 """,
             binds: binds
         )
-        return try await bounded("claim") { [self] in
-            let rows = try await client.query(query, logger: logger).collect()
-            return try await makeOperations(rows, sorted: true)
-        }
     }
 
     package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
