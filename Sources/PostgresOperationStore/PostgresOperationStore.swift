@@ -372,66 +372,107 @@ package final class PostgresOperationStore: OperationStore {
         now: Date,
         scope: ClaimScope
     ) async throws -> [Operation] {
-        guard limit > 0 else { return [] }
-        let nowMS = now.storeMilliseconds
-        let expires = nowMS + leaseDuration.milliseconds
-        var binds = PostgresBindings()
-        binds.append(owner)
-        binds.append(expires)
-        binds.append(nowMS)
-        binds.append(limit)
-        var keyClause = ""
-        switch scope {
-        case .all:
-            break
-        case .only(let keys):
-            guard !keys.isEmpty else { return [] }
-            binds.append(keys.sorted())
-            keyClause = " AND pipeline_key = ANY($5)"
-        case .excluding(let keys):
-            if !keys.isEmpty {
-                binds.append(keys.sorted())
-                keyClause = " AND NOT (pipeline_key = ANY($5))"
-            }
-        }
-        // SKIP LOCKED: rows another instance is claiming right now are left to it, not waited for; the
-        // re-check of the WHERE clause on locked rows (READ COMMITTED) drops rows claimed meanwhile.
-        //
-        // Queued and lease-expired rows are looked for separately, each through its partial index
-        // (`claimIndexes`), then the oldest of both are taken. One condition with an OR made PostgreSQL
-        // read every due row (a bitmap scan) and sort them all for each claim, so a claim cost grew with the
-        // backlog (6 ms for 13 000 queued rows, bench/README.md, pgaccept). Now, with statistics that know the
-        // backlog, it reads the `limit` oldest queued rows in index order (and an index scan marks the entries of
-        // dead row versions, which each claimed and finished operation leaves, so later claims skip them); with
-        // those of a smaller table (until autovacuum's next ANALYZE) it may still read the queued rows through a
-        // bitmap scan, fewer than before. `enable_bitmapscan = off` for the store's sessions would rule that out,
-        // but only as a start-up parameter, which connection poolers such as PgBouncer refuse by default.
-        //
-        // Committed without waiting for its WAL flush (`synchronous_commit = off` for this statement's own
-        // transaction, set by the `async_commit` CTE, which the one-time filter runs before any row is read):
-        // see `claim`'s doc comment for why a claim lost in a server crash is harmless. `set_config(…, true)` is
-        // `SET LOCAL`: it ends with the statement's implicit transaction, so the connection's later statements
-        // (enqueues and completions share the pool) commit synchronously as before.
-        let query = PostgresQuery(
-            unsafeSQL: """
-                WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting), \
-                due AS (SELECT seq FROM \(operations) \
-                WHERE state = 'queued' AND not_before <= $3\(keyClause) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
-                expired AS (SELECT seq FROM \(operations) \
-                WHERE state = 'running' AND lease_expires_at <= $3\(keyClause) ORDER BY seq LIMIT $4 \
-                FOR UPDATE SKIP LOCKED), \
-                picked AS (SELECT seq FROM due UNION ALL SELECT seq FROM expired ORDER BY seq LIMIT $4) \
-                UPDATE \(operations) SET state = 'running', lease_owner = $1, \
-                lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-                WHERE (SELECT setting FROM async_commit) IS NOT NULL AND seq IN (SELECT seq FROM picked) \
-                RETURNING \(Self.selectColumns)
-                """,
-            binds: binds
-        )
+        guard limit > 0,
+            let query = claimQuery(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+        else { return [] }
         return try await bounded("claim") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
             return try await makeOperations(rows, sorted: true)
         }
+    }
+
+    /// The claim call of `claim` (nil: a scope that names no key, which claims nothing): the claim function
+    /// (`claimFunction`) with `$1` owner, `$2` lease expiry and `$3` now (milliseconds), `$4` limit, `$5` the scope
+    /// (0 all, 1 only the keys, 2 all but the keys) and `$6` its keys.
+    func claimQuery(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) -> PostgresQuery?
+    {
+        let nowMS = now.storeMilliseconds
+        var binds = PostgresBindings(capacity: 6)
+        binds.append(owner)
+        binds.append(nowMS + leaseDuration.milliseconds)
+        binds.append(nowMS)
+        binds.append(limit)
+        switch scope {
+        case .all:
+            binds.append(0)
+            binds.append([String]())
+        case .only(let keys):
+            guard !keys.isEmpty else { return nil }
+            binds.append(1)
+            binds.append(keys.sorted())
+        case .excluding(let keys):
+            binds.append(keys.isEmpty ? 0 : 2)
+            binds.append(keys.sorted())
+        }
+        return PostgresQuery(
+            unsafeSQL: "SELECT \(Self.selectColumns) FROM \(claimFunction.name)($1, $2, $3, $4, $5, $6)", binds: binds)
+    }
+
+    /// The claim function: the claim statement (`claimStatement`), committed asynchronously, planned with bitmap and
+    /// sequential scans off.
+    ///
+    /// Why a function: its `SET` clauses apply while PostgreSQL plans its statements, which a statement sent on its
+    /// own cannot ask for (the store cannot set them for its sessions: start-up parameters, which connection
+    /// poolers such as PgBouncer refuse by default), and PL/pgSQL keeps the statement's plan per connection, where
+    /// an unnamed statement was parsed and planned at every claim (11–14 % of PostgreSQL's CPU per accepted
+    /// operation). Why no bitmap scans: every operation leaves a dead entry in `_queued` (its queued version) and one
+    /// in `_leases` (its running version), which only VACUUM removes; a plain index scan marks each one it passes
+    /// dead (LP_DEAD) and later scans skip it, while a bitmap scan visits the heap for every entry every time. The
+    /// planner chose bitmap scans on any table whose statistics counted few queued or running rows, so each claim
+    /// visited every operation since the last VACUUM: 22 206 `_queued` entries for 1 176 queued rows at 22 000
+    /// rows; by hand, 1 028 buffers a claim of 16 against 447 (bench/README.md, branch pgaccept).
+    ///
+    /// `synchronous_commit = off` by `set_config(…, true)` inside: the claim's implicit transaction commits without
+    /// waiting for its WAL flush (see `claim`); a `SET LOCAL` of a variable that the function's own `SET` clauses do
+    /// not name outlives the function until the transaction ends.
+    ///
+    /// Additive: an earlier instance sharing the database keeps sending its own statement. Created at every start
+    /// when its stored body differs, like the batch procedures; a later version that changes what it does must give
+    /// it a new name.
+    var claimFunction: (name: String, body: String, sql: String) {
+        let name = "\(operations)_claim"
+        let body = """
+
+            BEGIN
+                PERFORM set_config('synchronous_commit', 'off', true);
+                RETURN QUERY \(claimStatement);
+            END
+
+            """
+        return (
+            name, body,
+            """
+            CREATE OR REPLACE FUNCTION \(name)(text, int8, int8, int8, int8, text[]) RETURNS SETOF \(operations) \
+            LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off AS $claim$\(body)$claim$
+            """
+        )
+    }
+
+    /// The claim statement (`claimFunction`'s parameters `$1…$6`, see `claimQuery`). SKIP LOCKED: rows another
+    /// instance is claiming right now are left to it, not waited for; the re-check of the WHERE clause on locked
+    /// rows (READ COMMITTED) drops rows claimed meanwhile.
+    ///
+    /// Queued and lease-expired rows are looked for separately, each through its partial index (`claimIndexes`) in
+    /// index order, then the oldest of both are taken. One condition with an OR made PostgreSQL read every due row
+    /// and sort them all for each claim (6 ms for 13 000 queued rows, bench/README.md, pgaccept). The scope's keys
+    /// are a filter, never an index condition: `_by_pipeline` holds every operation of a pipeline ever stored, and
+    /// reading it made each claim read the pipelines' whole history (4.9 ms against 0.6 ms for a claim of 16 on a
+    /// never-analyzed table of 50 200 rows; bench/README.md, branch pgaccept).
+    var claimStatement: String {
+        // `pipeline_key || ''`: an expression no index serves, also in the custom plans PL/pgSQL makes for its first
+        // calls, where `$5` is a constant and the OR folds away.
+        let keys =
+            "($5 = 0 OR ($5 = 1 AND (pipeline_key || '') = ANY($6)) OR ($5 = 2 AND NOT (pipeline_key = ANY($6))))"
+        return """
+            WITH due AS (SELECT seq FROM \(operations) WHERE state = 'queued' AND not_before <= $3 AND \(keys) \
+            ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
+            expired AS (SELECT seq FROM \(operations) WHERE state = 'running' AND lease_expires_at <= $3 AND \(keys) \
+            ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
+            picked AS (SELECT seq FROM due UNION ALL SELECT seq FROM expired ORDER BY seq LIMIT $4) \
+            UPDATE \(operations) SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
+            attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+            WHERE seq IN (SELECT seq FROM picked) RETURNING *
+            """
     }
 
     package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
@@ -753,6 +794,10 @@ package final class PostgresOperationStore: OperationStore {
             try await connection.query(
                 PostgresQuery(unsafeSQL: statement.procedureSQL(returning: returning)), logger: logger)
         }
+        let claim = claimFunction
+        if bodies[claim.name] != claim.body {
+            try await connection.query(PostgresQuery(unsafeSQL: claim.sql), logger: logger)
+        }
     }
 
     private func hasColumn(_ table: String, _ column: String, on connection: PostgresConnection) async throws
@@ -781,10 +826,10 @@ package final class PostgresOperationStore: OperationStore {
         return found
     }
 
-    /// The source (`prosrc`) of the batch procedures stored in the first schema of `search_path` that holds
+    /// The source (`prosrc`) of the batch procedures and the claim function stored in the first schema of `search_path` that holds
     /// them, by name.
     private func storedProcedureBodies(on connection: PostgresConnection) async throws -> [String: String] {
-        let names = [enqueueInsert.procedure, completionUpdate.procedure]
+        let names = [enqueueInsert.procedure, completionUpdate.procedure, claimFunction.name]
         let rows = try await connection.query(
             """
             SELECT p.proname::text, p.prosrc FROM pg_proc p \

@@ -47,4 +47,83 @@ struct PostgresClaimIndexTests {
             }
         }
     }
+
+    @Test(
+        "a claim of named pipelines reads the queued and running rows in index order, never every row of its pipelines")
+    func claimPlanIgnoresPipelineHistory() async throws {
+        try await StoreHarness.with(.postgres) { harness, store in
+            let postgres = try #require(store as? PostgresOperationStore)
+            let table = try #require(harness.postgresConfiguration?.tablePrefix) + "operations"
+            // A table autovacuum has not analyzed yet (as a new deployment's, or a benchmark's, until it does): 100
+            // queued and 100 running operations, and 50 000 finished ones of the same pipeline. The earlier claim,
+            // `pipeline_key = ANY($5)` in a statement of its own, read `_by_pipeline` here (all 50 200 entries,
+            // twice: 4.9 ms against 0.6 ms), and then, like any claim planned on such a table, `_queued` and
+            // `_leases` through bitmap scans, which visit every dead entry (bench/README.md, branch pgaccept).
+            let insert = """
+                INSERT INTO \(table) (id, pipeline_key, state, request, created_at, not_before, request_digest, \
+                lease_owner, lease_expires_at) SELECT 'op' || g, 'acme/echo', \
+                CASE WHEN g > 200 THEN 'succeeded' WHEN g % 2 = 0 THEN 'queued' ELSE 'running' END, '\\x00', g, g, \
+                'd', CASE WHEN g % 2 = 1 AND g <= 200 THEN 'w' END, CASE WHEN g % 2 = 1 AND g <= 200 THEN g END \
+                FROM generate_series
+                """
+            for statement in [
+                "ALTER TABLE \(table) SET (autovacuum_enabled = false)", "\(insert)(1, 50200) AS g",
+            ] {
+                try await postgres.client.query(PostgresQuery(unsafeSQL: statement), logger: postgres.logger)
+            }
+            // The claim function's statement, planned as the function plans it (its SET clauses), with the
+            // function's parameters bound: first as the custom plans of its first calls, then the generic one.
+            let function = try await postgres.client.query(
+                "SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = \(table + "_claim")",
+                logger: postgres.logger
+            ).collect().map { try $0.decode(String?.self) }
+            #expect(function == ["enable_bitmapscan=off,enable_seqscan=off"])
+            for planCacheMode in ["force_custom_plan", "force_generic_plan"] {
+                // SET LOCAL: the settings end with the transaction, not with the pooled connection.
+                let plan = try await postgres.client.withTransaction(logger: postgres.logger) { connection in
+                    func run(_ sql: String) async throws -> [PostgresRow] {
+                        try await connection.query(PostgresQuery(unsafeSQL: sql), logger: postgres.logger).collect()
+                    }
+                    for setting in [
+                        "enable_bitmapscan = off", "enable_seqscan = off", "plan_cache_mode = \(planCacheMode)",
+                    ] {
+                        _ = try await run("SET LOCAL \(setting)")
+                    }
+                    _ = try await run(
+                        "PREPARE tg_claim (text, int8, int8, int8, int8, text[]) AS \(postgres.claimStatement)")
+                    let lines = try await run(
+                        "EXPLAIN EXECUTE tg_claim ('w', 2000000000000, 1900000000000, 16, 1, '{acme/echo}')")
+                    _ = try await run("DEALLOCATE tg_claim")
+                    return try lines.map { try $0.decode(String.self) }.joined(separator: "\n")
+                }
+                #expect(!plan.contains("\(table)_by_pipeline"), "\(planCacheMode): \(plan)")
+                #expect(!plan.contains("Seq Scan") && !plan.contains("Bitmap"), "\(planCacheMode): \(plan)")
+                #expect(
+                    plan.contains("Index Scan using \(table)_queued")
+                        && plan.contains("Index Scan using \(table)_leases"), "\(planCacheMode): \(plan)")
+            }
+
+            // And it claims the oldest due operations of the pipeline (queued, or running under a lease of 1970),
+            // none of another pipeline. The rows are read by column: their request bytes are not a real request.
+            func claimedIDs(_ scope: ClaimScope) async throws -> [String] {
+                let query = try #require(
+                    postgres.claimQuery(owner: "w2", leaseDuration: .seconds(60), limit: 3, now: Date(), scope: scope))
+                return try await postgres.client.query(query, logger: postgres.logger).collect()
+                    .map { try $0.makeRandomAccess()["id"].decode(String.self) }.sorted()
+            }
+            #expect(try await claimedIDs(.only(["acme/echo"])) == ["op1", "op2", "op3"])
+            #expect(try await claimedIDs(.only(["other/pipe"])).isEmpty)
+
+            // The function's `synchronous_commit = off` outlives the function until its transaction ends (its own
+            // SET clauses name other settings), so the claim commits without waiting for its WAL flush.
+            let inside = try await postgres.client.withTransaction(logger: postgres.logger) { connection in
+                let query = try #require(
+                    postgres.claimQuery(owner: "w2", leaseDuration: .seconds(60), limit: 3, now: Date(), scope: .all))
+                _ = try await connection.query(query, logger: postgres.logger).collect()
+                return try await connection.query("SHOW synchronous_commit", logger: postgres.logger).collect()
+                    .map { try $0.decode(String.self) }
+            }
+            #expect(inside == ["off"])
+        }
+    }
 }

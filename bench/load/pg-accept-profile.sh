@@ -50,7 +50,14 @@ psql -qAtc "SELECT pg_stat_statements_reset()" -c "SELECT pg_stat_reset_shared('
 rows0="$(rows)"
 gw0="$(ticks "$PID/stat")"
 pg0="$(ticks $(cluster_pids))"
+# TG_PERF_OUT=FILE: also samples every CPU with `perf record` while wrk runs (root), for
+# `perf report -i FILE --comm postgres --no-children` (where the cluster's CPU goes).
+if [ -n "${TG_PERF_OUT:-}" ]; then
+    perf record -q -a -g -F 499 -o "$TG_PERF_OUT" -- sleep "${DURATION%s}" 2>/dev/null &
+    perf_pid=$!
+fi
 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$TMP/post.lua" "$url" >"$TMP/wrk.txt"
+[ -n "${TG_PERF_OUT:-}" ] && wait "$perf_pid"
 accepted=$(($(rows) - rows0))
 connections="$(psql -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
     AND application_name <> 'psql'")"
@@ -71,10 +78,14 @@ echo "CPU per accepted-and-run operation: gateway $(((gw1 - gw0) * 1000000 / hz 
     "PostgreSQL $(((pg1 - pg0) * 1000000 / hz / accepted)) us"
 psql -P pager=off -qc "SELECT wal_records, wal_write, wal_sync, round(wal_sync::numeric * 1000 / $accepted, 1) \
     AS syncs_per_1000_accepts, round(wal_sync_time::numeric / greatest(wal_sync, 1), 2) AS ms_per_sync FROM pg_stat_wal"
+# blks_per_accept: shared buffers the statement touched (hit or read) per accepted operation, a load-independent
+# count of the index and heap pages it read (a claim that reads a pipeline's whole history shows here).
 psql -P pager=off -qc "SELECT calls, round(calls::numeric / $accepted, 3) AS per_accept, rows, \
-    round(mean_exec_time::numeric, 3) AS mean_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement \
+    round(mean_exec_time::numeric, 3) AS mean_ms, round(blks::numeric / $accepted, 1) AS blks_per_accept, \
+    left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement \
     FROM (SELECT sum(calls) AS calls, sum(rows) AS rows, sum(total_exec_time) / sum(calls) AS mean_exec_time, \
-    min(query) AS query FROM pg_stat_statements WHERE calls > 0 AND $GATEWAY_ONLY \
+    sum(shared_blks_hit + shared_blks_read) AS blks, min(query) AS query \
+    FROM pg_stat_statements WHERE calls > 0 AND $GATEWAY_ONLY \
     GROUP BY left(regexp_replace(query, '\\\$[0-9]+', '\$', 'g'), 40)) AS kinds ORDER BY calls DESC"
 psql -qAtc "SELECT 'statements (round trips) per accepted operation: ' || round(sum(calls)::numeric / $accepted, 2) \
     FROM pg_stat_statements WHERE $GATEWAY_ONLY"
