@@ -131,8 +131,9 @@ struct SQLiteHandleTests {
     func storeReusesStatements() async throws {
         try await StoreHarness.with(.sqlite) { _, any in
             let store = try #require(any as? SQLiteOperationStore)
-            let t0 = Fixtures.now() + 1
             func round(_ name: String) async throws {
+                // Wall-clock times per round: a later round's enqueue must be due at its claim's `now`.
+                let t0 = Fixtures.now() + 1
                 let id = try await store.enqueue(Fixtures.request(text: name), idempotencyKey: nil).operation.id
                 let claimed = try await store.claim(owner: "A", leaseDuration: .seconds(30), limit: 1, now: t0)
                 #expect(claimed.map(\.id) == [id])
