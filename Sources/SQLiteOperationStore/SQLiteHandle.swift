@@ -37,7 +37,8 @@ final class SQLiteHandle: @unchecked Sendable {
 
     /// Statements kept at most. The store's texts vary with the batch size (`VALUES (…), (…)` of up to the group
     /// commit's batch, for enqueues and completions) and the claim's pipeline scope; past this the least recently
-    /// used is finalized. Each holds its compiled program (a few KiB).
+    /// used is finalized. Each holds its compiled program, which grows with its `VALUES` rows. A load whose batch
+    /// sizes spread over more than this many texts compiles some statements again, as every one was before.
     static let capacity = 96
 
     private var raw: OpaquePointer?
@@ -67,6 +68,7 @@ final class SQLiteHandle: @unchecked Sendable {
     }
 
     deinit {
+        // The one call off the store's thread: no run can be under way once the last reference is gone.
         close()
     }
 
