@@ -50,7 +50,8 @@ package final class SQLiteOperationStore: OperationStore {
 
     static let schemaVersion = 1
 
-    private let connection: SQLiteConnection
+    /// The connection and its prepared statements; used only on `threadPool` (see `query`).
+    private let handle: SQLiteHandle
     let gate = SerialGate()
     /// Group commit of enqueues (see `EnqueueBatcher`), under `gate`, in the transaction `commitPending` runs.
     private let batcher = EnqueueBatcher()
@@ -78,14 +79,14 @@ package final class SQLiteOperationStore: OperationStore {
     private let now: @Sendable () -> Date
 
     private init(
-        connection: SQLiteConnection,
+        handle: SQLiteHandle,
         blobs: BlobDirectory,
         codec: OperationPayloadCodec,
         threadPool: NIOThreadPool,
         logger: Logger,
         now: @escaping @Sendable () -> Date
     ) {
-        self.connection = connection
+        self.handle = handle
         self.blobs = blobs
         self.codec = codec
         self.threadPool = threadPool
@@ -153,19 +154,14 @@ package final class SQLiteOperationStore: OperationStore {
             try BlobDirectory.checkWritableIfPresent(configuration.databasePath, what: "database")
             try BlobDirectory.createPrivateFileIfMissing(configuration.databasePath, what: "database")
         }
-        let connection: SQLiteConnection
+        let handle: SQLiteHandle
         do {
-            connection = try await SQLiteConnection.open(
-                storage: .file(path: configuration.databasePath),
-                threadPool: threadPool,
-                logger: logger,
-                on: MultiThreadedEventLoopGroup.singleton.any()
-            )
+            handle = try await threadPool.runIfActive { try SQLiteHandle(path: configuration.databasePath) }
         } catch {
             throw GatewayError(.unavailable, "cannot open the database \(configuration.databasePath): \(error)")
         }
         let store = SQLiteOperationStore(
-            connection: connection,
+            handle: handle,
             blobs: blobs,
             codec: OperationPayloadCodec(inlineBlobLimit: configuration.inlineBlobLimit),
             threadPool: threadPool,
@@ -175,7 +171,7 @@ package final class SQLiteOperationStore: OperationStore {
         do {
             try await store.prepare(busyTimeout: configuration.busyTimeout)
         } catch {
-            try? await connection.close()
+            try? await threadPool.runIfActive { handle.close() }
             throw error
         }
         return store
@@ -319,7 +315,7 @@ package final class SQLiteOperationStore: OperationStore {
             } catch {
                 // Not through `query`: after SQLITE_FULL (and other errors) SQLite has rolled back already, and
                 // this ROLLBACK's own "no transaction is active" is no second store failure to log (review 9 #7).
-                _ = try? await connection.query("ROLLBACK")
+                _ = try? await threadPool.runIfActive { [handle] in try handle.run("ROLLBACK", []) }
                 throw error
             }
         } catch {
@@ -418,7 +414,7 @@ package final class SQLiteOperationStore: OperationStore {
             """,
             binds
         )
-        let inserted = Set(returned.compactMap { Self.text(at: 0, of: $0.columns) })
+        let inserted = Set(returned.compactMap { $0.value(at: 0)?.string })
         for ticket in pending {
             let new = ticket.new
             if inserted.contains(new.operation.id) {
@@ -689,8 +685,7 @@ package final class SQLiteOperationStore: OperationStore {
         // lease expired), and only the owner's was stored.
         let updated = Set(
             returned.compactMap { row in
-                let columns = row.columns
-                return Self.text(at: 0, of: columns).flatMap { id in Self.text(at: 1, of: columns).map { [id, $0] } }
+                row.value(at: 0)?.string.flatMap { id in row.value(at: 1)?.string.map { [id, $0] } }
             })
         for ticket in pending {
             let item = ticket.item
@@ -802,8 +797,8 @@ package final class SQLiteOperationStore: OperationStore {
 
     package func close() async throws {
         try await serialized {
-            guard !connection.isClosed else { return }
-            try await connection.close()
+            guard !handle.isClosed else { return }
+            try await threadPool.runIfActive { [handle] in handle.close() }
             // Later calls fail as unavailable (the pool refuses work), as they did on the closed connection.
             try await threadPool.shutdownGracefully()
         }
@@ -813,6 +808,11 @@ package final class SQLiteOperationStore: OperationStore {
         // A store dropped without `close()` (a failed start, a test) must not leave its thread running; a pool
         // already shut down ignores this.
         threadPool.shutdownGracefully { _ in }
+    }
+
+    /// Statements compiled since open (tests: a statement text run again is not compiled again, issue 12).
+    package func compiledStatementCount() async throws -> Int {
+        try await threadPool.runIfActive { [handle] in handle.compiled }
     }
 
     /// Names of the blob files kept for an operation (diagnostics and tests).
@@ -830,6 +830,9 @@ package final class SQLiteOperationStore: OperationStore {
 
     private func prepare(busyTimeout: Duration) async throws {
         try await serialized {
+            // busy_timeout first: switching to WAL waits for another process's lock on the file, as every later
+            // statement does (sqlite-nio's connection waited without bound before it was set).
+            try await query("PRAGMA busy_timeout = \(busyTimeout.milliseconds)")
             // journal_mode=WAL persists in the file; synchronous and busy_timeout are per connection.
             let mode = try await query("PRAGMA journal_mode = WAL").first?.column("journal_mode")?.string
             if mode?.lowercased() != "wal" {
@@ -837,13 +840,12 @@ package final class SQLiteOperationStore: OperationStore {
                 logger.warning("SQLite did not switch to WAL", metadata: ["sqlite.journal_mode": "\(mode ?? "?")"])
             }
             try await query("PRAGMA synchronous = FULL")
-            try await query("PRAGMA busy_timeout = \(busyTimeout.milliseconds)")
             try await query("BEGIN IMMEDIATE")
             do {
                 try await createSchema()
                 try await query("COMMIT")
             } catch {
-                _ = try? await connection.query("ROLLBACK")
+                _ = try? await threadPool.runIfActive { [handle] in try handle.run("ROLLBACK", []) }
                 throw error
             }
             try await sweepOrphanBlobs()
@@ -970,10 +972,10 @@ package final class SQLiteOperationStore: OperationStore {
     @TaskLocal static var call = "sqlite"
 
     @discardableResult
-    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteResultRow] {
         do {
-            return try await connection.query(sql, binds)
-        } catch let error as SQLiteError where error.reason == .full {
+            return try await threadPool.runIfActive { [handle] in try handle.run(sql, binds) }
+        } catch let error as SQLiteHandle.Failure where error.isFull {
             // The operator's words for SQLITE_FULL (review 9 #7): the fix is disk space, not the store.
             let dataDirectory = blobs.root.hasSuffix("/blobs") ? String(blobs.root.dropLast(6)) : blobs.root
             throw OperationStoreErrors.unavailable(
@@ -991,7 +993,7 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    private func makeOperations(_ rows: [SQLiteRow]) async throws -> [Operation] {
+    private func makeOperations(_ rows: [SQLiteResultRow]) async throws -> [Operation] {
         try await makeOperations(decoded: rows.map(Self.operationRow))
     }
 
@@ -1033,25 +1035,17 @@ package final class SQLiteOperationStore: OperationStore {
         throw GatewayError(.internalError, "stored operation names blob \(name) but has no blob files")
     }
 
-    /// The text of column `index` of a `RETURNING` row's `columns` (by position: `SQLiteRow.column(_:)` hashes
-    /// the name).
-    private static func text(at index: Int, of columns: [SQLiteColumn]) -> String? {
-        index < columns.count ? columns[index].data.string : nil
-    }
-
     /// The names `selectColumns` lists, in order.
     static let selectColumnNames = selectColumns.split(separator: ",").map { String($0.filter { $0 != " " }) }
 
-    private static func operationRow(_ row: SQLiteRow) throws -> (row: OperationRow, hasBlobs: Bool) {
+    private static func operationRow(_ row: SQLiteResultRow) throws -> (row: OperationRow, hasBlobs: Bool) {
         // A row of `SELECT selectColumns` (or `RETURNING` them) has its columns in that order: found by position
-        // (short names compare in a few instructions), not by `SQLiteRow.column(_:)`, which hashes the name
-        // (~16 000 instructions per claimed operation, issue 12). Any other layout is read by name.
-        let columns = row.columns
+        // (short names compare in a few instructions), not by name each time. Any other layout is read by name.
         let names = Self.selectColumnNames
-        let positional = columns.count == names.count && zip(columns, names).allSatisfy { $0.name == $1 }
+        let positional = row.names == names
         func field(_ column: String) -> SQLiteData? {
             guard positional, let index = names.firstIndex(of: column) else { return row.column(column) }
-            return columns[index].data
+            return row.values[index]
         }
         func damaged(_ column: String) -> GatewayError {
             GatewayError(.internalError, "operation row is damaged (\(column))")

@@ -1,0 +1,217 @@
+import NIOCore
+import SQLiteNIO
+// sqlite-nio's C target (the SQLite amalgamation, `sqlite_nio_`-prefixed). Not one of its products: SwiftPM builds it
+// for `SQLiteNIO` and lets a dependent import it. sqlite-nio's `SQLiteConnection` keeps its `sqlite3*` and its
+// statements internal and compiles every statement anew (~65 000 instructions per accepted-and-run operation, issue
+// 12); this handle keeps them prepared.
+import VaporCSQLite
+
+/// One SQLite connection (`sqlite3*`) with its prepared statements kept by SQL text, for `SQLiteOperationStore`.
+///
+/// Thread confinement: every method runs on the store's one-thread `NIOThreadPool` (the store calls them through
+/// `runIfActive`, under its `SerialGate`), so the statements and the cache are never touched by two threads at once;
+/// hence `@unchecked Sendable`. The connection is opened `SQLITE_OPEN_FULLMUTEX` besides, as sqlite-nio opens it.
+///
+/// Durability is SQLite's: `run("COMMIT")` returns once `sqlite3_step` returned `SQLITE_DONE`, which with
+/// `synchronous = FULL` is after the WAL's fsync. A cached statement is always reset before `run` returns (also when
+/// it fails), so none holds a read snapshot or blocks `COMMIT`/`ROLLBACK` between runs.
+final class SQLiteHandle: @unchecked Sendable {
+    /// A prepared statement and its result's column names (read once: `sqlite3_column_name` per run would cost a
+    /// `String` per column per statement).
+    private final class Prepared {
+        let statement: OpaquePointer
+        var names: [String]
+        var lastUse: UInt64 = 0
+
+        init(statement: OpaquePointer) {
+            self.statement = statement
+            self.names = Self.columnNames(of: statement)
+        }
+
+        static func columnNames(of statement: OpaquePointer) -> [String] {
+            (0..<sqlite_nio_sqlite3_column_count(statement)).map { index in
+                sqlite_nio_sqlite3_column_name(statement, index).map { String(cString: $0) } ?? ""
+            }
+        }
+    }
+
+    /// Statements kept at most. The store's texts vary with the batch size (`VALUES (…), (…)` of up to the group
+    /// commit's batch, for enqueues and completions) and the claim's pipeline scope; past this the least recently
+    /// used is finalized. Each holds its compiled program, which grows with its `VALUES` rows. A load whose batch
+    /// sizes spread over more than this many texts compiles some statements again, as every one was before.
+    static let capacity = 96
+
+    private var raw: OpaquePointer?
+    private var cache: [String: Prepared] = [:]
+    private var uses: UInt64 = 0
+    /// Statements compiled (`sqlite3_prepare_v3`) since open (for tests: a repeated text compiles once).
+    private(set) var compiled = 0
+
+    /// `sqlite3_initialize` once per process before the first open (as sqlite-nio does, under its lock: its
+    /// configuration globals raced when two connections opened at once).
+    private static let initialized: Void = { _ = sqlite_nio_sqlite3_initialize() }()
+
+    /// Opens (creating when missing) the database file at `path` with extended result codes.
+    ///
+    /// - Throws: `SQLiteHandle.Failure` with SQLite's code and message.
+    init(path: String) throws {
+        _ = Self.initialized
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE
+        let status = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK, let handle else {
+            let message = handle.flatMap { sqlite_nio_sqlite3_errmsg($0).map { String(cString: $0) } }
+            sqlite_nio_sqlite3_close(handle)
+            throw Failure(code: status, message: message ?? "cannot open \(path)")
+        }
+        raw = handle
+    }
+
+    deinit {
+        // The one call off the store's thread: no run can be under way once the last reference is gone.
+        close()
+    }
+
+    var isClosed: Bool { raw == nil }
+
+    /// Runs `sql` with `binds` (`?`, `?N`: the N-th value) to the end and returns its rows.
+    ///
+    /// - Throws: `SQLiteHandle.Failure` (SQLite's extended code and `sqlite3_errmsg`), also when closed.
+    func run(_ sql: String, _ binds: [SQLiteData]) throws -> [SQLiteResultRow] {
+        let prepared = try statement(for: sql)
+        let statement = prepared.statement
+        defer {
+            sqlite_nio_sqlite3_reset(statement)
+            sqlite_nio_sqlite3_clear_bindings(statement)
+        }
+        try bind(binds, to: statement)
+        var rows: [SQLiteResultRow] = []
+        while true {
+            let status = sqlite_nio_sqlite3_step(statement)
+            if status == SQLITE_DONE { return rows }
+            guard status == SQLITE_ROW else { throw failure(status) }
+            let count = sqlite_nio_sqlite3_column_count(statement)
+            // A statement SQLite recompiled after a schema change may return other columns.
+            if count != prepared.names.count { prepared.names = Prepared.columnNames(of: statement) }
+            rows.append(SQLiteResultRow(names: prepared.names, values: (0..<count).map { value(statement, $0) }))
+        }
+    }
+
+    /// Finalizes every statement and closes the connection; later calls fail. Closing twice does nothing.
+    func close() {
+        for prepared in cache.values { sqlite_nio_sqlite3_finalize(prepared.statement) }
+        cache.removeAll()
+        guard let raw else { return }
+        sqlite_nio_sqlite3_close(raw)
+        self.raw = nil
+    }
+
+    private func statement(for sql: String) throws -> Prepared {
+        uses &+= 1
+        if let prepared = cache[sql] {
+            prepared.lastUse = uses
+            return prepared
+        }
+        guard let raw else { throw Failure(code: SQLITE_MISUSE, message: "the database connection is closed") }
+        var statement: OpaquePointer?
+        let status = sqlite_nio_sqlite3_prepare_v3(raw, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard status == SQLITE_OK else { throw failure(status) }
+        guard let statement else {
+            // Only whitespace or a comment: nothing to run.
+            throw Failure(code: SQLITE_MISUSE, message: "empty statement")
+        }
+        compiled += 1
+        if cache.count >= Self.capacity, let oldest = cache.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            sqlite_nio_sqlite3_finalize(oldest.value.statement)
+            cache.removeValue(forKey: oldest.key)
+        }
+        let prepared = Prepared(statement: statement)
+        prepared.lastUse = uses
+        cache[sql] = prepared
+        return prepared
+    }
+
+    private func bind(_ binds: [SQLiteData], to statement: OpaquePointer) throws {
+        for (offset, bind) in binds.enumerated() {
+            let index = Int32(offset + 1)
+            let status: Int32
+            switch bind {
+            case .blob(let value):
+                status = value.withUnsafeReadableBytes {
+                    sqlite_nio_sqlite3_bind_blob64(
+                        statement, index, $0.baseAddress, UInt64($0.count), Self.transient)
+                }
+            case .float(let value):
+                status = sqlite_nio_sqlite3_bind_double(statement, index, value)
+            case .integer(let value):
+                status = sqlite_nio_sqlite3_bind_int64(statement, index, Int64(value))
+            case .null:
+                status = sqlite_nio_sqlite3_bind_null(statement, index)
+            case .text(let value):
+                var text = value
+                status = text.withUTF8 {
+                    sqlite_nio_sqlite3_bind_text64(
+                        statement, index, $0.baseAddress, UInt64($0.count), Self.transient, UInt8(SQLITE_UTF8))
+                }
+            }
+            guard status == SQLITE_OK else { throw failure(status) }
+        }
+    }
+
+    private func value(_ statement: OpaquePointer, _ column: Int32) -> SQLiteData {
+        switch sqlite_nio_sqlite3_column_type(statement, column) {
+        case SQLITE_INTEGER:
+            return .integer(SQLiteInt64(sqlite_nio_sqlite3_column_int64(statement, column)))
+        case SQLITE_FLOAT:
+            return .float(sqlite_nio_sqlite3_column_double(statement, column))
+        case SQLITE_TEXT:
+            // Pointer first, then its length (SQLite's rule for column_text then column_bytes).
+            guard let text = sqlite_nio_sqlite3_column_text(statement, column) else { return .text("") }
+            let count = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
+            return .text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self))
+        case SQLITE_BLOB:
+            let blob = sqlite_nio_sqlite3_column_blob(statement, column)
+            let count = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
+            if let blob { buffer.writeBytes(UnsafeRawBufferPointer(start: blob, count: count)) }
+            return .blob(buffer)
+        default:
+            return .null
+        }
+    }
+
+    private func failure(_ status: Int32) -> Failure {
+        let message = raw.flatMap { sqlite_nio_sqlite3_errmsg($0).map { String(cString: $0) } }
+        return Failure(code: status, message: message ?? "SQLite error \(status)")
+    }
+
+    /// SQLite copies bound text and blobs before `bind` returns (`SQLITE_TRANSIENT`).
+    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+
+    /// A failed SQLite call: its (extended) result code and `sqlite3_errmsg`.
+    struct Failure: Error, CustomStringConvertible {
+        let code: Int32
+        let message: String
+
+        /// `SQLITE_FULL`: the disk (or `max_page_count`) is full.
+        var isFull: Bool { code & 0xff == SQLITE_FULL }
+
+        var description: String { "SQLite error \(code): \(message)" }
+    }
+}
+
+/// A row of `SQLiteHandle.run`: the statement's column names (shared by its rows) and this row's values.
+struct SQLiteResultRow: Sendable {
+    let names: [String]
+    let values: [SQLiteData]
+
+    /// The value of the first column called `name`, nil when none is.
+    func column(_ name: String) -> SQLiteData? {
+        names.firstIndex(of: name).map { values[$0] }
+    }
+
+    /// The value at `index` (0-based), nil past the last column.
+    func value(at index: Int) -> SQLiteData? {
+        index < values.count ? values[index] : nil
+    }
+}

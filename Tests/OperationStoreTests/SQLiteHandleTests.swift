@@ -1,0 +1,149 @@
+import Foundation
+import OperationStore
+import SQLiteNIO
+@testable import SQLiteOperationStore
+import Testing
+import TriggerModel
+
+/// `SQLiteHandle`: the embedded store's connection with its statements kept prepared (issue 12).
+@Suite("SQLite handle: prepared statements kept by text")
+struct SQLiteHandleTests {
+    /// Opens a handle on a new file in a directory of its own, runs `body`, closes it and removes the directory.
+    static func withHandle(_ body: (SQLiteHandle, String) throws -> Void) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-handle-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("t.sqlite").path
+        let handle = try SQLiteHandle(path: path)
+        defer { handle.close() }
+        try body(handle, path)
+    }
+
+    @Test("a statement run again is not compiled again, and each run sees only its own binds")
+    func repeatedTextCompilesOnce() throws {
+        try Self.withHandle { handle, _ in
+            _ = try handle.run("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT, b BLOB, f REAL)", [])
+            let insert = "INSERT INTO t (k, v, b, f) VALUES (?, ?, ?, ?) RETURNING k"
+            let before = handle.compiled
+            for k in 1...5 {
+                let rows = try handle.run(
+                    insert, [.integer(k), .text("v\(k) é"), .blob(ByteBuffer(bytes: [0, UInt8(k)])), .float(0.5)])
+                #expect(rows.map { $0.value(at: 0)?.integer } == [k])
+            }
+            #expect(handle.compiled == before + 1)
+            // Binds are cleared after each run: a run that binds fewer values leaves the rest NULL.
+            _ = try handle.run(insert, [.integer(6)])
+            let rows = try handle.run(
+                "SELECT k, v, b, f FROM t WHERE k IN (?, ?) ORDER BY k", [.integer(2), .integer(6)])
+            #expect(rows.count == 2)
+            #expect(rows[0].names == ["k", "v", "b", "f"])
+            #expect(rows[0].column("v")?.string == "v2 é")
+            #expect(rows[0].column("b")?.blob == ByteBuffer(bytes: [0, 2]))
+            #expect(rows[0].column("f")?.double == 0.5)
+            #expect(rows[1].column("v") == .null)
+            #expect(rows[1].column("b") == .null)
+            #expect(rows[1].column("nonesuch") == nil)
+            #expect(rows[1].value(at: 4) == nil)
+            #expect(handle.compiled == before + 2)
+        }
+    }
+
+    @Test("a failed statement is reset: its transaction rolls back, and it runs again afterwards")
+    func failedStatementIsReset() throws {
+        try Self.withHandle { handle, path in
+            _ = try handle.run("PRAGMA journal_mode = WAL", [])
+            _ = try handle.run("CREATE TABLE t (k INTEGER PRIMARY KEY)", [])
+            let insert = "INSERT INTO t (k) VALUES (?)"
+            _ = try handle.run("BEGIN IMMEDIATE", [])
+            _ = try handle.run(insert, [.integer(1)])
+            let failure = #expect(throws: SQLiteHandle.Failure.self) { try handle.run(insert, [.integer(1)]) }
+            #expect(failure.map { $0.code & 0xff } == 19)  // SQLITE_CONSTRAINT
+            #expect(failure?.isFull == false)
+            #expect(failure?.message.contains("UNIQUE") == true)
+            _ = try handle.run("ROLLBACK", [])
+            // The rollback released the write lock: another connection writes at once (no busy wait set).
+            let other = try SQLiteHandle(path: path)
+            defer { other.close() }
+            _ = try other.run(insert, [.integer(7)])
+            _ = try handle.run(insert, [.integer(2)])
+            #expect(try handle.run("SELECT k FROM t ORDER BY k", []).map { $0.value(at: 0)?.integer } == [2, 7])
+        }
+    }
+
+    @Test("past its capacity the least recently used statement is finalized and compiles again when run")
+    func leastRecentlyUsedEvicted() throws {
+        try Self.withHandle { handle, _ in
+            let hot = "SELECT 0"
+            _ = try handle.run(hot, [])
+            let start = handle.compiled
+            // capacity - 1 other texts fill the cache; the hot one is used after each, so it is never the oldest.
+            for i in 1..<SQLiteHandle.capacity {
+                _ = try handle.run("SELECT \(i)", [])
+                _ = try handle.run(hot, [])
+            }
+            #expect(handle.compiled == start + SQLiteHandle.capacity - 1)
+            _ = try handle.run("SELECT \(SQLiteHandle.capacity)", [])  // one past: evicts "SELECT 1"
+            _ = try handle.run(hot, [])
+            #expect(handle.compiled == start + SQLiteHandle.capacity)
+            _ = try handle.run("SELECT 2", [])  // still kept
+            #expect(handle.compiled == start + SQLiteHandle.capacity)
+            #expect(try handle.run("SELECT 1", []).first?.value(at: 0)?.integer == 1)  // evicted: compiled again
+            #expect(handle.compiled == start + SQLiteHandle.capacity + 1)
+        }
+    }
+
+    @Test("a kept statement recompiled after a schema change returns the new columns")
+    func schemaChangeColumns() throws {
+        try Self.withHandle { handle, _ in
+            _ = try handle.run("CREATE TABLE t (a INTEGER)", [])
+            _ = try handle.run("INSERT INTO t (a) VALUES (1)", [])
+            #expect(try handle.run("SELECT * FROM t", []).first?.names == ["a"])
+            _ = try handle.run("ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'", [])
+            let row = try handle.run("SELECT * FROM t", []).first
+            #expect(row?.names == ["a", "b"])
+            #expect(row?.column("b")?.string == "x")
+        }
+    }
+
+    @Test("a closed handle refuses statements with SQLITE_MISUSE; closing again does nothing")
+    func closedHandle() throws {
+        try Self.withHandle { handle, _ in
+            _ = try handle.run("SELECT 1", [])
+            handle.close()
+            #expect(handle.isClosed)
+            let failure = #expect(throws: SQLiteHandle.Failure.self) { try handle.run("SELECT 2", []) }
+            #expect(failure?.code == 21)  // SQLITE_MISUSE
+            handle.close()
+        }
+    }
+
+    @Test("an unopenable path fails with SQLite's reason")
+    func openFailure() throws {
+        let failure = #expect(throws: SQLiteHandle.Failure.self) {
+            _ = try SQLiteHandle(path: "/nonexistent-\(UUID().uuidString)/db.sqlite")
+        }
+        #expect(failure.map { $0.code & 0xff } == 14)  // SQLITE_CANTOPEN
+    }
+
+    @Test(
+        "the store compiles each statement once: a second round of enqueue, claim and complete compiles nothing",
+        .timeLimit(.minutes(1)))
+    func storeReusesStatements() async throws {
+        try await StoreHarness.with(.sqlite) { _, any in
+            let store = try #require(any as? SQLiteOperationStore)
+            func round(_ name: String) async throws {
+                // Wall-clock times per round: a later round's enqueue must be due at its claim's `now`.
+                let t0 = Fixtures.now() + 1
+                let id = try await store.enqueue(Fixtures.request(text: name), idempotencyKey: nil).operation.id
+                let claimed = try await store.claim(owner: "A", leaseDuration: .seconds(30), limit: 1, now: t0)
+                #expect(claimed.map(\.id) == [id])
+                #expect(try await store.complete(id: id, owner: "A", result: Fixtures.result(), now: t0 + 1))
+                #expect(try await store.get(id: id)?.state == .succeeded)
+            }
+            try await round("first")
+            let compiled = try await store.compiledStatementCount()
+            for i in 0..<3 { try await round("again \(i)") }
+            #expect(try await store.compiledStatementCount() == compiled)
+        }
+    }
+}
