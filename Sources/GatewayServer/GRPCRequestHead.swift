@@ -24,8 +24,16 @@ struct GRPCRequestHead {
     var idempotencyKey: String?
     /// `instill-return-traces`, as sent.
     var returnTraces: String?
+}
 
+extension GRPCRequestHead {
     init(_ headers: HTTP2Headers) {
+        // Read into locals and built by the memberwise initializer at the end: filled in place, `self` (twelve
+        // optional strings) was assembled in a local, copied out and the local destroyed (bench/README.md,
+        // "Branch hotpath2").
+        var path: String?, method: String?, requestID: String?, authorization: String?, requesterUID: String?,
+            timeout: String?, encoding: String?, acceptEncoding: String?, traceParent: String?, traceState: String?,
+            idempotencyKey: String?, returnTraces: String?
         // Over the buffer by index: iterating the fields would copy each (a retain and release of both strings).
         headers.fields.withUnsafeBufferPointer { fields in
             for index in fields.indices {
@@ -66,6 +74,10 @@ struct GRPCRequestHead {
                 }
             }
         }
+        self.init(
+            path: path, method: method, requestID: requestID, authorization: authorization, requesterUID: requesterUID,
+            timeout: timeout, encoding: encoding, acceptEncoding: acceptEncoding, traceParent: traceParent,
+            traceState: traceState, idempotencyKey: idempotencyKey, returnTraces: returnTraces)
     }
 
     private static func keepFirst(_ slot: inout String?, _ value: String) {

@@ -140,7 +140,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         // Names lowercased once, from the decoder's bytes: what `RESTRequestHead` matches by equality.
         var fields = head.lowercasedFields
         var requestIDField: String? = nil
-        for field in fields where field.name == "request-id" {
+        // Names compared by length first (most differ in it: an equality test of two strings is ~50 instructions).
+        for field in fields where field.name.utf8.count == 10 && field.name == "request-id" {
             requestIDField = field.value
             break
         }
@@ -152,7 +153,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         // `100` ends the connection (RFC 9110 §10.1.1: the server may close instead of reading the body).
         let bodyHeldBack =
             head.minorVersion >= 1 && head.framing != .none
-            && fields.contains { $0.name == "expect" && $0.value.lowercased() == "100-continue" }
+            && fields.contains {
+                $0.name.utf8.count == 6 && $0.name == "expect" && $0.value.lowercased() == "100-continue"
+            }
         open = FrontendServices.openRequest(
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
             httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri), peer: peer)

@@ -143,13 +143,14 @@ extension HTTP2FrontendConnection {
         state.requestID = requestID
         let path = head.path ?? ""
         let httpMethod = head.method
-        var open = FrontendServices.openRequest(
+        let open = FrontendServices.openRequest(
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .grpc,
             httpVersion: "HTTP/2", method: httpMethod ?? "", path: path, peer: peer)
-        open.record.trace(head.traceParent)
         // Read here: `state.open!.start` below copied the whole record out of the state (issue 11).
         let start = open.start
         state.open = consume open
+        // Changed in place in the state: changing the local first made its move into the state a copy.
+        state.open?.record.trace(head.traceParent)
         streams[stream] = state
         guard httpMethod == "POST" else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))
@@ -224,21 +225,19 @@ extension HTTP2FrontendConnection {
                     error: GatewayError(.deadlineExceeded, "deadline of \(EventRelay.describe(amount)) exceeded"))
             }
         }
-        var context = RequestContext(
-            requestID: requestID, start: start, requestTimeout: services.requestTimeout,
-            clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
-            idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces
-        )
-        context.principal = principal
-        context.requesterUID = requesterUID
-        // Moved, not copied (issue 11: a dozen strings retained and released per copy of either).
-        var call = GRPCCall(method: method, context: context)
-        call.generation = generation
         let deframer = GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding)
         if case .reflection = method {
             state.phase = .grpcReflection(GRPCReflectionCall(deframer: deframer))
         } else {
-            state.grpcCall = consume call
+            // Built in place in the state, not in a local moved there (issue 11: a dozen strings retained and
+            // released per copy; the move was a copy and a destroy).
+            state.grpcCall = GRPCCall(
+                method: method, generation: generation,
+                context: RequestContext(
+                    requestID: requestID, start: start, requestTimeout: services.requestTimeout,
+                    clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
+                    idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces, principal: principal,
+                    requesterUID: requesterUID))
             state.phase = .grpcCollecting(deframer, nil)
         }
         if endStream {

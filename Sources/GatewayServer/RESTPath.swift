@@ -86,16 +86,23 @@ enum RESTPath: Equatable {
     ///
     /// - Throws: `GatewayError(.invalidArgument)` when a segment holds a `%` not followed by two hex digits
     ///   (RFC 3986 §2.1: such a target is not a URI).
+    /// The byte length of the longest fixed path ``parse(_:)`` matches whole (`/v1beta/__readiness`).
+    static var fixedPathsMaxLength: Int { 19 }
+
     static func parse(_ target: String) throws(GatewayError) -> RESTPath? {
         let path = pathPart(of: target)
-        switch path {
-        case "/v1beta/__liveness", "/healthz": return .liveness
-        case "/v1beta/__readiness", "/readyz": return .readiness
-        case "/metrics": return .metrics
-        case "/openapi.json": return .openAPI
-        case "/v1beta/operations": return .listOperations
-        case "/v1beta/schedules": return .listSchedules
-        default: break
+        // A trigger's path is longer than every fixed one: it skips their eight string comparisons (~700
+        // instructions per REST call). `fixedPathsMaxLength` is the longest case's length in bytes.
+        if path.utf8.count <= fixedPathsMaxLength {
+            switch path {
+            case "/v1beta/__liveness", "/healthz": return .liveness
+            case "/v1beta/__readiness", "/readyz": return .readiness
+            case "/metrics": return .metrics
+            case "/openapi.json": return .openAPI
+            case "/v1beta/operations": return .listOperations
+            case "/v1beta/schedules": return .listSchedules
+            default: break
+            }
         }
         if path.hasPrefix(abacusPrefix) {
             let action = path.dropFirst(abacusPrefix.count)

@@ -33,46 +33,6 @@ struct RequestContext {
     /// (the namespace the principal acts for; passed to the backend as metadata).
     var requesterUID: String?
 
-    /// Reads the context from a request's fields; `field` answers a lowercase name with its first value.
-    /// `start` is the head's arrival, `requestTimeout` the configured `timeouts.request`, `clientTimeout` the
-    /// client's parsed `grpc-timeout`.
-    init(
-        requestID: String,
-        start: NIODeadline,
-        requestTimeout: TimeAmount,
-        clientTimeout: TimeAmount? = nil,
-        field: (String) -> String?
-    ) {
-        self.init(
-            requestID: requestID, start: start, requestTimeout: requestTimeout, clientTimeout: clientTimeout,
-            traceParent: field("traceparent"), traceState: field("tracestate"),
-            idempotencyKey: field("idempotency-key"), returnTraces: field("instill-return-traces"))
-    }
-
-    /// The context from fields already read (a gRPC call reads its header block in one pass, `GRPCRequestHead`):
-    /// `traceParent`, `traceState`, `idempotencyKey` and `returnTraces` are the values of `traceparent`,
-    /// `tracestate`, `idempotency-key` and `instill-return-traces` as received, nil when absent.
-    init(
-        requestID: String,
-        start: NIODeadline,
-        requestTimeout: TimeAmount,
-        clientTimeout: TimeAmount?,
-        traceParent: String?,
-        traceState: String?,
-        idempotencyKey: String?,
-        returnTraces: String?
-    ) {
-        self.requestID = requestID
-        self.start = start
-        let clientDeadline = clientTimeout.map { start + $0 }
-        self.clientDeadline = clientDeadline
-        self.syncDeadline = min(start + requestTimeout, clientDeadline ?? .distantFuture)
-        self.receivedTraceParent = traceParent
-        self.receivedTraceState = traceState
-        self.idempotencyKey = idempotencyKey
-        self.returnTraces = returnTraces.map { $0.lowercased() == "true" } ?? false
-    }
-
     /// The route's pool bounds a sync call too (`pools[].request_timeout`): folded into ``syncDeadline`` from
     /// the same start, so the deadline is decided once, here, and the pool and transports only enforce it.
     mutating func bound(byPoolTimeout timeout: TimeAmount?) {
@@ -128,5 +88,51 @@ struct RequestContext {
         // The client's own deadline is the binding one: its passing is not the backend's failure.
         if let deadline, let clientDeadline { request.deadlineIsClients = clientDeadline <= deadline }
         return request
+    }
+}
+
+// The initializers are in an extension so that the struct keeps its memberwise initializer, which they call: one
+// that set the fields itself assembled the context in a local `self`, copied it out and destroyed the local (its
+// strings retained and released once more per request: bench/README.md, "Branch hotpath2").
+extension RequestContext {
+    /// Reads the context from a request's fields; `field` answers a lowercase name with its first value.
+    /// `start` is the head's arrival, `requestTimeout` the configured `timeouts.request`, `clientTimeout` the
+    /// client's parsed `grpc-timeout`.
+    init(
+        requestID: String,
+        start: NIODeadline,
+        requestTimeout: TimeAmount,
+        clientTimeout: TimeAmount? = nil,
+        field: (String) -> String?
+    ) {
+        self.init(
+            requestID: requestID, start: start, requestTimeout: requestTimeout, clientTimeout: clientTimeout,
+            traceParent: field("traceparent"), traceState: field("tracestate"),
+            idempotencyKey: field("idempotency-key"), returnTraces: field("instill-return-traces"))
+    }
+
+    /// The context from fields already read (a gRPC call reads its header block in one pass, `GRPCRequestHead`):
+    /// `traceParent`, `traceState`, `idempotencyKey` and `returnTraces` are the values of `traceparent`,
+    /// `tracestate`, `idempotency-key` and `instill-return-traces` as received, nil when absent; `principal` and
+    /// `requesterUID` as the frontend checked them (``principal``, ``requesterUID``).
+    init(
+        requestID: String,
+        start: NIODeadline,
+        requestTimeout: TimeAmount,
+        clientTimeout: TimeAmount?,
+        traceParent: String?,
+        traceState: String?,
+        idempotencyKey: String?,
+        returnTraces: String?,
+        principal: String? = nil,
+        requesterUID: String? = nil
+    ) {
+        let clientDeadline = clientTimeout.map { start + $0 }
+        self.init(
+            requestID: requestID, start: start, principal: principal,
+            syncDeadline: min(start + requestTimeout, clientDeadline ?? .distantFuture), clientDeadline: clientDeadline,
+            receivedTraceParent: traceParent, receivedTraceState: traceState, trace: nil,
+            idempotencyKey: idempotencyKey,
+            returnTraces: returnTraces.map { $0.lowercased() == "true" } ?? false, requesterUID: requesterUID)
     }
 }

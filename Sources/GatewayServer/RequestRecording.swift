@@ -132,7 +132,9 @@ extension FrontendServices {
         frontend: RequestRecord.Frontend, httpVersion: String, method: String, path: String, peer: String?
     ) -> OpenRequest {
         for observer in observers { observer.requestStarted(frontend) }
-        var open = OpenRequest(
+        // Returned as built: a local changed after it was built was copied out and destroyed (bench/README.md,
+        // "Branch hotpath2").
+        return OpenRequest(
             record: RequestRecord(
                 requestID: requestID,
                 frontend: frontend,
@@ -141,12 +143,11 @@ extension FrontendServices {
                 path: path,
                 operation: RESTPath.unmatched,
                 status: 200,
-                durationNanoseconds: 0
+                durationNanoseconds: 0,
+                peerAddress: peer
             ),
             start: clock()
         )
-        open.record.peerAddress = peer
-        return open
     }
 
     /// A trigger failed on the gateway's or a backend's side (a 5xx: backend failed, unavailable, deadline,

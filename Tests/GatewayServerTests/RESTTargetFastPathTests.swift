@@ -37,6 +37,21 @@ struct RESTTargetFastPathTests {
                 == .serve(target: path, authority: nil))
     }
 
+    @Test("the fixed paths match whole under the length gate; the longest is the gate's length, one byte more is none")
+    func fixedPaths() throws {
+        let fixed: [(String, RESTPath)] = [
+            ("/v1beta/__liveness", .liveness), ("/healthz", .liveness), ("/v1beta/__readiness", .readiness),
+            ("/readyz", .readiness), ("/metrics", .metrics), ("/openapi.json", .openAPI),
+            ("/v1beta/operations", .listOperations), ("/v1beta/schedules", .listSchedules),
+        ]
+        for (path, expected) in fixed {
+            #expect(try RESTPath.parse(path) == expected, "\(path)")
+            #expect(try RESTPath.parse(path + "?x=1") == expected, "\(path) with a query")
+            #expect(try RESTPath.parse(path + "x") != expected, "\(path)x")
+        }
+        #expect(fixed.map(\.0.utf8.count).max() == RESTPath.fixedPathsMaxLength)
+    }
+
     @Test("asterisk-form and authority-form targets: 501 saying what is not served")
     func asteriskAndAuthorityForms() throws {
         for (target, words) in [("*", "asterisk-form"), ("gw.example:443", "authority-form")] {

@@ -94,6 +94,50 @@ struct GatewayMetricsTests {
         #expect(!scrape.text.contains("raw-pipeline-marker"), "the raw pipeline is log-only")
     }
 
+    @Test("a record differing from the one before in one label only counts under its own labels, not the last one's")
+    func oneLabelApart() throws {
+        // The cache compares each record with the last combination field by field (`Key.matches`): every label,
+        // and the grpc-status absent versus 0, must tell two records apart, each in both orders.
+        let metrics = GatewayMetrics()
+        let base = Self.record(.grpc, operation: "/a.S/M", route: "demo/*", mode: "sync", status: 200, grpcStatus: 0)
+        var variants: [(RequestRecord, String)] = []
+        func variant(_ change: (inout RequestRecord) -> Void, _ labels: String) {
+            var record = base
+            change(&record)
+            variants.append((record, labels))
+        }
+        variant({ _ in }, #"frontend="grpc",operation="/a.S/M",route="demo/*",mode="sync",code="OK""#)
+        variant({ $0.frontend = .rest }, #"frontend="rest",operation="/a.S/M",route="demo/*",mode="sync",code="OK""#)
+        variant(
+            { $0.operation = "/a.S/N" }, #"frontend="grpc",operation="/a.S/N",route="demo/*",mode="sync",code="OK""#)
+        variant({ $0.route = "other/*" }, #"frontend="grpc",operation="/a.S/M",route="other/*",mode="sync",code="OK""#)
+        variant({ $0.route = nil }, #"frontend="grpc",operation="/a.S/M",route="none",mode="sync",code="OK""#)
+        variant({ $0.mode = "stream" }, #"frontend="grpc",operation="/a.S/M",route="demo/*",mode="stream",code="OK""#)
+        variant({ $0.mode = nil }, #"frontend="grpc",operation="/a.S/M",route="demo/*",mode="none",code="OK""#)
+        variant(
+            { $0.grpcStatus = 5 }, #"frontend="grpc",operation="/a.S/M",route="demo/*",mode="sync",code="NOT_FOUND""#)
+        variant({ $0.grpcStatus = nil }, #"frontend="grpc",operation="/a.S/M",route="demo/*",mode="sync",code="200""#)
+        variant(
+            { ($0.grpcStatus, $0.status) = (nil, 404) },
+            #"frontend="grpc",operation="/a.S/M",route="demo/*",mode="sync",code="404""#)
+        // The base, then a variant, for each variant: every variant follows the base and the base follows every
+        // variant. The base counts once per variant, and once more as the first variant.
+        for (record, _) in variants {
+            for finished in [base, record] {
+                metrics.requests.requestStarted(finished.frontend)
+                metrics.requests.requestFinished(finished)
+            }
+        }
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        for (index, (_, labels)) in variants.enumerated() {
+            let expected = index == 0 ? Double(variants.count + 1) : 1
+            #expect(
+                scrape.samples["trigger_gateway_requests_total{\(labels)}"] == expected, "\(labels)\n\(scrape.text)")
+        }
+        let series = scrape.samples.keys.filter { $0.hasPrefix("trigger_gateway_requests_total{") }
+        #expect(series.count == variants.count)
+    }
+
     @Test("records finished on many threads at once all count, each thread with its own cache of instruments")
     func concurrentThreads() async {
         let metrics = GatewayMetrics()
