@@ -1009,10 +1009,11 @@ package final class PostgresOperationStore: OperationStore {
     /// under the item's lease owner is written. `o.id = ANY($2)` lets the planner look the rows up by id.
     ///
     /// Planned with bitmap and sequential scans off (`BatchStatement.plannerSettings`), as the claim is
-    /// (`claimFunction`): on a table whose statistics count few running rows (a new deployment's, a benchmark's,
-    /// until autovacuum analyzes it) the planner read the `_leases` index through a bitmap scan, which visits the
-    /// heap for every dead entry each completed operation leaves there, at every completion: 30–66 buffers per
-    /// operation (bench/README.md, branches pgaccept and pgcomplete).
+    /// (`claimFunction`), so the rows are found through the `id` key whatever the statistics say. On a table
+    /// whose statistics count few running rows (a new deployment's, a benchmark's, until autovacuum analyzes it)
+    /// the planner read the `_leases` index through a bitmap scan (ANDed with the `id` key's), which reads every
+    /// entry of it at every completion, the dead ones each completed operation leaves there included: 30–66
+    /// buffers per operation in pgaccept's runs, 20 in pgcomplete's against 19–20 now (bench/README.md).
     var completionUpdate: BatchStatement {
         BatchStatement(
             procedure: "\(operations)_complete",
