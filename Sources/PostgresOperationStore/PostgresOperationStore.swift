@@ -789,8 +789,12 @@ package final class PostgresOperationStore: OperationStore {
         // After the added columns, which the enqueue procedure writes (a database made before them gains
         // them first). Only those whose stored body is not this version's (`pg_proc.prosrc`).
         let bodies = try await storedProcedureBodies(on: connection)
-        for (statement, returning) in [(enqueueInsert, "id"), (completionUpdate, "r.n")]
-        where bodies[statement.procedure] != statement.procedureBody(returning: returning) {
+        for (statement, returning) in [(enqueueInsert, "id"), (completionUpdate, "r.n")] {
+            // The function first: the procedure's body calls it.
+            if let function = statement.function(returning: returning), bodies[function.name] != function.body {
+                try await connection.query(PostgresQuery(unsafeSQL: function.sql), logger: logger)
+            }
+            guard bodies[statement.procedure] != statement.procedureBody(returning: returning) else { continue }
             try await connection.query(
                 PostgresQuery(unsafeSQL: statement.procedureSQL(returning: returning)), logger: logger)
         }
@@ -829,7 +833,10 @@ package final class PostgresOperationStore: OperationStore {
     /// The source (`prosrc`) of the batch procedures and the claim function stored in the first schema of `search_path` that holds
     /// them, by name.
     private func storedProcedureBodies(on connection: PostgresConnection) async throws -> [String: String] {
-        let names = [enqueueInsert.procedure, completionUpdate.procedure, claimFunction.name]
+        let names =
+            [enqueueInsert.procedure, completionUpdate.procedure, claimFunction.name]
+            + [enqueueInsert.function(returning: "id"), completionUpdate.function(returning: "r.n")]
+            .compactMap { $0?.name }
         let rows = try await connection.query(
             """
             SELECT p.proname::text, p.prosrc FROM pg_proc p \
@@ -999,10 +1006,15 @@ package final class PostgresOperationStore: OperationStore {
 
     /// The completion `UPDATE` of `storeResults`, one result per element of its six array parameters (batch
     /// positions, ids, lease owners, results, finished-at milliseconds, has-blobs). Only a row still `running`
-    /// under the item's lease owner is written. `o.id = ANY($2)` lets the planner look the rows up by id; on a young
-    /// table whose statistics count few running rows it still prefers the `_leases` index (bench/README.md,
-    /// branch pgbatch).
-    private var completionUpdate: BatchStatement {
+    /// under the item's lease owner is written. `o.id = ANY($2)` lets the planner look the rows up by id.
+    ///
+    /// Planned with bitmap and sequential scans off (`BatchStatement.plannerSettings`), as the claim is
+    /// (`claimFunction`), so the rows are found through the `id` key whatever the statistics say. On a table
+    /// whose statistics count few running rows (a new deployment's, a benchmark's, until autovacuum analyzes it)
+    /// the planner read the `_leases` index through a bitmap scan (ANDed with the `id` key's), which reads every
+    /// entry of it at every completion, the dead ones each completed operation leaves there included: 30–66
+    /// buffers per operation in pgaccept's runs, 20 in pgcomplete's against 19–20 now (bench/README.md).
+    var completionUpdate: BatchStatement {
         BatchStatement(
             procedure: "\(operations)_complete",
             parameterTypes: ["int8[]", "text[]", "text[]", "bytea[]", "int8[]", "bool[]"],
@@ -1013,7 +1025,8 @@ package final class PostgresOperationStore: OperationStore {
                 AS r (n, id, owner, result, finished_at, has_blobs) \
                 WHERE o.id = ANY($2::text[]) AND o.id = r.id AND o.state = 'running' AND o.lease_owner = r.owner
                 """,
-            returnType: "int8[]"
+            returnType: "int8[]",
+            plannerSettings: ["enable_bitmapscan = off", "enable_seqscan = off"]
         )
     }
 
@@ -1028,6 +1041,43 @@ package final class PostgresOperationStore: OperationStore {
         var sql: String
         /// The array type of the column `committedBatch` returns.
         var returnType: String
+        /// Planner settings (`name = value`) for `sql`; none: the procedure runs `sql` itself. Else `sql` runs in
+        /// a function of its own (`function`) carrying them as `SET` clauses, which the procedure calls and then
+        /// commits: a procedure that commits cannot carry a `SET` clause, and a statement sent on its own cannot
+        /// ask for them (start-up parameters, which poolers such as PgBouncer refuse by default). The function's
+        /// settings apply while PostgreSQL plans its statement and end when it returns. What the procedure does is
+        /// unchanged, so it keeps its name; an earlier instance that restarts puts its own body back, which runs
+        /// the statement as planned without them, until a later one starts.
+        var plannerSettings: [String] = []
+
+        /// The function that runs `sql` with `RETURNING <column>` under `plannerSettings` and returns that column
+        /// as one array (NULL for no rows), `<procedure>_rows`; nil without settings. Created before the procedure
+        /// at every start when its stored body differs, like the procedure.
+        func function(returning column: String) -> (name: String, body: String, sql: String)? {
+            guard !plannerSettings.isEmpty else { return nil }
+            let name = "\(procedure)_rows"
+            let body = """
+
+                DECLARE
+                    returned \(returnType);
+                BEGIN
+                    WITH written AS (\(sql) RETURNING \(column) AS value) SELECT array_agg(value) INTO returned FROM written;
+                    RETURN returned;
+                END
+
+                """
+            let settings = plannerSettings.map { "SET \($0)" }.joined(separator: " ")
+            return (
+                name, body,
+                """
+                CREATE OR REPLACE FUNCTION \(name)(\(parameterTypes.joined(separator: ", "))) RETURNS \(returnType) \
+                LANGUAGE plpgsql \(settings) AS $function$\(body)$function$
+                """
+            )
+        }
+
+        /// `$1, …, $n`, one per parameter.
+        var arguments: String { (1...parameterTypes.count).map { "$\($0)" }.joined(separator: ", ") }
 
         /// `CREATE OR REPLACE PROCEDURE <procedure>(<parameterTypes>, INOUT returned <returnType>)`: runs `sql`
         /// with `RETURNING <column>`, collects that column into one array and **commits** before it returns.
@@ -1052,14 +1102,24 @@ package final class PostgresOperationStore: OperationStore {
         /// The procedure's body: what PostgreSQL stores as its `pg_proc.prosrc`, compared at start to skip an
         /// unchanged procedure.
         func procedureBody(returning column: String) -> String {
-            """
+            if let function = function(returning: column) {
+                return """
 
-            BEGIN
-                WITH written AS (\(sql) RETURNING \(column) AS value) SELECT array_agg(value) INTO returned FROM written;
-                COMMIT;
-            END
+                    BEGIN
+                        returned := \(function.name)(\(arguments));
+                        COMMIT;
+                    END
 
-            """
+                    """
+            }
+            return """
+
+                BEGIN
+                    WITH written AS (\(sql) RETURNING \(column) AS value) SELECT array_agg(value) INTO returned FROM written;
+                    COMMIT;
+                END
+
+                """
         }
     }
 
@@ -1138,13 +1198,16 @@ package final class PostgresOperationStore: OperationStore {
         returning column: String,
         as: Value.Type
     ) async throws -> [Value] where Value._DecodableType == Value {
+        let arguments = statement.arguments
         if let connection {
-            let rows = try await connection.query(
-                PostgresQuery(unsafeSQL: "\(statement.sql) RETURNING \(column)", binds: binds), logger: logger
-            ).collect()
+            // Through the statement's function when it has one, for its planner settings.
+            let sql =
+                statement.function(returning: column).map { "SELECT unnest(\($0.name)(\(arguments)))" }
+                ?? "\(statement.sql) RETURNING \(column)"
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                .collect()
             return try rows.map { try $0.decode(Value.self) }
         }
-        let arguments = (1...statement.parameterTypes.count).map { "$\($0)" }.joined(separator: ", ")
         let rows = try await client.query(
             PostgresQuery(unsafeSQL: "CALL \(statement.procedure)(\(arguments), NULL)", binds: binds), logger: logger
         ).collect()

@@ -126,4 +126,97 @@ struct PostgresClaimIndexTests {
             #expect(inside == ["off"])
         }
     }
+
+    @Test(
+        "a completion finds its rows by id, never through a bitmap scan of the running rows, and commits synchronously")
+    func completionPlanReadsRowsByID() async throws {
+        try await StoreHarness.with(.postgres) { harness, store in
+            let postgres = try #require(store as? PostgresOperationStore)
+            let table = try #require(harness.postgresConfiguration?.tablePrefix) + "operations"
+            // The claim test's never-analyzed table: 100 queued operations, 100 running under "w", 50 000 finished.
+            // Planned without the settings, the completion read `_leases` through a bitmap scan, which visits
+            // every dead entry completed operations leave there (bench/README.md, branches pgaccept, pgcomplete).
+            for statement in [
+                "ALTER TABLE \(table) SET (autovacuum_enabled = false)",
+                """
+                INSERT INTO \(table) (id, pipeline_key, state, request, created_at, not_before, request_digest, \
+                lease_owner, lease_expires_at) SELECT 'op' || g, 'acme/echo', \
+                CASE WHEN g > 200 THEN 'succeeded' WHEN g % 2 = 0 THEN 'queued' ELSE 'running' END, '\\x00', g, g, \
+                'd', CASE WHEN g % 2 = 1 AND g <= 200 THEN 'w' END, CASE WHEN g % 2 = 1 AND g <= 200 THEN g END \
+                FROM generate_series(1, 50200) AS g
+                """,
+            ] {
+                try await postgres.client.query(PostgresQuery(unsafeSQL: statement), logger: postgres.logger)
+            }
+            let statement = postgres.completionUpdate
+            let function = try #require(statement.function(returning: "r.n"))
+            func configuration(_ name: String) async throws -> [String?] {
+                try await postgres.client.query(
+                    "SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = \(name)",
+                    logger: postgres.logger
+                ).collect().map { try $0.decode(String?.self) }
+            }
+            // The function carries the settings; the procedure, which commits, none (it could not).
+            #expect(try await configuration(function.name) == ["enable_bitmapscan=off,enable_seqscan=off"])
+            #expect(try await configuration(statement.procedure) == [nil])
+            for planCacheMode in ["force_custom_plan", "force_generic_plan"] {
+                let plan = try await postgres.client.withTransaction(logger: postgres.logger) { connection in
+                    func run(_ sql: String) async throws -> [PostgresRow] {
+                        try await connection.query(PostgresQuery(unsafeSQL: sql), logger: postgres.logger).collect()
+                    }
+                    for setting in statement.plannerSettings + ["plan_cache_mode = \(planCacheMode)"] {
+                        _ = try await run("SET LOCAL \(setting)")
+                    }
+                    let types = statement.parameterTypes.joined(separator: ", ")
+                    _ = try await run("PREPARE tg_complete (\(types)) AS \(statement.sql) RETURNING r.n")
+                    let lines = try await run(
+                        """
+                        EXPLAIN EXECUTE tg_complete ('{0,1}', '{op1,op3}', '{w,w}', '{"\\\\x00","\\\\x00"}', \
+                        '{1,1}', '{f,f}')
+                        """)
+                    _ = try await run("DEALLOCATE tg_complete")
+                    return try lines.map { try $0.decode(String.self) }.joined(separator: "\n")
+                }
+                #expect(!plan.contains("Seq Scan") && !plan.contains("Bitmap"), "\(planCacheMode): \(plan)")
+                #expect(!plan.contains("\(table)_leases"), "\(planCacheMode): \(plan)")
+                #expect(plan.contains("Index Scan using \(table)_id_key"), "\(planCacheMode): \(plan)")
+            }
+
+            // Through the procedure (no blobs; batched as they come): only the row running under its owner is written.
+            let finished = Date()
+            async let running = store.complete(id: "op1", owner: "w", result: Fixtures.result(text: "a"), now: finished)
+            async let otherOwner = store.complete(
+                id: "op3", owner: "x", result: Fixtures.result(text: "b"), now: finished)
+            async let queued = store.complete(id: "op2", owner: "w", result: Fixtures.result(text: "c"), now: finished)
+            #expect(try await [running, otherOwner, queued] == [true, false, false])
+            let states = try await postgres.client.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT id, state FROM \(table) WHERE id IN ('op1', 'op2', 'op3') ORDER BY id"),
+                logger: postgres.logger
+            ).collect().map { try $0.decode((String, String).self) }
+            #expect(states.map(\.0) == ["op1", "op2", "op3"])
+            #expect(states.map(\.1) == ["succeeded", "queued", "running"])
+
+            // Durability unchanged: the function's settings end with it, so the procedure's COMMIT runs with the
+            // session's synchronous_commit (on) and waits for its WAL flush; and it is a COMMIT (inside a
+            // transaction block the CALL is refused, PostgresBatchProcedureTests).
+            let after = try await postgres.client.withConnection { connection in
+                _ = try await connection.query(
+                    """
+                    CALL \(unescaped: statement.procedure)(ARRAY[0::int8], ARRAY['op5'], ARRAY['w'], \
+                    ARRAY['\\x00'::bytea], ARRAY[1::int8], ARRAY[false], NULL)
+                    """, logger: postgres.logger
+                ).collect()
+                return try await connection.query(
+                    "SELECT current_setting('synchronous_commit'), current_setting('enable_bitmapscan')",
+                    logger: postgres.logger
+                ).collect().map { try $0.decode((String, String).self) }
+            }
+            #expect(after.map(\.0) == ["on"] && after.map(\.1) == ["on"])
+            let op5 = try await postgres.client.query(
+                PostgresQuery(unsafeSQL: "SELECT state FROM \(table) WHERE id = 'op5'"), logger: postgres.logger
+            ).collect().map { try $0.decode(String.self) }
+            #expect(op5 == ["succeeded"])
+        }
+    }
 }
