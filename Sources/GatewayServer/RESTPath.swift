@@ -76,6 +76,9 @@ enum RESTPath: Equatable {
         }
     }
 
+    /// The byte length of the longest fixed path ``parse(_:)`` matches whole (`/v1beta/__readiness`).
+    static var fixedPathsMaxLength: Int { 19 }
+
     /// Parses a request target (`/v1beta/...?query`); nil when no endpoint has this path.
     ///
     /// The path is split on `/` first and each segment is percent-decoded after (RFC 3986 §2.2 and §3.3:
@@ -86,9 +89,6 @@ enum RESTPath: Equatable {
     ///
     /// - Throws: `GatewayError(.invalidArgument)` when a segment holds a `%` not followed by two hex digits
     ///   (RFC 3986 §2.1: such a target is not a URI).
-    /// The byte length of the longest fixed path ``parse(_:)`` matches whole (`/v1beta/__readiness`).
-    static var fixedPathsMaxLength: Int { 19 }
-
     static func parse(_ target: String) throws(GatewayError) -> RESTPath? {
         let path = pathPart(of: target)
         // A trigger's path is longer than every fixed one: it skips their eight string comparisons (~700
