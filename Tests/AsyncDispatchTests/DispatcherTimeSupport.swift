@@ -465,7 +465,8 @@ func asyncRequest(_ pipeline: String) -> TriggerRequest {
     )
 }
 
-/// Holds `store`'s claim of one operation, once committed, until ``release()``: the window in which a test
+/// Holds `store`'s claim of one operation (or of the first operation a predicate matches), once committed, until
+/// ``release()``: the window in which a test
 /// interleaves the run's own store calls (a refused outcome write or renewal) with a claim still under way
 /// (review 13 F2, F4). `whenCommitted` runs first, inside the claim.
 final class HeldClaim: Sendable {
@@ -475,9 +476,17 @@ final class HeldClaim: Sendable {
     /// The claim is committed and being held.
     var isHeld: Bool { held.load(ordering: .sequentiallyConsistent) }
 
-    init(of id: String, in store: RecordingStore, whenCommitted: @escaping @Sendable () -> Void = {}) {
+    convenience init(of id: String, in store: RecordingStore, whenCommitted: @escaping @Sendable () -> Void = {}) {
+        self.init(in: store, matching: { $0.id == id }, whenCommitted: whenCommitted)
+    }
+
+    /// Holds the first claim that took an operation `matching`.
+    init(
+        in store: RecordingStore, matching: @escaping @Sendable (Operation) -> Bool,
+        whenCommitted: @escaping @Sendable () -> Void = {}
+    ) {
         store.onClaim { [self] claimed in
-            guard claimed.contains(where: { $0.id == id }) else { return }
+            guard claimed.contains(where: matching) else { return }
             whenCommitted()
             held.store(true, ordering: .sequentiallyConsistent)
             _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {

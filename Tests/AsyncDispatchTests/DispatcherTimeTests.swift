@@ -634,24 +634,16 @@ struct DispatcherTimeTests {
             // Cancelled by another instance sharing the store: this one's local stop is not told.
             _ = try await store.base.cancel(id: operation.id)
             // A claim of another operation, held while the renewal at 10 s is refused.
-            let held = Atomic<Bool>(false)
-            let released = Atomic<Bool>(false)
-            store.onClaim { claimed in
-                guard claimed.contains(where: { $0.request.ref.pipeline == "echo" }) else { return }
-                held.store(true, ordering: .sequentiallyConsistent)
-                _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
-                    released.load(ordering: .sequentiallyConsistent)
-                }
-            }
+            let claim = HeldClaim(in: store, matching: { $0.request.ref.pipeline == "echo" })
             _ = try await instance.operations.submit(asyncRequest("echo"))
-            #expect(await eventually(within: .seconds(20)) { held.load(ordering: .sequentiallyConsistent) })
+            #expect(await eventually(within: .seconds(20)) { claim.isHeld })
             #expect(
                 await Self.step(time, by: .seconds(1), settlingOn: Self.idle - 1, atMost: 12) {
                     store.renewals.contains { !$0.held }
                 })
             #expect(await time.settle(sleepers: Self.idle - 1))
             #expect(instance.operations.localRun(operation.id)?.leaseLost == false, "decided before the claim returned")
-            released.store(true, ordering: .sequentiallyConsistent)
+            claim.release()
             // No step of time: the claim's return decides.
             #expect(
                 await eventually(within: .seconds(20), interval: .milliseconds(2)) {
