@@ -465,36 +465,48 @@ func asyncRequest(_ pipeline: String) -> TriggerRequest {
     )
 }
 
-/// Holds `store`'s claim of one operation (or of the first operation a predicate matches), once committed, until
-/// ``release()``: the window in which a test
-/// interleaves the run's own store calls (a refused outcome write or renewal) with a claim still under way
-/// (review 13 F2, F4). `whenCommitted` runs first, inside the claim.
-final class HeldClaim: Sendable {
+/// Holds one of `store`'s calls, once committed and before it is answered, until ``release()``: the window in
+/// which a test interleaves the dispatcher's other store calls with one still under way. A claim of one operation
+/// (or of the first operation a predicate matches): a refused outcome write or renewal meanwhile (review 13 F2,
+/// F4; `whenCommitted` runs first, inside the claim). The first stored `fail`: a claim meanwhile (review 14 F2).
+final class HeldStoreCall: Sendable {
     private let held = Atomic<Bool>(false)
     private let released = Atomic<Bool>(false)
 
-    /// The claim is committed and being held.
+    /// The call is committed and being held.
     var isHeld: Bool { held.load(ordering: .sequentiallyConsistent) }
 
-    convenience init(of id: String, in store: RecordingStore, whenCommitted: @escaping @Sendable () -> Void = {}) {
-        self.init(in: store, matching: { $0.id == id }, whenCommitted: whenCommitted)
+    convenience init(claimOf id: String, in store: RecordingStore, whenCommitted: @escaping @Sendable () -> Void = {}) {
+        self.init(claimMatching: { $0.id == id }, in: store, whenCommitted: whenCommitted)
     }
 
-    /// Holds the first claim that took an operation `matching`.
+    /// Holds every claim that took an operation `matching`.
     init(
-        in store: RecordingStore, matching: @escaping @Sendable (Operation) -> Bool,
+        claimMatching matching: @escaping @Sendable (Operation) -> Bool, in store: RecordingStore,
         whenCommitted: @escaping @Sendable () -> Void = {}
     ) {
         store.onClaim { [self] claimed in
             guard claimed.contains(where: matching) else { return }
             whenCommitted()
-            held.store(true, ordering: .sequentiallyConsistent)
-            _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
-                self.released.load(ordering: .sequentiallyConsistent)
-            }
+            await hold()
         }
     }
 
-    /// Lets the claim return.
+    /// Holds the first `fail` that was stored.
+    init(firstStoredFailIn store: RecordingStore) {
+        store.onFail { [self] stored in
+            guard stored, !isHeld else { return }
+            await hold()
+        }
+    }
+
+    private func hold() async {
+        held.store(true, ordering: .sequentiallyConsistent)
+        _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
+            self.released.load(ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Lets the call return.
     func release() { released.store(true, ordering: .sequentiallyConsistent) }
 }

@@ -442,19 +442,12 @@ struct DispatcherTimeTests {
             var settings = Self.outageSettings
             settings.retryBackoff = .zero
             settings.maxRetryBackoff = .zero
-            let held = Atomic<Bool>(false)
-            let released = Atomic<Bool>(false)
-            store.onFail { stored in
-                guard stored, !held.exchange(true, ordering: .sequentiallyConsistent) else { return }
-                _ = await eventually(within: .seconds(30), interval: .milliseconds(2)) {
-                    released.load(ordering: .sequentiallyConsistent)
-                }
-            }
+            let write = HeldStoreCall(firstStoredFailIn: store)
             let runner = ScriptedRunner()
             let instance = DispatcherInstance(
                 store: store, settings: settings, runner: runner, clock: time, now: time.wallClock)
             let operation = try await instance.operations.submit(asyncRequest("flaky"))
-            #expect(await eventually(within: .seconds(20)) { held.load(ordering: .sequentiallyConsistent) })
+            #expect(await eventually(within: .seconds(20)) { write.isHeld })
             // The claim loop's next round (the poll interval) takes the retry, queued at once, while the write's
             // answer is held.
             #expect(
@@ -462,7 +455,7 @@ struct DispatcherTimeTests {
                     store.claims(of: operation.id).count == 2
                 })
             #expect(await time.settle(sleepers: Self.idle))
-            released.store(true, ordering: .sequentiallyConsistent)
+            write.release()
             #expect(
                 try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10, quiet: store) {
                     try await store.get(id: operation.id)?.state == .succeeded
@@ -539,7 +532,7 @@ struct DispatcherTimeTests {
             }
             await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
             // Committed: the outcome's next try reaches the store now, and is refused (another claim holds it).
-            let claim = HeldClaim(of: operation.id, in: store) { store.failsOutcomes = false }
+            let claim = HeldStoreCall(claimOf: operation.id, in: store) { store.failsOutcomes = false }
             store.failsOutcomes = true
             store.isUnreachable = false
             // While the claim is held, its loop does not sleep on the clock.
@@ -584,7 +577,7 @@ struct DispatcherTimeTests {
             // Renewals at 10, 20 and 30 s fail: the 30 s lease expires.
             store.isUnreachable = true
             await Self.stepSeconds(31, of: time, settlingOn: Self.idle)
-            let claim = HeldClaim(of: operation.id, in: store)
+            let claim = HeldStoreCall(claimOf: operation.id, in: store)
             store.isUnreachable = false
             #expect(
                 await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 10, quiet: store) {
@@ -634,7 +627,7 @@ struct DispatcherTimeTests {
             // Cancelled by another instance sharing the store: this one's local stop is not told.
             _ = try await store.base.cancel(id: operation.id)
             // A claim of another operation, held while the renewal at 10 s is refused.
-            let claim = HeldClaim(in: store, matching: { $0.request.ref.pipeline == "echo" })
+            let claim = HeldStoreCall(claimMatching: { $0.request.ref.pipeline == "echo" }, in: store)
             _ = try await instance.operations.submit(asyncRequest("echo"))
             #expect(await eventually(within: .seconds(20)) { claim.isHeld })
             #expect(
