@@ -4,8 +4,9 @@ import Testing
 
 /// The fuzz target's connection harness in the ordinary test run: the seeds captured from real clients and the
 /// generated HTTP/2 sessions go through the gateway's real connection pipeline and meet every invariant, and
-/// the invariants themselves catch what they are meant to catch. (`scripts/fuzz.sh regress` replays the whole
-/// corpus under libFuzzer and AddressSanitizer.)
+/// the invariants themselves catch what they are meant to catch. Every corpus file and every past crasher is
+/// replayed here as `scripts/fuzz.sh regress` replays it (``replayed(_:)``), without libFuzzer's instrumentation
+/// and AddressSanitizer, which `scripts/fuzz.sh regress` adds (a separate build of the whole graph).
 @Suite("fuzz harness: the real frontends on a test channel")
 struct FuzzConnectionTests {
     static let corpus = URL(fileURLWithPath: #filePath)
@@ -25,12 +26,38 @@ struct FuzzConnectionTests {
         #expect(Self.seeds.contains { $0.hasPrefix("nghttp-") })
     }
 
-    @Test("a seed is served and every invariant holds", arguments: seeds)
-    func seed(_ name: String) async throws {
-        let bytes = try [UInt8](Data(contentsOf: Self.corpus.appendingPathComponent(name)))
+    static let failCases = corpus.deletingLastPathComponent().appendingPathComponent("FailCases")
+
+    /// What `scripts/fuzz.sh regress` replays: every file of `corpus/` and `FailCases/` but the READMEs, as paths
+    /// relative to scripts/fuzz.
+    static let regressionInputs: [String] = {
+        [corpus, failCases].flatMap { directory in
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+                .filter { !$0.hasPrefix("README") && !$0.hasPrefix(".") }
+                .map { directory.lastPathComponent + "/" + $0 }
+        }.sorted()
+    }()
+
+    @Test("the regression inputs include the past crashers and the whole corpus")
+    func regressionInputsPresent() {
+        #expect(Self.regressionInputs.contains { $0.hasPrefix("FailCases/") })
+        #expect(Self.regressionInputs.filter { $0.hasPrefix("corpus/") }.count > Self.seeds.count)
+    }
+
+    /// The same input through the same entry as the fuzzer's (`fuzzGatewayInput`: the whole connection, then
+    /// every decoder), so the test run catches a broken invariant on any corpus input or past crasher without
+    /// the instrumented build. The decoders' invariants are preconditions (a failure stops the test binary
+    /// with the message, as it stops the fuzzer); the connection's is reported per input.
+    @Test("every corpus input and past crasher replays with every invariant held", arguments: regressionInputs)
+    func replayed(_ path: String) async throws {
+        let bytes = try [UInt8](Data(contentsOf: Self.corpus.deletingLastPathComponent().appendingPathComponent(path)))
         let served = await FuzzConnection.serve(bytes)
-        #expect(served.violation == nil, "\(name): \(served.violation ?? "")")
-        #expect(!served.output.isEmpty, "\(name): no answer at all")
+        #expect(served.violation == nil, "\(path): \(served.violation ?? "")")
+        // A whole-connection seed (a real client's capture, a generated session) gets an answer.
+        if path.hasPrefix("corpus/"), Self.seeds.contains(String(path.dropFirst("corpus/".count))) {
+            #expect(!served.output.isEmpty, "\(path): no answer at all")
+        }
+        bytes.withUnsafeBytes { fuzzGatewayDecoders($0) }
     }
 
     /// The seeds reach the demo runner through the real dispatcher, not only the frontends' error paths.
