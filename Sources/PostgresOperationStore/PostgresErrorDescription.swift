@@ -98,6 +98,12 @@ enum PostgresErrorDescription {
             self.message = message
         }
 
+        /// A privilege found missing before any statement needed it (a routine this role cannot execute), worded as
+        /// the server words it (`permission denied for function <name>`).
+        init(message: String) {
+            self.message = message
+        }
+
         /// The message in operator words with the grant that fixes it for `role` (README "PostgreSQL roles").
         func advice(role: String) -> String {
             let said =
@@ -116,10 +122,11 @@ enum PostgresErrorDescription {
                 fix = "GRANT SELECT, INSERT, UPDATE, DELETE ON \(object) TO \(role)"
             } else if message.hasPrefix("permission denied for sequence") {
                 fix = "GRANT USAGE, SELECT ON SEQUENCE \(object) TO \(role)"
-            } else if message.hasPrefix("permission denied for procedure")
-                || message.hasPrefix("permission denied for function")
-            {
+            } else if message.hasPrefix("permission denied for procedure") {
                 fix = "GRANT EXECUTE ON PROCEDURE \(object) TO \(role)"
+            } else if message.hasPrefix("permission denied for function") {
+                // PostgreSQL refuses `GRANT EXECUTE ON PROCEDURE` for a function (review 16, F4).
+                fix = "GRANT EXECUTE ON FUNCTION \(object) TO \(role)"
             } else if message.hasPrefix("permission denied for database") {
                 fix = "GRANT CONNECT, CREATE ON DATABASE \(object) TO \(role)"
             } else {

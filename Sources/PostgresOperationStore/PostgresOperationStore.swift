@@ -784,24 +784,112 @@ package final class PostgresOperationStore: OperationStore {
         for statement in try await missingSchemaStatements(on: connection) {
             try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
         }
-        // The batch procedures (`BatchStatement`), the same unversioned way: only this and later gateways
-        // call them, and an earlier one sharing the database (a rolling upgrade) keeps its own statements.
-        // After the added columns, which the enqueue procedure writes (a database made before them gains
-        // them first). Only those whose stored body is not this version's (`pg_proc.prosrc`).
-        let bodies = try await storedProcedureBodies(on: connection)
+        // The batch procedures and the functions (`routines`), the same unversioned way: only this and later
+        // gateways call them, and an earlier one sharing the database (a rolling upgrade) keeps its own. After the
+        // added columns, which the enqueue procedure writes (a database made before them gains them first).
+        for statement in try await missingRoutineStatements(on: connection) {
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        }
+    }
+
+    /// The DDL a start would run now (`missingSchemaStatements`, then `missingRoutineStatements`) on a database
+    /// whose tables exist: none once the schema is this version's. For tests: a schema that is current must stay
+    /// so at every start (a role with DML and EXECUTE only can start only then; review 16, F3 and F5).
+    ///
+    /// - Throws: the driver's error; `PostgresErrorDescription.Privilege` when a current routine is not executable.
+    func pendingSchemaStatements() async throws -> [String] {
+        try await client.withConnection { [self] connection in
+            try await missingSchemaStatements(on: connection) + missingRoutineStatements(on: connection)
+        }
+    }
+
+    /// PostgreSQL keeps the first 63 bytes of an identifier (NAMEDATALEN − 1) and drops the rest with a NOTICE,
+    /// in the catalogs and in every statement that names it, so a name longer than that is found in the catalogs
+    /// only by its first 63 bytes: a lookup by the whole name missed it and made every start run its DDL again
+    /// (review 16, F3: `table_prefix` allows 40 bytes, and `<prefix>operations_failed_or_cancelled` is 70).
+    /// Prefixes are `[a-z0-9_]`: one byte a character.
+    static func storedName(_ name: String) -> String {
+        String(decoding: name.utf8.prefix(63), as: UTF8.self)
+    }
+
+    /// A procedure or function this version creates (`routines`).
+    struct Routine {
+        /// Its name (the table prefix's), as written in statements.
+        var name: String
+        /// `FUNCTION` or `PROCEDURE`, as a GRANT names it.
+        var kind: String
+        /// Its body, what PostgreSQL stores as `pg_proc.prosrc`.
+        var body: String
+        /// Its `SET` clauses as PostgreSQL stores them (`pg_proc.proconfig` joined by `,`, e.g.
+        /// `enable_bitmapscan=off,enable_seqscan=off`); nil for none.
+        var settings: String?
+        /// `CREATE OR REPLACE …`.
+        var sql: String
+    }
+
+    /// The stored routines of this version, a function before the procedure whose body calls it. Each name's
+    /// body and settings never change once released: an instance replaces a routine whose stored body or settings
+    /// differ from its own, so two versions sharing a database during a rolling upgrade would replace each
+    /// other's at every start, and a role without ownership could not start at all (review 16, F1). A version that
+    /// changes what a routine does gives it a new name (`_complete2`); `PostgresRoutineNamesTests` holds the
+    /// released bodies.
+    var routines: [Routine] {
+        var routines: [Routine] = []
         for (statement, returning) in [(enqueueInsert, "id"), (completionUpdate, "r.n")] {
-            // The function first: the procedure's body calls it.
-            if let function = statement.function(returning: returning), bodies[function.name] != function.body {
-                try await connection.query(PostgresQuery(unsafeSQL: function.sql), logger: logger)
+            if let function = statement.function(returning: returning) {
+                routines.append(
+                    Routine(
+                        name: function.name, kind: "FUNCTION", body: function.body,
+                        settings: statement.storedSettings, sql: function.sql))
             }
-            guard bodies[statement.procedure] != statement.procedureBody(returning: returning) else { continue }
-            try await connection.query(
-                PostgresQuery(unsafeSQL: statement.procedureSQL(returning: returning)), logger: logger)
+            routines.append(
+                Routine(
+                    name: statement.procedure, kind: "PROCEDURE", body: statement.procedureBody(returning: returning),
+                    settings: nil, sql: statement.procedureSQL(returning: returning)))
         }
         let claim = claimFunction
-        if bodies[claim.name] != claim.body {
-            try await connection.query(PostgresQuery(unsafeSQL: claim.sql), logger: logger)
+        routines.append(
+            Routine(
+                name: claim.name, kind: "FUNCTION", body: claim.body,
+                settings: "enable_bitmapscan=off,enable_seqscan=off", sql: claim.sql))
+        return routines
+    }
+
+    /// The `CREATE OR REPLACE` statements of the routines whose stored body or settings (`pg_proc.prosrc`,
+    /// `proconfig`) are not this version's, in the first schema of `search_path` that holds them, in `routines`'
+    /// order. A settings-only difference counts: a function that lost its settings (`ALTER FUNCTION … RESET ALL`)
+    /// plans with the bitmap scans they exist to avoid (review 16, F5).
+    ///
+    /// - Throws: `PostgresErrorDescription.Privilege` when a routine that is current is not executable by this role
+    ///   (PUBLIC's EXECUTE revoked, no grant to the role): otherwise the gateway would start ready, accept triggers
+    ///   and fail every claim or completion (review 16, F4).
+    private func missingRoutineStatements(on connection: PostgresConnection) async throws -> [String] {
+        let routines = self.routines
+        let rows = try await connection.query(
+            """
+            SELECT p.proname::text, p.prosrc, array_to_string(p.proconfig, ','),             has_function_privilege(p.oid, 'EXECUTE') FROM pg_proc p             WHERE p.proname = ANY(\(routines.map { Self.storedName($0.name) }))             AND p.pronamespace = to_regnamespace(current_schema())
+            """,
+            logger: logger
+        ).collect()
+        var stored: [String: (body: String, settings: String?, executable: Bool)] = [:]
+        for row in rows {
+            let (name, body, settings, executable) = try row.decode((String, String, String?, Bool).self)
+            stored[name] = (body, settings, executable)
         }
+        var statements: [String] = []
+        for routine in routines {
+            guard let found = stored[Self.storedName(routine.name)], found.body == routine.body,
+                found.settings == routine.settings
+            else {
+                statements.append(routine.sql)
+                continue
+            }
+            guard found.executable else {
+                throw PostgresErrorDescription.Privilege(
+                    message: "permission denied for \(routine.kind.lowercased()) \(Self.storedName(routine.name))")
+            }
+        }
+        return statements
     }
 
     private func hasColumn(_ table: String, _ column: String, on connection: PostgresConnection) async throws
@@ -828,28 +916,6 @@ package final class PostgresOperationStore: OperationStore {
             if try rows.first?.decode(Bool.self) == true { found.insert(name) }
         }
         return found
-    }
-
-    /// The source (`prosrc`) of the batch procedures and the claim function stored in the first schema of `search_path` that holds
-    /// them, by name.
-    private func storedProcedureBodies(on connection: PostgresConnection) async throws -> [String: String] {
-        let names =
-            [enqueueInsert.procedure, completionUpdate.procedure, claimFunction.name]
-            + [enqueueInsert.function(returning: "id"), completionUpdate.function(returning: "r.n")]
-            .compactMap { $0?.name }
-        let rows = try await connection.query(
-            """
-            SELECT p.proname::text, p.prosrc FROM pg_proc p \
-            WHERE p.proname = ANY(\(names)) AND p.pronamespace = to_regnamespace(current_schema())
-            """,
-            logger: logger
-        ).collect()
-        var bodies: [String: String] = [:]
-        for row in rows {
-            let (name, body) = try row.decode((String, String).self)
-            bodies[name] = body
-        }
-        return bodies
     }
 
     /// "tgopstor" as a number: any constant works as long as it is the same in every instance.
@@ -965,8 +1031,8 @@ package final class PostgresOperationStore: OperationStore {
         return OperationRow.addedColumns.filter { !columns.contains($0.name) }.map {
             "ALTER TABLE \(operations) ADD COLUMN IF NOT EXISTS \($0.name) \($0.definition)"
         }
-            + claim.made.filter { !indexes.contains($0.name) }.map(\.sql)
-            + claim.dropped.filter { indexes.contains($0) }.map { "DROP INDEX IF EXISTS \($0)" }
+            + claim.made.filter { !indexes.contains(Self.storedName($0.name)) }.map(\.sql)
+            + claim.dropped.filter { indexes.contains(Self.storedName($0)) }.map { "DROP INDEX IF EXISTS \($0)" }
     }
 
     /// The enqueue `INSERT` of `insertOperations`, one row per element of its twelve array parameters (ids,
@@ -1016,7 +1082,9 @@ package final class PostgresOperationStore: OperationStore {
     /// buffers per operation in pgaccept's runs, 20 in pgcomplete's against 19–20 now (bench/README.md).
     var completionUpdate: BatchStatement {
         BatchStatement(
-            procedure: "\(operations)_complete",
+            // `_complete2`: `_complete` (e030be6 and earlier) ran the statement itself; an instance of those
+            // versions replaces any other body of that name at its start (review 16, F1).
+            procedure: "\(operations)_complete2",
             parameterTypes: ["int8[]", "text[]", "text[]", "bytea[]", "int8[]", "bool[]"],
             sql: """
                 UPDATE \(operations) AS o SET state = 'succeeded', result = r.result, error = NULL, \
@@ -1026,7 +1094,9 @@ package final class PostgresOperationStore: OperationStore {
                 WHERE o.id = ANY($2::text[]) AND o.id = r.id AND o.state = 'running' AND o.lease_owner = r.owner
                 """,
             returnType: "int8[]",
-            plannerSettings: ["enable_bitmapscan = off", "enable_seqscan = off"]
+            plannerSettings: ["enable_bitmapscan = off", "enable_seqscan = off"],
+            // The name 4509262 gave it (its body unchanged since), as `_complete`'s body there called it.
+            functionName: "\(operations)_complete_rows"
         )
     }
 
@@ -1045,17 +1115,26 @@ package final class PostgresOperationStore: OperationStore {
         /// a function of its own (`function`) carrying them as `SET` clauses, which the procedure calls and then
         /// commits: a procedure that commits cannot carry a `SET` clause, and a statement sent on its own cannot
         /// ask for them (start-up parameters, which poolers such as PgBouncer refuse by default). The function's
-        /// settings apply while PostgreSQL plans its statement and end when it returns. What the procedure does is
-        /// unchanged, so it keeps its name; an earlier instance that restarts puts its own body back, which runs
-        /// the statement as planned without them, until a later one starts.
+        /// settings apply while PostgreSQL plans its statement and end when it returns. A procedure that gains
+        /// them changes its body, so it takes a new name (`Routine`).
         var plannerSettings: [String] = []
+        /// The function's name (`function(returning:)`); nil: `<procedure>_rows`.
+        var functionName: String? = nil
+
+        /// `plannerSettings` as PostgreSQL stores them (`pg_proc.proconfig` joined by `,`); nil for none.
+        var storedSettings: String? {
+            plannerSettings.isEmpty
+                ? nil
+                : plannerSettings.map { String($0.filter { $0 != " " }) }
+                    .joined(separator: ",")
+        }
 
         /// The function that runs `sql` with `RETURNING <column>` under `plannerSettings` and returns that column
-        /// as one array (NULL for no rows), `<procedure>_rows`; nil without settings. Created before the procedure
-        /// at every start when its stored body differs, like the procedure.
+        /// as one array (NULL for no rows), `functionName`; nil without settings. Created before the procedure
+        /// at every start when its stored body or settings differ, like the procedure.
         func function(returning column: String) -> (name: String, body: String, sql: String)? {
             guard !plannerSettings.isEmpty else { return nil }
-            let name = "\(procedure)_rows"
+            let name = functionName ?? "\(procedure)_rows"
             let body = """
 
                 DECLARE
@@ -1089,9 +1168,9 @@ package final class PostgresOperationStore: OperationStore {
         /// CommandComplete, when that fails), and the `CALL` completes only after it: one round trip whose answer
         /// proves the batch durable, where the statement and a `SELECT 1` run after it to confirm its commit
         /// took two (bench/README.md, branch pgbatch). PL/pgSQL also keeps the statement's plan per connection.
-        /// Created at every start (`CREATE OR REPLACE`: idempotent). Since every start replaces the body, a later
-        /// version that changes what a procedure does must give it a new name (`…_enqueue2`): instances of two
-        /// versions sharing one database during a rolling upgrade would otherwise replace each other's.
+        /// Created at a start that finds another body stored (`CREATE OR REPLACE`), so a later version that changes
+        /// a procedure's body must give it a new name (`_complete2`): instances of two versions sharing one
+        /// database during a rolling upgrade would otherwise replace each other's (`Routine`).
         func procedureSQL(returning column: String) -> String {
             """
             CREATE OR REPLACE PROCEDURE \(procedure)(\(parameterTypes.joined(separator: ", ")), \
@@ -1244,6 +1323,8 @@ package final class PostgresOperationStore: OperationStore {
             return value
         } catch {
             if forOperator {
+                // A privilege found missing by the schema's own checks, or refused by the server.
+                if let privilege = error as? PostgresErrorDescription.Privilege { throw privilege }
                 if let privilege = PostgresErrorDescription.Privilege(error) { throw privilege }
                 throw (error as? GatewayError)
                     ?? GatewayError(
