@@ -17,15 +17,27 @@ import VaporCSQLite
 /// it fails), so none holds a read snapshot or blocks `COMMIT`/`ROLLBACK` between runs.
 final class SQLiteHandle: @unchecked Sendable {
     /// A prepared statement and its result's column names (read once: `sqlite3_column_name` per run would cost a
-    /// `String` per column per statement).
+    /// `String` per column per statement), read again when SQLite has recompiled the statement since.
     private final class Prepared {
         let statement: OpaquePointer
         var names: [String]
         var lastUse: UInt64 = 0
+        /// `SQLITE_STMTSTATUS_REPREPARE` when `names` were read: SQLite recompiles a kept statement after a schema
+        /// change, and its columns may then differ in names only (a renamed column; review 16, F8).
+        var reprepares: Int32
 
         init(statement: OpaquePointer) {
             self.statement = statement
             self.names = Self.columnNames(of: statement)
+            self.reprepares = sqlite_nio_sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0)
+        }
+
+        /// Reads the names again when the statement was recompiled since they were read.
+        func refreshNames() {
+            let reprepares = sqlite_nio_sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0)
+            guard reprepares != self.reprepares else { return }
+            self.reprepares = reprepares
+            names = Self.columnNames(of: statement)
         }
 
         static func columnNames(of statement: OpaquePointer) -> [String] {
@@ -68,7 +80,8 @@ final class SQLiteHandle: @unchecked Sendable {
     }
 
     deinit {
-        // The one call off the store's thread: no run can be under way once the last reference is gone.
+        // No run can be under way once the last reference is gone. The store's own deinit hands its last reference
+        // to its thread, so this runs there (closing checkpoints the WAL: an fsync, not for an event loop's thread).
         close()
     }
 
@@ -90,10 +103,11 @@ final class SQLiteHandle: @unchecked Sendable {
             let status = sqlite_nio_sqlite3_step(statement)
             if status == SQLITE_DONE { return rows }
             guard status == SQLITE_ROW else { throw failure(status) }
+            // A statement SQLite recompiled (at its first step after a schema change) may return other columns.
+            if rows.isEmpty { prepared.refreshNames() }
             let count = sqlite_nio_sqlite3_column_count(statement)
-            // A statement SQLite recompiled after a schema change may return other columns.
-            if count != prepared.names.count { prepared.names = Prepared.columnNames(of: statement) }
-            rows.append(SQLiteResultRow(names: prepared.names, values: (0..<count).map { value(statement, $0) }))
+            rows.append(
+                SQLiteResultRow(names: prepared.names, values: try (0..<count).map { try value(statement, $0) }))
         }
     }
 
@@ -158,20 +172,31 @@ final class SQLiteHandle: @unchecked Sendable {
         }
     }
 
-    private func value(_ statement: OpaquePointer, _ column: Int32) -> SQLiteData {
+    /// The value of `column` in the current row, copied (the pointers SQLite returns are good until the next step).
+    ///
+    /// - Throws: `Failure` `SQLITE_NOMEM` when SQLite could not make the text or blob (it returns NULL then, which
+    ///   must not read as an empty id or payload; sqlite-nio threw too; review 16, F7).
+    private func value(_ statement: OpaquePointer, _ column: Int32) throws -> SQLiteData {
         switch sqlite_nio_sqlite3_column_type(statement, column) {
         case SQLITE_INTEGER:
             return .integer(SQLiteInt64(sqlite_nio_sqlite3_column_int64(statement, column)))
         case SQLITE_FLOAT:
             return .float(sqlite_nio_sqlite3_column_double(statement, column))
         case SQLITE_TEXT:
-            // Pointer first, then its length (SQLite's rule for column_text then column_bytes).
-            guard let text = sqlite_nio_sqlite3_column_text(statement, column) else { return .text("") }
+            // Pointer first, then its length (SQLite's rule for column_text then column_bytes). An empty text is a
+            // pointer to its terminator: NULL is only ever out of memory.
+            guard let text = sqlite_nio_sqlite3_column_text(statement, column) else {
+                throw Failure(code: SQLITE_NOMEM, message: "out of memory reading a text column")
+            }
             let count = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
             return .text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self))
         case SQLITE_BLOB:
+            // An empty blob is NULL; a NULL for a non-empty one is out of memory.
             let blob = sqlite_nio_sqlite3_column_blob(statement, column)
             let count = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
+            guard blob != nil || count == 0 else {
+                throw Failure(code: SQLITE_NOMEM, message: "out of memory reading a blob column")
+            }
             var buffer = ByteBufferAllocator().buffer(capacity: count)
             if let blob { buffer.writeBytes(UnsafeRawBufferPointer(start: blob, count: count)) }
             return .blob(buffer)

@@ -806,7 +806,10 @@ package final class SQLiteOperationStore: OperationStore {
 
     deinit {
         // A store dropped without `close()` (a failed start, a test) must not leave its thread running; a pool
-        // already shut down ignores this.
+        // already shut down ignores this. The handle is closed on that thread first (review 16, F9): closing the
+        // last connection checkpoints the WAL with an fsync, which must not run on whatever thread dropped the store
+        // (an event loop's). Work queued before the shutdown still runs (its state then `.cancelled`).
+        threadPool.submit { [handle] _ in handle.close() }
         threadPool.shutdownGracefully { _ in }
     }
 

@@ -105,6 +105,20 @@ struct SQLiteHandleTests {
         }
     }
 
+    @Test("a kept statement recompiled after a column was renamed returns the new name (same column count)")
+    func renamedColumn() throws {
+        try Self.withHandle { handle, _ in
+            _ = try handle.run("CREATE TABLE t (a INTEGER)", [])
+            _ = try handle.run("INSERT INTO t (a) VALUES (1)", [])
+            #expect(try handle.run("SELECT * FROM t", []).first?.names == ["a"])
+            _ = try handle.run("ALTER TABLE t RENAME COLUMN a TO b", [])
+            let row = try handle.run("SELECT * FROM t", []).first
+            #expect(row?.names == ["b"])
+            #expect(row?.column("b")?.integer == 1)
+            #expect(row?.column("a") == nil)
+        }
+    }
+
     @Test("a closed handle refuses statements with SQLITE_MISUSE; closing again does nothing")
     func closedHandle() throws {
         try Self.withHandle { handle, _ in
