@@ -26,8 +26,10 @@
 #
 #   scripts/fuzz.sh                 build only
 #   scripts/fuzz.sh regress         build, then replay every file in FailCases/ and corpus/ once; non-zero on
-#                                   any crash, sanitizer report, leak or broken connection invariant. For the
-#                                   test command. Measured on 2 cores at load 7 (2026-11-29): replay of 608
+#                                   any crash, sanitizer report, leak or broken connection invariant. Run it
+#                                   before resolving work on a parser or a C wrapper; the test command replays
+#                                   the same files without this build (FuzzConnectionTests; the HTTP/2 ones
+#                                   under ASan through the engine, CorpusReplayTests). Measured on 2 cores at load 7 (2026-11-29): replay of 608
 #                                   inputs 20 s (each a whole connection run to its close on a manual clock);
 #                                   an incremental build ~1 min. The first build from an empty
 #                                   scripts/fuzz/.build compiles the gateway's whole graph, our targets
