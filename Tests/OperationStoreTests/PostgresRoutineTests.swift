@@ -133,21 +133,22 @@ struct PostgresRoutineTests {
         text.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01b3 }
     }
 
-    /// The routines released versions created, by name (prefix `tg_`), and the fingerprint of the body and
-    /// settings each was released with. A name listed here keeps its body for ever: an instance of any version
-    /// replaces another body of that name at its start. If this test fails, the change made a routine's body
-    /// or settings differ: give the routine a new name (as `_complete2` did) instead, and add it here.
+    /// Every routine a version created, by name (prefix `tg_`), with the fingerprint of the body and settings it
+    /// was made with. A name keeps its body for ever: an instance of any version replaces another body of that name
+    /// at its start. If this test fails for a listed name, the change made its body or settings differ: give the
+    /// routine a new name instead (as `_complete2` did); a new name is added here. `tg_operations_complete` is not
+    /// listed: e030be6 and 4509262 made it with two bodies, and no later version makes it.
     static let released: [String: UInt64] = [
         // e030be6 and earlier.
         "tg_operations_enqueue": 0x468c_4fe6_065e_f987,
         // 4509262.
         "tg_operations_complete_rows": 0x56f9_c47d_9f3b_5ab0,
         "tg_operations_claim": 0xb261_7ab5_daee_a31e,
-        // This version.
+        // The sixteenth session's.
         "tg_operations_complete2": 0x0791_a5e3_e473_a0f2,
     ]
 
-    @Test("a released routine's name keeps its body and settings; `_complete` (another body) is no longer made")
+    @Test("every routine keeps the body and settings its name was released with; `_complete` is no longer made")
     func releasedBodiesUnchanged() async throws {
         guard let configuration = try Self.configuration() else { return }
         let store = try await Self.open(configuration)
@@ -160,10 +161,9 @@ struct PostgresRoutineTests {
             current[named(routine.name)] = Self.fingerprint(named(routine.body) + "|" + (routine.settings ?? ""))
         }
         try await store.close()
-        for (name, fingerprint) in Self.released.sorted(by: { $0.key < $1.key }) {
-            #expect(current[name] == fingerprint, "\(name): 0x\(String(current[name] ?? 0, radix: 16))")
+        for (name, fingerprint) in current.sorted(by: { $0.key < $1.key }) {
+            #expect(Self.released[name] == fingerprint, "\(name): 0x\(String(fingerprint, radix: 16))")
         }
-        #expect(Set(current.keys) == Set(Self.released.keys))
         #expect(current["tg_operations_complete"] == nil)
     }
 }
