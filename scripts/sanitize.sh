@@ -5,6 +5,8 @@
 #   scripts/sanitize.sh [address] [swift test args...]   AddressSanitizer (+ leak check), scratch .build-asan
 #   scripts/sanitize.sh thread [swift test args...]      ThreadSanitizer, scratch .build-tsan
 #   scripts/sanitize.sh address --core [args...]          only scripts/asan-core (engine, codecs; scripts/test runs it)
+#   scripts/sanitize.sh address --stores [args...]        only scripts/asan-stores (SQLiteHandle, the SQLite store
+#                                                         and their suites; by hand, see below)
 #
 # e.g. `scripts/sanitize.sh address --filter HTTP2EngineTests`. The build always covers every test target
 # (`--build-tests`); the arguments only narrow what runs.
@@ -31,11 +33,17 @@ thread) scratch=.build-tsan ;;
 esac
 # --core: only scripts/asan-core (the HTTP/2 engine, protobuf-c codec, zlib, wire codecs, model and their
 # suites; what scripts/test runs under ASan), not the whole gateway.
+# --stores: only scripts/asan-stores (SQLiteHandle's sqlite3 connection and statement cache, the SQLite store, the
+# group commit, and the SQLite half of the store contract). Not in scripts/test: its first build instruments
+# swift-crypto's BoringSSL and SQLite's amalgamation, far more than CI's time allows (bench/README.md, "Branch
+# streamretry"); run it by hand after a change to SQLiteHandle or the SQLite store.
 where=(--scratch-path "$scratch")
-if [ "${1:-}" = "--core" ]; then
-    where=(--package-path scripts/asan-core)  # its own .build: nothing there is built without the sanitizer
+case "${1:-}" in
+--core | --stores)
+    where=(--package-path "scripts/asan-${1#--}")  # its own .build: nothing there is built without the sanitizer
     shift
-fi
+    ;;
+esac
 
 # Let the sanitizer print its report; Swift's backtracer would otherwise take the signal first.
 export SWIFT_BACKTRACE=enable=no

@@ -66,13 +66,21 @@ final class HTTPBackendConnection: Sendable {
     /// Sends one request whose answer is read as a stream: the connection stops reading on its own
     /// (`autoRead` off) and reads only when `pull` finds nothing decoded yet, so a slow consumer leaves the
     /// backend's bytes in the kernel buffers and TCP flow control slows the backend down.
-    func startStreaming(head: ByteBuffer, body: StreamedJSONBody, maxResponseBytes: Int, maxEventBytes: Int) {
+    ///
+    /// Succeeds once the request head was handed to the channel (the runner may then run the call); fails with
+    /// ``HTTPBackendClientHandler/Failure/closedBeforeSend`` when the connection had closed before anything was
+    /// written, which the caller may retry elsewhere (``HTTPBackendTransport/tryFailure(_:pool:endpoint:)``).
+    func startStreaming(
+        head: ByteBuffer, body: StreamedJSONBody, maxResponseBytes: Int, maxEventBytes: Int
+    ) -> EventLoopFuture<Void> {
         let handler = self.handler
         let channel = self.channel
-        channel.eventLoop.execute {
+        return channel.eventLoop.submit {
             try? channel.syncOptions?.setOption(.autoRead, value: false)
             handler.value.startStreaming(maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes)
-            handler.value.send(head: head, body: body)
+            guard handler.value.send(head: head, body: body) else {
+                throw HTTPBackendClientHandler.Failure.closedBeforeSend
+            }
         }
     }
 
@@ -171,18 +179,21 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     }
 
     /// Writes the request head and as much of `body` as the channel takes now; the rest follows as it
-    /// becomes writable.
-    func send(head: ByteBuffer, body: StreamedJSONBody) {
-        // A pooled connection may have closed (its idle close, or bytes it got while idle) after it was taken and
-        // before this ran: a write would be dropped and the call would wait for its deadline. Failed at once as
-        // never sent, which the transport retries like a refused connect (review 12, diff review 6).
+    /// becomes writable. False (and the call failed with ``Failure/closedBeforeSend``) when nothing was written.
+    @discardableResult
+    func send(head: ByteBuffer, body: StreamedJSONBody) -> Bool {
+        // A pooled connection may have closed (its idle close, the runner's keep-alive close, or bytes it got while
+        // idle) after it was taken and before this ran: a write would be dropped and the call would wait for its
+        // deadline. Failed at once as never sent, which the transport retries like a refused connect (review 12,
+        // diff review 6; streamed calls too since the sixteenth session).
         guard let context, context.channel.isActive, !broken else {
             fail(Failure.closedBeforeSend)
-            return
+            return false
         }
         context.write(wrapOutboundOut(head), promise: nil)
         outbound = body
         writeBody(context: context)
+        return true
     }
 
     private func writeBody(context: ChannelHandlerContext) {

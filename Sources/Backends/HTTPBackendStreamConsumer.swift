@@ -5,8 +5,11 @@ import WireCodecs
 
 /// The consumer's end of one streamed `POST {base}/run`: what the http transport's `runStreaming` pulls from.
 ///
-/// The call starts on the first `next()`; each `next()` takes one event, reading the backend socket only when
-/// nothing decoded is waiting. Events are interpreted here, off the event loop. After the final event (`.end`
+/// The call starts on the first `next()`, under ``withSafeRetries(_:maxTries:deadline:_:)``: a start that reached
+/// no runner (its connect failed, or its pooled connection had closed before the request was written) is tried
+/// again on another connection or endpoint; a stream that fails after its request was written is not (the runner
+/// may have run it). Each `next()` takes one event, reading the backend socket only when nothing decoded is
+/// waiting. Events are interpreted here, off the event loop. After the final event (`.end`
 /// or `.error`) the connection goes back to the pool when the response is complete, and is closed otherwise.
 /// Cancelling the consuming task, or dropping the stream before its end (`deinit`), closes the connection,
 /// which is how the backend learns the client is gone.
@@ -18,8 +21,8 @@ final class HTTPBackendStreamConsumer: Sendable {
     }
 
     private let request: TriggerRequest
-    /// The endpoint of the call, set when it starts (picked by the balancer, and again when connecting to the
-    /// first one fails: nothing was sent). Before that it holds the endpoint the transport named, unused.
+    /// The endpoint of the call, set when it starts (picked by the balancer, and again when a try reached no
+    /// runner). Before that it holds the endpoint the transport named, unused.
     private let chosen: Mutex<HTTPBackendTransport.EndpointState>
     private let transport: HTTPBackendTransport
     private let state = Mutex(State.idle)
@@ -127,23 +130,35 @@ final class HTTPBackendStreamConsumer: Sendable {
         ) { index in
             let endpoint = transport.endpoint(at: index)
             endpoint.health.outstanding.add(1, ordering: .relaxed)
+            let connection: HTTPBackendConnection
             do {
-                return (endpoint, try await transport.acquire(endpoint, deadline: request.deadline))
+                connection = try await transport.acquire(endpoint, deadline: request.deadline)
             } catch {
                 endpoint.health.outstanding.subtract(1, ordering: .relaxed)
                 transport.balancer.recordFailure(endpoint.index)
                 throw NotSent(error: error)
             }
+            // Written within the try: a pooled connection that closed before the request went out is a try that
+            // reached no runner, retried as the unary path's is (`tryFailure`). Once written, a failure is the
+            // stream's (`next()`) and never retried: the runner may have run the call.
+            let (head, body) = transport.requestParts(request, endpoint: endpoint, accept: SSEEncoder.contentType)
+            do {
+                try await connection.startStreaming(
+                    head: head,
+                    body: body,
+                    maxResponseBytes: transport.maxResponseBytes,
+                    maxEventBytes: transport.maxResponseBytes
+                ).get()
+            } catch {
+                endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+                connection.close()
+                throw HTTPBackendTransport.tryFailure(
+                    error, pool: transport.poolName, endpoint: endpoint.endpoint.description)
+            }
+            return (endpoint, connection)
         }
         chosen.withLock { $0 = endpoint }
-        let (head, body) = transport.requestParts(request, endpoint: endpoint, accept: SSEEncoder.contentType)
         state.withLock { $0 = .running(connection) }
-        connection.startStreaming(
-            head: head,
-            body: body,
-            maxResponseBytes: transport.maxResponseBytes,
-            maxEventBytes: transport.maxResponseBytes
-        )
         return connection
     }
 
@@ -164,8 +179,8 @@ final class HTTPBackendStreamConsumer: Sendable {
 
     private func translate(_ error: any Error) -> any Error {
         switch error {
-        case HTTPBackendClientHandler.Failure.closedBeforeResponse, HTTPBackendClientHandler.Failure.closedBeforeSend,
-            ChannelError.ioOnClosedChannel,
+        // (`closedBeforeSend` ends the stream's start, in `start()`: a stream never sees it.)
+        case HTTPBackendClientHandler.Failure.closedBeforeResponse, ChannelError.ioOnClosedChannel,
             ChannelError.alreadyClosed, ChannelError.eof:
             return BackendErrors.endpointFailure(
                 pool: transport.poolName, endpoint: endpoint.endpoint.description,

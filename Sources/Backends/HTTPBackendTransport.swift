@@ -22,6 +22,10 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     private let retired = Atomic<Bool>(false)
     /// The active health check's loop, when the pool has one; cancelled by ``retire()``.
     private let healthChecker = Mutex<Task<Void, Never>?>(nil)
+    /// Tests only (nil otherwise: one lock per streamed call): awaited with each connection a streamed call took
+    /// (``acquire(_:deadline:)``), before its request is written. A test has the runner close it there, which
+    /// makes the race of a pooled connection closing between the pool's check and the write deterministic.
+    let handedOut = Mutex<(@Sendable (HTTPBackendConnection) async -> Void)?>(nil)
 
     /// One endpoint: its health, and its idle connections kept per event loop (as nghttpx's workers and
     /// Envoy's per-worker pools do), so a call made on a loop of the group reuses a connection of that loop
@@ -323,14 +327,9 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
                     finish(.failure(CancellationError()))
                     return
                 }
-                let failure = HTTPBackendTransport.transportError(
-                    error, pool: pool, endpoint: endpoint.endpoint.description)
-                // Nothing was written: retried on another connection as a refused connect is.
-                if case HTTPBackendClientHandler.Failure.closedBeforeSend = error {
-                    finish(.failure(NotSent(error: failure)))
-                    return
-                }
-                finish(.failure(failure))
+                finish(
+                    .failure(
+                        HTTPBackendTransport.tryFailure(error, pool: pool, endpoint: endpoint.endpoint.description)))
             case .success(let response):
                 cancellation.clearHandler()
                 if response.keepAlive {
@@ -383,6 +382,17 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             cancellation.clearHandler()
             done.take()?(result)
         }
+    }
+
+    /// What a try (unary, or a stream's start) that failed on its connection tells ``withSafeRetries``:
+    /// ``transportError(_:pool:endpoint:)``, wrapped in ``NotSent`` when the connection had closed before the
+    /// request was written (``HTTPBackendClientHandler/Failure/closedBeforeSend``, e.g. a pooled connection the
+    /// runner closed at its keep-alive timeout): the runner saw nothing, so the call goes to another connection
+    /// or endpoint as after a refused connect. Any other failure is final (the runner may have run the call).
+    static func tryFailure(_ error: any Error, pool: String, endpoint: String) -> any Error {
+        let failure = transportError(error, pool: pool, endpoint: endpoint)
+        if case HTTPBackendClientHandler.Failure.closedBeforeSend = error { return NotSent(error: failure) }
+        return failure
     }
 
     /// What a failed exchange with a backend (not the caller's own cancel) tells the client.
@@ -452,8 +462,11 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         return (writer.finish(), body)
     }
 
+    /// An idle connection, or a new one, for a streamed call (the only caller); see ``handedOut``.
     func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
-        try await acquire(endpoint, on: group.next(), pinned: false, deadline: deadline).get()
+        let connection = try await acquire(endpoint, on: group.next(), pinned: false, deadline: deadline).get()
+        if let handedOut = handedOut.withLock({ $0 }) { await handedOut(connection) }
+        return connection
     }
 
     /// An idle connection, or a new one, completed on `eventLoop`. `pinned`: one of `eventLoop`'s own (the

@@ -137,6 +137,7 @@ struct HTTPBackendFramingTests {
 
 /// A runner that reads each request whole (with the frontend's request decoder) and answers it with fixed
 /// pieces, each written and flushed on its own; with `close`, it closes the connection after the answer.
+/// ``closeConnections()`` closes every open connection on command (a keep-alive timeout at a chosen instant).
 final class ScriptedBackend: Sendable {
     struct Reply: Sendable {
         var pieces: [String]
@@ -149,10 +150,15 @@ final class ScriptedBackend: Sendable {
 
     final class Counter: Sendable {
         let accepted = Atomic(0)
+        let requests = Atomic(0)
+        /// The connections not closed yet, by their channel's identity.
+        let open = Mutex<[ObjectIdentifier: any Channel]>([:])
     }
 
     /// Connections accepted so far.
     var accepted: Int { counter.accepted.load(ordering: .relaxed) }
+    /// Requests read whole so far (each answered).
+    var requests: Int { counter.requests.load(ordering: .relaxed) }
 
     private init(port: Int, channel: any Channel, counter: Counter) {
         self.port = port
@@ -165,8 +171,11 @@ final class ScriptedBackend: Sendable {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 counter.accepted.add(1, ordering: .relaxed)
+                let id = ObjectIdentifier(channel)
+                counter.open.withLock { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in _ = counter.open.withLock { $0.removeValue(forKey: id) } }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Handler(reply: reply))
+                    try channel.pipeline.syncOperations.addHandler(Handler(reply: reply, counter: counter))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -177,20 +186,30 @@ final class ScriptedBackend: Sendable {
         try await channel.close()
     }
 
+    /// Closes every open connection (as a keep-alive timeout would), returning once they are closed on this side.
+    func closeConnections() async {
+        for connection in counter.open.withLock({ Array($0.values) }) { try? await connection.close() }
+    }
+
     private final class Handler: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
         let reply: Reply
+        let counter: Counter
         var decoder = HTTP1RequestDecoder()
         var buffer = ByteBuffer()
 
-        init(reply: Reply) { self.reply = reply }
+        init(reply: Reply, counter: Counter) {
+            self.reply = reply
+            self.counter = counter
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var bytes = unwrapInboundIn(data)
             buffer.writeBuffer(&bytes)
             while let part = try? decoder.next(&buffer) {
                 guard case .end = part else { continue }
+                counter.requests.add(1, ordering: .relaxed)
                 for piece in reply.pieces {
                     context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: piece)), promise: nil)
                 }
