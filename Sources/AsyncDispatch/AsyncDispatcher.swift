@@ -538,7 +538,7 @@ package final class AsyncDispatcher: Service {
                     if uncounted > 0,
                         try await store.uncountAdoptedClaims(id: id, owner: owner, count: uncounted, from: attempts)
                     {
-                        run.uncounted(uncounted)
+                        run.uncounted(uncounted, under: owner)
                     }
                     if try await write(store, owner, now()) {
                         await self.endRun(run, after: owner)
@@ -618,7 +618,7 @@ package final class AsyncDispatcher: Service {
                 if uncounted > 0,
                     try await store.uncountAdoptedClaims(id: id, owner: owner, count: uncounted, from: attempts)
                 {
-                    run.uncounted(uncounted)
+                    run.uncounted(uncounted, under: owner)
                 }
                 let now = now()
                 let notBefore = wait.map { now.addingTimeInterval(seconds($0)) } ?? now
@@ -797,11 +797,13 @@ final class LocalRun: Sendable {
         state.withLock { ($0.owner, $0.uncounted, $0.attempts) }
     }
 
-    /// `count` adopted claims' attempts were taken back in the store.
-    func uncounted(_ count: Int) {
+    /// `count` adopted claims' attempts were taken back in the store under `owner`. The fence (`attempts`) drops
+    /// with them only if no claim was adopted since: an adoption sets it to what its claim counted, which already
+    /// excludes what was taken back (review 16 F2).
+    func uncounted(_ count: Int, under owner: String) {
         state.withLock { state in
             state.uncounted -= count
-            state.attempts -= count
+            if state.owner == owner { state.attempts = max(state.attempts - count, 0) }
         }
     }
 

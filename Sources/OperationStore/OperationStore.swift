@@ -75,9 +75,11 @@ package protocol OperationStore: Sendable {
     /// in progress on the claiming instance adopted them (its lease had expired during a store outage; README
     /// "Store outages", `AsyncDispatcher.adopt`), the last of them by `owner`. `attempts` drops by `count`, as
     /// `release(…, callMade: false)` drops it by one; the operation stays running under `owner`. Only for the lease
-    /// owner of a running operation whose `attempts` is `attempts` (what the last adopted claim counted); false
-    /// (and nothing changes) otherwise. That fence makes it idempotent: a repeat after a reply that was lost (a
-    /// timeout, a failover) finds `attempts` already lower and takes nothing back twice (review 14 F1).
+    /// owner of a running operation whose `attempts` is `attempts` (what the last adopted claim counted) or
+    /// already that less `count` (floored at 0); false (and nothing changes) otherwise. So it is idempotent: a
+    /// repeat after a reply that was lost (a timeout, a failover) answers true and takes nothing back twice, and
+    /// the caller learns that the first one was applied (review 14 F1, review 16 F2: a run that did not learn it
+    /// kept a stale fence, and its next adoption's uncount took the first count back again).
     func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool
 
     /// How many operations are queued now (state `queued`, a retry waiting for its time included): the queue's

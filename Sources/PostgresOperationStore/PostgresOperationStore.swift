@@ -620,10 +620,12 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     package func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
+        // Already at `target`: a repeat whose first call committed (its reply lost) answers true, changing nothing.
+        let target = max(attempts - count, 0)
         let query: PostgresQuery = """
-            UPDATE \(unescaped: operations) SET attempts = GREATEST(attempts - \(count), 0) \
-            WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) AND attempts = \(attempts) \
-            RETURNING seq
+            UPDATE \(unescaped: operations) SET attempts = \(target) \
+            WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) \
+            AND attempts IN (\(attempts), \(target)) RETURNING seq
             """
         return try await bounded("uncountAdoptedClaims") { [self] in
             try await !client.query(query, logger: logger).collect().isEmpty

@@ -734,13 +734,15 @@ package final class SQLiteOperationStore: OperationStore {
     }
 
     package func uncountAdoptedClaims(id: String, owner: String, count: Int, from attempts: Int) async throws -> Bool {
-        try await serialized {
+        // Already at `target`: a repeat whose first call committed (its reply lost) answers true, changing nothing.
+        let target = max(attempts - count, 0)
+        return try await serialized {
             try await !query(
                 """
-                UPDATE operations SET attempts = MAX(attempts - ?, 0) \
-                WHERE id = ? AND state = 'running' AND lease_owner = ? AND attempts = ? RETURNING seq
+                UPDATE operations SET attempts = ? \
+                WHERE id = ? AND state = 'running' AND lease_owner = ? AND attempts IN (?, ?) RETURNING seq
                 """,
-                [.integer(count), .text(id), .text(owner), .integer(attempts)]
+                [.integer(target), .text(id), .text(owner), .integer(attempts), .integer(target)]
             ).isEmpty
         }
     }

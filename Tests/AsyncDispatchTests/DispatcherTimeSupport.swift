@@ -171,6 +171,13 @@ final class RecordingStore: OperationStore {
         get { completesFail.load(ordering: .relaxed) }
         set { completesFail.store(newValue, ordering: .relaxed) }
     }
+    private let renewalsFail = Atomic<Bool>(false)
+    /// While true only lease renewals fail, as `.unavailable`: a lease expired by the test (`expireLeases`) is then
+    /// taken by the next claim round, not renewed first.
+    var failsRenewals: Bool {
+        get { renewalsFail.load(ordering: .relaxed) }
+        set { renewalsFail.store(newValue, ordering: .relaxed) }
+    }
     /// Outcome writes (`complete`, `fail`) that failed as unreachable so far.
     var unreachableWrites: Int { refusedWrites.load(ordering: .relaxed) }
 
@@ -240,6 +247,7 @@ final class RecordingStore: OperationStore {
         let call = trackCall()
         defer { call.end() }
         try checkReachable()
+        if failsRenewals { throw GatewayError(.unavailable, "renewLease timed out (test)") }
         let held = try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
         log.withLock { $0.renewals.append(Renewal(owner: owner, now: now, held: held)) }
         return held

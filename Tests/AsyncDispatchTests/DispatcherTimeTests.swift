@@ -429,6 +429,50 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// Review 16 F2: the uncount's reply lost once (committed), then the adopted claim's lease expires too and a
+    /// second claim here is adopted before the outcome is stored. The repeat of the first uncount must tell the run it was applied:
+    /// before, it answered false, the run kept the first claim's count as still owed, and the second adoption's
+    /// uncount took it back again (attempts 0: one run more than `max_attempts` allows).
+    @Test(
+        "two adoptions, the first one's uncount reply lost: each adopted claim's attempt is taken back once",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
+    func twoAdoptionsAfterALostUncountReply(kind: DispatchStoreKind) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(kind, now: time.wallClock) { store in
+            let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
+                $0.isUnreachable = true
+            }
+            await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
+            store.failsOutcomes = true
+            store.losesNextUncountReply()
+            store.isUnreachable = false
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
+                    store.claims(of: operation.id).count == 2 && store.uncounts >= 2
+                })
+            // The adopted claim's lease expires too (renewals failing meanwhile, so the claim round, not a renewal,
+            // comes first), and the next claim here is adopted again.
+            store.failsRenewals = true
+            let adopted = try #require(store.claims(of: operation.id).last?.owner)
+            #expect(try await store.expireLeases(ownerPrefix: adopted, now: time.wallClock()) == 1)
+            #expect(
+                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
+                    store.claims(of: operation.id).count == 3
+                }, "claims: \(store.claims(of: operation.id).count)")
+            store.failsRenewals = false
+            store.failsOutcomes = false
+            #expect(
+                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
+            #expect(runner.runs("echo") == 1, "run again after an outage")
+            let stored = try #require(try await store.get(id: operation.id))
+            #expect(stored.leaseOwner == store.claims(of: operation.id).last?.owner, "stored under the last claim")
+            #expect(stored.attempts == 1, "each adopted claim's attempt taken back once")
+            await instance.stop()
+        }
+    }
+
     /// A retry stored with no backoff, and a claim here that takes the operation back before the run has heard
     /// the write's answer (review 14 F2): the run, not ended yet, adopts that claim, and must hand it back once the
     /// answer comes. Dropped, the claim left the operation running with no run behind it until its lease expired

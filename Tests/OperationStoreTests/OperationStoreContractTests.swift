@@ -610,7 +610,7 @@ struct OperationStoreContractTests {
     }
 
     @Test(
-        "uncountAdoptedClaims takes back the attempts of adopted claims: the operation stays running under its owner; only by the lease owner of a running operation, once",
+        "uncountAdoptedClaims takes back the attempts of adopted claims: the operation stays running under its owner; only by the lease owner of a running operation, once (a repeat answers true)",
         arguments: StoreKind.allCases)
     func uncountAdoptedClaimsKeepsTheRun(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
@@ -627,8 +627,8 @@ struct OperationStoreContractTests {
                 try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2, from: 2) == false,
                 "not the attempts the claim counted")
             #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2, from: 3))
-            // A repeat (its first reply lost) takes nothing back twice.
-            #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2, from: 3) == false, "repeated")
+            // A repeat (its first reply lost) takes nothing back twice, and answers that it is done (review 16 F2).
+            #expect(try await store.uncountAdoptedClaims(id: id, owner: "C", count: 2, from: 3), "repeated")
             let uncounted = try #require(try await store.get(id: id))
             #expect(uncounted.attempts == 1)
             #expect(uncounted.state == .running)
