@@ -116,9 +116,15 @@ struct RESTTriggerPlan {
 
     var requestID: String { context.requestID }
 
+    /// The context's trace is started when the head is routed, so the request is made from the plan as it is: a
+    /// copy of the context to call the mutating `makeRequest` (which may start it) retained and released its
+    /// strings once more per REST trigger (bench/README.md, "Branch hotpath3").
     func makeRequest(inputs: [TriggerInput]) -> TriggerRequest {
-        var context = self.context
-        return context.makeRequest(ref: ref, mode: mode, inputs: inputs)
+        guard let trace = context.trace else {
+            var context = self.context
+            return context.makeRequest(ref: ref, mode: mode, inputs: inputs)
+        }
+        return context.makeRequest(ref: ref, mode: mode, batch: TriggerBatch(inputs), trace: trace)
     }
 }
 
@@ -388,7 +394,7 @@ extension RESTRequestHead {
         case .abacus(let action):
             // Its runs travel with the gateway's trace like any trigger's (the client's as parent, or a new one).
             var context = RequestContext(
-                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: first)
+                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: { first($0) })
             let trace = context.startTrace()
             record.traceID = trace.traceID
             return abacusStart(action, services: services, requestID: requestID, trace: trace)
@@ -396,7 +402,7 @@ extension RESTRequestHead {
             return scheduleStart(path, services: services, requestID: requestID)
         case .craft(let route):
             var context = RequestContext(
-                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: first)
+                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: { first($0) })
             let trace = context.startTrace()
             record.traceID = trace.traceID
             if let craft = services.craft, let named = route.pipeline(of: craft) {
@@ -413,8 +419,9 @@ extension RESTRequestHead {
             let principal: String?
             record.namespace = ref.namespace
             record.pipeline = ref.pipeline
+            // `{ first($0) }`, not the method `first`: a method reference captured a copy of the whole head.
             var context = RequestContext(
-                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: first)
+                requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: { first($0) })
             record.traceID = context.startTrace().traceID
             do {
                 principal = try services.authenticator.authenticate(authorization: first("authorization"))

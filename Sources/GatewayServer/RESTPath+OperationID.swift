@@ -4,9 +4,10 @@ import TriggerModel
 extension RESTPath {
     /// The OpenAPI `operationId` (openapi/openapi.json) of this route under `method`: the bounded `operation`
     /// of the request's record (`RequestRecord.operation`). Static strings, so naming a request allocates
-    /// nothing. `path` is the request's path (no query): `trigger-async` and `triggerAsync` are one route with
+    /// nothing. `path` is the request's path (no query), made only for the routes that need it (a sync trigger does
+    /// not: ~700 instructions per REST call): `trigger-async` and `triggerAsync` are one route with
     /// two operations. "unmatched" for an Abacus action the surface does not have.
-    func operationID(method: String, path: Substring) -> String {
+    func operationID(method: String, path: @autoclosure () -> Substring) -> String {
         let get = method == "GET" || method == "HEAD"
         switch self {
         case .trigger(let ref, let kind):
@@ -15,7 +16,7 @@ extension RESTPath {
             case .trigger: return release ? "triggerPipelineRelease" : "triggerPipeline"
             case .stream: return release ? "triggerPipelineReleaseStream" : "triggerPipelineStream"
             case .async:
-                let camel = path.hasSuffix("triggerAsync")
+                let camel = path().hasSuffix("triggerAsync")
                 switch (release, camel) {
                 case (false, false): return "triggerPipelineAsync"
                 case (false, true): return "triggerPipelineAsyncCamel"
@@ -35,8 +36,8 @@ extension RESTPath {
             case .resume: return "resumeSchedule"
             case .trigger: return "triggerSchedule"
             }
-        case .liveness: return path == "/healthz" ? "liveness" : "instillLiveness"
-        case .readiness: return path == "/readyz" ? "readiness" : "instillReadiness"
+        case .liveness: return path() == "/healthz" ? "liveness" : "instillLiveness"
+        case .readiness: return path() == "/readyz" ? "readiness" : "instillReadiness"
         case .metrics: return "metrics"
         case .openAPI: return "openAPIDocument"
         case .abacus(let action):

@@ -67,13 +67,15 @@ enum RESTPath: Equatable {
     private static let abacusPrefix = "/api/v0/"
 
     /// `{ns-kind}`: every spelling Instill's clients use for a namespace segment.
-    /// The collection kinds a pipeline's namespace is named under (a switch, not a `Set`: no lazily initialised
-    /// global nor hashing per call).
+    /// The collection kinds a pipeline's namespace is named under (byte comparisons, not a `Set`: no lazily
+    /// initialised global nor hashing per call).
+    private static func isNamespaceKind(_ kind: UnsafeBufferPointer<UInt8>) -> Bool {
+        equal(kind, "namespaces") || equal(kind, "namespace") || equal(kind, "users") || equal(kind, "organizations")
+    }
+
     private static func isNamespaceKind(_ kind: Substring) -> Bool {
-        switch kind {
-        case "namespaces", "namespace", "users", "organizations": true
-        default: false
-        }
+        var kind = kind
+        return kind.withUTF8 { isNamespaceKind($0) }
     }
 
     /// The byte length of the longest fixed path ``parse(_:)`` matches whole (`/v1beta/__readiness`).
@@ -90,6 +92,12 @@ enum RESTPath: Equatable {
     /// - Throws: `GatewayError(.invalidArgument)` when a segment holds a `%` not followed by two hex digits
     ///   (RFC 3986 §2.1: such a target is not a URI).
     static func parse(_ target: String) throws(GatewayError) -> RESTPath? {
+        if let trigger = triggerOnBytes(target) { return trigger }
+        return try parseGenerally(target)
+    }
+
+    /// ``parse(_:)`` without the trigger short cut (``triggerOnBytes(_:)``): the definition it must agree with.
+    static func parseGenerally(_ target: String) throws(GatewayError) -> RESTPath? {
         let path = pathPart(of: target)
         // A trigger's path is longer than every fixed one: it skips their eight string comparisons (~700
         // instructions per REST call). `fixedPathsMaxLength` is the longest case's length in bytes.
@@ -123,6 +131,82 @@ enum RESTPath: Equatable {
             parts.append(decoded[...])
         }
         return route(parts, raw: raw)
+    }
+
+    /// The usual target, a trigger (`/v1beta/{ns-kind}/{ns}/pipelines/{pipeline}[/releases/{release}]/{verb}`,
+    /// any query after), routed in one pass over its UTF-8: nil for anything else, which ``parse(_:)`` then
+    /// routes the general way (``route(_:raw:)`` stays the definition of every route; this is its two trigger
+    /// shapes).
+    ///
+    /// Taken only for an all-ASCII target whose path has no `%` (nothing to decode, and a byte split is the
+    /// `Character` split) and 7 or 9 segments, the second `v1beta`: such a path is longer than every fixed path
+    /// and is neither Abacus's nor Craft's, so the general code reaches the same two `route` cases. Why: the
+    /// general code's `Substring`s walked a `Substring.UTF8View` index per byte and compared each segment through
+    /// `_stringCompareInternal`; with the query search and the ASCII check, ~5 k instructions per REST call
+    /// (bench/README.md, "Branch hotpath3"). `RESTTargetFastPathTests.triggerOnBytes` checks both agree.
+    static func triggerOnBytes(_ target: String) -> RESTPath? {
+        var target = target
+        return target.withUTF8 { bytes in
+            // The offsets of the path's slashes: 6 or 8 in a trigger's path.
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 8) { slashes in
+                triggerOnBytes(bytes, slashes: slashes)
+            }
+        }
+    }
+
+    private static func triggerOnBytes(
+        _ bytes: UnsafeBufferPointer<UInt8>, slashes: UnsafeMutableBufferPointer<Int>
+    ) -> RESTPath? {
+        guard bytes.first == UInt8(ascii: "/") else { return nil }
+        var count = 0
+        var end = bytes.count
+        var i = 0
+        path: while i < bytes.count {
+            switch bytes[i] {
+            case UInt8(ascii: "?"):
+                end = i
+                break path
+            case UInt8(ascii: "/"):
+                guard count < slashes.count else { return nil }
+                slashes[count] = i
+                count += 1
+            case UInt8(ascii: "%"), 0x80...:
+                return nil
+            default:
+                break
+            }
+            i += 1
+        }
+        // The query, if any, must be ASCII too: otherwise `pathPart(of:)` splits by `Character`, where a "?"
+        // followed by a combining mark is not a "?".
+        while i < bytes.count {
+            guard bytes[i] < 0x80 else { return nil }
+            i += 1
+        }
+        guard count == 6 || count == 8 else { return nil }
+        // Segment k (1 through count) of the path: from after slash k - 1 to slash k or the path's end.
+        func segment(_ k: Int) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(rebasing: bytes[(slashes[k - 1] + 1)..<(k < count ? slashes[k] : end)])
+        }
+        func string(_ k: Int) -> String { String(decoding: segment(k), as: UTF8.self) }
+        for k in 1...count where segment(k).isEmpty { return nil }
+        guard equal(segment(1), "v1beta"), isNamespaceKind(segment(2)), equal(segment(4), "pipelines") else {
+            return nil
+        }
+        if count == 6 {
+            guard let kind = triggerKind(segment(6)) else { return nil }
+            return .trigger(PipelineRef(namespace: string(3), pipeline: string(5)), kind)
+        }
+        guard equal(segment(6), "releases"), let kind = triggerKind(segment(8)) else { return nil }
+        return .trigger(PipelineRef(namespace: string(3), pipeline: string(5), release: string(7)), kind)
+    }
+
+    /// Whether `bytes` are `text`'s UTF-8.
+    private static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
+        guard bytes.count == text.utf8CodeUnitCount else { return false }
+        let expected = text.utf8Start
+        for k in 0..<bytes.count where bytes[k] != expected[k] { return false }
+        return true
     }
 
     /// The route of a path's segments (`parts`, percent-decoded; `raw`, as sent), parts[0] being "" (the
@@ -234,12 +318,15 @@ enum RESTPath: Equatable {
             ?? text.utf8.allSatisfy { $0 < 0x80 }
     }
 
+    private static func triggerKind(_ verb: UnsafeBufferPointer<UInt8>) -> TriggerKind? {
+        if equal(verb, "trigger") { return .trigger }
+        if equal(verb, "trigger-stream") { return .stream }
+        if equal(verb, "trigger-async") || equal(verb, "triggerAsync") { return .async }
+        return nil
+    }
+
     private static func triggerKind(_ verb: Substring) -> TriggerKind? {
-        switch verb {
-        case "trigger": .trigger
-        case "trigger-stream": .stream
-        case "trigger-async", "triggerAsync": .async
-        default: nil
-        }
+        var verb = verb
+        return verb.withUTF8 { triggerKind($0) }
     }
 }

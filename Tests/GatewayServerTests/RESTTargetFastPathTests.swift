@@ -79,6 +79,54 @@ struct RESTTargetFastPathTests {
         #expect(HTTP1FrontendHandler.pathOnly(target) == String(general))
     }
 
+    @Test(
+        "a trigger's target routed on its bytes routes as the general code; anything else is left to it",
+        arguments: [
+            ("/v1beta/namespaces/demo/pipelines/echo/trigger", true),
+            ("/v1beta/namespace/demo/pipelines/echo/trigger-stream?x=%zz", true),
+            ("/v1beta/users/u/pipelines/p/trigger-async?a=/b?c", true),
+            ("/v1beta/organizations/o/pipelines/p/triggerAsync", true),
+            ("/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger", true),
+            ("/v1beta/users/u/pipelines/p/releases/r/triggerAsync?", true),
+            ("/v1beta/namespaces/demo/pipelines/echo/releases", false),  // ListNamespacePipelineReleases
+            ("/v1beta/namespaces/demo/pipelines/echo", false),  // GetNamespacePipeline
+            ("/v1beta/namespaces/demo/pipelines/echo/releases/v1", false),
+            ("/v1beta/namespaces/demo/pipelines/echo/releases/v1/releases", false),
+            ("/v1beta/namespaces/demo/pipelines/echo/trigger/", false),
+            ("/v1beta/namespaces/demo/pipelines/echo/triggers", false),
+            ("/v1beta/namespaces/demo/pipelines/echo/Trigger", false),
+            ("/v1beta/namespaces/demo/pipeline/echo/trigger", false),
+            ("/v1beta/namespaces/demo/pipelines/echo/release/v1/trigger", false),
+            ("/v1beta/Namespaces/demo/pipelines/echo/trigger", false),
+            ("/v1beta/groups/demo/pipelines/echo/trigger", false),
+            ("/v1/namespaces/demo/pipelines/echo/trigger", false),
+            ("/v1beta/namespaces//pipelines/echo/trigger", false),
+            ("/v1beta/namespaces/demo/pipelines//trigger", false),
+            ("/v1beta/namespaces/demo/pipelines/echo/releases//trigger", false),
+            ("//namespaces/demo/pipelines/echo/trigger", false),
+            ("v1beta/namespaces/demo/pipelines/echo/trigger", false),
+            ("/v1beta/namespaces/d%65mo/pipelines/echo/trigger", false),  // decoded by the general code
+            ("/v1beta/namespaces/demo/pipelines/echo%/trigger", false),  // malformed: the general code throws
+            ("/v1beta/namespaces/démo/pipelines/echo/trigger", false),
+            ("/v1beta/namespaces/demo/pipelines/echo/trigger?q=é", false),
+            ("/v1beta/namespaces/demo/pipelines/echo/trigger?\u{301}", false),  // "?" + a combining mark
+            ("/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger/x", false),
+            ("/v1beta/a/b/c/d/e/f/g/h/i", false),
+            ("/api/v1/pipelines/a/b/c", false), ("/api/v0/runPipeline", false), ("/v1beta/operations/x", false),
+            ("/healthz", false), ("/", false), ("", false), ("?", false),
+        ])
+    func triggerOnBytes(target: String, fast: Bool) {
+        func routed(_ parse: (String) throws(GatewayError) -> RESTPath?) -> Result<RESTPath?, GatewayError> {
+            do throws(GatewayError) { return .success(try parse(target)) } catch { return .failure(error) }
+        }
+        let general = routed(RESTPath.parseGenerally)
+        #expect((RESTPath.triggerOnBytes(target) != nil) == fast, "\(target): \(general)")
+        if let onBytes = RESTPath.triggerOnBytes(target) {
+            #expect(general == .success(onBytes), "\(target)")
+        }
+        #expect(routed(RESTPath.parse) == general, "\(target)")
+    }
+
     @Test("a path with escapes routes as the same path written plainly")
     func escapedAndPlain() throws {
         let plain = try RESTPath.parse("/v1beta/namespaces/demo/pipelines/echo/trigger")
