@@ -47,10 +47,10 @@ final class SQLiteHandle: @unchecked Sendable {
         }
     }
 
-    /// Statements kept at most. The store's texts: a `VALUES (…), (…)` list per power-of-two chunk of a group
-    /// commit's batch, for enqueues and completions (`SQLiteOperationStore.statementChunks`: a few per kind), the
-    /// claim's limit and pipeline scope, and the single statements; past this the least recently used is finalized.
-    /// Each holds its compiled program, which grows with its `VALUES` rows.
+    /// Statements kept at most. The store's texts vary with the batch size (`VALUES (…), (…)` of up to the group
+    /// commit's batch, for enqueues and completions) and the claim's pipeline scope; past this the least recently
+    /// used is finalized. Each holds its compiled program, which grows with its `VALUES` rows. A load whose batch
+    /// sizes spread over more than this many texts compiles some statements again, as every one was before.
     static let capacity = 96
 
     private var raw: OpaquePointer?

@@ -387,36 +387,34 @@ package final class SQLiteOperationStore: OperationStore {
             pending.append(ticket)
         }
         guard !pending.isEmpty else { return }
-        var inserted = Set<String>()
-        // One statement per chunk (`Self.statementChunks`): a handful of statement texts, all kept prepared.
-        for chunk in Self.statementChunks(of: pending) {
-            var binds: [SQLiteData] = []
-            binds.reserveCapacity(chunk.count * 10)
-            for ticket in chunk {
-                let new = ticket.new
-                let operation = new.operation
-                binds += [
-                    .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
-                    .integer(Int(operation.createdAt.storeMilliseconds)),
-                    .integer(Int(operation.notBefore.storeMilliseconds)),
-                    new.idempotencyScope.sqlite, operation.idempotencyKey.sqlite, .text(operation.requestDigest),
-                    .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1), new.deployment.sqlite,
-                ]
-            }
-            // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch
-            // (this chunk's or an earlier one's, in the same transaction), may hold the key; the row is skipped and
-            // the existing one answers below.
-            let returned = try await query(
-                """
-                INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
-                VALUES \(Self.valuesRows("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)", count: chunk.count)) \
-                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
-                """,
-                binds
-            )
-            for row in returned { if let id = row.value(at: 0)?.string { inserted.insert(id) } }
+        var binds: [SQLiteData] = []
+        binds.reserveCapacity(pending.count * 10)
+        var rows: [String] = []
+        rows.reserveCapacity(pending.count)
+        for ticket in pending {
+            let new = ticket.new
+            let operation = new.operation
+            binds += [
+                .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
+                .integer(Int(operation.createdAt.storeMilliseconds)),
+                .integer(Int(operation.notBefore.storeMilliseconds)),
+                new.idempotencyScope.sqlite, operation.idempotencyKey.sqlite, .text(operation.requestDigest),
+                .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1), new.deployment.sqlite,
+            ]
+            rows.append("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)")
         }
+        // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch, may
+        // hold the key; the row is skipped and the existing one answers below.
+        let returned = try await query(
+            """
+            INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
+            VALUES \(rows.joined(separator: ", ")) \
+            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
+            """,
+            binds
+        )
+        let inserted = Set(returned.compactMap { $0.value(at: 0)?.string })
         for ticket in pending {
             let new = ticket.new
             if inserted.contains(new.operation.id) {
@@ -630,28 +628,6 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    /// `items` in chunks whose sizes are powers of two, largest first (37 → 32, 4, 1): a batch written as one
-    /// `VALUES` statement per chunk uses at most nine statement texts per kind (1 to 256 rows), which all stay
-    /// prepared in `SQLiteHandle`'s cache. One text per batch size made up to 256 per kind, more than the cache
-    /// keeps under a varied load (evicted, compiled again), and a 256-row statement holds ~290 KB compiled
-    /// (review 16 F6).
-    static func statementChunks<T>(of items: [T]) -> [ArraySlice<T>] {
-        var chunks: [ArraySlice<T>] = []
-        var start = items.startIndex
-        while start < items.endIndex {
-            let remaining = items.endIndex - start
-            let size = 1 << (Int.bitWidth - 1 - remaining.leadingZeroBitCount)
-            chunks.append(items[start..<(start + size)])
-            start += size
-        }
-        return chunks
-    }
-
-    /// `row` `count` times, comma-separated: a `VALUES` list.
-    static func valuesRows(_ row: String, count: Int) -> String {
-        repeatElement(row, count: count).joined(separator: ", ")
-    }
-
     /// The results of `batch` with one `UPDATE … FROM (VALUES …)`, inside the caller's transaction; each
     /// answer is true when the run still held its lease. Result blob files are written (and fsynced) first; a
     /// completion whose files fail fails alone. A lease owner's second completion of one run in the same batch
@@ -682,36 +658,35 @@ package final class SQLiteOperationStore: OperationStore {
             pending.append(ticket)
         }
         guard !pending.isEmpty else { return }
+        var binds: [SQLiteData] = []
+        binds.reserveCapacity(pending.count * 5)
+        var rows: [String] = []
+        rows.reserveCapacity(pending.count)
+        for ticket in pending {
+            let item = ticket.item
+            binds += [
+                .text(item.id), .text(item.owner), .blob(item.encoded.bytes), .integer(Int(item.finishedAt)),
+                .integer(item.encoded.blobs.isEmpty ? 0 : 1),
+            ]
+            rows.append("(?, ?, ?, ?, ?)")
+        }
+        // The VALUES columns are column1 … column5: id, lease owner, result, finished_at, has result blobs.
+        let returned = try await query(
+            """
+            UPDATE operations SET state = 'succeeded', result = v.column3, error = NULL, \
+            finished_at = v.column4, lease_expires_at = NULL, has_blobs = MAX(has_blobs, v.column5) \
+            FROM (VALUES \(rows.joined(separator: ", "))) AS v \
+            WHERE operations.id = v.column1 AND operations.state = 'running' \
+            AND operations.lease_owner = v.column2 RETURNING operations.id, operations.lease_owner
+            """,
+            binds
+        )
         // By row and owner: a batch may hold the owner's completion of a run and a stranger's (a worker whose
         // lease expired), and only the owner's was stored.
-        var updated = Set<[String]>()
-        for chunk in Self.statementChunks(of: pending) {
-            var binds: [SQLiteData] = []
-            binds.reserveCapacity(chunk.count * 5)
-            for ticket in chunk {
-                let item = ticket.item
-                binds += [
-                    .text(item.id), .text(item.owner), .blob(item.encoded.bytes), .integer(Int(item.finishedAt)),
-                    .integer(item.encoded.blobs.isEmpty ? 0 : 1),
-                ]
-            }
-            // The VALUES columns are column1 … column5: id, lease owner, result, finished_at, has result blobs.
-            let returned = try await query(
-                """
-                UPDATE operations SET state = 'succeeded', result = v.column3, error = NULL, \
-                finished_at = v.column4, lease_expires_at = NULL, has_blobs = MAX(has_blobs, v.column5) \
-                FROM (VALUES \(Self.valuesRows("(?, ?, ?, ?, ?)", count: chunk.count))) AS v \
-                WHERE operations.id = v.column1 AND operations.state = 'running' \
-                AND operations.lease_owner = v.column2 RETURNING operations.id, operations.lease_owner
-                """,
-                binds
-            )
-            for row in returned {
-                if let id = row.value(at: 0)?.string, let owner = row.value(at: 1)?.string {
-                    updated.insert([id, owner])
-                }
-            }
-        }
+        let updated = Set(
+            returned.compactMap { row in
+                row.value(at: 0)?.string.flatMap { id in row.value(at: 1)?.string.map { [id, $0] } }
+            })
         for ticket in pending {
             let item = ticket.item
             let done = updated.contains([item.id, item.owner])

@@ -161,31 +161,3 @@ struct SQLiteHandleTests {
         }
     }
 }
-
-/// How the SQLite store splits a group commit's batch into statements (review 16 F6).
-@Suite("SQLite store: a batch's statements")
-struct SQLiteStatementChunkTests {
-    @Test("a batch is split into power-of-two chunks, largest first, in order, each item once")
-    func powerOfTwoChunks() {
-        for count in [0, 1, 2, 3, 7, 8, 37, 64, 255, 256, 257, 1000] {
-            let items = Array(0..<count)
-            let chunks = SQLiteOperationStore.statementChunks(of: items)
-            #expect(chunks.flatMap { $0 } == items, "\(count)")
-            let sizes = chunks.map(\.count)
-            #expect(sizes.allSatisfy { $0 > 0 && $0 & ($0 - 1) == 0 }, "\(count): \(sizes)")
-            #expect(sizes == sizes.sorted(by: >), "\(count): \(sizes)")
-            #expect(Set(sizes).count == sizes.count, "\(count): one chunk per bit of the count: \(sizes)")
-        }
-        #expect(SQLiteOperationStore.statementChunks(of: Array(0..<37)).map(\.count) == [32, 4, 1])
-    }
-
-    @Test("every batch size from 1 to 256 writes with at most nine texts a kind")
-    func fewTexts() {
-        var sizes = Set<Int>()
-        for count in 1...256 {
-            sizes.formUnion(SQLiteOperationStore.statementChunks(of: Array(0..<count)).map(\.count))
-        }
-        #expect(sizes == [1, 2, 4, 8, 16, 32, 64, 128, 256])
-        #expect(SQLiteOperationStore.valuesRows("(?)", count: 3) == "(?), (?), (?)")
-    }
-}
