@@ -48,10 +48,17 @@ final class SQLiteHandle: @unchecked Sendable {
     }
 
     /// Statements kept at most. The store's texts vary with the batch size (`VALUES (…), (…)` of up to the group
-    /// commit's batch, for enqueues and completions) and the claim's pipeline scope; past this the least recently
-    /// used is finalized. Each holds its compiled program, which grows with its `VALUES` rows. A load whose batch
-    /// sizes spread over more than this many texts compiles some statements again, as every one was before.
+    /// commit's batch, for enqueues and completions; long ones are not kept, `keptTextLimit`) and the claim's
+    /// pipeline scope; past this the least recently used is finalized.
     static let capacity = 96
+
+    /// Statement texts longer than this (bytes) are compiled, run and finalized, not kept: the group commit's
+    /// `VALUES` lists of more than ~40 enqueues or ~110 completions. Kept, a batch size each would crowd the cache
+    /// under a varied load (up to 256 texts per kind, each compiled again once evicted), and each holds ~1.1 KB of
+    /// compiled program per row (~290 KB at 256 rows; review 16 F6). Compiling such a batch costs a few thousand
+    /// instructions per row it writes; batches that large come only with a backlog. Below it, at most
+    /// `capacity` × ~45 KB are kept.
+    static let keptTextLimit = 2048
 
     private var raw: OpaquePointer?
     private var cache: [String: Prepared] = [:]
@@ -91,12 +98,22 @@ final class SQLiteHandle: @unchecked Sendable {
     ///
     /// - Throws: `SQLiteHandle.Failure` (SQLite's extended code and `sqlite3_errmsg`), also when closed.
     func run(_ sql: String, _ binds: [SQLiteData]) throws -> [SQLiteResultRow] {
-        let prepared = try statement(for: sql)
-        let statement = prepared.statement
-        defer {
-            sqlite_nio_sqlite3_reset(statement)
-            sqlite_nio_sqlite3_clear_bindings(statement)
+        if sql.utf8.count > Self.keptTextLimit {
+            let prepared = try compile(sql, persistent: false)
+            defer { sqlite_nio_sqlite3_finalize(prepared.statement) }
+            return try run(prepared, binds)
         }
+        let prepared = try statement(for: sql)
+        defer {
+            sqlite_nio_sqlite3_reset(prepared.statement)
+            sqlite_nio_sqlite3_clear_bindings(prepared.statement)
+        }
+        return try run(prepared, binds)
+    }
+
+    /// Binds `binds` to `prepared` and steps it to the end; the caller resets or finalizes it.
+    private func run(_ prepared: Prepared, _ binds: [SQLiteData]) throws -> [SQLiteResultRow] {
+        let statement = prepared.statement
         try bind(binds, to: statement)
         var rows: [SQLiteResultRow] = []
         while true {
@@ -126,23 +143,30 @@ final class SQLiteHandle: @unchecked Sendable {
             prepared.lastUse = uses
             return prepared
         }
+        let prepared = try compile(sql, persistent: true)
+        if cache.count >= Self.capacity, let oldest = cache.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            sqlite_nio_sqlite3_finalize(oldest.value.statement)
+            cache.removeValue(forKey: oldest.key)
+        }
+        prepared.lastUse = uses
+        cache[sql] = prepared
+        return prepared
+    }
+
+    /// `sqlite3_prepare_v3` of `sql` (`persistent`: `SQLITE_PREPARE_PERSISTENT`, for a statement kept long). The
+    /// caller finalizes it, or keeps it in `cache`.
+    private func compile(_ sql: String, persistent: Bool) throws -> Prepared {
         guard let raw else { throw Failure(code: SQLITE_MISUSE, message: "the database connection is closed") }
         var statement: OpaquePointer?
-        let status = sqlite_nio_sqlite3_prepare_v3(raw, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        let flags = persistent ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0
+        let status = sqlite_nio_sqlite3_prepare_v3(raw, sql, -1, flags, &statement, nil)
         guard status == SQLITE_OK else { throw failure(status) }
         guard let statement else {
             // Only whitespace or a comment: nothing to run.
             throw Failure(code: SQLITE_MISUSE, message: "empty statement")
         }
         compiled += 1
-        if cache.count >= Self.capacity, let oldest = cache.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-            sqlite_nio_sqlite3_finalize(oldest.value.statement)
-            cache.removeValue(forKey: oldest.key)
-        }
-        let prepared = Prepared(statement: statement)
-        prepared.lastUse = uses
-        cache[sql] = prepared
-        return prepared
+        return Prepared(statement: statement)
     }
 
     private func bind(_ binds: [SQLiteData], to statement: OpaquePointer) throws {

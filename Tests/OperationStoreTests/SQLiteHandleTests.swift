@@ -119,6 +119,35 @@ struct SQLiteHandleTests {
         }
     }
 
+    @Test("a statement text past the kept limit is compiled at each run and not kept; one at the limit is kept")
+    func longTextsNotKept() throws {
+        try Self.withHandle { handle, _ in
+            // `SELECT 1 AS x` padded with spaces to the limit's length, then one byte past it.
+            func padded(_ length: Int) -> String {
+                let base = "SELECT 1 AS x"
+                return base + String(repeating: " ", count: length - base.utf8.count)
+            }
+            let atLimit = padded(SQLiteHandle.keptTextLimit)
+            let past = padded(SQLiteHandle.keptTextLimit + 1)
+            let before = handle.compiled
+            for _ in 0..<3 {
+                let x = try handle.run(atLimit, []).first?.column("x")?.integer
+                #expect(x == 1)
+            }
+            #expect(handle.compiled == before + 1, "kept: compiled once")
+            for _ in 0..<3 {
+                let x = try handle.run(past, []).first?.column("x")?.integer
+                #expect(x == 1)
+            }
+            #expect(handle.compiled == before + 4, "not kept: compiled at each run")
+            // A failed long statement is finalized too, and the handle goes on.
+            let bad = "SELECT nope FROM nowhere" + String(repeating: " ", count: SQLiteHandle.keptTextLimit)
+            #expect(throws: SQLiteHandle.Failure.self) { try handle.run(bad, []) }
+            let rows = try handle.run(past, [])
+            #expect(rows.count == 1)
+        }
+    }
+
     @Test("a closed handle refuses statements with SQLITE_MISUSE; closing again does nothing")
     func closedHandle() throws {
         try Self.withHandle { handle, _ in
