@@ -393,13 +393,27 @@ struct DispatcherTimeTests {
         }
     }
 
-    /// `lostUncountReply`: the statement that takes the adopted claim's attempt back is committed and its reply lost
-    /// once, so it is sent again (review 14 F1): without its fence on `attempts` the repeat took a second attempt
-    /// back (attempts 0), and the operation got one run beyond `max_attempts`.
+    /// How an adoption after the outage goes on.
+    enum AdoptionCase: String, CaseIterable, CustomTestStringConvertible, Sendable {
+        /// The adopted claim's attempt taken back at once.
+        case adopted
+        /// The statement that takes the adopted claim's attempt back is committed and its reply lost once, so it is
+        /// sent again (review 14 F1): without its fence on `attempts` the repeat took a second attempt back
+        /// (attempts 0), and the operation got one run beyond `max_attempts`.
+        case lostUncountReply
+        /// `lostUncountReply`, then the adopted claim's lease expires too and a second claim here is adopted before
+        /// the outcome is stored (review 16 F2): the repeat of the first uncount must tell the run it was applied.
+        /// Before, it answered false, the run kept the first claim's count as still owed, and the second adoption's
+        /// uncount took it back again (attempts 0).
+        case lostUncountReplyThenAdoptedAgain
+
+        var testDescription: String { rawValue }
+    }
+
     @Test(
-        "after a store outage longer than the lease, a claim here that takes back an operation whose outcome still waits to be stored is adopted by its run: the pipeline is not run again, and the claim's attempt is taken back once",
-        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases, [false, true])
-    func claimAfterOutageIsAdopted(kind: DispatchStoreKind, lostUncountReply: Bool) async throws {
+        "after a store outage longer than the lease, a claim here that takes back an operation whose outcome still waits to be stored is adopted by its run: the pipeline is not run again, and each adopted claim's attempt is taken back once",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases, AdoptionCase.allCases)
+    func claimAfterOutageIsAdopted(kind: DispatchStoreKind, adoption: AdoptionCase) async throws {
         let time = VirtualTime()
         try await withRecordingStore(kind, now: time.wallClock) { store in
             let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
@@ -410,12 +424,24 @@ struct DispatcherTimeTests {
             await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
             // Back for claims while the outcome's writes still fail: the claim round comes first.
             store.failsOutcomes = true
-            if lostUncountReply { store.losesNextUncountReply() }
+            let lostReply = adoption != .adopted
+            if lostReply { store.losesNextUncountReply() }
             store.isUnreachable = false
             #expect(
                 await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
-                    store.claims(of: operation.id).count == 2 && (!lostUncountReply || store.uncounts >= 2)
+                    store.claims(of: operation.id).count == 2 && (!lostReply || store.uncounts >= 2)
                 })
+            if adoption == .lostUncountReplyThenAdoptedAgain {
+                // Renewals fail meanwhile, so the claim round, not a renewal, comes first after the expiry.
+                store.failsRenewals = true
+                let adopted = try #require(store.claims(of: operation.id).last?.owner)
+                #expect(try await store.expireLeases(ownerPrefix: adopted, now: time.wallClock()) == 1)
+                #expect(
+                    await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
+                        store.claims(of: operation.id).count == 3
+                    })
+                store.failsRenewals = false
+            }
             store.failsOutcomes = false
             #expect(
                 try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
@@ -423,52 +449,8 @@ struct DispatcherTimeTests {
                 })
             #expect(runner.runs("echo") == 1, "run again after the outage")
             let stored = try #require(try await store.get(id: operation.id))
-            #expect(stored.leaseOwner == store.claims(of: operation.id).last?.owner, "stored under the adopted claim")
-            #expect(stored.attempts == 1, "the adopted claim made no backend call: its attempt taken back, once")
-            await instance.stop()
-        }
-    }
-
-    /// Review 16 F2: the uncount's reply lost once (committed), then the adopted claim's lease expires too and a
-    /// second claim here is adopted before the outcome is stored. The repeat of the first uncount must tell the run it was applied:
-    /// before, it answered false, the run kept the first claim's count as still owed, and the second adoption's
-    /// uncount took it back again (attempts 0: one run more than `max_attempts` allows).
-    @Test(
-        "two adoptions, the first one's uncount reply lost: each adopted claim's attempt is taken back once",
-        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
-    func twoAdoptionsAfterALostUncountReply(kind: DispatchStoreKind) async throws {
-        let time = VirtualTime()
-        try await withRecordingStore(kind, now: time.wallClock) { store in
-            let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
-                $0.isUnreachable = true
-            }
-            await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
-            store.failsOutcomes = true
-            store.losesNextUncountReply()
-            store.isUnreachable = false
-            #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
-                    store.claims(of: operation.id).count == 2 && store.uncounts >= 2
-                })
-            // The adopted claim's lease expires too (renewals failing meanwhile, so the claim round, not a renewal,
-            // comes first), and the next claim here is adopted again.
-            store.failsRenewals = true
-            let adopted = try #require(store.claims(of: operation.id).last?.owner)
-            #expect(try await store.expireLeases(ownerPrefix: adopted, now: time.wallClock()) == 1)
-            #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
-                    store.claims(of: operation.id).count == 3
-                }, "claims: \(store.claims(of: operation.id).count)")
-            store.failsRenewals = false
-            store.failsOutcomes = false
-            #expect(
-                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
-                    try await store.get(id: operation.id)?.state == .succeeded
-                })
-            #expect(runner.runs("echo") == 1, "run again after an outage")
-            let stored = try #require(try await store.get(id: operation.id))
             #expect(stored.leaseOwner == store.claims(of: operation.id).last?.owner, "stored under the last claim")
-            #expect(stored.attempts == 1, "each adopted claim's attempt taken back once")
+            #expect(stored.attempts == 1, "an adopted claim made no backend call: each one's attempt taken back, once")
             await instance.stop()
         }
     }
