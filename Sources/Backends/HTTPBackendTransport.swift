@@ -22,10 +22,11 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     private let retired = Atomic<Bool>(false)
     /// The active health check's loop, when the pool has one; cancelled by ``retire()``.
     private let healthChecker = Mutex<Task<Void, Never>?>(nil)
-    /// Tests only (nil otherwise: one lock per streamed call): awaited with each connection a streamed call took
-    /// (``acquire(_:deadline:)``), before its request is written. A test has the runner close it there, which
-    /// makes the race of a pooled connection closing between the pool's check and the write deterministic.
-    let handedOut = Mutex<(@Sendable (HTTPBackendConnection) async -> Void)?>(nil)
+    /// Tests only (nil in production, where it costs one nil check per streamed call): awaited with each
+    /// connection a streamed call took (``acquire(_:deadline:)``), before its request is written. A test has the
+    /// runner close it there, which makes the race of a pooled connection closing between the pool's check and
+    /// the write deterministic. Set once at init: no lock on the call path.
+    let handedOut: (@Sendable (HTTPBackendConnection) async -> Void)?
 
     /// One endpoint: its health, and its idle connections kept per event loop (as nghttpx's workers and
     /// Envoy's per-worker pools do), so a call made on a loop of the group reuses a connection of that loop
@@ -61,14 +62,29 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// `metrics`: the pool's instruments (ejections, retries, backend latency per endpoint); nil records nothing.
     /// `healthCheckClock`: what the active health check waits its interval on (tests step rounds with a manual
     /// clock).
-    package init(
+    package convenience init(
         configuration: BackendPoolConfiguration,
         group: any EventLoopGroup,
         codecLimits: CodecLimits,
         metrics: PoolMetrics? = nil,
         healthCheckClock: any Clock<Duration> = ContinuousClock()
     ) {
+        self.init(
+            configuration: configuration, group: group, codecLimits: codecLimits, metrics: metrics,
+            healthCheckClock: healthCheckClock, handedOut: nil)
+    }
+
+    /// As above, with ``handedOut`` (tests only).
+    init(
+        configuration: BackendPoolConfiguration,
+        group: any EventLoopGroup,
+        codecLimits: CodecLimits,
+        metrics: PoolMetrics?,
+        healthCheckClock: any Clock<Duration>,
+        handedOut: (@Sendable (HTTPBackendConnection) async -> Void)?
+    ) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
+        self.handedOut = handedOut
         self.configuration = configuration
         self.group = group
         let balancer = EndpointBalancer(pool: configuration, metrics: metrics)
@@ -465,7 +481,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// An idle connection, or a new one, for a streamed call (the only caller); see ``handedOut``.
     func acquire(_ endpoint: EndpointState, deadline: NIODeadline?) async throws -> HTTPBackendConnection {
         let connection = try await acquire(endpoint, on: group.next(), pinned: false, deadline: deadline).get()
-        if let handedOut = handedOut.withLock({ $0 }) { await handedOut(connection) }
+        if let handedOut { await handedOut(connection) }
         return connection
     }
 

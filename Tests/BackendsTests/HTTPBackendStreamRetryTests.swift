@@ -19,12 +19,15 @@ struct HTTPBackendStreamRetryTests {
     static let answer =
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: \(events.utf8.count)\r\n\r\n" + events
 
-    static func transport(port: Int, maxTries: Int) -> HTTPBackendTransport {
+    static func transport(
+        port: Int, maxTries: Int, handedOut: (@Sendable (HTTPBackendConnection) async -> Void)? = nil
+    ) -> HTTPBackendTransport {
         HTTPBackendTransport(
             configuration: BackendPoolConfiguration(
                 name: "streamed", transport: .http, endpoints: [.init(host: "127.0.0.1", port: port)],
                 connectTimeout: .seconds(30), maxTries: maxTries),
-            group: MultiThreadedEventLoopGroup.singleton, codecLimits: .defaults)
+            group: MultiThreadedEventLoopGroup.singleton, codecLimits: .defaults, metrics: nil,
+            healthCheckClock: ContinuousClock(), handedOut: handedOut)
     }
 
     /// One streamed call: its events, or the error it ended with.
@@ -44,20 +47,19 @@ struct HTTPBackendStreamRetryTests {
         ScriptedBackend, HTTPBackendTransport
     ) {
         let backend = try await ScriptedBackend.start(.init(pieces: [answer], close: false))
-        let transport = Self.transport(port: backend.port, maxTries: maxTries)
+        // Armed after the first stream; then only the pooled connection, handed out first (a new one is left alone).
+        let armed = Atomic(false)
+        let handedOut = Atomic(0)
+        let transport = Self.transport(port: backend.port, maxTries: maxTries) { connection in
+            guard armed.load(ordering: .acquiring), handedOut.add(1, ordering: .relaxed).oldValue == 0 else { return }
+            await backend.closeConnections()
+            // Our side has read the runner's close (its `isActive` is false): the write will find it closed.
+            try? await connection.channel.closeFuture.get()
+        }
         let first = await Self.stream(transport)
         #expect(first.error == nil, "\(String(describing: first.error))")
         #expect(backend.accepted == 1 && backend.requests == 1)
-        let handedOut = Atomic(0)
-        transport.handedOut.withLock {
-            $0 = { connection in
-                // Only the pooled connection, handed out first; a new one is left alone.
-                guard handedOut.add(1, ordering: .relaxed).oldValue == 0 else { return }
-                await backend.closeConnections()
-                // Our side has read the runner's close (its `isActive` is false): the write will find it closed.
-                try? await connection.channel.closeFuture.get()
-            }
-        }
+        armed.store(true, ordering: .releasing)
         return (backend, transport)
     }
 
