@@ -10,7 +10,10 @@ import VaporCSQLite
 ///
 /// Thread confinement: every method runs on the store's one-thread `NIOThreadPool` (the store calls them through
 /// `runIfActive`, under its `SerialGate`), so the statements and the cache are never touched by two threads at once;
-/// hence `@unchecked Sendable`. The connection is opened `SQLITE_OPEN_FULLMUTEX` besides, as sqlite-nio opens it.
+/// hence `@unchecked Sendable`. So the connection is opened `SQLITE_OPEN_NOMUTEX` (SQLite's "multi-thread" mode: no
+/// connection mutex; sqlite-nio opens its own connections `FULLMUTEX`, which this does not change): with
+/// `FULLMUTEX` every `sqlite3_step`, bind and column read took and released the connection's mutex, ~60 pairs per
+/// accepted-and-run operation (`bench/callgrind --only async`).
 ///
 /// Durability is SQLite's: `run("COMMIT")` returns once `sqlite3_step` returned `SQLITE_DONE`, which with
 /// `synchronous = FULL` is after the WAL's fsync. A cached statement is always reset before `run` returns (also when
@@ -76,7 +79,7 @@ final class SQLiteHandle: @unchecked Sendable {
     init(path: String) throws {
         _ = Self.initialized
         var handle: OpaquePointer?
-        let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE
+        let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         let status = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK, let handle else {
             let message = handle.flatMap { sqlite_nio_sqlite3_errmsg($0).map { String(cString: $0) } }
