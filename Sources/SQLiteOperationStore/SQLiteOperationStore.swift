@@ -628,6 +628,13 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    /// A run: its operation and the lease owner that ran it. A struct key, not `[id, owner]`: an array key cost two
+    /// allocations and an array hash per completion (~5 800 instructions per accepted-and-run operation).
+    private struct RunKey: Hashable {
+        let id: String
+        let owner: String
+    }
+
     /// The results of `batch` with one `UPDATE … FROM (VALUES …)`, inside the caller's transaction; each
     /// answer is true when the run still held its lease. Result blob files are written (and fsynced) first; a
     /// completion whose files fail fails alone. A lease owner's second completion of one run in the same batch
@@ -636,10 +643,10 @@ package final class SQLiteOperationStore: OperationStore {
     private func storeResults(_ batch: [CompletionBatcher.Ticket], into answers: inout Answers) async throws {
         var pending: [CompletionBatcher.Ticket] = []
         pending.reserveCapacity(batch.count)
-        var seen = Set<[String]>()
+        var seen = Set<RunKey>(minimumCapacity: batch.count)
         for ticket in batch {
             let item = ticket.item
-            guard seen.insert([item.id, item.owner]).inserted else {
+            guard seen.insert(RunKey(id: item.id, owner: item.owner)).inserted else {
                 answers.completions.append((ticket, .success(false)))
                 continue
             }
@@ -683,13 +690,15 @@ package final class SQLiteOperationStore: OperationStore {
         )
         // By row and owner: a batch may hold the owner's completion of a run and a stranger's (a worker whose
         // lease expired), and only the owner's was stored.
-        let updated = Set(
-            returned.compactMap { row in
-                row.value(at: 0)?.string.flatMap { id in row.value(at: 1)?.string.map { [id, $0] } }
-            })
+        var updated = Set<RunKey>(minimumCapacity: returned.count)
+        for row in returned {
+            if let id = row.value(at: 0)?.string, let owner = row.value(at: 1)?.string {
+                updated.insert(RunKey(id: id, owner: owner))
+            }
+        }
         for ticket in pending {
             let item = ticket.item
-            let done = updated.contains([item.id, item.owner])
+            let done = updated.contains(RunKey(id: item.id, owner: item.owner))
             if !done, !item.encoded.blobs.isEmpty { answers.unused.append((item.id, item.encoded.blobs, false)) }
             answers.completions.append((ticket, .success(done)))
         }
