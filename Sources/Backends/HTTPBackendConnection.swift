@@ -131,8 +131,9 @@ enum HTTPBackendStreamItem: Sendable {
 /// A response that is too large, a decoder error, or the connection closing mid-response fails the call;
 /// the pool then drops the connection instead of reusing it. So is a connection whose backend answered
 /// before the whole request body was sent.
-final class HTTPBackendClientHandler: ChannelInboundHandler {
+final class HTTPBackendClientHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// Bytes of body per write: large enough to keep syscalls few, small enough to stay in cache between
@@ -169,6 +170,10 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
     private var broken = false
     /// Bytes arrived after a streamed answer's end: the connection is not reused (``finishStreaming()``).
     private var bytesAfterStream = false
+    /// This side closed the connection (``HTTPBackendConnection/close()``: the caller's deadline, a client gone, a
+    /// probe's timeout): a body that ends with the connection did not end, it was cut (review 17, finding 1: an
+    /// empty close-delimited body was read as the runner's answer, a protocol failure counted against the endpoint).
+    private var closedHere = false
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -424,10 +429,18 @@ final class HTTPBackendClientHandler: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
+    /// Every close asked of the channel passes here (it starts at the pipeline's tail; this handler's own
+    /// `context.close` after a decoding error does not, and needs no mark: that call has already failed).
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .all { closedHere = true }
+        context.close(mode: mode, promise: promise)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        // A body that ends with the connection (no framing fields) ends here; anything else begun is cut off.
+        // A body that ends with the connection (no framing fields) ends here when the backend closed; anything
+        // else begun, or any body when this side closed, is cut off.
         var bytes = pending.take() ?? ByteBuffer()
-        if !broken {
+        if !broken, !closedHere {
             do {
                 if let end = try decoder.finish(&bytes) { _ = receive(end, context: context, leftover: 0) }
             } catch {

@@ -88,6 +88,40 @@ struct HTTPBackendBodyTests {
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "nothing written")
     }
 
+    /// Review 17, finding 1: a close-delimited answer (no Content-Length, not chunked) that this side closed, at the
+    /// caller's deadline or when its client went away, was finished as if the runner had closed: its empty or
+    /// partial body was read as the runner's result, a protocol failure counted against the endpoint (and three
+    /// ejected it). Only the runner's close ends such a body.
+    @Test(
+        "a close-delimited answer ends when the runner closes, and is cut (not finished) when this side closes",
+        arguments: [false, true])
+    func closeDelimitedEnd(closedHere: Bool) throws {
+        let channel = EmbeddedChannel()
+        let handler = HTTPBackendClientHandler()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        let promise = channel.eventLoop.makePromise(of: HTTPBackendResponse.self)
+        handler.start(promise: promise, maxResponseBytes: 1 << 20)
+        #expect(
+            handler.send(head: ByteBuffer(string: "POST /run HTTP/1.1\r\n\r\n"), body: StreamedJSONBody(ByteBuffer())))
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"out"))
+        if closedHere {
+            try channel.close().wait()
+        } else {
+            channel.pipeline.fireChannelInactive()
+        }
+        let outcome = Result { try promise.futureResult.wait() }
+        switch (closedHere, outcome) {
+        case (true, .failure(HTTPBackendClientHandler.Failure.closedBeforeResponse)):
+            break
+        case (false, .success(let response)):
+            #expect(response.body == ByteBuffer(string: "{\"out"))
+        default:
+            Issue.record("closed here: \(closedHere), outcome: \(outcome)")
+        }
+        _ = try? channel.finish()
+    }
+
     @Test("the streaming reader gathers a non-SSE answer linearly too")
     func sseReaderWholeAnswer() throws {
         let reader = HTTPBackendSSEReader(maxResponseBytes: 32 << 20, maxEventBytes: 1 << 20)
