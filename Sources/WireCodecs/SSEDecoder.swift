@@ -7,6 +7,12 @@ package import TriggerModel
 /// Lines may end in CRLF, LF or CR (a CRLF split across chunks counts once); `data:` lines join with `\n`;
 /// comments, `id:` and `retry:` are ignored; an event with no data is not dispatched; an unterminated event at
 /// the end of the stream is dropped, as the spec says.
+///
+/// An event without an `event:` line, or named `message` (the spec's default type, the same event to an
+/// `EventSource`), comes out with an empty name, so that the relay gives it the API's default name
+/// (`PIPELINE_STATUS_UPDATED` or `PIPELINE_OUTPUT_UPDATED`, ``SSEEncoder``; API.md §2) as README promises for an
+/// http runner's unnamed events. Runners built on sse-starlette or hand-written `data:`-only servers send no
+/// `event:` line (review 17, finding 2: they reached Instill clients as `event: message`).
 package struct SSEDecoder {
     private let maxEventBytes: Int
     private var line: [UInt8] = []
@@ -78,7 +84,7 @@ package struct SSEDecoder {
     ) throws {
         if line.isEmpty {
             if hasData {
-                events.append((eventName ?? "message", data))
+                events.append((eventName ?? "", data))
             }
             eventName = nil
             data = ByteBuffer()
@@ -97,7 +103,7 @@ package struct SSEDecoder {
             hasData = true
             try checkSize()
         } else if field.elementsEqual("event".utf8) {
-            eventName = String(decoding: value, as: UTF8.self)
+            eventName = value.elementsEqual("message".utf8) ? nil : String(decoding: value, as: UTF8.self)
         }
     }
 

@@ -58,10 +58,36 @@ struct SSETests {
         var events = try decoder.feed(buffer(": comment\r\nevent: a\r"))
         events += try decoder.feed(buffer("\ndata: one\rdata:two\n\nevent: skipped\nid: 7\n\ndata:  x\n"))
         events += try decoder.feed(buffer("\n"))
-        #expect(events.map(\.event) == ["a", "message"])
+        #expect(events.map(\.event) == ["a", ""])
         #expect(events.map { String(buffer: $0.data) } == ["one\ntwo", " x"])
         // An unterminated event at the end is never dispatched.
         #expect(try decoder.feed(buffer("data: partial\n")).isEmpty)
+    }
+
+    /// Review 17, finding 2: a runner's events without an `event:` line (sse-starlette's default) were relayed as
+    /// `event: message`, so Instill clients dispatching on PIPELINE_STATUS_UPDATED / PIPELINE_OUTPUT_UPDATED missed
+    /// them. `event: message` is the same SSE event type, and is relayed the same way.
+    @Test("Unnamed events (and events named `message`) are relayed under the API's default names")
+    func unnamedEvents() throws {
+        var decoder = SSEDecoder()
+        let raw = try decoder.feed(
+            buffer(
+                "data: {\"status\":\"RUNNING\"}\n\n" + "data: {\"outputs\":[{\"p\":1}]}\n\n"
+                    + "event: message\ndata: {\"outputs\":[{\"p\":2}]}\n\n" + "event: custom\ndata: {\"n\":1}\n\n"
+                    + "data: {\"outputs\":[{\"p\":3}],\"metadata\":{}}\n\n"))
+        #expect(raw.map(\.event) == ["", "", "", "custom", ""])
+        var relayed = ByteBuffer()
+        for event in raw {
+            SSEEncoder.encode(
+                try SSEDecoder.triggerEvent(event: event.event, data: event.data, limits: .defaults), into: &relayed)
+        }
+        let names = String(buffer: relayed).split(separator: "\n").filter { $0.hasPrefix("event: ") }
+        #expect(
+            names == [
+                "event: \(SSEEncoder.statusEvent)", "event: \(SSEEncoder.outputEvent)",
+                "event: \(SSEEncoder.outputEvent)",
+                "event: custom", "event: \(SSEEncoder.outputEvent)",
+            ])
     }
 
     @Test("An event past the size cap fails")
