@@ -152,6 +152,8 @@ package final class AsyncOperations: Sendable {
                 return operation
             }
             await completions.wait(for: id, timeout: min(remaining, settings.pollInterval), on: clock)
+            // Cancelled while waiting (its client went away): nobody reads a fresher copy.
+            if Task.isCancelled { return operation }
         }
     }
 

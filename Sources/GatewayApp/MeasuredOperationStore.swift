@@ -26,7 +26,9 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         return MeasuredOperationStore(base, metrics: metrics)
     }
 
-    /// Runs one store call, recording its duration and whether it threw.
+    /// Runs one store call, recording its duration and whether it threw. A call cut short by its caller's
+    /// cancellation (a client gone) is recorded as neither: its duration is not the store's, and it is no store
+    /// failure (`OperationStoreErrors.isCancellation`).
     func measure<T>(_ operation: String, _ call: () async throws -> T) async throws -> T {
         let clock = ContinuousClock()
         let start = clock.now
@@ -35,7 +37,9 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
             metrics.record(operation, seconds: Self.seconds(clock.now - start), failed: false)
             return value
         } catch {
-            metrics.record(operation, seconds: Self.seconds(clock.now - start), failed: true)
+            if !OperationStoreErrors.isCancellation(error) {
+                metrics.record(operation, seconds: Self.seconds(clock.now - start), failed: true)
+            }
             throw error
         }
     }

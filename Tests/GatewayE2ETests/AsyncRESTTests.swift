@@ -83,6 +83,40 @@ struct AsyncRESTTests {
         }
     }
 
+    /// Review 17, finding 3: each abandoned long-poll counted one `trigger_gateway_store_errors_total{operation="get"}`
+    /// and logged a store warning naming `Swift.CancellationError()`: the store call made after the client left was
+    /// cancelled, and the cancellation was reported as a store failure.
+    @Test("long-polls their clients abandon are no store failures: store_errors_total stays 0, the operation runs on")
+    func abandonedLongPoll() async throws {
+        try await withTestGateway { gateway in
+            let client = try await gateway.client()
+            let async = AsyncClient(client: client)
+            let (_, slow) = try await async.trigger("sleep", ["ms": 20_000])
+            let name = try #require(slow.operationName)
+            let inFlight = #"trigger_gateway_requests_in_flight{frontend="rest"}"#
+            for _ in 0..<3 {
+                let poller = try await gateway.client()
+                let poll = Task { try? await poller.request("GET", "/v1beta/\(name)?wait=30s") }
+                // In flight: this scrape and the long-poll, which is then waiting on the store or for a notice.
+                var polling = false
+                _ = try await eventually(within: .seconds(10), interval: .milliseconds(20)) {
+                    polling = try await MetricsE2ETests.scrape(client).samples[inFlight] == 2
+                    return polling
+                }
+                #expect(polling, "the long-poll never showed in flight")
+                await poller.close()
+                _ = await poll.value
+            }
+            let scrape = try await MetricsE2ETests.scrape(client) { $0.samples[inFlight] == 1 }
+            #expect(scrape.samples[inFlight] == 1)
+            #expect(scrape.samples[#"trigger_gateway_store_errors_total{operation="get"}"#] ?? 0 == 0)
+            let (status, body) = try await async.get("/v1beta/\(name)")
+            #expect(status == 200)
+            #expect((body["operation"] as? [String: Any])?["done"] as? Bool == false, "\(body)")
+            _ = try await async.post("/v1beta/\(name):cancel")
+        }
+    }
+
     @Test("the same Idempotency-Key and body give the same operation; another body is 409")
     func idempotency() async throws {
         try await withTestGateway { gateway in

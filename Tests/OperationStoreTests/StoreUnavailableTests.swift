@@ -1,4 +1,5 @@
 import Foundation
+import GatewayTestSupport
 import Logging
 import OperationStore
 import PostgresOperationStore
@@ -114,5 +115,25 @@ struct StoreUnavailableTests {
         }
         try #require(bound)
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Review 17, finding 3: a caller's cancellation (its client went away mid-call) is no store failure.
+@Suite("OperationStore errors: a cancelled call")
+struct StoreCancellationErrorTests {
+    @Test("a CancellationError becomes .cancelled (499), unlogged; a driver's failure stays .unavailable, logged")
+    func cancellationIsNotUnavailable() {
+        let log = RecordedLog()
+        let logger = Logger(label: "test.store") { _ in log }
+        let cancelled = OperationStoreErrors.unavailable("get", CancellationError(), logger: logger)
+        #expect(cancelled.code == .cancelled)
+        #expect(OperationStoreErrors.isCancellation(cancelled))
+        #expect(OperationStoreErrors.isCancellation(CancellationError()))
+        #expect(log.lines.isEmpty, "\(log.lines)")
+        struct DriverFailure: Error {}
+        let failed = OperationStoreErrors.unavailable("get", DriverFailure(), logger: logger)
+        #expect(failed.code == .unavailable && failed.message == OperationStoreErrors.unavailableMessage)
+        #expect(!OperationStoreErrors.isCancellation(failed))
+        #expect(log.lines.map(\.level) == [.warning])
     }
 }
