@@ -387,7 +387,7 @@ let package = Package(
             name: "GatewayE2ETests",
             dependencies: [
                 "GatewayTestSupport", "GatewayServer", "GatewayConfig", "DemoRunner", "TriggerModel", "Backends",
-                "WireCodecs",
+                "WireCodecs", "ProtoCodec",
                 "OperationStore", "AsyncDispatch", "GatewayApp", "Observability", nioCore, nioPosix, nioHTTP1, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
             ],

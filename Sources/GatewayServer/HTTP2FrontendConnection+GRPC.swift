@@ -342,6 +342,10 @@ extension HTTP2FrontendConnection {
                     grpcFinish(stream, error: error)
                     return eventLoop.makeSucceededVoidFuture()
                 }
+                if let tooLarge = grpcMessageTooLarge(message) {
+                    grpcFinish(stream, error: tooLarge)
+                    return eventLoop.makeSucceededVoidFuture()
+                }
                 grpcSendHeaders(stream)
                 sendBody(stream: stream, GRPCMessageFramer.frame(message, compression: compression), endStream: false)
                 return waitUntilWritable(stream)
@@ -357,11 +361,30 @@ extension HTTP2FrontendConnection {
         relay.start()
     }
 
-    /// A unary success: headers, the one framed message, `grpc-status: 0`.
+    /// A unary success: headers, the one framed message, `grpc-status: 0`; RESOURCE_EXHAUSTED instead for a
+    /// message over the cap (``grpcMessageTooLarge(_:)``).
     func grpcRespond(_ stream: HTTP2StreamID, message: ByteBuffer) {
+        if let tooLarge = grpcMessageTooLarge(message) {
+            grpcFinish(stream, error: tooLarge)
+            return
+        }
         grpcSendHeaders(stream)
         sendBody(stream: stream, grpcFramed(message, stream: stream), endStream: false)
         grpcFinish(stream, error: nil)
+    }
+
+    /// A response message over the message cap, `limits.max_body_bytes` (API.md §3: "Max message 32 MiB by
+    /// default, the same cap as REST"), as RESOURCE_EXHAUSTED naming both sizes; nil within it. Checked before it
+    /// is sent: a client whose receive limit is that cap (instill-sdk sets 32 MiB) fails such a message itself with
+    /// a RESOURCE_EXHAUSTED the gateway never sees, and the call was logged `grpc_status=0` (review 17, finding 4).
+    /// A runner may answer up to ``BackendPoolConfiguration``'s response bound, above the cap (base64 growth).
+    func grpcMessageTooLarge(_ message: ByteBuffer) -> GatewayError? {
+        let limit = services.limits.maxBodyBytes
+        guard message.readableBytes > limit else { return nil }
+        return GatewayError(
+            .payloadTooLarge,
+            "response message of \(message.readableBytes) bytes exceeds the limit of \(limit) bytes (limits.max_body_bytes)"
+        )
     }
 
     /// A response message framed for `stream`: compressed when the call negotiated an encoding.

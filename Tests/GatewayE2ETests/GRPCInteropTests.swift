@@ -1,6 +1,9 @@
 import Foundation
 import GatewayTestSupport
+import NIOCore
+import ProtoCodec
 import Testing
+import TriggerModel
 
 /// gRPC on the shared port, exercised by grpcio (Python) with stubs generated from our protos.
 @Suite("gRPC frontend with a grpcio client")
@@ -74,6 +77,54 @@ struct GRPCInteropTests {
             let answer = try await Peers.grpcio("sized", port: gateway.port, [String(size)])
             #expect(answer["code"] as? String == code, "\(answer)")
             if code == nil { #expect(answer["size"] as? Int == size) }
+        }
+    }
+
+    /// Answers every call with one output, `{"blob": "xxx…"}` of `size` characters.
+    struct SizedAnswerRunner: TriggerRunner {
+        let size: Int
+
+        static func result(size: Int) -> TriggerResult {
+            TriggerResult(outputs: [["blob": .string(String(repeating: "x", count: size))]])
+        }
+
+        func run(_ request: TriggerRequest) async throws -> TriggerResult { Self.result(size: size) }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish(throwing: GatewayError(.unimplemented, "not streamed here")) }
+        }
+    }
+
+    /// Review 17, finding 4: a runner's answer over the cap reached gRPC clients, whose receive limit is that cap
+    /// (instill-sdk: 32 MiB), and they failed it themselves while the gateway logged `grpc_status=0`.
+    @Test(
+        "a response message at the cap passes, one byte over is RESOURCE_EXHAUSTED from the gateway, naming both sizes",
+        arguments: [0, 1])
+    func responseMessageCap(over: Int) async throws {
+        let cap = 65_536
+        // The output size whose TriggerResponse message is exactly `cap` bytes (the Instill encoding the gateway
+        // answers with), then one more character.
+        let atCap = try #require(
+            (cap - 100...cap).first {
+                InstillCodec.encodeTriggerResponse(SizedAnswerRunner.result(size: $0)).readableBytes == cap
+            })
+        try await withBackend("http", runner: SizedAnswerRunner(size: atCap + over)) { port in
+            let yaml = """
+                limits: {max_body_bytes: \(cap)}
+                pools: [{name: sized, transport: http, endpoints: ["127.0.0.1:\(port)"]}]
+                routes: [{namespace: demo, pipeline: "*", pool: sized}]
+                """
+            try await withTestGateway(yaml: yaml) { gateway in
+                let answer = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"a":1}]"#])
+                if over == 0 {
+                    let blob = (answer["outputs"] as? [[String: Any]])?.first?["blob"] as? String
+                    #expect(blob?.count == atCap, "\(answer.keys)")
+                } else {
+                    #expect(answer["code"] as? String == "RESOURCE_EXHAUSTED", "\(answer)")
+                    let details = answer["details"] as? String ?? ""
+                    #expect(details.contains("\(cap + 1) bytes") && details.contains("\(cap) bytes"), "\(answer)")
+                }
+            }
         }
     }
 
