@@ -49,6 +49,10 @@ extension GatewayApp {
         for warning in loaded.configuration.warnings {
             logger.warning("\(warning.message)", metadata: ["config.key": "\(warning.path)"])
         }
+        // As at start: a reload is when rotated keys come into force, and with them a wrong mode (review 17, #6).
+        for (keyPath, exposure) in Self.exposedKeyFiles(loaded.configuration) {
+            logger.warning("\(exposure)", metadata: ["path": "\(keyPath)"])
+        }
         if !report.restartRequired.isEmpty {
             logger.warning(
                 "restart required: these keys changed but keep their running values until a restart",

@@ -196,6 +196,30 @@ struct ReloadProcessTests {
         }
     }
 
+    /// Review 17, finding 6: only the start checked key files' modes, though a reload is when rotated keys come in.
+    @Test("a secret key file open to other users is warned about when a reload puts it in force, as at start")
+    func exposedKeyWarnedAtReload() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-key-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("gateway.yaml")
+        let keyFile = dir.appendingPathComponent("craft.key")
+        try Data(String(repeating: "k", count: 40).utf8).write(to: keyFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
+        try (Self.config(extraNamespaces: []) + "craft: {jwt_secret_file: \(keyFile.path)}\n").write(
+            to: file, atomically: true, encoding: .utf8)
+        let warning = "craft.jwt_secret_file \(keyFile.path) is open to other users (mode 0644)"
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", timeout: .seconds(10)) == 1)
+            #expect(!server.logged.contains("open to other users"), "\(server.logged)")
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile.path)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", atLeast: 2, timeout: .seconds(10)) == 2)
+            #expect(await server.logOccurrences(of: warning, timeout: .seconds(10)) == 1, "\(server.logged)")
+        }
+    }
+
     @Test(
         "SIGHUP: no tokens on a non-loopback listener, an empty file, a bad craft.jwt_secret_file are refused; check-config agrees"
     )
