@@ -218,10 +218,11 @@ package enum OperationStoreErrors {
     /// Maps a failure below the store to `.unavailable` with the client-safe message, and logs the cause.
     /// A `GatewayError` that is not `.unavailable` (conflict, not found...) passes through unchanged.
     ///
-    /// A `CancellationError` is the caller's doing (its client went away mid-call, an abandoned long-poll), not the
-    /// store's: it becomes `.cancelled` (499), unlogged, and ``MeasuredOperationStore`` does not count it in
-    /// `trigger_gateway_store_errors_total`, an operator's alert on a healthy database otherwise (review 17,
-    /// finding 3).
+    /// A `CancellationError` while the calling task is cancelled is the caller's doing (its client went away
+    /// mid-call, an abandoned long-poll), not the store's: it becomes `.cancelled` (499), unlogged, and
+    /// `MeasuredOperationStore` does not count it in `trigger_gateway_store_errors_total`, an operator's alert on a
+    /// healthy database otherwise (review 17, finding 3). In a task that is not cancelled it is the store's own:
+    /// NIO's thread pool throws it for work given to a pool that was shut down (a closed SQLite store).
     ///
     /// `described`: the cause in an operator's words (a store knows its driver's errors); when given, the
     /// driver's own dump goes to a debug line only.
@@ -235,7 +236,7 @@ package enum OperationStoreErrors {
         if let error = error as? GatewayError {
             if error.code != .unavailable || error.message == unavailableMessage { return error }
         }
-        if error is CancellationError { return cancelled }
+        if error is CancellationError, Task.isCancelled { return cancelled }
         let dump = String(reflecting: error)
         var metadata: Logger.Metadata = ["store.call": "\(what)", "error": "\(described ?? dump)"]
         if let requestID { metadata["request_id"] = "\(requestID)" }
@@ -252,9 +253,11 @@ package enum OperationStoreErrors {
     package static let cancelled = GatewayError(
         .cancelled, "the request was cancelled before the operation store answered")
 
-    /// Whether `error` ended a store call because its caller was cancelled, not because the store failed.
+    /// Whether `error` ended a store call because its caller was cancelled, not because the store failed: a
+    /// `CancellationError` in a cancelled task, or the `.cancelled` that ``unavailable(_:_:described:logger:requestID:)``
+    /// made of one. Call it from the task that made the store call.
     package static func isCancellation(_ error: any Error) -> Bool {
-        error is CancellationError || (error as? GatewayError)?.code == .cancelled
+        (error is CancellationError && Task.isCancelled) || (error as? GatewayError)?.code == .cancelled
     }
 
     /// Why `cancel` changed nothing: the operation is unknown (`state` nil) or already finished in `state`.

@@ -121,19 +121,31 @@ struct StoreUnavailableTests {
 /// Review 17, finding 3: a caller's cancellation (its client went away mid-call) is no store failure.
 @Suite("OperationStore errors: a cancelled call")
 struct StoreCancellationErrorTests {
-    @Test("a CancellationError becomes .cancelled (499), unlogged; a driver's failure stays .unavailable, logged")
-    func cancellationIsNotUnavailable() {
+    @Test(
+        "in a cancelled task a CancellationError becomes .cancelled (499), unlogged; otherwise (a pool shut down) and a driver's failure stay .unavailable, logged"
+    )
+    func cancellationIsNotUnavailable() async {
         let log = RecordedLog()
         let logger = Logger(label: "test.store") { _ in log }
-        let cancelled = OperationStoreErrors.unavailable("get", CancellationError(), logger: logger)
+        let (cancelled, counted) = await Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return (
+                OperationStoreErrors.unavailable("get", CancellationError(), logger: logger),
+                OperationStoreErrors.isCancellation(CancellationError())
+            )
+        }.value
         #expect(cancelled.code == .cancelled)
         #expect(OperationStoreErrors.isCancellation(cancelled))
-        #expect(OperationStoreErrors.isCancellation(CancellationError()))
+        #expect(counted)
         #expect(log.lines.isEmpty, "\(log.lines)")
+        // Not cancelled: NIO's thread pool throws CancellationError for work given after its shutdown.
+        let closed = OperationStoreErrors.unavailable("get", CancellationError(), logger: logger)
+        #expect(closed.code == .unavailable && closed.message == OperationStoreErrors.unavailableMessage)
+        #expect(!OperationStoreErrors.isCancellation(CancellationError()))
         struct DriverFailure: Error {}
         let failed = OperationStoreErrors.unavailable("get", DriverFailure(), logger: logger)
         #expect(failed.code == .unavailable && failed.message == OperationStoreErrors.unavailableMessage)
         #expect(!OperationStoreErrors.isCancellation(failed))
-        #expect(log.lines.map(\.level) == [.warning])
+        #expect(log.lines.map(\.level) == [.warning, .warning])
     }
 }
