@@ -108,7 +108,7 @@ enum RESTPath: Equatable {
 
     /// ``parse(_:)`` without the trigger short cut (``triggerOnBytes(_:)``): the definition it must agree with.
     static func parseGenerally(_ target: String) throws(GatewayError) -> RESTPath? {
-        let path = pathPart(of: target)
+        let path = mergingSlashes(pathPart(of: target))
         // A trigger's path is longer than every fixed one: it skips their eight string comparisons (~700
         // instructions per REST call).
         if path.utf8.count <= fixedPathsMaxLength {
@@ -133,6 +133,33 @@ enum RESTPath: Equatable {
             parts.append(decoded[...])
         }
         return route(parts, raw: raw)
+    }
+
+    /// `path` with each run of `/` made one, as nginx's `merge_slashes` (its default) does: no path of this API
+    /// has an empty segment, and a client that joins a base URL ending in `/` to `/api/v0/...` sends `//api/v0/...`
+    /// (abacusai with `server="http://host/"`: its construction retried for 15 s, then failed on our 404; review 17,
+    /// finding 10). An escaped slash (`%2F`) is data, not a delimiter, and stays. The path as it is when it has no
+    /// `//` (one scan of its bytes).
+    static func mergingSlashes(_ path: Substring) -> Substring {
+        var previous: UInt8 = 0
+        var doubled = false
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "/"), previous == byte {
+                doubled = true
+                break
+            }
+            previous = byte
+        }
+        guard doubled else { return path }
+        var merged = String()
+        merged.reserveCapacity(path.utf8.count)
+        previous = 0
+        for character in path.unicodeScalars {
+            if character == "/", previous == UInt8(ascii: "/") { continue }
+            merged.unicodeScalars.append(character)
+            previous = character.isASCII ? UInt8(character.value) : 0
+        }
+        return merged[...]
     }
 
     /// The usual target, a trigger (`/v1beta/{ns-kind}/{ns}/pipelines/{pipeline}[/releases/{release}]/{verb}`,

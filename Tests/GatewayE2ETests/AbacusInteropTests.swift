@@ -34,6 +34,21 @@ struct AbacusInteropTests {
         }
     }
 
+    /// Review 17, finding 10: with `server="http://host/"` the client asks for `//api/v0/...`; the gateway merges
+    /// the slashes (nginx's default) instead of answering 404, which cost 15 s of retries and then an exception.
+    @Test("construction with a server URL ending in / is instant too: //api/v0/... is routed as /api/v0/...")
+    func constructionWithTrailingSlash() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.abacus("construct", port: gateway.port, ["1"])
+            let requests = try #require(answer["requests"] as? [[Any]], "\(answer)")
+            #expect(requests.count == 2, "\(answer)")
+            #expect(requests.first?[1] as? String == "//api/v0/getApiEndpoint", "\(answer)")
+            #expect(requests.allSatisfy { $0[2] as? Int == 200 }, "\(answer)")
+            #expect(answer["web_version"] as? String == "1.4.119")
+            #expect((answer["elapsed"] as? Double ?? 99) < 5, "\(answer)")
+        }
+    }
+
     @Test(
         "h1ToInProcessAbacusAsync: run_pipeline (camelCase mappings) → wait_for_pipeline COMPLETE on sleep; outputs readable; visible under /v1beta/operations"
     )

@@ -129,6 +129,25 @@ struct RESTTargetFastPathTests {
         #expect(routed(RESTPath.parse) == general, "\(target)")
     }
 
+    /// Review 17, finding 10: abacusai given `server="http://host/"` asks for `//api/v0/getApiEndpoint`.
+    @Test(
+        "runs of slashes route as one (nginx's merge_slashes); an escaped slash stays data",
+        arguments: [
+            ("//api/v0/getApiEndpoint", "/api/v0/getApiEndpoint"),
+            ("/api//v0///runPipeline?x=1", "/api/v0/runPipeline"),
+            ("//v1beta//namespaces/demo/pipelines/echo//trigger", "/v1beta/namespaces/demo/pipelines/echo/trigger"),
+            ("///api/v1/pipelines/p/run", "/api/v1/pipelines/p/run"),
+            ("//healthz", "/healthz"),
+        ])
+    func mergedSlashes(target: String, plain: String) throws {
+        let merged = try RESTPath.parse(target)
+        #expect(merged != nil, "\(target)")
+        #expect(merged == (try RESTPath.parse(plain)), "\(target)")
+        #expect(RESTPath.mergingSlashes("/a%2F%2Fb//c"[...]) == "/a%2F%2Fb/c")
+        #expect(RESTPath.mergingSlashes("/é//ü"[...]) == "/é/ü")
+        #expect(RESTPath.mergingSlashes("/a/b"[...]) == "/a/b")
+    }
+
     @Test("a path with escapes routes as the same path written plainly")
     func escapedAndPlain() throws {
         let plain = try RESTPath.parse("/v1beta/namespaces/demo/pipelines/echo/trigger")

@@ -36,8 +36,8 @@ from abacusai import ApiClient, ApiException  # noqa: E402
 from abacusai.api_class import PythonFunctionArgument  # noqa: E402
 
 
-def client(port):
-    return ApiClient(server="http://127.0.0.1:%d" % port, include_tb=True)
+def client(port, trailing_slash=False):
+    return ApiClient(server="http://127.0.0.1:%d%s" % (port, "/" if trailing_slash else ""), include_tb=True)
 
 
 def mappings(style, items):
@@ -58,10 +58,11 @@ def version_dict(pv):
     return d
 
 
-def scenario_construct(port):
-    """ApiClient() alone: how long it took and which requests it made."""
+def scenario_construct(port, trailing_slash="0"):
+    """ApiClient() alone: how long it took and which requests it made. `trailing_slash` 1: the server URL ends in
+    "/", which the client joins to "/api/v0/..." as "//api/v0/..."."""
     started = time.monotonic()
-    c = client(port)
+    c = client(port, trailing_slash == "1")
     elapsed = time.monotonic() - started
     return {"elapsed": elapsed, "requests": REQUESTS, "api_endpoint": c.api_endpoint,
             "prediction_endpoint": c.prediction_endpoint, "web_version": c.web_version}
