@@ -607,8 +607,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             }
             let channel = context.channel
             inputDone = true
-            context.writeAndFlush(wrapOutboundOut(end)).whenComplete { _ in channel.close(promise: nil) }
+            // Recorded first: a write that completes at once closes the channel inside `writeAndFlush`, whose
+            // `channelInactive` would otherwise find the request open and flag it DC, a client gone (review 17, #7).
             finishRequest()
+            context.writeAndFlush(wrapOutboundOut(end)).whenComplete { _ in channel.close(promise: nil) }
             return
         case .streaming(let relay):
             // Not begun: nothing was sent, so the 503 below is the answer.

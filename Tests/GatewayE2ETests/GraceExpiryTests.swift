@@ -108,7 +108,8 @@ struct GraceExpiryTests {
 
     @Test("SSE over HTTP/1.1 mid-stream: an error event, then the terminating chunk (curl sees a complete response)")
     func http1SSE() async throws {
-        try await withStreamSetup(.inProcess, timeouts: "shutdown_grace: 300ms") { setup in
+        let observer = RecordingObserver()
+        try await withStreamSetup(.inProcess, timeouts: "shutdown_grace: 300ms", observers: [observer]) { setup in
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-grace-\(UUID().uuidString)")
                 .path
             defer { try? FileManager.default.removeItem(atPath: file) }
@@ -126,6 +127,12 @@ struct GraceExpiryTests {
                 events.map(\.name) == ["PIPELINE_STATUS_UPDATED", "PIPELINE_OUTPUT_UPDATED", "PIPELINE_ERROR_UPDATED"],
                 "\(raw)")
             #expect(events.last?.data["code"] as? Int == 14, "\(raw)")
+            // The gateway ended the stream, with a complete answer: not a client that went away (review 17, #7:
+            // every stream cut at the grace's end was logged DC, inflating client-abort counts at each deploy).
+            #expect(await eventually(within: .seconds(5)) { observer.all.contains { $0.mode == "stream" } })
+            let record = try #require(observer.all.first { $0.mode == "stream" }, "no record of the stream")
+            #expect(record.status == 200)
+            #expect(!record.downstreamDisconnected, "\(record)")
         }
     }
 

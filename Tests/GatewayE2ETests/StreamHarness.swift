@@ -2,6 +2,7 @@ import DemoRunner
 import Foundation
 import Synchronization
 import GatewayTestSupport
+import Observability
 import Testing
 
 /// Where a streamed trigger runs: in the gateway process, or in a separate `demo-runner` reached through
@@ -57,6 +58,7 @@ var now: Double { Date().timeIntervalSince1970 }
 func withStreamSetup<T: Sendable>(
     _ backend: StreamBackend,
     timeouts: String? = nil,
+    observers: [any RequestObserver] = [],
     _ body: (StreamSetup) async throws -> T
 ) async throws -> T {
     let log = CancellationLog()
@@ -64,8 +66,9 @@ func withStreamSetup<T: Sendable>(
     let timeoutsYAML = timeouts.map { "timeouts: {\($0)}\n" } ?? ""
     guard backend != .inProcess else {
         // Only timeouts: the embedded default's pools and routes serve `demo` in-process.
-        return try await withTestGateway(yaml: timeouts == nil ? nil : timeoutsYAML, inProcessRunner: inProcess) {
-            gateway in
+        return try await withTestGateway(
+            yaml: timeouts == nil ? nil : timeoutsYAML, inProcessRunner: inProcess, requestObservers: observers
+        ) { gateway in
             try await body(StreamSetup(gateway: gateway, backend: backend, runner: nil, inProcessCancellations: log))
         }
     }
