@@ -113,7 +113,8 @@ enum BackendErrors {
     static func errorAnswer(pool: String, endpoint: String, status: Int, body: ByteBuffer) -> GatewayError {
         if let error = BackendHTTPBody.pipelineError(in: body) { return error }
         return endpointFailure(
-            pool: pool, endpoint: endpoint, "an endpoint answered HTTP \(status) (not a JSON error)",
+            pool: pool, endpoint: endpoint,
+            "an endpoint answered HTTP \(status) (not the runner protocol's error JSON)",
             response: BackendHTTPBody.logSnippet(body), flag: .protocolError)
     }
 

@@ -71,7 +71,7 @@ struct EndpointFailureLogTests {
                 #expect(response.status == 502, "\(response.bodyString)")
                 #expect(
                     try json(response.body)["message"] as? String
-                        == #"backend pool "html": an endpoint answered HTTP 501 (not a JSON error)"#,
+                        == #"backend pool "html": an endpoint answered HTTP 501 (not the runner protocol's error JSON)"#,
                     "\(response.bodyString)")
                 #expect(await server.stopAndReadLog())
                 let warning = server.logged.split(separator: "\n").first {

@@ -187,7 +187,10 @@ extension HTTPBackendTests {
                 reset: false, says: "an endpoint closed the connection mid-response"
             ),
             // Review 9, finding 5: a framework's error page is not sent on (it names the status only).
-            (reply: htmlErrorPage, reset: false, says: "an endpoint answered HTTP 501 (not a JSON error)"),
+            (
+                reply: htmlErrorPage, reset: false,
+                says: "an endpoint answered HTTP 501 (not the runner protocol's error JSON)"
+            ),
         ])
     func cutBackend(reply: String, reset: Bool, says: String) async throws {
         try await withCannedBackend(reply: reply, reset: reset) { port in
