@@ -236,8 +236,8 @@ extension HTTP1FrontendHandler {
             state = .closed
             relay?.abort()
             relay = nil
-            collector = nil
-            bodyUse = nil
+            collector = .idle
+            bodyUse = .none
             if open == nil {
                 open = services.openRequest(
                     requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: line?.method ?? "",

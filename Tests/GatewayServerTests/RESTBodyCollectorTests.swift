@@ -58,3 +58,29 @@ struct RESTBodyCollectorTests {
         #expect(Array(blob.bytes.readableBytesView) == payload)
     }
 }
+
+/// `RESTBodyCollector.idle`: what the HTTP/1.1 frontend holds between requests instead of an Optional (branch
+/// hotpath4). It is no collector: it says so, and refuses a body with an internal error rather than taking one.
+@Suite("RESTBodyCollector.idle")
+struct RESTBodyCollectorIdleTests {
+    @Test("idle is idle; every real collector is not; idle refuses chunks and has no body to finish")
+    func idle() throws {
+        var idle = RESTBodyCollector.idle
+        #expect(idle.isIdle)
+        #expect(idle.gatheredStorageAddress == nil)
+        #expect(!idle.keepsCanonicalBase64JSON && !idle.decodesMultipartBatch)
+        let limits = CodecLimits.defaults
+        let collectors = [
+            RESTBodyCollector.json(limits: limits), .formLabelledJSON(limits: limits), .raw(limits: limits),
+            try .multipart(boundary: "b", limits: limits), try .multipartParts(boundary: "b", limits: limits),
+        ]
+        for collector in collectors { #expect(!collector.isIdle) }
+        #expect(throws: GatewayError.self) { try idle.append(ByteBuffer(string: "{}")) }
+        do {
+            _ = try idle.finishBody()
+            Issue.record("an idle collector finished a body")
+        } catch let error as GatewayError {
+            #expect(error.code == .internalError)
+        }
+    }
+}

@@ -413,6 +413,12 @@ struct HTTP1RequestDecoderTests {
         "POST /e HTTP/1.1\r\nHost: a\r\nX: a\u{1}\r\n\r\n",
         "GET / HTTP/1.1\r\nX : y\r\n\r\n",
         "POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX",
+        // Values longer than a word (the value loop takes eight bytes at a time): blanks inside and around them,
+        // obs-text, a DEL and a bare CR past the first word, a value running into the blank line.
+        "GET /g HTTP/1.1\r\nHost: a\r\nUser-Agent: \t curl/8.5.0 (x86_64-pc-linux-gnu)\t \r\nX: \u{E9}t\u{E9}-caf\u{E9}s\r\n\r\n",
+        "GET /h HTTP/1.1\r\nAccept: application/json;q=0.9,\ttext/plain\r\nX-Long: abcdefghijklmnop\u{7F}q\r\n\r\n",
+        "GET /i HTTP/1.1\r\nX-Long: abcdefghijklmnopqrs\rt\r\n\r\n",
+        "GET /j HTTP/1.1\r\nX: abcdefghijklmnopqrstuvw\r\n\r\n",
     ]
 
     @Test("split at every byte boundary (two pieces) and a byte at a time: the same outcome", arguments: splitRequests)
@@ -493,6 +499,109 @@ struct FieldValueCheckTests {
                     ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0x20...0x7E, using: &random)
             }
             #expect(bytes.withUnsafeBytes { isFieldValue($0) } == bytes.allSatisfy { Self.byteRule($0) }, "\(bytes)")
+        }
+    }
+}
+
+/// The field-line value loop, which takes eight bytes at a time while none is below 0x21 or 0x7F (branch
+/// hotpath4), against the rule a byte at a time (RFC 9110 §5.5 field-value, §5.6.3 OWS around it; RFC 9112 §2.2
+/// CRLF): every byte at every position of values that end in, at and past a word's edge, behind names that move
+/// where the words start.
+@Suite("HTTP/1.1 field values a word at a time")
+struct FieldLineWordTests {
+    /// What the request decoder should make of `X…: value CRLF CRLF` (a byte at a time): the value without the
+    /// whitespace around it, or the failure.
+    static func expected(_ value: [UInt8]) -> Result<[UInt8], HTTP1RequestDecoder.Failure> {
+        let line = value + [0x0D, 0x0A]
+        var i = 0
+        while line[i] == 0x20 || line[i] == 0x09 { i += 1 }
+        let start = i
+        var end = i
+        while FieldValueCheckTests.byteRule(line[i]) {
+            if line[i] != 0x20 && line[i] != 0x09 { end = i + 1 }
+            i += 1
+        }
+        switch line[i] {
+        case 0x0D: return line[i + 1] == 0x0A ? .success(Array(line[start..<end])) : .failure(.lineEnding)
+        case 0x0A: return .failure(.lineEnding)
+        default: return .failure(.invalidFieldValue)
+        }
+    }
+
+    /// What the decoder makes of it: the one field's value as a string, or the failure.
+    static func decoded(name: String, value: [UInt8]) -> Result<String, HTTP1RequestDecoder.Failure> {
+        let head = Array("GET / HTTP/1.1\r\n\(name): ".utf8) + value + Array("\r\n\r\n".utf8)
+        let result = HTTP1RequestDecoderTests.decode([head])
+        if let failure = result.failure { return .failure(failure) }
+        return .success(result.requests.first?.fields.first.map { String($0.dropFirst(name.count + 2)) } ?? "?")
+    }
+
+    static func check(name: String, value: [UInt8], _ comment: @autoclosure () -> String) {
+        let want = expected(value).map { String(decoding: $0, as: UTF8.self) }
+        let got = decoded(name: name, value: value)
+        #expect(got == want, "\(comment())")
+    }
+
+    @Test("each byte 0x00–0xFF at each position of 1- to 25-byte values: as the byte rule says")
+    func everyByteAtEveryPosition() {
+        for length in 1...25 {
+            for position in 0..<length {
+                for c in UInt8.min...UInt8.max {
+                    var value = [UInt8](repeating: UInt8(ascii: "v"), count: length)
+                    value[position] = c
+                    Self.check(name: "X", value: value, "byte \(c) at \(position) of \(length)")
+                }
+            }
+        }
+    }
+
+    @Test("the class edges (0x1F/0x20/0x21, HTAB, CR, LF, 0x7E/0x7F/0x80, 0xFF) behind names of 1 to 8 bytes")
+    func classEdgesAtEachAlignment() {
+        let edges: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x7E, 0x7F, 0x80, 0xFF]
+        for nameLength in 1...8 {
+            let name = String(repeating: "n", count: nameLength)
+            for length in 1...18 {
+                for position in 0..<length {
+                    for c in edges {
+                        var value = [UInt8](repeating: UInt8(ascii: "v"), count: length)
+                        value[position] = c
+                        Self.check(
+                            name: name, value: value, "byte \(c) at \(position) of \(length), name \(nameLength)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("trailing whitespace after a word of value (words straddling the value's end) is not value")
+    func trailingWhitespace() {
+        for length in 1...20 {
+            for blanks in 0...9 {
+                for blank: UInt8 in [0x20, 0x09] {
+                    let value =
+                        [UInt8](repeating: UInt8(ascii: "w"), count: length)
+                        + [UInt8](repeating: blank, count: blanks)
+                    Self.check(name: "X", value: value, "\(length) bytes then \(blanks) of \(blank)")
+                    Self.check(name: "X", value: [blank] + value, "leading \(blank), \(length), \(blanks)")
+                }
+            }
+        }
+    }
+
+    @Test("seeded values mixing blanks, controls, DEL and obs-text: as the byte rule says")
+    func seededValues() {
+        var random = SplitMix64(seed: 41)
+        let alphabet: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x7E, 0x7F, 0x80, 0xC3, 0xA9, 0xFF]
+        for _ in 0..<4_000 {
+            let length = Int.random(in: 1...40, using: &random)
+            var value = (0..<length).map { _ -> UInt8 in
+                Int.random(in: 0..<6, using: &random) == 0
+                    ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0x20...0x7E, using: &random)
+            }
+            // A CRLF inside would end the line there and start another field line, which `expected` does not model.
+            for k in value.indices.dropLast() where value[k] == 0x0D && value[k + 1] == 0x0A { value[k + 1] = 0x78 }
+            let name = String(repeating: "k", count: Int.random(in: 1...8, using: &random))
+            Self.check(name: name, value: value, "\(value) behind \(name)")
         }
     }
 }
