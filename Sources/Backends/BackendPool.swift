@@ -364,7 +364,7 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     func armTimer(deadline: NIODeadline, queue: LoopDeadlineQueue?) throws {
         remaining = deadline - eventLoop.now
         self.deadline = deadline
-        if let queue, try queue.append(self, deadline: deadline) { return }
+        if let queue, try queue.insert(self, deadline: deadline) { return }
         timer = try eventLoop.scheduleCallback(at: deadline, handler: self)
     }
 

@@ -35,9 +35,9 @@ struct LoopDeadlineQueueTests {
         let log = Log()
         let start = loop.now
         let (a, b, c) = (Entry("a", log), Entry("b", log), Entry("c", log))
-        #expect(try queue.append(a, deadline: start + .seconds(10)))
-        #expect(try queue.append(b, deadline: start + .seconds(20)))
-        #expect(try queue.append(c, deadline: start + .seconds(20)))
+        #expect(try queue.insert(a, deadline: start + .seconds(10)))
+        #expect(try queue.insert(b, deadline: start + .seconds(20)))
+        #expect(try queue.insert(c, deadline: start + .seconds(20)))
         #expect(queue.timerDeadline == start + .seconds(10), "one timer, for the head")
 
         loop.advanceTime(to: start + .seconds(10) - .nanoseconds(1))
@@ -66,7 +66,7 @@ struct LoopDeadlineQueueTests {
         let start = loop.now
         let entries = (1...5).map { Entry("\($0)", log) }
         for (index, entry) in entries.enumerated() {
-            #expect(try queue.append(entry, deadline: start + .seconds(Int64(10 * (index + 1)))))
+            #expect(try queue.insert(entry, deadline: start + .seconds(Int64(10 * (index + 1)))))
         }
         queue.remove(entries[2])  // middle
         queue.remove(entries[0])  // head
@@ -82,26 +82,54 @@ struct LoopDeadlineQueueTests {
         #expect(queue.isEmpty)
 
         // The tail's links were cut: it goes in again, at the end.
-        #expect(try queue.append(entries[4], deadline: start + .seconds(60)))
+        #expect(try queue.insert(entries[4], deadline: start + .seconds(60)))
         loop.advanceTime(to: start + .seconds(60) - .nanoseconds(1))
         #expect(log.fired == ["2", "4"])
         loop.advanceTime(by: .nanoseconds(1))
         #expect(log.fired == ["2", "4", "5"])
     }
 
-    @Test("an earlier deadline than the last entry's does not go in (the caller arms its own); an equal one does")
-    func outOfOrderIsRefused() throws {
+    @Test(
+        "an earlier deadline goes in its place up to maxStepsBack entries from the end, first if need be; not further")
+    func outOfOrderGoesInPlace() throws {
         let loop = EmbeddedEventLoop()
         let queue = LoopDeadlineQueue(eventLoop: loop)
         let log = Log()
         let start = loop.now
-        let (a, b, c) = (Entry("a", log), Entry("b", log), Entry("c", log))
-        #expect(try queue.append(a, deadline: start + .seconds(10)))
-        #expect(try !queue.append(b, deadline: start + .seconds(10) - .nanoseconds(1)))
-        #expect(b.queue == nil)
-        #expect(try queue.append(c, deadline: start + .seconds(10)))
-        loop.advanceTime(to: start + .seconds(10))
-        #expect(log.fired == ["a", "c"])
+        let steps = LoopDeadlineQueue.maxStepsBack
+        // Entries 1...steps+1 due at 10 s, 20 s, ...
+        let entries = (1...steps + 1).map { Entry("\($0)", log) }
+        for (index, entry) in entries.enumerated() {
+            #expect(try queue.insert(entry, deadline: start + .seconds(Int64(10 * (index + 1)))))
+        }
+        // Before the last: one step back.
+        let beforeLast = Entry("before-last", log)
+        let last = Int64(10 * (steps + 1))
+        #expect(try queue.insert(beforeLast, deadline: start + .seconds(last) - .nanoseconds(1)))
+        // Equal to an entry's: after it.
+        let equal = Entry("equal", log)
+        #expect(try queue.insert(equal, deadline: start + .seconds(last - 10)))
+        // Before the first of steps + 3 entries: refused.
+        let tooFar = Entry("too-far", log)
+        #expect(try !queue.insert(tooFar, deadline: start + .seconds(5)))
+        #expect(tooFar.queue == nil)
+        // After removing three, `steps` entries are left: it goes in first, and the timer is armed for it.
+        queue.remove(entries[steps - 1])
+        queue.remove(entries[steps - 2])
+        queue.remove(entries[steps - 3])
+        #expect(try queue.insert(tooFar, deadline: start + .seconds(5)))
+        #expect(queue.timerDeadline == start + .seconds(5))
+
+        loop.advanceTime(to: start + .seconds(5) - .nanoseconds(1))
+        #expect(log.fired.isEmpty)
+        loop.advanceTime(by: .nanoseconds(1))
+        #expect(log.fired == ["too-far"])
+        loop.advanceTime(to: start + .seconds(last) - .nanoseconds(1))
+        let expected = ["too-far"] + (1...steps - 3).map { "\($0)" } + ["equal", "before-last"]
+        #expect(log.fired == expected)
+        loop.advanceTime(by: .nanoseconds(1))
+        #expect(log.fired == expected + ["\(steps + 1)"])
+        #expect(queue.isEmpty)
     }
 
     @Test("an empty queue whose timer is armed later than a new deadline arms one for it; the later fires for nothing")
@@ -111,9 +139,9 @@ struct LoopDeadlineQueueTests {
         let log = Log()
         let start = loop.now
         let (a, b) = (Entry("a", log), Entry("b", log))
-        #expect(try queue.append(a, deadline: start + .seconds(30)))
+        #expect(try queue.insert(a, deadline: start + .seconds(30)))
         queue.remove(a)
-        #expect(try queue.append(b, deadline: start + .seconds(10)))
+        #expect(try queue.insert(b, deadline: start + .seconds(10)))
         #expect(queue.timerDeadline == start + .seconds(10))
         loop.advanceTime(to: start + .seconds(10) - .nanoseconds(1))
         #expect(log.fired.isEmpty)
@@ -124,20 +152,20 @@ struct LoopDeadlineQueueTests {
         #expect(queue.timerDeadline == nil)
     }
 
-    @Test("an entry's callback may remove the next entry or append a new one: each is told at its own deadline")
+    @Test("an entry's callback may remove the next entry or insert a new one: each is told at its own deadline")
     func callbacksMayChangeTheQueue() throws {
         let loop = EmbeddedEventLoop()
         let queue = LoopDeadlineQueue(eventLoop: loop)
         let log = Log()
         let start = loop.now
         let (a, b, c, d) = (Entry("a", log), Entry("b", log), Entry("c", log), Entry("d", log))
-        #expect(try queue.append(a, deadline: start + .seconds(10)))
-        #expect(try queue.append(b, deadline: start + .seconds(10)))
-        #expect(try queue.append(c, deadline: start + .seconds(20)))
+        #expect(try queue.insert(a, deadline: start + .seconds(10)))
+        #expect(try queue.insert(b, deadline: start + .seconds(10)))
+        #expect(try queue.insert(c, deadline: start + .seconds(20)))
         a.onFire = {
             queue.remove(b)
-            // Appended while the timer fires: armed by the append or by the re-arm, whichever comes first.
-            _ = try? queue.append(d, deadline: start + .seconds(25))
+            // Inserted while the timer fires: armed by the insert or by the re-arm, whichever comes first.
+            _ = try? queue.insert(d, deadline: start + .seconds(25))
         }
         loop.advanceTime(to: start + .seconds(10))
         #expect(log.fired == ["a"])
@@ -160,7 +188,7 @@ struct LoopDeadlineQueueTests {
         for index in 0..<1000 {
             let entry = Entry("\(index)", log)
             entries.append(entry)
-            #expect(try queue.append(entry, deadline: start + .milliseconds(Int64(index)) + .seconds(5)))
+            #expect(try queue.insert(entry, deadline: start + .milliseconds(Int64(index)) + .seconds(5)))
             if index >= 10 && index % 100 != 10 { queue.remove(entries[index - 10]) }
         }
         #expect(queue.timerDeadline == start + .seconds(5), "still the first call's timer")
