@@ -29,9 +29,9 @@ package final class BackendPool: TriggerRunner {
         eventLoopGroup ?? loopTransport?.group ?? MultiThreadedEventLoopGroup.singleton
     }
     /// The sync calls' deadlines, one queue per loop of ``eventLoopGroup`` (the transport's group without one): the
-    /// deadlines this pool's calls arm on a loop are the arrival plus one timeout (`request_timeout`), in arrival
-    /// order, so each loop's are a FIFO behind one NIO timer (``LoopDeadlineQueue``). By the loop's identity, fixed
-    /// here: reading it needs no lock, and each queue is only touched on its own loop.
+    /// deadlines this pool's calls arm on a loop are the arrival plus one timeout (`request_timeout`), in about
+    /// arrival order, so each loop's are a FIFO behind one NIO timer (``LoopDeadlineQueue``). By the loop's
+    /// identity, fixed here: reading it needs no lock, and each queue is only touched on its own loop.
     private let deadlineQueues: [ObjectIdentifier: LoopDeadlineQueue]
 
     package init(
@@ -313,11 +313,12 @@ package func describe(_ amount: TimeAmount) -> String {
 /// given back when the transport's call has ended.
 ///
 /// Its deadline is an entry of its loop's ``LoopDeadlineQueue`` for this pool (O(1) to arm and cancel), or, when
-/// it cannot go at the end of that queue (an earlier deadline than the last call's: a caller's shorter one, a call
-/// that waited for a slot) or the loop has none (not a loop of the pool's group), a NIO scheduled callback of its own.
+/// it cannot go into that queue (a deadline earlier than those of more than ``LoopDeadlineQueue/maxStepsBack`` calls
+/// before it: a caller's shorter one, a call that waited for a slot) or the loop has none (not a loop of the pool's
+/// group), a NIO scheduled callback of its own.
 ///
-/// `@unchecked Sendable`: touched only on `eventLoop` (``reportOnLoop(_:)`` hops
-/// there); it travels to the loop at most once, and the deadline queue's timer and the scheduled callback run there.
+/// `@unchecked Sendable`: touched only on `eventLoop` (``reportOnLoop(_:)`` hops there); it travels to the loop at
+/// most once, and the deadline queue's timer and the scheduled callback run there.
 private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @unchecked Sendable {
     let pool: String
     let timeout: TimeAmount
@@ -359,8 +360,8 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
         super.init()
     }
 
-    /// Arms the deadline: in `queue` (this loop's queue of the pool) when it can go at its end, otherwise as a NIO
-    /// scheduled callback. Throws when the loop is shutting down.
+    /// Arms the deadline: in `queue` (this loop's queue of the pool) when it can go in, otherwise as a NIO scheduled
+    /// callback. Throws when the loop is shutting down.
     func armTimer(deadline: NIODeadline, queue: LoopDeadlineQueue?) throws {
         remaining = deadline - eventLoop.now
         self.deadline = deadline

@@ -30,8 +30,8 @@ class LoopDeadlineEntry: @unchecked Sendable {
 /// linear scan of that heap (`_scheduledTasks.removeFirst(where:)`): with the calls of a loaded loop in flight each
 /// holding a deadline, a call's arm and cancel cost ~3.5 k instructions (callgrind, gRPC at 500 calls in flight;
 /// bench/README.md, branch looptimers). Calls that arrive on a loop with the same timeout have deadlines in
-/// arrival order, so a FIFO holds them sorted for free: the design of libev's timer lists as nghttpx uses them
-/// and of Envoy's per-worker timers.
+/// (about) arrival order, so a FIFO holds them sorted for next to nothing: the design of libev's timer lists as
+/// nghttpx uses them and of Envoy's per-worker timers.
 ///
 /// The timer is re-armed lazily: removing the head does not cancel it. It fires at the deadline it was armed for
 /// (never later than the head's), ends every entry whose deadline has passed, and is armed again for the new head.
@@ -41,7 +41,9 @@ class LoopDeadlineEntry: @unchecked Sendable {
 ///
 /// Ownership: created for one loop and only touched on it (the caller is on the loop: ``BackendPool`` looks its
 /// loop's queue up in a dictionary fixed at its init, which needs no lock). No lock and no atomic. The queue holds
-/// its entries strongly until they are removed or their deadline passes; an armed timer holds the queue.
+/// its entries strongly until they are removed or their deadline passes, and a queued entry holds its queue (its
+/// `queue`): the cycle ends when the entry is removed or told, as a ``BackendPool`` call always is once its
+/// transport's call ends. An armed timer holds the queue.
 final class LoopDeadlineQueue: @unchecked Sendable {
     let eventLoop: any EventLoop
     private var head: LoopDeadlineEntry?
