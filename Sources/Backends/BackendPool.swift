@@ -28,6 +28,11 @@ package final class BackendPool: TriggerRunner {
     private var asyncLoops: any EventLoopGroup {
         eventLoopGroup ?? loopTransport?.group ?? MultiThreadedEventLoopGroup.singleton
     }
+    /// The sync calls' deadlines, one queue per loop of ``eventLoopGroup`` (the transport's group without one): the
+    /// deadlines this pool's calls arm on a loop are the arrival plus one timeout (`request_timeout`), in about
+    /// arrival order, so each loop's are a FIFO behind one NIO timer (``LoopDeadlineQueue``). By the loop's
+    /// identity, fixed here: reading it needs no lock, and each queue is only touched on its own loop.
+    private let deadlineQueues: [ObjectIdentifier: LoopDeadlineQueue]
 
     package init(
         configuration: BackendPoolConfiguration,
@@ -40,6 +45,13 @@ package final class BackendPool: TriggerRunner {
         self.loopTransport = transport as? any LoopCallingTransport
         self.metrics = metrics
         self.eventLoopGroup = eventLoopGroup
+        var deadlineQueues: [ObjectIdentifier: LoopDeadlineQueue] = [:]
+        if let group = eventLoopGroup ?? (transport as? any LoopCallingTransport)?.group {
+            for loop in group.makeIterator() {
+                deadlineQueues[ObjectIdentifier(loop)] = LoopDeadlineQueue(eventLoop: loop)
+            }
+        }
+        self.deadlineQueues = deadlineQueues
         self.limiter = ConcurrencyLimiter(
             name: configuration.name,
             maxConcurrency: configuration.maxConcurrency,
@@ -179,7 +191,7 @@ package final class BackendPool: TriggerRunner {
             return
         }
         do {
-            try call.armTimer(deadline: deadline)
+            try call.armTimer(deadline: deadline, queue: deadlineQueues[ObjectIdentifier(eventLoop)])
         } catch {
             // The loop is shutting down: nothing can run on it any more.
             limiter.release()
@@ -300,9 +312,14 @@ package func describe(_ amount: TimeAmount) -> String {
 /// outcome: the deadline's timer or the transport's answer, whichever comes first, is reported; the slot is
 /// given back when the transport's call has ended.
 ///
-/// `@unchecked Sendable`: touched only on `eventLoop` (``reportOnLoop(_:)`` hops there); it travels to the
-/// loop at most once, and the scheduled callback runs there.
-private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
+/// Its deadline is an entry of its loop's ``LoopDeadlineQueue`` for this pool (O(1) to arm and cancel), or, when
+/// it cannot go into that queue (a deadline earlier than those of more than ``LoopDeadlineQueue/maxStepsBack`` calls
+/// before it: a caller's shorter one, a call that waited for a slot) or the loop has none (not a loop of the pool's
+/// group), a NIO scheduled callback of its own.
+///
+/// `@unchecked Sendable`: touched only on `eventLoop` (``reportOnLoop(_:)`` hops there); it travels to the loop at
+/// most once, and the deadline queue's timer and the scheduled callback run there.
+private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @unchecked Sendable {
     let pool: String
     let timeout: TimeAmount
     let limiter: ConcurrencyLimiter
@@ -340,18 +357,34 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
         self.cancellation = cancellation
         self.eventLoop = eventLoop
         self.completion = completion
+        super.init()
     }
 
-    /// Throws when the loop is shutting down.
-    func armTimer(deadline: NIODeadline) throws {
+    /// Arms the deadline: in `queue` (this loop's queue of the pool) when it can go in, otherwise as a NIO scheduled
+    /// callback. Throws when the loop is shutting down.
+    func armTimer(deadline: NIODeadline, queue: LoopDeadlineQueue?) throws {
         remaining = deadline - eventLoop.now
         self.deadline = deadline
+        if let queue, try queue.insert(self, deadline: deadline) { return }
         timer = try eventLoop.scheduleCallback(at: deadline, handler: self)
     }
 
-    /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
+    /// The deadline's timer is armed (queued, or a scheduled callback) and has not fired.
+    private var armed: Bool { queue != nil || timer != nil }
+
+    /// The deadline passed on the loop's clock (the queue's timer).
+    override func deadlinePassed() {
+        deadlineReached()
+    }
+
+    /// The deadline passed on the loop's clock (the call's own scheduled callback).
     func handleScheduledCallback(eventLoop: some EventLoop) {
         timer = nil
+        deadlineReached()
+    }
+
+    /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
+    private func deadlineReached() {
         let error = deadlineError()
         // A caller's shorter deadline says nothing about the endpoint (as outlier detection already holds).
         if !reported, !error.callerDeadline {
@@ -381,7 +414,8 @@ private final class PoolCall: NIOScheduledCallbackHandler, @unchecked Sendable {
     /// The transport's call ended: the slot goes back, and its outcome is reported unless the deadline was. A
     /// DEADLINE_EXCEEDED at (or within ``deadlineRaceSlack`` of) the deadline is reported as the gateway's own.
     func transportEnded(_ result: Result<TriggerResult, any Error>) {
-        let armed = timer != nil
+        let armed = self.armed
+        queue?.remove(self)
         timer?.cancel()
         timer = nil
         limiter.release()

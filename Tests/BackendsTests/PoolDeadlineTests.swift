@@ -175,6 +175,65 @@ struct PoolDeadlineTests {
         await loop.shutdownGracefully()
     }
 
+    /// Calls of one loop share its ``LoopDeadlineQueue`` (one NIO timer for the pool's calls on the loop): a call
+    /// answered in time leaves the queue's timer armed for its deadline, which fires for nothing; the next call is
+    /// still cut at its own deadline, not one nanosecond before. A call whose deadline is earlier than the one before
+    /// it (a client's shorter `grpc-timeout`) cannot go at the end of the queue and gets a timer of its own.
+    @Test(
+        "calls on one loop: the second is cut at its own deadline after the first was answered; a shorter one behind a longer one too",
+        .timeLimit(.minutes(1)))
+    func callsSharingTheLoopsQueue() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let pool = Self.timedPool(runner, on: loop, requestTimeout: .hours(2))
+        let start = loop.now
+        // First: deadline in one hour, answered after ten minutes.
+        var first = LoopTimedRunner.request(lasting: .minutes(10))
+        first.deadline = start + .hours(1)
+        let firstCall = pool.run(first, on: loop, cancellation: TriggerCancellation())
+        await loop.run()
+        // Second, a minute later: deadline an hour after it, runs for a day.
+        await loop.advanceTime(by: .minutes(1))
+        var second = LoopTimedRunner.request(lasting: .hours(24))
+        second.deadline = loop.now + .hours(1)
+        let secondCancellation = TriggerCancellation()
+        let secondCall = pool.run(second, on: loop, cancellation: secondCancellation)
+        // Third, at the same moment: the client's 30-minute deadline, earlier than the second's.
+        var third = LoopTimedRunner.request(lasting: .hours(24))
+        third.deadline = loop.now + .minutes(30)
+        third.deadlineIsClients = true
+        let thirdCancellation = TriggerCancellation()
+        let thirdCall = pool.run(third, on: loop, cancellation: thirdCancellation)
+        await loop.run()
+        #expect(runner.probe.count("started") == 3)
+
+        await loop.advanceTime(to: start + .minutes(10))
+        #expect(try await firstCall.get().outputs.first?["ns"] != nil)
+
+        await loop.advanceTime(to: start + .minutes(31) - .nanoseconds(1))
+        #expect(!thirdCancellation.isCancelled, "the shorter deadline cut before it passed")
+        await loop.advanceTime(by: .nanoseconds(1))
+        #expect(thirdCancellation.isCancelled, "the shorter deadline not cut when it passed")
+        let thirdError = await #expect(throws: GatewayError.self) { try await thirdCall.get() }
+        #expect(thirdError?.code == .deadlineExceeded)
+        #expect(thirdError?.message.contains("client's deadline") == true, "\(String(describing: thirdError))")
+
+        // The first call's deadline passes: the queue's timer fires for nothing.
+        await loop.advanceTime(to: start + .hours(1))
+        #expect(!secondCancellation.isCancelled)
+        await loop.advanceTime(to: start + .minutes(61) - .nanoseconds(1))
+        #expect(!secondCancellation.isCancelled, "cut before its deadline")
+        await loop.advanceTime(by: .nanoseconds(1))
+        #expect(secondCancellation.isCancelled, "not cut at its deadline")
+        let secondError = await #expect(throws: GatewayError.self) { try await secondCall.get() }
+        #expect(secondError?.code == .deadlineExceeded)
+        #expect(
+            secondError?.message.contains("did not answer within 3600s") == true, "\(String(describing: secondError))")
+        #expect(runner.probe.count("cancelled") == 2)
+        #expect(pool.slotsInUse == 0)
+        await loop.shutdownGracefully()
+    }
+
     /// Review 10, finding 6: the runner's DEADLINE_EXCEEDED (from the grpc-timeout we sent) and the pool's timer
     /// race; within the slack of the deadline the client reads the gateway's words whichever comes first, while
     /// a runner's own deadline well before ours passes through as the runner said it.
