@@ -573,6 +573,7 @@ private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
     }
 
     var endpoint: String? { inner?.endpoint }
+    var lastProgress: NIODeadline? { inner?.lastProgress }
 
     /// With the slot held, the inner source's next event with no future of ours (issue 11); otherwise
     /// through `next()`. The inner source calls back on its loop, which is this one (opened on it).

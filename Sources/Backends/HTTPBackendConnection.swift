@@ -71,13 +71,15 @@ final class HTTPBackendConnection: Sendable {
     /// ``HTTPBackendClientHandler/Failure/closedBeforeSend`` when the connection had closed before anything was
     /// written, which the caller may retry elsewhere (``HTTPBackendTransport/tryFailure(_:pool:endpoint:)``).
     func startStreaming(
-        head: ByteBuffer, body: StreamedJSONBody, maxResponseBytes: Int, maxEventBytes: Int
+        head: ByteBuffer, body: StreamedJSONBody, maxResponseBytes: Int, maxEventBytes: Int,
+        progress: StreamProgress? = nil
     ) -> EventLoopFuture<Void> {
         let handler = self.handler
         let channel = self.channel
         return channel.eventLoop.submit {
             try? channel.syncOptions?.setOption(.autoRead, value: false)
-            handler.value.startStreaming(maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes)
+            handler.value.startStreaming(
+                maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes, progress: progress)
             guard handler.value.send(head: head, body: body) else {
                 throw HTTPBackendClientHandler.Failure.closedBeforeSend
             }
@@ -297,9 +299,10 @@ final class HTTPBackendClientHandler: ChannelDuplexHandler {
         stream?.fail(error)
     }
 
-    func startStreaming(maxResponseBytes: Int, maxEventBytes: Int) {
+    func startStreaming(maxResponseBytes: Int, maxEventBytes: Int, progress: StreamProgress? = nil) {
         precondition(answer == nil && stream == nil, "one request at a time per backend connection")
-        stream = HTTPBackendSSEReader(maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes)
+        stream = HTTPBackendSSEReader(
+            maxResponseBytes: maxResponseBytes, maxEventBytes: maxEventBytes, progress: progress)
     }
 
     func pull(channel: any Channel) -> EventLoopFuture<HTTPBackendStreamItem?> {

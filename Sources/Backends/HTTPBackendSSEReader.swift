@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import WireCodecs
 
 /// The event-loop side of one streamed answer from an HTTP backend: decodes SSE as the body arrives and
@@ -22,10 +23,13 @@ final class HTTPBackendSSEReader {
     private(set) var ended = false
     private var keepAlive = false
     private var failure: (any Error)?
+    /// Told of each read that brought SSE comments (keep-alives) from the runner.
+    private let progress: StreamProgress?
 
-    init(maxResponseBytes: Int, maxEventBytes: Int) {
+    init(maxResponseBytes: Int, maxEventBytes: Int, progress: StreamProgress? = nil) {
         self.decoder = SSEDecoder(maxEventBytes: maxEventBytes)
         self.maxResponseBytes = maxResponseBytes
+        self.progress = progress
     }
 
     /// Where a non-SSE answer's body is gathered (tests: linear gathering, see `BodyGatherer`).
@@ -78,9 +82,11 @@ final class HTTPBackendSSEReader {
         case .body(let chunk):
             guard sawHead else { return }
             if isEventStream {
+                let comments = decoder.comments
                 for event in try decoder.feed(chunk) {
                     deliver(.event(name: event.event, data: event.data))
                 }
+                if decoder.comments != comments { progress?.record() }
             } else if whole != nil {
                 guard wholeBody.count + chunk.readableBytes <= maxResponseBytes else {
                     throw HTTPBackendClientHandler.Failure.responseTooLarge(maxResponseBytes)
@@ -123,3 +129,19 @@ final class HTTPBackendSSEReader {
 
 @available(*, unavailable)
 extension HTTPBackendSSEReader: Sendable {}
+
+/// The last time a streamed answer showed the runner alive without an event (an SSE comment), written on the
+/// backend connection's loop and read by the frontend's relay on another (``TriggerEventSource/lastProgress``):
+/// hence an atomic, uptime nanoseconds, 0 for never.
+final class StreamProgress: Sendable {
+    private let nanoseconds = Atomic<UInt64>(0)
+
+    func record(_ now: NIODeadline = .now()) {
+        nanoseconds.store(now.uptimeNanoseconds, ordering: .relaxed)
+    }
+
+    var last: NIODeadline? {
+        let value = nanoseconds.load(ordering: .relaxed)
+        return value == 0 ? nil : .uptimeNanoseconds(value)
+    }
+}

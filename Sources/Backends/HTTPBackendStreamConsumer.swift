@@ -32,6 +32,9 @@ final class HTTPBackendStreamConsumer: Sendable {
     /// The endpoint of the call as configured (the one picked when it started).
     var endpointName: String { endpoint.endpoint.description }
 
+    /// The runner's keep-alives (SSE comments) between events: see ``TriggerEventSource/lastProgress``.
+    let progress = StreamProgress()
+
     init(request: TriggerRequest, endpoint: HTTPBackendTransport.EndpointState, transport: HTTPBackendTransport) {
         self.request = request
         self.chosen = Mutex(endpoint)
@@ -147,7 +150,8 @@ final class HTTPBackendStreamConsumer: Sendable {
                     head: head,
                     body: body,
                     maxResponseBytes: transport.maxResponseBytes,
-                    maxEventBytes: transport.maxResponseBytes
+                    maxEventBytes: transport.maxResponseBytes,
+                    progress: progress
                 ).get()
             } catch {
                 endpoint.health.outstanding.subtract(1, ordering: .relaxed)

@@ -444,7 +444,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             request: request, endpoint: endpoints[balancer.pick()], transport: self)
         return AsyncStreamEventSource(
             AsyncThrowingStream(unfolding: { try await consumer.next() }), on: eventLoop,
-            endpoint: { consumer.endpointName })
+            endpoint: { consumer.endpointName }, progress: { consumer.progress.last })
     }
 
     var poolName: String { configuration.name }

@@ -19,8 +19,9 @@ import TriggerModel
 /// start answering a stream as soon as a sync call of its pool must finish; past it the client gets that
 /// pool's deadline error, 504 / DEADLINE_EXCEEDED, before any byte — review 10 #1: a runner hung on `/run`
 /// held its slot until the client gave up), then each next one within `idleTimeout` (`timeouts.stream_idle`).
-/// Past either, the stream ends with `.deadlineExceeded` and its run is cancelled. Time spent waiting for the
-/// *client* (a slow reader) counts for neither. The timer is lazy: one scheduled task re-arms itself while
+/// Past either, the stream ends with `.deadlineExceeded` and its run is cancelled. A runner's keep-alives between
+/// events (SSE comments, ``TriggerEventSource/lastProgress``) count as activity for the idle rule, not for the
+/// first event's. Time spent waiting for the *client* (a slow reader) counts for neither. The timer is lazy: one scheduled task re-arms itself while
 /// events keep coming, rather than one per event.
 ///
 /// Loop-bound: built, started and cancelled on `eventLoop`.
@@ -153,7 +154,10 @@ final class EventRelay {
         idleTimerDue = deadline
         idleTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.idleTimer = nil
-            guard !self.stopped, let since = self.waitingSince else { return }
+            guard !self.stopped, var since = self.waitingSince else { return }
+            // The runner's keep-alives (SSE comments) since the pull count as its activity for the idle rule; the
+            // first event's bound is the pool's deadline for an answer to begin, which they do not meet.
+            if !self.awaitingFirst, let progress = self.source.lastProgress, progress > since { since = progress }
             let due = since + self.currentWait
             if due > self.eventLoop.now {
                 self.armIdleTimer(at: due)

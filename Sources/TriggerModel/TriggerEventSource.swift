@@ -24,10 +24,18 @@ package protocol TriggerEventSource: AnyObject {
     /// The endpoint (as configured) the stream's backend call went to, once one was picked; nil for runners
     /// without endpoints. For the request's record (`RequestRecord.endpoint`).
     var endpoint: String? { get }
+
+    /// When the backend last showed it is alive without sending an event (an SSE comment such as sse-starlette's
+    /// `: ping`), on the uptime clock (`NIODeadline.now()`); nil when it never did or the source cannot tell. The
+    /// relay's idle rule (`timeouts.stream_idle`, "a runner that sends nothing this long") counts from the later
+    /// of this and the event asked for, as Envoy's stream idle timeout counts any bytes (review 17, finding 9).
+    /// Readable from any thread.
+    var lastProgress: NIODeadline? { get }
 }
 
 extension TriggerEventSource {
     package var endpoint: String? { nil }
+    package var lastProgress: NIODeadline? { nil }
 
     package func next(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void) {
         next().assumeIsolatedUnsafeUnchecked().whenComplete(deliver)
@@ -46,18 +54,22 @@ package final class AsyncStreamEventSource: TriggerEventSource, @unchecked Senda
     private var pending: Task<Void, Never>?
     private var cancelled = false
     private let endpointName: (@Sendable () -> String?)?
+    private let progress: (@Sendable () -> NIODeadline?)?
 
-    /// `endpoint`: asked for ``endpoint`` (the runner's endpoint of this stream, once it picked one).
+    /// `endpoint`: asked for ``endpoint`` (the runner's endpoint of this stream, once it picked one);
+    /// `progress`: asked for ``lastProgress``.
     package init(
         _ events: AsyncThrowingStream<TriggerEvent, any Error>, on eventLoop: any EventLoop,
-        endpoint: (@Sendable () -> String?)? = nil
+        endpoint: (@Sendable () -> String?)? = nil, progress: (@Sendable () -> NIODeadline?)? = nil
     ) {
         self.iterator = events.makeAsyncIterator()
         self.eventLoop = eventLoop
         self.endpointName = endpoint
+        self.progress = progress
     }
 
     package var endpoint: String? { endpointName?() }
+    package var lastProgress: NIODeadline? { progress?() }
 
     package func next() -> EventLoopFuture<TriggerEvent?> {
         guard !cancelled else { return eventLoop.makeSucceededFuture(nil) }

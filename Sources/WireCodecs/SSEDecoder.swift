@@ -21,6 +21,9 @@ package struct SSEDecoder {
     private var hasData = false
     /// The previous chunk ended in CR: an LF that starts the next chunk belongs to that line break.
     private var skipLeadingLF = false
+    /// Comment lines (`: ping`) read so far: a runner's sign of life between events (keep-alives), which the
+    /// relay's idle rule counts (``HTTPBackendSSEReader``).
+    package private(set) var comments = 0
 
     /// - Parameter maxEventBytes: the most one event (its lines and data) may take before `feed` throws.
     package init(maxEventBytes: Int = CodecLimits.defaults.maxBodyBytes) {
@@ -91,7 +94,10 @@ package struct SSEDecoder {
             hasData = false
             return
         }
-        if line[0] == UInt8(ascii: ":") { return }
+        if line[0] == UInt8(ascii: ":") {
+            comments &+= 1
+            return
+        }
         let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.count
         let field = UnsafeRawBufferPointer(rebasing: line[0..<colon])
         var valueStart = min(colon + 1, line.count)

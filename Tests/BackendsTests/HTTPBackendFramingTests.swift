@@ -95,6 +95,40 @@ struct HTTPBackendFramingTests {
         try await backend.stop()
     }
 
+    /// Review 17, finding 9: the runner's SSE comments (`: ping`) reach the relay's idle rule as the stream's
+    /// `lastProgress`; before, they were dropped where they were decoded.
+    @Test("a runner's keep-alive comment after an event shows as the stream's last progress")
+    func keepAliveIsProgress() async throws {
+        let answer =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n"
+            + "event: PIPELINE_STATUS_UPDATED\ndata: {\"status\":\"RUNNING\"}\n\n"
+        let backend = try await ScriptedBackend.start(.init(pieces: [answer, ": ping\n\n"], close: false))
+        let transport = Self.transport(port: backend.port)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let started = NIODeadline.now()
+        // Loop-bound (called on `loop` only); `lastProgress` is readable from any thread.
+        final class Opened: @unchecked Sendable {
+            var source: (any TriggerEventSource)?
+        }
+        let opened = Opened()
+        let first = try await loop.flatSubmit {
+            let source = transport.openStream(makeRequest("echo"), on: loop)
+            opened.source = source
+            return source.next()
+        }.get()
+        guard case .status? = first else {
+            Issue.record("not the status event: \(String(describing: first))")
+            return
+        }
+        // The next event is awaited; the comment is read meanwhile.
+        let second = loop.flatSubmit { opened.source!.next() }
+        #expect(await eventually(within: .seconds(10)) { opened.source?.lastProgress.map { $0 >= started } ?? false })
+        try await loop.submit { opened.source?.cancel() }.get()
+        _ = try? await second.get()
+        transport.retire()
+        try await backend.stop()
+    }
+
     /// The leak class of the gRPC transport (thirteenth session): the run's handler on the caller's cancellation
     /// held the run, which holds the cancellation. A try that failed (the runner closed without answering) left
     /// it in place.

@@ -15,6 +15,9 @@ struct EventRelayTests {
         let loop: EmbeddedEventLoop
         var waiting: EventLoopPromise<TriggerEvent?>?
         var cancelled = false
+        /// What ``lastProgress`` answers: the runner's last keep-alive.
+        var progress: NIODeadline?
+        var lastProgress: NIODeadline? { progress }
 
         init(loop: EmbeddedEventLoop) { self.loop = loop }
 
@@ -115,6 +118,35 @@ struct EventRelayTests {
                 "begin", "deliver status", "deliver output", "deliver error failedPrecondition",
                 "finish clean began=true",
             ])
+    }
+
+    /// Review 17, finding 9: a runner that sends `: ping` comments between events (sse-starlette every 15 s) was
+    /// cut at `stream_idle` while provably alive.
+    @Test("a keep-alive between events restarts the idle wait: cut idle after the last one, not a tick before")
+    func keepAliveCountsAsActivity() throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop, idle: .seconds(1))
+        try source.send(Self.running)
+        loop.advanceTime(by: .milliseconds(900))
+        source.progress = loop.now
+        loop.advanceTime(by: .milliseconds(999))
+        #expect(transcript.lines == ["begin", "deliver status"], "alive: its keep-alive was 999 ms ago")
+        // A keep-alive from before the pull counts for nothing.
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(transcript.lines == ["begin", "deliver status", "finish deadlineExceeded began=true"])
+        #expect(source.cancelled)
+    }
+
+    @Test("keep-alives before the first event do not extend the first event's bound")
+    func keepAliveBeforeFirstEvent() throws {
+        let loop = EmbeddedEventLoop()
+        let source = ScriptedSource(loop: loop)
+        let transcript = Self.relay(source, loop: loop, idle: .seconds(10), firstEvent: .seconds(1))
+        loop.advanceTime(by: .milliseconds(900))
+        source.progress = loop.now
+        loop.advanceTime(by: .milliseconds(100))
+        #expect(transcript.lines == ["finish deadlineExceeded began=false"])
     }
 
     @Test("the idle timeout before the first event ends the relay unbegun and cancels the run; not a tick before")

@@ -90,6 +90,15 @@ struct SSETests {
             ])
     }
 
+    @Test("Comment lines (keep-alives) are counted, whole or split across chunks, and dispatch nothing")
+    func commentsCounted() throws {
+        var decoder = SSEDecoder()
+        #expect(try decoder.feed(buffer(": ping\n\n:\r\n: pi")).isEmpty)
+        #expect(decoder.comments == 2)
+        #expect(try decoder.feed(buffer("ng\ndata: {}\n\n")).map(\.event) == [""])
+        #expect(decoder.comments == 3)
+    }
+
     @Test("An event past the size cap fails")
     func sizeCap() {
         var decoder = SSEDecoder(maxEventBytes: 16)
