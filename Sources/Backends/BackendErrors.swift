@@ -139,6 +139,12 @@ enum BackendErrors {
             endpointFailure(pool: pool, endpoint: endpoint, "an endpoint reset the connection")
         case HTTP1ResponseDecoder.Failure.closedMidResponse:
             endpointFailure(pool: pool, endpoint: endpoint, "an endpoint closed the connection mid-response")
+        case HTTP1ResponseDecoder.Failure.invalidStatusLine:
+            // What an HTTP/2-only server (a grpc runner) sends first, its SETTINGS frame, reads as (review 17, #8).
+            badResponse(
+                pool: pool, endpoint: endpoint,
+                reason: "not an HTTP/1.1 response (invalid status line); an endpoint that speaks only HTTP/2, "
+                    + "such as a grpc runner, answers so: check the pool's transport")
         case let failure as HTTP1ResponseDecoder.Failure:
             badResponse(pool: pool, endpoint: endpoint, reason: "not an HTTP/1.1 response (\(failure.words))")
         default:

@@ -228,7 +228,11 @@ final class GRPCBackendCall {
         if let error, let tls = BackendErrors.tlsFailure(pool: peer.pool, endpoint: peer.endpoint, error) {
             finish(.failure(tls))
         } else if let error = error as? HTTP2EngineError, error.code == .protocolError || error.code == .goAwaySent {
-            garbage(error.description)
+            // An HTTP/1.1 server's answer to our preface ends here too: the hint names the usual cause, a grpc pool
+            // in front of an http runner (review 17, finding 8: operators read a library's error type instead).
+            garbage(
+                "an HTTP/2 protocol error (\(error.message)); an endpoint that speaks only HTTP/1.1, such as an http "
+                    + "runner, fails so: check the pool's transport")
         } else {
             finish(.failure(BackendErrors.connectionLost(pool: peer.pool, endpoint: peer.endpoint)))
         }

@@ -285,18 +285,19 @@ package final class GatewayServer: Service {
             // The client reads why in its own protocol, then the connection closes.
             let text = "this port requires TLS (https://, or a gRPC channel with TLS credentials)"
             services.metrics?.connections.rejected(.tlsRequired)
+            // Counted open too: it lives while its request is answered (HTTP/2: at most the preface timeout;
+            // HTTP/1.1: the request header timeout, then one answer in the surface's shape and the close).
             if http2 {
-                // Counted open too: it lives while its request is answered (at most the preface timeout).
                 countOpen(channel, .http2, tls: false, metrics: services.metrics)
                 try configureHTTP2(channel, services: current, refusal: GatewayError(.invalidArgument, text))
                 return
             }
-            var response = channel.allocator.buffer(capacity: 160 + text.utf8.count)
-            response.writeString(
-                "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                    + "content-length: \(text.utf8.count + 1)\r\nconnection: close\r\n\r\n\(text)\n"
-            )
-            channel.writeAndFlush(response).whenComplete { _ in channel.close(promise: nil) }
+            countOpen(channel, .http1, tls: false, metrics: services.metrics)
+            try sync.addHandler(ReadIdleHandler(timeout: services.idleTimeout))
+            try sync.addHandler(
+                HTTP1FrontendHandler(
+                    services: current, peer: channel.remoteAddress?.hostPort,
+                    refusal: GatewayError(.invalidArgument, text)))
         case .http1:
             countOpen(channel, .http1, tls: secure, metrics: services.metrics)
             try sync.addHandler(ReadIdleHandler(timeout: services.idleTimeout))

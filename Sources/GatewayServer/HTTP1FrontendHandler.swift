@@ -129,11 +129,19 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// When the armed timeout is due; nil when none is armed.
     var due: NIODeadline?
 
+    /// Set on a cleartext connection to a port that requires TLS (`ProtocolSniffer`'s `.plaintextRefused`): its
+    /// request is answered with this error in its surface's shape (Instill, Craft AI, Abacus.AI: `RESTErrorFormat`),
+    /// then the connection closes, as the h2c refusal answers each stream in its protocol (review 17, finding 5:
+    /// craft-ai-sdk and abacusai could not read the `text/plain` 400 it used to be).
+    private let refusal: GatewayError?
+
     /// `peer`: the client's `host:port`, for every request's record (the access log's `peer.address`).
+    /// `refusal`: see ``refusal``.
     init(
         services current: CurrentFrontendServices, secure: Bool = false, clientPrincipal: String? = nil,
-        peer: String? = nil
+        peer: String? = nil, refusal: GatewayError? = nil
     ) {
+        self.refusal = refusal
         self.peer = peer
         self.secure = secure
         self.currentServices = current
@@ -175,7 +183,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
             httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri), peer: peer)
         let target: String
-        switch HTTP1RequestRules.check(minorVersion: head.minorVersion, target: uri, headers: fields) {
+        let rules =
+            refusal.map { .reject($0, closeConnection: true) }
+            ?? HTTP1RequestRules.check(minorVersion: head.minorVersion, target: uri, headers: fields)
+        switch rules {
         case .serve(let originForm, let authority):
             target = originForm
             if let authority {

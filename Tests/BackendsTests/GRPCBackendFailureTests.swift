@@ -79,7 +79,11 @@ struct GRPCBackendFailureTests {
 
     /// Fake backends answering with bytes that are not a valid gRPC response.
     static let garbageCases: [(reason: String, answer: @Sendable (ByteBuffer) -> ByteBuffer?)] = [
-        ("HTTP2EngineError", { _ in ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") }),
+        // Review 17, finding 8: the message names the likely cause (an http runner behind a grpc pool).
+        (
+            "an HTTP/2 protocol error",
+            { _ in ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") }
+        ),
         (
             "no grpc-status",
             { received in
@@ -118,6 +122,9 @@ struct GRPCBackendFailureTests {
         #expect(
             message.contains("answered garbage: \(reason)") || (index == 0 && message.contains("refused")), "\(message)"
         )
+        if index == 0, !message.contains("refused") {
+            #expect(message.contains("check the pool's transport"), "\(message)")
+        }
     }
 
     @Test("a deadline ends the call with deadlineExceeded promptly and cancels the run on the backend")

@@ -151,6 +151,19 @@ struct HTTPBackendFramingTests {
         try await backend.stop()
     }
 
+    /// Review 17, finding 8: an http pool in front of a grpc runner read "invalid status line" and nothing more.
+    @Test("an HTTP/2 server's first bytes (its SETTINGS frame) are named with the likely cause: the pool's transport")
+    func http2Answer() async throws {
+        let settings = String(decoding: [0, 0, 0, 4, 0, 0, 0, 0, 0] as [UInt8], as: UTF8.self)
+        let backend = try await ScriptedBackend.start(.init(pieces: [settings], close: true))
+        let transport = Self.transport(port: backend.port)
+        let error = await #expect(throws: GatewayError.self) { try await transport.run(makeRequest("echo")) }
+        #expect(error?.code == .backendFailed)
+        #expect(error?.message.contains("check the pool's transport") == true, "\(error?.message ?? "")")
+        transport.retire()
+        try await backend.stop()
+    }
+
     @Test("an answer with both Transfer-Encoding and Content-Length is refused: 502 naming the problem")
     func framedTwice() async throws {
         let backend = try await ScriptedBackend.start(

@@ -96,6 +96,21 @@ struct TLSListenerTests {
             let metrics = Exposition(scrape.output)
             #expect(metrics.samples[#"trigger_gateway_connections_rejected_total{reason="tls_required"}"#] == 2)
             #expect(metrics.samples[#"trigger_gateway_connections_rejected_total{reason="max_connections"}"#] == 0)
+            // Review 17, finding 5: each surface reads the HTTP/1.1 refusal in its own shape (it was text/plain,
+            // which craft-ai-sdk reported as "invalid response content" and abacusai as a bare ApiException).
+            #expect(plain.output.contains(#""code":3"#), "Instill's shape: \(plain.output)")
+            for (path, shape) in [
+                ("/api/v0/describePipeline?pipelineId=echo", #""success":false"#),
+                ("/api/v1/pipelines/echo", #""request_id""#),
+            ] {
+                let answer = try await Self.curl([
+                    "-i", "http://127.0.0.1:\(gateway.port)\(path)",
+                ])
+                #expect(answer.output.contains("HTTP/1.1 400"), "\(path): \(answer.output)")
+                #expect(answer.output.lowercased().contains("content-type: application/json"), "\(answer.output)")
+                #expect(answer.output.contains(shape), "\(path): \(answer.output)")
+                #expect(answer.output.contains("this port requires TLS"), "\(path): \(answer.output)")
+            }
             if let nghttp = TestProcess.which("nghttp") {
                 // The connection then ends with GOAWAY(NO_ERROR).
                 let out = try await TestProcess.run(nghttp, ["-v", "http://127.0.0.1:\(gateway.port)/healthz"])
