@@ -493,13 +493,21 @@ struct FieldValueCheckTests {
         var random = SplitMix64(seed: 11)
         let alphabet: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x41, 0x7E, 0x7F, 0x80, 0xC3, 0xFF]
         for _ in 0..<5_000 {
-            let length = Int.random(in: 0...40, using: &random)
-            let bytes = (0..<length).map { _ -> UInt8 in
-                Int.random(in: 0..<4, using: &random) == 0
-                    ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0x20...0x7E, using: &random)
-            }
+            let bytes = seededFieldValue(&random, lengths: 0...40, alphabet: alphabet, oneIn: 4)
             #expect(bytes.withUnsafeBytes { isFieldValue($0) } == bytes.allSatisfy { Self.byteRule($0) }, "\(bytes)")
         }
+    }
+}
+
+/// A seeded field value of a length in `lengths`: visible ASCII, with one byte in `oneIn` drawn from `alphabet`
+/// (the class edges a test aims at).
+func seededFieldValue(
+    _ random: inout SplitMix64, lengths: ClosedRange<Int>, alphabet: [UInt8], oneIn: Int
+) -> [UInt8] {
+    let length = Int.random(in: lengths, using: &random)
+    return (0..<length).map { _ -> UInt8 in
+        Int.random(in: 0..<oneIn, using: &random) == 0
+            ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0x20...0x7E, using: &random)
     }
 }
 
@@ -593,11 +601,7 @@ struct FieldLineWordTests {
         var random = SplitMix64(seed: 41)
         let alphabet: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x21, 0x7E, 0x7F, 0x80, 0xC3, 0xA9, 0xFF]
         for _ in 0..<4_000 {
-            let length = Int.random(in: 1...40, using: &random)
-            var value = (0..<length).map { _ -> UInt8 in
-                Int.random(in: 0..<6, using: &random) == 0
-                    ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0x20...0x7E, using: &random)
-            }
+            var value = seededFieldValue(&random, lengths: 1...40, alphabet: alphabet, oneIn: 6)
             // A CRLF inside would end the line there and start another field line, which `expected` does not model.
             for k in value.indices.dropLast() where value[k] == 0x0D && value[k + 1] == 0x0A { value[k + 1] = 0x78 }
             let name = String(repeating: "k", count: Int.random(in: 1...8, using: &random))
