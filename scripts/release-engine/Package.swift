@@ -5,6 +5,9 @@ import PackageDescription
 // graceful shutdown was lost only in optimised builds, and the main package's tests run debug builds).
 // A package of its own, its sources the main package's through symlinks, so the release build compiles
 // libnghttp2's wrapper, the engine, NIOCore and NIOEmbedded, not the whole gateway.
+// The backend pools' deadline queue (Backends/LoopDeadlineQueue.swift, a timeout structure: "engine and timeout
+// tests also run against release") runs here too, as a one-file `Backends` module: it needs NIOCore alone, so its
+// release run costs seconds, where the whole Backends module would pull in most of the gateway.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -23,6 +26,16 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
+        // `-enable-testing`: the queue is internal and its tests import it `@testable`; the code is still built -O.
+        .target(
+            name: "Backends", dependencies: [nioCore],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]
+        ),
+        .testTarget(
+            name: "BackendsTests",
+            dependencies: ["Backends", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HTTP2EngineTests",
             dependencies: ["HTTP2Engine", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")],
