@@ -414,9 +414,11 @@ struct CraftSDKTests {
             answer = try await Peers.craft("execution_input", port: gateway.port, [id, "nope"])
             #expect((try error(answer)["message"] as? String)?.contains("Cannot find input nope") == true)
 
-            // A run still going is Running with no outputs read; a failed one is Failed with its error.
+            // A run still going is Running with no outputs read; a failed one is Failed with its error. The run
+            // sleeps a minute (the gateway's stop ends it): each SDK call starts a Python process that imports the
+            // SDK, which on two loaded cores took longer than the 1.5 s this run once slept.
             let running = try result(
-                try await Peers.craft("run_nowait", port: gateway.port, ["sleep", #"{"ms":1500}"#]))
+                try await Peers.craft("run_nowait", port: gateway.port, ["sleep", #"{"ms":60000}"#]))
             let runningID = try #require(running["execution_id"] as? String)
             answer = try await Peers.craft("get_execution", port: gateway.port, [runningID])
             #expect(["Pending", "Running"].contains(try result(answer)["status"] as? String), "\(answer)")
