@@ -78,6 +78,17 @@ enum BackendErrors {
         return error
     }
 
+    /// The request's deadline (the client's `grpc-timeout` or `timeouts.request`, from the head's arrival) passed
+    /// before its call to `pool` could start: the client's upload or the wait for a slot took it all. Not the
+    /// backend's failure (no `UT`, not counted against an endpoint: nothing was sent to one), so marked
+    /// `GatewayError.callerDeadline`.
+    static func deadlineBeforeCall(pool: String) -> GatewayError {
+        var error = GatewayError(
+            .deadlineExceeded, "the request's deadline passed before its call to backend pool \"\(pool)\" could start")
+        error.callerDeadline = true
+        return error
+    }
+
     /// Outlier detection took an endpoint out of picking (it comes back by itself after `length`).
     static func logEjection(pool: String, endpoint: String, for length: TimeAmount) {
         logger.warning(

@@ -190,6 +190,14 @@ package final class BackendPool: TriggerRunner {
             startCall(withEffectiveDeadline(request, now: eventLoop.now), on: eventLoop, call)
             return
         }
+        // The request's own deadline (the client's `grpc-timeout`, or `timeouts.request`, both from the head's
+        // arrival) passed before the call could start: while the client was still sending its body, or while the
+        // call waited for a slot. Nothing goes to the runner, and no endpoint is blamed (review 18, F1).
+        if deadline <= eventLoop.now {
+            limiter.release()
+            call.report(.failure(BackendErrors.deadlineBeforeCall(pool: configuration.name)))
+            return
+        }
         do {
             try call.armTimer(deadline: deadline, queue: deadlineQueues[ObjectIdentifier(eventLoop)])
         } catch {

@@ -85,6 +85,9 @@ final class HTTP1BodyRelay {
     private let declaredLength: Int
     private let limits: CodecLimits
     private let dispatcher: TriggerDispatcher
+    /// The frontend's clock: a relayed call's pool `request_timeout` counts from the relay's start, when the
+    /// runner begins to receive the body (`RequestContext.poolTimeout`), not from the body's end.
+    private let clock: @Sendable () -> NIODeadline
     private let eventLoop: any EventLoop
     /// The client's connection, whose reading stops while the runner is behind (`queueHighWater`).
     private let channel: any Channel
@@ -125,6 +128,7 @@ final class HTTP1BodyRelay {
         self.declaredLength = declaredLength
         self.limits = services.limits
         self.dispatcher = services.dispatcher
+        self.clock = services.clock
         self.channel = channel
         self.eventLoop = channel.eventLoop
     }
@@ -200,7 +204,7 @@ final class HTTP1BodyRelay {
         synthetic.writeBytes(closer)
         guard let inputs = try? RESTTriggerBody.decode(json: synthetic, limits: limits, keepCanonicalBase64: true),
             let relaying = self.start(
-                plan.makeRequest(inputs: inputs), blobBase64Bytes: length,
+                plan.makeRequest(inputs: inputs, now: clock()), blobBase64Bytes: length,
                 source: .base64Text(start: start, end: start + length), split: { $0.aroundOnlyBlob })
         else { return stop() }
         checkedUpTo = start
@@ -337,7 +341,7 @@ extension HTTP1BodyRelay: MultipartFileObserver {
         guard count >= Self.minimumBytes,
             let inputs = try? file.inputs(ifLastWith: ByteBuffer(repeating: 0, count: Self.placeholderBytes)),
             start(
-                plan.makeRequest(inputs: inputs), blobBase64Bytes: Base64.encodedLength(count),
+                plan.makeRequest(inputs: inputs, now: clock()), blobBase64Bytes: Base64.encodedLength(count),
                 source: .file(count: count), split: { $0.aroundOnlyBlobBytes }) != nil
         else { return false }
         return true

@@ -305,7 +305,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 startWork({ await work.run(body) }, keepAlive: keepAlive, context: context)
                 return
             }
-            let request = plan.makeRequest(inputs: inputs)
+            let request = plan.makeRequest(inputs: inputs, now: services.clock())
             if let relay,
                 case .relayed(let call, let cancellation) = relay.finish(request, gatheredAddress: gatheredAddress)
             {

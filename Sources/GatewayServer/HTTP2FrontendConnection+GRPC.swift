@@ -291,7 +291,7 @@ extension HTTP2FrontendConnection {
             // Resolved once: the record's route, the pool's timeout and the call all use this one.
             target = services.dispatcher.target(for: decoded.ref)
             context.bound(byPoolTimeout: target?.requestTimeout)
-            request = context.makeRequest(ref: decoded.ref, mode: mode, batch: decoded.batch)
+            request = context.makeRequest(ref: decoded.ref, mode: mode, batch: decoded.batch, now: services.clock())
             if let state = streams[stream] {
                 state.open?.record.name(request.ref, mode: mode, route: target?.route)
                 state.open?.record.traceID = context.trace?.traceID

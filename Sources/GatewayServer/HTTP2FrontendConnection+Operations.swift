@@ -29,7 +29,8 @@ extension HTTP2FrontendConnection {
         do {
             let decoded = try InstillCodec.decodeTriggerRequest(
                 message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch)
-            request = context.makeRequest(ref: decoded.ref, mode: .async, inputs: decoded.inputs)
+            request = context.makeRequest(
+                ref: decoded.ref, mode: .async, inputs: decoded.inputs, now: services.clock())
             if let state = streams[stream] {
                 state.open?.record.name(request.ref, mode: .async, route: services.dispatcher.route(for: request.ref))
                 state.open?.record.traceID = context.trace?.traceID

@@ -389,7 +389,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             }
             switch (use, body) {
             case (.trigger(let plan), .inputs(let inputs)):
-                restRun(plan.makeRequest(inputs: inputs), target: plan.target, stream: stream)
+                restRun(plan.makeRequest(inputs: inputs, now: services.clock()), target: plan.target, stream: stream)
             case (.work(let work), _):
                 startTask(stream: stream) {
                     await work.run(body)

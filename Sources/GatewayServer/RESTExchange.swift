@@ -119,12 +119,13 @@ struct RESTTriggerPlan {
     /// The context's trace is started when the head is routed, so the request is made from the plan as it is: a
     /// copy of the context to call the mutating `makeRequest` (which may start it) retained and released its
     /// strings once more per REST trigger (bench/README.md, "Branch hotpath3").
-    func makeRequest(inputs: [TriggerInput]) -> TriggerRequest {
+    /// `now`: the frontend's clock when the request is complete (the pool's `request_timeout` counts from it).
+    func makeRequest(inputs: [TriggerInput], now: NIODeadline) -> TriggerRequest {
         guard let trace = context.trace else {
             var context = self.context
-            return context.makeRequest(ref: ref, mode: mode, inputs: inputs)
+            return context.makeRequest(ref: ref, mode: mode, inputs: inputs, now: now)
         }
-        return context.makeRequest(ref: ref, mode: mode, batch: TriggerBatch(inputs), trace: trace)
+        return context.makeRequest(ref: ref, mode: mode, batch: TriggerBatch(inputs), trace: trace, now: now)
     }
 }
 

@@ -14,8 +14,9 @@ struct RequestContext {
     let start: NIODeadline
     /// The authenticated principal; nil when anonymous or not yet authenticated.
     var principal: String?
-    /// The one deadline of a sync call: the earlier of the client's own (`grpc-timeout`) and the head's arrival
-    /// plus the configured request timeout; set here, at the frontend, and carried to the transport.
+    /// The end-to-end deadline of a sync call: the earlier of the client's own (`grpc-timeout`) and the head's
+    /// arrival plus the configured request timeout (`timeouts.request`). ``makeRequest(ref:mode:batch:trace:now:)``
+    /// folds the pool's ``poolTimeout`` in; the result is set here, at the frontend, and carried to the transport.
     var syncDeadline: NIODeadline
     /// The client's own deadline (`grpc-timeout`), the only one a stream has (streams are otherwise bounded by
     /// the idle rule: a long healthy stream must not be cut by the request timeout).
@@ -33,11 +34,17 @@ struct RequestContext {
     /// (the namespace the principal acts for; passed to the backend as metadata).
     var requesterUID: String?
 
-    /// The route's pool bounds a sync call too (`pools[].request_timeout`): folded into ``syncDeadline`` from
-    /// the same start, so the deadline is decided once, here, and the pool and transports only enforce it.
+    /// The route's pool's `request_timeout`, which bounds a sync call too: from the moment the request is complete
+    /// and handed to the pool (`now` of ``makeRequest(ref:mode:batch:trace:now:)``), not from the head's arrival,
+    /// so a client's slow upload is not charged to the pool (review 18, F1: a 300 KB body at 100 KB/s to a pool
+    /// of 1 s was a 504 "did not answer within 0ms", counted against healthy runners). Envoy's route timeout
+    /// likewise starts once the downstream request is fully read. `timeouts.request` stays end to end.
+    private(set) var poolTimeout: TimeAmount?
+
+    /// Sets ``poolTimeout`` (nil: the route has no pool). The deadline is still decided once, here, when the
+    /// request is made; the pool and transports only enforce it.
     mutating func bound(byPoolTimeout timeout: TimeAmount?) {
-        guard let timeout else { return }
-        syncDeadline = min(syncDeadline, start + timeout)
+        poolTimeout = timeout
     }
 
     /// The request id a client sent in `request-id`, or a new one when it sent none or one that is not
@@ -56,26 +63,33 @@ struct RequestContext {
     }
 
     /// The model of the trigger, whichever frontend and wire it came from. The deadline follows the mode:
-    /// sync calls get ``syncDeadline``; streams only the client's own; async triggers none (their run's
-    /// timeout starts when it gets a slot, in the async dispatcher).
-    mutating func makeRequest(ref: PipelineRef, mode: TriggerMode, inputs: [TriggerInput]) -> TriggerRequest {
-        makeRequest(ref: ref, mode: mode, batch: TriggerBatch(inputs))
+    /// sync calls get the earlier of ``syncDeadline`` and `now` (the request complete, on the frontend's clock)
+    /// plus ``poolTimeout``; streams only the client's own; async triggers none (their run's timeout starts when
+    /// it gets a slot, in the async dispatcher).
+    mutating func makeRequest(
+        ref: PipelineRef, mode: TriggerMode, inputs: [TriggerInput], now: NIODeadline
+    ) -> TriggerRequest {
+        makeRequest(ref: ref, mode: mode, batch: TriggerBatch(inputs), now: now)
     }
 
-    /// As `makeRequest(ref:mode:inputs:)`, with the batch as a decoder made it (a gRPC trigger's may carry the
+    /// As `makeRequest(ref:mode:inputs:now:)`, with the batch as a decoder made it (a gRPC trigger's may carry the
     /// runner's bytes: `TriggerBatch`).
-    mutating func makeRequest(ref: PipelineRef, mode: TriggerMode, batch: TriggerBatch) -> TriggerRequest {
+    mutating func makeRequest(
+        ref: PipelineRef, mode: TriggerMode, batch: TriggerBatch, now: NIODeadline
+    ) -> TriggerRequest {
         // Started first, not as the argument: `self` is read before the arguments are evaluated, so a mutating
         // argument made a copy of the whole context (~330 instructions per gRPC call).
         let trace = startTrace()
-        return makeRequest(ref: ref, mode: mode, batch: batch, trace: trace)
+        return makeRequest(ref: ref, mode: mode, batch: batch, trace: trace, now: now)
     }
 
-    /// As `makeRequest(ref:mode:batch:)`, with the trace ``startTrace()`` made.
-    func makeRequest(ref: PipelineRef, mode: TriggerMode, batch: TriggerBatch, trace: TraceContext) -> TriggerRequest {
+    /// As `makeRequest(ref:mode:batch:now:)`, with the trace ``startTrace()`` made.
+    func makeRequest(
+        ref: PipelineRef, mode: TriggerMode, batch: TriggerBatch, trace: TraceContext, now: NIODeadline
+    ) -> TriggerRequest {
         let deadline: NIODeadline? =
             switch mode {
-            case .sync: syncDeadline
+            case .sync: poolTimeout.map { min(syncDeadline, now + $0) } ?? syncDeadline
             case .stream: clientDeadline
             case .async: nil
             }

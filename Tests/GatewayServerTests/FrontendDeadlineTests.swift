@@ -48,6 +48,7 @@ struct FrontendDeadlineTests {
         poolTimeout: TimeAmount,
         runner: Hanging,
         idleTimeout: TimeAmount = .hours(24),
+        bodyProgress: TimeAmount? = nil,
         wire: ProtocolSniffer.WireProtocol = .http1
     ) async throws -> (NIOAsyncTestingEventLoop, NIOAsyncTestingChannel) {
         let loop = NIOAsyncTestingEventLoop()
@@ -66,6 +67,7 @@ struct FrontendDeadlineTests {
             logger: Logger(label: "deadline-test", factory: { _ in SwiftLogNoOpLogHandler() })
         )
         services.clock = { loop.now }
+        if let bodyProgress { services.slowClients.bodyProgressTimeout = bodyProgress }
         let current = CurrentFrontendServices(services)
         let channel = NIOAsyncTestingChannel(loop: loop)
         try await loop.executeInContext { try GatewayServer.configure(channel, for: wire, services: current) }
@@ -137,6 +139,63 @@ struct FrontendDeadlineTests {
         #expect(channel.isActive, "closed before the idle timeout")
         await loop.advanceTime(by: .nanoseconds(1))
         #expect(await eventually(within: .seconds(20)) { !channel.isActive }, "still open after the idle timeout")
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
+    }
+
+    /// A sync trigger whose body arrives in two halves `gap` apart (a slow upload, each half within the body
+    /// progress timeout): what the gateway wrote, on the loop's clock, `after` the body's end.
+    static func slowUpload(
+        gap: TimeAmount, requestTimeout: TimeAmount, poolTimeout: TimeAmount, runner: Hanging
+    ) async throws -> (NIOAsyncTestingEventLoop, NIOAsyncTestingChannel) {
+        let (loop, channel) = try await connection(
+            requestTimeout: requestTimeout, poolTimeout: poolTimeout, runner: runner, bodyProgress: .hours(24))
+        let body = #"{"data":[{"variable":{"x":1}}]}"#
+        let half = body.utf8.count / 2
+        try await channel.writeInbound(
+            ByteBuffer(
+                string: "POST /v1beta/namespaces/demo/pipelines/wait/trigger HTTP/1.1\r\nhost: gw\r\n"
+                    + "content-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n"
+                    + String(body.utf8.prefix(half))!))
+        await loop.advanceTime(by: gap)
+        #expect(try await written(channel).isEmpty, "answered before the body's end")
+        try await channel.writeInbound(ByteBuffer(string: String(body.utf8.dropFirst(half))!))
+        await loop.run()
+        return (loop, channel)
+    }
+
+    @Test(
+        "a slow upload is not the pool's time: request_timeout counts from the body's end (review 18, F1)",
+        .timeLimit(.minutes(1)))
+    func poolTimeoutFromBodyEnd() async throws {
+        let runner = Hanging()
+        // 50 minutes of upload against a pool of 30: the call still gets its whole 30 minutes.
+        let (loop, channel) = try await Self.slowUpload(
+            gap: .minutes(50), requestTimeout: .hours(3), poolTimeout: .minutes(30), runner: runner)
+        #expect(await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+        await loop.advanceTime(by: .minutes(30) - .nanoseconds(1))
+        #expect(try await Self.written(channel).isEmpty, "answered before the pool's timeout")
+        await loop.advanceTime(by: .nanoseconds(1))
+        let answer = try await Self.written(channel)
+        #expect(answer.hasPrefix("HTTP/1.1 504 "), "\(answer)")
+        #expect(answer.contains(#"backend pool \"p\" did not answer within 1800s"#), "\(answer)")
+        _ = try? await channel.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
+    }
+
+    @Test(
+        "timeouts.request passing during the upload: 504 at the body's end, nothing sent to the runner (review 18, F1)",
+        .timeLimit(.minutes(1)))
+    func requestTimeoutDuringUpload() async throws {
+        let runner = Hanging()
+        let (loop, channel) = try await Self.slowUpload(
+            gap: .hours(1), requestTimeout: .hours(1), poolTimeout: .hours(2), runner: runner)
+        let answer = try await Self.written(channel)
+        #expect(answer.hasPrefix("HTTP/1.1 504 "), "\(answer)")
+        #expect(
+            answer.contains(#"the request's deadline passed before its call to backend pool \"p\" could start"#),
+            "\(answer)")
+        #expect(runner.started.load(ordering: .sequentiallyConsistent) == 0, "the runner was called")
         _ = try? await channel.finish(acceptAlreadyClosed: true)
         await loop.shutdownGracefully()
     }

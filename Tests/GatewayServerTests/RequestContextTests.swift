@@ -22,7 +22,7 @@ struct RequestContextTests {
             "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "tracestate": "a=1",
         ])
         context.principal = "alice"
-        let request = context.makeRequest(ref: Self.ref, mode: .sync, inputs: [])
+        let request = context.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start)
         #expect(request.requestID == "r")
         #expect(request.principal == "alice")
         #expect(request.idempotencyKey == "k-1")
@@ -31,7 +31,7 @@ struct RequestContextTests {
         #expect(request.traceParent?.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-") == true)
         #expect(request.traceParent?.hasSuffix("-00") == true, "the client's flags are kept")
         var other = Self.context(["instill-return-traces": "yes"])
-        #expect(!other.makeRequest(ref: Self.ref, mode: .sync, inputs: []).returnTraces)
+        #expect(!other.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start).returnTraces)
         #expect(RequestContext.requestID("") != "")
         #expect(RequestContext.requestID("mine") == "mine")
     }
@@ -53,27 +53,55 @@ struct RequestContextTests {
     @Test("one deadline: sync the earlier of grpc-timeout and the request timeout; streams the client's; async none")
     func deadlines() {
         var plain = Self.context([:])
-        #expect(plain.makeRequest(ref: Self.ref, mode: .sync, inputs: []).deadline == Self.start + .seconds(60))
-        #expect(plain.makeRequest(ref: Self.ref, mode: .stream, inputs: []).deadline == nil)
-        #expect(plain.makeRequest(ref: Self.ref, mode: .async, inputs: []).deadline == nil)
+        #expect(
+            plain.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start).deadline == Self.start
+                + .seconds(60))
+        #expect(plain.makeRequest(ref: Self.ref, mode: .stream, inputs: [], now: Self.start).deadline == nil)
+        #expect(plain.makeRequest(ref: Self.ref, mode: .async, inputs: [], now: Self.start).deadline == nil)
 
         var shorter = Self.context([:], clientTimeout: .seconds(59))
-        #expect(shorter.makeRequest(ref: Self.ref, mode: .sync, inputs: []).deadline == Self.start + .seconds(59))
-        #expect(shorter.makeRequest(ref: Self.ref, mode: .stream, inputs: []).deadline == Self.start + .seconds(59))
+        #expect(
+            shorter.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start).deadline == Self.start
+                + .seconds(59))
+        #expect(
+            shorter.makeRequest(ref: Self.ref, mode: .stream, inputs: [], now: Self.start).deadline == Self.start
+                + .seconds(59))
         var equal = Self.context([:], clientTimeout: .seconds(60))
-        #expect(equal.makeRequest(ref: Self.ref, mode: .sync, inputs: []).deadline == Self.start + .seconds(60))
+        #expect(
+            equal.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start).deadline == Self.start
+                + .seconds(60))
         var longer = Self.context([:], clientTimeout: .seconds(61))
-        #expect(longer.makeRequest(ref: Self.ref, mode: .sync, inputs: []).deadline == Self.start + .seconds(60))
-        #expect(longer.makeRequest(ref: Self.ref, mode: .stream, inputs: []).deadline == Self.start + .seconds(61))
+        #expect(
+            longer.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start).deadline == Self.start
+                + .seconds(60))
+        #expect(
+            longer.makeRequest(ref: Self.ref, mode: .stream, inputs: [], now: Self.start).deadline == Self.start
+                + .seconds(61))
 
-        // The route's pool timeout is folded in from the same start, only when it is earlier.
+        // The route's pool timeout counts from the request's completion (`now`), and binds only when it is
+        // earlier than the end-to-end deadline (review 18, F1: a slow upload is not the pool's time).
         var pooled = Self.context([:])
         pooled.bound(byPoolTimeout: .seconds(5))
-        #expect(pooled.makeRequest(ref: Self.ref, mode: .sync, inputs: []).deadline == Self.start + .seconds(5))
+        let complete = Self.start + .seconds(30)
+        #expect(
+            pooled.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: complete).deadline == complete + .seconds(5)
+        )
+        #expect(pooled.makeRequest(ref: Self.ref, mode: .stream, inputs: [], now: complete).deadline == nil)
+        let late = Self.start + .seconds(56)
+        #expect(
+            pooled.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: late).deadline == Self.start + .seconds(60))
         pooled.bound(byPoolTimeout: .seconds(90))
-        #expect(pooled.makeRequest(ref: Self.ref, mode: .sync, inputs: []).deadline == Self.start + .seconds(5))
+        #expect(
+            pooled.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: Self.start).deadline == Self.start
+                + .seconds(60))
         pooled.bound(byPoolTimeout: nil)
-        #expect(pooled.makeRequest(ref: Self.ref, mode: .sync, inputs: []).deadline == Self.start + .seconds(5))
+        #expect(
+            pooled.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: complete).deadline == Self.start
+                + .seconds(60))
+        var pooledClient = Self.context([:], clientTimeout: .seconds(32))
+        pooledClient.bound(byPoolTimeout: .seconds(5))
+        let request = pooledClient.makeRequest(ref: Self.ref, mode: .sync, inputs: [], now: complete)
+        #expect(request.deadline == Self.start + .seconds(32) && request.deadlineIsClients)
     }
 
     @Test("trace: a valid traceparent continues with a new span; none or an invalid one starts a sampled trace")
