@@ -4,10 +4,14 @@
     import Darwin
 #endif
 import Prometheus
+import Synchronization
 
 /// Prometheus' standard process metrics (https://prometheus.io/docs/instrumenting/writing_clientlibs/#process-metrics),
-/// under their standard names so stock dashboards and alerts find them: `process_start_time_seconds`, and
-/// `process_open_fds` with `process_max_fds` (the open-file limit `limits.max_connections` must stay under).
+/// under their standard names so stock dashboards and alerts find them: `process_start_time_seconds`,
+/// `process_open_fds` with `process_max_fds` (the open-file limit `limits.max_connections` must stay under),
+/// `process_cpu_seconds_total` (user plus system CPU), `process_resident_memory_bytes` and
+/// `process_virtual_memory_bytes` (review 18, F4: a leak or a CPU-bound instance is the first thing an operator
+/// alerts on).
 ///
 /// Our own because neither library the project may use has them: swift-prometheus 2.4 has no process collector,
 /// and swift-metrics-extras (`SystemMetrics`) is not among the packages this project can build from. Read the way
@@ -15,6 +19,11 @@ import Prometheus
 final class ProcessMetrics: Sendable {
     private let openFDs: Gauge
     private let maxFDs: Gauge
+    private let cpuSeconds: Counter
+    private let residentMemory: Gauge
+    private let virtualMemory: Gauge
+    /// The CPU seconds already added to ``cpuSeconds`` (a counter only grows: each scrape adds what was used since).
+    private let cpuCounted = Mutex<Double>(0)
 
     init(registry: PrometheusCollectorRegistry) {
         let start = registry.gauge(
@@ -22,6 +31,10 @@ final class ProcessMetrics: Sendable {
         start.set(to: Self.startTime())
         openFDs = registry.gauge(name: "process_open_fds", help: "Number of open file descriptors.")
         maxFDs = registry.gauge(name: "process_max_fds", help: "Maximum number of open file descriptors.")
+        cpuSeconds = registry.counter(
+            name: "process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.")
+        residentMemory = registry.gauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
+        virtualMemory = registry.gauge(name: "process_virtual_memory_bytes", help: "Virtual memory size in bytes.")
     }
 
     /// Scrape time: the descriptors open now (`/proc/self/fd`'s entries, less the one reading it) and the soft
@@ -30,6 +43,43 @@ final class ProcessMetrics: Sendable {
         if let count = Self.openDescriptors() { openFDs.set(to: Double(count)) }
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { maxFDs.set(to: Double(limit.rlim_cur)) }
+        if let used = Self.cpuTime() {
+            cpuCounted.withLock { counted in
+                guard used > counted else { return }
+                cpuSeconds.increment(by: used - counted)
+                counted = used
+            }
+        }
+        if let memory = Self.memory() {
+            residentMemory.set(to: memory.resident)
+            virtualMemory.set(to: memory.virtual)
+        }
+    }
+
+    /// User plus system CPU time of the whole process (every thread) so far, in seconds: `getrusage(RUSAGE_SELF)`,
+    /// microsecond resolution (client_golang reads `/proc/self/stat`'s clock ticks, 10 ms).
+    static func cpuTime() -> Double? {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return nil }
+        let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        let system = Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        return user + system
+    }
+
+    /// Virtual and resident size in bytes, from `/proc/self/stat` as client_golang's procfs reads them: `vsize`
+    /// (field 23, bytes) and `rss` (field 24, pages of `_SC_PAGESIZE`); nil without procfs.
+    static func memory() -> (virtual: Double, resident: Double)? {
+        guard let fields = statFields(), fields.count > 21, let vsize = Double(fields[20]),
+            let pages = Double(fields[21])
+        else { return nil }
+        return (vsize, pages * Double(sysconf(Int32(_SC_PAGESIZE))))
+    }
+
+    /// `/proc/self/stat`'s fields from the third on (after the command name, which may hold spaces, hence the
+    /// last `)`): field N is at index N - 3. Nil without procfs.
+    private static func statFields() -> [Substring]? {
+        guard let stat = contents(of: "/proc/self/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ")
     }
 
     /// Entries of `/proc/self/fd` but `.`, `..` and the directory's own descriptor; nil without procfs.
@@ -50,10 +100,7 @@ final class ProcessMetrics: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let fallback = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-        guard let stat = contents(of: "/proc/self/stat"), let close = stat.lastIndex(of: ")") else { return fallback }
-        // After the command name (which may hold spaces, hence the last `)`): field 3 onwards.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, let ticks = Double(fields[19]),
+        guard let fields = statFields(), fields.count > 19, let ticks = Double(fields[19]),
             let boot = contents(of: "/proc/stat")?.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
             let btime = Double(boot.dropFirst(6).trimmingCharacters(in: " "))
         else { return fallback }

@@ -235,7 +235,10 @@ struct GatewayMetricsTests {
         let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
         #expect(!scrape.samples.isEmpty)
         // Prometheus' standard process metrics keep their standard names (review 10, finding 3).
-        let standard: Set = ["process_start_time_seconds", "process_open_fds", "process_max_fds"]
+        let standard: Set = [
+            "process_start_time_seconds", "process_open_fds", "process_max_fds", "process_cpu_seconds_total",
+            "process_resident_memory_bytes", "process_virtual_memory_bytes",
+        ]
         for series in scrape.samples.keys {
             let family = scrape.family(of: series)
             #expect(family.hasPrefix("trigger_gateway_") || standard.contains(family), "\(series)")
@@ -254,6 +257,17 @@ struct GatewayMetricsTests {
         let started = try #require(scrape.samples["process_start_time_seconds"])
         let now = Date().timeIntervalSince1970
         #expect(started <= now + 1 && started > now - 86_400, "\(started) vs \(now)")
+        // This process's CPU and memory: some CPU spent, a resident set of at least a MiB inside its virtual size.
+        // The counter grows by what was spent between scrapes, never backwards.
+        let cpu = try #require(scrape.samples["process_cpu_seconds_total"])
+        let resident = try #require(scrape.samples["process_resident_memory_bytes"])
+        let virtual = try #require(scrape.samples["process_virtual_memory_bytes"])
+        #expect(cpu > 0 && resident > 1_048_576 && resident < virtual, "\(cpu) s, \(resident) of \(virtual) B")
+        var spin = 0.0
+        for i in 0..<3_000_000 { spin += Double(i & 7) }
+        let again = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        let cpuAgain = try #require(again.samples["process_cpu_seconds_total"])
+        #expect(cpuAgain > cpu, "\(cpuAgain) after \(cpu) (spun \(spin))")
         #expect(scrape.samples[#"trigger_gateway_pool_rejected_total{pool="runner"}"#] == 1)
         #expect(scrape.samples[#"trigger_gateway_pool_ejections_total{pool="runner",endpoint="127.0.0.1:1"}"#] == 1)
         #expect(scrape.samples[#"trigger_gateway_pool_endpoint_available{pool="runner",endpoint="127.0.0.1:1"}"#] == 0)
