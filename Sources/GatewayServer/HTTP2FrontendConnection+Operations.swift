@@ -31,8 +31,10 @@ extension HTTP2FrontendConnection {
                 message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch)
             request = context.makeRequest(ref: decoded.ref, mode: .async, inputs: decoded.inputs)
             if let state = streams[stream] {
-                state.open?.record.name(request.ref, mode: .async, route: services.dispatcher.route(for: request.ref))
-                state.open?.record.traceID = context.trace?.traceID
+                state.updateRecord {
+                    $0.name(request.ref, mode: .async, route: services.dispatcher.route(for: request.ref))
+                    $0.traceID = context.trace?.traceID
+                }
             }
             _ = try services.dispatcher.pool(for: request.ref)
         } catch {
