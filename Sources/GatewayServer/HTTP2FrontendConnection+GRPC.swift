@@ -225,9 +225,11 @@ extension HTTP2FrontendConnection {
                     error: GatewayError(.deadlineExceeded, "deadline of \(EventRelay.describe(amount)) exceeded"))
             }
         }
-        let deframer = GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding)
+        let maxMessageBytes = services.limits.maxBodyBytes
         if case .reflection = method {
-            state.phase = .grpcReflection(GRPCReflectionCall(deframer: deframer))
+            state.phase = .grpcReflection(
+                GRPCReflectionCall(
+                    deframer: GRPCMessageDeframer(maxMessageBytes: maxMessageBytes, encoding: requestEncoding)))
         } else {
             // Built in place in the state, not in a local moved there (issue 11: a dozen strings retained and
             // released per copy; the move was a copy and a destroy).
@@ -238,7 +240,11 @@ extension HTTP2FrontendConnection {
                     clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
                     idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces, principal: principal,
                     requesterUID: requesterUID))
-            state.phase = .grpcCollecting(deframer, nil)
+            // The deframer made in place, not in a local: the local was copied into the phase and then destroyed,
+            // and its sticky `GatewayError?` with it, through the generic Optional witnesses (~500 instructions per
+            // gRPC call; bench/README.md, "Branch hotpath5").
+            state.phase = .grpcCollecting(
+                GRPCMessageDeframer(maxMessageBytes: maxMessageBytes, encoding: requestEncoding), nil)
         }
         if endStream {
             session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
