@@ -329,7 +329,7 @@ let package = Package(
         .testTarget(
             name: "ObservabilityTests",
             dependencies: [
-                "Observability", "GatewayTestSupport", "TriggerModel", nioCore,
+                "Observability", "GatewayTestSupport", "TriggerModel", "SeededRandom", nioCore,
                 // The sharded histograms' exposition is compared with swift-prometheus' own.
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

@@ -224,7 +224,7 @@ extension HTTP1FrontendHandler {
             // served or answered, the rest of a head or body arriving late or bytes the decoder fails on.
             // A head cut short: its request line, when whole, names what was asked for in the access line and
             // picks the error's shape.
-            let line = open == nil ? pending.flatMap { HTTP1RequestDecoder.requestLine(in: $0) } : nil
+            let line = !open.isOpen ? pending.flatMap { HTTP1RequestDecoder.requestLine(in: $0) } : nil
             inputDone = true
             pending = nil
             let error = GatewayError(.deadlineExceeded, "the request was not received in time")
@@ -238,7 +238,7 @@ extension HTTP1FrontendHandler {
             relay = nil
             collector = .idle
             bodyUse = .none
-            if open == nil {
+            if !open.isOpen {
                 open = services.openRequest(
                     requestID: requestID, frontend: .rest, httpVersion: "HTTP/1.1", method: line?.method ?? "",
                     path: HTTP1FrontendHandler.pathOnly(target), peer: peer)

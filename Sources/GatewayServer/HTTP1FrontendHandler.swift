@@ -58,8 +58,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// persists (RFC 9112 §9.3: persistence is opt-in there), and its streams are close-delimited, since
     /// `Transfer-Encoding` must not be sent to a request that is not HTTP/1.1 (RFC 9112 §6.1).
     private var requestIsHTTP10 = false
-    /// The record of the request in progress, from its head until its exchange ends (`finishRequest`).
-    var open: OpenRequest?
+    /// The record of the request in progress, from its head until its exchange ends (`finishRequest`); `.none`
+    /// between requests (not an Optional: see ``OpenRequest``).
+    var open = OpenRequest.none
     /// The client's `host:port` (one string shared by the connection's records).
     let peer: String?
     /// The runner request started while a large JSON or multipart body arrives (issue 12), from the head to the
@@ -72,19 +73,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// through the runtime's generic value witnesses, ~280 instructions each even when nil, seven per request;
     /// their own witnesses are called directly (branch hotpath4: −100 instructions per REST call net, since
     /// the payloads' copies remain).
+    /// The head's route writes both in place (``RESTStart/readBody``).
     var collector = RESTBodyCollector.idle
     var bodyUse = PendingBodyUse.none
-
-    /// What a request body is for, while it is read (``bodyUse``).
-    enum PendingBodyUse {
-        case none
-        case use(RESTBodyUse)
-
-        var requestID: String? {
-            if case .use(let use) = self { return use.requestID }
-            return nil
-        }
-    }
 
     /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
     private let secure: Bool
@@ -205,10 +196,11 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         }
         var restHead = RESTRequestHead(method: method, target: target, headers: fields)
         if secure { restHead.scheme = "https" }
-        let arrival = open!.start
-        let start = restHead.start(services: services, requestID: requestID, record: &open!.record, arrival: arrival)
-        // Consumed, and the body's parts stored before the relay reads them (~200 instructions per REST call fewer
-        // than switching on the borrowed result; branch hotpath4).
+        let arrival = open.start
+        let start = restHead.start(
+            services: services, requestID: requestID, record: &open.record, arrival: arrival, collector: &collector,
+            use: &bodyUse)
+        // Consumed (~200 instructions per REST call fewer than switching on the borrowed result; branch hotpath4).
         switch consume start {
         case .respond(let response, let close):
             keepAlive = keepAlive && !close && !bodyHeldBack
@@ -216,10 +208,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             write(response, keepAlive: keepAlive, context: context)
         case .run(let work):
             startWork(work.run, keepAlive: keepAlive, context: context)
-        case .readBody(let collector, let use):
+        case .readBody:
             state = .collecting(keepAlive: keepAlive)
-            self.collector = collector
-            self.bodyUse = .use(use)
             // The relay's own first test, made here so that a small body's request does not copy the services
             // and the plan into a relay that declines at once.
             if case .contentLength(let length) = head.framing, length >= HTTP1BodyRelay.minimumBytes,
@@ -244,7 +234,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
 
     func receivedBody(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
         guard case .collecting = state, !collector.isIdle else { return }
-        open?.record.bytesIn += chunk.readableBytes
+        if open.isOpen { open.record.bytesIn += chunk.readableBytes }
         do {
             try collector.append(chunk)
             relay?.received(chunk)
@@ -366,9 +356,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         keepAlive: Bool, context: ChannelHandlerContext
     ) {
         guard case .calling(let current) = state, current === cancellation else { return }
-        open?.record.endpoint = cancellation.endpoint
+        if open.isOpen { open.record.endpoint = cancellation.endpoint }
         let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
-        if case .failure(let error) = outcome { services.logFailure(error, of: open?.record) }
+        if case .failure(let error) = outcome { services.logFailure(error, of: open) }
         finished(RESTOperations.response(to: outcome, requestID: requestID), keepAlive: keepAlive, context: context)
     }
 
@@ -439,7 +429,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 // Not flushed: the first event follows at once and leaves in the same write.
                 context.write(wrapOutboundOut(head), promise: nil)
                 timeouts.sentResponseHead()
-                open?.sentHead = true
+                if open.isOpen { open.sentHead = true }
             },
             deliver: { [unowned self] event in
                 var encoded = channel.allocator.buffer(capacity: 256)
@@ -448,10 +438,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             },
             finish: { [unowned self] error in
                 guard case .streaming(let relay) = state else { return }
-                open?.record.endpoint = source.endpoint
-                if let error {
-                    open?.record.upstreamFailure = error.upstreamFailure
-                    services.logFailure(error, of: open?.record)
+                if open.isOpen { open.record.endpoint = source.endpoint }
+                if let error, open.isOpen {
+                    open.record.upstreamFailure = error.upstreamFailure
+                    services.logFailure(error, of: open)
                 }
                 state = keepAlive ? .idle : .closed
                 guard relay.began else {
@@ -464,7 +454,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
                 if let error {
                     var encoded = channel.allocator.buffer(capacity: 256)
                     SSEEncoder.encode(.error(error), into: &encoded)
-                    open?.record.bytesOut += encoded.readableBytes
+                    if open.isOpen { open.record.bytesOut += encoded.readableBytes }
                     end = chunked ? HTTP1ResponseEncoder.chunk(encoded, allocator: channel.allocator) : encoded
                 }
                 if chunked { end.writeStaticString(HTTP1ResponseEncoder.lastChunk) }
@@ -485,7 +475,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     private func writeEvent(_ buffer: ByteBuffer, chunked: Bool, context: ChannelHandlerContext)
         -> EventLoopFuture<Void>
     {
-        open?.record.bytesOut += buffer.readableBytes
+        if open.isOpen { open.record.bytesOut += buffer.readableBytes }
         let written = context.writeAndFlush(
             wrapOutboundOut(chunked ? HTTP1ResponseEncoder.chunk(buffer, allocator: context.channel.allocator) : buffer)
         )
@@ -493,7 +483,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let timer = context.eventLoop.scheduleTask(in: services.slowClients.writeProgressTimeout) {
             // The gateway's decision, not the client leaving: the record says `SI`, not `DC`.
-            handler.value.open?.record.termination = .streamIdleTimeout
+            if handler.value.open.isOpen { handler.value.open.record.termination = .streamIdleTimeout }
             channel.close(promise: nil)
         }
         written.whenComplete { _ in timer.cancel() }
@@ -512,15 +502,14 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         // connection before it returns, and that close must not find the request unanswered (it recorded 499, 0
         // bytes, and a downstream disconnect for a request that got its 200 or 503; found by review, at shutdown).
         let omitsBody = response.omitsBody || answerOmitsBody
-        if open != nil {
-            open!.record.status = response.status
-            if let flag = response.upstreamFailure { open!.record.upstreamFailure = flag }
-            if let naming = response.naming { open!.record.name(naming) }
-            open!.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
-            open!.sentHead = true
+        if open.isOpen {
+            open.record.status = response.status
+            if let flag = response.upstreamFailure { open.record.upstreamFailure = flag }
+            if let naming = response.naming { open.record.name(naming) }
+            open.record.bytesOut += response.omitsBody ? 0 : response.body.readableBytes
+            open.sentHead = true
         }
-        var answered: OpenRequest? = nil
-        swap(&answered, &open)  // moved out, not copied: the record holds a dozen strings
+        let answered = open.take()  // moved out, not copied: the record holds a dozen strings
         let buffer = HTTP1ResponseEncoder.response(
             status: response.status, fields: response.headers, body: response.body, keepAlive: keepAlive,
             announcesKeepAlive: requestIsHTTP10, omitsBody: omitsBody, allocator: context.channel.allocator)
@@ -528,7 +517,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         let promise = keepAlive ? nil : context.eventLoop.makePromise(of: Void.self)
         timeouts.sentResponseHead()
         context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
-        if let answered {
+        if answered.isOpen {
             FrontendServices.finish(answered, observers: services.requestObservers, clock: services.clock)
         }
         if let promise {
@@ -548,9 +537,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// The request's exchange is over (its last byte queued, or the client gone): its record goes to the
     /// observers, once.
     func finishRequest() {
-        var request: OpenRequest? = nil
-        swap(&request, &open)
-        guard let request else { return }
+        let request = open.take()
+        guard request.isOpen else { return }
         FrontendServices.finish(request, observers: services.requestObservers, clock: services.clock)
     }
 
@@ -559,9 +547,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// either way the record is flagged with who ended it: Envoy's `DC` (the client), unless the gateway cut
     /// a client that stopped reading (`SI`, set by the write-progress timer).
     private func abandonRequest() {
-        guard open != nil else { return }
-        if !open!.sentHead { open!.record.status = RequestRecord.clientClosedRequest }
-        if open!.record.termination == nil { open!.record.termination = .downstreamDisconnected }
+        guard open.isOpen else { return }
+        if !open.sentHead { open.record.status = RequestRecord.clientClosedRequest }
+        if open.record.termination == nil { open.record.termination = .downstreamDisconnected }
         finishRequest()
     }
 
@@ -592,12 +580,12 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             task.cancel()  // the client is gone: stop the backend call
         case .streaming(let relay):
             state = .closed
-            open?.record.endpoint = relay.endpoint
+            if open.isOpen { open.record.endpoint = relay.endpoint }
             relay.cancel()
         case .calling(let call):
             // Closed first: a call that completes inside `cancel()` then writes nothing.
             state = .closed
-            open?.record.endpoint = call.endpoint
+            if open.isOpen { open.record.endpoint = call.endpoint }
             call.cancel()
         default:
             break
@@ -635,7 +623,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             relay.cancel()
             var encoded = context.channel.allocator.buffer(capacity: 128)
             SSEEncoder.encode(.error(error), into: &encoded)
-            open?.record.bytesOut += encoded.readableBytes
+            if open.isOpen { open.record.bytesOut += encoded.readableBytes }
             var end = encoded
             if !requestIsHTTP10 {
                 end = HTTP1ResponseEncoder.chunk(encoded, allocator: context.channel.allocator)
@@ -672,7 +660,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             return
         }
         state = .closed
-        let format = RESTErrorFormat(path: open?.record.path ?? "")
+        let format = RESTErrorFormat(path: open.isOpen ? open.record.path : "")
         write(format.response(error, requestID: requestID), keepAlive: false, context: context)
     }
 

@@ -150,7 +150,7 @@ extension HTTP2FrontendConnection {
         let start = open.start
         state.open = consume open
         // Changed in place in the state: changing the local first made its move into the state a copy.
-        state.open?.record.trace(head.traceParent)
+        state.open.record.trace(head.traceParent)
         streams[stream] = state
         guard httpMethod == "POST" else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))
@@ -161,7 +161,7 @@ extension HTTP2FrontendConnection {
             return
         }
         // A known method's path is bounded (the method table): it is the operation.
-        state.open?.record.operation = path
+        state.open.record.operation = path
         if codec != "proto" {
             grpcFinish(
                 stream,
@@ -190,7 +190,7 @@ extension HTTP2FrontendConnection {
         if GRPCCall.needsAuth(method) {
             do {
                 principal = try services.authenticator.authenticate(authorization: head.authorization)
-                state.open?.record.principal = principal
+                state.open.record.principal = principal
             } catch {
                 grpcFinish(stream, error: gatewayError(from: error))
                 return
@@ -225,9 +225,11 @@ extension HTTP2FrontendConnection {
                     error: GatewayError(.deadlineExceeded, "deadline of \(EventRelay.describe(amount)) exceeded"))
             }
         }
-        let deframer = GRPCMessageDeframer(maxMessageBytes: services.limits.maxBodyBytes, encoding: requestEncoding)
+        let maxMessageBytes = services.limits.maxBodyBytes
         if case .reflection = method {
-            state.phase = .grpcReflection(GRPCReflectionCall(deframer: deframer))
+            state.phase = .grpcReflection(
+                GRPCReflectionCall(
+                    deframer: GRPCMessageDeframer(maxMessageBytes: maxMessageBytes, encoding: requestEncoding)))
         } else {
             // Built in place in the state, not in a local moved there (issue 11: a dozen strings retained and
             // released per copy; the move was a copy and a destroy).
@@ -238,7 +240,11 @@ extension HTTP2FrontendConnection {
                     clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
                     idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces, principal: principal,
                     requesterUID: requesterUID))
-            state.phase = .grpcCollecting(deframer, nil)
+            // The deframer made in place, not in a local: the local was copied into the phase and then destroyed,
+            // and its sticky `GatewayError?` with it, through the generic Optional witnesses (~500 instructions per
+            // gRPC call; bench/README.md, "Branch hotpath5").
+            state.phase = .grpcCollecting(
+                GRPCMessageDeframer(maxMessageBytes: maxMessageBytes, encoding: requestEncoding), nil)
         }
         if endStream {
             session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
@@ -293,8 +299,10 @@ extension HTTP2FrontendConnection {
             context.bound(byPoolTimeout: target?.requestTimeout)
             request = context.makeRequest(ref: decoded.ref, mode: mode, batch: decoded.batch, now: services.clock())
             if let state = streams[stream] {
-                state.open?.record.name(request.ref, mode: mode, route: target?.route)
-                state.open?.record.traceID = context.trace?.traceID
+                state.updateRecord {
+                    $0.name(request.ref, mode: mode, route: target?.route)
+                    $0.traceID = context.trace?.traceID
+                }
             }
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
@@ -351,8 +359,10 @@ extension HTTP2FrontendConnection {
                 return waitUntilWritable(stream)
             },
             finish: { [unowned self] error in
-                streams[stream]?.open?.record.endpoint = source.endpoint
-                if let error { services.logFailure(error, of: streams[stream]?.open?.record) }
+                if let state = streams[stream] {
+                    state.updateRecord { $0.endpoint = source.endpoint }
+                    if let error { services.logFailure(error, of: state.open) }
+                }
                 streams[stream]?.relay = nil
                 grpcFinish(stream, error: error)
             }
@@ -415,8 +425,10 @@ extension HTTP2FrontendConnection {
         state.deadlineTimer?.cancel()
         state.deadlineTimer = nil
         state.answered = true
-        state.open?.record.grpcStatus = error?.code.rpcCode ?? 0
-        if let flag = error?.upstreamFailure { state.open?.record.upstreamFailure = flag }
+        state.updateRecord {
+            $0.grpcStatus = error?.code.rpcCode ?? 0
+            if let flag = error?.upstreamFailure { $0.upstreamFailure = flag }
+        }
         let code = error?.code.rpcCode ?? 0
         if state.sentHeaders {
             let trailers =

@@ -32,8 +32,10 @@ extension HTTP2FrontendConnection {
             request = context.makeRequest(
                 ref: decoded.ref, mode: .async, inputs: decoded.inputs, now: services.clock())
             if let state = streams[stream] {
-                state.open?.record.name(request.ref, mode: .async, route: services.dispatcher.route(for: request.ref))
-                state.open?.record.traceID = context.trace?.traceID
+                state.updateRecord {
+                    $0.name(request.ref, mode: .async, route: services.dispatcher.route(for: request.ref))
+                    $0.traceID = context.trace?.traceID
+                }
             }
             _ = try services.dispatcher.pool(for: request.ref)
         } catch {

@@ -21,7 +21,7 @@ extension HTTP2FrontendConnection {
             return
         }
         let services = self.services
-        streams[stream]?.open?.record.name(ref, mode: nil, route: services.dispatcher.route(for: ref))
+        streams[stream]?.updateRecord { $0.name(ref, mode: nil, route: services.dispatcher.route(for: ref)) }
         let requestID = call.context.requestID
         startTask(stream: stream) {
             do {
@@ -64,7 +64,9 @@ extension HTTP2FrontendConnection {
             return
         }
         let services = self.services
-        streams[stream]?.open?.record.name(query.ref, mode: nil, route: services.dispatcher.route(for: query.ref))
+        streams[stream]?.updateRecord {
+            $0.name(query.ref, mode: nil, route: services.dispatcher.route(for: query.ref))
+        }
         let requestID = call.context.requestID
         startTask(stream: stream) {
             do {

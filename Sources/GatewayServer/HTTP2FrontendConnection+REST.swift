@@ -31,15 +31,21 @@ extension HTTP2FrontendConnection {
             path: HTTP1FrontendHandler.pathOnly(head.target), peer: peer
         )
         let arrival = open.start
-        let start = head.start(services: services, requestID: requestID, record: &open.record, arrival: arrival)
+        var collector = RESTBodyCollector.idle
+        var use = PendingBodyUse.none
+        let start = head.start(
+            services: services, requestID: requestID, record: &open.record, arrival: arrival, collector: &collector,
+            use: &use)
         let state: StreamState
         switch start {
         case .respond: state = StreamState(phase: .done)
         case .run: state = StreamState(phase: .running)
-        case .readBody(let collector, let use): state = StreamState(phase: .restCollecting(collector, use))
+        case .readBody:
+            guard case .use(let use) = consume use else { preconditionFailure("a body to read with no use") }
+            state = StreamState(phase: .restCollecting(collector, use))
         }
         state.requestID = requestID
-        state.open = open
+        state.open = consume open
         streams[stream] = state
         switch start {
         case .respond(let response, _):
@@ -66,10 +72,12 @@ extension HTTP2FrontendConnection {
         let empty = response.body.readableBytes == 0 || response.omitsBody
         if let state = streams[stream] {
             state.phase = .done
-            state.open?.record.status = response.status
-            if let flag = response.upstreamFailure { state.open?.record.upstreamFailure = flag }
-            if let naming = response.naming { state.open?.record.name(naming) }
-            state.open?.sentHead = true
+            if state.open.isOpen {
+                state.open.record.status = response.status
+                if let flag = response.upstreamFailure { state.open.record.upstreamFailure = flag }
+                if let naming = response.naming { state.open.record.name(naming) }
+                state.open.sentHead = true
+            }
             if empty { state.answered = true }
         }
         session.sendResponseHeaders(stream: stream, headers: headers, endStream: empty)
@@ -122,7 +130,7 @@ extension HTTP2FrontendConnection {
                     endStream: false
                 )
                 streams[stream]?.wire = .eventStream
-                streams[stream]?.open?.sentHead = true
+                if let state = streams[stream], state.open.isOpen { state.open.sentHead = true }
             },
             deliver: { [unowned self] event in
                 var encoded = ByteBuffer()
@@ -131,10 +139,12 @@ extension HTTP2FrontendConnection {
                 return waitUntilWritable(stream)
             },
             finish: { [unowned self] error in
-                streams[stream]?.open?.record.endpoint = source.endpoint
-                if let error {
-                    streams[stream]?.open?.record.upstreamFailure = error.upstreamFailure
-                    services.logFailure(error, of: streams[stream]?.open?.record)
+                if let state = streams[stream] {
+                    state.updateRecord { $0.endpoint = source.endpoint }
+                    if let error {
+                        state.updateRecord { $0.upstreamFailure = error.upstreamFailure }
+                        services.logFailure(error, of: state.open)
+                    }
                 }
                 let began = streams[stream]?.relay?.began ?? true
                 streams[stream]?.relay = nil

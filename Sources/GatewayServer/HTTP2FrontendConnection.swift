@@ -82,12 +82,18 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         /// Fulfilled when the stream's outbound queue drains below its watermark.
         var writableWaiters: [EventLoopPromise<Void>] = []
         var deadlineTimer: Scheduled<Void>?
-        /// The request's record, from its headers until the engine reports the stream closed (`finishRecord`).
-        var open: OpenRequest?
+        /// The request's record, from its headers until the engine reports the stream closed (`finishRecord`);
+        /// `.none` before and after (not an Optional: see ``OpenRequest``).
+        var open = OpenRequest.none
         /// The answer's last frame (END_STREAM) was queued: a stream closed after that ended normally.
         var answered = false
 
         init(phase: Phase) { self.phase = phase }
+
+        /// Changes the request's record, if one is open (what `open?.record…` did when `open` was an Optional).
+        func updateRecord(_ change: (inout RequestRecord) -> Void) {
+            if open.isOpen { change(&open.record) }
+        }
 
         /// The phase, moved out: ``phase`` is `.running` until the caller puts one back. Matching the phase in
         /// place copied its payload (a deframer or a body collector with their buffers) and setting the next one
@@ -104,10 +110,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             guard let call, let delivery = syncDelivery.take(), delivery.connection.streams[delivery.stream] === self
             else { return }
             self.call = nil
-            open?.record.endpoint = call.endpoint
+            updateRecord { $0.endpoint = call.endpoint }
             // Headers, message and trailers of one answer leave in one write, not one per frame group.
             let outcome = result.mapError { gatewayError(from: $0, requestID: delivery.requestID) }
-            if case .failure(let error) = outcome { delivery.connection.services.logFailure(error, of: open?.record) }
+            if case .failure(let error) = outcome { delivery.connection.services.logFailure(error, of: open) }
             delivery.connection.session.withBatchedWrites {
                 delivery.deliver(delivery.connection, delivery.stream, delivery.requestID, outcome)
             }
@@ -125,11 +131,11 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             let call = self.call
             self.call = nil
             syncDelivery = nil
-            if let call { open?.record.endpoint = call.endpoint }
+            if let call { updateRecord { $0.endpoint = call.endpoint } }
             call?.cancel()
             let relay = self.relay
             self.relay = nil
-            if let endpoint = relay?.endpoint { open?.record.endpoint = endpoint }
+            if let endpoint = relay?.endpoint { updateRecord { $0.endpoint = endpoint } }
             relay?.cancel()
         }
     }
@@ -255,7 +261,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// The session is about to cut `stream` (or the connection) for a client that read nothing, or whose
     /// request body stopped: its record says the gateway ended it (`SI`), not the client (`DC`).
     func session(_ session: NGHTTP2Session, idleTimeoutOn stream: HTTP2StreamID) {
-        streams[stream]?.open?.record.termination = .streamIdleTimeout
+        streams[stream]?.updateRecord { $0.termination = .streamIdleTimeout }
     }
 
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
@@ -263,7 +269,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             session.consume(stream: stream, bytes: data.readableBytes)
             return
         }
-        state.open?.record.bytesIn += data.readableBytes
+        state.updateRecord { $0.bytesIn += data.readableBytes }
         // Bodies are gathered (JSON needs the whole document; the cap bounds it), so bytes are released to
         // the peer as they are appended: that is when they have left the connection's buffers.
         let size = data.readableBytes
@@ -457,7 +463,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                     SSEEncoder.encode(.error(error), into: &encoded)
                     sendBody(stream: id, encoded, endStream: true)
                 case .rest:
-                    let format = RESTErrorFormat(path: state.open?.record.path ?? "")
+                    let format = RESTErrorFormat(path: state.open.isOpen ? state.open.record.path : "")
                     restRespond(format.response(error, requestID: state.requestID), stream: id)
                 }
             }
@@ -470,7 +476,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// Queues response body bytes (REST body, SSE events, gRPC messages), counted for the request's record.
     func sendBody(stream: HTTP2StreamID, _ data: ByteBuffer, endStream: Bool) {
         if let state = streams[stream] {
-            state.open?.record.bytesOut += data.readableBytes
+            state.updateRecord { $0.bytesOut += data.readableBytes }
             if endStream { state.answered = true }
         }
         session.sendData(stream: stream, data, endStream: endStream)
@@ -483,7 +489,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// nothing (``session(_:idleTimeoutOn:)``).
     private func finishRecord(_ state: StreamState) {
         // Moved out, not copied and then cleared: a copy retained each of the record's strings once more.
-        guard var request = state.open.take() else { return }
+        var request = state.open.take()
+        guard request.isOpen else { return }
         if !state.answered {
             if request.record.termination == nil { request.record.termination = .downstreamDisconnected }
             if request.record.frontend == .grpc {

@@ -16,9 +16,12 @@ import WireCodecs
 /// surface reports it with its answer (`AbacusResponse.pipeline`), and the response carries it to the
 /// request's record (`RESTResponse.naming`), so the access log and the metrics name the route it matched.
 extension RESTRequestHead {
-    /// `trace`: the request's trace context (``RequestContext/startTrace()``), which its runs carry.
-    func abacusStart(_ action: String, services: FrontendServices, requestID: String, trace: TraceContext) -> RESTStart
-    {
+    /// `trace`: the request's trace context (``RequestContext/startTrace()``), which its runs carry. `collector`,
+    /// `use`: where a POST's body reader goes (``RESTStart/readBody``).
+    func abacusStart(
+        _ action: String, services: FrontendServices, requestID: String, trace: TraceContext,
+        collector: inout RESTBodyCollector, use: inout PendingBodyUse
+    ) -> RESTStart {
         let query: RESTQuery
         do {
             query = try RESTQuery(target: target)
@@ -62,16 +65,16 @@ extension RESTRequestHead {
             let error = RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true)
             return .respond(RESTErrorFormat.abacus.response(error, requestID: requestID), closeConnection: true)
         }
-        return .readBody(
-            .raw(limits: services.limits, expectedLength: declaredLength),
+        collector = .raw(limits: services.limits, expectedLength: declaredLength)
+        use = .use(
             .work(
                 RESTBodyWork(requestID: requestID, errorFormat: .abacus) { body in
                     var request = request
                     if case .bytes(let bytes) = body { request.body = bytes }
                     return Self.abacusAnswer(await AbacusAPI.handle(request, services: abacus), dispatcher, requestID)
                 }
-            )
-        )
+            ))
+        return .readBody
     }
 
     /// The surface's answer as a REST response, naming the pipeline the call resolved (if any) with the route

@@ -19,9 +19,11 @@ import WireCodecs
 /// - Errors are JSON with `message` (and `name`, `request_id`), the status from the error's code.
 extension RESTRequestHead {
     /// `trace`: the request's trace context (``RequestContext/startTrace()``), which its executions carry.
-    func craftStart(_ route: CraftRoute, services: FrontendServices, requestID: String, trace: TraceContext)
-        -> RESTStart
-    {
+    /// `collector`, `use`: where a body's reader goes (``RESTStart/readBody``).
+    func craftStart(
+        _ route: CraftRoute, services: FrontendServices, requestID: String, trace: TraceContext,
+        collector: inout RESTBodyCollector, use: inout PendingBodyUse
+    ) -> RESTStart {
         guard let craft = services.craft else {
             return .respond(
                 CraftAnswer.error(GatewayError(.notFound, "the Craft AI surface is not enabled"), requestID: requestID),
@@ -53,18 +55,18 @@ extension RESTRequestHead {
         }
         let contentType = first("content-type").map { MediaType.parse($0) }
         let kind: CraftBodyKind
-        let collector: RESTBodyCollector
+        let bodyCollector: RESTBodyCollector
         switch contentType?.type {
         case nil, "application/json":
-            (kind, collector) = (.json, .raw(limits: services.limits, expectedLength: declaredLength))
+            (kind, bodyCollector) = (.json, .raw(limits: services.limits, expectedLength: declaredLength))
         case "application/x-www-form-urlencoded":
-            (kind, collector) = (.form, .raw(limits: services.limits, expectedLength: declaredLength))
+            (kind, bodyCollector) = (.form, .raw(limits: services.limits, expectedLength: declaredLength))
         case "multipart/form-data":
             guard let boundary = contentType?.parameters["boundary"], !boundary.isEmpty else {
                 return fail(GatewayError(.invalidArgument, "multipart/form-data without a boundary parameter"))
             }
             do {
-                (kind, collector) = (.multipart, try .multipartParts(boundary: boundary, limits: services.limits))
+                (kind, bodyCollector) = (.multipart, try .multipartParts(boundary: boundary, limits: services.limits))
             } catch {
                 return fail(gatewayError(from: error))
             }
@@ -77,8 +79,8 @@ extension RESTRequestHead {
                 )
             )
         }
-        return .readBody(
-            collector,
+        collector = bodyCollector
+        use = .use(
             .work(
                 RESTBodyWork(requestID: requestID, errorFormat: .craft) { body in
                     let craftBody: CraftRequestBody
@@ -90,8 +92,8 @@ extension RESTRequestHead {
                         return CraftAnswer.error(GatewayError(.internalError, "unexpected body"), requestID: requestID)
                     }
                     return await exchange.answer(route, body: craftBody)
-                })
-        )
+                }))
+        return .readBody
     }
 }
 

@@ -48,8 +48,11 @@ enum RESTStart {
     /// Answer at once. `closeConnection` when the body that may follow cannot be skipped safely
     /// (e.g. it is over the cap).
     case respond(RESTResponse, closeConnection: Bool)
-    /// Read the body into the collector, then use it: a trigger, or a surface's work (`RESTBodyUse`).
-    case readBody(RESTBodyCollector, RESTBodyUse)
+    /// Read the body into the collector, then use it: a trigger, or a surface's work (`RESTBodyUse`). The route
+    /// put both into the frontend's own storage (the `collector` and `use` it was given), not in this case's
+    /// payload: binding a payload copies it even out of a consumed value, and the copy's original was destroyed
+    /// (~1 400 instructions per REST trigger, bench/README.md "Branch hotpath5").
+    case readBody
     /// Answer with what `work` computes off the event loop (operation reads, cancels, lists); any body the
     /// request carries is ignored.
     case run(RESTWork)
@@ -59,6 +62,19 @@ enum RESTStart {
 struct RESTWork: Sendable {
     var requestID: String
     var run: @Sendable () async -> RESTResponse
+}
+
+/// A request body's use while the body is read (``RESTStart/readBody``): `.none` between requests, not an Optional
+/// (Swift 6.3 destroys and assigns an Optional of a struct this size through the runtime's generic value witnesses,
+/// ~280 instructions each time even when nil; branch hotpath4).
+enum PendingBodyUse {
+    case none
+    case use(RESTBodyUse)
+
+    var requestID: String? {
+        if case .use(let use) = self { return use.requestID }
+        return nil
+    }
 }
 
 /// What a frontend does with a request body once the collector has all of it.
@@ -335,9 +351,11 @@ extension RESTRequestHead {
     /// Decides what a request head asks for: an immediate answer (health, errors) or a body to read.
     /// HEAD is routed as GET here; `start` then drops the body of the answer. What the head names (the
     /// operation; for a trigger the principal, pipeline, route, pool, mode and trace) goes into `record`;
-    /// `arrival` is when the head arrived (a trigger's deadline counts from it).
+    /// `arrival` is when the head arrived (a trigger's deadline counts from it). `collector` and `use`: where a
+    /// head that reads a body (``RESTStart/readBody``) puts its collector and the body's use (left alone otherwise).
     func route(
-        services: FrontendServices, requestID: String, record: inout RequestRecord, arrival: NIODeadline
+        services: FrontendServices, requestID: String, record: inout RequestRecord, arrival: NIODeadline,
+        collector: inout RESTBodyCollector, use: inout PendingBodyUse
     ) -> RESTStart {
         // Each surface's errors in its own shape, those of the frontend's checks below included (decided only
         // when there is an error: the path's prefixes are not compared on the way to a trigger).
@@ -422,7 +440,8 @@ extension RESTRequestHead {
                 requestID: requestID, start: arrival, requestTimeout: services.requestTimeout, field: { first($0) })
             let trace = context.startTrace()
             record.traceID = trace.traceID
-            return abacusStart(action, services: services, requestID: requestID, trace: trace)
+            return abacusStart(
+                action, services: services, requestID: requestID, trace: trace, collector: &collector, use: &use)
         case .listSchedules, .scheduleAction:
             return scheduleStart(path, services: services, requestID: requestID)
         case .craft(let route):
@@ -433,7 +452,8 @@ extension RESTRequestHead {
             if let craft = services.craft, let named = route.pipeline(of: craft) {
                 record.name(named.ref, mode: named.mode, route: services.dispatcher.route(for: named.ref))
             }
-            return craftStart(route, services: services, requestID: requestID, trace: trace)
+            return craftStart(
+                route, services: services, requestID: requestID, trace: trace, collector: &collector, use: &use)
         case .pipeline(let ref):
             record.name(ref, mode: nil, route: services.dispatcher.route(for: ref))
             return pipelineStart(ref, services: services, requestID: requestID)
@@ -508,7 +528,6 @@ extension RESTRequestHead {
                     RESTErrors.bodyTooLarge(size: declared, limit: services.limits.maxBodyBytes, declared: true),
                     close: true)
             }
-            var collector: RESTBodyCollector
             let contentType = first("content-type").map { MediaType.parse($0) }
             switch contentType?.type {
             case nil, "application/json":
@@ -539,8 +558,8 @@ extension RESTRequestHead {
             // An async trigger's blobs go to the operation store as bytes: decoding them now, in place, is
             // cheaper than decoding them into a new buffer there.
             collector.keepCanonicalBase64 = mode != .async && target?.sendsBlobsAsBase64 == true
-            return .readBody(
-                collector, .trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context, target: target)))
+            use = .use(.trigger(RESTTriggerPlan(ref: ref, mode: mode, context: context, target: target)))
+            return .readBody
         }
     }
 

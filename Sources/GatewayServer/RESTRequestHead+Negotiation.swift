@@ -12,10 +12,14 @@ extension RESTRequestHead {
     /// included, and no content. That holds for every answer to a HEAD, errors too: a 404 or 405 body
     /// would be read by an HTTP/1.1 client as the start of its next response, and on HTTP/2 DATA after a
     /// HEAD is a malformed response (RFC 9113 §8.1.1).
+    /// `collector`, `use`: where a head that reads a body puts them (``RESTStart/readBody``).
     func start(
-        services: FrontendServices, requestID: String, record: inout RequestRecord, arrival: NIODeadline
+        services: FrontendServices, requestID: String, record: inout RequestRecord, arrival: NIODeadline,
+        collector: inout RESTBodyCollector, use: inout PendingBodyUse
     ) -> RESTStart {
-        let start = route(services: services, requestID: requestID, record: &record, arrival: arrival)
+        let start = route(
+            services: services, requestID: requestID, record: &record, arrival: arrival, collector: &collector,
+            use: &use)
         guard method == "HEAD" else { return start }
         switch start {
         case .respond(var response, let close):

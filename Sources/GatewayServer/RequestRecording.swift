@@ -5,18 +5,62 @@ import Routing
 import TriggerDispatch
 import TriggerModel
 
-/// One request's `RequestRecord` while its exchange is open, and when its head arrived.
+/// One request's `RequestRecord` while its exchange is open, and when its head arrived; or ``none``, no request.
 ///
 /// Each frontend keeps one per request in flight (HTTP/1.1: per connection; HTTP/2: per stream) and hands it
 /// to ``FrontendServices/finish(_:)`` exactly once: when the response's last byte is queued, or when the
 /// client resets the stream or closes the connection first.
+///
+/// A frontend holds ``none`` while no request is open, not an Optional: Swift 6.3 copies, assigns and destroys an
+/// Optional of a struct this size (~230 bytes) through the runtime's generic value witnesses, ~280 instructions
+/// each time even for nil, where this type's own are called directly (bench/README.md, "Branch hotpath5": five such
+/// per HTTP/1.1 request). ``record`` is not to be read or changed in ``none`` (an assertion in debug builds): test
+/// ``isOpen`` first where a request may not be open.
 struct OpenRequest {
-    var record: RequestRecord
+    private var openRecord: RequestRecord
     /// The head's arrival on the services' clock.
     let start: NIODeadline
     /// A response head went out (HTTP/1.1, REST over h2): the status is the one sent, not
     /// ``RequestRecord/clientClosedRequest``, if the client goes away under it.
     var sentHead = false
+    /// false only in ``none``.
+    let isOpen: Bool
+
+    init(record: RequestRecord, start: NIODeadline) {
+        self.openRecord = record
+        self.start = start
+        self.isOpen = true
+    }
+
+    private init() {
+        openRecord = RequestRecord(
+            requestID: "", frontend: .rest, httpVersion: "", method: "", path: "", operation: "", status: 0,
+            durationNanoseconds: 0)
+        start = .uptimeNanoseconds(0)
+        isOpen = false
+    }
+
+    /// No request open (empty strings, no allocation).
+    static var none: OpenRequest { OpenRequest() }
+
+    /// The request's record; only while ``isOpen``.
+    var record: RequestRecord {
+        get {
+            assert(isOpen, "the record of no open request was read")
+            return openRecord
+        }
+        _modify {
+            assert(isOpen, "the record of no open request was changed")
+            yield &openRecord
+        }
+    }
+
+    /// The request, moved out (no copy), leaving ``none``; ``none`` itself when none was open.
+    mutating func take() -> OpenRequest {
+        var taken = OpenRequest.none
+        swap(&taken, &self)
+        return taken
+    }
 }
 
 extension RequestRecord {
@@ -159,9 +203,10 @@ extension FrontendServices {
     /// or an overload fails every request alike, and one warning each undid that rule (review 10, finding 2).
     /// Per pool, endpoint and status (``triggerFailureLog``), the first failure is a warning at once, then at
     /// most one per 10 s carrying `failures_held_back`; every one is still logged at debug level, and each
-    /// request's access line carries its 5xx status, pool and endpoint.
-    func logFailure(_ error: GatewayError, of record: RequestRecord?) {
-        guard error.code.httpStatus >= 500, !error.code.isApplication, let record else { return }
+    /// request's access line carries its 5xx status, pool and endpoint. Nothing is logged for ``OpenRequest/none``.
+    func logFailure(_ error: GatewayError, of request: borrowing OpenRequest) {
+        guard error.code.httpStatus >= 500, !error.code.isApplication, request.isOpen else { return }
+        let record = request.record
         var metadata: Logger.Metadata = [
             "request_id": .string(record.requestID), "error.code": .stringConvertible(error.code.httpStatus),
             "error": .string(error.message),
@@ -181,7 +226,8 @@ extension FrontendServices {
     /// One `trigger failed` warning per pool, endpoint and status per 10 s (the backend layer's rule, its type).
     static let triggerFailureLog = FailureLogLimiter(interval: .seconds(10))
 
-    /// Ends a request: its duration on the services' clock, then every observer, in order, on this loop.
+    /// Ends a request: its duration on the services' clock, then every observer, in order, on this loop. `request`
+    /// must be open (``OpenRequest/isOpen``; an assertion in debug builds).
     func finish(_ request: OpenRequest) {
         Self.finish(request, observers: requestObservers, clock: clock)
     }
@@ -192,6 +238,7 @@ extension FrontendServices {
     static func finish(
         _ request: consuming OpenRequest, observers: [any RequestObserver], clock: @Sendable () -> NIODeadline
     ) {
+        assert(request.isOpen, "no open request was finished")
         guard !observers.isEmpty else { return }
         request.record.durationNanoseconds = (clock() - request.start).nanoseconds
         for observer in observers { observer.requestFinished(request.record) }
