@@ -226,8 +226,12 @@ package enum AbacusAPI {
             let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
             return .object(AbacusPipelineVersion.render(operation))
         case .describePipelineStepVersion:
-            let operation = try await version(try parameters.requiredString("pipelineStepVersion"), principal, services)
-            return .object(AbacusPipelineVersion.step(operation))
+            let id = try parameters.requiredString("pipelineStepVersion")
+            let stepNotFound = AbacusError.dataNotFound("no pipeline step version \"\(id)\"")
+            guard let reference = AbacusPipelineVersion.stepReference(id) else { throw stepNotFound }
+            let operation = try await version(reference.id, principal, services)
+            guard reference.item < AbacusPipelineVersion.stepCount(operation) else { throw stepNotFound }
+            return .object(AbacusPipelineVersion.step(operation, item: reference.item))
         case .listPipelineVersions:
             let pipelineID = try parameters.requiredString("pipelineId")
             named = Named(ref: pipelineRef(pipelineID, services))
