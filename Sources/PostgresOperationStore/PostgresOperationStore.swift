@@ -140,7 +140,8 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     /// A connection of its own (not the pool's) to the server of `configuration`, as the pool's are made.
-    private static func sessionConfiguration(_ configuration: Configuration) throws -> PostgresConnection.Configuration {
+    private static func sessionConfiguration(_ configuration: Configuration) throws -> PostgresConnection.Configuration
+    {
         var tls = PostgresConnection.Configuration.TLS.disable
         if let tlsConfiguration = configuration.tls.clientConfiguration {
             let context: NIOSSLContext

@@ -198,7 +198,8 @@ struct AbacusInteropTests {
                 #expect(answer["exception"] as? String == "InvalidParameterError", "limit \(limit): \(answer)")
                 #expect(answer["http_status"] as? Int == 400, "\(answer)")
                 #expect(
-                    (answer["message"] as? String)?.hasPrefix("limit must be an integer from 1 to 1000 (it is \(limit))") == true,
+                    (answer["message"] as? String)?.hasPrefix(
+                        "limit must be an integer from 1 to 1000 (it is \(limit))") == true,
                     "\(answer)")
             }
         }

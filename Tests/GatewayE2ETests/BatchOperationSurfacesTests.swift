@@ -69,7 +69,8 @@ struct BatchOperationSurfacesTests {
             #expect(inputs.first?["value"] as? [String] == ["a", "b", "c"], "\(inputs)")
             let output = try await Peers.craft("execution_output", port: gateway.port, [id, "p"])
             let read = output["result"] as? [String: Any]
-            #expect(read?["value"] as? [String] == ["A", "B", "C"] && read?["data_type"] as? String == "array", "\(output)")
+            #expect(
+                read?["value"] as? [String] == ["A", "B", "C"] && read?["data_type"] as? String == "array", "\(output)")
             let input = try await Peers.craft("execution_input", port: gateway.port, [id, "p"])
             #expect((input["result"] as? [String: Any])?["value"] as? [String] == ["a", "b", "c"], "\(input)")
         }

@@ -187,7 +187,9 @@ struct ReadinessTests {
                 try await postgres.stop()
                 // Before: the next probe (up to 2 s away) then waited up to 2 s for a pool connection: 2-4 s.
                 let down = try await Self.waitForStatus(503, "/readyz?component=async", port: port)
-                #expect(down != nil && down! < .seconds(1), "round \(round): async readiness took \(String(describing: down))")
+                #expect(
+                    down != nil && down! < .seconds(1),
+                    "round \(round): async readiness took \(String(describing: down))")
                 try await postgres.start()
                 let up = try await Self.waitForStatus(200, "/readyz?component=async", port: port)
                 #expect(up != nil && up! <= Self.bound, "round \(round): back after \(String(describing: up))")
