@@ -27,7 +27,7 @@ struct BatchOperationSurfacesTests {
             let version = try #require(answer["version"] as? [String: Any], "\(answer)")
             #expect(version["status"] as? String == "COMPLETE")
             let steps = try #require(version["step_versions"] as? [[String: Any]], "\(version)")
-            #expect(steps.count == 3, "\(steps)")
+            try #require(steps.count == 3, "\(steps)")
             for (item, letter) in ["a", "b", "c"].enumerated() {
                 let step = steps[item]
                 #expect(step["step_name"] as? String == "upper[\(item)]")
