@@ -181,7 +181,7 @@ let package = Package(
             name: "AsyncDispatch",
             dependencies: [
                 "OperationStore", "TriggerDispatch", "TriggerModel", "GatewayConfig", "WireCodecs", "Routing",
-                "Observability", nioCore, nioHTTP1, logging, lifecycle, crypto,
+                "Observability", "Backends", nioCore, nioHTTP1, logging, lifecycle, crypto,
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],

@@ -226,13 +226,17 @@ package enum AbacusAPI {
             let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
             return .object(AbacusPipelineVersion.render(operation))
         case .describePipelineStepVersion:
-            let operation = try await version(try parameters.requiredString("pipelineStepVersion"), principal, services)
-            return .object(AbacusPipelineVersion.step(operation))
+            let id = try parameters.requiredString("pipelineStepVersion")
+            let stepNotFound = AbacusError.dataNotFound("no pipeline step version \"\(id)\"")
+            guard let reference = AbacusPipelineVersion.stepReference(id) else { throw stepNotFound }
+            let operation = try await version(reference.id, principal, services)
+            guard reference.item < AbacusPipelineVersion.stepCount(operation) else { throw stepNotFound }
+            return .object(AbacusPipelineVersion.step(operation, item: reference.item))
         case .listPipelineVersions:
             let pipelineID = try parameters.requiredString("pipelineId")
             named = Named(ref: pipelineRef(pipelineID, services))
             let ref = try await resolve(pipelineID, services)
-            let limit = try listLimit(try parameters.count("limit"))
+            let limit = try parameters.integer("limit", in: listLimits) ?? 0
             let operations = try await list(ref, limit: limit, principal: principal, services)
             return .list(operations.map { .object(AbacusPipelineVersion.render($0)) })
         case .describePipeline:
@@ -325,20 +329,12 @@ package enum AbacusAPI {
         .dataNotFound("no pipeline version \"\(id)\"")
     }
 
-    /// The page size `listPipelineVersions` asks the store for: the `limit` given, which must be from 1 to the
-    /// store's largest page (``OperationPaging/maximumPageSize``; abacusai sends 200 unless told otherwise), or 0
-    /// (the store's default page) when none is given. A limit out of that range is `InvalidParameterError`, which
-    /// abacusai raises as `InvalidParameterError(400): limit must be …` (CLIENTS.md §4.2), rather than a
-    /// `limit=0` quietly answered with a default page or a huge one quietly cut.
-    static func listLimit(_ limit: Int?) throws(AbacusError) -> Int {
-        guard let limit else { return 0 }
-        let range = 1...OperationPaging.maximumPageSize
-        guard range.contains(limit) else {
-            throw .invalidParameter(
-                "limit must be from \(range.lowerBound) to \(range.upperBound) (it is \(limit))")
-        }
-        return limit
-    }
+    /// The page sizes `listPipelineVersions` takes as `limit`: 1 to the store's largest page
+    /// (``OperationPaging/maximumPageSize``; abacusai sends 200 unless told otherwise). Without a `limit` the
+    /// store's default page is read; one outside the range is `InvalidParameterError` (abacusai raises
+    /// `InvalidParameterError(400): limit must be an integer from 1 to 1000 (it is 0)`, CLIENTS.md §4.2), rather
+    /// than `limit=0` quietly answered with a default page or a huge one quietly cut.
+    static let listLimits = 1...OperationPaging.maximumPageSize
 
     /// The newest runs of `ref` that `principal` may see, newest first; `limit` 0 is the store's default page.
     private static func list(

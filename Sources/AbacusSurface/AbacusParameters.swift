@@ -61,27 +61,41 @@ package struct AbacusParameters: Sendable {
         return text
     }
 
-    /// A non-negative integer parameter (a JSON number, or digits in a string or the query); nil when absent.
-    package func count(_ name: String) throws(AbacusError) -> Int? {
+    /// An integer parameter within `range` (a JSON number, or digits in a string or the query); nil when absent
+    /// or null. Anything else, out of the range, fractional or not a number at all, is `InvalidParameterError`
+    /// with one message, `<name> must be an integer from <lower> to <upper> (it is <what was sent>)`, so a
+    /// client learns the whole rule from any mistake (review 17: `limit=-1` and `limit=0` were told two
+    /// different ranges).
+    package func integer(_ name: String, in range: ClosedRange<Int>) throws(AbacusError) -> Int? {
+        let sent: String
         let number: Double?
         if let value = body[name] {
             switch value {
             case .null: return nil
-            case .number(let n): number = n
-            case .string(let text): number = Int(text).map(Double.init)
-            default: number = nil
+            case .number(let n):
+                number = n
+                sent = n.rounded(.towardZero) == n && abs(n) < 1e15 ? String(Int64(n)) : String(n)
+            case .largeInteger(let i):
+                number = nil
+                sent = i.digits
+            case .string(let text):
+                number = Int(text).map(Double.init)
+                sent = "\"\(text.prefix(40))\""
+            default:
+                number = nil
+                sent = AbacusVariableMappings.describe(value)
             }
         } else if let text = query(name) {
             number = Int(text).map(Double.init)
+            sent = String(text.prefix(40))
         } else {
             return nil
         }
-        // Up to 2^53, the integers a JSON number holds exactly (as for INTEGER variables); what a count means
-        // beyond that (a page size, say) is for the caller to cap.
-        guard let number, number >= 0, number.rounded(.towardZero) == number,
-            number <= AbacusVariableMappings.maxExactInteger
+        guard let number, number.rounded(.towardZero) == number,
+            Double(range.lowerBound) <= number, number <= Double(range.upperBound)
         else {
-            throw .invalidParameter("\(name) must be an integer from 0 to 2^53")
+            throw .invalidParameter(
+                "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound) (it is \(sent))")
         }
         return Int(number)
     }

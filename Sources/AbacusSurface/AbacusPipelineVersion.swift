@@ -25,7 +25,8 @@ package enum AbacusPipelineVersion {
     }
 
     /// `{"pipelineName","pipelineId","pipelineVersion","createdAt","updatedAt","completedAt","status","error",
-    /// "stepVersions":[step],"pipelineVariableMappings":[...]}`.
+    /// "stepVersions":[step, …],"pipelineVariableMappings":[...]}`: one step per input (``steps(_:)``);
+    /// `pipelineVariableMappings` are the first input's (a run the Abacus client starts has only that one).
     package static func render(_ operation: Operation) -> ValueObject {
         let times = timestamps(operation)
         var version = ValueObject()
@@ -37,23 +38,37 @@ package enum AbacusPipelineVersion {
         version["completedAt"] = times.completed
         version["status"] = .string(status(operation.state))
         version["error"] = errorMessage(operation)
-        version["stepVersions"] = .list([.object(step(operation))])
+        version["stepVersions"] = .list(steps(operation).map(Value.object))
         version["pipelineVariableMappings"] = AbacusVariableMappings.render(
             operation.request.inputs.first?.variables ?? ValueObject()
         )
         return version
     }
 
-    /// The run's one step: `pipelineStepVersion` is the operation id too (`describePipelineStepVersion` takes
-    /// it), the step is named after the pipeline, and status, error and times are the version's.
-    ///
-    /// `outputVariableMappings` holds the outputs of a complete run (null before). An operation started
-    /// through the Instill surface with a batch of several inputs shows its first input and output here.
-    package static func step(_ operation: Operation) -> ValueObject {
+    /// How many steps `operation` shows: one per input (an Instill batch trigger has several), at least one.
+    package static func stepCount(_ operation: Operation) -> Int {
+        max(1, operation.request.inputs.count)
+    }
+
+    /// The steps of `operation`, one per input in order (``step(_:item:)``): a batch started through the Instill
+    /// surface shows every input's outputs, not the first one's alone (review 17).
+    package static func steps(_ operation: Operation) -> [ValueObject] {
+        (0..<stepCount(operation)).map { step(operation, item: $0) }
+    }
+
+    /// The run of input `item` as a step. A run of one input (every run the Abacus client starts) is one step
+    /// named after the pipeline whose `pipelineStepVersion` is the operation id (`describePipelineStepVersion`
+    /// takes it). In an operation of several inputs, step `item` is `<pipeline>[<item>]`, its
+    /// `pipelineStepVersion` `<operation id>.<item>` (``stepReference(_:)``). Status, error and times are the
+    /// version's (the runner runs the inputs as one call). `functionVariableMappings` holds the input's
+    /// variables and `outputVariableMappings` its outputs once the run is complete (null before), both as
+    /// `[{"name","variableType","value"}]`.
+    package static func step(_ operation: Operation, item: Int = 0) -> ValueObject {
         let times = timestamps(operation)
+        let batch = stepCount(operation) > 1
         var step = ValueObject()
-        step["stepName"] = .string(operation.ref.pipeline)
-        step["pipelineStepVersion"] = .string(operation.id)
+        step["stepName"] = .string(batch ? "\(operation.ref.pipeline)[\(item)]" : operation.ref.pipeline)
+        step["pipelineStepVersion"] = .string(batch ? "\(operation.id).\(item)" : operation.id)
         step["pipelineStepId"] = .string(operation.ref.pipeline)
         step["pipelineId"] = .string(operation.ref.pipeline)
         step["pipelineVersion"] = .string(operation.id)
@@ -61,12 +76,27 @@ package enum AbacusPipelineVersion {
         step["updatedAt"] = times.updated
         step["status"] = .string(status(operation.state))
         step["error"] = errorMessage(operation)
+        let inputs = operation.request.inputs
+        step["functionVariableMappings"] = AbacusVariableMappings.render(
+            item < inputs.count ? inputs[item].variables : ValueObject())
         if operation.state == .succeeded, let result = operation.result {
-            step["outputVariableMappings"] = AbacusVariableMappings.render(result.outputs.first ?? ValueObject())
+            step["outputVariableMappings"] = AbacusVariableMappings.render(
+                item < result.outputs.count ? result.outputs[item] : ValueObject())
         } else {
             step["outputVariableMappings"] = .null
         }
         return step
+    }
+
+    /// The operation id and input of a `pipelineStepVersion`: `<id>` is the first (or only) input's step,
+    /// `<id>.<item>` a step of a batch (ids have no `.`). nil when `<item>` is not a decimal number; whether the
+    /// operation has that many inputs is for the caller to check.
+    package static func stepReference(_ text: String) -> (id: String, item: Int)? {
+        guard let dot = text.lastIndex(of: ".") else { return (text, 0) }
+        let digits = text[text.index(after: dot)...]
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy(\.isASCII), let item = Int(digits), item >= 0
+        else { return nil }
+        return (String(text[..<dot]), item)
     }
 
     /// `{"pipelineName","pipelineId","steps":[...],"pipelineVariableMappings":[],"latestPipelineVersion"}`:

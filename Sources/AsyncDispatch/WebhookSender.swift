@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Backends
 import Crypto
 package import GatewayConfig
 #if canImport(Glibc)
@@ -187,18 +188,74 @@ package final class WebhookSender: Sendable {
         }
     }
 
-    /// What kept a POST from being answered, in words an operator reads at 3am: "no answer within 2 s" for
-    /// AsyncHTTPClient's timeouts (its `HTTPClientError.deadlineExceeded` names neither), the system's text for a
-    /// socket error ("Connection refused": NIO's `IOError` description reads "connection reset (error set): …"
-    /// for a refused connect), else the error's own description.
+    /// What kept a POST from being answered, in words an operator reads at 3am, never a library's type name
+    /// (review 17: `HTTPClientError.remoteConnectionClosed` reached the log):
+    ///
+    /// - AsyncHTTPClient's timeouts (its `deadlineExceeded` names neither the limit nor the webhook):
+    ///   `timeout after 10s` (the webhook's `timeout`, which bounds the whole POST);
+    /// - a socket error: the system's text for it, `Connection refused` (NIO's `IOError` reads "connection
+    ///   reset (error set): …" for a refused connect);
+    /// - TLS: `TLS handshake failed: the receiver's certificate did not verify …`, `… is not valid for "host"`,
+    ///   `… the receiver does not speak TLS`, or the alert it sent;
+    /// - the receiver closing the connection before its answer: `the receiver closed the connection before
+    ///   answering`;
+    /// - the webhook's `ca_file` unreadable at the delivery: `ca_file <path> cannot be read as PEM certificates`;
+    /// - AsyncHTTPClient's other errors: its short description (`Body length mismatch`);
+    /// - anything else: the error's case in words, without its type (`ChannelError.ioOnClosedChannel` is
+    ///   `io on closed channel`).
+    ///
+    /// An answer, whatever its status, is not an error here: the caller logs `HTTP <status>`.
     static func describe(_ error: any Error, timeout: Duration) -> String {
-        if let error = error as? HTTPClientError,
-            [.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout].contains(error)
-        {
-            return "no answer within \(timeout)"
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout, .tlsHandshakeTimeout:
+                return "timeout after \(Backends.describe(TimeAmount(timeout)))"
+            case .remoteConnectionClosed:
+                return "the receiver closed the connection before answering"
+            default:
+                // AsyncHTTPClient's own words for its case, without the type (`Body length mismatch`).
+                return error.shortDescription
+            }
         }
         if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
-        return "\(error)"
+        if let error = error as? NIOSSLExtraError, error == .failedToValidateHostname {
+            return "TLS handshake failed: the receiver's certificate is not valid for the URL's host"
+        }
+        if let failure = TLSFailure(error) {
+            let reason =
+                switch failure {
+                case .notVerified:
+                    "the receiver's certificate did not verify (it is not signed by a CA the webhook trusts: its "
+                        + "ca_file, or the system's CA store when it has none; or it has expired)"
+                case .notTLS: "the receiver does not speak TLS (an https:// URL for an http:// receiver?)"
+                case .alert(let name): "the receiver refused the TLS session (alert \(name))"
+                case .other(let codes): codes.isEmpty ? "TLS error" : "TLS error " + codes.joined(separator: ", ")
+                }
+            return "TLS handshake failed: " + reason
+        }
+        if let error = error as? PostError { return error.description }
+        return Self.words(error)
+    }
+
+    /// An error's case in words, without its type: `ChannelError.ioOnClosedChannel` reads `io on closed
+    /// channel`. For errors with no wording of their own above; their associated values are kept.
+    static func words(_ error: any Error) -> String {
+        var text = Substring("\(error)")
+        // `TypeName.caseName…` (AsyncHTTPClient's, NIO's descriptions): the type goes.
+        if let dot = text.firstIndex(of: "."), text[..<dot].allSatisfy({ $0.isLetter || $0.isNumber }),
+            text.first?.isUppercase == true
+        {
+            text = text[text.index(after: dot)...]
+        }
+        var out = ""
+        for (index, character) in text.enumerated() {
+            if character == "(" || character == ":" {
+                out += text.dropFirst(index)
+                break
+            }
+            if character.isUppercase, index > 0 { out += " " + character.lowercased() } else { out.append(character) }
+        }
+        return out
     }
 
     /// The signature header value for `body` at `timestamp` (seconds since 1970).
@@ -228,12 +285,13 @@ package final class WebhookSender: Sendable {
     /// Errors of one POST besides AsyncHTTPClient's own.
     private enum PostError: Error, CustomStringConvertible {
         case stopping
+        /// The file cannot be read or holds no PEM certificate (NIOSSL's error says no more).
         case caFile(String, any Error)
 
         var description: String {
             switch self {
             case .stopping: "the gateway is stopping"
-            case .caFile(let path, let error): "ca_file \(path): \(error)"
+            case .caFile(let path, _): "ca_file \(path) cannot be read as PEM certificates"
             }
         }
     }

@@ -187,11 +187,52 @@ final class BackendTLSHandshake: ChannelInboundHandler, RemovableChannelHandler 
 }
 
 extension BackendErrors {
-    /// A TLS failure in words an operator can act on, or nil when `error` is not one. NIOSSL reports BoringSSL's
-    /// error stack (`…:CERTIFICATE_VERIFY_FAILED`), wrapped in `NIOSSLError.handshakeFailed` during the
-    /// handshake and bare afterwards: with TLS 1.3 the client's handshake is done before the server has checked
-    /// the client's certificate, so a backend's refusal (alert certificate_required) arrives as a read error.
+    /// A TLS failure in words an operator can act on, or nil when `error` is not one (``TLSFailure``).
     static func tlsReason(_ error: any Error) -> String? {
+        switch TLSFailure(error) {
+        case nil: return nil
+        case .notVerified:
+            // Without `tls.ca_file` the pool verifies against the system's CA store (BackendTLS+Load).
+            return "the endpoint's certificate did not verify (it is not signed by a CA the pool trusts: its "
+                + "tls.ca_file, or the system's CA store when it has none; or it has expired)"
+        case .notTLS:
+            return "the endpoint does not speak TLS"
+        case .alert(let name):
+            return "the endpoint refused the TLS session (alert \(name)); it may require a client certificate "
+                + "it trusts (tls.cert_file and tls.key_file)"
+        case .other(let codes):
+            return codes.isEmpty ? "TLS error" : "TLS error " + codes.joined(separator: ", ")
+        }
+    }
+
+    /// A TLS failure on an established connection (the backend refused the session after the handshake), or nil
+    /// when `error` is not a TLS failure.
+    static func tlsFailure(pool: String, endpoint: String, _ error: any Error) -> GatewayError? {
+        tlsReason(error).map {
+            endpointFailure(
+                pool: pool, endpoint: endpoint, "TLS with an endpoint failed: \($0)", flag: .connectionFailure)
+        }
+    }
+
+}
+
+/// What went wrong in a TLS session, read out of NIOSSL's errors, for the callers to word for their peer (a
+/// backend endpoint here, a webhook receiver in AsyncDispatch). NIOSSL reports BoringSSL's error stack
+/// (`…:CERTIFICATE_VERIFY_FAILED`), wrapped in `NIOSSLError.handshakeFailed` during the handshake and bare
+/// afterwards: with TLS 1.3 the client's handshake is done before the server has checked the client's
+/// certificate, so a peer's refusal (alert certificate_required) arrives as a read error.
+package enum TLSFailure: Sendable, Equatable {
+    /// The peer's certificate did not verify against the trusted CAs (or has expired).
+    case notVerified
+    /// The peer answered something other than TLS (plain HTTP, say).
+    case notTLS
+    /// The peer ended the session with an alert, named as RFC 8446 names it (`certificate_required`).
+    case alert(String)
+    /// Any other TLS error: BoringSSL's reason codes.
+    case other([String])
+
+    /// nil when `error` is not a TLS failure.
+    package init?(_ error: any Error) {
         let boring: BoringSSLError
         if let error = error as? NIOSSLError, case .handshakeFailed(let failure) = error {
             boring = failure
@@ -202,34 +243,21 @@ extension BackendErrors {
         }
         let codes: [String]
         switch boring {
-        case .sslError(let stack), .unknownError(let stack): codes = stack.map(reasonCode)
+        case .sslError(let stack), .unknownError(let stack): codes = stack.map(Self.reasonCode)
         default: codes = ["\(boring)"]
         }
         if codes.contains("CERTIFICATE_VERIFY_FAILED") {
-            // Without `tls.ca_file` the pool verifies against the system's CA store (BackendTLS+Load).
-            return "the endpoint's certificate did not verify (it is not signed by a CA the pool trusts: its "
-                + "tls.ca_file, or the system's CA store when it has none; or it has expired)"
-        }
-        if codes.contains("WRONG_VERSION_NUMBER") || codes.contains("HTTP_REQUEST")
+            self = .notVerified
+        } else if codes.contains("WRONG_VERSION_NUMBER") || codes.contains("HTTP_REQUEST")
             || codes.contains("RECORD_LENGTH_MISMATCH")
         {
-            return "the endpoint does not speak TLS"
-        }
-        if let alert = codes.first(where: { $0.contains("ALERT") }) {
-            let name = alert.replacing("SSLV3_ALERT_", with: "").replacing("TLSV13_ALERT_", with: "")
-                .replacing("TLSV1_ALERT_", with: "").lowercased()
-            return "the endpoint refused the TLS session (alert \(name)); it may require a client certificate "
-                + "it trusts (tls.cert_file and tls.key_file)"
-        }
-        return codes.isEmpty ? "TLS error" : "TLS error " + codes.joined(separator: ", ")
-    }
-
-    /// A TLS failure on an established connection (the backend refused the session after the handshake), or nil
-    /// when `error` is not a TLS failure.
-    static func tlsFailure(pool: String, endpoint: String, _ error: any Error) -> GatewayError? {
-        tlsReason(error).map {
-            endpointFailure(
-                pool: pool, endpoint: endpoint, "TLS with an endpoint failed: \($0)", flag: .connectionFailure)
+            self = .notTLS
+        } else if let alert = codes.first(where: { $0.contains("ALERT") }) {
+            self = .alert(
+                alert.replacing("SSLV3_ALERT_", with: "").replacing("TLSV13_ALERT_", with: "")
+                    .replacing("TLSV1_ALERT_", with: "").lowercased())
+        } else {
+            self = .other(codes)
         }
     }
 

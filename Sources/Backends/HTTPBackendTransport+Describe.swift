@@ -3,11 +3,10 @@ package import TriggerModel
 import WireCodecs
 
 extension HTTPBackendTransport: PipelineDescribing {
-    /// A control-plane call: small, cached by the caller, and bounded so a stuck runner cannot hold a client.
-    static let describeTimeout = TimeAmount.seconds(5)
-
     /// `POST {base}/describe` on a connection of its own (closed after: describes are rare), to
     /// an endpoint the balancer picks. A runner without the route (404, 405 or 501) is `.unimplemented`.
+    /// Bounded as the pool's runs are, so a stuck runner holds the asking client no longer than a run would:
+    /// the connect by the pool's `connect_timeout`, the whole exchange by its `request_timeout`.
     package func describePipeline(_ ref: PipelineRef) async throws -> PipelineDescription {
         let endpoint = self.endpoint(at: balancer.pick())
         let response = try await controlRequest(
@@ -15,7 +14,7 @@ extension HTTPBackendTransport: PipelineDescribing {
             "/describe",
             body: BackendHTTPBody.encodeDescribeRequest(ref),
             to: endpoint,
-            timeout: Self.describeTimeout,
+            timeout: configuration.requestTimeout,
             maxResponseBytes: 1 << 20
         )
         switch response.status {

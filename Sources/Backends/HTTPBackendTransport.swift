@@ -13,7 +13,7 @@ package import WireCodecs
 /// of two choices on outstanding calls among endpoints not ejected); a call whose connect failed is tried
 /// again on another endpoint (nothing reached the backend), and transport failures eject an endpoint.
 package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
-    private let configuration: BackendPoolConfiguration
+    let configuration: BackendPoolConfiguration
     let group: any EventLoopGroup
     private let endpoints: [EndpointState]
     package let balancer: EndpointBalancer
@@ -188,8 +188,10 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
 
     /// A control-plane request (`POST /describe`; health probes keep a connection instead) of `path` under `endpoint`'s base
     /// path, on a connection of its own that is closed after the answer or once `timeout` (connect included)
-    /// has passed. `body` is JSON; nil sends none. A failed connect throws its own error; a connection lost
-    /// (or closed by the timeout) before the answer throws ``BackendErrors/connectionLost(pool:endpoint:)``.
+    /// has passed; the connect alone is bounded by the pool's `connect_timeout` too. `body` is JSON; nil sends
+    /// none. A failed connect throws its own error; `timeout` passing before the answer throws
+    /// ``BackendErrors/deadline(pool:after:)`` (`.deadlineExceeded`, as a run's would); a connection lost before
+    /// it, ``BackendErrors/connectionLost(pool:endpoint:)``.
     func controlRequest(
         _ method: StaticString,
         _ path: String,
@@ -198,7 +200,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         timeout: TimeAmount,
         maxResponseBytes: Int
     ) async throws -> HTTPBackendResponse {
-        let connection = try await connect(endpoint, timeout: timeout)
+        let deadline = NIODeadline.now() + timeout
+        let connection = try await connect(endpoint, timeout: min(configuration.connectTimeout, timeout))
         defer { connection.close() }
         var writer = HTTP1RequestHeadWriter(method: method, target: endpoint.endpoint.basePath + path)
         writer.add("host", endpoint.authority)
@@ -206,13 +209,16 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         writer.add("content-length", decimal: body?.readableBytes ?? 0)
         writer.add("connection", "close")
         let head = writer.finish()
-        let timer = connection.channel.eventLoop.scheduleTask(in: timeout) { connection.close() }
+        let timer = connection.channel.eventLoop.scheduleTask(deadline: deadline) { connection.close() }
         defer { timer.cancel() }
         do {
             return try await connection.execute(
                 head: head, body: StreamedJSONBody(body ?? ByteBuffer()), maxResponseBytes: maxResponseBytes
             ).get()
         } catch {
+            if NIODeadline.now() >= deadline {
+                throw BackendErrors.deadline(pool: configuration.name, after: describe(timeout))
+            }
             throw BackendErrors.connectionLost(pool: configuration.name, endpoint: endpoint.endpoint.description)
         }
     }

@@ -23,6 +23,23 @@ package enum CraftLabels {
 /// How a Craft AI execution is made, whoever starts it: `run_pipeline`, an endpoint or
 /// `POST /api/v1/deployments/{name}/executions` (the REST surface), or a periodic deployment's schedule tick.
 package enum CraftExecution {
+    /// The inputs or outputs of an execution as the Craft AI API shows them, name → value, from an operation's
+    /// items (`TriggerRequest.inputs`' variables, `TriggerResult.outputs`). A Craft AI execution is one run:
+    /// one item is shown as it is. An operation of several items (an Instill batch trigger read here) shows
+    /// each name once, its value the list of the items' values in item order (null for an item without it),
+    /// so every item can be read through the Craft AI client (review 17: only the first one was), as the
+    /// `array` it then is. No items is an empty object.
+    package static func values(of items: [ValueObject]) -> ValueObject {
+        guard items.count > 1 else { return items.first ?? ValueObject() }
+        var names: [String] = []
+        var seen = Set<String>()
+        for item in items {
+            for name in item.keys where seen.insert(name).inserted { names.append(name) }
+        }
+        return ValueObject(
+            uniqueKeyEntries: names.map { name in (key: name, value: .list(items.map { $0[name] ?? .null })) })
+    }
+
     /// The async request of a new execution: the cap on the inputs as sent, then the input mappings, then
     /// the labels (deployment, output mapping, cap) that `executions/latest` and the outputs reads rely on.
     ///

@@ -64,9 +64,20 @@ package struct StoreHealthService: Service {
     private func probeLoop() async {
         var failures = 0
         var startedWithoutStore = replaceable?.isOpen == false
+        // The server's own word that it went away (``ConnectionLossSignalling``), watched while healthy.
+        var watch: LossWatch?
+        defer { watch?.cancel() }
         while !Task.isCancelled {
             let started = ContinuousClock.now
-            let healthy = await attempt(reconnect: failures > 0 || replaceable?.isOpen == false)
+            let healthy: Bool
+            if let lost = watch, lost.fired {
+                // The server closed our session: the store is gone now. A probe would wait out its timeout
+                // for a pool connection that cannot be made, so readiness follows at once instead.
+                watch = nil
+                healthy = false
+            } else {
+                healthy = await attempt(reconnect: failures > 0 || replaceable?.isOpen == false)
+            }
             if Task.isCancelled { return }
             if healthy {
                 if failures > 0 {
@@ -75,9 +86,14 @@ package struct StoreHealthService: Service {
                 startedWithoutStore = false
                 failures = 0
                 health.set(.async, .serving)
-                // Probes start `interval` apart, however long each took.
-                try? await Task.sleep(until: started + interval, clock: .continuous)
+                if watch == nil, let signalling = (try? replaceable?.current()) as? any ConnectionLossSignalling {
+                    watch = LossWatch.start(signalling)
+                }
+                // Probes start `interval` apart, however long each took; a lost session cuts the wait short.
+                await sleep(until: started + interval, unless: watch)
             } else {
+                watch?.cancel()
+                watch = nil
                 failures += 1
                 health.set(.async, .notServing)
                 // A server store that failed is dropped: calls fail at once (503) until a fresh connection
@@ -96,6 +112,17 @@ package struct StoreHealthService: Service {
             }
         }
     }
+
+    /// Sleeps until `deadline`, or until `watch` fires (seen within ``lossCheck``), whichever is first. Slices
+    /// rather than a race with the watch's task, which must outlive this wait (its session spans probes).
+    private func sleep(until deadline: ContinuousClock.Instant, unless watch: LossWatch?) async {
+        while !Task.isCancelled, watch?.fired != true, ContinuousClock.now < deadline {
+            try? await Task.sleep(until: min(deadline, .now + Self.lossCheck), clock: .continuous)
+        }
+    }
+
+    /// How often a sleep between probes looks at the store's connection-loss watch.
+    static let lossCheck = Duration.milliseconds(50)
 
     func backoff(afterFailures failures: Int) -> Duration {
         var wait = interval
@@ -167,6 +194,29 @@ package struct StoreHealthService: Service {
             }
         }
     }
+}
+
+/// A store's ``ConnectionLossSignalling/connectionLost()`` watched in a task of its own, across probes.
+private final class LossWatch: Sendable {
+    private let done = Atomic<Bool>(false)
+    private let running = Mutex<Task<Void, Never>?>(nil)
+
+    private init() {}
+
+    static func start(_ store: any ConnectionLossSignalling) -> LossWatch {
+        let watch = LossWatch()
+        let task = Task {
+            await store.connectionLost()
+            if !Task.isCancelled { watch.done.store(true, ordering: .releasing) }
+        }
+        watch.running.withLock { $0 = task }
+        return watch
+    }
+
+    /// Whether the server closed the watched session.
+    var fired: Bool { done.load(ordering: .acquiring) }
+
+    func cancel() { running.withLock { $0 }?.cancel() }
 }
 
 /// A continuation resumed by whichever of two tasks comes first.

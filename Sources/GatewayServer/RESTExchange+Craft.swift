@@ -204,7 +204,7 @@ struct CraftExchange: Sendable {
         case .executionInput(let id, let name):
             let principal = try await authenticate()
             let operation = try await visibleExecution(id, principal: principal)
-            guard let value = operation.request.inputs.first?.variables[name] else {
+            guard let value = CraftExecution.values(of: operation.request.inputs.map(\.variables))[name] else {
                 throw GatewayError(.notFound, "execution \(id) has no input \"\(name)\"")
             }
             return valueResponse(value)
@@ -577,7 +577,7 @@ struct CraftExchange: Sendable {
     /// A finished execution's mapped outputs; its error when it failed; 413 when they are over its cap.
     private func succeededOutputs(_ operation: Operation) throws -> [CraftMappings.MappedOutput] {
         if let error = OperationView.error(operation) { throw error }
-        let outputs = operation.result?.outputs.first ?? ValueObject()
+        let outputs = CraftExecution.values(of: operation.result?.outputs ?? [])
         let mappings = try CraftMappings(outputsLabel: operation.request.labels[CraftLabels.outputsMapping])
         let mapped = mappings.mappedOutputs(outputs)
         let limit = operation.request.labels[CraftLabels.ioCap].flatMap(Int.init) ?? craft.configuration.maxIOBytes
@@ -768,7 +768,7 @@ enum CraftAnswer {
             ])
         ])
         let source = operation.request.labels[CraftLabels.deployment] == nil ? "run" : "endpoint"
-        let inputs = operation.request.inputs.first?.variables ?? ValueObject()
+        let inputs = CraftExecution.values(of: operation.request.inputs.map(\.variables))
         object["inputs"] = .list(
             inputs.keys.sorted().map { name in
                 let value = inputs[name] ?? .null

@@ -97,6 +97,16 @@ package protocol OperationStore: Sendable {
     func close() async throws
 }
 
+/// A store on a server that can tell at once when the server went away (it closed our session: stopped,
+/// restarted, failed over), so readiness follows the outage within milliseconds rather than at the next probe,
+/// which would also wait out its timeout for a connection that cannot be made (review 17: `/readyz` stayed
+/// ready ~3 s after PostgreSQL stopped).
+package protocol ConnectionLossSignalling: Sendable {
+    /// Returns when a session the store holds for this purpose was closed by the server or the network. Never
+    /// returns (until cancelled) when no such session could be opened: the periodic probe decides then.
+    func connectionLost() async
+}
+
 /// Page sizes every store applies.
 package enum OperationPaging {
     package static let defaultPageSize = 50

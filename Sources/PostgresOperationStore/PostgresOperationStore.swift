@@ -48,6 +48,8 @@ package final class PostgresOperationStore: OperationStore {
     private let codec: OperationPayloadCodec
     private let timeout: Duration
     let logger: Logger
+    /// How to reach the server: ``connectionLost()`` opens its own session with it.
+    private let configuration: Configuration
     private let operations: String
     private let blobTable: String
     private let versionTable: String
@@ -62,6 +64,7 @@ package final class PostgresOperationStore: OperationStore {
     private let now: @Sendable () -> Date
 
     private init(client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
         self.client = client
         self.runTask = runTask
         self.codec = OperationPayloadCodec(inlineBlobLimit: configuration.inlineBlobLimit)
@@ -125,6 +128,20 @@ package final class PostgresOperationStore: OperationStore {
     ///
     /// - Throws: `GatewayError(.unavailable)` with `PostgresErrorDescription`'s words.
     private static func probeConnection(_ configuration: Configuration, logger: Logger) async throws {
+        let probe = try sessionConfiguration(configuration)
+        do {
+            let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+            try? await connection.close()
+        } catch {
+            throw GatewayError(
+                .unavailable,
+                PostgresErrorDescription.describe(error, sslMode: configuration.tls.mode.rawValue))
+        }
+    }
+
+    /// A connection of its own (not the pool's) to the server of `configuration`, as the pool's are made.
+    private static func sessionConfiguration(_ configuration: Configuration) throws -> PostgresConnection.Configuration
+    {
         var tls = PostgresConnection.Configuration.TLS.disable
         if let tlsConfiguration = configuration.tls.clientConfiguration {
             let context: NIOSSLContext
@@ -149,14 +166,7 @@ package final class PostgresOperationStore: OperationStore {
         if let name = configuration.applicationName {
             probe.options.additionalStartupParameters = [("application_name", name)]
         }
-        do {
-            let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
-            try? await connection.close()
-        } catch {
-            throw GatewayError(
-                .unavailable,
-                PostgresErrorDescription.describe(error, sslMode: configuration.tls.mode.rawValue))
-        }
+        return probe
     }
 
     // MARK: OperationStore
@@ -1448,5 +1458,37 @@ package final class PostgresOperationStore: OperationStore {
             ),
             hasBlobs
         )
+    }
+}
+
+extension PostgresOperationStore: ConnectionLossSignalling {
+    /// Holds an idle session of its own and returns when it closed and a new one cannot be opened: PostgreSQL
+    /// ends every session when it stops (fast or immediate shutdown), restarts or is failed over, and the pool,
+    /// which reconnects behind its callers, does not say so. A session ended while the server still takes new
+    /// ones (`idle_session_timeout`, `pg_terminate_backend`) is replaced and watched again. One connection per
+    /// gateway; when none can be opened at first this waits until cancelled (the periodic probe decides).
+    package func connectionLost() async {
+        guard let session = try? Self.sessionConfiguration(configuration) else { return await Self.waitForCancel() }
+        var id = 1
+        guard var connection = try? await PostgresConnection.connect(configuration: session, id: id, logger: logger)
+        else { return await Self.waitForCancel() }
+        while !Task.isCancelled {
+            let watched = connection
+            await withTaskCancellationHandler {
+                try? await watched.closeFuture.get()
+            } onCancel: {
+                watched.close().whenComplete { _ in }
+            }
+            if Task.isCancelled { return }
+            id += 1
+            guard let next = try? await PostgresConnection.connect(configuration: session, id: id, logger: logger)
+            else { return }
+            connection = next
+        }
+        try? await connection.close()
+    }
+
+    private static func waitForCancel() async {
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
     }
 }

@@ -57,9 +57,10 @@ struct AbacusEnvelopeTests {
         #expect(error.message == "m")
     }
 
-    private func operation(_ state: OperationState, result: TriggerResult? = nil, error: GatewayError? = nil)
-        -> Operation
-    {
+    private func operation(
+        _ state: OperationState, result: TriggerResult? = nil, error: GatewayError? = nil,
+        inputs: [TriggerInput] = [TriggerInput(variables: ["ms": .number(5)])]
+    ) -> Operation {
         let created = Date(storeMilliseconds: 1_700_000_000_123)
         return Operation(
             id: "op1",
@@ -68,7 +69,7 @@ struct AbacusEnvelopeTests {
             request: TriggerRequest(
                 ref: PipelineRef(namespace: "demo", pipeline: "sleep"),
                 mode: .async,
-                inputs: [TriggerInput(variables: ["ms": .number(5)])]
+                inputs: inputs
             ),
             result: result,
             error: error,
@@ -124,6 +125,41 @@ struct AbacusEnvelopeTests {
         #expect(failed["error"] == .string("boom"))
         #expect(AbacusPipelineVersion.status(.running) == "RUNNING")
         #expect(AbacusPipelineVersion.status(.cancelled) == "CANCELLED")
+    }
+
+    @Test("an operation of several inputs (an Instill batch) has one step per item, each with its inputs and outputs")
+    func batchSteps() throws {
+        let done = operation(
+            .succeeded, result: TriggerResult(outputs: [["n": .number(1)], ["n": .number(2)]]),
+            inputs: [TriggerInput(variables: ["ms": .number(1)]), TriggerInput(variables: ["ms": .number(2)])])
+        guard case .list(let steps)? = AbacusPipelineVersion.render(done)["stepVersions"] else {
+            Issue.record("no steps")
+            return
+        }
+        #expect(steps.count == 2)
+        for (item, step) in steps.enumerated() {
+            let step = try #require(step.objectValue)
+            #expect(step["stepName"] == .string("sleep[\(item)]"))
+            #expect(step["pipelineStepVersion"] == .string("op1.\(item)"))
+            let outputs = String(buffer: JSONValueCodec.encode(step["outputVariableMappings"] ?? .null))
+            #expect(outputs == #"[{"name":"n","variableType":"INTEGER","value":\#(item + 1)}]"#)
+            let inputs = String(buffer: JSONValueCodec.encode(step["functionVariableMappings"] ?? .null))
+            #expect(inputs == #"[{"name":"ms","variableType":"INTEGER","value":\#(item + 1)}]"#)
+        }
+        // One input: one step, named after the pipeline, whose id is the operation's.
+        let single = AbacusPipelineVersion.steps(operation(.queued))
+        #expect(single.count == 1)
+        #expect(single.first?["pipelineStepVersion"] == .string("op1"))
+        #expect(single.first?["stepName"] == .string("sleep"))
+    }
+
+    @Test("a pipelineStepVersion names an operation and an item: <id> the first, <id>.<i> item i")
+    func stepReference() {
+        #expect(AbacusPipelineVersion.stepReference("op1")! == ("op1", 0))
+        #expect(AbacusPipelineVersion.stepReference("op1.2")! == ("op1", 2))
+        for bad in ["op1.", "op1.x", "op1.-1", "op1.1234567890", "op1.\u{0663}"] {
+            #expect(AbacusPipelineVersion.stepReference(bad) == nil, "\(bad)")
+        }
     }
 
     @Test("a pipeline names its latest version, or null")

@@ -14,7 +14,7 @@ struct AbacusParametersTests {
     func sources() throws {
         let both = try parameters(#"{"pipelineId":"a"}"#, query: ["pipelineId": "b", "limit": "5"])
         #expect(try both.requiredString("pipelineId") == "a")
-        #expect(try both.count("limit") == 5)
+        #expect(try both.integer("limit", in: 1...1000) == 5)
         let queryOnly = try parameters(nil, query: ["pipelineVariableMappings": #"[{"name":"x","value":1}]"#])
         #expect(
             try queryOnly.value("pipelineVariableMappings")
@@ -37,19 +37,33 @@ struct AbacusParametersTests {
     }
 
     @Test(
-        "a count is an integer from 0 to 2^53: the edges pass, one past them does not",
+        "an integer parameter: its range's edges pass; one past either edge, a fraction, a non-number get one message",
         arguments: [
-            ("0", 0 as Int?), ("9007199254740992", 9_007_199_254_740_992), ("-1", nil), ("9007199254740994", nil),
-            ("1.5", nil), (#""7""#, 7), (#""x""#, nil), ("true", nil),
+            ("1", 1 as Int?, "1"), ("1000", 1000, "1000"), (#""7""#, 7, "7"), ("null", nil, ""),
+            ("0", nil, "0"), ("1001", nil, "1001"), ("-1", nil, "-1"), ("1.5", nil, "1.5"),
+            ("18446744073709551616", nil, "18446744073709551616"), (#""x""#, nil, #""x""#),
+            ("true", nil, "the boolean true"),
         ]
     )
-    func count(json: String, expected: Int?) throws {
+    func integer(json: String, expected: Int?, shown: String) throws {
         let body = #"{"limit":"# + json + "}"
-        if let expected {
-            #expect(try parameters(body).count("limit") == expected)
+        if expected != nil || json == "null" {
+            #expect(try parameters(body).integer("limit", in: 1...1000) == expected)
         } else {
-            let error = #expect(throws: AbacusError.self) { try parameters(body).count("limit") }
-            #expect(error?.type == .invalidParameter)
+            #expect(throws: AbacusError.invalidParameter("limit must be an integer from 1 to 1000 (it is \(shown))")) {
+                try parameters(body).integer("limit", in: 1...1000)
+            }
+        }
+    }
+
+    @Test("an integer parameter in the query string: digits are the number, anything else gets the same message")
+    func integerInQuery() throws {
+        #expect(try parameters(nil, query: ["limit": "1000"]).integer("limit", in: 1...1000) == 1000)
+        #expect(try parameters(nil).integer("limit", in: 1...1000) == nil)
+        for text in ["0", "1001", "-1", "1.5", "ten"] {
+            #expect(throws: AbacusError.invalidParameter("limit must be an integer from 1 to 1000 (it is \(text))")) {
+                try parameters(nil, query: ["limit": text]).integer("limit", in: 1...1000)
+            }
         }
     }
 

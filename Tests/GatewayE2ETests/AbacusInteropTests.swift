@@ -182,7 +182,7 @@ struct AbacusInteropTests {
     }
 
     @Test(
-        "list_pipeline_versions limit: 1 and 1000 (the store's largest page) answer; 0 and 1001 raise InvalidParameterError naming the range"
+        "list_pipeline_versions limit: 1 and 1000 (the store's largest page) answer; 0, 1001 and -1 raise InvalidParameterError naming the one range"
     )
     func listLimitEdges() async throws {
         try await withTestGateway { gateway in
@@ -193,12 +193,13 @@ struct AbacusInteropTests {
                 let answer = try await Peers.abacus("list", port: gateway.port, ["echo", limit])
                 #expect((answer["versions"] as? [[String: Any]])?.count == 1, "limit \(limit): \(answer)")
             }
-            for limit in [0, 1001] {
+            for limit in [0, 1001, -1] {
                 let answer = try await Peers.abacus("list", port: gateway.port, ["echo", "\(limit)"])
                 #expect(answer["exception"] as? String == "InvalidParameterError", "limit \(limit): \(answer)")
                 #expect(answer["http_status"] as? Int == 400, "\(answer)")
                 #expect(
-                    (answer["message"] as? String)?.hasPrefix("limit must be from 1 to 1000 (it is \(limit))") == true,
+                    (answer["message"] as? String)?.hasPrefix(
+                        "limit must be an integer from 1 to 1000 (it is \(limit))") == true,
                     "\(answer)")
             }
         }

@@ -401,3 +401,70 @@ final class WebhookReceiver: Sendable {
         }
     }
 }
+
+extension AsyncWebhookTests {
+    /// A receiver that reads the request and closes the connection without answering.
+    final class Hangup: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.close(promise: nil) }
+    }
+
+    /// The `error` of the one `webhook given up` line of a one-attempt delivery to `url`.
+    static func givenUpError(_ url: String, timeout: Duration, caFile: String? = nil) async throws -> String {
+        let log = RecordedLog()
+        let sender = WebhookSender(
+            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "webhook-test") { _ in log })
+        let parsed = try #require(URLComponents(string: url))
+        let webhook = WebhookConfiguration(
+            url: url,
+            endpoint: BackendEndpoint(
+                host: parsed.host!, port: parsed.port!, scheme: parsed.scheme == "https" ? .https : .http),
+            path: parsed.path, maxAttempts: 1, timeout: timeout, caFile: caFile)
+        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
+        #expect(await eventually(within: .seconds(20)) { sender.pending == 0 })
+        await sender.shutdown()
+        let line = try #require(log.lines.first { $0.message == "webhook given up" }, "\(log.lines)")
+        return try #require(line.metadata["error"], "\(line)")
+    }
+
+    @Test(
+        "each webhook failure line says what happened in operator words: refused, timeout after N, closed, TLS, HTTP status"
+    )
+    func failureWords() async throws {
+        // Refused: nothing listens on the port.
+        let closedPort = try ThrowawayPostgres.freePort()
+        var error = try await Self.givenUpError("http://127.0.0.1:\(closedPort)/h", timeout: .milliseconds(500))
+        #expect(error == "Connection refused")
+        // Timeout: the connection is accepted (by the kernel) and never answered.
+        let silent = try SilentListener()
+        error = try await Self.givenUpError("http://127.0.0.1:\(silent.port)/h", timeout: .milliseconds(500))
+        #expect(error == "timeout after 500ms")
+        // Closed before answering.
+        let hangup = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Hangup()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        error = try await Self.givenUpError(
+            "http://127.0.0.1:\(hangup.localAddress!.port!)/h", timeout: .seconds(2))
+        #expect(error == "the receiver closed the connection before answering")
+        try await hangup.close()
+        // HTTP status: the receiver answered 500.
+        let receiver = try await WebhookReceiver.start(failFirst: 100)
+        error = try await Self.givenUpError("http://127.0.0.1:\(receiver.port)/h", timeout: .seconds(2))
+        #expect(error == "HTTP 500")
+        // TLS to a receiver that speaks plain HTTP.
+        error = try await Self.givenUpError("https://localhost:\(receiver.port)/h", timeout: .milliseconds(500))
+        #expect(error.hasPrefix("TLS handshake failed: the receiver does not speak TLS"), "\(error)")
+        await receiver.stop()
+        // TLS with a certificate the webhook's CA did not sign.
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await Self.withHTTPSReceiver(pki) { _, front in
+            let error = try await Self.givenUpError(
+                "https://localhost:\(front.port)/h", timeout: .milliseconds(500), caFile: pki.otherCAFile)
+            #expect(error.hasPrefix("TLS handshake failed: the receiver's certificate did not verify"), "\(error)")
+        }
+        withExtendedLifetime(silent) {}
+    }
+}

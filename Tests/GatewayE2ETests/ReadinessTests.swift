@@ -17,11 +17,11 @@ struct ReadinessTests {
     /// How long readiness may take to follow the store (issue 9: within 5 s).
     static let bound = Duration.seconds(5)
 
-    static func writeConfig(postgresURL: String) throws -> String {
+    static func writeConfig(postgresURL: String, healthInterval: String = "200ms") throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tg-ready-\(UUID().uuidString).yaml")
         let prefix = "r\(UUID().uuidString.prefix(8).lowercased())_"
         try """
-        store: {kind: postgres, url: "\(postgresURL)", table_prefix: \(prefix), health_interval: 200ms, poll_interval: 100ms}
+        store: {kind: postgres, url: "\(postgresURL)", table_prefix: \(prefix), health_interval: \(healthInterval), poll_interval: 100ms}
         """.write(to: path, atomically: true, encoding: .utf8)
         return path.path
     }
@@ -165,6 +165,35 @@ struct ReadinessTests {
             #expect(try await Self.syncTrigger(client) == 200)
             await client.close()
             await async.client.close()
+            #expect(await gateway.stop() == 0)
+        }
+    }
+
+    @Test(
+        "PostgreSQL stopped: async readiness follows within one probe period, here well under health_interval 2s (the server's closing of the gateway's session is heard at once), and comes back after a restart"
+    )
+    func postgresStopHeardAtOnce() async throws {
+        try await ThrowawayPostgres.with { postgres in
+            try await postgres.start()
+            let config = try Self.writeConfig(postgresURL: postgres.url(), healthInterval: "2s")
+            defer { try? FileManager.default.removeItem(atPath: config) }
+            let gateway = try await Self.startGateway(config: config)
+            defer { Task { await gateway.stop() } }
+            let port = gateway.port
+            try #require(try await Self.waitForStatus(200, "/readyz?component=async", port: port) != nil)
+            for round in 1...2 {
+                // Past the first probe period, so the stop does not land on a probe of the start.
+                try await Task.sleep(for: .milliseconds(2500))
+                try await postgres.stop()
+                // Before: the next probe (up to 2 s away) then waited up to 2 s for a pool connection: 2-4 s.
+                let down = try await Self.waitForStatus(503, "/readyz?component=async", port: port)
+                #expect(
+                    down != nil && down! < .seconds(1),
+                    "round \(round): async readiness took \(String(describing: down))")
+                try await postgres.start()
+                let up = try await Self.waitForStatus(200, "/readyz?component=async", port: port)
+                #expect(up != nil && up! <= Self.bound, "round \(round): back after \(String(describing: up))")
+            }
             #expect(await gateway.stop() == 0)
         }
     }
