@@ -329,7 +329,7 @@ let package = Package(
         .testTarget(
             name: "ObservabilityTests",
             dependencies: [
-                "Observability", "GatewayTestSupport", "TriggerModel", "SeededRandom", nioCore,
+                "Observability", "GatewayTestSupport", "TriggerModel", "SeededRandom", nioCore, logging,
                 // The sharded histograms' exposition is compared with swift-prometheus' own.
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
