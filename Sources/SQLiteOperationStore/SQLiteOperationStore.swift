@@ -389,8 +389,6 @@ package final class SQLiteOperationStore: OperationStore {
         guard !pending.isEmpty else { return }
         var binds: [SQLiteData] = []
         binds.reserveCapacity(pending.count * 10)
-        var rows: [String] = []
-        rows.reserveCapacity(pending.count)
         for ticket in pending {
             let new = ticket.new
             let operation = new.operation
@@ -401,22 +399,12 @@ package final class SQLiteOperationStore: OperationStore {
                 new.idempotencyScope.sqlite, operation.idempotencyKey.sqlite, .text(operation.requestDigest),
                 .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1), new.deployment.sqlite,
             ]
-            rows.append("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)")
         }
         // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch, may
         // hold the key; the row is skipped and the existing one answers below. No `RETURNING id` (SQLite gathers
         // it in an ephemeral B-tree per run, issue 12): the count of rows inserted tells whether any was skipped,
         // and only then are the keyed rows looked up (a keyless row never conflicts: its key is NULL).
-        let inserted = try await write(
-            """
-            INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
-            VALUES \(rows.joined(separator: ", ")) \
-            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
-            """,
-            binds,
-            width: binds.count
-        )[0]
+        let inserted = try await write(Self.enqueueStatement(rows: pending.count), binds, width: binds.count)[0]
         for ticket in pending {
             let new = ticket.new
             guard inserted < pending.count, let key = new.operation.idempotencyKey, let scope = new.idempotencyScope
@@ -444,6 +432,17 @@ package final class SQLiteOperationStore: OperationStore {
                 answers.enqueues.append((ticket, .failure(error)))
             }
         }
+    }
+
+    /// The enqueue `INSERT` of `rows` operations (`insertOperations`): ten values a row, in the order it binds them.
+    /// `DO NOTHING` skips a row whose idempotency key is taken; no `RETURNING` (see `insertOperations`).
+    static func enqueueStatement(rows: Int) -> String {
+        let values = repeatElement("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+        return """
+            INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES \(values) \
+            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+            """
     }
 
     /// The stored operation `new`'s idempotency key already names (created: false), nil when there is none.
@@ -675,15 +674,7 @@ package final class SQLiteOperationStore: OperationStore {
                 .integer(item.encoded.blobs.isEmpty ? 0 : 1),
             ]
         }
-        let changed = try await write(
-            """
-            UPDATE operations SET state = 'succeeded', result = ?3, error = NULL, finished_at = ?4, \
-            lease_expires_at = NULL, has_blobs = MAX(has_blobs, ?5) \
-            WHERE id = ?1 AND state = 'running' AND lease_owner = ?2
-            """,
-            binds,
-            width: 5
-        )
+        let changed = try await write(Self.completionStatement, binds, width: 5)
         for (ticket, count) in zip(pending, changed) {
             let item = ticket.item
             let done = count > 0
@@ -691,6 +682,14 @@ package final class SQLiteOperationStore: OperationStore {
             answers.completions.append((ticket, .success(done)))
         }
     }
+
+    /// A completion's `UPDATE` (`storeResults`): `?1` id, `?2` lease owner, `?3` result, `?4` finished-at milliseconds,
+    /// `?5` whether the result has blob files. Only a row still `running` under that owner is written.
+    static let completionStatement = """
+        UPDATE operations SET state = 'succeeded', result = ?3, error = NULL, finished_at = ?4, \
+        lease_expires_at = NULL, has_blobs = MAX(has_blobs, ?5) \
+        WHERE id = ?1 AND state = 'running' AND lease_owner = ?2
+        """
 
     package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
         let encodedError = OperationPayloadCodec.encode(error)
