@@ -145,7 +145,8 @@ final class SQLiteHandle: @unchecked Sendable {
             let status = sqlite_nio_sqlite3_step(prepared.statement)
             guard status == SQLITE_DONE else {
                 throw status == SQLITE_ROW
-                    ? Failure(code: SQLITE_MISUSE, message: "a write counted by its changes returned rows") : failure(status)
+                    ? Failure(code: SQLITE_MISUSE, message: "a write counted by its changes returned rows")
+                    : failure(status)
             }
             changed.append(Int(sqlite_nio_sqlite3_changes64(raw)))
         }

@@ -997,7 +997,8 @@ package final class SQLiteOperationStore: OperationStore {
             // The operator's words for SQLITE_FULL (review 9 #7): the fix is disk space, not the store.
             let dataDirectory = blobs.root.hasSuffix("/blobs") ? String(blobs.root.dropLast(6)) : blobs.root
             return OperationStoreErrors.unavailable(
-                Self.call, failure, described: "the disk holding \(dataDirectory) is full (SQLITE_FULL)", logger: logger)
+                Self.call, failure, described: "the disk holding \(dataDirectory) is full (SQLITE_FULL)", logger: logger
+            )
         }
         return OperationStoreErrors.unavailable(Self.call, error, logger: logger)
     }

@@ -199,11 +199,13 @@ struct SQLiteHandleTests {
             // Keys 2 and 9 (none), 2 again (its value already 'x': still a change), 3: one compiled statement.
             let update = "UPDATE t SET v = ?2 WHERE k = ?1"
             let changed = try handle.changes(
-                update, [.integer(2), .text("x"), .integer(9), .text("y"), .integer(2), .text("x"), .integer(3), .text("z")],
+                update,
+                [.integer(2), .text("x"), .integer(9), .text("y"), .integer(2), .text("x"), .integer(3), .text("z")],
                 width: 2)
             #expect(changed == [1, 0, 1, 1])
             #expect(handle.compiled == before + 1)
-            #expect(try handle.run("SELECT v FROM t ORDER BY k", []).map { $0.value(at: 0)?.string } == ["a", "x", "z"])
+            #expect(
+                try handle.run("SELECT v FROM t ORDER BY k", []).map { $0.value(at: 0)?.string } == ["a", "x", "z"])
             // A conditional write that matches nothing the second time (the first changed the row's state).
             let claim = "UPDATE t SET v = 'done' WHERE k = ?1 AND v <> 'done'"
             #expect(try handle.changes(claim, [.integer(1), .integer(1)], width: 1) == [1, 0])
