@@ -1,4 +1,4 @@
-import Synchronization
+package import Synchronization
 
 /// Group commit (issue 12): the writes of one kind that arrive while a commit is on its way to the disk are
 /// made together in the next transaction, so concurrent callers share one fsync instead of queueing for one
@@ -15,6 +15,11 @@ import Synchronization
 /// Use: `add` a ticket, then, holding the store's write lock (whatever serialises its transactions), `drain`
 /// until that ticket has its outcome. The holder commits every waiting ticket, its own and others', through
 /// the store's `commit`, which must set each ticket's outcome; later holders find theirs already answered.
+///
+/// Its methods are `@inlinable` so that each store's calls are specialised for its concrete `Item` and `Value`
+/// (the stores are other modules): unspecialised, every ticket's allocation and every `outcome`, `add` and
+/// `takeBatch` looked up the metadata of `Ticket`, `Mutex<Result<Value, any Error>?>` and `[Ticket]` at run time
+/// (`swift_getGenericMetadata`, ~300 instructions each, dozens per accepted-and-run operation; issue 12).
 package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     package typealias Outcome = Result<Value, any Error>
 
@@ -22,18 +27,18 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// read by its owner after taking the lock, so the store's lock orders both; the mutex makes it visible.
     package final class Ticket: Sendable {
         package let item: Item
-        private let state = Mutex<Outcome?>(nil)
+        @usableFromInline let state = Mutex<Outcome?>(nil)
 
-        init(_ item: Item) {
+        @inlinable init(_ item: Item) {
             self.item = item
         }
 
         /// Set (after `outcome`) once the ticket is answered. `drain` polls this rather than `outcome`: the
         /// unspecialised generic getter looks up the metadata of `Mutex<Result<Value, any Error>?>` on each call
         /// (~2 200 instructions, a few calls per operation; issue 12), this flag none.
-        private let answered = Atomic<Bool>(false)
+        @usableFromInline let answered = Atomic<Bool>(false)
 
-        package var outcome: Outcome? {
+        @inlinable package var outcome: Outcome? {
             get { state.withLock { $0 } }
             set {
                 state.withLock { $0 = newValue }
@@ -42,21 +47,21 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
         }
 
         /// Whether `outcome` is set.
-        package var isAnswered: Bool { answered.load(ordering: .acquiring) }
+        @inlinable package var isAnswered: Bool { answered.load(ordering: .acquiring) }
     }
 
     /// Writes per transaction at most.
     package let maxBatch: Int
-    private let pending = Mutex<[Ticket]>([])
-    private let transactionCount = Atomic<Int>(0)
+    @usableFromInline let pending = Mutex<[Ticket]>([])
+    @usableFromInline let transactionCount = Atomic<Int>(0)
 
-    package init(maxBatch: Int = 256) {
+    @inlinable package init(maxBatch: Int = 256) {
         precondition(maxBatch > 0)
         self.maxBatch = maxBatch
     }
 
     /// Queues `item` for the next group commit.
-    package func add(_ item: Item) -> Ticket {
+    @inlinable package func add(_ item: Item) -> Ticket {
         let ticket = Ticket(item)
         pending.withLock { $0.append(ticket) }
         return ticket
@@ -65,7 +70,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// Commits batches (oldest first) until `ticket` has its outcome, and returns it. Call only while holding
     /// the store's write lock. A caller cancelled while it waited for the lock withdraws its ticket here if no
     /// batch has taken it yet, so nothing is stored for an enqueue that was answered with an error.
-    package func drain(
+    @inlinable package func drain(
         until ticket: Ticket,
         commit: ([Ticket]) async -> Void
     ) async throws -> Value {
@@ -81,7 +86,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// batches of several `GroupCommit`s in one transaction (`takeBatch` from each). `commitPending` answers
     /// false when nothing was pending (every ticket it took must have its outcome set). Call only while holding
     /// the store's write lock.
-    package func drain(until ticket: Ticket, commitPending: () async -> Bool) async throws -> Value {
+    @inlinable package func drain(until ticket: Ticket, commitPending: () async -> Bool) async throws -> Value {
         if Task.isCancelled, withdraw(ticket) { throw CancellationError() }
         while !ticket.isAnswered {
             guard await commitPending() else { break }
@@ -95,7 +100,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
 
     /// Takes the oldest waiting tickets (at most `maxBatch`) for the next transaction, which the caller runs
     /// and answers each of them. Only under the store's write lock.
-    package func takeBatch() -> [Ticket] {
+    @inlinable package func takeBatch() -> [Ticket] {
         let batch = pending.withLock { pending in
             let batch = Array(pending.prefix(maxBatch))
             pending.removeFirst(batch.count)
@@ -107,9 +112,9 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
 
     /// Transactions that carried writes of this kind so far: fewer than the writes when commits were shared
     /// (for tests).
-    package var transactions: Int { transactionCount.load(ordering: .relaxed) }
+    @inlinable package var transactions: Int { transactionCount.load(ordering: .relaxed) }
 
-    private func withdraw(_ ticket: Ticket) -> Bool {
+    @inlinable func withdraw(_ ticket: Ticket) -> Bool {
         pending.withLock { pending in
             guard let index = pending.firstIndex(where: { $0 === ticket }) else { return false }
             pending.remove(at: index)
@@ -123,7 +128,7 @@ package typealias EnqueueBatcher = GroupCommit<NewOperation, (operation: Operati
 
 extension GroupCommit.Ticket where Item == NewOperation {
     /// The operation this enqueue inserts.
-    package var new: NewOperation { item }
+    @inlinable package var new: NewOperation { item }
 }
 
 /// One `OperationStore.complete` waiting for its group commit.

@@ -1439,16 +1439,26 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    /// A row of `selectColumns`, in that order.
+    ///
+    /// - Throws: `PostgresDecodingError` for a cell of another type; `GatewayError(.internalError)` for a short row.
     private static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
-        let (
-            seq, id, state, request, result, error, created, started, finished, attempts, owner, expires,
-            notBefore, key, digest, cutRuns, hasBlobs
-        ) = try row.decode(
-            (
-                Int64, String, String, ByteBuffer, ByteBuffer?, ByteBuffer?, Int64, Int64?, Int64?, Int, String?,
-                Int64?, Int64, String?, String, Int, Bool
-            ).self
-        )
+        // Cell by cell, each with its concrete type: `row.decode((Int64, String, …).self)`, a parameter pack of 17,
+        // ran unspecialised and looked up each column's type metadata per cell (~30 `swift_getGenericMetadata` calls
+        // per accepted-and-run operation; issue 12, bench/README.md branch asynccost2).
+        var cells = row.makeIterator()
+        func next<Column: PostgresDecodable>(_: Column.Type) throws -> Column {
+            guard let cell = cells.next() else {
+                throw GatewayError(.internalError, "operation row is damaged (too few columns)")
+            }
+            return try cell.decode(Column.self)
+        }
+        let seq = try next(Int64.self), id = try next(String.self), state = try next(String.self)
+        let request = try next(ByteBuffer.self), result = try next(ByteBuffer?.self), error = try next(ByteBuffer?.self)
+        let created = try next(Int64.self), started = try next(Int64?.self), finished = try next(Int64?.self)
+        let attempts = try next(Int.self), owner = try next(String?.self), expires = try next(Int64?.self)
+        let notBefore = try next(Int64.self), key = try next(String?.self), digest = try next(String.self)
+        let cutRuns = try next(Int.self), hasBlobs = try next(Bool.self)
         return (
             OperationRow(
                 sequence: seq, id: id, state: state, request: request, result: result, error: error,

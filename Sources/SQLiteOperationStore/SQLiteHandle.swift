@@ -114,10 +114,49 @@ final class SQLiteHandle: @unchecked Sendable {
         return try run(prepared, binds)
     }
 
+    /// Runs `sql`, a write without `RETURNING`, once per `width` values of `binds` (`binds.count / width` runs of one
+    /// compiled statement, reset between them, in order) and returns the rows each run changed (`sqlite3_changes64`).
+    /// A run that fails throws; the runs before it stay made (inside the caller's transaction, whose `ROLLBACK`
+    /// undoes them).
+    ///
+    /// Why not one statement for the whole batch: SQLite gathers a statement's `RETURNING` rows, and materialises a
+    /// `VALUES` list it joins, in an ephemeral B-tree it opens, fills and frees at every run (`sqlite3BtreeOpen`, its
+    /// page `memset`s), which cost more than a kept statement run once per row by its key (issue 12).
+    ///
+    /// - Throws: `SQLiteHandle.Failure`; a statement that returns rows is `SQLITE_MISUSE`.
+    func changes(_ sql: String, _ binds: [SQLiteData], width: Int) throws -> [Int] {
+        precondition(width > 0 && binds.count % width == 0, "binds are whole runs of `width` values")
+        // As `run`: a text longer than `keptTextLimit` (an enqueue batch's `VALUES` list) is compiled for this call.
+        let kept = sql.utf8.count <= Self.keptTextLimit
+        let prepared = kept ? try statement(for: sql) : try compile(sql, persistent: false)
+        defer {
+            if kept {
+                sqlite_nio_sqlite3_reset(prepared.statement)
+                sqlite_nio_sqlite3_clear_bindings(prepared.statement)
+            } else {
+                sqlite_nio_sqlite3_finalize(prepared.statement)
+            }
+        }
+        var changed: [Int] = []
+        changed.reserveCapacity(binds.count / width)
+        for start in stride(from: 0, to: binds.count, by: width) {
+            sqlite_nio_sqlite3_reset(prepared.statement)
+            try bind(binds[start..<start + width], to: prepared.statement)
+            let status = sqlite_nio_sqlite3_step(prepared.statement)
+            guard status == SQLITE_DONE else {
+                throw status == SQLITE_ROW
+                    ? Failure(code: SQLITE_MISUSE, message: "a write counted by its changes returned rows")
+                    : failure(status)
+            }
+            changed.append(Int(sqlite_nio_sqlite3_changes64(raw)))
+        }
+        return changed
+    }
+
     /// Binds `binds` to `prepared` and steps it to the end; the caller resets or finalizes it.
     private func run(_ prepared: Prepared, _ binds: [SQLiteData]) throws -> [SQLiteResultRow] {
         let statement = prepared.statement
-        try bind(binds, to: statement)
+        try bind(binds[...], to: statement)
         var rows: [SQLiteResultRow] = []
         while true {
             let status = sqlite_nio_sqlite3_step(statement)
@@ -172,7 +211,7 @@ final class SQLiteHandle: @unchecked Sendable {
         return Prepared(statement: statement)
     }
 
-    private func bind(_ binds: [SQLiteData], to statement: OpaquePointer) throws {
+    private func bind(_ binds: ArraySlice<SQLiteData>, to statement: OpaquePointer) throws {
         for (offset, bind) in binds.enumerated() {
             let index = Int32(offset + 1)
             let status: Int32

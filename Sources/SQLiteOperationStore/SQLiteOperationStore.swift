@@ -389,8 +389,6 @@ package final class SQLiteOperationStore: OperationStore {
         guard !pending.isEmpty else { return }
         var binds: [SQLiteData] = []
         binds.reserveCapacity(pending.count * 10)
-        var rows: [String] = []
-        rows.reserveCapacity(pending.count)
         for ticket in pending {
             let new = ticket.new
             let operation = new.operation
@@ -401,23 +399,22 @@ package final class SQLiteOperationStore: OperationStore {
                 new.idempotencyScope.sqlite, operation.idempotencyKey.sqlite, .text(operation.requestDigest),
                 .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1), new.deployment.sqlite,
             ]
-            rows.append("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)")
         }
         // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch, may
-        // hold the key; the row is skipped and the existing one answers below.
-        let returned = try await query(
-            """
-            INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) \
-            VALUES \(rows.joined(separator: ", ")) \
-            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING RETURNING id
-            """,
-            binds
-        )
-        let inserted = Set(returned.compactMap { $0.value(at: 0)?.string })
+        // hold the key; the row is skipped and the existing one answers below. No `RETURNING id` (SQLite gathers
+        // it in an ephemeral B-tree per run, issue 12): the count of rows inserted tells whether any was skipped,
+        // and only then are the keyed rows looked up (a keyless row never conflicts: its key is NULL).
+        let inserted = try await write(Self.enqueueStatement(rows: pending.count), binds, width: binds.count)[0]
         for ticket in pending {
             let new = ticket.new
-            if inserted.contains(new.operation.id) {
+            guard inserted < pending.count, let key = new.operation.idempotencyKey, let scope = new.idempotencyScope
+            else {
+                answers.enqueues.append((ticket, .success((new.operation, true))))
+                continue
+            }
+            let existing = try await existingOperation(scope: scope, key: key)
+            // The row its key names is this enqueue's own: inserted by this statement.
+            if existing?.id == new.operation.id {
                 answers.enqueues.append((ticket, .success((new.operation, true))))
                 continue
             }
@@ -425,7 +422,7 @@ package final class SQLiteOperationStore: OperationStore {
                 answers.unused.append((new.operation.id, new.encodedRequest.blobs, true))
             }
             do {
-                if let answer = try await existingAnswer(for: new) {
+                if let answer = try new.idempotentAnswer(existing: existing)?.get() {
                     answers.enqueues.append((ticket, .success(answer)))
                 } else {
                     let message = "operation store unavailable: idempotent insert found no row"
@@ -435,6 +432,17 @@ package final class SQLiteOperationStore: OperationStore {
                 answers.enqueues.append((ticket, .failure(error)))
             }
         }
+    }
+
+    /// The enqueue `INSERT` of `rows` operations (`insertOperations`): ten values a row, in the order it binds them.
+    /// `DO NOTHING` skips a row whose idempotency key is taken; no `RETURNING` (see `insertOperations`).
+    static func enqueueStatement(rows: Int) -> String {
+        let values = repeatElement("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+        return """
+            INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES \(values) \
+            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+            """
     }
 
     /// The stored operation `new`'s idempotency key already names (created: false), nil when there is none.
@@ -628,28 +636,20 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    /// A run: its operation and the lease owner that ran it. A struct key, not `[id, owner]`: an array key cost two
-    /// allocations and an array hash per completion (~5 800 instructions per accepted-and-run operation).
-    private struct RunKey: Hashable {
-        let id: String
-        let owner: String
-    }
-
-    /// The results of `batch` with one `UPDATE … FROM (VALUES …)`, inside the caller's transaction; each
-    /// answer is true when the run still held its lease. Result blob files are written (and fsynced) first; a
-    /// completion whose files fail fails alone. A lease owner's second completion of one run in the same batch
-    /// is not in the statement and answers false, as the second of two calls one after the other would
-    /// (SQLite's `RETURNING` cannot name the VALUES row that updated, so both would look stored).
+    /// The results of `batch`, inside the caller's transaction: one kept `UPDATE` of the row by its `id` per
+    /// completion, in the batch's order; each answer is true when the run still held its lease (the `UPDATE` changed
+    /// its row). Result blob files are written (and fsynced) first; a completion whose files fail fails alone. A
+    /// lease owner's second completion of one run in the same batch finds the row finished by the first and answers
+    /// false, as the second of two calls one after the other would.
+    ///
+    /// One statement per row, not one `UPDATE … FROM (VALUES …) RETURNING` for the batch: SQLite materialised the
+    /// `VALUES` list and gathered the `RETURNING` rows in two ephemeral B-trees, opened and freed at every batch,
+    /// and compiled a text per batch size (issue 12; bench/README.md, branch asynccost2).
     private func storeResults(_ batch: [CompletionBatcher.Ticket], into answers: inout Answers) async throws {
         var pending: [CompletionBatcher.Ticket] = []
         pending.reserveCapacity(batch.count)
-        var seen = Set<RunKey>(minimumCapacity: batch.count)
         for ticket in batch {
             let item = ticket.item
-            guard seen.insert(RunKey(id: item.id, owner: item.owner)).inserted else {
-                answers.completions.append((ticket, .success(false)))
-                continue
-            }
             let spilled = item.encoded.blobs
             if !spilled.isEmpty {
                 do {
@@ -667,42 +667,29 @@ package final class SQLiteOperationStore: OperationStore {
         guard !pending.isEmpty else { return }
         var binds: [SQLiteData] = []
         binds.reserveCapacity(pending.count * 5)
-        var rows: [String] = []
-        rows.reserveCapacity(pending.count)
         for ticket in pending {
             let item = ticket.item
             binds += [
                 .text(item.id), .text(item.owner), .blob(item.encoded.bytes), .integer(Int(item.finishedAt)),
                 .integer(item.encoded.blobs.isEmpty ? 0 : 1),
             ]
-            rows.append("(?, ?, ?, ?, ?)")
         }
-        // The VALUES columns are column1 … column5: id, lease owner, result, finished_at, has result blobs.
-        let returned = try await query(
-            """
-            UPDATE operations SET state = 'succeeded', result = v.column3, error = NULL, \
-            finished_at = v.column4, lease_expires_at = NULL, has_blobs = MAX(has_blobs, v.column5) \
-            FROM (VALUES \(rows.joined(separator: ", "))) AS v \
-            WHERE operations.id = v.column1 AND operations.state = 'running' \
-            AND operations.lease_owner = v.column2 RETURNING operations.id, operations.lease_owner
-            """,
-            binds
-        )
-        // By row and owner: a batch may hold the owner's completion of a run and a stranger's (a worker whose
-        // lease expired), and only the owner's was stored.
-        var updated = Set<RunKey>(minimumCapacity: returned.count)
-        for row in returned {
-            if let id = row.value(at: 0)?.string, let owner = row.value(at: 1)?.string {
-                updated.insert(RunKey(id: id, owner: owner))
-            }
-        }
-        for ticket in pending {
+        let changed = try await write(Self.completionStatement, binds, width: 5)
+        for (ticket, count) in zip(pending, changed) {
             let item = ticket.item
-            let done = updated.contains(RunKey(id: item.id, owner: item.owner))
+            let done = count > 0
             if !done, !item.encoded.blobs.isEmpty { answers.unused.append((item.id, item.encoded.blobs, false)) }
             answers.completions.append((ticket, .success(done)))
         }
     }
+
+    /// A completion's `UPDATE` (`storeResults`): `?1` id, `?2` lease owner, `?3` result, `?4` finished-at milliseconds,
+    /// `?5` whether the result has blob files. Only a row still `running` under that owner is written.
+    static let completionStatement = """
+        UPDATE operations SET state = 'succeeded', result = ?3, error = NULL, finished_at = ?4, \
+        lease_expires_at = NULL, has_blobs = MAX(has_blobs, ?5) \
+        WHERE id = ?1 AND state = 'running' AND lease_owner = ?2
+        """
 
     package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
         let encodedError = OperationPayloadCodec.encode(error)
@@ -989,14 +976,31 @@ package final class SQLiteOperationStore: OperationStore {
     func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteResultRow] {
         do {
             return try await threadPool.runIfActive { [handle] in try handle.run(sql, binds) }
-        } catch let error as SQLiteHandle.Failure where error.isFull {
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+
+    /// `SQLiteHandle.changes` on the store's thread: `sql` (a write without `RETURNING`) run once per `width` values
+    /// of `binds`, and the rows each run changed. Failures as `query`'s.
+    func write(_ sql: String, _ binds: [SQLiteData], width: Int) async throws -> [Int] {
+        do {
+            return try await threadPool.runIfActive { [handle] in try handle.changes(sql, binds, width: width) }
+        } catch {
+            throw storeFailure(error)
+        }
+    }
+
+    /// A failed statement as the store's callers see it: `.unavailable`, logged under `store.call`.
+    private func storeFailure(_ error: any Error) -> any Error {
+        if let failure = error as? SQLiteHandle.Failure, failure.isFull {
             // The operator's words for SQLITE_FULL (review 9 #7): the fix is disk space, not the store.
             let dataDirectory = blobs.root.hasSuffix("/blobs") ? String(blobs.root.dropLast(6)) : blobs.root
-            throw OperationStoreErrors.unavailable(
-                Self.call, error, described: "the disk holding \(dataDirectory) is full (SQLITE_FULL)", logger: logger)
-        } catch {
-            throw OperationStoreErrors.unavailable(Self.call, error, logger: logger)
+            return OperationStoreErrors.unavailable(
+                Self.call, failure, described: "the disk holding \(dataDirectory) is full (SQLITE_FULL)", logger: logger
+            )
         }
+        return OperationStoreErrors.unavailable(Self.call, error, logger: logger)
     }
 
     private func onThreadPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {

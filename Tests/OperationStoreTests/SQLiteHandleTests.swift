@@ -189,4 +189,69 @@ struct SQLiteHandleTests {
             #expect(try await store.compiledStatementCount() == compiled)
         }
     }
+
+    @Test("changes: a write run once per row of binds answers the rows each run changed, in order")
+    func changesPerRun() throws {
+        try Self.withHandle { handle, _ in
+            _ = try handle.run("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)", [])
+            _ = try handle.run("INSERT INTO t (k, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')", [])
+            let before = handle.compiled
+            // Keys 2 and 9 (none), 2 again (its value already 'x': still a change), 3: one compiled statement.
+            let update = "UPDATE t SET v = ?2 WHERE k = ?1"
+            let changed = try handle.changes(
+                update,
+                [.integer(2), .text("x"), .integer(9), .text("y"), .integer(2), .text("x"), .integer(3), .text("z")],
+                width: 2)
+            #expect(changed == [1, 0, 1, 1])
+            #expect(handle.compiled == before + 1)
+            #expect(
+                try handle.run("SELECT v FROM t ORDER BY k", []).map { $0.value(at: 0)?.string } == ["a", "x", "z"])
+            // A conditional write that matches nothing the second time (the first changed the row's state).
+            let claim = "UPDATE t SET v = 'done' WHERE k = ?1 AND v <> 'done'"
+            #expect(try handle.changes(claim, [.integer(1), .integer(1)], width: 1) == [1, 0])
+            // A multi-row insert as one run: the count of rows it inserted, fewer when `DO NOTHING` skipped one.
+            let insert = "INSERT INTO t (k, v) VALUES (?, ?), (?, ?) ON CONFLICT (k) DO NOTHING"
+            #expect(try handle.changes(insert, [.integer(4), .text("d"), .integer(1), .text("e")], width: 4) == [1])
+            // A statement that returns rows is not a write counted by its changes.
+            let misuse = #expect(throws: SQLiteHandle.Failure.self) {
+                try handle.changes("SELECT k FROM t WHERE k = ?", [.integer(1)], width: 1)
+            }
+            #expect(misuse?.code == 21)  // SQLITE_MISUSE
+            // The kept statement was reset: a write after the failure runs.
+            #expect(try handle.changes(update, [.integer(4), .text("w")], width: 2) == [1])
+        }
+    }
+
+    @Test(
+        "the enqueue and completion writes open no ephemeral table; their earlier RETURNING and VALUES forms did",
+        .timeLimit(.minutes(1)))
+    func writesOpenNoEphemeralTable() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-explain-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = SQLiteOperationStore.Configuration(dataDirectory: directory.path)
+        let store = try await SQLiteOperationStore.open(configuration)
+        let handle = try SQLiteHandle(path: configuration.databasePath)
+        defer { handle.close() }
+        func opcodes(_ sql: String) throws -> [String] {
+            try handle.run("EXPLAIN \(sql)", []).compactMap { $0.column("opcode")?.string }
+        }
+        for sql in [
+            SQLiteOperationStore.enqueueStatement(rows: 1), SQLiteOperationStore.enqueueStatement(rows: 3),
+            SQLiteOperationStore.completionStatement,
+        ] {
+            let ops = try opcodes(sql)
+            #expect(ops.contains("Insert") || ops.contains("Update") || ops.contains("Column"))
+            #expect(!ops.contains("OpenEphemeral"), "\(sql)")
+        }
+        // The forms they replace (main cddc270): `RETURNING` and a joined `VALUES` list each open one (issue 12).
+        #expect(try opcodes(SQLiteOperationStore.enqueueStatement(rows: 2) + " RETURNING id").contains("OpenEphemeral"))
+        #expect(
+            try opcodes(
+                """
+                UPDATE operations SET state = 'succeeded', result = v.column3 FROM (VALUES (?, ?, ?), (?, ?, ?)) AS v \
+                WHERE operations.id = v.column1 AND operations.lease_owner = v.column2 RETURNING operations.id
+                """
+            ).contains("OpenEphemeral"))
+        try await store.close()
+    }
 }
