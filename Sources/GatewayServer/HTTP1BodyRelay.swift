@@ -293,6 +293,10 @@ final class HTTP1BodyRelay {
         var sameFields = request
         sameFields.inputs = relaying.provisional.inputs
         sameFields.relayedBody = relaying.body
+        // The call under way keeps the deadline it started with: the pool's `request_timeout` counted from the
+        // relay's start, where the finished request's would count from now (RequestContext.poolTimeout).
+        sameFields.deadline = relaying.provisional.deadline
+        sameFields.deadlineIsClients = relaying.provisional.deadlineIsClients
         let streamed = BackendHTTPBody.streamed(request: request)
         let split: (before: ByteBuffer, blob: ByteBuffer, after: ByteBuffer)?
         let expectedAddress: UInt?
