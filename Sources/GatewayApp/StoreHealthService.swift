@@ -70,11 +70,14 @@ package struct StoreHealthService: Service {
         while !Task.isCancelled {
             let started = ContinuousClock.now
             let healthy: Bool
-            if let lost = watch, lost.fired {
+            // Why the store is not ready, when known (the log line says it: review 18, F3).
+            var cause: String?
+            if let lost = watch, let reason = lost.reason {
                 // The server closed our session: the store is gone now. A probe would wait out its timeout
                 // for a pool connection that cannot be made, so readiness follows at once instead.
                 watch = nil
                 healthy = false
+                cause = reason
             } else {
                 healthy = await attempt(reconnect: failures > 0 || replaceable?.isOpen == false)
             }
@@ -103,10 +106,10 @@ package struct StoreHealthService: Service {
                 }
                 // Started without a store, the start-up line already said so.
                 if failures == 1, !startedWithoutStore {
+                    var metadata: Logger.Metadata = ["store": "\(storeName)"]
+                    if let cause { metadata["error"] = .string(cause) }
                     logger.warning(
-                        "operation store not ready: async triggers answer 503 until it is back",
-                        metadata: ["store": "\(storeName)"]
-                    )
+                        "operation store not ready: async triggers answer 503 until it is back", metadata: metadata)
                 }
                 try? await Task.sleep(for: backoff(afterFailures: failures))
             }
@@ -116,7 +119,7 @@ package struct StoreHealthService: Service {
     /// Sleeps until `deadline`, or until `watch` fires (seen within ``lossCheck``), whichever is first. Slices
     /// rather than a race with the watch's task, which must outlive this wait (its session spans probes).
     private func sleep(until deadline: ContinuousClock.Instant, unless watch: LossWatch?) async {
-        while !Task.isCancelled, watch?.fired != true, ContinuousClock.now < deadline {
+        while !Task.isCancelled, watch?.reason == nil, ContinuousClock.now < deadline {
             try? await Task.sleep(until: min(deadline, .now + Self.lossCheck), clock: .continuous)
         }
     }
@@ -198,7 +201,7 @@ package struct StoreHealthService: Service {
 
 /// A store's ``ConnectionLossSignalling/connectionLost()`` watched in a task of its own, across probes.
 private final class LossWatch: Sendable {
-    private let done = Atomic<Bool>(false)
+    private let lost = Mutex<String?>(nil)
     private let running = Mutex<Task<Void, Never>?>(nil)
 
     private init() {}
@@ -206,15 +209,15 @@ private final class LossWatch: Sendable {
     static func start(_ store: any ConnectionLossSignalling) -> LossWatch {
         let watch = LossWatch()
         let task = Task {
-            await store.connectionLost()
-            if !Task.isCancelled { watch.done.store(true, ordering: .releasing) }
+            let reason = await store.connectionLost()
+            if !Task.isCancelled { watch.lost.withLock { $0 = reason } }
         }
         watch.running.withLock { $0 = task }
         return watch
     }
 
-    /// Whether the server closed the watched session.
-    var fired: Bool { done.load(ordering: .acquiring) }
+    /// Why the watched session is gone (``ConnectionLossSignalling/connectionLost()``); nil while it is not.
+    var reason: String? { lost.withLock { $0 } }
 
     func cancel() { running.withLock { $0 }?.cancel() }
 }

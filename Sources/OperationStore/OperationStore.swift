@@ -102,9 +102,11 @@ package protocol OperationStore: Sendable {
 /// which would also wait out its timeout for a connection that cannot be made (review 17: `/readyz` stayed
 /// ready ~3 s after PostgreSQL stopped).
 package protocol ConnectionLossSignalling: Sendable {
-    /// Returns when a session the store holds for this purpose was closed by the server or the network. Never
+    /// Returns when a session the store holds for this purpose was closed by the server or the network and a new
+    /// one could not be opened, with why in operator words (the failed reconnect's error: "connection refused"),
+    /// for the log line that says the store is not ready (review 18, F3: the cause was never logged). Never
     /// returns (until cancelled) when no such session could be opened: the periodic probe decides then.
-    func connectionLost() async
+    func connectionLost() async -> String
 }
 
 /// Page sizes every store applies.

@@ -1477,7 +1477,7 @@ extension PostgresOperationStore: ConnectionLossSignalling {
     /// which reconnects behind its callers, does not say so. A session ended while the server still takes new
     /// ones (`idle_session_timeout`, `pg_terminate_backend`) is replaced and watched again. One connection per
     /// gateway; when none can be opened at first this waits until cancelled (the periodic probe decides).
-    package func connectionLost() async {
+    package func connectionLost() async -> String {
         guard let session = try? Self.sessionConfiguration(configuration) else { return await Self.waitForCancel() }
         var id = 1
         guard var connection = try? await PostgresConnection.connect(configuration: session, id: id, logger: logger)
@@ -1489,16 +1489,22 @@ extension PostgresOperationStore: ConnectionLossSignalling {
             } onCancel: {
                 watched.close().whenComplete { _ in }
             }
-            if Task.isCancelled { return }
+            if Task.isCancelled { return "" }
             id += 1
-            guard let next = try? await PostgresConnection.connect(configuration: session, id: id, logger: logger)
-            else { return }
-            connection = next
+            do {
+                connection = try await PostgresConnection.connect(configuration: session, id: id, logger: logger)
+            } catch {
+                return "the server closed the gateway's session and a new one cannot be opened: "
+                    + PostgresErrorDescription.describe(error, sslMode: configuration.tls.mode.rawValue)
+            }
         }
         try? await connection.close()
+        return ""
     }
 
-    private static func waitForCancel() async {
+    /// Until cancelled; then "" (nothing was lost).
+    private static func waitForCancel() async -> String {
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        return ""
     }
 }

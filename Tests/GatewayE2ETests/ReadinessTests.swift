@@ -144,9 +144,16 @@ struct ReadinessTests {
             #expect(read.status == 503)
             #expect(read.header("retry-after") != nil)
             Self.expectNothingInternal(read.bodyString)
-            // The log says what failed in words, not as a driver's Swift dump (review 8).
-            #expect(await gateway.logOccurrences(of: "operation store call failed", timeout: .seconds(10)) >= 1)
-            let storeLines = gateway.logged.split(separator: "\n").filter { $0.contains("operation store call failed") }
+            // The log says what failed in words, not as a driver's Swift dump (review 8): the not-ready line
+            // carries the cause (review 18, F3), and any failed call says it likewise.
+            #expect(await gateway.logOccurrences(of: "operation store not ready", timeout: .seconds(10)) >= 1)
+            let notReady = gateway.logged.split(separator: "\n").filter { $0.contains("operation store not ready") }
+            #expect(
+                notReady.contains { $0.contains(#"error="the server closed the gateway's session"#) },
+                "\(notReady)")
+            let storeLines = gateway.logged.split(separator: "\n").filter {
+                $0.contains("operation store call failed") || $0.contains("operation store not ready")
+            }
             for line in storeLines {
                 #expect(!line.contains("ConnectionPoolModule") && !line.contains("(base:"), "\(line)")
                 #expect(!line.contains("PSQLError") && !line.contains("PostgresNIO"), "\(line)")
