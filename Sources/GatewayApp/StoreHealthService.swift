@@ -79,7 +79,8 @@ package struct StoreHealthService: Service {
                 healthy = false
                 cause = reason
             } else {
-                healthy = await attempt(reconnect: failures > 0 || replaceable?.isOpen == false)
+                cause = await attempt(reconnect: failures > 0 || replaceable?.isOpen == false)
+                healthy = cause == nil
             }
             if Task.isCancelled { return }
             if healthy {
@@ -134,35 +135,41 @@ package struct StoreHealthService: Service {
     }
 
     /// One probe; when `reconnect` and the store can be reopened, a fresh connection is made, probed, and
-    /// installed in place of the failed one.
-    private func attempt(reconnect: Bool) async -> Bool {
+    /// installed in place of the failed one. Nil when the store is healthy, else why not, in operator words.
+    private func attempt(reconnect: Bool) async -> String? {
         if reconnect, let reopen, let replaceable {
-            guard let fresh = await withTimeout({ try await reopen() }) else { return false }
+            let opened = await withTimeout({ try await reopen() })
+            guard let fresh = opened.value else { return opened.failure }
             let instance = self.instance
-            guard await withTimeout({ try await fresh.probe(instance: instance, now: Date()) }) != nil else {
+            let probed = await withTimeout({ try await fresh.probe(instance: instance, now: Date()) })
+            guard probed.value != nil else {
                 try? await fresh.close()
-                return false
+                return probed.failure
             }
             if let old = replaceable.install(fresh) {
                 // Calls still running on the old connection fail as unavailable; nothing is lost (the store's
                 // contract: only committed results are ever acknowledged).
                 Task { try? await old.close() }
             }
-            return true
+            return nil
         }
         let store = self.store
         let instance = self.instance
-        return await withTimeout({ try await store.probe(instance: instance, now: Date()) }) != nil
+        let probed = await withTimeout({ try await store.probe(instance: instance, now: Date()) })
+        return probed.value == nil ? probed.failure : nil
     }
 
-    /// `body`'s value, or nil when it threw (logged at debug) or took longer than `attemptTimeout`.
-    private func withTimeout<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async -> T? {
+    /// `body`'s value, or nil with why in operator words when it threw (the store's `GatewayError` message; the
+    /// error itself logged at debug) or took longer than `attemptTimeout`.
+    private func withTimeout<T: Sendable>(
+        _ body: @escaping @Sendable () async throws -> T
+    ) async -> (value: T?, failure: String) {
         switch await Self.withTimeout(Self.attemptTimeout, body) {
-        case .success(let value)?: return value
+        case .success(let value)?: return (value, "")
         case .failure(let error)?:
             logger.debug("operation store probe failed", metadata: ["error": "\(String(reflecting: error))"])
-            return nil
-        case nil: return nil
+            return (nil, (error as? GatewayError)?.message ?? "the store's probe failed")
+        case nil: return (nil, "the store's probe had no answer within \(Self.attemptTimeout)")
         }
     }
 
