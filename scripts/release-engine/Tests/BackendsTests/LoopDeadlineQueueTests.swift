@@ -1,0 +1,1 @@
+../../../../Tests/BackendsTests/LoopDeadlineQueueTests.swift
