@@ -225,7 +225,7 @@ package final class BackendPool: TriggerRunner {
     }
 
     /// A stream that holds one of the pool's slots for its whole life (issue 13 item 5): over the limit and the
-    /// queue it throws `.overloaded` at once, so the frontend answers 503 + Retry-After / RESOURCE_EXHAUSTED
+    /// queue it throws `.overloaded` at once, so the frontend answers 503 + Retry-After / UNAVAILABLE
     /// before the first byte; with room in the queue it waits for its slot when first pulled. The slot is given
     /// back when the stream ends, fails, or is dropped.
     ///

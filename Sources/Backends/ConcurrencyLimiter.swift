@@ -4,7 +4,7 @@ import TriggerModel
 
 /// Caps how many calls a backend pool runs at once, with a bounded queue of waiters behind the cap.
 ///
-/// Overload is answered at once (`.overloaded`, which renders as 503 / RESOURCE_EXHAUSTED) instead of
+/// Overload is answered at once (`.overloaded`, which renders as 503 / UNAVAILABLE) instead of
 /// letting an unbounded queue grow: a gateway that queues forever turns a backend slowdown into memory
 /// growth and client timeouts everywhere (DESIGN.md "Backends").
 ///

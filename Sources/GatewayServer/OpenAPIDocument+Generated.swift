@@ -7365,7 +7365,7 @@ let openAPIDocumentJSON = #####"""
         }
       },
       "Unavailable": {
-        "description": "UNAVAILABLE (14) or RESOURCE_EXHAUSTED (8): the pool is overloaded, every endpoint is down, the store is unreachable, or the gateway is draining. `Retry-After` says when to come back.",
+        "description": "UNAVAILABLE (14): the pool is overloaded, every endpoint is down, the store is unreachable, or the gateway is draining. `Retry-After` says when to come back.",
         "headers": {
           "Request-Id": {
             "$ref": "#/components/headers/RequestId"

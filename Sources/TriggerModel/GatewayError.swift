@@ -70,7 +70,10 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
         package static let headersTooLarge = Code(.headersTooLarge)
         /// Per-client rate limit.
         package static let tooManyRequests = Code(.tooManyRequests)
-        /// The pool's concurrency limit and queue are full.
+        /// The pool's concurrency limit and queue are full: the gateway's own overflow, 503 + UNAVAILABLE as
+        /// Envoy answers its pool overflow (`UO`). UNAVAILABLE, not RESOURCE_EXHAUSTED: gRPC's HTTP mapping
+        /// reads 503 as UNAVAILABLE, google.rpc maps RESOURCE_EXHAUSTED to 429, and retry policies (gRFC A6)
+        /// retry UNAVAILABLE — the answer says "retry later" (review 18, F9).
         package static let overloaded = Code(.overloaded)
         /// The backend failed, refused the connection or answered garbage.
         package static let backendFailed = Code(.backendFailed)
@@ -129,11 +132,11 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case .notFound: 5
             case .conflict: 6  // ALREADY_EXISTS
             case .permissionDenied: 7
-            case .payloadTooLarge, .headersTooLarge, .tooManyRequests, .overloaded: 8  // RESOURCE_EXHAUSTED
+            case .payloadTooLarge, .headersTooLarge, .tooManyRequests: 8  // RESOURCE_EXHAUSTED
             case .failedPrecondition: 9
             case .methodNotAllowed, .unimplemented: 12
             case .internalError: 13
-            case .backendFailed, .unavailable: 14  // UNAVAILABLE, as gRPC maps HTTP 502/503
+            case .backendFailed, .unavailable, .overloaded: 14  // UNAVAILABLE, as gRPC maps HTTP 502/503
             case .unauthenticated: 16
             case .application(let code): code
             }
@@ -172,7 +175,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case 5: .notFound
             case 6, 10: .conflict
             case 7: .permissionDenied
-            case 8: .overloaded
+            case 8: .tooManyRequests  // a quota: 429 and RESOURCE_EXHAUSTED again (google.rpc's mapping)
             case 9: .failedPrecondition
             case 12: .unimplemented
             case 14: .unavailable

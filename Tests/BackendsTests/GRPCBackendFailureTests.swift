@@ -14,7 +14,7 @@ struct GRPCBackendFailureTests {
         (3, .invalidArgument),
         (5, .notFound),
         (7, .permissionDenied),
-        (8, .overloaded),
+        (8, .tooManyRequests),
         (9, .failedPrecondition),
         (12, .unimplemented),
         (16, .unauthenticated),
