@@ -12,7 +12,8 @@ package struct CodecLimits: Sendable, Equatable {
     package var maxDepth: Int
     /// How many parts a multipart body may have.
     package var maxMultipartParts: Int
-    /// How many bytes the header block of one multipart part may take (including its CRLFs).
+    /// How many bytes the header fields of one multipart part may take: each field line with its CRLF, not the
+    /// blank line that ends the block (as the request head's `max_header_bytes`).
     package var maxMultipartPartHeaderBytes: Int
 
     package init(

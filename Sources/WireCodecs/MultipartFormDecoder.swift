@@ -294,6 +294,13 @@ package struct MultipartFormDecoder {
         headerBytes.removeAll(keepingCapacity: true)
     }
 
+    private func headersTooLarge() -> GatewayError {
+        GatewayError(
+            .invalidArgument,
+            "multipart part \(partCount) has more than \(limits.maxMultipartPartHeaderBytes) bytes of headers"
+        )
+    }
+
     /// Collects the header block up to its blank line, line by line with `memchr`.
     private mutating func readHeaders(_ raw: UnsafeRawBufferPointer, _ offset: inout Int) throws {
         let base = raw.baseAddress!
@@ -306,16 +313,15 @@ package struct MultipartFormDecoder {
             }
             headerBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[offset..<lineEnd]))
             offset = lineEnd
-            guard headerBytes.count <= limits.maxMultipartPartHeaderBytes else {
-                throw GatewayError(
-                    .invalidArgument,
-                    "multipart part \(partCount) has more than \(limits.maxMultipartPartHeaderBytes) bytes of headers"
-                )
-            }
+            // The limit counts the field lines with their CRLFs, not the blank line that ends the block: the
+            // request head's `max_header_bytes` counts the same way (review 18, F6). So the bytes gathered may
+            // reach the limit + 2 (the blank line); a complete field line past the limit fails below.
+            guard headerBytes.count <= limits.maxMultipartPartHeaderBytes + 2 else { throw headersTooLarge() }
             guard headerBytes.last == 0x0A else { return }
             let n = headerBytes.count
             let blankLine =
                 n == 2 ? headerBytes == [0x0D, 0x0A] : n >= 4 && headerBytes[(n - 4)...] == [0x0D, 0x0A, 0x0D, 0x0A]
+            if !blankLine, n > limits.maxMultipartPartHeaderBytes { throw headersTooLarge() }
             if blankLine {
                 let part = try PartHeaders(parsing: headerBytes, partNumber: partCount)
                 self.part = part
