@@ -94,7 +94,8 @@ package final class GatewayApp: Sendable {
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         let replaceable = reopenStore.map { _ in ReplaceableOperationStore(openedStore) }
         let store: (any OperationStore)? = (replaceable ?? openedStore).map {
-            MeasuredOperationStore.measuring($0, metrics: metrics.store)
+            MeasuredOperationStore.measuring(
+                $0, metrics: metrics.store, slowCalls: SlowCallLog(logger: logger, storeName: Self.storeName(config)))
         }
         let health = HealthRegistry(async: store == nil ? nil : (openedStore == nil ? .notServing : .serving))
         self.health = health
@@ -170,6 +171,11 @@ package final class GatewayApp: Sendable {
         }
         self.generation = Mutex((configuration: config, pools: pools))
         metrics.addCollector { [weak self] in self?.collectPoolMetrics() }
+        metrics.addCollector { [readiness = metrics.readiness] in
+            for (component, status) in health.components {
+                readiness.set(component.rawValue, serving: status == .serving)
+            }
+        }
     }
 
     /// Scrape time: each pool's gauges. A retired pool stays on /metrics while it still has calls in flight (its

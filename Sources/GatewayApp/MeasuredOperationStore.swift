@@ -1,4 +1,7 @@
 package import FoundationEssentials
+package import Logging
+import GatewayConfig
+import NIOCore
 package import Observability
 package import OperationStore
 package import TriggerModel
@@ -12,36 +15,52 @@ package import TriggerModel
 package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
     let base: any OperationStore
     let metrics: StoreMetrics
+    let slowCalls: SlowCallLog?
+    /// The monotonic clock calls are timed by (tests pass a scripted one).
+    let now: @Sendable () -> ContinuousClock.Instant
 
-    init(_ base: any OperationStore, metrics: StoreMetrics) {
+    init(
+        _ base: any OperationStore, metrics: StoreMetrics, slowCalls: SlowCallLog?,
+        now: @escaping @Sendable () -> ContinuousClock.Instant
+    ) {
         self.base = base
         self.metrics = metrics
+        self.slowCalls = slowCalls
+        self.now = now
     }
 
-    /// `base` measured; a ``MeasuredScheduleStateStore`` when `base` is a `ScheduleStateStore`.
-    package static func measuring(_ base: any OperationStore, metrics: StoreMetrics) -> any OperationStore {
+    /// `base` measured; a ``MeasuredScheduleStateStore`` when `base` is a `ScheduleStateStore`. With
+    /// `slowCalls`, a call slower than its threshold is also logged.
+    package static func measuring(
+        _ base: any OperationStore, metrics: StoreMetrics, slowCalls: SlowCallLog? = nil,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    ) -> any OperationStore {
         if let scheduling = base as? any OperationStore & ScheduleStateStore {
-            return MeasuredScheduleStateStore(scheduling, metrics: metrics)
+            return MeasuredScheduleStateStore(scheduling, metrics: metrics, slowCalls: slowCalls, now: now)
         }
-        return MeasuredOperationStore(base, metrics: metrics)
+        return MeasuredOperationStore(base, metrics: metrics, slowCalls: slowCalls, now: now)
     }
 
     /// Runs one store call, recording its duration and whether it threw. A call cut short by its caller's
     /// cancellation (a client gone) is recorded as neither: its duration is not the store's, and it is no store
     /// failure (`OperationStoreErrors.isCancellation`).
     func measure<T>(_ operation: String, _ call: () async throws -> T) async throws -> T {
-        let clock = ContinuousClock()
-        let start = clock.now
+        let start = now()
         do {
             let value = try await call()
-            metrics.record(operation, seconds: Self.seconds(clock.now - start), failed: false)
+            recorded(operation, took: now() - start, failed: false)
             return value
         } catch {
             if !OperationStoreErrors.isCancellation(error) {
-                metrics.record(operation, seconds: Self.seconds(clock.now - start), failed: true)
+                recorded(operation, took: now() - start, failed: true)
             }
             throw error
         }
+    }
+
+    private func recorded(_ operation: String, took elapsed: Duration, failed: Bool) {
+        metrics.record(operation, seconds: Self.seconds(elapsed), failed: failed)
+        slowCalls?.check(operation, took: elapsed, failed: failed)
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -136,9 +155,12 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
 package final class MeasuredScheduleStateStore: MeasuredOperationStore, ScheduleStateStore, @unchecked Sendable {
     private let scheduleBase: any ScheduleStateStore
 
-    init(_ base: any OperationStore & ScheduleStateStore, metrics: StoreMetrics) {
+    init(
+        _ base: any OperationStore & ScheduleStateStore, metrics: StoreMetrics, slowCalls: SlowCallLog?,
+        now: @escaping @Sendable () -> ContinuousClock.Instant
+    ) {
         self.scheduleBase = base
-        super.init(base, metrics: metrics)
+        super.init(base, metrics: metrics, slowCalls: slowCalls, now: now)
     }
 
     package func scheduleState(name: String, firstTick: Date) async throws -> ScheduleState {
@@ -162,5 +184,49 @@ package final class MeasuredScheduleStateStore: MeasuredOperationStore, Schedule
         try await measure("set_schedule_paused") {
             try await scheduleBase.setSchedulePaused(name: name, paused: paused)
         }
+    }
+}
+
+/// Says in the log when a store call took longer than `threshold` (review 18, F3: a store slowed by a lock held
+/// six seconds made async accepts take 5.6 s each while readiness stayed SERVING and nothing was logged; only
+/// the duration histogram showed it). One warning per store method at once, then at most one per 10 s with the
+/// count held back (``FailureLogLimiter``, as endpoint failures), so a slow store is not a line per call.
+/// Failed calls count too: a call that hung for seconds before failing is the same story.
+package struct SlowCallLog: Sendable {
+    /// Calls that take longer than this are logged (1 s: a healthy store answers in milliseconds, and the
+    /// health probe's own timeout is 2 s).
+    package static let defaultThreshold = Duration.seconds(1)
+
+    let logger: Logger
+    let threshold: Duration
+    let limiter: FailureLogLimiter
+    /// Names the store in the line (kind, host, database), as the readiness lines do.
+    let storeName: String
+
+    package init(
+        logger: Logger, storeName: String, threshold: Duration = defaultThreshold,
+        limiter: FailureLogLimiter = FailureLogLimiter(interval: .seconds(10))
+    ) {
+        self.logger = logger
+        self.storeName = storeName
+        self.threshold = threshold
+        self.limiter = limiter
+    }
+
+    func check(_ operation: String, took elapsed: Duration, failed: Bool) {
+        guard elapsed > threshold, let heldBack = limiter.admit(operation) else { return }
+        var metadata: Logger.Metadata = [
+            "store": "\(storeName)", "store.operation": "\(operation)",
+            "duration": "\(ConfigUnits.format(.milliseconds(Self.milliseconds(elapsed))))",
+            "threshold": "\(ConfigUnits.format(threshold))",
+        ]
+        if failed { metadata["store.call_failed"] = "true" }
+        if heldBack > 0 { metadata["store.slow_calls_held_back"] = .stringConvertible(heldBack) }
+        logger.warning("operation store call slow", metadata: metadata)
+    }
+
+    /// Whole milliseconds of `duration`, from its exact components (a Double's 1.001 s is 1000.999… ms).
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }

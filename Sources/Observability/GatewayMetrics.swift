@@ -26,6 +26,8 @@ package final class GatewayMetrics: Sendable {
     package let schedules: ScheduleMetrics
     package let connections: ConnectionMetrics
     package let config: ConfigMetrics
+    /// `trigger_gateway_ready{component}`: what the readiness endpoints answer, for alerts.
+    package let readiness: ReadinessMetrics
     /// `process_start_time_seconds`, `process_open_fds`, `process_max_fds` (Prometheus' standard names).
     private let process: ProcessMetrics
     /// `trigger_gateway_tls_certificate_expiry_timestamp_seconds`: the listener certificate's `notAfter`.
@@ -58,6 +60,7 @@ package final class GatewayMetrics: Sendable {
         self.schedules = ScheduleMetrics(registry: registry)
         self.connections = ConnectionMetrics(registry: registry)
         self.config = ConfigMetrics(registry: registry)
+        self.readiness = ReadinessMetrics(registry: registry)
         self.process = ProcessMetrics(registry: registry)
         self.certificateExpiry = registry.gauge(
             name: "trigger_gateway_tls_certificate_expiry_timestamp_seconds",

@@ -314,14 +314,24 @@ struct ReadinessTests {
         }
     }
 
-    @Test("h1 readiness: a store whose writes fail flips async to 503 within 5 s and back, sync untouched")
+    static let asyncReady = #"trigger_gateway_ready{component="async"}"#
+    static let gatewayReady = #"trigger_gateway_ready{component="gateway"}"#
+
+    @Test(
+        "h1 readiness: a store whose writes fail flips async to 503 within 5 s and back, sync untouched; trigger_gateway_ready says so"
+    )
     func storeNotWritable() async throws {
         try await WriteFailingStore.withGateway { gateway, store in
             let client = try await gateway.client()
             #expect(try await Self.waitForStatus(200, "/readyz?component=async", port: gateway.port) != nil)
+            let serving = try await MetricsE2ETests.scrape(client)
+            #expect(serving.samples[Self.asyncReady] == 1 && serving.samples[Self.gatewayReady] == 1)
             store.failing.withLock { $0 = true }
             let down = try await Self.waitForStatus(503, "/readyz?component=async", port: gateway.port)
             #expect(down != nil && down! <= Self.bound, "\(String(describing: down))")
+            // The gauge is what readiness answers (review 18, F3): async 0, the whole gateway still 1.
+            let notServing = try await MetricsE2ETests.scrape(client)
+            #expect(notServing.samples[Self.asyncReady] == 0 && notServing.samples[Self.gatewayReady] == 1)
             let refused = try await client.request(
                 "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
                 headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "x"]]]]))
@@ -332,6 +342,7 @@ struct ReadinessTests {
             store.failing.withLock { $0 = false }
             let up = try await Self.waitForStatus(200, "/readyz?component=async", port: gateway.port)
             #expect(up != nil && up! <= Self.bound, "\(String(describing: up))")
+            #expect(try await MetricsE2ETests.scrape(client).samples[Self.asyncReady] == 1)
             let accepted = try await client.request(
                 "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger-async",
                 headers: jsonHeaders, body: try jsonBody(["data": [["variable": ["p": "y"]]]]))
