@@ -55,7 +55,8 @@ package final class GatewayServer: Service {
         self.configuration = configuration
         self.currentServices = CurrentFrontendServices(services)
         self.group = group
-        self.admission = ConnectionAdmission(limit: configuration.maxConnections)
+        self.admission = ConnectionAdmission(
+            limit: Self.fitOpenFileLimit(maxConnections: configuration.maxConnections, logger: services.logger))
     }
 
     /// Connections closed at accept because `maxConnections` were open (also the metric
@@ -153,7 +154,6 @@ package final class GatewayServer: Service {
             listenMetadata["tls.allow_plaintext"] = .stringConvertible(tls.allowPlaintext)
         }
         services.logger.info("listening", metadata: listenMetadata)
-        Self.fitOpenFileLimit(maxConnections: configuration.maxConnections, logger: services.logger)
 
         await withGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
@@ -194,20 +194,29 @@ package final class GatewayServer: Service {
         channel.close(promise: nil)
     }
 
-    /// Fits the process's open-file limit to `limits.max_connections`, once at start-up.
+    /// Fits the process's open-file limit to `limits.max_connections`, once at start-up, and returns the cap on
+    /// client connections that the limit allows: `maxConnections`, or fewer when the hard limit is too low.
     ///
-    /// Every connection holds a descriptor, and backend connections, the store, blobs and the listener need some
-    /// too (64 kept aside). A soft limit below that is raised, up to the hard limit: an unprivileged process may,
-    /// and 1 024 (the usual soft default, kept for select(2) users; NIO uses epoll) would otherwise cap a default
-    /// `max_connections` of 4 096 where accept then fails (and pauses). Go's runtime raises the soft limit the same
-    /// way at start. What the hard limit still does not allow is said once, with what to change.
-    static func fitOpenFileLimit(maxConnections: Int, logger: Logger) {
+    /// Every client connection holds a descriptor and may need a backend connection too (nginx counts proxied
+    /// connections in `worker_connections` the same way), and the store, blobs, the listener and the event loops
+    /// need some more: `2 × maxConnections + 64` are wanted. A soft limit below that is raised, up to the hard
+    /// limit: an unprivileged process may, and 1 024 (the usual soft default, kept for select(2) users; NIO uses
+    /// epoll) would otherwise cap a default `max_connections` of 4 096. Go's runtime raises the soft limit the
+    /// same way at start.
+    ///
+    /// What the hard limit still does not allow lowers the cap, said once with what to change: half of the
+    /// descriptors left after those open now and a reserve (64, or a quarter of a tiny limit). The process must
+    /// never run out of descriptors: besides failing accepts (which ``AcceptPauseHandler`` survives), Swift's
+    /// libdispatch on Linux opens `/proc/<tid>/stat` to watch its worker threads and traps when that fails
+    /// ("workq: registered worker exited prematurely", swift-corelibs-libdispatch `workqueue.c`): a gateway at
+    /// its descriptor limit died with SIGILL. Connections over the cap are closed at accept and counted instead.
+    static func fitOpenFileLimit(maxConnections: Int, logger: Logger) -> Int {
         let resource = Int32(RLIMIT_NOFILE.rawValue)
         var limit = rlimit()
-        guard getrlimit(resource, &limit) == 0 else { return }
+        guard getrlimit(resource, &limit) == 0 else { return maxConnections }
         let headroom = 64
         // RLIM_INFINITY is all ones (Glibc's macro does not import as an unsigned constant).
-        let wanted = rlim_t(maxConnections + headroom)
+        let wanted = rlim_t(2 * maxConnections + headroom)
         if limit.rlim_cur != rlim_t.max, limit.rlim_cur < wanted {
             var raised = limit
             raised.rlim_cur = limit.rlim_max == rlim_t.max ? wanted : min(wanted, limit.rlim_max)
@@ -222,15 +231,23 @@ package final class GatewayServer: Service {
                 limit = raised
             }
         }
-        guard limit.rlim_cur != rlim_t.max, maxConnections > Int(clamping: limit.rlim_cur) - headroom else { return }
+        guard limit.rlim_cur != rlim_t.max, limit.rlim_cur < wanted else { return maxConnections }
+        let soft = Int(clamping: limit.rlim_cur)
+        let reserve = min(headroom, soft / 4)
+        let openNow = ProcessMetrics.openDescriptors() ?? 0
+        let fitting = min(maxConnections, max(1, (soft - openNow - reserve) / 2))
+        guard fitting < maxConnections else { return maxConnections }
         logger.warning(
-            "limits.max_connections is above what the open-file limit allows; raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower max_connections",
+            "limits.max_connections lowered to fit the open-file limit; raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower max_connections",
             metadata: [
-                "connections.limit": .stringConvertible(maxConnections),
+                "connections.limit": .stringConvertible(fitting),
+                "connections.configured": .stringConvertible(maxConnections),
                 "nofile.soft": openFileLimit(limit.rlim_cur),
                 "nofile.hard": openFileLimit(limit.rlim_max),
+                "nofile.open": .stringConvertible(openNow),
             ]
         )
+        return fitting
     }
 
     /// An rlimit value for the log: its number, or "unlimited" for RLIM_INFINITY (all ones, which a JSON log

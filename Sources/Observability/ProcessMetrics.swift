@@ -16,7 +16,7 @@ import Synchronization
 /// Our own because neither library the project may use has them: swift-prometheus 2.4 has no process collector,
 /// and swift-metrics-extras (`SystemMetrics`) is not among the packages this project can build from. Read the way
 /// client_golang's procfs collector reads them (Linux `/proc`): off the request path, once per scrape.
-final class ProcessMetrics: Sendable {
+package final class ProcessMetrics: Sendable {
     private let openFDs: Gauge
     private let maxFDs: Gauge
     private let cpuSeconds: Counter
@@ -83,7 +83,7 @@ final class ProcessMetrics: Sendable {
     }
 
     /// Entries of `/proc/self/fd` but `.`, `..` and the directory's own descriptor; nil without procfs.
-    static func openDescriptors() -> Int? {
+    package static func openDescriptors() -> Int? {
         guard let directory = opendir("/proc/self/fd") else { return nil }
         defer { closedir(directory) }
         var count = 0

@@ -142,7 +142,9 @@ struct ProcessTests {
         }
     }
 
-    @Test("a soft open-file limit below max_connections is raised to fit; only a hard limit below it is warned about")
+    @Test(
+        "a soft open-file limit below 2 × max_connections + 64 is raised to fit; a hard limit below it lowers the connection cap, said once"
+    )
     func openFileLimit() async throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-nofile-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dataDir) }
@@ -161,22 +163,28 @@ struct ProcessTests {
             let line = text.split(separator: "\n").first { $0.hasPrefix("Max open files") } ?? ""
             return line.split(separator: " ").dropFirst(3).prefix(2).joined(separator: " ")
         }
-        let warning = "limits.max_connections is above what the open-file limit allows"
-        try #require(Self.hardOpenFileLimit() >= 4160, "this machine's hard limit is below the default max_connections")
+        let warning = "limits.max_connections lowered to fit the open-file limit"
+        try #require(Self.hardOpenFileLimit() >= 8256, "this machine's hard limit is below what the default max_connections wants")
 
-        // Soft 1024, the hard limit above the default 4 096 connections + 64: raised, no warning.
+        // Soft 1024, the hard limit above twice the default 4 096 connections (each may need a backend connection)
+        // + 64: raised, no warning.
         let raised = try await start("ulimit -Sn 1024")
         #expect(await raised.logOccurrences(of: "raised the open-file soft limit", timeout: .seconds(10)) == 1)
-        #expect(limits(raised).hasPrefix("4160 "), "soft hard: \(limits(raised))")
+        #expect(limits(raised).hasPrefix("8256 "), "soft hard: \(limits(raised))")
         #expect(await raised.stopAndReadLog())
         #expect(!raised.printedErrors.contains(warning), "\(raised.printedErrors)")
 
-        // Hard 1024: nothing to raise to; warned once, naming the hard limit.
+        // Hard 1024: nothing to raise to; the cap is lowered to half of what is left, warned once, naming the hard
+        // limit and the cap in force.
         let short = try await start("ulimit -n 1024")
         #expect(await short.logOccurrences(of: warning, timeout: .seconds(10)) == 1, "\(short.printedErrors)")
         #expect(limits(short) == "1024 1024", "soft hard: \(limits(short))")
         #expect(await short.stopAndReadLog())
         #expect(short.printedErrors.contains("nofile.hard=1024"), "\(short.printedErrors)")
+        #expect(short.printedErrors.contains("connections.configured=4096"), "\(short.printedErrors)")
+        let cap = short.printedErrors.split(separator: " ").first { $0.hasPrefix("connections.limit=") }
+            .flatMap { Int($0.dropFirst("connections.limit=".count)) }
+        #expect(cap.map { $0 > 400 && $0 <= 480 } == true, "(1024 - open - 64) / 2: \(short.printedErrors)")
     }
 
     /// This process's hard open-file limit (what a child started from it may raise its soft limit to).

@@ -152,8 +152,14 @@ struct SlowClientTests {
         withExtendedLifetime(held) {}
     }
 
-    @Test("accept at the fd limit (EMFILE) backs off instead of spinning, and serves again once fds are free")
-    func acceptBackoffAtFDLimit() async throws {
+    /// A gateway whose hard open-file limit is far below `max_connections` must never run out of descriptors:
+    /// Swift's libdispatch traps when it cannot open `/proc/<tid>/stat` (SIGILL, "workq: registered worker exited
+    /// prematurely"), which killed this test's gateway about once in ten runs when it let accept reach EMFILE.
+    /// The cap is lowered to fit instead, and the connections over it are closed at accept.
+    @Test(
+        "a tiny open-file limit lowers the connection cap: a flood is closed at accept, never EMFILE, no spinning, the gateway lives and serves again"
+    )
+    func connectionCapFitsOpenFileLimit() async throws {
         let prlimit = try #require(TestProcess.which("prlimit"), "util-linux's prlimit")
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-emfile-\(UUID().uuidString)")
             .path
@@ -163,30 +169,34 @@ struct SlowClientTests {
             ["--nofile=64", ProcessTests.gatewayPath, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir]
         )
         do {
+            let lowered = "limits.max_connections lowered to fit the open-file limit"
+            #expect(await server.logOccurrences(of: lowered, timeout: .seconds(5)) == 1, "\(server.logged)")
+            let line = try #require(server.logged.split(separator: "\n").first { $0.contains(lowered) })
+            let cap = try #require(
+                line.split(separator: " ").first { $0.hasPrefix("connections.limit=") }
+                    .flatMap { Int($0.dropFirst("connections.limit=".count)) }, "\(line)")
+            // Half of what 64 leaves after the descriptors open at start and a reserve of 16.
+            #expect(cap >= 4 && cap <= 24, "\(line)")
             var held: [SlowSocket] = []
             for _ in 0..<80 { held.append(try await SlowSocket.connect(port: server.port)) }
-            // The gateway has hit EMFILE once it says so; then measure whether it spins.
+            // The cap's worth held open, the rest closed at accept (and said once), not left in the backlog.
             #expect(
-                await server.logOccurrences(of: "accept paused: out of file descriptors", timeout: .seconds(5)) >= 1,
-                "\(server.logged)")
-            // Not spinning: CPU over a window with the fds still exhausted (a busy loop would use all of it).
+                await server.logOccurrences(of: "connection refused: too many open connections", timeout: .seconds(5))
+                    == 1, "\(server.logged)")
+            // Not spinning, and alive: CPU over a window with the cap reached (a busy loop would use all of it).
             let window = Duration.seconds(1)
             let before = try #require(cpuSeconds(pid: server.pid))
             try await Task.sleep(for: window)
             let used = try #require(cpuSeconds(pid: server.pid)) - before
-            #expect(used < 0.5, "the gateway used \(used) s of CPU in \(window) with its fds exhausted")
-            // The operator is told, once each: the configured cap cannot be reached, and accept paused.
-            #expect(
-                server.logged.contains("limits.max_connections is above what the open-file limit allows"),
-                "\(server.logged)")
-            #expect(
-                await server.logOccurrences(of: "accept paused: out of file descriptors", timeout: .seconds(5)) == 1,
-                "\(server.logged)")
+            #expect(used < 0.5, "the gateway used \(used) s of CPU in \(window) at its connection cap")
+            #expect(!server.logged.contains("accept paused"), "accept must not reach EMFILE: \(server.logged)")
             held.removeAll()
-            let socket = try await SlowSocket.connect(port: server.port)
-            socket.send(Self.health)
-            let outcome = try await socket.waitForClose(timeout: .seconds(10), stopAfter: "SERVING\"}}")
-            #expect(outcome.text.hasPrefix("HTTP/1.1 200"), "\(outcome.text.prefix(200))")
+            #expect(await eventually(within: .seconds(10), interval: .milliseconds(100)) { () async -> Bool in
+                let socket = try? await SlowSocket.connect(port: server.port)
+                guard let socket, socket.send(Self.health) else { return false }
+                let outcome = try? await socket.waitForClose(timeout: .seconds(5), stopAfter: "SERVING\"}}")
+                return outcome?.text.hasPrefix("HTTP/1.1 200") == true
+            }, "no 200 once the held connections closed: \(server.logged)")
             await server.stop()
         } catch {
             await server.stop()
