@@ -186,22 +186,45 @@ struct ProcessTests {
         return limit.rlim_max == rlim_t.max ? Int.max : Int(clamping: limit.rlim_max)
     }
 
-    @Test("check-config exits non-zero with a path-precise message; a good file passes")
+    @Test(
+        "check-config exits non-zero with every mistake, one path-precise line each in file order, then the count; serve refuses with the same; a good file passes"
+    )
     func checkConfig() async throws {
         let dir = FileManager.default.temporaryDirectory
         let bad = dir.appendingPathComponent("tg-bad-\(UUID().uuidString).yaml")
+        // Four independent mistakes: two sections and two items of one list (routes[1] and routes[3]).
         try """
+        limits: {max_batch: many}
         pools:
           - {name: cpu, transport: http, endpoints: ["127.0.0.1:9000"]}
         routes:
           - {namespace: a, pipeline: b, pool: cpu}
-          - {namespace: a, pipeline: c, pool: cpu}
-          - {namespace: a, pipeline: d, pool: gpu}
+          - {namespace: a, pipeline: "c*", pool: cpu}
+          - {namespace: a, pipeline: d, pool: cpu}
+          - {namespace: a, pipeline: e, pool: gpu}
+        timeouts: {idle: 0s}
         """.write(to: bad, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: bad) }
+        let expected = [
+            #"\#(bad.path): limits.max_batch: expected an integer, got "many""#,
+            #"\#(bad.path): routes[1].pipeline: "*" matches only on its own ("c*" is not a pattern)"#,
+            #"\#(bad.path): routes[3].pool: unknown pool "gpu""#,
+            "\(bad.path): timeouts.idle: 0s is too short: must be at least 1ms",
+            "4 mistakes in \(bad.path)",
+        ]
         var out = try await TestProcess.run(Self.gatewayPath, ["check-config", bad.path])
-        #expect(out.status != 0)
-        #expect(out.stderr.contains(#"routes[2].pool: unknown pool "gpu""#), "\(out.stderr)")
+        #expect(out.status == 1)
+        #expect(out.stderr.split(separator: "\n").map(String.init) == expected, "\(out.stderr)")
+        #expect(out.stdoutString.isEmpty, "\(out.stdoutString)")
+        // A start refuses the file with the same lines, each behind the program's name.
+        let dataDir = dir.appendingPathComponent("tg-bad-data-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        out = try await TestProcess.run(
+            Self.gatewayPath, ["serve", "--config", bad.path, "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        #expect(out.status == 2)
+        #expect(
+            out.stderr.split(separator: "\n").map(String.init) == expected.map { "trigger-gateway: \($0)" },
+            "\(out.stderr)")
 
         let good = dir.appendingPathComponent("tg-good-\(UUID().uuidString).yaml")
         try
