@@ -35,7 +35,9 @@ package struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible 
     /// What `description` joins: `<source>: <path>: <message>` per mistake (`<source>: <message>` when the
     /// path is empty), and, with more than one mistake, the count last (`3 mistakes in <source>`).
     package var lines: [String] {
-        let each = mistakes.map { $0.path.isEmpty ? "\($0.source): \($0.message)" : "\($0.source): \($0.path): \($0.message)" }
+        let each = mistakes.map {
+            $0.path.isEmpty ? "\($0.source): \($0.message)" : "\($0.source): \($0.path): \($0.message)"
+        }
         return further.isEmpty ? each : each + ["\(each.count) mistakes in \(source)"]
     }
 

@@ -80,7 +80,9 @@ extension GatewayConfiguration {
             }
         }
         if let node = top["data_dir"] {
-            mistakes.collect { () throws(ConfigError) in config.dataDir = try reader.nonEmptyString(node, at: "data_dir") }
+            mistakes.collect { () throws(ConfigError) in
+                config.dataDir = try reader.nonEmptyString(node, at: "data_dir")
+            }
         }
         if let node = top["auth"] {
             mistakes.collect { () throws(ConfigError) in
@@ -98,11 +100,15 @@ extension GatewayConfiguration {
         if let node = top["store"] {
             mistakes.collect { () throws(ConfigError) in config.store = try readStore(node, reader) }
         }
-        if let node = top["tls"] { mistakes.collect { () throws(ConfigError) in config.tls = try readTLS(node, reader) } }
+        if let node = top["tls"] {
+            mistakes.collect { () throws(ConfigError) in config.tls = try readTLS(node, reader) }
+        }
         if let node = top["abacus"] {
             mistakes.collect { () throws(ConfigError) in config.abacus = try readAbacus(node, reader) }
         }
-        if let node = top["log"] { mistakes.collect { () throws(ConfigError) in config.log = try readLog(node, reader) } }
+        if let node = top["log"] {
+            mistakes.collect { () throws(ConfigError) in config.log = try readLog(node, reader) }
+        }
         if let node = top["craft"] {
             let tokens = complete("tokens") ? config.tokens : nil
             let maxWait = complete("store") ? config.store.maxWait : nil
@@ -112,9 +118,11 @@ extension GatewayConfiguration {
         }
         if top.has("pools") || top.has("routes") {
             config.pools = top["pools"].map { node in readPools(node, reader) } ?? []
-            config.routes = top["routes"].map { node in
-                readRoutes(node, pools: complete("pools") ? config.pools : nil, poolsFromFile: top.has("pools"), reader)
-            } ?? []
+            config.routes = []
+            if let node = top["routes"] {
+                let pools = complete("pools") ? config.pools : nil
+                config.routes = readRoutes(node, pools: pools, poolsFromFile: top.has("pools"), reader)
+            }
             if config.routes.isEmpty, !mistakes.any(under: "routes") {
                 // Listing pools replaces the embedded route too: a file with pools and no routes is valid (a
                 // stage of an edit) but serves nothing, and readiness cannot tell (review 10, finding 8).

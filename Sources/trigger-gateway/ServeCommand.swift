@@ -56,7 +56,9 @@ struct ServeCommand: AsyncParsableCommand {
             }
         } catch {
             // Every mistake of the file, one prefixed line each (then their count), as check-config lists them.
-            for line in (error as? ConfigError)?.lines ?? ["\(error)"] { FileHandle.standardError.write(Data("trigger-gateway: \(line)\n".utf8)) }
+            for line in (error as? ConfigError)?.lines ?? ["\(error)"] {
+                FileHandle.standardError.write(Data("trigger-gateway: \(line)\n".utf8))
+            }
             throw ExitCode(2)
         }
 

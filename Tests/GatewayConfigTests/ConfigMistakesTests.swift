@@ -34,7 +34,9 @@ struct ConfigMistakesTests {
 
     /// The one mistake `yaml` has alone.
     static func onlyMistake(_ yaml: String) throws -> ConfigError {
-        let error = try #require(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml") }
+        let error = try #require(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml")
+        }
         #expect(error.further == [], "\(error.description)")
         return error
     }
@@ -46,9 +48,10 @@ struct ConfigMistakesTests {
             try GatewayConfiguration.parse(yaml: Self.file, source: "c.yaml")
         }
         #expect(error.mistakes.count == 5, "\(error.description)")
-        #expect(error.mistakes.map(\.path) == [
-            "limits.max_batch", "pools[0].request_timeout", "pools[2].transport", "timeouts.idle", "log.level",
-        ])
+        #expect(
+            error.mistakes.map(\.path) == [
+                "limits.max_batch", "pools[0].request_timeout", "pools[2].transport", "timeouts.idle", "log.level",
+            ])
         // Each exactly as it is alone (the line aside: the pieces sit elsewhere in the joined file).
         #expect(error.mistakes.map(\.path) == alone.map(\.path))
         #expect(error.mistakes.map(\.message) == alone.map(\.message))
@@ -116,7 +119,9 @@ struct ConfigMistakesTests {
         ]
     )
     func dependentOnce(yaml: String, paths: [String]) throws {
-        let error = try #require(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml") }
+        let error = try #require(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml")
+        }
         #expect(error.mistakes.map(\.path) == paths, "\(error.description)")
     }
 
@@ -132,9 +137,12 @@ struct ConfigMistakesTests {
               - {namespace: m, pool: b, releese: v1}
 
             """
-        let error = try #require(throws: ConfigError.self) { try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml") }
+        let error = try #require(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml")
+        }
         #expect(error.mistakes.map(\.path) == ["pools[0].max_queue", "routes[1]", "routes[2].releese"], "\(error)")
-        #expect(error.mistakes[1].message.hasPrefix("duplicate route (same namespace, pipeline and release as routes[0])"))
+        #expect(
+            error.mistakes[1].message.hasPrefix("duplicate route (same namespace, pipeline and release as routes[0])"))
     }
 
     @Test("a YAML syntax error is one mistake: the parser stops there")
@@ -147,7 +155,8 @@ struct ConfigMistakesTests {
 
     @Test("a valid file loads as before: no mistakes, the same values")
     func validLoads() throws {
-        let yaml = "pools: [{name: b, transport: inprocess}]\nroutes: [{namespace: n, pool: b}]\nlimits: {max_batch: 7}\n"
+        let yaml =
+            "pools: [{name: b, transport: inprocess}]\nroutes: [{namespace: n, pool: b}]\nlimits: {max_batch: 7}\n"
         let config = try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml")
         #expect(config.pools.map(\.name) == ["b"] && config.routes.map(\.pool) == ["b"] && config.limits.maxBatch == 7)
         let mistakes = ConfigMistakes()

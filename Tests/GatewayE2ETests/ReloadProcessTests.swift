@@ -148,7 +148,8 @@ struct ReloadProcessTests {
             #expect(
                 await server.logOccurrences(of: "config reload refused", timeout: .seconds(5)) == 1, "\(server.logged)")
             // In a logfmt value (the log's default format) the message's quotes and newlines are escaped.
-            let logged = message.replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+            let logged = message.replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(
+                of: "\n", with: "\\n")
             #expect(
                 server.logged.contains("config.error=\"\(logged)\""),
                 "the log carries check-config's message \(message): \(server.logged)")
