@@ -15,6 +15,11 @@ package final class ConfigMistakes {
     /// The mistakes in the order they were recorded (the order of the checks, not yet of the file).
     package private(set) var list: [ConfigError] = []
 
+    /// The line each top-level section's value starts on (`tls` → 12), so that a mistake with no line of its
+    /// own (a file a key names that does not load, found after the YAML is read) takes its section's place
+    /// in file order.
+    var sectionLines: [String: Int] = [:]
+
     package init() {}
 
     /// Records `mistake` (the file will be refused).
@@ -44,11 +49,16 @@ package final class ConfigMistakes {
         }
     }
 
-    /// The recorded mistakes in file order (by YAML line; those with no line, such as a file a key names that
-    /// does not load, keep their check order after the rest) as one `ConfigError`; nil when there are none.
+    /// The recorded mistakes in file order (by YAML line; one with no line by its top-level section's line, or
+    /// after the rest; ties in check order) as one `ConfigError`; nil when there are none.
     package func error() -> ConfigError? {
+        func line(_ mistake: ConfigError) -> Int {
+            if let line = mistake.line { return line }
+            let section = mistake.path.prefix { $0 != "." && $0 != "[" }
+            return sectionLines[String(section)] ?? .max
+        }
         let ordered = list.enumerated().sorted { a, b in
-            (a.element.line ?? .max, a.offset) < (b.element.line ?? .max, b.offset)
+            (line(a.element), a.offset) < (line(b.element), b.offset)
         }.map(\.element)
         guard var first = ordered.first else { return nil }
         first.further = Array(ordered.dropFirst())

@@ -46,12 +46,15 @@ struct ConfigNodeReader {
         }
         var entries: [(key: String, value: Node)] = []
         for (keyNode, value) in mapping {
+            let mistake: ConfigError
             guard case .scalar(let scalar) = keyNode else {
-                throw error(path, keyNode, "keys must be plain strings, got \(describe(keyNode))")
+                let mistake = error(path, keyNode, "keys must be plain strings, got \(describe(keyNode))")
+                guard recordingKeyMistakes else { throw mistake }
+                mistakes.record(mistake)
+                continue
             }
             let key = scalar.string
             let keyPath = ConfigMapping.join(path, key)
-            let mistake: ConfigError
             if !allowed.contains(key) {
                 var message = "unknown key"
                 if let guess = Self.closest(to: key, in: allowed) { message += " (did you mean \"\(guess)\"?)" }

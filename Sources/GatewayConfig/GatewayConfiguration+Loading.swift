@@ -66,6 +66,7 @@ extension GatewayConfiguration {
         let reader = ConfigNodeReader(source: source, mistakes: mistakes)
         let top = try reader.mapping(root, at: "", allowed: Self.topLevelKeys, recordingKeyMistakes: true)
         let unknownTopLevelKey = mistakes.any(under: "")
+        for (key, value) in top.entries { mistakes.sectionLines[key] = value.mark?.line }
         /// Whether a cross-section reference into `section` can be checked: it read without a mistake.
         func complete(_ section: String) -> Bool { !unknownTopLevelKey && !mistakes.any(under: section) }
 

@@ -226,6 +226,25 @@ struct ProcessTests {
             out.stderr.split(separator: "\n").map(String.init) == expected.map { "trigger-gateway: \($0)" },
             "\(out.stderr)")
 
+        // The files keys name are checked with the rest, each in its section's place in the file.
+        let files = dir.appendingPathComponent("tg-bad-files-\(UUID().uuidString).yaml")
+        try """
+        tls: {cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem}
+        limits: {max_batch: many}
+        pools: [{name: p, transport: http, endpoints: ["https://127.0.0.1:1"], tls: {ca_file: /nonexistent/ca.pem}}]
+        routes: [{namespace: a, pool: p}]
+        """.write(to: files, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: files) }
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", files.path])
+        #expect(out.status == 1)
+        #expect(
+            out.stderr.split(separator: "\n").map(String.init) == [
+                "\(files.path): tls.cert_file: cannot read /nonexistent/cert.pem: no such file",
+                #"\#(files.path): limits.max_batch: expected an integer, got "many""#,
+                "\(files.path): pools[0].tls.ca_file: cannot read /nonexistent/ca.pem: no such file",
+                "3 mistakes in \(files.path)",
+            ], "\(out.stderr)")
+
         let good = dir.appendingPathComponent("tg-good-\(UUID().uuidString).yaml")
         try
             "pools:\n  - {name: cpu, transport: http, endpoints: [\"127.0.0.1:9000\"]}\nroutes:\n  - {namespace: a, pipeline: \"*\", pool: cpu}\n"
