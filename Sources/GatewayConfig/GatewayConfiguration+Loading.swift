@@ -41,8 +41,9 @@ extension GatewayConfiguration {
     /// and the "no routes" warning on `routes`; `schedules[i].route` (a route serves it) on `routes`, and
     /// `schedules[i].inputs`' count on `limits`; `craft.deployments[i].tokens` on `tokens`;
     /// `craft.long_poll_wait` ≤ `store.max_wait` on `store`; the periodic deployments' routes on `routes`
-    /// (a deployment that failed to read is not there). An unknown top-level key (perhaps a misspelt `pools:`) suspends every such cross-section
-    /// reference check. Duplicate names within a list are checked among the items that read.
+    /// (a deployment that failed to read is not there). An unknown top-level key (perhaps a misspelt `pools:`)
+    /// suspends every such cross-section reference check. Duplicate names within a list are checked among the
+    /// items that read. `ConfigFile.load`'s checks of the files a section names depend on that section.
     package static func read(yaml: String, source: String, recordingInto mistakes: ConfigMistakes)
         throws(ConfigError) -> GatewayConfiguration
     {
