@@ -14,13 +14,20 @@ package enum ConfigFile {
     package static let embeddedDigest = "embedded-default"
 
     /// The validated configuration in `path` and its digest (`sha256:<64 hex>`). `listen` overrides the
-    /// file's address (`--listen`) before the listen policy is checked; `dataDir` likewise.
+    /// file's address (`--listen`) before the listen policy is checked; `dataDir` likewise. `checkingDataDir`
+    /// (`check-config`): also refuse a `data_dir` that `serve` could not make or write.
     ///
-    /// Throws the same path-precise `ConfigError` that `check-config` prints.
+    /// Throws the same path-precise `ConfigError` that `check-config` prints, with every independent mistake
+    /// of the file (`ConfigMistakes`): the document's, then those of the files and URLs it names. Each of those
+    /// later checks reads one section and is skipped when that section had a mistake (it would check a default
+    /// or a list whose indices no longer match the file): the listen policy reads `listen`, `auth` and
+    /// `tokens`; the TLS files `tls`; the Craft key and periodic inputs `craft`; the pools' TLS files `pools`;
+    /// the PostgreSQL URL `store`; the webhooks' CA files `routes`.
     package static func load(
         path: String,
         listen: ListenAddress? = nil,
-        dataDir: String? = nil
+        dataDir: String? = nil,
+        checkingDataDir: Bool = false
     ) throws(ConfigError) -> (configuration: GatewayConfiguration, digest: String) {
         let bytes: Data
         do {
@@ -31,53 +38,80 @@ package enum ConfigFile {
         guard let text = String(data: bytes, encoding: .utf8) else {
             throw ConfigError(source: path, path: "", message: "the file is not UTF-8 text")
         }
-        var configuration = try GatewayConfiguration.parse(yaml: text, source: path)
+        let mistakes = ConfigMistakes()
+        var configuration = try GatewayConfiguration.read(yaml: text, source: path, recordingInto: mistakes)
         if let listen { configuration.listen = listen }
         if let dataDir { configuration.dataDir = dataDir }
-        try configuration.validateListenPolicy()
+        /// Runs `check` unless one of `sections` had a mistake; records what it throws.
+        func check(after sections: String..., run check: () throws(ConfigError) -> Void) {
+            guard !sections.contains(where: mistakes.any(under:)) else { return }
+            mistakes.collect(check)
+        }
+        check(after: "listen", "auth", "tokens") { () throws(ConfigError) in
+            try configuration.validateListenPolicy()
+        }
+        if checkingDataDir, let problem = DataDirectoryLock.problem(ofDataDir: configuration.dataDir) {
+            // `serve` makes data_dir (mkdir -p): say now when it could not (review 9, finding 10).
+            check(after: "data_dir") { () throws(ConfigError) in
+                throw ConfigError(source: path, path: "data_dir", message: problem)
+            }
+        }
         // A periodic Craft AI deployment's inputs become an execution here (mappings, environment, cap).
-        _ = try CraftExecution.schedules(of: configuration.craft, source: path)
+        check(after: "craft") { () throws(ConfigError) in
+            _ = try CraftExecution.schedules(of: configuration.craft, source: path)
+        }
         if let tls = configuration.tls {
             // The files `tls:` names are part of the configuration: unreadable or mismatched is a config error.
-            do {
-                _ = try ListenerTLS.load(tls)
-            } catch {
-                throw ConfigError(source: path, path: error.path, message: error.message)
+            check(after: "tls") { () throws(ConfigError) in
+                do throws(ListenerTLS.Failure) {
+                    _ = try ListenerTLS.load(tls)
+                } catch {
+                    throw ConfigError(source: path, path: error.path, message: error.message)
+                }
             }
         }
         // And `craft.jwt_secret_file`: a key that does not load would switch the whole Craft AI surface off (404
         // on every call), so it is refused here like a TLS file — by check-config, at start and on reload, which
         // then keeps the running key. Without the key the gateway generates one in the data dir at start.
         if let secretFile = configuration.craft.jwtSecretFile {
-            do {
-                _ = try CraftSigningKey.load(secretFile: secretFile, dataDir: configuration.dataDir)
-            } catch {
-                throw ConfigError(
-                    source: path, path: "craft.jwt_secret_file",
-                    message: "the access-token key \(error.path) \(error.reason)")
+            check(after: "craft") { () throws(ConfigError) in
+                do throws(CraftSigningKey.KeyError) {
+                    _ = try CraftSigningKey.load(secretFile: secretFile, dataDir: configuration.dataDir)
+                } catch {
+                    throw ConfigError(
+                        source: path, path: "craft.jwt_secret_file",
+                        message: "the access-token key \(error.path) \(error.reason)")
+                }
             }
         }
-        // Likewise the files a pool's `tls:` names (CA, client certificate and key).
+        // Likewise the files a pool's `tls:` names (CA, client certificate and key), each pool on its own.
         for (index, pool) in configuration.pools.enumerated() {
-            do {
-                _ = try BackendTLS.load(pool: pool, index: index)
-            } catch {
-                throw ConfigError(source: path, path: error.path, message: error.message)
+            check(after: "pools") { () throws(ConfigError) in
+                do throws(ListenerTLS.Failure) {
+                    _ = try BackendTLS.load(pool: pool, index: index)
+                } catch {
+                    throw ConfigError(source: path, path: error.path, message: error.message)
+                }
             }
         }
         // And the PostgreSQL URL's parameters and TLS files (`sslrootcert`, …): refused here rather than dropped.
         if configuration.store.kind == .postgres {
-            _ = try GatewayApp.postgresConfiguration(configuration)
+            check(after: "store") { () throws(ConfigError) in
+                _ = try GatewayApp.postgresConfiguration(configuration)
+            }
         }
         // And the CA file of each https webhook (the sender reads it again at each delivery).
         for (index, route) in configuration.routes.enumerated() {
             guard let caFile = route.webhook?.caFile else { continue }
-            do {
-                _ = try ListenerTLS.certificates(in: caFile, key: "routes[\(index)].webhook.ca_file")
-            } catch {
-                throw ConfigError(source: path, path: error.path, message: error.message)
+            check(after: "routes") { () throws(ConfigError) in
+                do throws(ListenerTLS.Failure) {
+                    _ = try ListenerTLS.certificates(in: caFile, key: "routes[\(index)].webhook.ca_file")
+                } catch {
+                    throw ConfigError(source: path, path: error.path, message: error.message)
+                }
             }
         }
+        try mistakes.throwIfAny()
         return (configuration, digest(of: bytes))
     }
 

@@ -6,7 +6,9 @@ import Logging
 extension GatewayApp {
     /// Reloads from the configuration file (what SIGHUP does): reads and validates it exactly as
     /// `check-config` does, then swaps it in with `reload(to:digest:)`. A file that does not validate is
-    /// refused with one log line carrying `check-config`'s message, and the running configuration stays.
+    /// refused with one log line whose `config.error` is `check-config`'s message (every mistake of the file,
+    /// then their count, as `ConfigError.description` joins them: the log format escapes the newlines), and
+    /// the running configuration stays.
     /// `listen`/`dataDir`/`logFormat`/`logLevel` are the command line's overrides, applied as at start-up: a
     /// key the command line sets is the command line's, so a file without it (or with another value) is no
     /// "restart required" change (review 12, finding 5: `--log-format json` warned at every reload).

@@ -9,6 +9,13 @@ struct ConfigNodeReader {
     let source: String
     /// The warnings met while reading (``GatewayConfiguration/warnings``), in file order.
     let warnings = Warnings()
+    /// The mistakes met while reading, shared by every copy of this reader (see `ConfigMistakes` for the rule).
+    let mistakes: ConfigMistakes
+
+    init(source: String, mistakes: ConfigMistakes = ConfigMistakes()) {
+        self.source = source
+        self.mistakes = mistakes
+    }
 
     /// Shared by the copies of one reader (it is passed by value through the parse).
     final class Warnings {
@@ -26,29 +33,53 @@ struct ConfigNodeReader {
 
     /// A mapping's entries, after refusing keys outside `allowed` (typos are errors, never ignored).
     /// A null node (`limits:` with nothing after it) reads as an empty mapping.
-    func mapping(_ node: Node, at path: String, allowed: [String]) throws(ConfigError) -> ConfigMapping {
+    ///
+    /// `recordingKeyMistakes: false` (a section or a list item): the first unknown or duplicate key is thrown,
+    /// since the mapping's other keys are read in the light of it. `true` (the top-level mapping, whose keys are
+    /// independent sections): each such key is recorded in `mistakes` and left out, and the rest is returned.
+    func mapping(_ node: Node, at path: String, allowed: [String], recordingKeyMistakes: Bool = false)
+        throws(ConfigError) -> ConfigMapping
+    {
         if isNull(node) { return ConfigMapping(path: path, node: node, entries: []) }
         guard case .mapping(let mapping) = node else {
             throw error(path, node, "expected a mapping, got \(describe(node))")
         }
         var entries: [(key: String, value: Node)] = []
         for (keyNode, value) in mapping {
+            let mistake: ConfigError
             guard case .scalar(let scalar) = keyNode else {
-                throw error(path, keyNode, "keys must be plain strings, got \(describe(keyNode))")
+                let mistake = error(path, keyNode, "keys must be plain strings, got \(describe(keyNode))")
+                guard recordingKeyMistakes else { throw mistake }
+                mistakes.record(mistake)
+                continue
             }
             let key = scalar.string
             let keyPath = ConfigMapping.join(path, key)
-            guard allowed.contains(key) else {
+            if !allowed.contains(key) {
                 var message = "unknown key"
                 if let guess = Self.closest(to: key, in: allowed) { message += " (did you mean \"\(guess)\"?)" }
                 message += "; expected one of: " + allowed.joined(separator: ", ")
-                throw error(keyPath, keyNode, message)
+                mistake = error(keyPath, keyNode, message)
+            } else if entries.contains(where: { $0.key == key }) {
+                // Yams already refuses duplicate keys; this guards the merge-key (`<<`) case it lets through.
+                mistake = error(keyPath, keyNode, "duplicate key")
+            } else {
+                entries.append((key, value))
+                continue
             }
-            // Yams already refuses duplicate keys; this guards the merge-key (`<<`) case it lets through.
-            guard !entries.contains(where: { $0.key == key }) else { throw error(keyPath, keyNode, "duplicate key") }
-            entries.append((key, value))
+            guard recordingKeyMistakes else { throw mistake }
+            mistakes.record(mistake)
         }
         return ConfigMapping(path: path, node: node, entries: entries)
+    }
+
+    /// Runs `check` on each element of the list at `path`, in order: a mistake in one element is recorded and
+    /// the next is checked all the same (`ConfigMistakes`). A node that is not a list is one mistake.
+    func forEachItem(_ node: Node, at path: String, _ check: (Int, Node) throws(ConfigError) -> Void) {
+        guard let items = mistakes.collect({ () throws(ConfigError) in try sequence(node, at: path) }) else { return }
+        for (i, item) in items.enumerated() {
+            mistakes.collect { () throws(ConfigError) in try check(i, item) }
+        }
     }
 
     /// A list's elements; a null node reads as an empty list.

@@ -3,12 +3,14 @@ import TriggerModel
 import Yams
 
 extension GatewayConfiguration {
-    /// `craft:`: see `CraftConfiguration` for what each key means.
+    /// `craft:`: see `CraftConfiguration` for what each key means. Its `pipelines` and `deployments` items are
+    /// checked each on its own (`ConfigMistakes`; the ones with a mistake are left out).
     /// `maxWait`: `store.max_wait`, which bounds every held operation read, this surface's included.
+    /// `tokens`, `maxWait`: nil when their section had a mistake, and the checks against them are skipped.
     static func readCraft(
         _ node: Node,
-        tokens: [TokenConfiguration],
-        maxWait: Duration,
+        tokens: [TokenConfiguration]?,
+        maxWait: Duration?,
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> CraftConfiguration {
         let m = try reader.mapping(
@@ -33,7 +35,7 @@ extension GatewayConfiguration {
                 throw reader.error(
                     m.path("long_poll_wait"), n, "must be at most \(ConfigUnits.format(range.upperBound))")
             }
-            guard craft.longPollWait <= maxWait else {
+            if let maxWait, craft.longPollWait > maxWait {
                 throw reader.error(
                     m.path("long_poll_wait"),
                     n,
@@ -58,7 +60,7 @@ extension GatewayConfiguration {
             }
         }
         if let n = m["pipelines"] {
-            for (i, item) in try reader.sequence(n, at: m.path("pipelines")).enumerated() {
+            reader.forEachItem(n, at: m.path("pipelines")) { (i, item) throws(ConfigError) in
                 let path = "\(m.path("pipelines"))[\(i)]"
                 let p = try reader.mapping(item, at: path, allowed: ["name", "inputs", "outputs"])
                 let nameNode = try require(p, "name", reader)
@@ -77,7 +79,7 @@ extension GatewayConfiguration {
         }
         if let n = m["deployments"] {
             var deployments: [CraftDeploymentConfiguration] = []
-            for (i, item) in try reader.sequence(n, at: m.path("deployments")).enumerated() {
+            reader.forEachItem(n, at: m.path("deployments")) { (i, item) throws(ConfigError) in
                 let deployment = try readDeployment(
                     item,
                     at: "\(m.path("deployments"))[\(i)]",
@@ -163,7 +165,7 @@ extension GatewayConfiguration {
         _ node: Node,
         at path: String,
         namespace: String,
-        tokens: [TokenConfiguration],
+        tokens: [TokenConfiguration]?,
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> CraftDeploymentConfiguration {
         let m = try reader.mapping(
@@ -222,7 +224,7 @@ extension GatewayConfiguration {
             for (i, item) in try reader.sequence(n, at: m.path("tokens")).enumerated() {
                 let tokenPath = "\(m.path("tokens"))[\(i)]"
                 let tokenName = try reader.nonEmptyString(item, at: tokenPath)
-                guard tokens.contains(where: { $0.name == tokenName }) else {
+                if let tokens, !tokens.contains(where: { $0.name == tokenName }) {
                     throw reader.error(tokenPath, item, "no token named \"\(tokenName)\" in tokens")
                 }
                 deployment.tokens.append(tokenName)

@@ -17,11 +17,36 @@ extension GatewayConfiguration {
     /// Parses and validates YAML text. Listen policy is not checked here (`--listen` may still change the
     /// address): call `validateListenPolicy()` afterwards.
     ///
+    /// Throws every independent mistake of the file at once (`ConfigError.further`; see `ConfigMistakes`);
+    /// a YAML syntax error, an empty file or a document that is not a mapping is one mistake alone.
+    package static func parse(yaml: String, source: String) throws(ConfigError) -> GatewayConfiguration {
+        let mistakes = ConfigMistakes()
+        let config = try read(yaml: yaml, source: source, recordingInto: mistakes)
+        try mistakes.throwIfAny()
+        return config
+    }
+
+    /// Reads YAML text as far as it can: each mistake goes to `mistakes` and the reading goes on with what does
+    /// not depend on it (`ConfigMistakes`); a section or list item that failed keeps its default (is left out).
+    /// Throws only when nothing can be read: a YAML syntax error (the parser stops), an empty file, a document
+    /// that is not a mapping. The result is valid only when `mistakes` stayed empty.
+    ///
     /// An empty or comment-only document is refused ("the file is empty"): it is the classic truncated-file
     /// failure of an editor or config-management run, and taking it as the embedded default would swap every
     /// route for the demo on a reload. `{}` is an explicit empty mapping, and takes the defaults. The embedded
     /// default itself is `serve` without `--config`, which does not parse a file.
-    package static func parse(yaml: String, source: String) throws(ConfigError) -> GatewayConfiguration {
+    ///
+    /// What depends on what (a check is skipped when a mistake was recorded in what it reads, so the first
+    /// mistake is reported and not its consequences): `routes[i].pool` on `pools`; the duplicate-route check
+    /// and the "no routes" warning on `routes`; `schedules[i].route` (a route serves it) on `routes`, and
+    /// `schedules[i].inputs`' count on `limits`; `craft.deployments[i].tokens` on `tokens`;
+    /// `craft.long_poll_wait` ≤ `store.max_wait` on `store`; the periodic deployments' routes on `routes`
+    /// (a deployment that failed to read is not there). An unknown top-level key (perhaps a misspelt `pools:`)
+    /// suspends every such cross-section reference check. Duplicate names within a list are checked among the
+    /// items that read. `ConfigFile.load`'s checks of the files a section names depend on that section.
+    package static func read(yaml: String, source: String, recordingInto mistakes: ConfigMistakes)
+        throws(ConfigError) -> GatewayConfiguration
+    {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -39,60 +64,81 @@ extension GatewayConfiguration {
                 message: "the file is empty (no YAML document, only blank lines or comments); "
                     + "write `{}` to run the built-in defaults")
         }
-        let reader = ConfigNodeReader(source: source)
-        let top = try reader.mapping(root, at: "", allowed: Self.topLevelKeys)
+        let reader = ConfigNodeReader(source: source, mistakes: mistakes)
+        let top = try reader.mapping(root, at: "", allowed: Self.topLevelKeys, recordingKeyMistakes: true)
+        let unknownTopLevelKey = mistakes.any(under: "")
+        for (key, value) in top.entries { mistakes.sectionLines[key] = value.mark?.line }
+        /// Whether a cross-section reference into `section` can be checked: it read without a mistake.
+        func complete(_ section: String) -> Bool { !unknownTopLevelKey && !mistakes.any(under: section) }
 
         if let node = top["listen"] {
-            let text = try reader.string(node, at: "listen")
-            do {
-                config.listen = try ListenAddress(parsing: text)
-            } catch {
-                throw reader.error("listen", node, "bad address \"\(text)\": \(error.message)")
-            }
-        }
-        if let node = top["data_dir"] { config.dataDir = try reader.nonEmptyString(node, at: "data_dir") }
-        if let node = top["auth"] { config.auth = try reader.choice(node, at: "auth", as: AuthMode.self) }
-        if let node = top["tokens"] { config.tokens = try readTokens(node, reader) }
-        if let node = top["namespaces"] { config.namespaces = try readNamespaces(node, reader) }
-        if let node = top["limits"] { config.limits = try readLimits(node, reader) }
-        if let node = top["timeouts"] { config.timeouts = try readTimeouts(node, reader) }
-        if let node = top["store"] { config.store = try readStore(node, reader) }
-        if let node = top["tls"] { config.tls = try readTLS(node, reader) }
-        if let node = top["abacus"] { config.abacus = try readAbacus(node, reader) }
-        if let node = top["log"] { config.log = try readLog(node, reader) }
-        if let node = top["craft"] {
-            config.craft = try readCraft(node, tokens: config.tokens, maxWait: config.store.maxWait, reader)
-        }
-        if top.has("pools") || top.has("routes") {
-            config.pools = try top["pools"].map { node throws(ConfigError) in try readPools(node, reader) } ?? []
-            let routesPath = "routes"
-            let poolsFromFile = top.has("pools")
-            config.routes = []
-            if let node = top["routes"] {
-                for (i, item) in try reader.sequence(node, at: routesPath).enumerated() {
-                    let route = try readRoute(item, at: "\(routesPath)[\(i)]", pools: config.pools, reader)
-                    config.routes.append(route.route)
-                    guard route.poolKnown else {
-                        var message = "unknown pool \"\(route.route.pool)\""
-                        if !poolsFromFile {
-                            // Say why the embedded `demo` pool is not there: the rule surprises people once.
-                            message +=
-                                " (this file lists routes but no pools, so the embedded demo pool is "
-                                + "not added; list it under pools)"
-                        }
-                        throw reader.error("\(routesPath)[\(i)].pool", route.poolNode, message)
-                    }
+            mistakes.collect { () throws(ConfigError) in
+                let text = try reader.string(node, at: "listen")
+                do throws(ListenAddressError) {
+                    config.listen = try ListenAddress(parsing: text)
+                } catch {
+                    throw reader.error("listen", node, "bad address \"\(text)\": \(error.message)")
                 }
             }
-            try checkDuplicateRoutes(config.routes, node: top["routes"], reader)
-            if config.routes.isEmpty {
+        }
+        if let node = top["data_dir"] {
+            mistakes.collect { () throws(ConfigError) in
+                config.dataDir = try reader.nonEmptyString(node, at: "data_dir")
+            }
+        }
+        if let node = top["auth"] {
+            mistakes.collect { () throws(ConfigError) in
+                config.auth = try reader.choice(node, at: "auth", as: AuthMode.self)
+            }
+        }
+        if let node = top["tokens"] { config.tokens = readTokens(node, reader) }
+        if let node = top["namespaces"] { config.namespaces = readNamespaces(node, reader) }
+        if let node = top["limits"] {
+            mistakes.collect { () throws(ConfigError) in config.limits = try readLimits(node, reader) }
+        }
+        if let node = top["timeouts"] {
+            mistakes.collect { () throws(ConfigError) in config.timeouts = try readTimeouts(node, reader) }
+        }
+        if let node = top["store"] {
+            mistakes.collect { () throws(ConfigError) in config.store = try readStore(node, reader) }
+        }
+        if let node = top["tls"] {
+            mistakes.collect { () throws(ConfigError) in config.tls = try readTLS(node, reader) }
+        }
+        if let node = top["abacus"] {
+            mistakes.collect { () throws(ConfigError) in config.abacus = try readAbacus(node, reader) }
+        }
+        if let node = top["log"] {
+            mistakes.collect { () throws(ConfigError) in config.log = try readLog(node, reader) }
+        }
+        if let node = top["craft"] {
+            let tokens = complete("tokens") ? config.tokens : nil
+            let maxWait = complete("store") ? config.store.maxWait : nil
+            mistakes.collect { () throws(ConfigError) in
+                config.craft = try readCraft(node, tokens: tokens, maxWait: maxWait, reader)
+            }
+        }
+        if top.has("pools") || top.has("routes") {
+            config.pools = top["pools"].map { node in readPools(node, reader) } ?? []
+            config.routes = []
+            if let node = top["routes"] {
+                let pools = complete("pools") ? config.pools : nil
+                config.routes = readRoutes(node, pools: pools, poolsFromFile: top.has("pools"), reader)
+            }
+            if config.routes.isEmpty, !mistakes.any(under: "routes") {
                 // Listing pools replaces the embedded route too: a file with pools and no routes is valid (a
                 // stage of an edit) but serves nothing, and readiness cannot tell (review 10, finding 8).
                 reader.warn("routes", top["routes"], "no routes: every trigger will be 404 (no route matches it)")
             }
         }
-        if let node = top["schedules"] { config.schedules = try readSchedules(node, config: config, reader) }
-        try checkPeriodicDeployments(config, reader)
+        if let node = top["schedules"] {
+            config.schedules = readSchedules(
+                node, routes: complete("routes") ? config.routes : nil,
+                maxBatch: complete("limits") ? config.limits.maxBatch : nil, reader)
+        }
+        if complete("routes") {
+            mistakes.collect { () throws(ConfigError) in try checkPeriodicDeployments(config, reader) }
+        }
         config.warnings = reader.warnings.list
         return config
     }
@@ -102,11 +148,10 @@ extension GatewayConfiguration {
         "schedules", "craft", "namespaces", "log",
     ]
 
-    private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
-        -> [TokenConfiguration]
-    {
+    /// `tokens:`, each item checked on its own (`ConfigMistakes`); the ones with a mistake are left out.
+    private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) -> [TokenConfiguration] {
         var tokens: [TokenConfiguration] = []
-        for (i, item) in try reader.sequence(node, at: "tokens").enumerated() {
+        reader.forEachItem(node, at: "tokens") { (i, item) throws(ConfigError) in
             let path = "tokens[\(i)]"
             let entry = try reader.mapping(item, at: path, allowed: ["name", "token", "requesters"])
             let name = try reader.nonEmptyString(try require(entry, "name", reader), at: entry.path("name"))
@@ -214,9 +259,10 @@ extension GatewayConfiguration {
         return timeouts
     }
 
-    private static func readPools(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> [PoolConfiguration] {
+    /// `pools:`, each item checked on its own (`ConfigMistakes`); the ones with a mistake are left out.
+    private static func readPools(_ node: Node, _ reader: ConfigNodeReader) -> [PoolConfiguration] {
         var pools: [PoolConfiguration] = []
-        for (i, item) in try reader.sequence(node, at: "pools").enumerated() {
+        reader.forEachItem(node, at: "pools") { (i, item) throws(ConfigError) in
             let m = try reader.mapping(
                 item,
                 at: "pools[\(i)]",
@@ -255,7 +301,7 @@ extension GatewayConfiguration {
                 for (j, endpointNode) in try reader.sequence(endpointsNode, at: m.path("endpoints")).enumerated() {
                     let path = "\(m.path("endpoints"))[\(j)]"
                     let text = try reader.string(endpointNode, at: path)
-                    do {
+                    do throws(ListenAddressError) {
                         pool.endpoints.append(try BackendEndpoint(parsing: text))
                     } catch {
                         throw reader.error(path, endpointNode, "bad endpoint \"\(text)\": \(error.message)")
@@ -539,16 +585,52 @@ extension GatewayConfiguration {
         return tls
     }
 
+    /// `routes:`, each item checked on its own (`ConfigMistakes`); the ones with a mistake are left out.
+    /// `pools`: nil when `pools:` had a mistake, and then a route's pool is not looked up (it may be the one
+    /// that failed). The duplicate check compares the routes that read.
+    private static func readRoutes(
+        _ node: Node,
+        pools: [PoolConfiguration]?,
+        poolsFromFile: Bool,
+        _ reader: ConfigNodeReader
+    ) -> [RouteConfiguration] {
+        var routes: [(index: Int, route: RouteConfiguration)] = []
+        reader.forEachItem(node, at: "routes") { (i, item) throws(ConfigError) in
+            let path = "routes[\(i)]"
+            let read = try readRoute(item, at: path, reader)
+            if let pools, !pools.contains(where: { $0.name == read.route.pool }) {
+                var message = "unknown pool \"\(read.route.pool)\""
+                if !poolsFromFile {
+                    // Say why the embedded `demo` pool is not there: the rule surprises people once.
+                    message +=
+                        " (this file lists routes but no pools, so the embedded demo pool is "
+                        + "not added; list it under pools)"
+                }
+                throw reader.error("\(path).pool", read.poolNode, message)
+            }
+            let route = read.route
+            if let first = routes.first(where: {
+                $0.route.namespace == route.namespace && $0.route.pipeline == route.pipeline
+                    && $0.route.release == route.release
+            }) {
+                throw reader.error(
+                    path, item,
+                    "duplicate route (same namespace, pipeline and release as routes[\(first.index)]); it could never match"
+                )
+            }
+            routes.append((i, route))
+        }
+        return routes.map(\.route)
+    }
+
     private struct ReadRoute {
         var route: RouteConfiguration
         var poolNode: Node
-        var poolKnown: Bool
     }
 
     private static func readRoute(
         _ node: Node,
         at path: String,
-        pools: [PoolConfiguration],
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> ReadRoute {
         let m = try reader.mapping(node, at: path, allowed: ["namespace", "pipeline", "release", "pool", "webhook"])
@@ -569,8 +651,7 @@ extension GatewayConfiguration {
                 pool: pool,
                 webhook: webhook
             ),
-            poolNode: poolNode,
-            poolKnown: pools.contains { $0.name == pool }
+            poolNode: poolNode
         )
     }
 
@@ -587,28 +668,6 @@ extension GatewayConfiguration {
             throw reader.error(path, node, "\"\(text)\" must not contain \"/\", spaces or control characters")
         }
         return text
-    }
-
-    private static func checkDuplicateRoutes(
-        _ routes: [RouteConfiguration],
-        node: Node?,
-        _ reader: ConfigNodeReader
-    ) throws(ConfigError) {
-        for (i, route) in routes.enumerated() {
-            if let first = routes[..<i].firstIndex(where: {
-                $0.namespace == route.namespace && $0.pipeline == route.pipeline && $0.release == route.release
-            }) {
-                let itemNode = node.flatMap { n -> Node? in
-                    guard case .sequence(let s) = n, i < s.count else { return nil }
-                    return s[i]
-                }
-                throw reader.error(
-                    "routes[\(i)]",
-                    itemNode,
-                    "duplicate route (same namespace, pipeline and release as routes[\(first)]); it could never match"
-                )
-            }
-        }
     }
 
     static func require(_ m: ConfigMapping, _ key: String, _ reader: ConfigNodeReader) throws(ConfigError)

@@ -3,11 +3,10 @@ import Yams
 extension GatewayConfiguration {
     /// `namespaces: [{id, kind: user|organization}]`. Ids are exact names (no `*`, `/`, spaces or control
     /// characters: no pipeline ref could carry them) and unique.
-    static func readNamespaces(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError)
-        -> [NamespaceConfiguration]
-    {
+    /// Each item is checked on its own (`ConfigMistakes`); the ones with a mistake are left out.
+    static func readNamespaces(_ node: Node, _ reader: ConfigNodeReader) -> [NamespaceConfiguration] {
         var namespaces: [NamespaceConfiguration] = []
-        for (i, item) in try reader.sequence(node, at: "namespaces").enumerated() {
+        reader.forEachItem(node, at: "namespaces") { (i, item) throws(ConfigError) in
             let m = try reader.mapping(item, at: "namespaces[\(i)]", allowed: ["id", "kind"])
             let idNode = try require(m, "id", reader)
             let id = try exactNamespace(idNode, at: m.path("id"), reader)

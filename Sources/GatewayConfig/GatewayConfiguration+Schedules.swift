@@ -3,13 +3,18 @@ import TriggerModel
 import Yams
 
 extension GatewayConfiguration {
-    /// Reads `schedules:` (see `ScheduleConfiguration`). Run after routes and limits are read: a schedule must
-    /// name a pipeline some route serves, and its batch obeys `limits.max_batch`.
-    static func readSchedules(_ node: Node, config: GatewayConfiguration, _ reader: ConfigNodeReader)
-        throws(ConfigError) -> [ScheduleConfiguration]
-    {
+    /// Reads `schedules:` (see `ScheduleConfiguration`), each item checked on its own (`ConfigMistakes`; the
+    /// ones with a mistake are left out). Run after routes and limits are read: a schedule must name a pipeline
+    /// one of `routes` serves, and its batch obeys `maxBatch` (`limits.max_batch`); either is nil when its
+    /// section had a mistake, and then that check is skipped.
+    static func readSchedules(
+        _ node: Node,
+        routes: [RouteConfiguration]?,
+        maxBatch: Int?,
+        _ reader: ConfigNodeReader
+    ) -> [ScheduleConfiguration] {
         var schedules: [ScheduleConfiguration] = []
-        for (i, item) in try reader.sequence(node, at: "schedules").enumerated() {
+        reader.forEachItem(node, at: "schedules") { (i, item) throws(ConfigError) in
             let m = try reader.mapping(
                 item,
                 at: "schedules[\(i)]",
@@ -33,7 +38,7 @@ extension GatewayConfiguration {
             }
             let (cron, timeZone, timeZoneName) = try readCronAndZone(m, cronKey: "cron", reader)
             guard let routeNode = m["route"] else { throw reader.error(m.path("route"), m.node, "missing (required)") }
-            let ref = try readScheduleRoute(routeNode, at: m.path("route"), routes: config.routes, reader)
+            let ref = try readScheduleRoute(routeNode, at: m.path("route"), routes: routes, reader)
             var schedule = ScheduleConfiguration(
                 name: name,
                 cron: cron,
@@ -43,11 +48,11 @@ extension GatewayConfiguration {
             )
             if let n = m["inputs"] {
                 let items = try reader.sequence(n, at: m.path("inputs"))
-                guard items.count <= config.limits.maxBatch else {
+                if let maxBatch, items.count > maxBatch {
                     throw reader.error(
                         m.path("inputs"),
                         n,
-                        "\(items.count) inputs exceed limits.max_batch (\(config.limits.maxBatch))"
+                        "\(items.count) inputs exceed limits.max_batch (\(maxBatch))"
                     )
                 }
                 schedule.inputs = []
@@ -130,11 +135,12 @@ extension GatewayConfiguration {
         }
     }
 
-    /// `route: {namespace, pipeline, release?}`: a concrete pipeline (no `*`) that one of `routes` serves.
+    /// `route: {namespace, pipeline, release?}`: a concrete pipeline (no `*`) that one of `routes` serves
+    /// (not looked up when `routes` is nil: `routes:` had a mistake).
     private static func readScheduleRoute(
         _ node: Node,
         at path: String,
-        routes: [RouteConfiguration],
+        routes: [RouteConfiguration]?,
         _ reader: ConfigNodeReader
     ) throws(ConfigError) -> PipelineRef {
         let m = try reader.mapping(node, at: path, allowed: ["namespace", "pipeline", "release"])
@@ -160,7 +166,7 @@ extension GatewayConfiguration {
             pipeline: try name("pipeline", required: true)!,
             release: try name("release", required: false)
         )
-        guard isServed(ref, by: routes) else {
+        if let routes, !isServed(ref, by: routes) {
             throw reader.error(path, node, "no route serves \(ref); add one under routes")
         }
         return ref

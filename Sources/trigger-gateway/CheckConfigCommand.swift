@@ -3,7 +3,8 @@ import Foundation
 import GatewayApp
 import GatewayConfig
 
-/// `check-config FILE`: validates and exits non-zero with a path-precise message.
+/// `check-config FILE`: validates and exits non-zero with every mistake of the file, one path-precise line each
+/// in file order, then their count when there is more than one (`ConfigError.description`).
 struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
@@ -15,11 +16,7 @@ struct CheckConfigCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let (configuration, digest) = try ConfigFile.load(path: file)
-            // `serve` makes data_dir (mkdir -p): say now when it could not (review 9, finding 10).
-            if let problem = DataDirectoryLock.problem(ofDataDir: configuration.dataDir) {
-                throw ConfigError(source: file, path: "data_dir", message: problem)
-            }
+            let (configuration, digest) = try ConfigFile.load(path: file, checkingDataDir: true)
             let periodic = configuration.craft.deployments?.filter { $0.schedule != nil }.count ?? 0
             let counts =
                 "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "

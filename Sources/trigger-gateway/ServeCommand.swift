@@ -55,7 +55,10 @@ struct ServeCommand: AsyncParsableCommand {
                 try configuration.validateListenPolicy()
             }
         } catch {
-            FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
+            // Every mistake of the file, one prefixed line each (then their count), as check-config lists them.
+            for line in (error as? ConfigError)?.lines ?? ["\(error)"] {
+                FileHandle.standardError.write(Data("trigger-gateway: \(line)\n".utf8))
+            }
             throw ExitCode(2)
         }
 

@@ -387,6 +387,8 @@ struct ConfigErrorTests {
         #expect(error?.message.hasPrefix(c.message) == true, "message was: \(error?.message ?? "-")")
         let prefix = c.path.isEmpty ? "config.yaml: " : "config.yaml: \(c.path): "
         #expect(error?.description == prefix + (error?.message ?? ""))
+        // One mistake in the file, one reported (no consequence of it reported again).
+        #expect(error?.further == [], "\(error?.description ?? "")")
     }
 
     /// The values just inside each range load; the ones just outside are in `cases` above.

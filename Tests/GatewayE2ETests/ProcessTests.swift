@@ -194,22 +194,64 @@ struct ProcessTests {
         return limit.rlim_max == rlim_t.max ? Int.max : Int(clamping: limit.rlim_max)
     }
 
-    @Test("check-config exits non-zero with a path-precise message; a good file passes")
+    @Test(
+        "check-config exits non-zero with every mistake, one path-precise line each in file order, then the count; serve refuses with the same; a good file passes"
+    )
     func checkConfig() async throws {
         let dir = FileManager.default.temporaryDirectory
         let bad = dir.appendingPathComponent("tg-bad-\(UUID().uuidString).yaml")
+        // Four independent mistakes: two sections and two items of one list (routes[1] and routes[3]).
         try """
+        limits: {max_batch: many}
         pools:
           - {name: cpu, transport: http, endpoints: ["127.0.0.1:9000"]}
         routes:
           - {namespace: a, pipeline: b, pool: cpu}
-          - {namespace: a, pipeline: c, pool: cpu}
-          - {namespace: a, pipeline: d, pool: gpu}
+          - {namespace: a, pipeline: "c*", pool: cpu}
+          - {namespace: a, pipeline: d, pool: cpu}
+          - {namespace: a, pipeline: e, pool: gpu}
+        timeouts: {idle: 0s}
         """.write(to: bad, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: bad) }
+        let expected = [
+            #"\#(bad.path): limits.max_batch: expected an integer, got "many""#,
+            #"\#(bad.path): routes[1].pipeline: "*" matches only on its own ("c*" is not a pattern)"#,
+            #"\#(bad.path): routes[3].pool: unknown pool "gpu""#,
+            "\(bad.path): timeouts.idle: 0s is too short: must be at least 1ms",
+            "4 mistakes in \(bad.path)",
+        ]
         var out = try await TestProcess.run(Self.gatewayPath, ["check-config", bad.path])
-        #expect(out.status != 0)
-        #expect(out.stderr.contains(#"routes[2].pool: unknown pool "gpu""#), "\(out.stderr)")
+        #expect(out.status == 1)
+        #expect(out.stderr.split(separator: "\n").map(String.init) == expected, "\(out.stderr)")
+        #expect(out.stdoutString.isEmpty, "\(out.stdoutString)")
+        // A start refuses the file with the same lines, each behind the program's name.
+        let dataDir = dir.appendingPathComponent("tg-bad-data-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        out = try await TestProcess.run(
+            Self.gatewayPath, ["serve", "--config", bad.path, "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        #expect(out.status == 2)
+        #expect(
+            out.stderr.split(separator: "\n").map(String.init) == expected.map { "trigger-gateway: \($0)" },
+            "\(out.stderr)")
+
+        // The files keys name are checked with the rest, each in its section's place in the file.
+        let files = dir.appendingPathComponent("tg-bad-files-\(UUID().uuidString).yaml")
+        try """
+        tls: {cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem}
+        limits: {max_batch: many}
+        pools: [{name: p, transport: http, endpoints: ["https://127.0.0.1:1"], tls: {ca_file: /nonexistent/ca.pem}}]
+        routes: [{namespace: a, pool: p}]
+        """.write(to: files, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: files) }
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", files.path])
+        #expect(out.status == 1)
+        #expect(
+            out.stderr.split(separator: "\n").map(String.init) == [
+                "\(files.path): tls.cert_file: cannot read /nonexistent/cert.pem: no such file",
+                #"\#(files.path): limits.max_batch: expected an integer, got "many""#,
+                "\(files.path): pools[0].tls.ca_file: cannot read /nonexistent/ca.pem: no such file",
+                "3 mistakes in \(files.path)",
+            ], "\(out.stderr)")
 
         let good = dir.appendingPathComponent("tg-good-\(UUID().uuidString).yaml")
         try

@@ -135,19 +135,24 @@ struct ReloadProcessTests {
             }
             #expect(await server.logOccurrences(of: "config reloaded", atLeast: 4, timeout: .seconds(5)) == 4)
 
-            // A broken file: refused with check-config's own message, the running routes stay.
-            let broken = "routes: [{namespace: demo, pool: gpu}]\n"
+            // A broken file with three mistakes: refused with check-config's own message, every mistake of it and
+            // their count, on the one refusal line; the running routes stay.
+            let broken = "limits: {max_batch: 0}\nroutes: [{namespace: demo, pool: gpu}]\ntimeouts: {idle: 0s}\n"
             try broken.write(to: file, atomically: true, encoding: .utf8)
             let check = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
             #expect(check.status != 0)
             let message = check.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(message.split(separator: "\n").count == 4, "\(message)")
+            #expect(message.hasSuffix("3 mistakes in \(file.path)"), "\(message)")
             server.signal(SIGHUP)
             #expect(
                 await server.logOccurrences(of: "config reload refused", timeout: .seconds(5)) == 1, "\(server.logged)")
-            // In a logfmt value (the log's default format) the message's quotes are escaped.
-            let logged = message.replacingOccurrences(of: "\"", with: "\\\"")
+            // In a logfmt value (the log's default format) the message's quotes and newlines are escaped.
+            let logged = message.replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(
+                of: "\n", with: "\\n")
             #expect(
-                server.logged.contains(logged), "the log carries check-config's message \(message): \(server.logged)")
+                server.logged.contains("config.error=\"\(logged)\""),
+                "the log carries check-config's message \(message): \(server.logged)")
             let still = try await probe.request(
                 "POST", "/v1beta/namespaces/added4/pipelines/echo/trigger", headers: jsonHeaders,
                 body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
