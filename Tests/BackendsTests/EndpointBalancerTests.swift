@@ -112,7 +112,8 @@ struct EndpointBalancerTests {
     /// Review 18 F2: a single-endpoint pool whose runner was down kept `pool_endpoint_available 1` and counted no
     /// ejection, `max_ejected_percent` keeping the last endpoint in. As in Envoy, it is ejected (the gauge follows
     /// `isAvailable`) and calls still go to it (panic mode): routing is unchanged.
-    @Test("a pool's only endpoint: ejected after the failures, still picked (panic), available again after the ejection")
+    @Test(
+        "a pool's only endpoint: ejected after the failures, still picked (panic), available again after the ejection")
     func singleEndpointEjection() {
         let one = Self.balancer(1)
         #expect(one.isAvailable(0, now: Self.start))
