@@ -458,8 +458,18 @@ package final class LogLevelSwitch: Sendable {
         raw = Atomic(Self.encode(level))
     }
 
+    /// Read at every level check of every logger (the access log's per request): a load and a switch, no
+    /// allocation (`Logger.Level.allCases` would build an array each time).
     package var level: Logger.Level {
-        Logger.Level.allCases[Int(raw.load(ordering: .relaxed))]
+        switch raw.load(ordering: .relaxed) {
+        case 0: .trace
+        case 1: .debug
+        case 2: .info
+        case 3: .notice
+        case 4: .warning
+        case 5: .error
+        default: .critical
+        }
     }
 
     package func set(_ level: Logger.Level) {
@@ -467,6 +477,14 @@ package final class LogLevelSwitch: Sendable {
     }
 
     private static func encode(_ level: Logger.Level) -> UInt8 {
-        UInt8(Logger.Level.allCases.firstIndex(of: level) ?? 0)
+        switch level {
+        case .trace: 0
+        case .debug: 1
+        case .info: 2
+        case .notice: 3
+        case .warning: 4
+        case .error: 5
+        case .critical: 6
+        }
     }
 }
