@@ -345,10 +345,12 @@ struct AsyncDurabilityTests {
         return progress.accepted.withLock { $0 }
     }
 
-    /// Two gateway processes on one PostgreSQL store (`config`), each with its own data directory, for `body`;
-    /// both are stopped and their directories removed afterwards, whatever `body` does.
+    /// Two gateway processes on one PostgreSQL store (`config`; B's own `configB` when given, e.g. other routes),
+    /// each with its own data directory, for `body`; both are stopped and their directories removed afterwards,
+    /// whatever `body` does.
     static func withTwoGateways(
         config: String,
+        configB: String? = nil,
         _ body: (TestProcess.Server, TestProcess.Server) async throws -> Void
     ) async throws {
         let dirA = temporaryPath("tg-pg-a")
@@ -360,7 +362,7 @@ struct AsyncDurabilityTests {
         let a = try await startGateway(dataDir: dirA, config: config)
         let b: TestProcess.Server
         do {
-            b = try await startGateway(dataDir: dirB, config: config)
+            b = try await startGateway(dataDir: dirB, config: configB ?? config)
         } catch {
             await a.stop()
             throw error
@@ -534,28 +536,9 @@ struct AsyncDurabilityTests {
         try String(contentsOfFile: configB, encoding: .utf8).replacingOccurrences(of: routesB, with: routesA)
             .write(toFile: configA, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: configA) }
-        let (dirA, dirB) = (Self.temporaryPath("tg-pg-a"), Self.temporaryPath("tg-pg-b"))
-        defer {
-            try? FileManager.default.removeItem(atPath: dirA)
-            try? FileManager.default.removeItem(atPath: dirB)
-        }
-        let a = try await Self.startGateway(dataDir: dirA, config: configA)
-        let b: TestProcess.Server
-        do {
-            b = try await Self.startGateway(dataDir: dirB, config: configB)
-        } catch {
-            await a.stop()
-            throw error
-        }
-        do {
+        try await Self.withTwoGateways(config: configA, configB: configB) { a, b in
             try await Self.routeOnlyOneInstanceHas(a: a, b: b)
-        } catch {
-            await a.stop()
-            await b.stop()
-            throw error
         }
-        await a.stop()
-        await b.stop()
     }
 
     static func routeOnlyOneInstanceHas(a: TestProcess.Server, b: TestProcess.Server) async throws {
