@@ -528,7 +528,8 @@ struct AsyncDurabilityTests {
               - {namespace: demo, pipeline: "*", pool: demo}
               - {namespace: other, pipeline: "*", pool: demo}
             """
-        let routesA = routesB.replacingOccurrences(of: "\n  - {namespace: other, pipeline: \"*\", pool: demo}", with: "")
+        let routeOfOther = "\n  - {namespace: other, pipeline: \"*\", pool: demo}"
+        let routesA = routesB.replacingOccurrences(of: routeOfOther, with: "")
         #expect(routesA != routesB)
         guard let (configB, _) = try Self.postgresConfig(lease: "5s", workers: 8, extra: routesB) else { return }
         defer { try? FileManager.default.removeItem(atPath: configB) }
