@@ -6,6 +6,7 @@ import Synchronization
 package import TriggerDispatch
 import TriggerModel
 import GatewayConfig
+import NIOCore
 import Observability
 
 /// Runs accepted async operations: claims queued (or lease-expired) work from the store under a lease,
@@ -54,6 +55,17 @@ package final class AsyncDispatcher: Service {
     /// The longest an outcome waits for an unreachable store (`finish`), unless the lease is longer.
     private let outcomeRetryLimit: Duration
 
+    /// The warning about operations no route here matches (`reportUnrouted`): one line per pipeline per
+    /// `unroutedWarningInterval` of `clock`.
+    private let unroutedLog: FailureLogLimiter
+    /// Pipeline key → its queued operations as last counted, for the keys the planner holds as unrouted
+    /// (`trigger_gateway_async_unrouted_queued` is their sum). Emptied by a reload.
+    private let unroutedQueued = Mutex<[String: Int]>([:])
+
+    /// The least time between two warnings about one pipeline whose queued operations no route here matches
+    /// (review 18 F8). A minute: the state lasts until a reload, often hours; the gauge says it meanwhile.
+    package static let unroutedWarningInterval = Duration.seconds(60)
+
     /// `startGate`: what must be true before operations are claimed, e.g. the listener is bound. A gateway
     /// whose start fails (a port already taken) must not claim queued work only to cut it a moment later.
     /// `clock` and `now`: the dispatcher's time (see the type's documentation); keep the defaults outside tests.
@@ -71,6 +83,11 @@ package final class AsyncDispatcher: Service {
         outcomeRetryLimit: Duration = .seconds(600)
     ) {
         self.outcomeRetryLimit = outcomeRetryLimit
+        // On the dispatcher's clock, so that tests move it with their `TestClock`.
+        let sinceStart = clock.stopwatch()
+        self.unroutedLog = FailureLogLimiter(interval: TimeAmount(Self.unroutedWarningInterval)) {
+            NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
+        }
         self.startGate = startGate
         self.clock = clock
         self.now = now
@@ -87,9 +104,15 @@ package final class AsyncDispatcher: Service {
 
     /// A config reload: operations started from now on run with `dispatcher` (routes and pools of the new
     /// configuration); runs in progress finish with the one they started with.
+    ///
+    /// Pipelines no route matched are looked at again (their next operation is claimed and routed anew), so
+    /// operations that waited for a route run once the reload brings one back (review 18 F8).
     package func use(_ dispatcher: TriggerDispatcher) {
         currentDispatcher.withLock { $0 = dispatcher }
         planner.withLock { $0.forgetRoutes() }
+        unroutedQueued.withLock { $0 = [:] }
+        metrics?.recordUnroutedQueue(0)
+        operations.dispatcherWake.signal()
     }
     private var settings: StoreConfiguration { operations.settings }
 
@@ -219,8 +242,18 @@ package final class AsyncDispatcher: Service {
                 free -= claimed.count
                 running.withLock { $0 += claimed.count }
                 let claimedAt = now()
+                var unrouted: [Operation] = []
                 for operation in claimed {
                     if adopt(operation, owner: owner) {
+                        free += 1
+                        running.withLock { $0 -= 1 }
+                        continue
+                    }
+                    let pool = dispatcher.poolName(for: operation.request.ref)
+                    planner.withLock { $0.claimed(key: OperationFilter.pipelineKey(operation.request.ref), pool: pool) }
+                    if pool == nil {
+                        // No route here: handed back below, not run (it waits for a route; `reportUnrouted`).
+                        unrouted.append(operation)
                         free += 1
                         running.withLock { $0 -= 1 }
                         continue
@@ -228,8 +261,6 @@ package final class AsyncDispatcher: Service {
                     // Runnable since it was accepted, or since its retry time.
                     let runnableSince = max(operation.createdAt, operation.notBefore)
                     metrics?.recordClaimed(lagSeconds: claimedAt.timeIntervalSince(runnableSince))
-                    let pool = dispatcher.poolName(for: operation.request.ref)
-                    planner.withLock { $0.claimed(key: OperationFilter.pipelineKey(operation.request.ref), pool: pool) }
                     workers.addTask {
                         let reach = await self.execute(operation, owner: owner)
                         self.planner.withLock { planner in
@@ -246,7 +277,9 @@ package final class AsyncDispatcher: Service {
                     }
                 }
                 claimsUnderWay.end()
+                for operation in unrouted { await handBackUnrouted(operation, owner: owner) }
             }
+            await reportUnrouted()
             if more { continue }
             // Wake up for the next look for unknown pipelines at the latest, so one queued by another instance is
             // found within a poll interval even while wake-ups keep restarting the wait; else at the poll interval.
@@ -278,6 +311,54 @@ package final class AsyncDispatcher: Service {
             "operation claimed again while its run here was still storing its outcome; the run keeps it",
             metadata: ["operation.id": "\(operation.id)", "attempts": "\(operation.attempts)"])
         return true
+    }
+
+    /// Hands back an operation claimed here whose pipeline no route of this configuration matches (a route a
+    /// reload removed, or one this instance never had): queued again at once, its claim's attempt taken back
+    /// (`release(…, callMade: false)`), so it waits for a reload that brings the route back, or for an instance
+    /// sharing the store that has it, and loses nothing (review 18 F8: it failed NOT_FOUND, attempts 1). Its
+    /// pipeline is claimed no more here until the next reload (`ClaimPlanner`).
+    private func handBackUnrouted(_ operation: Operation, owner: String) async {
+        let now = now()
+        do {
+            _ = try await store.release(id: operation.id, owner: owner, notBefore: now, callMade: false, now: now)
+        } catch {
+            // The lease expires and the operation is claimed again (by an instance with its route, or here after
+            // a reload); that claim counts an attempt.
+            logger.log(
+                level: Self.logLevel(error), "could not hand back an operation no route matches",
+                metadata: ["operation.id": "\(operation.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Says which pipelines have operations waiting for a route here: for each pipeline the planner holds as
+    /// unrouted, a warning naming it and its queued operations, at most once per `unroutedWarningInterval`
+    /// (`FailureLogLimiter`), none while none is queued; and `trigger_gateway_async_unrouted_queued`, their sum as
+    /// last counted. A pipeline is counted (`OperationStore.queuedCount(pipelineKey:)`) when its warning is due, or
+    /// when it was learnt unrouted since the last count (first seen, or after a reload). Nothing to do, and no store
+    /// call, while every pipeline seen has a route.
+    private func reportUnrouted() async {
+        let keys = planner.withLock { $0.unrouted }
+        let counted = unroutedQueued.withLock { counts in
+            counts = counts.filter { keys.contains($0.key) }
+            return counts
+        }
+        guard !keys.isEmpty || !counted.isEmpty else { return }
+        for key in keys {
+            let warn = unroutedLog.admit(key) != nil
+            guard warn || counted[key] == nil else { continue }
+            guard let queued = try? await store.queuedCount(pipelineKey: key) else { continue }
+            unroutedQueued.withLock { $0[key] = queued }
+            if warn, queued > 0 {
+                logger.warning(
+                    """
+                    async operations wait for a route: no route matches their pipeline; they stay queued until a \
+                    reload adds one, or an instance sharing the store that has one runs them
+                    """,
+                    metadata: ["pipeline": "\(key)", "operations.queued": .stringConvertible(queued)])
+            }
+        }
+        metrics?.recordUnroutedQueue(unroutedQueued.withLock { $0.values.reduce(0, +) })
     }
 
     // MARK: Running one operation

@@ -16,6 +16,13 @@ import OperationStore
 /// run per round can find its pool full; it then waits for a slot as before (never failing, never spending
 /// an attempt).
 ///
+/// A pipeline no route matches here (a route a reload removed, or one this instance never had while another
+/// instance sharing the store has it) is claimed by the discovery claim once, handed back (no attempt spent) and
+/// then not claimed again until the next reload (`forgetRoutes`): its operations stay queued, for the reload that
+/// brings the route back or for an instance that has it, as for a runner that is down (review 18, F8: a reload that
+/// dropped a route failed every queued operation of it at once, NOT_FOUND, attempts 1). Claimed every round, they
+/// would be claimed and handed back in a loop.
+///
 /// A pool's free slots for claiming: `min(maxConcurrency − own runs on it, maxConcurrency − slots in use)`,
 /// i.e. neither more of this instance's runs than the pool has slots, nor any while sync and stream
 /// traffic keeps every slot busy. Pipeline keys carry no release, so releases of one pipeline routed to
@@ -47,8 +54,8 @@ struct ClaimPlanner {
         var until: Date
     }
 
-    /// One claim to make: `limit` operations among `scope`, on behalf of `pool` (nil: pipelines no route
-    /// serves, which fail at once, or keys not seen yet).
+    /// One claim to make: `limit` operations among `scope`, of the keys routed to one pool, or (discovery) of keys
+    /// not seen yet.
     struct Claim: Equatable {
         var scope: ClaimScope
         var limit: Int
@@ -71,11 +78,11 @@ struct ClaimPlanner {
     /// not bounded by the configuration. Past it the planner starts over (one discovery claim per key again).
     static let maxKnownKeys = 4096
 
-    /// The claims for this round, in order: each known pool with free slots, then the unroutable keys, then
-    /// one discovery claim (its scope is `.all` or `.excluding`, the others' `.only`) when `discover` is true or
+    /// The claims for this round, in order: each known pool with free slots, then one discovery claim (its scope is `.all` or `.excluding`, the others' `.only`) when `discover` is true or
     /// no key is known yet. Each limit is bounded by the pool's free slots and by `batch`, not by the free
     /// workers: the caller makes them in order, each at most the workers still free after the claims before
-    /// it returned (a claim may return fewer than it asked for, so that cannot be planned here).
+    /// it returned (a claim may return fewer than it asked for, so that cannot be planned here). Keys no route
+    /// matches (`unrouted`) get no claim, and the discovery claim excludes them.
     ///
     /// `discover`: whether an operation of a key not known here may be queued. The discovery claim reads every
     /// queued operation of the known keys before it can answer none (on PostgreSQL, a few ms per 10 000 queued),
@@ -85,9 +92,8 @@ struct ClaimPlanner {
     /// earlier gets one probe (limit 1) when none of its runs is in progress here.
     func plan(batch: Int, discover: Bool = true, now: Date = .distantFuture, load: (String) -> Load?) -> [Claim] {
         var keysOfPool: [String: Set<String>] = [:]
-        var unroutable: Set<String> = []
-        for (key, pool) in poolOfKey {
-            if let pool { keysOfPool[pool, default: []].insert(key) } else { unroutable.insert(key) }
+        for case (let key, let pool?) in poolOfKey {
+            keysOfPool[pool, default: []].insert(key)
         }
         var claims: [Claim] = []
         for pool in keysOfPool.keys.sorted() {
@@ -102,9 +108,6 @@ struct ClaimPlanner {
             guard limit > 0 else { continue }
             claims.append(Claim(scope: .only(keysOfPool[pool]!), limit: limit))
         }
-        if !unroutable.isEmpty {
-            claims.append(Claim(scope: .only(unroutable), limit: batch))
-        }
         if poolOfKey.isEmpty {
             claims.append(Claim(scope: .all, limit: 1))
         } else if discover {
@@ -118,7 +121,14 @@ struct ClaimPlanner {
         poolOfKey[key] != nil
     }
 
-    /// Records a claimed run of `key`, routed to `pool`.
+    /// The keys whose last claimed operation no route matched (nil pool), sorted: not claimed until the next
+    /// `forgetRoutes`.
+    var unrouted: [String] {
+        poolOfKey.compactMap { $0.value == nil ? $0.key : nil }.sorted()
+    }
+
+    /// Records a claimed operation of `key`, routed to `pool` (nil: no route matches it; it is handed back, not
+    /// run, and `key` is claimed no more until `forgetRoutes`).
     mutating func claimed(key: String, pool: String?) {
         if poolOfKey[key] == nil, poolOfKey.count >= Self.maxKnownKeys { poolOfKey = [:] }
         poolOfKey[key] = .some(pool)

@@ -12,8 +12,11 @@ package struct OutlierDetection: Sendable, Equatable {
     /// The first ejection's length; each further ejection without a success in between doubles it.
     package var baseEjection: TimeAmount
     package var maxEjection: TimeAmount
-    /// At most this share of a pool's endpoints is ejected at once, and never all of them: with every endpoint
-    /// down, calls keep failing fast on their own rather than on a pool emptied by ejection.
+    /// At most this share of a pool's endpoints is ejected at once (at least one, as in Envoy), and never all of
+    /// a pool of several: with every endpoint down, calls keep failing fast on their own rather than on a pool
+    /// emptied by ejection. A pool's only endpoint is ejected like any other (review 18 F2: its gauge said
+    /// "available" while its runner was down): ejection changes no pick there (`pick` has no other endpoint to
+    /// choose, Envoy's panic mode), only what /metrics and the async claims (`hasAvailableEndpoint`) see.
     package var maxEjectedPercent: Int
 
     package init(consecutiveFailures: Int, baseEjection: TimeAmount, maxEjection: TimeAmount, maxEjectedPercent: Int) {
@@ -150,7 +153,8 @@ package final class EndpointBalancer: Sendable {
 
     /// The endpoint for the next call: of two distinct random endpoints that are available (not ejected, not
     /// failing an active health check, and not `avoiding`, the one a retry comes from), the one with fewer calls
-    /// in flight. With no such endpoint, any but `avoiding`; with one endpoint, that one.
+    /// in flight. With no such endpoint, any but `avoiding` (Envoy's panic mode); with one endpoint, that one, ejected
+    /// or not.
     package func pick(avoiding: Int? = nil, now: NIODeadline = .now()) -> Int {
         let n = health.count
         if n == 1 { return 0 }
@@ -202,7 +206,7 @@ package final class EndpointBalancer: Sendable {
     @discardableResult
     package func recordFailure(_ index: Int, now: NIODeadline = .now()) -> Bool {
         let detection = outlierDetection
-        guard detection.consecutiveFailures > 0, health.count > 1 else { return false }
+        guard detection.consecutiveFailures > 0 else { return false }
         let endpoint = health[index]
         let failures = endpoint.consecutiveFailures.add(1, ordering: .relaxed).newValue
         let onProbation = endpoint.ejections.load(ordering: .relaxed) > 0
@@ -212,7 +216,10 @@ package final class EndpointBalancer: Sendable {
         let ejection: TimeAmount? = ejecting.withLock { _ in
             guard !endpoint.isEjected(at: now) else { return nil }
             let ejected = health.reduce(0) { $0 + ($1.isEjected(at: now) ? 1 : 0) }
-            let allowed = min(max(health.count * detection.maxEjectedPercent / 100, 1), health.count - 1)
+            // At least one; never every endpoint of a pool of several. A single endpoint is ejected: calls still
+            // go to it (`pick`, panic mode), but the pool shows it (`OutlierDetection.maxEjectedPercent`).
+            let allowed =
+                health.count == 1 ? 1 : min(max(health.count * detection.maxEjectedPercent / 100, 1), health.count - 1)
             guard ejected < allowed else { return nil }
             let previous = endpoint.ejections.load(ordering: .relaxed)
             let length = detection.ejection(after: previous)
@@ -240,8 +247,9 @@ package final class EndpointBalancer: Sendable {
     }
 
     /// Whether any endpoint is available (``isAvailable(_:now:)``). False only while every endpoint is ejected or
-    /// failing its active health check; passive ejection alone never ejects a whole pool
-    /// (`OutlierDetection.maxEjectedPercent`), so without a health check this stays true.
+    /// failing its active health check; passive ejection alone never ejects a whole pool of several endpoints
+    /// (`OutlierDetection.maxEjectedPercent`), so there, without a health check, this stays true. A pool's only
+    /// endpoint is ejected like any other: false during its ejection (calls still go to it, `pick`).
     package func hasAvailableEndpoint(now: NIODeadline = .now()) -> Bool {
         health.contains { $0.isAvailable(at: now) }
     }

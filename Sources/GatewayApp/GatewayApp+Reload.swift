@@ -47,7 +47,13 @@ extension GatewayApp {
             metadata["tls.subject"] = "\(certificate.subject)"
             metadata["tls.not_valid_after"] = "\(certificate.notValidAfter)"
         }
-        logger.info("config reloaded", metadata: metadata)
+        var level = Logger.Level.info
+        if let changed = report.logLevel {
+            metadata["log.level"] = "\(changed.rawValue)"
+            // Said at the new level when it leaves `info` out, so the line that says so is written.
+            level = max(level, Logger.Level(rawValue: changed.rawValue) ?? .info)
+        }
+        logger.log(level: level, "config reloaded", metadata: metadata)
         for warning in loaded.configuration.warnings {
             logger.warning("\(warning.message)", metadata: ["config.key": "\(warning.path)"])
         }

@@ -51,6 +51,9 @@ package final class GatewayApp: Sendable {
     /// Told of every finished request, in order (`FrontendServices.requestObservers`), in every generation.
     private let requestObservers: [any RequestObserver]
     let logger: Logger
+    /// The process's log level, when its handlers follow one (`serve`): a reload applies `log.level` to it. Nil (an
+    /// in-process test's handler): `log.level` keeps its running value until a restart.
+    let logLevel: LogLevelSwitch?
     /// The configuration in force and its pools; replaced whole by `reload`.
     private let generation: Mutex<(configuration: GatewayConfiguration, pools: [String: BackendPool])>
 
@@ -76,8 +79,10 @@ package final class GatewayApp: Sendable {
         reopenStore: StoreHealthService.Opener? = nil,
         digest: String = ConfigFile.embeddedDigest,
         requestObservers: [any RequestObserver] = [],
-        metrics: GatewayMetrics = GatewayMetrics()
+        metrics: GatewayMetrics = GatewayMetrics(),
+        logLevel: LogLevelSwitch? = nil
     ) {
+        self.logLevel = logLevel
         self.group = group
         self.inProcessRunner = inProcessRunner
         // The access log first: one line per request at `info` (its level is the logger's); then the request
@@ -204,6 +209,8 @@ package final class GatewayApp: Sendable {
         package var poolsRetired: [String]
         /// The listener certificate now in force, when the reload changed it (subject or expiry); nil when not.
         package var certificate: Certificate? = nil
+        /// The log level now in force, when the reload changed it; nil when not.
+        package var logLevel: LogConfiguration.Level? = nil
 
         /// A listener certificate as the log names it (`tls.subject`, `tls.not_valid_after`).
         package struct Certificate: Sendable, Equatable {
@@ -250,10 +257,20 @@ package final class GatewayApp: Sendable {
             restartRequired.append("limits.max_connections")
             applied.limits.maxConnections = old.limits.maxConnections
         }
-        if new.log != old.log {
-            // The process's log handler is installed once, at start-up.
-            restartRequired.append("log")
-            applied.log = old.log
+        if new.log.format != old.log.format {
+            // The process's log handler is installed once, at start-up, with its format.
+            restartRequired.append("log.format")
+            applied.log.format = old.log.format
+        }
+        var logLevelChanged: LogConfiguration.Level?
+        if new.log.level != old.log.level {
+            if logLevel != nil {
+                // Applied below with the rest, once the reload cannot be refused any more.
+                logLevelChanged = new.log.level
+            } else {
+                restartRequired.append("log.level")
+                applied.log.level = old.log.level
+            }
         }
         try applied.validateListenPolicy()
         if (applied.tls == nil) != (old.tls == nil) {
@@ -320,9 +337,12 @@ package final class GatewayApp: Sendable {
             retired.append(name)
         }
         let added = pools.filter { oldPools[$0.key] !== $0.value }.map(\.key)
+        if let logLevelChanged, let logLevel {
+            logLevel.set(Logger.Level(rawValue: logLevelChanged.rawValue) ?? .info)
+        }
         return ReloadReport(
             restartRequired: restartRequired, poolsAdded: added.sorted(), poolsRetired: retired.sorted(),
-            certificate: certificate)
+            certificate: certificate, logLevel: logLevelChanged)
     }
 
     /// One pool per configured pool; a pool whose settings are unchanged in `reusing` is carried over. A pool

@@ -138,6 +138,10 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         try await measure("queued_count") { try await base.queuedCount() }
     }
 
+    package func queuedCount(pipelineKey: String) async throws -> Int {
+        try await measure("queued_count") { try await base.queuedCount(pipelineKey: pipelineKey) }
+    }
+
     package func purge(finishedBefore: Date) async throws -> Int {
         try await measure("purge") { try await base.purge(finishedBefore: finishedBefore) }
     }

@@ -111,6 +111,10 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().queuedCount()
     }
 
+    package func queuedCount(pipelineKey: String) async throws -> Int {
+        try await current().queuedCount(pipelineKey: pipelineKey)
+    }
+
     package func purge(finishedBefore: Date) async throws -> Int {
         try await current().purge(finishedBefore: finishedBefore)
     }

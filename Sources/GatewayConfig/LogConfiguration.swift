@@ -2,8 +2,8 @@ import Yams
 
 /// How the gateway logs (`log:`): the line format and the least severe level written.
 ///
-/// Read at start-up only (a reload that changes it logs "restart required"): the process's log handler is
-/// installed once. `--log-format` and `--log-level` on the command line override the file.
+/// `format` is read at start-up only (a reload that changes it logs "restart required"): the process's log handler
+/// is installed once. `level` is applied by a reload too (`LogLevelSwitch`, review 18 F5). `--log-format` and `--log-level` on the command line override the file.
 package struct LogConfiguration: Sendable, Equatable {
     /// The shape of each line: one line per event, written and flushed as it happens.
     package enum Format: String, Sendable, Equatable, CaseIterable {

@@ -10,6 +10,10 @@ import Synchronization
 ///   (`AsyncDispatcher.queueCountInterval`). It is the whole store's queue, whichever instance queued or claims:
 ///   instances sharing a PostgreSQL store all report the same value (aggregate with `max`, not `sum`). Counting
 ///   each instance's own moves instead read negative after a restart or when another instance claimed them.
+/// - `trigger_gateway_async_unrouted_queued`: queued operations of pipelines no route of this instance's
+///   configuration matches (a route a reload removed, or one only other instances sharing the store have), as the
+///   async dispatcher last counted them (at most once a minute per pipeline, and when it learns of one). They are
+///   not run here and wait (review 18 F8); an operator alerts on it staying above 0.
 /// - `trigger_gateway_async_running`: runs this instance's dispatcher has in progress.
 /// - `trigger_gateway_async_finished_total{state}`: operations that reached a final state here (`succeeded`,
 ///   `failed`, `cancelled`).
@@ -26,6 +30,7 @@ package final class AsyncMetrics: Sendable {
     package let accepted: Counter
     package let queued: Gauge
     package let running: Gauge
+    package let unroutedQueued: Gauge
     package let dispatchLag: ValueHistogram
     package let attempts: Counter
     private let finished: [FinalState: Counter]
@@ -39,6 +44,11 @@ package final class AsyncMetrics: Sendable {
             name: "trigger_gateway_async_queued",
             help: "Operations queued in the store (retries waiting for their time included), as last counted; "
                 + "instances sharing a store report the same queue: aggregate with max, not sum."
+        )
+        unroutedQueued = registry.gauge(
+            name: "trigger_gateway_async_unrouted_queued",
+            help: "Queued operations of pipelines no route of this instance matches, as last counted; they wait "
+                + "for a reload that adds one, or for an instance sharing the store that has one."
         )
         running = registry.gauge(
             name: "trigger_gateway_async_running",
@@ -68,6 +78,9 @@ package final class AsyncMetrics: Sendable {
 
     /// The store counted `count` queued operations (the whole store's queue).
     package func recordQueueLength(_ count: Int) { queued.set(to: Double(count)) }
+
+    /// `count` queued operations are of pipelines no route here matches (`trigger_gateway_async_unrouted_queued`).
+    package func recordUnroutedQueue(_ count: Int) { unroutedQueued.set(to: Double(count)) }
 
     /// This instance claimed an operation that became runnable `lagSeconds` ago, and starts running it.
     package func recordClaimed(lagSeconds: Double) {

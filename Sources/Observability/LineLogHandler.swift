@@ -4,6 +4,7 @@
     import Darwin
 #endif
 package import Logging
+import Synchronization
 
 /// A swift-log handler that writes each event as one line, logfmt or JSON, to a file descriptor (stderr by
 /// default), with one `write(2)` per line: nothing is buffered in the process, so a line is out as soon as it
@@ -23,22 +24,34 @@ package import Logging
 /// space, `=`, `"`, `\` or a control character; then it is double-quoted with `"`, `\`, newline, carriage
 /// return and tab escaped by a backslash and the other control characters (C0 such as ESC, DEL, and C1 such
 /// as U+009B CSI) as `\u00XX`, in JSON strings too.
+///
+/// The level: fixed, or the process's `LogLevelSwitch`, which a reload changes for every handler at once (review 18
+/// F5). Setting `logLevel` on a handler that follows a switch sets a floor for that handler only (it writes nothing
+/// below it, whatever the switch says): what `max(logger.logLevel, .warning)` asks of a chatty library's logger.
 package struct LineLogHandler: LogHandler {
     package var metadata: Logger.Metadata = [:]
     package var metadataProvider: Logger.MetadataProvider?
-    package var logLevel: Logger.Level
+    package var logLevel: Logger.Level {
+        get { levelSwitch.map { max($0.level, ownLevel) } ?? ownLevel }
+        set { ownLevel = newValue }
+    }
+    /// The level (a floor when `levelSwitch` is set).
+    private var ownLevel: Logger.Level
+    private let levelSwitch: LogLevelSwitch?
     private let label: String
     private let format: LineFormat
     private let fileDescriptor: Int32
 
-    /// `fileDescriptor`: where lines go (2, stderr, by default; tests pass a pipe).
+    /// `fileDescriptor`: where lines go (2, stderr, by default; tests pass a pipe). `levelSwitch`: the level to
+    /// follow (`level` is then ignored), changed at run time; nil: `level`, fixed.
     package init(
         label: String, format: LineFormat, level: Logger.Level = .info, fileDescriptor: Int32 = 2,
-        metadataProvider: Logger.MetadataProvider? = nil
+        metadataProvider: Logger.MetadataProvider? = nil, levelSwitch: LogLevelSwitch? = nil
     ) {
         self.label = label
         self.format = format
-        self.logLevel = level
+        self.ownLevel = levelSwitch == nil ? level : .trace
+        self.levelSwitch = levelSwitch
         self.fileDescriptor = fileDescriptor
         self.metadataProvider = metadataProvider
     }
@@ -432,5 +445,46 @@ package struct LineWriter {
 
     private static func hex(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
+    }
+}
+
+/// The least severe level the process logs, shared by its `LineLogHandler`s and changed while it runs: a reload's
+/// `log.level` applies at once to every logger made from the bootstrapped handler (review 18 F5; nginx applies
+/// `error_log` on SIGHUP, Envoy changes levels at run time). One relaxed atomic byte, read at each log call.
+package final class LogLevelSwitch: Sendable {
+    private let raw: Atomic<UInt8>
+
+    package init(_ level: Logger.Level) {
+        raw = Atomic(Self.encode(level))
+    }
+
+    /// Read at every level check of every logger (the access log's per request): a load and a switch, no
+    /// allocation (`Logger.Level.allCases` would build an array each time).
+    package var level: Logger.Level {
+        switch raw.load(ordering: .relaxed) {
+        case 0: .trace
+        case 1: .debug
+        case 2: .info
+        case 3: .notice
+        case 4: .warning
+        case 5: .error
+        default: .critical
+        }
+    }
+
+    package func set(_ level: Logger.Level) {
+        raw.store(Self.encode(level), ordering: .relaxed)
+    }
+
+    private static func encode(_ level: Logger.Level) -> UInt8 {
+        switch level {
+        case .trace: 0
+        case .debug: 1
+        case .info: 2
+        case .notice: 3
+        case .warning: 4
+        case .error: 5
+        case .critical: 6
+        }
     }
 }

@@ -8,8 +8,8 @@ package import TriggerModel
 /// Per pool: `trigger_gateway_pool_in_flight` and `trigger_gateway_pool_queued` (gauges, set at scrape time from
 /// the pool's limiter), `trigger_gateway_pool_rejected_total` (refused at once: over `max_concurrency` with a
 /// full queue). Per endpoint (`pool`, `endpoint` = `host:port` as configured):
-/// `trigger_gateway_pool_endpoint_available` (1 when picking may choose it: not ejected, passing its health
-/// check), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
+/// `trigger_gateway_pool_endpoint_available` (1 when picking may choose it on its own merits: not ejected, passing
+/// its health check; 0 for a pool's only endpoint while it is ejected, though calls still go to it, review 18 F2), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
 /// `trigger_gateway_pool_retries_total` (tries sent again elsewhere after nothing reached this endpoint) and
 /// `trigger_gateway_backend_request_duration_seconds` (one try of a call on the endpoint, answered or failed).
 /// `trigger_gateway_backend_failures_total{pool,endpoint,reason}`: tries that failed on the gateway's side, by
@@ -67,7 +67,8 @@ package final class PoolMetrics: Sendable {
             registry.gauge(
                 name: "trigger_gateway_pool_endpoint_available",
                 labels: $0,
-                help: "1 when picking may choose the endpoint: not ejected, passing its health check."
+                help: "1 when the endpoint is healthy: not ejected, passing its health check (0 while ejected, also "
+                    + "when calls still go to it because every endpoint of the pool is ejected)."
             )
         }
         endpointInFlight = labels.map {

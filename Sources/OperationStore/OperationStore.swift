@@ -86,6 +86,11 @@ package protocol OperationStore: Sendable {
     /// length over the whole store, whichever instance queued them. One count on the state index.
     func queuedCount() async throws -> Int
 
+    /// How many operations of one pipeline (`OperationFilter.pipelineKey`, releases included) are queued now, as
+    /// `queuedCount()` counts them. For the async dispatcher's warning about operations no route of this instance
+    /// matches (`AsyncDispatcher`, review 18 F8): called at most once per such pipeline per warning interval.
+    func queuedCount(pipelineKey: String) async throws -> Int
+
     /// Deletes finished operations whose `finishedAt < finishedBefore`, with their blobs; returns how many.
     func purge(finishedBefore: Date) async throws -> Int
 

@@ -522,6 +522,20 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    package func queuedCount(pipelineKey: String) async throws -> Int {
+        try await bounded("queuedCount") { [self] in
+            // On the partial index `_queued` (the queue, not the pipeline's history in `_by_pipeline`), the key
+            // checked on each row: rare (a warning's count).
+            let rows = try await client.query(
+                """
+                SELECT count(*)::int8 FROM \(unescaped: operations) WHERE state = 'queued' AND pipeline_key = \(pipelineKey)
+                """,
+                logger: logger
+            ).collect()
+            return Int(try rows.first?.decode(Int64.self) ?? 0)
+        }
+    }
+
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let ticket = completions.add(

@@ -627,6 +627,19 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    package func queuedCount(pipelineKey: String) async throws -> Int {
+        try await serialized {
+            // The pipeline's rows through `operations_by_pipeline` (its history since the last purge), the state
+            // checked on each: rare (a warning's count), so no index of its own.
+            let rows = try await query(
+                """
+                SELECT count(*) AS n FROM operations INDEXED BY operations_by_pipeline \
+                WHERE pipeline_key = ? AND state = 'queued'
+                """, [.text(pipelineKey)])
+            return rows.first?.column("n")?.integer ?? 0
+        }
+    }
+
     package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let ticket = completions.add(

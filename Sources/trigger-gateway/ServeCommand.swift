@@ -68,9 +68,10 @@ struct ServeCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: log.level.rawValue) ?? .info
         let format = LineFormat(rawValue: log.format.rawValue) ?? .logfmt
         // One line per event on stderr, written as it happens (LineLogHandler); the access log is one of them.
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
-        var logger = Logger(label: "trigger-gateway")
-        logger.logLevel = level
+        // Every handler follows one level, which a reload changes (`log.level`, review 18 F5).
+        let levelSwitch = LogLevelSwitch(level)
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, levelSwitch: levelSwitch) }
+        let logger = Logger(label: "trigger-gateway")
         // The data directory is this process's alone (its instance id, the SQLite store): a second gateway on it
         // would take this one's leases back and run its running operations again. Taken before the store opens.
         let dataDirectoryLock: DataDirectoryLock
@@ -138,7 +139,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger,
             store: store,
             reopenStore: reopenStore,
-            digest: digest
+            digest: digest,
+            logLevel: levelSwitch
         )
         logger.info(
             "configuration loaded",

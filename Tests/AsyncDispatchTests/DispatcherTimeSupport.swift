@@ -309,6 +309,7 @@ final class RecordingStore: OperationStore {
     }
 
     func queuedCount() async throws -> Int { try await base.queuedCount() }
+    func queuedCount(pipelineKey: String) async throws -> Int { try await base.queuedCount(pipelineKey: pipelineKey) }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
 
     func probe(instance: String, now: Date) async throws { try await base.probe(instance: instance, now: now) }

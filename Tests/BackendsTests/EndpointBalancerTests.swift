@@ -87,7 +87,7 @@ struct EndpointBalancerTests {
         #expect(!balancer.isEjected(0, now: now + .seconds(1)))
     }
 
-    @Test("the ejected share is capped, and a pool never ejects every endpoint")
+    @Test("the ejected share is capped, and a pool of several never ejects every endpoint")
     func maxEjected() {
         let two = Self.balancer(2, percent: 100)
         for _ in 0..<3 { two.recordFailure(0, now: Self.start) }
@@ -100,9 +100,38 @@ struct EndpointBalancerTests {
         }
         #expect((0..<4).filter { four.isEjected($0, now: Self.start) }.count == 2)
 
+        // A pool's only endpoint is ejected (review 18 F2; it was never, whatever its failures) and still picked.
         let one = Self.balancer(1)
-        for _ in 0..<10 { #expect(!one.recordFailure(0, now: Self.start)) }
+        #expect(!one.recordFailure(0, now: Self.start))
+        #expect(!one.recordFailure(0, now: Self.start))
+        #expect(one.recordFailure(0, now: Self.start))
+        for _ in 0..<7 { #expect(!one.recordFailure(0, now: Self.start)) }
         #expect(one.pick(now: Self.start) == 0)
+    }
+
+    /// Review 18 F2: a single-endpoint pool whose runner was down kept `pool_endpoint_available 1` and counted no
+    /// ejection, `max_ejected_percent` keeping the last endpoint in. As in Envoy, it is ejected (the gauge follows
+    /// `isAvailable`) and calls still go to it (panic mode): routing is unchanged.
+    @Test(
+        "a pool's only endpoint: ejected after the failures, still picked (panic), available again after the ejection")
+    func singleEndpointEjection() {
+        let one = Self.balancer(1)
+        #expect(one.isAvailable(0, now: Self.start))
+        for _ in 0..<2 { one.recordFailure(0, now: Self.start) }
+        #expect(one.isAvailable(0, now: Self.start), "two failures of three")
+        #expect(one.recordFailure(0, now: Self.start))
+        #expect(!one.isAvailable(0, now: Self.start) && !one.hasAvailableEndpoint(now: Self.start))
+        for _ in 0..<20 { #expect(one.pick(now: Self.start) == 0) }
+        // The ejection's end (1 s): available; the first failure after it ejects again, for 2 s.
+        let later = Self.start + .seconds(1)
+        #expect(one.isAvailable(0, now: later) && one.hasAvailableEndpoint(now: later))
+        #expect(one.recordFailure(0, now: later))
+        #expect(!one.isAvailable(0, now: later + .milliseconds(1999)))
+        // A success (the runner is back, reached in panic mode) ends the probation, not the ejection under way.
+        one.recordSuccess(0)
+        #expect(!one.isAvailable(0, now: later + .milliseconds(1999)))
+        #expect(one.isAvailable(0, now: later + .seconds(2)))
+        #expect(!one.recordFailure(0, now: later + .seconds(2)), "the count starts again after a success")
     }
 
     @Test("detection off: failures never eject")
@@ -181,11 +210,12 @@ struct EndpointBalancerTests {
         balancer.setActivelyHealthy(1, false)
         #expect(!balancer.hasAvailableEndpoint(now: Self.start))
         #expect(balancer.hasAvailableEndpoint(now: Self.start + .seconds(1)))
-        // A single endpoint with no health check: always available (only refused calls tell it is down).
+        // A single endpoint with no health check: unavailable while ejected (review 18 F2; before, always available).
         let single = Self.balancer(1)
         for _ in 0..<10 { single.recordFailure(0, now: Self.start) }
-        #expect(single.hasAvailableEndpoint(now: Self.start))
-        single.setActivelyHealthy(0, false)
         #expect(!single.hasAvailableEndpoint(now: Self.start))
+        #expect(single.hasAvailableEndpoint(now: Self.start + .seconds(1)))
+        single.setActivelyHealthy(0, false)
+        #expect(!single.hasAvailableEndpoint(now: Self.start + .seconds(1)))
     }
 }

@@ -345,10 +345,12 @@ struct AsyncDurabilityTests {
         return progress.accepted.withLock { $0 }
     }
 
-    /// Two gateway processes on one PostgreSQL store (`config`), each with its own data directory, for `body`;
-    /// both are stopped and their directories removed afterwards, whatever `body` does.
+    /// Two gateway processes on one PostgreSQL store (`config`; B's own `configB` when given, e.g. other routes),
+    /// each with its own data directory, for `body`; both are stopped and their directories removed afterwards,
+    /// whatever `body` does.
     static func withTwoGateways(
         config: String,
+        configB: String? = nil,
         _ body: (TestProcess.Server, TestProcess.Server) async throws -> Void
     ) async throws {
         let dirA = temporaryPath("tg-pg-a")
@@ -360,7 +362,7 @@ struct AsyncDurabilityTests {
         let a = try await startGateway(dataDir: dirA, config: config)
         let b: TestProcess.Server
         do {
-            b = try await startGateway(dataDir: dirB, config: config)
+            b = try await startGateway(dataDir: dirB, config: configB ?? config)
         } catch {
             await a.stop()
             throw error
@@ -509,6 +511,58 @@ struct AsyncDurabilityTests {
             #expect(overlaps.max() == 2, "\(runs)")
             await clientA.client.close()
         }
+    }
+
+    /// Review 18 F8 on a shared store (a staggered rollout): A has no route for `other/*`, B has. A's look for
+    /// pipelines it has not seen claims one of B's operations: it failed it NOT_FOUND (attempts 1); now A hands it
+    /// back (its attempt taken back), claims that pipeline no more, and warns once that its operations wait here.
+    @Test(
+        "two gateways on one PostgreSQL, a route only B has: A hands B's operations back, none fails, each one attempt",
+        .timeLimit(.minutes(1))
+    )
+    func routeOnlyOneInstanceHas() async throws {
+        let routesB = """
+            pools:
+              - {name: demo, transport: inprocess, max_concurrency: 1, max_queue: 0}
+            routes:
+              - {namespace: demo, pipeline: "*", pool: demo}
+              - {namespace: other, pipeline: "*", pool: demo}
+            """
+        let routeOfOther = "\n  - {namespace: other, pipeline: \"*\", pool: demo}"
+        let routesA = routesB.replacingOccurrences(of: routeOfOther, with: "")
+        #expect(routesA != routesB)
+        guard let (configB, _) = try Self.postgresConfig(lease: "5s", workers: 8, extra: routesB) else { return }
+        defer { try? FileManager.default.removeItem(atPath: configB) }
+        let configA = configB + "-a.yaml"
+        try String(contentsOfFile: configB, encoding: .utf8).replacingOccurrences(of: routesB, with: routesA)
+            .write(toFile: configA, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: configA) }
+        try await Self.withTwoGateways(config: configA, configB: configB) { a, b in
+            try await Self.routeOnlyOneInstanceHas(a: a, b: b)
+        }
+    }
+
+    static func routeOnlyOneInstanceHas(a: TestProcess.Server, b: TestProcess.Server) async throws {
+        let clientB = try await TestHTTPClient.connect(port: b.port)
+        var names: [String] = []
+        for n in 0..<6 {
+            let accepted = try await clientB.request(
+                "POST", "/v1beta/namespaces/other/pipelines/sleep/trigger-async", headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"data":[{"variable":{"ms":300,"n":\#(n)}}]}"#))
+            try #require(accepted.status == 200, "\(accepted.bodyString)")
+            names.append(try #require(try json(accepted.body).operationName))
+        }
+        let finals = try await Self.waitAll(names, port: b.port, timeout: .seconds(40))
+        for name in names {
+            #expect(finals[name]?.metadataState == "succeeded", "\(String(describing: finals[name]))")
+            #expect(finals[name]?.attempts == 1, "\(String(describing: finals[name]))")
+        }
+        // A learnt the pipeline has no route there (B's backlog was queued then), and said so once.
+        let warning = "async operations wait for a route"
+        #expect(await a.logOccurrences(of: warning, timeout: .seconds(5)) == 1, "\(a.logged)")
+        #expect(a.logged.contains("pipeline=other/sleep"), "\(a.logged)")
+        #expect(!b.logged.contains(warning), "\(b.logged)")
+        await clientB.close()
     }
 
     @Test("two gateways on one PostgreSQL: triggers accepted by A are answered by B's GetOperation")

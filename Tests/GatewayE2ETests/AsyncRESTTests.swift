@@ -420,6 +420,7 @@ final class UnavailableStore: OperationStore {
         throw unavailable()
     }
     func queuedCount() async throws -> Int { throw unavailable() }
+    func queuedCount(pipelineKey: String) async throws -> Int { throw unavailable() }
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
     func probe(instance: String, now: Date) async throws { throw unavailable() }
     func close() async throws {}

@@ -5,6 +5,7 @@ import GatewayConfig
 import GatewayServer
 import GatewayTestSupport
 import NIOCore
+import NIOPosix
 import Testing
 
 /// `/metrics` of a real gateway over real sockets (issue 16 item 1): after a known sequence of calls the scrape
@@ -40,6 +41,51 @@ struct MetricsE2ETests {
             return condition(last)
         }
         return last
+    }
+
+    /// Review 18 F2: a single-endpoint pool whose runner was down reported `pool_endpoint_available 1` and no
+    /// ejection (`max_ejected_percent` kept the last endpoint in). It is ejected now, as in Envoy, and calls still go
+    /// to it (panic mode): once a runner listens again, the next call succeeds, ejection or not. The ejection's clock
+    /// is the unit tests' (`EndpointBalancerTests.singleEndpointEjection`); here its end is waited for (1 s, then 2 s
+    /// for the re-ejection on probation, at most 5 s).
+    @Test(
+        "a pool's only endpoint, its runner down: ejected (available 0, ejections 1), still called, available again",
+        .timeLimit(.minutes(1)))
+    func singleEndpointEjected() async throws {
+        let port = try ThrowawayPostgres.freePort()
+        try await withTestGateway(yaml: Self.config(backendPort: port)) { gateway in
+            let client = try await gateway.client()
+            let async = AsyncClient(client: client)
+            let endpoint = #"pool="runner",endpoint="127.0.0.1:\#(port)""#
+            let available = "trigger_gateway_pool_endpoint_available{\(endpoint)}"
+            let ejections = "trigger_gateway_pool_ejections_total{\(endpoint)}"
+            let refused = "trigger_gateway_backend_failures_total{\(endpoint),reason=\"UF\"}"
+            #expect(try await Self.scrape(client).samples[available] == 1)
+            // `consecutive_failures` (3) refused tries eject it: one call's retries, or up to three calls.
+            var scrape = try await Self.scrape(client)
+            for n in 0..<3 where scrape.samples[ejections] != 1 {
+                #expect(try await async.trigger("echo", ["n": n], verb: "trigger").status == 502)
+                scrape = try await Self.scrape(client)
+            }
+            #expect(scrape.samples[ejections] == 1, "\(scrape.text)")
+            #expect(scrape.samples[available] == 0, "\(scrape.text)")
+            let failures = try #require(scrape.samples[refused])
+            // Ejected, yet called (no "no healthy endpoint" answer): its refusals are counted.
+            #expect(try await async.trigger("echo", ["n": 2], verb: "trigger").status == 502)
+            scrape = try await Self.scrape(client)
+            #expect(try #require(scrape.samples[refused]) > failures, "\(scrape.text)")
+            #expect(scrape.samples[available] == 0, "\(scrape.text)")
+            // A runner listens again: the next call reaches it while the endpoint is still ejected.
+            let runner = try await DemoHTTPServer.bind(
+                host: "127.0.0.1", port: port, runner: DemoPipelines(), group: MultiThreadedEventLoopGroup.singleton)
+            let back = try await async.trigger("echo", ["n": 3], verb: "trigger")
+            #expect(back.status == 200, "\(back.json)")
+            // And the gauge says 1 once the ejection under way ends.
+            scrape = try await Self.scrape(client) { $0.samples[available] == 1 }
+            #expect(scrape.samples[available] == 1, "\(scrape.text)")
+            try? await runner.close()
+            await client.close()
+        }
     }
 
     @Test(

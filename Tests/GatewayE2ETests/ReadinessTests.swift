@@ -426,6 +426,7 @@ final class WriteFailingStore: OperationStore {
         return try await base.uncountAdoptedClaims(id: id, owner: owner, count: count, from: attempts)
     }
     func queuedCount() async throws -> Int { try await base.queuedCount() }
+    func queuedCount(pipelineKey: String) async throws -> Int { try await base.queuedCount(pipelineKey: pipelineKey) }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
     func probe(instance: String, now: Date) async throws {
         try check()

@@ -201,6 +201,137 @@ struct ReloadProcessTests {
         }
     }
 
+    /// Review 18, F8: a reload that removed a route failed every queued operation of it at once (NOT_FOUND,
+    /// attempts 1), silently. They wait now, as for a runner that is down, and run once a reload brings the route
+    /// back; meanwhile one warning per pipeline (a minute apart) and `trigger_gateway_async_unrouted_queued` say so,
+    /// and the dispatcher does not claim and hand them back in a loop.
+    @Test("operations of a route a reload removed stay queued (attempts 0), warned about once, and run when it is back")
+    func removedRouteKeepsItsOperationsQueued() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let down = try ThrowawayPostgres.freePort()
+        func config(other pool: String?) -> String {
+            var yaml = """
+                store: {poll_interval: 100ms}
+                pools:
+                  - {name: local, transport: inprocess}
+                  - {name: down, transport: http, endpoints: ["127.0.0.1:\(down)"]}
+                routes:
+                  - {namespace: demo, pipeline: "*", pool: local}
+
+                """
+            if let pool { yaml += "  - {namespace: other, pipeline: \"*\", pool: \(pool)}\n" }
+            return yaml
+        }
+        try config(other: "down").write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            var names: [String] = []
+            for i in 0..<3 {
+                let accepted = try await client.request(
+                    "POST", "/v1beta/namespaces/other/pipelines/upper/trigger-async", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"prompt":"op\#(i)"}}]}"#))
+                #expect(accepted.status == 200, "\(accepted.bodyString)")
+                names.append(try #require(try json(accepted.body).operationName))
+            }
+            func operation(_ name: String) async throws -> [String: Any] {
+                let response = try await client.request("GET", "/v1beta/\(name)")
+                return try #require(try json(response.body)["operation"] as? [String: Any])
+            }
+            func metrics() async throws -> Exposition {
+                Exposition(try await client.request("GET", "/metrics").bodyString)
+            }
+            let warning = "async operations wait for a route"
+            try config(other: nil).write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", timeout: .seconds(10)) == 1)
+            #expect(await server.logOccurrences(of: warning, timeout: .seconds(10)) == 1, "\(server.logged)")
+            #expect(server.logged.contains("operations.queued=3 pipeline=other/upper"), "\(server.logged)")
+            let gauge = "trigger_gateway_async_unrouted_queued"
+            #expect(await eventually(within: .seconds(5)) { (try? await metrics().samples[gauge]) == 3 })
+            let releases = #"trigger_gateway_store_operation_duration_seconds_count{operation="release"}"#
+            let handedBack = try await metrics().samples[releases]
+            // Twenty poll intervals: nothing is claimed and handed back again, no second warning within its minute.
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await metrics().samples[releases] == handedBack, "claimed and handed back in a loop")
+            #expect(server.logged.components(separatedBy: warning).count - 1 == 1, "\(server.logged)")
+            for name in names {
+                let waiting = try await operation(name)
+                let metadata = waiting["metadata"] as? [String: Any]
+                #expect(metadata?["state"] as? String == "queued", "\(waiting)")
+                #expect(metadata?["attempts"] as? Int == 0, "\(waiting)")
+            }
+            // The route back (to a pool that runs): they run and succeed.
+            try config(other: "local").write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", atLeast: 2, timeout: .seconds(10)) == 2)
+            let async = AsyncClient(client: client)
+            for name in names {
+                let done = try await async.waitDone(name, timeout: .seconds(20))
+                #expect((done["metadata"] as? [String: Any])?["state"] as? String == "succeeded", "\(done)")
+            }
+            #expect(try await metrics().samples[gauge] == 0)
+            await client.close()
+        }
+    }
+
+    /// Review 18, F5: `log.level` needed a restart (a reload logged `restart required … config.keys=…,log`), though an
+    /// operator debugging a runner wants its debug lines now. A reload applies it; `log.format` still needs a restart.
+    @Test("log.level is applied by a reload: info → debug lines appear → info: they stop; log.format needs a restart")
+    func logLevelAppliedByReload() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let down = try ThrowawayPostgres.freePort()
+        func config(_ log: String) -> String {
+            """
+            log: \(log)
+            pools: [{name: down, transport: http, endpoints: ["127.0.0.1:\(down)"]}]
+            routes: [{namespace: demo, pipeline: "*", pool: down}]
+
+            """
+        }
+        try config("{level: info}").write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            // A call to a runner that is down: `backend endpoint failed` per try, a warning at most once per 10 s,
+            // the rest at debug level.
+            func call() async throws {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger", headers: jsonHeaders,
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#))
+                #expect(response.status == 502, "\(response.bodyString)")
+            }
+            func debugLines() -> Int { server.logged.components(separatedBy: "level=debug").count - 1 }
+            try await call()
+            try await call()
+            #expect(debugLines() == 0, "\(server.logged)")
+            try config("{level: debug}").write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", timeout: .seconds(10)) == 1)
+            #expect(server.logged.contains("log.level=debug"), "\(server.logged)")
+            #expect(!server.logged.contains("restart required"), "\(server.logged)")
+            try await call()
+            #expect(await eventually(within: .seconds(5)) { debugLines() > 0 }, "\(server.logged)")
+            #expect(
+                server.logged.split(separator: "\n").contains {
+                    $0.contains("level=debug") && $0.contains("backend endpoint failed")
+                }, "\(server.logged)")
+            try config("{level: info}").write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", atLeast: 2, timeout: .seconds(10)) == 2)
+            let atInfo = debugLines()
+            try await call()
+            try await call()
+            #expect(debugLines() == atInfo, "\(server.logged)")
+            // The format is the handler's, installed at start: still a restart.
+            try config("{level: info, format: json}").write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "restart required", timeout: .seconds(10)) == 1)
+            #expect(server.logged.contains("config.keys=log.format"), "\(server.logged)")
+            await client.close()
+        }
+    }
+
     /// Review 17, finding 6: only the start checked key files' modes, though a reload is when rotated keys come in.
     @Test("a secret key file open to other users is warned about when a reload puts it in force, as at start")
     func exposedKeyWarnedAtReload() async throws {

@@ -108,4 +108,35 @@ struct LineLogHandlerTests {
         #expect(lines.first?.hasSuffix("level=info logger=t msg=shown k=v") == true, "\(text)")
         #expect(lines.last?.contains("level=warning") == true)
     }
+
+    /// Review 18 F5: a reload's `log.level` reaches every logger made from the bootstrapped handler at once.
+    @Test("handlers following a LogLevelSwitch change level with it; a level set on one logger is its floor")
+    func levelSwitch() throws {
+        let levels: [Logger.Level] = [.trace, .debug, .info, .notice, .warning, .error, .critical]
+        let levelSwitch = LogLevelSwitch(.info)
+        for level in levels {
+            levelSwitch.set(level)
+            #expect(levelSwitch.level == level)
+        }
+        levelSwitch.set(.info)
+        let pipe = Pipe()
+        let handler = LineLogHandler(
+            label: "t", format: .logfmt, fileDescriptor: pipe.fileHandleForWriting.fileDescriptor,
+            levelSwitch: levelSwitch)
+        let logger = Logger(label: "t") { _ in handler }
+        var quiet = logger
+        quiet.logLevel = max(quiet.logLevel, .warning)
+        logger.debug("hidden at info")
+        levelSwitch.set(.debug)
+        #expect(logger.logLevel == .debug && quiet.logLevel == .warning)
+        logger.debug("shown at debug")
+        quiet.info("hidden below its floor")
+        levelSwitch.set(.error)
+        #expect(quiet.logLevel == .error)
+        logger.warning("hidden at error")
+        try pipe.fileHandleForWriting.close()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.split(separator: "\n").count == 1, "\(text)")
+        #expect(text.contains("msg=\"shown at debug\""), "\(text)")
+    }
 }

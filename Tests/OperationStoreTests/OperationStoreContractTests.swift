@@ -586,6 +586,29 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "queuedCount(pipelineKey:) counts one pipeline's queued operations, releases included (review 18 F8)",
+        arguments: StoreKind.allCases)
+    func queuedCountOfOnePipeline(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            #expect(try await store.queuedCount(pipelineKey: "acme/echo") == 0)
+            for _ in 0..<2 { _ = try await store.enqueue(Fixtures.request(), idempotencyKey: nil) }
+            _ = try await store.enqueue(Fixtures.request(release: "v1"), idempotencyKey: nil)
+            _ = try await store.enqueue(Fixtures.request(pipeline: "other"), idempotencyKey: nil)
+            #expect(try await store.queuedCount(pipelineKey: "acme/echo") == 3)
+            #expect(try await store.queuedCount(pipelineKey: "acme/other") == 1)
+            #expect(try await store.queuedCount(pipelineKey: "acme/none") == 0)
+            // Claimed (running) is not queued; handed back (`release`) it is again.
+            let t0 = Fixtures.now() + 1
+            let claimed = try await store.claim(
+                owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0, scope: .only(["acme/echo"]))
+            #expect(claimed.count == 1)
+            #expect(try await store.queuedCount(pipelineKey: "acme/echo") == 2)
+            #expect(try await store.release(id: claimed[0].id, owner: "A", now: t0))
+            #expect(try await store.queuedCount(pipelineKey: "acme/echo") == 3)
+        }
+    }
+
+    @Test(
         "release hands a cut run back: queued at once, its attempt not counted, only by the lease owner",
         arguments: StoreKind.allCases)
     func releaseDoesNotCountTheAttempt(kind: StoreKind) async throws {
