@@ -255,9 +255,19 @@ extension NGHTTP2Session {
         }
     }
 
-    /// A frame left; a GOAWAY with an error code is why the connection is about to close.
+    /// A frame left; a GOAWAY with an error code is why the connection is about to close. The last frame of an
+    /// answer to a request whose body stopped (``HTTP2StreamState/resetWhenAnswered``) is followed by
+    /// RST_STREAM NO_ERROR: queued only now, since a reset submitted with the answer could leave before it.
     func frameSent(_ frame: UnsafePointer<nghttp2_frame>) throws {
-        guard UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue else { return }
+        let header = frame.pointee.hd
+        if header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, header.stream_id != 0,
+            let stream = self.streams[header.stream_id], stream.resetWhenAnswered
+        {
+            stream.resetWhenAnswered = false
+            self.pendingOperations.append(.resetStream(header.stream_id, .noError))
+            return
+        }
+        guard UInt32(header.type) == NGHTTP2_GOAWAY.rawValue else { return }
         let code = HTTP2ErrorCode(frame.pointee.goaway.error_code)
         if code != .noError, self.closeError == nil {
             self.closeError = HTTP2EngineError(.goAwaySent, "sent GOAWAY", http2ErrorCode: code)
