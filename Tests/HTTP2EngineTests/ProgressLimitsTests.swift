@@ -154,7 +154,8 @@ struct ProgressLimitsTests {
             frames.map(\.type)
                 == (withBody
                     ? [FrameHeader.headers, FrameHeader.data, FrameHeader.rstStream]
-                    : [FrameHeader.headers, FrameHeader.rstStream]), "\(frames.map(\.type))")
+                    : [FrameHeader.headers, FrameHeader.rstStream]),
+            "\(frames.map(\.type))")
         let reset = try #require(frames.last)
         let code = try #require(reset.payload.getInteger(at: reset.payload.readerIndex, as: UInt32.self))
         #expect(HTTP2ErrorCode(code) == .noError)
