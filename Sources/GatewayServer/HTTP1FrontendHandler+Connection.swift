@@ -180,7 +180,8 @@ extension HTTP1FrontendHandler {
             }
             return
         }
-        // Between requests. A head begun (bytes pending) is served as any request, bounded by `request_header`.
+        // Between requests. A head begun by then (or within the grace) is served as any request, bounded by
+        // `request_header`; its answer ends the connection.
         let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         drainTimer = context.eventLoop.scheduleTask(in: Self.drainIdleGrace) {
             let (handler, context) = loopBound.value
@@ -192,7 +193,9 @@ extension HTTP1FrontendHandler {
     /// Ends a connection that has no request in progress, in stages (see ``quiesce(context:)``); nothing if a
     /// request has begun since (its answer closes the connection).
     func closeIdleInStages(context: ChannelHandlerContext) {
-        guard !unanswered, !requestOpen, pending == nil, !inputDone, context.channel.isActive else { return }
+        guard !unanswered, !requestOpen, !inputDone, decoder.isBetweenRequests, pending == nil,
+            context.channel.isActive
+        else { return }
         inputDone = true
         state = .closed
         closedHere = true

@@ -652,7 +652,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             requestID = bodyUse.requestID ?? currentRequestID
             collector = .idle
             bodyUse = .none
-        case .idle where !unanswered && !requestOpen && pending == nil:
+        case .idle where !unanswered && !requestOpen && decoder.isBetweenRequests && pending == nil:
             // Idle when the grace ran out: closed in stages, as the drain's own grace would (see `quiesce`).
             drainTimer?.cancel()
             drainTimer = nil

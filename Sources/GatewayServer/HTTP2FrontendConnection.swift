@@ -274,9 +274,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         guard let state = streams[stream] else { return false }
         switch state.phase {
         case .restCollecting(_, let use):
-            state.phase = .done
-            restRespond(
-                .requestTimeout(use.errorResponse(.requestNotReceivedInTime)), stream: stream)
+            // `restRespond` makes the stream `.done`: what body still comes is dropped.
+            restRespond(.requestTimeout(use.errorResponse(.requestNotReceivedInTime)), stream: stream)
             return true
         case .grpcCollecting:
             state.grpcCall = nil
