@@ -232,6 +232,7 @@ extension NGHTTP2Session {
     func streamClosed(streamID: Int32, errorCode: UInt32) throws {
         if self.headerStream?.id == streamID { self.headerStream = nil }
         guard let stream = self.streams.removeValue(forKey: streamID) else { return }
+        if stream.resetWhenAnswered { self.streamsResettingWhenAnswered -= 1 }
         self.releaseOutbound(of: stream)
         // Bytes the owner will never consume now; without this the connection window would shrink for good.
         if stream.unconsumedBytes > 0 {
@@ -260,10 +261,11 @@ extension NGHTTP2Session {
     /// RST_STREAM NO_ERROR: queued only now, since a reset submitted with the answer could leave before it.
     func frameSent(_ frame: UnsafePointer<nghttp2_frame>) throws {
         let header = frame.pointee.hd
-        if header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, header.stream_id != 0,
-            let stream = self.streams[header.stream_id], stream.resetWhenAnswered
+        if self.streamsResettingWhenAnswered > 0, header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+            header.stream_id != 0, let stream = self.streams[header.stream_id], stream.resetWhenAnswered
         {
             stream.resetWhenAnswered = false
+            self.streamsResettingWhenAnswered -= 1
             self.pendingOperations.append(.resetStream(header.stream_id, .noError))
             return
         }

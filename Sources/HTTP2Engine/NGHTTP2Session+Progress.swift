@@ -158,14 +158,16 @@ extension NGHTTP2Session {
                     continue
                 }
                 stream.inboundDeadline = nil
-                // Set before asking, so that it holds whenever the answer's END_STREAM leaves.
-                stream.resetWhenAnswered = stream.announced && stream.receivedHeaders
-                if stream.resetWhenAnswered, let delegate = self.delegate,
-                    delegate.session(self, requestBodyTimedOutOn: HTTP2StreamID(id))
-                {
-                    continue
+                if stream.announced, stream.receivedHeaders, let delegate = self.delegate {
+                    // Set before asking, so that it holds whenever the answer's END_STREAM leaves.
+                    stream.resetWhenAnswered = true
+                    self.streamsResettingWhenAnswered += 1
+                    if delegate.session(self, requestBodyTimedOutOn: HTTP2StreamID(id)) { continue }
+                    if stream.resetWhenAnswered {
+                        stream.resetWhenAnswered = false
+                        self.streamsResettingWhenAnswered -= 1
+                    }
                 }
-                stream.resetWhenAnswered = false
                 self.delegate?.session(self, idleTimeoutOn: HTTP2StreamID(id))
                 self.pendingOperations.append(.resetStream(id, .cancel))
             }
