@@ -17,6 +17,9 @@ final class ConnectionTracker: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
         var emptyWaiters: [CheckedContinuation<Void, Never>] = []
+        /// The drain has queued its quiesce event on every connection (``waitUntilQuiesceSent()``).
+        var quiesceSent = false
+        var quiesceWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
@@ -44,6 +47,12 @@ final class ConnectionTracker: Sendable {
         for channel in state.withLock({ Array($0.channels.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
+        let waiters = state.withLock { s in
+            s.quiesceSent = true
+            defer { s.quiesceWaiters = [] }
+            return s.quiesceWaiters
+        }
+        for waiter in waiters { waiter.resume() }
         if await waitUntilEmpty(timeout: grace) { return }
         for channel in state.withLock({ Array($0.channels.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ShutdownGraceExpiredEvent())
@@ -51,6 +60,21 @@ final class ConnectionTracker: Sendable {
         if await waitUntilEmpty(timeout: Self.answerWindow) { return }
         for channel in state.withLock({ Array($0.channels.values) }) {
             channel.close(promise: nil)
+        }
+    }
+
+    /// Returns once the drain has queued its quiesce event on every open connection: an event fired from off
+    /// the connection's loop runs there before anything queued on that loop afterwards, so a test that then
+    /// runs a task on each loop knows every connection has seen it (and sends its request after the drain
+    /// began, deterministically, rather than racing it).
+    func waitUntilQuiesceSent() async {
+        await withCheckedContinuation { continuation in
+            let sent = state.withLock { s in
+                if s.quiesceSent { return true }
+                s.quiesceWaiters.append(continuation)
+                return false
+            }
+            if sent { continuation.resume() }
         }
     }
 

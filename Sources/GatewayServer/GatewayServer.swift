@@ -66,6 +66,10 @@ package final class GatewayServer: Service {
     /// Client connections accepted, set up and not yet closed (tests wait on it instead of sleeping).
     package var openConnections: Int { connections.count }
 
+    /// Returns once a graceful stop has queued its drain notice (`ChannelShouldQuiesceEvent`) on every open
+    /// connection (tests order a client's request after it instead of racing the drain).
+    package func waitUntilDrainNoticeSent() async { await connections.waitUntilQuiesceSent() }
+
     /// The address actually bound (useful with port 0); waits until the listener is up.
     package func localAddress() async throws -> SocketAddress {
         if let outcome = boundAddress.withLock({ $0 }) { return try outcome.get() }

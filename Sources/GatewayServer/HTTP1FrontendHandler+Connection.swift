@@ -135,6 +135,8 @@ extension HTTP1FrontendHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         stopTimer()
+        drainTimer?.cancel()
+        drainTimer = nil
     }
 
     /// The client went away. Inside a request that is an error (a relayed runner request is cut short); between
@@ -148,19 +150,66 @@ extension HTTP1FrontendHandler {
         }
     }
 
-    /// A graceful stop (`ChannelShouldQuiesceEvent`): an idle connection closes now; one with a request in
-    /// progress serves it, says `Connection: close` on its answer and closes after it (as NIO's pipeline
-    /// handler did).
+    /// How long a drain keeps an idle keep-alive connection open for a request already on its way: one that
+    /// arrives within it is served, with `Connection: close`. See ``quiesce(context:)``.
+    static let drainIdleGrace: TimeAmount = .seconds(1)
+    /// How long an idle connection's staged close waits for the client's EOF after our FIN (see
+    /// ``closeIdleInStages(context:)``): a request that crossed the FIN needs one round trip to arrive.
+    static let drainLingerBound: TimeAmount = .milliseconds(500)
+
+    /// A graceful stop (`ChannelShouldQuiesceEvent`, SIGTERM): every answer from now on says `Connection:
+    /// close` and the connection closes after it (RFC 9112 §9.6); a request in progress is served first.
+    ///
+    /// An idle keep-alive connection is not closed at once (review 18, F10): a proxy reusing it (nginx's
+    /// upstream `keepalive`) may have sent a request that is already in our receive buffer or on the wire, and
+    /// `close()` with unread input makes the kernel answer RST, which the proxy reports as a 502 for a POST it
+    /// does not retry. So, as Envoy's HTTP/1.1 drain does (`Connection: close` on the next response of each
+    /// connection during the drain period, then a delayed close), it gets ``drainIdleGrace`` (or the
+    /// `shutdown_grace`, if shorter: its expiry closes it the same way) in which a request that arrives is
+    /// served with `Connection: close`; then it closes in stages, as RFC 9112 §9.6 asks of a server closing a
+    /// connection: FIN first, input read and dropped until the client's EOF or ``drainLingerBound``, then the
+    /// close, so that a request crossing our FIN is not answered with RST. Serving rather than only closing in
+    /// stages is the choice because a request cut by a FIN is lost all the same for a POST the proxy will not
+    /// retry; the staged close only covers the last round trip.
     func quiesce(context: ChannelHandlerContext) {
-        guard unanswered || requestOpen else {
-            closeConnection(context: context)
+        quiescing = true
+        if unanswered || requestOpen {
+            if !requestOpen {
+                inputDone = true
+                pending = nil
+            }
             return
         }
-        quiescing = true
-        if !requestOpen {
-            inputDone = true
-            pending = nil
+        // Between requests. A head begun by then (or within the grace) is served as any request, bounded by
+        // `request_header`; its answer ends the connection.
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        drainTimer = context.eventLoop.scheduleTask(in: Self.drainIdleGrace) {
+            let (handler, context) = loopBound.value
+            handler.drainTimer = nil
+            handler.closeIdleInStages(context: context)
         }
+    }
+
+    /// Ends a connection that has no request in progress, in stages (see ``quiesce(context:)``); nothing if a
+    /// request has begun since (its answer closes the connection).
+    func closeIdleInStages(context: ChannelHandlerContext) {
+        guard !unanswered, !requestOpen, !inputDone, decoder.isBetweenRequests, pending == nil,
+            context.channel.isActive
+        else { return }
+        inputDone = true
+        state = .closed
+        closedHere = true
+        stopTimer()
+        Self.lingeringClose(context.channel, bound: Self.drainLingerBound)
+    }
+
+    /// Closes our side first and lets the client's unread input drain for up to `bound` (or until its EOF)
+    /// before closing fully: closing a socket with unread input makes the kernel send RST, and a client still
+    /// uploading would lose the error response we just wrote (the reason nginx has `lingering_close`), a
+    /// client whose request crossed our FIN would see a reset rather than an end.
+    static func lingeringClose(_ channel: any Channel, bound: TimeAmount = .seconds(2)) {
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: bound) { channel.close(promise: nil) }
     }
 
     // MARK: Request timeouts
@@ -227,12 +276,10 @@ extension HTTP1FrontendHandler {
             let line = !open.isOpen ? pending.flatMap { HTTP1RequestDecoder.requestLine(in: $0) } : nil
             inputDone = true
             pending = nil
-            let error = GatewayError(.deadlineExceeded, "the request was not received in time")
             let requestID = RequestID.make()
             let target = requestTarget ?? line?.target ?? ""
-            var response = RESTErrorFormat(path: target).response(error, requestID: requestID)
-            // The error's body (DEADLINE_EXCEEDED) under 408, not the 504 that code maps to: the client was late.
-            response.status = 408
+            let response = RESTResponse.requestTimeout(
+                RESTErrorFormat(path: target).response(.requestNotReceivedInTime, requestID: requestID))
             state = .closed
             relay?.abort()
             relay = nil

@@ -106,6 +106,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     var readHeld = false
     /// A graceful stop asked the connection to end after the request in progress (`ChannelShouldQuiesceEvent`).
     var quiescing = false
+    /// A drain's grace for an idle connection (``drainIdleGrace``): when it fires, the connection closes in
+    /// stages unless a request began.
+    var drainTimer: Scheduled<Void>?
     /// The gateway closed the connection (not the client leaving).
     var closedHere = false
 
@@ -492,7 +495,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
 
     /// Writes a whole answer in one buffer and flush, ending the request's exchange. `keepAlive` false (or a
     /// graceful stop under way) says `Connection: close` and closes after it: lingering (see
-    /// ``lingeringClose(_:)``) unless `lingering` is false (a 408: the client is too slow to wait for) or only
+    /// ``lingeringClose(_:bound:)``) unless `lingering` is false (a 408: the client is too slow to wait for) or only
     /// the stop closes it.
     func write(
         _ response: RESTResponse, keepAlive requested: Bool, lingering: Bool = true, context: ChannelHandlerContext
@@ -559,16 +562,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         return String(target[..<query])
     }
 
-    /// Closes our side first and lets the client's unread body drain for a moment before closing fully:
-    /// closing a socket with unread input makes the kernel send RST, and a client still uploading would
-    /// lose the error response we just wrote (the reason nginx has `lingering_close`).
-    private static func lingeringClose(_ channel: any Channel) {
-        channel.close(mode: .output, promise: nil)
-        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
         stopTimer()
+        drainTimer?.cancel()
+        drainTimer = nil
         endOfInput(context: context)
         defer { abandonRequest() }
         relay?.abort()
@@ -655,6 +652,13 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             requestID = bodyUse.requestID ?? currentRequestID
             collector = .idle
             bodyUse = .none
+        case .idle where !unanswered && !requestOpen && decoder.isBetweenRequests && pending == nil:
+            // Idle when the grace ran out: closed in stages, as the drain's own grace would (see `quiesce`).
+            drainTimer?.cancel()
+            drainTimer = nil
+            closeIdleInStages(context: context)
+            if context.channel.isActive, !closedHere { closeConnection(context: context) }
+            return
         case .idle, .discarding, .closed:
             closeConnection(context: context)
             return

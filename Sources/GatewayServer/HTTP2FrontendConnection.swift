@@ -264,6 +264,28 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         streams[stream]?.updateRecord { $0.termination = .streamIdleTimeout }
     }
 
+    /// `stream`'s request body stopped for `timeouts.body_progress`: answered as HTTP/1.1 answers it (review 18,
+    /// F11), REST with 408 in the route's error shape, gRPC with Trailers-Only DEADLINE_EXCEEDED, both saying
+    /// "the request was not received in time"; the session then resets the stream with NO_ERROR (RFC 9113
+    /// §8.1) and the connection goes on. The record says what the HTTP/1.1 408 says (the status, no `SI`: the
+    /// answer is the gateway's, given in the client's protocol). A stream already answered (an early error
+    /// whose remaining body is being dropped) or not reading a body is left to the session's CANCEL.
+    func session(_ session: NGHTTP2Session, requestBodyTimedOutOn stream: HTTP2StreamID) -> Bool {
+        guard let state = streams[stream] else { return false }
+        switch state.phase {
+        case .restCollecting(_, let use):
+            // `restRespond` makes the stream `.done`: what body still comes is dropped.
+            restRespond(.requestTimeout(use.errorResponse(.requestNotReceivedInTime)), stream: stream)
+            return true
+        case .grpcCollecting:
+            state.grpcCall = nil
+            grpcFinish(stream, error: .requestNotReceivedInTime)
+            return true
+        case .grpcReflection, .running, .done:
+            return false
+        }
+    }
+
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, stream: HTTP2StreamID, endStream: Bool) {
         guard let state = streams[stream] else {
             session.consume(stream: stream, bytes: data.readableBytes)

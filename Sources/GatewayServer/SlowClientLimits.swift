@@ -1,5 +1,6 @@
 package import GatewayConfig
 package import NIOCore
+import TriggerModel
 
 /// What a client that does not progress may hold (issue 10, items 1, 2 and 4): time before its first bytes,
 /// header and body progress of an HTTP/1.1 request, how long a response may wait for the client to read,
@@ -48,4 +49,25 @@ package struct SlowClientLimits: Sendable {
 
     /// The defaults of `TimeoutsConfiguration` and `LimitsConfiguration`.
     package static var defaults: SlowClientLimits { SlowClientLimits(timeouts: .defaults, limits: .defaults) }
+}
+
+extension GatewayError {
+    /// A request whose header block or body stopped arriving for ``SlowClientLimits/requestHeaderTimeout`` or
+    /// ``SlowClientLimits/bodyProgressTimeout``: the client was late, not the backend. REST answers it with 408
+    /// (RFC 9110 §15.5.9, ``RESTResponse/requestTimeout(_:)``) in the route's error shape, gRPC with
+    /// DEADLINE_EXCEEDED; HTTP/1.1 and HTTP/2 say the same words.
+    static var requestNotReceivedInTime: GatewayError {
+        GatewayError(.deadlineExceeded, "the request was not received in time")
+    }
+}
+
+extension RESTResponse {
+    /// `response` (an error response of ``GatewayError/requestNotReceivedInTime`` in the route's shape) as 408:
+    /// the error's body says DEADLINE_EXCEEDED, but not under the 504 that code maps to, since the client was
+    /// late (RFC 9110 §15.5.9).
+    static func requestTimeout(_ response: RESTResponse) -> RESTResponse {
+        var response = response
+        response.status = 408
+        return response
+    }
 }

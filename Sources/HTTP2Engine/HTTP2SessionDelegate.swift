@@ -48,6 +48,16 @@ package protocol HTTP2SessionDelegate: AnyObject {
     /// `SI`), not the peer. Optional: default does nothing.
     func session(_ session: NGHTTP2Session, idleTimeoutOn stream: HTTP2StreamID)
 
+    /// Server: `stream`'s request body stayed silent for ``HTTP2SessionConfiguration/requestBodyProgressTimeout``
+    /// after its header block was delivered. The owner may answer it now, completely (a response or
+    /// Trailers-Only block ending the stream, queued from inside this call), and return true: the session then
+    /// resets the stream with NO_ERROR right after that answer's last frame is sent, since RFC 9113 §8.1 lets a
+    /// server answer before the request is complete and then tell the client to stop sending that way (as
+    /// nghttpx does), and the connection goes on. Returning false (nothing to answer with, or an answer already
+    /// under way) resets the stream with CANCEL, after ``session(_:idleTimeoutOn:)``, as for the other
+    /// progress timeouts. Optional: by default false.
+    func session(_ session: NGHTTP2Session, requestBodyTimedOutOn stream: HTTP2StreamID) -> Bool
+
     /// The payload of one DATA frame (possibly empty when it only carries END_STREAM).
     ///
     /// These bytes count against the flow-control windows until the owner calls
@@ -77,6 +87,7 @@ package protocol HTTP2SessionDelegate: AnyObject {
 
 extension HTTP2SessionDelegate {
     package func session(_ session: NGHTTP2Session, idleTimeoutOn stream: HTTP2StreamID) {}
+    package func session(_ session: NGHTTP2Session, requestBodyTimedOutOn stream: HTTP2StreamID) -> Bool { false }
     package func session(
         _ session: NGHTTP2Session,
         didReceiveOversizedHeaders headers: HTTP2Headers,

@@ -52,6 +52,10 @@ final class HTTP2StreamState {
     /// When libnghttp2 last took queued bytes, or when bytes were queued on an empty queue; nil while
     /// nothing is queued. The write-progress timeout measures from here.
     var lastOutboundProgress: NIODeadline?
+    /// Server: the owner answered this request early because its body stopped coming (see
+    /// ``HTTP2SessionDelegate/session(_:requestBodyTimedOutOn:)``): once the answer's END_STREAM frame is sent,
+    /// the stream is reset with NO_ERROR (RFC 9113 §8.1).
+    var resetWhenAnswered = false
 
     init(id: Int32, announced: Bool) {
         self.id = id

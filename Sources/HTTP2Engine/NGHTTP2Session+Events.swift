@@ -232,6 +232,7 @@ extension NGHTTP2Session {
     func streamClosed(streamID: Int32, errorCode: UInt32) throws {
         if self.headerStream?.id == streamID { self.headerStream = nil }
         guard let stream = self.streams.removeValue(forKey: streamID) else { return }
+        if stream.resetWhenAnswered { self.streamsResettingWhenAnswered -= 1 }
         self.releaseOutbound(of: stream)
         // Bytes the owner will never consume now; without this the connection window would shrink for good.
         if stream.unconsumedBytes > 0 {
@@ -255,9 +256,20 @@ extension NGHTTP2Session {
         }
     }
 
-    /// A frame left; a GOAWAY with an error code is why the connection is about to close.
+    /// A frame left; a GOAWAY with an error code is why the connection is about to close. The last frame of an
+    /// answer to a request whose body stopped (``HTTP2StreamState/resetWhenAnswered``) is followed by
+    /// RST_STREAM NO_ERROR: queued only now, since a reset submitted with the answer could leave before it.
     func frameSent(_ frame: UnsafePointer<nghttp2_frame>) throws {
-        guard UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue else { return }
+        let header = frame.pointee.hd
+        if self.streamsResettingWhenAnswered > 0, header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+            header.stream_id != 0, let stream = self.streams[header.stream_id], stream.resetWhenAnswered
+        {
+            stream.resetWhenAnswered = false
+            self.streamsResettingWhenAnswered -= 1
+            self.pendingOperations.append(.resetStream(header.stream_id, .noError))
+            return
+        }
+        guard UInt32(header.type) == NGHTTP2_GOAWAY.rawValue else { return }
         let code = HTTP2ErrorCode(frame.pointee.goaway.error_code)
         if code != .noError, self.closeError == nil {
             self.closeError = HTTP2EngineError(.goAwaySent, "sent GOAWAY", http2ErrorCode: code)

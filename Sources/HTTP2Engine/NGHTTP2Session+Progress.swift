@@ -138,29 +138,46 @@ extension NGHTTP2Session {
         self.requestProgressTimer = (deadline, task)
     }
 
-    /// Resets each request stream that is overdue (RST_STREAM CANCEL) and re-arms for the next deadline.
+    /// Ends each request stream that is overdue and re-arms for the next deadline. A body that stopped after its
+    /// header block was delivered is the owner's to answer first (``HTTP2SessionDelegate/session(_:requestBodyTimedOutOn:)``:
+    /// a 408 or DEADLINE_EXCEEDED, then RST_STREAM NO_ERROR once it is sent, review 18 F11: a bare CANCEL told
+    /// the client nothing); a header block never finished, or a body the owner does not answer, is reset with
+    /// CANCEL.
     private func requestProgressTimerFired() {
         self.requestProgressTimer = nil
         guard self.lifecycle == .active, let eventLoop = self.eventLoop else { return }
         let now = eventLoop.now
         var next: NIODeadline?
-        for id in self.streams.keys.sorted() {
-            guard let stream = self.streams[id], let deadline = stream.inboundDeadline else { continue }
-            if deadline <= now {
+        // One drain, one write, for every answer and reset of this round (``withBatchedWrites`` drains on its way
+        // out, as the plain `drain()` here did before answers were asked for).
+        self.withBatchedWrites {
+            for id in self.streams.keys.sorted() {
+                guard let stream = self.streams[id], let deadline = stream.inboundDeadline else { continue }
+                guard deadline <= now else {
+                    next = min(next ?? deadline, deadline)
+                    continue
+                }
                 stream.inboundDeadline = nil
+                if stream.announced, stream.receivedHeaders, let delegate = self.delegate {
+                    // Set before asking, so that it holds whenever the answer's END_STREAM leaves.
+                    stream.resetWhenAnswered = true
+                    self.streamsResettingWhenAnswered += 1
+                    if delegate.session(self, requestBodyTimedOutOn: HTTP2StreamID(id)) { continue }
+                    if stream.resetWhenAnswered {
+                        stream.resetWhenAnswered = false
+                        self.streamsResettingWhenAnswered -= 1
+                    }
+                }
                 self.delegate?.session(self, idleTimeoutOn: HTTP2StreamID(id))
                 self.pendingOperations.append(.resetStream(id, .cancel))
-            } else {
-                next = min(next ?? deadline, deadline)
+            }
+            if let next {
+                let task = eventLoop.assumeIsolated().scheduleTask(deadline: next) {
+                    self.requestProgressTimerFired()
+                }
+                self.requestProgressTimer = (next, task)
             }
         }
-        if let next {
-            let task = eventLoop.assumeIsolated().scheduleTask(deadline: next) {
-                self.requestProgressTimerFired()
-            }
-            self.requestProgressTimer = (next, task)
-        }
-        self.drain()
     }
 
     func cancelTimers() {

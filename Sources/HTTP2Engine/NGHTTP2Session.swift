@@ -71,6 +71,9 @@ package final class NGHTTP2Session {
     /// once the connection has received one (issue 11). A delegate that keeps a block keeps its storage; the
     /// spare is then a fresh array, as the next block would have needed anyway.
     var spareHeaderBlock: HTTP2Headers?
+    /// Streams whose ``HTTP2StreamState/resetWhenAnswered`` is set: `frameSent` looks a stream up only while
+    /// this is not 0, so the END_STREAM frames of ordinary answers cost one comparison, not a lookup.
+    var streamsResettingWhenAnswered = 0
     /// Operations waiting for libnghttp2 to be off the stack; FIFO so stream ids and frame order hold.
     var pendingOperations = CircularBuffer<PendingOperation>(initialCapacity: 8)
     /// Stream writability changes to report once the drain has finished.

@@ -362,6 +362,150 @@ struct SlowClientTests {
         }
     }
 
+    // MARK: body_progress over HTTP/2 (review 18, F11)
+
+    /// curl over h2c uploading from a pipe: the body is `{"data":[{"var` and then the pipe stays open for
+    /// `stallSeconds` (the client's pace, the behaviour under test), or, `paced`, the rest follows in pieces
+    /// 150 ms apart, each inside the 300 ms body_progress. Prints the body, then ` status=CODE`.
+    static func curlStalledUpload(port: Int, paced: Bool, stallSeconds: Int = 3) async throws
+        -> TestProcess.Output
+    {
+        let curl = try #require(TestProcess.which("curl"))
+        let url = "http://127.0.0.1:\(port)/v1beta/namespaces/demo/pipelines/echo/trigger"
+        let feed =
+            paced
+            ? #"printf '{"data":[{"var'; for piece in 'iable":{' '"p":"hi"}' '}]}'; do sleep 0.15; printf '%s' "$piece"; done"#
+            : #"printf '{"data":[{"var'; sleep \#(stallSeconds)"#
+        let script = """
+            (\(feed)) | '\(curl)' -sS --http2-prior-knowledge -X POST -H 'content-type: application/json' -T - \
+              -w ' status=%{http_code}' '\(url)'
+            """
+        return try await TestProcess.run("/bin/bash", ["-c", script])
+    }
+
+    @Test(
+        "h2c REST (curl): a body that stops gets a complete 408 with the words in the route's error shape at body_progress, not a reset"
+    )
+    func h2BodyProgressTimeout() async throws {
+        try await withTestGateway(yaml: "timeouts: {body_progress: 300ms, idle: 10s}") { gateway in
+            let started = ContinuousClock.now
+            let output = try await Self.curlStalledUpload(port: gateway.port, paced: false)
+            // curl exits 0: it read a whole response and no CANCEL (it used to fail with (92) "stream 1 was not
+            // closed cleanly: CANCEL"); it waits for its pipe to end before exiting, so the time is not its own.
+            #expect(output.status == 0 && output.stderr.isEmpty, "\(output.stderr)")
+            #expect(output.stdoutString.hasSuffix(" status=408"), "\(output.stdoutString)")
+            let body = try #require(
+                try JSONSerialization.jsonObject(
+                    with: Data(output.stdoutString.components(separatedBy: " status=")[0].utf8)) as? [String: Any],
+                "\(output.stdoutString)")
+            #expect(body["code"] as? Int == 4, "\(body)")
+            #expect(body["message"] as? String == "the request was not received in time", "\(body)")
+            #expect(ContinuousClock.now - started < .seconds(10))
+        }
+    }
+
+    @Test("h2c REST (curl): a body whose pieces come less than body_progress apart is served")
+    func h2BodyProgressInTime() async throws {
+        try await withTestGateway(yaml: "timeouts: {body_progress: 300ms, idle: 10s}") { gateway in
+            let output = try await Self.curlStalledUpload(port: gateway.port, paced: true)
+            #expect(output.status == 0, "\(output.stderr)")
+            #expect(output.stdoutString.hasSuffix(" status=200"), "\(output.stdoutString) \(output.stderr)")
+            #expect(output.stdoutString.contains(#""p":"hi""#), "\(output.stdoutString)")
+        }
+    }
+
+    @Test(
+        "h2c REST: the 408 at body_progress comes at the timeout, is followed by RST_STREAM(NO_ERROR), the connection serves the next request, and the record says 408 as HTTP/1.1's does"
+    )
+    func h2BodyProgressTimeoutConnectionStays() async throws {
+        let observer = RecordingObserver()
+        try await withTestGateway(yaml: "timeouts: {body_progress: 300ms, idle: 10s}", requestObservers: [observer]) {
+            gateway in
+            let client = try await H2TestClient.connect(port: gateway.port)
+            let headers: [(String, String)] = [
+                (":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+                (":path", "/v1beta/namespaces/demo/pipelines/echo/trigger"), ("content-type", "application/json"),
+                ("request-id", "stalled-1"),
+            ]
+            let started = ContinuousClock.now
+            let stalled = try await client.request(headers, body: Array(#"{"data":[{"var"#.utf8), endStream: false)
+            let seen = try await client.wait(timeout: .seconds(5)) { $0.streams[stalled]?.closedWith != nil }
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3), "\(elapsed)")
+            let record = try #require(seen.streams[stalled])
+            #expect(record.status == "408", "\(record)")
+            #expect(record.endStream, "the 408 is whole (END_STREAM) before the reset")
+            #expect(record.closedWith == 0, "RST_STREAM(NO_ERROR) expected: \(String(describing: record.closedWith))")
+            #expect(record.bodyString.contains("the request was not received in time"), "\(record.bodyString)")
+            let next = try await client.request(
+                Array(headers.dropLast()) + [("request-id", "next-1")],
+                body: Array(#"{"data":[{"variable":{"p":"again"}}]}"#.utf8))
+            let after = try await client.wait(timeout: .seconds(5)) { $0.streams[next]?.closedWith != nil }
+            #expect(after.streams[next]?.status == "200", "\(String(describing: after.streams[next]))")
+            #expect(!after.sessionClosed)
+            await client.close()
+            let timedOut = try #require(try await observer.records(of: "stalled-1").first)
+            #expect(timedOut.status == 408)
+            #expect(timedOut.termination == nil, "the gateway answered in the protocol: no SI, as HTTP/1.1's 408")
+            #expect(timedOut.httpVersion == "HTTP/2")
+            let served = try #require(try await observer.records(of: "next-1").first)
+            #expect(served.status == 200 && served.peerAddress == timedOut.peerAddress)
+        }
+    }
+
+    /// grpcio: a unary call made as client-streaming (its one message sent, the stream then left open for 3 s:
+    /// the client's pace), then a second, ordinary call on the same channel.
+    static let grpcStalledScript = #"""
+        import sys, time, json, grpc
+        port = sys.argv[1]
+        ch = grpc.insecure_channel("127.0.0.1:%s" % port)
+        method = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
+        # namespace_id "demo", pipeline_id "echo", one empty input
+        message = b"\x0a\x04demo\x12\x04echo\x1a\x00"
+        def stalled():
+            yield message
+            time.sleep(3)
+        out = {}
+        started = time.time()
+        try:
+            ch.stream_unary(method)(stalled(), timeout=10)
+            out["first"] = {"code": "OK"}
+        except grpc.RpcError as e:
+            out["first"] = {"code": e.code().name, "details": e.details(), "seconds": time.time() - started}
+        try:
+            ch.unary_unary(method)(message, timeout=10)
+            out["second"] = {"code": "OK"}
+        except grpc.RpcError as e:
+            out["second"] = {"code": e.code().name, "details": e.details()}
+        print(json.dumps(out))
+        """#
+
+    @Test(
+        "gRPC (grpcio): a request stream that stops gets DEADLINE_EXCEEDED 'the request was not received in time', then the channel serves the next call"
+    )
+    func grpcBodyProgressTimeout() async throws {
+        let observer = RecordingObserver()
+        try await withTestGateway(yaml: "timeouts: {body_progress: 300ms, idle: 10s}", requestObservers: [observer]) {
+            gateway in
+            let env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+            let output = try await TestProcess.run(
+                Peers.python, ["-c", Self.grpcStalledScript, String(gateway.port)], environment: env)
+            let result = try #require(
+                try JSONSerialization.jsonObject(with: Data(output.stdout)) as? [String: [String: Any]],
+                "\(output.stdoutString) \(output.stderr)")
+            #expect(result["first"]?["code"] as? String == "DEADLINE_EXCEEDED", "\(result)")
+            #expect(result["first"]?["details"] as? String == "the request was not received in time", "\(result)")
+            #expect((result["first"]?["seconds"] as? Double ?? 99) < 2.5, "\(result)")
+            #expect(result["second"]?["code"] as? String == "OK", "\(result)")
+            #expect(await eventually(within: .seconds(5)) { observer.all.count == 2 })
+            let records = observer.all
+            let timedOut = records.first { $0.grpcStatus == 4 }
+            #expect(timedOut != nil, "\(records)")
+            #expect(timedOut?.termination == nil, "\(String(describing: timedOut))")
+            #expect(records.count == 2 && records[0].peerAddress == records[1].peerAddress, "\(records)")
+        }
+    }
+
     @Test("h1: the header timeout does not cut a kept-alive connection that is idle between requests")
     func h1IdleIsNotHeaderTimeout() async throws {
         try await withTestGateway(yaml: "timeouts: {request_header: 200ms, idle: 5s}") { gateway in

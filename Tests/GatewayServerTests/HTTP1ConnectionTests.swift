@@ -298,6 +298,34 @@ struct HTTP1ConnectionTests {
         await Self.finish(loop, channel)
     }
 
+    @Test(
+        "a draining idle connection serves a request that arrives within the idle grace (Connection: close, then closed); at the grace it is closing and answers nothing",
+        .timeLimit(.minutes(1)), arguments: [(999, true), (1000, false)])
+    func drainIdleGrace(elapsedMilliseconds: Int64, served: Bool) async throws {
+        let (loop, channel) = try await Self.connection()
+        try await channel.writeInbound(ByteBuffer(string: Self.unknown(id: "before")))
+        await loop.run()
+        #expect(Self.answers(try await Self.writes(channel).joined()).count == 1)
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        await loop.advanceTime(by: .milliseconds(elapsedMilliseconds))
+        // Within the grace the connection is whole. Past it the staged close has begun: the testing channel has
+        // no half-close (it closes at the output's shutdown), so the FIN and the reading on are HTTP1DrainTests'.
+        #expect(channel.isActive == served)
+        try? await channel.writeInbound(ByteBuffer(string: Self.unknown(id: "in-flight")))
+        await loop.run()
+        let answers = Self.answers(try await Self.writes(channel).joined())
+        if served {
+            #expect(answers.map(\.status) == ["HTTP/1.1 404 Not Found"], "\(answers)")
+            #expect(answers.first?.head.contains("request-id: in-flight") == true)
+            #expect(answers.first?.head.contains("connection: close") == true)
+        } else {
+            #expect(answers.isEmpty, "\(answers)")
+        }
+        await loop.advanceTime(by: HTTP1FrontendHandler.drainLingerBound)
+        #expect(!channel.isActive)
+        await Self.finish(loop, channel)
+    }
+
     @Test("the response encoder: chunked stream framing, no framing fields for 204, decimal lengths")
     func encoder() {
         let allocator = ByteBufferAllocator()

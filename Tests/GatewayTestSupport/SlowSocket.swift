@@ -9,6 +9,8 @@ package final class SlowSocket: Sendable {
         package var received: [UInt8]
         /// The server closed (EOF or reset) before the wait ended.
         package var closedByServer: Bool
+        /// That close was a reset (ECONNRESET), not an orderly end (EOF).
+        package var reset = false
         /// From the start of the wait to the close (or to the end of the wait).
         package var elapsed: Duration
         /// When the close was seen (or the wait ended). A test measuring a server timeout takes the time
@@ -110,6 +112,7 @@ package final class SlowSocket: Sendable {
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n == 0 || (n < 0 && errno == ECONNRESET) {
                     outcome.closedByServer = true
+                    outcome.reset = n < 0
                     break
                 }
                 if n < 0 {

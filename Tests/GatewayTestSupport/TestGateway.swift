@@ -39,6 +39,9 @@ package struct TestGateway: Sendable {
     /// it to reach what it connected before relying on the gateway having seen them.
     package let openConnections: @Sendable () -> Int
 
+    /// Returns once a graceful stop (``beginShutdown``) has queued its drain notice on every open connection.
+    package let drainNoticeSent: @Sendable () async -> Void
+
     /// A fresh keep-alive connection to the gateway.
     package func client() async throws -> TestHTTPClient {
         try await TestHTTPClient.connect(port: port)
@@ -109,7 +112,8 @@ package func withTestGateway<T: Sendable>(
                 app: app,
                 beginShutdown: { await serviceGroup.triggerGracefulShutdown() },
                 rejectedConnections: { server.rejectedConnections },
-                openConnections: { server.openConnections }
+                openConnections: { server.openConnections },
+                drainNoticeSent: { await server.waitUntilDrainNoticeSent() }
             )
             outcome = .success(try await body(gateway))
         } catch {

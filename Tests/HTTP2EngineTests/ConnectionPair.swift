@@ -43,6 +43,12 @@ final class RecordingDelegate: HTTP2SessionDelegate {
     var onTrailers: ((NGHTTP2Session, HTTP2StreamID, HTTP2Headers) -> Void)?
     var onClosed: ((NGHTTP2Session, HTTP2StreamID, HTTP2ErrorCode) -> Void)?
     var onSessionClosed: ((NGHTTP2Session) -> Void)?
+    /// Server: a request body stayed silent for the body-progress timeout; returns whether it answered.
+    var onRequestBodyTimedOut: ((NGHTTP2Session, HTTP2StreamID) -> Bool)?
+
+    func session(_ session: NGHTTP2Session, requestBodyTimedOutOn stream: HTTP2StreamID) -> Bool {
+        self.onRequestBodyTimedOut?(session, stream) ?? false
+    }
 
     func session(
         _ session: NGHTTP2Session,
@@ -222,6 +228,8 @@ struct FrameHeader: Equatable {
     var streamID: Int32
     var payload: ByteBuffer
 
+    static let data: UInt8 = 0x0
+    static let headers: UInt8 = 0x1
     static let goAway: UInt8 = 0x7
     static let rstStream: UInt8 = 0x3
 

@@ -127,6 +127,60 @@ struct ProgressLimitsTests {
         #expect(pair.serverDelegate.events(for: stream.rawValue).last == .closed(stream.rawValue, .cancel))
     }
 
+    @Test(
+        "a silent body the owner answers gets the whole answer, then RST_STREAM(NO_ERROR) after its END_STREAM; the connection goes on (RFC 9113 §8.1)",
+        arguments: [false, true]
+    )
+    func stalledBodyAnswered(withBody: Bool) throws {
+        let pair = try ConnectionPair(server: Self.server(headerTimeout: .seconds(10), bodyTimeout: Self.timeout))
+        pair.serverDelegate.onRequestBodyTimedOut = { session, stream in
+            var headers = HTTP2Headers()
+            headers.add(name: ":status", value: "408")
+            session.sendResponseHeaders(stream: stream, headers: headers, endStream: !withBody)
+            if withBody { session.sendData(stream: stream, ByteBuffer(string: "too late"), endStream: true) }
+            return true
+        }
+        let stream = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        pair.clientSession.sendData(stream: stream, ByteBuffer(string: "some"), endStream: false)
+        try pair.interact()
+        pair.server.embeddedEventLoop.advanceTime(by: Self.timeout - .milliseconds(1))
+        try pair.interact()
+        #expect(pair.clientDelegate.events(for: stream.rawValue).isEmpty)
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        let written = try pair.server.readAllOutbound()
+        let frames = FrameHeader.parse(written).filter { $0.streamID == stream.rawValue }
+        // The answer's frames first, the reset last: a reset ahead of them would drop the answer.
+        #expect(
+            frames.map(\.type)
+                == (withBody
+                    ? [FrameHeader.headers, FrameHeader.data, FrameHeader.rstStream]
+                    : [FrameHeader.headers, FrameHeader.rstStream]),
+            "\(frames.map(\.type))")
+        let reset = try #require(frames.last)
+        let code = try #require(reset.payload.getInteger(at: reset.payload.readerIndex, as: UInt32.self))
+        #expect(HTTP2ErrorCode(code) == .noError)
+        try pair.client.writeInbound(written)
+        try pair.interact()
+        let events = pair.clientDelegate.events(for: stream.rawValue)
+        guard case .headers(_, let answer, _) = events.first else {
+            Issue.record("no answer before the reset: \(events)")
+            return
+        }
+        #expect(answer.first(name: ":status") == "408")
+        #expect(events.last == .closed(stream.rawValue, .noError), "\(events)")
+        #expect(pair.serverDelegate.events(for: stream.rawValue).last == .closed(stream.rawValue, .noError))
+        // The connection still serves: a second request is answered.
+        let second = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: true)
+        pair.serverDelegate.onHeaders = { session, stream, _, _ in
+            var headers = HTTP2Headers()
+            headers.add(name: ":status", value: "200")
+            session.sendResponseHeaders(stream: stream, headers: headers, endStream: true)
+        }
+        try pair.interact()
+        #expect(pair.clientDelegate.events(for: second.rawValue).last == .closed(second.rawValue, .noError))
+        #expect(pair.server.isActive && pair.client.isActive)
+    }
+
     @Test("a request that ended is not reset by the request timeouts while its response is pending")
     func endedRequestNotReset() throws {
         let pair = try ConnectionPair(server: Self.server(headerTimeout: Self.timeout, bodyTimeout: Self.timeout))
