@@ -27,31 +27,15 @@ struct TraceContext {
             var flags = received.utf8.dropFirst(53).makeIterator()  // two hex digits: TraceParent checked them
             let zero = UInt8(ascii: "0")
             self.traceID = traceID
-            var id = traceID
-            self.traceParent = id.withUTF8 { id in
-                Self.format(span: span, flags: (flags.next() ?? zero, flags.next() ?? zero)) { buffer in
-                    // 32 hex digits (TraceParent checked them); anything shorter is padded, never read past.
-                    // Copied whole, not byte by byte with a bounds check each (~250 instructions per trigger).
-                    let copied = min(id.count, 32)
-                    if let source = id.baseAddress { buffer.baseAddress!.initialize(from: source, count: copied) }
-                    for i in copied..<32 { buffer[i] = UInt8(ascii: "0") }
-                }
-            }
+            self.traceParent = Self.format(
+                traceID: traceID, span: span, flags: (flags.next() ?? zero, flags.next() ?? zero))
             self.traceState = traceState
             self.started = false
         } else {
-            // The trace id is written once, into the `traceparent`, and cut from it: a `String` cut from a native
-            // one is not validated again, as one made from bytes is (bench/README.md, branch hotpath6).
-            let high = Self.nonZero(random)
-            let low = random.next() as UInt64
-            let traceParent = Self.format(span: span, flags: (UInt8(ascii: "0"), UInt8(ascii: "1"))) { buffer in
-                Self.writeHex(high, into: buffer, at: 0)
-                Self.writeHex(low, into: buffer, at: 16)
-            }
-            let utf8 = traceParent.utf8
-            self.traceID = String(
-                traceParent[utf8.index(utf8.startIndex, offsetBy: 3)..<utf8.index(utf8.startIndex, offsetBy: 35)])
-            self.traceParent = traceParent
+            let traceID = Self.hex(Self.nonZero(random), random.next())
+            self.traceID = traceID
+            self.traceParent = Self.format(
+                traceID: traceID, span: span, flags: (UInt8(ascii: "0"), UInt8(ascii: "1")))
             self.traceState = nil
             self.started = true
         }
@@ -69,27 +53,39 @@ struct TraceContext {
         return value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") - 10 + value
     }
 
-    /// `value`'s 16 hex digits, most significant first, into `buffer` from `offset`.
-    private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
-        for i in 0..<16 { buffer[offset + i] = hexDigit(value >> (60 - 4 * UInt64(i))) }
+    /// 32 hex digits of `high` then `low`, written in place.
+    private static func hex(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            for i in 0..<16 {
+                buffer[i] = hexDigit(high >> (60 - 4 * UInt64(i)))
+                buffer[16 + i] = hexDigit(low >> (60 - 4 * UInt64(i)))
+            }
+            return 32
+        }
     }
 
-    /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place (one allocation); `writeTraceID` fills
-    /// the trace id's 32 bytes (the buffer it is given).
-    private static func format(
-        span: UInt64, flags: (UInt8, UInt8), traceID writeTraceID: (UnsafeMutableBufferPointer<UInt8>) -> Void
-    ) -> String {
-        String(unsafeUninitializedCapacity: 55) { buffer in
-            buffer[0] = UInt8(ascii: "0")
-            buffer[1] = UInt8(ascii: "0")
-            buffer[2] = UInt8(ascii: "-")
-            writeTraceID(UnsafeMutableBufferPointer(rebasing: buffer[3..<35]))
-            buffer[35] = UInt8(ascii: "-")
-            writeHex(span, into: buffer, at: 36)
-            buffer[52] = UInt8(ascii: "-")
-            buffer[53] = flags.0
-            buffer[54] = flags.1
-            return 55
+    /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place from the id's bytes: one allocation.
+    private static func format(traceID: String, span: UInt64, flags: (UInt8, UInt8)) -> String {
+        var traceID = traceID
+        return traceID.withUTF8 { id in
+            String(unsafeUninitializedCapacity: 55) { buffer in
+                buffer[0] = UInt8(ascii: "0")
+                buffer[1] = UInt8(ascii: "0")
+                buffer[2] = UInt8(ascii: "-")
+                // 32 hex digits (a parsed or a made trace id); anything shorter is padded, never read past. Copied
+                // whole, not byte by byte with a bounds check each (~250 instructions per trigger).
+                let copied = min(id.count, 32)
+                if let source = id.baseAddress {
+                    (buffer.baseAddress! + 3).initialize(from: source, count: copied)
+                }
+                for i in copied..<32 { buffer[3 + i] = UInt8(ascii: "0") }
+                buffer[35] = UInt8(ascii: "-")
+                for i in 0..<16 { buffer[36 + i] = hexDigit(span >> (60 - 4 * UInt64(i))) }
+                buffer[52] = UInt8(ascii: "-")
+                buffer[53] = flags.0
+                buffer[54] = flags.1
+                return 55
+            }
         }
     }
 }
