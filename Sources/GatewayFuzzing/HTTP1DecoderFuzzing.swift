@@ -121,6 +121,8 @@ package enum HTTP1DecoderFuzzing {
                 case .end:
                     outcome.requests[outcome.requests.count - 1].ended = true
                     return !outcome.requests[outcome.requests.count - 1].last
+                case .needMoreBytes:
+                    preconditionFailure("feed(reads:) handed on .needMoreBytes")
                 }
             }
             guard let leftover else { return outcome }

@@ -29,8 +29,9 @@ struct HTTP1Transcript {
         var decoder = HTTP1RequestDecoder()
         var buffer = ByteBuffer(bytes: input)
         do {
-            while let part = try decoder.next(&buffer) {
-                switch part {
+            decoding: while true {
+                switch try decoder.next(&buffer) {
+                case .needMoreBytes: break decoding
                 case .head(let head):
                     heads.append(
                         HTTPRequestHead(

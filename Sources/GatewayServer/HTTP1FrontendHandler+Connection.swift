@@ -37,7 +37,7 @@ extension HTTP1FrontendHandler {
             // Uniquely referenced while decoding: a slice handed on does not copy what follows.
             var buffer = pending ?? Self.empty
             pending = nil
-            let part: HTTP1RequestDecoder.Part?
+            let part: HTTP1RequestDecoder.Part
             do {
                 part = try decoder.next(&buffer)
             } catch {
@@ -46,12 +46,11 @@ extension HTTP1FrontendHandler {
                 return
             }
             pending = buffer.readableBytes > 0 ? buffer : nil
-            guard let part else {
+            switch part {
+            case .needMoreBytes:
                 // Bytes that make no part yet: a header block begun (its timer starts at the read's end).
                 if pending != nil { timeouts.receivedBytes() }
                 return
-            }
-            switch part {
             case .head(let head):
                 requestOpen = true
                 unanswered = true

@@ -400,7 +400,9 @@ package struct LineWriter {
     /// Eight bytes at a time, as WireCodecs' `isFieldValue` checks field values: a word with no byte below 0x21 and
     /// none equal to 0x7F, `=`, `"`, `\\` or 0xC2 (a C1 control's first byte) needs none of its bytes quoted (each
     /// test is exact as a yes/no: "Bit Twiddling Hacks", `hasless` and `haszero`); only a word with one is looked at
-    /// byte by byte. A byte at a time cost ~10 instructions a byte, ~5 000 per access-log line (issue 11).
+    /// byte by byte. A byte at a time cost ~10 instructions a byte, ~5 000 per access-log line (issue 11). The last
+    /// 1–7 bytes are one more word (``tailWord(_:from:)``), so a short key or value (`status`, `POST`, `200`) is
+    /// one test, not one per byte (branch hotpath6).
     package static func logfmtNeedsQuotes(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
         if text.isEmpty { return true }
         let raw = UnsafeRawBufferPointer(text)
@@ -411,11 +413,34 @@ package struct LineWriter {
             }
             index += 8
         }
-        while index < text.count {
-            if breaksLogfmtValue(text, at: index) { return true }
-            index += 1
+        if index < text.count, mayBreakLogfmtValue(tailWord(raw, from: index)) {
+            for i in index..<text.count where breaksLogfmtValue(text, at: i) { return true }
         }
         return false
+    }
+
+    /// A word holding every byte of `raw` from `start` (1–7 bytes before the end), and otherwise only bytes of
+    /// `raw` or `a` (one that never makes a value need quotes), read without touching a byte outside `raw`: the
+    /// last eight bytes when there are eight (the ones before `start` were checked already), else two overlapping
+    /// loads of 4, or of 2, or the one byte, padded. ``mayBreakLogfmtValue(_:)`` asks only whether some byte is
+    /// in a set, so the bytes' order and repeats do not matter.
+    @inline(__always)
+    private static func tailWord(_ raw: UnsafeRawBufferPointer, from start: Int) -> UInt64 {
+        let count = raw.count
+        assert(start < count && count - start < 8 && (count >= 8 || start == 0), "not a tail of 1-7 bytes")
+        if count >= 8 { return raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) }
+        let plain: UInt64 = 0x6161_6161_6161_6161  // "aaaaaaaa"
+        switch count {
+        case 4...:
+            return UInt64(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+                | UInt64(raw.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)) << 32
+        case 2...:
+            return UInt64(raw.loadUnaligned(fromByteOffset: 0, as: UInt16.self))
+                | UInt64(raw.loadUnaligned(fromByteOffset: count - 2, as: UInt16.self)) << 16
+                | (plain & 0xFFFF_FFFF_0000_0000)
+        default:
+            return UInt64(raw[0]) | (plain & ~0xFF)
+        }
     }
 
     /// The byte at `index` makes a logfmt value need quotes: a byte up to SP, DEL, `=`, `"`, `\\`, or the start of

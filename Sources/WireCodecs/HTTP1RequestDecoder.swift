@@ -67,12 +67,19 @@ package struct HTTP1RequestDecoder: Sendable {
     }
 
     /// What the decoder read next.
+    ///
+    /// "Need more bytes" is a case, not `Part?`: an Optional of this ~90-byte enum was copied and destroyed
+    /// through the runtime's generic Optional witnesses in the frontend's read loop (~1 000 instructions per
+    /// REST call, bench/README.md, branch hotpath6).
     package enum Part: Sendable {
         case head(HTTP1RequestHead)
         /// Body bytes, a slice of the bytes read (no copy).
         case body(ByteBuffer)
         /// The request (its body, if any) is complete.
         case end
+        /// The bytes given make no part yet (none consumed but whole empty lines before a head, or a head or
+        /// chunk line begun): read more and call again.
+        case needMoreBytes
     }
 
     /// Why a request was refused: each maps to the answer's status (``status``) and the words of its message.
@@ -172,8 +179,8 @@ package struct HTTP1RequestDecoder: Sendable {
         return false
     }
 
-    /// The next part from `buffer` (consumed from it), or nil when more bytes are needed.
-    package mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> Part? {
+    /// The next part from `buffer` (consumed from it), or `.needMoreBytes`.
+    package mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> Part {
         do {
             return try step(&buffer)
         } catch {
@@ -200,10 +207,10 @@ package struct HTTP1RequestDecoder: Sendable {
         }
     }
 
-    private mutating func step(_ buffer: inout ByteBuffer) throws(Failure) -> Part? {
+    private mutating func step(_ buffer: inout ByteBuffer) throws(Failure) -> Part {
         switch state {
         case .head:
-            guard let head = try readHead(&buffer) else { return nil }
+            guard let head = try readHead(&buffer) else { return .needMoreBytes }
             switch head.framing {
             case .none: body = HTTP1BodyDecoder(.fixed(remaining: 0))
             case .contentLength(let length): body = HTTP1BodyDecoder(.fixed(remaining: length))
@@ -213,7 +220,7 @@ package struct HTTP1RequestDecoder: Sendable {
             return .head(head)
         case .body:
             switch try body.next(&buffer, limits: limits) {
-            case nil: return nil
+            case nil: return .needMoreBytes
             case .body(let bytes): return .body(bytes)
             case .end:
                 state = .head
@@ -852,8 +859,8 @@ package struct HTTP1RequestHead: Sendable {
 
 extension HTTP1RequestDecoder {
     /// Feeds `pieces` as one connection's reads: each appended to one cumulation buffer, parts taken until the
-    /// decoder needs more, read bytes then dropped and the rest kept. Each part goes to `onPart`, which returns
-    /// false to stop there. Returns the bytes left unread after the last piece, or nil when `onPart` stopped; a
+    /// decoder needs more, read bytes then dropped and the rest kept. Each part goes to `onPart` (never
+    /// `.needMoreBytes`), which returns false to stop there. Returns the bytes left unread after the last piece, or nil when `onPart` stopped; a
     /// decoder failure is thrown as it is. What the differential fuzzer and the decoder's tests drive it with.
     package mutating func feed(
         reads pieces: [[UInt8]], _ onPart: (Part) -> Bool
@@ -861,7 +868,9 @@ extension HTTP1RequestDecoder {
         var buffer = ByteBuffer()
         for piece in pieces {
             buffer.writeBytes(piece)
-            while let part = try next(&buffer) {
+            while true {
+                let part = try next(&buffer)
+                if case .needMoreBytes = part { break }
                 guard onPart(part) else { return nil }
             }
             buffer.discardReadBytes()

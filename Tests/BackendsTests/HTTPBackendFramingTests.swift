@@ -255,6 +255,7 @@ final class ScriptedBackend: Sendable {
             var bytes = unwrapInboundIn(data)
             buffer.writeBuffer(&bytes)
             while let part = try? decoder.next(&buffer) {
+                if case .needMoreBytes = part { break }
                 guard case .end = part else { continue }
                 counter.requests.add(1, ordering: .relaxed)
                 for piece in reply.pieces {

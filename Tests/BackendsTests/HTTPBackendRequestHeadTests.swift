@@ -22,7 +22,7 @@ struct HTTPBackendRequestHeadTests {
     static func decoded(_ head: ByteBuffer) throws -> HTTP1RequestHead {
         var decoder = HTTP1RequestDecoder()
         var bytes = head
-        guard case .head(let parsed)? = try decoder.next(&bytes) else { throw DecodeFailure() }
+        guard case .head(let parsed) = try decoder.next(&bytes) else { throw DecodeFailure() }
         #expect(bytes.readableBytes == 0)
         return parsed
     }

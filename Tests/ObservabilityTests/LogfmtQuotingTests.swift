@@ -55,6 +55,37 @@ struct LogfmtQuotingTests {
         }
     }
 
+    /// The tail (the last 1–7 bytes, one padded or overlapping word since branch hotpath6): two bytes of the
+    /// rule's edges at every two positions of the values whose tail is all or part of them (1–7 bytes, and 9–15
+    /// after one whole word), each value cut from the middle of a buffer of `=` so that a byte read outside it
+    /// would be one that needs quotes.
+    static let equalSigns = [UInt8](repeating: UInt8(ascii: "="), count: 8)
+
+    @Test("the tail's 1–7 bytes: two edge bytes at every two positions, values cut from a buffer of `=`")
+    func tailPairs() {
+        let edges: [UInt8] = [0x00, 0x20, 0x21, 0x3D, 0x22, 0x5C, 0x7F, 0x80, 0x9F, 0xA0, 0xC2, 0xFF, 0x61, 0x76]
+        for length in Array(1...7) + Array(9...15) {
+            for first in 0..<length {
+                for second in first..<length {
+                    for a in edges {
+                        for b in edges {
+                            var value = [UInt8](repeating: UInt8(ascii: "v"), count: length)
+                            value[first] = a
+                            value[second] = b
+                            let framed = Self.equalSigns + value + Self.equalSigns
+                            let decided = framed.withUnsafeBufferPointer {
+                                LineWriter.logfmtNeedsQuotes(UnsafeBufferPointer(rebasing: $0[8..<(8 + length)]))
+                            }
+                            if decided != Self.byteRule(value) {
+                                Issue.record("\(value): \(decided), the byte rule says \(Self.byteRule(value))")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test("seeded values with the rule's edges next to each other: as the byte rule says")
     func seededValues() {
         var random = SplitMix64(seed: 5)
