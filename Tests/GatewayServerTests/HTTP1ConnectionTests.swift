@@ -311,7 +311,7 @@ struct HTTP1ConnectionTests {
         // Within the grace the connection is whole. Past it the staged close has begun: the testing channel has
         // no half-close (it closes at the output's shutdown), so the FIN and the reading on are HTTP1DrainTests'.
         #expect(channel.isActive == served)
-        try? await channel.writeInbound(ByteBuffer(string: Self.unknown(id: "in-flight")))
+        _ = try? await channel.writeInbound(ByteBuffer(string: Self.unknown(id: "in-flight")))
         await loop.run()
         let answers = Self.answers(try await Self.writes(channel).joined())
         if served {
