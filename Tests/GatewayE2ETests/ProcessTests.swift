@@ -164,7 +164,9 @@ struct ProcessTests {
             return line.split(separator: " ").dropFirst(3).prefix(2).joined(separator: " ")
         }
         let warning = "limits.max_connections lowered to fit the open-file limit"
-        try #require(Self.hardOpenFileLimit() >= 8256, "this machine's hard limit is below what the default max_connections wants")
+        try #require(
+            Self.hardOpenFileLimit() >= 8256,
+            "this machine's hard limit is below what the default max_connections wants")
 
         // Soft 1024, the hard limit above twice the default 4 096 connections (each may need a backend connection)
         // + 64: raised, no warning.

@@ -191,12 +191,13 @@ struct SlowClientTests {
             #expect(used < 0.5, "the gateway used \(used) s of CPU in \(window) at its connection cap")
             #expect(!server.logged.contains("accept paused"), "accept must not reach EMFILE: \(server.logged)")
             held.removeAll()
-            #expect(await eventually(within: .seconds(10), interval: .milliseconds(100)) { () async -> Bool in
-                let socket = try? await SlowSocket.connect(port: server.port)
-                guard let socket, socket.send(Self.health) else { return false }
-                let outcome = try? await socket.waitForClose(timeout: .seconds(5), stopAfter: "SERVING\"}}")
-                return outcome?.text.hasPrefix("HTTP/1.1 200") == true
-            }, "no 200 once the held connections closed: \(server.logged)")
+            #expect(
+                await eventually(within: .seconds(10), interval: .milliseconds(100)) { () async -> Bool in
+                    let socket = try? await SlowSocket.connect(port: server.port)
+                    guard let socket, socket.send(Self.health) else { return false }
+                    let outcome = try? await socket.waitForClose(timeout: .seconds(5), stopAfter: "SERVING\"}}")
+                    return outcome?.text.hasPrefix("HTTP/1.1 200") == true
+                }, "no 200 once the held connections closed: \(server.logged)")
             await server.stop()
         } catch {
             await server.stop()

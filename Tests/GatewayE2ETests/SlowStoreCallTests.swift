@@ -4,7 +4,6 @@ import Logging
 import NIOCore
 import Observability
 import OperationStore
-import Prometheus
 import Synchronization
 import Testing
 
