@@ -19,12 +19,14 @@ struct GRPCBackendFixture {
 let testGroup = MultiThreadedEventLoopGroup.singleton
 
 /// Runs `body` against a fresh server and transport; both are closed afterwards, also when `body` throws.
+/// `group`: where both run (the process-wide singleton unless a test wants loops no other test shares).
 func withGRPCBackend<T>(
+    group: any EventLoopGroup = testGroup,
     configure: (inout BackendPoolConfiguration) -> Void = { _ in },
     _ body: (GRPCBackendFixture) async throws -> T
 ) async throws -> T {
     let runner = TestRunner()
-    let server = try await DemoGRPCServer.bind(host: "127.0.0.1", port: 0, runner: runner, group: testGroup)
+    let server = try await DemoGRPCServer.bind(host: "127.0.0.1", port: 0, runner: runner, group: group)
     let port = server.localAddress!.port!
     var configuration = BackendPoolConfiguration(
         name: "test-pool",
@@ -33,7 +35,7 @@ func withGRPCBackend<T>(
         connectTimeout: .seconds(2)
     )
     configure(&configuration)
-    let transport = GRPCBackendTransport(configuration: configuration, group: testGroup)
+    let transport = GRPCBackendTransport(configuration: configuration, group: group)
     let fixture = GRPCBackendFixture(
         runner: runner,
         server: server,

@@ -2,6 +2,7 @@ import Backends
 import Foundation
 import GatewayTestSupport
 import NIOCore
+import NIOPosix
 import Testing
 import TriggerModel
 
@@ -16,12 +17,24 @@ import TriggerModel
 struct GRPCInteropTests {
     @Test("a grpcio client gets echo, metadata, statuses, the deadline, UNIMPLEMENTED and a stream right")
     func grpcioClientAgainstDemoServer() async throws {
-        try await withGRPCBackend { backend in
-            let (status, output) = try await GRPCInterop.run(["client", GRPCInterop.protoRoot, String(backend.port)])
-            #expect(status == 0, "\(output)")
-            #expect(output.contains("client checks passed"), "\(output)")
-            #expect(await backend.probe.wait(for: "slow.cancelled"))
+        // Loops of its own: in the parallel unit run (every test target in one process, sharing NIO's singleton
+        // group) this grpcio client's first call once got no answer within its 10 s deadline (CI, 2026-12-01;
+        // never alone, nor in 11 loaded runs). A peer test measures wire behaviour, not the neighbours' use of
+        // shared loops; whether something blocks a singleton loop is still open (closing note, nineteenth session).
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await withGRPCBackend(group: group) { backend in
+                let (status, output) = try await GRPCInterop.run(
+                    ["client", GRPCInterop.protoRoot, String(backend.port)])
+                #expect(status == 0, "\(output)")
+                #expect(output.contains("client checks passed"), "\(output)")
+                #expect(await backend.probe.wait(for: "slow.cancelled"))
+            }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
         }
+        try await group.shutdownGracefully()
     }
 
     @Test("the transport against a grpcio server: echo, metadata, status mapping, deadline, streaming")
