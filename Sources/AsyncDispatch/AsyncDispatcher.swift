@@ -184,7 +184,8 @@ package final class AsyncDispatcher: Service {
     private func claimLoop(workers: inout DiscardingTaskGroup) async {
         var failures = 0
         var discoveryPending = true
-        var sinceDiscovery = clock.stopwatch()
+        // The next look for pipelines queued by other instances: one poll interval after the last one.
+        var nextDiscovery = clock.deadline(after: settings.pollInterval)
         while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
             if pendingOutcomes.load(ordering: .relaxed) > 0 {
                 // Outcomes wait for the store (`finish`, retrying every second at most): each claim waits up to two
@@ -196,7 +197,7 @@ package final class AsyncDispatcher: Service {
             let dispatcher = currentDispatcher.withLock { $0 }
             var free = settings.workers - running.withLock { $0 }
             let queued = operations.takeQueuedPipelines()
-            let pollPassed = sinceDiscovery() >= settings.pollInterval
+            let pollPassed = nextDiscovery.remaining() <= .zero
             let planned = planner.withLock { planner in
                 if queued.overflowed || pollPassed || queued.keys.contains(where: { !planner.knows($0) }) {
                     discoveryPending = true
@@ -235,7 +236,7 @@ package final class AsyncDispatcher: Service {
                 if claim.isDiscovery {
                     // Look again next round only if it found something.
                     discoveryPending = !claimed.isEmpty
-                    sinceDiscovery = clock.stopwatch()
+                    nextDiscovery = clock.deadline(after: settings.pollInterval)
                 }
                 // A full claim means there may be more: plan again at once.
                 if claimed.count == limit { more = true }
@@ -283,16 +284,18 @@ package final class AsyncDispatcher: Service {
             if more { continue }
             // Wake up for the next look for unknown pipelines at the latest, so one queued by another instance is
             // found within a poll interval even while wake-ups keep restarting the wait; else at the poll interval.
-            let untilDiscovery = discoveryPending ? settings.pollInterval : settings.pollInterval - sinceDiscovery()
+            // That instant is fixed (`ClockDeadline`), not a timeout worked out here: time passing before the wait
+            // begins must not push it later.
+            var wake = discoveryPending ? clock.deadline(after: settings.pollInterval) : nextDiscovery
             // And when an unreached pool may be probed again (a pool with no available endpoint is looked at again
             // at the poll interval: nothing signals its return).
-            var timeout = min(settings.pollInterval, untilDiscovery)
             let current = now()
             if let probe = planner.withLock({ $0.nextProbe(after: current) }) {
                 // Rounded up: a wake a moment early would find the pool still waiting.
-                timeout = min(timeout, .milliseconds(Int64((probe.timeIntervalSince(current) * 1000).rounded(.up))))
+                let untilProbe = Duration.milliseconds(Int64((probe.timeIntervalSince(current) * 1000).rounded(.up)))
+                if untilProbe < wake.remaining() { wake = clock.deadline(after: max(.zero, untilProbe)) }
             }
-            await operations.dispatcherWake.wait(timeout: max(.zero, timeout), clock: clock)
+            await operations.dispatcherWake.wait(until: wake)
         }
     }
 
@@ -801,15 +804,6 @@ package final class AsyncDispatcher: Service {
 func seconds(_ duration: Duration) -> Double {
     let (s, atto) = duration.components
     return Double(s) + Double(atto) / 1e18
-}
-
-extension Clock where Duration == Swift.Duration {
-    /// The time passed on this clock since the call, each time the returned closure is called: a deadline
-    /// loop written once for any clock, the real one or a test's.
-    func stopwatch() -> @Sendable () -> Duration {
-        let start = now
-        return { start.duration(to: self.now) }
-    }
 }
 
 /// How a worker's cancellation (the shutdown grace is over) reaches `finish`'s retries without cancelling a store

@@ -29,6 +29,12 @@ package final class WakeSignal: Sendable {
     /// Returns when signalled (now, if a signal is pending), when `timeout` passes on `clock`, or when
     /// cancelled. Only one task may wait at a time.
     package func wait(timeout: Duration, clock: any Clock<Duration> = ContinuousClock()) async {
+        await wait(until: clock.deadline(after: timeout))
+    }
+
+    /// Returns when signalled (now, if a signal is pending), when `deadline` is reached, or when cancelled. Only one
+    /// task may wait at a time.
+    package func wait(until deadline: ClockDeadline) async {
         if state.withLock({ state in
             defer { state.pending = false }; return state.pending
         }) {
@@ -36,7 +42,7 @@ package final class WakeSignal: Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForSignal() }
-            group.addTask { try? await clock.sleep(for: timeout) }
+            group.addTask { try? await deadline.sleep() }
             await group.next()
             group.cancelAll()
         }
