@@ -17,8 +17,8 @@ struct GRPCReflectionTests {
         "vdp.pipeline.v1beta.PipelinePublicService",
     ]
 
-    static func request(_ text: String) throws -> ByteBuffer {
-        try Protoc.encode("grpc.reflection.v1.ServerReflectionRequest", text)
+    static func request(_ text: String) async throws -> ByteBuffer {
+        try await Protoc.encode("grpc.reflection.v1.ServerReflectionRequest", text)
     }
 
     /// The serialized files of a `file_descriptor_response` (field 4, its field 1), split with a minimal
@@ -29,8 +29,15 @@ struct GRPCReflectionTests {
         return try WireFields(inner).bytes(1)
     }
 
-    static func fileName(_ file: ByteBuffer) throws -> String {
-        let text = try Protoc.decode("google.protobuf.FileDescriptorProto", file)
+    /// The names of the files of a `file_descriptor_response`, in order.
+    static func fileNames(in response: ByteBuffer) async throws -> [String] {
+        var names: [String] = []
+        for file in try files(in: response) { names.append(try await fileName(file)) }
+        return names
+    }
+
+    static func fileName(_ file: ByteBuffer) async throws -> String {
+        let text = try await Protoc.decode("google.protobuf.FileDescriptorProto", file)
         let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("name: ") })
         return String(line.dropFirst("name: \"".count).dropLast())
     }
@@ -46,11 +53,11 @@ struct GRPCReflectionTests {
     @Test(
         "list_services names every service; host and request are echoed (read as v1 and as v1alpha)",
         .enabled(if: Protoc.isAvailable))
-    func listServices() throws {
+    func listServices() async throws {
         var responder = GRPCReflectionResponder()
-        let response = try responder.respond(to: try Self.request(#"host: "gw:1" list_services: "*""#))
+        let response = try responder.respond(to: try await Self.request(#"host: "gw:1" list_services: "*""#))
         for package in ["grpc.reflection.v1", "grpc.reflection.v1alpha"] {
-            let text = try Protoc.decode("\(package).ServerReflectionResponse", response)
+            let text = try await Protoc.decode("\(package).ServerReflectionResponse", response)
             #expect(
                 text.hasPrefix("valid_host: \"gw:1\"\noriginal_request {\n  host: \"gw:1\"\n  list_services: \"*\"\n}"))
             let names = text.split(separator: "\n").filter { $0.contains("name: ") }.map {
@@ -63,11 +70,11 @@ struct GRPCReflectionTests {
     @Test(
         "file_containing_symbol: the file, then its imports breadth first; a second ask omits what was sent",
         .enabled(if: Protoc.isAvailable))
-    func fileContainingSymbolWithImports() throws {
+    func fileContainingSymbolWithImports() async throws {
         var responder = GRPCReflectionResponder()
         let first = try responder.respond(
-            to: try Self.request(#"file_containing_symbol: "pipeline.pipeline.v1beta.PipelinePublicService""#))
-        let names = try Self.files(in: first).map(Self.fileName)
+            to: try await Self.request(#"file_containing_symbol: "pipeline.pipeline.v1beta.PipelinePublicService""#))
+        let names = try await Self.fileNames(in: first)
         #expect(
             names == [
                 "pipeline/pipeline/v1beta/pipeline_public_service.proto",
@@ -80,14 +87,15 @@ struct GRPCReflectionTests {
             ])
         // Already sent on this call: only the file asked for comes again (grpc-go does the same).
         let again = try responder.respond(
-            to: try Self.request(#"file_containing_symbol: "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest""#)
+            to: try await Self.request(
+                #"file_containing_symbol: "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest""#)
         )
-        #expect(try Self.files(in: again).map(Self.fileName) == ["pipeline/pipeline/v1beta/pipeline.proto"])
+        #expect(try await Self.fileNames(in: again) == ["pipeline/pipeline/v1beta/pipeline.proto"])
         // A new call starts afresh.
         var other = GRPCReflectionResponder()
-        let fresh = try other.respond(to: try Self.request(#"file_by_filename: "google/rpc/status.proto""#))
+        let fresh = try other.respond(to: try await Self.request(#"file_by_filename: "google/rpc/status.proto""#))
         #expect(
-            try Self.files(in: fresh).map(Self.fileName) == ["google/rpc/status.proto", "google/protobuf/any.proto"])
+            try await Self.fileNames(in: fresh) == ["google/rpc/status.proto", "google/protobuf/any.proto"])
     }
 
     @Test(
@@ -102,10 +110,10 @@ struct GRPCReflectionTests {
             ("core.mgmt.v1beta.MgmtPublicService.Readiness", "core/mgmt/v1beta/mgmt_public_service.proto"),
             ("google.protobuf.Struct", "google/protobuf/struct.proto"),
         ])
-    func symbols(symbol: String, file: String) throws {
+    func symbols(symbol: String, file: String) async throws {
         var responder = GRPCReflectionResponder()
-        let response = try responder.respond(to: try Self.request("file_containing_symbol: \"\(symbol)\""))
-        #expect(try Self.files(in: response).map(Self.fileName).first == file)
+        let response = try responder.respond(to: try await Self.request("file_containing_symbol: \"\(symbol)\""))
+        #expect(try await Self.fileNames(in: response).first == file)
     }
 
     @Test(
@@ -119,10 +127,10 @@ struct GRPCReflectionTests {
             (#"all_extension_numbers_of_type: "grpc.health.v1.Nope""#, true),
             (#"all_extension_numbers_of_type: "grpc.health.v1.HealthCheckRequest""#, false),
         ])
-    func notFound(request: String, notFound: Bool) throws {
+    func notFound(request: String, notFound: Bool) async throws {
         var responder = GRPCReflectionResponder()
-        let text = try Protoc.decode(
-            "grpc.reflection.v1.ServerReflectionResponse", try responder.respond(to: try Self.request(request)))
+        let text = try await Protoc.decode(
+            "grpc.reflection.v1.ServerReflectionResponse", try responder.respond(to: try await Self.request(request)))
         if notFound {
             #expect(text.contains("error_response {\n  error_code: 5\n  error_message: "), "\(text)")
         } else {

@@ -8,8 +8,8 @@ import TriggerModel
 @Suite("Instill generations, mgmt lookups and pipeline metadata (codec)")
 struct InstillGenerationsCodecTests {
     @Test("pipeline.v1beta: name=1, inputs=2, data=3 for a pipeline and a release", .enabled(if: Protoc.isAvailable))
-    func namedRequests() throws {
-        let pipeline = try Protoc.encode(
+    func namedRequests() async throws {
+        let pipeline = try await Protoc.encode(
             "pipeline.v1beta.TriggerPipelineRequest",
             #"name: "namespaces/acme/pipelines/sum" data { variable { fields { key: "a" value { number_value: 1 } } } secret { key: "k" value: "v" } }"#
         )
@@ -18,7 +18,7 @@ struct InstillGenerationsCodecTests {
         #expect(ref == PipelineRef(namespace: "acme", pipeline: "sum"))
         #expect(inputs == [TriggerInput(variables: ["a": .number(1)], secrets: ["k": "v"])])
 
-        let release = try Protoc.encode(
+        let release = try await Protoc.encode(
             "pipeline.v1beta.TriggerAsyncPipelineReleaseRequest",
             #"name: "namespaces/acme/pipelines/sum/releases/v2" inputs { fields { key: "b" value { bool_value: true } } }"#
         )
@@ -30,12 +30,12 @@ struct InstillGenerationsCodecTests {
         // Our encoder is what protoc reads back.
         let ours = InstillCodec.encodeNamedTriggerRequest(
             ref: decoded.ref, inputs: [TriggerInput(variables: ["x": .string("y")])])
-        let text = try Protoc.decode("pipeline.v1beta.TriggerPipelineReleaseRequest", ours)
+        let text = try await Protoc.decode("pipeline.v1beta.TriggerPipelineReleaseRequest", ours)
         #expect(text.contains(#"name: "namespaces/acme/pipelines/sum/releases/v2""#), "\(text)")
     }
 
     @Test("pipeline.v1beta names: exactly namespaces/{ns}/pipelines/{p}[/releases/{r}], ids non-empty")
-    func resourceNames() throws {
+    func resourceNames() async throws {
         #expect(
             try InstillCodec.pipelineRef(resourceName: "namespaces/a/pipelines/b", release: false)
                 == PipelineRef(namespace: "a", pipeline: "b"))
@@ -54,8 +54,8 @@ struct InstillGenerationsCodecTests {
     @Test(
         "vdp.pipeline.v1beta bytes decode as the SDK generation's (same field numbers)",
         .enabled(if: Protoc.isAvailable))
-    func vdpRequests() throws {
-        let bytes = try Protoc.encode(
+    func vdpRequests() async throws {
+        let bytes = try await Protoc.encode(
             "vdp.pipeline.v1beta.TriggerNamespacePipelineReleaseRequest",
             #"namespace_id: "n" pipeline_id: "p" release_id: "r" data { variable { fields { key: "k" value { string_value: "v" } } } }"#
         )
@@ -66,7 +66,7 @@ struct InstillGenerationsCodecTests {
     }
 
     @Test("batch limit: at the limit decodes, one past it is INVALID_ARGUMENT (pipeline.v1beta)")
-    func batchLimit() throws {
+    func batchLimit() async throws {
         let ref = PipelineRef(namespace: "a", pipeline: "b")
         let two = InstillCodec.encodeNamedTriggerRequest(ref: ref, inputs: [TriggerInput(), TriggerInput()])
         #expect(
@@ -78,7 +78,7 @@ struct InstillGenerationsCodecTests {
     }
 
     @Test("an empty batch (neither data nor inputs) is INVALID_ARGUMENT in every generation, as over REST")
-    func emptyBatch() throws {
+    func emptyBatch() async throws {
         let ref = PipelineRef(namespace: "a", pipeline: "b")
         let one = [TriggerInput(variables: ["k": .string("v")])]
         let cases: [(InstillGeneration, ByteBuffer, ByteBuffer)] = [
@@ -108,40 +108,38 @@ struct InstillGenerationsCodecTests {
     }
 
     @Test("a finished operation's Any carries the generation's response type", .enabled(if: Protoc.isAvailable))
-    func operationTypeURL() throws {
+    func operationTypeURL() async throws {
         let snapshot = OperationSnapshot(
             name: "operations/x", done: true, result: TriggerResult(outputs: [["a": .string("b")]]))
         for generation in InstillGeneration.allCases {
             let bytes = InstillCodec.encodeOperationResponse(operation: snapshot, generation: generation)
-            let text = try Protoc.decode("\(generation.package).GetOperationResponse", bytes)
+            let text = try await Protoc.decode("\(generation.package).GetOperationResponse", bytes)
             #expect(text.contains(generation.triggerResponseTypeURL), "\(text)")
             #expect(try InstillCodec.decodeOperationResponse(bytes).result == snapshot.result)
         }
     }
 
     @Test("mgmt: CheckNamespace, GetUser, GetOrganization against protoc", .enabled(if: Protoc.isAvailable))
-    func mgmt() throws {
-        #expect(
-            try MgmtCodec.decodeCheckNamespaceRequest(
-                Protoc.encode("core.mgmt.v1beta.CheckNamespaceRequest", #"id: "acme""#)) == "acme")
-        #expect(
-            try MgmtCodec.decodeGetUserRequest(
-                Protoc.encode("core.mgmt.v1beta.GetUserRequest", #"view: VIEW_FULL user_id: "bo""#)) == "bo")
-        #expect(
-            try MgmtCodec.decodeGetOrganizationRequest(
-                Protoc.encode("core.mgmt.v1beta.GetOrganizationRequest", #"view: VIEW_FULL organization_id: "o""#))
-                == "o")
+    func mgmt() async throws {
+        let checkRequest = try await Protoc.encode("core.mgmt.v1beta.CheckNamespaceRequest", #"id: "acme""#)
+        #expect(try MgmtCodec.decodeCheckNamespaceRequest(checkRequest) == "acme")
+        let userRequest = try await Protoc.encode("core.mgmt.v1beta.GetUserRequest", #"view: VIEW_FULL user_id: "bo""#)
+        #expect(try MgmtCodec.decodeGetUserRequest(userRequest) == "bo")
+        let organizationRequest = try await Protoc.encode(
+            "core.mgmt.v1beta.GetOrganizationRequest", #"view: VIEW_FULL organization_id: "o""#)
+        #expect(try MgmtCodec.decodeGetOrganizationRequest(organizationRequest) == "o")
+        let noUser = try await Protoc.encode("core.mgmt.v1beta.GetUserRequest", "view: VIEW_FULL")
         #expect(throws: GatewayError.self) {
-            _ = try MgmtCodec.decodeGetUserRequest(Protoc.encode("core.mgmt.v1beta.GetUserRequest", "view: VIEW_FULL"))
+            _ = try MgmtCodec.decodeGetUserRequest(noUser)
         }
-        let check = try Protoc.decode(
+        let check = try await Protoc.decode(
             "core.mgmt.v1beta.CheckNamespaceResponse", MgmtCodec.encodeCheckNamespaceResponse(.organization))
         #expect(check.contains("type: NAMESPACE_ORGANIZATION"), "\(check)")
-        let user = try Protoc.decode(
+        let user = try await Protoc.decode(
             "core.mgmt.v1beta.GetUserResponse",
             MgmtCodec.encodeGetUserResponse(.init(name: "users/bo", uid: "u-1", id: "bo")))
         #expect(user.contains(#"name: "users/bo""#) && user.contains(#"uid: "u-1""#) && user.contains(#"id: "bo""#))
-        let organization = try Protoc.decode(
+        let organization = try await Protoc.decode(
             "core.mgmt.v1beta.GetOrganizationResponse",
             MgmtCodec.encodeGetOrganizationResponse(.init(name: "organizations/o", uid: "u-2", id: "o")))
         #expect(organization.contains(#"name: "organizations/o""#), "\(organization)")
@@ -150,8 +148,8 @@ struct InstillGenerationsCodecTests {
     @Test(
         "pipeline.v1beta GetPipeline[Release]: names, and 2026's field numbers as protoc reads them",
         .enabled(if: Protoc.isAvailable))
-    func namedPipelineMetadata() throws {
-        let request = try Protoc.encode(
+    func namedPipelineMetadata() async throws {
+        let request = try await Protoc.encode(
             "pipeline.v1beta.GetPipelineReleaseRequest", #"name: "namespaces/n/pipelines/p/releases/r" view: VIEW_FULL"#
         )
         #expect(
@@ -165,7 +163,7 @@ struct InstillGenerationsCodecTests {
             inputSchema: PipelineDescription.jsonSchema(of: [.init(name: "f", dataType: "file")]),
             outputSchema: PipelineDescription.jsonSchema(of: []))
         let bytes = InstillCodec.encodeNamedGetPipelineResponse(pipeline)
-        let text = try Protoc.decode("pipeline.v1beta.GetPipelineResponse", bytes)
+        let text = try await Protoc.decode("pipeline.v1beta.GetPipelineResponse", bytes)
         #expect(text.contains(#"owner_name: "users/n""#) && text.contains(#"display_name: "p""#), "\(text)")
         // owner_name is field 25 in 2026 (17 in 2025): its tag is 25 << 3 | 2 = 0xca 0x01.
         let raw = Array(bytes.readableBytesView)
@@ -175,17 +173,17 @@ struct InstillGenerationsCodecTests {
     @Test(
         "GetNamespacePipeline[Release]: request ids, and the response fields protoc reads",
         .enabled(if: Protoc.isAvailable))
-    func pipelineMetadata() throws {
-        let request = try Protoc.encode(
+    func pipelineMetadata() async throws {
+        let request = try await Protoc.encode(
             "pipeline.pipeline.v1beta.GetNamespacePipelineReleaseRequest",
             #"namespace_id: "n" pipeline_id: "p" release_id: "r" view: VIEW_RECIPE"#)
         #expect(
             try InstillCodec.decodeGetPipelineRequest(request, release: true)
                 == PipelineRef(namespace: "n", pipeline: "p", release: "r"))
+        let noPipeline = try await Protoc.encode(
+            "pipeline.pipeline.v1beta.GetNamespacePipelineRequest", #"namespace_id: "n""#)
         #expect(throws: GatewayError.self) {
-            _ = try InstillCodec.decodeGetPipelineRequest(
-                Protoc.encode("pipeline.pipeline.v1beta.GetNamespacePipelineRequest", #"namespace_id: "n""#),
-                release: false)
+            _ = try InstillCodec.decodeGetPipelineRequest(noPipeline, release: false)
         }
         let release = PipelineResource(
             name: "namespaces/n/pipelines/p/releases/r", uid: "u-r", id: "r", ownerName: "organizations/n",
@@ -194,7 +192,7 @@ struct InstillGenerationsCodecTests {
             name: "namespaces/n/pipelines/p", uid: "u-p", id: "p", ownerName: "organizations/n", releases: [release],
             inputSchema: PipelineDescription.jsonSchema(of: [.init(name: "f", dataType: "file")]),
             outputSchema: PipelineDescription.jsonSchema(of: []))
-        let text = try Protoc.decode(
+        let text = try await Protoc.decode(
             "pipeline.pipeline.v1beta.GetNamespacePipelineResponse", InstillCodec.encodeGetPipelineResponse(pipeline))
         for expected in [
             #"name: "namespaces/n/pipelines/p""#, #"owner_name: "organizations/n""#,
@@ -207,9 +205,9 @@ struct InstillGenerationsCodecTests {
     @Test(
         "ListNamespacePipelineReleases / ListPipelineReleases: the request's ids and page fields, the response's",
         .enabled(if: Protoc.isAvailable))
-    func listReleases() throws {
+    func listReleases() async throws {
         let token = PipelineReleaseQuery.token(after: "v1")
-        let query = try InstillCodec.decodeListPipelineReleasesRequest(
+        let query = try await InstillCodec.decodeListPipelineReleasesRequest(
             Protoc.encode(
                 "pipeline.pipeline.v1beta.ListNamespacePipelineReleasesRequest",
                 #"namespace_id: "n" pipeline_id: "p" page_size: 101 page_token: "\#(token)" view: VIEW_RECIPE"#
@@ -217,7 +215,7 @@ struct InstillGenerationsCodecTests {
         #expect(query.ref == PipelineRef(namespace: "n", pipeline: "p"))
         #expect(query.pageSize == 100 && query.after == "v1")
         // The 2024 generation's request is field for field the same.
-        let vdp = try InstillCodec.decodeListPipelineReleasesRequest(
+        let vdp = try await InstillCodec.decodeListPipelineReleasesRequest(
             Protoc.encode(
                 "vdp.pipeline.v1beta.ListNamespacePipelineReleasesRequest",
                 #"namespace_id: "n" pipeline_id: "p" page_size: 2"#))
@@ -228,20 +226,21 @@ struct InstillGenerationsCodecTests {
             (#"namespace_id: "n" pipeline_id: "p" filter: "x""#, "filter expressions are not supported"),
             (#"namespace_id: "n" pipeline_id: "p" page_token: "nope""#, "invalid page_token"),
         ] {
+            let bytes = try await Protoc.encode("pipeline.pipeline.v1beta.ListNamespacePipelineReleasesRequest", text)
             #expect("\(text)") {
-                try InstillCodec.decodeListPipelineReleasesRequest(
-                    Protoc.encode("pipeline.pipeline.v1beta.ListNamespacePipelineReleasesRequest", text))
+                try InstillCodec.decodeListPipelineReleasesRequest(bytes)
             } throws: { ($0 as? GatewayError)?.code == .invalidArgument && "\($0)".contains(message) }
         }
 
-        let named = try InstillCodec.decodeNamedListPipelineReleasesRequest(
+        let named = try await InstillCodec.decodeNamedListPipelineReleasesRequest(
             Protoc.encode(
                 "pipeline.v1beta.ListPipelineReleasesRequest",
                 #"parent: "namespaces/n/pipelines/p" page_size: 3 page_token: "\#(token)""#))
         #expect(named.ref == query.ref && named.pageSize == 3 && named.after == "v1")
+        let unnamed = try await Protoc.encode(
+            "pipeline.v1beta.ListPipelineReleasesRequest", #"parent: "namespaces/n/pipelines""#)
         #expect {
-            try InstillCodec.decodeNamedListPipelineReleasesRequest(
-                Protoc.encode("pipeline.v1beta.ListPipelineReleasesRequest", #"parent: "namespaces/n/pipelines""#))
+            try InstillCodec.decodeNamedListPipelineReleasesRequest(unnamed)
         } throws: { "\($0)".contains(#"parent "namespaces/n/pipelines" must be namespaces/{namespace}/pipelines/"#) }
 
         let release = PipelineResource(
@@ -258,7 +257,7 @@ struct InstillGenerationsCodecTests {
                 InstillCodec.encodeNamedListPipelineReleasesResponse(page)
             ),
         ] {
-            let text = try Protoc.decode(message, bytes)
+            let text = try await Protoc.decode(message, bytes)
             for expected in [
                 #"name: "namespaces/n/pipelines/p/releases/v2""#, #"id: "v2""#, #"next_page_token: "rtok""#,
                 "total_size: 7",
@@ -267,7 +266,7 @@ struct InstillGenerationsCodecTests {
             }
         }
         // The last page: no token on the wire (proto3 leaves the empty string out), total still there.
-        let last = try Protoc.decode(
+        let last = try await Protoc.decode(
             "pipeline.pipeline.v1beta.ListNamespacePipelineReleasesResponse",
             InstillCodec.encodeListPipelineReleasesResponse(
                 PipelineReleasePage(releases: [], nextPageToken: "", totalSize: 0)))

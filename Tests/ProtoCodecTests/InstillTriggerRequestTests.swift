@@ -26,8 +26,8 @@ struct InstillTriggerRequestTests {
         "protoc encodes the SDK's request to the same bytes, so protos/ matches the real field numbers",
         .enabled(if: Protoc.isAvailable)
     )
-    func protocAgreesWithSDK() throws {
-        let bytes = try Protoc.encode(
+    func protocAgreesWithSDK() async throws {
+        let bytes = try await Protoc.encode(
             "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest",
             #"namespace_id: "ns1" pipeline_id: "pipe1" data { variable { fields { key: "prompt" value { string_value: "hello world" } } } }"#
         )
@@ -35,8 +35,8 @@ struct InstillTriggerRequestTests {
     }
 
     @Test("decodes a release request, with secrets, produced by protoc", .enabled(if: Protoc.isAvailable))
-    func decodesReleaseRequest() throws {
-        let bytes = try Protoc.encode(
+    func decodesReleaseRequest() async throws {
+        let bytes = try await Protoc.encode(
             "pipeline.pipeline.v1beta.TriggerNamespacePipelineReleaseRequest",
             """
             namespace_id: "acme" pipeline_id: "summarise" release_id: "v1.2.0"
@@ -59,15 +59,15 @@ struct InstillTriggerRequestTests {
     }
 
     @Test("data wins over the legacy inputs, and inputs are used when data is empty", .enabled(if: Protoc.isAvailable))
-    func dataWinsOverInputs() throws {
-        let both = try Protoc.encode(
+    func dataWinsOverInputs() async throws {
+        let both = try await Protoc.encode(
             "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest",
             #"namespace_id: "n" pipeline_id: "p" inputs { fields { key: "legacy" value { bool_value: true } } } data { variable { fields { key: "new" value { bool_value: false } } } }"#
         )
         let fromBoth = try InstillCodec.decodeTriggerRequest(both, release: false, maxBatch: 32).inputs
         #expect(fromBoth.map(\.variables) == [["new": .bool(false)]])
 
-        let legacy = try Protoc.encode(
+        let legacy = try await Protoc.encode(
             "pipeline.pipeline.v1beta.TriggerNamespacePipelineRequest",
             #"namespace_id: "n" pipeline_id: "p" inputs { fields { key: "legacy" value { bool_value: true } } } inputs { }"#
         )

@@ -18,16 +18,16 @@ struct OperationAndHealthTests {
     )
 
     @Test("a pending async trigger answer is read by protoc as an operation", .enabled(if: Protoc.isAvailable))
-    func pendingOperation() throws {
+    func pendingOperation() async throws {
         let bytes = InstillCodec.encodeOperationResponse(
             operation: OperationSnapshot(name: "operations/abc", done: false)
         )
-        let text = try Protoc.decode("pipeline.pipeline.v1beta.TriggerAsyncNamespacePipelineResponse", bytes)
+        let text = try await Protoc.decode("pipeline.pipeline.v1beta.TriggerAsyncNamespacePipelineResponse", bytes)
         #expect(text == "operation {\n  name: \"operations/abc\"\n}\n")
     }
 
     @Test("a finished operation's response is an Any holding the trigger response", .enabled(if: Protoc.isAvailable))
-    func finishedOperation() throws {
+    func finishedOperation() async throws {
         let snapshot = OperationSnapshot(
             name: "operations/abc",
             done: true,
@@ -35,7 +35,7 @@ struct OperationAndHealthTests {
             metadata: ["state": .string("STATE_COMPLETED"), "attempts": .number(1)]
         )
         let bytes = InstillCodec.encodeOperationResponse(operation: snapshot)
-        let text = try Protoc.decode("pipeline.pipeline.v1beta.GetOperationResponse", bytes)
+        let text = try await Protoc.decode("pipeline.pipeline.v1beta.GetOperationResponse", bytes)
         // protoc's CLI prints an Any's value as escaped bytes, so check the type URLs here, and that the
         // value is exactly the trigger-response encoding protoc reads in "the sync response …" below.
         #expect(text.contains("response {\n    type_url: \"\(InstillCodec.triggerResponseTypeURL)\""))
@@ -48,22 +48,22 @@ struct OperationAndHealthTests {
     }
 
     @Test("a failed operation carries a google.rpc.Status", .enabled(if: Protoc.isAvailable))
-    func failedOperation() throws {
+    func failedOperation() async throws {
         let snapshot = OperationSnapshot(
             name: "operations/x",
             done: true,
             error: GatewayError(.deadlineExceeded, "took too long", details: [["step": .string("llm")]])
         )
         let bytes = InstillCodec.encodeOperationResponse(operation: snapshot)
-        let text = try Protoc.decode("pipeline.pipeline.v1beta.TriggerAsyncNamespacePipelineResponse", bytes)
+        let text = try await Protoc.decode("pipeline.pipeline.v1beta.TriggerAsyncNamespacePipelineResponse", bytes)
         #expect(text.contains("error {\n    code: 4\n    message: \"took too long\""))
         #expect(try InstillCodec.decodeOperationResponse(bytes) == snapshot)
     }
 
     @Test("GetOperationRequest yields the id, with or without the operations/ prefix", .enabled(if: Protoc.isAvailable))
-    func getOperationRequest() throws {
+    func getOperationRequest() async throws {
         for id in ["abc-123", "operations/abc-123"] {
-            let bytes = try Protoc.encode(
+            let bytes = try await Protoc.encode(
                 "pipeline.pipeline.v1beta.GetOperationRequest",
                 "operation_id: \"\(id)\""
             )
@@ -79,39 +79,39 @@ struct OperationAndHealthTests {
         .enabled(if: Protoc.isAvailable),
         arguments: [true, false]
     )
-    func instillHealth(serving: Bool) throws {
+    func instillHealth(serving: Bool) async throws {
         let bytes = InstillCodec.encodeHealthCheckResponse(serving: serving)
         let status = serving ? "SERVING_STATUS_SERVING" : "SERVING_STATUS_NOT_SERVING"
         for type in ["pipeline.pipeline.v1beta.ReadinessResponse", "core.mgmt.v1beta.ReadinessResponse"] {
-            #expect(try Protoc.decode(type, bytes) == "health_check_response {\n  status: \(status)\n}\n")
+            #expect(try await Protoc.decode(type, bytes) == "health_check_response {\n  status: \(status)\n}\n")
         }
     }
 
     @Test("grpc.health.v1 answers decode with protoc", .enabled(if: Protoc.isAvailable), arguments: [true, false])
-    func grpcHealth(serving: Bool) throws {
+    func grpcHealth(serving: Bool) async throws {
         let bytes = InstillCodec.encodeGRPCHealthResponse(serving: serving)
-        let text = try Protoc.decode("grpc.health.v1.HealthCheckResponse", bytes)
+        let text = try await Protoc.decode("grpc.health.v1.HealthCheckResponse", bytes)
         #expect(text == "status: \(serving ? "SERVING" : "NOT_SERVING")\n")
     }
 
     @Test("health requests decode tolerantly", .enabled(if: Protoc.isAvailable))
-    func healthRequests() throws {
-        let readiness = try Protoc.encode(
+    func healthRequests() async throws {
+        let readiness = try await Protoc.encode(
             "pipeline.pipeline.v1beta.ReadinessRequest",
             #"health_check_request { service: "pipeline" }"#
         )
         #expect(InstillCodec.decodeHealthCheckRequest(readiness) == "pipeline")
         #expect(InstillCodec.decodeHealthCheckRequest(ByteBuffer()) == nil)
         #expect(InstillCodec.decodeHealthCheckRequest(ByteBuffer(hex: "ff")) == nil)
-        let check = try Protoc.encode("grpc.health.v1.HealthCheckRequest", #"service: "x""#)
+        let check = try await Protoc.encode("grpc.health.v1.HealthCheckRequest", #"service: "x""#)
         #expect(InstillCodec.decodeGRPCHealthRequest(check) == "x")
         #expect(InstillCodec.decodeGRPCHealthRequest(ByteBuffer(hex: "0a05")) == "")
     }
 
     @Test("the sync response carries outputs and traces as protoc reads them", .enabled(if: Protoc.isAvailable))
-    func syncResponse() throws {
+    func syncResponse() async throws {
         let bytes = InstillCodec.encodeTriggerResponse(Self.result)
-        let text = try Protoc.decode("pipeline.pipeline.v1beta.TriggerNamespacePipelineResponse", bytes)
+        let text = try await Protoc.decode("pipeline.pipeline.v1beta.TriggerNamespacePipelineResponse", bytes)
         #expect(text.hasPrefix("outputs {\n  fields {\n    key: \"text\"\n    value {\n      string_value: \"HELLO\""))
         #expect(text.contains("metadata {\n  traces {\n    key: \"upper\""))
         #expect(try InstillCodec.decodeTriggerResponse(bytes) == Self.result)

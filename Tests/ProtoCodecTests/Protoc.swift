@@ -21,15 +21,34 @@ enum Protoc {
         "google/protobuf/descriptor.proto",
     ]
 
-    static func encode(_ type: String, _ text: String) throws -> ByteBuffer {
-        ByteBuffer(bytes: try run(["--encode=\(type)"], input: Data(text.utf8)))
+    static func encode(_ type: String, _ text: String) async throws -> ByteBuffer {
+        ByteBuffer(bytes: try await run(["--encode=\(type)"], input: Data(text.utf8)))
     }
 
-    static func decode(_ type: String, _ bytes: ByteBuffer) throws -> String {
-        String(decoding: try run(["--decode=\(type)"], input: Data(bytes.readableBytesView)), as: UTF8.self)
+    static func decode(_ type: String, _ bytes: ByteBuffer) async throws -> String {
+        let input = Data(bytes.readableBytesView)
+        return String(decoding: try await run(["--decode=\(type)"], input: input), as: UTF8.self)
     }
 
-    private static func run(_ mode: [String], input: Data) throws -> Data {
+    private static func run(_ mode: [String], input: Data) async throws -> Data {
+        try await onOwnThread { try runBlocking(mode, input: input) }
+    }
+
+    /// Runs a subprocess's blocking work (pipe reads, `waitUntilExit`) on a thread of its own, never on the
+    /// cooperative pool: a protoc run takes 0.1-1 s (it parses nine proto files), and this target's ~40 runs, in
+    /// parallel tests, held both of the pool's threads on this 2-core machine for seconds at a time, stalling every
+    /// other test in the process (the parallel unit run once left the grpcio interop test's demo runner no thread
+    /// within its client's 10 s deadline). GatewayTestSupport's `blocking` does the same; it is not used here
+    /// because scripts/asan-core builds this target without GatewayTestSupport.
+    static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try work() }) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    private static func runBlocking(_ mode: [String], input: Data) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable!)
         process.arguments =

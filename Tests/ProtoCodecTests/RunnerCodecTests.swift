@@ -72,8 +72,8 @@ struct RunnerCodecTests {
     }
 
     @Test("a request without a release decodes to a ref without one", .enabled(if: Protoc.isAvailable))
-    func requestFromProtoc() throws {
-        let bytes = try Protoc.encode(
+    func requestFromProtoc() async throws {
+        let bytes = try await Protoc.encode(
             "trigger.runner.v1.RunRequest",
             #"namespace: "demo" pipeline: "echo" request_id: "r" inputs { variables { entries { key: "b" value { blob_value { data: "\001\002" } } } } }"#
         )
