@@ -165,6 +165,13 @@ package final class BackendPool: TriggerRunner {
                 cancellation.whenCancelled {
                     if limiter.withdraw(id) { call.reportOnLoop(.failure(CancellationError())) }
                 }
+                if !call.background, let deadline = request.deadline {
+                    let pool = configuration.name
+                    let armQueueTimer: @Sendable () -> Void = {
+                        call.armQueueTimer(deadline: deadline, id: id, pool: pool)
+                    }
+                    if eventLoop.inEventLoop { armQueueTimer() } else { eventLoop.execute(armQueueTimer) }
+                }
             }
         } catch {
             call.reportOnLoop(.failure(error))
@@ -175,6 +182,7 @@ package final class BackendPool: TriggerRunner {
     /// outcome gives the slot back and is reported unless the deadline was first.
     private func startCall(_ request: TriggerRequest, on eventLoop: any EventLoop, _ call: PoolCall) {
         eventLoop.assertInEventLoop()
+        call.slotGranted()
         guard !call.cancellation.isCancelled else {
             limiter.release()
             call.report(.failure(CancellationError()))
@@ -344,6 +352,10 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     let metrics: PoolMetrics?
     private let completion: (Result<TriggerResult, any Error>) -> Void
     private var timer: NIOScheduledCallback?
+    /// While the call waits in the pool's queue: its deadline's timer (``armQueueTimer(deadline:id:pool:)``).
+    private var queueTimer: Scheduled<Void>?
+    /// The call has its slot (``slotGranted()``): a queue timer armed after that is not needed.
+    private var granted = false
     /// From the slot to the deadline, for the error message.
     private var remaining = TimeAmount.zero
     /// The call's deadline, once its timer is armed.
@@ -375,6 +387,31 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
         self.deadline = deadline
         if let queue, try queue.insert(self, deadline: deadline) { return }
         timer = try eventLoop.scheduleCallback(at: deadline, handler: self)
+    }
+
+    /// A call waiting in the pool's queue (`id`) is answered at its deadline if no slot came by then: withdrawn
+    /// from the queue, `.deadlineExceeded` "the request's deadline passed before its call to backend pool P could
+    /// start", nothing sent to a runner and no endpoint blamed (review 18, F1: it waited for a slot however long,
+    /// past its deadline, and was answered only when one came; Envoy's route timeout likewise covers the wait
+    /// for the connection pool). On the loop; rare (only a call that found the pool full is queued), so a
+    /// scheduled task of its own.
+    func armQueueTimer(deadline: NIODeadline, id: UInt64, pool: String) {
+        eventLoop.assertInEventLoop()
+        guard !granted, !reported else { return }
+        let limiter = self.limiter
+        queueTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            queueTimer = nil
+            // False when the slot was handed over meanwhile: its start, already on its way here, runs the call.
+            guard limiter.withdraw(id) else { return }
+            report(.failure(BackendErrors.deadlineBeforeCall(pool: pool)))
+        }
+    }
+
+    /// The call has its slot: the queue's deadline timer, if any, is no longer needed.
+    func slotGranted() {
+        granted = true
+        queueTimer?.cancel()
+        queueTimer = nil
     }
 
     /// The deadline's timer is armed (queued, or a scheduled callback) and has not fired.

@@ -320,6 +320,51 @@ struct PoolDeadlineTests {
         await loop.shutdownGracefully()
     }
 
+    /// Review 18, F1's remainder: a call queued behind a full pool waited for a slot however long, past its
+    /// deadline, and was answered only when a slot came.
+    @Test(
+        "a frontend's call queued for a slot is answered at its deadline, not a nanosecond before, and leaves the queue; one whose slot comes first runs",
+        .timeLimit(.minutes(1)))
+    func queuedCallDeadline() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let pool = Self.timedPool(runner, on: loop, requestTimeout: .hours(3), maxConcurrency: 1)
+        // A call holds the only slot for two hours.
+        let holder = pool.run(
+            LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
+        await loop.run()
+        var late = LoopTimedRunner.request(lasting: .minutes(1))
+        late.deadline = loop.now + .hours(1)
+        let lateCall = pool.run(late, on: loop, cancellation: TriggerCancellation())
+        // This one's deadline is after the holder's end: it gets the slot then, and runs.
+        var patient = LoopTimedRunner.request(lasting: .minutes(1))
+        patient.deadline = loop.now + .hours(2) + .minutes(30)
+        let patientCall = pool.run(patient, on: loop, cancellation: TriggerCancellation())
+        await loop.run()
+        #expect(pool.callsQueued == 2)
+
+        await loop.advanceTime(by: .hours(1) - .nanoseconds(1))
+        #expect(pool.callsQueued == 2, "answered before its deadline")
+        await loop.advanceTime(by: .nanoseconds(1))
+        // Required before waiting for the answer: without one, `get()` would wait for ever.
+        try #require(pool.callsQueued == 1, "the late call did not leave the queue at its deadline")
+        let error = await #expect(throws: GatewayError.self) { try await lateCall.get() }
+        #expect(error?.code == .deadlineExceeded)
+        #expect(error?.callerDeadline == true, "no endpoint is blamed")
+        #expect(
+            error?.message == #"the request's deadline passed before its call to backend pool "p" could start"#,
+            "\(String(describing: error))")
+        #expect(runner.probe.count("started") == 1, "nothing sent for the late call")
+
+        await loop.advanceTime(by: .hours(1))
+        _ = try await holder.get()
+        #expect(runner.probe.count("started") == 2, "the slot goes to the patient call, not to the late one")
+        await loop.advanceTime(by: .minutes(1))
+        #expect(try await patientCall.get().outputs.first?["ns"] != nil)
+        #expect(pool.slotsInUse == 0 && pool.callsQueued == 0)
+        await loop.shutdownGracefully()
+    }
+
     @Test("cancelling an async caller's task cancels its run at once and gives the slot back", .timeLimit(.minutes(1)))
     func asyncCancellation() async throws {
         let loop = NIOAsyncTestingEventLoop()
