@@ -16,8 +16,15 @@ package import NIOCore
 /// is guessed.
 ///
 /// A connection that has not decided within `timeout` of becoming active (silent, or stalled part-way
-/// through the preface) is closed, as nghttpd closes it; so is an undecided one at shutdown, which has no
-/// request to finish (issue 10, item 1).
+/// through the preface) is closed, as nghttpd closes it (issue 10, item 1).
+///
+/// At a graceful stop (`ChannelShouldQuiesceEvent`) an undecided connection is not closed at once: a client that
+/// has just connected (a proxy opening an upstream connection for a request) may have its first request on the
+/// wire, and a close then answers it with RST (review 18, F10, for idle keep-alive connections). It gets the same
+/// grace as an idle HTTP/1.1 connection (`HTTP1FrontendHandler.drainIdleGrace`): first bytes within it decide the
+/// protocol as usual and the handlers installed for it get the drain notice after them (HTTP/1.1 serves that
+/// request with `Connection: close`; HTTP/2 sends GOAWAY); still silent after it, the connection closes in stages
+/// (FIN, then what arrives is read and dropped for `HTTP1FrontendHandler.drainLingerBound`).
 package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
@@ -57,6 +64,10 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
     private let timeout: TimeAmount?
     private let tls: TLSMode
     private var timer: Scheduled<Void>?
+    /// A graceful stop began while undecided: the handlers the decision installs get the notice too.
+    private var quiescing = false
+    /// The drain's grace passed with nothing decided: the connection is closing, what arrives is dropped.
+    private var closing = false
 
     init(timeout: TimeAmount? = nil, tls: TLSMode = .off, configure: @escaping Configure) {
         self.timeout = timeout
@@ -84,13 +95,24 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
 
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent, !decided {
-            context.close(promise: nil)
+            guard !quiescing else { return }
+            quiescing = true
+            timer?.cancel()
+            let channel = context.channel
+            timer = context.eventLoop.assumeIsolated().scheduleTask(in: HTTP1FrontendHandler.drainIdleGrace) {
+                [weak self] in
+                guard let self, !self.decided else { return }
+                self.buffered = []
+                self.closing = true
+                HTTP1FrontendHandler.lingeringClose(channel, bound: HTTP1FrontendHandler.drainLingerBound)
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         let buffer = unwrapInboundIn(data)
         guard !decided else {
             context.fireChannelRead(data)
@@ -149,6 +171,10 @@ package final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHand
     }
 
     package func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        // The drain began before the decision: the new handlers learn it first, so the request the replay brings is
+        // served as one that arrived during the drain (HTTP/1.1: with `Connection: close`, the connection ending
+        // after it; HTTP/2: within the GOAWAY notice's round trip).
+        if quiescing { context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         // Replay before leaving, so the new handlers see the bytes in their original order.
         let replay = buffered
         buffered = []

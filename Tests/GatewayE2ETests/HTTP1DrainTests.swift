@@ -80,4 +80,58 @@ struct HTTP1DrainTests {
             #expect(after.received.isEmpty && !after.reset, "\(after)")
         }
     }
+
+    /// A gateway on a one-loop group, and a connection to it that has sent nothing (the gateway has accepted it).
+    static func withSilentConnection(
+        _ body: (TestGateway, SlowSocket, any EventLoop) async throws -> Void
+    ) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await withTestGateway(yaml: "timeouts: {shutdown_grace: 5s}", eventLoopGroup: group) { gateway in
+                let socket = try await SlowSocket.connect(port: gateway.port)
+                #expect(await eventually(within: .seconds(10)) { gateway.openConnections() == 1 })
+                try await body(gateway, socket, group.next())
+            }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
+        "a connection that had sent nothing when the drain began: its first request, sent within the grace, is served with Connection: close, then EOF, never a reset"
+    )
+    func firstRequestAfterDrainServed() async throws {
+        try await Self.withSilentConnection { gateway, socket, loop in
+            await gateway.beginShutdown()
+            await gateway.drainNoticeSent()
+            try await loop.submit {}.get()  // the connection has handled the notice
+            #expect(socket.send(Self.trigger("first")))
+            let outcome = try await socket.waitForClose(timeout: .seconds(5))
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200"), "\(outcome.text)")
+            #expect(outcome.text.contains(#""p":"first""#), "\(outcome.text)")
+            #expect(outcome.text.lowercased().contains("\r\nconnection: close\r\n"), "\(outcome.text)")
+            #expect(outcome.closedByServer && !outcome.reset, "an orderly end after the answer: \(outcome)")
+        }
+    }
+
+    @Test(
+        "a connection silent through the drain's grace (1 s) is ended with FIN, not a reset; a request crossing the FIN is absorbed"
+    )
+    func silentConnectionClosedAfterGrace() async throws {
+        try await Self.withSilentConnection { gateway, socket, loop in
+            let before = ContinuousClock.now
+            await gateway.beginShutdown()
+            await gateway.drainNoticeSent()
+            try await loop.submit {}.get()
+            let outcome = try await socket.waitForClose(timeout: .seconds(5))
+            let elapsed = outcome.ended - before
+            #expect(outcome.closedByServer && !outcome.reset && outcome.received.isEmpty, "\(outcome)")
+            #expect(elapsed >= .seconds(1) && elapsed < .seconds(3), "\(elapsed)")
+            #expect(socket.send(Self.trigger("crossed")))
+            let after = try await socket.waitForClose(timeout: .seconds(2))
+            #expect(after.received.isEmpty && !after.reset, "\(after)")
+        }
+    }
 }
