@@ -299,6 +299,24 @@ struct GatewayMetricsTests {
         #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
     }
 
+    @Test("async_queued: absent after a count that failed, back (one series) with the next count")
+    func queueLengthUnknown() throws {
+        let metrics = GatewayMetrics()
+        func scrape() -> Exposition { Exposition(String(decoding: metrics.scrape(), as: UTF8.self)) }
+        metrics.async.recordQueueLength(5)
+        #expect(scrape().samples["trigger_gateway_async_queued"] == 5)
+        metrics.async.recordQueueLengthUnknown()
+        metrics.async.recordQueueLengthUnknown()
+        let unknown = scrape()
+        #expect(unknown.samples["trigger_gateway_async_queued"] == nil)
+        #expect(unknown.type["trigger_gateway_async_queued"] == nil, "no HELP/TYPE without a sample")
+        #expect(try promtoolFindings(unknown.text) == "", "\(unknown.text)")
+        metrics.async.recordQueueLength(7)
+        let back = scrape()
+        #expect(back.samples["trigger_gateway_async_queued"] == 7)
+        #expect(back.text.components(separatedBy: "# TYPE trigger_gateway_async_queued gauge").count == 2)
+    }
+
     @Test("config_restart_required: 0 at start, set by each applied reload, kept by a refused one")
     func restartRequired() {
         let metrics = GatewayMetrics()
