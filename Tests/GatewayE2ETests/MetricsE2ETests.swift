@@ -157,7 +157,8 @@ struct MetricsE2ETests {
                     "/usr/bin/nghttp",
                     ["-n", "-s", "http://127.0.0.1:\(gateway.port)/healthz", "http://127.0.0.1:\(gateway.port)/readyz"])
                 #expect(h2c.status == 0, "\(h2c.stderr)")
-                #expect(h2c.stdoutString.components(separatedBy: "\n").filter { $0.contains(" 200 ") }.count == 2,
+                #expect(
+                    h2c.stdoutString.components(separatedBy: "\n").filter { $0.contains(" 200 ") }.count == 2,
                     "\(h2c.stdoutString)")
                 let afterTwo = try await Self.scrape(client)
                 #expect(afterTwo.samples["trigger_gateway_connections_accepted_total"] == acceptedBefore + 2)
