@@ -338,7 +338,7 @@ let package = Package(
             name: "AsyncDispatchTests",
             dependencies: [
                 "AsyncDispatch", "OperationStore", "SQLiteOperationStore", "PostgresOperationStore", "TriggerDispatch",
-                "Backends", "GatewayConfig",
+                "Backends", "GatewayConfig", "Observability",
                 "Routing", "TriggerModel", "GatewayTestSupport", nioCore, nioPosix, logging,
                 .product(name: "Clocks", package: "swift-clocks"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -760,11 +760,17 @@ package final class AsyncDispatcher: Service {
     package var queueCountInterval: Duration { max(settings.pollInterval, .seconds(1)) }
 
     /// Keeps `trigger_gateway_async_queued` at the store's count of queued operations (see `AsyncMetrics`), read
-    /// every `queueCountInterval` of `clock`. A read that fails leaves the last value (the store's health probe
-    /// reports the outage).
+    /// every `queueCountInterval` of `clock`. A read that fails takes the series away until a read succeeds
+    /// (`AsyncMetrics.recordQueueLengthUnknown`: no stale count through a store outage, review 18 F3; the store's
+    /// health probe reports the outage).
     private func queueCountLoop() async {
         while !Task.isCancelled, !stopping.load(ordering: .sequentiallyConsistent) {
-            if let count = try? await store.queuedCount() { metrics?.recordQueueLength(count) }
+            do {
+                metrics?.recordQueueLength(try await store.queuedCount())
+            } catch {
+                // A stop cancelling the count knows nothing new about the queue.
+                if !Task.isCancelled { metrics?.recordQueueLengthUnknown() }
+            }
             try? await clock.sleep(for: queueCountInterval)
         }
     }

@@ -38,7 +38,8 @@ extension GatewayApp {
             configStatus.recordReload(.refused, digest: nil, at: now)
             return .refused
         }
-        configStatus.recordReload(.applied, digest: loaded.digest, at: now)
+        configStatus.recordReload(
+            .applied, digest: loaded.digest, restartRequired: report.restartRequired, at: now)
         var metadata: Logger.Metadata = ["config.digest": "\(loaded.digest)", "config.source": "\(path)"]
         if !report.poolsAdded.isEmpty { metadata["pools.new"] = "\(report.poolsAdded.joined(separator: ","))" }
         if !report.poolsRetired.isEmpty { metadata["pools.retired"] = "\(report.poolsRetired.joined(separator: ","))" }

@@ -20,6 +20,9 @@ package final class ConfigStatus: Sendable {
         package var lastReloadTime: Double?
         package var applied = 0
         package var refused = 0
+        /// Keys the last applied reload's file changed that keep their running values until a restart (empty
+        /// after a start): the file whose `digest` is shown is not wholly in force.
+        package var restartRequired: [String] = []
     }
 
     private let state: Mutex<Snapshot>
@@ -34,10 +37,14 @@ package final class ConfigStatus: Sendable {
 
     package var snapshot: Snapshot { state.withLock { $0 } }
 
-    /// Records one reload attempt; `digest` is the new one when it was applied.
-    package func recordReload(_ outcome: ReloadOutcome, digest: String?, at time: Double) {
+    /// Records one reload attempt; `digest` is the new one when it was applied, `restartRequired` the keys of its
+    /// file that only a restart applies (`GatewayApp.ReloadReport.restartRequired`; ignored when refused).
+    package func recordReload(
+        _ outcome: ReloadOutcome, digest: String?, restartRequired: [String] = [], at time: Double
+    ) {
         if let metrics {
-            metrics.recordReload(outcome == .applied ? .applied : .refused, at: time)
+            metrics.recordReload(
+                outcome == .applied ? .applied : .refused, restartRequired: !restartRequired.isEmpty, at: time)
             if outcome == .applied, let digest { metrics.setDigest(digest) }
         }
         state.withLock { s in
@@ -47,6 +54,7 @@ package final class ConfigStatus: Sendable {
             case .applied:
                 s.applied += 1
                 if let digest { s.digest = digest }
+                s.restartRequired = restartRequired
             case .refused:
                 s.refused += 1
             }

@@ -88,6 +88,8 @@ package final class GatewayServer: Service {
         let services = current.value
         let connections = self.connections
         let admission = self.admission
+        // One registry per process, kept across reloads: the instruments of the first generation are everyone's.
+        let connectionMetrics = services.metrics?.connections
         let serverChannel: any Channel
         do {
             if let reason = configuration.startFailure { throw StartFailure(reason: reason) }
@@ -103,6 +105,8 @@ package final class GatewayServer: Service {
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // Every accepted socket, refused at the cap or not (`connections_accepted_total`).
+                        connectionMetrics?.acceptedConnection()
                         guard admission.admit(channel) else {
                             Self.refuse(channel, admission: admission, services: current.value)
                             return

@@ -10,6 +10,9 @@ import Synchronization
 ///   (`AsyncDispatcher.queueCountInterval`). It is the whole store's queue, whichever instance queued or claims:
 ///   instances sharing a PostgreSQL store all report the same value (aggregate with `max`, not `sum`). Counting
 ///   each instance's own moves instead read negative after a restart or when another instance claimed them.
+///   While the store cannot count (unreachable), the series is absent, not its last value (review 18 F3: a frozen
+///   gauge flat-lined a backlog alert through the very outage that builds the backlog); see
+///   ``recordQueueLengthUnknown()``.
 /// - `trigger_gateway_async_unrouted_queued`: queued operations of pipelines no route of this instance's
 ///   configuration matches (a route a reload removed, or one only other instances sharing the store have), as the
 ///   async dispatcher last counted them (at most once a minute per pipeline, and when it learns of one). They are
@@ -28,7 +31,9 @@ package final class AsyncMetrics: Sendable {
     }
 
     package let accepted: Counter
-    package let queued: Gauge
+    /// `trigger_gateway_async_queued`, nil while the store's last count failed (the series is then unregistered).
+    private let queued: Mutex<Gauge?>
+    private let registry: PrometheusCollectorRegistry
     package let running: Gauge
     package let unroutedQueued: Gauge
     package let dispatchLag: ValueHistogram
@@ -40,11 +45,8 @@ package final class AsyncMetrics: Sendable {
             name: "trigger_gateway_async_accepted_total",
             help: "Async operations stored (a repeated Idempotency-Key returning the stored one is not counted)."
         )
-        queued = registry.gauge(
-            name: "trigger_gateway_async_queued",
-            help: "Operations queued in the store (retries waiting for their time included), as last counted; "
-                + "instances sharing a store report the same queue: aggregate with max, not sum."
-        )
+        self.registry = registry
+        queued = Mutex(Self.queuedGauge(registry))
         unroutedQueued = registry.gauge(
             name: "trigger_gateway_async_unrouted_queued",
             help: "Queued operations of pipelines no route of this instance matches, as last counted; they wait "
@@ -76,8 +78,39 @@ package final class AsyncMetrics: Sendable {
     /// An async trigger stored a new operation.
     package func recordAccepted() { accepted.increment() }
 
-    /// The store counted `count` queued operations (the whole store's queue).
-    package func recordQueueLength(_ count: Int) { queued.set(to: Double(count)) }
+    /// The store counted `count` queued operations (the whole store's queue); brings the series back after
+    /// ``recordQueueLengthUnknown()``.
+    package func recordQueueLength(_ count: Int) {
+        queued.withLock { gauge in
+            let current = gauge ?? Self.queuedGauge(registry)
+            current.set(to: Double(count))
+            gauge = current
+        }
+    }
+
+    /// The store could not count its queue (unreachable, or the count timed out): the series goes until the next
+    /// count succeeds. Prometheus' practice for a value that cannot be known (its exporter guidelines: do not
+    /// expose what failed to be collected, say the failure in an `up`-like gauge, here
+    /// `trigger_gateway_ready{component="async"}`): the last value would be a lie that alerts believe (a backlog
+    /// alert stays quiet through the outage that builds the backlog); NaN keeps a series that every comparison
+    /// and `max()` across instances then silently skip. An absent series shows as a gap, Prometheus marks it stale
+    /// at the next scrape, and `absent(trigger_gateway_async_queued)` or the readiness gauge alerts on it.
+    package func recordQueueLengthUnknown() {
+        queued.withLock { gauge in
+            guard let current = gauge else { return }
+            registry.unregisterGauge(current)
+            gauge = nil
+        }
+    }
+
+    private static func queuedGauge(_ registry: PrometheusCollectorRegistry) -> Gauge {
+        registry.gauge(
+            name: "trigger_gateway_async_queued",
+            help: "Operations queued in the store (retries waiting for their time included), as last counted; "
+                + "absent while the store cannot count them. Instances sharing a store report the same queue: "
+                + "aggregate with max, not sum."
+        )
+    }
 
     /// `count` queued operations are of pipelines no route here matches (`trigger_gateway_async_unrouted_queued`).
     package func recordUnroutedQueue(_ count: Int) { unroutedQueued.set(to: Double(count)) }

@@ -62,6 +62,7 @@ package final class GatewayMetrics: Sendable {
         self.config = ConfigMetrics(registry: registry)
         self.readiness = ReadinessMetrics(registry: registry)
         self.process = ProcessMetrics(registry: registry)
+        GatewayBuild.register(on: registry)
         self.certificateExpiry = registry.gauge(
             name: "trigger_gateway_tls_certificate_expiry_timestamp_seconds",
             help: "When the listener's TLS certificate in force expires (its notAfter), in seconds since the "
@@ -171,11 +172,24 @@ package final class ConnectionMetrics: Sendable {
     }
 
     private let open: [Gauge]
+    private let accepted: Counter
     private let calm: [ExcessiveLoad: Counter]
     private let rejected: [RejectReason: Counter]
     private let headerBlocks: [HeaderBlockRefusal: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
+        // Envoy's `downstream_cx_total`, nginx's stub_status `accepts` (review 18 F4: connection churn, clients not
+        // reusing connections, was invisible). Like nginx's `accepts`, it counts the connections then closed at
+        // accept for `limits.max_connections` too (nginx's `accepts - handled`; Envoy leaves its overflow out of
+        // `downstream_cx_total`): what an operator alerts on is the rate of new connections the listener took, a
+        // flood over the cap most of all, and `connections_rejected_total{reason}` over it is the refused share.
+        // No labels: the wire protocol and TLS are not known at accept (the sniff comes after), and there is one
+        // listener.
+        self.accepted = registry.counter(
+            name: "trigger_gateway_connections_accepted_total",
+            help: "Frontend connections accepted, those then closed for limits.max_connections included "
+                + "(see connections_rejected_total)."
+        )
         // Envoy counts the same as `http2.rx_reset` / nghttpx logs it; ours names the GOAWAY code sent.
         self.calm = registry.counters(
             ExcessiveLoad.self, name: "trigger_gateway_http2_enhance_your_calm_total", label: "reason",
@@ -210,6 +224,9 @@ package final class ConnectionMetrics: Sendable {
         self.open = gauges
     }
 
+    /// The listener accepted a connection (before the cap, the sniff and TLS): one atomic add.
+    package func acceptedConnection() { accepted.increment() }
+
     /// A connection's frontend was installed (after the preface sniff); pair with ``closed(_:tls:)``.
     package func opened(_ proto: WireProtocol, tls: Bool) { gauge(proto, tls: tls).increment() }
 
@@ -242,6 +259,7 @@ package final class ConfigMetrics: Sendable {
     private let reloads: [ReloadOutcome: Counter]
     private let lastSuccessful: Gauge
     private let lastTimestamp: Gauge
+    private let restartRequired: Gauge
     private let info = Mutex<(digest: String, gauge: Gauge)?>(nil)
 
     init(registry: PrometheusCollectorRegistry) {
@@ -258,6 +276,13 @@ package final class ConfigMetrics: Sendable {
         lastTimestamp = registry.gauge(
             name: "trigger_gateway_config_last_reload_timestamp_seconds",
             help: "When the last reload was attempted, in seconds since the Unix epoch; 0 before any reload."
+        )
+        // Review 18 F4: `config_info{digest}` is the file's digest, also when the file changed keys a reload
+        // cannot apply; this says the file and what is in force differ.
+        restartRequired = registry.gauge(
+            name: "trigger_gateway_config_restart_required",
+            help: "1 when the last applied reload's file changed keys that keep their running values until a "
+                + "restart (listen, data_dir, store, …; logged as `restart required`), 0 otherwise and after a start."
         )
     }
 
@@ -276,11 +301,14 @@ package final class ConfigMetrics: Sendable {
         }
     }
 
-    /// One reload attempt at `time` (seconds since the Unix epoch).
-    package func recordReload(_ outcome: ReloadOutcome, at time: Double) {
+    /// One reload attempt at `time` (seconds since the Unix epoch). `restartRequired`: for an applied reload,
+    /// whether its file changed keys that only a restart applies; a refused reload leaves the gauge as it was
+    /// (the running configuration, and the file it came from, stayed).
+    package func recordReload(_ outcome: ReloadOutcome, restartRequired: Bool = false, at time: Double) {
         reloads[outcome]!.increment()
         lastSuccessful.set(to: outcome == .applied ? 1.0 : 0.0)
         lastTimestamp.set(to: time)
+        if outcome == .applied { self.restartRequired.set(to: restartRequired ? 1.0 : 0.0) }
     }
 }
 

@@ -144,7 +144,10 @@ struct ServeCommand: AsyncParsableCommand {
         )
         logger.info(
             "configuration loaded",
-            metadata: ["config.digest": "\(digest)", "config.source": "\(configuration.source)"])
+            metadata: [
+                "config.digest": "\(digest)", "config.source": "\(configuration.source)",
+                "gateway.version": "\(GatewayBuild.version)",
+            ])
         var services = app.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         let configPath = self.config
         let dataDir = self.dataDir

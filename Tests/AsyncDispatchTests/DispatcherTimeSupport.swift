@@ -6,6 +6,7 @@ import GatewayConfig
 import Logging
 import NIOCore
 import NIOEmbedded
+import Observability
 import OperationStore
 import GatewayTestSupport
 import PostgresOperationStore
@@ -178,6 +179,12 @@ final class RecordingStore: OperationStore {
         get { renewalsFail.load(ordering: .relaxed) }
         set { renewalsFail.store(newValue, ordering: .relaxed) }
     }
+    private let queueCountsFail = Atomic<Bool>(false)
+    /// While true `queuedCount()` fails as `.unavailable` (the metrics' count of a store that cannot be reached).
+    var failsQueueCounts: Bool {
+        get { queueCountsFail.load(ordering: .relaxed) }
+        set { queueCountsFail.store(newValue, ordering: .relaxed) }
+    }
     /// Outcome writes (`complete`, `fail`) that failed as unreachable so far.
     var unreachableWrites: Int { refusedWrites.load(ordering: .relaxed) }
 
@@ -308,7 +315,10 @@ final class RecordingStore: OperationStore {
         return released
     }
 
-    func queuedCount() async throws -> Int { try await base.queuedCount() }
+    func queuedCount() async throws -> Int {
+        if failsQueueCounts { throw GatewayError(.unavailable, "the store is unreachable (test)") }
+        return try await base.queuedCount()
+    }
     func queuedCount(pipelineKey: String) async throws -> Int { try await base.queuedCount(pipelineKey: pipelineKey) }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
 
@@ -378,7 +388,8 @@ struct DispatcherInstance {
     let dispatcher: AsyncDispatcher
     let task: Task<Void, any Error>
 
-    /// `requestTimeout`: the pool's, which bounds each attempt; its timer runs on `clock`'s loop.
+    /// `requestTimeout`: the pool's, which bounds each attempt; its timer runs on `clock`'s loop. `metrics`: with
+    /// them the dispatcher also counts the queue (one more sleeper, `queueCountLoop`).
     init(
         store: any OperationStore,
         settings: StoreConfiguration,
@@ -386,9 +397,10 @@ struct DispatcherInstance {
         clock: VirtualTime,
         now: @escaping @Sendable () -> Date,
         requestTimeout: TimeAmount = .hours(24),
-        outcomeRetryLimit: Duration = .seconds(600)
+        outcomeRetryLimit: Duration = .seconds(600),
+        metrics: GatewayMetrics? = nil
     ) {
-        let operations = AsyncOperations(store: store, settings: settings)
+        let operations = AsyncOperations(store: store, settings: settings, metrics: metrics)
         self.operations = operations
         let pool = BackendPool(
             configuration: BackendPoolConfiguration(

@@ -3,6 +3,7 @@ import FoundationEssentials
 import GatewayConfig
 import GatewayTestSupport
 import NIOCore
+import Observability
 import OperationStore
 import Synchronization
 import Testing
@@ -93,6 +94,42 @@ struct DispatcherTimeTests {
                 })
             let claim = try #require(store.claims(of: operation.id).first)
             #expect(claim.now.timeIntervalSince(idleSince) >= 3600)
+            await instance.stop()
+        }
+    }
+
+    /// Review 18 F3: `trigger_gateway_async_queued` kept its last count while the store could not be reached, so
+    /// a backlog alert flat-lined through the outage. Now the series goes while the count fails and comes back
+    /// with the next count. Claims fail too meanwhile (the store is unreachable), so the two operations stay queued.
+    @Test(
+        "async_queued: the store's count; absent while the store cannot count it, back with the next count",
+        .timeLimit(.minutes(1)))
+    func queueLengthUnknownWhileStoreUnreachable() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let metrics = GatewayMetrics()
+            let queued = { () -> Double? in
+                Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples["trigger_gateway_async_queued"]
+            }
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: Self.hour), runner: ScriptedRunner(),
+                clock: time, now: time.wallClock, metrics: metrics)
+            // The idle dispatcher's sleepers and its queue count's (every poll interval, an hour here).
+            let sleepers = Self.idle + 1
+            #expect(await time.settle(sleepers: sleepers))
+            #expect(queued() == 0)
+            store.isUnreachable = true
+            for _ in 0..<2 { _ = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil) }
+            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
+
+            store.failsQueueCounts = true
+            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == nil })
+            let text = String(decoding: metrics.scrape(), as: UTF8.self)
+            #expect(!text.contains("trigger_gateway_async_queued"), "\(text)")
+            #expect(try promtoolFindings(text) == "", "\(text)")
+
+            store.failsQueueCounts = false
+            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
             await instance.stop()
         }
     }

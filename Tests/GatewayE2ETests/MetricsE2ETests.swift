@@ -6,6 +6,7 @@ import GatewayServer
 import GatewayTestSupport
 import NIOCore
 import NIOPosix
+import Observability
 import Testing
 
 /// `/metrics` of a real gateway over real sockets (issue 16 item 1): after a known sequence of calls the scrape
@@ -138,7 +139,29 @@ struct MetricsE2ETests {
                 // This test's one keep-alive connection is the only one open.
                 #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http1",tls="false"}"#] == 1)
                 #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http2",tls="false"}"#] == 0)
+                // Review 18 F4: which build runs here, and whether the file is wholly in force (a start: it is).
+                let build = #"trigger_gateway_build_info{version="\#(GatewayBuild.version)",revision="unknown"}"#
+                #expect(scrape.samples[build] == 1, "\(scrape.text)")
+                #expect(scrape.samples["trigger_gateway_config_restart_required"] == 0)
                 #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+
+                // Each connection the listener accepts counts once, however many requests it then carries: two
+                // more, each with two requests (curl over HTTP/1.1 keep-alive; nghttp over h2c, as curl 7.88 fails
+                // to reuse a prior-knowledge connection: curl/curl#10634).
+                let acceptedBefore = try #require(scrape.samples["trigger_gateway_connections_accepted_total"])
+                #expect(acceptedBefore >= 1)
+                let twice = try await Self.curl(
+                    ["http://127.0.0.1:PORT/healthz", "http://127.0.0.1:PORT/readyz"], port: gateway.port)
+                #expect(twice.status == 200)
+                let h2c = try await TestProcess.run(
+                    "/usr/bin/nghttp",
+                    ["-n", "-s", "http://127.0.0.1:\(gateway.port)/healthz", "http://127.0.0.1:\(gateway.port)/readyz"])
+                #expect(h2c.status == 0, "\(h2c.stderr)")
+                #expect(
+                    h2c.stdoutString.components(separatedBy: "\n").filter { $0.contains(" 200 ") }.count == 2,
+                    "\(h2c.stdoutString)")
+                let afterTwo = try await Self.scrape(client)
+                #expect(afterTwo.samples["trigger_gateway_connections_accepted_total"] == acceptedBefore + 2)
 
                 // A refused reload, then one that renames the pool: the old pool's series go (no call in
                 // flight on it), the new one's are there.
@@ -161,7 +184,27 @@ struct MetricsE2ETests {
                     reloaded.samples.keys.allSatisfy { !$0.contains(#"pool="runner""#) }, "\(reloaded.text)")
                 let renamed = #"pool="runner2",endpoint="127.0.0.1:\#(backendPort)""#
                 #expect(reloaded.samples["trigger_gateway_backend_request_duration_seconds_count{\(renamed)}"] == 1)
+                #expect(reloaded.samples["trigger_gateway_config_restart_required"] == 0)
                 #expect(try promtoolFindings(reloaded.text) == "", "\(reloaded.text)")
+
+                // A file that changes a key only a restart applies: applied, config_info shows its digest, and
+                // restart_required says the file is not wholly in force; a refused reload keeps that; a file
+                // back at the running value ends it.
+                let restartFile =
+                    Self.config(backendPort: backendPort, pool: "runner2") + "limits: {max_connections: 123}\n"
+                try restartFile.write(to: file, atomically: true, encoding: .utf8)
+                #expect(gateway.app.reload(fromFile: file.path, listen: listen, dataDir: dataDir) == .applied)
+                #expect(gateway.app.configStatus.snapshot.restartRequired == ["limits.max_connections"])
+                #expect(try await Self.scrape(client).samples["trigger_gateway_config_restart_required"] == 1)
+                try "routes: [{namespace: demo, pool: nope}]\n".write(to: file, atomically: true, encoding: .utf8)
+                #expect(gateway.app.reload(fromFile: file.path, listen: listen, dataDir: dataDir) == .refused)
+                let pending = try await Self.scrape(client)
+                #expect(pending.samples["trigger_gateway_config_restart_required"] == 1)
+                #expect(try promtoolFindings(pending.text) == "", "\(pending.text)")
+                try Self.config(backendPort: backendPort, pool: "runner2").write(
+                    to: file, atomically: true, encoding: .utf8)
+                #expect(gateway.app.reload(fromFile: file.path, listen: listen, dataDir: dataDir) == .applied)
+                #expect(try await Self.scrape(client).samples["trigger_gateway_config_restart_required"] == 0)
                 await client.close()
             }
         }

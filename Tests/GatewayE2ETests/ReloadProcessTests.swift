@@ -188,16 +188,27 @@ struct ReloadProcessTests {
         defer { try? FileManager.default.removeItem(at: file) }
         try Self.config(extraNamespaces: []).write(to: file, atomically: true, encoding: .utf8)
         try await ProcessTests.withGatewayProcess(["--config", file.path, "--log-level", "debug"]) { server in
+            // `trigger_gateway_config_restart_required` says what the warning says (review 18 F4), on the binary's
+            // own /metrics.
+            let client = try await TestHTTPClient.connect(port: server.port)
+            func restartRequired() async throws -> Double? {
+                Exposition(try await client.request("GET", "/metrics").bodyString)
+                    .samples["trigger_gateway_config_restart_required"]
+            }
+            #expect(try await restartRequired() == 0)
             try Self.config(extraNamespaces: ["added"]).write(to: file, atomically: true, encoding: .utf8)
             server.signal(SIGHUP)
             #expect(await server.logOccurrences(of: "config reloaded", timeout: .seconds(10)) == 1)
             #expect(!server.logged.contains("restart required"), "\(server.logged)")
+            #expect(try await restartRequired() == 0)
             // A key the file does change still warns.
             try (Self.config(extraNamespaces: ["added"]) + "\nlimits: {max_connections: 77}\n").write(
                 to: file, atomically: true, encoding: .utf8)
             server.signal(SIGHUP)
             #expect(await server.logOccurrences(of: "restart required", timeout: .seconds(10)) == 1)
             #expect(server.logged.contains("config.keys=limits.max_connections"), "\(server.logged)")
+            #expect(try await restartRequired() == 1)
+            await client.close()
         }
     }
 

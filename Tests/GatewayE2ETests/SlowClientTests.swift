@@ -126,6 +126,9 @@ struct SlowClientTests {
             #expect(
                 metrics.samples[#"trigger_gateway_connections_rejected_total{reason="max_connections"}"#]
                     == (served ? 0 : 1))
+            // Every connection the listener took counts as accepted, the one closed at the cap too (nginx's
+            // `accepts`): the held ones, the one over or at the cap, and this scrape's.
+            #expect(metrics.samples["trigger_gateway_connections_accepted_total"] == Double(held + 2))
             await scrape.close()
         }
     }

@@ -228,6 +228,8 @@ struct GatewayMetricsTests {
         metrics.webhooks.recordDelivery(.delivered)
         metrics.schedules.recordTick(schedule: "nightly", outcome: "fired")
         metrics.connections.opened(.http2, tls: false)
+        metrics.connections.acceptedConnection()
+        metrics.connections.acceptedConnection()
         metrics.config.setDigest("sha256:abc")
         metrics.config.recordReload(.refused, at: 1_700_000_000)
         metrics.setListenerCertificateExpiry(1_800_000_000)
@@ -289,7 +291,46 @@ struct GatewayMetricsTests {
         #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{outcome="delivered"}"#] == 1)
         #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http2",tls="false"}"#] == 1)
         #expect(scrape.samples["trigger_gateway_config_last_reload_successful"] == 0)
+        #expect(scrape.samples["trigger_gateway_connections_accepted_total"] == 2)
+        #expect(scrape.samples["trigger_gateway_config_restart_required"] == 0)
+        let build = #"trigger_gateway_build_info{version="\#(GatewayBuild.version)",revision="unknown"}"#
+        #expect(scrape.samples[build] == 1, "\(scrape.text)")
+        #expect(scrape.type["trigger_gateway_build_info"] == "gauge")
         #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+    }
+
+    @Test("async_queued: absent after a count that failed, back (one series) with the next count")
+    func queueLengthUnknown() throws {
+        let metrics = GatewayMetrics()
+        func scrape() -> Exposition { Exposition(String(decoding: metrics.scrape(), as: UTF8.self)) }
+        metrics.async.recordQueueLength(5)
+        #expect(scrape().samples["trigger_gateway_async_queued"] == 5)
+        metrics.async.recordQueueLengthUnknown()
+        metrics.async.recordQueueLengthUnknown()
+        let unknown = scrape()
+        #expect(unknown.samples["trigger_gateway_async_queued"] == nil)
+        #expect(unknown.type["trigger_gateway_async_queued"] == nil, "no HELP/TYPE without a sample")
+        #expect(try promtoolFindings(unknown.text) == "", "\(unknown.text)")
+        metrics.async.recordQueueLength(7)
+        let back = scrape()
+        #expect(back.samples["trigger_gateway_async_queued"] == 7)
+        #expect(back.text.components(separatedBy: "# TYPE trigger_gateway_async_queued gauge").count == 2)
+    }
+
+    @Test("config_restart_required: 0 at start, set by each applied reload, kept by a refused one")
+    func restartRequired() {
+        let metrics = GatewayMetrics()
+        func value() -> Double? {
+            Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+                .samples["trigger_gateway_config_restart_required"]
+        }
+        #expect(value() == 0)
+        metrics.config.recordReload(.applied, restartRequired: true, at: 1)
+        #expect(value() == 1)
+        metrics.config.recordReload(.refused, at: 2)
+        #expect(value() == 1, "the file in force is still the one that changed a restart-only key")
+        metrics.config.recordReload(.applied, restartRequired: false, at: 3)
+        #expect(value() == 0)
     }
 
     @Test("a config digest replaces the last one: one config_info series")
