@@ -146,6 +146,10 @@ package final class GatewayApp: Sendable {
             group: group
         )
         scheduler?.setStartGate { _ = try await server.localAddress() }
+        // One budget for the process's backend connections, from what the open-file limit leaves after the
+        // client connections: a connect over it is the gateway's overload, never EMFILE (which can kill the
+        // process: see GatewayServer.fitOpenFileLimit).
+        BackendConnectionBudget.shared.limit = server.backendConnectionLimit
         self.server = server
         let identity = operations.flatMap { _ in Self.instanceIdentity(dataDir: config.dataDir, logger: logger) }
         self.asyncDispatcher = operations.map {
