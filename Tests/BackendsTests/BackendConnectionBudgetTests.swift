@@ -99,4 +99,39 @@ struct BackendConnectionBudgetTests {
         try await backend.stop()
         try await group.shutdownGracefully()
     }
+
+    @Test(
+        "grpc pool, budget 1: calls share the one HTTP/2 connection of a loop; a call on another loop, needing a second connection, fails as overload; the place comes back when the transport closes"
+    )
+    func grpcCalls() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = Array(group.makeIterator())
+        let budget = BackendConnectionBudget(limit: 1)
+        try await withGRPCBackend(group: group) { backend in
+            let transport = GRPCBackendTransport(
+                configuration: backend.configuration, group: group, connectionBudget: budget)
+            for _ in 0..<2 {
+                let result = try await transport.run(
+                    makeRequest("echo"), on: loops[0], cancellation: TriggerCancellation()
+                ).get()
+                #expect(result.outputs.count == 1)
+            }
+            #expect(budget.open == 1)
+            do {
+                _ = try await transport.run(makeRequest("echo"), on: loops[1], cancellation: TriggerCancellation())
+                    .get()
+                Issue.record("a second connection was made over a budget of 1")
+            } catch let error as GatewayError {
+                #expect(error.code == .overloaded)
+                #expect(error.upstreamFailure == .overflow)
+                #expect(error.notSent)
+            }
+            #expect(budget.refused == 1)
+            #expect(transport.balancer.retriesTotal == 0)
+            transport.close()
+            let freed = try await eventually(within: .seconds(10)) { budget.open == 0 }
+            #expect(freed, "open: \(budget.open)")
+        }
+        try await group.shutdownGracefully()
+    }
 }
