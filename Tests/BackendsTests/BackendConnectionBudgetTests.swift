@@ -134,4 +134,18 @@ struct BackendConnectionBudgetTests {
         }
         try await group.shutdownGracefully()
     }
+
+    @Test("the worst case a pool's config allows: per endpoint, a list per loop plus the shared one, each at the pool's peak")
+    func worstCase() {
+        var pool = BackendPoolConfiguration(
+            name: "p", transport: .http, endpoints: [.init(host: "a", port: 1), .init(host: "b", port: 1)],
+            maxConcurrency: 100)
+        #expect(pool.worstCaseConnections(loops: 2) == 2 * 3 * 100)
+        pool.transport = .grpc
+        #expect(pool.worstCaseConnections(loops: 2) == 2 * 3 * 1)
+        pool.maxConcurrency = 101
+        #expect(pool.worstCaseConnections(loops: 2) == 2 * 3 * 2)
+        pool.transport = .inProcess
+        #expect(pool.worstCaseConnections(loops: 2) == 0)
+    }
 }
