@@ -565,25 +565,25 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             bootstrap, on: eventLoop, host: endpoint.endpoint.host, port: endpoint.endpoint.port, pool: pool
         )
         .flatMapError { error in
-                handshake.fail(error)
-                return eventLoop.makeFailedFuture(error)
+            handshake.fail(error)
+            return eventLoop.makeFailedFuture(error)
+        }
+        .flatMap { channel in handshake.futureResult.map { channel } }
+        .flatMapThrowing { channel in
+            HTTPBackendConnection(
+                channel: channel,
+                handler: try channel.pipeline.syncOperations.handler(type: HTTPBackendClientHandler.self),
+                pinned: pinned
+            )
+        }
+        .flatMapErrorThrowing { error in
+            // The TLS handshake's own error names the certificate problem and was logged with the endpoint.
+            if error is GatewayError { throw error }
+            if case .connectTimeout = error as? ChannelError {
+                throw BackendErrors.connectTimeout(pool: pool, endpoint: name, after: connectTimeout)
             }
-            .flatMap { channel in handshake.futureResult.map { channel } }
-            .flatMapThrowing { channel in
-                HTTPBackendConnection(
-                    channel: channel,
-                    handler: try channel.pipeline.syncOperations.handler(type: HTTPBackendClientHandler.self),
-                    pinned: pinned
-                )
-            }
-            .flatMapErrorThrowing { error in
-                // The TLS handshake's own error names the certificate problem and was logged with the endpoint.
-                if error is GatewayError { throw error }
-                if case .connectTimeout = error as? ChannelError {
-                    throw BackendErrors.connectTimeout(pool: pool, endpoint: name, after: connectTimeout)
-                }
-                throw BackendErrors.connectFailed(pool: pool, endpoint: name, reason: BackendErrors.reason(error))
-            }
+            throw BackendErrors.connectFailed(pool: pool, endpoint: name, reason: BackendErrors.reason(error))
+        }
     }
 
     func release(_ connection: HTTPBackendConnection, to endpoint: EndpointState) {

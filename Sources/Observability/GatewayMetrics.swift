@@ -184,7 +184,8 @@ package final class ConnectionMetrics: Sendable {
         // Envoy's `upstream_cx_active` and `upstream_cx_overflow`, for the one process-wide budget.
         self.backendOpen = registry.gauge(
             name: "trigger_gateway_backend_connections_open",
-            help: "Backend connections open or connecting now, every pool together (the backend connection budget's count)."
+            help:
+                "Backend connections open or connecting now, every pool together (the backend connection budget's count)."
         )
         self.backendLimit = registry.gauge(
             name: "trigger_gateway_backend_connections_limit",

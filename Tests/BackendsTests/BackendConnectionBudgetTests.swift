@@ -135,7 +135,9 @@ struct BackendConnectionBudgetTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("the worst case a pool's config allows: per endpoint, a list per loop plus the shared one, each at the pool's peak")
+    @Test(
+        "the worst case a pool's config allows: per endpoint, a list per loop plus the shared one, each at the pool's peak"
+    )
     func worstCase() {
         var pool = BackendPoolConfiguration(
             name: "p", transport: .http, endpoints: [.init(host: "a", port: 1), .init(host: "b", port: 1)],

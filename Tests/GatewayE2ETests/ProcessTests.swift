@@ -235,7 +235,9 @@ struct ProcessTests {
             // second: EMFILE again, paused again).
             let waiting = try await TestHTTPClient.connect(port: server.port)
             let status = StatusBox()
-            let answer = Task { status.value.store(try await waiting.request("GET", "/healthz").status, ordering: .relaxed) }
+            let answer = Task {
+                status.value.store(try await waiting.request("GET", "/healthz").status, ordering: .relaxed)
+            }
             // No spinning: over 2 s at the limit, the process takes well under a core (a retry loop takes ~2 s).
             let ticksPerSecond = Int(sysconf(Int32(_SC_CLK_TCK)))
             let before = cpuTicks()
