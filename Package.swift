@@ -321,7 +321,7 @@ let package = Package(
             dependencies: [
                 "GatewayServer", "WireCodecs", "ProtoCodec", "AbacusSurface", "TriggerModel", "Observability",
                 "Backends", "HTTP2Engine",
-                "TriggerDispatch", "Routing", "GatewayConfig", "GatewayTestSupport", nioCore, logging,
+                "TriggerDispatch", "Routing", "GatewayConfig", "GatewayTestSupport", nioCore, nioPosix, logging,
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: testSwiftSettings

@@ -61,6 +61,36 @@ enum BackendErrors {
         return error
     }
 
+    /// A new backend connection was refused before it was made: ``BackendConnectionBudget`` was spent, or the
+    /// kernel said the process is out of file descriptors (`outOfDescriptors`). The gateway's own overload, as
+    /// Envoy's connection circuit breaker overflows (`UO`, 503 / UNAVAILABLE): nothing was sent (``GatewayError/notSent``)
+    /// and no endpoint is blamed. Logged (rate-limited) since the operator must raise the open-file limit or lower
+    /// `max_concurrency`.
+    static func connectionBudgetExhausted(pool: String, limit: Int, outOfDescriptors: Bool = false) -> GatewayError {
+        let why =
+            outOfDescriptors
+            ? "the gateway is out of file descriptors" : "the gateway's \(limit) backend connections are all open"
+        if let heldBack = failureLog.admit("budget/\(outOfDescriptors)") {
+            var metadata: Logger.Metadata = ["backend.pool": "\(pool)", "backend.connections.limit": "\(limit)"]
+            if heldBack > 0 { metadata["backend.failures_held_back"] = .stringConvertible(heldBack) }
+            logger.warning(
+                "backend connection refused: \(why); raise the open-file limit (LimitNOFILE=, ulimit -n) or lower max_concurrency",
+                metadata: metadata)
+        }
+        var error = GatewayError(
+            .overloaded, "backend pool \"\(pool)\" is overloaded: \(why), no new connection; retry later")
+        error.upstreamFailure = .overflow
+        error.notSent = true
+        return error
+    }
+
+    /// Whether `error` is ``connectionBudgetExhausted(pool:limit:outOfDescriptors:)``'s: the gateway's own
+    /// refusal, not an endpoint's failure.
+    static func isConnectionRefusedLocally(_ error: any Error) -> Bool {
+        guard let error = error as? GatewayError else { return false }
+        return error.code == .overloaded && error.upstreamFailure == .overflow
+    }
+
     static func deadline(pool: String, after: String) -> GatewayError {
         var error = GatewayError(.deadlineExceeded, "backend pool \"\(pool)\" did not answer within \(after)")
         error.upstreamFailure = .requestTimeout

@@ -87,6 +87,23 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         self.tls = tls
     }
 
+    /// The most connections this pool can hold open at once on a group of `loops` event loops, counted as the
+    /// transports keep them: idle connections are kept per endpoint in one list per loop plus a shared one (the
+    /// `async` callers'), and a list only grows when all of its connections are busy, so each list can hold as many
+    /// as the pool's peak of calls there: `max_concurrency` for http (one call per HTTP/1.1 connection), and
+    /// `max_concurrency` / 100 rounded up for grpc (100 streams per HTTP/2 connection); plus one per endpoint for
+    /// the active health check. 0 for the in-process runner.
+    package func worstCaseConnections(loops: Int) -> Int {
+        let perList: Int
+        switch transport {
+        case .inProcess: return 0
+        case .http: perList = maxConcurrency
+        case .grpc: perList = (maxConcurrency + 99) / 100
+        }
+        let probes = healthCheck == nil ? 0 : endpoints.count
+        return endpoints.count * (loops + 1) * perList + probes
+    }
+
     /// The largest response accepted for a request cap of `maxBodyBytes`: blobs come back as data URIs, so
     /// base64's 4/3 of it, plus 1 MiB of slack for the JSON around them.
     package static func maxResponseBytes(forRequestCap maxBodyBytes: Int) -> Int {

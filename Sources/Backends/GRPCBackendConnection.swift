@@ -39,7 +39,8 @@ final class GRPCBackendConnection: Sendable {
         peer: GRPCBackendPeer,
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
-        tls: BackendTLS? = nil
+        tls: BackendTLS? = nil,
+        connectionBudget: BackendConnectionBudget = .shared
     ) {
         self.eventLoop = eventLoop
         self.peer = peer
@@ -60,7 +61,8 @@ final class GRPCBackendConnection: Sendable {
             )
             core.value = delegate
         }
-        let channel = bootstrap.connect(host: endpoint.host, port: endpoint.port)
+        let channel = connectionBudget.connect(
+            bootstrap, on: eventLoop, host: endpoint.host, port: endpoint.port, pool: peer.pool)
         self.channel = channel
         self.ready =
             channel
@@ -126,6 +128,7 @@ final class GRPCBackendConnection: Sendable {
     }
 
     private static func connectError(_ error: any Error, peer: GRPCBackendPeer, timeout: TimeAmount) -> GatewayError {
+        if let error = error as? GatewayError { return error }
         if case .connectTimeout = error as? ChannelError {
             return BackendErrors.connectTimeout(pool: peer.pool, endpoint: peer.endpoint, after: timeout)
         }

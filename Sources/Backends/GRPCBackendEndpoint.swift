@@ -22,6 +22,8 @@ final class GRPCBackendEndpoint: Sendable {
     /// The connections of each loop of the group.
     private let connections: PerLoopLists<GRPCBackendConnection>
     private let group: any EventLoopGroup
+    /// What every new connection is counted against.
+    private let connectionBudget: BackendConnectionBudget
     /// Set by ``retireAll()``: connections opened afterwards (by a call that picked this pool just before
     /// a reload removed it) retire as soon as that call is done.
     private let retired = Atomic<Bool>(false)
@@ -32,8 +34,10 @@ final class GRPCBackendEndpoint: Sendable {
         index: Int,
         health: EndpointHealth,
         group: any EventLoopGroup,
-        tls: BackendTLS? = nil
+        tls: BackendTLS? = nil,
+        connectionBudget: BackendConnectionBudget = .shared
     ) {
+        self.connectionBudget = connectionBudget
         self.endpoint = endpoint
         self.peer = peer
         self.authority = endpoint.authority(tls: tls)
@@ -92,7 +96,8 @@ final class GRPCBackendEndpoint: Sendable {
                     peer: self.peer,
                     eventLoop: pinned ? eventLoop : self.group.next(),
                     connectTimeout: connectTimeout,
-                    tls: self.tls
+                    tls: self.tls,
+                    connectionBudget: self.connectionBudget
                 )
             if candidate == nil { list.append(connection) }
             connection.load.reserve()

@@ -121,6 +121,8 @@ final class GRPCBackendStreamConsumer: Sendable {
             connection = try await endpoint.acquire(group: group, connectTimeout: configuration.connectTimeout)
         } catch {
             endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+            // The gateway's own refusal (no descriptor for a connection): final, not the endpoint's.
+            if BackendErrors.isConnectionRefusedLocally(error) { throw error }
             balancer.recordFailure(endpoint.index)
             throw NotSent(error: error)
         }

@@ -115,6 +115,8 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
         return endpoint.acquire(on: eventLoop, pinned: true, connectTimeout: configuration.connectTimeout)
             .flatMapError { error in
                 endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+                // The gateway's own refusal (no descriptor for a connection): final, not the endpoint's.
+                if BackendErrors.isConnectionRefusedLocally(error) { return eventLoop.makeFailedFuture(error) }
                 balancer.recordFailure(endpoint.index)
                 return eventLoop.makeFailedFuture(NotSent(error: error))
             }

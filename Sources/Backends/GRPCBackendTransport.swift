@@ -36,7 +36,8 @@ package final class GRPCBackendTransport: TriggerRunner {
         configuration: BackendPoolConfiguration,
         group: any EventLoopGroup,
         metrics: PoolMetrics? = nil,
-        healthCheckClock: any Clock<Duration> = ContinuousClock()
+        healthCheckClock: any Clock<Duration> = ContinuousClock(),
+        connectionBudget: BackendConnectionBudget = .shared
     ) {
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.configuration = configuration
@@ -50,7 +51,8 @@ package final class GRPCBackendTransport: TriggerRunner {
                 index: index,
                 health: balancer.health[index],
                 group: group,
-                tls: configuration.tls
+                tls: configuration.tls,
+                connectionBudget: connectionBudget
             )
         }
         let checker = ActiveHealthChecker.start(for: configuration, of: self, clock: healthCheckClock) {
@@ -257,6 +259,9 @@ extension GRPCBackendTransport: LoopCallingTransport {
         guard ready else {
             unary.endpoint.whenReady(connection, on: unary.eventLoop).whenComplete { acquired in
                 switch acquired {
+                case .failure(let error) where BackendErrors.isConnectionRefusedLocally(error):
+                    // The gateway's own refusal (no descriptor for a connection): final, not the endpoint's.
+                    self.report(.failure(error), unary)
                 case .failure(let error):
                     self.balancer.recordFailure(unary.endpoint.index)
                     self.report(.failure(NotSent(error: error)), unary)

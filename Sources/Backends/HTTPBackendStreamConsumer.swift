@@ -138,6 +138,8 @@ final class HTTPBackendStreamConsumer: Sendable {
                 connection = try await transport.acquire(endpoint, deadline: request.deadline)
             } catch {
                 endpoint.health.outstanding.subtract(1, ordering: .relaxed)
+                // The gateway's own refusal (no descriptor for a connection): final, not the endpoint's.
+                if BackendErrors.isConnectionRefusedLocally(error) { throw error }
                 transport.balancer.recordFailure(endpoint.index)
                 throw NotSent(error: error)
             }

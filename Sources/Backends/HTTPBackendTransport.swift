@@ -18,6 +18,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     private let endpoints: [EndpointState]
     package let balancer: EndpointBalancer
     private let codecLimits: CodecLimits
+    /// What every new connection (calls' and health checks') is counted against.
+    let connectionBudget: BackendConnectionBudget
     /// Set by ``retire()``: connections are closed when their call ends instead of being kept idle.
     private let retired = Atomic<Bool>(false)
     /// The active health check's loop, when the pool has one; cancelled by ``retire()``.
@@ -62,16 +64,18 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// `metrics`: the pool's instruments (ejections, retries, backend latency per endpoint); nil records nothing.
     /// `healthCheckClock`: what the active health check waits its interval on (tests step rounds with a manual
     /// clock).
+    /// `connectionBudget`: the process-wide cap on backend connections (tests pass one of their own).
     package convenience init(
         configuration: BackendPoolConfiguration,
         group: any EventLoopGroup,
         codecLimits: CodecLimits,
         metrics: PoolMetrics? = nil,
-        healthCheckClock: any Clock<Duration> = ContinuousClock()
+        healthCheckClock: any Clock<Duration> = ContinuousClock(),
+        connectionBudget: BackendConnectionBudget = .shared
     ) {
         self.init(
             configuration: configuration, group: group, codecLimits: codecLimits, metrics: metrics,
-            healthCheckClock: healthCheckClock, handedOut: nil)
+            healthCheckClock: healthCheckClock, handedOut: nil, connectionBudget: connectionBudget)
     }
 
     /// As above, with ``handedOut`` (tests only).
@@ -81,8 +85,10 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
         codecLimits: CodecLimits,
         metrics: PoolMetrics?,
         healthCheckClock: any Clock<Duration>,
-        handedOut: (@Sendable (HTTPBackendConnection) async -> Void)?
+        handedOut: (@Sendable (HTTPBackendConnection) async -> Void)?,
+        connectionBudget: BackendConnectionBudget = .shared
     ) {
+        self.connectionBudget = connectionBudget
         precondition(!configuration.endpoints.isEmpty, "config validation guarantees endpoints")
         self.handedOut = handedOut
         self.configuration = configuration
@@ -307,6 +313,9 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             let parts = self.parts.take()!
             switch result {
             case .failure(let error):
+                // The gateway's own refusal (no descriptor for a connection) is final: not the endpoint's
+                // failure, and another endpoint would need a connection too.
+                if BackendErrors.isConnectionRefusedLocally(error) { return finish(.failure(error)) }
                 // A connect cut short by the caller's own deadline says nothing about the endpoint.
                 if request.deadline.map({ $0 > .now() }) ?? true { transport.balancer.recordFailure(endpoint.index) }
                 finish(.failure(NotSent(error: error)))
@@ -552,27 +561,29 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             // value that varies is checked as the head is built (`forEachForwardedField`).
             try channel.pipeline.syncOperations.addHandler(HTTPBackendClientHandler())
         }
-        return bootstrap.connect(host: endpoint.endpoint.host, port: endpoint.endpoint.port)
-            .flatMapError { error in
-                handshake.fail(error)
-                return eventLoop.makeFailedFuture(error)
+        return connectionBudget.connect(
+            bootstrap, on: eventLoop, host: endpoint.endpoint.host, port: endpoint.endpoint.port, pool: pool
+        )
+        .flatMapError { error in
+            handshake.fail(error)
+            return eventLoop.makeFailedFuture(error)
+        }
+        .flatMap { channel in handshake.futureResult.map { channel } }
+        .flatMapThrowing { channel in
+            HTTPBackendConnection(
+                channel: channel,
+                handler: try channel.pipeline.syncOperations.handler(type: HTTPBackendClientHandler.self),
+                pinned: pinned
+            )
+        }
+        .flatMapErrorThrowing { error in
+            // The TLS handshake's own error names the certificate problem and was logged with the endpoint.
+            if error is GatewayError { throw error }
+            if case .connectTimeout = error as? ChannelError {
+                throw BackendErrors.connectTimeout(pool: pool, endpoint: name, after: connectTimeout)
             }
-            .flatMap { channel in handshake.futureResult.map { channel } }
-            .flatMapThrowing { channel in
-                HTTPBackendConnection(
-                    channel: channel,
-                    handler: try channel.pipeline.syncOperations.handler(type: HTTPBackendClientHandler.self),
-                    pinned: pinned
-                )
-            }
-            .flatMapErrorThrowing { error in
-                // The TLS handshake's own error names the certificate problem and was logged with the endpoint.
-                if error is GatewayError { throw error }
-                if case .connectTimeout = error as? ChannelError {
-                    throw BackendErrors.connectTimeout(pool: pool, endpoint: name, after: connectTimeout)
-                }
-                throw BackendErrors.connectFailed(pool: pool, endpoint: name, reason: BackendErrors.reason(error))
-            }
+            throw BackendErrors.connectFailed(pool: pool, endpoint: name, reason: BackendErrors.reason(error))
+        }
     }
 
     func release(_ connection: HTTPBackendConnection, to endpoint: EndpointState) {

@@ -146,6 +146,11 @@ package final class GatewayApp: Sendable {
             group: group
         )
         scheduler?.setStartGate { _ = try await server.localAddress() }
+        // One budget for the process's backend connections, from what the open-file limit leaves after the
+        // client connections: a connect over it is the gateway's overload, never EMFILE (which can kill the
+        // process: see GatewayServer.fitOpenFileLimit).
+        BackendConnectionBudget.shared.limit = server.backendConnectionLimit
+        Self.warnIfPoolsOutgrowBudget(pools, loops: Array(group.makeIterator()).count, logger: logger)
         self.server = server
         let identity = operations.flatMap { _ in Self.instanceIdentity(dataDir: config.dataDir, logger: logger) }
         self.asyncDispatcher = operations.map {
@@ -176,11 +181,31 @@ package final class GatewayApp: Sendable {
         }
         self.generation = Mutex((configuration: config, pools: pools))
         metrics.addCollector { [weak self] in self?.collectPoolMetrics() }
+        metrics.addCollector { [connections = metrics.connections] in
+            let budget = BackendConnectionBudget.shared
+            connections.setBackendConnections(open: budget.open, limit: budget.limit, refusedTotal: budget.refused)
+        }
         metrics.addCollector { [readiness = metrics.readiness] in
             for (component, status) in health.components {
                 readiness.set(component.rawValue, serving: status == .serving)
             }
         }
+    }
+
+    /// Says at start-up when the configured pools can need more backend connections than the budget allows (as
+    /// nginx warns that `worker_connections are not enough`): not an error, since the worst case needs every
+    /// list of every endpoint at its peak at once, but then a burst may answer 503 (`UO`) with runners idle.
+    static func warnIfPoolsOutgrowBudget(_ pools: [String: BackendPool], loops: Int, logger: Logger) {
+        let budget = BackendConnectionBudget.shared.limit
+        let needs = pools.values.reduce(0) { $0 + $1.configuration.worstCaseConnections(loops: loops) }
+        guard needs > budget else { return }
+        logger.warning(
+            "the backend pools can need more connections than the open-file limit leaves; connects over it answer 503 (UO): raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower pools' max_concurrency",
+            metadata: [
+                "backend.connections.worst_case": .stringConvertible(needs),
+                "backend.connections.limit": .stringConvertible(budget),
+            ]
+        )
     }
 
     /// Scrape time: each pool's gauges. A retired pool stays on /metrics while it still has calls in flight (its

@@ -50,13 +50,17 @@ package final class GatewayServer: Service {
     private let listening = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
     private let connections = ConnectionTracker()
     private let admission: ConnectionAdmission
+    /// The backend connections the open-file limit leaves room for next to ``admission``'s client connections
+    /// (``backendConnectionLimit(clientCap:)``); GatewayApp gives it to the backends' connection budget.
+    package let backendConnectionLimit: Int
 
     package init(configuration: Configuration, services: FrontendServices, group: any EventLoopGroup) {
         self.configuration = configuration
         self.currentServices = CurrentFrontendServices(services)
         self.group = group
-        self.admission = ConnectionAdmission(
-            limit: Self.fitOpenFileLimit(maxConnections: configuration.maxConnections, logger: services.logger))
+        let clientCap = Self.fitOpenFileLimit(maxConnections: configuration.maxConnections, logger: services.logger)
+        self.admission = ConnectionAdmission(limit: clientCap)
+        self.backendConnectionLimit = Self.backendConnectionLimit(clientCap: clientCap)
     }
 
     /// Connections closed at accept because `maxConnections` were open (also the metric
@@ -256,6 +260,23 @@ package final class GatewayServer: Service {
             ]
         )
         return fitting
+    }
+
+    /// The backend connections (all pools, endpoints and loops together) that fit in the open-file soft limit
+    /// once ``fitOpenFileLimit(maxConnections:logger:)`` has run: the limit less the descriptors open now, the
+    /// same reserve (64, or a quarter of a tiny limit: the store's connections, webhooks, files, the event loops)
+    /// and `clientCap` client connections; at least `clientCap` when the limit was fitted (it was made twice
+    /// that plus the reserve), never below 1. `Int.max` when the soft limit is unlimited or unreadable.
+    ///
+    /// Where the descriptor count comes from at run time: a connect over it fails as the gateway's overload
+    /// (503 / UNAVAILABLE, `UO`) instead of reaching EMFILE (`BackendConnectionBudget`).
+    static func backendConnectionLimit(clientCap: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return .max }
+        let soft = Int(clamping: limit.rlim_cur)
+        let reserve = min(64, soft / 4)
+        let openNow = ProcessMetrics.openDescriptors() ?? 0
+        return max(1, soft - openNow - reserve - clientCap)
     }
 
     /// An rlimit value for the log: its number, or "unlimited" for RLIM_INFINITY (all ones, which a JSON log

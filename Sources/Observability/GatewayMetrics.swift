@@ -176,6 +176,11 @@ package final class ConnectionMetrics: Sendable {
     private let calm: [ExcessiveLoad: Counter]
     private let rejected: [RejectReason: Counter]
     private let headerBlocks: [HeaderBlockRefusal: Counter]
+    private let backendOpen: Gauge
+    private let backendLimit: Gauge
+    private let backendRefused: Counter
+    /// The budget's refusals already added to ``backendRefused`` (the budget keeps its own running count).
+    private let backendRefusedSeen = Atomic<Int>(0)
 
     init(registry: PrometheusCollectorRegistry) {
         // Envoy's `downstream_cx_total`, nginx's stub_status `accepts` (review 18 F4: connection churn, clients not
@@ -189,6 +194,23 @@ package final class ConnectionMetrics: Sendable {
             name: "trigger_gateway_connections_accepted_total",
             help: "Frontend connections accepted, those then closed for limits.max_connections included "
                 + "(see connections_rejected_total)."
+        )
+        // Envoy's `upstream_cx_active` and `upstream_cx_overflow`, for the one process-wide budget.
+        self.backendOpen = registry.gauge(
+            name: "trigger_gateway_backend_connections_open",
+            help:
+                "Backend connections open or connecting now, every pool together (the backend connection budget's count)."
+        )
+        self.backendLimit = registry.gauge(
+            name: "trigger_gateway_backend_connections_limit",
+            help: "The backend connections the open-file limit leaves room for, every pool together; a connect over "
+                + "it fails as overload (503 / UNAVAILABLE, UO)."
+        )
+        self.backendRefused = registry.counter(
+            name: "trigger_gateway_backend_connections_refused_total",
+            help: "Backend connects refused before they were made: the backend connection budget was spent, or the "
+                + "kernel said the process is out of file descriptors (EMFILE/ENFILE). Each failed its call with "
+                + "503 / UNAVAILABLE."
         )
         // Envoy counts the same as `http2.rx_reset` / nghttpx logs it; ours names the GOAWAY code sent.
         self.calm = registry.counters(
@@ -238,6 +260,14 @@ package final class ConnectionMetrics: Sendable {
 
     /// A connection was refused for `reason` (closed at accept, or answered with the reason and closed).
     package func rejected(_ reason: RejectReason) { rejected[reason]!.increment() }
+
+    /// Scrape time: the backend connection budget's state (`refusedTotal`: its running count since start).
+    package func setBackendConnections(open: Int, limit: Int, refusedTotal: Int) {
+        backendOpen.set(to: Double(open))
+        backendLimit.set(to: limit == .max ? 0 : Double(limit))
+        let seen = backendRefusedSeen.exchange(refusedTotal, ordering: .relaxed)
+        if refusedTotal > seen { backendRefused.increment(by: Int64(refusedTotal - seen)) }
+    }
 
     /// A connection counted by ``opened(_:tls:)`` closed.
     package func closed(_ proto: WireProtocol, tls: Bool) { gauge(proto, tls: tls).decrement() }

@@ -2,6 +2,7 @@ import Foundation
 import GatewayTestSupport
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 /// The `trigger-gateway` executable as users run it, driven by independent clients.
@@ -187,6 +188,78 @@ struct ProcessTests {
         let cap = short.printedErrors.split(separator: " ").first { $0.hasPrefix("connections.limit=") }
             .flatMap { Int($0.dropFirst("connections.limit=".count)) }
         #expect(cap.map { $0 > 400 && $0 <= 480 } == true, "(1024 - open - 64) / 2: \(short.printedErrors)")
+    }
+
+    @Test(
+        "at the open-file limit: the connection taking the last descriptor is served; the next one waits in the backlog while accepting pauses (logged once, no spinning core); it is served once a descriptor frees up"
+    )
+    func acceptPausesAtOpenFileLimit() async throws {
+        let prlimit = try #require(TestProcess.which("prlimit"), "util-linux's prlimit")
+        try await Self.withGatewayProcess { server in
+            let pid = server.pid
+            func openDescriptors() -> Int {
+                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+            }
+            // The child's user and system CPU time, in clock ticks (/proc/PID/stat fields 14 and 15).
+            func cpuTicks() -> Int {
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+                let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+                return fields.count > 13 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+            }
+            // A served request on a new connection first: the gateway's loops, store and logs are all open.
+            let warm = try await TestHTTPClient.connect(port: server.port)
+            #expect(try await warm.request("GET", "/healthz").status == 200)
+            let withWarm = openDescriptors()
+            await warm.close()
+            let settled = await eventually(within: .seconds(10)) { openDescriptors() == withWarm - 1 }
+            #expect(settled, "descriptors: \(withWarm) with a client, \(openDescriptors()) after")
+
+            // The soft limit now leaves about two descriptors (a count read from outside is approximate). Clients
+            // connect one at a time until the table is full: the accept that takes the last descriptor is served,
+            // and the accept loop's next `accept4` (the backlog is empty, but the kernel takes a descriptor first)
+            // fails with EMFILE, which pauses accepting and is logged.
+            let open = openDescriptors()
+            let set = try await TestProcess.run(prlimit, ["--pid", "\(pid)", "--nofile=\(open + 2):"])
+            #expect(set.status == 0, "\(set.stderr)")
+            let pausedLine = "accept paused: out of file descriptors"
+            var held: [TestHTTPClient] = []
+            while held.count < 6 {
+                let client = try await TestHTTPClient.connect(port: server.port)
+                held.append(client)
+                #expect(try await client.request("GET", "/healthz").status == 200, "client \(held.count)")
+                if await eventually(within: .milliseconds(500), { server.logged.contains(pausedLine) }) { break }
+            }
+            #expect(server.logged.contains(pausedLine), "no EMFILE after \(held.count) clients")
+
+            // Just past the edge: the next client waits in the backlog while accepting is paused (retried every
+            // second: EMFILE again, paused again).
+            let waiting = try await TestHTTPClient.connect(port: server.port)
+            let status = StatusBox()
+            let answer = Task {
+                status.value.store(try await waiting.request("GET", "/healthz").status, ordering: .relaxed)
+            }
+            // No spinning: over 2 s at the limit, the process takes well under a core (a retry loop takes ~2 s).
+            let ticksPerSecond = Int(sysconf(Int32(_SC_CLK_TCK)))
+            let before = cpuTicks()
+            try await Task.sleep(for: .seconds(2))
+            let used = cpuTicks() - before
+            #expect(used < ticksPerSecond / 2, "CPU at the limit: \(used) ticks in 2 s (\(ticksPerSecond)/s)")
+            #expect(server.logged.components(separatedBy: "accept paused").count - 1 == 1, "logged once a minute")
+
+            // A descriptor frees up: the waiting client is accepted after the pause and served.
+            #expect(status.value.load(ordering: .relaxed) == 0, "served while accepting was paused")
+            for client in held { await client.close() }
+            let served = await eventually(within: .seconds(10)) { status.value.load(ordering: .relaxed) == 200 }
+            #expect(served, "the waiting client was not served after a descriptor freed up")
+            await waiting.close()
+            _ = await answer.result
+            _ = try await TestProcess.run(prlimit, ["--pid", "\(pid)", "--nofile=4096:"])
+        }
+    }
+
+    /// An HTTP status a task sets and the test reads (0 until then).
+    final class StatusBox: Sendable {
+        let value = Atomic(0)
     }
 
     /// This process's hard open-file limit (what a child started from it may raise its soft limit to).

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+@testable import GatewayServer
+import GatewayTestSupport
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// ``AcceptPauseHandler`` on a real listening socket (NIO's `EmbeddedChannel` always reports `autoRead` true, so
+/// it cannot show the pause): the accept error NIO fires on the server channel when `accept` fails with EMFILE
+/// is fired into the real server channel's pipeline, and a real client then connects.
+@Suite("accept pause at EMFILE, on a real listener")
+struct AcceptPauseHandlerTests {
+    /// What reaches the handler after the pause handler: errors it passed on.
+    final class Tail: ChannelInboundHandler, Sendable {
+        typealias InboundIn = any Channel
+        let errors = Mutex<[Int32]>([])
+        /// Connections accepted (the child channel initializer ran).
+        let accepted = Atomic(0)
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            errors.withLock { $0.append((error as? IOError)?.errnoCode ?? -1) }
+        }
+    }
+
+    static func listen(pause: TimeAmount) async throws -> (MultiThreadedEventLoopGroup, any Channel, Tail) {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tail = Tail()
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptPauseHandler(pause: pause, logger: Logger(label: "test")))
+                    try channel.pipeline.syncOperations.addHandler(tail)
+                }
+            }
+            .childChannelInitializer { channel in
+                tail.accepted.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (group, channel, tail)
+    }
+
+    static func autoRead(_ channel: any Channel) async throws -> Bool {
+        try await channel.getOption(.autoRead).get()
+    }
+
+    @Test(
+        "EMFILE at accept: accepting pauses (autoRead off, a client waits in the backlog), a second EMFILE in the pause schedules nothing more, accepting resumes after the pause"
+    )
+    func pausesAndResumes() async throws {
+        let pause = TimeAmount.milliseconds(1500)
+        let (group, server, tail) = try await Self.listen(pause: pause)
+        let port = try #require(server.localAddress?.port)
+        #expect(try await Self.autoRead(server))
+
+        let clock = ContinuousClock()
+        let failed = clock.now
+        server.pipeline.fireErrorCaught(IOError(errnoCode: EMFILE, reason: "accept"))
+        #expect(try await Self.autoRead(server) == false, "accepting did not pause")
+        // Again inside the pause (epoll reporting the still-readable listener): no second resume timer.
+        server.pipeline.fireErrorCaught(IOError(errnoCode: ENFILE, reason: "accept"))
+        #expect(tail.errors.withLock { $0 }.isEmpty, "EMFILE/ENFILE went on down the pipeline")
+
+        // A client connects during the pause: the kernel completes its handshake (backlog), nobody accepts it.
+        let client = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(tail.accepted.load(ordering: .relaxed) == 0, "accepted during the pause")
+        #expect(try await Self.autoRead(server) == false)
+
+        // After the pause: accepting resumes by itself and takes the waiting client.
+        let resumed = try await eventually(within: .seconds(10)) { tail.accepted.load(ordering: .relaxed) == 1 }
+        #expect(resumed, "the waiting client was never accepted")
+        let waited = clock.now - failed
+        #expect(waited >= .milliseconds(1400), "resumed after \(waited), before the \(pause) pause")
+        #expect(try await Self.autoRead(server))
+
+        // Any other accept error is not the pause handler's: passed on, accepting not paused.
+        server.pipeline.fireErrorCaught(IOError(errnoCode: ECONNABORTED, reason: "accept"))
+        #expect(try await Self.autoRead(server))
+        let passed = try await eventually(within: .seconds(10)) { tail.errors.withLock { $0 } == [ECONNABORTED] }
+        #expect(passed, "\(tail.errors.withLock { $0 })")
+
+        try await client.close()
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+}
