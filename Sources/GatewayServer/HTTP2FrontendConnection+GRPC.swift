@@ -302,11 +302,11 @@ extension HTTP2FrontendConnection {
             target = services.dispatcher.target(for: decoded.ref)
             context.bound(byPoolTimeout: target?.requestTimeout)
             request = context.makeRequest(ref: decoded.ref, mode: mode, batch: decoded.batch, now: services.clock())
-            if let state = streams[stream] {
-                state.updateRecord {
-                    $0.name(request.ref, mode: mode, route: target?.route)
-                    $0.traceID = context.trace?.traceID
-                }
+            // Not through `updateRecord`'s closure: capturing `request` copied the whole request (its dozen strings
+            // retained, then released; ~600 instructions per call).
+            if let state = streams[stream], state.open.isOpen {
+                state.open.record.name(request.ref, mode: mode, route: target?.route)
+                state.open.record.traceID = context.trace?.traceID
             }
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))
