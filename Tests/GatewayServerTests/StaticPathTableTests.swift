@@ -1,4 +1,5 @@
 @testable import GatewayServer
+import ProtoCodec
 import Testing
 
 /// `StaticPathTable` (the gRPC method table's lookup, issue 11) finds exactly its keys, byte for byte, and hands
