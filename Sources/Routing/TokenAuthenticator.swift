@@ -18,7 +18,9 @@ package struct TokenAuthenticator: Sendable {
         let authRequired: Bool
         let certificatePrincipal: String?
 
-        init(tokens: [(name: String, token: [UInt8])], maxLength: Int, authRequired: Bool, certificatePrincipal: String?) {
+        init(
+            tokens: [(name: String, token: [UInt8])], maxLength: Int, authRequired: Bool, certificatePrincipal: String?
+        ) {
             self.tokens = tokens
             self.maxLength = maxLength
             self.authRequired = authRequired

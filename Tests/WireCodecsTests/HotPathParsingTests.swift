@@ -59,7 +59,9 @@ struct HotPathParsingTests {
             ("line\nnext", #""line\nnext""#), ("\u{01}", #""\u0001""#),
         ])
     func jsonStringBetween(text: String, json: String) {
-        for (prefix, suffix) in [("", ""), (",", ":"), ("{\"namespace\":", ""), ("", ":")] as [(StaticString, StaticString)] {
+        for (prefix, suffix) in [("", ""), (",", ":"), ("{\"namespace\":", ""), ("", ":")]
+            as [(StaticString, StaticString)]
+        {
             var buffer = ByteBuffer(string: "x")
             JSONValueCodec.writeString(text, after: prefix, then: suffix, into: &buffer)
             #expect(String(buffer: buffer) == "x" + prefix.description + json + suffix.description)
