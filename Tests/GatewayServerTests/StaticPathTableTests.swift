@@ -54,6 +54,24 @@ struct StaticPathTableTests {
         #expect(StaticPathTable([(key: "ab", value: 1)]).lookup("ab\u{0}") == nil)
     }
 
+    @Test("the byte comparison sees a difference at every position, in the words and in the tail")
+    func equalBytes() {
+        for count in 0...20 {
+            let bytes = (0..<count).map { UInt8(truncatingIfNeeded: 0x41 + $0) }
+            bytes.withUnsafeBytes { a in
+                #expect(StaticPathTable<Int>.equal(a, a))
+                for position in 0..<count {
+                    var changed = bytes
+                    changed[position] ^= 0x20
+                    changed.withUnsafeBytes { b in
+                        #expect(!StaticPathTable<Int>.equal(a, b), "\(count) at \(position)")
+                    }
+                }
+                (bytes + [0]).withUnsafeBytes { b in #expect(!StaticPathTable<Int>.equal(a, b)) }
+            }
+        }
+    }
+
     @Test("the gRPC method table answers the method and its path as the table holds it")
     func grpcMethods() {
         let path = "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline"
