@@ -19,20 +19,24 @@ enum HTTP1ResponseEncoder {
     ) -> ByteBuffer {
         let hasBody = mayHaveBody(status)
         let bodyBytes = hasBody && !omitsBody ? body.readableBytes : 0
-        var buffer = allocator.buffer(capacity: headSize(status: status, fields: fields) + 48 + bodyBytes)
-        writeStatusLine(status, into: &buffer)
-        writeFields(fields, into: &buffer)
-        if hasBody {
-            buffer.writeStaticString("content-length: ")
-            buffer.writeDecimal(body.readableBytes)
-            buffer.writeStaticString("\r\n")
+        let reason = HTTPResponseStatus(statusCode: status).reasonPhrase
+        let headBound = headBound(reason: reason, fields: fields)
+        var buffer = allocator.buffer(capacity: headBound + bodyBytes)
+        buffer.writePieces(atMost: headBound) { head in
+            writeStatusLine(status, reason: reason, into: &head)
+            writeFields(fields, into: &head)
+            if hasBody {
+                head.write("content-length: ")
+                head.write(decimal: body.readableBytes)
+                head.write("\r\n")
+            }
+            if !keepAlive {
+                head.write("connection: close\r\n")
+            } else if announcesKeepAlive {
+                head.write("connection: keep-alive\r\n")
+            }
+            head.write("\r\n")
         }
-        if !keepAlive {
-            buffer.writeStaticString("connection: close\r\n")
-        } else if announcesKeepAlive {
-            buffer.writeStaticString("connection: keep-alive\r\n")
-        }
-        buffer.writeStaticString("\r\n")
         if bodyBytes > 0 {
             var body = body
             buffer.writeBuffer(&body)
@@ -47,11 +51,15 @@ enum HTTP1ResponseEncoder {
         status: Int, fields: [(name: String, value: String)], keepAlive: Bool, chunked: Bool = true,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: headSize(status: status, fields: fields) + 64)
-        writeStatusLine(status, into: &buffer)
-        writeFields(fields, into: &buffer)
-        if !keepAlive { buffer.writeStaticString("connection: close\r\n") }
-        buffer.writeStaticString(chunked ? "transfer-encoding: chunked\r\n\r\n" : "\r\n")
+        let reason = HTTPResponseStatus(statusCode: status).reasonPhrase
+        let headBound = headBound(reason: reason, fields: fields)
+        var buffer = allocator.buffer(capacity: headBound)
+        buffer.writePieces(atMost: headBound) { head in
+            writeStatusLine(status, reason: reason, into: &head)
+            writeFields(fields, into: &head)
+            if !keepAlive { head.write("connection: close\r\n") }
+            head.write(chunked ? "transfer-encoding: chunked\r\n\r\n" : "\r\n")
+        }
         return buffer
     }
 
@@ -85,26 +93,31 @@ enum HTTP1ResponseEncoder {
         !(status < 200 || status == 204 || status == 304)
     }
 
-    private static func headSize(status: Int, fields: [(name: String, value: String)]) -> Int {
-        var size = 32
-        for field in fields { size += field.name.utf8.count + field.value.utf8.count + 4 }
+    /// At least the bytes of a head with `fields` and the status line's `reason`: the fields' lines, and 128 for
+    /// the rest (the status line's `HTTP/1.1 `, status, SP and CRLF: at most 31; then at most 37 for
+    /// `content-length`, 24 for `connection: keep-alive` and 30 for `transfer-encoding: chunked` and the blank
+    /// line).
+    private static func headBound(reason: String, fields: [(name: String, value: String)]) -> Int {
+        var size = 128 + reason.utf8.count
+        for index in fields.indices { size += fields[index].name.utf8.count + fields[index].value.utf8.count + 4 }
         return size
     }
 
-    private static func writeStatusLine(_ status: Int, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeDecimal(status)
-        buffer.writeStaticString(" ")
-        buffer.writeString(HTTPResponseStatus(statusCode: status).reasonPhrase)
-        buffer.writeStaticString("\r\n")
+    private static func writeStatusLine(_ status: Int, reason: String, into head: inout PieceWriter) {
+        head.write("HTTP/1.1 ")
+        head.write(decimal: status)
+        head.write(byte: UInt8(ascii: " "))
+        head.write(reason)
+        head.write("\r\n")
     }
 
-    private static func writeFields(_ fields: [(name: String, value: String)], into buffer: inout ByteBuffer) {
-        for field in fields {
-            buffer.writeString(field.name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(field.value)
-            buffer.writeStaticString("\r\n")
+    private static func writeFields(_ fields: [(name: String, value: String)], into head: inout PieceWriter) {
+        // By index: iterating copied each field (a retain and release of both strings).
+        for index in fields.indices {
+            head.write(fields[index].name)
+            head.write(": ")
+            head.write(fields[index].value)
+            head.write("\r\n")
         }
     }
 }

@@ -46,19 +46,23 @@ struct GRPCCall {
     static let mgmtService = "/core.mgmt.v1beta.MgmtPublicService/"
 
     /// The methods of API.md §3 by `:path`, each with its Instill wire generation (the three pipeline
-    /// services differ in package, so the path alone decides); nil → UNIMPLEMENTED.
-    static func method(path: String) -> (method: Method, generation: InstillGeneration)? {
-        methods[path]
+    /// services differ in package, so the path alone decides); nil → UNIMPLEMENTED. `path` is the table's own
+    /// copy of the path, the same object call after call: the call's `operation` (the request metrics compare
+    /// it with the last call's by identity, not byte by byte).
+    static func method(path: String) -> (method: Method, generation: InstillGeneration, path: String)? {
+        guard let found = methods.lookup(path) else { return nil }
+        return (found.value.method, found.value.generation, found.key)
     }
 
-    /// Every path ``method(path:)`` answers, made once: one hash lookup per call. Matching prefixes and
-    /// comparing substrings per call cost ~11 000 instructions (bench/README.md, "Instructions per call").
-    private static let methods: [String: (method: Method, generation: InstillGeneration)] = {
-        var table: [String: (method: Method, generation: InstillGeneration)] = [:]
+    /// Every path ``method(path:)`` answers, made once. Matching prefixes and comparing substrings per call
+    /// cost ~11 000 instructions (bench/README.md, "Instructions per call"); a `[String: …]` lookup ~1 000
+    /// (`StaticPathTable`).
+    private static let methods: StaticPathTable<(method: Method, generation: InstillGeneration)> = {
+        var table: [(key: String, value: (method: Method, generation: InstillGeneration))] = []
         for generation in InstillGeneration.allCases {
             for name in pipelineMethodNames {
                 if let method = pipelineMethod(Substring(name), generation) {
-                    table[generation.servicePath + name] = (method, generation)
+                    table.append((generation.servicePath + name, (method, generation)))
                 }
             }
         }
@@ -73,8 +77,8 @@ struct GRPCCall {
             (GRPCReflectionCall.v1Path, .reflection),
             (GRPCReflectionCall.v1alphaPath, .reflection),
         ]
-        for (path, method) in others { table[path] = (method, .pipelinePipelineV1beta) }
-        return table
+        for (path, method) in others { table.append((path, (method, .pipelinePipelineV1beta))) }
+        return StaticPathTable(table)
     }()
 
     /// The method names ``pipelineMethod(_:_:)`` knows, in any generation.
@@ -156,12 +160,12 @@ extension HTTP2FrontendConnection {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))
             return
         }
-        guard let (method, generation) = GRPCCall.method(path: path) else {
+        guard let (method, generation, knownPath) = GRPCCall.method(path: path) else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "unknown method \(path)"))
             return
         }
-        // A known method's path is bounded (the method table): it is the operation.
-        state.open.record.operation = path
+        // A known method's path is bounded (the method table): it is the operation, as the table's string.
+        state.open.record.operation = knownPath
         if codec != "proto" {
             grpcFinish(
                 stream,
@@ -298,11 +302,11 @@ extension HTTP2FrontendConnection {
             target = services.dispatcher.target(for: decoded.ref)
             context.bound(byPoolTimeout: target?.requestTimeout)
             request = context.makeRequest(ref: decoded.ref, mode: mode, batch: decoded.batch, now: services.clock())
-            if let state = streams[stream] {
-                state.updateRecord {
-                    $0.name(request.ref, mode: mode, route: target?.route)
-                    $0.traceID = context.trace?.traceID
-                }
+            // Not through `updateRecord`'s closure: capturing `request` copied the whole request (its dozen strings
+            // retained, then released; ~600 instructions per call).
+            if let state = streams[stream], state.open.isOpen {
+                state.open.record.name(request.ref, mode: mode, route: target?.route)
+                state.open.record.traceID = context.trace?.traceID
             }
         } catch {
             grpcFinish(stream, error: gatewayError(from: error))

@@ -58,6 +58,25 @@ struct TokenAuthenticatorTests {
         #expect(try off.authenticate(authorization: "Bearer s3cret") == nil)
     }
 
+    @Test("a certificate principal set on a copy is that copy's alone; tokens still decide when required")
+    func certificatePrincipalIsAValue() throws {
+        let off = TokenAuthenticator(tokens: [(name: "alice", token: "s3cret")], authRequired: false)
+        var withCertificate = off
+        withCertificate.certificatePrincipal = "CN=client"
+        #expect(try withCertificate.authenticate(authorization: nil) == "CN=client")
+        #expect(try withCertificate.authenticate(token: nil) == "CN=client")
+        #expect(try off.authenticate(authorization: nil) == nil, "the original is unchanged")
+        #expect(off.certificatePrincipal == nil)
+        var required = Self.auth
+        required.certificatePrincipal = "CN=client"
+        #expect(required.authRequired)
+        #expect(try required.authenticate(authorization: "Bearer s3cret") == "alice")
+        #expect(throws: GatewayError(.unauthenticated, "missing bearer token")) {
+            try required.authenticate(authorization: nil)
+        }
+        #expect(Self.auth.certificatePrincipal == nil)
+    }
+
     @Test("a query token (Craft AI's ?token=) is checked the same way")
     func queryToken() throws {
         #expect(try Self.auth.authenticate(token: "s3cret") == "alice")

@@ -52,6 +52,41 @@ struct HotPathParsingTests {
         #expect(String(buffer: buffer) == "x" + json)
     }
 
+    @Test(
+        "JSON strings with a prefix and a suffix: the same bytes as three writes, escaped or not",
+        arguments: [
+            ("", #""""#), ("echo", #""echo""#), ("naïve €", "\"naïve €\""), ("a\"b", #""a\"b""#),
+            ("line\nnext", #""line\nnext""#), ("\u{01}", #""\u0001""#),
+        ])
+    func jsonStringBetween(text: String, json: String) {
+        for (prefix, suffix) in [("", ""), (",", ":"), ("{\"namespace\":", ""), ("", ":")]
+            as [(StaticString, StaticString)]
+        {
+            var buffer = ByteBuffer(string: "x")
+            JSONValueCodec.writeString(text, after: prefix, then: suffix, into: &buffer)
+            #expect(String(buffer: buffer) == "x" + prefix.description + json + suffix.description)
+        }
+    }
+
+    @Test("PieceWriter: pieces in order after what the buffer holds, up to exactly the bound")
+    func pieceWriter() {
+        var buffer = ByteBuffer(string: "x")
+        let text = "naïve"
+        let bound = 1 + 5 + text.utf8.count + 3 + 19
+        buffer.writePieces(atMost: bound) { out in
+            out.write(byte: UInt8(ascii: "["))
+            out.write("HTTP/")
+            out.write(text)
+            out.write(UnsafeRawBufferPointer(start: nil, count: 0))
+            "a\r\n".utf8.withContiguousStorageIfAvailable { out.write(UnsafeRawBufferPointer($0)) }
+            out.write(decimal: Int.max)
+            #expect(out.count == bound)
+        }
+        #expect(String(buffer: buffer) == "x[HTTP/naïvea\r\n\(Int.max)")
+        buffer.writePieces(atMost: 64) { $0.write(decimal: 0) }
+        #expect(String(buffer: buffer).hasSuffix("\(Int.max)0"))
+    }
+
     @Test("a long string with nothing to escape grows the buffer as needed")
     func jsonLongString() {
         let text = String(repeating: "abcdefgh", count: 10_000)
