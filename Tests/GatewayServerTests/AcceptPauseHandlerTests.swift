@@ -72,7 +72,7 @@ struct AcceptPauseHandlerTests {
         #expect(try await Self.autoRead(server) == false)
 
         // After the pause: accepting resumes by itself and takes the waiting client.
-        let resumed = try await eventually(within: .seconds(10)) { tail.accepted.load(ordering: .relaxed) == 1 }
+        let resumed = await eventually(within: .seconds(10)) { tail.accepted.load(ordering: .relaxed) == 1 }
         #expect(resumed, "the waiting client was never accepted")
         let waited = clock.now - failed
         #expect(waited >= .milliseconds(1400), "resumed after \(waited), before the \(pause) pause")
@@ -81,7 +81,7 @@ struct AcceptPauseHandlerTests {
         // Any other accept error is not the pause handler's: passed on, accepting not paused.
         server.pipeline.fireErrorCaught(IOError(errnoCode: ECONNABORTED, reason: "accept"))
         #expect(try await Self.autoRead(server))
-        let passed = try await eventually(within: .seconds(10)) { tail.errors.withLock { $0 } == [ECONNABORTED] }
+        let passed = await eventually(within: .seconds(10)) { tail.errors.withLock { $0 } == [ECONNABORTED] }
         #expect(passed, "\(tail.errors.withLock { $0 })")
 
         try await client.close()
