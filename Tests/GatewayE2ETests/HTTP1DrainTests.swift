@@ -19,19 +19,24 @@ struct HTTP1DrainTests {
             + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
 
-    /// A gateway on a one-loop group, and a keep-alive connection to it that has been served one request and
-    /// is idle.
-    static func withIdleConnection(
+    /// A gateway on a one-loop group, and a connection to it that the gateway has accepted: one that has been
+    /// served one request and is idle (`served`), or one that has sent nothing yet.
+    static func withConnection(
+        served: Bool,
         _ body: (TestGateway, SlowSocket, any EventLoop) async throws -> Void
     ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             try await withTestGateway(yaml: "timeouts: {shutdown_grace: 5s}", eventLoopGroup: group) { gateway in
                 let socket = try await SlowSocket.connect(port: gateway.port)
-                socket.send(Self.health)
-                let first = try await socket.waitForClose(timeout: .seconds(5), stopAfter: "SERVING\"}}")
-                #expect(first.text.hasPrefix("HTTP/1.1 200"), "\(first.text)")
-                #expect(!first.closedByServer && !first.text.lowercased().contains("connection: close"))
+                if served {
+                    socket.send(Self.health)
+                    let first = try await socket.waitForClose(timeout: .seconds(5), stopAfter: "SERVING\"}}")
+                    #expect(first.text.hasPrefix("HTTP/1.1 200"), "\(first.text)")
+                    #expect(!first.closedByServer && !first.text.lowercased().contains("connection: close"))
+                } else {
+                    #expect(await eventually(within: .seconds(10)) { gateway.openConnections() == 1 })
+                }
                 try await body(gateway, socket, group.next())
             }
         } catch {
@@ -45,7 +50,7 @@ struct HTTP1DrainTests {
         "a request sent on an idle keep-alive connection just after the drain began is served, with Connection: close, then EOF, never a reset"
     )
     func requestAtDrainStartServed() async throws {
-        try await Self.withIdleConnection { gateway, socket, loop in
+        try await Self.withConnection(served: true) { gateway, socket, loop in
             await gateway.beginShutdown()
             await gateway.drainNoticeSent()
             try await loop.submit {}.get()  // the connection has handled the notice
@@ -62,7 +67,7 @@ struct HTTP1DrainTests {
         "an idle keep-alive connection is kept for the drain's idle grace (1 s), then ended with FIN, not a reset, and the stop completes"
     )
     func idleConnectionClosedAfterGrace() async throws {
-        try await Self.withIdleConnection { gateway, socket, loop in
+        try await Self.withConnection(served: true) { gateway, socket, loop in
             let before = ContinuousClock.now
             await gateway.beginShutdown()
             await gateway.drainNoticeSent()
@@ -81,29 +86,11 @@ struct HTTP1DrainTests {
         }
     }
 
-    /// A gateway on a one-loop group, and a connection to it that has sent nothing (the gateway has accepted it).
-    static func withSilentConnection(
-        _ body: (TestGateway, SlowSocket, any EventLoop) async throws -> Void
-    ) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
-            try await withTestGateway(yaml: "timeouts: {shutdown_grace: 5s}", eventLoopGroup: group) { gateway in
-                let socket = try await SlowSocket.connect(port: gateway.port)
-                #expect(await eventually(within: .seconds(10)) { gateway.openConnections() == 1 })
-                try await body(gateway, socket, group.next())
-            }
-        } catch {
-            try? await group.shutdownGracefully()
-            throw error
-        }
-        try await group.shutdownGracefully()
-    }
-
     @Test(
         "a connection that had sent nothing when the drain began: its first request, sent within the grace, is served with Connection: close, then EOF, never a reset"
     )
     func firstRequestAfterDrainServed() async throws {
-        try await Self.withSilentConnection { gateway, socket, loop in
+        try await Self.withConnection(served: false) { gateway, socket, loop in
             await gateway.beginShutdown()
             await gateway.drainNoticeSent()
             try await loop.submit {}.get()  // the connection has handled the notice
@@ -120,7 +107,7 @@ struct HTTP1DrainTests {
         "a connection silent through the drain's grace (1 s) is ended with FIN, not a reset; a request crossing the FIN is absorbed"
     )
     func silentConnectionClosedAfterGrace() async throws {
-        try await Self.withSilentConnection { gateway, socket, loop in
+        try await Self.withConnection(served: false) { gateway, socket, loop in
             let before = ContinuousClock.now
             await gateway.beginShutdown()
             await gateway.drainNoticeSent()
