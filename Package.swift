@@ -346,7 +346,7 @@ let package = Package(
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
-            name: "TriggerModelTests", dependencies: ["TriggerModel", nioCore], swiftSettings: testSwiftSettings),
+            name: "TriggerModelTests", dependencies: ["TriggerModel", "SeededRandom", nioCore], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "CraftSurfaceTests",
             dependencies: ["CraftSurface", "GatewayConfig", "TriggerModel", "WireCodecs", nioCore],

@@ -211,19 +211,7 @@ struct ValueWireTranscoder {
 
     /// Well-formed UTF-8 without NUL.
     func isCanonicalString(from start: Int, to end: Int) -> Bool {
-        var pos = start
-        while pos < end {
-            let c = source[pos]
-            if c == 0 { return false }
-            if c < 0x80 {
-                pos += 1
-                continue
-            }
-            let length = UTF8Validation.sequenceLength(source + pos, available: end - pos)
-            guard length > 0 else { return false }
-            pos += length
-        }
-        return true
+        UTF8Validation.isWellFormedWithoutNUL(source + start, count: end - start)
     }
 
     /// Copies what precedes `tag`, then writes `newTag` in its place. Always true (for chaining).
