@@ -54,7 +54,8 @@ struct UTF8ValidationTests {
             var bytes: [UInt8] = []
             for _ in 0..<Int.random(in: 0...12, using: &random) {
                 // ASCII pieces most of the time, as real text is.
-                let index = Int.random(in: 0..<100, using: &random) < 80
+                let index =
+                    Int.random(in: 0..<100, using: &random) < 80
                     ? Int.random(in: 0...1, using: &random) : Int.random(in: 2..<pieces.count, using: &random)
                 bytes += pieces[index]
             }
