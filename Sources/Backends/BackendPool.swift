@@ -541,7 +541,7 @@ private final class StreamRelay: @unchecked Sendable {
 /// One stream's slot and transport source, on the frontend's loop (see ``BackendPool/admitStream(_:on:)``).
 ///
 /// `@unchecked Sendable`: touched only on `eventLoop` (the slot's hand-over hops there), except `deinit`.
-private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
+private final class PoolStreamSource: TriggerEventSource, TriggerEventReceiver, @unchecked Sendable {
     private enum Slot {
         case none
         case queued(UInt64)
@@ -555,6 +555,8 @@ private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
     private var slot: Slot
     private var inner: (any TriggerEventSource)?
     private var cancelled = false
+    /// Whom the inner source's pending `next(to:)` answer goes to (held only while it is pending).
+    private var receiver: (any TriggerEventReceiver)?
 
     init(
         limiter: ConcurrencyLimiter, granted: Bool, open: @escaping () -> any TriggerEventSource,
@@ -620,19 +622,26 @@ private final class PoolStreamSource: TriggerEventSource, @unchecked Sendable {
     var endpoint: String? { inner?.endpoint }
     var lastProgress: NIODeadline? { inner?.lastProgress }
 
-    /// With the slot held, the inner source's next event with no future of ours (issue 11); otherwise
-    /// through `next()`. The inner source calls back on its loop, which is this one (opened on it).
-    func next(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void) {
-        guard case .held = slot else { return next().assumeIsolatedUnsafeUnchecked().whenComplete(deliver) }
-        if inner == nil { inner = open() }
-        inner!.next { [self] result in
-            assert(eventLoop.inEventLoop, "an event source called back off its loop")
-            switch result {
-            case .success(nil), .failure: release()
-            case .success: break
-            }
-            deliver(result)
+    /// With the slot held, the inner source's next event with no future and no closure of ours (issue 11);
+    /// otherwise through `next()`. The inner source calls back on its loop, which is this one (opened on it).
+    func next(to receiver: any TriggerEventReceiver) {
+        guard case .held = slot else {
+            return next().assumeIsolatedUnsafeUnchecked().whenComplete { receiver.receive($0) }
         }
+        if inner == nil { inner = open() }
+        self.receiver = receiver
+        inner!.next(to: self)
+    }
+
+    /// The inner source's answer: the slot is released at the end, before the consumer sees it.
+    func receive(_ result: Result<TriggerEvent?, any Error>) {
+        assert(eventLoop.inEventLoop, "an event source called back off its loop")
+        switch result {
+        case .success(nil), .failure: release()
+        case .success: break
+        }
+        guard let receiver = receiver.take() else { return }
+        receiver.receive(result)
     }
 
     private func pull() -> EventLoopFuture<TriggerEvent?> {

@@ -48,7 +48,7 @@ final class GRPCBackendCall {
     private var unaryMessage: ByteBuffer?
 
     // Streaming.
-    private var pendingPull: ((Result<TriggerEvent?, any Error>) -> Void)?
+    private var pendingPull: (any TriggerEventReceiver)?
     /// Stream offsets, in DATA payload bytes: received, given back to the backend, and the end of the last
     /// message handed to the consumer.
     private var receivedBytes = 0
@@ -259,22 +259,22 @@ final class GRPCBackendCall {
     /// The next event for the consumer: a decoded message, nil at a clean end, or the call's error.
     func pull(eventLoop: any EventLoop) -> EventLoopFuture<TriggerEvent?> {
         let promise = eventLoop.makePromise(of: TriggerEvent?.self)
-        pull { promise.completeWith($0) }
+        pull(to: PromiseEventReceiver(promise))
         return promise.futureResult
     }
 
-    /// `pull(eventLoop:)` without a future: `deliver` is called once, on the call's loop, with the next event
-    /// (at once when one is buffered). The stream relay's form (issue 11: a future per event cost ~1 k
-    /// instructions and an allocation to make and free).
-    func pull(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void) {
+    /// `pull(eventLoop:)` without a future: `receiver.receive` is called once, on the call's loop, with the next
+    /// event (at once when one is buffered). The stream relay's form (issue 11: a future per event cost ~1 k
+    /// instructions and an allocation to make and free; a closure, one allocation).
+    func pull(to receiver: any TriggerEventReceiver) {
         precondition(kind == .streaming && pendingPull == nil, "one pull at a time on a streaming call")
-        if isDrained { return deliver(.success(nil)) }
-        pendingPull = deliver
+        if isDrained { return receiver.receive(.success(nil)) }
+        pendingPull = receiver
         deliverIfPulled()
     }
 
     private func deliverIfPulled() {
-        guard let deliver = pendingPull else { return }
+        guard let receiver = pendingPull else { return }
         do {
             if let message = try deframer.next() {
                 pendingPull = nil
@@ -286,11 +286,11 @@ final class GRPCBackendCall {
                     case .end, .error: sawTerminalEvent = true
                     case .status, .output: break
                     }
-                    deliver(.success(event))
+                    receiver.receive(.success(event))
                 } catch {
                     garbage("undecodable RunEvent: \(Self.describe(error))")
                     isDrained = true
-                    deliver(.failure(outcomeError))
+                    receiver.receive(.failure(outcomeError))
                 }
                 return
             }
@@ -298,7 +298,7 @@ final class GRPCBackendCall {
             pendingPull = nil
             garbage(Self.describe(error))
             isDrained = true
-            deliver(.failure(outcomeError))
+            receiver.receive(.failure(outcomeError))
             return
         }
         if let outcome {
@@ -306,15 +306,15 @@ final class GRPCBackendCall {
             isDrained = true
             switch outcome {
             case .failure(let error):
-                deliver(.failure(error))
+                receiver.receive(.failure(error))
             case .success where deframer.hasPartialMessage:
                 garbage("a truncated message before the trailers")
-                deliver(.failure(outcomeError))
+                receiver.receive(.failure(outcomeError))
             case .success where !sawTerminalEvent:
                 garbage("the stream ended without an end event")
-                deliver(.failure(outcomeError))
+                receiver.receive(.failure(outcomeError))
             case .success:
-                deliver(.success(nil))
+                receiver.receive(.success(nil))
             }
             return
         }

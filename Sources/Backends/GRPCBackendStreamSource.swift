@@ -15,7 +15,7 @@ import WireCodecs
 /// dropping the source before the end, resets the stream.
 ///
 /// `@unchecked Sendable`: touched only on `eventLoop` (every continuation hops there), except `deinit`.
-final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
+final class GRPCBackendStreamSource: TriggerEventSource, TriggerEventReceiver, @unchecked Sendable {
     private enum State {
         case idle
         case starting
@@ -28,6 +28,8 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
     private let eventLoop: any EventLoop
     private let cancellation = TriggerCancellation()
     private var state = State.idle
+    /// The pending `next(to:)`: whom the call's next event goes to, and the endpoint it is judged for.
+    private var pulling: (receiver: any TriggerEventReceiver, endpoint: GRPCBackendEndpoint)?
 
     init(request: TriggerRequest, transport: GRPCBackendTransport, eventLoop: any EventLoop) {
         self.request = request
@@ -139,11 +141,18 @@ final class GRPCBackendStreamSource: TriggerEventSource, @unchecked Sendable {
 
     /// The running call's next event with no future when the call's connection is on this source's loop
     /// (a loop-native pool); otherwise through `next()`.
-    func next(_ deliver: @escaping (Result<TriggerEvent?, any Error>) -> Void) {
+    func next(to receiver: any TriggerEventReceiver) {
         guard case .running(let call, let endpoint) = state, call.eventLoop.inEventLoop else {
-            return next().assumeIsolatedUnsafeUnchecked().whenComplete(deliver)
+            return next().assumeIsolatedUnsafeUnchecked().whenComplete { receiver.receive($0) }
         }
-        call.value.pull { [self] result in deliver(outcome(of: result, endpoint)) }
+        pulling = (receiver, endpoint)
+        call.value.pull(to: self)
+    }
+
+    /// The call's answer to `next(to:)`'s pull.
+    func receive(_ result: Result<TriggerEvent?, any Error>) {
+        guard let (receiver, endpoint) = pulling.take() else { return }
+        receiver.receive(outcome(of: result, endpoint))
     }
 
     private func pull(_ call: NIOLoopBoundBox<GRPCBackendCall>, _ endpoint: GRPCBackendEndpoint)

@@ -25,7 +25,7 @@ import TriggerModel
 /// events keep coming, rather than one per event.
 ///
 /// Loop-bound: built, started and cancelled on `eventLoop`.
-final class EventRelay {
+final class EventRelay: TriggerEventReceiver {
     private let source: any TriggerEventSource
     private let eventLoop: any EventLoop
     private let idleTimeout: TimeAmount
@@ -103,37 +103,40 @@ final class EventRelay {
             idleTimer = nil
         }
         if idleTimer == nil { armIdleTimer(at: due) }
-        source.next { result in
-            self.waitingSince = nil
-            guard !self.stopped else { return }
-            switch result {
-            case .success(let event?):
-                self.awaitingFirst = false
-                if !self.began {
-                    // An error before any output is the answer itself, not an event of a stream.
-                    if case .error(let error) = event {
-                        self.end(error)
-                        return
-                    }
-                    self.began = true
-                    self.begin()
-                    guard !self.stopped else { return }  // writing the head found the client gone
+        source.next(to: self)
+    }
+
+    /// The source's answer to `pull()`'s `next(to:)`.
+    func receive(_ result: Result<TriggerEvent?, any Error>) {
+        waitingSince = nil
+        guard !stopped else { return }
+        switch result {
+        case .success(let event?):
+            awaitingFirst = false
+            if !began {
+                // An error before any output is the answer itself, not an event of a stream.
+                if case .error(let error) = event {
+                    end(error)
+                    return
                 }
-                self.deliver(event).assumeIsolated().whenComplete { written in
-                    switch written {
-                    case .success: self.pull()
-                    case .failure: self.cancel()  // the client is gone
-                    }
-                }
-            case .success(nil):
-                if !self.began {
-                    self.began = true
-                    self.begin()
-                }
-                self.end(nil)
-            case .failure(let error):
-                self.end(gatewayError(from: error))
+                began = true
+                begin()
+                guard !stopped else { return }  // writing the head found the client gone
             }
+            deliver(event).assumeIsolated().whenComplete { written in
+                switch written {
+                case .success: self.pull()
+                case .failure: self.cancel()  // the client is gone
+                }
+            }
+        case .success(nil):
+            if !began {
+                began = true
+                begin()
+            }
+            end(nil)
+        case .failure(let error):
+            end(gatewayError(from: error))
         }
     }
 
