@@ -119,6 +119,34 @@ enum BackendErrors {
         return error
     }
 
+    /// A sync call waited in `pool`'s queue until its deadline passed, or until less of it was left than is worth
+    /// sending (``BackendPool/minimumTimeToSend(timeout:)``): the pool was too small for its load (review 21, M1).
+    /// Nothing was sent to a runner, so no endpoint is blamed; it is flagged `UT` with no endpoint (README: "a `UT`
+    /// whose call had none yet", `endpoint=""`), as Envoy flags a request timed out while pending in its connection
+    /// pool, and is a `trigger failed` warning like any other 5xx the gateway made. `waited`: the time in the queue.
+    /// A client's own deadline (`grpc-timeout`) stays ``GatewayError/callerDeadline``: counted nowhere, no warning.
+    static func queueDeadline(pool: String, waited: String, clientDeadline: Bool) -> GatewayError {
+        var error = GatewayError(
+            .deadlineExceeded,
+            "the request's deadline passed before its call to backend pool \"\(pool)\" could start "
+                + "(it waited \(waited) for a slot)")
+        error.upstreamFailure = .requestTimeout
+        error.callerDeadline = clientDeadline
+        error.notSent = true
+        return error
+    }
+
+    /// A call that waited `waited` for one of `pool`'s slots, then did not finish in the `left` that remained of
+    /// its deadline: the message says where the time went (review 21, M2: "did not answer within 74ms" read as the
+    /// runner's fault when the queue had taken 2.9 s of a 3 s timeout).
+    static func deadlineAfterQueue(pool: String, left: String, waited: String) -> GatewayError {
+        var error = GatewayError(
+            .deadlineExceeded,
+            "backend pool \"\(pool)\" did not answer within the \(left) left after \(waited) waiting for a slot")
+        error.upstreamFailure = .requestTimeout
+        return error
+    }
+
     /// Outlier detection took an endpoint out of picking (it comes back by itself after `length`).
     static func logEjection(pool: String, endpoint: String, for length: TimeAmount) {
         logger.warning(

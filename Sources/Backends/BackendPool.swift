@@ -198,9 +198,18 @@ package final class BackendPool: TriggerRunner {
             startCall(withEffectiveDeadline(request, now: eventLoop.now), on: eventLoop, call)
             return
         }
+        // A call that waited for its slot with less left of its deadline than is worth sending: answered as the
+        // queue's deadline, not sent (review 21, M2: runners were given 1 ms and reported as not answering).
+        if call.waitedInQueue != nil,
+            deadline - eventLoop.now < Self.minimumTimeToSend(timeout: configuration.requestTimeout)
+        {
+            limiter.release()
+            call.queueDeadlinePassed()
+            return
+        }
         // The request's own deadline (the client's `grpc-timeout`, or `timeouts.request`, both from the head's
-        // arrival) passed before the call could start: while the client was still sending its body, or while the
-        // call waited for a slot. Nothing goes to the runner, and no endpoint is blamed (review 18, F1).
+        // arrival) passed before the call could start, while the client was still sending its body. Nothing goes
+        // to the runner, and no endpoint is blamed (review 18, F1).
         if deadline <= eventLoop.now {
             limiter.release()
             call.report(.failure(BackendErrors.deadlineBeforeCall(pool: configuration.name)))
@@ -303,6 +312,14 @@ package final class BackendPool: TriggerRunner {
         BackendErrors.deadline(pool: configuration.name, after: describe(amount))
     }
 
+    /// The least of its deadline a call that waited for a slot must have left to be sent: 10 ms, or 1 % of the pool's
+    /// request timeout when that is longer (review 21, M2). Below it the runner could not answer in time whatever it
+    /// did, so the call is answered as the queue's deadline (``BackendErrors/queueDeadline(pool:waited:clientDeadline:)``)
+    /// instead of taking a runner's slot and being counted against it.
+    static func minimumTimeToSend(timeout: TimeAmount) -> TimeAmount {
+        max(.milliseconds(10), .nanoseconds(timeout.nanoseconds / 100))
+    }
+
     /// `request` with the earlier of its own deadline and `now` plus the pool's request timeout.
     private func withEffectiveDeadline(_ request: TriggerRequest, now: NIODeadline) -> TriggerRequest {
         var request = request
@@ -356,6 +373,11 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     private var queueTimer: Scheduled<Void>?
     /// The call has its slot (``slotGranted()``): a queue timer armed after that is not needed.
     private var granted = false
+    /// When the call went into the pool's queue (``armQueueTimer(deadline:id:pool:)``), until its slot came.
+    private var queuedAt: NIODeadline?
+    /// How long the call waited in the pool's queue for its slot; nil for a call that found one free (or has no
+    /// deadline of its own, whose deadline then counts from the slot).
+    private(set) var waitedInQueue: TimeAmount?
     /// From the slot to the deadline, for the error message.
     private var remaining = TimeAmount.zero
     /// The call's deadline, once its timer is armed.
@@ -398,20 +420,34 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     func armQueueTimer(deadline: NIODeadline, id: UInt64, pool: String) {
         eventLoop.assertInEventLoop()
         guard !granted, !reported else { return }
+        queuedAt = eventLoop.now
         let limiter = self.limiter
         queueTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             queueTimer = nil
             // False when the slot was handed over meanwhile: its start, already on its way here, runs the call.
             guard limiter.withdraw(id) else { return }
-            report(.failure(BackendErrors.deadlineBeforeCall(pool: pool)))
+            waitedInQueue = queuedAt.map { eventLoop.now - $0 }
+            queueDeadlinePassed()
         }
     }
 
     /// The call has its slot: the queue's deadline timer, if any, is no longer needed.
     func slotGranted() {
         granted = true
+        waitedInQueue = queuedAt.map { eventLoop.now - $0 }
         queueTimer?.cancel()
         queueTimer = nil
+    }
+
+    /// The call's deadline passed, or too little of it was left to send it, while it waited for a slot: answered
+    /// as the pool's queue deadline, counted as a `UT` of the pool with no endpoint unless the deadline was the
+    /// client's own (review 21, M1). The caller holds no slot.
+    func queueDeadlinePassed() {
+        if !reported, !clientDeadline { metrics?.recordFailure(endpoint: nil, reason: .requestTimeout) }
+        report(
+            .failure(
+                BackendErrors.queueDeadline(
+                    pool: pool, waited: describe(waitedInQueue ?? .zero), clientDeadline: clientDeadline)))
     }
 
     /// The deadline's timer is armed (queued, or a scheduled callback) and has not fired.
@@ -431,9 +467,12 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
     private func deadlineReached() {
         let error = deadlineError()
-        // A caller's shorter deadline says nothing about the endpoint (as outlier detection already holds).
+        // A caller's shorter deadline says nothing about the endpoint (as outlier detection already holds); nor
+        // does one that the wait for a slot had mostly spent: that is the pool's `UT` (review 21, M2).
         if !reported, !error.callerDeadline {
-            metrics?.recordFailure(endpointNamed: cancellation.endpoint, reason: .requestTimeout)
+            let waitedForSlot = (waitedInQueue ?? .zero) >= Self.deadlineRaceSlack
+            metrics?.recordFailure(
+                endpointNamed: waitedForSlot ? nil : cancellation.endpoint, reason: .requestTimeout)
         }
         report(.failure(error))
         cancellation.cancel()
@@ -448,6 +487,9 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
         // less than `request_timeout` (`1s` was "within 999ms", review 9 #15): within 10 ms of it, name it.
         let budget = timeout - remaining < .milliseconds(10) ? timeout : min(remaining, timeout)
         if clientDeadline { return BackendErrors.clientDeadline(pool: pool, after: describe(budget)) }
+        if let waited = waitedInQueue, waited >= Self.deadlineRaceSlack {
+            return BackendErrors.deadlineAfterQueue(pool: pool, left: describe(budget), waited: describe(waited))
+        }
         return BackendErrors.deadline(pool: pool, after: describe(budget))
     }
 

@@ -138,12 +138,18 @@ struct PoolDeadlineTests {
     /// A pool over a ``LoopTimedRunner`` whose `async` calls run on `loop`.
     static func timedPool(
         _ runner: LoopTimedRunner, on loop: NIOAsyncTestingEventLoop, requestTimeout: TimeAmount,
-        maxConcurrency: Int = 8
+        maxConcurrency: Int = 8, metrics: PoolMetrics? = nil
     ) -> BackendPool {
         BackendPool(
             configuration: BackendPoolConfiguration(
                 name: "p", transport: .inProcess, requestTimeout: requestTimeout, maxConcurrency: maxConcurrency),
-            transport: runner, eventLoopGroup: loop)
+            transport: runner, metrics: metrics, eventLoopGroup: loop)
+    }
+
+    /// `trigger_gateway_backend_failures_total{pool="p",endpoint="",reason="UT"}`: the pool's own timeouts.
+    static func poolTimeouts(_ metrics: GatewayMetrics) -> Double? {
+        Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples[
+            #"trigger_gateway_backend_failures_total{pool="p",endpoint="",reason="UT"}"#]
     }
 
     @Test(
@@ -328,7 +334,9 @@ struct PoolDeadlineTests {
     func queuedCallDeadline() async throws {
         let loop = NIOAsyncTestingEventLoop()
         let runner = LoopTimedRunner()
-        let pool = Self.timedPool(runner, on: loop, requestTimeout: .hours(3), maxConcurrency: 1)
+        let metrics = GatewayMetrics()
+        let pool = Self.timedPool(
+            runner, on: loop, requestTimeout: .hours(3), maxConcurrency: 1, metrics: metrics.pool("p", endpoints: []))
         // A call holds the only slot for two hours.
         let holder = pool.run(
             LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
@@ -350,9 +358,12 @@ struct PoolDeadlineTests {
         try #require(pool.callsQueued == 1, "the late call did not leave the queue at its deadline")
         let error = await #expect(throws: GatewayError.self) { try await lateCall.get() }
         #expect(error?.code == .deadlineExceeded)
-        #expect(error?.callerDeadline == true, "no endpoint is blamed")
+        // The pool's own timeout (review 21, M1): flagged and counted, with no endpoint, and not the caller's.
+        #expect(error?.callerDeadline == false && error?.upstreamFailure == .requestTimeout && error?.notSent == true)
+        #expect(Self.poolTimeouts(metrics) == 1)
         #expect(
-            error?.message == #"the request's deadline passed before its call to backend pool "p" could start"#,
+            error?.message
+                == #"the request's deadline passed before its call to backend pool "p" could start (it waited 3600s for a slot)"#,
             "\(String(describing: error))")
         #expect(runner.probe.count("started") == 1, "nothing sent for the late call")
 
@@ -362,6 +373,81 @@ struct PoolDeadlineTests {
         await loop.advanceTime(by: .minutes(1))
         #expect(try await patientCall.get().outputs.first?["ns"] != nil)
         #expect(pool.slotsInUse == 0 && pool.callsQueued == 0)
+        await loop.shutdownGracefully()
+    }
+
+    /// Review 21, M2: a queued call whose slot came with 74 ms (once 1 ms) of a 3 s timeout left was sent, and read
+    /// "did not answer within 74ms", counted against the runner.
+    @Test(
+        "a queued call whose slot comes with less than the minimum left is answered as the queue's deadline, not sent; with the minimum left it is sent",
+        .timeLimit(.minutes(1)), arguments: [Int64(-1), 0])
+    func queuedCallMinimumTimeToSend(offset: Int64) async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let metrics = GatewayMetrics()
+        let timeout = TimeAmount.hours(3)
+        let minimum = BackendPool.minimumTimeToSend(timeout: timeout)
+        #expect(minimum == .nanoseconds(timeout.nanoseconds / 100))
+        #expect(BackendPool.minimumTimeToSend(timeout: .milliseconds(500)) == .milliseconds(10))
+        let pool = Self.timedPool(
+            runner, on: loop, requestTimeout: timeout, maxConcurrency: 1, metrics: metrics.pool("p", endpoints: []))
+        let holder = pool.run(
+            LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
+        await loop.run()
+        // Its slot comes when the holder ends, two hours from now, with `minimum + offset` of its deadline left.
+        var queued = LoopTimedRunner.request(lasting: .nanoseconds(1))
+        queued.deadline = loop.now + .hours(2) + minimum + .nanoseconds(offset)
+        let call = pool.run(queued, on: loop, cancellation: TriggerCancellation())
+        await loop.run()
+        try #require(pool.callsQueued == 1)
+        await loop.advanceTime(by: .hours(2))
+        _ = try await holder.get()
+        await loop.run()
+        if offset < 0 {
+            // Required before waiting for the answer: a call sent would wait for its run's end for ever.
+            try #require(runner.probe.count("started") == 1, "nothing sent")
+            let error = await #expect(throws: GatewayError.self) { try await call.get() }
+            #expect(
+                error?.message.hasSuffix("could start (it waited 7200s for a slot)") == true,
+                "\(String(describing: error))")
+            #expect(error?.upstreamFailure == .requestTimeout && error?.callerDeadline == false)
+            #expect(Self.poolTimeouts(metrics) == 1)
+        } else {
+            #expect(runner.probe.count("started") == 2, "sent with the minimum left")
+            await loop.advanceTime(by: .nanoseconds(1))
+            #expect(try await call.get().outputs.first?["ns"] != nil)
+            #expect(Self.poolTimeouts(metrics) == 0)
+        }
+        #expect(pool.slotsInUse == 0 && pool.callsQueued == 0)
+        await loop.shutdownGracefully()
+    }
+
+    @Test(
+        "a queued call that then times out says how long it waited for its slot and how much was left, and is the pool's UT, not the endpoint's",
+        .timeLimit(.minutes(1)))
+    func queuedCallTimesOutAfterItsSlot() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let metrics = GatewayMetrics()
+        let pool = Self.timedPool(
+            runner, on: loop, requestTimeout: .hours(3), maxConcurrency: 1, metrics: metrics.pool("p", endpoints: []))
+        let holder = pool.run(
+            LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
+        await loop.run()
+        var queued = LoopTimedRunner.request(lasting: .hours(2))
+        queued.deadline = loop.now + .hours(3)
+        let call = pool.run(queued, on: loop, cancellation: TriggerCancellation())
+        await loop.run()
+        await loop.advanceTime(by: .hours(2))
+        _ = try await holder.get()
+        #expect(runner.probe.count("started") == 2)
+        await loop.advanceTime(by: .hours(1))
+        let error = await #expect(throws: GatewayError.self) { try await call.get() }
+        #expect(
+            error?.message == #"backend pool "p" did not answer within the 3600s left after 7200s waiting for a slot"#,
+            "\(String(describing: error))")
+        #expect(error?.upstreamFailure == .requestTimeout)
+        #expect(Self.poolTimeouts(metrics) == 1, "counted as the pool's, with no endpoint")
         await loop.shutdownGracefully()
     }
 
