@@ -42,6 +42,8 @@ struct HTTP1ResponseDecoderTests {
                     result.responses[result.responses.count - 1].body += Array(chunk.readableBytesView)
                 case .end:
                     result.responses[result.responses.count - 1].ended = true
+                case .needMoreBytes:
+                    Issue.record("feed handed on .needMoreBytes")
                 }
             }
         } catch {
