@@ -338,8 +338,11 @@ protocol LoopCallingTransport: TriggerRunner {
     var group: any EventLoopGroup { get }
     /// One unary call, its outcome reported to `completion` once, on `eventLoop` (no promise of its own: what
     /// ``BackendPool`` uses, so that its promise is the call's only one).
+    ///
+    /// `request` is consumed: the transport keeps it for the call's tries, moved rather than copied (issue 11: a
+    /// copy retained its dozen strings, and destroying the caller's released them).
     func call(
-        _ request: TriggerRequest,
+        _ request: consuming TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
         cancellation: TriggerCancellation,
@@ -350,7 +353,7 @@ protocol LoopCallingTransport: TriggerRunner {
 extension LoopCallingTransport {
     /// ``call(_:on:pinned:cancellation:completion:)`` as a future on `eventLoop`.
     func call(
-        _ request: TriggerRequest,
+        _ request: consuming TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
         cancellation: TriggerCancellation

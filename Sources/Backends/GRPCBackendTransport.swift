@@ -133,7 +133,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
     /// with the call's own deadline timer (`async` callers). A try that reached no backend (connect failed,
     /// stream refused twice) goes to another endpoint under ``withSafeRetries(_:maxTries:deadline:on:cancellation:completion:_:)``.
     func call(
-        _ request: TriggerRequest,
+        _ request: consuming TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
         cancellation: TriggerCancellation,
@@ -141,13 +141,14 @@ extension GRPCBackendTransport: LoopCallingTransport {
     ) {
         // Framed in pieces: a large blob goes out as the buffer it arrived in, not copied (issue 12).
         let message = GRPCMessageFramer.frame(pieces: RunnerCodec.encodeRunRequestPieces(request, headroom: 5))
+        let deadline = request.deadline
         let run = UnaryRun(
             transport: self, request: request, message: message, eventLoop: eventLoop, pinned: pinned,
             cancellation: cancellation)
         withSafeRetries(
             balancer,
             maxTries: configuration.maxTries,
-            deadline: request.deadline,
+            deadline: deadline,
             on: eventLoop,
             cancellation: cancellation,
             completion: completion

@@ -354,7 +354,9 @@ final class HTTPBackendClientHandler: ChannelDuplexHandler {
     /// gathered.
     private func decode(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) {
         do {
-            while let part = try decoder.next(&bytes) {
+            while true {
+                let part = try decoder.next(&bytes)
+                if case .needMoreBytes = part { return }
                 guard receive(part, context: context, leftover: bytes.readableBytes) else { return }
             }
         } catch {
@@ -419,6 +421,8 @@ final class HTTPBackendClientHandler: ChannelDuplexHandler {
                 response.keepAlive = false
             }
             answer(.success(response))
+        case .needMoreBytes:
+            break  // never handed here: `decode` stops at it
         }
         return true
     }

@@ -105,6 +105,8 @@ final class HTTPBackendSSEReader {
                 self.waiter = nil
                 waiter.succeed(nil)
             }
+        case .needMoreBytes:
+            break  // never handed here: the connection's read loop stops at it
         }
     }
 

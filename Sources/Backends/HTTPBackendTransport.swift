@@ -235,18 +235,19 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// use. A try whose connect failed reached no backend and goes to another endpoint under
     /// ``withSafeRetries(_:maxTries:deadline:on:cancellation:completion:_:)``.
     func call(
-        _ request: TriggerRequest,
+        _ request: consuming TriggerRequest,
         on eventLoop: any EventLoop,
         pinned: Bool,
         cancellation: TriggerCancellation,
         completion: @escaping @Sendable (Result<TriggerResult, any Error>) -> Void
     ) {
+        let deadline = request.deadline
         let run = UnaryRun(
             transport: self, request: request, eventLoop: eventLoop, pinned: pinned, cancellation: cancellation)
         withSafeRetries(
             balancer,
             maxTries: configuration.maxTries,
-            deadline: request.deadline,
+            deadline: deadline,
             on: eventLoop,
             cancellation: cancellation,
             completion: completion

@@ -77,6 +77,8 @@ package enum HTTP1ResponseDecoderFuzzing {
                     outcome.responses[outcome.responses.count - 1].body += chunk.readableBytesView
                 case .end:
                     outcome.responses[outcome.responses.count - 1].ended = true
+                case .needMoreBytes:
+                    preconditionFailure("HTTP1ResponseDecoder.feed handed on .needMoreBytes")
                 }
             }
         } catch {

@@ -316,11 +316,14 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     }
 
     private func startSync(
-        _ request: TriggerRequest, target: TriggerDispatcher.Target?, keepAlive: Bool, context: ChannelHandlerContext
+        _ request: consuming TriggerRequest, target: TriggerDispatcher.Target?, keepAlive: Bool,
+        context: ChannelHandlerContext
     ) {
         guard request.mode == .sync else {
             let services = self.services
-            startWork({ await RESTOperations.run(request, services: services) }, keepAlive: keepAlive, context: context)
+            startWork(
+                { [request] in await RESTOperations.run(request, services: services) }, keepAlive: keepAlive,
+                context: context)
             return
         }
         let cancellation = TriggerCancellation()

@@ -316,7 +316,8 @@ extension HTTP2FrontendConnection {
             grpcStream(request, target: target, stream: stream)
             return
         }
-        runSync(request, target: target, stream: stream) { connection, stream, _, outcome in
+        // Moved: the call's transport keeps it (a `let` assigned in the `do` above is copied unless consumed).
+        runSync(consume request, target: target, stream: stream) { connection, stream, _, outcome in
             switch outcome {
             case .success(let result):
                 connection.grpcRespond(stream, message: InstillCodec.encodeTriggerResponse(result))

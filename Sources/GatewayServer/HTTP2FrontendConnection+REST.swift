@@ -85,19 +85,21 @@ extension HTTP2FrontendConnection {
     }
 
     /// `target`: the request's route as resolved from its head (``RESTTriggerPlan/target``).
-    func restRun(_ request: TriggerRequest, target: TriggerDispatcher.Target?, stream: HTTP2StreamID) {
+    /// `request` is consumed: a sync call's moves down to the transport (issue 11).
+    func restRun(_ request: consuming TriggerRequest, target: TriggerDispatcher.Target?, stream: HTTP2StreamID) {
         let services = self.services
         if request.mode == .stream {
             restStream(request, target: target, stream: stream)
             return
         }
         if request.mode == .sync {
-            runSync(request, target: target, stream: stream) { connection, stream, requestID, outcome in
+            runSync(consume request, target: target, stream: stream) { connection, stream, requestID, outcome in
                 connection.restRespond(RESTOperations.response(to: outcome, requestID: requestID), stream: stream)
             }
             return
         }
-        startTask(stream: stream) {
+        // Captured by value: a `consuming` parameter captured by reference would be boxed on entry.
+        startTask(stream: stream) { [request] in
             await RESTOperations.run(request, services: services)
         } deliver: { connection, response in
             connection.restRespond(response, stream: stream)

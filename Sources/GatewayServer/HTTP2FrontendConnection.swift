@@ -540,7 +540,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// `deliver` gets the stream and the request's id with the outcome, so it need capture nothing (issue 11: a
     /// closure that captured the stream, or the whole request, was a context allocated per call).
     func runSync(
-        _ request: TriggerRequest,
+        _ request: consuming TriggerRequest,
         target: TriggerDispatcher.Target?,
         stream: HTTP2StreamID,
         deliver:

@@ -84,14 +84,20 @@ func makeDataProvider() -> nghttp2_data_provider {
 // method. A Swift error becomes NGHTTP2_ERR_CALLBACK_FAILURE (fatal to the session); the error itself is
 // parked and reported after mem_recv/mem_send returns.
 
+///
+/// The session is borrowed (`_withUnsafeGuaranteedRef`), not retained: a callback runs inside one of the session's
+/// own calls into libnghttp2 (`mem_recv`, `mem_send`, a submit), which holds it for the callback's whole duration.
+/// `takeUnretainedValue()` retained and released it around every callback, one per header field (issue 11:
+/// ~60 retain/release pairs per gRPC call over the two sessions; bench/README.md, branch hotpath8).
 private func withSession(_ userData: UnsafeMutableRawPointer?, _ body: (NGHTTP2Session) throws -> Int32) -> Int32 {
     guard let userData else { preconditionFailure("nghttp2 callback without user_data") }
-    let session = Unmanaged<NGHTTP2Session>.fromOpaque(userData).takeUnretainedValue()
-    do {
-        return try body(session)
-    } catch {
-        if session.parkedError == nil { session.parkedError = error }
-        return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+    return Unmanaged<NGHTTP2Session>.fromOpaque(userData)._withUnsafeGuaranteedRef { session in
+        do {
+            return try body(session)
+        } catch {
+            if session.parkedError == nil { session.parkedError = error }
+            return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+        }
     }
 }
 

@@ -111,7 +111,7 @@ package final class TriggerDispatcher: Sendable {
     /// ``runSync(_:on:cancellation:)`` with the request's route already resolved (``target(for:)``; nil:
     /// `.notFound`).
     package func runSync(
-        _ request: TriggerRequest,
+        _ request: consuming TriggerRequest,
         target: Target?,
         on eventLoop: any EventLoop,
         cancellation: TriggerCancellation
@@ -121,9 +121,10 @@ package final class TriggerDispatcher: Sendable {
     }
 
     /// ``runSync(_:target:on:cancellation:)`` reported once to `completion` on `eventLoop`, with no future
-    /// (``BackendPool/run(_:on:cancellation:completion:)``); a missing route is reported at once.
+    /// (``BackendPool/run(_:on:cancellation:completion:)``); a missing route is reported at once. `request` is
+    /// consumed: moved down to the transport's call, not copied there.
     package func runSync(
-        _ request: TriggerRequest,
+        _ request: consuming TriggerRequest,
         target: Target?,
         on eventLoop: any EventLoop,
         cancellation: TriggerCancellation,

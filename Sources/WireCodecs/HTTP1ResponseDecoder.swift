@@ -27,7 +27,7 @@ package import NIOCore
 /// Keep-alive (§9.3): HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`; a
 /// close-delimited body, or HTTP/1.0 with Transfer-Encoding (§6.1), never.
 ///
-/// Use: append the bytes read to one buffer and call ``next(_:)`` until it returns nil; at the connection's
+/// Use: append the bytes read to one buffer and call ``next(_:)`` until it returns `.needMoreBytes`; at the connection's
 /// close call ``finish(_:)``. After an error the connection's bytes can no longer be trusted: the caller closes
 /// it and must not call ``next(_:)`` again.
 package struct HTTP1ResponseDecoder: Sendable {
@@ -36,6 +36,11 @@ package struct HTTP1ResponseDecoder: Sendable {
     package typealias Limits = HTTP1RequestDecoder.Limits
 
     /// What the decoder read next.
+    ///
+    /// "Need more bytes" is a case, not `Part?`: an Optional of this enum (a head's buffer and field ranges)
+    /// was copied and destroyed through the runtime's generic Optional witnesses in the backend handler's read
+    /// loop, ~640 instructions per REST call (bench/README.md, branch hotpath8), as the request decoder's was
+    /// (branch hotpath6).
     package enum Part: Sendable {
         /// A final response's head (interim 1xx heads are dropped).
         case head(HTTP1ResponseHead)
@@ -43,6 +48,9 @@ package struct HTTP1ResponseDecoder: Sendable {
         case body(ByteBuffer)
         /// The response is complete.
         case end
+        /// The bytes given make no part yet (none left, or a head or chunk line begun): read more and call
+        /// again.
+        case needMoreBytes
     }
 
     /// Why a response was refused.
@@ -94,8 +102,8 @@ package struct HTTP1ResponseDecoder: Sendable {
         return false
     }
 
-    /// The next part from `buffer` (consumed from it), or nil when more bytes are needed.
-    package mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> Part? {
+    /// The next part from `buffer` (consumed from it), or `.needMoreBytes` when more bytes are needed.
+    package mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> Part {
         do {
             return try step(&buffer)
         } catch {
@@ -120,11 +128,11 @@ package struct HTTP1ResponseDecoder: Sendable {
         }
     }
 
-    private mutating func step(_ buffer: inout ByteBuffer) throws(Failure) -> Part? {
+    private mutating func step(_ buffer: inout ByteBuffer) throws(Failure) -> Part {
         switch state {
         case .head:
             while true {
-                guard let head = try readHead(&buffer) else { return nil }
+                guard let head = try readHead(&buffer) else { return .needMoreBytes }
                 // Interim responses (§6.3 item 1, RFC 9110 §15.2) carry nothing for us: read on.
                 if head.status < 200 {
                     awaitingFinal = true
@@ -148,7 +156,7 @@ package struct HTTP1ResponseDecoder: Sendable {
                 throw .malformed(error)
             }
             switch part {
-            case nil: return nil
+            case nil: return .needMoreBytes
             case .body(let bytes): return .body(bytes)
             case .end:
                 state = .head
@@ -327,7 +335,11 @@ extension HTTP1ResponseDecoder {
         var buffer = ByteBuffer()
         for piece in pieces {
             buffer.writeBytes(piece)
-            while let part = try next(&buffer) { onPart(part) }
+            while true {
+                let part = try next(&buffer)
+                if case .needMoreBytes = part { break }
+                onPart(part)
+            }
             buffer.discardReadBytes()
         }
         if closed, let part = try finish(&buffer) { onPart(part) }

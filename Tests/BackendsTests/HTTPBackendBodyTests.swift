@@ -31,7 +31,11 @@ struct HTTPBackendBodyTests {
     static func parts(_ bytes: ByteBuffer, decoder: inout HTTP1ResponseDecoder) throws -> [HTTP1ResponseDecoder.Part] {
         var bytes = bytes
         var parts: [HTTP1ResponseDecoder.Part] = []
-        while let part = try decoder.next(&bytes) { parts.append(part) }
+        while true {
+            let part = try decoder.next(&bytes)
+            if case .needMoreBytes = part { break }
+            parts.append(part)
+        }
         return parts
     }
 

@@ -42,6 +42,8 @@ struct HTTP1ResponseDecoderTests {
                     result.responses[result.responses.count - 1].body += Array(chunk.readableBytesView)
                 case .end:
                     result.responses[result.responses.count - 1].ended = true
+                case .needMoreBytes:
+                    Issue.record("feed handed on .needMoreBytes")
                 }
             }
         } catch {
@@ -335,5 +337,37 @@ struct HTTP1ResponseDecoderTests {
         #expect(Self.body(wholes[1]) == "data: {\"a\":1}\n\nevent: end\ndata: ")
         #expect(wholes[2].responses.first?.keepAlive == false && Self.body(wholes[2]) == "upstream said no")
         #expect(wholes[3].failure == .malformed(.contentLengthWithTransferEncoding))
+    }
+
+    /// What ``HTTP1ResponseDecoder/next(_:)`` returns, part by part: `.needMoreBytes` (a case, not nil) while a
+    /// head or the body is incomplete, consuming nothing of a head begun, and between responses.
+    @Test("next: .needMoreBytes until a part is whole, and between responses")
+    func needMoreBytes() throws {
+        var decoder = HTTP1ResponseDecoder()
+        var buffer = ByteBuffer()
+        #expect(Self.name(try decoder.next(&buffer)) == "needMoreBytes")
+        buffer.writeString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+        #expect(Self.name(try decoder.next(&buffer)) == "needMoreBytes")
+        #expect(buffer.readableBytes == 36)
+        buffer.writeString("\r\nh")
+        #expect(Self.name(try decoder.next(&buffer)) == "head 200")
+        #expect(Self.name(try decoder.next(&buffer)) == "body h")
+        #expect(Self.name(try decoder.next(&buffer)) == "needMoreBytes")
+        #expect(!decoder.isBetweenResponses)
+        buffer.writeString("i")
+        #expect(Self.name(try decoder.next(&buffer)) == "body i")
+        #expect(Self.name(try decoder.next(&buffer)) == "end")
+        #expect(Self.name(try decoder.next(&buffer)) == "needMoreBytes")
+        #expect(decoder.isBetweenResponses && buffer.readableBytes == 0)
+    }
+
+    /// A part in words, for comparisons.
+    static func name(_ part: HTTP1ResponseDecoder.Part) -> String {
+        switch part {
+        case .head(let head): "head \(head.status)"
+        case .body(let bytes): "body \(String(buffer: bytes))"
+        case .end: "end"
+        case .needMoreBytes: "needMoreBytes"
+        }
     }
 }
