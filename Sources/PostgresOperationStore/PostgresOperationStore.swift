@@ -100,6 +100,14 @@ package final class PostgresOperationStore: OperationStore {
             clientConfiguration.options.additionalStartupParameters = [("application_name", name)]
         }
         clientConfiguration.options.maximumConnections = max(1, configuration.maximumConnections)
+        // No keep-alive queries (PostgresNIO's default: `SELECT 1` on a connection idle for 30 s). With no minimum
+        // of connections, the pool closes one idle for `connectionIdleTimeout` (60 s), so a ping reached only the
+        // connections idle between 30 and 60 s; and the pool arms its keep-alive timer at every park and cancels it
+        // at the next lease: a task in the pool's group, a task group with two child tasks (a `Task.sleep` and a
+        // cancellation continuation) and the sleep's own timer, per statement (~4 of the ~12 tasks made per
+        // accepted-and-run operation; bench/README.md, branch asynccost3). A session the server ends (restart,
+        // failover, `pg_terminate_backend`) closes its socket, which the pool sees without a ping.
+        clientConfiguration.options.keepAliveBehavior = nil
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let runTask = Task { await client.run() }
         let store = PostgresOperationStore(
