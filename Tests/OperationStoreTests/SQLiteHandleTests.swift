@@ -254,4 +254,30 @@ struct SQLiteHandleTests {
             ).contains("OpenEphemeral"))
         try await store.close()
     }
+
+    @Test("an operation row is read by position: the select list's columns are `SelectColumn`'s, in its order")
+    func operationRowsReadByPosition() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-columns-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = SQLiteOperationStore.Configuration(dataDirectory: directory.path)
+        let store = try await SQLiteOperationStore.open(configuration)
+        let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+        let listed = SQLiteOperationStore.selectColumns.split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        #expect(SQLiteOperationStore.SelectColumn.names == listed)
+        // The names SQLite gives the store's rows (what `operationRow` compares), for a SELECT and a RETURNING.
+        let handle = try SQLiteHandle(path: configuration.databasePath)
+        defer { handle.close() }
+        let selected = try handle.run(
+            "SELECT \(SQLiteOperationStore.selectColumns) FROM operations WHERE id = ?", [.text(id)])
+        #expect(selected.first?.names == SQLiteOperationStore.SelectColumn.names)
+        let returned = try handle.run(
+            "UPDATE operations SET attempts = attempts WHERE id = ? RETURNING \(SQLiteOperationStore.selectColumns)",
+            [.text(id)])
+        #expect(returned.first?.names == SQLiteOperationStore.SelectColumn.names)
+        // Read through the store (positional) it is the operation enqueued.
+        #expect(try await store.get(id: id)?.id == id)
+        try await store.close()
+    }
 }
