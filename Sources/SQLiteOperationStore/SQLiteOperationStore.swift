@@ -436,14 +436,35 @@ package final class SQLiteOperationStore: OperationStore {
 
     /// The enqueue `INSERT` of `rows` operations (`insertOperations`): ten values a row, in the order it binds them.
     /// `DO NOTHING` skips a row whose idempotency key is taken; no `RETURNING` (see `insertOperations`).
+    ///
+    /// Built once per batch size for the texts `SQLiteHandle` keeps prepared (`keptTextLimit`), whose cache holds
+    /// the same strings as keys: built at each batch it cost ~27 k instructions (`joined` over a `Repeated<String>`
+    /// ran unspecialised), ~3.6 k per accepted-and-run operation (bench/README.md, branch asynccost3).
     static func enqueueStatement(rows: Int) -> String {
-        let values = repeatElement("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
-        return """
+        if let text = enqueueStatements.withLock({ $0.indices.contains(rows) ? $0[rows] : nil }) { return text }
+        let row = "(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+        var text = """
             INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES \(values) \
-            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES
             """
+        let tail = " ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING"
+        text.reserveCapacity(text.utf8.count + rows * (row.utf8.count + 2) + tail.utf8.count)
+        for index in 0..<max(rows, 0) {
+            text += index == 0 ? " " : ", "
+            text += row
+        }
+        text += tail
+        if text.utf8.count <= SQLiteHandle.keptTextLimit {
+            enqueueStatements.withLock { texts in
+                if texts.count <= rows { texts += repeatElement(nil, count: rows + 1 - texts.count) }
+                texts[rows] = text
+            }
+        }
+        return text
     }
+
+    /// `enqueueStatement(rows:)`'s kept texts, indexed by row count (nil: not built yet).
+    private static let enqueueStatements = Mutex<[String?]>([])
 
     /// The stored operation `new`'s idempotency key already names (created: false), nil when there is none.
     ///

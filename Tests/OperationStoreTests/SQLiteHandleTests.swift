@@ -280,4 +280,22 @@ struct SQLiteHandleTests {
         #expect(try await store.get(id: id)?.id == id)
         try await store.close()
     }
+
+    @Test("the enqueue statement of n rows is one INSERT of n VALUES rows, the same text when asked again, kept or not")
+    func enqueueStatementText() {
+        // The text before it was built once per batch size (main 69058a5), which the kept texts must equal.
+        func expected(_ rows: Int) -> String {
+            let values = repeatElement("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            return """
+                INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES \(values) \
+                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+                """
+        }
+        // 1 and 2 rows, the last kept size and the first not kept (past `keptTextLimit`), in a shuffled order.
+        let kept = (1...80).last { expected($0).utf8.count <= SQLiteHandle.keptTextLimit }!
+        for rows in [2, kept + 1, 1, kept, 2, kept + 1, kept, 1] {
+            #expect(SQLiteOperationStore.enqueueStatement(rows: rows) == expected(rows), "\(rows) rows")
+        }
+    }
 }
