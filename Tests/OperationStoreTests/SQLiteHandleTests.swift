@@ -285,7 +285,8 @@ struct SQLiteHandleTests {
     func enqueueStatementText() {
         // The text before it was built once per batch size (main 69058a5), which the kept texts must equal.
         func expected(_ rows: Int) -> String {
-            let values = repeatElement("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            let row = "(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+            let values = repeatElement(row, count: rows).joined(separator: ", ")
             return """
                 INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
                 idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES \(values) \
