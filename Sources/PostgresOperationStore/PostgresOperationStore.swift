@@ -87,20 +87,7 @@ package final class PostgresOperationStore: OperationStore {
         guard configuration.validTablePrefix else {
             throw GatewayError(.invalidArgument, "invalid PostgreSQL table prefix \"\(configuration.tablePrefix)\"")
         }
-        var clientConfiguration = PostgresClient.Configuration(
-            host: configuration.host,
-            port: configuration.port,
-            username: configuration.username,
-            password: configuration.password,
-            database: configuration.database,
-            tls: configuration.tls.clientTLS
-        )
-        clientConfiguration.options.connectTimeout = configuration.connectTimeout
-        if let name = configuration.applicationName {
-            clientConfiguration.options.additionalStartupParameters = [("application_name", name)]
-        }
-        clientConfiguration.options.maximumConnections = max(1, configuration.maximumConnections)
-        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        let client = PostgresClient(configuration: clientConfiguration(configuration), backgroundLogger: logger)
         let runTask = Task { await client.run() }
         let store = PostgresOperationStore(
             client: client,
@@ -119,6 +106,35 @@ package final class PostgresOperationStore: OperationStore {
             throw error
         }
         return store
+    }
+
+    /// The pool's configuration for `configuration`.
+    ///
+    /// No keep-alive queries (PostgresNIO's default: `SELECT 1` on a connection idle for 30 s). With no minimum of
+    /// connections, the pool closes a connection idle for `connectionIdleTimeout` (60 s), so a ping reached only
+    /// the connections idle between 30 and 60 s; yet the pool armed the keep-alive timer each time it parked a
+    /// connection and cancelled it at the next lease, a statement each: a task in the pool's group, a task group
+    /// with two child tasks (a `Task.sleep` and a cancellation continuation) and the sleep's timer, ~3 of the ~12
+    /// tasks and ~16 of the ~90 locks made per accepted-and-run operation (bench/README.md, branch asynccost3). A
+    /// session the server ends (restart, failover, `pg_terminate_backend`) closes its socket, which the pool sees
+    /// without a ping; `connectionLost` watches for that too. The idle-timeout timer is still armed at each park
+    /// (a minimum of connections would spare it, but then keep-alive queries are what find a dead idle one).
+    static func clientConfiguration(_ configuration: Configuration) -> PostgresClient.Configuration {
+        var clientConfiguration = PostgresClient.Configuration(
+            host: configuration.host,
+            port: configuration.port,
+            username: configuration.username,
+            password: configuration.password,
+            database: configuration.database,
+            tls: configuration.tls.clientTLS
+        )
+        clientConfiguration.options.connectTimeout = configuration.connectTimeout
+        if let name = configuration.applicationName {
+            clientConfiguration.options.additionalStartupParameters = [("application_name", name)]
+        }
+        clientConfiguration.options.maximumConnections = max(1, configuration.maximumConnections)
+        clientConfiguration.options.keepAliveBehavior = nil
+        return clientConfiguration
     }
 
     /// One connection made and closed before the pool starts, so that `open` fails with the reason a

@@ -436,14 +436,35 @@ package final class SQLiteOperationStore: OperationStore {
 
     /// The enqueue `INSERT` of `rows` operations (`insertOperations`): ten values a row, in the order it binds them.
     /// `DO NOTHING` skips a row whose idempotency key is taken; no `RETURNING` (see `insertOperations`).
+    ///
+    /// Built once per batch size for the texts `SQLiteHandle` keeps prepared (`keptTextLimit`), whose cache holds
+    /// the same strings as keys: built at each batch it cost ~27 k instructions (`joined` over a `Repeated<String>`
+    /// ran unspecialised), ~3.6 k per accepted-and-run operation (bench/README.md, branch asynccost3).
     static func enqueueStatement(rows: Int) -> String {
-        let values = repeatElement("(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
-        return """
+        if let text = enqueueStatements.withLock({ $0.indices.contains(rows) ? $0[rows] : nil }) { return text }
+        let row = "(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+        var text = """
             INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
-            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES \(values) \
-            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+            idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES
             """
+        let tail = " ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING"
+        text.reserveCapacity(text.utf8.count + rows * (row.utf8.count + 2) + tail.utf8.count)
+        for index in 0..<max(rows, 0) {
+            text += index == 0 ? " " : ", "
+            text += row
+        }
+        text += tail
+        if text.utf8.count <= SQLiteHandle.keptTextLimit {
+            enqueueStatements.withLock { texts in
+                if texts.count <= rows { texts += repeatElement(nil, count: rows + 1 - texts.count) }
+                texts[rows] = text
+            }
+        }
+        return text
     }
+
+    /// `enqueueStatement(rows:)`'s kept texts, indexed by row count (nil: not built yet).
+    private static let enqueueStatements = Mutex<[String?]>([])
 
     /// The stored operation `new`'s idempotency key already names (created: false), nil when there is none.
     ///
@@ -1066,55 +1087,85 @@ package final class SQLiteOperationStore: OperationStore {
         throw GatewayError(.internalError, "stored operation names blob \(name) but has no blob files")
     }
 
-    /// The names `selectColumns` lists, in order.
-    static let selectColumnNames = selectColumns.split(separator: ",").map { String($0.filter { $0 != " " }) }
+    /// The columns `operationRow` reads, in the order `selectColumns` lists them (a test holds `names` equal to
+    /// that list): a row with exactly these names is read by position (`rawValue`), any other by name.
+    enum SelectColumn: Int, CaseIterable {
+        case seq, id, state, request, result, error, createdAt, startedAt, finishedAt, attempts, leaseOwner
+        case leaseExpiresAt, notBefore, idempotencyKey, requestDigest, cutRuns, hasBlobs
+
+        /// The column's name in the table.
+        var name: String {
+            switch self {
+            case .seq: "seq"
+            case .id: "id"
+            case .state: "state"
+            case .request: "request"
+            case .result: "result"
+            case .error: "error"
+            case .createdAt: "created_at"
+            case .startedAt: "started_at"
+            case .finishedAt: "finished_at"
+            case .attempts: "attempts"
+            case .leaseOwner: "lease_owner"
+            case .leaseExpiresAt: "lease_expires_at"
+            case .notBefore: "not_before"
+            case .idempotencyKey: "idempotency_key"
+            case .requestDigest: "request_digest"
+            case .cutRuns: "cut_runs"
+            case .hasBlobs: "has_blobs"
+            }
+        }
+
+        /// Every case's `name`, in position order.
+        static let names = allCases.map(\.name)
+    }
 
     private static func operationRow(_ row: SQLiteResultRow) throws -> (row: OperationRow, hasBlobs: Bool) {
-        // A row of `SELECT selectColumns` (or `RETURNING` them) has its columns in that order: found by position
-        // (short names compare in a few instructions), not by name each time. Any other layout is read by name.
-        let names = Self.selectColumnNames
-        let positional = row.names == names
-        func field(_ column: String) -> SQLiteData? {
-            guard positional, let index = names.firstIndex(of: column) else { return row.column(column) }
-            return row.values[index]
+        // A row of `SELECT selectColumns` (or `RETURNING` them) has its columns in that order: read by position,
+        // a constant each (finding each column's position by name compared ~150 short strings per row, ~8 k
+        // instructions per accepted-and-run operation; bench/README.md, branch asynccost3). Any other layout is
+        // read by name.
+        let positional = row.names == SelectColumn.names
+        func field(_ column: SelectColumn) -> SQLiteData? {
+            positional ? row.values[column.rawValue] : row.column(column.name)
         }
-        func damaged(_ column: String) -> GatewayError {
-            GatewayError(.internalError, "operation row is damaged (\(column))")
+        func damaged(_ column: SelectColumn) -> GatewayError {
+            GatewayError(.internalError, "operation row is damaged (\(column.name))")
         }
-        func int(_ column: String) throws -> Int64 {
+        func int(_ column: SelectColumn) throws -> Int64 {
             guard let value = field(column)?.integer else { throw damaged(column) }
             return Int64(value)
         }
-        func optionalInt(_ column: String) -> Int64? {
+        func optionalInt(_ column: SelectColumn) -> Int64? {
             field(column)?.integer.map(Int64.init)
         }
-        func text(_ column: String) throws -> String {
+        func text(_ column: SelectColumn) throws -> String {
             guard let value = field(column)?.string else { throw damaged(column) }
             return value
         }
-        func optionalBlob(_ column: String) -> ByteBuffer? {
+        func optionalBlob(_ column: SelectColumn) -> ByteBuffer? {
             field(column)?.blob
         }
-        guard let request = optionalBlob("request") else { throw damaged("request") }
+        guard let request = optionalBlob(.request) else { throw damaged(.request) }
         let operationRow = OperationRow(
-            sequence: try int("seq"),
-            id: try text("id"),
-            state: try text("state"),
+            sequence: try int(.seq),
+            id: try text(.id),
+            state: try text(.state),
             request: request,
-            result: optionalBlob("result"),
-            error: optionalBlob("error"),
-            createdAt: try int("created_at"),
-            startedAt: optionalInt("started_at"),
-            finishedAt: optionalInt("finished_at"),
-            attempts: Int(try int("attempts")),
-            leaseOwner: field("lease_owner")?.string,
-            leaseExpiresAt: optionalInt("lease_expires_at"),
-            notBefore: try int("not_before"),
-            idempotencyKey: field("idempotency_key")?.string,
-            requestDigest: try text("request_digest"),
-            cutRuns: Int(optionalInt("cut_runs") ?? 0)
+            result: optionalBlob(.result),
+            error: optionalBlob(.error),
+            createdAt: try int(.createdAt),
+            startedAt: optionalInt(.startedAt),
+            finishedAt: optionalInt(.finishedAt),
+            attempts: Int(try int(.attempts)),
+            leaseOwner: field(.leaseOwner)?.string,
+            leaseExpiresAt: optionalInt(.leaseExpiresAt),
+            notBefore: try int(.notBefore),
+            idempotencyKey: field(.idempotencyKey)?.string,
+            requestDigest: try text(.requestDigest),
+            cutRuns: Int(optionalInt(.cutRuns) ?? 0)
         )
-        return (operationRow, optionalInt("has_blobs") == 1)
+        return (operationRow, optionalInt(.hasBlobs) == 1)
     }
 }
 

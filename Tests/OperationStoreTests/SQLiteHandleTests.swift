@@ -254,4 +254,49 @@ struct SQLiteHandleTests {
             ).contains("OpenEphemeral"))
         try await store.close()
     }
+
+    @Test("an operation row is read by position: the select list's columns are `SelectColumn`'s, in its order")
+    func operationRowsReadByPosition() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tg-columns-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = SQLiteOperationStore.Configuration(dataDirectory: directory.path)
+        let store = try await SQLiteOperationStore.open(configuration)
+        let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+        let listed = SQLiteOperationStore.selectColumns.split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        #expect(SQLiteOperationStore.SelectColumn.names == listed)
+        // The names SQLite gives the store's rows (what `operationRow` compares), for a SELECT and a RETURNING.
+        let handle = try SQLiteHandle(path: configuration.databasePath)
+        defer { handle.close() }
+        let selected = try handle.run(
+            "SELECT \(SQLiteOperationStore.selectColumns) FROM operations WHERE id = ?", [.text(id)])
+        #expect(selected.first?.names == SQLiteOperationStore.SelectColumn.names)
+        let returned = try handle.run(
+            "UPDATE operations SET attempts = attempts WHERE id = ? RETURNING \(SQLiteOperationStore.selectColumns)",
+            [.text(id)])
+        #expect(returned.first?.names == SQLiteOperationStore.SelectColumn.names)
+        // Read through the store (positional) it is the operation enqueued.
+        #expect(try await store.get(id: id)?.id == id)
+        try await store.close()
+    }
+
+    @Test("the enqueue statement of n rows is one INSERT of n VALUES rows, the same text when asked again, kept or not")
+    func enqueueStatementText() {
+        // The text before it was built once per batch size (main 69058a5), which the kept texts must equal.
+        func expected(_ rows: Int) -> String {
+            let row = "(?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+            let values = repeatElement(row, count: rows).joined(separator: ", ")
+            return """
+                INSERT INTO operations (id, pipeline_key, state, request, created_at, attempts, not_before, \
+                idempotency_scope, idempotency_key, request_digest, has_blobs, deployment) VALUES \(values) \
+                ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+                """
+        }
+        // 1 and 2 rows, the last kept size and the first not kept (past `keptTextLimit`), in a shuffled order.
+        let kept = (1...80).last { expected($0).utf8.count <= SQLiteHandle.keptTextLimit }!
+        for rows in [2, kept + 1, 1, kept, 2, kept + 1, kept, 1] {
+            #expect(SQLiteOperationStore.enqueueStatement(rows: rows) == expected(rows), "\(rows) rows")
+        }
+    }
 }
