@@ -78,7 +78,8 @@ package func withTestGateway<T: Sendable>(
     let dataDir = "\(scratch)/tg-test-\(UUID().uuidString)"
     configuration.dataDir = dataDir
     defer { try? FileManager.default.removeItem(atPath: dataDir) }
-    var logger = log.map { log in Logger(label: "test-gateway", factory: { _ in log }) } ?? Logger(label: "test-gateway")
+    var logger =
+        log.map { log in Logger(label: "test-gateway", factory: { _ in log }) } ?? Logger(label: "test-gateway")
     logger.logLevel = .warning
     let store: any OperationStore
     if let injectedStore {
