@@ -98,6 +98,11 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// The value of the series `name` (with its labels, as exposed) in a scrape of `metrics`; nil when absent.
+    static func sample(_ metrics: GatewayMetrics, _ name: String) -> Double? {
+        Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples[name]
+    }
+
     /// Review 18 F3: `trigger_gateway_async_queued` kept its last count while the store could not be reached, so
     /// a backlog alert flat-lined through the outage. Now the series goes while the count fails and comes back
     /// with the next count. Claims fail too meanwhile (the store is unreachable), so the two operations stay queued.
@@ -108,9 +113,7 @@ struct DispatcherTimeTests {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
             let metrics = GatewayMetrics()
-            let queued = { () -> Double? in
-                Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples["trigger_gateway_async_queued"]
-            }
+            let queued = { Self.sample(metrics, "trigger_gateway_async_queued") }
             let instance = DispatcherInstance(
                 store: store, settings: Self.settings(pollInterval: Self.hour), runner: ScriptedRunner(),
                 clock: time, now: time.wallClock, metrics: metrics)
@@ -143,10 +146,7 @@ struct DispatcherTimeTests {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
             let metrics = GatewayMetrics()
-            let unrouted = { () -> Double? in
-                Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
-                    .samples["trigger_gateway_async_unrouted_queued"]
-            }
+            let unrouted = { Self.sample(metrics, "trigger_gateway_async_unrouted_queued") }
             // Queued by an instance with a route for it: none matches here.
             var request = asyncRequest("echo")
             request.ref = PipelineRef(namespace: "elsewhere", pipeline: "echo")
@@ -529,9 +529,8 @@ struct DispatcherTimeTests {
             let stored = try #require(try await store.get(id: operation.id))
             #expect(stored.leaseOwner == store.claims(of: operation.id).last?.owner, "stored under the last claim")
             #expect(stored.attempts == 1, "an adopted claim made no backend call: each one's attempt taken back, once")
-            let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
             #expect(
-                scrape.samples["trigger_gateway_async_lease_takeovers_total"] == 0,
+                Self.sample(metrics, "trigger_gateway_async_lease_takeovers_total") == 0,
                 "this instance's own run adopted its claims: no takeover")
             await instance.stop()
         }
@@ -547,10 +546,7 @@ struct DispatcherTimeTests {
         let time = VirtualTime()
         try await withRecordingStore(kind, now: time.wallClock) { store in
             let metrics = GatewayMetrics()
-            let takeovers = { () -> Double? in
-                Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
-                    .samples["trigger_gateway_async_lease_takeovers_total"]
-            }
+            let takeovers = { Self.sample(metrics, "trigger_gateway_async_lease_takeovers_total") }
             let operation = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil).operation
             // The dead instance's claim: a 30 s lease from now, never renewed.
             let dead = try await store.claim(
