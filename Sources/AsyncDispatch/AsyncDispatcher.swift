@@ -58,9 +58,21 @@ package final class AsyncDispatcher: Service {
     /// The warning about operations no route here matches (`reportUnrouted`): one line per pipeline per
     /// `unroutedWarningInterval` of `clock`.
     private let unroutedLog: FailureLogLimiter
-    /// Pipeline key → its queued operations as last counted, for the keys the planner holds as unrouted
-    /// (`trigger_gateway_async_unrouted_queued` is their sum). Emptied by a reload.
-    private let unroutedQueued = Mutex<[String: Int]>([:])
+    /// The unrouted pipelines' queues (`reportUnrouted`).
+    private struct UnroutedCounts {
+        /// Pipeline key → its queued operations as last counted, for the keys the planner holds as unrouted
+        /// (`trigger_gateway_async_unrouted_queued` is their sum). Emptied by a reload, and when the store cannot
+        /// count (so each is counted again once it can).
+        var counts: [String: Int] = [:]
+        /// The store's last queue count failed (`queueCountLoop`): the gauge is absent, and no unrouted pipeline
+        /// is counted, until a queue count succeeds.
+        var storeDown = false
+        /// Whether the gauge is absent (an outage, or a pipeline's count that failed): recorded again, even at 0,
+        /// once every unrouted pipeline has a count.
+        var absent = false
+    }
+
+    private let unroutedQueued = Mutex(UnroutedCounts())
 
     /// The least time between two warnings about one pipeline whose queued operations no route here matches
     /// (review 18 F8). A minute: the state lasts until a reload, often hours; the gauge says it meanwhile.
@@ -110,8 +122,10 @@ package final class AsyncDispatcher: Service {
     package func use(_ dispatcher: TriggerDispatcher) {
         currentDispatcher.withLock { $0 = dispatcher }
         planner.withLock { $0.forgetRoutes() }
-        unroutedQueued.withLock { $0 = [:] }
-        metrics?.recordUnroutedQueue(0)
+        unroutedQueued.withLock { state in
+            state.counts = [:]
+            if !state.storeDown { metrics?.recordUnroutedQueue(0) }
+        }
         operations.dispatcherWake.signal()
     }
     private var settings: StoreConfiguration { operations.settings }
@@ -244,12 +258,14 @@ package final class AsyncDispatcher: Service {
                 running.withLock { $0 += claimed.count }
                 let claimedAt = now()
                 var unrouted: [Operation] = []
+                var takenOver: [Operation] = []
                 for operation in claimed {
                     if adopt(operation, owner: owner) {
                         free += 1
                         running.withLock { $0 -= 1 }
                         continue
                     }
+                    if operation.takenOverFrom != nil { takenOver.append(operation) }
                     let pool = dispatcher.poolName(for: operation.request.ref)
                     planner.withLock { $0.claimed(key: OperationFilter.pipelineKey(operation.request.ref), pool: pool) }
                     if pool == nil {
@@ -278,6 +294,7 @@ package final class AsyncDispatcher: Service {
                     }
                 }
                 claimsUnderWay.end()
+                if !takenOver.isEmpty { reportTakeovers(takenOver) }
                 for operation in unrouted { await handBackUnrouted(operation, owner: owner) }
             }
             await reportUnrouted()
@@ -316,6 +333,20 @@ package final class AsyncDispatcher: Service {
         return true
     }
 
+    /// Counts and logs (one warning per claim) the operations a claim took from `running` under another run's
+    /// expired lease (`Operation.takenOverFrom`; this instance's own runs adopted theirs before, `adopt`): the one
+    /// sign that a run elsewhere died or lost the store mid-run, so the pipeline may run twice (review 18 F4).
+    private func reportTakeovers(_ operations: [Operation]) {
+        metrics?.recordLeaseTakeovers(operations.count)
+        logger.warning(
+            "took over expired leases of runs in progress; their pipelines may run a second time",
+            metadata: [
+                "operation.ids": "\(operations.map(\.id).joined(separator: ","))",
+                "lease.previous_owners": "\(operations.map { $0.takenOverFrom ?? "" }.joined(separator: ","))",
+                "operation.attempts": "\(operations.map { String($0.attempts) }.joined(separator: ","))",
+            ])
+    }
+
     /// Hands back an operation claimed here whose pipeline no route of this configuration matches (a route a
     /// reload removed, or one this instance never had): queued again at once, its claim's attempt taken back
     /// (`release(…, callMade: false)`), so it waits for a reload that brings the route back, or for an instance
@@ -340,18 +371,27 @@ package final class AsyncDispatcher: Service {
     /// last counted. A pipeline is counted (`OperationStore.queuedCount(pipelineKey:)`) when its warning is due, or
     /// when it was learnt unrouted since the last count (first seen, or after a reload). Nothing to do, and no store
     /// call, while every pipeline seen has a route.
+    ///
+    /// While the store cannot count (`queueCountLoop`'s last count failed) the gauge is absent and nothing is
+    /// counted; a pipeline whose count fails makes it absent too (review 18 F4: a frozen value through an outage).
     private func reportUnrouted() async {
         let keys = planner.withLock { $0.unrouted }
-        let counted = unroutedQueued.withLock { counts in
-            counts = counts.filter { keys.contains($0.key) }
-            return counts
+        let (counted, storeDown, absent) = unroutedQueued.withLock { state in
+            state.counts = state.counts.filter { keys.contains($0.key) }
+            return (state.counts, state.storeDown, state.absent)
         }
-        guard !keys.isEmpty || !counted.isEmpty else { return }
+        guard !storeDown, !keys.isEmpty || !counted.isEmpty || absent else { return }
+        var unknown = false
         for key in keys {
             let warn = unroutedLog.admit(key) != nil
             guard warn || counted[key] == nil else { continue }
-            guard let queued = try? await store.queuedCount(pipelineKey: key) else { continue }
-            unroutedQueued.withLock { $0[key] = queued }
+            guard let queued = try? await store.queuedCount(pipelineKey: key) else {
+                // Not counted: taken from the counts, so it is counted again next round.
+                unknown = true
+                unroutedQueued.withLock { _ = $0.counts.removeValue(forKey: key) }
+                continue
+            }
+            unroutedQueued.withLock { $0.counts[key] = queued }
             if warn, queued > 0 {
                 logger.warning(
                     """
@@ -361,7 +401,16 @@ package final class AsyncDispatcher: Service {
                     metadata: ["pipeline": "\(key)", "operations.queued": .stringConvertible(queued)])
             }
         }
-        metrics?.recordUnroutedQueue(unroutedQueued.withLock { $0.values.reduce(0, +) })
+        // Under the lock, so an outage noticed meanwhile (`queueCountLoop`) is not overwritten by this round's sum.
+        unroutedQueued.withLock { state in
+            guard !state.storeDown else { return }
+            state.absent = unknown
+            if unknown {
+                metrics?.recordUnroutedQueueUnknown()
+            } else {
+                metrics?.recordUnroutedQueue(state.counts.values.reduce(0, +))
+            }
+        }
     }
 
     // MARK: Running one operation
@@ -767,9 +816,25 @@ package final class AsyncDispatcher: Service {
         while !Task.isCancelled, !stopping.load(ordering: .sequentiallyConsistent) {
             do {
                 metrics?.recordQueueLength(try await store.queuedCount())
+                // Back from an outage: `reportUnrouted` counts the unrouted pipelines again at once.
+                let recovered = unroutedQueued.withLock { state in
+                    defer { state.storeDown = false }
+                    return state.storeDown
+                }
+                if recovered { operations.dispatcherWake.signal() }
             } catch {
                 // A stop cancelling the count knows nothing new about the queue.
-                if !Task.isCancelled { metrics?.recordQueueLengthUnknown() }
+                if !Task.isCancelled {
+                    metrics?.recordQueueLengthUnknown()
+                    // Nor can the store count the unrouted pipelines' queues: their gauge goes too, and each is
+                    // counted anew once it can.
+                    unroutedQueued.withLock { state in
+                        state.storeDown = true
+                        state.absent = true
+                        state.counts = [:]
+                        metrics?.recordUnroutedQueueUnknown()
+                    }
+                }
             }
             try? await clock.sleep(for: queueCountInterval)
         }

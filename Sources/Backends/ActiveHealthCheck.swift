@@ -1,4 +1,6 @@
+import Logging
 package import NIOCore
+import Observability
 
 /// A pool's active health check (optional, off unless configured): every `interval` each endpoint is asked
 /// `grpc.health.v1.Health/Check` (grpc pools) or `GET {base}{path}` (http pools); `unhealthyThreshold` failed
@@ -50,6 +52,17 @@ package struct ActiveHealthState: Sendable, Equatable {
     }
 }
 
+/// One probe's outcome.
+package enum HealthProbeResult: Sendable, Equatable {
+    case passed
+    case failed
+    /// Not made: the gateway could not open the probe's connection for its own overload (the backend connection
+    /// budget, or the process out of descriptors; `BackendErrors.isConnectionRefusedLocally`). It says nothing of
+    /// the endpoint, so the endpoint's health does not change (review 18, backend budget: under descriptor
+    /// exhaustion, refused probes counted as failures marked healthy endpoints unhealthy).
+    case skipped
+}
+
 /// Runs a pool's probes until cancelled (the pool retired) or `probe` answers nil (its transport is gone: the
 /// probe holds the transport weakly, so a pool dropped without retiring stops its checker too).
 package enum ActiveHealthChecker {
@@ -59,10 +72,10 @@ package enum ActiveHealthChecker {
         for pool: BackendPoolConfiguration,
         of transport: Transport,
         clock: any Clock<Duration> = ContinuousClock(),
-        probe: @escaping @Sendable (Transport, Int, HealthCheckConfiguration) async -> Bool
+        probe: @escaping @Sendable (Transport, Int, HealthCheckConfiguration) async -> HealthProbeResult
     ) -> Task<Void, Never>? {
         guard let check = pool.healthCheck else { return nil }
-        return start(check, balancer: transport.balancer, clock: clock) { [weak transport] index in
+        return start(check, balancer: transport.balancer, pool: pool.name, clock: clock) { [weak transport] index in
             guard let transport else { return nil }
             return await probe(transport, index, check)
         }
@@ -70,33 +83,55 @@ package enum ActiveHealthChecker {
 
     /// Probes every endpoint at once, records the round, then waits `check.interval` (at least 1 ms) on `clock`
     /// before the next round; tests pass a manual clock to step rounds without sleeping.
+    ///
+    /// A skipped probe (``HealthProbeResult/skipped``) leaves its endpoint's health and streak as they were; it is
+    /// counted (`trigger_gateway_pool_health_checks_skipped_total{pool,endpoint}`) and a round with any logs one
+    /// warning naming them: at most one line per interval. `pool`: the pool's name, for that line.
     package static func start(
         _ check: HealthCheckConfiguration,
         balancer: EndpointBalancer,
+        pool: String = "",
         clock: any Clock<Duration> = ContinuousClock(),
-        probe: @escaping @Sendable (Int) async -> Bool?
+        probe: @escaping @Sendable (Int) async -> HealthProbeResult?
     ) -> Task<Void, Never> {
         Task.detached {
             var states = [ActiveHealthState](repeating: ActiveHealthState(), count: balancer.count)
             while !Task.isCancelled {
-                let results = await withTaskGroup(of: (Int, Bool?).self) { group in
+                let results = await withTaskGroup(of: (Int, HealthProbeResult?).self) { group in
                     for index in 0..<balancer.count { group.addTask { (index, await probe(index)) } }
-                    var results: [(Int, Bool?)] = []
+                    var results: [(Int, HealthProbeResult?)] = []
                     for await result in group { results.append(result) }
                     return results
                 }
-                for (index, passed) in results {
-                    guard let passed else { return }
+                var skipped: [Int] = []
+                for (index, result) in results {
+                    guard let result else { return }
+                    guard result != .skipped else {
+                        skipped.append(index)
+                        balancer.metrics?.recordHealthCheckSkipped(endpoint: index)
+                        continue
+                    }
                     if states[index].record(
-                        passed: passed,
+                        passed: result == .passed,
                         healthyThreshold: check.healthyThreshold,
                         unhealthyThreshold: check.unhealthyThreshold
                     ) {
                         balancer.setActivelyHealthy(index, states[index].isHealthy)
                     }
                 }
+                if !skipped.isEmpty { logSkipped(skipped.sorted(), pool: pool, balancer: balancer) }
                 try? await clock.sleep(for: .nanoseconds(max(check.interval.nanoseconds, 1_000_000)))
             }
         }
+    }
+
+    private static let logger = Logger(label: "trigger-gateway")
+
+    private static func logSkipped(_ indices: [Int], pool: String, balancer: EndpointBalancer) {
+        let configured = balancer.metrics?.endpoints ?? []
+        let names = indices.map { configured.indices.contains($0) ? configured[$0] : "#\($0)" }
+        logger.warning(
+            "health check skipped: the gateway could not open a probe connection (its own backend connection budget or open-file limit); the endpoints keep their health",
+            metadata: ["backend.pool": "\(pool)", "backend.endpoints": "\(names.joined(separator: ","))"])
     }
 }

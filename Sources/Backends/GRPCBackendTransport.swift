@@ -64,17 +64,22 @@ package final class GRPCBackendTransport: TriggerRunner {
     static let healthCheckPath = "/grpc.health.v1.Health/Check"
 
     /// One active health check: `grpc.health.v1.Health/Check` for the whole server (an empty request) on the
-    /// endpoint's shared connections; SERVING within the timeout passes.
-    private func probe(_ endpoint: GRPCBackendEndpoint, _ check: HealthCheckConfiguration) async -> Bool {
-        let answer = try? await controlCall(
-            Self.healthCheckPath,
-            ByteBuffer(),
-            on: endpoint,
-            connectTimeout: min(configuration.connectTimeout, check.timeout),
-            timeout: check.timeout,
-            maxMessageBytes: 64 << 10
-        )
-        return answer.map(InstillCodec.decodeGRPCHealthServing) ?? false
+    /// endpoint's shared connections; SERVING within the timeout passes. A connection the gateway refused itself
+    /// (the backend connection budget, out of descriptors) skips the probe (``HealthProbeResult/skipped``).
+    private func probe(_ endpoint: GRPCBackendEndpoint, _ check: HealthCheckConfiguration) async -> HealthProbeResult {
+        do {
+            let answer = try await controlCall(
+                Self.healthCheckPath,
+                ByteBuffer(),
+                on: endpoint,
+                connectTimeout: min(configuration.connectTimeout, check.timeout),
+                timeout: check.timeout,
+                maxMessageBytes: 64 << 10
+            )
+            return InstillCodec.decodeGRPCHealthServing(answer) ? .passed : .failed
+        } catch {
+            return BackendErrors.isConnectionRefusedLocally(error) ? .skipped : .failed
+        }
     }
 
     /// A unary control-plane call (`Health/Check`, `Runner/Describe`) of `path` with `message` on `endpoint`'s

@@ -111,21 +111,29 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
     /// intervals), so a probe every interval costs no connect or TLS handshake; it is opened again after a
     /// failure, a timeout or a `Connection: close`. A kept connection the backend closed while idle (its
     /// keep-alive timeout) is not the endpoint's failure: the probe is then made once on a fresh connection.
-    private func probe(_ endpoint: EndpointState, _ check: HealthCheckConfiguration) async -> Bool {
+    ///
+    /// A connection the gateway refused itself (the backend connection budget, out of descriptors) skips the probe
+    /// (``HealthProbeResult/skipped``): no health change.
+    private func probe(_ endpoint: EndpointState, _ check: HealthCheckConfiguration) async -> HealthProbeResult {
         let kept = endpoint.probeConnection.withLock { kept in
             defer { kept = nil }
             return kept
         }
         if let kept {
             switch await probe(on: kept, endpoint, check) {
-            case .answered(let passed): return passed
+            case .answered(let passed): return passed ? .passed : .failed
             case .lost: break
-            case .failed: return false
+            case .failed: return .failed
             }
         }
-        guard let fresh = try? await connect(endpoint, timeout: check.timeout) else { return false }
-        guard case .answered(let passed) = await probe(on: fresh, endpoint, check) else { return false }
-        return passed
+        let fresh: HTTPBackendConnection
+        do {
+            fresh = try await connect(endpoint, timeout: check.timeout)
+        } catch {
+            return BackendErrors.isConnectionRefusedLocally(error) ? .skipped : .failed
+        }
+        guard case .answered(let passed) = await probe(on: fresh, endpoint, check) else { return .failed }
+        return passed ? .passed : .failed
     }
 
     private enum ProbeOutcome {

@@ -150,7 +150,7 @@ package final class GatewayApp: Sendable {
         // client connections: a connect over it is the gateway's overload, never EMFILE (which can kill the
         // process: see GatewayServer.fitOpenFileLimit).
         BackendConnectionBudget.shared.limit = server.backendConnectionLimit
-        Self.warnIfPoolsOutgrowBudget(pools, loops: Array(group.makeIterator()).count, logger: logger)
+        Self.warnIfPoolsOutgrowBudget(pools, group: group, logger: logger)
         self.server = server
         let identity = operations.flatMap { _ in Self.instanceIdentity(dataDir: config.dataDir, logger: logger) }
         self.asyncDispatcher = operations.map {
@@ -192,11 +192,14 @@ package final class GatewayApp: Sendable {
         }
     }
 
-    /// Says at start-up when the configured pools can need more backend connections than the budget allows (as
-    /// nginx warns that `worker_connections are not enough`): not an error, since the worst case needs every
-    /// list of every endpoint at its peak at once, but then a burst may answer 503 (`UO`) with runners idle.
-    static func warnIfPoolsOutgrowBudget(_ pools: [String: BackendPool], loops: Int, logger: Logger) {
+    /// Says at start-up, and at each reload, when the configured pools can need more backend connections than the
+    /// budget allows (as nginx warns that `worker_connections are not enough`, at start and reload alike): not an
+    /// error, since the worst case needs every list of every endpoint at its peak at once, but then a burst may
+    /// answer 503 (`UO`) with runners idle. `pools`: the configuration's (a reload's new generation; pools it
+    /// retired drain on their own).
+    static func warnIfPoolsOutgrowBudget(_ pools: [String: BackendPool], group: any EventLoopGroup, logger: Logger) {
         let budget = BackendConnectionBudget.shared.limit
+        let loops = Array(group.makeIterator()).count
         let needs = pools.values.reduce(0) { $0 + $1.configuration.worstCaseConnections(loops: loops) }
         guard needs > budget else { return }
         logger.warning(
@@ -333,6 +336,7 @@ package final class GatewayApp: Sendable {
                 "tls: a pool's certificate files do not load; its running version stays",
                 metadata: ["tls.error": "\(failure.path): \(failure.message)"])
         }
+        Self.warnIfPoolsOutgrowBudget(pools, group: group, logger: logger)
         let routes = RouteTable(routes: applied.routes)
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         generation.withLock { $0 = (configuration: applied, pools: pools) }

@@ -223,6 +223,7 @@ extension HTTP2FrontendConnection {
             // The deadline ends the call whatever it is doing (PROTOCOL-HTTP2.md: the server cancels too). Said
             // in s/ms as the pool's deadline is, not in the header's wire units ("501m" is 501 ms).
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            state.clientDeadline = start + amount
             state.deadlineTimer = eventLoop.scheduleTask(in: amount) {
                 bound.value.grpcFinish(
                     stream,
@@ -430,9 +431,14 @@ extension HTTP2FrontendConnection {
         state.deadlineTimer?.cancel()
         state.deadlineTimer = nil
         state.answered = true
+        // A DEADLINE_EXCEEDED once the client's own deadline has passed: the client had given up (`DT`), whichever
+        // timer ended the call; one of the gateway's timeouts that ended it earlier is not the client's.
+        let clientsDeadline =
+            error?.code == .deadlineExceeded && state.clientDeadline.map { services.clock() >= $0 } == true
         state.updateRecord {
             $0.grpcStatus = error?.code.rpcCode ?? 0
             if let flag = error?.upstreamFailure { $0.upstreamFailure = flag }
+            if clientsDeadline, $0.termination == nil { $0.termination = .downstreamDeadline }
         }
         let code = error?.code.rpcCode ?? 0
         if state.sentHeaders {

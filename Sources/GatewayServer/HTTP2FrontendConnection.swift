@@ -82,6 +82,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         /// Fulfilled when the stream's outbound queue drains below its watermark.
         var writableWaiters: [EventLoopPromise<Void>] = []
         var deadlineTimer: Scheduled<Void>?
+        /// gRPC: when the client's `grpc-timeout` passes (the head's arrival plus it), if it sent one: a
+        /// DEADLINE_EXCEEDED answered at or after it is the client's deadline (`RequestRecord.Termination.DT`).
+        var clientDeadline: NIODeadline?
         /// The request's record, from its headers until the engine reports the stream closed (`finishRecord`);
         /// `.none` before and after (not an Optional: see ``OpenRequest``).
         var open = OpenRequest.none

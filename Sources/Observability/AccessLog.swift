@@ -10,7 +10,8 @@ import NIOPosix
 /// `route`, `pool`, `endpoint`, `mode`, `trace_id`, `peer.address` (the client's `host:port`); and always
 /// `response_flags`, Envoy's `%RESPONSE_FLAGS%` (``RequestRecord/responseFlags``): `-` for none; `UF`, `UT`, `UC`,
 /// `UO`, `UPE` when the answer is a failure the gateway made on a backend's behalf (``UpstreamFailure``); `DC` when
-/// the client went away, `SI` when the gateway gave up on a client that read nothing (``RequestRecord/Termination``);
+/// the client went away, `SI` when the gateway gave up on a client that read nothing, `DT` when a gRPC call was
+/// answered DEADLINE_EXCEEDED after the client's own `grpc-timeout` had passed (``RequestRecord/Termination``);
 /// both joined by `,`. Find a request by the `request-id` its client got back:
 /// `grep request_id=<id>`.
 ///

@@ -16,13 +16,18 @@ import Synchronization
 /// - `trigger_gateway_async_unrouted_queued`: queued operations of pipelines no route of this instance's
 ///   configuration matches (a route a reload removed, or one only other instances sharing the store have), as the
 ///   async dispatcher last counted them (at most once a minute per pipeline, and when it learns of one). They are
-///   not run here and wait (review 18 F8); an operator alerts on it staying above 0.
+///   not run here and wait (review 18 F8); an operator alerts on it staying above 0. Absent while the store cannot
+///   count (as `async_queued`, ``recordUnroutedQueueUnknown()``).
 /// - `trigger_gateway_async_running`: runs this instance's dispatcher has in progress.
 /// - `trigger_gateway_async_finished_total{state}`: operations that reached a final state here (`succeeded`,
 ///   `failed`, `cancelled`).
 /// - `trigger_gateway_async_dispatch_lag_seconds`: from when an operation became runnable (accepted, or its retry
 ///   time) to its claim.
 /// - `trigger_gateway_async_attempts_total`: runs started (first attempts and retries).
+/// - `trigger_gateway_async_lease_takeovers_total`: operations this instance claimed while they were `running` under
+///   another run's expired lease (review 18 F4): that run's instance died, stopped renewing, or lost the store
+///   mid-run, so the pipeline may run twice. A run of this instance adopting its own claim after a store outage
+///   (`AsyncDispatcher.adopt`) is not one. Any increase is worth a look: `increase(…[1h]) > 0`.
 package final class AsyncMetrics: Sendable {
     package enum FinalState: String, Sendable, CaseIterable {
         case succeeded
@@ -31,13 +36,14 @@ package final class AsyncMetrics: Sendable {
     }
 
     package let accepted: Counter
-    /// `trigger_gateway_async_queued`, nil while the store's last count failed (the series is then unregistered).
-    private let queued: Mutex<Gauge?>
-    private let registry: PrometheusCollectorRegistry
+    /// `trigger_gateway_async_queued`, absent while the store's last count failed.
+    private let queued: AbsentableGauge
     package let running: Gauge
-    package let unroutedQueued: Gauge
+    /// `trigger_gateway_async_unrouted_queued`, absent while the store cannot count.
+    private let unroutedQueued: AbsentableGauge
     package let dispatchLag: ValueHistogram
     package let attempts: Counter
+    package let leaseTakeovers: Counter
     private let finished: [FinalState: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
@@ -45,13 +51,16 @@ package final class AsyncMetrics: Sendable {
             name: "trigger_gateway_async_accepted_total",
             help: "Async operations stored (a repeated Idempotency-Key returning the stored one is not counted)."
         )
-        self.registry = registry
-        queued = Mutex(Self.queuedGauge(registry))
-        unroutedQueued = registry.gauge(
-            name: "trigger_gateway_async_unrouted_queued",
+        queued = AbsentableGauge(
+            registry, name: "trigger_gateway_async_queued",
+            help: "Operations queued in the store (retries waiting for their time included), as last counted; "
+                + "absent while the store cannot count them. Instances sharing a store report the same queue: "
+                + "aggregate with max, not sum.")
+        unroutedQueued = AbsentableGauge(
+            registry, name: "trigger_gateway_async_unrouted_queued",
             help: "Queued operations of pipelines no route of this instance matches, as last counted; they wait "
-                + "for a reload that adds one, or for an instance sharing the store that has one."
-        )
+                + "for a reload that adds one, or for an instance sharing the store that has one. Absent while "
+                + "the store cannot count them.")
         running = registry.gauge(
             name: "trigger_gateway_async_running",
             help: "Operations this instance's dispatcher is running now."
@@ -64,6 +73,11 @@ package final class AsyncMetrics: Sendable {
         attempts = registry.counter(
             name: "trigger_gateway_async_attempts_total",
             help: "Runs of async operations started (first attempts and retries)."
+        )
+        leaseTakeovers = registry.counter(
+            name: "trigger_gateway_async_lease_takeovers_total",
+            help: "Async operations claimed here while running under another run's expired lease (that run's "
+                + "instance died or lost the store mid-run; the pipeline may have run twice)."
         )
         self.finished = registry.counters(
             FinalState.self, name: "trigger_gateway_async_finished_total", label: "state",
@@ -80,13 +94,7 @@ package final class AsyncMetrics: Sendable {
 
     /// The store counted `count` queued operations (the whole store's queue); brings the series back after
     /// ``recordQueueLengthUnknown()``.
-    package func recordQueueLength(_ count: Int) {
-        queued.withLock { gauge in
-            let current = gauge ?? Self.queuedGauge(registry)
-            current.set(to: Double(count))
-            gauge = current
-        }
-    }
+    package func recordQueueLength(_ count: Int) { queued.set(Double(count)) }
 
     /// The store could not count its queue (unreachable, or the count timed out): the series goes until the next
     /// count succeeds. Prometheus' practice for a value that cannot be known (its exporter guidelines: do not
@@ -95,25 +103,15 @@ package final class AsyncMetrics: Sendable {
     /// alert stays quiet through the outage that builds the backlog); NaN keeps a series that every comparison
     /// and `max()` across instances then silently skip. An absent series shows as a gap, Prometheus marks it stale
     /// at the next scrape, and `absent(trigger_gateway_async_queued)` or the readiness gauge alerts on it.
-    package func recordQueueLengthUnknown() {
-        queued.withLock { gauge in
-            guard let current = gauge else { return }
-            registry.unregisterGauge(current)
-            gauge = nil
-        }
-    }
+    package func recordQueueLengthUnknown() { queued.remove() }
 
-    private static func queuedGauge(_ registry: PrometheusCollectorRegistry) -> Gauge {
-        registry.gauge(
-            name: "trigger_gateway_async_queued",
-            help: "Operations queued in the store (retries waiting for their time included), as last counted; "
-                + "absent while the store cannot count them. Instances sharing a store report the same queue: "
-                + "aggregate with max, not sum."
-        )
-    }
+    /// `count` queued operations are of pipelines no route here matches (`trigger_gateway_async_unrouted_queued`);
+    /// brings the series back after ``recordUnroutedQueueUnknown()``.
+    package func recordUnroutedQueue(_ count: Int) { unroutedQueued.set(Double(count)) }
 
-    /// `count` queued operations are of pipelines no route here matches (`trigger_gateway_async_unrouted_queued`).
-    package func recordUnroutedQueue(_ count: Int) { unroutedQueued.set(to: Double(count)) }
+    /// The store cannot count the unrouted pipelines' queues (an outage): the series goes until the next count, for
+    /// the reasons of ``recordQueueLengthUnknown()`` (review 18 F4: it kept its last value through an outage).
+    package func recordUnroutedQueueUnknown() { unroutedQueued.remove() }
 
     /// This instance claimed an operation that became runnable `lagSeconds` ago, and starts running it.
     package func recordClaimed(lagSeconds: Double) {
@@ -122,11 +120,47 @@ package final class AsyncMetrics: Sendable {
         dispatchLag.record(max(lagSeconds, 0))
     }
 
+    /// This instance took over `count` expired leases of runs elsewhere (or of an earlier process).
+    package func recordLeaseTakeovers(_ count: Int) { leaseTakeovers.increment(by: Int64(count)) }
+
     /// A run claimed here ended (whatever became of the operation).
     package func recordRunEnded() { running.decrement() }
 
     /// An operation reached a final state here.
     package func recordFinished(_ state: FinalState) { finished[state]!.increment() }
+}
+
+/// A gauge that can be absent: unregistered while its value cannot be known (``AsyncMetrics/recordQueueLengthUnknown()``
+/// says why), registered again, with the same name and help, by the next `set`.
+private final class AbsentableGauge: Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let name: String
+    private let help: String
+    /// Nil while absent.
+    private let gauge: Mutex<Gauge?>
+
+    init(_ registry: PrometheusCollectorRegistry, name: String, help: String) {
+        self.registry = registry
+        self.name = name
+        self.help = help
+        gauge = Mutex(registry.gauge(name: name, help: help))
+    }
+
+    func set(_ value: Double) {
+        gauge.withLock { gauge in
+            let current = gauge ?? registry.gauge(name: name, help: help)
+            current.set(to: value)
+            gauge = current
+        }
+    }
+
+    func remove() {
+        gauge.withLock { gauge in
+            guard let current = gauge else { return }
+            registry.unregisterGauge(current)
+            gauge = nil
+        }
+    }
 }
 
 /// The operation store's calls: `trigger_gateway_store_operation_duration_seconds{operation}` (every call,

@@ -10,7 +10,9 @@ package import TriggerModel
 /// full queue). Per endpoint (`pool`, `endpoint` = `host:port` as configured):
 /// `trigger_gateway_pool_endpoint_available` (1 when picking may choose it on its own merits: not ejected, passing
 /// its health check; 0 for a pool's only endpoint while it is ejected, though calls still go to it, review 18 F2), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
-/// `trigger_gateway_pool_retries_total` (tries sent again elsewhere after nothing reached this endpoint) and
+/// `trigger_gateway_pool_retries_total` (tries sent again elsewhere after nothing reached this endpoint),
+/// `trigger_gateway_pool_health_checks_skipped_total` (active probes not made: the gateway's own connection budget
+/// refused them) and
 /// `trigger_gateway_backend_request_duration_seconds` (one try of a call on the endpoint, answered or failed).
 /// `trigger_gateway_backend_failures_total{pool,endpoint,reason}`: tries that failed on the gateway's side, by
 /// Envoy's response flag (``UpstreamFailure``: `UF`, `UT`, `UC`, `UPE` per endpoint; `UO`, refused before any
@@ -28,6 +30,7 @@ package final class PoolMetrics: Sendable {
     package let endpointInFlight: [Gauge]
     package let ejections: [Counter]
     package let retries: [Counter]
+    package let healthChecksSkipped: [Counter]
     package let backendDuration: [ShardedHistogram]
     /// `trigger_gateway_backend_failures_total`: per endpoint (``endpoints``' order, then one for no endpoint),
     /// per ``UpstreamFailure`` case (`allCases` order). Made up front: a bounded set, and a scrape shows the zeros.
@@ -92,6 +95,14 @@ package final class PoolMetrics: Sendable {
                 help: "Calls tried again on another endpoint after nothing reached a backend on this one."
             )
         }
+        healthChecksSkipped = labels.map {
+            registry.counter(
+                name: "trigger_gateway_pool_health_checks_skipped_total",
+                labels: $0,
+                help: "Active health probes of the endpoint not made: the gateway could not open their connection "
+                    + "for its own overload (backend connection budget, open-file limit); its health is unchanged."
+            )
+        }
         backendDuration = labels.map { backendDurations.series(labels: $0) }
         failures = (endpoints + [""]).map { endpoint in
             UpstreamFailure.allCases.map { reason in
@@ -112,6 +123,11 @@ package final class PoolMetrics: Sendable {
     /// Endpoint `index` (in ``endpoints``' order) was ejected.
     package func recordEjection(endpoint index: Int) {
         if ejections.indices.contains(index) { ejections[index].increment() }
+    }
+
+    /// An active health probe of endpoint `index` was skipped (``healthChecksSkipped``).
+    package func recordHealthCheckSkipped(endpoint index: Int) {
+        if healthChecksSkipped.indices.contains(index) { healthChecksSkipped[index].increment() }
     }
 
     /// A try that never reached endpoint `index` goes again to another one.
@@ -168,6 +184,7 @@ package final class PoolMetrics: Sendable {
             registry.unregisterGauge(endpointInFlight[i])
             registry.unregisterCounter(ejections[i])
             registry.unregisterCounter(retries[i])
+            registry.unregisterCounter(healthChecksSkipped[i])
             backendDurations.unregister(backendDuration[i])
             for counter in failures[i] { registry.unregisterCounter(counter) }
         }

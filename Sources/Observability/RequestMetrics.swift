@@ -12,8 +12,9 @@ import Synchronization
 ///   ``requestFinished(_:)``; the frontends tell both)
 /// - `trigger_gateway_requests_cut_total{frontend,response_flags}` (counter): requests ended before their answer's
 ///   end, by who ended them in Envoy's flags (``RequestRecord/Termination``: `DC` the client, `SI` the gateway's
-///   write-progress timeout); `requests_total` counts them too, under the status that was sent (or 499 /
-///   CANCELLED)
+///   write-progress timeout, and for gRPC `DT`, the client's own `grpc-timeout` passed: answered
+///   DEADLINE_EXCEEDED, which the client had already given up on); `requests_total` counts them too, under the
+///   status that was sent (or 499 / CANCELLED)
 ///
 /// Labels come only from the record's bounded fields: `route` is the configured pattern ("none" when the request
 /// named no pipeline or none matched), `mode` "sync"/"async"/"stream" ("none" for non-trigger requests), `code`
@@ -34,7 +35,8 @@ package final class RequestMetrics: RequestObserver, Sendable {
     let requestSize: ShardedHistogramFamily
     let responseSize: ShardedHistogramFamily
     private let inFlight: [Gauge]
-    /// `requests_cut_total`, indexed by frontend (rest, grpc) then termination (DC, SI): four atomics made up front.
+    /// `requests_cut_total`, indexed by frontend (rest, grpc) then termination (DC, SI, and DT for grpc only):
+    /// five atomics made up front.
     private let cut: [[Counter]]
     /// Each thread's instruments by label combination.
     private let caches = ThreadSpecificVariable<Cache>()
@@ -66,12 +68,17 @@ package final class RequestMetrics: RequestObserver, Sendable {
             )
         }
         self.cut = [RequestRecord.Frontend.rest, .grpc].map { frontend in
-            [RequestRecord.Termination.downstreamDisconnected, .streamIdleTimeout].map { flag in
+            let flags: [RequestRecord.Termination] =
+                frontend == .grpc
+                ? [.downstreamDisconnected, .streamIdleTimeout, .downstreamDeadline]
+                : [.downstreamDisconnected, .streamIdleTimeout]
+            return flags.map { flag in
                 registry.counter(
                     name: "trigger_gateway_requests_cut_total",
                     labels: [("frontend", frontend.rawValue), ("response_flags", flag.rawValue)],
-                    help: "Requests ended before the answer's end, by who: DC (the client went away) or SI (the "
-                        + "gateway cut a client that read nothing for timeouts.write_progress)."
+                    help: "Requests ended before the answer's end, by who: DC (the client went away), SI (the "
+                        + "gateway cut a client that read nothing for timeouts.write_progress) or DT (gRPC: the "
+                        + "client's own grpc-timeout passed, answered DEADLINE_EXCEEDED)."
                 )
             }
         }
@@ -93,7 +100,14 @@ package final class RequestMetrics: RequestObserver, Sendable {
         entry.series.requestSize.record(Double(record.bytesIn))
         entry.series.responseSize.record(Double(record.bytesOut))
         if let flag = record.termination {
-            cut[record.frontend == .rest ? 0 : 1][flag == .downstreamDisconnected ? 0 : 1].increment()
+            let row = cut[record.frontend == .rest ? 0 : 1]
+            let column =
+                switch flag {
+                case .downstreamDisconnected: 0
+                case .streamIdleTimeout: 1
+                case .downstreamDeadline: 2
+                }
+            if row.indices.contains(column) { row[column].increment() }
         }
     }
 

@@ -59,6 +59,13 @@ package struct RequestRecord: Sendable {
         /// `SI`, "stream idle timeout": the gateway cut it, the client having taken nothing of the answer for
         /// `timeouts.write_progress` (Envoy's `stream_idle_timeout` fires on such a stalled reader too).
         case streamIdleTimeout = "SI"
+        /// `DT`, Envoy's "duration timeout" (a downstream's `max_stream_duration` reached), here the client's own
+        /// duration: a gRPC call answered DEADLINE_EXCEEDED once its `grpc-timeout` had passed. The client gave up
+        /// on the call (grpc-go, grpcio and the others end it locally at that instant), whether the gateway's timer
+        /// or a backend's late answer ended it; a DEADLINE_EXCEEDED of the gateway's own timeouts
+        /// (`timeouts.request`, a pool's `request_timeout`) before the client's deadline is not flagged. REST has
+        /// no client deadline: a REST client that gives up closes, which is `DC`.
+        case downstreamDeadline = "DT"
     }
 
     /// Set when the exchange was cut before the answer's end, on any frontend (REST over HTTP/1.1 and HTTP/2,

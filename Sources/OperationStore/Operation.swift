@@ -30,6 +30,10 @@ package struct Operation: Sendable, Equatable {
     package var cutRuns: Int
     package var leaseOwner: String?
     package var leaseExpiresAt: Date?
+    /// Only in a `claim`'s answer: the owner of the lease this claim took over, when the operation was `running`
+    /// under a lease that had expired (its run's instance died or lost the store mid-run, so the pipeline may run
+    /// a second time); nil for an operation claimed from `queued`, and in every other answer.
+    package var takenOverFrom: String?
     /// A queued operation is not claimed before this instant (retry backoff).
     package var notBefore: Date
     package var idempotencyKey: String?
@@ -53,6 +57,7 @@ package struct Operation: Sendable, Equatable {
         cutRuns: Int = 0,
         leaseOwner: String? = nil,
         leaseExpiresAt: Date? = nil,
+        takenOverFrom: String? = nil,
         notBefore: Date,
         idempotencyKey: String? = nil,
         requestDigest: String
@@ -70,6 +75,7 @@ package struct Operation: Sendable, Equatable {
         self.cutRuns = cutRuns
         self.leaseOwner = leaseOwner
         self.leaseExpiresAt = leaseExpiresAt
+        self.takenOverFrom = takenOverFrom
         self.notBefore = notBefore
         self.idempotencyKey = idempotencyKey
         self.requestDigest = requestDigest

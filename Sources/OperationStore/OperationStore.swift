@@ -44,7 +44,8 @@ package protocol OperationStore: Sendable {
 
     /// Takes up to `limit` operations that are queued with `notBefore <= now`, or running with an expired
     /// lease, oldest first, among those `scope` allows; marks them running under `owner` until
-    /// `now + leaseDuration`, attempts + 1. Atomic per call: two callers never take the same operation.
+    /// `now + leaseDuration`, attempts + 1. Atomic per call: two callers never take the same operation. An
+    /// operation taken from `running` names the owner of its expired lease in `takenOverFrom` (a lease takeover).
     func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
         -> [Operation]
 

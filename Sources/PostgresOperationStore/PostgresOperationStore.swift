@@ -403,13 +403,17 @@ package final class PostgresOperationStore: OperationStore {
         else { return [] }
         return try await bounded("claim") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
-            return try await makeOperations(rows, sorted: true)
+            let decoded = try rows.map(Self.claimedRow).sorted { $0.entry.row.sequence < $1.entry.row.sequence }
+            var operations = try await makeOperations(decoded: decoded.map(\.entry))
+            for index in operations.indices { operations[index].takenOverFrom = decoded[index].previousOwner }
+            return operations
         }
     }
 
     /// The claim call of `claim` (nil: a scope that names no key, which claims nothing): the claim function
     /// (`claimFunction`) with `$1` owner, `$2` lease expiry and `$3` now (milliseconds), `$4` limit, `$5` the scope
-    /// (0 all, 1 only the keys, 2 all but the keys) and `$6` its keys.
+    /// (0 all, 1 only the keys, 2 all but the keys) and `$6` its keys. Its rows: `selectColumns`, then
+    /// `previous_lease_owner`.
     func claimQuery(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) -> PostgresQuery?
     {
         let nowMS = now.storeMilliseconds
@@ -431,7 +435,10 @@ package final class PostgresOperationStore: OperationStore {
             binds.append(keys.sorted())
         }
         return PostgresQuery(
-            unsafeSQL: "SELECT \(Self.selectColumns) FROM \(claimFunction.name)($1, $2, $3, $4, $5, $6)", binds: binds)
+            unsafeSQL: """
+                SELECT \(Self.selectColumns), previous_lease_owner FROM (SELECT (c.claimed_operation).*, \
+                c.previous_lease_owner FROM \(claimFunction.name)($1, $2, $3, $4, $5, $6) AS c) AS c
+                """, binds: binds)
     }
 
     /// The claim function: the claim statement (`claimStatement`), committed asynchronously, planned with bitmap and
@@ -454,9 +461,15 @@ package final class PostgresOperationStore: OperationStore {
     ///
     /// Additive: an earlier instance sharing the database keeps sending its own statement. Created at every start
     /// when its stored body differs, like the batch procedures; a later version that changes what it does must give
-    /// it a new name.
+    /// it a new name. `_claim2` (the twenty-first session) answers each claimed row with the owner of the expired
+    /// lease it took over (`previous_lease_owner`, NULL for a queued row); `_claim` answered the rows alone and is
+    /// no longer made (an earlier instance of a rolling upgrade makes and calls its own).
+    ///
+    /// Its rows are `(claimed_operation <operations>, previous_lease_owner text)`: the table's row type whole, so the
+    /// function does not restate the table's columns. PL/pgSQL makes those names variables inside the body, which
+    /// therefore never uses them as column names.
     var claimFunction: (name: String, body: String, sql: String) {
-        let name = "\(operations)_claim"
+        let name = "\(operations)_claim2"
         let body = """
 
             BEGIN
@@ -468,7 +481,8 @@ package final class PostgresOperationStore: OperationStore {
         return (
             name, body,
             """
-            CREATE OR REPLACE FUNCTION \(name)(text, int8, int8, int8, int8, text[]) RETURNS SETOF \(operations) \
+            CREATE OR REPLACE FUNCTION \(name)(text, int8, int8, int8, int8, text[]) \
+            RETURNS TABLE (claimed_operation \(operations), previous_lease_owner text) \
             LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off AS $claim$\(body)$claim$
             """
         )
@@ -484,6 +498,9 @@ package final class PostgresOperationStore: OperationStore {
     /// are a filter, never an index condition: `_by_pipeline` holds every operation of a pipeline ever stored, and
     /// reading it made each claim read the pipelines' whole history (4.9 ms against 0.6 ms for a claim of 16 on a
     /// never-analyzed table of 50 200 rows; bench/README.md, branch pgaccept).
+    ///
+    /// The previous owner of a taken-over lease comes from `expired`, read (and locked) before the update: the
+    /// update's `RETURNING` sees only the new row.
     var claimStatement: String {
         // `pipeline_key || ''`: an expression no index serves, also in the custom plans PL/pgSQL makes for its first
         // calls, where `$5` is a constant and the OR folds away.
@@ -492,12 +509,13 @@ package final class PostgresOperationStore: OperationStore {
         return """
             WITH due AS (SELECT seq FROM \(operations) WHERE state = 'queued' AND not_before <= $3 AND \(keys) \
             ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
-            expired AS (SELECT seq FROM \(operations) WHERE state = 'running' AND lease_expires_at <= $3 AND \(keys) \
-            ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
-            picked AS (SELECT seq FROM due UNION ALL SELECT seq FROM expired ORDER BY seq LIMIT $4) \
-            UPDATE \(operations) SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
+            expired AS (SELECT seq, lease_owner FROM \(operations) WHERE state = 'running' AND lease_expires_at <= $3 \
+            AND \(keys) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
+            picked AS (SELECT seq FROM due UNION ALL SELECT seq FROM expired ORDER BY seq LIMIT $4), \
+            updated AS (UPDATE \(operations) AS o SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
             attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-            WHERE seq IN (SELECT seq FROM picked) RETURNING *
+            WHERE seq IN (SELECT seq FROM picked) RETURNING o AS claimed) \
+            SELECT u.claimed, e.lease_owner FROM updated AS u LEFT JOIN expired AS e ON e.seq = (u.claimed).seq
             """
     }
 
@@ -1442,6 +1460,14 @@ package final class PostgresOperationStore: OperationStore {
     ) async throws -> [Operation] {
         var decoded = try rows.map(Self.operationRow)
         if sorted { decoded.sort { $0.row.sequence < $1.row.sequence } }
+        return try await makeOperations(decoded: decoded, on: connection)
+    }
+
+    /// The operations of decoded rows, in their order; blobs as in `makeOperations(_:sorted:on:)`.
+    private func makeOperations(
+        decoded: [(row: OperationRow, hasBlobs: Bool)],
+        on connection: PostgresConnection? = nil
+    ) async throws -> [Operation] {
         let ids = decoded.filter(\.hasBlobs).map(\.row.id)
         var blobs: [String: [String: ByteBuffer]] = [:]
         if !ids.isEmpty {
@@ -1473,10 +1499,29 @@ package final class PostgresOperationStore: OperationStore {
     ///
     /// - Throws: `PostgresDecodingError` for a cell of another type; `GatewayError(.internalError)` for a short row.
     private static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
+        var cells = row.makeIterator()
+        return try operationRow(&cells)
+    }
+
+    /// A row of `claimQuery`: `selectColumns`, then `previous_lease_owner`.
+    private static func claimedRow(_ row: PostgresRow) throws -> (
+        entry: (row: OperationRow, hasBlobs: Bool), previousOwner: String?
+    ) {
+        var cells = row.makeIterator()
+        let entry = try operationRow(&cells)
+        guard let cell = cells.next() else {
+            throw GatewayError(.internalError, "operation row is damaged (too few columns)")
+        }
+        return (entry, try cell.decode(String?.self))
+    }
+
+    /// The `selectColumns` cells of a row, from `cells` on.
+    private static func operationRow(_ cells: inout PostgresRow.Iterator) throws -> (
+        row: OperationRow, hasBlobs: Bool
+    ) {
         // Cell by cell, each with its concrete type: `row.decode((Int64, String, …).self)`, a parameter pack of 17,
         // ran unspecialised and looked up each column's type metadata per cell (~30 `swift_getGenericMetadata` calls
         // per accepted-and-run operation; issue 12, bench/README.md branch asynccost2).
-        var cells = row.makeIterator()
         func next<Column: PostgresDecodable>(_: Column.Type) throws -> Column {
             guard let cell = cells.next() else {
                 throw GatewayError(.internalError, "operation row is damaged (too few columns)")

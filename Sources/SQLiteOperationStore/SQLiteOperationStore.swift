@@ -579,17 +579,24 @@ package final class SQLiteOperationStore: OperationStore {
         // bound `LIMIT` so that binding a value expires the statement, which `sqlite3_step` then compiles a second
         // time (`sqlite3Reprepare`): ~34 k instructions per accepted-and-run operation (bench/README.md, branch
         // asynccost). sqlite-nio prepares every statement anew, so distinct limits cost no cache.
+        //
+        // The expired leases are a MATERIALIZED CTE, read once before any row changes, so `RETURNING` can name each
+        // taken-over row's previous owner (`previous_lease_owner`; `RETURNING` sees only the updated row): computed
+        // once into a table both uses read, not evaluated again after the update (when those rows no longer match).
         let sql = """
+            WITH expired AS MATERIALIZED (\
+            SELECT seq, lease_owner FROM operations INDEXED BY operations_claim_leases \
+            WHERE state = 'running' AND lease_expires_at <= ?3\(keyClause)) \
             UPDATE operations SET state = 'running', lease_owner = ?1, lease_expires_at = ?2, \
             attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
             WHERE seq IN (\
             SELECT seq FROM operations INDEXED BY operations_by_state \
             WHERE state = 'queued' AND not_before <= ?3\(keyClause) \
             UNION ALL \
-            SELECT seq FROM operations INDEXED BY operations_claim_leases \
-            WHERE state = 'running' AND lease_expires_at <= ?3\(keyClause) \
+            SELECT seq FROM expired \
             ORDER BY seq LIMIT \(max(limit, 0))) \
-            RETURNING \(Self.selectColumns)
+            RETURNING \(Self.selectColumns), \
+            (SELECT lease_owner FROM expired WHERE expired.seq = operations.seq) AS previous_lease_owner
             """
         return PendingClaim(sql: sql, binds: binds)
     }
@@ -599,8 +606,13 @@ package final class SQLiteOperationStore: OperationStore {
         let rows = try await query(claim.sql, claim.binds)
         // RETURNING order is unspecified; hand them out oldest first (sorted once decoded: by name, each
         // comparison would hash the column name twice).
-        return try await makeOperations(
-            decoded: rows.map(Self.operationRow).sorted { $0.row.sequence < $1.row.sequence })
+        let decoded = try rows.map { row in
+            // `previous_lease_owner` follows `selectColumns`.
+            (entry: try Self.operationRow(row), previousOwner: row.values.last?.string)
+        }.sorted { $0.entry.row.sequence < $1.entry.row.sequence }
+        var operations = try await makeOperations(decoded: decoded.map(\.entry))
+        for index in operations.indices { operations[index].takenOverFrom = decoded[index].previousOwner }
+        return operations
     }
 
     /// `?5, ?6, …`: numbered placeholders for `keys`, appended to `binds` (numbered because the claim statement
@@ -1118,6 +1130,8 @@ package final class SQLiteOperationStore: OperationStore {
 
         /// Every case's `name`, in position order.
         static let names = allCases.map(\.name)
+        /// The columns of a claim's rows (`claimStatement`): these, then `previous_lease_owner`.
+        static let claimNames = names + ["previous_lease_owner"]
     }
 
     private static func operationRow(_ row: SQLiteResultRow) throws -> (row: OperationRow, hasBlobs: Bool) {
@@ -1125,7 +1139,8 @@ package final class SQLiteOperationStore: OperationStore {
         // a constant each (finding each column's position by name compared ~150 short strings per row, ~8 k
         // instructions per accepted-and-run operation; bench/README.md, branch asynccost3). Any other layout is
         // read by name.
-        let positional = row.names == SelectColumn.names
+        // A claim's rows have `previous_lease_owner` after them.
+        let positional = row.names == SelectColumn.names || row.names == SelectColumn.claimNames
         func field(_ column: SelectColumn) -> SQLiteData? {
             positional ? row.values[column.rawValue] : row.column(column.name)
         }

@@ -319,7 +319,10 @@ final class RecordingStore: OperationStore {
         if failsQueueCounts { throw GatewayError(.unavailable, "the store is unreachable (test)") }
         return try await base.queuedCount()
     }
-    func queuedCount(pipelineKey: String) async throws -> Int { try await base.queuedCount(pipelineKey: pipelineKey) }
+    func queuedCount(pipelineKey: String) async throws -> Int {
+        if failsQueueCounts { throw GatewayError(.unavailable, "the store is unreachable (test)") }
+        return try await base.queuedCount(pipelineKey: pipelineKey)
+    }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
 
     func probe(instance: String, now: Date) async throws { try await base.probe(instance: instance, now: now) }

@@ -98,6 +98,11 @@ struct DispatcherTimeTests {
         }
     }
 
+    /// The value of the series `name` (with its labels, as exposed) in a scrape of `metrics`; nil when absent.
+    static func sample(_ metrics: GatewayMetrics, _ name: String) -> Double? {
+        Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples[name]
+    }
+
     /// Review 18 F3: `trigger_gateway_async_queued` kept its last count while the store could not be reached, so
     /// a backlog alert flat-lined through the outage. Now the series goes while the count fails and comes back
     /// with the next count. Claims fail too meanwhile (the store is unreachable), so the two operations stay queued.
@@ -108,9 +113,7 @@ struct DispatcherTimeTests {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
             let metrics = GatewayMetrics()
-            let queued = { () -> Double? in
-                Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples["trigger_gateway_async_queued"]
-            }
+            let queued = { Self.sample(metrics, "trigger_gateway_async_queued") }
             let instance = DispatcherInstance(
                 store: store, settings: Self.settings(pollInterval: Self.hour), runner: ScriptedRunner(),
                 clock: time, now: time.wallClock, metrics: metrics)
@@ -130,6 +133,41 @@ struct DispatcherTimeTests {
 
             store.failsQueueCounts = false
             #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
+            await instance.stop()
+        }
+    }
+
+    /// Review 18 F4: `trigger_gateway_async_unrouted_queued` kept its last count through a store outage. Now it goes
+    /// with `async_queued` while the store cannot count, and comes back with the next count.
+    @Test(
+        "async_unrouted_queued: absent while the store cannot count, back with the next count",
+        .timeLimit(.minutes(1)))
+    func unroutedQueueUnknownWhileStoreUnreachable() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let metrics = GatewayMetrics()
+            let unrouted = { Self.sample(metrics, "trigger_gateway_async_unrouted_queued") }
+            // Queued by an instance with a route for it: none matches here.
+            var request = asyncRequest("echo")
+            request.ref = PipelineRef(namespace: "elsewhere", pipeline: "echo")
+            _ = try await store.enqueue(request, idempotencyKey: nil)
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: Self.hour), runner: ScriptedRunner(),
+                clock: time, now: time.wallClock, metrics: metrics)
+            let sleepers = Self.idle + 1
+            #expect(await time.settle(sleepers: sleepers))
+            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == 1 })
+
+            store.failsQueueCounts = true
+            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == nil })
+            // It stays absent through the outage: the claim rounds meanwhile do not bring back the last count.
+            #expect(!(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() != nil }))
+            let text = String(decoding: metrics.scrape(), as: UTF8.self)
+            #expect(!text.contains("trigger_gateway_async_unrouted_queued"), "\(text)")
+            #expect(try promtoolFindings(text) == "", "\(text)")
+
+            store.failsQueueCounts = false
+            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { unrouted() == 1 })
             await instance.stop()
         }
     }
@@ -325,7 +363,7 @@ struct DispatcherTimeTests {
     /// run starts), and that run's operation, once a write of its outcome has failed.
     static func runIntoOutage(
         _ store: RecordingStore, time: VirtualTime, settings: StoreConfiguration = outageSettings,
-        pipeline: String = "echo", outcomeRetryLimit: Duration = .seconds(600),
+        pipeline: String = "echo", outcomeRetryLimit: Duration = .seconds(600), metrics: GatewayMetrics? = nil,
         takeAway: @escaping @Sendable (RecordingStore) -> Void
     ) async throws -> (DispatcherInstance, ScriptedRunner, Operation) {
         let runner = ScriptedRunner()
@@ -335,7 +373,7 @@ struct DispatcherTimeTests {
         }
         let instance = DispatcherInstance(
             store: store, settings: settings, runner: runner, clock: time, now: time.wallClock,
-            outcomeRetryLimit: outcomeRetryLimit)
+            outcomeRetryLimit: outcomeRetryLimit, metrics: metrics)
         let operation = try await instance.operations.submit(asyncRequest(pipeline))
         #expect(await eventually(within: .seconds(20)) { store.unreachableWrites > 0 })
         return (instance, runner, operation)
@@ -453,19 +491,22 @@ struct DispatcherTimeTests {
     func claimAfterOutageIsAdopted(kind: DispatchStoreKind, adoption: AdoptionCase) async throws {
         let time = VirtualTime()
         try await withRecordingStore(kind, now: time.wallClock) { store in
-            let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time) {
+            // With metrics: their queue count sleeps too (one more sleeper).
+            let metrics = GatewayMetrics()
+            let idle = Self.idle + 1
+            let (instance, runner, operation) = try await Self.runIntoOutage(store, time: time, metrics: metrics) {
                 $0.isUnreachable = true
             }
             // Just past the 30 s lease (the renewals at 10, 20 and 30 s failed): claimable again once the store is
             // back, and the next claim round (at most 7 s away) comes before the next renewal (40 s).
-            await Self.stepSeconds(31, of: time, settlingOn: Self.idle + 1)
+            await Self.stepSeconds(31, of: time, settlingOn: idle + 1)
             // Back for claims while the outcome's writes still fail: the claim round comes first.
             store.failsOutcomes = true
             let lostReply = adoption != .adopted
             if lostReply { store.losesNextUncountReply() }
             store.isUnreachable = false
             #expect(
-                await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
+                await Self.step(time, by: .seconds(1), settlingOn: idle + 1, atMost: 10, quiet: store) {
                     store.claims(of: operation.id).count == 2 && (!lostReply || store.uncounts >= 2)
                 })
             if adoption == .lostUncountReplyThenAdoptedAgain {
@@ -474,20 +515,66 @@ struct DispatcherTimeTests {
                 let adopted = try #require(store.claims(of: operation.id).last?.owner)
                 #expect(try await store.expireLeases(ownerPrefix: adopted, now: time.wallClock()) == 1)
                 #expect(
-                    await Self.step(time, by: .seconds(1), settlingOn: Self.idle + 1, atMost: 10, quiet: store) {
+                    await Self.step(time, by: .seconds(1), settlingOn: idle + 1, atMost: 10, quiet: store) {
                         store.claims(of: operation.id).count == 3
                     })
                 store.failsRenewals = false
             }
             store.failsOutcomes = false
             #expect(
-                try await Self.step(time, by: .seconds(1), settlingOn: Self.idle, atMost: 5, quiet: store) {
+                try await Self.step(time, by: .seconds(1), settlingOn: idle, atMost: 5, quiet: store) {
                     try await store.get(id: operation.id)?.state == .succeeded
                 })
             #expect(runner.runs("echo") == 1, "run again after the outage")
             let stored = try #require(try await store.get(id: operation.id))
             #expect(stored.leaseOwner == store.claims(of: operation.id).last?.owner, "stored under the last claim")
             #expect(stored.attempts == 1, "an adopted claim made no backend call: each one's attempt taken back, once")
+            #expect(
+                Self.sample(metrics, "trigger_gateway_async_lease_takeovers_total") == 0,
+                "this instance's own run adopted its claims: no takeover")
+            await instance.stop()
+        }
+    }
+
+    /// Review 18 F4: an operation left running by an instance that died (its lease never renewed) is taken over
+    /// once its lease has expired, not a millisecond before, and the takeover is counted; the one run here is the
+    /// pipeline's second.
+    @Test(
+        "another instance's expired lease: taken over when it expires, not before, and counted in async_lease_takeovers_total",
+        .timeLimit(.minutes(1)), arguments: DispatchStoreKind.allCases)
+    func expiredLeaseOfAnotherInstanceIsCounted(kind: DispatchStoreKind) async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(kind, now: time.wallClock) { store in
+            let metrics = GatewayMetrics()
+            let takeovers = { Self.sample(metrics, "trigger_gateway_async_lease_takeovers_total") }
+            let operation = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil).operation
+            // The dead instance's claim: a 30 s lease from now, never renewed.
+            let dead = try await store.claim(
+                owner: "gw-dead.boot1/7", leaseDuration: .seconds(30), limit: 1, now: time.wallClock())
+            #expect(dead.map(\.id) == [operation.id])
+            let runner = ScriptedRunner()
+            let settings = StoreConfiguration(
+                lease: .seconds(30), maxAttempts: 3, retryBackoff: Self.hour, maxRetryBackoff: Self.hour, workers: 4,
+                pollInterval: .milliseconds(1))
+            let instance = DispatcherInstance(
+                store: store, settings: settings, runner: runner, clock: time, now: time.wallClock, metrics: metrics)
+            let sleepers = Self.idle + 1
+            #expect(await time.settle(sleepers: sleepers))
+            // 1 ms before the lease ends (polls every millisecond): not claimable.
+            #expect(
+                !(await Self.step(time, by: .milliseconds(29_999), settlingOn: sleepers, atMost: 1, quiet: store) {
+                    runner.runs("echo") > 0
+                }))
+            #expect(takeovers() == 0)
+            // At its end: taken over, counted once, run here.
+            #expect(
+                try await Self.step(time, by: .milliseconds(1), settlingOn: sleepers, atMost: 3, quiet: store) {
+                    try await store.get(id: operation.id)?.state == .succeeded
+                })
+            #expect(runner.runs("echo") == 1)
+            #expect(takeovers() == 1)
+            #expect(try await store.get(id: operation.id)?.attempts == 2)
+            #expect(try promtoolFindings(String(decoding: metrics.scrape(), as: UTF8.self)) == "")
             await instance.stop()
         }
     }

@@ -25,12 +25,12 @@ struct ActiveHealthCheckerTests {
         // recorded while the test checks what round n - 1 left.
         let gate = ProbeGate()
         let checker = ActiveHealthChecker.start(check, balancer: balancer, clock: clock) { index in
-            guard index == 0 else { return true }
+            guard index == 0 else { return .passed }
             // The answer is fixed before the round is counted: a test that sees the count has seen the answer.
             let passed = !failing.load(ordering: .sequentiallyConsistent)
             rounds.add(1, ordering: .sequentiallyConsistent)
             await gate.pass()
-            return passed
+            return passed ? .passed : .failed
         }
         defer {
             checker.cancel()

@@ -4,6 +4,7 @@ import GatewayTestSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Observability
 import Synchronization
 import Testing
 import WireCodecs
@@ -19,7 +20,8 @@ struct HTTPHealthProbeTests {
     /// hour unless the test is about a probe that times out, so a probe answered late on a loaded machine is
     /// never taken for a failure.
     static func transport(
-        port: Int, clock: TestClock<Duration>, probeTimeout: TimeAmount = .hours(1)
+        port: Int, clock: TestClock<Duration>, probeTimeout: TimeAmount = .hours(1),
+        metrics: PoolMetrics? = nil, connectionBudget: BackendConnectionBudget = .shared
     ) -> HTTPBackendTransport {
         let configuration = BackendPoolConfiguration(
             name: "probed",
@@ -31,7 +33,7 @@ struct HTTPHealthProbeTests {
         )
         return HTTPBackendTransport(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, codecLimits: .defaults,
-            healthCheckClock: clock)
+            metrics: metrics, healthCheckClock: clock, connectionBudget: connectionBudget)
     }
 
     /// Moves the clock an interval at a time until the backend has seen `count` probes and the checker has
@@ -50,6 +52,47 @@ struct HTTPHealthProbeTests {
             await clock.advance(by: interval)
             return false
         }
+    }
+
+    /// The backend connection budget at zero (the gateway out of descriptors): a probe whose connection the gateway
+    /// refuses itself is skipped, not failed, so the endpoint keeps its health even at an unhealthy threshold of 1;
+    /// each is counted. With room again (a limit of 1: the probe's one connection), the next probe is made.
+    @Test(
+        "a probe the backend connection budget refuses is skipped: no health change, counted; made again once there is room",
+        .timeLimit(.minutes(5)))
+    func refusedByBudgetIsSkipped() async throws {
+        let backend = try await ProbeBackend.start()
+        let clock = TestClock()
+        let gateway = GatewayMetrics()
+        let endpoint = "127.0.0.1:\(backend.port)"
+        let budget = BackendConnectionBudget(limit: 0)
+        let transport = Self.transport(
+            port: backend.port, clock: clock, metrics: gateway.pool("probed", endpoints: [endpoint]),
+            connectionBudget: budget)
+        defer { transport.retire() }
+        func skipped() -> Double? {
+            Exposition(String(decoding: gateway.scrape(), as: UTF8.self)).samples[
+                "trigger_gateway_pool_health_checks_skipped_total{pool=\"probed\",endpoint=\"\(endpoint)\"}"]
+        }
+        // Three rounds, each stepped once the checker sleeps again.
+        let threeSkipped = await eventually(within: .seconds(120)) {
+            guard (try? await clock.checkSuspension()) == nil else { return false }
+            if skipped() == 3 { return true }
+            await clock.advance(by: Self.interval)
+            return false
+        }
+        #expect(threeSkipped, "skipped: \(String(describing: skipped()))")
+        #expect(transport.balancer.isAvailable(0), "a refused probe says nothing about the endpoint")
+        #expect(backend.accepted == 0 && backend.requests == 0)
+        #expect(budget.refused == 3)
+        #expect(try promtoolFindings(String(decoding: gateway.scrape(), as: UTF8.self)) == "")
+        // At the edge: room for the probe's one connection.
+        budget.limit = 1
+        #expect(try await Self.step(clock, until: 1, backend))
+        #expect(transport.balancer.isAvailable(0))
+        #expect(skipped() == 3)
+        transport.retire()
+        await backend.stop()
     }
 
     @Test("five probes, one connection: each probe after the first reuses the kept one", .timeLimit(.minutes(5)))

@@ -19,6 +19,13 @@ struct AsyncDurabilityTests {
             gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--config", config])
     }
 
+    /// The gateway's `/metrics`.
+    static func scrape(port: Int) async throws -> Exposition {
+        let client = try await TestHTTPClient.connect(port: port)
+        defer { Task { await client.close() } }
+        return Exposition(try await client.request("GET", "/metrics").bodyString)
+    }
+
     /// Every operation in the store, through `GET /v1beta/operations` pages.
     static func listAll(port: Int, query: String = "") async throws -> [[String: Any]] {
         let client = try await AsyncClient.connect(port: port)
@@ -178,6 +185,9 @@ struct AsyncDurabilityTests {
             #expect(finals[name]?.attempts == 2, "one interrupted run, one after the restart")
         }
         #expect(took < .seconds(30), "took \(took), the lease is 120 s")
+        // Each interrupted run taken over from the killed process's expired (ended) lease: counted, once each.
+        let scrape = try await Self.scrape(port: second.port)
+        #expect(scrape.samples["trigger_gateway_async_lease_takeovers_total"] == 3)
         await second.stop()
     }
 
@@ -459,6 +469,9 @@ struct AsyncDurabilityTests {
         }
         #expect(attempts.filter { $0 == 2 }.count == 4, "\(attempts)")
         #expect(attempts.filter { $0 == 1 }.count == 4, "\(attempts)")
+        // B took A's four over when their leases expired, and says so (review 18 F4).
+        let scrape = try await Self.scrape(port: b.port)
+        #expect(scrape.samples["trigger_gateway_async_lease_takeovers_total"] == 4)
 
         // A fresh short trigger accepted by B is visible (and finished) through gRPC GetOperation on B too.
         let clientB = try await AsyncClient.connect(port: b.port)

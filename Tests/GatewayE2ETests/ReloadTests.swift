@@ -1,9 +1,11 @@
+import Backends
 import Foundation
 import GatewayApp
 import GatewayConfig
 import GatewayServer
 import GatewayTestSupport
 import NIOCore
+import NIOPosix
 import Testing
 
 /// Config reload (issue 9 item 2): what SIGHUP swaps, for new requests only; what it keeps.
@@ -134,6 +136,45 @@ struct ReloadTests {
             }
             await client.close()
         }
+    }
+
+    /// The start-up warning that the pools' worst case passes the backend connection budget, at a reload too
+    /// (`GatewayApp.warnIfPoolsOutgrowBudget`): a reload that adds pools past it warns, one at it does not.
+    @Test(
+        "a reload whose pools can need one connection more than the backend budget warns as the start does; at the budget it does not"
+    )
+    func reloadWarnsPastConnectionBudget() async throws {
+        let log = RecordedLog()
+        // One loop: an http pool of one endpoint keeps at most 2 lists × max_concurrency connections, one more
+        // with a health check (`worstCaseConnections`).
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let demo = """
+            pools: [{name: demo, transport: inprocess}]
+            routes: [{namespace: demo, pipeline: "*", pool: demo}]
+            """
+        func warnings() -> [RecordedLog.Line] {
+            log.lines.filter { $0.message.hasPrefix("the backend pools can need more connections") }
+        }
+        try await withTestGateway(yaml: demo, eventLoopGroup: group, log: log) { gateway in
+            let limit = BackendConnectionBudget.shared.limit
+            #expect(warnings().isEmpty, "at start")
+            func yaml(needs: Int) -> String {
+                let check = needs % 2 == 1 ? ", health_check: {}" : ""
+                return """
+                    pools:
+                      - {name: demo, transport: inprocess}
+                      - {name: big, transport: http, endpoints: ["127.0.0.1:1"], max_concurrency: \(needs / 2)\(check)}
+                    routes: [{namespace: demo, pipeline: "*", pool: demo}]
+                    """
+            }
+            try gateway.reload(yaml: yaml(needs: limit))
+            #expect(warnings().isEmpty, "at the budget (\(limit))")
+            try gateway.reload(yaml: yaml(needs: limit + 1))
+            #expect(warnings().count == 1, "\(log.lines)")
+            #expect(warnings().first?.metadata["backend.connections.worst_case"] == "\(limit + 1)")
+            #expect(warnings().first?.metadata["backend.connections.limit"] == "\(limit)")
+        }
+        try await group.shutdownGracefully()
     }
 
     @Test("listen, data_dir and store changes are reported as restart required and not applied")

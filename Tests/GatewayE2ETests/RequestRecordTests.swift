@@ -181,6 +181,58 @@ struct RequestRecordTests {
         }
     }
 
+    /// Review 18 F4: a gRPC call that hit its client's own `grpc-timeout` is flagged `DT` and counted in
+    /// `requests_cut_total{frontend="grpc",response_flags="DT"}`; one the gateway timed out (the pool's
+    /// `request_timeout`, 300 ms) before the client's deadline is DEADLINE_EXCEEDED without it. Real socket, the
+    /// engine's HTTP/2 client; `sleep` runs 3 s.
+    @Test(
+        "gRPC DEADLINE_EXCEEDED: the client's own grpc-timeout is DT and counted in requests_cut_total; the gateway's pool timeout before it is not"
+    )
+    func grpcClientDeadlineIsDT() async throws {
+        let observer = RecordingObserver()
+        let yaml = """
+            pools: [{name: demo, transport: inprocess, request_timeout: 300ms}]
+            routes: [{namespace: demo, pipeline: "*", pool: demo}]
+            """
+        try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
+            let client = try await H2TestClient.connect(port: gateway.port)
+            defer { Task { await client.close() } }
+            // TriggerNamespacePipelineRequest{namespace_id: "demo", pipeline_id: "sleep", data: [{ms: 3000}]}.
+            let sleep = GRPCDetailsTests.hex(
+                "0a0464656d6f" + "1205736c656570" + "22130a110a0f" + "0a026d73" + "1209" + "11000000000070a740")
+            func call(id: String, timeout: String) async throws -> RequestRecord {
+                _ = try await client.request(
+                    [
+                        (":method", "POST"), (":scheme", "http"), (":authority", "localhost"),
+                        (":path", GRPCDetailsTests.path), ("content-type", "application/grpc"), ("te", "trailers"),
+                        ("request-id", id), ("grpc-timeout", timeout),
+                    ],
+                    body: GRPCDetailsTests.framed(sleep, flag: 0))
+                return try await Self.only(id, in: observer)
+            }
+            // The client's 100 ms pass first.
+            let clients = try await call(id: "dt-client", timeout: "100m")
+            #expect(clients.grpcStatus == 4)
+            #expect(clients.termination == .downstreamDeadline)
+            #expect(clients.responseFlags.split(separator: ",").contains("DT"), "\(clients.responseFlags)")
+            // The pool's 300 ms pass first; the client would wait 5 s.
+            let gateways = try await call(id: "dt-gateway", timeout: "5S")
+            #expect(gateways.grpcStatus == 4)
+            #expect(gateways.termination == nil)
+            #expect(gateways.responseFlags == "UT")
+
+            let metrics = try await gateway.client()
+            let scrape = try await metrics.request("GET", "/metrics")
+            await metrics.close()
+            let samples = Exposition(scrape.bodyString).samples
+            #expect(samples[#"trigger_gateway_requests_cut_total{frontend="grpc",response_flags="DT"}"#] == 1)
+            #expect(samples[#"trigger_gateway_requests_cut_total{frontend="rest",response_flags="DT"}"#] == nil)
+            let labels = #"frontend="grpc",operation="\#(GRPCDetailsTests.path)",route="demo/*",mode="sync""#
+            #expect(samples["trigger_gateway_requests_total{\(labels),code=\"DEADLINE_EXCEEDED\"}"] == 2)
+            #expect(try promtoolFindings(scrape.bodyString) == "")
+        }
+    }
+
     @Test("the endpoint that answered: an http pool's endpoint, sync and SSE")
     func endpointOfHTTPPool() async throws {
         let observer = RecordingObserver()

@@ -58,7 +58,8 @@ package struct TestGateway: Sendable {
 ///
 /// `eventLoopGroup` (nil: NIO's singleton, one loop per core) serves the gateway's connections and its pools:
 /// a test whose figure depends on how many loops share the backend connections (a pool keeps one per loop)
-/// passes a group of its own size, and shuts it down afterwards.
+/// passes a group of its own size, and shuts it down afterwards. `log`: keeps the gateway's lines (warnings and
+/// above) for the test's assertions.
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
     eventLoopGroup: (any EventLoopGroup)? = nil,
@@ -66,6 +67,7 @@ package func withTestGateway<T: Sendable>(
     store injectedStore: (any OperationStore)? = nil,
     wrapStore: (any OperationStore) -> any OperationStore = { $0 },
     requestObservers: [any RequestObserver] = [],
+    log: RecordedLog? = nil,
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
@@ -76,7 +78,8 @@ package func withTestGateway<T: Sendable>(
     let dataDir = "\(scratch)/tg-test-\(UUID().uuidString)"
     configuration.dataDir = dataDir
     defer { try? FileManager.default.removeItem(atPath: dataDir) }
-    var logger = Logger(label: "test-gateway")
+    var logger =
+        log.map { log in Logger(label: "test-gateway", factory: { _ in log }) } ?? Logger(label: "test-gateway")
     logger.logLevel = .warning
     let store: any OperationStore
     if let injectedStore {

@@ -473,6 +473,7 @@ struct OperationStoreContractTests {
                 owner: "gw1.boot2/1", leaseDuration: .seconds(30), limit: 5, now: t0 + 1)
             #expect(retaken.map(\.id) == [mine], "taken back at once, long before its lease would end")
             #expect(retaken.first?.attempts == 2)
+            #expect(retaken.first?.takenOverFrom == "gw1.boot1/3", "the earlier process's run is taken over")
             #expect(
                 !(try await store.renewLease(id: mine, owner: "gw1.boot1/3", leaseDuration: .seconds(30), now: t0 + 2)))
             #expect(try await store.get(id: theirs)?.leaseOwner == "gw10.boot9/1")
@@ -522,6 +523,46 @@ struct OperationStoreContractTests {
             #expect(done.leaseExpiresAt == nil)
             #expect(try await harness.blobNames(store, operationID: id).count == 1)
             #expect(try await store.claim(owner: "C", leaseDuration: .seconds(10), limit: 5, now: t0 + 100).isEmpty)
+        }
+    }
+
+    @Test(
+        "a claim names the owner of each expired lease it takes over; queued and retried operations name none",
+        arguments: StoreKind.allCases)
+    func claimNamesTakenOverLeases(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let t0 = Fixtures.now() + 1
+            var ids: [String] = []
+            for _ in 0..<4 { ids.append(try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id) }
+            // ids[0] under A (lease to t0 + 10), ids[1] under C (lease to t0 + 20), ids[2] failed and queued for a
+            // retry at t0 + 5, ids[3] never claimed.
+            let first = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
+            #expect(first.map(\.id) == [ids[0]])
+            #expect(first.first?.takenOverFrom == nil, "claimed from queued")
+            #expect(
+                try await store.claim(owner: "C", leaseDuration: .seconds(20), limit: 2, now: t0).map(\.id)
+                    == [ids[1], ids[2]])
+            #expect(
+                try await store.fail(
+                    id: ids[2], owner: "C", error: GatewayError(.backendFailed, "x"), retryAt: t0 + 5, now: t0))
+            // At t0 + 10 - 1 ms no lease has expired: nothing is taken over.
+            let early = try await store.claim(
+                owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 9.999)
+            #expect(early.map(\.id) == [ids[2]])
+            #expect(early.first?.takenOverFrom == nil, "a retry is claimed from queued, not taken over")
+            // At t0 + 10 A's lease has just expired (a lease ending at `now` is claimable); C's has not.
+            let taken = try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 5, now: t0 + 10)
+            #expect(taken.map(\.id) == [ids[0], ids[3]])
+            #expect(taken.map(\.takenOverFrom) == ["A", nil])
+            #expect(taken.first?.attempts == 2)
+            #expect(try await store.get(id: ids[0])?.takenOverFrom == nil, "only a claim's answer names it")
+            // B's own expired lease, claimed again by B's next claim (a dispatcher's own adoption is told apart by
+            // the dispatcher: the store names the owner whatever it is).
+            let again = try await store.claim(owner: "B2", leaseDuration: .seconds(10), limit: 5, now: t0 + 20)
+            #expect(Set(again.map(\.id)) == Set([ids[0], ids[1], ids[2], ids[3]]))
+            #expect(
+                Dictionary(uniqueKeysWithValues: again.map { ($0.id, $0.takenOverFrom) })
+                    == [ids[0]: "B", ids[1]: "C", ids[2]: "B", ids[3]: "B"])
         }
     }
 

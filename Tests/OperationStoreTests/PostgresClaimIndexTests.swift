@@ -74,7 +74,7 @@ struct PostgresClaimIndexTests {
             // The claim function's statement, planned as the function plans it (its SET clauses), with the
             // function's parameters bound: first as the custom plans of its first calls, then the generic one.
             let function = try await postgres.client.query(
-                "SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = \(table + "_claim")",
+                "SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = \(table + "_claim2")",
                 logger: postgres.logger
             ).collect().map { try $0.decode(String?.self) }
             #expect(function == ["enable_bitmapscan=off,enable_seqscan=off"])

@@ -146,9 +146,13 @@ struct PostgresRoutineTests {
         "tg_operations_claim": 0xb261_7ab5_daee_a31e,
         // The sixteenth session's.
         "tg_operations_complete2": 0x0791_a5e3_e473_a0f2,
+        // The twenty-first session's: `_claim2` answers each claim's previous lease owner (lease takeovers).
+        "tg_operations_claim2": 0xc257_e2ea_8331_83c5,
     ]
 
-    @Test("every routine keeps the body and settings its name was released with; `_complete` is no longer made")
+    @Test(
+        "every routine keeps the body and settings its name was released with; `_complete` and `_claim` are no longer made"
+    )
     func releasedBodiesUnchanged() async throws {
         guard let configuration = try Self.configuration() else { return }
         let store = try await Self.open(configuration)
@@ -165,5 +169,6 @@ struct PostgresRoutineTests {
             #expect(Self.released[name] == fingerprint, "\(name): 0x\(String(fingerprint, radix: 16))")
         }
         #expect(current["tg_operations_complete"] == nil)
+        #expect(current["tg_operations_claim"] == nil, "replaced by _claim2; earlier instances make their own")
     }
 }
