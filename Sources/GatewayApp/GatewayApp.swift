@@ -183,7 +183,8 @@ package final class GatewayApp: Sendable {
         metrics.addCollector { [weak self] in self?.collectPoolMetrics() }
         metrics.addCollector { [connections = metrics.connections] in
             let budget = BackendConnectionBudget.shared
-            connections.setBackendConnections(open: budget.open, limit: budget.limit, refusedTotal: budget.refused)
+            connections.setBackendConnections(
+                open: budget.open, idle: budget.idle, limit: budget.limit, refusedTotal: budget.refused)
         }
         metrics.addCollector { [readiness = metrics.readiness] in
             for (component, status) in health.components {
@@ -499,6 +500,7 @@ extension BackendPoolConfiguration {
             endpoints: pool.endpoints.map { Endpoint(host: $0.host, port: $0.port, basePath: $0.basePath) },
             connectTimeout: TimeAmount(pool.connectTimeout),
             requestTimeout: TimeAmount(pool.requestTimeout),
+            idleTimeout: TimeAmount(pool.idleTimeout),
             maxConcurrency: pool.maxConcurrency,
             maxQueue: pool.maxQueue,
             maxResponseBytes: Self.maxResponseBytes(forRequestCap: limits.maxBodyBytes),

@@ -212,6 +212,8 @@ struct GatewayMetricsTests {
         pool.recordFailure(endpoint: 0, reason: .connectionFailure)
         pool.recordFailure(endpoint: 0, reason: .connectionFailure)
         pool.recordFailure(endpoint: nil, reason: .overflow)
+        // The connection budget's refusal comes after the pick: still the gateway's overload, not the endpoint's.
+        pool.recordFailure(endpoint: 0, reason: .overflow)
         pool.recordFailure(endpointNamed: "127.0.0.1:2", reason: .requestTimeout)
         pool.recordFailure(endpointNamed: "elsewhere:1", reason: .requestTimeout)
         pool.setLevels(inFlight: 2, queued: 1)
@@ -282,7 +284,8 @@ struct GatewayMetricsTests {
         #expect(scrape.samples[failures + #"endpoint="127.0.0.1:1",reason="UF"}"#] == 2)
         #expect(scrape.samples[failures + #"endpoint="127.0.0.1:1",reason="UC"}"#] == 0, "made up front")
         #expect(scrape.samples[failures + #"endpoint="127.0.0.1:2",reason="UT"}"#] == 1)
-        #expect(scrape.samples[failures + #"endpoint="",reason="UO"}"#] == 1)
+        #expect(scrape.samples[failures + #"endpoint="",reason="UO"}"#] == 2)
+        #expect(scrape.samples[failures + #"endpoint="127.0.0.1:1",reason="UO"}"#] == 0, "UO is never the endpoint's")
         #expect(scrape.samples[failures + #"endpoint="",reason="UT"}"#] == 1, "an unknown endpoint: the pool's row")
         #expect(scrape.samples["trigger_gateway_async_queued"] == 0)
         #expect(scrape.samples["trigger_gateway_async_attempts_total"] == 1)
