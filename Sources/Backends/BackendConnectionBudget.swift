@@ -229,8 +229,8 @@ package final class BackendConnectionBudget: Sendable {
 /// from another loop is never handed to a call. Also when it last became idle (least recently used first, and
 /// the pool's `idle_timeout`).
 package final class BackendConnectionUse: Sendable {
-    /// `users` once evicted: no take succeeds any more.
-    private static let evictedMark = Int.min
+    /// `users` once evicted: no take succeeds any more (half of `Int.min`: far from overflow either way).
+    private static let evictedMark = Int.min / 2
     private let users: Atomic<Int>
     /// `NIODeadline.uptimeNanoseconds` when the last call gave it back.
     private let idleSinceNanoseconds: Atomic<UInt64>
