@@ -21,9 +21,16 @@ import Synchronization
 /// `worker_connections`, which counts proxied connections with client ones.
 ///
 /// Checked once per new connection (a connect), never per call: a call on an idle or multiplexed connection
-/// does not touch it. A connect over the budget fails at once, nothing sent, as the gateway's own overload
-/// (``BackendErrors/connectionBudgetExhausted(pool:limit:)``: 503 / UNAVAILABLE, `UO`), not an endpoint's
-/// failure (no outlier ejection, no retry on another endpoint, which would need a connection too).
+/// does not touch it (it flips its connection's ``BackendConnectionUse`` with one compare-exchange, no lock).
+/// An idle connection never causes a refusal (review 21 H1: a burst on one pool left the budget full of idle
+/// keep-alive connections, and every other pool was refused until a restart): a connect over the budget closes
+/// the least recently used idle connection of any pool and takes its place (nginx closes its least recently
+/// used keep-alive connection past `keepalive N` the same way); that path alone takes the registry's lock and
+/// scans it. Only when every counted connection carries a call does a connect fail at once, nothing sent, as
+/// the gateway's own overload (``BackendErrors/connectionBudgetExhausted(pool:limit:outOfDescriptors:)``: 503 /
+/// UNAVAILABLE, `UO`), not an endpoint's failure (no outlier ejection, no retry on another endpoint, which would
+/// need a connection too). Idle connections also close at their pool's `idle_timeout`, on a timer of their own
+/// loop (one per connection, rescheduled while it is used: nothing per call).
 package final class BackendConnectionBudget: Sendable {
     /// The one the transports use; `GatewayApp` sets its limit at start from the open-file limit
     /// (`GatewayServer.backendConnectionBudget`). Unlimited until then (unit tests that build transports alone).
