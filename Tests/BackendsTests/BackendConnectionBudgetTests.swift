@@ -256,7 +256,7 @@ struct BackendConnectionBudgetTests {
     }
 
     @Test(
-        "idle_timeout over real sockets (http and grpc pools, 150ms): the idle connection stays open at first, is closed by the gateway once idle that long, and gives its place back"
+        "idle_timeout over real sockets (http and grpc pools, 150ms): the idle connections are closed by the gateway, the runner sees the close, the places come back, and the pools connect again"
     )
     func idleTimeoutCloses() async throws {
         let backend = try await Self.keepAliveBackend()
@@ -271,8 +271,8 @@ struct BackendConnectionBudgetTests {
                 configuration: grpc.configuration, group: group, connectionBudget: budget)
             _ = try await transport.run(makeRequest("echo"), on: loop, cancellation: TriggerCancellation()).get()
             _ = try await grpcPool.run(makeRequest("echo"), on: loop, cancellation: TriggerCancellation()).get()
-            #expect(budget.open == 2)
-            #expect(budget.expired == 0)
+            // (That they stay open short of the timeout is the virtual-time test's: here the loops' timers run
+            // on real time, which a loaded machine stretches.)
             let closed = await eventually(within: .seconds(10)) { budget.open == 0 }
             #expect(closed, "open: \(budget.open)")
             #expect(budget.expired == 2)
