@@ -261,10 +261,9 @@ package final class BackendConnectionUse: Sendable {
         return false
     }
 
-    /// A call is done with it; the last one to leave makes it idle as of `now`. (An evictor reading the idle
-    /// time between the two stores sees the previous one: it may close this idle connection a little early,
-    /// never a busy one.)
-    /// Returns the calls left on it.
+    /// A call is done with it; returns the calls left on it. The last one to leave makes it idle as of now.
+    /// (An evictor or idle timer reading the idle time between the count's store and the time's sees the
+    /// previous time: it may close this idle connection a little early, never a busy one.)
     @discardableResult
     func put() -> Int {
         let left = users.subtract(1, ordering: .sequentiallyConsistent).newValue
