@@ -267,8 +267,8 @@ extension GatewayConfiguration {
                 item,
                 at: "pools[\(i)]",
                 allowed: [
-                    "name", "transport", "endpoints", "connect_timeout", "request_timeout", "idle_timeout", "max_concurrency",
-                    "max_queue", "outlier_detection", "retry", "health_check", "tls",
+                    "name", "transport", "endpoints", "connect_timeout", "request_timeout", "idle_timeout",
+                    "max_concurrency", "max_queue", "outlier_detection", "retry", "health_check", "tls",
                 ]
             )
             let nameNode = try require(m, "name", reader)

@@ -243,7 +243,8 @@ struct BackendConnectionBudgetTests {
         let timeout = TimeAmount.seconds(60)
         let since = NIODeadline.uptimeNanoseconds(5_000_000_000)
         let use = BackendConnectionUse(users: 0, now: since)
-        #expect(use.expiry(now: since + timeout - .nanoseconds(1), idleTimeout: timeout) == .recheck(at: since + timeout))
+        #expect(
+            use.expiry(now: since + timeout - .nanoseconds(1), idleTimeout: timeout) == .recheck(at: since + timeout))
         #expect(use.expiry(now: since + timeout, idleTimeout: timeout) == .expired)
         #expect(use.tryTake())
         let later = since + timeout + .seconds(1)
