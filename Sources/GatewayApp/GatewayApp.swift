@@ -195,13 +195,14 @@ package final class GatewayApp: Sendable {
 
     /// Says at start-up when the configured pools can need more backend connections than the budget allows (as
     /// nginx warns that `worker_connections are not enough`): not an error, since the worst case needs every
-    /// list of every endpoint at its peak at once, but then a burst may answer 503 (`UO`) with runners idle.
+    /// list of every endpoint at its peak at once; idle connections make room (the budget closes them), so only
+    /// calls in flight past the budget answer 503 (`UO`).
     static func warnIfPoolsOutgrowBudget(_ pools: [String: BackendPool], loops: Int, logger: Logger) {
         let budget = BackendConnectionBudget.shared.limit
         let needs = pools.values.reduce(0) { $0 + $1.configuration.worstCaseConnections(loops: loops) }
         guard needs > budget else { return }
         logger.warning(
-            "the backend pools can need more connections than the open-file limit leaves; connects over it answer 503 (UO): raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower pools' max_concurrency",
+            "the backend pools can need more connections than the open-file limit leaves; connects over it close an idle backend connection, and answer 503 (UO) when every one carries a call: raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower pools' max_concurrency",
             metadata: [
                 "backend.connections.worst_case": .stringConvertible(needs),
                 "backend.connections.limit": .stringConvertible(budget),
