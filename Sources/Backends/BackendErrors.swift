@@ -64,17 +64,19 @@ enum BackendErrors {
     /// A new backend connection was refused before it was made: ``BackendConnectionBudget`` was spent, or the
     /// kernel said the process is out of file descriptors (`outOfDescriptors`). The gateway's own overload, as
     /// Envoy's connection circuit breaker overflows (`UO`, 503 / UNAVAILABLE): nothing was sent (``GatewayError/notSent``)
-    /// and no endpoint is blamed. Logged (rate-limited) since the operator must raise the open-file limit or lower
-    /// `max_concurrency`.
+    /// and no endpoint is blamed. Only when every counted connection carries a call (an idle one is closed to make
+    /// room instead): the pools' calls in flight together need more connections than the budget. Logged
+    /// (rate-limited) since the operator must raise the open-file limit or lower the pools' `max_concurrency`.
     static func connectionBudgetExhausted(pool: String, limit: Int, outOfDescriptors: Bool = false) -> GatewayError {
         let why =
             outOfDescriptors
-            ? "the gateway is out of file descriptors" : "the gateway's \(limit) backend connections are all open"
+            ? "the gateway is out of file descriptors"
+            : "the gateway's \(limit) backend connections are all busy with calls (none idle to close)"
         if let heldBack = failureLog.admit("budget/\(outOfDescriptors)") {
             var metadata: Logger.Metadata = ["backend.pool": "\(pool)", "backend.connections.limit": "\(limit)"]
             if heldBack > 0 { metadata["backend.failures_held_back"] = .stringConvertible(heldBack) }
             logger.warning(
-                "backend connection refused: \(why); raise the open-file limit (LimitNOFILE=, ulimit -n) or lower max_concurrency",
+                "backend connection refused: \(why); raise the open-file limit (LimitNOFILE=, ulimit -n), or lower the pools' max_concurrency so that their calls in flight fit",
                 metadata: metadata)
         }
         var error = GatewayError(

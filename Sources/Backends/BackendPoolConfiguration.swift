@@ -43,6 +43,9 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
     package var endpoints: [Endpoint]
     package var connectTimeout: TimeAmount
     package var requestTimeout: TimeAmount
+    /// `idle_timeout`: how long a backend connection may stay idle (no call on it) before the gateway closes it
+    /// (nginx's `keepalive_timeout`, Envoy's `idle_timeout`); nil: never (tests).
+    package var idleTimeout: TimeAmount?
     package var maxConcurrency: Int
     package var maxQueue: Int
     /// The largest response body accepted from a backend (``maxResponseBytes(forRequestCap:)``).
@@ -63,6 +66,7 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         endpoints: [Endpoint] = [],
         connectTimeout: TimeAmount = .seconds(2),
         requestTimeout: TimeAmount = .seconds(60),
+        idleTimeout: TimeAmount? = .seconds(60),
         maxConcurrency: Int = 256,
         maxQueue: Int = 1024,
         maxResponseBytes: Int = BackendPoolConfiguration.maxResponseBytes(forRequestCap: 32 << 20),
@@ -77,6 +81,7 @@ package struct BackendPoolConfiguration: Sendable, Equatable {
         self.endpoints = endpoints
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
+        self.idleTimeout = idleTimeout
         self.maxConcurrency = maxConcurrency
         self.maxQueue = maxQueue
         self.maxResponseBytes = maxResponseBytes

@@ -40,6 +40,7 @@ final class GRPCBackendConnection: Sendable {
         eventLoop: any EventLoop,
         connectTimeout: TimeAmount,
         tls: BackendTLS? = nil,
+        idleTimeout: TimeAmount? = nil,
         connectionBudget: BackendConnectionBudget = .shared
     ) {
         self.eventLoop = eventLoop
@@ -62,7 +63,8 @@ final class GRPCBackendConnection: Sendable {
             core.value = delegate
         }
         let channel = connectionBudget.connect(
-            bootstrap, on: eventLoop, host: endpoint.host, port: endpoint.port, pool: peer.pool)
+            bootstrap, on: eventLoop, host: endpoint.host, port: endpoint.port, pool: peer.pool, use: load.streams,
+            idleTimeout: idleTimeout)
         self.channel = channel
         self.ready =
             channel
@@ -145,7 +147,9 @@ final class GRPCBackendConnectionLoad: Sendable {
     /// peer's value, so we use the common default (100: grpc-go, nghttpx, our own server).
     static let maxStreams = 100
 
-    private let reserved = Atomic<Int>(0)
+    /// Its streams (reserved: started or about to be), and whether the connection budget evicted it: an HTTP/2
+    /// connection is idle when it carries no stream.
+    let streams = BackendConnectionUse(users: 0)
     private let usable = Atomic<Bool>(true)
     /// The connection's `ready` future succeeded (set on the connection's loop before it completes).
     private let connected = Atomic<Bool>(false)
@@ -155,16 +159,18 @@ final class GRPCBackendConnectionLoad: Sendable {
     var isUsable: Bool { usable.load(ordering: .relaxed) }
     var isConnected: Bool { connected.load(ordering: .acquiring) }
     func markConnected() { connected.store(true, ordering: .releasing) }
-    var reservedStreams: Int { reserved.load(ordering: .relaxed) }
-    var hasCapacity: Bool { isUsable && reservedStreams < Self.maxStreams }
+    /// Negative once evicted.
+    var reservedStreams: Int { streams.count }
+    var hasCapacity: Bool { isUsable && (0..<Self.maxStreams).contains(reservedStreams) }
 
-    func reserve() { reserved.add(1, ordering: .relaxed) }
+    /// Reserves a stream; false when the connection budget evicted the connection (idle, closing).
+    func reserve() -> Bool { streams.tryTake() }
     /// Gives a stream back; true when that was the last stream of a retiring connection, which the caller
     /// then closes. Sequentially consistent with ``markRetiring()``: of a racing release and retire, at least
     /// one sees both the flag and the zero count.
     @discardableResult
     func release() -> Bool {
-        let left = reserved.subtract(1, ordering: .sequentiallyConsistent).newValue
+        let left = streams.put()
         return left == 0 && retiring.load(ordering: .sequentiallyConsistent)
     }
     func markUnusable() { usable.store(false, ordering: .relaxed) }
@@ -172,6 +178,6 @@ final class GRPCBackendConnectionLoad: Sendable {
     func markRetiring() -> Bool {
         usable.store(false, ordering: .relaxed)
         retiring.store(true, ordering: .sequentiallyConsistent)
-        return reserved.load(ordering: .sequentiallyConsistent) == 0
+        return streams.count == 0
     }
 }

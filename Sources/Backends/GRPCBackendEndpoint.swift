@@ -24,6 +24,8 @@ final class GRPCBackendEndpoint: Sendable {
     private let group: any EventLoopGroup
     /// What every new connection is counted against.
     private let connectionBudget: BackendConnectionBudget
+    /// The pool's `idle_timeout` for its connections (nil: never).
+    private let idleTimeout: TimeAmount?
     /// Set by ``retireAll()``: connections opened afterwards (by a call that picked this pool just before
     /// a reload removed it) retire as soon as that call is done.
     private let retired = Atomic<Bool>(false)
@@ -35,9 +37,11 @@ final class GRPCBackendEndpoint: Sendable {
         health: EndpointHealth,
         group: any EventLoopGroup,
         tls: BackendTLS? = nil,
+        idleTimeout: TimeAmount? = nil,
         connectionBudget: BackendConnectionBudget = .shared
     ) {
         self.connectionBudget = connectionBudget
+        self.idleTimeout = idleTimeout
         self.endpoint = endpoint
         self.peer = peer
         self.authority = endpoint.authority(tls: tls)
@@ -82,25 +86,34 @@ final class GRPCBackendEndpoint: Sendable {
     {
         let pinned = pinned && connections.hasList(for: eventLoop)
         let pick: (inout [GRPCBackendConnection]) -> GRPCBackendConnection = { list in
-            if list.contains(where: { !$0.load.isUsable }) { list.removeAll { !$0.load.isUsable } }
-            // The usable connection with the fewest streams, found without building a filtered copy (every call).
-            var candidate: GRPCBackendConnection?
-            for connection in list where connection.load.hasCapacity {
-                if let best = candidate, best.load.reservedStreams <= connection.load.reservedStreams { continue }
-                candidate = connection
+            while true {
+                if list.contains(where: { !$0.load.isUsable }) { list.removeAll { !$0.load.isUsable } }
+                // The usable connection with the fewest streams, found without building a filtered copy (every
+                // call).
+                var candidate: GRPCBackendConnection?
+                for connection in list where connection.load.hasCapacity {
+                    if let best = candidate, best.load.reservedStreams <= connection.load.reservedStreams {
+                        continue
+                    }
+                    candidate = connection
+                }
+                guard let candidate else { break }
+                if candidate.load.reserve() { return candidate }
+                // Evicted idle by the connection budget (or at the idle timeout) since the scan: it is closing.
+                candidate.load.markUnusable()
             }
-            let connection =
-                candidate
-                ?? GRPCBackendConnection(
-                    endpoint: self.endpoint,
-                    peer: self.peer,
-                    eventLoop: pinned ? eventLoop : self.group.next(),
-                    connectTimeout: connectTimeout,
-                    tls: self.tls,
-                    connectionBudget: self.connectionBudget
-                )
-            if candidate == nil { list.append(connection) }
-            connection.load.reserve()
+            let connection = GRPCBackendConnection(
+                endpoint: self.endpoint,
+                peer: self.peer,
+                eventLoop: pinned ? eventLoop : self.group.next(),
+                connectTimeout: connectTimeout,
+                tls: self.tls,
+                idleTimeout: self.idleTimeout,
+                connectionBudget: self.connectionBudget
+            )
+            list.append(connection)
+            // Not counted by the budget before it is connected: nothing can have evicted it.
+            _ = connection.load.reserve()
             return connection
         }
         let connection = pinned ? connections.withList(on: eventLoop, pick) : connections.withSharedList(pick)

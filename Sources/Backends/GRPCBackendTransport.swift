@@ -52,6 +52,7 @@ package final class GRPCBackendTransport: TriggerRunner {
                 health: balancer.health[index],
                 group: group,
                 tls: configuration.tls,
+                idleTimeout: configuration.idleTimeout,
                 connectionBudget: connectionBudget
             )
         }

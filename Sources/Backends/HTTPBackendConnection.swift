@@ -19,11 +19,15 @@ final class HTTPBackendConnection: Sendable {
     let channel: any Channel
     /// Kept idle in its event loop's own list (the loop-native path), not in the shared one.
     let pinned: Bool
+    /// Whether a call uses it, flipped by the pool as it takes and returns it, and by the connection budget
+    /// when it evicts it idle (``BackendConnectionBudget``).
+    let use: BackendConnectionUse
     private let handler: NIOLoopBound<HTTPBackendClientHandler>
 
-    init(channel: any Channel, handler: HTTPBackendClientHandler, pinned: Bool) {
+    init(channel: any Channel, handler: HTTPBackendClientHandler, pinned: Bool, use: BackendConnectionUse) {
         self.channel = channel
         self.pinned = pinned
+        self.use = use
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 

@@ -119,7 +119,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             defer { kept = nil }
             return kept
         }
-        if let kept {
+        // An evicted kept connection (the budget took its place while it was idle) is closing: open another.
+        if let kept, kept.use.tryTake() {
             switch await probe(on: kept, endpoint, check) {
             case .answered(let passed): return passed ? .passed : .failed
             case .lost: break
@@ -179,6 +180,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             return .failed
         }
         if response.keepAlive && !retired.load(ordering: .sequentiallyConsistent) {
+            connection.use.put()
             endpoint.probeConnection.withLock { $0 = connection }
             // Checked after the store (both sequentially consistent with `retire`), as `release` does.
             if retired.load(ordering: .sequentiallyConsistent) { closeProbeConnection(endpoint) }
@@ -529,7 +531,11 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             ? endpoint.idle.withList(on: eventLoop, { $0.popLast() })
             : endpoint.idle.withSharedList({ $0.popLast() })
         {
+            // Evicted by the connection budget (for another pool's connect) or at the idle timeout since it
+            // was listed: closing, never handed out.
+            guard connection.use.tryTake() else { continue }
             if connection.isActive { return connection }
+            connection.close()
         }
         return nil
     }
@@ -570,8 +576,11 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             // value that varies is checked as the head is built (`forEachForwardedField`).
             try channel.pipeline.syncOperations.addHandler(HTTPBackendClientHandler())
         }
+        // Busy from the start: made for a call (or a probe).
+        let use = BackendConnectionUse(users: 1)
         return connectionBudget.connect(
-            bootstrap, on: eventLoop, host: endpoint.endpoint.host, port: endpoint.endpoint.port, pool: pool
+            bootstrap, on: eventLoop, host: endpoint.endpoint.host, port: endpoint.endpoint.port, pool: pool,
+            use: use, idleTimeout: configuration.idleTimeout
         )
         .flatMapError { error in
             handshake.fail(error)
@@ -582,7 +591,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
             HTTPBackendConnection(
                 channel: channel,
                 handler: try channel.pipeline.syncOperations.handler(type: HTTPBackendClientHandler.self),
-                pinned: pinned
+                pinned: pinned,
+                use: use
             )
         }
         .flatMapErrorThrowing { error in
@@ -597,6 +607,8 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
 
     func release(_ connection: HTTPBackendConnection, to endpoint: EndpointState) {
         guard connection.isActive else { return }
+        // Idle from here: the budget may evict it (then the pool's `tryTake` fails and skips it).
+        connection.use.put()
         if connection.pinned {
             endpoint.idle.withList(on: connection.channel.eventLoop) { $0.append(connection) }
         } else {

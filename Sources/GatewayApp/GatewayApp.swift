@@ -183,7 +183,8 @@ package final class GatewayApp: Sendable {
         metrics.addCollector { [weak self] in self?.collectPoolMetrics() }
         metrics.addCollector { [connections = metrics.connections] in
             let budget = BackendConnectionBudget.shared
-            connections.setBackendConnections(open: budget.open, limit: budget.limit, refusedTotal: budget.refused)
+            connections.setBackendConnections(
+                open: budget.open, idle: budget.idle, limit: budget.limit, refusedTotal: budget.refused)
         }
         metrics.addCollector { [readiness = metrics.readiness] in
             for (component, status) in health.components {
@@ -194,16 +195,16 @@ package final class GatewayApp: Sendable {
 
     /// Says at start-up, and at each reload, when the configured pools can need more backend connections than the
     /// budget allows (as nginx warns that `worker_connections are not enough`, at start and reload alike): not an
-    /// error, since the worst case needs every list of every endpoint at its peak at once, but then a burst may
-    /// answer 503 (`UO`) with runners idle. `pools`: the configuration's (a reload's new generation; pools it
-    /// retired drain on their own).
+    /// error, since the worst case needs every list of every endpoint at its peak at once; idle connections make
+    /// room (the budget closes them), so only calls in flight past the budget answer 503 (`UO`). `pools`: the
+    /// configuration's (a reload's new generation; pools it retired drain on their own).
     static func warnIfPoolsOutgrowBudget(_ pools: [String: BackendPool], group: any EventLoopGroup, logger: Logger) {
         let budget = BackendConnectionBudget.shared.limit
         let loops = Array(group.makeIterator()).count
         let needs = pools.values.reduce(0) { $0 + $1.configuration.worstCaseConnections(loops: loops) }
         guard needs > budget else { return }
         logger.warning(
-            "the backend pools can need more connections than the open-file limit leaves; connects over it answer 503 (UO): raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower pools' max_concurrency",
+            "the backend pools can need more connections than the open-file limit leaves; connects over it close an idle backend connection, and answer 503 (UO) when every one carries a call: raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower pools' max_concurrency",
             metadata: [
                 "backend.connections.worst_case": .stringConvertible(needs),
                 "backend.connections.limit": .stringConvertible(budget),
@@ -503,6 +504,7 @@ extension BackendPoolConfiguration {
             endpoints: pool.endpoints.map { Endpoint(host: $0.host, port: $0.port, basePath: $0.basePath) },
             connectTimeout: TimeAmount(pool.connectTimeout),
             requestTimeout: TimeAmount(pool.requestTimeout),
+            idleTimeout: TimeAmount(pool.idleTimeout),
             maxConcurrency: pool.maxConcurrency,
             maxQueue: pool.maxQueue,
             maxResponseBytes: Self.maxResponseBytes(forRequestCap: limits.maxBodyBytes),

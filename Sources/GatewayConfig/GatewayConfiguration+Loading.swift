@@ -267,8 +267,8 @@ extension GatewayConfiguration {
                 item,
                 at: "pools[\(i)]",
                 allowed: [
-                    "name", "transport", "endpoints", "connect_timeout", "request_timeout", "max_concurrency",
-                    "max_queue", "outlier_detection", "retry", "health_check", "tls",
+                    "name", "transport", "endpoints", "connect_timeout", "request_timeout", "idle_timeout",
+                    "max_concurrency", "max_queue", "outlier_detection", "retry", "health_check", "tls",
                 ]
             )
             let nameNode = try require(m, "name", reader)
@@ -326,6 +326,13 @@ extension GatewayConfiguration {
             let oneMillisecond = Duration.milliseconds(1)
             if let n = m["connect_timeout"] {
                 pool.connectTimeout = try reader.duration(n, at: m.path("connect_timeout"), minimum: oneMillisecond)
+            }
+            if let n = m["idle_timeout"] {
+                pool.idleTimeout = try reader.duration(n, at: m.path("idle_timeout"), minimum: oneMillisecond)
+                guard pool.idleTimeout <= PoolConfiguration.idleTimeoutRange.upperBound else {
+                    throw reader.error(
+                        m.path("idle_timeout"), n, "idle_timeout must be at most 24h, got \(pool.idleTimeout)")
+                }
             }
             if let n = m["request_timeout"] {
                 pool.requestTimeout = try reader.duration(n, at: m.path("request_timeout"), minimum: oneMillisecond)

@@ -16,6 +16,9 @@ package struct PoolConfiguration: Sendable, Equatable {
     package var connectTimeout: Duration
     /// Per-call timeout when the client's own deadline is later (or absent).
     package var requestTimeout: Duration
+    /// `idle_timeout`: a backend connection idle (no call on it) this long is closed, as nginx's
+    /// `keepalive_timeout` and Envoy's `idle_timeout` (both 60 s by default).
+    package var idleTimeout: Duration = .seconds(60)
     /// Calls in flight to the pool at once.
     package var maxConcurrency: Int
     /// Calls allowed to wait for a slot; past that the gateway answers 503 / RESOURCE_EXHAUSTED.
@@ -74,6 +77,7 @@ package struct PoolConfiguration: Sendable, Equatable {
     /// The embedded default's only pool: the in-process demo runner, named `demo`.
     package static var defaultDemo: PoolConfiguration { PoolConfiguration(name: "demo", transport: .inprocess) }
 
+    package static let idleTimeoutRange = Duration.milliseconds(1)...Duration.seconds(86_400)
     package static let maxConcurrencyRange = 1...1_000_000
     package static let maxQueueRange = 0...1_000_000
 }

@@ -177,6 +177,7 @@ package final class ConnectionMetrics: Sendable {
     private let rejected: [RejectReason: Counter]
     private let headerBlocks: [HeaderBlockRefusal: Counter]
     private let backendOpen: Gauge
+    private let backendIdle: Gauge
     private let backendLimit: Gauge
     private let backendRefused: Counter
     /// The budget's refusals already added to ``backendRefused`` (the budget keeps its own running count).
@@ -201,14 +202,23 @@ package final class ConnectionMetrics: Sendable {
             help:
                 "Backend connections open or connecting now, every pool together (the backend connection budget's count)."
         )
+        // Envoy's `upstream_cx_active` minus `upstream_rq_active`, for the budget: what a connect over the budget
+        // may close (so idle connections never cause a refusal) and what `idle_timeout` closes.
+        self.backendIdle = registry.gauge(
+            name: "trigger_gateway_backend_connections_idle",
+            help: "Backend connections open with no call on them (counted in backend_connections_open), every pool "
+                + "together: a connect over the budget closes the least recently used of them instead of failing, "
+                + "and each closes after its pool's idle_timeout."
+        )
         self.backendLimit = registry.gauge(
             name: "trigger_gateway_backend_connections_limit",
             help: "The backend connections the open-file limit leaves room for, every pool together; a connect over "
-                + "it fails as overload (503 / UNAVAILABLE, UO)."
+                + "it closes an idle one, or fails as overload (503 / UNAVAILABLE, UO) when every one carries a call."
         )
         self.backendRefused = registry.counter(
             name: "trigger_gateway_backend_connections_refused_total",
-            help: "Backend connects refused before they were made: the backend connection budget was spent, or the "
+            help: "Backend connects refused before they were made: the backend connection budget was spent with "
+                + "every connection carrying a call (none idle to close), or the "
                 + "kernel said the process is out of file descriptors (EMFILE/ENFILE). Each failed its call with "
                 + "503 / UNAVAILABLE."
         )
@@ -261,9 +271,11 @@ package final class ConnectionMetrics: Sendable {
     /// A connection was refused for `reason` (closed at accept, or answered with the reason and closed).
     package func rejected(_ reason: RejectReason) { rejected[reason]!.increment() }
 
-    /// Scrape time: the backend connection budget's state (`refusedTotal`: its running count since start).
-    package func setBackendConnections(open: Int, limit: Int, refusedTotal: Int) {
+    /// Scrape time: the backend connection budget's state (`idle`: of the `open` ones, those with no call;
+    /// `refusedTotal`: its running count since start).
+    package func setBackendConnections(open: Int, idle: Int, limit: Int, refusedTotal: Int) {
         backendOpen.set(to: Double(open))
+        backendIdle.set(to: Double(idle))
         backendLimit.set(to: limit == .max ? 0 : Double(limit))
         let seen = backendRefusedSeen.exchange(refusedTotal, ordering: .relaxed)
         if refusedTotal > seen { backendRefused.increment(by: Int64(refusedTotal - seen)) }

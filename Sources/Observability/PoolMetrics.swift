@@ -141,8 +141,12 @@ package final class PoolMetrics: Sendable {
     }
 
     /// A try failed for `reason`: on endpoint `index` (``endpoints``' order), or nil when none was picked yet.
+    /// An overflow (`UO`) is always counted under `endpoint=""`: the gateway's own overload (its pool's slots, or
+    /// the process-wide backend connection budget, checked after the pick), never the endpoint's doing.
     package func recordFailure(endpoint index: Int?, reason: UpstreamFailure) {
-        let row = index.flatMap { endpoints.indices.contains($0) ? $0 : nil } ?? endpoints.count
+        let row =
+            reason == .overflow
+            ? endpoints.count : index.flatMap { endpoints.indices.contains($0) ? $0 : nil } ?? endpoints.count
         failures[row][Self.column(reason)].increment()
     }
 

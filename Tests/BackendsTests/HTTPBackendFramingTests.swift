@@ -204,6 +204,8 @@ final class ScriptedBackend: Sendable {
 
     /// Connections accepted so far.
     var accepted: Int { counter.accepted.load(ordering: .relaxed) }
+    /// Connections open now (not closed by either side).
+    var openConnections: Int { counter.open.withLock { $0.count } }
     /// Requests read whole so far (each answered).
     var requests: Int { counter.requests.load(ordering: .relaxed) }
 

@@ -74,6 +74,16 @@ struct ConfigErrorTests {
             message: "expected a duration"
         ),
         Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, idle_timeout: 0s}\n",
+            path: "pools[0].idle_timeout",
+            message: "0s is too short: must be at least 1ms"
+        ),
+        Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, idle_timeout: 86401s}\n",
+            path: "pools[0].idle_timeout",
+            message: "idle_timeout must be at most 24h"
+        ),
+        Case(
             yaml: "limits: {max_body_bytes: 32XB}\n",
             path: "limits.max_body_bytes",
             message: "expected a size such as"

@@ -29,6 +29,7 @@ struct GatewayConfigurationTests {
             endpoints: ["127.0.0.1:9000", "http://[::1]:9001"]
             connect_timeout: 250ms
             request_timeout: 2m
+            idle_timeout: 90s
             max_concurrency: 4
             max_queue: 0
           - name: web
@@ -122,26 +123,26 @@ struct GatewayConfigurationTests {
         )
         #expect(config.pools.map(\.name) == ["demo", "gpu", "web"])
         #expect(config.pools[0] == PoolConfiguration(name: "demo", transport: .inprocess))
-        #expect(
-            config.pools[1]
-                == PoolConfiguration(
-                    name: "gpu",
-                    transport: .grpc,
-                    endpoints: [
-                        BackendEndpoint(host: "127.0.0.1", port: 9000),
-                        BackendEndpoint(host: "::1", port: 9001, scheme: .http),
-                    ],
-                    connectTimeout: .milliseconds(250),
-                    requestTimeout: .seconds(120),
-                    maxConcurrency: 4,
-                    maxQueue: 0
-                )
+        var gpu = PoolConfiguration(
+            name: "gpu",
+            transport: .grpc,
+            endpoints: [
+                BackendEndpoint(host: "127.0.0.1", port: 9000),
+                BackendEndpoint(host: "::1", port: 9001, scheme: .http),
+            ],
+            connectTimeout: .milliseconds(250),
+            requestTimeout: .seconds(120),
+            maxConcurrency: 4,
+            maxQueue: 0
         )
+        gpu.idleTimeout = .seconds(90)
+        #expect(config.pools[1] == gpu)
         #expect(
             config.pools[2].endpoints == [
                 BackendEndpoint(host: "runner.internal", port: 8000, basePath: "/api", scheme: .http)
             ])
         #expect(config.pools[2].transport == .http)
+        #expect(config.pools[1].idleTimeout == .seconds(90))
         #expect(
             config.routes == [
                 RouteConfiguration(namespace: "demo", pipeline: "*", pool: "demo"),
@@ -172,6 +173,7 @@ struct GatewayConfigurationTests {
         )
         #expect(d.pools[0].connectTimeout == .seconds(2))
         #expect(d.pools[0].requestTimeout == .seconds(60))
+        #expect(d.pools[0].idleTimeout == .seconds(60), "nginx's keepalive_timeout, Envoy's idle_timeout")
         #expect(d.pools[0].maxConcurrency == 256)
         #expect(d.pools[0].maxQueue == 1024)
         #expect(throws: Never.self) { try d.validateListenPolicy() }
