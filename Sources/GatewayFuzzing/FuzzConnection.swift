@@ -28,8 +28,13 @@ enum FuzzConnection {
     /// Read sizes cycled through while feeding the input: the first two split the 24-byte preface (the
     /// sniffer matches it incrementally), the rest cut requests and frames at varied offsets.
     static let chunkSizes = [1, 23, 9, 17, 4096, 3, 65_536]
-    /// Real time the settle phase waits for work off the loop before calling a request unanswered.
+    /// Real time the settle phase waits for work off the loop before calling a request unanswered, under the fuzzer
+    /// (below its `-timeout=10`, scripts/fuzz.sh, so a lost answer is reported as one, not as a slow input).
     static let settleLimit = Duration.seconds(5)
+    /// The same for the unit tests' replay (`FuzzConnectionTests`): the in-process runner answers at once, but on
+    /// Swift's cooperative pool, two threads on a 2-core machine, which the suites running in parallel can keep
+    /// busy for seconds (5 s once called an Abacus `runPipeline` unanswered under load, twenty-first session).
+    static let replaySettleLimit = Duration.seconds(30)
     /// The clock step of the quiet phase: finer than every timeout (2 s and up, ``FuzzServices``), coarse
     /// enough that an input costs a handful of steps.
     static let quietStep = TimeAmount.seconds(1)
@@ -59,13 +64,13 @@ enum FuzzConnection {
     }
 
     /// Serves `input` as one connection.
-    static func serve(_ input: [UInt8]) async -> Served {
+    static func serve(_ input: [UInt8], settleLimit: Duration = settleLimit) async -> Served {
         var transcript = Transcript(input: input)
-        let violation = await serve(input, transcript: &transcript)
+        let violation = await serve(input, settleLimit: settleLimit, transcript: &transcript)
         return Served(output: transcript.output, violation: violation)
     }
 
-    private static func serve(_ input: [UInt8], transcript: inout Transcript) async -> String? {
+    private static func serve(_ input: [UInt8], settleLimit: Duration, transcript: inout Transcript) async -> String? {
         let loop = NIOAsyncTestingEventLoop()
         let services = FuzzServices.make(clock: { loop.now })
         let channel = NIOAsyncTestingChannel(loop: loop)

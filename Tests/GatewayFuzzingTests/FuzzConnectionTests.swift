@@ -51,7 +51,7 @@ struct FuzzConnectionTests {
     @Test("every corpus input and past crasher replays with every invariant held", arguments: regressionInputs)
     func replayed(_ path: String) async throws {
         let bytes = try [UInt8](Data(contentsOf: Self.corpus.deletingLastPathComponent().appendingPathComponent(path)))
-        let served = await FuzzConnection.serve(bytes)
+        let served = await FuzzConnection.serve(bytes, settleLimit: FuzzConnection.replaySettleLimit)
         #expect(served.violation == nil, "\(path): \(served.violation ?? "")")
         // A whole-connection seed (a real client's capture, a generated session) gets an answer.
         if path.hasPrefix("corpus/"), Self.seeds.contains(String(path.dropFirst("corpus/".count))) {
