@@ -146,6 +146,25 @@ struct PoolDeadlineTests {
             transport: runner, metrics: metrics, eventLoopGroup: loop)
     }
 
+    /// A pool of one slot (`requestTimeout`, metrics on) on a testing loop, whose slot a call holds for two hours
+    /// from now: the setting of the queued-call tests.
+    struct HeldPool {
+        let loop = NIOAsyncTestingEventLoop()
+        let runner = LoopTimedRunner()
+        let metrics = GatewayMetrics()
+        let pool: BackendPool
+        let holder: EventLoopFuture<TriggerResult>
+
+        init(requestTimeout: TimeAmount) async {
+            pool = PoolDeadlineTests.timedPool(
+                runner, on: loop, requestTimeout: requestTimeout, maxConcurrency: 1,
+                metrics: metrics.pool("p", endpoints: []))
+            holder = pool.run(
+                LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
+            await loop.run()
+        }
+    }
+
     /// `trigger_gateway_backend_failures_total{pool="p",endpoint="",reason="UT"}`: the pool's own timeouts.
     static func poolTimeouts(_ metrics: GatewayMetrics) -> Double? {
         Exposition(String(decoding: metrics.scrape(), as: UTF8.self)).samples[
@@ -332,15 +351,9 @@ struct PoolDeadlineTests {
         "a frontend's call queued for a slot is answered at its deadline, not a nanosecond before, and leaves the queue; one whose slot comes first runs",
         .timeLimit(.minutes(1)))
     func queuedCallDeadline() async throws {
-        let loop = NIOAsyncTestingEventLoop()
-        let runner = LoopTimedRunner()
-        let metrics = GatewayMetrics()
-        let pool = Self.timedPool(
-            runner, on: loop, requestTimeout: .hours(3), maxConcurrency: 1, metrics: metrics.pool("p", endpoints: []))
         // A call holds the only slot for two hours.
-        let holder = pool.run(
-            LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
-        await loop.run()
+        let held = await HeldPool(requestTimeout: .hours(3))
+        let (loop, runner, metrics, pool, holder) = (held.loop, held.runner, held.metrics, held.pool, held.holder)
         var late = LoopTimedRunner.request(lasting: .minutes(1))
         late.deadline = loop.now + .hours(1)
         let lateCall = pool.run(late, on: loop, cancellation: TriggerCancellation())
@@ -382,18 +395,12 @@ struct PoolDeadlineTests {
         "a queued call whose slot comes with less than the minimum left is answered as the queue's deadline, not sent; with the minimum left it is sent",
         .timeLimit(.minutes(1)), arguments: [Int64(-1), 0])
     func queuedCallMinimumTimeToSend(offset: Int64) async throws {
-        let loop = NIOAsyncTestingEventLoop()
-        let runner = LoopTimedRunner()
-        let metrics = GatewayMetrics()
         let timeout = TimeAmount.hours(3)
         let minimum = BackendPool.minimumTimeToSend(timeout: timeout)
         #expect(minimum == .nanoseconds(timeout.nanoseconds / 100))
         #expect(BackendPool.minimumTimeToSend(timeout: .milliseconds(500)) == .milliseconds(10))
-        let pool = Self.timedPool(
-            runner, on: loop, requestTimeout: timeout, maxConcurrency: 1, metrics: metrics.pool("p", endpoints: []))
-        let holder = pool.run(
-            LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
-        await loop.run()
+        let held = await HeldPool(requestTimeout: timeout)
+        let (loop, runner, metrics, pool, holder) = (held.loop, held.runner, held.metrics, held.pool, held.holder)
         // Its slot comes when the holder ends, two hours from now, with `minimum + offset` of its deadline left.
         var queued = LoopTimedRunner.request(lasting: .nanoseconds(1))
         queued.deadline = loop.now + .hours(2) + minimum + .nanoseconds(offset)
@@ -426,14 +433,8 @@ struct PoolDeadlineTests {
         "a queued call that then times out says how long it waited for its slot and how much was left, and is the pool's UT, not the endpoint's",
         .timeLimit(.minutes(1)))
     func queuedCallTimesOutAfterItsSlot() async throws {
-        let loop = NIOAsyncTestingEventLoop()
-        let runner = LoopTimedRunner()
-        let metrics = GatewayMetrics()
-        let pool = Self.timedPool(
-            runner, on: loop, requestTimeout: .hours(3), maxConcurrency: 1, metrics: metrics.pool("p", endpoints: []))
-        let holder = pool.run(
-            LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
-        await loop.run()
+        let held = await HeldPool(requestTimeout: .hours(3))
+        let (loop, runner, metrics, pool, holder) = (held.loop, held.runner, held.metrics, held.pool, held.holder)
         var queued = LoopTimedRunner.request(lasting: .hours(2))
         queued.deadline = loop.now + .hours(3)
         let call = pool.run(queued, on: loop, cancellation: TriggerCancellation())
