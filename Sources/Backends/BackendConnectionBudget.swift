@@ -41,6 +41,8 @@ package final class BackendConnectionBudget: Sendable {
     private let refusedCount = Atomic<Int>(0)
     private let evictedCount = Atomic<Int>(0)
     private let expiredCount = Atomic<Int>(0)
+    /// Connections whose `idle_timeout` check is still scheduled (tests: a closed connection has none).
+    private let idleChecksCount = Atomic<Int>(0)
 
     package init(limit: Int) {
         self.limitValue = Atomic(limit)
@@ -123,22 +125,43 @@ package final class BackendConnectionBudget: Sendable {
 
     /// Closes the connection of `use` when it has been idle `timeout` (the pool's `idle_timeout`), if it still
     /// is then: checked by a timer on the connection's own loop, one per connection (never one per call).
+    ///
+    /// The check is cancelled when the connection closes: it holds the channel, so a connection closed early (a
+    /// call cut at its deadline, a runner closing after its answer) was kept with its whole pipeline until the
+    /// check would have fired, `idle_timeout` later: RSS grew with connection churn (PerCallMemoryTests, 2 KiB a
+    /// call on REST calls that all expire).
     private func expireWhenIdle(_ use: BackendConnectionUse, channel: any Channel, after timeout: TimeAmount) {
-        channel.eventLoop.scheduleTask(in: timeout) { [self] in
-            expireWhenIdleFired(use, channel: channel, timeout: timeout)
+        let check = IdleCheck()
+        idleChecksCount.add(1, ordering: .relaxed)
+        check.scheduled = channel.eventLoop.scheduleTask(in: timeout) { [self] in
+            expireWhenIdleFired(use, channel: channel, timeout: timeout, check: check)
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            check.scheduled?.cancel()
+            check.scheduled = nil
+            idleChecksCount.subtract(1, ordering: .relaxed)
         }
     }
 
-    private func expireWhenIdleFired(_ use: BackendConnectionUse, channel: any Channel, timeout: TimeAmount) {
-        guard channel.isActive else { return }
+    private func expireWhenIdleFired(
+        _ use: BackendConnectionUse, channel: any Channel, timeout: TimeAmount, check: IdleCheck
+    ) {
+        check.scheduled = nil
+        guard channel.isActive else { return }  // its close ends the check
         switch use.expiry(now: NIODeadline.now(), idleTimeout: timeout) {
         case .recheck(let deadline):
-            channel.eventLoop.scheduleTask(deadline: deadline) { [self] in
-                expireWhenIdleFired(use, channel: channel, timeout: timeout)
+            check.scheduled = channel.eventLoop.scheduleTask(deadline: deadline) { [self] in
+                expireWhenIdleFired(use, channel: channel, timeout: timeout, check: check)
             }
         case .expired:
             evict(use, channel: channel)
         }
+    }
+
+    /// One connection's pending `idle_timeout` check (``expireWhenIdle(_:channel:after:)``). Touched only on the
+    /// connection's loop (the timer and the close callback run there), hence `@unchecked Sendable`.
+    private final class IdleCheck: @unchecked Sendable {
+        var scheduled: Scheduled<Void>?
     }
 
     /// Closes an expired idle connection (its pool's compare-exchange loses from now on); its unit is given
@@ -205,6 +228,8 @@ package final class BackendConnectionBudget: Sendable {
     var evicted: Int { evictedCount.load(ordering: .relaxed) }
     /// Idle connections closed at their pool's `idle_timeout` (tests).
     var expired: Int { expiredCount.load(ordering: .relaxed) }
+    /// Connections whose `idle_timeout` check is scheduled (tests): only open ones.
+    var idleChecksPending: Int { idleChecksCount.load(ordering: .relaxed) }
 
     /// ``connect(_:on:host:port:pool:use:idleTimeout:)`` once it holds a unit.
     private func connectHoldingUnit(

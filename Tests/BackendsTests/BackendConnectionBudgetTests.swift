@@ -291,6 +291,37 @@ struct BackendConnectionBudgetTests {
     }
 
     @Test(
+        "a connection that closes before its idle_timeout (the runner closes it after its answer) takes its idle check with it: no closed connection is kept until the check would have fired"
+    )
+    func closedConnectionEndsItsIdleCheck() async throws {
+        let answer = #"{"outputs":[{"x":1}]}"#
+        let backend = try await ScriptedBackend.start(
+            .init(
+                pieces: [
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(answer.utf8.count)\r\n"
+                        + "connection: close\r\n\r\n" + answer
+                ],
+                close: true))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let budget = BackendConnectionBudget(limit: 4)
+        let transport = HTTPBackendTransport(
+            configuration: Self.httpPool("p", port: backend.port, idleTimeout: .hours(1)), group: group,
+            codecLimits: .defaults, connectionBudget: budget)
+        for _ in 0..<3 {
+            _ = try await transport.run(makeRequest("echo"), on: loop, cancellation: TriggerCancellation()).get()
+        }
+        let closed = await eventually(within: .seconds(10)) { budget.open == 0 }
+        #expect(closed, "open: \(budget.open)")
+        let ended = await eventually(within: .seconds(10)) { budget.idleChecksPending == 0 }
+        #expect(ended, "idle checks still scheduled for closed connections: \(budget.idleChecksPending)")
+        #expect(backend.accepted == 3)
+        transport.retire()
+        try await backend.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
         "grpc pool, budget 1: calls share the one HTTP/2 connection of a loop; a call on another loop closes it (no stream on it: idle) and takes its place; the first loop's next call gets a new one"
     )
     func grpcCalls() async throws {
