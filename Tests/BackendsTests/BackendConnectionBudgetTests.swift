@@ -61,6 +61,16 @@ struct BackendConnectionBudgetTests {
             name: name, transport: .http, endpoints: [.init(host: "127.0.0.1", port: port)], idleTimeout: idleTimeout)
     }
 
+    /// An http pool `name` on `port`, its connections counted in `budget`.
+    static func httpTransport(
+        _ name: String, port: Int, group: any EventLoopGroup, budget: BackendConnectionBudget,
+        idleTimeout: TimeAmount? = nil
+    ) -> HTTPBackendTransport {
+        HTTPBackendTransport(
+            configuration: httpPool(name, port: port, idleTimeout: idleTimeout), group: group, codecLimits: .defaults,
+            connectionBudget: budget)
+    }
+
     @Test(
         "http pool over real sockets, budget 1: a call on the one connection succeeds (twice, reused); a call needing a second closes the idle one and takes its place, nothing refused"
     )
@@ -69,9 +79,7 @@ struct BackendConnectionBudgetTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let loops = Array(group.makeIterator())
         let budget = BackendConnectionBudget(limit: 1)
-        let transport = HTTPBackendTransport(
-            configuration: Self.httpPool("tight", port: backend.port), group: group, codecLimits: .defaults,
-            connectionBudget: budget)
+        let transport = Self.httpTransport("tight", port: backend.port, group: group, budget: budget)
 
         // At the edge: the one place, twice (the second call reuses the first's connection, kept on loop 0).
         for _ in 0..<2 {
@@ -114,9 +122,7 @@ struct BackendConnectionBudgetTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let loops = Array(group.makeIterator())
         let budget = BackendConnectionBudget(limit: 1)
-        let transport = HTTPBackendTransport(
-            configuration: Self.httpPool("tight", port: backend.port), group: group, codecLimits: .defaults,
-            connectionBudget: budget)
+        let transport = Self.httpTransport("tight", port: backend.port, group: group, budget: budget)
         let holder = TriggerCancellation()
         let held = transport.run(makeRequest("echo"), on: loops[0], cancellation: holder)
         let sent = await eventually(within: .seconds(10)) { backend.requests == 1 }
@@ -157,12 +163,8 @@ struct BackendConnectionBudgetTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let loops = Array(group.makeIterator())
         let budget = BackendConnectionBudget(limit: 4)
-        let poolA = HTTPBackendTransport(
-            configuration: Self.httpPool("a", port: backend.port), group: group, codecLimits: .defaults,
-            connectionBudget: budget)
-        let poolB = HTTPBackendTransport(
-            configuration: Self.httpPool("b", port: backend.port), group: group, codecLimits: .defaults,
-            connectionBudget: budget)
+        let poolA = Self.httpTransport("a", port: backend.port, group: group, budget: budget)
+        let poolB = Self.httpTransport("b", port: backend.port, group: group, budget: budget)
         // Four calls started in one tick of loop 0: none finds an idle connection, each opens one.
         let burst = try await loops[0].submit {
             (0..<4).map { _ in poolA.run(makeRequest("echo"), on: loops[0], cancellation: TriggerCancellation()) }
@@ -203,9 +205,7 @@ struct BackendConnectionBudgetTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let budget = BackendConnectionBudget(limit: 2)
-        let transport = HTTPBackendTransport(
-            configuration: Self.httpPool("p", port: backend.port), group: group, codecLimits: .defaults,
-            connectionBudget: budget)
+        let transport = Self.httpTransport("p", port: backend.port, group: group, budget: budget)
         _ = try await transport.run(makeRequest("echo"), on: loop, cancellation: TriggerCancellation()).get()
         let listed = try #require(transport.endpoint(at: 0).idle.withList(on: loop) { $0.last })
         // The budget's side of an eviction from another loop: the state flips first, the close runs later on the
@@ -264,9 +264,8 @@ struct BackendConnectionBudgetTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let budget = BackendConnectionBudget(limit: 4)
-        let transport = HTTPBackendTransport(
-            configuration: Self.httpPool("p", port: backend.port, idleTimeout: .milliseconds(150)), group: group,
-            codecLimits: .defaults, connectionBudget: budget)
+        let transport = Self.httpTransport(
+            "p", port: backend.port, group: group, budget: budget, idleTimeout: .milliseconds(150))
         try await withGRPCBackend(group: group, configure: { $0.idleTimeout = .milliseconds(150) }) { grpc in
             let grpcPool = GRPCBackendTransport(
                 configuration: grpc.configuration, group: group, connectionBudget: budget)
@@ -305,9 +304,8 @@ struct BackendConnectionBudgetTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let budget = BackendConnectionBudget(limit: 4)
-        let transport = HTTPBackendTransport(
-            configuration: Self.httpPool("p", port: backend.port, idleTimeout: .hours(1)), group: group,
-            codecLimits: .defaults, connectionBudget: budget)
+        let transport = Self.httpTransport(
+            "p", port: backend.port, group: group, budget: budget, idleTimeout: .hours(1))
         for _ in 0..<3 {
             _ = try await transport.run(makeRequest("echo"), on: loop, cancellation: TriggerCancellation()).get()
         }
