@@ -1,5 +1,6 @@
 import AsyncDispatch
 import Clocks
+import GatewayTestSupport
 import Synchronization
 import Testing
 
@@ -10,15 +11,6 @@ struct WakeSignalTests {
         private let flag = Atomic<Bool>(false)
         var value: Bool { flag.load(ordering: .sequentiallyConsistent) }
         func set() { flag.store(true, ordering: .sequentiallyConsistent) }
-    }
-
-    /// Yields until `condition` holds or 10 s of real time passed (the waiting task runs on the global executor).
-    func eventually(_ condition: () -> Bool) async -> Bool {
-        for _ in 0..<10_000 {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(1))
-        }
-        return condition()
     }
 
     @Test(
@@ -38,32 +30,50 @@ struct WakeSignalTests {
             await signal.wait(until: deadline)
             returned.set()
         }
-        // Not before the deadline: the wait is asleep on the clock, not returned.
-        try? await Task.sleep(for: .milliseconds(50))
+        // Not before the deadline: the wait is asleep on the clock, not returned. (Polled until the sleep is on the
+        // clock rather than a fixed real-time pause: on a loaded machine the task can start after the clock moved.)
+        #expect(
+            await eventually(within: .seconds(10), interval: .milliseconds(1)) { await Self.asleep(on: clock) },
+            "the wait never went to sleep on the clock")
         #expect(!returned.value)
         await clock.advance(by: .seconds(1))
-        #expect(await eventually { returned.value }, "the wait did not end at the deadline")
+        #expect(
+            await eventually(within: .seconds(10), interval: .milliseconds(1)) { returned.value },
+            "the wait did not end at the deadline")
         waiter.cancel()  // ends a wait that missed its deadline, so a failure does not hang the run
         await waiter.value
     }
 
-    @Test("a signal ends the wait before its deadline; a signal sent while nobody waits ends the next wait at once")
-    func signalEndsWait() async {
+    @Test(
+        """
+        a wait that begins at the very instant of its deadline returns at once, without the clock moving again (a \
+        task scheduled late can begin its wait exactly then)
+        """, .timeLimit(.minutes(1)))
+    func waitBeginningAtItsDeadline() async {
         let clock = TestClock()
         let signal = WakeSignal()
+        let deadline = clock.deadline(after: .seconds(60))
+        await clock.advance(by: .seconds(60))
+        #expect(deadline.remaining() == .zero)
         let returned = Returned()
         let waiter = Task {
-            await signal.wait(until: clock.deadline(after: .seconds(3600)))
+            await signal.wait(until: deadline)
             returned.set()
         }
-        try? await Task.sleep(for: .milliseconds(50))
-        #expect(!returned.value)
-        signal.signal()
-        #expect(await eventually { returned.value })
-        waiter.cancel()
+        #expect(
+            await eventually(within: .seconds(10), interval: .milliseconds(1)) { returned.value },
+            "the wait did not end: it sleeps until the clock next moves")
+        waiter.cancel()  // ends a wait that missed its deadline, so a failure does not hang the run
         await waiter.value
+    }
 
-        signal.signal()
-        await signal.wait(until: clock.deadline(after: .seconds(3600)))  // pending: returns without the clock moving
+    /// Whether a sleep is suspended on `clock`: `checkSuspension` throws exactly then.
+    static func asleep(on clock: TestClock<Duration>) async -> Bool {
+        do {
+            try await clock.checkSuspension()
+            return false
+        } catch {
+            return true
+        }
     }
 }
