@@ -535,6 +535,12 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         guard let (index, start, cancellation) = current.take() else { return }
         if case .failure(let error) = result {
             balancer.tryEnded(index, startedAt: start, error: error)
+            // The gateway's own refusal (`UO`: the connection budget spent) came before anything reached the
+            // endpoint: the request's record and `trigger failed` warning name none, as its metric counts it under
+            // `endpoint=""` (README, Metrics; review 21 L1). A retry's pick names its endpoint again.
+            if BackendErrors.isConnectionRefusedLocally((error as? NotSent)?.error ?? error) {
+                cancellation.endpoint = nil
+            }
         } else {
             balancer.tryEnded(index, startedAt: start)
         }

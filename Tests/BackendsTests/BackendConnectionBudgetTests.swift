@@ -129,8 +129,9 @@ struct BackendConnectionBudgetTests {
         #expect(sent)
         #expect(budget.open == 1)
         #expect(budget.idle == 0)
+        let refusedCall = TriggerCancellation()
         do {
-            _ = try await transport.run(makeRequest("echo"), on: loops[1], cancellation: TriggerCancellation()).get()
+            _ = try await transport.run(makeRequest("echo"), on: loops[1], cancellation: refusedCall).get()
             Issue.record("a second connection was made over a budget of 1")
         } catch let error as GatewayError {
             #expect(error.code == .overloaded)
@@ -142,7 +143,10 @@ struct BackendConnectionBudgetTests {
         #expect(budget.refused == 1)
         #expect(budget.evicted == 0)
         #expect(backend.accepted == 1)
-        // Not the endpoint's failure: no outlier count, no retry.
+        // Not the endpoint's failure: the request's record names no endpoint (review 21 L1), no outlier count, no
+        // retry.
+        #expect(refusedCall.endpoint == nil, "the refused call names \(refusedCall.endpoint ?? "")")
+        #expect(holder.endpoint == "127.0.0.1:\(backend.port)")
         #expect(transport.balancer.health[0].consecutiveFailures.load(ordering: .relaxed) == 0)
         #expect(transport.balancer.retriesTotal == 0)
 
@@ -337,6 +341,11 @@ struct BackendConnectionBudgetTests {
             }
             #expect(budget.open == 1)
             for loop in [loops[1], loops[0]] {
+                // A call's answer can reach the test before its stream's close is handled on the connection's loop
+                // (the trailers' frame first, then the stream's end): wait until the connection is idle, as a later
+                // call would find it, or the budget rightly refuses a connection whose one stream is still open.
+                let idle = await eventually(within: .seconds(10), interval: .milliseconds(1)) { budget.idle == 1 }
+                #expect(idle, "idle: \(budget.idle)")
                 let result = try await transport.run(makeRequest("echo"), on: loop, cancellation: TriggerCancellation())
                     .get()
                 #expect(result.outputs.count == 1)
