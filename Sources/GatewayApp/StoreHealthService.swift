@@ -124,7 +124,10 @@ package struct StoreHealthService: Service {
                     logger.warning(
                         "operation store not ready: async triggers answer 503 until it is back", metadata: metadata)
                 }
-                try? await Task.sleep(for: backoff(afterFailures: failures))
+                // Backing off spares a failing store (and a server's reconnects); a store that answered but whose
+                // disk is still short of room is looked at again each `interval` (a probe and a statvfs), so
+                // async is back within one interval of the space being freed.
+                try? await Task.sleep(for: storeFailed ? backoff(afterFailures: failures) : interval)
             }
         }
     }
