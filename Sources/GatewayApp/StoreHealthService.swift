@@ -124,10 +124,11 @@ package struct StoreHealthService: Service {
                     logger.warning(
                         "operation store not ready: async triggers answer 503 until it is back", metadata: metadata)
                 }
-                // Backing off spares a failing store (and a server's reconnects); a store that answered but whose
-                // disk is still short of room is looked at again each `interval` (a probe and a statvfs), so
-                // async is back within one interval of the space being freed.
-                try? await Task.sleep(for: storeFailed ? backoff(afterFailures: failures) : interval)
+                // Backing off spares a failing store (and a server's reconnects); a store whose only trouble is a
+                // full disk (its probe refused for space too, once the WAL has grown into the last pages, or
+                // answered but short of room) is looked at again each `interval` (a small write and a statvfs),
+                // so async is back within one interval of the space being freed.
+                try? await Task.sleep(for: storeFailed && !full.isTripped ? backoff(afterFailures: failures) : interval)
             }
         }
     }

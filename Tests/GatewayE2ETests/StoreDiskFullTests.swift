@@ -134,7 +134,7 @@ struct StoreDiskFullTests {
     }
 
     /// The review's s7 as a test: a gateway process on an 8 MiB tmpfs filled to 48 KiB free. A 300 KB async
-    /// trigger is refused (its blob files do not fit: ENOSPC); readiness fails and stays failed across ten probes
+    /// trigger is refused (its blob files do not fit: ENOSPC); readiness fails and stays failed across 30 probes
     /// while the probe's own row still fits; no blob file of the refused trigger stays; freeing the space brings
     /// async back within about one probe interval and the same trigger is taken.
     @Test(
@@ -176,8 +176,9 @@ struct StoreDiskFullTests {
         #expect(full.samples[Self.asyncReady] == 0)
         #expect((full.samples[Self.freeBytes] ?? .infinity) < 2 * 1024 * 1024, "\(String(describing: full.samples[Self.freeBytes]))")
         #expect(blobEntries() == storedBlobs, "no blob directory of the refused trigger is left")
-        // Ten probe intervals: the probe's write succeeds each time, readiness does not flap back.
-        for _ in 0..<10 {
+        // Thirty probe intervals: the probe's write succeeds each time, readiness does not flap back (and a
+        // failing store's back-off would have grown to its 3 s cap by now).
+        for _ in 0..<30 {
             try await Task.sleep(for: .milliseconds(100))
             #expect(try await client.request("GET", "/readyz?component=async").status == 503)
         }
