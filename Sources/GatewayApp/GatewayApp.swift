@@ -102,7 +102,9 @@ package final class GatewayApp: Sendable {
         let baseStore: (any OperationStore)? = replaceable ?? openedStore
         let health = HealthRegistry(async: baseStore == nil ? nil : (openedStore == nil ? .notServing : .serving))
         self.health = health
-        let storeFull = baseStore.map { _ in Self.storeFullLatch(config, health: health, metrics: metrics, logger: logger) }
+        let storeFull = baseStore.map { _ in
+            Self.storeFullLatch(config, health: health, metrics: metrics, logger: logger)
+        }
         let store: (any OperationStore)? = baseStore.map {
             MeasuredOperationStore.measuring(
                 $0, metrics: metrics.store, slowCalls: SlowCallLog(logger: logger, storeName: Self.storeName(config)),

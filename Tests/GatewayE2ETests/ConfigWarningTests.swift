@@ -57,7 +57,9 @@ struct ConfigWarningTests {
             let warnings = server.logged.split(separator: "\n").filter { $0.contains("level=warning") }
             #expect(
                 warnings.filter { $0.contains("no route uses it") }.count == 1
-                    && warnings.contains { $0.contains(#"msg="pool \"gpu\": no route uses it""#) && $0.contains("config.key=pools[1]") },
+                    && warnings.contains {
+                        $0.contains(#"msg="pool \"gpu\": no route uses it""#) && $0.contains("config.key=pools[1]")
+                    },
                 "\(server.logged)")
         }
         let example = Peers.repositoryRoot.appendingPathComponent("scripts/example-config.yaml").path

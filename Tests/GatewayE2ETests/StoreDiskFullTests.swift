@@ -28,8 +28,12 @@ struct StoreDiskFullTests {
         let latch = StoreFullLatch(
             health: health, space: .init(availableBytes: { free.withLock { $0 } }, needed: 2 << 20),
             storeName: "sqlite /d/operations.sqlite", logger: Logger(label: "t") { _ in log })
-        #expect(latch.stillFull() == nil && health.asyncRefusal == GatewayError(
-            .unavailable, "async triggers are unavailable: the operation store is not ready; retry later"))
+        #expect(
+            latch.stillFull() == nil
+                && health.asyncRefusal
+                    == GatewayError(
+                        .unavailable, "async triggers are unavailable: the operation store is not ready; retry later")
+        )
         let before = latch.refusals
         latch.trip()
         latch.trip()
@@ -174,7 +178,9 @@ struct StoreDiskFullTests {
         #expect(try await client.request("GET", "/readyz?component=async").status == 503)
         let full = try await MetricsE2ETests.scrape(client)
         #expect(full.samples[Self.asyncReady] == 0)
-        #expect((full.samples[Self.freeBytes] ?? .infinity) < 2 * 1024 * 1024, "\(String(describing: full.samples[Self.freeBytes]))")
+        #expect(
+            (full.samples[Self.freeBytes] ?? .infinity) < 2 * 1024 * 1024,
+            "\(String(describing: full.samples[Self.freeBytes]))")
         #expect(blobEntries() == storedBlobs, "no blob directory of the refused trigger is left")
         // Thirty probe intervals: the probe's write succeeds each time, readiness does not flap back (and a
         // failing store's back-off would have grown to its 3 s cap by now).

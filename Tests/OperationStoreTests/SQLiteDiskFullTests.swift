@@ -12,7 +12,9 @@ import TriggerModel
 /// file's size fail with SQLITE_FULL, exactly as a full disk does, without filling one.
 @Suite("SQLite store on a full disk")
 struct SQLiteDiskFullTests {
-    @Test("SQLITE_FULL: clients read unavailable, the disk full; one warning naming the full disk and the call; no ROLLBACK failure")
+    @Test(
+        "SQLITE_FULL: clients read unavailable, the disk full; one warning naming the full disk and the call; no ROLLBACK failure"
+    )
     func diskFull() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-full-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
