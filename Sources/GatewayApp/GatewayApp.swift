@@ -8,6 +8,7 @@ package import Observability
 package import OperationStore
 package import FoundationEssentials
 import Routing
+import SQLiteOperationStore
 import Synchronization
 package import ServiceLifecycle
 import TriggerDispatch
@@ -98,12 +99,17 @@ package final class GatewayApp: Sendable {
         let routes = RouteTable(routes: config.routes)
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         let replaceable = reopenStore.map { _ in ReplaceableOperationStore(openedStore) }
-        let store: (any OperationStore)? = (replaceable ?? openedStore).map {
-            MeasuredOperationStore.measuring(
-                $0, metrics: metrics.store, slowCalls: SlowCallLog(logger: logger, storeName: Self.storeName(config)))
-        }
-        let health = HealthRegistry(async: store == nil ? nil : (openedStore == nil ? .notServing : .serving))
+        let baseStore: (any OperationStore)? = replaceable ?? openedStore
+        let health = HealthRegistry(async: baseStore == nil ? nil : (openedStore == nil ? .notServing : .serving))
         self.health = health
+        let storeFull = baseStore.map { _ in
+            Self.storeFullLatch(config, health: health, metrics: metrics, logger: logger)
+        }
+        let store: (any OperationStore)? = baseStore.map {
+            MeasuredOperationStore.measuring(
+                $0, metrics: metrics.store, slowCalls: SlowCallLog(logger: logger, storeName: Self.storeName(config)),
+                onDiskFull: { storeFull?.trip() })
+        }
         let webhooks = store.map { _ in WebhookSender(group: group, logger: logger, metrics: metrics.webhooks) }
         self.webhookService = webhooks.map { WebhookService(sender: $0) }
         let operations = store.map {
@@ -176,6 +182,7 @@ package final class GatewayApp: Sendable {
                 interval: config.store.healthInterval,
                 instance: instance,
                 storeName: Self.storeName(config),
+                full: storeFull,
                 logger: logger
             )
         }
@@ -191,6 +198,25 @@ package final class GatewayApp: Sendable {
                 readiness.set(component.rawValue, serving: status == .serving)
             }
         }
+    }
+
+    /// Async readiness after writes refused for lack of disk space (``StoreFullLatch``). For SQLite, readiness
+    /// needs `limits.max_body_bytes` + 1 MiB free again after one (the largest trigger the gateway accepts, and
+    /// room for the WAL), and the data directory's free bytes go on /metrics
+    /// (`trigger_gateway_data_directory_free_bytes`, read at scrape time: one statvfs per scrape, none per call)
+    /// so an operator can alert before the disk is full.
+    static func storeFullLatch(
+        _ config: GatewayConfiguration, health: HealthRegistry, metrics: GatewayMetrics, logger: Logger
+    ) -> StoreFullLatch {
+        var space: StoreFullLatch.Space?
+        if config.store.kind == .sqlite {
+            let dataDir = config.dataDir
+            space = StoreFullLatch.Space(
+                availableBytes: { DataDirectorySpace.availableBytes(dataDir) },
+                needed: UInt64(config.limits.maxBodyBytes) + (1 << 20))
+            metrics.trackDataDirectoryFreeBytes { DataDirectorySpace.availableBytes(dataDir) }
+        }
+        return StoreFullLatch(health: health, space: space, storeName: storeName(config), logger: logger)
     }
 
     /// Says at start-up, and at each reload, when the configured pools can need more backend connections than the

@@ -18,27 +18,34 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
     let slowCalls: SlowCallLog?
     /// The monotonic clock calls are timed by (tests pass a scripted one).
     let now: @Sendable () -> ContinuousClock.Instant
+    /// Told of every call the store refused for lack of disk space (`OperationStoreErrors.isDiskFull`): async
+    /// readiness fails at once (``StoreFullLatch/trip()``), not at the next probe, whose small write may still fit.
+    let onDiskFull: (@Sendable () -> Void)?
 
     init(
         _ base: any OperationStore, metrics: StoreMetrics, slowCalls: SlowCallLog?,
-        now: @escaping @Sendable () -> ContinuousClock.Instant
+        now: @escaping @Sendable () -> ContinuousClock.Instant, onDiskFull: (@Sendable () -> Void)?
     ) {
         self.base = base
         self.metrics = metrics
         self.slowCalls = slowCalls
         self.now = now
+        self.onDiskFull = onDiskFull
     }
 
     /// `base` measured; a ``MeasuredScheduleStateStore`` when `base` is a `ScheduleStateStore`. With
-    /// `slowCalls`, a call slower than its threshold is also logged.
+    /// `slowCalls`, a call slower than its threshold is also logged; `onDiskFull` is called for each call refused
+    /// for lack of disk space.
     package static func measuring(
         _ base: any OperationStore, metrics: StoreMetrics, slowCalls: SlowCallLog? = nil,
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
+        onDiskFull: (@Sendable () -> Void)? = nil
     ) -> any OperationStore {
         if let scheduling = base as? any OperationStore & ScheduleStateStore {
-            return MeasuredScheduleStateStore(scheduling, metrics: metrics, slowCalls: slowCalls, now: now)
+            return MeasuredScheduleStateStore(
+                scheduling, metrics: metrics, slowCalls: slowCalls, now: now, onDiskFull: onDiskFull)
         }
-        return MeasuredOperationStore(base, metrics: metrics, slowCalls: slowCalls, now: now)
+        return MeasuredOperationStore(base, metrics: metrics, slowCalls: slowCalls, now: now, onDiskFull: onDiskFull)
     }
 
     /// Runs one store call, recording its duration and whether it threw. A call cut short by its caller's
@@ -54,6 +61,7 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
             if !OperationStoreErrors.isCancellation(error) {
                 recorded(operation, took: now() - start, failed: true)
             }
+            if OperationStoreErrors.isDiskFull(error) { onDiskFull?() }
             throw error
         }
     }
@@ -161,10 +169,10 @@ package final class MeasuredScheduleStateStore: MeasuredOperationStore, Schedule
 
     init(
         _ base: any OperationStore & ScheduleStateStore, metrics: StoreMetrics, slowCalls: SlowCallLog?,
-        now: @escaping @Sendable () -> ContinuousClock.Instant
+        now: @escaping @Sendable () -> ContinuousClock.Instant, onDiskFull: (@Sendable () -> Void)?
     ) {
         self.scheduleBase = base
-        super.init(base, metrics: metrics, slowCalls: slowCalls, now: now)
+        super.init(base, metrics: metrics, slowCalls: slowCalls, now: now, onDiskFull: onDiskFull)
     }
 
     package func scheduleState(name: String, firstTick: Date) async throws -> ScheduleState {

@@ -32,6 +32,8 @@ package struct StoreHealthService: Service {
     let logger: Logger
     /// Names the store in log lines (kind, host, port, database; never a password).
     let storeName: String
+    /// Writes refused for lack of disk space, which fail readiness between probes (review 21, M3).
+    let full: StoreFullLatch
 
     /// `replaceable` and `reopen` go together: the store to install fresh connections into, and how to make
     /// one. Without them the one `store` is probed and never replaced (SQLite).
@@ -43,8 +45,10 @@ package struct StoreHealthService: Service {
         interval: Duration,
         instance: String,
         storeName: String,
+        full: StoreFullLatch? = nil,
         logger: Logger
     ) {
+        self.full = full ?? StoreFullLatch(health: health, storeName: storeName, logger: logger)
         self.store = store
         self.replaceable = replaceable
         self.reopen = reopen
@@ -69,7 +73,9 @@ package struct StoreHealthService: Service {
         defer { watch?.cancel() }
         while !Task.isCancelled {
             let started = ContinuousClock.now
-            let healthy: Bool
+            // Refusals counted before the probe: one during it keeps async NOT_SERVING (`serve(unlessTrippedSince:)`).
+            let refusals = full.refusals
+            var healthy: Bool
             // Why the store is not ready, when known (the log line says it: review 18, F3).
             var cause: String?
             if let lost = watch, let reason = lost.reason {
@@ -82,14 +88,20 @@ package struct StoreHealthService: Service {
                 cause = await attempt(reconnect: failures > 0 || replaceable?.isOpen == false)
                 healthy = cause == nil
             }
+            // The store answered, but a refusal for space holds readiness (``StoreFullLatch``): no reconnect.
+            let storeFailed = !healthy
+            if healthy, let stillFull = full.stillFull() {
+                healthy = false
+                cause = stillFull
+            }
             if Task.isCancelled { return }
-            if healthy {
-                if failures > 0 {
+            let wasFull = healthy ? full.serve(unlessTrippedSince: refusals) : nil
+            if let wasFull {
+                if failures > 0 || wasFull {
                     logger.info("operation store ready again", metadata: ["store": "\(storeName)"])
                 }
                 startedWithoutStore = false
                 failures = 0
-                health.set(.async, .serving)
                 if watch == nil, let signalling = (try? replaceable?.current()) as? any ConnectionLossSignalling {
                     watch = LossWatch.start(signalling)
                 }
@@ -102,17 +114,21 @@ package struct StoreHealthService: Service {
                 health.set(.async, .notServing)
                 // A server store that failed is dropped: calls fail at once (503) until a fresh connection
                 // is installed, rather than each waiting out its timeout on the dead one.
-                if reopen != nil, let old = replaceable?.uninstall() {
+                if storeFailed, reopen != nil, let old = replaceable?.uninstall() {
                     Task { try? await old.close() }
                 }
-                // Started without a store, the start-up line already said so.
-                if failures == 1, !startedWithoutStore {
+                // Started without a store, the start-up line already said so; a full disk, the latch's line.
+                if failures == 1, !startedWithoutStore, !full.isTripped {
                     var metadata: Logger.Metadata = ["store": "\(storeName)"]
                     if let cause { metadata["error"] = .string(cause) }
                     logger.warning(
                         "operation store not ready: async triggers answer 503 until it is back", metadata: metadata)
                 }
-                try? await Task.sleep(for: backoff(afterFailures: failures))
+                // Backing off spares a failing store (and a server's reconnects); a store whose only trouble is a
+                // full disk (its probe refused for space too, once the WAL has grown into the last pages, or
+                // answered but short of room) is looked at again each `interval` (a small write and a statvfs),
+                // so async is back within one interval of the space being freed.
+                try? await Task.sleep(for: storeFailed && !full.isTripped ? backoff(afterFailures: failures) : interval)
             }
         }
     }
@@ -202,6 +218,95 @@ package struct StoreHealthService: Service {
                     waiting.resume(returning: nil)
                 }
             }
+        }
+    }
+}
+
+/// Async readiness after a store write refused for lack of disk space (review 21, M3): `SQLITE_FULL`, `ENOSPC` or
+/// `EDQUOT` on a blob file, PostgreSQL's `disk_full`. The probe alone missed it: its one small heartbeat row still
+/// fits in the pages a full disk has left, so a load balancer kept sending async triggers that all failed.
+///
+/// A refusal (``trip()``, from `MeasuredOperationStore`, so any call: an enqueue, a completion, the probe) marks
+/// async NOT_SERVING at once and logs the readiness warning. The next probes keep it so until the store can take
+/// the calls that failed again, by one rule:
+/// - SQLite (`space` given): the probe's write succeeds *and* the data directory has `space.needed` bytes free,
+///   the room the largest trigger the gateway accepts takes (`limits.max_body_bytes`: an operation's row and
+///   blob files hold at most its decoded body) plus 1 MiB for SQLite's WAL and the directory's own blocks.
+///   The probe's write alone would flap: SERVING after each probe, NOT_SERVING at the next big enqueue, while
+///   the disk stays full. A probe writing enqueue-sized rows would cost a large fsync'd write per probe while
+///   full; statvfs is free, and the next enqueue's write is then the real write (a refusal trips again).
+/// - PostgreSQL (`space` nil): the probe's write succeeds. The server's disk is not ours to measure; a disk
+///   that stays nearly full can then alternate at most once per `store.health_interval`.
+package final class StoreFullLatch: Sendable {
+    /// Free space of the store's disk, and how much readiness needs back after a refusal.
+    package struct Space: Sendable {
+        /// Bytes free now (`DataDirectorySpace.availableBytes`); nil when unknown (counted as none).
+        package var availableBytes: @Sendable () -> UInt64?
+        package var needed: UInt64
+
+        package init(availableBytes: @escaping @Sendable () -> UInt64?, needed: UInt64) {
+            self.availableBytes = availableBytes
+            self.needed = needed
+        }
+    }
+
+    private struct State {
+        var tripped = false
+        /// Refusals so far: a probe that saw one begin after it started does not mark SERVING.
+        var refusals = 0
+    }
+
+    private let state = Mutex(State())
+    private let health: HealthRegistry
+    private let storeName: String
+    private let logger: Logger
+    let space: Space?
+
+    package init(health: HealthRegistry, space: Space? = nil, storeName: String, logger: Logger) {
+        self.health = health
+        self.space = space
+        self.storeName = storeName
+        self.logger = logger
+    }
+
+    /// A store call was refused for lack of disk space: async is NOT_SERVING from now until a probe clears it. The
+    /// first refusal logs the readiness warning (the store's own line names the disk and the call).
+    package func trip() {
+        let first = state.withLock { state in
+            state.refusals += 1
+            defer { state.tripped = true }
+            if !state.tripped { health.setAsync(.notServing, diskFull: true) }
+            return !state.tripped
+        }
+        guard first else { return }
+        logger.warning(
+            "operation store not ready: async triggers answer 503 until it is back",
+            metadata: ["store": "\(storeName)", "error": "\(OperationStoreErrors.diskFullMessage)"])
+    }
+
+    /// Whether a refusal has marked async NOT_SERVING and no probe has cleared it yet.
+    package var isTripped: Bool { state.withLock { $0.tripped } }
+
+    package var refusals: Int { state.withLock { $0.refusals } }
+
+    /// After a probe whose write succeeded: why async must stay NOT_SERVING (the data directory has less than
+    /// `space.needed` bytes free since a refusal), or nil.
+    package func stillFull() -> String? {
+        guard isTripped, let space else { return nil }
+        let free = space.availableBytes() ?? 0
+        guard free < space.needed else { return nil }
+        return "the operation store's disk is full: \(free) bytes free, async triggers need \(space.needed) back "
+            + "(limits.max_body_bytes and 1 MiB)"
+    }
+
+    /// Marks async SERVING after a healthy probe, unless a refusal came after `refusals` was read (then nil:
+    /// still NOT_SERVING). Whether a refusal had tripped the latch, which this clears.
+    package func serve(unlessTrippedSince refusals: Int) -> Bool? {
+        state.withLock { state in
+            guard state.refusals == refusals else { return nil }
+            defer { state.tripped = false }
+            health.setAsync(.serving, diskFull: false)
+            return state.tripped
         }
     }
 }

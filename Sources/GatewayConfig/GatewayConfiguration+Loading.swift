@@ -130,6 +130,9 @@ extension GatewayConfiguration {
                 // stage of an edit) but serves nothing, and readiness cannot tell (review 10, finding 8).
                 reader.warn("routes", top["routes"], "no routes: every trigger will be 404 (no route matches it)")
             }
+            if complete("pools"), complete("routes"), !config.routes.isEmpty, let poolsNode = top["pools"] {
+                warnUnusedPools(config, poolsNode: poolsNode, reader)
+            }
         }
         if let node = top["schedules"] {
             config.schedules = readSchedules(
@@ -260,6 +263,19 @@ extension GatewayConfiguration {
     }
 
     /// `pools:`, each item checked on its own (`ConfigMistakes`); the ones with a mistake are left out.
+    /// One warning per pool no route names (review 21, I2: a mistyped pool or route name passed unnoticed, and
+    /// the pool's endpoints were never resolved or connected to). Not an error: operators stage a pool before
+    /// the route that moves traffic to it (nginx says nothing of an unused upstream; this says it once).
+    /// Schedules, Craft and Abacus reach pools through routes only, so routes are every user of a pool.
+    private static func warnUnusedPools(_ config: GatewayConfiguration, poolsNode: Node, _ reader: ConfigNodeReader) {
+        let used = Set(config.routes.map(\.pool))
+        let items = (try? reader.sequence(poolsNode, at: "pools")) ?? []
+        for (i, pool) in config.pools.enumerated() where !used.contains(pool.name) {
+            reader.warn(
+                "pools[\(i)]", i < items.count ? items[i] : poolsNode, "pool \"\(pool.name)\": no route uses it")
+        }
+    }
+
     private static func readPools(_ node: Node, _ reader: ConfigNodeReader) -> [PoolConfiguration] {
         var pools: [PoolConfiguration] = []
         reader.forEachItem(node, at: "pools") { (i, item) throws(ConfigError) in

@@ -21,7 +21,7 @@ extension HTTP2FrontendConnection {
             return
         }
         guard services.health.status(.async) == .serving else {
-            grpcFinish(stream, error: HealthRegistry.asyncUnavailable)
+            grpcFinish(stream, error: services.health.asyncRefusal)
             return
         }
         let request: TriggerRequest

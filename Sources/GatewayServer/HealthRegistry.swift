@@ -1,4 +1,6 @@
+import OperationStore
 import Synchronization
+package import TriggerModel
 
 /// The serving status of each part of the gateway, what the readiness endpoints and the gRPC health
 /// service answer from.
@@ -56,6 +58,8 @@ package final class HealthRegistry: Sendable {
         var nextWatcher = 0
         /// Set when the gateway drains: new watches end at once after their first status.
         var closed = false
+        /// Async is NOT_SERVING because the store's disk is full (``asyncDiskFull``).
+        var asyncDiskFull = false
     }
 
     private let state: Mutex<State>
@@ -77,6 +81,21 @@ package final class HealthRegistry: Sendable {
         state.withLock { state in
             Component.allCases.compactMap { c in state.statuses[c].map { (component: c, status: $0) } }
         }
+    }
+
+    /// Whether async is NOT_SERVING because the operation store refused a write for lack of disk space
+    /// (`StoreFullLatch`): async triggers refused for readiness then say so (``asyncRefusal``). Set with async's
+    /// status, under the same lock, so the two never disagree.
+    package func setAsync(_ status: Status, diskFull: Bool) {
+        state.withLock { $0.asyncDiskFull = diskFull }
+        set(.async, status)
+    }
+
+    /// What an async trigger gets while async is not SERVING: ``asyncUnavailable``, or the operation store's
+    /// disk-full answer when that is why (review 21, M3: "retry later" hides a condition a retry here will not fix).
+    package var asyncRefusal: GatewayError {
+        state.withLock { $0.asyncDiskFull }
+            ? GatewayError(.unavailable, OperationStoreErrors.diskFullMessage) : Self.asyncUnavailable
     }
 
     /// Records a status; watchers of the component hear of it only when it changed.

@@ -35,7 +35,7 @@ extension RESTRequestHead {
             authenticator: services.authenticator,
             limits: services.limits,
             operations: services.operations,
-            runsUnavailable: services.health.status(.async) == .serving ? nil : HealthRegistry.asyncUnavailable,
+            runsUnavailable: services.health.status(.async) == .serving ? nil : services.health.asyncRefusal,
             checkPipeline: { ref in _ = try await dispatcher.pipelineDescription(ref) },
             gatewayError: { gatewayError(from: $0, requestID: requestID) }
         )

@@ -483,7 +483,7 @@ struct CraftExchange: Sendable {
         request.traceState = trace.traceState
         // Unknown pipelines are refused now, not after the execution was stored and claimed.
         _ = try services.dispatcher.pool(for: ref)
-        if services.health.status(.async) != .serving { throw HealthRegistry.asyncUnavailable }
+        if services.health.status(.async) != .serving { throw services.health.asyncRefusal }
         let operation = try await operations.submit(request)
         return CraftAnswer.json(["execution_id": .string(operation.id)], requestID: requestID)
     }

@@ -520,7 +520,7 @@ extension RESTRequestHead {
                 return fail(GatewayError(.unimplemented, "async triggers are not available on this gateway"))
             }
             if mode == .async, services.health.status(.async) != .serving {
-                return fail(HealthRegistry.asyncUnavailable)
+                return fail(services.health.asyncRefusal)
             }
             let declaredLength = first("content-length").flatMap(Int.init)
             if let declared = declaredLength, declared > services.limits.maxBodyBytes {

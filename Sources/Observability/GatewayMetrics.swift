@@ -77,6 +77,17 @@ package final class GatewayMetrics: Sendable {
         certificateExpiry.set(to: notValidAfter ?? 0)
     }
 
+    /// `trigger_gateway_data_directory_free_bytes` from now on: `read` (the bytes free on the SQLite data
+    /// directory's disk; nil when unknown, shown as 0) at every scrape, never per call. Only a gateway with an
+    /// SQLite store calls it, so the series is absent for PostgreSQL.
+    package func trackDataDirectoryFreeBytes(_ read: @escaping @Sendable () -> UInt64?) {
+        let free = registry.gauge(
+            name: "trigger_gateway_data_directory_free_bytes",
+            help: "Bytes free for the gateway on the disk holding the SQLite data directory (statvfs f_bavail, read "
+                + "at scrape time; 0 when it cannot be read). Async triggers fail 503 when it runs out.")
+        addCollector { free.set(to: Double(read() ?? 0)) }
+    }
+
     /// A pool's instruments: its own and one set per endpoint (`endpoints` as configured, `host:port`).
     package func pool(_ name: String, endpoints: [String]) -> PoolMetrics {
         PoolMetrics(registry: registry, backendDurations: backendDurations, pool: name, endpoints: endpoints)

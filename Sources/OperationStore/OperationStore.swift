@@ -233,6 +233,20 @@ package enum OperationStoreErrors {
     /// is logged by the store, never put in the message: clients see `request-id` to match it in the log.
     package static let unavailableMessage = "the operation store is unavailable; retry later"
 
+    /// What a client sees when the store refused a write for lack of disk space (SQLite's `SQLITE_FULL`,
+    /// `ENOSPC`/`EDQUOT` writing blob files, PostgreSQL's `disk_full`): still UNAVAILABLE (503 / code 14),
+    /// since another instance can take the call, but saying why a retry here will not help (review 21, M3).
+    /// The store logs the cause (the disk's path); the same refusal marks async NOT_SERVING
+    /// (`StoreFullLatch`), so the load balancer leaves this instance.
+    package static let diskFullMessage =
+        "the operation store's disk is full: this instance cannot take async triggers; retry on another instance"
+
+    /// Whether `error` is a store call refused for lack of disk space (see ``diskFullMessage``).
+    package static func isDiskFull(_ error: any Error) -> Bool {
+        guard let error = error as? GatewayError else { return false }
+        return error.code == .unavailable && error.message == diskFullMessage
+    }
+
     /// Maps a failure below the store to `.unavailable` with the client-safe message, and logs the cause.
     /// A `GatewayError` that is not `.unavailable` (conflict, not found...) passes through unchanged.
     ///
@@ -243,16 +257,20 @@ package enum OperationStoreErrors {
     /// NIO's thread pool throws it for work given to a pool that was shut down (a closed SQLite store).
     ///
     /// `described`: the cause in an operator's words (a store knows its driver's errors); when given, the
-    /// driver's own dump goes to a debug line only.
+    /// driver's own dump goes to a debug line only. `diskFull`: the store refused the write for lack of space;
+    /// the client then reads ``diskFullMessage``.
     package static func unavailable(
         _ what: String,
         _ error: any Error,
         described: String? = nil,
+        diskFull: Bool = false,
         logger: Logger,
         requestID: String? = nil
     ) -> GatewayError {
         if let error = error as? GatewayError {
-            if error.code != .unavailable || error.message == unavailableMessage { return error }
+            if error.code != .unavailable || error.message == unavailableMessage || error.message == diskFullMessage {
+                return error
+            }
         }
         if error is CancellationError, Task.isCancelled { return cancelled }
         let dump = String(reflecting: error)
@@ -264,15 +282,15 @@ package enum OperationStoreErrors {
                 "operation store call failed: the driver's error",
                 metadata: ["store.call": "\(what)", "error": "\(dump)"])
         }
-        return GatewayError(.unavailable, unavailableMessage)
+        return GatewayError(.unavailable, diskFull ? diskFullMessage : unavailableMessage)
     }
 
-    /// A store call whose caller was cancelled before the store answered (see ``unavailable(_:_:described:logger:requestID:)``).
+    /// A store call whose caller was cancelled before the store answered (see ``unavailable(_:_:described:diskFull:logger:requestID:)``).
     package static let cancelled = GatewayError(
         .cancelled, "the request was cancelled before the operation store answered")
 
     /// Whether `error` ended a store call because its caller was cancelled, not because the store failed: a
-    /// `CancellationError` in a cancelled task, or the `.cancelled` that ``unavailable(_:_:described:logger:requestID:)``
+    /// `CancellationError` in a cancelled task, or the `.cancelled` that ``unavailable(_:_:described:diskFull:logger:requestID:)``
     /// made of one. Call it from the task that made the store call.
     package static func isCancellation(_ error: any Error) -> Bool {
         (error is CancellationError && Task.isCancelled) || (error as? GatewayError)?.code == .cancelled

@@ -7,6 +7,12 @@ import TriggerModel
 /// and the server's own message and SQLSTATE when the server answered. `PSQLError`'s `description` is generic
 /// on purpose (it may hold query data); this keeps to its code, the server's message and the SQLSTATE.
 enum PostgresErrorDescription {
+    /// Whether the server refused a statement for lack of disk space (`disk_full`, SQLSTATE 53100): the client
+    /// then reads `OperationStoreErrors.diskFullMessage` and async readiness fails at once, as for SQLite.
+    static func isDiskFull(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "53100"
+    }
+
     /// `sslMode`: the URL's `sslmode`, named in the words for a TLS failure (at `open`'s probe).
     static func describe(_ error: any Error, sslMode: String? = nil) -> String {
         let mode = sslMode.map { " (sslmode=\($0))" } ?? ""

@@ -1391,7 +1391,8 @@ package final class PostgresOperationStore: OperationStore {
                         .unavailable, "cannot reach PostgreSQL: \(PostgresErrorDescription.describe(error))")
             }
             throw OperationStoreErrors.unavailable(
-                what, error, described: PostgresErrorDescription.describe(error), logger: logger)
+                what, error, described: PostgresErrorDescription.describe(error),
+                diskFull: PostgresErrorDescription.isDiskFull(error), logger: logger)
         }
     }
 

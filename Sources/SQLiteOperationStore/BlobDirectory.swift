@@ -25,7 +25,11 @@ struct BlobDirectory: Sendable {
         guard !blobs.isEmpty else { return }
         let dir = directory(for: operationID)
         let created = !FileManager.default.fileExists(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch let error as CocoaError where error.code == .fileWriteOutOfSpace {
+            throw SpaceExhausted(description: "create directory \(dir): \(String(cString: strerror(ENOSPC)))")
+        }
         for blob in blobs {
             try writeFile(path: "\(dir)/\(blob.name)", bytes: blob.bytes)
         }
@@ -189,9 +193,17 @@ struct BlobDirectory: Sendable {
         }
     }
 
-    private static func error(_ what: String, _ path: String) -> GatewayError {
+    private static func error(_ what: String, _ path: String) -> any Error {
         let reason = String(cString: strerror(errno))
+        if errno == ENOSPC || errno == EDQUOT { return SpaceExhausted(description: "\(what) \(path): \(reason)") }
         return GatewayError(.unavailable, "operation store unavailable: \(what) \(path): \(reason)")
+    }
+
+    /// A blob file write refused for lack of space (`ENOSPC`, or `EDQUOT`: the user's quota on the disk):
+    /// the store answers it as a full disk (`OperationStoreErrors.diskFullMessage`). `description`: the
+    /// call, path and `strerror` text, for the log.
+    struct SpaceExhausted: Error, CustomStringConvertible {
+        var description: String
     }
 }
 

@@ -1041,17 +1041,27 @@ package final class SQLiteOperationStore: OperationStore {
     private func storeFailure(_ error: any Error) -> any Error {
         if let failure = error as? SQLiteHandle.Failure, failure.isFull {
             // The operator's words for SQLITE_FULL (review 9 #7): the fix is disk space, not the store.
-            let dataDirectory = blobs.root.hasSuffix("/blobs") ? String(blobs.root.dropLast(6)) : blobs.root
             return OperationStoreErrors.unavailable(
-                Self.call, failure, described: "the disk holding \(dataDirectory) is full (SQLITE_FULL)", logger: logger
+                Self.call, failure, described: "the disk holding \(dataDirectory) is full (SQLITE_FULL)",
+                diskFull: true, logger: logger
             )
         }
         return OperationStoreErrors.unavailable(Self.call, error, logger: logger)
     }
 
+    /// The data directory (the blob directory's parent), as the log names it.
+    private var dataDirectory: String {
+        blobs.root.hasSuffix("/blobs") ? String(blobs.root.dropLast(6)) : blobs.root
+    }
+
     private func onThreadPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         do {
             return try await threadPool.runIfActive(body)
+        } catch let full as BlobDirectory.SpaceExhausted {
+            // As SQLITE_FULL: the same disk (review 21, M3: a blob file's ENOSPC read "unavailable; retry later").
+            throw OperationStoreErrors.unavailable(
+                "blob files", full, described: "the disk holding \(dataDirectory) is full (\(full))",
+                diskFull: true, logger: logger)
         } catch {
             throw OperationStoreErrors.unavailable("blob files", error, logger: logger)
         }

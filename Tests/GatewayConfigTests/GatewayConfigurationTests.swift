@@ -314,6 +314,25 @@ struct GatewayConfigurationWarningTests {
         #expect(try GatewayConfiguration.parse(yaml: "{}", source: "gw.yaml").warnings.isEmpty)
     }
 
+    /// Review 21, I2: a pool no route names (staged, or a typo in a route's pool) is said once, at the pool.
+    @Test("a pool no route uses: one warning at pools[i] naming it; every pool routed: none")
+    func poolNoRouteUses() throws {
+        let file = """
+            pools:
+              - {name: a, transport: inprocess}
+              - {name: gpu, transport: inprocess}
+              - {name: c, transport: inprocess}
+            routes: [{namespace: n, pool: a}, {namespace: m, pool: c}]
+            """
+        let config = try GatewayConfiguration.parse(yaml: file, source: "gw.yaml")
+        #expect(config.warnings.map(\.description) == ["gw.yaml: pools[1]: pool \"gpu\": no route uses it"])
+        let allRouted = """
+            pools: [{name: a, transport: inprocess}, {name: gpu, transport: inprocess}]
+            routes: [{namespace: n, pool: a}, {namespace: g, pool: gpu}]
+            """
+        #expect(try GatewayConfiguration.parse(yaml: allRouted, source: "gw.yaml").warnings.isEmpty)
+    }
+
     @Test("an SI suffix on a byte size: loaded as powers of 1000, with a warning naming both readings")
     func siSizeSuffix() throws {
         let config = try GatewayConfiguration.parse(

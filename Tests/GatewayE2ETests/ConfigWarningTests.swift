@@ -36,4 +36,34 @@ struct ConfigWarningTests {
             #expect(warnings.contains { $0.contains("config.key=limits.max_body_bytes") }, "\(server.logged)")
         }
     }
+
+    /// Review 21, I2, on the real executable: check-config says which pool no route uses (exit 0); serve logs it;
+    /// the example config README starts people from draws no warning.
+    @Test("a pool no route uses: check-config warns (exit 0), serve logs it; the example config has no warning")
+    func poolNoRouteUses() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-warn-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+        pools:
+          - {name: cpu, transport: http, endpoints: ["127.0.0.1:9"]}
+          - {name: gpu, transport: grpc, endpoints: ["127.0.0.1:9"]}
+        routes: [{namespace: demo, pool: cpu}]
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let out = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", file.path])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stderr == "warning: \(file.path): pools[1]: pool \"gpu\": no route uses it\n", "\(out.stderr)")
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            #expect(await server.stopAndReadLog())
+            let warnings = server.logged.split(separator: "\n").filter { $0.contains("level=warning") }
+            #expect(
+                warnings.filter { $0.contains("no route uses it") }.count == 1
+                    && warnings.contains {
+                        $0.contains(#"msg="pool \"gpu\": no route uses it""#) && $0.contains("config.key=pools[1]")
+                    },
+                "\(server.logged)")
+        }
+        let example = Peers.repositoryRoot.appendingPathComponent("scripts/example-config.yaml").path
+        let checked = try await TestProcess.run(ProcessTests.gatewayPath, ["check-config", example])
+        #expect(checked.status == 0 && !checked.stderr.contains("no route uses it"), "\(checked.stderr)")
+    }
 }

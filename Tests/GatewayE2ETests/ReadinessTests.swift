@@ -374,6 +374,8 @@ final class WriteFailingStore: OperationStore {
 
     let base: any OperationStore
     let failing = Mutex(false)
+    /// Enqueues and probes refused as a full disk refuses them.
+    let diskFull = Mutex(false)
 
     init(_ base: any OperationStore) { self.base = base }
 
@@ -385,6 +387,7 @@ final class WriteFailingStore: OperationStore {
         operation: Operation, created: Bool
     ) {
         try check()
+        if diskFull.withLock({ $0 }) { throw GatewayError(.unavailable, OperationStoreErrors.diskFullMessage) }
         return try await base.enqueue(request, idempotencyKey: idempotencyKey)
     }
     func get(id: String) async throws -> Operation? { try await base.get(id: id) }
@@ -430,6 +433,7 @@ final class WriteFailingStore: OperationStore {
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
     func probe(instance: String, now: Date) async throws {
         try check()
+        if diskFull.withLock({ $0 }) { throw GatewayError(.unavailable, OperationStoreErrors.diskFullMessage) }
         try await base.probe(instance: instance, now: now)
     }
     func close() async throws { try await base.close() }
