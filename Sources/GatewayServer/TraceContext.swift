@@ -26,7 +26,8 @@ struct TraceContext {
         let continued = received.flatMap { TraceParent.traceID(of: $0) }
         // The span id first, then (for a new trace) the trace id's halves: one draw per word, none wasted.
         let (span, high, low) = ThreadRandom.withGenerator { random in
-            continued == nil ? (Self.nonZero(random), Self.nonZero(random), random.next()) : (Self.nonZero(random), 0, 0)
+            let span = Self.nonZero(random)
+            return continued == nil ? (span, Self.nonZero(random), random.next()) : (span, 0, 0)
         }
         if let received, let traceID = continued {
             var flags = received.utf8.dropFirst(53).makeIterator()  // two hex digits: TraceParent checked them
