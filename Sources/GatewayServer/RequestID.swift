@@ -24,11 +24,6 @@ enum RequestID {
     static func make() -> String {
         let (high, low) = ThreadRandom.withGenerator { ($0.next() as UInt64, $0.next() as UInt64) }
         // Written in place: one allocation per id (this runs for most requests).
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            let start = UnsafeMutableRawPointer(buffer.baseAddress!)
-            HexWord.write(high, to: start)
-            HexWord.write(low, to: start + 16)
-            return 32
-        }
+        return HexWord.string(high, low)
     }
 }

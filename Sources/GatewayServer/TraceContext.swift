@@ -38,7 +38,7 @@ struct TraceContext {
             self.traceState = traceState
             self.started = false
         } else {
-            let traceID = Self.hex(high, low)
+            let traceID = HexWord.string(high, low)
             self.traceID = traceID
             self.traceParent = Self.format(
                 traceID: traceID, span: span, flags: (UInt8(ascii: "0"), UInt8(ascii: "1")))
@@ -52,16 +52,6 @@ struct TraceContext {
     private static func nonZero(_ random: ThreadRandom.Generator) -> UInt64 {
         let value = random.next() as UInt64
         return value == 0 ? 1 : value
-    }
-
-    /// 32 hex digits of `high` then `low`, written in place.
-    private static func hex(_ high: UInt64, _ low: UInt64) -> String {
-        String(unsafeUninitializedCapacity: 32) { buffer in
-            let start = UnsafeMutableRawPointer(buffer.baseAddress!)
-            HexWord.write(high, to: start)
-            HexWord.write(low, to: start + 16)
-            return 32
-        }
     }
 
     /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place from the id's bytes: one allocation.

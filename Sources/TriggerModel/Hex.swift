@@ -28,6 +28,18 @@ package enum HexWord {
             of: digits(UInt32(truncatingIfNeeded: value)).bigEndian, toByteOffset: 8, as: UInt64.self)
     }
 
+    /// The 32 lowercase hex digits of `high` then `low` (a 128-bit id: the request id, a trace id), in one
+    /// allocation.
+    @inlinable
+    package static func string(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            let start = UnsafeMutableRawPointer(buffer.baseAddress!)
+            write(high, to: start)
+            write(low, to: start + 16)
+            return 32
+        }
+    }
+
     /// The 8 hex digits of `half` as the bytes of a word, the least significant digit in the lowest byte (so
     /// stored big-endian they read most significant first).
     @inlinable

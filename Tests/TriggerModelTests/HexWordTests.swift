@@ -31,6 +31,13 @@ struct HexWordTests {
         #expect(Self.written(0x0123_4567_89AB_CDEF) == "0123456789abcdef")
     }
 
+    @Test("A 128-bit id: the high word's digits, then the low word's")
+    func twoWords() {
+        #expect(HexWord.string(0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210) == "0123456789abcdeffedcba9876543210")
+        #expect(HexWord.string(0, 1) == "00000000000000000000000000000001")
+        #expect(HexWord.string(.max, 0).utf8.count == 32)
+    }
+
     @Test("20 000 seeded random words")
     func randomWords() {
         var random = SplitMix64(seed: 11)
