@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "Observability",
             dependencies: [
-                .product(name: "Prometheus", package: "swift-prometheus"), "TriggerModel", nioCore, nioPosix, logging,
+                .product(name: "Prometheus", package: "swift-prometheus"), "TriggerModel", nioCore, logging,
             ],
             swiftSettings: swiftSettings
         ),

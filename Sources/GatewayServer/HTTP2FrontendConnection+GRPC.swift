@@ -245,11 +245,8 @@ extension HTTP2FrontendConnection {
                     clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
                     idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces, principal: principal,
                     requesterUID: requesterUID))
-            // The deframer made in place, not in a local: the local was copied into the phase and then destroyed,
-            // and its sticky `GatewayError?` with it, through the generic Optional witnesses (~500 instructions per
-            // gRPC call; bench/README.md, "Branch hotpath5").
-            state.phase = .grpcCollecting(
-                GRPCMessageDeframer(maxMessageBytes: maxMessageBytes, encoding: requestEncoding), nil)
+            state.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes, encoding: requestEncoding)
+            state.phase = .grpcCollecting
         }
         if endStream {
             session(session, didReceiveData: ByteBuffer(), stream: stream, endStream: true)
@@ -426,6 +423,8 @@ extension HTTP2FrontendConnection {
     func grpcFinish(_ stream: HTTP2StreamID, error: GatewayError?, extraHeaders: [(String, String)] = []) {
         guard let state = streams[stream] else { return }
         if case .done = state.phase, !state.hasWork, state.sentHeaders == false, error == nil { return }
+        // Answered before its message was complete (an error, the deadline): what was read of it is dropped.
+        if case .grpcCollecting = state.phase { state.dropRequestBody() }
         state.phase = .done
         state.stopWork()
         state.deadlineTimer?.cancel()

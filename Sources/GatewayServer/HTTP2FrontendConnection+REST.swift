@@ -42,7 +42,7 @@ extension HTTP2FrontendConnection {
         case .run: state = StreamState(phase: .running)
         case .readBody:
             guard case .use(let use) = consume use else { preconditionFailure("a body to read with no use") }
-            state = StreamState(phase: .restCollecting(collector, use))
+            state = StreamState(phase: .restCollecting(StreamState.RESTBodyReading(collector: collector, use: use)))
         }
         state.requestID = requestID
         state.open = consume open

@@ -34,12 +34,19 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     /// What one stream is doing.
     final class StreamState {
+        ///
+        /// Every payload is one reference (or none), so the phase is a word and changing it costs a tag store and
+        /// at most one release. With the body collector and the deframer as payloads (~150 bytes) every
+        /// assignment destroyed the old phase through the enum's generic value witness, payload-less cases
+        /// included, and every match copied it (issue 11: ~1 000 instructions per gRPC call; bench/README.md,
+        /// "Branch hotpath9").
         enum Phase {
             /// REST: reading the body.
-            case restCollecting(RESTBodyCollector, RESTBodyUse)
-            /// gRPC: reading the request message (the one message of a unary call, once complete); the call
-            /// itself waits in ``StreamState/grpcCall``.
-            case grpcCollecting(GRPCMessageDeframer, ByteBuffer?)
+            case restCollecting(RESTBodyReading)
+            /// gRPC: reading the request message into ``StreamState/requestMessage`` (the one message of a unary
+            /// call, once complete) through ``StreamState/deframer``; the call itself waits in
+            /// ``StreamState/grpcCall``.
+            case grpcCollecting
             /// gRPC server reflection: a bidirectional call, each request answered as it arrives
             /// (HTTP2FrontendConnection+Reflection.swift).
             case grpcReflection(GRPCReflectionCall)
@@ -58,8 +65,27 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             case grpc
         }
 
+        /// A REST body being read, and what it is for: behind one reference, so that ``Phase`` stays a word
+        /// and the collector grows in place (`reading.collector.append`), never moved out of the phase and back.
+        final class RESTBodyReading {
+            var collector: RESTBodyCollector
+            let use: RESTBodyUse
+
+            init(collector: consuming RESTBodyCollector, use: consuming RESTBodyUse) {
+                self.collector = collector
+                self.use = use
+            }
+        }
+
         var phase: Phase
         var wire = Wire.rest
+        /// gRPC: cuts the request body into messages while the phase is `.grpcCollecting` (made from the call's
+        /// headers in `grpcReceivedHeaders`); an idle one with no bytes otherwise. A field, not a payload of
+        /// ``phase`` (see there), and not an Optional: an Optional of this ~64-byte struct is destroyed through
+        /// the runtime's generic witness, even when nil.
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 0)
+        /// gRPC: the unary call's request message, once the deframer has cut it out.
+        var requestMessage: ByteBuffer?
         var requestID = ""
         /// gRPC: the call decided from the headers, until its request message is complete. Kept here, not in
         /// ``phase``: every match of the phase copied the payload, and the call's context holds a dozen strings
@@ -98,13 +124,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             if open.isOpen { change(&open.record) }
         }
 
-        /// The phase, moved out: ``phase`` is `.running` until the caller puts one back. Matching the phase in
-        /// place copied its payload (a deframer or a body collector with their buffers) and setting the next one
-        /// destroyed the original (issue 11: ~1 000 instructions per gRPC call each way).
-        func takePhase() -> Phase {
-            var phase = Phase.running
-            swap(&phase, &self.phase)
-            return phase
+        /// gRPC: forgets the request body read so far (the call is answered before its message was complete).
+        func dropRequestBody() {
+            deframer = GRPCMessageDeframer(maxMessageBytes: 0)
+            requestMessage = nil
         }
 
         /// The outcome of the sync call ``runSync`` started, on the loop: delivered if this is still the stream's
@@ -276,9 +299,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     func session(_ session: NGHTTP2Session, requestBodyTimedOutOn stream: HTTP2StreamID) -> Bool {
         guard let state = streams[stream] else { return false }
         switch state.phase {
-        case .restCollecting(_, let use):
+        case .restCollecting(let reading):
             // `restRespond` makes the stream `.done`: what body still comes is dropped.
-            restRespond(.requestTimeout(use.errorResponse(.requestNotReceivedInTime)), stream: stream)
+            restRespond(.requestTimeout(reading.use.errorResponse(.requestNotReceivedInTime)), stream: stream)
             return true
         case .grpcCollecting:
             state.grpcCall = nil
@@ -298,42 +321,37 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         // Bodies are gathered (JSON needs the whole document; the cap bounds it), so bytes are released to
         // the peer as they are appended: that is when they have left the connection's buffers.
         let size = data.readableBytes
-        // Moved out, so the collector or deframer is uniquely referenced while it grows.
-        switch state.takePhase() {
-        case .restCollecting(var collector, let use):
+        // The collector and the deframer grow in place (a class's field, the state's field): uniquely referenced.
+        switch state.phase {
+        case .restCollecting(let reading):
             do {
-                try collector.append(data)
-                state.phase = .restCollecting(collector, use)
+                try reading.collector.append(data)
             } catch {
                 state.phase = .done
-                restRespond(use.errorResponse(gatewayError(from: error)), stream: stream)
+                restRespond(reading.use.errorResponse(gatewayError(from: error)), stream: stream)
             }
-        case .grpcCollecting(var deframer, var message):
-            deframer.append(data)
+        case .grpcCollecting:
+            state.deframer.append(data)
             // Pull complete messages as they arrive: an oversized one is refused from its 5-byte prefix,
             // before its body is buffered.
             do {
-                while let next = try deframer.next() {
-                    guard message == nil else {
+                while let next = try state.deframer.next() {
+                    guard state.requestMessage == nil else {
                         throw GatewayError(.invalidArgument, "a unary call carries exactly one request message")
                     }
-                    message = next
+                    state.requestMessage = next
                 }
-                state.phase = .grpcCollecting(deframer, message)
             } catch {
                 session.consume(stream: stream, bytes: size)
                 grpcFinish(stream, error: gatewayError(from: error))
                 return
             }
         case .grpcReflection(let call):
-            state.phase = .grpcReflection(call)
             // It consumes the bytes itself, as their requests are answered.
             grpcReflectionReceived(data, call: call, stream: stream, endStream: endStream)
             return
-        case .running:
+        case .running, .done:
             break
-        case .done:
-            state.phase = .done
         }
         session.consume(stream: stream, bytes: size)
         if endStream { receivedEndStream(stream) }
@@ -408,17 +426,18 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     private func receivedEndStream(_ stream: HTTP2StreamID) {
         guard let state = streams[stream] else { return }
-        switch state.takePhase() {
-        case .restCollecting(var collector, let use):
+        switch state.phase {
+        case .restCollecting(let reading):
+            state.phase = .running
             let body: RESTBody
             do {
-                body = try collector.finishBody()
+                body = try reading.collector.finishBody()
             } catch {
                 state.phase = .done
-                restRespond(use.errorResponse(gatewayError(from: error)), stream: stream)
+                restRespond(reading.use.errorResponse(gatewayError(from: error)), stream: stream)
                 return
             }
-            switch (use, body) {
+            switch (reading.use, body) {
             case (.trigger(let plan), .inputs(let inputs)):
                 restRun(plan.makeRequest(inputs: inputs, now: services.clock()), target: plan.target, stream: stream)
             case (.work(let work), _):
@@ -431,20 +450,19 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 // A trigger's collector is never `raw` (see `RESTRequestHead.route`).
                 preconditionFailure("a trigger body was collected raw")
             }
-        case .grpcCollecting(let deframer, let message):
-            guard let message, !deframer.hasPartialMessage, let call = state.grpcCall.take() else {
-                let reason = deframer.hasPartialMessage ? "truncated gRPC message" : "missing request message"
+        case .grpcCollecting:
+            let partial = state.deframer.hasPartialMessage
+            guard !partial, let message = state.requestMessage.take(), let call = state.grpcCall.take() else {
+                let reason = partial ? "truncated gRPC message" : "missing request message"
                 grpcFinish(stream, error: GatewayError(.invalidArgument, reason))
                 return
             }
+            state.phase = .running
             grpcReceivedRequest(message, call: call, stream: stream)
         case .grpcReflection(let call):
-            state.phase = .grpcReflection(call)
             grpcReflectionReceivedEnd(call: call, stream: stream)
-        case .running:
+        case .running, .done:
             break
-        case .done:
-            state.phase = .done
         }
     }
 

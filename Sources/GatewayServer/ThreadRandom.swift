@@ -1,4 +1,4 @@
-import NIOPosix
+import TriggerModel
 
 /// The random words of trace ids, span ids and request ids: a xoshiro256** generator per thread, seeded once
 /// from the system's generator (`SystemRandomNumberGenerator`) when a thread first draws.
@@ -12,7 +12,7 @@ import NIOPosix
 /// Anything that must be unguessable keeps the system generator: access tokens (`CraftAccessTokens`) and
 /// operation ids (`Operation`).
 ///
-/// Each thread's state is its own (a `ThreadSpecificVariable`; an event loop is one thread): no lock, no atomic.
+/// Each thread's state is its own (a ``ThreadLocalObject``; an event loop is one thread): no lock, no atomic.
 enum ThreadRandom {
     /// One thread's xoshiro256** state (Blackman and Vigna, "Scrambled linear pseudorandom number generators",
     /// 2021; the reference `xoshiro256starstar.c`). Only ever used by the thread that made it (hence unchecked).
@@ -44,15 +44,15 @@ enum ThreadRandom {
         }
     }
 
-    private static let generators = ThreadSpecificVariable<Generator>()
+    private static let generators = ThreadLocalObject<Generator>()
 
-    /// The calling thread's generator, seeded from the system's on the thread's first draw.
-    static var current: Generator {
-        if let generator = generators.currentValue { return generator }
-        var system = SystemRandomNumberGenerator()
-        let generator = Generator(seed: &system)
-        generators.currentValue = generator
-        return generator
+    /// Calls `body` with the calling thread's generator, seeded from the system's on the thread's first draw.
+    static func withGenerator<Result>(_ body: (Generator) -> Result) -> Result {
+        generators.withValue(
+            makingWith: {
+                var system = SystemRandomNumberGenerator()
+                return Generator(seed: &system)
+            }, body)
     }
 }
 

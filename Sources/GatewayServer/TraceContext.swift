@@ -1,3 +1,5 @@
+import TriggerModel
+
 /// The W3C trace context a trigger travels with (W3C Trace Context Level 1): the client's, continued with a
 /// span of the gateway's own, or one the gateway starts when the client sent none.
 ///
@@ -21,9 +23,13 @@ struct TraceContext {
 
     init(traceParent received: String?, traceState: String?) {
         // The thread's own generator, not a getrandom(2) per word: see `ThreadRandom` for why that is enough.
-        let random = ThreadRandom.current
-        let span = Self.nonZero(random)
-        if let received, let traceID = TraceParent.traceID(of: received) {
+        let continued = received.flatMap { TraceParent.traceID(of: $0) }
+        // The span id first, then (for a new trace) the trace id's halves: one draw per word, none wasted.
+        let (span, high, low) = ThreadRandom.withGenerator { random in
+            let span = Self.nonZero(random)
+            return continued == nil ? (span, Self.nonZero(random), random.next()) : (span, 0, 0)
+        }
+        if let received, let traceID = continued {
             var flags = received.utf8.dropFirst(53).makeIterator()  // two hex digits: TraceParent checked them
             let zero = UInt8(ascii: "0")
             self.traceID = traceID
@@ -32,7 +38,7 @@ struct TraceContext {
             self.traceState = traceState
             self.started = false
         } else {
-            let traceID = Self.hex(Self.nonZero(random), random.next())
+            let traceID = HexWord.string(high, low)
             self.traceID = traceID
             self.traceParent = Self.format(
                 traceID: traceID, span: span, flags: (UInt8(ascii: "0"), UInt8(ascii: "1")))
@@ -46,22 +52,6 @@ struct TraceContext {
     private static func nonZero(_ random: ThreadRandom.Generator) -> UInt64 {
         let value = random.next() as UInt64
         return value == 0 ? 1 : value
-    }
-
-    private static func hexDigit(_ nibble: UInt64) -> UInt8 {
-        let value = UInt8(truncatingIfNeeded: nibble & 0xF)
-        return value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") - 10 + value
-    }
-
-    /// 32 hex digits of `high` then `low`, written in place.
-    private static func hex(_ high: UInt64, _ low: UInt64) -> String {
-        String(unsafeUninitializedCapacity: 32) { buffer in
-            for i in 0..<16 {
-                buffer[i] = hexDigit(high >> (60 - 4 * UInt64(i)))
-                buffer[16 + i] = hexDigit(low >> (60 - 4 * UInt64(i)))
-            }
-            return 32
-        }
     }
 
     /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place from the id's bytes: one allocation.
@@ -80,7 +70,7 @@ struct TraceContext {
                 }
                 for i in copied..<32 { buffer[3 + i] = UInt8(ascii: "0") }
                 buffer[35] = UInt8(ascii: "-")
-                for i in 0..<16 { buffer[36 + i] = hexDigit(span >> (60 - 4 * UInt64(i))) }
+                HexWord.write(span, to: UnsafeMutableRawPointer(buffer.baseAddress! + 36))
                 buffer[52] = UInt8(ascii: "-")
                 buffer[53] = flags.0
                 buffer[54] = flags.1

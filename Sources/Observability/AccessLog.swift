@@ -1,5 +1,5 @@
 package import Logging
-import NIOPosix
+import TriggerModel
 
 /// The access log: one `info` line per finished request, every field of its `RequestRecord` as swift-log
 /// metadata (the handler formats it: logfmt or JSON, see `LineLogHandler`).
@@ -24,7 +24,7 @@ package struct AccessLog: RequestObserver {
     /// The gateway's line handler when it writes the caller's fields as they are (nil: the metadata path).
     private let lineHandler: LineLogHandler?
     /// One line buffer per thread (the event loops, the async dispatcher's threads), reused line after line.
-    private let buffers = ThreadSpecificVariable<LineBuffer>()
+    private let buffers = ThreadLocalObject<LineBuffer>()
 
     /// `logger`: the gateway's; its level decides (the lines are at `info`).
     package init(logger: Logger) {
@@ -43,15 +43,10 @@ package struct AccessLog: RequestObserver {
             logger.info("request", metadata: Self.metadata(of: record))
             return
         }
-        let buffer: LineBuffer
-        if let kept = buffers.currentValue {
-            buffer = kept
-        } else {
-            buffer = LineBuffer()
-            buffers.currentValue = buffer
-        }
-        lineHandler.writeLine(level: .info, message: "request", into: &buffer.bytes) {
-            Self.fields(of: record, into: &$0)
+        buffers.withValue(makingWith: LineBuffer.init) { buffer in
+            lineHandler.writeLine(level: .info, message: "request", into: &buffer.bytes) {
+                Self.fields(of: record, into: &$0)
+            }
         }
     }
 

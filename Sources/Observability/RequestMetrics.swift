@@ -1,6 +1,6 @@
-import NIOPosix
 package import Prometheus
 import Synchronization
+import TriggerModel
 
 /// The request-level families, fed by one ``RequestRecord`` per finished request:
 ///
@@ -22,7 +22,7 @@ import Synchronization
 /// The histograms leave `code` out: one set of buckets per route and mode, not per outcome.
 ///
 /// Hot path (issue 11): ``requestFinished(_:)`` runs on the connection's event loop for every request. It looks
-/// its instruments up in a cache private to the calling thread (a `ThreadSpecificVariable`: each event loop is
+/// its instruments up in a cache private to the calling thread (a `ThreadLocalObject`: each event loop is
 /// one thread), so a recording takes neither the registry's lock (`makeCounter` & co. lock it) nor any lock
 /// shared across event loops to find them. The counters and gauges are atomics; the three histograms are
 /// ``ShardedHistogram``s, and the cache holds the thread's own shard of each (no lock to record: see that type).
@@ -39,7 +39,7 @@ package final class RequestMetrics: RequestObserver, Sendable {
     /// five atomics made up front.
     private let cut: [[Counter]]
     /// Each thread's instruments by label combination.
-    private let caches = ThreadSpecificVariable<Cache>()
+    private let caches = ThreadLocalObject<Cache>()
     /// Serializes cache misses (rare: once per thread and label combination).
     private let making = Mutex(())
 
@@ -187,13 +187,10 @@ package final class RequestMetrics: RequestObserver, Sendable {
     /// The instruments of `record`'s label combination on the calling thread (made on the thread's first request
     /// of the combination).
     func instruments(for record: RequestRecord) -> Entry {
-        let cache: Cache
-        if let existing = caches.currentValue {
-            cache = existing
-        } else {
-            cache = Cache()
-            caches.currentValue = cache
-        }
+        caches.withValue(makingWith: Cache.init) { instruments(for: record, in: $0) }
+    }
+
+    private func instruments(for record: RequestRecord, in cache: Cache) -> Entry {
         if let last = cache.last, last.matches(record) { return last }
         let key = Key(record)
         let entry: Entry

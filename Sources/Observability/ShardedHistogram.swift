@@ -3,8 +3,8 @@
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import NIOPosix
 import Synchronization
+import TriggerModel
 
 /// A Prometheus histogram family whose series record without a lock: each thread that records into a series
 /// (an event loop is one thread) owns a shard of it, plain per-bucket counts and a sum written by that thread
@@ -148,7 +148,7 @@ package final class ShardedHistogram: Sendable {
     private let shards = Mutex<[HistogramShard]>([])
 
     private static let nextID = Atomic<UInt64>(0)
-    private static let threadShards = ThreadSpecificVariable<ThreadShards>()
+    private static let threadShards = ThreadLocalObject<ThreadShards>()
 
     init(labels: [(String, String)], bounds: [Double]) {
         self.labels = labels
@@ -180,13 +180,10 @@ package final class ShardedHistogram: Sendable {
     /// The calling thread's shard of this series (made on its first call on this thread). Record into it only
     /// on this thread.
     package func shard() -> HistogramShard {
-        let table: ThreadShards
-        if let existing = Self.threadShards.currentValue {
-            table = existing
-        } else {
-            table = ThreadShards()
-            Self.threadShards.currentValue = table
-        }
+        Self.threadShards.withValue(makingWith: ThreadShards.init) { shard(in: $0) }
+    }
+
+    private func shard(in table: ThreadShards) -> HistogramShard {
         if table.lastID == id, let last = table.last { return last }
         let shard: HistogramShard
         if let found = table.byID[id] {

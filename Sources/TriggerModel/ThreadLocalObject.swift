@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// One object per thread, made on the thread's first use and released when the thread exits: the per-event-loop
+/// state of the hot path (the request metrics' instruments, the histogram shards, the access log's line buffer,
+/// the id generator).
+///
+/// What NIO's `ThreadSpecificVariable` does, at a quarter of the cost: a `pthread_key_t` whose value is the object
+/// itself (`Unmanaged`, one retain owned by the thread), lent to ``withValue(makingWith:_:)``'s body at +0. NIO's
+/// keeps a box it casts dynamically (`swift_dynamicCastUnknownClassUnconditional`) and returns the value retained:
+/// ~125 instructions per read, four to five reads per request (issue 11; bench/README.md, "Branch hotpath9").
+///
+/// Not `Sendable` in its values: each thread only ever sees its own object. Like NIO's, a value still set on a
+/// live thread when this is deinitialized is not released (the key is deleted; POSIX runs no destructors then).
+package final class ThreadLocalObject<Value: AnyObject>: @unchecked Sendable {
+    private let key: pthread_key_t
+
+    package init() {
+        var key = pthread_key_t()
+        // Runs on a thread's exit for a non-nil value: the thread's retain of its object.
+        let code = pthread_key_create(&key) { value in
+            let value: UnsafeMutableRawPointer? = value
+            if let value { Unmanaged<AnyObject>.fromOpaque(value).release() }
+        }
+        precondition(code == 0, "pthread_key_create failed (\(code)): too many thread-local keys")
+        self.key = key
+    }
+
+    deinit {
+        pthread_key_delete(key)
+    }
+
+    /// Calls `body` with the calling thread's object, made by `make` (and kept) when the thread has none yet. The
+    /// object is lent for the call: it stays the thread's until the thread exits.
+    @inlinable
+    package func withValue<Result>(makingWith make: () -> Value, _ body: (Value) throws -> Result) rethrows -> Result {
+        if let stored = stored() {
+            return try Unmanaged<Value>.fromOpaque(stored)._withUnsafeGuaranteedRef(body)
+        }
+        let made = make()
+        store(Unmanaged.passRetained(made).toOpaque())
+        return try body(made)
+    }
+
+    /// Whether the calling thread has its object already (for tests).
+    package var hasValue: Bool { stored() != nil }
+
+    /// The calling thread's value (retained once for the thread), nil before its first use.
+    @usableFromInline func stored() -> UnsafeMutableRawPointer? { pthread_getspecific(key) }
+
+    @usableFromInline func store(_ value: UnsafeMutableRawPointer) {
+        let code = pthread_setspecific(key, value)
+        precondition(code == 0, "pthread_setspecific failed (\(code))")
+    }
+}
