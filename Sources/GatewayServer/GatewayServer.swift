@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import AsyncDispatch
+import GatewayConfig
 import Logging
 package import NIOCore
 import NIOSSL
@@ -26,18 +27,28 @@ package final class GatewayServer: Service {
         /// Why the listener must not start although the configuration validated (its TLS files stopped
         /// loading): `run` fails with it instead of binding.
         package var startFailure: String?
+        /// A listening socket passed by systemd (or a launcher): served instead of binding `host`:`port`
+        /// (``SocketActivation``).
+        package var inherited: InheritedListener?
+        /// `listen_reuse_port`: bind with SO_REUSEPORT, so a new instance (same user) can listen on the port
+        /// before this one stops. Not applied to an inherited socket (its owner set its options).
+        package var reusePort: Bool
         package init(
             host: String,
             port: Int,
             shutdownGrace: TimeAmount = .seconds(10),
             maxConnections: Int = 4096,
-            startFailure: String? = nil
+            startFailure: String? = nil,
+            inherited: InheritedListener? = nil,
+            reusePort: Bool = false
         ) {
             self.host = host
             self.port = port
             self.shutdownGrace = shutdownGrace
             self.maxConnections = maxConnections
             self.startFailure = startFailure
+            self.inherited = inherited
+            self.reusePort = reusePort
         }
     }
 
@@ -97,15 +108,26 @@ package final class GatewayServer: Service {
         let serverChannel: any Channel
         do {
             if let reason = configuration.startFailure { throw StartFailure(reason: reason) }
-            serverChannel = try await ServerBootstrap(group: group)
+            let inherited = configuration.inherited
+            let bootstrap = ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     // EMFILE/ENFILE at accept: pause a second instead of retrying at once (a spinning core).
                     channel.eventLoop.makeCompletedFuture {
+                        if let inherited {
+                            // NIO's withBoundSocket listens again with its default backlog (128), which would
+                            // shrink the queue that holds connections while no instance accepts (a restart).
+                            // The kernel's maximum, as a socket unit's default Backlog= (SOMAXCONN).
+                            _ = Glibc.listen(inherited.descriptor, SOMAXCONN)
+                        }
                         try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: services.logger))
                     }
                 }
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                // NIO names no SO_REUSEPORT option; SOL_SOCKET's, set before bind (0 is the kernel's default).
+                .serverChannelOption(
+                    ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
+                    value: configuration.reusePort ? 1 : 0)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -134,10 +156,15 @@ package final class GatewayServer: Service {
                         throw error
                     }
                 }
-                .bind(host: configuration.host, port: configuration.port)
-                .get()
+            if let inherited {
+                serverChannel = try await bootstrap.withBoundSocket(inherited.descriptor).get()
+            } else {
+                serverChannel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+            }
         } catch {
-            let error = ListenFailure(host: configuration.host, port: configuration.port, error: error)
+            let address = configuration.inherited?.address
+            let error = ListenFailure(
+                host: address?.host ?? configuration.host, port: address?.port ?? configuration.port, error: error)
             services.logger.error(
                 "cannot listen", metadata: ["listen.address": "\(error.address)", "error": "\(error.reason)"])
             let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
@@ -160,6 +187,13 @@ package final class GatewayServer: Service {
         }
         for waiter in waiters { waiter.resume(returning: address) }
         var listenMetadata: Logger.Metadata = ["listen.address": "\(address.hostPort)"]
+        if let inherited = configuration.inherited {
+            // Whose socket this is: a restart keeps its queue, `listen` was not bound.
+            listenMetadata["listen.inherited_fd"] = .stringConvertible(inherited.descriptor)
+            if let name = inherited.name { listenMetadata["listen.fd_name"] = "\(name)" }
+        } else if configuration.reusePort {
+            listenMetadata["listen.reuse_port"] = "true"
+        }
         if let tls = services.tls {
             listenMetadata["tls.subject"] = "\(tls.subject)"
             listenMetadata["tls.not_valid_after"] = "\(tls.notValidAfter)"
