@@ -203,10 +203,10 @@ package final class GatewayServer: Service {
 
         await withGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
-        } onGracefulShutdown: {
+        } onGracefulShutdown: { [group] in
             services.health.draining()
             services.operations?.endLongPolls()
-            serverChannel.close(promise: nil)
+            Task { await Self.stopAccepting(serverChannel, group: group) }
         }
         services.health.draining()
         // Long-polls (`?wait=`, Craft's outputs wait) are answered with their normal "not done yet" now, not
@@ -219,6 +219,23 @@ package final class GatewayServer: Service {
         // The process's own `stopped` comes last, once every service has (review 12, finding 2: this line came
         // before the async dispatcher's and the store's ends).
         services.logger.info("listener stopped")
+    }
+
+    /// Stops accepting, then closes the listener without dropping a connection it already accepted.
+    ///
+    /// NIO hands an accepted connection to its child loop (options, our initializer) and back, then closes it
+    /// if the listener is no longer active by then (`ServerBootstrap`'s accept handler): a connection accepted
+    /// just before a plain `close()` was reset with its request unread (seen on every few restarts under load
+    /// with an inherited socket, where the next instance takes over the queue). So accepting stops first
+    /// (`autoRead` off: no more accept(2); what is still queued stays in the kernel's queue, for the next
+    /// instance when the socket is shared), three turns of every loop let the hand-overs already under way
+    /// finish, and only then does the listener close (our copy of the descriptor, if inherited).
+    static func stopAccepting(_ listener: any Channel, group: any EventLoopGroup) async {
+        try? await listener.setOption(.autoRead, value: false).get()
+        for _ in 0..<3 {
+            for loop in group.makeIterator() { try? await loop.submit {}.get() }
+        }
+        try? await listener.close()
     }
 
     /// Closes a connection accepted over `maxConnections`: counted in
