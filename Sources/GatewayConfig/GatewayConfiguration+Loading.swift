@@ -149,8 +149,8 @@ extension GatewayConfiguration {
     }
 
     static let topLevelKeys = [
-        "listen", "listen_reuse_port", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "abacus", "tls",
-        "schedules", "craft", "namespaces", "log",
+        "listen", "listen_reuse_port", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store",
+        "abacus", "tls", "schedules", "craft", "namespaces", "log",
     ]
 
     /// `tokens:`, each item checked on its own (`ConfigMistakes`); the ones with a mistake are left out.

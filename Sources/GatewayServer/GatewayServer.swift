@@ -126,8 +126,10 @@ package final class GatewayServer: Service {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 // NIO names no SO_REUSEPORT option; SOL_SOCKET's, set before bind (0 is the kernel's default).
                 .serverChannelOption(
-                    ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
-                    value: configuration.reusePort ? 1 : 0)
+                    ChannelOptions.Types.SocketOption(
+                        level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
+                    value: configuration.reusePort ? 1 : 0
+                )
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

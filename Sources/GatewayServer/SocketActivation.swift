@@ -75,7 +75,8 @@ package enum SocketActivation {
     ///
     /// - Throws: ``SocketActivationError``, one line naming the descriptor and what is wrong with it: not a
     ///   socket, not TCP over IPv4/IPv6, not listening (a socket unit with `Accept=yes` passes a connection).
-    package static func takeListener() throws(SocketActivationError) -> (listener: InheritedListener?, ignored: String?) {
+    package static func takeListener() throws(SocketActivationError) -> (listener: InheritedListener?, ignored: String?)
+    {
         var environment: [String: String] = [:]
         for variable in variables {
             if let value = getenv(variable) { environment[variable] = String(cString: value) }

@@ -64,7 +64,7 @@ struct ListenerHandoverTests {
                 >"$4/out" 2>"$4/log" &
             pid=$!
             for i in 1 2; do
-                "$5" -sS --retry 50 --retry-connrefused --retry-delay 0 -m 30 -H 'content-type: application/json' \
+                "$5" -sS --retry 50 --retry-connrefused --retry-delay 0 --retry-max-time 10 -m 10 -H 'content-type: application/json' \
                     -d "{\\"data\\":[{\\"variable\\":{\\"prompt\\":\\"call$i\\"}}]}" \
                     "http://127.0.0.1:$2/v1beta/namespaces/demo/pipelines/upper/trigger"
                 echo
@@ -109,8 +109,11 @@ struct ListenerHandoverTests {
         // env execs the gateway: its pid is not 1, so LISTEN_PID=1 (init) is another process's.
         let server = try await TestProcess.Server.start(
             "/usr/bin/env",
-            ["LISTEN_FDS=1", "LISTEN_PID=1", "LISTEN_FDNAMES=other", Self.gateway, "serve", "--listen", "127.0.0.1:0",
-             "--data-dir", dataDir])
+            [
+                "LISTEN_FDS=1", "LISTEN_PID=1", "LISTEN_FDNAMES=other", Self.gateway, "serve", "--listen",
+                "127.0.0.1:0",
+                "--data-dir", dataDir,
+            ])
         let client = try await TestHTTPClient.connect(port: server.port)
         let answer = try await client.request(
             "POST", "/v1beta/namespaces/demo/pipelines/upper/trigger", headers: jsonHeaders, body: Self.body)
@@ -129,8 +132,11 @@ struct ListenerHandoverTests {
         // Bounded: a gateway that did not check the descriptor would serve until killed.
         let out = try await TestProcess.run(
             "/usr/bin/timeout",
-            ["20", "/bin/sh", "-c", "exec 3</dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" serve --listen 127.0.0.1:0 --data-dir \"$1\"",
-             Self.gateway, dataDir])
+            [
+                "20", "/bin/sh", "-c",
+                "exec 3</dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" serve --listen 127.0.0.1:0 --data-dir \"$1\"",
+                Self.gateway, dataDir,
+            ])
         #expect(out.status == 1)
         #expect(
             out.stderr == "trigger-gateway: socket activation: inherited descriptor 3 (LISTEN_FDS) is not a socket\n",
@@ -150,7 +156,11 @@ struct ListenerHandoverTests {
             os.execv(sys.argv[1], sys.argv[1:])
             """
         let out = try await TestProcess.run(
-            "/usr/bin/timeout", ["20", Peers.python, "-c", launcher, Self.gateway, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+            "/usr/bin/timeout",
+            [
+                "20", Peers.python, "-c", launcher, Self.gateway, "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                dataDir,
+            ])
         #expect(out.status == 1)
         #expect(
             out.stderr

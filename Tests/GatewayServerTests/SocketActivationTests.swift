@@ -1,8 +1,8 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import CNIOLinux
 import GatewayConfig
+import NIOCore
 import Testing
 
 @testable import GatewayServer
@@ -29,7 +29,9 @@ struct SocketActivationTests {
     @Test("no LISTEN_FDS, LISTEN_FDS=0: bind listen; another process's LISTEN_PID, or none: not ours")
     func notOurs() throws {
         #expect(try SocketActivation.request(environment: [:], pid: Self.pid) == .none)
-        #expect(try SocketActivation.request(environment: ["LISTEN_FDS": "0", "LISTEN_PID": "4242"], pid: Self.pid) == .none)
+        #expect(
+            try SocketActivation.request(environment: ["LISTEN_FDS": "0", "LISTEN_PID": "4242"], pid: Self.pid) == .none
+        )
         #expect(
             try SocketActivation.request(environment: ["LISTEN_FDS": "1", "LISTEN_PID": "4241"], pid: Self.pid)
                 == .notOurs(listenPID: "4241"))
@@ -52,32 +54,26 @@ struct SocketActivationTests {
 
     @Test("a listening TCP socket gives its bound address; a bound one not listening, a UDP socket, a file: refused")
     func descriptorChecks() throws {
-        func socketBound(_ type: Int32) -> CInt {
+        func socketBound(_ type: Int32) throws -> CInt {
             let fd = socket(AF_INET, type, 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            let loopback = try SocketAddress(ipAddress: "127.0.0.1", port: 0)
+            #expect(loopback.withSockAddr { bind(fd, $0, socklen_t($1)) } == 0)
             return fd
         }
-        let listening = socketBound(Int32(SOCK_STREAM.rawValue))
+        let listening = try socketBound(Int32(SOCK_STREAM.rawValue))
         defer { close(listening) }
         #expect(listen(listening, 8) == 0)
         let address = try SocketActivation.listeningAddress(of: listening)
         #expect(address.host == "127.0.0.1")
         #expect(address.port > 0)
 
-        let bound = socketBound(Int32(SOCK_STREAM.rawValue))
+        let bound = try socketBound(Int32(SOCK_STREAM.rawValue))
         defer { close(bound) }
         #expect {
             try SocketActivation.listeningAddress(of: bound)
         } throws: { ($0 as? SocketActivationError)?.message.contains("is not listening") == true }
 
-        let datagram = socketBound(Int32(SOCK_DGRAM.rawValue))
+        let datagram = try socketBound(Int32(SOCK_DGRAM.rawValue))
         defer { close(datagram) }
         #expect {
             try SocketActivation.listeningAddress(of: datagram)
