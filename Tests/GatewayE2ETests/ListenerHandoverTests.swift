@@ -16,24 +16,6 @@ struct ListenerHandoverTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
     }
 
-    /// A loopback port free a moment ago (systemd-socket-activate needs the number before it binds).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try withUnsafeMutablePointer(to: &address) {
-            try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                guard bind(fd, $0, length) == 0, getsockname(fd, $0, &length) == 0 else {
-                    throw CocoaError(.fileReadUnknown)
-                }
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// Runs `restart_probe.py MODE` against the built gateway and returns its JSON summary.
     static func probe(_ mode: String, restarts: Int) async throws -> [String: Any] {
         let script = Peers.repositoryRoot.appendingPathComponent("Tests/InteropClients/restart_probe.py").path
@@ -52,7 +34,8 @@ struct ListenerHandoverTests {
     func systemdSocketActivate() async throws {
         let activate = try #require(TestProcess.which("systemd-socket-activate"), "scripts/test installs systemd")
         let curl = try #require(TestProcess.which("curl"))
-        let port = try Self.freePort()
+        // A loopback port free a moment ago (systemd-socket-activate needs the number before it binds).
+        let port = try ThrowawayPostgres.freePort()
         let workdir = Self.temporary("tg-activate")
         try FileManager.default.createDirectory(atPath: workdir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: workdir) }
