@@ -23,9 +23,16 @@ package enum ConfigFile {
     /// or a list whose indices no longer match the file): the listen policy reads `listen`, `auth` and
     /// `tokens`; the TLS files `tls`; the Craft key and periodic inputs `craft`; the pools' TLS files `pools`;
     /// the PostgreSQL URL `store`; the webhooks' CA files `routes`.
+    ///
+    /// `inheritedListen`: the address of a listening socket the gateway was started with (systemd socket
+    /// activation): it wins over `listen` and the file's `listen:` (the socket is what serves, whatever they say),
+    /// and the listen policy is checked against it. When `listen` or the file's `listen:` names another address,
+    /// a warning at `listen` says which one serves (not an error: a socket unit's `ListenStream=8080` is `[::]:8080`
+    /// where the file says `0.0.0.0:8080`, and a restart must not fail for that).
     package static func load(
         path: String,
         listen: ListenAddress? = nil,
+        inheritedListen: ListenAddress? = nil,
         dataDir: String? = nil,
         checkingDataDir: Bool = false
     ) throws(ConfigError) -> (configuration: GatewayConfiguration, digest: String) {
@@ -41,6 +48,13 @@ package enum ConfigFile {
         let mistakes = ConfigMistakes()
         var configuration = try GatewayConfiguration.read(yaml: text, source: path, recordingInto: mistakes)
         if let listen { configuration.listen = listen }
+        if let inheritedListen {
+            if listen != nil || mistakes.hasSection("listen") {
+                configuration.warnings += inheritedListenWarnings(
+                    configured: configuration.listen, inherited: inheritedListen, source: path)
+            }
+            configuration.listen = inheritedListen
+        }
         if let dataDir { configuration.dataDir = dataDir }
         /// Runs `check` unless one of `sections` had a mistake; records what it throws.
         func check(after sections: String..., run check: () throws(ConfigError) -> Void) {
@@ -113,6 +127,21 @@ package enum ConfigFile {
         }
         try mistakes.throwIfAny()
         return (configuration, digest(of: bytes))
+    }
+
+    /// The warning (none or one) for a configured `listen` that an inherited socket overrides: said when the two
+    /// addresses differ, so an operator who changed `listen` learns that the socket unit decides.
+    package static func inheritedListenWarnings(
+        configured: ListenAddress, inherited: ListenAddress, source: String
+    ) -> [ConfigError] {
+        guard configured != inherited else { return [] }
+        return [
+            ConfigError(
+                source: source, path: "listen",
+                message: "serving on the inherited socket \(inherited) (systemd socket activation), not on "
+                    + "\(configured): the socket unit's ListenStream= decides the address; "
+                    + "change it there (or make listen match it)")
+        ]
     }
 
     /// `sha256:<hex>` of `bytes`.

@@ -9,26 +9,31 @@ extension GatewayApp {
     /// refused with one log line whose `config.error` is `check-config`'s message (every mistake of the file,
     /// then their count, as `ConfigError.description` joins them: the log format escapes the newlines), and
     /// the running configuration stays.
-    /// `listen`/`dataDir`/`logFormat`/`logLevel` are the command line's overrides, applied as at start-up: a
+    /// `listen`/`dataDir`/`logFormat`/`logLevel`/`listenReusePort` are the command line's overrides, applied as at start-up: a
     /// key the command line sets is the command line's, so a file without it (or with another value) is no
     /// "restart required" change (review 12, finding 5: `--log-format json` warned at every reload).
+    /// `inheritedListen`: the inherited socket's address, which the listener keeps serving whatever the file
+    /// says (a reload never touches the socket; see `ConfigFile.load`).
     ///
     /// Returns the outcome, also recorded in `configStatus` (seen on `/metrics`).
     @discardableResult
     package func reload(
         fromFile path: String,
         listen: ListenAddress? = nil,
+        inheritedListen: ListenAddress? = nil,
         dataDir: String? = nil,
         logFormat: LogConfiguration.Format? = nil,
-        logLevel: LogConfiguration.Level? = nil
+        logLevel: LogConfiguration.Level? = nil,
+        listenReusePort: Bool? = nil
     ) -> ConfigStatus.ReloadOutcome {
         let now = Date().timeIntervalSince1970
         var loaded: (configuration: GatewayConfiguration, digest: String)
         let report: ReloadReport
         do {
-            loaded = try ConfigFile.load(path: path, listen: listen, dataDir: dataDir)
+            loaded = try ConfigFile.load(path: path, listen: listen, inheritedListen: inheritedListen, dataDir: dataDir)
             if let logFormat { loaded.configuration.log.format = logFormat }
             if let logLevel { loaded.configuration.log.level = logLevel }
+            if let listenReusePort { loaded.configuration.listenReusePort = listenReusePort }
             report = try reload(to: loaded.configuration)
         } catch {
             logger.error(

@@ -70,7 +70,8 @@ package final class GatewayApp: Sendable {
     /// while async triggers answer 503. `digest`: how operators recognise this configuration (see
     /// `ConfigFile`). `requestObservers`: told of every finished request (`RequestRecord`), after the
     /// gateway's own (the access log, the request metrics). `metrics`: the registry `/metrics` shows (a fresh
-    /// one unless a test hands its own).
+    /// one unless a test hands its own). `inheritedListener`: a listening socket passed by systemd, served
+    /// instead of binding `listen` (whose value should then be that socket's address: see `ConfigFile.load`).
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
@@ -81,7 +82,8 @@ package final class GatewayApp: Sendable {
         digest: String = ConfigFile.embeddedDigest,
         requestObservers: [any RequestObserver] = [],
         metrics: GatewayMetrics = GatewayMetrics(),
-        logLevel: LogLevelSwitch? = nil
+        logLevel: LogLevelSwitch? = nil,
+        inheritedListener: InheritedListener? = nil
     ) {
         self.logLevel = logLevel
         self.group = group
@@ -135,7 +137,9 @@ package final class GatewayApp: Sendable {
                 port: config.listenPort,
                 shutdownGrace: TimeAmount(config.timeouts.shutdownGrace),
                 maxConnections: config.limits.maxConnections,
-                startFailure: (tlsFailure ?? poolFailures.first).map { "\($0.path): \($0.message)" }
+                startFailure: (tlsFailure ?? poolFailures.first).map { "\($0.path): \($0.message)" },
+                inherited: inheritedListener,
+                reusePort: config.listenReusePort
             ),
             services: Self.makeFrontendServices(
                 config,
@@ -295,6 +299,10 @@ package final class GatewayApp: Sendable {
         if new.listen != old.listen {
             restartRequired.append("listen")
             applied.listen = old.listen
+        }
+        if new.listenReusePort != old.listenReusePort {
+            restartRequired.append("listen_reuse_port")
+            applied.listenReusePort = old.listenReusePort
         }
         if new.dataDir != old.dataDir {
             restartRequired.append("data_dir")

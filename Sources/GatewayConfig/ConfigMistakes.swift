@@ -20,6 +20,9 @@ package final class ConfigMistakes {
     /// in file order.
     var sectionLines: [String: Int] = [:]
 
+    /// Whether the file has the top-level key `key` (whatever its value).
+    package func hasSection(_ key: String) -> Bool { sectionLines[key] != nil }
+
     package init() {}
 
     /// Records `mistake` (the file will be refused).

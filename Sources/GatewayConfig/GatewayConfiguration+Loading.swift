@@ -81,6 +81,11 @@ extension GatewayConfiguration {
                 }
             }
         }
+        if let node = top["listen_reuse_port"] {
+            mistakes.collect { () throws(ConfigError) in
+                config.listenReusePort = try reader.bool(node, at: "listen_reuse_port")
+            }
+        }
         if let node = top["data_dir"] {
             mistakes.collect { () throws(ConfigError) in
                 config.dataDir = try reader.nonEmptyString(node, at: "data_dir")
@@ -147,8 +152,8 @@ extension GatewayConfiguration {
     }
 
     static let topLevelKeys = [
-        "listen", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store", "abacus", "tls",
-        "schedules", "craft", "namespaces", "log",
+        "listen", "listen_reuse_port", "data_dir", "auth", "tokens", "limits", "timeouts", "pools", "routes", "store",
+        "abacus", "tls", "schedules", "craft", "namespaces", "log",
     ]
 
     /// `tokens:`, each item checked on its own (`ConfigMistakes`); the ones with a mistake are left out.

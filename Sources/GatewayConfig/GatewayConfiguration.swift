@@ -18,6 +18,10 @@ package struct GatewayConfiguration: Sendable, Equatable {
     /// Where this configuration came from (a file path, or `<embedded default>`), for messages.
     package var source: String
     package var listen: ListenAddress
+    /// `listen_reuse_port`: bind `listen` with SO_REUSEPORT, so that a new instance (of the same user) can
+    /// listen on the port while this one still does, and the old one is stopped after (an overlapped restart).
+    /// Read at start-up. Not used with an inherited socket (systemd socket activation), which needs no overlap.
+    package var listenReusePort: Bool = false
     /// Directory for the SQLite store and spilled blobs.
     package var dataDir: String
     package var auth: AuthMode

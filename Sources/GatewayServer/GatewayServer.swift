@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import AsyncDispatch
+import GatewayConfig
 import Logging
 package import NIOCore
 import NIOSSL
@@ -26,18 +27,28 @@ package final class GatewayServer: Service {
         /// Why the listener must not start although the configuration validated (its TLS files stopped
         /// loading): `run` fails with it instead of binding.
         package var startFailure: String?
+        /// A listening socket passed by systemd (or a launcher): served instead of binding `host`:`port`
+        /// (``SocketActivation``).
+        package var inherited: InheritedListener?
+        /// `listen_reuse_port`: bind with SO_REUSEPORT, so a new instance (same user) can listen on the port
+        /// before this one stops. Not applied to an inherited socket (its owner set its options).
+        package var reusePort: Bool
         package init(
             host: String,
             port: Int,
             shutdownGrace: TimeAmount = .seconds(10),
             maxConnections: Int = 4096,
-            startFailure: String? = nil
+            startFailure: String? = nil,
+            inherited: InheritedListener? = nil,
+            reusePort: Bool = false
         ) {
             self.host = host
             self.port = port
             self.shutdownGrace = shutdownGrace
             self.maxConnections = maxConnections
             self.startFailure = startFailure
+            self.inherited = inherited
+            self.reusePort = reusePort
         }
     }
 
@@ -97,15 +108,28 @@ package final class GatewayServer: Service {
         let serverChannel: any Channel
         do {
             if let reason = configuration.startFailure { throw StartFailure(reason: reason) }
-            serverChannel = try await ServerBootstrap(group: group)
+            let inherited = configuration.inherited
+            let bootstrap = ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     // EMFILE/ENFILE at accept: pause a second instead of retrying at once (a spinning core).
                     channel.eventLoop.makeCompletedFuture {
+                        if let inherited {
+                            // NIO's withBoundSocket listens again with its default backlog (128), which would
+                            // shrink the queue that holds connections while no instance accepts (a restart).
+                            // The kernel's maximum, as a socket unit's default Backlog= (SOMAXCONN).
+                            _ = Glibc.listen(inherited.descriptor, SOMAXCONN)
+                        }
                         try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: services.logger))
                     }
                 }
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                // NIO names no SO_REUSEPORT option; SOL_SOCKET's, set before bind (0 is the kernel's default).
+                .serverChannelOption(
+                    ChannelOptions.Types.SocketOption(
+                        level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
+                    value: configuration.reusePort ? 1 : 0
+                )
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -134,10 +158,15 @@ package final class GatewayServer: Service {
                         throw error
                     }
                 }
-                .bind(host: configuration.host, port: configuration.port)
-                .get()
+            if let inherited {
+                serverChannel = try await bootstrap.withBoundSocket(inherited.descriptor).get()
+            } else {
+                serverChannel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+            }
         } catch {
-            let error = ListenFailure(host: configuration.host, port: configuration.port, error: error)
+            let address = configuration.inherited?.address
+            let error = ListenFailure(
+                host: address?.host ?? configuration.host, port: address?.port ?? configuration.port, error: error)
             services.logger.error(
                 "cannot listen", metadata: ["listen.address": "\(error.address)", "error": "\(error.reason)"])
             let waiters: [CheckedContinuation<SocketAddress, any Error>] = boundAddress.withLock { outcome in
@@ -160,6 +189,13 @@ package final class GatewayServer: Service {
         }
         for waiter in waiters { waiter.resume(returning: address) }
         var listenMetadata: Logger.Metadata = ["listen.address": "\(address.hostPort)"]
+        if let inherited = configuration.inherited {
+            // Whose socket this is: a restart keeps its queue, `listen` was not bound.
+            listenMetadata["listen.inherited_fd"] = .stringConvertible(inherited.descriptor)
+            if let name = inherited.name { listenMetadata["listen.fd_name"] = "\(name)" }
+        } else if configuration.reusePort {
+            listenMetadata["listen.reuse_port"] = "true"
+        }
         if let tls = services.tls {
             listenMetadata["tls.subject"] = "\(tls.subject)"
             listenMetadata["tls.not_valid_after"] = "\(tls.notValidAfter)"
@@ -169,10 +205,10 @@ package final class GatewayServer: Service {
 
         await withGracefulShutdownHandler {
             try? await serverChannel.closeFuture.get()
-        } onGracefulShutdown: {
+        } onGracefulShutdown: { [group] in
             services.health.draining()
             services.operations?.endLongPolls()
-            serverChannel.close(promise: nil)
+            Task { await Self.stopAccepting(serverChannel, group: group) }
         }
         services.health.draining()
         // Long-polls (`?wait=`, Craft's outputs wait) are answered with their normal "not done yet" now, not
@@ -185,6 +221,23 @@ package final class GatewayServer: Service {
         // The process's own `stopped` comes last, once every service has (review 12, finding 2: this line came
         // before the async dispatcher's and the store's ends).
         services.logger.info("listener stopped")
+    }
+
+    /// Stops accepting, then closes the listener without dropping a connection it already accepted.
+    ///
+    /// NIO hands an accepted connection to its child loop (options, our initializer) and back, then closes it
+    /// if the listener is no longer active by then (`ServerBootstrap`'s accept handler): a connection accepted
+    /// just before a plain `close()` was reset with its request unread (seen on every few restarts under load
+    /// with an inherited socket, where the next instance takes over the queue). So accepting stops first
+    /// (`autoRead` off: no more accept(2); what is still queued stays in the kernel's queue, for the next
+    /// instance when the socket is shared), three turns of every loop let the hand-overs already under way
+    /// finish, and only then does the listener close (our copy of the descriptor, if inherited).
+    static func stopAccepting(_ listener: any Channel, group: any EventLoopGroup) async {
+        try? await listener.setOption(.autoRead, value: false).get()
+        for _ in 0..<3 {
+            for loop in group.makeIterator() { try? await loop.submit {}.get() }
+        }
+        try? await listener.close()
     }
 
     /// Closes a connection accepted over `maxConnections`: counted in

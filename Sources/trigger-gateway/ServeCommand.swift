@@ -27,6 +27,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT (overrides the file; port 0 picks a free one).")
     var listen: String?
 
+    @Flag(
+        help: """
+            Bind the listen address with SO_REUSEPORT (as the file's listen_reuse_port: true), so that a new \
+            instance of the same user can listen on the port before the old one is stopped.
+            """)
+    var listenReusePort = false
+
     @Option(help: "Directory for the embedded store and spilled blobs (overrides the file).")
     var dataDir: String?
 
@@ -41,16 +48,34 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: LogConfiguration.Level?
 
     func run() async throws {
+        // systemd socket activation, read first: its variables are unset at once (sd_listen_fds(3)), and a bad
+        // descriptor is one line and exit 1 before anything else starts.
+        let inherited: (listener: InheritedListener?, ignored: String?)
+        do {
+            inherited = try SocketActivation.takeListener()
+        } catch {
+            FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let inheritedListen = inherited.listener?.address
         var configuration: GatewayConfiguration
         var digest = ConfigFile.embeddedDigest
         let listenOverride: ListenAddress?
         do {
             listenOverride = try listen.map { try ListenAddress(parsing: $0) }
             if let config {
-                (configuration, digest) = try ConfigFile.load(path: config, listen: listenOverride, dataDir: dataDir)
+                (configuration, digest) = try ConfigFile.load(
+                    path: config, listen: listenOverride, inheritedListen: inheritedListen, dataDir: dataDir)
             } else {
                 configuration = .defaults
                 if let listenOverride { configuration.listen = listenOverride }
+                if let inheritedListen {
+                    if listenOverride != nil {
+                        configuration.warnings += ConfigFile.inheritedListenWarnings(
+                            configured: configuration.listen, inherited: inheritedListen, source: "--listen")
+                    }
+                    configuration.listen = inheritedListen
+                }
                 if let dataDir { configuration.dataDir = dataDir }
                 try configuration.validateListenPolicy()
             }
@@ -62,6 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
+        if listenReusePort { configuration.listenReusePort = true }
         if let logFormat { configuration.log.format = logFormat }
         if let logLevel { configuration.log.level = logLevel }
         let log = configuration.log
@@ -86,6 +112,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for warning in configuration.warnings {
             logger.warning("\(warning.message)", metadata: ["config.key": "\(warning.path)"])
+        }
+        if let ignored = inherited.ignored { logger.warning("\(ignored); binding listen") }
+        if inherited.listener != nil, configuration.listenReusePort {
+            logger.warning(
+                "listen_reuse_port does nothing on an inherited socket: its socket unit sets its options (ReusePort=)",
+                metadata: ["config.key": "listen_reuse_port"])
         }
         for (path, exposure) in GatewayApp.exposedKeyFiles(configuration) {
             logger.warning("\(exposure)", metadata: ["path": "\(path)"])
@@ -140,7 +172,8 @@ struct ServeCommand: AsyncParsableCommand {
             store: store,
             reopenStore: reopenStore,
             digest: digest,
-            logLevel: levelSwitch
+            logLevel: levelSwitch,
+            inheritedListener: inherited.listener
         )
         logger.info(
             "configuration loaded",
@@ -150,6 +183,7 @@ struct ServeCommand: AsyncParsableCommand {
             ])
         var services = app.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         let configPath = self.config
+        let reusePortOverride: Bool? = listenReusePort ? true : nil
         let dataDir = self.dataDir
         services.append(
             .init(
@@ -159,8 +193,9 @@ struct ServeCommand: AsyncParsableCommand {
                         return
                     }
                     app.reload(
-                        fromFile: configPath, listen: listenOverride, dataDir: dataDir, logFormat: logFormat,
-                        logLevel: logLevel)
+                        fromFile: configPath, listen: listenOverride, inheritedListen: inheritedListen,
+                        dataDir: dataDir, logFormat: logFormat, logLevel: logLevel,
+                        listenReusePort: reusePortOverride)
                 }
             )
         )

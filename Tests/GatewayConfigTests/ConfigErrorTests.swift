@@ -19,7 +19,7 @@ struct ConfigErrorTests {
             yaml: "listne: 1.2.3.4:80\n",
             path: "listne",
             message:
-                "unknown key (did you mean \"listen\"?); expected one of: listen, data_dir, auth, tokens, limits, timeouts, pools, routes"
+                "unknown key (did you mean \"listen\"?); expected one of: listen, listen_reuse_port, data_dir, auth, tokens, limits, timeouts, pools, routes"
         ),
         Case(
             yaml: "limits: {max_batchh: 3}\n",

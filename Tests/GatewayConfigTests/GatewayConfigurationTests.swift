@@ -212,6 +212,16 @@ struct GatewayConfigurationTests {
         #expect(try GatewayConfiguration.parse(yaml: "{}", source: "empty.yaml") == expected)
     }
 
+    @Test("listen_reuse_port: off by default, `true` turns it on, a non-boolean is refused at its key")
+    func listenReusePort() throws {
+        #expect(GatewayConfiguration.defaults.listenReusePort == false)
+        #expect(try GatewayConfiguration.parse(yaml: "listen_reuse_port: true\n", source: "c.yaml").listenReusePort)
+        let error = #expect(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: "listen_reuse_port: often\n", source: "c.yaml")
+        }
+        #expect(error?.path == "listen_reuse_port", "\(String(describing: error))")
+    }
+
     @Test("empty sections (`limits:` with nothing under it) keep their defaults")
     func emptySections() throws {
         let config = try GatewayConfiguration.parse(yaml: "limits:\ntimeouts: {}\n", source: "c.yaml")

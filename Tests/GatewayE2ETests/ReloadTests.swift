@@ -177,21 +177,54 @@ struct ReloadTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("listen, data_dir and store changes are reported as restart required and not applied")
+    @Test("listen, listen_reuse_port, data_dir and store changes are reported as restart required and not applied")
     func restartRequired() async throws {
         try await withTestGateway { gateway in
             var new = gateway.configuration
             new.listen = .init(host: "127.0.0.1", port: 1)
             new.dataDir = "/nonexistent"
             new.store.workers += 1
+            new.listenReusePort = true
             let report = try gateway.app.reload(to: new)
-            #expect(report.restartRequired == ["listen", "data_dir", "store"])
+            #expect(report.restartRequired == ["listen", "listen_reuse_port", "data_dir", "store"])
+            #expect(gateway.app.configuration.listenReusePort == false)
             #expect(gateway.app.configuration.listen == gateway.configuration.listen)
             #expect(gateway.app.configuration.dataDir == gateway.configuration.dataDir)
             let client = try await gateway.client()
             #expect(try await Self.trigger(client, "demo").status == 200)
             await client.close()
         }
+    }
+
+    @Test(
+        "an inherited socket's address is the listen in force: the file's listen gets a warning, the policy checks the socket"
+    )
+    func inheritedListen() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-inherit-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let socket = ListenAddress(host: "127.0.0.1", port: 8443)
+        // A public listen without tokens is refused on its own; the socket (loopback) is what serves.
+        try "listen: 0.0.0.0:8080\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try ConfigFile.load(path: file.path) }
+        let loaded = try ConfigFile.load(path: file.path, inheritedListen: socket).configuration
+        #expect(loaded.listen == socket)
+        #expect(loaded.warnings.map(\.path) == ["listen"])
+        #expect(loaded.warnings.first?.message.contains("serving on the inherited socket 127.0.0.1:8443") == true)
+        // The same address, or no listen in the file (the default is no choice): no warning.
+        try "listen: 127.0.0.1:8443\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(try ConfigFile.load(path: file.path, inheritedListen: socket).configuration.warnings.isEmpty)
+        try "{}\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(try ConfigFile.load(path: file.path, inheritedListen: socket).configuration.warnings.isEmpty)
+        // --listen given and different: warned the same way.
+        let overridden = try ConfigFile.load(
+            path: file.path, listen: .init(host: "127.0.0.1", port: 1), inheritedListen: socket
+        ).configuration
+        #expect(overridden.warnings.map(\.path) == ["listen"])
+        // A public inherited socket without tokens is refused: the policy reads the address that serves.
+        let error = #expect(throws: ConfigError.self) {
+            try ConfigFile.load(path: file.path, inheritedListen: .init(host: "0.0.0.0", port: 8443))
+        }
+        #expect(error?.description.contains("refusing to listen on 0.0.0.0:8443") == true)
     }
 
     @Test("reloading from a file: a broken file is refused and the old config stays; /metrics shows both outcomes")
