@@ -47,12 +47,19 @@ struct PostgresBinaryArray: PostgresDynamicTypeEncodable {
         context: PostgresEncodingContext<JSONEncoder>
     ) {
         switch elements {
-        case .text(var values):
-            // `utf8.count` is stored in a native string; `withUTF8` copies only a bridged or lazy one.
+        case .text(let values):
+            // `utf8.count` is stored in a native string, whose bytes are contiguous. Not `withUTF8`: it is
+            // `mutating`, and calling it on the array's elements copied the array (an allocation per array).
             let payload = values.reduce(0) { $0 + $1.utf8.count }
             Self.write(into: &buffer, element: .text, count: values.count, payload: payload) { raw, at in
-                for index in values.indices {
-                    values[index].withUTF8 { Self.put(UnsafeRawBufferPointer($0), into: raw, at: &at) }
+                for value in values {
+                    let written = value.utf8.withContiguousStorageIfAvailable {
+                        Self.put(UnsafeRawBufferPointer($0), into: raw, at: &at)
+                    }
+                    if written == nil {
+                        var copy = value
+                        copy.withUTF8 { Self.put(UnsafeRawBufferPointer($0), into: raw, at: &at) }
+                    }
                 }
             }
         case .int8(let values):
