@@ -53,10 +53,10 @@ struct PostgresBinaryArray: PostgresDynamicTypeEncodable {
             let payload = values.reduce(0) { $0 + $1.utf8.count }
             Self.write(into: &buffer, element: .text, count: values.count, payload: payload) { raw, at in
                 for value in values {
-                    let written = value.utf8.withContiguousStorageIfAvailable {
+                    let contiguous: Void? = value.utf8.withContiguousStorageIfAvailable {
                         Self.put(UnsafeRawBufferPointer($0), into: raw, at: &at)
                     }
-                    if written == nil {
+                    if contiguous == nil {
                         var copy = value
                         copy.withUTF8 { Self.put(UnsafeRawBufferPointer($0), into: raw, at: &at) }
                     }
