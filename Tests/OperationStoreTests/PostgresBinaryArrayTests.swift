@@ -18,7 +18,9 @@ struct PostgresBinaryArrayTests {
 
     /// The bytes `value` writes as a bind's value (PostgresNIO puts their length before them), with its type and
     /// format.
-    static func bound<Value: PostgresDynamicTypeEncodable>(_ value: Value) -> (PostgresDataType, PostgresFormat, [UInt8]) {
+    static func bound<Value: PostgresDynamicTypeEncodable>(
+        _ value: Value
+    ) -> (PostgresDataType, PostgresFormat, [UInt8]) {
         var buffer = ByteBuffer()
         value.encode(into: &buffer, context: .default)
         return (value.psqlType, value.psqlFormat, Array(buffer.readableBytesView))
