@@ -1,4 +1,4 @@
-package import Synchronization
+public import Synchronization
 
 /// Group commit (issue 12): the writes of one kind that arrive while a commit is on its way to the disk are
 /// made together in the next transaction, so concurrent callers share one fsync instead of queueing for one
@@ -20,13 +20,21 @@ package import Synchronization
 /// (the stores are other modules): unspecialised, every ticket's allocation and every `outcome`, `add` and
 /// `takeBatch` looked up the metadata of `Ticket`, `Mutex<Result<Value, any Error>?>` and `[Ticket]` at run time
 /// (`swift_getGenericMetadata`, ~300 instructions each, dozens per accepted-and-run operation; issue 12).
-package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
-    package typealias Outcome = Result<Value, any Error>
+///
+/// `public`, not `package` (STYLE.md's rule for cross-module internals), for that reason alone: Swift 6.3.1 does
+/// not serialise the bodies of `@inlinable` members of a `package` type into the module, so no other module can
+/// specialise them, and the stores ran these methods unspecialised although they were marked `@inlinable` (~7 k
+/// instructions of metadata lookups per ticket; bench/README.md, branch asynccost4, which shows the check:
+/// `strings` of the `.swiftmodule` lists no SIL function of a `package` type). An `@inlinable` member of a
+/// `public` type is serialised, and may use only `public` or `@usableFromInline` declarations, hence the `public`
+/// members and `public import Synchronization`.
+public final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
+    public typealias Outcome = Result<Value, any Error>
 
     /// One write waiting for a group commit. Its outcome is written by the lock holder that committed it and
     /// read by its owner after taking the lock, so the store's lock orders both; the mutex makes it visible.
-    package final class Ticket: Sendable {
-        package let item: Item
+    public final class Ticket: Sendable {
+        public let item: Item
         @usableFromInline let state = Mutex<Outcome?>(nil)
 
         @inlinable init(_ item: Item) {
@@ -38,7 +46,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
         /// (~2 200 instructions, a few calls per operation; issue 12), this flag none.
         @usableFromInline let answered = Atomic<Bool>(false)
 
-        @inlinable package var outcome: Outcome? {
+        @inlinable public var outcome: Outcome? {
             get { state.withLock { $0 } }
             set {
                 state.withLock { $0 = newValue }
@@ -47,21 +55,21 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
         }
 
         /// Whether `outcome` is set.
-        @inlinable package var isAnswered: Bool { answered.load(ordering: .acquiring) }
+        @inlinable public var isAnswered: Bool { answered.load(ordering: .acquiring) }
     }
 
     /// Writes per transaction at most.
-    package let maxBatch: Int
+    public let maxBatch: Int
     @usableFromInline let pending = Mutex<[Ticket]>([])
     @usableFromInline let transactionCount = Atomic<Int>(0)
 
-    @inlinable package init(maxBatch: Int = 256) {
+    @inlinable public init(maxBatch: Int = 256) {
         precondition(maxBatch > 0)
         self.maxBatch = maxBatch
     }
 
     /// Queues `item` for the next group commit.
-    @inlinable package func add(_ item: Item) -> Ticket {
+    @inlinable public func add(_ item: Item) -> Ticket {
         let ticket = Ticket(item)
         pending.withLock { $0.append(ticket) }
         return ticket
@@ -70,7 +78,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// Commits batches (oldest first) until `ticket` has its outcome, and returns it. Call only while holding
     /// the store's write lock. A caller cancelled while it waited for the lock withdraws its ticket here if no
     /// batch has taken it yet, so nothing is stored for an enqueue that was answered with an error.
-    @inlinable package func drain(
+    @inlinable public func drain(
         until ticket: Ticket,
         commit: ([Ticket]) async -> Void
     ) async throws -> Value {
@@ -86,7 +94,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// batches of several `GroupCommit`s in one transaction (`takeBatch` from each). `commitPending` answers
     /// false when nothing was pending (every ticket it took must have its outcome set). Call only while holding
     /// the store's write lock.
-    @inlinable package func drain(until ticket: Ticket, commitPending: () async -> Bool) async throws -> Value {
+    @inlinable public func drain(until ticket: Ticket, commitPending: () async -> Bool) async throws -> Value {
         if Task.isCancelled, withdraw(ticket) { throw CancellationError() }
         while !ticket.isAnswered {
             guard await commitPending() else { break }
@@ -100,7 +108,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
 
     /// Takes the oldest waiting tickets (at most `maxBatch`) for the next transaction, which the caller runs
     /// and answers each of them. Only under the store's write lock.
-    @inlinable package func takeBatch() -> [Ticket] {
+    @inlinable public func takeBatch() -> [Ticket] {
         let batch = pending.withLock { pending in
             let batch = Array(pending.prefix(maxBatch))
             pending.removeFirst(batch.count)
@@ -112,7 +120,7 @@ package final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
 
     /// Transactions that carried writes of this kind so far: fewer than the writes when commits were shared
     /// (for tests).
-    @inlinable package var transactions: Int { transactionCount.load(ordering: .relaxed) }
+    @inlinable public var transactions: Int { transactionCount.load(ordering: .relaxed) }
 
     @inlinable func withdraw(_ ticket: Ticket) -> Bool {
         pending.withLock { pending in
@@ -128,7 +136,7 @@ package typealias EnqueueBatcher = GroupCommit<NewOperation, (operation: Operati
 
 extension GroupCommit.Ticket where Item == NewOperation {
     /// The operation this enqueue inserts.
-    @inlinable package var new: NewOperation { item }
+    package var new: NewOperation { item }
 }
 
 /// One `OperationStore.complete` waiting for its group commit.

@@ -39,7 +39,7 @@ package struct OperationPayloadCodec: Sendable {
     /// Spilled blobs are named `<blobPrefix><n>`.
     package func encode(_ request: TriggerRequest, blobPrefix: String) -> Encoded {
         var w = PayloadWriter(
-            sink: ByteBuffer(), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix,
+            sink: GatheringSink(ByteBuffer()), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix,
             largeIntegerDigits: largeIntegerDigits)
         w.byte(Self.formatVersion)
         Self.writeRef(request.ref, to: &w)
@@ -56,7 +56,7 @@ package struct OperationPayloadCodec: Sendable {
         // empty, whenever there is a requester), so older rows stay readable the same way.
         if !request.labels.isEmpty || request.requesterUID != nil { w.stringMap(request.labels) }
         if let requester = request.requesterUID { w.string(requester) }
-        return Encoded(bytes: w.sink, blobs: w.spilled)
+        return Encoded(bytes: w.sink.finish(), blobs: w.spilled)
     }
 
     package static func decodeRequest(
@@ -92,7 +92,7 @@ package struct OperationPayloadCodec: Sendable {
 
     package func encode(_ result: TriggerResult, blobPrefix: String) -> Encoded {
         var w = PayloadWriter(
-            sink: ByteBuffer(), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix,
+            sink: GatheringSink(ByteBuffer()), inlineLimit: inlineBlobLimit, spillPrefix: blobPrefix,
             largeIntegerDigits: largeIntegerDigits)
         w.byte(Self.formatVersion)
         w.objects(result.outputs)
@@ -113,7 +113,7 @@ package struct OperationPayloadCodec: Sendable {
             }
             w.varint(UInt64(trace.computeTimeInSeconds.bitPattern))
         }
-        return Encoded(bytes: w.sink, blobs: w.spilled)
+        return Encoded(bytes: w.sink.finish(), blobs: w.spilled)
     }
 
     package static func decodeResult(
@@ -150,12 +150,12 @@ package struct OperationPayloadCodec: Sendable {
     /// Errors are small: everything stays inline. Integers past 2^53 in the details keep their digits, as in
     /// requests and results.
     package static func encode(_ error: GatewayError) -> ByteBuffer {
-        var w = PayloadWriter(sink: ByteBuffer(), inlineLimit: nil, largeIntegerDigits: true)
+        var w = PayloadWriter(sink: GatheringSink(ByteBuffer()), inlineLimit: nil, largeIntegerDigits: true)
         w.byte(formatVersion)
         w.string(error.code.description)
         w.string(error.message)
         w.objects(error.details)
-        return w.sink
+        return w.sink.finish()
     }
 
     package static func decodeError(_ bytes: ByteBuffer) throws -> GatewayError {
@@ -171,11 +171,11 @@ package struct OperationPayloadCodec: Sendable {
     /// Integers past 2^53 enter it as their nearest double, as in every earlier version: a digest stored by an
     /// earlier instance must still match a retry of the same request with the same idempotency key.
     package static func digest(ref: PipelineRef, inputs: [TriggerInput]) -> String {
-        var w = PayloadWriter(sink: SHA256Sink(), inlineLimit: nil, largeIntegerDigits: false)
+        var w = PayloadWriter(sink: GatheringSink(SHA256Sink()), inlineLimit: nil, largeIntegerDigits: false)
         w.string("trigger-gateway request digest v1")
         writeRef(ref, to: &w)
         writeInputs(inputs, to: &w)
-        return w.sink.finalizeHex()
+        return w.sink.finish().finalizeHex()
     }
 
     private static func writeRef<Sink>(_ ref: PipelineRef, to w: inout PayloadWriter<Sink>) {

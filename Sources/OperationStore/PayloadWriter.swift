@@ -12,6 +12,59 @@ extension ByteBuffer: PayloadSink {
     mutating func write(_ bytes: UnsafeRawBufferPointer) { writeBytes(bytes) }
 }
 
+/// A sink that gathers small writes in a fixed 128-byte scratch and hands them to `base` in one write: when the next
+/// write does not fit, and at `finish()`. A write larger than the scratch goes to `base` as it is, after what was
+/// gathered (a blob's bytes are not copied twice). `base` receives the same bytes in the same order.
+///
+/// Why: `PayloadWriter` writes each tag byte, varint and string on its own, and a `ByteBuffer.writeBytes` costs
+/// ~250–375 instructions with NIO's capacity and exclusivity checks (`PayloadWriter.varint` alone 5.6 k per
+/// accepted-and-run operation, the request's and result's encodings ~20 k; bench/README.md, branch asynccost4).
+struct GatheringSink<Base: PayloadSink>: PayloadSink {
+    private var base: Base
+    /// 128 bytes, kept inline in the sink (no allocation).
+    private typealias Scratch = (
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+    )
+    private var scratch: Scratch = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    /// Bytes gathered in `scratch`, not yet written to `base`.
+    private var used = 0
+
+    /// The scratch's size in bytes.
+    static var capacity: Int { MemoryLayout<Scratch>.size }
+
+    init(_ base: Base) {
+        self.base = base
+    }
+
+    mutating func write(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        if used + bytes.count > Self.capacity {
+            flush()
+            if bytes.count > Self.capacity {
+                base.write(bytes)
+                return
+            }
+        }
+        let at = used
+        withUnsafeMutableBytes(of: &scratch) { ($0.baseAddress! + at).copyMemory(from: source, byteCount: bytes.count) }
+        used += bytes.count
+    }
+
+    /// `base`, with every byte written so far.
+    mutating func finish() -> Base {
+        flush()
+        return base
+    }
+
+    private mutating func flush() {
+        guard used > 0 else { return }
+        let count = used
+        used = 0
+        withUnsafeBytes(of: &scratch) { base.write(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+    }
+}
+
 /// SHA-256 (swift-crypto) as a payload sink: request digests hash the canonical form as it is written.
 package struct SHA256Sink: PayloadSink {
     private var hasher = SHA256()

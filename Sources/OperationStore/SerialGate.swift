@@ -4,8 +4,12 @@
 /// so a multi-statement transaction (or a write while another statement is still stepping, which would
 /// delay its commit) needs this gate around it. The PostgreSQL store uses one to elect the leader of a group
 /// commit (`GroupCommit`).
-package actor SerialGate {
-    package init() {}
+///
+/// `public`, with `acquire`, `release` and `holding`: `holding` is `@inlinable` to be specialised in the store
+/// that calls it, which needs its body serialised, and Swift 6.3.1 serialises no `@inlinable` member of a
+/// `package` type (see `GroupCommit`).
+public actor SerialGate {
+    public init() {}
 
     private var held = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
@@ -13,7 +17,7 @@ package actor SerialGate {
     /// Callers waiting for the gate (tests order their calls by it).
     package var waiting: Int { waiters.count }
 
-    package func acquire() async {
+    public func acquire() async {
         if !held {
             held = true
             return
@@ -21,7 +25,7 @@ package actor SerialGate {
         await withCheckedContinuation { waiters.append($0) }
     }
 
-    package func release() {
+    public func release() {
         if waiters.isEmpty {
             held = false
         } else {
@@ -34,7 +38,7 @@ package actor SerialGate {
 extension SerialGate {
     /// Runs `body` holding the gate, and releases it whatever `body` does. `@inlinable`: specialised in the store
     /// that calls it, not run through `T`'s value witnesses (issue 12).
-    @inlinable package nonisolated func holding<T>(_ body: () async throws -> T) async throws -> T {
+    @inlinable public nonisolated func holding<T>(_ body: () async throws -> T) async throws -> T {
         await acquire()
         do {
             let value = try await body()

@@ -302,18 +302,18 @@ package final class PostgresOperationStore: OperationStore {
             deployments.append(new.deployment ?? "")
         }
         var binds = PostgresBindings(capacity: 12)
-        binds.append(ids)
-        binds.append(pipelineKeys)
-        binds.append(requests)
-        binds.append(createdAt)
-        binds.append(notBefore)
-        binds.append(keyed)
-        binds.append(scopes)
-        binds.append(keys)
-        binds.append(digests)
-        binds.append(hasBlobs)
-        binds.append(deployed)
-        binds.append(deployments)
+        binds.append(PostgresBinaryArray(ids))
+        binds.append(PostgresBinaryArray(pipelineKeys))
+        binds.append(PostgresBinaryArray(requests))
+        binds.append(PostgresBinaryArray(createdAt))
+        binds.append(PostgresBinaryArray(notBefore))
+        binds.append(PostgresBinaryArray(keyed))
+        binds.append(PostgresBinaryArray(scopes))
+        binds.append(PostgresBinaryArray(keys))
+        binds.append(PostgresBinaryArray(digests))
+        binds.append(PostgresBinaryArray(hasBlobs))
+        binds.append(PostgresBinaryArray(deployed))
+        binds.append(PostgresBinaryArray(deployments))
         let inserted = Set(
             try await committedBatch(
                 enqueueInsert, binds: binds, on: connection, returning: "id", as: String.self))
@@ -425,14 +425,14 @@ package final class PostgresOperationStore: OperationStore {
         switch scope {
         case .all:
             binds.append(0)
-            binds.append([String]())
+            binds.append(PostgresBinaryArray([String]()))
         case .only(let keys):
             guard !keys.isEmpty else { return nil }
             binds.append(1)
-            binds.append(keys.sorted())
+            binds.append(PostgresBinaryArray(keys.sorted()))
         case .excluding(let keys):
             binds.append(keys.isEmpty ? 0 : 2)
-            binds.append(keys.sorted())
+            binds.append(PostgresBinaryArray(keys.sorted()))
         }
         return PostgresQuery(
             unsafeSQL: """
@@ -623,12 +623,12 @@ package final class PostgresOperationStore: OperationStore {
     /// the first of two calls one after the other would.
     private func storeResults(_ items: [PendingCompletion], on connection: PostgresConnection?) async throws -> [Bool] {
         var binds = PostgresBindings(capacity: 6)
-        binds.append(Array(0..<Int64(items.count)))
-        binds.append(items.map(\.id))
-        binds.append(items.map(\.owner))
-        binds.append(items.map(\.encoded.bytes))
-        binds.append(items.map(\.finishedAt))
-        binds.append(items.map { !$0.encoded.blobs.isEmpty })
+        binds.append(PostgresBinaryArray(Array(0..<Int64(items.count))))
+        binds.append(PostgresBinaryArray(items.map(\.id)))
+        binds.append(PostgresBinaryArray(items.map(\.owner)))
+        binds.append(PostgresBinaryArray(items.map(\.encoded.bytes)))
+        binds.append(PostgresBinaryArray(items.map(\.finishedAt)))
+        binds.append(PostgresBinaryArray(items.map { !$0.encoded.blobs.isEmpty }))
         let returned = try await committedBatch(
             completionUpdate, binds: binds, on: connection, returning: "r.n", as: Int64.self)
         var stored = Array(repeating: false, count: items.count)
