@@ -101,17 +101,18 @@ package enum SocketActivation {
     /// - Throws: ``SocketActivationError`` saying which check failed.
     package static func listeningAddress(of descriptor: CInt) throws(SocketActivationError) -> ListenAddress {
         let what = "inherited descriptor \(descriptor) (LISTEN_FDS)"
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else {
-            throw SocketActivationError("\(what) is not open: \(errnoText())")
-        }
-        guard status.st_mode & S_IFMT == S_IFSOCK else {
-            throw SocketActivationError("\(what) is not a socket")
-        }
         func option(_ name: CInt) -> CInt? {
             var value: CInt = 0
             var length = socklen_t(MemoryLayout<CInt>.size)
             return getsockopt(descriptor, SOL_SOCKET, name, &value, &length) == 0 ? value : nil
+        }
+        // getsockopt's errno tells a closed descriptor (EBADF) from an open file that is no socket (ENOTSOCK),
+        // without fstat: `struct stat` is not visible to this module in release builds (MemberImportVisibility
+        // attributes it to CoreFoundation there).
+        if option(SO_TYPE) == nil {
+            let code = errno
+            if code == ENOTSOCK { throw SocketActivationError("\(what) is not a socket") }
+            throw SocketActivationError("\(what) is not open: \(errnoText())")
         }
         let domain = option(SO_DOMAIN)
         guard domain == AF_INET || domain == AF_INET6, option(SO_TYPE) == CInt(SOCK_STREAM.rawValue) else {
