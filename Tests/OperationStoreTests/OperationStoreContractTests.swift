@@ -531,9 +531,11 @@ struct OperationStoreContractTests {
         arguments: StoreKind.allCases)
     func claimNamesTakenOverLeases(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
-            let t0 = Fixtures.now() + 1
             var ids: [String] = []
             for _ in 0..<4 { ids.append(try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id) }
+            // After the enqueues, which stamp the real time: under load they took over a second, and operations not
+            // yet due at t0 were not claimed.
+            let t0 = Fixtures.now() + 1
             // ids[0] under A (lease to t0 + 10), ids[1] under C (lease to t0 + 20), ids[2] failed and queued for a
             // retry at t0 + 5, ids[3] never claimed.
             let first = try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0)
@@ -867,7 +869,9 @@ struct OperationStoreContractTests {
         arguments: StoreKind.allCases)
     func purge(kind: StoreKind) async throws {
         try await StoreHarness.with(kind, inlineBlobLimit: 1024) { harness, store in
-            let t0 = Fixtures.now() + 1
+            // Far enough ahead that the operations enqueued below (stamped with the real time, seconds apart on a
+            // loaded machine) are due at t0.
+            let t0 = Fixtures.now() + 30
             let succeeded = try await store.enqueue(
                 Fixtures.request(text: "s", blobs: [5000]), idempotencyKey: "purge-me"
             ).operation.id
