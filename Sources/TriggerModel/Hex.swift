@@ -13,7 +13,11 @@ extension Sequence<UInt8> {
 }
 
 /// Lowercase hex of 64-bit words, a word of digits at a time: the request, trace and span ids on the hot path.
-package enum HexWord {
+///
+/// `public`, not `package`, with its `@inlinable` members: Swift 6.3.1 serialises no `@inlinable` body of a
+/// `package` type, so callers in other modules called these out of line instead of inlining them (bench/README.md,
+/// "Branch asynccost4", which found it for `GroupCommit`).
+public enum HexWord {
     /// Writes the 16 lowercase hex digits of `value`, most significant first, at `destination` (16 bytes; no
     /// alignment needed): `0x0123456789abcdef` → `"0123456789abcdef"`.
     ///
@@ -22,7 +26,7 @@ package enum HexWord {
     /// nibble is 10 or more (bit 4 of nibble + 6). A loop of a digit at a time was ~8 instructions a digit
     /// (~135 per 32-digit id; bench/README.md, "Branch hotpath9").
     @inlinable
-    package static func write(_ value: UInt64, to destination: UnsafeMutableRawPointer) {
+    public static func write(_ value: UInt64, to destination: UnsafeMutableRawPointer) {
         destination.storeBytes(of: digits(UInt32(truncatingIfNeeded: value >> 32)).bigEndian, as: UInt64.self)
         destination.storeBytes(
             of: digits(UInt32(truncatingIfNeeded: value)).bigEndian, toByteOffset: 8, as: UInt64.self)
@@ -31,7 +35,7 @@ package enum HexWord {
     /// The 32 lowercase hex digits of `high` then `low` (a 128-bit id: the request id, a trace id), in one
     /// allocation.
     @inlinable
-    package static func string(_ high: UInt64, _ low: UInt64) -> String {
+    public static func string(_ high: UInt64, _ low: UInt64) -> String {
         String(unsafeUninitializedCapacity: 32) { buffer in
             let start = UnsafeMutableRawPointer(buffer.baseAddress!)
             write(high, to: start)

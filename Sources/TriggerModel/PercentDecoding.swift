@@ -7,10 +7,14 @@
 ///   input", data URIs) or a malformed input (`strict`, for request targets);
 /// - whether `+` is a space, as `application/x-www-form-urlencoded` query strings write it
 ///   (WHATWG URL "application/x-www-form-urlencoded parsing"; RFC 3986 itself gives `+` no meaning).
-package enum PercentDecoding {
+///
+/// `public`, not `package`, with its `@inlinable` members: Swift 6.3.1 serialises no `@inlinable` body of a
+/// `package` type, so callers in other modules called the unspecialised generic code (bench/README.md,
+/// "Branch asynccost4", which found it for `GroupCommit`).
+public enum PercentDecoding {
     /// The decoded bytes; nil only when `strict` and a `%` is not followed by two hex digits.
     @inlinable
-    package static func decodeBytes<Bytes: Collection<UInt8>>(
+    public static func decodeBytes<Bytes: Collection<UInt8>>(
         _ text: Bytes,
         plusAsSpace: Bool = false,
         strict: Bool = false
@@ -44,7 +48,7 @@ package enum PercentDecoding {
 
     /// Decodes leniently: a `%` without two hex digits stays itself. Bytes that are not UTF-8 become U+FFFD.
     @inlinable
-    package static func decode<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool = false) -> String {
+    public static func decode<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool = false) -> String {
         if let plain = unescaped(text, plusAsSpace: plusAsSpace) { return plain }
         // Never nil when not strict.
         return String(decoding: decodeBytes(text, plusAsSpace: plusAsSpace) ?? [], as: UTF8.self)
@@ -53,7 +57,7 @@ package enum PercentDecoding {
     /// Decodes strictly: nil when a `%` is not followed by two hex digits. Bytes that are not UTF-8 become
     /// U+FFFD (an id with such bytes matches nothing, which is the answer the caller gives anyway).
     @inlinable
-    package static func decodeStrictly<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool = false) -> String? {
+    public static func decodeStrictly<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool = false) -> String? {
         if let plain = unescaped(text, plusAsSpace: plusAsSpace) { return plain }
         return decodeBytes(text, plusAsSpace: plusAsSpace, strict: true).map { String(decoding: $0, as: UTF8.self) }
     }
@@ -65,7 +69,7 @@ package enum PercentDecoding {
     /// generic `contains(where:)` it replaces was left unspecialized across modules and cost ~1 700
     /// instructions per REST path segment (issue 11, `bench/callgrind`).
     @inlinable
-    package static func unescaped<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool) -> String? {
+    public static func unescaped<Bytes: Collection<UInt8>>(_ text: Bytes, plusAsSpace: Bool) -> String? {
         @inline(__always)
         func isEscape(_ byte: UInt8) -> Bool {
             byte == UInt8(ascii: "%") || (plusAsSpace && byte == UInt8(ascii: "+"))
@@ -81,7 +85,7 @@ package enum PercentDecoding {
 
     /// The value of one hex digit (`0-9`, `a-f`, `A-F`), or nil.
     @inlinable
-    package static func hexValue(_ byte: UInt8) -> UInt8? {
+    public static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

@@ -15,10 +15,14 @@
 ///
 /// Not `Sendable` in its values: each thread only ever sees its own object. Like NIO's, a value still set on a
 /// live thread when this is deinitialized is not released (the key is deleted; POSIX runs no destructors then).
-package final class ThreadLocalObject<Value: AnyObject>: @unchecked Sendable {
+///
+/// `public`, not `package`, with its `@inlinable` members: Swift 6.3.1 serialises no `@inlinable` body of a
+/// `package` type, so callers in other modules called the unspecialised generic code (bench/README.md,
+/// "Branch asynccost4", which found it for `GroupCommit`).
+public final class ThreadLocalObject<Value: AnyObject>: @unchecked Sendable {
     private let key: pthread_key_t
 
-    package init() {
+    public init() {
         var key = pthread_key_t()
         // Runs on a thread's exit for a non-nil value: the thread's retain of its object.
         let code = pthread_key_create(&key) { value in
@@ -36,7 +40,7 @@ package final class ThreadLocalObject<Value: AnyObject>: @unchecked Sendable {
     /// Calls `body` with the calling thread's object, made by `make` (and kept) when the thread has none yet. The
     /// object is lent for the call: it stays the thread's until the thread exits.
     @inlinable
-    package func withValue<Result>(makingWith make: () -> Value, _ body: (Value) throws -> Result) rethrows -> Result {
+    public func withValue<Result>(makingWith make: () -> Value, _ body: (Value) throws -> Result) rethrows -> Result {
         if let stored = stored() {
             return try Unmanaged<Value>.fromOpaque(stored)._withUnsafeGuaranteedRef(body)
         }
