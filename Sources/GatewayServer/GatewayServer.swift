@@ -109,7 +109,7 @@ package final class GatewayServer: Service {
         do {
             if let reason = configuration.startFailure { throw StartFailure(reason: reason) }
             let inherited = configuration.inherited
-            let bootstrap = ServerBootstrap(group: group)
+            var bootstrap = ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     // EMFILE/ENFILE at accept: pause a second instead of retrying at once (a spinning core).
                     channel.eventLoop.makeCompletedFuture {
@@ -124,12 +124,6 @@ package final class GatewayServer: Service {
                 }
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                // NIO names no SO_REUSEPORT option; SOL_SOCKET's, set before bind (0 is the kernel's default).
-                .serverChannelOption(
-                    ChannelOptions.Types.SocketOption(
-                        level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
-                    value: configuration.reusePort ? 1 : 0
-                )
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -158,6 +152,15 @@ package final class GatewayServer: Service {
                         throw error
                     }
                 }
+            if configuration.reusePort, inherited == nil {
+                // NIO names no SO_REUSEPORT option; SOL_SOCKET's, set before bind. Only when asked and never on an
+                // inherited socket: NIO's withBoundSocket applies the server channel options too, and a 0 cleared
+                // a socket unit's `ReusePort=yes` on the socket its owner shares with us.
+                bootstrap = bootstrap.serverChannelOption(
+                    ChannelOptions.Types.SocketOption(
+                        level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
+                    value: 1)
+            }
             if let inherited {
                 serverChannel = try await bootstrap.withBoundSocket(inherited.descriptor).get()
             } else {

@@ -17,12 +17,13 @@ struct ListenerHandoverTests {
     }
 
     /// Runs `restart_probe.py MODE` against the built gateway and returns its JSON summary.
-    static func probe(_ mode: String, restarts: Int) async throws -> [String: Any] {
+    static func probe(_ mode: String, restarts: Int, options: [String] = []) async throws -> [String: Any] {
         let script = Peers.repositoryRoot.appendingPathComponent("Tests/InteropClients/restart_probe.py").path
         let workdir = temporary("tg-restart")
         defer { try? FileManager.default.removeItem(atPath: workdir) }
         let output = try await TestProcess.run(
-            Peers.python, [script, mode, gateway, workdir, "--restarts", String(restarts), "--client-threads", "2"])
+            Peers.python,
+            [script, mode, gateway, workdir, "--restarts", String(restarts), "--client-threads", "2"] + options)
         let summary = try? JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
         guard output.status == 0, let summary else {
             throw Peers.PeerError.failed("restart_probe.py \(mode) exited \(output.status): \(output.stderr)")
@@ -83,6 +84,18 @@ struct ListenerHandoverTests {
         #expect((outcomes["ok"] ?? 0) > 100, "\(summary)")
         #expect(summary["printed_port"] as? Int == summary["port"] as? Int)
         #expect(summary["exit_codes"] as? [Int] == [0, 0, 0, 0, 0, 0])
+    }
+
+    @Test(
+        "an inherited socket keeps its owner's options: a socket unit's ReusePort=yes is still set while the gateway serves it"
+    )
+    func inheritedSocketOptionsKept() async throws {
+        let summary = try await Self.probe("inherit", restarts: 1, options: ["--socket-reuse-port"])
+        let outcomes = try #require(summary["outcomes"] as? [String: Int])
+        #expect(Set(outcomes.keys) == ["ok"], "\(summary)")
+        // The gateway once applied its own SO_REUSEPORT (0, `listen_reuse_port` off) to the socket it was given:
+        // NIO's withBoundSocket applies the server channel options too.
+        #expect(summary["socket_reuse_port"] as? Int == 1, "\(summary)")
     }
 
     @Test("LISTEN_PID of another process: the sockets are not ours, the gateway binds --listen and says why")

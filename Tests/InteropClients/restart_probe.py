@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Restarts a trigger-gateway on one loopback port while a client keeps connecting; prints one JSON summary.
 
-usage: restart_probe.py MODE GATEWAY WORKDIR [--restarts N] [--client-threads T]
+usage: restart_probe.py MODE GATEWAY WORKDIR [--restarts N] [--client-threads T] [--socket-reuse-port]
 
 MODE
   inherit    the probe binds 127.0.0.1:0 and listens, like a systemd .socket unit, and starts each gateway with
@@ -11,6 +11,9 @@ MODE
              socket tries to bind a port the probe holds and fails.
   reuseport  each gateway binds `--listen 127.0.0.1:PORT --listen-reuse-port` itself; a restart is: start the
              next one, wait until it listens, then SIGTERM the old one (an overlapped restart).
+             With --socket-reuse-port the probe's socket has SO_REUSEPORT set, as a socket unit's `ReusePort=yes`
+             does; the summary's `socket_reuse_port` is the option as the probe reads it on its copy of the socket
+             while the last gateway serves it (the gateways must leave the owner's options alone).
   rebind     each gateway binds `--listen 127.0.0.1:PORT`; a restart is: SIGTERM, wait for the exit, start the
              next one (what a same-host restart does without either feature).
 
@@ -145,6 +148,8 @@ def main():
     if mode == "inherit":
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if "--socket-reuse-port" in sys.argv:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listener.bind(("127.0.0.1", 0))
         listener.listen(4096)
         port = listener.getsockname()[1]
@@ -202,6 +207,8 @@ def main():
         stop.set()
         for w in workers:
             w.join(timeout=30)
+        # One socket, shared with the gateway: its options as the gateway left them.
+        reuse_port = listener.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) if listener is not None else None
         exits.append(current.stop())
         if listener is not None:
             listener.close()
@@ -217,6 +224,7 @@ def main():
                 "slowest_s": round(slowest[0], 3),
                 "gaps_s": gaps,
                 "exit_codes": exits,
+                "socket_reuse_port": reuse_port,
                 "events": events,
             }
         )
