@@ -8,39 +8,62 @@ import Synchronization
 /// re-read only when ``generation`` moved, so the common case costs one relaxed atomic load per request,
 /// not a lock.
 package final class CurrentFrontendServices: Sendable {
-    private let services: Mutex<FrontendServices>
+    private let services: Mutex<SharedFrontendServices>
     private let counter = Atomic<Int>(0)
 
     package init(_ services: FrontendServices) {
-        self.services = Mutex(services)
+        self.services = Mutex(SharedFrontendServices(services))
     }
 
     /// Bumped by every ``replace(with:)``.
     var generation: Int { counter.load(ordering: .acquiring) }
 
     /// The services in force now.
-    package var value: FrontendServices { services.withLock { $0 } }
+    package var value: FrontendServices { current.value }
+
+    /// The services in force now, behind their one shared reference.
+    private var current: SharedFrontendServices { services.withLock { $0 } }
 
     /// Makes `new` the services of every request that starts from now on.
     package func replace(with new: FrontendServices) {
-        services.withLock { $0 = new }
+        let shared = SharedFrontendServices(new)
+        services.withLock { $0 = shared }
         counter.add(1, ordering: .releasing)
     }
 
     /// The services in force now, for a connection whose verified client certificate names `clientPrincipal`:
-    /// the authenticator answers with it where no token decides (see `TokenAuthenticator`).
-    func value(clientPrincipal: String?) -> FrontendServices {
-        var services = value
+    /// the authenticator answers with it where no token decides (see `TokenAuthenticator`). A connection with
+    /// the principal the services already carry (none, without client certificates) shares their reference;
+    /// another gets its own copy.
+    func shared(clientPrincipal: String?) -> SharedFrontendServices {
+        let shared = current
+        if shared.value.authenticator.certificatePrincipal == clientPrincipal { return shared }
+        var services = shared.value
         services.authenticator.certificatePrincipal = clientPrincipal
-        return services
+        return SharedFrontendServices(services)
     }
 
     /// `cached` when it is still current, else the current services (for `clientPrincipal`'s connection) with
     /// their generation.
-    func refresh(_ cached: inout FrontendServices, generation cachedGeneration: inout Int, clientPrincipal: String?) {
+    func refresh(_ cached: inout SharedFrontendServices, generation cachedGeneration: inout Int, clientPrincipal: String?) {
         let now = generation
         guard now != cachedGeneration else { return }
         cachedGeneration = now
-        cached = value(clientPrincipal: clientPrincipal)
+        cached = shared(clientPrincipal: clientPrincipal)
+    }
+}
+
+/// One generation's ``FrontendServices`` behind one reference, as the connections hold them.
+///
+/// The services are a struct of some 30 fields (about 20 references); a connection that kept them in a stored
+/// `var` copied them whole (retaining every reference, ~530 instructions, and ~420 to destroy the copy) each time
+/// it passed them to a function it does not inline, since the callee might reach the connection and replace
+/// them meanwhile (bench/README.md, "Branch hotpath10"). Here they are a `let` of a final class: a connection
+/// lends `value` without a copy, and replacing or sharing them is one reference.
+package final class SharedFrontendServices: Sendable {
+    package let value: FrontendServices
+
+    package init(_ value: FrontendServices) {
+        self.value = value
     }
 }

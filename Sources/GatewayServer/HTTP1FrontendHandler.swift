@@ -47,8 +47,12 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     // MARK: The request's state
 
     /// The services of the request in progress: refreshed from `currentServices` when a request head
-    /// arrives, so a reload applies from the next request on.
-    var services: FrontendServices
+    /// arrives, so a reload applies from the next request on. Held by reference and lent (`services`): a
+    /// stored `FrontendServices` was copied whole into each call that takes them (`SharedFrontendServices`).
+    private var sharedServices: SharedFrontendServices
+    var services: FrontendServices {
+        _read { yield sharedServices.value }
+    }
     private var servicesGeneration: Int
     private let currentServices: CurrentFrontendServices
     var state = State.idle
@@ -141,15 +145,16 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         self.currentServices = current
         self.servicesGeneration = current.generation
         self.clientPrincipal = clientPrincipal
-        self.services = current.value(clientPrincipal: clientPrincipal)
+        let shared = current.shared(clientPrincipal: clientPrincipal)
+        self.sharedServices = shared
         self.timeouts = HTTP1RequestTimeouts.StateMachine(
-            headerTimeout: services.slowClients.requestHeaderTimeout,
-            bodyTimeout: services.slowClients.bodyProgressTimeout)
+            headerTimeout: shared.value.slowClients.requestHeaderTimeout,
+            bodyTimeout: shared.value.slowClients.bodyProgressTimeout)
     }
 
     func receivedHead(_ head: HTTP1RequestHead, context: ChannelHandlerContext) {
         guard case .idle = state else { return }
-        currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
+        currentServices.refresh(&sharedServices, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         var keepAlive = head.keepAlive
         let method = head.method
         let uri = head.target
@@ -320,9 +325,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         context: ChannelHandlerContext
     ) {
         guard request.mode == .sync else {
-            let services = self.services
+            let shared = sharedServices
             startWork(
-                { [request] in await RESTOperations.run(request, services: services) }, keepAlive: keepAlive,
+                { [request] in await RESTOperations.run(request, services: shared.value) }, keepAlive: keepAlive,
                 context: context)
             return
         }

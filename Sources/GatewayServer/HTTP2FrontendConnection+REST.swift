@@ -87,7 +87,6 @@ extension HTTP2FrontendConnection {
     /// `target`: the request's route as resolved from its head (``RESTTriggerPlan/target``).
     /// `request` is consumed: a sync call's moves down to the transport (issue 11).
     func restRun(_ request: consuming TriggerRequest, target: TriggerDispatcher.Target?, stream: HTTP2StreamID) {
-        let services = self.services
         if request.mode == .stream {
             restStream(request, target: target, stream: stream)
             return
@@ -99,8 +98,9 @@ extension HTTP2FrontendConnection {
             return
         }
         // Captured by value: a `consuming` parameter captured by reference would be boxed on entry.
+        let shared = sharedServices
         startTask(stream: stream) { [request] in
-            await RESTOperations.run(request, services: services)
+            await RESTOperations.run(request, services: shared.value)
         } deliver: { connection, response in
             connection.restRespond(response, stream: stream)
         }

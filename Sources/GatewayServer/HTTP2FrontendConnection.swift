@@ -18,8 +18,12 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     typealias InboundIn = Never
 
     /// The services of the stream being started: refreshed from `currentServices` when a stream's headers
-    /// arrive, so a reload applies to streams opened after it.
-    var services: FrontendServices
+    /// arrive, so a reload applies to streams opened after it. Held by reference and lent (`services`): a
+    /// stored `FrontendServices` was copied whole into each call that takes them (`SharedFrontendServices`).
+    private(set) var sharedServices: SharedFrontendServices
+    var services: FrontendServices {
+        _read { yield sharedServices.value }
+    }
     private var servicesGeneration: Int
     private let currentServices: CurrentFrontendServices
     let eventLoop: any EventLoop
@@ -189,7 +193,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         self.servicesGeneration = current.generation
         self.clientPrincipal = clientPrincipal
         self.refusal = refusal
-        self.services = current.value(clientPrincipal: clientPrincipal)
+        self.sharedServices = current.shared(clientPrincipal: clientPrincipal)
         self.eventLoop = eventLoop
     }
 
@@ -202,7 +206,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             refuseForTLS(headers, stream: stream, error: refusal)
             return
         }
-        currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
+        currentServices.refresh(&sharedServices, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         // Only application/grpc[+codec] is gRPC; look-alikes (gRPC-Web) are answered 415 as REST.
         if case .grpc(let codec) = GRPCContentType(header: headers.first(name: "content-type")) {
             grpcReceivedHeaders(headers, codec: codec, stream: stream, endStream: endStream)
@@ -225,7 +229,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             refuseForTLS(headers, stream: stream, error: refusal)
             return
         }
-        currentServices.refresh(&services, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
+        currentServices.refresh(&sharedServices, generation: &servicesGeneration, clientPrincipal: clientPrincipal)
         let limit = services.maxHeaderBytes
         let isGRPC = Self.isGRPC(headers)
         services.metrics?.connections.refusedHeaderBlock(.maxHeaderBytes)
