@@ -26,16 +26,19 @@ extension HTTP2FrontendConnection {
         )
         if headers.first(name: ":scheme") == "https" { head.scheme = "https" }
         let requestID = RequestContext.requestID(head.first("request-id"))
-        var open = services.openRequest(
-            requestID: requestID, frontend: .rest, httpVersion: "HTTP/2", method: head.method,
-            path: HTTP1FrontendHandler.pathOnly(head.target), peer: peer
-        )
+        // Given the two fields it uses, as HTTP/1.1 does: the method on the services copied them whole.
+        var open = FrontendServices.openRequest(
+            observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
+            httpVersion: "HTTP/2", method: head.method, path: HTTP1FrontendHandler.pathOnly(head.target), peer: peer)
         let arrival = open.start
         var collector = RESTBodyCollector.idle
         var use = PendingBodyUse.none
+        // Lent from the shared reference held in a local: passed from the stored property, the services were
+        // copied whole around the call (see `HTTP1FrontendHandler.receivedHead`).
+        let shared = sharedServices
         let start = head.start(
-            services: services, requestID: requestID, record: &open.record, arrival: arrival, collector: &collector,
-            use: &use)
+            services: shared.value, requestID: requestID, record: &open.record, arrival: arrival,
+            collector: &collector, use: &use)
         let state: StreamState
         switch start {
         case .respond: state = StreamState(phase: .done)
