@@ -45,7 +45,9 @@ package final class CurrentFrontendServices: Sendable {
 
     /// `cached` when it is still current, else the current services (for `clientPrincipal`'s connection) with
     /// their generation.
-    func refresh(_ cached: inout SharedFrontendServices, generation cachedGeneration: inout Int, clientPrincipal: String?) {
+    func refresh(
+        _ cached: inout SharedFrontendServices, generation cachedGeneration: inout Int, clientPrincipal: String?
+    ) {
         let now = generation
         guard now != cachedGeneration else { return }
         cachedGeneration = now
