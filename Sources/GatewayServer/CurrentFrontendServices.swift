@@ -60,8 +60,10 @@ package final class CurrentFrontendServices: Sendable {
 /// The services are a struct of some 30 fields (about 20 references); a connection that kept them in a stored
 /// `var` copied them whole (retaining every reference, ~530 instructions, and ~420 to destroy the copy) each time
 /// it passed them to a function it does not inline, since the callee might reach the connection and replace
-/// them meanwhile (bench/README.md, "Branch hotpath10"). Here they are a `let` of a final class: a connection
-/// lends `value` without a copy, and replacing or sharing them is one reference.
+/// them meanwhile (bench/README.md, "Branch hotpath10"). Here they are a `let` of a final class: a function that
+/// holds the reference in a local (`let shared = sharedServices`) lends `shared.value` without a copy (read through
+/// the connection's stored property, even its `_read`, they were still copied), and replacing or sharing them is
+/// one reference.
 package final class SharedFrontendServices: Sendable {
     package let value: FrontendServices
 

@@ -47,8 +47,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     // MARK: The request's state
 
     /// The services of the request in progress: refreshed from `currentServices` when a request head
-    /// arrives, so a reload applies from the next request on. Held by reference and lent (`services`): a
-    /// stored `FrontendServices` was copied whole into each call that takes them (`SharedFrontendServices`).
+    /// arrives, so a reload applies from the next request on. Held by reference: a stored
+    /// `FrontendServices` was copied whole into each call that takes them. `services` reads a field; to pass the
+    /// whole services to a call, lend them from the reference held in a local (`SharedFrontendServices`).
     private var sharedServices: SharedFrontendServices
     var services: FrontendServices {
         _read { yield sharedServices.value }

@@ -18,8 +18,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     typealias InboundIn = Never
 
     /// The services of the stream being started: refreshed from `currentServices` when a stream's headers
-    /// arrive, so a reload applies to streams opened after it. Held by reference and lent (`services`): a
-    /// stored `FrontendServices` was copied whole into each call that takes them (`SharedFrontendServices`).
+    /// arrive, so a reload applies to streams opened after it. Held by reference: a stored
+    /// `FrontendServices` was copied whole into each call that takes them. `services` reads a field; to pass the
+    /// whole services to a call, lend them from the reference held in a local (`SharedFrontendServices`).
     private(set) var sharedServices: SharedFrontendServices
     var services: FrontendServices {
         _read { yield sharedServices.value }
