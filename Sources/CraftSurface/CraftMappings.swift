@@ -170,7 +170,9 @@ package struct CraftMappings: Sendable, Equatable {
     // MARK: The SDK's form fields
 
     /// Parses `run_pipeline`'s `inputs_mapping` field: a JSON list of `InputSource` dicts.
-    /// - Throws: `GatewayError(.invalidArgument)` naming the offending element.
+    /// - Throws: `GatewayError(.invalidArgument)` naming the offending element, also for an
+    ///   `environment_variable_name` (a client may not read the gateway's environment, review 23 H1);
+    ///   `.unimplemented` for a `datastore_path`.
     package static func inputMappings(json: ByteBuffer, limits: CodecLimits) throws -> [InputMapping] {
         guard case .list(let items) = try JSONValueCodec.decode(json, limits: limits, path: "inputs_mapping") else {
             throw GatewayError(.invalidArgument, "inputs_mapping must be a JSON list")
@@ -184,8 +186,14 @@ package struct CraftMappings: Sendable, Equatable {
                 source = .endpointInput(endpointName)
             } else if let constant = o["constant_value"], constant != .null {
                 source = .constant(constant)
-            } else if case .string(let variable)? = o["environment_variable_name"] {
-                source = .environmentVariable(variable)
+            } else if o["environment_variable_name"].map({ $0 != .null }) == true {
+                // Review 23 H1: resolved against the gateway process's environment, a client's own mapping would
+                // read any variable of it (credentials, `PGPASSWORD`). Craft AI's names the project's variables,
+                // which this gateway does not keep; a deployment the operator configures may still map one.
+                throw GatewayError(
+                    .invalidArgument,
+                    "inputs_mapping[\(i)]: environment_variable_name is not accepted in a run's mapping: the gateway "
+                        + "does not expose its environment (a deployment in craft.deployments may map a variable)")
             } else if case .bool(true)? = o["is_null"] {
                 source = .null
             } else if let path = o["datastore_path"], path != .null {
@@ -194,7 +202,7 @@ package struct CraftMappings: Sendable, Equatable {
             } else {
                 throw GatewayError(
                     .invalidArgument,
-                    "inputs_mapping[\(i)] needs one of endpoint_input_name, constant_value, environment_variable_name, is_null"
+                    "inputs_mapping[\(i)] needs one of endpoint_input_name, constant_value, is_null"
                 )
             }
             var mapping = InputMapping(pipelineInputName: name, source: source)

@@ -116,6 +116,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         /// gRPC: when the client's `grpc-timeout` passes (the head's arrival plus it), if it sent one: a
         /// DEADLINE_EXCEEDED answered at or after it is the client's deadline (`RequestRecord.Termination.DT`).
         var clientDeadline: NIODeadline?
+        /// gRPC: from when a reset of the unanswered call is the client's deadline rather than its own cancel
+        /// (``HTTP2FrontendConnection/deadlineResetSlack(_:)`` before ``clientDeadline``); nil without `grpc-timeout`.
+        var clientDeadlineResetFrom: NIODeadline?
         /// The request's record, from its headers until the engine reports the stream closed (`finishRecord`);
         /// `.none` before and after (not an Optional: see ``OpenRequest``).
         var open = OpenRequest.none
@@ -534,17 +537,23 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// end (RST_STREAM from the client, the connection gone) is recorded as the client's cancellation: 499
     /// when no REST response head went out, gRPC CANCELLED when no status did, and flagged with who ended it
     /// whatever had been sent: Envoy's `DC` (the client), or `SI` when the session cut a client that read
-    /// nothing (``session(_:idleTimeoutOn:)``).
+    /// nothing (``session(_:idleTimeoutOn:)``). A gRPC call reset from ``StreamState/clientDeadlineResetFrom``
+    /// on is the client's own deadline (review 21, I1): `DT` and DEADLINE_EXCEEDED, what the client's library
+    /// reported, as when the gateway's own timer wins that race.
     private func finishRecord(_ state: StreamState) {
         // Moved out, not copied and then cleared: a copy retained each of the record's strings once more.
         var request = state.open.take()
         guard request.isOpen else { return }
         if !state.answered {
-            if request.record.termination == nil { request.record.termination = .downstreamDisconnected }
-            if request.record.frontend == .grpc {
+            if request.record.frontend == .grpc, let from = state.clientDeadlineResetFrom, services.clock() >= from {
+                if request.record.termination == nil { request.record.termination = .downstreamDeadline }
+                request.record.grpcStatus = GatewayError.Code.deadlineExceeded.rpcCode
+            } else if request.record.frontend == .grpc {
+                if request.record.termination == nil { request.record.termination = .downstreamDisconnected }
                 request.record.grpcStatus = RequestRecord.grpcCancelled
-            } else if !request.sentHead {
-                request.record.status = RequestRecord.clientClosedRequest
+            } else {
+                if request.record.termination == nil { request.record.termination = .downstreamDisconnected }
+                if !request.sentHead { request.record.status = RequestRecord.clientClosedRequest }
             }
         }
         FrontendServices.finish(consume request, observers: services.requestObservers, clock: services.clock)

@@ -259,8 +259,12 @@ struct CraftExchange: Sendable {
             }
             return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
         case .executeDeployment(let name):
+            // `trigger_endpoint` without an endpoint token: the same deployment, so the same `tokens` rule as
+            // `/endpoints/{path}` (review 23 H2: this path had skipped it).
             let principal = try await authenticate()
-            return try await execute(try await existingDeployment(named: name), body: body, principal: principal)
+            let deployment = try await existingDeployment(named: name)
+            try Self.checkMayTrigger(deployment, principal: principal)
+            return try await execute(deployment, body: body, principal: principal)
         case .endpoint(let path):
             let query = try RESTQuery(target: target)
             let principal = authenticated(
@@ -438,10 +442,20 @@ struct CraftExchange: Sendable {
         if craft.configuration.deployments == nil {
             try await checkPipelineExists(deployment.pipeline, what: "endpoint")
         }
-        if let principal, !deployment.tokens.isEmpty, !deployment.tokens.contains(principal) {
-            throw GatewayError(.permissionDenied, "this endpoint token may not trigger the endpoint \"\(path)\"")
-        }
+        try Self.checkMayTrigger(deployment, principal: principal)
         return deployment
+    }
+
+    /// README "Auth": a deployment that lists `tokens` takes only those principals, on every path that runs it
+    /// (`/endpoints/{path}`, and `POST /api/v1/deployments/{name}/executions`, what `trigger_endpoint` sends
+    /// without an endpoint token). An anonymous caller (no tokens configured) is not among them.
+    /// - Throws: `GatewayError(.permissionDenied)` naming the endpoint.
+    static func checkMayTrigger(_ deployment: CraftDeploymentConfiguration, principal: String?) throws {
+        guard !deployment.tokens.isEmpty, !(principal.map(deployment.tokens.contains) ?? false) else { return }
+        throw GatewayError(
+            .permissionDenied,
+            "this token may not trigger the deployment \"\(deployment.name)\": it takes only the tokens its "
+                + "craft.deployments[].tokens lists")
     }
 
     // MARK: Executions

@@ -62,7 +62,9 @@ package struct RequestRecord: Sendable {
         /// `DT`, Envoy's "duration timeout" (a downstream's `max_stream_duration` reached), here the client's own
         /// duration: a gRPC call answered DEADLINE_EXCEEDED once its `grpc-timeout` had passed. The client gave up
         /// on the call (grpc-go, grpcio and the others end it locally at that instant), whether the gateway's timer
-        /// or a backend's late answer ended it; a DEADLINE_EXCEEDED of the gateway's own timeouts
+        /// or a backend's late answer ended it, or the client's reset at that instant did (from a slack before it,
+        /// the client's timer having started a network trip earlier: `grpcStatus` 4, what the client reports);
+        /// a DEADLINE_EXCEEDED of the gateway's own timeouts
         /// (`timeouts.request`, a pool's `request_timeout`) before the client's deadline is not flagged. REST has
         /// no client deadline: a REST client that gives up closes, which is `DC`.
         case downstreamDeadline = "DT"

@@ -5,6 +5,9 @@ import TriggerModel
 package enum MediaType {
     /// The lowercased type and the parameters, with lowercased names and unquoted values (RFC 9110 §5.6.6).
     /// A malformed parameter is skipped rather than failing the whole header; a repeated name keeps the first.
+    /// In a quoted value `\"` and `\\` are quoted-pairs; a backslash before any other byte is kept with it, as
+    /// Werkzeug does: form-data senders that follow the HTML standard (urllib3 2, curl 7.81+, browsers) send a
+    /// file name's backslash raw (`back\slash.txt`), and RFC 9110's rule would drop it (review 23 L3).
     package static func parse(_ header: String) -> (type: String, parameters: [String: String]) {
         // The usual value (`application/json`): already lowercase, nothing to trim, no parameters; answered
         // with one pass over its bytes (the general path below copies and lowercases, ~1 000 instructions).
@@ -29,7 +32,11 @@ package enum MediaType {
             if i < bytes.count && bytes[i] == UInt8(ascii: "\"") {
                 i += 1
                 while i < bytes.count && bytes[i] != UInt8(ascii: "\"") {
-                    if bytes[i] == UInt8(ascii: "\\") && i + 1 < bytes.count { i += 1 }
+                    if bytes[i] == UInt8(ascii: "\\") && i + 1 < bytes.count
+                        && (bytes[i + 1] == UInt8(ascii: "\"") || bytes[i + 1] == UInt8(ascii: "\\"))
+                    {
+                        i += 1
+                    }
                     value.append(bytes[i])
                     i += 1
                 }
@@ -45,6 +52,37 @@ package enum MediaType {
             }
         }
         return (type, parameters)
+    }
+
+    /// Undoes the HTML standard's escapes in a form-data `name` or `filename` ("multipart/form-data encoding
+    /// algorithm": `"` as `%22`, CR as `%0D`, LF as `%0A`, nothing else), which urllib3 2 (the SDKs' `requests`),
+    /// curl 7.81+ and browsers apply; any other `%` is the name's own (`percent%41.txt` stays). Review 23 L3: a
+    /// `quote"d.bin` upload reached the runner as `quote%22d.bin`.
+    package static func decodeFormDataEscapes(_ value: String) -> String {
+        guard value.utf8.contains(UInt8(ascii: "%")) else { return value }
+        var out: [UInt8] = []
+        out.reserveCapacity(value.utf8.count)
+        let bytes = Array(value.utf8)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count {
+                let escaped: UInt8? =
+                    switch (bytes[i + 1], bytes[i + 2] | 0x20) {
+                    case (UInt8(ascii: "2"), UInt8(ascii: "2")): UInt8(ascii: "\"")
+                    case (UInt8(ascii: "0"), UInt8(ascii: "d")): 0x0D
+                    case (UInt8(ascii: "0"), UInt8(ascii: "a")): 0x0A
+                    default: nil
+                    }
+                if let escaped {
+                    out.append(escaped)
+                    i += 3
+                    continue
+                }
+            }
+            out.append(bytes[i])
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes an RFC 8187 extended value (`UTF-8''na%C3%AFve.txt`), as sent in `filename*`; nil if malformed.

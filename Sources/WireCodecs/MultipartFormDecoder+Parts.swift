@@ -64,10 +64,10 @@ struct PartHeaders {
                         "multipart part \(partNumber): Content-Disposition must be form-data, found \"\(parsed.type)\""
                     )
                 }
-                name = parsed.parameters["name"]
+                name = parsed.parameters["name"].map(MediaType.decodeFormDataEscapes)
                 fileName =
                     parsed.parameters["filename*"].flatMap(MediaType.decodeExtendedValue)
-                    ?? parsed.parameters["filename"]
+                    ?? parsed.parameters["filename"].map(MediaType.decodeFormDataEscapes)
             case "content-type":
                 contentType = value.trimmingBlanks()
             default:

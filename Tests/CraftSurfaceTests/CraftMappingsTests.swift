@@ -57,20 +57,31 @@ struct CraftMappingsTests {
         #expect(CraftMappings().outputsLabel == nil)
     }
 
-    @Test("the SDK's inputs_mapping / outputs_mapping fields parse; datastore paths are refused")
+    @Test(
+        "the SDK's inputs_mapping / outputs_mapping fields parse; datastore paths and environment variables are refused"
+    )
     func sdkFields() throws {
+        // As the SDK sends them: every key of InputSource, the unused ones null.
         let inputs = try CraftMappings.inputMappings(
             json: ByteBuffer(
                 string:
-                    #"[{"pipeline_input_name":"a","constant_value":3,"is_required":false},{"pipeline_input_name":"b","environment_variable_name":"HOME"},{"pipeline_input_name":"c","is_null":true}]"#
+                    #"[{"pipeline_input_name":"a","constant_value":3,"is_required":false,"environment_variable_name":null},{"pipeline_input_name":"c","is_null":true}]"#
             ),
             limits: .defaults
         )
-        #expect(inputs.map(\.source) == [.constant(.number(3)), .environmentVariable("HOME"), .null])
+        #expect(inputs.map(\.source) == [.constant(.number(3)), .null])
         #expect(throws: GatewayError.self) {
             try CraftMappings.inputMappings(
                 json: ByteBuffer(string: #"[{"pipeline_input_name":"a","datastore_path":"x"}]"#), limits: .defaults)
         }
+        // Review 23 H1: the gateway's environment is not a client's to read.
+        let refused = #expect(throws: GatewayError.self) {
+            try CraftMappings.inputMappings(
+                json: ByteBuffer(string: #"[{"pipeline_input_name":"b","environment_variable_name":"HOME"}]"#),
+                limits: .defaults)
+        }
+        #expect(refused?.code == .invalidArgument)
+        #expect(refused?.message.contains("inputs_mapping[0]: environment_variable_name") == true)
         let outputs = try CraftMappings.outputMappings(
             json: ByteBuffer(
                 string:

@@ -56,6 +56,26 @@ struct CraftSDKTests {
         }
     }
 
+    /// Review 23 H1: a run's `environment_variable_name` mapping read the gateway process's environment, so any
+    /// client read its credentials back through an echoing pipeline. Now 400, before anything runs.
+    @Test(
+        "run_pipeline with an environment_variable_name mapping is 400: a client cannot read the gateway's environment")
+    func runPipelineEnvironmentMappingRefused() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.craft(
+                "run_mapped", port: gateway.port,
+                [
+                    "echo", #"{"prompt":"p"}"#, #"[{"pipeline_input_name":"path","environment_variable_name":"PATH"}]"#,
+                    "[]",
+                ])
+            let failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 400, "\(answer)")
+            #expect((failure["message"] as? String)?.contains("environment_variable_name") == true, "\(answer)")
+            #expect(!"\(answer)".contains(ProcessInfo.processInfo.environment["PATH"] ?? "PATH"), "\(answer)")
+            #expect(count(answer, status: 200, pathContaining: "/executions") == 0, "\(answer)")
+        }
+    }
+
     @Test("run_pipeline with a BytesIO file input: blob-info declares it a file, the SDK uploads it, sha256 matches")
     func runPipelineFile() async throws {
         try await withTestGateway { gateway in
@@ -205,6 +225,20 @@ struct CraftSDKTests {
                 sdkToken: "BOB-SECRET"
             )
             #expect((try result(answer)["outputs"] as? [String: Any])?["prompt"] as? String == "OK", "\(answer)")
+
+            // Review 23 H2: without an endpoint token the SDK posts to /api/v1/deployments/shout/executions with
+            // its bearer JWT; the deployment's `tokens` hold there too: bob's is 403, nothing runs; alice's runs.
+            answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["shout", "-", #"{"prompt":"x"}"#, "true"], sdkToken: "BOB-SECRET")
+            failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 403, "\(answer)")
+            #expect(
+                count(answer, status: 403, pathContaining: "/api/v1/deployments/shout/executions") == 1, "\(answer)")
+            answer = try await Peers.craft(
+                "trigger", port: gateway.port, ["shout", "-", #"{"prompt":"ok"}"#, "true"], sdkToken: "ALICE-SECRET")
+            #expect((try result(answer)["outputs"] as? [String: Any])?["prompt"] as? String == "OK", "\(answer)")
+            #expect(
+                count(answer, status: 200, pathContaining: "/api/v1/deployments/shout/executions") == 1, "\(answer)")
 
             // create_deployment's endpoint_token: one the deployment takes is honoured; a configured token it
             // does not take, or one that is not configured at all, is 403 (the SDK token itself was good).

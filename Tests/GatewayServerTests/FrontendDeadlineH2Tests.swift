@@ -5,6 +5,7 @@ import GatewayTestSupport
 import HTTP2Engine
 import NIOCore
 import NIOEmbedded
+import Observability
 import ProtoCodec
 import Synchronization
 import Testing
@@ -102,8 +103,9 @@ struct FrontendDeadlineH2Tests {
         }
     }
 
-    /// The Instill `TriggerNamespacePipeline` call for `demo/wait`, one item.
-    static func grpcTrigger(_ client: Client, timeout: String?) async throws {
+    /// The Instill `TriggerNamespacePipeline` call for `demo/wait`, one item; returns its stream.
+    @discardableResult
+    static func grpcTrigger(_ client: Client, timeout: String?) async throws -> HTTP2StreamID {
         var headers: HTTP2Headers = [
             ":method": "POST", ":scheme": "http", ":authority": "gw",
             ":path": "/pipeline.pipeline.v1beta.PipelinePublicService/TriggerNamespacePipeline",
@@ -114,9 +116,10 @@ struct FrontendDeadlineH2Tests {
         let message = InstillCodec.encodeTriggerRequest(
             ref: PipelineRef(namespace: "demo", pipeline: "wait"),
             inputs: [TriggerInput(variables: ["x": .number(1)])])
-        try await client.onLoop { session, _ in
+        return try await client.onLoop { session, _ in
             let stream = try session.startRequest(headers: request, endStream: false)
             session.sendData(stream: stream, GRPCMessageFramer.frame(message), endStream: true)
+            return stream
         }
     }
 
@@ -210,5 +213,52 @@ struct FrontendDeadlineH2Tests {
                 #expect(recorder.headers?.first(name: ":status") == "504", "\(String(describing: recorder.headers))")
                 #expect(String(buffer: recorder.body).contains("3600s"), "\(String(buffer: recorder.body))")
             })
+    }
+
+    /// Review 21 I1: grpcio's deadline starts when it sends, the gateway's when the headers are read, so at the
+    /// deadline the client's RST_STREAM can arrive before the gateway's own timer fires. From
+    /// `deadlineResetSlack` (10 ms) before the gateway's view of the deadline, such a reset is recorded as the
+    /// client's deadline (`DT`, DEADLINE_EXCEEDED, what grpcio reports); one nanosecond earlier it is the client's
+    /// own cancel (`DC`, CANCELLED). On the loop's clock: the gateway's timer never fires here.
+    @Test(
+        "a client's reset of an unanswered call from 10 ms before its grpc-timeout is DT and DEADLINE_EXCEEDED; a nanosecond earlier DC and CANCELLED",
+        .timeLimit(.minutes(1)))
+    func resetAtClientDeadline() async throws {
+        #expect(HTTP2FrontendConnection.deadlineResetSlack(.minutes(20)) == .milliseconds(10))
+        #expect(HTTP2FrontendConnection.deadlineResetSlack(.milliseconds(20)) == .milliseconds(2))
+        let slackStart = TimeAmount.minutes(20) - .milliseconds(10)
+        for (at, flag, status) in [
+            (slackStart, RequestRecord.Termination.downstreamDeadline, 4),
+            (slackStart - .nanoseconds(1), RequestRecord.Termination.downstreamDisconnected, 1),
+        ] {
+            let observer = RecordingObserver()
+            let runner = FrontendDeadlineTests.Hanging()
+            let (loop, server) = try await FrontendDeadlineTests.connection(
+                requestTimeout: .hours(1), poolTimeout: .hours(2), runner: runner, wire: .http2,
+                observers: [observer])
+            let client = try await Client(server: server)
+            let stream = try await Self.grpcTrigger(client, timeout: "20M")
+            try await client.exchange()
+            await loop.run()
+            #expect(
+                await eventually(within: .seconds(20)) { runner.started.load(ordering: .sequentiallyConsistent) == 1 })
+            await loop.advanceTime(by: at)
+            #expect(observer.all.isEmpty, "recorded before the reset")
+            try await client.onLoop { session, _ in session.resetStream(stream, errorCode: .cancel) }
+            try await client.exchange()
+            await loop.run()
+            #expect(await eventually(within: .seconds(20)) { observer.all.count == 1 }, "no record of the reset call")
+            let record = try #require(observer.all.first)
+            #expect(record.termination == flag, "reset at \(at.nanoseconds) ns")
+            #expect(record.grpcStatus == status)
+            #expect(record.responseFlags == flag.rawValue)
+            #expect(
+                await eventually(within: .seconds(20)) {
+                    runner.cancelled.load(ordering: .sequentiallyConsistent) == 1
+                })
+            await client.finish()
+            _ = try? await server.finish(acceptAlreadyClosed: true)
+            await loop.shutdownGracefully()
+        }
     }
 }

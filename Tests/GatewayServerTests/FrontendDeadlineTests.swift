@@ -5,6 +5,7 @@ import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
+import Observability
 import Routing
 import Synchronization
 import Testing
@@ -49,7 +50,8 @@ struct FrontendDeadlineTests {
         runner: Hanging,
         idleTimeout: TimeAmount = .hours(24),
         bodyProgress: TimeAmount? = nil,
-        wire: ProtocolSniffer.WireProtocol = .http1
+        wire: ProtocolSniffer.WireProtocol = .http1,
+        observers: [any RequestObserver] = []
     ) async throws -> (NIOAsyncTestingEventLoop, NIOAsyncTestingChannel) {
         let loop = NIOAsyncTestingEventLoop()
         let pool = BackendPool(
@@ -67,6 +69,7 @@ struct FrontendDeadlineTests {
             logger: Logger(label: "deadline-test", factory: { _ in SwiftLogNoOpLogHandler() })
         )
         services.clock = { loop.now }
+        services.requestObservers = observers
         if let bodyProgress { services.slowClients.bodyProgressTimeout = bodyProgress }
         let current = CurrentFrontendServices(services)
         let channel = NIOAsyncTestingChannel(loop: loop)

@@ -278,6 +278,24 @@ struct MultipartFormDecoderTests {
         #expect(blob?.fileName == "naïve.txt")
         #expect(blob?.contentType == Blob.defaultContentType)
     }
+
+    /// Review 23 L3: file names as urllib3 2 (the SDKs' `requests`) and curl 7.81+ write them, the HTML standard's
+    /// way (`"` as `%22`, CR/LF as `%0D`/`%0A`, a backslash raw), reach the pipeline as the user's file was named;
+    /// the older backslash escapes (`\"`, `\\`, curl before 7.81) too.
+    @Test(
+        "file names: the HTML standard's %22 / %0D / %0A undone, a raw backslash kept, other % left alone",
+        arguments: [
+            (#"quote%22and;semi.bin"#, #"quote"and;semi.bin"#), (#"back\slash.txt"#, #"back\slash.txt"#),
+            ("résumé été.pdf", "résumé été.pdf"), ("percent%41.txt", "percent%41.txt"),
+            (#"two%0D%0Alines%0a.txt"#, "two\r\nlines\n.txt"), (#"old\"curl\\style.txt"#, #"old"curl\style.txt"#),
+            ("trailing%2", "trailing%2"), ("%22", "\""),
+        ])
+    func htmlStandardFileNames(sent: String, received: String) throws {
+        let text =
+            "--b\r\nContent-Disposition: form-data; name=\"variables[0].f\"; filename=\"\(sent)\"\r\n\r\nabc\r\n--b--"
+        let blob = try Self.decode(Array(text.utf8), boundary: "b")[0].variables["f"]?.blobValue
+        #expect(blob?.fileName == received)
+    }
 }
 
 /// What a `MultipartFileObserver` was told, in order.
@@ -387,5 +405,16 @@ struct MediaTypeTests {
         #expect(parsed.type == "multipart/form-data")
         #expect(parsed.parameters == ["boundary": "a b\"c", "charset": "utf-8", "x": ""])
         #expect(MediaType.parse("application/json").parameters.isEmpty)
+    }
+
+    @Test("in a quoted value, \\\" and \\\\ are quoted-pairs; a backslash before anything else is kept (review 23 L3)")
+    func backslashes() {
+        let parsed = MediaType.parse(#"form-data; a="x\"y"; b="x\\y"; c="x\y"; d="x\""#)
+        #expect(parsed.parameters["a"] == #"x"y"#)
+        #expect(parsed.parameters["b"] == #"x\y"#)
+        #expect(parsed.parameters["c"] == #"x\y"#)
+        #expect(parsed.parameters["d"] == #"x""#)  // a backslash before the closing quote escapes it
+        #expect(MediaType.decodeFormDataEscapes("a%22b%0d%0Ac%41") == "a\"b\r\nc%41")
+        #expect(MediaType.decodeFormDataEscapes("no escapes") == "no escapes")
     }
 }
