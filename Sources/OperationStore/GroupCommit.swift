@@ -34,6 +34,9 @@ public final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// One write waiting for a group commit. Its outcome is written by the lock holder that committed it and
     /// read by its owner after taking the lock, so the store's lock orders both; the mutex makes it visible.
     public final class Ticket: Sendable {
+        /// Read in place (`ticket.item.operation.id` loads one field): a getter of another module returning it, as
+        /// the enqueue tickets' `new` was, copied the whole item per use (~700 instructions for a `NewOperation`;
+        /// bench/README.md, branch asynccost5).
         public let item: Item
         @usableFromInline let state = Mutex<Outcome?>(nil)
 
@@ -133,11 +136,6 @@ public final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
 
 /// Group commit of `OperationStore.enqueue`: concurrent accepts share a transaction and its fsync.
 package typealias EnqueueBatcher = GroupCommit<NewOperation, (operation: Operation, created: Bool)>
-
-extension GroupCommit.Ticket where Item == NewOperation {
-    /// The operation this enqueue inserts.
-    package var new: NewOperation { item }
-}
 
 /// One `OperationStore.complete` waiting for its group commit.
 package struct PendingCompletion: Sendable {

@@ -236,7 +236,7 @@ package final class PostgresOperationStore: OperationStore {
     /// runs before the insert (it found nothing the skipped-row lookup does not). When that lookup fails, only
     /// the skipped enqueues fail (`.unavailable`); the inserted ones are committed and answered.
     private func commitEnqueueBatch(_ batch: [EnqueueBatcher.Ticket]) async throws {
-        let news = batch.map(\.new)
+        let news = batch.map(\.item)
         let inserted: Set<String>
         if news.contains(where: { !$0.encodedRequest.blobs.isEmpty }) {
             inserted = try await transaction { [self] connection in try await insertOperations(news, on: connection) }
@@ -245,18 +245,18 @@ package final class PostgresOperationStore: OperationStore {
         }
         var skipped: [EnqueueBatcher.Ticket] = []
         for ticket in batch {
-            if inserted.contains(ticket.new.operation.id) {
-                ticket.outcome = .success((ticket.new.operation, true))
+            if inserted.contains(ticket.item.operation.id) {
+                ticket.outcome = .success((ticket.item.operation, true))
             } else {
                 skipped.append(ticket)
             }
         }
         guard !skipped.isEmpty else { return }
         do {
-            let stored = try await storedOperations(keyedBy: skipped.map(\.new))
+            let stored = try await storedOperations(keyedBy: skipped.map(\.item))
             for ticket in skipped {
                 ticket.outcome =
-                    Self.idempotentAnswer(ticket.new, stored: stored)
+                    Self.idempotentAnswer(ticket.item, stored: stored)
                     ?? .failure(
                         GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row"))
             }

@@ -364,7 +364,7 @@ package final class SQLiteOperationStore: OperationStore {
         pending.reserveCapacity(batch.count)
         for ticket in batch {
             do {
-                if let answer = try await existingAnswer(for: ticket.new) {
+                if let answer = try await existingAnswer(for: ticket.item) {
                     answers.enqueues.append((ticket, .success(answer)))
                     continue
                 }
@@ -372,9 +372,9 @@ package final class SQLiteOperationStore: OperationStore {
                 answers.enqueues.append((ticket, .failure(error)))
                 continue
             }
-            let spilled = ticket.new.encodedRequest.blobs
+            let spilled = ticket.item.encodedRequest.blobs
             if !spilled.isEmpty {
-                let id = ticket.new.operation.id
+                let id = ticket.item.operation.id
                 do {
                     try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
                 } catch {
@@ -390,7 +390,7 @@ package final class SQLiteOperationStore: OperationStore {
         var binds: [SQLiteData] = []
         binds.reserveCapacity(pending.count * 10)
         for ticket in pending {
-            let new = ticket.new
+            let new = ticket.item
             let operation = new.operation
             binds += [
                 .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
@@ -406,7 +406,7 @@ package final class SQLiteOperationStore: OperationStore {
         // and only then are the keyed rows looked up (a keyless row never conflicts: its key is NULL).
         let inserted = try await write(Self.enqueueStatement(rows: pending.count), binds, width: binds.count)[0]
         for ticket in pending {
-            let new = ticket.new
+            let new = ticket.item
             guard inserted < pending.count, let key = new.operation.idempotencyKey, let scope = new.idempotencyScope
             else {
                 answers.enqueues.append((ticket, .success((new.operation, true))))
