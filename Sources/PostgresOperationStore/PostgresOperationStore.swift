@@ -1196,7 +1196,7 @@ package final class PostgresOperationStore: OperationStore {
     /// The texts `claim` and `committedBatch` send, made at the first use and kept: they depend only on the
     /// table prefix. Made per call (`claimFunction`, `enqueueInsert`, `completionUpdate` and their `arguments`
     /// build their whole text, the procedure's and function's bodies included, with `joined` run unspecialised),
-    /// they cost ~12 k instructions per accepted-and-run operation (bench/README.md, branch asynccost5).
+    /// they cost ~13 k instructions per accepted-and-run operation (bench/README.md, branch asynccost5).
     var sentTexts: SentTexts {
         sentTextsMade.withLock { made in
             if let made { return made }
