@@ -34,11 +34,19 @@ public final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
     /// One write waiting for a group commit. Its outcome is written by the lock holder that committed it and
     /// read by its owner after taking the lock, so the store's lock orders both; the mutex makes it visible.
     public final class Ticket: Sendable {
+        /// Read in place (`ticket.item.operation.id` loads one field): a getter of another module returning it, as
+        /// the enqueue tickets' `new` was, copied the whole item per use (~700 instructions for a `NewOperation`;
+        /// bench/README.md, branch asynccost5).
         public let item: Item
-        @usableFromInline let state = Mutex<Outcome?>(nil)
+        @usableFromInline let state: Mutex<Outcome?>
 
-        @inlinable init(_ item: Item) {
+        /// `state` is set here, not by an initial value on its declaration: that value is a generic property
+        /// initializer of its own, which the stores' specialised `add` called unspecialised, looking up the
+        /// metadata of `Mutex<Result<Value, any Error>?>` and `Result` per ticket (~800 instructions; bench/README.md,
+        /// branch asynccost5).
+        @inlinable init(_ item: consuming Item) {
             self.item = item
+            self.state = Mutex(nil)
         }
 
         /// Set (after `outcome`) once the ticket is answered. `drain` polls this rather than `outcome`: the
@@ -68,8 +76,9 @@ public final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
         self.maxBatch = maxBatch
     }
 
-    /// Queues `item` for the next group commit.
-    @inlinable public func add(_ item: Item) -> Ticket {
+    /// Queues `item` for the next group commit. `consuming`: a store's `add(NewOperation(…))` moves the item into
+    /// its ticket instead of copying it (~700 instructions for a `NewOperation`).
+    @inlinable public func add(_ item: consuming Item) -> Ticket {
         let ticket = Ticket(item)
         pending.withLock { $0.append(ticket) }
         return ticket
@@ -133,11 +142,6 @@ public final class GroupCommit<Item: Sendable, Value: Sendable>: Sendable {
 
 /// Group commit of `OperationStore.enqueue`: concurrent accepts share a transaction and its fsync.
 package typealias EnqueueBatcher = GroupCommit<NewOperation, (operation: Operation, created: Bool)>
-
-extension GroupCommit.Ticket where Item == NewOperation {
-    /// The operation this enqueue inserts.
-    package var new: NewOperation { item }
-}
 
 /// One `OperationStore.complete` waiting for its group commit.
 package struct PendingCompletion: Sendable {

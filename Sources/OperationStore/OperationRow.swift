@@ -99,27 +99,33 @@ package struct NewOperation: Sendable {
     package var pipelineKey: String
     /// The `deployment` column: the request's `TriggerRequest.deploymentLabel`.
     package var deployment: String?
+}
 
+extension NewOperation {
+    /// The new operation of `request`: a fresh id, `now` (to the store's milliseconds) as creation and earliest
+    /// run time, the request digest when `idempotencyKey` is given, the request encoded by `codec`.
+    ///
+    /// In an extension, built through the memberwise initializer from locals (the request moved into the
+    /// `Operation` last): assigned field by field in the struct's own `init`, Swift 6.3.1 built it in a stack copy
+    /// of `self` and copied that out (an outlined copy of `NewOperation`, and two of `TriggerRequest`, ~2 k
+    /// instructions per enqueue; bench/README.md, branch asynccost5; the same as hotpath2's struct inits).
     package init(request: TriggerRequest, idempotencyKey: String?, codec: OperationPayloadCodec, now: Date = Date()) {
         var request = request
         request.deadline = nil
         let created = Date(storeMilliseconds: now.storeMilliseconds)
-        let id = Operation.makeID()
-        self.operation = Operation(
-            id: id,
-            ref: request.ref,
-            state: .queued,
-            request: request,
-            createdAt: created,
-            notBefore: created,
-            idempotencyKey: idempotencyKey,
-            requestDigest: idempotencyKey == nil
-                ? "" : OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
-        )
-        self.encodedRequest = codec.encode(request, blobPrefix: "q")
-        self.idempotencyScope = idempotencyKey == nil ? nil : (request.principal ?? "")
-        self.pipelineKey = OperationFilter.pipelineKey(request.ref)
-        self.deployment = request.labels[TriggerRequest.deploymentLabel]
+        let encodedRequest = codec.encode(request, blobPrefix: "q")
+        let idempotencyScope = idempotencyKey == nil ? nil : (request.principal ?? "")
+        let pipelineKey = OperationFilter.pipelineKey(request.ref)
+        let deployment = request.labels[TriggerRequest.deploymentLabel]
+        let requestDigest =
+            idempotencyKey == nil ? "" : OperationPayloadCodec.digest(ref: request.ref, inputs: request.inputs)
+        let ref = request.ref
+        self.init(
+            operation: Operation(
+                id: Operation.makeID(), ref: ref, state: .queued, request: consume request, createdAt: created,
+                notBefore: created, idempotencyKey: idempotencyKey, requestDigest: requestDigest),
+            encodedRequest: encodedRequest, idempotencyScope: idempotencyScope, pipelineKey: pipelineKey,
+            deployment: deployment)
     }
 }
 

@@ -62,6 +62,8 @@ package final class PostgresOperationStore: OperationStore {
     let scheduleTable: String
     /// `Configuration.now`.
     private let now: @Sendable () -> Date
+    /// `sentTexts`' value, made at its first use.
+    private let sentTextsMade = Mutex<SentTexts?>(nil)
 
     private init(client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger) {
         self.configuration = configuration
@@ -236,7 +238,7 @@ package final class PostgresOperationStore: OperationStore {
     /// runs before the insert (it found nothing the skipped-row lookup does not). When that lookup fails, only
     /// the skipped enqueues fail (`.unavailable`); the inserted ones are committed and answered.
     private func commitEnqueueBatch(_ batch: [EnqueueBatcher.Ticket]) async throws {
-        let news = batch.map(\.new)
+        let news = batch.map(\.item)
         let inserted: Set<String>
         if news.contains(where: { !$0.encodedRequest.blobs.isEmpty }) {
             inserted = try await transaction { [self] connection in try await insertOperations(news, on: connection) }
@@ -245,18 +247,18 @@ package final class PostgresOperationStore: OperationStore {
         }
         var skipped: [EnqueueBatcher.Ticket] = []
         for ticket in batch {
-            if inserted.contains(ticket.new.operation.id) {
-                ticket.outcome = .success((ticket.new.operation, true))
+            if inserted.contains(ticket.item.operation.id) {
+                ticket.outcome = .success((ticket.item.operation, true))
             } else {
                 skipped.append(ticket)
             }
         }
         guard !skipped.isEmpty else { return }
         do {
-            let stored = try await storedOperations(keyedBy: skipped.map(\.new))
+            let stored = try await storedOperations(keyedBy: skipped.map(\.item))
             for ticket in skipped {
                 ticket.outcome =
-                    Self.idempotentAnswer(ticket.new, stored: stored)
+                    Self.idempotentAnswer(ticket.item, stored: stored)
                     ?? .failure(
                         GatewayError(.unavailable, "operation store unavailable: idempotent insert found no row"))
             }
@@ -316,7 +318,7 @@ package final class PostgresOperationStore: OperationStore {
         binds.append(PostgresBinaryArray(deployments))
         let inserted = Set(
             try await committedBatch(
-                enqueueInsert, binds: binds, on: connection, returning: "id", as: String.self))
+                sentTexts.enqueue, binds: binds, on: connection, as: String.self))
         let blobs = news.filter { inserted.contains($0.operation.id) }.flatMap { new in
             new.encodedRequest.blobs.map { (operationID: new.operation.id, blob: $0) }
         }
@@ -434,11 +436,7 @@ package final class PostgresOperationStore: OperationStore {
             binds.append(keys.isEmpty ? 0 : 2)
             binds.append(PostgresBinaryArray(keys.sorted()))
         }
-        return PostgresQuery(
-            unsafeSQL: """
-                SELECT \(Self.selectColumns), previous_lease_owner FROM (SELECT (c.claimed_operation).*, \
-                c.previous_lease_owner FROM \(claimFunction.name)($1, $2, $3, $4, $5, $6) AS c) AS c
-                """, binds: binds)
+        return PostgresQuery(unsafeSQL: sentTexts.claim, binds: binds)
     }
 
     /// The claim function: the claim statement (`claimStatement`), committed asynchronously, planned with bitmap and
@@ -630,7 +628,7 @@ package final class PostgresOperationStore: OperationStore {
         binds.append(PostgresBinaryArray(items.map(\.finishedAt)))
         binds.append(PostgresBinaryArray(items.map { !$0.encoded.blobs.isEmpty }))
         let returned = try await committedBatch(
-            completionUpdate, binds: binds, on: connection, returning: "r.n", as: Int64.self)
+            sentTexts.completion, binds: binds, on: connection, as: Int64.self)
         var stored = Array(repeating: false, count: items.count)
         for n in returned { stored[Int(n)] = true }
         var blobs: [(operationID: String, blob: SpilledBlob)] = []
@@ -1160,6 +1158,55 @@ package final class PostgresOperationStore: OperationStore {
         )
     }
 
+    /// The statement texts a claim and a batch write send, made once per store (`sentTexts`).
+    final class SentTexts: Sendable {
+        /// `claimQuery`'s statement: the claim function's rows, `selectColumns` then `previous_lease_owner`.
+        let claim: String
+        /// `enqueueInsert`, returning the ids it inserted.
+        let enqueue: BatchCall
+        /// `completionUpdate`, returning the batch positions it wrote (`r.n`).
+        let completion: BatchCall
+
+        init(claimFunction: String, enqueue: BatchStatement, completion: BatchStatement) {
+            claim = """
+                SELECT \(PostgresOperationStore.selectColumns), previous_lease_owner FROM (SELECT \
+                (c.claimed_operation).*, c.previous_lease_owner FROM \(claimFunction)($1, $2, $3, $4, $5, $6) AS c) AS c
+                """
+            self.enqueue = BatchCall(enqueue, returning: "id")
+            self.completion = BatchCall(completion, returning: "r.n")
+        }
+    }
+
+    /// The texts of one batch write (`committedBatch`): the `CALL` of its procedure, which commits, and the
+    /// statement run inside a caller's transaction (through its function when it has planner settings, else
+    /// `sql` with `RETURNING <column>`).
+    final class BatchCall: Sendable {
+        let call: String
+        let inTransaction: String
+
+        init(_ statement: BatchStatement, returning column: String) {
+            let arguments = statement.arguments
+            call = "CALL \(statement.procedure)(\(arguments), NULL)"
+            inTransaction =
+                statement.function(returning: column).map { "SELECT unnest(\($0.name)(\(arguments)))" }
+                ?? "\(statement.sql) RETURNING \(column)"
+        }
+    }
+
+    /// The texts `claim` and `committedBatch` send, made at the first use and kept: they depend only on the
+    /// table prefix. Made per call (`claimFunction`, `enqueueInsert`, `completionUpdate` and their `arguments`
+    /// build their whole text, the procedure's and function's bodies included, with `joined` run unspecialised),
+    /// they cost ~13 k instructions per accepted-and-run operation (bench/README.md, branch asynccost5).
+    var sentTexts: SentTexts {
+        sentTextsMade.withLock { made in
+            if let made { return made }
+            let texts = SentTexts(
+                claimFunction: claimFunction.name, enqueue: enqueueInsert, completion: completionUpdate)
+            made = texts
+            return texts
+        }
+    }
+
     /// A batch write (an enqueue or a completion batch): its statement, and the procedure that runs it and
     /// commits (`committedBatch`).
     struct BatchStatement {
@@ -1331,25 +1378,19 @@ package final class PostgresOperationStore: OperationStore {
     /// - Throws: the driver's error when the statement fails (then nothing of it is committed), or when the
     ///   connection is lost before the answer (then it may or may not be committed, as when a `COMMIT` is lost).
     private func committedBatch<Value: PostgresArrayDecodable>(
-        _ statement: BatchStatement,
+        _ statement: BatchCall,
         binds: PostgresBindings,
         on connection: PostgresConnection?,
-        returning column: String,
         as: Value.Type
     ) async throws -> [Value] where Value._DecodableType == Value {
-        let arguments = statement.arguments
         if let connection {
-            // Through the statement's function when it has one, for its planner settings.
-            let sql =
-                statement.function(returning: column).map { "SELECT unnest(\($0.name)(\(arguments)))" }
-                ?? "\(statement.sql) RETURNING \(column)"
-            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-                .collect()
+            let rows = try await connection.query(
+                PostgresQuery(unsafeSQL: statement.inTransaction, binds: binds), logger: logger
+            ).collect()
             return try rows.map { try $0.decode(Value.self) }
         }
-        let rows = try await client.query(
-            PostgresQuery(unsafeSQL: "CALL \(statement.procedure)(\(arguments), NULL)", binds: binds), logger: logger
-        ).collect()
+        let rows = try await client.query(PostgresQuery(unsafeSQL: statement.call, binds: binds), logger: logger)
+            .collect()
         // array_agg of no rows is NULL.
         return try rows.first?.decode([Value]?.self) ?? []
     }

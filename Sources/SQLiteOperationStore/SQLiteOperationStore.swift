@@ -364,7 +364,7 @@ package final class SQLiteOperationStore: OperationStore {
         pending.reserveCapacity(batch.count)
         for ticket in batch {
             do {
-                if let answer = try await existingAnswer(for: ticket.new) {
+                if let answer = try await existingAnswer(for: ticket) {
                     answers.enqueues.append((ticket, .success(answer)))
                     continue
                 }
@@ -372,9 +372,9 @@ package final class SQLiteOperationStore: OperationStore {
                 answers.enqueues.append((ticket, .failure(error)))
                 continue
             }
-            let spilled = ticket.new.encodedRequest.blobs
+            let spilled = ticket.item.encodedRequest.blobs
             if !spilled.isEmpty {
-                let id = ticket.new.operation.id
+                let id = ticket.item.operation.id
                 do {
                     try await onThreadPool { [blobs] in try blobs.write(operationID: id, blobs: spilled) }
                 } catch {
@@ -390,15 +390,18 @@ package final class SQLiteOperationStore: OperationStore {
         var binds: [SQLiteData] = []
         binds.reserveCapacity(pending.count * 10)
         for ticket in pending {
-            let new = ticket.new
-            let operation = new.operation
-            binds += [
-                .text(operation.id), .text(new.pipelineKey), .blob(new.encodedRequest.bytes),
-                .integer(Int(operation.createdAt.storeMilliseconds)),
-                .integer(Int(operation.notBefore.storeMilliseconds)),
-                new.idempotencyScope.sqlite, operation.idempotencyKey.sqlite, .text(operation.requestDigest),
-                .integer(new.encodedRequest.blobs.isEmpty ? 0 : 1), new.deployment.sqlite,
-            ]
+            // Each field read in place and appended alone: `let new = ticket.item` copied the whole `NewOperation`
+            // (and `new.operation` its `Operation`) per row, and `binds += [...]` allocated an array per row.
+            binds.append(.text(ticket.item.operation.id))
+            binds.append(.text(ticket.item.pipelineKey))
+            binds.append(.blob(ticket.item.encodedRequest.bytes))
+            binds.append(.integer(Int(ticket.item.operation.createdAt.storeMilliseconds)))
+            binds.append(.integer(Int(ticket.item.operation.notBefore.storeMilliseconds)))
+            binds.append(ticket.item.idempotencyScope.sqlite)
+            binds.append(ticket.item.operation.idempotencyKey.sqlite)
+            binds.append(.text(ticket.item.operation.requestDigest))
+            binds.append(.integer(ticket.item.encodedRequest.blobs.isEmpty ? 0 : 1))
+            binds.append(ticket.item.deployment.sqlite)
         }
         // DO NOTHING: another process (a second gateway on the same file), or an earlier row of this batch, may
         // hold the key; the row is skipped and the existing one answers below. No `RETURNING id` (SQLite gathers
@@ -406,12 +409,13 @@ package final class SQLiteOperationStore: OperationStore {
         // and only then are the keyed rows looked up (a keyless row never conflicts: its key is NULL).
         let inserted = try await write(Self.enqueueStatement(rows: pending.count), binds, width: binds.count)[0]
         for ticket in pending {
-            let new = ticket.new
-            guard inserted < pending.count, let key = new.operation.idempotencyKey, let scope = new.idempotencyScope
+            guard inserted < pending.count, let key = ticket.item.operation.idempotencyKey,
+                let scope = ticket.item.idempotencyScope
             else {
-                answers.enqueues.append((ticket, .success((new.operation, true))))
+                answers.enqueues.append((ticket, .success((ticket.item.operation, true))))
                 continue
             }
+            let new = ticket.item
             let existing = try await existingOperation(scope: scope, key: key)
             // The row its key names is this enqueue's own: inserted by this statement.
             if existing?.id == new.operation.id {
@@ -466,12 +470,17 @@ package final class SQLiteOperationStore: OperationStore {
     /// `enqueueStatement(rows:)`'s kept texts, indexed by row count (nil: not built yet).
     private static let enqueueStatements = Mutex<[String?]>([])
 
-    /// The stored operation `new`'s idempotency key already names (created: false), nil when there is none.
+    /// The stored operation the idempotency key of `ticket`'s enqueue already names (created: false), nil when
+    /// there is none. Takes the ticket, whose item it reads in place: a `NewOperation` argument was a copy of it.
     ///
     /// - Throws: `OperationStoreErrors.idempotencyConflict` when that operation was made from another request.
-    private func existingAnswer(for new: NewOperation) async throws -> (operation: Operation, created: Bool)? {
-        guard let key = new.operation.idempotencyKey, let scope = new.idempotencyScope else { return nil }
-        return try new.idempotentAnswer(existing: try await existingOperation(scope: scope, key: key))?.get()
+    private func existingAnswer(
+        for ticket: EnqueueBatcher.Ticket
+    ) async throws -> (operation: Operation, created: Bool)? {
+        guard let key = ticket.item.operation.idempotencyKey, let scope = ticket.item.idempotencyScope else {
+            return nil
+        }
+        return try ticket.item.idempotentAnswer(existing: try await existingOperation(scope: scope, key: key))?.get()
     }
 
     package func get(id: String) async throws -> Operation? {

@@ -68,6 +68,30 @@ struct PostgresRoutineTests {
         }
     }
 
+    @Test("the texts a claim and a batch write send call this version's routines, and are made once per store")
+    func sentTexts() async throws {
+        guard let configuration = try Self.configuration() else { return }
+        let store = try await Self.open(configuration)
+        let operations = "\(configuration.tablePrefix)operations"
+        let texts = store.sentTexts
+        // Kept, not made again per call (bench/README.md, branch asynccost5).
+        #expect(store.sentTexts === texts)
+        #expect(
+            texts.claim == """
+                SELECT \(PostgresOperationStore.selectColumns), previous_lease_owner FROM (SELECT \
+                (c.claimed_operation).*, c.previous_lease_owner FROM \(operations)_claim2($1, $2, $3, $4, $5, $6) \
+                AS c) AS c
+                """)
+        #expect(
+            texts.enqueue.call
+                == "CALL \(operations)_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)")
+        #expect(texts.enqueue.inTransaction == "\(store.enqueueInsert.sql) RETURNING id")
+        #expect(texts.completion.call == "CALL \(operations)_complete2($1, $2, $3, $4, $5, $6, NULL)")
+        #expect(
+            texts.completion.inTransaction == "SELECT unnest(\(operations)_complete_rows($1, $2, $3, $4, $5, $6))")
+        try await store.close()
+    }
+
     @Test("a function whose planner settings were reset gets them back at the next start")
     func settingsRestored() async throws {
         guard let configuration = try Self.configuration() else { return }
