@@ -201,12 +201,13 @@ package final class AsyncDispatcher: Service {
         var discoveryPending = true
         // The next look for pipelines queued by other instances: one poll interval after the last one.
         var nextDiscovery = clock.deadline(after: settings.pollInterval)
-        // Pending webhook deliveries are looked for at the first round (those a stop or a crash left), then
-        // every poll interval while some route has a webhook (those other instances or a lapsed reservation left).
+        // Pending webhook deliveries are looked for at the first round (those a stop or a crash left), then every
+        // poll interval (retries due after a stop, those of an instance that died, those whose route a reload took
+        // away, to drop): one read of an index that holds only pending deliveries, empty without webhooks.
         var nextWebhookClaim: ClockDeadline? = nil
         while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
             if nextWebhookClaim.map({ $0.remaining() <= .zero }) ?? true {
-                if nextWebhookClaim == nil || operations.hasWebhookRoutes { await claimPendingWebhooks() }
+                await claimPendingWebhooks()
                 nextWebhookClaim = clock.deadline(after: settings.pollInterval)
             }
             if pendingOutcomes.load(ordering: .relaxed) > 0 {

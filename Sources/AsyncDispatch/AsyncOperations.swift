@@ -77,8 +77,8 @@ package final class AsyncOperations: Sendable {
         return routes.resolve(ref)?.route.webhook != nil
     }
 
-    /// Whether any route of the current configuration has a webhook: pending deliveries are looked for in the
-    /// store (`AsyncDispatcher`) every poll interval only then (and once at start).
+    /// Whether any route of the current configuration has a webhook (a cancel then reads its operation's pipeline
+    /// first, to know whether to store a delivery with it).
     var hasWebhookRoutes: Bool {
         guard webhooks != nil, let routes = routes.withLock({ $0 }) else { return false }
         return routes.entries.contains { $0.route.webhook != nil }

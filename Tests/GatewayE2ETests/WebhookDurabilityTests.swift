@@ -156,6 +156,56 @@ struct WebhookDurabilityTests {
 
     @Test(
         """
+        a pending delivery whose route has no webhook any more at the restart is dropped: counted, a warning naming \
+        the operation, cleared (the next start finds none)
+        """,
+        .timeLimit(.minutes(2)))
+    func droppedWhenTheRouteLostItsWebhook() async throws {
+        let receiverPort = try ThrowawayPostgres.freePort()
+        let dataDir = AsyncDurabilityTests.temporaryPath("tg-webhook-drop")
+        let config = try Self.config(
+            store: "store: {poll_interval: 100ms}", receiverPort: receiverPort, maxAttempts: 10, backoff: "5s")
+        let plain = AsyncDurabilityTests.temporaryPath("tg-webhook-drop") + ".yaml"
+        try """
+        store: {poll_interval: 100ms}
+        pools: [{name: demo, transport: inprocess}]
+        routes: [{namespace: demo, pool: demo}]
+        """.write(toFile: plain, atomically: true, encoding: .utf8)
+        defer {
+            try? FileManager.default.removeItem(atPath: dataDir)
+            try? FileManager.default.removeItem(atPath: config)
+            try? FileManager.default.removeItem(atPath: plain)
+        }
+        let first = try await AsyncDurabilityTests.startGateway(dataDir: dataDir, config: config)
+        let ids = try await Self.runEchoes(port: first.port, count: 1)
+        #expect(
+            try await eventually(within: .seconds(20)) {
+                try await Self.attempts(port: first.port, outcome: "transport_error") >= 1
+            })
+        await first.stop()
+
+        let second = try await AsyncDurabilityTests.startGateway(dataDir: dataDir, config: plain)
+        #expect(
+            try await eventually(within: .seconds(20)) {
+                try await Self.deliveries(port: second.port, outcome: "dropped") == 1
+            })
+        #expect(
+            await second.logOccurrences(
+                of: "webhook dropped: the operation's route has no webhook any more", timeout: .seconds(5)) == 1)
+        #expect(second.logged.contains(ids[0]), "the warning names the operation")
+        await second.stop()
+        // Cleared: a start with the webhook back finds nothing to send.
+        let receiver = try await WebhookReceiver.start(failFirst: 0, port: receiverPort)
+        defer { Task { await receiver.stop() } }
+        let third = try await AsyncDurabilityTests.startGateway(dataDir: dataDir, config: config)
+        defer { Task { await third.stop() } }
+        try await Task.sleep(for: .seconds(1))
+        #expect(receiver.requests.isEmpty)
+        await third.stop()
+    }
+
+    @Test(
+        """
         two gateways on one PostgreSQL: the deliveries of a gateway killed with SIGKILL while its receiver was down \
         are sent once each, by whichever instance claims them, once the receiver is up
         """,

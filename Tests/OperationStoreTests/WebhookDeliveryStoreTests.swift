@@ -28,7 +28,7 @@ struct WebhookDeliveryStoreTests {
         arguments: StoreKind.allCases)
     func pendingDeliveryLifecycle(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
-            let t0 = Fixtures.now() + 1
+            let t0 = Fixtures.now() + 60
             let plain = try await Self.completed(store, owner: "A", now: t0, webhook: false)
             let id = try await Self.completed(store, owner: "A", now: t0, webhook: true, blobSize: 200_000)
             // Reserved for A (who sends it at once) until t0 + lease.
@@ -70,7 +70,7 @@ struct WebhookDeliveryStoreTests {
         arguments: StoreKind.allCases)
     func failAndCancelRecordTheDelivery(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
-            let t0 = Fixtures.now() + 1
+            let t0 = Fixtures.now() + 60
             let failed = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
             let retried = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
             let cancelled = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
@@ -101,7 +101,7 @@ struct WebhookDeliveryStoreTests {
         arguments: StoreKind.allCases)
     func purgeKeepsPendingDeliveries(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
-            let t0 = Fixtures.now() + 1
+            let t0 = Fixtures.now() + 60
             let plain = try await Self.completed(store, owner: "A", now: t0, webhook: false)
             let pending = try await Self.completed(store, owner: "A", now: t0, webhook: true)
             #expect(try await store.purge(finishedBefore: t0 + 100) == 1)
@@ -118,7 +118,7 @@ struct WebhookDeliveryStoreTests {
         arguments: StoreKind.allCases)
     func restartFreesOwnDeliveries(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
-            let t0 = Fixtures.now() + 1
+            let t0 = Fixtures.now() + 60
             let mine = try await Self.completed(store, owner: "gw1.boot1/3", now: t0, webhook: true)
             let theirs = try await Self.completed(store, owner: "gw10.boot1/1", now: t0, webhook: true)
             let later = try await Self.completed(store, owner: "gw1.boot1/4", now: t0, webhook: true)
@@ -149,7 +149,7 @@ struct WebhookDeliveryStoreTests {
     @Test("two instances claiming pending deliveries at once never get the same one", arguments: StoreKind.allCases)
     func concurrentWebhookClaimsAreDisjoint(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { harness, store in
-            let t0 = Fixtures.now() + 1
+            let t0 = Fixtures.now() + 60
             var pending: Set<String> = []
             for _ in 0..<24 { pending.insert(try await Self.completed(store, owner: "A", now: t0, webhook: true)) }
             let claims = try await harness.withPeer { peer in
