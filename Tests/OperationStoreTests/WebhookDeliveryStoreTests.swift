@@ -128,17 +128,23 @@ struct WebhookDeliveryStoreTests {
             #expect(try await store.expireLeases(ownerPrefix: "gw1.", now: t0 + 1) == 0, "no operation lease ended")
             let claimed = try await store.claimWebhooks(
                 owner: "gw1.boot2/w1", leaseDuration: .seconds(30), limit: 5, now: t0 + 1)
-            #expect(claimed.map(\.operation.id) == [mine], "the other instance's stays reserved; a retry waits its time")
+            #expect(
+                claimed.map(\.operation.id) == [mine], "the other instance's stays reserved; a retry waits its time")
             #expect(
                 try await store.recordWebhookAttempt(id: mine, owner: "gw1.boot2/w1", attempts: 1, nextAttemptAt: nil))
             #expect(
-                try await store.claimWebhooks(owner: "gw1.boot2/w2", leaseDuration: .seconds(30), limit: 5, now: t0 + 29)
-                    .isEmpty)
+                try await store.claimWebhooks(
+                    owner: "gw1.boot2/w2", leaseDuration: .seconds(30), limit: 5, now: t0 + 29
+                )
+                .isEmpty)
             #expect(
-                try await store.claimWebhooks(owner: "gw1.boot2/w3", leaseDuration: .seconds(30), limit: 5, now: t0 + 30)
-                    .map(\.operation.id) == [theirs], "its holder's reservation lapsed")
+                try await store.claimWebhooks(
+                    owner: "gw1.boot2/w3", leaseDuration: .seconds(30), limit: 5, now: t0 + 30
+                )
+                .map(\.operation.id) == [theirs], "its holder's reservation lapsed")
             #expect(
-                try await store.recordWebhookAttempt(id: theirs, owner: "gw1.boot2/w3", attempts: 1, nextAttemptAt: nil))
+                try await store.recordWebhookAttempt(id: theirs, owner: "gw1.boot2/w3", attempts: 1, nextAttemptAt: nil)
+            )
             let due = try await store.claimWebhooks(
                 owner: "gw1.boot2/w4", leaseDuration: .seconds(30), limit: 5, now: t0 + 60)
             #expect(due.map(\.operation.id) == [later])
