@@ -109,6 +109,7 @@ package final class AsyncDispatcher: Service {
         self.logger = logger
         self.identity = identity
         self.instanceID = identity.map { "\($0).\(Operation.makeID())" } ?? Operation.makeID()
+        operations.useWebhookOwnerPrefix(instanceID)
     }
 
     private var store: any OperationStore { operations.store }
@@ -200,7 +201,15 @@ package final class AsyncDispatcher: Service {
         var discoveryPending = true
         // The next look for pipelines queued by other instances: one poll interval after the last one.
         var nextDiscovery = clock.deadline(after: settings.pollInterval)
+        // Pending webhook deliveries are looked for at the first round (those a stop or a crash left), then every
+        // poll interval (retries due after a stop, those of an instance that died, those whose route a reload took
+        // away, to drop): one read of an index that holds only pending deliveries, empty without webhooks.
+        var nextWebhookClaim: ClockDeadline? = nil
         while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
+            if nextWebhookClaim.map({ $0.remaining() <= .zero }) ?? true {
+                await claimPendingWebhooks()
+                nextWebhookClaim = clock.deadline(after: settings.pollInterval)
+            }
             if pendingOutcomes.load(ordering: .relaxed) > 0 {
                 // Outcomes wait for the store (`finish`, retrying every second at most): each claim waits up to two
                 // seconds for them first, so when the store comes back they are written before a claim here takes
@@ -313,6 +322,22 @@ package final class AsyncDispatcher: Service {
                 if untilProbe < wake.remaining() { wake = clock.deadline(after: max(.zero, untilProbe)) }
             }
             await operations.dispatcherWake.wait(until: wake)
+        }
+    }
+
+    /// Claims the pending webhook deliveries that are due and reserved for no live instance
+    /// (`OperationStore.claimWebhooks`) and sends them (`AsyncOperations.deliverWebhook`): deliveries this
+    /// instance's previous run left (its reservations were freed at start, `takeBackEarlierLeases`), those whose
+    /// holder died, and retries of other instances that stopped. One claim of up to 64; the rest at the next poll.
+    private func claimPendingWebhooks() async {
+        guard operations.webhooks != nil else { return }
+        let owner = "\(instanceID)/w\(claims.wrappingAdd(1, ordering: .relaxed).newValue)"
+        do {
+            let pending = try await store.claimWebhooks(
+                owner: owner, leaseDuration: operations.webhookLease, limit: 64, now: now())
+            for delivery in pending { operations.deliverWebhook(delivery, owner: owner) }
+        } catch {
+            logger.log(level: Self.logLevel(error), "webhook claim failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -443,10 +468,11 @@ package final class AsyncDispatcher: Service {
                 operation.error?.code ?? .deadlineExceeded,
                 "operation gave up after \(operation.countedAttempts - 1) attempts\(reason)"
             )
+            let webhook = operations.hasWebhook(operation.ref)
             if await finish(
-                id, ref: operation.ref, run: LocalRun(id: id, owner: owner),
+                id, ref: operation.ref, run: LocalRun(id: id, owner: owner), webhook: webhook,
                 { store, owner, now in
-                    try await store.fail(id: id, owner: owner, error: error, retryAt: nil, now: now)
+                    try await store.fail(id: id, owner: owner, error: error, retryAt: nil, now: now, webhook: webhook)
                 })
             {
                 metrics?.recordFinished(.failed)
@@ -493,12 +519,14 @@ package final class AsyncDispatcher: Service {
             task.cancel()
         }
         let outcome: Outcome = run.leaseLost ? .leaseLost : .finished(result)
+        // Whether the final state is stored with a pending webhook delivery (the route's, now).
+        let webhook = operations.hasWebhook(operation.ref)
         switch outcome {
         case .finished(.success(let result)):
             if await finish(
-                id, ref: operation.ref, run: run,
+                id, ref: operation.ref, run: run, webhook: webhook,
                 { store, owner, now in
-                    try await store.complete(id: id, owner: owner, result: result, now: now)
+                    try await store.complete(id: id, owner: owner, result: result, now: now, webhook: webhook)
                 })
             {
                 metrics?.recordFinished(.succeeded)
@@ -530,10 +558,12 @@ package final class AsyncDispatcher: Service {
             let counted = operation.countedAttempts
             let retry = Self.isRetryable(error) && counted < settings.maxAttempts
             let retryAt = retry ? now().addingTimeInterval(seconds(settings.backoff(afterAttempt: counted))) : nil
+            let pending = webhook && !retry
             if await finish(
-                id, ref: operation.ref, run: run, final: !retry,
+                id, ref: operation.ref, run: run, final: !retry, webhook: pending,
                 { store, owner, now in
-                    try await store.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+                    try await store.fail(
+                        id: id, owner: owner, error: error, retryAt: retryAt, now: now, webhook: pending)
                 })
             {
                 if !retry { metrics?.recordFinished(.failed) }
@@ -624,6 +654,7 @@ package final class AsyncDispatcher: Service {
         ref: PipelineRef,
         run: LocalRun,
         final: Bool = true,
+        webhook: Bool = false,
         _ write: @escaping @Sendable (_ store: any OperationStore, _ owner: String, _ now: Date) async throws -> Bool
     ) async -> Bool {
         let store = self.store
@@ -632,7 +663,11 @@ package final class AsyncDispatcher: Service {
         let (clock, now) = (self.clock, self.now)
         // Why an outcome was not stored matters to the operator: the store refused the write (the lease was lost
         // or the operation cancelled) or it kept failing until the gateway stopped (review 9 #7).
-        enum Outcome { case stored, refused, failed }
+        enum Outcome: Equatable {
+            /// Under this claim (the owner the webhook delivery, if any, is reserved for).
+            case stored(owner: String)
+            case refused, failed
+        }
         // How long an unreachable store is waited out (the lease at least): a PostgreSQL failover takes seconds to
         // minutes. Both stores report most failures as `.unavailable` (a statement timeout on a slow but reachable
         // server too), so this bound is what ends a write that cannot succeed (review 12, diff review 2).
@@ -675,7 +710,7 @@ package final class AsyncDispatcher: Service {
                     }
                     if try await write(store, owner, now()) {
                         await self.endRun(run, after: owner)
-                        return .stored
+                        return .stored(owner: owner)
                     }
                     // Refused. A claim under way here may have taken the operation before the write reached the store
                     // (the lease expired during an outage): once it returns, the run has adopted it (`adopt`) and the
@@ -721,12 +756,14 @@ package final class AsyncDispatcher: Service {
         } onCancel: {
             stop.request()
         }
-        let stored = outcome == .stored
+        var storedOwner: String?
+        if case .stored(let owner) = outcome { storedOwner = owner }
+        let stored = storedOwner != nil
         if outcome == .refused {
             logger.info("operation outcome not stored (lease lost or cancelled)", metadata: ["operation.id": "\(id)"])
         }
         if final && stored {
-            await operations.finished(id, ref: ref)
+            await operations.finished(id, ref: ref, webhookOwner: webhook ? storedOwner : nil)
         } else if !stored {
             operations.completions.notify(id)
         }

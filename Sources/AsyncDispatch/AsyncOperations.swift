@@ -1,4 +1,4 @@
-import FoundationEssentials
+package import FoundationEssentials
 package import GatewayConfig
 import NIOCore
 package import Observability
@@ -35,6 +35,9 @@ package final class AsyncOperations: Sendable {
     /// What a long-poll (``get(id:wait:)``) measures its wait and sleeps on: `ContinuousClock` in production,
     /// a test clock in tests (issue 19: long-poll logic takes an injectable clock).
     private let clock: any Clock<Duration>
+    /// The wall-clock instant of webhook due times (`deliverWebhook`); tests move it with their clock.
+    private let now: @Sendable () -> Date
+    private let webhookOwners = Mutex((prefix: Operation.makeID(), count: 0))
 
     package init(
         store: any OperationStore,
@@ -42,9 +45,11 @@ package final class AsyncOperations: Sendable {
         routes: RouteTable? = nil,
         webhooks: WebhookSender? = nil,
         metrics: GatewayMetrics? = nil,
-        clock: any Clock<Duration> = ContinuousClock()
+        clock: any Clock<Duration> = ContinuousClock(),
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.clock = clock
+        self.now = now
         self.store = store
         self.settings = settings
         self.routes = Mutex(routes)
@@ -53,25 +58,92 @@ package final class AsyncOperations: Sendable {
     }
 
     /// Called once an operation of pipeline `ref` reached a final state here (stored by the local dispatcher,
-    /// or cancelled through this instance): wakes local long-polls and sends the route's webhook, if it has
-    /// one. The operation is read back from the store only for a webhook: most routes have none, and a read per
-    /// finished operation was the most frequent statement of a PostgreSQL accept (bench/README.md, pgaccept).
-    func finished(_ id: String, ref: PipelineRef) async {
+    /// or cancelled through this instance): wakes local long-polls and, when its final state was stored with a
+    /// pending webhook reserved for `webhookOwner`, sends it. The operation is read back from the store only for a
+    /// webhook: most routes have none, and a read per finished operation was the most frequent statement of a
+    /// PostgreSQL accept (bench/README.md, pgaccept). A read that fails leaves the delivery pending in the store:
+    /// it is claimed again once its reservation lapses (``resumeWebhook(_:owner:)``).
+    func finished(_ id: String, ref: PipelineRef, webhookOwner: String? = nil) async {
         completions.notify(id)
-        guard let routes = routes.withLock({ $0 }), let webhooks,
-            let webhook = routes.resolve(ref)?.route.webhook
-        else { return }
+        guard let webhookOwner, webhooks != nil else { return }
         guard let operation = try? await store.get(id: id), operation.state.isFinished else { return }
+        deliverWebhook(PendingWebhook(operation: operation, attempts: 0), owner: webhookOwner)
+    }
+
+    /// Whether operations of `ref` have a completion webhook (so their final state is stored with a pending
+    /// delivery): the route's, under the current configuration.
+    func hasWebhook(_ ref: PipelineRef) -> Bool {
+        guard webhooks != nil, let routes = routes.withLock({ $0 }) else { return false }
+        return routes.resolve(ref)?.route.webhook != nil
+    }
+
+    /// Whether any route of the current configuration has a webhook (a cancel then reads its operation's pipeline
+    /// first, to know whether to store a delivery with it).
+    var hasWebhookRoutes: Bool {
+        guard webhooks != nil, let routes = routes.withLock({ $0 }) else { return false }
+        return routes.entries.contains { $0.route.webhook != nil }
+    }
+
+    /// How long a claimed delivery stays reserved for its claimer (`OperationStore.claimWebhooks`): three
+    /// times the longest webhook `timeout` of the current routes, and at least the operations' `lease`, so a
+    /// POST ends well before another instance may take its delivery over.
+    var webhookLease: Duration {
+        let routes = routes.withLock { $0 }
+        let longest = routes?.entries.compactMap(\.route.webhook?.timeout).max() ?? .zero
+        return max(settings.lease, longest * 3)
+    }
+
+    /// Sends a pending delivery reserved for `owner` (claimed from the store, or just stored with its operation's
+    /// final state), continuing its attempts, and records each attempt in the store under `owner`. One whose
+    /// route has no webhook any more (a reload) is dropped: counted, logged, cleared.
+    func deliverWebhook(_ pending: PendingWebhook, owner: String) {
+        guard let webhooks else { return }
+        let operation = pending.operation
+        let id = operation.id
+        let store = self.store
+        guard let routes = routes.withLock({ $0 }), let webhook = routes.resolve(operation.ref)?.route.webhook else {
+            webhooks.dropped(operationID: id, requestID: operation.request.requestID)
+            Task {
+                _ = try? await store.recordWebhookAttempt(
+                    id: id, owner: owner, attempts: pending.attempts, nextAttemptAt: nil)
+            }
+            return
+        }
         var body = ByteBufferAllocator().buffer(capacity: 512)
         RESTOperationBody(operation).writeEnvelope(into: &body)
+        let now = self.now
         webhooks.deliver(
             body,
             operationID: id,
             requestID: operation.request.requestID,
             traceParent: operation.request.traceParent,
             traceState: operation.request.traceState,
-            to: webhook
-        )
+            to: webhook,
+            attemptsMade: pending.attempts
+        ) { attempts, wait in
+            let next = wait.map { now().addingTimeInterval(seconds($0)) }
+            do {
+                return try await store.recordWebhookAttempt(
+                    id: id, owner: owner, attempts: attempts, nextAttemptAt: next)
+            } catch {
+                // Kept in memory: the next record (or, after a stop, the reservation's lapse) catches the store up.
+                return true
+            }
+        }
+    }
+
+    /// The owner of a webhook delivery stored with a cancel here: `<dispatcher instance>/w<n>` once the local
+    /// dispatcher said its instance (`useWebhookOwnerPrefix`), so a restart frees it (`expireLeases`).
+    func nextWebhookOwner() -> String {
+        webhookOwners.withLock { state in
+            state.count += 1
+            return "\(state.prefix)/w\(state.count)"
+        }
+    }
+
+    /// See `nextWebhookOwner`.
+    func useWebhookOwnerPrefix(_ prefix: String) {
+        webhookOwners.withLock { $0.prefix = prefix }
     }
 
     /// A config reload: webhooks of operations finishing from now on follow `routes`.
@@ -170,16 +242,22 @@ package final class AsyncOperations: Sendable {
     /// cancelled is answered as it is, so a client that retries its cancel after a timeout does not read an
     /// error for the state it asked for (review 8).
     package func cancel(id: String) async throws -> Operation {
+        // A route with a webhook: its delivery is stored with the cancel. The route is found from the operation's
+        // pipeline, read first (only while some route has a webhook; a pipeline never changes).
+        var webhookOwner: String?
+        if hasWebhookRoutes, let stored = try await store.get(id: id), hasWebhook(stored.ref) {
+            webhookOwner = nextWebhookOwner()
+        }
         let operation: Operation
         do {
-            operation = try await store.cancel(id: id)
+            operation = try await store.cancel(id: id, webhookOwner: webhookOwner)
         } catch let error as GatewayError where error.code == .failedPrecondition {
             if let current = try await store.get(id: id), current.state == .cancelled { return current }
             throw error
         }
         metrics?.async.recordFinished(.cancelled)
         localRun(id)?.loseLease()
-        await finished(id, ref: operation.ref)
+        await finished(id, ref: operation.ref, webhookOwner: webhookOwner)
         return operation
     }
 

@@ -26,9 +26,12 @@ import TriggerModel
 /// verified as a browser would (system trust store, the certificate must name the host), against the
 /// webhook's `ca_file` instead of the system store when one is configured.
 ///
-/// Delivery is best effort and in memory: retries pending when the process stops are not resumed (the
-/// operation itself is durable and can always be read with GetOperation). Each one dropped that way is a
-/// warning naming its operation and a `trigger_gateway_webhook_deliveries_total{outcome="dropped"}`.
+/// Delivery is at least once when the caller passes a `record` hook (the gateway does: `AsyncOperations`): the
+/// store keeps each pending delivery, with the attempts made and when the next is due, from the moment the
+/// operation's result is stored; each attempt is recorded there, and a delivery this process did not finish (it
+/// stopped, or died) is claimed again from the store and resumed where its schedule stood. Without the hook (tests
+/// of the sender alone) delivery is in memory: retries pending at a stop are dropped, each a warning naming its
+/// operation and a `trigger_gateway_webhook_deliveries_total{outcome="dropped"}`.
 ///
 /// The trigger's W3C trace context (`traceparent`, `tracestate`, stored with the operation) goes with each
 /// delivery, so the receiver's work joins the trace of the request that started the run (issue 16, item 3).
@@ -71,16 +74,26 @@ package final class WebhookSender: Sendable {
     /// Deliveries not yet done (for tests and shutdown logs).
     package var pending: Int { state.withLock { $0.deliveries.count } }
 
+    /// Records a delivery's progress in the store (`OperationStore.recordWebhookAttempt`): `attempts` made in
+    /// all, and the wait until the next one (nil: the delivery is over: delivered or given up). Returns false when
+    /// the store says the delivery is no longer this sender's (another instance took it over): it stops then.
+    package typealias Record = @Sendable (_ attempts: Int, _ nextAttemptIn: Duration?) async -> Bool
+
     /// Starts delivering `body` for operation `id` in the background, with the trigger's trace context;
-    /// `requestID` (the trigger's) goes into the log lines of failed deliveries. After ``shutdown()`` began, the
-    /// delivery is dropped (logged).
+    /// `requestID` (the trigger's) goes into the log lines of failed deliveries. `attemptsMade`: attempts an
+    /// earlier run already made (a delivery resumed from the store): this one continues their count and their
+    /// backoff (`backoff` doubled once per attempt made); none left, it is given up at once. `record`: see
+    /// ``Record`` and the type's documentation. After ``shutdown()`` began, the delivery is not sent (logged):
+    /// with `record` it stays pending in the store for the next start, else it is dropped.
     package func deliver(
         _ body: ByteBuffer,
         operationID id: String,
         requestID: String? = nil,
         traceParent: String? = nil,
         traceState: String? = nil,
-        to webhook: WebhookConfiguration
+        to webhook: WebhookConfiguration,
+        attemptsMade: Int = 0,
+        record: Record? = nil
     ) {
         let trace = (parent: traceParent, state: traceState)
         let key: Int? = state.withLock { state in
@@ -90,7 +103,7 @@ package final class WebhookSender: Sendable {
             return state.nextDelivery
         }
         guard let key else {
-            metrics?.recordDelivery(.dropped)
+            if record == nil { metrics?.recordDelivery(.dropped) }
             logger.warning(
                 "webhook not sent: the gateway is stopping",
                 metadata: [
@@ -100,8 +113,23 @@ package final class WebhookSender: Sendable {
         }
         let task = Task {
             defer { _ = self.state.withLock { $0.deliveries.removeValue(forKey: key) } }
+            let first = max(attemptsMade, 0) + 1
+            if first > webhook.maxAttempts {
+                // Its attempts were made before (a reload lowered `max_attempts` meanwhile).
+                metrics?.recordDelivery(.givenUp)
+                logger.warning(
+                    "webhook given up",
+                    metadata: [
+                        "operation.id": "\(id)", "request_id": "\(requestID ?? "")", "webhook.url": "\(webhook.url)",
+                        "webhook.attempts": .stringConvertible(attemptsMade),
+                    ])
+                _ = await record?(attemptsMade, nil)
+                return
+            }
+            // Doubled once per attempt already made, so a resumed delivery keeps its schedule.
             var wait = webhook.backoff
-            for attempt in 1...webhook.maxAttempts {
+            for _ in 1..<first { wait *= 2 }
+            for attempt in first...webhook.maxAttempts {
                 let status: Int
                 // Why this attempt failed, for the log: the receiver's status, or what kept it from answering.
                 var failure: String
@@ -124,6 +152,7 @@ package final class WebhookSender: Sendable {
                     status == 0 ? .transportError : (200..<300).contains(status) ? .success : .httpError)
                 if (200..<300).contains(status) {
                     metrics?.recordDelivery(.delivered)
+                    _ = await record?(attempt, nil)
                     return
                 }
                 if attempt == webhook.maxAttempts {
@@ -136,6 +165,14 @@ package final class WebhookSender: Sendable {
                     ]
                     if status != 0 { metadata["http.status"] = .stringConvertible(status) }
                     logger.warning("webhook given up", metadata: metadata)
+                    _ = await record?(attempt, nil)
+                    return
+                }
+                if let record, await !record(attempt, wait) {
+                    // Its reservation lapsed (this POST outlasted it) and another instance resumed it.
+                    logger.info(
+                        "webhook delivery taken over by another instance",
+                        metadata: ["operation.id": "\(id)", "webhook.attempts": .stringConvertible(attempt)])
                     return
                 }
                 let stopping = state.withLock { state in
@@ -149,6 +186,16 @@ package final class WebhookSender: Sendable {
                         return !state.stopping
                     })
                 else {
+                    if record != nil {
+                        // Recorded above: the next start (or another instance) resumes it when due.
+                        logger.info(
+                            "webhook retries left pending: the gateway is stopping; they resume at the next start",
+                            metadata: [
+                                "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
+                                "webhook.url": "\(webhook.url)", "webhook.attempts": .stringConvertible(attempt),
+                            ])
+                        return
+                    }
                     metrics?.recordDelivery(.dropped)
                     logger.warning(
                         "webhook retries dropped: the gateway is stopping",
@@ -168,8 +215,18 @@ package final class WebhookSender: Sendable {
         if cancel { task.cancel() }
     }
 
-    /// Stops delivering: backoff waits end at once (their retries are dropped), POSTs under way finish (each
-    /// bounded by its webhook's timeout), then the HTTP client shuts down. Idempotent.
+    /// A pending delivery whose route has no webhook any more (a reload removed it): not sent, counted
+    /// `dropped`, a warning naming its operation. The caller clears it in the store.
+    package func dropped(operationID id: String, requestID: String?) {
+        metrics?.recordDelivery(.dropped)
+        logger.warning(
+            "webhook dropped: the operation's route has no webhook any more",
+            metadata: ["operation.id": "\(id)", "request_id": "\(requestID ?? "")"])
+    }
+
+    /// Stops delivering: backoff waits end at once (their retries stay pending in the store, or are dropped
+    /// without one), POSTs under way finish (each bounded by its webhook's timeout) and are recorded, then the
+    /// HTTP client shuts down. Idempotent.
     package func shutdown() async {
         let (running, waiting, client) = state.withLock { state in
             state.stopping = true

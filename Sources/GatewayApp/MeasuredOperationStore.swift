@@ -94,8 +94,8 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         try await measure("list") { try await base.list(filter: filter, pageSize: pageSize, pageToken: pageToken) }
     }
 
-    package func cancel(id: String) async throws -> Operation {
-        try await measure("cancel") { try await base.cancel(id: id) }
+    package func cancel(id: String, webhookOwner: String?) async throws -> Operation {
+        try await measure("cancel") { try await base.cancel(id: id, webhookOwner: webhookOwner) }
     }
 
     package func claim(
@@ -116,13 +116,35 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         }
     }
 
-    package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
-        try await measure("complete") { try await base.complete(id: id, owner: owner, result: result, now: now) }
+    package func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws
+        -> Bool
+    {
+        try await measure("complete") {
+            try await base.complete(id: id, owner: owner, result: result, now: now, webhook: webhook)
+        }
     }
 
-    package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+    package func fail(
+        id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date, webhook: Bool
+    ) async throws -> Bool {
         try await measure("fail") {
-            try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+            try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now, webhook: webhook)
+        }
+    }
+
+    package func claimWebhooks(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws
+        -> [PendingWebhook]
+    {
+        try await measure("claim_webhooks") {
+            try await base.claimWebhooks(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now)
+        }
+    }
+
+    package func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws
+        -> Bool
+    {
+        try await measure("record_webhook_attempt") {
+            try await base.recordWebhookAttempt(id: id, owner: owner, attempts: attempts, nextAttemptAt: nextAttemptAt)
         }
     }
 

@@ -69,8 +69,8 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().list(filter: filter, pageSize: pageSize, pageToken: pageToken)
     }
 
-    package func cancel(id: String) async throws -> Operation {
-        try await current().cancel(id: id)
+    package func cancel(id: String, webhookOwner: String?) async throws -> Operation {
+        try await current().cancel(id: id, webhookOwner: webhookOwner)
     }
 
     package func claim(
@@ -87,12 +87,29 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
     }
 
-    package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
-        try await current().complete(id: id, owner: owner, result: result, now: now)
+    package func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws
+        -> Bool
+    {
+        try await current().complete(id: id, owner: owner, result: result, now: now, webhook: webhook)
     }
 
-    package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
-        try await current().fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+    package func fail(
+        id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date, webhook: Bool
+    ) async throws -> Bool {
+        try await current().fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now, webhook: webhook)
+    }
+
+    package func claimWebhooks(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws
+        -> [PendingWebhook]
+    {
+        try await current().claimWebhooks(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now)
+    }
+
+    package func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws
+        -> Bool
+    {
+        try await current().recordWebhookAttempt(
+            id: id, owner: owner, attempts: attempts, nextAttemptAt: nextAttemptAt)
     }
 
     package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {

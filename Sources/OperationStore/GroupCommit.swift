@@ -151,12 +151,18 @@ package struct PendingCompletion: Sendable {
     package var encoded: OperationPayloadCodec.Encoded
     /// Milliseconds since the epoch, as the stores keep times.
     package var finishedAt: Int64
+    /// The operation's route has a completion webhook: its delivery is recorded as pending with the result
+    /// (`OperationStore.complete(id:owner:result:now:webhook:)`).
+    package var webhook: Bool
 
-    package init(id: String, owner: String, encoded: OperationPayloadCodec.Encoded, finishedAt: Int64) {
+    package init(
+        id: String, owner: String, encoded: OperationPayloadCodec.Encoded, finishedAt: Int64, webhook: Bool = false
+    ) {
         self.id = id
         self.owner = owner
         self.encoded = encoded
         self.finishedAt = finishedAt
+        self.webhook = webhook
     }
 }
 

@@ -58,9 +58,16 @@ package struct OperationRow: Sendable {
     /// - `cut_runs`: `Operation.cutRuns` (0 for rows an earlier gateway wrote or released);
     /// - `deployment`: the request's `TriggerRequest.deploymentLabel`, what `OperationFilter.deployment` matches
     ///   (NULL for operations of no deployment, and for those an earlier gateway stored).
+    /// - `webhook_due`, `webhook_attempts`, `webhook_owner`: a pending completion webhook (``PendingWebhook``):
+    ///   when its next attempt is due (milliseconds; NULL: none pending), the attempts made, and the instance's
+    ///   claim that holds it. An earlier gateway never sets them (it delivers from memory only), and a row it
+    ///   finishes has none pending.
     package static let addedColumns: [(name: String, definition: String)] = [
         ("cut_runs", "INTEGER NOT NULL DEFAULT 0"),
         ("deployment", "TEXT"),
+        ("webhook_due", "BIGINT"),
+        ("webhook_attempts", "INTEGER NOT NULL DEFAULT 0"),
+        ("webhook_owner", "TEXT"),
     ]
 
     /// Decodes the payloads; `resolveBlob` gives a spilled blob of this operation by name.

@@ -39,8 +39,9 @@ package protocol OperationStore: Sendable {
 
     /// queued/running → cancelled. Throws `.failedPrecondition` for a finished operation, `.notFound` for
     /// an unknown id. A worker still running a cancelled operation finds out when `complete`/`fail`/
-    /// `renewLease` return false.
-    func cancel(id: String) async throws -> Operation
+    /// `renewLease` return false. `webhookOwner`: the operation's route has a completion webhook; its delivery
+    /// is recorded as pending in the same write, reserved for that owner (see `complete`).
+    func cancel(id: String, webhookOwner: String?) async throws -> Operation
 
     /// Takes up to `limit` operations that are queued with `notBefore <= now`, or running with an expired
     /// lease, oldest first, among those `scope` allows; marks them running under `owner` until
@@ -54,15 +55,35 @@ package protocol OperationStore: Sendable {
 
     /// Ends at once every lease whose owner starts with `ownerPrefix` (a restarted instance's earlier runs, which
     /// died with its previous process), so the next `claim` takes those operations without waiting for the
-    /// leases to expire. Returns how many leases it ended.
+    /// leases to expire. Returns how many leases it ended. Pending webhook deliveries reserved for such owners
+    /// are freed too (not counted), so the next `claimWebhooks` takes them when due.
     func expireLeases(ownerPrefix: String, now: Date) async throws -> Int
 
-    /// running → succeeded, only for the lease owner; false (and nothing changes) otherwise.
-    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool
+    /// running → succeeded, only for the lease owner; false (and nothing changes) otherwise. `webhook`: the
+    /// operation's route has a completion webhook; its delivery is recorded as pending in the same write
+    /// (``PendingWebhook``: due at `now`, reserved for `owner`), so no crash can leave the result stored and the
+    /// delivery forgotten.
+    func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws -> Bool
 
     /// running → failed, or → queued with `notBefore = retryAt` when `retryAt` is given; only for the lease
-    /// owner, false (and nothing changes) otherwise.
-    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool
+    /// owner, false (and nothing changes) otherwise. `webhook`: as `complete`'s, for the final failure only
+    /// (ignored with a `retryAt`).
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date, webhook: Bool)
+        async throws -> Bool
+
+    /// Takes up to `limit` pending webhook deliveries that are due (`webhookDue <= now`) and reserved for no one
+    /// (or whose reservation is older than `leaseDuration`: its holder died or stopped), earliest due first, and
+    /// reserves them for `owner` from `now`. Atomic per call: two callers never take the same delivery. The
+    /// reservation holds until `now + leaseDuration`, or until `owner` records an attempt
+    /// (``recordWebhookAttempt(id:owner:attempts:nextAttemptAt:)``), which renews it from the next due time.
+    func claimWebhooks(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws
+        -> [PendingWebhook]
+
+    /// Records the attempts made on a pending delivery reserved for `owner`: `attempts` in all, and the next one
+    /// due at `nextAttemptAt` (still reserved for `owner`); nil clears the pending delivery (delivered, given up,
+    /// or dropped). False (and nothing changes) when the delivery is not pending under `owner` (another instance
+    /// took it over after its reservation lapsed).
+    func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws -> Bool
 
     /// running → queued, its attempt not held against it: the gateway itself cut the run (at shutdown) or the
     /// call never reached a runner, so the pipeline was not at fault. The lease is cleared and it is not claimed
@@ -92,7 +113,9 @@ package protocol OperationStore: Sendable {
     /// matches (`AsyncDispatcher`, review 18 F8): called at most once per such pipeline per warning interval.
     func queuedCount(pipelineKey: String) async throws -> Int
 
-    /// Deletes finished operations whose `finishedAt < finishedBefore`, with their blobs; returns how many.
+    /// Deletes finished operations whose `finishedAt < finishedBefore`, with their blobs; returns how many. An
+    /// operation whose webhook delivery is still pending is kept until the delivery is cleared (delivered, given
+    /// up or dropped).
     func purge(finishedBefore: Date) async throws -> Int
 
     /// Proves the store is reachable and writable right now with a real write: upserts the heartbeat row of
@@ -323,6 +346,35 @@ extension Duration {
     package var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// A completion webhook not yet delivered, given up or dropped, as ``OperationStore/claimWebhooks(owner:leaseDuration:limit:now:)``
+/// hands it out: the finished operation (its JSON is the body) and the attempts already made (0 before the first).
+package struct PendingWebhook: Sendable {
+    package var operation: Operation
+    package var attempts: Int
+
+    package init(operation: Operation, attempts: Int) {
+        self.operation = operation
+        self.attempts = attempts
+    }
+}
+
+extension OperationStore {
+    /// ``complete(id:owner:result:now:webhook:)`` of an operation whose route has no webhook.
+    package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+        try await complete(id: id, owner: owner, result: result, now: now, webhook: false)
+    }
+
+    /// ``fail(id:owner:error:retryAt:now:webhook:)`` of an operation whose route has no webhook.
+    package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+        try await fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now, webhook: false)
+    }
+
+    /// ``cancel(id:webhookOwner:)`` of an operation whose route has no webhook.
+    package func cancel(id: String) async throws -> Operation {
+        try await cancel(id: id, webhookOwner: nil)
     }
 }
 

@@ -365,17 +365,25 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func cancel(id: String) async throws -> Operation {
+    package func cancel(id: String, webhookOwner: String?) async throws -> Operation {
         let now = self.now().storeMilliseconds
-        return try await bounded("cancel") { [self] in
-            let rows = try await client.query(
+        // The pending webhook (`webhookOwner`) with the state change, in one statement.
+        let query: PostgresQuery =
+            if let webhookOwner {
+                """
+                UPDATE \(unescaped: operations) SET state = 'cancelled', finished_at = \(now), \
+                lease_expires_at = NULL, webhook_due = \(now), webhook_attempts = 0, webhook_owner = \(webhookOwner) \
+                WHERE id = \(id) AND state IN ('queued', 'running') RETURNING \(unescaped: Self.selectColumns)
+                """
+            } else {
                 """
                 UPDATE \(unescaped: operations) SET state = 'cancelled', finished_at = \(now), \
                 lease_expires_at = NULL WHERE id = \(id) AND state IN ('queued', 'running') \
                 RETURNING \(unescaped: Self.selectColumns)
-                """,
-                logger: logger
-            ).collect()
+                """
+            }
+        return try await bounded("cancel") { [self] in
+            let rows = try await client.query(query, logger: logger).collect()
             if let cancelled = try await makeOperations(rows).first { return cancelled }
             let states = try await client.query(
                 "SELECT state FROM \(unescaped: operations) WHERE id = \(id)",
@@ -534,13 +542,61 @@ package final class PostgresOperationStore: OperationStore {
         guard !ownerPrefix.isEmpty else { return 0 }
         let nowMS = now.storeMilliseconds
         return try await bounded("expireLeases") { [self] in
-            try await client.query(
+            let ended = try await client.query(
                 """
                 UPDATE \(unescaped: operations) SET lease_expires_at = \(nowMS) \
                 WHERE state = 'running' AND starts_with(lease_owner, \(ownerPrefix)) RETURNING seq
                 """,
                 logger: logger
             ).collect().count
+            // Deliveries the earlier run held: claimable when due (`claimWebhooks`).
+            _ = try await client.query(
+                """
+                UPDATE \(unescaped: operations) SET webhook_owner = NULL \
+                WHERE webhook_due IS NOT NULL AND starts_with(webhook_owner, \(ownerPrefix))
+                """,
+                logger: logger
+            ).collect()
+            return ended
+        }
+    }
+
+    package func claimWebhooks(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws
+        -> [PendingWebhook]
+    {
+        guard limit > 0 else { return [] }
+        let nowMS = now.storeMilliseconds
+        let lapsed = nowMS - leaseDuration.milliseconds
+        // On `_webhooks_due`, which holds the pending deliveries only; `SKIP LOCKED`: instances claiming at once
+        // take different rows (and never the same one twice: the row lock holds until the update commits).
+        let query: PostgresQuery = """
+            UPDATE \(unescaped: operations) SET webhook_owner = \(owner), webhook_due = \(nowMS) \
+            WHERE seq IN (SELECT seq FROM \(unescaped: operations) WHERE webhook_due IS NOT NULL \
+            AND webhook_due <= \(nowMS) AND (webhook_owner IS NULL OR webhook_due <= \(lapsed)) \
+            ORDER BY webhook_due LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED) \
+            RETURNING \(unescaped: Self.selectColumns), webhook_attempts::int8
+            """
+        return try await bounded("claimWebhooks") { [self] in
+            let rows = try await client.query(query, logger: logger).collect()
+            let decoded = try rows.map(Self.webhookRow)
+            let operations = try await makeOperations(decoded: decoded.map(\.entry))
+            return zip(operations, decoded).map { PendingWebhook(operation: $0, attempts: Int($1.attempts)) }
+        }
+    }
+
+    package func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws
+        -> Bool
+    {
+        let due = nextAttemptAt?.storeMilliseconds
+        // Cleared: the reservation goes with the due time.
+        let holder = nextAttemptAt == nil ? nil : owner
+        let query: PostgresQuery = """
+            UPDATE \(unescaped: operations) SET webhook_attempts = \(Int32(clamping: attempts)), webhook_due = \(due), \
+            webhook_owner = \(holder) WHERE id = \(id) AND webhook_due IS NOT NULL AND webhook_owner = \(owner) \
+            RETURNING seq
+            """
+        return try await bounded("recordWebhookAttempt") { [self] in
+            try await !client.query(query, logger: logger).collect().isEmpty
         }
     }
 
@@ -568,10 +624,21 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+    package func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws
+        -> Bool
+    {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
-        let ticket = completions.add(
-            PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
+        let completion = PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds)
+        if webhook {
+            // Not through the batch procedure (`_complete2`, whose name and body instances of earlier versions
+            // share during a rolling upgrade): the result and the pending delivery in one transaction of its own.
+            return try await bounded("complete") { [self] in
+                try await transaction { [self] connection in
+                    try await storeResultWithWebhook(completion, on: connection)
+                }
+            }
+        }
+        let ticket = completions.add(completion)
         return try await bounded("complete") { [self] in
             try await completionGate.holding {
                 try await completions.drain(until: ticket) { await commitCompletions($0) }
@@ -642,13 +709,43 @@ package final class PostgresOperationStore: OperationStore {
         return stored
     }
 
-    package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+    /// `completionUpdate` of one result whose route has a webhook, on `connection` (in the caller's transaction),
+    /// recording the delivery as pending: due at the finish, no attempt made, reserved for the completing lease
+    /// owner (who sends it at once). Its result blobs with it; true when the run still held its lease.
+    private func storeResultWithWebhook(_ item: PendingCompletion, on connection: PostgresConnection) async throws
+        -> Bool
+    {
+        let hasBlobs = !item.encoded.blobs.isEmpty
+        let stored = try await !connection.query(
+            """
+            UPDATE \(unescaped: operations) SET state = 'succeeded', result = \(item.encoded.bytes), error = NULL, \
+            finished_at = \(item.finishedAt), lease_expires_at = NULL, has_blobs = has_blobs OR \(hasBlobs), \
+            webhook_due = \(item.finishedAt), webhook_attempts = 0, webhook_owner = \(item.owner) \
+            WHERE id = \(item.id) AND state = 'running' AND lease_owner = \(item.owner) RETURNING seq
+            """,
+            logger: logger
+        ).collect().isEmpty
+        if stored, hasBlobs { try await insertBlobs(item.encoded.blobs.map { (item.id, $0) }, on: connection) }
+        return stored
+    }
+
+    package func fail(
+        id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date, webhook: Bool
+    ) async throws -> Bool {
         let encodedError = OperationPayloadCodec.encode(error)
         let query: PostgresQuery
         if let retryAt {
             query = """
                 UPDATE \(unescaped: operations) SET state = 'queued', error = \(encodedError), \
                 not_before = \(retryAt.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \
+                WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
+                """
+        } else if webhook {
+            // The pending delivery with the failure (see `complete`).
+            query = """
+                UPDATE \(unescaped: operations) SET state = 'failed', error = \(encodedError), \
+                finished_at = \(now.storeMilliseconds), lease_expires_at = NULL, \
+                webhook_due = \(now.storeMilliseconds), webhook_attempts = 0, webhook_owner = \(owner) \
                 WHERE id = \(id) AND state = 'running' AND lease_owner = \(owner) RETURNING seq
                 """
         } else {
@@ -695,7 +792,7 @@ package final class PostgresOperationStore: OperationStore {
             try await client.query(
                 """
                 DELETE FROM \(unescaped: operations) WHERE finished_at IS NOT NULL AND finished_at < \(before) \
-                RETURNING seq
+                AND webhook_due IS NULL RETURNING seq
                 """,
                 logger: logger
             ).collect().count
@@ -1054,6 +1151,12 @@ package final class PostgresOperationStore: OperationStore {
                     "\(operations)_by_deployment",
                     "CREATE INDEX IF NOT EXISTS \(operations)_by_deployment ON \(operations) (deployment, seq) "
                         + "WHERE deployment IS NOT NULL"
+                ),
+                // The pending webhook deliveries (`claimWebhooks`; partial: a route without a webhook adds none).
+                (
+                    "\(operations)_webhooks_due",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_webhooks_due ON \(operations) (webhook_due) "
+                        + "WHERE webhook_due IS NOT NULL"
                 ),
             ]
         )
@@ -1555,6 +1658,18 @@ package final class PostgresOperationStore: OperationStore {
             throw GatewayError(.internalError, "operation row is damaged (too few columns)")
         }
         return (entry, try cell.decode(String?.self))
+    }
+
+    /// A row of `claimWebhooks`: `selectColumns`, then `webhook_attempts`.
+    private static func webhookRow(_ row: PostgresRow) throws -> (
+        entry: (row: OperationRow, hasBlobs: Bool), attempts: Int64
+    ) {
+        var cells = row.makeIterator()
+        let entry = try operationRow(&cells)
+        guard let cell = cells.next() else {
+            throw GatewayError(.internalError, "operation row is damaged (too few columns)")
+        }
+        return (entry, try cell.decode(Int64.self))
     }
 
     /// The `selectColumns` cells of a row, from `cells` on.

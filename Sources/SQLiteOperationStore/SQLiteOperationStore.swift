@@ -517,15 +517,20 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    package func cancel(id: String) async throws -> Operation {
+    package func cancel(id: String, webhookOwner: String?) async throws -> Operation {
         let now = self.now().storeMilliseconds
+        // The pending webhook (`webhookOwner`) with the state change, in one statement.
+        let webhook = webhookOwner == nil ? "" : ", webhook_due = ?1, webhook_attempts = 0, webhook_owner = ?3"
+        var binds: [SQLiteData] = [.integer(Int(now)), .text(id)]
+        if let webhookOwner { binds.append(.text(webhookOwner)) }
+        let cancelBinds = binds
         return try await serialized {
             let rows = try await query(
                 """
-                UPDATE operations SET state = 'cancelled', finished_at = ?, lease_expires_at = NULL \
-                WHERE id = ? AND state IN ('queued', 'running') RETURNING \(Self.selectColumns)
+                UPDATE operations SET state = 'cancelled', finished_at = ?1, lease_expires_at = NULL\(webhook) \
+                WHERE id = ?2 AND state IN ('queued', 'running') RETURNING \(Self.selectColumns)
                 """,
-                [.integer(Int(now)), .text(id)]
+                cancelBinds
             )
             if let cancelled = try await makeOperations(rows).first { return cancelled }
             let states = try await query("SELECT state FROM operations WHERE id = ?", [.text(id)])
@@ -651,13 +656,65 @@ package final class SQLiteOperationStore: OperationStore {
     package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
         guard !ownerPrefix.isEmpty else { return 0 }
         return try await serialized {
-            try await query(
+            let ended = try await query(
                 """
                 UPDATE operations SET lease_expires_at = ?1 \
                 WHERE state = 'running' AND substr(lease_owner, 1, length(?2)) = ?2 RETURNING seq
                 """,
                 [.integer(Int(now.storeMilliseconds)), .text(ownerPrefix)]
             ).count
+            // Deliveries the earlier run held: claimable when due (`claimWebhooks`).
+            try await query(
+                """
+                UPDATE operations SET webhook_owner = NULL \
+                WHERE webhook_due IS NOT NULL AND substr(webhook_owner, 1, length(?1)) = ?1
+                """,
+                [.text(ownerPrefix)])
+            return ended
+        }
+    }
+
+    package func claimWebhooks(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws
+        -> [PendingWebhook]
+    {
+        guard limit > 0 else { return [] }
+        let nowMS = now.storeMilliseconds
+        return try await serialized {
+            // On `operations_webhooks_due`, which holds the pending deliveries only (none for a route without a
+            // webhook), so a claim that finds none reads nothing. The limit is written in (see `claimStatement`).
+            let rows = try await query(
+                """
+                UPDATE operations SET webhook_owner = ?1, webhook_due = ?2 \
+                WHERE seq IN (SELECT seq FROM operations INDEXED BY operations_webhooks_due \
+                WHERE webhook_due IS NOT NULL AND webhook_due <= ?2 \
+                AND (webhook_owner IS NULL OR webhook_due <= ?3) ORDER BY webhook_due LIMIT \(limit)) \
+                RETURNING \(Self.selectColumns), webhook_attempts
+                """,
+                [.text(owner), .integer(Int(nowMS)), .integer(Int(nowMS - leaseDuration.milliseconds))])
+            let decoded = try rows.map { row in
+                (entry: try Self.operationRow(row), attempts: row.values.last?.integer ?? 0)
+            }
+            let operations = try await makeOperations(decoded: decoded.map(\.entry))
+            return zip(operations, decoded).map { PendingWebhook(operation: $0, attempts: $1.attempts) }
+        }
+    }
+
+    package func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws
+        -> Bool
+    {
+        // Cleared: the reservation goes with the due time.
+        let binds: [SQLiteData] = [
+            .integer(attempts), nextAttemptAt.map { .integer(Int($0.storeMilliseconds)) } ?? .null,
+            nextAttemptAt == nil ? .null : .text(owner), .text(id), .text(owner),
+        ]
+        return try await serialized {
+            try await !query(
+                """
+                UPDATE operations SET webhook_attempts = ?1, webhook_due = ?2, webhook_owner = ?3 \
+                WHERE id = ?4 AND webhook_due IS NOT NULL AND webhook_owner = ?5 RETURNING seq
+                """,
+                binds
+            ).isEmpty
         }
     }
 
@@ -682,10 +739,13 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    package func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+    package func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws
+        -> Bool
+    {
         let encoded = codec.encode(result, blobPrefix: ResultBlobPrefix.make())
         let ticket = completions.add(
-            PendingCompletion(id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds))
+            PendingCompletion(
+                id: id, owner: owner, encoded: encoded, finishedAt: now.storeMilliseconds, webhook: webhook))
         return try await serialized {
             try await completions.drain(until: ticket) { await commitPending() }
         }
@@ -720,6 +780,23 @@ package final class SQLiteOperationStore: OperationStore {
             pending.append(ticket)
         }
         guard !pending.isEmpty else { return }
+        // Completions whose route has a webhook have a statement of their own (it records the delivery as
+        // pending), so the others' is unchanged.
+        var plain: [CompletionBatcher.Ticket] = []
+        var webhooks: [CompletionBatcher.Ticket] = []
+        for ticket in pending {
+            if ticket.item.webhook { webhooks.append(ticket) } else { plain.append(ticket) }
+        }
+        try await storeResults(plain, statement: Self.completionStatement, into: &answers)
+        try await storeResults(webhooks, statement: Self.completionWithWebhookStatement, into: &answers)
+    }
+
+    /// One `statement` (5 parameters, see `completionStatement`) per ticket of `pending`, their answers into
+    /// `answers`.
+    private func storeResults(
+        _ pending: [CompletionBatcher.Ticket], statement: String, into answers: inout Answers
+    ) async throws {
+        guard !pending.isEmpty else { return }
         var binds: [SQLiteData] = []
         binds.reserveCapacity(pending.count * 5)
         for ticket in pending {
@@ -729,7 +806,7 @@ package final class SQLiteOperationStore: OperationStore {
                 .integer(item.encoded.blobs.isEmpty ? 0 : 1),
             ]
         }
-        let changed = try await write(Self.completionStatement, binds, width: 5)
+        let changed = try await write(statement, binds, width: 5)
         for (ticket, count) in zip(pending, changed) {
             let item = ticket.item
             let done = count > 0
@@ -746,7 +823,18 @@ package final class SQLiteOperationStore: OperationStore {
         WHERE id = ?1 AND state = 'running' AND lease_owner = ?2
         """
 
-    package func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+    /// `completionStatement` that also records the completion webhook as pending: due at the finish, no attempt
+    /// made, reserved for the completing lease owner (who sends it at once).
+    static let completionWithWebhookStatement = """
+        UPDATE operations SET state = 'succeeded', result = ?3, error = NULL, finished_at = ?4, \
+        lease_expires_at = NULL, has_blobs = MAX(has_blobs, ?5), \
+        webhook_due = ?4, webhook_attempts = 0, webhook_owner = ?2 \
+        WHERE id = ?1 AND state = 'running' AND lease_owner = ?2
+        """
+
+    package func fail(
+        id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date, webhook: Bool
+    ) async throws -> Bool {
         let encodedError = OperationPayloadCodec.encode(error)
         let sql: String
         var binds: [SQLiteData] = [.blob(encodedError)]
@@ -757,9 +845,11 @@ package final class SQLiteOperationStore: OperationStore {
                 """
             binds.append(.integer(Int(retryAt.storeMilliseconds)))
         } else {
+            // With a webhook, its delivery is pending from the finish (`?2`), reserved for the owner (`?4`).
+            let pending = webhook ? ", webhook_due = ?2, webhook_attempts = 0, webhook_owner = ?4" : ""
             sql = """
-                UPDATE operations SET state = 'failed', error = ?, finished_at = ?, lease_expires_at = NULL \
-                WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING seq
+                UPDATE operations SET state = 'failed', error = ?1, finished_at = ?2, lease_expires_at = NULL\(pending) \
+                WHERE id = ?3 AND state = 'running' AND lease_owner = ?4 RETURNING seq
                 """
             binds.append(.integer(Int(now.storeMilliseconds)))
         }
@@ -802,7 +892,8 @@ package final class SQLiteOperationStore: OperationStore {
         try await serialized {
             let rows = try await query(
                 """
-                DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ? RETURNING id, has_blobs
+                DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ? AND webhook_due IS NULL \
+                RETURNING id, has_blobs
                 """,
                 [.integer(Int(finishedBefore.storeMilliseconds))]
             )
@@ -947,6 +1038,12 @@ package final class SQLiteOperationStore: OperationStore {
             """
             CREATE INDEX IF NOT EXISTS operations_by_deployment ON operations (deployment, seq) \
             WHERE deployment IS NOT NULL
+            """)
+        // The pending webhook deliveries (`claimWebhooks`); partial, so a route without a webhook adds nothing.
+        try await query(
+            """
+            CREATE INDEX IF NOT EXISTS operations_webhooks_due ON operations (webhook_due) \
+            WHERE webhook_due IS NOT NULL
             """)
     }
 

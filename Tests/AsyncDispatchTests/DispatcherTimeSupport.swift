@@ -235,7 +235,22 @@ final class RecordingStore: OperationStore {
         try await base.list(filter: filter, pageSize: pageSize, pageToken: pageToken)
     }
 
-    func cancel(id: String) async throws -> Operation { try await base.cancel(id: id) }
+    func cancel(id: String, webhookOwner: String?) async throws -> Operation {
+        try await base.cancel(id: id, webhookOwner: webhookOwner)
+    }
+
+    func claimWebhooks(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws
+        -> [PendingWebhook]
+    {
+        try checkReachable()
+        return try await base.claimWebhooks(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now)
+    }
+
+    func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws -> Bool {
+        try checkReachable(write: true)
+        return try await base.recordWebhookAttempt(
+            id: id, owner: owner, attempts: attempts, nextAttemptAt: nextAttemptAt)
+    }
 
     func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
         -> [Operation]
@@ -267,12 +282,12 @@ final class RecordingStore: OperationStore {
         return try await base.expireLeases(ownerPrefix: ownerPrefix, now: now)
     }
 
-    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+    func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws -> Bool {
         let call = trackCall()
         defer { call.end() }
         try checkReachable(write: true)
         try checkOutcomeWritable("complete")
-        let stored = try await base.complete(id: id, owner: owner, result: result, now: now)
+        let stored = try await base.complete(id: id, owner: owner, result: result, now: now, webhook: webhook)
         log.withLock { $0.completions.append(Completion(owner: owner, stored: stored)) }
         return stored
     }
@@ -283,12 +298,15 @@ final class RecordingStore: OperationStore {
         throw GatewayError(.unavailable, "operation store unavailable: \(call) timed out (test)")
     }
 
-    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date, webhook: Bool)
+        async throws -> Bool
+    {
         let call = trackCall()
         defer { call.end() }
         try checkReachable(write: true)
         try checkOutcomeWritable("fail")
-        let stored = try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+        let stored = try await base.fail(
+            id: id, owner: owner, error: error, retryAt: retryAt, now: now, webhook: webhook)
         log.withLock { $0.failures.append(Failure(now: now, retryAt: retryAt, owner: owner, stored: stored)) }
         await failHook.withLock { $0 }?(stored)
         return stored

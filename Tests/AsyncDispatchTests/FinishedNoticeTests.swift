@@ -40,9 +40,11 @@ struct FinishedNoticeTests {
                 let now = Date()
                 let claimed = try await store.claim(owner: owner, leaseDuration: .seconds(60), limit: 1, now: now)
                 #expect(claimed.map(\.id) == [operation.id])
+                let webhook = operations.hasWebhook(operation.ref)
+                #expect(webhook == (pipeline == "hooked"))
                 #expect(
                     try await store.complete(
-                        id: operation.id, owner: owner, result: TriggerResult(outputs: []), now: now))
+                        id: operation.id, owner: owner, result: TriggerResult(outputs: []), now: now, webhook: webhook))
                 finished[pipeline] = operation
             }
 
@@ -51,7 +53,7 @@ struct FinishedNoticeTests {
             #expect(store.getCount == 0, "read back for a route without a webhook")
 
             let hooked = try #require(finished["hooked"])
-            await operations.finished(hooked.id, ref: hooked.ref)
+            await operations.finished(hooked.id, ref: hooked.ref, webhookOwner: "owner-hooked")
             #expect(store.getCount == 1, "the webhook's route must read its operation once")
             await sender.shutdown()
         }

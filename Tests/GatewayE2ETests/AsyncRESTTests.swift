@@ -395,7 +395,15 @@ final class UnavailableStore: OperationStore {
     func list(filter: OperationFilter, pageSize: Int, pageToken: String?) async throws -> (
         operations: [Operation], nextPageToken: String?
     ) { throw unavailable() }
-    func cancel(id: String) async throws -> Operation { throw unavailable() }
+    func cancel(id: String, webhookOwner: String?) async throws -> Operation { throw unavailable() }
+    func claimWebhooks(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws
+        -> [PendingWebhook]
+    {
+        throw unavailable()
+    }
+    func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws -> Bool {
+        throw unavailable()
+    }
     func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
         -> [Operation]
     {
@@ -407,10 +415,12 @@ final class UnavailableStore: OperationStore {
     func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
         throw unavailable()
     }
-    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+    func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws -> Bool {
         throw unavailable()
     }
-    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date, webhook: Bool)
+        async throws -> Bool
+    {
         throw unavailable()
     }
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {

@@ -350,7 +350,8 @@ final class WebhookReceiver: Sendable {
 
     var requests: [Request] { state.requests.withLock { $0 } }
 
-    static func start(failFirst: Int) async throws -> WebhookReceiver {
+    /// `port`: 0 for any free one; a given port lets a test start the receiver after the gateway already posts there.
+    static func start(failFirst: Int, port: Int = 0) async throws -> WebhookReceiver {
         let state = State(failFirst: failFirst)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
@@ -359,7 +360,7 @@ final class WebhookReceiver: Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(state: state))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: "127.0.0.1", port: port)
             .get()
         return WebhookReceiver(port: channel.localAddress!.port!, channel: channel, state: state)
     }

@@ -394,9 +394,20 @@ final class WriteFailingStore: OperationStore {
     func list(filter: OperationFilter, pageSize: Int, pageToken: String?) async throws -> (
         operations: [Operation], nextPageToken: String?
     ) { try await base.list(filter: filter, pageSize: pageSize, pageToken: pageToken) }
-    func cancel(id: String) async throws -> Operation {
+    func cancel(id: String, webhookOwner: String?) async throws -> Operation {
         try check()
-        return try await base.cancel(id: id)
+        return try await base.cancel(id: id, webhookOwner: webhookOwner)
+    }
+    func claimWebhooks(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws
+        -> [PendingWebhook]
+    {
+        try check()
+        return try await base.claimWebhooks(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now)
+    }
+    func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws -> Bool {
+        try check()
+        return try await base.recordWebhookAttempt(
+            id: id, owner: owner, attempts: attempts, nextAttemptAt: nextAttemptAt)
     }
     func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
         -> [Operation]
@@ -408,13 +419,15 @@ final class WriteFailingStore: OperationStore {
         try check()
         return try await base.renewLease(id: id, owner: owner, leaseDuration: leaseDuration, now: now)
     }
-    func complete(id: String, owner: String, result: TriggerResult, now: Date) async throws -> Bool {
+    func complete(id: String, owner: String, result: TriggerResult, now: Date, webhook: Bool) async throws -> Bool {
         try check()
-        return try await base.complete(id: id, owner: owner, result: result, now: now)
+        return try await base.complete(id: id, owner: owner, result: result, now: now, webhook: webhook)
     }
-    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date) async throws -> Bool {
+    func fail(id: String, owner: String, error: GatewayError, retryAt: Date?, now: Date, webhook: Bool)
+        async throws -> Bool
+    {
         try check()
-        return try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now)
+        return try await base.fail(id: id, owner: owner, error: error, retryAt: retryAt, now: now, webhook: webhook)
     }
     func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
         try check()
