@@ -44,7 +44,8 @@ extension CraftSDKTests {
             #expect(count(answer, status: 500, pathContaining: "/endpoints/v1/sleep/executions/") == 1, "\(answer)")
 
             // The pipeline's own codes: UNAVAILABLE and RESOURCE_EXHAUSTED are 500 too; others keep their status.
-            for (code, name, status) in [(14, "UNAVAILABLE", 500), (8, "RESOURCE_EXHAUSTED", 500), (5, "NOT_FOUND", 404)] {
+            let codes = [(14, "UNAVAILABLE", 500), (8, "RESOURCE_EXHAUSTED", 500), (5, "NOT_FOUND", 404)]
+            for (code, name, status) in codes {
                 answer = try await Peers.craft(
                     "run_json", port: gateway.port, ["fail", #"{"code":\#(code),"message":"runner says \#(name)"}"#])
                 failure = try error(answer)
@@ -142,17 +143,22 @@ extension CraftSDKTests {
 
     /// Review 23 L4: the SDK calls the gateway does not serve were 404 "no endpoint at POST …" (which reads as a
     /// typo) or 405; each is now 501 UNIMPLEMENTED saying what the gateway does instead, as delete_deployment is.
-    @Test("get_pipeline_logs, get_deployment_logs, update_deployment and delete_pipeline are 501 saying what to do instead")
+    @Test(
+        "get_pipeline_logs, get_deployment_logs, update_deployment and delete_pipeline are 501 saying what to do instead"
+    )
     func unservedCalls() async throws {
         try await withTestGateway { gateway in
             let answer = try await Peers.craft("unserved", port: gateway.port)
             let calls = try result(answer)
             let hints = [
-                "get_pipeline_logs": "get_pipeline_execution_logs", "get_deployment_logs": "get_pipeline_execution_logs",
-                "update_deployment": "craft.deployments", "delete_pipeline": "remove its route",
+                "get_pipeline_logs": "get_pipeline_execution_logs",
+                "get_deployment_logs": "get_pipeline_execution_logs",
+                "update_deployment": "craft.deployments",
+                "delete_pipeline": "remove its route",
             ]
             for (call, hint) in hints {
-                let failure = try #require((calls[call] as? [String: Any])?["error"] as? [String: Any], "\(call): \(answer)")
+                let failure = try #require(
+                    (calls[call] as? [String: Any])?["error"] as? [String: Any], "\(call): \(answer)")
                 #expect(failure["status_code"] as? Int == 501, "\(call): \(answer)")
                 #expect(failure["name"] as? String == "UNIMPLEMENTED", "\(call): \(answer)")
                 #expect((failure["message"] as? String)?.contains(hint) == true, "\(call): \(answer)")
