@@ -8,15 +8,18 @@ enum CraftRoute: Equatable {
     case refresh
     /// `GET /api/v1/pipelines` (`list_pipelines`)
     case pipelines
-    /// `GET /api/v1/pipelines/{name}`
+    /// `GET /api/v1/pipelines/{name}`; `DELETE` (`delete_pipeline`, refused: 501)
     case pipeline(name: String)
+    /// `POST /api/v1/pipelines/{name}/logs` (`get_pipeline_logs`, refused: 501)
+    case pipelineLogs(name: String)
     /// `GET /api/v1/pipelines/{name}/executions` (`list_pipeline_executions`)
     case pipelineExecutions(name: String)
     /// `GET /api/v1/pipelines/{name}/executions/latest` (`get_pipeline` reads it for `last_execution_id`)
     case latestPipelineExecution(name: String)
     /// `POST /api/v1/pipelines/{name}/run`
     case runPipeline(name: String)
-    /// `GET /api/v1/executions/{id}[?include_io_values=false]` (`get_pipeline_execution`)
+    /// `GET /api/v1/executions/{id}[?include_io_values=false]` (`get_pipeline_execution`); `DELETE`
+    /// (`delete_pipeline_execution`: cancels an unfinished execution)
     case execution(id: String)
     /// `GET /api/v1/executions/{id}/inputs/{name}` (a file input's bytes, `get_pipeline_execution_input`)
     case executionInput(id: String, name: String)
@@ -30,8 +33,11 @@ enum CraftRoute: Equatable {
     case deployments
     /// `POST /api/v1/endpoints` or `POST /api/v1/periodic-deployment` (`create_deployment`, by execution rule)
     case createDeployment(rule: CraftDeploymentConfiguration.ExecutionRule)
-    /// `GET /api/v1/deployments/{name}[?wait_for_completion=true]`; `DELETE` (`delete_deployment`)
+    /// `GET /api/v1/deployments/{name}[?wait_for_completion=true]`; `DELETE` (`delete_deployment`) and `PATCH`
+    /// (`update_deployment`), both refused (501)
     case deployment(name: String)
+    /// `POST /api/v1/deployments/{name}/logs` (`get_deployment_logs`, refused: 501)
+    case deploymentLogs(name: String)
     /// `GET /api/v1/deployments/{name}/executions/latest`
     case latestExecution(deployment: String)
     /// `POST /api/v1/deployments/{name}/executions`
@@ -45,18 +51,27 @@ enum CraftRoute: Equatable {
 
     var allowedMethods: [String] {
         switch self {
-        case .refresh, .runPipeline, .executeDeployment, .endpoint, .createDeployment, .executionLogs: ["POST"]
-        case .deployment: ["GET", "HEAD", "DELETE"]
-        case .pipelines, .pipeline, .pipelineExecutions, .latestPipelineExecution, .execution, .executionInput,
-            .executionOutputs, .executionOutput, .deployments, .latestExecution, .endpointExecution, .endpointOutput:
+        case .refresh, .runPipeline, .executeDeployment, .endpoint, .createDeployment, .executionLogs, .pipelineLogs,
+            .deploymentLogs:
+            ["POST"]
+        case .deployment: ["GET", "HEAD", "DELETE", "PATCH"]
+        case .pipeline, .execution: ["GET", "HEAD", "DELETE"]
+        case .pipelines, .pipelineExecutions, .latestPipelineExecution, .executionInput, .executionOutputs,
+            .executionOutput, .deployments, .latestExecution, .endpointExecution, .endpointOutput:
             ["GET", "HEAD"]
         }
     }
 
-    /// Whether the request carries a body the route reads.
-    var readsBody: Bool {
+    /// Whether a request with `method` on this route carries a body the route reads.
+    func readsBody(method: String) -> Bool {
         switch self {
-        case .refresh, .runPipeline, .executeDeployment, .endpoint, .createDeployment, .executionLogs: true
+        case .refresh, .runPipeline, .executeDeployment, .endpoint, .createDeployment, .executionLogs, .pipelineLogs,
+            .deploymentLogs:
+            true
+        case .deployment:
+            // `update_deployment`'s changes (`PATCH`, JSON): read whole, so the connection stays usable after
+            // the 501.
+            method == "PATCH"
         default: false
         }
     }
@@ -90,6 +105,8 @@ enum CraftRoute: Equatable {
             case 3 where p[2] == "pipelines" && p[4] == "executions": self = .pipelineExecutions(name: p[3])
             case 3 where p[2] == "executions" && p[4] == "outputs": self = .executionOutputs(id: p[3])
             case 3 where p[2] == "executions" && p[4] == "logs": self = .executionLogs(id: p[3])
+            case 3 where p[2] == "pipelines" && p[4] == "logs": self = .pipelineLogs(name: p[3])
+            case 3 where p[2] == "deployments" && p[4] == "logs": self = .deploymentLogs(name: p[3])
             case 3 where p[2] == "deployments" && p[4] == "executions": self = .executeDeployment(name: p[3])
             case 4 where p[2] == "executions" && p[4] == "outputs": self = .executionOutput(id: p[3], name: p[5])
             case 4 where p[2] == "executions" && p[4] == "inputs": self = .executionInput(id: p[3], name: p[5])
@@ -126,11 +143,12 @@ extension CraftRoute {
         let deployment: CraftDeploymentConfiguration?
         var mode: TriggerMode? = nil
         switch self {
-        case .pipeline(let name), .pipelineExecutions(let name), .latestPipelineExecution(let name):
+        case .pipeline(let name), .pipelineExecutions(let name), .latestPipelineExecution(let name),
+            .pipelineLogs(let name):
             return (craft.ref(pipeline: name), nil)
         case .runPipeline(let name):
             return (craft.ref(pipeline: name), .async)
-        case .deployment(let name), .latestExecution(let name):
+        case .deployment(let name), .latestExecution(let name), .deploymentLogs(let name):
             deployment = configuration.deployment(named: name)
         case .executeDeployment(let name):
             deployment = configuration.deployment(named: name)

@@ -3243,6 +3243,192 @@ let openAPIDocumentJSON = #####"""
             }
           }
         ]
+      },
+      "delete": {
+        "operationId": "craftDeletePipeline",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`delete_pipeline`: refused, 501 (a pipeline is a route of the configuration: remove the route and reload)",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The pipeline id.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
+      }
+    },
+    "/api/v1/pipelines/{name}/logs": {
+      "post": {
+        "operationId": "craftPipelineLogs",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`get_pipeline_logs`: refused, 501 (the runner protocol carries no log output; read an execution's record with `get_pipeline_execution_logs`)",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The pipeline id.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "from": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "description": "Inclusive lower bound, milliseconds since the epoch.",
+                    "minimum": -8999999999999999,
+                    "maximum": 8999999999999999
+                  },
+                  "to": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "description": "Inclusive upper bound, milliseconds since the epoch.",
+                    "minimum": -8999999999999999,
+                    "maximum": 8999999999999999
+                  },
+                  "limit": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "minimum": 1,
+                    "description": "At most this many lines, oldest first.",
+                    "maximum": 8999999999999999
+                  }
+                }
+              }
+            }
+          }
+        }
       }
     },
     "/api/v1/pipelines/{name}/run": {
@@ -3657,6 +3843,101 @@ let openAPIDocumentJSON = #####"""
               "type": "boolean"
             },
             "description": "`false` leaves every `value` out."
+          }
+        ]
+      },
+      "delete": {
+        "operationId": "craftDeleteExecution",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`delete_pipeline_execution`: cancels an unfinished execution (as `POST /v1beta/operations/{id}:cancel`); a finished one is kept until retention removes it (409 FAILED_PRECONDITION); 404 for an unknown one or another principal's",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The execution was cancelled (or already was)",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "execution_id"
+                  ],
+                  "properties": {
+                    "execution_id": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The execution (operation) id.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
           }
         ]
       }
@@ -4139,6 +4420,202 @@ let openAPIDocumentJSON = #####"""
             }
           }
         ]
+      },
+      "patch": {
+        "operationId": "craftUpdateDeployment",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`update_deployment`: refused, 501 (a deployment is configuration: change its `craft.deployments` entry and reload); 404 for an unknown one",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The deployment name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object"
+              }
+            }
+          }
+        }
+      }
+    },
+    "/api/v1/deployments/{name}/logs": {
+      "post": {
+        "operationId": "craftDeploymentLogs",
+        "tags": [
+          "Craft AI"
+        ],
+        "summary": "`get_deployment_logs`: refused, 501 (the runner protocol carries no log output; read an execution's record with `get_pipeline_execution_logs`)",
+        "security": [
+          {},
+          {
+            "craftAccessToken": []
+          }
+        ],
+        "responses": {
+          "400": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "403": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "405": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "415": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "500": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/CraftFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/CraftFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The deployment name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "from": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "description": "Inclusive lower bound, milliseconds since the epoch.",
+                    "minimum": -8999999999999999,
+                    "maximum": 8999999999999999
+                  },
+                  "to": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "description": "Inclusive upper bound, milliseconds since the epoch.",
+                    "minimum": -8999999999999999,
+                    "maximum": 8999999999999999
+                  },
+                  "limit": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ],
+                    "minimum": 1,
+                    "description": "At most this many lines, oldest first.",
+                    "maximum": 8999999999999999
+                  }
+                }
+              }
+            }
+          }
+        }
       }
     },
     "/api/v1/deployments/{name}/executions/latest": {

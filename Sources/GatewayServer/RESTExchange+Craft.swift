@@ -41,7 +41,7 @@ extension RESTRequestHead {
             scheme: externalScheme,
             trace: trace
         )
-        guard route.readsBody else {
+        guard route.readsBody(method: method) else {
             return .run(RESTWork(requestID: requestID) { await exchange.answer(route, body: nil) })
         }
         func fail(_ error: GatewayError, close: Bool = false) -> RESTStart {
@@ -97,6 +97,12 @@ extension RESTRequestHead {
     }
 }
 
+/// The failure of a finished execution, thrown by the reads of its results so that it is answered as a stored
+/// failure (``CraftAnswer/storedFailure(_:requestID:)``), not as a live call's error.
+struct CraftStoredFailure: Error {
+    var error: GatewayError
+}
+
 enum CraftBodyKind: Sendable {
     case json, form, multipart
 }
@@ -124,6 +130,8 @@ struct CraftExchange: Sendable {
         var response: RESTResponse
         do {
             response = try await exchange.respond(route, body: body)
+        } catch let failure as CraftStoredFailure {
+            response = CraftAnswer.storedFailure(failure.error, requestID: requestID)
         } catch {
             response = CraftAnswer.error(gatewayError(from: error, requestID: requestID), requestID: requestID)
         }
@@ -162,6 +170,12 @@ struct CraftExchange: Sendable {
             return try await refresh(body ?? .json(ByteBuffer()))
         case .pipeline(let name):
             _ = try await authenticate()
+            if method == "DELETE" {
+                throw GatewayError(
+                    .unimplemented,
+                    "pipeline \"\(name)\" is a route of the gateway's configuration and cannot be deleted through "
+                        + "the API: remove its route (and its craft.pipelines entry) and reload the configuration")
+            }
             let description = try await knownDescription(of: craft.ref(pipeline: name))
             return CraftAnswer.json(CraftAnswer.pipeline(name: name, description), requestID: requestID)
         case .pipelines:
@@ -186,6 +200,7 @@ struct CraftExchange: Sendable {
             return CraftAnswer.json(["execution_id": .string(latest.id)], requestID: requestID)
         case .execution(let id):
             let principal = try await authenticate()
+            if method == "DELETE" { return try await cancelExecution(id, principal: principal) }
             let operation = try await visibleExecution(id, principal: principal)
             let values = try RESTQuery(target: target).boolean("include_io_values") ?? true
             var outputs: [CraftMappings.MappedOutput] = []
@@ -201,6 +216,20 @@ struct CraftExchange: Sendable {
             return RESTResponse.json(
                 status: 200, body: JSONValueCodec.encode(.list([.list(lines.map(Value.object))])),
                 requestID: requestID)
+        case .pipelineLogs(let name):
+            _ = try await authenticate()
+            throw GatewayError(
+                .unimplemented,
+                "get_pipeline_logs is not served: the runner protocol carries no log output; the gateway records "
+                    + "each execution's events, read with get_pipeline_execution_logs(execution_id) "
+                    + "(list_pipeline_executions(\"\(name)\") names them)")
+        case .deploymentLogs(let name):
+            _ = try await authenticate()
+            throw GatewayError(
+                .unimplemented,
+                "get_deployment_logs is not served: the runner protocol carries no log output; the gateway records "
+                    + "each execution's events, read with get_pipeline_execution_logs(execution_id) (GET "
+                    + "/api/v1/deployments/\(name)/executions/latest names the newest)")
         case .executionInput(let id, let name):
             let principal = try await authenticate()
             let operation = try await visibleExecution(id, principal: principal)
@@ -249,6 +278,13 @@ struct CraftExchange: Sendable {
                     .unimplemented,
                     "deployment \"\(name)\" is part of the gateway's configuration and cannot be deleted through "
                         + "the API: remove it from craft.deployments (or its route) and reload the configuration")
+            }
+            if method == "PATCH" {
+                throw GatewayError(
+                    .unimplemented,
+                    "deployment \"\(name)\" is part of the gateway's configuration and cannot be updated through "
+                        + "the API: change its craft.deployments entry (or pause its schedule: POST "
+                        + "/v1beta/schedules/{name}:pause) and reload the configuration")
             }
             return CraftAnswer.json(CraftAnswer.deployment(deployment), requestID: requestID)
         case .latestExecution(let name):
@@ -460,6 +496,32 @@ struct CraftExchange: Sendable {
 
     // MARK: Executions
 
+    /// `DELETE /api/v1/executions/{id}` (`delete_pipeline_execution`): an unfinished execution is cancelled, as
+    /// `POST /v1beta/operations/{id}:cancel` cancels it (the one way to end a run that waits for a runner that is
+    /// down), and answered `{"execution_id"}` (the SDK's documented shape); a cancelled one again the same. A
+    /// finished one is not deleted: the store keeps it until `store.retention` removes it, and the answer says
+    /// so (409 FAILED_PRECONDITION). 404 for an unknown id or another principal's execution.
+    private func cancelExecution(_ id: String, principal: String?) async throws -> RESTResponse {
+        let operations = try operations
+        let existing = try await visibleExecution(id, principal: principal)
+        func finished(_ state: OperationState) -> GatewayError {
+            GatewayError(
+                .failedPrecondition,
+                "execution \(id) has finished (\(CraftAnswer.status(state))) and cannot be deleted: finished "
+                    + "executions are kept until retention removes them (store.retention); "
+                    + "only an unfinished execution is stopped (cancelled) by delete_pipeline_execution")
+        }
+        if existing.state.isFinished, existing.state != .cancelled { throw finished(existing.state) }
+        do {
+            _ = try await operations.cancel(id: id)
+        } catch let error as GatewayError where error.code == .failedPrecondition {
+            // It finished between the read and the cancel.
+            let current = try await visibleExecution(id, principal: principal)
+            throw finished(current.state)
+        }
+        return CraftAnswer.json(["execution_id": .string(id)], requestID: requestID)
+    }
+
     /// An execution of a deployment: the endpoint's body as its inputs, through the deployment's mappings.
     private func execute(
         _ deployment: CraftDeploymentConfiguration,
@@ -588,9 +650,10 @@ struct CraftExchange: Sendable {
         return operation.state.isFinished ? operation : nil
     }
 
-    /// A finished execution's mapped outputs; its error when it failed; 413 when they are over its cap.
+    /// A finished execution's mapped outputs; its error when it failed (``CraftStoredFailure``); 413 when they
+    /// are over its cap.
     private func succeededOutputs(_ operation: Operation) throws -> [CraftMappings.MappedOutput] {
-        if let error = OperationView.error(operation) { throw error }
+        if let error = OperationView.error(operation) { throw CraftStoredFailure(error: error) }
         let outputs = CraftExecution.values(of: operation.result?.outputs ?? [])
         let mappings = try CraftMappings(outputsLabel: operation.request.labels[CraftLabels.outputsMapping])
         let mapped = mappings.mappedOutputs(outputs)
@@ -676,6 +739,21 @@ enum CraftAnswer {
         if error.code == .unauthenticated { response.headers.append(("www-authenticate", "Bearer")) }
         if error.code.httpStatus == 503 || error.code == .tooManyRequests {
             response.headers.append(("retry-after", "1"))
+        }
+        return response
+    }
+
+    /// A failed execution read back (its outputs, one output, an endpoint's result): the error's `message` and
+    /// `name` with its code's status, except that a status that means "the service is busy or unreachable,
+    /// try again" (429, 502, 503, 504) is 500. The execution failed and stays failed; the gateway answered. At
+    /// 502/504 craft-ai-sdk prints "The platform is currently unreachable. Please try again later." instead of
+    /// the message, and 429/503 (with `Retry-After`) invite retry adapters to re-read an answer that never
+    /// changes (review 23 L1). The gateway's own live refusals (overload, store unavailable) keep theirs.
+    static func storedFailure(_ error: GatewayError, requestID: String) -> RESTResponse {
+        var response = self.error(error, requestID: requestID)
+        if [429, 502, 503, 504].contains(response.status) {
+            response.status = 500
+            response.headers.removeAll { $0.name == "retry-after" }
         }
         return response
     }

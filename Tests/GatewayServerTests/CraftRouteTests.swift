@@ -26,8 +26,10 @@ struct CraftRouteTests {
         ])
     func parses(target: String, expected: CraftRoute) throws {
         #expect(try Self.route(target) == expected)
-        #expect(expected.allowedMethods == ["GET", "HEAD"])
-        #expect(!expected.readsBody)
+        // `delete_pipeline` (refused) and `delete_pipeline_execution` (a cancel) also DELETE a pipeline or an execution.
+        let deletable = [CraftRoute.pipeline(name: "p"), .execution(id: "e")].contains(expected)
+        #expect(expected.allowedMethods == (deletable ? ["GET", "HEAD", "DELETE"] : ["GET", "HEAD"]))
+        #expect(!expected.readsBody(method: "GET") && !expected.readsBody(method: "DELETE"))
     }
 
     @Test(
@@ -37,15 +39,24 @@ struct CraftRouteTests {
             ("/api/v1/endpoints", .createDeployment(rule: .endpoint), ["POST"], true),
             ("/api/v1/periodic-deployment", .createDeployment(rule: .periodic), ["POST"], true),
             (
-                "/api/v1/deployments/d?wait_for_completion=true", .deployment(name: "d"), ["GET", "HEAD", "DELETE"],
-                false
+                "/api/v1/deployments/d?wait_for_completion=true", .deployment(name: "d"),
+                ["GET", "HEAD", "DELETE", "PATCH"], false
             ),
             ("/api/v1/executions/e/logs", .executionLogs(id: "e"), ["POST"], true),
+            ("/api/v1/pipelines/p/logs", .pipelineLogs(name: "p"), ["POST"], true),
+            ("/api/v1/deployments/d/logs", .deploymentLogs(name: "d"), ["POST"], true),
         ])
     func deploymentRoutes(target: String, expected: CraftRoute, methods: [String], readsBody: Bool) throws {
         #expect(try Self.route(target) == expected)
         #expect(expected.allowedMethods == methods)
-        #expect(expected.readsBody == readsBody)
+        #expect(expected.readsBody(method: methods[0]) == readsBody)
+    }
+
+    @Test("update_deployment's PATCH body is read (to be refused whole); no other method on a deployment reads one")
+    func deploymentPatchReadsBody() {
+        let deployment = CraftRoute.deployment(name: "d")
+        #expect(deployment.readsBody(method: "PATCH"))
+        #expect(!deployment.readsBody(method: "GET") && !deployment.readsBody(method: "DELETE"))
     }
 
     @Test(

@@ -89,6 +89,8 @@ struct DiscoveryConsistencyTests {
         case .refresh: "refresh"
         case .pipelines: "pipelines"
         case .pipeline: "pipeline"
+        case .pipelineLogs: "pipelineLogs"
+        case .deploymentLogs: "deploymentLogs"
         case .pipelineExecutions: "pipelineExecutions"
         case .latestPipelineExecution: "latestPipelineExecution"
         case .execution: "execution"
@@ -125,7 +127,8 @@ struct DiscoveryConsistencyTests {
             "/api/v1/auth/refresh", "/api/v1/pipelines", "/api/v1/pipelines/p", "/api/v1/pipelines/p/run",
             "/api/v1/pipelines/p/executions", "/api/v1/pipelines/p/executions/latest", "/api/v1/executions/e",
             "/api/v1/executions/e/inputs/i", "/api/v1/executions/e/outputs",
-            "/api/v1/executions/e/outputs/o", "/api/v1/executions/e/logs", "/api/v1/deployments",
+            "/api/v1/executions/e/outputs/o", "/api/v1/executions/e/logs", "/api/v1/pipelines/p/logs",
+            "/api/v1/deployments/d/logs", "/api/v1/deployments",
             "/api/v1/endpoints", "/api/v1/periodic-deployment", "/api/v1/deployments/d",
             "/api/v1/deployments/d/executions/latest",
             "/api/v1/deployments/d/executions", "/endpoints/d", "/endpoints/v1/d/executions/e",

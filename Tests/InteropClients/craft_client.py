@@ -36,6 +36,10 @@ Scenarios:
                                                 create_deployment(pipeline, name, execution_rule, **KWARGS);
                                                 timeout_s 10 unless KWARGS names one
   delete_deployment NAME                        delete_deployment
+  delete_execution EXECUTION_ID                 delete_pipeline_execution
+  unserved                                      each call the gateway does not serve, in turn (get_pipeline_logs,
+                                                get_deployment_logs, update_deployment, delete_pipeline of
+                                                "echo"): {call: error or result} as the result
 """
 
 import datetime
@@ -73,6 +77,11 @@ def encode(value):
     if isinstance(value, list):
         return [encode(v) for v in value]
     return value
+
+
+def describe(error):
+    """An SdkException as the tests read it: what it carries and what it prints."""
+    return {"message": error.message, "status_code": error.status_code, "name": error.name, "text": str(error)}
 
 
 def main():
@@ -151,6 +160,21 @@ def main():
         result = sdk.create_deployment(args[0], args[1], args[2], **kwargs)
     elif scenario == "delete_deployment":
         result = sdk.delete_deployment(args[0])
+    elif scenario == "delete_execution":
+        result = sdk.delete_pipeline_execution(args[0])
+    elif scenario == "unserved":
+        calls = {
+            "get_pipeline_logs": lambda: sdk.get_pipeline_logs("echo"),
+            "get_deployment_logs": lambda: sdk.get_deployment_logs("echo"),
+            "update_deployment": lambda: sdk.update_deployment("echo", is_enabled=False),
+            "delete_pipeline": lambda: sdk.delete_pipeline("echo"),
+        }
+        result = {}
+        for name, call in calls.items():
+            try:
+                result[name] = {"result": encode(call())}
+            except SdkException as error:
+                result[name] = {"error": describe(error)}
     else:
         raise SystemExit(f"unknown scenario {scenario}")
     return result
@@ -160,13 +184,6 @@ if __name__ == "__main__":
     try:
         answer = {"result": encode(main())}
     except SdkException as error:
-        answer = {
-            "error": {
-                "message": error.message,
-                "status_code": error.status_code,
-                "name": error.name,
-                "text": str(error),
-            }
-        }
+        answer = {"error": describe(error)}
     answer["http"] = exchanges
     print(json.dumps(answer))
