@@ -560,7 +560,8 @@ struct CraftExchange: Sendable {
             deployment: deployment,
             cap: craft.ioCap(for: deployment),
             principal: principal,
-            requestID: requestID
+            requestID: requestID,
+            declared: craft.configuration.pipeline(named: ref.pipeline)
         )
         request.traceParent = trace.traceParent
         request.traceState = trace.traceState
@@ -1010,14 +1011,7 @@ enum CraftAnswer {
 
     /// Craft AI's data type of a value.
     static func dataType(_ value: Value) -> String {
-        switch value {
-        case .blob: "file"
-        case .string: "string"
-        case .number, .largeInteger: "number"
-        case .bool: "boolean"
-        case .list: "array"
-        case .object, .null: "json"
-        }
+        CraftExecution.dataType(of: value)
     }
 
     /// `{"execution_id", "outputs": [{"pipeline_output_name", "data_type", "mapping_type", "value"?,

@@ -467,6 +467,22 @@ struct CraftSDKTests {
             - {name: echo, inputs: [{name: doc, data_type: file}, {name: n, data_type: number}]}
         """
 
+    @Test("declared input types are checked: a string for a number input is 400 naming the input and both types; a number runs (review 23 I2)")
+    func declaredTypesChecked() async throws {
+        try await withTestGateway(yaml: Self.readsYAML) { gateway in
+            var answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"n":"abc"}"#])
+            let failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 400, "\(answer)")
+            #expect(
+                failure["message"] as? String
+                    == "input \"n\" of pipeline echo is declared number (craft.pipelines), got string", "\(answer)")
+            answer = try await Peers.craft("trigger", port: gateway.port, ["echo", "-", #"{"n":true}"#, "true"])
+            #expect(try error(answer)["status_code"] as? Int == 400, "\(answer)")
+            answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"n":3}"#])
+            #expect((try result(answer)["outputs"] as? [String: Any])?["n"] as? Int == 3, "\(answer)")
+        }
+    }
+
     @Test("get_pipeline and list_pipelines: a routed pipeline is ready with its inputs, last_execution_id follows runs")
     func getAndListPipelines() async throws {
         try await withTestGateway(yaml: Self.readsYAML) { gateway in
