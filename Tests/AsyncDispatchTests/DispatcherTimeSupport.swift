@@ -431,7 +431,8 @@ struct DispatcherInstance {
             eventLoopGroup: clock.loop
         )
         let routes = RouteTable(routes: [RouteConfiguration(namespace: "test", pool: "local")])
-        var logger = log.map { log in Logger(label: "dispatcher-test") { _ in log } } ?? Logger(label: "dispatcher-test")
+        var logger =
+            log.map { log in Logger(label: "dispatcher-test") { _ in log } } ?? Logger(label: "dispatcher-test")
         logger.logLevel = log == nil ? .critical : .warning
         let dispatcher = AsyncDispatcher(
             operations: operations,

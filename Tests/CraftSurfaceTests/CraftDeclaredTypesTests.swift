@@ -26,7 +26,8 @@ struct CraftDeclaredTypesTests {
             let accepted = sample.type == type || (type == "json" && sample.type != "file")
             #expect(CraftExecution.value(sample.value, isOf: type) == accepted, "\(sample) as \(type)")
             do {
-                try CraftExecution.checkDeclaredTypes(["x": sample.value, "other": .blob(Blob(bytes: ByteBuffer()))], of: pipeline)
+                let inputs: ValueObject = ["x": sample.value, "other": .blob(Blob(bytes: ByteBuffer()))]
+                try CraftExecution.checkDeclaredTypes(inputs, of: pipeline)
                 #expect(accepted, "\(sample) passed as \(type)")
             } catch {
                 #expect(!accepted, "\(sample) refused as \(type): \(error.message)")

@@ -467,7 +467,9 @@ struct CraftSDKTests {
             - {name: echo, inputs: [{name: doc, data_type: file}, {name: n, data_type: number}]}
         """
 
-    @Test("declared input types are checked: a string for a number input is 400 naming the input and both types; a number runs (review 23 I2)")
+    @Test(
+        "declared input types are checked: a string for a number input is 400 naming the input and both types; a number runs (review 23 I2)"
+    )
     func declaredTypesChecked() async throws {
         try await withTestGateway(yaml: Self.readsYAML) { gateway in
             var answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"n":"abc"}"#])
