@@ -681,6 +681,9 @@ struct OperationStoreContractTests {
     func releaseUnreachedTakesTheStartBack(kind: StoreKind) async throws {
         try await StoreHarness.with(kind) { _, store in
             let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            // Enqueued now, so that it is claimable at every instant below however slow the machine (claims take
+            // the oldest first: `id` before it).
+            let other = try await store.enqueue(Fixtures.request(text: "cut"), idempotencyKey: nil).operation.id
             let t0 = Fixtures.now() + 1
             // Claimed, its call refused, handed back: not started.
             #expect(try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0).count == 1)
@@ -702,7 +705,6 @@ struct OperationStoreContractTests {
             #expect(retried.startedAt == t0 + 2, "an earlier run reached a runner")
             #expect(retried.attempts == 1)
             // A run the gateway cut (its call made) keeps the start too.
-            let other = try await store.enqueue(Fixtures.request(text: "cut"), idempotencyKey: nil).operation.id
             #expect(try await store.claim(owner: "D", leaseDuration: .seconds(10), limit: 5, now: t0 + 4).count == 2)
             #expect(try await store.release(id: other, owner: "D", notBefore: t0 + 5, callMade: true, now: t0 + 5))
             #expect(try await store.get(id: other)?.startedAt == t0 + 4)
