@@ -58,6 +58,10 @@ package final class AsyncDispatcher: Service {
     /// The warning about operations no route here matches (`reportUnrouted`): one line per pipeline per
     /// `unroutedWarningInterval` of `clock`.
     private let unroutedLog: FailureLogLimiter
+    /// The warning about runs handed back because their call reached no runner (`execute`): one line per pool per
+    /// `unreachedWarningInterval` of `clock`, with the hand-backs held back since the last (review 23 M1: a
+    /// hand-back logged nothing above debug, so an operation waiting for a runner that is down was invisible).
+    private let unreachedLog: FailureLogLimiter
     /// The unrouted pipelines' queues (`reportUnrouted`).
     private struct UnroutedCounts {
         /// Pipeline key → its queued operations as last counted, for the keys the planner holds as unrouted
@@ -77,6 +81,11 @@ package final class AsyncDispatcher: Service {
     /// The least time between two warnings about one pipeline whose queued operations no route here matches
     /// (review 18 F8). A minute: the state lasts until a reload, often hours; the gauge says it meanwhile.
     package static let unroutedWarningInterval = Duration.seconds(60)
+
+    /// The least time between two warnings about one pool whose runs reach no runner. A minute: while a runner
+    /// stays down its pool gets a probe run every 30 s at most (`ClaimPlanner`), and the pool's endpoints log
+    /// their own failures every 10 s (`backend endpoint failed`); this line is the async queue's side of it.
+    package static let unreachedWarningInterval = Duration.seconds(60)
 
     /// `startGate`: what must be true before operations are claimed, e.g. the listener is bound. A gateway
     /// whose start fails (a port already taken) must not claim queued work only to cut it a moment later.
@@ -98,6 +107,9 @@ package final class AsyncDispatcher: Service {
         // On the dispatcher's clock, so that tests move it with their `TestClock`.
         let sinceStart = clock.stopwatch()
         self.unroutedLog = FailureLogLimiter(interval: TimeAmount(Self.unroutedWarningInterval)) {
+            NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
+        }
+        self.unreachedLog = FailureLogLimiter(interval: TimeAmount(Self.unreachedWarningInterval)) {
             NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
         }
         self.startGate = startGate
@@ -277,7 +289,7 @@ package final class AsyncDispatcher: Service {
                     if operation.takenOverFrom != nil { takenOver.append(operation) }
                     let pool = dispatcher.poolName(for: operation.request.ref)
                     planner.withLock { $0.claimed(key: OperationFilter.pipelineKey(operation.request.ref), pool: pool) }
-                    if pool == nil {
+                    guard let pool else {
                         // No route here: handed back below, not run (it waits for a route; `reportUnrouted`).
                         unrouted.append(operation)
                         free += 1
@@ -288,12 +300,12 @@ package final class AsyncDispatcher: Service {
                     let runnableSince = max(operation.createdAt, operation.notBefore)
                     metrics?.recordClaimed(lagSeconds: claimedAt.timeIntervalSince(runnableSince))
                     workers.addTask {
-                        let reach = await self.execute(operation, owner: owner)
+                        let reach = await self.execute(operation, owner: owner, pool: pool)
                         self.planner.withLock { planner in
                             switch reach {
                             case .reached: planner.reached(pool: pool)
-                            case .notSent(let at): planner.unreached(pool: pool, now: at)
-                            case .unknown: break
+                            // Recorded by `execute` before the hand-back (the operation's wait is the pool's).
+                            case .notSent, .unknown: break
                             }
                             planner.finished(pool: pool)
                         }
@@ -444,10 +456,9 @@ package final class AsyncDispatcher: Service {
     private enum Reach {
         /// The call was answered (a result or an error from the runner or the way to it).
         case reached
-        /// No runner saw the call (`GatewayError.notSent`, e.g. connection refused); `at`: the instant its
-        /// operation's wait was counted from, so the pool's wait (`ClaimPlanner.unreached`) is counted from the same
-        /// one and does not end after the operation's by the time the hand-back took.
-        case notSent(at: Date)
+        /// No runner saw the call (`GatewayError.notSent`, e.g. connection refused); the pool's outage is recorded
+        /// already (`ClaimPlanner.unreached`, before the hand-back, whose wait it sets).
+        case notSent
         /// No call, or not known: the run gave up before calling, was cut (shutdown) or lost its lease.
         case unknown
     }
@@ -458,7 +469,8 @@ package final class AsyncDispatcher: Service {
         case leaseLost
     }
 
-    private func execute(_ operation: Operation, owner: String) async -> Reach {
+    /// `pool`: the pool `operation`'s route sends it to, for the claim planner's view of it.
+    private func execute(_ operation: Operation, owner: String, pool: String) async -> Reach {
         let id = operation.id
         if operation.countedAttempts > settings.maxAttempts {
             // Claims count attempts; this one was reclaimed after a lease expired once too often (a run that
@@ -546,14 +558,25 @@ package final class AsyncDispatcher: Service {
             if error.notSent {
                 // No runner saw the call (connection refused: a runner restarting, a backend not up yet): not
                 // an attempt. Queued again after a wait that grows with the outage (README "Async runs").
+                // The operation waits as long as its pool gets no claims (`ClaimPlanner.unreached`: half the
+                // outage so far, 1 s to 30 s), counted from the pool's first refused run: not from the operation's
+                // own start, which the hand-back takes back when no runner was ever reached (review 23 M1).
                 let now = now()
-                let waited = operation.startedAt.map { now.timeIntervalSince($0) } ?? 0
-                let wait = StoreConfiguration.notSentBackoff(waited: .milliseconds(Int64(max(waited, 0) * 1000)))
+                let until = planner.withLock { $0.unreached(pool: pool, now: now) } ?? now
+                let wait = Duration.milliseconds(Int64((until.timeIntervalSince(now) * 1000).rounded(.up)))
                 logger.debug(
                     "backend not reached; operation queued again",
                     metadata: ["operation.id": "\(id)", "retry_in": "\(wait)", "error": "\(error.message)"])
+                if let heldBack = unreachedLog.admit(pool) {
+                    var metadata: Logger.Metadata = [
+                        "backend.pool": "\(pool)", "operation.id": "\(id)", "error": "\(error.message)",
+                        "next_try": "\(RFC3339.format(milliseconds: until.storeMilliseconds))",
+                    ]
+                    if heldBack > 0 { metadata["handbacks_held_back"] = .stringConvertible(heldBack) }
+                    logger.warning("runner unreachable; async operations wait in the queue", metadata: metadata)
+                }
                 await release(run, after: wait)
-                return .notSent(at: now)
+                return .notSent
             }
             let counted = operation.countedAttempts
             let retry = Self.isRetryable(error) && counted < settings.maxAttempts

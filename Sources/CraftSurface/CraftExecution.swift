@@ -46,8 +46,11 @@ package enum CraftExecution {
     /// - Parameters:
     ///   - inputs: the endpoint inputs (the body of an endpoint trigger).
     ///   - environment: the source of `environment_variable_name` mappings (the gateway process's).
+    ///   - declared: the pipeline's `craft.pipelines` entry, whose inputs' `data_type`s the pipeline inputs (after
+    ///     the mappings) must have (``checkDeclaredTypes(_:of:)``); nil: none declared.
     /// - Throws: `GatewayError(.payloadTooLarge)` over the cap (`CraftIOCap`),
-    ///   `.invalidArgument` for a missing required input, `.failedPrecondition` for an unset variable.
+    ///   `.invalidArgument` for a missing required input or one not of its declared type, `.failedPrecondition` for
+    ///   an unset variable.
     package static func request(
         ref: PipelineRef,
         inputs: ValueObject,
@@ -56,10 +59,12 @@ package enum CraftExecution {
         cap: CraftIOCap,
         principal: String?,
         requestID: String,
+        declared: CraftPipelineConfiguration? = nil,
         environment: (String) -> String? = CraftExecution.processEnvironment
     ) throws(GatewayError) -> TriggerRequest {
         try cap.checkInputs(inputs)
         let pipelineInputs = try mappings.pipelineInputs(from: inputs, environment: environment)
+        if let declared { try checkDeclaredTypes(pipelineInputs, of: declared) }
         var request = TriggerRequest(
             ref: ref,
             mode: .async,
@@ -71,6 +76,52 @@ package enum CraftExecution {
         if let deployment { request.labels[CraftLabels.deployment] = deployment.name }
         if let outputs = mappings.outputsLabel { request.labels[CraftLabels.outputsMapping] = outputs }
         return request
+    }
+
+    /// Whether `value` is of Craft AI's `data_type` `type` (`INPUT_OUTPUT_TYPES` of craft-ai-sdk: `string`,
+    /// `number`, `boolean`, `json`, `array`, `file`): `json` is any JSON value (not a file), `file` a file's bytes
+    /// (a multipart part with a file name, or `bytes`/`BytesIO` in the SDK). `null` is every type's: an input
+    /// mapped `is_null`, or one the caller leaves empty on purpose.
+    package static func value(_ value: Value, isOf type: String) -> Bool {
+        switch (type, value) {
+        case (_, .null): true
+        case ("string", .string), ("number", .number), ("number", .largeInteger), ("boolean", .bool),
+            ("array", .list), ("file", .blob):
+            true
+        case ("json", let value):
+            if case .blob = value { false } else { true }
+        default: false
+        }
+    }
+
+    /// The `data_type` a value shows (the type `value(_:isOf:)` names it by in a refusal; `null` and objects are
+    /// `json`).
+    package static func dataType(of value: Value) -> String {
+        switch value {
+        case .blob: "file"
+        case .string: "string"
+        case .number, .largeInteger: "number"
+        case .bool: "boolean"
+        case .list: "array"
+        case .object, .null: "json"
+        }
+    }
+
+    /// Checks the pipeline inputs against the `data_type`s `pipeline` declares (review 23, I2: `n: number` ran
+    /// with `"abc"`); inputs it does not declare pass as they are.
+    ///
+    /// - Throws: `.invalidArgument` (400) naming the first input, in declaration order, that is not of its type,
+    ///   with both types.
+    package static func checkDeclaredTypes(_ inputs: ValueObject, of pipeline: CraftPipelineConfiguration)
+        throws(GatewayError)
+    {
+        for parameter in pipeline.inputs {
+            guard let value = inputs[parameter.name], !Self.value(value, isOf: parameter.dataType) else { continue }
+            throw GatewayError(
+                .invalidArgument,
+                "input \"\(parameter.name)\" of pipeline \(pipeline.name) is declared \(parameter.dataType) "
+                    + "(craft.pipelines), got \(dataType(of: value))")
+        }
     }
 
     /// The gateway process's environment variable `name`.
@@ -102,6 +153,7 @@ package enum CraftExecution {
                     cap: CraftIOCap(limit: deployment.maxIOBytes ?? craft.maxIOBytes),
                     principal: nil,
                     requestID: "",
+                    declared: craft.pipeline(named: deployment.pipeline),
                     environment: environment
                 )
                 schedule.inputs = execution.inputs

@@ -8,7 +8,10 @@ import WireCodecs
 ///
 /// The size of a set of values is the sum of their JSON encodings (what the SDK sends, and what a client gets
 /// back), not counting the names; a value that is a file (a blob) counts zero. Inputs and outputs are each
-/// checked against the cap: the inputs when the execution is created, the outputs when they are read.
+/// checked against the cap: the inputs when the execution is created, the outputs when they are read. The
+/// status read (`get_pipeline_execution`) answers anyway and leaves out the values of a set over the cap
+/// (``excess(_:what:)``), so an execution made elsewhere (Abacus.AI, Instill) or by a runner's large answer can
+/// still be looked at (review 23, L2).
 package struct CraftIOCap: Sendable, Equatable {
     /// Bytes; inclusive (a total equal to it passes).
     package var limit: Int
@@ -41,9 +44,15 @@ package struct CraftIOCap: Sendable, Equatable {
     }
 
     private func check(_ object: ValueObject, what: String) throws(GatewayError) {
+        if let error = excess(object, what: what) { throw error }
+    }
+
+    /// The 413 of `object` when its non-file values are over the cap (nil when they are not): `what` names the set
+    /// (`inputs`, `outputs`) in its message.
+    package func excess(_ object: ValueObject, what: String) -> GatewayError? {
         let size = Self.nonFileBytes(object)
-        guard size > limit else { return }
-        throw GatewayError(
+        guard size > limit else { return nil }
+        return GatewayError(
             .payloadTooLarge,
             "the non-file \(what) are \(size) bytes, over the cap of \(limit) bytes (\(Self.megabytes(limit)) MB) "
                 + "on an execution's non-file \(what); send large values as files"

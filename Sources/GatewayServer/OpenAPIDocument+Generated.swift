@@ -7433,7 +7433,8 @@ let openAPIDocumentJSON = #####"""
                   "string",
                   "null"
                 ],
-                "format": "date-time"
+                "format": "date-time",
+                "description": "When a run first reached the pipeline's runner; null until one did (a run handed back because its runner is down does not start the execution)."
               },
               "steps": {
                 "type": "array",
@@ -7489,7 +7490,7 @@ let openAPIDocumentJSON = #####"""
                       "type": "object"
                     },
                     "value": {
-                      "description": "Absent for files (read them from `/inputs/{name}` or `/outputs/{name}`) and with `include_io_values=false`."
+                      "description": "Absent for files (read them from `/inputs/{name}` or `/outputs/{name}`), with `include_io_values=false`, and for every non-file value of a set (inputs, outputs) over the execution's cap (`craft.max_io_bytes`; see `io_values_left_out`)."
                     },
                     "pipeline_input_name": {
                       "type": "string"
@@ -7523,7 +7524,7 @@ let openAPIDocumentJSON = #####"""
                       "type": "object"
                     },
                     "value": {
-                      "description": "Absent for files (read them from `/inputs/{name}` or `/outputs/{name}`) and with `include_io_values=false`."
+                      "description": "Absent for files (read them from `/inputs/{name}` or `/outputs/{name}`), with `include_io_values=false`, and for every non-file value of a set (inputs, outputs) over the execution's cap (`craft.max_io_bytes`; see `io_values_left_out`)."
                     },
                     "pipeline_output_name": {
                       "type": "string"
@@ -7542,6 +7543,19 @@ let openAPIDocumentJSON = #####"""
                     "type": "string"
                   }
                 }
+              },
+              "io_values_left_out": {
+                "type": "object",
+                "description": "Present when a set of the execution's non-file values is over its cap (`craft.max_io_bytes`): that set's non-file `value`s are left out (craft-ai-sdk reads `None`), and this names it with the 413 that its own read answers, so the status, times and error stay readable.",
+                "properties": {
+                  "inputs": {
+                    "type": "string"
+                  },
+                  "outputs": {
+                    "type": "string"
+                  }
+                },
+                "additionalProperties": false
               }
             }
           }

@@ -203,10 +203,17 @@ struct CraftExchange: Sendable {
             if method == "DELETE" { return try await cancelExecution(id, principal: principal) }
             let operation = try await visibleExecution(id, principal: principal)
             let values = try RESTQuery(target: target).boolean("include_io_values") ?? true
+            // The status read answers whatever the values' size: a set over the cap is left out (`overCap`).
             var outputs: [CraftMappings.MappedOutput] = []
-            if operation.state == .succeeded { outputs = try succeededOutputs(operation) }
+            var overCap = CraftAnswer.OverCap()
+            if operation.state == .succeeded {
+                (outputs, overCap.outputs) = try mappedOutputs(operation)
+            }
+            overCap.inputs = ioCap(of: operation).excess(
+                CraftExecution.values(of: operation.request.inputs.map(\.variables)), what: "inputs")
             return CraftAnswer.json(
-                CraftAnswer.execution(operation, outputs: outputs, includeValues: values), requestID: requestID)
+                CraftAnswer.execution(operation, outputs: outputs, includeValues: values, overCap: overCap),
+                requestID: requestID)
         case .executionLogs(let id):
             let principal = try await authenticate()
             let query = try CraftLogQuery(body ?? .json(ByteBuffer()), limits: limits)
@@ -553,7 +560,8 @@ struct CraftExchange: Sendable {
             deployment: deployment,
             cap: craft.ioCap(for: deployment),
             principal: principal,
-            requestID: requestID
+            requestID: requestID,
+            declared: craft.configuration.pipeline(named: ref.pipeline)
         )
         request.traceParent = trace.traceParent
         request.traceState = trace.traceState
@@ -653,15 +661,27 @@ struct CraftExchange: Sendable {
     /// A finished execution's mapped outputs; its error when it failed (``CraftStoredFailure``); 413 when they
     /// are over its cap.
     private func succeededOutputs(_ operation: Operation) throws -> [CraftMappings.MappedOutput] {
+        let (mapped, overCap) = try mappedOutputs(operation)
+        if let overCap { throw overCap }
+        return mapped
+    }
+
+    /// A finished execution's mapped outputs, and the 413 of the delivered ones when they are over its cap (nil
+    /// when not); its error when it failed (``CraftStoredFailure``).
+    private func mappedOutputs(_ operation: Operation) throws -> ([CraftMappings.MappedOutput], GatewayError?) {
         if let error = OperationView.error(operation) { throw CraftStoredFailure(error: error) }
         let outputs = CraftExecution.values(of: operation.result?.outputs ?? [])
         let mappings = try CraftMappings(outputsLabel: operation.request.labels[CraftLabels.outputsMapping])
         let mapped = mappings.mappedOutputs(outputs)
-        let limit = operation.request.labels[CraftLabels.ioCap].flatMap(Int.init) ?? craft.configuration.maxIOBytes
         let delivered = ValueObject(
             mapped.compactMap { $0.endpointOutputName == nil ? nil : ($0.pipelineOutputName, $0.value) })
-        try CraftIOCap(limit: limit).checkOutputs(delivered)
-        return mapped
+        return (mapped, ioCap(of: operation).excess(delivered, what: "outputs"))
+    }
+
+    /// The cap an execution was made under (its label; the configured one for an execution made elsewhere).
+    private func ioCap(of operation: Operation) -> CraftIOCap {
+        CraftIOCap(
+            limit: operation.request.labels[CraftLabels.ioCap].flatMap(Int.init) ?? craft.configuration.maxIOBytes)
     }
 
     /// One output: a file as `application/octet-stream`, anything else as its JSON.
@@ -846,9 +866,14 @@ enum CraftAnswer {
     /// listed once the execution succeeded, through its output mapping. A file carries no `value`: the SDK
     /// fetches `/inputs/{name}` or `/outputs/{name}` for it. `includeValues` false
     /// (`?include_io_values=false`) leaves every `value` out. A failed execution has `error` `{message, name}`.
-    static func execution(_ operation: Operation, outputs: [CraftMappings.MappedOutput], includeValues: Bool)
-        -> ValueObject
-    {
+    ///
+    /// A set (inputs, outputs) whose non-file values are over the execution's cap (`overCap`, the 413 its own read
+    /// answers) has its non-file `value`s left out, which craft-ai-sdk reads as `None`, and is named with that
+    /// 413's message in `io_values_left_out` (`{"outputs": "the non-file outputs are … bytes, over the cap …"}`;
+    /// absent when nothing was left out): the status, times and error stay readable (review 23, L2).
+    static func execution(
+        _ operation: Operation, outputs: [CraftMappings.MappedOutput], includeValues: Bool, overCap: OverCap = OverCap()
+    ) -> ValueObject {
         var object = executionSummary(operation)
         object["start_date"] = time(operation.startedAt)
         object["steps"] = .list([
@@ -870,7 +895,7 @@ enum CraftAnswer {
                     "mapping_type": .string(source),
                     "mapping_value": .object([:]),
                 ]
-                if includeValues, dataType(value) != "file" { item["value"] = value }
+                if includeValues, overCap.inputs == nil, dataType(value) != "file" { item["value"] = value }
                 return .object(item)
             })
         object["outputs"] = .list(
@@ -883,7 +908,9 @@ enum CraftAnswer {
                     "mapping_type": .string(output.mappingType),
                     "mapping_value": .object(mapping),
                 ]
-                if includeValues, output.endpointOutputName != nil, dataType(output.value) != "file" {
+                if includeValues, overCap.outputs == nil, output.endpointOutputName != nil,
+                    dataType(output.value) != "file"
+                {
                     item["value"] = output.value
                 }
                 return .object(item)
@@ -893,7 +920,17 @@ enum CraftAnswer {
                 "message": .string(error.message), "name": .string(CraftAnswer.errorName(error)),
             ])
         }
+        var leftOut = ValueObject()
+        if includeValues, let error = overCap.inputs { leftOut["inputs"] = .string(error.message) }
+        if includeValues, let error = overCap.outputs { leftOut["outputs"] = .string(error.message) }
+        if !leftOut.isEmpty { object["io_values_left_out"] = .object(leftOut) }
         return object
+    }
+
+    /// The sets of an execution's values over its cap, each with the 413 its own read answers (nil: within it).
+    struct OverCap {
+        var inputs: GatewayError?
+        var outputs: GatewayError?
     }
 
     /// `GET /api/v1/deployments/{name}`: the SDK reads `execution_rule` (`trigger_endpoint` needs `endpoint`)
@@ -974,14 +1011,7 @@ enum CraftAnswer {
 
     /// Craft AI's data type of a value.
     static func dataType(_ value: Value) -> String {
-        switch value {
-        case .blob: "file"
-        case .string: "string"
-        case .number, .largeInteger: "number"
-        case .bool: "boolean"
-        case .list: "array"
-        case .object, .null: "json"
-        }
+        CraftExecution.dataType(of: value)
     }
 
     /// `{"execution_id", "outputs": [{"pipeline_output_name", "data_type", "mapping_type", "value"?,

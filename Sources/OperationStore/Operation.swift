@@ -18,8 +18,10 @@ package struct Operation: Sendable, Equatable {
     /// Set when `state == .failed`; on a `queued` operation it is the last failed attempt's error.
     package var error: GatewayError?
     package var createdAt: Date
-    /// When the first attempt was claimed; a later attempt (a retry, a run cut and taken again) keeps it, so
-    /// `finishedAt − startedAt` is the whole time the operation was being run (README "Async runs").
+    /// When the first run that reached a runner was claimed; a later attempt (a retry, a run cut and taken again)
+    /// keeps it, so `finishedAt − startedAt` is the whole time the operation was being run (README "Async runs").
+    /// A claim handed back because its call reached no runner (`release(…, callMade: false)`) takes it back when
+    /// no earlier run reached one: nil again until a run does (review 23, M1).
     package var startedAt: Date?
     package var finishedAt: Date?
     /// Backend calls made, the one in progress included (so 1 during the first run): claims, less those handed

@@ -89,8 +89,9 @@ package protocol OperationStore: Sendable {
     /// call never reached a runner, so the pipeline was not at fault. The lease is cleared and it is not claimed
     /// again before `notBefore`. `callMade`: whether the cut run's backend call was made (a graceful stop cut
     /// it): `attempts` (backend calls made, API.md) keeps it and `cutRuns` counts it; else (no runner saw the
-    /// call) `attempts` drops by one, as if it had never been claimed. Only for the lease owner; false (and
-    /// nothing changes) otherwise.
+    /// call) `attempts` drops by one, as if it had never been claimed, and so does `startedAt` when that claim was
+    /// the only one counted (no runner was ever reached: nil again). Only for the lease owner; false (and nothing
+    /// changes) otherwise.
     func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool
 
     /// Takes back the attempts of `count` claims of a running operation that made no backend call: a run already

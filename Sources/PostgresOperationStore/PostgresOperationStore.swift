@@ -770,7 +770,12 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
-        let counts = callMade ? "cut_runs = cut_runs + 1" : "attempts = GREATEST(attempts - 1, 0)"
+        // As SQLite's: the start goes with the only claim's attempt (a plain statement, no stored routine, so
+        // versions sharing a database differ only in whether an early start is kept).
+        let counts =
+            callMade
+            ? "cut_runs = cut_runs + 1"
+            : "attempts = GREATEST(attempts - 1, 0), started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END"
         let query: PostgresQuery = """
             UPDATE \(unescaped: operations) SET state = 'queued', \(unescaped: counts), \
             not_before = \(notBefore.storeMilliseconds), lease_owner = NULL, lease_expires_at = NULL \

@@ -861,7 +861,12 @@ package final class SQLiteOperationStore: OperationStore {
     }
 
     package func release(id: String, owner: String, notBefore: Date, callMade: Bool, now: Date) async throws -> Bool {
-        let counts = callMade ? "cut_runs = cut_runs + 1" : "attempts = MAX(attempts - 1, 0)"
+        // A claim whose call reached no runner takes its start back too when no earlier run reached one
+        // (`attempts` was this claim's 1): `started_at` says when a runner was first reached (M1, review 23).
+        let counts =
+            callMade
+            ? "cut_runs = cut_runs + 1"
+            : "attempts = MAX(attempts - 1, 0), started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END"
         return try await serialized {
             try await !query(
                 """

@@ -419,7 +419,8 @@ struct DispatcherInstance {
         now: @escaping @Sendable () -> Date,
         requestTimeout: TimeAmount = .hours(24),
         outcomeRetryLimit: Duration = .seconds(600),
-        metrics: GatewayMetrics? = nil
+        metrics: GatewayMetrics? = nil,
+        log: RecordedLog? = nil
     ) {
         let operations = AsyncOperations(store: store, settings: settings, metrics: metrics)
         self.operations = operations
@@ -430,8 +431,9 @@ struct DispatcherInstance {
             eventLoopGroup: clock.loop
         )
         let routes = RouteTable(routes: [RouteConfiguration(namespace: "test", pool: "local")])
-        var logger = Logger(label: "dispatcher-test")
-        logger.logLevel = .critical
+        var logger =
+            log.map { log in Logger(label: "dispatcher-test") { _ in log } } ?? Logger(label: "dispatcher-test")
+        logger.logLevel = log == nil ? .critical : .warning
         let dispatcher = AsyncDispatcher(
             operations: operations,
             dispatcher: TriggerDispatcher(routes: routes, pools: ["local": pool]),

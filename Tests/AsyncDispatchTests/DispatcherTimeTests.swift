@@ -292,6 +292,65 @@ struct DispatcherTimeTests {
     }
 
     @Test(
+        "a hand-back warns once per pool per minute (review 23 M1): held back 59 s after the last warning, written at 60 s with the count held back; the start is the run that reached the runner",
+        .timeLimit(.minutes(1)))
+    func unreachedHandBackWarningIsRateLimited() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let runner = ScriptedRunner()
+            runner.isDown = true
+            let log = RecordedLog()
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: .seconds(1)), runner: runner, clock: time,
+                now: time.wallClock, log: log)
+            let warnings = {
+                log.lines.filter { $0.message == "runner unreachable; async operations wait in the queue" }
+            }
+            func second() async {
+                await time.advance(by: .seconds(1))
+                let settled = await eventually(within: .seconds(10), interval: .milliseconds(2)) {
+                    time.isSettled(sleepers: Self.idle)
+                        && store.claims.reduce(0) { $0 + $1.ids.count }
+                            == store.releases.count + store.completions.count
+                }
+                #expect(settled, "a step did not settle at \(time.elapsed): \(time.sleepsDescription)")
+            }
+            let start = time.wallClock()
+            // At 0 s: the first hand-back warns at once.
+            let first = try await instance.operations.submit(asyncRequest("gated")).id
+            #expect(await eventually(within: .seconds(10), interval: .milliseconds(2)) { store.releases.count == 1 })
+            #expect(warnings().count == 1)
+            let line = try #require(warnings().first)
+            #expect(line.metadata["backend.pool"] == "local")
+            #expect(line.metadata["operation.id"] == first)
+            #expect(line.metadata["error"] == "cannot connect to an endpoint: connection refused")
+            #expect(line.metadata["next_try"] == RFC3339.format(milliseconds: (start + 1).storeMilliseconds))
+            #expect(line.metadata["handbacks_held_back"] == nil)
+            #expect(try await store.get(id: first)?.startedAt == nil, "handed back: not started")
+            // Back at 1 s: the probe runs it; its start is that run's.
+            runner.isDown = false
+            await second()
+            let ran = try #require(try await store.get(id: first))
+            #expect(ran.state == .succeeded)
+            #expect(ran.startedAt?.storeMilliseconds == (start + 1).storeMilliseconds)
+            while time.wallClock() < start + 59 { await second() }
+            // Down again at 59 s: a new outage's hand-back, 59 s after the warning: held back.
+            runner.isDown = true
+            let second59 = try await instance.operations.submit(asyncRequest("gated")).id
+            #expect(await eventually(within: .seconds(10), interval: .milliseconds(2)) { store.releases.count == 2 })
+            #expect(warnings().count == 1, "held back within the minute: \(warnings())")
+            // Its probe at 60 s: written, with the one held back.
+            await second()
+            #expect(store.releases.count == 3)
+            #expect(warnings().count == 2)
+            #expect(warnings().last?.metadata["handbacks_held_back"] == "1")
+            #expect(warnings().last?.metadata["operation.id"] == second59)
+            #expect(try await store.get(id: second59)?.startedAt == nil)
+            await instance.stop()
+        }
+    }
+
+    @Test(
         "while a runner is down its queued operations wait in the store: one probe run per back-off, not a claim and a release of each; all run once it is back",
         .timeLimit(.minutes(1)))
     func runnerDownClaimsOnlyProbes() async throws {

@@ -208,7 +208,7 @@ extension CraftSDKTests {
 }
 
 /// `2026-11-30T12:00:00.123Z` → milliseconds since the epoch (what the Craft surface writes).
-private enum RFC3339Milliseconds {
+enum RFC3339Milliseconds {
     static func parse(_ text: String) -> Int64? {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

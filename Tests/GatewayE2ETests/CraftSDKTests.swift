@@ -282,6 +282,64 @@ struct CraftSDKTests {
         }
     }
 
+    @Test(
+        "get_pipeline_execution of an execution whose values are over the cap (made through Instill): status, times and error readable, the set over the cap left out and named in io_values_left_out; at the cap everything (review 23 L2)"
+    )
+    func statusReadOverCap() async throws {
+        try await withTestGateway(yaml: "craft: {max_io_bytes: 1000}\n") { gateway in
+            let async = try await AsyncClient.connect(port: gateway.port)
+            // {"s": "<998 x>"}: 1000 bytes of JSON value, the cap; echo answers the same outputs.
+            let atCap = String(repeating: "x", count: 998)
+            var ids: [String] = []
+            for (pipeline, variables) in [
+                ("echo", ["s": atCap]), ("echo", ["s": atCap + "x"]),
+                ("fail", ["message": "kaput", "pad": String(repeating: "y", count: 1000)]),
+            ] as [(String, [String: Any])] {
+                let (status, accepted) = try await async.trigger(pipeline, variables)
+                try #require(status == 200, "\(accepted)")
+                let name = try #require(accepted.operationName)
+                _ = try await async.waitDone(name)
+                ids.append(String(name.dropFirst("operations/".count)))
+            }
+            func item(_ execution: [String: Any], _ key: String) throws -> [String: Any] {
+                try #require((execution[key] as? [[String: Any]])?.first, "\(execution)")
+            }
+
+            var answer = try await Peers.craft("get_execution", port: gateway.port, [ids[0]])
+            var execution = try result(answer)
+            #expect(execution["status"] as? String == "Succeeded", "\(answer)")
+            #expect(try item(execution, "inputs")["value"] as? String == atCap, "\(answer)")
+            #expect(try item(execution, "outputs")["value"] as? String == atCap, "\(answer)")
+            #expect(execution["io_values_left_out"] == nil, "\(answer)")
+
+            // One byte past it: the status read still answers, with the values left out (the SDK's None).
+            answer = try await Peers.craft("get_execution", port: gateway.port, [ids[1]])
+            execution = try result(answer)
+            #expect(execution["status"] as? String == "Succeeded", "\(answer)")
+            #expect((execution["start_date"] as? String)?.hasSuffix("Z") == true, "\(answer)")
+            #expect((execution["end_date"] as? String)?.hasSuffix("Z") == true, "\(answer)")
+            #expect(try item(execution, "inputs")["data_type"] as? String == "string", "\(answer)")
+            #expect(try item(execution, "inputs")["value"] is NSNull, "\(answer)")
+            #expect(try item(execution, "outputs")["pipeline_output_name"] as? String == "s", "\(answer)")
+            #expect(try item(execution, "outputs")["value"] is NSNull, "\(answer)")
+            let leftOut = try #require(execution["io_values_left_out"] as? [String: String], "\(answer)")
+            #expect(leftOut["inputs"]?.contains("the non-file inputs are 1001 bytes, over the cap of 1000") == true)
+            #expect(leftOut["outputs"]?.contains("the non-file outputs are 1001 bytes, over the cap of 1000") == true)
+            // The outputs read itself stays 413 (README "Input/output cap").
+            answer = try await Peers.craft("execution_output", port: gateway.port, [ids[1], "s"])
+            #expect(try error(answer)["status_code"] as? Int == 413, "\(answer)")
+
+            // A failed one: its status and error, its inputs over the cap left out.
+            answer = try await Peers.craft("get_execution", port: gateway.port, [ids[2]])
+            execution = try result(answer)
+            #expect(execution["status"] as? String == "Failed", "\(answer)")
+            #expect((execution["error"] as? [String: Any])?["message"] as? String == "kaput", "\(answer)")
+            let inputs = try #require(execution["inputs"] as? [[String: Any]], "\(answer)")
+            #expect(inputs.count == 2 && inputs.allSatisfy { $0["value"] is NSNull }, "\(answer)")
+            #expect((execution["io_values_left_out"] as? [String: String])?.keys.sorted() == ["inputs"], "\(answer)")
+        }
+    }
+
     @Test("a failing pipeline is an SdkException with the pipeline's message and status")
     func failingPipeline() async throws {
         try await withTestGateway { gateway in
@@ -301,7 +359,7 @@ struct CraftSDKTests {
     }
 
     @Test(
-        "with the http runner down, run_pipeline and trigger_endpoint (token and deployment paths) are accepted; the executions run when it is back",
+        "with the http runner down, run_pipeline and trigger_endpoint (token and deployment paths) are accepted, not started (no start_date, no start in the log), one warning; the executions run when it is back and start then (review 23 M1)",
         .timeLimit(.minutes(2))
     )
     func runnerDownRefusesNothing() async throws {
@@ -317,7 +375,8 @@ struct CraftSDKTests {
               - {namespace: demo, pipeline: upper, pool: runner}
             store: {max_attempts: 50, retry_backoff: 100ms, max_retry_backoff: 200ms}
             """
-        try await withTestGateway(yaml: yaml) { gateway in
+        let log = RecordedLog()
+        try await withTestGateway(yaml: yaml, log: log) { gateway in
             // run_pipeline asks GET /api/v1/pipelines/upper first; trigger_endpoint GET /api/v1/deployments/upper
             // (no endpoint token) or POST /endpoints/upper (with one).
             var ids: [String] = []
@@ -336,6 +395,24 @@ struct CraftSDKTests {
                 "trigger", port: gateway.port, ["no-such-pipeline", "-", "{}", "false"])
             #expect(try error(noDeployment)["status_code"] as? Int == 404, "\(noDeployment)")
 
+            // Claimed, refused and handed back (the warning says so, once for the pool): not started.
+            let warning = "runner unreachable; async operations wait in the queue"
+            let warnings = { log.lines.filter { $0.message == warning } }
+            #expect(await eventually(within: .seconds(20)) { !warnings().isEmpty }, "\(log.lines)")
+            #expect(warnings().first?.metadata["backend.pool"] == "runner", "\(warnings())")
+            #expect(warnings().first?.metadata["error"]?.contains("connection refused") == true, "\(warnings())")
+            var answer = try await Peers.craft("get_execution", port: gateway.port, [ids[0]])
+            var execution = try result(answer)
+            #expect(execution["status"] as? String == "Pending", "\(answer)")
+            #expect(execution["start_date"] is NSNull, "\(answer)")
+            #expect((execution["steps"] as? [[String: Any]])?.first?["start_date"] is NSNull, "\(answer)")
+            answer = try await Peers.craft("execution_logs", port: gateway.port, [ids[0]])
+            let started = "started on the pipeline's runner"
+            #expect(
+                (answer["result"] as? [[String: Any]])?.contains { $0["message"] as? String == started } == false,
+                "\(answer)")
+
+            let backAt = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
             let back = try await DemoHTTPServer.bind(
                 host: "127.0.0.1", port: port, runner: DemoPipelines(), group: MultiThreadedEventLoopGroup.singleton)
             defer { Task { try? await back.close() } }
@@ -347,6 +424,18 @@ struct CraftSDKTests {
                 let outputs = (operation["response"] as? [String: Any])?["outputs"] as? [[String: Any]]
                 #expect(outputs?.first?["prompt"] as? String == (i == 0 ? "RUN" : "TRIGGER"), "\(done.bodyString)")
             }
+            // Its start is the run that reached the runner, after it came back; the log says so then.
+            answer = try await Peers.craft("get_execution", port: gateway.port, [ids[0]])
+            execution = try result(answer)
+            #expect(execution["status"] as? String == "Succeeded", "\(answer)")
+            let startDate = try #require(
+                (execution["start_date"] as? String).flatMap(RFC3339Milliseconds.parse), "\(answer)")
+            #expect(startDate >= backAt, "started before the runner was back: \(answer)")
+            answer = try await Peers.craft("execution_logs", port: gateway.port, [ids[0]])
+            let startLine = (answer["result"] as? [[String: Any]])?.first { $0["message"] as? String == started }
+            #expect(
+                (startLine?["timestamp"] as? String).flatMap(RFC3339Milliseconds.parse) == startDate, "\(answer)")
+            #expect(warnings().count == 1, "one warning a minute per pool: \(warnings())")
         }
     }
 
@@ -377,6 +466,24 @@ struct CraftSDKTests {
           pipelines:
             - {name: echo, inputs: [{name: doc, data_type: file}, {name: n, data_type: number}]}
         """
+
+    @Test(
+        "declared input types are checked: a string for a number input is 400 naming the input and both types; a number runs (review 23 I2)"
+    )
+    func declaredTypesChecked() async throws {
+        try await withTestGateway(yaml: Self.readsYAML) { gateway in
+            var answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"n":"abc"}"#])
+            let failure = try error(answer)
+            #expect(failure["status_code"] as? Int == 400, "\(answer)")
+            #expect(
+                failure["message"] as? String
+                    == "input \"n\" of pipeline echo is declared number (craft.pipelines), got string", "\(answer)")
+            answer = try await Peers.craft("trigger", port: gateway.port, ["echo", "-", #"{"n":true}"#, "true"])
+            #expect(try error(answer)["status_code"] as? Int == 400, "\(answer)")
+            answer = try await Peers.craft("run_json", port: gateway.port, ["echo", #"{"n":3}"#])
+            #expect((try result(answer)["outputs"] as? [String: Any])?["n"] as? Int == 3, "\(answer)")
+        }
+    }
 
     @Test("get_pipeline and list_pipelines: a routed pipeline is ready with its inputs, last_execution_id follows runs")
     func getAndListPipelines() async throws {

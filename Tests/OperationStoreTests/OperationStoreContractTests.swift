@@ -676,6 +676,42 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "startedAt is when a runner was first reached: a claim handed back unreached takes it back, a later one keeps the first reached run's (review 23 M1)",
+        arguments: StoreKind.allCases)
+    func releaseUnreachedTakesTheStartBack(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            let id = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation.id
+            // Enqueued now, so that it is claimable at every instant below however slow the machine (claims take
+            // the oldest first: `id` before it).
+            let other = try await store.enqueue(Fixtures.request(text: "cut"), idempotencyKey: nil).operation.id
+            let t0 = Fixtures.now() + 1
+            // Claimed, its call refused, handed back: not started.
+            #expect(try await store.claim(owner: "A", leaseDuration: .seconds(10), limit: 1, now: t0).count == 1)
+            #expect(try await store.get(id: id)?.startedAt == t0, "a claim starts the run")
+            #expect(try await store.release(id: id, owner: "A", notBefore: t0 + 1, now: t0 + 1))
+            let unreached = try #require(try await store.get(id: id))
+            #expect(unreached.startedAt == nil, "no runner was reached")
+            #expect(unreached.attempts == 0)
+            // The next claim reaches a runner: the start is its time; its failure keeps it for the retry.
+            #expect(try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 1, now: t0 + 2).count == 1)
+            #expect(try await store.get(id: id)?.startedAt == t0 + 2)
+            #expect(
+                try await store.fail(
+                    id: id, owner: "B", error: GatewayError(.unavailable, "x"), retryAt: t0 + 3, now: t0 + 2.5))
+            // The retry's call is refused: the first reached run's start stays.
+            #expect(try await store.claim(owner: "C", leaseDuration: .seconds(10), limit: 1, now: t0 + 3).count == 1)
+            #expect(try await store.release(id: id, owner: "C", notBefore: t0 + 4, now: t0 + 3.5))
+            let retried = try #require(try await store.get(id: id))
+            #expect(retried.startedAt == t0 + 2, "an earlier run reached a runner")
+            #expect(retried.attempts == 1)
+            // A run the gateway cut (its call made) keeps the start too.
+            #expect(try await store.claim(owner: "D", leaseDuration: .seconds(10), limit: 5, now: t0 + 4).count == 2)
+            #expect(try await store.release(id: other, owner: "D", notBefore: t0 + 5, callMade: true, now: t0 + 5))
+            #expect(try await store.get(id: other)?.startedAt == t0 + 4)
+        }
+    }
+
+    @Test(
         "uncountAdoptedClaims takes back the attempts of adopted claims: the operation stays running under its owner; only by the lease owner of a running operation, once (a repeat answers true)",
         arguments: StoreKind.allCases)
     func uncountAdoptedClaimsKeepsTheRun(kind: StoreKind) async throws {
