@@ -70,6 +70,7 @@ struct DiscoveryConsistencyTests {
         case .trigger(let ref, let kind): "trigger \(kind) release=\(ref.release != nil)"
         case .pipeline(let ref): "pipeline release=\(ref.release != nil)"
         case .pipelineReleases: "pipelineReleases"
+        case .pipelines: "pipelines"
         case .operation: "operation"
         case .cancelOperation: "cancelOperation"
         case .listOperations: "listOperations"
@@ -120,6 +121,7 @@ struct DiscoveryConsistencyTests {
             "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger-async",
             "/v1beta/namespaces/demo/pipelines/echo", "/v1beta/users/demo/pipelines/echo/releases/v1",
             "/v1beta/organizations/demo/pipelines/echo/releases",
+            "/v1beta/namespaces/demo/pipelines",
             "/v1beta/operations/abc", "/v1beta/operations/abc:cancel", "/v1beta/operations",
             "/v1beta/schedules", "/v1beta/schedules/n:pause", "/v1beta/schedules/n:resume",
             "/v1beta/schedules/n:trigger",
