@@ -91,7 +91,8 @@ struct GRPCCall {
         "TriggerAsyncPipelineRelease", "GetPipeline", "GetPipelineRelease",
         "TriggerNamespacePipeline", "TriggerNamespacePipelineRelease", "TriggerNamespacePipelineWithStream",
         "TriggerAsyncNamespacePipeline", "TriggerAsyncNamespacePipelineRelease", "GetNamespacePipeline",
-        "GetNamespacePipelineRelease", "ListNamespacePipelineReleases", "ListPipelineReleases", "ListNamespacePipelines",
+        "GetNamespacePipelineRelease", "ListNamespacePipelineReleases", "ListPipelineReleases",
+        "ListNamespacePipelines",
     ]
 
     /// A `PipelinePublicService` method of `generation`: the namespace/pipeline-id names of 2024 and 2025, the

@@ -305,7 +305,8 @@ struct AbacusInteropTests {
         let yaml = "tokens:\n  - {name: alice, token: tok-a}\n  - {name: bob, token: tok-b}\n"
         try await withTestGateway(yaml: yaml) { gateway in
             let run = try await Peers.abacus(
-                "run", port: gateway.port, ["echo", "snake", #"[{"name":"w","variable_type":"STRING","value":"x"}]"#, "1"],
+                "run", port: gateway.port,
+                ["echo", "snake", #"[{"name":"w","variable_type":"STRING","value":"x"}]"#, "1"],
                 apiKey: "tok-a")
             let id = try #require((run["started"] as? [String: Any])?["pipeline_version"] as? String, "\(run)")
             var answer = try await Peers.abacus("version_logs", port: gateway.port, [id], apiKey: "tok-a")

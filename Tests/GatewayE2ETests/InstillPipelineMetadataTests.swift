@@ -402,7 +402,9 @@ struct InstillPipelineMetadataTests {
             answer = try await get("/v1beta/users/demo/pipelines?pageSize=1&pageToken=\(token)")
             #expect(Self.pipelineIDs(answer.json) == ["echo"], "\(answer)")
 
-            for query in ["page_size=-1", "page_size=x", "page_token=zz", "filter=a", "page=2", "page_size=1&pageSize=1"] {
+            for query in [
+                "page_size=-1", "page_size=x", "page_token=zz", "filter=a", "page=2", "page_size=1&pageSize=1",
+            ] {
                 answer = try await get(base + "?" + query)
                 #expect(answer.status == 400, "\(query): \(answer)")
                 #expect((answer.json["message"] as? String)?.isEmpty == false, "\(query): \(answer)")

@@ -137,7 +137,10 @@ struct PipelineListQueryTests {
         for (make, message) in [
             ({ try self.query(size: -1) }, "page_size must not be negative (it is -1)"),
             ({ try self.query(filter: "id=\"a\"") }, "filter expressions are not supported on the pipelines list"),
-            ({ try PipelineListQuery(namespace: "", pageSize: 0, pageToken: "", filter: "") }, "namespace_id is required"),
+            (
+                { try PipelineListQuery(namespace: "", pageSize: 0, pageToken: "", filter: "") },
+                "namespace_id is required"
+            ),
         ] as [(() throws -> PipelineListQuery, String)] {
             #expect("\(message)") { try make() } throws: {
                 ($0 as? GatewayError)?.code == .invalidArgument && "\($0)".contains(message)
