@@ -126,6 +126,7 @@ package enum AbacusAPI {
         case describePipelineVersion
         case describePipelineStepVersion
         case listPipelineVersions
+        case listPipelineVersionLogs
         case describePipeline
 
         /// Only reads, so GET and HEAD may ask for them as well as POST.
@@ -185,6 +186,17 @@ package enum AbacusAPI {
         of request: AbacusRequest, services: AbacusServices, named: inout Named?, principal: inout String?
     ) async throws -> Value {
         guard let action = Action(rawValue: request.action) else {
+            if request.action == "resetPipelineVersion" {
+                // Abacus reruns chosen steps of a version in place; a gateway run is one runner call of fixed
+                // inputs, stored once, so there is no step to rerun. A new run does what a reset would.
+                throw AbacusError(
+                    .generic404,
+                    "this gateway does not serve resetPipelineVersion: a pipeline version is one run that cannot "
+                        + "be rerun in place; run the pipeline again (run_pipeline with the same "
+                        + "pipelineVariableMappings, which describe_pipeline_version shows) for a new version",
+                    httpStatus: 404
+                )
+            }
             let served = Action.allCases.map(\.rawValue).joined(separator: ", ")
             throw AbacusError(
                 .generic404,
@@ -225,6 +237,9 @@ package enum AbacusAPI {
         case .describePipelineVersion:
             let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
             return .object(AbacusPipelineVersion.render(operation))
+        case .listPipelineVersionLogs:
+            let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
+            return .object(AbacusPipelineVersion.logs(operation))
         case .describePipelineStepVersion:
             let id = try parameters.requiredString("pipelineStepVersion")
             let stepNotFound = AbacusError.dataNotFound("no pipeline step version \"\(id)\"")

@@ -88,6 +88,27 @@ package enum AbacusPipelineVersion {
         return step
     }
 
+    /// `{"stepLogs": [{"stepName","pipelineStepId","pipelineStepVersion","logs"}, …]}` (abacusai's
+    /// `PipelineVersionLogs` of `PipelineStepVersionLogs`): one entry per step (``steps(_:)``, same names and
+    /// ids), each `logs` the run's events (``OperationView/events(_:)``, what Craft AI's
+    /// `get_pipeline_execution_logs` serves) as text, one `<RFC 3339 time> <message>` line each, oldest first.
+    /// The steps of a batch share the run's events: the runner runs the inputs as one call. The runner protocol
+    /// carries no stdout or stderr, so these are the gateway's record of the run, not the pipeline's output.
+    package static func logs(_ operation: Operation) -> ValueObject {
+        let text = OperationView.events(operation).map {
+            "\(RFC3339.format(milliseconds: $0.milliseconds)) \($0.message)\n"
+        }.joined()
+        let stepLogs: [Value] = steps(operation).map { step in
+            .object([
+                "stepName": step["stepName"] ?? .null,
+                "pipelineStepId": step["pipelineStepId"] ?? .null,
+                "pipelineStepVersion": step["pipelineStepVersion"] ?? .null,
+                "logs": .string(text),
+            ])
+        }
+        return ["stepLogs": .list(stepLogs)]
+    }
+
     /// The operation id and input of a `pipelineStepVersion`: `<id>` is the first (or only) input's step,
     /// `<id>.<item>` a step of a batch (ids have no `.`). nil when `<item>` is not a decimal number; whether the
     /// operation has that many inputs is for the caller to check.

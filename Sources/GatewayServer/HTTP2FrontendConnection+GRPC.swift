@@ -20,6 +20,9 @@ struct GRPCCall {
         /// `ListNamespacePipelineReleases` (`ListPipelineReleases` in `pipeline.v1beta`): a page of the releases
         /// routes name for a pipeline (HTTP2FrontendConnection+Pipelines).
         case listPipelineReleases
+        /// `ListNamespacePipelines` (`pipeline.pipeline.v1beta` only, the SDK's): a page of the pipelines routes
+        /// serve in a namespace (HTTP2FrontendConnection+Pipelines).
+        case listPipelines
         /// `core.mgmt.v1beta.MgmtPublicService` requester lookups (HTTP2FrontendConnection+Mgmt).
         case checkNamespace
         case getUser
@@ -89,6 +92,7 @@ struct GRPCCall {
         "TriggerNamespacePipeline", "TriggerNamespacePipelineRelease", "TriggerNamespacePipelineWithStream",
         "TriggerAsyncNamespacePipeline", "TriggerAsyncNamespacePipelineRelease", "GetNamespacePipeline",
         "GetNamespacePipelineRelease", "ListNamespacePipelineReleases", "ListPipelineReleases",
+        "ListNamespacePipelines",
     ]
 
     /// A `PipelinePublicService` method of `generation`: the namespace/pipeline-id names of 2024 and 2025, the
@@ -122,6 +126,8 @@ struct GRPCCall {
         case "GetNamespacePipeline": return .getPipeline(release: false)
         case "GetNamespacePipelineRelease": return .getPipeline(release: true)
         case "ListNamespacePipelineReleases": return .listPipelineReleases
+        // Not in the 2024 `vdp.pipeline.v1beta` subset (protos/vdp): its clients do not call it here.
+        case "ListNamespacePipelines" where generation == .pipelinePipelineV1beta: return .listPipelines
         default: return nil
         }
     }
@@ -273,6 +279,8 @@ extension HTTP2FrontendConnection {
             grpcGetPipeline(message, release: release, call: call, stream: stream)
         case .listPipelineReleases:
             grpcListPipelineReleases(message, call: call, stream: stream)
+        case .listPipelines:
+            grpcListPipelines(message, stream: stream)
         case .checkNamespace, .getUser, .getOrganization:
             grpcMgmt(message, call: call, stream: stream)
         case .trigger(let release):

@@ -1,5 +1,6 @@
 import HTTP2Engine
 import NIOCore
+import Observability
 import ProtoCodec
 import TriggerDispatch
 import TriggerModel
@@ -86,6 +87,20 @@ extension HTTP2FrontendConnection {
             case .failure(let error):
                 connection.grpcFinish(stream, error: error)
             }
+        }
+    }
+
+    /// `ListNamespacePipelines` (`pipeline.pipeline.v1beta`): a page of the pipelines routes serve in a namespace
+    /// (`InstillPipelineMetadata.pipelines`); INVALID_ARGUMENT for a missing namespace, a bad page size, token or
+    /// a filter, NOT_FOUND for a namespace the gateway does not know. Answered at once: routes alone, no runner.
+    func grpcListPipelines(_ message: ByteBuffer, stream: HTTP2StreamID) {
+        do {
+            let query = try InstillCodec.decodeListPipelinesRequest(message)
+            streams[stream]?.updateRecord { $0.namespace = query.namespace }
+            let page = try InstillPipelineMetadata.pipelines(query, services: services)
+            grpcRespond(stream, message: InstillCodec.encodeListPipelinesResponse(page))
+        } catch {
+            grpcFinish(stream, error: gatewayError(from: error))
         }
     }
 }

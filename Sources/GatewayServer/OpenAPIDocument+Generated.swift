@@ -1020,6 +1020,135 @@ let openAPIDocumentJSON = #####"""
         }
       }
     },
+    "/v1beta/{nsKind}/{namespace}/pipelines": {
+      "get": {
+        "operationId": "listNamespacePipelines",
+        "tags": [
+          "Instill triggers"
+        ],
+        "summary": "A page of a namespace's routed pipelines (Instill's ListNamespacePipelines; gRPC ListNamespacePipelines in pipeline.pipeline.v1beta)",
+        "description": "The pipelines routes name in the namespace (those a trigger reaches; what only a `*` route serves is not listed), ordered by id. Paging as the releases list: `page_size` unset or 0 is 10, above 100 is 100, negative is 400; `page_token` is a `nextPageToken` this list gave (a releases list's token is 400); `filter` is not supported (400); `view`, `show_deleted`, `visibility` and `order_by` change nothing. Each pipeline has its name, uid, id, ownerName and releases as GetNamespacePipeline gives them, without dataSpecification. 404 for a namespace the gateway does not know.",
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/NsKind"
+          },
+          {
+            "$ref": "#/components/parameters/Namespace"
+          },
+          {
+            "name": "page_size",
+            "in": "query",
+            "required": false,
+            "description": "Pipelines per page: 0 or absent is 10, above 100 is 100, negative is 400 (`pageSize` too).",
+            "schema": {
+              "type": "integer",
+              "format": "int32",
+              "minimum": 0,
+              "maximum": 2147483647
+            }
+          },
+          {
+            "name": "page_token",
+            "in": "query",
+            "required": false,
+            "description": "The `nextPageToken` of the previous page (`pageToken` too); anything else is 400.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "filter",
+            "in": "query",
+            "required": false,
+            "description": "Not supported: a non-empty filter is 400.",
+            "schema": {
+              "type": "string",
+              "maxLength": 0
+            }
+          },
+          {
+            "name": "view",
+            "in": "query",
+            "required": false,
+            "description": "Accepted; the answer is the same for every view.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "show_deleted",
+            "in": "query",
+            "required": false,
+            "description": "Accepted (`showDeleted` too); no pipeline is ever deleted here.",
+            "schema": {
+              "type": "boolean"
+            }
+          },
+          {
+            "name": "visibility",
+            "in": "query",
+            "required": false,
+            "description": "Accepted; the gateway's pipelines have no sharing settings.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "order_by",
+            "in": "query",
+            "required": false,
+            "description": "Accepted (`orderBy` too); the order is by id.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "$ref": "#/components/parameters/RequestIdIn"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "One page of the pipelines.",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PipelinePage"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "502": {
+            "$ref": "#/components/responses/BadGateway"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
     "/v1beta/{nsKind}/{namespace}/pipelines/{pipeline}/releases/{release}": {
       "get": {
         "operationId": "getNamespacePipelineRelease",
@@ -2577,6 +2706,192 @@ let openAPIDocumentJSON = #####"""
           }
         },
         "parameters": []
+      }
+    },
+    "/api/v0/listPipelineVersionLogs": {
+      "get": {
+        "operationId": "abacusListPipelineVersionLogs",
+        "tags": [
+          "Abacus.AI"
+        ],
+        "summary": "A pipeline version's logs: the run's recorded events, one entry per step (list_pipeline_version_logs)",
+        "security": [
+          {},
+          {
+            "abacusApiKey": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "`{\"success\": true, \"result\": …}`",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "success",
+                    "result"
+                  ],
+                  "properties": {
+                    "success": {
+                      "const": true
+                    },
+                    "result": {
+                      "$ref": "#/components/schemas/AbacusPipelineVersionLogs"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/AbacusFailure"
+          }
+        },
+        "parameters": [
+          {
+            "name": "pipelineVersion",
+            "in": "query",
+            "required": true,
+            "description": "The pipeline version (operation id).",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ],
+        "description": "`logs` is the run's events as `<RFC 3339 time> <message>` lines (created, started, a retry pending, how it ended): the record Craft AI's get_pipeline_execution_logs serves. The runner protocol carries no stdout or stderr. Another key's or an unknown version is DataNotFoundError 404."
+      },
+      "post": {
+        "operationId": "abacusListPipelineVersionLogsPost",
+        "tags": [
+          "Abacus.AI"
+        ],
+        "summary": "A pipeline version's logs: the run's recorded events, one entry per step (list_pipeline_version_logs)",
+        "security": [
+          {},
+          {
+            "abacusApiKey": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "`{\"success\": true, \"result\": …}`",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "success",
+                    "result"
+                  ],
+                  "properties": {
+                    "success": {
+                      "const": true
+                    },
+                    "result": {
+                      "$ref": "#/components/schemas/AbacusPipelineVersionLogs"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "401": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "404": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "409": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "413": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "429": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "431": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "501": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "502": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "503": {
+            "$ref": "#/components/responses/AbacusFailure"
+          },
+          "504": {
+            "$ref": "#/components/responses/AbacusFailure"
+          }
+        },
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "properties": {
+                  "pipelineVersion": {
+                    "type": "string",
+                    "minLength": 1
+                  }
+                },
+                "required": [
+                  "pipelineVersion"
+                ]
+              }
+            }
+          }
+        },
+        "parameters": [],
+        "description": "`logs` is the run's events as `<RFC 3339 time> <message>` lines (created, started, a retry pending, how it ended): the record Craft AI's get_pipeline_execution_logs serves. The runner protocol carries no stdout or stderr. Another key's or an unknown version is DataNotFoundError 404."
       }
     },
     "/api/v0/listPipelineVersions": {
@@ -5769,6 +6084,31 @@ let openAPIDocumentJSON = #####"""
           }
         }
       },
+      "PipelinePage": {
+        "type": "object",
+        "required": [
+          "pipelines",
+          "nextPageToken",
+          "totalSize"
+        ],
+        "properties": {
+          "pipelines": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Pipeline"
+            }
+          },
+          "nextPageToken": {
+            "type": "string",
+            "description": "The `page_token` of the next page; empty on the last."
+          },
+          "totalSize": {
+            "type": "integer",
+            "format": "int32",
+            "description": "The namespace's listed pipelines in all pages."
+          }
+        }
+      },
       "Pipeline": {
         "type": "object",
         "required": [
@@ -7168,6 +7508,41 @@ let openAPIDocumentJSON = #####"""
                 "type": "null"
               }
             ]
+          }
+        }
+      },
+      "AbacusPipelineVersionLogs": {
+        "type": "object",
+        "required": [
+          "stepLogs"
+        ],
+        "properties": {
+          "stepLogs": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "stepName",
+                "pipelineStepId",
+                "pipelineStepVersion",
+                "logs"
+              ],
+              "properties": {
+                "stepName": {
+                  "type": "string"
+                },
+                "pipelineStepId": {
+                  "type": "string"
+                },
+                "pipelineStepVersion": {
+                  "type": "string"
+                },
+                "logs": {
+                  "type": "string",
+                  "description": "One `<RFC 3339 time> <message>` line per recorded event, oldest first, each ending in a newline."
+                }
+              }
+            }
           }
         }
       },

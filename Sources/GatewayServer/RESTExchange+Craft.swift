@@ -368,11 +368,10 @@ struct CraftExchange: Sendable {
     /// `*` route names no pipeline, so what only a wildcard serves is not listed (the runner protocol has no
     /// call that lists pipelines).
     private func pipelineNames() -> [String] {
-        let dispatcher = services.dispatcher
-        var names = Set(dispatcher.pipelines(in: craft.configuration.namespace))
-        names.formUnion(craft.configuration.pipelines.map(\.name))
-        names.formUnion((craft.configuration.deployments ?? []).map(\.pipeline))
-        return names.filter { dispatcher.target(for: craft.ref(pipeline: $0)) != nil }.sorted()
+        services.dispatcher.servedPipelines(
+            in: craft.configuration.namespace,
+            including: craft.configuration.pipelines.map(\.name)
+                + (craft.configuration.deployments ?? []).map(\.pipeline))
     }
 
     // MARK: Deployments
@@ -781,8 +780,7 @@ enum CraftAnswer {
     /// The google.rpc name of the error's code (`NOT_FOUND`, `INTERNAL`): what the SDK prints in brackets
     /// before the message.
     static func errorName(_ error: GatewayError) -> String {
-        GatewayError.Code.rpcCodeNames.indices.contains(error.code.rpcCode)
-            ? GatewayError.Code.rpcCodeNames[error.code.rpcCode] : "UNKNOWN"
+        error.code.rpcCodeName
     }
 
     /// 307 to the same target: the long-poll ended before the execution did (RFC 9110 §15.4.8 keeps the
@@ -971,42 +969,19 @@ enum CraftAnswer {
         ]
     }
 
-    /// The log of an execution (`get_pipeline_execution_logs`): what the gateway recorded of it, as
+    /// The log of an execution (`get_pipeline_execution_logs`): its events (``OperationView/events(_:)``) as
     /// `{timestamp, message}` lines, oldest first, each with its time in milliseconds since the epoch for
-    /// ``CraftLogQuery`` to select by. The runner protocol carries no log output, so these are the execution's
-    /// events: created (queued), started on the runner, a retry pending after a failed attempt, and how it
-    /// ended (with the error's code and message, and the attempts made).
+    /// ``CraftLogQuery`` to select by.
     static func executionLog(_ operation: Operation) -> [(milliseconds: Int64, line: ValueObject)] {
-        var lines: [(milliseconds: Int64, line: ValueObject)] = []
-        func add(_ date: Date, _ message: String) {
-            let ms = date.storeMilliseconds
-            lines.append((ms, ["timestamp": .string(RFC3339.format(milliseconds: ms)), "message": .string(message)]))
+        OperationView.events(operation).map { event in
+            (
+                event.milliseconds,
+                [
+                    "timestamp": .string(RFC3339.format(milliseconds: event.milliseconds)),
+                    "message": .string(event.message),
+                ]
+            )
         }
-        let deployment = operation.request.labels[CraftLabels.deployment].map { ", deployment \($0)" } ?? ""
-        add(operation.createdAt, "execution \(operation.id) created: pipeline \(operation.ref)\(deployment); queued")
-        if let started = operation.startedAt { add(started, "started on the pipeline's runner") }
-        let attempts = operation.attempts == 1 ? "1 attempt" : "\(operation.attempts) attempts"
-        switch operation.state {
-        case .queued:
-            if let error = operation.error {
-                add(
-                    operation.notBefore,
-                    "attempt \(operation.attempts) failed: [\(errorName(error))] \(error.message); the next attempt is not made before this time"
-                )
-            }
-        case .running:
-            break
-        case .succeeded:
-            add(operation.finishedAt ?? operation.createdAt, "succeeded after \(attempts)")
-        case .failed:
-            let error = OperationView.error(operation) ?? GatewayError(.internalError, "failed")
-            add(
-                operation.finishedAt ?? operation.createdAt,
-                "failed after \(attempts): [\(errorName(error))] \(error.message)")
-        case .cancelled:
-            add(operation.finishedAt ?? operation.createdAt, "cancelled after \(attempts)")
-        }
-        return lines
     }
 
     /// Craft AI's data type of a value.

@@ -62,20 +62,62 @@ extension RESTRequestHead {
             })
     }
 
+    /// `GET /v1beta/{ns-kind}/{ns}/pipelines`: `ListNamespacePipelines` over REST, `{"pipelines": [...],
+    /// "nextPageToken": "", "totalSize": n}` (each pipeline as `GetNamespacePipeline` renders it, without
+    /// schemas; the page fields always present). Query: the releases list's, and `visibility` and `order_by` /
+    /// `orderBy`, which change nothing (``PipelineListQuery``). The same refusals as the releases list;
+    /// NOT_FOUND for a namespace the gateway does not know.
+    func pipelinesStart(_ namespace: String, services: FrontendServices, requestID: String) -> RESTStart {
+        do {
+            _ = try services.authenticator.authenticate(authorization: first("authorization"))
+            let query = try RESTQuery(target: target)
+            let pageSize = try Self.pageQuery(query, list: "pipelines", parameters: Self.pipelineListParameters)
+            let page = try InstillPipelineMetadata.pipelines(
+                PipelineListQuery(
+                    namespace: namespace, pageSize: pageSize,
+                    pageToken: query["page_token"] ?? query["pageToken"] ?? "", filter: query["filter"] ?? ""),
+                services: services)
+            var body = ByteBufferAllocator().buffer(capacity: 128 + 200 * page.pipelines.count)
+            JSONValueCodec.write(
+                ValueObject([
+                    ("pipelines", .list(page.pipelines.map { .object(Self.json($0, isRelease: false)) })),
+                    ("nextPageToken", .string(page.nextPageToken)),
+                    ("totalSize", .number(Double(page.totalSize))),
+                ]), into: &body)
+            return .respond(.json(status: 200, body: body, requestID: requestID), closeConnection: false)
+        } catch {
+            return .respond(.error(gatewayError(from: error), requestID: requestID), closeConnection: false)
+        }
+    }
+
     /// The query parameters of the releases list, each in both its spellings (grpc-gateway takes either).
     static let releaseListParameters: [[String]] = [
         ["page_size", "pageSize"], ["page_token", "pageToken"], ["filter"], ["view"], ["show_deleted", "showDeleted"],
     ]
 
+    /// The pipelines list's: the releases list's, `visibility` and `order_by`.
+    static let pipelineListParameters: [[String]] = releaseListParameters + [["visibility"], ["order_by", "orderBy"]]
+
     static func releaseQuery(_ ref: PipelineRef, _ query: RESTQuery) throws(GatewayError) -> PipelineReleaseQuery {
-        let known = releaseListParameters.flatMap { $0 }
+        let pageSize = try pageQuery(query, list: "releases", parameters: releaseListParameters)
+        return try PipelineReleaseQuery(
+            ref: ref, pageSize: pageSize, pageToken: query["page_token"] ?? query["pageToken"] ?? "",
+            filter: query["filter"] ?? "")
+    }
+
+    /// The checks a list's query gets: INVALID_ARGUMENT for a parameter not in `parameters`, one given twice (in
+    /// either spelling), a `page_size` that is not an int32 or a `show_deleted` that is not a boolean. Returns the
+    /// page size (0 when absent).
+    static func pageQuery(_ query: RESTQuery, list: String, parameters: [[String]]) throws(GatewayError) -> Int {
+        let known = parameters.flatMap { $0 }
         if let unknown = query.names.first(where: { !known.contains($0) }) {
+            let names = parameters.map(\.[0])
             throw GatewayError(
                 .invalidArgument,
-                "unknown query parameter \"\(unknown)\" on the releases list: it takes page_size, page_token, "
-                    + "filter, view and show_deleted")
+                "unknown query parameter \"\(unknown)\" on the \(list) list: it takes "
+                    + names.dropLast().joined(separator: ", ") + " and " + names.last!)
         }
-        for spellings in releaseListParameters where query.names.filter(spellings.contains).count > 1 {
+        for spellings in parameters where query.names.filter(spellings.contains).count > 1 {
             throw GatewayError(.invalidArgument, "query parameter \"\(spellings[0])\" is given more than once")
         }
         var pageSize = 0
@@ -86,11 +128,9 @@ extension RESTRequestHead {
             }
             pageSize = Int(parsed)
         }
-        // Read and checked only: deleted releases are never listed (there are none to show).
+        // Read and checked only: deleted resources are never listed (there are none to show).
         for name in ["show_deleted", "showDeleted"] { _ = try query.boolean(name) }
-        return try PipelineReleaseQuery(
-            ref: ref, pageSize: pageSize, pageToken: query["page_token"] ?? query["pageToken"] ?? "",
-            filter: query["filter"] ?? "")
+        return pageSize
     }
 
     /// Instill's JSON rendering of a pipeline or release (protobuf JSON: lowerCamelCase, empty fields left out;

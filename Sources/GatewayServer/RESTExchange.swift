@@ -460,6 +460,9 @@ extension RESTRequestHead {
         case .pipelineReleases(let ref):
             record.name(ref, mode: nil, route: services.dispatcher.route(for: ref))
             return pipelineReleasesStart(ref, services: services, requestID: requestID)
+        case .pipelines(let namespace):
+            record.namespace = namespace
+            return pipelinesStart(namespace, services: services, requestID: requestID)
         case .trigger(let ref, let kind):
             let principal: String?
             record.namespace = ref.namespace

@@ -26,6 +26,7 @@ extension RESTPath {
             }
         case .pipeline(let ref): return ref.release != nil ? "getNamespacePipelineRelease" : "getNamespacePipeline"
         case .pipelineReleases: return "listNamespacePipelineReleases"
+        case .pipelines: return "listNamespacePipelines"
         case .operation: return "getOperation"
         case .cancelOperation: return "cancelOperation"
         case .listOperations: return "listOperations"
@@ -87,6 +88,8 @@ extension RESTPath {
         "POST describePipelineVersion": "abacusDescribePipelineVersionPost",
         "GET describePipelineStepVersion": "abacusDescribePipelineStepVersion",
         "POST describePipelineStepVersion": "abacusDescribePipelineStepVersionPost",
+        "GET listPipelineVersionLogs": "abacusListPipelineVersionLogs",
+        "POST listPipelineVersionLogs": "abacusListPipelineVersionLogsPost",
         "POST listPipelineVersions": "abacusListPipelineVersions",
         "GET listPipelineVersions": "abacusListPipelineVersionsGet",
         "POST describePipeline": "abacusDescribePipeline",

@@ -22,6 +22,9 @@ enum RESTPath: Equatable {
     /// `GET /v1beta/{ns-kind}/{ns}/pipelines/{pipeline}/releases[?page_size=&page_token=]`: Instill's
     /// `ListNamespacePipelineReleases` (RESTExchange+Pipelines).
     case pipelineReleases(PipelineRef)
+    /// `GET /v1beta/{ns-kind}/{ns}/pipelines[?page_size=&page_token=]`: Instill's `ListNamespacePipelines`
+    /// (RESTExchange+Pipelines).
+    case pipelines(namespace: String)
     case operation(id: String)
     case cancelOperation(id: String)
     case listOperations
@@ -48,7 +51,7 @@ enum RESTPath: Equatable {
         switch self {
         case .trigger, .cancelOperation, .scheduleAction: ["POST"]
         case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI, .pipeline,
-            .pipelineReleases:
+            .pipelineReleases, .pipelines:
             ["GET", "HEAD"]
         // runPipeline stores a run, so the safe methods must not reach it (`AbacusAPI.Action.isSafe`).
         case .abacus(let action): action == "runPipeline" ? ["POST"] : ["GET", "HEAD", "POST"]
@@ -257,6 +260,7 @@ enum RESTPath: Equatable {
             return parts.count == 4 ? scheduleAction(raw[3]) : nil
         }
         guard isNamespaceKind(parts[2]) else { return nil }
+        // /v1beta/{kind}/{ns}/pipelines
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases/{release}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases
@@ -266,6 +270,8 @@ enum RESTPath: Equatable {
         func component(_ k: Int) -> Substring { components[components.startIndex + k] }
         guard components.allSatisfy({ !$0.isEmpty }) else { return nil }
         switch components.count {
+        case 2 where component(1) == "pipelines":
+            return component(0).contains("/") ? nil : .pipelines(namespace: String(component(0)))
         // A metadata path whose id carried an encoded "/" names no resource (Instill ids are single segments):
         // 404, not the 405 its shape would otherwise get for a POST.
         case 3 where components.contains(where: { $0.contains("/") }),

@@ -34,21 +34,27 @@ extension InstillCodec {
     /// data_specification=24`.
     package static func encodeGetPipelineResponse(_ pipeline: PipelineResource) -> ByteBuffer {
         withProtoArena { arena in
-            let p: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__Pipeline> =
-                arena.message(pipeline__pipeline__v1beta__pipeline__init)
-            p.pointee.name = arena.cString(pipeline.name)
-            p.pointee.uid = arena.cString(pipeline.uid)
-            p.pointee.id = arena.cString(pipeline.id)
-            p.pointee.owner_name = arena.cString(pipeline.ownerName)
-            (p.pointee.n_releases, p.pointee.releases) = arena.repeated(pipeline.releases) {
-                encodeRelease($0, in: arena)
-            }
-            p.pointee.data_specification = dataSpecification(pipeline, in: arena)
             let m: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__GetNamespacePipelineResponse> =
                 arena.message(pipeline__pipeline__v1beta__get_namespace_pipeline_response__init)
-            m.pointee.pipeline = p
+            m.pointee.pipeline = encodePipeline(pipeline, in: arena)
             return ProtoMessage.pack(m)
         }
+    }
+
+    private static func encodePipeline(
+        _ pipeline: PipelineResource, in arena: ProtoArena
+    ) -> UnsafeMutablePointer<Pipeline__Pipeline__V1beta__Pipeline> {
+        let p: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__Pipeline> =
+            arena.message(pipeline__pipeline__v1beta__pipeline__init)
+        p.pointee.name = arena.cString(pipeline.name)
+        p.pointee.uid = arena.cString(pipeline.uid)
+        p.pointee.id = arena.cString(pipeline.id)
+        p.pointee.owner_name = arena.cString(pipeline.ownerName)
+        (p.pointee.n_releases, p.pointee.releases) = arena.repeated(pipeline.releases) {
+            encodeRelease($0, in: arena)
+        }
+        p.pointee.data_specification = dataSpecification(pipeline, in: arena)
+        return p
     }
 
     /// `GetNamespacePipelineReleaseResponse{release = 1}`: `name=1, uid=2, id=3, data_specification=14`.
@@ -86,6 +92,39 @@ extension InstillCodec {
             let m: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse> =
                 arena.message(pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__init)
             (m.pointee.n_releases, m.pointee.releases) = arena.repeated(page.releases) { encodeRelease($0, in: arena) }
+            m.pointee.next_page_token = arena.cString(page.nextPageToken)
+            m.pointee.total_size = Int32(clamping: page.totalSize)
+            return ProtoMessage.pack(m)
+        }
+    }
+
+    /// The query of a `ListNamespacePipelinesRequest` (`namespace_id=1, page_size=2, page_token=3, view=4,
+    /// filter=5, show_deleted=6, visibility=7, order_by=8`; `view`, `show_deleted`, `visibility` and
+    /// `order_by` read past, ``PipelineListQuery``).
+    ///
+    /// - Throws: `.invalidArgument` for a missing namespace id and for ``PipelineListQuery``'s refusals.
+    package static func decodeListPipelinesRequest(_ bytes: ByteBuffer) throws -> PipelineListQuery {
+        try ProtoMessage.withUnpacked(
+            bytes,
+            as: "ListNamespacePipelinesRequest",
+            unpack: pipeline__pipeline__v1beta__list_namespace_pipelines_request__unpack,
+            free: pipeline__pipeline__v1beta__list_namespace_pipelines_request__free_unpacked
+        ) { m in
+            try PipelineListQuery(
+                namespace: StructCodec.string(m.pointee.namespace_id), pageSize: Int(m.pointee.page_size),
+                pageToken: StructCodec.string(m.pointee.page_token), filter: StructCodec.string(m.pointee.filter))
+        }
+    }
+
+    /// `ListNamespacePipelinesResponse{pipelines=1, next_page_token=2, total_size=3}`, each pipeline as
+    /// `GetNamespacePipelineResponse` has it (without the schemas a list leaves unset).
+    package static func encodeListPipelinesResponse(_ page: PipelineListPage) -> ByteBuffer {
+        withProtoArena { arena in
+            let m: UnsafeMutablePointer<Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse> =
+                arena.message(pipeline__pipeline__v1beta__list_namespace_pipelines_response__init)
+            (m.pointee.n_pipelines, m.pointee.pipelines) = arena.repeated(page.pipelines) {
+                encodePipeline($0, in: arena)
+            }
             m.pointee.next_page_token = arena.cString(page.nextPageToken)
             m.pointee.total_size = Int32(clamping: page.totalSize)
             return ProtoMessage.pack(m)

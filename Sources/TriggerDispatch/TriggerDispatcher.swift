@@ -86,6 +86,17 @@ package final class TriggerDispatcher: Sendable {
         routes.pipelines(in: namespace)
     }
 
+    /// The pipelines a client may list in `namespace`: the ids routes name there (``pipelines(in:)``) and
+    /// `including`'s, those a trigger would reach (a route matches and its pool exists), sorted and unique. What
+    /// Craft AI's `list_pipelines` and Instill's `ListNamespacePipelines` list.
+    package func servedPipelines(in namespace: String, including extra: some Sequence<String> = [String]())
+        -> [String]
+    {
+        var names = Set(pipelines(in: namespace))
+        names.formUnion(extra)
+        return names.filter { target(for: PipelineRef(namespace: namespace, pipeline: $0)) != nil }.sorted()
+    }
+
     /// A pool's slot limit, the slots in use now (calls and streams) and whether any endpoint is available
     /// (``BackendPool/hasAvailableEndpoint``), for the async dispatcher's claims; nil for a pool this
     /// configuration does not have.

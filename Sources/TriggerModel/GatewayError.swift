@@ -166,6 +166,11 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
         ]
 
+        /// This code's google.rpc name (`NOT_FOUND`, ...): ``rpcCodeNames`` at ``rpcCode``.
+        package var rpcCodeName: String {
+            Self.rpcCodeNames.indices.contains(rpcCode) ? Self.rpcCodeNames[rpcCode] : "UNKNOWN"
+        }
+
         /// The inverse of `rpcCode` for statuses received from a gRPC backend.
         package static func fromRPCCode(_ code: Int) -> Code {
             switch code {

@@ -25,41 +25,131 @@ package struct PipelineReleaseQuery: Sendable, Equatable {
     ///   - filter: must be "".
     /// - Throws: `GatewayError(.invalidArgument)` for a negative page size, a page token no page gave, or a filter.
     package init(ref: PipelineRef, pageSize: Int, pageToken: String, filter: String) throws(GatewayError) {
-        guard pageSize >= 0 else {
-            throw GatewayError(.invalidArgument, "page_size must not be negative (it is \(pageSize))")
-        }
-        guard filter.isEmpty else {
-            throw GatewayError(
-                .invalidArgument, "filter expressions are not supported on the releases list (filter \"\(filter)\")")
-        }
         self.ref = ref
-        self.pageSize = pageSize == 0 ? Self.defaultPageSize : min(pageSize, Self.maximumPageSize)
-        after = pageToken.isEmpty ? nil : try Self.releaseID(inToken: pageToken)
+        (self.pageSize, after) = try KeysetPage.request(
+            pageSize: pageSize, pageToken: pageToken, filter: filter, kind: Self.tokenKind, list: "releases")
     }
 
     /// The page of `releases` (sorted by id, as `RouteTable.releases(of:)` gives them) this query asks for:
     /// those after the token's id, at most ``pageSize``, with the token of the next page ("" when this is the
     /// last) and the number of releases in all.
     package func page(of releases: [PipelineResource]) -> PipelineReleasePage {
-        let rest = after.map { after in releases.filter { $0.id > after } } ?? releases
-        let page = Array(rest.prefix(pageSize))
-        let next = rest.count > page.count ? page.last.map { Self.token(after: $0.id) } ?? "" : ""
-        return PipelineReleasePage(releases: page, nextPageToken: next, totalSize: releases.count)
+        let page = KeysetPage.page(of: releases, after: after, pageSize: pageSize, kind: Self.tokenKind)
+        return PipelineReleasePage(releases: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize)
     }
 
-    /// `r` and the release id's UTF-8 in lowercase hex: opaque to clients, and any id (however odd) fits.
+    /// The first character of this list's page tokens (``KeysetPage``).
+    static let tokenKind: Character = "r"
+
+    /// The token of the page after release `id`.
     package static func token(after id: String) -> String {
-        "r" + id.utf8.lowercaseHex
+        KeysetPage.token(after: id, kind: tokenKind)
+    }
+}
+
+/// A request for one page of a namespace's pipelines: Instill's `ListNamespacePipelines`
+/// (`pipeline.pipeline.v1beta`) and `GET /v1beta/namespaces/{namespace}/pipelines`. The pipelines are the ones
+/// routes name in the namespace (`TriggerDispatcher.servedPipelines(in:)`, what Craft AI's `list_pipelines`
+/// lists), ordered by id, paged as ``PipelineReleaseQuery`` pages releases (keyset, the same page sizes, no
+/// filter), with tokens of their own: a releases list's token is not one of this list's.
+///
+/// `view`, `show_deleted`, `visibility` and `order_by` change nothing: a listed pipeline carries no recipe, none
+/// is deleted, none has sharing settings, and the order is by id (which is Instill's default order too).
+package struct PipelineListQuery: Sendable, Equatable {
+    package var namespace: String
+    /// From 1 to ``PipelineReleaseQuery/maximumPageSize``.
+    package var pageSize: Int
+    /// The id the page starts after (from the page token); nil for the first page.
+    package var after: String?
+
+    /// - Parameters: as ``PipelineReleaseQuery/init(ref:pageSize:pageToken:filter:)``.
+    /// - Throws: `GatewayError(.invalidArgument)` for an empty namespace, a negative page size, a page token this
+    ///   list did not give, or a filter.
+    package init(namespace: String, pageSize: Int, pageToken: String, filter: String) throws(GatewayError) {
+        guard !namespace.isEmpty else { throw GatewayError(.invalidArgument, "namespace_id is required") }
+        self.namespace = namespace
+        (self.pageSize, after) = try KeysetPage.request(
+            pageSize: pageSize, pageToken: pageToken, filter: filter, kind: Self.tokenKind, list: "pipelines")
     }
 
-    private static func releaseID(inToken token: String) throws(GatewayError) -> String {
+    /// The page of `pipelines` (sorted by id) this query asks for, as ``PipelineReleaseQuery/page(of:)``.
+    package func page(of pipelines: [PipelineResource]) -> PipelineListPage {
+        let page = KeysetPage.page(of: pipelines, after: after, pageSize: pageSize, kind: Self.tokenKind)
+        return PipelineListPage(pipelines: page.items, nextPageToken: page.nextPageToken, totalSize: page.totalSize)
+    }
+
+    static let tokenKind: Character = "p"
+
+    /// The token of the page after pipeline `id`.
+    package static func token(after id: String) -> String {
+        KeysetPage.token(after: id, kind: tokenKind)
+    }
+}
+
+/// One page of a namespace's pipelines (``PipelineListQuery/page(of:)``).
+package struct PipelineListPage: Sendable, Equatable {
+    package var pipelines: [PipelineResource]
+    /// "" on the last page.
+    package var nextPageToken: String
+    /// The namespace's pipelines in all pages.
+    package var totalSize: Int
+
+    package init(pipelines: [PipelineResource], nextPageToken: String, totalSize: Int) {
+        self.pipelines = pipelines
+        self.nextPageToken = nextPageToken
+        self.totalSize = totalSize
+    }
+}
+
+/// Keyset paging of a list of resources ordered by id (the releases and pipelines lists): a page token is a
+/// kind letter and the UTF-8 of the last id given in lowercase hex, opaque to clients, any id (however odd)
+/// fits, and a resource added or removed between pages neither repeats nor hides another.
+enum KeysetPage {
+    /// The page size and start of a request. Page sizes follow Instill's `page_size` (pipeline.proto: unset or
+    /// 0 is ``PipelineReleaseQuery/defaultPageSize``, above ``PipelineReleaseQuery/maximumPageSize`` is the
+    /// maximum); a negative one is INVALID_ARGUMENT (AIP-158), as are a token that is not `kind`'s and a
+    /// non-empty `filter` (AIP-160 is not supported: ignoring it would answer an unfiltered list as if
+    /// filtered). `list` names the list in the errors.
+    static func request(
+        pageSize: Int, pageToken: String, filter: String, kind: Character, list: String
+    ) throws(GatewayError) -> (pageSize: Int, after: String?) {
+        guard pageSize >= 0 else {
+            throw GatewayError(.invalidArgument, "page_size must not be negative (it is \(pageSize))")
+        }
+        guard filter.isEmpty else {
+            throw GatewayError(
+                .invalidArgument, "filter expressions are not supported on the \(list) list (filter \"\(filter)\")")
+        }
+        let size =
+            pageSize == 0
+            ? PipelineReleaseQuery.defaultPageSize : min(pageSize, PipelineReleaseQuery.maximumPageSize)
+        return (size, pageToken.isEmpty ? nil : try id(inToken: pageToken, kind: kind, list: list))
+    }
+
+    /// The resources after `after` (all without it), at most `pageSize`, the next page's token ("" when none
+    /// follow) and how many there are in all. `resources` must be sorted by id.
+    static func page(of resources: [PipelineResource], after: String?, pageSize: Int, kind: Character)
+        -> (items: [PipelineResource], nextPageToken: String, totalSize: Int)
+    {
+        let rest = after.map { after in resources.filter { $0.id > after } } ?? resources
+        let page = Array(rest.prefix(pageSize))
+        let next = rest.count > page.count ? page.last.map { token(after: $0.id, kind: kind) } ?? "" : ""
+        return (page, next, resources.count)
+    }
+
+    static func token(after id: String, kind: Character) -> String {
+        String(kind) + id.utf8.lowercaseHex
+    }
+
+    static func id(inToken token: String, kind: Character, list: String) throws(GatewayError) -> String {
         let invalid = GatewayError(
-            .invalidArgument, "invalid page_token \"\(token)\": pass a next_page_token this list gave, or none")
+            .invalidArgument,
+            "invalid page_token \"\(token)\": pass a next_page_token this \(list) list gave, or none")
         let hex = Array(token.utf8.dropFirst())
-        guard token.hasPrefix("r"), !hex.isEmpty, hex.count % 2 == 0 else { throw invalid }
+        guard token.first == kind, !hex.isEmpty, hex.count % 2 == 0 else { throw invalid }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(hex.count / 2)
-        // Lowercase only, as `token(after:)` writes it: one token per id.
+        // Lowercase only, as `token(after:kind:)` writes it: one token per id.
         func digit(_ c: UInt8) -> UInt8? {
             switch c {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")

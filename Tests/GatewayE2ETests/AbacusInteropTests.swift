@@ -297,4 +297,48 @@ struct AbacusInteropTests {
             #expect((answer["request_id"] as? String)?.isEmpty == false, "\(answer)")
         }
     }
+
+    @Test(
+        "list_pipeline_version_logs: the run's events (created, started, succeeded) as its step's logs; another key's version and an unknown one are DataNotFoundError"
+    )
+    func versionLogs() async throws {
+        let yaml = "tokens:\n  - {name: alice, token: tok-a}\n  - {name: bob, token: tok-b}\n"
+        try await withTestGateway(yaml: yaml) { gateway in
+            let run = try await Peers.abacus(
+                "run", port: gateway.port,
+                ["echo", "snake", #"[{"name":"w","variable_type":"STRING","value":"x"}]"#, "1"],
+                apiKey: "tok-a")
+            let id = try #require((run["started"] as? [String: Any])?["pipeline_version"] as? String, "\(run)")
+            var answer = try await Peers.abacus("version_logs", port: gateway.port, [id], apiKey: "tok-a")
+            let steps = try #require(answer["step_logs"] as? [[String: Any]], "\(answer)")
+            try #require(steps.count == 1, "\(answer)")
+            #expect(steps[0]["step_name"] as? String == "echo")
+            #expect(steps[0]["pipeline_step_id"] as? String == "echo")
+            #expect(steps[0]["pipeline_step_version"] as? String == id)
+            let lines = (steps[0]["logs"] as? String ?? "").split(separator: "\n")
+            try #require(lines.count == 3, "\(answer)")
+            #expect(lines[0].hasSuffix("execution \(id) created: pipeline demo/echo; queued"), "\(lines)")
+            #expect(lines[1].hasSuffix("started on the pipeline's runner"), "\(lines)")
+            #expect(lines[2].hasSuffix("succeeded after 1 attempt"), "\(lines)")
+            // Each line starts with its RFC 3339 time, as the run's own createdAt shows it.
+            let created = try #require((run["started"] as? [String: Any])?["created_at"] as? String)
+            #expect(lines[0].hasPrefix(created + " "), "\(lines) \(created)")
+
+            for (version, key) in [(id, "tok-b"), ("nosuchversion", "tok-a")] {
+                answer = try await Peers.abacus("version_logs", port: gateway.port, [version], apiKey: key)
+                #expect(answer["exception"] as? String == "DataNotFoundError", "\(version) as \(key): \(answer)")
+                #expect(answer["http_status"] as? Int == 404, "\(answer)")
+            }
+        }
+    }
+
+    @Test("reset_pipeline_version is not served: the error says to run the pipeline again")
+    func resetVersionRefused() async throws {
+        try await withTestGateway { gateway in
+            let answer = try await Peers.abacus("reset_version", port: gateway.port, ["someversion"])
+            #expect(answer["http_status"] as? Int == 404, "\(answer)")
+            let message = answer["message"] as? String ?? ""
+            #expect(message.contains("resetPipelineVersion") && message.contains("run the pipeline again"), "\(answer)")
+        }
+    }
 }

@@ -302,4 +302,115 @@ struct InstillPipelineMetadataTests {
             #expect(try await get(base, token: false).status == 401)
         }
     }
+
+    // MARK: ListNamespacePipelines
+
+    /// Pipelines routes name in `demo` (and a `*` route, which names none), and one in `other`.
+    static let namedPipelinesYAML = """
+        auth: tokens
+        tokens:
+          - {name: alice, token: alice-token}
+        pools:
+          - {name: demo, transport: inprocess}
+        routes:
+          - {namespace: demo, pipeline: "*", pool: demo}
+          - {namespace: demo, pipeline: upper, pool: demo}
+          - {namespace: demo, pipeline: echo, pool: demo}
+          - {namespace: demo, pipeline: blob-info, release: v2, pool: demo}
+          - {namespace: demo, pipeline: blob-info, release: v1, pool: demo}
+          - {namespace: other, pipeline: sleep, pool: demo}
+        """
+
+    static func pipelineIDs(_ answer: [String: Any]?) -> [String]? {
+        (answer?["pipelines"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+    }
+
+    @Test(
+        "the SDK's list_pipelines(namespace_id): the pipelines routes name, paged by total_size/next_page_token; NOT_FOUND, INVALID_ARGUMENT, UNAUTHENTICATED"
+    )
+    func sdkListPipelines() async throws {
+        try await withTestGateway(yaml: Self.namedPipelinesYAML) { gateway in
+            func list(_ args: [String], token: String = "alice-token") async throws -> Peers.InstillSDKRun {
+                try await Peers.instillSDK("list_pipelines", port: gateway.port, args, token: token)
+            }
+            // The SDK's default total_size (100): all three, sorted by id, no further page.
+            var run = try await list(["demo"])
+            #expect(run.status == 0, "\(run.output)")
+            #expect(Self.pipelineIDs(run.result) == ["blob-info", "echo", "upper"], "\(run.output)")
+            #expect(run.result?["nextPageToken"] as? String == "" && run.result?["totalSize"] as? Int == 3)
+            let first = try #require((run.result?["pipelines"] as? [[String: Any]])?.first)
+            #expect(first["name"] as? String == "namespaces/demo/pipelines/blob-info")
+            #expect(first["ownerName"] as? String == "organizations/demo")
+            #expect(UUID(uuidString: first["uid"] as? String ?? "") != nil)
+            #expect((first["releases"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["v1", "v2"])
+            // The same uid as get_pipeline gives: one resource, whichever call names it.
+            let got = try await Peers.instillSDK(
+                "get_pipeline", port: gateway.port, ["demo", "blob-info"], token: "alice-token")
+            #expect((got.result?["pipeline"] as? [String: Any])?["uid"] as? String == first["uid"] as? String)
+            // A list asks no runner: no schemas.
+            #expect(first["dataSpecification"] == nil, "\(first)")
+
+            // Two per page: blob-info, echo and a token; then upper and none.
+            run = try await list(["demo", "2"])
+            #expect(Self.pipelineIDs(run.result) == ["blob-info", "echo"], "\(run.output)")
+            let token = try #require(run.result?["nextPageToken"] as? String, "\(run.output)")
+            #expect(!token.isEmpty && run.result?["totalSize"] as? Int == 3)
+            run = try await list(["demo", "2", token])
+            #expect(Self.pipelineIDs(run.result) == ["upper"] && run.result?["nextPageToken"] as? String == "")
+
+            run = try await list(["other"])
+            #expect(Self.pipelineIDs(run.result) == ["sleep"], "\(run.output)")
+            // An unknown namespace: NOT_FOUND, which the SDK turns into exit status 1.
+            run = try await list(["nowhere"])
+            #expect(run.status != 0 && run.output.contains("NOT_FOUND"), "\(run.output)")
+            run = try await list(["demo", "-1"])
+            #expect(run.status != 0 && run.output.contains("INVALID_ARGUMENT"), "\(run.output)")
+            // A releases list's token is not this list's.
+            let releaseToken = "r" + Array("a".utf8).map { String($0, radix: 16) }.joined()
+            for bad in ["not-a-token", releaseToken] {
+                run = try await list(["demo", "2", bad])
+                #expect(run.status != 0 && run.output.contains("invalid page_token"), "\(bad): \(run.output)")
+            }
+            run = try await list(["demo"], token: "wrong")
+            #expect(run.status != 0 && run.output.contains("UNAUTHENTICATED"), "\(run.output)")
+        }
+    }
+
+    @Test("REST: GET /v1beta/{ns-kind}/{ns}/pipelines with curl: pages, refusals, 404 and 401")
+    func restListPipelines() async throws {
+        try await withTestGateway(yaml: Self.namedPipelinesYAML) { gateway in
+            let curl = try #require(TestProcess.which("curl"))
+            func get(_ path: String, token: Bool = true) async throws -> (status: Int, json: [String: Any]) {
+                var args = ["-sS", "-o", "-", "-w", "\n%{http_code}"]
+                if token { args += ["-H", "Authorization: Bearer alice-token"] }
+                let out = try await TestProcess.run(curl, args + ["http://127.0.0.1:\(gateway.port)\(path)"])
+                let lines = out.stdoutString.split(separator: "\n", omittingEmptySubsequences: false)
+                let body = lines.dropLast().joined(separator: "\n")
+                let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+                return (Int(lines.last ?? "") ?? 0, json)
+            }
+            let base = "/v1beta/namespaces/demo/pipelines"
+            var answer = try await get(base)
+            #expect(answer.status == 200, "\(answer)")
+            #expect(Self.pipelineIDs(answer.json) == ["blob-info", "echo", "upper"], "\(answer)")
+            #expect(answer.json["totalSize"] as? Int == 3 && answer.json["nextPageToken"] as? String == "")
+            let echo = (answer.json["pipelines"] as? [[String: Any]])?.first { $0["id"] as? String == "echo" }
+            #expect(echo?["name"] as? String == "namespaces/demo/pipelines/echo" && echo?["releases"] == nil)
+            answer = try await get(base + "?page_size=1&view=VIEW_RECIPE&visibility=VISIBILITY_PUBLIC&orderBy=")
+            #expect(Self.pipelineIDs(answer.json) == ["blob-info"], "\(answer)")
+            let token = try #require(answer.json["nextPageToken"] as? String)
+            answer = try await get("/v1beta/users/demo/pipelines?pageSize=1&pageToken=\(token)")
+            #expect(Self.pipelineIDs(answer.json) == ["echo"], "\(answer)")
+
+            for query in [
+                "page_size=-1", "page_size=x", "page_token=zz", "filter=a", "page=2", "page_size=1&pageSize=1",
+            ] {
+                answer = try await get(base + "?" + query)
+                #expect(answer.status == 400, "\(query): \(answer)")
+                #expect((answer.json["message"] as? String)?.isEmpty == false, "\(query): \(answer)")
+            }
+            #expect(try await get("/v1beta/namespaces/nowhere/pipelines").status == 404)
+            #expect(try await get(base, token: false).status == 401)
+        }
+    }
 }

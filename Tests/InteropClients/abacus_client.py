@@ -103,7 +103,22 @@ def scenario_describe_version(port, version):
     return {"version": version_dict(c.describe_pipeline_version(version))}
 
 
+def scenario_version_logs(port, version):
+    """list_pipeline_version_logs: PipelineVersionLogs with its step_logs (PipelineStepVersionLogs)."""
+    c = client(port)
+    logs = c.list_pipeline_version_logs(version)
+    steps = logs.step_logs if isinstance(logs.step_logs, list) else [logs.step_logs]
+    return {"step_logs": [s.to_dict() for s in steps if s is not None]}
+
+
+def scenario_reset_version(port, version):
+    c = client(port)
+    return {"version": version_dict(c.reset_pipeline_version(version))}
+
+
 SCENARIOS = {
+    "version_logs": scenario_version_logs,
+    "reset_version": scenario_reset_version,
     "construct": scenario_construct,
     "run": scenario_run,
     "list": scenario_list,

@@ -13,6 +13,9 @@ Scenarios:
   list_pipeline_releases NS PIPE [PAGE_SIZE [PAGE_TOKEN]]
                               list_pipeline_releases(total_size=PAGE_SIZE, next_page_token=PAGE_TOKEN): the
                               ListNamespacePipelineReleasesResponse as a dict (totalSize and nextPageToken always)
+  list_pipelines NS [PAGE_SIZE [PAGE_TOKEN]]
+                              list_pipelines(namespace_id=NS, total_size=PAGE_SIZE, next_page_token=PAGE_TOKEN):
+                              the ListNamespacePipelinesResponse as a dict (totalSize and nextPageToken always)
   tls-defaults                the SDK's defaults (secure=True: TLS with the roots GRPC_DEFAULT_SSL_ROOTS_FILE_PATH
                               names, target localhost:PORT): trigger, trigger_release, trigger_async + get_operation
                               (asked until done, bounded) and trigger_with_stream on the demo namespace
@@ -85,6 +88,15 @@ def main():
         result = MessageToDict(
             client.list_pipeline_releases(namespace_id=args[0], pipeline_id=args[1], **kwargs),
             including_default_value_fields=True,  # protobuf 4.25 (instill-sdk pins it)
+        )
+    elif scenario == "list_pipelines":
+        kwargs = {}
+        if len(args) > 1:
+            kwargs["total_size"] = int(args[1])  # the SDK's name for page_size
+        if len(args) > 2:
+            kwargs["next_page_token"] = args[2]
+        result = MessageToDict(
+            client.list_pipelines(namespace_id=args[0], **kwargs), including_default_value_fields=True
         )
     else:
         raise SystemExit("unknown scenario %s" % scenario)

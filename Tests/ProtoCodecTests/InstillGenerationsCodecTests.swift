@@ -272,4 +272,45 @@ struct InstillGenerationsCodecTests {
                 PipelineReleasePage(releases: [], nextPageToken: "", totalSize: 0)))
         #expect(!last.contains("next_page_token") && !last.contains("releases"), "\(last)")
     }
+
+    @Test(
+        "ListNamespacePipelines: the request's namespace and page fields (SDK field numbers), the response's",
+        .enabled(if: Protoc.isAvailable))
+    func listPipelines() async throws {
+        let token = PipelineListQuery.token(after: "a")
+        let query = try await InstillCodec.decodeListPipelinesRequest(
+            Protoc.encode(
+                "pipeline.pipeline.v1beta.ListNamespacePipelinesRequest",
+                #"namespace_id: "n" page_size: 101 page_token: "\#(token)" view: VIEW_RECIPE show_deleted: true"#
+                    + #" visibility: VISIBILITY_PUBLIC order_by: "id""#))
+        #expect(query.namespace == "n" && query.pageSize == 100 && query.after == "a")
+        for (text, message) in [
+            (#"page_size: 2"#, "namespace_id is required"),
+            (#"namespace_id: "n" page_size: -1"#, "page_size must not be negative (it is -1)"),
+            (#"namespace_id: "n" filter: "x""#, "filter expressions are not supported"),
+            (#"namespace_id: "n" page_token: "r61""#, "invalid page_token"),
+        ] {
+            let bytes = try await Protoc.encode("pipeline.pipeline.v1beta.ListNamespacePipelinesRequest", text)
+            #expect("\(text)") {
+                try InstillCodec.decodeListPipelinesRequest(bytes)
+            } throws: { ($0 as? GatewayError)?.code == .invalidArgument && "\($0)".contains(message) }
+        }
+        let release = PipelineResource(
+            name: "namespaces/n/pipelines/p/releases/v1", uid: "u-v1", id: "v1", ownerName: "users/n",
+            inputSchema: ValueObject(), outputSchema: ValueObject())
+        let pipeline = PipelineResource(
+            name: "namespaces/n/pipelines/p", uid: "u-p", id: "p", ownerName: "users/n", releases: [release],
+            inputSchema: ValueObject(), outputSchema: ValueObject())
+        let text = try await Protoc.decode(
+            "pipeline.pipeline.v1beta.ListNamespacePipelinesResponse",
+            InstillCodec.encodeListPipelinesResponse(
+                PipelineListPage(pipelines: [pipeline], nextPageToken: "ptok", totalSize: 4)))
+        for expected in [
+            #"name: "namespaces/n/pipelines/p""#, #"owner_name: "users/n""#,
+            #"name: "namespaces/n/pipelines/p/releases/v1""#, #"next_page_token: "ptok""#, "total_size: 4",
+        ] {
+            #expect(text.contains(expected), "\(expected) in \(text)")
+        }
+        #expect(!text.contains("data_specification"), "\(text)")
+    }
 }

@@ -110,3 +110,76 @@ struct PipelineReleaseQueryTests {
         #expect(try query(token: "rc3bf").after == "\u{ff}")
     }
 }
+
+@Suite("ListNamespacePipelines paging")
+struct PipelineListQueryTests {
+    private static func pipelines(_ ids: [String]) -> [PipelineResource] {
+        ids.map {
+            PipelineResource(
+                name: "namespaces/n/pipelines/\($0)", uid: "u-\($0)", id: $0, ownerName: "users/n",
+                inputSchema: [:], outputSchema: [:])
+        }
+    }
+
+    private func query(size: Int = 0, token: String = "", filter: String = "") throws -> PipelineListQuery {
+        try PipelineListQuery(namespace: "n", pageSize: size, pageToken: token, filter: filter)
+    }
+
+    @Test(
+        "page_size: 0 is 10, 100 as asked, 101 is 100; -1 INVALID_ARGUMENT",
+        arguments: [(0, 10), (1, 1), (100, 100), (101, 100)])
+    func pageSize(asked: Int, effective: Int) throws {
+        #expect(try query(size: asked).pageSize == effective)
+    }
+
+    @Test("a negative page_size, a filter and an empty namespace are INVALID_ARGUMENT")
+    func refusals() {
+        for (make, message) in [
+            ({ try self.query(size: -1) }, "page_size must not be negative (it is -1)"),
+            ({ try self.query(filter: "id=\"a\"") }, "filter expressions are not supported on the pipelines list"),
+            (
+                { try PipelineListQuery(namespace: "", pageSize: 0, pageToken: "", filter: "") },
+                "namespace_id is required"
+            ),
+        ] as [(() throws -> PipelineListQuery, String)] {
+            #expect("\(message)") { try make() } throws: {
+                ($0 as? GatewayError)?.code == .invalidArgument && "\($0)".contains(message)
+            }
+        }
+    }
+
+    @Test("pages walk every pipeline once, the last with no token; tokens round-trip odd ids")
+    func walk() throws {
+        let all = Self.pipelines(["a", "b", "c"])
+        var page = try query(size: 2).page(of: all)
+        #expect(page.pipelines.map(\.id) == ["a", "b"] && page.totalSize == 3)
+        #expect(page.nextPageToken == PipelineListQuery.token(after: "b"))
+        page = try query(size: 2, token: page.nextPageToken).page(of: all)
+        #expect(page.pipelines.map(\.id) == ["c"] && page.nextPageToken == "" && page.totalSize == 3)
+        // The size at the count: one page, no token.
+        #expect(try query(size: 3).page(of: all).nextPageToken == "")
+        #expect(try query().page(of: []) == PipelineListPage(pipelines: [], nextPageToken: "", totalSize: 0))
+        for id in ["é/ü 1", "🚀"] {
+            let next = try query(size: 1, token: PipelineListQuery.token(after: id)).page(
+                of: Self.pipelines([id, id + "z"]))
+            #expect(next.pipelines.map(\.id) == [id + "z"], "\(id)")
+        }
+    }
+
+    @Test(
+        "a token this list did not give is INVALID_ARGUMENT: a releases list's token for the same id included",
+        arguments: ["", "p", "p7", "pzz", "P61", "r61", "x61"])
+    func badTokens(token: String) throws {
+        guard !token.isEmpty else {
+            #expect(try query(token: "p61").after == "a")  // the one valid spelling of "a"
+            #expect(PipelineListQuery.token(after: "a") == "p61" && PipelineReleaseQuery.token(after: "a") == "r61")
+            return
+        }
+        #expect {
+            try query(token: token)
+        } throws: {
+            ($0 as? GatewayError)?.code == .invalidArgument
+                && "\($0)".contains("pass a next_page_token this pipelines list gave")
+        }
+    }
+}

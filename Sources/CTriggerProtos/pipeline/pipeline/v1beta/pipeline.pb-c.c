@@ -1150,6 +1150,96 @@ void   pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__fr
   assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   pipeline__pipeline__v1beta__list_namespace_pipelines_request__init
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest         *message)
+{
+  static const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest init_value = PIPELINE__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_request__pack
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *
+       pipeline__pipeline__v1beta__list_namespace_pipelines_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__list_namespace_pipelines_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__list_namespace_pipelines_response__init
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse         *message)
+{
+  static const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse init_value = PIPELINE__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_response__pack
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *
+       pipeline__pipeline__v1beta__list_namespace_pipelines_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__list_namespace_pipelines_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   pipeline__pipeline__v1beta__pipeline__init
                      (Pipeline__Pipeline__V1beta__Pipeline         *message)
 {
@@ -2927,6 +3017,199 @@ const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipe
   (ProtobufCMessageInit) pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__list_namespace_pipelines_request__field_descriptors[8] =
+{
+  {
+    "namespace_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest, namespace_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "view",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest, view),
+    &pipeline__pipeline__v1beta__pipeline__view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "filter",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest, filter),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "show_deleted",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest, show_deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "visibility",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest, visibility),
+    &pipeline__pipeline__v1beta__pipeline__visibility__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "order_by",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest, order_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__list_namespace_pipelines_request__field_indices_by_name[] = {
+  4,   /* field[4] = filter */
+  0,   /* field[0] = namespace_id */
+  7,   /* field[7] = order_by */
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
+  5,   /* field[5] = show_deleted */
+  3,   /* field[3] = view */
+  6,   /* field[6] = visibility */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__list_namespace_pipelines_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.ListNamespacePipelinesRequest",
+  "ListNamespacePipelinesRequest",
+  "Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest),
+  8,
+  pipeline__pipeline__v1beta__list_namespace_pipelines_request__field_descriptors,
+  pipeline__pipeline__v1beta__list_namespace_pipelines_request__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__list_namespace_pipelines_request__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__list_namespace_pipelines_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__list_namespace_pipelines_response__field_descriptors[3] =
+{
+  {
+    "pipelines",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse, n_pipelines),
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse, pipelines),
+    &pipeline__pipeline__v1beta__pipeline__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse, total_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__list_namespace_pipelines_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = pipelines */
+  2,   /* field[2] = total_size */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__list_namespace_pipelines_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.ListNamespacePipelinesResponse",
+  "ListNamespacePipelinesResponse",
+  "Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse),
+  3,
+  pipeline__pipeline__v1beta__list_namespace_pipelines_response__field_descriptors,
+  pipeline__pipeline__v1beta__list_namespace_pipelines_response__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__list_namespace_pipelines_response__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__list_namespace_pipelines_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue pipeline__pipeline__v1beta__pipeline__view__enum_values_by_number[4] =
 {
   { "VIEW_UNSPECIFIED", "PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED", 0 },
@@ -2957,6 +3240,36 @@ const ProtobufCEnumDescriptor pipeline__pipeline__v1beta__pipeline__view__descri
   pipeline__pipeline__v1beta__pipeline__view__enum_values_by_name,
   1,
   pipeline__pipeline__v1beta__pipeline__view__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue pipeline__pipeline__v1beta__pipeline__visibility__enum_values_by_number[3] =
+{
+  { "VISIBILITY_UNSPECIFIED", "PIPELINE__PIPELINE__V1BETA__PIPELINE__VISIBILITY__VISIBILITY_UNSPECIFIED", 0 },
+  { "VISIBILITY_PRIVATE", "PIPELINE__PIPELINE__V1BETA__PIPELINE__VISIBILITY__VISIBILITY_PRIVATE", 1 },
+  { "VISIBILITY_PUBLIC", "PIPELINE__PIPELINE__V1BETA__PIPELINE__VISIBILITY__VISIBILITY_PUBLIC", 2 },
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__pipeline__visibility__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex pipeline__pipeline__v1beta__pipeline__visibility__enum_values_by_name[3] =
+{
+  { "VISIBILITY_PRIVATE", 1 },
+  { "VISIBILITY_PUBLIC", 2 },
+  { "VISIBILITY_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor pipeline__pipeline__v1beta__pipeline__visibility__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.Pipeline.Visibility",
+  "Visibility",
+  "Pipeline__Pipeline__V1beta__Pipeline__Visibility",
+  "pipeline.pipeline.v1beta",
+  3,
+  pipeline__pipeline__v1beta__pipeline__visibility__enum_values_by_number,
+  3,
+  pipeline__pipeline__v1beta__pipeline__visibility__enum_values_by_name,
+  1,
+  pipeline__pipeline__v1beta__pipeline__visibility__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__pipeline__field_descriptors[6] =

@@ -7,7 +7,7 @@
 #endif
 
 #include "pipeline/pipeline/v1beta/pipeline_public_service.pb-c.h"
-static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors[11] =
+static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors[12] =
 {
   { "Liveness", &pipeline__pipeline__v1beta__liveness_request__descriptor, &pipeline__pipeline__v1beta__liveness_response__descriptor },
   { "Readiness", &pipeline__pipeline__v1beta__readiness_request__descriptor, &pipeline__pipeline__v1beta__readiness_response__descriptor },
@@ -20,12 +20,14 @@ static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_publ
   { "GetNamespacePipeline", &pipeline__pipeline__v1beta__get_namespace_pipeline_request__descriptor, &pipeline__pipeline__v1beta__get_namespace_pipeline_response__descriptor },
   { "GetNamespacePipelineRelease", &pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor, &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor },
   { "ListNamespacePipelineReleases", &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor, &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor },
+  { "ListNamespacePipelines", &pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor, &pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor },
 };
 const unsigned pipeline__pipeline__v1beta__pipeline_public_service__method_indices_by_name[] = {
   8,        /* GetNamespacePipeline */
   9,        /* GetNamespacePipelineRelease */
   7,        /* GetOperation */
   10,        /* ListNamespacePipelineReleases */
+  11,        /* ListNamespacePipelines */
   0,        /* Liveness */
   1,        /* Readiness */
   4,        /* TriggerAsyncNamespacePipeline */
@@ -41,7 +43,7 @@ const ProtobufCServiceDescriptor pipeline__pipeline__v1beta__pipeline_public_ser
   "PipelinePublicService",
   "Pipeline__Pipeline__V1beta__PipelinePublicService",
   "pipeline.pipeline.v1beta",
-  11,
+  12,
   pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors,
   pipeline__pipeline__v1beta__pipeline_public_service__method_indices_by_name
 };
@@ -132,6 +134,14 @@ void pipeline__pipeline__v1beta__pipeline_public_service__list_namespace_pipelin
 {
   assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
   service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void pipeline__pipeline__v1beta__pipeline_public_service__list_namespace_pipelines(ProtobufCService *service,
+                                                                                   const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *input,
+                                                                                   Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse_Closure closure,
+                                                                                   void *closure_data)
+{
+  assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void pipeline__pipeline__v1beta__pipeline_public_service__init (Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
                                                                 Pipeline__Pipeline__V1beta__PipelinePublicService_ServiceDestroy destroy)

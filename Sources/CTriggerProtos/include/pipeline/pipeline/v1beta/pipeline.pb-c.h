@@ -46,6 +46,8 @@ typedef struct Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseRequest Pi
 typedef struct Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse Pipeline__Pipeline__V1beta__GetNamespacePipelineReleaseResponse;
 typedef struct Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest;
 typedef struct Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse;
+typedef struct Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest;
+typedef struct Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse;
 typedef struct Pipeline__Pipeline__V1beta__Pipeline Pipeline__Pipeline__V1beta__Pipeline;
 typedef struct Pipeline__Pipeline__V1beta__PipelineRelease Pipeline__Pipeline__V1beta__PipelineRelease;
 typedef struct Pipeline__Pipeline__V1beta__DataSpecification Pipeline__Pipeline__V1beta__DataSpecification;
@@ -67,6 +69,15 @@ typedef enum _Pipeline__Pipeline__V1beta__Pipeline__View {
   PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_RECIPE = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW)
 } Pipeline__Pipeline__V1beta__Pipeline__View;
+/*
+ * Who may see a pipeline upstream (its sharing settings); the gateway's pipelines have none.
+ */
+typedef enum _Pipeline__Pipeline__V1beta__Pipeline__Visibility {
+  PIPELINE__PIPELINE__V1BETA__PIPELINE__VISIBILITY__VISIBILITY_UNSPECIFIED = 0,
+  PIPELINE__PIPELINE__V1BETA__PIPELINE__VISIBILITY__VISIBILITY_PRIVATE = 1,
+  PIPELINE__PIPELINE__V1BETA__PIPELINE__VISIBILITY__VISIBILITY_PUBLIC = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PIPELINE__PIPELINE__V1BETA__PIPELINE__VISIBILITY)
+} Pipeline__Pipeline__V1beta__Pipeline__Visibility;
 
 /* --- messages --- */
 
@@ -435,6 +446,42 @@ struct  Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse
 };
 #define PIPELINE__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINE_RELEASES_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * A namespace's pipelines, a page at a time (the pipelines routes name). `page_size` (unset or 0: 10; above
+ * 100: 100), `page_token`, `view`, `filter`, `show_deleted`, `visibility` and `order_by` are `optional`
+ * upstream; the wire is the same without the presence bit, and the gateway reads an empty value as an absent
+ * one.
+ */
+struct  Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest
+{
+  ProtobufCMessage base;
+  char *namespace_id;
+  int32_t page_size;
+  char *page_token;
+  Pipeline__Pipeline__V1beta__Pipeline__View view;
+  char *filter;
+  protobuf_c_boolean show_deleted;
+  Pipeline__Pipeline__V1beta__Pipeline__Visibility visibility;
+  char *order_by;
+};
+#define PIPELINE__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, PIPELINE__PIPELINE__V1BETA__PIPELINE__VIEW__VIEW_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, PIPELINE__PIPELINE__V1BETA__PIPELINE__VISIBILITY__VISIBILITY_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+struct  Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse
+{
+  ProtobufCMessage base;
+  size_t n_pipelines;
+  Pipeline__Pipeline__V1beta__Pipeline **pipelines;
+  char *next_page_token;
+  int32_t total_size;
+};
+#define PIPELINE__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor) \
     , 0,NULL, (char *)protobuf_c_empty_string, 0 }
 
 
@@ -972,6 +1019,44 @@ Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *
 void   pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__free_unpacked
                      (Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *message,
                       ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest methods */
+void   pipeline__pipeline__v1beta__list_namespace_pipelines_request__init
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest         *message);
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest   *message);
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_request__pack
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *
+       pipeline__pipeline__v1beta__list_namespace_pipelines_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__list_namespace_pipelines_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse methods */
+void   pipeline__pipeline__v1beta__list_namespace_pipelines_response__init
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse         *message);
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse   *message);
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_response__pack
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__list_namespace_pipelines_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *
+       pipeline__pipeline__v1beta__list_namespace_pipelines_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__list_namespace_pipelines_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Pipeline__Pipeline__V1beta__Pipeline methods */
 void   pipeline__pipeline__v1beta__pipeline__init
                      (Pipeline__Pipeline__V1beta__Pipeline         *message);
@@ -1115,6 +1200,12 @@ typedef void (*Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest_
 typedef void (*Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse_Closure)
                  (const Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse *message,
                   void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest_Closure)
+                 (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse_Closure)
+                 (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *message,
+                  void *closure_data);
 typedef void (*Pipeline__Pipeline__V1beta__Pipeline_Closure)
                  (const Pipeline__Pipeline__V1beta__Pipeline *message,
                   void *closure_data);
@@ -1159,8 +1250,11 @@ extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespac
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline__descriptor;
 extern const ProtobufCEnumDescriptor    pipeline__pipeline__v1beta__pipeline__view__descriptor;
+extern const ProtobufCEnumDescriptor    pipeline__pipeline__v1beta__pipeline__visibility__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline_release__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__data_specification__descriptor;
 
