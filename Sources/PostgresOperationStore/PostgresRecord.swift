@@ -47,8 +47,9 @@ struct PostgresRecord: PostgresDecodable {
         byteBuffer.moveReaderIndex(forwardBy: byteBuffer.readableBytes)
     }
 
-    /// The next field's type OID and bytes (nil: NULL); `expected` names the type for errors.
-    private mutating func next(_ expected: String, accepting accepts: (UInt32) -> Bool) throws -> ByteBuffer? {
+    /// Reads the next field's type OID and byte length, checks the OID (`expected` names the type for errors) and
+    /// returns the length (-1: NULL), its bytes next in `fields`.
+    private mutating func header(_ expected: String, accepting accepts: (UInt32) -> Bool) throws -> Int {
         guard remaining > 0 else {
             throw GatewayError(.internalError, "operation row is damaged (too few fields: \(position))")
         }
@@ -62,11 +63,11 @@ struct PostgresRecord: PostgresDecodable {
         }
         remaining -= 1
         position += 1
-        if length < 0 { return nil }
-        guard let bytes = fields.readSlice(length: Int(length)) else {
-            throw GatewayError(.internalError, "operation row is damaged (field \(position - 1) is cut short)")
-        }
-        return bytes
+        return Int(length)
+    }
+
+    private func cutShort() -> GatewayError {
+        GatewayError(.internalError, "operation row is damaged (field \(position - 1) is cut short)")
     }
 
     private static func notNull<Value>(_ value: Value?, _ position: Int) throws -> Value {
@@ -76,24 +77,21 @@ struct PostgresRecord: PostgresDecodable {
         return value
     }
 
-    /// An `int2`, `int4` or `int8` field, or nil for NULL.
+    /// An `int2`, `int4` or `int8` field, or nil for NULL. Read from the record in place (no slice per field).
     mutating func int64OrNil() throws -> Int64? {
-        let at = position
-        guard var bytes = try next("an integer", accepting: { $0 == 20 || $0 == 23 || $0 == 21 }) else {
-            return nil
-        }
-        let value: Int64? =
-            switch bytes.readableBytes {
-            case 8: bytes.readInteger(as: Int64.self)
-            case 4: bytes.readInteger(as: Int32.self).map(Int64.init)
-            case 2: bytes.readInteger(as: Int16.self).map(Int64.init)
-            default: nil
-            }
-        guard let value else {
+        let length = try header("an integer", accepting: { $0 == 20 || $0 == 23 || $0 == 21 })
+        let value: Int64?
+        switch length {
+        case -1: return nil
+        case 8: value = fields.readInteger(as: Int64.self)
+        case 4: value = fields.readInteger(as: Int32.self).map(Int64.init)
+        case 2: value = fields.readInteger(as: Int16.self).map(Int64.init)
+        default:
             throw GatewayError(
-                .internalError, "operation row is damaged (integer field \(at) has \(bytes.readableBytes) bytes)"
+                .internalError, "operation row is damaged (integer field \(position - 1) has \(length) bytes)"
             )
         }
+        guard let value else { throw cutShort() }
         return value
     }
 
@@ -105,8 +103,10 @@ struct PostgresRecord: PostgresDecodable {
 
     /// A `text` or `varchar` field (UTF-8, as the server sends it to a UTF-8 client), or nil for NULL.
     mutating func stringOrNil() throws -> String? {
-        guard var bytes = try next("text", accepting: { $0 == 25 || $0 == 1043 }) else { return nil }
-        return bytes.readString(length: bytes.readableBytes)
+        let length = try header("text", accepting: { $0 == 25 || $0 == 1043 })
+        if length < 0 { return nil }
+        guard let string = fields.readString(length: length) else { throw cutShort() }
+        return string
     }
 
     /// A `text` or `varchar` field that may not be NULL.
@@ -117,7 +117,10 @@ struct PostgresRecord: PostgresDecodable {
 
     /// A `bytea` field (a slice of the record, not a copy), or nil for NULL.
     mutating func bytesOrNil() throws -> ByteBuffer? {
-        try next("bytea", accepting: { $0 == 17 })
+        let length = try header("bytea", accepting: { $0 == 17 })
+        if length < 0 { return nil }
+        guard let bytes = fields.readSlice(length: length) else { throw cutShort() }
+        return bytes
     }
 
     /// A `bytea` field that may not be NULL.
@@ -129,9 +132,9 @@ struct PostgresRecord: PostgresDecodable {
     /// A `bool` field that may not be NULL.
     mutating func bool() throws -> Bool {
         let at = position
-        guard let bytes = try next("bool", accepting: { $0 == 16 }), bytes.readableBytes == 1 else {
+        guard try header("bool", accepting: { $0 == 16 }) == 1, let byte = fields.readInteger(as: UInt8.self) else {
             throw GatewayError(.internalError, "operation row is damaged (field \(at) is not one bool)")
         }
-        return bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) != 0
+        return byte != 0
     }
 }

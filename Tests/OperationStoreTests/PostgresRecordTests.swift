@@ -99,6 +99,18 @@ struct PostgresRecordTests {
         cut.writeInteger(Int32(0))
         var record = try PostgresRecord(from: &cut, type: .record, format: .binary, context: .default)
         #expect(throws: GatewayError.self) { try record.int64() }
+        // An integer of three bytes, and a text longer than what arrived.
+        var odd = ByteBuffer()
+        odd.writeInteger(Int32(2))
+        odd.writeInteger(UInt32(20))
+        odd.writeInteger(Int32(3))
+        odd.writeBytes([0, 0, 1])
+        odd.writeInteger(UInt32(25))
+        odd.writeInteger(Int32(10))
+        odd.writeString("short")
+        record = try PostgresRecord(from: &odd, type: .record, format: .binary, context: .default)
+        #expect(throws: GatewayError.self) { try record.int64() }
+        #expect(throws: GatewayError.self) { try record.string() }
         var empty = ByteBuffer()
         #expect(throws: GatewayError.self) {
             _ = try PostgresRecord(from: &empty, type: .record, format: .binary, context: .default)
