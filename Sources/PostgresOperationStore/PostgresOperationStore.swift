@@ -341,7 +341,7 @@ package final class PostgresOperationStore: OperationStore {
     package func get(id: String) async throws -> Operation? {
         try await bounded("get") { [self] in
             let rows = try await client.query(
-                "SELECT \(unescaped: Self.selectColumns) FROM \(unescaped: operations) WHERE id = \(id)",
+                "SELECT \(unescaped: Self.selectRecord) FROM \(unescaped: operations) WHERE id = \(id)",
                 logger: logger
             ).collect()
             return try await makeOperations(rows).first
@@ -356,7 +356,7 @@ package final class PostgresOperationStore: OperationStore {
         let pageSize = OperationPaging.effectivePageSize(pageSize)
         var binds = PostgresBindings()
         let sql = try OperationPaging.listQuery(
-            select: Self.selectColumns, from: operations, filter: filter, pageSize: pageSize, pageToken: pageToken
+            select: Self.selectRecord, from: operations, filter: filter, pageSize: pageSize, pageToken: pageToken
         ) { value in
             switch value {
             case .text(let text): binds.append(text)
@@ -382,13 +382,13 @@ package final class PostgresOperationStore: OperationStore {
                 """
                 UPDATE \(unescaped: operations) SET state = 'cancelled', finished_at = \(now), \
                 lease_expires_at = NULL, webhook_due = \(now), webhook_attempts = 0, webhook_owner = \(webhookOwner) \
-                WHERE id = \(id) AND state IN ('queued', 'running') RETURNING \(unescaped: Self.selectColumns)
+                WHERE id = \(id) AND state IN ('queued', 'running') RETURNING \(unescaped: Self.selectRecord)
                 """
             } else {
                 """
                 UPDATE \(unescaped: operations) SET state = 'cancelled', finished_at = \(now), \
                 lease_expires_at = NULL WHERE id = \(id) AND state IN ('queued', 'running') \
-                RETURNING \(unescaped: Self.selectColumns)
+                RETURNING \(unescaped: Self.selectRecord)
                 """
             }
         return try await bounded("cancel") { [self] in
@@ -431,8 +431,8 @@ package final class PostgresOperationStore: OperationStore {
 
     /// The claim call of `claim` (nil: a scope that names no key, which claims nothing): the claim function
     /// (`claimFunction`) with `$1` owner, `$2` lease expiry and `$3` now (milliseconds), `$4` limit, `$5` the scope
-    /// (0 all, 1 only the keys, 2 all but the keys) and `$6` its keys. Its rows: `selectColumns`, then
-    /// `previous_lease_owner`.
+    /// (0 all, 1 only the keys, 2 all but the keys) and `$6` its keys. Its rows: one record each (`PostgresRecord`),
+    /// `selectColumns` then `previous_lease_owner`.
     func claimQuery(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) -> PostgresQuery?
     {
         let nowMS = now.storeMilliseconds
@@ -583,7 +583,7 @@ package final class PostgresOperationStore: OperationStore {
             WHERE seq IN (SELECT seq FROM \(unescaped: operations) WHERE webhook_due IS NOT NULL \
             AND webhook_due <= \(nowMS) AND (webhook_owner IS NULL OR webhook_due <= \(lapsed)) \
             ORDER BY webhook_due LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED) \
-            RETURNING \(unescaped: Self.selectColumns), webhook_attempts::int8
+            RETURNING ROW(\(unescaped: Self.selectColumns), webhook_attempts::int8)
             """
         return try await bounded("claimWebhooks") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
@@ -879,6 +879,9 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     static let selectColumns = "\(OperationRow.columns), has_blobs"
+
+    /// `selectColumns` as one composite value (`PostgresRecord`, read by `operationRow`): one cell per row.
+    static let selectRecord = "ROW(\(selectColumns))"
 
     /// Brings the database to this version's schema, running only the DDL that is missing: a schema that is
     /// already current runs none (no `CREATE … IF NOT EXISTS`, which checks the CREATE privilege on the schema
@@ -1399,7 +1402,8 @@ package final class PostgresOperationStore: OperationStore {
 
     /// The statement texts a claim and a batch write send, made once per store (`sentTexts`).
     final class SentTexts: Sendable {
-        /// `claimQuery`'s statement: the claim function's rows, `selectColumns` then `previous_lease_owner`.
+        /// `claimQuery`'s statement: the claim function's rows, each one record of `selectColumns` then
+        /// `previous_lease_owner`.
         let claim: String
         /// `enqueueInsert`, returning the ids it inserted.
         let enqueue: BatchCall
@@ -1408,7 +1412,7 @@ package final class PostgresOperationStore: OperationStore {
 
         init(claimFunction: String, enqueue: BatchStatement, completion: BatchStatement) {
             claim = """
-                SELECT \(PostgresOperationStore.selectColumns), previous_lease_owner FROM (SELECT \
+                SELECT ROW(\(PostgresOperationStore.selectColumns), previous_lease_owner) FROM (SELECT \
                 (c.claimed_operation).*, c.previous_lease_owner FROM \(claimFunction)($1, $2, $3, $4, $5, $6) AS c) AS c
                 """
             self.enqueue = BatchCall(enqueue, returning: "id")
@@ -1560,7 +1564,7 @@ package final class PostgresOperationStore: OperationStore {
         for (scope, keys) in keysByScope {
             let rows = try await client.query(
                 """
-                SELECT \(unescaped: Self.selectColumns) FROM \(unescaped: operations) \
+                SELECT \(unescaped: Self.selectRecord) FROM \(unescaped: operations) \
                 WHERE idempotency_scope = \(scope) AND idempotency_key = ANY(\(Array(keys)))
                 """,
                 logger: logger
@@ -1776,63 +1780,47 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// A row of `selectColumns`, in that order.
+    /// A row of `selectRecord`.
     ///
-    /// - Throws: `PostgresDecodingError` for a cell of another type; `GatewayError(.internalError)` for a short row.
+    /// - Throws: `PostgresDecodingError` for a cell that is not a record in the binary format;
+    ///   `GatewayError(.internalError)` for a field of another type, a NULL where none may be, a short record.
     private static func operationRow(_ row: PostgresRow) throws -> (row: OperationRow, hasBlobs: Bool) {
-        var cells = row.makeIterator()
-        return try operationRow(&cells)
+        var record = try row.decode(PostgresRecord.self)
+        return try operationRow(&record)
     }
 
-    /// A row of `claimQuery`: `selectColumns`, then `previous_lease_owner`.
+    /// A row of `claimQuery`: `selectRecord` with `previous_lease_owner` as its last field.
     private static func claimedRow(_ row: PostgresRow) throws -> (
         entry: (row: OperationRow, hasBlobs: Bool), previousOwner: String?
     ) {
-        var cells = row.makeIterator()
-        let entry = try operationRow(&cells)
-        guard let cell = cells.next() else {
-            throw GatewayError(.internalError, "operation row is damaged (too few columns)")
-        }
-        return (entry, try cell.decode(String?.self))
+        var record = try row.decode(PostgresRecord.self)
+        let entry = try operationRow(&record)
+        return (entry, try record.stringOrNil())
     }
 
-    /// A row of `claimWebhooks`: `selectColumns`, then `webhook_attempts`.
+    /// A row of `claimWebhooks`: `selectRecord` with `webhook_attempts` as its last field.
     private static func webhookRow(_ row: PostgresRow) throws -> (
         entry: (row: OperationRow, hasBlobs: Bool), attempts: Int64
     ) {
-        var cells = row.makeIterator()
-        let entry = try operationRow(&cells)
-        guard let cell = cells.next() else {
-            throw GatewayError(.internalError, "operation row is damaged (too few columns)")
-        }
-        return (entry, try cell.decode(Int64.self))
+        var record = try row.decode(PostgresRecord.self)
+        let entry = try operationRow(&record)
+        return (entry, try record.int64())
     }
 
-    /// The `selectColumns` cells of a row, from `cells` on.
-    private static func operationRow(_ cells: inout PostgresRow.Iterator) throws -> (
-        row: OperationRow, hasBlobs: Bool
-    ) {
-        // Cell by cell, each with its concrete type: `row.decode((Int64, String, …).self)`, a parameter pack of 17,
-        // ran unspecialised and looked up each column's type metadata per cell (~30 `swift_getGenericMetadata` calls
-        // per accepted-and-run operation; issue 12, bench/README.md branch asynccost2).
-        func next<Column: PostgresDecodable>(_: Column.Type) throws -> Column {
-            guard let cell = cells.next() else {
-                throw GatewayError(.internalError, "operation row is damaged (too few columns)")
-            }
-            return try cell.decode(Column.self)
-        }
-        let seq = try next(Int64.self), id = try next(String.self), state = try next(String.self)
-        let request = try next(ByteBuffer.self), result = try next(ByteBuffer?.self), error = try next(ByteBuffer?.self)
-        let created = try next(Int64.self), started = try next(Int64?.self), finished = try next(Int64?.self)
-        let attempts = try next(Int.self), owner = try next(String?.self), expires = try next(Int64?.self)
-        let notBefore = try next(Int64.self), key = try next(String?.self), digest = try next(String.self)
-        let cutRuns = try next(Int.self), hasBlobs = try next(Bool.self)
+    /// The `selectColumns` fields of a record, from its next field on.
+    static func operationRow(_ record: inout PostgresRecord) throws -> (row: OperationRow, hasBlobs: Bool) {
+        let seq = try record.int64(), id = try record.string(), state = try record.string()
+        let request = try record.bytes(), result = try record.bytesOrNil(), error = try record.bytesOrNil()
+        let created = try record.int64(), started = try record.int64OrNil(), finished = try record.int64OrNil()
+        let attempts = try record.int64(), owner = try record.stringOrNil(), expires = try record.int64OrNil()
+        let notBefore = try record.int64(), key = try record.stringOrNil(), digest = try record.string()
+        let cutRuns = try record.int64(), hasBlobs = try record.bool()
         return (
             OperationRow(
                 sequence: seq, id: id, state: state, request: request, result: result, error: error,
-                createdAt: created, startedAt: started, finishedAt: finished, attempts: attempts, leaseOwner: owner,
-                leaseExpiresAt: expires, notBefore: notBefore, idempotencyKey: key, requestDigest: digest,
-                cutRuns: cutRuns
+                createdAt: created, startedAt: started, finishedAt: finished, attempts: Int(attempts),
+                leaseOwner: owner, leaseExpiresAt: expires, notBefore: notBefore, idempotencyKey: key,
+                requestDigest: digest, cutRuns: Int(cutRuns)
             ),
             hasBlobs
         )

@@ -122,12 +122,17 @@ struct PostgresClaimIndexTests {
             }
 
             // And it claims the oldest due operations of the pipeline (queued, or running under a lease of 1970),
-            // none of another pipeline. The rows are read by column: their request bytes are not a real request.
+            // none of another pipeline. The rows are read a field at a time (`seq`, then `id`): their request bytes
+            // are not a real request.
             func claimedIDs(_ scope: ClaimScope) async throws -> [String] {
                 let query = try #require(
                     postgres.claimQuery(owner: "w2", leaseDuration: .seconds(60), limit: 3, now: Date(), scope: scope))
                 return try await postgres.client.query(query, logger: postgres.logger).collect()
-                    .map { try $0.makeRandomAccess()["id"].decode(String.self) }.sorted()
+                    .map {
+                        var record = try $0.decode(PostgresRecord.self)
+                        _ = try record.int64()
+                        return try record.string()
+                    }.sorted()
             }
             #expect(try await claimedIDs(.only(["acme/echo"])) == ["op1", "op2", "op3"])
             #expect(try await claimedIDs(.only(["other/pipe"])).isEmpty)

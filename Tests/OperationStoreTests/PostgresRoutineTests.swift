@@ -78,7 +78,7 @@ struct PostgresRoutineTests {
         #expect(store.sentTexts === texts)
         #expect(
             texts.claim == """
-                SELECT \(PostgresOperationStore.selectColumns), previous_lease_owner FROM (SELECT \
+                SELECT ROW(\(PostgresOperationStore.selectColumns), previous_lease_owner) FROM (SELECT \
                 (c.claimed_operation).*, c.previous_lease_owner FROM \(operations)_claim2($1, $2, $3, $4, $5, $6) \
                 AS c) AS c
                 """)
