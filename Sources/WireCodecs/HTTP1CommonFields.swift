@@ -22,7 +22,8 @@ package enum HTTP1CommonFields {
     package static func name(_ name: UnsafeRawBufferPointer) -> String? {
         switch name.count {
         case 4: return match(name, "host", "host")
-        case 6: return match(name, "accept", "accept") ?? match(name, "cookie", "cookie")
+        case 6:
+            return match(name, "accept", "accept") ?? match(name, "cookie", "cookie")
                 ?? match(name, "expect", "expect")
         case 10:
             return match(name, "user-agent", "user-agent") ?? match(name, "request-id", "request-id")
@@ -32,8 +33,10 @@ package enum HTTP1CommonFields {
         case 13: return match(name, "authorization", "authorization") ?? match(name, "cache-control", "cache-control")
         case 14: return match(name, "content-length", "content-length")
         case 15:
-            return match(name, "accept-encoding", "accept-encoding") ?? match(name, "accept-language", "accept-language")
-                ?? match(name, "idempotency-key", "idempotency-key") ?? match(name, "x-forwarded-for", "x-forwarded-for")
+            return match(name, "accept-encoding", "accept-encoding")
+                ?? match(name, "accept-language", "accept-language")
+                ?? match(name, "idempotency-key", "idempotency-key")
+                ?? match(name, "x-forwarded-for", "x-forwarded-for")
         case 17:
             return match(name, "transfer-encoding", "transfer-encoding")
                 ?? match(name, "x-forwarded-proto", "x-forwarded-proto")
@@ -54,7 +57,8 @@ package enum HTTP1CommonFields {
         case 16: return match(value, "application/json", "application/json", folding: false)
         case 17: return match(value, "gzip, deflate, br", "gzip, deflate, br", folding: false)
         case 24: return match(value, "application/octet-stream", "application/octet-stream", folding: false)
-        case 31: return match(value, "application/json; charset=utf-8", "application/json; charset=utf-8", folding: false)
+        case 31:
+            return match(value, "application/json; charset=utf-8", "application/json; charset=utf-8", folding: false)
         default: return nil
         }
     }
