@@ -822,18 +822,23 @@ package struct HTTP1RequestHead: Sendable {
 
     /// Each field as strings, in order, the name in lowercase (RFC 9110 §5.1: names are case-insensitive):
     /// what a server that matches names by equality wants, made from the bytes in one pass per field (no
-    /// second string for a name sent in capitals, as `String.lowercased()` would make).
+    /// second string for a name sent in capitals, as `String.lowercased()` would make). Common names and values
+    /// are string literals (``HTTP1CommonFields``): neither made nor validated, and never reference counted.
     package var lowercasedFields: [(name: String, value: String)] {
         bytes.withUnsafeReadableBytes { raw in
             layout.fields.map { field in
-                let name = String(unsafeUninitializedCapacity: field.name.count) { out in
-                    for k in 0..<field.name.count {
-                        let c = raw[field.name.lowerBound + k]
-                        out[k] = c &- UInt8(ascii: "A") < 26 ? c | 0x20 : c
+                let nameBytes = UnsafeRawBufferPointer(rebasing: raw[field.name])
+                let name =
+                    HTTP1CommonFields.name(nameBytes)
+                    ?? String(unsafeUninitializedCapacity: nameBytes.count) { out in
+                        for k in 0..<nameBytes.count {
+                            let c = nameBytes[k]
+                            out[k] = c &- UInt8(ascii: "A") < 26 ? c | 0x20 : c
+                        }
+                        return nameBytes.count
                     }
-                    return field.name.count
-                }
-                let value = String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.value]), as: UTF8.self)
+                let valueBytes = UnsafeRawBufferPointer(rebasing: raw[field.value])
+                let value = HTTP1CommonFields.value(valueBytes) ?? String(decoding: valueBytes, as: UTF8.self)
                 return (name, value)
             }
         }

@@ -85,7 +85,8 @@ struct HTTP1RequestDecoderTests {
         var decoder = HTTP1RequestDecoder()
         var buffer = ByteBuffer(
             string: "GET / HTTP/1.1\r\nHost: a\r\nX-Request-ID: AbC\r\naccept: */*\r\nACCEPT: text/Plain\r\n"
-                + "Content-Type-Long-Name-Over-Fifteen: V\r\n\r\n")
+                + "Content-Type-Long-Name-Over-Fifteen: V\r\nCONTENT-type: application/json\r\n"
+                + "content-TYPE: Application/JSON\r\nUser-Agent: curl/8.5.0\r\nContent-Length: 0\r\n\r\n")
         guard case .head(let head) = try decoder.next(&buffer) else {
             Issue.record("no head")
             return
@@ -93,7 +94,8 @@ struct HTTP1RequestDecoderTests {
         #expect(
             head.lowercasedFields.map { "\($0.name)=\($0.value)" } == [
                 "host=a", "x-request-id=AbC", "accept=*/*", "accept=text/Plain",
-                "content-type-long-name-over-fifteen=V",
+                "content-type-long-name-over-fifteen=V", "content-type=application/json",
+                "content-type=Application/JSON", "user-agent=curl/8.5.0", "content-length=0",
             ])
     }
 
