@@ -151,7 +151,11 @@ struct TLSPrincipalIsolationTests {
             }
             func run(_ pipeline: String, _ inputs: String) async throws -> String {
                 let answer = try await craft(
-                    .alice, ["--data-urlencode", "json_inputs=\(inputs)", Self.url(gateway, "/api/v1/pipelines/\(pipeline)/run")])
+                    .alice,
+                    [
+                        "--data-urlencode", "json_inputs=\(inputs)",
+                        Self.url(gateway, "/api/v1/pipelines/\(pipeline)/run"),
+                    ])
                 try #require(answer.status == 200, "\(answer)")
                 return try #require(try json(ByteBuffer(string: answer.body))["execution_id"] as? String)
             }
@@ -171,7 +175,8 @@ struct TLSPrincipalIsolationTests {
                 #expect(list.body.contains(done) == own, "\(caller): \(list)")
             }
             for caller in [Caller.bob, .anonymous] {
-                let cancel = try await craft(caller, ["-X", "DELETE", Self.url(gateway, "/api/v1/executions/\(running)")])
+                let cancel = try await craft(
+                    caller, ["-X", "DELETE", Self.url(gateway, "/api/v1/executions/\(running)")])
                 #expect(cancel.status == 404, "\(caller) cancels: \(cancel)")
             }
             let cancel = try await craft(.alice, ["-X", "DELETE", Self.url(gateway, "/api/v1/executions/\(running)")])
