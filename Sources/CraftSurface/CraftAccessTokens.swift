@@ -15,14 +15,19 @@ import TriggerModel
 ///
 /// HS256 JWTs (RFC 7519; RFC 7518 §3.2) signed with jwt-kit. Claims: `sub` (the principal of the SDK token
 /// that was refreshed, or `anonymous` when auth is off), `iat` and `exp` as numeric dates (the SDK computes
-/// its refresh time from `exp - iat`, so both are required). Verification checks the signature, that `exp`
-/// has not passed and that `iat` is not in the future (with `leeway` for clocks of instances that share the
-/// key), against an injectable clock.
+/// its refresh time from `exp - iat`, so both are required). Verification checks that the header names HS256
+/// (RFC 8725 §3.1: the expected algorithm, not whatever the header says) and that every part is unpadded
+/// base64url (RFC 7515 §2), the signature, that `exp` has not passed, and that neither `iat` nor an `nbf`
+/// (RFC 7519 §4.1.5; the gateway issues none) is in the future (with `leeway` for clocks of instances that
+/// share the key), against an injectable clock.
 package struct CraftAccessTokens: Sendable {
     /// The `sub` of tokens issued while auth is off.
     package static let anonymousSubject = "anonymous"
     /// Shortest accepted key: RFC 7518 §3.2 requires a key at least as long as the hash output (32 bytes).
     package static let minimumKeyBytes = 32
+
+    /// The only `alg` accepted (RFC 7518 §3.2), the one `keys()` signs with.
+    static let algorithm = "HS256"
 
     private let key: [UInt8]
     private let lifetime: Duration
@@ -71,13 +76,19 @@ package struct CraftAccessTokens: Sendable {
             case .malformed: "the access token is not a JWT this gateway issued"
             case .badSignature: "the access token's signature does not verify"
             case .expired: "the access token has expired; refresh it"
-            case .notYetValid: "the access token was issued in the future"
+            case .notYetValid: "the access token is not valid yet (its iat or nbf is in the future)"
             }
         }
     }
 
     /// The subject of a valid token. Throws `Failure`.
     package func verify(_ token: String) async throws(Failure) -> String {
+        // jwt-kit verifies with the key it holds whatever `alg` the header names, and decodes padded base64:
+        // both are refused here, before the signature is checked (finding I2 of the twenty-fourth review).
+        guard !token.utf8.contains(UInt8(ascii: "=")),
+            let header = try? DefaultJWTParser().parse(Array(token.utf8), as: Claims.self).header,
+            header.alg == Self.algorithm
+        else { throw .malformed }
         let claims: Claims
         do {
             claims = try await keys().verify(token, as: Claims.self)
@@ -90,6 +101,7 @@ package struct CraftAccessTokens: Sendable {
         let slack = Double(leeway.components.seconds)
         if claims.exp.value.timeIntervalSince1970 <= current { throw .expired }
         if claims.iat.value.timeIntervalSince1970 > current + slack { throw .notYetValid }
+        if let nbf = claims.nbf, nbf.value.timeIntervalSince1970 > current + slack { throw .notYetValid }
         return claims.sub.value
     }
 
@@ -105,6 +117,8 @@ package struct CraftAccessTokens: Sendable {
         var sub: SubjectClaim
         var iat: IssuedAtClaim
         var exp: ExpirationClaim
+        /// Not issued by the gateway; honoured when present (a token of another issuer sharing the key).
+        var nbf: NotBeforeClaim?
 
         /// Time claims are checked by `verify(_:)` against the injectable clock, not here (jwt-kit calls
         /// this with no clock of ours).

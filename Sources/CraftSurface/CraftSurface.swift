@@ -38,11 +38,15 @@ package final class CraftSurface: Sendable {
         PipelineRef(namespace: configuration.namespace, pipeline: name, release: release)
     }
 
-    /// The principal an access token stands for (nil when auth is off).
+    /// The principal an access token stands for. With auth off the token is still verified but names no one:
+    /// the principal is then `connectionPrincipal`, the one the connection's client certificate names (nil
+    /// without one), as on the Instill and Abacus paths, so a certificate holder's executions stay its own.
     ///
     /// - Throws: `GatewayError(.unauthenticated)` for a missing, malformed, forged or expired token, or one
     ///   whose principal is no longer configured.
-    package func principal(authorization: String?) async throws(GatewayError) -> String? {
+    package func principal(
+        authorization: String?, connectionPrincipal: String?
+    ) async throws(GatewayError) -> String? {
         guard let authorization else {
             throw GatewayError(
                 .unauthenticated, "missing Authorization: Bearer <access token>; get one from /api/v1/auth/refresh")
@@ -59,7 +63,7 @@ package final class CraftSurface: Sendable {
         } catch {
             throw GatewayError(.unauthenticated, error.description)
         }
-        guard authRequired else { return nil }
+        guard authRequired else { return connectionPrincipal }
         guard principals.contains(subject) else {
             throw GatewayError(.unauthenticated, "the access token's principal is no longer configured; refresh it")
         }

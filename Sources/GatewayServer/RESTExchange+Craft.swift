@@ -144,7 +144,8 @@ struct CraftExchange: Sendable {
 
     /// The principal of the request's access token (`Authorization: Bearer`), kept for its record.
     private mutating func authenticate() async throws -> String? {
-        principal = try await craft.principal(authorization: authorization)
+        principal = try await craft.principal(
+            authorization: authorization, connectionPrincipal: services.authenticator.certificatePrincipal)
         return principal
     }
 

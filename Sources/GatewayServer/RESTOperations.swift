@@ -11,8 +11,9 @@ import WireCodecs
 /// `GET /v1beta/operations/{id}[?wait=30s]`, `POST /v1beta/operations/{id}:cancel` and
 /// `GET /v1beta/operations?pipeline=ns/p&state=&page_size=&page_token=`.
 ///
-/// An operation is visible only to the principal that created it (all of them when auth is off; a schedule's
-/// runs to every principal); another principal gets 404, as for an id that does not exist.
+/// An operation is visible only to the principal that created it (a caller without one sees only operations
+/// made without one; a schedule's runs every caller): `Operation.isVisible(to:)`. Another gets 404, as for an
+/// id that does not exist.
 extension RESTRequestHead {
     /// `principal` is set to the authenticated caller (for the request's record).
     func operationStart(
@@ -204,7 +205,7 @@ enum RESTOperations {
         }
     }
 
-    /// A schedule's runs belong to no principal: every authenticated caller sees them, as it sees the schedules.
+    /// `Operation.isVisible(to:)`, the one rule.
     static func isVisible(_ operation: Operation, to principal: String?) -> Bool {
         operation.isVisible(to: principal)
     }

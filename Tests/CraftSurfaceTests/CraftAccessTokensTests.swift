@@ -23,6 +23,73 @@ struct CraftAccessTokensTests {
         return try JSONSerialization.jsonObject(with: Data(base64Encoded: part)!) as! [String: Any]
     }
 
+    /// A token with this header and these claims, HS256-signed with `key` (openssl computes the HMAC), each
+    /// part base64url; `padded` keeps the `=` padding RFC 7515 §2 leaves out.
+    func signed(header: String, claims: String, padded: Bool = false) throws -> String {
+        func encode(_ data: Data) -> String {
+            let text = data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+                of: "/", with: "_")
+            return padded ? text : text.replacingOccurrences(of: "=", with: "")
+        }
+        let input = "\(encode(Data(header.utf8))).\(encode(Data(claims.utf8)))"
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["dgst", "-sha256", "-hmac", String(decoding: key, as: UTF8.self), "-binary"]
+        let stdin = Pipe()
+        let stdout = Pipe()
+        openssl.standardInput = stdin
+        openssl.standardOutput = stdout
+        try openssl.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+        let mac = stdout.fileHandleForReading.readDataToEndOfFile()
+        openssl.waitUntilExit()
+        try #require(mac.count == 32)
+        return "\(input).\(encode(mac))"
+    }
+
+    @Test("alg: only HS256 is taken, even for a token HMAC-signed with the real key (RFC 8725 §3.1)")
+    func algorithmChecked() async throws {
+        let clock = ManualClock(1_000_000)
+        let tokens = CraftAccessTokens(key: key, lifetime: .seconds(600), now: { clock.now })
+        let claims = #"{"sub":"alice","iat":1000000,"exp":1000600}"#
+        #expect(try await tokens.verify(try signed(header: #"{"alg":"HS256","typ":"JWT"}"#, claims: claims)) == "alice")
+        for alg in ["RS256", "HS512", "hs256", "none"] {
+            let token = try signed(header: #"{"alg":"\#(alg)","typ":"JWT"}"#, claims: claims)
+            await #expect(throws: CraftAccessTokens.Failure.malformed, "\(alg)") { try await tokens.verify(token) }
+        }
+        let noAlg = try signed(header: #"{"typ":"JWT"}"#, claims: claims)
+        await #expect(throws: CraftAccessTokens.Failure.malformed) { try await tokens.verify(noAlg) }
+    }
+
+    @Test("base64url with = padding is refused (RFC 7515 §2); the same token unpadded is taken")
+    func paddingRefused() async throws {
+        let clock = ManualClock(1_000_000)
+        let tokens = CraftAccessTokens(key: key, lifetime: .seconds(600), now: { clock.now })
+        // 44 bytes of claims (JSON allows the trailing space) and a 32-byte MAC: base64 pads each with one `=`.
+        let claims = #"{"sub":"alice","iat":1000000,"exp":1000600} "#
+        let header = #"{"alg":"HS256","typ":"JWT"}"#
+        let padded = try signed(header: header, claims: claims, padded: true)
+        #expect(padded.contains("="))
+        await #expect(throws: CraftAccessTokens.Failure.malformed) { try await tokens.verify(padded) }
+        #expect(try await tokens.verify(try signed(header: header, claims: claims)) == "alice")
+    }
+
+    @Test("nbf: accepted within the leeway, refused just past it, as iat")
+    func notBefore() async throws {
+        let clock = ManualClock(2_000_000)
+        let tokens = CraftAccessTokens(key: key, lifetime: .seconds(600), leeway: .seconds(60), now: { clock.now })
+        let header = #"{"alg":"HS256","typ":"JWT"}"#
+        func token(nbf: Int) throws -> String {
+            try signed(header: header, claims: #"{"sub":"s","iat":2000000,"exp":2000600,"nbf":\#(nbf)}"#)
+        }
+        #expect(try await tokens.verify(try token(nbf: 2_000_060)) == "s")  // nbf == now + 60: at the leeway
+        let early = try token(nbf: 2_000_061)
+        await #expect(throws: CraftAccessTokens.Failure.notYetValid) { try await tokens.verify(early) }
+        clock.advance(1)
+        #expect(try await tokens.verify(early) == "s")
+    }
+
     @Test("issued tokens carry sub and numeric iat/exp one lifetime apart, and verify to their subject")
     func roundTrip() async throws {
         let clock = ManualClock(1_700_000_000.7)

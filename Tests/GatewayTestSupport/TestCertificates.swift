@@ -9,6 +9,9 @@ package struct TestCertificates: Sendable {
     package var serverKey: String { "\(directory)/server.key" }
     package var clientCert: String { "\(directory)/client.pem" }
     package var clientKey: String { "\(directory)/client.key" }
+    /// A second client certificate from the same CA, `CN=bob` (another principal).
+    package var otherClientCert: String { "\(directory)/client2.pem" }
+    package var otherClientKey: String { "\(directory)/client2.key" }
     /// A second CA and a server certificate from it (a renewed certificate, or the wrong CA for a client).
     package var otherCAFile: String { "\(directory)/ca2.pem" }
     package var otherServerCert: String { "\(directory)/server2.pem" }
@@ -41,6 +44,7 @@ package struct TestCertificates: Sendable {
                 "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth"
             ),
             ("client", "ca", "/CN=alice", "extendedKeyUsage=clientAuth"),
+            ("client2", "ca", "/CN=bob", "extendedKeyUsage=clientAuth"),
         ]
         for leaf in leaves {
             let extensions = "\(directory)/\(leaf.name).ext"

@@ -360,6 +360,10 @@ def main():
             except grpc.RpcError as e:
                 bad_out = error(e)
             out = {"bad": bad_out, "good": [outputs(f.result())[0]["i"] for f in good]}
+        elif scenario == "get-operation":
+            # GetOperation of the id given: its name and whether it is done, or the error.
+            op = stub.GetOperation(pipeline_pb2.GetOperationRequest(operation_id=extra[0]), metadata=metadata).operation
+            out = {"name": op.name, "done": op.done}
         else:
             raise SystemExit("unknown scenario " + scenario)
     except grpc.RpcError as e:
