@@ -8,12 +8,15 @@ import HTTP2Engine
 /// Here each field is visited once and compared only with the wanted names of its length.
 ///
 /// Received names are lowercase (RFC 9113 §8.2.1: libnghttp2 refuses a block with an uppercase name), so
-/// names are compared exactly; as with `first(name:)`, the first of repeated fields wins.
+/// names are compared exactly; as with `first(name:)`, the first of repeated fields wins, except that a repeated
+/// `authorization` is flagged (``authorizationRepeated``) for the call to be refused.
 struct GRPCRequestHead {
     var path: String?
     var method: String?
     var requestID: String?
     var authorization: String?
+    /// The block has more than one `authorization` field: the call is refused (``RequestFieldRules``).
+    var authorizationRepeated = false
     /// `instill-requester-uid`.
     var requesterUID: String?
     var timeout: String?
@@ -34,6 +37,7 @@ extension GRPCRequestHead {
         var path: String?, method: String?, requestID: String?, authorization: String?, requesterUID: String?,
             timeout: String?, encoding: String?, acceptEncoding: String?, traceParent: String?, traceState: String?,
             idempotencyKey: String?, returnTraces: String?
+        var authorizationRepeated = false
         // Over the buffer by index: iterating the fields would copy each (a retain and release of both strings).
         headers.fields.withUnsafeBufferPointer { fields in
             for index in fields.indices {
@@ -55,6 +59,7 @@ extension GRPCRequestHead {
                     if name == "grpc-timeout" { Self.keepFirst(&timeout, fields[index].value) }
                 case 13:
                     if name == "authorization" {
+                        if authorization != nil { authorizationRepeated = true }
                         Self.keepFirst(&authorization, fields[index].value)
                     } else if name == "grpc-encoding" {
                         Self.keepFirst(&encoding, fields[index].value)
@@ -78,6 +83,7 @@ extension GRPCRequestHead {
             path: path, method: method, requestID: requestID, authorization: authorization, requesterUID: requesterUID,
             timeout: timeout, encoding: encoding, acceptEncoding: acceptEncoding, traceParent: traceParent,
             traceState: traceState, idempotencyKey: idempotencyKey, returnTraces: returnTraces)
+        self.authorizationRepeated = authorizationRepeated
     }
 
     private static func keepFirst(_ slot: inout String?, _ value: String) {

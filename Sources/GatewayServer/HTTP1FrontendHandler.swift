@@ -109,6 +109,13 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     var requestTarget: String?
     /// A `read()` held back while a pipelined request waits for the answer before it.
     var readHeld = false
+    /// When the request being read must have arrived whole: its head's arrival plus `timeouts.request` (review 24,
+    /// M4). Read only while its body is read (a body timer is armed for no later than it).
+    var uploadDeadline = NIODeadline.distantFuture
+    /// The channel is not writable (`channelWritabilityChanged`): its queued answers are over the high water
+    /// mark. Between requests, no request is taken and no read passes until it is writable again (review 24, H4).
+    /// A stored flag rather than `channel.isWritable`, an existential call on every read and request.
+    var outputBlocked = false
     /// A graceful stop asked the connection to end after the request in progress (`ChannelShouldQuiesceEvent`).
     var quiescing = false
     /// A drain's grace for an idle connection (``drainIdleGrace``): when it fires, the connection closes in

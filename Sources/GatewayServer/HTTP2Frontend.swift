@@ -23,6 +23,8 @@ extension GatewayServer {
         configuration.writeProgressTimeout = services.slowClients.writeProgressTimeout
         configuration.requestHeaderTimeout = services.slowClients.requestHeaderTimeout
         configuration.requestBodyProgressTimeout = services.slowClients.bodyProgressTimeout
+        // `timeouts.request` bounds the upload too, as on HTTP/1.1 (review 24, M4).
+        configuration.requestReceiptTimeout = services.requestTimeout
         configuration.streamOutboundHighWatermark = services.slowClients.streamBufferBytes
         configuration.connectionOutboundHighWatermark = services.slowClients.connectionBufferBytes
         configuration.flushesOncePerTick = true

@@ -195,6 +195,10 @@ extension HTTP2FrontendConnection {
         state.responseEncoding = GRPCCompression.responseEncoding(
             request: requestEncoding, acceptEncoding: head.acceptEncoding
         )
+        guard !head.authorizationRepeated else {
+            grpcFinish(stream, error: RequestFieldRules.repeatedAuthorization)
+            return
+        }
         var principal: String?
         var requesterUID: String?
         if GRPCCall.needsAuth(method) {

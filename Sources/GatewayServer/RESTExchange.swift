@@ -379,6 +379,7 @@ extension RESTRequestHead {
                 )
             )
         }
+        if RequestFieldRules.repeatsAuthorization(headers) { return fail(RequestFieldRules.repeatedAuthorization) }
         let parsed: RESTPath?
         do {
             parsed = try RESTPath.parse(target)

@@ -58,6 +58,11 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     /// kept waiting for WINDOW_UPDATE cannot send.
     package var requestHeaderTimeout: TimeAmount?
     package var requestBodyProgressTimeout: TimeAmount?
+    /// Server only: how long a request body may take in all, from the end of its header block to END_STREAM,
+    /// however steadily it progresses (a body dripping a byte per `requestBodyProgressTimeout`, review 24, M4).
+    /// Over it the stream times out as a silent body does (the same delegate call, the same answer). Applies only
+    /// with `requestBodyProgressTimeout` set. `nil`: no limit.
+    package var requestReceiptTimeout: TimeAmount?
     /// Whether the connection's writes are flushed once per event-loop tick rather than once per drain: the
     /// answers of many streams completed in one tick (say, by one read of a backend connection carrying many
     /// responses) then leave in one `write` system call, as nghttpx batches its writes. Off by default:

@@ -29,6 +29,9 @@ final class HTTP2StreamState {
     /// Server: when this request is overdue (its header block unfinished, or its body silent); nil once the
     /// peer ended its side, or without request-progress timeouts.
     var inboundDeadline: NIODeadline?
+    /// When the request body must have ended (``HTTP2SessionConfiguration/requestReceiptTimeout``); no
+    /// `inboundDeadline` is set past it.
+    var receiptDeadline = NIODeadline.distantFuture
 
     // MARK: Outbound
 

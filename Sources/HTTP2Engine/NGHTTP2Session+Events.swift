@@ -108,7 +108,10 @@ extension NGHTTP2Session {
             if endStream {
                 stream.inboundDeadline = nil
             } else if UInt32(header.type) == NGHTTP2_HEADERS.rawValue, !stream.receivedHeaders {
-                // The request's header block is complete; from here its body must keep coming.
+                // The request's header block is complete; from here its body must keep coming, and end in time.
+                if let total = self.configuration.requestReceiptTimeout, let eventLoop = self.eventLoop {
+                    stream.receiptDeadline = eventLoop.now + total
+                }
                 self.requestProgressed(stream, within: self.configuration.requestBodyProgressTimeout)
             }
         }

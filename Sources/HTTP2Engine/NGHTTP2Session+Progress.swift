@@ -126,7 +126,7 @@ extension NGHTTP2Session {
             stream.inboundDeadline = nil
             return
         }
-        let deadline = eventLoop.now + timeout
+        let deadline = min(eventLoop.now + timeout, stream.receiptDeadline)
         stream.inboundDeadline = deadline
         if let scheduled = self.requestProgressTimer {
             guard deadline < scheduled.deadline else { return }

@@ -260,6 +260,47 @@ struct SlowClientTests {
     // MARK: Item 2: HTTP/1.1 request header and body progress
 
     @Test(
+        "h1: a client pipelining 200 requests and reading nothing gets few answered; once it reads, all arrive in order",
+        .timeLimit(.minutes(2)))
+    func h1PipelinedUnreadBounded() async throws {
+        // Review 24, H4: before, the gateway read every pipelined request and queued every answer (~650 MB for
+        // 20 000 /metrics). Now at most the channel's high water mark (64 KiB) plus what the kernel's socket
+        // buffers hold (a few MB on loopback) goes out before it stops taking requests. The OpenAPI document
+        // (hundreds of KB) is an answer far larger than its request, so those buffers hold few of them.
+        let count = 200
+        let observer = RecordingObserver()
+        try await withTestGateway(yaml: "timeouts: {idle: 60s}", requestObservers: [observer]) { gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port, receiveBuffer: 4096)
+            var requests = ""
+            for index in 0..<count {
+                let close = index == count - 1 ? "Connection: close\r\n" : ""
+                requests += "GET /openapi.json HTTP/1.1\r\nHost: gw\r\nRequest-Id: r\(100_000 + index)\r\n\(close)\r\n"
+            }
+            let bytes = Array(requests.utf8)
+            // Blocks once the gateway stops reading (its receive buffer and ours full): off the test's task.
+            let sender = Task { try await blocking { socket.send(bytes) } }
+            // The answered count stops growing (no event marks "nothing more is taken": a window, as
+            // `notCutWindow`): sampled until it held still for half a second.
+            var answered = -1
+            while answered != observer.all.count {
+                answered = observer.all.count
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            #expect(answered < count / 4, "answered \(answered) of \(count) pipelined requests nobody read")
+
+            // The client reads: the rest are taken and answered, in order, and the last one closes.
+            let outcome = try await socket.waitForClose(timeout: .seconds(60))
+            #expect(try await sender.value)
+            #expect(outcome.closedByServer)
+            let ids = outcome.text.split(separator: "\r\n").compactMap { line -> Int? in
+                line.lowercased().hasPrefix("request-id: r") ? Int(line.dropFirst("request-id: r".count)) : nil
+            }
+            #expect(ids == Array(100_000..<(100_000 + count)), "\(ids.count) answers")
+            #expect(outcome.text.components(separatedBy: "HTTP/1.1 200 ").count - 1 == count)
+        }
+    }
+
+    @Test(
         "h1: a header block completed inside request_header is served; one trickled past it gets 408 and a close",
         arguments: [(3, 50, 200), (40, 50, 408)])
     func h1HeaderTimeout(pieces: Int, pauseMilliseconds: Int, status: Int) async throws {

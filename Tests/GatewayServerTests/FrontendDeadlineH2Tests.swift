@@ -215,6 +215,50 @@ struct FrontendDeadlineH2Tests {
             })
     }
 
+    /// Review 24, M4: over h2c too, `timeouts.request` bounds the upload: a body whose DATA frames each come within
+    /// `body_progress` gets the slow upload's 408 at the request deadline (nothing one nanosecond before).
+    @Test("REST over h2c: a progressing upload is answered 408 at timeouts.request", .timeLimit(.minutes(1)))
+    func uploadCutAtRequestTimeout() async throws {
+        let runner = FrontendDeadlineTests.Hanging()
+        let (loop, server) = try await FrontendDeadlineTests.connection(
+            requestTimeout: .hours(1), poolTimeout: .hours(2), runner: runner, bodyProgress: .minutes(45),
+            wire: .http2)
+        let client = try await Client(server: server)
+        let headers: HTTP2Headers = [
+            ":method": "POST", ":scheme": "http", ":authority": "gw",
+            ":path": "/v1beta/namespaces/demo/pipelines/wait/trigger", "content-type": "application/json",
+        ]
+        let stream = try await client.onLoop { session, _ in
+            let stream = try session.startRequest(headers: headers, endStream: false)
+            session.sendData(stream: stream, ByteBuffer(string: "{"), endStream: false)
+            return stream
+        }
+        try await client.exchange()
+        await loop.run()
+        await loop.advanceTime(by: .minutes(40))
+        try await client.onLoop { session, _ in
+            session.sendData(stream: stream, ByteBuffer(string: " "), endStream: false)
+        }
+        try await client.exchange()
+        await loop.advanceTime(by: .minutes(20) - .nanoseconds(1))
+        try await client.exchange()
+        #expect(try await client.onLoop { _, recorder in recorder.headers } == nil, "answered before the deadline")
+        await loop.advanceTime(by: .nanoseconds(1))
+        #expect(
+            await eventually(within: .seconds(20)) {
+                try? await client.exchange()
+                return (try? await client.onLoop { _, recorder in recorder.headers != nil }) ?? false
+            }, "no answer at the deadline")
+        try await client.onLoop { _, recorder in
+            #expect(recorder.headers?.first(name: ":status") == "408", "\(String(describing: recorder.headers))")
+            #expect(String(buffer: recorder.body).contains("not received in time"), "\(String(buffer: recorder.body))")
+        }
+        #expect(runner.started.load(ordering: .sequentiallyConsistent) == 0, "the runner was called")
+        await client.finish()
+        _ = try? await server.finish(acceptAlreadyClosed: true)
+        await loop.shutdownGracefully()
+    }
+
     /// Review 21 I1: grpcio's deadline starts when it sends, the gateway's when the headers are read, so at the
     /// deadline the client's RST_STREAM can arrive before the gateway's own timer fires. From
     /// `deadlineResetSlack` (10 ms) before the gateway's view of the deadline, such a reset is recorded as the
