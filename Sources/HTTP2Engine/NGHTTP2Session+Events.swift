@@ -307,7 +307,14 @@ extension NGHTTP2Session {
         guard UInt32(header.type) == NGHTTP2_GOAWAY.rawValue else { return }
         let code = HTTP2ErrorCode(frame.pointee.goaway.error_code)
         if code != .noError, self.closeError == nil {
-            self.closeError = HTTP2EngineError(.goAwaySent, "sent GOAWAY", http2ErrorCode: code)
+            // libnghttp2 puts why in the debug data ("request HEADERS: max concurrent streams exceeded").
+            let goAway = frame.pointee.goaway
+            var message = "sent GOAWAY \(code)"
+            if let debug = goAway.opaque_data, goAway.opaque_data_len > 0 {
+                let bytes = UnsafeBufferPointer(start: debug, count: goAway.opaque_data_len)
+                message += ": " + String(decoding: bytes, as: UTF8.self)
+            }
+            self.closeError = HTTP2EngineError(.goAwaySent, message, http2ErrorCode: code)
         }
     }
 

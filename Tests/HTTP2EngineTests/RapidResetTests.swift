@@ -215,4 +215,27 @@ struct RapidResetTests {
         #expect(pair.client.isActive && pair.server.isActive)
         #expect(pair.serverDelegate.closeError == nil)
     }
+
+    /// PING and empty SETTINGS frames each make the server queue an acknowledgement; a client that sends them
+    /// without reading gets libnghttp2's flood limit (1000 queued), which the engine answers with GOAWAY
+    /// ENHANCE_YOUR_CALM and `.controlFrameFlood` (review 24 L1: it was PROTOCOL_ERROR, unexplained).
+    @Test(
+        "a PING or SETTINGS flood: 1000 unanswered keep the connection, the 1001st ends it with ENHANCE_YOUR_CALM",
+        arguments: [(0x6 as UInt8, 1000, true), (0x6, 1001, false), (0x4, 1000, true), (0x4, 1001, false)]
+    )
+    func controlFrameFlood(type: UInt8, count: Int, staysOpen: Bool) throws {
+        let pair = try Self.pair()
+        let one = Self.frame(type: type, flags: 0, stream: 0, payload: type == 0x6 ? Array(repeating: 0, count: 8) : [])
+        var bytes = ByteBuffer()
+        for _ in 0..<count { bytes.writeBytes(one) }
+        try pair.server.writeInbound(bytes)
+        let goAways = FrameHeader.parse(try pair.server.readAllOutbound()).compactMap(\.goAwayFields).map(\.1)
+        #expect(pair.server.isActive == staysOpen)
+        #expect(goAways == (staysOpen ? [] : [.enhanceYourCalm]))
+        if !staysOpen {
+            let error = try #require(pair.serverDelegate.closeError as? HTTP2EngineError)
+            #expect(error.code == .controlFrameFlood)
+            #expect(error.http2ErrorCode == .enhanceYourCalm)
+        }
+    }
 }
