@@ -170,7 +170,10 @@ struct RapidResetTests {
         }
         if pair.server.isActive { try pair.server.writeInbound(bytes) }
         let frames = FrameHeader.parse(try pair.server.readAllOutbound())
-        return (frames.compactMap(\.goAwayFields).map(\.1), frames.filter { $0.type == FrameHeader.rstStream }.map(\.streamID))
+        return (
+            frames.compactMap(\.goAwayFields).map(\.1),
+            frames.filter { $0.type == FrameHeader.rstStream }.map(\.streamID)
+        )
     }
 
     @Test(
