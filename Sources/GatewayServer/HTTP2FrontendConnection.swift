@@ -398,6 +398,25 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 ]
             )
             services.metrics?.connections.endedForExcessiveLoad(.rapidReset)
+        } else if let error = error as? HTTP2EngineError, error.code == .controlFrameFlood {
+            services.logger.warning(
+                "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: control frame flood (PING/SETTINGS)",
+                metadata: [
+                    "peer.address": "\(peerAddress?.hostPort ?? "unknown")",
+                    "reason": "\(error.message)",
+                ]
+            )
+            services.metrics?.connections.endedForExcessiveLoad(.controlFrameFlood)
+        } else if let error = error as? HTTP2EngineError, Self.isProtocolError(error) {
+            // A connection error the client caused (malformed frame, bad preface): one warning naming it, as
+            // nghttpx logs it; COMPRESSION_ERROR has its own warning and count below.
+            services.logger.warning(
+                "HTTP/2 connection ended for a protocol error",
+                metadata: [
+                    "peer.address": "\(peerAddress?.hostPort ?? "unknown")",
+                    "reason": "\(error.message)",
+                ]
+            )
         } else if let error = error as? HTTP2EngineError, let reason = Self.headerBlockRefusal(error) {
             // The block could not be answered on its stream (it was never decoded to its end): say why, once,
             // and count it, as its stream gets no access-log line.
@@ -426,6 +445,13 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     /// The header-block refusal an engine error stands for: ours (too many CONTINUATION frames), or the
     /// GOAWAY(COMPRESSION_ERROR) libnghttp2 sends when HPACK decoding fails (RFC 9113 §4.3). nil otherwise.
+    /// A connection error the peer caused that no other warning covers: nghttp2's own GOAWAY with an error code
+    /// (its debug data in the message), or a fatal `mem_recv` error (bad client preface).
+    private static func isProtocolError(_ error: HTTP2EngineError) -> Bool {
+        if error.code == .protocolError { return true }
+        return error.code == .goAwaySent && error.http2ErrorCode != .compressionError
+    }
+
     private static func headerBlockRefusal(_ error: HTTP2EngineError) -> ConnectionMetrics.HeaderBlockRefusal? {
         if error.code == .headerBlockTooLarge { return .tooManyContinuations }
         if error.code == .goAwaySent, error.http2ErrorCode == .compressionError { return .compressionError }

@@ -7,7 +7,7 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case protocolError, goAwaySent, sessionClosing, streamIDsExhausted, connectionClosed, internalError
-            case timedOut, excessiveLoad, headerBlockTooLarge
+            case timedOut, excessiveLoad, headerBlockTooLarge, controlFrameFlood
         }
 
         private var wrapped: Wrapped
@@ -29,6 +29,10 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
         /// ``HTTP2SessionConfiguration/streamResetRateLimit`` allows: rapid reset); the connection ended with
         /// GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §5.4.1).
         package static let excessiveLoad = Code(.excessiveLoad)
+        /// The peer sent frames that each need an answer (PING, SETTINGS) faster than it read the answers:
+        /// libnghttp2 refused the frame past its 1000 queued answers (`NGHTTP2_ERR_FLOODED`), and the connection
+        /// ended with GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §10.5; Envoy's `outbound_control_flood`).
+        package static let controlFrameFlood = Code(.controlFrameFlood)
         /// Server: a request header block took more than ``HTTP2SessionConfiguration/maxContinuationFrames``
         /// CONTINUATION frames; the connection ended with GOAWAY(ENHANCE_YOUR_CALM) (RFC 9113 §10.5.1 lets a
         /// server close the connection rather than process a header section it is not willing to handle).

@@ -59,6 +59,10 @@ final class HTTP2StreamState {
     /// ``HTTP2SessionDelegate/session(_:requestBodyTimedOutOn:)``): once the answer's END_STREAM frame is sent,
     /// the stream is reset with NO_ERROR (RFC 9113 §8.1).
     var resetWhenAnswered = false
+    /// The owner (or the engine's own timeouts) asked for this stream's RST_STREAM. A reset the server sends
+    /// without it is libnghttp2's answer to a stream error the client provoked, and counts against
+    /// ``HTTP2SessionConfiguration/streamResetRateLimit`` (MadeYouReset, CVE-2025-8671).
+    var resetRequested = false
 
     init(id: Int32, announced: Bool) {
         self.id = id

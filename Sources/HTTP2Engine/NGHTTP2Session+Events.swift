@@ -204,19 +204,50 @@ extension NGHTTP2Session {
     /// libnghttp2 closes the stream or counts it against its own, higher limit) and makes ``receive(_:)`` end
     /// the connection with GOAWAY(ENHANCE_YOUR_CALM).
     private func receivedReset() throws {
-        guard self.role == .server, let limit = self.configuration.streamResetRateLimit,
-            let now = self.eventLoop?.now
-        else { return }
-        if self.streamResetBucket == nil {
-            self.streamResetBucket = HTTP2TokenBucket(limit: limit, now: now)
-        }
-        guard !self.streamResetBucket!.take(now: now) else { return }
+        guard let limit = self.takeStreamResetToken() else { return }
         throw HTTP2EngineError(
             .excessiveLoad,
             "rapid reset: the client reset streams faster than the limit (burst \(limit.burst), "
                 + "\(limit.refillPerSecond)/s)",
             http2ErrorCode: .enhanceYourCalm
         )
+    }
+
+    /// Server: an RST_STREAM the server sent that the owner did not ask for (``HTTP2StreamState/resetRequested``)
+    /// is libnghttp2's answer to a stream error the client provoked (a WINDOW_UPDATE overflowing a stream's
+    /// window, a content-length mismatch, a malformed field, DATA over the window, a stream over
+    /// SETTINGS_MAX_CONCURRENT_STREAMS): "MadeYouReset" (CVE-2025-8671) cancels a started request as cheaply
+    /// as the client's own RST_STREAM, so it takes a token of the same bucket. When the bucket runs dry the
+    /// connection ends with GOAWAY(ENHANCE_YOUR_CALM) and `.excessiveLoad`, as for ``receivedReset()``
+    /// (nghttp2 ≥ 1.66 and nghttpx count these too). Counted as the reset leaves, the one place every such
+    /// reset passes (libnghttp2 1.52 reports only some stream errors to `on_invalid_frame_recv`).
+    private func sentReset(_ frame: UnsafePointer<nghttp2_frame>) {
+        let id = frame.pointee.hd.stream_id
+        guard self.role == .server, self.closeError == nil, self.streams[id]?.resetRequested != true,
+            let limit = self.takeStreamResetToken()
+        else { return }
+        let code = HTTP2ErrorCode(frame.pointee.rst_stream.error_code)
+        self.closeError = HTTP2EngineError(
+            .excessiveLoad,
+            "rapid reset: the client's stream errors made the server reset streams faster than the limit "
+                + "(burst \(limit.burst), \(limit.refillPerSecond)/s; last RST_STREAM \(code))",
+            http2ErrorCode: .enhanceYourCalm
+        )
+        // Applied by the drain loop this runs in: GOAWAY, then want_read and want_write are 0 and it closes.
+        self.pendingOperations.append(.terminate(.enhanceYourCalm))
+    }
+
+    /// Takes a token of the server's stream reset bucket (client resets and the resets its stream errors
+    /// provoke share it). Returns the limit when the bucket ran dry (the connection must end), nil otherwise
+    /// (a token was left, or there is no limit, or this is a client session).
+    private func takeStreamResetToken() -> HTTP2StreamResetRateLimit? {
+        guard self.role == .server, let limit = self.configuration.streamResetRateLimit,
+            let now = self.eventLoop?.now
+        else { return nil }
+        if self.streamResetBucket == nil {
+            self.streamResetBucket = HTTP2TokenBucket(limit: limit, now: now)
+        }
+        return self.streamResetBucket!.take(now: now) ? nil : limit
     }
 
     /// The 8 opaque bytes of a PING frame, big-endian, read in place from the frame libnghttp2 lent us.
@@ -272,10 +303,21 @@ extension NGHTTP2Session {
             self.pendingOperations.append(.resetStream(header.stream_id, .noError))
             return
         }
+        if UInt32(header.type) == NGHTTP2_RST_STREAM.rawValue {
+            self.sentReset(frame)
+            return
+        }
         guard UInt32(header.type) == NGHTTP2_GOAWAY.rawValue else { return }
         let code = HTTP2ErrorCode(frame.pointee.goaway.error_code)
         if code != .noError, self.closeError == nil {
-            self.closeError = HTTP2EngineError(.goAwaySent, "sent GOAWAY", http2ErrorCode: code)
+            // libnghttp2 puts why in the debug data ("request HEADERS: max concurrent streams exceeded").
+            let goAway = frame.pointee.goaway
+            var message = "sent GOAWAY \(code)"
+            if let debug = goAway.opaque_data, goAway.opaque_data_len > 0 {
+                let bytes = UnsafeBufferPointer(start: debug, count: goAway.opaque_data_len)
+                message += ": " + String(decoding: bytes, as: UTF8.self)
+            }
+            self.closeError = HTTP2EngineError(.goAwaySent, message, http2ErrorCode: code)
         }
     }
 

@@ -77,6 +77,8 @@ extension NGHTTP2Session {
             _ = nghttp2_session_resume_data(self.nghttp2, id)
 
         case .resetStream(let id, let code):
+            // Ours: not counted as a reset the client provoked when it leaves (`frameSent`).
+            self.streams[id]?.resetRequested = true
             // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_ARGUMENT (stream 0: ids come from streams).
             let rc = nghttp2_submit_rst_stream(self.nghttp2, none, id, code.rawValue)
             precondition(rc == 0, "nghttp2_submit_rst_stream failed: \(nghttpErrorString(rc))")

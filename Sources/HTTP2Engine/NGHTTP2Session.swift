@@ -231,7 +231,7 @@ package final class NGHTTP2Session {
     /// A protocol error nghttp2 can express (bad frame, HPACK failure) makes it queue a GOAWAY, which the
     /// drain sends before closing. A fatal error (bad client preface, flooding, a failing callback) fails the
     /// connection: GOAWAY(PROTOCOL_ERROR or INTERNAL_ERROR) best effort, then close; a header block over
-    /// ``HTTP2SessionConfiguration/maxContinuationFrames``, GOAWAY(ENHANCE_YOUR_CALM).
+    /// ``HTTP2SessionConfiguration/maxContinuationFrames`` or a PING/SETTINGS flood, GOAWAY(ENHANCE_YOUR_CALM).
     func receive(_ buffer: ByteBuffer) {
         self.preconditionInEventLoop()
         guard self.lifecycle == .active, buffer.readableBytes > 0 else { return }
@@ -258,6 +258,16 @@ package final class NGHTTP2Session {
                 let error = HTTP2EngineError(
                     .headerBlockTooLarge,
                     "a header block of more than \(HTTP2SessionConfiguration.maxContinuationFrames) CONTINUATION frames",
+                    http2ErrorCode: .enhanceYourCalm
+                )
+                self.failConnection(error, goAwayCode: .enhanceYourCalm)
+            } else if code == NGHTTP2_ERR_FLOODED.rawValue {
+                // ENHANCE_YOUR_CALM (RFC 9113 §7: "excessive load"), as Envoy and nghttpx answer a PING or
+                // SETTINGS flood, not the PROTOCOL_ERROR of a malformed frame.
+                let error = HTTP2EngineError(
+                    .controlFrameFlood,
+                    "control frame flood: the client sent PING/SETTINGS frames faster than it read their "
+                        + "acknowledgements (1000 queued)",
                     http2ErrorCode: .enhanceYourCalm
                 )
                 self.failConnection(error, goAwayCode: .enhanceYourCalm)

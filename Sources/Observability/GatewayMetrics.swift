@@ -158,6 +158,9 @@ package final class ConnectionMetrics: Sendable {
     package enum ExcessiveLoad: String, Sendable, CaseIterable {
         /// The client reset streams faster than the engine's limit (CVE-2023-44487).
         case rapidReset = "rapid_reset"
+        /// The client sent PING/SETTINGS frames faster than it read their acknowledgements (Envoy's
+        /// `http2.outbound_control_flood`).
+        case controlFrameFlood = "control_frame_flood"
     }
 
     /// Why an HTTP/2 request header block was refused (RFC 9113 §10.5.1; Envoy counts the like as
@@ -237,7 +240,8 @@ package final class ConnectionMetrics: Sendable {
         self.calm = registry.counters(
             ExcessiveLoad.self, name: "trigger_gateway_http2_enhance_your_calm_total", label: "reason",
             help: "HTTP/2 connections ended with GOAWAY ENHANCE_YOUR_CALM, by reason (rapid_reset: "
-                + "stream resets over the rate limit)."
+                + "stream resets over the rate limit; control_frame_flood: PING/SETTINGS faster than their "
+                + "acknowledgements were read)."
         )
         // Envoy's `downstream_cx_overflow` (listener connection limit) and cleartext on a TLS-only port, one family
         // with a reason label, each label set there from the start.

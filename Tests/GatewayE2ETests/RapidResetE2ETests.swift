@@ -78,4 +78,37 @@ struct RapidResetE2ETests {
                 "\(metrics.samples.filter { $0.key.contains("enhance_your_calm") })")
         }
     }
+
+    /// "MadeYouReset" (CVE-2025-8671): the client never sends RST_STREAM; each HEADERS is followed by
+    /// WINDOW_UPDATE(stream, 2^31 − 1), which overflows the stream's send window, so the gateway itself resets
+    /// the stream (FLOW_CONTROL_ERROR). Those resets take the same tokens: 1500 are past the burst (1000).
+    /// Before the fix the connection stayed open with 1500 server resets and no warning (review 24 H1).
+    @Test(
+        "server resets the client provokes (WINDOW_UPDATE overflow) count against the limit: GOAWAY ENHANCE_YOUR_CALM, one warning, a count"
+    )
+    func madeYouReset() async throws {
+        try await ProcessTests.withGatewayProcess { server in
+            var bytes =
+                Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Self.frame(type: 0x4, flags: 0, stream: 0, payload: [])
+            for i in 0..<1500 {
+                let stream = UInt32(2 * i + 1)
+                bytes +=
+                    Self.headers(stream: stream)
+                    + Self.frame(type: 0x8, flags: 0, stream: stream, payload: [0x7f, 0xff, 0xff, 0xff])
+            }
+            let socket = try await SlowSocket.connect(port: server.port)
+            #expect(socket.send(bytes))
+            let outcome = try await socket.waitForClose(timeout: .seconds(10))
+            let frames = SlowClientTests.frames(outcome.received)
+            #expect(outcome.closedByServer)
+            #expect(frames.filter { $0.type == 7 }.map { Array($0.payload[4..<8]) } == [[0, 0, 0, 0xb]])
+            #expect(frames.contains { $0.type == 3 })  // the server's own FLOW_CONTROL_ERROR resets went first
+            #expect(await server.logOccurrences(of: Self.warning, timeout: .seconds(5)) == 1, "\(server.logged)")
+            socket.shutdown()
+            let scrape = try await TestHTTPClient.connect(port: server.port)
+            let metrics = Exposition(try await scrape.request("GET", "/metrics").bodyString)
+            await scrape.close()
+            #expect(metrics.samples["trigger_gateway_http2_enhance_your_calm_total{reason=\"rapid_reset\"}"] == 1)
+        }
+    }
 }

@@ -150,4 +150,95 @@ struct RapidResetTests {
         }
         #expect(pair.client.isActive && pair.server.isActive)
     }
+
+    /// WINDOW_UPDATE(stream, 2^31 − 1): with the stream's initial 65535-byte send window it overflows 2^31 − 1, a
+    /// stream error (RFC 9113 §6.9.1) libnghttp2 answers with RST_STREAM FLOW_CONTROL_ERROR: "MadeYouReset"
+    /// (CVE-2025-8671) makes the server reset the stream instead of resetting it itself.
+    static func windowOverflow(stream: UInt32) -> [UInt8] {
+        frame(type: 0x8, flags: 0, stream: stream, payload: [0x7f, 0xff, 0xff, 0xff])
+    }
+
+    /// Sends `count` HEADERS + overflowing WINDOW_UPDATE pairs as one read; returns the GOAWAY codes and the
+    /// RST_STREAM codes the server wrote.
+    static func sendProvokedResets(_ count: Int, to pair: ConnectionPair, from stream: inout UInt32) throws
+        -> (goAways: [HTTP2ErrorCode], resets: [Int32])
+    {
+        var bytes = ByteBuffer()
+        for _ in 0..<count {
+            bytes.writeBytes(headers(stream: stream) + windowOverflow(stream: stream))
+            stream += 2
+        }
+        if pair.server.isActive { try pair.server.writeInbound(bytes) }
+        let frames = FrameHeader.parse(try pair.server.readAllOutbound())
+        return (
+            frames.compactMap(\.goAwayFields).map(\.1),
+            frames.filter { $0.type == FrameHeader.rstStream }.map(\.streamID)
+        )
+    }
+
+    @Test(
+        "MadeYouReset: resets the client's stream errors provoke take the same tokens; the burst-th ends the connection",
+        arguments: [(9, true), (10, false)]
+    )
+    func provokedResets(resets: Int, staysOpen: Bool) throws {
+        let pair = try Self.pair(limit: HTTP2StreamResetRateLimit(burst: 10, refillPerSecond: 0))
+        var stream: UInt32 = 1
+        let sent = try Self.sendProvokedResets(resets, to: pair, from: &stream)
+        #expect(sent.resets.count == resets)  // each stream was reset by the server (FLOW_CONTROL_ERROR)
+        #expect(pair.server.isActive == staysOpen)
+        #expect(sent.goAways == (staysOpen ? [] : [.enhanceYourCalm]))
+        if !staysOpen {
+            let error = try #require(pair.serverDelegate.closeError as? HTTP2EngineError)
+            #expect(error.code == .excessiveLoad)
+            #expect(error.http2ErrorCode == .enhanceYourCalm)
+            #expect(error.message.contains("stream errors"))
+            #expect(error.message.contains("FLOW_CONTROL_ERROR"))
+        }
+    }
+
+    @Test("the client's own resets and the ones it provokes share one bucket")
+    func sharedBucket() throws {
+        let pair = try Self.pair(limit: HTTP2StreamResetRateLimit(burst: 10, refillPerSecond: 0))
+        var stream: UInt32 = 1
+        #expect(try Self.sendResets(5, to: pair, from: &stream).isEmpty)
+        #expect(try Self.sendProvokedResets(4, to: pair, from: &stream).goAways.isEmpty)
+        #expect(pair.server.isActive)
+        #expect(try Self.sendResets(1, to: pair, from: &stream) == [.enhanceYourCalm])
+    }
+
+    @Test("resets the server's owner asks for (timeouts, refusals) are not counted against the client")
+    func ownResetsUncounted() throws {
+        let pair = try Self.pair(limit: HTTP2StreamResetRateLimit(burst: 3, refillPerSecond: 0))
+        for _ in 0..<6 {
+            let id = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+            try pair.interact()
+            pair.serverSession.resetStream(id, errorCode: .cancel)
+            try pair.interact()
+        }
+        #expect(pair.client.isActive && pair.server.isActive)
+        #expect(pair.serverDelegate.closeError == nil)
+    }
+
+    /// PING and empty SETTINGS frames each make the server queue an acknowledgement; a client that sends them
+    /// without reading gets libnghttp2's flood limit (1000 queued), which the engine answers with GOAWAY
+    /// ENHANCE_YOUR_CALM and `.controlFrameFlood` (review 24 L1: it was PROTOCOL_ERROR, unexplained).
+    @Test(
+        "a PING or SETTINGS flood: 1000 unanswered keep the connection, the 1001st ends it with ENHANCE_YOUR_CALM",
+        arguments: [(0x6 as UInt8, 1000, true), (0x6, 1001, false), (0x4, 1000, true), (0x4, 1001, false)]
+    )
+    func controlFrameFlood(type: UInt8, count: Int, staysOpen: Bool) throws {
+        let pair = try Self.pair()
+        let one = Self.frame(type: type, flags: 0, stream: 0, payload: type == 0x6 ? Array(repeating: 0, count: 8) : [])
+        var bytes = ByteBuffer()
+        for _ in 0..<count { bytes.writeBytes(one) }
+        try pair.server.writeInbound(bytes)
+        let goAways = FrameHeader.parse(try pair.server.readAllOutbound()).compactMap(\.goAwayFields).map(\.1)
+        #expect(pair.server.isActive == staysOpen)
+        #expect(goAways == (staysOpen ? [] : [.enhanceYourCalm]))
+        if !staysOpen {
+            let error = try #require(pair.serverDelegate.closeError as? HTTP2EngineError)
+            #expect(error.code == .controlFrameFlood)
+            #expect(error.http2ErrorCode == .enhanceYourCalm)
+        }
+    }
 }
