@@ -49,6 +49,12 @@ package struct ListenerTLS: Sendable {
     /// ALPN identifiers offered, in preference order.
     package static let applicationProtocols = ["h2", "http/1.1"]
 
+    /// The TLS 1.2 cipher suites served (BoringSSL's cipher string; TLS 1.3's suites are not set by it and are all
+    /// AEAD): ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only, as Mozilla's "intermediate" profile and
+    /// Envoy's default server list. No static-RSA key exchange (no forward secrecy) and no CBC suites: RFC 9113
+    /// §9.2.2 forbids h2 over the suites of its Appendix A, which are all of those (review 24, L4).
+    package static let tls12CipherSuites = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
     /// Reads and checks the files `configuration` names and builds the server context.
     ///
     /// - Throws: `Failure` for an unreadable file, PEM that holds no certificate or key, a key that does not
@@ -65,6 +71,7 @@ package struct ListenerTLS: Sendable {
             privateKey: .privateKey(identity.key)
         )
         tls.minimumTLSVersion = .tlsv12
+        tls.cipherSuites = Self.tls12CipherSuites
         tls.applicationProtocols = Self.applicationProtocols
         if let caFile = configuration.clientCAFile {
             tls.trustRoots = .certificates(try Self.certificates(in: caFile, key: "tls.client_ca_file"))

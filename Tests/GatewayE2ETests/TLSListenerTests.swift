@@ -58,6 +58,31 @@ struct TLSListenerTests {
         }
     }
 
+    @Test(
+        "TLS 1.2 offers ECDHE with AEAD only: static-RSA key exchange and CBC suites are refused, ECDHE-GCM is served"
+    )
+    func tls12CipherSuites() async throws {
+        let pki = try await TestCertificates.make()
+        defer { pki.remove() }
+        try await withTestGateway(yaml: Self.yaml(pki)) { gateway in
+            // The test certificate is ECDSA (P-256), so static-RSA key exchange cannot be offered here at all; the
+            // CBC suites NIOSSL's default list has for it can. curl's exit 35: the handshake failed (no suite in
+            // common).
+            for refused in ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256"] {
+                let answer = try await Self.trigger(
+                    port: gateway.port, ["--cacert", pki.caFile, "--tlsv1.2", "--tls-max", "1.2", "--ciphers", refused])
+                #expect(answer.status == 35, "\(refused): \(answer.output)")
+            }
+            for served in ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"] {
+                let answer = try await Self.trigger(
+                    port: gateway.port,
+                    ["--cacert", pki.caFile, "--tlsv1.2", "--tls-max", "1.2", "--ciphers", served, "--http2"])
+                #expect(
+                    answer.status == 0 && answer.output.contains("version=2 status=200"), "\(served): \(answer.output)")
+            }
+        }
+    }
+
     @Test("h2c on a TLS-only port that sends no request is closed at the preface timeout, not left to idle")
     func refusedConnectionBounded() async throws {
         let pki = try await TestCertificates.make()
