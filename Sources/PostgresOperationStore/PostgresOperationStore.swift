@@ -62,8 +62,6 @@ package final class PostgresOperationStore: OperationStore {
     let scheduleTable: String
     /// `Configuration.now`.
     private let now: @Sendable () -> Date
-    /// The background index changes of an upgrade (`maintainIndexes`), set by `open`.
-    private let indexMaintenance = Mutex<Task<Void, Never>?>(nil)
     /// `sentTexts`' value, made at its first use.
     private let sentTextsMade = Mutex<SentTexts?>(nil)
 
@@ -109,14 +107,7 @@ package final class PostgresOperationStore: OperationStore {
             try? await store.close()
             throw error
         }
-        store.indexMaintenance.withLock { $0 = Task { await store.maintainIndexes() } }
         return store
-    }
-
-    /// Waits until the index changes an upgrade brings (`maintainIndexes`, started by `open`) are made, or given
-    /// up. For tests and tools: the store serves meanwhile.
-    package func indexesMaintained() async {
-        await indexMaintenance.withLock { $0 }?.value
     }
 
     /// The pool's configuration for `configuration`.
@@ -851,12 +842,8 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     package func close() async throws {
-        let maintenance = indexMaintenance.withLock { $0 }
-        maintenance?.cancel()
-        // Cancelling the index changes closes their session, which ends a build under way.
         runTask.cancel()
         await runTask.value
-        await maintenance?.value
     }
 
     /// Names of the blobs kept for an operation (diagnostics and tests).
@@ -918,10 +905,8 @@ package final class PostgresOperationStore: OperationStore {
             "SELECT version FROM \(unescaped: versionTable)",
             logger: logger
         ).collect()
-        let created: Bool
         switch try rows.first?.decode(Int.self) {
         case nil:
-            created = true
             for statement in schemaStatements() {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
             }
@@ -930,7 +915,7 @@ package final class PostgresOperationStore: OperationStore {
                 logger: logger
             )
         case Self.schemaVersion?:
-            created = false
+            break
         case let other?:
             throw GatewayError(
                 .unavailable,
@@ -957,20 +942,10 @@ package final class PostgresOperationStore: OperationStore {
         if !tables.contains(scheduleTable) {
             try await connection.query(PostgresQuery(unsafeSQL: schedulesTableSQL), logger: logger)
         }
-        // The added columns, the same unversioned way.
+        // The claim indexes, the same unversioned way: a database made by an earlier gateway trades its
+        // (state, not_before, seq) and (state, lease_expires_at) indexes for these at the next start.
         for statement in try await missingSchemaStatements(on: connection) {
             try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-        }
-        // The claim indexes, the same unversioned way: with a table made here, at once (it is empty, and no other
-        // session sees it before the commit); a table made by an earlier gateway gains them, and trades its
-        // (state, not_before, seq) and (state, lease_expires_at) indexes for them, after the start
-        // (`maintainIndexes`), without holding other instances' writes.
-        if created {
-            for index in claimIndexes.made {
-                try await connection.query(
-                    PostgresQuery(unsafeSQL: "CREATE INDEX IF NOT EXISTS \(index.name) \(index.definition)"),
-                    logger: logger)
-            }
         }
         // The batch procedures and the functions (`routines`), the same unversioned way: only this and later
         // gateways call them, and an earlier one sharing the database (a rolling upgrade) keeps its own. After the
@@ -980,15 +955,14 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
-    /// The DDL a start would run now (`missingSchemaStatements`, `indexStatements` after the start, then
-    /// `missingRoutineStatements`) on a database whose tables exist: none once the schema is this version's. For tests: a schema that is current must stay
+    /// The DDL a start would run now (`missingSchemaStatements`, then `missingRoutineStatements`) on a database
+    /// whose tables exist: none once the schema is this version's. For tests: a schema that is current must stay
     /// so at every start (a role with DML and EXECUTE only can start only then; review 16, F3 and F5).
     ///
     /// - Throws: the driver's error; `PostgresErrorDescription.Privilege` when a current routine is not executable.
     func pendingSchemaStatements() async throws -> [String] {
         try await client.withConnection { [self] connection in
-            try await missingSchemaStatements(on: connection) + indexStatements(on: connection)
-                + missingRoutineStatements(on: connection)
+            try await missingSchemaStatements(on: connection) + missingRoutineStatements(on: connection)
         }
     }
 
@@ -1161,28 +1135,50 @@ package final class PostgresOperationStore: OperationStore {
     /// primary key backwards (succeeded: most rows), `_failed_or_cancelled` (the only rows that enter it). An
     /// earlier gateway sharing the database needs it for none of its statements (its listings read the same
     /// indexes) and makes it only with a new table, which this one's next start drops again.
-    private var claimIndexes: (dropped: [String], made: [(name: String, definition: String)]) {
+    private var claimIndexes: (dropped: [String], made: [(name: String, sql: String)]) {
         (
             dropped: ["\(operations)_claim_queued", "\(operations)_claim_leases", "\(operations)_by_state"],
             made: [
-                ("\(operations)_queued", "ON \(operations) (seq) WHERE state = 'queued'"),
-                ("\(operations)_leases", "ON \(operations) (lease_expires_at) WHERE state = 'running'"),
-                ("\(operations)_failed_or_cancelled", "ON \(operations) (seq) WHERE state IN ('failed', 'cancelled')"),
+                (
+                    "\(operations)_queued",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_queued ON \(operations) (seq) WHERE state = 'queued'"
+                ),
+                (
+                    "\(operations)_leases",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_leases ON \(operations) (lease_expires_at) "
+                        + "WHERE state = 'running'"
+                ),
+                (
+                    "\(operations)_failed_or_cancelled",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_failed_or_cancelled ON \(operations) (seq) "
+                        + "WHERE state IN ('failed', 'cancelled')"
+                ),
                 // The index of `OperationFilter.deployment` (partial: operations of no deployment, most, are not
                 // in it).
-                ("\(operations)_by_deployment", "ON \(operations) (deployment, seq) WHERE deployment IS NOT NULL"),
+                (
+                    "\(operations)_by_deployment",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_by_deployment ON \(operations) (deployment, seq) "
+                        + "WHERE deployment IS NOT NULL"
+                ),
                 // The pending webhook deliveries (`claimWebhooks`; partial: a route without a webhook adds none).
-                ("\(operations)_webhooks_due", "ON \(operations) (webhook_due) WHERE webhook_due IS NOT NULL"),
+                (
+                    "\(operations)_webhooks_due",
+                    "CREATE INDEX IF NOT EXISTS \(operations)_webhooks_due ON \(operations) (webhook_due) "
+                        + "WHERE webhook_due IS NOT NULL"
+                ),
             ]
         )
     }
 
-    /// The statements that bring a table made by an earlier gateway to this version's `OperationRow.addedColumns`
-    /// (additive: an earlier gateway sharing the database neither names nor needs them; `ADD COLUMN` with a constant
-    /// default rewrites no row, so its ACCESS EXCLUSIVE lock is held for an instant), only those missing. Why not
-    /// run them all, each being idempotent: `ALTER TABLE` takes its lock before it looks at `IF NOT EXISTS`, so at
-    /// every start it would queue every instance's reads and writes behind the longest transaction then running.
-    /// The indexes are not made here but by `maintainIndexes`, outside the schema transaction.
+    /// The statements that bring a database made by an earlier gateway to this one's claim indexes and
+    /// `OperationRow.addedColumns` (additive: an earlier gateway sharing the database neither names nor needs
+    /// them; `ADD COLUMN` with a constant default rewrites no row), only those whose change is missing. Why not
+    /// run them all, each being idempotent: `CREATE INDEX` takes a SHARE lock on the table and `ALTER TABLE` an
+    /// ACCESS EXCLUSIVE one before either looks at `IF [NOT] EXISTS`, so at every start they would queue every
+    /// instance's writes (the `ALTER`, its reads too) behind the longest transaction then running. Columns
+    /// before indexes (the deployment index names a column); drops last: `DROP INDEX` takes an ACCESS EXCLUSIVE
+    /// lock, which blocks every other instance's reads as well until the schema transaction commits, so it must
+    /// not be taken before a `CREATE INDEX` that scans the whole table (that one's SHARE lock holds writes only).
     private func missingSchemaStatements(on connection: PostgresConnection) async throws -> [String] {
         let columns = Set(
             try await connection.query(
@@ -1192,147 +1188,20 @@ package final class PostgresOperationStore: OperationStore {
                 """,
                 logger: logger
             ).collect().map { try $0.decode(String.self) })
+        let indexes = Set(
+            try await connection.query(
+                """
+                SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                WHERE i.indrelid = to_regclass(\(operations))
+                """,
+                logger: logger
+            ).collect().map { try $0.decode(String.self) })
+        let claim = claimIndexes
         return OperationRow.addedColumns.filter { !columns.contains($0.name) }.map {
             "ALTER TABLE \(operations) ADD COLUMN IF NOT EXISTS \($0.name) \($0.definition)"
         }
-    }
-
-    /// The index changes that bring a table made by an earlier gateway to this version's `claimIndexes`, as
-    /// statements that hold no other session's reads or writes: `CREATE INDEX CONCURRENTLY` (a plain `CREATE
-    /// INDEX` holds a SHARE lock, so every instance's writes, accepts included, for the whole scan of a table that
-    /// may hold millions of rows) and `DROP INDEX CONCURRENTLY` (a plain one holds an ACCESS EXCLUSIVE lock, reads
-    /// too). Each runs alone, outside any transaction (PostgreSQL refuses them in one). An index a stopped or failed
-    /// concurrent build left INVALID (PostgreSQL keeps it, updated by every write but never read) is dropped and
-    /// made again: `IF NOT EXISTS` alone would keep it forever. Drops last: the claims of this version read the
-    /// indexes made here, and an earlier gateway's statements need none of the dropped ones.
-    ///
-    /// Only safe to act on while holding `indexLockKey`: another session's build in progress is INVALID too.
-    func indexStatements(on connection: PostgresConnection) async throws -> [String] {
-        var valid: [String: Bool] = [:]
-        for row in try await connection.query(
-            """
-            SELECT c.relname::text, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-            WHERE i.indrelid = to_regclass(\(operations))
-            """,
-            logger: logger
-        ).collect() {
-            let (name, isValid) = try row.decode((String, Bool).self)
-            valid[name] = isValid
-        }
-        let claim = claimIndexes
-        var statements: [String] = []
-        for index in claim.made {
-            switch valid[Self.storedName(index.name)] {
-            case true?: continue
-            case false?: statements.append("DROP INDEX CONCURRENTLY IF EXISTS \(index.name)")
-            case nil: break
-            }
-            statements.append("CREATE INDEX CONCURRENTLY IF NOT EXISTS \(index.name) \(index.definition)")
-        }
-        return statements
-            + claim.dropped.filter { valid[Self.storedName($0)] != nil }.map {
-                "DROP INDEX CONCURRENTLY IF EXISTS \($0)"
-            }
-    }
-
-    /// The session advisory lock one instance holds while it makes `indexStatements`' changes: instances starting
-    /// together would otherwise build the same index twice, or drop each other's build in progress as INVALID.
-    /// Another key than `schemaLockKey`'s, so a long build holds no other instance's start; one per table (FNV-1a
-    /// of its name mixed in), so the gateways of other table prefixes in the same database do not skip theirs.
-    private var indexLockKey: Int64 {
-        let hash = operations.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01b3 }
-        return Int64(bitPattern: 0x7467_6f70_6978_6478 ^ hash)
-    }
-
-    /// Makes `indexStatements`' changes on a connection of its own, unless another instance holds `indexLockKey`
-    /// (it is making them). Runs in the background after `open` (`indexMaintenance`), unbounded in time: a build
-    /// scans the whole table and waits for the transactions running when it began, and the store serves meanwhile
-    /// through the indexes it has. Each change is logged; a failure (a role that may not create indexes, the server
-    /// gone, a stop) is a warning naming the statement, which the next start tries again. The store is correct
-    /// without them, only slower to claim or list.
-    private func maintainIndexes() async {
-        let connection: PostgresConnection
-        do {
-            // A session of its own, not a pooled one: a build may take minutes, and a pool of
-            // `max_connections: 1` would serve nothing meanwhile.
-            connection = try await PostgresConnection.connect(
-                configuration: Self.sessionConfiguration(configuration), id: 0, logger: logger)
-        } catch {
-            if !Task.isCancelled {
-                logger.warning(
-                    "could not look at the operation store's indexes; the next start tries again",
-                    metadata: ["error": "\(PostgresErrorDescription.describe(error))"])
-            }
-            return
-        }
-        // A stop closes the session, which ends a statement under way (a build cut short leaves an INVALID index,
-        // which the next start makes again) and with it the advisory lock.
-        await withTaskCancellationHandler {
-            do {
-                let locked = try await connection.query(
-                    "SELECT pg_try_advisory_lock(\(indexLockKey))", logger: logger
-                ).collect().first?.decode(Bool.self)
-                guard locked == true else {
-                    logger.debug("another instance is changing the operation store's indexes")
-                    return
-                }
-                try await changeIndexes(on: connection)
-            } catch is IndexChangeLogged {
-            } catch  where Task.isCancelled {
-                // The store is closing.
-            } catch {
-                logger.warning(
-                    "could not look at the operation store's indexes; the next start tries again",
-                    metadata: ["error": "\(PostgresErrorDescription.describe(error))"])
-            }
-        } onCancel: {
-            connection.close().whenComplete { _ in }
-        }
-        // Closing the session releases the advisory lock.
-        try? await connection.close()
-    }
-
-    /// A failed index change, already logged with its statement.
-    private struct IndexChangeLogged: Error {}
-
-    /// `indexStatements`' changes, one at a time, looked at again after a deadlock: PostgreSQL makes a concurrent
-    /// build of a partial index wait for the transactions of other tables' concurrent builds, so two of them (the
-    /// gateways of two table prefixes upgrading together) can wait for each other, and it then cuts one (SQLSTATE
-    /// 40P01), leaving its index INVALID, which the next look drops and makes again. Three looks at most.
-    private func changeIndexes(on connection: PostgresConnection) async throws {
-        var looks = 0
-        look: while true {
-            looks += 1
-            for statement in try await indexStatements(on: connection) {
-                try Task.checkCancellation()
-                logger.info(
-                    "changing an operation store index (an upgrade; reads and writes go on meanwhile)",
-                    metadata: ["sql": "\(statement)"])
-                let started = ContinuousClock.now
-                do {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                } catch {
-                    if Task.isCancelled { throw CancellationError() }
-                    if looks < 3, let error = error as? PSQLError, error.serverInfo?[.sqlState] == "40P01" {
-                        logger.info(
-                            "an operation store index change met another table's build; trying again",
-                            metadata: ["sql": "\(statement)"])
-                        continue look
-                    }
-                    logger.warning(
-                        """
-                        could not change an operation store index; the store works without it (slower claims and \
-                        listings) and the next start tries again, or run the statement as the tables' owner
-                        """,
-                        metadata: ["sql": "\(statement)", "error": "\(PostgresErrorDescription.describe(error))"])
-                    throw IndexChangeLogged()
-                }
-                logger.info(
-                    "changed an operation store index",
-                    metadata: ["sql": "\(statement)", "duration": "\(ContinuousClock.now - started)"])
-            }
-            return
-        }
+            + claim.made.filter { !indexes.contains(Self.storedName($0.name)) }.map(\.sql)
+            + claim.dropped.filter { indexes.contains(Self.storedName($0)) }.map { "DROP INDEX IF EXISTS \($0)" }
     }
 
     /// The enqueue `INSERT` of `insertOperations`, one row per element of its twelve array parameters (ids,

@@ -41,8 +41,7 @@ struct PostgresClaimIndexTests {
             func claimIndexesNow() async throws -> Set<String> { try await indexes().filter(claimIndexes.contains) }
             #expect(try await claimIndexesNow() == current)
 
-            // The schema as an earlier gateway made it (once this store's own look is done).
-            await postgres.indexesMaintained()
+            // The schema as an earlier gateway made it.
             for statement in [
                 "DROP INDEX \(table)_queued", "DROP INDEX \(table)_leases",
                 "CREATE INDEX \(table)_claim_queued ON \(table) (state, not_before, seq)",
@@ -55,8 +54,6 @@ struct PostgresClaimIndexTests {
 
             // The next start (another instance, or a restart) changes them; the queued operation is claimed.
             try await harness.withPeer { peer in
-                // After the start, without holding writes (`maintainIndexes`).
-                await (peer as? PostgresOperationStore)?.indexesMaintained()
                 #expect(try await claimIndexesNow() == current)
                 let claimed = try await peer.claim(owner: "w", leaseDuration: .seconds(60), limit: 8, now: Date())
                 #expect(claimed.map(\.id) == [operation.id])
