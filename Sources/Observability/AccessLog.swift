@@ -23,8 +23,10 @@ package struct AccessLog: RequestObserver {
     private let logger: Logger
     /// The gateway's line handler when it writes the caller's fields as they are (nil: the metadata path).
     private let lineHandler: LineLogHandler?
-    /// One line buffer per thread (the event loops, the async dispatcher's threads), reused line after line.
-    private let buffers = ThreadLocalObject<LineBuffer>()
+    /// One line buffer per thread (the event loops, the async dispatcher's threads), reused line after line and
+    /// shared by every `AccessLog` of the process (a line is written whole before the next: no state between lines).
+    /// Static: a key per instance ran out of POSIX's 1024 thread-specific keys (see ``ThreadLocalObject``).
+    private static let buffers = ThreadLocalObject<LineBuffer>()
 
     /// `logger`: the gateway's; its level decides (the lines are at `info`).
     package init(logger: Logger) {
@@ -43,7 +45,7 @@ package struct AccessLog: RequestObserver {
             logger.info("request", metadata: Self.metadata(of: record))
             return
         }
-        buffers.withValue(makingWith: LineBuffer.init) { buffer in
+        Self.buffers.withValue(makingWith: LineBuffer.init) { buffer in
             lineHandler.writeLine(level: .info, message: "request", into: &buffer.bytes) {
                 Self.fields(of: record, into: &$0)
             }

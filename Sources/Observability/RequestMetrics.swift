@@ -38,13 +38,19 @@ package final class RequestMetrics: RequestObserver, Sendable {
     /// `requests_cut_total`, indexed by frontend (rest, grpc) then termination (DC, SI, and DT for grpc only):
     /// five atomics made up front.
     private let cut: [[Counter]]
-    /// Each thread's instruments by label combination.
-    private let caches = ThreadLocalObject<Cache>()
+    /// Each thread's instruments by label combination: one cache per thread for every `RequestMetrics` of the
+    /// process (a key per instance ran out of POSIX's 1024 thread-specific keys in the end-to-end suites, which
+    /// make a gateway per test; see ``ThreadLocalObject``), tagged with the instance it holds (``id``).
+    private static let caches = ThreadLocalObject<Cache>()
+    private static let nextID = Atomic<UInt64>(0)
+    /// This instance's tag on a thread's ``Cache``: an id never reused (an object address may be, once freed).
+    private let id: UInt64
     /// Serializes cache misses (rare: once per thread and label combination).
     private let making = Mutex(())
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
+        self.id = Self.nextID.add(1, ordering: .relaxed).newValue
         duration = ShardedHistogramFamily(
             name: "trigger_gateway_request_duration_seconds",
             help: "From a request's head arriving to the end of its response, in seconds.",
@@ -178,6 +184,9 @@ package final class RequestMetrics: RequestObserver, Sendable {
 
     /// One thread's instruments. Only ever touched by the thread it belongs to.
     final class Cache: @unchecked Sendable {
+        /// The ``RequestMetrics/id`` whose instruments these are (0: none yet). A process has one; a thread
+        /// that records for another (tests running several gateways) starts the cache over.
+        var owner: UInt64 = 0
         var entries: [Key: Entry] = [:]
         /// The last combination this thread recorded: under load most requests repeat it, and comparing keys
         /// costs less than hashing one (the operation is a gRPC method path of ~70 bytes).
@@ -187,10 +196,15 @@ package final class RequestMetrics: RequestObserver, Sendable {
     /// The instruments of `record`'s label combination on the calling thread (made on the thread's first request
     /// of the combination).
     func instruments(for record: RequestRecord) -> Entry {
-        caches.withValue(makingWith: Cache.init) { instruments(for: record, in: $0) }
+        Self.caches.withValue(makingWith: Cache.init) { instruments(for: record, in: $0) }
     }
 
     private func instruments(for record: RequestRecord, in cache: Cache) -> Entry {
+        if cache.owner != id {
+            cache.owner = id
+            cache.entries = [:]
+            cache.last = nil
+        }
         if let last = cache.last, last.matches(record) { return last }
         let key = Key(record)
         let entry: Entry

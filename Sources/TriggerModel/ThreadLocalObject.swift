@@ -16,6 +16,11 @@
 /// Not `Sendable` in its values: each thread only ever sees its own object. Like NIO's, a value still set on a
 /// live thread when this is deinitialized is not released (the key is deleted; POSIX runs no destructors then).
 ///
+/// Keep instances `static`, one per kind of state, with objects that serve every instance of their owner (tagged
+/// with the owner's id where they hold its state, as ``RequestMetrics``' cache): each is a `pthread_key_t`, and a
+/// process has `PTHREAD_KEYS_MAX` (1024 in glibc), never more. One per instance of an owner ran out in the
+/// end-to-end suites (a gateway per test, two keys each, not all freed at once), and creation then traps.
+///
 /// `public`, not `package`, with its `@inlinable` members: Swift 6.3.1 serialises no `@inlinable` body of a
 /// `package` type, so callers in other modules called the unspecialised generic code (bench/README.md,
 /// "Branch asynccost4", which found it for `GroupCommit`).

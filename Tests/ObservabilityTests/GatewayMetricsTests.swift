@@ -1,5 +1,6 @@
 import Foundation
 import GatewayTestSupport
+import Logging
 import Observability
 import Synchronization
 import Testing
@@ -92,6 +93,30 @@ struct GatewayMetricsTests {
 
         #expect(!scrape.text.contains("raw-path-marker"), "the raw path is log-only")
         #expect(!scrape.text.contains("raw-pipeline-marker"), "the raw pipeline is log-only")
+    }
+
+    /// The twenty-fourth session's stop CI: each `RequestMetrics` and `AccessLog` took a `pthread_key_t` of its
+    /// own, the end-to-end suites make a gateway per test, and past POSIX's 1024 keys the next one trapped
+    /// ("pthread_key_create failed (11)"). Now one key per kind serves them all; a thread's cache of instruments is
+    /// started over when another instance records on it, so each still counts only its own.
+    @Test(
+        "1,200 metrics and access logs alive at once (past PTHREAD_KEYS_MAX), recording in turn on one thread: each counts only its own"
+    )
+    func manyInstancesOneThread() throws {
+        let quiet = Logger(label: "access") { _ in SwiftLogNoOpLogHandler() }
+        let all = (0..<600).map { _ in (GatewayMetrics(), AccessLog(logger: quiet)) }
+        for round in 0..<3 {
+            for (index, (metrics, log)) in all.enumerated() where round <= index % 3 {
+                let record = Self.record(.rest, operation: "triggerNamespacePipeline")
+                metrics.requests.requestStarted(.rest)
+                metrics.requests.requestFinished(record)
+                log.requestFinished(record)
+            }
+        }
+        for (index, (metrics, _)) in all.enumerated() {
+            let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+            #expect(scrape.samples[Self.restTrigger] == Double(index % 3 + 1), "instance \(index)")
+        }
     }
 
     @Test("a record differing from the one before in one label only counts under its own labels, not the last one's")
