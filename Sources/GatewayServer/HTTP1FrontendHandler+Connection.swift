@@ -106,6 +106,12 @@ extension HTTP1FrontendHandler {
             return
         }
         guard !decoding else { return }
+        resumeHeldRequest(context: context)
+    }
+
+    /// Takes the request held while an answer was owed or queued over the high water mark (its bytes are already
+    /// read), then resumes the read held with it (see ``read(context:)``).
+    private func resumeHeldRequest(context: ChannelHandlerContext) {
         if pending != nil && !inputDone {
             decode(context: context)
             run(timeouts.readCompleted(), context: context)
@@ -137,14 +143,7 @@ extension HTTP1FrontendHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         outputBlocked = !context.channel.isWritable
         if !outputBlocked, !unanswered, !decoding {
-            if pending != nil && !inputDone {
-                decode(context: context)
-                run(timeouts.readCompleted(), context: context)
-            }
-            if readHeld {
-                readHeld = false
-                read(context: context)
-            }
+            resumeHeldRequest(context: context)
         }
         context.fireChannelWritabilityChanged()
     }

@@ -18,7 +18,9 @@ struct FinishedNoticeTests {
     func readsBackOnlyForWebhooks() async throws {
         try await withRecordingStore { store in
             // Nothing listens on the webhook's port: its one attempt is refused at once.
-            let closedPort = try ThrowawayPostgres.freePort()
+            let reserved = try ReservedPort()
+            defer { withExtendedLifetime(reserved) {} }
+            let closedPort = reserved.port
             let webhook = WebhookConfiguration(
                 url: "http://127.0.0.1:\(closedPort)/hook",
                 endpoint: BackendEndpoint(host: "127.0.0.1", port: closedPort),

@@ -99,7 +99,9 @@ struct AsyncDurabilityTests {
     func runsWaitForARunnerThatIsDown() async throws {
         let dataDir = Self.temporaryPath("tg-runner-down")
         let config = Self.temporaryPath("tg-runner-down") + ".yaml"
-        let runnerPort = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let runnerPort = reserved.port
         // The default attempts (3, 1 s then 2 s back-off): the old dispatcher failed every run within ~3 s.
         try """
         pools: [{name: r, transport: http, endpoints: ["127.0.0.1:\(runnerPort)"]}]

@@ -150,7 +150,9 @@ extension AsyncWebhookTests {
     func givenUpSaysWhy() async throws {
         let receiver = try await WebhookReceiver.start(failFirst: 100)
         defer { Task { await receiver.stop() } }
-        let closedPort = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let closedPort = reserved.port
         let log = RecordedLog()
         let sender = WebhookSender(
             group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "webhook-test") { _ in log })
@@ -354,6 +356,8 @@ final class WebhookReceiver: Sendable {
     static func start(failFirst: Int, port: Int = 0) async throws -> WebhookReceiver {
         let state = State(failFirst: failFirst)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            // A given port is a ReservedPort's, still held: binding it alongside needs SO_REUSEADDR.
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
@@ -433,7 +437,9 @@ extension AsyncWebhookTests {
     )
     func failureWords() async throws {
         // Refused: nothing listens on the port.
-        let closedPort = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let closedPort = reserved.port
         var error = try await Self.givenUpError("http://127.0.0.1:\(closedPort)/h", timeout: .milliseconds(500))
         #expect(error == "Connection refused")
         // Timeout: the connection is accepted (by the kernel) and never answered.

@@ -53,7 +53,9 @@ struct MetricsE2ETests {
         "a pool's only endpoint, its runner down: ejected (available 0, ejections 1), still called, available again",
         .timeLimit(.minutes(1)))
     func singleEndpointEjected() async throws {
-        let port = try ThrowawayPostgres.freePort()
+        let down = try ReservedPort()
+        defer { withExtendedLifetime(down) {} }
+        let port = down.port
         try await withTestGateway(yaml: Self.config(backendPort: port)) { gateway in
             let client = try await gateway.client()
             let async = AsyncClient(client: client)

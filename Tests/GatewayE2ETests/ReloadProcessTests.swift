@@ -220,7 +220,9 @@ struct ReloadProcessTests {
     func removedRouteKeepsItsOperationsQueued() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
-        let down = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let down = reserved.port
         func config(other pool: String?) -> String {
             var yaml = """
                 store: {poll_interval: 100ms}
@@ -292,7 +294,9 @@ struct ReloadProcessTests {
     func logLevelAppliedByReload() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-hup-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
-        let down = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let down = reserved.port
         func config(_ log: String) -> String {
             """
             log: \(log)

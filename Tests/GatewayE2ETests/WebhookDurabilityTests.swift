@@ -81,7 +81,9 @@ struct WebhookDurabilityTests {
         """,
         .timeLimit(.minutes(2)))
     func killNineThenDelivered() async throws {
-        let receiverPort = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let receiverPort = reserved.port
         let dataDir = AsyncDurabilityTests.temporaryPath("tg-webhook-kill9")
         let config = try Self.config(
             store: "store: {poll_interval: 100ms}", receiverPort: receiverPort, maxAttempts: 10, backoff: "300ms")
@@ -118,7 +120,9 @@ struct WebhookDurabilityTests {
         """,
         .timeLimit(.minutes(2)))
     func sigtermResumesTheAttemptCount() async throws {
-        let receiverPort = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let receiverPort = reserved.port
         let dataDir = AsyncDurabilityTests.temporaryPath("tg-webhook-term")
         let config = try Self.config(
             store: "store: {poll_interval: 100ms}", receiverPort: receiverPort, maxAttempts: 4, backoff: "1s")
@@ -161,7 +165,9 @@ struct WebhookDurabilityTests {
         """,
         .timeLimit(.minutes(2)))
     func droppedWhenTheRouteLostItsWebhook() async throws {
-        let receiverPort = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let receiverPort = reserved.port
         let dataDir = AsyncDurabilityTests.temporaryPath("tg-webhook-drop")
         let config = try Self.config(
             store: "store: {poll_interval: 100ms}", receiverPort: receiverPort, maxAttempts: 10, backoff: "5s")
@@ -211,7 +217,9 @@ struct WebhookDurabilityTests {
         """,
         .timeLimit(.minutes(3)))
     func postgresInstancesDeliverEachOnce() async throws {
-        let receiverPort = try ThrowawayPostgres.freePort()
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let receiverPort = reserved.port
         guard let (store, _) = try AsyncDurabilityTests.postgresConfig(lease: "1s", workers: 4) else { return }
         let storeYAML = try String(contentsOfFile: store, encoding: .utf8)
         try? FileManager.default.removeItem(atPath: store)

@@ -132,7 +132,8 @@ package final class ThrowawayPostgres: Sendable {
         return nil
     }
 
-    /// A loopback port nothing listens on now (bound, read, released).
+    /// A loopback port nothing listens on now (bound, read, released), for a server about to bind it. The next bind
+    /// to port 0 anywhere may take it too: a peer that must stay down (refused connects) holds a ``ReservedPort``.
     package static func freePort() throws -> Int {
         let (fd, port) = try LoopbackSocket.bind()
         close(fd)

@@ -13,8 +13,10 @@ struct StoreUnavailableTests {
         "a PostgreSQL store at a closed port fails as unavailable at its refused connect (never a hang)",
         .timeLimit(.minutes(2)))
     func postgresClosedPort() async throws {
-        // Bind then close a socket: the port is (very likely) closed for the next moments.
-        let port = try closedPort()
+        // A port held bound and never listening: connects are refused for the whole test.
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let port = reserved.port
         let configuration = PostgresOperationStore.Configuration(
             host: "127.0.0.1",
             port: port,
@@ -97,24 +99,6 @@ struct StoreUnavailableTests {
         #expect(throws: PostgresOperationStore.Configuration.ConfigurationError.self) {
             _ = try PostgresOperationStore.Configuration(url: url)
         }
-    }
-
-    private func closedPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        try #require(bound)
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 
