@@ -9,14 +9,16 @@ import HTTP2Engine
 ///
 /// Received names are lowercase (RFC 9113 §8.2.1: libnghttp2 refuses a block with an uppercase name), so
 /// names are compared exactly; as with `first(name:)`, the first of repeated fields wins, except that a repeated
-/// `authorization` is flagged (``authorizationRepeated``) for the call to be refused.
+/// `authorization` or `content-type` is named (``repeatedSingleton``) for the call to be refused
+/// (``RequestFieldRules``).
 struct GRPCRequestHead {
     var path: String?
     var method: String?
     var requestID: String?
     var authorization: String?
-    /// The block has more than one `authorization` field: the call is refused (``RequestFieldRules``).
-    var authorizationRepeated = false
+    /// A singleton field the block has more than once (`Authorization`, `Content-Type`): the call is refused
+    /// (``RequestFieldRules``).
+    var repeatedSingleton: String?
     /// `instill-requester-uid`.
     var requesterUID: String?
     var timeout: String?
@@ -37,7 +39,8 @@ extension GRPCRequestHead {
         var path: String?, method: String?, requestID: String?, authorization: String?, requesterUID: String?,
             timeout: String?, encoding: String?, acceptEncoding: String?, traceParent: String?, traceState: String?,
             idempotencyKey: String?, returnTraces: String?
-        var authorizationRepeated = false
+        var repeatedSingleton: String?
+        var contentTypeSeen = false
         // Over the buffer by index: iterating the fields would copy each (a retain and release of both strings).
         headers.fields.withUnsafeBufferPointer { fields in
             for index in fields.indices {
@@ -56,10 +59,16 @@ extension GRPCRequestHead {
                 case 11:
                     if name == "traceparent" { Self.keepFirst(&traceParent, fields[index].value) }
                 case 12:
-                    if name == "grpc-timeout" { Self.keepFirst(&timeout, fields[index].value) }
+                    if name == "grpc-timeout" {
+                        Self.keepFirst(&timeout, fields[index].value)
+                    } else if name == "content-type" {
+                        // Read by the connection, which chose gRPC by the first; only a second one matters here.
+                        if contentTypeSeen, repeatedSingleton == nil { repeatedSingleton = "Content-Type" }
+                        contentTypeSeen = true
+                    }
                 case 13:
                     if name == "authorization" {
-                        if authorization != nil { authorizationRepeated = true }
+                        if authorization != nil, repeatedSingleton == nil { repeatedSingleton = "Authorization" }
                         Self.keepFirst(&authorization, fields[index].value)
                     } else if name == "grpc-encoding" {
                         Self.keepFirst(&encoding, fields[index].value)
@@ -83,7 +92,7 @@ extension GRPCRequestHead {
             path: path, method: method, requestID: requestID, authorization: authorization, requesterUID: requesterUID,
             timeout: timeout, encoding: encoding, acceptEncoding: acceptEncoding, traceParent: traceParent,
             traceState: traceState, idempotencyKey: idempotencyKey, returnTraces: returnTraces)
-        self.authorizationRepeated = authorizationRepeated
+        self.repeatedSingleton = repeatedSingleton
     }
 
     private static func keepFirst(_ slot: inout String?, _ value: String) {

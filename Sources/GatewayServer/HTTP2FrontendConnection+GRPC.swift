@@ -195,8 +195,8 @@ extension HTTP2FrontendConnection {
         state.responseEncoding = GRPCCompression.responseEncoding(
             request: requestEncoding, acceptEncoding: head.acceptEncoding
         )
-        guard !head.authorizationRepeated else {
-            grpcFinish(stream, error: RequestFieldRules.repeatedAuthorization)
+        if let field = head.repeatedSingleton {
+            grpcFinish(stream, error: RequestFieldRules.repeated(field))
             return
         }
         var principal: String?

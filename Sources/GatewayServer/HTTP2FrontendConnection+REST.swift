@@ -15,9 +15,17 @@ extension HTTP2FrontendConnection {
             fields.append((field.name, field.value))
         }
         // RFC 9113 §8.3.1: `:authority` is what HTTP/1.1's Host says (and replaces it); routes that name the
-        // gateway's own URL (Abacus's getApiEndpoint) read it as `host`.
-        if let authority = headers.first(name: ":authority"), !fields.contains(where: { $0.name == "host" }) {
-            fields.append(("host", authority))
+        // gateway's own URL (Abacus's getApiEndpoint) read it as `host`. A `Host` that names another host is
+        // added as a second `host`, which ``RequestFieldRules`` refuses (the RFC's SHOULD treat as malformed).
+        if let authority = headers.first(name: ":authority") {
+            // Host names are case-insensitive (RFC 3986 §3.2.2); lowercased only when the bytes differ.
+            if let host = fields.first(where: { $0.name == "host" })?.value {
+                if host != authority && host.lowercased() != authority.lowercased() {
+                    fields.append(("host", authority))
+                }
+            } else {
+                fields.append(("host", authority))
+            }
         }
         var head = RESTRequestHead(
             method: headers.first(name: ":method") ?? "GET",

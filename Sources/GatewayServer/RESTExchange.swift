@@ -379,7 +379,7 @@ extension RESTRequestHead {
                 )
             )
         }
-        if RequestFieldRules.repeatsAuthorization(headers) { return fail(RequestFieldRules.repeatedAuthorization) }
+        if let field = RequestFieldRules.repeatedSingleton(headers) { return fail(RequestFieldRules.repeated(field)) }
         let parsed: RESTPath?
         do {
             parsed = try RESTPath.parse(target)
