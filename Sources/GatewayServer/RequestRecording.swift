@@ -94,7 +94,7 @@ extension RequestRecord {
     /// Trace Context §3.2); nil when absent or malformed.
     mutating func trace(_ traceParent: String?) {
         guard let traceParent, let id = TraceParent.traceID(of: traceParent) else { return }
-        traceID = id
+        traceID = id[...]
     }
 }
 
