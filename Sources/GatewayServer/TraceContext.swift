@@ -13,8 +13,8 @@ import TriggerModel
 /// Version `00` is what the gateway writes, whichever version it read (§3.2.4).
 struct TraceContext {
     /// `00-<trace id>-<the gateway's span id>-<flags>`: what the backend (and an async run, and its webhook)
-    /// receives.
-    var traceParent: String
+    /// receives. A `let`: ``traceID`` views its bytes 3..<35, which only `format` writes.
+    let traceParent: String
     var traceState: String?
     /// Whether the gateway started this trace (the request carried no valid `traceparent`).
     var started: Bool
