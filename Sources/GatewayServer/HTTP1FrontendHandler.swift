@@ -186,9 +186,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             && fields.contains {
                 $0.name.utf8.count == 6 && $0.name == "expect" && $0.value.lowercased() == "100-continue"
             }
-        open = FrontendServices.openRequest(
-            observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
-            httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri), peer: peer)
+        open.open(
+            FrontendServices.openRequest(
+                observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
+                httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri), peer: peer))
         let target: String
         let rules =
             refusal.map { .reject($0, closeConnection: true) }

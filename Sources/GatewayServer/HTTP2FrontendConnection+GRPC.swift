@@ -148,9 +148,6 @@ extension HTTP2FrontendConnection {
     func grpcReceivedHeaders(_ headers: HTTP2Headers, codec: String, stream: HTTP2StreamID, endStream: Bool) {
         let head = GRPCRequestHead(headers)
         let requestID = RequestContext.requestID(head.requestID)
-        let state = StreamState(phase: .done)
-        state.wire = .grpc
-        state.requestID = requestID
         let path = head.path ?? ""
         let httpMethod = head.method
         let open = FrontendServices.openRequest(
@@ -158,7 +155,9 @@ extension HTTP2FrontendConnection {
             httpVersion: "HTTP/2", method: httpMethod ?? "", path: path, peer: peer)
         // Read here: `state.open!.start` below copied the whole record out of the state (issue 11).
         let start = open.start
-        state.open = consume open
+        let state = StreamState(phase: .done, open: consume open)
+        state.wire = .grpc
+        state.requestID = requestID
         // Changed in place in the state: changing the local first made its move into the state a copy.
         state.open.record.trace(head.traceParent)
         streams[stream] = state

@@ -49,14 +49,15 @@ extension HTTP2FrontendConnection {
             collector: &collector, use: &use)
         let state: StreamState
         switch start {
-        case .respond: state = StreamState(phase: .done)
-        case .run: state = StreamState(phase: .running)
+        case .respond: state = StreamState(phase: .done, open: consume open)
+        case .run: state = StreamState(phase: .running, open: consume open)
         case .readBody:
             guard case .use(let use) = consume use else { preconditionFailure("a body to read with no use") }
-            state = StreamState(phase: .restCollecting(StreamState.RESTBodyReading(collector: collector, use: use)))
+            state = StreamState(
+                phase: .restCollecting(StreamState.RESTBodyReading(collector: collector, use: use)),
+                open: consume open)
         }
         state.requestID = requestID
-        state.open = consume open
         streams[stream] = state
         switch start {
         case .respond(let response, _):

@@ -12,14 +12,22 @@ import TriggerModel
 ///
 /// Version `00` is what the gateway writes, whichever version it read (§3.2.4).
 struct TraceContext {
-    /// 32 lowercase hex digits: what the access log and `RequestRecord.traceID` carry.
-    var traceID: String
     /// `00-<trace id>-<the gateway's span id>-<flags>`: what the backend (and an async run, and its webhook)
-    /// receives.
-    var traceParent: String
+    /// receives. A `let`: ``traceID`` views its bytes 3..<35, which only `format` writes.
+    let traceParent: String
     var traceState: String?
     /// Whether the gateway started this trace (the request carried no valid `traceparent`).
     var started: Bool
+
+    /// The trace id, 32 lowercase hex digits: what the access log and `RequestRecord.traceID` carry. A view of
+    /// ``traceParent``'s bytes 3..<35, where every `traceparent` the gateway writes has it (`format`), not a string
+    /// of its own: one allocation and one UTF-8 validation fewer per trigger (issue 11; bench/README.md, "Branch
+    /// hotpath12").
+    var traceID: Substring {
+        let utf8 = traceParent.utf8
+        let start = utf8.index(utf8.startIndex, offsetBy: 3)
+        return Substring(utf8[start..<utf8.index(start, offsetBy: 32)])
+    }
 
     init(traceParent received: String?, traceState: String?) {
         // The thread's own generator, not a getrandom(2) per word: see `ThreadRandom` for why that is enough.
@@ -29,19 +37,26 @@ struct TraceContext {
             let span = Self.nonZero(random)
             return continued == nil ? (span, Self.nonZero(random), random.next()) : (span, 0, 0)
         }
-        if let received, let traceID = continued {
+        if let received, var traceID = continued {
             var flags = received.utf8.dropFirst(53).makeIterator()  // two hex digits: TraceParent checked them
             let zero = UInt8(ascii: "0")
-            self.traceID = traceID
-            self.traceParent = Self.format(
-                traceID: traceID, span: span, flags: (flags.next() ?? zero, flags.next() ?? zero))
+            self.traceParent = Self.format(span: span, flags: (flags.next() ?? zero, flags.next() ?? zero)) { target in
+                traceID.withUTF8 { id in
+                    // 32 hex digits (TraceParent checked them); anything shorter is padded, never read past. Copied
+                    // whole, not byte by byte with a bounds check each (~250 instructions per trigger).
+                    let copied = min(id.count, 32)
+                    if let source = id.baseAddress { target.copyMemory(from: source, byteCount: copied) }
+                    for i in copied..<32 { target.storeBytes(of: UInt8(ascii: "0"), toByteOffset: i, as: UInt8.self) }
+                }
+            }
             self.traceState = traceState
             self.started = false
         } else {
-            let traceID = HexWord.string(high, low)
-            self.traceID = traceID
-            self.traceParent = Self.format(
-                traceID: traceID, span: span, flags: (UInt8(ascii: "0"), UInt8(ascii: "1")))
+            // The new trace id's digits written in place: no string of their own (``traceID`` views these).
+            self.traceParent = Self.format(span: span, flags: (UInt8(ascii: "0"), UInt8(ascii: "1"))) { target in
+                HexWord.write(high, to: target)
+                HexWord.write(low, to: target + 16)
+            }
             self.traceState = nil
             self.started = true
         }
@@ -54,28 +69,23 @@ struct TraceContext {
         return value == 0 ? 1 : value
     }
 
-    /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place from the id's bytes: one allocation.
-    private static func format(traceID: String, span: UInt64, flags: (UInt8, UInt8)) -> String {
-        var traceID = traceID
-        return traceID.withUTF8 { id in
-            String(unsafeUninitializedCapacity: 55) { buffer in
-                buffer[0] = UInt8(ascii: "0")
-                buffer[1] = UInt8(ascii: "0")
-                buffer[2] = UInt8(ascii: "-")
-                // 32 hex digits (a parsed or a made trace id); anything shorter is padded, never read past. Copied
-                // whole, not byte by byte with a bounds check each (~250 instructions per trigger).
-                let copied = min(id.count, 32)
-                if let source = id.baseAddress {
-                    (buffer.baseAddress! + 3).initialize(from: source, count: copied)
-                }
-                for i in copied..<32 { buffer[3 + i] = UInt8(ascii: "0") }
-                buffer[35] = UInt8(ascii: "-")
-                HexWord.write(span, to: UnsafeMutableRawPointer(buffer.baseAddress! + 36))
-                buffer[52] = UInt8(ascii: "-")
-                buffer[53] = flags.0
-                buffer[54] = flags.1
-                return 55
-            }
+    /// `00-<trace id>-<span as 16 hex digits>-<flags>`, written in place: one allocation. `writeTraceID` writes the
+    /// trace id's 32 digits at the pointer it is given (bytes 3..<35, which ``traceID`` views).
+    @inline(__always)  // with the trace id's writer: a call through a closure context otherwise (~100 per trigger)
+    private static func format(
+        span: UInt64, flags: (UInt8, UInt8), traceID writeTraceID: (UnsafeMutableRawPointer) -> Void
+    ) -> String {
+        String(unsafeUninitializedCapacity: 55) { buffer in
+            buffer[0] = UInt8(ascii: "0")
+            buffer[1] = UInt8(ascii: "0")
+            buffer[2] = UInt8(ascii: "-")
+            writeTraceID(UnsafeMutableRawPointer(buffer.baseAddress! + 3))
+            buffer[35] = UInt8(ascii: "-")
+            HexWord.write(span, to: UnsafeMutableRawPointer(buffer.baseAddress! + 36))
+            buffer[52] = UInt8(ascii: "-")
+            buffer[53] = flags.0
+            buffer[54] = flags.1
+            return 55
         }
     }
 }

@@ -44,7 +44,25 @@ extension NGHTTP2Session {
         value: UnsafeBufferPointer<UInt8>
     ) throws -> Int32 {
         let id = frame.pointee.hd.stream_id
-        guard let stream = self.headerStream.flatMap({ $0.id == id ? $0 : nil }) ?? self.streams[id] else { return 0 }
+        // Borrowed (see ``borrowedHeaderStream``): nothing below sets ``headerStream``, so the strong reference it
+        // keeps holds the stream for the whole call.
+        if let borrowed = self.borrowedHeaderStream {
+            let result = borrowed._withUnsafeGuaranteedRef { stream -> Int32? in
+                stream.id == id ? self.receivedHeader(name: name, value: value, on: stream) : nil
+            }
+            if let result { return result }
+        }
+        guard let stream = self.streams[id] else { return 0 }
+        return self.receivedHeader(name: name, value: value, on: stream)
+    }
+
+    /// ``receivedHeader(frame:name:value:)`` for the field's stream.
+    @inline(__always)
+    private func receivedHeader(
+        name: UnsafeBufferPointer<UInt8>,
+        value: UnsafeBufferPointer<UInt8>,
+        on stream: HTTP2StreamState
+    ) -> Int32 {
         // RFC 9113 §6.5.2: the uncompressed size plus 32 bytes of overhead per field.
         stream.headerBlockSize += name.count + value.count + 32
         if stream.headerBlockSize > self.configuration.maxHeaderListSize {

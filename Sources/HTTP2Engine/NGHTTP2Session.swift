@@ -64,7 +64,15 @@ package final class NGHTTP2Session {
     /// The stream whose header block is being decoded, from its `on_begin_headers` to its `on_frame_recv` (or
     /// its close): a block's fields arrive between those two, contiguously (RFC 9113 §4.3), so `on_header`
     /// finds its stream here instead of hashing its id once per field (issue 11).
-    var headerStream: HTTP2StreamState?
+    var headerStream: HTTP2StreamState? {
+        didSet { self.borrowedHeaderStream = self.headerStream.map { Unmanaged.passUnretained($0) } }
+    }
+    /// ``headerStream``, not retained: `on_header` reads it through `_withUnsafeGuaranteedRef`, without the retain
+    /// and release a load of the strong reference costs (issue 11: one pair per header field, ~11 per proxied gRPC
+    /// call). Valid exactly as long as ``headerStream`` holds the same object: the `didSet` above is the only
+    /// writer, so the two are set and cleared together, and ``headerStream``'s strong reference keeps the object
+    /// alive for as long as this one points at it.
+    private(set) var borrowedHeaderStream: Unmanaged<HTTP2StreamState>?
     /// The storage of the last header block delivered, emptied, for the next block to fill: a delegate that
     /// only reads a block (the gRPC paths: the frontend's request head, a backend call's response headers and
     /// trailers) leaves it unshared, so a proxied unary call's three blocks allocate no field array of their own

@@ -100,7 +100,7 @@ package struct AccessLog: RequestObserver {
         if let value = record.pool { metadata["pool"] = .string(value) }
         if let value = record.endpoint { metadata["endpoint"] = .string(value) }
         if let value = record.mode { metadata["mode"] = .string(value) }
-        if let value = record.traceID { metadata["trace_id"] = .string(value) }
+        if let value = record.traceID { metadata["trace_id"] = .string(String(value)) }
         metadata["response_flags"] = .string(record.responseFlags)
         if let value = record.peerAddress { metadata["peer.address"] = .string(value) }
         return metadata

@@ -218,6 +218,14 @@ package struct LineWriter {
         value.withUTF8 { stringValue($0) }
     }
 
+    /// ``field(_:string:)`` for a view of a string (a trace id within its `traceparent`): written from its bytes,
+    /// not made a string of its own first.
+    package mutating func field(_ key: String, string value: Substring) {
+        self.key(key)
+        var value = value
+        value.withUTF8 { stringValue($0) }
+    }
+
     /// A field as `Logger.Metadata.Value.stringConvertible(value)` writes an integer: a JSON number, bare in
     /// logfmt.
     package mutating func field(_ key: String, integer value: Int) {

@@ -64,6 +64,30 @@ struct AccessLogLineTests {
         }
     }
 
+    @Test(
+        "a trace id viewing its traceparent (as the frontends set it) is written as its own 32 digits only",
+        arguments: [LineFormat.logfmt, .json])
+    func traceIDView(format: LineFormat) {
+        var record = Self.bare
+        let traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        record.traceID = traceParent.dropFirst(3).prefix(32)
+        let direct = String(decoding: Self.direct(record, format), as: UTF8.self)
+        #expect(direct == String(decoding: Self.general(record, format), as: UTF8.self))
+        let field =
+            format == .json
+            ? #""trace_id":"4bf92f3577b34da6a3ce929d0e0e4736""# : " trace_id=4bf92f3577b34da6a3ce929d0e0e4736\n"
+        #expect(direct.contains(field), "\(direct)")
+        #expect(!direct.contains("00-4bf9") && !direct.contains("00f067aa0ba902b7"), "\(direct)")
+        // A view that needs quoting: escaped as the same text in a string of its own would be.
+        var quoted = Self.bare
+        let text = "x\"a b\\c\u{1}y"
+        quoted.traceID = text.dropFirst().dropLast()
+        var own = Self.bare
+        own.traceID = Substring(String(text.dropFirst().dropLast()))
+        #expect(Self.direct(quoted, format) == Self.direct(own, format))
+        #expect(Self.direct(quoted, format) == Self.general(quoted, format))
+    }
+
     @Test("JSON: the full record's escaped values read back as they were, numbers as numbers")
     func jsonRoundTrip() throws {
         let record = Self.full

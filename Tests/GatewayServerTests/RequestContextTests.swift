@@ -114,7 +114,7 @@ struct RequestContextTests {
         #expect(continued.traceParent.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-"))
         #expect(!continued.traceParent.contains("00f067aa0ba902b7"))
         #expect(continued.traceState == "v=1")
-        #expect(TraceParent.traceID(of: continued.traceParent) == continued.traceID)
+        #expect(TraceParent.traceID(of: continued.traceParent) == String(continued.traceID))
 
         // A later version is read by its first four fields and written as 00.
         let later = TraceContext(
@@ -126,7 +126,7 @@ struct RequestContextTests {
             #expect(started.started)
             #expect(started.traceState == nil)
             #expect(started.traceParent.hasSuffix("-01"))
-            #expect(TraceParent.traceID(of: started.traceParent) == started.traceID)
+            #expect(TraceParent.traceID(of: started.traceParent) == String(started.traceID))
             #expect(started.traceID != "4bf92f3577b34da6a3ce929d0e0e4736")
         }
         let one = TraceContext(traceParent: nil, traceState: nil)
@@ -162,7 +162,7 @@ struct RequestContextTests {
         for _ in 0..<count {
             let trace = TraceContext(traceParent: nil, traceState: nil)
             // A parser (§3.2) accepts what we send: version 00, 32 + 16 lowercase hex, ids not all zero, sampled.
-            #expect(TraceParent.traceID(of: trace.traceParent) == trace.traceID)
+            #expect(TraceParent.traceID(of: trace.traceParent) == String(trace.traceID))
             #expect(trace.traceID.utf8.count == 32 && trace.traceID.utf8.allSatisfy(hexDigits.contains))
             let span = trace.traceParent.utf8.dropFirst(36).prefix(16)
             #expect(span.allSatisfy(hexDigits.contains) && span.contains { $0 != UInt8(ascii: "0") })
@@ -171,7 +171,7 @@ struct RequestContextTests {
             let requestID = RequestContext.requestID(nil)
             #expect(requestID.utf8.count == 32 && requestID.utf8.allSatisfy(hexDigits.contains))
             requestIDs.append(Self.bits(requestID))
-            seen.insert(trace.traceID)
+            seen.insert(String(trace.traceID))
             seen.insert(requestID)
         }
         #expect(seen.count == 2 * count, "no id repeats")
@@ -186,10 +186,10 @@ struct RequestContextTests {
 
     @Test("ids drawn on other threads differ from this one's: each thread's generator has its own seed")
     func randomIDsAcrossThreads() async {
-        let local = (0..<64).map { _ in TraceContext(traceParent: nil, traceState: nil).traceID }
+        let local = (0..<64).map { _ in String(TraceContext(traceParent: nil, traceState: nil).traceID) }
         let others = await withTaskGroup(of: [String].self) { group in
             for _ in 0..<4 {
-                group.addTask { (0..<64).map { _ in TraceContext(traceParent: nil, traceState: nil).traceID } }
+                group.addTask { (0..<64).map { _ in String(TraceContext(traceParent: nil, traceState: nil).traceID) } }
             }
             return await group.reduce(into: [String]()) { $0 += $1 }
         }
