@@ -1,6 +1,7 @@
 import DemoRunner
 import Foundation
 import GatewayTestSupport
+import Logging
 import NIOCore
 import Observability
 import Synchronization
@@ -153,6 +154,72 @@ struct SlowClientTests {
         let drained = ContinuousClock.now - bodyEnded.withLock { $0! }
         #expect(drained < .seconds(5), "shutdown took \(drained) with a 30 s grace")
         withExtendedLifetime(held) {}
+    }
+
+    /// Review 24, M3: one peer may hold `limits.max_connections_per_peer` connections, not every slot. Over real
+    /// sockets from 127.0.0.1: three held, a fourth closed at accept, counted under its own reason and logged naming
+    /// the holder; the total cap is not what refused it. A reload raises the cap for the next connection.
+    @Test("a peer's connections up to max_connections_per_peer are served; one more is closed at once, counted and logged")
+    func perPeerCap() async throws {
+        let log = RecordedLog()
+        try await withTestGateway(yaml: "limits: {max_connections_per_peer: 3}", log: log) { gateway in
+            var held: [SlowSocket] = []
+            for _ in 0..<3 { held.append(try await SlowSocket.connect(port: gateway.port)) }
+            #expect(await eventually(within: .seconds(5)) { gateway.openConnections() == 3 })
+            // The third is served (the edge): a request on it is answered.
+            held[2].send(Self.health)
+            let third = try await held[2].waitForClose(timeout: .seconds(5), stopAfter: "\r\n\r\n")
+            #expect(third.text.hasPrefix("HTTP/1.1 200"), "\(third.text.prefix(200))")
+
+            // Just past it: closed at once, nothing answered.
+            let over = try await SlowSocket.connect(port: gateway.port)
+            over.send(Self.health)
+            let refused = try await over.waitForClose(timeout: .seconds(5))
+            #expect(refused.closedByServer)
+            #expect(refused.received.isEmpty, "\(refused.text.prefix(200))")
+            #expect(gateway.rejectedConnections() == 0, "refused as max_connections")
+            let warning = log.lines.first { $0.message == "connection refused: too many open connections from one peer" }
+            #expect(warning?.metadata["connections.peer"] == "127.0.0.1", "\(log.lines.filter { $0.level >= .warning })")
+            #expect(warning?.metadata["connections.peer_open"] == "3")
+            #expect(warning?.metadata["connections.per_peer_limit"] == "3")
+
+            // A reload raises the cap: the next connection is served.
+            try gateway.reload(yaml: "limits: {max_connections_per_peer: 4}")
+            let fourth = try await SlowSocket.connect(port: gateway.port)
+            fourth.send(Self.health)
+            let served = try await fourth.waitForClose(timeout: .seconds(5), stopAfter: "\r\n\r\n")
+            #expect(served.text.hasPrefix("HTTP/1.1 200"), "\(served.text.prefix(200))")
+
+            // The refusal's count: scraped once a slot is free (a fifth connection would be over the new cap).
+            held.removeAll()
+            #expect(await eventually(within: .seconds(5)) { gateway.openConnections() == 1 })
+            let scrape = try await TestHTTPClient.connect(port: gateway.port)
+            let metrics = Exposition(try await scrape.request("GET", "/metrics").bodyString)
+            #expect(
+                metrics.samples[#"trigger_gateway_connections_rejected_total{reason="max_connections_per_peer"}"#] == 1)
+            #expect(metrics.samples[#"trigger_gateway_connections_rejected_total{reason="max_connections"}"#] == 0)
+            await scrape.close()
+            _ = fourth
+        }
+    }
+
+    @Test("at max_connections the refusal's warning names the peer holding the most connections")
+    func connectionCapNamesHolder() async throws {
+        let log = RecordedLog()
+        try await withTestGateway(yaml: "limits: {max_connections: 2, max_connections_per_peer: 0}", log: log) {
+            gateway in
+            var held: [SlowSocket] = []
+            for _ in 0..<2 { held.append(try await SlowSocket.connect(port: gateway.port)) }
+            #expect(await eventually(within: .seconds(5)) { gateway.openConnections() == 2 })
+            let over = try await SlowSocket.connect(port: gateway.port)
+            let refused = try await over.waitForClose(timeout: .seconds(5))
+            #expect(refused.closedByServer)
+            #expect(gateway.rejectedConnections() == 1)
+            let warning = log.lines.first { $0.message == "connection refused: too many open connections" }
+            #expect(warning?.metadata["connections.top_peer"] == "127.0.0.1", "\(log.lines.filter { $0.level >= .warning })")
+            #expect(warning?.metadata["connections.top_peer_open"] == "2")
+            held.removeAll()
+        }
     }
 
     /// A gateway whose hard open-file limit is far below `max_connections` must never run out of descriptors:
