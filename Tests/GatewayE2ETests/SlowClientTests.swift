@@ -159,7 +159,9 @@ struct SlowClientTests {
     /// Review 24, M3: one peer may hold `limits.max_connections_per_peer` connections, not every slot. Over real
     /// sockets from 127.0.0.1: three held, a fourth closed at accept, counted under its own reason and logged naming
     /// the holder; the total cap is not what refused it. A reload raises the cap for the next connection.
-    @Test("a peer's connections up to max_connections_per_peer are served; one more is closed at once, counted and logged")
+    @Test(
+        "a peer's connections up to max_connections_per_peer are served; one more is closed at once, counted and logged"
+    )
     func perPeerCap() async throws {
         let log = RecordedLog()
         try await withTestGateway(yaml: "limits: {max_connections_per_peer: 3}", log: log) { gateway in
@@ -178,8 +180,10 @@ struct SlowClientTests {
             #expect(refused.closedByServer)
             #expect(refused.received.isEmpty, "\(refused.text.prefix(200))")
             #expect(gateway.rejectedConnections() == 0, "refused as max_connections")
-            let warning = log.lines.first { $0.message == "connection refused: too many open connections from one peer" }
-            #expect(warning?.metadata["connections.peer"] == "127.0.0.1", "\(log.lines.filter { $0.level >= .warning })")
+            let message = "connection refused: too many open connections from one peer"
+            let warning = log.lines.first { $0.message == message }
+            let warnings = log.lines.filter { $0.level >= .warning }
+            #expect(warning?.metadata["connections.peer"] == "127.0.0.1", "\(warnings)")
             #expect(warning?.metadata["connections.peer_open"] == "3")
             #expect(warning?.metadata["connections.per_peer_limit"] == "3")
 
@@ -216,7 +220,8 @@ struct SlowClientTests {
             #expect(refused.closedByServer)
             #expect(gateway.rejectedConnections() == 1)
             let warning = log.lines.first { $0.message == "connection refused: too many open connections" }
-            #expect(warning?.metadata["connections.top_peer"] == "127.0.0.1", "\(log.lines.filter { $0.level >= .warning })")
+            let warnings = log.lines.filter { $0.level >= .warning }
+            #expect(warning?.metadata["connections.top_peer"] == "127.0.0.1", "\(warnings)")
             #expect(warning?.metadata["connections.top_peer_open"] == "2")
             held.removeAll()
         }
@@ -410,7 +415,8 @@ struct SlowClientTests {
             #expect(!frames.contains { $0.type == 7 }, "GOAWAY while the call ran: \(frames.map(\.type))")
             #expect(frames.contains { $0.type == 1 }, "no answer: \(frames.map(\.type))")
             let answer: [UInt8] = frames.filter { $0.type == 0 }.flatMap(\.payload)
-            #expect(String(decoding: answer, as: UTF8.self).contains("1500"), "\(String(decoding: answer, as: UTF8.self))")
+            let answerText = String(decoding: answer, as: UTF8.self)
+            #expect(answerText.contains("1500"), "\(answerText)")
             // Idle from the answer's end: GOAWAY no sooner than `idle` after it, PINGs notwithstanding.
             let notice = try await socket.waitForClose(timeout: .seconds(10)) { outcome in
                 Self.frames(outcome.received).contains { $0.type == 7 }

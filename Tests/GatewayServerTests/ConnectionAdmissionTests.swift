@@ -74,7 +74,9 @@ struct ConnectionAdmissionTests {
         #expect(admission.admit(try Self.connection(from: "2001:db8:1:3::a", loop: loop), perPeerLimit: 2) == .admitted)
     }
 
-    @Test("at max_connections a peer under its own cap is refused as max_connections, and its per-peer slot is given back")
+    @Test(
+        "at max_connections a peer under its own cap is refused as max_connections, and its per-peer slot is given back"
+    )
     func totalEdge() throws {
         let loop = EmbeddedEventLoop()
         let admission = ConnectionAdmission(limit: 2)
