@@ -62,8 +62,8 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package static let maxConnectionsPerPeerRange = 0...1_000_000
 
     /// The per-peer cap when `limits.max_connections_per_peer` is not set: a sixteenth of the connection cap
-    /// (256 of the default 4096), so that no fewer than 16 hosts can fill the gateway (as Envoy's connection limit
-    /// filter and nginx's `limit_conn` cap one client's share; neither sets one by default, and a gateway on a
+    /// (256 of the default 4096), so that no fewer than 16 hosts can fill the gateway (as nginx's `limit_conn` on
+    /// `$binary_remote_addr` and HAProxy's `src_conn_cur` cap one client's share; neither is on by default, but a
     /// port shared by every tenant needs one), but at least 16: one well-behaved client process may open up to
     /// about 10 (python-requests' pool keeps 10 per host, browsers 6 per HTTP/1.1 origin), and a small gateway
     /// must not refuse it.

@@ -4,8 +4,8 @@ import Synchronization
 /// The caps on open client connections: all of them (`limits.max_connections`, issue 10, item 1) and those of one
 /// peer (`limits.max_connections_per_peer`, review 24 M3). A connection accepted over either is closed at once,
 /// logged and counted, so a flood of idle sockets cannot take every file descriptor and starve the backends and
-/// the real clients, and one host cannot take every slot from the others (as Envoy's connection limit filter and
-/// nginx's `limit_conn` per address do).
+/// the real clients, and one host cannot take every slot from the others (as nginx's `limit_conn` keyed on
+/// `$binary_remote_addr` and HAProxy's `src_conn_cur` cap one client's connections).
 ///
 /// The total is an atomic counter, not the tracker's registry: child channels are initialised on several event
 /// loops at once, and "count, then add" there would let a burst overshoot the cap. The per-peer counts are a

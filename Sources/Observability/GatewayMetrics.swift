@@ -181,7 +181,7 @@ package final class ConnectionMetrics: Sendable {
         /// `limits.max_connections` were open: closed at accept (Envoy's `downstream_cx_overflow`).
         case maxConnections = "max_connections"
         /// Its peer (an IPv4 address, an IPv6 /64) had `limits.max_connections_per_peer` open: closed at accept
-        /// (Envoy's connection limit filter, nginx's `limit_conn`).
+        /// (nginx's `limit_conn` on `$binary_remote_addr`).
         case maxConnectionsPerPeer = "max_connections_per_peer"
         /// Cleartext HTTP/1.1 or h2c on a TLS-only port: answered 400 / INVALID_ARGUMENT, then closed. A client
         /// configured with `http://` for an `https://` gateway shows up here, not as a TLS handshake error.
