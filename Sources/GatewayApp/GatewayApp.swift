@@ -485,6 +485,7 @@ package final class GatewayApp: Sendable {
             abacus: config.abacus
         )
         services.tls = tls
+        services.maxConnectionsPerPeer = config.limits.maxConnectionsPerPeer
         services.scheduler = scheduler
         services.metrics = metrics
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)

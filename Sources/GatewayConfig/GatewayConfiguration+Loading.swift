@@ -190,7 +190,7 @@ extension GatewayConfiguration {
             at: "limits",
             allowed: [
                 "max_body_bytes", "max_batch", "max_header_bytes", "max_depth", "max_concurrent_streams",
-                "max_connections", "stream_buffer_bytes", "connection_buffer_bytes",
+                "max_connections", "max_connections_per_peer", "stream_buffer_bytes", "connection_buffer_bytes",
             ]
         )
         var limits = L.defaults
@@ -211,6 +211,10 @@ extension GatewayConfiguration {
         }
         if let n = m["max_connections"] {
             limits.maxConnections = try reader.int(n, at: m.path("max_connections"), in: L.maxConnectionsRange)
+        }
+        if let n = m["max_connections_per_peer"] {
+            limits.maxConnectionsPerPeer = try reader.int(
+                n, at: m.path("max_connections_per_peer"), in: L.maxConnectionsPerPeerRange)
         }
         if let n = m["stream_buffer_bytes"] {
             limits.streamBufferBytes = try reader.byteSize(

@@ -13,6 +13,10 @@ package struct LimitsConfiguration: Sendable, Equatable {
     /// Open client connections at most; one accepted over the cap is closed at once (and counted). Keep it
     /// under the process's file-descriptor limit (`ulimit -n`), with room for backend connections.
     package var maxConnections: Int
+    /// Open client connections of one peer at most (an IPv4 address; an IPv6 /64 counts as one): one accepted
+    /// over it is closed at once (and counted). Nil: ``defaultMaxConnectionsPerPeer(maxConnections:)`` of the cap
+    /// in force; 0: no per-peer cap (a gateway behind a proxy or load balancer that connects from few addresses).
+    package var maxConnectionsPerPeer: Int?
     /// Response bytes buffered for one HTTP/2 stream (waiting for the client's window) before the backend
     /// is paused; it resumes at half.
     package var streamBufferBytes: Int
@@ -27,6 +31,7 @@ package struct LimitsConfiguration: Sendable, Equatable {
         maxDepth: Int = 64,
         maxConcurrentStreams: Int = 100,
         maxConnections: Int = 4096,
+        maxConnectionsPerPeer: Int? = nil,
         streamBufferBytes: Int = 256 << 10,
         connectionBufferBytes: Int = 1 << 20
     ) {
@@ -36,12 +41,13 @@ package struct LimitsConfiguration: Sendable, Equatable {
         self.maxDepth = maxDepth
         self.maxConcurrentStreams = maxConcurrentStreams
         self.maxConnections = maxConnections
+        self.maxConnectionsPerPeer = maxConnectionsPerPeer
         self.streamBufferBytes = streamBufferBytes
         self.connectionBufferBytes = connectionBufferBytes
     }
 
     /// 32 MiB bodies, batches of 32, 16 KiB of headers, depth 64, 100 streams per connection, 4096
-    /// connections, 256 KiB buffered per stream and 1 MiB per connection.
+    /// connections (256 per peer), 256 KiB buffered per stream and 1 MiB per connection.
     package static var defaults: LimitsConfiguration { LimitsConfiguration() }
 
     /// Accepted ranges, checked on load. The upper bounds guard against unit slips (a body cap of 32 GiB
@@ -52,6 +58,23 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package static let maxDepthRange = 1...1024
     package static let maxConcurrentStreamsRange = 1...((1 << 31) - 1)
     package static let maxConnectionsRange = 1...1_000_000
+    /// 0 turns the per-peer cap off.
+    package static let maxConnectionsPerPeerRange = 0...1_000_000
+
+    /// The per-peer cap when `limits.max_connections_per_peer` is not set: a sixteenth of the connection cap
+    /// (256 of the default 4096), so that no fewer than 16 hosts can fill the gateway (as nginx's `limit_conn` on
+    /// `$binary_remote_addr` and HAProxy's `src_conn_cur` cap one client's share; neither is on by default, but a
+    /// port shared by every tenant needs one), but at least 16: one well-behaved client process may open up to
+    /// about 10 (python-requests' pool keeps 10 per host, browsers 6 per HTTP/1.1 origin), and a small gateway
+    /// must not refuse it.
+    package static func defaultMaxConnectionsPerPeer(maxConnections: Int) -> Int {
+        max(16, maxConnections / 16)
+    }
+
+    /// The per-peer cap in force for a connection cap of `maxConnections` (0: none).
+    package func effectiveMaxConnectionsPerPeer(maxConnections: Int) -> Int {
+        maxConnectionsPerPeer ?? Self.defaultMaxConnectionsPerPeer(maxConnections: maxConnections)
+    }
     package static let streamBufferBytesRange = 1024...(1 << 30)
     package static let connectionBufferBytesRange = 1024...((1 << 32) - 1)
 }

@@ -20,7 +20,7 @@ import Synchronization
 ///    the listener's drain notice (`ChannelShouldQuiesceEvent`), and the loop's clock advances in steps until
 ///    the connection closes — a timeout or the drain must close it within
 ///    ``FuzzServices/longestQuietLife``. Every timer of the gateway's runs on the loop's clock (the idle
-///    timeout's `ReadIdleHandler`, the slow-client timeouts, and request deadlines through
+///    timeout's `ReadIdleHandler` and HTTP/2 frontend timer, the slow-client timeouts, and request deadlines through
 ///    `FrontendServices.clock`), so the harness only advances the clock.
 ///
 /// What must hold, besides never trapping: see ``HTTP1Transcript`` and ``HTTP2Transcript``.

@@ -129,8 +129,19 @@ package final class GatewayServer: Service {
                     channel.eventLoop.makeCompletedFuture {
                         // Every accepted socket, refused at the cap or not (`connections_accepted_total`).
                         connectionMetrics?.acceptedConnection()
-                        guard admission.admit(channel) else {
+                        let perPeerLimit =
+                            current.maxConnectionsPerPeer
+                            ?? LimitsConfiguration.defaultMaxConnectionsPerPeer(maxConnections: admission.limit)
+                        switch admission.admit(channel, perPeerLimit: perPeerLimit) {
+                        case .admitted:
+                            break
+                        case .overLimit:
                             Self.refuse(channel, admission: admission, services: current.value)
+                            return
+                        case .overPeerLimit(let peer, let open):
+                            Self.refusePerPeer(
+                                channel, peer: peer, open: open, limit: perPeerLimit, admission: admission,
+                                services: current.value)
                             return
                         }
                         // TCP_NODELAY (IPPROTO_TCP): NIO sets it on the listener and Linux copies it to accepted
@@ -245,15 +256,43 @@ package final class GatewayServer: Service {
 
     /// Closes a connection accepted over `maxConnections`: counted in
     /// `trigger_gateway_connections_rejected_total{reason="max_connections"}`, logged for the first one and every
-    /// 1000th after, so a flood does not also flood the log.
+    /// 1000th after, so a flood does not also flood the log. The warning names the refused peer and the one
+    /// holding the most connections (`connections.top_peer`, `connections.top_peer_open`): who to look at, or
+    /// whose `limits.max_connections_per_peer` to lower.
     private static func refuse(_ channel: any Channel, admission: ConnectionAdmission, services: FrontendServices) {
         services.metrics?.connections.rejected(.maxConnections)
         let rejected = admission.rejected
         if rejected == 1 || rejected % 1000 == 0 {
+            var metadata: Logger.Metadata = [
+                "connections.limit": .stringConvertible(admission.limit),
+                "connections.rejected": .stringConvertible(rejected),
+                "peer.address": "\(channel.remoteAddress?.hostPort ?? "unknown")",
+            ]
+            if let top = admission.topPeer() {
+                metadata["connections.top_peer"] = "\(top.peer)"
+                metadata["connections.top_peer_open"] = .stringConvertible(top.open)
+            }
+            services.logger.warning("connection refused: too many open connections", metadata: metadata)
+        }
+        channel.close(promise: nil)
+    }
+
+    /// Closes a connection whose peer already holds `limits.max_connections_per_peer` (`open`): counted in
+    /// `trigger_gateway_connections_rejected_total{reason="max_connections_per_peer"}`, logged for the first one
+    /// and every 1000th after, naming the peer (the holder) and its count.
+    private static func refusePerPeer(
+        _ channel: any Channel, peer: ConnectionAdmission.Peer, open: Int, limit: Int,
+        admission: ConnectionAdmission, services: FrontendServices
+    ) {
+        services.metrics?.connections.rejected(.maxConnectionsPerPeer)
+        let rejected = admission.rejectedPerPeer
+        if rejected == 1 || rejected % 1000 == 0 {
             services.logger.warning(
-                "connection refused: too many open connections",
+                "connection refused: too many open connections from one peer",
                 metadata: [
-                    "connections.limit": .stringConvertible(admission.limit),
+                    "connections.peer": "\(peer)",
+                    "connections.peer_open": .stringConvertible(open),
+                    "connections.per_peer_limit": .stringConvertible(limit),
                     "connections.rejected": .stringConvertible(rejected),
                     "peer.address": "\(channel.remoteAddress?.hostPort ?? "unknown")",
                 ]

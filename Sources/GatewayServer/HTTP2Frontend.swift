@@ -29,7 +29,8 @@ extension GatewayServer {
         configuration.connectionOutboundHighWatermark = services.slowClients.connectionBufferBytes
         configuration.flushesOncePerTick = true
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ReadIdleHandler(timeout: services.idleTimeout))
+        // No `ReadIdleHandler` here: `timeouts.idle` is the frontend's own timer, which counts the time with no
+        // stream open, not the time since the last read (review 24, M3).
         frontend.session = try sync.configureHTTP2Session(
             role: .server, configuration: configuration, delegate: frontend)
         try sync.addHandler(frontend)

@@ -36,6 +36,11 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// An idle period passed and the graceful shutdown began; a second one closes the connection (a peer
     /// that never answers the shutdown PING must not keep it).
     private var idleShutdownStarted = false
+    /// `timeouts.idle` counts from here while no stream is open: the connection's start, then each time its last
+    /// open stream closes (``idleTimerFired(_:)``).
+    private var idleSince = NIODeadline.uptimeNanoseconds(0)
+    /// The idle timer's next check; cancelled when the connection ends.
+    private var idleCheck: Scheduled<Void>?
 
     /// What one stream is doing.
     final class StreamState {
@@ -382,7 +387,11 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
         state.writableWaiters = []
         finishRecord(state)
-        if terminating, streams.isEmpty { session.terminate() }
+        if streams.isEmpty {
+            // The idle period starts now (the check scheduled meanwhile reads it; no timer is touched per call).
+            idleSince = eventLoop.now
+            if terminating { session.terminate() }
+        }
     }
 
     func session(_ session: NGHTTP2Session, streamWritabilityChanged stream: HTTP2StreamID, isWritable: Bool) {
@@ -508,23 +517,89 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     // MARK: Channel events
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startIdleTimer(context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stopIdleTimer()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startIdleTimer(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stopIdleTimer()
+        context.fireChannelInactive()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is ChannelShouldQuiesceEvent:
             // Graceful shutdown: GOAWAY after a notice; open streams finish, new ones are refused.
             session.initiateGracefulShutdown()
-        case is IdleStateHandler.IdleStateEvent where streams.isEmpty:
-            if idleShutdownStarted {
-                context.close(promise: nil)
-            } else {
-                idleShutdownStarted = true
-                session.initiateGracefulShutdown()
-            }
         case is ShutdownGraceExpiredEvent:
             shutdownGraceExpired()
         default:
             context.fireUserInboundEventTriggered(event)
         }
+    }
+
+    // MARK: timeouts.idle
+
+    /// `timeouts.idle` on HTTP/2 (review 24, M3): the time with no stream open, as Envoy's `idle_timeout` ("no
+    /// active requests"). It starts with the connection and again when the last open stream closes; it is not
+    /// pushed back by connection-level frames (PING, SETTINGS, WINDOW_UPDATE, RFC 9113 §6.7: a PING measures
+    /// liveness, it is not a request), which a read-based timer (`ReadIdleHandler`, HTTP/1.1's) counted as
+    /// activity, so a client sending one now and then held the connection, and its `max_connections` slot,
+    /// forever. Once it passes: the graceful GOAWAY; a second idle period closes the connection (a peer that
+    /// never answers the shutdown PING must not keep it).
+    ///
+    /// One check at a time, scheduled lazily as `ReadIdleHandler` does: a stream's open and close touch no timer
+    /// (the close stores ``idleSince``); a check that finds a stream open comes back one whole timeout later,
+    /// and one that finds the connection idle for less than the timeout comes back when it would be reached.
+    /// Times are the event loop's (`EventLoop.now`), so a testing loop moves them by hand.
+    private func startIdleTimer(_ context: ChannelHandlerContext) {
+        guard idleCheck == nil else { return }
+        idleSince = context.eventLoop.now
+        scheduleIdleCheck(context, in: services.idleTimeout)
+    }
+
+    private func stopIdleTimer() {
+        idleCheck?.cancel()
+        idleCheck = nil
+    }
+
+    private func scheduleIdleCheck(_ context: ChannelHandlerContext, in amount: TimeAmount) {
+        idleCheck = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [self] in
+            idleTimerFired(context)
+        }
+    }
+
+    private func idleTimerFired(_ context: ChannelHandlerContext) {
+        idleCheck = nil
+        guard context.channel.isActive else { return }
+        let timeout = services.idleTimeout
+        guard streams.isEmpty else {
+            scheduleIdleCheck(context, in: timeout)
+            return
+        }
+        let idle = context.eventLoop.now - idleSince
+        guard idle >= timeout else {
+            scheduleIdleCheck(context, in: timeout - idle)
+            return
+        }
+        if idleShutdownStarted {
+            context.close(promise: nil)
+            return
+        }
+        idleShutdownStarted = true
+        // The second period counts from now (or from the close of a stream opened before the final GOAWAY).
+        idleSince = context.eventLoop.now
+        scheduleIdleCheck(context, in: timeout)
+        session.initiateGracefulShutdown()
     }
 
     /// The grace period ran out with streams unfinished: each gets an answer in its protocol (gRPC

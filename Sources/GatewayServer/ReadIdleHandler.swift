@@ -9,7 +9,10 @@ import NIOCore
 /// by waiting in real time (issue 19, item 5). On a real loop `EventLoop.now` is `NIODeadline.now()`, so the
 /// behaviour is the same: the timer starts when the channel is active, a read in progress or a completed read
 /// pushes it back by the time read since, and after firing the next check is one whole `timeout` later. The
-/// consumers (`HTTP1FrontendHandler`, `HTTP2FrontendConnection`) keep matching NIO's event type.
+/// consumer (`HTTP1FrontendHandler`) keeps matching NIO's event type.
+///
+/// HTTP/1.1 only: on HTTP/2 a read is no sign of a request in flight (a PING, SETTINGS or WINDOW_UPDATE is a
+/// read), so `HTTP2FrontendConnection` times the connection's streams instead (review 24, M3).
 ///
 /// Inbound only: it watches reads, not writes, and an outbound handler is passed through by every write, flush
 /// and read of the connection (three writes per HTTP/1.1 answer, ~1 000 instructions each, issue 11).

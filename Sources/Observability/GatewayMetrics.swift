@@ -180,6 +180,9 @@ package final class ConnectionMetrics: Sendable {
     package enum RejectReason: String, Sendable, CaseIterable {
         /// `limits.max_connections` were open: closed at accept (Envoy's `downstream_cx_overflow`).
         case maxConnections = "max_connections"
+        /// Its peer (an IPv4 address, an IPv6 /64) had `limits.max_connections_per_peer` open: closed at accept
+        /// (nginx's `limit_conn` on `$binary_remote_addr`).
+        case maxConnectionsPerPeer = "max_connections_per_peer"
         /// Cleartext HTTP/1.1 or h2c on a TLS-only port: answered 400 / INVALID_ARGUMENT, then closed. A client
         /// configured with `http://` for an `https://` gateway shows up here, not as a TLS handshake error.
         case tlsRequired = "tls_required"
@@ -248,7 +251,8 @@ package final class ConnectionMetrics: Sendable {
         self.rejected = registry.counters(
             RejectReason.self, name: "trigger_gateway_connections_rejected_total", label: "reason",
             help: "Frontend connections refused before serving a request, by reason (max_connections: "
-                + "limits.max_connections connections were open; tls_required: cleartext on a TLS-only port)."
+                + "limits.max_connections connections were open; max_connections_per_peer: the peer had "
+                + "limits.max_connections_per_peer open; tls_required: cleartext on a TLS-only port)."
         )
         self.headerBlocks = registry.counters(
             HeaderBlockRefusal.self, name: "trigger_gateway_http2_header_blocks_refused_total", label: "reason",

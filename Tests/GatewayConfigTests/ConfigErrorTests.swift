@@ -119,6 +119,16 @@ struct ConfigErrorTests {
         ),
         Case(yaml: "limits: {max_connections: 0}\n", path: "limits.max_connections", message: "0 is out of range"),
         Case(
+            yaml: "limits: {max_connections_per_peer: -1}\n",
+            path: "limits.max_connections_per_peer",
+            message: "-1 is out of range"
+        ),
+        Case(
+            yaml: "limits: {max_connections_per_peer: 1000001}\n",
+            path: "limits.max_connections_per_peer",
+            message: "1000001 is out of range"
+        ),
+        Case(
             yaml: "limits: {stream_buffer_bytes: 1023}\n",
             path: "limits.stream_buffer_bytes",
             message: "1023 bytes is out of range 1024...1073741824"
@@ -414,6 +424,8 @@ struct ConfigErrorTests {
             ("limits: {max_concurrent_streams: 1}", "max_concurrent_streams", 1),
             ("limits: {max_connections: 1}", "max_connections", 1),
             ("limits: {max_connections: 1000000}", "max_connections", 1_000_000),
+            ("limits: {max_connections_per_peer: 0}", "max_connections_per_peer", 0),
+            ("limits: {max_connections_per_peer: 1000000}", "max_connections_per_peer", 1_000_000),
             ("limits: {stream_buffer_bytes: 1KiB}", "stream_buffer_bytes", 1024),
             ("limits: {stream_buffer_bytes: 1GiB}", "stream_buffer_bytes", 1 << 30),
             ("limits: {connection_buffer_bytes: 1024}", "connection_buffer_bytes", 1024),
@@ -426,6 +438,7 @@ struct ConfigErrorTests {
             "max_body_bytes": limits.maxBodyBytes, "max_batch": limits.maxBatch,
             "max_header_bytes": limits.maxHeaderBytes, "max_depth": limits.maxDepth,
             "max_concurrent_streams": limits.maxConcurrentStreams, "max_connections": limits.maxConnections,
+            "max_connections_per_peer": limits.maxConnectionsPerPeer ?? -1,
             "stream_buffer_bytes": limits.streamBufferBytes, "connection_buffer_bytes": limits.connectionBufferBytes,
         ]
         #expect(fields[field] == expected)

@@ -1,6 +1,7 @@
 import DemoRunner
 import Foundation
 import GatewayTestSupport
+import Logging
 import NIOCore
 import Observability
 import Synchronization
@@ -155,6 +156,77 @@ struct SlowClientTests {
         withExtendedLifetime(held) {}
     }
 
+    /// Review 24, M3: one peer may hold `limits.max_connections_per_peer` connections, not every slot. Over real
+    /// sockets from 127.0.0.1: three held, a fourth closed at accept, counted under its own reason and logged naming
+    /// the holder; the total cap is not what refused it. A reload raises the cap for the next connection.
+    @Test(
+        "a peer's connections up to max_connections_per_peer are served; one more is closed at once, counted and logged"
+    )
+    func perPeerCap() async throws {
+        let log = RecordedLog()
+        try await withTestGateway(yaml: "limits: {max_connections_per_peer: 3}", log: log) { gateway in
+            var held: [SlowSocket] = []
+            for _ in 0..<3 { held.append(try await SlowSocket.connect(port: gateway.port)) }
+            #expect(await eventually(within: .seconds(5)) { gateway.openConnections() == 3 })
+            // The third is served (the edge): a request on it is answered.
+            held[2].send(Self.health)
+            let third = try await held[2].waitForClose(timeout: .seconds(5), stopAfter: "\r\n\r\n")
+            #expect(third.text.hasPrefix("HTTP/1.1 200"), "\(third.text.prefix(200))")
+
+            // Just past it: closed at once, nothing answered.
+            let over = try await SlowSocket.connect(port: gateway.port)
+            over.send(Self.health)
+            let refused = try await over.waitForClose(timeout: .seconds(5))
+            #expect(refused.closedByServer)
+            #expect(refused.received.isEmpty, "\(refused.text.prefix(200))")
+            #expect(gateway.rejectedConnections() == 0, "refused as max_connections")
+            let message = "connection refused: too many open connections from one peer"
+            let warning = log.lines.first { $0.message == message }
+            let warnings = log.lines.filter { $0.level >= .warning }
+            #expect(warning?.metadata["connections.peer"] == "127.0.0.1", "\(warnings)")
+            #expect(warning?.metadata["connections.peer_open"] == "3")
+            #expect(warning?.metadata["connections.per_peer_limit"] == "3")
+
+            // A reload raises the cap: the next connection is served.
+            try gateway.reload(yaml: "limits: {max_connections_per_peer: 4}")
+            let fourth = try await SlowSocket.connect(port: gateway.port)
+            fourth.send(Self.health)
+            let served = try await fourth.waitForClose(timeout: .seconds(5), stopAfter: "\r\n\r\n")
+            #expect(served.text.hasPrefix("HTTP/1.1 200"), "\(served.text.prefix(200))")
+
+            // The refusal's count: scraped once a slot is free (a fifth connection would be over the new cap).
+            held.removeAll()
+            #expect(await eventually(within: .seconds(5)) { gateway.openConnections() == 1 })
+            let scrape = try await TestHTTPClient.connect(port: gateway.port)
+            let metrics = Exposition(try await scrape.request("GET", "/metrics").bodyString)
+            #expect(
+                metrics.samples[#"trigger_gateway_connections_rejected_total{reason="max_connections_per_peer"}"#] == 1)
+            #expect(metrics.samples[#"trigger_gateway_connections_rejected_total{reason="max_connections"}"#] == 0)
+            await scrape.close()
+            _ = fourth
+        }
+    }
+
+    @Test("at max_connections the refusal's warning names the peer holding the most connections")
+    func connectionCapNamesHolder() async throws {
+        let log = RecordedLog()
+        try await withTestGateway(yaml: "limits: {max_connections: 2, max_connections_per_peer: 0}", log: log) {
+            gateway in
+            var held: [SlowSocket] = []
+            for _ in 0..<2 { held.append(try await SlowSocket.connect(port: gateway.port)) }
+            #expect(await eventually(within: .seconds(5)) { gateway.openConnections() == 2 })
+            let over = try await SlowSocket.connect(port: gateway.port)
+            let refused = try await over.waitForClose(timeout: .seconds(5))
+            #expect(refused.closedByServer)
+            #expect(gateway.rejectedConnections() == 1)
+            let warning = log.lines.first { $0.message == "connection refused: too many open connections" }
+            let warnings = log.lines.filter { $0.level >= .warning }
+            #expect(warning?.metadata["connections.top_peer"] == "127.0.0.1", "\(warnings)")
+            #expect(warning?.metadata["connections.top_peer_open"] == "2")
+            held.removeAll()
+        }
+    }
+
     /// A gateway whose hard open-file limit is far below `max_connections` must never run out of descriptors:
     /// Swift's libdispatch traps when it cannot open `/proc/<tid>/stat` (SIGILL, "workq: registered worker exited
     /// prematurely"), which killed this test's gateway about once in ten runs when it let accept reach EMFILE.
@@ -254,6 +326,103 @@ struct SlowClientTests {
             let closedAfter = outcome.ended - connecting
             #expect(outcome.closedByServer, "still open after \(closedAfter)")
             #expect(closedAfter >= idle * 2, "closed after \(closedAfter)")
+        }
+    }
+
+    // MARK: Review 24, M3: the HTTP/2 idle timeout counts streams, not frames
+
+    /// The connection-level frames a client may send to look alive: PING, an empty SETTINGS, WINDOW_UPDATE(0, 1).
+    static let keepAliveFrames: [String: [UInt8]] = [
+        "PING": [0, 0, 8, 6, 0, 0, 0, 0, 0] + Array("pingping".utf8),
+        "SETTINGS": [0, 0, 0, 4, 0, 0, 0, 0, 0],
+        "WINDOW_UPDATE": [0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    ]
+
+    /// Sends `frame` every `period` until cancelled or the server closes (the client under test, not a wait).
+    static func keepSending(_ frame: [UInt8], every period: Duration, on socket: SlowSocket) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: period)
+                guard socket.send(frame) else { return }
+            }
+        }
+    }
+
+    @Test(
+        "h2: a connection that sends only PING, SETTINGS or WINDOW_UPDATE every idle/3 gets GOAWAY at timeouts.idle, then is closed",
+        arguments: ["PING", "SETTINGS", "WINDOW_UPDATE"])
+    func h2KeepAliveFramesIdleOut(kind: String) async throws {
+        let idle = Duration.milliseconds(600)
+        try await withTestGateway(yaml: "timeouts: {idle: 600ms}") { gateway in
+            let connecting = ContinuousClock.now
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            socket.send(Array(Silence.magicWithoutSettings.bytes.utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0])
+            let sender = Self.keepSending(try #require(Self.keepAliveFrames[kind]), every: idle / 3, on: socket)
+            defer { sender.cancel() }
+            // Before the fix the frames pushed the timer back and no GOAWAY ever came (review 24, `s9b.sh`).
+            let notice = try await socket.waitForClose(timeout: .seconds(10)) { outcome in
+                Self.frames(outcome.received).contains { $0.type == 7 }
+            }
+            let noticeAfter = notice.ended - connecting
+            let goAway = try #require(Self.frames(notice.received).first { $0.type == 7 }, "no GOAWAY in 10 s")
+            #expect(noticeAfter >= idle, "GOAWAY after \(noticeAfter)")
+            #expect(goAway.payload.prefix(4) == [0x7f, 0xff, 0xff, 0xff], "the shutdown notice first")
+            // The shutdown PING is never answered and the keep-alives go on: closed a second period later.
+            let rest = try await socket.waitForClose(timeout: .seconds(10))
+            #expect(rest.closedByServer, "still open \(rest.ended - connecting) after connecting")
+            #expect(rest.ended - connecting >= idle * 2, "closed after \(rest.ended - connecting)")
+        }
+    }
+
+    /// An HPACK header block of literal fields without indexing, new names, no Huffman coding (RFC 7541 §6.2.2):
+    /// enough for a request whose names and values are under 127 bytes.
+    static func literalHeaderBlock(_ fields: [(String, String)]) -> [UInt8] {
+        var block: [UInt8] = []
+        for (name, value) in fields {
+            block.append(0)
+            block.append(UInt8(name.utf8.count))
+            block += name.utf8
+            block.append(UInt8(value.utf8.count))
+            block += value.utf8
+        }
+        return block
+    }
+
+    @Test("h2: a call that runs longer than timeouts.idle is answered, PINGs or not; the idle period starts after it")
+    func h2OpenStreamNotIdle() async throws {
+        let idle = Duration.milliseconds(400)
+        try await withTestGateway(yaml: "timeouts: {idle: 400ms}") { gateway in
+            let socket = try await SlowSocket.connect(port: gateway.port)
+            let body = Array(#"{"data":[{"variable":{"ms":1500}}]}"#.utf8)
+            let block = Self.literalHeaderBlock([
+                (":method", "POST"), (":scheme", "http"), (":authority", "gw"),
+                (":path", "/v1beta/namespaces/demo/pipelines/sleep/trigger"), ("content-type", "application/json"),
+            ])
+            // HEADERS (END_HEADERS) and DATA (END_STREAM) on stream 1.
+            let headersHead: [UInt8] = [0, UInt8(block.count >> 8), UInt8(block.count & 0xff), 1, 4, 0, 0, 0, 1]
+            let dataHead: [UInt8] = [0, 0, UInt8(body.count), 0, 1, 0, 0, 0, 1]
+            var request = Array(Silence.magicWithoutSettings.bytes.utf8)
+            request += [0, 0, 0, 4, 0, 0, 0, 0, 0]
+            request += headersHead + block
+            request += dataHead + body
+            socket.send(request)
+            let sender = Self.keepSending(try #require(Self.keepAliveFrames["PING"]), every: idle / 3, on: socket)
+            defer { sender.cancel() }
+            let answered = try await socket.waitForClose(timeout: .seconds(10)) { outcome in
+                Self.frames(outcome.received).contains { $0.type == 0 && $0.flags & 1 == 1 }
+            }
+            let frames = Self.frames(answered.received)
+            #expect(!frames.contains { $0.type == 7 }, "GOAWAY while the call ran: \(frames.map(\.type))")
+            #expect(frames.contains { $0.type == 1 }, "no answer: \(frames.map(\.type))")
+            let answer: [UInt8] = frames.filter { $0.type == 0 }.flatMap(\.payload)
+            let answerText = String(decoding: answer, as: UTF8.self)
+            #expect(answerText.contains("1500"), "\(answerText)")
+            // Idle from the answer's end: GOAWAY no sooner than `idle` after it, PINGs notwithstanding.
+            let notice = try await socket.waitForClose(timeout: .seconds(10)) { outcome in
+                Self.frames(outcome.received).contains { $0.type == 7 }
+            }
+            #expect(Self.frames(notice.received).contains { $0.type == 7 }, "no GOAWAY after the call")
+            #expect(notice.ended - answered.ended >= idle, "GOAWAY \(notice.ended - answered.ended) after the answer")
         }
     }
 
