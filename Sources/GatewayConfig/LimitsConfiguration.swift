@@ -14,9 +14,14 @@ package struct LimitsConfiguration: Sendable, Equatable {
     /// under the process's file-descriptor limit (`ulimit -n`), with room for backend connections.
     package var maxConnections: Int
     /// Open client connections of one peer at most (an IPv4 address; an IPv6 /64 counts as one): one accepted
-    /// over it is closed at once (and counted). Nil: ``defaultMaxConnectionsPerPeer(maxConnections:)`` of the cap
-    /// in force; 0: no per-peer cap (a gateway behind a proxy or load balancer that connects from few addresses).
-    package var maxConnectionsPerPeer: Int?
+    /// over it is closed at once (and counted). 0, the default: no per-peer cap.
+    ///
+    /// Off by default, as nginx's `limit_conn`, HAProxy's `src_conn_cur` rules and Envoy (which has no per-client
+    /// connection cap) are: the gateway usually runs behind a load balancer or ingress that connects from a few
+    /// addresses (ingress-nginx keeps 320 upstream connections per worker alone), and a default cap would refuse
+    /// that proxy's connections under load. A client can no longer hold an idle HTTP/2 connection with PINGs
+    /// (`timeouts.idle` counts streams, review 24 M3), so what a cap adds is for a port clients reach directly.
+    package var maxConnectionsPerPeer: Int
     /// Response bytes buffered for one HTTP/2 stream (waiting for the client's window) before the backend
     /// is paused; it resumes at half.
     package var streamBufferBytes: Int
@@ -31,7 +36,7 @@ package struct LimitsConfiguration: Sendable, Equatable {
         maxDepth: Int = 64,
         maxConcurrentStreams: Int = 100,
         maxConnections: Int = 4096,
-        maxConnectionsPerPeer: Int? = nil,
+        maxConnectionsPerPeer: Int = 0,
         streamBufferBytes: Int = 256 << 10,
         connectionBufferBytes: Int = 1 << 20
     ) {
@@ -60,21 +65,6 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package static let maxConnectionsRange = 1...1_000_000
     /// 0 turns the per-peer cap off.
     package static let maxConnectionsPerPeerRange = 0...1_000_000
-
-    /// The per-peer cap when `limits.max_connections_per_peer` is not set: a sixteenth of the connection cap
-    /// (256 of the default 4096), so that no fewer than 16 hosts can fill the gateway (as nginx's `limit_conn` on
-    /// `$binary_remote_addr` and HAProxy's `src_conn_cur` cap one client's share; neither is on by default, but a
-    /// port shared by every tenant needs one), but at least 16: one well-behaved client process may open up to
-    /// about 10 (python-requests' pool keeps 10 per host, browsers 6 per HTTP/1.1 origin), and a small gateway
-    /// must not refuse it.
-    package static func defaultMaxConnectionsPerPeer(maxConnections: Int) -> Int {
-        max(16, maxConnections / 16)
-    }
-
-    /// The per-peer cap in force for a connection cap of `maxConnections` (0: none).
-    package func effectiveMaxConnectionsPerPeer(maxConnections: Int) -> Int {
-        maxConnectionsPerPeer ?? Self.defaultMaxConnectionsPerPeer(maxConnections: maxConnections)
-    }
     package static let streamBufferBytesRange = 1024...(1 << 30)
     package static let connectionBufferBytesRange = 1024...((1 << 32) - 1)
 }

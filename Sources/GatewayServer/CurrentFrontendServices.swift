@@ -21,9 +21,9 @@ package final class CurrentFrontendServices: Sendable {
     /// The services in force now.
     package var value: FrontendServices { current.value }
 
-    /// `limits.max_connections_per_peer` in force now (nil: the default), read at each accept without copying
-    /// the services.
-    var maxConnectionsPerPeer: Int? { current.value.maxConnectionsPerPeer }
+    /// `limits.max_connections_per_peer` in force now (0: none), read at each accept without copying the
+    /// services.
+    var maxConnectionsPerPeer: Int { current.value.maxConnectionsPerPeer }
 
     /// The services in force now, behind their one shared reference.
     private var current: SharedFrontendServices { services.withLock { $0 } }

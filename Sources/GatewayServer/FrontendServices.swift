@@ -20,9 +20,8 @@ package struct FrontendServices: Sendable {
     /// How long a sync trigger may take end to end, unless the client asks for less.
     package var requestTimeout: TimeAmount
     /// `limits.max_connections_per_peer`: open connections of one peer at most (an IPv4 address, an IPv6 /64);
-    /// nil: ``LimitsConfiguration/defaultMaxConnectionsPerPeer(maxConnections:)`` of the listener's cap; 0: no cap.
-    /// Read when a connection is accepted, so a reload applies it to the next one.
-    package var maxConnectionsPerPeer: Int? = nil
+    /// 0: no cap (the default). Read when a connection is accepted, so a reload applies it to the next one.
+    package var maxConnectionsPerPeer = 0
     /// How long a connection may sit with nothing to do before it is closed.
     package var idleTimeout: TimeAmount
     /// How long a stream's backend may be silent between two events while the next is awaited

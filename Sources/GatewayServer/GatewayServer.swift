@@ -129,9 +129,7 @@ package final class GatewayServer: Service {
                     channel.eventLoop.makeCompletedFuture {
                         // Every accepted socket, refused at the cap or not (`connections_accepted_total`).
                         connectionMetrics?.acceptedConnection()
-                        let perPeerLimit =
-                            current.maxConnectionsPerPeer
-                            ?? LimitsConfiguration.defaultMaxConnectionsPerPeer(maxConnections: admission.limit)
+                        let perPeerLimit = current.maxConnectionsPerPeer
                         switch admission.admit(channel, perPeerLimit: perPeerLimit) {
                         case .admitted:
                             break

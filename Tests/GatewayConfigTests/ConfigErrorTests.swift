@@ -438,7 +438,7 @@ struct ConfigErrorTests {
             "max_body_bytes": limits.maxBodyBytes, "max_batch": limits.maxBatch,
             "max_header_bytes": limits.maxHeaderBytes, "max_depth": limits.maxDepth,
             "max_concurrent_streams": limits.maxConcurrentStreams, "max_connections": limits.maxConnections,
-            "max_connections_per_peer": limits.maxConnectionsPerPeer ?? -1,
+            "max_connections_per_peer": limits.maxConnectionsPerPeer,
             "stream_buffer_bytes": limits.streamBufferBytes, "connection_buffer_bytes": limits.connectionBufferBytes,
         ]
         #expect(fields[field] == expected)

@@ -187,9 +187,8 @@ struct GatewayConfigurationTests {
         #expect(d.timeouts.bodyProgress == .seconds(30))
         #expect(d.timeouts.writeProgress == .seconds(30))
         #expect(d.limits.maxConnections == 4096)
-        // Unset: a sixteenth of the connection cap in force (256 of 4096).
-        #expect(d.limits.maxConnectionsPerPeer == nil)
-        #expect(d.limits.effectiveMaxConnectionsPerPeer(maxConnections: d.limits.maxConnections) == 256)
+        // Unset: no per-peer cap (see LimitsConfiguration.maxConnectionsPerPeer for why).
+        #expect(d.limits.maxConnectionsPerPeer == 0)
         #expect(d.limits.streamBufferBytes == 256 << 10)
         #expect(d.limits.connectionBufferBytes == 1 << 20)
         let config = try GatewayConfiguration.parse(

@@ -86,11 +86,4 @@ struct ConnectionAdmissionTests {
         #expect(admission.rejected == 1)
         #expect(try admission.openConnections(of: #require(try Self.peer("192.0.2.3"))) == 0)
     }
-
-    @Test(
-        "the default per-peer cap is a sixteenth of max_connections, at least 16",
-        arguments: [(4096, 256), (1_000_000, 62_500), (1000, 62), (256, 16), (20, 16), (1, 16)])
-    func defaultPerPeer(maxConnections: Int, expected: Int) {
-        #expect(LimitsConfiguration.defaultMaxConnectionsPerPeer(maxConnections: maxConnections) == expected)
-    }
 }
