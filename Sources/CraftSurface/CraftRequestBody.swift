@@ -116,7 +116,7 @@ extension CraftRequestBody {
                 do {
                     inputs[part.name] = try JSONValueCodec.decode(
                         part.body, limits: limits, path: part.name, members: &members)
-                } catch where members > limits.maxJSONMembers {
+                } catch  where members > limits.maxJSONMembers {
                     throw error  // the body is over the width cap: refused, not taken as a string
                 } catch {
                     inputs[part.name] = .string(String(buffer: part.body))

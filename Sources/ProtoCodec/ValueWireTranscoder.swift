@@ -112,7 +112,8 @@ struct ValueWireTranscoder {
             guard source[pos] == 0x0A, let entry = length(after: pos, within: end) else { return false }
             entries += 1
             members += 1
-            guard entries <= Self.maxCheckedKeys, members <= maxMembers, self.entry(from: entry.start, to: entry.end, after: start)
+            guard entries <= Self.maxCheckedKeys, members <= maxMembers,
+                self.entry(from: entry.start, to: entry.end, after: start)
             else { return false }
             pos = entry.end
         }

@@ -96,7 +96,8 @@ struct JSONMemberLimitTests {
                 #expect(answer["name"] as? String == "INVALID_ARGUMENT", "\(answer)")
                 #expect(
                     answer["message"] as? String
-                        == "body: more than the limit of 1000 object members and array elements in the body", "\(answer)")
+                        == "body: more than the limit of 1000 object members and array elements in the body",
+                    "\(answer)")
                 #expect(answer["request_id"] as? String == "craft-wide", "\(answer)")
                 #expect(answer["code"] == nil, "no Instill error body on a Craft path: \(answer)")
             }

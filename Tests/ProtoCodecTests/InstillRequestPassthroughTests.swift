@@ -245,7 +245,8 @@ struct InstillRequestPassthroughTests {
     func memberCap() throws {
         // The entry "v" and `n` list values.
         func wideList(_ n: Int) -> [UInt8] {
-            Self.ids + Self.data(Self.entry("v", Self.field(0x32, (0..<n).flatMap { _ in Self.field(0x0A, Self.null) })))
+            let values = (0..<n).flatMap { _ in Self.field(0x0A, Self.null) }
+            return Self.ids + Self.data(Self.entry("v", Self.field(0x32, values)))
         }
         #expect(try Self.agree(wideList(4), maxMembers: 5))
         #expect(try !Self.agree(wideList(5), maxMembers: 5))
@@ -256,7 +257,8 @@ struct InstillRequestPassthroughTests {
         }
         #expect(
             error?.message
-                == "TriggerNamespacePipelineRequest: more than the limit of 5 struct fields and list values in the message")
+                == "TriggerNamespacePipelineRequest: more than the limit of 5 struct fields and list values in the message"
+        )
     }
 
     @Test("A Struct of maxMembers fields decodes (the default, 100,000); one more field is refused", arguments: [0, 1])
@@ -278,7 +280,8 @@ struct InstillRequestPassthroughTests {
             #expect(extra == 1)
             #expect(
                 (error as? GatewayError)?.message
-                    == "TriggerNamespacePipelineRequest: more than the limit of 100000 struct fields and list values in the message")
+                    == "TriggerNamespacePipelineRequest: more than the limit of 100000 struct fields and list values in the message"
+            )
         }
     }
 

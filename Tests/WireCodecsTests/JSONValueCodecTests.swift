@@ -168,7 +168,8 @@ struct JSONValueCodecTests {
         let past = "{\"v\":[" + Array(repeating: "0", count: 100_000).joined(separator: ",") + "]}"
         let error = gatewayError { _ = try decode(past) }
         #expect(error?.code == .invalidArgument)
-        #expect(error?.message == "v[99999]: more than the limit of 100000 object members and array elements in the body")
+        #expect(
+            error?.message == "v[99999]: more than the limit of 100000 object members and array elements in the body")
     }
 
     @Test("Object members count up to the cap; one more is refused, naming the object", arguments: [4, 5])
@@ -224,8 +225,12 @@ struct JSONValueCodecTests {
     func inPlaceMemberCap() throws {
         let body = #"{"data":[{"variable":{"a":1,"b":2}}]}"#  // data, [0], variable, a, b
         _ = try JSONValueCodec.decodeObject(inPlace: buffer(body), limits: Self.membersCapped(5))
-        let error = gatewayError { _ = try JSONValueCodec.decodeObject(inPlace: buffer(body), limits: Self.membersCapped(4)) }
-        #expect(error?.message == "data[0].variable: more than the limit of 4 object members and array elements in the body")
+        let error = gatewayError {
+            _ = try JSONValueCodec.decodeObject(inPlace: buffer(body), limits: Self.membersCapped(4))
+        }
+        #expect(
+            error?.message
+                == "data[0].variable: more than the limit of 4 object members and array elements in the body")
     }
 
     @Test(

@@ -182,7 +182,9 @@ struct MultipartFormDecoderTests {
         }
     }
 
-    @Test("JSON members of all fields count toward one maxJSONMembers: at the cap accepted, one past refused", arguments: [6, 7])
+    @Test(
+        "JSON members of all fields count toward one maxJSONMembers: at the cap accepted, one past refused",
+        arguments: [6, 7])
     func memberLimitAcrossFields(members: Int) throws {
         var limits = CodecLimits.defaults
         limits.maxJSONMembers = 6
