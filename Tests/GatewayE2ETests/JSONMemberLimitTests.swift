@@ -108,7 +108,7 @@ struct JSONMemberLimitTests {
         "Abacus REST: a body of max_json_members members is read; one more is 400 InvalidParameterError",
         arguments: [998, 999])
     func abacusREST(elements: Int) async throws {
-        try await withTestGateway(yaml: AbacusInteropTests.namedRoutes + Self.capConfig) { gateway in
+        try await withTestGateway(yaml: AbacusInteropTests.namedRoutes + "\n" + Self.capConfig) { gateway in
             // pipelineId, x and the elements.
             let list = "[" + Array(repeating: "0", count: elements).joined(separator: ",") + "]"
             let (status, answer) = try await Self.post(
