@@ -38,8 +38,9 @@ package struct CodecLimits: Sendable, Equatable {
         self.maxMultipartPartHeaderBytes = maxMultipartPartHeaderBytes
     }
 
-    /// These limits for a backend's answer: without `maxJSONMembers`, which is a client's cap (a runner's wide
-    /// output is configured work, and refusing it would fail the call after the runner did it).
+    /// These limits for a backend's answer (or a runner reading the gateway's request): without `maxJSONMembers`,
+    /// which is a client's cap (a runner's wide output is configured work, and refusing it would fail the call
+    /// after the runner did it).
     package var forBackendAnswers: CodecLimits {
         var limits = self
         limits.maxJSONMembers = .max

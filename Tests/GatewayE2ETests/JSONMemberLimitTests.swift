@@ -1,5 +1,8 @@
+import DemoRunner
 import Foundation
 import GatewayTestSupport
+import NIOCore
+import NIOPosix
 import Testing
 
 /// `limits.max_json_members` (review 24 M2: one 12 MB body of 10^6 keys cost 3.2 s of CPU and +260 MB) at its
@@ -78,6 +81,35 @@ struct JSONMemberLimitTests {
                 #expect((answer["message"] as? String)?.contains("limit of 100000 object members") == true, "\(answer)")
             }
         }
+    }
+
+    /// The gateway's run request adds members of its own (the ids): the http demo-runner, which decodes it with
+    /// the default limits, must not refuse a body the gateway accepted at the cap.
+    @Test("Instill REST over an http runner: a body at the default cap runs")
+    func atTheCapOverHTTPRunner() async throws {
+        let runner = try await DemoHTTPServer.bind(
+            host: "127.0.0.1", port: 0, runner: DemoPipelines(), group: MultiThreadedEventLoopGroup.singleton)
+        let port = try #require(runner.localAddress?.port)
+        let yaml = """
+            pools: [{name: runner, transport: http, endpoints: ["127.0.0.1:\(port)"]}]
+            routes: [{namespace: demo, pipeline: "*", pool: runner}]
+            """
+        do {
+            try await withTestGateway(yaml: yaml) { gateway in
+                // data, [0], variable, v and 99,996 elements: 100,000.
+                let list = "[" + Array(repeating: "0", count: 99_996).joined(separator: ",") + "]"
+                let (status, answer) = try await Self.post(
+                    "/v1beta/namespaces/demo/pipelines/echo/trigger", port: gateway.port,
+                    body: #"{"data":[{"variable":{"v":"# + list + "}}]}")
+                #expect(status == 200, "\(answer)")
+                let outputs = answer["outputs"] as? [[String: Any]]
+                #expect((outputs?.first?["v"] as? [Any])?.count == 99_996)
+            }
+        } catch {
+            try? await runner.close()
+            throw error
+        }
+        try await runner.close()
     }
 
     @Test(
