@@ -174,7 +174,19 @@ package struct CraftMappings: Sendable, Equatable {
     ///   `environment_variable_name` (a client may not read the gateway's environment, review 23 H1);
     ///   `.unimplemented` for a `datastore_path`.
     package static func inputMappings(json: ByteBuffer, limits: CodecLimits) throws -> [InputMapping] {
-        guard case .list(let items) = try JSONValueCodec.decode(json, limits: limits, path: "inputs_mapping") else {
+        var members = 0
+        return try inputMappings(json: json, limits: limits, members: &members)
+    }
+
+    /// As `inputMappings(json:limits:)`, one field of a body: `members` counts toward `limits.maxJSONMembers`
+    /// across its fields (`JSONValueCodec.decode(_:limits:path:members:)`).
+    package static func inputMappings(
+        json: ByteBuffer, limits: CodecLimits, members: inout Int
+    ) throws -> [InputMapping] {
+        guard
+            case .list(let items) = try JSONValueCodec.decode(
+                json, limits: limits, path: "inputs_mapping", members: &members)
+        else {
             throw GatewayError(.invalidArgument, "inputs_mapping must be a JSON list")
         }
         return try items.enumerated().map { (i, item) throws(GatewayError) in
@@ -214,7 +226,18 @@ package struct CraftMappings: Sendable, Equatable {
 
     /// Parses `run_pipeline`'s `outputs_mapping` field: a JSON list of `OutputDestination` dicts.
     package static func outputMappings(json: ByteBuffer, limits: CodecLimits) throws -> [OutputMapping] {
-        guard case .list(let items) = try JSONValueCodec.decode(json, limits: limits, path: "outputs_mapping") else {
+        var members = 0
+        return try outputMappings(json: json, limits: limits, members: &members)
+    }
+
+    /// As `outputMappings(json:limits:)`, one field of a body (see `inputMappings(json:limits:members:)`).
+    package static func outputMappings(
+        json: ByteBuffer, limits: CodecLimits, members: inout Int
+    ) throws -> [OutputMapping] {
+        guard
+            case .list(let items) = try JSONValueCodec.decode(
+                json, limits: limits, path: "outputs_mapping", members: &members)
+        else {
             throw GatewayError(.invalidArgument, "outputs_mapping must be a JSON list")
         }
         return try items.enumerated().map { (i, item) throws(GatewayError) in

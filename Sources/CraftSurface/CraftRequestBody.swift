@@ -49,6 +49,8 @@ extension CraftRequestBody {
         var inputs = ValueObject()
         var mappings = CraftMappings()
         var seen = Set<String>()
+        // `limits.maxJSONMembers` holds for the fields together, as for one JSON body.
+        var members = 0
         for field in fields {
             guard seen.insert(field.name).inserted else {
                 throw GatewayError(.invalidArgument, "field \"\(field.name)\" is sent twice")
@@ -57,15 +59,16 @@ extension CraftRequestBody {
             case "json_inputs":
                 guard
                     case .object(let object) = try JSONValueCodec.decode(
-                        field.value, limits: limits, path: "json_inputs")
+                        field.value, limits: limits, path: "json_inputs", members: &members)
                 else {
                     throw GatewayError(.invalidArgument, "json_inputs must be a JSON object of input names to values")
                 }
                 inputs = object
             case "inputs_mapping":
-                mappings.inputs = try CraftMappings.inputMappings(json: field.value, limits: limits)
+                mappings.inputs = try CraftMappings.inputMappings(json: field.value, limits: limits, members: &members)
             case "outputs_mapping":
-                mappings.outputs = try CraftMappings.outputMappings(json: field.value, limits: limits)
+                mappings.outputs = try CraftMappings.outputMappings(
+                    json: field.value, limits: limits, members: &members)
             default:
                 throw GatewayError(
                     .invalidArgument,
@@ -101,15 +104,21 @@ extension CraftRequestBody {
             )
         case .multipart(let parts):
             var inputs = ValueObject()
+            var members = 0  // `limits.maxJSONMembers` holds for the parts together
             for part in parts {
                 guard inputs[part.name] == nil else {
                     throw GatewayError(.invalidArgument, "input \"\(part.name)\" is sent twice")
                 }
                 if part.isFile {
                     inputs[part.name] = .blob(Self.blob(of: part))
-                } else if let value = try? JSONValueCodec.decode(part.body, limits: limits, path: part.name) {
-                    inputs[part.name] = value
-                } else {
+                    continue
+                }
+                do {
+                    inputs[part.name] = try JSONValueCodec.decode(
+                        part.body, limits: limits, path: part.name, members: &members)
+                } catch  where members > limits.maxJSONMembers {
+                    throw error  // the body is over the width cap: refused, not taken as a string
+                } catch {
                     inputs[part.name] = .string(String(buffer: part.body))
                 }
             }

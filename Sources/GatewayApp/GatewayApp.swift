@@ -521,6 +521,7 @@ extension CodecLimits {
         codecLimits.maxBodyBytes = limits.maxBodyBytes
         codecLimits.maxBatch = limits.maxBatch
         codecLimits.maxDepth = limits.maxDepth
+        codecLimits.maxJSONMembers = limits.maxJSONMembers
         self = codecLimits
     }
 }

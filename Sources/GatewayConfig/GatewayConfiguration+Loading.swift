@@ -189,8 +189,9 @@ extension GatewayConfiguration {
             node,
             at: "limits",
             allowed: [
-                "max_body_bytes", "max_batch", "max_header_bytes", "max_depth", "max_concurrent_streams",
-                "max_connections", "max_connections_per_peer", "stream_buffer_bytes", "connection_buffer_bytes",
+                "max_body_bytes", "max_batch", "max_header_bytes", "max_depth", "max_json_members",
+                "max_concurrent_streams", "max_connections", "max_connections_per_peer", "stream_buffer_bytes",
+                "connection_buffer_bytes",
             ]
         )
         var limits = L.defaults
@@ -202,6 +203,9 @@ extension GatewayConfiguration {
             limits.maxHeaderBytes = try reader.byteSize(n, at: m.path("max_header_bytes"), in: L.maxHeaderBytesRange)
         }
         if let n = m["max_depth"] { limits.maxDepth = try reader.int(n, at: m.path("max_depth"), in: L.maxDepthRange) }
+        if let n = m["max_json_members"] {
+            limits.maxJSONMembers = try reader.int(n, at: m.path("max_json_members"), in: L.maxJSONMembersRange)
+        }
         if let n = m["max_concurrent_streams"] {
             limits.maxConcurrentStreams = try reader.int(
                 n,

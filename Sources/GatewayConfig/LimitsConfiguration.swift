@@ -8,6 +8,9 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package var maxHeaderBytes: Int
     /// Deepest nesting of lists/objects in a decoded payload.
     package var maxDepth: Int
+    /// Most JSON object members plus array elements in one request body, nested ones included (over gRPC:
+    /// `Struct` fields plus `ListValue` values in one message).
+    package var maxJSONMembers: Int
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` announced to clients.
     package var maxConcurrentStreams: Int
     /// Open client connections at most; one accepted over the cap is closed at once (and counted). Keep it
@@ -34,6 +37,7 @@ package struct LimitsConfiguration: Sendable, Equatable {
         maxBatch: Int = 32,
         maxHeaderBytes: Int = 16_384,
         maxDepth: Int = 64,
+        maxJSONMembers: Int = 100_000,
         maxConcurrentStreams: Int = 100,
         maxConnections: Int = 4096,
         maxConnectionsPerPeer: Int = 0,
@@ -44,6 +48,7 @@ package struct LimitsConfiguration: Sendable, Equatable {
         self.maxBatch = maxBatch
         self.maxHeaderBytes = maxHeaderBytes
         self.maxDepth = maxDepth
+        self.maxJSONMembers = maxJSONMembers
         self.maxConcurrentStreams = maxConcurrentStreams
         self.maxConnections = maxConnections
         self.maxConnectionsPerPeer = maxConnectionsPerPeer
@@ -51,8 +56,8 @@ package struct LimitsConfiguration: Sendable, Equatable {
         self.connectionBufferBytes = connectionBufferBytes
     }
 
-    /// 32 MiB bodies, batches of 32, 16 KiB of headers, depth 64, 100 streams per connection, 4096
-    /// connections (256 per peer), 256 KiB buffered per stream and 1 MiB per connection.
+    /// 32 MiB bodies, batches of 32, 16 KiB of headers, depth 64, 100,000 JSON members, 100 streams per
+    /// connection, 4096 connections (no per-peer cap), 256 KiB buffered per stream and 1 MiB per connection.
     package static var defaults: LimitsConfiguration { LimitsConfiguration() }
 
     /// Accepted ranges, checked on load. The upper bounds guard against unit slips (a body cap of 32 GiB
@@ -61,6 +66,8 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package static let maxBatchRange = 1...4096
     package static let maxHeaderBytesRange = 1024...(1 << 20)
     package static let maxDepthRange = 1...1024
+    /// Up to 2^24: a 32 MiB body holds at most ~16.8 million (`[0,0,…]`, two bytes each).
+    package static let maxJSONMembersRange = 1...(1 << 24)
     package static let maxConcurrentStreamsRange = 1...((1 << 31) - 1)
     package static let maxConnectionsRange = 1...1_000_000
     /// 0 turns the per-peer cap off.

@@ -307,7 +307,8 @@ extension HTTP2FrontendConnection {
         do {
             // A grpc runner may get the batch as the client sent it, renumbered (issue 11).
             let decoded = try InstillCodec.decodeTriggerBatch(
-                message, generation: generation, release: release, maxBatch: services.limits.maxBatch)
+                message, generation: generation, release: release, maxBatch: services.limits.maxBatch,
+                maxMembers: services.limits.maxJSONMembers)
             // Resolved once: the record's route, the pool's timeout and the call all use this one.
             target = services.dispatcher.target(for: decoded.ref)
             context.bound(byPoolTimeout: target?.requestTimeout)

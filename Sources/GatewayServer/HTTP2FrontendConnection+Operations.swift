@@ -28,7 +28,8 @@ extension HTTP2FrontendConnection {
         var context = call.context
         do {
             let decoded = try InstillCodec.decodeTriggerRequest(
-                message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch)
+                message, generation: call.generation, release: release, maxBatch: services.limits.maxBatch,
+                maxMembers: services.limits.maxJSONMembers)
             request = context.makeRequest(
                 ref: decoded.ref, mode: .async, inputs: decoded.inputs, now: services.clock())
             if let state = streams[stream] {

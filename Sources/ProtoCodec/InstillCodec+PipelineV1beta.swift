@@ -15,10 +15,11 @@ extension InstillCodec {
     static func decodeNamedTriggerRequest(
         _ bytes: ByteBuffer,
         release: Bool,
-        maxBatch: Int
+        maxBatch: Int,
+        maxMembers: Int = .max
     ) throws -> (ref: PipelineRef, inputs: [TriggerInput]) {
         let what = release ? "TriggerPipelineReleaseRequest" : "TriggerPipelineRequest"
-        try WireDepthGuard.check(bytes, as: .namedTriggerRequest, what: what)
+        try WireDepthGuard.check(bytes, as: .namedTriggerRequest, what: what, maxMembers: maxMembers)
         return try ProtoMessage.withUnpacked(
             bytes,
             as: what,

@@ -24,20 +24,22 @@ package enum InstillCodec {
     /// a pipeline's (`release: false`) or a release's (`release: true`), sync, stream and async alike.
     ///
     /// The batch is `data` when it has elements, else the legacy `inputs`; neither having an element, or more
-    /// than `maxBatch` elements, is `.invalidArgument` (REST's rules, `RESTTriggerBody`). `connection_references`
-    /// are not part of the model and dropped.
+    /// than `maxBatch` elements, is `.invalidArgument` (REST's rules, `RESTTriggerBody`); so is a message with more
+    /// than `maxMembers` `Struct` fields and `ListValue` values in all (`CodecLimits.maxJSONMembers`, checked on
+    /// the wire before unpacking: `WireDepthGuard`). `connection_references` are not part of the model and dropped.
     package static func decodeTriggerRequest(
         _ bytes: ByteBuffer,
         generation: InstillGeneration,
         release: Bool,
-        maxBatch: Int
+        maxBatch: Int,
+        maxMembers: Int = .max
     ) throws -> (ref: PipelineRef, inputs: [TriggerInput]) {
         switch generation {
         // Field for field the same messages (protos/vdp/pipeline/v1beta/pipeline.proto says where checked).
         case .vdpPipelineV1beta, .pipelinePipelineV1beta:
-            try decodeTriggerRequest(bytes, release: release, maxBatch: maxBatch)
+            try decodeTriggerRequest(bytes, release: release, maxBatch: maxBatch, maxMembers: maxMembers)
         case .pipelineV1beta:
-            try decodeNamedTriggerRequest(bytes, release: release, maxBatch: maxBatch)
+            try decodeNamedTriggerRequest(bytes, release: release, maxBatch: maxBatch, maxMembers: maxMembers)
         }
     }
 
@@ -49,18 +51,20 @@ package enum InstillCodec {
         _ bytes: ByteBuffer,
         generation: InstillGeneration,
         release: Bool,
-        maxBatch: Int
+        maxBatch: Int,
+        maxMembers: Int = .max
     ) throws -> (ref: PipelineRef, batch: TriggerBatch) {
         if generation != .pipelineV1beta,
             let carried = InstillRequestPassthrough.batch(
-                fromTriggerRequest: bytes, release: release, maxBatch: maxBatch)
+                fromTriggerRequest: bytes, release: release, maxBatch: maxBatch, maxMembers: maxMembers)
         {
             let batch = TriggerBatch(
                 runRequestInputs: carried.runRequestInputs, source: bytes,
                 decode: release ? decodeCarriedReleaseBatch : decodeCarriedBatch)
             return (carried.ref, batch)
         }
-        let decoded = try decodeTriggerRequest(bytes, generation: generation, release: release, maxBatch: maxBatch)
+        let decoded = try decodeTriggerRequest(
+            bytes, generation: generation, release: release, maxBatch: maxBatch, maxMembers: maxMembers)
         return (decoded.ref, TriggerBatch(decoded.inputs))
     }
 
@@ -77,7 +81,7 @@ package enum InstillCodec {
         do {
             return try decodeTriggerRequest(bytes, release: release, maxBatch: .max).inputs
         } catch {
-            // Unreachable: the scan accepts only what decodes, within the depth and batch limits.
+            // Unreachable: the scan accepts only what decodes, within the depth, batch and member limits.
             assertionFailure("a canonical trigger request failed to decode: \(error)")
             return []
         }
@@ -88,10 +92,11 @@ package enum InstillCodec {
     package static func decodeTriggerRequest(
         _ bytes: ByteBuffer,
         release: Bool,
-        maxBatch: Int
+        maxBatch: Int,
+        maxMembers: Int = .max
     ) throws -> (ref: PipelineRef, inputs: [TriggerInput]) {
         let what = release ? "TriggerNamespacePipelineReleaseRequest" : "TriggerNamespacePipelineRequest"
-        try WireDepthGuard.check(bytes, as: .triggerRequest(release: release), what: what)
+        try WireDepthGuard.check(bytes, as: .triggerRequest(release: release), what: what, maxMembers: maxMembers)
         if release {
             return try ProtoMessage.withUnpacked(
                 bytes,

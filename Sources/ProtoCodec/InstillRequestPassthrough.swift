@@ -17,7 +17,8 @@ import TriggerModel
 /// - 1 to `maxBatch` `data` elements, one after the other (copied as one run), each exactly its `variable`:
 ///   no `secret` (decoded into a dictionary, whose order the encoder does not keep), no
 ///   `connection_references` (dropped), no missing `variable` (encoded as an empty object);
-/// - no legacy `inputs` and no unknown field.
+/// - no legacy `inputs` and no unknown field;
+/// - at most `maxMembers` struct fields and list values (`WireDepthGuard`'s count).
 enum InstillRequestPassthrough {
     /// What a canonical request carries: its ref, and its batch as the `RunRequest.inputs` elements (`count`
     /// of them, tags and lengths included).
@@ -28,7 +29,9 @@ enum InstillRequestPassthrough {
     }
 
     /// `request`'s ref and batch, or nil when the request is not in canonical form (or would be refused).
-    static func batch(fromTriggerRequest request: ByteBuffer, release: Bool, maxBatch: Int) -> Batch? {
+    static func batch(
+        fromTriggerRequest request: ByteBuffer, release: Bool, maxBatch: Int, maxMembers: Int = .max
+    ) -> Batch? {
         let count = request.readableBytes
         guard count > 0 else { return nil }
         var out = ByteBufferAllocator().buffer(capacity: count)
@@ -39,7 +42,8 @@ enum InstillRequestPassthrough {
                     source: raw.baseAddress!.assumingMemoryBound(to: UInt8.self),
                     target: target.baseAddress!.assumingMemoryBound(to: UInt8.self),
                     count: count,
-                    tags: .instillToRunner
+                    tags: .instillToRunner,
+                    maxMembers: maxMembers
                 )
                 scan = transcoder.triggerRequest(release: release, maxBatch: maxBatch)
                 return scan == nil ? 0 : count

@@ -21,7 +21,8 @@ import TriggerModel
 ///   decoding path rather than relying on how NaN payloads travel);
 /// - strings (keys and values) are well-formed UTF-8 without NUL (`String(cString:)` would repair or cut them);
 /// - every length is a minimal varint of at most 5 bytes within its message;
-/// - objects and lists nest within `ProtoLimits.maxNestingDepth`, counted as `WireDepthGuard` counts them.
+/// - objects and lists nest within `ProtoLimits.maxNestingDepth`, counted as `WireDepthGuard` counts them;
+/// - object entries and list values number at most `maxMembers` in all, counted as `WireDepthGuard` counts them.
 /// Anything else, valid or not, gets "no", and the caller decodes as before, with the same result or error:
 /// this check never decides what is an error.
 struct ValueWireTranscoder {
@@ -58,9 +59,16 @@ struct ValueWireTranscoder {
     /// Bytes before this offset are in `target` already.
     private var copied = 0
     private var depth = 0
+    /// Object entries and list values seen so far, and how many the caller's decoder would accept.
+    private var members = 0
+    private let maxMembers: Int
 
     /// Reads `count` bytes at `source`; `target` has room for as many, written at the same offsets.
-    init(source: UnsafePointer<UInt8>, target: UnsafeMutablePointer<UInt8>, count: Int, tags: ValueTags) {
+    init(
+        source: UnsafePointer<UInt8>, target: UnsafeMutablePointer<UInt8>, count: Int, tags: ValueTags,
+        maxMembers: Int = .max
+    ) {
+        self.maxMembers = maxMembers
         self.source = source
         self.target = target
         self.count = count
@@ -103,7 +111,9 @@ struct ValueWireTranscoder {
         while pos < end {
             guard source[pos] == 0x0A, let entry = length(after: pos, within: end) else { return false }
             entries += 1
-            guard entries <= Self.maxCheckedKeys, self.entry(from: entry.start, to: entry.end, after: start)
+            members += 1
+            guard entries <= Self.maxCheckedKeys, members <= maxMembers,
+                self.entry(from: entry.start, to: entry.end, after: start)
             else { return false }
             pos = entry.end
         }
@@ -192,7 +202,8 @@ struct ValueWireTranscoder {
         guard depth <= ProtoLimits.maxNestingDepth else { return false }
         var pos = start
         while pos < end {
-            guard source[pos] == 0x0A, let item = length(after: pos, within: end),
+            members += 1
+            guard members <= maxMembers, source[pos] == 0x0A, let item = length(after: pos, within: end),
                 value(from: item.start, to: item.end)
             else { return false }
             pos = item.end

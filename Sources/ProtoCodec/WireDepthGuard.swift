@@ -10,22 +10,35 @@ import TriggerModel
 /// `ProtoLimits.maxNestingDepth` objects/lists. It touches each byte once (a parent skips over what its
 /// child walked) and recurses at most a few frames per container level.
 ///
+/// With `maxMembers` it also counts the `Struct` fields and `ListValue` values (the runner's `Object` entries
+/// and `ListValue` values) of the whole message, and rejects more than that many (`CodecLimits.maxJSONMembers`,
+/// review 24 M2): 10^6 one-field entries are ~8 MB on the wire and would cost protobuf-c an allocation each,
+/// then a `ValueObject` entry each, before any check of ours.
+///
 /// It also rejects what no protobuf parser accepts (truncated fields, 11-byte varints, field number 0,
 /// group wire types, which protobuf-c 1.4 does not support either), all as `.invalidArgument`.
 enum WireDepthGuard {
-    static func check(_ bytes: ByteBuffer, as schema: WireSchema, what: String) throws {
-        try bytes.withUnsafeReadableBytes { try check($0, as: schema, what: what) }
+    static func check(_ bytes: ByteBuffer, as schema: WireSchema, what: String, maxMembers: Int = .max) throws {
+        try bytes.withUnsafeReadableBytes { try check($0, as: schema, what: what, maxMembers: maxMembers) }
     }
 
-    static func check(_ bytes: UnsafeRawBufferPointer, as schema: WireSchema, what: String) throws {
+    static func check(
+        _ bytes: UnsafeRawBufferPointer, as schema: WireSchema, what: String, maxMembers: Int = .max
+    ) throws {
+        var members = 0
         do {
-            try walk(bytes, schema, depth: 0)
+            try walk(bytes, schema, depth: 0, members: &members, maxMembers: maxMembers)
         } catch {
             switch error {
             case .tooDeep:
                 throw GatewayError(
                     .invalidArgument,
                     "\(what): values nest deeper than the limit of \(ProtoLimits.maxNestingDepth) levels"
+                )
+            case .tooWide:
+                throw GatewayError(
+                    .invalidArgument,
+                    "\(what): more than the limit of \(maxMembers) struct fields and list values in the message"
                 )
             case .invalid(let reason):
                 throw GatewayError(.invalidArgument, "malformed protobuf: not a valid \(what) (\(reason))")
@@ -35,10 +48,13 @@ enum WireDepthGuard {
 
     private enum Malformed: Error {
         case tooDeep
+        case tooWide
         case invalid(String)
     }
 
-    private static func walk(_ bytes: UnsafeRawBufferPointer, _ schema: WireSchema, depth: Int) throws(Malformed) {
+    private static func walk(
+        _ bytes: UnsafeRawBufferPointer, _ schema: WireSchema, depth: Int, members: inout Int, maxMembers: Int
+    ) throws(Malformed) {
         var depth = depth
         if schema.isContainer {
             depth += 1
@@ -61,7 +77,14 @@ enum WireDepthGuard {
                 guard declared <= UInt64(bytes.count - i) else { throw .invalid("truncated field \(field)") }
                 let length = Int(declared)
                 if let child = schema.child(field: field) {
-                    try walk(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)]), child, depth: depth)
+                    // A container's field 1 is one of its members (an entry, a list value).
+                    if schema.isContainer {
+                        members += 1
+                        guard members <= maxMembers else { throw .tooWide }
+                    }
+                    try walk(
+                        UnsafeRawBufferPointer(rebasing: bytes[i..<(i + length)]), child, depth: depth,
+                        members: &members, maxMembers: maxMembers)
                 }
                 i += length
             default:

@@ -98,11 +98,34 @@ package struct ValueObject: Sendable, Equatable, Sequence, ExpressibleByDictiona
 
     package init() { self.entries = [] }
 
+    /// `entries` in order; a repeated key keeps its first position and takes the last value (as the setter).
+    ///
+    /// Linear: past `linearKeyLimit` keys the repeats are found through a dictionary, not by scanning (the
+    /// protobuf `Struct` decoders build every object here; scanning was quadratic, so a gRPC trigger of 100,000
+    /// fields took about 5 × 10^9 key comparisons, review 24 M2).
     package init(_ entries: [(key: String, value: Value)]) {
         self.entries = []
         self.entries.reserveCapacity(entries.count)
-        for (k, v) in entries { self[k] = v }
+        guard entries.count > Self.linearKeyLimit else {
+            for (k, v) in entries { self[k] = v }
+            return
+        }
+        // `String`'s hashing agrees with its `==` (canonical equivalence), so the index merges what the scan would.
+        var index: [String: Int] = [:]
+        index.reserveCapacity(entries.count)
+        for (k, v) in entries {
+            if let existing = index[k] {
+                self.entries[existing].value = v
+            } else {
+                index[k] = self.entries.count
+                self.entries.append((key: k, value: v))
+            }
+        }
     }
+
+    /// Up to this many keys `init(_:)` finds repeats by scanning; larger objects index their keys (as the JSON
+    /// parser does while it parses).
+    package static let linearKeyLimit = 8
 
     package init(dictionaryLiteral elements: (String, Value)...) {
         self.init(elements.map { (key: $0.0, value: $0.1) })

@@ -31,7 +31,8 @@ extension BackendHTTPBody {
 
     /// Throws `.invalidArgument` for a body that is not a description.
     package static func decodeDescription(_ body: ByteBuffer, limits: CodecLimits) throws -> PipelineDescription {
-        let object = try JSONValueCodec.decodeObject(body, limits: limits, what: "describe response")
+        let object = try JSONValueCodec.decodeObject(
+            body, limits: limits.forBackendAnswers, what: "describe response")
         func list(_ key: String) throws -> [PipelineDescription.Parameter] {
             guard let value = object[key], value != .null else { return [] }
             guard case .list(let items) = value else {

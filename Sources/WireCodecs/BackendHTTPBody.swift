@@ -116,7 +116,7 @@ package enum BackendHTTPBody {
     package static func decodeTree(_ body: ByteBuffer, limits: CodecLimits) throws -> TriggerResult {
         let value: Value
         do {
-            value = try JSONValueCodec.parse(body, limits: limits, path: "")
+            value = try JSONValueCodec.parse(body, limits: limits.forBackendAnswers, path: "")
         } catch {
             throw GatewayError(.backendFailed, "backend answered invalid JSON: \(error.error.message)")
         }

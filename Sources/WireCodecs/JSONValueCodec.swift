@@ -5,7 +5,7 @@ package import TriggerModel
 /// fields, the HTTP backend hop, SSE data lines).
 ///
 /// Decoding is a hand-written RFC 8259 parser over the buffer's bytes: objects keep their key order, nesting is
-/// capped by `CodecLimits.maxDepth`, and a string that is a base64 data URI becomes a `.blob` whose payload is
+/// capped by `CodecLimits.maxDepth` and width by `CodecLimits.maxJSONMembers`, and a string that is a base64 data URI becomes a `.blob` whose payload is
 /// decoded straight from the body bytes. Errors are `GatewayError(.invalidArgument)` naming the byte offset
 /// (syntax) or the JSON path (content, e.g. `data[0].variable.image: invalid base64 ...`).
 package enum JSONValueCodec {
@@ -15,8 +15,18 @@ package enum JSONValueCodec {
     package static func decode(_ bytes: ByteBuffer, limits: CodecLimits = .defaults, path: String = "") throws
         -> Value
     {
+        var members = 0
+        return try decode(bytes, limits: limits, path: path, members: &members)
+    }
+
+    /// As `decode(_:limits:path:)`, for one of several documents of a request (multipart fields): `members`
+    /// holds the object members and array elements of the documents before it and gains this one's, so that
+    /// `limits.maxJSONMembers` holds for the whole request body.
+    package static func decode(
+        _ bytes: ByteBuffer, limits: CodecLimits, path: String, members: inout Int
+    ) throws -> Value {
         do {
-            return try parse(bytes, limits: limits, path: path)
+            return try parse(bytes, limits: limits, path: path, members: &members)
         } catch {
             throw error.error
         }
@@ -77,6 +87,22 @@ package enum JSONValueCodec {
         keepCanonicalBase64: Bool = false,
         checkedAlphabet: Range<UInt>? = nil
     ) throws(JSONParseFailure) -> Value {
+        var members = 0
+        return try parse(
+            bytes, limits: limits, path: path, members: &members, inPlace: inPlace,
+            keepCanonicalBase64: keepCanonicalBase64, checkedAlphabet: checkedAlphabet)
+    }
+
+    /// `parse`, counting members from `members` (see `decode(_:limits:path:members:)`).
+    static func parse(
+        _ bytes: ByteBuffer,
+        limits: CodecLimits,
+        path: String,
+        members: inout Int,
+        inPlace: Bool = false,
+        keepCanonicalBase64: Bool = false,
+        checkedAlphabet: Range<UInt>? = nil
+    ) throws(JSONParseFailure) -> Value {
         guard bytes.readableBytes > 0 else {
             let suffix = path.isEmpty ? "" : " (in \(path))"
             throw JSONParseFailure(
@@ -87,10 +113,14 @@ package enum JSONValueCodec {
                 )
             )
         }
+        let membersBefore = members
+        var membersAfter = members
         let result = bytes.withUnsafeReadableBytes { raw -> Result<Value, JSONParseFailure> in
             var parser = JSONParser(
-                raw, maxDepth: limits.maxDepth, pathPrefix: path, inPlaceSource: inPlace ? bytes : nil,
-                keepCanonicalBase64: keepCanonicalBase64, checkedAlphabet: checkedAlphabet)
+                raw, maxDepth: limits.maxDepth, maxMembers: limits.maxJSONMembers, membersBefore: membersBefore,
+                pathPrefix: path, inPlaceSource: inPlace ? bytes : nil, keepCanonicalBase64: keepCanonicalBase64,
+                checkedAlphabet: checkedAlphabet)
+            defer { membersAfter = parser.members }
             do {
                 return .success(try parser.parseDocument())
             } catch let failure as JSONParseFailure {
@@ -101,6 +131,7 @@ package enum JSONValueCodec {
                 return .failure(JSONParseFailure(isSyntax: false, error: gatewayError))
             }
         }
+        members = membersAfter
         return try result.get()
     }
 

@@ -162,6 +162,8 @@ struct MultipartFieldAssembler {
 
     private let limits: CodecLimits
     private var elements: [Int: Element] = [:]
+    /// JSON object members and array elements of the fields so far (`CodecLimits.maxJSONMembers` is per body).
+    private var members = 0
 
     init(limits: CodecLimits) {
         self.limits = limits
@@ -182,7 +184,7 @@ struct MultipartFieldAssembler {
                     + "\(limits.maxBatch) (indices 0 to \(limits.maxBatch - 1))"
             )
         }
-        let value = try Self.value(of: part, body: body, limits: limits)
+        let value = try Self.value(of: part, body: body, limits: limits, members: &members)
         var element = elements[field.batchIndex] ?? Element()
         defer { elements[field.batchIndex] = element }
         guard let at = element.index[field.key] else {
@@ -252,14 +254,16 @@ struct MultipartFieldAssembler {
 
     /// A file part's bytes as a blob; a field's text JSON-decoded, or as a string when it is not JSON (a data URI
     /// string still becomes a blob).
-    private static func value(of part: PartHeaders, body: ByteBuffer, limits: CodecLimits) throws -> Value {
+    private static func value(
+        of part: PartHeaders, body: ByteBuffer, limits: CodecLimits, members: inout Int
+    ) throws -> Value {
         if part.isFile {
             return .blob(
                 Blob(contentType: part.contentType ?? Blob.defaultContentType, fileName: part.fileName, bytes: body)
             )
         }
         do {
-            return try JSONValueCodec.parse(body, limits: limits, path: part.name)
+            return try JSONValueCodec.parse(body, limits: limits, path: part.name, members: &members)
         } catch  where error.isSyntax && !part.isJSON {
             do {
                 if let blob = try DataURI.decode(body) { return .blob(blob) }

@@ -134,7 +134,8 @@ package struct SSEDecoder {
     package static func triggerEvent(event: String, data: ByteBuffer, limits: CodecLimits) throws -> TriggerEvent {
         let object: ValueObject
         do {
-            guard case .object(let o) = try JSONValueCodec.parse(data, limits: limits, path: "") else {
+            guard case .object(let o) = try JSONValueCodec.parse(data, limits: limits.forBackendAnswers, path: "")
+            else {
                 throw GatewayError(.backendFailed, "backend SSE event \(event) has data that is not a JSON object")
             }
             object = o

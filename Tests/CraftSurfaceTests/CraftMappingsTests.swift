@@ -158,6 +158,40 @@ struct CraftMappingsTests {
         }
     }
 
+    /// `limits.max_json_members` holds for a form's fields together (review 24 M2), and a multipart endpoint
+    /// field over it is refused rather than taken as a string.
+    @Test("JSON fields of one body share max_json_members: at the cap accepted, one past refused", arguments: [5, 6])
+    func memberCapAcrossFields(members: Int) throws {
+        var limits = CodecLimits.defaults
+        limits.maxJSONMembers = 5
+        func list(_ n: Int) -> String { "[" + Array(repeating: "0", count: n).joined(separator: ",") + "]" }
+        // json_inputs {"a": [members − 4]}: members − 3; inputs_mapping, one element of two members: 3 more.
+        let run = CraftRequestBody.multipart([
+            MultipartPart(name: "json_inputs", body: ByteBuffer(string: #"{"a":"# + list(members - 4) + "}")),
+            MultipartPart(
+                name: "inputs_mapping", body: ByteBuffer(string: #"[{"pipeline_input_name":"a","is_null":true}]"#)),
+        ])
+        let endpoint = CraftRequestBody.multipart([
+            MultipartPart(name: "a", body: ByteBuffer(string: list(members - 3))),
+            MultipartPart(name: "b", body: ByteBuffer(string: list(3))),
+        ])
+        if members <= 5 {
+            #expect(try run.pipelineRun(limits: limits).inputs["a"] != nil)
+        } else {
+            let error = #expect(throws: GatewayError.self) { try run.pipelineRun(limits: limits) }
+            #expect(
+                error?.message
+                    == "inputs_mapping[0]: more than the limit of 5 object members and array elements in the body")
+        }
+        // The endpoint's fields: members − 3 elements, then 3 more.
+        if members <= 5 {
+            #expect(try endpoint.endpointInputs(limits: limits)["b"] != nil)
+        } else {
+            let error = #expect(throws: GatewayError.self) { try endpoint.endpointInputs(limits: limits) }
+            #expect(error?.message == "b[2]: more than the limit of 5 object members and array elements in the body")
+        }
+    }
+
     @Test("endpoint bodies: JSON object, empty, multipart with JSON-encoded fields and files")
     func endpointBodies() throws {
         #expect(try CraftRequestBody.json(ByteBuffer()).endpointInputs(limits: .defaults) == [:])

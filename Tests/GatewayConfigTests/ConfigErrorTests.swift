@@ -112,6 +112,10 @@ struct ConfigErrorTests {
             message: "1000 bytes is out of range 1024...1048576"
         ),
         Case(yaml: "limits: {max_depth: 0}\n", path: "limits.max_depth", message: "0 is out of range"),
+        Case(yaml: "limits: {max_json_members: 0}\n", path: "limits.max_json_members", message: "0 is out of range"),
+        Case(
+            yaml: "limits: {max_json_members: 16777217}\n", path: "limits.max_json_members",
+            message: "16777217 is out of range"),
         Case(
             yaml: "limits: {max_concurrent_streams: 0}\n",
             path: "limits.max_concurrent_streams",
@@ -421,6 +425,8 @@ struct ConfigErrorTests {
             ("limits: {max_batch: 4096}", "max_batch", 4096),
             ("limits: {max_header_bytes: 1MiB}", "max_header_bytes", 1 << 20),
             ("limits: {max_depth: \"1024\"}", "max_depth", 1024),
+            ("limits: {max_json_members: 1}", "max_json_members", 1),
+            ("limits: {max_json_members: 16777216}", "max_json_members", 1 << 24),
             ("limits: {max_concurrent_streams: 1}", "max_concurrent_streams", 1),
             ("limits: {max_connections: 1}", "max_connections", 1),
             ("limits: {max_connections: 1000000}", "max_connections", 1_000_000),
@@ -437,6 +443,7 @@ struct ConfigErrorTests {
         let fields = [
             "max_body_bytes": limits.maxBodyBytes, "max_batch": limits.maxBatch,
             "max_header_bytes": limits.maxHeaderBytes, "max_depth": limits.maxDepth,
+            "max_json_members": limits.maxJSONMembers,
             "max_concurrent_streams": limits.maxConcurrentStreams, "max_connections": limits.maxConnections,
             "max_connections_per_peer": limits.maxConnectionsPerPeer,
             "stream_buffer_bytes": limits.streamBufferBytes, "connection_buffer_bytes": limits.connectionBufferBytes,

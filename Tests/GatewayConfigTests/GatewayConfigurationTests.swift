@@ -16,6 +16,7 @@ struct GatewayConfigurationTests {
           max_batch: 8
           max_header_bytes: 32768
           max_depth: 16
+          max_json_members: 5000
           max_concurrent_streams: 50
         timeouts:
           request: 1m30s
@@ -114,6 +115,7 @@ struct GatewayConfigurationTests {
                     maxBatch: 8,
                     maxHeaderBytes: 32768,
                     maxDepth: 16,
+                    maxJSONMembers: 5000,
                     maxConcurrentStreams: 50
                 )
         )
@@ -167,6 +169,7 @@ struct GatewayConfigurationTests {
         #expect(d.limits.maxBatch == 32)
         #expect(d.limits.maxHeaderBytes == 16384)
         #expect(d.limits.maxDepth == 64)
+        #expect(d.limits.maxJSONMembers == 100_000)
         #expect(d.limits.maxConcurrentStreams == 100)
         #expect(
             d.timeouts == TimeoutsConfiguration(request: .seconds(60), idle: .seconds(60), shutdownGrace: .seconds(10))

@@ -242,6 +242,14 @@ def main():
                 out["first"] = error(e)
             r = stub.TriggerNamespacePipeline(trigger_request("demo", "echo", [{"k": 2}]), metadata=metadata)
             out["then"] = outputs(r)
+        elif scenario == "wide":
+            # A variable of N struct fields ("keys") or one field holding a list of N - 1 values ("list"): N
+            # members toward limits.max_json_members. Answers the output's field count (or list length).
+            kind, n = extra[0], int(extra[1])
+            variable = {"k%d" % i: 0 for i in range(n)} if kind == "keys" else {"v": [0] * (n - 1)}
+            r = stub.TriggerNamespacePipeline(trigger_request("demo", "echo", [variable]), metadata=metadata)
+            o = r.outputs[0]
+            out = {"members": len(o.fields) if kind == "keys" else len(o.fields["v"].list_value.values) + 1}
         elif scenario == "sized":
             # A valid request of exactly N serialized bytes (padding in a string), to probe the size cap.
             target = int(extra[0])

@@ -2,6 +2,7 @@ import SeededRandom
 import NIOCore
 import Testing
 import TriggerModel
+import WireCodecs
 
 @testable import ProtoCodec
 
@@ -38,14 +39,18 @@ struct InstillRequestPassthroughTests {
     /// whether the batch was passed through.
     @discardableResult
     static func agree(
-        _ bytes: [UInt8], release: Bool = false, sourceLocation: SourceLocation = #_sourceLocation
+        _ bytes: [UInt8], release: Bool = false, maxMembers: Int = .max,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> Bool {
         let buffer = ByteBuffer(bytes: bytes)
         let carried = Result {
             try InstillCodec.decodeTriggerBatch(
-                buffer, generation: .pipelinePipelineV1beta, release: release, maxBatch: maxBatch)
+                buffer, generation: .pipelinePipelineV1beta, release: release, maxBatch: maxBatch,
+                maxMembers: maxMembers)
         }
-        let tree = Result { try InstillCodec.decodeTriggerRequest(buffer, release: release, maxBatch: maxBatch) }
+        let tree = Result {
+            try InstillCodec.decodeTriggerRequest(buffer, release: release, maxBatch: maxBatch, maxMembers: maxMembers)
+        }
         switch (carried, tree) {
         case (.success(let carried), .success(let reference)):
             #expect(carried.ref == reference.ref, sourceLocation: sourceLocation)
@@ -233,6 +238,50 @@ struct InstillRequestPassthroughTests {
         #expect(throws: GatewayError.self) {
             try InstillCodec.decodeTriggerBatch(
                 ByteBuffer(bytes: nestedLists(65)), generation: .pipelinePipelineV1beta, release: false, maxBatch: 4)
+        }
+    }
+
+    @Test("Struct fields and list values within maxMembers pass through; one more is refused on both paths")
+    func memberCap() throws {
+        // The entry "v" and `n` list values.
+        func wideList(_ n: Int) -> [UInt8] {
+            let values = (0..<n).flatMap { _ in Self.field(0x0A, Self.null) }
+            return Self.ids + Self.data(Self.entry("v", Self.field(0x32, values)))
+        }
+        #expect(try Self.agree(wideList(4), maxMembers: 5))
+        #expect(try !Self.agree(wideList(5), maxMembers: 5))
+        let error = #expect(throws: GatewayError.self) {
+            try InstillCodec.decodeTriggerBatch(
+                ByteBuffer(bytes: wideList(5)), generation: .pipelinePipelineV1beta, release: false, maxBatch: 4,
+                maxMembers: 5)
+        }
+        #expect(
+            error?.message
+                == "TriggerNamespacePipelineRequest: more than the limit of 5 struct fields and list values in the message"
+        )
+    }
+
+    @Test("A Struct of maxMembers fields decodes (the default, 100,000); one more field is refused", arguments: [0, 1])
+    func wideStruct(extra: Int) throws {
+        let cap = CodecLimits.defaults.maxJSONMembers
+        var entries: [UInt8] = []
+        entries.reserveCapacity((cap + extra) * 12)
+        for i in 0..<(cap + extra) { entries += Self.entry("k\(i)", Self.null) }
+        // Over 32 keys: not passed through, decoded (and checked on the wire first).
+        let decoded = Result {
+            try InstillCodec.decodeTriggerBatch(
+                ByteBuffer(bytes: Self.ids + Self.data(entries)), generation: .pipelinePipelineV1beta,
+                release: false, maxBatch: 4, maxMembers: cap)
+        }
+        switch decoded {
+        case .success(let decoded):
+            #expect(extra == 0 && decoded.batch.inputs.first?.variables.count == cap)
+        case .failure(let error):
+            #expect(extra == 1)
+            #expect(
+                (error as? GatewayError)?.message
+                    == "TriggerNamespacePipelineRequest: more than the limit of 100000 struct fields and list values in the message"
+            )
         }
     }
 

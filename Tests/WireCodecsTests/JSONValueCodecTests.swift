@@ -145,6 +145,94 @@ struct JSONValueCodecTests {
         #expect(error?.message == "a[0].b: nesting deeper than the limit of 3 levels")
     }
 
+    // MARK: Width (review 24 M2)
+
+    private static func listCount(_ value: Value?) -> Int? {
+        guard case .list(let list)? = value else { return nil }
+        return list.count
+    }
+
+    /// Limits whose member cap is `n`.
+    private static func membersCapped(_ n: Int) -> CodecLimits {
+        var limits = CodecLimits.defaults
+        limits.maxJSONMembers = n
+        return limits
+    }
+
+    @Test("The default member cap holds a body of 100,000 array elements and refuses one more")
+    func defaultMemberCap() throws {
+        #expect(CodecLimits.defaults.maxJSONMembers == 100_000)
+        // {"v": [0 × (n − 1)]}: the member "v" and n − 1 elements.
+        let atLimit = "{\"v\":[" + Array(repeating: "0", count: 99_999).joined(separator: ",") + "]}"
+        #expect(try Self.listCount(decode(atLimit).objectValue?["v"]) == 99_999)
+        let past = "{\"v\":[" + Array(repeating: "0", count: 100_000).joined(separator: ",") + "]}"
+        let error = gatewayError { _ = try decode(past) }
+        #expect(error?.code == .invalidArgument)
+        #expect(
+            error?.message == "v[99999]: more than the limit of 100000 object members and array elements in the body")
+    }
+
+    @Test("Object members count up to the cap; one more is refused, naming the object", arguments: [4, 5])
+    func objectMemberCap(keys: Int) throws {
+        let text = "{\"o\":{" + (0..<keys).map { "\"k\($0)\":0" }.joined(separator: ",") + "}}"
+        let limits = Self.membersCapped(5)
+        if 1 + keys <= 5 {
+            #expect(try decode(text, limits: limits).objectValue?["o"]?.objectValue?.count == keys)
+        } else {
+            let error = gatewayError { _ = try decode(text, limits: limits) }
+            #expect(error?.message == "o: more than the limit of 5 object members and array elements in the body")
+        }
+    }
+
+    @Test("Array elements count up to the cap; one more is refused, naming the element", arguments: [5, 6])
+    func arrayElementCap(elements: Int) throws {
+        let text = "[" + Array(repeating: "null", count: elements).joined(separator: ",") + "]"
+        let limits = Self.membersCapped(5)
+        if elements <= 5 {
+            #expect(try Self.listCount(decode(text, limits: limits)) == elements)
+        } else {
+            let error = gatewayError { _ = try decode(text, limits: limits) }
+            #expect(error?.message == "[5]: more than the limit of 5 object members and array elements in the body")
+        }
+    }
+
+    @Test("The cap counts the whole document: members of nested objects and arrays add up, repeated keys each time")
+    func nestedMembersAddUp() throws {
+        // a, [1], [2], b, c, {x}, x, a again: 8 members and elements, 3 nesting levels.
+        let text = #"{"a":[1,{"b":{"c":[{"x":0}]}}],"a":0}"#
+        #expect(try decode(text, limits: Self.membersCapped(8)).objectValue?.count == 1)
+        let error = gatewayError { _ = try decode(text, limits: Self.membersCapped(7)) }
+        #expect(error?.message == "body: more than the limit of 7 object members and array elements in the body")
+        // Empty containers hold no members.
+        #expect(try decode(#"{"a":{},"b":[]}"#, limits: Self.membersCapped(2)).objectValue?.count == 2)
+    }
+
+    @Test("Several documents of one body (multipart fields) share the cap through `members`")
+    func membersAcrossDocuments() throws {
+        let limits = Self.membersCapped(5)
+        var members = 0
+        _ = try JSONValueCodec.decode(buffer("[1,2,3]"), limits: limits, path: "x", members: &members)
+        #expect(members == 3)
+        _ = try JSONValueCodec.decode(buffer(#"{"a":1,"b":2}"#), limits: limits, path: "y", members: &members)
+        #expect(members == 5)
+        let error = gatewayError {
+            _ = try JSONValueCodec.decode(buffer("[1]"), limits: limits, path: "z", members: &members)
+        }
+        #expect(error?.message == "z[0]: more than the limit of 5 object members and array elements in the body")
+    }
+
+    @Test("The in-place decode of a trigger body holds the cap too")
+    func inPlaceMemberCap() throws {
+        let body = #"{"data":[{"variable":{"a":1,"b":2}}]}"#  // data, [0], variable, a, b
+        _ = try JSONValueCodec.decodeObject(inPlace: buffer(body), limits: Self.membersCapped(5))
+        let error = gatewayError {
+            _ = try JSONValueCodec.decodeObject(inPlace: buffer(body), limits: Self.membersCapped(4))
+        }
+        #expect(
+            error?.message
+                == "data[0].variable: more than the limit of 4 object members and array elements in the body")
+    }
+
     @Test(
         "Malformed JSON fails with a clear message",
         arguments: [

@@ -182,6 +182,29 @@ struct MultipartFormDecoderTests {
         }
     }
 
+    @Test(
+        "JSON members of all fields count toward one maxJSONMembers: at the cap accepted, one past refused",
+        arguments: [6, 7])
+    func memberLimitAcrossFields(members: Int) throws {
+        var limits = CodecLimits.defaults
+        limits.maxJSONMembers = 6
+        // Three elements in the first field, the rest in the second (another batch element).
+        let second = "[" + Array(repeating: "0", count: members - 3).joined(separator: ",") + "]"
+        let bytes = Self.body([
+            Part(name: "variables[0].a", body: Array("[1,2,3]".utf8)),
+            Part(name: "variables[1].b", body: Array(second.utf8)),
+        ])
+        if members <= 6 {
+            #expect(try Self.decode(bytes, limits: limits).count == 2)
+        } else {
+            let error = gatewayError { _ = try Self.decode(bytes, limits: limits) }
+            #expect(error?.code == .invalidArgument)
+            #expect(
+                error?.message
+                    == "variables[1].b[3]: more than the limit of 6 object members and array elements in the body")
+        }
+    }
+
     /// The limit counts the field lines with their CRLFs, not the blank line (as the request head's
     /// `max_header_bytes`, review 18 F6): at the limit accepted, 1 and 2 bytes past it refused, whole or a byte
     /// at a time (the blank line arriving after the limit was reached).
