@@ -51,6 +51,10 @@ package struct FrontendServices: Sendable {
     /// The clock requests are timed on (`RequestRecord.durationNanoseconds`) and their deadlines count from
     /// (`RequestContext`): NIO's monotonic clock; a test may inject one on the same timeline (advanced by hand).
     package var clock: @Sendable () -> NIODeadline = { NIODeadline.now() }
+    /// The process's budget of buffered request-body bytes (`limits.max_buffered_request_bytes`): the same object
+    /// in every configuration generation (a reload sets its limit). A test's services get one of their own, with
+    /// no limit.
+    package var requestBuffer = RequestBufferBudget()
 
     package init(
         dispatcher: TriggerDispatcher,

@@ -81,6 +81,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// The head's route writes both in place (``RESTStart/readBody``).
     var collector = RESTBodyCollector.idle
     var bodyUse = PendingBodyUse.none
+    /// The collector's bytes in the request-buffer budget: returned when the body is taken (``takeBody()``) or
+    /// dropped, and by the handler's deinit at the latest.
+    var bufferClaim = RequestBufferClaim()
 
     /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
     private let secure: Bool
@@ -256,6 +259,13 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         if open.isOpen { open.record.bytesIn += chunk.readableBytes }
         do {
             try collector.append(chunk)
+            // The budget: at the first chunk, the declared length at once (one step), else in steps.
+            let budget = services.requestBuffer
+            if !bufferClaim.hold(collector.receivedBytes, expected: collector.expectedBytes, from: budget) {
+                let error = FrontendServices.requestBufferFullError(limit: budget.limit)
+                services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
+                throw error
+            }
             relay?.received(chunk)
         } catch {
             relay?.abort()
@@ -271,6 +281,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     func takeBody() -> (collector: RESTBodyCollector, use: RESTBodyUse) {
         var collector = RESTBodyCollector.idle
         var use = PendingBodyUse.none
+        bufferClaim.release()
         swap(&collector, &self.collector)
         swap(&use, &bodyUse)
         switch consume use {
@@ -590,6 +601,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         relay?.abort()
         relay = nil
         collector = .idle
+        bufferClaim.release()
         bodyUse = .none
         switch state {
         case .running(let task):
@@ -670,6 +682,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             relay = nil
             requestID = bodyUse.requestID ?? currentRequestID
             collector = .idle
+            bufferClaim.release()
             bodyUse = .none
         case .idle where !unanswered && !requestOpen && decoder.isBetweenRequests && pending == nil:
             // Idle when the grace ran out: closed in stages, as the drain's own grace would (see `quiesce`).

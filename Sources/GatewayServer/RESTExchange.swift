@@ -164,6 +164,8 @@ struct RESTBodyCollector {
 
     private var storage: Storage
     private var received = 0
+    /// The body's declared length (Content-Length) for JSON and raw bodies, else 0.
+    private(set) var expectedBytes = 0
     private let limits: CodecLimits
     /// Labelled `application/x-www-form-urlencoded` but read as JSON (see `formLabelledJSON`).
     private var formLabelled = false
@@ -211,7 +213,10 @@ struct RESTBodyCollector {
     }
 
     static func json(limits: CodecLimits, expectedLength: Int? = nil) -> RESTBodyCollector {
-        RESTBodyCollector(storage: .json(BodyGatherer(expectedLength: expectedLength)), limits: limits)
+        var collector = RESTBodyCollector(
+            storage: .json(BodyGatherer(expectedLength: expectedLength)), limits: limits)
+        collector.expectedBytes = min(expectedLength ?? 0, limits.maxBodyBytes)
+        return collector
     }
 
     /// A body labelled `application/x-www-form-urlencoded` on an Instill trigger route: curl's `-d` sends
@@ -276,6 +281,9 @@ struct RESTBodyCollector {
     private static var idleUsed: GatewayError {
         GatewayError(.internalError, "a request body arrived with no collector")
     }
+
+    /// Bytes of the body received so far (what the collector holds, or has decoded into parts).
+    var receivedBytes: Int { received }
 
     /// The address of the gathered bytes' storage (JSON and raw bodies), for tests: see `BodyGatherer`.
     var gatheredStorageAddress: UInt? {
