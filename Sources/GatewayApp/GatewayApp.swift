@@ -500,6 +500,7 @@ package final class GatewayApp: Sendable {
         services.scheduler = scheduler
         services.metrics = metrics
         services.requestBuffer = requestBuffer
+        services.maxDecompressedBytes = config.limits.maxDecompressedBytes
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
         services.namespaces = NamespaceDirectory(configuration: config)
         services.requestObservers = requestObservers
@@ -531,7 +532,6 @@ extension CodecLimits {
     init(configuration limits: LimitsConfiguration) {
         var codecLimits = CodecLimits.defaults
         codecLimits.maxBodyBytes = limits.maxBodyBytes
-        codecLimits.maxDecompressedBytes = limits.maxDecompressedBytes
         codecLimits.maxBatch = limits.maxBatch
         codecLimits.maxDepth = limits.maxDepth
         self = codecLimits

@@ -13,6 +13,9 @@ package struct FrontendServices: Sendable {
     package var dispatcher: TriggerDispatcher
     package var authenticator: TokenAuthenticator
     package var limits: CodecLimits
+    /// The most a compressed gRPC message may inflate to (`limits.max_decompressed_bytes`; the deframer lowers
+    /// it to `limits.maxBodyBytes`). Here rather than in ``limits``, which every REST body collector copies.
+    package var maxDecompressedBytes = 4 << 20
     /// Request line + headers, in bytes, over which a request is refused with 431.
     package var maxHeaderBytes: Int
     /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise on HTTP/2.

@@ -232,6 +232,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             startWork(work.run, keepAlive: keepAlive, context: context)
         case .readBody:
             state = .collecting(keepAlive: keepAlive)
+            if case .contentLength(let length) = head.framing { bufferClaim.expect(length) }
             // The relay's own first test, made here so that a small body's request does not copy the services
             // and the plan into a relay that declines at once.
             if case .contentLength(let length) = head.framing, length >= HTTP1BodyRelay.minimumBytes,
@@ -258,10 +259,10 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         guard case .collecting = state, !collector.isIdle else { return }
         if open.isOpen { open.record.bytesIn += chunk.readableBytes }
         do {
-            try collector.append(chunk)
+            let received = try collector.append(chunk)
             // The budget: at the first chunk, the declared length at once (one step), else in steps.
             let budget = services.requestBuffer
-            if !bufferClaim.hold(collector.receivedBytes, expected: collector.expectedBytes, from: budget) {
+            if !bufferClaim.hold(received, from: budget) {
                 let error = FrontendServices.requestBufferFullError(limit: budget.limit)
                 services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
                 throw error

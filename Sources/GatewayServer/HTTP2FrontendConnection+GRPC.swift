@@ -242,7 +242,7 @@ extension HTTP2FrontendConnection {
             }
         }
         let maxMessageBytes = services.limits.maxBodyBytes
-        let maxDecompressedBytes = services.limits.maxDecompressedBytes
+        let maxDecompressedBytes = services.maxDecompressedBytes
         if case .reflection = method {
             state.phase = .grpcReflection(
                 GRPCReflectionCall(

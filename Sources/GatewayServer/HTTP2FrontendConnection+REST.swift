@@ -45,7 +45,11 @@ extension HTTP2FrontendConnection {
         case .run: state = StreamState(phase: .running)
         case .readBody:
             guard case .use(let use) = consume use else { preconditionFailure("a body to read with no use") }
-            state = StreamState(phase: .restCollecting(StreamState.RESTBodyReading(collector: collector, use: use)))
+            // The declared length, read from the local collector (from the reading's field it would be copied).
+            let declared = collector.expectedBytes
+            let reading = StreamState.RESTBodyReading(collector: collector, use: use)
+            reading.bufferClaim.expect(declared)
+            state = StreamState(phase: .restCollecting(reading))
         }
         state.requestID = requestID
         state.open = consume open

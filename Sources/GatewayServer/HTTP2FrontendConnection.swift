@@ -346,12 +346,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         switch state.phase {
         case .restCollecting(let reading):
             do {
-                try reading.collector.append(data)
+                let received = try reading.collector.append(data)
                 // The budget: at the first bytes, the declared length at once (one step), else in steps.
                 let budget = services.requestBuffer
-                if !reading.bufferClaim.hold(
-                    reading.collector.receivedBytes, expected: reading.collector.expectedBytes, from: budget)
-                {
+                if !reading.bufferClaim.hold(received, from: budget) {
                     let error = FrontendServices.requestBufferFullError(limit: budget.limit)
                     services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
                     throw error

@@ -68,6 +68,8 @@ struct RequestBufferClaim: ~Copyable {
     private(set) var bytes = 0
     /// The budget they came from (set by the first hold).
     private var budget: RequestBufferBudget?
+    /// The body's declared length (``expect(_:)``): the first hold claims it at once.
+    private var expected = 0
 
     /// Growth steps: a body without a declared length claims at least this much more each time it outgrows its
     /// claim (one atomic per step, not per DATA frame) ...
@@ -81,12 +83,18 @@ struct RequestBufferClaim: ~Copyable {
         if bytes > 0 { budget?.release(bytes) }
     }
 
-    /// Makes the claim at least `needed` bytes (what the body holds now) and, when the body declared its length,
-    /// `expected` (its Content-Length, or a gRPC message's declared length) at once: one step for a body of
-    /// declared length. False, claiming nothing more, when the budget has no room for them: the caller refuses
-    /// the body. Within the claim this is a comparison, no atomic.
+    /// The body about to be read declared `length` bytes (its Content-Length): the first ``hold(_:from:)``
+    /// claims that much at once, so a body that cannot fit is refused at its first bytes, in one step.
+    mutating func expect(_ length: Int) {
+        expected = length
+    }
+
+    /// Makes the claim at least `needed` bytes (what the body holds now; a gRPC message's declared length from
+    /// its prefix on) and, at the first hold, the declared length (``expect(_:)``). False, claiming nothing more,
+    /// when the budget has no room for them: the caller refuses the body. Within the claim this is a
+    /// comparison, no atomic.
     @inline(__always)
-    mutating func hold(_ needed: Int, expected: Int = 0, from budget: RequestBufferBudget) -> Bool {
+    mutating func hold(_ needed: Int, from budget: RequestBufferBudget) -> Bool {
         if needed <= bytes { return true }
         return grow(to: max(needed, expected), from: budget)
     }
@@ -104,6 +112,7 @@ struct RequestBufferClaim: ~Copyable {
 
     /// Returns the bytes held (the body was handed on or dropped); the claim may grow again after.
     mutating func release() {
+        expected = 0
         guard bytes > 0 else { return }
         budget?.release(bytes)
         bytes = 0

@@ -5,9 +5,6 @@
 package struct CodecLimits: Sendable, Equatable {
     /// The largest body a codec accepts (`maxBodyBytes` in the config; REST and gRPC share it).
     package var maxBodyBytes: Int
-    /// The largest a compressed gRPC message may inflate to (`limits.max_decompressed_bytes`; at most
-    /// ``maxBodyBytes``). Checked while inflating: decompression stops one byte past it.
-    package var maxDecompressedBytes: Int
     /// The largest batch (`data[i]`, `variables[i]`) a trigger may carry.
     package var maxBatch: Int
     /// How deeply JSON arrays/objects (and protobuf `Struct`/`ListValue`s) may nest; the outermost container
@@ -21,20 +18,18 @@ package struct CodecLimits: Sendable, Equatable {
 
     package init(
         maxBodyBytes: Int = 33_554_432,
-        maxDecompressedBytes: Int = 4_194_304,
         maxBatch: Int = 32,
         maxDepth: Int = 64,
         maxMultipartParts: Int = 1024,
         maxMultipartPartHeaderBytes: Int = 16 * 1024
     ) {
         self.maxBodyBytes = maxBodyBytes
-        self.maxDecompressedBytes = min(maxDecompressedBytes, maxBodyBytes)
         self.maxBatch = maxBatch
         self.maxDepth = maxDepth
         self.maxMultipartParts = maxMultipartParts
         self.maxMultipartPartHeaderBytes = maxMultipartPartHeaderBytes
     }
 
-    /// 32 MiB bodies (4 MiB decompressed gRPC messages), batches of 32, nesting depth 64, 1024 multipart parts with 16 KiB of headers each.
+    /// 32 MiB bodies, batches of 32, nesting depth 64, 1024 multipart parts with 16 KiB of headers each.
     package static var defaults: CodecLimits { CodecLimits() }
 }

@@ -19,9 +19,14 @@ import TriggerModel
 /// other than 0 or 1 is malformed: `.invalidArgument`. Errors are sticky: after one, `next()` throws it
 /// again, so a caller cannot resynchronise on garbage.
 public struct GRPCMessageDeframer {
-    package let maxMessageBytes: Int
+    /// The cap on a message's declared length.
+    package var maxMessageBytes: Int { Int(messageCap) }
     /// The most a compressed message may inflate to (at most ``maxMessageBytes``).
-    package let maxDecompressedBytes: Int
+    package var maxDecompressedBytes: Int { Int(decompressedCap) }
+    /// The two caps, 32 bits each (a `ByteBuffer` holds at most 4 GiB): as two `Int`s the deframer outgrew the
+    /// size the frontend's stream state copies inline, and every gRPC call paid a `memcpy` more.
+    private let messageCap: UInt32
+    private let decompressedCap: UInt32
     /// The call's message encoding; nil is identity.
     package var encoding: GRPCCompression?
     @usableFromInline var buffered: ByteBuffer?
@@ -48,8 +53,8 @@ public struct GRPCMessageDeframer {
     ///     larger value is lowered to `maxMessageBytes`.
     package init(maxMessageBytes: Int, maxDecompressedBytes: Int? = nil, encoding: GRPCCompression? = nil) {
         precondition(maxMessageBytes >= 0, "maxMessageBytes must not be negative")
-        self.maxMessageBytes = maxMessageBytes
-        self.maxDecompressedBytes = min(maxDecompressedBytes ?? maxMessageBytes, maxMessageBytes)
+        messageCap = UInt32(clamping: maxMessageBytes)
+        decompressedCap = UInt32(clamping: min(maxDecompressedBytes ?? maxMessageBytes, maxMessageBytes))
         self.encoding = encoding
     }
 

@@ -110,6 +110,21 @@ struct RequestBufferTests {
         }
     }
 
+    @Test("a reload changes both limits for the requests that start after it")
+    func reload() async throws {
+        try await withTestGateway(yaml: "limits: {max_buffered_request_bytes: \(Self.budget)}\n") { gateway in
+            let (before, _) = try await Self.curlPost(port: gateway.port, body: paddedBody(size: 1_500_000))
+            #expect(before == 503)
+            try gateway.reload(yaml: "limits: {max_buffered_request_bytes: 2MiB, max_decompressed_bytes: 65536}\n")
+            let (after, _) = try await Self.curlPost(port: gateway.port, body: paddedBody(size: 1_500_000))
+            #expect(after == 200)
+            #expect(Self.metricsText(gateway).contains("trigger_gateway_request_buffer_limit_bytes 2097152"))
+            let answer = try await Peers.grpcio("sized", port: gateway.port, ["65537", "gzip"])
+            #expect(answer["code"] as? String == "RESOURCE_EXHAUSTED", "\(answer)")
+            #expect(await Self.drained(gateway))
+        }
+    }
+
     /// The claim returns its bytes on every path a request body can end on.
     @Test("every way a body ends returns its bytes: success, client abort, timeout, 413, RST_STREAM")
     func everyPathReturnsToZero() async throws {
