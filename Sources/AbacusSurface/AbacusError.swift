@@ -69,7 +69,7 @@ package struct AbacusError: Error, Sendable, Equatable, CustomStringConvertible 
         case .methodNotAllowed: type = .methodNotAllowed
         case .conflict, .failedPrecondition: type = .conflict
         case .unsupportedMediaType, .notAcceptable, .headersTooLarge, .unimplemented: type = .invalidRequest
-        case .tooManyRequests, .overloaded: type = .tooManyRequests
+        case .tooManyRequests, .overloaded, .requestBufferFull: type = .tooManyRequests
         case .unavailable: type = .notReady
         case .backendFailed: type = .failedDependency
         case .deadlineExceeded: type = .timeout

@@ -41,6 +41,9 @@ package final class GatewayApp: Sendable {
     package let health: HealthRegistry
     /// What `/metrics` shows: one registry for the app's whole life, kept across reloads.
     package let metrics: GatewayMetrics
+    /// The process's budget of buffered request-body bytes (`limits.max_buffered_request_bytes`; a reload sets
+    /// its limit), shown on /metrics as `trigger_gateway_request_buffer_bytes`.
+    package let requestBuffer: RequestBufferBudget
     /// Pools a reload retired, kept on /metrics until their last call ended (see ``collectPoolMetrics()``).
     private let retiredPools = Mutex<[BackendPool]>([])
     private let storeService: OperationStoreService?
@@ -94,6 +97,11 @@ package final class GatewayApp: Sendable {
         self.requestObservers = requestObservers
         self.logger = logger
         self.metrics = metrics
+        let requestBuffer = RequestBufferBudget(limit: config.limits.maxBufferedRequestBytes)
+        self.requestBuffer = requestBuffer
+        metrics.addCollector { [requestBuffer, metrics] in
+            metrics.requestBuffer.set(bufferedBytes: requestBuffer.bufferedBytes, limit: requestBuffer.limit)
+        }
         self.configStatus = ConfigStatus(digest: digest, metrics: metrics.config)
         let (pools, poolFailures) = Self.makePools(
             config, reusing: [:], group: group, inProcessRunner: inProcessRunner, metrics: metrics)
@@ -143,6 +151,7 @@ package final class GatewayApp: Sendable {
             ),
             services: Self.makeFrontendServices(
                 config,
+                requestBuffer: requestBuffer,
                 dispatcher: dispatcher,
                 operations: operations,
                 configStatus: configStatus,
@@ -380,9 +389,11 @@ package final class GatewayApp: Sendable {
         asyncDispatcher?.use(dispatcher)
         operations?.use(routes: routes)
         scheduler?.use(Self.schedules(of: applied, logger: logger))
+        requestBuffer.limit = applied.limits.maxBufferedRequestBytes
         server.currentServices.replace(
             with: Self.makeFrontendServices(
                 applied,
+                requestBuffer: requestBuffer,
                 dispatcher: dispatcher,
                 operations: operations,
                 configStatus: configStatus,
@@ -455,6 +466,7 @@ package final class GatewayApp: Sendable {
 
     private static func makeFrontendServices(
         _ config: GatewayConfiguration,
+        requestBuffer: RequestBufferBudget,
         dispatcher: TriggerDispatcher,
         operations: AsyncOperations?,
         configStatus: ConfigStatus,
@@ -488,6 +500,8 @@ package final class GatewayApp: Sendable {
         services.maxConnectionsPerPeer = config.limits.maxConnectionsPerPeer
         services.scheduler = scheduler
         services.metrics = metrics
+        services.requestBuffer = requestBuffer
+        services.maxDecompressedBytes = config.limits.maxDecompressedBytes
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
         services.namespaces = NamespaceDirectory(configuration: config)
         services.requestObservers = requestObservers

@@ -191,12 +191,33 @@ extension GatewayConfiguration {
             allowed: [
                 "max_body_bytes", "max_batch", "max_header_bytes", "max_depth", "max_json_members",
                 "max_concurrent_streams", "max_connections", "max_connections_per_peer", "stream_buffer_bytes",
-                "connection_buffer_bytes",
+                "connection_buffer_bytes", "max_decompressed_bytes", "max_buffered_request_bytes",
             ]
         )
         var limits = L.defaults
         if let n = m["max_body_bytes"] {
             limits.maxBodyBytes = try reader.byteSize(n, at: m.path("max_body_bytes"), in: L.maxBodyBytesRange)
+        }
+        if let n = m["max_decompressed_bytes"] {
+            limits.maxDecompressedBytes = try reader.byteSize(
+                n, at: m.path("max_decompressed_bytes"), in: L.maxDecompressedBytesRange)
+            // Never above the body cap: the cap bounds every message, compressed or not.
+            guard limits.maxDecompressedBytes <= limits.maxBodyBytes else {
+                throw reader.error(
+                    m.path("max_decompressed_bytes"), n,
+                    "must not be above limits.max_body_bytes (\(limits.maxDecompressedBytes) > \(limits.maxBodyBytes))")
+            }
+        } else {
+            // The default (4 MiB) follows a smaller body cap down.
+            limits.maxDecompressedBytes = min(limits.maxDecompressedBytes, limits.maxBodyBytes)
+        }
+        if let n = m["max_buffered_request_bytes"] {
+            limits.maxBufferedRequestBytes = try reader.byteSize(
+                n, at: m.path("max_buffered_request_bytes"), in: L.maxBufferedRequestBytesRange)
+            guard limits.maxBufferedRequestBytes == 0 || limits.maxBufferedRequestBytes >= 1024 else {
+                throw reader.error(
+                    m.path("max_buffered_request_bytes"), n, "must be 0 (no budget) or at least 1024 bytes")
+            }
         }
         if let n = m["max_batch"] { limits.maxBatch = try reader.int(n, at: m.path("max_batch"), in: L.maxBatchRange) }
         if let n = m["max_header_bytes"] {

@@ -2,6 +2,17 @@
 package struct LimitsConfiguration: Sendable, Equatable {
     /// Largest request body or gRPC message, in bytes (REST and gRPC share the cap).
     package var maxBodyBytes: Int
+    /// Largest a compressed gRPC message (`grpc-encoding: gzip|deflate`) may inflate to, in bytes: gRPC core's
+    /// default receive limit, 4 MiB, checked after decompression as gRPC core checks it. Never above
+    /// ``maxBodyBytes`` (a configured value over it is refused on load; the default is lowered to it). Separate
+    /// from ``maxBodyBytes`` because a compressed message costs its sender ~1/1000 of what it costs the gateway
+    /// (review 24, H2): uncompressed messages pay for their bytes on the wire and keep ``maxBodyBytes``.
+    package var maxDecompressedBytes: Int
+    /// The request-body bytes all requests together may hold buffered at once, in bytes (HTTP/1.1 and HTTP/2
+    /// bodies as they are gathered, gRPC messages, decompressed ones at their inflated size); 0: no budget (the
+    /// bytes are still counted for `trigger_gateway_request_buffer_bytes`). A new body past it is refused with
+    /// 503 / RESOURCE_EXHAUSTED (review 24, M1; Envoy's overload manager refuses new streams the same way).
+    package var maxBufferedRequestBytes: Int
     /// Most elements in a trigger's batch (`data[]` / `inputs[]`).
     package var maxBatch: Int
     /// Largest header block (HTTP/1.1 head, HTTP/2 header list), in bytes.
@@ -34,6 +45,8 @@ package struct LimitsConfiguration: Sendable, Equatable {
 
     package init(
         maxBodyBytes: Int = 32 << 20,
+        maxDecompressedBytes: Int = 4 << 20,
+        maxBufferedRequestBytes: Int = 1 << 30,
         maxBatch: Int = 32,
         maxHeaderBytes: Int = 16_384,
         maxDepth: Int = 64,
@@ -45,6 +58,8 @@ package struct LimitsConfiguration: Sendable, Equatable {
         connectionBufferBytes: Int = 1 << 20
     ) {
         self.maxBodyBytes = maxBodyBytes
+        self.maxDecompressedBytes = maxDecompressedBytes
+        self.maxBufferedRequestBytes = maxBufferedRequestBytes
         self.maxBatch = maxBatch
         self.maxHeaderBytes = maxHeaderBytes
         self.maxDepth = maxDepth
@@ -56,13 +71,17 @@ package struct LimitsConfiguration: Sendable, Equatable {
         self.connectionBufferBytes = connectionBufferBytes
     }
 
-    /// 32 MiB bodies, batches of 32, 16 KiB of headers, depth 64, 100,000 JSON members, 100 streams per
-    /// connection, 4096 connections (no per-peer cap), 256 KiB buffered per stream and 1 MiB per connection.
+    /// 32 MiB bodies (4 MiB decompressed gRPC messages, 1 GiB buffered by all requests together), batches of 32,
+    /// 16 KiB of headers, depth 64, 100,000 JSON members, 100 streams per connection, 4096 connections (no per-peer
+    /// cap), 256 KiB buffered per stream and 1 MiB per connection.
     package static var defaults: LimitsConfiguration { LimitsConfiguration() }
 
     /// Accepted ranges, checked on load. The upper bounds guard against unit slips (a body cap of 32 GiB
     /// cannot be held in a `ByteBuffer`, whose indices are 32-bit).
     package static let maxBodyBytesRange = 1024...((1 << 32) - 1)
+    package static let maxDecompressedBytesRange = 1024...((1 << 32) - 1)
+    /// 0 (no budget), or at least 1 KiB.
+    package static let maxBufferedRequestBytesRange = 0...(1 << 50)
     package static let maxBatchRange = 1...4096
     package static let maxHeaderBytesRange = 1024...(1 << 20)
     package static let maxDepthRange = 1...1024

@@ -13,6 +13,9 @@ package struct FrontendServices: Sendable {
     package var dispatcher: TriggerDispatcher
     package var authenticator: TokenAuthenticator
     package var limits: CodecLimits
+    /// The most a compressed gRPC message may inflate to (`limits.max_decompressed_bytes`; the deframer lowers
+    /// it to `limits.maxBodyBytes`). Here rather than in ``limits``, which every REST body collector copies.
+    package var maxDecompressedBytes = 4 << 20
     /// Request line + headers, in bytes, over which a request is refused with 431.
     package var maxHeaderBytes: Int
     /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise on HTTP/2.
@@ -54,6 +57,10 @@ package struct FrontendServices: Sendable {
     /// The clock requests are timed on (`RequestRecord.durationNanoseconds`) and their deadlines count from
     /// (`RequestContext`): NIO's monotonic clock; a test may inject one on the same timeline (advanced by hand).
     package var clock: @Sendable () -> NIODeadline = { NIODeadline.now() }
+    /// The process's budget of buffered request-body bytes (`limits.max_buffered_request_bytes`): the same object
+    /// in every configuration generation (a reload sets its limit). A test's services get one of their own, with
+    /// no limit.
+    package var requestBuffer = RequestBufferBudget()
 
     package init(
         dispatcher: TriggerDispatcher,

@@ -314,6 +314,7 @@ extension HTTP1FrontendHandler {
             relay?.abort()
             relay = nil
             collector = .idle
+            bufferClaim.release()
             bodyUse = .none
             if !open.isOpen {
                 open = services.openRequest(

@@ -81,6 +81,9 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// The head's route writes both in place (``RESTStart/readBody``).
     var collector = RESTBodyCollector.idle
     var bodyUse = PendingBodyUse.none
+    /// The collector's bytes in the request-buffer budget: returned when the body is taken (``takeBody()``) or
+    /// dropped, and by the handler's deinit at the latest.
+    var bufferClaim = RequestBufferClaim()
 
     /// Whether the connection runs over TLS (the scheme of absolute URLs handed back to clients).
     private let secure: Bool
@@ -230,6 +233,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             startWork(work.run, keepAlive: keepAlive, context: context)
         case .readBody:
             state = .collecting(keepAlive: keepAlive)
+            if case .contentLength(let length) = head.framing { bufferClaim.expect(length) }
             // The relay's own first test, made here so that a small body's request does not copy the services
             // and the plan into a relay that declines at once.
             if case .contentLength(let length) = head.framing, length >= HTTP1BodyRelay.minimumBytes,
@@ -256,7 +260,14 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         guard case .collecting = state, !collector.isIdle else { return }
         if open.isOpen { open.record.bytesIn += chunk.readableBytes }
         do {
-            try collector.append(chunk)
+            let received = try collector.append(chunk)
+            // The budget: at the first chunk, the declared length at once (one step), else in steps.
+            let budget = services.requestBuffer
+            if !bufferClaim.hold(received, from: budget) {
+                let error = FrontendServices.requestBufferFullError(limit: budget.limit)
+                services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
+                throw error
+            }
             relay?.received(chunk)
         } catch {
             relay?.abort()
@@ -272,6 +283,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     func takeBody() -> (collector: RESTBodyCollector, use: RESTBodyUse) {
         var collector = RESTBodyCollector.idle
         var use = PendingBodyUse.none
+        bufferClaim.release()
         swap(&collector, &self.collector)
         swap(&use, &bodyUse)
         switch consume use {
@@ -591,6 +603,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         relay?.abort()
         relay = nil
         collector = .idle
+        bufferClaim.release()
         bodyUse = .none
         switch state {
         case .running(let task):
@@ -671,6 +684,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             relay = nil
             requestID = bodyUse.requestID ?? currentRequestID
             collector = .idle
+            bufferClaim.release()
             bodyUse = .none
         case .idle where !unanswered && !requestOpen && decoder.isBetweenRequests && pending == nil:
             // Idle when the grace ran out: closed in stages, as the drain's own grace would (see `quiesce`).

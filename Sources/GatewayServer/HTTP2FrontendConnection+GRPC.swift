@@ -241,10 +241,13 @@ extension HTTP2FrontendConnection {
             }
         }
         let maxMessageBytes = services.limits.maxBodyBytes
+        let maxDecompressedBytes = services.maxDecompressedBytes
         if case .reflection = method {
             state.phase = .grpcReflection(
                 GRPCReflectionCall(
-                    deframer: GRPCMessageDeframer(maxMessageBytes: maxMessageBytes, encoding: requestEncoding)))
+                    deframer: GRPCMessageDeframer(
+                        maxMessageBytes: maxMessageBytes, maxDecompressedBytes: maxDecompressedBytes,
+                        encoding: requestEncoding)))
         } else {
             // Built in place in the state, not in a local moved there (issue 11: a dozen strings retained and
             // released per copy; the move was a copy and a destroy).
@@ -255,7 +258,8 @@ extension HTTP2FrontendConnection {
                     clientTimeout: clientTimeout, traceParent: head.traceParent, traceState: head.traceState,
                     idempotencyKey: head.idempotencyKey, returnTraces: head.returnTraces, principal: principal,
                     requesterUID: requesterUID))
-            state.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes, encoding: requestEncoding)
+            state.deframer = GRPCMessageDeframer(
+                maxMessageBytes: maxMessageBytes, maxDecompressedBytes: maxDecompressedBytes, encoding: requestEncoding)
             state.phase = .grpcCollecting
         }
         if endStream {

@@ -1,5 +1,6 @@
 import HTTP2Engine
 import NIOCore
+import Observability
 import ProtoCodec
 import TriggerModel
 import WireCodecs
@@ -69,6 +70,9 @@ extension HTTP2FrontendConnection {
                     sendBody(stream: stream, grpcFramed(response, stream: stream), endStream: false)
                 } catch {
                     failure = gatewayError(from: error)
+                    if let failure, call.deframer.exceededDecompressedBytes {
+                        services.refusedRequestBody(.decompression, error: failure, peer: peer)
+                    }
                     break
                 }
             }

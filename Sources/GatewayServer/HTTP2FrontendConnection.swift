@@ -80,6 +80,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         final class RESTBodyReading {
             var collector: RESTBodyCollector
             let use: RESTBodyUse
+            /// The body's bytes in the request-buffer budget, returned when the reading ends (its deinit).
+            var bufferClaim = RequestBufferClaim()
 
             init(collector: consuming RESTBodyCollector, use: consuming RESTBodyUse) {
                 self.collector = collector
@@ -96,6 +98,9 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         var deframer = GRPCMessageDeframer(maxMessageBytes: 0)
         /// gRPC: the unary call's request message, once the deframer has cut it out.
         var requestMessage: ByteBuffer?
+        /// gRPC: the bytes the deframer and ``requestMessage`` hold, in the request-buffer budget; returned when
+        /// the message is handed to the call, dropped, or the stream ends (the state's deinit at the latest).
+        var bufferClaim = RequestBufferClaim()
         var requestID = ""
         /// gRPC: the call decided from the headers, until its request message is complete. Kept here, not in
         /// ``phase``: every match of the phase copied the payload, and the call's context holds a dozen strings
@@ -146,6 +151,14 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         func dropRequestBody() {
             deframer = GRPCMessageDeframer(maxMessageBytes: 0)
             requestMessage = nil
+            bufferClaim.release()
+        }
+
+        /// Returns the request-buffer bytes the stream holds (it closed): they need not wait for the state's
+        /// deinit, which a call still running may delay.
+        func releaseRequestBuffer() {
+            bufferClaim.release()
+            if case .restCollecting(let reading) = phase { reading.bufferClaim.release() }
         }
 
         /// The outcome of the sync call ``runSync`` started, on the loop: delivered if this is still the stream's
@@ -344,9 +357,17 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         switch state.phase {
         case .restCollecting(let reading):
             do {
-                try reading.collector.append(data)
+                let received = try reading.collector.append(data)
+                // The budget: at the first bytes, the declared length at once (one step), else in steps.
+                let budget = services.requestBuffer
+                if !reading.bufferClaim.hold(received, from: budget) {
+                    let error = FrontendServices.requestBufferFullError(limit: budget.limit)
+                    services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
+                    throw error
+                }
             } catch {
                 state.phase = .done
+                reading.bufferClaim.release()
                 restRespond(reading.use.errorResponse(gatewayError(from: error)), stream: stream)
             }
         case .grpcCollecting:
@@ -360,9 +381,23 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                     }
                     state.requestMessage = next
                 }
+                // The budget: the message being received at its declared length (reserved at its prefix), the
+                // complete one at its (decompressed) size.
+                let budget = services.requestBuffer
+                if !state.bufferClaim.hold(
+                    state.deframer.heldBytes + (state.requestMessage?.readableBytes ?? 0), from: budget)
+                {
+                    let error = FrontendServices.requestBufferFullError(limit: budget.limit)
+                    services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
+                    throw error
+                }
             } catch {
                 session.consume(stream: stream, bytes: size)
-                grpcFinish(stream, error: gatewayError(from: error))
+                let error = gatewayError(from: error)
+                if state.deframer.exceededDecompressedBytes {
+                    services.refusedRequestBody(.decompression, error: error, peer: peer)
+                }
+                grpcFinish(stream, error: error)
                 return
             }
         case .grpcReflection(let call):
@@ -382,6 +417,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         guard let state = streams.removeValue(forKey: stream) else { return }
+        state.releaseRequestBuffer()
         state.stopWork()  // RST_STREAM from the client, or the connection went away: stop the backend call
         state.deadlineTimer?.cancel()
         for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
@@ -450,6 +486,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         refusalTimer?.cancel()
         refusalTimer = nil
         for (_, state) in streams {
+            state.releaseRequestBuffer()
             state.stopWork()
             state.deadlineTimer?.cancel()
             for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
@@ -508,6 +545,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             }
             state.phase = .running
             grpcReceivedRequest(message, call: call, stream: stream)
+            // Handed on: the call holds what it decoded from the message, not the message.
+            state.bufferClaim.release()
         case .grpcReflection(let call):
             grpcReflectionReceivedEnd(call: call, stream: stream)
         case .running, .done:

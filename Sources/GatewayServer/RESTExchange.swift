@@ -252,8 +252,11 @@ struct RESTBodyCollector {
     }
 
     /// Takes the next chunk; throws `.payloadTooLarge` as soon as the total passes the cap, so a chunked
-    /// body with no declared length is refused while it streams, not after it was buffered.
-    mutating func append(_ chunk: ByteBuffer) throws {
+    /// body with no declared length is refused while it streams, not after it was buffered. Returns the bytes
+    /// received so far (for the request-buffer budget: read here, a frontend reading the collector from its
+    /// stored property would copy it whole).
+    @discardableResult
+    mutating func append(_ chunk: ByteBuffer) throws -> Int {
         received += chunk.readableBytes
         if received > limits.maxBodyBytes {
             throw RESTErrors.bodyTooLarge(size: received, limit: limits.maxBodyBytes, declared: false)
@@ -270,11 +273,20 @@ struct RESTBodyCollector {
         case .idle:
             throw Self.idleUsed
         }
+        return received
     }
 
     /// What ``idle`` answers when used as a collector (a frontend bug, never a client's).
     private static var idleUsed: GatewayError {
         GatewayError(.internalError, "a request body arrived with no collector")
+    }
+
+    /// The body's declared length (Content-Length) for JSON and raw bodies, else 0. Read from the gatherer, not
+    /// kept here: a field more made the collector too large to copy inline (a `memcpy` per copy, several per
+    /// REST request). Read it from a local collector: through a class's stored property it copies the whole.
+    var expectedBytes: Int {
+        if case .json(let gatherer) = storage { return gatherer.declaredLength }
+        return 0
     }
 
     /// The address of the gathered bytes' storage (JSON and raw bodies), for tests: see `BodyGatherer`.

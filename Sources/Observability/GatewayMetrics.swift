@@ -25,6 +25,8 @@ package final class GatewayMetrics: Sendable {
     package let webhooks: WebhookMetrics
     package let schedules: ScheduleMetrics
     package let connections: ConnectionMetrics
+    /// Request bodies refused for what they would make the gateway hold, and the bytes bodies hold now.
+    package let requestBuffer: RequestBufferMetrics
     package let config: ConfigMetrics
     /// `trigger_gateway_ready{component}`: what the readiness endpoints answer, for alerts.
     package let readiness: ReadinessMetrics
@@ -59,6 +61,7 @@ package final class GatewayMetrics: Sendable {
         self.webhooks = WebhookMetrics(registry: registry)
         self.schedules = ScheduleMetrics(registry: registry)
         self.connections = ConnectionMetrics(registry: registry)
+        self.requestBuffer = RequestBufferMetrics(registry: registry)
         self.config = ConfigMetrics(registry: registry)
         self.readiness = ReadinessMetrics(registry: registry)
         self.process = ProcessMetrics(registry: registry)
@@ -144,6 +147,52 @@ package enum MetricBuckets {
         var value = 1.0
         for _ in 0..<n { value *= 4 }
         return value
+    }
+}
+
+/// What request bodies make the gateway hold (review 24, H2 and M1): `trigger_gateway_requests_refused_total{reason}`
+/// and `trigger_gateway_request_buffer_bytes` / `_limit_bytes`, the process-wide budget's count and bound, set at
+/// scrape time (never per request).
+package final class RequestBufferMetrics: Sendable {
+    /// Why a request's body was refused for its size in memory.
+    package enum Refusal: String, Sendable, CaseIterable {
+        /// A compressed gRPC message inflated past `limits.max_decompressed_bytes` (RESOURCE_EXHAUSTED).
+        case decompression
+        /// The process-wide budget, `limits.max_buffered_request_bytes`, had no room for the body (503 /
+        /// RESOURCE_EXHAUSTED).
+        case requestBuffer = "request_buffer"
+    }
+
+    private let refusals: [Refusal: Counter]
+    private let buffered: Gauge
+    private let limit: Gauge
+
+    init(registry: PrometheusCollectorRegistry) {
+        refusals = registry.counters(
+            Refusal.self, name: "trigger_gateway_requests_refused_total", label: "reason",
+            help: "Requests refused for what their body would make the gateway hold, by reason (decompression: a "
+                + "compressed gRPC message over limits.max_decompressed_bytes; request_buffer: "
+                + "limits.max_buffered_request_bytes of request bodies were held)."
+        )
+        buffered = registry.gauge(
+            name: "trigger_gateway_request_buffer_bytes",
+            help: "Request-body bytes held buffered now, every request together (HTTP/1.1 and HTTP/2 bodies being "
+                + "gathered, gRPC messages at their decompressed size), counted against "
+                + "limits.max_buffered_request_bytes."
+        )
+        limit = registry.gauge(
+            name: "trigger_gateway_request_buffer_limit_bytes",
+            help: "limits.max_buffered_request_bytes in force (0: no budget)."
+        )
+    }
+
+    /// A body was refused for `reason`.
+    package func refused(_ reason: Refusal) { refusals[reason]!.increment() }
+
+    /// Scrape time: the budget's count and bound.
+    package func set(bufferedBytes: Int, limit: Int) {
+        buffered.set(to: Double(bufferedBytes))
+        self.limit.set(to: Double(limit))
     }
 }
 

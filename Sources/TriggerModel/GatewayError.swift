@@ -41,6 +41,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case invalidArgument, unauthenticated, permissionDenied, notFound, methodNotAllowed
             case conflict, failedPrecondition, payloadTooLarge, unsupportedMediaType, notAcceptable, headersTooLarge
             case tooManyRequests, overloaded, backendFailed, deadlineExceeded, unavailable
+            case requestBufferFull
             case cancelled, unimplemented, internalError
             /// A pipeline's own failure, carrying its google.rpc code as the runner reported it.
             case application(Int)
@@ -75,6 +76,11 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
         /// reads 503 as UNAVAILABLE, google.rpc maps RESOURCE_EXHAUSTED to 429, and retry policies (gRFC A6)
         /// retry UNAVAILABLE — the answer says "retry later" (review 18, F9).
         package static let overloaded = Code(.overloaded)
+        /// The process-wide budget of buffered request-body bytes (`limits.max_buffered_request_bytes`) is spent:
+        /// the gateway's own memory pressure, not this request's fault. 503 for REST (RFC 9110 §15.6.4: a
+        /// temporary overload), RESOURCE_EXHAUSTED for gRPC, as gRPC core answers when its resource quota
+        /// refuses a call's memory (review 24, M1).
+        package static let requestBufferFull = Code(.requestBufferFull)
         /// The backend failed, refused the connection or answered garbage.
         package static let backendFailed = Code(.backendFailed)
         /// The client's deadline or the backend timeout passed.
@@ -117,7 +123,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case .internalError: 500
             case .unimplemented: 501
             case .backendFailed: 502
-            case .overloaded, .unavailable: 503
+            case .overloaded, .unavailable, .requestBufferFull: 503
             case .deadlineExceeded: 504
             case .application(let code): Self.httpStatus(rpcCode: code)
             }
@@ -132,7 +138,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case .notFound: 5
             case .conflict: 6  // ALREADY_EXISTS
             case .permissionDenied: 7
-            case .payloadTooLarge, .headersTooLarge, .tooManyRequests: 8  // RESOURCE_EXHAUSTED
+            case .payloadTooLarge, .headersTooLarge, .tooManyRequests, .requestBufferFull: 8  // RESOURCE_EXHAUSTED
             case .failedPrecondition: 9
             case .methodNotAllowed, .unimplemented: 12
             case .internalError: 13
@@ -217,7 +223,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             .invalidArgument, .unauthenticated, .permissionDenied, .notFound, .methodNotAllowed, .conflict,
             .failedPrecondition, .payloadTooLarge, .unsupportedMediaType, .notAcceptable, .headersTooLarge,
             .tooManyRequests, .overloaded, .backendFailed, .deadlineExceeded, .unavailable, .cancelled,
-            .unimplemented, .internalError,
+            .unimplemented, .internalError, .requestBufferFull,
         ]
     }
 }

@@ -84,7 +84,9 @@ package enum GRPCCompression: String, Sendable {
     }
 
     private static func tooLarge(_ maxBytes: Int) -> GatewayError {
-        GatewayError(.payloadTooLarge, "decompressed message exceeds the limit of \(maxBytes) bytes")
+        GatewayError(
+            .payloadTooLarge,
+            "decompressed message exceeds the limit of \(maxBytes) bytes (limits.max_decompressed_bytes)")
     }
 
     /// The compressed message (zlib's default level).

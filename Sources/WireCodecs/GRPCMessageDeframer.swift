@@ -11,14 +11,22 @@ import TriggerModel
 ///
 /// Compression: `encoding` is the call's `grpc-encoding` (nil for none or `identity`; the caller refuses
 /// encodings we do not support, with UNIMPLEMENTED, before any message is read). A message with the
-/// compressed flag set is decompressed with it, the cap applying to the decompressed size too. Without an
+/// compressed flag set is decompressed with it, held to `maxDecompressedBytes` (`limits.max_decompressed_bytes`,
+/// at most `maxMessageBytes`) while it inflates: decompression stops one byte past it. Without an
 /// encoding such a message is refused with `.internalError`, as gRPC's PROTOCOL-HTTP2.md
 /// ("Compressed-Flag": set "when no Message-Encoding is specified ... MUST be treated as a protocol error")
 /// and compression.md ("INTERNAL" for a compressed message without `grpc-encoding`) prescribe. A flag value
 /// other than 0 or 1 is malformed: `.invalidArgument`. Errors are sticky: after one, `next()` throws it
 /// again, so a caller cannot resynchronise on garbage.
 public struct GRPCMessageDeframer {
-    package let maxMessageBytes: Int
+    /// The cap on a message's declared length.
+    package var maxMessageBytes: Int { Int(messageCap) }
+    /// The most a compressed message may inflate to (at most ``maxMessageBytes``).
+    package var maxDecompressedBytes: Int { Int(decompressedCap) }
+    /// The two caps, 32 bits each (a `ByteBuffer` holds at most 4 GiB): as two `Int`s the deframer outgrew the
+    /// size the frontend's stream state copies inline, and every gRPC call paid a `memcpy` more.
+    private let messageCap: UInt32
+    private let decompressedCap: UInt32
     /// The call's message encoding; nil is identity.
     package var encoding: GRPCCompression?
     @usableFromInline var buffered: ByteBuffer?
@@ -26,6 +34,9 @@ public struct GRPCMessageDeframer {
     @usableFromInline var pendingLength: Int?
     /// Whether the message whose prefix has been read is compressed.
     private var pendingCompressed = false
+    /// The sticky failure is a compressed message that inflated past ``maxDecompressedBytes`` (the frontend
+    /// counts and logs those apart: `requests_refused_total{reason="decompression"}`).
+    package private(set) var exceededDecompressedBytes = false
     /// The sticky failure (a `GatewayError`), held as `any Error`: one reference, so an Optional of it is copied
     /// and destroyed with a retain or release. As `GatewayError?` (a ~70-byte struct) every copy and destroy of
     /// the deframer went through the runtime's generic Optional witnesses, ~300 instructions per gRPC call
@@ -36,9 +47,14 @@ public struct GRPCMessageDeframer {
     /// Consumed bytes at the front of the buffer above which they are dropped before appending.
     private static let compactionThreshold = 64 << 10
 
-    package init(maxMessageBytes: Int, encoding: GRPCCompression? = nil) {
+    /// - Parameters:
+    ///   - maxMessageBytes: the cap on a message's declared (wire) length.
+    ///   - maxDecompressedBytes: the cap on a compressed message's inflated length; nil: `maxMessageBytes`. A
+    ///     larger value is lowered to `maxMessageBytes`.
+    package init(maxMessageBytes: Int, maxDecompressedBytes: Int? = nil, encoding: GRPCCompression? = nil) {
         precondition(maxMessageBytes >= 0, "maxMessageBytes must not be negative")
-        self.maxMessageBytes = maxMessageBytes
+        messageCap = UInt32(clamping: maxMessageBytes)
+        decompressedCap = UInt32(clamping: min(maxDecompressedBytes ?? maxMessageBytes, maxMessageBytes))
         self.encoding = encoding
     }
 
@@ -58,7 +74,8 @@ public struct GRPCMessageDeframer {
 
     /// The next complete message, or nil when more bytes are needed.
     ///
-    /// Throws `.payloadTooLarge` when a declared or decompressed length exceeds the cap, `.internalError` for
+    /// Throws `.payloadTooLarge` when a declared length exceeds `maxMessageBytes` or a decompressed one
+    /// `maxDecompressedBytes` (then ``exceededDecompressedBytes`` is set), `.internalError` for
     /// a compressed message without an encoding or one that does not decompress, and `.invalidArgument` for
     /// a malformed flag byte.
     package mutating func next() throws -> ByteBuffer? {
@@ -95,8 +112,9 @@ public struct GRPCMessageDeframer {
         guard pendingCompressed, let encoding else { return message }
         pendingCompressed = false
         do {
-            return try encoding.decompress(message, maxBytes: maxMessageBytes)
+            return try encoding.decompress(message, maxBytes: maxDecompressedBytes)
         } catch {
+            exceededDecompressedBytes = Self.isTooLarge(error)
             failure = error
             buffer.clear()
             throw error
@@ -113,11 +131,23 @@ public struct GRPCMessageDeframer {
         pendingLength != nil || (buffered?.readableBytes ?? 0) > 0
     }
 
+    /// The bytes held for messages not yet returned: the declared length of the one being received (its storage
+    /// is reserved when its prefix is read), or what is buffered when that is more (the start of the next).
+    /// What the frontend counts against the process's request-buffer budget (with the messages returned).
+    @inlinable
+    public var heldBytes: Int {
+        max(pendingLength ?? 0, buffered?.readableBytes ?? 0)
+    }
+
     /// Where the bytes of the message being received are gathered (tests: a large message's storage is
     /// reserved once its prefix is read and then never moves; see `BodyGatherer`).
     package var bufferedStorageAddress: UInt? {
         guard let buffered, buffered.readableBytes > 0 else { return nil }
         return buffered.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+
+    private static func isTooLarge(_ error: any Error) -> Bool {
+        (error as? GatewayError)?.code == .payloadTooLarge
     }
 
     private func validatePrefix(flag: UInt8, declared: UInt32) throws -> Int {

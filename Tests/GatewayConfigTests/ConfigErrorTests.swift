@@ -142,6 +142,26 @@ struct ConfigErrorTests {
             path: "limits.connection_buffer_bytes",
             message: "4294967296 bytes is out of range"
         ),
+        Case(
+            yaml: "limits: {max_decompressed_bytes: 1023}\n",
+            path: "limits.max_decompressed_bytes",
+            message: "1023 bytes is out of range 1024...4294967295"
+        ),
+        Case(
+            yaml: "limits: {max_body_bytes: 1MiB, max_decompressed_bytes: 1048577}\n",
+            path: "limits.max_decompressed_bytes",
+            message: "must not be above limits.max_body_bytes (1048577 > 1048576)"
+        ),
+        Case(
+            yaml: "limits: {max_buffered_request_bytes: 1023}\n",
+            path: "limits.max_buffered_request_bytes",
+            message: "must be 0 (no budget) or at least 1024 bytes"
+        ),
+        Case(
+            yaml: "limits: {max_buffered_request_bytes: -1}\n",
+            path: "limits.max_buffered_request_bytes",
+            message: "-1 bytes is out of range 0...1125899906842624"
+        ),
         Case(yaml: "timeouts: {preface: 0s}\n", path: "timeouts.preface", message: "0s is too short"),
         Case(yaml: "timeouts: {request_header: 0s}\n", path: "timeouts.request_header", message: "0s is too short"),
         Case(yaml: "timeouts: {body_progress: -1s}\n", path: "timeouts.body_progress", message: "expected a duration"),
@@ -436,7 +456,15 @@ struct ConfigErrorTests {
             ("limits: {stream_buffer_bytes: 1GiB}", "stream_buffer_bytes", 1 << 30),
             ("limits: {connection_buffer_bytes: 1024}", "connection_buffer_bytes", 1024),
             ("limits: {connection_buffer_bytes: 4294967295}", "connection_buffer_bytes", 4_294_967_295),
-        ]
+            ("limits: {max_decompressed_bytes: 1KiB}", "max_decompressed_bytes", 1024),
+            ("limits: {max_body_bytes: 1MiB, max_decompressed_bytes: 1MiB}", "max_decompressed_bytes", 1_048_576),
+            // The default, 4 MiB, follows a smaller body cap down.
+            ("limits: {max_body_bytes: 1MiB}", "max_decompressed_bytes", 1_048_576),
+            ("limits: {}", "max_decompressed_bytes", 4_194_304),
+            ("limits: {}", "max_buffered_request_bytes", 1_073_741_824),
+            ("limits: {max_buffered_request_bytes: 0}", "max_buffered_request_bytes", 0),
+            ("limits: {max_buffered_request_bytes: 1KiB}", "max_buffered_request_bytes", 1024),
+        ] as [(String, String, Int)]
     )
     func limitEdges(yaml: String, field: String, expected: Int) throws {
         let limits = try GatewayConfiguration.parse(yaml: yaml, source: "c.yaml").limits
@@ -447,6 +475,8 @@ struct ConfigErrorTests {
             "max_concurrent_streams": limits.maxConcurrentStreams, "max_connections": limits.maxConnections,
             "max_connections_per_peer": limits.maxConnectionsPerPeer,
             "stream_buffer_bytes": limits.streamBufferBytes, "connection_buffer_bytes": limits.connectionBufferBytes,
+            "max_decompressed_bytes": limits.maxDecompressedBytes,
+            "max_buffered_request_bytes": limits.maxBufferedRequestBytes,
         ]
         #expect(fields[field] == expected)
     }

@@ -112,6 +112,8 @@ struct GatewayConfigurationTests {
             config.limits
                 == LimitsConfiguration(
                     maxBodyBytes: 512 * 1024,
+                    // Not in the file: the 4 MiB default follows the smaller body cap down.
+                    maxDecompressedBytes: 512 * 1024,
                     maxBatch: 8,
                     maxHeaderBytes: 32768,
                     maxDepth: 16,

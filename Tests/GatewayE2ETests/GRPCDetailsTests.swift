@@ -1,4 +1,7 @@
 import Foundation
+import GatewayApp
+import GatewayServer
+import Observability
 import GatewayTestSupport
 import NIOCore
 import Testing
@@ -139,6 +142,42 @@ struct GRPCDetailsTests {
         try await withTestGateway(yaml: "limits:\n  max_body_bytes: 65536\n") { gateway in
             let answer = try await Peers.grpcio("sized", port: gateway.port, [String(size), "gzip"])
             #expect(answer["code"] as? String == code, "\(answer)")
+        }
+    }
+
+    /// Review 24, H2: a compressed message may inflate to `limits.max_decompressed_bytes` only (4 MiB by default,
+    /// here 64 KiB), while uncompressed ones keep the 32 MiB body cap; the refusal is logged with the peer and
+    /// counted, and holds nothing after.
+    @Test(
+        "grpcio with gzip: a message inflating to max_decompressed_bytes passes, one byte more is RESOURCE_EXHAUSTED",
+        arguments: [
+            (65_536, "gzip", nil), (65_537, "gzip", "RESOURCE_EXHAUSTED"), (65_537, "deflate", "RESOURCE_EXHAUSTED"),
+            (65_537, "identity", nil),
+        ]
+            as [(Int, String, String?)])
+    func decompressedCap(size: Int, encoding: String, code: String?) async throws {
+        let log = RecordedLog()
+        try await withTestGateway(yaml: "limits:\n  max_decompressed_bytes: 65536\n", log: log) { gateway in
+            var arguments = [String(size)]
+            if encoding != "identity" { arguments.append(encoding) }
+            let answer = try await Peers.grpcio("sized", port: gateway.port, arguments)
+            #expect(answer["code"] as? String == code, "\(answer)")
+            let metrics = String(decoding: gateway.app.metrics.scrape(), as: UTF8.self)
+            let refused = #"trigger_gateway_requests_refused_total{reason="decompression"} "#
+            if code != nil {
+                #expect(
+                    answer["details"] as? String
+                        == "decompressed message exceeds the limit of 65536 bytes (limits.max_decompressed_bytes)",
+                    "\(answer)")
+                #expect(metrics.contains(refused + "1"), "\(metrics)")
+                let warning = log.lines.first { $0.message == "request body refused" }
+                #expect(warning?.metadata["reason"] == "decompression", "\(log.lines)")
+                #expect(warning?.metadata["peer.address"]?.hasPrefix("127.0.0.1:") == true, "\(log.lines)")
+            } else {
+                #expect(answer["size"] as? Int == size)
+                #expect(metrics.contains(refused + "0"), "\(metrics)")
+            }
+            #expect(await eventually(within: .seconds(5)) { gateway.app.requestBuffer.bufferedBytes == 0 })
         }
     }
 

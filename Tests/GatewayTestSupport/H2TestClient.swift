@@ -87,6 +87,14 @@ package final class H2TestClient: Sendable {
         }.get()
     }
 
+    /// Resets `stream` (RST_STREAM CANCEL): a client that gives up mid-request.
+    package func reset(stream: Int32) async throws {
+        let session = self.session
+        try await channel.eventLoop.submit {
+            session.value.resetStream(HTTP2StreamID(stream), errorCode: .cancel)
+        }.get()
+    }
+
     /// Gives back the window of everything received so far (the client "reads").
     package func consumeAll() async throws {
         let session = self.session

@@ -86,6 +86,53 @@ struct GRPCCompressionTests {
         #expect(!deframer.hasPartialMessage)
     }
 
+    /// Review 24, H2: `limits.max_decompressed_bytes` (default 4 MiB) caps what a compressed message inflates to,
+    /// under the body cap an uncompressed message keeps; the deframer says the failure was that cap.
+    @Test(
+        "the deframer holds compressed messages to maxDecompressedBytes: at it passes, one byte past is refused",
+        arguments: [
+            (GRPCCompression.gzip, 4096, true), (.gzip, 4097, false), (.deflate, 4096, true), (.deflate, 4097, false),
+        ])
+    func deframerDecompressedCap(encoding: GRPCCompression, size: Int, accepted: Bool) throws {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 65_536, maxDecompressedBytes: 4096, encoding: encoding)
+        let plain = buffer([UInt8](repeating: 0x61, count: size))
+        deframer.append(GRPCMessageFramer.frame(plain, compression: encoding))
+        if accepted {
+            #expect(try deframer.next() == plain)
+            #expect(!deframer.exceededDecompressedBytes)
+        } else {
+            let error = gatewayError { _ = try deframer.next() }
+            #expect(error?.code == .payloadTooLarge)
+            #expect(
+                error?.message == "decompressed message exceeds the limit of 4096 bytes (limits.max_decompressed_bytes)"
+            )
+            #expect(deframer.exceededDecompressedBytes)
+        }
+    }
+
+    @Test("an uncompressed message keeps the body cap, above maxDecompressedBytes")
+    func deframerIdentityKeepsBodyCap() throws {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 65_536, maxDecompressedBytes: 4096, encoding: .gzip)
+        let plain = buffer([UInt8](repeating: 0x61, count: 65_536))
+        deframer.append(GRPCMessageFramer.frame(plain))
+        #expect(try deframer.next() == plain)
+        #expect(deframer.heldBytes == 0)
+        // A maxDecompressedBytes over the body cap is lowered to it.
+        #expect(GRPCMessageDeframer(maxMessageBytes: 100, maxDecompressedBytes: 200).maxDecompressedBytes == 100)
+    }
+
+    @Test("heldBytes is the declared length of the message being received from its prefix on")
+    func deframerHeldBytes() throws {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 65_536)
+        let framed = GRPCMessageFramer.frame(buffer([UInt8](repeating: 0x61, count: 10_000)))
+        deframer.append(framed.getSlice(at: 0, length: 100)!)
+        #expect(try deframer.next() == nil)
+        #expect(deframer.heldBytes == 10_000)
+        deframer.append(framed.getSlice(at: 100, length: framed.readableBytes - 100)!)
+        #expect(try deframer.next()?.readableBytes == 10_000)
+        #expect(deframer.heldBytes == 0)
+    }
+
     @Test(
         "grpc-accept-encoding decides whether the answer mirrors the request's encoding",
         arguments: [

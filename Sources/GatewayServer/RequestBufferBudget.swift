@@ -1,0 +1,145 @@
+import Logging
+import NIOCore
+import Observability
+import Synchronization
+import TriggerModel
+
+/// The request-body bytes the whole process holds buffered (review 24, M1): HTTP/1.1 and HTTP/2 bodies as they
+/// are gathered, gRPC messages (decompressed ones at their inflated size), each until its request hands the body
+/// on (decoded into the call), fails or ends. `limits.max_buffered_request_bytes` bounds it; a body that would
+/// take it past the bound is refused (503 / RESOURCE_EXHAUSTED) instead of growing the heap until the kernel's
+/// OOM killer ends every tenant's calls, as Envoy's overload manager refuses new streams near its heap limit.
+///
+/// One per `GatewayApp`, kept across reloads (a reload changes ``limit`` only: the bytes held are the
+/// process's). Requests take their bytes through a ``RequestBufferClaim``, which grows in steps (per body or per
+/// doubling of a body, never per DATA frame) and returns them when it ends.
+package final class RequestBufferBudget: Sendable {
+    private let limitBytes: Atomic<Int>
+    private let used = Atomic<Int>(0)
+    /// One warning per reason per 10 s at most, with how many were held back (refusals come in floods).
+    let refusalLog = FailureLogLimiter(interval: .seconds(10))
+
+    /// `limit`: bytes; 0 is no budget (bytes are still counted, for the gauge).
+    package init(limit: Int = 0) {
+        limitBytes = Atomic(limit)
+    }
+
+    /// The bound in force, in bytes; 0: none.
+    package var limit: Int {
+        get { limitBytes.load(ordering: .relaxed) }
+        set { limitBytes.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Bytes claimed now, every request together (`trigger_gateway_request_buffer_bytes`).
+    package var bufferedBytes: Int { used.load(ordering: .relaxed) }
+
+    /// Adds between `minimum` and `preferred` bytes (`minimum` ≤ `preferred`), as many as the bound leaves room
+    /// for; nil, adding nothing, when not even `minimum` fits.
+    func reserve(minimum: Int, preferred: Int) -> Int? {
+        let limit = limitBytes.load(ordering: .relaxed)
+        guard limit > 0 else {
+            used.add(preferred, ordering: .relaxed)
+            return preferred
+        }
+        var current = used.load(ordering: .relaxed)
+        while true {
+            let room = limit - current
+            guard minimum <= room else { return nil }
+            let grant = min(preferred, room)
+            let (exchanged, original) = used.compareExchange(
+                expected: current, desired: current + grant, ordering: .relaxed)
+            if exchanged { return grant }
+            current = original
+        }
+    }
+
+    /// Returns bytes ``reserve(minimum:preferred:)`` added.
+    func release(_ bytes: Int) {
+        used.subtract(bytes, ordering: .relaxed)
+    }
+}
+
+/// The bytes one request body holds of the ``RequestBufferBudget``: grown with ``hold(_:expected:from:)`` as the
+/// body is buffered, returned whole by ``release()`` or, whatever path the request ended on (answered, refused,
+/// reset, timed out, its connection gone), by the deinit of the claim's owner (the HTTP/2 stream's state, the REST
+/// body reader, the HTTP/1.1 handler): a claim cannot be dropped without returning its bytes.
+struct RequestBufferClaim: ~Copyable {
+    /// Bytes held.
+    private(set) var bytes = 0
+    /// The budget they came from (set by the first hold).
+    private var budget: RequestBufferBudget?
+    /// The body's declared length (``expect(_:)``): the first hold claims it at once.
+    private var expected = 0
+
+    /// Growth steps: a body without a declared length claims at least this much more each time it outgrows its
+    /// claim (one atomic per step, not per DATA frame) ...
+    static let minimumStep = 64 << 10
+    /// ... and at most this much more (doubling up to it), so a claim overstates its body by less than this.
+    static let maximumStep = 1 << 20
+
+    init() {}
+
+    deinit {
+        if bytes > 0 { budget?.release(bytes) }
+    }
+
+    /// The body about to be read declared `length` bytes (its Content-Length): the first ``hold(_:from:)``
+    /// claims that much at once, so a body that cannot fit is refused at its first bytes, in one step.
+    mutating func expect(_ length: Int) {
+        expected = length
+    }
+
+    /// Makes the claim at least `needed` bytes (what the body holds now; a gRPC message's declared length from
+    /// its prefix on) and, at the first hold, the declared length (``expect(_:)``). False, claiming nothing more,
+    /// when the budget has no room for them: the caller refuses the body. Within the claim this is a
+    /// comparison, no atomic.
+    @inline(__always)
+    mutating func hold(_ needed: Int, from budget: RequestBufferBudget) -> Bool {
+        if needed <= bytes { return true }
+        return grow(to: max(needed, expected), from: budget)
+    }
+
+    private mutating func grow(to minimum: Int, from budget: RequestBufferBudget) -> Bool {
+        let step = min(max(bytes, Self.minimumStep), Self.maximumStep)
+        let preferred = max(minimum, bytes + step)
+        guard let granted = budget.reserve(minimum: minimum - bytes, preferred: preferred - bytes) else {
+            return false
+        }
+        if self.budget == nil { self.budget = budget }
+        bytes += granted
+        return true
+    }
+
+    /// Returns the bytes held (the body was handed on or dropped); the claim may grow again after.
+    mutating func release() {
+        expected = 0
+        guard bytes > 0 else { return }
+        budget?.release(bytes)
+        bytes = 0
+    }
+}
+
+extension FrontendServices {
+    /// The error a body refused for the budget gets (503 / RESOURCE_EXHAUSTED).
+    static func requestBufferFullError(limit: Int) -> GatewayError {
+        GatewayError(
+            .requestBufferFull,
+            "the gateway is holding its limit of \(limit) bytes of request bodies "
+                + "(limits.max_buffered_request_bytes); retry later")
+    }
+
+    /// A request body refused for `reason`: counted (`trigger_gateway_requests_refused_total{reason}`) and logged
+    /// as a warning naming the client (`peer.address`), the first at once and then at most one per 10 s per
+    /// reason, saying how many were held back meanwhile.
+    func refusedRequestBody(_ reason: RequestBufferMetrics.Refusal, error: GatewayError, peer: String?) {
+        metrics?.requestBuffer.refused(reason)
+        guard let heldBack = requestBuffer.refusalLog.admit(reason.rawValue) else { return }
+        var metadata: Logger.Metadata = [
+            "peer.address": "\(peer ?? "unknown")",
+            "reason": "\(reason.rawValue)",
+            "error": "\(error.message)",
+        ]
+        if heldBack > 0 { metadata["refusals.held_back"] = "\(heldBack)" }
+        logger.warning("request body refused", metadata: metadata)
+    }
+}
