@@ -233,7 +233,6 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             startWork(work.run, keepAlive: keepAlive, context: context)
         case .readBody:
             state = .collecting(keepAlive: keepAlive)
-            if case .contentLength(let length) = head.framing { bufferClaim.expect(length) }
             // The relay's own first test, made here so that a small body's request does not copy the services
             // and the plan into a relay that declines at once.
             if case .contentLength(let length) = head.framing, length >= HTTP1BodyRelay.minimumBytes,

@@ -53,11 +53,9 @@ extension HTTP2FrontendConnection {
         case .run: state = StreamState(phase: .running, open: consume open)
         case .readBody:
             guard case .use(let use) = consume use else { preconditionFailure("a body to read with no use") }
-            // The declared length, read from the local collector (from the reading's field it would be copied).
-            let declared = collector.expectedBytes
-            let reading = StreamState.RESTBodyReading(collector: collector, use: use)
-            reading.bufferClaim.expect(declared)
-            state = StreamState(phase: .restCollecting(reading), open: consume open)
+            state = StreamState(
+                phase: .restCollecting(StreamState.RESTBodyReading(collector: collector, use: use)),
+                open: consume open)
         }
         state.requestID = requestID
         streams[stream] = state

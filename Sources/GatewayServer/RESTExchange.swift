@@ -281,14 +281,6 @@ struct RESTBodyCollector {
         GatewayError(.internalError, "a request body arrived with no collector")
     }
 
-    /// The body's declared length (Content-Length) for JSON and raw bodies, else 0. Read from the gatherer, not
-    /// kept here: a field more made the collector too large to copy inline (a `memcpy` per copy, several per
-    /// REST request). Read it from a local collector: through a class's stored property it copies the whole.
-    var expectedBytes: Int {
-        if case .json(let gatherer) = storage { return gatherer.declaredLength }
-        return 0
-    }
-
     /// The address of the gathered bytes' storage (JSON and raw bodies), for tests: see `BodyGatherer`.
     var gatheredStorageAddress: UInt? {
         if case .json(let gatherer) = storage { return gatherer.storageAddress }

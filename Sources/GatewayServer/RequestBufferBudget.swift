@@ -59,23 +59,29 @@ package final class RequestBufferBudget: Sendable {
     }
 }
 
-/// The bytes one request body holds of the ``RequestBufferBudget``: grown with ``hold(_:expected:from:)`` as the
-/// body is buffered, returned whole by ``release()`` or, whatever path the request ended on (answered, refused,
-/// reset, timed out, its connection gone), by the deinit of the claim's owner (the HTTP/2 stream's state, the REST
-/// body reader, the HTTP/1.1 handler): a claim cannot be dropped without returning its bytes.
+/// The bytes one request body holds of the ``RequestBufferBudget``: grown with ``hold(_:from:)`` as the body is
+/// buffered, returned whole by ``release()`` or, whatever path the request ended on (answered, refused, reset,
+/// timed out, its connection gone), by the deinit of the claim's owner (the HTTP/2 stream's state, the REST body
+/// reader, the HTTP/1.1 handler): a claim cannot be dropped without returning its bytes.
+///
+/// A claim follows the bytes received, never a length the client declared (`Content-Length`, a gRPC message's
+/// prefix): with declared lengths, 32 streams each declaring 32 MiB and sending one byte took the whole 1 GiB
+/// default, and every other client's body was refused, for a few hundred bytes sent. Received bytes are what the
+/// process holds (a declared length's storage is reserved, but its untouched pages are not resident).
 struct RequestBufferClaim: ~Copyable {
     /// Bytes held.
     private(set) var bytes = 0
     /// The budget they came from (set by the first hold).
     private var budget: RequestBufferBudget?
-    /// The body's declared length (``expect(_:)``): the first hold claims it at once.
-    private var expected = 0
 
-    /// Growth steps: a body without a declared length claims at least this much more each time it outgrows its
-    /// claim (one atomic per step, not per DATA frame) ...
-    static let minimumStep = 64 << 10
-    /// ... and at most this much more (doubling up to it), so a claim overstates its body by less than this.
-    static let maximumStep = 1 << 20
+    /// Growth steps: a body claims at least this much more each time it outgrows its claim (one atomic per step,
+    /// not per DATA frame; one HTTP/2 DATA frame at the default SETTINGS_MAX_FRAME_SIZE, so a stream that sent a
+    /// byte holds no more than its state costs anyway) ...
+    static let minimumStep = 16 << 10
+    /// ... a quarter of what it holds between the two (so a claim overstates its body by a quarter at most, and
+    /// a small budget is not taken by one body's growth) ... and at most this much more: a 32 MiB body takes about
+    /// 150 steps, against some 2,000 DATA frames.
+    static let maximumStep = 256 << 10
 
     init() {}
 
@@ -83,24 +89,17 @@ struct RequestBufferClaim: ~Copyable {
         if bytes > 0 { budget?.release(bytes) }
     }
 
-    /// The body about to be read declared `length` bytes (its Content-Length): the first ``hold(_:from:)``
-    /// claims that much at once, so a body that cannot fit is refused at its first bytes, in one step.
-    mutating func expect(_ length: Int) {
-        expected = length
-    }
-
-    /// Makes the claim at least `needed` bytes (what the body holds now; a gRPC message's declared length from
-    /// its prefix on) and, at the first hold, the declared length (``expect(_:)``). False, claiming nothing more,
-    /// when the budget has no room for them: the caller refuses the body. Within the claim this is a
-    /// comparison, no atomic.
+    /// Makes the claim at least `needed` bytes (what the body holds now: bytes received, a decompressed message's
+    /// inflated size). False, claiming nothing more, when the budget has no room for them: the caller refuses the
+    /// body. Within the claim this is a comparison, no atomic.
     @inline(__always)
     mutating func hold(_ needed: Int, from budget: RequestBufferBudget) -> Bool {
         if needed <= bytes { return true }
-        return grow(to: max(needed, expected), from: budget)
+        return grow(to: needed, from: budget)
     }
 
     private mutating func grow(to minimum: Int, from budget: RequestBufferBudget) -> Bool {
-        let step = min(max(bytes, Self.minimumStep), Self.maximumStep)
+        let step = min(max(bytes / 4, Self.minimumStep), Self.maximumStep)
         let preferred = max(minimum, bytes + step)
         guard let granted = budget.reserve(minimum: minimum - bytes, preferred: preferred - bytes) else {
             return false
@@ -112,7 +111,6 @@ struct RequestBufferClaim: ~Copyable {
 
     /// Returns the bytes held (the body was handed on or dropped); the claim may grow again after.
     mutating func release() {
-        expected = 0
         guard bytes > 0 else { return }
         budget?.release(bytes)
         bytes = 0

@@ -47,9 +47,6 @@ package struct BodyGatherer {
     /// Bytes gathered so far.
     package var count: Int { buffer?.readableBytes ?? 0 }
 
-    /// The declared body length the gatherer was made for (0 when none was declared).
-    package var declaredLength: Int { expectedLength ?? 0 }
-
     /// Appends `chunk`. The first chunk is adopted without a copy when no larger length is expected.
     package mutating func append(_ chunk: ByteBuffer) {
         guard chunk.readableBytes > 0 else { return }

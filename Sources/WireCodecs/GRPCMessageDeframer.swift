@@ -131,12 +131,13 @@ public struct GRPCMessageDeframer {
         pendingLength != nil || (buffered?.readableBytes ?? 0) > 0
     }
 
-    /// The bytes held for messages not yet returned: the declared length of the one being received (its storage
-    /// is reserved when its prefix is read), or what is buffered when that is more (the start of the next).
-    /// What the frontend counts against the process's request-buffer budget (with the messages returned).
+    /// The bytes received and held for messages not yet returned. What the frontend counts against the process's
+    /// request-buffer budget (with the messages returned): the bytes received, not the declared length of the
+    /// message being received (its storage is reserved when its prefix is read, but its untouched pages are not
+    /// resident, and a budget counting declared lengths was filled by prefixes alone; see `RequestBufferClaim`).
     @inlinable
     public var heldBytes: Int {
-        max(pendingLength ?? 0, buffered?.readableBytes ?? 0)
+        buffered?.readableBytes ?? 0
     }
 
     /// Where the bytes of the message being received are gathered (tests: a large message's storage is

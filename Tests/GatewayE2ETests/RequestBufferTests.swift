@@ -77,15 +77,24 @@ struct RequestBufferTests {
         }
     }
 
-    @Test("a body held unfinished takes its declared length; a second that does not fit is refused until it ends")
+    /// What a body holds is what it sent, not what it declared: a client that declares 600 000 bytes and sends a
+    /// few holds one step (16 KiB), so declarations alone cannot fill the budget.
+    @Test("a body held unfinished holds what it sent; a second that does not fit is refused until it ends")
     func heldBodyRefusesTheNext() async throws {
         try await withTestGateway(yaml: "limits: {max_buffered_request_bytes: \(Self.budget)}\n") { gateway in
+            let declaredOnly = try await SlowSocket.connect(port: gateway.port)
+            declaredOnly.send(
+                "POST \(Self.trigger) HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                    + "content-length: 600000\r\n\r\n" + #"{"data":[{"variable":{"s":""#)
+            #expect(await eventually(within: .seconds(5)) { gateway.app.requestBuffer.bufferedBytes == 16 << 10 })
+            declaredOnly.shutdown()
+            #expect(await Self.drained(gateway))
             let held = try await SlowSocket.connect(port: gateway.port)
             held.send(
                 "POST \(Self.trigger) HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
                     + "content-length: 600000\r\n\r\n" + #"{"data":[{"variable":{"s":""#
-                    + String(repeating: "a", count: 1000))
-            #expect(await eventually(within: .seconds(5)) { gateway.app.requestBuffer.bufferedBytes == 600_000 })
+                    + String(repeating: "a", count: 590_000))
+            #expect(await eventually(within: .seconds(5)) { gateway.app.requestBuffer.bufferedBytes >= 590_000 })
             // HTTP/1.1 (curl) and HTTP/2 alike.
             let (status, body) = try await Self.curlPost(port: gateway.port, body: paddedBody(size: 600_000))
             #expect(status == 503, "\(body)")
@@ -94,12 +103,12 @@ struct RequestBufferTests {
                 [
                     (":method", "POST"), (":scheme", "http"), (":path", Self.trigger), (":authority", "127.0.0.1"),
                     ("content-type", "application/json"), ("content-length", "600000"),
-                ], body: Array(paddedBody(size: 600_000).readableBytesView.prefix(16_000)), endStream: false)
+                ], body: Array(paddedBody(size: 600_000).readableBytesView.prefix(590_000)), endStream: false)
             let seen = try await h2.wait(timeout: .seconds(5)) { $0.streams[stream]?.status != nil }
             #expect(seen.streams[stream]?.status == "503")
             await h2.close()
             // What fits next to it is served.
-            let (small, _) = try await Self.curlPost(port: gateway.port, body: paddedBody(size: 400_000))
+            let (small, _) = try await Self.curlPost(port: gateway.port, body: paddedBody(size: 100_000))
             #expect(small == 200)
             // The held client goes away: its bytes come back, and the large body is served.
             held.shutdown()
@@ -144,13 +153,13 @@ struct RequestBufferTests {
             // HTTP/1.1: the client aborts mid-body.
             let aborted = try await SlowSocket.connect(port: gateway.port)
             aborted.send(head)
-            #expect(await eventually(within: .seconds(5)) { budget.bufferedBytes == 300_000 })
+            #expect(await eventually(within: .seconds(5)) { budget.bufferedBytes > 0 })
             aborted.shutdown()
             #expect(await Self.drained(gateway), "HTTP/1.1 client abort")
             // HTTP/1.1: the body stalls past body_progress: 408.
             let stalled = try await SlowSocket.connect(port: gateway.port)
             stalled.send(head)
-            #expect(await eventually(within: .seconds(5)) { budget.bufferedBytes == 300_000 })
+            #expect(await eventually(within: .seconds(5)) { budget.bufferedBytes > 0 })
             let outcome = try await stalled.waitForClose(timeout: .seconds(10))
             #expect(outcome.text.hasPrefix("HTTP/1.1 408"), "\(outcome.text.prefix(200))")
             #expect(await Self.drained(gateway), "HTTP/1.1 timeout")
@@ -171,7 +180,7 @@ struct RequestBufferTests {
             ]
             let partial = Array(paddedBody(size: 300_000).readableBytesView.prefix(16_000))
             let reset = try await h2.request(rest, body: partial, endStream: false)
-            #expect(await eventually(within: .seconds(5)) { budget.bufferedBytes == 300_000 })
+            #expect(await eventually(within: .seconds(5)) { budget.bufferedBytes > 0 })
             try await h2.reset(stream: reset)
             #expect(await Self.drained(gateway), "HTTP/2 REST RST_STREAM")
             let grpc: [(String, String)] = [
@@ -182,7 +191,7 @@ struct RequestBufferTests {
             // A message prefix declaring 300 000 bytes, and the first 10 000 of them.
             let framed = [0, 0x00, 0x04, 0x93, 0xE0] + [UInt8](repeating: 0, count: 10_000)
             let grpcReset = try await h2.request(grpc, body: framed, endStream: false)
-            #expect(await eventually(within: .seconds(5)) { budget.bufferedBytes == 300_000 })
+            #expect(await eventually(within: .seconds(5)) { budget.bufferedBytes > 0 })
             try await h2.reset(stream: grpcReset)
             #expect(await Self.drained(gateway), "gRPC RST_STREAM")
             let stalledH2 = try await h2.request(rest, body: partial, endStream: false)
