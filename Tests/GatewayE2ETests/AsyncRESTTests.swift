@@ -135,6 +135,26 @@ struct AsyncRESTTests {
         }
     }
 
+    @Test("an Idempotency-Key's inputs are compared as parsed values: whitespace does not count, member order does")
+    func idempotencyComparesParsedInputs() async throws {
+        try await withTestGateway { gateway in
+            let client = try await TestHTTPClient.connect(port: gateway.port)
+            let key = ("idempotency-key", "key-\(UUID().uuidString)")
+            func post(_ body: String) async throws -> (status: Int, json: [String: Any]) {
+                let response = try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger-async",
+                    headers: jsonHeaders + [key], body: ByteBuffer(string: body))
+                return (response.status, try json(response.body))
+            }
+            let first = try await post(#"{"data":[{"variable":{"a":1,"b":"two"}}]}"#)
+            let spaced = try await post("{ \"data\" : [ { \"variable\" : { \"a\" : 1 ,\n \"b\" : \"two\" } } ] }")
+            #expect(first.status == 200 && spaced.status == 200, "\(first.json) \(spaced.json)")
+            #expect(first.json.operationName != nil && spaced.json.operationName == first.json.operationName)
+            let reordered = try await post(#"{"data":[{"variable":{"b":"two","a":1}}]}"#)
+            #expect(reordered.status == 409, "\(reordered.json)")
+        }
+    }
+
     @Test(
         "unknown id is 404; cancel of a finished operation is 409 naming its state; cancel of a running one works, again is 200"
     )
