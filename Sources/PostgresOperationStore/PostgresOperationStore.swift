@@ -841,9 +841,22 @@ package final class PostgresOperationStore: OperationStore {
         )
     }
 
+    /// Stops the connection pool: at most twice the store call timeout, then the pool is left to stop in the
+    /// background with a warning. PostgresNIO's pool could go on retrying its connect after its `run()` was
+    /// cancelled while the server was down (vapor/postgres-nio#599), which held a stopping gateway past any grace
+    /// (review 26 H1).
     package func close() async throws {
         runTask.cancel()
-        await runTask.value
+        let runTask = self.runTask
+        do {
+            _ = try await Self.withTimeout(timeout, on: PostgresClient.defaultEventLoopGroup.any()) {
+                await runTask.value
+            }
+        } catch {
+            logger.warning(
+                "PostgreSQL connection pool did not stop; left to stop in the background",
+                metadata: ["error": "\(error)"])
+        }
     }
 
     /// Names of the blobs kept for an operation (diagnostics and tests).
@@ -1546,62 +1559,6 @@ package final class PostgresOperationStore: OperationStore {
             throw OperationStoreErrors.unavailable(
                 what, error, described: PostgresErrorDescription.describe(error),
                 diskFull: PostgresErrorDescription.isDiskFull(error), logger: logger)
-        }
-    }
-
-    /// Runs `body` in a task of its own, which is cancelled once `timeout` has passed on `eventLoop` (and when the
-    /// caller is cancelled), and waits for it to end either way: `body`'s value, even one that came after the
-    /// timeout (a commit that made it is reported as made); nil when the timeout cancelled it and it then failed;
-    /// else `body`'s error.
-    ///
-    /// Why not a task group racing `body` against `Task.sleep`, as before: that was three tasks (two children and
-    /// the sleep's), a group and a runtime timer per store call, a few per accepted operation. This is one task and
-    /// one event-loop timer, which `body`'s end cancels (bench/README.md, branch asynccost).
-    static func withTimeout<T: Sendable>(
-        _ timeout: Duration,
-        on eventLoop: any EventLoop,
-        _ body: @escaping @Sendable () async throws -> T
-    ) async throws -> T? {
-        // The timer first, so that it is running by the time `body` starts.
-        let expiry = TimeoutExpiry()
-        let timer = eventLoop.scheduleTask(in: TimeAmount(timeout)) { expiry.fire() }
-        let task = Task { try await body() }
-        expiry.attach { task.cancel() }
-        let result = await withTaskCancellationHandler {
-            await task.result
-        } onCancel: {
-            task.cancel()
-        }
-        timer.cancel()
-        switch result {
-        case .success(let value):
-            return value
-        case .failure(let error):
-            if expiry.fired { return nil }
-            throw error
-        }
-    }
-
-    /// A `withTimeout` timer's state: whether it fired, and how to cancel the task it bounds (attached after the
-    /// timer was scheduled, so a timer that fires first cancels the task as it is attached).
-    private final class TimeoutExpiry: Sendable {
-        private let state = Mutex<(fired: Bool, cancel: (@Sendable () -> Void)?)>((false, nil))
-
-        var fired: Bool { state.withLock { $0.fired } }
-
-        func fire() {
-            state.withLock { state in
-                state.fired = true
-                return state.cancel
-            }?()
-        }
-
-        func attach(_ cancel: @escaping @Sendable () -> Void) {
-            let fired = state.withLock { state in
-                state.cancel = cancel
-                return state.fired
-            }
-            if fired { cancel() }
         }
     }
 

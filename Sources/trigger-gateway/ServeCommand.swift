@@ -16,6 +16,11 @@ import UnixSignals
 /// `serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--log-format logfmt|json] [--log-level LEVEL]`
 /// (API.md §6).
 struct ServeCommand: AsyncParsableCommand {
+    /// How long past `timeouts.shutdown_grace` a stop may take before it is cancelled (see `run`).
+    static let stopDeadlineMargin: Duration = .seconds(30)
+    /// How long a cancelled stop may take before the process ends with a fatal error.
+    static let cancellationDeadline: Duration = .seconds(10)
+
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Run the gateway. With no config: the embedded default on 127.0.0.1:8080."
@@ -199,13 +204,20 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             )
         )
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services,
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
+        // A stop always ends (review 26 H1: a store call that ignored its cancellation held one for good). The
+        // services bound their own drain by `shutdown_grace`, the store's close by twice its call timeout; a stop
+        // still running `stopDeadlineMargin` after the grace is escalated to cancellation, and one that does not
+        // end `cancellationDeadline` after that ends the process (a fatal error: the exit systemd reports), as
+        // nginx's `worker_shutdown_timeout` and Envoy's drain time bound theirs.
+        groupConfiguration.maximumGracefulShutdownDuration =
+            configuration.timeouts.shutdownGrace + Self.stopDeadlineMargin
+        groupConfiguration.maximumCancellationDuration = Self.cancellationDeadline
+        let group = ServiceGroup(configuration: groupConfiguration)
         let listenHost = configuration.listenHost
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in

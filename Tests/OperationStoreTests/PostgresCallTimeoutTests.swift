@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 @testable import PostgresOperationStore
+import Synchronization
 import Testing
 
 /// `PostgresOperationStore.withTimeout`, which bounds every store call by `operationTimeout`: one task and one
@@ -71,6 +72,100 @@ struct PostgresCallTimeoutTests {
         await #expect(throws: CancellationError.self) { try await call.value }
         // The timer's cancellation reaches the test loop asynchronously: run it before the loop ends (else the
         // loop drops the cancelled timer's promise uncompleted, which NIO reports as a leak).
+        await loop.run()
+        await loop.shutdownGracefully()
+    }
+
+    /// A body that ignores its cancellation (PostgresNIO awaits a query's answer through an `EventLoopFuture`,
+    /// which cancellation does not reach): review 26 H1, where one held a claim loop and a stop for good.
+    private static func ignoringCancellation(
+        started: AsyncStream<Void>.Continuation,
+        release: AsyncStream<Void>
+    ) -> @Sendable () async throws -> Int {
+        {
+            started.yield()
+            // Not cancellable: a stream's iteration ends on cancellation, so wait on a continuation instead.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Task.detached {
+                    for await _ in release {}
+                    done.resume()
+                }
+            }
+            return 7
+        }
+    }
+
+    @Test("a timed-out call that ignores its cancellation is abandoned one timeout later, not a moment before")
+    func abandonedAfterTimeout() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
+        let (release, releaseSignal) = AsyncStream.makeStream(of: Void.self)
+        let outcome = Mutex<String?>(nil)
+        let call = Task {
+            let text: String
+            do {
+                let value = try await PostgresOperationStore.withTimeout(
+                    .seconds(5), on: loop, Self.ignoringCancellation(started: startedSignal, release: release))
+                text = "value \(String(describing: value))"
+            } catch let error as StoreCallAbandoned {
+                text = "abandoned after \(error.after)"
+            } catch {
+                text = "error \(error)"
+            }
+            outcome.withLock { $0 = text }
+        }
+        var startedIterator = started.makeAsyncIterator()
+        await startedIterator.next()
+        await loop.advanceTime(by: .seconds(5))  // the timeout: cancelled, still running
+        await loop.advanceTime(by: .milliseconds(4_999))
+        await loop.run()
+        for _ in 0..<100 { await Task.yield() }
+        #expect(outcome.withLock { $0 } == nil, "ended before its grace")
+        await loop.advanceTime(by: .milliseconds(1))
+        await call.value
+        #expect(outcome.withLock { $0 } == "abandoned after 5.0 seconds")
+        releaseSignal.finish()  // the abandoned body ends later, in the background
+        await loop.run()
+        await loop.shutdownGracefully()
+    }
+
+    @Test("a cancelled caller whose call ignores the cancellation is answered one timeout later")
+    func callerCancelledAbandoned() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
+        let (release, releaseSignal) = AsyncStream.makeStream(of: Void.self)
+        let call = Task {
+            try await PostgresOperationStore.withTimeout(
+                .seconds(5), on: loop, Self.ignoringCancellation(started: startedSignal, release: release))
+        }
+        var startedIterator = started.makeAsyncIterator()
+        await startedIterator.next()
+        call.cancel()
+        await loop.run()
+        await loop.advanceTime(by: .seconds(5))
+        await #expect(throws: StoreCallAbandoned.self) { try await call.value }
+        releaseSignal.finish()
+        await loop.run()
+        await loop.shutdownGracefully()
+    }
+
+    @Test("a timed-out call that ends within the grace still answers (nil once the timeout cancelled it)")
+    func endsWithinGrace() async throws {
+        let loop = NIOAsyncTestingEventLoop()
+        let (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
+        let (release, releaseSignal) = AsyncStream.makeStream(of: Void.self)
+        let call = Task {
+            try await PostgresOperationStore.withTimeout(
+                .seconds(5), on: loop, Self.ignoringCancellation(started: startedSignal, release: release))
+        }
+        var startedIterator = started.makeAsyncIterator()
+        await startedIterator.next()
+        await loop.advanceTime(by: .seconds(5))
+        await loop.advanceTime(by: .seconds(4))
+        releaseSignal.finish()
+        // Its value came after the timeout: reported, as a commit that made it is.
+        #expect(try await call.value == 7)
+        await loop.advanceTime(by: .seconds(5))
         await loop.run()
         await loop.shutdownGracefully()
     }
