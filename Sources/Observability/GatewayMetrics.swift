@@ -32,8 +32,9 @@ package final class GatewayMetrics: Sendable {
     package let readiness: ReadinessMetrics
     /// `process_start_time_seconds`, `process_open_fds`, `process_max_fds` (Prometheus' standard names).
     private let process: ProcessMetrics
-    /// `trigger_gateway_tls_certificate_expiry_timestamp_seconds`: the listener certificate's `notAfter`.
-    private let certificateExpiry: Gauge
+    /// `trigger_gateway_tls_certificate_expiry_timestamp_seconds`: the listener certificate's `notAfter`; no
+    /// series without TLS.
+    private let certificateExpiry = Mutex<Gauge?>(nil)
     /// `trigger_gateway_backend_request_duration_seconds`, shared by every pool's ``PoolMetrics`` (a reload's
     /// pools find their endpoints' series in it).
     private let backendDurations = ShardedHistogramFamily(
@@ -66,18 +67,30 @@ package final class GatewayMetrics: Sendable {
         self.readiness = ReadinessMetrics(registry: registry)
         self.process = ProcessMetrics(registry: registry)
         GatewayBuild.register(on: registry)
-        self.certificateExpiry = registry.gauge(
-            name: "trigger_gateway_tls_certificate_expiry_timestamp_seconds",
-            help: "When the listener's TLS certificate in force expires (its notAfter), in seconds since the "
-                + "Unix epoch; 0 without TLS. Alert on it minus time() (Envoy: days_until_first_cert_expiring)."
-        )
         addCollector { [process] in process.collect() }
     }
 
     /// The listener certificate in force from now on (start-up, a reload that loaded new files): its `notAfter`
-    /// in seconds since the Unix epoch, nil without TLS.
+    /// in seconds since the Unix epoch, nil without TLS. Without TLS the series is absent, not 0: "does not apply"
+    /// is an absent series in Prometheus (as blackbox_exporter's `probe_ssl_earliest_cert_expiry` exists for TLS
+    /// probes only), and a 0 made the documented expiry alert fire for every cleartext instance (review 26 M7).
     package func setListenerCertificateExpiry(_ notValidAfter: Double?) {
-        certificateExpiry.set(to: notValidAfter ?? 0)
+        certificateExpiry.withLock { gauge in
+            guard let notValidAfter else {
+                if let old = gauge { registry.unregisterGauge(old) }
+                gauge = nil
+                return
+            }
+            let current =
+                gauge
+                ?? registry.gauge(
+                    name: "trigger_gateway_tls_certificate_expiry_timestamp_seconds",
+                    help: "When the listener's TLS certificate in force expires (its notAfter), in seconds since the "
+                        + "Unix epoch; absent without TLS. Alert on it minus time() (Envoy: "
+                        + "days_until_first_cert_expiring).")
+            current.set(to: notValidAfter)
+            gauge = current
+        }
     }
 
     /// `trigger_gateway_data_directory_free_bytes` from now on: `read` (the bytes free on the SQLite data

@@ -280,6 +280,14 @@ struct GatewayMetricsTests {
             #expect(family.hasSuffix("_seconds") || family.hasSuffix("_bytes"), "\(family): a unit in base units")
         }
         #expect(scrape.samples["trigger_gateway_tls_certificate_expiry_timestamp_seconds"] == 1_800_000_000)
+        // Without TLS (a reload that removed it) the series is absent, not 0 (review 26 M7), and comes back.
+        metrics.setListenerCertificateExpiry(nil)
+        let cleartext = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(cleartext.samples["trigger_gateway_tls_certificate_expiry_timestamp_seconds"] == nil)
+        #expect(cleartext.type["trigger_gateway_tls_certificate_expiry_timestamp_seconds"] == nil)
+        metrics.setListenerCertificateExpiry(1_900_000_000)
+        let renewed = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(renewed.samples["trigger_gateway_tls_certificate_expiry_timestamp_seconds"] == 1_900_000_000)
         let openFDs = try #require(scrape.samples["process_open_fds"])
         let maxFDs = try #require(scrape.samples["process_max_fds"])
         #expect(openFDs >= 3 && openFDs < maxFDs, "\(openFDs) of \(maxFDs)")
