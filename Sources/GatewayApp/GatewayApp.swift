@@ -46,6 +46,8 @@ package final class GatewayApp: Sendable {
     package let requestBuffer: RequestBufferBudget
     /// Pools a reload retired, kept on /metrics until their last call ended (see ``collectPoolMetrics()``).
     private let retiredPools = Mutex<[BackendPool]>([])
+    /// The app's collectors on ``metrics``, cancelled when the app goes (see `deinit`).
+    private let collectors = Mutex<[CollectorToken]>([])
     private let storeService: OperationStoreService?
     private let storeHealth: StoreHealthService?
     /// Shuts the completion webhooks' HTTP client down after the async dispatcher stopped.
@@ -97,11 +99,16 @@ package final class GatewayApp: Sendable {
         self.requestObservers = requestObservers
         self.logger = logger
         self.metrics = metrics
+        var collectors: [CollectorToken] = []
         let requestBuffer = RequestBufferBudget(limit: config.limits.maxBufferedRequestBytes)
         self.requestBuffer = requestBuffer
-        metrics.addCollector { [requestBuffer, metrics] in
-            metrics.requestBuffer.set(bufferedBytes: requestBuffer.bufferedBytes, limit: requestBuffer.limit)
-        }
+        // The gauges, never `metrics` itself: the registry keeps its collectors, so a collector holding `metrics` was a
+        // cycle (metrics → collector → metrics) that kept every stopped app's registry alive, and with it what the
+        // other collectors hold (the health registry).
+        collectors.append(
+            metrics.addCollector { [requestBuffer, gauges = metrics.requestBuffer] in
+                gauges.set(bufferedBytes: requestBuffer.bufferedBytes, limit: requestBuffer.limit)
+            })
         self.configStatus = ConfigStatus(digest: digest, metrics: metrics.config)
         let (pools, poolFailures) = Self.makePools(
             config, reusing: [:], group: group, inProcessRunner: inProcessRunner, metrics: metrics)
@@ -164,7 +171,7 @@ package final class GatewayApp: Sendable {
             ),
             group: group
         )
-        scheduler?.setStartGate { _ = try await server.localAddress() }
+        scheduler?.setStartGate(Self.listenerBound(server))
         // One budget for the process's backend connections, from what the open-file limit leaves after the
         // client connections: a connect over it is the gateway's overload, never EMFILE (which can kill the
         // process: see GatewayServer.fitOpenFileLimit).
@@ -179,7 +186,7 @@ package final class GatewayApp: Sendable {
                 shutdownGrace: config.timeouts.shutdownGrace,
                 logger: logger,
                 identity: identity,
-                startGate: { _ = try await server.localAddress() }
+                startGate: Self.listenerBound(server)
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
@@ -200,16 +207,38 @@ package final class GatewayApp: Sendable {
             )
         }
         self.generation = Mutex((configuration: config, pools: pools))
-        metrics.addCollector { [weak self] in self?.collectPoolMetrics() }
-        metrics.addCollector { [connections = metrics.connections] in
-            let budget = BackendConnectionBudget.shared
-            connections.setBackendConnections(
-                open: budget.open, idle: budget.idle, limit: budget.limit, refusedTotal: budget.refused)
-        }
-        metrics.addCollector { [readiness = metrics.readiness] in
-            for (component, status) in health.components {
-                readiness.set(component.rawValue, serving: status == .serving)
-            }
+        let poolCollector = metrics.addCollector { [weak self] in self?.collectPoolMetrics() }
+        collectors.append(poolCollector)
+        collectors.append(
+            metrics.addCollector { [connections = metrics.connections] in
+                let budget = BackendConnectionBudget.shared
+                connections.setBackendConnections(
+                    open: budget.open, idle: budget.idle, limit: budget.limit, refusedTotal: budget.refused)
+            })
+        collectors.append(
+            metrics.addCollector { [readiness = metrics.readiness] in
+                for (component, status) in health.components {
+                    readiness.set(component.rawValue, serving: status == .serving)
+                }
+            })
+        self.collectors.withLock { $0 = collectors }
+    }
+
+    /// A registry a test handed in outlives the app: its collectors end with the app, so they stop reading (and
+    /// holding) the app's health registry and request buffer.
+    deinit {
+        for collector in collectors.withLock({ $0 }) { collector.cancel() }
+    }
+
+    /// The async dispatcher's and the scheduler's start gate: the listener is bound. Holds `server` weakly: the
+    /// server holds the scheduler (its schedules API, `FrontendServices.scheduler`), so a gate holding the server
+    /// was a cycle (server → services → scheduler → gate → server) that kept a stopped app's server, async mode,
+    /// pools and metrics alive. While the gate is awaited the app's services (the service group) hold the server;
+    /// a server already freed means the gateway is gone, and the gate throws (nothing starts).
+    private static func listenerBound(_ server: GatewayServer) -> @Sendable () async throws -> Void {
+        { [weak server] in
+            guard let server else { throw CancellationError() }
+            _ = try await server.localAddress()
         }
     }
 
@@ -257,6 +286,16 @@ package final class GatewayApp: Sendable {
     /// run, a shared gauge shows the pool in force.
     private func collectPoolMetrics() {
         let live = pools
+        releaseDrainedPools(live: live)
+        for pool in retiredPools.withLock({ $0 }) { pool.collectMetrics() }
+        for pool in live.values { pool.collectMetrics() }
+    }
+
+    /// Lets go of the retired pools whose last call ended: their series leave /metrics (except those `live`, the
+    /// pools in force, share), and the pools (their transports, their connections' bookkeeping) are freed. Run at
+    /// every scrape and every reload: with scrapes alone, a gateway nobody scraped kept every pool each reload
+    /// ever retired.
+    private func releaseDrainedPools(live: [String: BackendPool]) {
         let drained: [BackendPool] = retiredPools.withLock { retired in
             let (busy, done) = (retired.filter { $0.slotsInUse > 0 }, retired.filter { $0.slotsInUse == 0 })
             retired = busy
@@ -265,8 +304,6 @@ package final class GatewayApp: Sendable {
         for pool in drained {
             pool.metrics?.unregister(keeping: live[pool.name]?.metrics)
         }
-        for pool in retiredPools.withLock({ $0 }) { pool.collectMetrics() }
-        for pool in live.values { pool.collectMetrics() }
     }
 
     /// What a reload did.
@@ -411,6 +448,7 @@ package final class GatewayApp: Sendable {
             retiredPools.withLock { $0.append(pool) }
             retired.append(name)
         }
+        releaseDrainedPools(live: pools)
         let added = pools.filter { oldPools[$0.key] !== $0.value }.map(\.key)
         if let logLevelChanged, let logLevel {
             logLevel.set(Logger.Level(rawValue: logLevelChanged.rawValue) ?? .info)
