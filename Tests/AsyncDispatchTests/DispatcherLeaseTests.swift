@@ -149,14 +149,15 @@ extension DispatcherTimeTests {
             ]
             #expect(await eventually(within: .seconds(20)) { runner.runs("hang") == 2 })
             #expect(await time.settle(sleepers: sleepers))
-            store.failsRenewals = true
+            // This instance loses the store (another instance still reaches it, below: `base`).
+            store.isUnreachable = true
             let renewalWarnings = { log.lines.filter { $0.message == "lease renewal failed" } }
             // Renewals at 10, 20 and 30 s fail, two each: one line, at 10 s.
             await Self.stepSeconds(31, of: time, settlingOn: sleepers)
             #expect(renewalWarnings().count == 1)
             #expect(renewalWarnings().first?.metadata["renewals.held_back"] == nil)
             // Another instance takes both expired leases over (for an hour).
-            let taken = try await store.claim(
+            let taken = try await store.base.claim(
                 owner: "gw-other.1/1", leaseDuration: .seconds(3600), limit: 2, now: time.wallClock())
             #expect(Set(taken.map(\.id)) == Set(ids))
             // At 60 s still held back (50 s after the line); at 70 s the next line with the 10 held back since.
@@ -167,7 +168,7 @@ extension DispatcherTimeTests {
             #expect(renewalWarnings().last?.metadata["renewals.held_back"] == "11")
             #expect(Self.sample(metrics, "trigger_gateway_async_leases_lost_total") == 0)
             // The store answers again: the next renewals (80 s) find the leases gone and stop both runs.
-            store.failsRenewals = false
+            store.isUnreachable = false
             #expect(
                 await Self.step(time, by: .seconds(1), settlingOn: sleepers, atMost: 15) {
                     Self.sample(metrics, "trigger_gateway_async_leases_lost_total") == 2

@@ -174,7 +174,7 @@ struct PostgresRoutineTests {
         "tg_operations_claim2": 0xc257_e2ea_8331_83c5,
         // The twenty-sixth session's: `_claim3` compares leases on the server's clock and holds other owners'
         // expired leases back as the caller and the server's uptime say (review 25 H1, M1).
-        "tg_operations_claim3": 0x0,
+        "tg_operations_claim3": 0x5484_3a11_8f6e_0bdf,
     ]
 
     @Test(
