@@ -45,6 +45,17 @@ package final class AsyncDispatcher: Service {
     private let stopping = Atomic<Bool>(false)
     /// Outcomes `finish` is retrying while the store is unreachable; claims wait for them (see `claimLoop`).
     private let pendingOutcomes = Atomic<Int>(0)
+    /// From when (on `clock`) claims here may take over other owners' expired leases: a lease period after the store
+    /// answered a claim following the start or a failed claim or renewal; nil until then (review 25 H1). In an
+    /// outage longer than a lease every lease expires, the living owners' too, since no one can renew; the first
+    /// claim after it took them all over and their pipelines ran twice (8 of 12 in the review's run). A lease period
+    /// after this instance reached the store again, every owner that is alive and reaches it too has renewed (every
+    /// third of a lease, `keepLeases`; a renewal of a lease expired but not taken over succeeds), so what is still
+    /// expired then is a dead owner's. The PostgreSQL store adds the server's own start (`LeaseTakeover`).
+    private let takeoverGate = Mutex<ClockDeadline?>(nil)
+    /// Owners whose expired leases claims here take at once (`LeaseTakeover.guarded`): this instance's, its earlier
+    /// processes' included when it has an identity (`takeBackEarlierLeases`).
+    private var ownLeasePrefix: String { identity.map { "\($0)." } ?? "\(instanceID)/" }
 
     /// Awaited before the first claim; when it throws, nothing is claimed (see `init`).
     private let startGate: (@Sendable () async throws -> Void)?
@@ -62,6 +73,9 @@ package final class AsyncDispatcher: Service {
     /// `unreachedWarningInterval` of `clock`, with the hand-backs held back since the last (review 23 M1: a
     /// hand-back logged nothing above debug, so an operation waiting for a runner that is down was invisible).
     private let unreachedLog: FailureLogLimiter
+    /// The warning about failed lease renewals (`keepLeases`): one line per `renewalWarningInterval` of `clock` for
+    /// all runs, with the failures held back since the last.
+    private let renewalFailureLog: FailureLogLimiter
     /// The unrouted pipelines' queues (`reportUnrouted`).
     private struct UnroutedCounts {
         /// Pipeline key → its queued operations as last counted, for the keys the planner holds as unrouted
@@ -87,6 +101,10 @@ package final class AsyncDispatcher: Service {
     /// their own failures every 10 s (`backend endpoint failed`); this line is the async queue's side of it.
     package static let unreachedWarningInterval = Duration.seconds(60)
 
+    /// The least time between two warnings about failed lease renewals. A minute: while the store is down its health
+    /// probe says so too (`StoreHealthService`), and the outcome writes warn when an outage outlasts a lease.
+    package static let renewalWarningInterval = Duration.seconds(60)
+
     /// `startGate`: what must be true before operations are claimed, e.g. the listener is bound. A gateway
     /// whose start fails (a port already taken) must not claim queued work only to cut it a moment later.
     /// `clock` and `now`: the dispatcher's time (see the type's documentation); keep the defaults outside tests.
@@ -110,6 +128,9 @@ package final class AsyncDispatcher: Service {
             NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
         }
         self.unreachedLog = FailureLogLimiter(interval: TimeAmount(Self.unreachedWarningInterval)) {
+            NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
+        }
+        self.renewalFailureLog = FailureLogLimiter(interval: TimeAmount(Self.renewalWarningInterval)) {
             NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
         }
         self.startGate = startGate
@@ -251,16 +272,20 @@ package final class AsyncDispatcher: Service {
                 // Until its operations are adopted or started below (no suspension point in between).
                 claimsUnderWay.begin()
                 do {
+                    let others = takeoverGate.withLock { gate in gate.map { $0.remaining() <= .zero } ?? false }
                     claimed = try await store.claim(
                         owner: owner,
                         leaseDuration: settings.lease,
                         limit: limit,
                         now: now(),
-                        scope: claim.scope
+                        scope: claim.scope,
+                        takeover: .guarded(ownPrefix: ownLeasePrefix, others: others)
                     )
                     failures = 0
+                    storeReached()
                 } catch {
                     claimsUnderWay.end()
+                    storeFailed()
                     failures += 1
                     // A store that is down is reported once by its health probe (StoreHealthService), not here.
                     if failures == 1 || failures % 100 == 0 {
@@ -351,6 +376,21 @@ package final class AsyncDispatcher: Service {
         } catch {
             logger.log(level: Self.logLevel(error), "webhook claim failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// The store answered a claim: other owners' expired leases may be taken over a lease period after the first
+    /// such answer since the start or the last failure (`takeoverGate`).
+    private func storeReached() {
+        let lease = settings.lease
+        takeoverGate.withLock { gate in
+            if gate == nil { gate = clock.deadline(after: lease) }
+        }
+    }
+
+    /// A claim or lease renewal failed (the store unreachable, or too slow): leases may be expiring unrenewed, so
+    /// no takeover of other owners' until a lease period after the store answers again (`takeoverGate`).
+    private func storeFailed() {
+        takeoverGate.withLock { $0 = nil }
     }
 
     /// Whether `operation`, just claimed under `owner`, is one whose run is still here (its lease expired while
@@ -475,16 +515,34 @@ package final class AsyncDispatcher: Service {
         if operation.countedAttempts > settings.maxAttempts {
             // Claims count attempts; this one was reclaimed after a lease expired once too often (a run that
             // kills its dispatcher, or outlives every lease).
+            // This claim makes no backend call, so its attempt is taken back with the failure: the stored `attempts`
+            // (backend calls made, API.md) and the message's count agree (review 25 L2: "gave up after 2 attempts"
+            // with attempts 3).
+            let made = operation.countedAttempts - 1
             let reason = operation.error.map { ": last error: \($0.message)" } ?? " (each run lost its lease)"
             let error = GatewayError(
-                operation.error?.code ?? .deadlineExceeded,
-                "operation gave up after \(operation.countedAttempts - 1) attempts\(reason)"
-            )
+                operation.error?.code ?? .deadlineExceeded, "operation gave up after \(made) attempts\(reason)")
+            if operation.error == nil {
+                // No run ever stored an error: each one's lease was lost (its instance died, or it outlived the
+                // lease), which only the takeovers' warnings said so far.
+                logger.warning(
+                    "operation gave up: each of its runs lost its lease",
+                    metadata: [
+                        "operation.id": "\(id)", "operation.attempts": .stringConvertible(made),
+                        "lease.previous_owner": "\(operation.takenOverFrom ?? "")",
+                    ])
+            }
             let webhook = operations.hasWebhook(operation.ref)
+            let attempts = operation.attempts
             if await finish(
                 id, ref: operation.ref, run: LocalRun(id: id, owner: owner), webhook: webhook,
                 { store, owner, now in
-                    try await store.fail(id: id, owner: owner, error: error, retryAt: nil, now: now, webhook: webhook)
+                    // Idempotent (`uncountAdoptedClaims`), so a retried write takes the attempt back once.
+                    guard try await store.uncountAdoptedClaims(id: id, owner: owner, count: 1, from: attempts) else {
+                        return false
+                    }
+                    return try await store.fail(
+                        id: id, owner: owner, error: error, retryAt: nil, now: now, webhook: webhook)
                 })
             {
                 metrics?.recordFinished(.failed)
@@ -597,11 +655,22 @@ package final class AsyncDispatcher: Service {
             if (try? await store.get(id: id))?.state == .cancelled {
                 logger.info("operation cancelled; its run was stopped", metadata: ["operation.id": "\(id)"])
             } else {
-                logger.info("operation lease lost; result dropped", metadata: ["operation.id": "\(id)"])
+                reportLeaseLost(id, owner: run.owner, cut: true)
             }
             operations.completions.notify(id)
             return .unknown
         }
+    }
+
+    /// A run here lost its lease to another claim (it expired and was taken over: this instance stopped renewing, or
+    /// could not reach the store, for a lease): the losing side of a takeover, counted in
+    /// `trigger_gateway_async_leases_lost_total` and logged as a warning, once per run (review 25 I2: an info line
+    /// only). `cut`: the run was stopped before it finished; else its outcome was refused and dropped.
+    private func reportLeaseLost(_ id: String, owner: String, cut: Bool) {
+        metrics?.recordLeaseLost()
+        logger.warning(
+            cut ? "operation lease lost; run stopped, result dropped" : "operation lease lost; outcome dropped",
+            metadata: ["operation.id": "\(id)", "lease.owner": "\(owner)"])
     }
 
     /// Renews the lease of every run in progress here every third of the lease's duration, until cancelled; a
@@ -647,8 +716,14 @@ package final class AsyncDispatcher: Service {
                 } catch {
                     // The store is unreachable: keep running; if the lease expires meanwhile, fencing makes the
                     // later `complete` a no-op and the reclaimed run stores the result.
-                    logger.warning(
-                        "lease renewal failed", metadata: ["operation.id": "\(run.id)", "error": "\(error)"])
+                    storeFailed()
+                    // One line per interval for all runs, not one per run per renewal (review 25 L1: an outage
+                    // logged a line per operation every third of a lease).
+                    if let heldBack = renewalFailureLog.admit("renewal") {
+                        var metadata: Logger.Metadata = ["operation.id": "\(run.id)", "error": "\(error)"]
+                        if heldBack > 0 { metadata["renewals.held_back"] = .stringConvertible(heldBack) }
+                        logger.warning("lease renewal failed", metadata: metadata)
+                    }
                 }
             }
         }
@@ -783,7 +858,11 @@ package final class AsyncDispatcher: Service {
         if case .stored(let owner) = outcome { storedOwner = owner }
         let stored = storedOwner != nil
         if outcome == .refused {
-            logger.info("operation outcome not stored (lease lost or cancelled)", metadata: ["operation.id": "\(id)"])
+            if (try? await store.get(id: id))?.state == .cancelled {
+                logger.info("operation outcome not stored (cancelled)", metadata: ["operation.id": "\(id)"])
+            } else {
+                reportLeaseLost(id, owner: run.owner, cut: false)
+            }
         }
         if final && stored {
             await operations.finished(id, ref: ref, webhookOwner: webhook ? storedOwner : nil)

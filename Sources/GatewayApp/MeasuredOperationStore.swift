@@ -103,10 +103,12 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         leaseDuration: Duration,
         limit: Int,
         now: Date,
-        scope: ClaimScope
+        scope: ClaimScope,
+        takeover: LeaseTakeover
     ) async throws -> [Operation] {
         try await measure("claim") {
-            try await base.claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+            try await base.claim(
+                owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope, takeover: takeover)
         }
     }
 

@@ -78,9 +78,11 @@ package final class ReplaceableOperationStore: OperationStore {
         leaseDuration: Duration,
         limit: Int,
         now: Date,
-        scope: ClaimScope
+        scope: ClaimScope,
+        takeover: LeaseTakeover
     ) async throws -> [Operation] {
-        try await current().claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+        try await current().claim(
+            owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope, takeover: takeover)
     }
 
     package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {

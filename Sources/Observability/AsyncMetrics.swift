@@ -28,6 +28,9 @@ import Synchronization
 ///   another run's expired lease (review 18 F4): that run's instance died, stopped renewing, or lost the store
 ///   mid-run, so the pipeline may run twice. A run of this instance adopting its own claim after a store outage
 ///   (`AsyncDispatcher.adopt`) is not one. Any increase is worth a look: `increase(…[1h]) > 0`.
+/// - `trigger_gateway_async_leases_lost_total`: the other side of a takeover, on the instance that lost it: runs of
+///   this instance whose lease another claim took after it expired (this instance could not renew it for a lease:
+///   a stall, or an outage of the store that the others outlasted); each run's outcome was dropped (review 25 I2).
 package final class AsyncMetrics: Sendable {
     package enum FinalState: String, Sendable, CaseIterable {
         case succeeded
@@ -44,6 +47,7 @@ package final class AsyncMetrics: Sendable {
     package let dispatchLag: ValueHistogram
     package let attempts: Counter
     package let leaseTakeovers: Counter
+    package let leasesLost: Counter
     private let finished: [FinalState: Counter]
 
     init(registry: PrometheusCollectorRegistry) {
@@ -78,6 +82,11 @@ package final class AsyncMetrics: Sendable {
             name: "trigger_gateway_async_lease_takeovers_total",
             help: "Async operations claimed here while running under another run's expired lease (that run's "
                 + "instance died or lost the store mid-run; the pipeline may have run twice)."
+        )
+        leasesLost = registry.counter(
+            name: "trigger_gateway_async_leases_lost_total",
+            help: "Runs of this instance whose lease another claim took over after it expired (this instance could "
+                + "not renew it for a lease); their outcome was dropped and the pipeline may have run twice."
         )
         self.finished = registry.counters(
             FinalState.self, name: "trigger_gateway_async_finished_total", label: "state",
@@ -122,6 +131,9 @@ package final class AsyncMetrics: Sendable {
 
     /// This instance took over `count` expired leases of runs elsewhere (or of an earlier process).
     package func recordLeaseTakeovers(_ count: Int) { leaseTakeovers.increment(by: Int64(count)) }
+
+    /// A run here lost its lease to another claim (the losing side of a takeover).
+    package func recordLeaseLost() { leasesLost.increment() }
 
     /// A run claimed here ended (whatever became of the operation).
     package func recordRunEnded() { running.decrement() }

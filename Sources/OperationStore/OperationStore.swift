@@ -47,10 +47,19 @@ package protocol OperationStore: Sendable {
     /// lease, oldest first, among those `scope` allows; marks them running under `owner` until
     /// `now + leaseDuration`, attempts + 1. Atomic per call: two callers never take the same operation. An
     /// operation taken from `running` names the owner of its expired lease in `takenOverFrom` (a lease takeover).
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
-        -> [Operation]
+    /// `takeover` says which expired leases it may take (``LeaseTakeover``). Lease instants are the store's lease
+    /// clock (PostgreSQL: the database server's, see its store), `now` read on it.
+    func claim(
+        owner: String,
+        leaseDuration: Duration,
+        limit: Int,
+        now: Date,
+        scope: ClaimScope,
+        takeover: LeaseTakeover
+    ) async throws -> [Operation]
 
-    /// Extends the lease; false when `owner` no longer holds the running operation.
+    /// Extends the lease; false when `owner` no longer holds the running operation. A lease that expired but that
+    /// no claim took over is still `owner`'s and is renewed (a store outage kept its owner from renewing it).
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool
 
     /// Ends at once every lease whose owner starts with `ownerPrefix` (a restarted instance's earlier runs, which
@@ -380,9 +389,17 @@ extension OperationStore {
 }
 
 extension OperationStore {
-    /// `claim` over every pipeline.
+    /// `claim` over every pipeline, taking over any expired lease.
     package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date) async throws -> [Operation] {
-        try await claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: .all)
+        try await claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: .all, takeover: .any)
+    }
+
+    /// `claim` taking over any expired lease.
+    package func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope)
+        async throws -> [Operation]
+    {
+        try await claim(
+            owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope, takeover: .any)
     }
 }
 

@@ -62,6 +62,9 @@ package final class PostgresOperationStore: OperationStore {
     let scheduleTable: String
     /// `Configuration.now`.
     private let now: @Sendable () -> Date
+    /// How far the database server's clock is ahead of `now` (negative: behind), in milliseconds, as last measured
+    /// (`measureServerClock`): what `leaseMilliseconds` adds.
+    private let serverClockSkew = Atomic<Int64>(0)
     /// `sentTexts`' value, made at its first use.
     private let sentTextsMade = Mutex<SentTexts?>(nil)
 
@@ -103,6 +106,7 @@ package final class PostgresOperationStore: OperationStore {
                 try await probeConnection(configuration, logger: logger)
             }
             try await store.createSchema(role: configuration.username)
+            try await store.bounded("connect", forOperator: true) { try await store.measureServerClock() }
         } catch {
             try? await store.close()
             throw error
@@ -406,10 +410,12 @@ package final class PostgresOperationStore: OperationStore {
         leaseDuration: Duration,
         limit: Int,
         now: Date,
-        scope: ClaimScope
+        scope: ClaimScope,
+        takeover: LeaseTakeover
     ) async throws -> [Operation] {
         guard limit > 0,
-            let query = claimQuery(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+            let query = claimQuery(
+                owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope, takeover: takeover)
         else { return [] }
         return try await bounded("claim") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
@@ -421,15 +427,20 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     /// The claim call of `claim` (nil: a scope that names no key, which claims nothing): the claim function
-    /// (`claimFunction`) with `$1` owner, `$2` lease expiry and `$3` now (milliseconds), `$4` limit, `$5` the scope
-    /// (0 all, 1 only the keys, 2 all but the keys) and `$6` its keys. Its rows: one record each (`PostgresRecord`),
-    /// `selectColumns` then `previous_lease_owner`.
-    func claimQuery(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) -> PostgresQuery?
-    {
+    /// (`claimFunction`) with `$1` owner, `$2` lease expiry on the lease clock (`leaseMilliseconds`), `$3` now
+    /// (the caller's clock, for `not_before` and `started_at`), `$4` limit, `$5` the scope (0 all, 1 only the keys,
+    /// 2 all but the keys), `$6` its keys, `$7` now on the lease clock, `$8` the prefix of the owners whose expired
+    /// leases are taken at once (NULL: every owner's, `LeaseTakeover.any`) and `$9` whether other owners' are taken
+    /// too once the server has been up for a lease. Milliseconds throughout. Its rows: one record each
+    /// (`PostgresRecord`), `selectColumns` then `previous_lease_owner`.
+    func claimQuery(
+        owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope, takeover: LeaseTakeover
+    ) -> PostgresQuery? {
         let nowMS = now.storeMilliseconds
-        var binds = PostgresBindings(capacity: 6)
+        let leaseNow = leaseMilliseconds(now)
+        var binds = PostgresBindings(capacity: 9)
         binds.append(owner)
-        binds.append(nowMS + leaseDuration.milliseconds)
+        binds.append(leaseNow + leaseDuration.milliseconds)
         binds.append(nowMS)
         binds.append(limit)
         switch scope {
@@ -443,6 +454,15 @@ package final class PostgresOperationStore: OperationStore {
         case .excluding(let keys):
             binds.append(keys.isEmpty ? 0 : 2)
             binds.append(PostgresBinaryArray(keys.sorted()))
+        }
+        binds.append(leaseNow)
+        switch takeover {
+        case .any:
+            binds.appendNull()
+            binds.append(true)
+        case .guarded(let ownPrefix, let others):
+            binds.append(ownPrefix)
+            binds.append(others)
         }
         return PostgresQuery(unsafeSQL: sentTexts.claim, binds: binds)
     }
@@ -468,14 +488,17 @@ package final class PostgresOperationStore: OperationStore {
     /// Additive: an earlier instance sharing the database keeps sending its own statement. Created at every start
     /// when its stored body differs, like the batch procedures; a later version that changes what it does must give
     /// it a new name. `_claim2` (the twenty-first session) answers each claimed row with the owner of the expired
-    /// lease it took over (`previous_lease_owner`, NULL for a queued row); `_claim` answered the rows alone and is
-    /// no longer made (an earlier instance of a rolling upgrade makes and calls its own).
+    /// lease it took over (`previous_lease_owner`, NULL for a queued row); `_claim` answered the rows alone. `_claim3`
+    /// (the twenty-sixth session, review 25 H1 and M1) compares leases on the lease clock (`$7`, not `$3`) and takes
+    /// over other owners' expired leases only as `LeaseTakeover` allows (`$8`, `$9`). `_claim` and `_claim2` are no
+    /// longer made (an earlier instance of a rolling upgrade makes and calls its own; until it stops, it still takes
+    /// over any expired lease on its own clock).
     ///
     /// Its rows are `(claimed_operation <operations>, previous_lease_owner text)`: the table's row type whole, so the
     /// function does not restate the table's columns. PL/pgSQL makes those names variables inside the body, which
     /// therefore never uses them as column names.
     var claimFunction: (name: String, body: String, sql: String) {
-        let name = "\(operations)_claim2"
+        let name = "\(operations)_claim3"
         let body = """
 
             BEGIN
@@ -487,7 +510,7 @@ package final class PostgresOperationStore: OperationStore {
         return (
             name, body,
             """
-            CREATE OR REPLACE FUNCTION \(name)(text, int8, int8, int8, int8, text[]) \
+            CREATE OR REPLACE FUNCTION \(name)(text, int8, int8, int8, int8, text[], int8, text, bool) \
             RETURNS TABLE (claimed_operation \(operations), previous_lease_owner text) \
             LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off AS $claim$\(body)$claim$
             """
@@ -507,6 +530,13 @@ package final class PostgresOperationStore: OperationStore {
     ///
     /// The previous owner of a taken-over lease comes from `expired`, read (and locked) before the update: the
     /// update's `RETURNING` sees only the new row.
+    ///
+    /// An expired lease is taken when its owner starts with `$8` (this instance's own), or when `$9` and the server
+    /// has been up for a lease period (`$2 - $7`) by the lease clock: a server that started less than a lease ago
+    /// may have ended an outage in which every living owner's lease expired unrenewed (review 25 H1). The server's
+    /// start is `pg_postmaster_start_time()`, in the same milliseconds as the lease clock; a failover to a standby
+    /// that was up all along is not seen here, and the caller's own gate (`LeaseTakeover.guarded`'s `others`) covers
+    /// it.
     var claimStatement: String {
         // `pipeline_key || ''`: an expression no index serves, also in the custom plans PL/pgSQL makes for its first
         // calls, where `$5` is a constant and the OR folds away.
@@ -515,8 +545,10 @@ package final class PostgresOperationStore: OperationStore {
         return """
             WITH due AS (SELECT seq FROM \(operations) WHERE state = 'queued' AND not_before <= $3 AND \(keys) \
             ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
-            expired AS (SELECT seq, lease_owner FROM \(operations) WHERE state = 'running' AND lease_expires_at <= $3 \
-            AND \(keys) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
+            expired AS (SELECT seq, lease_owner FROM \(operations) WHERE state = 'running' AND lease_expires_at <= $7 \
+            AND \(keys) AND ($8 IS NULL OR starts_with(lease_owner, $8) OR ($9 AND \
+            $7 - (extract(epoch FROM pg_postmaster_start_time()) * 1000)::int8 >= $2 - $7)) \
+            ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED), \
             picked AS (SELECT seq FROM due UNION ALL SELECT seq FROM expired ORDER BY seq LIMIT $4), \
             updated AS (UPDATE \(operations) AS o SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
             attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
@@ -526,7 +558,7 @@ package final class PostgresOperationStore: OperationStore {
     }
 
     package func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
-        let expires = now.storeMilliseconds + leaseDuration.milliseconds
+        let expires = leaseMilliseconds(now) + leaseDuration.milliseconds
         return try await bounded("renewLease") { [self] in
             try await !client.query(
                 """
@@ -540,7 +572,7 @@ package final class PostgresOperationStore: OperationStore {
 
     package func expireLeases(ownerPrefix: String, now: Date) async throws -> Int {
         guard !ownerPrefix.isEmpty else { return 0 }
-        let nowMS = now.storeMilliseconds
+        let nowMS = leaseMilliseconds(now)
         return try await bounded("expireLeases") { [self] in
             let ended = try await client.query(
                 """
@@ -815,7 +847,10 @@ package final class PostgresOperationStore: OperationStore {
         let nowMS = now.storeMilliseconds
         let nonce = bootNonce
         let rows = try await bounded("probe") { [self] in
-            try await client.query(
+            // Each beat measures the server's clock again: a step of this host's clock (or the server's) moves
+            // lease instants for a probe interval at most.
+            try await measureServerClock()
+            return try await client.query(
                 """
                 WITH previous AS (SELECT boot, beat_at FROM \(unescaped: heartbeatTable) WHERE instance = \(instance)) \
                 INSERT INTO \(unescaped: heartbeatTable) (instance, beat_at, boot) VALUES (\(instance), \(nowMS), \(nonce)) \
@@ -839,6 +874,39 @@ package final class PostgresOperationStore: OperationStore {
             "\(message)",
             metadata: ["instance": "\(instance)"]
         )
+    }
+
+    /// `now` (this store's clock, `Configuration.now`, which callers read theirs from) on the lease clock: the
+    /// database server's, in milliseconds (review 25 M1). Lease expiries are written and compared on it, so every
+    /// instance sharing the database judges a lease by one clock: an instance whose clock ran ahead took over live
+    /// leases, and one whose clock ran behind kept dead ones. Read as `now` plus the server's measured skew
+    /// (`measureServerClock`) rather than in each statement, so that instants the caller passes keep their exact
+    /// order and distance (tests move `now` to expire leases; an instant read by the server at each statement would
+    /// add each statement's latency).
+    func leaseMilliseconds(_ now: Date) -> Int64 {
+        now.storeMilliseconds + serverClockSkew.load(ordering: .relaxed)
+    }
+
+    /// Reads the server's clock (`clock_timestamp()`) between two readings of `now` and keeps how far it is ahead of
+    /// the midpoint (`serverClockSkew`). A skew within half the round trip (plus the millisecond the server's reading
+    /// is truncated to) cannot be told from none and is kept as 0: a server on a clock in step with this host's (the
+    /// usual case, NTP on both) adds nothing, not a jitter of a few milliseconds at each probe.
+    private func measureServerClock() async throws {
+        let sent = now().storeMilliseconds
+        let rows = try await client.query(
+            "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::int8", logger: logger
+        ).collect()
+        let received = now().storeMilliseconds
+        guard let server = try rows.first?.decode(Int64.self) else { return }
+        serverClockSkew.store(Self.serverClockSkew(server, sent: sent, received: received), ordering: .relaxed)
+    }
+
+    /// `measureServerClock`'s arithmetic: the skew of a server that read `server` between `sent` and `received`
+    /// (milliseconds each): its distance from the midpoint, or 0 within half the trip plus a millisecond.
+    static func serverClockSkew(_ server: Int64, sent: Int64, received: Int64) -> Int64 {
+        let halfTrip = (received - sent + 1) / 2 + 1
+        let skew = server - (sent + received) / 2
+        return abs(skew) <= halfTrip ? 0 : skew
     }
 
     /// Stops the connection pool: at most twice the store call timeout, then the pool is left to stop in the
@@ -1295,7 +1363,7 @@ package final class PostgresOperationStore: OperationStore {
         init(claimFunction: String, enqueue: BatchStatement, completion: BatchStatement) {
             claim = """
                 SELECT ROW(\(PostgresOperationStore.selectColumns), previous_lease_owner) FROM (SELECT \
-                (c.claimed_operation).*, c.previous_lease_owner FROM \(claimFunction)($1, $2, $3, $4, $5, $6) AS c) AS c
+                (c.claimed_operation).*, c.previous_lease_owner FROM \(claimFunction)($1, $2, $3, $4, $5, $6, $7, $8, $9) AS c) AS c
                 """
             self.enqueue = BatchCall(enqueue, returning: "id")
             self.completion = BatchCall(completion, returning: "r.n")

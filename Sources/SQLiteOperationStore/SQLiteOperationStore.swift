@@ -543,8 +543,12 @@ package final class SQLiteOperationStore: OperationStore {
         leaseDuration: Duration,
         limit: Int,
         now: Date,
-        scope: ClaimScope
+        scope: ClaimScope,
+        takeover: LeaseTakeover
     ) async throws -> [Operation] {
+        // `takeover` is not needed here: one process holds a SQLite store (its lock file refuses a second), so every
+        // lease in it is this instance's own (its runs', which adopt their claims, or its previous process's), and
+        // one clock, the process's, writes and compares them all.
         guard limit > 0,
             let statement = Self.claimStatement(
                 owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)

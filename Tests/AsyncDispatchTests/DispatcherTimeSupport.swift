@@ -110,6 +110,8 @@ final class RecordingStore: OperationStore {
         var owner: String
         var now: Date
         var ids: [String]
+        /// Which expired leases it could take over (`.any` for the tests' own claims).
+        var takeover: LeaseTakeover = .any
     }
     struct Renewal: Sendable {
         var owner: String
@@ -252,15 +254,15 @@ final class RecordingStore: OperationStore {
             id: id, owner: owner, attempts: attempts, nextAttemptAt: nextAttemptAt)
     }
 
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
-        -> [Operation]
-    {
+    func claim(
+        owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope, takeover: LeaseTakeover
+    ) async throws -> [Operation] {
         let call = trackCall()
         defer { call.end() }
         try checkReachable()
         let claimed = try await base.claim(
-            owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
-        log.withLock { $0.claims.append(Claim(owner: owner, now: now, ids: claimed.map(\.id))) }
+            owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope, takeover: takeover)
+        log.withLock { $0.claims.append(Claim(owner: owner, now: now, ids: claimed.map(\.id), takeover: takeover)) }
         await claimHook.withLock { $0 }?(claimed)
         return claimed
     }

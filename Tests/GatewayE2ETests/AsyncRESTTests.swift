@@ -424,9 +424,9 @@ final class UnavailableStore: OperationStore {
     func recordWebhookAttempt(id: String, owner: String, attempts: Int, nextAttemptAt: Date?) async throws -> Bool {
         throw unavailable()
     }
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
-        -> [Operation]
-    {
+    func claim(
+        owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope, takeover: LeaseTakeover
+    ) async throws -> [Operation] {
         throw unavailable()
     }
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {

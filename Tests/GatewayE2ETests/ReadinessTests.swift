@@ -409,11 +409,12 @@ final class WriteFailingStore: OperationStore {
         return try await base.recordWebhookAttempt(
             id: id, owner: owner, attempts: attempts, nextAttemptAt: nextAttemptAt)
     }
-    func claim(owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope) async throws
-        -> [Operation]
-    {
+    func claim(
+        owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope, takeover: LeaseTakeover
+    ) async throws -> [Operation] {
         try check()
-        return try await base.claim(owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope)
+        return try await base.claim(
+            owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope, takeover: takeover)
     }
     func renewLease(id: String, owner: String, leaseDuration: Duration, now: Date) async throws -> Bool {
         try check()

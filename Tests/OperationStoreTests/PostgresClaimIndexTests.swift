@@ -87,7 +87,7 @@ struct PostgresClaimIndexTests {
             // The claim function's statement, planned as the function plans it (its SET clauses), with the
             // function's parameters bound: first as the custom plans of its first calls, then the generic one.
             let function = try await postgres.client.query(
-                "SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = \(table + "_claim2")",
+                "SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = \(table + "_claim3")",
                 logger: postgres.logger
             ).collect().map { try $0.decode(String?.self) }
             #expect(function == ["enable_bitmapscan=off,enable_seqscan=off"])
@@ -102,9 +102,11 @@ struct PostgresClaimIndexTests {
                         _ = try await run("SET LOCAL \(setting)")
                     }
                     _ = try await run(
-                        "PREPARE tg_claim (text, int8, int8, int8, int8, text[]) AS \(postgres.claimStatement)")
+                        "PREPARE tg_claim (text, int8, int8, int8, int8, text[], int8, text, bool) AS \(postgres.claimStatement)"
+                    )
                     let lines = try await run(
-                        "EXPLAIN EXECUTE tg_claim ('w', 2000000000000, 1900000000000, 16, 1, '{acme/echo}')")
+                        "EXPLAIN EXECUTE tg_claim ('w', 2000000000000, 1900000000000, 16, 1, '{acme/echo}', 1900000000000, 'w.', true)"
+                    )
                     _ = try await run("DEALLOCATE tg_claim")
                     return try lines.map { try $0.decode(String.self) }.joined(separator: "\n")
                 }
@@ -123,7 +125,8 @@ struct PostgresClaimIndexTests {
             // are not a real request.
             func claimedIDs(_ scope: ClaimScope) async throws -> [String] {
                 let query = try #require(
-                    postgres.claimQuery(owner: "w2", leaseDuration: .seconds(60), limit: 3, now: Date(), scope: scope))
+                    postgres.claimQuery(
+                        owner: "w2", leaseDuration: .seconds(60), limit: 3, now: Date(), scope: scope, takeover: .any))
                 return try await postgres.client.query(query, logger: postgres.logger).collect()
                     .map {
                         var record = try $0.decode(PostgresRecord.self)
@@ -138,7 +141,8 @@ struct PostgresClaimIndexTests {
             // SET clauses name other settings), so the claim commits without waiting for its WAL flush.
             let inside = try await postgres.client.withTransaction(logger: postgres.logger) { connection in
                 let query = try #require(
-                    postgres.claimQuery(owner: "w2", leaseDuration: .seconds(60), limit: 3, now: Date(), scope: .all))
+                    postgres.claimQuery(
+                        owner: "w2", leaseDuration: .seconds(60), limit: 3, now: Date(), scope: .all, takeover: .any))
                 _ = try await connection.query(query, logger: postgres.logger).collect()
                 return try await connection.query("SHOW synchronous_commit", logger: postgres.logger).collect()
                     .map { try $0.decode(String.self) }

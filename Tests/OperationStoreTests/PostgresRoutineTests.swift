@@ -79,8 +79,8 @@ struct PostgresRoutineTests {
         #expect(
             texts.claim == """
                 SELECT ROW(\(PostgresOperationStore.selectColumns), previous_lease_owner) FROM (SELECT \
-                (c.claimed_operation).*, c.previous_lease_owner FROM \(operations)_claim2($1, $2, $3, $4, $5, $6) \
-                AS c) AS c
+                (c.claimed_operation).*, c.previous_lease_owner FROM \(operations)_claim3($1, $2, $3, $4, $5, $6, $7, $8, \
+                $9) AS c) AS c
                 """)
         #expect(
             texts.enqueue.call
@@ -172,10 +172,13 @@ struct PostgresRoutineTests {
         "tg_operations_complete2": 0x0791_a5e3_e473_a0f2,
         // The twenty-first session's: `_claim2` answers each claim's previous lease owner (lease takeovers).
         "tg_operations_claim2": 0xc257_e2ea_8331_83c5,
+        // The twenty-sixth session's: `_claim3` compares leases on the server's clock and holds other owners'
+        // expired leases back as the caller and the server's uptime say (review 25 H1, M1).
+        "tg_operations_claim3": 0x5484_3a11_8f6e_0bdf,
     ]
 
     @Test(
-        "every routine keeps the body and settings its name was released with; `_complete` and `_claim` are no longer made"
+        "every routine keeps the body and settings its name was released with; `_complete`, `_claim` and `_claim2` are no longer made"
     )
     func releasedBodiesUnchanged() async throws {
         guard let configuration = try Self.configuration() else { return }
@@ -194,5 +197,6 @@ struct PostgresRoutineTests {
         }
         #expect(current["tg_operations_complete"] == nil)
         #expect(current["tg_operations_claim"] == nil, "replaced by _claim2; earlier instances make their own")
+        #expect(current["tg_operations_claim2"] == nil, "replaced by _claim3; earlier instances make their own")
     }
 }
