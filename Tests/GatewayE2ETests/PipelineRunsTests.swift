@@ -56,7 +56,8 @@ struct PipelineRunsTests {
         _ = try await eventually(within: .seconds(20), interval: .milliseconds(20)) {
             let response = try await client.request(
                 "GET", "/v1beta/operations/\(id)", headers: [("authorization", "Bearer \(token)")])
-            state = ((try json(response.body)["metadata"] as? [String: Any])?["state"] as? String) ?? ""
+            let operation = try json(response.body)["operation"] as? [String: Any]
+            state = ((operation?["metadata"] as? [String: Any])?["state"] as? String) ?? ""
             return states.contains(state)
         }
         return state
