@@ -27,8 +27,11 @@ command -v protoc-c >/dev/null || { echo "regen-protos: protoc-c not found (apt 
     || { echo "regen-protos: $system_include/google/protobuf/struct.proto not found (apt install libprotobuf-dev)" >&2; exit 1; }
 
 # Well-known types our protos import; generated from the system copy so they link with the rest. descriptor.proto
-# is how GRPCReflection reads the descriptor set.
-well_known=(google/protobuf/any.proto google/protobuf/struct.proto google/protobuf/descriptor.proto)
+# is how GRPCReflection reads the descriptor set; timestamp.proto is a PipelineRun's times.
+well_known=(
+    google/protobuf/any.proto google/protobuf/struct.proto google/protobuf/descriptor.proto
+    google/protobuf/timestamp.proto
+)
 
 # The services the gateway answers on its gRPC frontend: reflection advertises them, and GatewayServerTests
 # (DiscoveryConsistencyTests) checks that GRPCCall.method(path:) dispatches each of their methods. Not

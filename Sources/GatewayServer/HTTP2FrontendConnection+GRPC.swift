@@ -23,6 +23,9 @@ struct GRPCCall {
         /// `ListNamespacePipelines` (`pipeline.pipeline.v1beta` only, the SDK's): a page of the pipelines routes
         /// serve in a namespace (HTTP2FrontendConnection+Pipelines).
         case listPipelines
+        /// `ListPipelineRuns` (`pipeline.pipeline.v1beta` only, the SDK's): a page of a pipeline's stored runs
+        /// (HTTP2FrontendConnection+Operations).
+        case listPipelineRuns
         /// `core.mgmt.v1beta.MgmtPublicService` requester lookups (HTTP2FrontendConnection+Mgmt).
         case checkNamespace
         case getUser
@@ -92,7 +95,7 @@ struct GRPCCall {
         "TriggerNamespacePipeline", "TriggerNamespacePipelineRelease", "TriggerNamespacePipelineWithStream",
         "TriggerAsyncNamespacePipeline", "TriggerAsyncNamespacePipelineRelease", "GetNamespacePipeline",
         "GetNamespacePipelineRelease", "ListNamespacePipelineReleases", "ListPipelineReleases",
-        "ListNamespacePipelines",
+        "ListNamespacePipelines", "ListPipelineRuns",
     ]
 
     /// A `PipelinePublicService` method of `generation`: the namespace/pipeline-id names of 2024 and 2025, the
@@ -128,6 +131,7 @@ struct GRPCCall {
         case "ListNamespacePipelineReleases": return .listPipelineReleases
         // Not in the 2024 `vdp.pipeline.v1beta` subset (protos/vdp): its clients do not call it here.
         case "ListNamespacePipelines" where generation == .pipelinePipelineV1beta: return .listPipelines
+        case "ListPipelineRuns" where generation == .pipelinePipelineV1beta: return .listPipelineRuns
         default: return nil
         }
     }
@@ -288,6 +292,8 @@ extension HTTP2FrontendConnection {
             grpcListPipelineReleases(message, call: call, stream: stream)
         case .listPipelines:
             grpcListPipelines(message, stream: stream)
+        case .listPipelineRuns:
+            grpcListPipelineRuns(message, call: call, stream: stream)
         case .checkNamespace, .getUser, .getOrganization:
             grpcMgmt(message, call: call, stream: stream)
         case .trigger(let release):

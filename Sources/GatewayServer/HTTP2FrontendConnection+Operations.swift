@@ -73,6 +73,43 @@ extension HTTP2FrontendConnection {
         }
     }
 
+    /// `ListPipelineRuns` (`pipeline.pipeline.v1beta`): a page of the pipeline's stored runs that the caller may
+    /// see (``PipelineRuns``), read and encoded off the loop. INVALID_ARGUMENT for ``PipelineRunQuery``'s refusals,
+    /// UNIMPLEMENTED on a gateway without async operations, UNAVAILABLE when the store cannot answer.
+    func grpcListPipelineRuns(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {
+        guard let operations = services.operations else {
+            grpcFinish(
+                stream, error: GatewayError(.unimplemented, "async operations are not available on this gateway"))
+            return
+        }
+        let query: PipelineRunQuery
+        do {
+            query = try InstillCodec.decodeListPipelineRunsRequest(message)
+        } catch {
+            grpcFinish(stream, error: gatewayError(from: error))
+            return
+        }
+        let services = self.services
+        streams[stream]?.updateRecord {
+            $0.name(query.ref, mode: nil, route: services.dispatcher.route(for: query.ref))
+        }
+        let principal = call.context.principal
+        let requestID = call.context.requestID
+        startTask(stream: stream) {
+            do {
+                let page = try await operations.pipelineRuns(query, visibleTo: principal)
+                return Result<ByteBuffer, GatewayError>.success(InstillCodec.encodeListPipelineRunsResponse(page))
+            } catch {
+                return .failure(gatewayError(from: error, requestID: requestID))
+            }
+        } deliver: { connection, outcome in
+            switch outcome {
+            case .success(let message): connection.grpcRespond(stream, message: message)
+            case .failure(let error): connection.grpcFinish(stream, error: error)
+            }
+        }
+    }
+
     /// Runs `work` off the loop, then answers the stream with the operation it returned (every operation
     /// method answers `{operation = 1}`) or finishes it with the error it threw.
     private func respondWithOperation(

@@ -1020,6 +1020,118 @@ let openAPIDocumentJSON = #####"""
         }
       }
     },
+    "/v1beta/{nsKind}/{namespace}/pipelines/{pipeline}/runs": {
+      "get": {
+        "operationId": "listPipelineRuns",
+        "tags": [
+          "Instill triggers"
+        ],
+        "summary": "A page of a pipeline's stored runs (Instill's ListPipelineRuns; gRPC ListPipelineRuns in pipeline.pipeline.v1beta)",
+        "description": "The pipeline's runs the gateway keeps a record of: its stored operations (async triggers, Craft AI executions, schedule ticks), of every release, newest first. Sync and streamed triggers keep no per-call state and are never listed. A caller sees only the runs it may see (the rule of `GET /v1beta/operations/{id}`: its own; a schedule's runs every caller). `page` is a page number from 0; `page_size` unset or 0 is 10, above 100 is 100 (Instill's rule); a negative `page` or `page_size` is 400. A list reads at most the pipeline's 10,000 newest operations: `totalSize` counts the runs the caller may see among them (all of its runs when there are fewer), and pages past them are empty. `filter` expressions are not supported (400); `order_by` takes only the order given, `create_time desc` or `start_time desc` (anything else, `asc` included, is 400). A run's `status` follows its operation's state (queued: RUN_STATUS_QUEUED, running: RUN_STATUS_PROCESSING, succeeded: RUN_STATUS_COMPLETED, failed and cancelled: RUN_STATUS_FAILED with the reason in `error`); `startTime` is when it was triggered, `completeTime` when it finished, `totalDuration` the milliseconds between; `inputs` are each batch item's variables (never its secrets) and `outputs` its outputs once completed, each set left out when its JSON is over 65,536 bytes.",
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/NsKind"
+          },
+          {
+            "$ref": "#/components/parameters/Namespace"
+          },
+          {
+            "$ref": "#/components/parameters/Pipeline"
+          },
+          {
+            "name": "page",
+            "in": "query",
+            "required": false,
+            "description": "The page number, from 0; negative is 400.",
+            "schema": {
+              "type": "integer",
+              "format": "int32",
+              "minimum": 0,
+              "maximum": 2147483647
+            }
+          },
+          {
+            "name": "page_size",
+            "in": "query",
+            "required": false,
+            "description": "Runs per page: 0 or absent is 10, above 100 is 100, negative is 400 (`pageSize` too).",
+            "schema": {
+              "type": "integer",
+              "format": "int32",
+              "minimum": 0,
+              "maximum": 2147483647
+            }
+          },
+          {
+            "name": "filter",
+            "in": "query",
+            "required": false,
+            "description": "Not supported: a non-empty filter is 400.",
+            "schema": {
+              "type": "string",
+              "maxLength": 0
+            }
+          },
+          {
+            "name": "order_by",
+            "in": "query",
+            "required": false,
+            "description": "`create_time desc` or `start_time desc` (`createTime`, `startTime` too), the order runs come in; anything else is 400 (`orderBy` too).",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "",
+                "create_time desc",
+                "createTime desc",
+                "start_time desc",
+                "startTime desc"
+              ]
+            }
+          },
+          {
+            "$ref": "#/components/parameters/RequestIdIn"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "One page of the runs.",
+            "headers": {
+              "Request-Id": {
+                "$ref": "#/components/headers/RequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PipelineRunPage"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthenticated"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "501": {
+            "$ref": "#/components/responses/Unimplemented"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
     "/v1beta/{nsKind}/{namespace}/pipelines": {
       "get": {
         "operationId": "listNamespacePipelines",
@@ -6106,6 +6218,121 @@ let openAPIDocumentJSON = #####"""
             "type": "integer",
             "format": "int32",
             "description": "The namespace's listed pipelines in all pages."
+          }
+        }
+      },
+      "PipelineRun": {
+        "type": "object",
+        "required": [
+          "pipelineRunUid",
+          "pipelineVersion",
+          "status",
+          "source",
+          "startTime",
+          "pipelineId",
+          "pipelineNamespaceId"
+        ],
+        "properties": {
+          "pipelineRunUid": {
+            "type": "string",
+            "description": "The operation id (`operations/<id>` names it on `GET /v1beta/operations/{id}`)."
+          },
+          "pipelineVersion": {
+            "type": "string",
+            "description": "The release it was triggered on; `latest` for none."
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "RUN_STATUS_QUEUED",
+              "RUN_STATUS_PROCESSING",
+              "RUN_STATUS_COMPLETED",
+              "RUN_STATUS_FAILED"
+            ]
+          },
+          "source": {
+            "type": "string",
+            "enum": [
+              "RUN_SOURCE_API"
+            ]
+          },
+          "totalDuration": {
+            "type": "integer",
+            "format": "int32",
+            "description": "Milliseconds from trigger to finish; absent until finished (or when 0)."
+          },
+          "runnerId": {
+            "type": "string",
+            "description": "The principal that triggered it (as `requesterId`); absent for a schedule's run or a caller without one."
+          },
+          "inputs": {
+            "type": "array",
+            "items": {
+              "type": "object"
+            },
+            "description": "Each batch item's variables (binaries as data URIs); absent when over 65,536 bytes of JSON."
+          },
+          "outputs": {
+            "type": "array",
+            "items": {
+              "type": "object"
+            },
+            "description": "Each batch item's outputs once completed; absent otherwise or when over 65,536 bytes of JSON."
+          },
+          "startTime": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When it was triggered (the operation was stored)."
+          },
+          "completeTime": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When it finished; absent until then."
+          },
+          "error": {
+            "type": "string",
+            "description": "Why it failed, or that it was cancelled."
+          },
+          "pipelineId": {
+            "type": "string"
+          },
+          "requesterId": {
+            "type": "string"
+          },
+          "pipelineNamespaceId": {
+            "type": "string"
+          }
+        }
+      },
+      "PipelineRunPage": {
+        "type": "object",
+        "required": [
+          "pipelineRuns",
+          "totalSize",
+          "page",
+          "pageSize"
+        ],
+        "properties": {
+          "pipelineRuns": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/PipelineRun"
+            }
+          },
+          "totalSize": {
+            "type": "integer",
+            "format": "int32",
+            "description": "The runs the caller may see among the pipeline's 10,000 newest operations."
+          },
+          "page": {
+            "type": "integer",
+            "format": "int32",
+            "description": "The page number applied."
+          },
+          "pageSize": {
+            "type": "integer",
+            "format": "int32",
+            "description": "The page size applied."
           }
         }
       },

@@ -468,6 +468,9 @@ extension RESTRequestHead {
         case .pipelines(let namespace):
             record.namespace = namespace
             return pipelinesStart(namespace, services: services, requestID: requestID)
+        case .pipelineRuns(let ref):
+            record.name(ref, mode: nil, route: services.dispatcher.route(for: ref))
+            return pipelineRunsStart(ref, services: services, requestID: requestID, principal: &record.principal)
         case .trigger(let ref, let kind):
             let principal: String?
             record.namespace = ref.namespace

@@ -27,6 +27,7 @@ extension RESTPath {
         case .pipeline(let ref): return ref.release != nil ? "getNamespacePipelineRelease" : "getNamespacePipeline"
         case .pipelineReleases: return "listNamespacePipelineReleases"
         case .pipelines: return "listNamespacePipelines"
+        case .pipelineRuns: return "listPipelineRuns"
         case .operation: return "getOperation"
         case .cancelOperation: return "cancelOperation"
         case .listOperations: return "listOperations"

@@ -25,6 +25,9 @@ enum RESTPath: Equatable {
     /// `GET /v1beta/{ns-kind}/{ns}/pipelines[?page_size=&page_token=]`: Instill's `ListNamespacePipelines`
     /// (RESTExchange+Pipelines).
     case pipelines(namespace: String)
+    /// `GET /v1beta/{ns-kind}/{ns}/pipelines/{pipeline}/runs[?page=&page_size=]`: Instill's `ListPipelineRuns`
+    /// (RESTExchange+PipelineRuns).
+    case pipelineRuns(PipelineRef)
     case operation(id: String)
     case cancelOperation(id: String)
     case listOperations
@@ -51,7 +54,7 @@ enum RESTPath: Equatable {
         switch self {
         case .trigger, .cancelOperation, .scheduleAction: ["POST"]
         case .operation, .listOperations, .listSchedules, .liveness, .readiness, .metrics, .openAPI, .pipeline,
-            .pipelineReleases, .pipelines:
+            .pipelineReleases, .pipelines, .pipelineRuns:
             ["GET", "HEAD"]
         // runPipeline stores a run, so the safe methods must not reach it (`AbacusAPI.Action.isSafe`).
         case .abacus(let action): action == "runPipeline" ? ["POST"] : ["GET", "HEAD", "POST"]
@@ -264,6 +267,7 @@ enum RESTPath: Equatable {
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases/{release}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases
+        // /v1beta/{kind}/{ns}/pipelines/{pipeline}/runs
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/{verb}
         // /v1beta/{kind}/{ns}/pipelines/{pipeline}/releases/{release}/{verb}
         let components = parts[3...]
@@ -286,6 +290,9 @@ enum RESTPath: Equatable {
         case 4 where component(1) == "pipelines" && component(3) == "releases":
             if components.contains(where: { $0.contains("/") }) { return nil }
             return .pipelineReleases(PipelineRef(namespace: String(component(0)), pipeline: String(component(2))))
+        case 4 where component(1) == "pipelines" && component(3) == "runs":
+            if components.contains(where: { $0.contains("/") }) { return nil }
+            return .pipelineRuns(PipelineRef(namespace: String(component(0)), pipeline: String(component(2))))
         case 4 where component(1) == "pipelines":
             guard let kind = triggerKind(component(3)) else { return nil }
             return .trigger(PipelineRef(namespace: String(component(0)), pipeline: String(component(2))), kind)

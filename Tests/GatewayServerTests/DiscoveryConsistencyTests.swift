@@ -12,9 +12,10 @@ struct DiscoveryConsistencyTests {
     @Test("every method reflection advertises is dispatched; the backends' Runner is neither")
     func reflectionMatchesDispatch() {
         let paths = GRPCReflectionIndex.gateway.methodPaths
-        // grpc.health (2), reflection (2), mgmt (5), pipeline.pipeline.v1beta (12: ListNamespacePipelines too),
+        // grpc.health (2), reflection (2), mgmt (5), pipeline.pipeline.v1beta (13: ListNamespacePipelines and
+        // ListPipelineRuns too),
         // vdp.pipeline.v1beta (11), pipeline.v1beta (11).
-        #expect(paths.count == 43, "\(paths)")
+        #expect(paths.count == 44, "\(paths)")
         for path in paths {
             #expect(GRPCCall.method(path: path) != nil, "advertised but not dispatched: \(path)")
         }
@@ -71,6 +72,7 @@ struct DiscoveryConsistencyTests {
         case .pipeline(let ref): "pipeline release=\(ref.release != nil)"
         case .pipelineReleases: "pipelineReleases"
         case .pipelines: "pipelines"
+        case .pipelineRuns: "pipelineRuns"
         case .operation: "operation"
         case .cancelOperation: "cancelOperation"
         case .listOperations: "listOperations"
@@ -121,7 +123,7 @@ struct DiscoveryConsistencyTests {
             "/v1beta/namespaces/demo/pipelines/echo/releases/v1/trigger-async",
             "/v1beta/namespaces/demo/pipelines/echo", "/v1beta/users/demo/pipelines/echo/releases/v1",
             "/v1beta/organizations/demo/pipelines/echo/releases",
-            "/v1beta/namespaces/demo/pipelines",
+            "/v1beta/namespaces/demo/pipelines", "/v1beta/namespaces/demo/pipelines/echo/runs",
             "/v1beta/operations/abc", "/v1beta/operations/abc:cancel", "/v1beta/operations",
             "/v1beta/schedules", "/v1beta/schedules/n:pause", "/v1beta/schedules/n:resume",
             "/v1beta/schedules/n:trigger",

@@ -18,6 +18,8 @@ Scenarios:
                        ListNamespacePipelineReleases (vdp, namespaced), ListPipelineReleases (named)
   trigger NS PIPE      TriggerNamespacePipeline (namespaced) with data [{"prompt": "hello"}]
   trigger_async NS PIPE   the same through TriggerAsyncNamespacePipeline, then GetOperation until done
+  list_runs NS PIPE [PAGE [PAGE_SIZE [FILTER [ORDER_BY]]]]
+                       ListPipelineRuns (namespaced), every field printed (enums by name)
 """
 import json
 import os
@@ -47,7 +49,8 @@ def generate():
     imported = [
         "pipeline/v1beta/pipeline.proto", "vdp/pipeline/v1beta/pipeline.proto",
         "pipeline/pipeline/v1beta/pipeline.proto", "core/mgmt/v1beta/mgmt.proto",
-        "common/healthcheck/v1beta/healthcheck.proto", "google/longrunning/operations.proto",
+        "common/healthcheck/v1beta/healthcheck.proto", "common/run/v1alpha/run.proto",
+        "google/longrunning/operations.proto",
         "google/rpc/status.proto",
     ]
     if protoc.main(args + SOURCES + imported) != 0:
@@ -229,6 +232,15 @@ def main():
                 r = stub.ListNamespacePipelineReleases(
                     pb2.ListNamespacePipelineReleasesRequest(namespace_id=extra[1], pipeline_id=extra[2], **page),
                     metadata=metadata)
+            out = json_format.MessageToDict(r, always_print_fields_with_no_presence=True)
+        elif scenario == "list_runs":
+            stub = namespaced_grpc.PipelinePublicServiceStub(channel)
+            query = {}
+            for key, value in zip(["page", "page_size", "filter", "order_by"], extra[2:]):
+                query[key] = int(value) if key in ("page", "page_size") else value
+            r = stub.ListPipelineRuns(
+                namespaced_pb2.ListPipelineRunsRequest(namespace_id=extra[0], pipeline_id=extra[1], **query),
+                metadata=metadata)
             out = json_format.MessageToDict(r, always_print_fields_with_no_presence=True)
         elif scenario == "trigger":
             stub = namespaced_grpc.PipelinePublicServiceStub(channel)

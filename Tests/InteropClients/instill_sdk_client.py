@@ -16,6 +16,9 @@ Scenarios:
   list_pipelines NS [PAGE_SIZE [PAGE_TOKEN]]
                               list_pipelines(namespace_id=NS, total_size=PAGE_SIZE, next_page_token=PAGE_TOKEN):
                               the ListNamespacePipelinesResponse as a dict (totalSize and nextPageToken always)
+  list_pipeline_runs NS PIPE [PAGE [PAGE_SIZE]]
+                              list_pipeline_runs(page=PAGE, total_size=PAGE_SIZE): the ListPipelineRunsResponse as
+                              a dict (every field, enums by name), and fields read from the message itself
   tls-defaults                the SDK's defaults (secure=True: TLS with the roots GRPC_DEFAULT_SSL_ROOTS_FILE_PATH
                               names, target localhost:PORT): trigger, trigger_release, trigger_async + get_operation
                               (asked until done, bounded) and trigger_with_stream on the demo namespace
@@ -98,6 +101,27 @@ def main():
         result = MessageToDict(
             client.list_pipelines(namespace_id=args[0], **kwargs), including_default_value_fields=True
         )
+    elif scenario == "list_pipeline_runs":
+        kwargs = {}
+        if len(args) > 2:
+            kwargs["page"] = int(args[2])
+        if len(args) > 3:
+            kwargs["total_size"] = int(args[3])  # the SDK's name for page_size
+        response = client.list_pipeline_runs(namespace_id=args[0], pipeline_id=args[1], **kwargs)
+        result = MessageToDict(response, including_default_value_fields=True)
+        # What a program reads off the message: attributes, the enum as a number, timestamps as datetimes.
+        result["read"] = [
+            {
+                "uid": run.pipeline_run_uid,
+                "status": int(run.status),
+                "start": run.start_time.ToDatetime().isoformat(),
+                "complete": run.complete_time.ToDatetime().isoformat() if run.HasField("complete_time") else None,
+                "error": run.error,
+                "requester": run.requester_id,
+                "inputs": [dict(s) for s in run.inputs],
+            }
+            for run in response.pipeline_runs
+        ]
     else:
         raise SystemExit("unknown scenario %s" % scenario)
     print("TG-RESULT " + json.dumps(result), flush=True)

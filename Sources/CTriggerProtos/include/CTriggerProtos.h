@@ -5,12 +5,14 @@
 
 #include <protobuf-c/protobuf-c.h>
 #include "common/healthcheck/v1beta/healthcheck.pb-c.h"
+#include "common/run/v1alpha/run.pb-c.h"
 #include "core/mgmt/v1beta/mgmt.pb-c.h"
 #include "core/mgmt/v1beta/mgmt_public_service.pb-c.h"
 #include "google/longrunning/operations.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/descriptor.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"

@@ -1240,6 +1240,141 @@ void   pipeline__pipeline__v1beta__list_namespace_pipelines_response__free_unpac
   assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   pipeline__pipeline__v1beta__list_pipeline_runs_request__init
+                     (Pipeline__Pipeline__V1beta__ListPipelineRunsRequest         *message)
+{
+  static const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest init_value = PIPELINE__PIPELINE__V1BETA__LIST_PIPELINE_RUNS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_request__pack
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *
+       pipeline__pipeline__v1beta__list_pipeline_runs_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__list_pipeline_runs_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__list_pipeline_runs_response__init
+                     (Pipeline__Pipeline__V1beta__ListPipelineRunsResponse         *message)
+{
+  static const Pipeline__Pipeline__V1beta__ListPipelineRunsResponse init_value = PIPELINE__PIPELINE__V1BETA__LIST_PIPELINE_RUNS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_response__pack
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *
+       pipeline__pipeline__v1beta__list_pipeline_runs_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__list_pipeline_runs_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   pipeline__pipeline__v1beta__pipeline_run__init
+                     (Pipeline__Pipeline__V1beta__PipelineRun         *message)
+{
+  static const Pipeline__Pipeline__V1beta__PipelineRun init_value = PIPELINE__PIPELINE__V1BETA__PIPELINE_RUN__INIT;
+  *message = init_value;
+}
+size_t pipeline__pipeline__v1beta__pipeline_run__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__PipelineRun *message)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline_run__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t pipeline__pipeline__v1beta__pipeline_run__pack
+                     (const Pipeline__Pipeline__V1beta__PipelineRun *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline_run__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t pipeline__pipeline__v1beta__pipeline_run__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__PipelineRun *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline_run__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Pipeline__Pipeline__V1beta__PipelineRun *
+       pipeline__pipeline__v1beta__pipeline_run__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Pipeline__Pipeline__V1beta__PipelineRun *)
+     protobuf_c_message_unpack (&pipeline__pipeline__v1beta__pipeline_run__descriptor,
+                                allocator, len, data);
+}
+void   pipeline__pipeline__v1beta__pipeline_run__free_unpacked
+                     (Pipeline__Pipeline__V1beta__PipelineRun *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &pipeline__pipeline__v1beta__pipeline_run__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   pipeline__pipeline__v1beta__pipeline__init
                      (Pipeline__Pipeline__V1beta__Pipeline         *message)
 {
@@ -3208,6 +3343,398 @@ const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipe
   pipeline__pipeline__v1beta__list_namespace_pipelines_response__field_indices_by_name,
   1,  pipeline__pipeline__v1beta__list_namespace_pipelines_response__number_ranges,
   (ProtobufCMessageInit) pipeline__pipeline__v1beta__list_namespace_pipelines_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__list_pipeline_runs_request__field_descriptors[6] =
+{
+  {
+    "namespace_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsRequest, namespace_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pipeline_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsRequest, pipeline_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsRequest, page),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "filter",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsRequest, filter),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "order_by",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsRequest, order_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__list_pipeline_runs_request__field_indices_by_name[] = {
+  4,   /* field[4] = filter */
+  0,   /* field[0] = namespace_id */
+  5,   /* field[5] = order_by */
+  2,   /* field[2] = page */
+  3,   /* field[3] = page_size */
+  1,   /* field[1] = pipeline_id */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__list_pipeline_runs_request__number_ranges[2 + 1] =
+{
+  { 1, 0 },
+  { 6, 4 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.ListPipelineRunsRequest",
+  "ListPipelineRunsRequest",
+  "Pipeline__Pipeline__V1beta__ListPipelineRunsRequest",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__ListPipelineRunsRequest),
+  6,
+  pipeline__pipeline__v1beta__list_pipeline_runs_request__field_descriptors,
+  pipeline__pipeline__v1beta__list_pipeline_runs_request__field_indices_by_name,
+  2,  pipeline__pipeline__v1beta__list_pipeline_runs_request__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__list_pipeline_runs_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__list_pipeline_runs_response__field_descriptors[4] =
+{
+  {
+    "pipeline_runs",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsResponse, n_pipeline_runs),
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsResponse, pipeline_runs),
+    &pipeline__pipeline__v1beta__pipeline_run__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsResponse, total_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsResponse, page),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__ListPipelineRunsResponse, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__list_pipeline_runs_response__field_indices_by_name[] = {
+  2,   /* field[2] = page */
+  3,   /* field[3] = page_size */
+  0,   /* field[0] = pipeline_runs */
+  1,   /* field[1] = total_size */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__list_pipeline_runs_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.ListPipelineRunsResponse",
+  "ListPipelineRunsResponse",
+  "Pipeline__Pipeline__V1beta__ListPipelineRunsResponse",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__ListPipelineRunsResponse),
+  4,
+  pipeline__pipeline__v1beta__list_pipeline_runs_response__field_descriptors,
+  pipeline__pipeline__v1beta__list_pipeline_runs_response__field_indices_by_name,
+  1,  pipeline__pipeline__v1beta__list_pipeline_runs_response__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__list_pipeline_runs_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor pipeline__pipeline__v1beta__pipeline_run__field_descriptors[14] =
+{
+  {
+    "pipeline_run_uid",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, pipeline_run_uid),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pipeline_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, pipeline_version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, status),
+    &common__run__v1alpha__run_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, source),
+    &common__run__v1alpha__run_source__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_duration",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, total_duration),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "runner_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, runner_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inputs",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, n_inputs),
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, inputs),
+    &google__protobuf__struct__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outputs",
+    12,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, n_outputs),
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, outputs),
+    &google__protobuf__struct__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_time",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, start_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "complete_time",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, complete_time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pipeline_id",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, pipeline_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requester_id",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, requester_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pipeline_namespace_id",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Pipeline__Pipeline__V1beta__PipelineRun, pipeline_namespace_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned pipeline__pipeline__v1beta__pipeline_run__field_indices_by_name[] = {
+  9,   /* field[9] = complete_time */
+  10,   /* field[10] = error */
+  6,   /* field[6] = inputs */
+  7,   /* field[7] = outputs */
+  11,   /* field[11] = pipeline_id */
+  13,   /* field[13] = pipeline_namespace_id */
+  0,   /* field[0] = pipeline_run_uid */
+  1,   /* field[1] = pipeline_version */
+  12,   /* field[12] = requester_id */
+  5,   /* field[5] = runner_id */
+  3,   /* field[3] = source */
+  8,   /* field[8] = start_time */
+  2,   /* field[2] = status */
+  4,   /* field[4] = total_duration */
+};
+static const ProtobufCIntRange pipeline__pipeline__v1beta__pipeline_run__number_ranges[5 + 1] =
+{
+  { 2, 0 },
+  { 10, 6 },
+  { 12, 7 },
+  { 14, 8 },
+  { 19, 11 },
+  { 0, 14 }
+};
+const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline_run__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "pipeline.pipeline.v1beta.PipelineRun",
+  "PipelineRun",
+  "Pipeline__Pipeline__V1beta__PipelineRun",
+  "pipeline.pipeline.v1beta",
+  sizeof(Pipeline__Pipeline__V1beta__PipelineRun),
+  14,
+  pipeline__pipeline__v1beta__pipeline_run__field_descriptors,
+  pipeline__pipeline__v1beta__pipeline_run__field_indices_by_name,
+  5,  pipeline__pipeline__v1beta__pipeline_run__number_ranges,
+  (ProtobufCMessageInit) pipeline__pipeline__v1beta__pipeline_run__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue pipeline__pipeline__v1beta__pipeline__view__enum_values_by_number[4] =

@@ -7,7 +7,7 @@
 #endif
 
 #include "pipeline/pipeline/v1beta/pipeline_public_service.pb-c.h"
-static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors[12] =
+static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors[13] =
 {
   { "Liveness", &pipeline__pipeline__v1beta__liveness_request__descriptor, &pipeline__pipeline__v1beta__liveness_response__descriptor },
   { "Readiness", &pipeline__pipeline__v1beta__readiness_request__descriptor, &pipeline__pipeline__v1beta__readiness_response__descriptor },
@@ -21,6 +21,7 @@ static const ProtobufCMethodDescriptor pipeline__pipeline__v1beta__pipeline_publ
   { "GetNamespacePipelineRelease", &pipeline__pipeline__v1beta__get_namespace_pipeline_release_request__descriptor, &pipeline__pipeline__v1beta__get_namespace_pipeline_release_response__descriptor },
   { "ListNamespacePipelineReleases", &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_request__descriptor, &pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor },
   { "ListNamespacePipelines", &pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor, &pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor },
+  { "ListPipelineRuns", &pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor, &pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor },
 };
 const unsigned pipeline__pipeline__v1beta__pipeline_public_service__method_indices_by_name[] = {
   8,        /* GetNamespacePipeline */
@@ -28,6 +29,7 @@ const unsigned pipeline__pipeline__v1beta__pipeline_public_service__method_indic
   7,        /* GetOperation */
   10,        /* ListNamespacePipelineReleases */
   11,        /* ListNamespacePipelines */
+  12,        /* ListPipelineRuns */
   0,        /* Liveness */
   1,        /* Readiness */
   4,        /* TriggerAsyncNamespacePipeline */
@@ -43,7 +45,7 @@ const ProtobufCServiceDescriptor pipeline__pipeline__v1beta__pipeline_public_ser
   "PipelinePublicService",
   "Pipeline__Pipeline__V1beta__PipelinePublicService",
   "pipeline.pipeline.v1beta",
-  12,
+  13,
   pipeline__pipeline__v1beta__pipeline_public_service__method_descriptors,
   pipeline__pipeline__v1beta__pipeline_public_service__method_indices_by_name
 };
@@ -142,6 +144,14 @@ void pipeline__pipeline__v1beta__pipeline_public_service__list_namespace_pipelin
 {
   assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void pipeline__pipeline__v1beta__pipeline_public_service__list_pipeline_runs(ProtobufCService *service,
+                                                                             const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *input,
+                                                                             Pipeline__Pipeline__V1beta__ListPipelineRunsResponse_Closure closure,
+                                                                             void *closure_data)
+{
+  assert(service->descriptor == &pipeline__pipeline__v1beta__pipeline_public_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void pipeline__pipeline__v1beta__pipeline_public_service__init (Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
                                                                 Pipeline__Pipeline__V1beta__PipelinePublicService_ServiceDestroy destroy)

@@ -15,8 +15,10 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 #include "common/healthcheck/v1beta/healthcheck.pb-c.h"
+#include "common/run/v1alpha/run.pb-c.h"
 #include "google/longrunning/operations.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
 
 typedef struct Pipeline__Pipeline__V1beta__LivenessRequest Pipeline__Pipeline__V1beta__LivenessRequest;
 typedef struct Pipeline__Pipeline__V1beta__LivenessResponse Pipeline__Pipeline__V1beta__LivenessResponse;
@@ -48,6 +50,9 @@ typedef struct Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesRequest 
 typedef struct Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse Pipeline__Pipeline__V1beta__ListNamespacePipelineReleasesResponse;
 typedef struct Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest;
 typedef struct Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse;
+typedef struct Pipeline__Pipeline__V1beta__ListPipelineRunsRequest Pipeline__Pipeline__V1beta__ListPipelineRunsRequest;
+typedef struct Pipeline__Pipeline__V1beta__ListPipelineRunsResponse Pipeline__Pipeline__V1beta__ListPipelineRunsResponse;
+typedef struct Pipeline__Pipeline__V1beta__PipelineRun Pipeline__Pipeline__V1beta__PipelineRun;
 typedef struct Pipeline__Pipeline__V1beta__Pipeline Pipeline__Pipeline__V1beta__Pipeline;
 typedef struct Pipeline__Pipeline__V1beta__PipelineRelease Pipeline__Pipeline__V1beta__PipelineRelease;
 typedef struct Pipeline__Pipeline__V1beta__DataSpecification Pipeline__Pipeline__V1beta__DataSpecification;
@@ -483,6 +488,73 @@ struct  Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse
 #define PIPELINE__PIPELINE__V1BETA__LIST_NAMESPACE_PIPELINES_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor) \
     , 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * A pipeline's runs, a page at a time: the gateway's stored operations of the pipeline, newest first (README
+ * "Pipeline runs"). `page` is a page number from 0 (negative: 0); `page_size` (unset or 0: 10; above 100: 100).
+ * `filter` and `order_by` are `optional` upstream (the wire is the same without the presence bit).
+ */
+struct  Pipeline__Pipeline__V1beta__ListPipelineRunsRequest
+{
+  ProtobufCMessage base;
+  char *namespace_id;
+  char *pipeline_id;
+  int32_t page;
+  int32_t page_size;
+  char *filter;
+  char *order_by;
+};
+#define PIPELINE__PIPELINE__V1BETA__LIST_PIPELINE_RUNS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * `page` and `page_size` are the ones applied.
+ */
+struct  Pipeline__Pipeline__V1beta__ListPipelineRunsResponse
+{
+  ProtobufCMessage base;
+  size_t n_pipeline_runs;
+  Pipeline__Pipeline__V1beta__PipelineRun **pipeline_runs;
+  int32_t total_size;
+  int32_t page;
+  int32_t page_size;
+};
+#define PIPELINE__PIPELINE__V1BETA__LIST_PIPELINE_RUNS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor) \
+    , 0,NULL, 0, 0, 0 }
+
+
+/*
+ * One run. Upstream also has recipe_snapshot=13, credit_amount=17, data_specification=18 and
+ * blob_data_expiration_time=22, which the gateway leaves unset; total_duration (milliseconds), error and
+ * complete_time are `optional` upstream.
+ */
+struct  Pipeline__Pipeline__V1beta__PipelineRun
+{
+  ProtobufCMessage base;
+  char *pipeline_run_uid;
+  char *pipeline_version;
+  Common__Run__V1alpha__RunStatus status;
+  Common__Run__V1alpha__RunSource source;
+  int32_t total_duration;
+  char *runner_id;
+  size_t n_inputs;
+  Google__Protobuf__Struct **inputs;
+  size_t n_outputs;
+  Google__Protobuf__Struct **outputs;
+  Google__Protobuf__Timestamp *start_time;
+  Google__Protobuf__Timestamp *complete_time;
+  char *error;
+  char *pipeline_id;
+  char *requester_id;
+  char *pipeline_namespace_id;
+};
+#define PIPELINE__PIPELINE__V1BETA__PIPELINE_RUN__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&pipeline__pipeline__v1beta__pipeline_run__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, COMMON__RUN__V1ALPHA__RUN_STATUS__RUN_STATUS_UNSPECIFIED, COMMON__RUN__V1ALPHA__RUN_SOURCE__RUN_SOURCE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -1057,6 +1129,63 @@ Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *
 void   pipeline__pipeline__v1beta__list_namespace_pipelines_response__free_unpacked
                      (Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *message,
                       ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__ListPipelineRunsRequest methods */
+void   pipeline__pipeline__v1beta__list_pipeline_runs_request__init
+                     (Pipeline__Pipeline__V1beta__ListPipelineRunsRequest         *message);
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_request__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest   *message);
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_request__pack
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_request__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *
+       pipeline__pipeline__v1beta__list_pipeline_runs_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__list_pipeline_runs_request__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__ListPipelineRunsResponse methods */
+void   pipeline__pipeline__v1beta__list_pipeline_runs_response__init
+                     (Pipeline__Pipeline__V1beta__ListPipelineRunsResponse         *message);
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_response__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsResponse   *message);
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_response__pack
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsResponse   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__list_pipeline_runs_response__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__ListPipelineRunsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *
+       pipeline__pipeline__v1beta__list_pipeline_runs_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__list_pipeline_runs_response__free_unpacked
+                     (Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Pipeline__Pipeline__V1beta__PipelineRun methods */
+void   pipeline__pipeline__v1beta__pipeline_run__init
+                     (Pipeline__Pipeline__V1beta__PipelineRun         *message);
+size_t pipeline__pipeline__v1beta__pipeline_run__get_packed_size
+                     (const Pipeline__Pipeline__V1beta__PipelineRun   *message);
+size_t pipeline__pipeline__v1beta__pipeline_run__pack
+                     (const Pipeline__Pipeline__V1beta__PipelineRun   *message,
+                      uint8_t             *out);
+size_t pipeline__pipeline__v1beta__pipeline_run__pack_to_buffer
+                     (const Pipeline__Pipeline__V1beta__PipelineRun   *message,
+                      ProtobufCBuffer     *buffer);
+Pipeline__Pipeline__V1beta__PipelineRun *
+       pipeline__pipeline__v1beta__pipeline_run__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   pipeline__pipeline__v1beta__pipeline_run__free_unpacked
+                     (Pipeline__Pipeline__V1beta__PipelineRun *message,
+                      ProtobufCAllocator *allocator);
 /* Pipeline__Pipeline__V1beta__Pipeline methods */
 void   pipeline__pipeline__v1beta__pipeline__init
                      (Pipeline__Pipeline__V1beta__Pipeline         *message);
@@ -1206,6 +1335,15 @@ typedef void (*Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest_Closure
 typedef void (*Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse_Closure)
                  (const Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse *message,
                   void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__ListPipelineRunsRequest_Closure)
+                 (const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__ListPipelineRunsResponse_Closure)
+                 (const Pipeline__Pipeline__V1beta__ListPipelineRunsResponse *message,
+                  void *closure_data);
+typedef void (*Pipeline__Pipeline__V1beta__PipelineRun_Closure)
+                 (const Pipeline__Pipeline__V1beta__PipelineRun *message,
+                  void *closure_data);
 typedef void (*Pipeline__Pipeline__V1beta__Pipeline_Closure)
                  (const Pipeline__Pipeline__V1beta__Pipeline *message,
                   void *closure_data);
@@ -1252,6 +1390,9 @@ extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespa
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipeline_releases_response__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipelines_request__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_namespace_pipelines_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_pipeline_runs_request__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__list_pipeline_runs_response__descriptor;
+extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline_run__descriptor;
 extern const ProtobufCMessageDescriptor pipeline__pipeline__v1beta__pipeline__descriptor;
 extern const ProtobufCEnumDescriptor    pipeline__pipeline__v1beta__pipeline__view__descriptor;
 extern const ProtobufCEnumDescriptor    pipeline__pipeline__v1beta__pipeline__visibility__descriptor;

@@ -80,6 +80,10 @@ struct Pipeline__Pipeline__V1beta__PipelinePublicService_Service
                                    const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *input,
                                    Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse_Closure closure,
                                    void *closure_data);
+  void (*list_pipeline_runs)(Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
+                             const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *input,
+                             Pipeline__Pipeline__V1beta__ListPipelineRunsResponse_Closure closure,
+                             void *closure_data);
 };
 typedef void (*Pipeline__Pipeline__V1beta__PipelinePublicService_ServiceDestroy)(Pipeline__Pipeline__V1beta__PipelinePublicService_Service *);
 void pipeline__pipeline__v1beta__pipeline_public_service__init (Pipeline__Pipeline__V1beta__PipelinePublicService_Service *service,
@@ -99,7 +103,8 @@ void pipeline__pipeline__v1beta__pipeline_public_service__init (Pipeline__Pipeli
       function_prefix__ ## get_namespace_pipeline,\
       function_prefix__ ## get_namespace_pipeline_release,\
       function_prefix__ ## list_namespace_pipeline_releases,\
-      function_prefix__ ## list_namespace_pipelines  }
+      function_prefix__ ## list_namespace_pipelines,\
+      function_prefix__ ## list_pipeline_runs  }
 void pipeline__pipeline__v1beta__pipeline_public_service__liveness(ProtobufCService *service,
                                                                    const Pipeline__Pipeline__V1beta__LivenessRequest *input,
                                                                    Pipeline__Pipeline__V1beta__LivenessResponse_Closure closure,
@@ -148,6 +153,10 @@ void pipeline__pipeline__v1beta__pipeline_public_service__list_namespace_pipelin
                                                                                    const Pipeline__Pipeline__V1beta__ListNamespacePipelinesRequest *input,
                                                                                    Pipeline__Pipeline__V1beta__ListNamespacePipelinesResponse_Closure closure,
                                                                                    void *closure_data);
+void pipeline__pipeline__v1beta__pipeline_public_service__list_pipeline_runs(ProtobufCService *service,
+                                                                             const Pipeline__Pipeline__V1beta__ListPipelineRunsRequest *input,
+                                                                             Pipeline__Pipeline__V1beta__ListPipelineRunsResponse_Closure closure,
+                                                                             void *closure_data);
 
 /* --- descriptors --- */
 
