@@ -1,4 +1,5 @@
 import HTTP2Engine
+import Observability
 
 /// `limits.max_buffered_request_bytes_per_connection` (review 24, M1 item 3): the request-body bytes one HTTP/2
 /// connection's streams hold buffered together are bounded, and past the bound the connection's streams get no
