@@ -536,6 +536,7 @@ package final class GatewayApp: Sendable {
         )
         services.tls = tls
         services.maxConnectionsPerPeer = config.limits.maxConnectionsPerPeer
+        services.maxBufferedRequestBytesPerConnection = config.limits.maxBufferedRequestBytesPerConnection
         services.scheduler = scheduler
         services.metrics = metrics
         services.requestBuffer = requestBuffer

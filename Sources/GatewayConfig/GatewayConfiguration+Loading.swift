@@ -192,6 +192,7 @@ extension GatewayConfiguration {
                 "max_body_bytes", "max_batch", "max_header_bytes", "max_depth", "max_json_members",
                 "max_concurrent_streams", "max_connections", "max_connections_per_peer", "stream_buffer_bytes",
                 "connection_buffer_bytes", "max_decompressed_bytes", "max_buffered_request_bytes",
+                "max_buffered_request_bytes_per_connection",
             ]
         )
         var limits = L.defaults
@@ -217,6 +218,16 @@ extension GatewayConfiguration {
             guard limits.maxBufferedRequestBytes == 0 || limits.maxBufferedRequestBytes >= 1024 else {
                 throw reader.error(
                     m.path("max_buffered_request_bytes"), n, "must be 0 (no budget) or at least 1024 bytes")
+            }
+        }
+        if let n = m["max_buffered_request_bytes_per_connection"] {
+            let path = m.path("max_buffered_request_bytes_per_connection")
+            limits.maxBufferedRequestBytesPerConnection = try reader.byteSize(
+                n, at: path, in: L.maxBufferedRequestBytesPerConnectionRange)
+            guard
+                limits.maxBufferedRequestBytesPerConnection == 0 || limits.maxBufferedRequestBytesPerConnection >= 1024
+            else {
+                throw reader.error(path, n, "must be 0 (no bound) or at least 1024 bytes")
             }
         }
         if let n = m["max_batch"] { limits.maxBatch = try reader.int(n, at: m.path("max_batch"), in: L.maxBatchRange) }

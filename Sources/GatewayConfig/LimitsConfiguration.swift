@@ -13,6 +13,13 @@ package struct LimitsConfiguration: Sendable, Equatable {
     /// bytes are still counted for `trigger_gateway_request_buffer_bytes`). A new body past it is refused with
     /// 503 / RESOURCE_EXHAUSTED (review 24, M1; Envoy's overload manager refuses new streams the same way).
     package var maxBufferedRequestBytes: Int
+    /// The request-body bytes one HTTP/2 connection's streams may hold buffered together, in bytes; 0: no bound.
+    /// Past it the connection's streams get no more flow-control window (no WINDOW_UPDATE) until bytes are handed
+    /// on, refused or reset: the client is held back by the protocol, not answered 503, so one connection (up to
+    /// ``maxConcurrentStreams`` × ``maxBodyBytes``) cannot take ``maxBufferedRequestBytes`` from every other
+    /// client (review 24, M1 item 3; Envoy's `per_connection_buffer_limit_bytes`). The connection's oldest body
+    /// being received always gets window, so a connection at the bound still progresses.
+    package var maxBufferedRequestBytesPerConnection: Int
     /// Most elements in a trigger's batch (`data[]` / `inputs[]`).
     package var maxBatch: Int
     /// Largest header block (HTTP/1.1 head, HTTP/2 header list), in bytes.
@@ -47,6 +54,7 @@ package struct LimitsConfiguration: Sendable, Equatable {
         maxBodyBytes: Int = 32 << 20,
         maxDecompressedBytes: Int = 4 << 20,
         maxBufferedRequestBytes: Int = 1 << 30,
+        maxBufferedRequestBytesPerConnection: Int = 64 << 20,
         maxBatch: Int = 32,
         maxHeaderBytes: Int = 16_384,
         maxDepth: Int = 64,
@@ -60,6 +68,7 @@ package struct LimitsConfiguration: Sendable, Equatable {
         self.maxBodyBytes = maxBodyBytes
         self.maxDecompressedBytes = maxDecompressedBytes
         self.maxBufferedRequestBytes = maxBufferedRequestBytes
+        self.maxBufferedRequestBytesPerConnection = maxBufferedRequestBytesPerConnection
         self.maxBatch = maxBatch
         self.maxHeaderBytes = maxHeaderBytes
         self.maxDepth = maxDepth
@@ -71,7 +80,8 @@ package struct LimitsConfiguration: Sendable, Equatable {
         self.connectionBufferBytes = connectionBufferBytes
     }
 
-    /// 32 MiB bodies (4 MiB decompressed gRPC messages, 1 GiB buffered by all requests together), batches of 32,
+    /// 32 MiB bodies (4 MiB decompressed gRPC messages, 1 GiB buffered by all requests together, 64 MiB by one
+    /// HTTP/2 connection's: one whole body and room for small calls beside it), batches of 32,
     /// 16 KiB of headers, depth 64, 100,000 JSON members, 100 streams per connection, 4096 connections (no per-peer
     /// cap), 256 KiB buffered per stream and 1 MiB per connection.
     package static var defaults: LimitsConfiguration { LimitsConfiguration() }
@@ -82,6 +92,8 @@ package struct LimitsConfiguration: Sendable, Equatable {
     package static let maxDecompressedBytesRange = 1024...((1 << 32) - 1)
     /// 0 (no budget), or at least 1 KiB.
     package static let maxBufferedRequestBytesRange = 0...(1 << 50)
+    /// 0 (no bound), or at least 1 KiB.
+    package static let maxBufferedRequestBytesPerConnectionRange = 0...(1 << 50)
     package static let maxBatchRange = 1...4096
     package static let maxHeaderBytesRange = 1024...(1 << 20)
     package static let maxDepthRange = 1...1024

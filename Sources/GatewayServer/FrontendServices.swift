@@ -61,6 +61,10 @@ package struct FrontendServices: Sendable {
     /// in every configuration generation (a reload sets its limit). A test's services get one of their own, with
     /// no limit.
     package var requestBuffer = RequestBufferBudget()
+    /// `limits.max_buffered_request_bytes_per_connection`: the request-body bytes one HTTP/2 connection may hold
+    /// before its streams' windows are held back (HTTP2FrontendConnection+RequestWindow.swift); 0: no bound.
+    /// A reload applies to an open connection from its next stream (its services are refreshed then).
+    package var maxBufferedRequestBytesPerConnection = 64 << 20
 
     package init(
         dispatcher: TriggerDispatcher,

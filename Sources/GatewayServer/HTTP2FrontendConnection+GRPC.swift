@@ -460,6 +460,7 @@ extension HTTP2FrontendConnection {
         // Answered before its message was complete (an error, the deadline): what was read of it is dropped.
         if case .grpcCollecting = state.phase { state.dropRequestBody() }
         state.phase = .done
+        requestBodyEnded(state, stream: stream)
         state.stopWork()
         state.deadlineTimer?.cancel()
         state.deadlineTimer = nil

@@ -84,6 +84,8 @@ extension HTTP2FrontendConnection {
         let empty = response.body.readableBytes == 0 || response.omitsBody
         if let state = streams[stream] {
             state.phase = .done
+            // An early answer drops the body: what still comes is consumed and dropped, a held window granted.
+            requestBodyEnded(state, stream: stream)
             if state.open.isOpen {
                 state.open.record.status = response.status
                 if let flag = response.upstreamFailure { state.open.record.upstreamFailure = flag }

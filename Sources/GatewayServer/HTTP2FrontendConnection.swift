@@ -41,6 +41,12 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     private var idleSince = NIODeadline.uptimeNanoseconds(0)
     /// The idle timer's next check; cancelled when the connection ends.
     private var idleCheck: Scheduled<Void>?
+    /// Request-body bytes this connection's streams hold buffered together (each stream's
+    /// ``StreamState/bufferedBodyBytes``), against `limits.max_buffered_request_bytes_per_connection`
+    /// (HTTP2FrontendConnection+RequestWindow.swift).
+    var bufferedRequestBytes = 0
+    /// Streams whose received DATA is held unconsumed (``StreamState/heldWindow`` > 0).
+    var heldWindowStreams = 0
 
     /// What one stream is doing.
     final class StreamState {
@@ -101,6 +107,12 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         /// gRPC: the bytes the deframer and ``requestMessage`` hold, in the request-buffer budget; returned when
         /// the message is handed to the call, dropped, or the stream ends (the state's deinit at the latest).
         var bufferClaim = RequestBufferClaim()
+        /// What this stream's body holds now (the bytes its claim was last asked for): its share of the
+        /// connection's ``HTTP2FrontendConnection/bufferedRequestBytes``; 0 once the body is handed on or dropped.
+        var bufferedBodyBytes = 0
+        /// Bytes received and not consumed: the stream's WINDOW_UPDATE held back while the connection is over its
+        /// bound (their connection-window share went back at once; see ``HTTP2FrontendConnection/admitRequestData``).
+        var heldWindow = 0
         var requestID = ""
         /// gRPC: the call decided from the headers, until its request message is complete. Kept here, not in
         /// ``phase``: every match of the phase copied the payload, and the call's context holds a dozen strings
@@ -365,6 +377,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                     services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
                     throw error
                 }
+                requestBodyHolds(received, state)
             } catch {
                 state.phase = .done
                 reading.bufferClaim.release()
@@ -384,13 +397,13 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 // The budget: the message being received at its declared length (reserved at its prefix), the
                 // complete one at its (decompressed) size.
                 let budget = services.requestBuffer
-                if !state.bufferClaim.hold(
-                    state.deframer.heldBytes + (state.requestMessage?.readableBytes ?? 0), from: budget)
-                {
+                let held = state.deframer.heldBytes + (state.requestMessage?.readableBytes ?? 0)
+                if !state.bufferClaim.hold(held, from: budget) {
                     let error = FrontendServices.requestBufferFullError(limit: budget.limit)
                     services.refusedRequestBody(.requestBuffer, error: error, peer: peer)
                     throw error
                 }
+                requestBodyHolds(held, state)
             } catch {
                 session.consume(stream: stream, bytes: size)
                 let error = gatewayError(from: error)
@@ -407,7 +420,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         case .running, .done:
             break
         }
-        session.consume(stream: stream, bytes: size)
+        admitRequestData(size, of: state, stream: stream)
         if endStream { receivedEndStream(stream) }
     }
 
@@ -418,6 +431,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     func session(_ session: NGHTTP2Session, streamClosed stream: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         guard let state = streams.removeValue(forKey: stream) else { return }
         state.releaseRequestBuffer()
+        // Its held window, if any, the engine gave back to the connection; others may be granted now.
+        requestBodyEnded(state, stream: stream)
         state.stopWork()  // RST_STREAM from the client, or the connection went away: stop the backend call
         state.deadlineTimer?.cancel()
         for waiter in state.writableWaiters { waiter.fail(CancellationError()) }
@@ -512,6 +527,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 
     private func receivedEndStream(_ stream: HTTP2StreamID) {
         guard let state = streams[stream] else { return }
+        // The body is complete: handed on below (or refused), it no longer counts against the connection's bound.
+        defer { requestBodyEnded(state, stream: stream) }
         switch state.phase {
         case .restCollecting(let reading):
             state.phase = .running

@@ -26,6 +26,9 @@ final class HTTP2StreamState {
     var inboundData: ByteBuffer?
     /// Bytes received on this stream and not yet consumed by the owner (delivered or still in `inboundData`).
     var unconsumedBytes = 0
+    /// Of ``unconsumedBytes``, those already returned to the connection's window
+    /// (``NGHTTP2Session/releaseConnectionWindow(stream:bytes:)``): only this stream's window still counts them.
+    var connectionReleasedBytes = 0
     /// Server: when this request is overdue (its header block unfinished, or its body silent); nil once the
     /// peer ended its side, or without request-progress timeouts.
     var inboundDeadline: NIODeadline?

@@ -287,8 +287,10 @@ extension NGHTTP2Session {
         if stream.resetWhenAnswered { self.streamsResettingWhenAnswered -= 1 }
         self.releaseOutbound(of: stream)
         // Bytes the owner will never consume now; without this the connection window would shrink for good.
-        if stream.unconsumedBytes > 0 {
-            self.pendingOperations.append(.consumeConnection(stream.unconsumedBytes))
+        // (Less those whose connection share went back already: `releaseConnectionWindow`.)
+        let unreleased = stream.unconsumedBytes - stream.connectionReleasedBytes
+        if unreleased > 0 {
+            self.pendingOperations.append(.consumeConnection(unreleased))
         }
         if stream.announced {
             self.delegate?.session(self, streamClosed: HTTP2StreamID(streamID), errorCode: HTTP2ErrorCode(errorCode))

@@ -111,7 +111,30 @@ extension NGHTTP2Session {
         let bytes = min(bytes, state.unconsumedBytes)
         guard bytes > 0 else { return }
         state.unconsumedBytes -= bytes
-        self.pendingOperations.append(.consume(stream.rawValue, bytes))
+        if state.connectionReleasedBytes == 0 {
+            self.pendingOperations.append(.consume(stream.rawValue, bytes))
+        } else {
+            // Bytes whose connection share went back already reopen the stream's window only.
+            let streamOnly = min(bytes, state.connectionReleasedBytes)
+            state.connectionReleasedBytes -= streamOnly
+            self.pendingOperations.append(.consumeStream(stream.rawValue, streamOnly))
+            if bytes > streamOnly { self.pendingOperations.append(.consume(stream.rawValue, bytes - streamOnly)) }
+        }
+        self.drain()
+    }
+
+    /// Returns `bytes` of `stream`'s received, unconsumed DATA to the connection's window only: the stream's own
+    /// window stays shut until ``consume(stream:bytes:)`` takes them (which then reopens only the stream's).
+    /// How an owner holds one stream back without holding the others: if its unconsumed bytes kept the
+    /// connection window too, a few held streams (64 KiB each) would shut it (1 MiB) for every stream, the one
+    /// the owner waits on included. At most the stream's unconsumed bytes not yet released.
+    package func releaseConnectionWindow(stream: HTTP2StreamID, bytes: Int) {
+        self.preconditionInEventLoop()
+        guard bytes > 0, self.lifecycle != .closed, let state = self.streams[stream.rawValue] else { return }
+        let bytes = min(bytes, state.unconsumedBytes - state.connectionReleasedBytes)
+        guard bytes > 0 else { return }
+        state.connectionReleasedBytes += bytes
+        self.pendingOperations.append(.consumeConnection(bytes))
         self.drain()
     }
 

@@ -9,6 +9,8 @@ enum PendingOperation {
     case resetStream(Int32, HTTP2ErrorCode)
     case consume(Int32, Int)
     case consumeConnection(Int)
+    /// The stream's window only (its bytes' connection share went back earlier).
+    case consumeStream(Int32, Int)
     case shutdownNotice
     case ping(UInt64)
     /// The graceful GOAWAY: last stream id is read from libnghttp2 when it runs (the last one it processed).
@@ -89,6 +91,12 @@ extension NGHTTP2Session {
             // connection window, which is what we want.
             let rc = nghttp2_session_consume(self.nghttp2, id, bytes)
             precondition(rc == 0, "nghttp2_session_consume failed: \(nghttpErrorString(rc))")
+
+        case .consumeStream(let id, let bytes):
+            // Returns 0 (also for a closed stream: nothing to reopen then), NGHTTP2_ERR_NOMEM,
+            // NGHTTP2_ERR_INVALID_ARGUMENT (stream 0) or NGHTTP2_ERR_INVALID_STATE (automatic WINDOW_UPDATE on).
+            let rc = nghttp2_session_consume_stream(self.nghttp2, id, bytes)
+            precondition(rc == 0, "nghttp2_session_consume_stream failed: \(nghttpErrorString(rc))")
 
         case .consumeConnection(let bytes):
             // Returns 0, NGHTTP2_ERR_NOMEM or NGHTTP2_ERR_INVALID_STATE (automatic WINDOW_UPDATE on: it is off).

@@ -157,6 +157,17 @@ extension NGHTTP2Session {
                     next = min(next ?? deadline, deadline)
                     continue
                 }
+                // A body the owner holds unconsumed (its window held back: the frontend's per-connection bound on
+                // buffered bodies) is waiting for us, not silent: its body-progress deadline moves on, and only the
+                // request's whole-receipt deadline (`receiptDeadline`, `timeouts.request`) still ends it.
+                if stream.unconsumedBytes > 0, deadline < stream.receiptDeadline,
+                    let timeout = self.configuration.requestBodyProgressTimeout
+                {
+                    let later = min(now + timeout, stream.receiptDeadline)
+                    stream.inboundDeadline = later
+                    next = min(next ?? later, later)
+                    continue
+                }
                 stream.inboundDeadline = nil
                 if stream.announced, stream.receivedHeaders, let delegate = self.delegate {
                     // Set before asking, so that it holds whenever the answer's END_STREAM leaves.

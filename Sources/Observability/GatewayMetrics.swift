@@ -177,6 +177,7 @@ package final class RequestBufferMetrics: Sendable {
     }
 
     private let refusals: [Refusal: Counter]
+    private let connectionHolds: Counter
     private let buffered: Gauge
     private let limit: Gauge
 
@@ -186,6 +187,12 @@ package final class RequestBufferMetrics: Sendable {
             help: "Requests refused for what their body would make the gateway hold, by reason (decompression: a "
                 + "compressed gRPC message over limits.max_decompressed_bytes; request_buffer: "
                 + "limits.max_buffered_request_bytes of request bodies were held)."
+        )
+        connectionHolds = registry.counter(
+            name: "trigger_gateway_request_buffer_connection_holds_total",
+            help: "Times an HTTP/2 connection's request bodies reached "
+                + "limits.max_buffered_request_bytes_per_connection and its streams' flow-control window was held "
+                + "back (no WINDOW_UPDATE until bytes were handed on); its oldest body still got window."
         )
         buffered = registry.gauge(
             name: "trigger_gateway_request_buffer_bytes",
@@ -201,6 +208,9 @@ package final class RequestBufferMetrics: Sendable {
 
     /// A body was refused for `reason`.
     package func refused(_ reason: Refusal) { refusals[reason]!.increment() }
+
+    /// An HTTP/2 connection reached its bound on buffered request bodies and began holding its streams' windows.
+    package func connectionHeld() { connectionHolds.increment() }
 
     /// Scrape time: the budget's count and bound.
     package func set(bufferedBytes: Int, limit: Int) {

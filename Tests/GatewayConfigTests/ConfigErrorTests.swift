@@ -162,6 +162,16 @@ struct ConfigErrorTests {
             path: "limits.max_buffered_request_bytes",
             message: "-1 bytes is out of range 0...1125899906842624"
         ),
+        Case(
+            yaml: "limits: {max_buffered_request_bytes_per_connection: 1023}\n",
+            path: "limits.max_buffered_request_bytes_per_connection",
+            message: "must be 0 (no bound) or at least 1024 bytes"
+        ),
+        Case(
+            yaml: "limits: {max_buffered_request_bytes_per_connection: -1}\n",
+            path: "limits.max_buffered_request_bytes_per_connection",
+            message: "-1 bytes is out of range 0...1125899906842624"
+        ),
         Case(yaml: "timeouts: {preface: 0s}\n", path: "timeouts.preface", message: "0s is too short"),
         Case(yaml: "timeouts: {request_header: 0s}\n", path: "timeouts.request_header", message: "0s is too short"),
         Case(yaml: "timeouts: {body_progress: -1s}\n", path: "timeouts.body_progress", message: "expected a duration"),
@@ -464,6 +474,13 @@ struct ConfigErrorTests {
             ("limits: {}", "max_buffered_request_bytes", 1_073_741_824),
             ("limits: {max_buffered_request_bytes: 0}", "max_buffered_request_bytes", 0),
             ("limits: {max_buffered_request_bytes: 1KiB}", "max_buffered_request_bytes", 1024),
+            ("limits: {}", "max_buffered_request_bytes_per_connection", 67_108_864),
+            ("limits: {max_buffered_request_bytes_per_connection: 0}", "max_buffered_request_bytes_per_connection", 0),
+            (
+                "limits: {max_buffered_request_bytes_per_connection: 1KiB}",
+                "max_buffered_request_bytes_per_connection",
+                1024
+            ),
         ] as [(String, String, Int)]
     )
     func limitEdges(yaml: String, field: String, expected: Int) throws {
@@ -477,6 +494,7 @@ struct ConfigErrorTests {
             "stream_buffer_bytes": limits.streamBufferBytes, "connection_buffer_bytes": limits.connectionBufferBytes,
             "max_decompressed_bytes": limits.maxDecompressedBytes,
             "max_buffered_request_bytes": limits.maxBufferedRequestBytes,
+            "max_buffered_request_bytes_per_connection": limits.maxBufferedRequestBytesPerConnection,
         ]
         #expect(fields[field] == expected)
     }

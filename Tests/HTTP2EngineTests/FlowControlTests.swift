@@ -61,4 +61,40 @@ struct FlowControlTests {
         #expect(pair.clientDelegate.events(for: first.rawValue) == [.closed(first.rawValue, .cancel)])
         #expect(pair.serverDelegate.bodies[second.rawValue]?.readableBytes == 1_000)
     }
+    /// The frontend's per-connection bound on buffered bodies holds a stream back by its own window only
+    /// (`releaseConnectionWindow`): its bytes return to the connection window at once, so other streams still send.
+    @Test("releaseConnectionWindow: the held stream stays shut, the others send; consume then reopens the stream only")
+    func connectionWindowReleasedStreamHeld() throws {
+        var server = HTTP2SessionConfiguration.defaults
+        server.connectionWindowSize = 65_535  // one stream's window fills the connection's
+        let pair = try ConnectionPair(server: server)
+        pair.serverDelegate.autoConsume = false
+        try pair.interact()
+
+        let held = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        pair.clientSession.sendData(stream: held, ByteBuffer(repeating: 0x61, count: 100_000), endStream: true)
+        try pair.interact()
+        #expect(pair.serverDelegate.bodies[held.rawValue]?.readableBytes == 65_535)
+
+        // Released to the connection only: a second stream sends, the held one does not.
+        pair.serverSession.releaseConnectionWindow(stream: held, bytes: 65_535)
+        let other = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        pair.clientSession.sendData(stream: other, ByteBuffer(repeating: 0x62, count: 40_000), endStream: true)
+        try pair.interact()
+        #expect(pair.serverDelegate.bodies[other.rawValue]?.readableBytes == 40_000)
+        #expect(pair.serverDelegate.bodies[held.rawValue]?.readableBytes == 65_535)
+        // Released twice is released once.
+        pair.serverSession.releaseConnectionWindow(stream: held, bytes: 65_535)
+        pair.serverSession.consume(stream: other, bytes: 40_000)
+        try pair.interact()
+
+        // Consumed: its stream window reopens (its connection share went back already) and the rest arrives.
+        pair.serverSession.consume(stream: held, bytes: 65_535)
+        try pair.interact()
+        #expect(pair.serverDelegate.bodies[held.rawValue]?.readableBytes == 100_000)
+        guard case .data(_, _, endStream: true) = pair.serverDelegate.events(for: held.rawValue).last else {
+            Issue.record("no end of stream: \(pair.serverDelegate.events(for: held.rawValue).suffix(2))")
+            return
+        }
+    }
 }

@@ -181,6 +181,29 @@ struct ProgressLimitsTests {
         #expect(pair.server.isActive && pair.client.isActive)
     }
 
+    /// The frontend holds a body's window back while its connection is over its bound on buffered bodies
+    /// (`limits.max_buffered_request_bytes_per_connection`): the client waits for us, it is not silent.
+    @Test("a body the owner holds unconsumed is not reset for silence; the whole-receipt timeout still ends it")
+    func heldBodyNotSilent() throws {
+        var configuration = Self.server(headerTimeout: .seconds(10), bodyTimeout: Self.timeout)
+        configuration.requestReceiptTimeout = .milliseconds(1000)  // five body timeouts
+        let pair = try ConnectionPair(server: configuration)
+        pair.serverDelegate.autoConsume = false
+        let stream = try pair.clientSession.startRequest(headers: ConnectionPair.requestHeaders(), endStream: false)
+        pair.clientSession.sendData(stream: stream, ByteBuffer(string: "held"), endStream: false)
+        try pair.interact()
+        for _ in 0..<4 {
+            pair.server.embeddedEventLoop.advanceTime(by: Self.timeout)
+            try pair.interact()
+        }
+        pair.server.embeddedEventLoop.advanceTime(by: Self.timeout - .milliseconds(1))
+        try pair.interact()
+        #expect(pair.clientDelegate.events(for: stream.rawValue).isEmpty)
+        pair.server.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        try pair.interact()
+        #expect(pair.clientDelegate.events(for: stream.rawValue) == [.closed(stream.rawValue, .cancel)])
+    }
+
     @Test("a request that ended is not reset by the request timeouts while its response is pending")
     func endedRequestNotReset() throws {
         let pair = try ConnectionPair(server: Self.server(headerTimeout: Self.timeout, bodyTimeout: Self.timeout))

@@ -313,6 +313,12 @@ def main():
                 for i in range(count)
             ]
             out = {"outputs": [outputs(f.result())[0]["i"] for f in futures]}
+        elif scenario == "many-sized":
+            # COUNT concurrent calls of about SIZE bytes each, multiplexed on one HTTP/2 connection: their codes.
+            count, size = int(extra[0]), int(extra[1])
+            req = trigger_request("demo", "blob-info", [{"s": "a" * size}])
+            futures = [stub.TriggerNamespacePipeline.future(req, metadata=metadata) for _ in range(count)]
+            out = {"codes": [f.code().name for f in futures]}
         elif scenario == "repeat":
             # COUNT unary calls on one connection, BATCH at a time (the per-call memory test): how many were OK.
             count, batch = int(extra[0]), int(extra[1]) if len(extra) > 1 else 32
