@@ -80,8 +80,10 @@ struct GRPCReflectionTests {
                 "pipeline/pipeline/v1beta/pipeline_public_service.proto",
                 "pipeline/pipeline/v1beta/pipeline.proto",
                 "common/healthcheck/v1beta/healthcheck.proto",
+                "common/run/v1alpha/run.proto",
                 "google/longrunning/operations.proto",
                 "google/protobuf/struct.proto",
+                "google/protobuf/timestamp.proto",
                 "google/protobuf/any.proto",
                 "google/rpc/status.proto",
             ])
