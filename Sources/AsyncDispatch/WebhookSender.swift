@@ -139,14 +139,17 @@ package final class WebhookSender: Sendable {
                 } catch {
                     status = 0
                     failure = Self.describe(error, timeout: webhook.timeout)
-                    logger.info(
-                        "webhook delivery failed",
-                        metadata: [
-                            "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
-                            "webhook.url": "\(webhook.url)", "webhook.attempt": .stringConvertible(attempt),
-                            "error": "\(failure)",
-                        ]
-                    )
+                }
+                if !(200..<300).contains(status) {
+                    // Each failed attempt, a receiver's non-2xx answer as much as no answer (review 26 M4: a
+                    // receiver answering 500 showed first in the give-up warning, attempts later).
+                    var metadata: Logger.Metadata = [
+                        "operation.id": "\(id)", "request_id": "\(requestID ?? "")",
+                        "webhook.url": "\(webhook.url)", "webhook.attempt": .stringConvertible(attempt),
+                        "error": "\(failure)",
+                    ]
+                    if status != 0 { metadata["http.status"] = .stringConvertible(status) }
+                    logger.info("webhook delivery failed", metadata: metadata)
                 }
                 metrics?.recordAttempt(
                     status == 0 ? .transportError : (200..<300).contains(status) ? .success : .httpError)

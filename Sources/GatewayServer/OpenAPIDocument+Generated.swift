@@ -1120,6 +1120,9 @@ let openAPIDocumentJSON = #####"""
           "401": {
             "$ref": "#/components/responses/Unauthenticated"
           },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
           "431": {
             "$ref": "#/components/responses/HeadersTooLarge"
           },

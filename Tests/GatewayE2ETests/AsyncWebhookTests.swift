@@ -172,6 +172,14 @@ extension AsyncWebhookTests {
         let failing = try #require(givenUp.first { $0.metadata["operation.id"] == "op-\(receiver.port)" })
         #expect(failing.metadata["http.status"] == "500" && failing.metadata["error"] == "HTTP 500", "\(failing)")
         #expect(receiver.requests.count == 2)
+        // Each failed attempt is an info line, a 500 as much as a refused connect (review 26 M4).
+        let attempts = log.lines.filter { $0.message == "webhook delivery failed" }
+        for (operation, error) in [("op-\(closedPort)", "Connection refused"), ("op-\(receiver.port)", "HTTP 500")] {
+            let lines = attempts.filter { $0.metadata["operation.id"] == operation }
+            #expect(lines.map { $0.metadata["webhook.attempt"] } == ["1", "2"], "\(lines)")
+            #expect(lines.allSatisfy { $0.metadata["error"] == error }, "\(lines)")
+        }
+        #expect(attempts.filter { $0.metadata["http.status"] == "500" }.count == 2, "\(attempts)")
     }
 
     @Test(
