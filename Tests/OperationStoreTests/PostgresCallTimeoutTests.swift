@@ -95,6 +95,22 @@ struct PostgresCallTimeoutTests {
         }
     }
 
+    /// A `withTimeout(.seconds(5))` call of ``ignoringCancellation(started:release:)``, once its body has started;
+    /// the body ends (answering 7) when the returned continuation finishes.
+    private static func startIgnoringCall(
+        on loop: NIOAsyncTestingEventLoop
+    ) async -> (call: Task<Int?, any Error>, release: AsyncStream<Void>.Continuation) {
+        let (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
+        let (release, releaseSignal) = AsyncStream.makeStream(of: Void.self)
+        let call = Task {
+            try await PostgresOperationStore.withTimeout(
+                .seconds(5), on: loop, ignoringCancellation(started: startedSignal, release: release))
+        }
+        var startedIterator = started.makeAsyncIterator()
+        await startedIterator.next()
+        return (call, releaseSignal)
+    }
+
     @Test("a timed-out call that ignores its cancellation is abandoned one timeout later, not a moment before")
     func abandonedAfterTimeout() async throws {
         let loop = NIOAsyncTestingEventLoop()
@@ -132,14 +148,7 @@ struct PostgresCallTimeoutTests {
     @Test("a cancelled caller whose call ignores the cancellation is answered one timeout later")
     func callerCancelledAbandoned() async throws {
         let loop = NIOAsyncTestingEventLoop()
-        let (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
-        let (release, releaseSignal) = AsyncStream.makeStream(of: Void.self)
-        let call = Task {
-            try await PostgresOperationStore.withTimeout(
-                .seconds(5), on: loop, Self.ignoringCancellation(started: startedSignal, release: release))
-        }
-        var startedIterator = started.makeAsyncIterator()
-        await startedIterator.next()
+        let (call, releaseSignal) = await Self.startIgnoringCall(on: loop)
         call.cancel()
         await loop.run()
         await loop.advanceTime(by: .seconds(5))
@@ -149,17 +158,10 @@ struct PostgresCallTimeoutTests {
         await loop.shutdownGracefully()
     }
 
-    @Test("a timed-out call that ends within the grace still answers (nil once the timeout cancelled it)")
+    @Test("a timed-out call that ends within the grace still answers: its value, even after the timeout")
     func endsWithinGrace() async throws {
         let loop = NIOAsyncTestingEventLoop()
-        let (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
-        let (release, releaseSignal) = AsyncStream.makeStream(of: Void.self)
-        let call = Task {
-            try await PostgresOperationStore.withTimeout(
-                .seconds(5), on: loop, Self.ignoringCancellation(started: startedSignal, release: release))
-        }
-        var startedIterator = started.makeAsyncIterator()
-        await startedIterator.next()
+        let (call, releaseSignal) = await Self.startIgnoringCall(on: loop)
         await loop.advanceTime(by: .seconds(5))
         await loop.advanceTime(by: .seconds(4))
         releaseSignal.finish()
