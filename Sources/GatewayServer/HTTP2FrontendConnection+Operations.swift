@@ -75,7 +75,8 @@ extension HTTP2FrontendConnection {
 
     /// `ListPipelineRuns` (`pipeline.pipeline.v1beta`): a page of the pipeline's stored runs that the caller may
     /// see (``PipelineRuns``), read and encoded off the loop. INVALID_ARGUMENT for ``PipelineRunQuery``'s refusals,
-    /// UNIMPLEMENTED on a gateway without async operations, UNAVAILABLE when the store cannot answer.
+    /// NOT_FOUND for a pipeline no route matches, UNIMPLEMENTED on a gateway without async operations,
+    /// UNAVAILABLE when the store cannot answer.
     func grpcListPipelineRuns(_ message: ByteBuffer, call: GRPCCall, stream: HTTP2StreamID) {
         guard let operations = services.operations else {
             grpcFinish(
@@ -90,8 +91,13 @@ extension HTTP2FrontendConnection {
             return
         }
         let services = self.services
-        streams[stream]?.updateRecord {
-            $0.name(query.ref, mode: nil, route: services.dispatcher.route(for: query.ref))
+        let route = services.dispatcher.route(for: query.ref)
+        streams[stream]?.updateRecord { $0.name(query.ref, mode: nil, route: route) }
+        // Instill answers NOT_FOUND for the runs of a pipeline that does not exist; here, one no route matches
+        // (what a trigger of it is answered).
+        guard route != nil else {
+            grpcFinish(stream, error: TriggerDispatcher.notFound(query.ref))
+            return
         }
         let principal = call.context.principal
         let requestID = call.context.requestID

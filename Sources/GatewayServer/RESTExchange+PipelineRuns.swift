@@ -1,6 +1,7 @@
 import AsyncDispatch
 import NIOCore
 import Routing
+import TriggerDispatch
 import TriggerModel
 import WireCodecs
 
@@ -15,7 +16,8 @@ extension RESTRequestHead {
     /// A page of the pipeline's stored runs the caller may see (``PipelineRuns``), as protobuf JSON:
     /// `{"pipelineRuns": [...], "totalSize", "page", "pageSize"}` (the page fields always present; a run's empty
     /// fields left out). 400 for an unknown or repeated parameter, a `page` or `page_size` that is not an int32,
-    /// and ``PipelineRunQuery``'s refusals; 501 on a gateway without async operations.
+    /// and ``PipelineRunQuery``'s refusals; 404 for a pipeline no route matches (Instill's NOT_FOUND for a pipeline
+    /// that does not exist); 501 on a gateway without async operations.
     func pipelineRunsStart(
         _ ref: PipelineRef, services: FrontendServices, requestID: String, principal recorded: inout String?
     ) -> RESTStart {
@@ -43,6 +45,10 @@ extension RESTRequestHead {
             runQuery = try PipelineRunQuery(
                 ref: ref, page: page, pageSize: pageSize, filter: query["filter"] ?? "",
                 orderBy: query["order_by"] ?? query["orderBy"] ?? "")
+            // Instill answers NOT_FOUND for the runs of a pipeline that does not exist; here, one no route matches
+            // (what a trigger of it is answered), checked after authentication so that it tells nothing to a
+            // caller without a valid token.
+            guard services.dispatcher.target(for: ref) != nil else { throw TriggerDispatcher.notFound(ref) }
         } catch {
             return fail(error)
         }

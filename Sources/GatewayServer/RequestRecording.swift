@@ -225,10 +225,14 @@ extension FrontendServices {
     func logFailure(_ error: GatewayError, of request: borrowing OpenRequest) {
         guard error.code.httpStatus >= 500, !error.code.isApplication, request.isOpen else { return }
         let record = request.record
-        var metadata: Logger.Metadata = [
-            "request_id": .string(record.requestID), "error.code": .stringConvertible(error.code.httpStatus),
-            "error": .string(error.message),
-        ]
+        var metadata: Logger.Metadata = ["request_id": .string(record.requestID), "error": .string(error.message)]
+        // The status the client got, spelled as its access line spells it (review 26, L6): a gRPC call's
+        // `grpc_status`, a REST request's HTTP status.
+        if record.frontend == .grpc {
+            metadata["grpc_status"] = .stringConvertible(error.code.rpcCode)
+        } else {
+            metadata["error.code"] = .stringConvertible(error.code.httpStatus)
+        }
         if let pool = record.pool { metadata["backend.pool"] = .string(pool) }
         if let endpoint = record.endpoint { metadata["backend.endpoint"] = .string(endpoint) }
         let key = "\(record.pool ?? "")/\(record.endpoint ?? "")/\(error.code.httpStatus)"

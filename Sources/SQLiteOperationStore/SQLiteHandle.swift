@@ -175,7 +175,10 @@ final class SQLiteHandle: @unchecked Sendable {
         for prepared in cache.values { sqlite_nio_sqlite3_finalize(prepared.statement) }
         cache.removeAll()
         guard let raw else { return }
-        sqlite_nio_sqlite3_close(raw)
+        // `close_v2`, not `close`: should a statement still be unfinalized (none is: each is finalized above or by
+        // its caller's `defer`), `sqlite3_close` would answer SQLITE_BUSY and leave the connection and its file
+        // descriptor open for good; `close_v2` releases them when that statement is finalized.
+        sqlite_nio_sqlite3_close_v2(raw)
         self.raw = nil
     }
 

@@ -225,7 +225,7 @@ package final class SQLiteOperationStore: OperationStore {
             ].filter { $0.kinds > 0 }
         }
 
-        /// The store calls this transaction carries, for `store.call` on its failure ("enqueue", "complete+claim").
+        /// The store calls this transaction carries, for `store.operation` on its failure ("enqueue", "complete+claim").
         var calls: String {
             [
                 (!completions.isEmpty, "complete"), (!enqueues.isEmpty, "enqueue"), (!claims.isEmpty, "claim"),
@@ -1129,7 +1129,7 @@ package final class SQLiteOperationStore: OperationStore {
         try await gate.holding(body)
     }
 
-    /// The store call a failing statement belongs to, for the warning's `store.call` (a transaction's
+    /// The store call a failing statement belongs to, for the warning's `store.operation` (a transaction's
     /// writes: ``Batches/calls``); "sqlite" outside one.
     @TaskLocal static var call = "sqlite"
 
@@ -1152,7 +1152,7 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
-    /// A failed statement as the store's callers see it: `.unavailable`, logged under `store.call`.
+    /// A failed statement as the store's callers see it: `.unavailable`, logged under `store.operation`.
     private func storeFailure(_ error: any Error) -> any Error {
         if let failure = error as? SQLiteHandle.Failure, failure.isFull {
             // The operator's words for SQLITE_FULL (review 9 #7): the fix is disk space, not the store.

@@ -47,8 +47,33 @@ struct EndpointFailureLogTests {
             let failed = lines.filter { $0.contains(#"msg="trigger failed""#) && $0.contains("level=warning") }
             #expect(failed.count == 1, "\(failed.prefix(3))")
             #expect(failed.first?.contains("backend.pool=down") == true, "\(failed)")
+            #expect(failed.first?.contains("error.code=502") == true, "\(failed)")
+            #expect(failed.first?.contains("grpc_status") == false, "\(failed)")
             let fiveHundreds = lines.filter { $0.contains("msg=request ") && $0.contains("status=502") }
             #expect(fiveHundreds.count == calls, "\(fiveHundreds.count)")
+        }
+    }
+
+    @Test("a gRPC call's `trigger failed` line says the grpc_status its client and access line got, not an HTTP status")
+    func grpcTriggerFailedSaysGRPCStatus() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-down-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+        pools: [{name: down, transport: http, endpoints: ["127.0.0.1:1"]}]
+        routes: [{namespace: down, pipeline: "*", pool: down}]
+        """.write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            // grpcio, Instill's namespaced TriggerNamespacePipeline.
+            let grpc = try await Peers.instillGenerations("trigger", port: server.port, ["down", "echo"])
+            #expect(grpc["code"] as? String == "UNAVAILABLE", "\(grpc)")
+            #expect(await server.stopAndReadLog())
+            let lines = server.logged.split(separator: "\n")
+            let failed = lines.filter { $0.contains(#"msg="trigger failed""#) && $0.contains("level=warning") }
+            #expect(failed.count == 1, "\(server.logged)")
+            #expect(failed.first?.contains("grpc_status=14") == true, "\(failed)")
+            #expect(failed.first?.contains("error.code") == false, "\(failed)")
+            let access = lines.filter { $0.contains("msg=request ") && $0.contains("TriggerNamespacePipeline") }
+            #expect(access.first?.contains("grpc_status=14") == true, "\(access)")
         }
     }
 

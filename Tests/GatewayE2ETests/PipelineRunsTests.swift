@@ -200,4 +200,25 @@ struct PipelineRunsTests {
                 "POST", "/v1beta/operations/\(running):cancel", headers: [("authorization", "Bearer alice-token")])
         }
     }
+    @Test("a pipeline no route matches: NOT_FOUND over gRPC, 404 over REST, after authentication (as a trigger of it)")
+    func unroutedPipelineNotFound() async throws {
+        guard let yaml = Self.yaml(.sqlite) else { return }
+        try await withTestGateway(yaml: yaml) { gateway in
+            let grpc = try await Peers.instillGenerations(
+                "list_runs", port: gateway.port, ["elsewhere", "sleep"], token: "alice-token")
+            #expect(grpc["code"] as? String == "NOT_FOUND", "\(grpc)")
+            #expect((grpc["details"] as? String)?.contains("elsewhere/sleep") == true, "\(grpc)")
+            let rest = try await Self.curl(gateway.port, "/v1beta/namespaces/elsewhere/pipelines/sleep/runs")
+            #expect(rest.status == 404, "\(rest.body)")
+            #expect((rest.body["message"] as? String)?.contains("no route matches") == true, "\(rest.body)")
+            // Without a valid token the caller learns nothing of which pipelines exist.
+            let anonymous = try await Self.curl(
+                gateway.port, "/v1beta/namespaces/elsewhere/pipelines/sleep/runs", token: "wrong")
+            #expect(anonymous.status == 401, "\(anonymous.body)")
+            // A routed pipeline with no runs yet is an empty page, not NOT_FOUND.
+            let empty = try await Self.curl(gateway.port, "/v1beta/namespaces/demo/pipelines/new/runs")
+            #expect(empty.status == 200, "\(empty.body)")
+            #expect(empty.body["totalSize"] as? Int == 0, "\(empty.body)")
+        }
+    }
 }

@@ -34,7 +34,7 @@ struct SQLiteDiskFullTests {
         let warnings = log.lines.filter { $0.level == .warning }
         #expect(warnings.count == 1, "\(warnings)")
         let warning = try #require(warnings.first)
-        #expect(warning.metadata["store.call"] == "enqueue", "\(warning)")
+        #expect(warning.metadata["store.operation"] == "enqueue", "\(warning)")
         #expect(warning.metadata["error"] == "the disk holding \(dir.path) is full (SQLITE_FULL)", "\(warning)")
         #expect(!log.lines.contains { "\($0)".contains("rollback") }, "\(log.lines)")
         try await store.close()

@@ -9,6 +9,21 @@ import TriggerModel
 
 @Suite("OperationStore unavailable")
 struct StoreUnavailableTests {
+    @Test("a failed call's `store.operation` is spelled as the store metrics' `operation` label (review 26, L6)")
+    func operationLabelSpelling() {
+        let cases: [(String, String)] = [
+            ("queuedCount", "queued_count"), ("claimWebhooks", "claim_webhooks"), ("enqueue", "enqueue"),
+            ("create schema", "create_schema"), ("complete+enqueue+claim", "complete+enqueue+claim"),
+            ("recordScheduleTick", "record_schedule_tick"), ("blob files", "blob_files"), ("", ""),
+        ]
+        for (what, label) in cases { #expect(OperationStoreErrors.operationLabel(what) == label, "\(what)") }
+        // The line's value for a call that failed, as logged.
+        struct Refused: Error {}
+        let recorded = RecordedLog()
+        _ = OperationStoreErrors.unavailable("queuedCount", Refused(), logger: Logger(label: "t") { _ in recorded })
+        #expect(recorded.lines.first?.metadata["store.operation"] == "queued_count", "\(recorded.lines)")
+    }
+
     @Test(
         "a PostgreSQL store at a closed port fails as unavailable at its refused connect (never a hang)",
         .timeLimit(.minutes(2)))
