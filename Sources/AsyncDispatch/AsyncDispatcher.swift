@@ -509,6 +509,32 @@ package final class AsyncDispatcher: Service {
         case leaseLost
     }
 
+    /// An operation claimed with its stored input gone (`Operation.lostInput`): it cannot run, so it fails at
+    /// once with that DATA_LOSS error, no runner called (its claim's attempt taken back, as a give-up's is), with
+    /// one warning naming it and the file; the rest of the queue runs on (review 27, H1).
+    private func failLostInput(_ operation: Operation, _ lost: GatewayError, owner: String) async -> Reach {
+        let id = operation.id
+        logger.warning(
+            "operation failed: its stored input is missing",
+            metadata: [
+                "operation.id": "\(id)", "request_id": "\(operation.request.requestID)", "error": "\(lost.message)",
+            ])
+        let webhook = operations.hasWebhook(operation.ref)
+        let attempts = operation.attempts
+        if await finish(
+            id, ref: operation.ref, run: LocalRun(id: id, owner: owner), webhook: webhook,
+            { store, owner, now in
+                guard try await store.uncountAdoptedClaims(id: id, owner: owner, count: 1, from: attempts) else {
+                    return false
+                }
+                return try await store.fail(id: id, owner: owner, error: lost, retryAt: nil, now: now, webhook: webhook)
+            })
+        {
+            metrics?.recordFinished(.failed)
+        }
+        return .unknown
+    }
+
     /// `pool`: the pool `operation`'s route sends it to, for the claim planner's view of it.
     private func execute(_ operation: Operation, owner: String, pool: String) async -> Reach {
         let id = operation.id
@@ -548,6 +574,9 @@ package final class AsyncDispatcher: Service {
                 metrics?.recordFinished(.failed)
             }
             return .unknown
+        }
+        if let lost = operation.lostInput {
+            return await failLostInput(operation, lost, owner: owner)
         }
         var request = operation.request
         request.mode = .sync

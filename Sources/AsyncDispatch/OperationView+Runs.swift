@@ -7,8 +7,8 @@ extension PipelineRun {
     /// A stored operation as Instill's `PipelineRun` shows it: its state as a run status (cancelled is FAILED,
     /// Instill has no cancelled run, with "… was cancelled" as its error), triggered at `createdAt`, finished at
     /// `finishedAt`, its error message (``OperationView/error(_:)``, GetOperation's), the principal it was stored
-    /// with, each batch item's variables (never its secrets) and, once it succeeded, its outputs; a set of values
-    /// over ``PipelineRun/valuesCap`` is left out.
+    /// with, each batch item's variables (never its secrets; none when its stored input files are gone) and, once
+    /// it succeeded, its outputs; a set of values over ``PipelineRun/valuesCap`` is left out.
     package init(_ operation: Operation) {
         let status: PipelineRunStatus =
             switch operation.state {
@@ -17,7 +17,8 @@ extension PipelineRun {
             case .succeeded: .completed
             case .failed, .cancelled: .failed
             }
-        let inputs = operation.request.inputs.map(\.variables)
+        // A run whose stored input files are gone (`lostInput`) shows no inputs rather than empty binaries.
+        let inputs = operation.lostInput == nil ? operation.request.inputs.map(\.variables) : []
         let outputs = operation.state == .succeeded ? operation.result?.outputs ?? [] : []
         self.init(
             uid: operation.id,

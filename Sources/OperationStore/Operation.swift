@@ -36,6 +36,12 @@ package struct Operation: Sendable, Equatable {
     /// under a lease that had expired (its run's instance died or lost the store mid-run, so the pipeline may run
     /// a second time); nil for an operation claimed from `queued`, and in every other answer.
     package var takenOverFrom: String?
+    /// Only in a store's answer, never stored: set when the request's stored input files are missing (a data
+    /// directory restored from a copy that lacks them, a file removed by hand: `.dataLoss`, naming the file).
+    /// `request` then has those binaries empty, so the operation can be shown, listed and cancelled but not run: a
+    /// dispatcher that claims it fails it with this error instead of calling a runner (review 27, H1: one such row
+    /// made every claim fail, and so stopped the whole queue).
+    package var lostInput: GatewayError?
     /// A queued operation is not claimed before this instant (retry backoff).
     package var notBefore: Date
     package var idempotencyKey: String?

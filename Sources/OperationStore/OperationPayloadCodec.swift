@@ -63,7 +63,21 @@ package struct OperationPayloadCodec: Sendable {
         _ bytes: ByteBuffer,
         resolveBlob: @escaping (String) throws -> ByteBuffer
     ) throws -> TriggerRequest {
+        var lost: GatewayError?
+        return try decodeRequest(bytes, resolveBlob: resolveBlob, toleratingLostBlobs: false, lost: &lost)
+    }
+
+    /// As ``decodeRequest(_:resolveBlob:)``, but with `toleratingLostBlobs` a spilled blob `resolveBlob` reports
+    /// lost (a `GatewayError` with code `.dataLoss`) is read as empty and the first such error returned in `lost`.
+    package static func decodeRequest(
+        _ bytes: ByteBuffer,
+        resolveBlob: @escaping (String) throws -> ByteBuffer,
+        toleratingLostBlobs: Bool,
+        lost: inout GatewayError?
+    ) throws -> TriggerRequest {
         var r = PayloadReader(buffer: bytes, resolveBlob: resolveBlob)
+        r.toleratesLostBlobs = toleratingLostBlobs
+        defer { lost = r.lostBlob }
         try checkVersion(&r)
         let ref = PipelineRef(namespace: try r.string(), pipeline: try r.string(), release: try r.optionalString())
         guard let mode = TriggerMode(rawValue: try r.string()) else { throw PayloadReader.corrupt("mode") }

@@ -71,12 +71,19 @@ package struct OperationRow: Sendable {
     ]
 
     /// Decodes the payloads; `resolveBlob` gives a spilled blob of this operation by name.
+    ///
+    /// A request blob `resolveBlob` reports lost (a `GatewayError` with code `.dataLoss`) does not fail the row:
+    /// the request is made with that blob empty and the operation's `lostInput` set, so that one lost file fails
+    /// its own operation, not every read and claim that returns it. A lost result blob still throws: a result
+    /// shown without its binaries would be wrong data, not a missing one.
     package func makeOperation(resolveBlob: @escaping (String) throws -> ByteBuffer) throws -> Operation {
         guard let state = OperationState(rawValue: state) else {
             throw GatewayError(.internalError, "operation \(id) has an unknown state \(self.state)")
         }
-        let request = try OperationPayloadCodec.decodeRequest(self.request, resolveBlob: resolveBlob)
-        return Operation(
+        var lostInput: GatewayError?
+        let request = try OperationPayloadCodec.decodeRequest(
+            self.request, resolveBlob: resolveBlob, toleratingLostBlobs: true, lost: &lostInput)
+        var operation = Operation(
             id: id,
             ref: request.ref,
             state: state,
@@ -94,6 +101,8 @@ package struct OperationRow: Sendable {
             idempotencyKey: idempotencyKey,
             requestDigest: requestDigest
         )
+        operation.lostInput = lostInput
+        return operation
     }
 }
 

@@ -10,6 +10,10 @@ struct PayloadReader {
     let resolveBlob: (String) throws -> ByteBuffer
     /// Bounds recursion on damaged input; the frontends cap nesting far below this.
     private var depth = 0
+    /// When set, a spilled blob `resolveBlob` reports lost (`.dataLoss`: its file is gone) is read as empty and
+    /// the first such error kept in `lostBlob`, instead of failing the whole payload (review 27, H1).
+    var toleratesLostBlobs = false
+    private(set) var lostBlob: GatewayError?
 
     init(buffer: ByteBuffer, resolveBlob: @escaping (String) throws -> ByteBuffer) {
         self.buffer = buffer
@@ -99,7 +103,13 @@ struct PayloadReader {
             let fileName = try optionalString()
             let name = try string()
             guard let size = Int(exactly: try varint()) else { throw Self.corrupt("blob size") }
-            let bytes = try resolveBlob(name)
+            let bytes: ByteBuffer
+            do {
+                bytes = try resolveBlob(name)
+            } catch let error as GatewayError where error.code == .dataLoss && toleratesLostBlobs {
+                if lostBlob == nil { lostBlob = error }
+                return .blob(Blob(contentType: contentType, fileName: fileName, bytes: ByteBuffer()))
+            }
             guard bytes.readableBytes == size else { throw Self.corrupt("blob \(name) has the wrong size") }
             return .blob(Blob(contentType: contentType, fileName: fileName, bytes: bytes))
         }

@@ -40,7 +40,18 @@ struct BlobDirectory: Sendable {
     func read(operationID: String, name: String) throws -> ByteBuffer {
         let path = "\(directory(for: operationID))/\(name)"
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Self.error("open", path) }
+        guard fd >= 0 else {
+            // A file the row names is gone for good (a data directory restored from a copy taken in the wrong
+            // order, a file removed by hand): DATA_LOSS for this operation, not "the store is unavailable; retry",
+            // which failed every claim that returned the row and so stopped the queue (review 27, H1).
+            if errno == ENOENT {
+                throw GatewayError(
+                    .dataLoss,
+                    "operation \(operationID)'s stored file \(path) is missing (removed, or not restored with the "
+                        + "database: README, \"Backing up the SQLite data directory\")")
+            }
+            throw Self.error("open", path)
+        }
         defer { _ = close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw Self.error("stat", path) }

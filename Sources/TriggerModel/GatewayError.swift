@@ -42,7 +42,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case conflict, failedPrecondition, payloadTooLarge, unsupportedMediaType, notAcceptable, headersTooLarge
             case tooManyRequests, overloaded, backendFailed, deadlineExceeded, unavailable
             case requestBufferFull
-            case cancelled, unimplemented, internalError
+            case cancelled, unimplemented, internalError, dataLoss
             /// A pipeline's own failure, carrying its google.rpc code as the runner reported it.
             case application(Int)
         }
@@ -91,6 +91,10 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
         package static let cancelled = Code(.cancelled)
         package static let unimplemented = Code(.unimplemented)
         package static let internalError = Code(.internalError)
+        /// Stored data the gateway needs is gone or unreadable for good (an async operation's input file missing
+        /// from the data directory): 500 and DATA_LOSS ("unrecoverable data loss or corruption", google/rpc/code.proto),
+        /// never retried, so the client is not told to retry what cannot succeed (review 27, H1).
+        package static let dataLoss = Code(.dataLoss)
 
         /// A pipeline that ran and failed (DESIGN.md "Failures: whose fault"): its google.rpc code reaches the
         /// client unchanged, it never counts against the endpoint and is never retried. A code outside
@@ -120,7 +124,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case .headersTooLarge: 431
             case .tooManyRequests: 429
             case .cancelled: 499
-            case .internalError: 500
+            case .internalError, .dataLoss: 500
             case .unimplemented: 501
             case .backendFailed: 502
             case .overloaded, .unavailable, .requestBufferFull: 503
@@ -142,6 +146,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             case .failedPrecondition: 9
             case .methodNotAllowed, .unimplemented: 12
             case .internalError: 13
+            case .dataLoss: 15
             case .backendFailed, .unavailable, .overloaded: 14  // UNAVAILABLE, as gRPC maps HTTP 502/503
             case .unauthenticated: 16
             case .application(let code): code
@@ -223,7 +228,7 @@ package struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible
             .invalidArgument, .unauthenticated, .permissionDenied, .notFound, .methodNotAllowed, .conflict,
             .failedPrecondition, .payloadTooLarge, .unsupportedMediaType, .notAcceptable, .headersTooLarge,
             .tooManyRequests, .overloaded, .backendFailed, .deadlineExceeded, .unavailable, .cancelled,
-            .unimplemented, .internalError, .requestBufferFull,
+            .unimplemented, .internalError, .requestBufferFull, .dataLoss,
         ]
     }
 }
