@@ -164,6 +164,7 @@ package final class AsyncDispatcher: Service {
     /// operations that waited for a route run once the reload brings one back (review 18 F8).
     package func use(_ dispatcher: TriggerDispatcher) {
         currentDispatcher.withLock { $0 = dispatcher }
+        metrics?.keepQueueSeries(ofPools: Set(dispatcher.poolNames))
         planner.withLock { $0.forgetRoutes() }
         unroutedQueued.withLock { state in
             state.counts = [:]

@@ -131,6 +131,10 @@ package final class AsyncMetrics: Sendable {
     /// at the next scrape, and `absent(trigger_gateway_async_queued)` or the readiness gauge alerts on it.
     package func recordQueueUnknown() { queue.removeAll() }
 
+    /// A reload: the queue series of pools not in `pools` go at once (a pool's series name only configured pools);
+    /// new pools get theirs at the next count.
+    package func keepQueueSeries(ofPools pools: Set<String>) { queue.keepOnly(pools) }
+
     /// `count` queued operations are of pipelines no route here matches (`trigger_gateway_async_unrouted_queued`);
     /// brings the series back after ``recordUnroutedQueueUnknown()``.
     package func recordUnroutedQueue(_ count: Int) { unroutedQueued.set(Double(count)) }
@@ -216,6 +220,16 @@ private final class PoolQueueGauges: Sendable {
                 pair.queued.set(to: Double(value.queued))
                 pair.oldestSince.set(to: value.oldestSince)
                 gauges[pool] = pair
+            }
+        }
+    }
+
+    func keepOnly(_ pools: Set<String>) {
+        byPool.withLock { gauges in
+            for (pool, pair) in gauges where !pools.contains(pool) {
+                registry.unregisterGauge(pair.queued)
+                registry.unregisterGauge(pair.oldestSince)
+                gauges.removeValue(forKey: pool)
             }
         }
     }
