@@ -209,12 +209,8 @@ private final class PoolQueueGauges: Sendable {
     init(registry: PrometheusCollectorRegistry) { self.registry = registry }
 
     func set(_ values: [String: (queued: Int, oldestSince: Double)]) {
+        keepOnly(Set(values.keys))
         byPool.withLock { gauges in
-            for (pool, pair) in gauges where values[pool] == nil {
-                registry.unregisterGauge(pair.queued)
-                registry.unregisterGauge(pair.oldestSince)
-                gauges.removeValue(forKey: pool)
-            }
             for (pool, value) in values {
                 let pair = gauges[pool] ?? make(pool)
                 pair.queued.set(to: Double(value.queued))
@@ -224,6 +220,7 @@ private final class PoolQueueGauges: Sendable {
         }
     }
 
+    /// Unregisters the series of the pools not in `pools`.
     func keepOnly(_ pools: Set<String>) {
         byPool.withLock { gauges in
             for (pool, pair) in gauges where !pools.contains(pool) {
@@ -234,15 +231,7 @@ private final class PoolQueueGauges: Sendable {
         }
     }
 
-    func removeAll() {
-        byPool.withLock { gauges in
-            for pair in gauges.values {
-                registry.unregisterGauge(pair.queued)
-                registry.unregisterGauge(pair.oldestSince)
-            }
-            gauges = [:]
-        }
-    }
+    func removeAll() { keepOnly([]) }
 
     private func make(_ pool: String) -> (queued: Gauge, oldestSince: Gauge) {
         let labels = [("pool", pool)]
