@@ -65,6 +65,11 @@ package final class AsyncDispatcher: Service {
     private let now: @Sendable () -> Date
     /// The longest an outcome waits for an unreachable store (`finish`), unless the lease is longer.
     private let outcomeRetryLimit: Duration
+    /// When the claim loop last made a step (`trigger_gateway_async_dispatcher_last_claim_timestamp_seconds`), and
+    /// whether `claimWatch` has declared it stalled.
+    private let heartbeat: ClaimLoopHeartbeat
+    /// Watches `heartbeat` (`watchClaimLoop`); nil: no watch (tests that count the sleepers on their clock).
+    private let claimWatch: ClaimLoopWatch?
 
     /// The warning about operations no route here matches (`reportUnrouted`): one line per pipeline per
     /// `unroutedWarningInterval` of `clock`.
@@ -110,6 +115,7 @@ package final class AsyncDispatcher: Service {
     /// `clock` and `now`: the dispatcher's time (see the type's documentation); keep the defaults outside tests.
     /// `outcomeRetryLimit`: how long a finished run's outcome is retried while the store is unreachable (the lease
     /// if longer; see `finish`); 10 minutes outlasts a managed PostgreSQL failover (15–120 s). Tests shorten it.
+    /// `claimWatch`: who hears when the claim loop stalls and recovers (`stallBound`), nil for none.
     package init(
         operations: AsyncOperations,
         dispatcher: TriggerDispatcher,
@@ -119,11 +125,14 @@ package final class AsyncDispatcher: Service {
         startGate: (@Sendable () async throws -> Void)? = nil,
         clock: any Clock<Duration> = ContinuousClock(),
         now: @escaping @Sendable () -> Date = { Date() },
-        outcomeRetryLimit: Duration = .seconds(600)
+        outcomeRetryLimit: Duration = .seconds(600),
+        claimWatch: ClaimLoopWatch? = nil
     ) {
         self.outcomeRetryLimit = outcomeRetryLimit
         // On the dispatcher's clock, so that tests move it with their `TestClock`.
         let sinceStart = clock.stopwatch()
+        self.claimWatch = claimWatch
+        self.heartbeat = ClaimLoopHeartbeat(sinceStart: sinceStart, report: claimWatch?.report)
         self.unroutedLog = FailureLogLimiter(interval: TimeAmount(Self.unroutedWarningInterval)) {
             NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
         }
@@ -155,6 +164,7 @@ package final class AsyncDispatcher: Service {
     /// operations that waited for a route run once the reload brings one back (review 18 F8).
     package func use(_ dispatcher: TriggerDispatcher) {
         currentDispatcher.withLock { $0 = dispatcher }
+        metrics?.keepQueueSeries(ofPools: Set(dispatcher.poolNames))
         planner.withLock { $0.forgetRoutes() }
         unroutedQueued.withLock { state in
             state.counts = [:]
@@ -174,6 +184,7 @@ package final class AsyncDispatcher: Service {
             }
         }
         logger.info("async dispatcher started", metadata: ["dispatcher.instance": "\(instanceID)"])
+        claimLoopStepped()
         await takeBackEarlierLeases()
         // Discarding: a finished run's task is freed as it ends. A plain task group keeps every child's result
         // until `next()` takes it, which nothing here calls: each run ever made stayed in memory until the
@@ -183,6 +194,7 @@ package final class AsyncDispatcher: Service {
             // Renews through the shutdown grace too (runs still finishing); ended by `cancelAll` below.
             workers.addTask { await self.keepLeases() }
             if metrics != nil { workers.addTask { await self.queueCountLoop() } }
+            if let claimWatch { workers.addTask { await self.watchClaimLoop(claimWatch) } }
             await withGracefulShutdownHandler {
                 await self.claimLoop(workers: &workers)
             } onGracefulShutdown: {
@@ -240,7 +252,7 @@ package final class AsyncDispatcher: Service {
         var nextWebhookClaim: ClockDeadline? = nil
         while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
             if nextWebhookClaim.map({ $0.remaining() <= .zero }) ?? true {
-                await claimPendingWebhooks()
+                if await claimPendingWebhooks() { claimLoopStepped() }
                 nextWebhookClaim = clock.deadline(after: settings.pollInterval)
             }
             if pendingOutcomes.load(ordering: .relaxed) > 0 {
@@ -283,9 +295,11 @@ package final class AsyncDispatcher: Service {
                     )
                     failures = 0
                     storeReached()
+                    claimLoopStepped()
                 } catch {
                     claimsUnderWay.end()
                     storeFailed()
+                    claimLoopStepped()
                     failures += 1
                     // A store that is down is reported once by its health probe (StoreHealthService), not here.
                     if failures == 1 || failures % 100 == 0 {
@@ -341,9 +355,15 @@ package final class AsyncDispatcher: Service {
                 }
                 claimsUnderWay.end()
                 if !takenOver.isEmpty { reportTakeovers(takenOver) }
-                for operation in unrouted { await handBackUnrouted(operation, owner: owner) }
+                for operation in unrouted {
+                    await handBackUnrouted(operation, owner: owner)
+                    claimLoopStepped()
+                }
             }
             await reportUnrouted()
+            // The round's end, also when it claimed nothing (no worker free, every pool full): an idle loop steps
+            // every poll interval at the latest (the wait below).
+            claimLoopStepped()
             if more { continue }
             // Wake up for the next look for unknown pipelines at the latest, so one queued by another instance is
             // found within a poll interval even while wake-ups keep restarting the wait; else at the poll interval.
@@ -366,8 +386,9 @@ package final class AsyncDispatcher: Service {
     /// (`OperationStore.claimWebhooks`) and sends them (`AsyncOperations.deliverWebhook`): deliveries this
     /// instance's previous run left (its reservations were freed at start, `takeBackEarlierLeases`), those whose
     /// holder died, and retries of other instances that stopped. One claim of up to 64; the rest at the next poll.
-    private func claimPendingWebhooks() async {
-        guard operations.webhooks != nil else { return }
+    /// Returns whether it asked the store (a claim-loop step).
+    private func claimPendingWebhooks() async -> Bool {
+        guard operations.webhooks != nil else { return false }
         let owner = "\(instanceID)/w\(claims.wrappingAdd(1, ordering: .relaxed).newValue)"
         do {
             let pending = try await store.claimWebhooks(
@@ -375,6 +396,50 @@ package final class AsyncDispatcher: Service {
             for delivery in pending { operations.deliverWebhook(delivery, owner: owner) }
         } catch {
             logger.log(level: Self.logLevel(error), "webhook claim failed", metadata: ["error": "\(error)"])
+        }
+        return true
+    }
+
+    // MARK: Liveness
+
+    /// The longest the claim loop may go between two steps while it works (`ClaimLoopHeartbeat`): after a step it
+    /// waits for a wake-up, the poll interval at most; then, while outcomes wait for the store, up to
+    /// `min(pollInterval, 2 s)` more (`claimLoop`); then comes one store call, which ends within `storeCallLimit`
+    /// (PostgreSQL: `withTimeout`'s timeout, then as long again for a call that ignores its cancellation). A loop
+    /// that has gone this long without a step is inside something that did not end (review 26 H1).
+    package static func stallBound(pollInterval: Duration, storeCallLimit: Duration) -> Duration {
+        pollInterval + min(pollInterval, .seconds(2)) + storeCallLimit
+    }
+
+    /// The claim loop made a step (a store call ended, or a round did): moves the heartbeat and
+    /// `trigger_gateway_async_dispatcher_last_claim_timestamp_seconds`, and ends a stall the watch declared.
+    private func claimLoopStepped() {
+        metrics?.recordClaimLoopStep(at: now().timeIntervalSince1970)
+        guard let stalledFor = heartbeat.beat() else { return }
+        logger.info(
+            "async dispatcher claiming again; async triggers are accepted again",
+            metadata: ["dispatcher.stalled_for": "\(stalledFor)"])
+    }
+
+    /// Declares the claim loop stalled when it has gone `watch.bound` without a step, exactly then (a sleep until
+    /// that instant on `clock`, redone after each step), with a warning and `watch.report`; its next step ends the
+    /// stall (`claimLoopStepped`). Ends with the dispatcher's stop: a loop that stopped claiming for the shutdown is
+    /// not stalled.
+    private func watchClaimLoop(_ watch: ClaimLoopWatch) async {
+        while !Task.isCancelled, !stopping.load(ordering: .sequentiallyConsistent) {
+            switch heartbeat.check(bound: watch.bound) {
+            case .due(let wait):
+                try? await clock.sleep(for: wait)
+            case .stalledNow:
+                logger.warning(
+                    """
+                    async dispatcher stalled: its claim loop made no step (a claim, a store call) within the bound; \
+                    async readiness is NOT_SERVING and async triggers answer 503 until it does
+                    """,
+                    metadata: ["dispatcher.stall_bound": "\(watch.bound)"])
+            case .stalled:
+                await heartbeat.recovered.wait(until: clock.deadline(after: watch.bound))
+            }
         }
     }
 
@@ -462,7 +527,9 @@ package final class AsyncDispatcher: Service {
         for key in keys {
             let warn = unroutedLog.admit(key) != nil
             guard warn || counted[key] == nil else { continue }
-            guard let queued = try? await store.queuedCount(pipelineKey: key) else {
+            let counted = try? await store.queuedCount(pipelineKey: key)
+            claimLoopStepped()
+            guard let queued = counted else {
                 // Not counted: taken from the counts, so it is counted again next round.
                 unknown = true
                 unroutedQueued.withLock { _ = $0.counts.removeValue(forKey: key) }
@@ -973,17 +1040,21 @@ package final class AsyncDispatcher: Service {
     }
 
     /// How often `trigger_gateway_async_queued` is read from the store: the poll interval, but at most once a
-    /// second (a count walks the queued rows' index: cheap, not free on a long queue).
+    /// second (a count walks the queued rows: cheap, not free on a long queue), and at most 5 % of the time: a
+    /// count that took 200 ms waits 4 s for the next (`queueCountLoop`), so a queue of millions never keeps the
+    /// store busy counting it.
     package var queueCountInterval: Duration { max(settings.pollInterval, .seconds(1)) }
 
-    /// Keeps `trigger_gateway_async_queued` at the store's count of queued operations (see `AsyncMetrics`), read
-    /// every `queueCountInterval` of `clock`. A read that fails takes the series away until a read succeeds
-    /// (`AsyncMetrics.recordQueueLengthUnknown`: no stale count through a store outage, review 18 F3; the store's
-    /// health probe reports the outage).
+    /// Keeps `trigger_gateway_async_queued{pool}` and `…_oldest_queued_timestamp_seconds{pool}` at the store's
+    /// count (see `AsyncMetrics`), read every `queueCountInterval` of `clock` (longer after a slow count). A read
+    /// that fails takes the series away until a read succeeds (`AsyncMetrics.recordQueueUnknown`: no stale count
+    /// through a store outage, review 18 F3; the store's health probe reports the outage).
     private func queueCountLoop() async {
         while !Task.isCancelled, !stopping.load(ordering: .sequentiallyConsistent) {
+            let took = clock.stopwatch()
             do {
-                metrics?.recordQueueLength(try await store.queuedCount())
+                let pipelines = try await store.queuedByPipeline()
+                metrics?.recordQueue(byPool: queueByPool(pipelines))
                 // Back from an outage: `reportUnrouted` counts the unrouted pipelines again at once.
                 let recovered = unroutedQueued.withLock { state in
                     defer { state.storeDown = false }
@@ -993,7 +1064,7 @@ package final class AsyncDispatcher: Service {
             } catch {
                 // A stop cancelling the count knows nothing new about the queue.
                 if !Task.isCancelled {
-                    metrics?.recordQueueLengthUnknown()
+                    metrics?.recordQueueUnknown()
                     // Nor can the store count the unrouted pipelines' queues: their gauge goes too, and each is
                     // counted anew once it can.
                     unroutedQueued.withLock { state in
@@ -1004,8 +1075,31 @@ package final class AsyncDispatcher: Service {
                     }
                 }
             }
-            try? await clock.sleep(for: queueCountInterval)
+            try? await clock.sleep(for: max(queueCountInterval, took() * 20))
         }
+    }
+
+    /// The store's queue by pipeline as `trigger_gateway_async_queued{pool}` and
+    /// `…_oldest_queued_timestamp_seconds{pool}` take it: every pool of the configuration in force (0, and now, when
+    /// nothing waits for it), each pipeline under the pool its route names (a release routed elsewhere is counted
+    /// with its pipeline); pipelines no route matches are left out (`reportUnrouted` counts them). The oldest wait
+    /// is never in the future: a pool whose queued operations all wait for their retry time waits for nothing now.
+    private func queueByPool(_ pipelines: [PipelineQueue]) -> [String: (queued: Int, oldestSince: Double)] {
+        let dispatcher = currentDispatcher.withLock { $0 }
+        let now = now()
+        var byPool: [String: (queued: Int, oldestSince: Date)] = [:]
+        for pool in dispatcher.poolNames { byPool[pool] = (0, now) }
+        for pipeline in pipelines {
+            let parts = pipeline.key.split(separator: "/", maxSplits: 1)
+            guard parts.count == 2,
+                let pool = dispatcher.poolName(
+                    for: PipelineRef(namespace: String(parts[0]), pipeline: String(parts[1])))
+            else { continue }
+            byPool[pool, default: (0, now)].queued += pipeline.count
+            byPool[pool, default: (0, now)].oldestSince = min(
+                byPool[pool, default: (0, now)].oldestSince, pipeline.oldestSince)
+        }
+        return byPool.mapValues { ($0.queued, $0.oldestSince.timeIntervalSince1970) }
     }
 
     // MARK: Helpers

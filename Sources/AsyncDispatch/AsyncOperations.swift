@@ -101,8 +101,10 @@ package final class AsyncOperations: Sendable {
         let operation = pending.operation
         let id = operation.id
         let store = self.store
-        guard let routes = routes.withLock({ $0 }), let webhook = routes.resolve(operation.ref)?.route.webhook else {
-            webhooks.dropped(operationID: id, requestID: operation.request.requestID)
+        let resolved = routes.withLock { $0 }?.resolve(operation.ref)
+        guard let resolved, let webhook = resolved.route.webhook else {
+            webhooks.dropped(
+                operationID: id, requestID: operation.request.requestID, route: resolved?.pattern ?? "none")
             Task {
                 _ = try? await store.recordWebhookAttempt(
                     id: id, owner: owner, attempts: pending.attempts, nextAttemptAt: nil)
@@ -119,6 +121,7 @@ package final class AsyncOperations: Sendable {
             traceParent: operation.request.traceParent,
             traceState: operation.request.traceState,
             to: webhook,
+            route: resolved.pattern,
             attemptsMade: pending.attempts
         ) { attempts, wait in
             let next = wait.map { now().addingTimeInterval(seconds($0)) }

@@ -43,6 +43,15 @@ package final class WebhookSender: Sendable {
     /// What the backoff between attempts sleeps on; tests pass a manual clock to step retries.
     private let clock: any Clock<Duration>
     private let state = Mutex(State())
+    /// `webhook given up` per route: the first at once, then at most one per ``givenUpWarningInterval`` of `clock`,
+    /// with the give-ups held back since (review 26 M4: a receiver down under 100 operations a minute was 100
+    /// warnings a minute). The counters count every one.
+    private let givenUpLog: FailureLogLimiter
+
+    /// The least time between two `webhook given up` warnings of one route: 10 s, as the sync path's
+    /// `trigger failed` (one receiver down is one condition; its `webhook delivery failed` info lines and the
+    /// counters say the rest).
+    package static let givenUpWarningInterval = Duration.seconds(10)
 
     private struct State {
         /// Made at the first delivery, so a sender that never delivers needs no shutdown.
@@ -69,6 +78,10 @@ package final class WebhookSender: Sendable {
         self.logger = logger
         self.metrics = metrics
         self.clock = clock
+        let sinceStart = clock.stopwatch()
+        self.givenUpLog = FailureLogLimiter(interval: TimeAmount(Self.givenUpWarningInterval)) {
+            NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
+        }
     }
 
     /// Deliveries not yet done (for tests and shutdown logs).
@@ -80,7 +93,9 @@ package final class WebhookSender: Sendable {
     package typealias Record = @Sendable (_ attempts: Int, _ nextAttemptIn: Duration?) async -> Bool
 
     /// Starts delivering `body` for operation `id` in the background, with the trigger's trace context;
-    /// `requestID` (the trigger's) goes into the log lines of failed deliveries. `attemptsMade`: attempts an
+    /// `requestID` (the trigger's) goes into the log lines of failed deliveries. `route`: the configured pattern of
+    /// the route whose webhook this is (`RouteTable.Entry.pattern`), the counters' `route` label and the key of the
+    /// `webhook given up` warning's rate limit. `attemptsMade`: attempts an
     /// earlier run already made (a delivery resumed from the store): this one continues their count and their
     /// backoff (`backoff` doubled once per attempt made); none left, it is given up at once. `record`: see
     /// ``Record`` and the type's documentation. After ``shutdown()`` began, the delivery is not sent (logged):
@@ -92,6 +107,7 @@ package final class WebhookSender: Sendable {
         traceParent: String? = nil,
         traceState: String? = nil,
         to webhook: WebhookConfiguration,
+        route: String,
         attemptsMade: Int = 0,
         record: Record? = nil
     ) {
@@ -103,7 +119,7 @@ package final class WebhookSender: Sendable {
             return state.nextDelivery
         }
         guard let key else {
-            if record == nil { metrics?.recordDelivery(.dropped) }
+            if record == nil { metrics?.recordDelivery(.dropped, route: route) }
             logger.warning(
                 "webhook not sent: the gateway is stopping",
                 metadata: [
@@ -116,10 +132,10 @@ package final class WebhookSender: Sendable {
             let first = max(attemptsMade, 0) + 1
             if first > webhook.maxAttempts {
                 // Its attempts were made before (a reload lowered `max_attempts` meanwhile).
-                metrics?.recordDelivery(.givenUp)
-                logger.warning(
-                    "webhook given up",
-                    metadata: [
+                metrics?.recordDelivery(.givenUp, route: route)
+                logGivenUp(
+                    route: route,
+                    [
                         "operation.id": "\(id)", "request_id": "\(requestID ?? "")", "webhook.url": "\(webhook.url)",
                         "webhook.attempts": .stringConvertible(attemptsMade),
                     ])
@@ -152,14 +168,14 @@ package final class WebhookSender: Sendable {
                     logger.info("webhook delivery failed", metadata: metadata)
                 }
                 metrics?.recordAttempt(
-                    status == 0 ? .transportError : (200..<300).contains(status) ? .success : .httpError)
+                    status == 0 ? .transportError : (200..<300).contains(status) ? .success : .httpError, route: route)
                 if (200..<300).contains(status) {
-                    metrics?.recordDelivery(.delivered)
+                    metrics?.recordDelivery(.delivered, route: route)
                     _ = await record?(attempt, nil)
                     return
                 }
                 if attempt == webhook.maxAttempts {
-                    metrics?.recordDelivery(.givenUp)
+                    metrics?.recordDelivery(.givenUp, route: route)
                     // The last attempt's cause and how many were made (review 12, finding 8: `http.status=0` read
                     // like a receiver's answer when none had come).
                     var metadata: Logger.Metadata = [
@@ -167,7 +183,7 @@ package final class WebhookSender: Sendable {
                         "webhook.attempts": .stringConvertible(attempt), "error": "\(failure)",
                     ]
                     if status != 0 { metadata["http.status"] = .stringConvertible(status) }
-                    logger.warning("webhook given up", metadata: metadata)
+                    logGivenUp(route: route, metadata)
                     _ = await record?(attempt, nil)
                     return
                 }
@@ -199,7 +215,7 @@ package final class WebhookSender: Sendable {
                             ])
                         return
                     }
-                    metrics?.recordDelivery(.dropped)
+                    metrics?.recordDelivery(.dropped, route: route)
                     logger.warning(
                         "webhook retries dropped: the gateway is stopping",
                         metadata: [
@@ -218,10 +234,22 @@ package final class WebhookSender: Sendable {
         if cancel { task.cancel() }
     }
 
+    /// `webhook given up` for `route`, unless the rate limit holds it back (``givenUpLog``); with
+    /// `webhook.given_up_held_back` (the give-ups of the route not logged since its last line), so the line names
+    /// the latest operation and says how many more there were.
+    private func logGivenUp(route: String, _ metadata: Logger.Metadata) {
+        guard let heldBack = givenUpLog.admit(route) else { return }
+        var metadata = metadata
+        metadata["route"] = "\(route)"
+        if heldBack > 0 { metadata["webhook.given_up_held_back"] = .stringConvertible(heldBack) }
+        logger.warning("webhook given up", metadata: metadata)
+    }
+
     /// A pending delivery whose route has no webhook any more (a reload removed it): not sent, counted
-    /// `dropped`, a warning naming its operation. The caller clears it in the store.
-    package func dropped(operationID id: String, requestID: String?) {
-        metrics?.recordDelivery(.dropped)
+    /// `dropped` under `route` (the pattern of the route that matches its operation now, `none` when none does), a
+    /// warning naming its operation. The caller clears it in the store.
+    package func dropped(operationID id: String, requestID: String?, route: String) {
+        metrics?.recordDelivery(.dropped, route: route)
         logger.warning(
             "webhook dropped: the operation's route has no webhook any more",
             metadata: ["operation.id": "\(id)", "request_id": "\(requestID ?? "")"])

@@ -30,6 +30,17 @@ extension GatewayApp {
         }
     }
 
+    /// The longest one store call takes while the store works, for the claim loop's stall bound
+    /// (`AsyncDispatcher.stallBound`). PostgreSQL: its call timeout (10 s), then as long again for a call that ignores
+    /// its cancellation (`PostgresOperationStore.withTimeout`). SQLite has no call timeout (a statement waits for the
+    /// file's lock up to `busy_timeout`, 5 s, and for the store's one thread): twice its busy timeout.
+    static func storeCallLimit(_ config: GatewayConfiguration) -> Duration {
+        switch config.store.kind {
+        case .sqlite: SQLiteOperationStore.Configuration(dataDirectory: config.dataDir).busyTimeout * 2
+        case .postgres: PostgresOperationStoreConfiguration(host: "", username: "").operationTimeout * 2
+        }
+    }
+
     /// The store as log lines name it: kind and location, never a password.
     package static func storeName(_ config: GatewayConfiguration) -> String {
         switch config.store.kind {

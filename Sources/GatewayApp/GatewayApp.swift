@@ -77,6 +77,8 @@ package final class GatewayApp: Sendable {
     /// gateway's own (the access log, the request metrics). `metrics`: the registry `/metrics` shows (a fresh
     /// one unless a test hands its own). `inheritedListener`: a listening socket passed by systemd, served
     /// instead of binding `listen` (whose value should then be that socket's address: see `ConfigFile.load`).
+    /// `claimStallBound`: how long the async dispatcher's claim loop may go without a step before async readiness
+    /// fails (nil: `AsyncDispatcher.stallBound` of the poll interval and the store's call limit; tests shorten it).
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
@@ -88,7 +90,8 @@ package final class GatewayApp: Sendable {
         requestObservers: [any RequestObserver] = [],
         metrics: GatewayMetrics = GatewayMetrics(),
         logLevel: LogLevelSwitch? = nil,
-        inheritedListener: InheritedListener? = nil
+        inheritedListener: InheritedListener? = nil,
+        claimStallBound: Duration? = nil
     ) {
         self.logLevel = logLevel
         self.group = group
@@ -128,6 +131,7 @@ package final class GatewayApp: Sendable {
                 onDiskFull: { storeFull?.trip() })
         }
         let webhooks = store.map { _ in WebhookSender(group: group, logger: logger, metrics: metrics.webhooks) }
+        if webhooks != nil { Self.registerWebhookRoutes(routes, metrics: metrics) }
         self.webhookService = webhooks.map { WebhookService(sender: $0) }
         let operations = store.map {
             AsyncOperations(store: $0, settings: config.store, routes: routes, webhooks: webhooks, metrics: metrics)
@@ -186,7 +190,14 @@ package final class GatewayApp: Sendable {
                 shutdownGrace: config.timeouts.shutdownGrace,
                 logger: logger,
                 identity: identity,
-                startGate: Self.listenerBound(server)
+                startGate: Self.listenerBound(server),
+                claimWatch: ClaimLoopWatch(
+                    bound: claimStallBound
+                        ?? AsyncDispatcher.stallBound(
+                            pollInterval: config.store.pollInterval, storeCallLimit: Self.storeCallLimit(config))
+                ) { [health] stalledFor in
+                    if let stalledFor { health.dispatcherStalled(for: stalledFor) } else { health.dispatcherClaiming() }
+                }
             )
         }
         self.storeService = store.map { OperationStoreService(store: $0, logger: logger) }
@@ -228,6 +239,11 @@ package final class GatewayApp: Sendable {
     /// holding) the app's health registry and request buffer.
     deinit {
         for collector in collectors.withLock({ $0 }) { collector.cancel() }
+    }
+
+    /// The webhook counters of each route with a webhook, at 0 (`WebhookMetrics.register(route:)`).
+    private static func registerWebhookRoutes(_ routes: RouteTable, metrics: GatewayMetrics) {
+        for entry in routes.entries where entry.route.webhook != nil { metrics.webhooks.register(route: entry.pattern) }
     }
 
     /// The async dispatcher's and the scheduler's start gate: the listener is bound. Holds `server` weakly: the
@@ -419,6 +435,7 @@ package final class GatewayApp: Sendable {
         }
         Self.warnIfPoolsOutgrowBudget(pools, group: group, logger: logger)
         let routes = RouteTable(routes: applied.routes)
+        if operations != nil { Self.registerWebhookRoutes(routes, metrics: metrics) }
         let dispatcher = TriggerDispatcher(routes: routes, pools: pools)
         generation.withLock { $0 = (configuration: applied, pools: pools) }
         // New requests see the new generation from here on; the order below only decides which of two

@@ -170,6 +170,10 @@ package class MeasuredOperationStore: OperationStore, @unchecked Sendable {
         try await measure("queued_count") { try await base.queuedCount() }
     }
 
+    package func queuedByPipeline() async throws -> [PipelineQueue] {
+        try await measure("queued_by_pipeline") { try await base.queuedByPipeline() }
+    }
+
     package func queuedCount(pipelineKey: String) async throws -> Int {
         try await measure("queued_count") { try await base.queuedCount(pipelineKey: pipelineKey) }
     }

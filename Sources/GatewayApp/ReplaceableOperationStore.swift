@@ -130,6 +130,10 @@ package final class ReplaceableOperationStore: OperationStore {
         try await current().queuedCount()
     }
 
+    package func queuedByPipeline() async throws -> [PipelineQueue] {
+        try await current().queuedByPipeline()
+    }
+
     package func queuedCount(pipelineKey: String) async throws -> Int {
         try await current().queuedCount(pipelineKey: pipelineKey)
     }

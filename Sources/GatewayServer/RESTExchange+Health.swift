@@ -15,7 +15,8 @@ extension RESTRequestHead {
     ///
     /// `/v1beta/__readiness` keeps Instill's body (`health_check_response.status`) and answers for the whole
     /// gateway. `/readyz` lists every component; with `?component=` it answers for that one (404 when the
-    /// gateway has no such component, e.g. `async` with async mode off).
+    /// gateway has no such component, e.g. `async` with async mode off). `reasons` (only when there is one) says
+    /// why a component is NOT_SERVING where more is known than "not ready" (`HealthRegistry.reason`).
     func readinessResponse(health: HealthRegistry, requestID: String) -> RESTResponse {
         if pathOnly != "/readyz" {
             let serving = health.status(.gateway) == .serving
@@ -36,7 +37,18 @@ extension RESTRequestHead {
             overall = status
         }
         let listed = components.map { "\"\($0.component.rawValue)\":\"\($0.status.name)\"" }
-        let body = "{\"status\":\"\(overall.name)\",\"components\":{\(listed.joined(separator: ","))}}"
+        // Why a component is NOT_SERVING, where the registry knows more than "not ready" (a full disk, a stalled
+        // async dispatcher): gateway-written text, with nothing JSON must escape but what is escaped here.
+        let reasons = components.compactMap { entry in
+            health.reason(entry.component).map { reason in
+                let escaped = reason.replacing("\\", with: "\\\\")
+                    .replacing("\"", with: "\\\"")
+                return "\"\(entry.component.rawValue)\":\"\(escaped)\""
+            }
+        }
+        var body = "{\"status\":\"\(overall.name)\",\"components\":{\(listed.joined(separator: ","))}"
+        if !reasons.isEmpty { body += ",\"reasons\":{\(reasons.joined(separator: ","))}" }
+        body += "}"
         return .json(status: overall == .serving ? 200 : 503, body: ByteBuffer(string: body), requestID: requestID)
     }
 }

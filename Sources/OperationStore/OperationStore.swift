@@ -123,6 +123,13 @@ package protocol OperationStore: Sendable {
     /// matches (`AsyncDispatcher`, review 18 F8): called at most once per such pipeline per warning interval.
     func queuedCount(pipelineKey: String) async throws -> Int
 
+    /// The queue by pipeline (`OperationFilter.pipelineKey`): one entry per pipeline with queued operations (state
+    /// `queued`, as `queuedCount()` counts them), in no order. For `trigger_gateway_async_queued{pool}` and
+    /// `trigger_gateway_async_oldest_queued_timestamp_seconds{pool}` (review 26 M5), read by the async dispatcher
+    /// every few seconds: one walk of the queued rows (the same index as `queuedCount()`), whatever the number of
+    /// pipelines.
+    func queuedByPipeline() async throws -> [PipelineQueue]
+
     /// Deletes finished operations whose `finishedAt < finishedBefore`, with their blobs; returns how many. An
     /// operation whose webhook delivery is still pending is kept until the delivery is cleared (delivered, given
     /// up or dropped).

@@ -642,6 +642,26 @@ package final class PostgresOperationStore: OperationStore {
         }
     }
 
+    package func queuedByPipeline() async throws -> [PipelineQueue] {
+        try await bounded("queuedByPipeline") { [self] in
+            // On the partial index `_queued` (the queue only), each row read for its key and times, grouped by a
+            // hash of one entry per pipeline: one walk of the queue every few seconds, no index of its own (every
+            // index costs B-tree updates per operation, issue 12). EXPLAIN in bench/README.md (asyncobs).
+            let rows = try await client.query(
+                """
+                SELECT pipeline_key, count(*)::int8, \
+                min(CASE WHEN attempts = 0 THEN created_at ELSE not_before END)::int8 \
+                FROM \(unescaped: operations) WHERE state = 'queued' GROUP BY pipeline_key
+                """,
+                logger: logger
+            ).collect()
+            return try rows.map { row in
+                let (key, count, since) = try row.decode((String, Int64, Int64).self)
+                return PipelineQueue(key: key, count: Int(count), oldestSince: Date(storeMilliseconds: since))
+            }
+        }
+    }
+
     package func queuedCount(pipelineKey: String) async throws -> Int {
         try await bounded("queuedCount") { [self] in
             // On the partial index `_queued` (the queue, not the pipeline's history in `_by_pipeline`), the key

@@ -730,6 +730,26 @@ package final class SQLiteOperationStore: OperationStore {
         }
     }
 
+    package func queuedByPipeline() async throws -> [PipelineQueue] {
+        try await serialized {
+            // The queued rows through `operations_by_state`, as `queuedCount()`, each row read for its key and
+            // times; grouped with a temporary B-tree of one entry per pipeline. No index of its own: every index
+            // costs B-tree updates per operation (issue 12), and this runs every few seconds, not per operation.
+            let rows = try await query(
+                """
+                SELECT pipeline_key, count(*) AS n, \
+                min(CASE WHEN attempts = 0 THEN created_at ELSE not_before END) AS since \
+                FROM operations INDEXED BY operations_by_state WHERE state = 'queued' GROUP BY pipeline_key
+                """)
+            return rows.compactMap { row in
+                guard let key = row.column("pipeline_key")?.string, let count = row.column("n")?.integer,
+                    let since = row.column("since")?.integer
+                else { return nil }
+                return PipelineQueue(key: key, count: count, oldestSince: Date(storeMilliseconds: Int64(since)))
+            }
+        }
+    }
+
     package func queuedCount(pipelineKey: String) async throws -> Int {
         try await serialized {
             // The pipeline's rows through `operations_by_pipeline` (its history since the last purge), the state

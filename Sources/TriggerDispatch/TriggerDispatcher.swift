@@ -71,6 +71,9 @@ package final class TriggerDispatcher: Sendable {
         pools[name]?.configuration.requestTimeout
     }
 
+    /// The configured pools' names (bounded by the configuration: what per-pool metric labels may take).
+    package var poolNames: Dictionary<String, BackendPool>.Keys { pools.keys }
+
     /// The name of the pool `ref` is routed to; nil when no route matches it.
     package func poolName(for ref: PipelineRef) -> String? {
         routes.resolve(ref).flatMap { pools[$0.pool] == nil ? nil : $0.pool }

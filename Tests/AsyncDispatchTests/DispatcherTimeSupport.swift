@@ -343,6 +343,10 @@ final class RecordingStore: OperationStore {
         if failsQueueCounts { throw GatewayError(.unavailable, "the store is unreachable (test)") }
         return try await base.queuedCount(pipelineKey: pipelineKey)
     }
+    func queuedByPipeline() async throws -> [PipelineQueue] {
+        if failsQueueCounts { throw GatewayError(.unavailable, "the store is unreachable (test)") }
+        return try await base.queuedByPipeline()
+    }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
 
     func probe(instance: String, now: Date) async throws { try await base.probe(instance: instance, now: now) }
@@ -412,7 +416,8 @@ struct DispatcherInstance {
     let task: Task<Void, any Error>
 
     /// `requestTimeout`: the pool's, which bounds each attempt; its timer runs on `clock`'s loop. `metrics`: with
-    /// them the dispatcher also counts the queue (one more sleeper, `queueCountLoop`).
+    /// them the dispatcher also counts the queue (one more sleeper, `queueCountLoop`). `claimWatch`: with it the
+    /// dispatcher watches its claim loop (one more sleeper, `watchClaimLoop`).
     init(
         store: any OperationStore,
         settings: StoreConfiguration,
@@ -422,7 +427,8 @@ struct DispatcherInstance {
         requestTimeout: TimeAmount = .hours(24),
         outcomeRetryLimit: Duration = .seconds(600),
         metrics: GatewayMetrics? = nil,
-        log: RecordedLog? = nil
+        log: RecordedLog? = nil,
+        claimWatch: ClaimLoopWatch? = nil
     ) {
         let operations = AsyncOperations(store: store, settings: settings, metrics: metrics)
         self.operations = operations
@@ -443,7 +449,8 @@ struct DispatcherInstance {
             logger: logger,
             clock: clock,
             now: now,
-            outcomeRetryLimit: outcomeRetryLimit
+            outcomeRetryLimit: outcomeRetryLimit,
+            claimWatch: claimWatch
         )
         self.dispatcher = dispatcher
         task = Task { try await dispatcher.run() }

@@ -113,7 +113,7 @@ struct DispatcherTimeTests {
         let time = VirtualTime()
         try await withRecordingStore(now: time.wallClock) { store in
             let metrics = GatewayMetrics()
-            let queued = { Self.sample(metrics, "trigger_gateway_async_queued") }
+            let queued = { Self.sample(metrics, #"trigger_gateway_async_queued{pool="local"}"#) }
             let instance = DispatcherInstance(
                 store: store, settings: Self.settings(pollInterval: Self.hour), runner: ScriptedRunner(),
                 clock: time, now: time.wallClock, metrics: metrics)
@@ -133,6 +133,52 @@ struct DispatcherTimeTests {
 
             store.failsQueueCounts = false
             #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
+            await instance.stop()
+        }
+    }
+
+    /// Review 26 M5: the backlog per pool, and how long its oldest operation has waited (`async_dispatch_lag_seconds`
+    /// is observed only at a claim, so it was silent while nothing could be claimed).
+    @Test(
+        "async_queued{pool} and async_oldest_queued_timestamp_seconds{pool}: the pool's queue and its oldest operation's acceptance; the count's time when none waits; a pipeline no route matches is no pool's",
+        .timeLimit(.minutes(1)))
+    func queuePerPoolAndItsAge() async throws {
+        let time = VirtualTime()
+        try await withRecordingStore(now: time.wallClock) { store in
+            let metrics = GatewayMetrics()
+            let queued = { Self.sample(metrics, #"trigger_gateway_async_queued{pool="local"}"#) }
+            let oldest = {
+                Self.sample(metrics, #"trigger_gateway_async_oldest_queued_timestamp_seconds{pool="local"}"#)
+            }
+            let instance = DispatcherInstance(
+                store: store, settings: Self.settings(pollInterval: Self.hour), runner: ScriptedRunner(),
+                clock: time, now: time.wallClock, metrics: metrics)
+            let sleepers = Self.idle + 1
+            #expect(await time.settle(sleepers: sleepers))
+            #expect(queued() == 0)
+            #expect(oldest() == time.wallClock().timeIntervalSince1970, "nothing waits: the count's time")
+            // Claims fail (a runner or store problem: nothing is claimed), enqueues work.
+            store.isUnreachable = true
+            let accepted = time.wallClock().timeIntervalSince1970
+            for _ in 0..<2 { _ = try await store.enqueue(asyncRequest("echo"), idempotencyKey: nil) }
+            var unrouted = asyncRequest("echo")
+            unrouted.ref = PipelineRef(namespace: "elsewhere", pipeline: "echo")
+            _ = try await store.enqueue(unrouted, idempotencyKey: nil)
+            #expect(try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 2) { queued() == 2 })
+            #expect(abs(try #require(oldest()) - accepted) < 0.001, "stamped to the millisecond")
+            // An hour later it has waited two: the age grows while nothing is claimed.
+            #expect(await time.advance(by: Self.hour, settlingOn: sleepers))
+            #expect(queued() == 2)
+            #expect(time.wallClock().timeIntervalSince1970 - (try #require(oldest())) >= 7200 - 0.001)
+            let scrape = String(decoding: metrics.scrape(), as: UTF8.self)
+            #expect(!scrape.contains(#"pool="elsewhere"#), "\(scrape)")
+            #expect(try promtoolFindings(scrape) == "", "\(scrape)")
+            // Claimable again: they run, and the pool waits for nothing.
+            store.isUnreachable = false
+            #expect(
+                try await Self.step(time, by: Self.hour, settlingOn: sleepers, atMost: 3) {
+                    queued() == 0 && oldest() == time.wallClock().timeIntervalSince1970
+                })
             await instance.stop()
         }
     }

@@ -451,6 +451,7 @@ final class UnavailableStore: OperationStore {
     }
     func queuedCount() async throws -> Int { throw unavailable() }
     func queuedCount(pipelineKey: String) async throws -> Int { throw unavailable() }
+    func queuedByPipeline() async throws -> [PipelineQueue] { throw unavailable() }
     func purge(finishedBefore: Date) async throws -> Int { throw unavailable() }
     func probe(instance: String, now: Date) async throws { throw unavailable() }
     func close() async throws {}

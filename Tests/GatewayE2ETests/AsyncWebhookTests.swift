@@ -86,17 +86,24 @@ struct AsyncWebhookTests {
                 parts["v1"] == check.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines), "\(check.stderr)")
 
             // /metrics: one delivery, delivered on its second POST (the first answered 500).
-            let deliveredSeries = #"trigger_gateway_webhook_deliveries_total{outcome="delivered"}"#
+            let deliveredSeries = #"trigger_gateway_webhook_deliveries_total{route="demo/upper",outcome="delivered"}"#
             var scrape = Exposition("")
             _ = try await eventually(within: .seconds(5)) {
                 scrape = Exposition(try await client.client.request("GET", "/metrics").bodyString)
                 return scrape.samples[deliveredSeries] == 1
             }
             #expect(scrape.samples[deliveredSeries] == 1, "\(scrape.text)")
-            #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{outcome="given_up"}"#] == 0)
-            #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="http_error"}"#] == 1)
-            #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="success"}"#] == 1)
-            #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{outcome="transport_error"}"#] == 0)
+            #expect(
+                scrape.samples[#"trigger_gateway_webhook_deliveries_total{route="demo/upper",outcome="given_up"}"#] == 0
+            )
+            #expect(
+                scrape.samples[#"trigger_gateway_webhook_attempts_total{route="demo/upper",outcome="http_error"}"#] == 1
+            )
+            #expect(
+                scrape.samples[#"trigger_gateway_webhook_attempts_total{route="demo/upper",outcome="success"}"#] == 1)
+            #expect(
+                scrape.samples[#"trigger_gateway_webhook_attempts_total{route="demo/upper",outcome="transport_error"}"#]
+                    == 0)
         }
     }
 }
@@ -119,7 +126,7 @@ extension AsyncWebhookTests {
             endpoint: BackendEndpoint(host: "127.0.0.1", port: receiver.port),
             path: "/hooks", maxAttempts: 3, backoff: .seconds(3600)
         )
-        sender.deliver(ByteBuffer(string: #"{"operation":{}}"#), operationID: "op-1", to: webhook)
+        sender.deliver(ByteBuffer(string: #"{"operation":{}}"#), operationID: "op-1", to: webhook, route: "acme/*")
         #expect(await eventually(within: .seconds(10)) { receiver.requests.count == 1 })
 
         /// Moves the clock a backoff at a time until `count` POSTs have arrived (bounded in wall time). The clock
@@ -160,7 +167,8 @@ extension AsyncWebhookTests {
             let webhook = WebhookConfiguration(
                 url: "http://127.0.0.1:\(port)/hooks", endpoint: BackendEndpoint(host: "127.0.0.1", port: port),
                 path: "/hooks", maxAttempts: 2, backoff: .milliseconds(10), timeout: .seconds(1))
-            sender.deliver(ByteBuffer(string: "{}"), operationID: "op-\(port)", to: webhook)
+            // One route each: `webhook given up` is rate-limited per route.
+            sender.deliver(ByteBuffer(string: "{}"), operationID: "op-\(port)", to: webhook, route: "acme/p\(port)")
         }
         #expect(await eventually(within: .seconds(20)) { sender.pending == 0 })
         await sender.shutdown()
@@ -182,6 +190,67 @@ extension AsyncWebhookTests {
         #expect(attempts.filter { $0.metadata["http.status"] == "500" }.count == 2, "\(attempts)")
     }
 
+    /// Review 26 M4: a receiver answering 500 to every operation of a route was one `webhook given up` warning per
+    /// operation, and the counters could not say which route's receiver it was.
+    @Test(
+        "webhook given up is rate-limited per route (the first at once, then one per 10 s with the held-back count and the latest operation, not 1 ms sooner); the counters have the route"
+    )
+    func givenUpRateLimitedPerRoute() async throws {
+        let receiver = try await WebhookReceiver.start(failFirst: 1000)
+        defer { Task { await receiver.stop() } }
+        let clock = TestClock()
+        let log = RecordedLog()
+        let metrics = GatewayMetrics()
+        let sender = WebhookSender(
+            group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "webhook-test") { _ in log },
+            metrics: metrics.webhooks, clock: clock)
+        // One attempt each: every delivery is given up after one POST answered 500, with no back-off to wait.
+        let webhook = WebhookConfiguration(
+            url: "http://127.0.0.1:\(receiver.port)/hooks",
+            endpoint: BackendEndpoint(host: "127.0.0.1", port: receiver.port),
+            path: "/hooks", maxAttempts: 1, backoff: .seconds(1), timeout: .seconds(5))
+        var sent = 0
+        func deliver(_ operations: [String], route: String) async {
+            for operation in operations {
+                sender.deliver(ByteBuffer(string: "{}"), operationID: operation, to: webhook, route: route)
+            }
+            sent += operations.count
+            #expect(await eventually(within: .seconds(20)) { sender.pending == 0 && receiver.requests.count == sent })
+        }
+        func givenUp() -> [[String: String]] {
+            log.lines.filter { $0.message == "webhook given up" }.map(\.metadata)
+        }
+
+        await deliver(["op-1"], route: "acme/*")
+        #expect(givenUp().map { $0["operation.id"] } == ["op-1"])
+        #expect(givenUp().last?["webhook.given_up_held_back"] == nil && givenUp().last?["route"] == "acme/*")
+        await deliver(["op-2", "op-3"], route: "acme/*")
+        #expect(givenUp().count == 1, "held back within 10 s: \(givenUp())")
+        // Another route's receiver is another condition: its first line comes at once.
+        await deliver(["op-4"], route: "other/*")
+        #expect(givenUp().map { $0["operation.id"] } == ["op-1", "op-4"])
+
+        await clock.advance(by: WebhookSender.givenUpWarningInterval - .milliseconds(1))
+        await deliver(["op-5"], route: "acme/*")
+        #expect(givenUp().count == 2, "1 ms before the interval: still held back")
+        await clock.advance(by: .milliseconds(1))
+        await deliver(["op-6"], route: "acme/*")
+        let line = try #require(givenUp().last)
+        #expect(givenUp().count == 3)
+        #expect(line["operation.id"] == "op-6" && line["webhook.given_up_held_back"] == "3", "\(line)")
+        #expect(line["http.status"] == "500" && line["route"] == "acme/*", "\(line)")
+        // Every attempt is still its info line, and every give-up is counted, under its route.
+        #expect(log.lines.filter { $0.message == "webhook delivery failed" }.count == 6)
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{route="acme/*",outcome="given_up"}"#] == 5)
+        #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{route="other/*",outcome="given_up"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{route="acme/*",outcome="http_error"}"#] == 5)
+        #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{route="other/*",outcome="http_error"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{route="acme/*",outcome="delivered"}"#] == 0)
+        #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+        await sender.shutdown()
+    }
+
     @Test(
         "shutdown cuts a backoff wait short (its retries are dropped) and later deliveries are not sent; both count as dropped"
     )
@@ -192,25 +261,27 @@ extension AsyncWebhookTests {
         var logger = Logger(label: "webhook-test")
         logger.logLevel = .critical
         let metrics = GatewayMetrics()
+        // As the gateway does for each route with a webhook: its series from the start, at 0.
+        metrics.webhooks.register(route: "acme/*")
         let sender = WebhookSender(
             group: MultiThreadedEventLoopGroup.singleton, logger: logger, metrics: metrics.webhooks, clock: clock)
         func count(_ outcome: String) -> Double? {
             Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
-                .samples[#"trigger_gateway_webhook_deliveries_total{outcome="\#(outcome)"}"#]
+                .samples[#"trigger_gateway_webhook_deliveries_total{route="acme/*",outcome="\#(outcome)"}"#]
         }
         let webhook = WebhookConfiguration(
             url: "http://127.0.0.1:\(receiver.port)/hooks",
             endpoint: BackendEndpoint(host: "127.0.0.1", port: receiver.port),
             path: "/hooks", maxAttempts: 3, backoff: .seconds(3600)
         )
-        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
+        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook, route: "acme/*")
         #expect(await eventually(within: .seconds(10)) { receiver.requests.count == 1 })
         // The 500 answered, the delivery waits an hour of a clock nobody moves; shutdown ends it at once.
         #expect(count("dropped") == 0)
         try await withTimeout(.seconds(10)) { await sender.shutdown() }
         #expect(sender.pending == 0)
         #expect(count("dropped") == 1, "the retry cut short")
-        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-2", to: webhook)
+        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-2", to: webhook, route: "acme/*")
         #expect(sender.pending == 0)
         #expect(count("dropped") == 2, "the delivery refused while stopping")
         #expect(count("given_up") == 0)
@@ -323,7 +394,7 @@ extension AsyncWebhookTests {
                 // One attempt of one second: AsyncHTTPClient reconnects until the attempt's deadline.
                 path: "/hooks", maxAttempts: 1, timeout: .seconds(1), caFile: otherCA ? pki.otherCAFile : nil
             )
-            sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
+            sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook, route: "acme/*")
             #expect(await eventually(within: .seconds(10)) { sender.pending == 0 })
             await sender.shutdown()
             #expect(receiver.requests.isEmpty)
@@ -433,7 +504,7 @@ extension AsyncWebhookTests {
             endpoint: BackendEndpoint(
                 host: parsed.host!, port: parsed.port!, scheme: parsed.scheme == "https" ? .https : .http),
             path: parsed.path, maxAttempts: 1, timeout: timeout, caFile: caFile)
-        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook)
+        sender.deliver(ByteBuffer(string: "{}"), operationID: "op-1", to: webhook, route: "acme/*")
         #expect(await eventually(within: .seconds(20)) { sender.pending == 0 })
         await sender.shutdown()
         let line = try #require(log.lines.first { $0.message == "webhook given up" }, "\(log.lines)")

@@ -128,7 +128,7 @@ struct MetricsE2ETests {
                 #expect(scrape.samples[#"trigger_gateway_pool_rejected_total{pool="runner"}"#] == 0)
                 #expect(scrape.samples["trigger_gateway_async_accepted_total"] == 2)
                 #expect(scrape.samples["trigger_gateway_async_attempts_total"] == 2)
-                #expect(scrape.samples["trigger_gateway_async_queued"] == 0)
+                #expect(scrape.samples[#"trigger_gateway_async_queued{pool="runner"}"#] == 0)
                 #expect(scrape.samples["trigger_gateway_async_dispatch_lag_seconds_count"] == 2)
                 #expect(scrape.samples[#"trigger_gateway_async_finished_total{state="failed"}"#] == 0)
                 #expect(

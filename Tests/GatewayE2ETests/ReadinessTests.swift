@@ -355,18 +355,24 @@ struct ReadinessTests {
 /// A real SQLite store whose writes fail while `failing` is set, as on a full or read-only disk.
 final class WriteFailingStore: OperationStore {
     /// Runs `body` with a test gateway whose store is one of these around the usual one, its health checked
-    /// every 100 ms, and with that store (to flip ``failing``).
+    /// every 100 ms (`yaml`), and with that store (to flip ``failing``). `log` and `claimStallBound`: as
+    /// `withTestGateway`'s.
     static func withGateway<T: Sendable>(
+        yaml: String = "store: {health_interval: 100ms}\n",
+        log: RecordedLog? = nil,
+        claimStallBound: Duration? = nil,
         _ body: (TestGateway, WriteFailingStore) async throws -> T
     ) async throws -> T {
         let wrapped = Mutex<WriteFailingStore?>(nil)
         return try await withTestGateway(
-            yaml: "store: {health_interval: 100ms}\n",
+            yaml: yaml,
             wrapStore: { base in
                 let store = WriteFailingStore(base)
                 wrapped.withLock { $0 = store }
                 return store
-            }
+            },
+            log: log,
+            claimStallBound: claimStallBound
         ) { gateway in
             try await body(gateway, try #require(wrapped.withLock { $0 }))
         }
@@ -376,6 +382,9 @@ final class WriteFailingStore: OperationStore {
     let failing = Mutex(false)
     /// Enqueues and probes refused as a full disk refuses them.
     let diskFull = Mutex(false)
+    /// While set, a claim does not return (review 26 H1: a PostgresNIO call that ignored its cancellation), also
+    /// when its caller is cancelled, until this is cleared; then it claims as usual.
+    let hangsClaims = Mutex(false)
 
     init(_ base: any OperationStore) { self.base = base }
 
@@ -412,6 +421,10 @@ final class WriteFailingStore: OperationStore {
     func claim(
         owner: String, leaseDuration: Duration, limit: Int, now: Date, scope: ClaimScope, takeover: LeaseTakeover
     ) async throws -> [Operation] {
+        // Detached: the caller's cancellation does not reach it.
+        await Task.detached { [self] in
+            while hangsClaims.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(10)) }
+        }.value
         try check()
         return try await base.claim(
             owner: owner, leaseDuration: leaseDuration, limit: limit, now: now, scope: scope, takeover: takeover)
@@ -444,6 +457,7 @@ final class WriteFailingStore: OperationStore {
     }
     func queuedCount() async throws -> Int { try await base.queuedCount() }
     func queuedCount(pipelineKey: String) async throws -> Int { try await base.queuedCount(pipelineKey: pipelineKey) }
+    func queuedByPipeline() async throws -> [PipelineQueue] { try await base.queuedByPipeline() }
     func purge(finishedBefore: Date) async throws -> Int { try await base.purge(finishedBefore: finishedBefore) }
     func probe(instance: String, now: Date) async throws {
         try check()

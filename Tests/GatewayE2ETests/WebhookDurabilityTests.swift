@@ -30,15 +30,18 @@ struct WebhookDurabilityTests {
         return path
     }
 
-    /// `trigger_gateway_webhook_attempts_total{outcome}` of the gateway on `port` (0 when absent).
+    /// `trigger_gateway_webhook_attempts_total{route,outcome}` of the `demo` route of the gateway on `port` (0 when
+    /// absent).
     static func attempts(port: Int, outcome: String) async throws -> Int {
         let scrape = try await AsyncDurabilityTests.scrape(port: port)
-        return Int(scrape.samples["trigger_gateway_webhook_attempts_total{outcome=\"\(outcome)\"}"] ?? 0)
+        return Int(
+            scrape.samples["trigger_gateway_webhook_attempts_total{route=\"demo/*\",outcome=\"\(outcome)\"}"] ?? 0)
     }
 
     static func deliveries(port: Int, outcome: String) async throws -> Int {
         let scrape = try await AsyncDurabilityTests.scrape(port: port)
-        return Int(scrape.samples["trigger_gateway_webhook_deliveries_total{outcome=\"\(outcome)\"}"] ?? 0)
+        return Int(
+            scrape.samples["trigger_gateway_webhook_deliveries_total{route=\"demo/*\",outcome=\"\(outcome)\"}"] ?? 0)
     }
 
     /// Accepts `count` echo triggers on the gateway on `port` and waits for them to finish; their operation ids.

@@ -250,9 +250,10 @@ struct GatewayMetricsTests {
         metrics.async.recordRunEnded()
         metrics.store.record("enqueue", seconds: 0.001, failed: false)
         metrics.store.record("claim", seconds: 0.5, failed: true)
-        metrics.webhooks.recordAttempt(.httpError)
-        metrics.webhooks.recordAttempt(.success)
-        metrics.webhooks.recordDelivery(.delivered)
+        metrics.webhooks.register(route: "quiet/*")
+        metrics.webhooks.recordAttempt(.httpError, route: "acme/*")
+        metrics.webhooks.recordAttempt(.success, route: "acme/*")
+        metrics.webhooks.recordDelivery(.delivered, route: "acme/*")
         metrics.schedules.recordTick(schedule: "nightly", outcome: "fired")
         metrics.connections.opened(.http2, tls: false)
         metrics.connections.acceptedConnection()
@@ -325,11 +326,16 @@ struct GatewayMetricsTests {
         #expect(scrape.samples["trigger_gateway_backend_connections_refused_total"] == 2)
         #expect(scrape.samples[failures + #"endpoint="127.0.0.1:1",reason="UO"}"#] == 0, "UO is never the endpoint's")
         #expect(scrape.samples[failures + #"endpoint="",reason="UT"}"#] == 1, "an unknown endpoint: the pool's row")
-        #expect(scrape.samples["trigger_gateway_async_queued"] == 0)
+        #expect(scrape.type["trigger_gateway_async_queued"] == nil, "per pool: none before the first count")
+        #expect(scrape.type["trigger_gateway_async_dispatcher_last_claim_timestamp_seconds"] == nil, "0 would be 1970")
         #expect(scrape.samples["trigger_gateway_async_attempts_total"] == 1)
         #expect(scrape.samples[#"trigger_gateway_store_errors_total{operation="claim"}"#] == 1)
         #expect(scrape.samples[#"trigger_gateway_store_errors_total{operation="enqueue"}"#] == 0)
-        #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{outcome="delivered"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{route="acme/*",outcome="delivered"}"#] == 1)
+        #expect(scrape.samples[#"trigger_gateway_webhook_attempts_total{route="acme/*",outcome="http_error"}"#] == 1)
+        #expect(
+            scrape.samples[#"trigger_gateway_webhook_attempts_total{route="acme/*",outcome="transport_error"}"#] == 0)
+        #expect(scrape.samples[#"trigger_gateway_webhook_deliveries_total{route="quiet/*",outcome="given_up"}"#] == 0)
         #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http2",tls="false"}"#] == 1)
         #expect(scrape.samples["trigger_gateway_config_last_reload_successful"] == 0)
         #expect(scrape.samples["trigger_gateway_connections_accepted_total"] == 2)
@@ -340,22 +346,32 @@ struct GatewayMetricsTests {
         #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
     }
 
-    @Test("async_queued: absent after a count that failed, back (one series) with the next count")
-    func queueLengthUnknown() throws {
+    @Test(
+        "async_queued{pool} and async_oldest_queued_timestamp_seconds{pool}: absent after a count that failed, back with the next count; a pool a reload removed goes"
+    )
+    func queueUnknown() throws {
         let metrics = GatewayMetrics()
         func scrape() -> Exposition { Exposition(String(decoding: metrics.scrape(), as: UTF8.self)) }
-        metrics.async.recordQueueLength(5)
-        #expect(scrape().samples["trigger_gateway_async_queued"] == 5)
-        metrics.async.recordQueueLengthUnknown()
-        metrics.async.recordQueueLengthUnknown()
+        let (queuedA, oldestA) = (
+            #"trigger_gateway_async_queued{pool="a"}"#,
+            #"trigger_gateway_async_oldest_queued_timestamp_seconds{pool="a"}"#
+        )
+        let queuedB = #"trigger_gateway_async_queued{pool="b"}"#
+        metrics.async.recordQueue(byPool: ["a": (5, 1000), "b": (0, 2000)])
+        #expect(scrape().samples[queuedA] == 5 && scrape().samples[oldestA] == 1000 && scrape().samples[queuedB] == 0)
+        metrics.async.recordQueueUnknown()
+        metrics.async.recordQueueUnknown()
         let unknown = scrape()
-        #expect(unknown.samples["trigger_gateway_async_queued"] == nil)
+        #expect(unknown.samples[queuedA] == nil && unknown.samples[oldestA] == nil && unknown.samples[queuedB] == nil)
         #expect(unknown.type["trigger_gateway_async_queued"] == nil, "no HELP/TYPE without a sample")
+        #expect(unknown.type["trigger_gateway_async_oldest_queued_timestamp_seconds"] == nil)
         #expect(try promtoolFindings(unknown.text) == "", "\(unknown.text)")
-        metrics.async.recordQueueLength(7)
+        metrics.async.recordQueue(byPool: ["a": (7, 1500)])
         let back = scrape()
-        #expect(back.samples["trigger_gateway_async_queued"] == 7)
+        #expect(back.samples[queuedA] == 7 && back.samples[oldestA] == 1500)
+        #expect(back.samples[queuedB] == nil, "pool b is not configured any more")
         #expect(back.text.components(separatedBy: "# TYPE trigger_gateway_async_queued gauge").count == 2)
+        #expect(try promtoolFindings(back.text) == "", "\(back.text)")
     }
 
     @Test("config_restart_required: 0 at start, set by each applied reload, kept by a refused one")

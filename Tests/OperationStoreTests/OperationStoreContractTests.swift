@@ -628,6 +628,49 @@ struct OperationStoreContractTests {
         }
     }
 
+    /// Review 26 M5: the queue per pipeline, for `trigger_gateway_async_queued{pool}` and the oldest operation's wait.
+    @Test(
+        "queuedByPipeline: each pipeline's queued operations and the oldest wait: the acceptance while no runner ran it (a hand-back without a call keeps it), else the retry time",
+        arguments: StoreKind.allCases)
+    func queuedByPipeline(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            func queue() async throws -> [String: (count: Int, since: Int64)] {
+                var byKey: [String: (count: Int, since: Int64)] = [:]
+                for entry in try await store.queuedByPipeline() {
+                    #expect(byKey[entry.key] == nil, "\(entry.key) twice")
+                    byKey[entry.key] = (entry.count, entry.oldestSince.storeMilliseconds)
+                }
+                return byKey
+            }
+            #expect(try await queue().isEmpty)
+            let first = try await store.enqueue(Fixtures.request(), idempotencyKey: nil).operation
+            let second = try await store.enqueue(Fixtures.request(release: "v1"), idempotencyKey: nil).operation
+            let other = try await store.enqueue(Fixtures.request(pipeline: "other"), idempotencyKey: nil).operation
+            var queued = try await queue()
+            #expect(queued.count == 2)
+            #expect(queued["acme/echo"]?.count == 2 && queued["acme/echo"]?.since == first.createdAt.storeMilliseconds)
+            #expect(
+                queued["acme/other"]?.count == 1 && queued["acme/other"]?.since == other.createdAt.storeMilliseconds)
+
+            let t0 = Fixtures.now() + 1
+            #expect(try await store.claim(owner: "B", leaseDuration: .seconds(10), limit: 3, now: t0).count == 3)
+            #expect(try await queue().isEmpty, "running operations are not queued")
+            // A runner that is down: handed back without a call, not before t0 + 30; it has waited since it was
+            // accepted, not since the hand-back.
+            #expect(
+                try await store.release(id: first.id, owner: "B", notBefore: t0 + 30, callMade: false, now: t0))
+            // Failed and retried at t0 + 60: it waits from then.
+            let failure = GatewayError(.backendFailed, "down")
+            #expect(try await store.fail(id: second.id, owner: "B", error: failure, retryAt: t0 + 60, now: t0))
+            #expect(try await store.fail(id: other.id, owner: "B", error: failure, retryAt: t0 + 60, now: t0))
+            queued = try await queue()
+            #expect(queued["acme/echo"]?.count == 2 && queued["acme/echo"]?.since == first.createdAt.storeMilliseconds)
+            #expect(queued["acme/other"]?.count == 1 && queued["acme/other"]?.since == (t0 + 60).storeMilliseconds)
+            _ = try await store.cancel(id: other.id)
+            #expect(try await queue()["acme/other"] == nil)
+        }
+    }
+
     @Test(
         "queuedCount(pipelineKey:) counts one pipeline's queued operations, releases included (review 18 F8)",
         arguments: StoreKind.allCases)
