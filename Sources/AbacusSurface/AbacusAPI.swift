@@ -101,6 +101,9 @@ package struct AbacusResponse: Sendable {
     /// The principal the call's `apiKey` authenticated, once it did (whether or not the call then succeeded):
     /// for the request's access-log line, as the Instill paths record theirs. nil with auth off.
     package var principal: String? = nil
+    /// The pipeline version (an async operation) the call created (`runPipeline`) or asked for, for the request's
+    /// access-log line (`operation.id`); nil when none.
+    package var operationID: String? = nil
 }
 
 /// The Abacus.AI `runPipeline` surface (API.md §4b; CLIENTS.md §4): the calls the published `abacusai` client
@@ -142,9 +145,11 @@ package enum AbacusAPI {
     package static func handle(_ request: AbacusRequest, services: AbacusServices) async -> AbacusResponse {
         var named: Named?
         var principal: String?
+        var operationID: String?
         var response: AbacusResponse
         do {
-            let result = try await result(of: request, services: services, named: &named, principal: &principal)
+            let result = try await result(
+                of: request, services: services, named: &named, principal: &principal, operationID: &operationID)
             response = AbacusResponse(status: 200, body: AbacusEnvelope.success(result), headers: [])
         } catch {
             let abacusError = error as? AbacusError ?? AbacusError(services.gatewayError(error))
@@ -153,6 +158,7 @@ package enum AbacusAPI {
         response.pipeline = named?.ref
         response.mode = named?.mode
         response.principal = principal
+        response.operationID = operationID
         return response
     }
 
@@ -183,7 +189,8 @@ package enum AbacusAPI {
     }
 
     private static func result(
-        of request: AbacusRequest, services: AbacusServices, named: inout Named?, principal: inout String?
+        of request: AbacusRequest, services: AbacusServices, named: inout Named?, principal: inout String?,
+        operationID: inout String?
     ) async throws -> Value {
         guard let action = Action(rawValue: request.action) else {
             if request.action == "resetPipelineVersion" {
@@ -230,20 +237,25 @@ package enum AbacusAPI {
         case .runPipeline:
             let pipelineID = try parameters.requiredString("pipelineId")
             named = Named(ref: pipelineRef(pipelineID, services), mode: .async)
-            return .object(
-                try await runPipeline(
-                    pipelineID, parameters, request: request, principal: principal, services: services)
-            )
+            let operation = try await runPipeline(
+                pipelineID, parameters, request: request, principal: principal, services: services)
+            operationID = operation.id
+            return .object(AbacusPipelineVersion.render(operation))
         case .describePipelineVersion:
-            let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
+            let id = try parameters.requiredString("pipelineVersion")
+            operationID = id
+            let operation = try await version(id, principal, services)
             return .object(AbacusPipelineVersion.render(operation))
         case .listPipelineVersionLogs:
-            let operation = try await version(try parameters.requiredString("pipelineVersion"), principal, services)
+            let id = try parameters.requiredString("pipelineVersion")
+            operationID = id
+            let operation = try await version(id, principal, services)
             return .object(AbacusPipelineVersion.logs(operation))
         case .describePipelineStepVersion:
             let id = try parameters.requiredString("pipelineStepVersion")
             let stepNotFound = AbacusError.dataNotFound("no pipeline step version \"\(id)\"")
             guard let reference = AbacusPipelineVersion.stepReference(id) else { throw stepNotFound }
+            operationID = reference.id
             let operation = try await version(reference.id, principal, services)
             guard reference.item < AbacusPipelineVersion.stepCount(operation) else { throw stepNotFound }
             return .object(AbacusPipelineVersion.step(operation, item: reference.item))
@@ -272,7 +284,7 @@ package enum AbacusAPI {
         request: AbacusRequest,
         principal: String?,
         services: AbacusServices
-    ) async throws -> ValueObject {
+    ) async throws -> Operation {
         let ref = try await resolve(pipelineID, services)
         let variables = try AbacusVariableMappings.decode(
             try parameters.value("pipelineVariableMappings"),
@@ -292,7 +304,7 @@ package enum AbacusAPI {
             traceState: request.traceState,
             idempotencyKey: request.idempotencyKey
         )
-        return AbacusPipelineVersion.render(try await operations.submit(trigger))
+        return try await operations.submit(trigger)
     }
 
     /// The ref `pipelineId` names in the surface's namespace.

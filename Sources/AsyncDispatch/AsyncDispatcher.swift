@@ -1,6 +1,7 @@
 package import FoundationEssentials
 package import Logging
 import OperationStore
+import Routing
 import ServiceLifecycle
 import Synchronization
 package import TriggerDispatch
@@ -43,6 +44,10 @@ package final class AsyncDispatcher: Service {
     private let planner = Mutex(ClaimPlanner())
     private let claims = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
+    private let handedBackAtStop = Atomic(0)
+    /// Runs the stop cut at `timeouts.shutdown_grace` and handed back to the queue (their calls made, uncounted),
+    /// for the stop's summary (review 26 L3).
+    package var runsHandedBackAtStop: Int { handedBackAtStop.load(ordering: .relaxed) }
     /// Outcomes `finish` is retrying while the store is unreachable; claims wait for them (see `claimLoop`).
     private let pendingOutcomes = Atomic<Int>(0)
     /// From when (on `clock`) claims here may take over other owners' expired leases: a lease period after the store
@@ -210,7 +215,8 @@ package final class AsyncDispatcher: Service {
             }
             workers.cancelAll()
         }
-        logger.info("async dispatcher stopped")
+        logger.info(
+            "async dispatcher stopped", metadata: ["runs.handed_back": .stringConvertible(runsHandedBackAtStop)])
     }
 
     // MARK: Claiming
@@ -636,9 +642,17 @@ package final class AsyncDispatcher: Service {
                     }
                     return try await store.fail(
                         id: id, owner: owner, error: error, retryAt: nil, now: now, webhook: webhook)
-                })
+                }) == .stored
             {
                 metrics?.recordFinished(.failed)
+                // No run, so no `operation run` line: the final state's own (review 26 H2).
+                logger.info(
+                    "operation finished",
+                    metadata: [
+                        "operation.id": "\(id)", "request_id": "\(operation.request.requestID)", "state": "failed",
+                        "error.code": .stringConvertible(error.code.rpcCode), "error": "\(error.message)",
+                        "operation.attempts": .stringConvertible(made),
+                    ])
             }
             return .unknown
         }
@@ -657,9 +671,15 @@ package final class AsyncDispatcher: Service {
         // when the lease is gone. (Before, each run was a task group of the call and a lease keeper of its own
         // sleeping on a timer (a second group): six tasks and a timer per operation, issue 12.)
         let run = LocalRun(id: id, owner: owner)
+        // Keeps the endpoint and what the tries told, for the run's line (`logRun`).
+        let cancellation = TriggerCancellation()
+        let elapsed = clock.stopwatch()
+        let line = RunLine(
+            operation: operation, pool: pool, route: dispatcher.route(for: operation.ref)?.pattern,
+            cancellation: cancellation, elapsed: elapsed)
         let task = Task { [dispatcher] () -> Result<TriggerResult, GatewayError> in
             do {
-                return .success(try await dispatcher.runSync(call))
+                return .success(try await dispatcher.runSync(call, cancellation: cancellation))
             } catch {
                 if !(error is GatewayError), !(error is CancellationError) {
                     logger.error(
@@ -689,14 +709,13 @@ package final class AsyncDispatcher: Service {
         let webhook = operations.hasWebhook(operation.ref)
         switch outcome {
         case .finished(.success(let result)):
-            if await finish(
+            let written = await finish(
                 id, ref: operation.ref, run: run, webhook: webhook,
                 { store, owner, now in
                     try await store.complete(id: id, owner: owner, result: result, now: now, webhook: webhook)
                 })
-            {
-                metrics?.recordFinished(.succeeded)
-            }
+            if written == .stored { metrics?.recordFinished(.succeeded) }
+            logRun(line, written.outcome(or: .succeeded), error: nil)
             return .reached
         case .finished(.failure(let error)):
             if Task.isCancelled {
@@ -707,6 +726,8 @@ package final class AsyncDispatcher: Service {
                     "run cut at shutdown; the operation is queued again",
                     metadata: ["operation.id": "\(id)", "request_id": "\(call.requestID)"])
                 await release(run, callMade: true)
+                handedBackAtStop.add(1, ordering: .relaxed)
+                logRun(line, .handedBack, error: error)
                 return .unknown
             }
             if error.notSent {
@@ -730,32 +751,105 @@ package final class AsyncDispatcher: Service {
                     logger.warning("runner unreachable; async operations wait in the queue", metadata: metadata)
                 }
                 await release(run, after: wait)
+                logRun(line, .handedBack, error: error)
                 return .notSent
             }
             let counted = operation.countedAttempts
             let retry = Self.isRetryable(error) && counted < settings.maxAttempts
             let retryAt = retry ? now().addingTimeInterval(seconds(settings.backoff(afterAttempt: counted))) : nil
             let pending = webhook && !retry
-            if await finish(
+            let written = await finish(
                 id, ref: operation.ref, run: run, final: !retry, webhook: pending,
                 { store, owner, now in
                     try await store.fail(
                         id: id, owner: owner, error: error, retryAt: retryAt, now: now, webhook: pending)
                 })
-            {
-                if !retry { metrics?.recordFinished(.failed) }
-            }
+            if written == .stored, !retry { metrics?.recordFinished(.failed) }
+            logRun(line, written.outcome(or: retry ? .retrying : .failed), error: error)
             return .reached
         case .leaseLost:
             // A cancel (`:cancel`) ends the lease too; say which it was (one read, only when a run is cut).
+            let error: GatewayError? = if case .failure(let error) = result { error } else { nil }
             if (try? await store.get(id: id))?.state == .cancelled {
                 logger.info("operation cancelled; its run was stopped", metadata: ["operation.id": "\(id)"])
+                logRun(line, .cancelled, error: error)
             } else {
                 reportLeaseLost(id, owner: run.owner, cut: true)
+                logRun(line, .leaseLost, error: error)
             }
             operations.completions.notify(id)
             return .unknown
         }
+    }
+
+    /// What a run's `operation run` line says besides its outcome, gathered as the run starts (``logRun``).
+    private struct RunLine {
+        let operation: Operation
+        let pool: String
+        /// The route the operation's pipeline matched, as configured; nil when none did.
+        let route: String?
+        /// The run's call: its endpoint and what its tries told (``UpstreamDetail``), once it ended.
+        let cancellation: TriggerCancellation
+        /// Time since the run started, on the dispatcher's clock.
+        let elapsed: @Sendable () -> Duration
+    }
+
+    /// How a run ended, the `outcome` of its `operation run` line.
+    enum RunOutcome: String {
+        /// Its result is stored: the operation succeeded (final).
+        case succeeded
+        /// Its failure is stored as final: no attempt left, or not retryable.
+        case failed
+        /// Its failure is stored and the operation queued again for a later attempt (`retry_backoff`).
+        case retrying
+        /// Handed back to the queue uncounted: no runner saw the call (`UF`), or the gateway's stop cut it.
+        case handedBack = "handed_back"
+        /// The operation was cancelled while it ran; the run was stopped or its outcome refused (final).
+        case cancelled
+        /// Another claim took the operation (its lease expired here); the run's result was dropped.
+        case leaseLost = "lease_lost"
+        /// The store could not take the outcome before the retry limit or the stop; the operation runs again after
+        /// its lease.
+        case notStored = "not_stored"
+    }
+
+    /// The async runs' access log (review 26 H2): one `info` line per run's end, `msg="operation run"`, with
+    /// `operation.id`, the accepting request's `request_id` and `trace_id`, `namespace`, `pipeline`, `route`,
+    /// `pool`, `endpoint`, `attempt` (the operation's attempt this run was, 1-based), `outcome` (``RunOutcome``),
+    /// `response_flags` (as the access line's: `UF`, `UT`, …, or `-`), `error.code` (the google.rpc code the
+    /// operation's `error` shows, API.md) and `error` when the run failed, `duration_us` (the run, from its start to
+    /// its outcome's write) and the call's upstream fields as a sync request's access line has them (`attempts`,
+    /// `upstream_status`, `upstream_duration_us`, `queue_duration_us`). Never held back: like the access log, one
+    /// line per exchange with a backend; a run whose outcome is final (succeeded, failed, cancelled) is also the
+    /// operation's final line.
+    private func logRun(_ line: RunLine, _ outcome: RunOutcome, error: GatewayError?) {
+        guard logger.logLevel <= .info else { return }
+        let operation = line.operation
+        let request = operation.request
+        let (endpoint, upstream) = line.cancellation.endpointAndUpstream
+        var metadata: Logger.Metadata = [
+            "operation.id": "\(operation.id)", "request_id": "\(request.requestID)",
+            "namespace": "\(operation.ref.namespace)", "pipeline": "\(operation.ref.pipeline)", "pool": "\(line.pool)",
+            "attempt": .stringConvertible(operation.countedAttempts), "outcome": "\(outcome.rawValue)",
+            "response_flags": "\(error?.upstreamFailure?.rawValue ?? "-")",
+            "duration_us": .stringConvertible(TimeAmount(line.elapsed()).nanoseconds / 1000),
+        ]
+        if let route = line.route { metadata["route"] = "\(route)" }
+        if let endpoint { metadata["endpoint"] = "\(endpoint)" }
+        if let traceID = Self.traceID(of: request.traceParent) { metadata["trace_id"] = "\(traceID)" }
+        if let error, outcome != .succeeded {
+            metadata["error.code"] = .stringConvertible(error.code.rpcCode)
+            metadata["error"] = "\(error.message)"
+        }
+        AccessLog.add(upstream, to: &metadata)
+        logger.info("operation run", metadata: metadata)
+    }
+
+    /// The trace id of a stored `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, W3C Trace Context §3.2): checked by
+    /// the frontend that accepted it, or made by the gateway; nil when there is none.
+    static func traceID(of traceParent: String?) -> Substring? {
+        guard let traceParent, traceParent.utf8.count >= 35 else { return nil }
+        return traceParent.dropFirst(3).prefix(32)
     }
 
     /// A run here lost its lease to another claim (it expired and was taken over: this instance stopped renewing, or
@@ -850,7 +944,7 @@ package final class AsyncDispatcher: Service {
         final: Bool = true,
         webhook: Bool = false,
         _ write: @escaping @Sendable (_ store: any OperationStore, _ owner: String, _ now: Date) async throws -> Bool
-    ) async -> Bool {
+    ) async -> Written {
         let store = self.store
         let lease = settings.lease
         let logger = self.logger
@@ -953,11 +1047,14 @@ package final class AsyncDispatcher: Service {
         var storedOwner: String?
         if case .stored(let owner) = outcome { storedOwner = owner }
         let stored = storedOwner != nil
+        var written = stored ? Written.stored : .notStored
         if outcome == .refused {
             if (try? await store.get(id: id))?.state == .cancelled {
                 logger.info("operation outcome not stored (cancelled)", metadata: ["operation.id": "\(id)"])
+                written = .cancelled
             } else {
                 reportLeaseLost(id, owner: run.owner, cut: false)
+                written = .leaseLost
             }
         }
         if final && stored {
@@ -966,7 +1063,29 @@ package final class AsyncDispatcher: Service {
             operations.completions.notify(id)
         }
         if !final { operations.dispatcherWake.signal() }
-        return stored
+        return written
+    }
+
+    /// What became of an outcome ``finish(_:ref:run:final:webhook:_:)`` was to store.
+    private enum Written {
+        case stored
+        /// Refused: the operation was cancelled meanwhile.
+        case cancelled
+        /// Refused: another claim took the operation (its lease expired).
+        case leaseLost
+        /// The store kept failing (an outage past the limit, or the gateway stopping): the operation runs again
+        /// after its lease.
+        case notStored
+
+        /// The run's outcome: `stored` when the write was taken.
+        func outcome(or stored: RunOutcome) -> RunOutcome {
+            switch self {
+            case .stored: stored
+            case .cancelled: .cancelled
+            case .leaseLost: .leaseLost
+            case .notStored: .notStored
+            }
+        }
     }
 
     /// Hands a run the gateway itself cut (shutdown), or one whose call reached no runner, back to the queue

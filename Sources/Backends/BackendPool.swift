@@ -90,9 +90,16 @@ package final class BackendPool: TriggerRunner {
     /// request timeout starts with the slot (an earlier deadline of the caller's own, if it brought one, wins).
     /// Other callers' deadline counts from now, as a frontend's does from the request's arrival.
     package func run(_ request: TriggerRequest) async throws -> TriggerResult {
+        try await run(request, cancellation: TriggerCancellation())
+    }
+
+    /// ``run(_:)`` under the caller's `cancellation`, which keeps what the tries told (its ``TriggerCancellation/
+    /// endpoint`` and ``TriggerCancellation/upstream``) for the caller to read once the call ended: the async
+    /// dispatcher's `operation run` line.
+    package func run(_ request: TriggerRequest, cancellation: TriggerCancellation) async throws -> TriggerResult {
         let loop = asyncLoops.next()
         let request = request.waitsForCapacity ? request : withEffectiveDeadline(request, now: loop.now)
-        return try await TriggerCancellation.awaiting { cancellation in
+        return try await TriggerCancellation.awaiting(using: cancellation) { cancellation in
             let promise = loop.makePromise(of: TriggerResult.self)
             run(request, on: loop, pinned: false, cancellation: cancellation) { promise.completeWith($0) }
             return promise.futureResult
@@ -160,9 +167,16 @@ package final class BackendPool: TriggerRunner {
             return
         }
         let start: @Sendable () -> Void = { [self, request] in startCall(request, on: eventLoop, call) }
+        // The wait for the slot, for the record's `queue_duration_us`: measured here, where the slot is handed over
+        // (a call that queues without a deadline of its own, background work, arms no queue timer).
+        let queuedAt = NIODeadline.now()
         do {
             // Background work waits in its own queue, behind callers, and is never refused.
-            switch try limiter.acquire(background: call.background, onSlot: { eventLoop.execute(start) }) {
+            let onSlot: @Sendable () -> Void = {
+                cancellation.waitedForSlot(nanoseconds: (NIODeadline.now() - queuedAt).nanoseconds)
+                eventLoop.execute(start)
+            }
+            switch try limiter.acquire(background: call.background, onSlot: onSlot) {
             case .granted:
                 if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
             case .queued(let id):

@@ -519,8 +519,8 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
     func attempt(cancellation: TriggerCancellation) {
         let index = balancer.pick(avoiding: avoiding)
         tries += 1
-        // The name is the configuration's string, shared: no copy per call.
-        cancellation.endpoint = balancer.endpointName(index)
+        // The name is the configuration's string, shared: no copy per call. Counted as a try (`attempts`).
+        cancellation.tryStarted(endpoint: balancer.endpointName(index))
         current = (index, NIODeadline.now(), cancellation)
         // The try's report captures this object alone, so it needs no context of its own (issue 11: one
         // allocation per try); what it needs of the try is in `current`, tries being sequential.
@@ -533,16 +533,18 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
     private func tryEnded(_ result: Result<T, any Error>) {
         eventLoop.assertInEventLoop()
         guard let (index, start, cancellation) = current.take() else { return }
+        let elapsed = (NIODeadline.now() - start).nanoseconds
         if case .failure(let error) = result {
             balancer.tryEnded(index, startedAt: start, error: error)
             // The gateway's own refusal (`UO`: the connection budget spent) came before anything reached the
             // endpoint: the request's record and `trigger failed` warning name none, as its metric counts it under
             // `endpoint=""` (README, Metrics; review 21 L1). A retry's pick names its endpoint again.
-            if BackendErrors.isConnectionRefusedLocally((error as? NotSent)?.error ?? error) {
-                cancellation.endpoint = nil
-            }
+            cancellation.tryEnded(
+                nanoseconds: elapsed,
+                forgettingEndpoint: BackendErrors.isConnectionRefusedLocally((error as? NotSent)?.error ?? error))
         } else {
             balancer.tryEnded(index, startedAt: start)
+            cancellation.tryEnded(nanoseconds: elapsed)
         }
         switch result {
         case .success(let value):

@@ -43,6 +43,9 @@ final class GRPCBackendCall {
     /// A `Run` call's outcome, called once on the connection's loop and then dropped (issue 11: a promise and a
     /// `whenComplete` closure per call only to hand the result to the transport, which this replaces).
     private var unaryCompletion: ((Result<TriggerResult, any Error>) -> Void)?
+    /// Told the `grpc-status` the backend answered (``TriggerCancellation/answered(status:clearingHandler:)``), for
+    /// the request's record (`upstream_status`); nil for calls no record follows (health checks, streams).
+    private let statusSink: TriggerCancellation?
     /// A unary call of another service (the active health check): the response message, undecoded.
     private let rawPromise: EventLoopPromise<ByteBuffer>?
     private var unaryMessage: ByteBuffer?
@@ -63,13 +66,16 @@ final class GRPCBackendCall {
     private static let prefixBytes = 5
 
     /// A unary `Run`: `completion` gets the decoded result or the call's error, once, on the connection's loop.
+    /// `statusSink`: told the backend's `grpc-status` once it is read.
     init(
         unary completion: @escaping (Result<TriggerResult, any Error>) -> Void,
         peer: GRPCBackendPeer,
-        maxMessageBytes: Int
+        maxMessageBytes: Int,
+        statusSink: TriggerCancellation? = nil
     ) {
         self.kind = .unary
         self.peer = peer
+        self.statusSink = statusSink
         self.unaryCompletion = completion
         self.rawPromise = nil
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
@@ -78,6 +84,7 @@ final class GRPCBackendCall {
     init(raw promise: EventLoopPromise<ByteBuffer>, peer: GRPCBackendPeer, maxMessageBytes: Int) {
         self.kind = .unary
         self.peer = peer
+        self.statusSink = nil
         self.rawPromise = promise
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
     }
@@ -85,6 +92,7 @@ final class GRPCBackendCall {
     init(streamingPeer peer: GRPCBackendPeer, maxMessageBytes: Int) {
         self.kind = .streaming
         self.peer = peer
+        self.statusSink = nil
         self.rawPromise = nil
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
     }
@@ -378,6 +386,7 @@ final class GRPCBackendCall {
     private func parseStatus(_ block: HTTP2Headers) -> ParsedStatus {
         guard let raw = block.first(name: "grpc-status") else { return .garbage("no grpc-status") }
         guard let code = Int(raw), code >= 0 else { return .garbage("grpc-status \"\(raw)\"") }
+        statusSink?.answered(status: code)
         if code == 0 { return .ok }
         let message = block.first(name: "grpc-message").map(GRPCStatusMessage.percentDecode) ?? ""
         return .failed(Self.mapStatus(code: code, message: message, peer: peer))

@@ -285,7 +285,7 @@ extension GRPCBackendTransport: LoopCallingTransport {
     private func start(_ unary: UnaryRun, on connection: GRPCBackendConnection) {
         let call = GRPCBackendCall(
             unary: { [unary] in unary.callEnded($0) }, peer: unary.endpoint.peer,
-            maxMessageBytes: configuration.maxResponseBytes)
+            maxMessageBytes: configuration.maxResponseBytes, statusSink: unary.cancellation)
         let deadline = unary.pinned ? nil : unary.request.deadline
         if connection.eventLoop === unary.eventLoop {
             unary.started = .onLoop(call)

@@ -380,7 +380,7 @@ package final class HTTPBackendTransport: TriggerRunner, LoopCallingTransport {
                     .failure(
                         HTTPBackendTransport.tryFailure(error, pool: pool, endpoint: endpoint.endpoint.description)))
             case .success(let response):
-                cancellation.clearHandler()
+                cancellation.answered(status: response.status, clearingHandler: true)
                 if response.keepAlive {
                     transport.release(connection, to: endpoint)
                 } else {

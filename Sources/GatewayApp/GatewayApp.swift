@@ -33,6 +33,9 @@ package final class GatewayApp: Sendable {
     /// Async mode: present when the app was given an operation store.
     package let operations: AsyncOperations?
     package let asyncDispatcher: AsyncDispatcher?
+    /// Async runs the stop cut and handed back to the queue (``AsyncDispatcher/runsHandedBackAtStop``; 0 without
+    /// async mode), for the stop's summary line.
+    package var asyncRunsHandedBackAtStop: Int { asyncDispatcher?.runsHandedBackAtStop ?? 0 }
     /// Scheduled triggers: present with async mode (a store that keeps schedule state).
     package let scheduler: Scheduler?
     /// The digest of the configuration in force and the outcome of the last reload.

@@ -5,7 +5,18 @@ import Synchronization
 /// each frontend answers what is left in its own protocol (REST 503 + `Retry-After` + `Connection: close`,
 /// an SSE error event and the last chunk, gRPC `UNAVAILABLE`, HTTP/2 GOAWAY with the last processed stream)
 /// and closes.
-struct ShutdownGraceExpiredEvent {}
+struct ShutdownGraceExpiredEvent {
+    /// Counts the requests the connections cut (``cut()``), for the drain's summary (review 26 L3).
+    let cuts: Cuts
+
+    /// The requests cut at the grace's end, counted by the connections that cut them (on their loops).
+    final class Cuts: Sendable {
+        private let count = Atomic(0)
+        /// One request more was cut.
+        func cut() { count.add(1, ordering: .relaxed) }
+        var total: Int { count.load(ordering: .relaxed) }
+    }
+}
 
 /// Knows every open frontend connection so shutdown can ask them to finish and wait for them.
 ///
@@ -43,7 +54,10 @@ final class ConnectionTracker: Sendable {
         }
     }
 
-    func drain(grace: TimeAmount) async {
+    /// Drains every connection (see the type); returns how many requests were cut at the grace's end (answered
+    /// by the gateway: 503, gRPC UNAVAILABLE, an SSE error event), counted once the connections answered.
+    @discardableResult
+    func drain(grace: TimeAmount) async -> Int {
         for channel in state.withLock({ Array($0.channels.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
@@ -53,14 +67,16 @@ final class ConnectionTracker: Sendable {
             return s.quiesceWaiters
         }
         for waiter in waiters { waiter.resume() }
-        if await waitUntilEmpty(timeout: grace) { return }
+        if await waitUntilEmpty(timeout: grace) { return 0 }
+        let expired = ShutdownGraceExpiredEvent(cuts: .init())
         for channel in state.withLock({ Array($0.channels.values) }) {
-            channel.pipeline.fireUserInboundEventTriggered(ShutdownGraceExpiredEvent())
+            channel.pipeline.fireUserInboundEventTriggered(expired)
         }
-        if await waitUntilEmpty(timeout: Self.answerWindow) { return }
+        if await waitUntilEmpty(timeout: Self.answerWindow) { return expired.cuts.total }
         for channel in state.withLock({ Array($0.channels.values) }) {
             channel.close(promise: nil)
         }
+        return expired.cuts.total
     }
 
     /// Returns once the drain has queued its quiesce event on every open connection: an event fired from off

@@ -62,6 +62,16 @@ enum CraftRoute: Equatable {
         }
     }
 
+    /// The execution (an async operation's id) the path names, for the request's record (`operation.id`).
+    var executionID: String? {
+        switch self {
+        case .execution(let id), .executionInput(let id, _), .executionLogs(let id), .executionOutputs(let id),
+            .executionOutput(let id, _), .endpointExecution(_, let id), .endpointOutput(_, let id, _):
+            id
+        default: nil
+        }
+    }
+
     /// Whether a request with `method` on this route carries a body the route reads.
     func readsBody(method: String) -> Bool {
         switch self {

@@ -29,6 +29,8 @@ struct GRPCRequestHead {
     var idempotencyKey: String?
     /// `instill-return-traces`, as sent.
     var returnTraces: String?
+    /// `user-agent` (gRPC's own form: `grpc-python/1.76.0 grpc-c/51.0.0 (linux; chttp2)`), for the access log.
+    var userAgent: String?
 }
 
 extension GRPCRequestHead {
@@ -38,7 +40,7 @@ extension GRPCRequestHead {
         // "Branch hotpath2").
         var path: String?, method: String?, requestID: String?, authorization: String?, requesterUID: String?,
             timeout: String?, encoding: String?, acceptEncoding: String?, traceParent: String?, traceState: String?,
-            idempotencyKey: String?, returnTraces: String?
+            idempotencyKey: String?, returnTraces: String?, userAgent: String?
         var repeatedSingleton: String?
         var contentTypeSeen = false
         // Over the buffer by index: iterating the fields would copy each (a retain and release of both strings).
@@ -55,6 +57,8 @@ extension GRPCRequestHead {
                         Self.keepFirst(&requestID, fields[index].value)
                     } else if name == "tracestate" {
                         Self.keepFirst(&traceState, fields[index].value)
+                    } else if name == "user-agent" {
+                        Self.keepFirst(&userAgent, fields[index].value)
                     }
                 case 11:
                     if name == "traceparent" { Self.keepFirst(&traceParent, fields[index].value) }
@@ -91,7 +95,7 @@ extension GRPCRequestHead {
         self.init(
             path: path, method: method, requestID: requestID, authorization: authorization, requesterUID: requesterUID,
             timeout: timeout, encoding: encoding, acceptEncoding: acceptEncoding, traceParent: traceParent,
-            traceState: traceState, idempotencyKey: idempotencyKey, returnTraces: returnTraces)
+            traceState: traceState, idempotencyKey: idempotencyKey, returnTraces: returnTraces, userAgent: userAgent)
         self.repeatedSingleton = repeatedSingleton
     }
 

@@ -60,6 +60,9 @@ package final class GatewayServer: Service {
     private let boundAddress = Mutex<Result<SocketAddress, any Error>?>(nil)
     private let listening = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
     private let connections = ConnectionTracker()
+    private let requestsCut = Atomic(0)
+    /// The requests the last drain cut at `timeouts.shutdown_grace` (0 until a drain ended), for the stop's summary.
+    package var requestsCutAtShutdown: Int { requestsCut.load(ordering: .relaxed) }
     private let admission: ConnectionAdmission
     /// The backend connections the open-file limit leaves room for next to ``admission``'s client connections
     /// (``backendConnectionLimit(clientCap:)``); GatewayApp gives it to the backends' connection budget.
@@ -229,10 +232,12 @@ package final class GatewayServer: Service {
         // Stop accepting is done; now drain what is in flight, then cut what remains.
         services.logger.info(
             "draining connections", metadata: ["connections.open": .stringConvertible(connections.count)])
-        await connections.drain(grace: configuration.shutdownGrace)
+        let cut = await connections.drain(grace: configuration.shutdownGrace)
+        requestsCut.store(cut, ordering: .relaxed)
         // The process's own `stopped` comes last, once every service has (review 12, finding 2: this line came
-        // before the async dispatcher's and the store's ends).
-        services.logger.info("listener stopped")
+        // before the async dispatcher's and the store's ends). The drain's summary (review 26 L3): the requests
+        // `shutdown_grace` cut, which a longer grace would have let finish.
+        services.logger.info("listener stopped", metadata: ["requests.cut": .stringConvertible(cut)])
     }
 
     /// Stops accepting, then closes the listener without dropping a connection it already accepted.

@@ -173,10 +173,15 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         // Names lowercased once, from the decoder's bytes: what `RESTRequestHead` matches by equality.
         var fields = head.lowercasedFields
         var requestIDField: String? = nil
-        // Names compared by length first (most differ in it: an equality test of two strings is ~50 instructions).
-        for field in fields where field.name.utf8.count == 10 && field.name == "request-id" {
-            requestIDField = field.value
-            break
+        var userAgentField: String? = nil
+        // Names compared by length first (most differ in it: an equality test of two strings is ~50 instructions);
+        // both are 10 bytes long. The first of each counts.
+        for field in fields where field.name.utf8.count == 10 {
+            if field.name == "request-id" {
+                if requestIDField == nil { requestIDField = field.value }
+            } else if field.name == "user-agent" {
+                if userAgentField == nil { userAgentField = field.value }
+            }
         }
         let requestID = RequestContext.requestID(requestIDField)
         currentRequestID = requestID
@@ -193,6 +198,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
             FrontendServices.openRequest(
                 observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
                 httpVersion: "HTTP/1.1", method: method, path: Self.pathOnly(uri), peer: peer))
+        if let userAgentField { open.record.userAgent = RequestRecord.userAgent(userAgentField) }
         let target: String
         let rules =
             refusal.map { .reject($0, closeConnection: true) }
@@ -390,7 +396,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         keepAlive: Bool, context: ChannelHandlerContext
     ) {
         guard case .calling(let current) = state, current === cancellation else { return }
-        if open.isOpen { open.record.endpoint = cancellation.endpoint }
+        if open.isOpen { open.record.upstream(of: cancellation) }
         let outcome = result.mapError { gatewayError(from: $0, requestID: requestID) }
         if case .failure(let error) = outcome { services.logFailure(error, of: open) }
         finished(RESTOperations.response(to: outcome, requestID: requestID), keepAlive: keepAlive, context: context)
@@ -614,7 +620,7 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         case .calling(let call):
             // Closed first: a call that completes inside `cancel()` then writes nothing.
             state = .closed
-            if open.isOpen { open.record.endpoint = call.endpoint }
+            if open.isOpen { open.record.upstream(of: call) }
             call.cancel()
         default:
             break
@@ -624,8 +630,8 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ShutdownGraceExpiredEvent {
-            shutdownGraceExpired(context: context)
+        if let expired = event as? ShutdownGraceExpiredEvent {
+            shutdownGraceExpired(expired, context: context)
             return
         }
         if event is ChannelShouldQuiesceEvent {
@@ -643,12 +649,21 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
     /// The grace period ran out with this request unfinished: its client gets an answer in HTTP before the
     /// socket closes (DESIGN.md "Configuration and running"): 503 with `Retry-After` and `Connection:
     /// close` when nothing was sent yet, an SSE `error` event and the terminating chunk mid-stream.
-    private func shutdownGraceExpired(context: ChannelHandlerContext) {
+    private func shutdownGraceExpired(_ expired: ShutdownGraceExpiredEvent, context: ChannelHandlerContext) {
         let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
         let requestID: String
+        // A request cut here is the stop's: flagged (`cut_by=shutdown`), with the endpoint its call went to, and
+        // counted for the drain's summary (review 26 L3).
+        func cut() {
+            guard open.isOpen else { return }
+            open.record.cutAtShutdown = true
+            expired.cuts.cut()
+        }
         switch state {
         case .streaming(let relay) where relay.began:
             state = .closed
+            if open.isOpen { open.record.endpoint = relay.endpoint }
+            cut()
             relay.cancel()
             var encoded = context.channel.allocator.buffer(capacity: 128)
             SSEEncoder.encode(.error(error), into: &encoded)
@@ -668,17 +683,23 @@ final class HTTP1FrontendHandler: ChannelDuplexHandler {
         case .streaming(let relay):
             // Not begun: nothing was sent, so the 503 below is the answer.
             state = .closed
+            if open.isOpen { open.record.endpoint = relay.endpoint }
+            cut()
             relay.cancel()
             requestID = currentRequestID
         case .running(let task):
+            cut()
             task.cancel()
             requestID = currentRequestID
         case .calling(let call):
             // Closed first: a call that completes inside `cancel()` then writes nothing; the 503 below is the answer.
             state = .closed
+            if open.isOpen { open.record.upstream(of: call) }
+            cut()
             call.cancel()
             requestID = currentRequestID
         case .collecting:
+            cut()
             relay?.abort()
             relay = nil
             requestID = bodyUse.requestID ?? currentRequestID

@@ -164,6 +164,7 @@ extension HTTP2FrontendConnection {
         state.requestID = requestID
         // Changed in place in the state: changing the local first made its move into the state a copy.
         state.open.record.trace(head.traceParent)
+        if let userAgent = head.userAgent { state.open.record.userAgent = RequestRecord.userAgent(userAgent) }
         streams[stream] = state
         guard httpMethod == "POST" else {
             grpcFinish(stream, error: GatewayError(.unimplemented, "gRPC requires POST"))

@@ -66,6 +66,8 @@ extension HTTP2FrontendConnection {
             return
         }
         let principal = call.context.principal
+        // The id asked for, on the access line whatever the answer (an unknown one's NOT_FOUND too).
+        streams[stream]?.updateRecord { $0.operationID = id }
         respondWithOperation(call: call, stream: stream) {
             let operation = try await operations.get(id: id)
             try RESTOperations.checkVisible(operation, to: principal)
@@ -134,6 +136,8 @@ extension HTTP2FrontendConnection {
         } deliver: { connection, outcome in
             switch outcome {
             case .success(let operation):
+                // The operation created or read, for the access line (`operation.id`, review 26 H2).
+                connection.streams[stream]?.updateRecord { $0.operationID = operation.id }
                 connection.grpcRespond(
                     stream,
                     message: InstillCodec.encodeOperationResponse(

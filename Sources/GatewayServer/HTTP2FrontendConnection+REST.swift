@@ -38,6 +38,7 @@ extension HTTP2FrontendConnection {
         var open = FrontendServices.openRequest(
             observers: services.requestObservers, clock: services.clock, requestID: requestID, frontend: .rest,
             httpVersion: "HTTP/2", method: head.method, path: HTTP1FrontendHandler.pathOnly(head.target), peer: peer)
+        if let userAgent = head.first("user-agent") { open.record.userAgent = RequestRecord.userAgent(userAgent) }
         let arrival = open.start
         var collector = RESTBodyCollector.idle
         var use = PendingBodyUse.none

@@ -179,7 +179,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             guard let call, let delivery = syncDelivery.take(), delivery.connection.streams[delivery.stream] === self
             else { return }
             self.call = nil
-            updateRecord { $0.endpoint = call.endpoint }
+            updateRecord { $0.upstream(of: call) }
             // Headers, message and trailers of one answer leave in one write, not one per frame group.
             let outcome = result.mapError { gatewayError(from: $0, requestID: delivery.requestID) }
             if case .failure(let error) = outcome { delivery.connection.services.logFailure(error, of: open) }
@@ -200,7 +200,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
             let call = self.call
             self.call = nil
             syncDelivery = nil
-            if let call { updateRecord { $0.endpoint = call.endpoint } }
+            if let call { updateRecord { $0.upstream(of: call) } }
             call?.cancel()
             let relay = self.relay
             self.relay = nil
@@ -596,8 +596,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         case is ChannelShouldQuiesceEvent:
             // Graceful shutdown: GOAWAY after a notice; open streams finish, new ones are refused.
             session.initiateGracefulShutdown()
-        case is ShutdownGraceExpiredEvent:
-            shutdownGraceExpired()
+        case let expired as ShutdownGraceExpiredEvent:
+            shutdownGraceExpired(expired)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -661,13 +661,18 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     /// The grace period ran out with streams unfinished: each gets an answer in its protocol (gRPC
     /// `UNAVAILABLE` in trailers or Trailers-Only, REST 503 with `Retry-After`, SSE an `error` event and the
     /// end of the stream), then GOAWAY with the last processed stream id (RFC 9113 §6.8) once they are out.
-    private func shutdownGraceExpired() {
+    private func shutdownGraceExpired(_ expired: ShutdownGraceExpiredEvent) {
         terminating = true
         let error = GatewayError(.unavailable, "the gateway is shutting down; retry the request")
         session.withBatchedWrites {
             for (id, state) in streams {
                 if case .done = state.phase, !state.hasWork { continue }
+                // Keeps the endpoint of the call it stops (review 26 L3: a cut request looked like a runner's 503).
                 state.stopWork()
+                if state.open.isOpen {
+                    state.updateRecord { $0.cutAtShutdown = true }
+                    expired.cuts.cut()
+                }
                 switch state.wire {
                 case .grpc:
                     grpcFinish(id, error: error)

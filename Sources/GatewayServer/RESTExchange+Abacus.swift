@@ -83,10 +83,10 @@ extension RESTRequestHead {
         -> RESTResponse
     {
         var response = RESTResponse.abacus(answer, requestID: requestID)
-        if answer.pipeline != nil || answer.principal != nil {
+        if answer.pipeline != nil || answer.principal != nil || answer.operationID != nil {
             response.naming = RequestNaming(
                 ref: answer.pipeline, mode: answer.mode, route: answer.pipeline.flatMap(dispatcher.route(for:)),
-                principal: answer.principal)
+                principal: answer.principal, operationID: answer.operationID)
         }
         return response
     }

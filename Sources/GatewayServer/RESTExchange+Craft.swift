@@ -135,9 +135,12 @@ struct CraftExchange: Sendable {
         } catch {
             response = CraftAnswer.error(gatewayError(from: error, requestID: requestID), requestID: requestID)
         }
-        // The pipeline was named from the path at the head; only the principal is learnt here.
-        if let principal = exchange.principal {
-            response.naming = RequestNaming(ref: nil, mode: nil, route: nil, principal: principal)
+        // The pipeline was named from the path at the head; only the principal is learnt here, and the execution
+        // (an async operation) the request created (`execute`) or named in its path (review 26 H2).
+        let operationID = response.naming?.operationID ?? route.executionID
+        if exchange.principal != nil || operationID != nil {
+            response.naming = RequestNaming(
+                ref: nil, mode: nil, route: nil, principal: exchange.principal, operationID: operationID)
         }
         return response
     }
@@ -569,7 +572,9 @@ struct CraftExchange: Sendable {
         _ = try services.dispatcher.pool(for: ref)
         if services.health.status(.async) != .serving { throw services.health.asyncRefusal }
         let operation = try await operations.submit(request)
-        return CraftAnswer.json(["execution_id": .string(operation.id)], requestID: requestID)
+        var response = CraftAnswer.json(["execution_id": .string(operation.id)], requestID: requestID)
+        response.naming = .operation(operation.id)
+        return response
     }
 
     /// At most this many executions in `list_pipeline_executions`'s answer, newest first (Craft AI's own

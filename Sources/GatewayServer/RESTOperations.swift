@@ -53,7 +53,7 @@ extension RESTRequestHead {
             }
             return .run(
                 RESTWork(requestID: requestID) {
-                    await RESTOperations.answer(requestID: requestID) {
+                    await RESTOperations.answer(requestID: requestID, id: id) {
                         let operation = try await operations.get(id: id, wait: wait)
                         try RESTOperations.checkVisible(operation, to: principal)
                         return operation
@@ -62,7 +62,7 @@ extension RESTRequestHead {
         case .cancelOperation(let id):
             return .run(
                 RESTWork(requestID: requestID) {
-                    await RESTOperations.answer(requestID: requestID) {
+                    await RESTOperations.answer(requestID: requestID, id: id) {
                         guard let existing = try await operations.store.get(id: id) else {
                             throw OperationStoreErrors.notFound(id)
                         }
@@ -193,16 +193,24 @@ enum RESTOperations {
         }
     }
 
-    /// `{"operation": <operation>}`, or the error `body` threw.
-    static func answer(requestID: String, _ body: () async throws -> Operation) async -> RESTResponse {
+    /// `{"operation": <operation>}`, or the error `body` threw. The request's record is named with the operation's
+    /// id (`operation.id` on the access line, review 26 H2), or with `id`, the one the request asked for, when
+    /// `body` failed (an unknown id's 404 names it too).
+    static func answer(requestID: String, id: String? = nil, _ body: () async throws -> Operation) async
+        -> RESTResponse
+    {
+        var response: RESTResponse
         do {
             let operation = try await body()
             var buffer = ByteBufferAllocator().buffer(capacity: 512)
             RESTOperationBody(operation).writeEnvelope(into: &buffer)
-            return .json(status: 200, body: buffer, requestID: requestID)
+            response = .json(status: 200, body: buffer, requestID: requestID)
+            response.naming = .operation(operation.id)
         } catch {
-            return .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
+            response = .error(gatewayError(from: error, requestID: requestID), requestID: requestID)
+            response.naming = .operation(id)
         }
+        return response
     }
 
     /// `Operation.isVisible(to:)`, the one rule.

@@ -106,6 +106,12 @@ extension RequestRecord {
     mutating func name(_ naming: RequestNaming) {
         if let ref = naming.ref { name(ref, mode: naming.mode, route: naming.route) }
         if let principal = naming.principal { self.principal = principal }
+        if let operationID = naming.operationID { self.operationID = operationID }
+    }
+
+    /// What the sync call `call` told of its tries: the endpoint of the last and ``UpstreamDetail`` (one lock).
+    mutating func upstream(of call: TriggerCancellation) {
+        (endpoint, upstream) = call.endpointAndUpstream
     }
 
     /// The trace id of a W3C `traceparent` (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, W3C
@@ -134,12 +140,23 @@ final class RequestNaming: Sendable {
     /// The principal the surface authenticated (an Abacus.AI `apiKey`'s token, a Craft AI access token's
     /// subject, an endpoint token); nil when none did or auth is off.
     let principal: String?
+    /// The async operation the work created, read or cancelled (``RequestRecord/operationID``); nil when none.
+    let operationID: String?
 
-    init(ref: PipelineRef?, mode: TriggerMode?, route: RouteTable.ResolvedRoute?, principal: String? = nil) {
+    init(
+        ref: PipelineRef?, mode: TriggerMode?, route: RouteTable.ResolvedRoute?, principal: String? = nil,
+        operationID: String? = nil
+    ) {
         self.ref = ref
         self.mode = mode
         self.route = route
         self.principal = principal
+        self.operationID = operationID
+    }
+
+    /// Names only the operation `id` (the record keeps what the head named).
+    static func operation(_ id: String?) -> RequestNaming? {
+        id.map { RequestNaming(ref: nil, mode: nil, route: nil, operationID: $0) }
     }
 }
 

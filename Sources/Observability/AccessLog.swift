@@ -1,5 +1,5 @@
 package import Logging
-import TriggerModel
+package import TriggerModel
 
 /// The access log: one `info` line per finished request, every field of its `RequestRecord` as swift-log
 /// metadata (the handler formats it: logfmt or JSON, see `LineLogHandler`).
@@ -12,7 +12,10 @@ import TriggerModel
 /// `UO`, `UPE` when the answer is a failure the gateway made on a backend's behalf (``UpstreamFailure``); `DC` when
 /// the client went away, `SI` when the gateway gave up on a client that read nothing, `DT` when a gRPC call was
 /// answered DEADLINE_EXCEEDED after the client's own `grpc-timeout` had passed (``RequestRecord/Termination``);
-/// both joined by `,`. Find a request by the `request-id` its client got back:
+/// both joined by `,`. Also when known: `operation.id` (the async operation the request created, read or
+/// cancelled), `user_agent`, and a backend call's `attempts`, `upstream_status`, `upstream_duration_us` and
+/// `queue_duration_us` (``UpstreamDetail``); `cut_by=shutdown` on a request the gateway's stop cut at
+/// `timeouts.shutdown_grace`. Find a request by the `request-id` its client got back:
 /// `grep request_id=<id>`.
 ///
 /// With the gateway's own handler (`LineLogHandler`, adding no metadata of its own) a line is formatted
@@ -55,8 +58,11 @@ package struct AccessLog: RequestObserver {
     /// The record's fields, in key order (the order `LineLogHandler` sorts metadata into), typed as
     /// ``metadata(of:)`` types them.
     package static func fields(of record: RequestRecord, into out: inout LineWriter) {
+        let upstream = record.upstream
+        if upstream.attempts > 0 { out.field("attempts", integer: upstream.attempts) }
         out.field("bytes_in", integer: record.bytesIn)
         out.field("bytes_out", integer: record.bytesOut)
+        if record.cutAtShutdown { out.field("cut_by", string: "shutdown") }
         out.field("duration_us", integer: Int(record.durationNanoseconds / 1000))
         if let value = record.endpoint { out.field("endpoint", string: value) }
         out.field("frontend", string: record.frontend.rawValue)
@@ -65,17 +71,22 @@ package struct AccessLog: RequestObserver {
         if let value = record.mode { out.field("mode", string: value) }
         if let value = record.namespace { out.field("namespace", string: value) }
         out.field("operation", string: record.operation)
+        if let value = record.operationID { out.field("operation.id", string: value) }
         out.field("path", string: record.path)
         if let value = record.peerAddress { out.field("peer.address", string: value) }
         if let value = record.pipeline { out.field("pipeline", string: value) }
         if let value = record.pool { out.field("pool", string: value) }
         if let value = record.principal { out.field("principal", string: value) }
         out.field("protocol", string: record.httpVersion)
+        if let value = upstream.queueNanoseconds { out.field("queue_duration_us", integer: Int(value / 1000)) }
         out.field("request_id", string: record.requestID)
         out.field("response_flags", string: record.responseFlags)
         if let value = record.route { out.field("route", string: value) }
         out.field("status", integer: record.status)
         if let value = record.traceID { out.field("trace_id", string: value) }
+        if let value = upstream.lastTryNanoseconds { out.field("upstream_duration_us", integer: Int(value / 1000)) }
+        if let value = upstream.status { out.field("upstream_status", integer: value) }
+        if let value = record.userAgent { out.field("user_agent", string: value) }
     }
 
     /// The record as swift-log metadata, for a handler other than the gateway's own.
@@ -103,7 +114,22 @@ package struct AccessLog: RequestObserver {
         if let value = record.traceID { metadata["trace_id"] = .string(String(value)) }
         metadata["response_flags"] = .string(record.responseFlags)
         if let value = record.peerAddress { metadata["peer.address"] = .string(value) }
+        if let value = record.operationID { metadata["operation.id"] = .string(value) }
+        add(record.upstream, to: &metadata)
+        if let value = record.userAgent { metadata["user_agent"] = .string(value) }
+        if record.cutAtShutdown { metadata["cut_by"] = .string("shutdown") }
         return metadata
+    }
+
+    /// The upstream fields of `upstream` (``UpstreamDetail``) as metadata, those it knows: on the access line and on
+    /// the async dispatcher's `operation run` line, the same keys and units (microseconds).
+    package static func add(_ upstream: UpstreamDetail, to metadata: inout Logger.Metadata) {
+        if upstream.attempts > 0 { metadata["attempts"] = .stringConvertible(upstream.attempts) }
+        if let value = upstream.status { metadata["upstream_status"] = .stringConvertible(value) }
+        if let value = upstream.lastTryNanoseconds {
+            metadata["upstream_duration_us"] = .stringConvertible(value / 1000)
+        }
+        if let value = upstream.queueNanoseconds { metadata["queue_duration_us"] = .stringConvertible(value / 1000) }
     }
 
     /// One line's bytes (as `LineLogHandler.line` lays them out), for tests comparing the two paths.

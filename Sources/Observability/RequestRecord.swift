@@ -108,6 +108,35 @@ package struct RequestRecord: Sendable {
     /// `traceparent` the gateway sent on (its bytes 3..<35), not a string of its own (issue 11: one allocation
     /// fewer per trigger; bench/README.md, "Branch hotpath12").
     package var traceID: Substring?
+    /// The async operation the request created (`trigger-async`, a Craft AI execution, an Abacus.AI run, a
+    /// schedule's manual trigger), or the one it read or cancelled (`GET …/operations/{id}`, `:cancel`, the
+    /// surfaces' reads of one): its id, as the client holds it (`operations/<id>`'s last segment). Log only.
+    package var operationID: String? = nil
+    /// What the sync call's tries to the runner told (``UpstreamDetail``): `attempts`, `upstream_status`,
+    /// `upstream_duration_us`, `queue_duration_us`. Empty (no try) for requests that made no backend call.
+    package var upstream = UpstreamDetail()
+    /// The request's `User-Agent` header (gRPC: `user-agent`), at most ``userAgentLimit`` bytes of it. Log only.
+    package var userAgent: String? = nil
+    /// The gateway's stop cut the request at `timeouts.shutdown_grace` (`cut_by=shutdown`): its answer (503, gRPC
+    /// UNAVAILABLE, an SSE error event) is the gateway's, not the runner's, whose call was cancelled (review 26 L3:
+    /// such a line looked like a runner's own 503).
+    package var cutAtShutdown = false
+
+    /// The longest `user_agent` logged, in bytes (cut at a UTF-8 character boundary): nginx logs the header
+    /// whole, but a line must stay within one `write(2)` a pipe keeps whole (PIPE_BUF, 4096 bytes, POSIX), and
+    /// real agents (`grpc-python/1.76.0 grpc-c/51.0.0 (linux; chttp2)`, `curl/8.5.0`) are far shorter.
+    package static let userAgentLimit = 256
+
+    /// `value` as ``userAgent`` keeps it: whole (the header's own string, no copy) up to ``userAgentLimit`` bytes,
+    /// else its first characters that fit.
+    package static func userAgent(_ value: String) -> String {
+        let utf8 = value.utf8
+        guard utf8.count > userAgentLimit else { return value }
+        var end = utf8.index(utf8.startIndex, offsetBy: userAgentLimit)
+        // Back to the start of a character: a UTF-8 continuation byte is 10xxxxxx.
+        while end > utf8.startIndex, utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
+        return String(decoding: utf8[utf8.startIndex..<end], as: UTF8.self)
+    }
 }
 
 // The initializer is in an extension so that the struct keeps its memberwise initializer, which it calls: one that

@@ -112,6 +112,12 @@ package final class TriggerDispatcher: Sendable {
         try await pool(for: request.ref).run(request)
     }
 
+    /// ``runSync(_:)`` under the caller's `cancellation`, which keeps the endpoint and what the tries told
+    /// (``TriggerCancellation/upstream``) for the caller to read once the call ended.
+    package func runSync(_ request: TriggerRequest, cancellation: TriggerCancellation) async throws -> TriggerResult {
+        try await pool(for: request.ref).run(request, cancellation: cancellation)
+    }
+
     /// Sync mode on the caller's event loop: routing, the pool's slot and deadline, and the transport's call
     /// all run on `eventLoop`, which the returned future completes on (DESIGN.md "Threading model").
     package func runSync(

@@ -75,6 +75,7 @@ package final class TriggerCancellation: Sendable {
         var cancelled = false
         var handler: (@Sendable () -> Void)?
         var endpoint: String?
+        var upstream = UpstreamDetail()
     }
 
     private let state = Mutex(State())
@@ -89,6 +90,51 @@ package final class TriggerCancellation: Sendable {
     package var endpoint: String? {
         get { state.withLock { $0.endpoint } }
         set { state.withLock { $0.endpoint = newValue } }
+    }
+
+    /// What the call's tries have told so far (``UpstreamDetail``), for the request's record.
+    package var upstream: UpstreamDetail { state.withLock { $0.upstream } }
+
+    /// ``endpoint`` and ``upstream`` under one lock: what a frontend copies into the request's record when the
+    /// call ends.
+    package var endpointAndUpstream: (endpoint: String?, upstream: UpstreamDetail) {
+        state.withLock { ($0.endpoint, $0.upstream) }
+    }
+
+    /// A try begins on `endpoint` (the balanced transports' pick): ``endpoint`` names it, the try is counted,
+    /// and the previous try's answer and duration are forgotten (the record describes the last try). One lock,
+    /// as setting ``endpoint`` alone took.
+    package func tryStarted(endpoint: String?) {
+        state.withLock { state in
+            state.endpoint = endpoint
+            state.upstream.attempts += 1
+            state.upstream.status = nil
+            state.upstream.lastTryNanoseconds = nil
+        }
+    }
+
+    /// The current try ended after `nanoseconds` (from its start to its answer's end, or its failure);
+    /// `forgettingEndpoint`: the try reached no endpoint after all (the gateway's own refusal, `UO`), so
+    /// ``endpoint`` is cleared.
+    package func tryEnded(nanoseconds: Int64, forgettingEndpoint: Bool = false) {
+        state.withLock { state in
+            state.upstream.lastTryNanoseconds = nanoseconds
+            if forgettingEndpoint { state.endpoint = nil }
+        }
+    }
+
+    /// The runner answered the current try with `status`: its HTTP status, or its `grpc-status`. With
+    /// `clearingHandler`, also ``clearHandler()`` (one lock for both, on the HTTP transport's answer).
+    package func answered(status: Int, clearingHandler: Bool = false) {
+        state.withLock { state in
+            state.upstream.status = status
+            if clearingHandler { state.handler = nil }
+        }
+    }
+
+    /// The call waited `nanoseconds` for a slot of its pool before its first try.
+    package func waitedForSlot(nanoseconds: Int64) {
+        state.withLock { $0.upstream.queueNanoseconds = nanoseconds }
     }
 
     /// Sets what `cancel()` does, replacing the previous handler; runs it at once if already cancelled.
@@ -110,10 +156,10 @@ package final class TriggerCancellation: Sendable {
     /// cancelling the awaiting task cancels the call (``cancel()``). The transports' `run(_:)` is this over
     /// their ``TriggerRunner/run(_:on:cancellation:)``.
     package static func awaiting<Value: Sendable>(
+        using cancellation: TriggerCancellation = TriggerCancellation(),
         _ call: (TriggerCancellation) -> EventLoopFuture<Value>
     ) async throws -> Value {
-        let cancellation = TriggerCancellation()
-        return try await withTaskCancellationHandler {
+        try await withTaskCancellationHandler {
             try await call(cancellation).get()
         } onCancel: {
             cancellation.cancel()
@@ -130,4 +176,25 @@ package final class TriggerCancellation: Sendable {
         }
         handler?()
     }
+}
+
+/// What a call's tries to its runner told the gateway, for the access log's upstream fields (`attempts`,
+/// `upstream_status`, `upstream_duration_us`, `queue_duration_us`; README, Logging) and the async dispatcher's
+/// `operation run` line: kept on the call's ``TriggerCancellation`` by the pool and the balanced transports, read
+/// once when the call ends. Plain integers, so a copy retains nothing (log only: never a metric label).
+package struct UpstreamDetail: Sendable, Equatable {
+    /// Tries made: each endpoint picked counts one (a retry after a refused connect is a second try). 0 when no
+    /// try was made (the in-process runner, a call refused or timed out before a pick).
+    package var attempts = 0
+    /// The last try's answer: the runner's HTTP status (HTTP transport) or its `grpc-status` (gRPC transport);
+    /// nil when that try got no answer (refused, cut, timed out, garbage before a status).
+    package var status: Int?
+    /// The last try's duration in nanoseconds: from its start (the endpoint picked, a new connection's connect
+    /// included) to its answer's end or its failure; nil when no try ended (the deadline cut it first).
+    package var lastTryNanoseconds: Int64?
+    /// How long the call waited for a slot of its pool (`max_concurrency`), in nanoseconds; nil when it found one
+    /// free.
+    package var queueNanoseconds: Int64?
+
+    package init() {}
 }

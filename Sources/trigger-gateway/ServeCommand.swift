@@ -129,6 +129,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         // Trap SIGHUP before anything can deliver it: its default action ends the process.
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
+        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         // The store opens before anything listens: an async trigger is only ever answered with an id the
         // store has committed. SQLite that cannot open is a configuration error (the data dir); a PostgreSQL
         // server that is down is not: sync and stream triggers do not need it, so the gateway serves them,
@@ -206,7 +207,9 @@ struct ServeCommand: AsyncParsableCommand {
         )
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
+            // SIGTERM and SIGINT are ours (`stopSignals` below): the stop's first line names the signal before the
+            // group's graceful shutdown begins, which is what the group did on them itself.
+            gracefulShutdownSignals: [],
             logger: logger
         )
         // A stop always ends (review 26 H1: a store call that ignored its cancellation held one for good). The
@@ -218,6 +221,20 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.timeouts.shutdownGrace + Self.stopDeadlineMargin
         groupConfiguration.maximumCancellationDuration = Self.cancellationDeadline
         let group = ServiceGroup(configuration: groupConfiguration)
+        // The stop's first line (review 26 L3: a reload had one, a stop started with `scheduler stopped`): the
+        // signal and the grace the drain has, logged before the graceful shutdown it then starts. Later signals
+        // change nothing (the stop is under way, bounded by the grace and `stopDeadlineMargin`).
+        let shutdownGrace = configuration.timeouts.shutdownGrace
+        let stopWatch = Task { [logger] in
+            for await signal in stopSignals {
+                logger.info(
+                    "stopping",
+                    metadata: ["signal": "\(signal)", "shutdown_grace": "\(ConfigUnits.format(shutdownGrace))"])
+                await group.triggerGracefulShutdown()
+                break
+            }
+        }
+        defer { stopWatch.cancel() }
         let listenHost = configuration.listenHost
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -249,8 +266,14 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         dataDirectoryLock.release()
-        // The last line of a stop: every service (listener, async dispatcher, webhooks, store) has ended.
-        logger.info("stopped")
+        // The last line of a stop: every service (listener, async dispatcher, webhooks, store) has ended. With the
+        // drain's summary (review 26 L3): requests `shutdown_grace` cut, async runs it handed back to the queue.
+        logger.info(
+            "stopped",
+            metadata: [
+                "requests.cut": .stringConvertible(app.server.requestsCutAtShutdown),
+                "async.handed_back": .stringConvertible(app.asyncRunsHandedBackAtStop),
+            ])
     }
 }
 

@@ -2,9 +2,11 @@ import AsyncDispatch
 import Foundation
 import GatewayApp
 import GatewayTestSupport
+import Logging
 import NIOCore
 import Observability
 import Testing
+import TriggerModel
 
 /// The end of the shutdown grace period (issue 9 item 4): a call still in flight gets an answer in its
 /// client's protocol before its socket closes. The backend holds every call (a gate never opened), so the
@@ -14,6 +16,7 @@ struct GraceExpiryTests {
     static func withHeldCalls(
         grace: String = "300ms",
         observers: [any RequestObserver] = [],
+        log: RecordedLog? = nil,
         _ body: (TestGateway, GatedRunner) async throws -> Void
     ) async throws {
         let runner = GatedRunner()
@@ -24,7 +27,9 @@ struct GraceExpiryTests {
                 pools: [{name: held, transport: http, endpoints: ["127.0.0.1:\(port)"]}]
                 routes: [{namespace: demo, pipeline: "*", pool: held}]
                 """
-            try await withTestGateway(yaml: yaml, requestObservers: observers) { gateway in
+            try await withTestGateway(
+                yaml: yaml, requestObservers: observers, log: log, logLevel: log == nil ? .warning : .info
+            ) { gateway in
                 try await body(gateway, runner)
             }
         }
@@ -35,7 +40,8 @@ struct GraceExpiryTests {
     @Test("HTTP/1.1 sync: 503 with Retry-After and Connection: close, then the socket closes; the record says 503")
     func http1Sync() async throws {
         let observer = RecordingObserver()
-        try await Self.withHeldCalls(observers: [observer]) { gateway, runner in
+        let log = RecordedLog()
+        try await Self.withHeldCalls(observers: [observer], log: log) { gateway, runner in
             let client = try await gateway.client()
             let call = Task {
                 try await client.request(
@@ -58,7 +64,17 @@ struct GraceExpiryTests {
             #expect(record.status == 503)
             #expect(record.bytesOut == response.body.readableBytes)
             #expect(!record.downstreamDisconnected, "the gateway closed after a whole answer: not a client leaving")
+            // Not a runner's own 503 (review 26 L3): flagged as the stop's cut, with the endpoint it cut.
+            #expect(record.cutAtShutdown, "\(record)")
+            #expect(record.endpoint?.hasPrefix("127.0.0.1:") == true, "\(record)")
+            #expect(record.upstream.attempts == 1 && record.upstream.status == nil, "\(record.upstream)")
+            let line = try #require(
+                log.lines.first { $0.message == "request" && $0.metadata["request_id"] == "held-1" })
+            #expect(line.metadata["cut_by"] == "shutdown", "\(line)")
         }
+        // The drain's summary: the one request the grace cut.
+        let stopped = try #require(log.lines.first { $0.message == "listener stopped" }, "\(log.lines)")
+        #expect(stopped.metadata["requests.cut"] == "1", "\(stopped)")
     }
 
     @Test("HTTP/1.1 sync: a call that finishes inside the grace gets its 200, and the record says 200")
@@ -81,6 +97,7 @@ struct GraceExpiryTests {
             #expect(record.status == 200)
             #expect(record.bytesOut == response.body.readableBytes)
             #expect(!record.downstreamDisconnected, "the gateway closed after a whole answer: not a client leaving")
+            #expect(!record.cutAtShutdown, "it finished inside the grace: \(record)")
             await stopping.value
         }
     }
@@ -191,7 +208,9 @@ struct GraceExpiryTests {
 
     @Test("gRPC: UNAVAILABLE in the status (grpcio)")
     func grpc() async throws {
-        try await Self.withHeldCalls { gateway, runner in
+        let observer = RecordingObserver()
+        let log = RecordedLog()
+        try await Self.withHeldCalls(observers: [observer], log: log) { gateway, runner in
             let call = Task {
                 let answer = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"prompt":"hello"}]"#])
                 return "\(answer["code"] ?? "")|\(answer["details"] ?? "")"
@@ -202,7 +221,14 @@ struct GraceExpiryTests {
             let answer: [String: String] = ["code": outcome.first ?? "", "details": outcome.last ?? ""]
             #expect(answer["code"] == "UNAVAILABLE", "\(answer)")
             #expect(answer["details"]?.contains("shutting down") == true, "\(answer)")
+            // HTTP/2's cut is flagged too, with its endpoint (review 26 L3).
+            _ = await eventually(within: .seconds(5)) { observer.all.contains { $0.frontend == .grpc } }
+            let record = try #require(observer.all.first { $0.frontend == .grpc }, "\(observer.all)")
+            #expect(record.cutAtShutdown && record.endpoint?.hasPrefix("127.0.0.1:") == true, "\(record)")
+            #expect(record.userAgent?.hasPrefix("grpc-python/") == true, "\(record)")
         }
+        let stopped = try #require(log.lines.first { $0.message == "listener stopped" }, "\(log.lines)")
+        #expect(stopped.metadata["requests.cut"] == "1", "\(stopped)")
     }
 }
 

@@ -266,6 +266,77 @@ struct RequestRecordTests {
         }
     }
 
+    @Test(
+        "upstream detail (review 26 M2): a retry after a refused endpoint is 2 attempts; the runner's status, the last try's duration, the wait for a slot, the user agent"
+    )
+    func upstreamDetail() async throws {
+        let observer = RecordingObserver()
+        let reserved = try ReservedPort()  // nothing listens: a connect there is refused
+        defer { withExtendedLifetime(reserved) {} }
+        try await withHTTPBackend(runner: DemoPipelines()) { port in
+            let yaml = """
+                pools:
+                  - {name: remote, transport: http, endpoints: ["127.0.0.1:\(reserved.port)", "127.0.0.1:\(port)"],
+                     max_concurrency: 1, max_queue: 4}
+                routes:
+                  - {namespace: demo, pipeline: "*", pool: remote}
+                """
+            try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
+                let client = try await gateway.client()
+                defer { Task { await client.close() } }
+                // Round robin over the two endpoints: within two calls one is picked on the refused endpoint first
+                // and retried on the other.
+                for n in 1...2 {
+                    let response = try await client.request(
+                        "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                        headers: [("request-id", "up-\(n)"), ("user-agent", #"up-test/1.0 ("q")"#)],
+                        body: ByteBuffer(string: #"{"data":[{"variable":{"prompt":"hi"}}]}"#))
+                    #expect(response.status == 200, "\(response.bodyString)")
+                }
+                let records = [try await Self.only("up-1", in: observer), try await Self.only("up-2", in: observer)]
+                #expect(records.map(\.upstream.attempts).sorted() == [1, 2], "\(records.map(\.upstream))")
+                for record in records {
+                    #expect(record.upstream.status == 200, "\(record.upstream)")
+                    #expect(record.endpoint == "127.0.0.1:\(port)", "the last try's: \(record)")
+                    let last = try #require(record.upstream.lastTryNanoseconds)
+                    #expect(last > 0 && last <= record.durationNanoseconds, "\(record.upstream) \(record)")
+                    #expect(record.upstream.queueNanoseconds == nil, "a free slot: \(record.upstream)")
+                    #expect(record.userAgent == #"up-test/1.0 ("q")"#)
+                }
+                // Two calls at once on one slot: the second waits for the first's 300 ms.
+                let second = try await gateway.client()
+                defer { Task { await second.close() } }
+                async let a = client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: [("request-id", "up-q1")],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":300}}]}"#))
+                async let b = second.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/sleep/trigger", headers: [("request-id", "up-q2")],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"ms":300}}]}"#))
+                let (ra, rb) = try await (a, b)
+                #expect(ra.status == 200 && rb.status == 200, "\(ra.bodyString) \(rb.bodyString)")
+                let waits = [try await Self.only("up-q1", in: observer), try await Self.only("up-q2", in: observer)]
+                    .map(\.upstream.queueNanoseconds)
+                #expect(waits.filter { $0 == nil }.count == 1, "one found the slot free: \(waits)")
+                let waited = try #require(waits.compactMap { $0 }.first, "\(waits)")
+                #expect(waited >= 200_000_000, "it waited for the other's 300 ms: \(waited) ns")
+            }
+        }
+    }
+
+    @Test("upstream detail over a grpc pool: grpc-status 0, one attempt; gRPC's own user-agent")
+    func upstreamDetailGRPC() async throws {
+        let observer = RecordingObserver()
+        try await withGatewayOverBackend(DemoPipelines(), transport: "grpc", requestObservers: [observer]) { gateway in
+            let answer = try await Peers.grpcio("trigger", port: gateway.port, ["echo", #"[{"prompt":"hello"}]"#])
+            #expect(answer["code"] == nil || answer["code"] as? String == "OK", "\(answer)")
+            _ = await eventually(within: .seconds(5)) { observer.all.contains { $0.frontend == .grpc } }
+            let record = try #require(observer.all.first { $0.frontend == .grpc }, "\(observer.all)")
+            #expect(record.upstream.status == 0 && record.upstream.attempts == 1, "\(record.upstream)")
+            #expect(record.upstream.lastTryNanoseconds != nil, "\(record.upstream)")
+            #expect(record.userAgent?.hasPrefix("grpc-python/") == true, "\(record)")
+        }
+    }
+
     @Test("the principal of an authenticated request; a 401 is recorded without one")
     func principal() async throws {
         let observer = RecordingObserver()

@@ -42,6 +42,13 @@ struct AccessLogLineTests {
         record.bytesOut = 0
         record.durationNanoseconds = -2_000
         record.traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+        record.operationID = "a790masm2b7z61ngrq55grx0e2"
+        record.upstream.attempts = 2
+        record.upstream.status = 503
+        record.upstream.lastTryNanoseconds = 1_999_999
+        record.upstream.queueNanoseconds = 3_080_000_123
+        record.userAgent = "grpc-python/1.76.0 grpc-c/51.0.0 (linux; chttp2) \"q\"\u{1B}[31m"
+        record.cutAtShutdown = true
         return record
     }
 
@@ -62,6 +69,37 @@ struct AccessLogLineTests {
             let direct = String(decoding: Self.direct(record, format), as: UTF8.self)
             #expect(direct == general)
         }
+    }
+
+    @Test("the upstream, operation, user agent and cut fields: keys, units (microseconds) and escapes")
+    func newFields() {
+        let line = String(decoding: Self.direct(Self.full, .logfmt), as: UTF8.self)
+        for field in [
+            " attempts=2 ", " upstream_status=503 ", " upstream_duration_us=1999 ", " queue_duration_us=3080000 ",
+            " operation.id=a790masm2b7z61ngrq55grx0e2 ", " cut_by=shutdown ",
+            #" user_agent="grpc-python/1.76.0 grpc-c/51.0.0 (linux; chttp2) \"q\"\u001b[31m""#,
+        ] {
+            #expect(line.contains(field), "\(field) in \(line)")
+        }
+        // Absent when unknown: no try, no answer, no wait, no agent, not cut.
+        let bare = String(decoding: Self.direct(Self.bare, .logfmt), as: UTF8.self)
+        for key in [
+            "attempts", "upstream_status", "upstream_duration_us", "queue_duration_us", "user_agent", "cut_by",
+            "operation.id",
+        ] {
+            #expect(!bare.contains(" \(key)="), "\(key) in \(bare)")
+        }
+    }
+
+    @Test("user_agent: kept whole up to 256 bytes, cut at a character boundary past it")
+    func userAgentLimit() {
+        let exact = String(repeating: "a", count: RequestRecord.userAgentLimit)
+        #expect(RequestRecord.userAgent(exact) == exact)
+        #expect(RequestRecord.userAgent(exact + "b") == exact)
+        // A two-byte character straddling the limit is left out whole, not split.
+        let straddling = String(repeating: "a", count: RequestRecord.userAgentLimit - 1) + "é"
+        #expect(RequestRecord.userAgent(straddling) == String(repeating: "a", count: RequestRecord.userAgentLimit - 1))
+        #expect(RequestRecord.userAgent("curl/8.5.0") == "curl/8.5.0")
     }
 
     @Test(

@@ -5,7 +5,7 @@ package import GatewayConfig
 import Backends
 import GatewayServer
 package import Observability
-import Logging
+package import Logging
 package import NIOCore
 import NIOPosix
 package import OperationStore
@@ -58,8 +58,9 @@ package struct TestGateway: Sendable {
 ///
 /// `eventLoopGroup` (nil: NIO's singleton, one loop per core) serves the gateway's connections and its pools:
 /// a test whose figure depends on how many loops share the backend connections (a pool keeps one per loop)
-/// passes a group of its own size, and shuts it down afterwards. `log`: keeps the gateway's lines (warnings and
-/// above) for the test's assertions. `claimStallBound`: the async dispatcher's (`GatewayApp.init`; nil: derived).
+/// passes a group of its own size, and shuts it down afterwards. `log`: keeps the gateway's lines (`logLevel` and
+/// above: warnings unless asked; `.info` keeps the access log and the `operation run` lines) for the test's
+/// assertions. `claimStallBound`: the async dispatcher's (`GatewayApp.init`; nil: derived).
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
     eventLoopGroup: (any EventLoopGroup)? = nil,
@@ -69,6 +70,7 @@ package func withTestGateway<T: Sendable>(
     requestObservers: [any RequestObserver] = [],
     log: RecordedLog? = nil,
     claimStallBound: Duration? = nil,
+    logLevel: Logger.Level = .warning,
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
@@ -81,7 +83,7 @@ package func withTestGateway<T: Sendable>(
     defer { try? FileManager.default.removeItem(atPath: dataDir) }
     var logger =
         log.map { log in Logger(label: "test-gateway", factory: { _ in log }) } ?? Logger(label: "test-gateway")
-    logger.logLevel = .warning
+    logger.logLevel = logLevel
     let store: any OperationStore
     if let injectedStore {
         store = injectedStore
