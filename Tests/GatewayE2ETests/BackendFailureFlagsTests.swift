@@ -3,6 +3,7 @@ import GatewayTestSupport
 import NIOCore
 import NIOPosix
 import Testing
+import TriggerModel
 
 /// Failures the gateway makes on a backend's behalf, as an operator sees them on the real executable: the access
 /// line's `response_flags` (Envoy's `UF`, `UT`, `UC`, `UO`, `UPE`; `-` for none) and `peer.address`, and
@@ -12,16 +13,19 @@ struct BackendFailureFlagsTests {
     static let body = ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
 
     /// A gateway whose pool `p` goes to `endpoint`, with `extra` pool keys; `body` gets it and a client.
+    /// `transport`: the pool's; `ejecting`: outlier detection as by default (3 failures eject) rather than off.
     static func withGateway(
-        endpoint: String, extra: String = "", logFormat: String? = nil,
+        endpoint: String, transport: String = "http", ejecting: Bool = false, extra: String = "",
+        logFormat: String? = nil,
         _ body: (TestProcess.Server, TestHTTPClient) async throws -> Void
     ) async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-flags-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
+        let detection = ejecting ? "" : ", outlier_detection: {consecutive_failures: 0}"
         try """
         pools:
-          - {name: p, transport: http, endpoints: ["\(endpoint)"], connect_timeout: 1s, \
-        outlier_detection: {consecutive_failures: 0}\(extra)}
+          - {name: p, transport: \(transport), endpoints: ["\(endpoint)"], connect_timeout: 1s\
+        \(detection)\(extra)}
         routes: [{namespace: demo, pipeline: "*", pool: p}]
         """.write(to: file, atomically: true, encoding: .utf8)
         let arguments = ["--config", file.path] + (logFormat.map { ["--log-format", $0] } ?? [])
@@ -145,6 +149,52 @@ struct BackendFailureFlagsTests {
                 #expect(warning.contains("backend.pool=p"), "\(warning)")
                 #expect(warning.contains("backend.endpoint=127.0.0.1:\(port)"), "\(warning)")
                 #expect(warning.contains("secret-host.internal"), "\(warning)")
+            }
+        }
+    }
+
+    /// A grpc runner that fails every call with a bare grpc-status UNAVAILABLE, no `RunResponse` (an overloaded
+    /// or broken runner; review 26's `grpc_unavail.py`): the runner failed, not the pipeline.
+    struct UnavailableRunner: TriggerRunner {
+        func run(_ request: TriggerRequest) async throws -> TriggerResult {
+            throw GatewayError(.unavailable, "runner overloaded (test)")
+        }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish(throwing: GatewayError(.unavailable, "runner overloaded (test)")) }
+        }
+    }
+
+    /// Review 26 M1: a grpc runner's UNAVAILABLE ejected its endpoint with no failure counted or flagged
+    /// (`response_flags=-`, `backend_failures_total` 0, no `backend endpoint failed`). Each such answer is now a
+    /// `UPE` (answered outside the runner protocol, as an http runner's non-JSON 5xx), so the three tries that
+    /// eject the endpoint are three counted, flagged, warned failures.
+    @Test("a grpc runner answering UNAVAILABLE: 502 with its message, UPE, counted per try, warned; three eject it")
+    func grpcUnavailableIsUPE() async throws {
+        try await withGRPCBackend(runner: UnavailableRunner()) { port in
+            let endpoint = "127.0.0.1:\(port)"
+            try await Self.withGateway(endpoint: endpoint, transport: "grpc", ejecting: true) { server, client in
+                for n in 0..<3 {
+                    let response = try await Self.trigger(client, id: "flags-grpc14-\(n)")
+                    #expect(response.status == 502, "\(response.bodyString)")
+                    #expect(try json(response.body)["message"] as? String == "runner overloaded (test)")
+                    let line = try await Self.accessLine(server, id: "flags-grpc14-\(n)")
+                    #expect(line["response_flags"] == "UPE", "\(line)")
+                    #expect(line["endpoint"] == endpoint, "\(line)")
+                }
+                #expect(try await Self.failures(client, endpoint: endpoint, reason: "UPE") == 3)
+                let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                #expect(
+                    scrape.samples[#"trigger_gateway_pool_ejections_total{pool="p",endpoint="\#(endpoint)"}"#] == 1,
+                    "\(scrape.text)")
+                #expect(await server.logOccurrences(of: "backend endpoint ejected", timeout: .seconds(5)) == 1)
+                let warning = try #require(
+                    server.logged.split(separator: "\n").first {
+                        $0.contains(#"msg="backend endpoint failed""#) && $0.contains("level=warning")
+                    }, "\(server.logged)")
+                #expect(warning.contains("backend.endpoint=\(endpoint)"), "\(warning)")
+                #expect(warning.contains("grpc-status 14 (UNAVAILABLE)"), "\(warning)")
+                #expect(warning.contains("runner overloaded (test)"), "\(warning)")
             }
         }
     }
