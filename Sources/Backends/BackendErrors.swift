@@ -157,6 +157,14 @@ enum BackendErrors {
         )
     }
 
+    /// An endpoint that was ejected answered again (a call or a health probe), `after` its first ejection.
+    static func logAvailableAgain(pool: String, endpoint: String, after: TimeAmount) {
+        logger.info(
+            "backend endpoint available again",
+            metadata: ["backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "out_for": "\(describe(after))"]
+        )
+    }
+
     static func connectFailed(pool: String, endpoint: String, reason: String) -> GatewayError {
         endpointFailure(
             pool: pool, endpoint: endpoint, "cannot connect to an endpoint: \(reason)", flag: .connectionFailure)

@@ -294,20 +294,12 @@ package final class BackendPool: TriggerRunner {
     }
 
     /// Scrape time: sets the pool's gauges on /metrics from its state (slots in use, queued callers, and per
-    /// endpoint whether picking may choose it and its calls in flight). The counters are recorded as they happen.
+    /// endpoint whether it is available, ``EndpointBalancer/isShownAvailable(_:now:)``, and its calls in flight).
+    /// The counters are recorded as they happen.
     package func collectMetrics() {
         guard let metrics else { return }
         metrics.setLevels(inFlight: limiter.running, queued: limiter.queued)
-        guard let balanced = transport as? any BalancedTransport else { return }
-        let balancer = balanced.balancer
-        let now = NIODeadline.now()
-        for index in 0..<balancer.count {
-            metrics.setEndpoint(
-                index,
-                available: balancer.isAvailable(index, now: now),
-                inFlight: balancer.health[index].outstanding.load(ordering: .relaxed)
-            )
-        }
+        (transport as? any BalancedTransport)?.balancer.collectMetrics()
     }
 
     /// What a caller is told when this pool's call or stream did not answer within `amount`: the one wording of

@@ -8,12 +8,15 @@ package import TriggerModel
 /// Per pool: `trigger_gateway_pool_in_flight` and `trigger_gateway_pool_queued` (gauges, set at scrape time from
 /// the pool's limiter), `trigger_gateway_pool_rejected_total` (refused at once: over `max_concurrency` with a
 /// full queue). Per endpoint (`pool`, `endpoint` = `host:port` as configured):
-/// `trigger_gateway_pool_endpoint_available` (1 when picking may choose it on its own merits: not ejected, passing
-/// its health check; 0 for a pool's only endpoint while it is ejected, though calls still go to it, review 18 F2), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
+/// `trigger_gateway_pool_endpoint_available` (1 when picking may choose it on its own merits, not ejected and passing
+/// its health check, and it answered since its last ejection; 0 for a pool's only endpoint while it is ejected,
+/// though calls still go to it, review 18 F2, and for any endpoint past its ejection until a call or a health probe
+/// to it succeeds, review 26 M6), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
 /// `trigger_gateway_pool_retries_total` (tries sent again elsewhere after nothing reached this endpoint),
 /// `trigger_gateway_pool_health_checks_skipped_total` (active probes not made: the gateway's own connection budget
 /// refused them) and
-/// `trigger_gateway_backend_request_duration_seconds` (one try of a call on the endpoint, answered or failed).
+/// `trigger_gateway_backend_request_duration_seconds{pool,endpoint,outcome}` (one try of a call on the endpoint, by how
+/// it ended: ``TryOutcome``).
 /// `trigger_gateway_backend_failures_total{pool,endpoint,reason}`: tries that failed on the gateway's side, by
 /// Envoy's response flag (``UpstreamFailure``: `UF`, `UT`, `UC`, `UPE` per endpoint; `UO`, refused before any
 /// endpoint was picked, with `endpoint=""`, and so is a `UT` whose call had no endpoint yet).
@@ -70,8 +73,9 @@ package final class PoolMetrics: Sendable {
             registry.gauge(
                 name: "trigger_gateway_pool_endpoint_available",
                 labels: $0,
-                help: "1 when the endpoint is healthy: not ejected, passing its health check (0 while ejected, also "
-                    + "when calls still go to it because every endpoint of the pool is ejected)."
+                help: "1 when the endpoint is healthy: not ejected, passing its health check, and answered since its "
+                    + "last ejection (0 while ejected, also when calls still go to it because every endpoint of the "
+                    + "pool is ejected, and after its ejection until a call or health probe to it succeeds)."
             )
         }
         endpointInFlight = labels.map {

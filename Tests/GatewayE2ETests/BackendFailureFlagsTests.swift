@@ -2,6 +2,7 @@ import Foundation
 import GatewayTestSupport
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 import TriggerModel
 
@@ -195,6 +196,62 @@ struct BackendFailureFlagsTests {
                 #expect(warning.contains("backend.endpoint=\(endpoint)"), "\(warning)")
                 #expect(warning.contains("grpc-status 14 (UNAVAILABLE)"), "\(warning)")
                 #expect(warning.contains("runner overloaded (test)"), "\(warning)")
+            }
+        }
+    }
+
+    /// A grpc runner that answers UNAVAILABLE (as ``UnavailableRunner``) while ``failing``, then echoes.
+    final class RecoveringRunner: TriggerRunner, Sendable {
+        let failing = Atomic(true)
+
+        func run(_ request: TriggerRequest) async throws -> TriggerResult {
+            if failing.load(ordering: .sequentiallyConsistent) {
+                throw GatewayError(.unavailable, "runner overloaded (test)")
+            }
+            return TriggerResult(outputs: [["ok": .bool(true)]])
+        }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish(throwing: GatewayError(.unimplemented, "not streamed here")) }
+        }
+    }
+
+    /// Review 26 L4 and M6: when an ejected endpoint answers again one info line says so, with how long it was
+    /// out (Envoy's outlier `uneject` event), and its `pool_endpoint_available` reads 1 again once the ejection
+    /// under way ends. (That it reads 0 past an ejection's end until an answer: `EndpointBalancerTests`, on the
+    /// injected clock.)
+    @Test("an ejected grpc endpoint that answers again: one `backend endpoint available again` line; available 1")
+    func availableAgainLogged() async throws {
+        let runner = RecoveringRunner()
+        try await withGRPCBackend(runner: runner) { port in
+            let endpoint = "127.0.0.1:\(port)"
+            let available = #"trigger_gateway_pool_endpoint_available{pool="p",endpoint="\#(endpoint)"}"#
+            try await Self.withGateway(endpoint: endpoint, transport: "grpc", ejecting: true) { server, client in
+                for n in 0..<3 {
+                    #expect(try await Self.trigger(client, id: "back-\(n)").status == 502)
+                }
+                #expect(await server.logOccurrences(of: "backend endpoint ejected", timeout: .seconds(5)) == 1)
+                let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                #expect(scrape.samples[available] == 0, "\(scrape.text)")
+                #expect(!server.logged.contains("backend endpoint available again"), "\(server.logged)")
+                // The runner recovers; its only endpoint is still called while ejected (panic mode).
+                runner.failing.store(false, ordering: .sequentiallyConsistent)
+                #expect(try await Self.trigger(client, id: "back-ok").status == 200)
+                #expect(try await Self.trigger(client, id: "back-ok2").status == 200)
+                #expect(await server.logOccurrences(of: "backend endpoint available again", timeout: .seconds(5)) == 1)
+                let line = try #require(
+                    server.logged.split(separator: "\n").first { $0.contains("backend endpoint available again") })
+                let fields = AccessLogTests.logfmt(line)
+                #expect(fields["level"] == "info", "\(line)")
+                #expect(fields["backend.pool"] == "p" && fields["backend.endpoint"] == endpoint, "\(line)")
+                // Out from the ejection to the answer: a duration (`850ms`, `1.2s`), under the test's minute.
+                let out = try #require(fields["out_for"], "\(line)")
+                #expect(out.hasSuffix("ms") || (out.hasSuffix("s") && (Double(out.dropLast()) ?? 60) < 60), "\(line)")
+                // 1 once the ejection under way (1 s from the third failure) ends; the unit tests step that clock.
+                let back = try await eventually(within: .seconds(10)) {
+                    Exposition(try await client.request("GET", "/metrics").bodyString).samples[available] == 1
+                }
+                #expect(back)
             }
         }
     }
