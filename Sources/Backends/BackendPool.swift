@@ -464,12 +464,13 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
     private func deadlineReached() {
         let error = deadlineError()
-        // A caller's shorter deadline says nothing about the endpoint (as outlier detection already holds); nor
-        // does one that the wait for a slot had mostly spent: that is the pool's `UT` (review 21, M2).
+        // A caller's shorter deadline says nothing about the endpoint (as outlier detection already holds). A call
+        // that waited for its slot first is counted under the endpoint it ran on, as its access line and warning
+        // name it (review 26 I3; its message says how long it waited: review 21, M2); only a call that never got a
+        // slot has no endpoint (`queueDeadlinePassed`). Timeouts never eject, so this blames no endpoint's health.
         if !reported, !error.callerDeadline {
-            let waitedForSlot = (waitedInQueue ?? .zero) >= Self.deadlineRaceSlack
-            metrics?.recordFailure(
-                endpointNamed: waitedForSlot ? nil : cancellation.endpoint, reason: .requestTimeout)
+            metrics?.recordFailure(endpointNamed: cancellation.endpoint, reason: .requestTimeout)
+            cancellation.timedOut = true
         }
         report(.failure(error))
         cancellation.cancel()

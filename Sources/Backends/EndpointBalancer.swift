@@ -349,14 +349,39 @@ package final class EndpointBalancer: Sendable {
         metrics?.recordRetry(from: index)
     }
 
-    /// Times one try on endpoint `index` for `trigger_gateway_backend_request_duration_seconds`, and counts it in
-    /// `trigger_gateway_backend_failures_total` when it failed on the backend's side (`error` carries an
-    /// ``UpstreamFailure``; a ``NotSent`` try's too). Every unary try of either transport ends here.
-    func tryEnded(_ index: Int, startedAt start: NIODeadline, error: (any Error)? = nil) {
+    /// Times one try on endpoint `index` for `trigger_gateway_backend_request_duration_seconds{outcome}`, and
+    /// counts it in `trigger_gateway_backend_failures_total` when it failed on the backend's side (`error` carries
+    /// an ``UpstreamFailure``; a ``NotSent`` try's too). Every unary try of either transport ends here.
+    ///
+    /// `cancellation`: the call's, when the caller has it; a try it cut because the pool's deadline passed
+    /// (``TriggerCancellation/timedOut``) is timed as `UT`, the flag the pool counted it under.
+    func tryEnded(
+        _ index: Int, startedAt start: NIODeadline, error: (any Error)? = nil,
+        cancellation: TriggerCancellation? = nil
+    ) {
         guard let metrics else { return }
-        metrics.recordTry(endpoint: index, nanoseconds: (NIODeadline.now() - start).nanoseconds.magnitude)
-        if let error, let reason = Self.upstreamFailure(of: error) {
+        let nanoseconds = (NIODeadline.now() - start).nanoseconds.magnitude
+        guard let error else {
+            metrics.recordTry(endpoint: index, outcome: .answered, nanoseconds: nanoseconds)
+            return
+        }
+        if let reason = Self.upstreamFailure(of: error) {
+            metrics.recordTry(endpoint: index, outcome: .failed(reason), nanoseconds: nanoseconds)
             metrics.recordFailure(endpoint: index, reason: reason)
+        } else {
+            var outcome = Self.outcome(unflagged: error)
+            if outcome == .cancelled, cancellation?.timedOut == true { outcome = .failed(.requestTimeout) }
+            metrics.recordTry(endpoint: index, outcome: outcome, nanoseconds: nanoseconds)
+        }
+    }
+
+    /// A try's error with no response flag: the pipeline's own error (answered), or the call cut by its caller
+    /// (the http transport's `CancellationError`, the grpc transport's `.cancelled`).
+    private static func outcome(unflagged error: any Error) -> TryOutcome {
+        switch error {
+        case is CancellationError: .cancelled
+        case let error as GatewayError where error.code == .cancelled: .cancelled
+        default: .answered
         }
     }
 
@@ -591,7 +616,7 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         eventLoop.assertInEventLoop()
         guard let (index, start, cancellation) = current.take() else { return }
         if case .failure(let error) = result {
-            balancer.tryEnded(index, startedAt: start, error: error)
+            balancer.tryEnded(index, startedAt: start, error: error, cancellation: cancellation)
             // The gateway's own refusal (`UO`: the connection budget spent) came before anything reached the
             // endpoint: the request's record and `trigger failed` warning name none, as its metric counts it under
             // `endpoint=""` (README, Metrics; review 21 L1). A retry's pick names its endpoint again.

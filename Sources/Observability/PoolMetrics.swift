@@ -34,7 +34,8 @@ package final class PoolMetrics: Sendable {
     package let ejections: [Counter]
     package let retries: [Counter]
     package let healthChecksSkipped: [Counter]
-    package let backendDuration: [ShardedHistogram]
+    /// Per endpoint, per ``TryOutcome`` (``TryOutcome/column``).
+    package let backendDuration: [[ShardedHistogram]]
     /// `trigger_gateway_backend_failures_total`: per endpoint (``endpoints``' order, then one for no endpoint),
     /// per ``UpstreamFailure`` case (`allCases` order). Made up front: a bounded set, and a scrape shows the zeros.
     package let failures: [[Counter]]
@@ -107,7 +108,9 @@ package final class PoolMetrics: Sendable {
                     + "for its own overload (backend connection budget, open-file limit); its health is unchanged."
             )
         }
-        backendDuration = labels.map { backendDurations.series(labels: $0) }
+        backendDuration = labels.map { endpoint in
+            TryOutcome.labels.map { backendDurations.series(labels: endpoint + [("outcome", $0)]) }
+        }
         failures = (endpoints + [""]).map { endpoint in
             UpstreamFailure.allCases.map { reason in
                 registry.counter(
@@ -139,9 +142,11 @@ package final class PoolMetrics: Sendable {
         if retries.indices.contains(index) { retries[index].increment() }
     }
 
-    /// One try on endpoint `index` ended after `nanoseconds`.
-    package func recordTry(endpoint index: Int, nanoseconds: UInt64) {
-        if backendDuration.indices.contains(index) { backendDuration[index].record(Double(nanoseconds) / 1e9) }
+    /// One try on endpoint `index` ended after `nanoseconds`, as `outcome` says.
+    package func recordTry(endpoint index: Int, outcome: TryOutcome = .answered, nanoseconds: UInt64) {
+        if backendDuration.indices.contains(index) {
+            backendDuration[index][outcome.column].record(Double(nanoseconds) / 1e9)
+        }
     }
 
     /// A try failed for `reason`: on endpoint `index` (``endpoints``' order), or nil when none was picked yet.
@@ -193,8 +198,39 @@ package final class PoolMetrics: Sendable {
             registry.unregisterCounter(ejections[i])
             registry.unregisterCounter(retries[i])
             registry.unregisterCounter(healthChecksSkipped[i])
-            backendDurations.unregister(backendDuration[i])
+            for series in backendDuration[i] { backendDurations.unregister(series) }
             for counter in failures[i] { registry.unregisterCounter(counter) }
+        }
+    }
+}
+
+/// How one try on an endpoint ended: the `outcome` label of `trigger_gateway_backend_request_duration_seconds`
+/// (review 26 L5: refused connects, timeouts and answers were one histogram, so a refusing endpoint improved the
+/// pool's quantiles and the p99 of answered calls could not be read). A bounded set: `ok`, the response flags
+/// (``UpstreamFailure``), `cancelled`.
+///
+/// A label on the one family, rather than a second family for failed tries: `sum by (pool, endpoint)` over
+/// `outcome` is exactly the series as it was, so existing dashboards and alerts keep their meaning, and the
+/// answered calls' latency is `{outcome="ok"}`.
+package enum TryOutcome: Sendable, Equatable {
+    /// `ok`: the endpoint answered, with a result or with the pipeline's own error (an answer, not a failure).
+    case answered
+    /// The response flag of a try that failed on the backend's side (`UF`, `UT`, `UC`, `UPE`; `UO` for a try the
+    /// gateway's connection budget refused after the pick), as `trigger_gateway_backend_failures_total` counts it.
+    case failed(UpstreamFailure)
+    /// `cancelled`: cut before its answer, with no verdict on the endpoint: the client went away, or its own
+    /// shorter deadline (`grpc-timeout`) passed. (A try cut at the pool's `request_timeout` is `UT`.)
+    case cancelled
+
+    /// The label values, in ``column`` order.
+    package static let labels = ["ok"] + UpstreamFailure.allCases.map(\.rawValue) + ["cancelled"]
+
+    /// The index of this outcome's series in ``PoolMetrics/backendDuration``'s row, and of its label in ``labels``.
+    package var column: Int {
+        switch self {
+        case .answered: 0
+        case .failed(let reason): 1 + (UpstreamFailure.allCases.firstIndex(of: reason) ?? 0)
+        case .cancelled: Self.labels.count - 1
         }
     }
 }

@@ -75,6 +75,7 @@ package final class TriggerCancellation: Sendable {
         var cancelled = false
         var handler: (@Sendable () -> Void)?
         var endpoint: String?
+        var timedOut = false
     }
 
     private let state = Mutex(State())
@@ -89,6 +90,14 @@ package final class TriggerCancellation: Sendable {
     package var endpoint: String? {
         get { state.withLock { $0.endpoint } }
         set { state.withLock { $0.endpoint = newValue } }
+    }
+
+    /// The call is being cut because the gateway's own deadline for it passed (a pool's `request_timeout`, counted
+    /// as that endpoint's `UT`), not by its client: set by the pool before ``cancel()``, read by the balanced
+    /// transports when they time the cut try (`outcome="UT"` rather than `cancelled`).
+    package var timedOut: Bool {
+        get { state.withLock { $0.timedOut } }
+        set { state.withLock { $0.timedOut = newValue } }
     }
 
     /// Sets what `cancel()` does, replacing the previous handler; runs it at once if already cancelled.

@@ -283,6 +283,22 @@ struct BackendFailureFlagsTests {
                 #expect(timedOut.status == 504, "\(timedOut.bodyString)")
                 #expect(try await Self.accessLine(server, id: "flags-ut")["response_flags"] == "UT")
                 #expect(try await Self.failures(client, endpoint: "127.0.0.1:\(port)", reason: "UT") == 1)
+                // The try the pool's deadline cut is timed as `UT` too, not as an answer or a client's cancel
+                // (review 26 L5); it ends just after the answer, once the gateway closed its connection.
+                let tries =
+                    #"trigger_gateway_backend_request_duration_seconds_count{pool="p",endpoint="127.0.0.1:\#(port)","#
+                let timed = try await eventually(within: .seconds(10)) {
+                    let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                    return scrape.samples[tries + #"outcome="UT"}"#] == 1
+                }
+                let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                #expect(
+                    timed,
+                    "\(scrape.samples.filter { $0.key.hasPrefix("trigger_gateway_backend_request_duration_seconds_count") })"
+                )
+                #expect(
+                    scrape.samples[tries + #"outcome="ok"}"#] == 0
+                        && scrape.samples[tries + #"outcome="cancelled"}"#] == 0)
             }
         }
     }
