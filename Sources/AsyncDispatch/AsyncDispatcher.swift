@@ -582,6 +582,35 @@ package final class AsyncDispatcher: Service {
         case leaseLost
     }
 
+    /// Fails a claimed `operation` that will make no backend call (it gave up, or cannot run) with `error`: the
+    /// claim's attempt is taken back with the write (idempotent, `uncountAdoptedClaims`, so a retried write takes it
+    /// back once), so the stored `attempts` (backend calls made, API.md) and `attemptsMade` agree (review 25 L2);
+    /// counted, and, as no run line is written, one `operation finished` line (review 26 H2).
+    private func failWithoutRun(_ operation: Operation, _ error: GatewayError, attemptsMade: Int, owner: String) async {
+        let id = operation.id
+        let webhook = operations.hasWebhook(operation.ref)
+        let attempts = operation.attempts
+        if await finish(
+            id, ref: operation.ref, run: LocalRun(id: id, owner: owner), webhook: webhook,
+            { store, owner, now in
+                guard try await store.uncountAdoptedClaims(id: id, owner: owner, count: 1, from: attempts) else {
+                    return false
+                }
+                return try await store.fail(
+                    id: id, owner: owner, error: error, retryAt: nil, now: now, webhook: webhook)
+            }) == .stored
+        {
+            metrics?.recordFinished(.failed)
+            logger.info(
+                "operation finished",
+                metadata: [
+                    "operation.id": "\(id)", "request_id": "\(operation.request.requestID)", "state": "failed",
+                    "error.code": .stringConvertible(error.code.rpcCode), "error": "\(error.message)",
+                    "operation.attempts": .stringConvertible(attemptsMade),
+                ])
+        }
+    }
+
     /// An operation claimed with its stored input gone (`Operation.lostInput`): it cannot run, so it fails at
     /// once with that DATA_LOSS error, no runner called (its claim's attempt taken back, as a give-up's is), with
     /// one warning naming it and the file; the rest of the queue runs on (review 27, H1).
@@ -592,19 +621,7 @@ package final class AsyncDispatcher: Service {
             metadata: [
                 "operation.id": "\(id)", "request_id": "\(operation.request.requestID)", "error": "\(lost.message)",
             ])
-        let webhook = operations.hasWebhook(operation.ref)
-        let attempts = operation.attempts
-        if await finish(
-            id, ref: operation.ref, run: LocalRun(id: id, owner: owner), webhook: webhook,
-            { store, owner, now in
-                guard try await store.uncountAdoptedClaims(id: id, owner: owner, count: 1, from: attempts) else {
-                    return false
-                }
-                return try await store.fail(id: id, owner: owner, error: lost, retryAt: nil, now: now, webhook: webhook)
-            })
-        {
-            metrics?.recordFinished(.failed)
-        }
+        await failWithoutRun(operation, lost, attemptsMade: max(operation.countedAttempts - 1, 0), owner: owner)
         return .unknown
     }
 
@@ -631,29 +648,7 @@ package final class AsyncDispatcher: Service {
                         "lease.previous_owner": "\(operation.takenOverFrom ?? "")",
                     ])
             }
-            let webhook = operations.hasWebhook(operation.ref)
-            let attempts = operation.attempts
-            if await finish(
-                id, ref: operation.ref, run: LocalRun(id: id, owner: owner), webhook: webhook,
-                { store, owner, now in
-                    // Idempotent (`uncountAdoptedClaims`), so a retried write takes the attempt back once.
-                    guard try await store.uncountAdoptedClaims(id: id, owner: owner, count: 1, from: attempts) else {
-                        return false
-                    }
-                    return try await store.fail(
-                        id: id, owner: owner, error: error, retryAt: nil, now: now, webhook: webhook)
-                }) == .stored
-            {
-                metrics?.recordFinished(.failed)
-                // No run, so no `operation run` line: the final state's own (review 26 H2).
-                logger.info(
-                    "operation finished",
-                    metadata: [
-                        "operation.id": "\(id)", "request_id": "\(operation.request.requestID)", "state": "failed",
-                        "error.code": .stringConvertible(error.code.rpcCode), "error": "\(error.message)",
-                        "operation.attempts": .stringConvertible(made),
-                    ])
-            }
+            await failWithoutRun(operation, error, attemptsMade: made, owner: owner)
             return .unknown
         }
         if let lost = operation.lostInput {

@@ -111,6 +111,7 @@ package enum ActiveHealthChecker {
                         balancer.metrics?.recordHealthCheckSkipped(endpoint: index)
                         continue
                     }
+                    if result == .passed { balancer.probePassed(index) }
                     if states[index].record(
                         passed: result == .passed,
                         healthyThreshold: check.healthyThreshold,

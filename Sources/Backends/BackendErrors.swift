@@ -157,6 +157,14 @@ enum BackendErrors {
         )
     }
 
+    /// An endpoint that was ejected answered again (a call or a health probe), `after` its first ejection.
+    static func logAvailableAgain(pool: String, endpoint: String, after: TimeAmount) {
+        logger.info(
+            "backend endpoint available again",
+            metadata: ["backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "out_for": "\(describe(after))"]
+        )
+    }
+
     static func connectFailed(pool: String, endpoint: String, reason: String) -> GatewayError {
         endpointFailure(
             pool: pool, endpoint: endpoint, "cannot connect to an endpoint: \(reason)", flag: .connectionFailure)
@@ -187,6 +195,25 @@ enum BackendErrors {
             pool: pool, endpoint: endpoint,
             "an endpoint answered HTTP \(status) (not the runner protocol's error JSON)",
             response: BackendHTTPBody.logSnippet(body), flag: .protocolError)
+    }
+
+    /// A grpc runner's bare UNKNOWN (2), INTERNAL (13) or UNAVAILABLE (14) status, with no `RunResponse`: the
+    /// endpoint failed, outside the runner protocol, which reports a pipeline's own failure inside its answer
+    /// (`RunResponse.error`, as an http runner's error JSON). So it is the grpc twin of an http runner's non-JSON
+    /// 5xx (``errorAnswer(pool:endpoint:status:body:)``), flagged `UPE` like it: the access line's
+    /// `response_flags`, `trigger_gateway_backend_failures_total{reason="UPE"}` and the `backend endpoint failed`
+    /// warning then agree with the ejection these failures make (review 26 M1: the ejection had no failure
+    /// counted behind it). Envoy has no flag for an upstream's 5xx answer; `UPE` keeps the flags Envoy's.
+    ///
+    /// `message`: the runner's `grpc-message` (percent-decoded), or our words when it sent none; the client reads
+    /// it unchanged, as before, and the warning carries it as `backend.response`.
+    static func runnerStatus(pool: String, endpoint: String, code: Int, message: String) -> GatewayError {
+        var error = endpointFailure(
+            pool: pool, endpoint: endpoint,
+            "an endpoint answered grpc-status \(code) (\(GatewayError.Code.rpcCodeNames[code])), not a runner answer",
+            response: message, flag: .protocolError)
+        error.message = message
+        return error
     }
 
     /// A 2xx answer whose body is not the runner protocol's JSON result (an HTML page from a proxy, a truncated

@@ -308,20 +308,12 @@ package final class BackendPool: TriggerRunner {
     }
 
     /// Scrape time: sets the pool's gauges on /metrics from its state (slots in use, queued callers, and per
-    /// endpoint whether picking may choose it and its calls in flight). The counters are recorded as they happen.
+    /// endpoint whether it is available, ``EndpointBalancer/isShownAvailable(_:now:)``, and its calls in flight).
+    /// The counters are recorded as they happen.
     package func collectMetrics() {
         guard let metrics else { return }
         metrics.setLevels(inFlight: limiter.running, queued: limiter.queued)
-        guard let balanced = transport as? any BalancedTransport else { return }
-        let balancer = balanced.balancer
-        let now = NIODeadline.now()
-        for index in 0..<balancer.count {
-            metrics.setEndpoint(
-                index,
-                available: balancer.isAvailable(index, now: now),
-                inFlight: balancer.health[index].outstanding.load(ordering: .relaxed)
-            )
-        }
+        (transport as? any BalancedTransport)?.balancer.collectMetrics()
     }
 
     /// What a caller is told when this pool's call or stream did not answer within `amount`: the one wording of
@@ -486,12 +478,13 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     /// The deadline: the caller gets `.deadlineExceeded` now, and the transport's call is cancelled.
     private func deadlineReached() {
         let error = deadlineError()
-        // A caller's shorter deadline says nothing about the endpoint (as outlier detection already holds); nor
-        // does one that the wait for a slot had mostly spent: that is the pool's `UT` (review 21, M2).
+        // A caller's shorter deadline says nothing about the endpoint (as outlier detection already holds). A call
+        // that waited for its slot first is counted under the endpoint it ran on, as its access line and warning
+        // name it (review 26 I3; its message says how long it waited: review 21, M2); only a call that never got a
+        // slot has no endpoint (`queueDeadlinePassed`). Timeouts never eject, so this blames no endpoint's health.
         if !reported, !error.callerDeadline {
-            let waitedForSlot = (waitedInQueue ?? .zero) >= Self.deadlineRaceSlack
-            metrics?.recordFailure(
-                endpointNamed: waitedForSlot ? nil : cancellation.endpoint, reason: .requestTimeout)
+            metrics?.recordFailure(endpointNamed: cancellation.endpoint, reason: .requestTimeout)
+            cancellation.timedOut = true
         }
         report(.failure(error))
         cancellation.cancel()

@@ -72,6 +72,12 @@ package final class EndpointHealth: Sendable {
     let ejections = Atomic<Int>(0)
     /// The active health check's verdict (always true when the pool has none).
     let activelyHealthy = Atomic<Bool>(true)
+    /// Uptime nanoseconds of the first ejection since the endpoint last answered (a call's answer or a passed
+    /// health probe); 0 when it has answered since (or was never ejected). While not 0 the endpoint is out: ejected,
+    /// or past its ejection and being probed by the calls picking sends it again, and
+    /// `trigger_gateway_pool_endpoint_available` reads 0 (review 26 M6: it read 1 between ejections while a pool's
+    /// only runner stayed down, so neither a `== 0` alert nor a 15 s scrape saw the outage).
+    let outSince = Atomic<Int>(0)
 
     init() {}
 
@@ -82,6 +88,11 @@ package final class EndpointHealth: Sendable {
     /// Neither ejected nor failing its active health check.
     func isAvailable(at now: NIODeadline) -> Bool {
         activelyHealthy.load(ordering: .relaxed) && !isEjected(at: now)
+    }
+
+    /// Available, and answered since its last ejection (``outSince``).
+    func isShownAvailable(at now: NIODeadline) -> Bool {
+        isAvailable(at: now) && outSince.load(ordering: .relaxed) == 0
     }
 }
 
@@ -191,14 +202,39 @@ package final class EndpointBalancer: Sendable {
 
     // MARK: Outcomes
 
-    /// The endpoint answered (a result, or the pipeline's own error): it is healthy.
-    package func recordSuccess(_ index: Int) {
+    /// The endpoint answered (a result, or the pipeline's own error): it is healthy, and no longer out
+    /// (``answered(_:now:)``). `now`: the clock for the `available again` line's duration (read only when the
+    /// endpoint was out; tests pass theirs).
+    package func recordSuccess(_ index: Int, now: NIODeadline? = nil) {
         let endpoint = health[index]
         // Loads first: a success on a healthy endpoint, the common case, writes nothing shared.
         if endpoint.consecutiveFailures.load(ordering: .relaxed) != 0 {
             endpoint.consecutiveFailures.store(0, ordering: .relaxed)
         }
         if endpoint.ejections.load(ordering: .relaxed) != 0 { endpoint.ejections.store(0, ordering: .relaxed) }
+        if endpoint.outSince.load(ordering: .relaxed) != 0 { answered(index, now: now) }
+    }
+
+    /// An active health probe of the endpoint passed: it answers, so it is no longer out (``answered(_:now:)``).
+    /// Its ejection, failure count and backoff are left as they are: only a call's answer says `/run` works.
+    package func probePassed(_ index: Int, now: NIODeadline? = nil) {
+        if health[index].outSince.load(ordering: .relaxed) != 0 { answered(index, now: now) }
+    }
+
+    /// The endpoint answered after an ejection: from now the gauge reads 1 again (once an ejection still under way
+    /// ends: a call can reach an ejected endpoint when the pool has no other, Envoy's panic mode), and one info line
+    /// closes the incident in the log, `backend endpoint available again` with how long it was out (Envoy's outlier
+    /// event log's `uneject`; review 26 L4). Exactly one of concurrent answers writes it (the exchange).
+    private func answered(_ index: Int, now: NIODeadline?) {
+        let endpoint = health[index]
+        let since = endpoint.outSince.load(ordering: .relaxed)
+        guard since != 0,
+            endpoint.outSince.compareExchange(expected: since, desired: 0, ordering: .relaxed).exchanged
+        else { return }
+        if index < endpointNames.count {
+            let out = (now ?? .now()) - NIODeadline.uptimeNanoseconds(UInt64(since))
+            BackendErrors.logAvailableAgain(pool: poolName, endpoint: endpointNames[index], after: out)
+        }
     }
 
     /// A transport failure on the endpoint; ejects it when that makes the threshold (or it is on probation after an
@@ -226,6 +262,9 @@ package final class EndpointBalancer: Sendable {
             endpoint.ejectedUntil.store(Int(truncatingIfNeeded: (now + length).uptimeNanoseconds), ordering: .relaxed)
             endpoint.ejections.store(previous + 1, ordering: .relaxed)
             endpoint.consecutiveFailures.store(0, ordering: .relaxed)
+            if endpoint.outSince.load(ordering: .relaxed) == 0 {
+                endpoint.outSince.store(max(Int(truncatingIfNeeded: now.uptimeNanoseconds), 1), ordering: .relaxed)
+            }
             ejectionsMade.add(1, ordering: .relaxed)
             return length
         }
@@ -244,6 +283,24 @@ package final class EndpointBalancer: Sendable {
     /// Whether picking would choose the endpoint on its own merits (not ejected, passing its health check).
     package func isAvailable(_ index: Int, now: NIODeadline = .now()) -> Bool {
         health[index].isAvailable(at: now)
+    }
+
+    /// What `trigger_gateway_pool_endpoint_available` shows: ``isAvailable(_:now:)``, and answered since its last
+    /// ejection. An endpoint whose ejection time ran out is picked again (calls probe it) but shows 0 until a call
+    /// or a health probe to it succeeds (``recordSuccess(_:now:)``, ``probePassed(_:now:)``).
+    package func isShownAvailable(_ index: Int, now: NIODeadline = .now()) -> Bool {
+        health[index].isShownAvailable(at: now)
+    }
+
+    /// Scrape time: each endpoint's `trigger_gateway_pool_endpoint_available` (``isShownAvailable(_:now:)``) and
+    /// calls in flight on the pool's ``metrics``.
+    package func collectMetrics(now: NIODeadline = .now()) {
+        guard let metrics else { return }
+        for index in health.indices {
+            metrics.setEndpoint(
+                index, available: health[index].isShownAvailable(at: now),
+                inFlight: health[index].outstanding.load(ordering: .relaxed))
+        }
     }
 
     /// Whether any endpoint is available (``isAvailable(_:now:)``). False only while every endpoint is ejected or
@@ -292,14 +349,39 @@ package final class EndpointBalancer: Sendable {
         metrics?.recordRetry(from: index)
     }
 
-    /// Times one try on endpoint `index` for `trigger_gateway_backend_request_duration_seconds`, and counts it in
-    /// `trigger_gateway_backend_failures_total` when it failed on the backend's side (`error` carries an
-    /// ``UpstreamFailure``; a ``NotSent`` try's too). Every unary try of either transport ends here.
-    func tryEnded(_ index: Int, startedAt start: NIODeadline, error: (any Error)? = nil) {
+    /// Times one try on endpoint `index` for `trigger_gateway_backend_request_duration_seconds{outcome}`, and
+    /// counts it in `trigger_gateway_backend_failures_total` when it failed on the backend's side (`error` carries
+    /// an ``UpstreamFailure``; a ``NotSent`` try's too). Every unary try of either transport ends here.
+    ///
+    /// `cancellation`: the call's, when the caller has it; a try it cut because the pool's deadline passed
+    /// (``TriggerCancellation/timedOut``) is timed as `UT`, the flag the pool counted it under.
+    func tryEnded(
+        _ index: Int, startedAt start: NIODeadline, error: (any Error)? = nil,
+        cancellation: TriggerCancellation? = nil
+    ) {
         guard let metrics else { return }
-        metrics.recordTry(endpoint: index, nanoseconds: (NIODeadline.now() - start).nanoseconds.magnitude)
-        if let error, let reason = Self.upstreamFailure(of: error) {
+        let nanoseconds = (NIODeadline.now() - start).nanoseconds.magnitude
+        guard let error else {
+            metrics.recordTry(endpoint: index, outcome: .answered, nanoseconds: nanoseconds)
+            return
+        }
+        if let reason = Self.upstreamFailure(of: error) {
+            metrics.recordTry(endpoint: index, outcome: .failed(reason), nanoseconds: nanoseconds)
             metrics.recordFailure(endpoint: index, reason: reason)
+        } else {
+            var outcome = Self.outcome(unflagged: error)
+            if outcome == .cancelled, cancellation?.timedOut == true { outcome = .failed(.requestTimeout) }
+            metrics.recordTry(endpoint: index, outcome: outcome, nanoseconds: nanoseconds)
+        }
+    }
+
+    /// A try's error with no response flag: the pipeline's own error (answered), or the call cut by its caller
+    /// (the http transport's `CancellationError`, the grpc transport's `.cancelled`).
+    private static func outcome(unflagged error: any Error) -> TryOutcome {
+        switch error {
+        case is CancellationError: .cancelled
+        case let error as GatewayError where error.code == .cancelled: .cancelled
+        default: .answered
         }
     }
 
@@ -535,7 +617,7 @@ private final class SafeRetries<T: Sendable>: @unchecked Sendable {
         guard let (index, start, cancellation) = current.take() else { return }
         let elapsed = (NIODeadline.now() - start).nanoseconds
         if case .failure(let error) = result {
-            balancer.tryEnded(index, startedAt: start, error: error)
+            balancer.tryEnded(index, startedAt: start, error: error, cancellation: cancellation)
             // The gateway's own refusal (`UO`: the connection budget spent) came before anything reached the
             // endpoint: the request's record and `trigger failed` warning name none, as its metric counts it under
             // `endpoint=""` (README, Metrics; review 21 L1). A retry's pick names its endpoint again.

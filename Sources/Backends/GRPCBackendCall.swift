@@ -400,12 +400,14 @@ final class GRPCBackendCall {
 
     /// A backend's non-OK status as the gateway's error. The backend's message is kept as it is (it is what
     /// the client should read); UNKNOWN, INTERNAL and UNAVAILABLE say the backend failed, which the gateway
-    /// reports as `.backendFailed` (502 / UNAVAILABLE) rather than as its own unavailability or bug.
+    /// reports as `.backendFailed` (502 / UNAVAILABLE) rather than as its own unavailability or bug, and as an
+    /// endpoint failure flagged `UPE` (``BackendErrors/runnerStatus(pool:endpoint:code:message:)``).
     static func mapStatus(code: Int, message: String, peer: GRPCBackendPeer) -> GatewayError {
         let text =
             message.isEmpty ? "backend pool \"\(peer.pool)\": an endpoint answered grpc-status \(code)" : message
         switch code {
-        case 2, 13, 14: return GatewayError(.backendFailed, text)
+        case 2, 13, 14:
+            return BackendErrors.runnerStatus(pool: peer.pool, endpoint: peer.endpoint, code: code, message: text)
         default: return GatewayError(.fromRPCCode(code), text)
         }
     }

@@ -8,12 +8,15 @@ package import TriggerModel
 /// Per pool: `trigger_gateway_pool_in_flight` and `trigger_gateway_pool_queued` (gauges, set at scrape time from
 /// the pool's limiter), `trigger_gateway_pool_rejected_total` (refused at once: over `max_concurrency` with a
 /// full queue). Per endpoint (`pool`, `endpoint` = `host:port` as configured):
-/// `trigger_gateway_pool_endpoint_available` (1 when picking may choose it on its own merits: not ejected, passing
-/// its health check; 0 for a pool's only endpoint while it is ejected, though calls still go to it, review 18 F2), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
+/// `trigger_gateway_pool_endpoint_available` (1 when picking may choose it on its own merits, not ejected and passing
+/// its health check, and it answered since its last ejection; 0 for a pool's only endpoint while it is ejected,
+/// though calls still go to it, review 18 F2, and for any endpoint past its ejection until a call or a health probe
+/// to it succeeds, review 26 M6), `trigger_gateway_pool_endpoint_in_flight`, `trigger_gateway_pool_ejections_total`,
 /// `trigger_gateway_pool_retries_total` (tries sent again elsewhere after nothing reached this endpoint),
 /// `trigger_gateway_pool_health_checks_skipped_total` (active probes not made: the gateway's own connection budget
 /// refused them) and
-/// `trigger_gateway_backend_request_duration_seconds` (one try of a call on the endpoint, answered or failed).
+/// `trigger_gateway_backend_request_duration_seconds{pool,endpoint,outcome}` (one try of a call on the endpoint, by how
+/// it ended: ``TryOutcome``).
 /// `trigger_gateway_backend_failures_total{pool,endpoint,reason}`: tries that failed on the gateway's side, by
 /// Envoy's response flag (``UpstreamFailure``: `UF`, `UT`, `UC`, `UPE` per endpoint; `UO`, refused before any
 /// endpoint was picked, with `endpoint=""`, and so is a `UT` whose call had no endpoint yet).
@@ -31,7 +34,8 @@ package final class PoolMetrics: Sendable {
     package let ejections: [Counter]
     package let retries: [Counter]
     package let healthChecksSkipped: [Counter]
-    package let backendDuration: [ShardedHistogram]
+    /// Per endpoint, per ``TryOutcome`` (``TryOutcome/column``).
+    package let backendDuration: [[ShardedHistogram]]
     /// `trigger_gateway_backend_failures_total`: per endpoint (``endpoints``' order, then one for no endpoint),
     /// per ``UpstreamFailure`` case (`allCases` order). Made up front: a bounded set, and a scrape shows the zeros.
     package let failures: [[Counter]]
@@ -70,8 +74,9 @@ package final class PoolMetrics: Sendable {
             registry.gauge(
                 name: "trigger_gateway_pool_endpoint_available",
                 labels: $0,
-                help: "1 when the endpoint is healthy: not ejected, passing its health check (0 while ejected, also "
-                    + "when calls still go to it because every endpoint of the pool is ejected)."
+                help: "1 when the endpoint is healthy: not ejected, passing its health check, and answered since its "
+                    + "last ejection (0 while ejected, also when calls still go to it because every endpoint of the "
+                    + "pool is ejected, and after its ejection until a call or health probe to it succeeds)."
             )
         }
         endpointInFlight = labels.map {
@@ -103,7 +108,9 @@ package final class PoolMetrics: Sendable {
                     + "for its own overload (backend connection budget, open-file limit); its health is unchanged."
             )
         }
-        backendDuration = labels.map { backendDurations.series(labels: $0) }
+        backendDuration = labels.map { endpoint in
+            TryOutcome.labels.map { backendDurations.series(labels: endpoint + [("outcome", $0)]) }
+        }
         failures = (endpoints + [""]).map { endpoint in
             UpstreamFailure.allCases.map { reason in
                 registry.counter(
@@ -135,9 +142,11 @@ package final class PoolMetrics: Sendable {
         if retries.indices.contains(index) { retries[index].increment() }
     }
 
-    /// One try on endpoint `index` ended after `nanoseconds`.
-    package func recordTry(endpoint index: Int, nanoseconds: UInt64) {
-        if backendDuration.indices.contains(index) { backendDuration[index].record(Double(nanoseconds) / 1e9) }
+    /// One try on endpoint `index` ended after `nanoseconds`, as `outcome` says.
+    package func recordTry(endpoint index: Int, outcome: TryOutcome = .answered, nanoseconds: UInt64) {
+        if backendDuration.indices.contains(index) {
+            backendDuration[index][outcome.column].record(Double(nanoseconds) / 1e9)
+        }
     }
 
     /// A try failed for `reason`: on endpoint `index` (``endpoints``' order), or nil when none was picked yet.
@@ -189,8 +198,39 @@ package final class PoolMetrics: Sendable {
             registry.unregisterCounter(ejections[i])
             registry.unregisterCounter(retries[i])
             registry.unregisterCounter(healthChecksSkipped[i])
-            backendDurations.unregister(backendDuration[i])
+            for series in backendDuration[i] { backendDurations.unregister(series) }
             for counter in failures[i] { registry.unregisterCounter(counter) }
+        }
+    }
+}
+
+/// How one try on an endpoint ended: the `outcome` label of `trigger_gateway_backend_request_duration_seconds`
+/// (review 26 L5: refused connects, timeouts and answers were one histogram, so a refusing endpoint improved the
+/// pool's quantiles and the p99 of answered calls could not be read). A bounded set: `ok`, the response flags
+/// (``UpstreamFailure``), `cancelled`.
+///
+/// A label on the one family, rather than a second family for failed tries: `sum by (pool, endpoint)` over
+/// `outcome` is exactly the series as it was, so existing dashboards and alerts keep their meaning, and the
+/// answered calls' latency is `{outcome="ok"}`.
+package enum TryOutcome: Sendable, Equatable {
+    /// `ok`: the endpoint answered, with a result or with the pipeline's own error (an answer, not a failure).
+    case answered
+    /// The response flag of a try that failed on the backend's side (`UF`, `UT`, `UC`, `UPE`; `UO` for a try the
+    /// gateway's connection budget refused after the pick), as `trigger_gateway_backend_failures_total` counts it.
+    case failed(UpstreamFailure)
+    /// `cancelled`: cut before its answer, with no verdict on the endpoint: the client went away, or its own
+    /// shorter deadline (`grpc-timeout`) passed. (A try cut at the pool's `request_timeout` is `UT`.)
+    case cancelled
+
+    /// The label values, in ``column`` order.
+    package static let labels = ["ok"] + UpstreamFailure.allCases.map(\.rawValue) + ["cancelled"]
+
+    /// The index of this outcome's series in ``PoolMetrics/backendDuration``'s row, and of its label in ``labels``.
+    package var column: Int {
+        switch self {
+        case .answered: 0
+        case .failed(let reason): 1 + (UpstreamFailure.allCases.firstIndex(of: reason) ?? 0)
+        case .cancelled: Self.labels.count - 1
         }
     }
 }

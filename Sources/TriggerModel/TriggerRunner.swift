@@ -76,6 +76,7 @@ package final class TriggerCancellation: Sendable {
         var handler: (@Sendable () -> Void)?
         var endpoint: String?
         var upstream = UpstreamDetail()
+        var timedOut = false
     }
 
     private let state = Mutex(State())
@@ -135,6 +136,14 @@ package final class TriggerCancellation: Sendable {
     /// The call waited `nanoseconds` for a slot of its pool before its first try.
     package func waitedForSlot(nanoseconds: Int64) {
         state.withLock { $0.upstream.queueNanoseconds = nanoseconds }
+    }
+
+    /// The call is being cut because the gateway's own deadline for it passed (a pool's `request_timeout`, counted
+    /// as that endpoint's `UT`), not by its client: set by the pool before ``cancel()``, read by the balanced
+    /// transports when they time the cut try (`outcome="UT"` rather than `cancelled`).
+    package var timedOut: Bool {
+        get { state.withLock { $0.timedOut } }
+        set { state.withLock { $0.timedOut = newValue } }
     }
 
     /// Sets what `cancel()` does, replacing the previous handler; runs it at once if already cancelled.

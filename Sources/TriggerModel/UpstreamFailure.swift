@@ -16,6 +16,7 @@ package enum UpstreamFailure: String, Sendable, CaseIterable {
     /// `UO`: the pool's `max_concurrency` slots and `max_queue` were full (Envoy's circuit-breaker overflow).
     case overflow = "UO"
     /// `UPE`: the endpoint answered outside the runner protocol (not HTTP, a body that is not its JSON, a response
-    /// over `max_response_bytes`).
+    /// over `max_response_bytes`, a grpc runner's bare UNKNOWN, INTERNAL or UNAVAILABLE status with no
+    /// `RunResponse`: the runner protocol reports a pipeline's failure inside its answer).
     case protocolError = "UPE"
 }

@@ -1,5 +1,6 @@
 import Backends
 import Clocks
+import GatewayTestSupport
 import NIOCore
 import Synchronization
 import Testing
@@ -67,6 +68,29 @@ struct ActiveHealthCheckerTests {
         #expect(!balancer.isAvailable(0), "one passed probe is below the threshold of 2")
         await reachRound(6)
         #expect(balancer.isAvailable(0), "two passed probes in a row bring it back")
+    }
+}
+
+extension ActiveHealthCheckerTests {
+    /// Review 26 M6: an endpoint past its ejection shows available again once a call or a health probe to it
+    /// succeeds; here the probe (a pool with `health_check` and async-only traffic has no calls to tell it).
+    @Test("a passed probe of an endpoint past its ejection shows it available again", .timeLimit(.minutes(1)))
+    func passedProbeEndsTheOutage() async {
+        let balancer = EndpointBalancer(endpointCount: 2, outlierDetection: .defaults, retryBudget: .defaults)
+        // Ejected long ago (1 s after boot, for 1 s): over, but not answered since.
+        for _ in 0..<3 { balancer.recordFailure(0, now: .uptimeNanoseconds(1_000_000_000)) }
+        #expect(balancer.isAvailable(0) && !balancer.isShownAvailable(0))
+        let check = HealthCheckConfiguration(
+            interval: .seconds(3600), timeout: .seconds(1), healthyThreshold: 2, unhealthyThreshold: 2)
+        let probed = Atomic(0)
+        let checker = ActiveHealthChecker.start(check, balancer: balancer, clock: TestClock()) { _ in
+            probed.add(1, ordering: .sequentiallyConsistent)
+            return .passed
+        }
+        defer { checker.cancel() }
+        // The first round runs at once; its results are recorded before the checker sleeps on the clock.
+        let shown = await eventually(within: .seconds(30)) { balancer.isShownAvailable(0) }
+        #expect(shown, "probes: \(probed.load(ordering: .sequentiallyConsistent))")
     }
 }
 

@@ -1,5 +1,7 @@
 import Backends
+import GatewayTestSupport
 import NIOCore
+import Observability
 import Synchronization
 import Testing
 
@@ -217,5 +219,60 @@ struct EndpointBalancerTests {
         #expect(single.hasAvailableEndpoint(now: Self.start + .seconds(1)))
         single.setActivelyHealthy(0, false)
         #expect(!single.hasAvailableEndpoint(now: Self.start + .seconds(1)))
+    }
+
+    /// Review 26 M6: between ejections the gauge read 1 while a pool's only runner stayed down (an ejection lasts
+    /// at most 5 s; the calls after it fail and eject again), so `pool_endpoint_available == 0` never held for a
+    /// `for:` and a 15 s scrape often missed it. An endpoint past its ejection is being probed, not available: the
+    /// gauge stays 0 until a call to it succeeds. Picking is unchanged: the probe call goes to it.
+    @Test("the available gauge: 0 from an ejection, past its end and a failed probe call, until a call succeeds")
+    func availableGaugeUntilAnswered() throws {
+        let gateway = GatewayMetrics()
+        let endpoint = "127.0.0.1:9"
+        let one = EndpointBalancer(
+            endpointCount: 1, outlierDetection: .defaults, retryBudget: .defaults, seed: 42, poolName: "p",
+            endpointNames: [endpoint], metrics: gateway.pool("p", endpoints: [endpoint]))
+        func gauge(_ now: NIODeadline) -> Double? {
+            one.collectMetrics(now: now)
+            return Exposition(String(decoding: gateway.scrape(), as: UTF8.self)).samples[
+                #"trigger_gateway_pool_endpoint_available{pool="p",endpoint="\#(endpoint)"}"#]
+        }
+        #expect(gauge(Self.start) == 1)
+        for _ in 0..<3 { one.recordFailure(0, now: Self.start) }
+        #expect(gauge(Self.start) == 0, "ejected for 1 s")
+        // The ejection is over: picked again, and async claims resume (a claim is the probe), but not shown available.
+        let over = Self.start + .seconds(1)
+        #expect(one.isAvailable(0, now: over) && one.hasAvailableEndpoint(now: over) && one.pick(now: over) == 0)
+        #expect(gauge(over) == 0, "being probed, not available")
+        #expect(gauge(over + .seconds(3600)) == 0, "however long no call comes")
+        // The probe call fails: ejected again at once (probation), for 2 s; still 0 after that ejection too.
+        let probe = over + .seconds(10)
+        #expect(one.recordFailure(0, now: probe))
+        #expect(gauge(probe + .milliseconds(1999)) == 0)
+        #expect(gauge(probe + .seconds(2)) == 0)
+        // A call succeeds: 1.
+        let back = probe + .seconds(3)
+        one.recordSuccess(0, now: back)
+        #expect(gauge(back) == 1)
+        #expect(try promtoolFindings(String(decoding: gateway.scrape(), as: UTF8.self)) == "")
+    }
+
+    @Test(
+        "a success during an ejection (a pool's only endpoint, still called): the gauge reads 1 when the ejection ends")
+    func successDuringEjection() {
+        let one = Self.balancer(1)
+        for _ in 0..<3 { one.recordFailure(0, now: Self.start) }
+        one.recordSuccess(0, now: Self.start + .milliseconds(500))
+        #expect(!one.isShownAvailable(0, now: Self.start + .milliseconds(999)), "the ejection under way stands")
+        #expect(one.isShownAvailable(0, now: Self.start + .seconds(1)))
+        // Of several endpoints, a passed health probe counts as the answer (without resetting the backoff).
+        let two = Self.balancer(2)
+        for _ in 0..<3 { two.recordFailure(0, now: Self.start) }
+        let over = Self.start + .seconds(1)
+        #expect(!two.isShownAvailable(0, now: over) && two.isShownAvailable(1, now: over))
+        two.probePassed(0, now: over)
+        #expect(two.isShownAvailable(0, now: over))
+        #expect(two.recordFailure(0, now: over), "still on probation: the first failure ejects again")
+        #expect(!two.isShownAvailable(0, now: over + .seconds(2)), "and it is out again until the next answer")
     }
 }

@@ -158,7 +158,7 @@ struct PoolDeadlineTests {
         init(requestTimeout: TimeAmount) async {
             pool = PoolDeadlineTests.timedPool(
                 runner, on: loop, requestTimeout: requestTimeout, maxConcurrency: 1,
-                metrics: metrics.pool("p", endpoints: []))
+                metrics: metrics.pool("p", endpoints: [LoopTimedRunner.endpoint]))
             holder = pool.run(
                 LoopTimedRunner.request(lasting: .hours(2)), on: loop, cancellation: TriggerCancellation())
             await loop.run()
@@ -429,13 +429,15 @@ struct PoolDeadlineTests {
         await loop.shutdownGracefully()
     }
 
+    /// Review 26 I3: such a call was counted under `endpoint=""` while its access line and warning named the
+    /// endpoint it ran on; it is counted under that endpoint now (the pool's sizing is in its message).
     @Test(
-        "a queued call that then times out says how long it waited for its slot and how much was left, and is the pool's UT, not the endpoint's",
+        "a queued call that then times out says how long it waited for its slot and how much was left, and is a UT of the endpoint it ran on",
         .timeLimit(.minutes(1)))
     func queuedCallTimesOutAfterItsSlot() async throws {
         let held = await HeldPool(requestTimeout: .hours(3))
         let (loop, runner, metrics, pool, holder) = (held.loop, held.runner, held.metrics, held.pool, held.holder)
-        var queued = LoopTimedRunner.request(lasting: .hours(2))
+        var queued = LoopTimedRunner.request(lasting: .hours(2), on: LoopTimedRunner.endpoint)
         queued.deadline = loop.now + .hours(3)
         let call = pool.run(queued, on: loop, cancellation: TriggerCancellation())
         await loop.run()
@@ -448,7 +450,11 @@ struct PoolDeadlineTests {
             error?.message == #"backend pool "p" did not answer within the 3600s left after 7200s waiting for a slot"#,
             "\(String(describing: error))")
         #expect(error?.upstreamFailure == .requestTimeout)
-        #expect(Self.poolTimeouts(metrics) == 1, "counted as the pool's, with no endpoint")
+        let scrape = Exposition(String(decoding: metrics.scrape(), as: UTF8.self))
+        #expect(
+            scrape.samples[#"trigger_gateway_backend_failures_total{pool="p",endpoint="r:1",reason="UT"}"#] == 1,
+            "counted under the endpoint it ran on")
+        #expect(Self.poolTimeouts(metrics) == 0, "not under endpoint=\"\"")
         await loop.shutdownGracefully()
     }
 
@@ -477,8 +483,14 @@ struct PoolDeadlineTests {
 struct LoopTimedRunner: TriggerRunner {
     let probe = Probe()
 
-    static func request(lasting duration: TimeAmount) -> TriggerRequest {
-        makeRequest("timed", ["ns": .number(Double(duration.nanoseconds))])
+    /// The endpoint a request made `on:` one says its run went to (``TriggerCancellation/endpoint``, as a balanced
+    /// transport's pick sets it).
+    static let endpoint = "r:1"
+
+    static func request(lasting duration: TimeAmount, on endpoint: String? = nil) -> TriggerRequest {
+        var variables: ValueObject = ["ns": .number(Double(duration.nanoseconds))]
+        if let endpoint { variables["endpoint"] = .string(endpoint) }
+        return makeRequest("timed", variables)
     }
 
     func run(_ request: TriggerRequest) async throws -> TriggerResult {
@@ -489,6 +501,7 @@ struct LoopTimedRunner: TriggerRunner {
         _ request: TriggerRequest, on eventLoop: any EventLoop, cancellation: TriggerCancellation
     ) -> EventLoopFuture<TriggerResult> {
         probe.bump("started")
+        if let endpoint = request.inputs.first?.variables["endpoint"]?.stringValue { cancellation.endpoint = endpoint }
         let nanoseconds = Int64(request.inputs.first?.variables["ns"]?.numberValue ?? 0)
         let outputs = request.inputs.map(\.variables)
         // `deadline_exceeded`: the run ends with a runner's own DEADLINE_EXCEEDED (its grpc-timeout) instead.

@@ -2,7 +2,9 @@ import Foundation
 import GatewayTestSupport
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
+import TriggerModel
 
 /// Failures the gateway makes on a backend's behalf, as an operator sees them on the real executable: the access
 /// line's `response_flags` (Envoy's `UF`, `UT`, `UC`, `UO`, `UPE`; `-` for none) and `peer.address`, and
@@ -12,16 +14,19 @@ struct BackendFailureFlagsTests {
     static let body = ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
 
     /// A gateway whose pool `p` goes to `endpoint`, with `extra` pool keys; `body` gets it and a client.
+    /// `transport`: the pool's; `ejecting`: outlier detection as by default (3 failures eject) rather than off.
     static func withGateway(
-        endpoint: String, extra: String = "", logFormat: String? = nil,
+        endpoint: String, transport: String = "http", ejecting: Bool = false, extra: String = "",
+        logFormat: String? = nil,
         _ body: (TestProcess.Server, TestHTTPClient) async throws -> Void
     ) async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-flags-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
+        let detection = ejecting ? "" : ", outlier_detection: {consecutive_failures: 0}"
         try """
         pools:
-          - {name: p, transport: http, endpoints: ["\(endpoint)"], connect_timeout: 1s, \
-        outlier_detection: {consecutive_failures: 0}\(extra)}
+          - {name: p, transport: \(transport), endpoints: ["\(endpoint)"], connect_timeout: 1s\
+        \(detection)\(extra)}
         routes: [{namespace: demo, pipeline: "*", pool: p}]
         """.write(to: file, atomically: true, encoding: .utf8)
         let arguments = ["--config", file.path] + (logFormat.map { ["--log-format", $0] } ?? [])
@@ -149,6 +154,108 @@ struct BackendFailureFlagsTests {
         }
     }
 
+    /// A grpc runner that fails every call with a bare grpc-status UNAVAILABLE, no `RunResponse` (an overloaded
+    /// or broken runner; review 26's `grpc_unavail.py`): the runner failed, not the pipeline.
+    struct UnavailableRunner: TriggerRunner {
+        func run(_ request: TriggerRequest) async throws -> TriggerResult {
+            throw GatewayError(.unavailable, "runner overloaded (test)")
+        }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish(throwing: GatewayError(.unavailable, "runner overloaded (test)")) }
+        }
+    }
+
+    /// Review 26 M1: a grpc runner's UNAVAILABLE ejected its endpoint with no failure counted or flagged
+    /// (`response_flags=-`, `backend_failures_total` 0, no `backend endpoint failed`). Each such answer is now a
+    /// `UPE` (answered outside the runner protocol, as an http runner's non-JSON 5xx), so the three tries that
+    /// eject the endpoint are three counted, flagged, warned failures.
+    @Test("a grpc runner answering UNAVAILABLE: 502 with its message, UPE, counted per try, warned; three eject it")
+    func grpcUnavailableIsUPE() async throws {
+        try await withGRPCBackend(runner: UnavailableRunner()) { port in
+            let endpoint = "127.0.0.1:\(port)"
+            try await Self.withGateway(endpoint: endpoint, transport: "grpc", ejecting: true) { server, client in
+                for n in 0..<3 {
+                    let response = try await Self.trigger(client, id: "flags-grpc14-\(n)")
+                    #expect(response.status == 502, "\(response.bodyString)")
+                    #expect(try json(response.body)["message"] as? String == "runner overloaded (test)")
+                    let line = try await Self.accessLine(server, id: "flags-grpc14-\(n)")
+                    #expect(line["response_flags"] == "UPE", "\(line)")
+                    #expect(line["endpoint"] == endpoint, "\(line)")
+                }
+                #expect(try await Self.failures(client, endpoint: endpoint, reason: "UPE") == 3)
+                let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                #expect(
+                    scrape.samples[#"trigger_gateway_pool_ejections_total{pool="p",endpoint="\#(endpoint)"}"#] == 1,
+                    "\(scrape.text)")
+                #expect(await server.logOccurrences(of: "backend endpoint ejected", timeout: .seconds(5)) == 1)
+                let warning = try #require(
+                    server.logged.split(separator: "\n").first {
+                        $0.contains(#"msg="backend endpoint failed""#) && $0.contains("level=warning")
+                    }, "\(server.logged)")
+                #expect(warning.contains("backend.endpoint=\(endpoint)"), "\(warning)")
+                #expect(warning.contains("grpc-status 14 (UNAVAILABLE)"), "\(warning)")
+                #expect(warning.contains("runner overloaded (test)"), "\(warning)")
+            }
+        }
+    }
+
+    /// A grpc runner that answers UNAVAILABLE (as ``UnavailableRunner``) while ``failing``, then echoes.
+    final class RecoveringRunner: TriggerRunner, Sendable {
+        let failing = Atomic(true)
+
+        func run(_ request: TriggerRequest) async throws -> TriggerResult {
+            if failing.load(ordering: .sequentiallyConsistent) {
+                throw GatewayError(.unavailable, "runner overloaded (test)")
+            }
+            return TriggerResult(outputs: [["ok": .bool(true)]])
+        }
+
+        func runStreaming(_ request: TriggerRequest) -> AsyncThrowingStream<TriggerEvent, any Error> {
+            AsyncThrowingStream { $0.finish(throwing: GatewayError(.unimplemented, "not streamed here")) }
+        }
+    }
+
+    /// Review 26 L4 and M6: when an ejected endpoint answers again one info line says so, with how long it was
+    /// out (Envoy's outlier `uneject` event), and its `pool_endpoint_available` reads 1 again once the ejection
+    /// under way ends. (That it reads 0 past an ejection's end until an answer: `EndpointBalancerTests`, on the
+    /// injected clock.)
+    @Test("an ejected grpc endpoint that answers again: one `backend endpoint available again` line; available 1")
+    func availableAgainLogged() async throws {
+        let runner = RecoveringRunner()
+        try await withGRPCBackend(runner: runner) { port in
+            let endpoint = "127.0.0.1:\(port)"
+            let available = #"trigger_gateway_pool_endpoint_available{pool="p",endpoint="\#(endpoint)"}"#
+            try await Self.withGateway(endpoint: endpoint, transport: "grpc", ejecting: true) { server, client in
+                for n in 0..<3 {
+                    #expect(try await Self.trigger(client, id: "back-\(n)").status == 502)
+                }
+                #expect(await server.logOccurrences(of: "backend endpoint ejected", timeout: .seconds(5)) == 1)
+                let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                #expect(scrape.samples[available] == 0, "\(scrape.text)")
+                #expect(!server.logged.contains("backend endpoint available again"), "\(server.logged)")
+                // The runner recovers; its only endpoint is still called while ejected (panic mode).
+                runner.failing.store(false, ordering: .sequentiallyConsistent)
+                #expect(try await Self.trigger(client, id: "back-ok").status == 200)
+                #expect(try await Self.trigger(client, id: "back-ok2").status == 200)
+                #expect(await server.logOccurrences(of: "backend endpoint available again", timeout: .seconds(5)) == 1)
+                let line = try #require(
+                    server.logged.split(separator: "\n").first { $0.contains("backend endpoint available again") })
+                let fields = AccessLogTests.logfmt(line)
+                #expect(fields["level"] == "info", "\(line)")
+                #expect(fields["backend.pool"] == "p" && fields["backend.endpoint"] == endpoint, "\(line)")
+                // Out from the ejection to the answer: a duration (`850ms`, `1.2s`), under the test's minute.
+                let out = try #require(fields["out_for"], "\(line)")
+                #expect(out.hasSuffix("ms") || (out.hasSuffix("s") && (Double(out.dropLast()) ?? 60) < 60), "\(line)")
+                // 1 once the ejection under way (1 s from the third failure) ends; the unit tests step that clock.
+                let back = try await eventually(within: .seconds(10)) {
+                    Exposition(try await client.request("GET", "/metrics").bodyString).samples[available] == 1
+                }
+                #expect(back)
+            }
+        }
+    }
+
     @Test("a runner that never answers, one slot and no queue: the second call UO, the first UT; both counted")
     func overflowAndTimeout() async throws {
         try await withSilentBackend { port in
@@ -176,6 +283,22 @@ struct BackendFailureFlagsTests {
                 #expect(timedOut.status == 504, "\(timedOut.bodyString)")
                 #expect(try await Self.accessLine(server, id: "flags-ut")["response_flags"] == "UT")
                 #expect(try await Self.failures(client, endpoint: "127.0.0.1:\(port)", reason: "UT") == 1)
+                // The try the pool's deadline cut is timed as `UT` too, not as an answer or a client's cancel
+                // (review 26 L5); it ends just after the answer, once the gateway closed its connection.
+                let tries =
+                    #"trigger_gateway_backend_request_duration_seconds_count{pool="p",endpoint="127.0.0.1:\#(port)","#
+                let timed = try await eventually(within: .seconds(10)) {
+                    let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                    return scrape.samples[tries + #"outcome="UT"}"#] == 1
+                }
+                let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+                #expect(
+                    timed,
+                    "\(scrape.samples.filter { $0.key.hasPrefix("trigger_gateway_backend_request_duration_seconds_count") })"
+                )
+                #expect(
+                    scrape.samples[tries + #"outcome="ok"}"#] == 0
+                        && scrape.samples[tries + #"outcome="cancelled"}"#] == 0)
             }
         }
     }

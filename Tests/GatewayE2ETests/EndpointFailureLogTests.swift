@@ -27,13 +27,12 @@ struct EndpointFailureLogTests {
             }
             let metrics = try await client.request("GET", "/metrics").bodyString
             await client.close()
-            // Each call tried the endpoint at least once, and the histogram of tries counts them all.
-            let tries = metrics.split(separator: "\n").first {
-                $0.hasPrefix("trigger_gateway_backend_request_duration_seconds_count")
-                    && $0.contains(#"endpoint="127.0.0.1:1""#)
-            }
-            let counted = tries.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
-            #expect(counted >= Double(calls), "\(String(describing: tries))")
+            // Each call tried the endpoint at least once, and the histogram of tries counts them all, as refused
+            // (`UF`), none among the answered (review 26 L5: a refusing endpoint improved the pool's quantiles).
+            let exposition = Exposition(metrics)
+            let tries = #"trigger_gateway_backend_request_duration_seconds_count{pool="down",endpoint="127.0.0.1:1","#
+            #expect((exposition.samples[tries + #"outcome="UF"}"#] ?? 0) >= Double(calls), "\(metrics)")
+            #expect(exposition.samples[tries + #"outcome="ok"}"#] == 0, "\(metrics)")
             #expect(await server.stopAndReadLog())
             let warnings = server.logged.split(separator: "\n").filter {
                 $0.contains(#"msg="backend endpoint failed""#) && $0.contains("level=warning")

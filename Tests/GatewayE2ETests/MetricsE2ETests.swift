@@ -117,8 +117,12 @@ struct MetricsE2ETests {
                     $0.samples[#"trigger_gateway_async_finished_total{state="succeeded"}"#] == 2
                         && $0.samples["trigger_gateway_async_running"] == 0
                 }
-                // Three sync calls and two async runs, each one try on the one endpoint.
-                #expect(scrape.samples["trigger_gateway_backend_request_duration_seconds_count{\(endpoint)}"] == 5)
+                // Three sync calls and two async runs, each one try on the one endpoint, each answered.
+                let tries = "trigger_gateway_backend_request_duration_seconds_count{\(endpoint)"
+                #expect(scrape.samples[tries + #",outcome="ok"}"#] == 5)
+                for outcome in ["UF", "UT", "UC", "UPE", "UO", "cancelled"] {
+                    #expect(scrape.samples[tries + #",outcome="\#(outcome)"}"#] == 0, "made up front: \(outcome)")
+                }
                 #expect(scrape.samples["trigger_gateway_pool_ejections_total{\(endpoint)}"] == 0)
                 #expect(scrape.samples["trigger_gateway_pool_retries_total{\(endpoint)}"] == 0)
                 #expect(scrape.samples["trigger_gateway_pool_endpoint_available{\(endpoint)}"] == 1)
@@ -185,7 +189,10 @@ struct MetricsE2ETests {
                 #expect(
                     reloaded.samples.keys.allSatisfy { !$0.contains(#"pool="runner""#) }, "\(reloaded.text)")
                 let renamed = #"pool="runner2",endpoint="127.0.0.1:\#(backendPort)""#
-                #expect(reloaded.samples["trigger_gateway_backend_request_duration_seconds_count{\(renamed)}"] == 1)
+                #expect(
+                    reloaded.samples[
+                        #"trigger_gateway_backend_request_duration_seconds_count{\#(renamed),outcome="ok"}"#]
+                        == 1)
                 #expect(reloaded.samples["trigger_gateway_config_restart_required"] == 0)
                 #expect(try promtoolFindings(reloaded.text) == "", "\(reloaded.text)")
 

@@ -234,6 +234,8 @@ struct GatewayMetricsTests {
         pool.recordEjection(endpoint: 0)
         pool.recordRetry(from: 0)
         pool.recordTry(endpoint: 1, nanoseconds: 3_000_000)
+        pool.recordTry(endpoint: 0, outcome: .failed(.connectionFailure), nanoseconds: 1_000_000)
+        pool.recordTry(endpoint: 0, outcome: .cancelled, nanoseconds: 1_000_000)
         pool.recordFailure(endpoint: 0, reason: .connectionFailure)
         pool.recordFailure(endpoint: 0, reason: .connectionFailure)
         pool.recordFailure(endpoint: nil, reason: .overflow)
@@ -313,8 +315,14 @@ struct GatewayMetricsTests {
         #expect(scrape.samples[#"trigger_gateway_pool_endpoint_in_flight{pool="runner",endpoint="127.0.0.1:2"}"#] == 2)
         #expect(
             scrape.samples[
-                #"trigger_gateway_backend_request_duration_seconds_bucket{pool="runner",endpoint="127.0.0.1:2",le="0.005"}"#
+                #"trigger_gateway_backend_request_duration_seconds_bucket{pool="runner",endpoint="127.0.0.1:2",outcome="ok",le="0.005"}"#
             ] == 1)
+        // Each try under its outcome (review 26 L5): a refused connect does not land among the answered calls.
+        let tries = #"trigger_gateway_backend_request_duration_seconds_count{pool="runner",endpoint="127.0.0.1:1","#
+        #expect(scrape.samples[tries + #"outcome="ok"}"#] == 0)
+        #expect(scrape.samples[tries + #"outcome="UF"}"#] == 1)
+        #expect(scrape.samples[tries + #"outcome="cancelled"}"#] == 1)
+        #expect(scrape.samples[tries + #"outcome="UT"}"#] == 0, "made up front")
         let failures = #"trigger_gateway_backend_failures_total{pool="runner","#
         #expect(scrape.samples[failures + #"endpoint="127.0.0.1:1",reason="UF"}"#] == 2)
         #expect(scrape.samples[failures + #"endpoint="127.0.0.1:1",reason="UC"}"#] == 0, "made up front")
