@@ -59,7 +59,8 @@ package struct TestGateway: Sendable {
 /// `eventLoopGroup` (nil: NIO's singleton, one loop per core) serves the gateway's connections and its pools:
 /// a test whose figure depends on how many loops share the backend connections (a pool keeps one per loop)
 /// passes a group of its own size, and shuts it down afterwards. `log`: keeps the gateway's lines (warnings and
-/// above) for the test's assertions.
+/// above) for the test's assertions. `warningClock`: the clock the app's rate-limited warnings count their windows
+/// on (see `GatewayApp.init`).
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
     eventLoopGroup: (any EventLoopGroup)? = nil,
@@ -68,6 +69,7 @@ package func withTestGateway<T: Sendable>(
     wrapStore: (any OperationStore) -> any OperationStore = { $0 },
     requestObservers: [any RequestObserver] = [],
     log: RecordedLog? = nil,
+    warningClock: @escaping @Sendable () -> NIODeadline = { .now() },
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
@@ -93,7 +95,8 @@ package func withTestGateway<T: Sendable>(
         inProcessRunner: inProcessRunner,
         logger: logger,
         store: store,
-        requestObservers: requestObservers
+        requestObservers: requestObservers,
+        warningClock: warningClock
     )
     let serviceGroup = ServiceGroup(
         configuration: .init(
