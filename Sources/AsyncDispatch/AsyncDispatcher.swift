@@ -134,19 +134,21 @@ package final class AsyncDispatcher: Service {
         claimWatch: ClaimLoopWatch? = nil
     ) {
         self.outcomeRetryLimit = outcomeRetryLimit
-        // On the dispatcher's clock, so that tests move it with their `TestClock`.
+        // On the dispatcher's clocks, so that tests move them with their `TestClock` (the held-back lines' `_since`
+        // on its wall clock).
         let sinceStart = clock.stopwatch()
         self.claimWatch = claimWatch
         self.heartbeat = ClaimLoopHeartbeat(sinceStart: sinceStart, report: claimWatch?.report)
-        self.unroutedLog = FailureLogLimiter(interval: TimeAmount(Self.unroutedWarningInterval)) {
+        let monotonic: @Sendable () -> NIODeadline = {
             NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
         }
-        self.unreachedLog = FailureLogLimiter(interval: TimeAmount(Self.unreachedWarningInterval)) {
-            NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
-        }
-        self.renewalFailureLog = FailureLogLimiter(interval: TimeAmount(Self.renewalWarningInterval)) {
-            NIODeadline.uptimeNanoseconds(UInt64(TimeAmount(sinceStart()).nanoseconds))
-        }
+        let wall: @Sendable () -> Int64 = { now().storeMilliseconds }
+        self.unroutedLog = FailureLogLimiter(
+            interval: TimeAmount(Self.unroutedWarningInterval), now: monotonic, wallClock: wall)
+        self.unreachedLog = FailureLogLimiter(
+            interval: TimeAmount(Self.unreachedWarningInterval), now: monotonic, wallClock: wall)
+        self.renewalFailureLog = FailureLogLimiter(
+            interval: TimeAmount(Self.renewalWarningInterval), now: monotonic, wallClock: wall)
         self.startGate = startGate
         self.clock = clock
         self.now = now
@@ -737,12 +739,12 @@ package final class AsyncDispatcher: Service {
                 logger.debug(
                     "backend not reached; operation queued again",
                     metadata: ["operation.id": "\(id)", "retry_in": "\(wait)", "error": "\(error.message)"])
-                if let heldBack = unreachedLog.admit(pool) {
+                if let heldBack = unreachedLog.admitLine(pool) {
                     var metadata: Logger.Metadata = [
                         "backend.pool": "\(pool)", "operation.id": "\(id)", "error": "\(error.message)",
                         "next_try": "\(RFC3339.format(milliseconds: until.storeMilliseconds))",
                     ]
-                    if heldBack > 0 { metadata["handbacks_held_back"] = .stringConvertible(heldBack) }
+                    heldBack.annotate(&metadata, countKey: "handbacks_held_back")
                     logger.warning("runner unreachable; async operations wait in the queue", metadata: metadata)
                 }
                 await release(run, after: wait)
@@ -904,9 +906,9 @@ package final class AsyncDispatcher: Service {
                     storeFailed()
                     // One line per interval for all runs, not one per run per renewal (review 25 L1: an outage
                     // logged a line per operation every third of a lease).
-                    if let heldBack = renewalFailureLog.admit("renewal") {
+                    if let heldBack = renewalFailureLog.admitLine("renewal") {
                         var metadata: Logger.Metadata = ["operation.id": "\(run.id)", "error": "\(error)"]
-                        if heldBack > 0 { metadata["renewals.held_back"] = .stringConvertible(heldBack) }
+                        heldBack.annotate(&metadata, countKey: "renewals.held_back")
                         logger.warning("lease renewal failed", metadata: metadata)
                     }
                 }

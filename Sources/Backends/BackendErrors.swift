@@ -20,9 +20,11 @@ enum BackendErrors {
     /// An endpoint of `pool` failed the call (`what`, in words: "closed the connection mid-stream"): logged
     /// with the endpoint, answered without it.
     ///
-    /// The warning is rate-limited per endpoint (``failureLog``): the first failure at once, then at most one line
-    /// per 10 s carrying `backend.failures_held_back`, the failures since the last line; every failure is also
-    /// logged at debug level, and counted by the backend metrics.
+    /// The warning is rate-limited per endpoint and kind of failure, its flag (``failureLog``): the first failure at
+    /// once, then at most one line per 10 s carrying `backend.failures_held_back`, the failures since the last line,
+    /// and `backend.failures_held_back_since`, when the first of them happened; every failure is also logged at
+    /// debug level, and counted by the backend metrics. Keyed by the flag too, so that an endpoint that resets and
+    /// then answers 500s within the window is told of twice, not once (review 26, L2; flags are a closed set).
     ///
     /// `flag`: Envoy's response flag for it (``UpstreamFailure``); by default `UT` for a `.deadlineExceeded` and
     /// `UC` (the endpoint cut the exchange) otherwise.
@@ -38,18 +40,19 @@ enum BackendErrors {
             "backend.pool": "\(pool)", "backend.endpoint": "\(endpoint)", "reason": "\(what)",
         ]
         if let snippet, !snippet.isEmpty { metadata["backend.response"] = "\(snippet)" }
-        if let heldBack = failureLog.admit("\(pool)/\(endpoint)") {
-            if heldBack > 0 { metadata["backend.failures_held_back"] = .stringConvertible(heldBack) }
+        let flag = flag ?? (code == .deadlineExceeded ? .requestTimeout : .connectionTermination)
+        if let heldBack = failureLog.admitLine("\(pool)/\(endpoint)/\(flag.rawValue)") {
+            heldBack.annotate(&metadata, countKey: "backend.failures_held_back")
             logger.warning("backend endpoint failed", metadata: metadata)
         } else {
             logger.debug("backend endpoint failed", metadata: metadata)
         }
         var error = GatewayError(code, "backend pool \"\(pool)\": \(what)")
-        error.upstreamFailure = flag ?? (code == .deadlineExceeded ? .requestTimeout : .connectionTermination)
+        error.upstreamFailure = flag
         return error
     }
 
-    /// One warning per endpoint per 10 s while it keeps failing (review 8: one per try flooded the log).
+    /// One warning per endpoint and flag per 10 s while it keeps failing (review 8: one per try flooded the log).
     static let failureLog = FailureLogLimiter(interval: .seconds(10))
 
     static func overloaded(pool: String, limit: Int, queue: Int) -> GatewayError {
@@ -72,9 +75,9 @@ enum BackendErrors {
             outOfDescriptors
             ? "the gateway is out of file descriptors"
             : "the gateway's \(limit) backend connections are all busy with calls (none idle to close)"
-        if let heldBack = failureLog.admit("budget/\(outOfDescriptors)") {
+        if let heldBack = failureLog.admitLine("budget/\(outOfDescriptors)") {
             var metadata: Logger.Metadata = ["backend.pool": "\(pool)", "backend.connections.limit": "\(limit)"]
-            if heldBack > 0 { metadata["backend.failures_held_back"] = .stringConvertible(heldBack) }
+            heldBack.annotate(&metadata, countKey: "backend.failures_held_back")
             logger.warning(
                 "backend connection refused: \(why); raise the open-file limit (LimitNOFILE=, ulimit -n), or lower the pools' max_concurrency so that their calls in flight fit",
                 metadata: metadata)

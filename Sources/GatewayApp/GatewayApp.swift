@@ -47,6 +47,9 @@ package final class GatewayApp: Sendable {
     /// The process's budget of buffered request-body bytes (`limits.max_buffered_request_bytes`; a reload sets
     /// its limit), shown on /metrics as `trigger_gateway_request_buffer_bytes`.
     package let requestBuffer: RequestBufferBudget
+    /// The rate limit of the HTTP/2 connection-error warnings (`FrontendServices.connectionErrorLog`), kept across
+    /// reloads so a reload does not restart its windows.
+    let connectionErrorLog: FailureLogLimiter
     /// Pools a reload retired, kept on /metrics until their last call ended (see ``collectPoolMetrics()``).
     private let retiredPools = Mutex<[BackendPool]>([])
     /// The app's collectors on ``metrics``, cancelled when the app goes (see `deinit`).
@@ -82,6 +85,8 @@ package final class GatewayApp: Sendable {
     /// instead of binding `listen` (whose value should then be that socket's address: see `ConfigFile.load`).
     /// `claimStallBound`: how long the async dispatcher's claim loop may go without a step before async readiness
     /// fails (nil: `AsyncDispatcher.stallBound` of the poll interval and the store's call limit; tests shorten it).
+    /// `warningClock`: the monotonic clock the app's rate-limited warnings count their windows on (the HTTP/2
+    /// connection errors'); a test passes one it moves by hand.
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
@@ -94,7 +99,8 @@ package final class GatewayApp: Sendable {
         metrics: GatewayMetrics = GatewayMetrics(),
         logLevel: LogLevelSwitch? = nil,
         inheritedListener: InheritedListener? = nil,
-        claimStallBound: Duration? = nil
+        claimStallBound: Duration? = nil,
+        warningClock: @escaping @Sendable () -> NIODeadline = { .now() }
     ) {
         self.logLevel = logLevel
         self.group = group
@@ -108,6 +114,8 @@ package final class GatewayApp: Sendable {
         var collectors: [CollectorToken] = []
         let requestBuffer = RequestBufferBudget(limit: config.limits.maxBufferedRequestBytes)
         self.requestBuffer = requestBuffer
+        let connectionErrorLog = FailureLogLimiter(interval: .seconds(10), now: warningClock)
+        self.connectionErrorLog = connectionErrorLog
         // The gauges, never `metrics` itself: the registry keeps its collectors, so a collector holding `metrics` was a
         // cycle (metrics → collector → metrics) that kept every stopped app's registry alive, and with it what the
         // other collectors hold (the health registry).
@@ -166,6 +174,7 @@ package final class GatewayApp: Sendable {
             services: Self.makeFrontendServices(
                 config,
                 requestBuffer: requestBuffer,
+                connectionErrorLog: connectionErrorLog,
                 dispatcher: dispatcher,
                 operations: operations,
                 configStatus: configStatus,
@@ -451,6 +460,7 @@ package final class GatewayApp: Sendable {
             with: Self.makeFrontendServices(
                 applied,
                 requestBuffer: requestBuffer,
+                connectionErrorLog: connectionErrorLog,
                 dispatcher: dispatcher,
                 operations: operations,
                 configStatus: configStatus,
@@ -525,6 +535,7 @@ package final class GatewayApp: Sendable {
     private static func makeFrontendServices(
         _ config: GatewayConfiguration,
         requestBuffer: RequestBufferBudget,
+        connectionErrorLog: FailureLogLimiter,
         dispatcher: TriggerDispatcher,
         operations: AsyncOperations?,
         configStatus: ConfigStatus,
@@ -560,6 +571,7 @@ package final class GatewayApp: Sendable {
         services.scheduler = scheduler
         services.metrics = metrics
         services.requestBuffer = requestBuffer
+        services.connectionErrorLog = connectionErrorLog
         services.maxDecompressedBytes = config.limits.maxDecompressedBytes
         services.craft = makeCraftSurface(config, dispatcher: dispatcher, logger: logger)
         services.namespaces = NamespaceDirectory(configuration: config)

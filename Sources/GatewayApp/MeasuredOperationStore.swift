@@ -254,14 +254,14 @@ package struct SlowCallLog: Sendable {
     }
 
     func check(_ operation: String, took elapsed: Duration, failed: Bool) {
-        guard elapsed > threshold, let heldBack = limiter.admit(operation) else { return }
+        guard elapsed > threshold, let heldBack = limiter.admitLine(operation) else { return }
         var metadata: Logger.Metadata = [
             "store": "\(storeName)", "store.operation": "\(operation)",
             "duration": "\(ConfigUnits.format(.milliseconds(Self.milliseconds(elapsed))))",
             "threshold": "\(ConfigUnits.format(threshold))",
         ]
         if failed { metadata["store.call_failed"] = "true" }
-        if heldBack > 0 { metadata["store.slow_calls_held_back"] = .stringConvertible(heldBack) }
+        heldBack.annotate(&metadata, countKey: "store.slow_calls_held_back")
         logger.warning("operation store call slow", metadata: metadata)
     }
 

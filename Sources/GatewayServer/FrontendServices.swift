@@ -61,6 +61,10 @@ package struct FrontendServices: Sendable {
     /// in every configuration generation (a reload sets its limit). A test's services get one of their own, with
     /// no limit.
     package var requestBuffer = RequestBufferBudget()
+    /// The rate limit of the warnings an HTTP/2 connection ended by the client's fault logs (protocol errors,
+    /// excessive load, refused header blocks): one line per kind per 10 s at most, with the count held back. The same
+    /// object in every configuration generation (`GatewayApp` keeps it); a test's services get one of their own.
+    package var connectionErrorLog = FailureLogLimiter(interval: .seconds(10))
     /// `limits.max_buffered_request_bytes_per_connection`: the request-body bytes one HTTP/2 connection may hold
     /// before its streams' windows are held back (HTTP2FrontendConnection+RequestWindow.swift); 0: no bound.
     /// A reload applies to an open connection from its next stream (its services are refreshed then).

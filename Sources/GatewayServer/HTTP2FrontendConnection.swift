@@ -453,51 +453,7 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
     }
 
     func sessionDidClose(_ session: NGHTTP2Session, error: (any Error)?) {
-        if let error = error as? HTTP2EngineError, error.code == .excessiveLoad {
-            // The engine ended the connection with GOAWAY(ENHANCE_YOUR_CALM); say why, once per connection (its
-            // reset streams each still get their access-log line, as client-cancelled requests).
-            services.logger.warning(
-                "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: rapid reset (stream reset rate over the limit)",
-                metadata: [
-                    "peer.address": "\(peerAddress?.hostPort ?? "unknown")",
-                    "reason": "\(error.message)",
-                ]
-            )
-            services.metrics?.connections.endedForExcessiveLoad(.rapidReset)
-        } else if let error = error as? HTTP2EngineError, error.code == .controlFrameFlood {
-            services.logger.warning(
-                "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: control frame flood (PING/SETTINGS)",
-                metadata: [
-                    "peer.address": "\(peerAddress?.hostPort ?? "unknown")",
-                    "reason": "\(error.message)",
-                ]
-            )
-            services.metrics?.connections.endedForExcessiveLoad(.controlFrameFlood)
-        } else if let error = error as? HTTP2EngineError, Self.isProtocolError(error) {
-            // A connection error the client caused (malformed frame, bad preface): one warning naming it, as
-            // nghttpx logs it; COMPRESSION_ERROR has its own warning and count below.
-            services.logger.warning(
-                "HTTP/2 connection ended for a protocol error",
-                metadata: [
-                    "peer.address": "\(peerAddress?.hostPort ?? "unknown")",
-                    "reason": "\(error.message)",
-                ]
-            )
-        } else if let error = error as? HTTP2EngineError, let reason = Self.headerBlockRefusal(error) {
-            // The block could not be answered on its stream (it was never decoded to its end): say why, once,
-            // and count it, as its stream gets no access-log line.
-            let message =
-                reason == .tooManyContinuations
-                ? "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: request header block over the ceiling "
-                    + "(more than \(HTTP2SessionConfiguration.maxContinuationFrames) CONTINUATION frames)"
-                : "HTTP/2 connection ended with GOAWAY COMPRESSION_ERROR: request header block not decodable "
-                    + "(a field over 65536 encoded bytes, or malformed HPACK)"
-            services.logger.warning(
-                "\(message)",
-                metadata: ["peer.address": "\(peerAddress?.hostPort ?? "unknown")"]
-            )
-            services.metrics?.connections.refusedHeaderBlock(reason)
-        }
+        if let error = error as? HTTP2EngineError { connectionEnded(by: error) }
         refusalTimer?.cancel()
         refusalTimer = nil
         for (_, state) in streams {
@@ -510,8 +466,67 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         streams.removeAll()
     }
 
-    /// The header-block refusal an engine error stands for: ours (too many CONTINUATION frames), or the
-    /// GOAWAY(COMPRESSION_ERROR) libnghttp2 sends when HPACK decoding fails (RFC 9113 §4.3). nil otherwise.
+    /// The engine ended the connection with `error`: a warning saying why, and a count. The client may be broken
+    /// or hostile and reconnect in a loop, so each kind of warning is held back as `request body refused` is
+    /// (``FrontendServices/connectionErrorLog``): the first at once, then at most one per 10 s carrying
+    /// `connections.held_back`, the connections ended alike meanwhile, and `connections.held_back_since`; each
+    /// one held back is a debug line, and every one is counted (review 26, M3: one warning per connection, no
+    /// counter). Each stream still open gets its access-log line, flagged `DPE` when the client's fault ended the
+    /// connection (``cutTermination``).
+    private func connectionEnded(by error: HTTP2EngineError) {
+        let peer: Logger.MetadataValue = "\(peerAddress?.hostPort ?? "unknown")"
+        if error.code == .excessiveLoad {
+            warnConnectionEnded(
+                "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: rapid reset (stream reset rate over the limit)",
+                key: "rapid_reset", metadata: ["peer.address": peer, "reason": "\(error.message)"])
+            services.metrics?.connections.endedForExcessiveLoad(.rapidReset)
+        } else if error.code == .controlFrameFlood {
+            warnConnectionEnded(
+                "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: control frame flood (PING/SETTINGS)",
+                key: "control_frame_flood", metadata: ["peer.address": peer, "reason": "\(error.message)"])
+            services.metrics?.connections.endedForExcessiveLoad(.controlFrameFlood)
+        } else if Self.isProtocolError(error) {
+            // A connection error the client caused (malformed frame, too many streams): a warning naming it, as
+            // nghttpx logs it, held back per GOAWAY code (a client that changes its fault is told of at once);
+            // COMPRESSION_ERROR has its own warning below (and is counted here too).
+            let code = error.peerFaultCode ?? .protocolError
+            warnConnectionEnded(
+                "HTTP/2 connection ended for a protocol error", key: "protocol_error/\(code)",
+                metadata: ["peer.address": peer, "reason": "\(error.message)"])
+            Self.countProtocolError(code, services: services)
+        } else if let reason = Self.headerBlockRefusal(error) {
+            // The block could not be answered on its stream (it was never decoded to its end): say why, and count
+            // it, as its stream gets no access-log line.
+            let message =
+                reason == .tooManyContinuations
+                ? "HTTP/2 connection ended with GOAWAY ENHANCE_YOUR_CALM: request header block over the ceiling "
+                    + "(more than \(HTTP2SessionConfiguration.maxContinuationFrames) CONTINUATION frames)"
+                : "HTTP/2 connection ended with GOAWAY COMPRESSION_ERROR: request header block not decodable "
+                    + "(a field over 65536 encoded bytes, or malformed HPACK)"
+            warnConnectionEnded(message, key: reason.rawValue, metadata: ["peer.address": peer])
+            services.metrics?.connections.refusedHeaderBlock(reason)
+            if reason == .compressionError { Self.countProtocolError(.compressionError, services: services) }
+        }
+    }
+
+    /// `trigger_gateway_http2_protocol_errors_total{reason}` + 1, for a GOAWAY with `code`.
+    private static func countProtocolError(_ code: HTTP2ErrorCode, services: FrontendServices) {
+        guard let reason = ConnectionMetrics.HTTP2ProtocolError(code: code.rawValue) else { return }
+        services.metrics?.connections.endedForProtocolError(reason)
+    }
+
+    /// Logs `message` as a warning unless ``FrontendServices/connectionErrorLog`` holds it back under `key` (one
+    /// of a closed set: a kind of ending, never a peer), in which case it is a debug line.
+    private func warnConnectionEnded(_ message: String, key: String, metadata: Logger.Metadata) {
+        guard let heldBack = services.connectionErrorLog.admitLine(key) else {
+            services.logger.debug("\(message)", metadata: metadata)
+            return
+        }
+        var metadata = metadata
+        heldBack.annotate(&metadata, countKey: "connections.held_back")
+        services.logger.warning("\(message)", metadata: metadata)
+    }
+
     /// A connection error the peer caused that no other warning covers: nghttp2's own GOAWAY with an error code
     /// (its debug data in the message), or a fatal `mem_recv` error (bad client preface).
     private static func isProtocolError(_ error: HTTP2EngineError) -> Bool {
@@ -519,6 +534,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         return error.code == .goAwaySent && error.http2ErrorCode != .compressionError
     }
 
+    /// The header-block refusal an engine error stands for: ours (too many CONTINUATION frames), or the
+    /// GOAWAY(COMPRESSION_ERROR) libnghttp2 sends when HPACK decoding fails (RFC 9113 §4.3). nil otherwise.
     private static func headerBlockRefusal(_ error: HTTP2EngineError) -> ConnectionMetrics.HeaderBlockRefusal? {
         if error.code == .headerBlockTooLarge { return .tooManyContinuations }
         if error.code == .goAwaySent, error.http2ErrorCode == .compressionError { return .compressionError }
@@ -701,11 +718,22 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
         session.sendData(stream: stream, data, endStream: endStream)
     }
 
+    /// Who cut a stream closed before its answer's end: the client (`DC`: its RST_STREAM, or its connection
+    /// closed), unless the session ended the connection for the client's fault, a GOAWAY with an error code
+    /// (`DPE`, review 26 M3: those streams were counted as clients giving up). Asked only for such a stream.
+    private var cutTermination: RequestRecord.Termination {
+        guard let error = session.closeReason as? HTTP2EngineError, error.peerFaultCode != nil else {
+            return .downstreamDisconnected
+        }
+        return .downstreamProtocolError
+    }
+
     /// The stream is closed: its record goes to the observers, once. A stream closed before its answer's
     /// end (RST_STREAM from the client, the connection gone) is recorded as the client's cancellation: 499
     /// when no REST response head went out, gRPC CANCELLED when no status did, and flagged with who ended it
-    /// whatever had been sent: Envoy's `DC` (the client), or `SI` when the session cut a client that read
-    /// nothing (``session(_:idleTimeoutOn:)``). A gRPC call reset from ``StreamState/clientDeadlineResetFrom``
+    /// whatever had been sent: Envoy's `DC` (the client), `DPE` when the session ended the connection for the
+    /// client's fault (``cutTermination``), or `SI` when the session cut a client that read nothing
+    /// (``session(_:idleTimeoutOn:)``). A gRPC call reset from ``StreamState/clientDeadlineResetFrom``
     /// on is the client's own deadline (review 21, I1): `DT` and DEADLINE_EXCEEDED, what the client's library
     /// reported, as when the gateway's own timer wins that race.
     private func finishRecord(_ state: StreamState) {
@@ -717,10 +745,10 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
                 if request.record.termination == nil { request.record.termination = .downstreamDeadline }
                 request.record.grpcStatus = GatewayError.Code.deadlineExceeded.rpcCode
             } else if request.record.frontend == .grpc {
-                if request.record.termination == nil { request.record.termination = .downstreamDisconnected }
+                if request.record.termination == nil { request.record.termination = cutTermination }
                 request.record.grpcStatus = RequestRecord.grpcCancelled
             } else {
-                if request.record.termination == nil { request.record.termination = .downstreamDisconnected }
+                if request.record.termination == nil { request.record.termination = cutTermination }
                 if !request.sentHead { request.record.status = RequestRecord.clientClosedRequest }
             }
         }

@@ -128,16 +128,16 @@ extension FrontendServices {
 
     /// A request body refused for `reason`: counted (`trigger_gateway_requests_refused_total{reason}`) and logged
     /// as a warning naming the client (`peer.address`), the first at once and then at most one per 10 s per
-    /// reason, saying how many were held back meanwhile.
+    /// reason, saying how many were held back meanwhile and since when (`refusals.held_back_since`).
     func refusedRequestBody(_ reason: RequestBufferMetrics.Refusal, error: GatewayError, peer: String?) {
         metrics?.requestBuffer.refused(reason)
-        guard let heldBack = requestBuffer.refusalLog.admit(reason.rawValue) else { return }
+        guard let heldBack = requestBuffer.refusalLog.admitLine(reason.rawValue) else { return }
         var metadata: Logger.Metadata = [
             "peer.address": "\(peer ?? "unknown")",
             "reason": "\(reason.rawValue)",
             "error": "\(error.message)",
         ]
-        if heldBack > 0 { metadata["refusals.held_back"] = "\(heldBack)" }
+        heldBack.annotate(&metadata, countKey: "refusals.held_back")
         logger.warning("request body refused", metadata: metadata)
     }
 }

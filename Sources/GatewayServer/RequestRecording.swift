@@ -236,9 +236,11 @@ extension FrontendServices {
     ///
     /// Held back as the backend layer's endpoint warnings are (README, Backend pools, *Whose fault*): an outage
     /// or an overload fails every request alike, and one warning each undid that rule (review 10, finding 2).
-    /// Per pool, endpoint and status (``triggerFailureLog``), the first failure is a warning at once, then at
-    /// most one per 10 s carrying `failures_held_back`; every one is still logged at debug level, and each
-    /// request's access line carries its 5xx status, pool and endpoint. Nothing is logged for ``OpenRequest/none``.
+    /// Per pool, endpoint, status and flag (``triggerFailureLog``; the flag, so that a reset and a 500 of one
+    /// endpoint within the window are both told of: review 26, L2), the first failure is a warning at once, then
+    /// at most one per 10 s carrying `failures_held_back` and `failures_held_back_since` (when the first of them
+    /// happened); every one is still logged at debug level, and each request's access line carries its 5xx status,
+    /// pool and endpoint. Nothing is logged for ``OpenRequest/none``.
     func logFailure(_ error: GatewayError, of request: borrowing OpenRequest) {
         guard error.code.httpStatus >= 500, !error.code.isApplication, request.isOpen else { return }
         let record = request.record
@@ -252,17 +254,18 @@ extension FrontendServices {
         }
         if let pool = record.pool { metadata["backend.pool"] = .string(pool) }
         if let endpoint = record.endpoint { metadata["backend.endpoint"] = .string(endpoint) }
-        let key = "\(record.pool ?? "")/\(record.endpoint ?? "")/\(error.code.httpStatus)"
+        let flag = error.upstreamFailure?.rawValue ?? "-"
+        let key = "\(record.pool ?? "")/\(record.endpoint ?? "")/\(error.code.httpStatus)/\(flag)"
         // A deadline the caller chose is the caller's to see (its access line says `UT`), not a warning.
-        if !error.callerDeadline, let heldBack = Self.triggerFailureLog.admit(key) {
-            if heldBack > 0 { metadata["failures_held_back"] = .stringConvertible(heldBack) }
+        if !error.callerDeadline, let heldBack = Self.triggerFailureLog.admitLine(key) {
+            heldBack.annotate(&metadata, countKey: "failures_held_back")
             logger.warning("trigger failed", metadata: metadata)
         } else {
             logger.debug("trigger failed", metadata: metadata)
         }
     }
 
-    /// One `trigger failed` warning per pool, endpoint and status per 10 s (the backend layer's rule, its type).
+    /// One `trigger failed` warning per pool, endpoint, status and flag per 10 s (the backend layer's rule, its type).
     static let triggerFailureLog = FailureLogLimiter(interval: .seconds(10))
 
     /// Ends a request: its duration on the services' clock, then every observer, in order, on this loop. `request`

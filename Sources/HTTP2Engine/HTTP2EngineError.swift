@@ -61,3 +61,21 @@ package struct HTTP2EngineError: Error, Hashable, Sendable, CustomStringConverti
         return "HTTP2EngineError(\(self.code)): \(self.message)"
     }
 }
+
+extension HTTP2EngineError {
+    /// The error code of the GOAWAY that ended the connection for what the peer sent: a connection error
+    /// (RFC 9113 §5.4.1) the peer caused, which closes every stream still open. PROTOCOL_ERROR for a fatal
+    /// `mem_recv` error (``Code/protocolError``); libnghttp2's own code for the GOAWAY it sent
+    /// (``Code/goAwaySent``: PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, STREAM_CLOSED,
+    /// COMPRESSION_ERROR…, from its `session_handle_invalid_connection`); ENHANCE_YOUR_CALM for excessive load
+    /// (``Code/excessiveLoad``, ``Code/controlFrameFlood``, ``Code/headerBlockTooLarge``). Nil for every other
+    /// ending (a timeout, the transport closing, a failure of ours): the peer is not known to be at fault.
+    package var peerFaultCode: HTTP2ErrorCode? {
+        if self.code == .protocolError { return self.http2ErrorCode ?? .protocolError }
+        if self.code == .goAwaySent { return self.http2ErrorCode }
+        if self.code == .excessiveLoad || self.code == .controlFrameFlood || self.code == .headerBlockTooLarge {
+            return .enhanceYourCalm
+        }
+        return nil
+    }
+}

@@ -102,6 +102,12 @@ package final class NGHTTP2Session {
     /// Why the connection ended badly, reported in ``HTTP2SessionDelegate/sessionDidClose(_:error:)``.
     var closeError: (any Error)?
 
+    /// Why the connection is ending badly, once that is known: the error
+    /// ``HTTP2SessionDelegate/sessionDidClose(_:error:)`` will report. Set before the streams still open are reported closed, so that the owner can tell, at each
+    /// ``HTTP2SessionDelegate/session(_:streamClosed:errorCode:)``, a stream cut because the session ended the
+    /// connection for the peer's fault (``HTTP2EngineError/peerFaultCode``) from one the peer itself ended.
+    package var closeReason: (any Error)? { self.closeError }
+
     /// Outbound bytes queued on all streams (the sum of their `outboundBytes`), and whether that sum is over
     /// ``HTTP2SessionConfiguration/connectionOutboundHighWatermark`` (every stream then reports unwritable
     /// until it falls to half).

@@ -235,6 +235,32 @@ package final class ConnectionMetrics: Sendable {
         case controlFrameFlood = "control_frame_flood"
     }
 
+    /// The error code of the GOAWAY that ended an HTTP/2 connection for the client's protocol error, by its
+    /// RFC 9113 §7 name (`trigger_gateway_http2_protocol_errors_total{reason}`): every code but NO_ERROR, so the
+    /// label set is closed whichever code libnghttp2 picks (it sends PROTOCOL_ERROR, FLOW_CONTROL_ERROR,
+    /// FRAME_SIZE_ERROR, STREAM_CLOSED and COMPRESSION_ERROR for what a peer sends), each there from the start.
+    package enum HTTP2ProtocolError: String, Sendable, CaseIterable {
+        case protocolError = "PROTOCOL_ERROR"
+        case internalError = "INTERNAL_ERROR"
+        case flowControlError = "FLOW_CONTROL_ERROR"
+        case settingsTimeout = "SETTINGS_TIMEOUT"
+        case streamClosed = "STREAM_CLOSED"
+        case frameSizeError = "FRAME_SIZE_ERROR"
+        case refusedStream = "REFUSED_STREAM"
+        case cancel = "CANCEL"
+        case compressionError = "COMPRESSION_ERROR"
+        case connectError = "CONNECT_ERROR"
+        case enhanceYourCalm = "ENHANCE_YOUR_CALM"
+        case inadequateSecurity = "INADEQUATE_SECURITY"
+        case http11Required = "HTTP_1_1_REQUIRED"
+
+        /// The code numbered `code` in RFC 9113 §7 (0x1…0xd); nil for NO_ERROR (0x0) and codes §7 does not define.
+        package init?(code: UInt32) {
+            guard code >= 1, code <= 0xd else { return nil }
+            self = Self.allCases[Int(code) - 1]
+        }
+    }
+
     /// Why an HTTP/2 request header block was refused (RFC 9113 §10.5.1; Envoy counts the like as
     /// `http2.header_overflow`).
     package enum HeaderBlockRefusal: String, Sendable, CaseIterable {
@@ -263,6 +289,7 @@ package final class ConnectionMetrics: Sendable {
     private let open: [Gauge]
     private let accepted: Counter
     private let calm: [ExcessiveLoad: Counter]
+    private let protocolErrors: [HTTP2ProtocolError: Counter]
     private let rejected: [RejectReason: Counter]
     private let headerBlocks: [HeaderBlockRefusal: Counter]
     private let backendOpen: Gauge
@@ -318,6 +345,15 @@ package final class ConnectionMetrics: Sendable {
                 + "stream resets over the rate limit; control_frame_flood: PING/SETTINGS faster than their "
                 + "acknowledgements were read)."
         )
+        // Envoy counts these by kind (`http2.rx_messaging_error`, `http2.too_many_headers`…) and logs them at debug;
+        // ours, by the GOAWAY code sent: what a broken or hostile client looping on reconnects shows as (review 26,
+        // M3), where the warning is held back.
+        self.protocolErrors = registry.counters(
+            HTTP2ProtocolError.self, name: "trigger_gateway_http2_protocol_errors_total", label: "reason",
+            help: "HTTP/2 connections the gateway ended for the client's protocol error, by the GOAWAY error code "
+                + "sent (RFC 9113 section 7 names: PROTOCOL_ERROR, FLOW_CONTROL_ERROR, COMPRESSION_ERROR...). "
+                + "ENHANCE_YOUR_CALM for excessive load counts in http2_enhance_your_calm_total instead."
+        )
         // Envoy's `downstream_cx_overflow` (listener connection limit) and cleartext on a TLS-only port, one family
         // with a reason label, each label set there from the start.
         self.rejected = registry.counters(
@@ -355,6 +391,9 @@ package final class ConnectionMetrics: Sendable {
 
     /// An HTTP/2 connection was ended with GOAWAY(ENHANCE_YOUR_CALM) for `reason`.
     package func endedForExcessiveLoad(_ reason: ExcessiveLoad) { calm[reason]!.increment() }
+
+    /// An HTTP/2 connection was ended with a GOAWAY carrying `code` for the client's protocol error.
+    package func endedForProtocolError(_ code: HTTP2ProtocolError) { protocolErrors[code]!.increment() }
 
     /// An HTTP/2 request header block was refused for `reason`.
     package func refusedHeaderBlock(_ reason: HeaderBlockRefusal) { headerBlocks[reason]!.increment() }

@@ -12,9 +12,9 @@ import TriggerModel
 ///   ``requestFinished(_:)``; the frontends tell both)
 /// - `trigger_gateway_requests_cut_total{frontend,response_flags}` (counter): requests ended before their answer's
 ///   end, by who ended them in Envoy's flags (``RequestRecord/Termination``: `DC` the client, `SI` the gateway's
-///   write-progress timeout, and for gRPC `DT`, the client's own `grpc-timeout` passed: answered
-///   DEADLINE_EXCEEDED, which the client had already given up on); `requests_total` counts them too, under the
-///   status that was sent (or 499 / CANCELLED)
+///   write-progress timeout, `DPE` the gateway's GOAWAY for the client's HTTP/2 protocol error, and for gRPC `DT`,
+///   the client's own `grpc-timeout` passed: answered DEADLINE_EXCEEDED, which the client had already given up
+///   on); `requests_total` counts them too, under the status that was sent (or 499 / CANCELLED)
 ///
 /// Labels come only from the record's bounded fields: `route` is the configured pattern ("none" when the request
 /// named no pipeline or none matched), `mode` "sync"/"async"/"stream" ("none" for non-trigger requests), `code`
@@ -35,8 +35,8 @@ package final class RequestMetrics: RequestObserver, Sendable {
     let requestSize: ShardedHistogramFamily
     let responseSize: ShardedHistogramFamily
     private let inFlight: [Gauge]
-    /// `requests_cut_total`, indexed by frontend (rest, grpc) then termination (DC, SI, and DT for grpc only):
-    /// five atomics made up front.
+    /// `requests_cut_total`, indexed by frontend (rest, grpc) then termination (DC, SI, DPE, and DT for grpc
+    /// only): seven atomics made up front.
     private let cut: [[Counter]]
     /// Each thread's instruments by label combination: one cache per thread for every `RequestMetrics` of the
     /// process (a key per instance ran out of POSIX's 1024 thread-specific keys in the end-to-end suites, which
@@ -74,17 +74,19 @@ package final class RequestMetrics: RequestObserver, Sendable {
             )
         }
         self.cut = [RequestRecord.Frontend.rest, .grpc].map { frontend in
+            // In `requestFinished`'s column order; REST has no client deadline (DT).
             let flags: [RequestRecord.Termination] =
                 frontend == .grpc
-                ? [.downstreamDisconnected, .streamIdleTimeout, .downstreamDeadline]
-                : [.downstreamDisconnected, .streamIdleTimeout]
+                ? [.downstreamDisconnected, .streamIdleTimeout, .downstreamProtocolError, .downstreamDeadline]
+                : [.downstreamDisconnected, .streamIdleTimeout, .downstreamProtocolError]
             return flags.map { flag in
                 registry.counter(
                     name: "trigger_gateway_requests_cut_total",
                     labels: [("frontend", frontend.rawValue), ("response_flags", flag.rawValue)],
                     help: "Requests ended before the answer's end, by who: DC (the client went away), SI (the "
-                        + "gateway cut a client that read nothing for timeouts.write_progress) or DT (gRPC: the "
-                        + "client's own grpc-timeout passed, answered DEADLINE_EXCEEDED)."
+                        + "gateway cut a client that read nothing for timeouts.write_progress), DPE (the gateway "
+                        + "ended the client's HTTP/2 connection for its protocol error) or DT (gRPC: the client's "
+                        + "own grpc-timeout passed, answered DEADLINE_EXCEEDED)."
                 )
             }
         }
@@ -111,7 +113,8 @@ package final class RequestMetrics: RequestObserver, Sendable {
                 switch flag {
                 case .downstreamDisconnected: 0
                 case .streamIdleTimeout: 1
-                case .downstreamDeadline: 2
+                case .downstreamProtocolError: 2
+                case .downstreamDeadline: 3
                 }
             if row.indices.contains(column) { row[column].increment() }
         }

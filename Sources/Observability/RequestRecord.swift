@@ -68,6 +68,12 @@ package struct RequestRecord: Sendable {
         /// (`timeouts.request`, a pool's `request_timeout`) before the client's deadline is not flagged. REST has
         /// no client deadline: a REST client that gives up closes, which is `DC`.
         case downstreamDeadline = "DT"
+        /// `DPE`, Envoy's "downstream protocol error": the gateway ended the client's HTTP/2 connection with a
+        /// GOAWAY carrying an error code for what the client sent (a protocol error: PROTOCOL_ERROR,
+        /// FLOW_CONTROL_ERROR, COMPRESSION_ERROR…; or excessive load: ENHANCE_YOUR_CALM), which cut this exchange
+        /// (RFC 9113 §5.4.1: a connection error closes every stream). The client did not go away (`DC`): it broke
+        /// the connection it shared with this request (review 26, M3).
+        case downstreamProtocolError = "DPE"
     }
 
     /// Set when the exchange was cut before the answer's end, on any frontend (REST over HTTP/1.1 and HTTP/2,

@@ -151,6 +151,7 @@ extension DispatcherTimeTests {
             #expect(await time.settle(sleepers: sleepers))
             // This instance loses the store (another instance still reaches it, below: `base`).
             store.isUnreachable = true
+            let storeLost = time.wallClock()
             let renewalWarnings = { log.lines.filter { $0.message == "lease renewal failed" } }
             // Renewals at 10, 20 and 30 s fail, two each: one line, at 10 s.
             await Self.stepSeconds(31, of: time, settlingOn: sleepers)
@@ -166,6 +167,10 @@ extension DispatcherTimeTests {
             await Self.stepSeconds(10, of: time, settlingOn: sleepers)
             #expect(renewalWarnings().count == 2)
             #expect(renewalWarnings().last?.metadata["renewals.held_back"] == "11")
+            // Since the first of them: the other run's renewal at 10 s, right after the line (review 26, L1).
+            #expect(
+                renewalWarnings().last?.metadata["renewals.held_back_since"]
+                    == RFC3339.format(milliseconds: (storeLost + 10).storeMilliseconds))
             #expect(Self.sample(metrics, "trigger_gateway_async_leases_lost_total") == 0)
             // The store answers again: the next renewals (80 s) find the leases gone and stop both runs.
             store.isUnreachable = false

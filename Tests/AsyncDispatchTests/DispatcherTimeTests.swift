@@ -382,6 +382,7 @@ struct DispatcherTimeTests {
             while time.wallClock() < start + 59 { await second() }
             // Down again at 59 s: a new outage's hand-back, 59 s after the warning: held back.
             runner.isDown = true
+            let heldBackAt = time.wallClock()
             let second59 = try await instance.operations.submit(asyncRequest("gated")).id
             #expect(await eventually(within: .seconds(10), interval: .milliseconds(2)) { store.releases.count == 2 })
             #expect(warnings().count == 1, "held back within the minute: \(warnings())")
@@ -390,6 +391,9 @@ struct DispatcherTimeTests {
             #expect(store.releases.count == 3)
             #expect(warnings().count == 2)
             #expect(warnings().last?.metadata["handbacks_held_back"] == "1")
+            #expect(
+                warnings().last?.metadata["handbacks_held_back_since"]
+                    == RFC3339.format(milliseconds: heldBackAt.storeMilliseconds))
             #expect(warnings().last?.metadata["operation.id"] == second59)
             #expect(try await store.get(id: second59)?.startedAt == nil)
             await instance.stop()

@@ -256,6 +256,38 @@ struct BackendFailureFlagsTests {
         }
     }
 
+    @Test(
+        "a runner that cuts an answer, then answers non-JSON within 10 s: a warning for each kind (UC, UPE), not one")
+    func changeOfFailureNotHidden() async throws {
+        let cut = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"outputs\""
+        let page = "<html>maintenance</html>"
+        let html =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: \(page.utf8.count)\r\n"
+            + "connection: close\r\n\r\n\(page)"
+        try await withCannedBackend(replies: [cut, cut, html]) { port in
+            try await Self.withGateway(endpoint: "127.0.0.1:\(port)") { server, client in
+                for (id, flag) in [("l2-uc-1", "UC"), ("l2-uc-2", "UC"), ("l2-upe", "UPE")] {
+                    let response = try await Self.trigger(client, id: id)
+                    #expect(response.status == 502)
+                    let line = try await Self.accessLine(server, id: id)
+                    #expect(line["response_flags"] == flag)
+                }
+                let warnings = { (message: String) -> [Substring] in
+                    server.logged.split(separator: "\n").filter {
+                        $0.contains("msg=\"\(message)\"") && $0.contains("level=warning")
+                    }
+                }
+                // The second cut is held back (same endpoint, same flag); the non-JSON answer is not hidden by it.
+                let endpoint = warnings("backend endpoint failed")
+                #expect(endpoint.count == 2, "\(server.logged)")
+                #expect(endpoint.last?.contains("not a runner result") == true, "\(endpoint)")
+                let trigger = warnings("trigger failed")
+                #expect(trigger.count == 2, "\(server.logged)")
+                #expect(trigger.last?.contains("request_id=l2-upe") == true, "\(trigger)")
+            }
+        }
+    }
+
     @Test("a runner that never answers, one slot and no queue: the second call UO, the first UT; both counted")
     func overflowAndTimeout() async throws {
         try await withSilentBackend { port in

@@ -2,6 +2,7 @@ import Foundation
 import GatewayTestSupport
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @Suite("REST frontend to the http backend transport")
@@ -257,9 +258,18 @@ func withDemoRunnerProcess<T>(
 /// A backend that answers every connection's first read with `reply`, then closes it; with `reset`, by a TCP
 /// reset (SO_LINGER 0) rather than a FIN.
 func withCannedBackend<T>(reply: String, reset: Bool = false, _ body: (Int) async throws -> T) async throws -> T {
+    try await withCannedBackend(replies: [reply], reset: reset, body)
+}
+
+/// ``withCannedBackend(reply:reset:_:)`` answering its n-th connection (from 0) with `replies[n]`, and the last
+/// reply from then on: a runner whose failure changes.
+func withCannedBackend<T>(replies: [String], reset: Bool = false, _ body: (Int) async throws -> T) async throws -> T {
+    let accepted = Atomic<Int>(0)
     let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
+            let n = accepted.add(1, ordering: .relaxed).oldValue
+            let reply = replies[min(n, replies.count - 1)]
+            return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(CannedReplyHandler(reply: reply, reset: reset))
             }
         }

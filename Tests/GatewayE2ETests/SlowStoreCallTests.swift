@@ -17,6 +17,8 @@ struct SlowStoreCallTests {
         /// Each store call reads two instants: its start and its end.
         let instants = Mutex<[ContinuousClock.Instant]>([])
         let limiterNow = Mutex(NIODeadline.uptimeNanoseconds(1_000_000_000))
+        /// The limiter's wall clock, milliseconds since 1970 (for `…_held_back_since`).
+        let wallMilliseconds = Mutex<Int64>(1_764_683_822_118)
 
         /// The next call takes `duration`.
         func nextCall(takes duration: Duration) {
@@ -32,7 +34,9 @@ struct SlowStoreCallTests {
         let log = RecordedLog()
         let slowCalls = SlowCallLog(
             logger: Logger(label: "test") { _ in log }, storeName: "sqlite test",
-            limiter: FailureLogLimiter(interval: .seconds(10)) { script.limiterNow.withLock { $0 } })
+            limiter: FailureLogLimiter(
+                interval: .seconds(10), now: { script.limiterNow.withLock { $0 } },
+                wallClock: { script.wallMilliseconds.withLock { $0 } }))
         let store = MeasuredOperationStore.measuring(
             UnavailableStore(), metrics: GatewayMetrics().store, slowCalls: slowCalls, now: { script.now() })
         func warnings() -> [RecordedLog.Line] { log.lines.filter { $0.message == "operation store call slow" } }
@@ -52,6 +56,7 @@ struct SlowStoreCallTests {
         // Another method is its own story; the same one within the interval is held back.
         script.nextCall(takes: .seconds(3))
         _ = try? await store.queuedCount()
+        script.wallMilliseconds.withLock { $0 += 1500 }
         script.nextCall(takes: .seconds(2))
         _ = try? await store.get(id: "a")
         #expect(warnings().map { $0.metadata["store.operation"] } == ["get", "queued_count"])
@@ -61,5 +66,6 @@ struct SlowStoreCallTests {
         _ = try? await store.get(id: "a")
         #expect(warnings().count == 3)
         #expect(warnings().last?.metadata["store.slow_calls_held_back"] == "1")
+        #expect(warnings().last?.metadata["store.slow_calls_held_back_since"] == "2025-12-02T13:57:03.618Z")
     }
 }

@@ -60,7 +60,8 @@ package struct TestGateway: Sendable {
 /// a test whose figure depends on how many loops share the backend connections (a pool keeps one per loop)
 /// passes a group of its own size, and shuts it down afterwards. `log`: keeps the gateway's lines (`logLevel` and
 /// above: warnings unless asked; `.info` keeps the access log and the `operation run` lines) for the test's
-/// assertions. `claimStallBound`: the async dispatcher's (`GatewayApp.init`; nil: derived).
+/// assertions. `claimStallBound`: the async dispatcher's (`GatewayApp.init`; nil: derived). `warningClock`: the
+/// clock the app's rate-limited warnings count their windows on (see `GatewayApp.init`).
 package func withTestGateway<T: Sendable>(
     yaml: String? = nil,
     eventLoopGroup: (any EventLoopGroup)? = nil,
@@ -71,6 +72,7 @@ package func withTestGateway<T: Sendable>(
     log: RecordedLog? = nil,
     claimStallBound: Duration? = nil,
     logLevel: Logger.Level = .warning,
+    warningClock: @escaping @Sendable () -> NIODeadline = { .now() },
     _ body: (TestGateway) async throws -> T
 ) async throws -> T {
     var configuration = try yaml.map { try GatewayConfiguration.parse(yaml: $0, source: "test.yaml") } ?? .defaults
@@ -97,7 +99,8 @@ package func withTestGateway<T: Sendable>(
         logger: logger,
         store: store,
         requestObservers: requestObservers,
-        claimStallBound: claimStallBound
+        claimStallBound: claimStallBound,
+        warningClock: warningClock
     )
     let serviceGroup = ServiceGroup(
         configuration: .init(

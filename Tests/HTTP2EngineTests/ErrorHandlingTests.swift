@@ -116,6 +116,47 @@ struct ErrorHandlingTests {
         #expect((pair.serverDelegate.closeError as? HTTP2EngineError)?.http2ErrorCode == expected)
     }
 
+    @Test(
+        "a stream open when the peer's connection error ends the connection is closed with the reason known: the peer's fault and its GOAWAY code",
+        arguments: [
+            // DATA on stream 0: libnghttp2's own GOAWAY.
+            ([0, 0, 1, 0x0, 0x0, 0, 0, 0, 0, 0x41], HTTP2ErrorCode.protocolError),
+            // SETTINGS whose length is not a multiple of 6.
+            ([0, 0, 5, 0x4, 0x0, 0, 0, 0, 0, 0, 0, 0, 0, 0], HTTP2ErrorCode.frameSizeError),
+        ] as [([UInt8], HTTP2ErrorCode)]
+    )
+    func peerFaultKnownAtStreamClose(frame: [UInt8], expected: HTTP2ErrorCode) throws {
+        let pair = try ConnectionPair()
+        _ = try pair.server.readAllOutbound()
+        var atClose: [(Int32, HTTP2ErrorCode?)] = []
+        pair.serverDelegate.onClosed = { session, stream, _ in
+            atClose.append((stream.rawValue, (session.closeReason as? HTTP2EngineError)?.peerFaultCode))
+        }
+        // A request whose body never comes (stream 1 stays open), then the broken frame.
+        try pair.server.writeInbound(ByteBuffer(bytes: Self.preface + RapidResetTests.headers(stream: 1)))
+        #expect(pair.serverSession.closeReason == nil, "nothing went wrong yet")
+        try pair.server.writeInbound(ByteBuffer(bytes: frame))
+        _ = try pair.server.readAllOutbound()
+        #expect(!pair.server.isActive)
+        #expect(atClose.count == 1)
+        #expect(atClose.first?.0 == 1)
+        #expect(atClose.first?.1 == expected)
+    }
+
+    @Test("endings that are not the peer's fault have no peer fault code")
+    func noPeerFault() {
+        #expect(HTTP2EngineError(.connectionClosed, "gone").peerFaultCode == nil)
+        #expect(HTTP2EngineError(.timedOut, "slow", http2ErrorCode: .settingsTimeout).peerFaultCode == nil)
+        #expect(HTTP2EngineError(.internalError, "bug").peerFaultCode == nil)
+        #expect(HTTP2EngineError(.protocolError, "bad preface").peerFaultCode == .protocolError)
+        #expect(HTTP2EngineError(.excessiveLoad, "rapid reset").peerFaultCode == .enhanceYourCalm)
+        #expect(HTTP2EngineError(.headerBlockTooLarge, "continuations").peerFaultCode == .enhanceYourCalm)
+        #expect(HTTP2EngineError(.controlFrameFlood, "pings").peerFaultCode == .enhanceYourCalm)
+        #expect(
+            HTTP2EngineError(.goAwaySent, "sent GOAWAY", http2ErrorCode: .compressionError).peerFaultCode
+                == .compressionError)
+    }
+
     @Test("a server told the preface was swallowed accepts frames without it")
     func prefaceAlreadyConsumed() throws {
         var server = HTTP2SessionConfiguration.defaults

@@ -191,14 +191,23 @@ struct GatewayMetricsTests {
         #expect(scrape.samples[#"trigger_gateway_requests_in_flight{frontend="rest"}"#] == 0)
     }
 
-    @Test("requests cut before the answer's end count by frontend and who cut them (DC, SI); whole answers do not")
+    @Test(
+        "requests cut before the answer's end count by frontend and who cut them (DC, SI, DPE, DT); whole answers do not"
+    )
     func cutRequests() {
         let metrics = GatewayMetrics()
         var left = Self.record(.rest, operation: "triggerNamespacePipeline", status: 499)
         left.termination = .downstreamDisconnected
         var stalled = Self.record(.grpc, operation: "/x.Y/Z", grpcStatus: 1)
         stalled.termination = .streamIdleTimeout
-        for record in [left, left, stalled, Self.record(.rest, operation: "triggerNamespacePipeline")] {
+        var broken = Self.record(.grpc, operation: "/x.Y/Z", grpcStatus: 1)
+        broken.termination = .downstreamProtocolError
+        var late = Self.record(.grpc, operation: "/x.Y/Z", grpcStatus: 4)
+        late.termination = .downstreamDeadline
+        let records = [
+            left, left, stalled, broken, broken, late, Self.record(.rest, operation: "triggerNamespacePipeline"),
+        ]
+        for record in records {
             metrics.requests.requestStarted(record.frontend)
             metrics.requests.requestFinished(record)
         }
@@ -210,6 +219,10 @@ struct GatewayMetricsTests {
         #expect(cut("rest", "SI") == 0)
         #expect(cut("grpc", "DC") == 0)
         #expect(cut("grpc", "SI") == 1)
+        #expect(cut("grpc", "DPE") == 2)
+        #expect(cut("rest", "DPE") == 0)
+        #expect(cut("grpc", "DT") == 1)
+        #expect(cut("rest", "DT") == nil, "REST has no client deadline")
     }
 
     @Test("in-flight requests: up at the head, down at the end, per frontend")
