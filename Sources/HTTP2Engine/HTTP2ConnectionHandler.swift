@@ -27,6 +27,9 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     private let flushesOncePerTick: Bool
     private var flushList: HTTP2FlushList?
     package var flushListing = HTTP2FlushList.Listing.none
+    /// Between the first `channelRead` of a readable event and its `channelReadComplete`: NIO reads a socket up to
+    /// `maxMessagesPerRead` times per event, and what those reads write is flushed once, at the event's end.
+    private var isInReadEvent = false
 
     package init(
         role: HTTP2SessionRole,
@@ -50,6 +53,10 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
         self.session.transportClosed()
         self.session.detachTransport()
         self.flushList?.remove(self)
+        if self.isInReadEvent {
+            self.isInReadEvent = false
+            self.flushList?.readEnded(on: context.eventLoop)
+        }
         self.flushList = nil
         self.context = nil
     }
@@ -69,11 +76,21 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
             self.session.receive(Self.unwrapInboundIn(data))
             return
         }
-        // What this read writes, to this connection or to others of the loop, is flushed when it ends (or, for a
-        // busy connection, at the end of the tick): see ``HTTP2FlushList``.
-        flushList.readStarted()
+        // What this readable event's reads write, to this connection or to others of the loop, is flushed when it
+        // ends (or, for a busy connection, at the end of the tick): see ``HTTP2FlushList``.
+        if !self.isInReadEvent {
+            self.isInReadEvent = true
+            flushList.readStarted()
+        }
         self.session.receive(Self.unwrapInboundIn(data))
-        flushList.readEnded(on: context.eventLoop)
+    }
+
+    package func channelReadComplete(context: ChannelHandlerContext) {
+        if self.isInReadEvent {
+            self.isInReadEvent = false
+            self.flushList?.readEnded(on: context.eventLoop)
+        }
+        context.fireChannelReadComplete()
     }
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
