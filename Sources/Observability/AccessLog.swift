@@ -1,4 +1,5 @@
 package import Logging
+import ThreadLocals
 package import TriggerModel
 
 /// The access log: one `info` line per finished request, every field of its `RequestRecord` as swift-log
