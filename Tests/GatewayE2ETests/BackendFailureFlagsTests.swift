@@ -61,6 +61,13 @@ struct BackendFailureFlagsTests {
     }
 
     /// The access line of request `id` (logfmt), once written.
+    /// The warning-level lines of `message` (logfmt) the server has written so far, in order.
+    static func warnings(_ server: TestProcess.Server, _ message: String) -> [Substring] {
+        server.logged.split(separator: "\n").filter {
+            $0.contains("msg=\"\(message)\"") && $0.contains("level=warning")
+        }
+    }
+
     static func accessLine(_ server: TestProcess.Server, id: String) async throws -> [String: String] {
         try await accessLines(server, containing: "request_id=\(id)", message: "msg=request")
     }
@@ -144,9 +151,7 @@ struct BackendFailureFlagsTests {
                 #expect(try await Self.accessLine(server, id: "flags-upe")["response_flags"] == "UPE")
                 #expect(try await Self.failures(client, endpoint: "127.0.0.1:\(port)", reason: "UPE") == 1)
                 let warning = try #require(
-                    server.logged.split(separator: "\n").first {
-                        $0.contains(#"msg="backend endpoint failed""#) && $0.contains("level=warning")
-                    }, "\(server.logged)")
+                    Self.warnings(server, "backend endpoint failed").first, "\(server.logged)")
                 #expect(warning.contains("backend.pool=p"), "\(warning)")
                 #expect(warning.contains("backend.endpoint=127.0.0.1:\(port)"), "\(warning)")
                 #expect(warning.contains("secret-host.internal"), "\(warning)")
@@ -190,9 +195,7 @@ struct BackendFailureFlagsTests {
                     "\(scrape.text)")
                 #expect(await server.logOccurrences(of: "backend endpoint ejected", timeout: .seconds(5)) == 1)
                 let warning = try #require(
-                    server.logged.split(separator: "\n").first {
-                        $0.contains(#"msg="backend endpoint failed""#) && $0.contains("level=warning")
-                    }, "\(server.logged)")
+                    Self.warnings(server, "backend endpoint failed").first, "\(server.logged)")
                 #expect(warning.contains("backend.endpoint=\(endpoint)"), "\(warning)")
                 #expect(warning.contains("grpc-status 14 (UNAVAILABLE)"), "\(warning)")
                 #expect(warning.contains("runner overloaded (test)"), "\(warning)")
@@ -272,11 +275,7 @@ struct BackendFailureFlagsTests {
                     let line = try await Self.accessLine(server, id: id)
                     #expect(line["response_flags"] == flag)
                 }
-                let warnings = { (message: String) -> [Substring] in
-                    server.logged.split(separator: "\n").filter {
-                        $0.contains("msg=\"\(message)\"") && $0.contains("level=warning")
-                    }
-                }
+                let warnings = { (message: String) in Self.warnings(server, message) }
                 // The second cut is held back (same endpoint, same flag); the non-JSON answer is not hidden by it.
                 let endpoint = warnings("backend endpoint failed")
                 #expect(endpoint.count == 2, "\(server.logged)")
