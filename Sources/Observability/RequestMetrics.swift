@@ -1,6 +1,5 @@
 package import Prometheus
 import Synchronization
-import ThreadLocals
 import TriggerModel
 
 /// The request-level families, fed by one ``RequestRecord`` per finished request:

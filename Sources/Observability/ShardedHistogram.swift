@@ -4,7 +4,6 @@
     import Darwin
 #endif
 import Synchronization
-import ThreadLocals
 import TriggerModel
 
 /// A Prometheus histogram family whose series record without a lock: each thread that records into a series

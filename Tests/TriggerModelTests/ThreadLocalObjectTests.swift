@@ -4,7 +4,7 @@
     import Darwin
 #endif
 import Testing
-import ThreadLocals
+import TriggerModel
 
 @Suite("Thread-local objects")
 struct ThreadLocalObjectTests {
