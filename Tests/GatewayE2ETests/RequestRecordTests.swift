@@ -284,17 +284,20 @@ struct RequestRecordTests {
             try await withTestGateway(yaml: yaml, requestObservers: [observer]) { gateway in
                 let client = try await gateway.client()
                 defer { Task { await client.close() } }
-                // Round robin over the two endpoints: within two calls one is picked on the refused endpoint first
-                // and retried on the other.
-                for n in 1...2 {
+                // Over the two endpoints, some call is picked on the refused endpoint first and retried on the other:
+                // within four calls (the pick order is the balancer's, shared with other picks; two calls were not
+                // always enough, one CI run got [1, 1]).
+                for n in 1...4 {
                     let response = try await client.request(
                         "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
                         headers: [("request-id", "up-\(n)"), ("user-agent", #"up-test/1.0 ("q")"#)],
                         body: ByteBuffer(string: #"{"data":[{"variable":{"prompt":"hi"}}]}"#))
                     #expect(response.status == 200, "\(response.bodyString)")
                 }
-                let records = [try await Self.only("up-1", in: observer), try await Self.only("up-2", in: observer)]
-                #expect(records.map(\.upstream.attempts).sorted() == [1, 2], "\(records.map(\.upstream))")
+                var records: [RequestRecord] = []
+                for n in 1...4 { records.append(try await Self.only("up-\(n)", in: observer)) }
+                #expect(records.contains { $0.upstream.attempts == 2 }, "\(records.map(\.upstream))")
+                #expect(records.allSatisfy { [1, 2].contains($0.upstream.attempts) }, "\(records.map(\.upstream))")
                 for record in records {
                     #expect(record.upstream.status == 200, "\(record.upstream)")
                     #expect(record.endpoint == "127.0.0.1:\(port)", "the last try's: \(record)")
