@@ -277,7 +277,7 @@ struct RequestRecordTests {
             let yaml = """
                 pools:
                   - {name: remote, transport: http, endpoints: ["127.0.0.1:\(reserved.port)", "127.0.0.1:\(port)"],
-                     max_concurrency: 1, max_queue: 4}
+                     max_concurrency: 1, max_queue: 4, outlier_detection: {consecutive_failures: 0}}
                 routes:
                   - {namespace: demo, pipeline: "*", pool: remote}
                 """
