@@ -102,9 +102,10 @@ package final class AsyncOperations: Sendable {
         let id = operation.id
         let store = self.store
         let resolved = routes.withLock { $0 }?.resolve(operation.ref)
-        guard let resolved, let webhook = resolved.route.webhook else {
+        guard let resolved, let webhook = resolved.route.webhook, pending.lostResult == nil else {
             webhooks.dropped(
-                operationID: id, requestID: operation.request.requestID, route: resolved?.pattern ?? "none")
+                operationID: id, requestID: operation.request.requestID, route: resolved?.pattern ?? "none",
+                reason: pending.lostResult.map { .resultLost($0) } ?? .noWebhook)
             Task {
                 _ = try? await store.recordWebhookAttempt(
                     id: id, owner: owner, attempts: pending.attempts, nextAttemptAt: nil)

@@ -14,7 +14,7 @@ import NIOSSL
 package import Observability
 import ServiceLifecycle
 import Synchronization
-import TriggerModel
+package import TriggerModel
 
 /// Delivers completion webhooks: `POST` of the operation JSON to a route's URL, signed with
 /// `trigger-gateway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, retried with
@@ -245,14 +245,29 @@ package final class WebhookSender: Sendable {
         logger.warning("webhook given up", metadata: metadata)
     }
 
-    /// A pending delivery whose route has no webhook any more (a reload removed it): not sent, counted
-    /// `dropped` under `route` (the pattern of the route that matches its operation now, `none` when none does), a
-    /// warning naming its operation. The caller clears it in the store.
-    package func dropped(operationID id: String, requestID: String?, route: String) {
+    /// Why a pending delivery is not sent (``dropped(operationID:requestID:route:reason:)``).
+    package enum DropReason: Sendable {
+        /// The operation's route has no webhook any more (a reload removed it).
+        case noWebhook
+        /// The operation's stored result cannot be read (`PendingWebhook.lostResult`): its body would be the
+        /// result without its binaries.
+        case resultLost(GatewayError)
+    }
+
+    /// A pending delivery that is not sent (`reason`): counted `dropped` under `route` (the pattern of the route
+    /// that matches its operation now, `none` when none does), a warning naming its operation. The caller clears it
+    /// in the store.
+    package func dropped(operationID id: String, requestID: String?, route: String, reason: DropReason = .noWebhook) {
         metrics?.recordDelivery(.dropped, route: route)
-        logger.warning(
-            "webhook dropped: the operation's route has no webhook any more",
-            metadata: ["operation.id": "\(id)", "request_id": "\(requestID ?? "")"])
+        var metadata: Logger.Metadata = ["operation.id": "\(id)", "request_id": "\(requestID ?? "")"]
+        switch reason {
+        case .noWebhook:
+            logger.warning("webhook dropped: the operation's route has no webhook any more", metadata: metadata)
+        case .resultLost(let error):
+            metadata["route"] = "\(route)"
+            metadata["error"] = "\(error)"
+            logger.warning("webhook dropped: the operation's stored result is missing", metadata: metadata)
+        }
     }
 
     /// Stops delivering: backoff waits end at once (their retries stay pending in the store, or are dropped

@@ -77,6 +77,30 @@ package struct OperationRow: Sendable {
     /// its own operation, not every read and claim that returns it. A lost result blob still throws: a result
     /// shown without its binaries would be wrong data, not a missing one.
     package func makeOperation(resolveBlob: @escaping (String) throws -> ByteBuffer) throws -> Operation {
+        try makeOperation(resolveBlob: resolveBlob, decodingResult: true)
+    }
+
+    /// The row's pending webhook delivery (``OperationStore/claimWebhooks(owner:leaseDuration:limit:now:)``), with
+    /// `attempts` made. A result blob `resolveBlob` reports lost does not fail the claim's batch: the delivery comes
+    /// back with no result and `lostResult` set, for the dispatcher to drop it alone (its body would be the result
+    /// without its binaries). Other errors throw as ``makeOperation(resolveBlob:)``'s.
+    package func makePendingWebhook(attempts: Int, resolveBlob: @escaping (String) throws -> ByteBuffer) throws
+        -> PendingWebhook
+    {
+        do {
+            return PendingWebhook(operation: try makeOperation(resolveBlob: resolveBlob), attempts: attempts)
+        } catch let error as GatewayError where error.code == .dataLoss {
+            // Request blobs that are lost are tolerated (`lostInput`), so this one is the result's.
+            var pending = PendingWebhook(
+                operation: try makeOperation(resolveBlob: resolveBlob, decodingResult: false), attempts: attempts)
+            pending.lostResult = error
+            return pending
+        }
+    }
+
+    private func makeOperation(resolveBlob: @escaping (String) throws -> ByteBuffer, decodingResult: Bool) throws
+        -> Operation
+    {
         guard let state = OperationState(rawValue: state) else {
             throw GatewayError(.internalError, "operation \(id) has an unknown state \(self.state)")
         }
@@ -88,7 +112,8 @@ package struct OperationRow: Sendable {
             ref: request.ref,
             state: state,
             request: request,
-            result: try result.map { try OperationPayloadCodec.decodeResult($0, resolveBlob: resolveBlob) },
+            result: decodingResult
+                ? try result.map { try OperationPayloadCodec.decodeResult($0, resolveBlob: resolveBlob) } : nil,
             error: try error.map { try OperationPayloadCodec.decodeError($0) },
             createdAt: Date(storeMilliseconds: createdAt),
             startedAt: startedAt.map(Date.init(storeMilliseconds:)),

@@ -392,6 +392,9 @@ extension Duration {
 package struct PendingWebhook: Sendable {
     package var operation: Operation
     package var attempts: Int
+    /// The operation's stored result could not be read (a SQLite result blob file is gone: `.dataLoss`): the
+    /// operation comes without its result, and the delivery cannot be sent (``OperationRow/makePendingWebhook(attempts:resolveBlob:)``).
+    package var lostResult: GatewayError?
 
     package init(operation: Operation, attempts: Int) {
         self.operation = operation

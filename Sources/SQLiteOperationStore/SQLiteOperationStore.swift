@@ -698,8 +698,11 @@ package final class SQLiteOperationStore: OperationStore {
             let decoded = try rows.map { row in
                 (entry: try Self.operationRow(row), attempts: row.values.last?.integer ?? 0)
             }
-            let operations = try await makeOperations(decoded: decoded.map(\.entry))
-            return zip(operations, decoded).map { PendingWebhook(operation: $0, attempts: $1.attempts) }
+            // One lost result file drops its own delivery (`lostResult`), not the batch (review 27 H1's kind).
+            let attempts = decoded.map(\.attempts)
+            return try await make(decoded.map(\.entry)) { index, row, resolveBlob in
+                try row.makePendingWebhook(attempts: attempts[index], resolveBlob: resolveBlob)
+            }
         }
     }
 
@@ -1207,13 +1210,22 @@ package final class SQLiteOperationStore: OperationStore {
     }
 
     private func makeOperations(decoded: [(row: OperationRow, hasBlobs: Bool)]) async throws -> [Operation] {
+        try await make(decoded) { _, row, resolveBlob in try row.makeOperation(resolveBlob: resolveBlob) }
+    }
+
+    /// `make(index, row, resolveBlob)` of each row, where `resolveBlob` reads the row's blob files: on the thread
+    /// pool when some row has blob files (the reads block), else here with a resolver that throws.
+    private func make<Made: Sendable>(
+        _ decoded: [(row: OperationRow, hasBlobs: Bool)],
+        _ make: @escaping @Sendable (Int, OperationRow, @escaping (String) throws -> ByteBuffer) throws -> Made
+    ) async throws -> [Made] {
         let blobs = self.blobs
         guard decoded.contains(where: \.hasBlobs) else {
-            return try decoded.map { try $0.row.makeOperation(resolveBlob: Self.noBlobs) }
+            return try decoded.enumerated().map { try make($0, $1.row, Self.noBlobs) }
         }
         return try await threadPool.runIfActive {
-            try decoded.map { entry in
-                try entry.row.makeOperation { try blobs.read(operationID: entry.row.id, name: $0) }
+            try decoded.enumerated().map { index, entry in
+                try make(index, entry.row) { try blobs.read(operationID: entry.row.id, name: $0) }
             }
         }
     }

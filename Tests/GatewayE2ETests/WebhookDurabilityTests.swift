@@ -215,6 +215,63 @@ struct WebhookDurabilityTests {
 
     @Test(
         """
+        a pending delivery whose stored result file is gone (SQLite) is dropped alone at the restart: one warning \
+        naming the operation, counted dropped; the delivery claimed with it is sent
+        """,
+        .timeLimit(.minutes(2)))
+    func droppedWhenItsStoredResultIsLost() async throws {
+        let reserved = try ReservedPort()
+        defer { withExtendedLifetime(reserved) {} }
+        let receiverPort = reserved.port
+        let dataDir = AsyncDurabilityTests.temporaryPath("tg-webhook-lost")
+        let config = try Self.config(
+            store: "store: {poll_interval: 100ms}", receiverPort: receiverPort, maxAttempts: 10, backoff: "5s")
+        defer {
+            try? FileManager.default.removeItem(atPath: dataDir)
+            try? FileManager.default.removeItem(atPath: config)
+        }
+        let first = try await AsyncDurabilityTests.startGateway(dataDir: dataDir, config: config)
+        // 100 000 bytes: over the 64 KiB a result keeps inline, so the echoed binary is a file under blobs/<id>/.
+        let big = "data:application/octet-stream;base64," + Data(repeating: 7, count: 100_000).base64EncodedString()
+        let client = try await AsyncClient.connect(port: first.port)
+        var ids: [String] = []
+        for variables in [["file": big], ["n": 1]] as [[String: Any]] {
+            let (status, body) = try await client.trigger("echo", variables)
+            try #require(status == 200, "\(body)")
+            let name = try #require(body.operationName)
+            #expect(try await client.waitDone(name)["done"] as? Bool == true)
+            ids.append(String(name.dropFirst("operations/".count)))
+        }
+        await client.client.close()
+        #expect(
+            try await eventually(within: .seconds(20)) {
+                try await Self.attempts(port: first.port, outcome: "transport_error") >= 2
+            })
+        await first.stop()
+        try FileManager.default.removeItem(atPath: "\(dataDir)/blobs/\(ids[0])")
+
+        let receiver = try await WebhookReceiver.start(failFirst: 0, port: receiverPort)
+        defer { Task { await receiver.stop() } }
+        let second = try await AsyncDurabilityTests.startGateway(dataDir: dataDir, config: config)
+        defer { Task { await second.stop() } }
+        #expect(
+            try await eventually(within: .seconds(20)) {
+                try await Self.deliveries(port: second.port, outcome: "delivered") == 1
+            }, "before, the claim of both failed every round and neither was sent")
+        #expect(try await Self.deliveries(port: second.port, outcome: "dropped") == 1)
+        #expect(
+            await second.logOccurrences(
+                of: "webhook dropped: the operation's stored result is missing", timeout: .seconds(5)) == 1)
+        #expect(second.logged.contains("operation.id=\(ids[0])"), "the warning names the operation")
+        #expect(receiver.requests.count == 1)
+        let delivery = try #require(receiver.requests.first)
+        let sent = try #require(try json(ByteBuffer(bytes: delivery.body))["operation"] as? [String: Any])
+        #expect(sent["name"] as? String == "operations/\(ids[1])")
+        await second.stop()
+    }
+
+    @Test(
+        """
         two gateways on one PostgreSQL: the deliveries of a gateway killed with SIGKILL while its receiver was down \
         are sent once each, by whichever instance claims them, once the receiver is up
         """,

@@ -60,4 +60,34 @@ struct SQLiteLostBlobTests {
             #expect(error?.message.contains(files[0]) == true, "\(String(describing: error))")
         }
     }
+
+    @Test(
+        "a lost result file of a pending webhook: the claim returns it with lostResult and no result, and the rest of its batch whole"
+    )
+    func lostResultFileOfPendingWebhook() async throws {
+        try await StoreHarness.with(.sqlite) { harness, store in
+            let t0 = Fixtures.now() + 60
+            let broken = try await WebhookDeliveryStoreTests.completed(
+                store, owner: "A", now: t0, webhook: true, blobSize: 100_000)
+            let intact = try await WebhookDeliveryStoreTests.completed(
+                store, owner: "A", now: t0, webhook: true, blobSize: 100_000)
+            let directory = try Self.blobDirectory(harness, broken)
+            for file in try FileManager.default.contentsOfDirectory(atPath: directory) {
+                try FileManager.default.removeItem(atPath: "\(directory)/\(file)")
+            }
+            // Before, the claim threw DATA_LOSS for the whole batch, every round: no delivery of it went out.
+            let claimed = try await store.claimWebhooks(
+                owner: "W", leaseDuration: .seconds(30), limit: 5, now: t0 + 30)
+            #expect(claimed.map(\.operation.id) == [broken, intact])
+            #expect(claimed[0].lostResult?.code == .dataLoss)
+            #expect(claimed[0].operation.result == nil)
+            #expect(claimed[0].operation.state == .succeeded)
+            #expect(claimed[1].lostResult == nil)
+            #expect(claimed[1].operation.result == Fixtures.result(text: "done", blobSize: 100_000))
+            // The dispatcher drops it with a final record, which clears it like any other.
+            #expect(try await store.recordWebhookAttempt(id: broken, owner: "W", attempts: 0, nextAttemptAt: nil))
+            let next = try await store.claimWebhooks(owner: "X", leaseDuration: .seconds(1), limit: 5, now: t0 + 10_000)
+            #expect(next.map(\.operation.id) == [intact])
+        }
+    }
 }
