@@ -113,8 +113,11 @@ let package = Package(
             dependencies: [
                 .product(name: "Prometheus", package: "swift-prometheus"), "TriggerModel", nioCore, logging,
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["RevisionStamp"]
         ),
+        // `trigger_gateway_build_info{revision}` from git at build time (review 26 L8).
+        .plugin(name: "RevisionStamp", capability: .buildTool()),
 
         // Codecs and engines.
         .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
@@ -346,7 +349,8 @@ let package = Package(
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
-            name: "TriggerModelTests", dependencies: ["TriggerModel", "SeededRandom", nioCore], swiftSettings: testSwiftSettings),
+            name: "TriggerModelTests", dependencies: ["TriggerModel", "SeededRandom", nioCore],
+            swiftSettings: testSwiftSettings),
         .testTarget(
             name: "CraftSurfaceTests",
             dependencies: ["CraftSurface", "GatewayConfig", "TriggerModel", "WireCodecs", nioCore],

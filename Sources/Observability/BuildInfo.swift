@@ -7,11 +7,10 @@ import Prometheus
 package enum GatewayBuild {
     /// The gateway's version (semantic versioning), set by hand when a release is cut; the one place it is spelled.
     package static let version = "0.1.0"
-    /// The VCS revision this binary was built from: always "unknown" for now. SwiftPM passes no string into the
-    /// compiler at build time (`-D` defines are flags without values) and a build-tool plugin that runs `git` would
-    /// fail in a source tarball or a fresh clone without `.git`; a release script that stamps the revision is
-    /// still to come, and until then the metric says it does not know rather than guess.
-    package static let revision = "unknown"
+    /// The VCS revision this binary was built from: the commit's full hash, `-dirty` when tracked files differed
+    /// from it, `unknown` when built without git (a source tarball). Stamped at build time by the `RevisionStamp`
+    /// plugin (`stampedRevision`, generated before every build; review 26 L8).
+    package static let revision = stampedRevision
 
     /// `trigger_gateway_build_info{version,revision}` at 1, on `registry`.
     static func register(on registry: PrometheusCollectorRegistry) {

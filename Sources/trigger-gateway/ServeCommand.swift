@@ -186,6 +186,7 @@ struct ServeCommand: AsyncParsableCommand {
             metadata: [
                 "config.digest": "\(digest)", "config.source": "\(configuration.source)",
                 "gateway.version": "\(GatewayBuild.version)",
+                "gateway.revision": "\(GatewayBuild.revision)",
             ])
         var services = app.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         let configPath = self.config

@@ -146,7 +146,8 @@ struct MetricsE2ETests {
                 #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http1",tls="false"}"#] == 1)
                 #expect(scrape.samples[#"trigger_gateway_connections_open{protocol="http2",tls="false"}"#] == 0)
                 // Review 18 F4: which build runs here, and whether the file is wholly in force (a start: it is).
-                let build = #"trigger_gateway_build_info{version="\#(GatewayBuild.version)",revision="unknown"}"#
+                let build =
+                    #"trigger_gateway_build_info{version="\#(GatewayBuild.version)",revision="\#(GatewayBuild.revision)"}"#
                 #expect(scrape.samples[build] == 1, "\(scrape.text)")
                 #expect(scrape.samples["trigger_gateway_config_restart_required"] == 0)
                 #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")

@@ -361,10 +361,33 @@ struct GatewayMetricsTests {
         #expect(scrape.samples["trigger_gateway_config_last_reload_successful"] == 0)
         #expect(scrape.samples["trigger_gateway_connections_accepted_total"] == 2)
         #expect(scrape.samples["trigger_gateway_config_restart_required"] == 0)
-        let build = #"trigger_gateway_build_info{version="\#(GatewayBuild.version)",revision="unknown"}"#
+        let build =
+            #"trigger_gateway_build_info{version="\#(GatewayBuild.version)",revision="\#(GatewayBuild.revision)"}"#
         #expect(scrape.samples[build] == 1, "\(scrape.text)")
         #expect(scrape.type["trigger_gateway_build_info"] == "gauge")
         #expect(try promtoolFindings(scrape.text) == "", "\(scrape.text)")
+    }
+
+    @Test(
+        "the build's revision is this repository's HEAD commit, stamped at build time (-dirty when tracked files differed)"
+    )
+    func revisionIsStamped() throws {
+        let revision = GatewayBuild.revision
+        let commit = revision.hasSuffix("-dirty") ? String(revision.dropLast("-dirty".count)) : revision
+        #expect(commit.count == 40 && commit.allSatisfy(\.isHexDigit), "\(revision)")
+        // The package directory from this file's path: Tests/ObservabilityTests/<file>.
+        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        git.arguments = ["-C", package.path, "rev-parse", "HEAD"]
+        let output = Pipe()
+        git.standardOutput = output
+        try git.run()
+        git.waitUntilExit()
+        let head = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(commit == head, "built at \(revision), HEAD is \(head): rebuild after a commit")
     }
 
     @Test(
