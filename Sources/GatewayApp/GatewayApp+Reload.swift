@@ -59,6 +59,7 @@ extension GatewayApp {
             // Said at the new level when it leaves `info` out, so the line that says so is written.
             level = max(level, Logger.Level(rawValue: changed.rawValue) ?? .info)
         }
+        if let access = report.accessLog { metadata["log.access"] = .stringConvertible(access) }
         logger.log(level: level, "config reloaded", metadata: metadata)
         for warning in loaded.configuration.warnings {
             logger.warning("\(warning.message)", metadata: ["config.key": "\(warning.path)"])

@@ -66,6 +66,8 @@ package final class GatewayApp: Sendable {
     /// The process's log level, when its handlers follow one (`serve`): a reload applies `log.level` to it. Nil (an
     /// in-process test's handler): `log.level` keeps its running value until a restart.
     let logLevel: LogLevelSwitch?
+    /// `log.access` in force: a reload sets it.
+    let accessLog: AccessLogSwitch
     /// The configuration in force and its pools; replaced whole by `reload`.
     private let generation: Mutex<(configuration: GatewayConfiguration, pools: [String: BackendPool])>
 
@@ -86,7 +88,8 @@ package final class GatewayApp: Sendable {
     /// `claimStallBound`: how long the async dispatcher's claim loop may go without a step before async readiness
     /// fails (nil: `AsyncDispatcher.stallBound` of the poll interval and the store's call limit; tests shorten it).
     /// `warningClock`: the monotonic clock the app's rate-limited warnings count their windows on (the HTTP/2
-    /// connection errors'); a test passes one it moves by hand.
+    /// connection errors'); a test passes one it moves by hand. `accessLogger`: where the access log writes
+    /// (`serve`: logger `access` at a fixed `info`, apart from `log.level`); nil: `logger`.
     package init(
         configuration config: GatewayConfiguration,
         group: any EventLoopGroup,
@@ -98,16 +101,20 @@ package final class GatewayApp: Sendable {
         requestObservers: [any RequestObserver] = [],
         metrics: GatewayMetrics = GatewayMetrics(),
         logLevel: LogLevelSwitch? = nil,
+        accessLogger: Logger? = nil,
         inheritedListener: InheritedListener? = nil,
         claimStallBound: Duration? = nil,
         warningClock: @escaping @Sendable () -> NIODeadline = { .now() }
     ) {
         self.logLevel = logLevel
+        let accessLog = AccessLogSwitch(config.log.access)
+        self.accessLog = accessLog
         self.group = group
         self.inProcessRunner = inProcessRunner
-        // The access log first: one line per request at `info` (its level is the logger's); then the request
-        // metrics (`/metrics`).
-        let requestObservers: [any RequestObserver] = [AccessLog(logger: logger), metrics.requests] + requestObservers
+        // The access log first: one line per request at `info`, while `log.access` holds; then the request metrics
+        // (`/metrics`).
+        let requestObservers: [any RequestObserver] =
+            [AccessLog(logger: accessLogger ?? logger, enabled: accessLog), metrics.requests] + requestObservers
         self.requestObservers = requestObservers
         self.logger = logger
         self.metrics = metrics
@@ -344,6 +351,8 @@ package final class GatewayApp: Sendable {
         package var certificate: Certificate? = nil
         /// The log level now in force, when the reload changed it; nil when not.
         package var logLevel: LogConfiguration.Level? = nil
+        /// `log.access` now in force, when the reload changed it; nil when not.
+        package var accessLog: Bool? = nil
 
         /// A listener certificate as the log names it (`tls.subject`, `tls.not_valid_after`).
         package struct Certificate: Sendable, Equatable {
@@ -409,6 +418,7 @@ package final class GatewayApp: Sendable {
                 applied.log.level = old.log.level
             }
         }
+        let accessLogChanged = new.log.access != old.log.access ? new.log.access : nil
         try applied.validateListenPolicy()
         if (applied.tls == nil) != (old.tls == nil) {
             throw ConfigError(
@@ -483,9 +493,10 @@ package final class GatewayApp: Sendable {
         if let logLevelChanged, let logLevel {
             logLevel.set(Logger.Level(rawValue: logLevelChanged.rawValue) ?? .info)
         }
+        if let accessLogChanged { accessLog.set(accessLogChanged) }
         return ReloadReport(
             restartRequired: restartRequired, poolsAdded: added.sorted(), poolsRetired: retired.sorted(),
-            certificate: certificate, logLevel: logLevelChanged)
+            certificate: certificate, logLevel: logLevelChanged, accessLog: accessLogChanged)
     }
 
     /// One pool per configured pool; a pool whose settings are unchanged in `reusing` is carried over. A pool

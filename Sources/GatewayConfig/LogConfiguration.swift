@@ -20,12 +20,17 @@ package struct LogConfiguration: Sendable, Equatable {
     }
 
     package var format: Format
-    /// The access log (one line per request) is at `info`: `warning` and above leave it out.
+    /// The least severe level of the application log (logger `trigger-gateway`).
     package var level: Level
+    /// Whether the access log (one `request` line per request, logger `access`) is written: its own switch, apart
+    /// from `level` (review 26 L7; nginx's `access_log` beside `error_log`, Envoy's access-log sinks beside
+    /// `--log-level`), so `level: warning` quiets the application log and keeps the access log. A reload applies it.
+    package var access: Bool
 
-    package init(format: Format = .logfmt, level: Level = .info) {
+    package init(format: Format = .logfmt, level: Level = .info, access: Bool = true) {
         self.format = format
         self.level = level
+        self.access = access
     }
 
     package static let defaults = LogConfiguration()
@@ -33,12 +38,13 @@ package struct LogConfiguration: Sendable, Equatable {
 
 extension GatewayConfiguration {
     static func readLog(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> LogConfiguration {
-        let m = try reader.mapping(node, at: "log", allowed: ["format", "level"])
+        let m = try reader.mapping(node, at: "log", allowed: ["format", "level", "access"])
         var log = LogConfiguration.defaults
         if let n = m["format"] {
             log.format = try reader.choice(n, at: m.path("format"), as: LogConfiguration.Format.self)
         }
         if let n = m["level"] { log.level = try reader.choice(n, at: m.path("level"), as: LogConfiguration.Level.self) }
+        if let n = m["access"] { log.access = try reader.bool(n, at: m.path("access")) }
         return log
     }
 }

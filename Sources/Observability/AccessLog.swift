@@ -1,4 +1,5 @@
 package import Logging
+import Synchronization
 package import TriggerModel
 
 /// The access log: one `info` line per finished request, every field of its `RequestRecord` as swift-log
@@ -24,6 +25,8 @@ package import TriggerModel
 /// instructions). Any other handler gets the metadata (``metadata(of:)``); both give the same line.
 package struct AccessLog: RequestObserver {
     private let logger: Logger
+    /// `log.access`: nil, always written (at the logger's level).
+    private let enabled: AccessLogSwitch?
     /// The gateway's line handler when it writes the caller's fields as they are (nil: the metadata path).
     private let lineHandler: LineLogHandler?
     /// One line buffer per thread (the event loops, the async dispatcher's threads), reused line after line and
@@ -31,9 +34,12 @@ package struct AccessLog: RequestObserver {
     /// Static: a key per instance ran out of POSIX's 1024 thread-specific keys (see ``ThreadLocalObject``).
     private static let buffers = ThreadLocalObject<LineBuffer>()
 
-    /// `logger`: the gateway's; its level decides (the lines are at `info`).
-    package init(logger: Logger) {
+    /// `logger`: `serve`'s is labelled `access`, at a fixed `info` (not the application log's `log.level`), and
+    /// `enabled` (`log.access`) switches it; the lines are at `info`, so a logger whose level leaves `info` out
+    /// writes none either.
+    package init(logger: Logger, enabled: AccessLogSwitch? = nil) {
         self.logger = logger
+        self.enabled = enabled
         if let handler = logger.handler as? LineLogHandler, handler.addsNoMetadata, logger.metadataProvider == nil {
             self.lineHandler = handler
         } else {
@@ -42,8 +48,8 @@ package struct AccessLog: RequestObserver {
     }
 
     package func requestFinished(_ record: RequestRecord) {
-        // Skipped whole, metadata included, when the level leaves `info` out.
-        guard logger.logLevel <= .info else { return }
+        // Skipped whole, metadata included, when switched off or the level leaves `info` out.
+        guard enabled?.isOn ?? true, logger.logLevel <= .info else { return }
         guard let lineHandler else {
             logger.info("request", metadata: Self.metadata(of: record))
             return
@@ -149,4 +155,20 @@ private final class LineBuffer: @unchecked Sendable {
     var bytes: [UInt8] = []
 
     init() { bytes.reserveCapacity(512) }
+}
+
+/// Whether the access log writes (`log.access`), changed while the gateway runs: a reload sets it. One relaxed
+/// atomic Boolean, read once per request.
+package final class AccessLogSwitch: Sendable {
+    private let on: Atomic<Bool>
+
+    package init(_ on: Bool) {
+        self.on = Atomic(on)
+    }
+
+    package var isOn: Bool { on.load(ordering: .relaxed) }
+
+    package func set(_ on: Bool) {
+        self.on.store(on, ordering: .relaxed)
+    }
 }

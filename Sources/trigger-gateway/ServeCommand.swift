@@ -103,6 +103,10 @@ struct ServeCommand: AsyncParsableCommand {
         let levelSwitch = LogLevelSwitch(level)
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, levelSwitch: levelSwitch) }
         let logger = Logger(label: "trigger-gateway")
+        // The access log apart (review 26 L7): logger `access`, at `info` whatever `log.level` says; `log.access`
+        // switches it (GatewayApp).
+        let accessLogger = Logger(label: "access") { label in LineLogHandler(label: label, format: format, level: .info)
+        }
         // The data directory is this process's alone (its instance id, the SQLite store): a second gateway on it
         // would take this one's leases back and run its running operations again. Taken before the store opens.
         let dataDirectoryLock: DataDirectoryLock
@@ -179,6 +183,7 @@ struct ServeCommand: AsyncParsableCommand {
             reopenStore: reopenStore,
             digest: digest,
             logLevel: levelSwitch,
+            accessLogger: accessLogger,
             inheritedListener: inherited.listener
         )
         logger.info(

@@ -290,7 +290,9 @@ struct GatewayConfigurationTests {
         #expect(missing?.message.hasPrefix("cannot read the file") == true)
     }
 
-    @Test("log: format and level parse; without them logfmt at info; an unknown value is refused by its path")
+    @Test(
+        "log: format, level and access parse; without them logfmt at info, access on; an unknown value is refused by its path"
+    )
     func logKeys() throws {
         #expect(GatewayConfiguration.defaults.log == LogConfiguration(format: .logfmt, level: .info))
         let config = try GatewayConfiguration.parse(yaml: "log: {format: json, level: debug}", source: "log.yaml")
@@ -303,6 +305,13 @@ struct GatewayConfigurationTests {
             try GatewayConfiguration.parse(yaml: "log: {colour: true}", source: "bad.yaml")
         }
         #expect(key?.path == "log.colour")
+        #expect(GatewayConfiguration.defaults.log.access, "the access log is on by default")
+        let quiet = try GatewayConfiguration.parse(yaml: "log: {level: warning, access: false}", source: "log.yaml")
+        #expect(quiet.log == LogConfiguration(format: .logfmt, level: .warning, access: false))
+        let access = #expect(throws: ConfigError.self) {
+            try GatewayConfiguration.parse(yaml: "log: {access: sometimes}", source: "bad.yaml")
+        }
+        #expect(access?.path == "log.access")
         let path = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
         let example = try GatewayConfiguration.load(path: "/\(path)/scripts/example-config.yaml")
         #expect(example.log == .defaults, "scripts/example-config.yaml shows the defaults")

@@ -224,14 +224,41 @@ struct AccessLogTests {
         }
     }
 
-    @Test("--log-level warning leaves the access log out")
+    /// Review 26 L7: `log.level: warning` (what quiets a noisy instance) also turned the access log off.
+    @Test("--log-level warning quiets the application log and keeps the access log (logger=access)")
     func levelFromFlag() async throws {
         try await ProcessTests.withGatewayProcess(["--log-level", "warning"]) { server in
             try await Self.drive(port: server.port, rest: "log-rest-3", grpc: "log-grpc-3")
-            // A line that must NOT appear: look once the gateway has exited and its whole log is read.
+            // Lines that must NOT appear: look once the gateway has exited and its whole log is read.
             #expect(await server.stopAndReadLog(), "the gateway's stderr did not end")
-            #expect(!server.logged.contains("log-rest-3"), "\(server.logged)")
+            let rest = try #require(
+                server.logged.split(separator: "\n").first { $0.contains("request_id=log-rest-3") }, "\(server.logged)")
+            #expect(Self.logfmt(rest)["logger"] == "access", "\(rest)")
+            #expect(Self.logfmt(rest)["msg"] == "request", "\(rest)")
+            #expect(server.logged.contains("request_id=log-grpc-3"), "\(server.logged)")
             #expect(!server.logged.contains("configuration loaded"), "\(server.logged)")
+            #expect(!server.logged.contains("logger=trigger-gateway msg=request"), "\(server.logged)")
+        }
+    }
+
+    @Test("log.access false leaves the access log out and keeps the application log; a reload switches it back on")
+    func accessSwitch() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-access-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "log: {access: false}\n".write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            try await Self.drive(port: server.port, rest: "log-rest-off", grpc: "log-grpc-off")
+            try "log: {access: true}\n".write(to: file, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", timeout: .seconds(10)) == 1)
+            #expect(server.logged.contains("log.access=true"), "\(server.logged)")
+            try await Self.drive(port: server.port, rest: "log-rest-on", grpc: "log-grpc-on")
+            #expect(await server.stopAndReadLog(), "the gateway's stderr did not end")
+            #expect(server.logged.contains("configuration loaded"), "\(server.logged)")
+            #expect(!server.logged.contains("log-rest-off"), "\(server.logged)")
+            #expect(!server.logged.contains("log-grpc-off"), "\(server.logged)")
+            #expect(server.logged.contains("request_id=log-rest-on"), "\(server.logged)")
+            #expect(server.logged.contains("request_id=log-grpc-on"), "\(server.logged)")
         }
     }
 
