@@ -1170,7 +1170,9 @@ package final class AsyncDispatcher: Service {
             let took = clock.stopwatch()
             do {
                 let pipelines = try await store.queuedByPipeline()
-                metrics?.recordQueue(byPool: queueByPool(pipelines))
+                let byPool = queueByPool(pipelines)
+                metrics?.recordQueue(byPool: byPool)
+                operations.queueBounds.recordCount(byPool: byPool.mapValues(\.queued))
                 // Back from an outage: `reportUnrouted` counts the unrouted pipelines again at once.
                 let recovered = unroutedQueued.withLock { state in
                     defer { state.storeDown = false }
@@ -1181,6 +1183,7 @@ package final class AsyncDispatcher: Service {
                 // A stop cancelling the count knows nothing new about the queue.
                 if !Task.isCancelled {
                     metrics?.recordQueueUnknown()
+                    operations.queueBounds.recordUnknown()
                     // Nor can the store count the unrouted pipelines' queues: their gauge goes too, and each is
                     // counted anew once it can.
                     unroutedQueued.withLock { state in

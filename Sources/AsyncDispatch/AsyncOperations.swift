@@ -30,6 +30,8 @@ package final class AsyncOperations: Sendable {
     /// Completion webhooks: the routes that name them, and who posts them.
     private let routes: Mutex<RouteTable?>
     package let webhooks: WebhookSender?
+    /// `pools[].max_async_queued`: checked at each accept (``submit(_:)``), counted by the dispatcher.
+    package let queueBounds = AsyncQueueBounds()
     /// /metrics: async mode's and the schedules' families; nil records nothing.
     package let metrics: GatewayMetrics?
     /// What a long-poll (``get(id:wait:)``) measures its wait and sleeps on: `ContinuousClock` in production,
@@ -157,10 +159,14 @@ package final class AsyncOperations: Sendable {
 
     /// Stores a queued operation for `request` (its `idempotencyKey` is the client's `Idempotency-Key`), or
     /// returns the one already stored under the same key and body. Throws `.conflict` for the same key with
-    /// another body, `.unavailable` when the store cannot commit, `.invalidArgument` for a key with the prefix
+    /// another body, `.overloaded` when the pool's `max_async_queued` is reached (``AsyncQueueBounds``),
+    /// `.unavailable` when the store cannot commit, `.invalidArgument` for a key with the prefix
     /// reserved for scheduled runs; never returns an uncommitted operation.
     package func submit(_ request: TriggerRequest) async throws -> Operation {
         try Self.checkClientIdempotencyKey(request.idempotencyKey)
+        if queueBounds.isActive, let pool = routes.withLock({ $0 })?.resolve(request.ref)?.route.pool {
+            try queueBounds.admit(pool: pool)
+        }
         var stored = request
         stored.mode = .async
         stored.deadline = nil

@@ -155,6 +155,7 @@ package final class GatewayApp: Sendable {
             AsyncOperations(store: $0, settings: config.store, routes: routes, webhooks: webhooks, metrics: metrics)
         }
         self.operations = operations
+        operations?.queueBounds.limit(Self.asyncQueueLimits(config))
         // Loaded again here (ConfigFile.load checked the files): a failure now (the files changed meanwhile)
         // refuses the start rather than serve cleartext where TLS was asked for.
         let tls: ListenerTLS?
@@ -464,6 +465,7 @@ package final class GatewayApp: Sendable {
         // equally new things a request that starts meanwhile sees.
         asyncDispatcher?.use(dispatcher)
         operations?.use(routes: routes)
+        operations?.queueBounds.limit(Self.asyncQueueLimits(applied))
         scheduler?.use(Self.schedules(of: applied, logger: logger))
         requestBuffer.limit = applied.limits.maxBufferedRequestBytes
         server.currentServices.replace(
@@ -658,5 +660,13 @@ extension BackendPoolConfiguration {
                 )
             }
         )
+    }
+}
+
+extension GatewayApp {
+    /// `pools[].max_async_queued` of `config`, by pool name (pools without one left out).
+    static func asyncQueueLimits(_ config: GatewayConfiguration) -> [String: Int] {
+        Dictionary(
+            uniqueKeysWithValues: config.pools.compactMap { pool in pool.maxAsyncQueued.map { (pool.name, $0) } })
     }
 }

@@ -329,7 +329,8 @@ extension GatewayConfiguration {
                 at: "pools[\(i)]",
                 allowed: [
                     "name", "transport", "endpoints", "connect_timeout", "request_timeout", "idle_timeout",
-                    "max_concurrency", "max_queue", "outlier_detection", "retry", "health_check", "tls",
+                    "max_concurrency", "max_queue", "max_async_queued", "outlier_detection", "retry", "health_check",
+                    "tls",
                 ]
             )
             let nameNode = try require(m, "name", reader)
@@ -407,6 +408,10 @@ extension GatewayConfiguration {
             }
             if let n = m["max_queue"] {
                 pool.maxQueue = try reader.int(n, at: m.path("max_queue"), in: PoolConfiguration.maxQueueRange)
+            }
+            if let n = m["max_async_queued"] {
+                pool.maxAsyncQueued = try reader.int(
+                    n, at: m.path("max_async_queued"), in: PoolConfiguration.maxAsyncQueuedRange)
             }
             if let n = m["outlier_detection"] {
                 let o = try reader.mapping(

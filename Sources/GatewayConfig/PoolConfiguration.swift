@@ -23,6 +23,12 @@ package struct PoolConfiguration: Sendable, Equatable {
     package var maxConcurrency: Int
     /// Calls allowed to wait for a slot; past that the gateway answers 503 / RESOURCE_EXHAUSTED.
     package var maxQueue: Int
+    /// `max_async_queued`: async operations of this pool's pipelines stored `queued` at most (nil: no bound). Past
+    /// it an async trigger is refused as the pool's overflow (503 + `Retry-After`, UNAVAILABLE), so a runner down for
+    /// hours cannot fill the disk or the database (review 26 I2; Envoy's `max_pending_requests` per cluster). The
+    /// store's count is read every few seconds (`AsyncDispatcher.queueCountInterval`): the bound is that count plus
+    /// this instance's accepts since, so it can be passed by one interval's accepts of other instances.
+    package var maxAsyncQueued: Int?
     /// `outlier_detection`: transport failures in a row that eject an endpoint (0: off), the first ejection's
     /// length (doubling per ejection in a row up to `max_ejection`), and the most of the pool ejected at once.
     package var outlierConsecutiveFailures = 3
@@ -80,4 +86,5 @@ package struct PoolConfiguration: Sendable, Equatable {
     package static let idleTimeoutRange = Duration.milliseconds(1)...Duration.seconds(86_400)
     package static let maxConcurrencyRange = 1...1_000_000
     package static let maxQueueRange = 0...1_000_000
+    package static let maxAsyncQueuedRange = 1...1_000_000_000
 }

@@ -188,6 +188,11 @@ struct ConfigErrorTests {
             message: "-1 is out of range 0...1000000"
         ),
         Case(
+            yaml: "pools:\n  - {name: a, transport: inprocess, max_async_queued: 0}\n",
+            path: "pools[0].max_async_queued",
+            message: "0 is out of range 1...1000000000"
+        ),
+        Case(
             yaml: "pools:\n  - {name: a, transport: inprocess, outlier_detection: {max_ejected_percent: 101}}\n",
             path: "pools[0].outlier_detection.max_ejected_percent",
             message: "101 is out of range 0...100"

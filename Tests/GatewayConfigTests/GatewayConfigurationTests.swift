@@ -63,6 +63,10 @@ struct GatewayConfigurationTests {
             """
         let config = try GatewayConfiguration.parse(yaml: yaml, source: "r.yaml")
         let web = config.pools[0]
+        #expect(web.maxAsyncQueued == nil, "no async queue bound unless set")
+        let bounded = try GatewayConfiguration.parse(
+            yaml: "pools: [{name: a, transport: inprocess, max_async_queued: 1}]", source: "q.yaml")
+        #expect(bounded.pools[0].maxAsyncQueued == 1)
         #expect(web.outlierConsecutiveFailures == 0)
         #expect(web.outlierBaseEjection == .seconds(2) && web.outlierMaxEjection == .seconds(10))
         #expect(web.outlierMaxEjectedPercent == 30)
