@@ -122,7 +122,25 @@ package final class GatewayServer: Service {
                             // The kernel's maximum, as a socket unit's default Backlog= (SOMAXCONN).
                             _ = Glibc.listen(inherited.descriptor, SOMAXCONN)
                         }
-                        try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: services.logger))
+                        // Over the connection cap: refused and closed on this loop, as accepted (see the handler).
+                        let refuse: @Sendable (any Channel) -> Bool = { accepted in
+                            // Every accepted socket, refused at the cap or not (`connections_accepted_total`).
+                            connectionMetrics?.acceptedConnection()
+                            let perPeerLimit = current.maxConnectionsPerPeer
+                            switch admission.admit(accepted, perPeerLimit: perPeerLimit) {
+                            case .admitted:
+                                return false
+                            case .overLimit:
+                                Self.refuse(accepted, admission: admission, services: current.value)
+                            case .overPeerLimit(let peer, let open):
+                                Self.refusePerPeer(
+                                    accepted, peer: peer, open: open, limit: perPeerLimit, admission: admission,
+                                    services: current.value)
+                            }
+                            return true
+                        }
+                        try channel.pipeline.syncOperations.addHandler(
+                            AcceptPauseHandler(logger: services.logger, refuse: refuse))
                     }
                 }
                 .serverChannelOption(.backlog, value: 1024)
@@ -130,21 +148,7 @@ package final class GatewayServer: Service {
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        // Every accepted socket, refused at the cap or not (`connections_accepted_total`).
-                        connectionMetrics?.acceptedConnection()
-                        let perPeerLimit = current.maxConnectionsPerPeer
-                        switch admission.admit(channel, perPeerLimit: perPeerLimit) {
-                        case .admitted:
-                            break
-                        case .overLimit:
-                            Self.refuse(channel, admission: admission, services: current.value)
-                            return
-                        case .overPeerLimit(let peer, let open):
-                            Self.refusePerPeer(
-                                channel, peer: peer, open: open, limit: perPeerLimit, admission: admission,
-                                services: current.value)
-                            return
-                        }
+                        // Admitted by the listener's AcceptPauseHandler (connections over the caps never get here).
                         // TCP_NODELAY (IPPROTO_TCP): NIO sets it on the listener and Linux copies it to accepted
                         // sockets; set again here so it does not rest on that, and so a failure is logged below.
                         // Never `.socketOption(.tcp_nodelay)`: that is SOL_SOCKET option 1, SO_DEBUG, which needs
@@ -250,6 +254,8 @@ package final class GatewayServer: Service {
     /// instance when the socket is shared), three turns of every loop let the hand-overs already under way
     /// finish, and only then does the listener close (our copy of the descriptor, if inherited).
     static func stopAccepting(_ listener: any Channel, group: any EventLoopGroup) async {
+        // Through the accept handler, so that its pauses' ends (EMFILE, refusals closing) cannot turn it back on.
+        listener.pipeline.fireUserInboundEventTriggered(AcceptPauseHandler.StopAccepting())
         try? await listener.setOption(.autoRead, value: false).get()
         for _ in 0..<3 {
             for loop in group.makeIterator() { try? await loop.submit {}.get() }

@@ -300,17 +300,9 @@ struct SlowClientTests {
         }
     }
 
-    /// HTTP/2 frames in what a server sent: (type, flags, payload).
+    /// HTTP/2 frames in what a server sent: (type, flags, payload), as `RawH2.parse` reads them.
     static func frames(_ bytes: [UInt8]) -> [(type: UInt8, flags: UInt8, payload: [UInt8])] {
-        var frames: [(type: UInt8, flags: UInt8, payload: [UInt8])] = []
-        var offset = 0
-        while bytes.count - offset >= 9 {
-            let length = Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
-            guard bytes.count - offset - 9 >= length else { break }
-            frames.append((bytes[offset + 3], bytes[offset + 4], Array(bytes[(offset + 9)..<(offset + 9 + length)])))
-            offset += 9 + length
-        }
-        return frames
+        RawH2.parse(bytes).frames.map { ($0.type, $0.flags, $0.payload) }
     }
 
     @Test("h2: an idle client that never answers the shutdown PING is closed after a second idle period")

@@ -25,14 +25,16 @@ struct AcceptPauseHandlerTests {
         }
     }
 
-    static func listen(pause: TimeAmount) async throws -> (MultiThreadedEventLoopGroup, any Channel, Tail) {
+    static func listen(
+        pause: TimeAmount, refuse: (@Sendable (any Channel) -> Bool)? = nil
+    ) async throws -> (MultiThreadedEventLoopGroup, any Channel, Tail) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let tail = Tail()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        AcceptPauseHandler(pause: pause, logger: Logger(label: "test")))
+                        AcceptPauseHandler(pause: pause, logger: Logger(label: "test"), refuse: refuse))
                     try channel.pipeline.syncOperations.addHandler(tail)
                 }
             }
@@ -103,6 +105,56 @@ struct AcceptPauseHandlerTests {
         #expect(passed, "\(tail.errors.withLock { $0 })")
 
         try await client.close()
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test(
+        """
+        refused connections still closing: accepting pauses at maxRefusalsClosing of them (the next client waits in \
+        the backlog) and resumes once they are closed; after StopAccepting it stays off
+        """
+    )
+    func pausesWhileRefusalsClose() async throws {
+        // Every connection is refused and kept open by the test, so their closes complete when the test says.
+        let refused = Mutex<[any Channel]>([])
+        let (group, server, tail) = try await Self.listen(pause: .hours(1)) { accepted in
+            refused.withLock { $0.append(accepted) }
+            return true
+        }
+        let port = try #require(server.localAddress?.port)
+        let limit = AcceptPauseHandler.maxRefusalsClosing
+        var clients: [any Channel] = []
+        for _ in 0..<limit {
+            clients.append(try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
+        }
+        #expect(await eventually(within: .seconds(10)) { refused.withLock { $0.count } == limit })
+        #expect(try await Self.autoRead(server) == false, "accepting did not pause at \(limit) refusals closing")
+        // One more client: it waits in the backlog while the refusals close.
+        clients.append(try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
+        try await Task.sleep(for: .milliseconds(300))  // a window in which nothing must happen
+        #expect(refused.withLock { $0.count } == limit, "accepted while paused")
+        #expect(tail.accepted.load(ordering: .relaxed) == 0, "a refused connection went on")
+
+        let closing = refused.withLock { $0 }
+        for channel in closing.dropLast() { try await channel.close() }
+        #expect(try await Self.autoRead(server) == false, "resumed with one refusal still closing")
+        try await closing.last?.close()
+        #expect(
+            await eventually(within: .seconds(10)) { refused.withLock { $0.count } == limit + 1 },
+            "the waiting client was never accepted after the refusals closed")
+
+        // Stopped: refusals closing afterwards do not turn accepting back on.
+        for _ in 0..<(limit - 1) {
+            clients.append(try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get())
+        }
+        #expect(await eventually(within: .seconds(10)) { refused.withLock { $0.count } == 2 * limit })
+        server.pipeline.fireUserInboundEventTriggered(AcceptPauseHandler.StopAccepting())
+        for channel in refused.withLock({ $0 }) { try? await channel.close() }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await Self.autoRead(server) == false, "accepting resumed after StopAccepting")
+
+        for client in clients { try? await client.close() }
         try await server.close()
         try await group.shutdownGracefully()
     }
