@@ -21,7 +21,7 @@ extension GatewayApp {
             throw ConfigError(source: config.source, path: "store.url", message: error.description)
         }
         configuration.tablePrefix = config.store.tablePrefix
-        configuration.maximumConnections = max(4, min(64, config.store.workers / 2))
+        configuration.maximumConnections = config.store.postgresPoolSize
         do {
             switch configuration.tls.rootCertificate {
             case nil: break

@@ -3,7 +3,7 @@ import Yams
 extension GatewayConfiguration {
     static let storeKeys = [
         "kind", "url", "table_prefix", "lease", "max_attempts", "retry_backoff", "max_retry_backoff", "retention",
-        "workers", "poll_interval", "max_wait", "health_interval",
+        "workers", "poll_interval", "max_wait", "health_interval", "max_connections",
     ]
 
     static func readStore(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> StoreConfiguration {
@@ -64,6 +64,14 @@ extension GatewayConfiguration {
         }
         if let n = m["workers"] {
             store.workers = try reader.int(n, at: m.path("workers"), in: StoreConfiguration.workersRange)
+        }
+        if let n = m["max_connections"] {
+            guard store.kind == .postgres else {
+                throw reader.error(
+                    m.path("max_connections"), n, "only a postgres store takes max_connections (its pool's size)")
+            }
+            store.maxConnections = try reader.int(
+                n, at: m.path("max_connections"), in: StoreConfiguration.maxConnectionsRange)
         }
         if let n = m["poll_interval"] {
             store.pollInterval = try reader.duration(n, at: m.path("poll_interval"), minimum: .milliseconds(10))

@@ -29,6 +29,16 @@ package struct StoreConfiguration: Sendable, Equatable {
     package var retention: Duration
     /// Operations this instance runs at once.
     package var workers: Int
+    /// `max_connections` (PostgreSQL only): the connection pool's size; nil: ``postgresPoolSize``'s formula of
+    /// `workers`. The gateway also holds one idle session of its own (``postgresSessions``), so an instance uses
+    /// up to this plus one of the server's `max_connections` and of its role's `CONNECTION LIMIT` (review 27 M1:
+    /// the size was neither stated nor settable, and a role limit under it failed every async trigger at start).
+    package var maxConnections: Int?
+    /// The pool sizes `max_connections` takes: two at least, one for the claim loop and one for accepts.
+    package static let maxConnectionsRange = 2...1000
+
+    /// The PostgreSQL pool's size: `max_connections`, or `max(4, min(64, workers / 2))`.
+    package var postgresPoolSize: Int { maxConnections ?? max(4, min(64, workers / 2)) }
     /// How often an idle dispatcher looks for new work (local enqueues wake it at once), and how often a
     /// long-poll re-reads an operation another instance may finish.
     package var pollInterval: Duration

@@ -30,6 +30,11 @@ enum PostgresErrorDescription {
                     return "PostgreSQL refused the login of store.url's user: \(message)\(state)"
                 }
                 if sqlState == "3D000" { return "PostgreSQL has no database of store.url's name: \(message)\(state)" }
+                // 53300 too_many_connections (the server's max_connections or the role's CONNECTION LIMIT),
+                // 53000 insufficient_resources, 57P03 cannot_connect_now (starting up, shutting down, recovering).
+                if sqlState == "53300" || sqlState == "53000" || sqlState == "57P03" {
+                    return "PostgreSQL refused a new connection: \(message)\(state)"
+                }
                 return "PostgreSQL refused the statement: \(message)\(state)"
             case .connectionError, .failedToAddSSLHandler:
                 if let tlsError = error.underlying.flatMap(tlsFailure) {
@@ -76,6 +81,14 @@ enum PostgresErrorDescription {
             }
         }
         return reflected
+    }
+
+    /// Whether `error` is a call that waited for one of the pool's connections in vain: the pool gave up opening one
+    /// (its circuit breaker) or the wait was cut. The server's reason is then in no error the pool passes on.
+    static func isConnectionWait(_ error: any Error) -> Bool {
+        let reflected = String(reflecting: error)
+        return reflected.contains("ConnectionPoolError")
+            && (reflected.contains("requestCancelled") || reflected.contains("connectionCreationCircuitBreakerTripped"))
     }
 
     /// A TLS handshake failure in operator words: an untrusted certificate, or one that does not name the host.

@@ -65,10 +65,16 @@ package final class PostgresOperationStore: OperationStore {
     /// How far the database server's clock is ahead of `now` (negative: behind), in milliseconds, as last measured
     /// (`measureServerClock`): what `leaseMilliseconds` adds.
     private let serverClockSkew = Atomic<Int64>(0)
+    /// Why the pool cannot open connections (``ConnectionRefusalDiagnosis``).
+    private let connectDiagnosis: ConnectionRefusalDiagnosis
     /// `sentTexts`' value, made at its first use.
     private let sentTextsMade = Mutex<SentTexts?>(nil)
 
-    private init(client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger) {
+    private init(
+        client: PostgresClient, runTask: Task<Void, Never>, configuration: Configuration, logger: Logger,
+        connectDiagnosis: ConnectionRefusalDiagnosis
+    ) {
+        self.connectDiagnosis = connectDiagnosis
         self.configuration = configuration
         self.client = client
         self.runTask = runTask
@@ -92,13 +98,19 @@ package final class PostgresOperationStore: OperationStore {
         guard configuration.validTablePrefix else {
             throw GatewayError(.invalidArgument, "invalid PostgreSQL table prefix \"\(configuration.tablePrefix)\"")
         }
-        let client = PostgresClient(configuration: clientConfiguration(configuration), backgroundLogger: logger)
+        let connectDiagnosis = ConnectionRefusalDiagnosis(
+            poolSize: max(1, configuration.maximumConnections), logger: logger
+        ) { try await probeConnection(configuration, logger: logger) }
+        var poolLogger = logger
+        poolLogger.handler = PoolEventsLogHandler(base: logger.handler) { connectDiagnosis.run() }
+        let client = PostgresClient(configuration: clientConfiguration(configuration), backgroundLogger: poolLogger)
         let runTask = Task { await client.run() }
         let store = PostgresOperationStore(
             client: client,
             runTask: runTask,
             configuration: configuration,
-            logger: logger
+            logger: logger,
+            connectDiagnosis: connectDiagnosis
         )
         do {
             // Within the operation timeout, like every call (a connect attempt alone may take longer).
@@ -1632,10 +1644,13 @@ package final class PostgresOperationStore: OperationStore {
         do {
             guard let value = try await Self.withTimeout(timeout, on: PostgresClient.defaultEventLoopGroup.any(), body)
             else {
+                // Often a wait for a connection the pool could not open: ask the server why.
+                connectDiagnosis.run()
                 throw GatewayError(.unavailable, "operation store unavailable: \(what) timed out after \(timeout)")
             }
             return value
         } catch {
+            if PostgresErrorDescription.isConnectionWait(error) { connectDiagnosis.run() }
             if forOperator {
                 // A privilege found missing by the schema's own checks, or refused by the server.
                 if let privilege = error as? PostgresErrorDescription.Privilege { throw privilege }

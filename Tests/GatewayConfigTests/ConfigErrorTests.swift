@@ -188,6 +188,16 @@ struct ConfigErrorTests {
             message: "-1 is out of range 0...1000000"
         ),
         Case(
+            yaml: "store: {kind: postgres, url: \"postgres://u@h/d\", max_connections: 1}\n",
+            path: "store.max_connections",
+            message: "1 is out of range 2...1000"
+        ),
+        Case(
+            yaml: "store: {max_connections: 8}\n",
+            path: "store.max_connections",
+            message: "only a postgres store takes max_connections (its pool's size)"
+        ),
+        Case(
             yaml: "pools:\n  - {name: a, transport: inprocess, max_async_queued: 0}\n",
             path: "pools[0].max_async_queued",
             message: "0 is out of range 1...1000000000"

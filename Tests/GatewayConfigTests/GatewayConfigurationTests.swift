@@ -310,6 +310,14 @@ struct GatewayConfigurationTests {
         }
         #expect(key?.path == "log.colour")
         #expect(GatewayConfiguration.defaults.log.access, "the access log is on by default")
+        // The PostgreSQL pool's size: the formula of workers, or store.max_connections.
+        #expect(GatewayConfiguration.defaults.store.postgresPoolSize == 32, "64 workers / 2")
+        let pooled = try GatewayConfiguration.parse(
+            yaml: "store: {kind: postgres, url: \"postgres://u@h/d\", workers: 4, max_connections: 2}", source: "s.yaml"
+        )
+        #expect(pooled.store.postgresPoolSize == 2)
+        #expect(
+            try GatewayConfiguration.parse(yaml: "store: {workers: 4}", source: "s.yaml").store.postgresPoolSize == 4)
         let quiet = try GatewayConfiguration.parse(yaml: "log: {level: warning, access: false}", source: "log.yaml")
         #expect(quiet.log == LogConfiguration(format: .logfmt, level: .warning, access: false))
         let access = #expect(throws: ConfigError.self) {

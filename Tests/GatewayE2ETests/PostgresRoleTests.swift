@@ -80,4 +80,41 @@ struct PostgresRoleTests {
             #expect(try await postgres.psql("SELECT count(*) FROM pg_proc WHERE proname LIKE '\(prefix)%'") == before)
         }
     }
+
+    /// Review 27 M1: a role's CONNECTION LIMIT under the pool's size failed async triggers with "waiting for a
+    /// PostgreSQL connection was cancelled", and SQLSTATE 53300 was logged nowhere.
+    @Test(
+        """
+        a role's CONNECTION LIMIT under store.max_connections: one warning with the server's words (53300) and what \
+        to change; the gateway goes on with the connections it has
+        """,
+        .timeLimit(.minutes(2)))
+    func connectionLimitNamed() async throws {
+        try await ThrowawayPostgres.with { postgres in
+            try await postgres.start()
+            _ = try await postgres.psql(
+                "CREATE ROLE tglim LOGIN CONNECTION LIMIT 3; GRANT ALL ON SCHEMA public TO tglim")
+            try await PostgresTLSTests.withGateway(
+                url: Self.url(postgres, role: "tglim"), storeExtra: ", max_connections: 8, workers: 16"
+            ) { (gateway: TestProcess.Server) async throws in
+                #expect(try await PostgresTLSTests.asyncReady(gateway), "\(gateway.logged)")
+                // Concurrent triggers need more connections than the role may open.
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<12 { group.addTask { try await Self.accept(gateway).status } }
+                    for try await _ in group {}
+                }
+                let warning = "PostgreSQL refuses the gateway's new connections"
+                #expect(
+                    await gateway.logOccurrences(of: warning, timeout: .seconds(30)) >= 1, "\(gateway.logged)")
+                let line = try #require(gateway.logged.split(separator: "\n").first { $0.contains(warning) })
+                #expect(line.contains("SQLSTATE 53300"), "\(line)")
+                #expect(line.contains("too many connections for role"), "\(line)")
+                #expect(line.contains("store.max_connections=8"), "\(line)")
+                // With the connections it has, async triggers are accepted.
+                #expect(
+                    try await eventually(within: .seconds(30)) { try await Self.accept(gateway).status == 200 },
+                    "\(gateway.logged)")
+            }
+        }
+    }
 }

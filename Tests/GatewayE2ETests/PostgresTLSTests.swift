@@ -11,10 +11,10 @@ struct PostgresTLSTests {
 
     static func randomPrefix() -> String { "t\(UUID().uuidString.prefix(8).lowercased())_" }
 
-    static func writeConfig(url: String, prefix: String = randomPrefix()) throws -> String {
+    static func writeConfig(url: String, prefix: String = randomPrefix(), storeExtra: String = "") throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pgtls-\(UUID().uuidString).yaml")
         try """
-        store: {kind: postgres, url: "\(url)", table_prefix: \(prefix), health_interval: 200ms}
+        store: {kind: postgres, url: "\(url)", table_prefix: \(prefix), health_interval: 200ms\(storeExtra)}
         """.write(to: path, atomically: true, encoding: .utf8)
         return path.path
     }
@@ -29,9 +29,10 @@ struct PostgresTLSTests {
     static func withGateway<T: Sendable>(
         url: String,
         prefix: String = randomPrefix(),
+        storeExtra: String = "",
         _ body: (TestProcess.Server) async throws -> T
     ) async throws -> T {
-        let config = try writeConfig(url: url, prefix: prefix)
+        let config = try writeConfig(url: url, prefix: prefix, storeExtra: storeExtra)
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-pgtls-\(UUID().uuidString)")
             .path
         defer {
