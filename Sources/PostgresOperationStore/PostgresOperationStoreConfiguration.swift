@@ -126,6 +126,13 @@ package struct PostgresOperationStoreConfiguration: Sendable {
         }
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         guard !host.isEmpty else { throw ConfigurationError("the URL has no host") }
+        // libpq's Unix-socket form (a percent-encoded directory as host, `%2Frun%2Fpostgresql`): refused here, not
+        // resolved as a DNS name at the first connect (review 27 L4). The gateway connects over TCP only.
+        guard !host.contains("%"), !host.contains("/") else {
+            throw ConfigurationError(
+                "\"\(host)\" is not a host name or address: a Unix-socket directory (libpq's %2F… form) is not "
+                    + "supported; use host:port over TCP (e.g. 127.0.0.1:5432)")
+        }
         self.init(
             host: String(host),
             port: port,

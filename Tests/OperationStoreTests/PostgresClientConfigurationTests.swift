@@ -34,4 +34,15 @@ struct PostgresClientConfigurationTests {
         configuration.maximumConnections = 1
         #expect(PostgresOperationStore.clientConfiguration(configuration).options.maximumConnections == 1)
     }
+
+    /// Review 27 L4: `%2Ftmp%2F…` passed check-config and failed at the first connect as an unknown DNS name.
+    @Test(
+        "libpq's Unix-socket host (a percent-encoded directory) is refused with what to use instead",
+        arguments: ["postgres://gw@%2Frun%2Fpostgresql/gateway", "postgres://gw@%2Ftmp%2Fpg:5433/gateway"])
+    func unixSocketHostRefused(url: String) throws {
+        let error = #expect(throws: (any Error).self) { try PostgresOperationStore.Configuration(url: url) }
+        #expect("\(String(describing: error))".contains("Unix-socket directory"), "\(String(describing: error))")
+        #expect(
+            try PostgresOperationStore.Configuration(url: "postgres://gw@127.0.0.1:5433/gateway").host == "127.0.0.1")
+    }
 }
