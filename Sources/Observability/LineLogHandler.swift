@@ -115,6 +115,17 @@ package struct LineLogHandler: LogHandler {
     }
 
     /// Wall-clock time now, for the line's `ts`: `clock_gettime`, no Foundation.
+    /// One line written now to `fileDescriptor`, outside any logger: for what is said before (or instead of) the
+    /// bootstrapped handlers, such as a fatal start-up error in the format the log was asked for.
+    package static func writeDetachedLine(
+        format: LineFormat, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata,
+        to fileDescriptor: Int32 = 2
+    ) {
+        var bytes = line(
+            format: format, timestamp: now(), level: level, label: label, message: message, metadata: metadata)
+        bytes.withUnsafeMutableBytes { writeAll($0, to: fileDescriptor) }
+    }
+
     private static func now() -> (seconds: Int, milliseconds: Int) {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)

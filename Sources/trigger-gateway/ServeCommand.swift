@@ -59,8 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             inherited = try SocketActivation.takeListener()
         } catch {
-            FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
-            throw ExitCode(1)
+            throw Self.fatal(["\(error)"], exitCode: 1, format: logFormat)
         }
         let inheritedListen = inherited.listener?.address
         var configuration: GatewayConfiguration
@@ -86,10 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
         } catch {
             // Every mistake of the file, one prefixed line each (then their count), as check-config lists them.
-            for line in (error as? ConfigError)?.lines ?? ["\(error)"] {
-                FileHandle.standardError.write(Data("trigger-gateway: \(line)\n".utf8))
-            }
-            throw ExitCode(2)
+            throw Self.fatal((error as? ConfigError)?.lines ?? ["\(error)"], exitCode: 2, format: logFormat)
         }
 
         if listenReusePort { configuration.listenReusePort = true }
@@ -113,8 +109,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             dataDirectoryLock = try DataDirectoryLock(dataDir: configuration.dataDir)
         } catch {
-            FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
-            throw ExitCode(1)
+            throw Self.fatal(["\(error)"], exitCode: 1, format: log.format)
         }
         if let exposure = DataDirectoryLock.exposure(ofDataDir: configuration.dataDir) {
             logger.warning("\(exposure)", metadata: ["path": "\(configuration.dataDir)"])
@@ -153,14 +148,11 @@ struct ServeCommand: AsyncParsableCommand {
                 store = try await GatewayApp.openStore(toOpen, logger: openLogger)
             }
         } catch let error as ConfigError {
-            FileHandle.standardError.write(Data("trigger-gateway: \(error)\n".utf8))
-            throw ExitCode(2)
+            throw Self.fatal(["\(error)"], exitCode: 2, format: log.format)
         } catch {
             let reason = (error as? GatewayError)?.message ?? "\(error)"
             guard configuration.store.kind == .postgres else {
-                FileHandle.standardError.write(
-                    Data("trigger-gateway: cannot open the operation store: \(reason)\n".utf8))
-                throw ExitCode(1)
+                throw Self.fatal(["cannot open the operation store: \(reason)"], exitCode: 1, format: log.format)
             }
             logger.warning(
                 "operation store not ready at start-up: serving sync and stream triggers, async triggers answer 503 until it is ready",
@@ -268,8 +260,7 @@ struct ServeCommand: AsyncParsableCommand {
             var failure = error
             do { _ = try await app.server.localAddress() } catch let listen as ListenFailure { failure = listen } catch
             {}
-            FileHandle.standardError.write(Data("trigger-gateway: \(failure)\n".utf8))
-            throw ExitCode(1)
+            throw Self.fatal(["\(failure)"], exitCode: 1, format: log.format)
         }
         dataDirectoryLock.release()
         // The last line of a stop: every service (listener, async dispatcher, webhooks, store) has ended. With the
@@ -285,3 +276,23 @@ struct ServeCommand: AsyncParsableCommand {
 
 extension LogConfiguration.Format: ExpressibleByArgument {}
 extension LogConfiguration.Level: ExpressibleByArgument {}
+
+extension ServeCommand {
+    /// A fatal start-up error: `lines` on stderr, then exit `exitCode` (thrown by the caller). With the JSON format
+    /// (`--log-format json`, or the file's `log.format` once it is read), each line is a JSON object at `critical`
+    /// with an `exit_code` field, like every other line, so a JSON log pipeline parses the line that explains a
+    /// crash loop (review 27 L2); else the bare `trigger-gateway: …` line. A failure before the format is known (an
+    /// unreadable file without `--log-format`) is the bare line.
+    static func fatal(_ lines: [String], exitCode: Int32, format: LogConfiguration.Format?) -> ExitCode {
+        for line in lines {
+            if format == .json {
+                LineLogHandler.writeDetachedLine(
+                    format: .json, level: .critical, label: "trigger-gateway", message: line,
+                    metadata: ["exit_code": .stringConvertible(exitCode)])
+            } else {
+                FileHandle.standardError.write(Data("trigger-gateway: \(line)\n".utf8))
+            }
+        }
+        return ExitCode(exitCode)
+    }
+}

@@ -356,6 +356,47 @@ struct ProcessTests {
         }
     }
 
+    /// Review 27 L2: with `--log-format json` the fatal line was bare text (the only one, for an invalid file).
+    @Test("--log-format json: a fatal start-up error is a JSON line at critical with exit_code, and every line parses")
+    func fatalErrorsInJSON() async throws {
+        let dir = FileManager.default.temporaryDirectory
+        let bad = dir.appendingPathComponent("tg-fatal-\(UUID().uuidString).yaml")
+        try "limits: {max_batch: many}\n".write(to: bad, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        let dataDir = dir.appendingPathComponent("tg-fatal-data-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        func objects(_ stderr: String) throws -> [[String: Any]] {
+            try stderr.split(separator: "\n").map { line in
+                try #require(
+                    try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+            }
+        }
+        // An invalid file: exit 2, its mistake as JSON.
+        let invalid = try await TestProcess.run(
+            Self.gatewayPath,
+            ["serve", "--log-format", "json", "--config", bad.path, "--listen", "127.0.0.1:0", "--data-dir", dataDir])
+        #expect(invalid.status == 2)
+        let lines = try objects(invalid.stderr)
+        #expect(lines.count == 1, "\(invalid.stderr)")  // one mistake, one line
+        #expect(lines.allSatisfy { $0["level"] as? String == "critical" && $0["exit_code"] as? Int == 2 })
+        #expect(
+            (lines.first?["msg"] as? String)?.hasSuffix("limits.max_batch: expected an integer, got \"many\"") == true,
+            "\(invalid.stderr)")
+        // A port that is taken: exit 1, every line JSON, the last the fatal one.
+        try await withTestGateway { gateway in
+            let taken = try await TestProcess.run(
+                Self.gatewayPath,
+                ["serve", "--log-format", "json", "--listen", "127.0.0.1:\(gateway.port)", "--data-dir", dataDir],
+                environment: ["SWIFT_BACKTRACE": "enable=no"])
+            #expect(taken.status == 1)
+            let last = try #require(try objects(taken.stderr).last, "\(taken.stderr)")
+            #expect(last["level"] as? String == "critical" && last["exit_code"] as? Int == 1, "\(taken.stderr)")
+            #expect(
+                last["msg"] as? String == "cannot listen on 127.0.0.1:\(gateway.port): address already in use",
+                "\(taken.stderr)")
+        }
+    }
+
     @Test("refused backends: the client reads the pool and the reason; the log names each endpoint and the ejection")
     func backendFailureLogged() async throws {
         var deadPorts: [Int] = []
