@@ -156,6 +156,9 @@ extension GatewayConfiguration {
         "abacus", "tls", "schedules", "craft", "namespaces", "log",
     ]
 
+    /// Tokens shorter than this many bytes get a warning (never their value).
+    static let shortTokenLength = 16
+
     /// `tokens:`, each item checked on its own (`ConfigMistakes`); the ones with a mistake are left out.
     private static func readTokens(_ node: Node, _ reader: ConfigNodeReader) -> [TokenConfiguration] {
         var tokens: [TokenConfiguration] = []
@@ -168,6 +171,14 @@ extension GatewayConfiguration {
             // Tokens travel in `Authorization: Bearer <t>`; whitespace or control bytes could never match.
             guard token.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
                 throw reader.error(entry.path("token"), tokenNode, "must not contain spaces or control characters")
+            }
+            // A token is a password sent with every request: a short one is guessable (review 27 I3). Warned, not
+            // refused (nginx and Envoy check nothing); 16 characters is 64 bits as hex, the least worth calling random.
+            if token.utf8.count < Self.shortTokenLength {
+                reader.warn(
+                    entry.path("token"), tokenNode,
+                    "is shorter than \(Self.shortTokenLength) characters: use a long random token (openssl rand -hex 16)"
+                )
             }
             if let first = tokens.firstIndex(where: { $0.token == token }) {
                 // Never echo the secret itself.

@@ -392,4 +392,16 @@ struct GatewayConfigurationWarningTests {
                 "2 kb is 2000 bytes (an SI suffix: powers of 1000); the binary 2 KiB would be 2048"
             ])
     }
+
+    /// Review 27 I3: `token: short` was accepted without a word.
+    @Test("a token under 16 characters is warned about by its path, never its value; 16 is not")
+    func shortTokenWarned() throws {
+        let short = String(repeating: "k", count: 15)
+        let config = try GatewayConfiguration.parse(
+            yaml: "tokens:\n  - {name: a, token: \(short)}\n  - {name: b, token: \(short)x}\n", source: "t.yaml")
+        #expect(config.warnings.map(\.path) == ["tokens[0].token"])
+        let text = config.warnings.map(\.description).joined()
+        #expect(text.contains("shorter than 16 characters"), "\(text)")
+        #expect(!text.contains(short), "the warning echoes the token: \(text)")
+    }
 }
