@@ -80,6 +80,14 @@ extension GatewayApp {
             keys.append((dataDir.hasSuffix("/") ? dataDir + name : "\(dataDir)/\(name)", "the Craft AI signing key"))
         }
         if let tls = configuration.tls { keys.append((tls.keyFile, "tls.key_file")) }
+        // The secrets read from files (review 27 M2).
+        for (i, token) in configuration.tokens.enumerated() {
+            if let file = token.tokenFile { keys.append((file, "tokens[\(i)].token_file")) }
+        }
+        if let file = configuration.store.passwordFile { keys.append((file, "store.password_file")) }
+        for route in configuration.routes {
+            if let file = route.webhook?.secretFile { keys.append((file, "a route's webhook.secret_file")) }
+        }
         for pool in configuration.pools {
             if let keyFile = pool.tls?.keyFile { keys.append((keyFile, "pools[\(pool.name)].tls.key_file")) }
         }

@@ -21,6 +21,7 @@ extension GatewayApp {
             throw ConfigError(source: config.source, path: "store.url", message: error.description)
         }
         configuration.tablePrefix = config.store.tablePrefix
+        if let password = config.store.password { configuration.password = password }
         configuration.maximumConnections = config.store.postgresPoolSize
         do {
             switch configuration.tls.rootCertificate {

@@ -3,7 +3,7 @@ import Yams
 extension GatewayConfiguration {
     static let storeKeys = [
         "kind", "url", "table_prefix", "lease", "max_attempts", "retry_backoff", "max_retry_backoff", "retention",
-        "workers", "poll_interval", "max_wait", "health_interval", "max_connections",
+        "workers", "poll_interval", "max_wait", "health_interval", "max_connections", "password_file",
     ]
 
     static func readStore(_ node: Node, _ reader: ConfigNodeReader) throws(ConfigError) -> StoreConfiguration {
@@ -65,6 +65,20 @@ extension GatewayConfiguration {
         if let n = m["workers"] {
             store.workers = try reader.int(n, at: m.path("workers"), in: StoreConfiguration.workersRange)
         }
+        if let n = m["password_file"] {
+            guard store.kind == .postgres else {
+                throw reader.error(m.path("password_file"), n, "only a postgres store takes a password_file")
+            }
+            // A password in the URL too would leave which one counts to chance.
+            if let url = store.url, let at = url.lastIndex(of: "@"),
+                url[..<at].dropFirst("postgres://".count).contains(":")
+            {
+                throw reader.error(
+                    m.path("password_file"), n, "store.url has a password already: give it in one place")
+            }
+            let read = try reader.secretFile(n, at: m.path("password_file"))
+            (store.passwordFile, store.password) = (read.path, read.secret)
+        }
         if let n = m["max_connections"] {
             guard store.kind == .postgres else {
                 throw reader.error(
@@ -93,7 +107,7 @@ extension GatewayConfiguration {
         -> WebhookConfiguration
     {
         let m = try reader.mapping(
-            node, at: path, allowed: ["url", "secret", "max_attempts", "backoff", "timeout", "ca_file"])
+            node, at: path, allowed: ["url", "secret", "secret_file", "max_attempts", "backoff", "timeout", "ca_file"])
         guard let urlNode = m["url"] else { throw reader.error(m.path("url"), m.node, "missing (required)") }
         let url = try reader.nonEmptyString(urlNode, at: m.path("url"))
         let lowercased = url.lowercased()
@@ -120,6 +134,13 @@ extension GatewayConfiguration {
             webhook.caFile = try reader.nonEmptyString(n, at: m.path("ca_file"))
         }
         if let n = m["secret"] { webhook.secret = try reader.nonEmptyString(n, at: m.path("secret")) }
+        if let n = m["secret_file"] {
+            guard m["secret"] == nil else {
+                throw reader.error(m.path("secret_file"), n, "give secret or secret_file, not both")
+            }
+            let read = try reader.secretFile(n, at: m.path("secret_file"))
+            (webhook.secretFile, webhook.secret) = (read.path, read.secret)
+        }
         if let n = m["max_attempts"] {
             webhook.maxAttempts = try reader.int(
                 n, at: m.path("max_attempts"), in: WebhookConfiguration.maxAttemptsRange)

@@ -34,6 +34,10 @@ package struct StoreConfiguration: Sendable, Equatable {
     /// up to this plus one of the server's `max_connections` and of its role's `CONNECTION LIMIT` (review 27 M1:
     /// the size was neither stated nor settable, and a role limit under it failed every async trigger at start).
     package var maxConnections: Int?
+    /// `password_file` (PostgreSQL only): the file ``password`` was read from; the URL then has no password.
+    package var passwordFile: String?
+    /// The PostgreSQL password read from `password_file` (nil: the URL's own, if any). Never printed.
+    package var password: String?
     /// The pool sizes `max_connections` takes: two at least, one for the claim loop and one for accepts.
     package static let maxConnectionsRange = 2...1000
 

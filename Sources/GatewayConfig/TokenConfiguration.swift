@@ -4,6 +4,8 @@ package struct TokenConfiguration: Sendable, Equatable {
     package var name: String
     /// The secret itself. Never printed, not even in config errors.
     package var token: String
+    /// `token_file`: the file `token` was read from, when it was (for its mode check); nil when inline.
+    package var tokenFile: String?
     /// The namespaces this principal may act for besides itself (Instill's `instill-requester-uid`): exact
     /// namespace ids, or `*` for any. Empty: only itself.
     package var requesters: [String]

@@ -9,6 +9,8 @@ package struct WebhookConfiguration: Sendable, Equatable {
     package var path: String
     /// HMAC-SHA256 key of the `trigger-gateway-signature` header; nil sends no signature.
     package var secret: String?
+    /// `secret_file`: the file `secret` was read from, when it was (for its mode check).
+    package var secretFile: String?
     /// Deliveries tried before giving up (non-2xx answers and connection failures are retried).
     package var maxAttempts: Int
     /// Wait before the second delivery, doubled for each further one.

@@ -468,4 +468,49 @@ struct ReloadProcessTests {
         await client.close()
         #expect(await server.stop() == 0)
     }
+
+    /// Review 27 M2: a token can come from a file (`token_file`), re-read at each reload, so a rotated secret takes
+    /// effect with SIGHUP and never sits in the versioned file.
+    @Test(
+        "token_file: its token authenticates; after the file is rewritten and SIGHUP the new one does, the old is 401")
+    func tokenFileRotatedByReload() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-tokenfile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tokenFile = dir.appendingPathComponent("ci.token")
+        let old = "old-0123456789abcdef", new = "new-0123456789abcdef"
+        try (old + "\n").write(to: tokenFile, atomically: true, encoding: .utf8)
+        // Open to other users: warned about at start, as a TLS key is.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: tokenFile.path)
+        let file = dir.appendingPathComponent("gateway.yaml")
+        try "tokens: [{name: ci, token_file: \(tokenFile.path)}]\n".write(to: file, atomically: true, encoding: .utf8)
+        try await ProcessTests.withGatewayProcess(["--config", file.path]) { server in
+            let client = try await TestHTTPClient.connect(port: server.port)
+            func status(_ token: String) async throws -> Int {
+                try await client.request(
+                    "POST", "/v1beta/namespaces/demo/pipelines/echo/trigger",
+                    headers: jsonHeaders + [("authorization", "Bearer \(token)")],
+                    body: ByteBuffer(string: #"{"data":[{"variable":{"x":1}}]}"#)
+                ).status
+            }
+            #expect(try await status(old) == 200)
+            #expect(try await status(new) == 401)
+            #expect(
+                server.logged.contains("tokens[0].token_file \(tokenFile.path) is open to other users (mode 0644)"),
+                "\(server.logged)")
+            try (new + "\n").write(to: tokenFile, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reloaded", timeout: .seconds(10)) == 1)
+            #expect(try await status(new) == 200)
+            #expect(try await status(old) == 401)
+            // An empty file at a reload is refused with its path; the running token stays.
+            try "\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+            server.signal(SIGHUP)
+            #expect(await server.logOccurrences(of: "config reload refused", timeout: .seconds(10)) == 1)
+            #expect(server.logged.contains("\(tokenFile.path) is empty"), "\(server.logged)")
+            #expect(try await status(new) == 200)
+            #expect(!server.logged.contains(old) && !server.logged.contains(new), "a token was logged")
+            await client.close()
+        }
+    }
 }
