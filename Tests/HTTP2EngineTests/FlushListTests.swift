@@ -229,7 +229,10 @@ struct FlushListOwnerTests {
             let list = HTTP2FlushList.forLoop(owner)!
             list.written(connection, on: owner)
             owner.dropTasks()  // the tick's task (and its token) let go of, unrun
-            return (connection.flushes, HTTP2FlushList.forLoop(next) === list, list.isEmpty && connection.flushListing == .none)
+            return (
+                connection.flushes, HTTP2FlushList.forLoop(next) === list,
+                list.isEmpty && connection.flushListing == .none
+            )
         }
         #expect(flushes == 0)
         #expect(nextLoopGetsIt)
@@ -255,7 +258,10 @@ struct FlushAtReadEndTests {
             try pair.startRequest(body: "ping")
             // The server's loop does not run: only the end of the read that carried the request flushes the answer.
             try pair.interact()
-            return (pair.clientDelegate.body(1), pair.clientDelegate.events(for: 1).contains(.trailers(1, ["grpc-status": "0"])))
+            return (
+                pair.clientDelegate.body(1),
+                pair.clientDelegate.events(for: 1).contains(.trailers(1, ["grpc-status": "0"]))
+            )
         }
         #expect(body == "ping")
         #expect(trailed)
