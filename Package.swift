@@ -104,6 +104,10 @@ let package = Package(
         // Vector kernels for base64 (SSSE3 encoding, SSE2 alphabet check), chosen at run time (issue 12).
         .target(name: "CBase64", cSettings: fuzzCSettings),
 
+        // Per-thread objects (an event loop is a thread): the hot path's per-loop state, lock-free. No dependencies,
+        // so the HTTP/2 engine may use it too.
+        .target(name: "ThreadLocals", swiftSettings: swiftSettings),
+
         // The model: no I/O, no protocol types.
         .target(name: "TriggerModel", dependencies: ["CBase64", nioCore], swiftSettings: swiftSettings),
 
@@ -111,7 +115,8 @@ let package = Package(
         .target(
             name: "Observability",
             dependencies: [
-                .product(name: "Prometheus", package: "swift-prometheus"), "TriggerModel", nioCore, logging,
+                .product(name: "Prometheus", package: "swift-prometheus"), "ThreadLocals", "TriggerModel", nioCore,
+                logging,
             ],
             swiftSettings: swiftSettings,
             plugins: ["RevisionStamp"]
@@ -120,7 +125,8 @@ let package = Package(
         .plugin(name: "RevisionStamp", capability: .buildTool()),
 
         // Codecs and engines.
-        .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
+        .target(
+            name: "HTTP2Engine", dependencies: ["CNghttp2", "ThreadLocals", nioCore], swiftSettings: swiftSettings),
         .target(
             name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: swiftSettings),
@@ -212,7 +218,7 @@ let package = Package(
         .target(
             name: "GatewayServer",
             dependencies: [
-                "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing",
+                "ThreadLocals", "TriggerModel", "WireCodecs", "ProtoCodec", "HTTP2Engine", "TriggerDispatch", "Routing",
                 "GatewayConfig",
                 "AsyncDispatch", "OperationStore", "AbacusSurface", "CraftSurface", "Observability", nioCore, nioPosix,
                 nioHTTP1, logging, lifecycle,
@@ -348,6 +354,7 @@ let package = Package(
             ],
             swiftSettings: testSwiftSettings
         ),
+        .testTarget(name: "ThreadLocalsTests", dependencies: ["ThreadLocals"], swiftSettings: testSwiftSettings),
         .testTarget(
             name: "TriggerModelTests", dependencies: ["TriggerModel", "SeededRandom", nioCore],
             swiftSettings: testSwiftSettings),

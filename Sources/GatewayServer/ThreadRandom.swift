@@ -1,3 +1,4 @@
+import ThreadLocals
 import TriggerModel
 
 /// The random words of trace ids, span ids and request ids: a xoshiro256** generator per thread, seeded once

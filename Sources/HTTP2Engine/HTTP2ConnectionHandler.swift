@@ -22,9 +22,17 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     /// The session this handler drives; call its operations on the channel's event loop.
     package let session: NGHTTP2Session
     private var context: ChannelHandlerContext?
-    /// ``HTTP2SessionConfiguration/flushesOncePerTick``, and whether this tick's flush is already scheduled.
+    /// With ``HTTP2SessionConfiguration/flushesOncePerTick``: the event loop's list of connections waiting for a
+    /// flush, taken when the handler is added; and where this connection waits in it.
     private let flushesOncePerTick: Bool
+    private var flushList: HTTP2FlushList?
+    /// Without a list (a loop that shares its thread with another's: tests), whether this connection's own tick
+    /// flush is scheduled.
     private var flushScheduled = false
+    package var flushListing = HTTP2FlushList.Listing.none
+    /// Between the first `channelRead` of a readable event and its `channelReadComplete`: NIO reads a socket up to
+    /// `maxMessagesPerRead` times per event, and what those reads write is flushed once, at the event's end.
+    private var isInReadEvent = false
 
     package init(
         role: HTTP2SessionRole,
@@ -37,6 +45,7 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if self.flushesOncePerTick { self.flushList = HTTP2FlushList.forLoop(context.eventLoop) }
         self.session.attach(transport: self, eventLoop: context.eventLoop, allocator: context.channel.allocator)
         if context.channel.isActive {
             self.session.start()
@@ -46,6 +55,12 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     package func handlerRemoved(context: ChannelHandlerContext) {
         self.session.transportClosed()
         self.session.detachTransport()
+        self.flushList?.remove(self)
+        if self.isInReadEvent {
+            self.isInReadEvent = false
+            self.flushList?.readEnded(on: context.eventLoop)
+        }
+        self.flushList = nil
         self.context = nil
     }
 
@@ -60,7 +75,25 @@ package final class HTTP2ConnectionHandler: ChannelDuplexHandler, RemovableChann
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let flushList = self.flushList else {
+            self.session.receive(Self.unwrapInboundIn(data))
+            return
+        }
+        // What this readable event's reads write, to this connection or to others of the loop, is flushed when it
+        // ends (or, for a busy connection, at the end of the tick): see ``HTTP2FlushList``.
+        if !self.isInReadEvent {
+            self.isInReadEvent = true
+            flushList.readStarted()
+        }
         self.session.receive(Self.unwrapInboundIn(data))
+    }
+
+    package func channelReadComplete(context: ChannelHandlerContext) {
+        if self.isInReadEvent {
+            self.isInReadEvent = false
+            self.flushList?.readEnded(on: context.eventLoop)
+        }
+        context.fireChannelReadComplete()
     }
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -84,25 +117,40 @@ extension HTTP2ConnectionHandler: HTTP2SessionTransport {
         guard let context = self.context else { return }
         // `NIOAny(bytes)`, not `Self.wrapOutboundOut(bytes)`: the latter was called unspecialised, through
         // NIOCore's generic extension (~500 instructions a write, two writes per proxied gRPC call; issue 11).
-        guard self.flushesOncePerTick else {
+        if let flushList = self.flushList {
+            context.write(NIOAny(bytes), promise: nil)
+            flushList.written(self, on: context.eventLoop)
+        } else if self.flushesOncePerTick {
+            context.write(NIOAny(bytes), promise: nil)
+            guard !self.flushScheduled else { return }
+            self.flushScheduled = true
+            // Tasks run after the tick's I/O: every drain of this tick is written by one flush.
+            context.eventLoop.assumeIsolated().execute {
+                self.flushScheduled = false
+                self.context?.flush()
+            }
+        } else {
             context.writeAndFlush(NIOAny(bytes), promise: nil)
-            return
-        }
-        context.write(NIOAny(bytes), promise: nil)
-        guard !self.flushScheduled else { return }
-        self.flushScheduled = true
-        // Tasks run after the tick's I/O: every drain of this tick (this connection's reads, and the answers
-        // other connections' reads completed) is written by one flush.
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.context?.flush()
         }
     }
 
     func sessionClose() {
         // What the last drain wrote (a GOAWAY) must not be dropped by the close.
-        if self.flushScheduled { self.context?.flush() }
+        if self.flushListing != .none || self.flushScheduled {
+            self.flushList?.remove(self)
+            self.context?.flush()
+        }
         self.context?.close(promise: nil)
+    }
+}
+
+extension HTTP2ConnectionHandler: HTTP2FlushListMember {
+    /// At most one stream: the frontend of a call whose answer this read completed, the backend connection of the
+    /// one call a read started.
+    package var flushesAtReadEnd: Bool { self.session.streams.count <= 1 }
+
+    package func flushListedWrites() {
+        self.context?.flush()
     }
 }
 

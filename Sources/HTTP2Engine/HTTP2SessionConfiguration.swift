@@ -65,8 +65,9 @@ package struct HTTP2SessionConfiguration: Hashable, Sendable {
     package var requestReceiptTimeout: TimeAmount?
     /// Whether the connection's writes are flushed once per event-loop tick rather than once per drain: the
     /// answers of many streams completed in one tick (say, by one read of a backend connection carrying many
-    /// responses) then leave in one `write` system call, as nghttpx batches its writes. Off by default:
-    /// an `EmbeddedChannel` never runs the tick's flush on its own.
+    /// responses) then leave in one `write` system call, as nghttpx batches its writes. A connection carrying at
+    /// most one stream is flushed as soon as the HTTP/2 read that wrote to it ends, without waiting for the tick
+    /// (``HTTP2FlushList``). Off by default: an `EmbeddedChannel` never runs the tick's flush on its own.
     package var flushesOncePerTick = false
     /// Server only: how fast the client may reset streams (RST_STREAM) before the connection is ended with
     /// GOAWAY(ENHANCE_YOUR_CALM); see ``HTTP2StreamResetRateLimit`` (rapid reset, CVE-2023-44487). libnghttp2's

@@ -1,5 +1,6 @@
 package import Logging
 import Synchronization
+import ThreadLocals
 package import TriggerModel
 
 /// The access log: one `info` line per finished request, every field of its `RequestRecord` as swift-log

@@ -1,5 +1,6 @@
 package import Prometheus
 import Synchronization
+import ThreadLocals
 import TriggerModel
 
 /// The request-level families, fed by one ``RequestRecord`` per finished request:

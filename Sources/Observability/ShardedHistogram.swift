@@ -4,6 +4,7 @@
     import Darwin
 #endif
 import Synchronization
+import ThreadLocals
 import TriggerModel
 
 /// A Prometheus histogram family whose series record without a lock: each thread that records into a series

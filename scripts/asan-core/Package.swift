@@ -29,7 +29,8 @@ let package = Package(
         ),
         .target(name: "CBase64"),
         .target(name: "TriggerModel", dependencies: ["CBase64", nioCore], swiftSettings: swiftSettings),
-        .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
+        .target(name: "ThreadLocals", swiftSettings: swiftSettings),
+        .target(name: "HTTP2Engine", dependencies: ["CNghttp2", "ThreadLocals", nioCore], swiftSettings: swiftSettings),
         .target(
             name: "ProtoCodec", dependencies: ["CTriggerProtos", "TriggerModel", "WireCodecs", nioCore],
             swiftSettings: swiftSettings),

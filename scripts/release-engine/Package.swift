@@ -25,7 +25,9 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
-        .target(name: "HTTP2Engine", dependencies: ["CNghttp2", nioCore], swiftSettings: swiftSettings),
+        .target(name: "ThreadLocals", swiftSettings: swiftSettings),
+        .target(
+            name: "HTTP2Engine", dependencies: ["CNghttp2", "ThreadLocals", nioCore], swiftSettings: swiftSettings),
         // `-enable-testing`: the queue is internal and its tests import it `@testable`; the code is still built -O.
         .target(
             name: "Backends", dependencies: [nioCore],

@@ -4,7 +4,7 @@
     import Darwin
 #endif
 import Testing
-import TriggerModel
+import ThreadLocals
 
 @Suite("Thread-local objects")
 struct ThreadLocalObjectTests {
