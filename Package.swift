@@ -118,10 +118,10 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"), "ThreadLocals", "TriggerModel", nioCore,
                 logging,
             ],
-            swiftSettings: swiftSettings,
-            plugins: ["RevisionStamp"]
+            swiftSettings: swiftSettings
         ),
-        // `trigger_gateway_build_info{revision}` from git at build time (review 26 L8).
+        // `trigger_gateway_build_info{revision}` from git at build time (review 26 L8), stamped into the executable
+        // only: see Sources/Observability/BuildInfo.swift.
         .plugin(name: "RevisionStamp", capability: .buildTool()),
 
         // Codecs and engines.
@@ -263,7 +263,8 @@ let package = Package(
                 "Observability", argumentParser, nioCore, nioPosix, logging, lifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["RevisionStamp"]
         ),
 
         // The libFuzzer entry points (driven by scripts/fuzz, a separate package).

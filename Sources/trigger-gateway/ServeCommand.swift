@@ -53,6 +53,7 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: LogConfiguration.Level?
 
     func run() async throws {
+        GatewayBuild.stamp(revision: stampedRevision)
         // systemd socket activation, read first: its variables are unset at once (sd_listen_fds(3)), and a bad
         // descriptor is one line and exit 1 before anything else starts.
         let inherited: (listener: InheritedListener?, ignored: String?)

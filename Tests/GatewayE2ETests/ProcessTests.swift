@@ -2,6 +2,7 @@ import Foundation
 import GatewayTestSupport
 import NIOCore
 import NIOPosix
+import Observability
 import Synchronization
 import Testing
 
@@ -25,6 +26,39 @@ struct ProcessTests {
         } catch {
             await server.stop()
             throw error
+        }
+    }
+
+    /// Review 26 L8: the revision is stamped into the executable at build time and handed to the library modules
+    /// at start-up (`GatewayBuild.stamp(revision:)`), so only the real executable can show it.
+    @Test(
+        "the executable's revision is this repository's HEAD commit (-dirty when tracked files differed): on the configuration loaded line and in build_info"
+    )
+    func revisionIsStamped() async throws {
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        // The package directory from this file's path: Tests/GatewayE2ETests/<file>.
+        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        git.arguments = ["-C", package.path, "rev-parse", "HEAD"]
+        let output = Pipe()
+        git.standardOutput = output
+        try git.run()
+        git.waitUntilExit()
+        let head = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try await Self.withGatewayProcess { server in
+            let loaded = try #require(
+                await AccessLogTests.lines(of: server, containing: "configuration loaded").first, "\(server.logged)")
+            let revision = try #require(AccessLogTests.logfmt(loaded)["gateway.revision"], "\(loaded)")
+            let commit = revision.hasSuffix("-dirty") ? String(revision.dropLast("-dirty".count)) : revision
+            #expect(commit == head, "built at \(revision), HEAD is \(head): rebuild after a commit")
+            let client = try await TestHTTPClient.connect(port: server.port)
+            let scrape = Exposition(try await client.request("GET", "/metrics").bodyString)
+            await client.close()
+            #expect(
+                scrape.samples[
+                    #"trigger_gateway_build_info{version="\#(GatewayBuild.version)",revision="\#(revision)"}"#] == 1)
         }
     }
 

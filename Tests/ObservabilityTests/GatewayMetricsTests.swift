@@ -369,28 +369,6 @@ struct GatewayMetricsTests {
     }
 
     @Test(
-        "the build's revision is this repository's HEAD commit, stamped at build time (-dirty when tracked files differed)"
-    )
-    func revisionIsStamped() throws {
-        let revision = GatewayBuild.revision
-        let commit = revision.hasSuffix("-dirty") ? String(revision.dropLast("-dirty".count)) : revision
-        #expect(commit.count == 40 && commit.allSatisfy(\.isHexDigit), "\(revision)")
-        // The package directory from this file's path: Tests/ObservabilityTests/<file>.
-        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let git = Process()
-        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        git.arguments = ["-C", package.path, "rev-parse", "HEAD"]
-        let output = Pipe()
-        git.standardOutput = output
-        try git.run()
-        git.waitUntilExit()
-        let head = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(commit == head, "built at \(revision), HEAD is \(head): rebuild after a commit")
-    }
-
-    @Test(
         "async_queued{pool} and async_oldest_queued_timestamp_seconds{pool}: absent after a count that failed, back with the next count; a pool a reload removed goes"
     )
     func queueUnknown() throws {
