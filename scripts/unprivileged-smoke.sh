@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the built trigger-gateway and demo-runner (http and grpc transports) as an unprivileged user and
 # drives REST (curl), gRPC (grpcurl), an http backend and a grpc backend through them, plus an async trigger
-# (the SQLite store writes into a data dir that user owns), a SIGHUP reload, and TLS (the listener's, and a pool's
-# client certificate for TLS to backends) with a key only that user can read.
+# (the SQLite store writes into a data dir that user owns), a SIGHUP reload, sd_notify to a notify socket root bound,
+# and TLS (the listener's, and a pool's client certificate for TLS to backends) with a key only that user can read.
 #
 # CI and sessions run as root, which hides permission bugs: a socket option that needs CAP_NET_ADMIN once
 # made every accepted connection fail for anyone else. Usage: scripts/unprivileged-smoke.sh [BIN_DIR]
@@ -63,8 +63,22 @@ routes:
   - {namespace: viagrpc, pipeline: "*", pool: rpc}
 YAML
 chmod 644 "$work/gateway.yaml"
-start "$work/gateway.log" "$work/trigger-gateway" serve --config "$work/gateway.yaml" \
-    --listen 127.0.0.1:0 --data-dir "$work/state/data"
+# systemd's notify socket (Type=notify, sd_notify(3)) as the service manager binds it: by root, writable by all; the
+# gateway, as the user, must reach it. Each datagram is appended to notify.log.
+python3 - "$work/notify" "$work/notify.log" <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+with open(sys.argv[2], "a") as log:
+    while True:
+        log.write(s.recv(4096).decode() + "\n---\n")
+        log.flush()
+PY
+pids+=($!)
+for _ in $(seq 1 100); do [ -S "$work/notify" ] && break; sleep 0.05; done
+start "$work/gateway.log" env NOTIFY_SOCKET="$work/notify" "$work/trigger-gateway" serve \
+    --config "$work/gateway.yaml" --listen 127.0.0.1:0 --data-dir "$work/state/data"
 port=$started_port
 gateway_pid=$started_pid
 base="http://127.0.0.1:$port/v1beta/namespaces"
@@ -139,6 +153,14 @@ fi
 sed -i 's/namespace: viagrpc/namespace: viarpc/' "$work/gateway.yaml"
 kill -HUP "$gateway_pid"
 for _ in $(seq 1 100); do grep -q "config reloaded" "$work/gateway.log" && break; sleep 0.05; done
+for _ in $(seq 1 100); do grep -q "STATUS=configuration reloaded" "$work/notify.log" 2>/dev/null && break; sleep 0.05; done
+expect "sd_notify as the user: ready, then reloading and ready again" \
+    "READY=1
+STATUS=listening on 127.0.0.1:$port
+MAINPID=$gateway_pid
+---
+RELOADING=1" "$(cat "$work/notify.log" 2>/dev/null)"
+expect "sd_notify: the reload's end" "STATUS=configuration reloaded" "$(cat "$work/notify.log")"
 out=$(curl -sS --max-time 10 -H 'content-type: application/json' -d "$body" "$base/viarpc/pipelines/upper/trigger")
 expect "a route added by SIGHUP answers" '"HELLO"' "$out"
 

@@ -54,6 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         GatewayBuild.stamp(revision: stampedRevision)
+        // systemd's `Type=notify` (sd_notify(3)): ready once listening, reloading during a SIGHUP's reload, stopping
+        // from the stop signal on. Nil unless the service manager asked for it.
+        let notifier = ServiceManagerNotifier.fromEnvironment(ProcessInfo.processInfo.environment)
         // systemd socket activation, read first: its variables are unset at once (sd_listen_fds(3)), and a bad
         // descriptor is one line and exit 1 before anything else starts.
         let inherited: (listener: InheritedListener?, ignored: String?)
@@ -197,10 +200,16 @@ struct ServeCommand: AsyncParsableCommand {
                         logger.warning("SIGHUP ignored: running the embedded default, there is no file to reload")
                         return
                     }
-                    app.reload(
+                    notifier?.reloading()
+                    let outcome = app.reload(
                         fromFile: configPath, listen: listenOverride, inheritedListen: inheritedListen,
                         dataDir: dataDir, logFormat: logFormat, logLevel: logLevel,
                         listenReusePort: reusePortOverride)
+                    // Refused or applied, the gateway serves (the running configuration stays when refused).
+                    notifier?.ready(
+                        status: outcome == .applied
+                            ? "configuration reloaded" : "configuration reload refused; the running configuration stays"
+                    )
                 }
             )
         )
@@ -229,6 +238,7 @@ struct ServeCommand: AsyncParsableCommand {
                 logger.info(
                     "stopping",
                     metadata: ["signal": "\(signal)", "shutdown_grace": "\(ConfigUnits.format(shutdownGrace))"])
+                notifier?.stopping()
                 await group.triggerGracefulShutdown()
                 break
             }
@@ -253,6 +263,7 @@ struct ServeCommand: AsyncParsableCommand {
                     } else {
                         FileHandle.standardOutput.write(Data("listening on \(listening)\n".utf8))
                     }
+                    notifier?.ready(status: "listening on \(listening)")
                 }
                 try await tasks.waitForAll()
             }

@@ -11,12 +11,14 @@ import Testing
 struct ProcessTests {
     static var gatewayPath: String { TestProcess.productsDirectory.appendingPathComponent("trigger-gateway").path }
 
-    static func withGatewayProcess<T>(_ arguments: [String] = [], _ body: (TestProcess.Server) async throws -> T)
-        async throws -> T
-    {
+    static func withGatewayProcess<T>(
+        _ arguments: [String] = [], environment: [String: String] = [:],
+        _ body: (TestProcess.Server) async throws -> T
+    ) async throws -> T {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tg-data-\(UUID().uuidString)").path
         let server = try await TestProcess.Server.start(
-            gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir] + arguments
+            gatewayPath, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir] + arguments,
+            environment: environment
         )
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         do {

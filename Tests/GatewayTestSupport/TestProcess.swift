@@ -106,10 +106,16 @@ package enum TestProcess {
             return count()
         }
 
-        package static func start(_ executable: String, _ arguments: [String]) async throws -> Server {
+        /// `environment`: variables added to this process's own for the child (`NOTIFY_SOCKET`, say).
+        package static func start(
+            _ executable: String, _ arguments: [String], environment: [String: String] = [:]
+        ) async throws -> Server {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            }
             let out = Pipe()
             let err = Pipe()
             process.standardOutput = out
