@@ -67,7 +67,8 @@ package enum ConfigFile {
         if checkingDataDir, let problem = DataDirectoryLock.problem(ofDataDir: configuration.dataDir) {
             // `serve` makes data_dir (mkdir -p): say now when it could not (review 9, finding 10).
             check(after: "data_dir") { () throws(ConfigError) in
-                throw ConfigError(source: path, path: "data_dir", message: problem)
+                // Named as it was set: `check-config --data-dir` checks the flag's directory, not the file's.
+                throw ConfigError(source: path, path: dataDir == nil ? "data_dir" : "--data-dir", message: problem)
             }
         }
         // A periodic Craft AI deployment's inputs become an execution here (mappings, environment, cap).

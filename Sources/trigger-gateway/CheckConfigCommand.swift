@@ -3,8 +3,11 @@ import Foundation
 import GatewayApp
 import GatewayConfig
 
-/// `check-config FILE`: validates and exits non-zero with every mistake of the file, one path-precise line each
-/// in file order, then their count when there is more than one (`ConfigError.description`).
+/// `check-config FILE [--listen HOST:PORT] [--data-dir DIR]`: validates and exits non-zero with every mistake of the
+/// file, one path-precise line each in file order, then their count when there is more than one
+/// (`ConfigError.description`). `--listen` and `--data-dir` override the file as `serve`'s do, so a unit's
+/// `ExecStartPre=` given `ExecStart=`'s flags checks what `serve` will run: the listen policy against the address
+/// that serves, the data directory that will be made.
 struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
@@ -14,9 +17,17 @@ struct CheckConfigCommand: ParsableCommand {
     @Argument(help: "The YAML configuration file.")
     var file: String
 
+    @Option(help: "Address serve will listen on, HOST:PORT (as serve's --listen: overrides the file).")
+    var listen: String?
+
+    @Option(help: "Directory serve will use for its store and blobs (as serve's --data-dir: overrides the file).")
+    var dataDir: String?
+
     func run() throws {
         do {
-            let (configuration, digest) = try ConfigFile.load(path: file, checkingDataDir: true)
+            let listenOverride = try listen.map(ListenAddress.init(parsingFlag:))
+            let (configuration, digest) = try ConfigFile.load(
+                path: file, listen: listenOverride, dataDir: dataDir, checkingDataDir: true)
             let periodic = configuration.craft.deployments?.filter { $0.schedule != nil }.count ?? 0
             let counts =
                 "\(configuration.pools.count) pools, \(configuration.routes.count) routes, "
@@ -29,6 +40,18 @@ struct CheckConfigCommand: ParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(1)
+        }
+    }
+}
+
+extension ListenAddress {
+    /// `--listen`'s value (serve, check-config), its error naming the flag and the value given (the parser's own
+    /// message says what is missing, not where it came from).
+    init(parsingFlag text: String) throws(ConfigError) {
+        do {
+            try self.init(parsing: text)
+        } catch {
+            throw ConfigError(source: "--listen \(text)", path: "", message: "\(error)")
         }
     }
 }

@@ -70,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         var digest = ConfigFile.embeddedDigest
         let listenOverride: ListenAddress?
         do {
-            listenOverride = try listen.map { try ListenAddress(parsing: $0) }
+            listenOverride = try listen.map(ListenAddress.init(parsingFlag:))
             if let config {
                 (configuration, digest) = try ConfigFile.load(
                     path: config, listen: listenOverride, inheritedListen: inheritedListen, dataDir: dataDir)
@@ -89,7 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
         } catch {
             // Every mistake of the file, one prefixed line each (then their count), as check-config lists them.
-            throw Self.fatal((error as? ConfigError)?.lines ?? ["\(error)"], exitCode: 2, format: logFormat)
+            throw Self.fatal(error.lines, exitCode: 2, format: logFormat)
         }
 
         if listenReusePort { configuration.listenReusePort = true }

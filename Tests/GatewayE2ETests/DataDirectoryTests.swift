@@ -201,6 +201,14 @@ struct DataDirectoryTests {
         out = try await TestProcess.run(Self.gatewayPath, ["check-config", config])
         #expect(out.status == 0, "a creatable data_dir is fine: \(out.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(root)/new"), "check-config makes nothing")
+        // --data-dir overrides the file, as serve's does (a unit's ExecStartPre given ExecStart's flags), and a
+        // problem is named by the flag.
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", config, "--data-dir", "\(blocker)/data"])
+        #expect(out.status == 1, "\(out.stdoutString)")
+        #expect(out.stderr == "\(config): --data-dir: \(blocker) is not a directory\n", "\(out.stderr)")
+        try "data_dir: \(blocker)/data\n".write(toFile: config, atomically: false, encoding: .utf8)
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", config, "--data-dir", "\(root)/new/data"])
+        #expect(out.status == 0, "the flag's creatable directory, not the file's: \(out.stderr)")
 
         // serve with a relative data dir that cannot be made: relative to what, and which setting.
         out = try await TestProcess.run(

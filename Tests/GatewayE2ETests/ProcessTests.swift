@@ -373,6 +373,28 @@ struct ProcessTests {
         #expect(out.status == 0, "\(out.stderr)")
     }
 
+    /// Review 27 L1: a unit's `ExecStartPre=check-config` given `ExecStart=`'s flags checks what serve will run.
+    @Test(
+        "check-config --listen overrides the file as serve's does: the listen policy is checked against the address that will serve"
+    )
+    func checkConfigListenOverride() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tg-listen-\(UUID().uuidString).yaml")
+        try "listen: 0.0.0.0:8080\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        var out = try await TestProcess.run(Self.gatewayPath, ["check-config", file.path])
+        #expect(out.status == 1)
+        #expect(out.stderr.hasPrefix("\(file.path): listen: refusing to listen on 0.0.0.0:8080"), "\(out.stderr)")
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", file.path, "--listen", "127.0.0.1:8080"])
+        #expect(out.status == 0, "\(out.stderr)")
+        try "listen: 127.0.0.1:8080\n".write(to: file, atomically: true, encoding: .utf8)
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", file.path, "--listen", "[::]:8080"])
+        #expect(out.status == 1)
+        #expect(out.stderr.hasPrefix("\(file.path): listen: refusing to listen on [::]:8080"), "\(out.stderr)")
+        out = try await TestProcess.run(Self.gatewayPath, ["check-config", file.path, "--listen", "no-port"])
+        #expect(out.status == 1)
+        #expect(out.stderr.hasPrefix("--listen no-port: missing port"), "\(out.stderr)")
+    }
+
     @Test("a port that is taken makes serve exit non-zero with the reason, not hang")
     func portTaken() async throws {
         try await withTestGateway { gateway in
