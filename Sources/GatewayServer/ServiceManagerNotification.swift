@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     package import Glibc
 #endif
+import NIOCore
 
 /// The service manager's readiness protocol (sd_notify(3)) without libsystemd: one datagram per state change to
 /// the `AF_UNIX` socket `NOTIFY_SOCKET` names, so that a unit with `Type=notify` is "started" when the gateway
@@ -42,9 +43,8 @@ package struct ServiceManagerNotifier: Sendable, Equatable {
     /// A reload starts: `RELOADING=1` and the monotonic clock's now in µs.
     @discardableResult
     package func reloading() -> Bool {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let microseconds = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000
+        // NIODeadline's uptime is CLOCK_MONOTONIC on Linux (DispatchTime), the clock sd_notify(3) names.
+        let microseconds = NIODeadline.now().uptimeNanoseconds / 1_000
         return send("RELOADING=1\nMONOTONIC_USEC=\(microseconds)")
     }
 
