@@ -1,9 +1,10 @@
 import Foundation
 import PackagePlugin
 
-/// Stamps the VCS revision into the target it is applied to (Observability's `GatewayBuild.revision`, the
-/// `revision` label of `trigger_gateway_build_info`, as Prometheus' own `prometheus_build_info` carries it;
-/// review 26 L8).
+/// Stamps the VCS revision into the target it is applied to: the executable, which hands it to Observability's
+/// `GatewayBuild.stamp(revision:)` at start-up (the `revision` label of `trigger_gateway_build_info`, as Prometheus'
+/// own `prometheus_build_info` carries it; review 26 L8). Not a library target: every module importing it would be
+/// recompiled after each commit.
 ///
 /// A prebuild command, so it runs before every build: `git rev-parse HEAD` of the package directory, with `-dirty`
 /// when tracked files differ from it, written as `StampedRevision.swift` (`let stampedRevision = "<rev>"`) into

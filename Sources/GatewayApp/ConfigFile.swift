@@ -62,7 +62,14 @@ package enum ConfigFile {
             mistakes.collect(check)
         }
         check(after: "listen", "auth", "tokens") { () throws(ConfigError) in
-            try configuration.validateListenPolicy()
+            do throws(ConfigError) {
+                try configuration.validateListenPolicy()
+            } catch {
+                // Named as it was set, as `--data-dir` is below: the flag's address, not the file's `listen:`.
+                var refusal = error
+                if listen != nil, inheritedListen == nil { refusal.path = "--listen" }
+                throw refusal
+            }
         }
         if checkingDataDir, let problem = DataDirectoryLock.problem(ofDataDir: configuration.dataDir) {
             // `serve` makes data_dir (mkdir -p): say now when it could not (review 9, finding 10).

@@ -2,6 +2,7 @@
     package import Glibc
 #endif
 import NIOCore
+import Synchronization
 
 /// The service manager's readiness protocol (sd_notify(3)) without libsystemd: one datagram per state change to
 /// the `AF_UNIX` socket `NOTIFY_SOCKET` names, so that a unit with `Type=notify` is "started" when the gateway
@@ -10,17 +11,26 @@ import NIOCore
 /// protocol; nginx and Envoy do not.
 ///
 /// States sent (sd_notify(3)'s names):
-/// - `READY=1` with `STATUS=` and `MAINPID=`: the listener is bound (start-up), or a reload ended (applied or
-///   refused: the running configuration serves either way);
+/// - `READY=1` with `STATUS=` and `MAINPID=`: the listener is bound (start-up), or a reload ended (applied,
+///   refused, or ignored without a file: the gateway serves either way);
 /// - `RELOADING=1` with `MONOTONIC_USEC=` (CLOCK_MONOTONIC, µs: what `Type=notify-reload`, systemd 253+, requires):
 ///   a reload starts;
 /// - `STOPPING=1`: a stop signal arrived and the drain starts.
 ///
 /// A failed send is ignored, as sd_notify's callers do: the service manager may have gone away, and nothing the
 /// gateway serves depends on it. Without `NOTIFY_SOCKET` (not under systemd, or `Type=simple`) nothing is sent.
-package struct ServiceManagerNotifier: Sendable, Equatable {
+package final class ServiceManagerNotifier: Sendable {
     /// `NOTIFY_SOCKET` as given: a path (`/run/systemd/notify`), or `@name` for Linux's abstract namespace.
     package let socketPath: String
+
+    /// What the service manager was told last: the states only move forward, so that a SIGHUP before start-up's
+    /// `READY=1` does not tell systemd start-up finished (SIGHUP is trapped before the listener binds), and a
+    /// reload that ends after `STOPPING=1` does not take the stop back with `READY=1`.
+    private enum Phase {
+        case starting, ready, reloading, stopping
+    }
+
+    private let phase = Mutex(Phase.starting)
 
     /// The notifier `NOTIFY_SOCKET` asks for, nil when it is unset, empty, neither absolute nor abstract, or longer
     /// than a socket address holds (108 bytes with the terminator, unix(7)): sd_notify ignores those too.
@@ -34,24 +44,55 @@ package struct ServiceManagerNotifier: Sendable, Equatable {
         self.socketPath = socketPath
     }
 
-    /// The listener is bound, or a reload ended: `READY=1`, with `status` for `systemctl status`.
+    /// Start-up is done (the listener is bound): `READY=1`, with `status` for `systemctl status`. Nothing once the
+    /// stop began.
     @discardableResult
     package func ready(status: String) -> Bool {
-        send("READY=1\nSTATUS=\(status)\nMAINPID=\(getpid())")
+        let send = phase.withLock { phase in
+            guard phase == .starting else { return false }
+            phase = .ready
+            return true
+        }
+        return send && self.send(Self.readyState(status))
     }
 
-    /// A reload starts: `RELOADING=1` and the monotonic clock's now in µs.
-    @discardableResult
-    package func reloading() -> Bool {
-        // NIODeadline's uptime is CLOCK_MONOTONIC on Linux (DispatchTime), the clock sd_notify(3) names.
-        let microseconds = NIODeadline.now().uptimeNanoseconds / 1_000
-        return send("RELOADING=1\nMONOTONIC_USEC=\(microseconds)")
+    /// Runs `reload`, between `RELOADING=1` (with the monotonic clock's now in µs, which `Type=notify-reload`
+    /// requires) and `READY=1` with the status `reload` returns, when the gateway is ready; before start-up's
+    /// `READY=1` or after `STOPPING=1` it runs `reload` and tells nothing.
+    package func reloading(_ reload: () -> String) {
+        let told = phase.withLock { phase in
+            guard phase == .ready else { return false }
+            phase = .reloading
+            return true
+        }
+        guard told else {
+            _ = reload()
+            return
+        }
+        // NIODeadline's uptime is CLOCK_MONOTONIC on Linux, the clock sd_notify(3) names.
+        self.send("RELOADING=1\nMONOTONIC_USEC=\(NIODeadline.now().uptimeNanoseconds / 1_000)")
+        let status = reload()
+        let ready = phase.withLock { phase in
+            guard phase == .reloading else { return false }
+            phase = .ready
+            return true
+        }
+        if ready { self.send(Self.readyState(status)) }
     }
 
-    /// The stop (drain) starts: `STOPPING=1`.
+    /// The stop (drain) starts: `STOPPING=1`, once.
     @discardableResult
     package func stopping() -> Bool {
-        send("STOPPING=1")
+        let send = phase.withLock { phase in
+            guard phase != .stopping else { return false }
+            phase = .stopping
+            return true
+        }
+        return send && self.send("STOPPING=1")
+    }
+
+    private static func readyState(_ status: String) -> String {
+        "READY=1\nSTATUS=\(status)\nMAINPID=\(getpid())"
     }
 
     /// Sends `state` (newline-separated `KEY=value` assignments) as one datagram; false when it could not be sent.

@@ -82,15 +82,12 @@ package final class HTTP2FlushList {
         let list: HTTP2FlushList
         init(list: HTTP2FlushList) { self.list = list }
         deinit {
-            // Still the list's token: its task was dropped unrun, with its loop (a test's loop dropped, a group shut
-            // down). What waited for it is of that loop and is not flushed; the list is free for the next loop
-            // (possibly at the same address), with nothing of the old one in it.
+            // Still the list's token: its task was dropped unrun (a loop shut down, a test's loop letting go of
+            // it). The next write schedules a new task, which flushes what waited too. The owner stays: the loop's
+            // handlers may still hold the list, so no other loop may take it (and this may run on any thread).
             if self.list.tickFlushToken == ObjectIdentifier(self) {
                 self.list.tickFlushLoop = nil
                 self.list.tickFlushToken = nil
-                for member in self.list.atTickEnd { member.flushListing = .none }
-                self.list.atTickEnd.removeAll()
-                self.list.owner = nil
             }
         }
     }

@@ -196,20 +196,22 @@ struct ServeCommand: AsyncParsableCommand {
         services.append(
             .init(
                 service: ConfigReloadService(signals: reloadSignals, logger: logger) { [logger] in
-                    guard let configPath else {
-                        logger.warning("SIGHUP ignored: running the embedded default, there is no file to reload")
-                        return
-                    }
-                    notifier?.reloading()
-                    let outcome = app.reload(
-                        fromFile: configPath, listen: listenOverride, inheritedListen: inheritedListen,
-                        dataDir: dataDir, logFormat: logFormat, logLevel: logLevel,
-                        listenReusePort: reusePortOverride)
-                    // Refused or applied, the gateway serves (the running configuration stays when refused).
-                    notifier?.ready(
-                        status: outcome == .applied
+                    let reload = { () -> String in
+                        let ignored = "SIGHUP ignored: running the embedded default, there is no file to reload"
+                        guard let configPath else {
+                            logger.warning("\(ignored)")
+                            return ignored
+                        }
+                        let outcome = app.reload(
+                            fromFile: configPath, listen: listenOverride, inheritedListen: inheritedListen,
+                            dataDir: dataDir, logFormat: logFormat, logLevel: logLevel,
+                            listenReusePort: reusePortOverride)
+                        // Refused or applied, the gateway serves (the running configuration stays when refused).
+                        return outcome == .applied
                             ? "configuration reloaded" : "configuration reload refused; the running configuration stays"
-                    )
+                    }
+                    // Type=notify-reload waits for RELOADING=1 then READY=1, for an ignored SIGHUP too.
+                    if let notifier { notifier.reloading(reload) } else { _ = reload() }
                 }
             )
         )

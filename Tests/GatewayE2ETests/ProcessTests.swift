@@ -389,7 +389,7 @@ struct ProcessTests {
         try "listen: 127.0.0.1:8080\n".write(to: file, atomically: true, encoding: .utf8)
         out = try await TestProcess.run(Self.gatewayPath, ["check-config", file.path, "--listen", "[::]:8080"])
         #expect(out.status == 1)
-        #expect(out.stderr.hasPrefix("\(file.path): listen: refusing to listen on [::]:8080"), "\(out.stderr)")
+        #expect(out.stderr.hasPrefix("\(file.path): --listen: refusing to listen on [::]:8080"), "\(out.stderr)")
         out = try await TestProcess.run(Self.gatewayPath, ["check-config", file.path, "--listen", "no-port"])
         #expect(out.status == 1)
         #expect(out.stderr.hasPrefix("--listen no-port: missing port"), "\(out.stderr)")

@@ -32,5 +32,44 @@ struct ServiceManagerNotifierTests {
             #expect(try await blocking { receiver.receive() } == "STOPPING=1", "\(path)")
         }
         #expect(!ServiceManagerNotifier(socketPath: directory.appendingPathComponent("nobody").path).stopping())
+        // The abstract name as the kernel holds it: a NUL, then the name, no terminator (what systemd binds).
+        let name = "tg-notify-\(UUID().uuidString)"
+        let abstract = try DatagramReceiver(path: "@\(name)", timeoutSeconds: 1)
+        #expect(abstract.boundPath == [0] + Array(name.utf8))
+    }
+
+    @Test(
+        "the states only move forward: a reload before start-up's READY=1 or after STOPPING=1 tells nothing; READY=1 once"
+    )
+    func phases() async throws {
+        let name = "@tg-notify-\(UUID().uuidString)"
+        let receiver = try DatagramReceiver(path: name, timeoutSeconds: 1)
+        let notifier = ServiceManagerNotifier(socketPath: name)
+        var reloads = 0
+        notifier.reloading {
+            reloads += 1
+            return "early"
+        }
+        #expect(notifier.ready(status: "up"))
+        #expect(!notifier.ready(status: "again"))
+        notifier.reloading {
+            reloads += 1
+            return "done"
+        }
+        #expect(notifier.stopping())
+        #expect(!notifier.stopping())
+        notifier.reloading {
+            reloads += 1
+            return "late"
+        }
+        #expect(reloads == 3, "every reload runs, told or not")
+        var received: [String] = []
+        while let datagram = try await blocking({ receiver.receive() }) {
+            received.append(
+                datagram.split(separator: "\n").filter { !$0.hasPrefix("MAINPID=") && !$0.hasPrefix("MONOTONIC_USEC=") }
+                    .joined(separator: " "))
+        }
+        #expect(
+            received == ["READY=1 STATUS=up", "RELOADING=1", "READY=1 STATUS=done", "STOPPING=1"], "\(received)")
     }
 }

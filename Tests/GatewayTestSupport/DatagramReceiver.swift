@@ -32,6 +32,19 @@ package final class DatagramReceiver: Sendable {
         self.descriptor = descriptor
     }
 
+    /// The address the kernel holds for the socket (getsockname(2)), `sun_path`'s bytes only: what another
+    /// process must send to, read back rather than trusted from how it was built.
+    package var boundPath: [UInt8] {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard named == 0 else { return [] }
+        let count = Int(length) - MemoryLayout<sa_family_t>.size
+        return withUnsafeBytes(of: &address.sun_path) { Array($0.prefix(max(0, count))) }
+    }
+
     /// The next datagram as text, nil when none came in time. Blocks: call it through `blocking`.
     package func receive() -> String? {
         var buffer = [UInt8](repeating: 0, count: 4096)

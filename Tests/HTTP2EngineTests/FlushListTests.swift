@@ -20,13 +20,19 @@ private func onFreshThread<T: Sendable>(_ body: @escaping @Sendable () throws ->
     return try outcome.result!.get()
 }
 
-/// An event loop that keeps the tasks it is given and never runs them: ``dropTasks()`` lets go of them, as a loop
-/// shut down with work pending does. (An `EmbeddedEventLoop` with a pending task is never freed: it cannot show it.)
+/// An event loop that keeps the tasks it is given until told: ``dropTasks()`` lets go of them unrun, as a loop shut
+/// down with work pending does (an `EmbeddedEventLoop` with a pending task is never freed: it cannot show it), and
+/// ``runTasks()`` runs them.
 private final class HoldingEventLoop: EventLoop, @unchecked Sendable {
     private var tasks: [@Sendable () -> Void] = []
     var inEventLoop: Bool { true }
     func execute(_ task: @escaping @Sendable () -> Void) { self.tasks.append(task) }
     func dropTasks() { self.tasks.removeAll() }
+    func runTasks() {
+        let tasks = self.tasks
+        self.tasks.removeAll()
+        for task in tasks { task() }
+    }
     func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
         fatalError("not used by the flush list")
     }
@@ -220,23 +226,26 @@ struct FlushListOwnerTests {
         #expect(otherGetsNone)
     }
 
-    @Test("a loop dropped with its tick flush unrun frees the list, with nothing of its connections in it")
-    func droppedLoopFreesTheList() throws {
-        let (flushes, nextLoopGetsIt, emptied) = try onFreshThread {
-            let connection = FakeConnection()
+    @Test(
+        "a tick task let go of unrun: the next write schedules another, which flushes both; the list stays its loop's"
+    )
+    func droppedTickTask() throws {
+        let (flushesAfterDrop, flushesAfterNext, otherGetsNone) = try onFreshThread {
+            let first = FakeConnection()
+            let second = FakeConnection()
             let owner = HoldingEventLoop()
-            let next = EmbeddedEventLoop()
+            let other = EmbeddedEventLoop()
             let list = HTTP2FlushList.forLoop(owner)!
-            list.written(connection, on: owner)
+            list.written(first, on: owner)
             owner.dropTasks()  // the tick's task (and its token) let go of, unrun
-            return (
-                connection.flushes, HTTP2FlushList.forLoop(next) === list,
-                list.isEmpty && connection.flushListing == .none
-            )
+            let afterDrop = first.flushes
+            list.written(second, on: owner)
+            owner.runTasks()
+            return ([afterDrop], [first.flushes, second.flushes], HTTP2FlushList.forLoop(other) == nil)
         }
-        #expect(flushes == 0)
-        #expect(nextLoopGetsIt)
-        #expect(emptied)
+        #expect(flushesAfterDrop == [0])
+        #expect(flushesAfterNext == [1, 1])
+        #expect(otherGetsNone)
     }
 }
 
