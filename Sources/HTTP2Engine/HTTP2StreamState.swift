@@ -22,6 +22,10 @@ final class HTTP2StreamState {
     /// Server: this request's header block outgrew the limit; fields past it are counted, not kept (see
     /// ``HTTP2SessionDelegate/session(_:didReceiveOversizedHeaders:size:stream:endStream:)``).
     var headerBlockOverflowed = false
+    /// The overflowed block holds a `content-type` (kept before the overflow, or the first one after it): later
+    /// ones are only counted, so a block of one indexed field repeated (one byte each, ~1 M of them in 64
+    /// CONTINUATIONs) cannot grow the kept block past its limit (security review, H1).
+    var overflowKeptContentType = false
     /// DATA payload of the frame being received; delivered whole at its `on_frame_recv`.
     var inboundData: ByteBuffer?
     /// Bytes received on this stream and not yet consumed by the owner (delivered or still in `inboundData`).

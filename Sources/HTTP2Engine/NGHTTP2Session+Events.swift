@@ -69,9 +69,15 @@ extension NGHTTP2Session {
             guard self.role == .server, !stream.receivedHeaders else {
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
             }
-            // Kept past the limit: only a short content-type (which protocol to answer in); the rest is counted.
-            stream.headerBlockOverflowed = true
-            if value.count <= 128, name.elementsEqual("content-type".utf8) {
+            // Kept past the limit: only one short content-type (which protocol to answer in); the rest is counted.
+            // One: a block that repeats an indexed field costs the sender one byte per field, and kept fields
+            // would cost the gateway ~50 (security review, H1).
+            if !stream.headerBlockOverflowed {
+                stream.headerBlockOverflowed = true
+                stream.overflowKeptContentType = stream.headerBlock.first(name: "content-type") != nil
+            }
+            if !stream.overflowKeptContentType, value.count <= 128, name.elementsEqual("content-type".utf8) {
+                stream.overflowKeptContentType = true
                 stream.headerBlock.appendReceived(name: "content-type", value: String(decoding: value, as: UTF8.self))
             }
             return 0
@@ -139,9 +145,12 @@ extension NGHTTP2Session {
             var block = stream.headerBlock
             stream.headerBlock = HTTP2Headers()
             defer {
-                // After the delegate: its storage is unshared unless the delegate kept the block.
-                block.removeAllKeepingCapacity()
-                self.spareHeaderBlock = block
+                // After the delegate: its storage is unshared unless the delegate kept the block. A large block's
+                // storage is let go: kept, every connection would hold its largest block's array for its life.
+                if block.capacity <= Self.spareHeaderBlockCapacity {
+                    block.removeAllKeepingCapacity()
+                    self.spareHeaderBlock = block
+                }
             }
             if self.role == .client, !stream.receivedHeaders, let status = block.first(name: ":status"),
                 status.utf8.first == UInt8(ascii: "1")

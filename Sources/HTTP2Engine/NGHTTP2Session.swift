@@ -79,6 +79,9 @@ package final class NGHTTP2Session {
     /// once the connection has received one (issue 11). A delegate that keeps a block keeps its storage; the
     /// spare is then a fresh array, as the next block would have needed anyway.
     var spareHeaderBlock: HTTP2Headers?
+    /// The most fields a spare block keeps room for: above a typical request's (~10 to 30 fields), below what a
+    /// block near ``HTTP2SessionConfiguration/maxHeaderListSize`` grows to (security review, H1).
+    static let spareHeaderBlockCapacity = 64
     /// Streams whose ``HTTP2StreamState/resetWhenAnswered`` is set: `frameSent` looks a stream up only while
     /// this is not 0, so the END_STREAM frames of ordinary answers cost one comparison, not a lookup.
     var streamsResettingWhenAnswered = 0

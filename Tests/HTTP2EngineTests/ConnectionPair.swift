@@ -75,6 +75,21 @@ final class RecordingDelegate: HTTP2SessionDelegate {
         self.onData?(session, stream, data, endStream)
     }
 
+    /// Oversized request blocks reported: the stream, the fields kept and the RFC 9113 §6.5.2 size counted.
+    var oversized: [(stream: Int32, headers: HTTP2Headers, size: Int)] = []
+
+    /// Records the block, then answers as the protocol's default does: RST_STREAM(INTERNAL_ERROR).
+    func session(
+        _ session: NGHTTP2Session,
+        didReceiveOversizedHeaders headers: HTTP2Headers,
+        size: Int,
+        stream: HTTP2StreamID,
+        endStream: Bool
+    ) {
+        self.oversized.append((stream.rawValue, HTTP2Headers(headers.map { ($0.name, $0.value) }), size))
+        session.resetStream(stream, errorCode: .internalError)
+    }
+
     func session(_ session: NGHTTP2Session, didReceiveTrailers trailers: HTTP2Headers, stream: HTTP2StreamID) {
         self.events.append(.trailers(stream.rawValue, self.recorded(trailers)))
         self.onTrailers?(session, stream, trailers)

@@ -87,6 +87,58 @@ struct HeaderBlockLimitTests {
         #expect(headers.first(name: "x-tag") == "kept")
     }
 
+    /// Security review, H1: past the limit every short `content-type` was kept, so a block repeating one indexed
+    /// `content-type` (one byte each: ~1 M fields in 64 CONTINUATIONs) grew the kept block by ~50 bytes a field.
+    /// Past the limit none is kept once the block holds one; the others are counted, and the next stream (whose
+    /// block names the same entry) is served.
+    @Test("a block past the limit that repeats an indexed content-type keeps one, counts the rest, and is answered")
+    func repeatedContentTypeKeptOnce() throws {
+        let pair = try ConnectionPair()
+        let repeats = 100_000
+        // `content-type: application/grpc` added to the dynamic table (index 62), then named by index `repeats`
+        // times: 60 bytes each by RFC 9113 §6.5.2, so the 16 KiB limit is passed after ~270.
+        let block =
+            Self.requestStart + Self.literal("content-type", Array("application/grpc".utf8), indexed: true)
+            + [UInt8](repeating: 0x80 | 62, count: repeats)
+        let next = Self.requestStart + [0x80 | 62]
+        let frames = try Self.feed(
+            pair,
+            Self.headerFrames(stream: 1, block: block, continuations: 8)
+                + Self.frame(type: 0x1, flags: 0x5, stream: 3, payload: next[...])
+        )
+
+        #expect(frames.compactMap(\.goAwayFields).isEmpty)
+        let reported = try #require(pair.serverDelegate.oversized.first)
+        #expect(reported.stream == 1)
+        // Those under the limit (16 KiB / 60 bytes) are kept as any field is; past it, none more.
+        let kept = reported.headers.values(name: "content-type")
+        #expect(Set(kept) == ["application/grpc"])
+        #expect(reported.headers.count <= (16 << 10) / 60 + 4, "kept \(reported.headers.count) fields")
+        #expect(reported.size >= (repeats + 1) * 60, "every field is counted")
+        #expect(pair.serverDelegate.events(for: 1) == [.closed(1, .internalError)])
+        guard case .headers(3, let headers, endStream: true) = pair.serverDelegate.events(for: 3).first else {
+            Issue.record("stream 3: \(pair.serverDelegate.events(for: 3))")
+            return
+        }
+        #expect(headers.first(name: "content-type") == "application/grpc")
+    }
+
+    /// The same flood after a block that passed the limit with no content-type: exactly the first one is kept.
+    @Test("past the limit, the first content-type of a block that had none is kept, and only it")
+    func firstContentTypePastTheLimitKept() throws {
+        let pair = try ConnectionPair()
+        let block =
+            Self.requestStart + Self.literal("x-pad", Array(repeating: 0x61, count: 20_000))
+            + Self.literal("content-type", Array("application/grpc".utf8), indexed: true)
+            + [UInt8](repeating: 0x80 | 62, count: 100_000)
+        _ = try Self.feed(pair, Self.headerFrames(stream: 1, block: block, continuations: 8))
+
+        let reported = try #require(pair.serverDelegate.oversized.first)
+        #expect(reported.headers.values(name: "content-type") == ["application/grpc"])
+        #expect(reported.headers.first(name: "x-pad") == nil)
+        #expect(pair.serverDelegate.events(for: 1) == [.closed(1, .internalError)])
+    }
+
     @Test(
         "one CONTINUATION past maxContinuationFrames ends the connection: GOAWAY ENHANCE_YOUR_CALM, headerBlockTooLarge"
     )
