@@ -176,14 +176,20 @@ package final class BackendPool: TriggerRunner {
                 cancellation.waitedForSlot(nanoseconds: (NIODeadline.now() - queuedAt).nanoseconds)
                 eventLoop.execute(start)
             }
+            // Set before the call can be queued, not after: a slot released on another thread as the call queues
+            // starts it at once, and its transport sets the cancellation's handler; set after that, this one
+            // replaced the transport's, so the deadline no longer stopped the run and its slot stayed taken until
+            // the run ended by itself (a CI failure, PoolDeadlineTests). Weak: while queued the limiter's waiter
+            // holds the call, and a call answered before its transport set a handler (refused, its deadline gone)
+            // must not be kept alive by its cancellation, nor keep it.
+            cancellation.whenCancelled { [weak call] in call?.withdrawFromQueue() }
             switch try limiter.acquire(background: call.background, onSlot: onSlot) {
             case .granted:
                 if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
             case .queued(let id):
-                let limiter = self.limiter
-                cancellation.whenCancelled {
-                    if limiter.withdraw(id) { call.reportOnLoop(.failure(CancellationError())) }
-                }
+                call.queueID.store(id, ordering: .sequentiallyConsistent)
+                // Cancelled before the id was known: its handler found nothing to withdraw.
+                if cancellation.isCancelled { call.withdrawFromQueue() }
                 if !call.background, let deadline = request.deadline {
                     let pool = configuration.name
                     let armQueueTimer: @Sendable () -> Void = {
@@ -394,6 +400,8 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
     /// The call's deadline, once its timer is armed.
     private var deadline: NIODeadline?
     private var reported = false
+    /// The call's place in the limiter's queue once it is queued (0 before: the limiter's ids start at 1).
+    let queueID = Atomic<UInt64>(0)
 
     init(
         pool: String, timeout: TimeAmount, limiter: ConcurrencyLimiter, cancellation: TriggerCancellation,
@@ -531,6 +539,13 @@ private final class PoolCall: LoopDeadlineEntry, NIOScheduledCallbackHandler, @u
         guard !reported else { return }
         reported = true
         completion(result)
+    }
+
+    /// The call was cancelled: out of the queue, and answered as cancelled, if it is still waiting there (once:
+    /// the limiter withdraws an id once; a call whose slot came first is left to its transport's handler).
+    func withdrawFromQueue() {
+        let id = queueID.load(ordering: .sequentiallyConsistent)
+        if id != 0, limiter.withdraw(id) { reportOnLoop(.failure(CancellationError())) }
     }
 
     func reportOnLoop(_ result: Result<TriggerResult, any Error>) {
