@@ -40,7 +40,7 @@ package enum AbacusPipelineVersion {
         version["error"] = errorMessage(operation)
         version["stepVersions"] = .list(steps(operation).map(Value.object))
         version["pipelineVariableMappings"] = AbacusVariableMappings.render(
-            operation.request.inputs.first?.variables ?? ValueObject()
+            operation.request.shownInputs.first ?? ValueObject()
         )
         return version
     }
@@ -76,9 +76,9 @@ package enum AbacusPipelineVersion {
         step["updatedAt"] = times.updated
         step["status"] = .string(status(operation.state))
         step["error"] = errorMessage(operation)
-        let inputs = operation.request.inputs
+        let inputs = operation.request.shownInputs
         step["functionVariableMappings"] = AbacusVariableMappings.render(
-            item < inputs.count ? inputs[item].variables : ValueObject())
+            item < inputs.count ? inputs[item] : ValueObject())
         if operation.state == .succeeded, let result = operation.result {
             step["outputVariableMappings"] = AbacusVariableMappings.render(
                 item < result.outputs.count ? result.outputs[item] : ValueObject())

@@ -18,7 +18,7 @@ extension PipelineRun {
             case .failed, .cancelled: .failed
             }
         // A run whose stored input files are gone (`lostInput`) shows no inputs rather than empty binaries.
-        let inputs = operation.lostInput == nil ? operation.request.inputs.map(\.variables) : []
+        let inputs = operation.lostInput == nil ? operation.request.shownInputs : []
         let outputs = operation.state == .succeeded ? operation.result?.outputs ?? [] : []
         self.init(
             uid: operation.id,

@@ -73,6 +73,7 @@ package enum CraftExecution {
             requestID: requestID
         )
         request.labels[CraftLabels.ioCap] = String(cap.limit)
+        request.hiddenInputNames = mappings.environmentInputNames
         if let deployment { request.labels[CraftLabels.deployment] = deployment.name }
         if let outputs = mappings.outputsLabel { request.labels[CraftLabels.outputsMapping] = outputs }
         return request

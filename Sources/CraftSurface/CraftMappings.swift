@@ -135,6 +135,16 @@ package struct CraftMappings: Sendable, Equatable {
         return ValueObject(result)
     }
 
+    /// The pipeline inputs filled from the gateway's environment (`environment_variable_name`): their values are
+    /// the operator's, so no read shows them (``TriggerRequest/hiddenInputNames``; security review, M1).
+    package var environmentInputNames: Set<String> {
+        var names = Set<String>()
+        for mapping in self.inputs ?? [] {
+            if case .environmentVariable = mapping.source { names.insert(mapping.pipelineInputName) }
+        }
+        return names
+    }
+
     // MARK: Outputs
 
     /// One pipeline output as a client sees it.

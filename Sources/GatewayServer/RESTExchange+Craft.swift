@@ -214,7 +214,7 @@ struct CraftExchange: Sendable {
                 (outputs, overCap.outputs) = try mappedOutputs(operation)
             }
             overCap.inputs = ioCap(of: operation).excess(
-                CraftExecution.values(of: operation.request.inputs.map(\.variables)), what: "inputs")
+                CraftExecution.values(of: operation.request.shownInputs), what: "inputs")
             return CraftAnswer.json(
                 CraftAnswer.execution(operation, outputs: outputs, includeValues: values, overCap: overCap),
                 requestID: requestID)
@@ -244,7 +244,7 @@ struct CraftExchange: Sendable {
         case .executionInput(let id, let name):
             let principal = try await authenticate()
             let operation = try await visibleExecution(id, principal: principal)
-            guard let value = CraftExecution.values(of: operation.request.inputs.map(\.variables))[name] else {
+            guard let value = CraftExecution.values(of: operation.request.shownInputs)[name] else {
                 throw GatewayError(.notFound, "execution \(id) has no input \"\(name)\"")
             }
             return valueResponse(value)
@@ -889,7 +889,7 @@ enum CraftAnswer {
             ])
         ])
         let source = operation.request.labels[CraftLabels.deployment] == nil ? "run" : "endpoint"
-        let inputs = CraftExecution.values(of: operation.request.inputs.map(\.variables))
+        let inputs = CraftExecution.values(of: operation.request.shownInputs)
         object["inputs"] = .list(
             inputs.keys.sorted().map { name in
                 let value = inputs[name] ?? .null

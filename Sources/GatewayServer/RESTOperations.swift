@@ -54,6 +54,14 @@ extension RESTRequestHead {
             return .run(
                 RESTWork(requestID: requestID) {
                     await RESTOperations.answer(requestID: requestID, id: id) {
+                        // A long poll is refused before it waits: waited on first, another principal's
+                        // operation told when it ended, by when the 404 came (security review, I1).
+                        if wait > .zero {
+                            guard let existing = try await operations.store.get(id: id) else {
+                                throw OperationStoreErrors.notFound(id)
+                            }
+                            try RESTOperations.checkVisible(existing, to: principal)
+                        }
                         let operation = try await operations.get(id: id, wait: wait)
                         try RESTOperations.checkVisible(operation, to: principal)
                         return operation

@@ -81,7 +81,10 @@ package struct NamespaceDirectory: Sendable {
     ///   requester"), and the principal must be that namespace or list it (or `*`) in its token's
     ///   `requesters` (else `.permissionDenied`).
     /// - With auth off: any syntactically valid UUID passes (there is no principal to check it against);
-    ///   anything else is `.invalidArgument`.
+    ///   anything else is `.invalidArgument`. So it does for a client certificate's principal without tokens
+    ///   (security review, L1): `requesters` is a token's setting, so a certificate principal has none to check
+    ///   against, and refusing every uid but its own would break organizations' callers. README says a runner
+    ///   that authorizes by the uid needs `auth: tokens`.
     package func checkRequester(uid: String, principal: String?) throws(GatewayError) -> String {
         let uid = uid.lowercased()
         guard Self.isUUID(uid) else {

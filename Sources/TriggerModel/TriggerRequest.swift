@@ -118,6 +118,10 @@ package struct TriggerRequest: Sendable, Equatable {
     /// The label naming the deployment an execution belongs to (the Craft AI surface's): stores keep its value in
     /// a column of its own, so a deployment's executions are listed by the store (`OperationFilter.deployment`).
     package static let deploymentLabel = "craft.deployment"
+    /// The label naming the inputs a surface filled from the gateway's own configuration (Craft AI's
+    /// `environment_variable_name` mappings: the gateway's environment): sent to the runner, never shown by a
+    /// read (``shownInputs``; security review, M1). Names percent-escaped (`%`, newline) and newline-separated.
+    package static let hiddenInputsLabel = "trigger.hidden_inputs"
     /// Set by the HTTP/1.1 frontend's streaming relay (issue 12): the http runner's request body, still
     /// arriving from the client, sent instead of one rendered from `inputs` (which then hold a placeholder for
     /// the large blob). Only ever set on a sync request for an http pool; nil everywhere else.
@@ -168,5 +172,37 @@ extension TriggerRequest {
             ref: ref, mode: mode, batch: TriggerBatch(inputs), principal: principal, deadline: deadline,
             requestID: requestID, traceParent: traceParent, traceState: traceState, idempotencyKey: idempotencyKey,
             returnTraces: returnTraces, requesterUID: nil)
+    }
+}
+
+extension TriggerRequest {
+    /// The inputs no client may read back (``hiddenInputsLabel``); empty when the label is absent.
+    package var hiddenInputNames: Set<String> {
+        get {
+            guard let label = labels[Self.hiddenInputsLabel] else { return [] }
+            return Set(
+                label.split(separator: "\n", omittingEmptySubsequences: false).map {
+                    String($0).replacing("%0A", with: "\n").replacing("%25", with: "%")
+                })
+        }
+        set {
+            labels[Self.hiddenInputsLabel] =
+                newValue.isEmpty
+                ? nil
+                : newValue.sorted().map { $0.replacing("%", with: "%25").replacing("\n", with: "%0A") }
+                    .joined(separator: "\n")
+        }
+    }
+
+    /// Each item's variables as a read shows them (an operation's status, its runs, one input): without the
+    /// ``hiddenInputNames``.
+    package var shownInputs: [ValueObject] {
+        let hidden = hiddenInputNames
+        guard !hidden.isEmpty else { return inputs.map(\.variables) }
+        return inputs.map { input in
+            var variables = input.variables
+            for name in hidden { variables[name] = nil }
+            return variables
+        }
     }
 }

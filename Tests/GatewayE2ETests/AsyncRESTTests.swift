@@ -399,6 +399,24 @@ struct AsyncRESTTests {
             #expect(response.status == 200)
             response = try await client.client.request("GET", "/v1beta/\(name)")
             #expect(response.status == 401)
+
+            // Security review, I1: a long poll on another's operation is refused before it waits (waited on first,
+            // the 404 came when alice's run ended, which told bob when it did). Her run lasts ten minutes, bob
+            // asks to wait as long: his 404 must come within the exchange's ten seconds.
+            let (slowStatus, slowBody) = try await client.trigger(
+                "sleep", ["ms": 600_000], headers: [("authorization", "Bearer alice-token")])
+            #expect(slowStatus == 200, "\(slowBody)")
+            let slow = try #require(slowBody.operationName)
+            let raw = try await RawTCPClient.exchange(
+                port: gateway.port,
+                sending: [
+                    Array(
+                        ("GET /v1beta/\(slow)?wait=600s HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer bob-token\r\n"
+                            + "Connection: close\r\n\r\n").utf8)
+                ],
+                timeout: .seconds(10))
+            let answer = String(decoding: raw, as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 404"), "\(answer)")
         }
     }
 }

@@ -209,6 +209,29 @@ struct CraftRESTTests {
                     == ProcessInfo.processInfo.environment["PATH"])
             #expect(operation?.request.inputs.first?.variables["gone"] == nil)
 
+            // Security review, M1: the gateway's environment reaches the runner, but no read shows it: not
+            // get_pipeline_execution, not the input's own read, not Instill's list of the pipeline's runs.
+            let token = try await Self.accessToken(client)
+            response = try await client.request("GET", "/api/v1/executions/\(id)", headers: Self.bearer(token))
+            #expect(response.status == 200, "\(response.bodyString)")
+            let shown = try #require(try json(response.body)["inputs"] as? [[String: Any]], "\(response.bodyString)")
+            #expect(
+                Set(shown.compactMap { $0["pipeline_input_name"] as? String }) == ["prompt", "n", "source"],
+                "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/inputs/path", headers: Self.bearer(token))
+            #expect(response.status == 404, "\(response.bodyString)")
+            response = try await client.request(
+                "GET", "/api/v1/executions/\(id)/inputs/prompt", headers: Self.bearer(token))
+            #expect(response.status == 200, "\(response.bodyString)")
+            response = try await client.request("GET", "/v1beta/namespaces/demo/pipelines/echo/runs")
+            #expect(response.status == 200, "\(response.bodyString)")
+            let runs = try #require(
+                try json(response.body)["pipelineRuns"] as? [[String: Any]], "\(response.bodyString)")
+            let run = try #require(runs.first { $0["pipelineRunUid"] as? String == id }, "\(response.bodyString)")
+            let runInputs = try #require(run["inputs"] as? [[String: Any]], "\(run)")
+            #expect(runInputs.map { Set($0.keys) } == [["prompt", "n", "source"]], "\(run)")
+
             // A required input missing: 400 with a message.
             response = try await client.request(
                 "POST", "/endpoints/mapped-path", headers: jsonHeaders + [("authorization", "EndpointToken any")],
