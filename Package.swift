@@ -208,7 +208,7 @@ let package = Package(
         .target(
             name: "CraftSurface",
             dependencies: [
-                "TriggerModel", "GatewayConfig", "WireCodecs", nioCore,
+                "TriggerModel", "GatewayConfig", "WireCodecs", nioCore, crypto,
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: swiftSettings

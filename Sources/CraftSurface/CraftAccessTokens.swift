@@ -1,3 +1,4 @@
+import Crypto
 package import FoundationEssentials
 import JWTKit
 import TriggerModel
@@ -15,7 +16,8 @@ import TriggerModel
 ///
 /// HS256 JWTs (RFC 7519; RFC 7518 §3.2) signed with jwt-kit. Claims: `sub` (the principal of the SDK token
 /// that was refreshed, or `anonymous` when auth is off), `iat` and `exp` as numeric dates (the SDK computes
-/// its refresh time from `exp - iat`, so both are required). Verification checks that the header names HS256
+/// its refresh time from `exp - iat`, so both are required), and `tkb`, which SDK token was refreshed
+/// (``binding(ofSDKToken:)``; absent with auth off). Verification checks that the header names HS256
 /// (RFC 8725 §3.1: the expected algorithm, not whatever the header says) and that every part is unpadded
 /// base64url (RFC 7515 §2), the signature, that `exp` has not passed, and that neither `iat` nor an `nbf`
 /// (RFC 7519 §4.1.5; the gateway issues none) is in the future (with `leeway` for clocks of instances that
@@ -50,8 +52,9 @@ package struct CraftAccessTokens: Sendable {
         self.leeway = leeway
     }
 
-    /// A signed token for `subject`, valid for the configured lifetime from now.
-    package func issue(subject: String) async throws -> String {
+    /// A signed token for `subject`, valid for the configured lifetime from now; `sdkTokenBinding` (the
+    /// ``binding(ofSDKToken:)`` of the SDK token refreshed) goes in its `tkb` claim when given.
+    package func issue(subject: String, sdkTokenBinding: String? = nil) async throws -> String {
         let issued = now()
         let seconds = Double(lifetime.components.seconds)
         // Whole seconds: the SDK and RFC 7519 NumericDate readers are happiest with integers.
@@ -59,9 +62,31 @@ package struct CraftAccessTokens: Sendable {
         let claims = Claims(
             sub: SubjectClaim(value: subject),
             iat: IssuedAtClaim(value: iat),
-            exp: ExpirationClaim(value: iat.addingTimeInterval(seconds))
+            exp: ExpirationClaim(value: iat.addingTimeInterval(seconds)),
+            tkb: sdkTokenBinding
         )
         return try await keys().sign(claims)
+    }
+
+    /// The `tkb` claim for SDK token `token`: unpadded base64url of the first 16 bytes of
+    /// HMAC-SHA256(key, "craft-sdk-token:" + token). It lets a reload that rotates an SDK token's value end the
+    /// access tokens issued for the old value at once, not when they expire (a lifetime may be 30 days; finding
+    /// I3 of the thirtieth review). Keyed, so that a JWT (readable by anyone who sees it, e.g. in a log) names
+    /// its SDK token without letting guesses of the token be checked offline.
+    package func binding(ofSDKToken token: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array("craft-sdk-token:\(token)".utf8), using: SymmetricKey(data: key))
+        // base64 to base64url (RFC 4648 §5), padding dropped (RFC 7515 §2, as the JWT's own parts).
+        let base64 = Data(Array(mac).prefix(16)).base64EncodedString().utf8
+        return String(
+            decoding: base64.compactMap { byte -> UInt8? in
+                switch byte {
+                case UInt8(ascii: "+"): UInt8(ascii: "-")
+                case UInt8(ascii: "/"): UInt8(ascii: "_")
+                case UInt8(ascii: "="): nil
+                default: byte
+                }
+            }, as: UTF8.self)
     }
 
     /// Why a presented token was refused.
@@ -81,8 +106,22 @@ package struct CraftAccessTokens: Sendable {
         }
     }
 
-    /// The subject of a valid token. Throws `Failure`.
-    package func verify(_ token: String) async throws(Failure) -> String {
+    /// What a valid access token grants.
+    package struct Grant: Sendable, Equatable {
+        /// Its `sub`: the principal (or ``CraftAccessTokens/anonymousSubject``).
+        package var subject: String
+        /// Its `tkb`: the ``CraftAccessTokens/binding(ofSDKToken:)`` of the SDK token it was issued for; nil for
+        /// a token issued with auth off, or by a gateway older than the claim (2026-12-04).
+        package var sdkTokenBinding: String?
+
+        package init(subject: String, sdkTokenBinding: String? = nil) {
+            self.subject = subject
+            self.sdkTokenBinding = sdkTokenBinding
+        }
+    }
+
+    /// The grant of a valid token. Throws `Failure`.
+    package func verify(_ token: String) async throws(Failure) -> Grant {
         // jwt-kit verifies with the key it holds whatever `alg` the header names, and decodes padded base64:
         // both are refused here, before the signature is checked (finding I2 of the twenty-fourth review).
         guard !token.utf8.contains(UInt8(ascii: "=")),
@@ -102,7 +141,7 @@ package struct CraftAccessTokens: Sendable {
         if claims.exp.value.timeIntervalSince1970 <= current { throw .expired }
         if claims.iat.value.timeIntervalSince1970 > current + slack { throw .notYetValid }
         if let nbf = claims.nbf, nbf.value.timeIntervalSince1970 > current + slack { throw .notYetValid }
-        return claims.sub.value
+        return Grant(subject: claims.sub.value, sdkTokenBinding: claims.tkb)
     }
 
     /// jwt-kit's key collection is an actor filled asynchronously; one per call keeps this type a plain value
@@ -117,8 +156,17 @@ package struct CraftAccessTokens: Sendable {
         var sub: SubjectClaim
         var iat: IssuedAtClaim
         var exp: ExpirationClaim
+        /// Which SDK token was refreshed (``CraftAccessTokens/binding(ofSDKToken:)``); nil with auth off.
+        var tkb: String?
         /// Not issued by the gateway; honoured when present (a token of another issuer sharing the key).
         var nbf: NotBeforeClaim?
+
+        init(sub: SubjectClaim, iat: IssuedAtClaim, exp: ExpirationClaim, tkb: String?) {
+            self.sub = sub
+            self.iat = iat
+            self.exp = exp
+            self.tkb = tkb
+        }
 
         /// Time claims are checked by `verify(_:)` against the injectable clock, not here (jwt-kit calls
         /// this with no clock of ours).

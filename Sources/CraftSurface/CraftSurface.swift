@@ -9,9 +9,12 @@ package final class CraftSurface: Sendable {
     package let configuration: CraftConfiguration
     package let accessTokens: CraftAccessTokens
     /// Whether the gateway requires tokens; when it does, an access token's subject must still be one of
-    /// `principals` (a token removed by a reload stops working at once, not when its JWTs expire).
+    /// `principals` and the SDK token it was issued for still configured for it (a token removed or given a
+    /// new value by a reload stops working at once, not when its JWTs expire).
     package let authRequired: Bool
     package let principals: Set<String>
+    /// ``CraftAccessTokens/binding(ofSDKToken:)`` of each configured token's value → its principal.
+    private let sdkTokenPrincipals: [String: String]
     package let descriptions: CraftDescriptions
 
     /// - Parameters:
@@ -22,14 +25,17 @@ package final class CraftSurface: Sendable {
         configuration: CraftConfiguration,
         key: [UInt8],
         authRequired: Bool,
-        principals: Set<String>,
+        tokens: [TokenConfiguration],
         describe: @escaping @Sendable (PipelineRef) async throws -> PipelineDescription,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.configuration = configuration
         self.accessTokens = CraftAccessTokens(key: key, lifetime: configuration.accessTokenLifetime, now: now)
         self.authRequired = authRequired
-        self.principals = principals
+        self.principals = Set(tokens.map(\.name))
+        var bindings: [String: String] = [:]
+        for token in tokens { bindings[accessTokens.binding(ofSDKToken: token.token)] = token.name }
+        self.sdkTokenPrincipals = bindings
         self.descriptions = CraftDescriptions(configuration: configuration, describe: describe)
     }
 
@@ -43,7 +49,8 @@ package final class CraftSurface: Sendable {
     /// without one), as on the Instill and Abacus paths, so a certificate holder's executions stay its own.
     ///
     /// - Throws: `GatewayError(.unauthenticated)` for a missing, malformed, forged or expired token, or one
-    ///   whose principal is no longer configured.
+    ///   whose principal or SDK token is no longer configured. A token without `tkb` (issued by a gateway
+    ///   older than the claim, during a rolling upgrade) is checked by its principal alone.
     package func principal(
         authorization: String?, connectionPrincipal: String?
     ) async throws(GatewayError) -> String? {
@@ -57,17 +64,22 @@ package final class CraftSurface: Sendable {
         }
         var token = Substring(value.dropFirst(7)).drop { $0 == " " || $0 == "\t" }
         while let last = token.last, last == " " || last == "\t" { token = token.dropLast() }
-        let subject: String
+        let grant: CraftAccessTokens.Grant
         do {
-            subject = try await accessTokens.verify(String(token))
+            grant = try await accessTokens.verify(String(token))
         } catch {
             throw GatewayError(.unauthenticated, error.description)
         }
         guard authRequired else { return connectionPrincipal }
-        guard principals.contains(subject) else {
+        guard principals.contains(grant.subject) else {
             throw GatewayError(.unauthenticated, "the access token's principal is no longer configured; refresh it")
         }
-        return subject
+        if let binding = grant.sdkTokenBinding, sdkTokenPrincipals[binding] != grant.subject {
+            throw GatewayError(
+                .unauthenticated,
+                "the SDK token this access token was issued for is no longer configured; refresh with the current one")
+        }
+        return grant.subject
     }
 
     /// The cap of a deployment (its own, else the surface's).

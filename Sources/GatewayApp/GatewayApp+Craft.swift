@@ -28,7 +28,7 @@ extension GatewayApp {
             configuration: config.craft,
             key: key,
             authRequired: config.authRequired,
-            principals: Set(config.tokens.map(\.name)),
+            tokens: config.tokens,
             describe: { ref in try await dispatcher.pipelineDescription(ref) }
         )
     }

@@ -361,7 +361,11 @@ struct CraftExchange: Sendable {
             throw GatewayError(.invalidArgument, "the body needs a string \"refresh_token\" (the SDK token)")
         }
         let principal = authenticated(try services.authenticator.authenticate(token: token))
-        let jwt = try await craft.accessTokens.issue(subject: principal ?? CraftAccessTokens.anonymousSubject)
+        // Bound to the SDK token only when tokens are checked: with auth off any value is taken, and binding a
+        // JWT to it would mean nothing.
+        let jwt = try await craft.accessTokens.issue(
+            subject: principal ?? CraftAccessTokens.anonymousSubject,
+            sdkTokenBinding: principal == nil ? nil : craft.accessTokens.binding(ofSDKToken: token))
         return CraftAnswer.json(["access_token": .string(jwt)], requestID: requestID)
     }
 

@@ -23,6 +23,24 @@ struct CraftAccessTokensTests {
         return try JSONSerialization.jsonObject(with: Data(base64Encoded: part)!) as! [String: Any]
     }
 
+    /// HMAC-SHA256 of `message` with `key`, computed by openssl (apart from the code under test).
+    func hmac(_ message: String) throws -> Data {
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["dgst", "-sha256", "-hmac", String(decoding: key, as: UTF8.self), "-binary"]
+        let stdin = Pipe()
+        let stdout = Pipe()
+        openssl.standardInput = stdin
+        openssl.standardOutput = stdout
+        try openssl.run()
+        stdin.fileHandleForWriting.write(Data(message.utf8))
+        try stdin.fileHandleForWriting.close()
+        let mac = stdout.fileHandleForReading.readDataToEndOfFile()
+        openssl.waitUntilExit()
+        try #require(mac.count == 32)
+        return mac
+    }
+
     /// A token with this header and these claims, HS256-signed with `key` (openssl computes the HMAC), each
     /// part base64url; `padded` keeps the `=` padding RFC 7515 §2 leaves out.
     func signed(header: String, claims: String, padded: Bool = false) throws -> String {
@@ -32,19 +50,7 @@ struct CraftAccessTokensTests {
             return padded ? text : text.replacingOccurrences(of: "=", with: "")
         }
         let input = "\(encode(Data(header.utf8))).\(encode(Data(claims.utf8)))"
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = ["dgst", "-sha256", "-hmac", String(decoding: key, as: UTF8.self), "-binary"]
-        let stdin = Pipe()
-        let stdout = Pipe()
-        openssl.standardInput = stdin
-        openssl.standardOutput = stdout
-        try openssl.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let mac = stdout.fileHandleForReading.readDataToEndOfFile()
-        openssl.waitUntilExit()
-        try #require(mac.count == 32)
+        let mac = try hmac(input)
         return "\(input).\(encode(mac))"
     }
 
@@ -53,7 +59,9 @@ struct CraftAccessTokensTests {
         let clock = ManualClock(1_000_000)
         let tokens = CraftAccessTokens(key: key, lifetime: .seconds(600), now: { clock.now })
         let claims = #"{"sub":"alice","iat":1000000,"exp":1000600}"#
-        #expect(try await tokens.verify(try signed(header: #"{"alg":"HS256","typ":"JWT"}"#, claims: claims)) == "alice")
+        #expect(
+            try await tokens.verify(try signed(header: #"{"alg":"HS256","typ":"JWT"}"#, claims: claims)).subject
+                == "alice")
         for alg in ["RS256", "HS512", "hs256", "none"] {
             let token = try signed(header: #"{"alg":"\#(alg)","typ":"JWT"}"#, claims: claims)
             await #expect(throws: CraftAccessTokens.Failure.malformed, "\(alg)") { try await tokens.verify(token) }
@@ -72,7 +80,7 @@ struct CraftAccessTokensTests {
         let padded = try signed(header: header, claims: claims, padded: true)
         #expect(padded.contains("="))
         await #expect(throws: CraftAccessTokens.Failure.malformed) { try await tokens.verify(padded) }
-        #expect(try await tokens.verify(try signed(header: header, claims: claims)) == "alice")
+        #expect(try await tokens.verify(try signed(header: header, claims: claims)).subject == "alice")
     }
 
     @Test("nbf: accepted within the leeway, refused just past it, as iat")
@@ -83,11 +91,11 @@ struct CraftAccessTokensTests {
         func token(nbf: Int) throws -> String {
             try signed(header: header, claims: #"{"sub":"s","iat":2000000,"exp":2000600,"nbf":\#(nbf)}"#)
         }
-        #expect(try await tokens.verify(try token(nbf: 2_000_060)) == "s")  // nbf == now + 60: at the leeway
+        #expect(try await tokens.verify(try token(nbf: 2_000_060)).subject == "s")  // nbf == now + 60: at the leeway
         let early = try token(nbf: 2_000_061)
         await #expect(throws: CraftAccessTokens.Failure.notYetValid) { try await tokens.verify(early) }
         clock.advance(1)
-        #expect(try await tokens.verify(early) == "s")
+        #expect(try await tokens.verify(early).subject == "s")
     }
 
     @Test("issued tokens carry sub and numeric iat/exp one lifetime apart, and verify to their subject")
@@ -99,7 +107,31 @@ struct CraftAccessTokensTests {
         #expect(c["sub"] as? String == "alice")
         #expect(c["iat"] as? Int == 1_700_000_000)
         #expect(c["exp"] as? Int == 1_700_003_600)
-        #expect(try await tokens.verify(token) == "alice")
+        #expect(try await tokens.verify(token).subject == "alice")
+    }
+
+    @Test("tkb: the SDK token's binding is keyed, 16 bytes of unpadded base64url, and comes back from verify")
+    func sdkTokenBinding() async throws {
+        let tokens = CraftAccessTokens(key: key, lifetime: .seconds(600))
+        let binding = tokens.binding(ofSDKToken: "ALICE")
+        // HMAC-SHA256(key, "craft-sdk-token:ALICE")'s first 16 bytes as unpadded base64url.
+        let expected = try hmac("craft-sdk-token:ALICE").prefix(16).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        #expect(binding == expected)
+        #expect(binding.count == 22)
+        #expect(binding != tokens.binding(ofSDKToken: "ALICE2"))
+        #expect(
+            binding
+                != CraftAccessTokens(key: Array("another key, 32 bytes or longer!!".utf8), lifetime: .seconds(600))
+                .binding(ofSDKToken: "ALICE"))
+
+        let bound = try await tokens.issue(subject: "alice", sdkTokenBinding: binding)
+        #expect(try claims(bound)["tkb"] as? String == binding)
+        #expect(try await tokens.verify(bound) == .init(subject: "alice", sdkTokenBinding: binding))
+        let unbound = try await tokens.issue(subject: "alice")
+        #expect(try claims(unbound)["tkb"] == nil)
+        #expect(try await tokens.verify(unbound) == .init(subject: "alice"))
     }
 
     @Test("expiry: valid one second before exp, refused at exp (RFC 7519 §4.1.4: on or after)")
@@ -108,7 +140,7 @@ struct CraftAccessTokensTests {
         let tokens = CraftAccessTokens(key: key, lifetime: .seconds(200), now: { clock.now })
         let token = try await tokens.issue(subject: "s")
         clock.advance(199)
-        #expect(try await tokens.verify(token) == "s")
+        #expect(try await tokens.verify(token).subject == "s")
         clock.advance(1)
         await #expect(throws: CraftAccessTokens.Failure.expired) { try await tokens.verify(token) }
     }
@@ -121,7 +153,7 @@ struct CraftAccessTokensTests {
         let verifying = CraftAccessTokens(
             key: key, lifetime: .seconds(600), leeway: .seconds(60), now: { verifierClock.now })
         let token = try await issuing.issue(subject: "s")
-        #expect(try await verifying.verify(token) == "s")  // iat == now + 60: at the leeway
+        #expect(try await verifying.verify(token).subject == "s")  // iat == now + 60: at the leeway
         let later = ManualClock(2_000_061)
         let token2 = try await CraftAccessTokens(key: key, lifetime: .seconds(600), now: { later.now }).issue(
             subject: "s")

@@ -613,6 +613,52 @@ struct CraftRESTTests {
         }
     }
 
+    @Test(
+        "a reload ends the access tokens of an SDK token given a new value (kept while both values are configured), and of a removed principal"
+    )
+    func rotatedSDKToken() async throws {
+        try await withTestGateway(yaml: "tokens: [{name: alice, token: ALICE-one}, {name: bob, token: BOB}]") {
+            gateway in
+            let client = try await gateway.client()
+            func read(_ token: String) async throws -> (status: Int, body: String) {
+                let response = try await client.request(
+                    "GET", "/api/v1/pipelines/echo", headers: Self.bearer(token))
+                return (response.status, response.bodyString)
+            }
+            let first = try await Self.accessToken(client, sdkToken: "ALICE-one")
+            let bob = try await Self.accessToken(client, sdkToken: "BOB")
+            #expect(try await read(first).status == 200)
+
+            // The new value beside the old (a rotation's overlap): both values' access tokens work.
+            _ = try gateway.reload(
+                yaml:
+                    "tokens: [{name: alice, token: ALICE-one}, {name: alice, token: ALICE-two}, {name: bob, token: BOB}]"
+            )
+            let second = try await Self.accessToken(client, sdkToken: "ALICE-two")
+            #expect(try await read(first).status == 200)
+            #expect(try await read(second).status == 200)
+
+            // The old value gone: its access token is refused at once (not at its expiry), the new one's is not.
+            _ = try gateway.reload(yaml: "tokens: [{name: alice, token: ALICE-two}, {name: bob, token: BOB}]")
+            let refused = try await read(first)
+            #expect(refused.status == 401, "\(refused.body)")
+            #expect(refused.body.contains("no longer configured"), "\(refused.body)")
+            #expect(try await read(second).status == 200)
+            #expect(try await read(bob).status == 200)
+
+            // A value moved to another principal does not carry the old principal's access tokens over to it.
+            _ = try gateway.reload(yaml: "tokens: [{name: alice, token: BOB}, {name: bob, token: ALICE-two}]")
+            #expect(try await read(second).status == 401)
+            #expect(try await read(bob).status == 401)
+
+            // A removed principal's access tokens end too.
+            _ = try gateway.reload(yaml: "tokens: [{name: bob, token: BOB}, {name: carol, token: ALICE-two}]")
+            #expect(try await read(second).status == 401)
+            #expect(try await read(bob).status == 200)
+            await client.close()
+        }
+    }
+
     @Test("instances sharing craft.jwt_secret_file accept each other's access tokens; generated keys do not")
     func sharedKey() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("craft-key-\(UUID().uuidString)")
