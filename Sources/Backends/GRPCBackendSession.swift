@@ -12,7 +12,7 @@ final class GRPCBackendSession: HTTP2SessionDelegate {
     let channel: any Channel
     let load: GRPCBackendConnectionLoad
     var session: NGHTTP2Session?
-    /// The open calls by stream: an `HTTP2StreamObjectTable` (the newest stream kept aside, issue 11) holding
+    /// The open calls by stream: an `HTTP2StreamObjectTable` (a hash table keyed by stream id, issue 11) holding
     /// only `GRPCBackendCall`s, read through `call(_:)`.
     private var calls = HTTP2StreamObjectTable()
     /// Calls whose stream closed because the connection did; they learn the reason in `sessionDidClose`.

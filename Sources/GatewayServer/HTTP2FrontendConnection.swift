@@ -833,8 +833,8 @@ final class HTTP2FrontendConnection: HTTP2SessionDelegate, ChannelInboundHandler
 extension HTTP2FrontendConnection: Sendable {}
 
 extension HTTP2FrontendConnection {
-    /// The open streams' states by id: an `HTTP2StreamObjectTable` (a dictionary with the newest stream kept
-    /// aside, issue 11), typed.
+    /// The open streams' states by id: an `HTTP2StreamObjectTable` (a hash table keyed by stream id, cheaper
+    /// per lookup than a `Dictionary`, issue 11), typed.
     struct StreamStates: Sequence {
         private var table = HTTP2StreamObjectTable()
 

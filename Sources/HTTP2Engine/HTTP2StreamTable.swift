@@ -1,134 +1,255 @@
 /// The open streams of one session by id, or what a session's owner keeps per stream (the frontend's stream
-/// states, a backend session's calls): the entry added last kept aside, every other entry in a dictionary.
+/// states, a backend session's calls): the entry added last kept aside, every other one in an open-addressing
+/// hash table keyed by the 31-bit stream id.
 ///
-/// Why: a session looks its stream up by id in nearly every callback and operation, about eleven times per
-/// unary call on each of the frontend and backend sessions, and a dictionary lookup costs ~150 to ~250
-/// instructions (SipHash of the key, then the probe): ~3.5 k instructions per gRPC call in the engine, and as
-/// many again in the frontend's and the backend session's own tables (bench/callgrind, issue 11). The entry
-/// added last is the one most lookups ask for (a call's frontend stream while it is handled, the backend
-/// stream opened for it), and a compare answers those; any other id falls through to the dictionary, so many
-/// concurrent streams cost one compare more per lookup, nothing else.
+/// Why our own and not `Dictionary`: a session looks its stream up by id in nearly every callback and
+/// operation, about eleven times per unary call on each of the frontend and backend sessions, and a `Dictionary`
+/// lookup costs ~150 to ~250 instructions (SipHash-1-3 of the key, then the probe). With calls in flight
+/// (bench/callgrind `--clients 8 --max-streams 10`) the three tables cost ~8.7 k of ~111 k instructions per gRPC
+/// unary call as dictionaries (issue 11, thirty-third session); stream ids need no keyed hash (see
+/// ``home(of:shift:)``), and a lookup here is ~25 instructions.
 ///
-/// The entry added last is *only* aside: it enters the dictionary when a newer one is added (at most once per
-/// entry), so a stream that opens and closes while it is the newest, as every stream of one call at a time
-/// does, never inserts into or removes from the dictionary (8 dictionary updates per gRPC unary call on the
-/// three tables, ~1.6 k instructions; branch hotpath). Under concurrent streams an entry costs what it did
-/// before (one insert, one removal). Keys are `Comparable` for one reason: a new key greater than every key
-/// the dictionary has held cannot be in it, so adding one (HTTP/2 stream ids only grow, RFC 9113 §5.1.1) needs
-/// no lookup to keep a key in one place; a smaller key (a replaced older entry) is looked up and moved.
+/// The entry added last is the one most lookups ask for with one call or stream at a time (a call's frontend
+/// stream while it is handled, the backend stream opened for it), and a compare answers those (~10 instructions);
+/// it enters the table only when a newer one is added, so a stream that opens and closes while it is the newest
+/// never touches the table (branch hotpath; without it the stream row cost ~200 instructions more per event).
 ///
-/// Generic, so internal: other modules use ``HTTP2StreamObjectTable``, which is not (a generic type of this
-/// module is not specialised in another: its unspecialised lookups, with their generic-metadata look-ups, cost
-/// ~8 k instructions per gRPC call more than the dictionaries they replaced; bench/callgrind, branch grpcpass).
-struct HTTP2StreamTable<Key: Hashable & Comparable, Value> {
-    /// Every entry but ``newest``'s.
-    private var older: [Key: Value]
-    /// The entry added last (nil when there is none, or it was removed); its key is not in ``older``.
-    private var newest: (id: Key, value: Value)?
-    /// The greatest key ``older`` has held (nil before the first): a greater key is not in it.
-    private var greatestOlderID: Key?
-
-    init() {
-        self.older = [:]
-        self.newest = nil
-        self.greatestOlderID = nil
+/// The table: linear probing at a load of at most 1/2, removal by backward shift (no tombstones: a long-lived
+/// connection's churn never degrades its probes), one array of entries. Past 64 slots it shrinks by half when it
+/// falls under 1/8 full, so a burst of streams does not leave a large table for the progress timer's walks.
+///
+/// Generic in its value, so internal: other modules use ``HTTP2StreamObjectTable``, which is not (a generic type
+/// of this module is not specialised in another: its unspecialised lookups, with their generic-metadata
+/// look-ups, cost ~8 k instructions per gRPC call more; bench/callgrind, branch grpcpass).
+struct HTTP2StreamTable<Value> {
+    /// One slot: `key` is a stream id (non-negative), or ``emptyKey`` with no value.
+    struct Entry {
+        var key: Int32
+        var value: Value?
     }
 
-    subscript(id: Key) -> Value? {
-        get {
+    /// The key of an empty slot: no stream id is negative.
+    static var emptyKey: Int32 { -1 }
+    /// The first allocation's slot count: 8 stored streams before the first growth.
+    private static var initialCapacity: Int { 16 }
+    /// The smallest table a removal shrinks to: 64 slots (1 KiB for object values) hold 32 streams, more than a
+    /// client usually keeps in flight per connection (h2load -m10; grpc-go's 100 only under load), so a
+    /// connection whose concurrency moves between 3 and 20 streams never reallocates; shrinking is for after a
+    /// burst of hundreds.
+    private static var shrinkFloor: Int { 64 }
+
+    /// The entry added last (nil when there is none, or it was removed); its key is not in ``entries``.
+    private var newest: (id: Int32, value: Value)?
+    /// Every entry but ``newest``'s: the slots (a power of two of them, or none before the first insertion).
+    private var entries: [Entry] = []
+    /// The number of entries in ``entries``.
+    private var storedCount = 0
+
+    init() {}
+
+    var count: Int { self.storedCount &+ (self.newest == nil ? 0 : 1) }
+    var isEmpty: Bool { self.newest == nil && self.storedCount == 0 }
+    /// The table's slots (0, or a power of two from 16): for tests of growth and shrinking.
+    var slotCount: Int { self.entries.count }
+
+    /// The slot a key is looked for first: the top bits of a Fibonacci hash (the id times 2^64 / φ), `shift`
+    /// being 64 − log2(the slot count). Stream ids need no keyed hash: a peer can only choose ids that grow (RFC
+    /// 9113 §5.1.1) among at most SETTINGS_MAX_CONCURRENT_STREAMS open ones, so the worst a peer can do is put
+    /// those few in one cluster. Consecutive ids land far apart, so the clusters a removal's backward shift walks
+    /// stay short; `id >> 1` put a connection's open streams in one run of consecutive slots, which every removal
+    /// walked to its end (~370 instructions per removal with 80 streams on a backend connection).
+    @inline(__always)
+    static func home(of id: Int32, shift: UInt64) -> Int {
+        Int(truncatingIfNeeded: (UInt64(UInt32(bitPattern: id)) &* 0x9E37_79B9_7F4A_7C15) >> shift)
+    }
+
+    /// 64 − log2(`entries.count`), for ``home(of:shift:)``; not stored, so that the struct stays small (it is
+    /// copied to the stack for each out-of-line lookup).
+    @inline(__always)
+    private var shift: UInt64 { UInt64(truncatingIfNeeded: 64 &- self.entries.count.trailingZeroBitCount) }
+
+    /// The table's slot holding `id`, or nil.
+    @inline(__always)
+    private func slot(of id: Int32) -> Int? {
+        guard self.storedCount > 0 else { return nil }
+        let mask = self.entries.count &- 1
+        var index = Self.home(of: id, shift: self.shift)
+        while true {
+            let key = self.entries[index].key
+            if key == id { return index }
+            if key == Self.emptyKey { return nil }
+            index = (index &+ 1) & mask
+        }
+    }
+
+    subscript(id: Int32) -> Value? {
+        // Inlined: the newest entry's compare at each call site (the one-stream-at-a-time case); the table's
+        // probe out of line.
+        @inline(__always) get {
             if let newest = self.newest, newest.id == id { return newest.value }
-            return self.older.isEmpty ? nil : self.older[id]
+            return self.storedValue(for: id)
         }
         set {
             guard let newValue else {
                 self.removeValue(forKey: id)
                 return
             }
-            if let newest = self.newest {
-                if newest.id == id {
-                    self.newest = (id, newValue)
-                    return
-                }
-                self.older[newest.id] = newest.value
-                if self.greatestOlderID.map({ $0 < newest.id }) ?? true { self.greatestOlderID = newest.id }
+            if let newest = self.newest, newest.id == id {
+                self.newest = (id, newValue)
+                return
             }
-            // `id` may be an older entry's (a replacement): it moves aside, so it is never in both places.
-            if !self.older.isEmpty, let greatest = self.greatestOlderID, id <= greatest {
-                self.older.removeValue(forKey: id)
+            if let index = self.slot(of: id) {
+                self.entries[index].value = newValue
+                return
             }
+            precondition(id >= 0, "HTTP/2 stream ids are 31-bit non-negative integers")
+            if let newest = self.newest { self.store(newest.id, newest.value) }
             self.newest = (id, newValue)
         }
     }
 
+    /// The table's value for `id` (never the newest entry's).
+    @inline(never)
+    private func storedValue(for id: Int32) -> Value? {
+        guard let index = self.slot(of: id) else { return nil }
+        return self.entries[index].value
+    }
+
+    /// Puts a key known to be absent into the table, growing it first when it would pass half full.
+    private mutating func store(_ id: Int32, _ value: Value) {
+        if (self.storedCount &+ 1) &* 2 > self.entries.count {
+            self.resize(to: Swift.max(Self.initialCapacity, self.entries.count &* 2))
+        }
+        self.insertNew(id, value)
+    }
+
+    /// Stores a key known to be absent; the table has room.
+    private mutating func insertNew(_ id: Int32, _ value: Value) {
+        let mask = self.entries.count &- 1
+        let shift = self.shift
+        self.entries.withUnsafeMutableBufferPointer { slots in
+            var index = Self.home(of: id, shift: shift)
+            while slots[index].key != Self.emptyKey { index = (index &+ 1) & mask }
+            slots[index].key = id
+            slots[index].value = value
+        }
+        self.storedCount &+= 1
+    }
+
     @discardableResult
-    mutating func removeValue(forKey id: Key) -> Value? {
+    mutating func removeValue(forKey id: Int32) -> Value? {
         if let newest = self.newest, newest.id == id {
             self.newest = nil
             return newest.value
         }
-        return self.older.isEmpty ? nil : self.older.removeValue(forKey: id)
+        guard let found = self.slot(of: id) else { return nil }
+        self.storedCount &-= 1
+        let mask = self.entries.count &- 1
+        let shift = self.shift
+        // One uniqueness check for the whole shift; element writes through `Array`'s subscript cost a check
+        // and an outlined destroy of the old `Entry` each (bench/callgrind, thirty-third session).
+        let removed = self.entries.withUnsafeMutableBufferPointer { slots -> Value? in
+            var hole = found
+            let removed = slots[hole].value.take()
+            slots[hole].key = Self.emptyKey
+            // Backward shift: an entry after the hole moves into it unless its home lies cyclically in
+            // (hole, index], where a lookup starting at its home would still reach it without crossing the hole.
+            var index = hole
+            while true {
+                index = (index &+ 1) & mask
+                let key = slots[index].key
+                if key == Self.emptyKey { break }
+                let home = Self.home(of: key, shift: shift)
+                let stays = hole <= index ? (hole < home && home <= index) : (hole < home || home <= index)
+                if stays { continue }
+                slots.swapAt(hole, index)  // the hole's entry is empty: the entry moves, the hole moves on
+                hole = index
+            }
+            return removed
+        }
+        if self.entries.count > Self.shrinkFloor, self.storedCount &* 8 < self.entries.count {
+            self.resize(to: self.entries.count / 2)
+        }
+        return removed
     }
 
     mutating func removeAll() {
-        self.older.removeAll()
         self.newest = nil
-        self.greatestOlderID = nil
+        self.entries = []
+        self.storedCount = 0
     }
 
-    var isEmpty: Bool { self.newest == nil && self.older.isEmpty }
-    var count: Int { self.older.count + (self.newest == nil ? 0 : 1) }
-    /// The keys, in no particular order.
-    var keys: Entries<Dictionary<Key, Value>.Keys.Iterator> {
-        Entries(older: self.older.keys.makeIterator(), newest: self.newest?.id)
-    }
-    /// The values, in no particular order (no copy: the write-progress timer walks them as streams queue bytes).
-    var values: Entries<Dictionary<Key, Value>.Values.Iterator> {
-        Entries(older: self.older.values.makeIterator(), newest: self.newest?.value)
-    }
-
-    /// The older entries' iterator, then the newest entry's element.
-    struct Entries<Older: IteratorProtocol>: Sequence, IteratorProtocol {
-        var older: Older
-        var newest: Older.Element?
-
-        mutating func next() -> Older.Element? {
-            if let element = self.older.next() { return element }
-            defer { self.newest = nil }
-            return self.newest
+    /// Rebuilds the table at `capacity` slots (a power of two, over twice `storedCount`).
+    private mutating func resize(to capacity: Int) {
+        let old = self.entries
+        self.entries = Array(repeating: Entry(key: Self.emptyKey, value: nil), count: capacity)
+        self.storedCount = 0
+        for entry in old where entry.key != Self.emptyKey {
+            self.insertNew(entry.key, entry.value!)
         }
     }
+
+    /// The keys, in no particular order.
+    var keys: some Sequence<Int32> { self.lazy.map(\.key) }
+    /// The values, in no particular order (no copy: the write-progress timer walks them as streams queue bytes).
+    var values: some Sequence<Value> { self.lazy.map(\.value) }
 }
 
 extension HTTP2StreamTable: Sequence {
-    /// The entries, in no particular order, as `(key:, value:)` pairs.
-    func makeIterator() -> Entries<Dictionary<Key, Value>.Iterator> {
-        Entries(older: self.older.makeIterator(), newest: self.newest.map { (key: $0.id, value: $0.value) })
+    /// The table's entries, then the newest.
+    struct Iterator: IteratorProtocol {
+        fileprivate let entries: [Entry]
+        fileprivate var index = 0
+        fileprivate var newest: (id: Int32, value: Value)?
+
+        mutating func next() -> (key: Int32, value: Value)? {
+            while self.index < self.entries.count {
+                let entry = self.entries[self.index]
+                self.index &+= 1
+                if entry.key != HTTP2StreamTable.emptyKey { return (entry.key, entry.value!) }
+            }
+            defer { self.newest = nil }
+            return self.newest.map { (key: $0.id, value: $0.value) }
+        }
     }
+
+    /// The entries, in no particular order, as `(key:, value:)` pairs.
+    func makeIterator() -> Iterator { Iterator(entries: self.entries, newest: self.newest) }
 }
 
 /// ``HTTP2StreamTable`` for a session's owner, keyed by stream: the frontend's stream states, a backend
 /// session's calls. Values are class instances held as `AnyObject`, so that this type is not generic (see
 /// ``HTTP2StreamTable`` for why); the owner wraps it in a typed accessor, downcasting what it stored itself.
 package struct HTTP2StreamObjectTable: Sequence {
-    private var table = HTTP2StreamTable<HTTP2StreamID, AnyObject>()
+    private var table = HTTP2StreamTable<AnyObject>()
 
     package init() {}
 
     package subscript(id: HTTP2StreamID) -> AnyObject? {
-        get { self.table[id] }
-        set { self.table[id] = newValue }
+        get { self.table[id.rawValue] }
+        set { self.table[id.rawValue] = newValue }
     }
 
     @discardableResult
-    package mutating func removeValue(forKey id: HTTP2StreamID) -> AnyObject? { self.table.removeValue(forKey: id) }
+    package mutating func removeValue(forKey id: HTTP2StreamID) -> AnyObject? {
+        self.table.removeValue(forKey: id.rawValue)
+    }
 
     package mutating func removeAll() { self.table.removeAll() }
 
     package var isEmpty: Bool { self.table.isEmpty }
     package var count: Int { self.table.count }
+    /// The slots allocated (0, or a power of two from 16; past 64, halved by a removal that leaves them under 1/8
+    /// full): for tests.
+    package var slotCount: Int { self.table.slotCount }
+    /// The slot `id` is looked for first in a table of `slotCount` slots (a power of two): for tests that build
+    /// collisions and probes that wrap past the last slot.
+    package static func homeSlot(of id: HTTP2StreamID, slotCount: Int) -> Int {
+        HTTP2StreamTable<AnyObject>.home(of: id.rawValue, shift: UInt64(64 - slotCount.trailingZeroBitCount))
+    }
 
     /// A copy of the entries, in no particular order: for the rare walks over every stream (shutdown).
     package func makeIterator() -> IndexingIterator<[(key: HTTP2StreamID, value: AnyObject)]> {
-        Array(self.table).makeIterator()
+        self.table.map { (key: HTTP2StreamID($0.key), value: $0.value) }.makeIterator()
     }
 }

@@ -60,7 +60,7 @@ package final class NGHTTP2Session {
     private let memoryPool = NGHTTP2ChunkPool()
 
     /// The open streams we know about, by id. See ``HTTP2StreamState`` for the lifetime rules.
-    var streams = HTTP2StreamTable<Int32, HTTP2StreamState>()
+    var streams = HTTP2StreamTable<HTTP2StreamState>()
     /// The stream whose header block is being decoded, from its `on_begin_headers` to its `on_frame_recv` (or
     /// its close): a block's fields arrive between those two, contiguously (RFC 9113 §4.3), so `on_header`
     /// finds its stream here instead of hashing its id once per field (issue 11).

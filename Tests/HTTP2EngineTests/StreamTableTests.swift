@@ -1,9 +1,10 @@
 import HTTP2Engine
 import Testing
 
-/// `HTTP2StreamObjectTable` (over `HTTP2StreamTable`) keeps the entry added last aside, out of its dictionary, and
-/// answers it with a compare (issue 11); it must behave exactly as a dictionary, whichever entry is asked for,
-/// after replacements (of the newest entry and of older ones), removals, and keys smaller than earlier ones.
+/// `HTTP2StreamObjectTable` (over `HTTP2StreamTable`, an open-addressing table with linear probing and
+/// backward-shift removal, issue 11) must behave exactly as a dictionary whichever entry is asked for: after
+/// replacements, removals, keys smaller than earlier ones, keys that share a home slot (an even and the next odd
+/// id) or whose probe wraps past the table's end, growth and shrinking.
 @Suite("HTTP/2 stream table")
 struct StreamTableTests {
     final class Box {
@@ -11,7 +12,7 @@ struct StreamTableTests {
         init(_ n: Int) { self.n = n }
     }
 
-    @Test("lookups, replacements and removals agree with a dictionary, newest entry or not")
+    @Test("lookups, replacements and removals agree with a dictionary")
     func matchesDictionary() {
         var table = HTTP2StreamObjectTable()
         var reference: [HTTP2StreamID: Box] = [:]
@@ -21,7 +22,7 @@ struct StreamTableTests {
             for id in (0...9).map({ HTTP2StreamID(Int32($0)) }) { #expect(table[id] === reference[id]) }
             #expect(Set(table.map(\.key)) == Set(reference.keys))
         }
-        // Steps: (stream, value or nil to remove); the newest entry is replaced, removed, then re-added.
+        // Steps: (stream, value or nil to remove); the last entry is replaced, removed, then re-added.
         let steps: [(Int32, Int?)] = [
             (1, 1), (3, 3), (1, 10), (3, nil), (1, nil), (5, 5), (5, 50), (7, 7), (5, nil), (9, 9),
         ]
@@ -92,5 +93,100 @@ struct StreamTableTests {
                 }
             }
         }
+    }
+
+    /// Every removal order of keys that collide and wrap: in a 16-slot table, three ids whose home is the last
+    /// slot and three whose home is the first (all in the table: a later stream takes the newest entry's place), so their probes cross the end of the table and each other; a
+    /// backward shift that moved an entry wrongly (or left a gap) loses one of them from lookups.
+    @Test("removals in every order keep colliding, wrapping keys reachable")
+    func collidingWrappingRemovals() {
+        func ids(homedAt slot: Int) -> [Int32] {
+            let homed = (1...Int32(10_000)).lazy.filter {
+                HTTP2StreamObjectTable.homeSlot(of: HTTP2StreamID($0), slotCount: 16) == slot
+            }
+            return Array(homed.prefix(3))
+        }
+        let ids = ids(homedAt: 15) + ids(homedAt: 0)
+        #expect(ids.count == 6)
+        var orders: [[Int32]] = [[]]
+        for _ in ids.indices {
+            orders = orders.flatMap { order in ids.filter { !order.contains($0) }.map { order + [$0] } }
+        }
+        #expect(orders.count == 720)
+        for insertion in [ids, ids.reversed()] {
+            for order in orders {
+                var table = HTTP2StreamObjectTable()
+                var reference: [HTTP2StreamID: Box] = [:]
+                for id in insertion {
+                    let box = Box(Int(id))
+                    table[HTTP2StreamID(id)] = box
+                    reference[HTTP2StreamID(id)] = box
+                }
+                // A later stream, so that the last of `ids` leaves the newest entry's place for the table too.
+                let bystander = HTTP2StreamID(20_001)
+                table[bystander] = Box(0)
+                #expect(table.slotCount == 16)
+                for id in order {
+                    let removed = table.removeValue(forKey: HTTP2StreamID(id))
+                    let expected = reference.removeValue(forKey: HTTP2StreamID(id))
+                    let same = removed === expected && removed != nil
+                    #expect(same)
+                    for other in ids {
+                        let found = table[HTTP2StreamID(other)]
+                        let agrees = found === reference[HTTP2StreamID(other)]
+                        #expect(agrees, "after removing \(order.prefix { $0 != id } + [id]), id \(other)")
+                    }
+                }
+                #expect(table.count == 1)
+                #expect(table.removeValue(forKey: bystander) != nil)
+                #expect(table.isEmpty)
+            }
+        }
+    }
+
+    /// A connection's life: a window of concurrent streams moving over thousands of ids while one stream stays
+    /// open throughout, as a long server stream beside unary calls does. The table neither loses an entry nor
+    /// grows past what the window needs, and shrinks again after a burst, but not below 64 slots: concurrency that
+    /// moves between a few and a few tens of streams must not reallocate the table each time.
+    @Test("a moving window beside a long-lived stream, then a burst and its end")
+    func movingWindowAndBurst() {
+        var table = HTTP2StreamObjectTable()
+        let longLived = Box(0)
+        table[HTTP2StreamID(1)] = longLived
+        var open: [Int32] = []
+        var next: Int32 = 3
+        for _ in 0..<10_000 {
+            table[HTTP2StreamID(next)] = Box(Int(next))
+            open.append(next)
+            next += 2
+            if open.count > 6 {
+                let oldest = open.removeFirst()
+                let removed = table.removeValue(forKey: HTTP2StreamID(oldest)).map { ($0 as! Box).n }
+                #expect(removed == Int(oldest))
+            }
+            #expect(table[HTTP2StreamID(1)] === longLived)
+        }
+        #expect(table.count == 7)
+        #expect(table.slotCount == 16)
+        for id in open { #expect((table[HTTP2StreamID(id)] as? Box)?.n == Int(id)) }
+
+        // A burst of 1 000 concurrent streams grows the table; their end shrinks it back.
+        var burst: [Int32] = []
+        for _ in 0..<1_000 {
+            table[HTTP2StreamID(next)] = Box(Int(next))
+            burst.append(next)
+            next += 2
+        }
+        #expect(table.count == 1_007)
+        #expect(table.slotCount == 2_048)
+        for id in burst { #expect((table[HTTP2StreamID(id)] as? Box)?.n == Int(id)) }
+        for id in burst { table[HTTP2StreamID(id)] = nil }
+        #expect(table.count == 7)
+        #expect(table.slotCount == 64)  // shrunk to the floor, no further: see below
+        #expect(table[HTTP2StreamID(1)] === longLived)
+        for id in open { #expect((table[HTTP2StreamID(id)] as? Box)?.n == Int(id)) }
+        for id in open { table[HTTP2StreamID(id)] = nil }
+        #expect(table.count == 1)
+        #expect(table.slotCount == 64)
     }
 }
