@@ -414,7 +414,12 @@ struct SlowClientTests {
                 Self.frames(outcome.received).contains { $0.type == 7 }
             }
             #expect(Self.frames(notice.received).contains { $0.type == 7 }, "no GOAWAY after the call")
-            #expect(notice.ended - answered.ended >= idle, "GOAWAY \(notice.ended - answered.ended) after the answer")
+            // The client sees each frame a delivery latency after the gateway wrote it, and the answer's can exceed
+            // the GOAWAY's on a loaded machine (0.3995 s seen beside a valgrind run): 50 ms of slack. An idle period
+            // that started before the answer (the call runs 1.5 s) would put the GOAWAY at once after it.
+            let slack = Duration.milliseconds(50)
+            let gap = notice.ended - answered.ended
+            #expect(gap >= idle - slack, "GOAWAY \(gap) after the answer")
         }
     }
 
