@@ -46,8 +46,9 @@ package enum JSONValueCodec {
 
     /// As `decodeObject`, taking the body over: data URIs of 64 KiB or more are decoded in place, into the
     /// body's own storage, and their blobs are slices of it (issue 12). A 24 MiB base64 body then needs no
-    /// second 18 MiB buffer; the body's storage lives as long as such a blob. The body's storage is made
-    /// unique first (copied if someone else still holds it), so no other holder sees it change.
+    /// second 18 MiB buffer; the body's storage lives as long as such a blob. A body that can hold such a URI
+    /// (64 KiB or more) is made unique first (copied if someone else still holds it), so no other holder sees it
+    /// change; a shorter one is only read, wherever its storage is.
     ///
     /// - Parameter keepCanonicalBase64: keep such data URIs whose payload is canonical base64 as that text
     ///   (`Blob(canonicalBase64:)`, a slice of the body), validated but not decoded: for a request bound for
@@ -62,11 +63,15 @@ package enum JSONValueCodec {
         checkedAlphabet: Range<UInt>? = nil
     ) throws -> ValueObject {
         var body = consume body
-        body.withUnsafeMutableReadableBytes { _ in }  // copy-on-write now, if the storage is shared
+        // Only strings of at least `JSONParser.inPlaceBlobBytes` are decoded or sliced in place, so a shorter body
+        // is parsed where it is, shared or not: most REST bodies are a slice of the connection's read buffer, and
+        // making them unique cost a copy (~600 instructions, an allocation) per call (issue 11).
+        let inPlace = body.readableBytes >= JSONParser.inPlaceBlobBytes
+        if inPlace { body.withUnsafeMutableReadableBytes { _ in } }  // copy-on-write now, if the storage is shared
         let value: Value
         do {
             value = try parse(
-                body, limits: limits, path: "", inPlace: true, keepCanonicalBase64: keepCanonicalBase64,
+                body, limits: limits, path: "", inPlace: inPlace, keepCanonicalBase64: keepCanonicalBase64,
                 checkedAlphabet: checkedAlphabet)
         } catch {
             throw error.error

@@ -73,6 +73,24 @@ struct JSONInPlaceTests {
         #expect(inputs.first?.variables["f"]?.blobValue.map { Array($0.bytes.readableBytesView) } == payload)
     }
 
+    /// Under 64 KiB a body holds no string long enough to decode in place, so it is parsed where it lies (a slice
+    /// of a read buffer, in the gateway), not made unique first; the other holder's bytes stay as they were.
+    @Test("a body of 64 KiB less one byte, still held by the caller, decodes as out of place and is left as it was")
+    func sharedShortBody() throws {
+        let prefix = #"{"data":[{"variable":{"small":"data:;base64,AAEC","s":""#
+        let suffix = #""}}]}"#
+        let filler = String(repeating: "x", count: 65_535 - prefix.utf8.count - suffix.utf8.count)
+        let body = ByteBuffer(string: prefix + filler + suffix)
+        #expect(body.readableBytes == 65_535)
+        let before = Array(body.readableBytesView)
+        let expected = try JSONValueCodec.decodeObject(body)
+        let inputs = try RESTTriggerBody.decode(json: body, limits: .defaults)
+        #expect(Array(body.readableBytesView) == before)
+        #expect(inputs.first?.variables["s"] == .string(filler))
+        #expect(inputs.first?.variables["small"]?.blobValue?.bytes == ByteBuffer(bytes: [0, 1, 2]))
+        #expect(expected["data"] != nil)
+    }
+
     @Test("a body handed over whole is decoded without a copy: the blob lies inside the body's storage")
     func noCopy() throws {
         let payload = pseudoRandomBytes(300_000)
