@@ -92,6 +92,13 @@ struct GRPCContentTypeTests {
             ("application/grpc-web", .lookalike("application/grpc-web")),
             ("application/grpcx", .lookalike("application/grpcx")),
             ("application/json", .other),
+            // Told apart by their first bytes (no parse): blanks first, any case, too short, empty.
+            (" \tAPPLICATION/GRPC+JSON ; x=y", .grpc(codec: "json")),
+            ("  application/grpc-web", .lookalike("application/grpc-web")),
+            ("application/grp", .other),
+            ("application/grpd", .other),
+            ("Application/JSON; charset=utf-8", .other),
+            ("", .other),
         ] as [(String, GRPCContentType)])
     func classify(header: String, expected: GRPCContentType) {
         #expect(GRPCContentType(header: header) == expected)
