@@ -53,7 +53,7 @@ package struct BodyGatherer {
         if buffer != nil {
             buffer!.writeImmutableBuffer(chunk)  // in place: `buffer!` is mutated through the optional
         } else if let expectedLength, expectedLength > chunk.readableBytes {
-            var gathered = ByteBufferAllocator().buffer(capacity: expectedLength)
+            var gathered = LargeBodyStorage.allocate(capacity: expectedLength)
             gathered.writeImmutableBuffer(chunk)
             buffer = gathered
         } else {
