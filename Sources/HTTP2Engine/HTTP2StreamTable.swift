@@ -7,7 +7,7 @@
 /// lookup costs ~150 to ~250 instructions (SipHash-1-3 of the key, then the probe). With calls in flight
 /// (bench/callgrind `--clients 8 --max-streams 10`) the three tables cost ~8.7 k of ~111 k instructions per gRPC
 /// unary call as dictionaries (issue 11, thirty-third session); stream ids need no keyed hash (see
-/// ``home(of:shift:)``), and a lookup here is ~25 instructions.
+/// ``home(of:shift:seed:)``), and a lookup here is ~25 instructions.
 ///
 /// The entry added last is the one most lookups ask for with one call or stream at a time (a call's frontend
 /// stream while it is handled, the backend stream opened for it), and a compare answers those (~10 instructions);
@@ -44,6 +44,8 @@ struct HTTP2StreamTable<Value> {
     private var entries: [Entry] = []
     /// The number of entries in ``entries``.
     private var storedCount = 0
+    /// Mixed into every key before it is hashed (see ``home(of:shift:seed:)``): the process's, drawn once.
+    private let seed = streamTableSeed
 
     init() {}
 
@@ -52,18 +54,23 @@ struct HTTP2StreamTable<Value> {
     /// The table's slots (0, or a power of two from 16): for tests of growth and shrinking.
     var slotCount: Int { self.entries.count }
 
-    /// The slot a key is looked for first: the top bits of a Fibonacci hash (the id times 2^64 / φ), `shift`
-    /// being 64 − log2(the slot count). Stream ids need no keyed hash: a peer can only choose ids that grow (RFC
-    /// 9113 §5.1.1) among at most SETTINGS_MAX_CONCURRENT_STREAMS open ones, so the worst a peer can do is put
-    /// those few in one cluster. Consecutive ids land far apart, so the clusters a removal's backward shift walks
-    /// stay short; `id >> 1` put a connection's open streams in one run of consecutive slots, which every removal
-    /// walked to its end (~370 instructions per removal with 80 streams on a backend connection).
+    /// The slot a key is looked for first: the top bits of a Fibonacci hash (the id, XORed with `seed`, times
+    /// 2^64 / φ), `shift` being 64 − log2(the slot count). Consecutive ids land far apart, so the clusters a
+    /// removal's backward shift walks stay short; `id >> 1` put a connection's open streams in one run of
+    /// consecutive slots, which every removal walked to its end (~370 instructions per removal with 80 streams on
+    /// a backend connection).
+    ///
+    /// The seed (random per process): without it a peer could pick growing odd ids that share a home slot (the
+    /// first 100 such ids are below 100 721), and every lookup on its connection would walk all its open streams
+    /// (6× slower at 100 streams, 57× at 1 000; `limits.max_concurrent_streams` may be set far higher). A peer
+    /// only picks ids that grow (RFC 9113 §5.1.1) among at most SETTINGS_MAX_CONCURRENT_STREAMS open ones, so
+    /// even unseeded the cost was bounded by that setting (review of 64c03ee).
     @inline(__always)
-    static func home(of id: Int32, shift: UInt64) -> Int {
-        Int(truncatingIfNeeded: (UInt64(UInt32(bitPattern: id)) &* 0x9E37_79B9_7F4A_7C15) >> shift)
+    static func home(of id: Int32, shift: UInt64, seed: UInt64) -> Int {
+        Int(truncatingIfNeeded: ((UInt64(UInt32(bitPattern: id)) ^ seed) &* 0x9E37_79B9_7F4A_7C15) >> shift)
     }
 
-    /// 64 − log2(`entries.count`), for ``home(of:shift:)``; not stored, so that the struct stays small (it is
+    /// 64 − log2(`entries.count`), for ``home(of:shift:seed:)``; not stored, so that the struct stays small (it is
     /// copied to the stack for each out-of-line lookup).
     @inline(__always)
     private var shift: UInt64 { UInt64(truncatingIfNeeded: 64 &- self.entries.count.trailingZeroBitCount) }
@@ -73,7 +80,7 @@ struct HTTP2StreamTable<Value> {
     private func slot(of id: Int32) -> Int? {
         guard self.storedCount > 0 else { return nil }
         let mask = self.entries.count &- 1
-        var index = Self.home(of: id, shift: self.shift)
+        var index = Self.home(of: id, shift: self.shift, seed: self.seed)
         while true {
             let key = self.entries[index].key
             if key == id { return index }
@@ -127,8 +134,9 @@ struct HTTP2StreamTable<Value> {
     private mutating func insertNew(_ id: Int32, _ value: Value) {
         let mask = self.entries.count &- 1
         let shift = self.shift
+        let seed = self.seed
         self.entries.withUnsafeMutableBufferPointer { slots in
-            var index = Self.home(of: id, shift: shift)
+            var index = Self.home(of: id, shift: shift, seed: seed)
             while slots[index].key != Self.emptyKey { index = (index &+ 1) & mask }
             slots[index].key = id
             slots[index].value = value
@@ -146,6 +154,7 @@ struct HTTP2StreamTable<Value> {
         self.storedCount &-= 1
         let mask = self.entries.count &- 1
         let shift = self.shift
+        let seed = self.seed
         // One uniqueness check for the whole shift; element writes through `Array`'s subscript cost a check
         // and an outlined destroy of the old `Entry` each (bench/callgrind, thirty-third session).
         let removed = self.entries.withUnsafeMutableBufferPointer { slots -> Value? in
@@ -159,7 +168,7 @@ struct HTTP2StreamTable<Value> {
                 index = (index &+ 1) & mask
                 let key = slots[index].key
                 if key == Self.emptyKey { break }
-                let home = Self.home(of: key, shift: shift)
+                let home = Self.home(of: key, shift: shift, seed: seed)
                 let stays = hole <= index ? (hole < home && home <= index) : (hole < home || home <= index)
                 if stays { continue }
                 slots.swapAt(hole, index)  // the hole's entry is empty: the entry moves, the hole moves on
@@ -217,6 +226,9 @@ extension HTTP2StreamTable: Sequence {
     func makeIterator() -> Iterator { Iterator(entries: self.entries, newest: self.newest) }
 }
 
+/// ``HTTP2StreamTable``'s hash seed: one random word per process (one `getrandom` at the first table).
+private let streamTableSeed = UInt64.random(in: .min ... .max)
+
 /// ``HTTP2StreamTable`` for a session's owner, keyed by stream: the frontend's stream states, a backend
 /// session's calls. Values are class instances held as `AnyObject`, so that this type is not generic (see
 /// ``HTTP2StreamTable`` for why); the owner wraps it in a typed accessor, downcasting what it stored itself.
@@ -245,7 +257,8 @@ package struct HTTP2StreamObjectTable: Sequence {
     /// The slot `id` is looked for first in a table of `slotCount` slots (a power of two): for tests that build
     /// collisions and probes that wrap past the last slot.
     package static func homeSlot(of id: HTTP2StreamID, slotCount: Int) -> Int {
-        HTTP2StreamTable<AnyObject>.home(of: id.rawValue, shift: UInt64(64 - slotCount.trailingZeroBitCount))
+        HTTP2StreamTable<AnyObject>.home(
+            of: id.rawValue, shift: UInt64(64 - slotCount.trailingZeroBitCount), seed: streamTableSeed)
     }
 
     /// A copy of the entries, in no particular order: for the rare walks over every stream (shutdown).
