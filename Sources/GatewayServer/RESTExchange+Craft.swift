@@ -66,7 +66,10 @@ extension RESTRequestHead {
                 return fail(GatewayError(.invalidArgument, "multipart/form-data without a boundary parameter"))
             }
             do {
-                (kind, bodyCollector) = (.multipart, try .multipartParts(boundary: boundary, limits: services.limits))
+                (kind, bodyCollector) = (
+                    .multipart,
+                    try .multipartParts(boundary: boundary, limits: services.limits, expectedLength: declaredLength)
+                )
             } catch {
                 return fail(gatewayError(from: error))
             }

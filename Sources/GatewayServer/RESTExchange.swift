@@ -230,16 +230,24 @@ struct RESTBodyCollector {
         return collector
     }
 
-    static func multipart(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
+    static func multipart(boundary: String, limits: CodecLimits, expectedLength: Int? = nil) throws
+        -> RESTBodyCollector
+    {
         RESTBodyCollector(
-            storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits)), limits: limits)
+            storage: .multipart(
+                try MultipartFormDecoder(boundary: boundary, limits: limits, declaredLength: expectedLength)),
+            limits: limits)
     }
 
     /// A multipart body decoded as it streams into its plain parts (file bytes copied once), under the cap:
     /// for surfaces whose fields are not Instill's `variables[i].key`.
-    static func multipartParts(boundary: String, limits: CodecLimits) throws -> RESTBodyCollector {
+    static func multipartParts(boundary: String, limits: CodecLimits, expectedLength: Int? = nil) throws
+        -> RESTBodyCollector
+    {
         var collector = RESTBodyCollector(
-            storage: .multipart(try MultipartFormDecoder(boundary: boundary, limits: limits, collectingParts: true)),
+            storage: .multipart(
+                try MultipartFormDecoder(
+                    boundary: boundary, limits: limits, collectingParts: true, declaredLength: expectedLength)),
             limits: limits
         )
         collector.parts = true
@@ -550,7 +558,8 @@ extension RESTRequestHead {
                     return fail(GatewayError(.invalidArgument, "multipart/form-data without a boundary parameter"))
                 }
                 do {
-                    collector = try .multipart(boundary: boundary, limits: services.limits)
+                    collector = try .multipart(
+                        boundary: boundary, limits: services.limits, expectedLength: declaredLength)
                 } catch {
                     return fail(gatewayError(from: error))
                 }
