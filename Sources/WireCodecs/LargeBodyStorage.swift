@@ -4,8 +4,8 @@ package import NIOCore
     import Glibc
 #endif
 
-/// Storage for a large request body of a declared length, its pages advised to the kernel as transparent huge
-/// pages.
+/// Storage for a large request body of a declared length, or the first file part of such a multipart body, its
+/// pages advised to the kernel as transparent huge pages.
 ///
 /// Why (issue 12): a large body's storage is fresh memory (malloc maps it anew for each body and unmaps it after),
 /// and every 4 KiB page of it faulted at its first write: ~6 200 page faults per 24 MiB JSON body, about a third of
@@ -31,9 +31,9 @@ package enum LargeBodyStorage {
     /// Advises the whole 2 MiB pages of `buffer`'s writable storage (a new buffer's: none of it touched yet). A
     /// hint: a refusal (an old kernel, THP compiled out) changes nothing.
     ///
-    /// Only for storage allocated whole: tried on growing buffers too (a multipart file part, a body of no
-    /// declared length: grown by `realloc`, the new tail advised), it saved no fault (~9 000 per 32 MiB file
-    /// either way; most fault in libc's copy inside `realloc`), so those are left as they were.
+    /// Only for storage allocated whole: tried on growing buffers too (a multipart file part grown by `realloc`,
+    /// the new tail advised), it saved no fault (~9 000 per 32 MiB file either way; most fault in libc's copy
+    /// inside `realloc`). The first file part is sized whole instead (`MultipartFormDecoder`).
     private static func adviseHugePages(_ buffer: inout ByteBuffer) {
         #if os(Linux)
             let hugePage = UInt(2 << 20)
