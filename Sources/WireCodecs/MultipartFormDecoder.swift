@@ -348,11 +348,11 @@ package struct MultipartFormDecoder {
     }
 
     /// The storage a part's bytes are gathered into. The first file part of a body of declared length gets it
-    /// whole, sized for the rest of the body less its closing delimiter (`LargeBodyStorage`: advised as huge pages
-    /// from 4 MiB): grown by doubling instead, a 32 MiB file's storage was copied by `realloc` on the way and its
-    /// pages faulted one by one (~9 000 faults, most of the gateway's CPU per upload; issue 12). Only the first:
-    /// the size is an upper bound (exact when the file is the last part, the shape uploads have), and a body of
-    /// many small file parts must not get a large storage for each.
+    /// whole, sized for the rest of the body less its closing delimiter (`LargeBodyStorage`: advised as huge
+    /// pages past its first 8 MiB): grown by doubling instead, a 32 MiB file's storage was copied by `realloc` on
+    /// the way and its pages faulted one by one (~9 000 faults, most of the gateway's CPU per upload; issue 12).
+    /// Only the first: the size is an upper bound (exact when the file is the last part, the shape uploads have),
+    /// and a body of many small file parts must not get a large storage for each.
     private mutating func firstFileStorage(isFile: Bool, dataOffset: Int) -> ByteBuffer {
         guard isFile, !sawFilePart else { return ByteBuffer() }
         sawFilePart = true
