@@ -108,7 +108,8 @@ package struct MultipartFormDecoder {
     package var fileObserver: (any MultipartFileObserver)?
     /// Whether `fileObserver` asked for the current part's bytes.
     private var observingPart = false
-    /// The body's `Content-Length`, when it declared one: sizes the first file part's storage (see `startBody`).
+    /// The body's `Content-Length`, when it declared one: sizes the first file part's storage (see
+    /// `firstFileStorage`).
     private let declaredLength: Int?
     /// Whether a file part has begun (only the first is sized from `declaredLength`).
     private var sawFilePart = false
