@@ -305,6 +305,25 @@ public enum GatewayBenchmarks {
                 for chunk in multipartChunks { try decoder.feed(chunk) }
                 return try decoder.finish().count
             })
+        // The scanner's worst cases (a client picks both the file and the boundary): a file of CR bytes (every
+        // byte a delimiter's first), and one of near-misses (`CRLF--` and the boundary but its last byte).
+        let nearMiss = Array("\r\n--\(boundary)".utf8).dropLast() + [UInt8(ascii: "x")]
+        for (label, file) in [
+            ("CR bytes", [UInt8](repeating: 0x0D, count: large)),
+            ("near-miss delimiters", Array(repeatElement(nearMiss, count: large / nearMiss.count).joined())),
+        ] {
+            let body = GatewayBenchmarks.multipartBody(file: ByteBuffer(bytes: file), boundary: boundary)
+            let bodyChunks = chunks(body, size: inputs.multipartReadSize)
+            list.append(
+                MicroBenchmark(
+                    name: "multipart parse, WireCodecs (\(large >> 20) MiB file of \(label), 64 KiB reads)",
+                    bytes: body.readableBytes
+                ) {
+                    var decoder = try MultipartFormDecoder(boundary: boundary, limits: limits)
+                    for chunk in bodyChunks { try decoder.feed(chunk) }
+                    return try decoder.finish().count
+                })
+        }
 
         // Gatherers (issue 12): each place a growing body is collected, fed in the reads NIO hands over. A
         // gather that copied per chunk would show here as mallocs/op in the hundreds and MB/s collapsing.

@@ -64,7 +64,7 @@ package struct MultipartFileStart {
 /// conventions (Craft AI's `json_inputs` plus one part per file).
 ///
 /// Feed it the body in chunks of any size (one byte at a time works; a delimiter may straddle chunks), then call
-/// `finish()`. The delimiter is found with `memchr` for its leading CR plus `memcmp`, and part data is copied
+/// `finish()`. The delimiter is found by `MultipartDelimiterSearch` (vector compares), and part data is copied
 /// once, from the chunk into the part's buffer; only the few bytes that might start a delimiter are held back
 /// between chunks. Caps (parts, part header bytes, body bytes, batch index) are checked as bytes arrive.
 ///
@@ -88,6 +88,7 @@ package struct MultipartFormDecoder {
     private let boundary: String
     /// `CRLF--boundary`: the delimiter as it appears before every part and before the close (RFC 2046 §5.1.1).
     private let delimiter: [UInt8]
+    private let search: MultipartDelimiterSearch
     private let limits: CodecLimits
     private var state = State.preamble
     /// Trailing bytes of the data seen so far that are a proper prefix of `delimiter`. It starts as CRLF so that
@@ -132,6 +133,7 @@ package struct MultipartFormDecoder {
         }
         self.boundary = boundary
         self.delimiter = [0x0D, 0x0A, UInt8(ascii: "-"), UInt8(ascii: "-")] + bytes
+        self.search = MultipartDelimiterSearch(delimiter: delimiter)
         self.limits = limits
         self.assembler = MultipartFieldAssembler(limits: limits)
         self.parts = collectingParts ? [] : nil
@@ -203,6 +205,13 @@ package struct MultipartFormDecoder {
         return partBody.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
     }
 
+    /// The capacity of the current part's storage in bytes (tests: the first file part's is sized from the
+    /// declared length at once). Nil outside a part's body.
+    package var partStorageCapacity: Int? {
+        guard state == .body, partBody.readableBytes > 0 else { return nil }
+        return partBody.capacity
+    }
+
     // MARK: Scanning
 
     /// Looks for the delimiter from `offset`, handing the data before it to the current part (or dropping it in
@@ -232,24 +241,16 @@ package struct MultipartFormDecoder {
                 emit(carry)
                 carry.removeAll(keepingCapacity: true)
             }
-            var searchFrom = offset
-            while let hit = memchr(base + searchFrom, 0x0D, end - searchFrom) {
-                let i = base.distance(to: UnsafeRawPointer(hit))
-                let remaining = end - i
-                if remaining >= d {
-                    if memcmp(hit, delimiterBytes.baseAddress!, d) == 0 {
-                        emit(UnsafeRawBufferPointer(rebasing: raw[offset..<i]))
-                        offset = i + d
-                        return true
-                    }
-                } else if memcmp(hit, delimiterBytes.baseAddress!, remaining) == 0 {
-                    emit(UnsafeRawBufferPointer(rebasing: raw[offset..<i]))
-                    carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[i..<end]))
-                    offset = end
-                    return false
-                }
-                searchFrom = i + 1
-                if searchFrom == end { break }
+            if let i = search.firstMatch(in: raw, from: offset) {
+                emit(UnsafeRawBufferPointer(rebasing: raw[offset..<i]))
+                offset = i + d
+                return true
+            }
+            if let i = search.partialMatchAtEnd(in: raw, from: offset) {
+                emit(UnsafeRawBufferPointer(rebasing: raw[offset..<i]))
+                carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[i..<end]))
+                offset = end
+                return false
             }
             emit(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
             offset = end
