@@ -88,8 +88,16 @@ build() {
     # The flags are in the manifests, on our targets only (see the header); TG_FUZZ_INSTRUMENT=1 turns them on
     # in the main package. ld.gold warns "Cannot export local symbol __asan_*" for every object; that is
     # harmless, so filtered.
-    TG_FUZZ_INSTRUMENT=1 swift build --scratch-path "$SCRATCH" --product FuzzGateway 2>&1 \
-        | grep -v -e "Cannot export local symbol" -e "^\[[0-9]*/[0-9]*\]" || true
+    # SwiftPM keeps a path dependency's build plan (its list of source files) while the manifests are unchanged:
+    # a source file added to the gateway since the last build would be missing from it, and the build fail (or,
+    # before this check, a stale fuzzer be replayed). Dropping the plan makes SwiftPM list the sources again.
+    rm -f "$SCRATCH/debug.yaml" "$SCRATCH/debug/description.json"
+    # The build's status (pipefail), not grep's: a failed build must not leave an older fuzzer to be replayed.
+    if ! TG_FUZZ_INSTRUMENT=1 swift build --scratch-path "$SCRATCH" --product FuzzGateway 2>&1 \
+        | { grep -v -e "Cannot export local symbol" -e "^\[[0-9]*/[0-9]*\]" || true; }; then
+        echo "fuzz.sh: build failed" >&2
+        exit 1
+    fi
     test -x "$BINARY" || { echo "fuzz.sh: build failed" >&2; exit 1; }
 }
 

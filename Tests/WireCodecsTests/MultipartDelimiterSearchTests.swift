@@ -7,7 +7,9 @@ struct MultipartDelimiterSearchTests {
     /// What the search must answer, the slow way: every offset compared whole.
     static func naiveFirst(_ bytes: [UInt8], _ delimiter: [UInt8], from: Int) -> Int? {
         guard bytes.count - from >= delimiter.count else { return nil }
-        return (from...(bytes.count - delimiter.count)).first { bytes[$0..<($0 + delimiter.count)].elementsEqual(delimiter) }
+        return (from...(bytes.count - delimiter.count)).first {
+            bytes[$0..<($0 + delimiter.count)].elementsEqual(delimiter)
+        }
     }
 
     static func naivePartial(_ bytes: [UInt8], _ delimiter: [UInt8], from: Int) -> Int? {
@@ -50,7 +52,9 @@ struct MultipartDelimiterSearchTests {
                 case 2: bytes += [UInt8](repeating: 0x0D, count: Int.random(in: 1...40, using: &rng))
                 case 3: bytes += [0x0D, 0x0A]
                 case 4 where round % 5 == 0: bytes += delimiter
-                default: bytes += (0..<Int.random(in: 1...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                default:
+                    let count = Int.random(in: 1...64, using: &rng)
+                    bytes += (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
                 }
             }
             Self.check(bytes, delimiter, from: Int.random(in: 0...bytes.count, using: &rng))
