@@ -165,22 +165,48 @@ package enum OperationPaging {
         requested <= 0 ? defaultPageSize : min(requested, maximumPageSize)
     }
 
-    /// Tokens are opaque to clients; inside, the store's insertion sequence of the last row returned and a tag
-    /// of the filter the page was listed with (`o<sequence>.<tag>`, both base 36), so a token is only good for
-    /// the filter it was made under (AIP-158: changing the filter between pages is INVALID_ARGUMENT).
-    package static func makeToken(afterSequence sequence: Int64, filter: OperationFilter) -> String {
+    /// Where a page continues: after the operation a token names (what this gateway's tokens carry), or after a
+    /// store sequence number (tokens made by gateways before it; still honoured, so a listing that spans an
+    /// upgrade goes on).
+    package enum PageCursor: Equatable, Sendable {
+        case afterID(String)
+        case afterSequence(Int64)
+    }
+
+    /// Tokens are opaque to clients; inside, the id of the last operation the page returned and a tag of the
+    /// filter the page was listed with (`i<id>.<tag>`, the tag base 36), so a token is only good for the filter it
+    /// was made under (AIP-158: changing the filter between pages is INVALID_ARGUMENT). The id, not the store's
+    /// sequence number: that is global, so a token carrying it told any client how many operations the store
+    /// had taken, every principal's together (security review 30, I2); the id is one the client was just shown.
+    package static func makeToken(afterID id: String, filter: OperationFilter) -> String {
+        "i" + id + "." + filterTag(filter)
+    }
+
+    /// The token an earlier gateway made (`o<sequence>.<tag>`, base 36): still parsed (``parseToken(_:filter:)``),
+    /// no longer issued. For tests of that compatibility.
+    package static func legacyToken(afterSequence sequence: Int64, filter: OperationFilter) -> String {
         "o" + String(sequence, radix: 36) + "." + filterTag(filter)
     }
 
-    /// The sequence `token` continues after.
+    /// Where `token` continues.
     ///
     /// - Throws: `.invalidArgument` for a malformed token, or one made under another filter than `filter`.
-    package static func parseToken(_ token: String, filter: OperationFilter) throws(GatewayError) -> Int64 {
+    package static func parseToken(_ token: String, filter: OperationFilter) throws(GatewayError) -> PageCursor {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[1].isEmpty, parts[0].hasPrefix("o"),
-            let sequence = Int64(parts[0].dropFirst(), radix: 36),
-            sequence > 0
-        else {
+        guard parts.count == 2, !parts[1].isEmpty, let kind = parts[0].first else {
+            throw GatewayError(.invalidArgument, "invalid page_token")
+        }
+        let body = parts[0].dropFirst()
+        let cursor: PageCursor
+        switch kind {
+        case "i" where (1...64).contains(body.utf8.count) && body.utf8.allSatisfy(Self.isIDByte):
+            cursor = .afterID(String(body))
+        case "o":
+            guard let sequence = Int64(body, radix: 36), sequence > 0 else {
+                throw GatewayError(.invalidArgument, "invalid page_token")
+            }
+            cursor = .afterSequence(sequence)
+        default:
             throw GatewayError(.invalidArgument, "invalid page_token")
         }
         guard parts[1] == filterTag(filter) else {
@@ -189,7 +215,33 @@ package enum OperationPaging {
                 "page_token was made for another filter: keep the pipeline and state of the first page, "
                     + "or start again without a page_token")
         }
-        return sequence
+        return cursor
+    }
+
+    /// An operation id's bytes: ASCII letters and digits (``Operation/makeID()``'s alphabet and more), `-`, `_`.
+    private static func isIDByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
+        default: false
+        }
+    }
+
+    /// The operation id a page continues after, when `pageToken` names one (a valid token: `listQuery` parsed it).
+    /// A store whose page came back empty checks that this operation still exists: a token whose operation was
+    /// removed since (`purge`) would otherwise end the listing early and silently.
+    package static func cursorID(_ pageToken: String?) -> String? {
+        guard let pageToken, pageToken.hasPrefix("i"), let dot = pageToken.lastIndex(of: ".") else { return nil }
+        return String(pageToken[pageToken.index(after: pageToken.startIndex)..<dot])
+    }
+
+    /// The error for a token whose operation no longer exists (see `cursorID`).
+    package static func cursorGone() -> GatewayError {
+        GatewayError(
+            .invalidArgument,
+            "page_token is no longer valid: the operation it continues after was removed; "
+                + "list again from the first page")
     }
 
     /// A short tag of `filter` (32-bit FNV-1a of its pipeline and state, base 36): the same in every process,
@@ -230,21 +282,29 @@ package enum OperationPaging {
         if let key = try filter.validatedPipelineKey() { sql += " AND pipeline_key = \(bind(.text(key)))" }
         if let state = filter.state { sql += " AND state = \(bind(.text(state.rawValue)))" }
         if let deployment = filter.deployment { sql += " AND deployment = \(bind(.text(deployment)))" }
-        if let pageToken { sql += " AND seq < \(bind(.integer(try parseToken(pageToken, filter: filter))))" }
+        if let pageToken {
+            switch try parseToken(pageToken, filter: filter) {
+            case .afterID(let id):
+                // One lookup by the unique id (evaluated once, not per row).
+                sql += " AND seq < (SELECT seq FROM \(table) WHERE id = \(bind(.text(id))))"
+            case .afterSequence(let sequence):
+                sql += " AND seq < \(bind(.integer(sequence)))"
+            }
+        }
         return sql + " ORDER BY seq DESC LIMIT \(bind(.integer(Int64(pageSize + 1))))"
     }
 
     /// Splits the rows of a `listQuery` into the page and the token of the next one (nil on the last page),
-    /// made for `filter`.
+    /// made for `filter` after the page's last operation (`id` reads a row's operation id).
     package static func page<Row>(
         _ rows: [Row],
         pageSize: Int,
         filter: OperationFilter,
-        sequence: (Row) throws -> Int64
+        id: (Row) throws -> String
     ) rethrows -> (rows: [Row], nextPageToken: String?) {
         let page = Array(rows.prefix(pageSize))
         guard rows.count > pageSize, let last = page.last else { return (page, nil) }
-        return (page, makeToken(afterSequence: try sequence(last), filter: filter))
+        return (page, makeToken(afterID: try id(last), filter: filter))
     }
 }
 

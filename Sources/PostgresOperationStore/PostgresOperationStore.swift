@@ -375,7 +375,14 @@ package final class PostgresOperationStore: OperationStore {
         return try await bounded("list") { [self] in
             let rows = try await client.query(query, logger: logger).collect()
             let page = try OperationPaging.page(rows, pageSize: pageSize, filter: filter) {
-                try Self.operationRow($0).row.sequence
+                try Self.operationRow($0).row.id
+            }
+            if page.rows.isEmpty, let cursor = OperationPaging.cursorID(pageToken),
+                try await client.query(
+                    "SELECT 1 FROM \(unescaped: operations) WHERE id = \(cursor)", logger: logger
+                ).collect().isEmpty
+            {
+                throw OperationPaging.cursorGone()
             }
             return (try await makeOperations(page.rows), page.nextPageToken)
         }

@@ -511,7 +511,12 @@ package final class SQLiteOperationStore: OperationStore {
             let page = try OperationPaging.page(
                 try await query(sql, statementBinds), pageSize: pageSize, filter: filter
             ) {
-                try Self.operationRow($0).row.sequence
+                try Self.operationRow($0).row.id
+            }
+            if page.rows.isEmpty, let cursor = OperationPaging.cursorID(pageToken),
+                try await query("SELECT 1 FROM operations WHERE id = ?", [.text(cursor)]).isEmpty
+            {
+                throw OperationPaging.cursorGone()
             }
             return (try await makeOperations(page.rows), page.nextPageToken)
         }

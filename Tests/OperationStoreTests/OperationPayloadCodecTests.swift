@@ -197,15 +197,34 @@ struct OperationPayloadCodecTests {
 
     @Test(
         "page tokens round-trip and garbage is rejected",
-        arguments: ["", "o", "x12", "o-5", "o0", "ozzzzzzzzzzzzzzzzzzzzz", "o9ix", "o9ix.", "o9ix.a.b"])
+        arguments: [
+            "", "o", "x12", "o-5", "o0", "ozzzzzzzzzzzzzzzzzzzzz", "o9ix", "o9ix.", "o9ix.a.b", "i", "i.1", "iab",
+            "iab c.1", "ia'b.1", "i" + String(repeating: "A", count: 65) + ".1",
+        ])
     func pageTokens(garbage: String) throws {
         let filter = OperationFilter()
+        let id = Operation.makeID()
+        #expect(
+            try OperationPaging.parseToken(OperationPaging.makeToken(afterID: id, filter: filter), filter: filter)
+                == .afterID(id))
+        // What earlier gateways issued still continues where it was.
         #expect(
             try OperationPaging.parseToken(
-                OperationPaging.makeToken(afterSequence: 12345, filter: filter), filter: filter)
-                == 12345)
+                OperationPaging.legacyToken(afterSequence: 12345, filter: filter), filter: filter)
+                == .afterSequence(12345))
         let error = #expect(throws: GatewayError.self) { try OperationPaging.parseToken(garbage, filter: filter) }
-        #expect(error?.message == "invalid page_token")
+        #expect(error?.message == "invalid page_token", "\(garbage)")
+    }
+
+    @Test("a page token carries the page's last operation id and the filter's tag, not the store's sequence")
+    func pageTokenIsOpaque() throws {
+        let filter = OperationFilter(pipeline: "demo/echo")
+        let token = OperationPaging.makeToken(afterID: "0123456789ABCDEFGHJKMNPQRS", filter: filter)
+        let tag = try #require(token.split(separator: ".").last)
+        #expect(token == "i0123456789ABCDEFGHJKMNPQRS.\(tag)")
+        #expect(OperationPaging.cursorID(token) == "0123456789ABCDEFGHJKMNPQRS")
+        #expect(OperationPaging.cursorID(OperationPaging.legacyToken(afterSequence: 5, filter: filter)) == nil)
+        #expect(OperationPaging.cursorID(nil) == nil)
     }
 
     @Test("a page token is good only for the filter it was made under (AIP-158)")
@@ -216,10 +235,10 @@ struct OperationPayloadCodecTests {
             OperationFilter(pipeline: "demo/echo", state: .succeeded),
         ]
         for made in filters {
-            let token = OperationPaging.makeToken(afterSequence: 77, filter: made)
+            let token = OperationPaging.makeToken(afterID: "OP77", filter: made)
             for used in filters {
                 if used == made {
-                    #expect(try OperationPaging.parseToken(token, filter: used) == 77)
+                    #expect(try OperationPaging.parseToken(token, filter: used) == .afterID("OP77"))
                 } else {
                     let error = #expect(throws: GatewayError.self) {
                         try OperationPaging.parseToken(token, filter: used)

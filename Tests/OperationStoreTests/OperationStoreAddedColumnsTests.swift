@@ -96,9 +96,9 @@ struct OperationStoreAddedColumnsTests {
                     .operations.isEmpty)
             // A token made without a deployment filter is the same as before the filter existed.
             #expect(
-                OperationPaging.makeToken(afterSequence: 7, filter: OperationFilter(pipeline: "a/b"))
+                OperationPaging.makeToken(afterID: "OP7", filter: OperationFilter(pipeline: "a/b"))
                     == OperationPaging.makeToken(
-                        afterSequence: 7, filter: OperationFilter(pipeline: "a/b", deployment: nil)))
+                        afterID: "OP7", filter: OperationFilter(pipeline: "a/b", deployment: nil)))
         }
     }
 

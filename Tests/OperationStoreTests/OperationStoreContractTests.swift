@@ -852,6 +852,52 @@ struct OperationStoreContractTests {
     }
 
     @Test(
+        "a page token names the page's last operation, not the store's sequence; one whose operation was purged is refused; an earlier gateway's token still pages",
+        arguments: StoreKind.allCases)
+    func pageTokenCursor(kind: StoreKind) async throws {
+        try await StoreHarness.with(kind) { _, store in
+            var ids: [String] = []
+            for i in 0..<7 {
+                ids.append(
+                    try await store.enqueue(Fixtures.request(text: "\(i)"), idempotencyKey: nil).operation.id)
+            }
+            let first = try await store.list(filter: OperationFilter(), pageSize: 3, pageToken: nil)
+            #expect(first.operations.map(\.id) == Array(ids.reversed().prefix(3)))
+            let token = try #require(first.nextPageToken)
+            // Opaque to the client, and nothing in it but what the client was shown: the last id and the filter.
+            #expect(token == OperationPaging.makeToken(afterID: ids[4], filter: OperationFilter()))
+            let second = try await store.list(filter: OperationFilter(), pageSize: 3, pageToken: token)
+            #expect(second.operations.map(\.id) == [ids[3], ids[2], ids[1]])
+
+            // A token from a gateway before this one (a store sequence) still pages: one past every row lists
+            // from the newest.
+            let legacy = OperationPaging.legacyToken(afterSequence: 1 << 40, filter: OperationFilter())
+            let fromLegacy = try await store.list(filter: OperationFilter(), pageSize: 3, pageToken: legacy)
+            #expect(fromLegacy.operations.map(\.id) == first.operations.map(\.id))
+
+            // The operation a token continues after is purged: refused, not an empty last page that would end
+            // the client's listing early. Rows after it do not make it valid again.
+            _ = try await store.cancel(id: ids[4])
+            #expect(try await store.purge(finishedBefore: Date() + 3600) == 1)
+            let gone = await gatewayError {
+                _ = try await store.list(filter: OperationFilter(), pageSize: 3, pageToken: token)
+            }
+            #expect(gone?.code == .invalidArgument)
+            #expect(gone?.message.hasPrefix("page_token is no longer valid") == true)
+            // A valid token whose page is empty is not an error: the rows after it were purged, not its own.
+            let last = try await store.list(filter: OperationFilter(), pageSize: 5, pageToken: nil)
+            #expect(last.operations.count == 5)
+            let tail = try #require(last.nextPageToken)
+            for id in [ids[0]] {
+                _ = try await store.cancel(id: id)
+            }
+            #expect(try await store.purge(finishedBefore: Date() + 3600) == 1)
+            let empty = try await store.list(filter: OperationFilter(), pageSize: 5, pageToken: tail)
+            #expect(empty.operations.isEmpty && empty.nextPageToken == nil)
+        }
+    }
+
+    @Test(
         "list filters by pipeline and state and pages newest first without duplicates or gaps",
         arguments: StoreKind.allCases)
     func listAndPaging(kind: StoreKind) async throws {

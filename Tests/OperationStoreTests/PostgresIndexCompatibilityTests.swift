@@ -175,7 +175,7 @@ struct PostgresIndexCompatibilityTests {
             for state in OperationState.allCases {
                 for (pipeline, token) in [(nil, false), ("acme/echo", false), (nil, true), ("acme/echo", true)] {
                     let filter = OperationFilter(pipeline: pipeline, state: state)
-                    let pageToken = token ? OperationPaging.makeToken(afterSequence: 100_007, filter: filter) : nil
+                    let pageToken = token ? OperationPaging.makeToken(afterID: "op100007", filter: filter) : nil
                     var binds = PostgresBindings()
                     let sql = try OperationPaging.listQuery(
                         select: PostgresOperationStore.selectColumns, from: table, filter: filter, pageSize: 50,
