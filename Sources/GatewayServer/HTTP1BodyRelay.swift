@@ -102,18 +102,29 @@ final class HTTP1BodyRelay {
     private var fileBytesSeen = 0
     private var fileCarry: (count: Int, bytes: (UInt8, UInt8)) = (0, (0, 0))
     private var fileStorageAddress: UInt?
-    /// The encoded file's chunks, reused once the runner's connection has written them (a buffer is taken
-    /// again only when this pool holds its one reference). Fresh ~86 KiB buffers per 64 KiB read made malloc
-    /// hand back memory the kernel had taken back: ~1 800 page faults per 32 MiB file, a tenth of the
-    /// gateway's CPU per upload (perf, bench/README "Thirty-fourth session"). Sized for the queue's high water
-    /// plus the writes in flight; a chunk that needs more is allocated as before.
-    private var fileChunks = NIOPooledRecvBufferAllocator(
-        capacity: HTTP1BodyRelay.pooledFileChunks,
-        recvAllocator: FixedSizeRecvByteBufferAllocator(
-            capacity: Base64.encodedLength(HTTP1BodyRelay.fileChunkInputBytes)))
+    /// The encoded file's chunks of a read's size, reused once the runner's connection has written them (a
+    /// buffer is taken again only when this pool holds its one reference). Fresh ~86 KiB buffers per 64 KiB read
+    /// made malloc hand back memory the kernel had taken back: ~1 800 page faults per 32 MiB file, a tenth of
+    /// the gateway's CPU per upload (perf, bench/README "Thirty-fourth session"). Only chunks of at least
+    /// `pooledChunkMinimum` encoded bytes use it: its buffers are all of one capacity (128 KiB once NIO rounds
+    /// it up), and the back-pressure bound counts bytes queued, not capacity, so a client sending its file in
+    /// small segments to a slow runner must not make each of them hold one (a review's finding: 4-byte chunks
+    /// in 128 KiB buffers). Made at the first such chunk, let go when the file ends or the relay is given up.
+    private var fileChunks: NIOPooledRecvBufferAllocator?
     /// A read's worth of file bytes (NIO reads are up to 64 KiB) plus a held-back quantum.
     static let fileChunkInputBytes = (64 << 10) + 2
     static let pooledFileChunks = 16
+    /// The smallest chunk (encoded bytes) taken from `fileChunks`: at most 2.7× the chunk in a pooled buffer,
+    /// what a read of 36 KiB or more encodes to.
+    static let pooledChunkMinimum = 48 << 10
+    /// What a pooled buffer holds: a read's worth, encoded (NIO rounds the allocation up to 128 KiB).
+    static let pooledChunkCapacity = Base64.encodedLength(fileChunkInputBytes)
+
+    /// Whether a file chunk of `encodedBytes` takes a buffer from `fileChunks` (one of a read's size: from
+    /// `pooledChunkMinimum` to `pooledChunkCapacity`); any other gets a buffer of its own size.
+    static func takesPooledBuffer(encodedBytes: Int) -> Bool {
+        encodedBytes >= pooledChunkMinimum && encodedBytes <= pooledChunkCapacity
+    }
     /// JSON: the body offset up to which the blob's base64 (from its start) was relayed and found in the
     /// standard alphabet (`forward`).
     private var checkedUpTo = 0
@@ -345,6 +356,7 @@ final class HTTP1BodyRelay {
         // Cancelled first: the connection's close is then the caller's doing, not the endpoint's failure.
         relaying.cancellation.cancel()
         relaying.body.fail()
+        fileChunks = nil
     }
 }
 
@@ -379,28 +391,45 @@ extension HTTP1BodyRelay: MultipartFileObserver {
             }
             return
         }
-        let (chunk, _) = fileChunks.buffer(allocator: channel.allocator) { chunk in
-            var input = bytes
-            if fileCarry.count > 0 {
-                // Complete the held-back quantum first.
-                let need = 3 - fileCarry.count
-                let quantum: [UInt8] =
-                    fileCarry.count == 1
-                    ? [fileCarry.bytes.0, input[0], input[1]] : [fileCarry.bytes.0, fileCarry.bytes.1, input[0]]
-                quantum.withUnsafeBytes { Base64.encode($0, into: &chunk) }
-                input = UnsafeRawBufferPointer(rebasing: input[need...])
-                fileCarry.count = 0
+        let encoded = Base64.encodedLength(fileCarry.count + bytes.count)
+        let chunk: ByteBuffer
+        if Self.takesPooledBuffer(encodedBytes: encoded) {
+            if fileChunks == nil {
+                fileChunks = NIOPooledRecvBufferAllocator(
+                    capacity: Self.pooledFileChunks,
+                    recvAllocator: FixedSizeRecvByteBufferAllocator(capacity: Self.pooledChunkCapacity))
             }
-            let whole = input.count / 3 * 3
-            Base64.encode(UnsafeRawBufferPointer(rebasing: input[..<whole]), into: &chunk)
-            switch input.count - whole {
-            case 1: fileCarry = (1, (input[whole], 0))
-            case 2: fileCarry = (2, (input[whole], input[whole + 1]))
-            default: break
-            }
+            chunk = fileChunks!.buffer(allocator: channel.allocator) { encodeFileBytes(bytes, into: &$0) }.0
+        } else {
+            var exact = channel.allocator.buffer(capacity: encoded)
+            encodeFileBytes(bytes, into: &exact)
+            chunk = exact
         }
         relaying.body.append(chunk)
         holdIfBehind(relaying.body)
+    }
+
+    /// Appends the base64 of the held-back bytes and `bytes` to `chunk`, holding back the last 0–2 bytes that do
+    /// not make a whole quantum. Precondition: held-back and new bytes are three or more together.
+    private func encodeFileBytes(_ bytes: UnsafeRawBufferPointer, into chunk: inout ByteBuffer) {
+        var input = bytes
+        if fileCarry.count > 0 {
+            // Complete the held-back quantum first.
+            let need = 3 - fileCarry.count
+            let quantum: [UInt8] =
+                fileCarry.count == 1
+                ? [fileCarry.bytes.0, input[0], input[1]] : [fileCarry.bytes.0, fileCarry.bytes.1, input[0]]
+            quantum.withUnsafeBytes { Base64.encode($0, into: &chunk) }
+            input = UnsafeRawBufferPointer(rebasing: input[need...])
+            fileCarry.count = 0
+        }
+        let whole = input.count / 3 * 3
+        Base64.encode(UnsafeRawBufferPointer(rebasing: input[..<whole]), into: &chunk)
+        switch input.count - whole {
+        case 1: fileCarry = (1, (input[whole], 0))
+        case 2: fileCarry = (2, (input[whole], input[whole + 1]))
+        default: break
+        }
     }
 
     func fileEnded(_ body: ByteBuffer) {
@@ -416,6 +445,7 @@ extension HTTP1BodyRelay: MultipartFileObserver {
             relaying.body.append(chunk)
         }
         fileStorageAddress = body.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        fileChunks = nil
     }
 }
 

@@ -2,6 +2,10 @@ import SeededRandom
 import Testing
 import WireCodecs
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite("MultipartDelimiterSearch")
 struct MultipartDelimiterSearchTests {
     /// What the search must answer, the slow way: every offset compared whole.
@@ -18,9 +22,23 @@ struct MultipartDelimiterSearchTests {
         }
     }
 
+    /// `bytes` copied to the end of a page whose next page is unreadable: a load past the chunk's end faults
+    /// (an array's storage usually has spare capacity after its last byte, which would hide one).
+    static func withGuardPage<R>(_ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let span = (bytes.count + page - 1) / page * page + page
+        let mapped = mmap(nil, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+        precondition(mapped != MAP_FAILED)
+        defer { munmap(mapped, span) }
+        precondition(mprotect(mapped + (span - page), page, PROT_NONE) == 0)
+        let start = mapped + (span - page - bytes.count)
+        bytes.withUnsafeBytes { start.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(start), byteCount: $0.count) }
+        return body(UnsafeRawBufferPointer(start: start, count: bytes.count))
+    }
+
     static func check(_ bytes: [UInt8], _ delimiter: [UInt8], from: Int) {
         let search = MultipartDelimiterSearch(delimiter: delimiter)
-        bytes.withUnsafeBytes { raw in
+        withGuardPage(bytes) { raw in
             #expect(search.firstMatch(in: raw, from: from) == naiveFirst(bytes, delimiter, from: from))
             if naiveFirst(bytes, delimiter, from: from) == nil {
                 #expect(search.partialMatchAtEnd(in: raw, from: from) == naivePartial(bytes, delimiter, from: from))
