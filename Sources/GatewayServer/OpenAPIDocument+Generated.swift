@@ -1378,7 +1378,7 @@ let openAPIDocumentJSON = #####"""
           {
             "name": "page_token",
             "in": "query",
-            "description": "`nextPageToken` of the previous page (opaque; anything else is 400). Also `pageToken`.",
+            "description": "`nextPageToken` of the previous page (opaque: it names the last operation of that page; anything else, or a token whose operation was purged since, is 400). Also `pageToken`.",
             "schema": {
               "type": "string"
             }
