@@ -15,8 +15,9 @@
 /// never touches the table (branch hotpath; without it the stream row cost ~200 instructions more per event).
 ///
 /// The table: linear probing at a load of at most 1/2, removal by backward shift (no tombstones: a long-lived
-/// connection's churn never degrades its probes), one array of entries. Past 64 slots it shrinks by half when it
-/// falls under 1/8 full, so a burst of streams does not leave a large table for the progress timer's walks.
+/// connection's churn never degrades its probes), one array of entries. Past 256 slots it shrinks by half when
+/// it falls under 1/16 full (growth is at 1/2: between them, concurrency can move 8× without a rebuild), so a
+/// burst of streams does not leave a large table for the progress timer's walks.
 ///
 /// Generic in its value, so internal: other modules use ``HTTP2StreamObjectTable``, which is not (a generic type
 /// of this module is not specialised in another: its unspecialised lookups, with their generic-metadata
@@ -32,11 +33,13 @@ struct HTTP2StreamTable<Value> {
     static var emptyKey: Int32 { -1 }
     /// The first allocation's slot count: 8 stored streams before the first growth.
     private static var initialCapacity: Int { 16 }
-    /// The smallest table a removal shrinks to: 64 slots (1 KiB for object values) hold 32 streams, more than a
-    /// client usually keeps in flight per connection (h2load -m10; grpc-go's 100 only under load), so a
-    /// connection whose concurrency moves between 3 and 20 streams never reallocates; shrinking is for after a
-    /// burst of hundreds.
-    private static var shrinkFloor: Int { 64 }
+    /// The smallest table a removal shrinks to: 256 slots (4 KiB for object values) hold 128 streams, more than
+    /// a client usually keeps in flight per connection (h2load -m10; grpc-go's 100 only under load) and what a
+    /// backend connection carrying many clients' calls moves through (80 in flight in bench/callgrind's
+    /// `--clients 8 --max-streams 10`: with a floor of 64 it was rebuilt at 128 and 256 slots in turn, 0.08 times
+    /// per call at ~8 500 instructions a rebuild, thirty-fourth session); shrinking is for after a burst of
+    /// hundreds. A table grows from 16 slots, so a connection that never passes 128 streams never gets here.
+    private static var shrinkFloor: Int { 256 }
 
     /// The entry added last (nil when there is none, or it was removed); its key is not in ``entries``.
     private var newest: (id: Int32, value: Value)?
@@ -176,7 +179,7 @@ struct HTTP2StreamTable<Value> {
             }
             return removed
         }
-        if self.entries.count > Self.shrinkFloor, self.storedCount &* 8 < self.entries.count {
+        if self.entries.count > Self.shrinkFloor, self.storedCount &* 16 < self.entries.count {
             self.resize(to: self.entries.count / 2)
         }
         return removed

@@ -146,7 +146,7 @@ struct StreamTableTests {
 
     /// A connection's life: a window of concurrent streams moving over thousands of ids while one stream stays
     /// open throughout, as a long server stream beside unary calls does. The table neither loses an entry nor
-    /// grows past what the window needs, and shrinks again after a burst, but not below 64 slots: concurrency that
+    /// grows past what the window needs, and shrinks again after a burst, but not below 256 slots: concurrency that
     /// moves between a few and a few tens of streams must not reallocate the table each time.
     @Test("a moving window beside a long-lived stream, then a burst and its end")
     func movingWindowAndBurst() {
@@ -182,11 +182,34 @@ struct StreamTableTests {
         for id in burst { #expect((table[HTTP2StreamID(id)] as? Box)?.n == Int(id)) }
         for id in burst { table[HTTP2StreamID(id)] = nil }
         #expect(table.count == 7)
-        #expect(table.slotCount == 64)  // shrunk to the floor, no further: see below
+        #expect(table.slotCount == 256)  // shrunk to the floor, no further: see below
         #expect(table[HTTP2StreamID(1)] === longLived)
         for id in open { #expect((table[HTTP2StreamID(id)] as? Box)?.n == Int(id)) }
         for id in open { table[HTTP2StreamID(id)] = nil }
         #expect(table.count == 1)
-        #expect(table.slotCount == 64)
+        #expect(table.slotCount == 256)
+    }
+
+    /// Concurrency that moves between a few and eighty streams, as a backend connection's does with the calls of
+    /// many clients on it: once grown to 256 slots, the table stays there (with a floor of 64 and 1/8 full for
+    /// shrinking it was rebuilt at 128 and 256 slots in turn, twice a cycle).
+    @Test("streams moving between 5 and 80 do not rebuild the table each time")
+    func oscillatingConcurrency() {
+        var table = HTTP2StreamObjectTable()
+        var open: [Int32] = []
+        var next: Int32 = 1
+        var slotCounts: Set<Int> = []
+        for cycle in 0..<50 {
+            while open.count < 80 {
+                table[HTTP2StreamID(next)] = Box(Int(next))
+                open.append(next)
+                next += 2
+            }
+            if cycle > 0 { slotCounts.insert(table.slotCount) }
+            while open.count > 5 { table[HTTP2StreamID(open.removeFirst())] = nil }
+            slotCounts.insert(table.slotCount)
+        }
+        #expect(slotCounts == [256])
+        for id in open { #expect((table[HTTP2StreamID(id)] as? Box)?.n == Int(id)) }
     }
 }
